@@ -1,0 +1,115 @@
+"""doit tasks for ngixi-build. Only declarations: the work is in ngixi_build.stages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from doit.tools import config_changed, run_once
+
+from ngixi_build import stages
+from ngixi_build.cli import project_or_exit
+from ngixi_build.reporter import ProgressReporter
+from ngixi_build.toolchain import PIN_FILES, toolchain_for
+
+PROJECT = project_or_exit(Path(__file__).parent)
+GUESTS = PROJECT.guest_names()
+TRIPLES = [t.triple for t in PROJECT.targets()]
+TOOLCHAIN = toolchain_for(PROJECT.state_dir)
+
+DOIT_CONFIG = {
+    "default_tasks": ["build"],
+    "reporter": ProgressReporter,
+    "dep_file": str(PROJECT.state_dir / "doit.db"),
+    "backend": "sqlite3",
+}
+
+Task = dict[str, Any]
+
+
+def task_toolchain() -> Task:
+    """Install the pinned Node.js/AssemblyScript toolchain (nodeenv + npm ci)."""
+    return {
+        "actions": [stages.as_action(stages.install_toolchain, project=PROJECT)],
+        "targets": [str(TOOLCHAIN.root / ".complete")],
+        "uptodate": [config_changed({"pins": TOOLCHAIN.root.name, "files": list(PIN_FILES)})],
+    }
+
+
+def task_devkey() -> Task:
+    """Create the development signing key and its trust file on first use."""
+    return {
+        "actions": [stages.as_action(stages.make_dev_key, project=PROJECT)],
+        "targets": [str(PROJECT.keys_dir / "dev.pub")],
+        "uptodate": [run_once],
+    }
+
+
+def task_compile() -> Any:
+    """Compile each guest's AssemblyScript to artifacts/wasm/<guest>.wasm."""
+    for guest in GUESTS:
+        fields = stages.lenient_guest_fields(PROJECT, guest)
+        yield {
+            "name": guest,
+            "actions": [stages.as_action(stages.compile_guest, project=PROJECT, guest=guest)],
+            "file_dep": [str(p) for p in PROJECT.guest_sources(guest)] + [str(TOOLCHAIN.root / ".complete")],
+            "targets": [str(PROJECT.wasm_path(guest))],
+            "uptodate": [config_changed({"kind": fields["kind"], "memory_pages": fields["memory_pages"]})],
+            "clean": True,
+        }
+
+
+def task_validate() -> Any:
+    """Check each manifest, and the .wasm against it (imports granted, exports declared)."""
+    for guest in GUESTS:
+        yield {
+            "name": guest,
+            "actions": [stages.as_action(stages.validate, project=PROJECT, guest=guest)],
+            "file_dep": [
+                *stages.existing([PROJECT.manifest_path(guest)]),
+                str(PROJECT.wasm_path(guest)),
+            ],
+            "targets": [str(PROJECT.validated_path(guest))],
+            "clean": True,
+        }
+
+
+def task_precompile() -> Any:
+    """Precompile Wasmer/Cranelift AOT artifacts for each guest and target triple."""
+    for guest in GUESTS:
+        for triple in TRIPLES:
+            artifact = PROJECT.artifact_path(guest, triple)
+            yield {
+                "name": f"{guest}@{triple}",
+                "actions": [stages.as_action(stages.precompile, project=PROJECT, guest=guest, triple=triple)],
+                "file_dep": [str(PROJECT.wasm_path(guest))],
+                "targets": [str(artifact), str(artifact.with_suffix(".json"))],
+                "clean": True,
+            }
+
+
+def task_bundle() -> Any:
+    """Package each guest into a signed bundle, artifacts/bundles/<guest>-<version>.ngx."""
+    for guest in GUESTS:
+        version = stages.lenient_guest_fields(PROJECT, guest)["version"]
+        artifacts = [PROJECT.artifact_path(guest, t) for t in TRIPLES]
+        yield {
+            "name": guest,
+            "actions": [stages.as_action(stages.bundle, project=PROJECT, guest=guest, triples=TRIPLES)],
+            "file_dep": [
+                str(PROJECT.validated_path(guest)),
+                *stages.existing([PROJECT.manifest_path(guest)]),
+                str(PROJECT.wasm_path(guest)),
+                str(PROJECT.keys_dir / "dev.pub"),
+                *(str(a) for a in artifacts),
+                *(str(a.with_suffix(".json")) for a in artifacts),
+            ],
+            "targets": [str(PROJECT.bundle_path(guest, version))],
+            "uptodate": [config_changed({"sequence": PROJECT.source_epoch(), "channel": "dev"})],
+            "clean": True,
+        }
+
+
+def task_build() -> Task:
+    """Build every guest: compile, validate, precompile and bundle (the default)."""
+    return {"actions": None, "task_dep": ["bundle"]}

@@ -1,0 +1,115 @@
+"""Writes signed, byte-reproducible bundles (see docs/bundle-format.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import tarfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from .runtime.bundle_format import (
+    FORMAT_VERSION,
+    INDEX_NAME,
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    WASM_NAME,
+    ArtifactMeta,
+    BundleIndex,
+    Channel,
+    Member,
+    MemberKind,
+    artifact_path,
+    trusted_comment,
+)
+from .runtime.errors import NgixiError
+from .runtime.fsutil import atomic_output
+from .signing import SigningKey, sign
+
+
+@dataclass(frozen=True)
+class ArtifactInput:
+    path: Path
+    meta: ArtifactMeta
+
+
+def _member(path: str, kind: MemberKind, data: bytes, artifact: ArtifactMeta | None = None) -> Member:
+    return Member(path, kind, len(data), hashlib.sha256(data).hexdigest(), artifact)
+
+
+def render_index(index: BundleIndex) -> bytes:
+    def member_table(member: Member) -> dict[str, Any]:
+        table: dict[str, Any] = {
+            "path": member.path,
+            "kind": member.kind,
+            "size": member.size,
+            "sha256": member.sha256,
+        }
+        if member.artifact is not None:
+            table["artifact"] = {
+                **dataclasses.asdict(member.artifact),
+                "cpu_features": list(member.artifact.cpu_features),
+            }
+        return table
+
+    document = {
+        "format": index.format,
+        "guest": index.guest,
+        "version": index.version,
+        "channel": index.channel,
+        "sequence": index.sequence,
+        "members": [member_table(m) for m in index.members],
+    }
+    return tomli_w.dumps(document).encode()
+
+
+def _tar_entry(tar: tarfile.TarFile, name: str, data: bytes, mtime: int) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), mtime, 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    tar.addfile(info, io.BytesIO(data))
+
+
+def write_bundle(
+    *,
+    guest: str,
+    version: str,
+    manifest_path: Path,
+    wasm_path: Path,
+    artifacts: Sequence[ArtifactInput],
+    key: SigningKey,
+    channel: Channel,
+    sequence: int,
+    out_path: Path,
+) -> BundleIndex:
+    """Writes the bundle atomically; the same inputs always give the same bytes."""
+    payload = {MANIFEST_NAME: manifest_path.read_bytes(), WASM_NAME: wasm_path.read_bytes()}
+    members = [
+        _member(MANIFEST_NAME, "manifest", payload[MANIFEST_NAME]),
+        _member(WASM_NAME, "wasm", payload[WASM_NAME]),
+    ]
+    wasm_sha256 = members[1].sha256
+    for artifact in sorted(artifacts, key=lambda a: a.meta.triple):
+        if artifact.meta.wasm_sha256 != wasm_sha256:
+            raise NgixiError(f"{artifact.path}: built from another {wasm_path.name}; rebuild the artifact")
+        name = artifact_path(artifact.meta.triple)
+        payload[name] = artifact.path.read_bytes()
+        members.append(_member(name, "artifact", payload[name], artifact.meta))
+    index = BundleIndex(FORMAT_VERSION, guest, version, channel, sequence, tuple(members))
+    index_bytes = render_index(index)
+    signature = sign(index_bytes, key, trusted_comment=trusted_comment(index))
+    with (
+        atomic_output(out_path) as stream,
+        tarfile.open(fileobj=stream, mode="w", format=tarfile.USTAR_FORMAT) as tar,
+    ):
+        _tar_entry(tar, INDEX_NAME, index_bytes, sequence)
+        _tar_entry(tar, SIGNATURE_NAME, signature, sequence)
+        for member in members:
+            _tar_entry(tar, member.path, payload[member.path], sequence)
+    return index

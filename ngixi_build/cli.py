@@ -1,0 +1,224 @@
+"""The `ngixi` command: run, verify, inspect, validate, keygen, doctor."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from .project import Project, find_project
+from .runtime.errors import InvalidInput, NgixiError
+
+if TYPE_CHECKING:
+    from .runtime.bundle_reader import VerifiedBundle
+
+log = logging.getLogger("ngixi")
+TRUST_VARIABLE = "NGIXI_TRUST"
+
+
+def fail(error: NgixiError) -> NoReturn:
+    print(f"ngixi: error: {error}", file=sys.stderr)
+    sys.exit(error.exit_code)
+
+
+def project_or_exit(root: Path) -> Project:
+    """The project at `root` with its configuration checked; a bad one exits with the message."""
+    project = Project(root)
+    try:
+        project.targets()
+        project.state_dir.mkdir(exist_ok=True)
+    except NgixiError as error:
+        fail(error)
+    return project
+
+
+def resolve_trust(explicit: Path | None, bundle: Path) -> Path:
+    """--trust, else $NGIXI_TRUST, else the dev trust file of the project around the bundle or cwd."""
+    if explicit is not None:
+        return explicit
+    if os.environ.get(TRUST_VARIABLE):
+        return Path(os.environ[TRUST_VARIABLE])
+    for start in (bundle.resolve().parent, Path.cwd()):
+        try:
+            trust = find_project(start).dev_trust_file
+        except InvalidInput:
+            continue
+        if trust.exists():
+            return trust
+    raise InvalidInput(f"no trust file: pass --trust FILE or set {TRUST_VARIABLE}")
+
+
+def _print_log(line: object) -> None:
+    print(f"{line.level}: {line.message}", file=sys.stderr)  # type: ignore[attr-defined]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runtime.bundle_reader import read_bundle
+    from .runtime.loader import open_guest, parse_arguments
+    from .runtime.verify import load_trust
+
+    bundle = read_bundle(args.bundle, load_trust(resolve_trust(args.trust, args.bundle)))
+    guest = open_guest(bundle, args=args.args if args.export is None else (), on_log=_print_log)
+    log.debug("%s: %s", guest.manifest.guest.name, guest.origin)
+    if args.export is None:
+        code = guest.run_command()
+        sys.stdout.buffer.write(guest.output.stdout)
+        sys.stderr.buffer.write(guest.output.stderr)
+        return code
+    declared = guest.manifest.export(args.export)
+    if declared is None:
+        names = ", ".join(e.name for e in guest.manifest.exports) or "none"
+        raise InvalidInput(f"{args.bundle}: no export {args.export!r}; the manifest declares: {names}")
+    results = guest.call(args.export, parse_arguments(declared, args.args, guest=guest.manifest.guest.name))
+    if results:
+        print(" ".join(str(r) for r in results))
+    return 0
+
+
+def _summary(bundle: VerifiedBundle) -> str:
+    index = bundle.index
+    return (
+        f"{index.guest} {index.version} ({index.channel}, sequence {index.sequence}), signed by {bundle.signer.key_id}"
+    )
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .runtime.bundle_reader import read_bundle
+    from .runtime.verify import load_trust
+
+    bundle = read_bundle(args.bundle, load_trust(resolve_trust(args.trust, args.bundle)))
+    print(f"ok: {_summary(bundle)}")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .runtime.bundle_reader import read_bundle
+    from .runtime.verify import load_trust
+
+    bundle = read_bundle(args.bundle, load_trust(resolve_trust(args.trust, args.bundle)))
+    index = bundle.index
+    if args.json:
+        members = [
+            {
+                "path": m.path,
+                "kind": m.kind,
+                "size": m.size,
+                "sha256": m.sha256,
+                **(
+                    {
+                        "artifact": {
+                            **vars(m.artifact),
+                            "cpu_features": list(m.artifact.cpu_features),
+                        }
+                    }
+                    if m.artifact
+                    else {}
+                ),
+            }
+            for m in index.members
+        ]
+        document = {
+            "guest": index.guest,
+            "version": index.version,
+            "channel": index.channel,
+            "sequence": index.sequence,
+            "signer": bundle.signer.key_id,
+            "members": members,
+        }
+        print(json.dumps(document, indent=2))
+        return 0
+    print(_summary(bundle))
+    for m in index.members:
+        meta = m.artifact
+        detail = (
+            f"  {meta.engine} {meta.engine_version} {meta.compiler} cpu={','.join(meta.cpu_features) or '-'}"
+            if meta
+            else ""
+        )
+        print(f"  {m.path:<45} {m.size:>10}  {m.sha256[:16]}{detail}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .validate import validate
+
+    manifest = validate(manifest_path=args.manifest, wasm_path=args.wasm)
+    checked = f" and {args.wasm}" if args.wasm else ""
+    print(f"ok: {args.manifest}{checked} ({manifest.guest.name} {manifest.guest.version})")
+    return 0
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from .signing import generate_key_pair
+
+    key = generate_key_pair(secret_path=args.secret, public_path=args.public, comment=args.comment)
+    print(f"key {key.key_id}: secret {args.secret} (mode 0600), public {args.public}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import diagnose
+
+    findings = diagnose(Path.cwd())
+    for finding in findings:
+        print(f"{'ok ' if finding.ok else 'MISSING'} {finding.what}: {finding.detail}")
+    return 0 if all(f.ok for f in findings) else 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ngixi", description="Build, verify and run Ngixi WebAssembly guests.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    run = add("run", cmd_run, "verify a bundle and call an export (or run a command guest)")
+    run.add_argument("bundle", type=Path)
+    run.add_argument("export", nargs="?", help="the export to call; omit for a command guest")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="arguments, converted to the declared types")
+    for name, handler, text in (
+        ("verify", cmd_verify, "verify a bundle's signature and every member"),
+        ("inspect", cmd_inspect, "show a verified bundle's members and artifacts"),
+    ):
+        sub = add(name, handler, text)
+        sub.add_argument("bundle", type=Path)
+    for sub in (run, commands.choices["verify"], commands.choices["inspect"]):
+        sub.add_argument(
+            "--trust",
+            type=Path,
+            help=f"trust file (default: ${TRUST_VARIABLE}, else the project's dev trust)",
+        )
+    commands.choices["inspect"].add_argument("--json", action="store_true", help="print JSON")
+    validate = add("validate", cmd_validate, "check a manifest, and a .wasm against it")
+    validate.add_argument("manifest", type=Path)
+    validate.add_argument("--wasm", type=Path)
+    keygen = add("keygen", cmd_keygen, "write a new minisign key pair")
+    keygen.add_argument("--secret", type=Path, required=True, help="secret key path (written with mode 0600)")
+    keygen.add_argument("--public", type=Path, required=True, help="public key path")
+    keygen.add_argument("--comment", default="ngixi signing key")
+    add("doctor", cmd_doctor, "say what this machine lacks to build and run guests")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    try:
+        code: int = args.handler(args)
+    except NgixiError as error:
+        fail(error)
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Where a project's inputs, outputs and state live, and its configuration."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import tomli
+
+from .runtime.bundle_format import BUNDLE_SUFFIX
+from .runtime.errors import InvalidInput
+from .runtime.targets import DEFAULT_TARGETS, Target, resolve_target
+
+GUEST_ENTRY = Path("assembly/index.ts")
+_CONFIG_KEYS = ("targets",)
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".ngixi"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def guests_dir(self) -> Path:
+        return self.root / "guests"
+
+    @property
+    def manifests_dir(self) -> Path:
+        return self.root / "manifests"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.state_dir / "keys"
+
+    @property
+    def dev_trust_file(self) -> Path:
+        return self.state_dir / "trust.toml"
+
+    def guest_names(self) -> list[str]:
+        """Every directory under guests/ with an assembly/index.ts entry."""
+        if not self.guests_dir.is_dir():
+            return []
+        return sorted(d.name for d in self.guests_dir.iterdir() if (d / GUEST_ENTRY).is_file())
+
+    def guest_sources(self, guest: str) -> list[Path]:
+        """The files a guest's compile depends on (sources and any asconfig)."""
+        directory = self.guests_dir / guest
+        return sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+    def manifest_path(self, guest: str) -> Path:
+        return self.manifests_dir / f"{guest}.toml"
+
+    def wasm_path(self, guest: str) -> Path:
+        return self.artifacts_dir / "wasm" / f"{guest}.wasm"
+
+    def validated_path(self, guest: str) -> Path:
+        return self.artifacts_dir / "validated" / f"{guest}.json"
+
+    def artifact_path(self, guest: str, triple: str) -> Path:
+        return self.artifacts_dir / "aot" / guest / f"{triple}.wasmer"
+
+    def bundle_path(self, guest: str, version: str) -> Path:
+        return self.artifacts_dir / "bundles" / f"{guest}-{version}{BUNDLE_SUFFIX}"
+
+    @cached_property
+    def config(self) -> dict[str, object]:
+        """`[tool.ngixi]` from pyproject.toml (empty when absent)."""
+        path = self.root / "pyproject.toml"
+        if not path.exists():
+            return {}
+        try:
+            table = tomli.loads(path.read_text(encoding="utf-8")).get("tool", {}).get("ngixi", {})
+        except tomli.TOMLDecodeError as error:
+            raise InvalidInput(f"{path}: not valid TOML: {error}") from None
+        unknown = sorted(set(table) - set(_CONFIG_KEYS))
+        if unknown:
+            raise InvalidInput(f"{path}: tool.ngixi.{unknown[0]}: unknown key; allowed: {', '.join(_CONFIG_KEYS)}")
+        return dict(table)
+
+    def targets(self) -> tuple[Target, ...]:
+        """The configured target triples, each with its CPU-feature baseline."""
+        source = f"{self.root / 'pyproject.toml'}: tool.ngixi.targets"
+        names = self.config.get("targets", list(DEFAULT_TARGETS))
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise InvalidInput(f"{source}: must be an array of target triples")
+        return tuple(resolve_target(n, source=f"{source}[{i}]") for i, n in enumerate(names))
+
+    def source_epoch(self) -> int:
+        """The build's timestamp: SOURCE_DATE_EPOCH, else the last commit's time, else 0."""
+        if "SOURCE_DATE_EPOCH" in os.environ:
+            value = os.environ["SOURCE_DATE_EPOCH"]
+            if not value.isdigit():
+                raise InvalidInput(f"SOURCE_DATE_EPOCH: {value!r} must be a whole number of seconds")
+            return int(value)
+        try:
+            result = subprocess.run(
+                ["git", "log", "-1", "--format=%ct"],
+                cwd=self.root,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        except FileNotFoundError:
+            return 0
+        return int(result.stdout.strip()) if result.returncode == 0 and result.stdout.strip() else 0
+
+
+def find_project(start: Path) -> Project:
+    """The nearest directory at or above `start` with guests/ or manifests/ and a pyproject.toml."""
+    for directory in (start.resolve(), *start.resolve().parents):
+        if (directory / "pyproject.toml").exists() and (directory / "manifests").is_dir():
+            return Project(directory)
+    raise InvalidInput(f"{start}: not inside an ngixi project (no pyproject.toml with a manifests/ directory)")

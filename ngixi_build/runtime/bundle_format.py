@@ -1,0 +1,181 @@
+"""The bundle index (`bundle.toml`): its records, its strict parser and the fixed names.
+
+docs/bundle-format.md describes the format; the writer lives on the build side.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+import tomli
+
+from .errors import VerificationError
+
+FORMAT_VERSION = 1
+INDEX_NAME = "bundle.toml"
+SIGNATURE_NAME = "bundle.toml.minisig"
+MANIFEST_NAME = "manifest.toml"
+WASM_NAME = "guest.wasm"
+ARTIFACT_DIR = "aot"
+BUNDLE_SUFFIX = ".ngx"
+
+MAX_INDEX_BYTES = 64 * 1024
+MAX_SIGNATURE_BYTES = 4 * 1024
+MAX_MEMBER_BYTES = 256 * 1024 * 1024
+MAX_BUNDLE_BYTES = 1024 * 1024 * 1024
+
+Channel = Literal["dev", "release"]
+CHANNELS: tuple[Channel, ...] = ("dev", "release")
+MemberKind = Literal["manifest", "wasm", "artifact"]
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_ARTIFACT_PATH = re.compile(r"^aot/[a-z0-9_]+(-[a-z0-9_.]+){1,3}\.wasmer$")
+
+
+@dataclass(frozen=True)
+class ArtifactMeta:
+    engine: str
+    engine_version: str
+    binding_version: str
+    compiler: str
+    triple: str
+    cpu_features: tuple[str, ...]
+    wasm_sha256: str
+
+
+@dataclass(frozen=True)
+class Member:
+    path: str
+    kind: MemberKind
+    size: int
+    sha256: str
+    artifact: ArtifactMeta | None = None
+
+
+@dataclass(frozen=True)
+class BundleIndex:
+    format: int
+    guest: str
+    version: str
+    channel: Channel
+    sequence: int
+    members: tuple[Member, ...]
+
+    def member(self, kind: MemberKind) -> Member:
+        return next(m for m in self.members if m.kind == kind)
+
+    @property
+    def artifacts(self) -> tuple[Member, ...]:
+        return tuple(m for m in self.members if m.kind == "artifact")
+
+
+def trusted_comment(index: BundleIndex) -> str:
+    """The signature's trusted comment: it repeats what the signer vouches for."""
+    return f"ngixi-bundle guest={index.guest} version={index.version} channel={index.channel} sequence={index.sequence}"
+
+
+def artifact_path(triple: str) -> str:
+    return f"{ARTIFACT_DIR}/{triple}.wasmer"
+
+
+class _Strict:
+    """Typed reads from untrusted TOML; any deviation is a VerificationError naming the field."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, field: str, message: str) -> VerificationError:
+        return VerificationError(f"{self.source}: {INDEX_NAME}: {field}: {message}")
+
+    def get(self, table: Mapping[str, Any], key: str, kind: type, field: str) -> Any:
+        value = table.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
+            raise self.fail(field, f"missing or not {kind.__name__}")
+        return value
+
+    def keys(self, table: Mapping[str, Any], allowed: set[str], field: str) -> None:
+        extra = set(table) - allowed
+        if extra:
+            raise self.fail(field, f"unexpected keys {sorted(extra)}")
+
+
+def _parse_artifact(raw: Mapping[str, Any], field: str, strict: _Strict) -> ArtifactMeta:
+    strict.keys(raw, set(ArtifactMeta.__dataclass_fields__), field)
+    features = strict.get(raw, "cpu_features", list, f"{field}.cpu_features")
+    if not all(isinstance(f, str) for f in features):
+        raise strict.fail(f"{field}.cpu_features", "must be strings")
+    meta = ArtifactMeta(
+        **{
+            k: strict.get(raw, k, str, f"{field}.{k}") for k in ArtifactMeta.__dataclass_fields__ if k != "cpu_features"
+        },
+        cpu_features=tuple(features),
+    )
+    if not _SHA256.match(meta.wasm_sha256):
+        raise strict.fail(f"{field}.wasm_sha256", "is not a sha256 hex digest")
+    return meta
+
+
+def _parse_member(raw: object, field: str, strict: _Strict) -> Member:
+    if not isinstance(raw, dict):
+        raise strict.fail(field, "must be a table")
+    strict.keys(raw, {"path", "kind", "size", "sha256", "artifact"}, field)
+    kind = strict.get(raw, "kind", str, f"{field}.kind")
+    path = strict.get(raw, "path", str, f"{field}.path")
+    expected_path = {"manifest": MANIFEST_NAME, "wasm": WASM_NAME}.get(kind)
+    if kind == "artifact":
+        if not _ARTIFACT_PATH.match(path):
+            raise strict.fail(f"{field}.path", f"{path!r} is not aot/<triple>.wasmer")
+        artifact = _parse_artifact(strict.get(raw, "artifact", dict, f"{field}.artifact"), f"{field}.artifact", strict)
+        if path != artifact_path(artifact.triple):
+            raise strict.fail(f"{field}.path", f"{path!r} does not match its triple {artifact.triple!r}")
+    elif expected_path is None or path != expected_path:
+        raise strict.fail(field, f"unexpected member {kind!r} at {path!r}")
+    else:
+        artifact = None
+        if "artifact" in raw:
+            raise strict.fail(f"{field}.artifact", "only artifacts carry artifact metadata")
+    size = strict.get(raw, "size", int, f"{field}.size")
+    if not 0 <= size <= MAX_MEMBER_BYTES:
+        raise strict.fail(f"{field}.size", f"{size} is outside 0..{MAX_MEMBER_BYTES}")
+    sha256 = strict.get(raw, "sha256", str, f"{field}.sha256")
+    if not _SHA256.match(sha256):
+        raise strict.fail(f"{field}.sha256", "is not a sha256 hex digest")
+    return Member(path, cast(MemberKind, kind), size, sha256, artifact)
+
+
+def parse_index(data: bytes, *, source: str) -> BundleIndex:
+    """Parses index bytes that have already passed signature verification."""
+    strict = _Strict(source)
+    try:
+        raw = tomli.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomli.TOMLDecodeError) as error:
+        raise strict.fail("(file)", f"not valid TOML: {error}") from None
+    strict.keys(raw, {"format", "guest", "version", "channel", "sequence", "members"}, "(top)")
+    if strict.get(raw, "format", int, "format") != FORMAT_VERSION:
+        raise strict.fail("format", f"unsupported format {raw['format']}; this loader reads {FORMAT_VERSION}")
+    channel = strict.get(raw, "channel", str, "channel")
+    if channel not in CHANNELS:
+        raise strict.fail("channel", f"{channel!r} is not one of {CHANNELS}")
+    members = tuple(
+        _parse_member(m, f"members[{i}]", strict) for i, m in enumerate(strict.get(raw, "members", list, "members"))
+    )
+    _check_member_set(members, strict)
+    return BundleIndex(
+        format=FORMAT_VERSION,
+        guest=strict.get(raw, "guest", str, "guest"),
+        version=strict.get(raw, "version", str, "version"),
+        channel=cast(Channel, channel),
+        sequence=strict.get(raw, "sequence", int, "sequence"),
+        members=members,
+    )
+
+
+def _check_member_set(members: tuple[Member, ...], strict: _Strict) -> None:
+    paths = [m.path for m in members]
+    if len(set(paths)) != len(paths):
+        raise strict.fail("members", "lists a path twice")
+    kinds = [m.kind for m in members]
+    if kinds[:2] != ["manifest", "wasm"] or set(kinds[2:]) - {"artifact"}:
+        raise strict.fail("members", "must list the manifest, then the .wasm, then the artifacts")

@@ -1,0 +1,163 @@
+"""The Wasmer engine layer: compile, serialize, load verified artifacts, instantiate, call.
+
+Every call into wasmer-python is wrapped here, so its panics (`BaseException` subclasses)
+and traps become `NgixiError`s at one point.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import wasmer
+
+from .capabilities import HostImport
+from .errors import GuestError, NgixiError
+from .hostfuncs import GuestExit, HostFunction
+
+ENGINE = "wasmer"
+COMPILER = "cranelift"
+_CORE_VERSION_OF_BINDING = {"1.1.0": "2.1.1"}
+_WASM_TYPES = {
+    "i32": wasmer.Type.I32,
+    "i64": wasmer.Type.I64,
+    "f32": wasmer.Type.F32,
+    "f64": wasmer.Type.F64,
+}
+_PASS_THROUGH = (KeyboardInterrupt, SystemExit, GeneratorExit, NgixiError, GuestExit)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class EngineId:
+    engine: str
+    engine_version: str
+    binding_version: str
+    compiler: str
+
+
+def current_engine() -> EngineId:
+    binding = importlib.metadata.version("wasmer")
+    return EngineId(ENGINE, _CORE_VERSION_OF_BINDING.get(binding, "unknown"), binding, COMPILER)
+
+
+def compiler_available() -> bool:
+    try:
+        import wasmer_compiler_cranelift  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@contextmanager
+def engine_errors(what: str, error: type[NgixiError] = GuestError) -> Iterator[None]:
+    """Turns wasmer traps and panics (which are `BaseException`s) into a clear `NgixiError`."""
+    try:
+        yield
+    except _PASS_THROUGH:
+        raise
+    except BaseException as failure:  # pyo3 panics derive from BaseException
+        message = str(failure).removeprefix("RuntimeError: ").strip() or type(failure).__name__
+        raise error(f"{what}: {message}") from None
+
+
+def _compiler_store(triple: str | None = None, cpu_features: Sequence[str] = ()) -> wasmer.Store:
+    from wasmer_compiler_cranelift import Compiler
+
+    if triple is None:
+        return wasmer.Store(wasmer.engine.Universal(Compiler))
+    features = wasmer.target.CpuFeatures()
+    for name in cpu_features:
+        features.add(name)
+    target = wasmer.target.Target(wasmer.target.Triple(triple), features)
+    return wasmer.Store(wasmer.engine.Universal(Compiler, target))
+
+
+def precompile(wasm: bytes, *, triple: str, cpu_features: Sequence[str], what: str) -> bytes:
+    """Cross-compiles a module for a target and returns the serialized artifact."""
+    with engine_errors(what, NgixiError):
+        data: bytes = wasmer.Module(_compiler_store(triple, cpu_features), wasm).serialize()
+        return data
+
+
+class WasmerMemory:
+    """Bounds-checked access to an instance's linear memory."""
+
+    def __init__(self, memory: Any, guest: str) -> None:
+        self._memory = memory
+        self._guest = guest
+
+    def _view(self, pointer: int, length: int) -> memoryview:
+        view = memoryview(self._memory.buffer)
+        if pointer < 0 or length < 0 or pointer + length > len(view):
+            raise GuestError(f"{self._guest}: pointer {pointer}+{length} is outside the guest's memory")
+        return view[pointer : pointer + length]
+
+    def read(self, pointer: int, length: int) -> bytes:
+        return bytes(self._view(pointer, length))
+
+    def write(self, pointer: int, data: bytes) -> None:
+        self._view(pointer, len(data))[:] = data
+
+    @property
+    def pages(self) -> int:
+        pages: int = self._memory.size
+        return pages
+
+
+class WasmerInstance:
+    def __init__(self, instance: Any, guest: str) -> None:
+        self._instance = instance
+        self.guest = guest
+        self.memory = WasmerMemory(instance.exports.memory, guest)
+
+    def call(self, export: str, args: Sequence[int | float]) -> tuple[int | float, ...]:
+        function = getattr(self._instance.exports, export)
+        with engine_errors(f"{self.guest}: {export} trapped"):
+            result = function(*args)
+        if result is None:
+            return ()
+        return tuple(result) if isinstance(result, list) else (result,)
+
+
+def load(
+    *,
+    guest: str,
+    wasm: bytes | None = None,
+    artifact: bytes | None = None,
+    imports: Sequence[tuple[HostImport, HostFunction]],
+    on_memory: Callable[[WasmerMemory], None],
+) -> WasmerInstance:
+    """Instantiates a guest from a verified artifact (headless) or by compiling its .wasm.
+
+    The caller must have verified the artifact's digest, signature and target first: Wasmer
+    does not check them, and a foreign or damaged artifact crashes the process.
+    """
+    with engine_errors(f"{guest}: cannot load the guest", NgixiError):
+        if artifact is not None:
+            store = wasmer.Store(wasmer.engine.Universal())
+            module = wasmer.Module.deserialize(store, artifact)
+        else:
+            store = _compiler_store()
+            module = wasmer.Module(store, wasm)
+        import_object = wasmer.ImportObject()
+        for namespace, functions in _group(store, imports).items():
+            import_object.register(namespace, functions)
+        instance = WasmerInstance(wasmer.Instance(module, import_object), guest)
+    on_memory(instance.memory)
+    return instance
+
+
+def _group(store: wasmer.Store, imports: Sequence[tuple[HostImport, HostFunction]]) -> dict[str, dict[str, Any]]:
+    grouped: dict[str, dict[str, Any]] = {}
+    for host_import, function in imports:
+        signature = wasmer.FunctionType(
+            [_WASM_TYPES[t] for t in host_import.signature.params],
+            [_WASM_TYPES[t] for t in host_import.signature.results],
+        )
+        grouped.setdefault(host_import.module, {})[host_import.name] = wasmer.Function(store, function, signature)
+    return grouped

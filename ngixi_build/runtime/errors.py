@@ -1,0 +1,31 @@
+"""One error root for the project; each subclass carries the exit code the CLI uses."""
+
+
+class NgixiError(Exception):
+    """A failure with a message meant for the user; never shown with a traceback."""
+
+    exit_code = 1
+
+
+class InvalidInput(NgixiError):
+    """A file or argument the user gave is wrong; the message names it and what to do."""
+
+    exit_code = 2
+
+
+class VerificationError(NgixiError):
+    """A bundle was refused: bad signature, untrusted key, damaged or unexpected member."""
+
+    exit_code = 3
+
+
+class ToolchainError(NgixiError):
+    """An external tool (node, npm, asc) is missing or failed."""
+
+    exit_code = 4
+
+
+class GuestError(NgixiError):
+    """The guest trapped, exited with an error or broke a limit while running."""
+
+    exit_code = 5

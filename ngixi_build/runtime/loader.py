@@ -1,0 +1,175 @@
+"""The slim loader: verified bundle → artifact for this host (or compile) → granted imports → calls.
+
+It imports only the standard library, the engine and the signature verifier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from . import engine
+from .bundle_format import MANIFEST_NAME, ArtifactMeta, BundleIndex, Member
+from .bundle_reader import VerifiedBundle
+from .capabilities import provider_of
+from .check import check_module
+from .errors import InvalidInput, NgixiError, VerificationError
+from .hostfuncs import HOST_FUNCTIONS, GuestExit, GuestOutput, HostContext, LogLine
+from .manifest import ExportDecl, Manifest, Number, parse_manifest
+from .targets import host_cpu_features, host_triple
+from .wasm import read_module_info
+
+
+@dataclass(frozen=True)
+class HostProfile:
+    triple: str
+    cpu_features: frozenset[str]
+    engine: engine.EngineId
+
+
+def host_profile() -> HostProfile:
+    return HostProfile(host_triple(), host_cpu_features(), engine.current_engine())
+
+
+def artifact_misfit(meta: ArtifactMeta, host: HostProfile) -> str | None:
+    """Why an artifact cannot run natively on this host, or None when it fits."""
+    ours = host.engine
+    if (meta.engine, meta.compiler) != (ours.engine, ours.compiler):
+        return f"built by {meta.engine}/{meta.compiler}, this host runs {ours.engine}/{ours.compiler}"
+    if (meta.engine_version, meta.binding_version) != (ours.engine_version, ours.binding_version):
+        return (
+            f"built by Wasmer {meta.engine_version} (wasmer-python {meta.binding_version}), "
+            f"this host has {ours.engine_version} ({ours.binding_version})"
+        )
+    if meta.triple != host.triple:
+        return f"built for {meta.triple}, this host is {host.triple}"
+    missing = sorted(set(meta.cpu_features) - host.cpu_features)
+    if missing:
+        return f"needs CPU features this host lacks: {', '.join(missing)}"
+    return None
+
+
+def choose_artifact(index: BundleIndex, host: HostProfile) -> tuple[Member | None, list[str]]:
+    """The first artifact that fits this host, and why each other one does not."""
+    reasons: list[str] = []
+    wasm_sha256 = index.member("wasm").sha256
+    for member in index.artifacts:
+        assert member.artifact is not None
+        misfit = artifact_misfit(member.artifact, host)
+        if member.artifact.wasm_sha256 != wasm_sha256:
+            misfit = "built from another guest.wasm than the one in this bundle"
+        if misfit is None:
+            return member, reasons
+        reasons.append(f"{member.path}: {misfit}")
+    return None, reasons
+
+
+class Guest:
+    """A loaded guest: call its exports, or run it as a command."""
+
+    def __init__(self, manifest: Manifest, instance: engine.WasmerInstance, context: HostContext, origin: str):
+        self.manifest = manifest
+        self.origin = origin
+        self._instance = instance
+        self._context = context
+
+    @property
+    def output(self) -> GuestOutput:
+        return self._context.output
+
+    def call(self, export: str, args: Sequence[Number]) -> tuple[Number, ...]:
+        declared = self.manifest.export(export)
+        if declared is None:
+            names = ", ".join(e.name for e in self.manifest.exports) or "none"
+            raise InvalidInput(f"{self.manifest.guest.name}: no export {export!r} in the manifest; exports: {names}")
+        if len(args) != len(declared.params):
+            raise InvalidInput(
+                f"{self.manifest.guest.name}: {export} takes {len(declared.params)} arguments, got {len(args)}"
+            )
+        return self._instance.call(export, args)
+
+    def run_command(self) -> int:
+        """Runs a command guest's `_start`; returns its exit code."""
+        if self.manifest.guest.kind != "command":
+            raise InvalidInput(f"{self.manifest.guest.name} is a library guest; name an export to call")
+        try:
+            self._instance.call("_start", ())
+        except GuestExit as exit_:
+            return exit_.code
+        return 0
+
+
+def _verified_manifest(bundle: VerifiedBundle) -> Manifest:
+    text = bundle.contents[MANIFEST_NAME].decode("utf-8")
+    try:
+        return parse_manifest(text, source=f"{bundle.source}!{MANIFEST_NAME}", stem=bundle.index.guest)
+    except InvalidInput as error:
+        raise VerificationError(str(error)) from None
+
+
+def _module_bytes(bundle: VerifiedBundle, allow_compile: bool) -> tuple[dict[str, bytes], str]:
+    member, reasons = choose_artifact(bundle.index, host_profile())
+    if member is not None:
+        return {"artifact": bundle.data(member)}, f"artifact {member.path}"
+    if allow_compile and engine.compiler_available():
+        why = "; ".join(reasons) or "the bundle has no artifacts"
+        return {"wasm": bundle.data(bundle.index.member("wasm"))}, f"compiled from guest.wasm (no artifact fits: {why})"
+    listing = "\n  ".join(reasons) or "(none)"
+    raise NgixiError(
+        f"{bundle.source}: no artifact fits this host and no compiler is installed "
+        f"(install wasmer-compiler-cranelift); artifacts:\n  {listing}"
+    )
+
+
+def open_guest(
+    bundle: VerifiedBundle,
+    *,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    on_log: Callable[[LogLine], None] | None = None,
+    allow_compile: bool = True,
+) -> Guest:
+    """Instantiates a verified bundle with exactly the imports its manifest grants."""
+    manifest = _verified_manifest(bundle)
+    info = read_module_info(bundle.data(bundle.index.member("wasm")), source=f"{bundle.source}!guest.wasm")
+    problems = check_module(manifest, info)
+    if problems:
+        raise VerificationError("\n".join(problems))
+    context = HostContext(
+        guest=manifest.guest.name,
+        log_quota=manifest.limits.log_bytes,
+        stdio_quota=manifest.limits.stdout_bytes,
+        args=tuple(args),
+        env=dict(env or {}),
+        on_log=on_log,
+    )
+    imports = []
+    for imp in info.imports:
+        found = provider_of(imp.module, imp.name)
+        assert found is not None  # check_module refused anything unprovided
+        imports.append((found[1], HOST_FUNCTIONS[imp.qualified](context)))
+    code, origin = _module_bytes(bundle, allow_compile)
+
+    def link_memory(memory: engine.WasmerMemory) -> None:
+        context.memory = memory
+
+    instance = engine.load(guest=manifest.guest.name, imports=imports, on_memory=link_memory, **code)
+    return Guest(manifest, instance, context, origin)
+
+
+def parse_arguments(decl: ExportDecl, raw: Sequence[str], *, guest: str) -> tuple[Number, ...]:
+    """Converts command-line strings to the export's declared parameter types."""
+    if len(raw) != len(decl.params):
+        raise InvalidInput(
+            f"{guest}: {decl.name} takes {len(decl.params)} arguments ({', '.join(decl.params)}), got {len(raw)}"
+        )
+    values: list[Number] = []
+    for position, (text, kind) in enumerate(zip(raw, decl.params, strict=True), start=1):
+        try:
+            values.append(int(text, 0) if kind in ("i32", "i64") else float(text))
+        except ValueError:
+            raise InvalidInput(f"{guest}: {decl.name} argument {position}: {text!r} is not an {kind}") from None
+        bits = {"i32": 32, "i64": 64}.get(kind)
+        if bits and not -(1 << (bits - 1)) <= int(values[-1]) < (1 << bits):
+            raise InvalidInput(f"{guest}: {decl.name} argument {position}: {text} does not fit in {kind}")
+    return tuple(values)

@@ -1,0 +1,307 @@
+"""Guest manifests: TOML read with tomli into frozen records, every problem reported at once."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import tomli
+
+from .capabilities import CAPABILITIES
+from .errors import InvalidInput
+
+GuestKind = Literal["library", "command"]
+GUEST_KINDS: tuple[GuestKind, ...] = ("library", "command")
+VALUE_TYPES = ("i32", "i64", "f32", "f64")
+Number = int | float
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+SEMVER_PATTERN = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+EXPORT_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_MEMORY_PAGES = 65536
+
+
+@dataclass(frozen=True)
+class GuestInfo:
+    name: str
+    version: str
+    kind: GuestKind
+    description: str
+
+
+@dataclass(frozen=True)
+class ExportDecl:
+    name: str
+    params: tuple[str, ...]
+    results: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_pages: int
+    timeout_ms: int
+    log_bytes: int
+    stdout_bytes: int
+
+
+@dataclass(frozen=True)
+class SmokeCall:
+    call: str
+    args: tuple[Number, ...]
+    expect: tuple[Number, ...] | None
+    stdout: str | None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    source: str
+    guest: GuestInfo
+    exports: tuple[ExportDecl, ...]
+    grants: frozenset[str]
+    limits: Limits
+    smoke: tuple[SmokeCall, ...]
+
+    def export(self, name: str) -> ExportDecl | None:
+        return next((e for e in self.exports if e.name == name), None)
+
+
+class ManifestError(InvalidInput):
+    """All problems of one manifest, one `FILE: field: message` line each."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+DEFAULT_LIMITS = {
+    "memory_pages": 16,
+    "timeout_ms": 5000,
+    "log_bytes": 65536,
+    "stdout_bytes": 1 << 20,
+}
+_LIMIT_RANGES = {
+    "memory_pages": (1, MAX_MEMORY_PAGES),
+    "timeout_ms": (1, 3_600_000),
+    "log_bytes": (0, 1 << 30),
+    "stdout_bytes": (0, 1 << 30),
+}
+_TOP_KEYS = ("guest", "exports", "capabilities", "limits", "smoke")
+_GUEST_KEYS = ("name", "version", "kind", "description")
+_EXPORT_KEYS = ("params", "results")
+_SMOKE_KEYS = ("call", "args", "expect", "stdout")
+
+
+class _Problems:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.lines: list[str] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.lines.append(f"{self.source}: {field}: {message}")
+
+    def unknown_keys(self, table: Mapping[str, Any], allowed: tuple[str, ...], prefix: str) -> None:
+        for key in table:
+            if key in allowed:
+                continue
+            field = f"{prefix}.{key}" if prefix else key
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f'did you mean "{close[0]}"?' if close else f"allowed: {', '.join(allowed)}"
+            self.add(field, f"unknown key; {hint}")
+
+
+def _type_name(value: object) -> str:
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def _table(raw: Mapping[str, Any], key: str, field: str, problems: _Problems) -> Mapping[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        problems.add(field, f"must be a table, not {_type_name(value)}")
+        return {}
+    return value
+
+
+def _string(raw: Mapping[str, Any], key: str, field: str, problems: _Problems, default: str | None = None) -> str:
+    value = raw.get(key, default)
+    if value is None:
+        problems.add(field, "is required")
+        return ""
+    if not isinstance(value, str):
+        problems.add(field, f"must be a string, not {_type_name(value)}")
+        return ""
+    return value
+
+
+def _integer(raw: Mapping[str, Any], key: str, field: str, problems: _Problems) -> int:
+    value = raw.get(key, DEFAULT_LIMITS[key])
+    low, high = _LIMIT_RANGES[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        problems.add(field, f"must be an integer, not {_type_name(value)}")
+        return DEFAULT_LIMITS[key]
+    if not low <= value <= high:
+        problems.add(field, f"must be between {low} and {high}, not {value}")
+    return value
+
+
+def _value_types(raw: Mapping[str, Any], key: str, field: str, problems: _Problems) -> tuple[str, ...]:
+    value = raw.get(key, [])
+    if not isinstance(value, list):
+        problems.add(field, f"must be an array of value types, not {_type_name(value)}")
+        return ()
+    for index, item in enumerate(value):
+        if item not in VALUE_TYPES:
+            close = difflib.get_close_matches(str(item), VALUE_TYPES, n=1)
+            hint = f'; did you mean "{close[0]}"?' if close else ""
+            problems.add(f"{field}[{index}]", f"{item!r} is not one of {', '.join(VALUE_TYPES)}{hint}")
+    return tuple(str(item) for item in value)
+
+
+def _parse_guest(raw: Mapping[str, Any], stem: str, problems: _Problems) -> GuestInfo:
+    if "guest" not in raw:
+        problems.add("guest", "the [guest] table is required (name, version, kind)")
+    table = _table(raw, "guest", "guest", problems)
+    problems.unknown_keys(table, _GUEST_KEYS, "guest")
+    name = _string(table, "name", "guest.name", problems) if table else ""
+    if name and not NAME_PATTERN.match(name):
+        problems.add(
+            "guest.name",
+            f'"{name}" must be lowercase letters, digits and "-", starting with a letter',
+        )
+    elif name and name != stem:
+        problems.add("guest.name", f'"{name}" must match the file name "{stem}.toml"; rename one of them')
+    version = _string(table, "version", "guest.version", problems) if table else ""
+    if version and not SEMVER_PATTERN.match(version):
+        problems.add("guest.version", f'"{version}" is not a semantic version like "1.2.3"')
+    kind = _string(table, "kind", "guest.kind", problems, default="library")
+    if kind not in GUEST_KINDS:
+        problems.add("guest.kind", f'"{kind}" must be "library" or "command" (a WASI program with _start)')
+    description = _string(table, "description", "guest.description", problems, default="")
+    return GuestInfo(name, version, cast(GuestKind, kind), description)
+
+
+def _parse_exports(raw: Mapping[str, Any], problems: _Problems) -> tuple[ExportDecl, ...]:
+    exports = []
+    for name, decl in _table(raw, "exports", "exports", problems).items():
+        field = f"exports.{name}"
+        if not EXPORT_NAME_PATTERN.match(name):
+            problems.add(field, "an export name must be letters, digits and underscores")
+        if not isinstance(decl, dict):
+            problems.add(field, f"must be a table with params and results, not {_type_name(decl)}")
+            continue
+        problems.unknown_keys(decl, _EXPORT_KEYS, field)
+        params = _value_types(decl, "params", f"{field}.params", problems)
+        results = _value_types(decl, "results", f"{field}.results", problems)
+        exports.append(ExportDecl(name, params, results))
+    return tuple(exports)
+
+
+def _parse_grants(raw: Mapping[str, Any], problems: _Problems) -> frozenset[str]:
+    grants = set()
+    for name, options in _table(raw, "capabilities", "capabilities", problems).items():
+        field = f"capabilities.{name}"
+        if name not in CAPABILITIES:
+            close = difflib.get_close_matches(name, list(CAPABILITIES), n=1)
+            hint = f'did you mean "{close[0]}"?' if close else f"known: {', '.join(sorted(CAPABILITIES))}"
+            problems.add(field, f"unknown capability; {hint}")
+            continue
+        if not isinstance(options, dict):
+            problems.add(field, f"must be a table, not {_type_name(options)}")
+            continue
+        problems.unknown_keys(options, (), field)
+        grants.add(name)
+    return frozenset(grants)
+
+
+def _parse_limits(raw: Mapping[str, Any], problems: _Problems) -> Limits:
+    table = _table(raw, "limits", "limits", problems)
+    problems.unknown_keys(table, tuple(DEFAULT_LIMITS), "limits")
+    values = {key: _integer(table, key, f"limits.{key}", problems) for key in DEFAULT_LIMITS}
+    return Limits(**values)
+
+
+def _numbers(value: object, field: str, problems: _Problems) -> tuple[Number, ...]:
+    items = value if isinstance(value, list) else [value]
+    for index, item in enumerate(items):
+        if isinstance(item, bool) or not isinstance(item, (int, float)):
+            problems.add(f"{field}[{index}]" if isinstance(value, list) else field, "must be a number")
+    return tuple(items)
+
+
+def _parse_smoke(raw: Mapping[str, Any], problems: _Problems) -> tuple[SmokeCall, ...]:
+    entries = raw.get("smoke", [])
+    if not isinstance(entries, list):
+        problems.add("smoke", "must be an array of tables: write [[smoke]]")
+        return ()
+    calls = []
+    for index, entry in enumerate(entries):
+        field = f"smoke[{index}]"
+        if not isinstance(entry, dict):
+            problems.add(field, "must be a table")
+            continue
+        problems.unknown_keys(entry, _SMOKE_KEYS, field)
+        call = _string(entry, "call", f"{field}.call", problems)
+        args = _numbers(entry.get("args", []), f"{field}.args", problems)
+        expect = _numbers(entry["expect"], f"{field}.expect", problems) if "expect" in entry else None
+        stdout = _string(entry, "stdout", f"{field}.stdout", problems) if "stdout" in entry else None
+        calls.append(SmokeCall(call, args, expect, stdout))
+    return tuple(calls)
+
+
+def _check_smoke_targets(manifest: Manifest, problems: _Problems) -> None:
+    for index, call in enumerate(manifest.smoke):
+        declared = manifest.export(call.call)
+        if call.call == "_start" and manifest.guest.kind == "command":
+            continue
+        if declared is None:
+            problems.add(f"smoke[{index}].call", f'"{call.call}" is not declared under [exports]')
+        elif len(call.args) != len(declared.params):
+            problems.add(
+                f"smoke[{index}].args",
+                f"{call.call} takes {len(declared.params)} arguments, the smoke call gives {len(call.args)}",
+            )
+
+
+def parse_manifest(text: str, *, source: str, stem: str) -> Manifest:
+    """Parses manifest text; `stem` is the file name the guest name must match."""
+    try:
+        raw = tomli.loads(text)
+    except tomli.TOMLDecodeError as error:
+        raise ManifestError([f"{source}: not valid TOML: {error}"]) from None
+    problems = _Problems(source)
+    problems.unknown_keys(raw, _TOP_KEYS, "")
+    manifest = Manifest(
+        source=source,
+        guest=_parse_guest(raw, stem, problems),
+        exports=_parse_exports(raw, problems),
+        grants=_parse_grants(raw, problems),
+        limits=_parse_limits(raw, problems),
+        smoke=_parse_smoke(raw, problems),
+    )
+    _check_smoke_targets(manifest, problems)
+    if problems.lines:
+        raise ManifestError(problems.lines)
+    return manifest
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Reads and parses `manifests/<name>.toml`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"{path}: cannot read the manifest: {error}") from None
+    return parse_manifest(text, source=str(path), stem=path.stem)

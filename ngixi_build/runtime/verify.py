@@ -1,0 +1,121 @@
+"""Trust files and minisign signature checks over a bundle's index."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+
+import minisign
+import tomli
+
+from .bundle_format import BundleIndex, trusted_comment
+from .errors import InvalidInput, VerificationError
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    key_id: str
+    public_key: minisign.PublicKey
+    guests: tuple[str, ...]
+    channels: tuple[str, ...]
+
+    def may_sign(self, guest: str, channel: str) -> bool:
+        return channel in self.channels and any(fnmatch.fnmatchcase(guest, p) for p in self.guests)
+
+
+@dataclass(frozen=True)
+class TrustStore:
+    source: str
+    keys: tuple[TrustedKey, ...]
+
+    def find(self, key_id: str) -> TrustedKey | None:
+        return next((k for k in self.keys if k.key_id == key_id), None)
+
+
+def key_id_of(public_key: minisign.PublicKey) -> str:
+    """minisign's spelling of a key id: 16 uppercase hex digits."""
+    return _key_id_text(public_key._keynum_pk.key_id)
+
+
+def _key_id_text(raw: bytes) -> str:
+    """minisign prints the little-endian key id as a number: the bytes reversed, in hex."""
+    return raw[::-1].hex().upper()
+
+
+def _string_list(raw: dict[str, object], key: str, field: str, source: str) -> tuple[str, ...]:
+    value = raw.get(key)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise InvalidInput(f"{source}: {field}: must be a non-empty array of strings")
+    return tuple(str(v) for v in value)
+
+
+def _parse_key(raw: object, field: str, source: str) -> TrustedKey:
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"{source}: {field}: must be a table")
+    unknown = set(raw) - {"id", "public_key", "guests", "channels", "comment"}
+    if unknown:
+        raise InvalidInput(f"{source}: {field}: unknown keys {sorted(unknown)}")
+    try:
+        public_key = minisign.PublicKey.from_base64(str(raw.get("public_key", "")))
+    except minisign.Error as error:
+        raise InvalidInput(f"{source}: {field}.public_key: not a minisign public key ({error})") from None
+    key_id = key_id_of(public_key)
+    if raw.get("id") != key_id:
+        raise InvalidInput(f"{source}: {field}.id: must be {key_id}, the id inside public_key")
+    return TrustedKey(
+        key_id,
+        public_key,
+        _string_list(raw, "guests", f"{field}.guests", source),
+        _string_list(raw, "channels", f"{field}.channels", source),
+    )
+
+
+def load_trust(path: Path) -> TrustStore:
+    """Reads a trust file: `[[keys]]` with id, public_key, guests (patterns) and channels."""
+    try:
+        raw = tomli.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise InvalidInput(f"{path}: cannot read the trust file: {error.strerror}") from None
+    except (UnicodeDecodeError, tomli.TOMLDecodeError) as error:
+        raise InvalidInput(f"{path}: not valid TOML: {error}") from None
+    keys = raw.get("keys", [])
+    if not isinstance(keys, list) or not keys:
+        raise InvalidInput(f"{path}: keys: list at least one [[keys]] table")
+    return TrustStore(str(path), tuple(_parse_key(k, f"keys[{i}]", str(path)) for i, k in enumerate(keys)))
+
+
+def signer_of(signature_bytes: bytes, trust: TrustStore, *, source: str) -> tuple[TrustedKey, minisign.Signature]:
+    """The trusted key that made this signature, before anything it signs is read."""
+    try:
+        signature = minisign.Signature.from_bytes(signature_bytes)
+    except (minisign.Error, ValueError) as error:
+        raise VerificationError(f"{source}: the signature is not minisign's format ({error})") from None
+    if not signature.is_prehashed():
+        raise VerificationError(f"{source}: the signature is not prehashed (minisign -H); refusing it")
+    key_id = _key_id_text(signature._key_id)
+    key = trust.find(key_id)
+    if key is None:
+        raise VerificationError(f"{source}: signed by key {key_id}, which {trust.source} does not trust")
+    return key, signature
+
+
+def verify_index(index_bytes: bytes, signature_bytes: bytes, trust: TrustStore, *, source: str) -> TrustedKey:
+    """Checks the signature over the raw index bytes; returns the key that made it."""
+    key, signature = signer_of(signature_bytes, trust, source=source)
+    try:
+        key.public_key.verify(index_bytes, signature)
+    except minisign.Error:
+        raise VerificationError(f"{source}: the index signature does not verify with key {key.key_id}") from None
+    return key
+
+
+def check_scope(index: BundleIndex, key: TrustedKey, signature_bytes: bytes, *, source: str) -> None:
+    """The signed index must match its trusted comment, and the key must be allowed to sign it."""
+    comment = minisign.Signature.from_bytes(signature_bytes).trusted_comment
+    if comment != trusted_comment(index):
+        raise VerificationError(f"{source}: the signature's trusted comment {comment!r} does not match the index")
+    if not key.may_sign(index.guest, index.channel):
+        raise VerificationError(
+            f"{source}: key {key.key_id} may not sign guest {index.guest!r} on channel {index.channel!r}"
+        )

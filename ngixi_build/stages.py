@@ -1,0 +1,118 @@
+"""The build stages bound to a project's layout: what each doit task (and watch) runs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import tomli
+from doit.exceptions import TaskFailed
+
+from . import compile as compile_stage
+from .bundle import ArtifactInput, write_bundle
+from .precompile import precompile_guest, read_metadata
+from .project import GUEST_ENTRY, Project
+from .runtime.errors import NgixiError
+from .runtime.manifest import DEFAULT_LIMITS
+from .runtime.targets import SUPPORTED_TARGETS
+from .signing import ensure_dev_key
+from .toolchain import ensure_toolchain, toolchain_for
+from .validate import validate_guest
+
+log = logging.getLogger(__name__)
+
+
+def as_action(
+    function: Callable[..., object], **kwargs: Any
+) -> tuple[Callable[[], TaskFailed | None], list[Any], dict[str, Any]]:
+    """A doit python-action that reports an NgixiError as a clean failure, not a traceback."""
+
+    def action() -> TaskFailed | None:
+        try:
+            function(**kwargs)
+        except NgixiError as error:
+            return TaskFailed(str(error))
+        return None
+
+    return action, [], {}
+
+
+def existing(paths: list[Path]) -> list[str]:
+    """Paths that exist: a missing manifest is reported by validate, not as a doit error."""
+    return [str(p) for p in paths if p.exists()]
+
+
+def lenient_guest_fields(project: Project, guest: str) -> dict[str, Any]:
+    """Manifest fields needed to declare tasks; the validate step reports any problem properly."""
+    try:
+        raw = tomli.loads(project.manifest_path(guest).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomli.TOMLDecodeError):
+        raw = {}
+    table = raw.get("guest", {}) if isinstance(raw.get("guest"), dict) else {}
+    limits = raw.get("limits", {}) if isinstance(raw.get("limits"), dict) else {}
+    version = table.get("version")
+    return {
+        "version": version if isinstance(version, str) and version else "unknown",
+        "kind": table.get("kind", "library"),
+        "memory_pages": limits.get("memory_pages", DEFAULT_LIMITS["memory_pages"]),
+    }
+
+
+def install_toolchain(project: Project) -> None:
+    ensure_toolchain(state_dir=project.state_dir)
+
+
+def make_dev_key(project: Project) -> None:
+    ensure_dev_key(keys_dir=project.keys_dir, trust_file=project.dev_trust_file)
+
+
+def compile_guest(project: Project, guest: str) -> None:
+    fields = lenient_guest_fields(project, guest)
+    kind, pages = fields["kind"], fields["memory_pages"]
+    if kind not in ("library", "command") or not isinstance(pages, int):
+        kind, pages = "library", DEFAULT_LIMITS["memory_pages"]  # validate names the bad field
+    size = compile_stage.compile_guest(
+        toolchain=toolchain_for(project.state_dir),
+        project_root=project.root,
+        entry=(project.guests_dir / guest / GUEST_ENTRY).relative_to(project.root),
+        out_path=project.wasm_path(guest),
+        options=compile_stage.CompileOptions(kind=kind, memory_pages=pages),
+    )
+    log.info("%s: %d bytes of wasm", guest, size)
+
+
+def validate(project: Project, guest: str) -> None:
+    validate_guest(
+        manifest_path=project.manifest_path(guest),
+        wasm_path=project.wasm_path(guest),
+        record_path=project.validated_path(guest),
+    )
+
+
+def precompile(project: Project, guest: str, triple: str) -> None:
+    precompile_guest(
+        wasm_path=project.wasm_path(guest),
+        target=SUPPORTED_TARGETS[triple],
+        out_path=project.artifact_path(guest, triple),
+    )
+
+
+def bundle(project: Project, guest: str, triples: list[str]) -> None:
+    key, _ = ensure_dev_key(keys_dir=project.keys_dir, trust_file=project.dev_trust_file)
+    version = lenient_guest_fields(project, guest)["version"]
+    artifacts = [
+        ArtifactInput(path, read_metadata(path)) for path in (project.artifact_path(guest, t) for t in triples)
+    ]
+    write_bundle(
+        guest=guest,
+        version=version,
+        manifest_path=project.manifest_path(guest),
+        wasm_path=project.wasm_path(guest),
+        artifacts=artifacts,
+        key=key,
+        channel="dev",
+        sequence=project.source_epoch(),
+        out_path=project.bundle_path(guest, version),
+    )
