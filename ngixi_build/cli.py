@@ -183,7 +183,7 @@ def _parser() -> argparse.ArgumentParser:
     run = add("run", cmd_run, "verify a bundle and call an export (or run a command guest)")
     run.add_argument("bundle", type=Path)
     run.add_argument("export", nargs="?", help="the export to call; omit for a command guest")
-    run.add_argument("args", nargs=argparse.REMAINDER, help="arguments, converted to the declared types")
+    run.add_argument("args", nargs="*", help="arguments, converted to the declared types")
     for name, handler, text in (
         ("verify", cmd_verify, "verify a bundle's signature and every member"),
         ("inspect", cmd_inspect, "show a verified bundle's members and artifacts"),

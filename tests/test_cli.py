@@ -1,0 +1,92 @@
+"""The `ngixi` command's exits and messages (in-process)."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from ngixi_build.cli import main
+from tests.conftest import REPO, KeyFiles, make_bundle
+from tests.wasmgen import ADD_BODY, Func, Imp, module
+
+
+def exit_code(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return int(stop.code or 0)
+
+
+def test_keygen_writes_a_private_secret_and_never_overwrites(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret, public = tmp_path / "k.key", tmp_path / "k.pub"
+    assert exit_code(["keygen", "--secret", str(secret), "--public", str(public)]) == 0
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    before = secret.read_bytes()
+    assert exit_code(["keygen", "--secret", str(secret), "--public", str(public)]) == 2
+    assert "k.key: already exists" in capsys.readouterr().err
+    assert secret.read_bytes() == before
+
+
+def test_validate_reports_all_lines_with_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = tmp_path / "hello.toml"
+    manifest.write_text('[guest]\nname = "hello"\nversion = "1"\n[limits]\nmemory_pages = 0\n')
+    assert exit_code(["validate", str(manifest)]) == 2
+    err = capsys.readouterr().err
+    assert 'guest.version: "1" is not a semantic version' in err and "limits.memory_pages" in err
+    assert "Traceback" not in err
+
+
+def test_validate_sample_manifest_against_generated_wasm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    wasm = tmp_path / "hello.wasm"
+    wasm.write_bytes(
+        module(
+            imports=[Imp("ngixi", "log", ["i32"] * 3)],
+            functions=[Func("add", ["i32", "i32"], ["i32"], ADD_BODY), Func("greet")],
+        )
+    )
+    assert exit_code(["validate", str(REPO / "manifests" / "hello.toml"), "--wasm", str(wasm)]) == 0
+    assert capsys.readouterr().out.startswith("ok: ")
+
+
+def test_run_refuses_a_file_that_is_not_a_bundle(
+    tmp_path: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    junk = tmp_path / "junk.ngx"
+    junk.write_bytes(b"not a tar file at all" * 50)
+    assert exit_code(["run", str(junk), "add", "1", "2", "--trust", str(keys.trust)]) == 3
+    assert "junk.ngx" in capsys.readouterr().err
+
+
+def test_run_with_explicit_trust_prints_the_result(
+    tmp_path: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wasm = module(
+        imports=[Imp("ngixi", "log", ["i32"] * 3)], functions=[Func("add", ["i32", "i32"], ["i32"], ADD_BODY)]
+    )
+    bundle = make_bundle(tmp_path, keys.key, wasm=wasm)
+    assert exit_code(["run", "--trust", str(keys.trust), str(bundle), "add", "2", "3"]) == 0
+    assert capsys.readouterr().out == "5\n"
+    assert exit_code(["verify", "--trust", str(keys.trust), str(bundle)]) == 0
+    assert f"signed by {keys.key.key_id}" in capsys.readouterr().out
+
+
+def test_run_without_any_trust_file_says_how_to_give_one(
+    tmp_path: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NGIXI_TRUST", raising=False)
+    bundle = make_bundle(tmp_path, keys.key, wasm=module())
+    assert exit_code(["run", str(bundle), "add"]) == 2
+    assert "no trust file: pass --trust FILE or set NGIXI_TRUST" in capsys.readouterr().err
+
+
+def test_doctor_reports_each_requirement(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    exit_code(["doctor"])
+    out = capsys.readouterr().out
+    for what in ("python + wasmer", "node", "assemblyscript toolchain", "dev signing key"):
+        assert what in out

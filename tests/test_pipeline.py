@@ -1,0 +1,115 @@
+"""The whole pipeline from a copy of the repository: real nodeenv, npm, asc and wasmer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ngixi_build.runtime.bundle_reader import read_bundle
+from ngixi_build.runtime.loader import open_guest
+from ngixi_build.runtime.verify import load_trust
+from tests.integration import copy_project, ran_tasks, run
+
+pytestmark = pytest.mark.integration
+
+TRIPLES = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu", "x86_64-apple-darwin", "aarch64-apple-darwin"]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    project = copy_project(tmp_path_factory.mktemp("pipeline") / "project")
+    result = run(project, "doit", "build")
+    assert "created a development signing key" in result.stderr
+    return project
+
+
+def test_build_makes_signed_bundles_with_every_target(built: Path) -> None:
+    trust = load_trust(built / ".ngixi" / "trust.toml")
+    for guest in ("hello", "wasi-hello"):
+        bundle = read_bundle(built / "artifacts" / "bundles" / f"{guest}-0.1.0.ngx", trust)
+        assert sorted(m.artifact.triple for m in bundle.index.artifacts if m.artifact) == sorted(TRIPLES)
+        assert bundle.index.channel == "dev"
+
+
+def test_cli_runs_the_library_guest(built: Path) -> None:
+    result = run(built, "ngixi", "run", "artifacts/bundles/hello-0.1.0.ngx", "add", "2", "3")
+    assert result.stdout == "5\n"
+    greet = run(built, "ngixi", "run", "artifacts/bundles/hello-0.1.0.ngx", "greet")
+    assert greet.stdout == "" and greet.stderr == "info: hello from the hello guest\n"
+
+
+def test_cli_runs_the_command_guest(built: Path) -> None:
+    result = run(built, "ngixi", "run", "artifacts/bundles/wasi-hello-0.1.0.ngx")
+    assert result.stdout == "Hello from a WASI guest\n"
+
+
+def test_loader_uses_the_host_artifact(built: Path) -> None:
+    bundle = read_bundle(
+        built / "artifacts" / "bundles" / "hello-0.1.0.ngx", load_trust(built / ".ngixi" / "trust.toml")
+    )
+    guest = open_guest(bundle)
+    assert guest.origin.startswith("artifact aot/")
+    assert guest.call("add", (40, 2)) == (42,)
+
+
+def test_bad_arguments_get_one_line_errors(built: Path) -> None:
+    for args, message in (
+        (["add", "2"], "hello: add takes 2 arguments (i32, i32), got 1"),
+        (["nope"], "no export 'nope'; the manifest declares: add, greet"),
+        (["add", "2", "x"], "hello: add argument 2: 'x' is not an i32"),
+    ):
+        result = run(built, "ngixi", "run", "artifacts/bundles/hello-0.1.0.ngx", *args, check=False)
+        assert result.returncode == 2
+        assert message in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_second_build_does_nothing(built: Path) -> None:
+    result = run(built, "doit", "build")
+    assert ran_tasks(result.stdout) == set()
+    assert "0 tasks ran" in result.stdout
+
+
+def test_editing_one_guest_rebuilds_only_its_chain(built: Path) -> None:
+    source = built / "guests" / "hello" / "assembly" / "index.ts"
+    source.write_text(source.read_text().replace("hello from the hello guest", "hello again"))
+    result = run(built, "doit", "build")
+    expected = {"compile:hello", "validate:hello", "bundle:hello"} | {f"precompile:hello@{t}" for t in TRIPLES}
+    assert ran_tasks(result.stdout) == expected
+    greet = run(built, "ngixi", "run", "artifacts/bundles/hello-0.1.0.ngx", "greet")
+    assert greet.stderr == "info: hello again\n"
+
+
+def test_list_describes_every_task(built: Path) -> None:
+    listed = run(built, "doit", "list").stdout
+    for task in ("build", "bundle", "compile", "precompile", "toolchain", "validate", "devkey"):
+        line = next(line for line in listed.splitlines() if line.split()[0] == task)
+        assert len(line.split()) > 1, f"{task} has no description"
+
+
+def test_compile_error_shows_asc_diagnostics_without_traceback(tmp_path: Path, built: Path) -> None:
+    project = copy_project(tmp_path / "p", toolchain_from=built)
+    (project / "guests" / "hello" / "assembly" / "index.ts").write_text("export function f(): i32 { return x; }\n")
+    result = run(project, "doit", "compile:hello", check=False)
+    assert result.returncode != 0
+    assert "Cannot find name 'x'" in result.stdout and "guests/hello/assembly/index.ts(1,35)" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_bad_manifest_fails_validation_cleanly(tmp_path: Path, built: Path) -> None:
+    project = copy_project(tmp_path / "p", toolchain_from=built)
+    manifest = project / "manifests" / "hello.toml"
+    manifest.write_text(manifest.read_text().replace("[capabilities.log]\n", ""))
+    result = run(project, "doit", "build", check=False)
+    assert result.returncode != 0
+    assert "capabilities.log: import ngixi.log needs [capabilities.log]" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (project / "artifacts" / "bundles" / "hello-0.1.0.ngx").exists()
+
+
+def test_clean_removes_build_outputs_but_keeps_the_dev_key(tmp_path: Path, built: Path) -> None:
+    project = copy_project(tmp_path / "p", toolchain_from=built)
+    run(project, "doit", "build")
+    run(project, "doit", "clean")
+    assert not list((project / "artifacts").rglob("*.ngx")) and not list((project / "artifacts").rglob("*.wasm"))
+    assert (project / ".ngixi" / "keys" / "dev.key").exists()

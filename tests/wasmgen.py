@@ -1,0 +1,107 @@
+"""Assembles small, valid core modules for tests, without any toolchain."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_TYPES = {"i32": 0x7F, "i64": 0x7E, "f32": 0x7D, "f64": 0x7C}
+_ZERO = {"i32": b"\x41\x00", "i64": b"\x42\x00", "f32": b"\x43" + bytes(4), "f64": b"\x44" + bytes(8)}
+
+
+@dataclass(frozen=True)
+class Func:
+    name: str
+    params: Sequence[str] = ()
+    results: Sequence[str] = ()
+    body: bytes | None = None  # instructions before `end`; default returns zeros
+
+
+@dataclass(frozen=True)
+class Imp:
+    module: str
+    name: str
+    params: Sequence[str] = ()
+    results: Sequence[str] = ()
+
+
+def _u32(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _name(text: str) -> bytes:
+    raw = text.encode()
+    return _u32(len(raw)) + raw
+
+
+def _vec(items: Sequence[bytes]) -> bytes:
+    return _u32(len(items)) + b"".join(items)
+
+
+def _section(section_id: int, body: bytes) -> bytes:
+    return bytes([section_id]) + _u32(len(body)) + body
+
+
+def _functype(params: Sequence[str], results: Sequence[str]) -> bytes:
+    return b"\x60" + _vec([bytes([_TYPES[p]]) for p in params]) + _vec([bytes([_TYPES[r]]) for r in results])
+
+
+def module(
+    *,
+    imports: Sequence[Imp] = (),
+    functions: Sequence[Func] = (),
+    memory: tuple[int, int | None] | None = (1, 16),
+    export_memory: bool = True,
+) -> bytes:
+    """A module importing and exporting the given functions, with one memory."""
+    signatures = [(tuple(i.params), tuple(i.results)) for i in imports]
+    signatures += [(tuple(f.params), tuple(f.results)) for f in functions]
+    distinct = list(dict.fromkeys(signatures))
+    sections = [_section(1, _vec([_functype(*s) for s in distinct]))]
+    import_entries = [
+        _name(i.module) + _name(i.name) + b"\x00" + _u32(distinct.index((tuple(i.params), tuple(i.results))))
+        for i in imports
+    ]
+    sections.append(_section(2, _vec(import_entries)))
+    sections.append(_section(3, _vec([_u32(distinct.index((tuple(f.params), tuple(f.results)))) for f in functions])))
+    if memory is not None:
+        minimum, maximum = memory
+        limits = b"\x00" + _u32(minimum) if maximum is None else b"\x01" + _u32(minimum) + _u32(maximum)
+        sections.append(_section(5, _vec([limits])))
+    exports = [_name(f.name) + b"\x00" + _u32(len(imports) + n) for n, f in enumerate(functions)]
+    if memory is not None and export_memory:
+        exports.append(_name("memory") + b"\x02\x00")
+    sections.append(_section(7, _vec(exports)))
+    bodies = []
+    for f in functions:
+        code = (f.body if f.body is not None else b"".join(_ZERO[r] for r in f.results)) + b"\x0b"
+        body = b"\x00" + code  # no locals
+        bodies.append(_u32(len(body)) + body)
+    sections.append(_section(10, _vec(bodies)))
+    return b"\0asm" + struct.pack("<I", 1) + b"".join(sections)
+
+
+def call_import(index: int, *args: int) -> bytes:
+    """Instructions that push i32 constants and call imported function `index`."""
+    return b"".join(b"\x41" + _sleb(a) for a in args) + b"\x10" + _u32(index)
+
+
+def _sleb(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        done = (value == 0 and not byte & 0x40) or (value == -1 and byte & 0x40)
+        out.append(byte | (0 if done else 0x80))
+        if done:
+            return bytes(out)
+
+
+ADD_BODY = b"\x20\x00\x20\x01\x6a"  # local.get 0, local.get 1, i32.add
