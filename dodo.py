@@ -7,7 +7,7 @@ from typing import Any
 
 from doit.tools import config_changed, run_once
 
-from ngixi_build import stages
+from ngixi_build import publish, release, stages
 from ngixi_build.cli import project_or_exit
 from ngixi_build.reporter import ProgressReporter
 from ngixi_build.toolchain import PIN_FILES, toolchain_for
@@ -113,3 +113,22 @@ def task_bundle() -> Any:
 def task_build() -> Task:
     """Build every guest: compile, validate, precompile and bundle (the default)."""
     return {"actions": None, "task_dep": ["bundle"]}
+
+
+def task_release() -> Task:
+    """Build every guest for every target twice from clean copies; write artifacts/release/<version>/."""
+    return {
+        "actions": [stages.as_action(release.release, project=PROJECT)],
+        "task_dep": ["toolchain"],
+        "uptodate": [False],
+        "verbosity": 2,
+    }
+
+
+def task_publish() -> Task:
+    """Push the release bundles to the OCI registry in $NGIXI_REGISTRY."""
+    return {
+        "actions": [stages.as_action(publish.publish_project_release, project=PROJECT)],
+        "uptodate": [False],
+        "verbosity": 2,
+    }

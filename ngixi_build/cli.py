@@ -170,6 +170,24 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if all(f.ok for f in findings) else 1
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .publish import publish_project_release
+
+    for item in publish_project_release(find_project(Path.cwd())):
+        print(f"{item.digest} {item.reference}")
+    return 0
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from .publish import pull_bundle
+    from .runtime.verify import load_trust
+
+    trust = load_trust(resolve_trust(args.trust, args.out / "bundle"))
+    path = pull_bundle(reference=args.reference, out_dir=args.out, trust=trust)
+    print(f"ok: {path}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ngixi", description="Build, verify and run Ngixi WebAssembly guests.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
@@ -204,6 +222,13 @@ def _parser() -> argparse.ArgumentParser:
     keygen.add_argument("--secret", type=Path, required=True, help="secret key path (written with mode 0600)")
     keygen.add_argument("--public", type=Path, required=True, help="public key path")
     keygen.add_argument("--comment", default="ngixi signing key")
+    add("publish", cmd_publish, "push this project's release bundles to $NGIXI_REGISTRY (needs NGIXI_SIGNING_KEY)")
+    pull = add("pull", cmd_pull, "fetch a bundle from an OCI registry and verify it")
+    pull.add_argument("reference", help="registry/name:tag")
+    pull.add_argument("--out", type=Path, default=Path("."), help="directory to write the bundle into")
+    pull.add_argument(
+        "--trust", type=Path, help=f"trust file (default: ${TRUST_VARIABLE}, else the project's dev trust)"
+    )
     add("doctor", cmd_doctor, "say what this machine lacks to build and run guests")
     return parser
 

@@ -14,10 +14,11 @@ from . import compile as compile_stage
 from .bundle import ArtifactInput, write_bundle
 from .precompile import precompile_guest, read_metadata
 from .project import GUEST_ENTRY, Project
+from .runtime.bundle_format import Channel
 from .runtime.errors import NgixiError
 from .runtime.manifest import DEFAULT_LIMITS
 from .runtime.targets import SUPPORTED_TARGETS
-from .signing import ensure_dev_key
+from .signing import SigningKey, ensure_dev_key
 from .toolchain import ensure_toolchain, toolchain_for
 from .validate import validate_guest
 
@@ -30,6 +31,8 @@ def as_action(
     """A doit python-action that reports an NgixiError as a clean failure, not a traceback."""
 
     def action() -> TaskFailed | None:
+        if not logging.getLogger().handlers:
+            logging.basicConfig(level=logging.INFO, format="%(message)s")
         try:
             function(**kwargs)
         except NgixiError as error:
@@ -80,7 +83,7 @@ def compile_guest(project: Project, guest: str) -> None:
         out_path=project.wasm_path(guest),
         options=compile_stage.CompileOptions(kind=kind, memory_pages=pages),
     )
-    log.info("%s: %d bytes of wasm", guest, size)
+    log.debug("%s: %d bytes of wasm", guest, size)
 
 
 def validate(project: Project, guest: str) -> None:
@@ -99,12 +102,25 @@ def precompile(project: Project, guest: str, triple: str) -> None:
     )
 
 
-def bundle(project: Project, guest: str, triples: list[str]) -> None:
-    key, _ = ensure_dev_key(keys_dir=project.keys_dir, trust_file=project.dev_trust_file)
+def bundle(
+    project: Project,
+    guest: str,
+    triples: list[str],
+    *,
+    key: SigningKey | None = None,
+    channel: Channel = "dev",
+    out_dir: Path | None = None,
+) -> Path:
+    """Writes the guest's bundle, signed by `key` (the dev key when none is given)."""
+    if key is None:
+        key, _ = ensure_dev_key(keys_dir=project.keys_dir, trust_file=project.dev_trust_file)
     version = lenient_guest_fields(project, guest)["version"]
     artifacts = [
         ArtifactInput(path, read_metadata(path)) for path in (project.artifact_path(guest, t) for t in triples)
     ]
+    out_path = project.bundle_path(guest, version)
+    if out_dir is not None:
+        out_path = out_dir / out_path.name
     write_bundle(
         guest=guest,
         version=version,
@@ -112,7 +128,8 @@ def bundle(project: Project, guest: str, triples: list[str]) -> None:
         wasm_path=project.wasm_path(guest),
         artifacts=artifacts,
         key=key,
-        channel="dev",
+        channel=channel,
         sequence=project.source_epoch(),
-        out_path=project.bundle_path(guest, version),
+        out_path=out_path,
     )
+    return out_path
