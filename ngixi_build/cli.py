@@ -16,6 +16,7 @@ from .runtime.errors import InvalidInput, NgixiError
 
 if TYPE_CHECKING:
     from .runtime.bundle_reader import VerifiedBundle
+    from .runtime.host import CallResult
 
 log = logging.getLogger("ngixi")
 TRUST_VARIABLE = "NGIXI_TRUST"
@@ -53,31 +54,48 @@ def resolve_trust(explicit: Path | None, bundle: Path) -> Path:
     raise InvalidInput(f"no trust file: pass --trust FILE or set {TRUST_VARIABLE}")
 
 
-def _print_log(line: object) -> None:
-    print(f"{line.level}: {line.message}", file=sys.stderr)  # type: ignore[attr-defined]
+def _show(result: CallResult, *, as_json: bool, error: str | None = None) -> None:
+    """Prints a call's output: values on stdout, logs and guest stderr on stderr (or one JSON document)."""
+    if as_json:
+        document = {"ok": error is None, **({"error": error} if error else {}), **result.to_json()}
+        document["stdout"], document["stderr"] = (
+            result.stdout.decode(errors="replace"),
+            result.stderr.decode(errors="replace"),
+        )
+        print(json.dumps(document, indent=2))
+        return
+    for line in result.logs:
+        print(f"{line.level}: {line.message}", file=sys.stderr)
+    sys.stdout.buffer.write(result.stdout)
+    sys.stderr.buffer.write(result.stderr)
+    if result.values:
+        print(" ".join(str(v) for v in result.values))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runtime.bundle_reader import read_bundle
-    from .runtime.loader import open_guest, parse_arguments
-    from .runtime.verify import load_trust
+    from .runtime.host import CallFailed, open_tenant
+    from .runtime.loader import parse_arguments
+    from .runtime.policy import load_policy
 
-    bundle = read_bundle(args.bundle, load_trust(resolve_trust(args.trust, args.bundle)))
-    guest = open_guest(bundle, args=args.args if args.export is None else (), on_log=_print_log)
-    log.debug("%s: %s", guest.manifest.guest.name, guest.origin)
-    if args.export is None:
-        code = guest.run_command()
-        sys.stdout.buffer.write(guest.output.stdout)
-        sys.stderr.buffer.write(guest.output.stderr)
-        return code
-    declared = guest.manifest.export(args.export)
-    if declared is None:
-        names = ", ".join(e.name for e in guest.manifest.exports) or "none"
-        raise InvalidInput(f"{args.bundle}: no export {args.export!r}; the manifest declares: {names}")
-    results = guest.call(args.export, parse_arguments(declared, args.args, guest=guest.manifest.guest.name))
-    if results:
-        print(" ".join(str(r) for r in results))
-    return 0
+    trust = resolve_trust(args.trust, args.bundle)
+    policy = load_policy(args.policy) if args.policy else None
+    argv = [a for a in (args.export, *args.args) if a is not None]
+    with open_tenant(args.bundle, trust_file=trust, policy=policy, isolated=not args.in_process, args=argv) as tenant:
+        manifest = tenant.manifest
+        try:
+            if manifest.guest.kind == "command":
+                result = tenant.run()
+            else:
+                declared = manifest.export(args.export or "")
+                if declared is None:
+                    names = ", ".join(e.name for e in manifest.exports) or "none"
+                    raise InvalidInput(f"{args.bundle}: no export {args.export!r}; the manifest declares: {names}")
+                result = tenant.call(declared.name, parse_arguments(declared, args.args, guest=manifest.guest.name))
+        except CallFailed as failure:
+            _show(failure.result, as_json=args.json, error=str(failure))
+            raise
+    _show(result, as_json=args.json)
+    return result.exit_code or 0
 
 
 def _summary(bundle: VerifiedBundle) -> str:
@@ -202,6 +220,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("bundle", type=Path)
     run.add_argument("export", nargs="?", help="the export to call; omit for a command guest")
     run.add_argument("args", nargs="*", help="arguments, converted to the declared types")
+    run.add_argument("--in-process", action="store_true", help="run in this process: faster, no isolation")
+    run.add_argument("--policy", type=Path, help="operator policy (TOML) the bundle must stay within")
+    run.add_argument("--json", action="store_true", help="print the result and the call's metrics as JSON")
     for name, handler, text in (
         ("verify", cmd_verify, "verify a bundle's signature and every member"),
         ("inspect", cmd_inspect, "show a verified bundle's members and artifacts"),

@@ -61,7 +61,8 @@ def engine_errors(what: str, error: type[NgixiError] = GuestError) -> Iterator[N
     except _PASS_THROUGH:
         raise
     except BaseException as failure:  # pyo3 panics derive from BaseException
-        message = str(failure).removeprefix("RuntimeError: ").strip() or type(failure).__name__
+        # Wasmer appends a wasm backtrace ("at <unnamed> (<module>[3]:0x238)") that names nothing useful.
+        message = str(failure).removeprefix("RuntimeError: ").strip().split("\n")[0] or type(failure).__name__
         raise error(f"{what}: {message}") from None
 
 

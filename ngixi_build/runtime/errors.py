@@ -26,6 +26,19 @@ class ToolchainError(NgixiError):
 
 
 class GuestError(NgixiError):
-    """The guest trapped, exited with an error or broke a limit while running."""
+    """The guest trapped, exited with an error or broke a limit while running.
+
+    `outcome` says how the call ended: trap, quota, timeout, cpu, memory or crash.
+    """
 
     exit_code = 5
+
+    def __init__(self, message: str, *, outcome: str = "trap") -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+class PolicyError(NgixiError):
+    """A bundle asks for more than its limits or the operator's policy allow."""
+
+    exit_code = 6

@@ -6,9 +6,11 @@ integers; the engine layer wraps it with the signature the registry declares.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -49,6 +51,23 @@ class GuestOutput:
     stdout: bytearray = field(default_factory=bytearray)
     stderr: bytearray = field(default_factory=bytearray)
     log_bytes: int = 0
+    host_calls: Counter[str] = field(default_factory=Counter)
+
+    def take(self) -> GuestOutput:
+        """Everything one call produced, leaving this empty: output quotas apply per call."""
+        taken = dataclasses.replace(self)
+        self.logs, self.stdout, self.stderr, self.log_bytes, self.host_calls = (
+            [],
+            bytearray(),
+            bytearray(),
+            0,
+            Counter(),
+        )
+        return taken
+
+    @property
+    def size(self) -> int:
+        return self.log_bytes + len(self.stdout) + len(self.stderr)
 
 
 @dataclass
@@ -101,7 +120,7 @@ def _log(ctx: HostContext) -> HostFunction:
     def log(level: int, pointer: int, length: int) -> None:
         ctx.output.log_bytes += length
         if ctx.output.log_bytes > ctx.log_quota:
-            raise GuestError(f"{ctx.guest}: log output exceeded its quota of {ctx.log_quota} bytes")
+            raise GuestError(f"{ctx.guest}: log output exceeded its quota of {ctx.log_quota} bytes", outcome="quota")
         name = LOG_LEVELS[level] if 0 <= level < len(LOG_LEVELS) else f"level{level}"
         line = LogLine(name, ctx.mem.read(pointer, length).decode("utf-8", errors="replace"))
         ctx.output.logs.append(line)
@@ -122,7 +141,9 @@ def _fd_write(ctx: HostContext) -> HostFunction:
         ]
         data = b"".join(chunks)
         if len(ctx.output.stdout) + len(ctx.output.stderr) + len(data) > ctx.stdio_quota:
-            raise GuestError(f"{ctx.guest}: stdout/stderr exceeded its quota of {ctx.stdio_quota} bytes")
+            raise GuestError(
+                f"{ctx.guest}: stdout/stderr exceeded its quota of {ctx.stdio_quota} bytes", outcome="quota"
+            )
         sink += data
         ctx.mem.write(written_pointer, struct.pack("<I", len(data)))
         return ERRNO_SUCCESS

@@ -13,11 +13,11 @@ from .bundle_format import MANIFEST_NAME, ArtifactMeta, BundleIndex, Member
 from .bundle_reader import VerifiedBundle
 from .capabilities import provider_of
 from .check import check_module
-from .errors import InvalidInput, NgixiError, VerificationError
-from .hostfuncs import HOST_FUNCTIONS, GuestExit, GuestOutput, HostContext, LogLine
+from .errors import InvalidInput, NgixiError, PolicyError, VerificationError
+from .hostfuncs import HOST_FUNCTIONS, GuestExit, GuestOutput, HostContext, HostFunction, LogLine
 from .manifest import ExportDecl, Manifest, Number, parse_manifest
 from .targets import host_cpu_features, host_triple
-from .wasm import read_module_info
+from .wasm import ModuleInfo, read_module_info
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,21 @@ def choose_artifact(index: BundleIndex, host: HostProfile) -> tuple[Member | Non
     return None, reasons
 
 
+def check_call(manifest: Manifest, export: str, args: Sequence[Number]) -> None:
+    """A call must name a declared export (or `_start` of a command guest) with its arity."""
+    guest = manifest.guest.name
+    if export == "_start":
+        if manifest.guest.kind != "command":
+            raise InvalidInput(f"{guest} is a library guest; name an export to call")
+        return
+    declared = manifest.export(export)
+    if declared is None:
+        names = ", ".join(e.name for e in manifest.exports) or "none"
+        raise InvalidInput(f"{guest}: no export {export!r} in the manifest; exports: {names}")
+    if len(args) != len(declared.params):
+        raise InvalidInput(f"{guest}: {export} takes {len(declared.params)} arguments, got {len(args)}")
+
+
 class Guest:
     """A loaded guest: call its exports, or run it as a command."""
 
@@ -77,21 +92,17 @@ class Guest:
     def output(self) -> GuestOutput:
         return self._context.output
 
+    @property
+    def memory_pages(self) -> int:
+        return self._instance.memory.pages
+
     def call(self, export: str, args: Sequence[Number]) -> tuple[Number, ...]:
-        declared = self.manifest.export(export)
-        if declared is None:
-            names = ", ".join(e.name for e in self.manifest.exports) or "none"
-            raise InvalidInput(f"{self.manifest.guest.name}: no export {export!r} in the manifest; exports: {names}")
-        if len(args) != len(declared.params):
-            raise InvalidInput(
-                f"{self.manifest.guest.name}: {export} takes {len(declared.params)} arguments, got {len(args)}"
-            )
+        check_call(self.manifest, export, args)
         return self._instance.call(export, args)
 
     def run_command(self) -> int:
         """Runs a command guest's `_start`; returns its exit code."""
-        if self.manifest.guest.kind != "command":
-            raise InvalidInput(f"{self.manifest.guest.name} is a library guest; name an export to call")
+        check_call(self.manifest, "_start", ())
         try:
             self._instance.call("_start", ())
         except GuestExit as exit_:
@@ -121,6 +132,30 @@ def _module_bytes(bundle: VerifiedBundle, allow_compile: bool) -> tuple[dict[str
     )
 
 
+def check_memory_limit(manifest: Manifest, info: ModuleInfo) -> None:
+    """The guest's declared memory maximum must exist and fit `limits.memory_pages`."""
+    limit = manifest.limits.memory_pages
+    for memory in info.memories:
+        if memory.maximum_pages is None:
+            raise PolicyError(
+                f"{manifest.guest.name}: its memory declares no maximum; build it with --maximumMemory "
+                f"(the build passes limits.memory_pages = {limit})"
+            )
+        if memory.maximum_pages > limit:
+            raise PolicyError(
+                f"{manifest.guest.name}: its memory may grow to {memory.maximum_pages} pages, "
+                f"over its limits.memory_pages = {limit}"
+            )
+
+
+def _counted(function: HostFunction, capability: str, output: GuestOutput) -> HostFunction:
+    def counted(*args: int) -> int | None:
+        output.host_calls[capability] += 1
+        return function(*args)
+
+    return counted
+
+
 def open_guest(
     bundle: VerifiedBundle,
     *,
@@ -143,11 +178,14 @@ def open_guest(
         env=dict(env or {}),
         on_log=on_log,
     )
+    check_memory_limit(manifest, info)
     imports = []
     for imp in info.imports:
         found = provider_of(imp.module, imp.name)
         assert found is not None  # check_module refused anything unprovided
-        imports.append((found[1], HOST_FUNCTIONS[imp.qualified](context)))
+        capability, host_import = found
+        function = HOST_FUNCTIONS[imp.qualified](context)
+        imports.append((host_import, _counted(function, capability.name, context.output)))
     code, origin = _module_bytes(bundle, allow_compile)
 
     def link_memory(memory: engine.WasmerMemory) -> None:

@@ -1,0 +1,393 @@
+"""The host API: load verified bundles as tenants, call them, and measure every call.
+
+    with open_tenant(Path("hello-0.1.0.ngx"), trust_file=Path("trust.toml")) as tenant:
+        result = tenant.call("add", (2, 3))      # result.values == (5,), result.metrics.duration_ms
+
+A tenant runs isolated by default: its own child process with its own store, under a memory
+rlimit, a CPU rlimit and a wall-clock deadline from the manifest's [limits]. A trap, timeout,
+crash or out-of-memory becomes a `GuestError` naming the guest and the limit; the next call
+starts a fresh child. `isolated=False` runs the guest in this process (fast, for trusted guests).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Protocol
+
+from .bundle_reader import read_bundle
+from .errors import GuestError, NgixiError
+from .hostfuncs import GuestOutput, LogLine
+from .loader import Guest, check_call, open_guest
+from .manifest import Manifest, Number, parse_manifest
+from .policy import Policy
+from .verify import load_trust
+
+# Time allowed on top of the guest's own timeout for the child to answer over the pipe.
+_IPC_GRACE_SECONDS = 0.25
+_START_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class CallMetrics:
+    duration_ms: float
+    memory_pages: int
+    host_calls: dict[str, int]
+    output_bytes: int
+    outcome: str
+
+
+@dataclass(frozen=True)
+class CallResult:
+    values: tuple[Number, ...]
+    exit_code: int | None
+    logs: tuple[LogLine, ...]
+    stdout: bytes
+    stderr: bytes
+    metrics: CallMetrics
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "values": list(self.values),
+            "exit_code": self.exit_code,
+            "logs": [asdict(line) for line in self.logs],
+            "stdout": base64.b64encode(self.stdout).decode(),
+            "stderr": base64.b64encode(self.stderr).decode(),
+            "metrics": asdict(self.metrics),
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> CallResult:
+        return cls(
+            values=tuple(raw["values"]),
+            exit_code=raw["exit_code"],
+            logs=tuple(LogLine(**line) for line in raw["logs"]),
+            stdout=base64.b64decode(raw["stdout"]),
+            stderr=base64.b64decode(raw["stderr"]),
+            metrics=CallMetrics(**raw["metrics"]),
+        )
+
+
+def empty_result(outcome: str) -> CallResult:
+    """The result of a call that produced nothing, e.g. one whose process was killed."""
+    return CallResult((), None, (), b"", b"", CallMetrics(0.0, 0, {}, 0, outcome))
+
+
+class CallFailed(GuestError):
+    """A call that did not complete; carries the call's metrics and what it printed."""
+
+    def __init__(self, message: str, *, outcome: str, result: CallResult) -> None:
+        super().__init__(message, outcome=outcome)
+        self.result = result
+
+
+class Tenant(Protocol):
+    manifest: Manifest
+
+    def call(self, export: str, args: Sequence[Number]) -> CallResult: ...
+
+    def run(self) -> CallResult: ...
+
+    def close(self) -> None: ...
+
+
+def measure(guest: Guest, export: str, args: Sequence[Number]) -> CallResult:
+    """Calls an export (or `_start` for "_start") in this process and records its metrics."""
+    start = time.perf_counter()
+    values: tuple[Number, ...] = ()
+    exit_code = None
+    failure: GuestError | None = None
+    try:
+        if export == "_start":
+            exit_code = guest.run_command()
+        else:
+            values = guest.call(export, args)
+    except GuestError as error:
+        failure = _out_of_memory(guest, export, error)
+    output = guest.output.take()
+    result = _result(
+        values=values,
+        exit_code=exit_code,
+        output=output,
+        seconds=time.perf_counter() - start,
+        pages=guest.memory_pages,
+        failure=failure,
+    )
+    if failure is not None:
+        raise CallFailed(str(failure), outcome=failure.outcome, result=result)
+    return result
+
+
+def _out_of_memory(guest: Guest, export: str, error: GuestError) -> GuestError:
+    """A trap with memory grown to its limit is the guest running out of memory: say so."""
+    limit = guest.manifest.limits.memory_pages
+    if error.outcome != "trap" or guest.memory_pages < limit:
+        return error
+    return GuestError(
+        f"{guest.manifest.guest.name}: {export} ran out of memory at its limit of {limit} pages "
+        f"(limits.memory_pages): {error}",
+        outcome="memory",
+    )
+
+
+def _result(
+    *,
+    values: tuple[Number, ...],
+    exit_code: int | None,
+    output: GuestOutput,
+    seconds: float,
+    pages: int,
+    failure: GuestError | None,
+) -> CallResult:
+    metrics = CallMetrics(
+        duration_ms=round(seconds * 1000, 3),
+        memory_pages=pages,
+        host_calls=dict(output.host_calls),
+        output_bytes=output.size,
+        outcome="ok" if failure is None else failure.outcome,
+    )
+    return CallResult(values, exit_code, tuple(output.logs), bytes(output.stdout), bytes(output.stderr), metrics)
+
+
+class InProcessTenant:
+    """A guest in this process: no isolation, no deadline; for trusted guests."""
+
+    def __init__(self, guest: Guest) -> None:
+        self._guest = guest
+        self.manifest = guest.manifest
+
+    def call(self, export: str, args: Sequence[Number]) -> CallResult:
+        return measure(self._guest, export, args)
+
+    def run(self) -> CallResult:
+        return measure(self._guest, "_start", ())
+
+    def close(self) -> None:
+        """Nothing to release: the instance goes with the last reference."""
+
+    def __enter__(self) -> InProcessTenant:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+@dataclass
+class _Child:
+    process: subprocess.Popen[bytes]
+    errors: IO[bytes]
+    buffer: bytearray = field(default_factory=bytearray)
+
+
+class IsolatedTenant:
+    """A guest in its own child process, restarted after any failure that killed it."""
+
+    def __init__(self, bundle: Path, trust_file: Path, manifest: Manifest, options: Mapping[str, Any]) -> None:
+        self.manifest = manifest
+        self._request = {"bundle": str(bundle), "trust": str(trust_file), **options}
+        self._child: _Child | None = None
+        self._lock = threading.Lock()
+        self.origin = ""
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs."""
+        return None if self._child is None else self._child.process.pid
+
+    def start(self) -> None:
+        """Starts the child now rather than on the first call."""
+        with self._lock:
+            if self._child is None:
+                self._child = self._spawn()
+
+    def _spawn(self) -> _Child:
+        errors = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the child; closed in _stop
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ngixi_build.runtime.child"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            start_new_session=True,
+        )
+        child = _Child(process, errors)
+        reply = self._exchange(child, self._request, deadline=time.monotonic() + _START_TIMEOUT_SECONDS, what="start")
+        if not reply.get("ok"):
+            self._stop(child)
+            raise NgixiError(str(reply.get("error", "the tenant process could not start")))
+        self.origin = str(reply["origin"])
+        return child
+
+    def call(self, export: str, args: Sequence[Number]) -> CallResult:
+        check_call(self.manifest, export, args)
+        with self._lock:
+            if self._child is None:
+                self._child = self._spawn()
+            timeout = self.manifest.limits.timeout_ms / 1000
+            try:
+                reply = self._exchange(
+                    self._child,
+                    {"op": "call", "export": export, "args": list(args)},
+                    deadline=time.monotonic() + timeout + _IPC_GRACE_SECONDS,
+                    what=export,
+                )
+            except CallFailed:
+                self._child = None
+                raise
+        result = CallResult.from_json(reply["result"])
+        if not reply["ok"]:
+            raise CallFailed(reply["error"], outcome=result.metrics.outcome, result=result)
+        return result
+
+    def run(self) -> CallResult:
+        return self.call("_start", ())
+
+    def _exchange(self, child: _Child, message: Mapping[str, Any], *, deadline: float, what: str) -> dict[str, Any]:
+        try:
+            assert child.process.stdin is not None
+            child.process.stdin.write(json.dumps(message).encode() + b"\n")
+            child.process.stdin.flush()
+            line = self._read_line(child, deadline)
+        except (BrokenPipeError, EOFError):
+            raise self._died(child, what) from None
+        except TimeoutError:
+            self._stop(child)
+            limit = self.manifest.limits.timeout_ms
+            raise self._failure(
+                f"{what} exceeded its {limit} ms timeout (limits.timeout_ms); the tenant was stopped", "timeout"
+            ) from None
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    @staticmethod
+    def _read_line(child: _Child, deadline: float) -> bytes:
+        assert child.process.stdout is not None
+        descriptor = child.process.stdout.fileno()
+        while b"\n" not in child.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([descriptor], [], [], remaining)
+            if ready:
+                chunk = os.read(descriptor, 1 << 16)
+                if not chunk:
+                    raise EOFError
+                child.buffer += chunk
+        line, _, rest = bytes(child.buffer).partition(b"\n")
+        child.buffer[:] = rest
+        return line
+
+    def _failure(self, detail: str, outcome: str) -> CallFailed:
+        return CallFailed(f"{self.manifest.guest.name}: {detail}", outcome=outcome, result=empty_result(outcome))
+
+    def _died(self, child: _Child, what: str) -> CallFailed:
+        code = child.process.wait()
+        child.errors.seek(0)
+        tail = child.errors.read()[-500:].decode(errors="replace").strip()
+        self._stop(child)
+        if code == -signal.SIGXCPU:
+            return self._failure(
+                f"{what} used up its CPU time (limits.timeout_ms = {self.manifest.limits.timeout_ms})", "cpu"
+            )
+        if "MemoryError" in tail:
+            pages = self.manifest.limits.memory_pages
+            return self._failure(f"{what} ran out of memory (limits.memory_pages = {pages})", "memory")
+        reason = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+        return self._failure(f"{what}: the tenant process died ({reason}){': ' + tail if tail else ''}", "crash")
+
+    @staticmethod
+    def _stop(child: _Child) -> None:
+        if child.process.poll() is None:
+            os.killpg(child.process.pid, signal.SIGKILL)
+        child.process.wait()
+        child.errors.close()
+        for stream in (child.process.stdin, child.process.stdout):
+            if stream is not None:
+                stream.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._child is not None:
+                self._stop(self._child)
+                self._child = None
+
+    def __enter__(self) -> IsolatedTenant:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def open_tenant(
+    bundle: Path,
+    *,
+    trust_file: Path,
+    policy: Policy | None = None,
+    isolated: bool = True,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> InProcessTenant | IsolatedTenant:
+    """Verifies a bundle, checks it against the operator's policy, and loads it as a tenant."""
+    verified = read_bundle(bundle, load_trust(trust_file))
+    manifest = parse_manifest(
+        verified.contents["manifest.toml"].decode(), source=str(bundle), stem=verified.index.guest
+    )
+    if policy is not None:
+        policy.check(manifest)
+    if not isolated:
+        return InProcessTenant(open_guest(verified, args=args, env=env))
+    tenant = IsolatedTenant(bundle, trust_file, manifest, {"args": list(args), "env": dict(env or {})})
+    tenant.start()
+    return tenant
+
+
+class TenantPool:
+    """Several tenants at once, each in its own process; calls to different tenants run concurrently."""
+
+    def __init__(self, *, trust_file: Path, policy: Policy | None = None, workers: int = 16) -> None:
+        self._trust_file = trust_file
+        self._policy = policy
+        self._tenants: dict[str, IsolatedTenant | InProcessTenant] = {}
+        self._executor = ThreadPoolExecutor(max_workers=workers)
+
+    def add(self, name: str, bundle: Path, *, isolated: bool = True) -> None:
+        self._tenants[name] = open_tenant(bundle, trust_file=self._trust_file, policy=self._policy, isolated=isolated)
+
+    def call(self, name: str, export: str, args: Sequence[Number]) -> CallResult:
+        return self._tenants[name].call(export, args)
+
+    def call_many(self, calls: Sequence[tuple[str, str, Sequence[Number]]]) -> list[CallResult | GuestError]:
+        """Dispatches calls concurrently; each entry is its result or the GuestError it raised."""
+
+        def one(call: tuple[str, str, Sequence[Number]]) -> CallResult | GuestError:
+            try:
+                return self.call(*call)
+            except GuestError as error:
+                return error
+
+        return list(self._executor.map(one, calls))
+
+    def close(self) -> None:
+        for tenant in self._tenants.values():
+            tenant.close()
+        self._executor.shutdown()
+
+    def __enter__(self) -> TenantPool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
