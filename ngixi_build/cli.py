@@ -17,6 +17,7 @@ from .runtime.errors import InvalidInput, NgixiError
 if TYPE_CHECKING:
     from .runtime.bundle_reader import VerifiedBundle
     from .runtime.host import CallResult
+    from .runtime.rollback import RollbackGuard
 
 log = logging.getLogger("ngixi")
 TRUST_VARIABLE = "NGIXI_TRUST"
@@ -54,6 +55,12 @@ def resolve_trust(explicit: Path | None, bundle: Path) -> Path:
     raise InvalidInput(f"no trust file: pass --trust FILE or set {TRUST_VARIABLE}")
 
 
+def _rollback_guard(args: argparse.Namespace) -> RollbackGuard:
+    from .runtime.rollback import RollbackGuard, default_state_dir
+
+    return RollbackGuard(args.state_dir or default_state_dir(), allow_downgrade=args.allow_downgrade)
+
+
 def _show(result: CallResult, *, as_json: bool, error: str | None = None) -> None:
     """Prints a call's output: values on stdout, logs and guest stderr on stderr (or one JSON document)."""
     if as_json:
@@ -80,7 +87,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     trust = resolve_trust(args.trust, args.bundle)
     policy = load_policy(args.policy) if args.policy else None
     argv = [a for a in (args.export, *args.args) if a is not None]
-    with open_tenant(args.bundle, trust_file=trust, policy=policy, isolated=not args.in_process, args=argv) as tenant:
+    isolated, rollback = not args.in_process, _rollback_guard(args)
+    with open_tenant(
+        args.bundle, trust_file=trust, policy=policy, isolated=isolated, args=argv, rollback=rollback
+    ) as tenant:
         manifest = tenant.manifest
         try:
             if manifest.guest.kind == "command":
@@ -109,7 +119,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .runtime.bundle_reader import read_bundle
     from .runtime.verify import load_trust
 
-    bundle = read_bundle(args.bundle, load_trust(resolve_trust(args.trust, args.bundle)))
+    trust = load_trust(resolve_trust(args.trust, args.bundle))
+    bundle = read_bundle(args.bundle, trust, rollback=_rollback_guard(args))
     print(f"ok: {_summary(bundle)}")
     return 0
 
@@ -234,6 +245,18 @@ def _parser() -> argparse.ArgumentParser:
             "--trust",
             type=Path,
             help=f"trust file (default: ${TRUST_VARIABLE}, else the project's dev trust)",
+        )
+    for sub in (run, commands.choices["verify"]):
+        sub.add_argument(
+            "--allow-downgrade",
+            action="store_true",
+            help="accept a sequence lower than the highest already accepted for the guest and channel",
+        )
+        sub.add_argument(
+            "--state-dir",
+            type=Path,
+            help="where accepted sequences are recorded (default: $NGIXI_STATE_DIR, else $XDG_STATE_HOME/ngixi, "
+            "else ~/.local/state/ngixi)",
         )
     commands.choices["inspect"].add_argument("--json", action="store_true", help="print JSON")
     validate = add("validate", cmd_validate, "check a manifest, and a .wasm against it")

@@ -16,14 +16,14 @@ import oras.client
 import requests
 
 from .project import Project
-from .release import release_key, release_version
+from .release import release_version
 from .runtime.bundle_format import MAX_BUNDLE_BYTES
 from .runtime.bundle_reader import VerifiedBundle, read_bundle
 from .runtime.errors import InvalidInput, NgixiError, VerificationError
 from .runtime.fsutil import atomic_output
 from .runtime.manifest import parse_manifest
 from .runtime.verify import TrustedKey, TrustStore
-from .signing import SigningKey
+from .signing import SigningKey, release_signing_key
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,9 @@ def publish_project_release(project: Project) -> list[Published]:
     """`doit publish`: pushes artifacts/release/<version>/ to $NGIXI_REGISTRY."""
     version = release_version(project)
     published = publish_release(
-        release_dir=project.artifacts_dir / "release" / version, registry=registry_from_environment(), key=release_key()
+        release_dir=project.artifacts_dir / "release" / version,
+        registry=registry_from_environment(),
+        key=release_signing_key(),
     )
     for item in published:
         log.info("%s %s", item.digest, item.reference)

@@ -29,12 +29,11 @@ from .project import Project
 from .runtime import engine
 from .runtime.errors import InvalidInput, NgixiError
 from .runtime.fsutil import write_atomic
-from .signing import SigningKey, load_signing_key, sign
+from .signing import SigningKey, release_signing_key, sign
 from .toolchain import ensure_toolchain, toolchain_for
 
 log = logging.getLogger(__name__)
 
-KEY_VARIABLE = "NGIXI_SIGNING_KEY"
 VERSION_VARIABLE = "NGIXI_RELEASE_VERSION"
 SUMS_NAME = "SHA256SUMS"
 PROVENANCE_NAME = "provenance.json"
@@ -52,17 +51,6 @@ class Release:
     directory: Path
     bundles: tuple[str, ...]
     already_existed: bool
-
-
-def release_key() -> SigningKey:
-    """The release signing key named by NGIXI_SIGNING_KEY; a release never creates one."""
-    path = os.environ.get(KEY_VARIABLE)
-    if not path:
-        raise InvalidInput(
-            f"{KEY_VARIABLE} is not set: point it at a minisign secret key (`ngixi keygen` makes one); "
-            "releases are never signed with the development key"
-        )
-    return load_signing_key(Path(path))
 
 
 def release_version(project: Project) -> str:
@@ -282,7 +270,7 @@ def make_release(project: Project, *, key: SigningKey, builder: Builder = build_
 
 def release(project: Project) -> Release:
     """`doit release`: the explicit release key, the version, and the reproducible build."""
-    key = release_key()
+    key = release_signing_key()
     result = make_release(project, key=key)
     state = "already released, identical" if result.already_existed else "written"
     log.info("release %s: %s (%d bundles)", result.directory, state, len(result.bundles))

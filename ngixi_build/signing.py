@@ -17,6 +17,7 @@ from .runtime.verify import key_id_of
 log = logging.getLogger(__name__)
 
 PASSWORD_VARIABLE = "NGIXI_SIGNING_KEY_PASSWORD"
+RELEASE_KEY_VARIABLE = "NGIXI_SIGNING_KEY"
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,11 @@ class TrustEntry:
     comment: str
 
 
+def _public_key_file(key: SigningKey) -> bytes:
+    """minisign's public key file, with the key id spelled as minisign prints it."""
+    return f"untrusted comment: minisign public key {key.key_id}\n{key.public_base64}\n".encode()
+
+
 def generate_key_pair(*, secret_path: Path, public_path: Path, comment: str) -> SigningKey:
     """Writes a new unencrypted minisign key pair; never overwrites an existing file."""
     for path in (secret_path, public_path):
@@ -48,10 +54,9 @@ def generate_key_pair(*, secret_path: Path, public_path: Path, comment: str) -> 
             raise InvalidInput(f"{path}: already exists; move it away or choose another path")
     pair = minisign.KeyPair.generate()
     key = SigningKey(pair.secret_key, pair.public_key)
-    pair.public_key.untrusted_comment = f"minisign public key {key.key_id}"
     pair.secret_key.untrusted_comment = f"minisign secret key {key.key_id} ({comment})"
     write_atomic(secret_path, bytes(pair.secret_key) + b"\n", mode=0o600)
-    write_atomic(public_path, bytes(pair.public_key) + b"\n")
+    write_atomic(public_path, _public_key_file(key))
     return key
 
 
@@ -72,6 +77,21 @@ def load_signing_key(path: Path) -> SigningKey:
         except minisign.Error:
             raise InvalidInput(f"{path}: wrong password in {PASSWORD_VARIABLE}") from None
     return SigningKey(secret, secret.get_public_key())
+
+
+def release_signing_key(explicit: Path | None = None) -> SigningKey:
+    """The release key: `explicit`, else the path in NGIXI_SIGNING_KEY. It never creates one."""
+    if explicit is None:
+        named = os.environ.get(RELEASE_KEY_VARIABLE, "")
+        if not named:
+            raise InvalidInput(
+                f"{RELEASE_KEY_VARIABLE} is not set: point it at a minisign secret key (`ngixi keygen` makes one); "
+                "releases are never signed with the development key, and no key is ever created"
+            )
+        explicit = Path(named)
+    if not explicit.is_file():
+        raise InvalidInput(f"{explicit}: no release signing key there; it is never created: give an existing key")
+    return load_signing_key(explicit)
 
 
 def sign(data: bytes, key: SigningKey, *, trusted_comment: str) -> bytes:
@@ -100,17 +120,27 @@ def render_trust_file(entries: list[TrustEntry]) -> bytes:
 
 
 def ensure_dev_key(*, keys_dir: Path, trust_file: Path) -> tuple[SigningKey, bool]:
-    """The project's development key, created on first use with a trust file for local runs."""
-    secret_path = keys_dir / "dev.key"
-    if secret_path.exists():
-        return load_signing_key(secret_path), False
-    key = generate_key_pair(secret_path=secret_path, public_path=keys_dir / "dev.pub", comment="ngixi dev key")
-    entry = TrustEntry(key, ("*",), ("dev",), "development key of this checkout; never trust it in production")
-    write_atomic(trust_file, render_trust_file([entry]))
-    log.warning(
-        "created a development signing key %s in %s (dev channel only, never commit it); trust file: %s",
-        key.key_id,
-        secret_path,
-        trust_file,
-    )
-    return key, True
+    """The project's development key, created on first use with a trust file for local runs.
+
+    A public key or trust file missing beside an existing secret key (a build killed while
+    creating them) is written again from the secret key.
+    """
+    secret_path, public_path = keys_dir / "dev.key", keys_dir / "dev.pub"
+    created = not secret_path.exists()
+    if created:
+        key = generate_key_pair(secret_path=secret_path, public_path=public_path, comment="ngixi dev key")
+    else:
+        key = load_signing_key(secret_path)
+    if not public_path.exists():
+        write_atomic(public_path, _public_key_file(key))
+    if not trust_file.exists():
+        entry = TrustEntry(key, ("*",), ("dev",), "development key of this checkout; never trust it in production")
+        write_atomic(trust_file, render_trust_file([entry]))
+    if created:
+        log.warning(
+            "created a development signing key %s in %s (dev channel only, never commit it); trust file: %s",
+            key.key_id,
+            secret_path,
+            trust_file,
+        )
+    return key, created

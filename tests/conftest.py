@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import io
+import tarfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from ngixi_build.bundle import ArtifactInput, write_bundle
+from ngixi_build.cli import main
 from ngixi_build.runtime.bundle_format import Channel
+from ngixi_build.runtime.rollback import STATE_VARIABLE
 from ngixi_build.signing import SigningKey, TrustEntry, generate_key_pair, render_trust_file
+from tests.system import require_program
 
 REPO = Path(__file__).resolve().parents[1]
+File = tuple[str, bytes]
+Entry = File | tarfile.TarInfo
 
 HELLO_MANIFEST = """\
 [guest]
@@ -25,6 +32,28 @@ results = ["i32"]
 
 [capabilities.log]
 """
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keeps module-scoped fixtures' runs away from the user's rollback state."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(STATE_VARIABLE, str(tmp_path_factory.mktemp("session-state")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh rollback state per test, also seen by the ngixi processes tests start."""
+    directory = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv(STATE_VARIABLE, str(directory))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def minisign_tool() -> Path:
+    """Debian's reference minisign binary."""
+    return Path(require_program("minisign", "minisign"))
 
 
 @dataclass(frozen=True)
@@ -54,7 +83,7 @@ def make_bundle(
     key: SigningKey,
     *,
     wasm: bytes,
-    manifest: str = HELLO_MANIFEST,
+    manifest: str | bytes = HELLO_MANIFEST,
     guest: str = "hello",
     version: str = "0.1.0",
     channel: Channel = "dev",
@@ -63,7 +92,7 @@ def make_bundle(
 ) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     manifest_path, wasm_path = directory / f"{guest}.toml", directory / f"{guest}.wasm"
-    manifest_path.write_text(manifest)
+    manifest_path.write_bytes(manifest.encode() if isinstance(manifest, str) else manifest)
     wasm_path.write_bytes(wasm)
     out = directory / f"{guest}-{version}.ngx"
     write_bundle(
@@ -78,3 +107,29 @@ def make_bundle(
         out_path=out,
     )
     return out
+
+
+def exit_code(argv: list[str]) -> int:
+    """Runs the `ngixi` command in-process; its exit code."""
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return int(stop.code or 0)
+
+
+def entries(path: Path) -> list[File]:
+    with tarfile.open(path) as tar:
+        return [(m.name, tar.extractfile(m).read()) for m in tar.getmembers()]  # type: ignore[union-attr]
+
+
+def repack(path: Path, items: Sequence[Entry]) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for item in items:
+            if isinstance(item, tarfile.TarInfo):
+                tar.addfile(item)
+                continue
+            info = tarfile.TarInfo(item[0])
+            info.size = len(item[1])
+            tar.addfile(info, io.BytesIO(item[1]))
+    path.write_bytes(buffer.getvalue())

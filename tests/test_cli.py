@@ -7,16 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ngixi_build.cli import main
-from tests.conftest import REPO, KeyFiles, make_bundle
+from tests.conftest import REPO, KeyFiles, exit_code, make_bundle
 from tests.wasmgen import ADD_BODY, Func, Imp, module
-
-
-def exit_code(argv: list[str]) -> int:
-    try:
-        return main(argv)
-    except SystemExit as stop:
-        return int(stop.code or 0)
 
 
 def test_keygen_writes_a_private_secret_and_never_overwrites(

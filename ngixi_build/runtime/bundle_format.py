@@ -162,12 +162,15 @@ def parse_index(data: bytes, *, source: str) -> BundleIndex:
         _parse_member(m, f"members[{i}]", strict) for i, m in enumerate(strict.get(raw, "members", list, "members"))
     )
     _check_member_set(members, strict)
+    sequence = strict.get(raw, "sequence", int, "sequence")
+    if sequence < 0:
+        raise strict.fail("sequence", f"{sequence} is negative")
     return BundleIndex(
         format=FORMAT_VERSION,
         guest=strict.get(raw, "guest", str, "guest"),
         version=strict.get(raw, "version", str, "version"),
         channel=cast(Channel, channel),
-        sequence=strict.get(raw, "sequence", int, "sequence"),
+        sequence=sequence,
         members=members,
     )
 

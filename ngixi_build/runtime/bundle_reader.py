@@ -1,11 +1,16 @@
-"""Reads a bundle, verifying the signature first and every member's digest before use."""
+"""Reads a bundle, verifying the signature first and every member's digest before use.
+
+The reading rules are in docs/bundle-format.md; each refusal names its own reason.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO
 
 from .bundle_format import (
@@ -19,7 +24,10 @@ from .bundle_format import (
     parse_index,
 )
 from .errors import InvalidInput, VerificationError
+from .rollback import RollbackGuard
 from .verify import TrustedKey, TrustStore, check_scope, verify_index
+
+_END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE
 
 
 @dataclass(frozen=True)
@@ -33,64 +41,148 @@ class VerifiedBundle:
         return self.contents[member.path]
 
 
-def _next_member(tar: tarfile.TarFile, expected: str, max_size: int, source: str) -> tarfile.TarInfo:
-    info = tar.next()
-    if info is None:
-        raise VerificationError(f"{source}: member {expected} is missing")
-    if info.name != expected:
-        raise VerificationError(f"{source}: found member {info.name!r} where {expected} belongs")
-    if not info.isreg():
-        raise VerificationError(f"{source}: member {info.name} is not a regular file")
-    if info.size > max_size:
-        raise VerificationError(f"{source}: member {info.name} is {info.size} bytes, over the {max_size} limit")
-    return info
+_SPECIAL_KINDS: tuple[tuple[Callable[[tarfile.TarInfo], bool], str], ...] = (
+    (tarfile.TarInfo.issym, "a symbolic link"),
+    (tarfile.TarInfo.islnk, "a hard link"),
+    (lambda info: info.ischr() or info.isblk(), "a device"),
+    (tarfile.TarInfo.isfifo, "a FIFO"),
+    (tarfile.TarInfo.isdir, "a directory"),
+    (lambda info: not info.isreg() or info.issparse(), "not a regular file"),
+)
 
 
-def _read(tar: tarfile.TarFile, info: tarfile.TarInfo, source: str) -> bytes:
-    stream = tar.extractfile(info)
-    data = stream.read() if stream is not None else b""
-    if len(data) != info.size:
-        raise VerificationError(f"{source}: member {info.name} is truncated")
-    return data
+def _entry_problem(info: tarfile.TarInfo) -> str | None:
+    """Why a tar entry can never be a bundle member, whatever its name."""
+    if info.name.startswith("/"):
+        return "has an absolute path"
+    if ".." in PurePosixPath(info.name).parts:
+        return "leaves the bundle ('..' in its path)"
+    kind = next((kind for test, kind in _SPECIAL_KINDS if test(info)), None)
+    if kind is not None:
+        target = f" (to {info.linkname!r})" if info.linkname else ""
+        tar_type = info.type.decode("ascii", "replace")
+        return f"is {kind}{target}, tar type {tar_type!r}; bundles hold regular files only"
+    if info.pax_headers:
+        return "carries pax extended headers; bundles are plain USTAR archives"
+    return None
 
 
-def _read_members(tar: tarfile.TarFile, index: BundleIndex, source: str) -> dict[str, bytes]:
+class _Entries:
+    """The archive's entries in order, each checked for type, path and repetition as it arrives."""
+
+    def __init__(self, tar: tarfile.TarFile, stream: IO[bytes], size: int, source: str) -> None:
+        self.tar, self.stream, self.size, self.source = tar, stream, size, source
+        self.seen: set[str] = set()
+
+    def fail(self, message: str) -> VerificationError:
+        return VerificationError(f"{self.source}: {message}")
+
+    def next(self) -> tarfile.TarInfo | None:
+        info = self.tar.next()
+        if info is None:
+            return None
+        problem = _entry_problem(info)
+        if problem is not None:
+            raise self.fail(f"member {info.name!r} {problem}")
+        if info.name in self.seen:
+            raise self.fail(f"member {info.name!r} appears twice")
+        self.seen.add(info.name)
+        return info
+
+    def expect(self, name: str, listed: frozenset[str]) -> tarfile.TarInfo:
+        info = self.next()
+        if info is None:
+            raise self.fail(self._end_problem() or f"member {name} is missing")
+        if info.name not in listed:
+            raise self.fail(f"unknown member {info.name!r} where {name} belongs")
+        if info.name != name:
+            raise self.fail(f"member {info.name} is out of order: {name} comes first")
+        return info
+
+    def expect_capped(self, name: str, limit: int) -> tarfile.TarInfo:
+        info = self.expect(name, frozenset({INDEX_NAME, SIGNATURE_NAME}))
+        if info.size > limit:
+            raise self.fail(f"member {name} is {info.size} bytes, over its limit of {limit}")
+        return info
+
+    def read(self, info: tarfile.TarInfo) -> bytes:
+        stream = self.tar.extractfile(info)
+        try:
+            data = stream.read() if stream is not None else b""
+        except tarfile.ReadError:
+            data = b""
+        if len(data) != info.size:
+            raise self.fail(f"member {info.name} is truncated: the file ends inside it")
+        return data
+
+    def finish(self) -> None:
+        extra = self.next()
+        if extra is not None:
+            raise self.fail(f"unexpected extra member {extra.name!r}: the index does not list it")
+        problem = self._end_problem()
+        if problem is not None:
+            raise self.fail(problem)
+
+    def _end_problem(self) -> str | None:
+        """What follows the last header tarfile could read: it stops silently at a damaged one."""
+        end = self.tar.offset
+        remaining = self.size - end
+        self.stream.seek(end)
+        if remaining >= tarfile.BLOCKSIZE and self.stream.read(tarfile.BLOCKSIZE).strip(b"\0"):
+            return f"the archive has a damaged header at byte {end}"
+        if remaining < _END_OF_ARCHIVE:
+            return f"the archive is truncated at byte {self.size} (its end-of-archive marker is missing)"
+        if remaining > _END_OF_ARCHIVE + tarfile.RECORDSIZE or self.stream.read().strip(b"\0"):
+            return f"the archive has unexpected bytes after its end-of-archive marker at byte {end}"
+        return None
+
+
+def _read_members(entries: _Entries, index: BundleIndex) -> dict[str, bytes]:
+    listed = frozenset(m.path for m in index.members)
     contents = {}
     for member in index.members:
-        info = _next_member(tar, member.path, member.size, source)
+        info = entries.expect(member.path, listed)
         if info.size != member.size:
-            raise VerificationError(
-                f"{source}: member {member.path} is {info.size} bytes, the index says {member.size}"
-            )
-        data = _read(tar, info, source)
+            raise entries.fail(f"member {member.path} is {info.size} bytes, the index says {member.size}")
+        data = entries.read(info)
         if hashlib.sha256(data).hexdigest() != member.sha256:
-            raise VerificationError(f"{source}: member {member.path} does not match its digest in the index")
+            raise entries.fail(f"member {member.path} does not match its digest in the signed index")
         contents[member.path] = data
-    extra = tar.next()
-    if extra is not None:
-        raise VerificationError(f"{source}: unexpected extra member {extra.name!r}")
+    entries.finish()
     return contents
 
 
-def _verify_stream(stream: IO[bytes], trust: TrustStore, source: str) -> VerifiedBundle:
+def _verify_stream(
+    stream: IO[bytes], size: int, trust: TrustStore, rollback: RollbackGuard | None, source: str
+) -> VerifiedBundle:
     with tarfile.open(fileobj=stream, mode="r:") as tar:
-        index_bytes = _read(tar, _next_member(tar, INDEX_NAME, MAX_INDEX_BYTES, source), source)
-        signature = _read(tar, _next_member(tar, SIGNATURE_NAME, MAX_SIGNATURE_BYTES, source), source)
+        entries = _Entries(tar, stream, size, source)
+        index_bytes = entries.read(entries.expect_capped(INDEX_NAME, MAX_INDEX_BYTES))
+        signature = entries.read(entries.expect_capped(SIGNATURE_NAME, MAX_SIGNATURE_BYTES))
         signer = verify_index(index_bytes, signature, trust, source=source)
         index = parse_index(index_bytes, source=source)
         check_scope(index, signer, signature, source=source)
-        return VerifiedBundle(source, index, signer, _read_members(tar, index, source))
+        if rollback is not None:
+            rollback.check(index, source=source)
+        contents = _read_members(entries, index)
+        if rollback is not None:
+            rollback.record(index, source=source)
+        return VerifiedBundle(source, index, signer, contents)
 
 
-def read_bundle(path: Path, trust: TrustStore) -> VerifiedBundle:
-    """Opens and fully verifies a bundle; nothing unverified reaches the caller."""
+def read_bundle(path: Path, trust: TrustStore, *, rollback: RollbackGuard | None = None) -> VerifiedBundle:
+    """Opens and fully verifies a bundle; nothing unverified reaches the caller.
+
+    With `rollback`, a sequence below the highest accepted for the guest and channel is refused,
+    and an accepted bundle's sequence is recorded.
+    """
     source = str(path)
     try:
         with path.open("rb") as stream:
-            size = path.stat().st_size
+            size = os.fstat(stream.fileno()).st_size
             if size > MAX_BUNDLE_BYTES:
                 raise VerificationError(f"{source}: {size} bytes is over the {MAX_BUNDLE_BYTES} bundle limit")
-            return _verify_stream(stream, trust, source)
+            return _verify_stream(stream, size, trust, rollback, source)
     except OSError as error:
         raise InvalidInput(f"{source}: cannot read the bundle: {error.strerror}") from None
     except (tarfile.TarError, EOFError) as error:

@@ -17,6 +17,7 @@ from .bundle_reader import read_bundle
 from .errors import GuestError, NgixiError
 from .host import CallFailed, empty_result, measure
 from .loader import Guest, open_guest
+from .rollback import RollbackGuard
 from .verify import load_trust
 
 # Room for the Python heap beside the guest's own memory under RLIMIT_AS.
@@ -56,7 +57,8 @@ def _send(stream: IO[bytes], message: dict[str, Any]) -> None:
 
 
 def _open(request: dict[str, Any]) -> Guest:
-    bundle = read_bundle(Path(request["bundle"]), load_trust(Path(request["trust"])))
+    rollback = RollbackGuard.from_json(request["rollback"]) if request.get("rollback") else None
+    bundle = read_bundle(Path(request["bundle"]), load_trust(Path(request["trust"])), rollback=rollback)
     return open_guest(bundle, args=request.get("args", ()), env=request.get("env", {}))
 
 

@@ -34,6 +34,7 @@ from .hostfuncs import GuestOutput, LogLine
 from .loader import Guest, check_call, open_guest
 from .manifest import Manifest, Number, parse_manifest
 from .policy import Policy
+from .rollback import RollbackGuard
 from .verify import load_trust
 
 # Time allowed on top of the guest's own timeout for the child to answer over the pipe.
@@ -340,9 +341,13 @@ def open_tenant(
     isolated: bool = True,
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    rollback: RollbackGuard | None = None,
 ) -> InProcessTenant | IsolatedTenant:
-    """Verifies a bundle, checks it against the operator's policy, and loads it as a tenant."""
-    verified = read_bundle(bundle, load_trust(trust_file))
+    """Verifies a bundle, checks it against the operator's policy, and loads it as a tenant.
+
+    With `rollback`, a lower sequence than already accepted is refused, here and in the child.
+    """
+    verified = read_bundle(bundle, load_trust(trust_file), rollback=rollback)
     manifest = parse_manifest(
         verified.contents["manifest.toml"].decode(), source=str(bundle), stem=verified.index.guest
     )
@@ -350,7 +355,8 @@ def open_tenant(
         policy.check(manifest)
     if not isolated:
         return InProcessTenant(open_guest(verified, args=args, env=env))
-    tenant = IsolatedTenant(bundle, trust_file, manifest, {"args": list(args), "env": dict(env or {})})
+    options = {"args": list(args), "env": dict(env or {}), "rollback": rollback and rollback.to_json()}
+    tenant = IsolatedTenant(bundle, trust_file, manifest, options)
     tenant.start()
     return tenant
 

@@ -111,11 +111,19 @@ class Guest:
 
 
 def _verified_manifest(bundle: VerifiedBundle) -> Manifest:
-    text = bundle.contents[MANIFEST_NAME].decode("utf-8")
+    source = f"{bundle.source}!{MANIFEST_NAME}"
     try:
-        return parse_manifest(text, source=f"{bundle.source}!{MANIFEST_NAME}", stem=bundle.index.guest)
+        text = bundle.contents[MANIFEST_NAME].decode("utf-8")
+        manifest = parse_manifest(text, source=source, stem=bundle.index.guest)
+    except UnicodeDecodeError:
+        raise VerificationError(f"{source}: not UTF-8 text") from None
     except InvalidInput as error:
         raise VerificationError(str(error)) from None
+    if manifest.guest.version != bundle.index.version:
+        raise VerificationError(
+            f"{source}: guest.version: {manifest.guest.version} differs from the signed index's {bundle.index.version}"
+        )
+    return manifest
 
 
 def _module_bytes(bundle: VerifiedBundle, allow_compile: bool) -> tuple[dict[str, bytes], str]:

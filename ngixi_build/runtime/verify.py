@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import minisign
 import tomli
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .bundle_format import BundleIndex, trusted_comment
 from .errors import InvalidInput, VerificationError
@@ -34,13 +37,13 @@ class TrustStore:
 
 
 def key_id_of(public_key: minisign.PublicKey) -> str:
-    """minisign's spelling of a key id: 16 uppercase hex digits."""
+    """minisign's spelling of a key id: upper-case hex, as minisign prints it."""
     return _key_id_text(public_key._keynum_pk.key_id)
 
 
 def _key_id_text(raw: bytes) -> str:
-    """minisign prints the little-endian key id as a number: the bytes reversed, in hex."""
-    return raw[::-1].hex().upper()
+    """minisign prints the 8-byte little-endian key id as a number (`%PRIX64`): no leading zeros."""
+    return f"{int.from_bytes(raw, 'little'):X}"
 
 
 def _string_list(raw: dict[str, object], key: str, field: str, source: str) -> tuple[str, ...]:
@@ -106,8 +109,22 @@ def verify_index(index_bytes: bytes, signature_bytes: bytes, trust: TrustStore, 
     try:
         key.public_key.verify(index_bytes, signature)
     except minisign.Error:
+        if _index_signature_holds(index_bytes, key, signature):
+            raise VerificationError(
+                f"{source}: the signature's trusted comment was altered (its global signature does not verify)"
+            ) from None
         raise VerificationError(f"{source}: the index signature does not verify with key {key.key_id}") from None
     return key
+
+
+def _index_signature_holds(index_bytes: bytes, key: TrustedKey, signature: minisign.Signature) -> bool:
+    """Whether the signature over the (prehashed) index alone holds, to say which part failed."""
+    public = Ed25519PublicKey.from_public_bytes(key.public_key._keynum_pk.public_key)
+    try:
+        public.verify(signature._signature, hashlib.blake2b(index_bytes).digest())
+    except InvalidSignature:
+        return False
+    return True
 
 
 def check_scope(index: BundleIndex, key: TrustedKey, signature_bytes: bytes, *, source: str) -> None:
