@@ -1,4 +1,4 @@
-"""Real `doit build` runs: byte-reproducible bundles, and builds killed at random points."""
+"""Builds and bundle writes in hard conditions: byte-reproducible bundles, and SIGKILL at random points."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import random
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from ngixi_build.runtime.bundle_format import BUNDLE_SUFFIX
 from ngixi_build.runtime.bundle_reader import read_bundle
 from ngixi_build.runtime.errors import NgixiError
 from ngixi_build.runtime.verify import load_trust
+from tests.conftest import KeyFiles, make_bundle
 from tests.integration import BIN, copy_project, run
 
 pytestmark = pytest.mark.integration
@@ -127,3 +129,42 @@ def test_builds_killed_at_random_points_leave_no_partial_bundle(tmp_path: Path, 
         assert unfinished_bundles(project, trust) == [], f"seed {seed}, kill {kill} after {moment:.2f} s"
     run(project, "doit", "build", env=EPOCH)
     assert bundles_of(project) == built.bundles, f"seed {seed}"
+
+
+WRITE_BIG_BUNDLE = """
+import sys
+from pathlib import Path
+from ngixi_build.bundle import write_bundle
+from ngixi_build.signing import load_signing_key
+d = Path(sys.argv[1])
+write_bundle(guest="hello", version="0.1.0", manifest_path=d / "hello.toml", wasm_path=d / "big.wasm", artifacts=[],
+             key=load_signing_key(Path(sys.argv[2])), channel="dev", sequence=2, out_path=d / "hello-0.1.0.ngx")
+"""
+
+
+def kill_once_writing(directory: Path, keys: KeyFiles) -> bool:
+    """Starts writing a 64 MiB bundle and kills it once its temporary file has data; False if it finished first."""
+    writer = subprocess.Popen([sys.executable, "-c", WRITE_BIG_BUNDLE, str(directory), str(keys.secret)])
+    while writer.poll() is None:
+        if any(t.stat().st_size for t in directory.glob(".hello-0.1.0.ngx.*.tmp")):
+            writer.kill()
+            writer.wait()
+            return True
+        time.sleep(0.002)
+    return False
+
+
+def test_a_bundle_write_killed_midway_leaves_the_previous_bundle(tmp_path: Path, keys: KeyFiles) -> None:
+    path = make_bundle(tmp_path, keys.key, wasm=b"\0asm\1\0\0\0", sequence=1)
+    previous = path.read_bytes()
+    (tmp_path / "big.wasm").write_bytes(random.randbytes(64 << 20))
+    for _ in range(3):
+        path.write_bytes(previous)
+        if kill_once_writing(tmp_path, keys):
+            break
+    else:
+        pytest.fail("the writer always finished before it could be killed")
+    assert path.read_bytes() == previous
+    assert read_bundle(path, load_trust(keys.trust)).index.sequence == 1
+    subprocess.run([sys.executable, "-c", WRITE_BIG_BUNDLE, str(tmp_path), str(keys.secret)], check=True)
+    assert read_bundle(path, load_trust(keys.trust)).index.sequence == 2
