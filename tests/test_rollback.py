@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
 
 from ngixi_build.runtime.bundle_format import Channel
 from ngixi_build.runtime.bundle_reader import read_bundle
-from ngixi_build.runtime.errors import InvalidInput, VerificationError
+from ngixi_build.runtime.errors import InvalidInput, NgixiError, VerificationError
+from ngixi_build.runtime.host import CallFailed, IsolatedTenant, open_tenant
 from ngixi_build.runtime.rollback import STATE_FILE, RollbackGuard, default_state_dir
 from ngixi_build.runtime.verify import load_trust
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
@@ -118,3 +121,19 @@ def test_cli_refuses_a_rollback_unless_allowed(
     elsewhere = tmp_path / "elsewhere"
     assert exit_code(["verify", "--trust", str(keys.trust), str(older), "--state-dir", str(elsewhere)]) == 0
     assert recorded(elsewhere) == {"hello": {"dev": 8}} and recorded(state_dir) == {"hello": {"dev": 9}}
+
+
+def test_a_respawned_tenant_refuses_a_bundle_rolled_back_under_it(
+    tmp_path: Path, keys: KeyFiles, state_dir: Path
+) -> None:
+    path, older = bundle(tmp_path, keys, 9), bundle(tmp_path, keys, 8).read_bytes()
+    guard = RollbackGuard(state_dir)
+    with open_tenant(path, trust_file=keys.trust, rollback=guard) as tenant:
+        assert tenant.call("add", (2, 3)).values == (5,)
+        path.write_bytes(older)
+        assert isinstance(tenant, IsolatedTenant) and tenant.pid is not None
+        os.kill(tenant.pid, signal.SIGKILL)
+        with pytest.raises(CallFailed, match="the tenant process died"):
+            tenant.call("add", (2, 3))
+        with pytest.raises(NgixiError, match="sequence 8 of guest 'hello' on channel 'dev' is lower than 9"):
+            tenant.call("add", (2, 3))
