@@ -14,7 +14,8 @@ from ngixi_build.toolchain import PIN_FILES, toolchain_for
 
 PROJECT = project_or_exit(Path(__file__).parent)
 GUESTS = PROJECT.guest_names()
-TRIPLES = [t.triple for t in PROJECT.targets()]
+TARGETS = PROJECT.targets()
+TRIPLES = [t.triple for t in TARGETS]
 TOOLCHAIN = toolchain_for(PROJECT.state_dir)
 
 DOIT_CONFIG = {
@@ -77,13 +78,14 @@ def task_validate() -> Any:
 def task_precompile() -> Any:
     """Precompile Wasmer/Cranelift AOT artifacts for each guest and target triple."""
     for guest in GUESTS:
-        for triple in TRIPLES:
-            artifact = PROJECT.artifact_path(guest, triple)
+        for target in TARGETS:
+            artifact = PROJECT.artifact_path(guest, target.triple)
             yield {
-                "name": f"{guest}@{triple}",
-                "actions": [stages.as_action(stages.precompile, project=PROJECT, guest=guest, triple=triple)],
+                "name": f"{guest}@{target.triple}",
+                "actions": [stages.as_action(stages.precompile, project=PROJECT, guest=guest, target=target)],
                 "file_dep": [str(PROJECT.wasm_path(guest))],
                 "targets": [str(artifact), str(artifact.with_suffix(".json"))],
+                "uptodate": [config_changed(stages.precompile_inputs(target))],
                 "clean": True,
             }
 
@@ -105,7 +107,7 @@ def task_bundle() -> Any:
                 *(str(a.with_suffix(".json")) for a in artifacts),
             ],
             "targets": [str(PROJECT.bundle_path(guest, version))],
-            "uptodate": [config_changed({"sequence": PROJECT.source_epoch(), "channel": "dev"})],
+            "uptodate": [config_changed({"sequence": PROJECT.source_epoch(), "channel": "dev", "triples": TRIPLES})],
             "clean": True,
         }
 

@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import io
 import tarfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,12 +25,15 @@ from .runtime.bundle_format import (
     Channel,
     Member,
     MemberKind,
+    StoredForm,
     artifact_path,
     trusted_comment,
 )
 from .runtime.errors import NgixiError
 from .runtime.fsutil import atomic_output
 from .signing import SigningKey, sign
+
+_WORTH_COMPRESSING = 0.9
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,14 @@ def _member(path: str, kind: MemberKind, data: bytes, artifact: ArtifactMeta | N
     return Member(path, kind, len(data), hashlib.sha256(data).hexdigest(), artifact)
 
 
+def _packed(data: bytes) -> tuple[bytes, StoredForm | None]:
+    """The bytes to store for an artifact: zlib-compressed when that saves at least a tenth."""
+    packed = zlib.compress(data, level=9)
+    if len(packed) > len(data) * _WORTH_COMPRESSING:
+        return data, None
+    return packed, StoredForm("zlib", len(packed), hashlib.sha256(packed).hexdigest())
+
+
 def render_index(index: BundleIndex) -> bytes:
     def member_table(member: Member) -> dict[str, Any]:
         table: dict[str, Any] = {
@@ -50,6 +62,8 @@ def render_index(index: BundleIndex) -> bytes:
             "size": member.size,
             "sha256": member.sha256,
         }
+        if member.stored is not None:
+            table["stored"] = dataclasses.asdict(member.stored)
         if member.artifact is not None:
             table["artifact"] = {
                 **dataclasses.asdict(member.artifact),
@@ -99,8 +113,9 @@ def write_bundle(
         if artifact.meta.wasm_sha256 != wasm_sha256:
             raise NgixiError(f"{artifact.path}: built from another {wasm_path.name}; rebuild the artifact")
         name = artifact_path(artifact.meta.triple)
-        payload[name] = artifact.path.read_bytes()
-        members.append(_member(name, "artifact", payload[name], artifact.meta))
+        data = artifact.path.read_bytes()
+        payload[name], stored = _packed(data)
+        members.append(dataclasses.replace(_member(name, "artifact", data, artifact.meta), stored=stored))
     index = BundleIndex(FORMAT_VERSION, guest, version, channel, sequence, tuple(members))
     index_bytes = render_index(index)
     signature = sign(index_bytes, key, trusted_comment=trusted_comment(index))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -92,6 +93,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.bundle, trust_file=trust, policy=policy, isolated=isolated, args=argv, rollback=rollback
     ) as tenant:
         manifest = tenant.manifest
+        if tenant.compiled:
+            print(f"note: {manifest.guest.name}: {tenant.origin}", file=sys.stderr)
         try:
             if manifest.guest.kind == "command":
                 result = tenant.run()
@@ -127,49 +130,38 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .runtime.bundle_reader import read_bundle
+    from .runtime.loader import artifact_misfit, host_profile
     from .runtime.verify import load_trust
 
     bundle = read_bundle(args.bundle, load_trust(resolve_trust(args.trust, args.bundle)))
-    index = bundle.index
+    index, host = bundle.index, host_profile()
+    misfits = {m.path: artifact_misfit(m.artifact, host) for m in index.artifacts if m.artifact}
     if args.json:
-        members = [
-            {
-                "path": m.path,
-                "kind": m.kind,
-                "size": m.size,
-                "sha256": m.sha256,
-                **(
-                    {
-                        "artifact": {
-                            **vars(m.artifact),
-                            "cpu_features": list(m.artifact.cpu_features),
-                        }
-                    }
-                    if m.artifact
-                    else {}
-                ),
-            }
-            for m in index.members
-        ]
         document = {
             "guest": index.guest,
             "version": index.version,
             "channel": index.channel,
             "sequence": index.sequence,
             "signer": bundle.signer.key_id,
-            "members": members,
+            "host": {"triple": host.triple, "cpu_features": sorted(host.cpu_features)},
+            "members": [
+                {**dataclasses.asdict(m), **({"misfit": misfits[m.path]} if m.path in misfits else {})}
+                for m in index.members
+            ],
         }
         print(json.dumps(document, indent=2))
         return 0
     print(_summary(bundle))
     for m in index.members:
-        meta = m.artifact
-        detail = (
-            f"  {meta.engine} {meta.engine_version} {meta.compiler} cpu={','.join(meta.cpu_features) or '-'}"
-            if meta
-            else ""
-        )
-        print(f"  {m.path:<45} {m.size:>10}  {m.sha256[:16]}{detail}")
+        stored = f"  stored {m.stored.encoding} {m.stored.size:>9}" if m.stored else ""
+        print(f"  {m.path:<40} {m.size:>10}  sha256 {m.sha256[:16]}{stored}")
+        if m.artifact is not None:
+            meta, misfit = m.artifact, misfits[m.path]
+            print(
+                f"      {meta.engine} {meta.engine_version} (wasmer-python {meta.binding_version}) {meta.compiler}"
+                f" {meta.triple} cpu={','.join(meta.cpu_features) or '-'} wasm={meta.wasm_sha256[:16]}"
+                f" → {'fits this host' if misfit is None else misfit}"
+            )
     return 0
 
 

@@ -16,6 +16,7 @@ from .runtime.targets import DEFAULT_TARGETS, Target, resolve_target
 
 GUEST_ENTRY = Path("assembly/index.ts")
 _CONFIG_KEYS = ("targets",)
+_TARGET_KEYS = ("triple", "cpu_features")
 
 
 @dataclass(frozen=True)
@@ -88,12 +89,17 @@ class Project:
         return dict(table)
 
     def targets(self) -> tuple[Target, ...]:
-        """The configured target triples, each with its CPU-feature baseline."""
+        """The configured targets: triples, or `{ triple = ..., cpu_features = [...] }` tables."""
         source = f"{self.root / 'pyproject.toml'}: tool.ngixi.targets"
-        names = self.config.get("targets", list(DEFAULT_TARGETS))
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise InvalidInput(f"{source}: must be an array of target triples")
-        return tuple(resolve_target(n, source=f"{source}[{i}]") for i, n in enumerate(names))
+        entries = self.config.get("targets", list(DEFAULT_TARGETS))
+        if not isinstance(entries, list):
+            raise InvalidInput(f"{source}: must be an array of target triples or {{ triple, cpu_features }} tables")
+        targets = tuple(_target(entry, f"{source}[{i}]") for i, entry in enumerate(entries))
+        triples = [t.triple for t in targets]
+        twice = next((t for t in triples if triples.count(t) > 1), None)
+        if twice is not None:
+            raise InvalidInput(f'{source}: "{twice}" is listed twice; give each triple one baseline')
+        return targets
 
     def source_epoch(self) -> int:
         """The build's timestamp: SOURCE_DATE_EPOCH, else the last commit's time, else 0."""
@@ -113,6 +119,22 @@ class Project:
         except FileNotFoundError:
             return 0
         return int(result.stdout.strip()) if result.returncode == 0 and result.stdout.strip() else 0
+
+
+def _target(entry: object, field: str) -> Target:
+    if isinstance(entry, str):
+        return resolve_target(entry, source=field)
+    if not isinstance(entry, dict):
+        raise InvalidInput(f"{field}: must be a target triple or a {{ triple, cpu_features }} table")
+    unknown = sorted(set(entry) - set(_TARGET_KEYS))
+    if unknown:
+        raise InvalidInput(f"{field}.{unknown[0]}: unknown key; allowed: {', '.join(_TARGET_KEYS)}")
+    triple, features = entry.get("triple"), entry.get("cpu_features")
+    if not isinstance(triple, str):
+        raise InvalidInput(f'{field}.triple: must be a target triple such as "{DEFAULT_TARGETS[0]}"')
+    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+        raise InvalidInput(f'{field}.cpu_features: must be an array of CPU feature names, e.g. ["sse2", "sse4.2"]')
+    return resolve_target(triple, source=field, cpu_features=features)
 
 
 def find_project(start: Path) -> Project:

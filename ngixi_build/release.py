@@ -109,14 +109,15 @@ def _export(project: Project, files: list[Path], destination: Path) -> Project:
 
 def build_bundles(project: Project, key: SigningKey) -> dict[str, bytes]:
     """Every guest through compile → validate → precompile (all targets) → release bundle."""
-    triples = [t.triple for t in project.targets()]
+    targets = project.targets()
     out_dir = project.artifacts_dir / "release-build"
     bundles = {}
     for guest in project.guest_names():
         stages.compile_guest(project, guest)
         stages.validate(project, guest)
-        for triple in triples:
-            stages.precompile(project, guest, triple)
+        for target in targets:
+            stages.precompile(project, guest, target)
+        triples = [t.triple for t in targets]
         path = stages.bundle(project, guest, triples, key=key, channel="release", out_dir=out_dir)
         bundles[path.name] = path.read_bytes()
     return bundles

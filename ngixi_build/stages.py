@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -14,10 +15,11 @@ from . import compile as compile_stage
 from .bundle import ArtifactInput, write_bundle
 from .precompile import precompile_guest, read_metadata
 from .project import GUEST_ENTRY, Project
+from .runtime import engine
 from .runtime.bundle_format import Channel
 from .runtime.errors import NgixiError
 from .runtime.manifest import DEFAULT_LIMITS
-from .runtime.targets import SUPPORTED_TARGETS
+from .runtime.targets import Target
 from .signing import SigningKey, ensure_dev_key
 from .toolchain import ensure_toolchain, toolchain_for
 from .validate import validate_guest
@@ -94,12 +96,17 @@ def validate(project: Project, guest: str) -> None:
     )
 
 
-def precompile(project: Project, guest: str, triple: str) -> None:
+def precompile(project: Project, guest: str, target: Target) -> None:
     precompile_guest(
         wasm_path=project.wasm_path(guest),
-        target=SUPPORTED_TARGETS[triple],
-        out_path=project.artifact_path(guest, triple),
+        target=target,
+        out_path=project.artifact_path(guest, target.triple),
     )
+
+
+def precompile_inputs(target: Target) -> dict[str, object]:
+    """What an artifact depends on besides the .wasm: its CPU baseline and the engine that builds it."""
+    return {"cpu_features": list(target.cpu_features), "engine": dataclasses.asdict(engine.current_engine())}
 
 
 def bundle(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import random
 import re
 import tarfile
 from collections.abc import Callable
@@ -32,14 +33,18 @@ SEQUENCE = 5
 
 
 def fake_artifacts(directory: Path) -> list[ArtifactInput]:
-    """Artifact members for the reader (it never deserializes them); sizes differ per triple."""
+    """Artifact members for the reader (it never deserializes them); sizes differ per triple.
+
+    Their bytes are incompressible, so the bundle stores them as they are; compressed members
+    have their own tests in tests/test_bundle_artifacts.py.
+    """
     ours = current_engine()
     wasm_sha256 = hashlib.sha256(WASM).hexdigest()
     inputs = []
     for number, triple in enumerate(TRIPLES):
         path = directory / f"{triple}.wasmer"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"wasmer-universal" + bytes([number]) * (40 + number))
+        path.write_bytes(b"wasmer-universal" + random.Random(number).randbytes(40 + number))
         meta = ArtifactMeta(
             ours.engine, ours.engine_version, ours.binding_version, ours.compiler, triple, (), wasm_sha256
         )

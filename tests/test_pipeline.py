@@ -19,7 +19,7 @@ TRIPLES = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu", "x86_64-appl
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = copy_project(tmp_path_factory.mktemp("pipeline") / "project")
-    result = run(project, "doit", "build")
+    result = run(project, "doit", "-n", "2", "build")  # in parallel: the later serial runs check the state it left
     assert "created a development signing key" in result.stderr
     return project
 
@@ -78,6 +78,23 @@ def test_editing_one_guest_rebuilds_only_its_chain(built: Path) -> None:
     assert ran_tasks(result.stdout) == expected
     greet = run(built, "ngixi", "run", "artifacts/bundles/hello-0.1.0.ngx", "greet")
     assert greet.stderr == "info: hello again\n"
+
+
+def test_changing_a_baseline_rebuilds_only_that_target(built: Path) -> None:
+    pyproject = built / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            '"x86_64-apple-darwin",', '{ triple = "x86_64-apple-darwin", cpu_features = ["sse2", "sse4.2"] },'
+        )
+    )
+    result = run(built, "doit", "-n", "2", "build")
+    precompiled = {f"precompile:{g}@x86_64-apple-darwin" for g in ("hello", "wasi-hello")}
+    assert ran_tasks(result.stdout) == precompiled | {"bundle:hello", "bundle:wasi-hello"}
+    bundle = read_bundle(
+        built / "artifacts" / "bundles" / "hello-0.1.0.ngx", load_trust(built / ".ngixi" / "trust.toml")
+    )
+    features = {m.artifact.triple: m.artifact.cpu_features for m in bundle.index.artifacts if m.artifact}
+    assert features["x86_64-apple-darwin"] == ("sse2", "sse4.2") and features["x86_64-unknown-linux-gnu"] == ("sse2",)
 
 
 def test_list_describes_every_task(built: Path) -> None:

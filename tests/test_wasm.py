@@ -39,3 +39,10 @@ def test_rejects_broken_modules(data: bytes, message: str) -> None:
     with pytest.raises(InvalidInput, match=message) as caught:
         read_module_info(data, source="bad.wasm")
     assert str(caught.value).startswith("bad.wasm: not a valid WebAssembly module")
+
+
+def test_type_indices_past_127_take_the_general_path() -> None:
+    functions = [Func(f"f{n}", ["i32"] * n) for n in range(130)]  # 130 distinct types: two-byte indices
+    info = read_module_info(module(functions=functions), source="m.wasm")
+    assert info.export("f129").signature == Signature(("i32",) * 129, ())  # type: ignore[union-attr]
+    assert info.export("f3").signature == Signature(("i32",) * 3, ())  # type: ignore[union-attr]

@@ -30,6 +30,8 @@ MAX_BUNDLE_BYTES = 1024 * 1024 * 1024
 Channel = Literal["dev", "release"]
 CHANNELS: tuple[Channel, ...] = ("dev", "release")
 MemberKind = Literal["manifest", "wasm", "artifact"]
+Encoding = Literal["zlib"]
+ENCODINGS: tuple[Encoding, ...] = ("zlib",)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _ARTIFACT_PATH = re.compile(r"^aot/[a-z0-9_]+(-[a-z0-9_.]+){1,3}\.wasmer$")
 
@@ -46,12 +48,28 @@ class ArtifactMeta:
 
 
 @dataclass(frozen=True)
+class StoredForm:
+    """How a compressed member lies in the archive: its encoding and the stored bytes' size and sha256."""
+
+    encoding: Encoding
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
 class Member:
+    """A bundle member; `size` and `sha256` describe its bytes as used, `stored` any compressed form."""
+
     path: str
     kind: MemberKind
     size: int
     sha256: str
     artifact: ArtifactMeta | None = None
+    stored: StoredForm | None = None
+
+    @property
+    def stored_size(self) -> int:
+        return self.size if self.stored is None else self.stored.size
 
 
 @dataclass(frozen=True)
@@ -117,10 +135,28 @@ def _parse_artifact(raw: Mapping[str, Any], field: str, strict: _Strict) -> Arti
     return meta
 
 
+def _parse_size_and_digest(raw: Mapping[str, Any], field: str, strict: _Strict) -> tuple[int, str]:
+    size = strict.get(raw, "size", int, f"{field}.size")
+    if not 0 <= size <= MAX_MEMBER_BYTES:
+        raise strict.fail(f"{field}.size", f"{size} is outside 0..{MAX_MEMBER_BYTES}")
+    sha256 = strict.get(raw, "sha256", str, f"{field}.sha256")
+    if not _SHA256.match(sha256):
+        raise strict.fail(f"{field}.sha256", "is not a sha256 hex digest")
+    return size, sha256
+
+
+def _parse_stored(raw: Mapping[str, Any], field: str, strict: _Strict) -> StoredForm:
+    strict.keys(raw, {"encoding", "size", "sha256"}, field)
+    encoding = strict.get(raw, "encoding", str, f"{field}.encoding")
+    if encoding not in ENCODINGS:
+        raise strict.fail(f"{field}.encoding", f"{encoding!r} is not one of {ENCODINGS}")
+    return StoredForm(cast(Encoding, encoding), *_parse_size_and_digest(raw, field, strict))
+
+
 def _parse_member(raw: object, field: str, strict: _Strict) -> Member:
     if not isinstance(raw, dict):
         raise strict.fail(field, "must be a table")
-    strict.keys(raw, {"path", "kind", "size", "sha256", "artifact"}, field)
+    strict.keys(raw, {"path", "kind", "size", "sha256", "artifact", "stored"}, field)
     kind = strict.get(raw, "kind", str, f"{field}.kind")
     path = strict.get(raw, "path", str, f"{field}.path")
     expected_path = {"manifest": MANIFEST_NAME, "wasm": WASM_NAME}.get(kind)
@@ -134,15 +170,14 @@ def _parse_member(raw: object, field: str, strict: _Strict) -> Member:
         raise strict.fail(field, f"unexpected member {kind!r} at {path!r}")
     else:
         artifact = None
-        if "artifact" in raw:
-            raise strict.fail(f"{field}.artifact", "only artifacts carry artifact metadata")
-    size = strict.get(raw, "size", int, f"{field}.size")
-    if not 0 <= size <= MAX_MEMBER_BYTES:
-        raise strict.fail(f"{field}.size", f"{size} is outside 0..{MAX_MEMBER_BYTES}")
-    sha256 = strict.get(raw, "sha256", str, f"{field}.sha256")
-    if not _SHA256.match(sha256):
-        raise strict.fail(f"{field}.sha256", "is not a sha256 hex digest")
-    return Member(path, cast(MemberKind, kind), size, sha256, artifact)
+        for key in ("artifact", "stored"):
+            if key in raw:
+                raise strict.fail(f"{field}.{key}", "only artifacts carry this table")
+    stored = None
+    if "stored" in raw:
+        stored = _parse_stored(strict.get(raw, "stored", dict, f"{field}.stored"), f"{field}.stored", strict)
+    size, sha256 = _parse_size_and_digest(raw, field, strict)
+    return Member(path, cast(MemberKind, kind), size, sha256, artifact, stored)
 
 
 def parse_index(data: bytes, *, source: str) -> BundleIndex:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import hashlib
 import os
 import tarfile
-from collections.abc import Callable
-from dataclasses import dataclass
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
 
@@ -36,8 +38,13 @@ class VerifiedBundle:
     index: BundleIndex
     signer: TrustedKey
     contents: dict[str, bytes]
+    _deferred: dict[str, int] = field(default_factory=dict, repr=False)  # path → offset in the archive
 
     def data(self, member: Member) -> bytes:
+        """A member's bytes; an artifact `read_bundle` left unread is read and checked here, before use."""
+        if member.path not in self.contents:
+            stored = _read_at(Path(self.source), self._deferred[member.path], member.stored_size, member.path)
+            self.contents[member.path] = _checked(member, stored, self.source, full=False)
         return self.contents[member.path]
 
 
@@ -137,23 +144,67 @@ class _Entries:
         return None
 
 
-def _read_members(entries: _Entries, index: BundleIndex) -> dict[str, bytes]:
+def _read_at(path: Path, offset: int, size: int, name: str) -> bytes:
+    with _opened(path) as stream:
+        stream.seek(offset)
+        data = stream.read(size)
+    if len(data) != size:
+        raise VerificationError(f"{path}: member {name} is truncated: the file ends inside it")
+    return data
+
+
+def _check_digest(data: bytes, sha256: str, what: str, source: str) -> None:
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise VerificationError(f"{source}: member {what} does not match its digest in the signed index")
+
+
+def _checked(member: Member, stored: bytes, source: str, *, full: bool) -> bytes:
+    """The member's bytes, inflated only after the stored bytes matched their signed digest.
+
+    Inflating verified bytes is deterministic, so the digest of the result is checked again
+    only on a `full` read (read_bundle's default), not on the loader's path.
+    """
+    if member.stored is None:
+        _check_digest(stored, member.sha256, member.path, source)
+        return stored
+    _check_digest(stored, member.stored.sha256, f"{member.path} (stored)", source)
+    decompressor = zlib.decompressobj()
+    try:
+        data = decompressor.decompress(stored, member.size + 1)  # the cap: a bomb stops one byte over
+    except zlib.error as error:
+        raise VerificationError(f"{source}: member {member.path} does not decompress ({error})") from None
+    if len(data) != member.size or not decompressor.eof or decompressor.unconsumed_tail or decompressor.unused_data:
+        raise VerificationError(f"{source}: member {member.path} does not decompress to the {member.size} bytes")
+    if full:
+        _check_digest(data, member.sha256, member.path, source)
+    return data
+
+
+def _read_members(
+    entries: _Entries, index: BundleIndex, check_artifacts: bool
+) -> tuple[dict[str, bytes], dict[str, int]]:
     listed = frozenset(m.path for m in index.members)
-    contents = {}
+    contents, deferred = {}, {}
     for member in index.members:
         info = entries.expect(member.path, listed)
-        if info.size != member.size:
-            raise entries.fail(f"member {member.path} is {info.size} bytes, the index says {member.size}")
-        data = entries.read(info)
-        if hashlib.sha256(data).hexdigest() != member.sha256:
-            raise entries.fail(f"member {member.path} does not match its digest in the signed index")
-        contents[member.path] = data
+        if info.size != member.stored_size:
+            raise entries.fail(f"member {member.path} is {info.size} bytes, the index says {member.stored_size}")
+        if member.kind == "artifact" and not check_artifacts:
+            deferred[member.path] = info.offset_data
+        else:
+            contents[member.path] = _checked(member, entries.read(info), entries.source, full=True)
     entries.finish()
-    return contents
+    return contents, deferred
 
 
 def _verify_stream(
-    stream: IO[bytes], size: int, trust: TrustStore, rollback: RollbackGuard | None, source: str
+    stream: IO[bytes],
+    size: int,
+    trust: TrustStore,
+    *,
+    rollback: RollbackGuard | None,
+    source: str,
+    check_artifacts: bool,
 ) -> VerifiedBundle:
     with tarfile.open(fileobj=stream, mode="r:") as tar:
         entries = _Entries(tar, stream, size, source)
@@ -164,26 +215,36 @@ def _verify_stream(
         check_scope(index, signer, signature, source=source)
         if rollback is not None:
             rollback.check(index, source=source)
-        contents = _read_members(entries, index)
+        contents, deferred = _read_members(entries, index, check_artifacts)
         if rollback is not None:
             rollback.record(index, source=source)
-        return VerifiedBundle(source, index, signer, contents)
+        return VerifiedBundle(source, index, signer, contents, deferred)
 
 
-def read_bundle(path: Path, trust: TrustStore, *, rollback: RollbackGuard | None = None) -> VerifiedBundle:
-    """Opens and fully verifies a bundle; nothing unverified reaches the caller.
+def read_bundle(
+    path: Path, trust: TrustStore, *, rollback: RollbackGuard | None = None, check_artifacts: bool = True
+) -> VerifiedBundle:
+    """Opens and verifies a bundle; nothing unverified reaches the caller.
 
     With `rollback`, a sequence below the highest accepted for the guest and channel is refused,
-    and an accepted bundle's sequence is recorded.
+    and an accepted bundle's sequence is recorded. With `check_artifacts=False` (the loader,
+    which uses at most one artifact) artifacts are read and checked when `VerifiedBundle.data`
+    first returns them, not here.
     """
-    source = str(path)
+    with _opened(path) as stream:
+        size = os.fstat(stream.fileno()).st_size
+        if size > MAX_BUNDLE_BYTES:
+            raise VerificationError(f"{path}: {size} bytes is over the {MAX_BUNDLE_BYTES} bundle limit")
+        return _verify_stream(stream, size, trust, rollback=rollback, source=str(path), check_artifacts=check_artifacts)
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[IO[bytes]]:
+    """The bundle file open for reading; OS and archive errors become clear NgixiErrors."""
     try:
         with path.open("rb") as stream:
-            size = os.fstat(stream.fileno()).st_size
-            if size > MAX_BUNDLE_BYTES:
-                raise VerificationError(f"{source}: {size} bytes is over the {MAX_BUNDLE_BYTES} bundle limit")
-            return _verify_stream(stream, size, trust, rollback, source)
+            yield stream
     except OSError as error:
-        raise InvalidInput(f"{source}: cannot read the bundle: {error.strerror}") from None
+        raise InvalidInput(f"{path}: cannot read the bundle: {error.strerror}") from None
     except (tarfile.TarError, EOFError) as error:
-        raise VerificationError(f"{source}: not a valid bundle archive ({error})") from None
+        raise VerificationError(f"{path}: not a valid bundle archive ({error})") from None

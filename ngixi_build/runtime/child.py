@@ -58,7 +58,9 @@ def _send(stream: IO[bytes], message: dict[str, Any]) -> None:
 
 def _open(request: dict[str, Any]) -> Guest:
     rollback = RollbackGuard.from_json(request["rollback"]) if request.get("rollback") else None
-    bundle = read_bundle(Path(request["bundle"]), load_trust(Path(request["trust"])), rollback=rollback)
+    bundle = read_bundle(
+        Path(request["bundle"]), load_trust(Path(request["trust"])), rollback=rollback, check_artifacts=False
+    )
     return open_guest(bundle, args=request.get("args", ()), env=request.get("env", {}))
 
 
@@ -68,7 +70,7 @@ def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
     except NgixiError as error:
         _send(replies, {"ok": False, "error": str(error)})
         return
-    _send(replies, {"ok": True, "origin": guest.origin})
+    _send(replies, {"ok": True, "origin": guest.origin, "compiled": guest.compiled})
     _limit_memory(guest)
     for line in requests:
         request = json.loads(line)

@@ -6,10 +6,10 @@ and traps become `NgixiError`s at one point.
 
 from __future__ import annotations
 
-import importlib.metadata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, TypeVar
 
 import wasmer
@@ -40,8 +40,9 @@ class EngineId:
     compiler: str
 
 
+@cache
 def current_engine() -> EngineId:
-    binding = importlib.metadata.version("wasmer")
+    binding = str(wasmer.__version__)  # importlib.metadata would cost a scan of sys.path on every cold start
     return EngineId(ENGINE, _CORE_VERSION_OF_BINDING.get(binding, "unknown"), binding, COMPILER)
 
 

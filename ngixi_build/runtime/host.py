@@ -97,6 +97,8 @@ class CallFailed(GuestError):
 
 class Tenant(Protocol):
     manifest: Manifest
+    origin: str  # which artifact was loaded, or why the guest was compiled
+    compiled: bool
 
     def call(self, export: str, args: Sequence[Number]) -> CallResult: ...
 
@@ -169,6 +171,8 @@ class InProcessTenant:
     def __init__(self, guest: Guest) -> None:
         self._guest = guest
         self.manifest = guest.manifest
+        self.origin = guest.origin
+        self.compiled = guest.compiled
 
     def call(self, export: str, args: Sequence[Number]) -> CallResult:
         return measure(self._guest, export, args)
@@ -202,6 +206,7 @@ class IsolatedTenant:
         self._child: _Child | None = None
         self._lock = threading.Lock()
         self.origin = ""
+        self.compiled = False
 
     @property
     def pid(self) -> int | None:
@@ -229,6 +234,7 @@ class IsolatedTenant:
             self._stop(child)
             raise NgixiError(str(reply.get("error", "the tenant process could not start")))
         self.origin = str(reply["origin"])
+        self.compiled = bool(reply["compiled"])
         return child
 
     def call(self, export: str, args: Sequence[Number]) -> CallResult:
@@ -347,7 +353,7 @@ def open_tenant(
 
     With `rollback`, a lower sequence than already accepted is refused, here and in the child.
     """
-    verified = read_bundle(bundle, load_trust(trust_file), rollback=rollback)
+    verified = read_bundle(bundle, load_trust(trust_file), rollback=rollback, check_artifacts=False)
     manifest = parse_manifest(
         verified.contents["manifest.toml"].decode(), source=str(bundle), stem=verified.index.guest
     )

@@ -82,9 +82,12 @@ def check_call(manifest: Manifest, export: str, args: Sequence[Number]) -> None:
 class Guest:
     """A loaded guest: call its exports, or run it as a command."""
 
-    def __init__(self, manifest: Manifest, instance: engine.WasmerInstance, context: HostContext, origin: str):
+    def __init__(
+        self, manifest: Manifest, instance: engine.WasmerInstance, context: HostContext, origin: str, compiled: bool
+    ):
         self.manifest = manifest
         self.origin = origin
+        self.compiled = compiled
         self._instance = instance
         self._context = context
 
@@ -200,7 +203,7 @@ def open_guest(
         context.memory = memory
 
     instance = engine.load(guest=manifest.guest.name, imports=imports, on_memory=link_memory, **code)
-    return Guest(manifest, instance, context, origin)
+    return Guest(manifest, instance, context, origin, compiled="wasm" in code)
 
 
 def parse_arguments(decl: ExportDecl, raw: Sequence[str], *, guest: str) -> tuple[Number, ...]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import platform
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -17,8 +19,26 @@ class Target:
     cpu_features: tuple[str, ...]
 
 
-# Explicit baselines, so an artifact never silently needs the build machine's CPU.
-# x86_64 needs SSE2 or Cranelift panics; aarch64 gets no x86 names.
+@dataclass(frozen=True)
+class Architecture:
+    """The CPU-feature names Wasmer 2.1 accepts for an architecture, and those it cannot do without."""
+
+    features: tuple[str, ...]
+    required: tuple[str, ...]
+
+
+# Wasmer 2.1's CpuFeature names are all x86 ones; it knows no aarch64 feature. x86_64 needs
+# SSE2 or Cranelift panics.
+_X86_64_FEATURES = (
+    "sse2", "sse3", "ssse3", "sse4.1", "sse4.2", "popcnt", "avx", "bmi", "bmi2", "avx2", "avx512dq", "avx512vl",
+    "avx512f", "lzcnt",
+)  # fmt: skip
+ARCHITECTURES = {
+    "x86_64": Architecture(features=_X86_64_FEATURES, required=("sse2",)),
+    "aarch64": Architecture(features=(), required=()),
+}
+
+# Explicit default baselines, so an artifact never silently needs the build machine's CPU.
 SUPPORTED_TARGETS: dict[str, Target] = {
     t.triple: t
     for t in (
@@ -41,19 +61,54 @@ _FEATURE_ALIASES = {
     "sse4_1": "sse4.1",
     "sse4_2": "sse4.2",
     "abm": "lzcnt",
-    "sse4.1": "sse4.1",
+    "bmi1": "bmi",
+    "avx1_0": "avx",
 }
 
 
-def resolve_target(triple: str, *, source: str) -> Target:
-    """The supported target for a configured triple, or a clear error saying why not."""
-    if triple in SUPPORTED_TARGETS:
+def architecture_of(triple: str) -> str:
+    return triple.partition("-")[0]
+
+
+def resolve_target(triple: str, *, source: str, cpu_features: Sequence[str] | None = None) -> Target:
+    """The supported target for a configured triple and baseline, or a clear error saying why not.
+
+    Without `cpu_features` the triple's default baseline applies; a given baseline is checked
+    against the names Wasmer accepts for the triple's architecture and sorted.
+    """
+    if triple not in SUPPORTED_TARGETS:
+        reason = next((why for word, why in _KNOWN_UNSUPPORTED.items() if word in triple), None)
+        supported = ", ".join(SUPPORTED_TARGETS)
+        if reason:
+            raise InvalidInput(f'{source}: target "{triple}" is not supported: {reason}; supported: {supported}')
+        raise InvalidInput(f'{source}: unknown target "{triple}"; supported: {supported}')
+    if cpu_features is None:
         return SUPPORTED_TARGETS[triple]
-    reason = next((why for word, why in _KNOWN_UNSUPPORTED.items() if word in triple), None)
-    supported = ", ".join(SUPPORTED_TARGETS)
-    if reason:
-        raise InvalidInput(f'{source}: target "{triple}" is not supported: {reason}; supported: {supported}')
-    raise InvalidInput(f'{source}: unknown target "{triple}"; supported: {supported}')
+    return Target(triple, _checked_baseline(triple, cpu_features, f"{source}.cpu_features"))
+
+
+def _checked_baseline(triple: str, cpu_features: Sequence[str], field: str) -> tuple[str, ...]:
+    name = architecture_of(triple)
+    architecture = ARCHITECTURES[name]
+    for position, feature in enumerate(cpu_features):
+        if feature not in architecture.features:
+            raise InvalidInput(f"{field}[{position}]: {_unknown_feature(feature, name, architecture)}")
+    missing = [f for f in architecture.required if f not in cpu_features]
+    if missing:
+        raise InvalidInput(f"{field}: {triple} needs {', '.join(missing)} (Cranelift cannot do without it); add it")
+    return tuple(sorted(set(cpu_features)))
+
+
+def _unknown_feature(feature: str, name: str, architecture: Architecture) -> str:
+    foreign = next((other for other, a in ARCHITECTURES.items() if feature in a.features), None)
+    if not architecture.features:
+        what = f"an {foreign} feature" if foreign else "not a CPU feature Wasmer knows"
+        return f'"{feature}" is {what}; Wasmer 2.1 knows no {name} CPU features, so leave cpu_features empty'
+    if foreign is not None:
+        return f'"{feature}" is an {foreign} feature, not one of {name}; remove it'
+    close = difflib.get_close_matches(feature, architecture.features, n=1)
+    hint = f'did you mean "{close[0]}"?' if close else f"known: {', '.join(architecture.features)}"
+    return f'"{feature}" is not one of the {name} CPU features Wasmer knows; {hint}'
 
 
 @cache
@@ -74,7 +129,7 @@ def _linux_cpu_features(cpuinfo: str) -> frozenset[str]:
 
 
 def _macos_cpu_features() -> frozenset[str]:
-    keys = ["machdep.cpu.features", "machdep.cpu.leaf7_features"]
+    keys = ["machdep.cpu.features", "machdep.cpu.leaf7_features", "machdep.cpu.extfeatures"]
     result = subprocess.run(["sysctl", "-n", *keys], capture_output=True, text=True, check=False)
     names = result.stdout.lower().replace(".", "_").split()
     return frozenset(_FEATURE_ALIASES.get(n, n) for n in names)

@@ -133,7 +133,7 @@ def read_module_info(data: bytes, *, source: str) -> ModuleInfo:
             sections[section_id] = body
     types = _read_types(_section(sections, _TYPE, source))
     imports = _read_imports(_section(sections, _IMPORT, source), types)
-    function_types = [types[_index(r, types)] for r in _vec(_section(sections, _FUNCTION, source))]
+    function_types = _read_function_types(_section(sections, _FUNCTION, source), types)
     memories = tuple(r.limits() for r in _vec(_section(sections, _MEMORY, source)))
     imported_funcs: list[Signature | None] = [i.signature for i in imports if i.kind == "func"]
     imported_memories = [
@@ -169,6 +169,14 @@ def _read_types(reader: _Reader) -> list[Signature]:
         results = tuple(r.valtype() for _ in range(r.u32()))
         types.append(Signature(params, results))
     return types
+
+
+def _read_function_types(reader: _Reader, types: list[Signature]) -> list[Signature]:
+    count = reader.u32()
+    indices = reader.data[reader.pos :]
+    if len(indices) == count and max(indices, default=0) < min(len(types), 0x80):
+        return [types[i] for i in indices]  # the common case, all one-byte indices, at C speed
+    return [types[_index(reader, types)] for _ in range(count)]
 
 
 def _read_imports(reader: _Reader, types: list[Signature]) -> tuple[Import, ...]:
