@@ -1,12 +1,13 @@
 """The loader never deserializes an artifact built for another target, Wasmer version or CPU.
 
-Every such load runs `ngixi run` in a child process: had the loader picked the wrong artifact,
-the child would crash (a signal), never the test process.
+Every such load runs in `ngixi run` (a child process, whose isolated tenant is another): had the
+loader picked the wrong artifact, a child would crash, never the test process.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,8 +30,7 @@ from tests.wasmgen import ADD_BODY, Func, Imp, module
 WASM = module(imports=[Imp("ngixi", "log", ["i32"] * 3)], functions=[Func("add", ["i32", "i32"], ["i32"], ADD_BODY)])
 HOST = host_triple()
 FOREIGN = next(t for t in SUPPORTED_TARGETS.values() if architecture_of(t.triple) != architecture_of(HOST))
-_RUN_CLI = "import sys; from ngixi_build.cli import main; sys.exit(main(sys.argv[1:]))"
-_NO_COMPILER = "import sys; sys.modules['wasmer_compiler_cranelift'] = None; "
+NGIXI = Path(sys.executable).parent / "ngixi"
 
 
 def precompiled(directory: Path, target: Target) -> ArtifactInput:
@@ -42,10 +42,16 @@ def precompiled(directory: Path, target: Target) -> ArtifactInput:
 
 
 def run_add(bundle: Path, keys: KeyFiles, *, compiler: bool = True) -> subprocess.CompletedProcess[str]:
-    code = _RUN_CLI if compiler else _NO_COMPILER + _RUN_CLI
-    command = [sys.executable, "-c", code, "run", "--trust", str(keys.trust), str(bundle), "add", "2", "3"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    env = dict(os.environ)
+    if not compiler:  # a module of that name that fails to import shadows the installed compiler
+        blocker = bundle.parent / "no-compiler"
+        blocker.mkdir()
+        (blocker / "wasmer_compiler_cranelift.py").write_text('raise ImportError("no compiler here")\n')
+        env["PYTHONPATH"] = str(blocker)
+    command = [str(NGIXI), "run", "--trust", str(keys.trust), str(bundle), "add", "2", "3"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, check=False)
     assert result.returncode >= 0, f"the loader crashed with signal {-result.returncode}: {result.stderr}"
+    assert "died" not in result.stderr, f"the tenant process crashed: {result.stderr}"
     return result
 
 
