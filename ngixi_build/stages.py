@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +28,29 @@ from .validate import validate_guest
 log = logging.getLogger(__name__)
 
 
-def as_action(
-    function: Callable[..., object], **kwargs: Any
-) -> tuple[Callable[[], TaskFailed | None], list[Any], dict[str, Any]]:
-    """A doit python-action that reports an NgixiError as a clean failure, not a traceback."""
+@dataclass(frozen=True)
+class StageAction:
+    """A doit python-action that reports an NgixiError as a clean failure, not a traceback.
 
-    def action() -> TaskFailed | None:
+    A module-level class rather than a closure, so that `doit -n N` can pickle it where
+    multiprocessing spawns its workers (macOS, Windows) instead of forking them.
+    """
+
+    function: Callable[..., object]
+    kwargs: dict[str, Any]
+
+    def __call__(self) -> TaskFailed | None:
         if not logging.getLogger().handlers:
             logging.basicConfig(level=logging.INFO, format="%(message)s")
         try:
-            function(**kwargs)
+            self.function(**self.kwargs)
         except NgixiError as error:
             return TaskFailed(str(error))
         return None
 
-    return action, [], {}
+
+def as_action(function: Callable[..., object], **kwargs: Any) -> tuple[StageAction, list[Any], dict[str, Any]]:
+    return StageAction(function, kwargs), [], {}
 
 
 def existing(paths: list[Path]) -> list[str]:
