@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +114,7 @@ def precompile(project: Project, guest: str, target: Target) -> None:
 
 def precompile_inputs(target: Target) -> dict[str, object]:
     """What an artifact depends on besides the .wasm: its CPU baseline and the engine that builds it."""
-    return {"cpu_features": list(target.cpu_features), "engine": dataclasses.asdict(engine.current_engine())}
+    return {"cpu_features": list(target.cpu_features), "engine": asdict(engine.current_engine())}
 
 
 def bundle(
