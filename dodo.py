@@ -112,6 +112,18 @@ def task_bundle() -> Any:
         }
 
 
+def task_smoke() -> Any:
+    """Load each built bundle through the loader and run its [[smoke]] calls (an http guest gets a local server)."""
+    for guest in GUESTS:
+        version = stages.lenient_guest_fields(PROJECT, guest)["version"]
+        yield {
+            "name": guest,
+            "actions": [stages.as_action(stages.smoke, project=PROJECT, guest=guest)],
+            "file_dep": [str(PROJECT.bundle_path(guest, version))],
+            "uptodate": [False],
+        }
+
+
 def task_build() -> Task:
     """Build every guest: compile, validate, precompile and bundle (the default)."""
     return {"actions": None, "task_dep": ["bundle"]}

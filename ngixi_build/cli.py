@@ -88,9 +88,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     trust = resolve_trust(args.trust, args.bundle)
     policy = load_policy(args.policy) if args.policy else None
     argv = [a for a in (args.export, *args.args) if a is not None]
-    isolated, rollback = not args.in_process, _rollback_guard(args)
     with open_tenant(
-        args.bundle, trust_file=trust, policy=policy, isolated=isolated, args=argv, rollback=rollback
+        args.bundle,
+        trust_file=trust,
+        policy=policy,
+        isolated=not args.in_process,
+        args=argv,
+        rollback=_rollback_guard(args),
+        sandboxes=args.sandbox,
     ) as tenant:
         manifest = tenant.manifest
         if tenant.compiled:
@@ -226,6 +231,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--in-process", action="store_true", help="run in this process: faster, no isolation")
     run.add_argument("--policy", type=Path, help="operator policy (TOML) the bundle must stay within")
     run.add_argument("--json", action="store_true", help="print the result and the call's metrics as JSON")
+    run.add_argument(
+        "--sandbox",
+        type=Path,
+        default=Path(".ngixi") / "sandbox",
+        help="where guests keep state: DIR/GUEST/files holds their fs preopens, DIR/GUEST/kv.sqlite3 "
+        "their kv store (default: .ngixi/sandbox)",
+    )
     for name, handler, text in (
         ("verify", cmd_verify, "verify a bundle's signature and every member"),
         ("inspect", cmd_inspect, "show a verified bundle's members and artifacts"),

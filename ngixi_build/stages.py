@@ -21,6 +21,7 @@ from .runtime.errors import NgixiError
 from .runtime.manifest import DEFAULT_LIMITS
 from .runtime.targets import Target
 from .signing import SigningKey, ensure_dev_key
+from .smoke import smoke_bundle
 from .toolchain import ensure_toolchain, toolchain_for
 from .validate import validate_guest
 
@@ -148,3 +149,13 @@ def bundle(
         out_path=out_path,
     )
     return out_path
+
+
+def smoke(project: Project, guest: str) -> None:
+    version = lenient_guest_fields(project, guest)["version"]
+    count = smoke_bundle(
+        bundle_path=project.bundle_path(guest, version),
+        trust_file=project.dev_trust_file,
+        label=str(project.manifest_path(guest).relative_to(project.root)),
+    )
+    log.info("%s: %d smoke calls passed", guest, count)

@@ -56,6 +56,19 @@ def minisign_tool() -> Path:
     return Path(require_program("minisign", "minisign"))
 
 
+class FakeMemory:
+    """A guest memory for host-function unit tests."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.data = bytearray(size)
+
+    def read(self, pointer: int, length: int) -> bytes:
+        return bytes(self.data[pointer : pointer + length])
+
+    def write(self, pointer: int, data: bytes) -> None:
+        self.data[pointer : pointer + len(data)] = data
+
+
 @dataclass(frozen=True)
 class KeyFiles:
     key: SigningKey

@@ -38,10 +38,10 @@ def test_wrong_import_signature() -> None:
 
 
 def test_unknown_module_and_unknown_function() -> None:
-    wasm = module(imports=[Imp("mystery", "f"), Imp("ngixi", "http_fetch")], functions=[ADD])
+    wasm = module(imports=[Imp("mystery", "f"), Imp("ngixi", "telepathy")], functions=[ADD])
     assert problems(HELLO_MANIFEST, wasm) == [
         f'{F}: capabilities: the guest imports mystery.f from unknown module "mystery"',
-        f"{F}: capabilities: the guest imports ngixi.http_fetch, which no Ngixi capability provides",
+        f"{F}: capabilities: the guest imports ngixi.telepathy, which no Ngixi capability provides",
     ]
 
 
@@ -72,4 +72,26 @@ def test_command_needs_start_and_memory_must_be_exported() -> None:
     assert problems(text, module(imports=[LOG], functions=[ADD], export_memory=False)) == [
         f"{F}: guest.kind: a command guest must export _start: () -> (); build it with the WASI shim",
         f'{F}: exports: the .wasm must export its memory as "memory"',
+    ]
+
+
+FD_WRITE = Imp("wasi_snapshot_preview1", "fd_write", ["i32"] * 4, ["i32"])
+PATH_OPEN = Imp("wasi_snapshot_preview1", "path_open", ["i32"] * 5 + ["i64", "i64", "i32", "i32"], ["i32"])
+
+
+def test_an_import_two_capabilities_grant_names_both() -> None:
+    wasm = module(imports=[FD_WRITE], functions=[ADD])
+    assert problems(HELLO_MANIFEST, wasm) == [
+        f"{F}: capabilities.stdio: import wasi_snapshot_preview1.fd_write needs [capabilities.stdio] or "
+        "[capabilities.fs]; grant it in the manifest or remove the import"
+    ]
+    with_fs = HELLO_MANIFEST + '[capabilities.fs]\npreopens = [{ guest = "/d", host = "d" }]\n'
+    assert problems(with_fs, wasm) == []
+
+
+def test_path_open_needs_fs() -> None:
+    wasm = module(imports=[PATH_OPEN], functions=[ADD])
+    assert problems(HELLO_MANIFEST + "[capabilities.stdio]\n", wasm) == [
+        f"{F}: capabilities.fs: import wasi_snapshot_preview1.path_open needs [capabilities.fs]; "
+        "grant it in the manifest or remove the import"
     ]

@@ -9,17 +9,7 @@ import pytest
 from ngixi_build.runtime.capabilities import BASELINE, CAPABILITIES
 from ngixi_build.runtime.errors import GuestError
 from ngixi_build.runtime.hostfuncs import HOST_FUNCTIONS, GuestExit, HostContext
-
-
-class FakeMemory:
-    def __init__(self, size: int = 4096) -> None:
-        self.data = bytearray(size)
-
-    def read(self, pointer: int, length: int) -> bytes:
-        return bytes(self.data[pointer : pointer + length])
-
-    def write(self, pointer: int, data: bytes) -> None:
-        self.data[pointer : pointer + len(data)] = data
+from tests.conftest import FakeMemory
 
 
 def context(**overrides: object) -> HostContext:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 BUILD_SIDE = {"doit", "nodeenv", "watchdog", "tomli_w"}
-BUILD_MODULES = {"toolchain", "compile", "bundle", "precompile", "stages", "signing", "reporter", "validate"}
+BUILD_MODULES = {"toolchain", "compile", "bundle", "precompile", "stages", "signing", "reporter", "validate", "smoke"}
 
 
 def test_loader_imports_no_build_side_module() -> None:

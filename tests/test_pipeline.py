@@ -44,6 +44,28 @@ def test_cli_runs_the_command_guest(built: Path) -> None:
     assert result.stdout == "Hello from a WASI guest\n"
 
 
+def test_smoke_runs_every_bundle_through_the_loader(built: Path) -> None:
+    result = run(built, "doit", "smoke")
+    for guest in ("hello", "wasi-hello", "notes", "fetch", "counter"):
+        assert f"smoke:{guest} ok" in result.stdout
+    assert "5 tasks ran" in result.stdout
+
+
+def test_cli_runs_capability_guests_with_a_sandbox_directory(built: Path) -> None:
+    notes = "artifacts/bundles/notes-0.1.0.ngx"
+    counter = "artifacts/bundles/counter-0.1.0.ngx"
+    assert run(built, "ngixi", "run", notes, "write_note").stdout == "0\n"
+    assert run(built, "ngixi", "run", notes, "read_note").stdout == "remember the milk\n18\n"
+    assert (built / ".ngixi" / "sandbox" / "notes" / "files" / "data" / "note.txt").exists()
+    assert run(built, "ngixi", "run", notes, "write_config").stdout == "69\n"
+    assert [run(built, "ngixi", "run", counter, "increment").stdout for _ in range(2)] == ["1\n", "2\n"]
+    other = run(built, "ngixi", "run", counter, "increment", "--sandbox", "elsewhere", "--in-process").stdout
+    assert other == "1\n" and (built / "elsewhere" / "counter" / "kv.sqlite3").exists()
+    denied = run(built, "ngixi", "run", "artifacts/bundles/fetch-0.1.0.ngx", "fetch_elsewhere")
+    assert denied.stdout == "-1\n"
+    assert 'add "https://example.com" to allow it' in denied.stderr
+
+
 def test_loader_uses_the_host_artifact(built: Path) -> None:
     bundle = read_bundle(
         built / "artifacts" / "bundles" / "hello-0.1.0.ngx", load_trust(built / ".ngixi" / "trust.toml")
@@ -99,7 +121,7 @@ def test_changing_a_baseline_rebuilds_only_that_target(built: Path) -> None:
 
 def test_list_describes_every_task(built: Path) -> None:
     listed = run(built, "doit", "list").stdout
-    for task in ("build", "bundle", "compile", "precompile", "toolchain", "validate", "devkey"):
+    for task in ("build", "bundle", "compile", "precompile", "toolchain", "validate", "devkey", "smoke"):
         line = next(line for line in listed.splitlines() if line.split()[0] == task)
         assert len(line.split()) > 1, f"{task} has no description"
 

@@ -59,8 +59,9 @@ def module(
     functions: Sequence[Func] = (),
     memory: tuple[int, int | None] | None = (1, 16),
     export_memory: bool = True,
+    data: Sequence[tuple[int, bytes]] = (),
 ) -> bytes:
-    """A module importing and exporting the given functions, with one memory."""
+    """A module importing and exporting the given functions, with one memory holding `data` segments."""
     signatures = [(tuple(i.params), tuple(i.results)) for i in imports]
     signatures += [(tuple(f.params), tuple(f.results)) for f in functions]
     distinct = list(dict.fromkeys(signatures))
@@ -85,12 +86,32 @@ def module(
         body = b"\x00" + code  # no locals
         bodies.append(_u32(len(body)) + body)
     sections.append(_section(10, _vec(bodies)))
+    if data:
+        segments = [b"\x00\x41" + _sleb(offset) + b"\x0b" + _u32(len(raw)) + raw for offset, raw in data]
+        sections.append(_section(11, _vec(segments)))
     return b"\0asm" + struct.pack("<I", 1) + b"".join(sections)
 
 
-def call_import(index: int, *args: int) -> bytes:
-    """Instructions that push i32 constants and call imported function `index`."""
-    return b"".join(b"\x41" + _sleb(a) for a in args) + b"\x10" + _u32(index)
+@dataclass(frozen=True)
+class I64:
+    value: int
+
+
+def call_import(index: int, *args: int | I64) -> bytes:
+    """Instructions that push i32 (or `I64`) constants and call imported function `index`."""
+    return push(*args) + b"\x10" + _u32(index)
+
+
+def push(*args: int | I64) -> bytes:
+    return b"".join(b"\x42" + _sleb(a.value) if isinstance(a, I64) else b"\x41" + _sleb(a) for a in args)
+
+
+def load_i32(address: int) -> bytes:
+    """Instructions that push the i32 stored at `address`."""
+    return push(address) + b"\x28\x02\x00"
+
+
+DROP = b"\x1a"
 
 
 def _sleb(value: int) -> bytes:

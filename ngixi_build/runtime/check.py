@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .capabilities import BASELINE, HOST_MODULES, provider_of
+from .capabilities import HOST_MODULES, provision_of
 from .manifest import Manifest
 from .wasm import Import, ModuleInfo, Signature
 
@@ -10,20 +10,21 @@ from .wasm import Import, ModuleInfo, Signature
 def _import_problem(manifest: Manifest, imp: Import) -> str | None:
     if imp.kind != "func":
         return f"capabilities: the guest imports {imp.kind} {imp.qualified}; only host functions can be imported"
-    found = provider_of(imp.module, imp.name)
+    found = provision_of(imp.module, imp.name)
     if found is None:
         if imp.module in HOST_MODULES:
             return f"capabilities: the guest imports {imp.qualified}, which no Ngixi capability provides"
         return f'capabilities: the guest imports {imp.qualified} from unknown module "{imp.module}"'
-    capability, host_import = found
-    if imp.signature != host_import.signature:
+    if imp.signature != found.host_import.signature:
         return (
             f"capabilities: the guest imports {imp.qualified} as {imp.signature}, "
-            f"but the host provides {host_import.signature}"
+            f"but the host provides {found.host_import.signature}"
         )
-    if capability is not BASELINE and capability.name not in manifest.grants:
+    names = [c.name for c in found.capabilities]
+    if not found.is_baseline and not manifest.grants & set(names):
+        tables = " or ".join(f"[capabilities.{name}]" for name in names)
         return (
-            f"capabilities.{capability.name}: import {imp.qualified} needs [capabilities.{capability.name}]; "
+            f"capabilities.{names[0]}: import {imp.qualified} needs {tables}; "
             "grant it in the manifest or remove the import"
         )
     return None

@@ -16,6 +16,7 @@ from typing import IO, Any
 from .bundle_reader import read_bundle
 from .errors import GuestError, NgixiError
 from .host import CallFailed, empty_result, measure
+from .hostfuncs import Sandbox
 from .loader import Guest, open_guest
 from .rollback import RollbackGuard
 from .verify import load_trust
@@ -61,7 +62,8 @@ def _open(request: dict[str, Any]) -> Guest:
     bundle = read_bundle(
         Path(request["bundle"]), load_trust(Path(request["trust"])), rollback=rollback, check_artifacts=False
     )
-    return open_guest(bundle, args=request.get("args", ()), env=request.get("env", {}))
+    sandbox = Sandbox.from_json(request["sandbox"]) if request.get("sandbox") else None
+    return open_guest(bundle, args=request.get("args", ()), env=request.get("env", {}), sandbox=sandbox)
 
 
 def serve(requests: IO[bytes], replies: IO[bytes]) -> None:

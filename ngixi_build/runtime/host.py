@@ -30,7 +30,7 @@ from typing import IO, Any, Protocol
 
 from .bundle_reader import read_bundle
 from .errors import GuestError, NgixiError
-from .hostfuncs import GuestOutput, LogLine
+from .hostfuncs import GuestOutput, LogLine, Sandbox
 from .loader import Guest, check_call, open_guest
 from .manifest import Manifest, Number, parse_manifest
 from .policy import Policy
@@ -181,7 +181,7 @@ class InProcessTenant:
         return measure(self._guest, "_start", ())
 
     def close(self) -> None:
-        """Nothing to release: the instance goes with the last reference."""
+        self._guest.close()
 
     def __enter__(self) -> InProcessTenant:
         return self
@@ -348,10 +348,12 @@ def open_tenant(
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     rollback: RollbackGuard | None = None,
+    sandboxes: Path | None = None,
 ) -> InProcessTenant | IsolatedTenant:
     """Verifies a bundle, checks it against the operator's policy, and loads it as a tenant.
 
     With `rollback`, a lower sequence than already accepted is refused, here and in the child.
+    A guest granted fs or kv keeps its state under `sandboxes/<guest>` (see `Sandbox.under`).
     """
     verified = read_bundle(bundle, load_trust(trust_file), rollback=rollback, check_artifacts=False)
     manifest = parse_manifest(
@@ -359,9 +361,15 @@ def open_tenant(
     )
     if policy is not None:
         policy.check(manifest)
+    sandbox = Sandbox.under(sandboxes / manifest.guest.name) if sandboxes else None
     if not isolated:
-        return InProcessTenant(open_guest(verified, args=args, env=env))
-    options = {"args": list(args), "env": dict(env or {}), "rollback": rollback and rollback.to_json()}
+        return InProcessTenant(open_guest(verified, args=args, env=env, sandbox=sandbox))
+    options = {
+        "args": list(args),
+        "env": dict(env or {}),
+        "rollback": rollback and rollback.to_json(),
+        "sandbox": sandbox.to_json() if sandbox else None,
+    }
     tenant = IsolatedTenant(bundle, trust_file, manifest, options)
     tenant.start()
     return tenant
@@ -370,14 +378,19 @@ def open_tenant(
 class TenantPool:
     """Several tenants at once, each in its own process; calls to different tenants run concurrently."""
 
-    def __init__(self, *, trust_file: Path, policy: Policy | None = None, workers: int = 16) -> None:
+    def __init__(
+        self, *, trust_file: Path, policy: Policy | None = None, workers: int = 16, sandboxes: Path | None = None
+    ) -> None:
         self._trust_file = trust_file
         self._policy = policy
+        self._sandboxes = sandboxes
         self._tenants: dict[str, IsolatedTenant | InProcessTenant] = {}
         self._executor = ThreadPoolExecutor(max_workers=workers)
 
     def add(self, name: str, bundle: Path, *, isolated: bool = True) -> None:
-        self._tenants[name] = open_tenant(bundle, trust_file=self._trust_file, policy=self._policy, isolated=isolated)
+        self._tenants[name] = open_tenant(
+            bundle, trust_file=self._trust_file, policy=self._policy, isolated=isolated, sandboxes=self._sandboxes
+        )
 
     def call(self, name: str, export: str, args: Sequence[Number]) -> CallResult:
         return self._tenants[name].call(export, args)

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from . import engine
 from .bundle_format import MANIFEST_NAME, ArtifactMeta, BundleIndex, Member
 from .bundle_reader import VerifiedBundle
-from .capabilities import provider_of
+from .capabilities import provision_of
 from .check import check_module
 from .errors import InvalidInput, NgixiError, PolicyError, VerificationError
-from .hostfuncs import HOST_FUNCTIONS, GuestExit, GuestOutput, HostContext, HostFunction, LogLine
+from .hostfuncs import HOST_FUNCTIONS, GuestExit, GuestOutput, HostContext, HostFunction, LogLine, Sandbox, open_context
 from .manifest import ExportDecl, Manifest, Number, parse_manifest
 from .targets import host_cpu_features, host_triple
 from .wasm import ModuleInfo, read_module_info
@@ -99,6 +99,16 @@ class Guest:
     def memory_pages(self) -> int:
         return self._instance.memory.pages
 
+    def close(self) -> None:
+        """Closes the guest's open files and database; the guest must not be called after this."""
+        self._context.close()
+
+    def __enter__(self) -> Guest:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def call(self, export: str, args: Sequence[Number]) -> tuple[Number, ...]:
         check_call(self.manifest, export, args)
         return self._instance.call(export, args)
@@ -113,7 +123,7 @@ class Guest:
         return 0
 
 
-def _verified_manifest(bundle: VerifiedBundle) -> Manifest:
+def verified_manifest(bundle: VerifiedBundle) -> Manifest:
     source = f"{bundle.source}!{MANIFEST_NAME}"
     try:
         text = bundle.contents[MANIFEST_NAME].decode("utf-8")
@@ -174,35 +184,36 @@ def open_guest(
     env: Mapping[str, str] | None = None,
     on_log: Callable[[LogLine], None] | None = None,
     allow_compile: bool = True,
+    sandbox: Sandbox | None = None,
 ) -> Guest:
-    """Instantiates a verified bundle with exactly the imports its manifest grants."""
-    manifest = _verified_manifest(bundle)
+    """Instantiates a verified bundle with exactly the imports its manifest grants.
+
+    `sandbox` says where the guest's fs preopens and kv database live; a guest granted fs or kv needs one.
+    """
+    manifest = verified_manifest(bundle)
     info = read_module_info(bundle.data(bundle.index.member("wasm")), source=f"{bundle.source}!guest.wasm")
     problems = check_module(manifest, info)
     if problems:
         raise VerificationError("\n".join(problems))
-    context = HostContext(
-        guest=manifest.guest.name,
-        log_quota=manifest.limits.log_bytes,
-        stdio_quota=manifest.limits.stdout_bytes,
-        args=tuple(args),
-        env=dict(env or {}),
-        on_log=on_log,
-    )
     check_memory_limit(manifest, info)
+    code, origin = _module_bytes(bundle, allow_compile)
+    context = open_context(manifest, sandbox=sandbox, args=args, env=env, on_log=on_log)
     imports = []
     for imp in info.imports:
-        found = provider_of(imp.module, imp.name)
+        found = provision_of(imp.module, imp.name)
         assert found is not None  # check_module refused anything unprovided
-        capability, host_import = found
+        capability = next(c.name for c in found.capabilities if found.is_baseline or c.name in manifest.grants)
         function = HOST_FUNCTIONS[imp.qualified](context)
-        imports.append((host_import, _counted(function, capability.name, context.output)))
-    code, origin = _module_bytes(bundle, allow_compile)
+        imports.append((found.host_import, _counted(function, capability, context.output)))
 
     def link_memory(memory: engine.WasmerMemory) -> None:
         context.memory = memory
 
-    instance = engine.load(guest=manifest.guest.name, imports=imports, on_memory=link_memory, **code)
+    try:
+        instance = engine.load(guest=manifest.guest.name, imports=imports, on_memory=link_memory, **code)
+    except BaseException:
+        context.close()
+        raise
     return Guest(manifest, instance, context, origin, compiled="wasm" in code)
 
 

@@ -7,17 +7,20 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 import tomli
 
 from .capabilities import CAPABILITIES
 from .errors import InvalidInput
+from .options import CapabilityOptions
+from .schema import Problems, integer, string, suggestion, table, type_name
 
 GuestKind = Literal["library", "command"]
 GUEST_KINDS: tuple[GuestKind, ...] = ("library", "command")
 VALUE_TYPES = ("i32", "i64", "f32", "f64")
 Number = int | float
+OptionsT = TypeVar("OptionsT", bound=CapabilityOptions)
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 SEMVER_PATTERN = re.compile(
@@ -65,9 +68,17 @@ class Manifest:
     source: str
     guest: GuestInfo
     exports: tuple[ExportDecl, ...]
-    grants: frozenset[str]
+    capabilities: Mapping[str, CapabilityOptions]
     limits: Limits
     smoke: tuple[SmokeCall, ...]
+
+    @property
+    def grants(self) -> frozenset[str]:
+        return frozenset(self.capabilities)
+
+    def options(self, kind: type[OptionsT]) -> OptionsT | None:
+        """The options of the granted capability whose options are of this kind, if it is granted."""
+        return next((o for o in self.capabilities.values() if isinstance(o, kind)), None)
 
     def export(self, name: str) -> ExportDecl | None:
         return next((e for e in self.exports if e.name == name), None)
@@ -99,69 +110,10 @@ _EXPORT_KEYS = ("params", "results")
 _SMOKE_KEYS = ("call", "args", "expect", "stdout")
 
 
-class _Problems:
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.lines: list[str] = []
-
-    def add(self, field: str, message: str) -> None:
-        self.lines.append(f"{self.source}: {field}: {message}")
-
-    def unknown_keys(self, table: Mapping[str, Any], allowed: tuple[str, ...], prefix: str) -> None:
-        for key in table:
-            if key in allowed:
-                continue
-            field = f"{prefix}.{key}" if prefix else key
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f'did you mean "{close[0]}"?' if close else f"allowed: {', '.join(allowed)}"
-            self.add(field, f"unknown key; {hint}")
-
-
-def _type_name(value: object) -> str:
-    return {
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        list: "an array",
-        dict: "a table",
-    }.get(type(value), type(value).__name__)
-
-
-def _table(raw: Mapping[str, Any], key: str, field: str, problems: _Problems) -> Mapping[str, Any]:
-    value = raw.get(key, {})
-    if not isinstance(value, dict):
-        problems.add(field, f"must be a table, not {_type_name(value)}")
-        return {}
-    return value
-
-
-def _string(raw: Mapping[str, Any], key: str, field: str, problems: _Problems, default: str | None = None) -> str:
-    value = raw.get(key, default)
-    if value is None:
-        problems.add(field, "is required")
-        return ""
-    if not isinstance(value, str):
-        problems.add(field, f"must be a string, not {_type_name(value)}")
-        return ""
-    return value
-
-
-def _integer(raw: Mapping[str, Any], key: str, field: str, problems: _Problems) -> int:
-    value = raw.get(key, DEFAULT_LIMITS[key])
-    low, high = _LIMIT_RANGES[key]
-    if isinstance(value, bool) or not isinstance(value, int):
-        problems.add(field, f"must be an integer, not {_type_name(value)}")
-        return DEFAULT_LIMITS[key]
-    if not low <= value <= high:
-        problems.add(field, f"must be between {low} and {high}, not {value}")
-    return value
-
-
-def _value_types(raw: Mapping[str, Any], key: str, field: str, problems: _Problems) -> tuple[str, ...]:
+def _value_types(raw: Mapping[str, Any], key: str, field: str, problems: Problems) -> tuple[str, ...]:
     value = raw.get(key, [])
     if not isinstance(value, list):
-        problems.add(field, f"must be an array of value types, not {_type_name(value)}")
+        problems.add(field, f"must be an array of value types, not {type_name(value)}")
         return ()
     for index, item in enumerate(value):
         if item not in VALUE_TYPES:
@@ -171,12 +123,12 @@ def _value_types(raw: Mapping[str, Any], key: str, field: str, problems: _Proble
     return tuple(str(item) for item in value)
 
 
-def _parse_guest(raw: Mapping[str, Any], stem: str, problems: _Problems) -> GuestInfo:
+def _parse_guest(raw: Mapping[str, Any], stem: str, problems: Problems) -> GuestInfo:
     if "guest" not in raw:
         problems.add("guest", "the [guest] table is required (name, version, kind)")
-    table = _table(raw, "guest", "guest", problems)
-    problems.unknown_keys(table, _GUEST_KEYS, "guest")
-    name = _string(table, "name", "guest.name", problems) if table else ""
+    guest = table(raw, "guest", "guest", problems)
+    problems.unknown_keys(guest, _GUEST_KEYS, "guest")
+    name = string(guest, "name", "guest.name", problems) if guest else ""
     if name and not NAME_PATTERN.match(name):
         problems.add(
             "guest.name",
@@ -184,24 +136,24 @@ def _parse_guest(raw: Mapping[str, Any], stem: str, problems: _Problems) -> Gues
         )
     elif name and name != stem:
         problems.add("guest.name", f'"{name}" must match the file name "{stem}.toml"; rename one of them')
-    version = _string(table, "version", "guest.version", problems) if table else ""
+    version = string(guest, "version", "guest.version", problems) if guest else ""
     if version and not SEMVER_PATTERN.match(version):
         problems.add("guest.version", f'"{version}" is not a semantic version like "1.2.3"')
-    kind = _string(table, "kind", "guest.kind", problems, default="library")
+    kind = string(guest, "kind", "guest.kind", problems, default="library")
     if kind not in GUEST_KINDS:
         problems.add("guest.kind", f'"{kind}" must be "library" or "command" (a WASI program with _start)')
-    description = _string(table, "description", "guest.description", problems, default="")
+    description = string(guest, "description", "guest.description", problems, default="")
     return GuestInfo(name, version, cast(GuestKind, kind), description)
 
 
-def _parse_exports(raw: Mapping[str, Any], problems: _Problems) -> tuple[ExportDecl, ...]:
+def _parse_exports(raw: Mapping[str, Any], problems: Problems) -> tuple[ExportDecl, ...]:
     exports = []
-    for name, decl in _table(raw, "exports", "exports", problems).items():
+    for name, decl in table(raw, "exports", "exports", problems).items():
         field = f"exports.{name}"
         if not EXPORT_NAME_PATTERN.match(name):
             problems.add(field, "an export name must be letters, digits and underscores")
         if not isinstance(decl, dict):
-            problems.add(field, f"must be a table with params and results, not {_type_name(decl)}")
+            problems.add(field, f"must be a table with params and results, not {type_name(decl)}")
             continue
         problems.unknown_keys(decl, _EXPORT_KEYS, field)
         params = _value_types(decl, "params", f"{field}.params", problems)
@@ -210,31 +162,32 @@ def _parse_exports(raw: Mapping[str, Any], problems: _Problems) -> tuple[ExportD
     return tuple(exports)
 
 
-def _parse_grants(raw: Mapping[str, Any], problems: _Problems) -> frozenset[str]:
-    grants = set()
-    for name, options in _table(raw, "capabilities", "capabilities", problems).items():
+def _parse_capabilities(raw: Mapping[str, Any], problems: Problems) -> dict[str, CapabilityOptions]:
+    granted = {}
+    for name, options in table(raw, "capabilities", "capabilities", problems).items():
         field = f"capabilities.{name}"
         if name not in CAPABILITIES:
-            close = difflib.get_close_matches(name, list(CAPABILITIES), n=1)
-            hint = f'did you mean "{close[0]}"?' if close else f"known: {', '.join(sorted(CAPABILITIES))}"
-            problems.add(field, f"unknown capability; {hint}")
+            problems.add(field, f"unknown capability; {suggestion(name, sorted(CAPABILITIES), 'known')}")
             continue
         if not isinstance(options, dict):
-            problems.add(field, f"must be a table, not {_type_name(options)}")
+            problems.add(field, f"must be a table, not {type_name(options)}")
             continue
-        problems.unknown_keys(options, (), field)
-        grants.add(name)
-    return frozenset(grants)
+        granted[name] = CAPABILITIES[name].parse_options(options, field, problems)
+    return granted
 
 
-def _parse_limits(raw: Mapping[str, Any], problems: _Problems) -> Limits:
-    table = _table(raw, "limits", "limits", problems)
-    problems.unknown_keys(table, tuple(DEFAULT_LIMITS), "limits")
-    values = {key: _integer(table, key, f"limits.{key}", problems) for key in DEFAULT_LIMITS}
+def _parse_limits(raw: Mapping[str, Any], problems: Problems) -> Limits:
+    limits = table(raw, "limits", "limits", problems)
+    problems.unknown_keys(limits, tuple(DEFAULT_LIMITS), "limits")
+    values = {
+        key: integer(limits, key, f"limits.{key}", problems, default=default, low=low, high=high)
+        for key, default in DEFAULT_LIMITS.items()
+        for low, high in [_LIMIT_RANGES[key]]
+    }
     return Limits(**values)
 
 
-def _numbers(value: object, field: str, problems: _Problems) -> tuple[Number, ...]:
+def _numbers(value: object, field: str, problems: Problems) -> tuple[Number, ...]:
     items = value if isinstance(value, list) else [value]
     for index, item in enumerate(items):
         if isinstance(item, bool) or not isinstance(item, (int, float)):
@@ -242,7 +195,7 @@ def _numbers(value: object, field: str, problems: _Problems) -> tuple[Number, ..
     return tuple(items)
 
 
-def _parse_smoke(raw: Mapping[str, Any], problems: _Problems) -> tuple[SmokeCall, ...]:
+def _parse_smoke(raw: Mapping[str, Any], problems: Problems) -> tuple[SmokeCall, ...]:
     entries = raw.get("smoke", [])
     if not isinstance(entries, list):
         problems.add("smoke", "must be an array of tables: write [[smoke]]")
@@ -254,15 +207,15 @@ def _parse_smoke(raw: Mapping[str, Any], problems: _Problems) -> tuple[SmokeCall
             problems.add(field, "must be a table")
             continue
         problems.unknown_keys(entry, _SMOKE_KEYS, field)
-        call = _string(entry, "call", f"{field}.call", problems)
+        call = string(entry, "call", f"{field}.call", problems)
         args = _numbers(entry.get("args", []), f"{field}.args", problems)
         expect = _numbers(entry["expect"], f"{field}.expect", problems) if "expect" in entry else None
-        stdout = _string(entry, "stdout", f"{field}.stdout", problems) if "stdout" in entry else None
+        stdout = string(entry, "stdout", f"{field}.stdout", problems) if "stdout" in entry else None
         calls.append(SmokeCall(call, args, expect, stdout))
     return tuple(calls)
 
 
-def _check_smoke_targets(manifest: Manifest, problems: _Problems) -> None:
+def _check_smoke_targets(manifest: Manifest, problems: Problems) -> None:
     for index, call in enumerate(manifest.smoke):
         declared = manifest.export(call.call)
         if call.call == "_start" and manifest.guest.kind == "command":
@@ -282,13 +235,13 @@ def parse_manifest(text: str, *, source: str, stem: str) -> Manifest:
         raw = tomli.loads(text)
     except tomli.TOMLDecodeError as error:
         raise ManifestError([f"{source}: not valid TOML: {error}"]) from None
-    problems = _Problems(source)
+    problems = Problems(source)
     problems.unknown_keys(raw, _TOP_KEYS, "")
     manifest = Manifest(
         source=source,
         guest=_parse_guest(raw, stem, problems),
         exports=_parse_exports(raw, problems),
-        grants=_parse_grants(raw, problems),
+        capabilities=_parse_capabilities(raw, problems),
         limits=_parse_limits(raw, problems),
         smoke=_parse_smoke(raw, problems),
     )

@@ -1,0 +1,125 @@
+"""The host ABI shared by every host function: guest memory access, WASI errno and Ngixi status codes.
+
+docs/host-abi.md describes the same contract for other guests and hosts; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from typing import Protocol
+
+
+class GuestMemory(Protocol):
+    def read(self, pointer: int, length: int) -> bytes: ...
+
+    def write(self, pointer: int, data: bytes) -> None: ...
+
+
+class Errno(enum.IntEnum):
+    """The WASI preview 1 errno values the host returns."""
+
+    SUCCESS = 0
+    ACCES = 2
+    BADF = 8
+    BUSY = 10
+    DQUOT = 19
+    EXIST = 20
+    FBIG = 22
+    ILSEQ = 25
+    INVAL = 28
+    IO = 29
+    ISDIR = 31
+    LOOP = 32
+    MFILE = 33
+    NAMETOOLONG = 37
+    NOENT = 44
+    NOSPC = 51
+    NOTDIR = 54
+    NOTEMPTY = 55
+    NOTSUP = 58
+    NXIO = 60
+    PERM = 63
+    ROFS = 69
+    SPIPE = 70
+    XDEV = 75
+    NOTCAPABLE = 76
+
+
+class Status(enum.IntEnum):
+    """What the `ngixi.*` imports (http, kv) return; 0 is success."""
+
+    OK = 0
+    DENIED = 1
+    ADDRESS_REFUSED = 2
+    METHOD_NOT_ALLOWED = 3
+    INVALID = 4
+    TOO_LARGE = 5
+    TIMEOUT = 6
+    UNREACHABLE = 7
+    TOO_MANY_REDIRECTS = 8
+    NOT_FOUND = 9
+    QUOTA_EXCEEDED = 10
+    BUFFER_TOO_SMALL = 11
+    HOST_FAILURE = 12
+
+
+class AbiFault(Exception):
+    """Raised inside a host function to return a code to the guest (an `Errno` or a `Status`)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def read_u32(memory: GuestMemory, pointer: int) -> int:
+    value: int = struct.unpack("<I", memory.read(pointer, 4))[0]
+    return value
+
+
+def write_u32(memory: GuestMemory, pointer: int, value: int) -> None:
+    memory.write(pointer, struct.pack("<I", value))
+
+
+def write_u64(memory: GuestMemory, pointer: int, value: int) -> None:
+    memory.write(pointer, struct.pack("<Q", value))
+
+
+def read_utf8(memory: GuestMemory, pointer: int, length: int, fault: int = Status.INVALID) -> str:
+    """A UTF-8 string the guest passed as (pointer, length); invalid UTF-8 returns `fault` to the guest."""
+    try:
+        return memory.read(pointer, length).decode("utf-8")
+    except UnicodeDecodeError:
+        raise AbiFault(fault) from None
+
+
+def iovecs(memory: GuestMemory, pointer: int, count: int) -> list[tuple[int, int]]:
+    """The (buffer, length) pairs of a WASI iovec array."""
+    raw = memory.read(pointer, 8 * count)
+    return [struct.unpack_from("<II", raw, 8 * index) for index in range(count)]
+
+
+def gather(memory: GuestMemory, pointer: int, count: int) -> bytes:
+    return b"".join(memory.read(buffer, length) for buffer, length in iovecs(memory, pointer, count))
+
+
+def scatter(memory: GuestMemory, pointer: int, count: int, data: bytes) -> int:
+    """Fills the iovecs in order with `data`; returns how many bytes were placed."""
+    placed = 0
+    for buffer, length in iovecs(memory, pointer, count):
+        chunk = data[placed : placed + length]
+        memory.write(buffer, chunk)
+        placed += len(chunk)
+    return placed
+
+
+def capacity(memory: GuestMemory, pointer: int, count: int) -> int:
+    return sum(length for _, length in iovecs(memory, pointer, count))
+
+
+def copy_out(memory: GuestMemory, data: bytes, buffer: int, buffer_size: int, length_pointer: int) -> None:
+    """Writes `data`'s length, and `data` itself when it fits; else raises BUFFER_TOO_SMALL."""
+    write_u32(memory, length_pointer, len(data))
+    if len(data) > buffer_size:
+        raise AbiFault(Status.BUFFER_TOO_SMALL)
+    memory.write(buffer, data)

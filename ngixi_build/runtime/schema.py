@@ -1,0 +1,133 @@
+"""Typed reading of TOML tables: each getter records a `FILE: dotted.field: message` problem and goes on."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+ItemCheck = Callable[[object, str, "Problems"], T | None]
+SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+
+
+class Problems:
+    """Every problem found in one file, collected so that all of them are reported together."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.lines: list[str] = []
+
+    def add(self, field: str, message: str) -> None:
+        self.lines.append(f"{self.source}: {field}: {message}")
+
+    def unknown_keys(self, table: Mapping[str, Any], allowed: Sequence[str], prefix: str) -> None:
+        for key in table:
+            if key in allowed:
+                continue
+            field = f"{prefix}.{key}" if prefix else key
+            self.add(field, f"unknown key; {suggestion(key, allowed, 'allowed')}")
+
+
+def suggestion(word: str, choices: Sequence[str], listing: str) -> str:
+    """`did you mean "x"?` for a likely typo, else the list of choices."""
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f'did you mean "{close[0]}"?' if close else f"{listing}: {', '.join(choices)}"
+
+
+def type_name(value: object) -> str:
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def table(raw: Mapping[str, Any], key: str, field: str, problems: Problems) -> Mapping[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        problems.add(field, f"must be a table, not {type_name(value)}")
+        return {}
+    return value
+
+
+def string(raw: Mapping[str, Any], key: str, field: str, problems: Problems, default: str | None = None) -> str:
+    value = raw.get(key, default)
+    if value is None:
+        problems.add(field, "is required")
+        return ""
+    if not isinstance(value, str):
+        problems.add(field, f"must be a string, not {type_name(value)}")
+        return ""
+    return value
+
+
+def integer(
+    raw: Mapping[str, Any], key: str, field: str, problems: Problems, *, default: int, low: int, high: int
+) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        problems.add(field, f"must be an integer, not {type_name(value)}")
+        return default
+    if not low <= value <= high:
+        problems.add(field, f"must be between {low} and {high}, not {value}")
+    return value
+
+
+def array(
+    raw: Mapping[str, Any],
+    key: str,
+    field: str,
+    problems: Problems,
+    *,
+    item: ItemCheck[T],
+    required: str | None = None,
+    default: Sequence[T] = (),
+    identity: Callable[[T], object] | None = None,
+) -> tuple[T, ...]:
+    """An array whose items `item(value, field, problems)` checks (None when it recorded a problem).
+
+    `required`, when given, is what to say if the key is missing or the array is empty;
+    `identity`, when given, makes a repeated item an error.
+    """
+    if key not in raw:
+        if required:
+            problems.add(field, f"is required: {required}")
+        return tuple(default)
+    value = raw[key]
+    if not isinstance(value, list):
+        problems.add(field, f"must be an array, not {type_name(value)}")
+        return ()
+    if not value and required:
+        problems.add(field, f"must not be empty: {required}")
+    items: list[T] = []
+    seen: set[object] = set()
+    for index, entry in enumerate(value):
+        checked = item(entry, f"{field}[{index}]", problems)
+        if checked is None:
+            continue
+        if identity is not None and identity(checked) in seen:
+            problems.add(f"{field}[{index}]", f'"{identity(checked)}" is listed twice')
+            continue
+        seen.add(identity(checked) if identity else index)
+        items.append(checked)
+    return tuple(items)
+
+
+def string_item(pattern: re.Pattern[str], rule: str) -> ItemCheck[str]:
+    """An `array` item check for strings that must match `pattern`; `rule` says what they must be."""
+
+    def check(value: object, field: str, problems: Problems) -> str | None:
+        if not isinstance(value, str):
+            problems.add(field, f"must be a string, not {type_name(value)}")
+            return None
+        if not pattern.match(value):
+            problems.add(field, f'"{value}" {rule}')
+            return None
+        return value
+
+    return check
