@@ -19,13 +19,14 @@ from ngixi_build.release import ReleaseError, build_bundles, make_release
 from ngixi_build.runtime.bundle_reader import read_bundle
 from ngixi_build.runtime.verify import load_trust
 from ngixi_build.signing import SigningKey
-from tests.conftest import KeyFiles, make_key
+from tests.conftest import REPO, KeyFiles, make_key
 from tests.integration import copy_project, run
 from tests.system import require_program
 
 pytestmark = pytest.mark.integration
 
 EPOCH = "1767225600"
+GUESTS = Project(REPO).guest_names()
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,8 @@ def released(project: Project, release_keys: KeyFiles) -> Path:
 
 def test_release_writes_bundles_checksums_signature_and_provenance(released: Path, release_keys: KeyFiles) -> None:
     names = sorted(p.name for p in released.iterdir())
-    assert names == ["SHA256SUMS", "SHA256SUMS.minisig", "hello-0.1.0.ngx", "provenance.json", "wasi-hello-0.1.0.ngx"]
+    bundles = [f"{guest}-0.1.0.ngx" for guest in GUESTS]
+    assert names == sorted(["SHA256SUMS", "SHA256SUMS.minisig", "provenance.json", *bundles])
     sums = {
         name: digest
         for digest, name in (line.split("  ") for line in (released / "SHA256SUMS").read_text().splitlines())
@@ -159,7 +161,7 @@ def test_publish_pull_verify_run_round_trip(
     released: Path, release_keys: KeyFiles, registry: str, tmp_path: Path
 ) -> None:
     published = publish_release(release_dir=released, registry=registry, key=release_keys.key)
-    assert [p.reference for p in published] == [f"{registry}/hello:0.1.0", f"{registry}/wasi-hello:0.1.0"]
+    assert [p.reference for p in published] == [f"{registry}/{guest}:0.1.0" for guest in GUESTS]
     assert all(p.digest.startswith("sha256:") for p in published)
     path = pull_bundle(reference=f"{registry}/hello:0.1.0", out_dir=tmp_path, trust=load_trust(release_keys.trust))
     assert path.read_bytes() == (released / "hello-0.1.0.ngx").read_bytes()

@@ -64,6 +64,9 @@ class KvStore:
         if self._connection is None:
             self.database.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(self.database, isolation_level=None, timeout=5.0)
+            # WAL without a sync per commit: a power cut may lose the last writes, never consistency.
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute(_SCHEMA)
             self._connection = connection
         return self._connection
