@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from ngixi_build.project import Project
 from ngixi_build.runtime.bundle_format import BUNDLE_SUFFIX
 from ngixi_build.runtime.bundle_reader import read_bundle
 from ngixi_build.runtime.errors import NgixiError
 from ngixi_build.runtime.verify import load_trust
-from tests.conftest import KeyFiles, make_bundle
+from tests.conftest import REPO, KeyFiles, make_bundle
 from tests.integration import BIN, copy_project, run
 
 pytestmark = pytest.mark.integration
@@ -86,7 +87,7 @@ def test_two_builds_in_different_conditions_give_identical_bundles(tmp_path: Pat
         shutil.copytree(built.project / ".ngixi" / "toolchain", project / ".ngixi" / "toolchain", symlinks=True)
         with_dev_key_of(project, built)
         run(project, "doit", "build", env=EPOCH)
-    assert sorted(built.bundles) == ["hello-0.1.0.ngx", "wasi-hello-0.1.0.ngx"]
+    assert sorted(built.bundles) == [f"{guest}-0.1.0.ngx" for guest in Project(REPO).guest_names()]
     assert bundles_of(project) == built.bundles
 
 
