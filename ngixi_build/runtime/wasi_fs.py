@@ -116,13 +116,7 @@ class WasiFilesystem:
             _mount_point(root, preopen.host, preopen.guest, preopen.mode, f"{guest}: capabilities.fs.preopens[{i}]")
             for i, preopen in enumerate(options.preopens)
         ]
-        real = [(str(m.host_path), m.mode) for m in mounts]
-        for index, mount in enumerate(mounts):
-            if mount.mode == "ro" and reachable_for_writing(str(mount.host_path), real):
-                raise InvalidInput(
-                    f"{guest}: capabilities.fs.preopens[{index}].host: {mount.host_path} is read-only, "
-                    "but a rw preopen reaches it through a symlink; remove the link"
-                )
+        _refuse_writable_read_only(mounts, guest)
         filesystem = cls()
         try:
             for mount in mounts:
@@ -336,6 +330,17 @@ def _mount_point(root: Path, host: str, guest_path: str, mode: Mode, field: str)
             f'{field}.host: "{host}" cannot be made a directory under {root}: {error.strerror}'
         ) from None
     return Mount(guest_path, mode, real)
+
+
+def _refuse_writable_read_only(mounts: list[Mount], guest: str) -> None:
+    """Validation checked the manifest's paths; symlinks under the sandbox can still nest them."""
+    real = [(str(m.host_path), m.mode) for m in mounts]
+    for index, mount in enumerate(mounts):
+        if mount.mode == "ro" and reachable_for_writing(str(mount.host_path), real):
+            raise InvalidInput(
+                f"{guest}: capabilities.fs.preopens[{index}].host: {mount.host_path} is read-only, "
+                "but a rw preopen reaches it through a symlink; remove the link"
+            )
 
 
 def _path(memory: GuestMemory, pointer: int, length: int) -> str:
