@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ngixi_build.project import Project
 from ngixi_build.runtime.bundle_reader import read_bundle
 from ngixi_build.runtime.loader import open_guest
 from ngixi_build.runtime.verify import load_trust
@@ -110,8 +111,9 @@ def test_changing_a_baseline_rebuilds_only_that_target(built: Path) -> None:
         )
     )
     result = run(built, "doit", "-n", "2", "build")
-    precompiled = {f"precompile:{g}@x86_64-apple-darwin" for g in ("hello", "wasi-hello")}
-    assert ran_tasks(result.stdout) == precompiled | {"bundle:hello", "bundle:wasi-hello"}
+    guests = Project(built).guest_names()
+    precompiled = {f"precompile:{g}@x86_64-apple-darwin" for g in guests}
+    assert ran_tasks(result.stdout) == precompiled | {f"bundle:{g}" for g in guests}
     bundle = read_bundle(
         built / "artifacts" / "bundles" / "hello-0.1.0.ngx", load_trust(built / ".ngixi" / "trust.toml")
     )
