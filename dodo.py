@@ -9,6 +9,7 @@ from doit.tools import config_changed, run_once
 
 from ngixi_build import publish, release, stages
 from ngixi_build.cli import project_or_exit
+from ngixi_build.precompile import metadata_path
 from ngixi_build.reporter import ProgressReporter
 from ngixi_build.toolchain import PIN_FILES, toolchain_for
 
@@ -16,6 +17,7 @@ PROJECT = project_or_exit(Path(__file__).parent)
 GUESTS = PROJECT.guest_names()
 TARGETS = PROJECT.targets()
 TRIPLES = [t.triple for t in TARGETS]
+WASMTIME_TRIPLES = list(PROJECT.wasmtime_triples())
 TOOLCHAIN = toolchain_for(PROJECT.state_dir)
 
 DOIT_CONFIG = {
@@ -84,8 +86,19 @@ def task_precompile() -> Any:
                 "name": f"{guest}@{target.triple}",
                 "actions": [stages.as_action(stages.precompile, project=PROJECT, guest=guest, target=target)],
                 "file_dep": [str(PROJECT.wasm_path(guest))],
-                "targets": [str(artifact), str(artifact.with_suffix(".json"))],
+                "targets": [str(artifact), str(metadata_path(artifact))],
                 "uptodate": [config_changed(stages.precompile_inputs(target))],
+                "clean": True,
+            }
+        for triple in WASMTIME_TRIPLES:
+            artifact = PROJECT.artifact_path(guest, triple, "wasmtime")
+            yield {
+                "name": f"{guest}@{triple}.wasmtime",
+                "actions": [
+                    stages.as_action(stages.precompile_with_wasmtime, project=PROJECT, guest=guest, triple=triple)
+                ],
+                "file_dep": [str(PROJECT.wasm_path(guest))],
+                "targets": [str(artifact), str(metadata_path(artifact))],
                 "clean": True,
             }
 
@@ -94,20 +107,36 @@ def task_bundle() -> Any:
     """Package each guest into a signed bundle, artifacts/bundles/<guest>-<version>.ngx."""
     for guest in GUESTS:
         version = stages.lenient_guest_fields(PROJECT, guest)["version"]
-        artifacts = [PROJECT.artifact_path(guest, t) for t in TRIPLES]
+        artifacts = [
+            *(PROJECT.artifact_path(guest, t) for t in TRIPLES),
+            *(PROJECT.artifact_path(guest, t, "wasmtime") for t in WASMTIME_TRIPLES),
+        ]
         yield {
             "name": guest,
-            "actions": [stages.as_action(stages.bundle, project=PROJECT, guest=guest, triples=TRIPLES)],
+            "actions": [
+                stages.as_action(
+                    stages.bundle, project=PROJECT, guest=guest, triples=TRIPLES, wasmtime_triples=WASMTIME_TRIPLES
+                )
+            ],
             "file_dep": [
                 str(PROJECT.validated_path(guest)),
                 *stages.existing([PROJECT.manifest_path(guest)]),
                 str(PROJECT.wasm_path(guest)),
                 str(PROJECT.keys_dir / "dev.pub"),
                 *(str(a) for a in artifacts),
-                *(str(a.with_suffix(".json")) for a in artifacts),
+                *(str(metadata_path(a)) for a in artifacts),
             ],
             "targets": [str(PROJECT.bundle_path(guest, version))],
-            "uptodate": [config_changed({"sequence": PROJECT.source_epoch(), "channel": "dev", "triples": TRIPLES})],
+            "uptodate": [
+                config_changed(
+                    {
+                        "sequence": PROJECT.source_epoch(),
+                        "channel": "dev",
+                        "triples": TRIPLES,
+                        "wasmtime_triples": WASMTIME_TRIPLES,
+                    }
+                )
+            ],
             "clean": True,
         }
 

@@ -109,10 +109,10 @@ def write_bundle(
         _member(WASM_NAME, "wasm", payload[WASM_NAME]),
     ]
     wasm_sha256 = members[1].sha256
-    for artifact in sorted(artifacts, key=lambda a: a.meta.triple):
+    for artifact in sorted(artifacts, key=lambda a: artifact_path(a.meta.triple, a.meta.engine)):
         if artifact.meta.wasm_sha256 != wasm_sha256:
             raise NgixiError(f"{artifact.path}: built from another {wasm_path.name}; rebuild the artifact")
-        name = artifact_path(artifact.meta.triple)
+        name = artifact_path(artifact.meta.triple, artifact.meta.engine)
         data = artifact.path.read_bytes()
         payload[name], stored = _packed(data)
         members.append(dataclasses.replace(_member(name, "artifact", data, artifact.meta), stored=stored))

@@ -135,11 +135,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .runtime.bundle_reader import read_bundle
+    from .runtime.engines import engine_named
     from .runtime.loader import artifact_misfit, host_profile
     from .runtime.verify import load_trust
 
     bundle = read_bundle(args.bundle, load_trust(resolve_trust(args.trust, args.bundle)))
-    index, host = bundle.index, host_profile()
+    index, host = bundle.index, host_profile(engine_named())
     misfits = {m.path: artifact_misfit(m.artifact, host) for m in index.artifacts if m.artifact}
     if args.json:
         document = {
@@ -163,7 +164,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         if m.artifact is not None:
             meta, misfit = m.artifact, misfits[m.path]
             print(
-                f"      {meta.engine} {meta.engine_version} (wasmer-python {meta.binding_version}) {meta.compiler}"
+                f"      {meta.engine} {meta.engine_version} (binding {meta.binding_version}) {meta.compiler}"
                 f" {meta.triple} cpu={','.join(meta.cpu_features) or '-'} wasm={meta.wasm_sha256[:16]}"
                 f" → {'fits this host' if misfit is None else misfit}"
             )

@@ -1,4 +1,4 @@
-"""Ahead-of-time artifacts: one Wasmer/Cranelift artifact per guest and target triple."""
+"""Ahead-of-time artifacts: one Wasmer/Cranelift artifact per guest and target triple, and optional Wasmtime ones."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from pathlib import Path
 
 from .runtime import engine
 from .runtime.bundle_format import ArtifactMeta
+from .runtime.engines import PORTABLE_TRIPLE
 from .runtime.errors import InvalidInput
 from .runtime.fsutil import write_atomic
 from .runtime.targets import Target
 
 
 def metadata_path(artifact_path: Path) -> Path:
-    return artifact_path.with_suffix(".json")
+    """`<triple>.wasmer.json` / `<triple>.cwasm.json`: each engine's artifact of a triple has its own."""
+    return artifact_path.with_name(f"{artifact_path.name}.json")
 
 
 def precompile_guest(*, wasm_path: Path, target: Target, out_path: Path) -> ArtifactMeta:
@@ -37,9 +39,36 @@ def precompile_guest(*, wasm_path: Path, target: Target, out_path: Path) -> Arti
         cpu_features=target.cpu_features,
         wasm_sha256=hashlib.sha256(wasm).hexdigest(),
     )
+    _write(out_path, artifact, meta)
+    return meta
+
+
+def precompile_wasmtime(*, wasm_path: Path, triple: str, out_path: Path) -> ArtifactMeta:
+    """Compiles the .wasm with Wasmtime for this machine's `triple` or for `pulley64`."""
+    from .runtime import engine_wasmtime  # only builds that ask for Wasmtime artifacts load it
+
+    wasm = wasm_path.read_bytes()
+    target = PORTABLE_TRIPLE if triple == PORTABLE_TRIPLE else None
+    artifact = engine_wasmtime.precompile(
+        wasm, target=target, what=f"precompile {wasm_path} with Wasmtime for {triple}"
+    )
+    ours = engine_wasmtime.compiled_by(target)
+    meta = ArtifactMeta(
+        engine=ours.engine,
+        engine_version=ours.engine_version,
+        binding_version=ours.binding_version,
+        compiler=ours.compiler,
+        triple=triple,
+        cpu_features=(),
+        wasm_sha256=hashlib.sha256(wasm).hexdigest(),
+    )
+    _write(out_path, artifact, meta)
+    return meta
+
+
+def _write(out_path: Path, artifact: bytes, meta: ArtifactMeta) -> None:
     write_atomic(out_path, artifact)
     write_atomic(metadata_path(out_path), (json.dumps(dataclasses.asdict(meta), indent=2) + "\n").encode())
-    return meta
 
 
 def read_metadata(artifact_path: Path) -> ArtifactMeta:

@@ -10,12 +10,15 @@ from pathlib import Path
 
 import tomli
 
-from .runtime.bundle_format import BUNDLE_SUFFIX
+from .runtime.bundle_format import BUNDLE_SUFFIX, artifact_path
+from .runtime.engines import PORTABLE_TRIPLE
 from .runtime.errors import InvalidInput
-from .runtime.targets import DEFAULT_TARGETS, Target, resolve_target
+from .runtime.targets import DEFAULT_TARGETS, Target, host_triple, resolve_target
 
 GUEST_ENTRY = Path("assembly/index.ts")
-_CONFIG_KEYS = ("targets",)
+_CONFIG_KEYS = ("targets", "wasmtime_targets")
+# Wasmtime's wheel compiles only for the machine it runs on and for its portable interpreter.
+WASMTIME_TARGETS = ("host", PORTABLE_TRIPLE)
 _TARGET_KEYS = ("triple", "cpu_features")
 
 
@@ -67,8 +70,8 @@ class Project:
     def validated_path(self, guest: str) -> Path:
         return self.artifacts_dir / "validated" / f"{guest}.json"
 
-    def artifact_path(self, guest: str, triple: str) -> Path:
-        return self.artifacts_dir / "aot" / guest / f"{triple}.wasmer"
+    def artifact_path(self, guest: str, triple: str, engine: str = "wasmer") -> Path:
+        return self.artifacts_dir / "aot" / guest / Path(artifact_path(triple, engine)).name
 
     def bundle_path(self, guest: str, version: str) -> Path:
         return self.artifacts_dir / "bundles" / f"{guest}-{version}{BUNDLE_SUFFIX}"
@@ -100,6 +103,14 @@ class Project:
         if twice is not None:
             raise InvalidInput(f'{source}: "{twice}" is listed twice; give each triple one baseline')
         return targets
+
+    def wasmtime_triples(self) -> tuple[str, ...]:
+        """Triples to add Wasmtime artifacts for (none by default): "host" is the build machine's."""
+        source = f"{self.root / 'pyproject.toml'}: tool.ngixi.wasmtime_targets"
+        entries = self.config.get("wasmtime_targets", [])
+        if not isinstance(entries, list) or not all(e in WASMTIME_TARGETS for e in entries):
+            raise InvalidInput(f"{source}: must be an array of {' and '.join(map(repr, WASMTIME_TARGETS))}")
+        return tuple(dict.fromkeys(host_triple() if e == "host" else e for e in entries))
 
     def source_epoch(self) -> int:
         """The build's timestamp: SOURCE_DATE_EPOCH, else the last commit's time, else 0."""

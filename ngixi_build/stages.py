@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from doit.exceptions import TaskFailed
 
 from . import compile as compile_stage
 from .bundle import ArtifactInput, write_bundle
-from .precompile import precompile_guest, read_metadata
+from .precompile import precompile_guest, precompile_wasmtime, read_metadata
 from .project import GUEST_ENTRY, Project
 from .runtime import engine
 from .runtime.bundle_format import Channel
@@ -113,6 +113,14 @@ def precompile(project: Project, guest: str, target: Target) -> None:
     )
 
 
+def precompile_with_wasmtime(project: Project, guest: str, triple: str) -> None:
+    precompile_wasmtime(
+        wasm_path=project.wasm_path(guest),
+        triple=triple,
+        out_path=project.artifact_path(guest, triple, "wasmtime"),
+    )
+
+
 def precompile_inputs(target: Target) -> dict[str, object]:
     """What an artifact depends on besides the .wasm: its CPU baseline and the engine that builds it."""
     return {"cpu_features": list(target.cpu_features), "engine": asdict(engine.current_engine())}
@@ -123,6 +131,7 @@ def bundle(
     guest: str,
     triples: list[str],
     *,
+    wasmtime_triples: Sequence[str] = (),
     key: SigningKey | None = None,
     channel: Channel = "dev",
     out_dir: Path | None = None,
@@ -131,9 +140,11 @@ def bundle(
     if key is None:
         key, _ = ensure_dev_key(keys_dir=project.keys_dir, trust_file=project.dev_trust_file)
     version = lenient_guest_fields(project, guest)["version"]
-    artifacts = [
-        ArtifactInput(path, read_metadata(path)) for path in (project.artifact_path(guest, t) for t in triples)
+    paths = [
+        *(project.artifact_path(guest, t) for t in triples),
+        *(project.artifact_path(guest, t, "wasmtime") for t in wasmtime_triples),
     ]
+    artifacts = [ArtifactInput(path, read_metadata(path)) for path in paths]
     out_path = project.bundle_path(guest, version)
     if out_dir is not None:
         out_path = out_dir / out_path.name

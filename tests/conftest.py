@@ -50,6 +50,15 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     return directory
 
 
+@pytest.fixture(params=["wasmer", "wasmtime"])
+def engine_name(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test once per engine: the loader's default engine (also in tenant children) is this one."""
+    name: str = request.param
+    pytest.importorskip(name)
+    monkeypatch.setenv("NGIXI_ENGINE", name)
+    return name
+
+
 @pytest.fixture(scope="session")
 def minisign_tool() -> Path:
     """Debian's reference minisign binary."""

@@ -82,7 +82,7 @@ def test_artifact_from_another_wasmer_version_is_not_deserialized(tmp_path: Path
     bundle = make_bundle(tmp_path, keys.key, wasm=WASM, artifacts=[ArtifactInput(foreign.path, older)])
     result = run_add(bundle, keys)
     assert (result.returncode, result.stdout) == (0, "5\n")
-    assert "built by Wasmer 2.0.0 (wasmer-python 1.0.0), this host has 2.1.1 (1.1.0)" in result.stderr
+    assert "built by wasmer 2.0.0 (Python binding 1.0.0), this host has 2.1.1 (1.1.0)" in result.stderr
 
 
 def test_artifact_needing_cpu_features_this_host_lacks_is_refused(tmp_path: Path, keys: KeyFiles) -> None:

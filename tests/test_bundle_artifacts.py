@@ -145,5 +145,5 @@ def test_inspect_shows_stored_size_and_artifact_metadata(
     assert exit_code(["inspect", "--trust", str(keys.trust), str(path)]) == 0
     text = capsys.readouterr().out
     assert f"stored zlib {member['stored']['size']:>9}" in text
-    assert f"wasmer 2.1.1 (wasmer-python 1.1.0) cranelift {host_triple()} cpu=sse2" in text
+    assert f"wasmer 2.1.1 (binding 1.1.0) cranelift {host_triple()} cpu=sse2" in text
     assert "→ fits this host" in text

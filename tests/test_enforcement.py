@@ -1,4 +1,4 @@
-"""Capabilities enforced end to end: signed bundle → loader → real wasmer instance → host functions."""
+"""Capabilities enforced end to end: signed bundle → loader → real engine instance → host functions, on each engine."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from ngixi_build.smoke import http_server
 from ngixi_build.validate import validate
 from tests.conftest import KeyFiles, make_bundle
 from tests.wasmgen import DROP, I64, Func, Imp, call_import, load_i32, module, push
+
+pytestmark = pytest.mark.usefixtures("engine_name")
 
 GUEST = '[guest]\nname = "probe"\nversion = "0.1.0"\n'
 I32 = "i32"

@@ -36,6 +36,7 @@ def host_artifact(tmp_path: Path, wasm: bytes) -> ArtifactInput:
     return ArtifactInput(out, meta)
 
 
+@pytest.mark.usefixtures("engine_name")
 def test_compiles_when_no_artifact_and_calls(tmp_path: Path, keys: KeyFiles) -> None:
     bundle = read_bundle(make_bundle(tmp_path, keys.key, wasm=WASM, manifest=MANIFEST), load_trust(keys.trust))
     guest = open_guest(bundle)
@@ -53,6 +54,7 @@ def test_uses_the_native_artifact_for_this_host(tmp_path: Path, keys: KeyFiles) 
     assert guest.call("add", (20, 22)) == (42,)
 
 
+@pytest.mark.usefixtures("engine_name")
 def test_trap_becomes_a_guest_error(tmp_path: Path, keys: KeyFiles) -> None:
     guest = open_guest(
         read_bundle(make_bundle(tmp_path, keys.key, wasm=WASM, manifest=MANIFEST), load_trust(keys.trust))
@@ -62,6 +64,7 @@ def test_trap_becomes_a_guest_error(tmp_path: Path, keys: KeyFiles) -> None:
     assert guest.call("add", (1, 1)) == (2,)
 
 
+@pytest.mark.usefixtures("engine_name")
 def test_ungranted_import_is_refused_at_load(tmp_path: Path, keys: KeyFiles) -> None:
     manifest = HELLO_MANIFEST.replace("[capabilities.log]\n", "")
     path = make_bundle(tmp_path, keys.key, wasm=module(imports=[LOG], functions=[ADD]), manifest=manifest)
@@ -94,7 +97,7 @@ def meta(**changes: object) -> ArtifactMeta:
     ("changes", "reason"),
     [
         ({}, None),
-        ({"engine_version": "9.9.9"}, "built by Wasmer 9.9.9"),
+        ({"engine_version": "9.9.9"}, "built by wasmer 9.9.9"),
         ({"triple": "riscv64gc-unknown-linux-gnu"}, "built for riscv64gc-unknown-linux-gnu"),
         ({"cpu_features": ("sse2", "avx512-imaginary")}, "needs CPU features this host lacks: avx512-imaginary"),
         ({"compiler": "llvm"}, "built by wasmer/llvm"),

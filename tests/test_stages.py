@@ -9,7 +9,12 @@ from doit.exceptions import TaskFailed
 
 from ngixi_build import stages
 from ngixi_build.project import Project
-from ngixi_build.runtime.targets import SUPPORTED_TARGETS
+from ngixi_build.runtime.bundle_reader import read_bundle
+from ngixi_build.runtime.targets import SUPPORTED_TARGETS, host_triple
+from ngixi_build.runtime.verify import load_trust
+from tests.conftest import HELLO_MANIFEST
+from tests.test_loader import ADD
+from tests.wasmgen import module
 
 
 def test_actions_survive_pickling_for_spawned_workers(tmp_path: Path) -> None:
@@ -23,3 +28,22 @@ def test_an_ngixi_error_becomes_a_clean_task_failure(tmp_path: Path) -> None:
     failure = pickle.loads(pickle.dumps(action))()
     assert isinstance(failure, TaskFailed)
     assert "missing.toml" in failure.message
+
+
+def test_the_bundle_stage_adds_wasmtime_artifacts_beside_wasmer_ones(tmp_path: Path) -> None:
+    project = Project(tmp_path)
+    project.wasm_path("hello").parent.mkdir(parents=True)
+    project.wasm_path("hello").write_bytes(module(functions=[ADD]))
+    project.manifests_dir.mkdir()
+    project.manifest_path("hello").write_text(HELLO_MANIFEST)
+    host = SUPPORTED_TARGETS[host_triple()]
+    stages.precompile(project, "hello", host)
+    for triple in (host_triple(), "pulley64"):
+        stages.precompile_with_wasmtime(project, "hello", triple)
+    path = stages.bundle(project, "hello", [host.triple], wasmtime_triples=[host_triple(), "pulley64"])
+    bundle = read_bundle(path, load_trust(project.dev_trust_file))
+    assert [(m.path, m.artifact.engine) for m in bundle.index.artifacts if m.artifact] == [
+        ("aot/pulley64.cwasm", "wasmtime"),
+        (f"aot/{host_triple()}.cwasm", "wasmtime"),
+        (f"aot/{host_triple()}.wasmer", "wasmer"),
+    ]

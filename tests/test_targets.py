@@ -6,7 +6,14 @@ import pytest
 
 from ngixi_build.project import Project
 from ngixi_build.runtime.errors import InvalidInput
-from ngixi_build.runtime.targets import ARCHITECTURES, DEFAULT_TARGETS, Target, _linux_cpu_features, resolve_target
+from ngixi_build.runtime.targets import (
+    ARCHITECTURES,
+    DEFAULT_TARGETS,
+    Target,
+    _linux_cpu_features,
+    host_triple,
+    resolve_target,
+)
 
 
 def test_default_targets_have_explicit_baselines() -> None:
@@ -109,3 +116,15 @@ def test_bad_target_configuration_names_file_and_field(tmp_path: Path, targets: 
 def test_host_feature_spellings_become_wasmer_names() -> None:
     assert _linux_cpu_features("flags\t: sse2 bmi1 bmi2 abm\n") == {"sse2", "bmi", "bmi2", "lzcnt"}
     assert set(_linux_cpu_features("flags\t: sse2 bmi1 abm pni sse4_1\n")) <= set(ARCHITECTURES["x86_64"].features)
+
+
+def test_wasmtime_targets_are_opt_in_and_host_means_this_machine(tmp_path: Path) -> None:
+    assert Project(tmp_path).wasmtime_triples() == ()
+    (tmp_path / "pyproject.toml").write_text('[tool.ngixi]\nwasmtime_targets = ["host", "pulley64", "host"]\n')
+    assert Project(tmp_path).wasmtime_triples() == (host_triple(), "pulley64")
+
+
+def test_wasmtime_targets_other_than_host_and_pulley64_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.ngixi]\nwasmtime_targets = ["aarch64-unknown-linux-gnu"]\n')
+    with pytest.raises(InvalidInput, match=r"tool\.ngixi\.wasmtime_targets: must be an array of 'host' and 'pulley64'"):
+        Project(tmp_path).wasmtime_triples()

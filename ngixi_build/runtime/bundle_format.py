@@ -33,7 +33,9 @@ MemberKind = Literal["manifest", "wasm", "artifact"]
 Encoding = Literal["zlib"]
 ENCODINGS: tuple[Encoding, ...] = ("zlib",)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_ARTIFACT_PATH = re.compile(r"^aot/[a-z0-9_]+(-[a-z0-9_.]+){1,3}\.wasmer$")
+_ARTIFACT_PATH = re.compile(r"^aot/[a-z0-9_]+(-[a-z0-9_.]+){0,3}\.(wasmer|cwasm)$")
+# Each engine's artifacts have their own suffix, so one triple can carry an artifact per engine.
+_ARTIFACT_SUFFIXES = {"wasmer": "wasmer", "wasmtime": "cwasm"}
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,8 @@ def trusted_comment(index: BundleIndex) -> str:
     return f"ngixi-bundle guest={index.guest} version={index.version} channel={index.channel} sequence={index.sequence}"
 
 
-def artifact_path(triple: str) -> str:
-    return f"{ARTIFACT_DIR}/{triple}.wasmer"
+def artifact_path(triple: str, engine: str) -> str:
+    return f"{ARTIFACT_DIR}/{triple}.{_ARTIFACT_SUFFIXES.get(engine, engine)}"
 
 
 class _Strict:
@@ -162,10 +164,13 @@ def _parse_member(raw: object, field: str, strict: _Strict) -> Member:
     expected_path = {"manifest": MANIFEST_NAME, "wasm": WASM_NAME}.get(kind)
     if kind == "artifact":
         if not _ARTIFACT_PATH.match(path):
-            raise strict.fail(f"{field}.path", f"{path!r} is not aot/<triple>.wasmer")
+            raise strict.fail(f"{field}.path", f"{path!r} is not aot/<triple>.wasmer or aot/<triple>.cwasm")
         artifact = _parse_artifact(strict.get(raw, "artifact", dict, f"{field}.artifact"), f"{field}.artifact", strict)
-        if path != artifact_path(artifact.triple):
-            raise strict.fail(f"{field}.path", f"{path!r} does not match its triple {artifact.triple!r}")
+        if path != artifact_path(artifact.triple, artifact.engine):
+            raise strict.fail(
+                f"{field}.path",
+                f"{path!r} does not match its triple {artifact.triple!r} and engine {artifact.engine!r}",
+            )
     elif expected_path is None or path != expected_path:
         raise strict.fail(field, f"unexpected member {kind!r} at {path!r}")
     else:

@@ -63,7 +63,9 @@ def _open(request: dict[str, Any]) -> Guest:
         Path(request["bundle"]), load_trust(Path(request["trust"])), rollback=rollback, check_artifacts=False
     )
     sandbox = Sandbox.from_json(request["sandbox"]) if request.get("sandbox") else None
-    return open_guest(bundle, args=request.get("args", ()), env=request.get("env", {}), sandbox=sandbox)
+    return open_guest(
+        bundle, args=request.get("args", ()), env=request.get("env", {}), sandbox=sandbox, engine=request.get("engine")
+    )
 
 
 def serve(requests: IO[bytes], replies: IO[bytes]) -> None:

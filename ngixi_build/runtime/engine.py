@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import cache
 from typing import Any, TypeVar
 
 import wasmer
 
 from .capabilities import HostImport
+from .engines import EngineId, EngineMemory, RunLimits
 from .errors import GuestError, NgixiError
 from .hostfuncs import GuestExit, HostFunction
 
@@ -30,14 +30,6 @@ _WASM_TYPES = {
 _PASS_THROUGH = (KeyboardInterrupt, SystemExit, GeneratorExit, NgixiError, GuestExit)
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class EngineId:
-    engine: str
-    engine_version: str
-    binding_version: str
-    compiler: str
 
 
 @cache
@@ -132,12 +124,16 @@ def load(
     wasm: bytes | None = None,
     artifact: bytes | None = None,
     imports: Sequence[tuple[HostImport, HostFunction]],
-    on_memory: Callable[[WasmerMemory], None],
+    on_memory: Callable[[EngineMemory], None],
+    limits: RunLimits,
+    target: str | None = None,
 ) -> WasmerInstance:
     """Instantiates a guest from a verified artifact (headless) or by compiling its .wasm.
 
     The caller must have verified the artifact's digest, signature and target first: Wasmer
-    does not check them, and a foreign or damaged artifact crashes the process.
+    does not check them, and a foreign or damaged artifact crashes the process. Wasmer cannot
+    interrupt a call or cap memory growth itself: `limits` is enforced by the tenant child process.
+    Its artifacts are only ever chosen for this host, so `target` needs no engine of its own.
     """
     with engine_errors(f"{guest}: cannot load the guest", NgixiError):
         if artifact is not None:

@@ -166,7 +166,7 @@ def _result(
 
 
 class InProcessTenant:
-    """A guest in this process: no isolation, no deadline; for trusted guests."""
+    """A guest in this process: no isolation; for trusted guests. Only Wasmtime enforces a deadline here."""
 
     def __init__(self, guest: Guest) -> None:
         self._guest = guest
@@ -349,11 +349,14 @@ def open_tenant(
     env: Mapping[str, str] | None = None,
     rollback: RollbackGuard | None = None,
     sandboxes: Path | None = None,
+    engine: str | None = None,
 ) -> InProcessTenant | IsolatedTenant:
     """Verifies a bundle, checks it against the operator's policy, and loads it as a tenant.
 
     With `rollback`, a lower sequence than already accepted is refused, here and in the child.
     A guest granted fs or kv keeps its state under `sandboxes/<guest>` (see `Sandbox.under`).
+    `engine` picks the engine ("wasmer", "wasmtime"; default: the first installed); with Wasmtime
+    the timeout and memory limits also hold in-process.
     """
     verified = read_bundle(bundle, load_trust(trust_file), rollback=rollback, check_artifacts=False)
     manifest = parse_manifest(
@@ -363,12 +366,13 @@ def open_tenant(
         policy.check(manifest)
     sandbox = Sandbox.under(sandboxes / manifest.guest.name) if sandboxes else None
     if not isolated:
-        return InProcessTenant(open_guest(verified, args=args, env=env, sandbox=sandbox))
+        return InProcessTenant(open_guest(verified, args=args, env=env, sandbox=sandbox, engine=engine))
     options = {
         "args": list(args),
         "env": dict(env or {}),
         "rollback": rollback and rollback.to_json(),
         "sandbox": sandbox.to_json() if sandbox else None,
+        "engine": engine,
     }
     tenant = IsolatedTenant(bundle, trust_file, manifest, options)
     tenant.start()

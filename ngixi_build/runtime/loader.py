@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from . import engine
 from .bundle_format import MANIFEST_NAME, ArtifactMeta, BundleIndex, Member
 from .bundle_reader import VerifiedBundle
 from .capabilities import provision_of
 from .check import check_module
+from .engines import PORTABLE_TRIPLE, Engine, EngineId, EngineInstance, EngineMemory, RunLimits, engine_named
 from .errors import InvalidInput, NgixiError, PolicyError, VerificationError
 from .hostfuncs import HOST_FUNCTIONS, GuestExit, GuestOutput, HostContext, HostFunction, LogLine, Sandbox, open_context
 from .manifest import ExportDecl, Manifest, Number, parse_manifest
@@ -24,23 +25,32 @@ from .wasm import ModuleInfo, read_module_info
 class HostProfile:
     triple: str
     cpu_features: frozenset[str]
-    engine: engine.EngineId
+    engine: EngineId
 
 
-def host_profile() -> HostProfile:
+def host_profile(engine: Engine) -> HostProfile:
     return HostProfile(host_triple(), host_cpu_features(), engine.current_engine())
 
 
-def artifact_misfit(meta: ArtifactMeta, host: HostProfile) -> str | None:
-    """Why an artifact cannot run natively on this host, or None when it fits."""
-    ours = host.engine
-    if (meta.engine, meta.compiler) != (ours.engine, ours.compiler):
-        return f"built by {meta.engine}/{meta.compiler}, this host runs {ours.engine}/{ours.compiler}"
+def _engine_misfit(meta: ArtifactMeta, ours: EngineId) -> str | None:
+    if meta.engine != ours.engine:
+        return f"built by {meta.engine}, this host runs {ours.engine}"
     if (meta.engine_version, meta.binding_version) != (ours.engine_version, ours.binding_version):
         return (
-            f"built by Wasmer {meta.engine_version} (wasmer-python {meta.binding_version}), "
+            f"built by {meta.engine} {meta.engine_version} (Python binding {meta.binding_version}), "
             f"this host has {ours.engine_version} ({ours.binding_version})"
         )
+    return None
+
+
+def artifact_misfit(meta: ArtifactMeta, host: HostProfile) -> str | None:
+    """Why an artifact cannot run on this host's engine, or None when it fits."""
+    ours = host.engine
+    misfit = _engine_misfit(meta, ours)
+    if misfit is not None or meta.triple == PORTABLE_TRIPLE:
+        return misfit
+    if meta.compiler != ours.compiler:
+        return f"built by {meta.engine}/{meta.compiler}, this host runs {ours.engine}/{ours.compiler}"
     if meta.triple != host.triple:
         return f"built for {meta.triple}, this host is {host.triple}"
     missing = sorted(set(meta.cpu_features) - host.cpu_features)
@@ -53,7 +63,10 @@ def choose_artifact(index: BundleIndex, host: HostProfile) -> tuple[Member | Non
     """The first artifact that fits this host, and why each other one does not."""
     reasons: list[str] = []
     wasm_sha256 = index.member("wasm").sha256
-    for member in index.artifacts:
+    # Native code first: the portable tier is an interpreter.
+    for member in sorted(
+        index.artifacts, key=lambda m: m.artifact is not None and m.artifact.triple == PORTABLE_TRIPLE
+    ):
         assert member.artifact is not None
         misfit = artifact_misfit(member.artifact, host)
         if member.artifact.wasm_sha256 != wasm_sha256:
@@ -82,9 +95,7 @@ def check_call(manifest: Manifest, export: str, args: Sequence[Number]) -> None:
 class Guest:
     """A loaded guest: call its exports, or run it as a command."""
 
-    def __init__(
-        self, manifest: Manifest, instance: engine.WasmerInstance, context: HostContext, origin: str, compiled: bool
-    ):
+    def __init__(self, manifest: Manifest, instance: EngineInstance, context: HostContext, origin: str, compiled: bool):
         self.manifest = manifest
         self.origin = origin
         self.compiled = compiled
@@ -139,10 +150,13 @@ def verified_manifest(bundle: VerifiedBundle) -> Manifest:
     return manifest
 
 
-def _module_bytes(bundle: VerifiedBundle, allow_compile: bool) -> tuple[dict[str, bytes], str]:
-    member, reasons = choose_artifact(bundle.index, host_profile())
+def _module_code(bundle: VerifiedBundle, engine: Engine, allow_compile: bool) -> tuple[dict[str, Any], str]:
+    """The engine's `load` arguments for the code to run: the fitting artifact, or the .wasm to compile."""
+    member, reasons = choose_artifact(bundle.index, host_profile(engine))
     if member is not None:
-        return {"artifact": bundle.data(member)}, f"artifact {member.path}"
+        assert member.artifact is not None
+        target = member.artifact.triple if member.artifact.triple == PORTABLE_TRIPLE else None
+        return {"artifact": bundle.data(member), "target": target}, f"artifact {member.path}"
     if allow_compile and engine.compiler_available():
         why = "; ".join(reasons) or "the bundle has no artifacts"
         return {"wasm": bundle.data(bundle.index.member("wasm"))}, f"compiled from guest.wasm (no artifact fits: {why})"
@@ -185,18 +199,21 @@ def open_guest(
     on_log: Callable[[LogLine], None] | None = None,
     allow_compile: bool = True,
     sandbox: Sandbox | None = None,
+    engine: str | None = None,
 ) -> Guest:
     """Instantiates a verified bundle with exactly the imports its manifest grants.
 
     `sandbox` says where the guest's fs preopens and kv database live; a guest granted fs or kv needs one.
+    `engine` names the engine to run it on ("wasmer", "wasmtime"); the default is the first installed.
     """
+    runner = engine_named(engine)
     manifest = verified_manifest(bundle)
     info = read_module_info(bundle.data(bundle.index.member("wasm")), source=f"{bundle.source}!guest.wasm")
     problems = check_module(manifest, info)
     if problems:
         raise VerificationError("\n".join(problems))
     check_memory_limit(manifest, info)
-    code, origin = _module_bytes(bundle, allow_compile)
+    code, origin = _module_code(bundle, runner, allow_compile)
     context = open_context(manifest, sandbox=sandbox, args=args, env=env, on_log=on_log)
     imports = []
     for imp in info.imports:
@@ -206,11 +223,12 @@ def open_guest(
         function = HOST_FUNCTIONS[imp.qualified](context)
         imports.append((found.host_import, _counted(function, capability, context.output)))
 
-    def link_memory(memory: engine.WasmerMemory) -> None:
+    def link_memory(memory: EngineMemory) -> None:
         context.memory = memory
 
+    limits = RunLimits(timeout_ms=manifest.limits.timeout_ms, memory_pages=manifest.limits.memory_pages)
     try:
-        instance = engine.load(guest=manifest.guest.name, imports=imports, on_memory=link_memory, **code)
+        instance = runner.load(guest=manifest.guest.name, imports=imports, on_memory=link_memory, limits=limits, **code)
     except BaseException:
         context.close()
         raise

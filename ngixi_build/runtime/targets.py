@@ -111,13 +111,17 @@ def _unknown_feature(feature: str, name: str, architecture: Architecture) -> str
     return f'"{feature}" is not one of the {name} CPU features Wasmer knows; {hint}'
 
 
+_MACHINE_ARCHITECTURES = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
 @cache
 def host_triple() -> str:
-    from wasmer import (
-        target,
-    )  # the engine knows the host best; imported late to keep start-up cheap
-
-    return str(target.Triple.host())
+    """This host's target triple in Wasmer's spelling, derived without importing an engine."""
+    machine = platform.machine().lower()
+    architecture = _MACHINE_ARCHITECTURES.get(machine, machine)
+    if platform.system() == "Darwin":
+        return f"{architecture}-apple-darwin"
+    return f"{architecture}-unknown-{platform.system().lower()}-gnu"
 
 
 def _linux_cpu_features(cpuinfo: str) -> frozenset[str]:
