@@ -2,14 +2,21 @@
 SHELL := /bin/bash
 VENV := .venv
 STAMP := $(VENV)/.ngixi-installed
+# The run side also on current Python: a Python 3.12 environment with only Wasmtime.
+LOADER_VENV := .venv-loader
+LOADER_STAMP := $(LOADER_VENV)/.ngixi-installed
+LOADER_TESTS := tests/test_engines.py tests/test_enforcement.py
 
-.PHONY: build test lint toolchain
+.PHONY: build test lint toolchain test-loader
 
 build: $(STAMP)
 	$(VENV)/bin/doit build
 
-test: $(STAMP) lint toolchain
+test: $(STAMP) lint toolchain test-loader
 	$(VENV)/bin/pytest
+
+test-loader: $(LOADER_STAMP)
+	PYTHONPATH=. $(LOADER_VENV)/bin/pytest -p no:cacheprovider $(LOADER_TESTS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -21,4 +28,8 @@ toolchain: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt scripts/make-venv
 	scripts/make-venv $(VENV)
+	touch $@
+
+$(LOADER_STAMP): constraints.txt scripts/make-loader-venv scripts/find-python
+	scripts/make-loader-venv $(LOADER_VENV)
 	touch $@

@@ -1,11 +1,12 @@
-"""Cold start: compiling the .wasm at load time against loading the verified AOT artifact.
+"""Cold start: compiling the .wasm at load time against loading the verified AOT artifact, per engine.
 
 Builds the sample guests and a large generated one (>= 200 KB of .wasm) with the real toolchain
-in a temporary copy of the project, then times, for each, in this process:
+in a temporary copy of the project (with Wasmtime artifacts for this host too), then times, for
+each guest and engine (Wasmer, Wasmtime), in this process:
 - compile-at-load: verify a bundle without artifacts, compile its .wasm, instantiate;
 - AOT load: verify the bundle, read and check this host's artifact, deserialize, instantiate;
-how much of the AOT load went to signature and digest checks, and what inflating the stored
-(zlib) artifact alone takes.
+how much of the AOT load went to signature and digest checks, what inflating the stored
+(zlib) artifact alone takes, and the per-call overhead of a near-empty call into the large guest.
 
 Run: .venv/bin/python -m bench.cold_start [--repeat N] [--functions N]
 """
@@ -27,10 +28,11 @@ from unittest import mock
 from ngixi_build import stages
 from ngixi_build.bundle import write_bundle
 from ngixi_build.project import Project
-from ngixi_build.runtime import bundle_reader, engine
+from ngixi_build.runtime import bundle_reader, engine, engine_wasmtime
 from ngixi_build.runtime.bundle_format import Member
 from ngixi_build.runtime.bundle_reader import read_bundle
-from ngixi_build.runtime.loader import open_guest
+from ngixi_build.runtime.hostfuncs import Sandbox
+from ngixi_build.runtime.loader import Guest, open_guest
 from ngixi_build.runtime.targets import host_triple
 from ngixi_build.runtime.verify import TrustStore, load_trust
 from ngixi_build.signing import ensure_dev_key
@@ -38,6 +40,8 @@ from tests.conftest import REPO
 from tests.integration import copy_project, run
 
 LARGE = "large"
+ENGINES = ("wasmer", "wasmtime")
+_SUFFIX = {"wasmer": "wasmer", "wasmtime": "cwasm"}
 LARGE_MANIFEST = f"""\
 [guest]
 name = "{LARGE}"
@@ -50,7 +54,7 @@ results = ["i32"]
 """
 _PHASES: dict[str, list[tuple[Any, str]]] = {
     "verify": [(bundle_reader, "verify_index"), (bundle_reader, "check_scope"), (bundle_reader, "_check_digest")],
-    "engine": [(engine, "load")],
+    "engine": [(engine, "load"), (engine_wasmtime, "load")],
 }
 
 
@@ -141,39 +145,61 @@ class Load:
 @dataclass(frozen=True)
 class Figures:
     guest: str
+    engine: str
     wasm_bytes: int
     artifact_bytes: int
     stored_bytes: int
     compile: Load
     aot: Load
     inflate_seconds: float
+    call_seconds: float | None
 
 
-def timed_load(path: Path, trust: TrustStore, *, expect_compiled: bool) -> Load:
+def load(path: Path, trust: TrustStore, engine_name: str) -> Guest:
+    """Opens a guest the way a host would; guests granted fs or kv get a sandbox beside the (scratch) bundle."""
+    sandbox = Sandbox.under(path.parent / "sandboxes" / path.stem)
+    return open_guest(read_bundle(path, trust, check_artifacts=False), engine=engine_name, sandbox=sandbox)
+
+
+def timed_load(path: Path, trust: TrustStore, *, engine_name: str, expect_compiled: bool) -> Load:
     with phase_stopwatches() as watches:
         start = time.perf_counter()
-        guest = open_guest(read_bundle(path, trust, check_artifacts=False))
+        guest = load(path, trust, engine_name)
         elapsed = time.perf_counter() - start
     if guest.compiled != expect_compiled:
         raise SystemExit(f"{path}: expected {'compiling' if expect_compiled else 'an artifact'}, got {guest.origin}")
     return Load(elapsed, {phase: watch.seconds for phase, watch in watches.items()})
 
 
-def measure(name: str, aot_bundle: Path, compile_bundle: Path, trust: TrustStore, repeat: int) -> Figures:
+def call_seconds(bundle: Path, trust: TrustStore, engine_name: str, calls: int = 2000) -> float:
+    """Mean time of `run(0, 0, 0)` on the large guest: a call that does almost nothing."""
+    guest = load(bundle, trust, engine_name)
+    start = time.perf_counter()
+    for _ in range(calls):
+        guest.call("run", (0, 0, 0))
+    return (time.perf_counter() - start) / calls
+
+
+def measure(
+    name: str, engine_name: str, *, aot_bundle: Path, compile_bundle: Path, trust: TrustStore, repeat: int
+) -> Figures:
     compiled, aot = [], []
     for _ in range(repeat):
-        compiled.append(timed_load(compile_bundle, trust, expect_compiled=True))
-        aot.append(timed_load(aot_bundle, trust, expect_compiled=False))
+        compiled.append(timed_load(compile_bundle, trust, engine_name=engine_name, expect_compiled=True))
+        aot.append(timed_load(aot_bundle, trust, engine_name=engine_name, expect_compiled=False))
     index = read_bundle(aot_bundle, trust).index
-    host_artifact = next(m for m in index.artifacts if m.artifact and m.artifact.triple == host_triple())
+    path = f"aot/{host_triple()}.{_SUFFIX[engine_name]}"
+    host_artifact = next(m for m in index.artifacts if m.path == path)
     return Figures(
         guest=name,
+        engine=engine_name,
         wasm_bytes=index.member("wasm").size,
         artifact_bytes=host_artifact.size,
         stored_bytes=host_artifact.stored_size,
         compile=min(compiled, key=lambda load: load.seconds),
         aot=min(aot, key=lambda load: load.seconds),
         inflate_seconds=inflate_seconds(aot_bundle, host_artifact, repeat),
+        call_seconds=call_seconds(aot_bundle, trust, engine_name) if name == LARGE else None,
     )
 
 
@@ -192,18 +218,20 @@ def inflate_seconds(bundle: Path, member: Member, repeat: int) -> float:
 
 
 def report(rows: list[Figures], repeat: int) -> None:
-    print(f"fastest of {repeat} loads each (ms); engine = deserialize + instantiate, inflate = zlib alone")
+    print(f"fastest of {repeat} loads each (ms); engine = deserialize + instantiate, inflate = zlib alone;")
+    print("call = mean µs of large.run(0, 0, 0) after an AOT load")
     print(
-        f"{'guest':<11} {'wasm KB':>8} {'artifact KB':>12} {'stored KB':>10} {'compile':>8} {'AOT':>7} "
-        f"{'ratio':>7} {'verify':>7} {'verify %':>9} {'engine':>7} {'inflate':>8}"
+        f"{'guest':<11} {'engine':<9} {'wasm KB':>8} {'artifact KB':>12} {'stored KB':>10} {'compile':>8} {'AOT':>7} "
+        f"{'ratio':>7} {'verify':>7} {'verify %':>9} {'engine':>7} {'inflate':>8} {'call':>6}"
     )
     for row in rows:
         aot, verify = row.aot.seconds * 1000, row.aot.phases["verify"] * 1000
+        call = "-" if row.call_seconds is None else f"{row.call_seconds * 1e6:.1f}"
         print(
-            f"{row.guest:<11} {row.wasm_bytes / 1024:>8.1f} {row.artifact_bytes / 1024:>12.1f} "
+            f"{row.guest:<11} {row.engine:<9} {row.wasm_bytes / 1024:>8.1f} {row.artifact_bytes / 1024:>12.1f} "
             f"{row.stored_bytes / 1024:>10.1f} {row.compile.seconds * 1000:>8.2f} {aot:>7.2f} "
             f"{row.compile.seconds * 1000 / aot:>6.1f}x {verify:>7.3f} {100 * verify / aot:>8.1f}% "
-            f"{row.aot.phases['engine'] * 1000:>7.2f} {row.inflate_seconds * 1000:>8.2f}"
+            f"{row.aot.phases['engine'] * 1000:>7.2f} {row.inflate_seconds * 1000:>8.2f} {call:>6}"
         )
 
 
@@ -216,14 +244,23 @@ def main() -> None:
         toolchain = REPO if (REPO / ".ngixi" / "toolchain").is_dir() else None
         root = copy_project(Path(scratch) / "project", toolchain_from=toolchain)
         add_large_guest(root, options.functions)
+        pyproject = root / "pyproject.toml"
+        pyproject.write_text(
+            pyproject.read_text().replace("[tool.ngixi]\n", '[tool.ngixi]\nwasmtime_targets = ["host"]\n')
+        )
         run(root, "doit", "-n", "2", "build")
         project = Project(root)
         trust = load_trust(project.dev_trust_file)
-        rows = []
+        rows: list[Figures] = []
         for name in [LARGE, *(g for g in project.guest_names() if g != LARGE)]:
             aot_bundle = project.bundle_path(name, stages.lenient_guest_fields(project, name)["version"])
             compile_bundle = without_artifacts(project, aot_bundle, Path(scratch) / f"{name}-compile.ngx", trust)
-            rows.append(measure(name, aot_bundle, compile_bundle, trust, options.repeat))
+            rows.extend(
+                measure(
+                    name, e, aot_bundle=aot_bundle, compile_bundle=compile_bundle, trust=trust, repeat=options.repeat
+                )
+                for e in ENGINES
+            )
     report(rows, options.repeat)
 
 

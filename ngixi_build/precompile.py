@@ -7,7 +7,6 @@ import hashlib
 import json
 from pathlib import Path
 
-from .runtime import engine
 from .runtime.bundle_format import ArtifactMeta
 from .runtime.engines import PORTABLE_TRIPLE
 from .runtime.errors import InvalidInput
@@ -22,6 +21,8 @@ def metadata_path(artifact_path: Path) -> Path:
 
 def precompile_guest(*, wasm_path: Path, target: Target, out_path: Path) -> ArtifactMeta:
     """Cross-compiles the .wasm for `target`; writes the artifact and its metadata beside it."""
+    from .runtime import engine  # imported here so that Wasmtime-only hosts can import this module
+
     wasm = wasm_path.read_bytes()
     artifact = engine.precompile(
         wasm,

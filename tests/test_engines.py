@@ -6,6 +6,8 @@ import dataclasses
 import subprocess
 import sys
 import time
+from importlib.metadata import version
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -22,10 +24,12 @@ from ngixi_build.runtime.hostfuncs import LogLine
 from ngixi_build.runtime.loader import open_guest
 from ngixi_build.runtime.targets import host_triple
 from ngixi_build.runtime.verify import load_trust
-from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle
+from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle
 from tests.test_loader import ADD, GREET, LOG, host_artifact
 from tests.wasmgen import Func, module
 
+# The loader tests also run where only Wasmtime is installed (Python 3.12, see the Makefile).
+needs_wasmer = pytest.mark.skipif(find_spec("wasmer") is None, reason="wasmer is not installed")
 SPIN = Func("spin", body=b"\x03\x40\x0c\x00\x0b")  # loop, br 0, end
 GROW = Func("grow", results=["i32"], body=b"\x41\x0a\x40\x00")  # memory.grow 10 pages
 WASM = module(imports=[LOG], functions=[ADD, GREET, SPIN, GROW])
@@ -44,6 +48,7 @@ def bundle_with(tmp_path: Path, keys: KeyFiles, artifacts: list[ArtifactInput], 
     return make_bundle(tmp_path / "bundle", keys.key, wasm=WASM, manifest=manifest, artifacts=artifacts)
 
 
+@needs_wasmer
 def test_a_bundle_with_artifacts_for_both_engines_loads_with_either(tmp_path: Path, keys: KeyFiles) -> None:
     artifacts = [
         host_artifact(tmp_path, WASM),
@@ -57,6 +62,7 @@ def test_a_bundle_with_artifacts_for_both_engines_loads_with_either(tmp_path: Pa
         assert guest.call("add", (20, 22)) == (42,)
 
 
+@needs_wasmer
 def test_the_portable_tier_runs_on_wasmtime_and_wasmer_compiles(tmp_path: Path, keys: KeyFiles) -> None:
     bundle = read_bundle(bundle_with(tmp_path, keys, [wasmtime_artifact(tmp_path, "pulley64")]), load_trust(keys.trust))
     portable = open_guest(bundle, engine="wasmtime")
@@ -136,3 +142,18 @@ def test_running_on_wasmtime_never_imports_wasmer(tmp_path: Path, keys: KeyFiles
         [sys.executable, "-c", code, str(path), str(keys.trust)], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_the_cli_runs_verifies_and_inspects_on_wasmtime(
+    tmp_path: Path, keys: KeyFiles, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("NGIXI_ENGINE", "wasmtime")
+    path = bundle_with(tmp_path, keys, [wasmtime_artifact(tmp_path, host_triple())])
+    assert exit_code(["run", "--trust", str(keys.trust), str(path), "add", "2", "3"]) == 0
+    assert capsys.readouterr().out == "5\n"
+    assert exit_code(["verify", "--trust", str(keys.trust), str(path)]) == 0
+    capsys.readouterr()
+    assert exit_code(["inspect", "--trust", str(keys.trust), str(path)]) == 0
+    assert f"wasmtime {version('wasmtime')} (binding {version('wasmtime')}) cranelift {host_triple()}" in (
+        capsys.readouterr().out
+    )

@@ -9,9 +9,9 @@ import pytest
 
 from ngixi_build.bundle import ArtifactInput
 from ngixi_build.precompile import precompile_guest
-from ngixi_build.runtime import engine
 from ngixi_build.runtime.bundle_format import ArtifactMeta
 from ngixi_build.runtime.bundle_reader import read_bundle
+from ngixi_build.runtime.engines import engine_named
 from ngixi_build.runtime.errors import GuestError, InvalidInput, VerificationError
 from ngixi_build.runtime.loader import HostProfile, artifact_misfit, open_guest, parse_arguments
 from ngixi_build.runtime.manifest import ExportDecl
@@ -80,13 +80,13 @@ def test_refuses_without_compiler_and_lists_why(
     path = make_bundle(
         tmp_path / "b", keys.key, wasm=WASM, manifest=MANIFEST, artifacts=[ArtifactInput(artifact.path, foreign)]
     )
-    monkeypatch.setattr(engine, "compiler_available", lambda: False)
+    monkeypatch.setattr("ngixi_build.runtime.engine.compiler_available", lambda: False)
     with pytest.raises(Exception, match=r"aot/aarch64-apple-darwin\.wasmer: built for aarch64-apple-darwin"):
         open_guest(read_bundle(path, load_trust(keys.trust)))
 
 
 def meta(**changes: object) -> ArtifactMeta:
-    ours = engine.current_engine()
+    ours = engine_named("wasmer").current_engine()
     base = ArtifactMeta(
         ours.engine, ours.engine_version, ours.binding_version, ours.compiler, host_triple(), ("sse2",), "0" * 64
     )
@@ -104,7 +104,7 @@ def meta(**changes: object) -> ArtifactMeta:
     ],
 )
 def test_artifact_misfit(changes: dict[str, object], reason: str | None) -> None:
-    host = HostProfile(host_triple(), host_cpu_features() | {"sse2"}, engine.current_engine())
+    host = HostProfile(host_triple(), host_cpu_features() | {"sse2"}, engine_named("wasmer").current_engine())
     found = artifact_misfit(meta(**changes), host)
     assert found == reason if reason is None else reason in (found or "")
 
