@@ -23,7 +23,7 @@ TOOLCHAIN = toolchain_for(PROJECT.state_dir)
 DOIT_CONFIG = {
     "default_tasks": ["build"],
     "reporter": ProgressReporter,
-    "dep_file": str(PROJECT.state_dir / "doit.db"),
+    "dep_file": str(PROJECT.doit_db),
     "backend": "sqlite3",
 }
 
@@ -161,7 +161,7 @@ def task_build() -> Task:
 def task_release() -> Task:
     """Build every guest for every target twice from clean copies; write artifacts/release/<version>/."""
     return {
-        "actions": [stages.as_action(release.release, project=PROJECT)],
+        "actions": [stages.as_action(release.release, locked=False, project=PROJECT)],
         "task_dep": ["toolchain"],
         "uptodate": [False],
         "verbosity": 2,
@@ -171,7 +171,19 @@ def task_release() -> Task:
 def task_publish() -> Task:
     """Push the release bundles to the OCI registry in $NGIXI_REGISTRY."""
     return {
-        "actions": [stages.as_action(publish.publish_project_release, project=PROJECT)],
+        "actions": [stages.as_action(publish.publish_project_release, locked=False, project=PROJECT)],
         "uptodate": [False],
+        "verbosity": 2,
+    }
+
+
+def task_watch() -> Task:
+    """Rebuild a guest's dev bundle whenever its sources or manifest change; Ctrl-C stops."""
+    return {
+        "actions": [stages.WatchAction(PROJECT)],
+        "params": [
+            {"name": "poll", "long": "poll", "type": bool, "default": False, "help": "poll for changes"},
+            {"name": "smoke", "long": "smoke", "type": bool, "default": False, "help": "run [[smoke]] calls"},
+        ],
         "verbosity": 2,
     }

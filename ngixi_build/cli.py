@@ -1,4 +1,4 @@
-"""The `ngixi` command: run, verify, inspect, validate, keygen, doctor."""
+"""The `ngixi` command: run, verify, inspect, validate, keygen, publish, pull, doctor, watch."""
 
 from __future__ import annotations
 
@@ -215,6 +215,13 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from .watch import watch
+
+    watch(find_project(Path.cwd()), poll=args.poll, smoke=args.smoke)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ngixi", description="Build, verify and run Ngixi WebAssembly guests.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
@@ -279,6 +286,9 @@ def _parser() -> argparse.ArgumentParser:
         "--trust", type=Path, help=f"trust file (default: ${TRUST_VARIABLE}, else the project's dev trust)"
     )
     add("doctor", cmd_doctor, "say what this machine lacks to build and run guests")
+    watch = add("watch", cmd_watch, "rebuild a guest's dev bundle whenever its sources or manifest change")
+    watch.add_argument("--poll", action="store_true", help="poll for changes where file events do not arrive")
+    watch.add_argument("--smoke", action="store_true", help="run the guest's [[smoke]] calls after each rebuild")
     return parser
 
 

@@ -30,18 +30,25 @@ def precompile_guest(*, wasm_path: Path, target: Target, out_path: Path) -> Arti
         cpu_features=target.cpu_features,
         what=f"precompile {wasm_path} for {target.triple}",
     )
+    meta = artifact_metadata(target, hashlib.sha256(wasm).hexdigest())
+    _write(out_path, artifact, meta)
+    return meta
+
+
+def artifact_metadata(target: Target, wasm_sha256: str) -> ArtifactMeta:
+    """The metadata of a Wasmer artifact that this engine builds for `target` from that .wasm."""
+    from .runtime import engine
+
     ours = engine.current_engine()
-    meta = ArtifactMeta(
+    return ArtifactMeta(
         engine=ours.engine,
         engine_version=ours.engine_version,
         binding_version=ours.binding_version,
         compiler=ours.compiler,
         triple=target.triple,
         cpu_features=target.cpu_features,
-        wasm_sha256=hashlib.sha256(wasm).hexdigest(),
+        wasm_sha256=wasm_sha256,
     )
-    _write(out_path, artifact, meta)
-    return meta
 
 
 def precompile_wasmtime(*, wasm_path: Path, triple: str, out_path: Path) -> ArtifactMeta:

@@ -50,6 +50,11 @@ class Project:
     def dev_trust_file(self) -> Path:
         return self.state_dir / "trust.toml"
 
+    @property
+    def doit_db(self) -> Path:
+        """doit's record of what it built (sqlite3)."""
+        return self.state_dir / "doit.db"
+
     def guest_names(self) -> list[str]:
         """Every directory under guests/ with an assembly/index.ts entry."""
         if not self.guests_dir.is_dir():

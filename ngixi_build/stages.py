@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -13,7 +14,12 @@ from doit.exceptions import TaskFailed
 
 from . import compile as compile_stage
 from .bundle import ArtifactInput, write_bundle
+<<<<<<< HEAD
 from .precompile import precompile_guest, precompile_wasmtime, read_metadata
+=======
+from .locking import build_lock
+from .precompile import precompile_guest, read_metadata
+>>>>>>> 17715fb (Watch mode: warm asc server, debounced per-guest dev rebuilds, build lock, latency bench (issue 7))
 from .project import GUEST_ENTRY, Project
 from .runtime import engine
 from .runtime.bundle_format import Channel
@@ -23,7 +29,7 @@ from .runtime.targets import Target
 from .signing import SigningKey, ensure_dev_key
 from .smoke import smoke_bundle
 from .toolchain import ensure_toolchain, toolchain_for
-from .validate import validate_guest
+from .validate import check_validated, validate_guest
 
 log = logging.getLogger(__name__)
 
@@ -33,24 +39,51 @@ class StageAction:
     """A doit python-action that reports an NgixiError as a clean failure, not a traceback.
 
     A module-level class rather than a closure, so that `doit -n N` can pickle it where
-    multiprocessing spawns its workers (macOS, Windows) instead of forking them.
+    multiprocessing spawns its workers (macOS, Windows) instead of forking them. A `locked`
+    action holds the build lock (shared with other doit tasks), so it never interleaves with a
+    watcher's rebuild steps; actions outside the project's build outputs (release, publish) need not.
     """
 
     function: Callable[..., object]
     kwargs: dict[str, Any]
+    locked: bool = True
 
     def __call__(self) -> TaskFailed | None:
-        if not logging.getLogger().handlers:
-            logging.basicConfig(level=logging.INFO, format="%(message)s")
-        try:
-            self.function(**self.kwargs)
-        except NgixiError as error:
-            return TaskFailed(str(error))
-        return None
+        _show_logs()
+        with build_lock(self.kwargs["project"].state_dir, shared=True) if self.locked else contextlib.nullcontext():
+            return _clean_failure(lambda: self.function(**self.kwargs))
 
 
-def as_action(function: Callable[..., object], **kwargs: Any) -> tuple[StageAction, list[Any], dict[str, Any]]:
-    return StageAction(function, kwargs), [], {}
+def as_action(
+    function: Callable[..., object], *, locked: bool = True, **kwargs: Any
+) -> tuple[StageAction, list[Any], dict[str, Any]]:
+    return StageAction(function, kwargs, locked), [], {}
+
+
+@dataclass(frozen=True)
+class WatchAction:
+    """doit's watch task (`poll` and `smoke` are task parameters); it locks each rebuild itself."""
+
+    project: Project
+
+    def __call__(self, poll: bool, smoke: bool) -> TaskFailed | None:
+        from .watch import watch  # watchdog and the compiler client only when watching
+
+        _show_logs()
+        return _clean_failure(lambda: watch(self.project, poll=poll, smoke=smoke))
+
+
+def _show_logs() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+
+def _clean_failure(work: Callable[[], object]) -> TaskFailed | None:
+    try:
+        work()
+    except NgixiError as error:
+        return TaskFailed(str(error))
+    return None
 
 
 def existing(paths: list[Path]) -> list[str]:
@@ -82,17 +115,24 @@ def make_dev_key(project: Project) -> None:
     ensure_dev_key(keys_dir=project.keys_dir, trust_file=project.dev_trust_file)
 
 
-def compile_guest(project: Project, guest: str) -> None:
+def compile_inputs(project: Project, guest: str) -> tuple[Path, compile_stage.CompileOptions]:
+    """The guest's entry (relative to the project root) and its compile options from the manifest."""
     fields = lenient_guest_fields(project, guest)
     kind, pages = fields["kind"], fields["memory_pages"]
     if kind not in ("library", "command") or not isinstance(pages, int):
         kind, pages = "library", DEFAULT_LIMITS["memory_pages"]  # validate names the bad field
+    entry = (project.guests_dir / guest / GUEST_ENTRY).relative_to(project.root)
+    return entry, compile_stage.CompileOptions(kind=kind, memory_pages=pages)
+
+
+def compile_guest(project: Project, guest: str) -> None:
+    entry, options = compile_inputs(project, guest)
     size = compile_stage.compile_guest(
         toolchain=toolchain_for(project.state_dir),
         project_root=project.root,
-        entry=(project.guests_dir / guest / GUEST_ENTRY).relative_to(project.root),
+        entry=entry,
         out_path=project.wasm_path(guest),
-        options=compile_stage.CompileOptions(kind=kind, memory_pages=pages),
+        options=options,
     )
     log.debug("%s: %d bytes of wasm", guest, size)
 
@@ -137,6 +177,11 @@ def bundle(
     out_dir: Path | None = None,
 ) -> Path:
     """Writes the guest's bundle, signed by `key` (the dev key when none is given)."""
+    check_validated(
+        record_path=project.validated_path(guest),
+        manifest_path=project.manifest_path(guest),
+        wasm_path=project.wasm_path(guest),
+    )
     if key is None:
         key, _ = ensure_dev_key(keys_dir=project.keys_dir, trust_file=project.dev_trust_file)
     version = lenient_guest_fields(project, guest)["version"]

@@ -7,21 +7,19 @@ install that failed or was killed is removed and redone.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
 import re
 import shutil
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import tomli
 
+from .locking import file_lock
 from .proc import run
 from .runtime.errors import ToolchainError
 
@@ -47,10 +45,17 @@ class Toolchain:
 
     @property
     def asc(self) -> list[str]:
+        # Without --enable-source-maps, bin/asc.js starts a second Node process to add it.
         return [
             str(self.node),
+            "--enable-source-maps",
             str(self.root / "node_modules" / "assemblyscript" / "bin" / "asc.js"),
         ]
+
+    @property
+    def asc_module(self) -> Path:
+        """asc's JavaScript API (`main(argv, options)`), for a process that keeps it loaded."""
+        return self.root / "node_modules" / "assemblyscript" / "dist" / "asc.js"
 
     @property
     def wasi_shim_config(self) -> Path:
@@ -96,14 +101,6 @@ def system_node(minimum_major: int) -> tuple[Path, str] | None:
     return (Path(found), version) if match and int(match.group(1)) >= minimum_major else None
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
-
-
 def _install(toolchain: Toolchain) -> None:
     pins = node_pins()
     env_dir = toolchain.root / "env"
@@ -137,7 +134,7 @@ def _install(toolchain: Toolchain) -> None:
 def ensure_toolchain(*, state_dir: Path) -> Toolchain:
     """Installs the pinned toolchain once; concurrent callers wait for the first."""
     toolchain = toolchain_for(state_dir)
-    with _locked(state_dir / "toolchain" / ".lock"):
+    with file_lock(state_dir / "toolchain" / ".lock"):
         if toolchain.complete:
             return toolchain
         shutil.rmtree(toolchain.root, ignore_errors=True)

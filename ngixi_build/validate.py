@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 from .runtime.check import check_module
-from .runtime.fsutil import write_atomic
+from .runtime.errors import InvalidInput
+from .runtime.fsutil import sha256_of, write_atomic
 from .runtime.manifest import Manifest, ManifestError, load_manifest
 from .runtime.wasm import read_module_info
 
@@ -23,14 +23,24 @@ def validate(*, manifest_path: Path, wasm_path: Path | None = None) -> Manifest:
     return manifest
 
 
+def _digests(manifest_path: Path, wasm_path: Path) -> dict[str, str | None]:
+    return {"manifest_sha256": sha256_of(manifest_path), "wasm_sha256": sha256_of(wasm_path)}
+
+
 def validate_guest(*, manifest_path: Path, wasm_path: Path, record_path: Path) -> Manifest:
     """Validates and records what was checked, so the bundle step depends on a passed check."""
     manifest = validate(manifest_path=manifest_path, wasm_path=wasm_path)
-    record = {
-        "guest": manifest.guest.name,
-        "version": manifest.guest.version,
-        "manifest_sha256": hashlib.sha256(manifest_path.read_bytes()).hexdigest(),
-        "wasm_sha256": hashlib.sha256(wasm_path.read_bytes()).hexdigest(),
-    }
+    record = {"guest": manifest.guest.name, "version": manifest.guest.version, **_digests(manifest_path, wasm_path)}
     write_atomic(record_path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
     return manifest
+
+
+def check_validated(*, record_path: Path, manifest_path: Path, wasm_path: Path) -> None:
+    """Raises unless the record says that this very manifest and .wasm passed validation."""
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        record = {}
+    expected = _digests(manifest_path, wasm_path)
+    if not isinstance(record, dict) or any(record.get(k) != v for k, v in expected.items()):
+        raise InvalidInput(f"{wasm_path}: not validated against {manifest_path} as it is now; build again")

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import queue
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from tests.conftest import REPO
 
@@ -45,3 +51,83 @@ def run(
 def ran_tasks(build_output: str) -> set[str]:
     """Names of the tasks a doit run with our progress reporter executed."""
     return {line.split()[1] for line in build_output.splitlines() if line.startswith("[") and line.endswith(" ...")}
+
+
+class Line(NamedTuple):
+    arrived: float  # time.perf_counter() when the line was read
+    text: str
+
+
+class WatchProcess:
+    """`ngixi watch` (or another command) as a child process whose output lines are read as they come."""
+
+    def __init__(self, project: Path, command: Sequence[str] = ("ngixi", "watch")) -> None:
+        self.process = subprocess.Popen(
+            [str(BIN / command[0]), *command[1:]],
+            cwd=project,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self._lines: queue.Queue[Line | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for text in self.process.stdout:
+            self._lines.put(Line(time.perf_counter(), text.rstrip("\n")))
+        self._lines.put(None)
+
+    def until(self, *prefixes: str, timeout: float = 180.0) -> list[Line]:
+        """Every line up to and including the first that starts with one of `prefixes`."""
+        seen: list[Line] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                line = None
+            if line is None:
+                output = "\n".join(s.text for s in seen)
+                raise AssertionError(f"no line starting with {prefixes} (exit {self.process.poll()}):\n{output}")
+            seen.append(line)
+            if line.text.startswith(prefixes):
+                return seen
+
+    def stop(self, signum: int = signal.SIGINT) -> int:
+        """Sends `signum` and waits for the exit; returns the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        return self.process.wait(timeout=60)
+
+
+def compiler_processes(parent: int) -> list[int]:
+    """Live processes started by `parent` that run the warm AssemblyScript compiler."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stat = status.read_text()
+            command = (status.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
+        if int(ppid) == parent and state != "Z" and b"asc_server.mjs" in command:
+            found.append(int(status.parent.name))
+    return found
+
+
+def is_compiler_process(pid: int) -> bool:
+    try:
+        return b"asc_server.mjs" in (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def wait_until(condition: Callable[[], bool], *, what: str, timeout: float = 180.0) -> None:
+    """Polls `condition` every 20 ms until it holds; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)

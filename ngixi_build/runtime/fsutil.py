@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -30,3 +31,11 @@ def atomic_output(path: Path, *, mode: int = 0o644) -> Iterator[IO[bytes]]:
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     with atomic_output(path, mode=mode) as stream:
         stream.write(data)
+
+
+def sha256_of(path: Path) -> str | None:
+    """The file's sha256 (hex), or None if it cannot be read."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None

@@ -1,0 +1,189 @@
+"""Watch mode's rebuild of one guest, the quickest way to a verified dev bundle.
+
+Foreground: compile with the warm compiler → validate → the host's artifact → dev bundle,
+signed and verified. Background, one step at a time while nothing else waits: the other
+targets' artifacts, then the bundle again with all of them.
+
+In between, the dev bundle holds the new .wasm and the host's artifact only, never an artifact
+built from an older .wasm (the bundle writer refuses such a mix). A loader on another target
+compiles the .wasm meanwhile and says so. Once the background steps are done, the bundle is
+byte for byte what `doit build` makes from the same sources.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from doit.dependency import Dependency, SqliteDB
+
+from . import stages
+from .asc_server import AscReply, AscServer, CompilerDied
+from .compile import CompileError, asc_arguments
+from .locking import build_lock
+from .precompile import artifact_metadata, read_metadata
+from .project import Project
+from .runtime.bundle_reader import VerifiedBundle, read_bundle
+from .runtime.errors import NgixiError
+from .runtime.fsutil import sha256_of, write_atomic
+from .runtime.targets import Target, host_triple
+from .runtime.verify import load_trust
+from .toolchain import toolchain_for
+
+log = logging.getLogger(__name__)
+
+COMPILE_TIMEOUT_SECONDS = 600.0
+WARM_UP_COMPILES = 4
+
+
+@dataclass(frozen=True)
+class _Compile:
+    argv: tuple[str, ...]
+    reply: Future[AscReply]
+
+
+@dataclass
+class _Remaining:
+    """Background work left for one guest, valid while its .wasm is still `wasm_sha256`."""
+
+    wasm_sha256: str
+    targets: list[Target] = field(default_factory=list)
+
+
+class DevBuilder:
+    def __init__(self, project: Project, server: AscServer) -> None:
+        self.project = project
+        self.server = server
+        self.toolchain = toolchain_for(project.state_dir)
+        self.targets = project.targets()
+        self.host_targets = [t for t in self.targets if t.triple == host_triple()]
+        self._compiles: dict[str, _Compile] = {}
+        self._background: dict[str, _Remaining] = {}
+
+    def prefetch(self, guest: str) -> None:
+        """Starts compiling now (e.g. while events settle); `rebuild` uses the result if the sources still match."""
+        if guest not in self._compiles and guest in self.project.guest_names():
+            argv = self._argv(guest)
+            self._compiles[guest] = _Compile(argv, self.server.submit(argv))
+
+    def warm_up(self, guest: str) -> None:
+        """A few throw-away compiles: V8 optimizes asc's hot paths only after it has run them a few times."""
+        for _ in range(WARM_UP_COMPILES):
+            self.server.compile(self._argv(guest), timeout=COMPILE_TIMEOUT_SECONDS)
+
+    def rebuild(self, guest: str) -> VerifiedBundle:
+        """The foreground steps; raises NgixiError (compile or manifest errors) with the diagnostics."""
+        self._background.pop(guest, None)
+        self._compile(guest)
+        with build_lock(self.project.state_dir):
+            self._forget_doit_records(guest)
+            write_atomic(self.project.wasm_path(guest), self._scratch(guest).read_bytes())
+            stages.validate(self.project, guest)
+            wasm_sha256 = hashlib.sha256(self.project.wasm_path(guest).read_bytes()).hexdigest()
+            for target in self.host_targets:
+                self._precompile(guest, target, wasm_sha256)
+            bundle = self._bundle(guest, wasm_sha256)
+        bundled = {m.artifact.triple for m in bundle.index.artifacts if m.artifact is not None}
+        missing = [t for t in self.targets if t.triple not in bundled]
+        if missing:
+            self._background[guest] = _Remaining(wasm_sha256, missing)
+        return bundle
+
+    def drop(self, guest: str) -> None:
+        """Forgets a guest that is gone: no background work, no pending compile."""
+        self._background.pop(guest, None)
+        self._compiles.pop(guest, None)
+
+    @property
+    def has_background_work(self) -> bool:
+        return bool(self._background)
+
+    def background_step(self) -> None:
+        """One artifact for another target, or the final bundle with every artifact that was built."""
+        guest, remaining = next(iter(self._background.items()))
+        with build_lock(self.project.state_dir):
+            if self._wasm_sha256(guest) != remaining.wasm_sha256:
+                del self._background[guest]  # changed or gone since (a doit build, a clean): not ours any more
+            elif remaining.targets:
+                self._precompile(guest, remaining.targets.pop(0), remaining.wasm_sha256)
+            else:
+                del self._background[guest]
+                self._bundle(guest, remaining.wasm_sha256)
+
+    def _argv(self, guest: str) -> tuple[str, ...]:
+        entry, options = stages.compile_inputs(self.project, guest)
+        return tuple(asc_arguments(self.toolchain, self.project.root, entry, self._scratch(guest), options))
+
+    def _scratch(self, guest: str) -> Path:
+        return self.project.state_dir / "watch" / f"{guest}.wasm"
+
+    def _compile(self, guest: str) -> None:
+        """Compiles into the scratch file, reusing a prefetched compile of the same sources."""
+        argv = self._argv(guest)
+        reply = self._prefetched_reply(guest, argv)
+        if reply is None:
+            reply = self.server.compile(argv, timeout=COMPILE_TIMEOUT_SECONDS)
+        if not reply.ok:
+            entry = argv[0]
+            raise CompileError(f"{entry}: asc reports:\n{reply.diagnostics}")
+
+    def _prefetched_reply(self, guest: str, argv: tuple[str, ...]) -> AscReply | None:
+        started = self._compiles.pop(guest, None)
+        if started is None or started.argv != argv:
+            return None
+        try:
+            reply = started.reply.result(timeout=COMPILE_TIMEOUT_SECONDS)
+        except CompilerDied:
+            return None
+        current = reply.still_current()
+        log.debug("%s: the compile started early is %s", guest, "used" if current else "stale; compiling again")
+        return reply if current else None
+
+    def _wasm_sha256(self, guest: str) -> str | None:
+        return sha256_of(self.project.wasm_path(guest))
+
+    def _artifact_fits(self, guest: str, target: Target, wasm_sha256: str) -> bool:
+        """Whether the artifact on disk was built from this .wasm for this baseline by this engine."""
+        try:
+            built = read_metadata(self.project.artifact_path(guest, target.triple))
+        except NgixiError:
+            return False
+        return built == artifact_metadata(target, wasm_sha256)
+
+    def _precompile(self, guest: str, target: Target, wasm_sha256: str) -> None:
+        if not self._artifact_fits(guest, target, wasm_sha256):
+            stages.precompile(self.project, guest, target)
+
+    def _bundle(self, guest: str, wasm_sha256: str) -> VerifiedBundle:
+        """Writes the dev bundle with every artifact built from this .wasm, then verifies it."""
+        fitting = [t.triple for t in self.targets if self._artifact_fits(guest, t, wasm_sha256)]
+        path = stages.bundle(self.project, guest, fitting)
+        return read_bundle(path, load_trust(self.project.dev_trust_file))
+
+    def _forget_doit_records(self, guest: str) -> None:
+        """Makes the next `doit build` redo this guest's tasks rather than trust records older than our outputs."""
+        forget_doit_records(self.project.doit_db, doit_task_names(guest, [t.triple for t in self.targets]))
+
+
+def forget_doit_records(doit_db: Path, task_names: list[str]) -> None:
+    if not doit_db.exists():
+        return
+    records = Dependency(SqliteDB, str(doit_db))
+    try:
+        for name in task_names:
+            records.remove(name)
+    finally:
+        records.close()
+
+
+def doit_task_names(guest: str, triples: list[str]) -> list[str]:
+    """The tasks dodo.py declares for one guest."""
+    return [
+        f"compile:{guest}",
+        f"validate:{guest}",
+        *(f"precompile:{guest}@{t}" for t in triples),
+        f"bundle:{guest}",
+    ]
