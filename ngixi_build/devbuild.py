@@ -2,7 +2,7 @@
 
 Foreground: compile with the warm compiler → validate → the host's artifact → dev bundle,
 signed and verified. Background, one step at a time while nothing else waits: the other
-targets' artifacts, then the bundle again with all of them.
+targets' artifacts (and any Wasmtime ones), then the bundle again with all of them.
 
 In between, the dev bundle holds the new .wasm and the host's artifact only, never an artifact
 built from an older .wasm (the bundle writer refuses such a mix). A loader on another target
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,7 @@ class _Remaining:
 
     wasm_sha256: str
     targets: list[Target] = field(default_factory=list)
+    wasmtime_triples: list[str] = field(default_factory=list)
 
 
 class DevBuilder:
@@ -60,6 +62,7 @@ class DevBuilder:
         self.toolchain = toolchain_for(project.state_dir)
         self.targets = project.targets()
         self.host_targets = [t for t in self.targets if t.triple == host_triple()]
+        self.wasmtime_triples = project.wasmtime_triples()
         self._compiles: dict[str, _Compile] = {}
         self._background: dict[str, _Remaining] = {}
 
@@ -86,10 +89,13 @@ class DevBuilder:
             for target in self.host_targets:
                 self._precompile(guest, target, wasm_sha256)
             bundle = self._bundle(guest, wasm_sha256)
-        bundled = {m.artifact.triple for m in bundle.index.artifacts if m.artifact is not None}
-        missing = [t for t in self.targets if t.triple not in bundled]
-        if missing:
-            self._background[guest] = _Remaining(wasm_sha256, missing)
+        remaining = _Remaining(
+            wasm_sha256,
+            [t for t in self.targets if not self._artifact_fits(guest, t, wasm_sha256)],
+            [t for t in self.wasmtime_triples if not self._wasmtime_artifact_fits(guest, t, wasm_sha256)],
+        )
+        if remaining.targets or remaining.wasmtime_triples:
+            self._background[guest] = remaining
         return bundle
 
     def drop(self, guest: str) -> None:
@@ -109,6 +115,8 @@ class DevBuilder:
                 del self._background[guest]  # changed or gone since (a doit build, a clean): not ours any more
             elif remaining.targets:
                 self._precompile(guest, remaining.targets.pop(0), remaining.wasm_sha256)
+            elif remaining.wasmtime_triples:
+                stages.precompile_with_wasmtime(self.project, guest, remaining.wasmtime_triples.pop(0))
             else:
                 del self._background[guest]
                 self._bundle(guest, remaining.wasm_sha256)
@@ -153,6 +161,13 @@ class DevBuilder:
             return False
         return built == artifact_metadata(target, wasm_sha256)
 
+    def _wasmtime_artifact_fits(self, guest: str, triple: str, wasm_sha256: str) -> bool:
+        try:
+            built = read_metadata(self.project.artifact_path(guest, triple, "wasmtime"))
+        except NgixiError:
+            return False
+        return built.wasm_sha256 == wasm_sha256
+
     def _precompile(self, guest: str, target: Target, wasm_sha256: str) -> None:
         if not self._artifact_fits(guest, target, wasm_sha256):
             stages.precompile(self.project, guest, target)
@@ -160,12 +175,14 @@ class DevBuilder:
     def _bundle(self, guest: str, wasm_sha256: str) -> VerifiedBundle:
         """Writes the dev bundle with every artifact built from this .wasm, then verifies it."""
         fitting = [t.triple for t in self.targets if self._artifact_fits(guest, t, wasm_sha256)]
-        path = stages.bundle(self.project, guest, fitting)
+        wasmtime = [t for t in self.wasmtime_triples if self._wasmtime_artifact_fits(guest, t, wasm_sha256)]
+        path = stages.bundle(self.project, guest, fitting, wasmtime_triples=wasmtime)
         return read_bundle(path, load_trust(self.project.dev_trust_file))
 
     def _forget_doit_records(self, guest: str) -> None:
         """Makes the next `doit build` redo this guest's tasks rather than trust records older than our outputs."""
-        forget_doit_records(self.project.doit_db, doit_task_names(guest, [t.triple for t in self.targets]))
+        triples = [t.triple for t in self.targets]
+        forget_doit_records(self.project.doit_db, doit_task_names(guest, triples, self.wasmtime_triples))
 
 
 def forget_doit_records(doit_db: Path, task_names: list[str]) -> None:
@@ -179,11 +196,12 @@ def forget_doit_records(doit_db: Path, task_names: list[str]) -> None:
         records.close()
 
 
-def doit_task_names(guest: str, triples: list[str]) -> list[str]:
-    """The tasks dodo.py declares for one guest."""
+def doit_task_names(guest: str, triples: Sequence[str], wasmtime_triples: Sequence[str] = ()) -> list[str]:
+    """The build tasks dodo.py declares for one guest."""
     return [
         f"compile:{guest}",
         f"validate:{guest}",
         *(f"precompile:{guest}@{t}" for t in triples),
+        *(f"precompile:{guest}@{t}.wasmtime" for t in wasmtime_triples),
         f"bundle:{guest}",
     ]

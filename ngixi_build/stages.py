@@ -14,12 +14,8 @@ from doit.exceptions import TaskFailed
 
 from . import compile as compile_stage
 from .bundle import ArtifactInput, write_bundle
-<<<<<<< HEAD
-from .precompile import precompile_guest, precompile_wasmtime, read_metadata
-=======
 from .locking import build_lock
-from .precompile import precompile_guest, read_metadata
->>>>>>> 17715fb (Watch mode: warm asc server, debounced per-guest dev rebuilds, build lock, latency bench (issue 7))
+from .precompile import precompile_guest, precompile_wasmtime, read_metadata
 from .project import GUEST_ENTRY, Project
 from .runtime import engine
 from .runtime.bundle_format import Channel

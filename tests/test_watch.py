@@ -168,7 +168,7 @@ def test_a_doit_build_racing_a_rebuild_never_mixes_outputs(watched: Watched) -> 
     assert watched.add(2, 3) == 405
     listed = set(run(watched.project.root, "doit", "list", "--all", "-q").stdout.split())
     triples = [t.triple for t in watched.project.targets()]
-    assert set(doit_task_names("hello", triples)) <= listed
+    assert set(doit_task_names("hello", triples, watched.project.wasmtime_triples())) <= listed
 
 
 def test_doit_watch_polling_with_smoke_stops_on_ctrl_c_with_no_compiler_left(tmp_path: Path) -> None:
