@@ -56,7 +56,7 @@ class Watched:
 
     def settled(self, guest: str) -> None:
         """Waits until the background steps have put every target's artifact in the bundle."""
-        targets = len(self.project.targets())
+        targets = len(self.project.targets()) + len(self.project.wasmtime_triples())
         wait_until(lambda: len(self.bundle(guest).index.artifacts) == targets, what=f"{guest}'s full bundle")
 
 
@@ -77,6 +77,8 @@ def new_project(directory: Path, guests: tuple[str, ...]) -> Project:
 @pytest.fixture(scope="module")
 def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Watched]:
     project = new_project(tmp_path_factory.mktemp("watch"), ("hello", "wasi-hello"))
+    config = project.root / "pyproject.toml"  # Wasmtime artifacts too, so the background steps build both kinds
+    config.write_text(config.read_text().replace("[tool.ngixi]\n", '[tool.ngixi]\nwasmtime_targets = ["host"]\n'))
     watch = WatchProcess(project.root)
     try:
         started = texts(watch.until("watching"))
