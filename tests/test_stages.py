@@ -36,6 +36,7 @@ def test_the_bundle_stage_adds_wasmtime_artifacts_beside_wasmer_ones(tmp_path: P
     project.wasm_path("hello").write_bytes(module(functions=[ADD]))
     project.manifests_dir.mkdir()
     project.manifest_path("hello").write_text(HELLO_MANIFEST)
+    stages.validate(project, "hello")  # the bundle stage takes only a validated .wasm
     host = SUPPORTED_TARGETS[host_triple()]
     stages.precompile(project, "hello", host)
     for triple in (host_triple(), "pulley64"):
