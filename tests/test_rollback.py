@@ -11,7 +11,7 @@ import pytest
 
 from ngixi_build.runtime.bundle_format import Channel
 from ngixi_build.runtime.bundle_reader import read_bundle
-from ngixi_build.runtime.errors import InvalidInput, NgixiError, VerificationError
+from ngixi_build.runtime.errors import InvalidInput, VerificationError
 from ngixi_build.runtime.host import CallFailed, IsolatedTenant, open_tenant
 from ngixi_build.runtime.rollback import STATE_FILE, RollbackGuard, default_state_dir
 from ngixi_build.runtime.verify import load_trust
@@ -135,5 +135,5 @@ def test_a_respawned_tenant_refuses_a_bundle_rolled_back_under_it(
         os.kill(tenant.pid, signal.SIGKILL)
         with pytest.raises(CallFailed, match="the tenant process died"):
             tenant.call("add", (2, 3))
-        with pytest.raises(NgixiError, match="sequence 8 of guest 'hello' on channel 'dev' is lower than 9"):
+        with pytest.raises(VerificationError, match="sequence 8 of guest 'hello' on channel 'dev' is lower than 9"):
             tenant.call("add", (2, 3))

@@ -72,7 +72,7 @@ def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
     try:
         guest = _open(json.loads(requests.readline()))
     except NgixiError as error:
-        _send(replies, {"ok": False, "error": str(error)})
+        _send(replies, {"ok": False, "error": str(error), "exit_code": error.exit_code})
         return
     _send(replies, {"ok": True, "origin": guest.origin, "compiled": guest.compiled})
     _limit_memory(guest)

@@ -42,3 +42,10 @@ class PolicyError(NgixiError):
     """A bundle asks for more than its limits or the operator's policy allow."""
 
     exit_code = 6
+
+
+def error_with_exit_code(message: str, exit_code: int) -> NgixiError:
+    """Rebuilds an error reported across a process boundary as the class its exit code stands for."""
+    classes: tuple[type[NgixiError], ...] = (InvalidInput, VerificationError, ToolchainError, GuestError, PolicyError)
+    cls = next((c for c in classes if c.exit_code == exit_code), NgixiError)
+    return cls(message)

@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import IO, Any, Protocol
 
 from .bundle_reader import read_bundle
-from .errors import GuestError, NgixiError
+from .errors import GuestError, NgixiError, error_with_exit_code
 from .hostfuncs import GuestOutput, LogLine, Sandbox
 from .loader import Guest, check_call, open_guest
 from .manifest import Manifest, Number, parse_manifest
@@ -232,7 +232,8 @@ class IsolatedTenant:
         reply = self._exchange(child, self._request, deadline=time.monotonic() + _START_TIMEOUT_SECONDS, what="start")
         if not reply.get("ok"):
             self._stop(child)
-            raise NgixiError(str(reply.get("error", "the tenant process could not start")))
+            message = str(reply.get("error", "the tenant process could not start"))
+            raise error_with_exit_code(message, int(reply.get("exit_code", NgixiError.exit_code)))
         self.origin = str(reply["origin"])
         self.compiled = bool(reply["compiled"])
         return child
