@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import wasmer
 
 from .capabilities import HostImport
-from .engines import EngineId, EngineMemory, RunLimits
+from .engines import EngineId, EngineMemory, RunLimits, as_results
 from .errors import GuestError, NgixiError
 from .hostfuncs import GuestExit, HostFunction
 
@@ -113,9 +113,7 @@ class WasmerInstance:
         function = getattr(self._instance.exports, export)
         with engine_errors(f"{self.guest}: {export} trapped"):
             result = function(*args)
-        if result is None:
-            return ()
-        return tuple(result) if isinstance(result, list) else (result,)
+        return as_results(result)
 
 
 def load(

@@ -20,7 +20,7 @@ from typing import Any
 import wasmtime
 
 from .capabilities import HostImport
-from .engines import PORTABLE_TRIPLE, EngineId, EngineMemory, RunLimits
+from .engines import PORTABLE_TRIPLE, EngineId, EngineMemory, RunLimits, as_results
 from .errors import GuestError, NgixiError
 from .hostfuncs import HostFunction
 from .manifest import Number
@@ -207,9 +207,7 @@ class WasmtimeInstance:
             raise GuestError(f"{self.guest}: {export} failed: {_first_line(error)}") from None
         finally:
             deadline.ends_at = math.inf
-        if result is None:
-            return ()
-        return tuple(result) if isinstance(result, list | tuple) else (result,)
+        return as_results(result)
 
 
 def load(

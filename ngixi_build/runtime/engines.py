@@ -91,3 +91,12 @@ def engine_named(name: str | None = None) -> Engine:
     if chosen not in installed:
         raise NgixiError(f"engine {chosen} is not installed (pip install {_ENGINES[chosen][1]})")
     return cast(Engine, importlib.import_module(f".{_ENGINES[chosen][0]}", __package__))
+
+
+def as_results(result: object) -> tuple[Number, ...]:
+    """An engine's return value (None, one value, or a list or tuple of them) as a tuple."""
+    if result is None:
+        return ()
+    if isinstance(result, list | tuple):
+        return tuple(result)
+    return (cast(Number, result),)
