@@ -124,17 +124,17 @@ class Project:
             if not value.isdigit():
                 raise InvalidInput(f"SOURCE_DATE_EPOCH: {value!r} must be a whole number of seconds")
             return int(value)
-        try:
-            result = subprocess.run(
-                ["git", "log", "-1", "--format=%ct"],
-                cwd=self.root,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-        except FileNotFoundError:
-            return 0
-        return int(result.stdout.strip()) if result.returncode == 0 and result.stdout.strip() else 0
+        committed = git_output(self.root, "log", "-1", "--format=%ct")
+        return int(committed) if committed else 0
+
+
+def git_output(root: Path, *args: str) -> str | None:
+    """What a git command prints in `root`, stripped; None when git is missing or the command fails."""
+    try:
+        result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
 
 
 def _target(entry: object, field: str) -> Target:

@@ -25,7 +25,7 @@ from typing import Any
 
 from . import __version__, stages
 from .proc import run
-from .project import Project
+from .project import Project, git_output
 from .runtime import engine
 from .runtime.errors import InvalidInput, NgixiError
 from .runtime.fsutil import write_atomic
@@ -59,16 +59,10 @@ def release_version(project: Project) -> str:
     if explicit:
         version = explicit
     else:
-        result = subprocess.run(
-            ["git", "describe", "--tags", "--exact-match"],
-            cwd=project.root,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
+        tag = git_output(project.root, "describe", "--tags", "--exact-match")
+        if tag is None:
             raise InvalidInput(f"no release version: tag the commit (git tag v1.2.3) or set {VERSION_VARIABLE}")
-        version = result.stdout.strip().removeprefix("v")
+        version = tag.removeprefix("v")
     if not version or "/" in version or version.startswith("."):
         raise InvalidInput(f"{VERSION_VARIABLE}: {version!r} cannot name a release directory")
     return version
