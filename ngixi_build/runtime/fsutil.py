@@ -8,7 +8,11 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+import tomli
+
+from .errors import InvalidInput
 
 
 @contextmanager
@@ -39,3 +43,13 @@ def sha256_of(path: Path) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
         return None
+
+
+def read_toml_file(path: Path, *, what: str) -> dict[str, Any]:
+    """A TOML file's tables; an unreadable or malformed file is an InvalidInput naming it."""
+    try:
+        return tomli.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise InvalidInput(f"{path}: cannot read {what}: {error.strerror}") from None
+    except (UnicodeDecodeError, tomli.TOMLDecodeError) as error:
+        raise InvalidInput(f"{path}: not valid TOML: {error}") from None

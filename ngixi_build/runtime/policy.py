@@ -13,10 +13,9 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-import tomli
-
 from .capabilities import CAPABILITIES
 from .errors import InvalidInput, PolicyError
+from .fsutil import read_toml_file
 from .manifest import DEFAULT_LIMITS, Manifest
 
 
@@ -55,12 +54,7 @@ def _unknown(table: dict[str, object], allowed: list[str], field: str, source: s
 
 def load_policy(path: Path) -> Policy:
     source = str(path)
-    try:
-        raw = tomli.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise InvalidInput(f"{source}: cannot read the policy: {error.strerror}") from None
-    except (UnicodeDecodeError, tomli.TOMLDecodeError) as error:
-        raise InvalidInput(f"{source}: not valid TOML: {error}") from None
+    raw = read_toml_file(path, what="the policy")
     _unknown(raw, ["limits", "capabilities"], "", source)
     limits = raw.get("limits", {})
     _unknown(limits, list(DEFAULT_LIMITS), "limits.", source)

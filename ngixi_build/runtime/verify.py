@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import minisign
-import tomli
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .bundle_format import BundleIndex, trusted_comment
 from .errors import InvalidInput, VerificationError
+from .fsutil import read_toml_file
 
 
 @dataclass(frozen=True)
@@ -76,12 +76,7 @@ def _parse_key(raw: object, field: str, source: str) -> TrustedKey:
 
 def load_trust(path: Path) -> TrustStore:
     """Reads a trust file: `[[keys]]` with id, public_key, guests (patterns) and channels."""
-    try:
-        raw = tomli.loads(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise InvalidInput(f"{path}: cannot read the trust file: {error.strerror}") from None
-    except (UnicodeDecodeError, tomli.TOMLDecodeError) as error:
-        raise InvalidInput(f"{path}: not valid TOML: {error}") from None
+    raw = read_toml_file(path, what="the trust file")
     keys = raw.get("keys", [])
     if not isinstance(keys, list) or not keys:
         raise InvalidInput(f"{path}: keys: list at least one [[keys]] table")
