@@ -1,14 +1,15 @@
 """The capability registry: each capability's options schema and the host imports it grants.
 
 The same table drives manifest validation (`manifest.py`), the build-time import check
-(`check.py`) and load-time linking (`hostfuncs.py`), so what a manifest is allowed and what
-the loader links cannot disagree.
+(`check.py`), load-time linking (`hostfuncs.py`) and the operator policy's ceilings
+(`policy.py`), so what a manifest is allowed and what the loader links cannot disagree.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .ceilings import CeilingParser, no_ceiling, parse_fs_ceiling, parse_http_ceiling, parse_kv_ceiling
 from .options import OptionsParser, no_options, parse_fs, parse_http, parse_kv
 from .wasm import Signature
 
@@ -32,6 +33,7 @@ class Capability:
     summary: str
     imports: tuple[HostImport, ...]
     parse_options: OptionsParser = no_options
+    parse_ceiling: CeilingParser = no_ceiling  # the operator policy's ceilings on those options
 
 
 @dataclass(frozen=True)
@@ -112,12 +114,14 @@ CAPABILITIES: dict[str, Capability] = {
                 _wasi("path_rename", "i32 i32 i32 i32 i32 i32"),
             ),
             parse_fs,
+            parse_fs_ceiling,
         ),
         Capability(
             "http",
             "outgoing HTTP requests to the manifest's allowlist",
             (_imp("ngixi", "http_fetch", " ".join(["i32"] * 11), "i32"),),
             parse_http,
+            parse_http_ceiling,
         ),
         Capability(
             "kv",
@@ -129,6 +133,7 @@ CAPABILITIES: dict[str, Capability] = {
                 _imp("ngixi", "kv_list", " ".join(["i32"] * 7), "i32"),
             ),
             parse_kv,
+            parse_kv_ceiling,
         ),
     )
 }

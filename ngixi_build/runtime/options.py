@@ -89,6 +89,26 @@ CapabilityOptions = NoOptions | FsOptions | HttpOptions | KvOptions
 OptionsParser = Callable[[Mapping[str, Any], str, Problems], CapabilityOptions]
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """An integer option's default and its allowed range."""
+
+    default: int
+    low: int
+    high: int
+
+
+RESPONSE_BYTES = Bounds(1 << 20, 1, 1 << 30)
+HTTP_TIMEOUT_MS = Bounds(10_000, 1, 300_000)
+VALUE_BYTES = Bounds(65536, 1, 16 << 20)
+KV_KEYS = Bounds(1000, 1, 1_000_000)
+
+
+def bounded(raw: Mapping[str, Any], key: str, field: str, problems: Problems, bounds: Bounds) -> int:
+    """The integer option `field.key`, its default when absent."""
+    return integer(raw, key, f"{field}.{key}", problems, default=bounds.default, low=bounds.low, high=bounds.high)
+
+
 def no_options(raw: Mapping[str, Any], field: str, problems: Problems) -> NoOptions:
     for key in raw:
         problems.add(f"{field}.{key}", f"unknown key; [{field}] takes no options")
@@ -109,8 +129,15 @@ def host_path_problem(host: str) -> str | None:
     return None
 
 
+def guest_path_problem(guest: str) -> str | None:
+    """Why a guest path is not an absolute, normalized path, or None when it is."""
+    if not guest.startswith("/") or guest.startswith("//") or posixpath.normpath(guest) != guest:
+        return 'must be an absolute, normalized guest path like "/data"'
+    return None
+
+
 def within(path: str, directory: str) -> bool:
-    """Whether relative, normalized `path` is `directory` or lies under it."""
+    """Whether normalized `path` is `directory` or lies under it (both relative, or both absolute)."""
     return directory in (".", path) or path.startswith(directory.rstrip("/") + "/")
 
 
@@ -123,8 +150,8 @@ def _preopen(value: object, field: str, problems: Problems) -> Preopen | None:
     host = string(value, "host", f"{field}.host", problems)
     mode = string(value, "mode", f"{field}.mode", problems, default="ro")
     count = len(problems.lines)
-    if guest and (not guest.startswith("/") or guest.startswith("//") or posixpath.normpath(guest) != guest):
-        problems.add(f"{field}.guest", f'"{guest}" must be an absolute, normalized guest path like "/data"')
+    if guest and (why := guest_path_problem(guest)):
+        problems.add(f"{field}.guest", f'"{guest}" {why}')
     if isinstance(value.get("host"), str) and (why := host_path_problem(host)):
         problems.add(f"{field}.host", f'"{host}" {why}')
     if mode and mode not in MODES:
@@ -203,7 +230,7 @@ def _host_problem(host: str) -> str | None:
     return None
 
 
-def _origin(value: object, field: str, problems: Problems) -> Origin | None:
+def origin_item(value: object, field: str, problems: Problems) -> Origin | None:
     if not isinstance(value, str):
         problems.add(field, f'must be a string like "https://api.example.com", not {type_name(value)}')
         return None
@@ -214,7 +241,7 @@ def _origin(value: object, field: str, problems: Problems) -> Origin | None:
     return parsed
 
 
-def _method(value: object, field: str, problems: Problems) -> str | None:
+def method_item(value: object, field: str, problems: Problems) -> str | None:
     if isinstance(value, str) and value in HTTP_METHODS:
         return value
     shown = f'"{value}"' if isinstance(value, str) else type_name(value)
@@ -230,19 +257,20 @@ def parse_http(raw: Mapping[str, Any], field: str, problems: Problems) -> HttpOp
         "allow",
         f"{field}.allow",
         problems,
-        item=_origin,
+        item=origin_item,
         required='list the origins the guest may fetch, like ["https://api.example.com"]',
         identity=str,
     )
-    methods = array(raw, "methods", f"{field}.methods", problems, item=_method, default=("GET",), identity=str)
-    size = integer(
-        raw, "max_response_bytes", f"{field}.max_response_bytes", problems, default=1 << 20, low=1, high=1 << 30
-    )
-    timeout = integer(raw, "timeout_ms", f"{field}.timeout_ms", problems, default=10_000, low=1, high=300_000)
+    methods = array(raw, "methods", f"{field}.methods", problems, item=method_item, default=("GET",), identity=str)
+    size = bounded(raw, "max_response_bytes", field, problems, RESPONSE_BYTES)
+    timeout = bounded(raw, "timeout_ms", field, problems, HTTP_TIMEOUT_MS)
     return HttpOptions(allow, methods, size, timeout)
 
 
 # --- kv ---------------------------------------------------------------------------------------
+
+
+namespace_item = string_item(SLUG_PATTERN, 'must be lowercase letters, digits, "-" and "_", starting with a letter')
 
 
 def parse_kv(raw: Mapping[str, Any], field: str, problems: Problems) -> KvOptions:
@@ -252,12 +280,10 @@ def parse_kv(raw: Mapping[str, Any], field: str, problems: Problems) -> KvOption
         "namespaces",
         f"{field}.namespaces",
         problems,
-        item=string_item(SLUG_PATTERN, 'must be lowercase letters, digits, "-" and "_", starting with a letter'),
+        item=namespace_item,
         required='name the namespaces the guest may use, like ["counters"]',
         identity=str,
     )
-    value_bytes = integer(
-        raw, "max_value_bytes", f"{field}.max_value_bytes", problems, default=65536, low=1, high=16 << 20
-    )
-    keys = integer(raw, "max_keys", f"{field}.max_keys", problems, default=1000, low=1, high=1_000_000)
+    value_bytes = bounded(raw, "max_value_bytes", field, problems, VALUE_BYTES)
+    keys = bounded(raw, "max_keys", field, problems, KV_KEYS)
     return KvOptions(namespaces, value_bytes, keys)
