@@ -96,6 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args=argv,
         rollback=_rollback_guard(args),
         sandboxes=args.sandbox,
+        tenant=args.tenant,
     ) as tenant:
         manifest = tenant.manifest
         if tenant.compiled:
@@ -243,8 +244,13 @@ def _parser() -> argparse.ArgumentParser:
         "--sandbox",
         type=Path,
         default=Path(".ngixi") / "sandbox",
-        help="where guests keep state: DIR/GUEST/files holds their fs preopens, DIR/GUEST/kv.sqlite3 "
-        "their kv store (default: .ngixi/sandbox)",
+        help="where guests keep state: DIR/TENANT/GUEST/files holds their fs preopens, "
+        "DIR/TENANT/GUEST/kv.sqlite3 their kv store (default: .ngixi/sandbox)",
+    )
+    run.add_argument(
+        "--tenant",
+        default="default",
+        help="the tenant id whose sandbox the guest uses: lowercase letters, digits, - and _ (default: default)",
     )
     for name, handler, text in (
         ("verify", cmd_verify, "verify a bundle's signature and every member"),

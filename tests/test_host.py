@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from ngixi_build.runtime.errors import PolicyError
-from ngixi_build.runtime.host import CallFailed, IsolatedTenant, TenantPool, open_tenant
+from ngixi_build.runtime.abi import Errno
+from ngixi_build.runtime.errors import InvalidInput, PolicyError
+from ngixi_build.runtime.host import CallFailed, InProcessTenant, IsolatedTenant, TenantPool, open_tenant
 from ngixi_build.runtime.policy import load_policy
 from tests.integration import copy_project, run
 
@@ -29,12 +33,74 @@ HOSTILE = [
 ]
 
 
+class StallingHandler(BaseHTTPRequestHandler):
+    """Answers nothing until the test module ends; records each request path."""
+
+    paths: queue.Queue[str] = queue.Queue()
+    release = threading.Event()
+
+    def do_GET(self) -> None:
+        self.paths.put(self.path)
+        self.release.wait(timeout=60)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def stalling_server() -> Iterator[int]:
+    """A real HTTP server on 127.0.0.1 that stalls every request; its port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StallingHandler)
+    server.daemon_threads = True
+    server.block_on_close = False
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    yield server.server_address[1]
+    StallingHandler.release.set()
+    server.shutdown()
+    server.server_close()
+
+
+def add_slow_fetch_guest(root: Path, port: int) -> None:
+    """The fetch sample, fetching from the stalling server, with a deadline shorter than its http timeout."""
+    source = (root / "guests" / "fetch" / "assembly" / "index.ts").read_text()
+    (root / "guests" / "slow-fetch" / "assembly").mkdir(parents=True)
+    (root / "guests" / "slow-fetch" / "assembly" / "index.ts").write_text(
+        source.replace("http://127.0.0.1:18080/hello", f"http://127.0.0.1:{port}/stall")
+    )
+    (root / "manifests" / "slow-fetch.toml").write_text(
+        SLOW_FETCH_MANIFEST.replace("http://127.0.0.1:18080", f"http://127.0.0.1:{port}")
+    )
+
+
+SLOW_FETCH_MANIFEST = """\
+[guest]
+name = "slow-fetch"
+version = "0.1.0"
+
+[exports.fetch_hello]
+results = ["i32"]
+
+[exports.fetch_elsewhere]
+results = ["i32"]
+
+[capabilities.http]
+allow = ["http://127.0.0.1:18080"]
+timeout_ms = 30000
+
+[capabilities.stdio]
+
+[limits]
+timeout_ms = 1000
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, stalling_server: int) -> Path:
     root = copy_project(tmp_path_factory.mktemp("host") / "project")
     shutil.copytree(FIXTURES / "guests" / "hostile", root / "guests" / "hostile")
     shutil.copy(FIXTURES / "hostile.toml", root / "manifests" / "hostile.toml")
-    run(root, "doit", "bundle:hostile", "bundle:hello")
+    add_slow_fetch_guest(root, stalling_server)
+    run(root, "doit", *(f"bundle:{guest}" for guest in ("hostile", "hello", "notes", "counter", "slow-fetch")))
     return root
 
 
@@ -125,3 +191,100 @@ def test_cli_runs_isolated_by_default_and_reports_json(project: Path) -> None:
     assert "hostile: trap trapped: unreachable" in result.stderr and "Traceback" not in result.stderr
     timeout = run(project, "ngixi", "run", str(bundle(project, "hostile")), "spin", check=False)
     assert timeout.returncode == 5 and "exceeded its 2000 ms timeout" in timeout.stderr
+
+
+@pytest.mark.usefixtures("engine_name")
+def test_a_host_call_stalled_past_the_deadline_is_stopped_and_the_next_call_served(project: Path) -> None:
+    with open_tenant(bundle(project, "slow-fetch"), trust_file=trust(project)) as tenant:
+        with pytest.raises(CallFailed) as caught:
+            tenant.call("fetch_hello", ())
+        assert StallingHandler.paths.get(timeout=5) == "/stall"  # the guest was inside http_fetch
+        assert str(caught.value) == (
+            "slow-fetch: fetch_hello exceeded its 1000 ms timeout (limits.timeout_ms); the tenant was stopped"
+        )
+        assert caught.value.outcome == "timeout"
+        assert tenant.call("fetch_elsewhere", ()).values == (-1,)
+
+
+def tenant_of(
+    project: Path, guest: str, tenant: str, sandboxes: Path, *, isolated: bool
+) -> InProcessTenant | IsolatedTenant:
+    return open_tenant(
+        bundle(project, guest), trust_file=trust(project), isolated=isolated, sandboxes=sandboxes, tenant=tenant
+    )
+
+
+@pytest.mark.parametrize("isolated", [True, False], ids=["isolated", "in-process"])
+def test_tenants_of_one_guest_see_neither_files_nor_kv_data_of_each_other(
+    project: Path, tmp_path: Path, isolated: bool
+) -> None:
+    with (
+        tenant_of(project, "notes", "alice", tmp_path, isolated=isolated) as alice,
+        tenant_of(project, "notes", "bob", tmp_path, isolated=isolated) as bob,
+    ):
+        assert alice.call("write_note", ()).values == (0,)
+        assert alice.call("read_note", ()).stdout == b"remember the milk\n"
+        assert bob.call("read_note", ()).values == (-Errno.NOENT,)
+    assert (tmp_path / "alice" / "notes" / "files" / "data" / "note.txt").exists()
+    with (
+        tenant_of(project, "counter", "alice", tmp_path, isolated=isolated) as alice,
+        tenant_of(project, "counter", "bob", tmp_path, isolated=isolated) as bob,
+    ):
+        assert [alice.call("increment", ()).values for _ in range(2)] == [(1,), (2,)]
+        assert bob.call("increment", ()).values == (1,)
+        assert alice.call("increment", ()).values == (3,)
+
+
+def test_pool_tenants_are_their_own_sandbox_ids_by_default(project: Path, tmp_path: Path) -> None:
+    with TenantPool(trust_file=trust(project), sandboxes=tmp_path) as pool:
+        pool.add("alice", bundle(project, "counter"))
+        pool.add("bob", bundle(project, "counter"))
+        pool.add("alice-again", bundle(project, "counter"), tenant="alice")
+        results = pool.call_many([("alice", "increment", ()), ("bob", "increment", ())])
+        assert [r.values for r in results] == [(1,), (1,)]  # type: ignore[union-attr]
+        assert pool.call("alice-again", "increment", ()).values == (2,)
+        with pytest.raises(InvalidInput, match=r"^tenant: 'Alice B' is not a tenant id; use 1 to 64 lowercase"):
+            pool.add("Alice B", bundle(project, "counter"))
+
+
+def test_cli_runs_each_tenant_in_its_own_sandbox(project: Path) -> None:
+    counter = str(bundle(project, "counter"))
+    assert [run(project, "ngixi", "run", counter, "increment").stdout for _ in range(2)] == ["1\n", "2\n"]
+    assert run(project, "ngixi", "run", "--tenant", "acme", counter, "increment").stdout == "1\n"
+    assert (project / ".ngixi" / "sandbox" / "acme" / "counter" / "kv.sqlite3").exists()
+    bad = run(project, "ngixi", "run", "--tenant", "../acme", counter, "increment", check=False)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "tenant: '../acme' is not a tenant id" in bad.stderr
+
+
+def test_cli_refuses_a_bundle_over_the_policy_ceilings(project: Path, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        '[capabilities]\nallow = ["fs", "stdio", "kv"]\n'
+        '[capabilities.fs]\nhost_roots = ["data"]\nwritable = false\n'
+        '[capabilities.kv]\nnamespaces = ["counters"]\nmax_keys = 5\n'
+    )
+    notes = run(
+        project, "ngixi", "run", "--policy", str(policy), str(bundle(project, "notes")), "read_note", check=False
+    )
+    assert notes.returncode == 6 and "Traceback" not in notes.stderr
+    assert notes.stderr.splitlines()[1:] == [
+        '  capabilities.fs.preopens[0].mode: "rw" is not allowed: the policy allows only read-only mounts',
+        '  capabilities.fs.preopens[1].host: "config" is outside the policy\'s host_roots (data)',
+    ]
+    counter = run(
+        project, "ngixi", "run", "--policy", str(policy), str(bundle(project, "counter")), "increment", check=False
+    )
+    assert counter.returncode == 6
+    assert counter.stderr.splitlines()[1:] == ["  capabilities.kv.max_keys: asks for 10, the policy allows at most 5"]
+    policy.write_text(policy.read_text().replace("max_keys = 5", "max_keys = 10"))
+    assert (
+        run(project, "ngixi", "run", "--policy", str(policy), str(bundle(project, "counter")), "increment").returncode
+        == 0
+    )
+    policy.write_text("[capabilities.kv]\nmax_keys = 0\n")
+    bad = run(
+        project, "ngixi", "run", "--policy", str(policy), str(bundle(project, "counter")), "increment", check=False
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip().endswith(f"{policy}: capabilities.kv.max_keys: must be between 1 and 1000000, not 0")

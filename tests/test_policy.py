@@ -14,7 +14,7 @@ from ngixi_build.runtime.manifest import Manifest, parse_manifest
 from ngixi_build.runtime.options import no_options
 from ngixi_build.runtime.policy import load_policy
 from ngixi_build.runtime.wasm import read_module_info
-from tests.conftest import HELLO_MANIFEST
+from tests.conftest import HELLO_MANIFEST, REPO
 from tests.wasmgen import module
 
 MANIFEST = parse_manifest(HELLO_MANIFEST + "[limits]\nmemory_pages = 16\n", source="m", stem="hello")
@@ -241,3 +241,13 @@ def test_bad_policy_files_name_the_file_and_field_in_one_line(tmp_path: Path, te
         load_policy(path)
     assert str(caught.value).startswith(f"{path}: ") and message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_the_documented_policy_is_valid_and_sets_every_ceiling(tmp_path: Path) -> None:
+    doc = (REPO / "docs" / "host-policy.md").read_text(encoding="utf-8")
+    path = tmp_path / "policy.toml"
+    path.write_text(doc.split("## Format")[1].split("```toml\n")[1].split("```")[0])
+    policy = load_policy(path)
+    assert set(policy.limits) == {"memory_pages", "timeout_ms", "log_bytes", "stdout_bytes"}
+    assert set(policy.ceilings) == {"fs", "http", "kv"}
+    assert all(value is not None for ceiling in policy.ceilings.values() for value in vars(ceiling).values())

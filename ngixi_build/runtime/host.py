@@ -7,6 +7,10 @@ A tenant runs isolated by default: its own child process with its own store, und
 rlimit, a CPU rlimit and a wall-clock deadline from the manifest's [limits]. A trap, timeout,
 crash or out-of-memory becomes a `GuestError` naming the guest and the limit; the next call
 starts a fresh child. `isolated=False` runs the guest in this process (fast, for trusted guests).
+
+Each tenant has an id (`tenant=`, default "default"; in a `TenantPool`, the tenant's name): a
+guest granted fs or kv keeps its state in `sandboxes/<tenant id>/<guest>/`, so two tenants
+running the same guest never see each other's files or kv data.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -29,7 +34,7 @@ from types import TracebackType
 from typing import IO, Any, Protocol
 
 from .bundle_reader import read_bundle
-from .errors import GuestError, NgixiError, error_with_exit_code
+from .errors import GuestError, InvalidInput, NgixiError, error_with_exit_code
 from .hostfuncs import GuestOutput, LogLine, Sandbox
 from .loader import Guest, check_call, open_guest
 from .manifest import Manifest, Number, parse_manifest
@@ -40,6 +45,8 @@ from .verify import load_trust
 # Time allowed on top of the guest's own timeout for the child to answer over the pipe.
 _IPC_GRACE_SECONDS = 0.25
 _START_TIMEOUT_SECONDS = 30.0
+_TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+DEFAULT_TENANT = "default"
 
 
 @dataclass(frozen=True)
@@ -340,6 +347,15 @@ class IsolatedTenant:
         self.close()
 
 
+def check_tenant_id(tenant: str) -> None:
+    """A tenant id names its sandbox directory, so it must be one safe path component."""
+    if not _TENANT_ID.fullmatch(tenant):
+        raise InvalidInput(
+            f'tenant: {tenant!r} is not a tenant id; use 1 to 64 lowercase letters, digits, "-" and "_", '
+            "starting with a letter or digit"
+        )
+
+
 def open_tenant(
     bundle: Path,
     *,
@@ -350,22 +366,25 @@ def open_tenant(
     env: Mapping[str, str] | None = None,
     rollback: RollbackGuard | None = None,
     sandboxes: Path | None = None,
+    tenant: str = DEFAULT_TENANT,
     engine: str | None = None,
 ) -> InProcessTenant | IsolatedTenant:
     """Verifies a bundle, checks it against the operator's policy, and loads it as a tenant.
 
     With `rollback`, a lower sequence than already accepted is refused, here and in the child.
-    A guest granted fs or kv keeps its state under `sandboxes/<guest>` (see `Sandbox.under`).
+    A guest granted fs or kv keeps its state under `sandboxes/<tenant>/<guest>`: tenants with
+    different ids never share files or kv data, even when they run the same guest.
     `engine` picks the engine ("wasmer", "wasmtime"; default: the first installed); with Wasmtime
     the timeout and memory limits also hold in-process.
     """
+    check_tenant_id(tenant)
     verified = read_bundle(bundle, load_trust(trust_file), rollback=rollback, check_artifacts=False)
     manifest = parse_manifest(
         verified.contents["manifest.toml"].decode(), source=str(bundle), stem=verified.index.guest
     )
     if policy is not None:
         policy.check(manifest)
-    sandbox = Sandbox.under(sandboxes / manifest.guest.name) if sandboxes else None
+    sandbox = Sandbox.under(sandboxes / tenant / manifest.guest.name) if sandboxes else None
     if not isolated:
         return InProcessTenant(open_guest(verified, args=args, env=env, sandbox=sandbox, engine=engine))
     options = {
@@ -375,9 +394,9 @@ def open_tenant(
         "sandbox": sandbox.to_json() if sandbox else None,
         "engine": engine,
     }
-    tenant = IsolatedTenant(bundle, trust_file, manifest, options)
-    tenant.start()
-    return tenant
+    loaded = IsolatedTenant(bundle, trust_file, manifest, options)
+    loaded.start()
+    return loaded
 
 
 class TenantPool:
@@ -392,9 +411,15 @@ class TenantPool:
         self._tenants: dict[str, IsolatedTenant | InProcessTenant] = {}
         self._executor = ThreadPoolExecutor(max_workers=workers)
 
-    def add(self, name: str, bundle: Path, *, isolated: bool = True) -> None:
+    def add(self, name: str, bundle: Path, *, isolated: bool = True, tenant: str | None = None) -> None:
+        """Loads a bundle as tenant `name`; its sandbox id is `tenant`, by default `name` itself."""
         self._tenants[name] = open_tenant(
-            bundle, trust_file=self._trust_file, policy=self._policy, isolated=isolated, sandboxes=self._sandboxes
+            bundle,
+            trust_file=self._trust_file,
+            policy=self._policy,
+            isolated=isolated,
+            sandboxes=self._sandboxes,
+            tenant=name if tenant is None else tenant,
         )
 
     def call(self, name: str, export: str, args: Sequence[Number]) -> CallResult:
