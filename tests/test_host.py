@@ -8,7 +8,6 @@ import queue
 import shutil
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -34,14 +33,22 @@ HOSTILE = [
 
 
 class StallingHandler(BaseHTTPRequestHandler):
-    """Answers nothing until the test module ends; records each request path."""
+    """Answers nothing until the test module ends, unless a barrier is set; records each request path."""
 
     paths: queue.Queue[str] = queue.Queue()
     release = threading.Event()
+    barrier: threading.Barrier | None = None
 
     def do_GET(self) -> None:
         self.paths.put(self.path)
-        self.release.wait(timeout=60)
+        if self.barrier is None:
+            self.release.wait(timeout=60)
+            return
+        self.barrier.wait(timeout=30)
+        self.send_response(200)
+        self.send_header("Content-Length", "5")
+        self.end_headers()
+        self.wfile.write(b"hello")
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet."""
@@ -175,12 +182,25 @@ def test_pool_runs_tenants_concurrently_and_isolates_failures(project: Path) -> 
         for name in ("a", "b", "c"):
             pool.add(name, bundle(project, "hello"))
         pool.add("bad", bundle(project, "hostile"))
-        start = time.monotonic()
         results = pool.call_many([("bad", "spin", ()), ("a", "add", (1, 1)), ("b", "add", (2, 2)), ("c", "greet", ())])
         assert isinstance(results[0], CallFailed) and results[0].outcome == "timeout"
         assert [r.values for r in results[1:]] == [(2,), (4,), ()]  # type: ignore[union-attr]
-        assert time.monotonic() - start < 5
         assert pool.call("bad", "add", (3, 4)).values == (7,)
+
+
+def test_pool_calls_are_in_flight_at_the_same_time(project: Path) -> None:
+    """The server answers only once both fetches wait on it; one after the other, the first would time out."""
+    StallingHandler.barrier = threading.Barrier(2)
+    try:
+        with TenantPool(trust_file=trust(project)) as pool:
+            pool.add("first", bundle(project, "slow-fetch"))
+            pool.add("second", bundle(project, "slow-fetch"))
+            results = pool.call_many([("first", "fetch_hello", ()), ("second", "fetch_hello", ())])
+    finally:
+        StallingHandler.barrier = None
+    assert [r.values for r in results] == [(200,), (200,)]  # type: ignore[union-attr]
+    assert [r.stdout for r in results] == [b"hello", b"hello"]  # type: ignore[union-attr]
+    assert [StallingHandler.paths.get_nowait() for _ in results] == ["/stall", "/stall"]
 
 
 def test_cli_runs_isolated_by_default_and_reports_json(project: Path) -> None:
