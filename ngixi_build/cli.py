@@ -1,4 +1,4 @@
-"""The `ngixi` command: run, verify, inspect, validate, keygen, publish, pull, doctor, watch."""
+"""The `ngixi` command: run, verify, inspect, validate, keygen, publish, pull, wit, doctor, watch."""
 
 from __future__ import annotations
 
@@ -216,6 +216,14 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_wit(args: argparse.Namespace) -> int:
+    from .wit import WIT_DIR, load_catalog, resolve_json
+
+    wit_dir = find_project(Path.cwd()).root / WIT_DIR
+    print(json.dumps(resolve_json(wit_dir), indent=2) if args.json else load_catalog(wit_dir).text, end="")
+    return 0
+
+
 def cmd_watch(args: argparse.Namespace) -> int:
     from .watch import watch
 
@@ -291,6 +299,8 @@ def _parser() -> argparse.ArgumentParser:
     pull.add_argument(
         "--trust", type=Path, help=f"trust file (default: ${TRUST_VARIABLE}, else the project's dev trust)"
     )
+    wit = add("wit", cmd_wit, "print the WIT catalog of host capabilities (wit/) for component guests")
+    wit.add_argument("--json", action="store_true", help="print wasm-tools' resolution of it as JSON")
     add("doctor", cmd_doctor, "say what this machine lacks to build and run guests")
     watch = add("watch", cmd_watch, "rebuild a guest's dev bundle whenever its sources or manifest change")
     watch.add_argument("--poll", action="store_true", help="poll for changes where file events do not arrive")

@@ -1,0 +1,90 @@
+"""The WIT catalog resolves, and it cannot drift from the capability registry or docs/host-abi.md."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ngixi_build.cli import main
+from ngixi_build.runtime.abi import Status
+from ngixi_build.runtime.capabilities import CAPABILITIES, HostImport
+from ngixi_build.wit import Catalog, WitError, core_signature, load_catalog, parse_resolved, resolve_json
+from tests.conftest import REPO
+
+WIT_DIR = REPO / "wit"
+# Statuses that only core guests see: the host allocates a component's results.
+CORE_ONLY_STATUSES = {Status.OK, Status.BUFFER_TOO_SMALL}
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog(WIT_DIR)
+
+
+def ngixi_imports() -> dict[str, tuple[HostImport, ...]]:
+    """Each capability that grants Ngixi's own imports (not WASI), with them."""
+    return {
+        name: tuple(i for i in capability.imports if i.module == "ngixi")
+        for name, capability in CAPABILITIES.items()
+        if any(i.module == "ngixi" for i in capability.imports)
+    }
+
+
+def test_the_catalog_resolves_to_one_package_with_a_guest_world(catalog: Catalog) -> None:
+    assert catalog.package == "ngixi:host@0.1.0"
+    assert "guest" in catalog.worlds
+    assert catalog.qualified("kv") == "ngixi:host/kv@0.1.0"
+
+
+def test_one_interface_per_non_wasi_capability(catalog: Catalog) -> None:
+    assert {i.name for i in catalog.interfaces} - {"types"} == set(ngixi_imports())
+
+
+def test_every_registry_import_is_the_core_line_of_one_function_with_the_same_signature(catalog: Catalog) -> None:
+    for capability, imports in ngixi_imports().items():
+        interface = catalog.interface(capability)
+        paired = {f.core_import: f for f in interface.functions if f.core_import is not None}
+        assert set(paired) == {i.qualified for i in imports}, capability
+        for host_import in imports:
+            function = paired[host_import.qualified]
+            assert core_signature(catalog, capability, function) == host_import.signature, host_import.qualified
+
+
+def test_the_error_enum_holds_the_status_codes(catalog: Catalog) -> None:
+    (error,) = [t for t in catalog.types if t.kind == "enum" and t.name == "error"]
+    assert error.cases == tuple(s.name.lower().replace("_", "-") for s in Status if s not in CORE_ONLY_STATUSES)
+
+
+def test_host_abi_doc_quotes_the_wit_verbatim() -> None:
+    doc = (REPO / "docs" / "host-abi.md").read_text(encoding="utf-8")
+    (quoted,) = re.findall(r"```wit\n(.*?)```", doc, flags=re.DOTALL)
+    assert quoted == (WIT_DIR / "host.wit").read_text(encoding="utf-8")
+
+
+def test_a_broken_catalog_is_one_clear_error(tmp_path: Path) -> None:
+    broken = tmp_path / "wit"
+    broken.mkdir()
+    (broken / "host.wit").write_text("package ngixi:host@0.1.0;\ninterface log { write: func(m: strin); }\n")
+    with pytest.raises(WitError, match="strin"):
+        resolve_json(broken)
+
+
+def test_unsupported_type_kinds_are_named() -> None:
+    resolved = {
+        "packages": [{"name": "x:y"}],
+        "interfaces": [{"name": "i", "functions": {}}],
+        "types": [{"name": "h", "kind": {"handle": {}}, "owner": {"interface": 0}}],
+        "worlds": [],
+    }
+    with pytest.raises(WitError, match="'h'"):
+        parse_resolved(resolved)
+
+
+def test_ngixi_wit_prints_the_catalog(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    assert main(["wit"]) == 0
+    out = capsys.readouterr().out
+    assert "package ngixi:host@0.1.0;" in out
+    assert "interface kv {" in out
