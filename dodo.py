@@ -7,7 +7,7 @@ from typing import Any
 
 from doit.tools import config_changed, run_once
 
-from ngixi_build import publish, release, stages
+from ngixi_build import component, publish, release, stages
 from ngixi_build.cli import project_or_exit
 from ngixi_build.precompile import metadata_path
 from ngixi_build.reporter import ProgressReporter
@@ -15,9 +15,9 @@ from ngixi_build.toolchain import PIN_FILES, toolchain_for
 
 PROJECT = project_or_exit(Path(__file__).parent)
 GUESTS = PROJECT.guest_names()
-TARGETS = PROJECT.targets()
-TRIPLES = [t.triple for t in TARGETS]
-WASMTIME_TRIPLES = list(PROJECT.wasmtime_triples())
+PLANS = {g: stages.artifact_plan(PROJECT, g) for g in GUESTS}  # component guests: Wasmtime artifacts only
+WASMER_TRIPLES = {g: [t.triple for t in targets] for g, (targets, _) in PLANS.items()}
+WASMTIME_FOR = {g: triples for g, (_, triples) in PLANS.items()}
 TOOLCHAIN = toolchain_for(PROJECT.state_dir)
 
 DOIT_CONFIG = {
@@ -48,16 +48,40 @@ def task_devkey() -> Task:
     }
 
 
+def task_bindings() -> Task:
+    """Generate AssemblyScript bindings of the WIT catalog (wit/) into artifacts/bindings/ngixi-host/."""
+    return {
+        "actions": [stages.as_action(component.generate_bindings, project=PROJECT)],
+        "file_dep": [str(p) for p in component.catalog_sources(PROJECT)] + [component.GENERATOR],
+        "targets": [str(p) for p in component.bindings_paths(PROJECT)],
+        "clean": True,
+    }
+
+
 def task_compile() -> Any:
-    """Compile each guest's AssemblyScript to artifacts/wasm/<guest>.wasm."""
+    """Compile each guest's AssemblyScript to artifacts/wasm/<guest>.wasm (a component guest's to a component)."""
     for guest in GUESTS:
         fields = stages.lenient_guest_fields(PROJECT, guest)
+        is_component = stages.is_component_guest(PROJECT, guest)
+        # A component embeds its world, made of the catalog and the manifest's exports.
+        component_inputs = [
+            *component.catalog_sources(PROJECT),
+            *component.bindings_paths(PROJECT),
+            PROJECT.manifest_path(guest),
+        ]
         yield {
             "name": guest,
             "actions": [stages.as_action(stages.compile_guest, project=PROJECT, guest=guest)],
-            "file_dep": [str(p) for p in PROJECT.guest_sources(guest)] + [str(TOOLCHAIN.root / ".complete")],
-            "targets": [str(PROJECT.wasm_path(guest))],
-            "uptodate": [config_changed({"kind": fields["kind"], "memory_pages": fields["memory_pages"]})],
+            "file_dep": [
+                *(str(p) for p in PROJECT.guest_sources(guest)),
+                str(TOOLCHAIN.root / ".complete"),
+                *(str(p) for p in (component_inputs if is_component else [])),
+            ],
+            "targets": [
+                str(PROJECT.wasm_path(guest)),
+                *([str(component.core_path(PROJECT, guest))] if is_component else []),
+            ],
+            "uptodate": [config_changed({k: fields[k] for k in ("kind", "memory_pages", "abi")})],
             "clean": True,
         }
 
@@ -80,7 +104,7 @@ def task_validate() -> Any:
 def task_precompile() -> Any:
     """Precompile Wasmer/Cranelift AOT artifacts for each guest and target triple."""
     for guest in GUESTS:
-        for target in TARGETS:
+        for target in PLANS[guest][0]:
             artifact = PROJECT.artifact_path(guest, target.triple)
             yield {
                 "name": f"{guest}@{target.triple}",
@@ -90,7 +114,7 @@ def task_precompile() -> Any:
                 "uptodate": [config_changed(stages.precompile_inputs(target))],
                 "clean": True,
             }
-        for triple in WASMTIME_TRIPLES:
+        for triple in WASMTIME_FOR[guest]:
             artifact = PROJECT.artifact_path(guest, triple, "wasmtime")
             yield {
                 "name": f"{guest}@{triple}.wasmtime",
@@ -108,14 +132,18 @@ def task_bundle() -> Any:
     for guest in GUESTS:
         version = stages.lenient_guest_fields(PROJECT, guest)["version"]
         artifacts = [
-            *(PROJECT.artifact_path(guest, t) for t in TRIPLES),
-            *(PROJECT.artifact_path(guest, t, "wasmtime") for t in WASMTIME_TRIPLES),
+            *(PROJECT.artifact_path(guest, t) for t in WASMER_TRIPLES[guest]),
+            *(PROJECT.artifact_path(guest, t, "wasmtime") for t in WASMTIME_FOR[guest]),
         ]
         yield {
             "name": guest,
             "actions": [
                 stages.as_action(
-                    stages.bundle, project=PROJECT, guest=guest, triples=TRIPLES, wasmtime_triples=WASMTIME_TRIPLES
+                    stages.bundle,
+                    project=PROJECT,
+                    guest=guest,
+                    triples=WASMER_TRIPLES[guest],
+                    wasmtime_triples=WASMTIME_FOR[guest],
                 )
             ],
             "file_dep": [
@@ -132,8 +160,8 @@ def task_bundle() -> Any:
                     {
                         "sequence": PROJECT.source_epoch(),
                         "channel": "dev",
-                        "triples": TRIPLES,
-                        "wasmtime_triples": WASMTIME_TRIPLES,
+                        "triples": WASMER_TRIPLES[guest],
+                        "wasmtime_triples": WASMTIME_FOR[guest],
                     }
                 )
             ],

@@ -136,12 +136,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .runtime.bundle_reader import read_bundle
+    from .runtime.component_loader import ENGINE as COMPONENT_ENGINE
+    from .runtime.component_loader import bundle_world
     from .runtime.engines import engine_named
     from .runtime.loader import artifact_misfit, host_profile
     from .runtime.verify import load_trust
 
     bundle = read_bundle(args.bundle, load_trust(resolve_trust(args.trust, args.bundle)))
-    index, host = bundle.index, host_profile(engine_named())
+    world = bundle_world(bundle)  # a component guest's; None for a core guest
+    index, host = bundle.index, host_profile(engine_named(COMPONENT_ENGINE if world else None))
     misfits = {m.path: artifact_misfit(m.artifact, host) for m in index.artifacts if m.artifact}
     if args.json:
         document = {
@@ -155,6 +158,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                 {**dataclasses.asdict(m), **({"misfit": misfits[m.path]} if m.path in misfits else {})}
                 for m in index.members
             ],
+            "world": world.to_json() if world else None,
         }
         print(json.dumps(document, indent=2))
         return 0
@@ -169,6 +173,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                 f" {meta.triple} cpu={','.join(meta.cpu_features) or '-'} wasm={meta.wasm_sha256[:16]}"
                 f" → {'fits this host' if misfit is None else misfit}"
             )
+    for line in world.lines() if world else []:
+        print(f"  {line}")
     return 0
 
 

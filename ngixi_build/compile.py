@@ -21,12 +21,14 @@ class CompileError(NgixiError):
 class CompileOptions:
     kind: GuestKind
     memory_pages: int
+    extra_arguments: tuple[str, ...] = ()  # e.g. a component guest's bindings
 
 
 def asc_arguments(
     toolchain: Toolchain, project_root: Path, entry: Path, output: Path, options: CompileOptions
 ) -> list[str]:
     arguments = [str(entry), "-o", str(output), "-O3", "--maximumMemory", str(options.memory_pages)]
+    arguments += options.extra_arguments
     if options.kind == "command":
         # asc resolves the shim's "lib" wrongly from an absolute --config path; a relative one works.
         arguments += ["--config", os.path.relpath(toolchain.wasi_shim_config, project_root)]

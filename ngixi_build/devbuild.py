@@ -21,7 +21,7 @@ from pathlib import Path
 
 from doit.dependency import Dependency, SqliteDB
 
-from . import stages
+from . import component, stages
 from .asc_server import AscReply, AscServer, CompilerDied
 from .compile import CompileError, asc_arguments
 from .locking import build_lock
@@ -60,9 +60,6 @@ class DevBuilder:
         self.project = project
         self.server = server
         self.toolchain = toolchain_for(project.state_dir)
-        self.targets = project.targets()
-        self.host_targets = [t for t in self.targets if t.triple == host_triple()]
-        self.wasmtime_triples = project.wasmtime_triples()
         self._compiles: dict[str, _Compile] = {}
         self._background: dict[str, _Remaining] = {}
 
@@ -80,19 +77,26 @@ class DevBuilder:
     def rebuild(self, guest: str) -> VerifiedBundle:
         """The foreground steps; raises NgixiError (compile or manifest errors) with the diagnostics."""
         self._background.pop(guest, None)
+        is_component = stages.is_component_guest(self.project, guest)
+        if is_component:
+            component.generate_bindings(self.project)
         self._compile(guest)
+        targets, wasmtime_triples = stages.artifact_plan(self.project, guest)
         with build_lock(self.project.state_dir):
             self._forget_doit_records(guest)
-            write_atomic(self.project.wasm_path(guest), self._scratch(guest).read_bytes())
+            if is_component:
+                component.componentize_guest(self.project, guest, core_wasm=self._scratch(guest))
+            else:
+                write_atomic(self.project.wasm_path(guest), self._scratch(guest).read_bytes())
             stages.validate(self.project, guest)
             wasm_sha256 = hashlib.sha256(self.project.wasm_path(guest).read_bytes()).hexdigest()
-            for target in self.host_targets:
+            for target in (t for t in targets if t.triple == host_triple()):
                 self._precompile(guest, target, wasm_sha256)
             bundle = self._bundle(guest, wasm_sha256)
         remaining = _Remaining(
             wasm_sha256,
-            [t for t in self.targets if not self._artifact_fits(guest, t, wasm_sha256)],
-            [t for t in self.wasmtime_triples if not self._wasmtime_artifact_fits(guest, t, wasm_sha256)],
+            [t for t in targets if not self._artifact_fits(guest, t, wasm_sha256)],
+            [t for t in wasmtime_triples if not self._wasmtime_artifact_fits(guest, t, wasm_sha256)],
         )
         if remaining.targets or remaining.wasmtime_triples:
             self._background[guest] = remaining
@@ -174,15 +178,17 @@ class DevBuilder:
 
     def _bundle(self, guest: str, wasm_sha256: str) -> VerifiedBundle:
         """Writes the dev bundle with every artifact built from this .wasm, then verifies it."""
-        fitting = [t.triple for t in self.targets if self._artifact_fits(guest, t, wasm_sha256)]
-        wasmtime = [t for t in self.wasmtime_triples if self._wasmtime_artifact_fits(guest, t, wasm_sha256)]
+        targets, wasmtime_triples = stages.artifact_plan(self.project, guest)
+        fitting = [t.triple for t in targets if self._artifact_fits(guest, t, wasm_sha256)]
+        wasmtime = [t for t in wasmtime_triples if self._wasmtime_artifact_fits(guest, t, wasm_sha256)]
         path = stages.bundle(self.project, guest, fitting, wasmtime_triples=wasmtime)
         return read_bundle(path, load_trust(self.project.dev_trust_file))
 
     def _forget_doit_records(self, guest: str) -> None:
         """Makes the next `doit build` redo this guest's tasks rather than trust records older than our outputs."""
-        triples = [t.triple for t in self.targets]
-        forget_doit_records(self.project.doit_db, doit_task_names(guest, triples, self.wasmtime_triples))
+        targets, wasmtime_triples = stages.artifact_plan(self.project, guest)
+        triples = [t.triple for t in targets]
+        forget_doit_records(self.project.doit_db, doit_task_names(guest, triples, wasmtime_triples))
 
 
 def forget_doit_records(doit_db: Path, task_names: list[str]) -> None:

@@ -53,13 +53,12 @@ def artifact_metadata(target: Target, wasm_sha256: str) -> ArtifactMeta:
 
 def precompile_wasmtime(*, wasm_path: Path, triple: str, out_path: Path) -> ArtifactMeta:
     """Compiles the .wasm with Wasmtime for this machine's `triple` or for `pulley64`."""
-    from .runtime import engine_wasmtime  # only builds that ask for Wasmtime artifacts load it
+    from .runtime import engine_component, engine_wasmtime  # only builds that ask for Wasmtime artifacts load it
 
     wasm = wasm_path.read_bytes()
     target = PORTABLE_TRIPLE if triple == PORTABLE_TRIPLE else None
-    artifact = engine_wasmtime.precompile(
-        wasm, target=target, what=f"precompile {wasm_path} with Wasmtime for {triple}"
-    )
+    compiler = engine_component if engine_component.is_component(wasm) else engine_wasmtime
+    artifact = compiler.precompile(wasm, target=target, what=f"precompile {wasm_path} with Wasmtime for {triple}")
     ours = engine_wasmtime.compiled_by(target)
     meta = ArtifactMeta(
         engine=ours.engine,

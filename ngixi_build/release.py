@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__, stages
+from . import __version__, component, stages
 from .proc import run
 from .project import Project, git_output
 from .runtime import engine
@@ -103,16 +103,24 @@ def _export(project: Project, files: list[Path], destination: Path) -> Project:
 
 def build_bundles(project: Project, key: SigningKey) -> dict[str, bytes]:
     """Every guest through compile → validate → precompile (all targets) → release bundle."""
-    targets = project.targets()
     out_dir = project.artifacts_dir / "release-build"
     bundles = {}
     for guest in project.guest_names():
+        targets, wasmtime_triples = stages.artifact_plan(project, guest)
+        if stages.is_component_guest(project, guest):
+            component.generate_bindings(project)
+        else:
+            wasmtime_triples = []  # core guests' releases carry Wasmer artifacts only
         stages.compile_guest(project, guest)
         stages.validate(project, guest)
         for target in targets:
             stages.precompile(project, guest, target)
+        for triple in wasmtime_triples:
+            stages.precompile_with_wasmtime(project, guest, triple)
         triples = [t.triple for t in targets]
-        path = stages.bundle(project, guest, triples, key=key, channel="release", out_dir=out_dir)
+        path = stages.bundle(
+            project, guest, triples, wasmtime_triples=wasmtime_triples, key=key, channel="release", out_dir=out_dir
+        )
         bundles[path.name] = path.read_bytes()
     return bundles
 

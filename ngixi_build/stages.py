@@ -13,6 +13,7 @@ import tomli
 from doit.exceptions import TaskFailed
 
 from . import compile as compile_stage
+from . import component
 from .bundle import ArtifactInput, write_bundle
 from .locking import build_lock
 from .precompile import precompile_guest, precompile_wasmtime, read_metadata
@@ -99,8 +100,20 @@ def lenient_guest_fields(project: Project, guest: str) -> dict[str, Any]:
     return {
         "version": version if isinstance(version, str) and version else "unknown",
         "kind": table.get("kind", "library"),
+        "abi": table.get("abi", "core"),
         "memory_pages": limits.get("memory_pages", DEFAULT_LIMITS["memory_pages"]),
     }
+
+
+def is_component_guest(project: Project, guest: str) -> bool:
+    return bool(lenient_guest_fields(project, guest)["abi"] == "component")
+
+
+def artifact_plan(project: Project, guest: str) -> tuple[list[Target], list[str]]:
+    """The Wasmer targets and the Wasmtime triples of a guest's artifacts (Wasmer 2.1 runs no components)."""
+    if is_component_guest(project, guest):
+        return [], list(component.wasmtime_triples(project))
+    return list(project.targets()), list(project.wasmtime_triples())
 
 
 def install_toolchain(project: Project) -> None:
@@ -118,18 +131,22 @@ def compile_inputs(project: Project, guest: str) -> tuple[Path, compile_stage.Co
     if kind not in ("library", "command") or not isinstance(pages, int):
         kind, pages = "library", DEFAULT_LIMITS["memory_pages"]  # validate names the bad field
     entry = (project.guests_dir / guest / GUEST_ENTRY).relative_to(project.root)
-    return entry, compile_stage.CompileOptions(kind=kind, memory_pages=pages)
+    extra = tuple(component.compile_arguments(project)) if is_component_guest(project, guest) else ()
+    return entry, compile_stage.CompileOptions(kind=kind, memory_pages=pages, extra_arguments=extra)
 
 
 def compile_guest(project: Project, guest: str) -> None:
     entry, options = compile_inputs(project, guest)
+    is_component = bool(options.extra_arguments)
     size = compile_stage.compile_guest(
         toolchain=toolchain_for(project.state_dir),
         project_root=project.root,
         entry=entry,
-        out_path=project.wasm_path(guest),
+        out_path=component.core_path(project, guest) if is_component else project.wasm_path(guest),
         options=options,
     )
+    if is_component:
+        size = component.componentize_guest(project, guest)
     log.debug("%s: %d bytes of wasm", guest, size)
 
 

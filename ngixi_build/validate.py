@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from .runtime.check import check_module
+from .runtime.component_host import check_component
 from .runtime.errors import InvalidInput
 from .runtime.fsutil import sha256_of, write_atomic
 from .runtime.manifest import Manifest, ManifestError, load_manifest
@@ -16,11 +17,19 @@ def validate(*, manifest_path: Path, wasm_path: Path | None = None) -> Manifest:
     """Checks a manifest, and a .wasm against it when given; raises with every problem found."""
     manifest = load_manifest(manifest_path)
     if wasm_path is not None:
-        info = read_module_info(wasm_path.read_bytes(), source=str(wasm_path))
-        problems = check_module(manifest, info)
+        problems = _problems(manifest, wasm_path)
         if problems:
             raise ManifestError(problems)
     return manifest
+
+
+def _problems(manifest: Manifest, wasm_path: Path) -> list[str]:
+    wasm = wasm_path.read_bytes()
+    if manifest.guest.abi == "component":
+        from .runtime import engine_component  # Wasmtime's component model, only for component guests
+
+        return check_component(manifest, engine_component.read_component(wasm, source=str(wasm_path)))
+    return check_module(manifest, read_module_info(wasm, source=str(wasm_path)))
 
 
 def _digests(manifest_path: Path, wasm_path: Path) -> dict[str, str | None]:

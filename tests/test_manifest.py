@@ -56,7 +56,23 @@ INVALID = [
         GUEST + '[exports.add]\nparams = ["i32"]\n[[smoke]]\ncall = "add"\nargs = []\n',
         [f"{F}: smoke[0].args: add takes 1 arguments, the smoke call gives 0"],
     ),
-    (GUEST + 'smoke = "x"\n', [f"{F}: guest.smoke: unknown key; allowed: name, version, kind, description"]),
+    (GUEST + 'smoke = "x"\n', [f"{F}: guest.smoke: unknown key; allowed: name, version, kind, description, abi"]),
+    (
+        GUEST + 'abi = "wasi"\n',
+        [f'{F}: guest.abi: "wasi" must be "core" (a core module) or "component" (the component model)'],
+    ),
+    (
+        GUEST + 'abi = "component"\nkind = "command"\n',
+        [f'{F}: guest.kind: a component guest is a "library": WASI commands are not built as components yet'],
+    ),
+    (
+        GUEST + 'abi = "component"\n[exports.add_two]\n[capabilities.random]\n',
+        [
+            f"{F}: exports.add_two: a component guest's export name must be lowercase letters and digits (a WIT name)",
+            f"{F}: capabilities.random: a component guest can be granted only capabilities of the WIT catalog: "
+            "http, kv, log",
+        ],
+    ),
     ("[guest\n", [f"{F}: not valid TOML: Expected ']' at the end of a table declaration (at line 1, column 7)"]),
     # fs
     (

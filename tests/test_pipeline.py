@@ -10,6 +10,7 @@ from ngixi_build.project import Project
 from ngixi_build.runtime.bundle_reader import read_bundle
 from ngixi_build.runtime.loader import open_guest
 from ngixi_build.runtime.verify import load_trust
+from ngixi_build.stages import is_component_guest
 from tests.integration import copy_project, ran_tasks, run
 
 pytestmark = pytest.mark.integration
@@ -47,9 +48,9 @@ def test_cli_runs_the_command_guest(built: Path) -> None:
 
 def test_smoke_runs_every_bundle_through_the_loader(built: Path) -> None:
     result = run(built, "doit", "smoke")
-    for guest in ("hello", "wasi-hello", "notes", "fetch", "counter"):
+    for guest in ("hello", "wasi-hello", "notes", "fetch", "counter", "hello-component"):
         assert f"smoke:{guest} ok" in result.stdout
-    assert "5 tasks ran" in result.stdout
+    assert "6 tasks ran" in result.stdout
 
 
 def test_cli_runs_capability_guests_with_a_sandbox_directory(built: Path) -> None:
@@ -111,7 +112,7 @@ def test_changing_a_baseline_rebuilds_only_that_target(built: Path) -> None:
         )
     )
     result = run(built, "doit", "-n", "2", "build")
-    guests = Project(built).guest_names()
+    guests = [g for g in Project(built).guest_names() if not is_component_guest(Project(built), g)]
     precompiled = {f"precompile:{g}@x86_64-apple-darwin" for g in guests}
     assert ran_tasks(result.stdout) == precompiled | {f"bundle:{g}" for g in guests}
     bundle = read_bundle(
@@ -123,7 +124,7 @@ def test_changing_a_baseline_rebuilds_only_that_target(built: Path) -> None:
 
 def test_list_describes_every_task(built: Path) -> None:
     listed = run(built, "doit", "list").stdout
-    for task in ("build", "bundle", "compile", "precompile", "toolchain", "validate", "devkey", "smoke"):
+    for task in ("build", "bindings", "bundle", "compile", "precompile", "toolchain", "validate", "devkey", "smoke"):
         line = next(line for line in listed.splitlines() if line.split()[0] == task)
         assert len(line.split()) > 1, f"{task} has no description"
 

@@ -10,6 +10,13 @@ import pytest
 from ngixi_build.cli import main
 from ngixi_build.runtime.abi import Status
 from ngixi_build.runtime.capabilities import CAPABILITIES, HostImport
+from ngixi_build.runtime.component_host import (
+    COMPONENT_FUNCTIONS,
+    HOST_PACKAGE,
+    HOST_VERSION,
+    TYPE_INTERFACES,
+    error_case,
+)
 from ngixi_build.wit import Catalog, WitError, core_signature, load_catalog, parse_resolved, resolve_json
 from tests.conftest import REPO
 
@@ -39,7 +46,15 @@ def test_the_catalog_resolves_to_one_package_with_a_guest_world(catalog: Catalog
 
 
 def test_one_interface_per_non_wasi_capability(catalog: Catalog) -> None:
-    assert {i.name for i in catalog.interfaces} - {"types"} == set(ngixi_imports())
+    interfaces = {c.name: c.interface for c in CAPABILITIES.values() if c.interface is not None}
+    assert interfaces == {name: name for name in ngixi_imports()}
+    assert {i.name for i in catalog.interfaces} - TYPE_INTERFACES == set(interfaces.values())
+
+
+def test_the_host_implements_exactly_the_catalog(catalog: Catalog) -> None:
+    assert catalog.package == f"{HOST_PACKAGE}@{HOST_VERSION}"
+    implemented = {name: set(functions) for name, functions in COMPONENT_FUNCTIONS.items()}
+    assert implemented == {i.name: {f.name for f in i.functions} for i in catalog.interfaces if i.functions}
 
 
 def test_every_registry_import_is_the_core_line_of_one_function_with_the_same_signature(catalog: Catalog) -> None:
@@ -54,7 +69,7 @@ def test_every_registry_import_is_the_core_line_of_one_function_with_the_same_si
 
 def test_the_error_enum_holds_the_status_codes(catalog: Catalog) -> None:
     (error,) = [t for t in catalog.types if t.kind == "enum" and t.name == "error"]
-    assert error.cases == tuple(s.name.lower().replace("_", "-") for s in Status if s not in CORE_ONLY_STATUSES)
+    assert error.cases == tuple(error_case(s) for s in Status if s not in CORE_ONLY_STATUSES)
 
 
 def test_host_abi_doc_quotes_the_wit_verbatim() -> None:

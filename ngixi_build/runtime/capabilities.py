@@ -34,6 +34,7 @@ class Capability:
     imports: tuple[HostImport, ...]
     parse_options: OptionsParser = no_options
     parse_ceiling: CeilingParser = no_ceiling  # the operator policy's ceilings on those options
+    interface: str | None = None  # its interface in the WIT catalog (wit/), for component guests
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ BASELINE = Capability(
 CAPABILITIES: dict[str, Capability] = {
     c.name: c
     for c in (
-        Capability("log", "structured log lines to the host", (_imp("ngixi", "log", "i32 i32 i32"),)),
+        Capability("log", "structured log lines to the host", (_imp("ngixi", "log", "i32 i32 i32"),), interface="log"),
         Capability("stdio", "WASI stdout/stderr, captured by the host", (FD_WRITE, FD_FDSTAT_GET)),
         Capability(
             "clock",
@@ -122,6 +123,7 @@ CAPABILITIES: dict[str, Capability] = {
             (_imp("ngixi", "http_fetch", " ".join(["i32"] * 11), "i32"),),
             parse_http,
             parse_http_ceiling,
+            interface="http",
         ),
         Capability(
             "kv",
@@ -134,6 +136,7 @@ CAPABILITIES: dict[str, Capability] = {
             ),
             parse_kv,
             parse_kv_ceiling,
+            interface="kv",
         ),
     )
 }

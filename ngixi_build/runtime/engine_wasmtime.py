@@ -26,7 +26,7 @@ from .hostfuncs import HostFunction
 from .manifest import Number
 
 ENGINE = "wasmtime"
-_PAGE_BYTES = 65536
+PAGE_BYTES = 65536
 _TICK_SECONDS = 0.01
 _VALUE_TYPES = {
     "i32": wasmtime.ValType.i32,
@@ -58,14 +58,14 @@ def compiler_available() -> bool:
 
 
 @cache
-def _engine(target: str | None) -> wasmtime.Engine:
+def engine_for(target: str | None) -> wasmtime.Engine:
     """The engine for the host (None) or for `pulley64`; never another target: the wheel aborts on those."""
     config = wasmtime.Config()
     config.epoch_interruption = True
     if target is not None:
         config.target = target
     engine = wasmtime.Engine(config)
-    _TICKER.engines.append(engine)
+    TICKER.engines.append(engine)
     return engine
 
 
@@ -101,22 +101,22 @@ class _EpochTicker:
                 engine.increment_epoch()
 
 
-_TICKER = _EpochTicker()
+TICKER = _EpochTicker()
 
 
 def precompile(wasm: bytes, *, target: str | None, what: str) -> bytes:
     """Compiles a module for this host (None) or `pulley64` and returns the serialized artifact."""
     try:
-        return bytes(wasmtime.Module(_engine(target), wasm).serialize())
+        return bytes(wasmtime.Module(engine_for(target), wasm).serialize())
     except wasmtime.WasmtimeError as error:
-        raise NgixiError(f"{what}: {_first_line(error)}") from None
+        raise NgixiError(f"{what}: {first_line(error)}") from None
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
     return str(error).strip().split("\n")[0]
 
 
-def _trap_message(trap: wasmtime.Trap) -> str:
+def trap_message(trap: wasmtime.Trap) -> str:
     """The trap's cause, worded as Wasmer words it where the two differ, so messages do not depend on the engine."""
     if trap.trap_code in _WASMER_WORDING:
         return _WASMER_WORDING[trap.trap_code]
@@ -124,7 +124,7 @@ def _trap_message(trap: wasmtime.Trap) -> str:
         if line.strip().startswith("wasm trap:"):
             return line.strip().removeprefix("wasm trap:").strip()
     code = trap.trap_code
-    return code.name.lower().replace("_", " ") if code is not None else _first_line(trap)
+    return code.name.lower().replace("_", " ") if code is not None else first_line(trap)
 
 
 class WasmtimeMemory:
@@ -152,7 +152,7 @@ class WasmtimeMemory:
         return self._memory.size(self._store)
 
 
-class _Deadline:
+class Deadline:
     """The wall-clock end of the current call, which host functions check when they return."""
 
     def __init__(self, guest: str, timeout_ms: int) -> None:
@@ -178,7 +178,7 @@ class _Deadline:
 
 
 class WasmtimeInstance:
-    def __init__(self, instance: wasmtime.Instance, store: wasmtime.Store, deadline: _Deadline) -> None:
+    def __init__(self, instance: wasmtime.Instance, store: wasmtime.Store, deadline: Deadline) -> None:
         self._exports = instance.exports(store)
         self._store = store
         self._deadline = deadline
@@ -192,22 +192,33 @@ class WasmtimeInstance:
         function = self._exports[export]
         if not isinstance(function, wasmtime.Func):
             raise GuestError(f"{self.guest}: its export {export!r} is not a function")
-        deadline = self._deadline
-        deadline.export = export
-        deadline.ends_at = time.monotonic() + deadline.timeout_ms / 1000
-        self._store.set_epoch_deadline(max(1, math.ceil(deadline.timeout_ms / 1000 / _TICK_SECONDS)))
-        try:
-            with _TICKER.running():
-                result: Any = function(self._store, *args)
-        except wasmtime.Trap as trap:
-            if trap.trap_code == wasmtime.TrapCode.INTERRUPT:
-                raise deadline.error() from None
-            raise GuestError(f"{self.guest}: {export} trapped: {_trap_message(trap)}") from None
-        except wasmtime.WasmtimeError as error:
-            raise GuestError(f"{self.guest}: {export} failed: {_first_line(error)}") from None
-        finally:
-            deadline.ends_at = math.inf
-        return as_results(result)
+        return call_within_deadline(self._store, self._deadline, export, lambda: function(self._store, *args))
+
+
+def call_within_deadline(
+    store: wasmtime.Store, deadline: Deadline, export: str, invoke: Callable[[], Any]
+) -> tuple[Number, ...]:
+    """Calls an export with the deadline armed: a trap or the timeout becomes a GuestError."""
+    deadline.export = export
+    deadline.ends_at = time.monotonic() + deadline.timeout_ms / 1000
+    store.set_epoch_deadline(epoch_ticks(deadline.timeout_ms))
+    try:
+        with TICKER.running():
+            result = invoke()
+    except wasmtime.Trap as trap:
+        if trap.trap_code == wasmtime.TrapCode.INTERRUPT:
+            raise deadline.error() from None
+        raise GuestError(f"{deadline.guest}: {export} trapped: {trap_message(trap)}") from None
+    except wasmtime.WasmtimeError as error:
+        raise GuestError(f"{deadline.guest}: {export} failed: {first_line(error)}") from None
+    finally:
+        deadline.ends_at = math.inf
+    return as_results(result)
+
+
+def epoch_ticks(timeout_ms: int) -> int:
+    """The epoch deadline of a timeout: the ticker advances the epoch every tick."""
+    return max(1, math.ceil(timeout_ms / 1000 / _TICK_SECONDS))
 
 
 def load(
@@ -224,8 +235,8 @@ def load(
 
     `target` is the artifact's: None for this host, or `pulley64`.
     """
-    engine = _engine(target)
-    deadline = _Deadline(guest, limits.timeout_ms)
+    engine = engine_for(target)
+    deadline = Deadline(guest, limits.timeout_ms)
     try:
         if artifact is not None:
             module = wasmtime.Module.deserialize(engine, artifact)
@@ -233,7 +244,7 @@ def load(
             assert wasm is not None
             module = wasmtime.Module(engine, wasm)
         store = wasmtime.Store(engine)
-        store.set_limits(memory_size=limits.memory_pages * _PAGE_BYTES)
+        store.set_limits(memory_size=limits.memory_pages * PAGE_BYTES)
         linker = wasmtime.Linker(engine)
         for host_import, function in imports:
             signature = wasmtime.FuncType(
@@ -241,12 +252,12 @@ def load(
                 [_VALUE_TYPES[t]() for t in host_import.signature.results],
             )
             linker.define_func(host_import.module, host_import.name, signature, deadline.guard(function))
-        store.set_epoch_deadline(max(1, math.ceil(limits.timeout_ms / 1000 / _TICK_SECONDS)))
-        with _TICKER.running():
+        store.set_epoch_deadline(epoch_ticks(limits.timeout_ms))
+        with TICKER.running():
             instance = WasmtimeInstance(linker.instantiate(store, module), store, deadline)
     except wasmtime.Trap as trap:
-        raise GuestError(f"{guest}: cannot load the guest: {_trap_message(trap)}") from None
+        raise GuestError(f"{guest}: cannot load the guest: {trap_message(trap)}") from None
     except wasmtime.WasmtimeError as error:
-        raise NgixiError(f"{guest}: cannot load the guest: {_first_line(error)}") from None
+        raise NgixiError(f"{guest}: cannot load the guest: {first_line(error)}") from None
     on_memory(instance.memory)
     return instance

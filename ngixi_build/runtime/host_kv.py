@@ -111,8 +111,8 @@ class KvStore:
 
     # --- the imports -----------------------------------------------------------------------
 
-    def _namespace(self, memory: GuestMemory, pointer: int, length: int) -> str:
-        namespace = read_utf8(memory, pointer, length)
+    def granted(self, namespace: str) -> str:
+        """The namespace, if the manifest grants it (else DENIED, and the operator is told)."""
         if namespace not in self.options.namespaces:
             self.report(
                 f'{self.guest}: kv: namespace "{namespace}" refused: not in [capabilities.kv] namespaces; '
@@ -122,12 +122,18 @@ class KvStore:
         return namespace
 
     @staticmethod
-    def _key(memory: GuestMemory, pointer: int, length: int) -> bytes:
+    def checked_key(length: int, key: Callable[[], bytes]) -> bytes:
         if length == 0:
             raise AbiFault(Status.INVALID)
         if length > MAX_KEY_BYTES:
             raise AbiFault(Status.TOO_LARGE)
-        return memory.read(pointer, length)
+        return key()
+
+    def _namespace(self, memory: GuestMemory, pointer: int, length: int) -> str:
+        return self.granted(read_utf8(memory, pointer, length))
+
+    def _key(self, memory: GuestMemory, pointer: int, length: int) -> bytes:
+        return self.checked_key(length, lambda: memory.read(pointer, length))
 
     def kv_get(
         self, memory: GuestMemory, ns: int, ns_length: int, key: int, key_length: int, buffer: int, size: int, out: int

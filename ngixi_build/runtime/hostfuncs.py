@@ -186,16 +186,21 @@ def _proc_exit(ctx: HostContext) -> HostFunction:
     return proc_exit
 
 
+def write_log(ctx: HostContext, level: int, length: int, message: Callable[[], str]) -> None:
+    """Records one log line of `length` bytes, within the guest's log quota (core and component guests)."""
+    ctx.output.log_bytes += length
+    if ctx.output.log_bytes > ctx.log_quota:
+        raise GuestError(f"{ctx.guest}: log output exceeded its quota of {ctx.log_quota} bytes", outcome="quota")
+    name = LOG_LEVELS[level] if 0 <= level < len(LOG_LEVELS) else f"level{level}"
+    line = LogLine(name, message())
+    ctx.output.logs.append(line)
+    if ctx.on_log is not None:
+        ctx.on_log(line)
+
+
 def _log(ctx: HostContext) -> HostFunction:
     def log(level: int, pointer: int, length: int) -> None:
-        ctx.output.log_bytes += length
-        if ctx.output.log_bytes > ctx.log_quota:
-            raise GuestError(f"{ctx.guest}: log output exceeded its quota of {ctx.log_quota} bytes", outcome="quota")
-        name = LOG_LEVELS[level] if 0 <= level < len(LOG_LEVELS) else f"level{level}"
-        line = LogLine(name, ctx.mem.read(pointer, length).decode("utf-8", errors="replace"))
-        ctx.output.logs.append(line)
-        if ctx.on_log is not None:
-            ctx.on_log(line)
+        write_log(ctx, level, length, lambda: ctx.mem.read(pointer, length).decode("utf-8", errors="replace"))
 
     return log
 

@@ -150,7 +150,7 @@ def verified_manifest(bundle: VerifiedBundle) -> Manifest:
     return manifest
 
 
-def _module_code(bundle: VerifiedBundle, engine: Engine, allow_compile: bool) -> tuple[dict[str, Any], str]:
+def module_code(bundle: VerifiedBundle, engine: Engine, allow_compile: bool) -> tuple[dict[str, Any], str]:
     """The engine's `load` arguments for the code to run: the fitting artifact, or the .wasm to compile."""
     member, reasons = choose_artifact(bundle.index, host_profile(engine))
     if member is not None:
@@ -206,14 +206,27 @@ def open_guest(
     `sandbox` says where the guest's fs preopens and kv database live; a guest granted fs or kv needs one.
     `engine` names the engine to run it on ("wasmer", "wasmtime"); the default is the first installed.
     """
-    runner = engine_named(engine)
     manifest = verified_manifest(bundle)
+    if manifest.guest.abi == "component":
+        from .component_loader import open_component_guest
+
+        return open_component_guest(
+            bundle,
+            manifest,
+            args=args,
+            env=env,
+            on_log=on_log,
+            allow_compile=allow_compile,
+            sandbox=sandbox,
+            engine=engine,
+        )
+    runner = engine_named(engine)
     info = read_module_info(bundle.data(bundle.index.member("wasm")), source=f"{bundle.source}!guest.wasm")
     problems = check_module(manifest, info)
     if problems:
         raise VerificationError("\n".join(problems))
     check_memory_limit(manifest, info)
-    code, origin = _module_code(bundle, runner, allow_compile)
+    code, origin = module_code(bundle, runner, allow_compile)
     context = open_context(manifest, sandbox=sandbox, args=args, env=env, on_log=on_log)
     imports = []
     for imp in info.imports:

@@ -18,6 +18,8 @@ from .schema import Problems, integer, string, suggestion, table, type_name
 
 GuestKind = Literal["library", "command"]
 GUEST_KINDS: tuple[GuestKind, ...] = ("library", "command")
+GuestAbi = Literal["core", "component"]
+GUEST_ABIS: tuple[GuestAbi, ...] = ("core", "component")
 VALUE_TYPES = ("i32", "i64", "f32", "f64")
 Number = int | float
 OptionsT = TypeVar("OptionsT", bound=CapabilityOptions)
@@ -29,6 +31,8 @@ SEMVER_PATTERN = re.compile(
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
 )
 EXPORT_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A WIT name that AssemblyScript can also export as it is.
+COMPONENT_EXPORT_PATTERN = re.compile(r"^[a-z][a-z0-9]*$")
 MAX_MEMORY_PAGES = 65536
 
 
@@ -38,6 +42,7 @@ class GuestInfo:
     version: str
     kind: GuestKind
     description: str
+    abi: GuestAbi = "core"
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,7 @@ _LIMIT_RANGES = {
     "stdout_bytes": (0, 1 << 30),
 }
 _TOP_KEYS = ("guest", "exports", "capabilities", "limits", "smoke")
-_GUEST_KEYS = ("name", "version", "kind", "description")
+_GUEST_KEYS = ("name", "version", "kind", "description", "abi")
 _EXPORT_KEYS = ("params", "results")
 _SMOKE_KEYS = ("call", "args", "expect", "stdout")
 
@@ -143,7 +148,12 @@ def _parse_guest(raw: Mapping[str, Any], stem: str, problems: Problems) -> Guest
     if kind not in GUEST_KINDS:
         problems.add("guest.kind", f'"{kind}" must be "library" or "command" (a WASI program with _start)')
     description = string(guest, "description", "guest.description", problems, default="")
-    return GuestInfo(name, version, cast(GuestKind, kind), description)
+    abi = string(guest, "abi", "guest.abi", problems, default="core")
+    if abi not in GUEST_ABIS:
+        problems.add("guest.abi", f'"{abi}" must be "core" (a core module) or "component" (the component model)')
+    elif abi == "component" and kind == "command":
+        problems.add("guest.kind", 'a component guest is a "library": WASI commands are not built as components yet')
+    return GuestInfo(name, version, cast(GuestKind, kind), description, cast(GuestAbi, abi))
 
 
 def _parse_exports(raw: Mapping[str, Any], problems: Problems) -> tuple[ExportDecl, ...]:
@@ -229,6 +239,25 @@ def _check_smoke_targets(manifest: Manifest, problems: Problems) -> None:
             )
 
 
+def _check_component(manifest: Manifest, problems: Problems) -> None:
+    """What a component guest may declare: WIT-compatible export names, capabilities with a WIT interface."""
+    for export in manifest.exports:
+        if not COMPONENT_EXPORT_PATTERN.match(export.name):
+            problems.add(
+                f"exports.{export.name}",
+                "a component guest's export name must be lowercase letters and digits (a WIT name)",
+            )
+        if len(export.results) > 1:
+            problems.add(f"exports.{export.name}.results", "a component export returns at most one value")
+    offered = sorted(c.name for c in CAPABILITIES.values() if c.interface)
+    for name in manifest.capabilities:
+        if CAPABILITIES[name].interface is None:
+            problems.add(
+                f"capabilities.{name}",
+                f"a component guest can be granted only capabilities of the WIT catalog: {', '.join(offered)}",
+            )
+
+
 def parse_manifest(text: str, *, source: str, stem: str) -> Manifest:
     """Parses manifest text; `stem` is the file name the guest name must match."""
     try:
@@ -246,6 +275,8 @@ def parse_manifest(text: str, *, source: str, stem: str) -> Manifest:
         smoke=_parse_smoke(raw, problems),
     )
     _check_smoke_targets(manifest, problems)
+    if manifest.guest.abi == "component":
+        _check_component(manifest, problems)
     if problems.lines:
         raise ManifestError(problems.lines)
     return manifest

@@ -1,0 +1,93 @@
+"""Loads a verified component guest: its world checked against the manifest, granted interfaces linked.
+
+Component guests run on Wasmtime (the component model); the capability implementations, grants,
+sandbox, quotas and limits are the ones core guests get (`hostfuncs.open_context`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from .bundle_reader import VerifiedBundle
+from .capabilities import CAPABILITIES
+from .component_host import (
+    COMPONENT_FUNCTIONS,
+    ComponentFunction,
+    ComponentInfo,
+    check_component,
+    interface_import,
+)
+from .engines import RunLimits, engine_named
+from .errors import NgixiError, VerificationError
+from .hostfuncs import GuestOutput, HostContext, LogLine, Sandbox, open_context
+from .loader import Guest, module_code, verified_manifest
+from .manifest import Manifest
+
+ENGINE = "wasmtime"
+
+
+def _counted(function: ComponentFunction, capability: str, output: GuestOutput) -> ComponentFunction:
+    def counted(*args: Any) -> Any:
+        output.host_calls[capability] += 1
+        return function(*args)
+
+    return counted
+
+
+def _linked(imports: Mapping[str, frozenset[str]], context: HostContext) -> dict[str, dict[str, ComponentFunction]]:
+    """The host functions of each granted interface the component imports (check_component refused the rest)."""
+    linked = {}
+    for capability in CAPABILITIES.values():
+        name = interface_import(capability.interface or "")
+        if capability.interface is None or name not in imports:
+            continue
+        binders = COMPONENT_FUNCTIONS[capability.interface]
+        linked[name] = {f: _counted(binders[f](context), capability.name, context.output) for f in imports[name]}
+    return linked
+
+
+def open_component_guest(
+    bundle: VerifiedBundle,
+    manifest: Manifest,
+    *,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    on_log: Callable[[LogLine], None] | None = None,
+    allow_compile: bool = True,
+    sandbox: Sandbox | None = None,
+    engine: str | None = None,
+) -> Guest:
+    """Instantiates a verified component guest with exactly the interfaces its manifest grants."""
+    if engine not in (None, ENGINE):
+        raise NgixiError(f"{manifest.guest.name} is a component guest; it runs on {ENGINE}, not {engine}")
+    runner = engine_named(ENGINE)
+    from . import engine_component  # Wasmtime's component model, only for component guests
+
+    wasm = bundle.data(bundle.index.member("wasm"))
+    info = engine_component.read_component(wasm, source=f"{bundle.source}!guest.wasm")
+    problems = check_component(manifest, info)
+    if problems:
+        raise VerificationError("\n".join(problems))
+    code, origin = module_code(bundle, runner, allow_compile)
+    context = open_context(manifest, sandbox=sandbox, args=args, env=env, on_log=on_log)
+    limits = RunLimits(timeout_ms=manifest.limits.timeout_ms, memory_pages=manifest.limits.memory_pages)
+    try:
+        instance = engine_component.load(
+            guest=manifest.guest.name, functions=_linked(info.imports, context), limits=limits, **code
+        )
+    except BaseException:
+        context.close()
+        raise
+    return Guest(manifest, instance, context, origin, compiled="wasm" in code)
+
+
+def bundle_world(bundle: VerifiedBundle) -> ComponentInfo | None:
+    """The world of a verified component guest's component; None for a core guest."""
+    if verified_manifest(bundle).guest.abi != "component":
+        return None
+    from . import engine_component
+
+    return engine_component.read_component(
+        bundle.data(bundle.index.member("wasm")), source=f"{bundle.source}!guest.wasm"
+    )

@@ -1,0 +1,74 @@
+"""The AssemblyScript bindings generated from the WIT catalog (compiled for real in test_component.py)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from ngixi_build.asbindings import CABI, INDEX, generate_bindings
+from ngixi_build.wit import Catalog, WitError, load_catalog, parse_resolved
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def index() -> str:
+    return generate_bindings(load_catalog(REPO / "wit"))[INDEX]
+
+
+def one_interface(function: dict[str, Any], types: list[dict[str, Any]]) -> Catalog:
+    return parse_resolved(
+        {
+            "packages": [{"name": "x:y@1.0.0"}],
+            "interfaces": [{"name": "i", "functions": {function["name"]: function}}],
+            "types": types,
+            "worlds": [],
+        }
+    )
+
+
+def test_every_function_is_imported_from_its_interface(index: str) -> None:
+    catalog = load_catalog(REPO / "wit")
+    externals = set(re.findall(r'@external\("([^"]+)", "([^"]+)"\)', index))
+    expected = {(catalog.qualified(i.name), f.name) for i in catalog.interfaces for f in i.functions}
+    assert externals == expected
+
+
+def test_strings_are_lowered_to_utf8_pointer_and_length(index: str) -> None:
+    assert "export function write(message: string): void {" in index
+    assert "__log_write(changetype<usize>(__message), __message.byteLength);" in index
+
+
+def test_results_come_back_through_a_return_area_and_host_lists_are_freed(index: str) -> None:
+    assert "export function get(namespace_: string, key: Uint8Array): Result<Uint8Array, types.ErrorCode> {" in index
+    assert "const ret = memory.data(12, 4);" in index
+    assert "heap.free(data)" in index
+
+
+def test_names_are_camel_case_and_keywords_are_escaped(index: str) -> None:
+    assert "export function writeAt(level: log.Level, message: string): void {" in index
+    assert "export function delete_(" in index
+    assert "export enum ErrorCode { Denied = 0," in index
+
+
+def test_the_allocator_entry_exports_cabi_realloc() -> None:
+    assert "export function cabi_realloc(" in generate_bindings(load_catalog(REPO / "wit"))[CABI]
+
+
+def test_unsupported_parameter_types_are_named() -> None:
+    record = {
+        "name": "point",
+        "kind": {"record": {"fields": [{"name": "x", "type": "u32"}]}},
+        "owner": {"interface": 0},
+    }
+    catalog = one_interface({"name": "draw", "params": [{"name": "at", "type": 0}]}, [record])
+    with pytest.raises(WitError, match=r"x:y@1.0.0 i.draw: parameter at: .* lower only scalars"):
+        generate_bindings(catalog)
+
+
+def test_scalar_results_are_returned_directly() -> None:
+    catalog = one_interface({"name": "now", "params": [], "result": "u64"}, [])
+    text = generate_bindings(catalog)[INDEX]
+    assert "declare function __i_now(): u64;" in text
+    assert "return __i_now();" in text
