@@ -5,7 +5,7 @@ STAMP := $(VENV)/.ngixi-installed
 # The run side also on current Python: a Python 3.12 environment with only Wasmtime.
 LOADER_VENV := .venv-loader
 LOADER_STAMP := $(LOADER_VENV)/.ngixi-installed
-LOADER_TESTS := tests/test_engines.py tests/test_enforcement.py
+LOADER_TESTS := tests/test_engines.py tests/test_enforcement.py tests/test_component_host.py
 
 .PHONY: build test lint toolchain test-loader
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .project import find_project
-from .runtime.errors import InvalidInput
+from .runtime.errors import InvalidInput, NgixiError
 from .toolchain import node_pins, system_node, toolchain_for
+from .wit import wasm_tools
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,14 @@ def _python() -> Finding:
             f"Python {version}: {error}; use CPython 3.10 (`make build` sets it up)",
         )
     return Finding("python + wasmer", True, f"Python {version} with wasmer and the Cranelift compiler")
+
+
+def _wasm_tools() -> Finding:
+    try:
+        executable = wasm_tools()
+    except NgixiError as error:
+        return Finding("wasm-tools", False, f"{error}; only component guests need it")
+    return Finding("wasm-tools", True, f"{executable} (component guests, the WIT catalog)")
 
 
 def _node() -> Finding:
@@ -68,4 +77,4 @@ def _project_findings(start: Path) -> list[Finding]:
 
 
 def diagnose(start: Path) -> list[Finding]:
-    return [_python(), _node(), *_project_findings(start)]
+    return [_python(), _wasm_tools(), _node(), *_project_findings(start)]

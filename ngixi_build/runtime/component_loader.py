@@ -64,18 +64,17 @@ def open_component_guest(
     runner = engine_named(ENGINE)
     from . import engine_component  # Wasmtime's component model, only for component guests
 
-    wasm = bundle.data(bundle.index.member("wasm"))
-    info = engine_component.read_component(wasm, source=f"{bundle.source}!guest.wasm")
-    problems = check_component(manifest, info)
+    guest = manifest.guest.name
+    code, origin = module_code(bundle, runner, allow_compile)
+    prepared = engine_component.prepare(guest=guest, **code)  # a verified artifact, or the signed component
+    problems = check_component(manifest, prepared.info)
     if problems:
         raise VerificationError("\n".join(problems))
-    code, origin = module_code(bundle, runner, allow_compile)
     context = open_context(manifest, sandbox=sandbox, args=args, env=env, on_log=on_log)
     limits = RunLimits(timeout_ms=manifest.limits.timeout_ms, memory_pages=manifest.limits.memory_pages)
     try:
-        instance = engine_component.load(
-            guest=manifest.guest.name, functions=_linked(info.imports, context), limits=limits, **code
-        )
+        functions = _linked(prepared.info.imports, context)
+        instance = engine_component.instantiate(prepared, guest=guest, functions=functions, limits=limits)
     except BaseException:
         context.close()
         raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import wasmtime
@@ -126,27 +127,44 @@ class ComponentInstance:
         return call_within_deadline(self._store, self._deadline, export, lambda: function(self._store, *args))
 
 
-def load(
-    *,
-    guest: str,
-    wasm: bytes | None = None,
-    artifact: bytes | None = None,
-    functions: Mapping[str, Mapping[str, ComponentFunction]],
-    limits: RunLimits,
-    target: str | None = None,
-) -> ComponentInstance:
-    """Instantiates a component from a verified artifact or its bytes, linking `functions` by interface."""
+@dataclass(frozen=True)
+class Prepared:
+    """A compiled (or deserialized) component, not yet instantiated, and its world."""
+
+    component: wc.Component
+    engine: wasmtime.Engine
+    info: ComponentInfo
+
+
+def prepare(
+    *, guest: str, wasm: bytes | None = None, artifact: bytes | None = None, target: str | None = None
+) -> Prepared:
+    """Compiles the component, or deserializes its verified artifact (`target`: None for this host, or pulley64)."""
     engine = engine_for(target)
-    deadline = Deadline(guest, limits.timeout_ms)
     try:
         if artifact is not None:
             component = wc.Component.deserialize(engine, artifact)
         else:
             assert wasm is not None
             component = wc.Component(engine, wasm)
-        store = wasmtime.Store(engine)
+    except wasmtime.WasmtimeError as error:
+        raise NgixiError(f"{guest}: cannot load the guest: {first_line(error)}") from None
+    return Prepared(component, engine, component_info(component, engine))
+
+
+def instantiate(
+    prepared: Prepared,
+    *,
+    guest: str,
+    functions: Mapping[str, Mapping[str, ComponentFunction]],
+    limits: RunLimits,
+) -> ComponentInstance:
+    """Instantiates a prepared component, linking `functions` by interface, within the manifest's limits."""
+    deadline = Deadline(guest, limits.timeout_ms)
+    try:
+        store = wasmtime.Store(prepared.engine)
         store.set_limits(memory_size=limits.memory_pages * PAGE_BYTES)
-        linker = wc.Linker(engine)
+        linker = wc.Linker(prepared.engine)
         with linker.root() as root:
             for interface, named in functions.items():
                 with root.add_instance(interface) as instance:
@@ -154,7 +172,7 @@ def load(
                         instance.add_func(name, _host_function(function, deadline))
         store.set_epoch_deadline(epoch_ticks(limits.timeout_ms))
         with TICKER.running():
-            return ComponentInstance(linker.instantiate(store, component), store, deadline)
+            return ComponentInstance(linker.instantiate(store, prepared.component), store, deadline)
     except wasmtime.Trap as trap:
         raise GuestError(f"{guest}: cannot load the guest: {trap_message(trap)}") from None
     except wasmtime.WasmtimeError as error:

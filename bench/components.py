@@ -1,0 +1,92 @@
+"""Component guests against core guests on Wasmtime: build steps, load, and per-call cost.
+
+Uses this project's built bundles (run `make build` first) and prints, in this process:
+- build: asc of the core module, then bindings generation, embed + `component new`;
+- load: verify + instantiate from the host's Wasmtime artifact, core `hello` against `hello-component`;
+- calls: `add(2, 3)` on each (the component lifts and lowers through the canonical ABI), and a kv
+  counter (`counter.increment` against `hello-component.count`: two kv calls and, for the component,
+  a log line each).
+
+Run: .venv/bin/python -m bench.components [--calls N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ngixi_build import component, stages
+from ngixi_build.project import Project
+from ngixi_build.runtime.bundle_reader import read_bundle
+from ngixi_build.runtime.hostfuncs import Sandbox
+from ngixi_build.runtime.loader import Guest, open_guest
+from ngixi_build.runtime.verify import load_trust
+from tests.conftest import REPO
+
+COMPONENT = "hello-component"
+
+
+def timed(work: Callable[[], object], repeat: int = 1) -> float:
+    """Seconds per run, the best of `repeat` runs."""
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def open_bundle(project: Project, guest: str, sandbox: Path) -> Guest:
+    bundle = read_bundle(project.bundle_path(guest, "0.1.0"), load_trust(project.dev_trust_file))
+    return open_guest(bundle, engine="wasmtime", sandbox=Sandbox.under(sandbox / guest))
+
+
+def bench_build(project: Project) -> None:
+    asc_core = timed(lambda: stages.compile_guest(project, "hello"))
+    bindings = timed(lambda: component.generate_bindings(project), repeat=3)
+    componentize = timed(lambda: component.componentize_guest(project, COMPONENT), repeat=3)
+    print(f"build   asc hello (core)             {asc_core * 1000:8.1f} ms")
+    print(f"build   bindings from the WIT        {bindings * 1000:8.1f} ms")
+    print(f"build   embed + component new        {componentize * 1000:8.1f} ms")
+
+
+def load_and_close(project: Project, guest: str, sandbox: Path) -> None:
+    open_bundle(project, guest, sandbox).close()
+
+
+def calls_per_second(guest: Guest, export: str, calls: int) -> float:
+    args = (2, 3) if export == "add" else ()
+    started = time.perf_counter()
+    for _ in range(calls):
+        guest.call(export, args)
+    return calls / (time.perf_counter() - started)
+
+
+def bench_calls(project: Project, calls: int, sandbox: Path) -> None:
+    for guest in ("hello", COMPONENT):
+        load = timed(functools.partial(load_and_close, project, guest, sandbox), repeat=5)
+        print(f"load    {guest:<28} {load * 1000:8.2f} ms")
+    for guest, export in (("hello", "add"), (COMPONENT, "add"), ("counter", "increment"), (COMPONENT, "count")):
+        with open_bundle(project, guest, sandbox) as loaded:
+            name = f"{guest}.{export}"
+            print(f"calls   {name:<28} {calls_per_second(loaded, export, calls):8.0f} /s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=2000)
+    options = parser.parse_args()
+    project = Project(REPO)
+    if not project.bundle_path(COMPONENT, "0.1.0").exists():
+        raise SystemExit("no built bundles: run `make build` first")
+    bench_build(project)
+    with tempfile.TemporaryDirectory() as sandbox:
+        bench_calls(project, options.calls, Path(sandbox))
+
+
+if __name__ == "__main__":
+    main()
