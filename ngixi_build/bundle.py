@@ -5,14 +5,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import json
 import tarfile
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import tomli_w
 
 from .runtime.bundle_format import (
     FORMAT_VERSION,
@@ -25,15 +23,12 @@ from .runtime.bundle_format import (
     Channel,
     Member,
     MemberKind,
-    StoredForm,
     artifact_path,
     trusted_comment,
 )
 from .runtime.errors import NgixiError
 from .runtime.fsutil import atomic_output
 from .signing import SigningKey, sign
-
-_WORTH_COMPRESSING = 0.9
 
 
 @dataclass(frozen=True)
@@ -46,15 +41,9 @@ def _member(path: str, kind: MemberKind, data: bytes, artifact: ArtifactMeta | N
     return Member(path, kind, len(data), hashlib.sha256(data).hexdigest(), artifact)
 
 
-def _packed(data: bytes) -> tuple[bytes, StoredForm | None]:
-    """The bytes to store for an artifact: zlib-compressed when that saves at least a tenth."""
-    packed = zlib.compress(data, level=9)
-    if len(packed) > len(data) * _WORTH_COMPRESSING:
-        return data, None
-    return packed, StoredForm("zlib", len(packed), hashlib.sha256(packed).hexdigest())
-
-
 def render_index(index: BundleIndex) -> bytes:
+    """The index as canonical JSON: sorted keys, no spaces, ASCII only, one final newline."""
+
     def member_table(member: Member) -> dict[str, Any]:
         table: dict[str, Any] = {
             "path": member.path,
@@ -62,8 +51,6 @@ def render_index(index: BundleIndex) -> bytes:
             "size": member.size,
             "sha256": member.sha256,
         }
-        if member.stored is not None:
-            table["stored"] = dataclasses.asdict(member.stored)
         if member.artifact is not None:
             table["artifact"] = {
                 **dataclasses.asdict(member.artifact),
@@ -79,7 +66,7 @@ def render_index(index: BundleIndex) -> bytes:
         "sequence": index.sequence,
         "members": [member_table(m) for m in index.members],
     }
-    return tomli_w.dumps(document).encode()
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
 
 
 def _tar_entry(tar: tarfile.TarFile, name: str, data: bytes, mtime: int) -> None:
@@ -113,9 +100,8 @@ def write_bundle(
         if artifact.meta.wasm_sha256 != wasm_sha256:
             raise NgixiError(f"{artifact.path}: built from another {wasm_path.name}; rebuild the artifact")
         name = artifact_path(artifact.meta.triple, artifact.meta.engine)
-        data = artifact.path.read_bytes()
-        payload[name], stored = _packed(data)
-        members.append(dataclasses.replace(_member(name, "artifact", data, artifact.meta), stored=stored))
+        payload[name] = artifact.path.read_bytes()
+        members.append(_member(name, "artifact", payload[name], artifact.meta))
     index = BundleIndex(FORMAT_VERSION, guest, version, channel, sequence, tuple(members))
     index_bytes = render_index(index)
     signature = sign(index_bytes, key, trusted_comment=trusted_comment(index))

@@ -164,8 +164,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         return 0
     print(_summary(bundle))
     for m in index.members:
-        stored = f"  stored {m.stored.encoding} {m.stored.size:>9}" if m.stored else ""
-        print(f"  {m.path:<40} {m.size:>10}  sha256 {m.sha256[:16]}{stored}")
+        print(f"  {m.path:<40} {m.size:>10}  sha256 {m.sha256[:16]}")
         if m.artifact is not None:
             meta, misfit = m.artifact, misfits[m.path]
             print(

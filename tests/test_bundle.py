@@ -16,7 +16,15 @@ import pytest
 
 from ngixi_build.bundle import ArtifactInput, render_index
 from ngixi_build.runtime import bundle_reader
-from ngixi_build.runtime.bundle_format import MAX_INDEX_BYTES, ArtifactMeta, BundleIndex, Channel, trusted_comment
+from ngixi_build.runtime.bundle_format import (
+    INDEX_NAME,
+    MAX_INDEX_BYTES,
+    SIGNATURE_NAME,
+    ArtifactMeta,
+    BundleIndex,
+    Channel,
+    trusted_comment,
+)
 from ngixi_build.runtime.bundle_reader import read_bundle
 from ngixi_build.runtime.engine import current_engine
 from ngixi_build.runtime.errors import VerificationError
@@ -33,11 +41,7 @@ SEQUENCE = 5
 
 
 def fake_artifacts(directory: Path) -> list[ArtifactInput]:
-    """Artifact members for the reader (it never deserializes them); sizes differ per triple.
-
-    Their bytes are incompressible, so the bundle stores them as they are; compressed members
-    have their own tests in tests/test_bundle_artifacts.py.
-    """
+    """Artifact members for the reader (it never deserializes them); sizes differ per triple."""
     ours = current_engine()
     wasm_sha256 = hashlib.sha256(WASM).hexdigest()
     inputs = []
@@ -98,7 +102,14 @@ class Scenario:
         """Replaces the index and its signature, signed by the trusted key."""
         data = render_index(index)
         signature = sign(data, self.keys.key, trusted_comment=comment or trusted_comment(index))
-        repack(self.path, [("bundle.toml", data), ("bundle.toml.minisig", signature), *self.items[2:]])
+        self.resign_bytes(data, signature)
+
+    def resign_bytes(self, index_bytes: bytes, signature: bytes) -> None:
+        repack(self.path, [(INDEX_NAME, index_bytes), (SIGNATURE_NAME, signature), *self.items[2:]])
+
+    def sign_raw(self, index_bytes: bytes) -> None:
+        """Signs arbitrary index bytes with the trusted key: a signer whose index is malformed."""
+        self.resign_bytes(index_bytes, sign(index_bytes, self.keys.key, trusted_comment=trusted_comment(self.index())))
 
 
 @pytest.fixture
@@ -232,17 +243,42 @@ def mismatched_trusted_comment(s: Scenario) -> None:
 
 
 def wrong_format_version(s: Scenario) -> None:
-    s.resign(dataclasses.replace(s.index(), format=2))
+    s.resign(dataclasses.replace(s.index(), format=3))
 
 
 def legacy_signature(s: Scenario) -> None:
     data = s.items[0][1]
     signature = s.keys.key.secret.sign(data, prehash=False, trusted_comment=trusted_comment(s.index()))
-    replace(1, ("bundle.toml.minisig", bytes(signature) + b"\n"))(s)
+    replace(1, (SIGNATURE_NAME, bytes(signature) + b"\n"))(s)
 
 
 def not_a_tar_file(s: Scenario) -> None:
     s.path.write_bytes(b"\x00junk" * 300)
+
+
+def format_1_bundle(s: Scenario) -> None:
+    """The layout of format 1: a TOML index in bundle.toml, signed in bundle.toml.minisig."""
+    items = s.items
+    repack(s.path, [("bundle.toml", b"format = 1\n"), ("bundle.toml.minisig", items[1][1]), *items[2:]])
+
+
+def gnu_header(s: Scenario) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in s.items:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    s.path.write_bytes(buffer.getvalue())
+
+
+def repeated_key_in_the_index(s: Scenario) -> None:
+    data = s.items[0][1]
+    s.sign_raw(data.replace(b'{"channel":', b'{"guest":"other","channel":', 1))
+
+
+def not_json_index(s: Scenario) -> None:
+    s.sign_raw(b"format = 2\n")
 
 
 BAD_SIGNATURE = "the index signature does not verify with key"
@@ -276,10 +312,14 @@ TAMPERS: list[tuple[str, Callable[[Scenario], None], str]] = [
     ("key outside its guests", key_outside_its_guests, "may not sign guest 'hello' on channel 'dev'"),
     ("key outside its channels", key_outside_its_channels, "may not sign guest 'hello' on channel 'release'"),
     ("lower sequence", lower_sequence, "sequence 5 of guest 'hello' on channel 'dev' is lower than 7"),
-    ("oversized index", oversized_index, "member bundle.toml is \\d+ bytes, over its limit of 65536"),
+    ("oversized index", oversized_index, "member bundle.json is \\d+ bytes, over its limit of 65536"),
     ("trusted comment altered", altered_trusted_comment, "trusted comment was altered"),
     ("trusted comment not the index's", mismatched_trusted_comment, "trusted comment .* does not match the index"),
-    ("wrong format version", wrong_format_version, "format: unsupported format 2; this loader reads 1"),
+    ("wrong format version", wrong_format_version, "format: unsupported format 3; this loader reads 2: rebuild"),
+    ("format 1 bundle", format_1_bundle, "a format 1 bundle .* rebuild the bundle with this ngixi-build"),
+    ("GNU tar header", gnu_header, "the tar header at byte 0 is not POSIX USTAR"),
+    ("repeated key in the index", repeated_key_in_the_index, r"bundle\.json: \(file\): not valid JSON: .* repeats"),
+    ("index not JSON", not_json_index, r"bundle\.json: \(file\): not valid JSON: Expecting value"),
     ("legacy signature", legacy_signature, r"not prehashed \(minisign -H\)"),
     ("not a tar file", not_a_tar_file, "not a valid bundle archive"),
 ]
@@ -288,7 +328,7 @@ TAMPERS: list[tuple[str, Callable[[Scenario], None], str]] = [
 def test_round_trip(scenario: Scenario) -> None:
     bundle = read_bundle(scenario.path, load_trust(scenario.trust))
     names = [n for n, _ in scenario.items]
-    assert names == ["bundle.toml", "bundle.toml.minisig", "manifest.toml", "guest.wasm"] + [
+    assert names == ["bundle.json", "bundle.json.minisig", "manifest.toml", "guest.wasm"] + [
         f"aot/{t}.wasmer" for t in TRIPLES
     ]
     assert bundle.index.guest == "hello" and bundle.signer.key_id == scenario.keys.key.key_id

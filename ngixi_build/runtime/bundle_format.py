@@ -1,22 +1,23 @@
-"""The bundle index (`bundle.toml`): its records, its strict parser and the fixed names.
+"""The bundle index (`bundle.json`): its records, its strict parser and the fixed names.
 
 docs/bundle-format.md describes the format; the writer lives on the build side.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, cast
-
-import tomli
+from typing import Any, Literal, NoReturn, cast
 
 from .errors import VerificationError
 
-FORMAT_VERSION = 1
-INDEX_NAME = "bundle.toml"
-SIGNATURE_NAME = "bundle.toml.minisig"
+FORMAT_VERSION = 2
+INDEX_NAME = "bundle.json"
+SIGNATURE_NAME = "bundle.json.minisig"
+# The first member of a bundle in an older format, so that one is refused with what to do.
+OLD_INDEX_NAMES = {"bundle.toml": 1}
 MANIFEST_NAME = "manifest.toml"
 WASM_NAME = "guest.wasm"
 ARTIFACT_DIR = "aot"
@@ -30,8 +31,6 @@ MAX_BUNDLE_BYTES = 1024 * 1024 * 1024
 Channel = Literal["dev", "release"]
 CHANNELS: tuple[Channel, ...] = ("dev", "release")
 MemberKind = Literal["manifest", "wasm", "artifact"]
-Encoding = Literal["zlib"]
-ENCODINGS: tuple[Encoding, ...] = ("zlib",)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _ARTIFACT_PATH = re.compile(r"^aot/[a-z0-9_]+(-[a-z0-9_.]+){0,3}\.(wasmer|cwasm)$")
 # Each engine's artifacts have their own suffix, so one triple can carry an artifact per engine.
@@ -50,28 +49,14 @@ class ArtifactMeta:
 
 
 @dataclass(frozen=True)
-class StoredForm:
-    """How a compressed member lies in the archive: its encoding and the stored bytes' size and sha256."""
-
-    encoding: Encoding
-    size: int
-    sha256: str
-
-
-@dataclass(frozen=True)
 class Member:
-    """A bundle member; `size` and `sha256` describe its bytes as used, `stored` any compressed form."""
+    """A bundle member, stored as it is: `size` and `sha256` describe its bytes in the archive."""
 
     path: str
     kind: MemberKind
     size: int
     sha256: str
     artifact: ArtifactMeta | None = None
-    stored: StoredForm | None = None
-
-    @property
-    def stored_size(self) -> int:
-        return self.size if self.stored is None else self.stored.size
 
 
 @dataclass(frozen=True)
@@ -101,7 +86,7 @@ def artifact_path(triple: str, engine: str) -> str:
 
 
 class _Strict:
-    """Typed reads from untrusted TOML; any deviation is a VerificationError naming the field."""
+    """Typed reads from the index's JSON; any deviation is a VerificationError naming the field."""
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -147,18 +132,10 @@ def _parse_size_and_digest(raw: Mapping[str, Any], field: str, strict: _Strict) 
     return size, sha256
 
 
-def _parse_stored(raw: Mapping[str, Any], field: str, strict: _Strict) -> StoredForm:
-    strict.keys(raw, {"encoding", "size", "sha256"}, field)
-    encoding = strict.get(raw, "encoding", str, f"{field}.encoding")
-    if encoding not in ENCODINGS:
-        raise strict.fail(f"{field}.encoding", f"{encoding!r} is not one of {ENCODINGS}")
-    return StoredForm(cast(Encoding, encoding), *_parse_size_and_digest(raw, field, strict))
-
-
 def _parse_member(raw: object, field: str, strict: _Strict) -> Member:
     if not isinstance(raw, dict):
-        raise strict.fail(field, "must be a table")
-    strict.keys(raw, {"path", "kind", "size", "sha256", "artifact", "stored"}, field)
+        raise strict.fail(field, "must be an object")
+    strict.keys(raw, {"path", "kind", "size", "sha256", "artifact"}, field)
     kind = strict.get(raw, "kind", str, f"{field}.kind")
     path = strict.get(raw, "path", str, f"{field}.path")
     expected_path = {"manifest": MANIFEST_NAME, "wasm": WASM_NAME}.get(kind)
@@ -173,28 +150,46 @@ def _parse_member(raw: object, field: str, strict: _Strict) -> Member:
             )
     elif expected_path is None or path != expected_path:
         raise strict.fail(field, f"unexpected member {kind!r} at {path!r}")
+    elif "artifact" in raw:
+        raise strict.fail(f"{field}.artifact", "only artifacts carry this object")
     else:
         artifact = None
-        for key in ("artifact", "stored"):
-            if key in raw:
-                raise strict.fail(f"{field}.{key}", "only artifacts carry this table")
-    stored = None
-    if "stored" in raw:
-        stored = _parse_stored(strict.get(raw, "stored", dict, f"{field}.stored"), f"{field}.stored", strict)
     size, sha256 = _parse_size_and_digest(raw, field, strict)
-    return Member(path, cast(MemberKind, kind), size, sha256, artifact, stored)
+    return Member(path, cast(MemberKind, kind), size, sha256, artifact)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON objects as dicts, refusing a repeated key (which plain `json` would silently overwrite)."""
+    table = dict(pairs)
+    if len(table) != len(pairs):
+        raise ValueError(f"an object repeats a key among {sorted(table)}")
+    return table
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _load_json(data: bytes, strict: _Strict) -> Any:
+    try:
+        return json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise strict.fail("(file)", f"not valid JSON: {error}") from None
 
 
 def parse_index(data: bytes, *, source: str) -> BundleIndex:
     """Parses index bytes that have already passed signature verification."""
     strict = _Strict(source)
-    try:
-        raw = tomli.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomli.TOMLDecodeError) as error:
-        raise strict.fail("(file)", f"not valid TOML: {error}") from None
+    raw = _load_json(data, strict)
+    if not isinstance(raw, dict):
+        raise strict.fail("(top)", "must be a JSON object")
     strict.keys(raw, {"format", "guest", "version", "channel", "sequence", "members"}, "(top)")
     if strict.get(raw, "format", int, "format") != FORMAT_VERSION:
-        raise strict.fail("format", f"unsupported format {raw['format']}; this loader reads {FORMAT_VERSION}")
+        raise strict.fail(
+            "format",
+            f"unsupported format {raw['format']}; this loader reads {FORMAT_VERSION}: "
+            "rebuild the bundle with a matching ngixi-build",
+        )
     channel = strict.get(raw, "channel", str, "channel")
     if channel not in CHANNELS:
         raise strict.fail("channel", f"{channel!r} is not one of {CHANNELS}")

@@ -1,25 +1,27 @@
 """Reads a bundle, verifying the signature first and every member's digest before use.
 
-The reading rules are in docs/bundle-format.md; each refusal names its own reason.
+The reading rules are in docs/bundle-format.md; each refusal names its own reason. The archive
+is read by position (`os.pread`), with its USTAR headers parsed here: a bundle is a plain USTAR
+archive whose layout the signed index fixes, and `tarfile` costs more than the rest of a check.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import tarfile
-import zlib
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO
 
 from .bundle_format import (
+    FORMAT_VERSION,
     INDEX_NAME,
     MAX_BUNDLE_BYTES,
     MAX_INDEX_BYTES,
     MAX_SIGNATURE_BYTES,
+    OLD_INDEX_NAMES,
     SIGNATURE_NAME,
     BundleIndex,
     Member,
@@ -29,7 +31,60 @@ from .errors import InvalidInput, VerificationError
 from .rollback import RollbackGuard
 from .verify import TrustedKey, TrustStore, check_scope, verify_index
 
-_END_OF_ARCHIVE = 2 * tarfile.BLOCKSIZE
+_BLOCK = 512
+_RECORD = 20 * _BLOCK
+_END_OF_ARCHIVE = 2 * _BLOCK
+_USTAR_MAGIC = b"ustar\x0000"
+_REGULAR = (b"0", b"\0")
+_PAX = (b"x", b"g")
+_SPECIAL_KINDS = {
+    b"1": "a hard link",
+    b"2": "a symbolic link",
+    b"3": "a device",
+    b"4": "a device",
+    b"5": "a directory",
+    b"6": "a FIFO",
+}
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    header: int  # offset of its header in the archive
+    size: int
+
+    @property
+    def data(self) -> int:
+        return self.header + _BLOCK
+
+    @property
+    def end(self) -> int:
+        return self.data + -(-self.size // _BLOCK) * _BLOCK
+
+
+class _Digest:
+    """A member's bytes read and hashed on a thread of its own (hashlib releases the GIL)."""
+
+    def __init__(self, path: Path, offset: int, size: int) -> None:
+        self._path, self._offset, self._size = path, offset, size
+        self._outcome: tuple[bytes, str] | BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with _opened(self._path) as descriptor:
+                data = os.pread(descriptor, self._size, self._offset)
+            self._outcome = data, _sha256(data)
+        except BaseException as error:  # handed to the thread that asks for the result
+            self._outcome = error
+
+    def result(self) -> tuple[bytes, str]:
+        self._thread.join()
+        if isinstance(self._outcome, BaseException):
+            raise self._outcome
+        assert self._outcome is not None
+        return self._outcome
 
 
 @dataclass(frozen=True)
@@ -38,89 +93,144 @@ class VerifiedBundle:
     index: BundleIndex
     signer: TrustedKey
     contents: dict[str, bytes]
-    _deferred: dict[str, int] = field(default_factory=dict, repr=False)  # path → offset in the archive
+    _deferred: dict[str, int] = field(default_factory=dict, repr=False)  # path → offset of its data
+    _pending: dict[str, _Digest] = field(default_factory=dict, repr=False)
+
+    def prefetch(self, member: Member) -> None:
+        """Starts reading and hashing a member `read_bundle` left unread, so `data` finds it done."""
+        if member.path not in self.contents and member.path not in self._pending:
+            self._pending[member.path] = _Digest(Path(self.source), self._deferred[member.path], member.size)
 
     def data(self, member: Member) -> bytes:
         """A member's bytes; an artifact `read_bundle` left unread is read and checked here, before use."""
         if member.path not in self.contents:
-            stored = _read_at(Path(self.source), self._deferred[member.path], member.stored_size, member.path)
-            self.contents[member.path] = _checked(member, stored, self.source, full=False)
+            self.prefetch(member)
+            data, sha256 = self._pending.pop(member.path).result()
+            _check_read(data, sha256, member, self.source)
+            self.contents[member.path] = data
         return self.contents[member.path]
 
 
-_SPECIAL_KINDS: tuple[tuple[Callable[[tarfile.TarInfo], bool], str], ...] = (
-    (tarfile.TarInfo.issym, "a symbolic link"),
-    (tarfile.TarInfo.islnk, "a hard link"),
-    (lambda info: info.ischr() or info.isblk(), "a device"),
-    (tarfile.TarInfo.isfifo, "a FIFO"),
-    (tarfile.TarInfo.isdir, "a directory"),
-    (lambda info: not info.isreg() or info.issparse(), "not a regular file"),
-)
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
-def _entry_problem(info: tarfile.TarInfo) -> str | None:
+def _check_read(data: bytes, sha256: str, member: Member, source: str) -> None:
+    if len(data) != member.size:
+        raise VerificationError(f"{source}: member {member.path} is truncated: the file ends inside it")
+    _check_digest(sha256, member, source)
+
+
+def _check_digest(sha256: str, member: Member, source: str) -> None:
+    if sha256 != member.sha256:
+        raise VerificationError(f"{source}: member {member.path} does not match its digest in the signed index")
+
+
+def _octal(field: bytes) -> int:
+    return int(field.strip(b"\0 ") or b"0", 8)
+
+
+def _checksum_holds(block: bytes) -> bool:
+    recorded = _octal(block[148:156])
+    unsigned = sum(block[:148]) + 8 * 0x20 + sum(block[156:])
+    signed = unsigned - 256 * sum(1 for byte in block[:148] + block[156:] if byte >= 0x80)
+    return recorded in (unsigned, signed)
+
+
+def _entry_problem(name: str, kind: bytes, linkname: str) -> str | None:
     """Why a tar entry can never be a bundle member, whatever its name."""
-    if info.name.startswith("/"):
+    if name.startswith("/"):
         return "has an absolute path"
-    if ".." in PurePosixPath(info.name).parts:
+    if ".." in PurePosixPath(name).parts:
         return "leaves the bundle ('..' in its path)"
-    kind = next((kind for test, kind in _SPECIAL_KINDS if test(info)), None)
-    if kind is not None:
-        target = f" (to {info.linkname!r})" if info.linkname else ""
-        tar_type = info.type.decode("ascii", "replace")
-        return f"is {kind}{target}, tar type {tar_type!r}; bundles hold regular files only"
-    if info.pax_headers:
-        return "carries pax extended headers; bundles are plain USTAR archives"
-    return None
+    if kind in _REGULAR:
+        return None
+    target = f" (to {linkname!r})" if linkname else ""
+    what = _SPECIAL_KINDS.get(kind, "not a regular file")
+    return f"is {what}{target}, tar type {kind.decode('ascii', 'replace')!r}; bundles hold regular files only"
 
 
-class _Entries:
-    """The archive's entries in order, each checked for type, path and repetition as it arrives."""
+def _text(field: bytes) -> str:
+    return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
-    def __init__(self, tar: tarfile.TarFile, stream: IO[bytes], size: int, source: str) -> None:
-        self.tar, self.stream, self.size, self.source = tar, stream, size, source
+
+class _Archive:
+    """The archive's entries in order, each header parsed and checked for type, path and repetition."""
+
+    def __init__(self, descriptor: int, size: int, source: str) -> None:
+        self.descriptor, self.size, self.source = descriptor, size, source
+        self.position = 0
         self.seen: set[str] = set()
 
     def fail(self, message: str) -> VerificationError:
         return VerificationError(f"{self.source}: {message}")
 
-    def next(self) -> tarfile.TarInfo | None:
-        info = self.tar.next()
-        if info is None:
-            return None
-        problem = _entry_problem(info)
-        if problem is not None:
-            raise self.fail(f"member {info.name!r} {problem}")
-        if info.name in self.seen:
-            raise self.fail(f"member {info.name!r} appears twice")
-        self.seen.add(info.name)
-        return info
-
-    def expect(self, name: str, listed: frozenset[str]) -> tarfile.TarInfo:
-        info = self.next()
-        if info is None:
-            raise self.fail(self._end_problem() or f"member {name} is missing")
-        if info.name not in listed:
-            raise self.fail(f"unknown member {info.name!r} where {name} belongs")
-        if info.name != name:
-            raise self.fail(f"member {info.name} is out of order: {name} comes first")
-        return info
-
-    def expect_capped(self, name: str, limit: int) -> tarfile.TarInfo:
-        info = self.expect(name, frozenset({INDEX_NAME, SIGNATURE_NAME}))
-        if info.size > limit:
-            raise self.fail(f"member {name} is {info.size} bytes, over its limit of {limit}")
-        return info
-
-    def read(self, info: tarfile.TarInfo) -> bytes:
-        stream = self.tar.extractfile(info)
-        try:
-            data = stream.read() if stream is not None else b""
-        except tarfile.ReadError:
-            data = b""
-        if len(data) != info.size:
-            raise self.fail(f"member {info.name} is truncated: the file ends inside it")
+    def read(self, entry: _Entry) -> bytes:
+        data = os.pread(self.descriptor, entry.size, entry.data)
+        if len(data) != entry.size:
+            raise self.fail(f"member {entry.name} is truncated: the file ends inside it")
         return data
+
+    def _header(self, offset: int) -> tuple[_Entry, bytes] | None:
+        """The entry whose header starts at `offset` and its type, or None at the end marker."""
+        block = os.pread(self.descriptor, _BLOCK, offset)
+        if len(block) < _BLOCK or not block.strip(b"\0"):
+            return None
+        try:
+            valid = _checksum_holds(block)
+            size = _octal(block[124:136])
+        except ValueError:
+            valid = False
+        if not valid:
+            if offset == 0:
+                raise self.fail("not a valid bundle archive (no tar header at its start)")
+            raise self.fail(f"the archive has a damaged header at byte {offset}")
+        if block[257:265] != _USTAR_MAGIC:
+            raise self.fail(f"the tar header at byte {offset} is not POSIX USTAR; bundles are plain USTAR archives")
+        prefix, name, kind = _text(block[345:500]), _text(block[0:100]), block[156:157]
+        name = f"{prefix}/{name}" if prefix else name
+        if kind == b"5" or (kind in _REGULAR and name.endswith("/")):
+            kind, name = b"5", name.rstrip("/")
+        return _Entry(name, offset, size), kind
+
+    def next(self) -> _Entry | None:
+        found = self._header(self.position)
+        if found is None:
+            return None
+        entry, kind = found
+        if kind in _PAX:
+            described = self._header(entry.end)
+            name = entry.name if described is None else described[0].name
+            raise self.fail(f"member {name!r} carries pax extended headers; bundles are plain USTAR archives")
+        problem = _entry_problem(entry.name, kind, _text(os.pread(self.descriptor, 100, entry.header + 157)))
+        if problem is not None:
+            raise self.fail(f"member {entry.name!r} {problem}")
+        if entry.name in self.seen:
+            raise self.fail(f"member {entry.name!r} appears twice")
+        self.seen.add(entry.name)
+        self.position = entry.end
+        return entry
+
+    def expect(self, name: str, listed: frozenset[str]) -> _Entry:
+        entry = self.next()
+        if entry is None:
+            raise self.fail(self._end_problem() or f"member {name} is missing")
+        if entry.header == 0 and entry.name in OLD_INDEX_NAMES:
+            raise self.fail(
+                f"a format {OLD_INDEX_NAMES[entry.name]} bundle (its index is {entry.name}); this loader reads "
+                f"format {FORMAT_VERSION} (index {INDEX_NAME}): rebuild the bundle with this ngixi-build"
+            )
+        if entry.name not in listed:
+            raise self.fail(f"unknown member {entry.name!r} where {name} belongs")
+        if entry.name != name:
+            raise self.fail(f"member {entry.name} is out of order: {name} comes first")
+        return entry
+
+    def expect_capped(self, name: str, limit: int) -> _Entry:
+        entry = self.expect(name, frozenset({INDEX_NAME, SIGNATURE_NAME}))
+        if entry.size > limit:
+            raise self.fail(f"member {name} is {entry.size} bytes, over its limit of {limit}")
+        return entry
 
     def finish(self) -> None:
         extra = self.next()
@@ -131,94 +241,51 @@ class _Entries:
             raise self.fail(problem)
 
     def _end_problem(self) -> str | None:
-        """What follows the last header tarfile could read: it stops silently at a damaged one."""
-        end = self.tar.offset
+        """What follows the last header: only the end-of-archive marker and zero padding may."""
+        end = self.position
         remaining = self.size - end
-        self.stream.seek(end)
-        if remaining >= tarfile.BLOCKSIZE and self.stream.read(tarfile.BLOCKSIZE).strip(b"\0"):
-            return f"the archive has a damaged header at byte {end}"
         if remaining < _END_OF_ARCHIVE:
             return f"the archive is truncated at byte {self.size} (its end-of-archive marker is missing)"
-        if remaining > _END_OF_ARCHIVE + tarfile.RECORDSIZE or self.stream.read().strip(b"\0"):
+        tail = os.pread(self.descriptor, _END_OF_ARCHIVE + _RECORD + 1, end)
+        if remaining > _END_OF_ARCHIVE + _RECORD or tail.strip(b"\0"):
             return f"the archive has unexpected bytes after its end-of-archive marker at byte {end}"
         return None
 
 
-def _read_at(path: Path, offset: int, size: int, name: str) -> bytes:
-    with _opened(path) as stream:
-        stream.seek(offset)
-        data = stream.read(size)
-    if len(data) != size:
-        raise VerificationError(f"{path}: member {name} is truncated: the file ends inside it")
-    return data
-
-
-def _check_digest(data: bytes, sha256: str, what: str, source: str) -> None:
-    if hashlib.sha256(data).hexdigest() != sha256:
-        raise VerificationError(f"{source}: member {what} does not match its digest in the signed index")
-
-
-def _checked(member: Member, stored: bytes, source: str, *, full: bool) -> bytes:
-    """The member's bytes, inflated only after the stored bytes matched their signed digest.
-
-    Inflating verified bytes is deterministic, so the digest of the result is checked again
-    only on a `full` read (read_bundle's default), not on the loader's path.
-    """
-    if member.stored is None:
-        _check_digest(stored, member.sha256, member.path, source)
-        return stored
-    _check_digest(stored, member.stored.sha256, f"{member.path} (stored)", source)
-    decompressor = zlib.decompressobj()
-    try:
-        data = decompressor.decompress(stored, member.size + 1)  # the cap: a bomb stops one byte over
-    except zlib.error as error:
-        raise VerificationError(f"{source}: member {member.path} does not decompress ({error})") from None
-    if len(data) != member.size or not decompressor.eof or decompressor.unconsumed_tail or decompressor.unused_data:
-        raise VerificationError(f"{source}: member {member.path} does not decompress to the {member.size} bytes")
-    if full:
-        _check_digest(data, member.sha256, member.path, source)
-    return data
-
-
 def _read_members(
-    entries: _Entries, index: BundleIndex, check_artifacts: bool
+    archive: _Archive, index: BundleIndex, check_artifacts: bool
 ) -> tuple[dict[str, bytes], dict[str, int]]:
     listed = frozenset(m.path for m in index.members)
     contents, deferred = {}, {}
     for member in index.members:
-        info = entries.expect(member.path, listed)
-        if info.size != member.stored_size:
-            raise entries.fail(f"member {member.path} is {info.size} bytes, the index says {member.stored_size}")
+        entry = archive.expect(member.path, listed)
+        if entry.size != member.size:
+            raise archive.fail(f"member {member.path} is {entry.size} bytes, the index says {member.size}")
         if member.kind == "artifact" and not check_artifacts:
-            deferred[member.path] = info.offset_data
+            deferred[member.path] = entry.data
         else:
-            contents[member.path] = _checked(member, entries.read(info), entries.source, full=True)
-    entries.finish()
+            data = archive.read(entry)
+            _check_digest(_sha256(data), member, archive.source)
+            contents[member.path] = data
+    archive.finish()
     return contents, deferred
 
 
-def _verify_stream(
-    stream: IO[bytes],
-    size: int,
-    trust: TrustStore,
-    *,
-    rollback: RollbackGuard | None,
-    source: str,
-    check_artifacts: bool,
+def _verify_archive(
+    archive: _Archive, trust: TrustStore, *, rollback: RollbackGuard | None, check_artifacts: bool
 ) -> VerifiedBundle:
-    with tarfile.open(fileobj=stream, mode="r:") as tar:
-        entries = _Entries(tar, stream, size, source)
-        index_bytes = entries.read(entries.expect_capped(INDEX_NAME, MAX_INDEX_BYTES))
-        signature = entries.read(entries.expect_capped(SIGNATURE_NAME, MAX_SIGNATURE_BYTES))
-        signer = verify_index(index_bytes, signature, trust, source=source)
-        index = parse_index(index_bytes, source=source)
-        check_scope(index, signer, signature, source=source)
-        if rollback is not None:
-            rollback.check(index, source=source)
-        contents, deferred = _read_members(entries, index, check_artifacts)
-        if rollback is not None:
-            rollback.record(index, source=source)
-        return VerifiedBundle(source, index, signer, contents, deferred)
+    source = archive.source
+    index_bytes = archive.read(archive.expect_capped(INDEX_NAME, MAX_INDEX_BYTES))
+    signature = archive.read(archive.expect_capped(SIGNATURE_NAME, MAX_SIGNATURE_BYTES))
+    signer = verify_index(index_bytes, signature, trust, source=source)
+    index = parse_index(index_bytes, source=source)
+    check_scope(index, signer, signature, source=source)
+    if rollback is not None:
+        rollback.check(index, source=source)
+    contents, deferred = _read_members(archive, index, check_artifacts)
+    if rollback is not None:
+        rollback.record(index, source=source)
+    return VerifiedBundle(source, index, signer, contents, deferred)
 
 
 def read_bundle(
@@ -229,22 +296,26 @@ def read_bundle(
     With `rollback`, a sequence below the highest accepted for the guest and channel is refused,
     and an accepted bundle's sequence is recorded. With `check_artifacts=False` (the loader,
     which uses at most one artifact) artifacts are read and checked when `VerifiedBundle.data`
-    first returns them, not here.
+    first returns them (`VerifiedBundle.prefetch` starts that early), not here.
     """
-    with _opened(path) as stream:
-        size = os.fstat(stream.fileno()).st_size
+    with _opened(path) as descriptor:
+        size = os.fstat(descriptor).st_size
         if size > MAX_BUNDLE_BYTES:
             raise VerificationError(f"{path}: {size} bytes is over the {MAX_BUNDLE_BYTES} bundle limit")
-        return _verify_stream(stream, size, trust, rollback=rollback, source=str(path), check_artifacts=check_artifacts)
+        archive = _Archive(descriptor, size, str(path))
+        return _verify_archive(archive, trust, rollback=rollback, check_artifacts=check_artifacts)
 
 
 @contextmanager
-def _opened(path: Path) -> Iterator[IO[bytes]]:
-    """The bundle file open for reading; OS and archive errors become clear NgixiErrors."""
+def _opened(path: Path) -> Iterator[int]:
+    """The bundle file open for reading by position; OS errors become clear NgixiErrors."""
     try:
-        with path.open("rb") as stream:
-            yield stream
+        descriptor = os.open(path, os.O_RDONLY)
     except OSError as error:
         raise InvalidInput(f"{path}: cannot read the bundle: {error.strerror}") from None
-    except (tarfile.TarError, EOFError) as error:
-        raise VerificationError(f"{path}: not a valid bundle archive ({error})") from None
+    try:
+        yield descriptor
+    except OSError as error:
+        raise InvalidInput(f"{path}: cannot read the bundle: {error.strerror}") from None
+    finally:
+        os.close(descriptor)

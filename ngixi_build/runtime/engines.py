@@ -11,6 +11,7 @@ import importlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from importlib.util import find_spec
 from typing import Protocol, cast
 
@@ -74,8 +75,14 @@ class Engine(Protocol):
     ) -> EngineInstance: ...
 
 
+@cache
+def _installed(package: str) -> bool:
+    """Whether a package can be imported; asked once per process, as find_spec scans sys.path."""
+    return find_spec(package) is not None
+
+
 def installed_engines() -> list[str]:
-    return [name for name, (_, package) in _ENGINES.items() if find_spec(package) is not None]
+    return [name for name, (_, package) in _ENGINES.items() if _installed(package)]
 
 
 def engine_named(name: str | None = None) -> Engine:

@@ -150,21 +150,33 @@ def verified_manifest(bundle: VerifiedBundle) -> Manifest:
     return manifest
 
 
-def module_code(bundle: VerifiedBundle, engine: Engine, allow_compile: bool) -> tuple[dict[str, Any], str]:
-    """The engine's `load` arguments for the code to run: the fitting artifact, or the .wasm to compile."""
+def _module_source(bundle: VerifiedBundle, engine: Engine, allow_compile: bool) -> tuple[Member, str]:
+    """The member to run, the fitting artifact or else the .wasm to compile, and how it was chosen."""
     member, reasons = choose_artifact(bundle.index, host_profile(engine))
     if member is not None:
-        assert member.artifact is not None
-        target = member.artifact.triple if member.artifact.triple == PORTABLE_TRIPLE else None
-        return {"artifact": bundle.data(member), "target": target}, f"artifact {member.path}"
+        return member, f"artifact {member.path}"
     if allow_compile and engine.compiler_available():
         why = "; ".join(reasons) or "the bundle has no artifacts"
-        return {"wasm": bundle.data(bundle.index.member("wasm"))}, f"compiled from guest.wasm (no artifact fits: {why})"
+        return bundle.index.member("wasm"), f"compiled from guest.wasm (no artifact fits: {why})"
     listing = "\n  ".join(reasons) or "(none)"
     raise NgixiError(
         f"{bundle.source}: no artifact fits this host and no compiler is installed "
         f"(install wasmer-compiler-cranelift); artifacts:\n  {listing}"
     )
+
+
+def _load_arguments(bundle: VerifiedBundle, source: Member) -> dict[str, Any]:
+    """The engine's `load` arguments for the member to run; an artifact's bytes are checked here."""
+    if source.artifact is None:
+        return {"wasm": bundle.data(source)}
+    target = source.artifact.triple if source.artifact.triple == PORTABLE_TRIPLE else None
+    return {"artifact": bundle.data(source), "target": target}
+
+
+def module_code(bundle: VerifiedBundle, engine: Engine, allow_compile: bool) -> tuple[dict[str, Any], str]:
+    """The engine's `load` arguments for the code to run: the fitting artifact, or the .wasm to compile."""
+    source, origin = _module_source(bundle, engine, allow_compile)
+    return _load_arguments(bundle, source), origin
 
 
 def check_memory_limit(manifest: Manifest, info: ModuleInfo) -> None:
@@ -221,12 +233,13 @@ def open_guest(
             engine=engine,
         )
     runner = engine_named(engine)
+    source, origin = _module_source(bundle, runner, allow_compile)
+    bundle.prefetch(source)  # an artifact is read and hashed while the .wasm and its imports are checked
     info = read_module_info(bundle.data(bundle.index.member("wasm")), source=f"{bundle.source}!guest.wasm")
     problems = check_module(manifest, info)
     if problems:
         raise VerificationError("\n".join(problems))
     check_memory_limit(manifest, info)
-    code, origin = module_code(bundle, runner, allow_compile)
     context = open_context(manifest, sandbox=sandbox, args=args, env=env, on_log=on_log)
     imports = []
     for imp in info.imports:
@@ -241,11 +254,12 @@ def open_guest(
 
     limits = RunLimits(timeout_ms=manifest.limits.timeout_ms, memory_pages=manifest.limits.memory_pages)
     try:
+        code = _load_arguments(bundle, source)
         instance = runner.load(guest=manifest.guest.name, imports=imports, on_memory=link_memory, limits=limits, **code)
     except BaseException:
         context.close()
         raise
-    return Guest(manifest, instance, context, origin, compiled="wasm" in code)
+    return Guest(manifest, instance, context, origin, compiled=source.artifact is None)
 
 
 def parse_arguments(decl: ExportDecl, raw: Sequence[str], *, guest: str) -> tuple[Number, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -133,13 +134,14 @@ def read_module_info(data: bytes, *, source: str) -> ModuleInfo:
             sections[section_id] = body
     types = _read_types(_section(sections, _TYPE, source))
     imports = _read_imports(_section(sections, _IMPORT, source), types)
-    function_types = _read_function_types(_section(sections, _FUNCTION, source), types)
+    type_indices = _read_function_type_indices(_section(sections, _FUNCTION, source), types)
     memories = tuple(r.limits() for r in _vec(_section(sections, _MEMORY, source)))
     imported_funcs: list[Signature | None] = [i.signature for i in imports if i.kind == "func"]
     imported_memories = [
         MemoryLimits(0, None) for i in imports if i.kind == "memory"
     ]  # imported memories are refused by validation; their limits do not matter here
-    exports = _read_exports(_section(sections, _EXPORT, source), [*imported_funcs, *function_types])
+    functions = _Functions(imported_funcs, type_indices, types)
+    exports = _read_exports(_section(sections, _EXPORT, source), functions)
     return ModuleInfo(imports=imports, exports=exports, memories=tuple(imported_memories) + memories)
 
 
@@ -171,12 +173,29 @@ def _read_types(reader: _Reader) -> list[Signature]:
     return types
 
 
-def _read_function_types(reader: _Reader, types: list[Signature]) -> list[Signature]:
+def _read_function_type_indices(reader: _Reader, types: list[Signature]) -> Sequence[int]:
     count = reader.u32()
     indices = reader.data[reader.pos :]
     if len(indices) == count and max(indices, default=0) < min(len(types), 0x80):
-        return [types[i] for i in indices]  # the common case, all one-byte indices, at C speed
-    return [types[_index(reader, types)] for _ in range(count)]
+        return indices  # the common case, all one-byte indices, checked at C speed
+    return [_index(reader, types) for _ in range(count)]
+
+
+@dataclass(frozen=True)
+class _Functions:
+    """The module's function signatures by function index, looked up only for the few that are exported."""
+
+    imported: list[Signature | None]
+    type_indices: Sequence[int]
+    types: list[Signature]
+
+    def __len__(self) -> int:
+        return len(self.imported) + len(self.type_indices)
+
+    def __getitem__(self, index: int) -> Signature | None:
+        if index < len(self.imported):
+            return self.imported[index]
+        return self.types[self.type_indices[index - len(self.imported)]]
 
 
 def _read_imports(reader: _Reader, types: list[Signature]) -> tuple[Import, ...]:
@@ -204,7 +223,7 @@ def _read_imports(reader: _Reader, types: list[Signature]) -> tuple[Import, ...]
     return tuple(imports)
 
 
-def _read_exports(reader: _Reader, functions: list[Signature | None]) -> tuple[Export, ...]:
+def _read_exports(reader: _Reader, functions: _Functions) -> tuple[Export, ...]:
     exports = []
     for r in _vec(reader):
         name, kind_code, index = r.name(), r.byte(), r.u32()
