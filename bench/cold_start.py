@@ -57,7 +57,7 @@ results = ["i32"]
 _PHASES: dict[str, list[tuple[Any, str]]] = {
     "signature": [(bundle_reader, "verify_index"), (bundle_reader, "check_scope")],
     "hash": [(bundle_reader, "_sha256")],
-    "digest wait": [(bundle_reader._Digest, "result")],
+    "digest wait": [(bundle_reader._Digests, "result")],
     "engine": [(engine, "load"), (engine_wasmtime, "load")],
 }
 

@@ -37,6 +37,7 @@ _END_OF_ARCHIVE = 2 * _BLOCK
 _USTAR_MAGIC = b"ustar\x0000"
 _REGULAR = (b"0", b"\0")
 _PAX = (b"x", b"g")
+_HASH_AHEAD_LIMIT = 16 * 1024 * 1024  # what may be read before the signature is checked, per entry
 _SPECIAL_KINDS = {
     b"1": "a hard link",
     b"2": "a symbolic link",
@@ -62,29 +63,38 @@ class _Entry:
         return self.data + -(-self.size // _BLOCK) * _BLOCK
 
 
-class _Digest:
-    """A member's bytes read and hashed on a thread of its own (hashlib releases the GIL)."""
+class _Digests:
+    """Ranges of the bundle file (offset, size) read and hashed on a thread of their own.
 
-    def __init__(self, path: Path, offset: int, size: int) -> None:
-        self._path, self._offset, self._size = path, offset, size
-        self._outcome: tuple[bytes, str] | BaseException | None = None
+    hashlib and os.pread release the GIL, so this runs beside the signature check or the
+    loader's own checks. The results are only ever compared with digests from the signed index.
+    """
+
+    def __init__(self, path: Path, ranges: list[tuple[int, int]]) -> None:
+        self._path, self._ranges = path, ranges
+        self._done: dict[tuple[int, int], tuple[bytes, str]] = {}
+        self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        if ranges:
+            self._thread.start()
 
     def _run(self) -> None:
         try:
             with _opened(self._path) as descriptor:
-                data = os.pread(descriptor, self._size, self._offset)
-            self._outcome = data, _sha256(data)
-        except BaseException as error:  # handed to the thread that asks for the result
-            self._outcome = error
+                for offset, size in self._ranges:
+                    data = os.pread(descriptor, size, offset)
+                    self._done[offset, size] = data, _sha256(data)
+        except BaseException as error:  # handed to the thread that asks for a result
+            self._error = error
 
-    def result(self) -> tuple[bytes, str]:
+    def result(self, offset: int, size: int) -> tuple[bytes, str] | None:
+        """The range's bytes and their sha256, or None if it was not among the ranges."""
+        if (offset, size) not in self._ranges:
+            return None
         self._thread.join()
-        if isinstance(self._outcome, BaseException):
-            raise self._outcome
-        assert self._outcome is not None
-        return self._outcome
+        if self._error is not None:
+            raise self._error
+        return self._done[offset, size]
 
 
 @dataclass(frozen=True)
@@ -94,20 +104,21 @@ class VerifiedBundle:
     signer: TrustedKey
     contents: dict[str, bytes]
     _deferred: dict[str, int] = field(default_factory=dict, repr=False)  # path → offset of its data
-    _pending: dict[str, _Digest] = field(default_factory=dict, repr=False)
+    _pending: dict[str, _Digests] = field(default_factory=dict, repr=False)
 
     def prefetch(self, member: Member) -> None:
         """Starts reading and hashing a member `read_bundle` left unread, so `data` finds it done."""
         if member.path not in self.contents and member.path not in self._pending:
-            self._pending[member.path] = _Digest(Path(self.source), self._deferred[member.path], member.size)
+            self._pending[member.path] = _Digests(Path(self.source), [(self._deferred[member.path], member.size)])
 
     def data(self, member: Member) -> bytes:
         """A member's bytes; an artifact `read_bundle` left unread is read and checked here, before use."""
         if member.path not in self.contents:
             self.prefetch(member)
-            data, sha256 = self._pending.pop(member.path).result()
-            _check_read(data, sha256, member, self.source)
-            self.contents[member.path] = data
+            found = self._pending.pop(member.path).result(self._deferred[member.path], member.size)
+            assert found is not None
+            _check_read(*found, member, self.source)
+            self.contents[member.path] = found[0]
         return self.contents[member.path]
 
 
@@ -170,6 +181,24 @@ class _Archive:
         if len(data) != entry.size:
             raise self.fail(f"member {entry.name} is truncated: the file ends inside it")
         return data
+
+    def hash_ahead(self, count: int) -> _Digests:
+        """Starts hashing the data of the next `count` entries, found by their headers alone.
+
+        This runs while the signature is checked; nothing is refused or trusted here: the
+        entries are checked again as they are reached, and the digests against the signed index.
+        """
+        ranges, offset = [], self.position
+        for _ in range(count):
+            try:
+                found = self._header(offset)
+            except VerificationError:
+                break
+            if found is None or found[0].size > _HASH_AHEAD_LIMIT:
+                break
+            ranges.append((found[0].data, found[0].size))
+            offset = found[0].end
+        return _Digests(Path(self.source), ranges)
 
     def _header(self, offset: int) -> tuple[_Entry, bytes] | None:
         """The entry whose header starts at `offset` and its type, or None at the end marker."""
@@ -253,7 +282,7 @@ class _Archive:
 
 
 def _read_members(
-    archive: _Archive, index: BundleIndex, check_artifacts: bool
+    archive: _Archive, index: BundleIndex, check_artifacts: bool, ahead: _Digests
 ) -> tuple[dict[str, bytes], dict[str, int]]:
     listed = frozenset(m.path for m in index.members)
     contents, deferred = {}, {}
@@ -263,10 +292,13 @@ def _read_members(
             raise archive.fail(f"member {member.path} is {entry.size} bytes, the index says {member.size}")
         if member.kind == "artifact" and not check_artifacts:
             deferred[member.path] = entry.data
-        else:
+            continue
+        found = ahead.result(entry.data, entry.size)
+        if found is None:
             data = archive.read(entry)
-            _check_digest(_sha256(data), member, archive.source)
-            contents[member.path] = data
+            found = data, _sha256(data)
+        _check_read(*found, member, archive.source)
+        contents[member.path] = found[0]
     archive.finish()
     return contents, deferred
 
@@ -277,12 +309,13 @@ def _verify_archive(
     source = archive.source
     index_bytes = archive.read(archive.expect_capped(INDEX_NAME, MAX_INDEX_BYTES))
     signature = archive.read(archive.expect_capped(SIGNATURE_NAME, MAX_SIGNATURE_BYTES))
+    ahead = archive.hash_ahead(2)  # the manifest and the .wasm, which every reader uses
     signer = verify_index(index_bytes, signature, trust, source=source)
     index = parse_index(index_bytes, source=source)
     check_scope(index, signer, signature, source=source)
     if rollback is not None:
         rollback.check(index, source=source)
-    contents, deferred = _read_members(archive, index, check_artifacts)
+    contents, deferred = _read_members(archive, index, check_artifacts, ahead)
     if rollback is not None:
         rollback.record(index, source=source)
     return VerifiedBundle(source, index, signer, contents, deferred)
