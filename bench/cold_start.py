@@ -34,7 +34,7 @@ from ngixi_build.project import Project
 from ngixi_build.runtime import bundle_reader, engine, engine_wasmtime
 from ngixi_build.runtime.bundle_reader import read_bundle
 from ngixi_build.runtime.hostfuncs import Sandbox
-from ngixi_build.runtime.loader import Guest, open_guest
+from ngixi_build.runtime.loader import Guest, likely_artifacts, open_guest
 from ngixi_build.runtime.targets import host_triple
 from ngixi_build.runtime.verify import TrustStore, load_trust
 from ngixi_build.signing import ensure_dev_key
@@ -192,7 +192,8 @@ class Figures:
 def load(path: Path, trust: TrustStore, engine_name: str) -> Guest:
     """Opens a guest the way a host would; guests granted fs or kv get a sandbox beside the (scratch) bundle."""
     sandbox = Sandbox.under(path.parent / "sandboxes" / path.stem)
-    return open_guest(read_bundle(path, trust, check_artifacts=False), engine=engine_name, sandbox=sandbox)
+    bundle = read_bundle(path, trust, check_artifacts=False, prefetch=likely_artifacts(engine_name))
+    return open_guest(bundle, engine=engine_name, sandbox=sandbox)
 
 
 def timed_load(path: Path, trust: TrustStore, *, engine_name: str, expect_compiled: bool) -> Load:

@@ -13,7 +13,7 @@ import pytest
 from ngixi_build.bundle import ArtifactInput, render_index
 from ngixi_build.runtime import engine
 from ngixi_build.runtime.bundle_format import ArtifactMeta, BundleIndex, parse_index, trusted_comment
-from ngixi_build.runtime.bundle_reader import read_bundle
+from ngixi_build.runtime.bundle_reader import VerifiedBundle, read_bundle
 from ngixi_build.runtime.errors import VerificationError
 from ngixi_build.runtime.targets import host_triple
 from ngixi_build.runtime.verify import load_trust
@@ -71,23 +71,37 @@ def test_artifact_is_stored_as_it_is_and_read_back(tmp_path: Path, keys: KeyFile
     assert dict(entries(path))[ARTIFACT] == ARTIFACT_BYTES == bundle.data(member)
 
 
-@pytest.mark.parametrize("prefetch", [False, True])
-def test_damaged_artifact_is_refused_by_a_full_read_and_when_used(
-    tmp_path: Path, keys: KeyFiles, prefetch: bool
-) -> None:
+PREFETCH_WAYS = ["when used", "prefetch()", "read ahead", "read ahead of another"]
+
+
+def lazy_read(path: Path, keys: KeyFiles, way: str) -> VerifiedBundle:
+    """The loader's read; the artifact hashed when used, from `prefetch`, or while the signature is checked."""
+    ahead = {"read ahead": [ARTIFACT], "read ahead of another": ["aot/x86_64-apple-darwin.wasmer"]}.get(way, [])
+    lazy = read_bundle(path, load_trust(keys.trust), check_artifacts=False, prefetch=ahead)
+    if way == "prefetch()":
+        lazy.prefetch(lazy.index.artifacts[0])
+    return lazy
+
+
+@pytest.mark.parametrize("way", PREFETCH_WAYS)
+def test_lazily_read_artifact_is_the_signed_one(tmp_path: Path, keys: KeyFiles, way: str) -> None:
+    lazy = lazy_read(bundle_with(tmp_path, keys, ARTIFACT_BYTES), keys, way)
+    assert lazy.data(lazy.index.member("wasm")) == WASM
+    assert lazy.data(lazy.index.artifacts[0]) == ARTIFACT_BYTES
+
+
+@pytest.mark.parametrize("way", PREFETCH_WAYS)
+def test_damaged_artifact_is_refused_by_a_full_read_and_when_used(tmp_path: Path, keys: KeyFiles, way: str) -> None:
     path = bundle_with(tmp_path, keys, ARTIFACT_BYTES)
     items = entries(path)
     name, data = items[-1]
     items[-1] = (name, data[:-1] + bytes([data[-1] ^ 1]))
     repack(path, items)
-    trust = load_trust(keys.trust)
     message = rf"member {ARTIFACT} does not match its digest"
     with pytest.raises(VerificationError, match=message):
-        read_bundle(path, trust)
-    lazy = read_bundle(path, trust, check_artifacts=False)
+        read_bundle(path, load_trust(keys.trust))
+    lazy = lazy_read(path, keys, way)
     assert lazy.data(lazy.index.member("wasm")) == WASM
-    if prefetch:
-        lazy.prefetch(lazy.index.artifacts[0])
     with pytest.raises(VerificationError, match=message):
         lazy.data(lazy.index.artifacts[0])
 

@@ -71,6 +71,9 @@ class BundleIndex:
     def member(self, kind: MemberKind) -> Member:
         return next(m for m in self.members if m.kind == kind)
 
+    def by_path(self, path: str) -> Member:
+        return next(m for m in self.members if m.path == path)
+
     @property
     def artifacts(self) -> tuple[Member, ...]:
         return tuple(m for m in self.members if m.kind == "artifact")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -37,7 +37,9 @@ _END_OF_ARCHIVE = 2 * _BLOCK
 _USTAR_MAGIC = b"ustar\x0000"
 _REGULAR = (b"0", b"\0")
 _PAX = (b"x", b"g")
-_HASH_AHEAD_LIMIT = 16 * 1024 * 1024  # what may be read before the signature is checked, per entry
+# What may be looked at and read before the signature is checked: headers, and bytes per entry.
+_HASH_AHEAD_ENTRIES = 64
+_HASH_AHEAD_LIMIT = 64 * 1024 * 1024
 _SPECIAL_KINDS = {
     b"1": "a hard link",
     b"2": "a symbolic link",
@@ -71,28 +73,35 @@ class _Digests:
     """
 
     def __init__(self, path: Path, ranges: list[tuple[int, int]]) -> None:
-        self._path, self._ranges = path, ranges
+        self._path = path
+        self._ready = {extent: threading.Event() for extent in ranges}
         self._done: dict[tuple[int, int], tuple[bytes, str]] = {}
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
         if ranges:
-            self._thread.start()
+            threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
         try:
             with _opened(self._path) as descriptor:
-                for offset, size in self._ranges:
+                for (offset, size), ready in self._ready.items():
                     data = os.pread(descriptor, size, offset)
                     self._done[offset, size] = data, _sha256(data)
+                    ready.set()
         except BaseException as error:  # handed to the thread that asks for a result
             self._error = error
+        for ready in self._ready.values():
+            ready.set()
+
+    def covers(self, offset: int, size: int) -> bool:
+        return (offset, size) in self._ready
 
     def result(self, offset: int, size: int) -> tuple[bytes, str] | None:
-        """The range's bytes and their sha256, or None if it was not among the ranges."""
-        if (offset, size) not in self._ranges:
+        """The range's bytes and their sha256 once hashed, or None if it is not among the ranges."""
+        if not self.covers(offset, size):
             return None
-        self._thread.join()
-        if self._error is not None:
+        self._ready[offset, size].wait()
+        if (offset, size) not in self._done:
+            assert self._error is not None
             raise self._error
         return self._done[offset, size]
 
@@ -182,22 +191,24 @@ class _Archive:
             raise self.fail(f"member {entry.name} is truncated: the file ends inside it")
         return data
 
-    def hash_ahead(self, count: int) -> _Digests:
-        """Starts hashing the data of the next `count` entries, found by their headers alone.
+    def hash_ahead(self, prefetch: Collection[str]) -> _Digests:
+        """Starts hashing the manifest, the .wasm and the `prefetch` entries, found by their headers alone.
 
         This runs while the signature is checked; nothing is refused or trusted here: the
         entries are checked again as they are reached, and the digests against the signed index.
         """
         ranges, offset = [], self.position
-        for _ in range(count):
+        for number in range(_HASH_AHEAD_ENTRIES):
             try:
                 found = self._header(offset)
             except VerificationError:
                 break
-            if found is None or found[0].size > _HASH_AHEAD_LIMIT:
+            if found is None:
                 break
-            ranges.append((found[0].data, found[0].size))
-            offset = found[0].end
+            entry = found[0]
+            if (number < 2 or entry.name in prefetch) and entry.size <= _HASH_AHEAD_LIMIT:
+                ranges.append((entry.data, entry.size))
+            offset = entry.end
         return _Digests(Path(self.source), ranges)
 
     def _header(self, offset: int) -> tuple[_Entry, bytes] | None:
@@ -304,12 +315,17 @@ def _read_members(
 
 
 def _verify_archive(
-    archive: _Archive, trust: TrustStore, *, rollback: RollbackGuard | None, check_artifacts: bool
+    archive: _Archive,
+    trust: TrustStore,
+    *,
+    rollback: RollbackGuard | None,
+    check_artifacts: bool,
+    prefetch: Collection[str],
 ) -> VerifiedBundle:
     source = archive.source
     index_bytes = archive.read(archive.expect_capped(INDEX_NAME, MAX_INDEX_BYTES))
     signature = archive.read(archive.expect_capped(SIGNATURE_NAME, MAX_SIGNATURE_BYTES))
-    ahead = archive.hash_ahead(2)  # the manifest and the .wasm, which every reader uses
+    ahead = archive.hash_ahead(() if check_artifacts else prefetch)
     signer = verify_index(index_bytes, signature, trust, source=source)
     index = parse_index(index_bytes, source=source)
     check_scope(index, signer, signature, source=source)
@@ -318,25 +334,33 @@ def _verify_archive(
     contents, deferred = _read_members(archive, index, check_artifacts, ahead)
     if rollback is not None:
         rollback.record(index, source=source)
-    return VerifiedBundle(source, index, signer, contents, deferred)
+    pending = {path: ahead for path, offset in deferred.items() if ahead.covers(offset, index.by_path(path).size)}
+    return VerifiedBundle(source, index, signer, contents, deferred, pending)
 
 
 def read_bundle(
-    path: Path, trust: TrustStore, *, rollback: RollbackGuard | None = None, check_artifacts: bool = True
+    path: Path,
+    trust: TrustStore,
+    *,
+    rollback: RollbackGuard | None = None,
+    check_artifacts: bool = True,
+    prefetch: Collection[str] = (),
 ) -> VerifiedBundle:
     """Opens and verifies a bundle; nothing unverified reaches the caller.
 
     With `rollback`, a sequence below the highest accepted for the guest and channel is refused,
     and an accepted bundle's sequence is recorded. With `check_artifacts=False` (the loader,
     which uses at most one artifact) artifacts are read and checked when `VerifiedBundle.data`
-    first returns them (`VerifiedBundle.prefetch` starts that early), not here.
+    first returns them, not here; the artifacts named in `prefetch` (see
+    `loader.likely_artifacts`) are read and hashed on a thread while the signature is checked,
+    and `VerifiedBundle.prefetch` starts that for another one.
     """
     with _opened(path) as descriptor:
         size = os.fstat(descriptor).st_size
         if size > MAX_BUNDLE_BYTES:
             raise VerificationError(f"{path}: {size} bytes is over the {MAX_BUNDLE_BYTES} bundle limit")
         archive = _Archive(descriptor, size, str(path))
-        return _verify_archive(archive, trust, rollback=rollback, check_artifacts=check_artifacts)
+        return _verify_archive(archive, trust, rollback=rollback, check_artifacts=check_artifacts, prefetch=prefetch)
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from .bundle_reader import read_bundle
 from .errors import GuestError, NgixiError
 from .host import CallFailed, empty_result, measure
 from .hostfuncs import Sandbox
-from .loader import Guest, open_guest
+from .loader import Guest, likely_artifacts, open_guest
 from .rollback import RollbackGuard
 from .verify import load_trust
 
@@ -60,7 +60,11 @@ def _send(stream: IO[bytes], message: dict[str, Any]) -> None:
 def _open(request: dict[str, Any]) -> Guest:
     rollback = RollbackGuard.from_json(request["rollback"]) if request.get("rollback") else None
     bundle = read_bundle(
-        Path(request["bundle"]), load_trust(Path(request["trust"])), rollback=rollback, check_artifacts=False
+        Path(request["bundle"]),
+        load_trust(Path(request["trust"])),
+        rollback=rollback,
+        check_artifacts=False,
+        prefetch=likely_artifacts(request.get("engine")),
     )
     sandbox = Sandbox.from_json(request["sandbox"]) if request.get("sandbox") else None
     return open_guest(

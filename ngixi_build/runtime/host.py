@@ -36,7 +36,7 @@ from typing import IO, Any, Protocol
 from .bundle_reader import read_bundle
 from .errors import GuestError, InvalidInput, NgixiError, error_with_exit_code
 from .hostfuncs import GuestOutput, LogLine, Sandbox
-from .loader import Guest, check_call, open_guest
+from .loader import Guest, check_call, likely_artifacts, open_guest
 from .manifest import Manifest, Number, parse_manifest
 from .policy import Policy
 from .rollback import RollbackGuard
@@ -378,7 +378,13 @@ def open_tenant(
     the timeout and memory limits also hold in-process.
     """
     check_tenant_id(tenant)
-    verified = read_bundle(bundle, load_trust(trust_file), rollback=rollback, check_artifacts=False)
+    verified = read_bundle(
+        bundle,
+        load_trust(trust_file),
+        rollback=rollback,
+        check_artifacts=False,
+        prefetch=() if isolated else likely_artifacts(engine),
+    )
     manifest = parse_manifest(
         verified.contents["manifest.toml"].decode(), source=str(bundle), stem=verified.index.guest
     )

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .bundle_format import MANIFEST_NAME, ArtifactMeta, BundleIndex, Member
+from .bundle_format import MANIFEST_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
 from .bundle_reader import VerifiedBundle
 from .capabilities import provision_of
 from .check import check_module
@@ -57,6 +57,15 @@ def artifact_misfit(meta: ArtifactMeta, host: HostProfile) -> str | None:
     if missing:
         return f"needs CPU features this host lacks: {', '.join(missing)}"
     return None
+
+
+def likely_artifacts(engine: str | None = None) -> tuple[str, ...]:
+    """The artifact `open_guest` would pick on this host, for `read_bundle(..., prefetch=...)`."""
+    try:
+        ours = engine_named(engine).current_engine()
+    except NgixiError:
+        return ()  # open_guest will say what is wrong with the engine
+    return (artifact_path(host_triple(), ours.engine),)
 
 
 def choose_artifact(index: BundleIndex, host: HostProfile) -> tuple[Member | None, list[str]]:
