@@ -7,8 +7,10 @@ archive whose layout the signed index fixes, and `tarfile` costs more than the r
 
 from __future__ import annotations
 
+import _thread
 import hashlib
 import os
+import struct
 import threading
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
@@ -65,45 +67,61 @@ class _Entry:
         return self.data + -(-self.size // _BLOCK) * _BLOCK
 
 
+class _Extent:
+    """One range of the bundle file (offset, size), hashed by whichever thread claims it first."""
+
+    def __init__(self, offset: int, size: int) -> None:
+        self.offset, self.size = offset, size
+        self.claim = threading.Lock()
+        self.ready = threading.Event()
+        self.outcome: tuple[bytes, str] | BaseException | None = None
+
+    def compute(self, path: Path) -> None:
+        try:
+            with _opened(path) as descriptor:
+                data = os.pread(descriptor, self.size, self.offset)
+            self.outcome = data, _sha256(data)
+        except BaseException as error:  # handed to the thread that asks for the result
+            self.outcome = error
+        self.ready.set()
+
+
 class _Digests:
-    """Ranges of the bundle file (offset, size) read and hashed on a thread of their own.
+    """Ranges of the bundle file read and hashed on a thread of their own, in order.
 
     hashlib and os.pread release the GIL, so this runs beside the signature check or the
-    loader's own checks. The results are only ever compared with digests from the signed index.
+    loader's own checks. A caller that needs a range the thread has not started yet (it may not
+    have been scheduled on a busy machine) hashes it itself instead of waiting. The results are
+    only ever compared with digests from the signed index.
     """
 
     def __init__(self, path: Path, ranges: list[tuple[int, int]]) -> None:
         self._path = path
-        self._ready = {extent: threading.Event() for extent in ranges}
-        self._done: dict[tuple[int, int], tuple[bytes, str]] = {}
-        self._error: BaseException | None = None
+        self._extents = {extent: _Extent(*extent) for extent in ranges}
         if ranges:
-            threading.Thread(target=self._run, daemon=True).start()
+            # Not threading.Thread, whose start() waits until the new thread runs.
+            _thread.start_new_thread(self._run, ())
 
     def _run(self) -> None:
-        try:
-            with _opened(self._path) as descriptor:
-                for (offset, size), ready in self._ready.items():
-                    data = os.pread(descriptor, size, offset)
-                    self._done[offset, size] = data, _sha256(data)
-                    ready.set()
-        except BaseException as error:  # handed to the thread that asks for a result
-            self._error = error
-        for ready in self._ready.values():
-            ready.set()
+        for extent in self._extents.values():
+            if extent.claim.acquire(blocking=False):
+                extent.compute(self._path)
 
     def covers(self, offset: int, size: int) -> bool:
-        return (offset, size) in self._ready
+        return (offset, size) in self._extents
 
     def result(self, offset: int, size: int) -> tuple[bytes, str] | None:
-        """The range's bytes and their sha256 once hashed, or None if it is not among the ranges."""
-        if not self.covers(offset, size):
+        """The range's bytes and their sha256, or None if it is not among the ranges."""
+        extent = self._extents.get((offset, size))
+        if extent is None:
             return None
-        self._ready[offset, size].wait()
-        if (offset, size) not in self._done:
-            assert self._error is not None
-            raise self._error
-        return self._done[offset, size]
+        if extent.claim.acquire(blocking=False):
+            extent.compute(self._path)
+        extent.ready.wait()
+        if isinstance(extent.outcome, BaseException):
+            raise extent.outcome
+        assert extent.outcome is not None
+        return extent.outcome
 
 
 @dataclass(frozen=True)
@@ -151,10 +169,12 @@ def _octal(field: bytes) -> int:
 
 
 def _checksum_holds(block: bytes) -> bool:
+    """The header's checksum: its bytes summed with the checksum field as spaces, unsigned or signed."""
     recorded = _octal(block[148:156])
-    unsigned = sum(block[:148]) + 8 * 0x20 + sum(block[156:])
-    signed = unsigned - 256 * sum(1 for byte in block[:148] + block[156:] if byte >= 0x80)
-    return recorded in (unsigned, signed)
+    if recorded == sum(block[:148]) + 8 * 0x20 + sum(block[156:]):
+        return True
+    signed: tuple[int, ...] = struct.unpack_from("148b", block) + struct.unpack_from("356b", block, 156)
+    return recorded == sum(signed) + 8 * 0x20
 
 
 def _entry_problem(name: str, kind: bytes, linkname: str) -> str | None:
@@ -181,6 +201,7 @@ class _Archive:
         self.descriptor, self.size, self.source = descriptor, size, source
         self.position = 0
         self.seen: set[str] = set()
+        self.headers: dict[int, tuple[_Entry, bytes] | None] = {}  # by offset: hash_ahead reads them first
 
     def fail(self, message: str) -> VerificationError:
         return VerificationError(f"{self.source}: {message}")
@@ -213,6 +234,11 @@ class _Archive:
 
     def _header(self, offset: int) -> tuple[_Entry, bytes] | None:
         """The entry whose header starts at `offset` and its type, or None at the end marker."""
+        if offset not in self.headers:
+            self.headers[offset] = self._parse_header(offset)
+        return self.headers[offset]
+
+    def _parse_header(self, offset: int) -> tuple[_Entry, bytes] | None:
         block = os.pread(self.descriptor, _BLOCK, offset)
         if len(block) < _BLOCK or not block.strip(b"\0"):
             return None
