@@ -6,10 +6,13 @@ each guest and engine (Wasmer, Wasmtime), in this process, alternating the two p
 - compile-at-load: verify a bundle without artifacts, compile its .wasm, instantiate;
 - AOT load: verify the bundle, read and check this host's artifact, deserialize, instantiate;
 and prints the median and the fastest of each, their ratio, and the signature and digest checks:
-- verify (path): the time the load spent verifying the signature, hashing members and waiting for
-  the artifact's digest, which is computed on a thread while the loader checks manifest and imports;
-- verify (work): all signature and hashing work, wherever it ran (what a busy machine would pay);
-and the per-call overhead of a near-empty call into the large guest.
+- verify (path): the time the loading thread spent checking the signature, hashing members and
+  waiting for digests; the members' digests are computed on a second thread while the signature
+  and the loader's own checks run (see docs/bundle-format.md);
+- verify (work): all signature and hashing work, on whichever thread it ran (what a machine with
+  no idle core pays);
+and the per-call overhead of a near-empty call into the large guest. The load average is printed
+too: on a busy machine (load above the number of cores) every figure is slower and noisier.
 
 Run: .venv/bin/python -m bench.cold_start [--repeat N] [--functions N]
 """
@@ -17,6 +20,7 @@ Run: .venv/bin/python -m bench.cold_start [--repeat N] [--functions N]
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import threading
@@ -236,7 +240,8 @@ def measure(
     )
 
 
-def report(rows: list[Figures], repeat: int) -> None:
+def report(rows: list[Figures], repeat: int, load_before: float) -> None:
+    print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores")
     print(f"{repeat} loads each, alternating paths, in this process; times in ms as median/fastest;")
     print("ratio = median compile / median AOT (fastest / fastest); verify = signature + digests, as medians and")
     print("as a share of the median AOT load: path = what the load waited for, work = all of it on any thread;")
@@ -279,6 +284,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20, help="loads per guest and path")
     parser.add_argument("--functions", type=int, default=2500, help="functions in the generated large guest")
     options = parser.parse_args()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as scratch:
         toolchain = REPO if (REPO / ".ngixi" / "toolchain").is_dir() else None
         root = copy_project(Path(scratch) / "project", toolchain_from=toolchain)
@@ -289,7 +295,7 @@ def main() -> None:
         )
         run(root, "doit", "-n", "2", "build")
         rows = measure_project(Project(root), Path(scratch), options.repeat)
-    report(rows, options.repeat)
+    report(rows, options.repeat, load_before)
 
 
 if __name__ == "__main__":
