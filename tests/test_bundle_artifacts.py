@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -83,11 +84,13 @@ def lazy_read(path: Path, keys: KeyFiles, way: str) -> VerifiedBundle:
     return lazy
 
 
+@pytest.mark.parametrize("size", [len(ARTIFACT_BYTES), 700_001], ids=["one chunk", "several chunks"])
 @pytest.mark.parametrize("way", PREFETCH_WAYS)
-def test_lazily_read_artifact_is_the_signed_one(tmp_path: Path, keys: KeyFiles, way: str) -> None:
-    lazy = lazy_read(bundle_with(tmp_path, keys, ARTIFACT_BYTES), keys, way)
+def test_lazily_read_artifact_is_the_signed_one(tmp_path: Path, keys: KeyFiles, way: str, size: int) -> None:
+    data = b"wasmer-universal" + random.Random(size).randbytes(size - 16)
+    lazy = lazy_read(bundle_with(tmp_path, keys, data), keys, way)
     assert lazy.data(lazy.index.member("wasm")) == WASM
-    assert lazy.data(lazy.index.artifacts[0]) == ARTIFACT_BYTES
+    assert lazy.data(lazy.index.artifacts[0]) == data
 
 
 @pytest.mark.parametrize("way", PREFETCH_WAYS)

@@ -42,6 +42,7 @@ _PAX = (b"x", b"g")
 # What may be looked at and read before the signature is checked: headers, and bytes per entry.
 _HASH_AHEAD_ENTRIES = 64
 _HASH_AHEAD_LIMIT = 64 * 1024 * 1024
+_HASH_CHUNK = 256 * 1024
 _SPECIAL_KINDS = {
     b"1": "a hard link",
     b"2": "a symbolic link",
@@ -68,31 +69,53 @@ class _Entry:
 
 
 class _Extent:
-    """One range of the bundle file (offset, size), hashed by whichever thread claims it first."""
+    """One range of the bundle file (offset, size), read and then hashed a chunk at a time.
+
+    Whichever thread holds the lock takes the next step, so a thread that needs the digest
+    waits at most for the chunk in progress and then finishes the rest itself.
+    """
 
     def __init__(self, offset: int, size: int) -> None:
         self.offset, self.size = offset, size
-        self.claim = threading.Lock()
-        self.ready = threading.Event()
-        self.outcome: tuple[bytes, str] | BaseException | None = None
+        self.lock = threading.Lock()
+        self._data: bytes | None = None
+        self._hasher = hashlib.sha256()
+        self._hashed = 0
+        self._error: BaseException | None = None
 
-    def compute(self, path: Path) -> None:
+    def step(self, path: Path) -> bool:
+        """Reads the range, or hashes its next chunk; False when nothing is left. Hold the lock."""
+        if self._error is not None or (self._data is not None and self._hashed >= len(self._data)):
+            return False
         try:
-            with _opened(path) as descriptor:
-                data = os.pread(descriptor, self.size, self.offset)
-            self.outcome = data, _sha256(data)
+            if self._data is None:
+                with _opened(path) as descriptor:
+                    self._data = os.pread(descriptor, self.size, self.offset)
+            else:
+                end = self._hashed + _HASH_CHUNK
+                self._hasher.update(memoryview(self._data)[self._hashed : end])
+                self._hashed = min(end, len(self._data))
         except BaseException as error:  # handed to the thread that asks for the result
-            self.outcome = error
-        self.ready.set()
+            self._error = error
+        return True
+
+    def result(self, path: Path) -> tuple[bytes, str]:
+        with self.lock:
+            while self.step(path):
+                pass
+        if self._error is not None:
+            raise self._error
+        assert self._data is not None
+        return self._data, self._hasher.hexdigest()
 
 
 class _Digests:
     """Ranges of the bundle file read and hashed on a thread of their own, in order.
 
     hashlib and os.pread release the GIL, so this runs beside the signature check or the
-    loader's own checks. A caller that needs a range the thread has not started yet (it may not
-    have been scheduled on a busy machine) hashes it itself instead of waiting. The results are
-    only ever compared with digests from the signed index.
+    loader's own checks. A caller that needs a range takes over whatever is left of it (the
+    thread may not even have been scheduled on a busy machine). The results are only ever
+    compared with digests from the signed index.
     """
 
     def __init__(self, path: Path, ranges: list[tuple[int, int]]) -> None:
@@ -104,8 +127,10 @@ class _Digests:
 
     def _run(self) -> None:
         for extent in self._extents.values():
-            if extent.claim.acquire(blocking=False):
-                extent.compute(self._path)
+            busy = True
+            while busy:
+                with extent.lock:
+                    busy = extent.step(self._path)
 
     def covers(self, offset: int, size: int) -> bool:
         return (offset, size) in self._extents
@@ -113,15 +138,7 @@ class _Digests:
     def result(self, offset: int, size: int) -> tuple[bytes, str] | None:
         """The range's bytes and their sha256, or None if it is not among the ranges."""
         extent = self._extents.get((offset, size))
-        if extent is None:
-            return None
-        if extent.claim.acquire(blocking=False):
-            extent.compute(self._path)
-        extent.ready.wait()
-        if isinstance(extent.outcome, BaseException):
-            raise extent.outcome
-        assert extent.outcome is not None
-        return extent.outcome
+        return None if extent is None else extent.result(self._path)
 
 
 @dataclass(frozen=True)
