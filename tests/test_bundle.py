@@ -8,7 +8,7 @@ import io
 import random
 import re
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -393,3 +393,19 @@ def test_oversized_bundle_is_refused_before_reading(scenario: Scenario, monkeypa
     monkeypatch.setattr(bundle_reader, "MAX_BUNDLE_BYTES", 1000)
     with pytest.raises(VerificationError, match="bytes is over the 1000 bundle limit"):
         read_bundle(scenario.path, load_trust(scenario.trust))
+
+
+def test_a_bundle_replaced_while_it_is_read_is_read_from_the_file_opened(
+    scenario: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild renames a new bundle over the path; a reader already inside the old one keeps to it."""
+    newer = build(scenario.directory / "newer", scenario.keys, manifest="# rebuilt\n" + HELLO_MANIFEST)
+    read_ahead = bundle_reader._Archive.hash_ahead
+
+    def replace_then_read_ahead(archive: bundle_reader._Archive, prefetch: Collection[str]) -> object:
+        newer.replace(scenario.path)
+        return read_ahead(archive, prefetch)
+
+    monkeypatch.setattr(bundle_reader._Archive, "hash_ahead", replace_then_read_ahead)
+    bundle = read_bundle(scenario.path, load_trust(scenario.trust), check_artifacts=False)
+    assert bundle.contents["manifest.toml"] == HELLO_MANIFEST.encode()

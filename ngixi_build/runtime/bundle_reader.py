@@ -69,58 +69,44 @@ class _Entry:
 
 
 class _Extent:
-    """One range of the bundle file (offset, size), read and then hashed a chunk at a time.
+    """A range's bytes, hashed a chunk at a time by whichever thread holds the lock.
 
-    Whichever thread holds the lock takes the next step, so a thread that needs the digest
-    waits at most for the chunk in progress and then finishes the rest itself.
+    A thread that needs the digest waits at most for the chunk in progress, then finishes the rest.
     """
 
-    def __init__(self, offset: int, size: int) -> None:
-        self.offset, self.size = offset, size
+    def __init__(self, data: bytes) -> None:
+        self.data = data
         self.lock = threading.Lock()
-        self._data: bytes | None = None
         self._hasher = hashlib.sha256()
         self._hashed = 0
-        self._error: BaseException | None = None
 
-    def step(self, path: Path) -> bool:
-        """Reads the range, or hashes its next chunk; False when nothing is left. Hold the lock."""
-        if self._error is not None or (self._data is not None and self._hashed >= len(self._data)):
+    def step(self) -> bool:
+        """Hashes the next chunk; False when nothing is left. Hold the lock."""
+        if self._hashed >= len(self.data):
             return False
-        try:
-            if self._data is None:
-                with _opened(path) as descriptor:
-                    self._data = os.pread(descriptor, self.size, self.offset)
-            else:
-                end = self._hashed + _HASH_CHUNK
-                self._hasher.update(memoryview(self._data)[self._hashed : end])
-                self._hashed = min(end, len(self._data))
-        except BaseException as error:  # handed to the thread that asks for the result
-            self._error = error
+        end = self._hashed + _HASH_CHUNK
+        self._hasher.update(memoryview(self.data)[self._hashed : end])
+        self._hashed = min(end, len(self.data))
         return True
 
-    def result(self, path: Path) -> tuple[bytes, str]:
+    def result(self) -> tuple[bytes, str]:
         with self.lock:
-            while self.step(path):
+            while self.step():
                 pass
-        if self._error is not None:
-            raise self._error
-        assert self._data is not None
-        return self._data, self._hasher.hexdigest()
+        return self.data, self._hasher.hexdigest()
 
 
 class _Digests:
-    """Ranges of the bundle file read and hashed on a thread of their own, in order.
+    """Ranges of the bundle file (offset, size → bytes, read by the caller) hashed on a thread of their own.
 
-    hashlib and os.pread release the GIL, so this runs beside the signature check or the
-    loader's own checks. A caller that needs a range takes over whatever is left of it (the
-    thread may not even have been scheduled on a busy machine). The results are only ever
-    compared with digests from the signed index.
+    hashlib releases the GIL, so this runs beside the signature check or the loader's own checks.
+    A caller that needs a range takes over whatever is left of it (the thread may not even have
+    been scheduled on a busy machine). The results are only ever compared with digests from the
+    signed index.
     """
 
-    def __init__(self, path: Path, ranges: list[tuple[int, int]]) -> None:
-        self._path = path
-        self._extents = {extent: _Extent(*extent) for extent in ranges}
+    def __init__(self, ranges: dict[tuple[int, int], bytes]) -> None:
+        self._extents = {extent: _Extent(data) for extent, data in ranges.items()}
         if ranges:
             # Not threading.Thread, whose start() waits until the new thread runs.
             _thread.start_new_thread(self._run, ())
@@ -130,7 +116,7 @@ class _Digests:
             busy = True
             while busy:
                 with extent.lock:
-                    busy = extent.step(self._path)
+                    busy = extent.step()
 
     def covers(self, offset: int, size: int) -> bool:
         return (offset, size) in self._extents
@@ -138,7 +124,7 @@ class _Digests:
     def result(self, offset: int, size: int) -> tuple[bytes, str] | None:
         """The range's bytes and their sha256, or None if it is not among the ranges."""
         extent = self._extents.get((offset, size))
-        return None if extent is None else extent.result(self._path)
+        return None if extent is None else extent.result()
 
 
 @dataclass(frozen=True)
@@ -151,9 +137,12 @@ class VerifiedBundle:
     _pending: dict[str, _Digests] = field(default_factory=dict, repr=False)
 
     def prefetch(self, member: Member) -> None:
-        """Starts reading and hashing a member `read_bundle` left unread, so `data` finds it done."""
+        """Reads a member `read_bundle` left unread and starts hashing it, so `data` finds it done."""
         if member.path not in self.contents and member.path not in self._pending:
-            self._pending[member.path] = _Digests(Path(self.source), [(self._deferred[member.path], member.size)])
+            offset = self._deferred[member.path]
+            with _opened(Path(self.source)) as descriptor:
+                data = os.pread(descriptor, member.size, offset)
+            self._pending[member.path] = _Digests({(offset, member.size): data})
 
     def data(self, member: Member) -> bytes:
         """A member's bytes; an artifact `read_bundle` left unread is read and checked here, before use."""
@@ -230,12 +219,15 @@ class _Archive:
         return data
 
     def hash_ahead(self, prefetch: Collection[str]) -> _Digests:
-        """Starts hashing the manifest, the .wasm and the `prefetch` entries, found by their headers alone.
+        """Reads the manifest, the .wasm and the `prefetch` entries, found by their headers alone,
+        and starts hashing them on a thread.
 
         This runs while the signature is checked; nothing is refused or trusted here: the
         entries are checked again as they are reached, and the digests against the signed index.
+        The bytes are read here, from this open file, so that they come from the same file as
+        the index even if the path is replaced meanwhile.
         """
-        ranges, offset = [], self.position
+        ranges, offset = {}, self.position
         for number in range(_HASH_AHEAD_ENTRIES):
             try:
                 found = self._header(offset)
@@ -245,9 +237,9 @@ class _Archive:
                 break
             entry = found[0]
             if (number < 2 or entry.name in prefetch) and entry.size <= _HASH_AHEAD_LIMIT:
-                ranges.append((entry.data, entry.size))
+                ranges[entry.data, entry.size] = os.pread(self.descriptor, entry.size, entry.data)
             offset = entry.end
-        return _Digests(Path(self.source), ranges)
+        return _Digests(ranges)
 
     def _header(self, offset: int) -> tuple[_Entry, bytes] | None:
         """The entry whose header starts at `offset` and its type, or None at the end marker."""
