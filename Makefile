@@ -13,7 +13,7 @@ build: $(STAMP)
 	$(VENV)/bin/doit build
 
 test: $(STAMP) lint toolchain test-loader
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n auto --dist loadfile
 
 test-loader: $(LOADER_STAMP)
 	PYTHONPATH=. $(LOADER_VENV)/bin/pytest -p no:cacheprovider $(LOADER_TESTS)
