@@ -21,6 +21,7 @@ from .runtime.bundle_format import (
     SIGNATURE_NAME,
     WASM_NAME,
     ArtifactMeta,
+    BuildProfile,
     BundleIndex,
     Channel,
     Member,
@@ -34,6 +35,8 @@ from .runtime.fsutil import atomic_output
 from .signing import SigningKey, sign
 
 _WORTH_COMPRESSING = 0.9
+# A dev bundle is rewritten on every save and read once or twice: it trades size for speed.
+_COMPRESSION_LEVELS: dict[BuildProfile, int] = {"dev": 1, "release": 9}
 
 
 @dataclass(frozen=True)
@@ -46,9 +49,9 @@ def _member(path: str, kind: MemberKind, data: bytes, artifact: ArtifactMeta | N
     return Member(path, kind, len(data), hashlib.sha256(data).hexdigest(), artifact)
 
 
-def _packed(data: bytes) -> tuple[bytes, StoredForm | None]:
+def _packed(data: bytes, profile: BuildProfile) -> tuple[bytes, StoredForm | None]:
     """The bytes to store for an artifact: zlib-compressed when that saves at least a tenth."""
-    packed = zlib.compress(data, level=9)
+    packed = zlib.compress(data, level=_COMPRESSION_LEVELS[profile])
     if len(packed) > len(data) * _WORTH_COMPRESSING:
         return data, None
     return packed, StoredForm("zlib", len(packed), hashlib.sha256(packed).hexdigest())
@@ -76,6 +79,7 @@ def render_index(index: BundleIndex) -> bytes:
         "guest": index.guest,
         "version": index.version,
         "channel": index.channel,
+        "profile": index.profile,
         "sequence": index.sequence,
         "members": [member_table(m) for m in index.members],
     }
@@ -101,8 +105,11 @@ def write_bundle(
     channel: Channel,
     sequence: int,
     out_path: Path,
+    profile: BuildProfile = "release",
 ) -> BundleIndex:
     """Writes the bundle atomically; the same inputs always give the same bytes."""
+    if channel == "release" and profile != "release":
+        raise NgixiError(f"{out_path}: a {profile}-profile build cannot be signed on the release channel")
     payload = {MANIFEST_NAME: manifest_path.read_bytes(), WASM_NAME: wasm_path.read_bytes()}
     members = [
         _member(MANIFEST_NAME, "manifest", payload[MANIFEST_NAME]),
@@ -114,9 +121,9 @@ def write_bundle(
             raise NgixiError(f"{artifact.path}: built from another {wasm_path.name}; rebuild the artifact")
         name = artifact_path(artifact.meta.triple, artifact.meta.engine)
         data = artifact.path.read_bytes()
-        payload[name], stored = _packed(data)
+        payload[name], stored = _packed(data, profile)
         members.append(dataclasses.replace(_member(name, "artifact", data, artifact.meta), stored=stored))
-    index = BundleIndex(FORMAT_VERSION, guest, version, channel, sequence, tuple(members))
+    index = BundleIndex(FORMAT_VERSION, guest, version, channel, sequence, tuple(members), profile)
     index_bytes = render_index(index)
     signature = sign(index_bytes, key, trusted_comment=trusted_comment(index))
     with (

@@ -120,7 +120,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _summary(bundle: VerifiedBundle) -> str:
     index = bundle.index
     return (
-        f"{index.guest} {index.version} ({index.channel}, sequence {index.sequence}), signed by {bundle.signer.key_id}"
+        f"{index.guest} {index.version} ({index.channel}, {index.profile} profile, sequence {index.sequence}),"
+        f" signed by {bundle.signer.key_id}"
     )
 
 
@@ -151,6 +152,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             "guest": index.guest,
             "version": index.version,
             "channel": index.channel,
+            "profile": index.profile,
             "sequence": index.sequence,
             "signer": bundle.signer.key_id,
             "host": {"triple": host.triple, "cpu_features": sorted(host.cpu_features)},
@@ -233,7 +235,7 @@ def cmd_wit(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     from .watch import watch
 
-    watch(find_project(Path.cwd()), poll=args.poll, smoke=args.smoke)
+    watch(find_project(Path.cwd()), poll=args.poll, smoke=args.smoke, profile="release" if args.release else "dev")
     return 0
 
 
@@ -311,6 +313,9 @@ def _parser() -> argparse.ArgumentParser:
     watch = add("watch", cmd_watch, "rebuild a guest's dev bundle whenever its sources or manifest change")
     watch.add_argument("--poll", action="store_true", help="poll for changes where file events do not arrive")
     watch.add_argument("--smoke", action="store_true", help="run the guest's [[smoke]] calls after each rebuild")
+    watch.add_argument(
+        "--release", action="store_true", help="build with the release profile, into doit build's outputs"
+    )
     return parser
 
 

@@ -6,12 +6,16 @@ targets' artifacts (and any Wasmtime ones), then the bundle again with all of th
 
 In between, the dev bundle holds the new .wasm and the host's artifact only, never an artifact
 built from an older .wasm (the bundle writer refuses such a mix). A loader on another target
-compiles the .wasm meanwhile and says so. Once the background steps are done, the bundle is
-byte for byte what `doit build` makes from the same sources.
+compiles the .wasm meanwhile and says so.
+
+A dev-profile build (the default) compiles quickly and keeps its outputs under artifacts/dev/, apart
+from `doit build`'s. A release-profile build writes `doit build`'s outputs: once its background steps
+are done, its bundle is byte for byte what `doit build` makes from the same sources.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -27,6 +31,7 @@ from .compile import CompileError, asc_arguments
 from .locking import build_lock
 from .precompile import artifact_metadata, read_metadata
 from .project import Project
+from .runtime.bundle_format import BuildProfile
 from .runtime.bundle_reader import VerifiedBundle, read_bundle
 from .runtime.errors import NgixiError
 from .runtime.fsutil import sha256_of, write_atomic
@@ -56,8 +61,8 @@ class _Remaining:
 
 
 class DevBuilder:
-    def __init__(self, project: Project, server: AscServer) -> None:
-        self.project = project
+    def __init__(self, project: Project, server: AscServer, *, profile: BuildProfile = "dev") -> None:
+        self.project = dataclasses.replace(project, profile=profile)
         self.server = server
         self.toolchain = toolchain_for(project.state_dir)
         self._compiles: dict[str, _Compile] = {}
@@ -130,7 +135,7 @@ class DevBuilder:
         return tuple(asc_arguments(self.toolchain, self.project.root, entry, self._scratch(guest), options))
 
     def _scratch(self, guest: str) -> Path:
-        return self.project.state_dir / "watch" / f"{guest}.wasm"
+        return self.project.watch_dir / self.project.profile / f"{guest}.wasm"
 
     def _compile(self, guest: str) -> None:
         """Compiles into the scratch file, reusing a prefetched compile of the same sources."""
@@ -185,7 +190,12 @@ class DevBuilder:
         return read_bundle(path, load_trust(self.project.dev_trust_file))
 
     def _forget_doit_records(self, guest: str) -> None:
-        """Makes the next `doit build` redo this guest's tasks rather than trust records older than our outputs."""
+        """Makes the next `doit build` redo this guest's tasks rather than trust records older than our outputs.
+
+        Only release-profile outputs are doit's targets; dev ones live apart and never touch its records.
+        """
+        if self.project.profile != "release":
+            return
         targets, wasmtime_triples = stages.artifact_plan(self.project, guest)
         triples = [t.triple for t in targets]
         forget_doit_records(self.project.doit_db, doit_task_names(guest, triples, wasmtime_triples))

@@ -41,6 +41,7 @@ from .asc_server import AscServer
 from .devbuild import DevBuilder
 from .locking import build_lock
 from .project import Project
+from .runtime.bundle_format import BuildProfile
 from .runtime.errors import InvalidInput, NgixiError
 from .smoke import smoke_bundle
 from .toolchain import ensure_toolchain
@@ -248,7 +249,14 @@ def print_now(line: str) -> None:
     print(line, flush=True)
 
 
-def watch(project: Project, *, poll: bool = False, smoke: bool = False, echo: Echo = print_now) -> None:
+def watch(
+    project: Project,
+    *,
+    poll: bool = False,
+    smoke: bool = False,
+    profile: BuildProfile = "dev",
+    echo: Echo = print_now,
+) -> None:
     """Watches until Ctrl-C or SIGTERM; builds every guest once first."""
     toolchain = ensure_toolchain(state_dir=project.state_dir)
     with build_lock(project.state_dir):
@@ -257,10 +265,12 @@ def watch(project: Project, *, poll: bool = False, smoke: bool = False, echo: Ec
     observer = _start_observer(project, debouncer, poll=poll)
     try:
         with interrupt_on_sigterm(), AscServer(toolchain, project.root) as server:
-            session = _Session(project, DevBuilder(project, server), smoke=smoke, echo=echo)
+            builder = DevBuilder(project, server, profile=profile)
+            session = _Session(project, builder, smoke=smoke, echo=echo)
             session.build_all()
             how = "polling" if poll else "file events"
-            echo(f"watching guests/ and manifests/ ({how}); Ctrl-C stops")
+            bundles = builder.project.outputs_dir.relative_to(project.root) / "bundles"
+            echo(f"watching guests/ and manifests/ ({how}); {profile}-profile bundles in {bundles}/; Ctrl-C stops")
             _loop(session, debouncer)
     except KeyboardInterrupt:
         echo("stopped")

@@ -12,7 +12,7 @@ import pytest
 
 from ngixi_build.bundle import ArtifactInput, write_bundle
 from ngixi_build.cli import main
-from ngixi_build.runtime.bundle_format import Channel
+from ngixi_build.runtime.bundle_format import BuildProfile, Channel
 from ngixi_build.runtime.rollback import STATE_VARIABLE
 from ngixi_build.signing import SigningKey, TrustEntry, generate_key_pair, render_trust_file
 from tests.system import require_program
@@ -111,6 +111,7 @@ def make_bundle(
     channel: Channel = "dev",
     sequence: int = 1,
     artifacts: Sequence[ArtifactInput] = (),
+    profile: BuildProfile = "release",
 ) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     manifest_path, wasm_path = directory / f"{guest}.toml", directory / f"{guest}.wasm"
@@ -127,6 +128,7 @@ def make_bundle(
         channel=channel,
         sequence=sequence,
         out_path=out,
+        profile=profile,
     )
     return out
 

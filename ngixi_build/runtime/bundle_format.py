@@ -29,6 +29,9 @@ MAX_BUNDLE_BYTES = 1024 * 1024 * 1024
 
 Channel = Literal["dev", "release"]
 CHANNELS: tuple[Channel, ...] = ("dev", "release")
+# How the .wasm was optimized: `dev` (watch mode's quick compiles) or `release` (every other build).
+BuildProfile = Literal["dev", "release"]
+BUILD_PROFILES: tuple[BuildProfile, ...] = ("dev", "release")
 MemberKind = Literal["manifest", "wasm", "artifact"]
 Encoding = Literal["zlib"]
 ENCODINGS: tuple[Encoding, ...] = ("zlib",)
@@ -82,6 +85,8 @@ class BundleIndex:
     channel: Channel
     sequence: int
     members: tuple[Member, ...]
+    # Absent from indexes written before dev builds existed: all of those were release builds.
+    profile: BuildProfile = "release"
 
     def member(self, kind: MemberKind) -> Member:
         return next(m for m in self.members if m.kind == kind)
@@ -192,12 +197,15 @@ def parse_index(data: bytes, *, source: str) -> BundleIndex:
         raw = tomli.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomli.TOMLDecodeError) as error:
         raise strict.fail("(file)", f"not valid TOML: {error}") from None
-    strict.keys(raw, {"format", "guest", "version", "channel", "sequence", "members"}, "(top)")
+    strict.keys(raw, {"format", "guest", "version", "channel", "profile", "sequence", "members"}, "(top)")
     if strict.get(raw, "format", int, "format") != FORMAT_VERSION:
         raise strict.fail("format", f"unsupported format {raw['format']}; this loader reads {FORMAT_VERSION}")
     channel = strict.get(raw, "channel", str, "channel")
     if channel not in CHANNELS:
         raise strict.fail("channel", f"{channel!r} is not one of {CHANNELS}")
+    profile = strict.get(raw, "profile", str, "profile") if "profile" in raw else "release"
+    if profile not in BUILD_PROFILES:
+        raise strict.fail("profile", f"{profile!r} is not one of {BUILD_PROFILES}")
     members = tuple(
         _parse_member(m, f"members[{i}]", strict) for i, m in enumerate(strict.get(raw, "members", list, "members"))
     )
@@ -212,6 +220,7 @@ def parse_index(data: bytes, *, source: str) -> BundleIndex:
         channel=cast(Channel, channel),
         sequence=sequence,
         members=members,
+        profile=cast(BuildProfile, profile),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,14 @@ from typing import IO, Any
 import tomli
 
 from .errors import InvalidInput
+
+# What our writers leave if killed mid-write, beside the file they were making: `.<name>.<mkstemp's 8
+# random characters>.tmp` (atomic_output, release staging directories) or `.<stem>.<8>.wasm` (compile).
+_TEMPORARY_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.(tmp|wasm)$")
+
+
+def is_temporary_name(name: str) -> bool:
+    return _TEMPORARY_NAME.match(name) is not None
 
 
 @contextmanager
