@@ -5,7 +5,8 @@ Each round appends a function to the hello guest and times from the file write t
 "rebuilt" line, which it prints once the new bundle is in place and verified; the bundle is then
 checked for the new export, and the next edit waits until the background steps have put every
 target's artifact in the bundle. The same edits are then timed with `doit build`. The CPU time the
-watcher and its compiler spend per edit is printed too: the machine may be shared.
+watcher and its compiler spend per edit is printed too (the machine may be shared), and the median
+of each rebuild step as the watcher logs it with -v ("rest": event delivery, bookkeeping, output).
 
 Run: .venv/bin/python -m bench.watch_latency [--edits 20] [--release-edits 10] [--doit-edits 5]
 """
@@ -13,10 +14,12 @@ Run: .venv/bin/python -m bench.watch_latency [--edits 20] [--release-edits 10] [
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.build_times import edit_hello, timed
@@ -26,7 +29,7 @@ from ngixi_build.runtime.bundle_reader import VerifiedBundle, read_bundle
 from ngixi_build.runtime.verify import load_trust
 from ngixi_build.runtime.wasm import read_module_info
 from tests.conftest import REPO
-from tests.integration import WatchProcess, compiler_processes, copy_project, run, wait_until
+from tests.integration import Line, WatchProcess, compiler_processes, copy_project, run, wait_until
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -59,14 +62,33 @@ def cpu_ms(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
-def watch_rounds(
-    root: Path, edits: int, first: int, profile: BuildProfile
-) -> tuple[list[float], list[float], list[float]]:
-    """Latency per edit, and the CPU time the watcher and its compiler spent on each edit."""
+@dataclass
+class Rounds:
+    latencies: list[float] = field(default_factory=list)
+    watcher_cpu: list[float] = field(default_factory=list)
+    compiler_cpu: list[float] = field(default_factory=list)
+    steps: dict[str, list[float]] = field(default_factory=lambda: collections.defaultdict(list))
+
+    def add_steps(self, lines: list[Line], latency: float) -> None:
+        """The watcher's `hello: steps: settle 101 ms, compile 80 ms, ...` line of this rebuild."""
+        logged = next(line.text for line in lines if line.text.startswith("hello: steps: "))
+        total = 0.0
+        for step in logged.removeprefix("hello: steps: ").split(", "):
+            name, milliseconds = step.removesuffix(" ms").rsplit(" ", 1)
+            self.steps[name].append(float(milliseconds) / 1000)
+            total += float(milliseconds) / 1000
+        self.steps["rest"].append(latency - total)
+
+    def breakdown(self) -> str:
+        return ", ".join(f"{name} {statistics.median(values) * 1000:.0f}" for name, values in self.steps.items())
+
+
+def watch_rounds(root: Path, edits: int, first: int, profile: BuildProfile) -> Rounds:
+    """Latency per edit, the CPU time the watcher and its compiler spent on each edit, and its steps."""
     project = Project(root, profile=profile)
     targets = len(project.targets())
-    watcher = WatchProcess(root, ("ngixi", "watch", *(["--release"] if profile == "release" else [])))
-    latencies, watcher_cpu, compiler_cpu = [], [], []
+    watcher = WatchProcess(root, ("ngixi", "-v", "watch", *(["--release"] if profile == "release" else [])))
+    rounds = Rounds()
     try:
         watcher.until("watching")
         (compiler,) = compiler_processes(watcher.process.pid)
@@ -76,12 +98,13 @@ def watch_rounds(
             edit_hello(root, n)
             lines = watcher.until("hello: rebuilt", "hello: failed")
             assert lines[-1].text.startswith("hello: rebuilt"), lines
-            latencies.append(lines[-1].arrived - written)
+            rounds.latencies.append(lines[-1].arrived - written)
+            rounds.add_steps(lines, rounds.latencies[-1])
             assert f"bench{n}" in exports_of_hello(project), f"edit {n} is not in the {profile} bundle"
             wait_until(lambda: has_every_target(project, targets), what="the background steps")
-            watcher_cpu.append(cpu_ms(watcher.process.pid) - before[0])
-            compiler_cpu.append(cpu_ms(compiler) - before[1])
-        return latencies, watcher_cpu, compiler_cpu
+            rounds.watcher_cpu.append(cpu_ms(watcher.process.pid) - before[0])
+            rounds.compiler_cpu.append(cpu_ms(compiler) - before[1])
+        return rounds
     finally:
         watcher.stop()
 
@@ -95,10 +118,11 @@ def doit_rounds(root: Path, edits: int, first: int) -> list[float]:
     return rounds
 
 
-def cpu_line(name: str, watcher_cpu: list[float], compiler_cpu: list[float]) -> str:
+def details(name: str, rounds: Rounds) -> str:
     return (
-        f"CPU per edit, {name} (median): compiler {statistics.median(compiler_cpu):.0f} ms, "
-        f"watcher {statistics.median(watcher_cpu):.0f} ms (all targets' artifacts included)"
+        f"{name}: steps (median ms) {rounds.breakdown()}\n"
+        f"  CPU per edit (median): compiler {statistics.median(rounds.compiler_cpu):.0f} ms, "
+        f"watcher {statistics.median(rounds.watcher_cpu):.0f} ms (all targets' artifacts included)"
     )
 
 
@@ -116,11 +140,11 @@ def main() -> None:
         release = watch_rounds(project, options.release_edits, options.edits, "release")
         built = doit_rounds(project, options.doit_edits, first=options.edits + options.release_edits)
     print(f"load average after:  {os.getloadavg()[0]:.2f}")
-    print(summary("watch: write → verified dev bundle", dev[0]))
-    print(summary("watch --release: same, release flags", release[0]))
+    print(summary("watch: write → verified dev bundle", dev.latencies))
+    print(summary("watch --release: same, release flags", release.latencies))
     print(summary("doit build after an edit", built))
-    print(cpu_line("watch", *dev[1:]))
-    print(cpu_line("watch --release", *release[1:]))
+    print(details("watch", dev))
+    print(details("watch --release", release))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ compiler process, and its result is used only if the sources still match after t
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -38,13 +39,15 @@ from watchdog.observers.polling import PollingObserver
 
 from . import stages
 from .asc_server import AscServer
-from .devbuild import DevBuilder
+from .devbuild import DevBuilder, StepTimes
 from .locking import build_lock
 from .project import Project
 from .runtime.bundle_format import BuildProfile
 from .runtime.errors import InvalidInput, NgixiError
 from .smoke import smoke_bundle
 from .toolchain import ensure_toolchain
+
+log = logging.getLogger(__name__)
 
 DEBOUNCE_SECONDS = 0.1
 POLL_SECONDS = 0.5
@@ -176,13 +179,20 @@ class _Session:
         self.smoke = smoke
         self.echo = echo
         self.known = set(project.guest_names())
+        self._first_events: dict[str, float] = {}
+
+    def arrived(self, guest: str) -> None:
+        """A guest's first event of a batch: its compile starts now, while the events settle."""
+        self._first_events.setdefault(guest, time.perf_counter())
+        self.builder.prefetch(guest)
 
     def handle(self, guest: str) -> None:
+        first_event = self._first_events.pop(guest, None)
         if guest in self.project.guest_names():
             if guest not in self.known:
                 self.known.add(guest)
                 self.echo(f"{guest}: new guest")
-            self.rebuild(guest)
+            self.rebuild(guest, first_event)
         elif guest in self.known:
             self.known.discard(guest)
             self.builder.drop(guest)
@@ -195,13 +205,18 @@ class _Session:
         if self.known:
             self.builder.warm_up(min(self.known))
 
-    def rebuild(self, guest: str) -> None:
-        started = time.perf_counter()
+    def rebuild(self, guest: str, first_event: float | None = None) -> None:
+        """Rebuilds and says how long it took from the guest's first event (the save), if there was one."""
+        started = first_event or time.perf_counter()
+        times = StepTimes()
+        times.add("settle", time.perf_counter() - started)
         try:
-            bundle = self.builder.rebuild(guest)
+            bundle = self.builder.rebuild(guest, times)
         except (NgixiError, OSError) as error:
             self.echo(f"{guest}: failed after {time.perf_counter() - started:.2f} s\n{error}")
             return
+        finally:
+            log.debug("%s: steps: %s", guest, times)
         self.echo(f"{guest}: rebuilt in {time.perf_counter() - started:.2f} s")
         if self.smoke:
             self._run_smoke(guest, Path(bundle.source))
@@ -282,7 +297,7 @@ def watch(
 def _loop(session: _Session, debouncer: Debouncer) -> None:
     while True:
         builder = session.builder
-        batch = debouncer.next_batch(block=not builder.has_background_work, on_arrival=builder.prefetch)
+        batch = debouncer.next_batch(block=not builder.has_background_work, on_arrival=session.arrived)
         for guest in sorted(batch):
             session.handle(guest)
         if not batch and builder.has_background_work:

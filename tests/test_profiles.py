@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from ngixi_build.project import Project
 from ngixi_build.runtime.bundle_format import BundleIndex, trusted_comment
 from ngixi_build.runtime.bundle_reader import read_bundle
 from ngixi_build.runtime.errors import NgixiError, VerificationError
+from ngixi_build.runtime.fsutil import without_fsync, write_atomic
 from ngixi_build.runtime.verify import load_trust
 from ngixi_build.signing import sign
 from ngixi_build.toolchain import toolchain_for
@@ -110,3 +112,13 @@ def test_clean_removes_what_a_killed_write_left_and_nothing_of_the_users(tmp_pat
     assert [p for p in ours if p.exists()] == []
     assert [p for p in users if not p.exists()] == []
     assert finished.exists() and not (project.artifacts_dir / "release" / ".1.0.0.a1b2c3d4.tmp").exists()
+
+
+def test_writes_without_fsync_are_still_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", synced.append)
+    with without_fsync():
+        write_atomic(tmp_path / "dev.ngx", b"dev")
+    assert synced == [] and (tmp_path / "dev.ngx").read_bytes() == b"dev"
+    write_atomic(tmp_path / "release.ngx", b"release")
+    assert len(synced) == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["dev.ngx", "release.ngx"]
