@@ -106,6 +106,7 @@ class DevBuilder:
         """The foreground steps; raises NgixiError (compile or manifest errors) with the diagnostics."""
         step = (times or StepTimes()).step
         self._background.pop(guest, None)
+        sequence = self.project.source_epoch()  # its git call runs while asc still compiles
         is_component = stages.is_component_guest(self.project, guest)
         if is_component:
             component.generate_bindings(self.project)
@@ -126,7 +127,7 @@ class DevBuilder:
                 for target in (t for t in targets if t.triple == host_triple()):
                     self._precompile(guest, target, wasm_sha256)
             with step("bundle"):
-                path = self._bundle(guest, wasm_sha256)
+                path = self._bundle(guest, wasm_sha256, sequence)
             with step("verify"):
                 bundle = self._verify(path)
         remaining = _Remaining(
@@ -216,12 +217,12 @@ class DevBuilder:
         if not self._artifact_fits(guest, target, wasm_sha256):
             stages.precompile(self.project, guest, target)
 
-    def _bundle(self, guest: str, wasm_sha256: str) -> Path:
+    def _bundle(self, guest: str, wasm_sha256: str, sequence: int | None = None) -> Path:
         """Writes the bundle with every artifact built from this .wasm."""
         targets, wasmtime_triples = stages.artifact_plan(self.project, guest)
         fitting = [t.triple for t in targets if self._artifact_fits(guest, t, wasm_sha256)]
         wasmtime = [t for t in wasmtime_triples if self._wasmtime_artifact_fits(guest, t, wasm_sha256)]
-        return stages.bundle(self.project, guest, fitting, wasmtime_triples=wasmtime)
+        return stages.bundle(self.project, guest, fitting, wasmtime_triples=wasmtime, sequence=sequence)
 
     def _verify(self, bundle: Path) -> VerifiedBundle:
         return read_bundle(bundle, load_trust(self.project.dev_trust_file))

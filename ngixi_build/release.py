@@ -146,7 +146,10 @@ def differences(first: dict[str, bytes], second: dict[str, bytes]) -> list[str]:
 def _refuse_dev_profile(bundles: dict[str, bytes]) -> None:
     """A release ships release-profile bundles only: a dev build's .wasm is not optimized."""
     for name, data in sorted(bundles.items()):
-        index = parse_index(_tar_members(data)[INDEX_NAME], source=name)
+        try:
+            index = parse_index(_tar_members(data)[INDEX_NAME], source=name)
+        except (tarfile.TarError, KeyError) as error:
+            raise ReleaseError(f"{name}: not a readable bundle ({error}); the build is broken") from None
         if index.profile != "release":
             raise ReleaseError(
                 f"{name}: profile: built with the {index.profile} profile; a release ships only release-profile "

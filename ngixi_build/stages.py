@@ -192,8 +192,12 @@ def bundle(
     key: SigningKey | None = None,
     channel: Channel = "dev",
     out_dir: Path | None = None,
+    sequence: int | None = None,
 ) -> Path:
-    """Writes the guest's bundle, signed by `key` (the dev key when none is given)."""
+    """Writes the guest's bundle, signed by `key` (the dev key when none is given).
+
+    `sequence` defaults to the project's source epoch (a git call: a caller may have it already).
+    """
     check_validated(
         record_path=project.validated_path(guest),
         manifest_path=project.manifest_path(guest),
@@ -218,7 +222,7 @@ def bundle(
         artifacts=artifacts,
         key=key,
         channel=channel,
-        sequence=project.source_epoch(),
+        sequence=project.source_epoch() if sequence is None else sequence,
         out_path=out_path,
         profile=project.profile,
     )

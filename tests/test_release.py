@@ -102,7 +102,7 @@ def test_rerelease_identical_is_accepted_and_different_is_refused(
     monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
     bundles = {p.name: p.read_bytes() for p in released.glob("*.ngx")}
     assert make_release(project, key=release_keys.key, builder=lambda _p, _k: bundles).already_existed
-    changed = {**bundles, "hello-0.1.0.ngx": b"other bytes"}
+    changed = {**bundles, "hello-0.1.0.ngx": bundles["wasi-hello-0.1.0.ngx"]}
     with pytest.raises(ReleaseError, match=r"already exists with different content \(SHA256SUMS, SHA256SUMS.minisig"):
         make_release(project, key=release_keys.key, builder=lambda _p, _k: changed)
 
@@ -115,6 +115,8 @@ def test_release_refuses_a_dev_profile_bundle(
     dev = make_bundle(tmp_path, release_keys.key, wasm=b"\0asm\1\0\0\0", profile="dev").read_bytes()
     with pytest.raises(ReleaseError, match=r"hello-0\.1\.0\.ngx: profile: built with the dev profile; a release ships"):
         make_release(project, key=release_keys.key, builder=lambda _p, _k: {"hello-0.1.0.ngx": dev})
+    with pytest.raises(ReleaseError, match=r"hello-0\.1\.0\.ngx: not a readable bundle"):
+        make_release(project, key=release_keys.key, builder=lambda _p, _k: {"hello-0.1.0.ngx": b"other bytes"})
     assert not (project.artifacts_dir / "release" / "3.0.0").exists()
 
 

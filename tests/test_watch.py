@@ -17,6 +17,7 @@ from ngixi_build.project import Project
 from ngixi_build.runtime.bundle_reader import VerifiedBundle, read_bundle
 from ngixi_build.runtime.loader import open_guest
 from ngixi_build.runtime.verify import load_trust
+from ngixi_build.smoke import smoke_bundle
 from ngixi_build.toolchain import ensure_toolchain
 from tests.conftest import REPO
 from tests.integration import (
@@ -90,6 +91,14 @@ def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Watched]:
         yield Watched(dataclasses.replace(project, profile="dev"), watch)
     finally:
         watch.stop()
+
+
+def test_dev_bundles_of_unedited_guests_pass_their_smoke_calls(watched: Watched) -> None:
+    for guest in ("hello", "wasi-hello"):
+        bundle = watched.bundle(guest)
+        assert bundle.index.profile == "dev"
+        label = str(watched.project.manifest_path(guest))
+        assert smoke_bundle(bundle_path=Path(bundle.source), trust_file=watched.project.dev_trust_file, label=label)
 
 
 def test_an_edit_gives_a_verified_bundle_with_the_new_behaviour(watched: Watched) -> None:
