@@ -131,6 +131,7 @@ def task_precompile() -> Any:
                 ],
                 "file_dep": [str(PROJECT.wasm_path(guest))],
                 "targets": [str(artifact), str(metadata_path(artifact))],
+                "uptodate": [config_changed(stages.wasmtime_precompile_inputs(PROJECT, guest, triple))],
                 "clean": True,
             }
 

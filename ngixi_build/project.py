@@ -13,7 +13,7 @@ import tomli
 from .runtime.bundle_format import BUNDLE_SUFFIX, BuildProfile, artifact_path
 from .runtime.engines import PORTABLE_TRIPLE
 from .runtime.errors import InvalidInput
-from .runtime.targets import DEFAULT_TARGETS, Target, host_triple, resolve_target
+from .runtime.targets import DEFAULT_TARGETS, SUPPORTED_TARGETS, Target, host_triple, resolve_target
 
 GUEST_ENTRY = Path("assembly/index.ts")
 _CONFIG_KEYS = ("targets", "wasmtime_targets")
@@ -128,6 +128,13 @@ class Project:
         if not isinstance(entries, list) or not all(e in WASMTIME_TARGETS for e in entries):
             raise InvalidInput(f"{source}: must be an array of {' and '.join(map(repr, WASMTIME_TARGETS))}")
         return tuple(dict.fromkeys(host_triple() if e == "host" else e for e in entries))
+
+    def wasmtime_target(self, triple: str) -> Target:
+        """A Wasmtime artifact's target: the host's gets the CPU baseline its Wasmer artifact has (or the default)."""
+        if triple == PORTABLE_TRIPLE:
+            return Target(triple, ())
+        configured = {t.triple: t for t in self.targets()}
+        return configured.get(triple) or SUPPORTED_TARGETS.get(triple) or Target(triple, ())
 
     def source_epoch(self) -> int:
         """The build's timestamp: SOURCE_DATE_EPOCH, else the last commit's time, else 0."""

@@ -104,6 +104,7 @@ def lenient_guest_fields(project: Project, guest: str) -> dict[str, Any]:
         "kind": table.get("kind", "library"),
         "abi": table.get("abi", "core"),
         "memory_pages": limits.get("memory_pages", DEFAULT_LIMITS["memory_pages"]),
+        "metered": "fuel" in limits,
     }
 
 
@@ -173,9 +174,21 @@ def precompile(project: Project, guest: str, target: Target) -> None:
 def precompile_with_wasmtime(project: Project, guest: str, triple: str) -> None:
     precompile_wasmtime(
         wasm_path=project.wasm_path(guest),
-        triple=triple,
+        target=project.wasmtime_target(triple),
+        metered=lenient_guest_fields(project, guest)["metered"],
         out_path=project.artifact_path(guest, triple, "wasmtime"),
     )
+
+
+def wasmtime_precompile_inputs(project: Project, guest: str, triple: str) -> dict[str, object]:
+    """What a Wasmtime artifact depends on besides the .wasm: baseline, fuel metering, Wasmtime version."""
+    from .runtime import engine_wasmtime
+
+    return {
+        "cpu_features": list(project.wasmtime_target(triple).cpu_features),
+        "metered": lenient_guest_fields(project, guest)["metered"],
+        "engine": asdict(engine_wasmtime.compiled_by(triple)),
+    }
 
 
 def precompile_inputs(target: Target) -> dict[str, object]:

@@ -18,13 +18,23 @@ from ngixi_build.bundle import ArtifactInput, render_index
 from ngixi_build.runtime import bundle_reader
 from ngixi_build.runtime.bundle_format import MAX_INDEX_BYTES, ArtifactMeta, BundleIndex, Channel, trusted_comment
 from ngixi_build.runtime.bundle_reader import read_bundle
-from ngixi_build.runtime.engine import current_engine
 from ngixi_build.runtime.errors import VerificationError
 from ngixi_build.runtime.loader import open_guest
 from ngixi_build.runtime.rollback import RollbackGuard
 from ngixi_build.runtime.verify import load_trust
 from ngixi_build.signing import sign
-from tests.conftest import HELLO_MANIFEST, Entry, File, KeyFiles, entries, exit_code, make_bundle, make_key, repack
+from tests.conftest import (
+    HELLO_MANIFEST,
+    WASMER_ENGINE,
+    Entry,
+    File,
+    KeyFiles,
+    entries,
+    exit_code,
+    make_bundle,
+    make_key,
+    repack,
+)
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 
 WASM = module(imports=[Imp("ngixi", "log", ["i32"] * 3)], functions=[Func("add", ["i32", "i32"], ["i32"], ADD_BODY)])
@@ -38,7 +48,7 @@ def fake_artifacts(directory: Path) -> list[ArtifactInput]:
     Their bytes are incompressible, so the bundle stores them as they are; compressed members
     have their own tests in tests/test_bundle_artifacts.py.
     """
-    ours = current_engine()
+    ours = WASMER_ENGINE
     wasm_sha256 = hashlib.sha256(WASM).hexdigest()
     inputs = []
     for number, triple in enumerate(TRIPLES):
