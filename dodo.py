@@ -9,6 +9,7 @@ from doit.tools import config_changed, run_once
 
 from ngixi_build import component, publish, release, stages
 from ngixi_build.cli import project_or_exit
+from ngixi_build.compile import OPTIMIZATION_FLAGS
 from ngixi_build.precompile import metadata_path
 from ngixi_build.reporter import ProgressReporter
 from ngixi_build.toolchain import PIN_FILES, toolchain_for
@@ -81,7 +82,14 @@ def task_compile() -> Any:
                 str(PROJECT.wasm_path(guest)),
                 *([str(component.core_path(PROJECT, guest))] if is_component else []),
             ],
-            "uptodate": [config_changed({k: fields[k] for k in ("kind", "memory_pages", "abi")})],
+            "uptodate": [
+                config_changed(
+                    {
+                        **{k: fields[k] for k in ("kind", "memory_pages", "abi")},
+                        "flags": list(OPTIMIZATION_FLAGS[PROJECT.profile]),
+                    }
+                )
+            ],
             "clean": True,
         }
 
@@ -123,6 +131,7 @@ def task_precompile() -> Any:
                 ],
                 "file_dep": [str(PROJECT.wasm_path(guest))],
                 "targets": [str(artifact), str(metadata_path(artifact))],
+                "uptodate": [config_changed(stages.wasmtime_precompile_inputs(PROJECT, guest, triple))],
                 "clean": True,
             }
 
@@ -183,7 +192,12 @@ def task_smoke() -> Any:
 
 def task_build() -> Task:
     """Build every guest: compile, validate, precompile and bundle (the default)."""
-    return {"actions": None, "task_dep": ["bundle"]}
+    return {
+        "actions": None,
+        "task_dep": ["bundle"],
+        # `doit clean` also removes what killed builds left and watch mode's dev outputs.
+        "clean": [stages.as_action(stages.clean_leftovers, locked=False, project=PROJECT)],
+    }
 
 
 def task_release() -> Task:
@@ -212,6 +226,7 @@ def task_watch() -> Task:
         "params": [
             {"name": "poll", "long": "poll", "type": bool, "default": False, "help": "poll for changes"},
             {"name": "smoke", "long": "smoke", "type": bool, "default": False, "help": "run [[smoke]] calls"},
+            {"name": "release", "long": "release", "type": bool, "default": False, "help": "build with release flags"},
         ],
         "verbosity": 2,
     }

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 _STDERR_LINES_KEPT = 20
 _STOP_SECONDS = 3.0
+# asc parses the whole standard library on every compile: a larger young generation spares V8
+# most of its scavenges then (about a fifth of a dev compile's CPU time, for ~60 MB more memory).
+_NODE_OPTIONS = ("--max-semi-space-size=64",)
 
 
 class CompilerDied(ToolchainError):
@@ -63,7 +66,7 @@ class _Connection:
     def __init__(self, toolchain: Toolchain, project_root: Path) -> None:
         script = resources.files("ngixi_build") / "js" / "asc_server.mjs"
         self.process = subprocess.Popen(
-            [str(toolchain.node), str(script), str(toolchain.asc_module)],
+            [str(toolchain.node), *_NODE_OPTIONS, str(script), str(toolchain.asc_module)],
             cwd=project_root,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

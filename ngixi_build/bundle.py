@@ -19,6 +19,7 @@ from .runtime.bundle_format import (
     SIGNATURE_NAME,
     WASM_NAME,
     ArtifactMeta,
+    BuildProfile,
     BundleIndex,
     Channel,
     Member,
@@ -63,6 +64,7 @@ def render_index(index: BundleIndex) -> bytes:
         "guest": index.guest,
         "version": index.version,
         "channel": index.channel,
+        "profile": index.profile,
         "sequence": index.sequence,
         "members": [member_table(m) for m in index.members],
     }
@@ -88,8 +90,11 @@ def write_bundle(
     channel: Channel,
     sequence: int,
     out_path: Path,
+    profile: BuildProfile = "release",
 ) -> BundleIndex:
     """Writes the bundle atomically; the same inputs always give the same bytes."""
+    if channel == "release" and profile != "release":
+        raise NgixiError(f"{out_path}: a {profile}-profile build cannot be signed on the release channel")
     payload = {MANIFEST_NAME: manifest_path.read_bytes(), WASM_NAME: wasm_path.read_bytes()}
     members = [
         _member(MANIFEST_NAME, "manifest", payload[MANIFEST_NAME]),
@@ -102,7 +107,7 @@ def write_bundle(
         name = artifact_path(artifact.meta.triple, artifact.meta.engine)
         payload[name] = artifact.path.read_bytes()
         members.append(_member(name, "artifact", payload[name], artifact.meta))
-    index = BundleIndex(FORMAT_VERSION, guest, version, channel, sequence, tuple(members))
+    index = BundleIndex(FORMAT_VERSION, guest, version, channel, sequence, tuple(members), profile)
     index_bytes = render_index(index)
     signature = sign(index_bytes, key, trusted_comment=trusted_comment(index))
     with (

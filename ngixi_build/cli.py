@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from .project import Project, find_project
+from .runtime.engines import AUTO, ENGINE_NAMES, ENGINE_VARIABLE
 from .runtime.errors import InvalidInput, NgixiError
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         rollback=_rollback_guard(args),
         sandboxes=args.sandbox,
         tenant=args.tenant,
+        engine=args.engine,
     ) as tenant:
         manifest = tenant.manifest
         if tenant.compiled:
@@ -120,7 +122,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _summary(bundle: VerifiedBundle) -> str:
     index = bundle.index
     return (
-        f"{index.guest} {index.version} ({index.channel}, sequence {index.sequence}), signed by {bundle.signer.key_id}"
+        f"{index.guest} {index.version} ({index.channel}, {index.profile} profile, sequence {index.sequence}),"
+        f" signed by {bundle.signer.key_id}"
     )
 
 
@@ -138,22 +141,25 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from .runtime.bundle_reader import read_bundle
     from .runtime.component_loader import ENGINE as COMPONENT_ENGINE
     from .runtime.component_loader import bundle_world
-    from .runtime.engines import engine_named
-    from .runtime.loader import artifact_misfit, host_profile
+    from .runtime.engines import chosen_engine, engine_named
+    from .runtime.loader import artifact_misfit, host_profile, verified_manifest
     from .runtime.verify import load_trust
 
     bundle = read_bundle(args.bundle, load_trust(resolve_trust(args.trust, args.bundle)))
     world = bundle_world(bundle)  # a component guest's; None for a core guest
-    index, host = bundle.index, host_profile(engine_named(COMPONENT_ENGINE if world else None))
+    wants_fuel = verified_manifest(bundle).limits.fuel is not None
+    engine = chosen_engine(COMPONENT_ENGINE if world else args.engine, wants_fuel=wants_fuel)
+    index, host = bundle.index, host_profile(engine_named(engine))
     misfits = {m.path: artifact_misfit(m.artifact, host) for m in index.artifacts if m.artifact}
     if args.json:
         document = {
             "guest": index.guest,
             "version": index.version,
             "channel": index.channel,
+            "profile": index.profile,
             "sequence": index.sequence,
             "signer": bundle.signer.key_id,
-            "host": {"triple": host.triple, "cpu_features": sorted(host.cpu_features)},
+            "host": {"triple": host.triple, "cpu_features": sorted(host.cpu_features), "engine": engine},
             "members": [
                 {**dataclasses.asdict(m), **({"misfit": misfits[m.path]} if m.path in misfits else {})}
                 for m in index.members
@@ -232,7 +238,7 @@ def cmd_wit(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     from .watch import watch
 
-    watch(find_project(Path.cwd()), poll=args.poll, smoke=args.smoke)
+    watch(find_project(Path.cwd()), poll=args.poll, smoke=args.smoke, profile="release" if args.release else "dev")
     return 0
 
 
@@ -277,6 +283,13 @@ def _parser() -> argparse.ArgumentParser:
             type=Path,
             help=f"trust file (default: ${TRUST_VARIABLE}, else the project's dev trust)",
         )
+    for sub in (run, commands.choices["inspect"]):
+        sub.add_argument(
+            "--engine",
+            choices=[*ENGINE_NAMES, AUTO],
+            help=f"the engine to run on (default: ${ENGINE_VARIABLE}, else {AUTO}: the first installed of "
+            f"{', '.join(ENGINE_NAMES)}; for a guest with limits.fuel, the first that meters fuel)",
+        )
     for sub in (run, commands.choices["verify"]):
         sub.add_argument(
             "--allow-downgrade",
@@ -310,6 +323,9 @@ def _parser() -> argparse.ArgumentParser:
     watch = add("watch", cmd_watch, "rebuild a guest's dev bundle whenever its sources or manifest change")
     watch.add_argument("--poll", action="store_true", help="poll for changes where file events do not arrive")
     watch.add_argument("--smoke", action="store_true", help="run the guest's [[smoke]] calls after each rebuild")
+    watch.add_argument(
+        "--release", action="store_true", help="build with the release profile, into doit build's outputs"
+    )
     return parser
 
 

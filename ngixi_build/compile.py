@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .proc import run
+from .runtime.bundle_format import BuildProfile
 from .runtime.errors import NgixiError
 from .runtime.manifest import GuestKind
 from .toolchain import Toolchain
@@ -17,17 +18,29 @@ class CompileError(NgixiError):
     """asc rejected the guest's source; the message carries asc's own diagnostics."""
 
 
+# Release: fully optimized. Dev: binaryen's optimizer skipped (most of a warm compile's time), names kept.
+OPTIMIZATION_FLAGS: dict[BuildProfile, tuple[str, ...]] = {"release": ("-O3",), "dev": ("-O0", "--debug")}
+
+
 @dataclass(frozen=True)
 class CompileOptions:
     kind: GuestKind
     memory_pages: int
     extra_arguments: tuple[str, ...] = ()  # e.g. a component guest's bindings
+    profile: BuildProfile = "release"
 
 
 def asc_arguments(
     toolchain: Toolchain, project_root: Path, entry: Path, output: Path, options: CompileOptions
 ) -> list[str]:
-    arguments = [str(entry), "-o", str(output), "-O3", "--maximumMemory", str(options.memory_pages)]
+    arguments = [
+        str(entry),
+        "-o",
+        str(output),
+        *OPTIMIZATION_FLAGS[options.profile],
+        "--maximumMemory",
+        str(options.memory_pages),
+    ]
     arguments += options.extra_arguments
     if options.kind == "command":
         # asc resolves the shim's "lib" wrongly from an absolute --config path; a relative one works.

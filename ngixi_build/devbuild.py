@@ -6,16 +6,22 @@ targets' artifacts (and any Wasmtime ones), then the bundle again with all of th
 
 In between, the dev bundle holds the new .wasm and the host's artifact only, never an artifact
 built from an older .wasm (the bundle writer refuses such a mix). A loader on another target
-compiles the .wasm meanwhile and says so. Once the background steps are done, the bundle is
-byte for byte what `doit build` makes from the same sources.
+compiles the .wasm meanwhile and says so.
+
+A dev-profile build (the default) compiles quickly and keeps its outputs under artifacts/dev/, apart
+from `doit build`'s. A release-profile build writes `doit build`'s outputs: once its background steps
+are done, its bundle is byte for byte what `doit build` makes from the same sources.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,11 +31,12 @@ from . import component, stages
 from .asc_server import AscReply, AscServer, CompilerDied
 from .compile import CompileError, asc_arguments
 from .locking import build_lock
-from .precompile import artifact_metadata, read_metadata
+from .precompile import artifact_metadata, read_metadata, wasmtime_artifact_metadata
 from .project import Project
+from .runtime.bundle_format import BuildProfile
 from .runtime.bundle_reader import VerifiedBundle, read_bundle
 from .runtime.errors import NgixiError
-from .runtime.fsutil import sha256_of, write_atomic
+from .runtime.fsutil import sha256_of, without_fsync, write_atomic
 from .runtime.targets import Target, host_triple
 from .runtime.verify import load_trust
 from .toolchain import toolchain_for
@@ -55,9 +62,30 @@ class _Remaining:
     wasmtime_triples: list[str] = field(default_factory=list)
 
 
+class StepTimes:
+    """How long each step of one rebuild took, for `ngixi -v watch`."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, float]] = []
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - started)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.steps.append((name, seconds))
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in self.steps)
+
+
 class DevBuilder:
-    def __init__(self, project: Project, server: AscServer) -> None:
-        self.project = project
+    def __init__(self, project: Project, server: AscServer, *, profile: BuildProfile = "dev") -> None:
+        self.project = dataclasses.replace(project, profile=profile)
         self.server = server
         self.toolchain = toolchain_for(project.state_dir)
         self._compiles: dict[str, _Compile] = {}
@@ -74,25 +102,34 @@ class DevBuilder:
         for _ in range(WARM_UP_COMPILES):
             self.server.compile(self._argv(guest), timeout=COMPILE_TIMEOUT_SECONDS)
 
-    def rebuild(self, guest: str) -> VerifiedBundle:
+    def rebuild(self, guest: str, times: StepTimes | None = None) -> VerifiedBundle:
         """The foreground steps; raises NgixiError (compile or manifest errors) with the diagnostics."""
+        step = (times or StepTimes()).step
         self._background.pop(guest, None)
+        sequence = self.project.source_epoch()  # its git call runs while asc still compiles
         is_component = stages.is_component_guest(self.project, guest)
         if is_component:
             component.generate_bindings(self.project)
-        self._compile(guest)
+        with step("compile"):
+            self._compile(guest)
         targets, wasmtime_triples = stages.artifact_plan(self.project, guest)
-        with build_lock(self.project.state_dir):
+        with build_lock(self.project.state_dir), self._writing():
             self._forget_doit_records(guest)
-            if is_component:
-                component.componentize_guest(self.project, guest, core_wasm=self._scratch(guest))
-            else:
-                write_atomic(self.project.wasm_path(guest), self._scratch(guest).read_bytes())
-            stages.validate(self.project, guest)
+            with step("write"):
+                if is_component:
+                    component.componentize_guest(self.project, guest, core_wasm=self._scratch(guest))
+                else:
+                    write_atomic(self.project.wasm_path(guest), self._scratch(guest).read_bytes())
+            with step("validate"):
+                stages.validate(self.project, guest)
             wasm_sha256 = hashlib.sha256(self.project.wasm_path(guest).read_bytes()).hexdigest()
-            for target in (t for t in targets if t.triple == host_triple()):
-                self._precompile(guest, target, wasm_sha256)
-            bundle = self._bundle(guest, wasm_sha256)
+            with step("host artifact"):
+                for target in (t for t in targets if t.triple == host_triple()):
+                    self._precompile(guest, target, wasm_sha256)
+            with step("bundle"):
+                path = self._bundle(guest, wasm_sha256, sequence)
+            with step("verify"):
+                bundle = self._verify(path)
         remaining = _Remaining(
             wasm_sha256,
             [t for t in targets if not self._artifact_fits(guest, t, wasm_sha256)],
@@ -114,7 +151,7 @@ class DevBuilder:
     def background_step(self) -> None:
         """One artifact for another target, or the final bundle with every artifact that was built."""
         guest, remaining = next(iter(self._background.items()))
-        with build_lock(self.project.state_dir):
+        with build_lock(self.project.state_dir), self._writing():
             if self._wasm_sha256(guest) != remaining.wasm_sha256:
                 del self._background[guest]  # changed or gone since (a doit build, a clean): not ours any more
             elif remaining.targets:
@@ -123,14 +160,18 @@ class DevBuilder:
                 stages.precompile_with_wasmtime(self.project, guest, remaining.wasmtime_triples.pop(0))
             else:
                 del self._background[guest]
-                self._bundle(guest, remaining.wasm_sha256)
+                self._verify(self._bundle(guest, remaining.wasm_sha256))
+
+    def _writing(self) -> AbstractContextManager[None]:
+        """Dev outputs are rebuilt on the next save and verified when read: no need to wait for the disk."""
+        return without_fsync() if self.project.profile == "dev" else nullcontext()
 
     def _argv(self, guest: str) -> tuple[str, ...]:
         entry, options = stages.compile_inputs(self.project, guest)
         return tuple(asc_arguments(self.toolchain, self.project.root, entry, self._scratch(guest), options))
 
     def _scratch(self, guest: str) -> Path:
-        return self.project.state_dir / "watch" / f"{guest}.wasm"
+        return self.project.watch_dir / self.project.profile / f"{guest}.wasm"
 
     def _compile(self, guest: str) -> None:
         """Compiles into the scratch file, reusing a prefetched compile of the same sources."""
@@ -166,26 +207,34 @@ class DevBuilder:
         return built == artifact_metadata(target, wasm_sha256)
 
     def _wasmtime_artifact_fits(self, guest: str, triple: str, wasm_sha256: str) -> bool:
+        """Whether the Wasmtime artifact on disk was built from this .wasm for this baseline by this Wasmtime."""
         try:
             built = read_metadata(self.project.artifact_path(guest, triple, "wasmtime"))
         except NgixiError:
             return False
-        return built.wasm_sha256 == wasm_sha256
+        return built == wasmtime_artifact_metadata(self.project.wasmtime_target(triple), wasm_sha256)
 
     def _precompile(self, guest: str, target: Target, wasm_sha256: str) -> None:
         if not self._artifact_fits(guest, target, wasm_sha256):
             stages.precompile(self.project, guest, target)
 
-    def _bundle(self, guest: str, wasm_sha256: str) -> VerifiedBundle:
-        """Writes the dev bundle with every artifact built from this .wasm, then verifies it."""
+    def _bundle(self, guest: str, wasm_sha256: str, sequence: int | None = None) -> Path:
+        """Writes the bundle with every artifact built from this .wasm."""
         targets, wasmtime_triples = stages.artifact_plan(self.project, guest)
         fitting = [t.triple for t in targets if self._artifact_fits(guest, t, wasm_sha256)]
         wasmtime = [t for t in wasmtime_triples if self._wasmtime_artifact_fits(guest, t, wasm_sha256)]
-        path = stages.bundle(self.project, guest, fitting, wasmtime_triples=wasmtime)
-        return read_bundle(path, load_trust(self.project.dev_trust_file))
+        return stages.bundle(self.project, guest, fitting, wasmtime_triples=wasmtime, sequence=sequence)
+
+    def _verify(self, bundle: Path) -> VerifiedBundle:
+        return read_bundle(bundle, load_trust(self.project.dev_trust_file))
 
     def _forget_doit_records(self, guest: str) -> None:
-        """Makes the next `doit build` redo this guest's tasks rather than trust records older than our outputs."""
+        """Makes the next `doit build` redo this guest's tasks rather than trust records older than our outputs.
+
+        Only release-profile outputs are doit's targets; dev ones live apart and never touch its records.
+        """
+        if self.project.profile != "release":
+            return
         targets, wasmtime_triples = stages.artifact_plan(self.project, guest)
         triples = [t.triple for t in targets]
         forget_doit_records(self.project.doit_db, doit_task_names(guest, triples, wasmtime_triples))

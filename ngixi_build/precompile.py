@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 from .runtime.bundle_format import ArtifactMeta
-from .runtime.engines import PORTABLE_TRIPLE
 from .runtime.errors import InvalidInput
 from .runtime.fsutil import write_atomic
 from .runtime.targets import Target
@@ -51,26 +50,43 @@ def artifact_metadata(target: Target, wasm_sha256: str) -> ArtifactMeta:
     )
 
 
-def precompile_wasmtime(*, wasm_path: Path, triple: str, out_path: Path) -> ArtifactMeta:
-    """Compiles the .wasm with Wasmtime for this machine's `triple` or for `pulley64`."""
+def precompile_wasmtime(*, wasm_path: Path, target: Target, metered: bool, out_path: Path) -> ArtifactMeta:
+    """Compiles the .wasm (module or component) with Wasmtime for this machine's triple or `pulley64`.
+
+    A host artifact gets `target`'s CPU baseline. `metered` (the manifest sets limits.fuel) compiles fuel
+    metering in; the loader decides the same from the manifest, since Wasmtime loads an artifact only into
+    an engine configured alike.
+    """
     from .runtime import engine_component, engine_wasmtime  # only builds that ask for Wasmtime artifacts load it
 
     wasm = wasm_path.read_bytes()
-    target = PORTABLE_TRIPLE if triple == PORTABLE_TRIPLE else None
     compiler = engine_component if engine_component.is_component(wasm) else engine_wasmtime
-    artifact = compiler.precompile(wasm, target=target, what=f"precompile {wasm_path} with Wasmtime for {triple}")
-    ours = engine_wasmtime.compiled_by(target)
-    meta = ArtifactMeta(
+    artifact = compiler.precompile(
+        wasm,
+        triple=target.triple,
+        cpu_features=target.cpu_features,
+        metered=metered,
+        what=f"precompile {wasm_path} with Wasmtime for {target.triple}",
+    )
+    meta = wasmtime_artifact_metadata(target, hashlib.sha256(wasm).hexdigest())
+    _write(out_path, artifact, meta)
+    return meta
+
+
+def wasmtime_artifact_metadata(target: Target, wasm_sha256: str) -> ArtifactMeta:
+    """The metadata of a Wasmtime artifact that this Wasmtime builds for `target` from that .wasm."""
+    from .runtime import engine_wasmtime
+
+    ours = engine_wasmtime.compiled_by(target.triple)
+    return ArtifactMeta(
         engine=ours.engine,
         engine_version=ours.engine_version,
         binding_version=ours.binding_version,
         compiler=ours.compiler,
-        triple=triple,
-        cpu_features=(),
-        wasm_sha256=hashlib.sha256(wasm).hexdigest(),
+        triple=target.triple,
+        cpu_features=target.cpu_features,
+        wasm_sha256=wasm_sha256,
     )
-    _write(out_path, artifact, meta)
-    return meta
 
 
 def _write(out_path: Path, artifact: bytes, meta: ArtifactMeta) -> None:

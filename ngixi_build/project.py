@@ -10,10 +10,10 @@ from pathlib import Path
 
 import tomli
 
-from .runtime.bundle_format import BUNDLE_SUFFIX, artifact_path
+from .runtime.bundle_format import BUNDLE_SUFFIX, BuildProfile, artifact_path
 from .runtime.engines import PORTABLE_TRIPLE
 from .runtime.errors import InvalidInput
-from .runtime.targets import DEFAULT_TARGETS, Target, host_triple, resolve_target
+from .runtime.targets import DEFAULT_TARGETS, SUPPORTED_TARGETS, Target, host_triple, resolve_target
 
 GUEST_ENTRY = Path("assembly/index.ts")
 _CONFIG_KEYS = ("targets", "wasmtime_targets")
@@ -25,6 +25,8 @@ _TARGET_KEYS = ("triple", "cpu_features")
 @dataclass(frozen=True)
 class Project:
     root: Path
+    # Which build's outputs the paths below name: dev builds (watch mode) keep theirs apart.
+    profile: BuildProfile = "release"
 
     @property
     def state_dir(self) -> Path:
@@ -33,6 +35,11 @@ class Project:
     @property
     def artifacts_dir(self) -> Path:
         return self.root / "artifacts"
+
+    @property
+    def outputs_dir(self) -> Path:
+        """artifacts/ for release builds; artifacts/dev/ for dev builds, so neither overwrites the other."""
+        return self.artifacts_dir if self.profile == "release" else self.artifacts_dir / "dev"
 
     @property
     def guests_dir(self) -> Path:
@@ -45,6 +52,11 @@ class Project:
     @property
     def keys_dir(self) -> Path:
         return self.state_dir / "keys"
+
+    @property
+    def watch_dir(self) -> Path:
+        """Watch mode's scratch files."""
+        return self.state_dir / "watch"
 
     @property
     def dev_trust_file(self) -> Path:
@@ -70,16 +82,16 @@ class Project:
         return self.manifests_dir / f"{guest}.toml"
 
     def wasm_path(self, guest: str) -> Path:
-        return self.artifacts_dir / "wasm" / f"{guest}.wasm"
+        return self.outputs_dir / "wasm" / f"{guest}.wasm"
 
     def validated_path(self, guest: str) -> Path:
-        return self.artifacts_dir / "validated" / f"{guest}.json"
+        return self.outputs_dir / "validated" / f"{guest}.json"
 
     def artifact_path(self, guest: str, triple: str, engine: str = "wasmer") -> Path:
-        return self.artifacts_dir / "aot" / guest / Path(artifact_path(triple, engine)).name
+        return self.outputs_dir / "aot" / guest / Path(artifact_path(triple, engine)).name
 
     def bundle_path(self, guest: str, version: str) -> Path:
-        return self.artifacts_dir / "bundles" / f"{guest}-{version}{BUNDLE_SUFFIX}"
+        return self.outputs_dir / "bundles" / f"{guest}-{version}{BUNDLE_SUFFIX}"
 
     @cached_property
     def config(self) -> dict[str, object]:
@@ -116,6 +128,13 @@ class Project:
         if not isinstance(entries, list) or not all(e in WASMTIME_TARGETS for e in entries):
             raise InvalidInput(f"{source}: must be an array of {' and '.join(map(repr, WASMTIME_TARGETS))}")
         return tuple(dict.fromkeys(host_triple() if e == "host" else e for e in entries))
+
+    def wasmtime_target(self, triple: str) -> Target:
+        """A Wasmtime artifact's target: the host's gets the CPU baseline its Wasmer artifact has (or the default)."""
+        if triple == PORTABLE_TRIPLE:
+            return Target(triple, ())
+        configured = {t.triple: t for t in self.targets()}
+        return configured.get(triple) or SUPPORTED_TARGETS.get(triple) or Target(triple, ())
 
     def source_epoch(self) -> int:
         """The build's timestamp: SOURCE_DATE_EPOCH, else the last commit's time, else 0."""

@@ -27,6 +27,7 @@ from . import __version__, component, stages
 from .proc import run
 from .project import Project, git_output
 from .runtime import engine
+from .runtime.bundle_format import INDEX_NAME, parse_index
 from .runtime.errors import InvalidInput, NgixiError
 from .runtime.fsutil import write_atomic
 from .signing import SigningKey, release_signing_key, sign
@@ -142,6 +143,20 @@ def differences(first: dict[str, bytes], second: dict[str, bytes]) -> list[str]:
     return found
 
 
+def _refuse_dev_profile(bundles: dict[str, bytes]) -> None:
+    """A release ships release-profile bundles only: a dev build's .wasm is not optimized."""
+    for name, data in sorted(bundles.items()):
+        try:
+            index = parse_index(_tar_members(data)[INDEX_NAME], source=name)
+        except (tarfile.TarError, KeyError) as error:
+            raise ReleaseError(f"{name}: not a readable bundle ({error}); the build is broken") from None
+        if index.profile != "release":
+            raise ReleaseError(
+                f"{name}: profile: built with the {index.profile} profile; a release ships only release-profile "
+                "bundles (dev bundles come from watch mode): rebuild with the release profile"
+            )
+
+
 def checksums(bundles: dict[str, bytes]) -> bytes:
     return "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(bundles.items())).encode()
 
@@ -214,7 +229,7 @@ def _source_date_epoch(seconds: int) -> Iterator[None]:
 def _write_release(directory: Path, files: dict[str, bytes]) -> None:
     """Writes all files into a staging directory, then renames it into place in one step."""
     directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
     try:
         for name, data in files.items():
             write_atomic(staging / name, data)
@@ -253,6 +268,7 @@ def make_release(project: Project, *, key: SigningKey, builder: Builder = build_
     if mismatch:
         raise ReleaseError("release is not reproducible; the two clean builds differ:\n  " + "\n  ".join(mismatch))
     bundles = builds[0]
+    _refuse_dev_profile(bundles)
     sums = checksums(bundles)
     statement = provenance(
         project, version=version, bundles=bundles, source_digest=tree_digest(project.root, files), sequence=sequence

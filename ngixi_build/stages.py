@@ -15,11 +15,12 @@ from doit.exceptions import TaskFailed
 from . import compile as compile_stage
 from . import component
 from .bundle import ArtifactInput, write_bundle
+from .clean import remove_leftovers
 from .locking import build_lock
 from .precompile import precompile_guest, precompile_wasmtime, read_metadata
 from .project import GUEST_ENTRY, Project
 from .runtime import engine
-from .runtime.bundle_format import Channel
+from .runtime.bundle_format import BuildProfile, Channel
 from .runtime.errors import NgixiError
 from .runtime.manifest import DEFAULT_LIMITS
 from .runtime.targets import Target
@@ -59,15 +60,16 @@ def as_action(
 
 @dataclass(frozen=True)
 class WatchAction:
-    """doit's watch task (`poll` and `smoke` are task parameters); it locks each rebuild itself."""
+    """doit's watch task (`poll`, `smoke` and `release` are task parameters); it locks each rebuild itself."""
 
     project: Project
 
-    def __call__(self, poll: bool, smoke: bool) -> TaskFailed | None:
+    def __call__(self, poll: bool, smoke: bool, release: bool) -> TaskFailed | None:
         from .watch import watch  # watchdog and the compiler client only when watching
 
         _show_logs()
-        return _clean_failure(lambda: watch(self.project, poll=poll, smoke=smoke))
+        profile: BuildProfile = "release" if release else "dev"
+        return _clean_failure(lambda: watch(self.project, poll=poll, smoke=smoke, profile=profile))
 
 
 def _show_logs() -> None:
@@ -102,6 +104,7 @@ def lenient_guest_fields(project: Project, guest: str) -> dict[str, Any]:
         "kind": table.get("kind", "library"),
         "abi": table.get("abi", "core"),
         "memory_pages": limits.get("memory_pages", DEFAULT_LIMITS["memory_pages"]),
+        "metered": "fuel" in limits,
     }
 
 
@@ -132,7 +135,9 @@ def compile_inputs(project: Project, guest: str) -> tuple[Path, compile_stage.Co
         kind, pages = "library", DEFAULT_LIMITS["memory_pages"]  # validate names the bad field
     entry = (project.guests_dir / guest / GUEST_ENTRY).relative_to(project.root)
     extra = tuple(component.compile_arguments(project)) if is_component_guest(project, guest) else ()
-    return entry, compile_stage.CompileOptions(kind=kind, memory_pages=pages, extra_arguments=extra)
+    return entry, compile_stage.CompileOptions(
+        kind=kind, memory_pages=pages, extra_arguments=extra, profile=project.profile
+    )
 
 
 def compile_guest(project: Project, guest: str) -> None:
@@ -169,9 +174,21 @@ def precompile(project: Project, guest: str, target: Target) -> None:
 def precompile_with_wasmtime(project: Project, guest: str, triple: str) -> None:
     precompile_wasmtime(
         wasm_path=project.wasm_path(guest),
-        triple=triple,
+        target=project.wasmtime_target(triple),
+        metered=lenient_guest_fields(project, guest)["metered"],
         out_path=project.artifact_path(guest, triple, "wasmtime"),
     )
+
+
+def wasmtime_precompile_inputs(project: Project, guest: str, triple: str) -> dict[str, object]:
+    """What a Wasmtime artifact depends on besides the .wasm: baseline, fuel metering, Wasmtime version."""
+    from .runtime import engine_wasmtime
+
+    return {
+        "cpu_features": list(project.wasmtime_target(triple).cpu_features),
+        "metered": lenient_guest_fields(project, guest)["metered"],
+        "engine": asdict(engine_wasmtime.compiled_by(triple)),
+    }
 
 
 def precompile_inputs(target: Target) -> dict[str, object]:
@@ -188,8 +205,12 @@ def bundle(
     key: SigningKey | None = None,
     channel: Channel = "dev",
     out_dir: Path | None = None,
+    sequence: int | None = None,
 ) -> Path:
-    """Writes the guest's bundle, signed by `key` (the dev key when none is given)."""
+    """Writes the guest's bundle, signed by `key` (the dev key when none is given).
+
+    `sequence` defaults to the project's source epoch (a git call: a caller may have it already).
+    """
     check_validated(
         record_path=project.validated_path(guest),
         manifest_path=project.manifest_path(guest),
@@ -214,10 +235,16 @@ def bundle(
         artifacts=artifacts,
         key=key,
         channel=channel,
-        sequence=project.source_epoch(),
+        sequence=project.source_epoch() if sequence is None else sequence,
         out_path=out_path,
+        profile=project.profile,
     )
     return out_path
+
+
+def clean_leftovers(project: Project) -> None:
+    for path in remove_leftovers(project):
+        log.info("removed %s", path.relative_to(project.root))
 
 
 def smoke(project: Project, guest: str) -> None:

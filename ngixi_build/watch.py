@@ -8,6 +8,7 @@ compiler process, and its result is used only if the sources still match after t
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -38,12 +39,15 @@ from watchdog.observers.polling import PollingObserver
 
 from . import stages
 from .asc_server import AscServer
-from .devbuild import DevBuilder
+from .devbuild import DevBuilder, StepTimes
 from .locking import build_lock
 from .project import Project
+from .runtime.bundle_format import BuildProfile
 from .runtime.errors import InvalidInput, NgixiError
 from .smoke import smoke_bundle
 from .toolchain import ensure_toolchain
+
+log = logging.getLogger(__name__)
 
 DEBOUNCE_SECONDS = 0.1
 POLL_SECONDS = 0.5
@@ -175,13 +179,20 @@ class _Session:
         self.smoke = smoke
         self.echo = echo
         self.known = set(project.guest_names())
+        self._first_events: dict[str, float] = {}
+
+    def arrived(self, guest: str) -> None:
+        """A guest's first event of a batch: its compile starts now, while the events settle."""
+        self._first_events.setdefault(guest, time.perf_counter())
+        self.builder.prefetch(guest)
 
     def handle(self, guest: str) -> None:
+        first_event = self._first_events.pop(guest, None)
         if guest in self.project.guest_names():
             if guest not in self.known:
                 self.known.add(guest)
                 self.echo(f"{guest}: new guest")
-            self.rebuild(guest)
+            self.rebuild(guest, first_event)
         elif guest in self.known:
             self.known.discard(guest)
             self.builder.drop(guest)
@@ -194,13 +205,18 @@ class _Session:
         if self.known:
             self.builder.warm_up(min(self.known))
 
-    def rebuild(self, guest: str) -> None:
-        started = time.perf_counter()
+    def rebuild(self, guest: str, first_event: float | None = None) -> None:
+        """Rebuilds and says how long it took from the guest's first event (the save), if there was one."""
+        started = first_event or time.perf_counter()
+        times = StepTimes()
+        times.add("settle", time.perf_counter() - started)
         try:
-            bundle = self.builder.rebuild(guest)
+            bundle = self.builder.rebuild(guest, times)
         except (NgixiError, OSError) as error:
             self.echo(f"{guest}: failed after {time.perf_counter() - started:.2f} s\n{error}")
             return
+        finally:
+            log.debug("%s: steps: %s", guest, times)
         self.echo(f"{guest}: rebuilt in {time.perf_counter() - started:.2f} s")
         if self.smoke:
             self._run_smoke(guest, Path(bundle.source))
@@ -248,7 +264,14 @@ def print_now(line: str) -> None:
     print(line, flush=True)
 
 
-def watch(project: Project, *, poll: bool = False, smoke: bool = False, echo: Echo = print_now) -> None:
+def watch(
+    project: Project,
+    *,
+    poll: bool = False,
+    smoke: bool = False,
+    profile: BuildProfile = "dev",
+    echo: Echo = print_now,
+) -> None:
     """Watches until Ctrl-C or SIGTERM; builds every guest once first."""
     toolchain = ensure_toolchain(state_dir=project.state_dir)
     with build_lock(project.state_dir):
@@ -257,10 +280,12 @@ def watch(project: Project, *, poll: bool = False, smoke: bool = False, echo: Ec
     observer = _start_observer(project, debouncer, poll=poll)
     try:
         with interrupt_on_sigterm(), AscServer(toolchain, project.root) as server:
-            session = _Session(project, DevBuilder(project, server), smoke=smoke, echo=echo)
+            builder = DevBuilder(project, server, profile=profile)
+            session = _Session(project, builder, smoke=smoke, echo=echo)
             session.build_all()
             how = "polling" if poll else "file events"
-            echo(f"watching guests/ and manifests/ ({how}); Ctrl-C stops")
+            bundles = builder.project.outputs_dir.relative_to(project.root) / "bundles"
+            echo(f"watching guests/ and manifests/ ({how}); {profile}-profile bundles in {bundles}/; Ctrl-C stops")
             _loop(session, debouncer)
     except KeyboardInterrupt:
         echo("stopped")
@@ -272,7 +297,7 @@ def watch(project: Project, *, poll: bool = False, smoke: bool = False, echo: Ec
 def _loop(session: _Session, debouncer: Debouncer) -> None:
     while True:
         builder = session.builder
-        batch = debouncer.next_batch(block=not builder.has_background_work, on_arrival=builder.prefetch)
+        batch = debouncer.next_batch(block=not builder.has_background_work, on_arrival=session.arrived)
         for guest in sorted(batch):
             session.handle(guest)
         if not batch and builder.has_background_work:

@@ -6,18 +6,24 @@ import io
 import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
 
 from ngixi_build.bundle import ArtifactInput, write_bundle
 from ngixi_build.cli import main
-from ngixi_build.runtime.bundle_format import Channel
+from ngixi_build.runtime.bundle_format import BuildProfile, Channel
+from ngixi_build.runtime.engines import EngineId
 from ngixi_build.runtime.rollback import STATE_VARIABLE
 from ngixi_build.signing import SigningKey, TrustEntry, generate_key_pair, render_trust_file
 from tests.system import require_program
 
 REPO = Path(__file__).resolve().parents[1]
+# The loader's tests also run where only Wasmtime is installed (Python 3.12: `make test-loader`).
+needs_wasmer = pytest.mark.skipif(find_spec("wasmer") is None, reason="wasmer is not installed")
+# Wasmer's engine metadata (what engine.current_engine() says), for artifacts these tests never deserialize.
+WASMER_ENGINE = EngineId("wasmer", "2.1.1", "1.1.0", "cranelift")
 File = tuple[str, bytes]
 Entry = File | tarfile.TarInfo
 
@@ -111,6 +117,7 @@ def make_bundle(
     channel: Channel = "dev",
     sequence: int = 1,
     artifacts: Sequence[ArtifactInput] = (),
+    profile: BuildProfile = "release",
 ) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     manifest_path, wasm_path = directory / f"{guest}.toml", directory / f"{guest}.wasm"
@@ -127,6 +134,7 @@ def make_bundle(
         channel=channel,
         sequence=sequence,
         out_path=out,
+        profile=profile,
     )
     return out
 

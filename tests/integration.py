@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import shutil
@@ -14,9 +15,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+import pytest
+
 from tests.conftest import REPO
 
 BIN = Path(sys.executable).parent
+# The build side (doit, asc, Wasmer) needs Python 3.10. Where these tests run on a loader-only Python
+# (3.12 with Wasmtime alone: `make test-loader`), the project's own 3.10 environment builds the bundles.
+BUILD_BIN = BIN if (BIN / "doit").exists() else REPO / ".venv" / "bin"
+# Commands that a loader-only environment runs from the source tree, as modules.
+_MODULES = {"ngixi": "ngixi_build.cli"}
 _NOT_COPIED = {".venv", ".ngixi", "artifacts", ".git", ".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__"}
 
 
@@ -28,13 +36,30 @@ def copy_project(destination: Path, *, toolchain_from: Path | None = None) -> Pa
     return destination
 
 
+def set_targets(project: Path, triples: Sequence[str], wasmtime_targets: Sequence[str] = ()) -> None:
+    """Gives the copy's [tool.ngixi] these targets (fewer artifacts make a faster build)."""
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text()
+    start = text.index("[tool.ngixi]\n")
+    end = text.index("\n[", start) + 1
+    table = (
+        f"[tool.ngixi]\ntargets = {json.dumps(list(triples))}\n"
+        f"wasmtime_targets = {json.dumps(list(wasmtime_targets))}\n"
+    )
+    pyproject.write_text(text[:start] + table + text[end:])
+
+
+def installed_toolchain() -> Path | None:
+    """The repository, when `make` has installed its toolchain there, for copy_project(toolchain_from=...)."""
+    return REPO if (REPO / ".ngixi" / "toolchain").is_dir() else None
+
+
 def run(
     project: Path, *command: str, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Runs a project command (doit, ngixi) from the test's virtual environment."""
-    executable = str(BIN / command[0])
+    """Runs a project command: doit from the build side, ngixi from the test's own environment."""
     result = subprocess.run(
-        [executable, *command[1:]],
+        command_line(command),
         cwd=project,
         capture_output=True,
         text=True,
@@ -46,6 +71,17 @@ def run(
     if check and result.returncode != 0:
         raise AssertionError(f"{command} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def command_line(command: Sequence[str]) -> list[str]:
+    name, *arguments = command
+    if name == "doit":
+        if not (BUILD_BIN / "doit").exists():
+            pytest.skip(f"no build side to build the bundles: {BUILD_BIN / 'doit'} is missing (run `make build`)")
+        return [str(BUILD_BIN / name), *arguments]
+    if not (BIN / name).exists() and name in _MODULES:
+        return [sys.executable, "-m", _MODULES[name], *arguments]
+    return [str(BIN / name), *arguments]
 
 
 def ran_tasks(build_output: str) -> set[str]:

@@ -24,13 +24,14 @@ from ngixi_build.runtime.targets import (
     host_cpu_features,
     host_triple,
 )
-from tests.conftest import KeyFiles, make_bundle
+from tests.conftest import KeyFiles, make_bundle, needs_wasmer
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 
 WASM = module(imports=[Imp("ngixi", "log", ["i32"] * 3)], functions=[Func("add", ["i32", "i32"], ["i32"], ADD_BODY)])
 HOST = host_triple()
 FOREIGN = next(t for t in SUPPORTED_TARGETS.values() if architecture_of(t.triple) != architecture_of(HOST))
 NGIXI = Path(sys.executable).parent / "ngixi"
+pytestmark = needs_wasmer  # Wasmer's artifacts, built with Wasmer
 
 
 def precompiled(directory: Path, target: Target) -> ArtifactInput:

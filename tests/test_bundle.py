@@ -26,13 +26,23 @@ from ngixi_build.runtime.bundle_format import (
     trusted_comment,
 )
 from ngixi_build.runtime.bundle_reader import read_bundle
-from ngixi_build.runtime.engine import current_engine
 from ngixi_build.runtime.errors import VerificationError
 from ngixi_build.runtime.loader import open_guest
 from ngixi_build.runtime.rollback import RollbackGuard
 from ngixi_build.runtime.verify import load_trust
 from ngixi_build.signing import sign
-from tests.conftest import HELLO_MANIFEST, Entry, File, KeyFiles, entries, exit_code, make_bundle, make_key, repack
+from tests.conftest import (
+    HELLO_MANIFEST,
+    WASMER_ENGINE,
+    Entry,
+    File,
+    KeyFiles,
+    entries,
+    exit_code,
+    make_bundle,
+    make_key,
+    repack,
+)
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 
 WASM = module(imports=[Imp("ngixi", "log", ["i32"] * 3)], functions=[Func("add", ["i32", "i32"], ["i32"], ADD_BODY)])
@@ -42,7 +52,7 @@ SEQUENCE = 5
 
 def fake_artifacts(directory: Path) -> list[ArtifactInput]:
     """Artifact members for the reader (it never deserializes them); sizes differ per triple."""
-    ours = current_engine()
+    ours = WASMER_ENGINE
     wasm_sha256 = hashlib.sha256(WASM).hexdigest()
     inputs = []
     for number, triple in enumerate(TRIPLES):

@@ -12,14 +12,13 @@ from pathlib import Path
 import pytest
 
 from ngixi_build.bundle import ArtifactInput, render_index
-from ngixi_build.runtime import engine
 from ngixi_build.runtime.bundle_format import ArtifactMeta, BundleIndex, parse_index, trusted_comment
 from ngixi_build.runtime.bundle_reader import VerifiedBundle, read_bundle
 from ngixi_build.runtime.errors import VerificationError
 from ngixi_build.runtime.targets import host_triple
 from ngixi_build.runtime.verify import load_trust
 from ngixi_build.signing import sign
-from tests.conftest import KeyFiles, entries, exit_code, make_bundle, repack
+from tests.conftest import WASMER_ENGINE, KeyFiles, entries, exit_code, make_bundle, repack
 from tests.test_bundle import WASM
 
 ARTIFACT_BYTES = b"wasmer-universal" + bytes(60_000)
@@ -28,7 +27,7 @@ ARTIFACT = f"aot/{host_triple()}.wasmer"
 
 def artifact(directory: Path, data: bytes) -> ArtifactInput:
     """Artifact bytes with this host's metadata; these tests never deserialize them."""
-    ours = engine.current_engine()
+    ours = WASMER_ENGINE
     path = directory / "artifact.wasmer"
     path.write_bytes(data)
     meta = ArtifactMeta(
@@ -147,9 +146,11 @@ def test_inspect_shows_artifact_metadata(tmp_path: Path, keys: KeyFiles, capsys:
     member = document["members"][2]
     assert member["size"] == len(ARTIFACT_BYTES) and "stored" not in member
     assert member["artifact"]["triple"] == host_triple() and member["artifact"]["cpu_features"] == ["sse2"]
-    assert member["misfit"] is None
+    engine = document["host"]["engine"]
+    fit = None if engine == "wasmer" else f"built by wasmer, this host runs {engine}"
+    assert member["misfit"] == fit
     assert exit_code(["inspect", "--trust", str(keys.trust), str(path)]) == 0
     text = capsys.readouterr().out
     assert f"{ARTIFACT:<40} {len(ARTIFACT_BYTES):>10}  sha256 {member['sha256'][:16]}" in text
     assert f"wasmer 2.1.1 (binding 1.1.0) cranelift {host_triple()} cpu=sse2" in text
-    assert "→ fits this host" in text
+    assert f"→ {fit or 'fits this host'}" in text

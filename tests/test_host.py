@@ -18,7 +18,8 @@ from ngixi_build.runtime.abi import Errno
 from ngixi_build.runtime.errors import InvalidInput, PolicyError
 from ngixi_build.runtime.host import CallFailed, InProcessTenant, IsolatedTenant, TenantPool, open_tenant
 from ngixi_build.runtime.policy import load_policy
-from tests.integration import copy_project, run
+from ngixi_build.runtime.targets import host_triple
+from tests.integration import copy_project, installed_toolchain, run, set_targets
 
 pytestmark = pytest.mark.integration
 
@@ -103,7 +104,8 @@ timeout_ms = 1000
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, stalling_server: int) -> Path:
-    root = copy_project(tmp_path_factory.mktemp("host") / "project")
+    root = copy_project(tmp_path_factory.mktemp("host") / "project", toolchain_from=installed_toolchain())
+    set_targets(root, [host_triple()], wasmtime_targets=["host"])  # this host's AOT code for either engine
     shutil.copytree(FIXTURES / "guests" / "hostile", root / "guests" / "hostile")
     shutil.copy(FIXTURES / "hostile.toml", root / "manifests" / "hostile.toml")
     add_slow_fetch_guest(root, stalling_server)

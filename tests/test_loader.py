@@ -11,13 +11,12 @@ from ngixi_build.bundle import ArtifactInput
 from ngixi_build.precompile import precompile_guest
 from ngixi_build.runtime.bundle_format import ArtifactMeta
 from ngixi_build.runtime.bundle_reader import read_bundle
-from ngixi_build.runtime.engines import engine_named
 from ngixi_build.runtime.errors import GuestError, InvalidInput, VerificationError
 from ngixi_build.runtime.loader import HostProfile, artifact_misfit, open_guest, parse_arguments
 from ngixi_build.runtime.manifest import ExportDecl
 from ngixi_build.runtime.targets import SUPPORTED_TARGETS, host_cpu_features, host_triple
 from ngixi_build.runtime.verify import load_trust
-from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle
+from tests.conftest import HELLO_MANIFEST, WASMER_ENGINE, KeyFiles, make_bundle, needs_wasmer
 from tests.wasmgen import ADD_BODY, Func, Imp, call_import, module
 
 LOG = Imp("ngixi", "log", ["i32"] * 3)
@@ -46,6 +45,7 @@ def test_compiles_when_no_artifact_and_calls(tmp_path: Path, keys: KeyFiles) -> 
     assert [(line.level, line.message) for line in guest.output.logs] == [("info", "")]
 
 
+@needs_wasmer
 def test_uses_the_native_artifact_for_this_host(tmp_path: Path, keys: KeyFiles) -> None:
     artifact = host_artifact(tmp_path, WASM)
     path = make_bundle(tmp_path / "b", keys.key, wasm=WASM, manifest=MANIFEST, artifacts=[artifact])
@@ -72,6 +72,7 @@ def test_ungranted_import_is_refused_at_load(tmp_path: Path, keys: KeyFiles) -> 
         open_guest(read_bundle(path, load_trust(keys.trust)))
 
 
+@needs_wasmer
 def test_refuses_without_compiler_and_lists_why(
     tmp_path: Path, keys: KeyFiles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -86,7 +87,7 @@ def test_refuses_without_compiler_and_lists_why(
 
 
 def meta(**changes: object) -> ArtifactMeta:
-    ours = engine_named("wasmer").current_engine()
+    ours = WASMER_ENGINE
     base = ArtifactMeta(
         ours.engine, ours.engine_version, ours.binding_version, ours.compiler, host_triple(), ("sse2",), "0" * 64
     )
@@ -104,7 +105,7 @@ def meta(**changes: object) -> ArtifactMeta:
     ],
 )
 def test_artifact_misfit(changes: dict[str, object], reason: str | None) -> None:
-    host = HostProfile(host_triple(), host_cpu_features() | {"sse2"}, engine_named("wasmer").current_engine())
+    host = HostProfile(host_triple(), host_cpu_features() | {"sse2"}, WASMER_ENGINE)
     found = artifact_misfit(meta(**changes), host)
     assert found == reason if reason is None else reason in (found or "")
 

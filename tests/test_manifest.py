@@ -51,6 +51,9 @@ INVALID = [
     (GUEST + "[limits]\nmemory_pages = 0\n", [f"{F}: limits.memory_pages: must be between 1 and 65536, not 0"]),
     (GUEST + "[limits]\ntimeout_ms = 1.5\n", [f"{F}: limits.timeout_ms: must be an integer, not a number"]),
     (GUEST + "[limits]\nmemory = 2\n", [f'{F}: limits.memory: unknown key; did you mean "memory_pages"?']),
+    (GUEST + "[limits]\nfuel = 0\n", [f"{F}: limits.fuel: must be between 1 and {(1 << 63) - 1}, not 0"]),
+    (GUEST + '[limits]\nfuel = "1e6"\n', [f"{F}: limits.fuel: must be an integer, not a string"]),
+    (GUEST + "[limits]\nfeul = 1\n", [f'{F}: limits.feul: unknown key; did you mean "fuel"?']),
     (GUEST + '[[smoke]]\ncall = "nope"\n', [f'{F}: smoke[0].call: "nope" is not declared under [exports]']),
     (
         GUEST + '[exports.add]\nparams = ["i32"]\n[[smoke]]\ncall = "add"\nargs = []\n',
@@ -295,6 +298,9 @@ def test_valid_manifest_becomes_typed_records() -> None:
     assert manifest.export("add") is not None
     assert manifest.grants == frozenset({"log"})
     assert manifest.limits.memory_pages == 4 and manifest.limits.timeout_ms == 5000
+    assert manifest.limits.fuel is None
+    metered = parse_manifest(text.replace("memory_pages = 4", "fuel = 1000000"), source=F, stem="hello")
+    assert metered.limits.fuel == 1_000_000
     assert manifest.smoke[0].args == (2, 3) and manifest.smoke[0].expect == (5,)
 
 

@@ -152,6 +152,17 @@ def test_bad_manifest_fails_validation_cleanly(tmp_path: Path, built: Path) -> N
 def test_clean_removes_build_outputs_but_keeps_the_dev_key(tmp_path: Path, built: Path) -> None:
     project = copy_project(tmp_path / "p", toolchain_from=built)
     run(project, "doit", "build")
+    killed = [  # what killed writers leave behind, and watch mode's dev outputs
+        project / "artifacts" / "wasm" / ".hello.k2j4_x9q.wasm",
+        project / "artifacts" / "bundles" / ".hello-0.1.0.ngx.a1b2c3d4.tmp",
+        project / ".ngixi" / ".trust.toml.zz00yy11.tmp",
+        project / "artifacts" / "dev" / "bundles" / "hello-0.1.0.ngx",
+    ]
+    users = project / "guests" / "hello" / "assembly" / ".index.ts.abcdefgh.tmp"
+    for path in [*killed, users]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
     run(project, "doit", "clean")
     assert not list((project / "artifacts").rglob("*.ngx")) and not list((project / "artifacts").rglob("*.wasm"))
+    assert [p for p in killed if p.exists()] == [] and users.exists()
     assert (project / ".ngixi" / "keys" / "dev.key").exists()

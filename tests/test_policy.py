@@ -10,7 +10,7 @@ from ngixi_build.runtime.capabilities import CAPABILITIES
 from ngixi_build.runtime.ceilings import no_ceiling
 from ngixi_build.runtime.errors import InvalidInput, PolicyError
 from ngixi_build.runtime.loader import check_memory_limit
-from ngixi_build.runtime.manifest import Manifest, parse_manifest
+from ngixi_build.runtime.manifest import LIMIT_KEYS, Manifest, parse_manifest
 from ngixi_build.runtime.options import no_options
 from ngixi_build.runtime.policy import load_policy
 from ngixi_build.runtime.wasm import read_module_info
@@ -188,12 +188,25 @@ def test_every_capability_with_options_has_ceilings_for_them() -> None:
         assert (capability.parse_options is no_options) == (capability.parse_ceiling is no_ceiling), capability.name
 
 
+def test_a_fuel_ceiling_needs_every_manifest_to_set_fuel_within_it(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text("[limits]\nfuel = 1000\n")
+    policy = load_policy(path)
+    assert policy.exceeded(MANIFEST) == ["limits.fuel: not set, so unlimited; the policy allows at most 1000"]
+    metered = HELLO_MANIFEST + "[limits]\nmemory_pages = 16\nfuel = {}\n"
+    assert policy.exceeded(parse_manifest(metered.format(1000), source="m", stem="hello")) == []
+    assert policy.exceeded(parse_manifest(metered.format(1001), source="m", stem="hello")) == [
+        "limits.fuel: asks for 1001, the policy allows at most 1000"
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("[limit]\n", 'limit: unknown key; did you mean "limits"?'),
         ("[limits]\nmemory = 1\n", 'limits.memory: unknown key; did you mean "memory_pages"?'),
         ("[limits]\ntimeout_ms = -1\n", "limits.timeout_ms: must be a non-negative integer"),
+        ("[limits]\nfule = 1\n", 'limits.fule: unknown key; did you mean "fuel"?'),
         ('[capabilities]\nallow = ["lgo"]\n', "capabilities.allow[0]: unknown capability 'lgo'; did you mean \"log\"?"),
         ("[capabilities.htp]\n", 'capabilities.htp: unknown key; did you mean "http"?'),
         ("[capabilities]\nhttp = 1\n", "capabilities.http: must be a table of ceilings, not an integer"),
@@ -248,6 +261,6 @@ def test_the_documented_policy_is_valid_and_sets_every_ceiling(tmp_path: Path) -
     path = tmp_path / "policy.toml"
     path.write_text(doc.split("## Format")[1].split("```toml\n")[1].split("```")[0])
     policy = load_policy(path)
-    assert set(policy.limits) == {"memory_pages", "timeout_ms", "log_bytes", "stdout_bytes"}
+    assert set(policy.limits) == set(LIMIT_KEYS)
     assert set(policy.ceilings) == {"fs", "http", "kv"}
     assert all(value is not None for ceiling in policy.ceilings.values() for value in vars(ceiling).values())

@@ -19,7 +19,7 @@ from ngixi_build.release import ReleaseError, build_bundles, make_release
 from ngixi_build.runtime.bundle_reader import read_bundle
 from ngixi_build.runtime.verify import load_trust
 from ngixi_build.signing import SigningKey
-from tests.conftest import REPO, KeyFiles, make_key
+from tests.conftest import REPO, KeyFiles, make_bundle, make_key
 from tests.integration import copy_project, run
 from tests.system import require_program
 
@@ -102,9 +102,22 @@ def test_rerelease_identical_is_accepted_and_different_is_refused(
     monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
     bundles = {p.name: p.read_bytes() for p in released.glob("*.ngx")}
     assert make_release(project, key=release_keys.key, builder=lambda _p, _k: bundles).already_existed
-    changed = {**bundles, "hello-0.1.0.ngx": b"other bytes"}
+    changed = {**bundles, "hello-0.1.0.ngx": bundles["wasi-hello-0.1.0.ngx"]}
     with pytest.raises(ReleaseError, match=r"already exists with different content \(SHA256SUMS, SHA256SUMS.minisig"):
         make_release(project, key=release_keys.key, builder=lambda _p, _k: changed)
+
+
+def test_release_refuses_a_dev_profile_bundle(
+    project: Project, release_keys: KeyFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NGIXI_RELEASE_VERSION", "3.0.0")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    dev = make_bundle(tmp_path, release_keys.key, wasm=b"\0asm\1\0\0\0", profile="dev").read_bytes()
+    with pytest.raises(ReleaseError, match=r"hello-0\.1\.0\.ngx: profile: built with the dev profile; a release ships"):
+        make_release(project, key=release_keys.key, builder=lambda _p, _k: {"hello-0.1.0.ngx": dev})
+    with pytest.raises(ReleaseError, match=r"hello-0\.1\.0\.ngx: not a readable bundle"):
+        make_release(project, key=release_keys.key, builder=lambda _p, _k: {"hello-0.1.0.ngx": b"other bytes"})
+    assert not (project.artifacts_dir / "release" / "3.0.0").exists()
 
 
 def test_gate_refuses_a_nondeterministic_build_naming_the_members(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from ngixi_build.project import Project
 from ngixi_build.runtime.bundle_reader import VerifiedBundle, read_bundle
 from ngixi_build.runtime.loader import open_guest
 from ngixi_build.runtime.verify import load_trust
+from ngixi_build.smoke import smoke_bundle
 from ngixi_build.toolchain import ensure_toolchain
 from tests.conftest import REPO
 from tests.integration import (
@@ -25,6 +27,7 @@ from tests.integration import (
     compiler_processes,
     copy_project,
     is_compiler_process,
+    ran_tasks,
     run,
     wait_until,
 )
@@ -36,14 +39,15 @@ HELLO_SOURCE = (REPO / "guests" / "hello" / "assembly" / "index.ts").read_text()
 
 @dataclass(frozen=True)
 class Watched:
-    project: Project
+    project: Project  # the dev profile's paths: what the watcher writes
     watch: WatchProcess
 
-    def bundle(self, guest: str) -> VerifiedBundle:
-        return read_bundle(self.project.bundle_path(guest, "0.1.0"), load_trust(self.project.dev_trust_file))
+    def bundle(self, guest: str, project: Project | None = None) -> VerifiedBundle:
+        project = project or self.project
+        return read_bundle(project.bundle_path(guest, "0.1.0"), load_trust(project.dev_trust_file))
 
-    def add(self, a: int, b: int) -> int:
-        (result,) = open_guest(self.bundle("hello")).call("add", (a, b))
+    def add(self, a: int, b: int, project: Project | None = None) -> int:
+        (result,) = open_guest(self.bundle("hello", project)).call("add", (a, b))
         assert isinstance(result, int)
         return result
 
@@ -83,15 +87,25 @@ def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Watched]:
     try:
         started = texts(watch.until("watching"))
         assert any(t.startswith("hello: rebuilt") for t in started), started
-        yield Watched(project, watch)
+        assert "dev-profile bundles in artifacts/dev/bundles/" in started[-1], started
+        yield Watched(dataclasses.replace(project, profile="dev"), watch)
     finally:
         watch.stop()
+
+
+def test_dev_bundles_of_unedited_guests_pass_their_smoke_calls(watched: Watched) -> None:
+    for guest in ("hello", "wasi-hello"):
+        bundle = watched.bundle(guest)
+        assert bundle.index.profile == "dev"
+        label = str(watched.project.manifest_path(guest))
+        assert smoke_bundle(bundle_path=Path(bundle.source), trust_file=watched.project.dev_trust_file, label=label)
 
 
 def test_an_edit_gives_a_verified_bundle_with_the_new_behaviour(watched: Watched) -> None:
     watched.write_hello("a + b + 100")
     assert watched.rebuild_of("hello")[-1].text.startswith("hello: rebuilt in ")
     assert watched.add(2, 3) == 105
+    assert watched.bundle("hello").index.profile == "dev"
     watched.settled("hello")
     assert watched.add(2, 3) == 105
 
@@ -111,7 +125,7 @@ def test_a_syntax_error_is_reported_once_and_the_fix_rebuilds(watched: Watched) 
 
 def test_outputs_state_and_editor_files_trigger_nothing(watched: Watched) -> None:
     project = watched.project
-    (project.artifacts_dir / "wasm" / "stray.wasm").write_bytes(b"\0asm")
+    (project.outputs_dir / "wasm" / "stray.wasm").write_bytes(b"\0asm")
     (project.artifacts_dir / "notes.txt").write_text("x")
     (project.state_dir / "notes.txt").write_text("x")
     sources = project.guests_dir / "hello" / "assembly"
@@ -173,11 +187,31 @@ def test_a_doit_build_racing_a_rebuild_never_mixes_outputs(watched: Watched) -> 
     assert set(doit_task_names("hello", triples, watched.project.wasmtime_triples())) <= listed
 
 
+def test_doit_build_after_watching_builds_release_outputs_from_the_sources(watched: Watched) -> None:
+    release, source = Project(watched.project.root), watched.project.guests_dir / "hello" / "assembly" / "index.ts"
+    run(release.root, "doit", "build")
+    built, built_source = release.bundle_path("hello", "0.1.0").read_bytes(), source.read_text()
+    watched.write_hello("a + b + 500")
+    watched.rebuild_of("hello")
+    assert watched.add(2, 3) == 505 and release.bundle_path("hello", "0.1.0").read_bytes() == built
+    source.write_text(built_source)  # back to what doit built: its records and outputs are still right
+    watched.rebuild_of("hello")
+    assert "compile:hello" not in ran_tasks(run(release.root, "doit", "build").stdout)
+    assert release.bundle_path("hello", "0.1.0").read_bytes() == built
+    watched.write_hello("a + b + 600")
+    watched.rebuild_of("hello")
+    assert "compile:hello" in ran_tasks(run(release.root, "doit", "build").stdout)
+    assert watched.bundle("hello", release).index.profile == "release" and watched.add(2, 3, release) == 605
+    assert watched.bundle("hello").index.profile == "dev" and watched.add(2, 3) == 605
+
+
 def test_doit_watch_polling_with_smoke_stops_on_ctrl_c_with_no_compiler_left(tmp_path: Path) -> None:
     project = new_project(tmp_path, ("hello",))
-    watch = WatchProcess(project.root, ("doit", "watch", "--poll", "--smoke"))
+    watch = WatchProcess(project.root, ("doit", "watch", "--poll", "--smoke", "--release"))
     try:
-        assert "hello: 1 smoke calls passed" in texts(watch.until("watching"))
+        started = texts(watch.until("watching"))
+        assert "hello: 1 smoke calls passed" in started
+        assert "release-profile bundles in artifacts/bundles/" in started[-1], started
         compilers = compiler_processes(watch.process.pid)
         assert compilers
         source = project.guests_dir / "hello" / "assembly" / "index.ts"
@@ -190,3 +224,5 @@ def test_doit_watch_polling_with_smoke_stops_on_ctrl_c_with_no_compiler_left(tmp
         status = watch.stop(signal.SIGINT)
     assert status == 0
     assert not any(is_compiler_process(pid) for pid in compilers)
+    bundle = read_bundle(project.bundle_path("hello", "0.1.0"), load_trust(project.dev_trust_file))
+    assert bundle.index.profile == "release" and not (project.artifacts_dir / "dev").exists()

@@ -30,6 +30,9 @@ MAX_BUNDLE_BYTES = 1024 * 1024 * 1024
 
 Channel = Literal["dev", "release"]
 CHANNELS: tuple[Channel, ...] = ("dev", "release")
+# How the .wasm was optimized: `dev` (watch mode's quick compiles) or `release` (every other build).
+BuildProfile = Literal["dev", "release"]
+BUILD_PROFILES: tuple[BuildProfile, ...] = ("dev", "release")
 MemberKind = Literal["manifest", "wasm", "artifact"]
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _ARTIFACT_PATH = re.compile(r"^aot/[a-z0-9_]+(-[a-z0-9_.]+){0,3}\.(wasmer|cwasm)$")
@@ -67,6 +70,8 @@ class BundleIndex:
     channel: Channel
     sequence: int
     members: tuple[Member, ...]
+    # Absent from indexes written before dev builds existed: all of those were release builds.
+    profile: BuildProfile = "release"
 
     def member(self, kind: MemberKind) -> Member:
         return next(m for m in self.members if m.kind == kind)
@@ -186,7 +191,7 @@ def parse_index(data: bytes, *, source: str) -> BundleIndex:
     raw = _load_json(data, strict)
     if not isinstance(raw, dict):
         raise strict.fail("(top)", "must be a JSON object")
-    strict.keys(raw, {"format", "guest", "version", "channel", "sequence", "members"}, "(top)")
+    strict.keys(raw, {"format", "guest", "version", "channel", "profile", "sequence", "members"}, "(top)")
     if strict.get(raw, "format", int, "format") != FORMAT_VERSION:
         raise strict.fail(
             "format",
@@ -196,6 +201,9 @@ def parse_index(data: bytes, *, source: str) -> BundleIndex:
     channel = strict.get(raw, "channel", str, "channel")
     if channel not in CHANNELS:
         raise strict.fail("channel", f"{channel!r} is not one of {CHANNELS}")
+    profile = strict.get(raw, "profile", str, "profile")
+    if profile not in BUILD_PROFILES:
+        raise strict.fail("profile", f"{profile!r} is not one of {BUILD_PROFILES}")
     members = tuple(
         _parse_member(m, f"members[{i}]", strict) for i, m in enumerate(strict.get(raw, "members", list, "members"))
     )
@@ -210,6 +218,7 @@ def parse_index(data: bytes, *, source: str) -> BundleIndex:
         channel=cast(Channel, channel),
         sequence=sequence,
         members=members,
+        profile=cast(BuildProfile, profile),
     )
 
 

@@ -43,9 +43,12 @@ class Ceiling(Protocol):
 CeilingParser = Callable[[Mapping[str, Any], str, Problems], Ceiling]
 
 
-def at_most(field: str, asked: int, ceiling: int | None) -> list[str]:
-    if ceiling is None or asked <= ceiling:
+def at_most(field: str, asked: int | None, ceiling: int | None) -> list[str]:
+    """`asked` None is an optional limit left unset, so unlimited: over any ceiling."""
+    if ceiling is None or (asked is not None and asked <= ceiling):
         return []
+    if asked is None:
+        return [f"{field}: not set, so unlimited; the policy allows at most {ceiling}"]
     return [f"{field}: asks for {asked}, the policy allows at most {ceiling}"]
 
 

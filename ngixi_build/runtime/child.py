@@ -68,7 +68,12 @@ def _open(request: dict[str, Any]) -> Guest:
     )
     sandbox = Sandbox.from_json(request["sandbox"]) if request.get("sandbox") else None
     return open_guest(
-        bundle, args=request.get("args", ()), env=request.get("env", {}), sandbox=sandbox, engine=request.get("engine")
+        bundle,
+        args=request.get("args", ()),
+        env=request.get("env", {}),
+        sandbox=sandbox,
+        engine=request.get("engine"),
+        cpu_capped=True,  # serve() caps every call's CPU time
     )
 
 

@@ -21,6 +21,7 @@ from .engine_wasmtime import (
     TICKER,
     Deadline,
     call_within_deadline,
+    compiling_engine,
     engine_for,
     epoch_ticks,
     first_line,
@@ -70,9 +71,10 @@ def read_component(wasm: bytes, *, source: str) -> ComponentInfo:
         raise VerificationError(f"{source}: not a valid component: {first_line(error)}") from None
 
 
-def precompile(wasm: bytes, *, target: str | None, what: str) -> bytes:
+def precompile(wasm: bytes, *, triple: str, cpu_features: Sequence[str], metered: bool, what: str) -> bytes:
+    """As `engine_wasmtime.precompile`; components are never metered (the manifest refuses limits.fuel)."""
     try:
-        return bytes(wc.Component(engine_for(target), wasm).serialize())
+        return bytes(wc.Component(compiling_engine(triple, cpu_features, False, what), wasm).serialize())
     except wasmtime.WasmtimeError as error:
         raise NgixiError(f"{what}: {first_line(error)}") from None
 

@@ -2,8 +2,10 @@
 
 Unlike Wasmer, Wasmtime enforces the manifest's limits in this process: a call is interrupted at
 its `limits.timeout_ms` (epoch interruption, also checked when a host function returns, since an
-epoch cannot interrupt Python) and linear memory cannot grow past `limits.memory_pages`.
-Artifacts must be built with exactly the `Config` used here, or Wasmtime refuses to load them.
+epoch cannot interrupt Python), linear memory cannot grow past `limits.memory_pages`, and a call
+may execute at most `limits.fuel` instructions (fuel, only for guests that set it: metering slows
+every call). Artifacts must be built with the `Config` used here (fuel included), or Wasmtime
+refuses to load them; a refusal becomes `ArtifactRefused`, so that the loader compiles instead.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import wasmtime
 
 from .capabilities import HostImport
 from .engines import PORTABLE_TRIPLE, EngineId, EngineMemory, RunLimits, as_results
-from .errors import GuestError, NgixiError
+from .errors import ArtifactRefused, GuestError, NgixiError
 from .hostfuncs import HostFunction
 from .manifest import Number
+from .targets import host_triple
 
 ENGINE = "wasmtime"
 PAGE_BYTES = 65536
@@ -35,6 +38,26 @@ _VALUE_TYPES = {
     "f64": wasmtime.ValType.f64,
 }
 
+
+# Our CPU-feature names (targets.py) → Cranelift's x86_64 settings. Only these may reach
+# `cranelift_flag_enable`: Wasmtime aborts the whole process on a setting it does not know.
+# SSE2 is Cranelift's x86_64 baseline, so it needs no setting.
+_CRANELIFT_SETTINGS = {
+    "sse2": None,
+    "sse3": "has_sse3",
+    "ssse3": "has_ssse3",
+    "sse4.1": "has_sse41",
+    "sse4.2": "has_sse42",
+    "popcnt": "has_popcnt",
+    "avx": "has_avx",
+    "avx2": "has_avx2",
+    "bmi": "has_bmi1",
+    "bmi2": "has_bmi2",
+    "lzcnt": "has_lzcnt",
+    "avx512dq": "has_avx512dq",
+    "avx512vl": "has_avx512vl",
+    "avx512f": "has_avx512f",
+}
 
 _WASMER_WORDING = {
     wasmtime.TrapCode.UNREACHABLE: "unreachable",
@@ -48,7 +71,7 @@ def current_engine() -> EngineId:
 
 
 def compiled_by(target: str | None) -> EngineId:
-    """The engine metadata of artifacts compiled for `target` (None: this host)."""
+    """The engine metadata of artifacts compiled for `target` (None or a triple: this host; or `pulley64`)."""
     binding = version("wasmtime")
     return EngineId(ENGINE, binding, binding, "pulley" if target == PORTABLE_TRIPLE else "cranelift")
 
@@ -57,16 +80,43 @@ def compiler_available() -> bool:
     return True
 
 
-@cache
-def engine_for(target: str | None) -> wasmtime.Engine:
-    """The engine for the host (None) or for `pulley64`; never another target: the wheel aborts on those."""
+def _config(*, metered: bool) -> wasmtime.Config:
+    """The settings every engine here shares; an artifact loads only into an engine with the same."""
     config = wasmtime.Config()
     config.epoch_interruption = True
+    config.consume_fuel = metered
+    return config
+
+
+@cache
+def engine_for(target: str | None, metered: bool = False) -> wasmtime.Engine:
+    """The engine that runs code for this host (None, with all its CPU features) or for `pulley64`."""
+    config = _config(metered=metered)
     if target is not None:
         config.target = target
     engine = wasmtime.Engine(config)
     TICKER.engines.append(engine)
     return engine
+
+
+def compiling_engine(triple: str, cpu_features: Sequence[str], metered: bool, what: str) -> wasmtime.Engine:
+    """An engine that compiles for exactly `triple` (this host's or `pulley64`) and the `cpu_features` baseline.
+
+    Naming the host's triple keeps Wasmtime from using every feature of the build machine's CPU.
+    """
+    # The wheel compiles for nothing else, and aborts the process on an unknown triple or setting.
+    if triple not in (host_triple(), PORTABLE_TRIPLE):
+        raise NgixiError(f"{what}: Wasmtime compiles only for this machine ({host_triple()}) and {PORTABLE_TRIPLE}")
+    unknown = sorted(set(cpu_features) - set(_CRANELIFT_SETTINGS))
+    if unknown or (cpu_features and triple == PORTABLE_TRIPLE):
+        raise NgixiError(f"{what}: Wasmtime cannot take the CPU features {', '.join(unknown or cpu_features)}")
+    config = _config(metered=metered)
+    config.target = triple
+    for feature in cpu_features:
+        setting = _CRANELIFT_SETTINGS[feature]
+        if setting is not None:
+            config.cranelift_flag_enable(setting)
+    return wasmtime.Engine(config)
 
 
 class _EpochTicker:
@@ -104,16 +154,26 @@ class _EpochTicker:
 TICKER = _EpochTicker()
 
 
-def precompile(wasm: bytes, *, target: str | None, what: str) -> bytes:
-    """Compiles a module for this host (None) or `pulley64` and returns the serialized artifact."""
+def precompile(wasm: bytes, *, triple: str, cpu_features: Sequence[str], metered: bool, what: str) -> bytes:
+    """Compiles a module for this host's triple with a CPU baseline, or for `pulley64`; returns the artifact.
+
+    `metered` compiles in fuel metering, for a guest whose manifest sets limits.fuel.
+    """
+    engine = compiling_engine(triple, cpu_features, metered, what)
     try:
-        return bytes(wasmtime.Module(engine_for(target), wasm).serialize())
+        return bytes(wasmtime.Module(engine, wasm).serialize())
     except wasmtime.WasmtimeError as error:
         raise NgixiError(f"{what}: {first_line(error)}") from None
 
 
 def first_line(error: Exception) -> str:
     return str(error).strip().split("\n")[0]
+
+
+def _with_causes(error: Exception) -> str:
+    """The error and its "Caused by:" lines on one line."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    return ": ".join(line for line in lines if line and line != "Caused by:")
 
 
 def trap_message(trap: wasmtime.Trap) -> str:
@@ -153,13 +213,25 @@ class WasmtimeMemory:
 
 
 class Deadline:
-    """The wall-clock end of the current call, which host functions check when they return."""
+    """The wall-clock end of the current call, which host functions check when they return; and its fuel."""
 
-    def __init__(self, guest: str, timeout_ms: int) -> None:
+    def __init__(self, guest: str, timeout_ms: int, fuel: int | None = None) -> None:
         self.guest = guest
         self.timeout_ms = timeout_ms
+        self.fuel = fuel
         self.export = ""
         self.ends_at = math.inf
+
+    def arm(self, store: wasmtime.Store) -> None:
+        """Gives the next call (or instantiation) its epoch deadline and its full fuel."""
+        if self.fuel is not None:
+            store.set_fuel(self.fuel)
+        store.set_epoch_deadline(epoch_ticks(self.timeout_ms))
+
+    def out_of_fuel(self, what: str) -> GuestError:
+        return GuestError(
+            f"{self.guest}: {what} ran out of fuel: at most {self.fuel} per call (limits.fuel)", outcome="fuel"
+        )
 
     def error(self) -> GuestError:
         return GuestError(
@@ -201,13 +273,15 @@ def call_within_deadline(
     """Calls an export with the deadline armed: a trap or the timeout becomes a GuestError."""
     deadline.export = export
     deadline.ends_at = time.monotonic() + deadline.timeout_ms / 1000
-    store.set_epoch_deadline(epoch_ticks(deadline.timeout_ms))
+    deadline.arm(store)
     try:
         with TICKER.running():
             result = invoke()
     except wasmtime.Trap as trap:
         if trap.trap_code == wasmtime.TrapCode.INTERRUPT:
             raise deadline.error() from None
+        if trap.trap_code == wasmtime.TrapCode.OUT_OF_FUEL:
+            raise deadline.out_of_fuel(export) from None
         raise GuestError(f"{deadline.guest}: {export} trapped: {trap_message(trap)}") from None
     except wasmtime.WasmtimeError as error:
         raise GuestError(f"{deadline.guest}: {export} failed: {first_line(error)}") from None
@@ -233,16 +307,13 @@ def load(
 ) -> WasmtimeInstance:
     """Instantiates a guest from a verified artifact or by compiling its .wasm.
 
-    `target` is the artifact's: None for this host, or `pulley64`.
+    `target` is the artifact's: None for this host, or `pulley64`. An artifact Wasmtime refuses
+    (another Wasmtime, other settings, CPU features this host lacks) raises `ArtifactRefused`.
     """
-    engine = engine_for(target)
-    deadline = Deadline(guest, limits.timeout_ms)
+    engine = engine_for(target, limits.fuel is not None)
+    deadline = Deadline(guest, limits.timeout_ms, limits.fuel)
+    module = _module(engine, guest, wasm, artifact)
     try:
-        if artifact is not None:
-            module = wasmtime.Module.deserialize(engine, artifact)
-        else:
-            assert wasm is not None
-            module = wasmtime.Module(engine, wasm)
         store = wasmtime.Store(engine)
         store.set_limits(memory_size=limits.memory_pages * PAGE_BYTES)
         linker = wasmtime.Linker(engine)
@@ -252,12 +323,27 @@ def load(
                 [_VALUE_TYPES[t]() for t in host_import.signature.results],
             )
             linker.define_func(host_import.module, host_import.name, signature, deadline.guard(function))
-        store.set_epoch_deadline(epoch_ticks(limits.timeout_ms))
+        deadline.arm(store)
         with TICKER.running():
             instance = WasmtimeInstance(linker.instantiate(store, module), store, deadline)
     except wasmtime.Trap as trap:
+        if trap.trap_code == wasmtime.TrapCode.OUT_OF_FUEL:
+            raise deadline.out_of_fuel("its start") from None
         raise GuestError(f"{guest}: cannot load the guest: {trap_message(trap)}") from None
     except wasmtime.WasmtimeError as error:
         raise NgixiError(f"{guest}: cannot load the guest: {first_line(error)}") from None
     on_memory(instance.memory)
     return instance
+
+
+def _module(engine: wasmtime.Engine, guest: str, wasm: bytes | None, artifact: bytes | None) -> wasmtime.Module:
+    if artifact is None:
+        assert wasm is not None
+        try:
+            return wasmtime.Module(engine, wasm)
+        except wasmtime.WasmtimeError as error:
+            raise NgixiError(f"{guest}: cannot compile the guest: {first_line(error)}") from None
+    try:
+        return wasmtime.Module.deserialize(engine, artifact)
+    except wasmtime.WasmtimeError as error:
+        raise ArtifactRefused(f"Wasmtime refused it: {_with_causes(error)}") from None

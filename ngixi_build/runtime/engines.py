@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -23,8 +24,23 @@ from .manifest import Number
 
 # Wasmtime's portable interpreter target: its artifacts run on any host with the same Wasmtime.
 PORTABLE_TRIPLE = "pulley64"
-# Engine name → (its module here, the Python package it needs); the first installed one is the default.
-_ENGINES = {"wasmer": ("engine", "wasmer"), "wasmtime": ("engine_wasmtime", "wasmtime")}
+AUTO = "auto"
+ENGINE_VARIABLE = "NGIXI_ENGINE"
+
+
+@dataclass(frozen=True)
+class _EngineEntry:
+    module: str  # its module here
+    package: str  # the Python package it needs
+    meters_fuel: bool  # whether it enforces limits.fuel in-process
+
+
+# The first installed engine is the default (the first that meters fuel, for a guest with limits.fuel).
+_ENGINES = {
+    "wasmer": _EngineEntry("engine", "wasmer", meters_fuel=False),
+    "wasmtime": _EngineEntry("engine_wasmtime", "wasmtime", meters_fuel=True),
+}
+ENGINE_NAMES = tuple(_ENGINES)
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,7 @@ class RunLimits:
 
     timeout_ms: int
     memory_pages: int
+    fuel: int | None = None
 
 
 class EngineMemory(GuestMemory, Protocol):
@@ -56,7 +73,11 @@ class EngineInstance(Protocol):
 
 
 class Engine(Protocol):
-    """What the loader needs from an engine module."""
+    """What the loader needs from an engine module.
+
+    `load` raises `ArtifactRefused` for an artifact the engine itself finds incompatible (before
+    running any of it), so that the loader can try another artifact or compile the .wasm.
+    """
 
     def current_engine(self) -> EngineId: ...
 
@@ -82,22 +103,47 @@ def _installed(package: str) -> bool:
 
 
 def installed_engines() -> list[str]:
-    return [name for name, (_, package) in _ENGINES.items() if _installed(package)]
+    return [name for name, entry in _ENGINES.items() if _installed(entry.package)]
+
+
+def chosen_engine(name: str | None = None, *, wants_fuel: bool = False) -> str:
+    """The engine `name` names, else `$NGIXI_ENGINE`; "auto" (the default) picks the first installed.
+
+    For a guest that `wants_fuel` (a manifest with limits.fuel), "auto" prefers an engine that meters it.
+    Nothing is imported: choosing is cheap, and a host with one engine never loads the other.
+    """
+    name = name or os.environ.get(ENGINE_VARIABLE) or AUTO
+    installed = installed_engines()
+    if name == AUTO:
+        if not installed:
+            raise NgixiError(f"no WebAssembly engine is installed; pip install one of: {', '.join(_ENGINES)}")
+        metering = [n for n in installed if _ENGINES[n].meters_fuel]
+        return metering[0] if wants_fuel and metering else installed[0]
+    if name not in _ENGINES:
+        raise NgixiError(f"unknown engine {name!r}; known engines: {', '.join(_ENGINES)} (or {AUTO})")
+    if name not in installed:
+        raise NgixiError(f"engine {name} is not installed here; {_how_to_get(name)}")
+    return name
+
+
+def _how_to_get(name: str) -> str:
+    if name == "wasmer" and sys.version_info >= (3, 11):
+        python = f"{sys.version_info.major}.{sys.version_info.minor}"
+        return f"wasmer has wheels only for CPython 3.7-3.10 (this is {python}): use --engine wasmtime"
+    return f"pip install {_ENGINES[name].package}"
+
+
+def meters_fuel(name: str) -> bool:
+    return _ENGINES[name].meters_fuel
 
 
 def engine_named(name: str | None = None) -> Engine:
-    """The engine module for `name`, else `$NGIXI_ENGINE`, else the first installed engine."""
-    name = name or os.environ.get("NGIXI_ENGINE") or None
-    installed = installed_engines()
-    if name is None and not installed:
-        raise NgixiError(f"no WebAssembly engine is installed; pip install one of: {', '.join(_ENGINES)}")
-    chosen = name or installed[0]
-    if chosen not in _ENGINES:
-        known = ", ".join(_ENGINES)
-        raise NgixiError(f"unknown engine {name!r}; known engines: {known}")
-    if chosen not in installed:
-        raise NgixiError(f"engine {chosen} is not installed (pip install {_ENGINES[chosen][1]})")
-    return cast(Engine, importlib.import_module(f".{_ENGINES[chosen][0]}", __package__))
+    """The engine module for `name` as `chosen_engine` resolves it."""
+    chosen = chosen_engine(name)
+    try:
+        return cast(Engine, importlib.import_module(f".{_ENGINES[chosen].module}", __package__))
+    except ImportError as error:  # e.g. wasmer's stub wheel on CPython 3.11+
+        raise NgixiError(f"engine {chosen} is installed but does not load: {error}; {_how_to_get(chosen)}") from None
 
 
 def as_results(result: object) -> tuple[Number, ...]:

@@ -49,3 +49,10 @@ def error_with_exit_code(message: str, exit_code: int) -> NgixiError:
     classes: tuple[type[NgixiError], ...] = (InvalidInput, VerificationError, ToolchainError, GuestError, PolicyError)
     cls = next((c for c in classes if c.exit_code == exit_code), NgixiError)
     return cls(message)
+
+
+class ArtifactRefused(NgixiError):
+    """The engine refused a verified artifact as incompatible (its version, settings or this CPU).
+
+    Raised before any of the artifact's code runs, so the loader may compile the .wasm instead.
+    """

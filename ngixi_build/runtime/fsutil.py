@@ -4,15 +4,41 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, Any
 
 import tomli
 
 from .errors import InvalidInput
+
+# What our writers leave if killed mid-write, beside the file they were making: `.<name>.<mkstemp's 8
+# random characters>.tmp` (atomic_output, release staging directories) or `.<stem>.<8>.wasm` (compile).
+_TEMPORARY_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.(tmp|wasm)$")
+
+
+_SYNC = ContextVar("fsync before rename", default=True)
+
+
+def is_temporary_name(name: str) -> bool:
+    return _TEMPORARY_NAME.match(name) is not None
+
+
+@contextmanager
+def without_fsync() -> Iterator[None]:
+    """Atomic writes in this block skip fsync: still whole or absent, but maybe lost in a power cut.
+
+    For outputs that are rebuilt at will and verified when read (watch mode's dev builds).
+    """
+    token = _SYNC.set(False)
+    try:
+        yield
+    finally:
+        _SYNC.reset(token)
 
 
 @contextmanager
@@ -24,7 +50,8 @@ def atomic_output(path: Path, *, mode: int = 0o644) -> Iterator[IO[bytes]]:
         with os.fdopen(descriptor, "wb") as stream:
             yield stream
             stream.flush()
-            os.fsync(stream.fileno())
+            if _SYNC.get():
+                os.fsync(stream.fileno())
         os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:

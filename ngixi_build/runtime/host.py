@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import re
 import select
@@ -34,6 +35,7 @@ from types import TracebackType
 from typing import IO, Any, Protocol
 
 from .bundle_reader import read_bundle
+from .engines import chosen_engine, meters_fuel
 from .errors import GuestError, InvalidInput, NgixiError, error_with_exit_code
 from .hostfuncs import GuestOutput, LogLine, Sandbox
 from .loader import Guest, check_call, likely_artifacts, open_guest
@@ -41,6 +43,8 @@ from .manifest import Manifest, Number, parse_manifest
 from .policy import Policy
 from .rollback import RollbackGuard
 from .verify import load_trust
+
+log = logging.getLogger(__name__)
 
 # Time allowed on top of the guest's own timeout for the child to answer over the pipe.
 _IPC_GRACE_SECONDS = 0.25
@@ -374,8 +378,9 @@ def open_tenant(
     With `rollback`, a lower sequence than already accepted is refused, here and in the child.
     A guest granted fs or kv keeps its state under `sandboxes/<tenant>/<guest>`: tenants with
     different ids never share files or kv data, even when they run the same guest.
-    `engine` picks the engine ("wasmer", "wasmtime"; default: the first installed); with Wasmtime
-    the timeout and memory limits also hold in-process.
+    `engine` picks the engine ("wasmer", "wasmtime", "auto"; see `chosen_engine`); with Wasmtime
+    the timeout, memory and fuel limits also hold in-process. An engine that cannot meter fuel runs
+    a guest with limits.fuel only isolated, where its CPU time is capped by limits.timeout_ms instead.
     """
     check_tenant_id(tenant)
     verified = read_bundle(
@@ -393,6 +398,13 @@ def open_tenant(
     sandbox = Sandbox.under(sandboxes / tenant / manifest.guest.name) if sandboxes else None
     if not isolated:
         return InProcessTenant(open_guest(verified, args=args, env=env, sandbox=sandbox, engine=engine))
+    engine = chosen_engine(engine, wants_fuel=manifest.limits.fuel is not None)
+    if manifest.limits.fuel is not None and not meters_fuel(engine):
+        log.warning(
+            "note: %s: %s cannot meter fuel, so limits.fuel is not enforced; limits.timeout_ms caps its CPU time",
+            manifest.guest.name,
+            engine,
+        )
     options = {
         "args": list(args),
         "env": dict(env or {}),

@@ -7,18 +7,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from .bundle_format import MANIFEST_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
 from .bundle_reader import VerifiedBundle
 from .capabilities import provision_of
 from .check import check_module
-from .engines import PORTABLE_TRIPLE, Engine, EngineId, EngineInstance, EngineMemory, RunLimits, engine_named
-from .errors import InvalidInput, NgixiError, PolicyError, VerificationError
+from .engines import (
+    PORTABLE_TRIPLE,
+    Engine,
+    EngineId,
+    EngineInstance,
+    EngineMemory,
+    RunLimits,
+    chosen_engine,
+    engine_named,
+    meters_fuel,
+)
+from .errors import ArtifactRefused, InvalidInput, NgixiError, PolicyError, VerificationError
 from .hostfuncs import HOST_FUNCTIONS, GuestExit, GuestOutput, HostContext, HostFunction, LogLine, Sandbox, open_context
 from .manifest import ExportDecl, Manifest, Number, parse_manifest
 from .targets import host_cpu_features, host_triple
 from .wasm import ModuleInfo, read_module_info
+
+COMPILED = "compiled from guest.wasm"
 
 
 @dataclass(frozen=True)
@@ -68,8 +81,9 @@ def likely_artifacts(engine: str | None = None) -> tuple[str, ...]:
     return (artifact_path(host_triple(), ours.engine),)
 
 
-def choose_artifact(index: BundleIndex, host: HostProfile) -> tuple[Member | None, list[str]]:
-    """The first artifact that fits this host, and why each other one does not."""
+def fitting_artifacts(index: BundleIndex, host: HostProfile) -> tuple[list[Member], list[str]]:
+    """The artifacts that fit this host, best first, and why each other one does not."""
+    fitting: list[Member] = []
     reasons: list[str] = []
     wasm_sha256 = index.member("wasm").sha256
     # Native code first: the portable tier is an interpreter.
@@ -81,9 +95,10 @@ def choose_artifact(index: BundleIndex, host: HostProfile) -> tuple[Member | Non
         if member.artifact.wasm_sha256 != wasm_sha256:
             misfit = "built from another guest.wasm than the one in this bundle"
         if misfit is None:
-            return member, reasons
-        reasons.append(f"{member.path}: {misfit}")
-    return None, reasons
+            fitting.append(member)
+        else:
+            reasons.append(f"{member.path}: {misfit}")
+    return fitting, reasons
 
 
 def check_call(manifest: Manifest, export: str, args: Sequence[Number]) -> None:
@@ -159,33 +174,60 @@ def verified_manifest(bundle: VerifiedBundle) -> Manifest:
     return manifest
 
 
-def _module_source(bundle: VerifiedBundle, engine: Engine, allow_compile: bool) -> tuple[Member, str]:
-    """The member to run, the fitting artifact or else the .wasm to compile, and how it was chosen."""
-    member, reasons = choose_artifact(bundle.index, host_profile(engine))
-    if member is not None:
-        return member, f"artifact {member.path}"
-    if allow_compile and engine.compiler_available():
-        why = "; ".join(reasons) or "the bundle has no artifacts"
-        return bundle.index.member("wasm"), f"compiled from guest.wasm (no artifact fits: {why})"
-    listing = "\n  ".join(reasons) or "(none)"
-    raise NgixiError(
-        f"{bundle.source}: no artifact fits this host and no compiler is installed "
-        f"(install wasmer-compiler-cranelift); artifacts:\n  {listing}"
-    )
+def _artifact_code(bundle: VerifiedBundle, member: Member) -> dict[str, Any]:
+    assert member.artifact is not None
+    target = member.artifact.triple if member.artifact.triple == PORTABLE_TRIPLE else None
+    return {"artifact": bundle.data(member), "target": target}
 
 
-def _load_arguments(bundle: VerifiedBundle, source: Member) -> dict[str, Any]:
-    """The engine's `load` arguments for the member to run; an artifact's bytes are checked here."""
-    if source.artifact is None:
-        return {"wasm": bundle.data(source)}
-    target = source.artifact.triple if source.artifact.triple == PORTABLE_TRIPLE else None
-    return {"artifact": bundle.data(source), "target": target}
+def _compiled_code(
+    bundle: VerifiedBundle, engine: Engine, allow_compile: bool, reasons: list[str]
+) -> tuple[dict[str, Any], str]:
+    if not (allow_compile and engine.compiler_available()):
+        listing = "\n  ".join(reasons) or "(none)"
+        raise NgixiError(
+            f"{bundle.source}: no artifact fits this host and no compiler is installed "
+            f"(install wasmer-compiler-cranelift); artifacts:\n  {listing}"
+        )
+    why = "; ".join(reasons) or "the bundle has no artifacts"
+    return {"wasm": bundle.data(bundle.index.member("wasm"))}, f"{COMPILED} (no artifact fits: {why})"
 
 
 def module_code(bundle: VerifiedBundle, engine: Engine, allow_compile: bool) -> tuple[dict[str, Any], str]:
-    """The engine's `load` arguments for the code to run: the fitting artifact, or the .wasm to compile."""
-    source, origin = _module_source(bundle, engine, allow_compile)
-    return _load_arguments(bundle, source), origin
+    """The engine's `load` arguments for the code to run: the best fitting artifact, or the .wasm to compile."""
+    fitting, reasons = fitting_artifacts(bundle.index, host_profile(engine))
+    if fitting:
+        return _artifact_code(bundle, fitting[0]), f"artifact {fitting[0].path}"
+    return _compiled_code(bundle, engine, allow_compile, reasons)
+
+
+def _instantiate(
+    bundle: VerifiedBundle,
+    engine: Engine,
+    load: Callable[..., EngineInstance],
+    allow_compile: bool,
+    choice: tuple[list[Member], list[str]],
+) -> tuple[EngineInstance, str]:
+    """Loads the best fitting artifact the engine accepts, else compiles the .wasm; and says which."""
+    fitting, reasons = choice
+    for member in fitting:
+        try:
+            return load(**_artifact_code(bundle, member)), f"artifact {member.path}"
+        except ArtifactRefused as refusal:  # only the engine itself can tell, e.g. another Wasmtime build
+            reasons.append(f"{member.path}: {refusal}")
+    code, origin = _compiled_code(bundle, engine, allow_compile, reasons)
+    return load(**code), origin
+
+
+def check_fuel_metering(manifest: Manifest, engine: str, *, cpu_capped: bool) -> None:
+    """A guest with limits.fuel runs only where it is enforced: an engine that meters fuel, or a CPU-capped child."""
+    fuel = manifest.limits.fuel
+    if fuel is None or meters_fuel(engine) or cpu_capped:
+        return
+    raise PolicyError(
+        f"{manifest.guest.name}: limits.fuel = {fuel}, but {engine} cannot meter fuel: run it on wasmtime "
+        f"(--engine wasmtime), or isolated, where only limits.timeout_ms then caps its CPU time"
+    )
 
 
 def check_memory_limit(manifest: Manifest, info: ModuleInfo) -> None:
@@ -221,11 +263,14 @@ def open_guest(
     allow_compile: bool = True,
     sandbox: Sandbox | None = None,
     engine: str | None = None,
+    cpu_capped: bool = False,
 ) -> Guest:
     """Instantiates a verified bundle with exactly the imports its manifest grants.
 
     `sandbox` says where the guest's fs preopens and kv database live; a guest granted fs or kv needs one.
-    `engine` names the engine to run it on ("wasmer", "wasmtime"); the default is the first installed.
+    `engine` names the engine to run it on ("wasmer", "wasmtime", "auto"; see `chosen_engine`).
+    `cpu_capped` says this process's CPU time is capped (the tenant child), which stands in for
+    limits.fuel on an engine that cannot meter it; otherwise such a guest is refused there.
     """
     manifest = verified_manifest(bundle)
     if manifest.guest.abi == "component":
@@ -241,9 +286,12 @@ def open_guest(
             sandbox=sandbox,
             engine=engine,
         )
-    runner = engine_named(engine)
-    source, origin = _module_source(bundle, runner, allow_compile)
-    bundle.prefetch(source)  # an artifact is read and hashed while the .wasm and its imports are checked
+    chosen = chosen_engine(engine, wants_fuel=manifest.limits.fuel is not None)
+    check_fuel_metering(manifest, chosen, cpu_capped=cpu_capped)
+    runner = engine_named(chosen)
+    choice = fitting_artifacts(bundle.index, host_profile(runner))
+    if choice[0]:
+        bundle.prefetch(choice[0][0])  # read and hashed while the .wasm and its imports are checked
     info = read_module_info(bundle.data(bundle.index.member("wasm")), source=f"{bundle.source}!guest.wasm")
     problems = check_module(manifest, info)
     if problems:
@@ -261,14 +309,14 @@ def open_guest(
     def link_memory(memory: EngineMemory) -> None:
         context.memory = memory
 
-    limits = RunLimits(timeout_ms=manifest.limits.timeout_ms, memory_pages=manifest.limits.memory_pages)
+    limits = RunLimits(manifest.limits.timeout_ms, manifest.limits.memory_pages, manifest.limits.fuel)
+    load = partial(runner.load, guest=manifest.guest.name, imports=imports, on_memory=link_memory, limits=limits)
     try:
-        code = _load_arguments(bundle, source)
-        instance = runner.load(guest=manifest.guest.name, imports=imports, on_memory=link_memory, limits=limits, **code)
+        instance, origin = _instantiate(bundle, runner, load, allow_compile, choice)
     except BaseException:
         context.close()
         raise
-    return Guest(manifest, instance, context, origin, compiled=source.artifact is None)
+    return Guest(manifest, instance, context, origin, compiled=origin.startswith(COMPILED))
 
 
 def parse_arguments(decl: ExportDecl, raw: Sequence[str], *, guest: str) -> tuple[Number, ...]:

@@ -3,6 +3,7 @@
 [limits]                     # the most any manifest may set
 memory_pages = 256
 timeout_ms = 10000
+fuel = 1000000000            # optional: every manifest must then set limits.fuel, at most this
 [capabilities]
 allow = ["log", "stdio", "http"]
 [capabilities.http]          # ceilings on an allowed capability's options (see ceilings.py)
@@ -22,7 +23,7 @@ from .capabilities import CAPABILITIES
 from .ceilings import Ceiling, at_most
 from .errors import InvalidInput, PolicyError
 from .fsutil import read_toml_file
-from .manifest import DEFAULT_LIMITS, Manifest
+from .manifest import LIMIT_KEYS, Manifest
 from .schema import Problems, suggestion, table, type_name
 
 
@@ -55,10 +56,10 @@ class Policy:
 
 def _limits(raw: Mapping[str, Any], problems: Problems) -> dict[str, int]:
     limits = table(raw, "limits", "limits", problems)
-    problems.unknown_keys(limits, tuple(DEFAULT_LIMITS), "limits")
+    problems.unknown_keys(limits, LIMIT_KEYS, "limits")
     valid = {}
     for key, value in limits.items():
-        if key not in DEFAULT_LIMITS:
+        if key not in LIMIT_KEYS:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             problems.add(f"limits.{key}", "must be a non-negative integer")
