@@ -139,7 +139,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .runtime.bundle_reader import read_bundle
-    from .runtime.component_loader import ENGINE as COMPONENT_ENGINE
     from .runtime.component_loader import bundle_world
     from .runtime.engines import chosen_engine, engine_named
     from .runtime.loader import artifact_misfit, host_profile, verified_manifest
@@ -148,7 +147,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     bundle = read_bundle(args.bundle, load_trust(resolve_trust(args.trust, args.bundle)))
     world = bundle_world(bundle)  # a component guest's; None for a core guest
     wants_fuel = verified_manifest(bundle).limits.fuel is not None
-    engine = chosen_engine(COMPONENT_ENGINE if world else args.engine, wants_fuel=wants_fuel)
+    engine = chosen_engine(args.engine, wants_fuel=wants_fuel, component=world is not None)
     index, host = bundle.index, host_profile(engine_named(engine))
     misfits = {m.path: artifact_misfit(m.artifact, host) for m in index.artifacts if m.artifact}
     if args.json:

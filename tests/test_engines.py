@@ -317,3 +317,11 @@ def test_choosing_an_engine_that_is_not_installed_is_a_clear_error(
         assert "Traceback" not in output.err
     assert exit_code(["run", "--trust", str(keys.trust), "--engine", "wasm", str(path), "add", "2", "3"]) == 2
     assert "invalid choice: 'wasm' (choose from 'wasmer', 'wasmtime', 'auto')" in capsys.readouterr().err
+
+
+def test_a_component_guest_runs_on_an_engine_with_the_component_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NGIXI_ENGINE", "wasmer")
+    assert engines.chosen_engine(None, component=True) == "wasmtime"
+    assert engines.chosen_engine("auto", component=True) == "wasmtime"
+    with pytest.raises(NgixiError, match=r"^a component guest runs only on wasmtime, not on wasmer$"):
+        engines.chosen_engine("wasmer", component=True)

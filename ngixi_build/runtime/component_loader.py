@@ -18,13 +18,11 @@ from .component_host import (
     check_component,
     interface_import,
 )
-from .engines import RunLimits, engine_named
-from .errors import NgixiError, VerificationError
+from .engines import RunLimits, chosen_engine, engine_named
+from .errors import VerificationError
 from .hostfuncs import GuestOutput, HostContext, LogLine, Sandbox, open_context
 from .loader import Guest, module_code, verified_manifest
 from .manifest import Manifest
-
-ENGINE = "wasmtime"
 
 
 def _counted(function: ComponentFunction, capability: str, output: GuestOutput) -> ComponentFunction:
@@ -59,9 +57,7 @@ def open_component_guest(
     engine: str | None = None,
 ) -> Guest:
     """Instantiates a verified component guest with exactly the interfaces its manifest grants."""
-    if engine not in (None, ENGINE):
-        raise NgixiError(f"{manifest.guest.name} is a component guest; it runs on {ENGINE}, not {engine}")
-    runner = engine_named(ENGINE)
+    runner = engine_named(chosen_engine(engine, component=True))
     from . import engine_component  # Wasmtime's component model, only for component guests
 
     guest = manifest.guest.name

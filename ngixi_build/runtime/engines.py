@@ -33,12 +33,13 @@ class _EngineEntry:
     module: str  # its module here
     package: str  # the Python package it needs
     meters_fuel: bool  # whether it enforces limits.fuel in-process
+    runs_components: bool  # whether it has the component model
 
 
 # The first installed engine is the default (the first that meters fuel, for a guest with limits.fuel).
 _ENGINES = {
-    "wasmer": _EngineEntry("engine", "wasmer", meters_fuel=False),
-    "wasmtime": _EngineEntry("engine_wasmtime", "wasmtime", meters_fuel=True),
+    "wasmer": _EngineEntry("engine", "wasmer", meters_fuel=False, runs_components=False),
+    "wasmtime": _EngineEntry("engine_wasmtime", "wasmtime", meters_fuel=True, runs_components=True),
 }
 ENGINE_NAMES = tuple(_ENGINES)
 
@@ -106,12 +107,15 @@ def installed_engines() -> list[str]:
     return [name for name, entry in _ENGINES.items() if _installed(entry.package)]
 
 
-def chosen_engine(name: str | None = None, *, wants_fuel: bool = False) -> str:
+def chosen_engine(name: str | None = None, *, wants_fuel: bool = False, component: bool = False) -> str:
     """The engine `name` names, else `$NGIXI_ENGINE`; "auto" (the default) picks the first installed.
 
     For a guest that `wants_fuel` (a manifest with limits.fuel), "auto" prefers an engine that meters it.
+    A `component` guest runs on an engine with the component model, whatever `$NGIXI_ENGINE` says.
     Nothing is imported: choosing is cheap, and a host with one engine never loads the other.
     """
+    if component:
+        return _component_engine(name)
     name = name or os.environ.get(ENGINE_VARIABLE) or AUTO
     installed = installed_engines()
     if name == AUTO:
@@ -124,6 +128,13 @@ def chosen_engine(name: str | None = None, *, wants_fuel: bool = False) -> str:
     if name not in installed:
         raise NgixiError(f"engine {name} is not installed here; {_how_to_get(name)}")
     return name
+
+
+def _component_engine(name: str | None) -> str:
+    able = [n for n, entry in _ENGINES.items() if entry.runs_components]
+    if name not in (None, AUTO, *able):
+        raise NgixiError(f"a component guest runs only on {', '.join(able)}, not on {name}")
+    return chosen_engine(able[0])
 
 
 def _how_to_get(name: str) -> str:

@@ -398,7 +398,9 @@ def open_tenant(
     sandbox = Sandbox.under(sandboxes / tenant / manifest.guest.name) if sandboxes else None
     if not isolated:
         return InProcessTenant(open_guest(verified, args=args, env=env, sandbox=sandbox, engine=engine))
-    engine = chosen_engine(engine, wants_fuel=manifest.limits.fuel is not None)
+    engine = chosen_engine(
+        engine, wants_fuel=manifest.limits.fuel is not None, component=manifest.guest.abi == "component"
+    )
     if manifest.limits.fuel is not None and not meters_fuel(engine):
         log.warning(
             "note: %s: %s cannot meter fuel, so limits.fuel is not enforced; limits.timeout_ms caps its CPU time",
