@@ -13,7 +13,7 @@ from ngixi_build.bundle import render_index
 from ngixi_build.clean import remove_leftovers
 from ngixi_build.compile import CompileOptions, asc_arguments
 from ngixi_build.project import Project
-from ngixi_build.runtime.bundle_format import BundleIndex, trusted_comment
+from ngixi_build.runtime.bundle_format import INDEX_NAME, SIGNATURE_NAME, BundleIndex, trusted_comment
 from ngixi_build.runtime.bundle_reader import read_bundle
 from ngixi_build.runtime.errors import NgixiError, VerificationError
 from ngixi_build.runtime.fsutil import without_fsync, write_atomic
@@ -31,7 +31,7 @@ def dev_bundle(directory: Path, keys: KeyFiles) -> Path:
 
 def resign(path: Path, keys: KeyFiles, index_bytes: bytes, index: BundleIndex) -> None:
     signature = sign(index_bytes, keys.key, trusted_comment=trusted_comment(index))
-    repack(path, [("bundle.toml", index_bytes), ("bundle.toml.minisig", signature), *entries(path)[2:]])
+    repack(path, [(INDEX_NAME, index_bytes), (SIGNATURE_NAME, signature), *entries(path)[2:]])
 
 
 def test_the_profile_is_in_the_signed_index_and_shown_by_inspect(
@@ -39,27 +39,27 @@ def test_the_profile_is_in_the_signed_index_and_shown_by_inspect(
 ) -> None:
     path = dev_bundle(tmp_path, keys)
     assert read_bundle(path, load_trust(keys.trust)).index.profile == "dev"
-    assert b'profile = "dev"' in entries(path)[0][1]
+    assert b'"profile":"dev"' in entries(path)[0][1]
     assert exit_code(["inspect", "--json", "--trust", str(keys.trust), str(path)]) == 0
     assert json.loads(capsys.readouterr().out)["profile"] == "dev"
     assert exit_code(["inspect", "--trust", str(keys.trust), str(path)]) == 0
     assert capsys.readouterr().out.startswith("hello 0.1.0 (dev, dev profile, sequence 1)")
 
 
-def test_an_index_from_before_profiles_reads_as_release(tmp_path: Path, keys: KeyFiles) -> None:
+def test_an_index_without_a_profile_is_refused(tmp_path: Path, keys: KeyFiles) -> None:
     path = make_bundle(tmp_path, keys.key, wasm=WASM)
     index = read_bundle(path, load_trust(keys.trust)).index
-    older = render_index(index).replace(b'profile = "release"\n', b"")
-    resign(path, keys, older, index)
+    resign(path, keys, render_index(index).replace(b',"profile":"release"', b""), index)
     assert b"profile" not in entries(path)[0][1]
-    assert read_bundle(path, load_trust(keys.trust)).index.profile == "release"
+    with pytest.raises(VerificationError, match=r"bundle\.json: profile: missing or not str"):
+        read_bundle(path, load_trust(keys.trust))
 
 
 def test_an_unknown_profile_is_refused(tmp_path: Path, keys: KeyFiles) -> None:
     path = make_bundle(tmp_path, keys.key, wasm=WASM)
     index = read_bundle(path, load_trust(keys.trust)).index
-    resign(path, keys, render_index(index).replace(b'profile = "release"', b'profile = "fast"'), index)
-    with pytest.raises(VerificationError, match=r"bundle\.toml: profile: 'fast' is not one of \('dev', 'release'\)"):
+    resign(path, keys, render_index(index).replace(b'"profile":"release"', b'"profile":"fast"'), index)
+    with pytest.raises(VerificationError, match=r"bundle\.json: profile: 'fast' is not one of \('dev', 'release'\)"):
         read_bundle(path, load_trust(keys.trust))
 
 
