@@ -279,11 +279,13 @@ def measure_project(project: Project, scratch: Path, repeat: int) -> list[Figure
     trust = load_trust(project.dev_trust_file)
     rows: list[Figures] = []
     for name in [LARGE, *(g for g in project.guest_names() if g != LARGE)]:
-        aot_bundle = project.bundle_path(name, stages.lenient_guest_fields(project, name)["version"])
+        fields = stages.lenient_guest_fields(project, name)
+        aot_bundle = project.bundle_path(name, fields["version"])
         compile_bundle = without_artifacts(project, aot_bundle, scratch / f"{name}-compile.ngx", trust)
+        engines = ("wasmtime",) if fields["abi"] == "component" else ENGINES  # Wasmer has no component model
         rows.extend(
             measure(name, e, aot_bundle=aot_bundle, compile_bundle=compile_bundle, trust=trust, repeat=repeat)
-            for e in ENGINES
+            for e in engines
         )
     return rows
 
