@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from .runtime.bundle_format import ArtifactMeta
+from .runtime.engines import EngineId
 from .runtime.errors import InvalidInput
 from .runtime.fsutil import write_atomic
 from .runtime.targets import Target
@@ -38,16 +39,7 @@ def artifact_metadata(target: Target, wasm_sha256: str) -> ArtifactMeta:
     """The metadata of a Wasmer artifact that this engine builds for `target` from that .wasm."""
     from .runtime import engine
 
-    ours = engine.current_engine()
-    return ArtifactMeta(
-        engine=ours.engine,
-        engine_version=ours.engine_version,
-        binding_version=ours.binding_version,
-        compiler=ours.compiler,
-        triple=target.triple,
-        cpu_features=target.cpu_features,
-        wasm_sha256=wasm_sha256,
-    )
+    return _metadata(engine.current_engine(), target, wasm_sha256)
 
 
 def precompile_wasmtime(*, wasm_path: Path, target: Target, metered: bool, out_path: Path) -> ArtifactMeta:
@@ -77,7 +69,10 @@ def wasmtime_artifact_metadata(target: Target, wasm_sha256: str) -> ArtifactMeta
     """The metadata of a Wasmtime artifact that this Wasmtime builds for `target` from that .wasm."""
     from .runtime import engine_wasmtime
 
-    ours = engine_wasmtime.compiled_by(target.triple)
+    return _metadata(engine_wasmtime.compiled_by(target.triple), target, wasm_sha256)
+
+
+def _metadata(ours: EngineId, target: Target, wasm_sha256: str) -> ArtifactMeta:
     return ArtifactMeta(
         engine=ours.engine,
         engine_version=ours.engine_version,

@@ -7,7 +7,6 @@ wildcards) but not example.com itself; host roots are relative to the tenant's s
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,6 +27,7 @@ from .options import (
     method_item,
     namespace_item,
     no_options,
+    normalized_host_path,
     origin_item,
     within,
 )
@@ -125,7 +125,7 @@ def _host_root(value: object, field: str, problems: Problems) -> str | None:
     if why := host_path_problem(value):
         problems.add(field, f'"{value}" {why}')
         return None
-    return posixpath.normpath(value.replace("\\", "/"))
+    return normalized_host_path(value)
 
 
 def _guest_root(value: object, field: str, problems: Problems) -> str | None:

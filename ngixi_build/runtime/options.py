@@ -129,6 +129,11 @@ def host_path_problem(host: str) -> str | None:
     return None
 
 
+def normalized_host_path(host: str) -> str:
+    """A host path checked by `host_path_problem`, with `/` separators and no `.` or repeated parts."""
+    return posixpath.normpath(host.replace("\\", "/"))
+
+
 def guest_path_problem(guest: str) -> str | None:
     """Why a guest path is not an absolute, normalized path, or None when it is."""
     if not guest.startswith("/") or guest.startswith("//") or posixpath.normpath(guest) != guest:
@@ -158,7 +163,7 @@ def _preopen(value: object, field: str, problems: Problems) -> Preopen | None:
         problems.add(f"{field}.mode", f'"{mode}" must be "ro" (read-only) or "rw" (read-write)')
     if len(problems.lines) > count or not (guest and host):
         return None
-    return Preopen(guest, posixpath.normpath(host.replace("\\", "/")), cast(Mode, mode))
+    return Preopen(guest, normalized_host_path(host), cast(Mode, mode))
 
 
 def reachable_for_writing(ro: str, mounts: list[tuple[str, Mode]]) -> bool:
