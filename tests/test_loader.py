@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
+import weakref
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,19 @@ def test_uses_the_native_artifact_for_this_host(tmp_path: Path, keys: KeyFiles) 
     guest = open_guest(read_bundle(path, load_trust(keys.trust)))
     assert guest.origin == f"artifact aot/{host_triple()}.wasmer"
     assert guest.call("add", (20, 22)) == (42,)
+
+
+@pytest.mark.usefixtures("engine_name")
+def test_a_dropped_guest_frees_its_instance(tmp_path: Path, keys: KeyFiles) -> None:
+    """Host functions are held by the engine; a strong link back to the instance would leak it for good."""
+    guest = open_guest(
+        read_bundle(make_bundle(tmp_path, keys.key, wasm=WASM, manifest=MANIFEST), load_trust(keys.trust))
+    )
+    guest.call("greet", ())
+    memory = weakref.ref(guest._instance.memory)
+    del guest
+    gc.collect()
+    assert memory() is None
 
 
 @pytest.mark.usefixtures("engine_name")

@@ -5,6 +5,7 @@ It imports only the standard library, the engine and the signature verifier.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -307,7 +308,9 @@ def open_guest(
         imports.append((found.host_import, _counted(function, capability, context.output)))
 
     def link_memory(memory: EngineMemory) -> None:
-        context.memory = memory
+        # The engine keeps the host functions, and so the context, alive: a strong reference back to the
+        # instance's memory would make a cycle through native code that no garbage collector can free.
+        context.memory = weakref.proxy(memory)
 
     limits = RunLimits(manifest.limits.timeout_ms, manifest.limits.memory_pages, manifest.limits.fuel)
     load = partial(runner.load, guest=manifest.guest.name, imports=imports, on_memory=link_memory, limits=limits)
