@@ -14,7 +14,7 @@ and prints the median and the fastest of each, their ratio, and the signature an
 and the per-call overhead of a near-empty call into the large guest. The load average is printed
 too: on a busy machine (load above the number of cores) every figure is slower and noisier.
 
-Run: .venv/bin/python -m bench.cold_start [--repeat N] [--functions N]
+Run: .venv/bin/python -m bench.cold_start [--repeat N] [--functions N] [--guests NAME ...]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +59,7 @@ params = ["i32", "i32", "i32"]
 results = ["i32"]
 """
 _SIGNATURE = [(bundle_reader, "verify_index"), (bundle_reader, "check_scope")]
-_HASHING = [(bundle_reader, "_sha256"), (bundle_reader._Extent, "step")]
+_HASHING = [(bundle_reader, "_sha256"), (bundle_reader._Extent, "hash")]
 _PHASES: dict[str, list[tuple[Any, str]]] = {
     "signature": _SIGNATURE,
     "hash": _HASHING,
@@ -205,7 +205,7 @@ class Figures:
 def load(path: Path, trust: TrustStore, engine_name: str) -> Guest:
     """Opens a guest the way a host would; guests granted fs or kv get a sandbox beside the (scratch) bundle."""
     sandbox = Sandbox.under(path.parent / "sandboxes" / path.stem)
-    bundle = read_bundle(path, trust, check_artifacts=False, prefetch=likely_artifacts(engine_name))
+    bundle = read_bundle(path, trust, defer_code=True, prefetch=likely_artifacts(engine_name))
     return open_guest(bundle, engine=engine_name, sandbox=sandbox)
 
 
@@ -275,10 +275,12 @@ def report(rows: list[Figures], repeat: int, load_before: float) -> None:
         )
 
 
-def measure_project(project: Project, scratch: Path, repeat: int) -> list[Figures]:
+def measure_project(project: Project, scratch: Path, repeat: int, only: Collection[str]) -> list[Figures]:
     trust = load_trust(project.dev_trust_file)
     rows: list[Figures] = []
     for name in [LARGE, *(g for g in project.guest_names() if g != LARGE)]:
+        if only and name not in only:
+            continue
         fields = stages.lenient_guest_fields(project, name)
         aot_bundle = project.bundle_path(name, fields["version"])
         compile_bundle = without_artifacts(project, aot_bundle, scratch / f"{name}-compile.ngx", trust)
@@ -294,6 +296,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=20, help="loads per guest and path")
     parser.add_argument("--functions", type=int, default=2500, help="functions in the generated large guest")
+    parser.add_argument("--guests", nargs="+", default=(), metavar="NAME", help=f"measure only these (e.g. {LARGE})")
     options = parser.parse_args()
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as scratch:
@@ -305,7 +308,7 @@ def main() -> None:
             pyproject.read_text().replace("[tool.ngixi]\n", '[tool.ngixi]\nwasmtime_targets = ["host"]\n')
         )
         run(root, "doit", "-n", "2", "build")
-        rows = measure_project(Project(root), Path(scratch), options.repeat)
+        rows = measure_project(Project(root), Path(scratch), options.repeat, options.guests)
     report(rows, options.repeat, load_before)
 
 

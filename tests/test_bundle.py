@@ -417,5 +417,5 @@ def test_a_bundle_replaced_while_it_is_read_is_read_from_the_file_opened(
         return read_ahead(archive, prefetch)
 
     monkeypatch.setattr(bundle_reader._Archive, "hash_ahead", replace_then_read_ahead)
-    bundle = read_bundle(scenario.path, load_trust(scenario.trust), check_artifacts=False)
+    bundle = read_bundle(scenario.path, load_trust(scenario.trust), defer_code=True)
     assert bundle.contents["manifest.toml"] == HELLO_MANIFEST.encode()

@@ -42,7 +42,7 @@ _PAX = (b"x", b"g")
 # What may be looked at and read before the signature is checked: headers, and bytes per entry.
 _HASH_AHEAD_ENTRIES = 64
 _HASH_AHEAD_LIMIT = 64 * 1024 * 1024
-_HASH_CHUNK = 256 * 1024
+_CODE_KINDS = frozenset({"wasm", "artifact"})
 _SPECIAL_KINDS = {
     b"1": "a hard link",
     b"2": "a symbolic link",
@@ -69,40 +69,44 @@ class _Entry:
 
 
 class _Extent:
-    """A range's bytes, hashed a chunk at a time by whichever thread holds the lock.
+    """A range's bytes, hashed once, in one call, by whichever thread claims them first.
 
-    A thread that needs the digest waits at most for the chunk in progress, then finishes the rest.
+    One call, because hashlib releases the GIL for its whole length: a thread that had to take the
+    GIL back between chunks would wait for the loading thread to let go of it, which may be never.
     """
 
     def __init__(self, data: bytes) -> None:
         self.data = data
-        self.lock = threading.Lock()
-        self._hasher = hashlib.sha256()
-        self._hashed = 0
+        self._claimed = threading.Lock()
+        self._hashed = threading.Lock()
+        self._hashed.acquire()
+        self._digest = ""
 
-    def step(self) -> bool:
-        """Hashes the next chunk; False when nothing is left. Hold the lock."""
-        if self._hashed >= len(self.data):
+    def claim(self) -> bool:
+        """Hashes the bytes unless another thread has claimed them; False if it has."""
+        if not self._claimed.acquire(blocking=False):
             return False
-        end = self._hashed + _HASH_CHUNK
-        self._hasher.update(memoryview(self.data)[self._hashed : end])
-        self._hashed = min(end, len(self.data))
+        self._digest = self.hash()
+        self._hashed.release()
         return True
 
+    def hash(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
     def result(self) -> tuple[bytes, str]:
-        with self.lock:
-            while self.step():
+        if not self.claim():
+            with self._hashed:  # the other thread is hashing them: wait, without the GIL
                 pass
-        return self.data, self._hasher.hexdigest()
+        return self.data, self._digest
 
 
 class _Digests:
     """Ranges of the bundle file (offset, size → bytes, read by the caller) hashed on a thread of their own.
 
-    hashlib releases the GIL, so this runs beside the signature check or the loader's own checks.
-    A caller that needs a range takes over whatever is left of it (the thread may not even have
-    been scheduled on a busy machine). The results are only ever compared with digests from the
-    signed index.
+    The thread takes the ranges from the last to the first, since the loader needs the first ones
+    (manifest, .wasm) soonest and hashes any that the thread has not reached itself (the thread
+    may not even have been scheduled on a busy machine). The results are only ever compared with
+    digests from the signed index.
     """
 
     def __init__(self, ranges: dict[tuple[int, int], bytes]) -> None:
@@ -112,11 +116,8 @@ class _Digests:
             _thread.start_new_thread(self._run, ())
 
     def _run(self) -> None:
-        for extent in self._extents.values():
-            busy = True
-            while busy:
-                with extent.lock:
-                    busy = extent.step()
+        for extent in reversed(self._extents.values()):
+            extent.claim()
 
     def covers(self, offset: int, size: int) -> bool:
         return (offset, size) in self._extents
@@ -145,7 +146,7 @@ class VerifiedBundle:
             self._pending[member.path] = _Digests({(offset, member.size): data})
 
     def data(self, member: Member) -> bytes:
-        """A member's bytes; an artifact `read_bundle` left unread is read and checked here, before use."""
+        """A member's bytes; a code member `read_bundle` deferred is read and checked here, before use."""
         if member.path not in self.contents:
             self.prefetch(member)
             found = self._pending.pop(member.path).result(self._deferred[member.path], member.size)
@@ -328,7 +329,7 @@ class _Archive:
 
 
 def _read_members(
-    archive: _Archive, index: BundleIndex, check_artifacts: bool, ahead: _Digests
+    archive: _Archive, index: BundleIndex, defer_code: bool, ahead: _Digests
 ) -> tuple[dict[str, bytes], dict[str, int]]:
     listed = frozenset(m.path for m in index.members)
     contents, deferred = {}, {}
@@ -336,7 +337,7 @@ def _read_members(
         entry = archive.expect(member.path, listed)
         if entry.size != member.size:
             raise archive.fail(f"member {member.path} is {entry.size} bytes, the index says {member.size}")
-        if member.kind == "artifact" and not check_artifacts:
+        if defer_code and member.kind in _CODE_KINDS:
             deferred[member.path] = entry.data
             continue
         found = ahead.result(entry.data, entry.size)
@@ -354,19 +355,19 @@ def _verify_archive(
     trust: TrustStore,
     *,
     rollback: RollbackGuard | None,
-    check_artifacts: bool,
+    defer_code: bool,
     prefetch: Collection[str],
 ) -> VerifiedBundle:
     source = archive.source
     index_bytes = archive.read(archive.expect_capped(INDEX_NAME, MAX_INDEX_BYTES))
     signature = archive.read(archive.expect_capped(SIGNATURE_NAME, MAX_SIGNATURE_BYTES))
-    ahead = archive.hash_ahead(() if check_artifacts else prefetch)
+    ahead = archive.hash_ahead(prefetch if defer_code else ())
     signer = verify_index(index_bytes, signature, trust, source=source)
     index = parse_index(index_bytes, source=source)
     check_scope(index, signer, signature, source=source)
     if rollback is not None:
         rollback.check(index, source=source)
-    contents, deferred = _read_members(archive, index, check_artifacts, ahead)
+    contents, deferred = _read_members(archive, index, defer_code, ahead)
     if rollback is not None:
         rollback.record(index, source=source)
     pending = {path: ahead for path, offset in deferred.items() if ahead.covers(offset, index.by_path(path).size)}
@@ -378,24 +379,24 @@ def read_bundle(
     trust: TrustStore,
     *,
     rollback: RollbackGuard | None = None,
-    check_artifacts: bool = True,
+    defer_code: bool = False,
     prefetch: Collection[str] = (),
 ) -> VerifiedBundle:
     """Opens and verifies a bundle; nothing unverified reaches the caller.
 
     With `rollback`, a sequence below the highest accepted for the guest and channel is refused,
-    and an accepted bundle's sequence is recorded. With `check_artifacts=False` (the loader,
-    which uses at most one artifact) artifacts are read and checked when `VerifiedBundle.data`
-    first returns them, not here; the artifacts named in `prefetch` (see
-    `loader.likely_artifacts`) are read and hashed on a thread while the signature is checked,
-    and `VerifiedBundle.prefetch` starts that for another one.
+    and an accepted bundle's sequence is recorded. With `defer_code=True` (the loader, which
+    uses the .wasm and at most one artifact) the code members, the .wasm and the artifacts, are
+    checked when `VerifiedBundle.data` first returns them, not here; the .wasm and the artifacts
+    named in `prefetch` (see `loader.likely_artifacts`) are read here and hashed on a thread
+    meanwhile, and `VerifiedBundle.prefetch` starts that for another artifact.
     """
     with _opened(path) as descriptor:
         size = os.fstat(descriptor).st_size
         if size > MAX_BUNDLE_BYTES:
             raise VerificationError(f"{path}: {size} bytes is over the {MAX_BUNDLE_BYTES} bundle limit")
         archive = _Archive(descriptor, size, str(path))
-        return _verify_archive(archive, trust, rollback=rollback, check_artifacts=check_artifacts, prefetch=prefetch)
+        return _verify_archive(archive, trust, rollback=rollback, defer_code=defer_code, prefetch=prefetch)
 
 
 @contextmanager

@@ -387,7 +387,7 @@ def open_tenant(
         bundle,
         load_trust(trust_file),
         rollback=rollback,
-        check_artifacts=False,
+        defer_code=True,
         prefetch=() if isolated else likely_artifacts(engine),
     )
     manifest = parse_manifest(

@@ -176,7 +176,7 @@ def _read_types(reader: _Reader) -> list[Signature]:
 def _read_function_type_indices(reader: _Reader, types: list[Signature]) -> Sequence[int]:
     count = reader.u32()
     indices = reader.data[reader.pos :]
-    if len(indices) == count and max(indices, default=0) < min(len(types), 0x80):
+    if len(indices) == count and not indices.translate(None, bytes(range(min(len(types), 0x80)))):
         return indices  # the common case, all one-byte indices, checked at C speed
     return [_index(reader, types) for _ in range(count)]
 
