@@ -58,6 +58,7 @@ class _Entry:
     name: str
     header: int  # offset of its header in the archive
     size: int
+    linkname: str
 
     @property
     def data(self) -> int:
@@ -267,7 +268,7 @@ class _Archive:
         name = f"{prefix}/{name}" if prefix else name
         if kind == b"5" or (kind in _REGULAR and name.endswith("/")):
             kind, name = b"5", name.rstrip("/")
-        return _Entry(name, offset, size), kind
+        return _Entry(name, offset, size, _text(block[157:257])), kind
 
     def next(self) -> _Entry | None:
         found = self._header(self.position)
@@ -278,7 +279,7 @@ class _Archive:
             described = self._header(entry.end)
             name = entry.name if described is None else described[0].name
             raise self.fail(f"member {name!r} carries pax extended headers; bundles are plain USTAR archives")
-        problem = _entry_problem(entry.name, kind, _text(os.pread(self.descriptor, 100, entry.header + 157)))
+        problem = _entry_problem(entry.name, kind, entry.linkname)
         if problem is not None:
             raise self.fail(f"member {entry.name!r} {problem}")
         if entry.name in self.seen:
