@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,12 @@ def test_cli_refuses_a_rollback_unless_allowed(
     assert recorded(elsewhere) == {"hello": {"dev": 8}} and recorded(state_dir) == {"hello": {"dev": 9}}
 
 
+def wait_until_dead(pid: int) -> None:
+    """Until the process is a zombie: dead, its pipes closed, not yet reaped by its parent."""
+    while Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+        time.sleep(0.01)
+
+
 def test_a_respawned_tenant_refuses_a_bundle_rolled_back_under_it(
     tmp_path: Path, keys: KeyFiles, state_dir: Path
 ) -> None:
@@ -133,6 +140,7 @@ def test_a_respawned_tenant_refuses_a_bundle_rolled_back_under_it(
         path.write_bytes(older)
         assert isinstance(tenant, IsolatedTenant) and tenant.pid is not None
         os.kill(tenant.pid, signal.SIGKILL)
+        wait_until_dead(tenant.pid)  # so the call's request meets a closed pipe, not a dying child
         with pytest.raises(CallFailed, match="the tenant process died"):
             tenant.call("add", (2, 3))
         with pytest.raises(VerificationError, match="sequence 8 of guest 'hello' on channel 'dev' is lower than 9"):

@@ -16,6 +16,7 @@ running the same guest never see each other's files or kv data.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -334,7 +335,8 @@ class IsolatedTenant:
         child.errors.close()
         for stream in (child.process.stdin, child.process.stdout):
             if stream is not None:
-                stream.close()
+                with contextlib.suppress(BrokenPipeError):  # a request still buffered for the dead child
+                    stream.close()
 
     def close(self) -> None:
         with self._lock:
