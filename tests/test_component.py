@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from ngixi_build.runtime.bundle_reader import read_bundle
+from ngixi_build.bundle import ArtifactInput
+from ngixi_build.precompile import read_metadata
+from ngixi_build.runtime.bundle_reader import VerifiedBundle, read_bundle
 from ngixi_build.runtime.engines import PORTABLE_TRIPLE
-from ngixi_build.runtime.errors import VerificationError
+from ngixi_build.runtime.errors import NgixiError, VerificationError
 from ngixi_build.runtime.hostfuncs import Sandbox
 from ngixi_build.runtime.loader import open_guest
 from ngixi_build.runtime.targets import host_triple
@@ -17,6 +19,7 @@ from ngixi_build.runtime.wasm import read_module_info
 from ngixi_build.toolchain import ensure_toolchain
 from tests.conftest import REPO, KeyFiles, exit_code, make_bundle
 from tests.integration import copy_project, ran_tasks, run
+from tests.test_engines import another_wasmtime_version
 
 pytestmark = pytest.mark.integration
 
@@ -67,6 +70,38 @@ def test_the_bundle_holds_wasmtime_artifacts_that_the_loader_uses(built: Path, t
         assert guest.call("count", ()) == (1,)
         assert [(line.level, line.message) for line in guest.output.logs][-1] == ("debug", "count is 1")
         assert guest.output.host_calls == {"log": 2, "kv": 2}
+
+
+def bundle_with_a_refused_cwasm(built: Path, keys: KeyFiles, tmp_path: Path, *triples: str) -> VerifiedBundle:
+    """The sample's bundle with its host .cwasm marked by another Wasmtime version (its signed metadata fits)."""
+    artifacts = []
+    tmp_path.mkdir()
+    for triple in triples:
+        built_artifact = built / "artifacts" / "aot" / GUEST / f"{triple}.cwasm"
+        data = built_artifact.read_bytes()
+        path = tmp_path / built_artifact.name
+        path.write_bytes(another_wasmtime_version(data) if triple == host_triple() else data)
+        artifacts.append(ArtifactInput(path, read_metadata(built_artifact)))
+    wasm = (built / "artifacts" / "wasm" / f"{GUEST}.wasm").read_bytes()
+    manifest = (built / "manifests" / f"{GUEST}.toml").read_text()
+    bundle = make_bundle(tmp_path / "bundle", keys.key, wasm=wasm, manifest=manifest, guest=GUEST, artifacts=artifacts)
+    return read_bundle(bundle, load_trust(keys.trust))
+
+
+def test_a_refused_component_cwasm_falls_back_to_the_next_artifact_or_compiles(
+    built: Path, keys: KeyFiles, tmp_path: Path
+) -> None:
+    with_portable = bundle_with_a_refused_cwasm(built, keys, tmp_path / "both", host_triple(), PORTABLE_TRIPLE)
+    with open_guest(with_portable, sandbox=Sandbox.under(tmp_path)) as guest:
+        assert guest.origin == f"artifact aot/{PORTABLE_TRIPLE}.cwasm"
+        assert guest.call("add", (2, 3)) == (5,)
+    host_only = bundle_with_a_refused_cwasm(built, keys, tmp_path / "host", host_triple())
+    refusal = f"aot/{host_triple()}.cwasm: Wasmtime refused it: Module was compiled with incompatible version"
+    with open_guest(host_only, sandbox=Sandbox.under(tmp_path)) as guest:
+        assert guest.origin.startswith(f"compiled from guest.wasm (no artifact fits: {refusal}")
+        assert guest.compiled and guest.call("add", (2, 3)) == (5,)
+    with pytest.raises(NgixiError, match=rf"no artifact fits this host .*\n  {refusal}"):
+        open_guest(host_only, sandbox=Sandbox.under(tmp_path), allow_compile=False)
 
 
 def test_smoke_and_inspect(built: Path) -> None:

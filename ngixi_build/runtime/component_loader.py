@@ -7,6 +7,7 @@ sandbox, quotas and limits are the ones core guests get (`hostfuncs.open_context
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from .bundle_reader import VerifiedBundle
@@ -21,7 +22,7 @@ from .component_host import (
 from .engines import RunLimits, chosen_engine, engine_named
 from .errors import VerificationError
 from .hostfuncs import GuestOutput, HostContext, LogLine, Sandbox, open_context
-from .loader import Guest, module_code, verified_manifest
+from .loader import COMPILED, Guest, fitting_artifacts, host_profile, load_best_fitting, verified_manifest
 from .manifest import Manifest
 
 
@@ -61,8 +62,9 @@ def open_component_guest(
     from . import engine_component  # Wasmtime's component model, only for component guests
 
     guest = manifest.guest.name
-    code, origin = module_code(bundle, runner, allow_compile)
-    prepared = engine_component.prepare(guest=guest, **code)  # a verified artifact, or the signed component
+    prepare = partial(engine_component.prepare, guest=guest)  # a verified artifact, or the signed component
+    choice = fitting_artifacts(bundle.index, host_profile(runner))
+    prepared, origin = load_best_fitting(bundle, runner, prepare, allow_compile, choice)
     problems = check_component(manifest, prepared.info)
     if problems:
         raise VerificationError("\n".join(problems))
@@ -74,7 +76,7 @@ def open_component_guest(
     except BaseException:
         context.close()
         raise
-    return Guest(manifest, instance, context, origin, compiled="wasm" in code)
+    return Guest(manifest, instance, context, origin, compiled=origin.startswith(COMPILED))
 
 
 def bundle_world(bundle: VerifiedBundle) -> ComponentInfo | None:

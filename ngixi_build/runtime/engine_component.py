@@ -22,6 +22,7 @@ from .engine_wasmtime import (
     Deadline,
     call_within_deadline,
     compiling_engine,
+    deserialize,
     engine_for,
     epoch_ticks,
     first_line,
@@ -141,16 +142,19 @@ class Prepared:
 def prepare(
     *, guest: str, wasm: bytes | None = None, artifact: bytes | None = None, target: str | None = None
 ) -> Prepared:
-    """Compiles the component, or deserializes its verified artifact (`target`: None for this host, or pulley64)."""
+    """Compiles the component, or deserializes its verified artifact (`target`: None for this host, or pulley64).
+
+    An artifact Wasmtime refuses raises `ArtifactRefused`, as for core guests (`engine_wasmtime.load`).
+    """
     engine = engine_for(target)
-    try:
-        if artifact is not None:
-            component = wc.Component.deserialize(engine, artifact)
-        else:
-            assert wasm is not None
+    if artifact is not None:
+        component = deserialize(wc.Component.deserialize, engine, artifact)
+    else:
+        assert wasm is not None
+        try:
             component = wc.Component(engine, wasm)
-    except wasmtime.WasmtimeError as error:
-        raise NgixiError(f"{guest}: cannot load the guest: {first_line(error)}") from None
+        except wasmtime.WasmtimeError as error:
+            raise NgixiError(f"{guest}: cannot compile the guest: {first_line(error)}") from None
     return Prepared(component, engine, component_info(component, engine))
 
 

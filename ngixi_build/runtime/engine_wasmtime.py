@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from importlib.metadata import version
-from typing import Any
+from typing import Any, TypeVar
 
 import wasmtime
 
@@ -30,6 +30,7 @@ from .targets import host_triple
 
 ENGINE = "wasmtime"
 PAGE_BYTES = 65536
+Code = TypeVar("Code")
 _TICK_SECONDS = 0.01
 _VALUE_TYPES = {
     "i32": wasmtime.ValType.i32,
@@ -343,7 +344,12 @@ def _module(engine: wasmtime.Engine, guest: str, wasm: bytes | None, artifact: b
             return wasmtime.Module(engine, wasm)
         except wasmtime.WasmtimeError as error:
             raise NgixiError(f"{guest}: cannot compile the guest: {first_line(error)}") from None
+    return deserialize(wasmtime.Module.deserialize, engine, artifact)
+
+
+def deserialize(kind: Callable[[wasmtime.Engine, bytes], Code], engine: wasmtime.Engine, artifact: bytes) -> Code:
+    """`kind` (a module's or a component's `deserialize`) of a verified artifact; a refusal is `ArtifactRefused`."""
     try:
-        return wasmtime.Module.deserialize(engine, artifact)
+        return kind(engine, artifact)
     except wasmtime.WasmtimeError as error:
         raise ArtifactRefused(f"Wasmtime refused it: {_with_causes(error)}") from None

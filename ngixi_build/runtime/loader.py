@@ -9,7 +9,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from .bundle_format import MANIFEST_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
 from .bundle_reader import VerifiedBundle
@@ -33,6 +33,7 @@ from .targets import host_cpu_features, host_triple
 from .wasm import ModuleInfo, read_module_info
 
 COMPILED = "compiled from guest.wasm"
+Loaded = TypeVar("Loaded")
 
 
 @dataclass(frozen=True)
@@ -194,22 +195,18 @@ def _compiled_code(
     return {"wasm": bundle.data(bundle.index.member("wasm"))}, f"{COMPILED} (no artifact fits: {why})"
 
 
-def module_code(bundle: VerifiedBundle, engine: Engine, allow_compile: bool) -> tuple[dict[str, Any], str]:
-    """The engine's `load` arguments for the code to run: the best fitting artifact, or the .wasm to compile."""
-    fitting, reasons = fitting_artifacts(bundle.index, host_profile(engine))
-    if fitting:
-        return _artifact_code(bundle, fitting[0]), f"artifact {fitting[0].path}"
-    return _compiled_code(bundle, engine, allow_compile, reasons)
-
-
-def _instantiate(
+def load_best_fitting(
     bundle: VerifiedBundle,
     engine: Engine,
-    load: Callable[..., EngineInstance],
+    load: Callable[..., Loaded],
     allow_compile: bool,
     choice: tuple[list[Member], list[str]],
-) -> tuple[EngineInstance, str]:
-    """Loads the best fitting artifact the engine accepts, else compiles the .wasm; and says which."""
+) -> tuple[Loaded, str]:
+    """Loads the best fitting artifact the engine accepts, else compiles the .wasm; and says which.
+
+    `load` takes the `artifact` and its `target`, or the `wasm`; it raises `ArtifactRefused` for an artifact
+    the engine refuses, and the next fitting one is tried.
+    """
     fitting, reasons = choice
     for member in fitting:
         try:
@@ -315,7 +312,7 @@ def open_guest(
     limits = RunLimits(manifest.limits.timeout_ms, manifest.limits.memory_pages, manifest.limits.fuel)
     load = partial(runner.load, guest=manifest.guest.name, imports=imports, on_memory=link_memory, limits=limits)
     try:
-        instance, origin = _instantiate(bundle, runner, load, allow_compile, choice)
+        instance, origin = load_best_fitting(bundle, runner, load, allow_compile, choice)
     except BaseException:
         context.close()
         raise
