@@ -31,7 +31,7 @@ from . import component, stages
 from .asc_server import AscReply, AscServer, CompilerDied
 from .compile import CompileError, asc_arguments
 from .locking import build_lock
-from .precompile import artifact_metadata, read_metadata, wasmtime_artifact_metadata
+from .precompile import artifact_metadata, read_metadata, wasmtime_artifact_is_current
 from .project import Project
 from .runtime.bundle_format import BuildProfile
 from .runtime.bundle_reader import VerifiedBundle, read_bundle
@@ -207,12 +207,12 @@ class DevBuilder:
         return built == artifact_metadata(target, wasm_sha256)
 
     def _wasmtime_artifact_fits(self, guest: str, triple: str, wasm_sha256: str) -> bool:
-        """Whether the Wasmtime artifact on disk was built from this .wasm for this baseline by this Wasmtime."""
-        try:
-            built = read_metadata(self.project.artifact_path(guest, triple, "wasmtime"))
-        except NgixiError:
-            return False
-        return built == wasmtime_artifact_metadata(self.project.wasmtime_target(triple), wasm_sha256)
+        return wasmtime_artifact_is_current(
+            self.project.artifact_path(guest, triple, "wasmtime"),
+            target=self.project.wasmtime_target(triple),
+            wasm_sha256=wasm_sha256,
+            metered=stages.lenient_guest_fields(self.project, guest)["metered"],
+        )
 
     def _precompile(self, guest: str, target: Target, wasm_sha256: str) -> None:
         if not self._artifact_fits(guest, target, wasm_sha256):

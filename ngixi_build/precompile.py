@@ -61,7 +61,7 @@ def precompile_wasmtime(*, wasm_path: Path, target: Target, metered: bool, out_p
         what=f"precompile {wasm_path} with Wasmtime for {target.triple}",
     )
     meta = wasmtime_artifact_metadata(target, hashlib.sha256(wasm).hexdigest())
-    _write(out_path, artifact, meta)
+    _write(out_path, artifact, meta, metered=metered)
     return meta
 
 
@@ -84,15 +84,31 @@ def _metadata(ours: EngineId, target: Target, wasm_sha256: str) -> ArtifactMeta:
     )
 
 
-def _write(out_path: Path, artifact: bytes, meta: ArtifactMeta) -> None:
+def _write(out_path: Path, artifact: bytes, meta: ArtifactMeta, *, metered: bool = False) -> None:
+    """The artifact, and beside it its metadata and whether fuel metering is compiled in (not in the bundle)."""
+    record = {**dataclasses.asdict(meta), "metered": metered}
     write_atomic(out_path, artifact)
-    write_atomic(metadata_path(out_path), (json.dumps(dataclasses.asdict(meta), indent=2) + "\n").encode())
+    write_atomic(metadata_path(out_path), (json.dumps(record, indent=2) + "\n").encode())
 
 
-def read_metadata(artifact_path: Path) -> ArtifactMeta:
+def _read_record(artifact_path: Path) -> tuple[ArtifactMeta, bool]:
     path = metadata_path(artifact_path)
     try:
         raw = json.loads(path.read_text())
-        return ArtifactMeta(**{**raw, "cpu_features": tuple(raw["cpu_features"])})
-    except (OSError, ValueError, TypeError, KeyError) as error:
+        metered = raw.pop("metered", False) is True
+        return ArtifactMeta(**{**raw, "cpu_features": tuple(raw["cpu_features"])}), metered
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
         raise InvalidInput(f"{path}: unreadable artifact metadata ({error}); run `doit clean` then build") from None
+
+
+def read_metadata(artifact_path: Path) -> ArtifactMeta:
+    return _read_record(artifact_path)[0]
+
+
+def wasmtime_artifact_is_current(artifact_path: Path, *, target: Target, wasm_sha256: str, metered: bool) -> bool:
+    """Whether the Wasmtime artifact on disk was built from that .wasm for `target` by this Wasmtime, and is
+    metered as asked: Wasmtime loads an artifact only into an engine that meters fuel alike."""
+    try:
+        return _read_record(artifact_path) == (wasmtime_artifact_metadata(target, wasm_sha256), metered)
+    except InvalidInput:  # missing or unreadable: build it again
+        return False

@@ -16,6 +16,7 @@ from ngixi_build.devbuild import doit_task_names
 from ngixi_build.project import Project
 from ngixi_build.runtime.bundle_reader import VerifiedBundle, read_bundle
 from ngixi_build.runtime.loader import open_guest
+from ngixi_build.runtime.targets import host_triple
 from ngixi_build.runtime.verify import load_trust
 from ngixi_build.smoke import smoke_bundle
 from ngixi_build.toolchain import ensure_toolchain
@@ -203,6 +204,20 @@ def test_doit_build_after_watching_builds_release_outputs_from_the_sources(watch
     assert "compile:hello" in ran_tasks(run(release.root, "doit", "build").stdout)
     assert watched.bundle("hello", release).index.profile == "release" and watched.add(2, 3, release) == 605
     assert watched.bundle("hello").index.profile == "dev" and watched.add(2, 3) == 605
+
+
+def test_a_fuel_change_alone_rebuilds_the_wasmtime_artifacts_in_watch_and_doit(watched: Watched) -> None:
+    release, manifest = Project(watched.project.root), watched.project.manifest_path("hello")
+    unmetered = manifest.read_text()
+    for text in (unmetered.replace("[limits]\n", "[limits]\nfuel = 1000000\n"), unmetered):
+        manifest.write_text(text)  # the same .wasm: only fuel metering, compiled into the .cwasm, changes
+        watched.rebuild_of("hello")
+        watched.settled("hello")
+        ran = ran_tasks(run(release.root, "doit", "bundle:hello").stdout)
+        assert f"precompile:hello@{host_triple()}.wasmtime" in ran
+        for project in (watched.project, release):
+            guest = open_guest(watched.bundle("hello", project), engine="wasmtime")
+            assert guest.origin == f"artifact aot/{host_triple()}.cwasm"
 
 
 def test_doit_watch_polling_with_smoke_stops_on_ctrl_c_with_no_compiler_left(tmp_path: Path) -> None:
