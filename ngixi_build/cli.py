@@ -183,11 +183,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from .runtime.policy import load_policy
     from .validate import validate
 
-    manifest = validate(manifest_path=args.manifest, wasm_path=args.wasm)
+    policy = load_policy(args.policy) if args.policy else None
+    manifest = validate(manifest_path=args.manifest, wasm_path=args.wasm, policy=policy)
     checked = f" and {args.wasm}" if args.wasm else ""
-    print(f"ok: {args.manifest}{checked} ({manifest.guest.name} {manifest.guest.version})")
+    within = f", within {args.policy}" if args.policy else ""
+    print(f"ok: {args.manifest}{checked} ({manifest.guest.name} {manifest.guest.version}){within}")
     return 0
 
 
@@ -302,9 +305,10 @@ def _parser() -> argparse.ArgumentParser:
             "else ~/.local/state/ngixi)",
         )
     commands.choices["inspect"].add_argument("--json", action="store_true", help="print JSON")
-    validate = add("validate", cmd_validate, "check a manifest, and a .wasm against it")
+    validate = add("validate", cmd_validate, "check a manifest, a .wasm against it, and an operator policy")
     validate.add_argument("manifest", type=Path)
     validate.add_argument("--wasm", type=Path)
+    validate.add_argument("--policy", type=Path, help="operator policy (TOML) the manifest must stay within")
     keygen = add("keygen", cmd_keygen, "write a new minisign key pair")
     keygen.add_argument("--secret", type=Path, required=True, help="secret key path (written with mode 0600)")
     keygen.add_argument("--public", type=Path, required=True, help="public key path")

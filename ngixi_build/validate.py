@@ -10,16 +10,22 @@ from .runtime.component_host import check_component
 from .runtime.errors import InvalidInput
 from .runtime.fsutil import sha256_of, write_atomic
 from .runtime.manifest import Manifest, ManifestError, load_manifest
+from .runtime.policy import Policy
 from .runtime.wasm import read_module_info
 
 
-def validate(*, manifest_path: Path, wasm_path: Path | None = None) -> Manifest:
-    """Checks a manifest, and a .wasm against it when given; raises with every problem found."""
+def validate(*, manifest_path: Path, wasm_path: Path | None = None, policy: Policy | None = None) -> Manifest:
+    """Checks a manifest, and a .wasm against it when given, then that an operator's policy allows it.
+
+    Raises with every problem found: a `ManifestError`, or the `PolicyError` a loader would raise.
+    """
     manifest = load_manifest(manifest_path)
     if wasm_path is not None:
         problems = _problems(manifest, wasm_path)
         if problems:
             raise ManifestError(problems)
+    if policy is not None:
+        policy.check(manifest)
     return manifest
 
 
