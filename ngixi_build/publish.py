@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import ipaddress
 import json
 import logging
 import os
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,11 @@ from .signing import SigningKey, release_signing_key
 
 log = logging.getLogger(__name__)
 
-BUNDLE_MEDIA_TYPE = "application/vnd.ngixi.bundle.v1.tar"
+BUNDLE_MEDIA_TYPE = "application/vnd.ngixi.bundle.v1.tar"  # what `pull` also accepts: published before gzip
+GZIP_BUNDLE_MEDIA_TYPE = "application/vnd.ngixi.bundle.v1.tar+gzip"
+BUNDLE_MEDIA_TYPES = (GZIP_BUNDLE_MEDIA_TYPE, BUNDLE_MEDIA_TYPE)
+# zlib's default: level 9 saves 1-2% more of a bundle for five times the time.
+COMPRESSION_LEVEL = 6
 ARTIFACT_TYPE = "application/vnd.ngixi.bundle.config.v1+json"
 REGISTRY_VARIABLE = "NGIXI_REGISTRY"
 USERNAME_VARIABLE = "NGIXI_REGISTRY_USERNAME"
@@ -108,10 +114,12 @@ def publish_bundle(client: oras.client.OrasClient, registry: str, path: Path, ke
     with tempfile.TemporaryDirectory() as scratch:
         config_path = Path(scratch) / "config.json"
         config_path.write_text(json.dumps(config, sort_keys=True))
+        layer_path = Path(scratch) / f"{path.name}.gz"
+        layer_path.write_bytes(compressed(path.read_bytes()))
         try:
             response = client.push(
                 target=reference,
-                files=[f"{path}:{BUNDLE_MEDIA_TYPE}"],
+                files=[f"{layer_path}:{GZIP_BUNDLE_MEDIA_TYPE}"],
                 manifest_config=f"{config_path}:{ARTIFACT_TYPE}",
                 manifest_annotations=annotations,
                 disable_path_validation=True,
@@ -120,6 +128,11 @@ def publish_bundle(client: oras.client.OrasClient, registry: str, path: Path, ke
         except (requests.RequestException, ValueError) as error:
             raise RegistryError(f"{reference}: push failed: {error}") from None
     return Published(reference, response.headers.get("Docker-Content-Digest", "unknown"))
+
+
+def compressed(bundle: bytes) -> bytes:
+    """The bundle's layer: gzip with no name, mtime 0 and a fixed level, so the same bundle gives the same digest."""
+    return gzip.compress(bundle, compresslevel=COMPRESSION_LEVEL, mtime=0)
 
 
 def publish_release(*, release_dir: Path, registry: str, key: SigningKey) -> list[Published]:
@@ -132,9 +145,10 @@ def publish_release(*, release_dir: Path, registry: str, key: SigningKey) -> lis
 
 
 def _bundle_layer(manifest: dict[str, Any], reference: str) -> dict[str, Any]:
-    layers = [layer for layer in manifest.get("layers", []) if layer.get("mediaType") == BUNDLE_MEDIA_TYPE]
+    layers = [layer for layer in manifest.get("layers", []) if layer.get("mediaType") in BUNDLE_MEDIA_TYPES]
     if len(layers) != 1:
-        raise VerificationError(f"{reference}: expected one {BUNDLE_MEDIA_TYPE} layer, found {len(layers)}")
+        kinds = " or ".join(BUNDLE_MEDIA_TYPES)
+        raise VerificationError(f"{reference}: expected one {kinds} layer, found {len(layers)}")
     layer: dict[str, Any] = layers[0]
     if not isinstance(layer.get("size"), int) or not 0 < layer["size"] <= MAX_BUNDLE_BYTES:
         raise VerificationError(f"{reference}: bundle layer size {layer.get('size')!r} is out of bounds")
@@ -151,10 +165,14 @@ def pull_bundle(*, reference: str, out_dir: Path, trust: TrustStore) -> Path:
         response.raise_for_status()
         name = f"{container.repository.rsplit('/', 1)[-1]}-{container.tag}.ngx"
         with tempfile.TemporaryDirectory() as scratch:
-            staged = Path(scratch) / name
-            digest = _download(response, staged, layer["size"], reference)
+            blob, staged = Path(scratch) / "blob", Path(scratch) / name
+            digest = _download(response, blob, layer["size"], reference)
             if f"sha256:{digest}" != layer["digest"]:
                 raise VerificationError(f"{reference}: downloaded blob does not match its digest")
+            if layer["mediaType"] == GZIP_BUNDLE_MEDIA_TYPE:
+                _decompress(blob, staged, reference)
+            else:
+                blob.rename(staged)
             read_bundle(staged, trust)
             final = out_dir / name
             with atomic_output(final) as stream:
@@ -175,6 +193,23 @@ def _download(response: requests.Response, path: Path, size: int, reference: str
             digest.update(chunk)
             stream.write(chunk)
     return digest.hexdigest()
+
+
+def _decompress(blob: Path, path: Path, reference: str) -> None:
+    """Inflates a gzip'd layer, refusing one that inflates past the largest bundle the reader accepts."""
+    written = 0
+    try:
+        with gzip.open(blob) as inflated, path.open("wb") as stream:
+            while chunk := inflated.read(1 << 16):
+                written += len(chunk)
+                if written > MAX_BUNDLE_BYTES:
+                    raise VerificationError(
+                        f"{reference}: the bundle layer inflates to more than {MAX_BUNDLE_BYTES} bytes, the largest "
+                        "bundle accepted; refused as a decompression bomb"
+                    )
+                stream.write(chunk)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise VerificationError(f"{reference}: the bundle layer is not valid gzip: {error}") from None
 
 
 def publish_project_release(project: Project) -> list[Published]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
+import re
 import socket
 import subprocess
 import time
@@ -13,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from ngixi_build import publish
 from ngixi_build.project import Project
 from ngixi_build.publish import publish_release, pull_bundle
 from ngixi_build.release import ReleaseError, build_bundles, make_release
 from ngixi_build.runtime.bundle_reader import read_bundle
+from ngixi_build.runtime.errors import VerificationError
 from ngixi_build.runtime.verify import load_trust
 from ngixi_build.signing import SigningKey
 from tests.conftest import REPO, KeyFiles, make_bundle, make_key
@@ -27,6 +31,7 @@ pytestmark = pytest.mark.integration
 
 EPOCH = "1767225600"
 GUESTS = Project(REPO).guest_names()
+BOMB_LIMIT = 1 << 20
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +185,53 @@ def test_publish_pull_verify_run_round_trip(
     assert path.read_bytes() == (released / "hello-0.1.0.ngx").read_bytes()
     result = run(tmp_path, "ngixi", "run", "--trust", str(release_keys.trust), str(path), "add", "2", "3")
     assert result.stdout == "5\n"
+
+
+def push_layer(registry: str, tag: str, blob: bytes, media_type: str, scratch: Path) -> str:
+    """Pushes `blob` as hello's only layer under `tag`, as another (or an older) publisher would."""
+    path = scratch / "layer"
+    path.write_bytes(blob)
+    reference = f"{registry}/hello:{tag}"
+    publish._client(registry).push(
+        target=reference, files=[f"{path}:{media_type}"], disable_path_validation=True, quiet=True
+    )
+    return reference
+
+
+def test_the_layer_is_deterministic_gzip_and_the_uncompressed_one_still_pulls(
+    released: Path, release_keys: KeyFiles, registry: str, tmp_path: Path
+) -> None:
+    first, again = (publish_release(release_dir=released, registry=registry, key=release_keys.key) for _ in "12")
+    assert first == again  # the same bundles give the same manifests, layers included
+    bundle = (released / "hello-0.1.0.ngx").read_bytes()
+    client = publish._client(registry)
+    (layer,) = client.get_manifest(client.get_container(f"{registry}/hello:0.1.0"))["layers"]
+    gzipped = publish.compressed(bundle)
+    assert layer["mediaType"] == publish.GZIP_BUNDLE_MEDIA_TYPE and layer["size"] == len(gzipped) < len(bundle) / 3
+    assert layer["digest"] == f"sha256:{hashlib.sha256(gzipped).hexdigest()}"
+    old = push_layer(registry, "uncompressed", bundle, publish.BUNDLE_MEDIA_TYPE, tmp_path)
+    path = pull_bundle(reference=old, out_dir=tmp_path, trust=load_trust(release_keys.trust))
+    assert path.read_bytes() == bundle
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        (gzip.compress(bytes(2 * BOMB_LIMIT)), rf"the bundle layer inflates to more than {BOMB_LIMIT} bytes, .* bomb$"),
+        (b"not gzip at all", "the bundle layer is not valid gzip: Not a gzipped file"),
+        (gzip.compress(bytes(1000))[:-20], "the bundle layer is not valid gzip: Compressed file ended"),
+    ],
+    ids=["bomb", "not-gzip", "truncated"],
+)
+def test_pull_refuses_a_bad_gzip_layer_and_writes_nothing(
+    registry: str, release_keys: KeyFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad: tuple[bytes, str]
+) -> None:
+    blob, message = bad
+    monkeypatch.setattr(publish, "MAX_BUNDLE_BYTES", BOMB_LIMIT)
+    reference = push_layer(registry, "bad", blob, publish.GZIP_BUNDLE_MEDIA_TYPE, tmp_path)
+    with pytest.raises(VerificationError, match=rf"^{re.escape(reference)}: {message}"):
+        pull_bundle(reference=reference, out_dir=tmp_path, trust=load_trust(release_keys.trust))
+    assert not (tmp_path / "hello-bad.ngx").exists()
 
 
 def test_pull_refuses_a_bundle_signed_by_an_untrusted_key(
