@@ -42,6 +42,7 @@ _PAX = (b"x", b"g")
 # What may be looked at and read before the signature is checked: headers, and bytes per entry.
 _HASH_AHEAD_ENTRIES = 64
 _HASH_AHEAD_LIMIT = 64 * 1024 * 1024
+_WORTH_A_THREAD = 64 * 1024  # a smaller range is hashed sooner than handed over
 _CODE_KINDS = frozenset({"wasm", "artifact"})
 _SPECIAL_KINDS = {
     b"1": "a hard link",
@@ -102,23 +103,18 @@ class _Extent:
 
 
 class _Digests:
-    """Ranges of the bundle file (offset, size → bytes, read by the caller) hashed on a thread of their own.
+    """Ranges of the bundle file (offset, size → bytes, read by the caller), the large ones hashed on a thread.
 
-    The thread takes the ranges from the last to the first, since the loader needs the first ones
-    (manifest, .wasm) soonest and hashes any that the thread has not reached itself (the thread
-    may not even have been scheduled on a busy machine). The results are only ever compared with
-    digests from the signed index.
+    The thread takes them from the last, which the loader needs last. A range the thread has not
+    claimed when it is needed (a small one, or one the thread has not reached) is hashed by the
+    caller. The results are only ever compared with digests from the signed index.
     """
 
     def __init__(self, ranges: dict[tuple[int, int], bytes]) -> None:
         self._extents = {extent: _Extent(data) for extent, data in ranges.items()}
-        if ranges:
-            # Not threading.Thread, whose start() waits until the new thread runs.
-            _thread.start_new_thread(self._run, ())
-
-    def _run(self) -> None:
-        for extent in reversed(self._extents.values()):
-            extent.claim()
+        large = [extent for extent in reversed(self._extents.values()) if len(extent.data) >= _WORTH_A_THREAD]
+        if large:
+            _hash_on_a_thread(large)
 
     def covers(self, offset: int, size: int) -> bool:
         return (offset, size) in self._extents
@@ -127,6 +123,26 @@ class _Digests:
         """The range's bytes and their sha256, or None if it is not among the ranges."""
         extent = self._extents.get((offset, size))
         return None if extent is None else extent.result()
+
+
+def _hash_on_a_thread(extents: list[_Extent]) -> None:
+    """Starts hashing the ranges, in order, on a new thread, and waits until the thread has begun.
+
+    Waiting hands the new thread the GIL, which it needs only to begin each range (hashlib lets go
+    of it while hashing). Without the wait it would get the GIL only when this thread next blocks,
+    which on a loading path may be after the digest is needed.
+    """
+    begun = _thread.allocate_lock()
+    begun.acquire()
+    # Not threading.Thread, whose start() also waits, for much longer.
+    _thread.start_new_thread(_claim_once_begun, (extents, begun))
+    begun.acquire()
+
+
+def _claim_once_begun(extents: list[_Extent], begun: _thread.LockType) -> None:
+    begun.release()
+    for extent in extents:
+        extent.claim()
 
 
 @dataclass(frozen=True)
