@@ -187,10 +187,12 @@ def _compiled_code(
 ) -> tuple[dict[str, Any], str]:
     if not (allow_compile and engine.compiler_available()):
         listing = "\n  ".join(reasons) or "(none)"
-        raise NgixiError(
-            f"{bundle.source}: no artifact fits this host and no compiler is installed "
-            f"(install wasmer-compiler-cranelift); artifacts:\n  {listing}"
+        cannot = (
+            "compiling at load is turned off"
+            if not allow_compile
+            else "no compiler is installed (install wasmer-compiler-cranelift)"
         )
+        raise NgixiError(f"{bundle.source}: no artifact fits this host and {cannot}; artifacts:\n  {listing}")
     why = "; ".join(reasons) or "the bundle has no artifacts"
     return {"wasm": bundle.data(bundle.index.member("wasm"))}, f"{COMPILED} (no artifact fits: {why})"
 
