@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -130,3 +131,15 @@ def test_request_headers_are_checked() -> None:
         with pytest.raises(AbiFault) as caught:
             parse_headers(bad)
         assert caught.value.code == Status.INVALID
+
+
+def test_the_test_server_takes_a_client_hanging_up_early_quietly(capfd: pytest.CaptureFixture[str]) -> None:
+    """A guest over its response size or time limit hangs up mid-response; the smoke output stays clean."""
+    with http_server() as (host, port):
+        with socket.create_connection((host, port)) as connection:
+            connection.sendall(b"GET /bytes?n=50000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            connection.recv(1024)
+        with socket.create_connection((host, port)) as connection:  # served after the hang-up was handled
+            connection.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert connection.recv(1024).startswith(b"HTTP/1.0 200")
+    assert "Traceback" not in capfd.readouterr().err
