@@ -71,7 +71,7 @@ _PHASES: dict[str, list[tuple[Any, str]]] = {
         (bundle_reader, "_hash_on_a_thread"),
         (bundle_reader._Digests, "result"),
     ],
-    "engine": [(engine, "load"), (engine_wasmtime, "load")],
+    "engine": [*((module, step) for module in (engine, engine_wasmtime) for step in ("prepare", "instantiate"))],
 }
 
 

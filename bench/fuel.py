@@ -27,13 +27,9 @@ ROUNDS = 9
 
 
 def instance(fuel: int | None) -> engine_wasmtime.WasmtimeInstance:
-    return engine_wasmtime.load(
-        guest="bench",
-        wasm=WASM,
-        imports=(),
-        on_memory=lambda _: None,
-        limits=RunLimits(timeout_ms=60_000, memory_pages=1, fuel=fuel),
-    )
+    limits = RunLimits(timeout_ms=60_000, memory_pages=1, fuel=fuel)
+    prepared = engine_wasmtime.prepare(guest="bench", wasm=WASM, limits=limits)
+    return engine_wasmtime.instantiate(prepared, imports=(), on_memory=lambda _: None)
 
 
 def fastest_of_each(works: list[Callable[[], object]]) -> list[float]:

@@ -244,12 +244,9 @@ def test_wasmtime_checks_the_deadline_when_a_slow_host_call_returns(tmp_path: Pa
 def test_wasmtime_caps_memory_growth_at_the_limit() -> None:
     found = provision_of("ngixi", "log")
     assert found is not None
-    instance = engine_wasmtime.load(
-        guest="hello",
-        wasm=WASM,
-        imports=[(found.host_import, lambda *_: None)],
-        on_memory=lambda _: None,
-        limits=RunLimits(timeout_ms=1000, memory_pages=4),
+    prepared = engine_wasmtime.prepare(guest="hello", wasm=WASM, limits=RunLimits(timeout_ms=1000, memory_pages=4))
+    instance = engine_wasmtime.instantiate(
+        prepared, imports=[(found.host_import, lambda *_: None)], on_memory=lambda _: None
     )
     assert instance.call("grow", ()) == (-1,)
     assert instance.memory.pages == 1

@@ -154,23 +154,21 @@ class VerifiedBundle:
     _deferred: dict[str, int] = field(default_factory=dict, repr=False)  # path → offset of its data
     _pending: dict[str, _Digests] = field(default_factory=dict, repr=False)
 
-    def prefetch(self, member: Member) -> None:
-        """Reads a member `read_bundle` left unread and starts hashing it, so `data` finds it done."""
-        if member.path not in self.contents and member.path not in self._pending:
-            offset = self._deferred[member.path]
-            with _opened(Path(self.source)) as descriptor:
-                data = os.pread(descriptor, member.size, offset)
-            self._pending[member.path] = _Digests({(offset, member.size): data})
-
     def data(self, member: Member) -> bytes:
         """A member's bytes; a code member `read_bundle` deferred is read and checked here, before use."""
         if member.path not in self.contents:
-            self.prefetch(member)
-            found = self._pending.pop(member.path).result(self._deferred[member.path], member.size)
+            offset = self._deferred[member.path]
+            pending = self._pending.pop(member.path, None)
+            found = self._read(member, offset) if pending is None else pending.result(offset, member.size)
             assert found is not None
             _check_read(*found, member, self.source)
             self.contents[member.path] = found[0]
         return self.contents[member.path]
+
+    def _read(self, member: Member, offset: int) -> tuple[bytes, str]:
+        with _opened(Path(self.source)) as descriptor:
+            data = os.pread(descriptor, member.size, offset)
+        return data, _sha256(data)
 
 
 def _sha256(data: bytes) -> str:
@@ -236,9 +234,9 @@ class _Archive:
             raise self.fail(f"member {entry.name} is truncated: the file ends inside it")
         return data
 
-    def hash_ahead(self, prefetch: Collection[str]) -> _Digests:
-        """Reads the manifest, the .wasm and the `prefetch` entries, found by their headers alone,
-        and starts hashing them on a thread.
+    def hash_ahead(self, prefetch: Collection[str] | None) -> _Digests:
+        """Reads the manifest and the `prefetch` entries (all entries if None), found by their headers
+        alone, and starts hashing them on a thread.
 
         This runs while the signature is checked; nothing is refused or trusted here: the
         entries are checked again as they are reached, and the digests against the signed index.
@@ -254,7 +252,7 @@ class _Archive:
             if found is None:
                 break
             entry = found[0]
-            if (number < 2 or entry.name in prefetch) and entry.size <= _HASH_AHEAD_LIMIT:
+            if (number == 0 or prefetch is None or entry.name in prefetch) and entry.size <= _HASH_AHEAD_LIMIT:
                 ranges[entry.data, entry.size] = os.pread(self.descriptor, entry.size, entry.data)
             offset = entry.end
         return _Digests(ranges)
@@ -378,7 +376,7 @@ def _verify_archive(
     source = archive.source
     index_bytes = archive.read(archive.expect_capped(INDEX_NAME, MAX_INDEX_BYTES))
     signature = archive.read(archive.expect_capped(SIGNATURE_NAME, MAX_SIGNATURE_BYTES))
-    ahead = archive.hash_ahead(prefetch if defer_code else ())
+    ahead = archive.hash_ahead(prefetch if defer_code else None)
     signer = verify_index(index_bytes, signature, trust, source=source)
     index = parse_index(index_bytes, source=source)
     check_scope(index, signer, signature, source=source)
@@ -403,10 +401,10 @@ def read_bundle(
 
     With `rollback`, a sequence below the highest accepted for the guest and channel is refused,
     and an accepted bundle's sequence is recorded. With `defer_code=True` (the loader, which
-    uses the .wasm and at most one artifact) the code members, the .wasm and the artifacts, are
-    checked when `VerifiedBundle.data` first returns them, not here; the .wasm and the artifacts
-    named in `prefetch` (see `loader.likely_artifacts`) are read here and hashed on a thread
-    meanwhile, and `VerifiedBundle.prefetch` starts that for another artifact.
+    uses one artifact or else the .wasm) the code members, the .wasm and the artifacts, are checked
+    when `VerifiedBundle.data` first returns them, not here; those named in `prefetch` (see
+    `loader.likely_artifacts`) are read here and hashed on a thread meanwhile. A full read hashes
+    every member that way.
     """
     with _opened(path) as descriptor:
         size = os.fstat(descriptor).st_size

@@ -22,7 +22,7 @@ from .component_host import (
 from .engines import RunLimits, chosen_engine, engine_named
 from .errors import VerificationError
 from .hostfuncs import GuestOutput, HostContext, LogLine, Sandbox, open_context
-from .loader import COMPILED, Guest, fitting_artifacts, host_profile, load_best_fitting, verified_manifest
+from .loader import COMPILED, Guest, fitting_artifacts, host_profile, prepare_best_fitting, verified_manifest
 from .manifest import Manifest
 
 
@@ -64,7 +64,7 @@ def open_component_guest(
     guest = manifest.guest.name
     prepare = partial(engine_component.prepare, guest=guest)  # a verified artifact, or the signed component
     choice = fitting_artifacts(bundle.index, host_profile(runner))
-    prepared, origin = load_best_fitting(bundle, runner, prepare, allow_compile, choice)
+    prepared, origin = prepare_best_fitting(bundle, runner, prepare, allow_compile, choice)
     problems = check_component(manifest, prepared.info)
     if problems:
         raise VerificationError("\n".join(problems))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, TypeVar
 
@@ -17,6 +18,7 @@ from .capabilities import HostImport
 from .engines import EngineId, EngineMemory, RunLimits, as_results
 from .errors import GuestError, NgixiError
 from .hostfuncs import GuestExit, HostFunction
+from .wasm import Export, ExternKind, Import, MemoryLimits, ModuleInfo, Signature
 
 ENGINE = "wasmer"
 COMPILER = "cranelift"
@@ -26,6 +28,12 @@ _WASM_TYPES = {
     "i64": wasmer.Type.I64,
     "f32": wasmer.Type.F32,
     "f64": wasmer.Type.F64,
+}
+_TYPE_NAMES = {
+    **{code: name for name, code in _WASM_TYPES.items()},
+    wasmer.Type.V128: "v128",
+    wasmer.Type.FUNC_REF: "funcref",
+    wasmer.Type.EXTERN_REF: "externref",
 }
 _PASS_THROUGH = (KeyboardInterrupt, SystemExit, GeneratorExit, NgixiError, GuestExit)
 
@@ -116,17 +124,23 @@ class WasmerInstance:
         return as_results(result)
 
 
-def load(
+@dataclass(frozen=True)
+class WasmerModule:
+    guest: str
+    store: wasmer.Store
+    module: wasmer.Module
+    info: ModuleInfo
+
+
+def prepare(
     *,
     guest: str,
     wasm: bytes | None = None,
     artifact: bytes | None = None,
-    imports: Sequence[tuple[HostImport, HostFunction]],
-    on_memory: Callable[[EngineMemory], None],
     limits: RunLimits,
     target: str | None = None,
-) -> WasmerInstance:
-    """Instantiates a guest from a verified artifact (headless) or by compiling its .wasm.
+) -> WasmerModule:
+    """Deserializes a verified artifact (headless) or compiles the .wasm.
 
     The caller must have verified the artifact's digest, signature and target first: Wasmer
     does not check them, and a foreign or damaged artifact crashes the process. Wasmer cannot
@@ -140,12 +154,48 @@ def load(
         else:
             store = _compiler_store()
             module = wasmer.Module(store, wasm)
+        return WasmerModule(guest, store, module, _module_info(module))
+
+
+def instantiate(
+    prepared: WasmerModule,
+    *,
+    imports: Sequence[tuple[HostImport, HostFunction]],
+    on_memory: Callable[[EngineMemory], None],
+) -> WasmerInstance:
+    with engine_errors(f"{prepared.guest}: cannot load the guest", NgixiError):
         import_object = wasmer.ImportObject()
-        for namespace, functions in _group(store, imports).items():
+        for namespace, functions in _group(prepared.store, imports).items():
             import_object.register(namespace, functions)
-        instance = WasmerInstance(wasmer.Instance(module, import_object), guest)
+        instance = WasmerInstance(wasmer.Instance(prepared.module, import_object), prepared.guest)
     on_memory(instance.memory)
     return instance
+
+
+def _module_info(module: wasmer.Module) -> ModuleInfo:
+    """What the code Wasmer is about to run imports and exports, and its memories' limits."""
+    imports = tuple(Import(i.module, i.name, *_described(i.type)) for i in module.imports)
+    exports = tuple(Export(e.name, *_described(e.type)) for e in module.exports)
+    memories = [i.type for i in module.imports] + [e.type for e in module.exports]
+    return ModuleInfo(
+        imports,
+        exports,
+        tuple(MemoryLimits(m.minimum, m.maximum) for m in memories if isinstance(m, wasmer.MemoryType)),
+    )
+
+
+def _described(extern: Any) -> tuple[ExternKind, Signature | None]:
+    if isinstance(extern, wasmer.FunctionType):
+        return "func", Signature(_type_names(extern.params), _type_names(extern.results))
+    if isinstance(extern, wasmer.MemoryType):
+        return "memory", None
+    if isinstance(extern, wasmer.TableType):
+        return "table", None
+    return "global", None
+
+
+def _type_names(types: Sequence[Any]) -> tuple[str, ...]:
+    return tuple(_TYPE_NAMES[t] for t in types)
 
 
 def _group(store: wasmer.Store, imports: Sequence[tuple[HostImport, HostFunction]]) -> dict[str, dict[str, Any]]:

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import version
 from typing import Any, TypeVar
@@ -27,6 +28,7 @@ from .errors import ArtifactRefused, GuestError, NgixiError
 from .hostfuncs import HostFunction
 from .manifest import Number
 from .targets import host_triple
+from .wasm import Export, ExternKind, Import, MemoryLimits, ModuleInfo, Signature
 
 ENGINE = "wasmtime"
 PAGE_BYTES = 65536
@@ -296,28 +298,45 @@ def epoch_ticks(timeout_ms: int) -> int:
     return max(1, math.ceil(timeout_ms / 1000 / _TICK_SECONDS))
 
 
-def load(
+@dataclass(frozen=True)
+class WasmtimeModule:
+    guest: str
+    engine: wasmtime.Engine
+    module: wasmtime.Module
+    limits: RunLimits
+    info: ModuleInfo
+
+
+def prepare(
     *,
     guest: str,
     wasm: bytes | None = None,
     artifact: bytes | None = None,
-    imports: Sequence[tuple[HostImport, HostFunction]],
-    on_memory: Callable[[EngineMemory], None],
     limits: RunLimits,
     target: str | None = None,
-) -> WasmtimeInstance:
-    """Instantiates a guest from a verified artifact or by compiling its .wasm.
+) -> WasmtimeModule:
+    """Deserializes a verified artifact or compiles the .wasm, for an engine metering fuel if `limits` has it.
 
     `target` is the artifact's: None for this host, or `pulley64`. An artifact Wasmtime refuses
     (another Wasmtime, other settings, CPU features this host lacks) raises `ArtifactRefused`.
     """
     engine = engine_for(target, limits.fuel is not None)
-    deadline = Deadline(guest, limits.timeout_ms, limits.fuel)
     module = _module(engine, guest, wasm, artifact)
+    return WasmtimeModule(guest, engine, module, limits, _module_info(module))
+
+
+def instantiate(
+    prepared: WasmtimeModule,
+    *,
+    imports: Sequence[tuple[HostImport, HostFunction]],
+    on_memory: Callable[[EngineMemory], None],
+) -> WasmtimeInstance:
+    guest, limits = prepared.guest, prepared.limits
+    deadline = Deadline(guest, limits.timeout_ms, limits.fuel)
     try:
-        store = wasmtime.Store(engine)
+        store = wasmtime.Store(prepared.engine)
         store.set_limits(memory_size=limits.memory_pages * PAGE_BYTES)
-        linker = wasmtime.Linker(engine)
+        linker = wasmtime.Linker(prepared.engine)
         for host_import, function in imports:
             signature = wasmtime.FuncType(
                 [_VALUE_TYPES[t]() for t in host_import.signature.params],
@@ -326,7 +345,7 @@ def load(
             linker.define_func(host_import.module, host_import.name, signature, deadline.guard(function))
         deadline.arm(store)
         with TICKER.running():
-            instance = WasmtimeInstance(linker.instantiate(store, module), store, deadline)
+            instance = WasmtimeInstance(linker.instantiate(store, prepared.module), store, deadline)
     except wasmtime.Trap as trap:
         if trap.trap_code == wasmtime.TrapCode.OUT_OF_FUEL:
             raise deadline.out_of_fuel("its start") from None
@@ -335,6 +354,28 @@ def load(
         raise NgixiError(f"{guest}: cannot load the guest: {first_line(error)}") from None
     on_memory(instance.memory)
     return instance
+
+
+def _module_info(module: wasmtime.Module) -> ModuleInfo:
+    """What the code Wasmtime is about to run imports and exports, and its memories' limits."""
+    imports = tuple(Import(i.module, i.name or "", *_described(i.type)) for i in module.imports)
+    exports = tuple(Export(e.name, *_described(e.type)) for e in module.exports)
+    memories = [i.type for i in module.imports] + [e.type for e in module.exports]
+    return ModuleInfo(
+        imports,
+        exports,
+        tuple(MemoryLimits(m.limits.min, m.limits.max) for m in memories if isinstance(m, wasmtime.MemoryType)),
+    )
+
+
+def _described(extern: Any) -> tuple[ExternKind, Signature | None]:
+    if isinstance(extern, wasmtime.FuncType):
+        return "func", Signature(tuple(map(str, extern.params)), tuple(map(str, extern.results)))
+    if isinstance(extern, wasmtime.MemoryType):
+        return "memory", None
+    if isinstance(extern, wasmtime.TableType):
+        return "table", None
+    return "global", None
 
 
 def _module(engine: wasmtime.Engine, guest: str, wasm: bytes | None, artifact: bytes | None) -> wasmtime.Module:

@@ -14,13 +14,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.util import find_spec
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from .abi import GuestMemory
 from .capabilities import HostImport
 from .errors import NgixiError
 from .hostfuncs import HostFunction
 from .manifest import Number
+from .wasm import ModuleInfo
 
 # Wasmtime's portable interpreter target: its artifacts run on any host with the same Wasmtime.
 PORTABLE_TRIPLE = "pulley64"
@@ -73,27 +74,41 @@ class EngineInstance(Protocol):
     def call(self, export: str, args: Sequence[Number]) -> tuple[Number, ...]: ...
 
 
+class PreparedModule(Protocol):
+    """A compiled or deserialized module, not yet instantiated; `info` is what that code imports and exports."""
+
+    @property
+    def info(self) -> ModuleInfo: ...
+
+
 class Engine(Protocol):
     """What the loader needs from an engine module.
 
-    `load` raises `ArtifactRefused` for an artifact the engine itself finds incompatible (before
-    running any of it), so that the loader can try another artifact or compile the .wasm.
+    `prepare` raises `ArtifactRefused` for an artifact the engine itself finds incompatible (before
+    running any of it), so that the loader can try another artifact or compile the .wasm. The loader
+    checks the prepared module's imports and exports against the manifest before `instantiate`.
     """
 
     def current_engine(self) -> EngineId: ...
 
     def compiler_available(self) -> bool: ...
 
-    def load(
+    def prepare(
         self,
         *,
         guest: str,
         wasm: bytes | None = None,
         artifact: bytes | None = None,
-        imports: Sequence[tuple[HostImport, HostFunction]],
-        on_memory: Callable[[EngineMemory], None],
         limits: RunLimits,
         target: str | None = None,
+    ) -> PreparedModule: ...
+
+    def instantiate(
+        self,
+        prepared: Any,
+        *,
+        imports: Sequence[tuple[HostImport, HostFunction]],
+        on_memory: Callable[[EngineMemory], None],
     ) -> EngineInstance: ...
 
 

@@ -30,10 +30,10 @@ from .errors import ArtifactRefused, InvalidInput, NgixiError, PolicyError, Veri
 from .hostfuncs import HOST_FUNCTIONS, GuestExit, GuestOutput, HostContext, HostFunction, LogLine, Sandbox, open_context
 from .manifest import ExportDecl, Manifest, Number, parse_manifest
 from .targets import host_cpu_features, host_triple
-from .wasm import ModuleInfo, read_module_info
+from .wasm import ModuleInfo
 
 COMPILED = "compiled from guest.wasm"
-Loaded = TypeVar("Loaded")
+Prepared = TypeVar("Prepared")
 
 
 @dataclass(frozen=True)
@@ -197,26 +197,26 @@ def _compiled_code(
     return {"wasm": bundle.data(bundle.index.member("wasm"))}, f"{COMPILED} (no artifact fits: {why})"
 
 
-def load_best_fitting(
+def prepare_best_fitting(
     bundle: VerifiedBundle,
     engine: Engine,
-    load: Callable[..., Loaded],
+    prepare: Callable[..., Prepared],
     allow_compile: bool,
     choice: tuple[list[Member], list[str]],
-) -> tuple[Loaded, str]:
-    """Loads the best fitting artifact the engine accepts, else compiles the .wasm; and says which.
+) -> tuple[Prepared, str]:
+    """Prepares the best fitting artifact the engine accepts, else compiles the .wasm; and says which.
 
-    `load` takes the `artifact` and its `target`, or the `wasm`; it raises `ArtifactRefused` for an artifact
+    `prepare` takes the `artifact` and its `target`, or the `wasm`; it raises `ArtifactRefused` for an artifact
     the engine refuses, and the next fitting one is tried.
     """
     fitting, reasons = choice
     for member in fitting:
         try:
-            return load(**_artifact_code(bundle, member)), f"artifact {member.path}"
+            return prepare(**_artifact_code(bundle, member)), f"artifact {member.path}"
         except ArtifactRefused as refusal:  # only the engine itself can tell, e.g. another Wasmtime build
             reasons.append(f"{member.path}: {refusal}")
     code, origin = _compiled_code(bundle, engine, allow_compile, reasons)
-    return load(**code), origin
+    return prepare(**code), origin
 
 
 def check_fuel_metering(manifest: Manifest, engine: str, *, cpu_capped: bool) -> None:
@@ -289,17 +289,18 @@ def open_guest(
     chosen = chosen_engine(engine, wants_fuel=manifest.limits.fuel is not None)
     check_fuel_metering(manifest, chosen, cpu_capped=cpu_capped)
     runner = engine_named(chosen)
+    limits = RunLimits(manifest.limits.timeout_ms, manifest.limits.memory_pages, manifest.limits.fuel)
+    prepare = partial(runner.prepare, guest=manifest.guest.name, limits=limits)
     choice = fitting_artifacts(bundle.index, host_profile(runner))
-    if choice[0]:
-        bundle.prefetch(choice[0][0])  # read and hashed while the .wasm and its imports are checked
-    info = read_module_info(bundle.data(bundle.index.member("wasm")), source=f"{bundle.source}!guest.wasm")
-    problems = check_module(manifest, info)
+    prepared, origin = prepare_best_fitting(bundle, runner, prepare, allow_compile, choice)
+    # The code about to run is checked, not the .wasm: an artifact load never reads the .wasm.
+    problems = check_module(manifest, prepared.info)
     if problems:
         raise VerificationError("\n".join(problems))
-    check_memory_limit(manifest, info)
+    check_memory_limit(manifest, prepared.info)
     context = open_context(manifest, sandbox=sandbox, args=args, env=env, on_log=on_log)
     imports = []
-    for imp in info.imports:
+    for imp in prepared.info.imports:
         found = provision_of(imp.module, imp.name)
         assert found is not None  # check_module refused anything unprovided
         capability = next(c.name for c in found.capabilities if found.is_baseline or c.name in manifest.grants)
@@ -311,10 +312,8 @@ def open_guest(
         # instance's memory would make a cycle through native code that no garbage collector can free.
         context.memory = weakref.proxy(memory)
 
-    limits = RunLimits(manifest.limits.timeout_ms, manifest.limits.memory_pages, manifest.limits.fuel)
-    load = partial(runner.load, guest=manifest.guest.name, imports=imports, on_memory=link_memory, limits=limits)
     try:
-        instance, origin = load_best_fitting(bundle, runner, load, allow_compile, choice)
+        instance = runner.instantiate(prepared, imports=imports, on_memory=link_memory)
     except BaseException:
         context.close()
         raise
