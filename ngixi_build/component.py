@@ -3,7 +3,9 @@
 A guest whose manifest says `[guest] abi = "component"` imports the generated bindings
 (`import { log } from "ngixi-host"`). Its core module is compiled with them, the guest's own
 world (the host's `guest` world plus the manifest's exports) is embedded, and `wasm-tools
-component new` makes the component; unused host interfaces are dropped on the way.
+component new` makes the component; unused host interfaces are dropped on the way. A core module
+that imports WASI preview 1 is adapted to WASI preview 2 by the pinned adapter (`--adapt`), which
+brings only the WASI functions the module uses (see docs/components.md).
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ from . import asbindings
 from .asbindings import CABI, INDEX, write_bindings
 from .proc import run
 from .project import Project
+from .runtime.capabilities import WASI
 from .runtime.component_host import WIT_VALUE_TYPES
 from .runtime.engines import PORTABLE_TRIPLE
 from .runtime.errors import NgixiError
 from .runtime.manifest import Manifest, load_manifest
 from .runtime.targets import host_triple
+from .runtime.wasm import read_module_info
+from .toolchain import toolchain_for
 from .wit import HOST_WORLD, WIT_DIR, load_catalog, wasm_tools, wit_sources
 
 # The binding generator's own source: changing it regenerates the bindings.
@@ -95,9 +100,20 @@ def _world_dir(project: Project, manifest: Manifest) -> Iterator[Path]:
         yield directory
 
 
-def componentize(*, project: Project, manifest: Manifest, core_wasm: Path, out_path: Path) -> int:
-    """Embeds the guest's world in its core module and makes the component; returns its size."""
+def imports_wasi(core_wasm: Path) -> bool:
+    info = read_module_info(core_wasm.read_bytes(), source=str(core_wasm))
+    return any(imp.module == WASI for imp in info.imports)
+
+
+def componentize(
+    *, project: Project, manifest: Manifest, core_wasm: Path, out_path: Path, wasi_adapter: Path | None = None
+) -> int:
+    """Embeds the guest's world in its core module and makes the component; returns its size.
+
+    `wasi_adapter`: the WASI preview 1 adapter, for a core module that imports WASI.
+    """
     guest = manifest.guest.name
+    adapt = ["--adapt", f"{WASI}={wasi_adapter}"] if wasi_adapter else []
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with (
         _world_dir(project, manifest) as world,
@@ -105,7 +121,7 @@ def componentize(*, project: Project, manifest: Manifest, core_wasm: Path, out_p
     ):
         embedded, component = Path(work) / "embedded.wasm", Path(work) / "component.wasm"
         _wasm_tools(["component", "embed", world, "--world", guest, core_wasm, "-o", embedded], guest)
-        _wasm_tools(["component", "new", embedded, "-o", component], guest)
+        _wasm_tools(["component", "new", embedded, *adapt, "-o", component], guest)
         os.replace(component, out_path)
     return out_path.stat().st_size
 
@@ -119,4 +135,7 @@ def componentize_guest(project: Project, guest: str, *, core_wasm: Path | None =
     """Makes `artifacts/wasm/<guest>.wasm`, the component, from the guest's compiled core module."""
     manifest = load_manifest(project.manifest_path(guest))
     core = core_wasm or core_path(project, guest)
-    return componentize(project=project, manifest=manifest, core_wasm=core, out_path=project.wasm_path(guest))
+    adapter = toolchain_for(project.state_dir).wasi_adapter if imports_wasi(core) else None
+    return componentize(
+        project=project, manifest=manifest, core_wasm=core, out_path=project.wasm_path(guest), wasi_adapter=adapter
+    )

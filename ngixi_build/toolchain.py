@@ -1,4 +1,5 @@
-"""The pinned AssemblyScript toolchain: nodeenv (system Node when suitable) plus `npm ci`.
+"""The pinned AssemblyScript toolchain: nodeenv (system Node when suitable) plus `npm ci`, and the
+WASI preview 1 adapter for component guests (taken from a pinned, digest-checked npm tarball).
 
 Installs live in `<state>/toolchain/<key>/`, where the key digests the pins, so changing a pin
 installs afresh and an unchanged one is reused. A `.complete` marker is written last; an
@@ -7,12 +8,15 @@ install that failed or was killed is removed and redone.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import os
 import re
 import shutil
 import sys
+import tarfile
+import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -33,6 +37,17 @@ _COMPLETE = ".complete"
 class NodePins:
     minimum_major: int
     version: str
+
+
+@dataclass(frozen=True)
+class AdapterPin:
+    """Where the WASI preview 1 adapter comes from: a file in an npm package's tarball."""
+
+    package: str
+    version: str
+    integrity: str  # npm's "sha512-<base64>" of the tarball
+    path: str  # the adapter inside the tarball
+    sha256: str  # of the adapter
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,11 @@ class Toolchain:
         return self.root / "node_modules" / "@assemblyscript" / "wasi-shim" / "asconfig.json"
 
     @property
+    def wasi_adapter(self) -> Path:
+        """The WASI preview 1 adapter (reactor) a component guest that imports WASI is made with."""
+        return self.root / "wasi-adapter" / "wasi_snapshot_preview1.reactor.wasm"
+
+    @property
     def complete(self) -> bool:
         return (self.root / _COMPLETE).exists()
 
@@ -74,6 +94,11 @@ def pin_bytes() -> dict[str, bytes]:
 def node_pins() -> NodePins:
     node = tomli.loads(pin_bytes()["pins.toml"].decode())["node"]
     return NodePins(int(node["minimum_major"]), str(node["version"]))
+
+
+def adapter_pin() -> AdapterPin:
+    pin = tomli.loads(pin_bytes()["pins.toml"].decode())["wasi_adapter"]
+    return AdapterPin(*(str(pin[key]) for key in ("package", "version", "integrity", "path", "sha256")))
 
 
 def toolchain_key() -> str:
@@ -121,14 +146,52 @@ def _install(toolchain: Toolchain) -> None:
             (toolchain.root / name).write_bytes(data)
     npm = env_dir / "bin" / "npm" if (env_dir / "bin" / "npm").exists() else Path(shutil.which("npm") or "npm")
     path = f"{env_dir / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "PATH": path}
     run(
         [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
         what="npm ci (AssemblyScript toolchain)",
         cwd=toolchain.root,
-        env={**os.environ, "PATH": path},
+        env=env,
         timeout=900,
     )
+    _install_wasi_adapter(toolchain, npm, env)
     (toolchain.root / _COMPLETE).write_text(toolchain_key() + "\n")
+
+
+def _install_wasi_adapter(toolchain: Toolchain, npm: Path, env: dict[str, str]) -> None:
+    """Fetches the pinned package's tarball, checks it and the adapter in it, and keeps only the adapter."""
+    pin = adapter_pin()
+    spec = f"{pin.package}@{pin.version}"
+    with tempfile.TemporaryDirectory(dir=toolchain.root) as work:
+        run(
+            [npm, "pack", spec, "--ignore-scripts", "--pack-destination", work],
+            what=f"npm pack {spec} (WASI adapter)",
+            cwd=toolchain.root,
+            env=env,
+            timeout=900,
+        )
+        tarball = next(Path(work).glob("*.tgz"))
+        data = tarball.read_bytes()
+        integrity = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+        if integrity != pin.integrity:
+            raise ToolchainError(
+                f"npm pack {spec}: the tarball's integrity is {integrity}, pins.toml says {pin.integrity}"
+            )
+        with tarfile.open(tarball, "r:gz") as archive:
+            adapter = _tar_file(archive, pin.path)
+    if hashlib.sha256(adapter).hexdigest() != pin.sha256:
+        raise ToolchainError(f"{spec}: {pin.path} is missing or differs from the sha256 in pins.toml")
+    toolchain.wasi_adapter.parent.mkdir()
+    toolchain.wasi_adapter.write_bytes(adapter)
+
+
+def _tar_file(archive: tarfile.TarFile, path: str) -> bytes:
+    """A regular file's bytes, or nothing when the archive has no such file."""
+    try:
+        member = archive.extractfile(path)
+    except KeyError:
+        return b""
+    return member.read() if member is not None else b""
 
 
 def ensure_toolchain(*, state_dir: Path) -> Toolchain:

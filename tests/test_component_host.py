@@ -33,6 +33,7 @@ log_bytes = 10
 """
 LOG, KV, HTTP, TYPES = (f"ngixi:host/{i}@0.1.0" for i in ("log", "kv", "http", "types"))
 ADD = {"add": (("s32", "s32"), ("s32",))}
+FS_TYPES, OPEN_AT = "wasi:filesystem/types@0.2.12", "[method]descriptor.open-at"
 
 
 @pytest.fixture
@@ -57,10 +58,33 @@ def context(manifest: Manifest, tmp_path: Path) -> HostContext:
                 "grant it in the manifest or remove the import"
             ],
         ),
+        # WASI preview 2, as the preview 1 adapter imports it
+        ({"wasi:cli/exit@0.2.12": frozenset({"exit"}), "wasi:cli/stderr@0.2.0": frozenset({"get-stderr"})}, ADD, []),
         (
-            {"wasi:cli/stdin@0.2.0": frozenset({"get-stdin"})},
+            {"wasi:cli/stdin@0.2.0": frozenset({"get-stdin"}), FS_TYPES: frozenset({OPEN_AT, "filesystem-error-code"})},
             ADD,
-            [f"{F}: capabilities: the component imports wasi:cli/stdin@0.2.0, which no Ngixi capability provides"],
+            [
+                f"{F}: capabilities.stdio: the component imports get-stdin from wasi:cli/stdin@0.2.0, "
+                "which needs [capabilities.stdio] or [capabilities.fs]; grant it in the manifest or remove the import",
+                f"{F}: capabilities.fs: the component imports {OPEN_AT} from {FS_TYPES}, "
+                "which needs [capabilities.fs]; grant it in the manifest or remove the import",
+                f"{F}: capabilities.stdio: the component imports filesystem-error-code from {FS_TYPES}, "
+                "which needs [capabilities.stdio] or [capabilities.fs]; grant it in the manifest or remove the import",
+            ],
+        ),
+        (
+            {FS_TYPES: frozenset({"[method]descriptor.symlink-at"}), "wasi:sockets/tcp@0.2.12": frozenset()},
+            ADD,
+            [
+                f"{F}: capabilities: the component imports [method]descriptor.symlink-at from {FS_TYPES}, "
+                "which no Ngixi capability provides",
+                f"{F}: capabilities: the component imports wasi:sockets/tcp@0.2.12, which no Ngixi capability provides",
+            ],
+        ),
+        (
+            {"wasi:cli/exit@0.3.0": frozenset({"exit"})},
+            ADD,
+            [f"{F}: capabilities: the component imports wasi:cli/exit@0.3.0, which no Ngixi capability provides"],
         ),
         (
             {"ngixi:host/log@9.9.9": frozenset({"write"})},

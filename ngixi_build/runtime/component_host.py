@@ -13,6 +13,7 @@ from typing import Any
 
 from .abi import AbiFault, Status
 from .capabilities import CAPABILITIES
+from .component_wasi import wasi_import_problems
 from .errors import GuestError
 from .host_http import HttpClient, parse_headers
 from .host_kv import KvStore
@@ -141,6 +142,8 @@ def _interface_of(name: str) -> str | None:
 
 
 def _import_problems(manifest: Manifest, name: str, functions: frozenset[str]) -> list[str]:
+    if name.startswith("wasi:"):
+        return wasi_import_problems(manifest, name, functions)
     interface = _interface_of(name)
     if interface in TYPE_INTERFACES:
         return []

@@ -1,14 +1,16 @@
 """Loads a verified component guest: its world checked against the manifest, granted interfaces linked.
 
 Component guests run on Wasmtime (the component model); the capability implementations, grants,
-sandbox, quotas and limits are the ones core guests get (`hostfuncs.open_context`).
+sandbox, quotas and limits are the ones core guests get (`hostfuncs.open_context`). WASI is
+Wasmtime's, set up from the same context (`component_wasi`).
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .bundle_reader import VerifiedBundle
 from .capabilities import CAPABILITIES
@@ -19,11 +21,15 @@ from .component_host import (
     check_component,
     interface_import,
 )
+from .component_wasi import imports_wasi, wasi_setup
 from .engines import RunLimits, chosen_engine, engine_named
 from .errors import VerificationError
 from .hostfuncs import GuestOutput, HostContext, LogLine, Sandbox, open_context
 from .loader import COMPILED, Guest, fitting_artifacts, host_profile, prepare_best_fitting, verified_manifest
 from .manifest import Manifest
+
+if TYPE_CHECKING:
+    from .engine_component import ComponentInstance
 
 
 def _counted(function: ComponentFunction, capability: str, output: GuestOutput) -> ComponentFunction:
@@ -44,6 +50,18 @@ def _linked(imports: Mapping[str, frozenset[str]], context: HostContext) -> dict
         binders = COMPONENT_FUNCTIONS[capability.interface]
         linked[name] = {f: _counted(binders[f](context), capability.name, context.output) for f in imports[name]}
     return linked
+
+
+def _weak_closer(instance: ComponentInstance) -> Callable[[], None]:
+    """Closes the instance while it lives; the context must not keep it alive, as its store keeps the context."""
+    method = weakref.WeakMethod(instance.close)
+
+    def close() -> None:
+        bound = method()
+        if bound is not None:
+            bound()
+
+    return close
 
 
 def open_component_guest(
@@ -72,7 +90,9 @@ def open_component_guest(
     limits = RunLimits(timeout_ms=manifest.limits.timeout_ms, memory_pages=manifest.limits.memory_pages)
     try:
         functions = _linked(prepared.info.imports, context)
-        instance = engine_component.instantiate(prepared, guest=guest, functions=functions, limits=limits)
+        wasi = wasi_setup(context) if imports_wasi(prepared.info.imports) else None
+        instance = engine_component.instantiate(prepared, guest=guest, functions=functions, limits=limits, wasi=wasi)
+        context.closers.append(_weak_closer(instance))
     except BaseException:
         context.close()
         raise

@@ -1,14 +1,19 @@
 """Component guests on Wasmtime's component model: read a component's world, precompile, load, call.
 
 Limits hold as for core guests on Wasmtime (`engine_wasmtime`): the same epoch-interrupted
-deadline, re-checked when a host function returns, and store limits on linear memory.
+deadline, re-checked when a host function returns, and store limits on linear memory. A component
+that imports WASI gets Wasmtime's WASI preview 2, configured only from its `WasiSetup`.
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import gc
+import threading
 import time
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +21,7 @@ import wasmtime
 import wasmtime.component as wc
 
 from .component_host import ComponentFunction, ComponentInfo
+from .component_wasi import WasiSetup
 from .engine_wasmtime import (
     PAGE_BYTES,
     TICKER,
@@ -31,6 +37,17 @@ from .engine_wasmtime import (
 from .engines import RunLimits
 from .errors import GuestError, NgixiError, VerificationError
 from .manifest import Number
+
+_RELEASE_SECONDS = 5.0
+# Instances with WASI writers not yet closed: closed at exit, while the interpreter can still run callbacks.
+_OPEN: weakref.WeakSet[ComponentInstance] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_instances() -> None:
+    for instance in list(_OPEN):
+        instance.close()
+
 
 # A component's preamble: the magic, version 0x0d and layer 1 (a core module has layer 0).
 _COMPONENT_PREAMBLE = b"\0asm\x0d\x00\x01\x00"
@@ -114,20 +131,82 @@ class SealedMemory:
         return 0
 
 
+class _StdioWriters:
+    """Tells when Wasmtime has let go of a store's WASI stdout and stderr writers.
+
+    Wasmtime calls the writers, and drops them, on its own (tokio) threads. A Python callback from
+    such a thread while the interpreter finalizes makes Python end that thread (pthread_exit), which
+    aborts the process; so a store with writers must be dropped, and the writers' release awaited,
+    before the interpreter finalizes.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._alive = 0
+        self._released = threading.Event()
+
+    def track(self, writer: Callable[[bytes], int]) -> Callable[[bytes], int]:
+        with self._lock:
+            self._alive += 1
+        weakref.finalize(writer, self._release_one)
+        return writer
+
+    def _release_one(self) -> None:
+        with self._lock:
+            self._alive -= 1
+            if self._alive == 0:
+                self._released.set()
+
+    def wait(self) -> None:
+        self._released.wait(_RELEASE_SECONDS)
+
+
 class ComponentInstance:
     """An instantiated component."""
 
-    def __init__(self, instance: wc.Instance, store: wasmtime.Store, deadline: Deadline) -> None:
-        self._instance = instance
+    def __init__(
+        self,
+        instance: wc.Instance,
+        store: wasmtime.Store,
+        deadline: Deadline,
+        wasi: tuple[WasiSetup, _StdioWriters] | None,
+    ) -> None:
+        self._instance: wc.Instance | None = instance
         self._store = store
         self._deadline = deadline
+        self._wasi = wasi
         self.memory = SealedMemory()
+        if wasi is not None:
+            _OPEN.add(self)
+
+    def close(self) -> None:
+        """Drops the store; with WASI, returns once Wasmtime has let go of the stdio writers (`_StdioWriters`)."""
+        if self._instance is None:
+            return
+        self._instance = None
+        del self._store
+        if self._wasi is not None:
+            _OPEN.discard(self)
+            gc.collect()  # a traceback's frame in a reference cycle may still hold the store
+            self._wasi[1].wait()
 
     def call(self, export: str, args: Sequence[Number]) -> tuple[Number, ...]:
+        if self._instance is None:
+            raise GuestError(f"{self._deadline.guest}: called after the guest was closed")
         function = self._instance.get_func(self._store, export)
         if function is None:
             raise GuestError(f"{self._deadline.guest}: the component exports no function {export!r}")
-        return call_within_deadline(self._store, self._deadline, export, lambda: function(self._store, *args))
+        try:
+            results = call_within_deadline(self._store, self._deadline, export, lambda: function(self._store, *args))
+        except NgixiError:
+            self._raise_stdio_refusal()  # the cause, when the guest failed after a refused write
+            raise
+        self._raise_stdio_refusal()
+        return results
+
+    def _raise_stdio_refusal(self) -> None:
+        if self._wasi is not None:
+            self._wasi[0].stdio.raise_refusal()
 
 
 @dataclass(frozen=True)
@@ -158,28 +237,50 @@ def prepare(
     return Prepared(component, engine, component_info(component, engine))
 
 
+def _wasi_config(setup: WasiSetup, writers: _StdioWriters) -> wasmtime.WasiConfig:
+    """Only what the setup names: nothing is inherited, stdin is empty and no socket is allowed."""
+    config = wasmtime.WasiConfig()
+    config.argv = list(setup.args)
+    config.env = [list(pair) for pair in setup.env]
+    config.stdout_custom = writers.track(setup.stdio.writer(1))
+    config.stderr_custom = writers.track(setup.stdio.writer(2))
+    for mount in setup.mounts:
+        # Read-only is Wasmtime's own: a ro preopen has neither the directory's nor its files' write permissions.
+        config.preopen_dir(str(mount.host_path), mount.guest_path, fs_mutable=mount.mode == "rw")
+    return config
+
+
 def instantiate(
     prepared: Prepared,
     *,
     guest: str,
     functions: Mapping[str, Mapping[str, ComponentFunction]],
     limits: RunLimits,
+    wasi: WasiSetup | None = None,
 ) -> ComponentInstance:
-    """Instantiates a prepared component, linking `functions` by interface, within the manifest's limits."""
+    """Instantiates a prepared component, linking `functions` by interface, within the manifest's limits.
+
+    `wasi`: what WASI gives the component, if it imports WASI (its imports were checked against the grants).
+    """
     deadline = Deadline(guest, limits.timeout_ms)
     try:
         store = wasmtime.Store(prepared.engine)
         store.set_limits(memory_size=limits.memory_pages * PAGE_BYTES)
         linker = wc.Linker(prepared.engine)
+        writers = _StdioWriters()
+        if wasi is not None:
+            linker.add_wasip2()
+            store.set_wasi(_wasi_config(wasi, writers))
         with linker.root() as root:
             for interface, named in functions.items():
-                with root.add_instance(interface) as instance:
+                with root.add_instance(interface) as linked:
                     for name, function in named.items():
-                        instance.add_func(name, _host_function(function, deadline))
+                        linked.add_func(name, _host_function(function, deadline))
         store.set_epoch_deadline(epoch_ticks(limits.timeout_ms))
         with TICKER.running():
-            return ComponentInstance(linker.instantiate(store, prepared.component), store, deadline)
+            instance = linker.instantiate(store, prepared.component)
     except wasmtime.Trap as trap:
         raise GuestError(f"{guest}: cannot load the guest: {trap_message(trap)}") from None
     except wasmtime.WasmtimeError as error:
         raise NgixiError(f"{guest}: cannot load the guest: {first_line(error)}") from None
+    return ComponentInstance(instance, store, deadline, None if wasi is None else (wasi, writers))

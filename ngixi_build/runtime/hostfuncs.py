@@ -118,6 +118,7 @@ class HostContext:
     files: WasiFilesystem | None = None
     http: HttpClient | None = None
     kv: KvStore | None = None
+    closers: list[Callable[[], None]] = field(default_factory=list)  # run first by close()
 
     @property
     def mem(self) -> GuestMemory:
@@ -126,7 +127,9 @@ class HostContext:
         return self.memory
 
     def close(self) -> None:
-        """Releases the instance's open files and its database connection."""
+        """Releases the instance (what registered in `closers`), its open files and its database connection."""
+        for closer in self.closers:
+            closer()
         if self.files is not None:
             self.files.close()
         if self.kv is not None:
@@ -205,11 +208,16 @@ def _log(ctx: HostContext) -> HostFunction:
     return log
 
 
-def _capture(ctx: HostContext, fd: int, iovs: int, count: int, written: int) -> int:
-    data = gather(ctx.mem, iovs, count)
+def capture_stdio(ctx: HostContext, fd: int, data: bytes) -> None:
+    """Keeps what the guest wrote to stdout (1) or stderr (2), within its quota (core and component guests)."""
     if len(ctx.output.stdout) + len(ctx.output.stderr) + len(data) > ctx.stdio_quota:
         raise GuestError(f"{ctx.guest}: stdout/stderr exceeded its quota of {ctx.stdio_quota} bytes", outcome="quota")
     (ctx.output.stdout if fd == 1 else ctx.output.stderr).extend(data)
+
+
+def _capture(ctx: HostContext, fd: int, iovs: int, count: int, written: int) -> int:
+    data = gather(ctx.mem, iovs, count)
+    capture_stdio(ctx, fd, data)
     write_u32(ctx.mem, written, len(data))
     return Errno.SUCCESS
 

@@ -248,7 +248,7 @@ def _check_smoke_targets(manifest: Manifest, problems: Problems) -> None:
 
 
 def _check_component(manifest: Manifest, problems: Problems) -> None:
-    """What a component guest may declare: WIT-compatible export names, capabilities with a WIT interface."""
+    """What a component guest may declare: WIT-compatible export names, no fuel."""
     for export in manifest.exports:
         if not COMPONENT_EXPORT_PATTERN.match(export.name):
             problems.add(
@@ -259,13 +259,6 @@ def _check_component(manifest: Manifest, problems: Problems) -> None:
             problems.add(f"exports.{export.name}.results", "a component export returns at most one value")
     if manifest.limits.fuel is not None:
         problems.add("limits.fuel", "component guests are not metered yet; remove it, or build a core module")
-    offered = sorted(c.name for c in CAPABILITIES.values() if c.interface)
-    for name in manifest.capabilities:
-        if CAPABILITIES[name].interface is None:
-            problems.add(
-                f"capabilities.{name}",
-                f"a component guest can be granted only capabilities of the WIT catalog: {', '.join(offered)}",
-            )
 
 
 def parse_manifest(text: str, *, source: str, stem: str) -> Manifest:

@@ -166,6 +166,11 @@ class WasiFilesystem:
     def owns(self, fd: int) -> bool:
         return fd in self._table
 
+    @property
+    def mounts(self) -> list[Mount]:
+        """The preopens, checked and resolved under the sandbox root, in manifest order."""
+        return [d.mount for d in self._table.values() if d.preopen]
+
     # --- preopens --------------------------------------------------------------------------
 
     def fd_prestat_get(self, memory: GuestMemory, fd: int, out: int) -> None:
