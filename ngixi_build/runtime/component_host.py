@@ -180,6 +180,7 @@ def _signature(types: tuple[tuple[str, ...], tuple[str, ...]]) -> str:
 
 def check_component(manifest: Manifest, info: ComponentInfo) -> list[str]:
     """Every mismatch between the manifest and the component, as `FILE: field: message` lines."""
-    problems = [p for name, functions in info.imports.items() for p in _import_problems(manifest, name, functions)]
+    imports = sorted(info.imports.items())
+    problems = [p for name, functions in imports for p in _import_problems(manifest, name, functions)]
     problems += _export_problems(manifest, info)
     return [f"{manifest.source}: {p}" for p in problems]
