@@ -222,7 +222,8 @@ def test_nothing_outside_the_mounts_is_reachable(probe: Guest) -> None:
 
 def test_stdout_is_captured_within_its_quota(probe: Guest) -> None:
     assert probe.call("shout", (3,)) == (0,)
-    assert (probe.output.take().stdout, probe.output.host_calls) == (b"0123456789\n" * 3, {})
+    taken = probe.output.take()
+    assert (bytes(taken.stdout), dict(taken.host_calls)) == (b"0123456789\n" * 3, {"stdio": 3})
     with pytest.raises(GuestError, match="stdout/stderr exceeded its quota of 100 bytes") as refused:
         probe.call("shout", (1000,))
     assert refused.value.outcome == "quota"
