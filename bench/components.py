@@ -5,9 +5,14 @@ Uses this project's built bundles (run `make build` first) and prints, in this p
 - load: verify + instantiate from the host's Wasmtime artifact, core `hello` against `hello-component`;
 - calls: `add(2, 3)` on each (the component lifts and lowers through the canonical ABI), and a kv
   counter (`counter.increment` against `hello-component.count`: two kv calls and, for the component,
-  a log line each).
+  a log line each);
+- WASI: embed + `component new` with the WASI preview 1 adapter (`notes-component`) against
+  without (`hello-component`); load of `notes-component` against core `notes`; and stdout
+  throughput of the WASI probe of tests/test_component_wasi.py, built (in a temporary copy of the
+  project) as a component and as a core module, writing 11-byte lines: Wasmtime's WASI calling
+  the host's writer against the host's own `fd_write`.
 
-Run: .venv/bin/python -m bench.components [--calls N]
+Run: .venv/bin/python -m bench.components [--calls N] [--lines N]
 """
 
 from __future__ import annotations
@@ -26,8 +31,12 @@ from ngixi_build.runtime.hostfuncs import Sandbox
 from ngixi_build.runtime.loader import Guest, open_guest
 from ngixi_build.runtime.verify import load_trust
 from tests.conftest import REPO
+from tests.integration import copy_project, run
+from tests.test_component_wasi import add_probe, probe_manifest
 
 COMPONENT = "hello-component"
+WASI_COMPONENT = "notes-component"
+PROBES = {"probe-component": "component", "probe-core": "core"}
 
 
 def timed(work: Callable[[], object], repeat: int = 1) -> float:
@@ -43,6 +52,29 @@ def timed(work: Callable[[], object], repeat: int = 1) -> float:
 def open_bundle(project: Project, guest: str, sandbox: Path) -> Guest:
     bundle = read_bundle(project.bundle_path(guest, "0.1.0"), load_trust(project.dev_trust_file))
     return open_guest(bundle, engine="wasmtime", sandbox=Sandbox.under(sandbox / guest))
+
+
+def bench_wasi_build(project: Project) -> None:
+    adapted = timed(lambda: component.componentize_guest(project, WASI_COMPONENT), repeat=3)
+    print(f"build   embed + new + WASI adapter   {adapted * 1000:8.1f} ms  ({WASI_COMPONENT})")
+
+
+def bench_wasi_stdout(lines: int, sandbox: Path) -> None:
+    """Builds the probe both ways in a copy of the project, then times `shout(lines)` on each."""
+    with tempfile.TemporaryDirectory() as directory:
+        copy = copy_project(Path(directory) / "project", toolchain_from=REPO)
+        for name, abi in PROBES.items():
+            add_probe(copy, name, probe_manifest(name=name, abi=abi, stdout=1 << 30))
+        started = time.perf_counter()
+        run(copy, "doit", *(f"bundle:{name}" for name in PROBES))
+        print(f"build   both probes (doit bundle)    {(time.perf_counter() - started) * 1000:8.1f} ms")
+        probes = Project(copy)
+        for name in PROBES:
+            with open_bundle(probes, name, sandbox) as probe:
+                seconds = timed(functools.partial(probe.call, "shout", (lines,)))
+                written = len(probe.output.take().stdout)
+                rate = f"{lines / seconds:8.0f} writes/s  {written / seconds / 1e6:5.2f} MB/s"
+                print(f"stdout  {name + '.shout':<28} {rate}")
 
 
 def bench_build(project: Project) -> None:
@@ -67,7 +99,7 @@ def calls_per_second(guest: Guest, export: str, calls: int) -> float:
 
 
 def bench_calls(project: Project, calls: int, sandbox: Path) -> None:
-    for guest in ("hello", COMPONENT):
+    for guest in ("hello", COMPONENT, "notes", WASI_COMPONENT):
         load = timed(functools.partial(load_and_close, project, guest, sandbox), repeat=5)
         print(f"load    {guest:<28} {load * 1000:8.2f} ms")
     for guest, export in (("hello", "add"), (COMPONENT, "add"), ("counter", "increment"), (COMPONENT, "count")):
@@ -79,13 +111,16 @@ def bench_calls(project: Project, calls: int, sandbox: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--lines", type=int, default=20000)
     options = parser.parse_args()
     project = Project(REPO)
-    if not project.bundle_path(COMPONENT, "0.1.0").exists():
+    if not project.bundle_path(WASI_COMPONENT, "0.1.0").exists():
         raise SystemExit("no built bundles: run `make build` first")
     bench_build(project)
+    bench_wasi_build(project)
     with tempfile.TemporaryDirectory() as sandbox:
         bench_calls(project, options.calls, Path(sandbox))
+        bench_wasi_stdout(options.lines, Path(sandbox))
 
 
 if __name__ == "__main__":

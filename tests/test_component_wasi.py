@@ -42,16 +42,19 @@ PREOPENS = """preopens = [
 """
 
 
-def probe_manifest(capabilities: tuple[str, ...]) -> str:
+def probe_manifest(
+    capabilities: tuple[str, ...] = WASI_CAPABILITIES, *, name: str = PROBE, abi: str = "component", stdout: int = 100
+) -> str:
+    """The probe's manifest; as a core guest (bench/components.py) it builds from the same source."""
     exports = "".join(
         f'[exports.{e}]\nparams = {json.dumps(["i32"] * n)}\nresults = ["i32"]\n' for e, n in PROBE_EXPORTS.items()
     )
     grants = "".join(f"[capabilities.{c}]\n" + (PREOPENS if c == "fs" else "") for c in capabilities)
-    guest = f'[guest]\nname = "{PROBE}"\nversion = "0.1.0"\nabi = "component"\n'
-    return f"{guest}{exports}{grants}[limits]\nstdout_bytes = 100\n"
+    guest = f'[guest]\nname = "{name}"\nversion = "0.1.0"\nabi = "{abi}"\n'
+    return f"{guest}{exports}{grants}[limits]\nstdout_bytes = {stdout}\n"
 
 
-PROBE_MANIFEST = probe_manifest(WASI_CAPABILITIES)
+PROBE_MANIFEST = probe_manifest()
 # What the probe does; `every` only makes the module import every WASI function of the registry.
 PROBE_SOURCE = """
 const scratch = memory.data(64);
@@ -144,11 +147,16 @@ def probe_source() -> str:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ensure_toolchain(state_dir=REPO / ".ngixi")
     project = copy_project(tmp_path_factory.mktemp("component-wasi") / "project", toolchain_from=REPO)
-    (project / "guests" / PROBE / "assembly").mkdir(parents=True)
-    (project / "guests" / PROBE / "assembly" / "index.ts").write_text(probe_source())
-    (project / "manifests" / f"{PROBE}.toml").write_text(PROBE_MANIFEST)
+    add_probe(project, PROBE, PROBE_MANIFEST)
     run(project, "doit", f"bundle:{SAMPLE}", f"bundle:{PROBE}")
     return project
+
+
+def add_probe(project: Path, name: str, manifest: str) -> None:
+    """Adds a probe guest to a copy of the project."""
+    (project / "guests" / name / "assembly").mkdir(parents=True)
+    (project / "guests" / name / "assembly" / "index.ts").write_text(probe_source())
+    (project / "manifests" / f"{name}.toml").write_text(manifest)
 
 
 @pytest.fixture

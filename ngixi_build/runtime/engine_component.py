@@ -38,7 +38,9 @@ from .engines import RunLimits
 from .errors import GuestError, NgixiError, VerificationError
 from .manifest import Number
 
-_RELEASE_SECONDS = 5.0
+# How long closing waits for Wasmtime to release a store's WASI writers: before looking for reference
+# cycles that may hold the store, and in all.
+_PROMPT_SECONDS, _RELEASE_SECONDS = 0.05, 5.0
 # Instances with WASI writers not yet closed: closed at exit, while the interpreter can still run callbacks.
 _OPEN: weakref.WeakSet[ComponentInstance] = weakref.WeakSet()
 
@@ -157,8 +159,9 @@ class _StdioWriters:
             if self._alive == 0:
                 self._released.set()
 
-    def wait(self) -> None:
-        self._released.wait(_RELEASE_SECONDS)
+    def wait(self, seconds: float) -> bool:
+        """Whether the writers were released within `seconds`."""
+        return self._released.wait(seconds)
 
 
 class ComponentInstance:
@@ -187,8 +190,10 @@ class ComponentInstance:
         del self._store
         if self._wasi is not None:
             _OPEN.discard(self)
-            gc.collect()  # a traceback's frame in a reference cycle may still hold the store
-            self._wasi[1].wait()
+            writers = self._wasi[1]
+            if not writers.wait(_PROMPT_SECONDS):
+                gc.collect()  # a traceback's frame in a reference cycle may still hold the store
+                writers.wait(_RELEASE_SECONDS)
 
     def call(self, export: str, args: Sequence[Number]) -> tuple[Number, ...]:
         if self._instance is None:
