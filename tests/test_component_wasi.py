@@ -224,7 +224,7 @@ def test_a_read_only_mount_refuses_every_change(probe: Guest, sandbox: Sandbox) 
 
 def test_nothing_outside_the_mounts_is_reachable(probe: Guest) -> None:
     assert probe.call("peek", (0,)) == (5,)
-    assert [probe.call("peek", (which,))[0] < 0 for which in range(1, 5)] == [True] * 4
+    assert [probe.call("peek", (which,)) for which in range(1, 5)] == [(-EPERM,)] * 4  # .., links out, absolute
     assert probe.call("peek", (5,)) == (-EBADF,)  # fd 5: no third preopen
 
 
