@@ -25,7 +25,7 @@ from .runtime.capabilities import WASI
 from .runtime.component_host import WIT_VALUE_TYPES
 from .runtime.engines import PORTABLE_TRIPLE
 from .runtime.errors import NgixiError
-from .runtime.manifest import Manifest, load_manifest
+from .runtime.manifest import GuestKind, Manifest, load_manifest
 from .runtime.targets import host_triple
 from .runtime.wasm import read_module_info
 from .toolchain import toolchain_for
@@ -67,13 +67,15 @@ def core_path(project: Project, guest: str) -> Path:
     return project.wasm_path(guest).with_suffix(".core.wasm")
 
 
-def compile_arguments(project: Project) -> list[str]:
+def compile_arguments(project: Project, kind: GuestKind) -> list[str]:
     """asc arguments a component guest's core module adds: the bindings package and `cabi_realloc`.
 
-    `--use abort=` drops AssemblyScript's `env.abort` import, which no component world provides.
+    `--use abort=` drops AssemblyScript's `env.abort` import, which no component world provides; a
+    command's WASI shim aborts through WASI instead.
     """
     cabi = os.path.relpath(bindings_dir(project) / CABI, project.root)
-    return [cabi, "--path", os.path.relpath(bindings_dir(project), project.root), "--use", "abort="]
+    no_abort = ["--use", "abort="] if kind == "library" else []
+    return [cabi, "--path", os.path.relpath(bindings_dir(project), project.root), *no_abort]
 
 
 def world_text(manifest: Manifest, package: str) -> str:
@@ -135,7 +137,7 @@ def componentize_guest(project: Project, guest: str, *, core_wasm: Path | None =
     """Makes `artifacts/wasm/<guest>.wasm`, the component, from the guest's compiled core module."""
     manifest = load_manifest(project.manifest_path(guest))
     core = core_wasm or core_path(project, guest)
-    adapter = toolchain_for(project.state_dir).wasi_adapter if imports_wasi(core) else None
+    adapter = toolchain_for(project.state_dir).wasi_adapter(manifest.guest.kind) if imports_wasi(core) else None
     return componentize(
         project=project, manifest=manifest, core_wasm=core, out_path=project.wasm_path(guest), wasi_adapter=adapter
     )

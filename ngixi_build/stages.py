@@ -134,7 +134,7 @@ def compile_inputs(project: Project, guest: str) -> tuple[Path, compile_stage.Co
     if kind not in ("library", "command") or not isinstance(pages, int):
         kind, pages = "library", DEFAULT_LIMITS["memory_pages"]  # validate names the bad field
     entry = (project.guests_dir / guest / GUEST_ENTRY).relative_to(project.root)
-    extra = tuple(component.compile_arguments(project)) if is_component_guest(project, guest) else ()
+    extra = tuple(component.compile_arguments(project, kind)) if is_component_guest(project, guest) else ()
     return entry, compile_stage.CompileOptions(
         kind=kind, memory_pages=pages, extra_arguments=extra, profile=project.profile
     )

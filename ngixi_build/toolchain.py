@@ -17,6 +17,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,6 +27,7 @@ import tomli
 from .locking import file_lock
 from .proc import run
 from .runtime.errors import ToolchainError
+from .runtime.manifest import GUEST_KINDS, GuestKind
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +43,12 @@ class NodePins:
 
 @dataclass(frozen=True)
 class AdapterPin:
-    """Where the WASI preview 1 adapter comes from: a file in an npm package's tarball."""
+    """Where the WASI preview 1 adapters come from: files in an npm package's tarball."""
 
     package: str
     version: str
     integrity: str  # npm's "sha512-<base64>" of the tarball
-    path: str  # the adapter inside the tarball
-    sha256: str  # of the adapter
+    files: Mapping[GuestKind, tuple[str, str]]  # the adapter for each kind of guest: its path in the tarball, sha256
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,9 @@ class Toolchain:
     def wasi_shim_config(self) -> Path:
         return self.root / "node_modules" / "@assemblyscript" / "wasi-shim" / "asconfig.json"
 
-    @property
-    def wasi_adapter(self) -> Path:
-        """The WASI preview 1 adapter (reactor) a component guest that imports WASI is made with."""
-        return self.root / "wasi-adapter" / "wasi_snapshot_preview1.reactor.wasm"
+    def wasi_adapter(self, kind: GuestKind) -> Path:
+        """The WASI preview 1 adapter a component guest of this kind that imports WASI is made with."""
+        return self.root / "wasi-adapter" / f"{kind}.wasm"
 
     @property
     def complete(self) -> bool:
@@ -98,7 +98,8 @@ def node_pins() -> NodePins:
 
 def adapter_pin() -> AdapterPin:
     pin = tomli.loads(pin_bytes()["pins.toml"].decode())["wasi_adapter"]
-    return AdapterPin(*(str(pin[key]) for key in ("package", "version", "integrity", "path", "sha256")))
+    files = {kind: (str(pin[kind]["path"]), str(pin[kind]["sha256"])) for kind in GUEST_KINDS}
+    return AdapterPin(str(pin["package"]), str(pin["version"]), str(pin["integrity"]), files)
 
 
 def toolchain_key() -> str:
@@ -159,7 +160,7 @@ def _install(toolchain: Toolchain) -> None:
 
 
 def _install_wasi_adapter(toolchain: Toolchain, npm: Path, env: dict[str, str]) -> None:
-    """Fetches the pinned package's tarball, checks it and the adapter in it, and keeps only the adapter."""
+    """Fetches the pinned package's tarball, checks it and the adapters in it, and keeps only the adapters."""
     pin = adapter_pin()
     spec = f"{pin.package}@{pin.version}"
     with tempfile.TemporaryDirectory(dir=toolchain.root) as work:
@@ -178,11 +179,12 @@ def _install_wasi_adapter(toolchain: Toolchain, npm: Path, env: dict[str, str]) 
                 f"npm pack {spec}: the tarball's integrity is {integrity}, pins.toml says {pin.integrity}"
             )
         with tarfile.open(tarball, "r:gz") as archive:
-            adapter = _tar_file(archive, pin.path)
-    if hashlib.sha256(adapter).hexdigest() != pin.sha256:
-        raise ToolchainError(f"{spec}: {pin.path} is missing or differs from the sha256 in pins.toml")
-    toolchain.wasi_adapter.parent.mkdir()
-    toolchain.wasi_adapter.write_bytes(adapter)
+            adapters = {kind: _tar_file(archive, path) for kind, (path, _) in pin.files.items()}
+    (toolchain.root / "wasi-adapter").mkdir()
+    for kind, (path, sha256) in pin.files.items():
+        if hashlib.sha256(adapters[kind]).hexdigest() != sha256:
+            raise ToolchainError(f"{spec}: {path} is missing or differs from the sha256 in pins.toml")
+        toolchain.wasi_adapter(kind).write_bytes(adapters[kind])
 
 
 def _tar_file(archive: tarfile.TarFile, path: str) -> bytes:

@@ -129,6 +129,31 @@ export function envc(): i32 {
 """
 
 
+COMMAND = "hello-command"
+COMMAND_MANIFEST = f"""\
+[guest]
+name = "{COMMAND}"
+version = "0.1.0"
+kind = "command"
+abi = "component"
+
+[capabilities.log]
+[capabilities.stdio]
+[capabilities.args]
+
+[[smoke]]
+call = "_start"
+stdout = "Hello from a WASI component\\n"
+"""
+# Built with the WASI shim, whose `_start` runs this; given arguments, it exits with 3.
+COMMAND_SOURCE = """
+import { log } from "ngixi-host";
+log.write("starting");
+console.log("Hello from a WASI component");
+if (process.argv.length > 1) process.exit(3);
+"""
+
+
 def probe_source() -> str:
     """The probe's declarations of every registry WASI function, its code, and `every`, which calls them all."""
     imports = {i.name: i for c in (BASELINE, *CAPABILITIES.values()) for i in c.imports if i.module == WASI}
@@ -148,7 +173,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ensure_toolchain(state_dir=REPO / ".ngixi")
     project = copy_project(tmp_path_factory.mktemp("component-wasi") / "project", toolchain_from=REPO)
     add_probe(project, PROBE, PROBE_MANIFEST)
-    run(project, "doit", f"bundle:{SAMPLE}", f"bundle:{PROBE}")
+    (project / "guests" / COMMAND / "assembly").mkdir(parents=True)
+    (project / "guests" / COMMAND / "assembly" / "index.ts").write_text(COMMAND_SOURCE)
+    (project / "manifests" / f"{COMMAND}.toml").write_text(COMMAND_MANIFEST)
+    run(project, "doit", *(f"bundle:{guest}" for guest in (SAMPLE, PROBE, COMMAND)))
     return project
 
 
@@ -190,6 +218,17 @@ def test_the_sample_saves_shows_and_cannot_deface_through_the_cli(built: Path) -
     assert (files / "data" / "note.txt").read_text() == "remember the milk\n"
     assert list((files / "config").iterdir()) == []
     assert f"smoke:{SAMPLE} ok" in run(built, "doit", f"smoke:{SAMPLE}").stdout
+
+
+def test_a_command_component_runs_its_start(built: Path) -> None:
+    bundle = f"artifacts/bundles/{COMMAND}-0.1.0.ngx"
+    ran = run(built, "ngixi", "run", bundle)
+    assert (ran.stdout, ran.stderr) == ("Hello from a WASI component\n", "info: starting\n")
+    failed = run(built, "ngixi", "run", bundle, "an-argument", check=False)
+    assert (failed.returncode, failed.stdout) == (1, "Hello from a WASI component\n")  # WASI 0.2: exit 3 is failure
+    assert f"smoke:{COMMAND} ok" in run(built, "doit", f"smoke:{COMMAND}").stdout
+    shown = run(built, "ngixi", "inspect", bundle).stdout
+    assert "  export wasi:cli/run@0.2.12#run: () -> (result)\n" in shown
 
 
 def test_each_tenant_has_its_own_files(built: Path) -> None:
@@ -258,7 +297,8 @@ def test_every_registry_wasi_function_maps_to_its_capabilities(built: Path) -> N
     assert "[capabilities.stdio]" not in problems("stdio")  # what stdout needs, fs grants too (as fd_write)
 
 
-SAMPLE_WITHOUT_FS = (REPO / "manifests" / f"{SAMPLE}.toml").read_text().split("[capabilities.fs]")[0]
+SAMPLE_TEXT = (REPO / "manifests" / f"{SAMPLE}.toml").read_text()
+SAMPLE_WITHOUT_FS = SAMPLE_TEXT.split("[capabilities.fs]")[0]
 
 
 def test_wasi_the_manifest_does_not_grant_is_refused_at_build(built: Path, tmp_path: Path) -> None:
@@ -274,6 +314,16 @@ def test_wasi_the_manifest_does_not_grant_is_refused_at_build(built: Path, tmp_p
         "[method]input-stream.read from wasi:io/streams@0.2.12, which needs [capabilities.fs]; "
         "grant it in the manifest or remove the import",
     ]
+
+
+def test_a_command_must_export_run(built: Path, tmp_path: Path) -> None:
+    manifest = tmp_path / f"{SAMPLE}.toml"
+    manifest.write_text(SAMPLE_TEXT.replace('kind = "library"', 'kind = "command"').split("[[smoke]]")[0])
+    result = run(built, "ngixi", "validate", str(manifest), "--wasm", f"artifacts/wasm/{SAMPLE}.wasm", check=False)
+    assert result.stderr == (
+        f"ngixi: error: {manifest}: guest.kind: a command component must export wasi:cli/run: build it with "
+        "the WASI shim, whose _start the command adapter turns into run\n"
+    )
 
 
 def test_wasi_the_manifest_does_not_grant_is_refused_at_load(built: Path, keys: KeyFiles, tmp_path: Path) -> None:

@@ -65,10 +65,6 @@ INVALID = [
         [f'{F}: guest.abi: "wasi" must be "core" (a core module) or "component" (the component model)'],
     ),
     (
-        GUEST + 'abi = "component"\nkind = "command"\n',
-        [f'{F}: guest.kind: a component guest is a "library": WASI commands are not built as components yet'],
-    ),
-    (
         GUEST + 'abi = "component"\n[exports.add_two]\n[capabilities.random]\n',
         [f"{F}: exports.add_two: a component guest's export name must be lowercase letters and digits (a WIT name)"],
     ),

@@ -7,6 +7,7 @@ values, and each adapter calls the same capability implementation a core guest's
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,8 @@ TYPE_INTERFACES = frozenset({"types"})
 # The manifest's core value types as the WIT types of a component's exports.
 WIT_VALUE_TYPES = {"i32": "s32", "i64": "s64", "f32": "f32", "f64": "f64"}
 INFO = LOG_LEVELS.index("info")
+# What a command component exports, its `_start` adapted: a function in an exported instance.
+RUN_EXPORT = re.compile(r"^wasi:cli/run@0\.2\.\d+#run$")
 
 ComponentFunction = Callable[..., Any]
 Binder = Callable[[HostContext], ComponentFunction]
@@ -34,7 +37,10 @@ Binder = Callable[[HostContext], ComponentFunction]
 
 @dataclass(frozen=True)
 class ComponentInfo:
-    """What a component imports (interface → its functions) and exports (name → WIT param and result types)."""
+    """What a component imports (interface → its functions) and exports (name → WIT param and result types).
+
+    A function of an exported instance is named `instance#function`, like `wasi:cli/run@0.2.12#run`.
+    """
 
     imports: Mapping[str, frozenset[str]]
     exports: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]]
@@ -159,8 +165,18 @@ def _import_problems(manifest: Manifest, name: str, functions: frozenset[str]) -
     return [f"capabilities.{capability}: {name} has no function {f!r} on this host" for f in unknown]
 
 
+def run_export(info: ComponentInfo) -> str | None:
+    """A command component's `wasi:cli/run` function, as `wasi:cli/run@0.2.12#run`."""
+    return next((name for name in info.exports if RUN_EXPORT.match(name)), None)
+
+
 def _export_problems(manifest: Manifest, info: ComponentInfo) -> list[str]:
     problems = []
+    if manifest.guest.kind == "command" and run_export(info) is None:
+        problems.append(
+            "guest.kind: a command component must export wasi:cli/run: build it with the WASI shim, "
+            "whose _start the command adapter turns into run"
+        )
     for decl in manifest.exports:
         declared = (tuple(WIT_VALUE_TYPES[t] for t in decl.params), tuple(WIT_VALUE_TYPES[t] for t in decl.results))
         found = info.exports.get(decl.name)

@@ -20,7 +20,7 @@ from typing import Any
 import wasmtime
 import wasmtime.component as wc
 
-from .component_host import ComponentFunction, ComponentInfo
+from .component_host import ComponentFunction, ComponentInfo, run_export
 from .component_wasi import WasiSetup
 from .engine_wasmtime import (
     PAGE_BYTES,
@@ -36,6 +36,7 @@ from .engine_wasmtime import (
 )
 from .engines import RunLimits
 from .errors import GuestError, NgixiError, VerificationError
+from .hostfuncs import GuestExit
 from .manifest import Number
 
 # How long closing waits for Wasmtime to release a store's WASI writers: before looking for reference
@@ -60,8 +61,13 @@ def is_component(wasm: bytes) -> bool:
 
 
 def _type_name(value_type: object) -> str:
-    """A WIT type's name as the manifest check compares it: S32 → "s32"."""
-    return type(value_type).__name__.lower()
+    """A WIT type's name as the manifest check compares it: S32 → "s32", ResultType → "result"."""
+    return type(value_type).__name__.lower().removesuffix("type")
+
+
+def _func_types(function: wc.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    result = () if function.result is None else (_type_name(function.result),)
+    return tuple(_type_name(t) for _, t in function.params), result
 
 
 def _func_names(instance_type: object, engine: wasmtime.Engine) -> frozenset[str]:
@@ -74,10 +80,12 @@ def component_info(component: wc.Component, engine: wasmtime.Engine) -> Componen
     component_type = component.type
     exports = {}
     for name, item in component_type.exports(engine).items():
-        function = item.ty
-        if isinstance(function, wc.FuncType):
-            result = () if function.result is None else (_type_name(function.result),)
-            exports[name] = (tuple(_type_name(t) for _, t in function.params), result)
+        if isinstance(item.ty, wc.FuncType):
+            exports[name] = _func_types(item.ty)
+        elif isinstance(item.ty, wc.ComponentInstanceType):
+            for inner, function in item.ty.exports(engine).items():
+                if isinstance(function.ty, wc.FuncType):
+                    exports[f"{name}#{inner}"] = _func_types(function.ty)
     imports = {name: _func_names(item.ty, engine) for name, item in component_type.imports(engine).items()}
     return ComponentInfo(imports, exports)
 
@@ -173,11 +181,13 @@ class ComponentInstance:
         store: wasmtime.Store,
         deadline: Deadline,
         wasi: tuple[WasiSetup, _StdioWriters] | None,
+        run: str | None = None,
     ) -> None:
         self._instance: wc.Instance | None = instance
         self._store = store
         self._deadline = deadline
         self._wasi = wasi
+        self._run = run  # a command's `wasi:cli/run@…#run`, which `_start` calls
         self.memory = SealedMemory()
         if wasi is not None:
             _OPEN.add(self)
@@ -198,20 +208,41 @@ class ComponentInstance:
     def call(self, export: str, args: Sequence[Number]) -> tuple[Number, ...]:
         if self._instance is None:
             raise GuestError(f"{self._deadline.guest}: called after the guest was closed")
-        function = self._instance.get_func(self._store, export)
+        function = self._function(self._instance, export)
+        invoke = (lambda: _run_command(function, self._store)) if export == "_start" else None
+        try:
+            return call_within_deadline(
+                self._store, self._deadline, export, invoke or (lambda: function(self._store, *args))
+            )
+        finally:
+            self._raise_stdio_refusal()  # also the cause when the guest failed after a refused write
+
+    def _function(self, instance: wc.Instance, export: str) -> wc.Func:
+        """An exported function; `_start` is a command's run function."""
+        inner: wc.ExportIndex | None = None
+        name = export
+        if export == "_start" and self._run is not None:
+            outer, _, name = self._run.partition("#")
+            inner = instance.get_export_index(self._store, outer)
+        index = instance.get_export_index(self._store, name, inner)
+        function = None if index is None else instance.get_func(self._store, index)
         if function is None:
             raise GuestError(f"{self._deadline.guest}: the component exports no function {export!r}")
-        try:
-            results = call_within_deadline(self._store, self._deadline, export, lambda: function(self._store, *args))
-        except NgixiError:
-            self._raise_stdio_refusal()  # the cause, when the guest failed after a refused write
-            raise
-        self._raise_stdio_refusal()
-        return results
+        return function
 
     def _raise_stdio_refusal(self) -> None:
         if self._wasi is not None:
             self._wasi[0].stdio.raise_refusal()
+
+
+def _run_command(run: wc.Func, store: wasmtime.Store) -> None:
+    """Runs a command component; its exit (WASI preview 2 knows only success, 0, and failure, 1) is `GuestExit`."""
+    try:
+        outcome = run(store)
+    except wasmtime.ExitTrap as exit_:
+        raise GuestExit(exit_.code) from None
+    if isinstance(outcome, wc.Variant) and outcome.tag == "err":
+        raise GuestExit(1)
 
 
 @dataclass(frozen=True)
@@ -288,4 +319,6 @@ def instantiate(
         raise GuestError(f"{guest}: cannot load the guest: {trap_message(trap)}") from None
     except wasmtime.WasmtimeError as error:
         raise NgixiError(f"{guest}: cannot load the guest: {first_line(error)}") from None
-    return ComponentInstance(instance, store, deadline, None if wasi is None else (wasi, writers))
+    return ComponentInstance(
+        instance, store, deadline, None if wasi is None else (wasi, writers), run_export(prepared.info)
+    )

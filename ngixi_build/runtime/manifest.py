@@ -155,8 +155,6 @@ def _parse_guest(raw: Mapping[str, Any], stem: str, problems: Problems) -> Guest
     abi = string(guest, "abi", "guest.abi", problems, default="core")
     if abi not in GUEST_ABIS:
         problems.add("guest.abi", f'"{abi}" must be "core" (a core module) or "component" (the component model)')
-    elif abi == "component" and kind == "command":
-        problems.add("guest.kind", 'a component guest is a "library": WASI commands are not built as components yet')
     return GuestInfo(name, version, cast(GuestKind, kind), description, cast(GuestAbi, abi))
 
 
