@@ -31,7 +31,7 @@ from .runtime.bundle_format import INDEX_NAME, parse_index
 from .runtime.errors import InvalidInput, NgixiError
 from .runtime.fsutil import write_atomic
 from .signing import SigningKey, release_signing_key, sign
-from .toolchain import ensure_toolchain, toolchain_for
+from .toolchain import adapter_pin, ensure_toolchain, toolchain_for
 
 log = logging.getLogger(__name__)
 
@@ -168,11 +168,22 @@ def _toolchain_versions(project: Project) -> dict[str, str]:
     def version_of(package: str) -> str:
         return str(json.loads((chain.root / "node_modules" / package / "package.json").read_text())["version"])
 
+    adapter = adapter_pin()
     return {
         "node": node,
         "assemblyscript": version_of("assemblyscript"),
         "wasi_shim": version_of("@assemblyscript/wasi-shim"),
+        "wasi_adapter": f"{adapter.package}@{adapter.version}",
     }
+
+
+def _adapter_dependencies() -> list[dict[str, Any]]:
+    """The WASI preview 1 adapters component guests are made with, by their pinned digests."""
+    pin = adapter_pin()
+    return [
+        {"name": f"{pin.package}@{pin.version}/{path}", "digest": {"sha256": sha256}}
+        for path, sha256 in sorted(pin.files.values())
+    ]
 
 
 def provenance(
@@ -205,7 +216,10 @@ def provenance(
                     "compiler": ours.compiler,
                     **_toolchain_versions(project),
                 },
-                "resolvedDependencies": [{"name": "source-tree", "digest": {"sha256": source_digest}}],
+                "resolvedDependencies": [
+                    {"name": "source-tree", "digest": {"sha256": source_digest}},
+                    *_adapter_dependencies(),
+                ],
             },
             "runDetails": {"builder": {"id": f"https://ngixi.dev/ngixi-build@{__version__}"}},
         },

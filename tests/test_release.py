@@ -23,6 +23,7 @@ from ngixi_build.runtime.bundle_reader import read_bundle
 from ngixi_build.runtime.errors import VerificationError
 from ngixi_build.runtime.verify import load_trust
 from ngixi_build.signing import SigningKey
+from ngixi_build.toolchain import adapter_pin
 from tests.conftest import REPO, KeyFiles, make_bundle, make_key
 from tests.integration import copy_project, run
 from tests.system import require_program
@@ -79,6 +80,10 @@ def test_release_writes_bundles_checksums_signature_and_provenance(released: Pat
     assert {s["name"]: s["digest"]["sha256"] for s in statement["subject"]} == sums
     parameters = statement["predicate"]["buildDefinition"]["internalParameters"]
     assert parameters["assemblyscript"] == "0.28.20" and parameters["wasmer"] == "2.1.1"
+    assert parameters["wasi_adapter"] == "@bytecodealliance/jco@1.35.0"
+    dependencies = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+    adapters = {sha256 for _, sha256 in adapter_pin().files.values()}
+    assert adapters <= {d["digest"]["sha256"] for d in dependencies}
 
 
 def test_real_minisign_verifies_the_checksum_signature(released: Path, release_keys: KeyFiles) -> None:
