@@ -10,7 +10,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .bundle_reader import VerifiedBundle
 from .capabilities import CAPABILITIES
@@ -23,21 +23,12 @@ from .component_host import (
 )
 from .component_wasi import imports_wasi, wasi_setup
 from .engines import RunLimits, chosen_engine, engine_named
-from .errors import VerificationError
-from .hostfuncs import GuestOutput, HostContext, LogLine, Sandbox, open_context
-from .loader import COMPILED, Guest, fitting_artifacts, host_profile, prepare_best_fitting, verified_manifest
+from .hostfuncs import HostContext, LogLine, Sandbox, open_context
+from .loader import COMPILED, Guest, counting_calls, prepare_best_fitting, verified_manifest
 from .manifest import Manifest
 
 if TYPE_CHECKING:
     from .engine_component import ComponentInstance
-
-
-def _counted(function: ComponentFunction, capability: str, output: GuestOutput) -> ComponentFunction:
-    def counted(*args: Any) -> Any:
-        output.host_calls[capability] += 1
-        return function(*args)
-
-    return counted
 
 
 def _linked(imports: Mapping[str, frozenset[str]], context: HostContext) -> dict[str, dict[str, ComponentFunction]]:
@@ -48,7 +39,7 @@ def _linked(imports: Mapping[str, frozenset[str]], context: HostContext) -> dict
         if capability.interface is None or name not in imports:
             continue
         binders = COMPONENT_FUNCTIONS[capability.interface]
-        linked[name] = {f: _counted(binders[f](context), capability.name, context.output) for f in imports[name]}
+        linked[name] = {f: counting_calls(binders[f](context), capability.name, context.output) for f in imports[name]}
     return linked
 
 
@@ -81,11 +72,9 @@ def open_component_guest(
 
     guest = manifest.guest.name
     prepare = partial(engine_component.prepare, guest=guest)  # a verified artifact, or the signed component
-    choice = fitting_artifacts(bundle.index, host_profile(runner))
-    prepared, origin = prepare_best_fitting(bundle, runner, prepare, allow_compile, choice)
-    problems = check_component(manifest, prepared.info)
-    if problems:
-        raise VerificationError("\n".join(problems))
+    prepared, origin = prepare_best_fitting(
+        bundle, runner, prepare, allow_compile, lambda code: check_component(manifest, code.info)
+    )
     context = open_context(manifest, sandbox=sandbox, args=args, env=env, on_log=on_log)
     limits = RunLimits(timeout_ms=manifest.limits.timeout_ms, memory_pages=manifest.limits.memory_pages)
     try:

@@ -27,13 +27,14 @@ from .engines import (
     meters_fuel,
 )
 from .errors import ArtifactRefused, InvalidInput, NgixiError, PolicyError, VerificationError
-from .hostfuncs import HOST_FUNCTIONS, GuestExit, GuestOutput, HostContext, HostFunction, LogLine, Sandbox, open_context
+from .hostfuncs import HOST_FUNCTIONS, GuestExit, GuestOutput, HostContext, LogLine, Sandbox, open_context
 from .manifest import ExportDecl, Manifest, Number, parse_manifest
 from .targets import host_cpu_features, host_triple
 from .wasm import ModuleInfo
 
 COMPILED = "compiled from guest.wasm"
 Prepared = TypeVar("Prepared")
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -202,14 +203,25 @@ def prepare_best_fitting(
     engine: Engine,
     prepare: Callable[..., Prepared],
     allow_compile: bool,
-    choice: tuple[list[Member], list[str]],
+    problems_of: Callable[[Prepared], list[str]],
 ) -> tuple[Prepared, str]:
     """Prepares the best fitting artifact the engine accepts, else compiles the .wasm; and says which.
 
     `prepare` takes the `artifact` and its `target`, or the `wasm`; it raises `ArtifactRefused` for an artifact
-    the engine refuses, and the next fitting one is tried.
+    the engine refuses, and the next fitting one is tried. The prepared code is refused with every line
+    `problems_of` finds in it (its imports and exports against the manifest).
     """
-    fitting, reasons = choice
+    prepared, origin = _first_accepted(bundle, engine, prepare, allow_compile)
+    problems = problems_of(prepared)
+    if problems:
+        raise VerificationError("\n".join(problems))
+    return prepared, origin
+
+
+def _first_accepted(
+    bundle: VerifiedBundle, engine: Engine, prepare: Callable[..., Prepared], allow_compile: bool
+) -> tuple[Prepared, str]:
+    fitting, reasons = fitting_artifacts(bundle.index, host_profile(engine))
     for member in fitting:
         try:
             return prepare(**_artifact_code(bundle, member)), f"artifact {member.path}"
@@ -246,8 +258,10 @@ def check_memory_limit(manifest: Manifest, info: ModuleInfo) -> None:
             )
 
 
-def _counted(function: HostFunction, capability: str, output: GuestOutput) -> HostFunction:
-    def counted(*args: int) -> int | None:
+def counting_calls(function: Callable[..., Result], capability: str, output: GuestOutput) -> Callable[..., Result]:
+    """The host function, counting its calls under its capability in the guest's output."""
+
+    def counted(*args: Any) -> Result:
         output.host_calls[capability] += 1
         return function(*args)
 
@@ -291,12 +305,10 @@ def open_guest(
     runner = engine_named(chosen)
     limits = RunLimits(manifest.limits.timeout_ms, manifest.limits.memory_pages, manifest.limits.fuel)
     prepare = partial(runner.prepare, guest=manifest.guest.name, limits=limits)
-    choice = fitting_artifacts(bundle.index, host_profile(runner))
-    prepared, origin = prepare_best_fitting(bundle, runner, prepare, allow_compile, choice)
     # The code about to run is checked, not the .wasm: an artifact load never reads the .wasm.
-    problems = check_module(manifest, prepared.info)
-    if problems:
-        raise VerificationError("\n".join(problems))
+    prepared, origin = prepare_best_fitting(
+        bundle, runner, prepare, allow_compile, lambda code: check_module(manifest, code.info)
+    )
     check_memory_limit(manifest, prepared.info)
     context = open_context(manifest, sandbox=sandbox, args=args, env=env, on_log=on_log)
     imports = []
@@ -305,7 +317,7 @@ def open_guest(
         assert found is not None  # check_module refused anything unprovided
         capability = next(c.name for c in found.capabilities if found.is_baseline or c.name in manifest.grants)
         function = HOST_FUNCTIONS[imp.qualified](context)
-        imports.append((found.host_import, _counted(function, capability, context.output)))
+        imports.append((found.host_import, counting_calls(function, capability, context.output)))
 
     def link_memory(memory: EngineMemory) -> None:
         # The engine keeps the host functions, and so the context, alive: a strong reference back to the
