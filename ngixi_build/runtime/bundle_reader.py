@@ -377,9 +377,9 @@ def _verify_archive(
     index_bytes = archive.read(archive.expect_capped(INDEX_NAME, MAX_INDEX_BYTES))
     signature = archive.read(archive.expect_capped(SIGNATURE_NAME, MAX_SIGNATURE_BYTES))
     ahead = archive.hash_ahead(prefetch if defer_code else None)
-    signer = verify_index(index_bytes, signature, trust, source=source)
+    signer, comment = verify_index(index_bytes, signature, trust, source=source)
     index = parse_index(index_bytes, source=source)
-    check_scope(index, signer, signature, source=source)
+    check_scope(index, signer, comment, source=source)
     if rollback is not None:
         rollback.check(index, source=source)
     contents, deferred = _read_members(archive, index, defer_code, ahead)

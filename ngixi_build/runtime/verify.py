@@ -98,9 +98,11 @@ def signer_of(signature_bytes: bytes, trust: TrustStore, *, source: str) -> tupl
     return key, signature
 
 
-def verify_index(index_bytes: bytes, signature_bytes: bytes, trust: TrustStore, *, source: str) -> TrustedKey:
+def verify_index(
+    index_bytes: bytes, signature_bytes: bytes, trust: TrustStore, *, source: str
+) -> tuple[TrustedKey, str]:
     """Checks minisign's two signatures: over the (prehashed) index, and over that signature and its trusted
-    comment; returns the key that made them.
+    comment; returns the key that made them, and the trusted comment.
 
     Ed25519 comes from libsodium (PyNaCl) rather than py-minisign's OpenSSL: it verifies in half the
     time, and a load waits for these checks.
@@ -113,7 +115,7 @@ def verify_index(index_bytes: bytes, signature_bytes: bytes, trust: TrustStore, 
         raise VerificationError(
             f"{source}: the signature's trusted comment was altered (its global signature does not verify)"
         )
-    return key
+    return key, signature.trusted_comment
 
 
 def _holds(public: VerifyKey, signature: bytes, message: bytes) -> bool:
@@ -124,9 +126,8 @@ def _holds(public: VerifyKey, signature: bytes, message: bytes) -> bool:
     return True
 
 
-def check_scope(index: BundleIndex, key: TrustedKey, signature_bytes: bytes, *, source: str) -> None:
-    """The signed index must match its trusted comment, and the key must be allowed to sign it."""
-    comment = minisign.Signature.from_bytes(signature_bytes).trusted_comment
+def check_scope(index: BundleIndex, key: TrustedKey, comment: str, *, source: str) -> None:
+    """The signed index must match its (verified) trusted comment, and the key must be allowed to sign it."""
     if comment != trusted_comment(index):
         raise VerificationError(f"{source}: the signature's trusted comment {comment!r} does not match the index")
     if not key.may_sign(index.guest, index.channel):
