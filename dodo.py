@@ -12,6 +12,7 @@ from ngixi_build.cli import project_or_exit
 from ngixi_build.compile import OPTIMIZATION_FLAGS
 from ngixi_build.precompile import metadata_path
 from ngixi_build.reporter import ProgressReporter
+from ngixi_build.runtime.bundle_format import FORMAT_VERSION
 from ngixi_build.toolchain import PIN_FILES, toolchain_for
 
 PROJECT = project_or_exit(Path(__file__).parent)
@@ -167,6 +168,7 @@ def task_bundle() -> Any:
             "uptodate": [
                 config_changed(
                     {
+                        "format": FORMAT_VERSION,  # a checkout upgraded to a new format rebuilds its bundles
                         "sequence": PROJECT.source_epoch(),
                         "channel": "dev",
                         "triples": WASMER_TRIPLES[guest],

@@ -59,7 +59,7 @@ params = ["i32", "i32", "i32"]
 results = ["i32"]
 """
 _SIGNATURE = [(bundle_reader, "verify_index"), (bundle_reader, "check_scope")]
-_HASHING = [(bundle_reader, "_sha256"), (bundle_reader._Extent, "hash")]
+_HASHING = [(bundle_reader._Digests, "of")]
 _PHASES: dict[str, list[tuple[Any, str]]] = {
     "signature": _SIGNATURE,
     "hash": _HASHING,
@@ -69,7 +69,7 @@ _PHASES: dict[str, list[tuple[Any, str]]] = {
         *_SIGNATURE,
         *_HASHING,
         (bundle_reader, "_hash_on_a_thread"),
-        (bundle_reader._Digests, "result"),
+        (bundle_reader._ReadAhead, "result"),
     ],
     "engine": [*((module, step) for module in (engine, engine_wasmtime) for step in ("prepare", "instantiate"))],
 }

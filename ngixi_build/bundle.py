@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import blake3
+
 from .runtime.bundle_format import (
     FORMAT_VERSION,
     INDEX_NAME,
@@ -39,7 +41,7 @@ class ArtifactInput:
 
 
 def _member(path: str, kind: MemberKind, data: bytes, artifact: ArtifactMeta | None = None) -> Member:
-    return Member(path, kind, len(data), hashlib.sha256(data).hexdigest(), artifact)
+    return Member(path, kind, len(data), hashlib.sha256(data).hexdigest(), blake3.blake3(data).hexdigest(), artifact)
 
 
 def render_index(index: BundleIndex) -> bytes:
@@ -51,6 +53,7 @@ def render_index(index: BundleIndex) -> bytes:
             "kind": member.kind,
             "size": member.size,
             "sha256": member.sha256,
+            "blake3": member.blake3,
         }
         if member.artifact is not None:
             table["artifact"] = {

@@ -253,7 +253,7 @@ def mismatched_trusted_comment(s: Scenario) -> None:
 
 
 def wrong_format_version(s: Scenario) -> None:
-    s.resign(dataclasses.replace(s.index(), format=3))
+    s.resign(dataclasses.replace(s.index(), format=2))
 
 
 def legacy_signature(s: Scenario) -> None:
@@ -291,6 +291,14 @@ def not_json_index(s: Scenario) -> None:
     s.sign_raw(b"format = 2\n")
 
 
+def malformed_digest(algorithm: str) -> Callable[[Scenario], None]:
+    def tamper(s: Scenario) -> None:
+        digest = getattr(s.index().members[0], algorithm)
+        s.sign_raw(s.items[0][1].replace(digest.encode(), digest.upper().encode(), 1))
+
+    return tamper
+
+
 BAD_SIGNATURE = "the index signature does not verify with key"
 TAMPERS: list[tuple[str, Callable[[Scenario], None], str]] = [
     ("flipped byte in the index", lambda s: s.edit(0, flip), BAD_SIGNATURE),
@@ -325,11 +333,13 @@ TAMPERS: list[tuple[str, Callable[[Scenario], None], str]] = [
     ("oversized index", oversized_index, "member bundle.json is \\d+ bytes, over its limit of 65536"),
     ("trusted comment altered", altered_trusted_comment, "trusted comment was altered"),
     ("trusted comment not the index's", mismatched_trusted_comment, "trusted comment .* does not match the index"),
-    ("wrong format version", wrong_format_version, "format: unsupported format 3; this loader reads 2: rebuild"),
+    ("wrong format version", wrong_format_version, "format: unsupported format 2; this loader reads 3: rebuild"),
     ("format 1 bundle", format_1_bundle, "a format 1 bundle .* rebuild the bundle with this ngixi-build"),
     ("GNU tar header", gnu_header, "the tar header at byte 0 is not POSIX USTAR"),
     ("repeated key in the index", repeated_key_in_the_index, r"bundle\.json: \(file\): not valid JSON: .* repeats"),
     ("index not JSON", not_json_index, r"bundle\.json: \(file\): not valid JSON: Expecting value"),
+    ("upper-case sha256", malformed_digest("sha256"), r"members\[0\]\.sha256: is not a sha256 hex digest"),
+    ("upper-case blake3", malformed_digest("blake3"), r"members\[0\]\.blake3: is not a blake3 hex digest"),
     ("legacy signature", legacy_signature, r"not prehashed \(minisign -H\)"),
     ("not a tar file", not_a_tar_file, "not a valid bundle archive"),
 ]

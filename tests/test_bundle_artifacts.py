@@ -21,7 +21,7 @@ from ngixi_build.signing import sign
 from tests.conftest import WASMER_ENGINE, KeyFiles, entries, exit_code, make_bundle, repack
 from tests.test_bundle import WASM
 
-ARTIFACT_BYTES = b"wasmer-universal" + bytes(60_000)
+ARTIFACT_BYTES = b"wasmer-universal" + bytes(100_000)  # over _WORTH_A_THREAD: read ahead on a thread
 ARTIFACT = f"aot/{host_triple()}.wasmer"
 
 
@@ -129,14 +129,24 @@ def test_artifact_replaced_after_the_read_is_refused_when_used(tmp_path: Path, k
         lazy.data(lazy.index.artifacts[0])
 
 
-def test_a_lying_digest_is_refused_by_both_reads(tmp_path: Path, keys: KeyFiles) -> None:
+@pytest.mark.parametrize("way", PREFETCH_WAYS)
+def test_a_lying_blake3_is_refused_by_both_reads(tmp_path: Path, keys: KeyFiles, way: str) -> None:
+    path = bundle_with(tmp_path, keys, ARTIFACT_BYTES)
+    resign(path, keys, lambda index: replace_member(index, 2, blake3="0" * 64))
+    with pytest.raises(VerificationError, match=rf"member {ARTIFACT} does not match its digest"):
+        read_bundle(path, load_trust(keys.trust))
+    lazy = lazy_read(path, keys, way)
+    with pytest.raises(VerificationError, match=rf"member {ARTIFACT} does not match its digest"):
+        lazy.data(lazy.index.artifacts[0])
+
+
+def test_a_lying_sha256_is_refused_by_a_full_read_while_loads_check_only_blake3(tmp_path: Path, keys: KeyFiles) -> None:
     path = bundle_with(tmp_path, keys, ARTIFACT_BYTES)
     resign(path, keys, lambda index: replace_member(index, 2, sha256="0" * 64))
     with pytest.raises(VerificationError, match=rf"member {ARTIFACT} does not match its digest"):
         read_bundle(path, load_trust(keys.trust))
-    lazy = read_bundle(path, load_trust(keys.trust), defer_code=True)
-    with pytest.raises(VerificationError, match=rf"member {ARTIFACT} does not match its digest"):
-        lazy.data(lazy.index.artifacts[0])
+    lazy = read_bundle(path, load_trust(keys.trust), defer_code=True, prefetch=(ARTIFACT,))
+    assert lazy.data(lazy.index.artifacts[0]) == ARTIFACT_BYTES
 
 
 def test_index_refuses_artifact_metadata_on_other_members(tmp_path: Path, keys: KeyFiles) -> None:

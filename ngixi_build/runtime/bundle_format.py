@@ -13,7 +13,7 @@ from typing import Any, Literal, NoReturn, cast
 
 from .errors import VerificationError
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 INDEX_NAME = "bundle.json"
 SIGNATURE_NAME = "bundle.json.minisig"
 # The first member of a bundle in an older format, so that one is refused with what to do.
@@ -34,7 +34,7 @@ CHANNELS: tuple[Channel, ...] = ("dev", "release")
 BuildProfile = Literal["dev", "release"]
 BUILD_PROFILES: tuple[BuildProfile, ...] = ("dev", "release")
 MemberKind = Literal["manifest", "wasm", "artifact"]
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _ARTIFACT_PATH = re.compile(r"^aot/[a-z0-9_]+(-[a-z0-9_.]+){0,3}\.(wasmer|cwasm)$")
 # Each engine's artifacts have their own suffix, so one triple can carry an artifact per engine.
 _ARTIFACT_SUFFIXES = {"wasmer": "wasmer", "wasmtime": "cwasm"}
@@ -53,12 +53,16 @@ class ArtifactMeta:
 
 @dataclass(frozen=True)
 class Member:
-    """A bundle member, stored as it is: `size` and `sha256` describe its bytes in the archive."""
+    """A bundle member, stored as it is: `size` and the digests describe its bytes in the archive.
+
+    Loads check `blake3` (the faster one); `sha256` is for tools that know only SHA-256, and a full read checks it too.
+    """
 
     path: str
     kind: MemberKind
     size: int
     sha256: str
+    blake3: str
     artifact: ArtifactMeta | None = None
 
 
@@ -125,25 +129,29 @@ def _parse_artifact(raw: Mapping[str, Any], field: str, strict: _Strict) -> Arti
         },
         cpu_features=tuple(features),
     )
-    if not _SHA256.match(meta.wasm_sha256):
+    if not _HEX_DIGEST.match(meta.wasm_sha256):
         raise strict.fail(f"{field}.wasm_sha256", "is not a sha256 hex digest")
     return meta
 
 
-def _parse_size_and_digest(raw: Mapping[str, Any], field: str, strict: _Strict) -> tuple[int, str]:
-    size = strict.get(raw, "size", int, f"{field}.size")
+def _parse_size(raw: Mapping[str, Any], field: str, strict: _Strict) -> int:
+    size: int = strict.get(raw, "size", int, f"{field}.size")
     if not 0 <= size <= MAX_MEMBER_BYTES:
         raise strict.fail(f"{field}.size", f"{size} is outside 0..{MAX_MEMBER_BYTES}")
-    sha256 = strict.get(raw, "sha256", str, f"{field}.sha256")
-    if not _SHA256.match(sha256):
-        raise strict.fail(f"{field}.sha256", "is not a sha256 hex digest")
-    return size, sha256
+    return size
+
+
+def _parse_digest(raw: Mapping[str, Any], algorithm: str, field: str, strict: _Strict) -> str:
+    digest: str = strict.get(raw, algorithm, str, f"{field}.{algorithm}")
+    if not _HEX_DIGEST.match(digest):
+        raise strict.fail(f"{field}.{algorithm}", f"is not a {algorithm} hex digest (64 lower-case hex digits)")
+    return digest
 
 
 def _parse_member(raw: object, field: str, strict: _Strict) -> Member:
     if not isinstance(raw, dict):
         raise strict.fail(field, "must be an object")
-    strict.keys(raw, {"path", "kind", "size", "sha256", "artifact"}, field)
+    strict.keys(raw, {"path", "kind", "size", "sha256", "blake3", "artifact"}, field)
     kind = strict.get(raw, "kind", str, f"{field}.kind")
     path = strict.get(raw, "path", str, f"{field}.path")
     expected_path = {"manifest": MANIFEST_NAME, "wasm": WASM_NAME}.get(kind)
@@ -162,8 +170,9 @@ def _parse_member(raw: object, field: str, strict: _Strict) -> Member:
         raise strict.fail(f"{field}.artifact", "only artifacts carry this object")
     else:
         artifact = None
-    size, sha256 = _parse_size_and_digest(raw, field, strict)
-    return Member(path, cast(MemberKind, kind), size, sha256, artifact)
+    size = _parse_size(raw, field, strict)
+    sha256, blake3 = (_parse_digest(raw, algorithm, field, strict) for algorithm in ("sha256", "blake3"))
+    return Member(path, cast(MemberKind, kind), size, sha256, blake3, artifact)
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -12,10 +12,13 @@ import hashlib
 import os
 import struct
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path, PurePosixPath
+
+import blake3
 
 from .bundle_format import (
     FORMAT_VERSION,
@@ -42,7 +45,7 @@ _PAX = (b"x", b"g")
 # What may be looked at and read before the signature is checked: headers, and bytes per entry.
 _HASH_AHEAD_ENTRIES = 64
 _HASH_AHEAD_LIMIT = 64 * 1024 * 1024
-_WORTH_A_THREAD = 64 * 1024  # a smaller range is hashed sooner than handed over
+_WORTH_A_THREAD = 64 * 1024  # a smaller range is read and hashed sooner than handed over
 _CODE_KINDS = frozenset({"wasm", "artifact"})
 _SPECIAL_KINDS = {
     b"1": "a hard link",
@@ -70,67 +73,104 @@ class _Entry:
         return self.data + -(-self.size // _BLOCK) * _BLOCK
 
 
-class _Extent:
-    """A range's bytes, hashed once, in one call, by whichever thread claims them first.
+@dataclass(frozen=True)
+class _Digests:
+    """A member's bytes and their digests; `sha256` only where the read asked for it (a full read)."""
 
-    One call, because hashlib releases the GIL for its whole length: a thread that had to take the
-    GIL back between chunks would wait for the loading thread to let go of it, which may be never.
+    data: bytes
+    blake3: str
+    sha256: str | None
+
+    @classmethod
+    def of(cls, data: bytes, *, with_sha256: bool) -> _Digests:
+        return cls(data, blake3.blake3(data).hexdigest(), hashlib.sha256(data).hexdigest() if with_sha256 else None)
+
+
+class _Extent:
+    """A range of the bundle, read and hashed once, each in one call, by whichever thread claims it first.
+
+    One call each, because `os.pread`, blake3 and hashlib release the GIL for their whole length: a
+    thread that had to take the GIL back between chunks would wait for the loading thread to let go
+    of it, which may be never. An extent made `at` a position reads it through a descriptor of its
+    own (a `dup` of the bundle's, so the same open file), which it closes once read.
     """
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data
+    def __init__(self, read: Callable[[], bytes], *, with_sha256: bool) -> None:
+        self._read = read
+        self._with_sha256 = with_sha256
         self._claimed = threading.Lock()
-        self._hashed = threading.Lock()
-        self._hashed.acquire()
-        self._digest = ""
+        self._done = threading.Lock()
+        self._done.acquire()
+        self._found: _Digests | OSError | None = None
+
+    @classmethod
+    def holding(cls, data: bytes, *, with_sha256: bool) -> _Extent:
+        return cls(lambda: data, with_sha256=with_sha256)
+
+    @classmethod
+    def at(cls, descriptor: int, offset: int, size: int, *, with_sha256: bool) -> _Extent:
+        return cls(partial(_read_and_close, os.dup(descriptor), size, offset), with_sha256=with_sha256)
 
     def claim(self) -> bool:
-        """Hashes the bytes unless another thread has claimed them; False if it has."""
+        """Reads and hashes the bytes unless another thread has claimed them; False if it has."""
         if not self._claimed.acquire(blocking=False):
             return False
-        self._digest = self.hash()
-        self._hashed.release()
+        try:
+            self._found = self.hash(self._read())
+        except OSError as error:
+            self._found = error
+        finally:
+            self._done.release()
         return True
 
-    def hash(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
+    def hash(self, data: bytes) -> _Digests:
+        return _Digests.of(data, with_sha256=self._with_sha256)
 
-    def result(self) -> tuple[bytes, str]:
+    def result(self) -> _Digests:
         if not self.claim():
-            with self._hashed:  # the other thread is hashing them: wait, without the GIL
+            with self._done:  # the other thread is on it: wait, without the GIL
                 pass
-        return self.data, self._digest
+        if isinstance(self._found, OSError):
+            raise self._found
+        assert self._found is not None
+        return self._found
 
 
-class _Digests:
-    """Ranges of the bundle file (offset, size → bytes, read by the caller), the large ones hashed on a thread.
+def _read_and_close(descriptor: int, size: int, offset: int) -> bytes:
+    try:
+        return os.pread(descriptor, size, offset)
+    finally:
+        os.close(descriptor)
+
+
+class _ReadAhead:
+    """Ranges of the bundle file (offset, size) read and hashed ahead, the large ones on a thread.
 
     The thread takes them from the last, which the loader needs last. A range the thread has not
-    claimed when it is needed (a small one, or one the thread has not reached) is hashed by the
-    caller. The results are only ever compared with digests from the signed index.
+    claimed when it is needed (a small one, or one the thread has not reached) is read and hashed
+    by the caller. The results are only ever compared with digests from the signed index.
     """
 
-    def __init__(self, ranges: dict[tuple[int, int], bytes]) -> None:
-        self._extents = {extent: _Extent(data) for extent, data in ranges.items()}
-        large = [extent for extent in reversed(self._extents.values()) if len(extent.data) >= _WORTH_A_THREAD]
-        if large:
-            _hash_on_a_thread(large)
+    def __init__(self, extents: dict[tuple[int, int], _Extent], on_a_thread: list[_Extent]) -> None:
+        self._extents = extents
+        if on_a_thread:
+            _hash_on_a_thread(on_a_thread[::-1])
 
     def covers(self, offset: int, size: int) -> bool:
         return (offset, size) in self._extents
 
-    def result(self, offset: int, size: int) -> tuple[bytes, str] | None:
-        """The range's bytes and their sha256, or None if it is not among the ranges."""
+    def result(self, offset: int, size: int) -> _Digests | None:
+        """The range's bytes and digests, or None if it is not among the ranges."""
         extent = self._extents.get((offset, size))
         return None if extent is None else extent.result()
 
 
 def _hash_on_a_thread(extents: list[_Extent]) -> None:
-    """Starts hashing the ranges, in order, on a new thread, and waits until the thread has begun.
+    """Starts reading and hashing the ranges, in order, on a new thread, and waits until the thread has begun.
 
-    Waiting hands the new thread the GIL, which it needs only to begin each range (hashlib lets go
-    of it while hashing). Without the wait it would get the GIL only when this thread next blocks,
-    which on a loading path may be after the digest is needed.
+    Waiting hands the new thread the GIL, which it needs only to begin each range. Without the
+    wait it would get it only when this thread next blocks, which on a loading path may be after
+    the digest is needed.
     """
     begun = _thread.allocate_lock()
     begun.acquire()
@@ -152,37 +192,32 @@ class VerifiedBundle:
     signer: TrustedKey
     contents: dict[str, bytes]
     _deferred: dict[str, int] = field(default_factory=dict, repr=False)  # path → offset of its data
-    _pending: dict[str, _Digests] = field(default_factory=dict, repr=False)
+    _pending: dict[str, _ReadAhead] = field(default_factory=dict, repr=False)
 
     def data(self, member: Member) -> bytes:
         """A member's bytes; a code member `read_bundle` deferred is read and checked here, before use."""
         if member.path not in self.contents:
-            offset = self._deferred[member.path]
-            pending = self._pending.pop(member.path, None)
-            found = self._read(member, offset) if pending is None else pending.result(offset, member.size)
-            assert found is not None
-            _check_read(*found, member, self.source)
-            self.contents[member.path] = found[0]
+            found = self._read_deferred(member)
+            _check_read(found, member, self.source)
+            self.contents[member.path] = found.data
         return self.contents[member.path]
 
-    def _read(self, member: Member, offset: int) -> tuple[bytes, str]:
-        with _opened(Path(self.source)) as descriptor:
-            data = os.pread(descriptor, member.size, offset)
-        return data, _sha256(data)
+    def _read_deferred(self, member: Member) -> _Digests:
+        offset = self._deferred[member.path]
+        pending = self._pending.pop(member.path, None)
+        if pending is None:
+            with _opened(Path(self.source)) as descriptor:
+                return _Digests.of(os.pread(descriptor, member.size, offset), with_sha256=False)
+        with _read_errors(self.source):
+            found = pending.result(offset, member.size)
+        assert found is not None
+        return found
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _check_read(data: bytes, sha256: str, member: Member, source: str) -> None:
-    if len(data) != member.size:
+def _check_read(found: _Digests, member: Member, source: str) -> None:
+    if len(found.data) != member.size:
         raise VerificationError(f"{source}: member {member.path} is truncated: the file ends inside it")
-    _check_digest(sha256, member, source)
-
-
-def _check_digest(sha256: str, member: Member, source: str) -> None:
-    if sha256 != member.sha256:
+    if found.blake3 != member.blake3 or found.sha256 not in (None, member.sha256):
         raise VerificationError(f"{source}: member {member.path} does not match its digest in the signed index")
 
 
@@ -234,16 +269,18 @@ class _Archive:
             raise self.fail(f"member {entry.name} is truncated: the file ends inside it")
         return data
 
-    def hash_ahead(self, prefetch: Collection[str] | None) -> _Digests:
-        """Reads the manifest and the `prefetch` entries (all entries if None), found by their headers
-        alone, and starts hashing them on a thread.
+    def hash_ahead(self, prefetch: Collection[str] | None) -> _ReadAhead:
+        """Finds the manifest and the `prefetch` entries (all entries if None) by their headers alone,
+        and starts reading and hashing them, the large ones on a thread.
 
-        This runs while the signature is checked; nothing is refused or trusted here: the
+        This runs before the signature is checked; nothing is refused or trusted here: the
         entries are checked again as they are reached, and the digests against the signed index.
-        The bytes are read here, from this open file, so that they come from the same file as
-        the index even if the path is replaced meanwhile.
+        The bytes are read from this open file, so that they come from the same file as the
+        index even if the path is replaced meanwhile. A full read (`prefetch` None) also takes
+        each member's SHA-256.
         """
-        ranges, offset = {}, self.position
+        with_sha256 = prefetch is None
+        extents, on_a_thread, offset = {}, [], self.position
         for number in range(_HASH_AHEAD_ENTRIES):
             try:
                 found = self._header(offset)
@@ -253,9 +290,15 @@ class _Archive:
                 break
             entry = found[0]
             if (number == 0 or prefetch is None or entry.name in prefetch) and entry.size <= _HASH_AHEAD_LIMIT:
-                ranges[entry.data, entry.size] = os.pread(self.descriptor, entry.size, entry.data)
+                if entry.size >= _WORTH_A_THREAD:
+                    extent = _Extent.at(self.descriptor, entry.data, entry.size, with_sha256=with_sha256)
+                    on_a_thread.append(extent)
+                else:
+                    data = os.pread(self.descriptor, entry.size, entry.data)
+                    extent = _Extent.holding(data, with_sha256=with_sha256)
+                extents[entry.data, entry.size] = extent
             offset = entry.end
-        return _Digests(ranges)
+        return _ReadAhead(extents, on_a_thread)
 
     def _header(self, offset: int) -> tuple[_Entry, bytes] | None:
         """The entry whose header starts at `offset` and its type, or None at the end marker."""
@@ -344,7 +387,7 @@ class _Archive:
 
 
 def _read_members(
-    archive: _Archive, index: BundleIndex, defer_code: bool, ahead: _Digests
+    archive: _Archive, index: BundleIndex, defer_code: bool, ahead: _ReadAhead
 ) -> tuple[dict[str, bytes], dict[str, int]]:
     listed = frozenset(m.path for m in index.members)
     contents, deferred = {}, {}
@@ -357,10 +400,9 @@ def _read_members(
             continue
         found = ahead.result(entry.data, entry.size)
         if found is None:
-            data = archive.read(entry)
-            found = data, _sha256(data)
-        _check_read(*found, member, archive.source)
-        contents[member.path] = found[0]
+            found = _Digests.of(archive.read(entry), with_sha256=not defer_code)
+        _check_read(found, member, archive.source)
+        contents[member.path] = found.data
     archive.finish()
     return contents, deferred
 
@@ -415,15 +457,20 @@ def read_bundle(
 
 
 @contextmanager
+def _read_errors(path: Path | str) -> Iterator[None]:
+    """OS errors while reading the bundle become clear NgixiErrors."""
+    try:
+        yield
+    except OSError as error:
+        raise InvalidInput(f"{path}: cannot read the bundle: {error.strerror}") from None
+
+
+@contextmanager
 def _opened(path: Path) -> Iterator[int]:
-    """The bundle file open for reading by position; OS errors become clear NgixiErrors."""
-    try:
+    """The bundle file open for reading by position."""
+    with _read_errors(path):
         descriptor = os.open(path, os.O_RDONLY)
-    except OSError as error:
-        raise InvalidInput(f"{path}: cannot read the bundle: {error.strerror}") from None
-    try:
-        yield descriptor
-    except OSError as error:
-        raise InvalidInput(f"{path}: cannot read the bundle: {error.strerror}") from None
-    finally:
-        os.close(descriptor)
+        try:
+            yield descriptor
+        finally:
+            os.close(descriptor)
