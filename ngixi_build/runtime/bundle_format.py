@@ -97,6 +97,13 @@ def artifact_path(triple: str, engine: str) -> str:
     return f"{ARTIFACT_DIR}/{triple}.{_ARTIFACT_SUFFIXES.get(engine, engine)}"
 
 
+_TOP_KEYS = frozenset({"format", "guest", "version", "channel", "profile", "sequence", "members"})
+_MEMBER_KEYS = frozenset({"path", "kind", "size", "sha256", "blake3", "artifact"})
+_ARTIFACT_KEYS = frozenset(ArtifactMeta.__dataclass_fields__)
+_ARTIFACT_TEXT_KEYS = tuple(k for k in ArtifactMeta.__dataclass_fields__ if k != "cpu_features")
+_FIXED_PATHS = {"manifest": MANIFEST_NAME, "wasm": WASM_NAME}
+
+
 class _Strict:
     """Typed reads from the index's JSON; any deviation is a VerificationError naming the field."""
 
@@ -106,28 +113,25 @@ class _Strict:
     def fail(self, field: str, message: str) -> VerificationError:
         return VerificationError(f"{self.source}: {INDEX_NAME}: {field}: {message}")
 
-    def get(self, table: Mapping[str, Any], key: str, kind: type, field: str) -> Any:
+    def get(self, table: Mapping[str, Any], key: str, kind: type, within: str = "") -> Any:
+        """`table[key]`, which must be exactly of type `kind` (JSON's types: so no bool for int)."""
         value = table.get(key)
-        if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
-            raise self.fail(field, f"missing or not {kind.__name__}")
+        if type(value) is not kind:
+            raise self.fail(f"{within}.{key}" if within else key, f"missing or not {kind.__name__}")
         return value
 
-    def keys(self, table: Mapping[str, Any], allowed: set[str], field: str) -> None:
-        extra = set(table) - allowed
-        if extra:
-            raise self.fail(field, f"unexpected keys {sorted(extra)}")
+    def keys(self, table: Mapping[str, Any], allowed: frozenset[str], field: str) -> None:
+        if not allowed.issuperset(table):
+            raise self.fail(field, f"unexpected keys {sorted(set(table) - allowed)}")
 
 
 def _parse_artifact(raw: Mapping[str, Any], field: str, strict: _Strict) -> ArtifactMeta:
-    strict.keys(raw, set(ArtifactMeta.__dataclass_fields__), field)
-    features = strict.get(raw, "cpu_features", list, f"{field}.cpu_features")
-    if not all(isinstance(f, str) for f in features):
+    strict.keys(raw, _ARTIFACT_KEYS, field)
+    features = strict.get(raw, "cpu_features", list, field)
+    if not all(type(f) is str for f in features):
         raise strict.fail(f"{field}.cpu_features", "must be strings")
     meta = ArtifactMeta(
-        **{
-            k: strict.get(raw, k, str, f"{field}.{k}") for k in ArtifactMeta.__dataclass_fields__ if k != "cpu_features"
-        },
-        cpu_features=tuple(features),
+        **{k: strict.get(raw, k, str, field) for k in _ARTIFACT_TEXT_KEYS}, cpu_features=tuple(features)
     )
     if not _HEX_DIGEST.match(meta.wasm_sha256):
         raise strict.fail(f"{field}.wasm_sha256", "is not a sha256 hex digest")
@@ -135,14 +139,14 @@ def _parse_artifact(raw: Mapping[str, Any], field: str, strict: _Strict) -> Arti
 
 
 def _parse_size(raw: Mapping[str, Any], field: str, strict: _Strict) -> int:
-    size: int = strict.get(raw, "size", int, f"{field}.size")
+    size: int = strict.get(raw, "size", int, field)
     if not 0 <= size <= MAX_MEMBER_BYTES:
         raise strict.fail(f"{field}.size", f"{size} is outside 0..{MAX_MEMBER_BYTES}")
     return size
 
 
 def _parse_digest(raw: Mapping[str, Any], algorithm: str, field: str, strict: _Strict) -> str:
-    digest: str = strict.get(raw, algorithm, str, f"{field}.{algorithm}")
+    digest: str = strict.get(raw, algorithm, str, field)
     if not _HEX_DIGEST.match(digest):
         raise strict.fail(f"{field}.{algorithm}", f"is not a {algorithm} hex digest (64 lower-case hex digits)")
     return digest
@@ -151,14 +155,14 @@ def _parse_digest(raw: Mapping[str, Any], algorithm: str, field: str, strict: _S
 def _parse_member(raw: object, field: str, strict: _Strict) -> Member:
     if not isinstance(raw, dict):
         raise strict.fail(field, "must be an object")
-    strict.keys(raw, {"path", "kind", "size", "sha256", "blake3", "artifact"}, field)
-    kind = strict.get(raw, "kind", str, f"{field}.kind")
-    path = strict.get(raw, "path", str, f"{field}.path")
-    expected_path = {"manifest": MANIFEST_NAME, "wasm": WASM_NAME}.get(kind)
+    strict.keys(raw, _MEMBER_KEYS, field)
+    kind = strict.get(raw, "kind", str, field)
+    path = strict.get(raw, "path", str, field)
+    expected_path = _FIXED_PATHS.get(kind)
     if kind == "artifact":
         if not _ARTIFACT_PATH.match(path):
             raise strict.fail(f"{field}.path", f"{path!r} is not aot/<triple>.wasmer or aot/<triple>.cwasm")
-        artifact = _parse_artifact(strict.get(raw, "artifact", dict, f"{field}.artifact"), f"{field}.artifact", strict)
+        artifact = _parse_artifact(strict.get(raw, "artifact", dict, field), f"{field}.artifact", strict)
         if path != artifact_path(artifact.triple, artifact.engine):
             raise strict.fail(
                 f"{field}.path",
@@ -171,7 +175,7 @@ def _parse_member(raw: object, field: str, strict: _Strict) -> Member:
     else:
         artifact = None
     size = _parse_size(raw, field, strict)
-    sha256, blake3 = (_parse_digest(raw, algorithm, field, strict) for algorithm in ("sha256", "blake3"))
+    sha256, blake3 = _parse_digest(raw, "sha256", field, strict), _parse_digest(raw, "blake3", field, strict)
     return Member(path, cast(MemberKind, kind), size, sha256, blake3, artifact)
 
 
@@ -187,9 +191,12 @@ def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON number")
 
 
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+
+
 def _load_json(data: bytes, strict: _Strict) -> Any:
     try:
-        return json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        return _DECODER.decode(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
         raise strict.fail("(file)", f"not valid JSON: {error}") from None
 
@@ -200,30 +207,28 @@ def parse_index(data: bytes, *, source: str) -> BundleIndex:
     raw = _load_json(data, strict)
     if not isinstance(raw, dict):
         raise strict.fail("(top)", "must be a JSON object")
-    strict.keys(raw, {"format", "guest", "version", "channel", "profile", "sequence", "members"}, "(top)")
-    if strict.get(raw, "format", int, "format") != FORMAT_VERSION:
+    strict.keys(raw, _TOP_KEYS, "(top)")
+    if strict.get(raw, "format", int) != FORMAT_VERSION:
         raise strict.fail(
             "format",
             f"unsupported format {raw['format']}; this loader reads {FORMAT_VERSION}: "
             "rebuild the bundle with a matching ngixi-build",
         )
-    channel = strict.get(raw, "channel", str, "channel")
+    channel = strict.get(raw, "channel", str)
     if channel not in CHANNELS:
         raise strict.fail("channel", f"{channel!r} is not one of {CHANNELS}")
-    profile = strict.get(raw, "profile", str, "profile")
+    profile = strict.get(raw, "profile", str)
     if profile not in BUILD_PROFILES:
         raise strict.fail("profile", f"{profile!r} is not one of {BUILD_PROFILES}")
-    members = tuple(
-        _parse_member(m, f"members[{i}]", strict) for i, m in enumerate(strict.get(raw, "members", list, "members"))
-    )
+    members = tuple(_parse_member(m, f"members[{i}]", strict) for i, m in enumerate(strict.get(raw, "members", list)))
     _check_member_set(members, strict)
-    sequence = strict.get(raw, "sequence", int, "sequence")
+    sequence = strict.get(raw, "sequence", int)
     if sequence < 0:
         raise strict.fail("sequence", f"{sequence} is negative")
     return BundleIndex(
         format=FORMAT_VERSION,
-        guest=strict.get(raw, "guest", str, "guest"),
-        version=strict.get(raw, "version", str, "version"),
+        guest=strict.get(raw, "guest", str),
+        version=strict.get(raw, "version", str),
         channel=cast(Channel, channel),
         sequence=sequence,
         members=members,

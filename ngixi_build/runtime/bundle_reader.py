@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import blake3
 
@@ -238,7 +238,7 @@ def _entry_problem(name: str, kind: bytes, linkname: str) -> str | None:
     """Why a tar entry can never be a bundle member, whatever its name."""
     if name.startswith("/"):
         return "has an absolute path"
-    if ".." in PurePosixPath(name).parts:
+    if ".." in name.split("/"):
         return "leaves the bundle ('..' in its path)"
     if kind in _REGULAR:
         return None

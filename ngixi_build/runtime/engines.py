@@ -167,9 +167,15 @@ def engine_named(name: str | None = None) -> Engine:
     """The engine module for `name` as `chosen_engine` resolves it."""
     chosen = chosen_engine(name)
     try:
-        return cast(Engine, importlib.import_module(f".{_ENGINES[chosen].module}", __package__))
+        return _engine_module(chosen)
     except ImportError as error:  # e.g. wasmer's stub wheel on CPython 3.11+
         raise NgixiError(f"engine {chosen} is installed but does not load: {error}; {_how_to_get(chosen)}") from None
+
+
+@cache
+def _engine_module(name: str) -> Engine:
+    """Imported once: `import_module` takes the import lock on every call, even for a loaded module."""
+    return cast(Engine, importlib.import_module(f".{_ENGINES[name].module}", __package__))
 
 
 def as_results(result: object) -> tuple[Number, ...]:
