@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import blake3
+import tomli
 
 from .runtime.bundle_format import (
     FORMAT_VERSION,
@@ -44,6 +45,18 @@ def _member(path: str, kind: MemberKind, data: bytes, artifact: ArtifactMeta | N
     return Member(path, kind, len(data), hashlib.sha256(data).hexdigest(), blake3.blake3(data).hexdigest(), artifact)
 
 
+def _manifest_table(path: Path, text: bytes) -> dict[str, Any]:
+    """The manifest's TOML table, for the index; every value a manifest field takes has a JSON form."""
+    try:
+        table = tomli.loads(text.decode("utf-8"))
+        json.dumps(table, allow_nan=False)
+    except (UnicodeDecodeError, tomli.TOMLDecodeError) as error:
+        raise NgixiError(f"{path}: not a valid TOML manifest: {error}") from None
+    except (TypeError, ValueError):
+        raise NgixiError(f"{path}: holds a date, time, inf or nan, which no manifest field takes; remove it") from None
+    return table
+
+
 def render_index(index: BundleIndex) -> bytes:
     """The index as canonical JSON: sorted keys, no spaces, ASCII only, one final newline."""
 
@@ -70,8 +83,11 @@ def render_index(index: BundleIndex) -> bytes:
         "profile": index.profile,
         "sequence": index.sequence,
         "members": [member_table(m) for m in index.members],
+        "manifest": index.manifest,
     }
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
+    return (
+        json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode() + b"\n"
+    )
 
 
 def _tar_entry(tar: tarfile.TarFile, name: str, data: bytes, mtime: int) -> None:
@@ -110,7 +126,8 @@ def write_bundle(
         name = artifact_path(artifact.meta.triple, artifact.meta.engine)
         payload[name] = artifact.path.read_bytes()
         members.append(_member(name, "artifact", payload[name], artifact.meta))
-    index = BundleIndex(FORMAT_VERSION, guest, version, channel, sequence, tuple(members), profile)
+    manifest = _manifest_table(manifest_path, payload[MANIFEST_NAME])
+    index = BundleIndex(FORMAT_VERSION, guest, version, channel, sequence, tuple(members), manifest, profile)
     index_bytes = render_index(index)
     signature = sign(index_bytes, key, trusted_comment=trusted_comment(index))
     with (

@@ -23,7 +23,7 @@ from .runtime.bundle_format import MAX_BUNDLE_BYTES
 from .runtime.bundle_reader import VerifiedBundle, read_bundle
 from .runtime.errors import InvalidInput, NgixiError, VerificationError
 from .runtime.fsutil import atomic_output
-from .runtime.manifest import parse_manifest
+from .runtime.loader import verified_manifest
 from .runtime.verify import TrustedKey, TrustStore
 from .signing import SigningKey, release_signing_key
 
@@ -85,7 +85,7 @@ def _trust_of(key: SigningKey) -> TrustStore:
 def describe(bundle: VerifiedBundle) -> tuple[dict[str, Any], dict[str, str]]:
     """The OCI config document and manifest annotations for a verified bundle."""
     index = bundle.index
-    manifest = parse_manifest(bundle.contents["manifest.toml"].decode(), source=bundle.source, stem=index.guest)
+    manifest = verified_manifest(bundle)
     targets = sorted(m.artifact.triple for m in index.artifacts if m.artifact)
     capabilities = sorted(manifest.grants)
     config = {

@@ -26,8 +26,8 @@ from ngixi_build.runtime.bundle_format import (
     trusted_comment,
 )
 from ngixi_build.runtime.bundle_reader import read_bundle
-from ngixi_build.runtime.errors import VerificationError
-from ngixi_build.runtime.loader import open_guest
+from ngixi_build.runtime.errors import NgixiError, VerificationError
+from ngixi_build.runtime.loader import open_guest, verified_manifest
 from ngixi_build.runtime.rollback import RollbackGuard
 from ngixi_build.runtime.verify import load_trust
 from ngixi_build.signing import sign
@@ -391,22 +391,27 @@ def test_any_flipped_byte_is_refused_or_changes_nothing(scenario: Scenario) -> N
     assert refused > 0
 
 
-@pytest.mark.parametrize(
-    ("manifest", "reason"),
-    [
-        (
-            HELLO_MANIFEST.replace("0.1.0", "0.0.9").encode(),
-            "guest.version: 0.0.9 differs from the signed index's 0.1.0",
-        ),
-        (HELLO_MANIFEST.encode() + b"# \xff\n", r"manifest\.toml: not UTF-8 text"),
-    ],
-)
-def test_signed_manifest_must_agree_with_the_index(
-    tmp_path: Path, keys: KeyFiles, manifest: bytes, reason: str
-) -> None:
+def test_signed_manifest_must_agree_with_the_index(tmp_path: Path, keys: KeyFiles) -> None:
+    manifest = HELLO_MANIFEST.replace("0.1.0", "0.0.9").encode()
     bundle = read_bundle(make_bundle(tmp_path, keys.key, wasm=WASM, manifest=manifest), load_trust(keys.trust))
-    with pytest.raises(VerificationError, match=reason):
+    with pytest.raises(VerificationError, match=r"guest\.version: 0\.0\.9 differs from the signed index's 0\.1\.0"):
         open_guest(bundle)
+
+
+def test_a_manifest_that_is_not_utf8_toml_is_never_signed(tmp_path: Path, keys: KeyFiles) -> None:
+    with pytest.raises(NgixiError, match=r"hello\.toml: not a valid TOML manifest: 'utf-8' codec"):
+        make_bundle(tmp_path, keys.key, wasm=WASM, manifest=HELLO_MANIFEST.encode() + b"# \xff\n")
+
+
+def test_loads_take_the_manifest_from_the_signed_index(scenario: Scenario) -> None:
+    """A load never parses manifest.toml: its copy in the signed index is what the full read holds it to."""
+    index = scenario.index()
+    limits = {"log_bytes": 77}
+    scenario.resign(dataclasses.replace(index, manifest={**index.manifest, "limits": limits}))
+    with pytest.raises(VerificationError, match=r"member manifest\.toml differs from the manifest in the signed index"):
+        read_bundle(scenario.path, load_trust(scenario.trust))
+    loaded = read_bundle(scenario.path, load_trust(scenario.trust), defer_members=True)
+    assert verified_manifest(loaded).limits.log_bytes == 77
 
 
 def test_oversized_bundle_is_refused_before_reading(scenario: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -427,5 +432,5 @@ def test_a_bundle_replaced_while_it_is_read_is_read_from_the_file_opened(
         return read_ahead(archive, prefetch)
 
     monkeypatch.setattr(bundle_reader._Archive, "hash_ahead", replace_then_read_ahead)
-    bundle = read_bundle(scenario.path, load_trust(scenario.trust), defer_code=True)
-    assert bundle.contents["manifest.toml"] == HELLO_MANIFEST.encode()
+    bundle = read_bundle(scenario.path, load_trust(scenario.trust), defer_members=True, prefetch=["manifest.toml"])
+    assert bundle.data(bundle.index.member("manifest")) == HELLO_MANIFEST.encode()

@@ -77,7 +77,7 @@ PREFETCH_WAYS = ["when used", "read ahead", "read ahead of another"]
 def lazy_read(path: Path, keys: KeyFiles, way: str) -> VerifiedBundle:
     """The loader's read; the artifact hashed when used, or while the signature is checked."""
     ahead = {"read ahead": [ARTIFACT], "read ahead of another": ["aot/x86_64-apple-darwin.wasmer"]}.get(way, [])
-    return read_bundle(path, load_trust(keys.trust), defer_code=True, prefetch=ahead)
+    return read_bundle(path, load_trust(keys.trust), defer_members=True, prefetch=ahead)
 
 
 @pytest.mark.parametrize("way", PREFETCH_WAYS)
@@ -110,7 +110,7 @@ def test_damaged_wasm_is_refused_by_a_lazy_read_when_used(tmp_path: Path, keys: 
     position = next(n for n, (name, _) in enumerate(items) if name == "guest.wasm")
     items[position] = ("guest.wasm", WASM[:-1] + bytes([WASM[-1] ^ 1]))
     repack(path, items)
-    lazy = read_bundle(path, load_trust(keys.trust), defer_code=True)
+    lazy = read_bundle(path, load_trust(keys.trust), defer_members=True)
     with pytest.raises(VerificationError, match=r"member guest\.wasm does not match its digest"):
         lazy.data(lazy.index.member("wasm"))
 
@@ -118,7 +118,7 @@ def test_damaged_wasm_is_refused_by_a_lazy_read_when_used(tmp_path: Path, keys: 
 def test_artifact_replaced_after_the_read_is_refused_when_used(tmp_path: Path, keys: KeyFiles) -> None:
     """The lazy read checks the bytes it reads, not the file that was there when the bundle was verified."""
     path = bundle_with(tmp_path, keys, ARTIFACT_BYTES)
-    lazy = read_bundle(path, load_trust(keys.trust), defer_code=True)
+    lazy = read_bundle(path, load_trust(keys.trust), defer_members=True)
     items = entries(path)
     items[-1] = (items[-1][0], ARTIFACT_BYTES[:-1] + b"\1")
     repack(path, items)
@@ -145,7 +145,7 @@ def test_a_lying_sha256_is_refused_by_a_full_read_while_loads_check_only_blake3(
     resign(path, keys, lambda index: replace_member(index, 2, sha256="0" * 64))
     with pytest.raises(VerificationError, match=rf"member {ARTIFACT} does not match its digest"):
         read_bundle(path, load_trust(keys.trust))
-    lazy = read_bundle(path, load_trust(keys.trust), defer_code=True, prefetch=(ARTIFACT,))
+    lazy = read_bundle(path, load_trust(keys.trust), defer_members=True, prefetch=(ARTIFACT,))
     assert lazy.data(lazy.index.artifacts[0]) == ARTIFACT_BYTES
 
 

@@ -74,6 +74,8 @@ class BundleIndex:
     channel: Channel
     sequence: int
     members: tuple[Member, ...]
+    # The manifest's TOML table as JSON: loads take it from here, not from parsing manifest.toml.
+    manifest: Mapping[str, Any]
     # Absent from indexes written before dev builds existed: all of those were release builds.
     profile: BuildProfile = "release"
 
@@ -97,7 +99,7 @@ def artifact_path(triple: str, engine: str) -> str:
     return f"{ARTIFACT_DIR}/{triple}.{_ARTIFACT_SUFFIXES.get(engine, engine)}"
 
 
-_TOP_KEYS = frozenset({"format", "guest", "version", "channel", "profile", "sequence", "members"})
+_TOP_KEYS = frozenset({"format", "guest", "version", "channel", "profile", "sequence", "members", "manifest"})
 _MEMBER_KEYS = frozenset({"path", "kind", "size", "sha256", "blake3", "artifact"})
 _ARTIFACT_KEYS = frozenset(ArtifactMeta.__dataclass_fields__)
 _ARTIFACT_TEXT_KEYS = tuple(k for k in ArtifactMeta.__dataclass_fields__ if k != "cpu_features")
@@ -232,6 +234,7 @@ def parse_index(data: bytes, *, source: str) -> BundleIndex:
         channel=cast(Channel, channel),
         sequence=sequence,
         members=members,
+        manifest=strict.get(raw, "manifest", dict),
         profile=cast(BuildProfile, profile),
     )
 

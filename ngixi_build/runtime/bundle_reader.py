@@ -19,10 +19,12 @@ from functools import partial
 from pathlib import Path
 
 import blake3
+import tomli
 
 from .bundle_format import (
     FORMAT_VERSION,
     INDEX_NAME,
+    MANIFEST_NAME,
     MAX_BUNDLE_BYTES,
     MAX_INDEX_BYTES,
     MAX_SIGNATURE_BYTES,
@@ -46,7 +48,6 @@ _PAX = (b"x", b"g")
 _HASH_AHEAD_ENTRIES = 64
 _HASH_AHEAD_LIMIT = 64 * 1024 * 1024
 _WORTH_A_THREAD = 64 * 1024  # a smaller range is read and hashed sooner than handed over
-_CODE_KINDS = frozenset({"wasm", "artifact"})
 _SPECIAL_KINDS = {
     b"1": "a hard link",
     b"2": "a symbolic link",
@@ -270,8 +271,8 @@ class _Archive:
         return data
 
     def hash_ahead(self, prefetch: Collection[str] | None) -> _ReadAhead:
-        """Finds the manifest and the `prefetch` entries (all entries if None) by their headers alone,
-        and starts reading and hashing them, the large ones on a thread.
+        """Finds the `prefetch` entries (all entries if None) by their headers alone, and starts
+        reading and hashing them, the large ones on a thread.
 
         This runs before the signature is checked; nothing is refused or trusted here: the
         entries are checked again as they are reached, and the digests against the signed index.
@@ -281,7 +282,7 @@ class _Archive:
         """
         with_sha256 = prefetch is None
         extents, on_a_thread, offset = {}, [], self.position
-        for number in range(_HASH_AHEAD_ENTRIES):
+        for _ in range(_HASH_AHEAD_ENTRIES):
             try:
                 found = self._header(offset)
             except VerificationError:
@@ -289,7 +290,7 @@ class _Archive:
             if found is None:
                 break
             entry = found[0]
-            if (number == 0 or prefetch is None or entry.name in prefetch) and entry.size <= _HASH_AHEAD_LIMIT:
+            if (prefetch is None or entry.name in prefetch) and entry.size <= _HASH_AHEAD_LIMIT:
                 if entry.size >= _WORTH_A_THREAD:
                     extent = _Extent.at(self.descriptor, entry.data, entry.size, with_sha256=with_sha256)
                     on_a_thread.append(extent)
@@ -387,7 +388,7 @@ class _Archive:
 
 
 def _read_members(
-    archive: _Archive, index: BundleIndex, defer_code: bool, ahead: _ReadAhead
+    archive: _Archive, index: BundleIndex, defer_members: bool, ahead: _ReadAhead
 ) -> tuple[dict[str, bytes], dict[str, int]]:
     listed = frozenset(m.path for m in index.members)
     contents, deferred = {}, {}
@@ -395,16 +396,26 @@ def _read_members(
         entry = archive.expect(member.path, listed)
         if entry.size != member.size:
             raise archive.fail(f"member {member.path} is {entry.size} bytes, the index says {member.size}")
-        if defer_code and member.kind in _CODE_KINDS:
+        if defer_members:
             deferred[member.path] = entry.data
             continue
         found = ahead.result(entry.data, entry.size)
         if found is None:
-            found = _Digests.of(archive.read(entry), with_sha256=not defer_code)
+            found = _Digests.of(archive.read(entry), with_sha256=True)
         _check_read(found, member, archive.source)
         contents[member.path] = found.data
     archive.finish()
     return contents, deferred
+
+
+def _check_manifest_copy(manifest: bytes, index: BundleIndex, source: str) -> None:
+    """A full read also holds the index's copy of the manifest to manifest.toml's bytes."""
+    try:
+        same = tomli.loads(manifest.decode("utf-8")) == index.manifest
+    except (UnicodeDecodeError, tomli.TOMLDecodeError):
+        same = False
+    if not same:
+        raise VerificationError(f"{source}: member {MANIFEST_NAME} differs from the manifest in the signed index")
 
 
 def _verify_archive(
@@ -412,19 +423,21 @@ def _verify_archive(
     trust: TrustStore,
     *,
     rollback: RollbackGuard | None,
-    defer_code: bool,
+    defer_members: bool,
     prefetch: Collection[str],
 ) -> VerifiedBundle:
     source = archive.source
     index_bytes = archive.read(archive.expect_capped(INDEX_NAME, MAX_INDEX_BYTES))
     signature = archive.read(archive.expect_capped(SIGNATURE_NAME, MAX_SIGNATURE_BYTES))
-    ahead = archive.hash_ahead(prefetch if defer_code else None)
+    ahead = archive.hash_ahead(prefetch if defer_members else None)
     signer, comment = verify_index(index_bytes, signature, trust, source=source)
     index = parse_index(index_bytes, source=source)
     check_scope(index, signer, comment, source=source)
     if rollback is not None:
         rollback.check(index, source=source)
-    contents, deferred = _read_members(archive, index, defer_code, ahead)
+    contents, deferred = _read_members(archive, index, defer_members, ahead)
+    if not defer_members:
+        _check_manifest_copy(contents[MANIFEST_NAME], index, source)
     if rollback is not None:
         rollback.record(index, source=source)
     pending = {path: ahead for path, offset in deferred.items() if ahead.covers(offset, index.by_path(path).size)}
@@ -436,24 +449,25 @@ def read_bundle(
     trust: TrustStore,
     *,
     rollback: RollbackGuard | None = None,
-    defer_code: bool = False,
+    defer_members: bool = False,
     prefetch: Collection[str] = (),
 ) -> VerifiedBundle:
     """Opens and verifies a bundle; nothing unverified reaches the caller.
 
     With `rollback`, a sequence below the highest accepted for the guest and channel is refused,
-    and an accepted bundle's sequence is recorded. With `defer_code=True` (the loader, which
-    uses one artifact or else the .wasm) the code members, the .wasm and the artifacts, are checked
-    when `VerifiedBundle.data` first returns them, not here; those named in `prefetch` (see
-    `loader.likely_artifacts`) are read here and hashed on a thread meanwhile. A full read hashes
-    every member that way.
+    and an accepted bundle's sequence is recorded. With `defer_members=True` (the loader, which
+    takes the manifest from the signed index and uses one artifact or else the .wasm) the members
+    are checked when `VerifiedBundle.data` first returns them, not here; those named in `prefetch`
+    (see `loader.likely_artifacts`) are read here and hashed on a thread meanwhile. A full read
+    hashes every member that way, and also checks their SHA-256 and that manifest.toml holds the
+    index's copy of the manifest.
     """
     with _opened(path) as descriptor:
         size = os.fstat(descriptor).st_size
         if size > MAX_BUNDLE_BYTES:
             raise VerificationError(f"{path}: {size} bytes is over the {MAX_BUNDLE_BYTES} bundle limit")
         archive = _Archive(descriptor, size, str(path))
-        return _verify_archive(archive, trust, rollback=rollback, defer_code=defer_code, prefetch=prefetch)
+        return _verify_archive(archive, trust, rollback=rollback, defer_members=defer_members, prefetch=prefetch)
 
 
 @contextmanager

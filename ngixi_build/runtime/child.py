@@ -63,7 +63,7 @@ def _open(request: dict[str, Any]) -> Guest:
         Path(request["bundle"]),
         load_trust(Path(request["trust"])),
         rollback=rollback,
-        defer_code=True,
+        defer_members=True,
         prefetch=likely_artifacts(request.get("engine")),
     )
     sandbox = Sandbox.from_json(request["sandbox"]) if request.get("sandbox") else None

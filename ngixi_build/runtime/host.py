@@ -39,8 +39,8 @@ from .bundle_reader import read_bundle
 from .engines import chosen_engine, meters_fuel
 from .errors import GuestError, InvalidInput, NgixiError, error_with_exit_code
 from .hostfuncs import GuestOutput, LogLine, Sandbox
-from .loader import Guest, check_call, likely_artifacts, open_guest
-from .manifest import Manifest, Number, parse_manifest
+from .loader import Guest, check_call, likely_artifacts, open_guest, verified_manifest
+from .manifest import Manifest, Number
 from .policy import Policy
 from .rollback import RollbackGuard
 from .verify import load_trust
@@ -389,12 +389,10 @@ def open_tenant(
         bundle,
         load_trust(trust_file),
         rollback=rollback,
-        defer_code=True,
+        defer_members=True,
         prefetch=() if isolated else likely_artifacts(engine),
     )
-    manifest = parse_manifest(
-        verified.contents["manifest.toml"].decode(), source=str(bundle), stem=verified.index.guest
-    )
+    manifest = verified_manifest(verified)
     if policy is not None:
         policy.check(manifest)
     sandbox = Sandbox.under(sandboxes / tenant / manifest.guest.name) if sandboxes else None

@@ -28,7 +28,7 @@ from .engines import (
 )
 from .errors import ArtifactRefused, InvalidInput, NgixiError, PolicyError, VerificationError
 from .hostfuncs import HOST_FUNCTIONS, GuestExit, GuestOutput, HostContext, LogLine, Sandbox, open_context
-from .manifest import ExportDecl, Manifest, Number, parse_manifest
+from .manifest import ExportDecl, Manifest, Number, manifest_from_table
 from .targets import host_cpu_features, host_triple
 from .wasm import ModuleInfo
 
@@ -162,12 +162,10 @@ class Guest:
 
 
 def verified_manifest(bundle: VerifiedBundle) -> Manifest:
+    """The guest's manifest, from its copy in the signed index (a full read holds manifest.toml to it)."""
     source = f"{bundle.source}!{MANIFEST_NAME}"
     try:
-        text = bundle.contents[MANIFEST_NAME].decode("utf-8")
-        manifest = parse_manifest(text, source=source, stem=bundle.index.guest)
-    except UnicodeDecodeError:
-        raise VerificationError(f"{source}: not UTF-8 text") from None
+        manifest = manifest_from_table(bundle.index.manifest, source=source, stem=bundle.index.guest)
     except InvalidInput as error:
         raise VerificationError(str(error)) from None
     if manifest.guest.version != bundle.index.version:

@@ -265,6 +265,11 @@ def parse_manifest(text: str, *, source: str, stem: str) -> Manifest:
         raw = tomli.loads(text)
     except tomli.TOMLDecodeError as error:
         raise ManifestError([f"{source}: not valid TOML: {error}"]) from None
+    return manifest_from_table(raw, source=source, stem=stem)
+
+
+def manifest_from_table(raw: Mapping[str, Any], *, source: str, stem: str) -> Manifest:
+    """Checks a manifest's parsed TOML table (or its copy in a bundle's signed index, as JSON)."""
     problems = Problems(source)
     problems.unknown_keys(raw, _TOP_KEYS, "")
     manifest = Manifest(
