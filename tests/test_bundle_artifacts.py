@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
+import os
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -12,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from ngixi_build.bundle import ArtifactInput, render_index
+from ngixi_build.runtime import bundle_reader
 from ngixi_build.runtime.bundle_format import ArtifactMeta, BundleIndex, parse_index, trusted_comment
 from ngixi_build.runtime.bundle_reader import VerifiedBundle, read_bundle
-from ngixi_build.runtime.errors import VerificationError
+from ngixi_build.runtime.errors import InvalidInput, VerificationError
 from ngixi_build.runtime.targets import host_triple
 from ngixi_build.runtime.verify import load_trust
 from ngixi_build.signing import sign
@@ -171,3 +174,18 @@ def test_inspect_shows_artifact_metadata(tmp_path: Path, keys: KeyFiles, capsys:
     assert f"{ARTIFACT:<40} {len(ARTIFACT_BYTES):>10}  sha256 {member['sha256'][:16]}" in text
     assert f"wasmer 2.1.1 (binding 1.1.0) cranelift {host_triple()} cpu=sse2" in text
     assert f"→ {fit or 'fits this host'}" in text
+
+
+def test_a_read_that_fails_on_the_hashing_thread_is_reported_by_the_load(
+    tmp_path: Path, keys: KeyFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = bundle_with(tmp_path, keys, ARTIFACT_BYTES)
+
+    def failing_read(descriptor: int, size: int, offset: int) -> bytes:
+        os.close(descriptor)
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(bundle_reader, "_read_and_close", failing_read)
+    lazy = lazy_read(path, keys, "read ahead")
+    with pytest.raises(InvalidInput, match=r"hello-0\.1\.0\.ngx: cannot read the bundle: Input/output error"):
+        lazy.data(lazy.index.artifacts[0])

@@ -102,7 +102,7 @@ class _Extent:
         self._claimed = threading.Lock()
         self._done = threading.Lock()
         self._done.acquire()
-        self._found: _Digests | OSError | None = None
+        self._found: _Digests | Exception | None = None
 
     @classmethod
     def holding(cls, data: bytes, *, with_sha256: bool) -> _Extent:
@@ -118,7 +118,7 @@ class _Extent:
             return False
         try:
             self._found = self.hash(self._read())
-        except OSError as error:
+        except Exception as error:  # raised where the result is asked for, not on the hashing thread
             self._found = error
         finally:
             self._done.release()
@@ -131,7 +131,7 @@ class _Extent:
         if not self.claim():
             with self._done:  # the other thread is on it: wait, without the GIL
                 pass
-        if isinstance(self._found, OSError):
+        if isinstance(self._found, Exception):
             raise self._found
         assert self._found is not None
         return self._found
