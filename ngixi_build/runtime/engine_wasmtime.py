@@ -358,12 +358,11 @@ def instantiate(
 
 def _module_info(module: wasmtime.Module) -> ModuleInfo:
     """What the code Wasmtime is about to run imports and exports, and its memories' limits."""
-    imports = tuple(Import(i.module, i.name or "", *_described(i.type)) for i in module.imports)
-    exports = tuple(Export(e.name, *_described(e.type)) for e in module.exports)
-    memories = [i.type for i in module.imports] + [e.type for e in module.exports]
+    wasm_imports, wasm_exports = module.imports, module.exports  # each a new list of new objects
+    memories = [i.type for i in wasm_imports] + [e.type for e in wasm_exports]
     return ModuleInfo(
-        imports,
-        exports,
+        tuple(Import(i.module, i.name or "", *_described(i.type)) for i in wasm_imports),
+        tuple(Export(e.name, *_described(e.type)) for e in wasm_exports),
         tuple(MemoryLimits(m.limits.min, m.limits.max) for m in memories if isinstance(m, wasmtime.MemoryType)),
     )
 
