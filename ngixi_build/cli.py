@@ -169,7 +169,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         return 0
     print(_summary(bundle))
     for m in index.members:
-        print(f"  {m.path:<40} {m.size:>10}  sha256 {m.sha256[:16]}")
+        print(f"  {m.path:<40} {m.size:>10}  sha256 {m.sha256[:16]}  blake3 {m.blake3[:16]}")
         if m.artifact is not None:
             meta, misfit = m.artifact, misfits[m.path]
             print(

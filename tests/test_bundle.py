@@ -398,9 +398,19 @@ def test_signed_manifest_must_agree_with_the_index(tmp_path: Path, keys: KeyFile
         open_guest(bundle)
 
 
-def test_a_manifest_that_is_not_utf8_toml_is_never_signed(tmp_path: Path, keys: KeyFiles) -> None:
-    with pytest.raises(NgixiError, match=r"hello\.toml: not a valid TOML manifest: 'utf-8' codec"):
-        make_bundle(tmp_path, keys.key, wasm=WASM, manifest=HELLO_MANIFEST.encode() + b"# \xff\n")
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        (b"# \xff\n", r"hello\.toml: not a valid TOML manifest: 'utf-8' codec"),
+        (b"[guest.built]\nat = 1979-05-27\n", r"hello\.toml: holds a date, time, inf or nan"),
+        (b"[guest.built]\nat = inf\n", r"hello\.toml: holds a date, time, inf or nan"),
+    ],
+)
+def test_a_manifest_the_index_cannot_copy_is_never_signed(
+    tmp_path: Path, keys: KeyFiles, extra: bytes, reason: str
+) -> None:
+    with pytest.raises(NgixiError, match=reason):
+        make_bundle(tmp_path, keys.key, wasm=WASM, manifest=HELLO_MANIFEST.encode() + extra)
 
 
 def test_loads_take_the_manifest_from_the_signed_index(scenario: Scenario) -> None:

@@ -11,6 +11,7 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
+import blake3
 import pytest
 
 from ngixi_build.bundle import ArtifactInput, render_index
@@ -171,7 +172,9 @@ def test_inspect_shows_artifact_metadata(tmp_path: Path, keys: KeyFiles, capsys:
     assert member["misfit"] == fit
     assert exit_code(["inspect", "--trust", str(keys.trust), str(path)]) == 0
     text = capsys.readouterr().out
-    assert f"{ARTIFACT:<40} {len(ARTIFACT_BYTES):>10}  sha256 {member['sha256'][:16]}" in text
+    digests = f"sha256 {member['sha256'][:16]}  blake3 {member['blake3'][:16]}"
+    assert f"{ARTIFACT:<40} {len(ARTIFACT_BYTES):>10}  {digests}" in text
+    assert member["blake3"] == blake3.blake3(ARTIFACT_BYTES).hexdigest()
     assert f"wasmer 2.1.1 (binding 1.1.0) cranelift {host_triple()} cpu=sse2" in text
     assert f"→ {fit or 'fits this host'}" in text
 
