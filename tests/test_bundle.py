@@ -371,6 +371,16 @@ def test_tampered_bundle_is_refused_with_its_reason(
     assert re.search(reason, error) and len(error.splitlines()) == 1 and "Traceback" not in error
 
 
+@pytest.mark.parametrize("tamper", [altered_trusted_comment, mismatched_trusted_comment])
+def test_a_load_refuses_a_trusted_comment_that_is_not_the_index_s(
+    scenario: Scenario, tamper: Callable[[Scenario], None]
+) -> None:
+    """A load checks only the index's signature, and holds the (then unchecked) comment to the signed index."""
+    tamper(scenario)
+    with pytest.raises(VerificationError, match=r"trusted comment '.*sequence=9' does not match the index"):
+        read_bundle(scenario.path, load_trust(scenario.trust), defer_members=True)
+
+
 def test_tamper_cases_have_distinct_reasons() -> None:
     """Only edits of the signed index share a reason: the signature is all that can tell."""
     reasons = [r for _, _, r in TAMPERS if r != BAD_SIGNATURE]

@@ -430,7 +430,7 @@ def _verify_archive(
     index_bytes = archive.read(archive.expect_capped(INDEX_NAME, MAX_INDEX_BYTES))
     signature = archive.read(archive.expect_capped(SIGNATURE_NAME, MAX_SIGNATURE_BYTES))
     ahead = archive.hash_ahead(prefetch if defer_members else None)
-    signer, comment = verify_index(index_bytes, signature, trust, source=source)
+    signer, comment = verify_index(index_bytes, signature, trust, source=source, comment_signature=not defer_members)
     index = parse_index(index_bytes, source=source)
     check_scope(index, signer, comment, source=source)
     if rollback is not None:

@@ -99,11 +99,13 @@ def signer_of(signature_bytes: bytes, trust: TrustStore, *, source: str) -> tupl
 
 
 def verify_index(
-    index_bytes: bytes, signature_bytes: bytes, trust: TrustStore, *, source: str
+    index_bytes: bytes, signature_bytes: bytes, trust: TrustStore, *, source: str, comment_signature: bool = True
 ) -> tuple[TrustedKey, str]:
     """Checks minisign's two signatures: over the (prehashed) index, and over that signature and its trusted
     comment; returns the key that made them, and the trusted comment.
 
+    With `comment_signature=False` only the index's is checked: enough for a caller that, like a load,
+    uses nothing of the comment but compares it with the one derived from the signed index (`check_scope`).
     Ed25519 comes from libsodium (PyNaCl) rather than py-minisign's OpenSSL: it verifies in half the
     time, and a load waits for these checks.
     """
@@ -111,6 +113,8 @@ def verify_index(
     public = VerifyKey(key.public_key._keynum_pk.public_key)
     if not _holds(public, signature._signature, hashlib.blake2b(index_bytes).digest()):
         raise VerificationError(f"{source}: the index signature does not verify with key {key.key_id}")
+    if not comment_signature:
+        return key, signature.trusted_comment
     if not _holds(public, signature._global_signature, signature._signature + signature.trusted_comment.encode()):
         raise VerificationError(
             f"{source}: the signature's trusted comment was altered (its global signature does not verify)"
