@@ -34,7 +34,7 @@ CHANNELS: tuple[Channel, ...] = ("dev", "release")
 BuildProfile = Literal["dev", "release"]
 BUILD_PROFILES: tuple[BuildProfile, ...] = ("dev", "release")
 MemberKind = Literal["manifest", "wasm", "artifact"]
-_HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 _ARTIFACT_PATH = re.compile(r"^aot/[a-z0-9_]+(-[a-z0-9_.]+){0,3}\.(wasmer|cwasm)$")
 # Each engine's artifacts have their own suffix, so one triple can carry an artifact per engine.
 _ARTIFACT_SUFFIXES = {"wasmer": "wasmer", "wasmtime": "cwasm"}
@@ -135,7 +135,7 @@ def _parse_artifact(raw: Mapping[str, Any], field: str, strict: _Strict) -> Arti
     meta = ArtifactMeta(
         **{k: strict.get(raw, k, str, field) for k in _ARTIFACT_TEXT_KEYS}, cpu_features=tuple(features)
     )
-    if not _HEX_DIGEST.match(meta.wasm_sha256):
+    if not _HEX_DIGEST.fullmatch(meta.wasm_sha256):
         raise strict.fail(f"{field}.wasm_sha256", "is not a sha256 hex digest")
     return meta
 
@@ -149,7 +149,7 @@ def _parse_size(raw: Mapping[str, Any], field: str, strict: _Strict) -> int:
 
 def _parse_digest(raw: Mapping[str, Any], algorithm: str, field: str, strict: _Strict) -> str:
     digest: str = strict.get(raw, algorithm, str, field)
-    if not _HEX_DIGEST.match(digest):
+    if not _HEX_DIGEST.fullmatch(digest):
         raise strict.fail(f"{field}.{algorithm}", f"is not a {algorithm} hex digest (64 lower-case hex digits)")
     return digest
 

@@ -117,15 +117,12 @@ class _Extent:
         if not self._claimed.acquire(blocking=False):
             return False
         try:
-            self._found = self.hash(self._read())
+            self._found = _Digests.of(self._read(), with_sha256=self._with_sha256)
         except Exception as error:  # raised where the result is asked for, not on the hashing thread
             self._found = error
         finally:
             self._done.release()
         return True
-
-    def hash(self, data: bytes) -> _Digests:
-        return _Digests.of(data, with_sha256=self._with_sha256)
 
     def result(self) -> _Digests:
         if not self.claim():
