@@ -8,7 +8,7 @@ LOADER_VENV := .venv-loader
 LOADER_STAMP := $(LOADER_VENV)/.ngixi-installed
 LOADER_TESTS := $(addprefix tests/test_,$(addsuffix .py,abi_docs artifact_safety bundle bundle_artifacts check cli \
 	enforcement engines host host_http host_kv hostfuncs layering loader manifest minisign policy rollback smoke \
-	tenant_ids wasi_fs wasm component_host))
+	tenant_ids wasi_fs wasm wasmtime_calls component_host))
 
 .PHONY: build test lint toolchain test-loader
 

@@ -10,6 +10,7 @@ refuses to load them; a refusal becomes `ArtifactRefused`, so that the loader co
 
 from __future__ import annotations
 
+import ctypes
 import math
 import threading
 import time
@@ -21,6 +22,8 @@ from importlib.metadata import version
 from typing import Any, TypeVar
 
 import wasmtime
+from wasmtime import _ffi as wasmtime_ffi  # the C API, as wasmtime-py calls it (pinned: see _NumericExport)
+from wasmtime._func import enter_wasm
 
 from .capabilities import HostImport
 from .engines import PORTABLE_TRIPLE, EngineId, EngineMemory, RunLimits, as_results
@@ -34,6 +37,7 @@ ENGINE = "wasmtime"
 PAGE_BYTES = 65536
 Code = TypeVar("Code")
 _TICK_SECONDS = 0.01
+_PYTHON_TYPES: dict[str, type] = {"i32": int, "i64": int, "f32": float, "f64": float}  # as wasmtime-py converts them
 _VALUE_TYPES = {
     "i32": wasmtime.ValType.i32,
     "i64": wasmtime.ValType.i64,
@@ -252,11 +256,54 @@ class Deadline:
         return guarded
 
 
+class _NumericExport:
+    """An exported function of numbers, called through Wasmtime's unchecked C call with its types looked up once.
+
+    wasmtime-py's `Func.__call__` asks the C API for the function's type and converts every value
+    through Python objects on each call: about 100 µs for a near-empty call here, against a tenth of
+    that this way. Values are checked and converted as the binding does: ints for i32 and i64
+    (wrapped to their width), floats for f32 and f64. Traps and host-function exceptions come back
+    through the binding's own `enter_wasm`.
+    """
+
+    def __init__(self, function: wasmtime.Func, params: tuple[str, ...], results: tuple[str, ...]) -> None:
+        self._func = function._func
+        self._params = params
+        self._results = results
+        self._slots = max(len(params), len(results), 1)  # one array holds the params, then the results
+
+    def __call__(self, store: wasmtime.Store, args: Sequence[Number]) -> tuple[Number, ...]:
+        if len(args) != len(self._params):
+            raise wasmtime.WasmtimeError(f"{len(args)} parameters given, {len(self._params)} expected")
+        values = (wasmtime_ffi.wasmtime_val_raw_t * self._slots)()
+        for slot, (kind, value) in enumerate(zip(self._params, args, strict=True)):
+            if not isinstance(value, _PYTHON_TYPES[kind]):
+                raise TypeError(f"don't know how to convert {value!r} to {kind}")
+            setattr(values[slot], kind, value)
+        with enter_wasm(store) as trap:
+            error = wasmtime_ffi.wasmtime_func_call_unchecked(
+                store._context(), ctypes.byref(self._func), values, self._slots, trap
+            )
+            if error:
+                raise wasmtime.WasmtimeError._from_ptr(error)
+        return tuple(getattr(values[slot], kind) for slot, kind in enumerate(self._results))
+
+
+def _callable(function: wasmtime.Func, store: wasmtime.Store) -> Callable[[wasmtime.Store, Sequence[Number]], Any]:
+    """The fastest way to call `function`: `_NumericExport` when its values are all numbers."""
+    kind = function.type(store)
+    params, results = tuple(map(str, kind.params)), tuple(map(str, kind.results))
+    if set(params + results) <= _PYTHON_TYPES.keys():
+        return _NumericExport(function, params, results)
+    return lambda store, args: function(store, *args)
+
+
 class WasmtimeInstance:
     def __init__(self, instance: wasmtime.Instance, store: wasmtime.Store, deadline: Deadline) -> None:
         self._exports = instance.exports(store)
         self._store = store
         self._deadline = deadline
+        self._functions: dict[str, Callable[[wasmtime.Store, Sequence[Number]], Any]] = {}
         self.guest = deadline.guest
         memory = self._exports["memory"]
         if not isinstance(memory, wasmtime.Memory):
@@ -264,10 +311,15 @@ class WasmtimeInstance:
         self.memory = WasmtimeMemory(memory, store, self.guest)
 
     def call(self, export: str, args: Sequence[Number]) -> tuple[Number, ...]:
+        function = self._functions.get(export) or self._function(export)
+        return call_within_deadline(self._store, self._deadline, export, lambda: function(self._store, args))
+
+    def _function(self, export: str) -> Callable[[wasmtime.Store, Sequence[Number]], Any]:
         function = self._exports[export]
         if not isinstance(function, wasmtime.Func):
             raise GuestError(f"{self.guest}: its export {export!r} is not a function")
-        return call_within_deadline(self._store, self._deadline, export, lambda: function(self._store, *args))
+        self._functions[export] = _callable(function, self._store)
+        return self._functions[export]
 
 
 def call_within_deadline(

@@ -1,0 +1,105 @@
+"""Calls into Wasmtime guests take a faster path than wasmtime-py's `Func.__call__`: it must give the same answers."""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Sequence
+
+import pytest
+
+pytest.importorskip("wasmtime")
+
+import wasmtime
+
+from ngixi_build.runtime.engine_wasmtime import _callable, _NumericExport
+from ngixi_build.runtime.engines import as_results
+from ngixi_build.runtime.manifest import Number
+from tests.wasmgen import Func, module
+
+ALL = ("i32", "i64", "f32", "f64")
+LOCAL_GET = 0x20
+UNREACHABLE = b"\x00"
+
+
+def _locals(*indices: int) -> bytes:
+    return b"".join(bytes([LOCAL_GET, n]) for n in indices)
+
+
+FUNCTIONS = [
+    Func("same", ALL, ALL, _locals(0, 1, 2, 3)),
+    Func("reversed", ALL, ALL[::-1], _locals(3, 2, 1, 0)),
+    Func("many_out", ("i32",), ("i32",) * 6, _locals(0, 0, 0, 0, 0, 0)),
+    Func("nothing"),
+    Func("traps", ("i32",), ("i32",), UNREACHABLE),
+]
+
+
+@pytest.fixture(scope="module")
+def exports() -> tuple[wasmtime.Store, dict[str, wasmtime.Func]]:
+    store = wasmtime.Store()
+    instance = wasmtime.Instance(store, wasmtime.Module(store.engine, module(functions=FUNCTIONS)), [])
+    found = {f.name: instance.exports(store)[f.name] for f in FUNCTIONS}
+    assert all(isinstance(f, wasmtime.Func) for f in found.values())
+    return store, found  # type: ignore[return-value]
+
+
+def _bits(values: Sequence[Number]) -> list[object]:
+    """Floats by their bits (NaN payloads and -0.0 included), everything else as it is."""
+    return [struct.pack("<d", v) if isinstance(v, float) else v for v in values]
+
+
+EDGES: list[tuple[Number, Number, Number, Number]] = [
+    (0, 0, 0.0, 0.0),
+    (1, -1, 1.5, -2.25),
+    (2**31 - 1, 2**63 - 1, 3.4028234663852886e38, 1.7976931348623157e308),
+    (-(2**31), -(2**63), -0.0, -0.0),
+    (2**31, 2**63, 0.1, 0.1),  # ints past their width wrap, as wasmtime-py wraps them; 0.1 rounds in f32
+    (-1, 2**64 - 1, math.inf, -math.inf),
+    (True, False, math.nan, math.nan),
+]
+
+
+@pytest.mark.parametrize("args", EDGES, ids=[str(n) for n in range(len(EDGES))])
+@pytest.mark.parametrize("name", ["same", "reversed"])
+def test_numbers_come_back_as_wasmtime_py_returns_them(
+    exports: tuple[wasmtime.Store, dict[str, wasmtime.Func]], name: str, args: tuple[Number, ...]
+) -> None:
+    store, functions = exports
+    fast = _callable(functions[name], store)
+    assert isinstance(fast, _NumericExport)
+    assert _bits(fast(store, args)) == _bits(as_results(functions[name](store, *args)))
+
+
+def test_results_beyond_the_params_and_no_values_at_all(
+    exports: tuple[wasmtime.Store, dict[str, wasmtime.Func]],
+) -> None:
+    store, functions = exports
+    assert _callable(functions["many_out"], store)(store, (7,)) == (7,) * 6
+    assert _callable(functions["nothing"], store)(store, ()) == ()
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ((1.0, 1, 1.0, 1.0), TypeError),  # a float for an i32
+        ((1, 1, 1, 1.0), TypeError),  # an int for an f32
+        ((1, 1, 1.0), wasmtime.WasmtimeError),  # too few
+        ((1, 1, 1.0, 1.0, 1), wasmtime.WasmtimeError),  # too many
+    ],
+)
+def test_wrong_values_are_refused_as_wasmtime_py_refuses_them(
+    exports: tuple[wasmtime.Store, dict[str, wasmtime.Func]], args: tuple[Number, ...], error: type[Exception]
+) -> None:
+    store, functions = exports
+    with pytest.raises(error):
+        functions["same"](store, *args)
+    with pytest.raises(error):
+        _callable(functions["same"], store)(store, args)
+
+
+def test_a_trap_is_raised_as_a_trap(exports: tuple[wasmtime.Store, dict[str, wasmtime.Func]]) -> None:
+    store, functions = exports
+    with pytest.raises(wasmtime.Trap) as trapped:
+        _callable(functions["traps"], store)(store, (1,))
+    assert trapped.value.trap_code == wasmtime.TrapCode.UNREACHABLE
