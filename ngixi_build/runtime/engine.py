@@ -62,9 +62,13 @@ def engine_errors(what: str, error: type[NgixiError] = GuestError) -> Iterator[N
     except _PASS_THROUGH:
         raise
     except BaseException as failure:  # pyo3 panics derive from BaseException
-        # Wasmer appends a wasm backtrace ("at <unnamed> (<module>[3]:0x238)") that names nothing useful.
-        message = str(failure).removeprefix("RuntimeError: ").strip().split("\n")[0] or type(failure).__name__
-        raise error(f"{what}: {message}") from None
+        raise _engine_failure(what, failure, error) from None
+
+
+def _engine_failure(what: str, failure: BaseException, error: type[NgixiError]) -> NgixiError:
+    # Wasmer appends a wasm backtrace ("at <unnamed> (<module>[3]:0x238)") that names nothing useful.
+    message = str(failure).removeprefix("RuntimeError: ").strip().split("\n")[0] or type(failure).__name__
+    return error(f"{what}: {message}")
 
 
 def _compiler_store(triple: str | None = None, cpu_features: Sequence[str] = ()) -> wasmer.Store:
@@ -114,13 +118,20 @@ class WasmerMemory:
 class WasmerInstance:
     def __init__(self, instance: Any, guest: str) -> None:
         self._instance = instance
+        self._functions: dict[str, Any] = {}  # each lookup in `exports` builds new wrappers
         self.guest = guest
         self.memory = WasmerMemory(instance.exports.memory, guest)
 
     def call(self, export: str, args: Sequence[int | float]) -> tuple[int | float, ...]:
-        function = getattr(self._instance.exports, export)
-        with engine_errors(f"{self.guest}: {export} trapped"):
+        function = self._functions.get(export) or self._functions.setdefault(
+            export, getattr(self._instance.exports, export)
+        )
+        try:  # not `engine_errors`: a context manager costs as much as the call itself
             result = function(*args)
+        except _PASS_THROUGH:
+            raise
+        except BaseException as failure:  # pyo3 panics derive from BaseException
+            raise _engine_failure(f"{self.guest}: {export} trapped", failure, GuestError) from None
         return as_results(result)
 
 
