@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import random
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -192,3 +193,15 @@ def test_a_read_that_fails_on_the_hashing_thread_is_reported_by_the_load(
     lazy = lazy_read(path, keys, "read ahead")
     with pytest.raises(InvalidInput, match=r"hello-0\.1\.0\.ngx: cannot read the bundle: Input/output error"):
         lazy.data(lazy.index.artifacts[0])
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
+def test_a_member_read_ahead_and_never_used_leaves_no_descriptor_open(tmp_path: Path, keys: KeyFiles) -> None:
+    path = bundle_with(tmp_path, keys, ARTIFACT_BYTES)
+    open_before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        lazy_read(path, keys, "read ahead")
+    deadline = time.monotonic() + 10
+    while len(os.listdir("/proc/self/fd")) > open_before and time.monotonic() < deadline:
+        time.sleep(0.01)  # the hashing thread closes its descriptor once it has read the member
+    assert len(os.listdir("/proc/self/fd")) <= open_before  # fewer if an earlier test's thread closed one meanwhile
