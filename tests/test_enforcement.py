@@ -10,7 +10,7 @@ import pytest
 
 from ngixi_build.runtime.abi import Errno, Status
 from ngixi_build.runtime.bundle_reader import read_bundle
-from ngixi_build.runtime.errors import InvalidInput, VerificationError
+from ngixi_build.runtime.errors import GuestError, InvalidInput, VerificationError
 from ngixi_build.runtime.host_http import Address
 from ngixi_build.runtime.hostfuncs import HOST_LOG_LEVEL, Sandbox
 from ngixi_build.runtime.loader import Guest, open_guest
@@ -217,3 +217,33 @@ def test_fs_and_kv_need_a_sandbox(tmp_path: Path, keys: KeyFiles) -> None:
         InvalidInput, match=r"probe: its fs and kv capabilities need a sandbox directory \(ngixi run --sandbox DIR\)"
     ):
         open_guest(read_bundle(bundle, load_trust(keys.trust)))
+
+
+# --- guest memory ------------------------------------------------------------------------------
+
+LOG = Imp("ngixi", "log", [I32] * 3)
+PAGE = 65536
+MEMORY_WASM = module(
+    imports=[LOG, FD_WRITE],
+    functions=[
+        Func("log_last_byte", (), [I32], call_import(0, 2, PAGE - 1, 1) + push(0)),
+        Func("log_past_the_end", (), [I32], call_import(0, 2, PAGE - 4, 5) + push(0)),
+        Func("write_count_past_the_end", (), [I32], call_import(1, 1, IOV, 1, PAGE - 2)),
+    ],
+    memory=(1, 1),
+    data=[(IOV, (OUT).to_bytes(4, "little") + (2).to_bytes(4, "little")), (OUT, b"hi"), (PAGE - 1, b"!")],
+)
+MEMORY_MANIFEST = (
+    GUEST + exports("log_last_byte", "log_past_the_end", "write_count_past_the_end") + "[capabilities.log]\n"
+    "[capabilities.stdio]\n"
+)
+
+
+def test_host_functions_refuse_pointers_outside_the_guest_s_memory(tmp_path: Path, keys: KeyFiles) -> None:
+    with load(tmp_path, keys, MEMORY_WASM, MEMORY_MANIFEST) as guest:
+        assert returns(guest, "log_last_byte") == 0
+        assert [line.message for line in guest.output.logs] == ["!"]
+        with pytest.raises(GuestError, match=rf"probe: pointer {PAGE - 4}\+5 is outside the guest's memory"):
+            guest.call("log_past_the_end", ())
+        with pytest.raises(GuestError, match=rf"probe: pointer {PAGE - 2}\+4 is outside the guest's memory"):
+            guest.call("write_count_past_the_end", ())
