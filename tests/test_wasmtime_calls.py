@@ -12,8 +12,9 @@ pytest.importorskip("wasmtime")
 
 import wasmtime
 
-from ngixi_build.runtime.engine_wasmtime import _callable, _NumericExport
+from ngixi_build.runtime.engine_wasmtime import WasmtimeMemory, _callable, _NumericExport
 from ngixi_build.runtime.engines import as_results
+from ngixi_build.runtime.errors import GuestError
 from ngixi_build.runtime.manifest import Number
 from tests.wasmgen import Func, module
 
@@ -103,3 +104,18 @@ def test_a_trap_is_raised_as_a_trap(exports: tuple[wasmtime.Store, dict[str, was
     with pytest.raises(wasmtime.Trap) as trapped:
         _callable(functions["traps"], store)(store, (1,))
     assert trapped.value.trap_code == wasmtime.TrapCode.UNREACHABLE
+
+
+def test_guest_memory_is_read_and_written_up_to_its_end_and_not_past_it() -> None:
+    store = wasmtime.Store()
+    instance = wasmtime.Instance(store, wasmtime.Module(store.engine, module(memory=(1, 1))), [])
+    exported = instance.exports(store)["memory"]
+    assert isinstance(exported, wasmtime.Memory)
+    memory = WasmtimeMemory(exported, store, "probe")
+    memory.write(65534, b"ab")
+    memory.write(0, b"cd")
+    assert (memory.read(65534, 2), memory.read(0, 2), memory.read(65536, 0)) == (b"ab", b"cd", b"")
+    with pytest.raises(GuestError, match=r"probe: pointer 65535\+2 is outside the guest's memory"):
+        memory.write(65535, b"ab")
+    with pytest.raises(GuestError, match=r"probe: pointer -1\+1 is outside the guest's memory"):
+        memory.read(-1, 1)
