@@ -1,10 +1,12 @@
-"""Calls into Wasmtime guests take a faster path than wasmtime-py's `Func.__call__`: it must give the same answers."""
+"""Calls into Wasmtime guests, and from them into host functions, take faster paths than wasmtime-py's
+`Func.__call__` and trampoline: they must give the same answers."""
 
 from __future__ import annotations
 
+import gc
 import math
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -12,11 +14,20 @@ pytest.importorskip("wasmtime")
 
 import wasmtime
 
-from ngixi_build.runtime.engine_wasmtime import WasmtimeMemory, _callable, _NumericExport
+from ngixi_build.runtime.capabilities import PROVISIONS, HostImport
+from ngixi_build.runtime.engine_wasmtime import (
+    _HOST_FUNCTIONS,
+    WasmtimeMemory,
+    _callable,
+    _NumericExport,
+    define_host_function,
+)
 from ngixi_build.runtime.engines import as_results
 from ngixi_build.runtime.errors import GuestError
+from ngixi_build.runtime.hostfuncs import HostFunction
 from ngixi_build.runtime.manifest import Number
-from tests.wasmgen import Func, module
+from ngixi_build.runtime.wasm import Signature
+from tests.wasmgen import Func, Imp, module
 
 ALL = ("i32", "i64", "f32", "f64")
 LOCAL_GET = 0x20
@@ -119,3 +130,103 @@ def test_guest_memory_is_read_and_written_up_to_its_end_and_not_past_it() -> Non
         memory.write(65535, b"ab")
     with pytest.raises(GuestError, match=r"probe: pointer -1\+1 is outside the guest's memory"):
         memory.read(-1, 1)
+
+
+# Host functions: Wasmtime calls them through `_call_host`, not wasmtime-py's trampoline; they must see the
+# same arguments and give the guest the same results and failures as through `Linker.define_func`.
+CALL_THE_IMPORT = b"\x10\x00"
+Define = Callable[[wasmtime.Linker, HostImport, HostFunction], None]
+
+
+def _define_as_wasmtime_py_does(linker: wasmtime.Linker, host_import: HostImport, function: HostFunction) -> None:
+    params, results = host_import.signature.params, host_import.signature.results
+    signature = wasmtime.FuncType(
+        [getattr(wasmtime.ValType, t)() for t in params], [getattr(wasmtime.ValType, t)() for t in results]
+    )
+    linker.define_func(host_import.module, host_import.name, signature, function)
+
+
+DEFINITIONS: dict[str, Define] = {"wasmtime-py": _define_as_wasmtime_py_does, "ours": define_host_function}
+
+
+def _relay(
+    define: Define, signature: Signature, args: Sequence[Number], function: HostFunction
+) -> tuple[Number, ...] | tuple[type[Exception], str]:
+    """What a guest export that passes its arguments to the host function, and returns its result, gives back."""
+    params, results = signature.params, signature.results
+    body = _locals(*range(len(params))) + CALL_THE_IMPORT
+    wasm = module(imports=[Imp("host", "f", params, results)], functions=[Func("relay", params, results, body)])
+    store = wasmtime.Store()
+    linker = wasmtime.Linker(store.engine)
+    define(linker, HostImport("host", "f", signature), function)
+    relay = linker.instantiate(store, wasmtime.Module(store.engine, wasm)).exports(store)["relay"]
+    assert isinstance(relay, wasmtime.Func)
+    try:
+        given: tuple[Number, ...] = _callable(relay, store)(store, args)
+    except Exception as error:
+        return type(error), str(error).splitlines()[0]
+    return given
+
+
+@pytest.mark.parametrize("args", EDGES, ids=[str(n) for n in range(len(EDGES))])
+def test_host_functions_get_the_arguments_wasmtime_py_gives(args: tuple[Number, ...]) -> None:
+    seen: dict[str, list[object]] = {}
+
+    def recorder(name: str) -> HostFunction:
+        def record(*values: Number) -> int:
+            seen[name] = _bits(values)
+            return 7
+
+        return record
+
+    for name, define in DEFINITIONS.items():
+        assert _relay(define, Signature(ALL, ("i64",)), args, recorder(name)) == (7,)
+    assert seen["ours"] == seen["wasmtime-py"]
+
+
+@pytest.mark.parametrize(
+    ("results", "returned"),
+    [
+        (("i32",), -5),
+        (("i64",), 2**63 - 1),
+        (("i32",), 2**40),  # wraps to its width
+        (("i32",), True),
+        ((), None),
+        (("i32",), None),  # no result where one is due
+        ((), 5),  # a result where none is
+        (("i32",), 1.5),
+        (("f64",), 2),
+        (("i32",), GuestError("probe: pointer 9+9 is outside the guest's memory")),
+        (("i32",), KeyError("a bug in a host function")),
+    ],
+)
+def test_host_function_results_and_failures_reach_the_guest_as_through_wasmtime_py(
+    results: tuple[str, ...], returned: object
+) -> None:
+    def host(_value: int) -> int | None:
+        if isinstance(returned, Exception):
+            raise returned
+        return returned  # type: ignore[return-value]
+
+    given = {name: _relay(define, Signature(("i32",), results), (3,), host) for name, define in DEFINITIONS.items()}
+    assert given["ours"] == given["wasmtime-py"]
+
+
+def test_host_imports_have_at_most_one_result() -> None:
+    """`_write_result` writes one result: the registry must never grant an import with more."""
+    assert max(len(p.host_import.signature.results) for p in PROVISIONS.values()) == 1
+
+
+def test_a_host_function_is_forgotten_with_the_linker_and_store_that_hold_it() -> None:
+    gc.collect()
+    before = set(_HOST_FUNCTIONS)
+    defined: set[int] = set()
+
+    def host(value: int) -> int:
+        defined.update(set(_HOST_FUNCTIONS) - before)
+        return value + 1
+
+    assert _relay(define_host_function, Signature(("i32",), ("i32",)), (4,), host) == (5,)
+    gc.collect()
+    assert defined
+    assert defined.isdisjoint(_HOST_FUNCTIONS)

@@ -11,6 +11,7 @@ refuses to load them; a refusal becomes `ArtifactRefused`, so that the loader co
 from __future__ import annotations
 
 import ctypes
+import itertools
 import math
 import threading
 import time
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 
 import wasmtime
 from wasmtime import _ffi as wasmtime_ffi  # the C API, as wasmtime-py calls it (pinned: see _NumericExport)
+from wasmtime import _func as wasmtime_func  # LAST_EXCEPTION, where a host function's exception waits for enter_wasm
 from wasmtime._func import enter_wasm
 
 from .capabilities import HostImport
@@ -382,6 +384,61 @@ def prepare(
     return WasmtimeModule(guest, engine, module, limits, _module_info(module))
 
 
+# Host functions defined by `define_host_function`, by handle: the function and its parameter and result types.
+_HOST_FUNCTIONS: dict[int, tuple[HostFunction, tuple[str, ...], tuple[str, ...]]] = {}
+_HANDLES = itertools.count(1)  # never 0: Wasmtime hands a handle back as a `void *`, and a null one reads as None
+
+
+def _call_host(handle: int | None, _caller: Any, values: Any, _count: int) -> int | None:
+    """Wasmtime's call of a host function: the arguments read from, and the result written to, its raw values.
+
+    wasmtime-py's own trampoline builds a `Caller` and a `Val` object per value on every call, about
+    100 µs per host call here. An exception goes where that trampoline puts it (`LAST_EXCEPTION`), with
+    a trap that unwinds the guest, so that `enter_wasm` raises it where the guest was called.
+    """
+    function, params, results = _HOST_FUNCTIONS[handle or 0]
+    try:
+        _write_result(values, results, function(*[getattr(values[slot], kind) for slot, kind in enumerate(params)]))
+    except BaseException as error:
+        wasmtime_func.LAST_EXCEPTION = error  # type: ignore[assignment]  # any BaseException, as its trampoline does
+        return ctypes.cast(wasmtime.Trap("python exception")._consume(), ctypes.c_void_p).value
+    return 0
+
+
+def _write_result(values: Any, kinds: tuple[str, ...], result: int | None) -> None:
+    """Host imports have at most one result (capabilities.py); it is checked as wasmtime-py's trampoline checks it."""
+    if not kinds:
+        if result is not None:
+            raise wasmtime.WasmtimeError("callback produced results when it shouldn't")
+        return
+    if not isinstance(result, _PYTHON_TYPES[kinds[0]]):
+        raise TypeError(f"don't know how to convert {result!r} to {kinds[0]}")
+    setattr(values[0], kinds[0], result)
+
+
+def _forget_host_function(handle: int | None) -> None:
+    _HOST_FUNCTIONS.pop(handle or 0, None)
+
+
+_HOST_CALLBACK = wasmtime_ffi.wasmtime_func_unchecked_callback_t(_call_host)
+_HOST_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(_forget_host_function)
+
+
+def define_host_function(linker: wasmtime.Linker, host_import: HostImport, function: HostFunction) -> None:
+    """`linker.define_func` of a host function, called by `_call_host` instead of wasmtime-py's trampoline."""
+    params, results = host_import.signature.params, host_import.signature.results
+    signature = wasmtime.FuncType([_VALUE_TYPES[t]() for t in params], [_VALUE_TYPES[t]() for t in results])
+    module, name = host_import.module.encode(), host_import.name.encode()
+    handle = next(_HANDLES)
+    _HOST_FUNCTIONS[handle] = (function, params, results)
+    error = wasmtime_ffi.wasmtime_linker_define_func_unchecked(
+        linker.ptr(), module, len(module), name, len(name), signature.ptr(), _HOST_CALLBACK, handle, _HOST_FINALIZER
+    )
+    if error:
+        _HOST_FUNCTIONS.pop(handle)
+        raise wasmtime.WasmtimeError._from_ptr(error)
+
+
 def instantiate(
     prepared: WasmtimeModule,
     *,
@@ -395,11 +452,7 @@ def instantiate(
         store.set_limits(memory_size=limits.memory_pages * PAGE_BYTES)
         linker = wasmtime.Linker(prepared.engine)
         for host_import, function in imports:
-            signature = wasmtime.FuncType(
-                [_VALUE_TYPES[t]() for t in host_import.signature.params],
-                [_VALUE_TYPES[t]() for t in host_import.signature.results],
-            )
-            linker.define_func(host_import.module, host_import.name, signature, deadline.guard(function))
+            define_host_function(linker, host_import, deadline.guard(function))
         deadline.arm(store)
         with TICKER.running():
             instance = WasmtimeInstance(linker.instantiate(store, prepared.module), store, deadline)
