@@ -15,8 +15,7 @@ import itertools
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import version
@@ -129,7 +128,11 @@ def compiling_engine(triple: str, cpu_features: Sequence[str], metered: bool, wh
 
 
 class _EpochTicker:
-    """Advances every engine's epoch each tick while any call runs; deadlines count ticks."""
+    """Advances every engine's epoch each tick while any call runs; deadlines count ticks.
+
+    `with TICKER.running():` around a call. A class rather than a generator-based context manager:
+    it is entered on every call into a guest, and contextlib's machinery cost more than the call.
+    """
 
     def __init__(self) -> None:
         self.engines: list[wasmtime.Engine] = []
@@ -137,19 +140,20 @@ class _EpochTicker:
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    @contextmanager
-    def running(self) -> Iterator[None]:
+    def running(self) -> _EpochTicker:
+        return self
+
+    def __enter__(self) -> None:
         with self._wake:
             self._active += 1
             if self._thread is None:
                 self._thread = threading.Thread(target=self._tick, name="wasmtime-epoch", daemon=True)
                 self._thread.start()
             self._wake.notify()
-        try:
-            yield
-        finally:
-            with self._wake:
-                self._active -= 1
+
+    def __exit__(self, *_: object) -> None:
+        with self._wake:
+            self._active -= 1
 
     def _tick(self) -> None:
         while True:
