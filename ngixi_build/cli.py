@@ -110,7 +110,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 declared = manifest.export(args.export or "")
                 if declared is None:
                     names = ", ".join(e.name for e in manifest.exports) or "none"
-                    raise InvalidInput(f"{args.bundle}: no export {args.export!r}; the manifest declares: {names}")
+                    problem = "name the export to call" if args.export is None else f"no export {args.export!r}"
+                    raise InvalidInput(f"{args.bundle}: {problem}; the manifest declares: {names}")
                 result = tenant.call(declared.name, parse_arguments(declared, args.args, guest=manifest.guest.name))
         except CallFailed as failure:
             _show(failure.result, as_json=args.json, error=str(failure))

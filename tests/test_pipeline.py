@@ -82,6 +82,7 @@ def test_bad_arguments_get_one_line_errors(built: Path) -> None:
     for args, message in (
         (["add", "2"], "hello: add takes 2 arguments (i32, i32), got 1"),
         (["nope"], "no export 'nope'; the manifest declares: add, greet"),
+        ([], "name the export to call; the manifest declares: add, greet"),
         (["add", "2", "x"], "hello: add argument 2: 'x' is not an i32"),
     ):
         result = run(built, "ngixi", "run", "artifacts/bundles/hello-0.1.0.ngx", *args, check=False)
