@@ -8,11 +8,9 @@ other non-public addresses are refused unless an allow entry names that exact ad
 
 from __future__ import annotations
 
-import http.client
 import ipaddress
 import re
 import socket
-import ssl
 import struct
 import time
 from collections.abc import Callable, Mapping
@@ -28,8 +26,6 @@ Address = tuple[str, int]
 Headers = tuple[tuple[str, str], ...]
 
 MAX_REDIRECTS = 5
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-CHUNK = 65536
 METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200"))
 _UNSAFE_IN_TARGET = re.compile(r"[\x00-\x20\x7f]")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -47,7 +43,7 @@ class Response:
 
 
 @dataclass(frozen=True)
-class _Request:
+class Request:
     method: str
     url: str
     origin: Origin
@@ -87,27 +83,6 @@ def parse_headers(text: str) -> Headers:
     return tuple(headers)
 
 
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """Sends `Host: host` but connects to an address chosen (and checked) beforehand."""
-
-    def __init__(self, host: str, port: int, address: Address, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout)
-        self._address = address
-
-    def connect(self) -> None:
-        self.sock = socket.create_connection(self._address, self.timeout)
-
-
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, address: Address, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self._address = address
-
-    def connect(self) -> None:
-        sock = socket.create_connection(self._address, self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
-
-
 class HttpClient:
     """Fetches for one guest instance.
 
@@ -127,6 +102,9 @@ class HttpClient:
         self.guest = guest
         self.routes = dict(routes or {})
         self.report = report or (lambda message: None)
+        from .host_http_wire import exchange  # here, not per fetch: it imports http.client and ssl
+
+        self._send = exchange
 
     def http_fetch(
         self,
@@ -165,7 +143,7 @@ class HttpClient:
             request = self._redirected(request, status, urljoin(request.url, location), first=url)
         self._refuse(Status.TOO_MANY_REDIRECTS, f"{method} {url}", f"more than {MAX_REDIRECTS} redirects")
 
-    def _request(self, method: str, url: str, headers: Headers, body: bytes, *, first: str) -> _Request:
+    def _request(self, method: str, url: str, headers: Headers, body: bytes, *, first: str) -> Request:
         what = f"{method} {url}" + (f" (redirected from {first})" if url != first else "")
         if method not in self.options.methods:
             self._refuse(
@@ -178,9 +156,9 @@ class HttpClient:
             self._refuse(
                 Status.DENIED, what, f'{origin} is not in [capabilities.http] allow; add "{origin}" to allow it'
             )
-        return _Request(method, url, origin, target, headers, body)
+        return Request(method, url, origin, target, headers, body)
 
-    def _redirected(self, request: _Request, status: int, url: str, *, first: str) -> _Request:
+    def _redirected(self, request: Request, status: int, url: str, *, first: str) -> Request:
         method, body = request.method, request.body
         if status == 303 or (status in (301, 302) and method == "POST"):
             method, body = ("HEAD" if method == "HEAD" else "GET"), b""
@@ -189,7 +167,7 @@ class HttpClient:
             headers = tuple(h for h in headers if h[0].lower() not in _CREDENTIAL_HEADERS)
         return self._request(method, url, headers, body, first=first)
 
-    def _address(self, request: _Request) -> Address:
+    def _address(self, request: Request) -> Address:
         origin = request.origin
         routed = self.routes.get((origin.host, origin.port))
         if routed is not None:
@@ -215,41 +193,9 @@ class HttpClient:
             "permits it, for requests made to that address",
         )
 
-    def _exchange(self, request: _Request, deadline: float) -> tuple[int, str | None, bytes]:
+    def _exchange(self, request: Request, deadline: float) -> tuple[int, str | None, bytes]:
         """One request; returns (status, redirect location or None, body)."""
-        address = self._address(request)
-        kind = _PinnedHTTPSConnection if request.origin.scheme == "https" else _PinnedHTTPConnection
-        connection = kind(request.origin.host, request.origin.port, address, _remaining(deadline))
-        try:
-            connection.request(request.method, request.target, body=request.body or None, headers=dict(request.headers))
-            response = connection.getresponse()
-            location = response.getheader("Location")
-            if response.status in REDIRECT_STATUSES and location:
-                return response.status, location, b""
-            return response.status, None, self._read_body(response, deadline)
-        except TimeoutError:
-            raise AbiFault(Status.TIMEOUT) from None
-        except (OSError, http.client.HTTPException, ValueError):
-            raise AbiFault(Status.UNREACHABLE) from None
-        finally:
-            connection.close()
-
-    def _read_body(self, response: http.client.HTTPResponse, deadline: float) -> bytes:
-        """The body, up to the byte cap; each read waits at most the request's timeout, and the
-        deadline is checked between reads, so a slow sender is cut off within twice the timeout."""
-        limit = self.options.max_response_bytes
-        declared = response.getheader("Content-Length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise AbiFault(Status.TOO_LARGE)
-        body = bytearray()
-        while True:
-            _remaining(deadline)
-            chunk = response.read(min(CHUNK, limit + 1 - len(body)))
-            if not chunk:
-                return bytes(body)
-            body += chunk
-            if len(body) > limit:
-                raise AbiFault(Status.TOO_LARGE)
+        return self._send(request, self._address(request), deadline, self.options.max_response_bytes)
 
     def _refuse(self, status: Status, what: str, why: str) -> NoReturn:
         self.report(f"{self.guest}: http: {what} refused: {why}")
@@ -269,10 +215,3 @@ def _split_url(url: str) -> tuple[Origin, str]:
     if _UNSAFE_IN_TARGET.search(target):
         raise AbiFault(Status.INVALID)
     return Origin(scheme, parts.hostname.lower(), port or DEFAULT_PORTS[scheme]), target
-
-
-def _remaining(deadline: float) -> float:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise AbiFault(Status.TIMEOUT)
-    return left
