@@ -212,6 +212,29 @@ def test_host_function_results_and_failures_reach_the_guest_as_through_wasmtime_
     assert given["ours"] == given["wasmtime-py"]
 
 
+@pytest.mark.parametrize("raised", [GuestError("probe: refused"), KeyError("a bug in a host function")])
+def test_a_host_function_s_exception_ends_the_call_as_through_func_call(raised: Exception) -> None:
+    """`_NumericExport` raises what wasmtime-py's `Func.__call__` raises when a host function fails."""
+
+    def host(_value: int) -> int:
+        raise raised
+
+    wasm = module(
+        imports=[Imp("host", "f", ["i32"], ["i32"])],
+        functions=[Func("relay", ["i32"], ["i32"], _locals(0) + CALL_THE_IMPORT)],
+    )
+    store = wasmtime.Store()
+    linker = wasmtime.Linker(store.engine)
+    define_host_function(linker, HostImport("host", "f", Signature(("i32",), ("i32",))), host)
+    relay = linker.instantiate(store, wasmtime.Module(store.engine, wasm)).exports(store)["relay"]
+    assert isinstance(relay, wasmtime.Func)
+    with pytest.raises(type(raised)) as through_func_call:
+        relay(store, 3)
+    with pytest.raises(type(raised)) as through_ours:
+        _callable(relay, store)(store, (3,))
+    assert through_ours.value is through_func_call.value is raised
+
+
 def test_host_imports_have_at_most_one_result() -> None:
     """`_write_result` writes one result: the registry must never grant an import with more."""
     assert max(len(p.host_import.signature.results) for p in PROVISIONS.values()) == 1

@@ -19,12 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import version
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import wasmtime
 from wasmtime import _ffi as wasmtime_ffi  # the C API, as wasmtime-py calls it (pinned: see _NumericExport)
-from wasmtime import _func as wasmtime_func  # LAST_EXCEPTION, where a host function's exception waits for enter_wasm
-from wasmtime._func import enter_wasm
+from wasmtime import _func as wasmtime_func  # LAST_EXCEPTION: a host function's exception, until it is raised
+from wasmtime._func import maybe_raise_last_exn
 
 from .capabilities import HostImport
 from .engines import PORTABLE_TRIPLE, EngineId, EngineMemory, RunLimits, as_results
@@ -273,8 +273,8 @@ class _NumericExport:
     wasmtime-py's `Func.__call__` asks the C API for the function's type and converts every value
     through Python objects on each call: about 100 µs for a near-empty call here, against a tenth of
     that this way. Values are checked and converted as the binding does: ints for i32 and i64
-    (wrapped to their width), floats for f32 and f64. Traps and host-function exceptions come back
-    through the binding's own `enter_wasm`.
+    (wrapped to their width), floats for f32 and f64. Traps and host-function exceptions are raised
+    as the binding's own `enter_wasm` raises them.
     """
 
     def __init__(self, function: wasmtime.Func, params: tuple[str, ...], results: tuple[str, ...]) -> None:
@@ -291,13 +291,21 @@ class _NumericExport:
             if not isinstance(value, _PYTHON_TYPES[kind]):
                 raise TypeError(f"don't know how to convert {value!r} to {kind}")
             setattr(values[slot], kind, value)
-        with enter_wasm(store) as trap:
-            error = wasmtime_ffi.wasmtime_func_call_unchecked(
-                store._context(), ctypes.byref(self._func), values, self._slots, trap
-            )
-            if error:
-                raise wasmtime.WasmtimeError._from_ptr(error)
+        trap = ctypes.POINTER(wasmtime_ffi.wasm_trap_t)()
+        error = wasmtime_ffi.wasmtime_func_call_unchecked(
+            store._context(), ctypes.byref(self._func), values, self._slots, ctypes.byref(trap)
+        )
+        if error or trap:
+            _raise_call_failure(error, trap)
         return tuple(getattr(values[slot], kind) for slot, kind in enumerate(self._results))
+
+
+def _raise_call_failure(error: Any, trap: Any) -> NoReturn:
+    """What wasmtime-py's `enter_wasm` raises for a failed call, without its context manager (2 µs a call):
+    a host function's exception if one ended the call, else the error or the trap."""
+    failure = wasmtime.WasmtimeError._from_ptr(error) if error else wasmtime.Trap._from_ptr(trap)
+    maybe_raise_last_exn()
+    raise failure
 
 
 def _callable(function: wasmtime.Func, store: wasmtime.Store) -> Callable[[wasmtime.Store, Sequence[Number]], Any]:
@@ -398,7 +406,8 @@ def _call_host(handle: int | None, _caller: Any, values: Any, _count: int) -> in
 
     wasmtime-py's own trampoline builds a `Caller` and a `Val` object per value on every call, about
     100 µs per host call here. An exception goes where that trampoline puts it (`LAST_EXCEPTION`), with
-    a trap that unwinds the guest, so that `enter_wasm` raises it where the guest was called.
+    a trap that unwinds the guest, so that the call into the guest raises it (`_raise_call_failure`, or
+    wasmtime-py's `enter_wasm` for calls it makes).
     """
     function, params, results = _HOST_FUNCTIONS[handle or 0]
     try:
