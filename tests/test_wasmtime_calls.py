@@ -149,10 +149,8 @@ def _define_as_wasmtime_py_does(linker: wasmtime.Linker, host_import: HostImport
 DEFINITIONS: dict[str, Define] = {"wasmtime-py": _define_as_wasmtime_py_does, "ours": define_host_function}
 
 
-def _relay(
-    define: Define, signature: Signature, args: Sequence[Number], function: HostFunction
-) -> tuple[Number, ...] | tuple[type[Exception], str]:
-    """What a guest export that passes its arguments to the host function, and returns its result, gives back."""
+def _relay_export(define: Define, signature: Signature, function: HostFunction) -> tuple[wasmtime.Store, wasmtime.Func]:
+    """A guest export that passes its arguments to the host function and returns its result."""
     params, results = signature.params, signature.results
     body = _locals(*range(len(params))) + CALL_THE_IMPORT
     wasm = module(imports=[Imp("host", "f", params, results)], functions=[Func("relay", params, results, body)])
@@ -161,6 +159,14 @@ def _relay(
     define(linker, HostImport("host", "f", signature), function)
     relay = linker.instantiate(store, wasmtime.Module(store.engine, wasm)).exports(store)["relay"]
     assert isinstance(relay, wasmtime.Func)
+    return store, relay
+
+
+def _relay(
+    define: Define, signature: Signature, args: Sequence[Number], function: HostFunction
+) -> tuple[Number, ...] | tuple[type[Exception], str]:
+    """What the relaying export (`_relay_export`) gives back, called the fast way."""
+    store, relay = _relay_export(define, signature, function)
     try:
         given: tuple[Number, ...] = _callable(relay, store)(store, args)
     except Exception as error:
@@ -219,15 +225,7 @@ def test_a_host_function_s_exception_ends_the_call_as_through_func_call(raised: 
     def host(_value: int) -> int:
         raise raised
 
-    wasm = module(
-        imports=[Imp("host", "f", ["i32"], ["i32"])],
-        functions=[Func("relay", ["i32"], ["i32"], _locals(0) + CALL_THE_IMPORT)],
-    )
-    store = wasmtime.Store()
-    linker = wasmtime.Linker(store.engine)
-    define_host_function(linker, HostImport("host", "f", Signature(("i32",), ("i32",))), host)
-    relay = linker.instantiate(store, wasmtime.Module(store.engine, wasm)).exports(store)["relay"]
-    assert isinstance(relay, wasmtime.Func)
+    store, relay = _relay_export(define_host_function, Signature(("i32",), ("i32",)), host)
     with pytest.raises(type(raised)) as through_func_call:
         relay(store, 3)
     with pytest.raises(type(raised)) as through_ours:
