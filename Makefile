@@ -19,7 +19,7 @@ test: $(STAMP) lint toolchain test-loader
 	$(VENV)/bin/pytest -n auto --dist loadfile
 
 test-loader: $(LOADER_STAMP) $(STAMP)
-	PYTHONPATH=$(CURDIR) $(LOADER_VENV)/bin/pytest -p no:cacheprovider $(LOADER_TESTS)
+	PYTHONPATH=$(CURDIR):$(CURDIR)/runtime $(LOADER_VENV)/bin/pytest -p no:cacheprovider $(LOADER_TESTS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -29,7 +29,7 @@ lint: $(STAMP)
 toolchain: $(STAMP)
 	$(VENV)/bin/doit toolchain
 
-$(STAMP): pyproject.toml constraints.txt scripts/make-venv
+$(STAMP): pyproject.toml runtime/pyproject.toml constraints.txt scripts/make-venv
 	scripts/make-venv $(VENV)
 	touch $@
 

@@ -1,4 +1,4 @@
-"""doit tasks for ngixi-build. Only declarations: the work is in ngixi_build.stages."""
+"""doit tasks for ngixi-build. Only declarations: the work is in ngixi_build.workflows.pipeline."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ from pathlib import Path
 from typing import Any
 
 from doit.tools import config_changed, run_once
+from ngixi_runtime.spec.bundle_format import FORMAT_VERSION
 
-from ngixi_build import component, publish, release, stages
 from ngixi_build.cli import project_or_exit
-from ngixi_build.compile import OPTIMIZATION_FLAGS
-from ngixi_build.precompile import metadata_path
 from ngixi_build.reporter import ProgressReporter
-from ngixi_build.runtime.bundle_format import FORMAT_VERSION
-from ngixi_build.toolchain import PIN_FILES, toolchain_for
+from ngixi_build.stages import component
+from ngixi_build.stages.compile import OPTIMIZATION_FLAGS
+from ngixi_build.stages.precompile import metadata_path
+from ngixi_build.toolchains.assemblyscript import PIN_FILES, toolchain_for
+from ngixi_build.workflows import pipeline as stages
+from ngixi_build.workflows import publish, release
 
 PROJECT = project_or_exit(Path(__file__).parent)
 GUESTS = PROJECT.guest_names()

@@ -10,7 +10,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ngixi_build.runtime.host import TenantPool, open_tenant
+from ngixi_runtime.loading.tenants import TenantPool, open_tenant
+
 from tests.integration import copy_project, run
 
 

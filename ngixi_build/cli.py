@@ -12,14 +12,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from .project import Project, find_project
-from .runtime.engines import AUTO, ENGINE_NAMES, ENGINE_VARIABLE
-from .runtime.errors import InvalidInput, NgixiError
+from ngixi_runtime.engines.base import AUTO, ENGINE_NAMES, ENGINE_VARIABLE
+from ngixi_runtime.errors import InvalidInput, NgixiError
+
+from ngixi_build.project import Project, find_project
 
 if TYPE_CHECKING:
-    from .runtime.bundle_reader import VerifiedBundle
-    from .runtime.host import CallResult
-    from .runtime.rollback import RollbackGuard
+    from ngixi_runtime.bundles.reader import VerifiedBundle
+    from ngixi_runtime.loading.tenants import CallResult
+    from ngixi_runtime.trust.rollback import RollbackGuard
 
 log = logging.getLogger("ngixi")
 TRUST_VARIABLE = "NGIXI_TRUST"
@@ -58,7 +59,7 @@ def resolve_trust(explicit: Path | None, bundle: Path) -> Path:
 
 
 def _rollback_guard(args: argparse.Namespace) -> RollbackGuard:
-    from .runtime.rollback import RollbackGuard, default_state_dir
+    from ngixi_runtime.trust.rollback import RollbackGuard, default_state_dir
 
     return RollbackGuard(args.state_dir or default_state_dir(), allow_downgrade=args.allow_downgrade)
 
@@ -82,9 +83,9 @@ def _show(result: CallResult, *, as_json: bool, error: str | None = None) -> Non
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runtime.host import CallFailed, open_tenant
-    from .runtime.loader import parse_arguments
-    from .runtime.policy import load_policy
+    from ngixi_runtime.loading.loader import parse_arguments
+    from ngixi_runtime.loading.tenants import CallFailed, open_tenant
+    from ngixi_runtime.trust.policy import load_policy
 
     trust = resolve_trust(args.trust, args.bundle)
     policy = load_policy(args.policy) if args.policy else None
@@ -129,8 +130,8 @@ def _summary(bundle: VerifiedBundle) -> str:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .runtime.bundle_reader import read_bundle
-    from .runtime.verify import load_trust
+    from ngixi_runtime.bundles.reader import read_bundle
+    from ngixi_runtime.trust.signatures import load_trust
 
     trust = load_trust(resolve_trust(args.trust, args.bundle))
     bundle = read_bundle(args.bundle, trust, rollback=_rollback_guard(args))
@@ -139,11 +140,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from .runtime.bundle_reader import read_bundle
-    from .runtime.component_loader import bundle_world
-    from .runtime.engines import chosen_engine, engine_named
-    from .runtime.loader import artifact_misfit, host_profile, verified_manifest
-    from .runtime.verify import load_trust
+    from ngixi_runtime.bundles.reader import read_bundle
+    from ngixi_runtime.engines.base import chosen_engine, engine_named
+    from ngixi_runtime.loading.components import bundle_world
+    from ngixi_runtime.loading.loader import artifact_misfit, host_profile, verified_manifest
+    from ngixi_runtime.trust.signatures import load_trust
 
     bundle = read_bundle(args.bundle, load_trust(resolve_trust(args.trust, args.bundle)))
     world = bundle_world(bundle)  # a component guest's; None for a core guest
@@ -184,8 +185,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .runtime.policy import load_policy
-    from .validate import validate
+    from ngixi_runtime.trust.policy import load_policy
+
+    from ngixi_build.stages.validate import validate
 
     policy = load_policy(args.policy) if args.policy else None
     manifest = validate(manifest_path=args.manifest, wasm_path=args.wasm, policy=policy)
@@ -196,7 +198,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from .signing import generate_key_pair
+    from ngixi_build.stages.signing import generate_key_pair
 
     key = generate_key_pair(secret_path=args.secret, public_path=args.public, comment=args.comment)
     print(f"key {key.key_id}: secret {args.secret} (mode 0600), public {args.public}")
@@ -204,7 +206,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .doctor import diagnose
+    from ngixi_build.doctor import diagnose
 
     findings = diagnose(Path.cwd())
     for finding in findings:
@@ -213,7 +215,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from .publish import publish_project_release
+    from ngixi_build.workflows.publish import publish_project_release
 
     for item in publish_project_release(find_project(Path.cwd())):
         print(f"{item.digest} {item.reference}")
@@ -221,8 +223,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    from .publish import pull_bundle
-    from .runtime.verify import load_trust
+    from ngixi_runtime.trust.signatures import load_trust
+
+    from ngixi_build.workflows.publish import pull_bundle
 
     trust = load_trust(resolve_trust(args.trust, args.out / "bundle"))
     path = pull_bundle(reference=args.reference, out_dir=args.out, trust=trust)
@@ -231,7 +234,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_wit(args: argparse.Namespace) -> int:
-    from .wit import WIT_DIR, load_catalog, resolve_json
+    from ngixi_build.toolchains.wit import WIT_DIR, load_catalog, resolve_json
 
     wit_dir = find_project(Path.cwd()).root / WIT_DIR
     print(json.dumps(resolve_json(wit_dir), indent=2) if args.json else load_catalog(wit_dir).text, end="")
@@ -239,7 +242,7 @@ def cmd_wit(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from .watch import watch
+    from ngixi_build.workflows.watch import watch
 
     watch(find_project(Path.cwd()), poll=args.poll, smoke=args.smoke, profile="release" if args.release else "dev")
     return 0

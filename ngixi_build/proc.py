@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .runtime.errors import NgixiError, ToolchainError
+from ngixi_runtime.errors import NgixiError, ToolchainError
 
 log = logging.getLogger(__name__)
 

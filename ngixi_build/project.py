@@ -9,11 +9,10 @@ from functools import cached_property
 from pathlib import Path
 
 import tomli
-
-from .runtime.bundle_format import BUNDLE_SUFFIX, BuildProfile, artifact_path
-from .runtime.engines import PORTABLE_TRIPLE
-from .runtime.errors import InvalidInput
-from .runtime.targets import DEFAULT_TARGETS, SUPPORTED_TARGETS, Target, host_triple, resolve_target
+from ngixi_runtime.engines.base import PORTABLE_TRIPLE
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX, BuildProfile, artifact_path
+from ngixi_runtime.spec.targets import DEFAULT_TARGETS, SUPPORTED_TARGETS, Target, host_triple, resolve_target
 
 GUEST_ENTRY = Path("assembly/index.ts")
 _CONFIG_KEYS = ("targets", "wasmtime_targets")

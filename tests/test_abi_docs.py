@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-from ngixi_build.runtime.abi import Errno, Status
-from ngixi_build.runtime.capabilities import PROVISIONS
+from ngixi_runtime.capabilities.registry import PROVISIONS
+from ngixi_runtime.spec.abi import Errno, Status
+
 from tests.conftest import REPO
 
 DOC = (REPO / "docs" / "host-abi.md").read_text(encoding="utf-8")

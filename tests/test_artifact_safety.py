@@ -13,10 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from ngixi_build.bundle import ArtifactInput
-from ngixi_build.precompile import precompile_guest
-from ngixi_build.runtime.targets import (
+from ngixi_runtime.spec.targets import (
     ARCHITECTURES,
     SUPPORTED_TARGETS,
     Target,
@@ -24,6 +21,9 @@ from ngixi_build.runtime.targets import (
     host_cpu_features,
     host_triple,
 )
+
+from ngixi_build.stages.bundle import ArtifactInput
+from ngixi_build.stages.precompile import precompile_guest
 from tests.conftest import KeyFiles, make_bundle, needs_wasmer
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 

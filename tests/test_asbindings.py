@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from ngixi_build.asbindings import CABI, INDEX, generate_bindings
-from ngixi_build.wit import Catalog, WitError, load_catalog, parse_resolved
+from ngixi_build.toolchains.asbindings import CABI, INDEX, generate_bindings
+from ngixi_build.toolchains.wit import Catalog, WitError, load_catalog, parse_resolved
 from tests.conftest import REPO
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ngixi_build import stages
-from ngixi_build.asc_server import AscServer
-from ngixi_build.compile import asc_arguments
 from ngixi_build.project import Project
-from ngixi_build.toolchain import ensure_toolchain, toolchain_for
+from ngixi_build.stages.compile import asc_arguments
+from ngixi_build.toolchains.asc_server import AscServer
+from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
+from ngixi_build.workflows import pipeline as stages
 from tests.conftest import REPO
 from tests.integration import compiler_processes, copy_project
 

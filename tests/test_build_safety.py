@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX
+from ngixi_runtime.trust.signatures import load_trust
 
 from ngixi_build.project import Project
-from ngixi_build.runtime.bundle_format import BUNDLE_SUFFIX
-from ngixi_build.runtime.bundle_reader import read_bundle
-from ngixi_build.runtime.errors import NgixiError
-from ngixi_build.runtime.verify import load_trust
 from tests.conftest import REPO, KeyFiles, make_bundle
 from tests.integration import BIN, copy_project, run
 
@@ -135,8 +135,8 @@ def test_builds_killed_at_random_points_leave_no_partial_bundle(tmp_path: Path, 
 WRITE_BIG_BUNDLE = """
 import sys
 from pathlib import Path
-from ngixi_build.bundle import write_bundle
-from ngixi_build.signing import load_signing_key
+from ngixi_build.stages.bundle import write_bundle
+from ngixi_build.stages.signing import load_signing_key
 d = Path(sys.argv[1])
 write_bundle(guest="hello", version="0.1.0", manifest_path=d / "hello.toml", wasm_path=d / "big.wasm", artifacts=[],
              key=load_signing_key(Path(sys.argv[2])), channel="dev", sequence=2, out_path=d / "hello-0.1.0.ngx")

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from ngixi_build.bundle import ArtifactInput, render_index
-from ngixi_build.runtime import bundle_reader
-from ngixi_build.runtime.bundle_format import (
+from ngixi_runtime.bundles import reader as bundle_reader
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.errors import NgixiError, VerificationError
+from ngixi_runtime.loading.loader import open_guest, verified_manifest
+from ngixi_runtime.spec.bundle_format import (
     INDEX_NAME,
     MAX_INDEX_BYTES,
     SIGNATURE_NAME,
@@ -25,12 +26,11 @@ from ngixi_build.runtime.bundle_format import (
     Channel,
     trusted_comment,
 )
-from ngixi_build.runtime.bundle_reader import read_bundle
-from ngixi_build.runtime.errors import NgixiError, VerificationError
-from ngixi_build.runtime.loader import open_guest, verified_manifest
-from ngixi_build.runtime.rollback import RollbackGuard
-from ngixi_build.runtime.verify import load_trust
-from ngixi_build.signing import sign
+from ngixi_runtime.trust.rollback import RollbackGuard
+from ngixi_runtime.trust.signatures import load_trust
+
+from ngixi_build.stages.bundle import ArtifactInput, render_index
+from ngixi_build.stages.signing import sign
 from tests.conftest import (
     HELLO_MANIFEST,
     WASMER_ENGINE,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from ngixi_build.runtime.check import check_module
-from ngixi_build.runtime.manifest import parse_manifest
-from ngixi_build.runtime.wasm import read_module_info
+from ngixi_runtime.guest.check import check_module
+from ngixi_runtime.guest.manifest import parse_manifest
+from ngixi_runtime.spec.wasm import read_module_info
+
 from tests.conftest import HELLO_MANIFEST
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 

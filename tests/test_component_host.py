@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from ngixi_build.runtime.component_host import COMPONENT_FUNCTIONS, ComponentInfo, check_component
-from ngixi_build.runtime.errors import GuestError
-from ngixi_build.runtime.hostfuncs import HostContext, Sandbox, open_context
-from ngixi_build.runtime.manifest import Manifest, parse_manifest
+from ngixi_runtime.capabilities.component_host import COMPONENT_FUNCTIONS, ComponentInfo, check_component
+from ngixi_runtime.capabilities.core_host import HostContext, Sandbox, open_context
+from ngixi_runtime.errors import GuestError
+from ngixi_runtime.guest.manifest import Manifest, parse_manifest
 
 F = "manifests/hello-component.toml"
 MANIFEST = """\

@@ -13,17 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.capabilities.component_host import check_component
+from ngixi_runtime.capabilities.core_host import Sandbox
+from ngixi_runtime.capabilities.registry import BASELINE, CAPABILITIES, WASI
+from ngixi_runtime.engines.wasmtime_component import read_component
+from ngixi_runtime.errors import GuestError, VerificationError
+from ngixi_runtime.guest.manifest import parse_manifest
+from ngixi_runtime.loading.loader import Guest, open_guest
+from ngixi_runtime.trust.signatures import load_trust
 
-from ngixi_build.runtime.bundle_reader import read_bundle
-from ngixi_build.runtime.capabilities import BASELINE, CAPABILITIES, WASI
-from ngixi_build.runtime.component_host import check_component
-from ngixi_build.runtime.engine_component import read_component
-from ngixi_build.runtime.errors import GuestError, VerificationError
-from ngixi_build.runtime.hostfuncs import Sandbox
-from ngixi_build.runtime.loader import Guest, open_guest
-from ngixi_build.runtime.manifest import parse_manifest
-from ngixi_build.runtime.verify import load_trust
-from ngixi_build.toolchain import ensure_toolchain
+from ngixi_build.toolchains.assemblyscript import ensure_toolchain
 from tests.conftest import REPO, KeyFiles, exit_code, make_bundle
 from tests.integration import copy_project, run
 

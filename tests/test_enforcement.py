@@ -7,18 +7,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.capabilities.core_host import HOST_LOG_LEVEL, Sandbox
+from ngixi_runtime.capabilities.fs import OFLAG_CREAT, RIGHT_FD_READ, RIGHT_FD_WRITE
+from ngixi_runtime.capabilities.http import Address
+from ngixi_runtime.errors import GuestError, InvalidInput, VerificationError
+from ngixi_runtime.guest.manifest import ManifestError
+from ngixi_runtime.loading.loader import Guest, open_guest
+from ngixi_runtime.spec.abi import Errno, Status
+from ngixi_runtime.trust.signatures import load_trust
 
-from ngixi_build.runtime.abi import Errno, Status
-from ngixi_build.runtime.bundle_reader import read_bundle
-from ngixi_build.runtime.errors import GuestError, InvalidInput, VerificationError
-from ngixi_build.runtime.host_http import Address
-from ngixi_build.runtime.hostfuncs import HOST_LOG_LEVEL, Sandbox
-from ngixi_build.runtime.loader import Guest, open_guest
-from ngixi_build.runtime.manifest import ManifestError
-from ngixi_build.runtime.verify import load_trust
-from ngixi_build.runtime.wasi_fs import OFLAG_CREAT, RIGHT_FD_READ, RIGHT_FD_WRITE
-from ngixi_build.smoke import http_server
-from ngixi_build.validate import validate
+from ngixi_build.stages.smoke import http_server
+from ngixi_build.stages.validate import validate
 from tests.conftest import KeyFiles, make_bundle
 from tests.wasmgen import DROP, I64, Func, Imp, call_import, load_i32, module, push
 

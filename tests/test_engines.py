@@ -12,20 +12,21 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.capabilities.core_host import LogLine
+from ngixi_runtime.capabilities.registry import provision_of
+from ngixi_runtime.engines import base as engines
+from ngixi_runtime.engines import wasmtime as engine_wasmtime
+from ngixi_runtime.engines.base import RunLimits
+from ngixi_runtime.errors import GuestError, NgixiError, PolicyError
+from ngixi_runtime.loading.loader import open_guest
+from ngixi_runtime.loading.tenants import open_tenant
+from ngixi_runtime.spec.targets import host_cpu_features, host_triple
+from ngixi_runtime.trust.signatures import load_trust
 
-from ngixi_build.bundle import ArtifactInput
-from ngixi_build.precompile import precompile_wasmtime
 from ngixi_build.project import Project
-from ngixi_build.runtime import engine_wasmtime, engines
-from ngixi_build.runtime.bundle_reader import read_bundle
-from ngixi_build.runtime.capabilities import provision_of
-from ngixi_build.runtime.engines import RunLimits
-from ngixi_build.runtime.errors import GuestError, NgixiError, PolicyError
-from ngixi_build.runtime.host import open_tenant
-from ngixi_build.runtime.hostfuncs import LogLine
-from ngixi_build.runtime.loader import open_guest
-from ngixi_build.runtime.targets import host_cpu_features, host_triple
-from ngixi_build.runtime.verify import load_trust
+from ngixi_build.stages.bundle import ArtifactInput
+from ngixi_build.stages.precompile import precompile_wasmtime
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, needs_wasmer
 from tests.test_loader import ADD, GREET, LOG, host_artifact
 from tests.wasmgen import Func, module
@@ -257,9 +258,9 @@ def test_running_on_wasmtime_never_imports_wasmer(tmp_path: Path, keys: KeyFiles
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from ngixi_build.runtime.bundle_reader import read_bundle\n"
-        "from ngixi_build.runtime.loader import open_guest\n"
-        "from ngixi_build.runtime.verify import load_trust\n"
+        "from ngixi_runtime.bundles.reader import read_bundle\n"
+        "from ngixi_runtime.loading.loader import open_guest\n"
+        "from ngixi_runtime.trust.signatures import load_trust\n"
         "bundle = read_bundle(Path(sys.argv[1]), load_trust(Path(sys.argv[2])))\n"
         "assert open_guest(bundle, engine='wasmtime').call('add', (2, 3)) == (5,)\n"
         "print(sorted(m for m in sys.modules if m.startswith('wasmer')))\n"

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ngixi_runtime.capabilities.core_host import HOST_FUNCTIONS, HostContext
+from ngixi_runtime.capabilities.kv import MAX_KEY_BYTES, KvStore
+from ngixi_runtime.capabilities.options import KvOptions
+from ngixi_runtime.spec.abi import Status
 
-from ngixi_build.runtime.abi import Status
-from ngixi_build.runtime.host_kv import MAX_KEY_BYTES, KvStore
-from ngixi_build.runtime.hostfuncs import HOST_FUNCTIONS, HostContext
-from ngixi_build.runtime.options import KvOptions
 from tests.conftest import FakeMemory
 
 OPTIONS = KvOptions(("counters", "cache"), max_value_bytes=8, max_keys=3)

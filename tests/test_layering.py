@@ -13,7 +13,7 @@ BUILD_MODULES = {"toolchain", "compile", "bundle", "precompile", "stages", "sign
 def test_loader_imports_no_build_side_module() -> None:
     code = (
         "import sys, json\n"
-        "import ngixi_build.runtime.loader, ngixi_build.runtime.bundle_reader, ngixi_build.runtime.verify\n"
+        "import ngixi_runtime.loading.loader, ngixi_runtime.bundles.reader, ngixi_runtime.trust.signatures\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     loaded = set(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout))
@@ -25,10 +25,10 @@ def test_http_client_and_ssl_are_imported_only_for_a_guest_granted_http() -> Non
     """They take about a tenth of a tenant child's start: a host imports them when it creates an http client."""
     code = (
         "import sys, json\n"
-        "import ngixi_build.runtime.child, ngixi_build.runtime.component_host\n"
+        "import ngixi_runtime.loading.tenant_child, ngixi_runtime.capabilities.component_host\n"
         "before = sorted(sys.modules)\n"
-        "from ngixi_build.runtime.host_http import HttpClient\n"
-        "from ngixi_build.runtime.options import HttpOptions\n"
+        "from ngixi_runtime.capabilities.http import HttpClient\n"
+        "from ngixi_runtime.capabilities.options import HttpOptions\n"
         "HttpClient(HttpOptions(allow=(), methods=('GET',), max_response_bytes=1, timeout_ms=1), guest='probe')\n"
         "print(json.dumps([before, sorted(sys.modules)]))\n"
     )

@@ -8,16 +8,16 @@ import weakref
 from pathlib import Path
 
 import pytest
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.errors import GuestError, InvalidInput, VerificationError
+from ngixi_runtime.guest.manifest import ExportDecl
+from ngixi_runtime.loading.loader import HostProfile, artifact_misfit, open_guest, parse_arguments
+from ngixi_runtime.spec.bundle_format import ArtifactMeta
+from ngixi_runtime.spec.targets import SUPPORTED_TARGETS, host_cpu_features, host_triple
+from ngixi_runtime.trust.signatures import load_trust
 
-from ngixi_build.bundle import ArtifactInput
-from ngixi_build.precompile import precompile_guest
-from ngixi_build.runtime.bundle_format import ArtifactMeta
-from ngixi_build.runtime.bundle_reader import read_bundle
-from ngixi_build.runtime.errors import GuestError, InvalidInput, VerificationError
-from ngixi_build.runtime.loader import HostProfile, artifact_misfit, open_guest, parse_arguments
-from ngixi_build.runtime.manifest import ExportDecl
-from ngixi_build.runtime.targets import SUPPORTED_TARGETS, host_cpu_features, host_triple
-from ngixi_build.runtime.verify import load_trust
+from ngixi_build.stages.bundle import ArtifactInput
+from ngixi_build.stages.precompile import precompile_guest
 from tests.conftest import HELLO_MANIFEST, WASMER_ENGINE, KeyFiles, make_bundle, needs_wasmer
 from tests.wasmgen import ADD_BODY, Func, Imp, call_import, module
 
@@ -96,7 +96,7 @@ def test_refuses_without_compiler_and_lists_why(
     path = make_bundle(
         tmp_path / "b", keys.key, wasm=WASM, manifest=MANIFEST, artifacts=[ArtifactInput(artifact.path, foreign)]
     )
-    monkeypatch.setattr("ngixi_build.runtime.engine.compiler_available", lambda: False)
+    monkeypatch.setattr("ngixi_runtime.engines.wasmer.compiler_available", lambda: False)
     with pytest.raises(Exception, match=r"aot/aarch64-apple-darwin\.wasmer: built for aarch64-apple-darwin"):
         open_guest(read_bundle(path, load_trust(keys.trust)))
 

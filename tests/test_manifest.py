@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from ngixi_build.runtime.manifest import ManifestError, load_manifest, parse_manifest
-from ngixi_build.runtime.options import FsOptions, HttpOptions, KvOptions, Origin, Preopen
+from ngixi_runtime.capabilities.options import FsOptions, HttpOptions, KvOptions, Origin, Preopen
+from ngixi_runtime.guest.manifest import ManifestError, load_manifest, parse_manifest
 
 F = "manifests/hello.toml"
 ANY = "…"  # a line the case does not pin down (it is pinned by another case)

@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from ngixi_runtime.capabilities.ceilings import no_ceiling
+from ngixi_runtime.capabilities.options import no_options
+from ngixi_runtime.capabilities.registry import CAPABILITIES
+from ngixi_runtime.errors import InvalidInput, PolicyError
+from ngixi_runtime.guest.manifest import LIMIT_KEYS, Manifest, parse_manifest
+from ngixi_runtime.loading.loader import check_memory_limit
+from ngixi_runtime.spec.wasm import read_module_info
+from ngixi_runtime.trust.policy import load_policy
 
-from ngixi_build.runtime.capabilities import CAPABILITIES
-from ngixi_build.runtime.ceilings import no_ceiling
-from ngixi_build.runtime.errors import InvalidInput, PolicyError
-from ngixi_build.runtime.loader import check_memory_limit
-from ngixi_build.runtime.manifest import LIMIT_KEYS, Manifest, parse_manifest
-from ngixi_build.runtime.options import no_options
-from ngixi_build.runtime.policy import load_policy
-from ngixi_build.runtime.wasm import read_module_info
 from tests.conftest import HELLO_MANIFEST, REPO
 from tests.wasmgen import module
 

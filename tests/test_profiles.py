@@ -8,18 +8,18 @@ import random
 from pathlib import Path
 
 import pytest
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.errors import NgixiError, VerificationError
+from ngixi_runtime.files import without_fsync, write_atomic
+from ngixi_runtime.spec.bundle_format import INDEX_NAME, SIGNATURE_NAME, BundleIndex, trusted_comment
+from ngixi_runtime.trust.signatures import load_trust
 
-from ngixi_build.bundle import render_index
-from ngixi_build.clean import remove_leftovers
-from ngixi_build.compile import CompileOptions, asc_arguments
 from ngixi_build.project import Project
-from ngixi_build.runtime.bundle_format import INDEX_NAME, SIGNATURE_NAME, BundleIndex, trusted_comment
-from ngixi_build.runtime.bundle_reader import read_bundle
-from ngixi_build.runtime.errors import NgixiError, VerificationError
-from ngixi_build.runtime.fsutil import without_fsync, write_atomic
-from ngixi_build.runtime.verify import load_trust
-from ngixi_build.signing import sign
-from ngixi_build.toolchain import toolchain_for
+from ngixi_build.stages.bundle import render_index
+from ngixi_build.stages.compile import CompileOptions, asc_arguments
+from ngixi_build.stages.signing import sign
+from ngixi_build.toolchains.assemblyscript import toolchain_for
+from ngixi_build.workflows.clean import remove_leftovers
 from tests.conftest import KeyFiles, entries, exit_code, make_bundle, repack
 from tests.test_build_safety import kill_once_writing
 from tests.test_bundle import WASM, fake_artifacts

@@ -14,16 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.errors import VerificationError
+from ngixi_runtime.trust.signatures import load_trust
 
-from ngixi_build import publish
 from ngixi_build.project import Project
-from ngixi_build.publish import publish_release, pull_bundle
-from ngixi_build.release import ReleaseError, build_bundles, make_release
-from ngixi_build.runtime.bundle_reader import read_bundle
-from ngixi_build.runtime.errors import VerificationError
-from ngixi_build.runtime.verify import load_trust
-from ngixi_build.signing import SigningKey
-from ngixi_build.toolchain import adapter_pin
+from ngixi_build.stages.signing import SigningKey
+from ngixi_build.toolchains.assemblyscript import adapter_pin
+from ngixi_build.workflows import publish
+from ngixi_build.workflows.publish import publish_release, pull_bundle
+from ngixi_build.workflows.release import ReleaseError, build_bundles, make_release
 from tests.conftest import REPO, KeyFiles, make_bundle, make_key
 from tests.integration import copy_project, run
 from tests.system import require_program

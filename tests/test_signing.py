@@ -6,10 +6,10 @@ from pathlib import Path
 
 import minisign
 import pytest
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.trust.signatures import load_trust
 
-from ngixi_build.runtime.errors import InvalidInput
-from ngixi_build.runtime.verify import load_trust
-from ngixi_build.signing import (
+from ngixi_build.stages.signing import (
     PASSWORD_VARIABLE,
     RELEASE_KEY_VARIABLE,
     ensure_dev_key,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ngixi_build.smoke import SmokeFailure, smoke_bundle
+from ngixi_build.stages.smoke import SmokeFailure, smoke_bundle
 from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from ngixi_build.runtime.errors import InvalidInput
-from ngixi_build.runtime.host import check_tenant_id, open_tenant
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.loading.tenants import check_tenant_id, open_tenant
 
 
 @pytest.mark.parametrize("tenant", ["../acme", "..", ".", "a/b", "/tmp", "", "Acme", "-x", "a" * 65, "acme\n", "a b"])

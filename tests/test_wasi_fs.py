@@ -7,12 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from ngixi_build.runtime.abi import Errno
-from ngixi_build.runtime.errors import InvalidInput
-from ngixi_build.runtime.hostfuncs import HOST_FUNCTIONS, HostContext
-from ngixi_build.runtime.options import FsOptions, Preopen
-from ngixi_build.runtime.wasi_fs import (
+from ngixi_runtime.capabilities.core_host import HOST_FUNCTIONS, HostContext
+from ngixi_runtime.capabilities.fs import (
     FDFLAG_APPEND,
     FILETYPE_DIRECTORY,
     FILETYPE_REGULAR_FILE,
@@ -24,6 +20,10 @@ from ngixi_build.runtime.wasi_fs import (
     RIGHT_FD_WRITE,
     WasiFilesystem,
 )
+from ngixi_runtime.capabilities.options import FsOptions, Preopen
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.spec.abi import Errno
+
 from tests.conftest import FakeMemory
 
 DATA, CONFIG = 3, 4  # the preopens, in manifest order

@@ -13,20 +13,20 @@ import pytest
 pytest.importorskip("wasmtime")
 
 import wasmtime
-
-from ngixi_build.runtime.capabilities import PROVISIONS, HostImport
-from ngixi_build.runtime.engine_wasmtime import (
+from ngixi_runtime.capabilities.core_host import HostFunction
+from ngixi_runtime.capabilities.registry import PROVISIONS, HostImport
+from ngixi_runtime.engines.base import as_results
+from ngixi_runtime.engines.wasmtime import (
     _HOST_FUNCTIONS,
     WasmtimeMemory,
     _callable,
     _NumericExport,
     define_host_function,
 )
-from ngixi_build.runtime.engines import as_results
-from ngixi_build.runtime.errors import GuestError
-from ngixi_build.runtime.hostfuncs import HostFunction
-from ngixi_build.runtime.manifest import Number
-from ngixi_build.runtime.wasm import Signature
+from ngixi_runtime.errors import GuestError
+from ngixi_runtime.guest.manifest import Number
+from ngixi_runtime.spec.wasm import Signature
+
 from tests.wasmgen import Func, Imp, module
 
 ALL = ("i32", "i64", "f32", "f64")

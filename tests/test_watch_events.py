@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 from doit.dependency import Dependency, SqliteDB
+from ngixi_runtime.errors import InvalidInput
 
 from ngixi_build import locking
-from ngixi_build.devbuild import doit_task_names, forget_doit_records
 from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
-from ngixi_build.runtime.errors import InvalidInput
-from ngixi_build.validate import check_validated, validate_guest
-from ngixi_build.watch import Debouncer, changed_guest, interrupt_on_sigterm
+from ngixi_build.stages.validate import check_validated, validate_guest
+from ngixi_build.workflows.devbuild import doit_task_names, forget_doit_records
+from ngixi_build.workflows.watch import Debouncer, changed_guest, interrupt_on_sigterm
 from tests.conftest import HELLO_MANIFEST
 from tests.wasmgen import ADD_BODY, Func, module
 

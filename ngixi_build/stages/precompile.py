@@ -1,0 +1,119 @@
+"""Ahead-of-time artifacts: one Wasmer/Cranelift artifact per guest and target triple, and optional Wasmtime ones."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+from ngixi_runtime.engines.base import EngineId
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.files import write_atomic
+from ngixi_runtime.spec.bundle_format import ArtifactMeta
+from ngixi_runtime.spec.targets import Target
+
+
+def metadata_path(artifact_path: Path) -> Path:
+    """`<triple>.wasmer.json` / `<triple>.cwasm.json`: each engine's artifact of a triple has its own."""
+    return artifact_path.with_name(f"{artifact_path.name}.json")
+
+
+def precompile_guest(*, wasm_path: Path, target: Target, out_path: Path) -> ArtifactMeta:
+    """Cross-compiles the .wasm for `target`; writes the artifact and its metadata beside it."""
+    from ngixi_runtime.engines import (
+        wasmer as engine,  # imported here so that Wasmtime-only hosts can import this module
+    )
+
+    wasm = wasm_path.read_bytes()
+    artifact = engine.precompile(
+        wasm,
+        triple=target.triple,
+        cpu_features=target.cpu_features,
+        what=f"precompile {wasm_path} for {target.triple}",
+    )
+    meta = artifact_metadata(target, hashlib.sha256(wasm).hexdigest())
+    _write(out_path, artifact, meta)
+    return meta
+
+
+def artifact_metadata(target: Target, wasm_sha256: str) -> ArtifactMeta:
+    """The metadata of a Wasmer artifact that this engine builds for `target` from that .wasm."""
+    from ngixi_runtime.engines import wasmer as engine
+
+    return _metadata(engine.current_engine(), target, wasm_sha256)
+
+
+def precompile_wasmtime(*, wasm_path: Path, target: Target, metered: bool, out_path: Path) -> ArtifactMeta:
+    """Compiles the .wasm (module or component) with Wasmtime for this machine's triple or `pulley64`.
+
+    A host artifact gets `target`'s CPU baseline. `metered` (the manifest sets limits.fuel) compiles fuel
+    metering in; the loader decides the same from the manifest, since Wasmtime loads an artifact only into
+    an engine configured alike.
+    """
+    from ngixi_runtime.engines import wasmtime as engine_wasmtime
+    from ngixi_runtime.engines import (  # only builds that ask for Wasmtime artifacts load it
+        wasmtime_component as engine_component,
+    )
+
+    wasm = wasm_path.read_bytes()
+    compiler = engine_component if engine_component.is_component(wasm) else engine_wasmtime
+    artifact = compiler.precompile(
+        wasm,
+        triple=target.triple,
+        cpu_features=target.cpu_features,
+        metered=metered,
+        what=f"precompile {wasm_path} with Wasmtime for {target.triple}",
+    )
+    meta = wasmtime_artifact_metadata(target, hashlib.sha256(wasm).hexdigest())
+    _write(out_path, artifact, meta, metered=metered)
+    return meta
+
+
+def wasmtime_artifact_metadata(target: Target, wasm_sha256: str) -> ArtifactMeta:
+    """The metadata of a Wasmtime artifact that this Wasmtime builds for `target` from that .wasm."""
+    from ngixi_runtime.engines import wasmtime as engine_wasmtime
+
+    return _metadata(engine_wasmtime.compiled_by(target.triple), target, wasm_sha256)
+
+
+def _metadata(ours: EngineId, target: Target, wasm_sha256: str) -> ArtifactMeta:
+    return ArtifactMeta(
+        engine=ours.engine,
+        engine_version=ours.engine_version,
+        binding_version=ours.binding_version,
+        compiler=ours.compiler,
+        triple=target.triple,
+        cpu_features=target.cpu_features,
+        wasm_sha256=wasm_sha256,
+    )
+
+
+def _write(out_path: Path, artifact: bytes, meta: ArtifactMeta, *, metered: bool = False) -> None:
+    """The artifact, and beside it its metadata and whether fuel metering is compiled in (not in the bundle)."""
+    record = {**dataclasses.asdict(meta), "metered": metered}
+    write_atomic(out_path, artifact)
+    write_atomic(metadata_path(out_path), (json.dumps(record, indent=2) + "\n").encode())
+
+
+def _read_record(artifact_path: Path) -> tuple[ArtifactMeta, bool]:
+    path = metadata_path(artifact_path)
+    try:
+        raw = json.loads(path.read_text())
+        metered = raw.pop("metered", False) is True
+        return ArtifactMeta(**{**raw, "cpu_features": tuple(raw["cpu_features"])}), metered
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+        raise InvalidInput(f"{path}: unreadable artifact metadata ({error}); run `doit clean` then build") from None
+
+
+def read_metadata(artifact_path: Path) -> ArtifactMeta:
+    return _read_record(artifact_path)[0]
+
+
+def wasmtime_artifact_is_current(artifact_path: Path, *, target: Target, wasm_sha256: str, metered: bool) -> bool:
+    """Whether the Wasmtime artifact on disk was built from that .wasm for `target` by this Wasmtime, and is
+    metered as asked: Wasmtime loads an artifact only into an engine that meters fuel alike."""
+    try:
+        return _read_record(artifact_path) == (wasmtime_artifact_metadata(target, wasm_sha256), metered)
+    except InvalidInput:  # missing or unreadable: build it again
+        return False

@@ -1,0 +1,145 @@
+"""Signing keys (minisign format), the development key, and signatures over bundle indexes."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import minisign
+import tomli_w
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.files import write_atomic
+from ngixi_runtime.trust.signatures import key_id_of
+
+log = logging.getLogger(__name__)
+
+PASSWORD_VARIABLE = "NGIXI_SIGNING_KEY_PASSWORD"
+RELEASE_KEY_VARIABLE = "NGIXI_SIGNING_KEY"
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    secret: minisign.SecretKey
+    public: minisign.PublicKey
+
+    @property
+    def key_id(self) -> str:
+        return key_id_of(self.public)
+
+    @property
+    def public_base64(self) -> str:
+        return str(self.public.to_base64().decode())
+
+
+@dataclass(frozen=True)
+class TrustEntry:
+    key: SigningKey
+    guests: tuple[str, ...]
+    channels: tuple[str, ...]
+    comment: str
+
+
+def _public_key_file(key: SigningKey) -> bytes:
+    """minisign's public key file, with the key id spelled as minisign prints it."""
+    return f"untrusted comment: minisign public key {key.key_id}\n{key.public_base64}\n".encode()
+
+
+def generate_key_pair(*, secret_path: Path, public_path: Path, comment: str) -> SigningKey:
+    """Writes a new unencrypted minisign key pair; never overwrites an existing file."""
+    for path in (secret_path, public_path):
+        if path.exists():
+            raise InvalidInput(f"{path}: already exists; move it away or choose another path")
+    pair = minisign.KeyPair.generate()
+    key = SigningKey(pair.secret_key, pair.public_key)
+    pair.secret_key.untrusted_comment = f"minisign secret key {key.key_id} ({comment})"
+    write_atomic(secret_path, bytes(pair.secret_key) + b"\n", mode=0o600)
+    write_atomic(public_path, _public_key_file(key))
+    return key
+
+
+def load_signing_key(path: Path) -> SigningKey:
+    """Reads a minisign secret key; an encrypted one needs its password in NGIXI_SIGNING_KEY_PASSWORD."""
+    try:
+        secret = minisign.SecretKey.from_file(path)
+    except OSError as error:
+        raise InvalidInput(f"{path}: cannot read the signing key: {error.strerror}") from None
+    except (minisign.Error, ValueError) as error:
+        raise InvalidInput(f"{path}: not a minisign secret key ({error})") from None
+    if secret.is_encrypted():
+        password = os.environ.get(PASSWORD_VARIABLE)
+        if password is None:
+            raise InvalidInput(f"{path}: the key is encrypted; put its password in {PASSWORD_VARIABLE}")
+        try:
+            secret.decrypt(password)
+        except minisign.Error:
+            raise InvalidInput(f"{path}: wrong password in {PASSWORD_VARIABLE}") from None
+    return SigningKey(secret, secret.get_public_key())
+
+
+def release_signing_key(explicit: Path | None = None) -> SigningKey:
+    """The release key: `explicit`, else the path in NGIXI_SIGNING_KEY. It never creates one."""
+    if explicit is None:
+        named = os.environ.get(RELEASE_KEY_VARIABLE, "")
+        if not named:
+            raise InvalidInput(
+                f"{RELEASE_KEY_VARIABLE} is not set: point it at a minisign secret key (`ngixi keygen` makes one); "
+                "releases are never signed with the development key, and no key is ever created"
+            )
+        explicit = Path(named)
+    if not explicit.is_file():
+        raise InvalidInput(f"{explicit}: no release signing key there; it is never created: give an existing key")
+    return load_signing_key(explicit)
+
+
+def sign(data: bytes, key: SigningKey, *, trusted_comment: str) -> bytes:
+    """A prehashed (`ED`) minisign signature, the form `minisign -V` verifies by default."""
+    signature = key.secret.sign(
+        data,
+        prehash=True,
+        untrusted_comment=f"signature from ngixi key {key.key_id}",
+        trusted_comment=trusted_comment,
+    )
+    return bytes(signature) + b"\n"
+
+
+def render_trust_file(entries: list[TrustEntry]) -> bytes:
+    keys = [
+        {
+            "id": e.key.key_id,
+            "public_key": e.key.public_base64,
+            "guests": list(e.guests),
+            "channels": list(e.channels),
+            "comment": e.comment,
+        }
+        for e in entries
+    ]
+    return tomli_w.dumps({"keys": keys}).encode()
+
+
+def ensure_dev_key(*, keys_dir: Path, trust_file: Path) -> tuple[SigningKey, bool]:
+    """The project's development key, created on first use with a trust file for local runs.
+
+    A public key or trust file missing beside an existing secret key (a build killed while
+    creating them) is written again from the secret key.
+    """
+    secret_path, public_path = keys_dir / "dev.key", keys_dir / "dev.pub"
+    created = not secret_path.exists()
+    if created:
+        key = generate_key_pair(secret_path=secret_path, public_path=public_path, comment="ngixi dev key")
+    else:
+        key = load_signing_key(secret_path)
+    if not public_path.exists():
+        write_atomic(public_path, _public_key_file(key))
+    if not trust_file.exists():
+        entry = TrustEntry(key, ("*",), ("dev",), "development key of this checkout; never trust it in production")
+        write_atomic(trust_file, render_trust_file([entry]))
+    if created:
+        log.warning(
+            "created a development signing key %s in %s (dev channel only, never commit it); trust file: %s",
+            key.key_id,
+            secret_path,
+            trust_file,
+        )
+    return key, created

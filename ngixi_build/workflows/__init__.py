@@ -1,0 +1,1 @@
+"""What the build's commands run: the pipeline doit wires, watch mode, release, publish, clean."""

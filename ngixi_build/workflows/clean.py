@@ -1,0 +1,37 @@
+"""What `doit clean` removes besides the tasks' targets: leftovers of killed builds, and watch mode's outputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from ngixi_runtime.files import is_temporary_name
+
+from ngixi_build.locking import build_lock
+from ngixi_build.project import Project
+
+
+def leftovers(project: Project) -> Iterator[Path]:
+    """Temporaries our writers left in the build's own directories; never the sandbox or the toolchain."""
+    searched = [*project.artifacts_dir.rglob("*"), *_entries(project.state_dir), *_entries(project.keys_dir)]
+    return (p for p in searched if is_temporary_name(p.name))
+
+
+def remove_leftovers(project: Project) -> list[Path]:
+    """Removes leftover temporaries, dev-profile outputs and watch scratch files; returns what it removed."""
+    dev_outputs = dataclasses.replace(project, profile="dev").outputs_dir
+    with build_lock(project.state_dir):  # exclusive: no build is writing a temporary meanwhile
+        removed = [*leftovers(project), dev_outputs, project.watch_dir]
+        removed = [p for p in removed if p.exists()]
+        for path in removed:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+    return removed
+
+
+def _entries(directory: Path) -> list[Path]:
+    return list(directory.iterdir()) if directory.is_dir() else []

@@ -1,0 +1,263 @@
+"""Watch mode's rebuild of one guest, the quickest way to a verified dev bundle.
+
+Foreground: compile with the warm compiler → validate → the host's artifact → dev bundle,
+signed and verified. Background, one step at a time while nothing else waits: the other
+targets' artifacts (and any Wasmtime ones), then the bundle again with all of them.
+
+In between, the dev bundle holds the new .wasm and the host's artifact only, never an artifact
+built from an older .wasm (the bundle writer refuses such a mix). A loader on another target
+compiles the .wasm meanwhile and says so.
+
+A dev-profile build (the default) compiles quickly and keeps its outputs under artifacts/dev/, apart
+from `doit build`'s. A release-profile build writes `doit build`'s outputs: once its background steps
+are done, its bundle is byte for byte what `doit build` makes from the same sources.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from doit.dependency import Dependency, SqliteDB
+from ngixi_runtime.bundles.reader import VerifiedBundle, read_bundle
+from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.files import sha256_of, without_fsync, write_atomic
+from ngixi_runtime.spec.bundle_format import BuildProfile
+from ngixi_runtime.spec.targets import Target, host_triple
+from ngixi_runtime.trust.signatures import load_trust
+
+from ngixi_build.locking import build_lock
+from ngixi_build.project import Project
+from ngixi_build.stages import component
+from ngixi_build.stages.compile import CompileError, asc_arguments
+from ngixi_build.stages.precompile import artifact_metadata, read_metadata, wasmtime_artifact_is_current
+from ngixi_build.toolchains.asc_server import AscReply, AscServer, CompilerDied
+from ngixi_build.toolchains.assemblyscript import toolchain_for
+from ngixi_build.workflows import pipeline as stages
+
+log = logging.getLogger(__name__)
+
+COMPILE_TIMEOUT_SECONDS = 600.0
+WARM_UP_COMPILES = 4
+
+
+@dataclass(frozen=True)
+class _Compile:
+    argv: tuple[str, ...]
+    reply: Future[AscReply]
+
+
+@dataclass
+class _Remaining:
+    """Background work left for one guest, valid while its .wasm is still `wasm_sha256`."""
+
+    wasm_sha256: str
+    targets: list[Target] = field(default_factory=list)
+    wasmtime_triples: list[str] = field(default_factory=list)
+
+
+class StepTimes:
+    """How long each step of one rebuild took, for `ngixi -v watch`."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, float]] = []
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - started)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.steps.append((name, seconds))
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in self.steps)
+
+
+class DevBuilder:
+    def __init__(self, project: Project, server: AscServer, *, profile: BuildProfile = "dev") -> None:
+        self.project = dataclasses.replace(project, profile=profile)
+        self.server = server
+        self.toolchain = toolchain_for(project.state_dir)
+        self._compiles: dict[str, _Compile] = {}
+        self._background: dict[str, _Remaining] = {}
+
+    def prefetch(self, guest: str) -> None:
+        """Starts compiling now (e.g. while events settle); `rebuild` uses the result if the sources still match."""
+        if guest not in self._compiles and guest in self.project.guest_names():
+            argv = self._argv(guest)
+            self._compiles[guest] = _Compile(argv, self.server.submit(argv))
+
+    def warm_up(self, guest: str) -> None:
+        """A few throw-away compiles: V8 optimizes asc's hot paths only after it has run them a few times."""
+        for _ in range(WARM_UP_COMPILES):
+            self.server.compile(self._argv(guest), timeout=COMPILE_TIMEOUT_SECONDS)
+
+    def rebuild(self, guest: str, times: StepTimes | None = None) -> VerifiedBundle:
+        """The foreground steps; raises NgixiError (compile or manifest errors) with the diagnostics."""
+        step = (times or StepTimes()).step
+        self._background.pop(guest, None)
+        sequence = self.project.source_epoch()  # its git call runs while asc still compiles
+        is_component = stages.is_component_guest(self.project, guest)
+        if is_component:
+            component.generate_bindings(self.project)
+        with step("compile"):
+            self._compile(guest)
+        targets, wasmtime_triples = stages.artifact_plan(self.project, guest)
+        with build_lock(self.project.state_dir), self._writing():
+            self._forget_doit_records(guest)
+            with step("write"):
+                if is_component:
+                    component.componentize_guest(self.project, guest, core_wasm=self._scratch(guest))
+                else:
+                    write_atomic(self.project.wasm_path(guest), self._scratch(guest).read_bytes())
+            with step("validate"):
+                stages.validate(self.project, guest)
+            wasm_sha256 = hashlib.sha256(self.project.wasm_path(guest).read_bytes()).hexdigest()
+            with step("host artifact"):
+                for target in (t for t in targets if t.triple == host_triple()):
+                    self._precompile(guest, target, wasm_sha256)
+            with step("bundle"):
+                path = self._bundle(guest, wasm_sha256, sequence)
+            with step("verify"):
+                bundle = self._verify(path)
+        remaining = _Remaining(
+            wasm_sha256,
+            [t for t in targets if not self._artifact_fits(guest, t, wasm_sha256)],
+            [t for t in wasmtime_triples if not self._wasmtime_artifact_fits(guest, t, wasm_sha256)],
+        )
+        if remaining.targets or remaining.wasmtime_triples:
+            self._background[guest] = remaining
+        return bundle
+
+    def drop(self, guest: str) -> None:
+        """Forgets a guest that is gone: no background work, no pending compile."""
+        self._background.pop(guest, None)
+        self._compiles.pop(guest, None)
+
+    @property
+    def has_background_work(self) -> bool:
+        return bool(self._background)
+
+    def background_step(self) -> None:
+        """One artifact for another target, or the final bundle with every artifact that was built."""
+        guest, remaining = next(iter(self._background.items()))
+        with build_lock(self.project.state_dir), self._writing():
+            if self._wasm_sha256(guest) != remaining.wasm_sha256:
+                del self._background[guest]  # changed or gone since (a doit build, a clean): not ours any more
+            elif remaining.targets:
+                self._precompile(guest, remaining.targets.pop(0), remaining.wasm_sha256)
+            elif remaining.wasmtime_triples:
+                stages.precompile_with_wasmtime(self.project, guest, remaining.wasmtime_triples.pop(0))
+            else:
+                del self._background[guest]
+                self._verify(self._bundle(guest, remaining.wasm_sha256))
+
+    def _writing(self) -> AbstractContextManager[None]:
+        """Dev outputs are rebuilt on the next save and verified when read: no need to wait for the disk."""
+        return without_fsync() if self.project.profile == "dev" else nullcontext()
+
+    def _argv(self, guest: str) -> tuple[str, ...]:
+        entry, options = stages.compile_inputs(self.project, guest)
+        return tuple(asc_arguments(self.toolchain, self.project.root, entry, self._scratch(guest), options))
+
+    def _scratch(self, guest: str) -> Path:
+        return self.project.watch_dir / self.project.profile / f"{guest}.wasm"
+
+    def _compile(self, guest: str) -> None:
+        """Compiles into the scratch file, reusing a prefetched compile of the same sources."""
+        argv = self._argv(guest)
+        reply = self._prefetched_reply(guest, argv)
+        if reply is None:
+            reply = self.server.compile(argv, timeout=COMPILE_TIMEOUT_SECONDS)
+        if not reply.ok:
+            entry = argv[0]
+            raise CompileError(f"{entry}: asc reports:\n{reply.diagnostics}")
+
+    def _prefetched_reply(self, guest: str, argv: tuple[str, ...]) -> AscReply | None:
+        started = self._compiles.pop(guest, None)
+        if started is None or started.argv != argv:
+            return None
+        try:
+            reply = started.reply.result(timeout=COMPILE_TIMEOUT_SECONDS)
+        except CompilerDied:
+            return None
+        current = reply.still_current()
+        log.debug("%s: the compile started early is %s", guest, "used" if current else "stale; compiling again")
+        return reply if current else None
+
+    def _wasm_sha256(self, guest: str) -> str | None:
+        return sha256_of(self.project.wasm_path(guest))
+
+    def _artifact_fits(self, guest: str, target: Target, wasm_sha256: str) -> bool:
+        """Whether the artifact on disk was built from this .wasm for this baseline by this engine."""
+        try:
+            built = read_metadata(self.project.artifact_path(guest, target.triple))
+        except NgixiError:
+            return False
+        return built == artifact_metadata(target, wasm_sha256)
+
+    def _wasmtime_artifact_fits(self, guest: str, triple: str, wasm_sha256: str) -> bool:
+        return wasmtime_artifact_is_current(
+            self.project.artifact_path(guest, triple, "wasmtime"),
+            target=self.project.wasmtime_target(triple),
+            wasm_sha256=wasm_sha256,
+            metered=stages.lenient_guest_fields(self.project, guest)["metered"],
+        )
+
+    def _precompile(self, guest: str, target: Target, wasm_sha256: str) -> None:
+        if not self._artifact_fits(guest, target, wasm_sha256):
+            stages.precompile(self.project, guest, target)
+
+    def _bundle(self, guest: str, wasm_sha256: str, sequence: int | None = None) -> Path:
+        """Writes the bundle with every artifact built from this .wasm."""
+        targets, wasmtime_triples = stages.artifact_plan(self.project, guest)
+        fitting = [t.triple for t in targets if self._artifact_fits(guest, t, wasm_sha256)]
+        wasmtime = [t for t in wasmtime_triples if self._wasmtime_artifact_fits(guest, t, wasm_sha256)]
+        return stages.bundle(self.project, guest, fitting, wasmtime_triples=wasmtime, sequence=sequence)
+
+    def _verify(self, bundle: Path) -> VerifiedBundle:
+        return read_bundle(bundle, load_trust(self.project.dev_trust_file))
+
+    def _forget_doit_records(self, guest: str) -> None:
+        """Makes the next `doit build` redo this guest's tasks rather than trust records older than our outputs.
+
+        Only release-profile outputs are doit's targets; dev ones live apart and never touch its records.
+        """
+        if self.project.profile != "release":
+            return
+        targets, wasmtime_triples = stages.artifact_plan(self.project, guest)
+        triples = [t.triple for t in targets]
+        forget_doit_records(self.project.doit_db, doit_task_names(guest, triples, wasmtime_triples))
+
+
+def forget_doit_records(doit_db: Path, task_names: list[str]) -> None:
+    if not doit_db.exists():
+        return
+    records = Dependency(SqliteDB, str(doit_db))
+    try:
+        for name in task_names:
+            records.remove(name)
+    finally:
+        records.close()
+
+
+def doit_task_names(guest: str, triples: Sequence[str], wasmtime_triples: Sequence[str] = ()) -> list[str]:
+    """The build tasks dodo.py declares for one guest."""
+    return [
+        f"compile:{guest}",
+        f"validate:{guest}",
+        *(f"precompile:{guest}@{t}" for t in triples),
+        *(f"precompile:{guest}@{t}.wasmtime" for t in wasmtime_triples),
+        f"bundle:{guest}",
+    ]

@@ -1,0 +1,225 @@
+"""Publishing release bundles to an OCI registry, and pulling them back verified (oras)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import ipaddress
+import json
+import logging
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import oras.client
+import requests
+from ngixi_runtime.bundles.reader import VerifiedBundle, read_bundle
+from ngixi_runtime.errors import InvalidInput, NgixiError, VerificationError
+from ngixi_runtime.files import atomic_output
+from ngixi_runtime.loading.loader import verified_manifest
+from ngixi_runtime.spec.bundle_format import MAX_BUNDLE_BYTES
+from ngixi_runtime.trust.signatures import TrustedKey, TrustStore
+
+from ngixi_build.project import Project
+from ngixi_build.stages.signing import SigningKey, release_signing_key
+from ngixi_build.workflows.release import release_version
+
+log = logging.getLogger(__name__)
+
+BUNDLE_MEDIA_TYPE = "application/vnd.ngixi.bundle.v1.tar"  # what `pull` also accepts: published before gzip
+GZIP_BUNDLE_MEDIA_TYPE = "application/vnd.ngixi.bundle.v1.tar+gzip"
+BUNDLE_MEDIA_TYPES = (GZIP_BUNDLE_MEDIA_TYPE, BUNDLE_MEDIA_TYPE)
+# zlib's default: level 9 saves 1-2% more of a bundle for five times the time.
+COMPRESSION_LEVEL = 6
+ARTIFACT_TYPE = "application/vnd.ngixi.bundle.config.v1+json"
+REGISTRY_VARIABLE = "NGIXI_REGISTRY"
+USERNAME_VARIABLE = "NGIXI_REGISTRY_USERNAME"
+PASSWORD_VARIABLE = "NGIXI_REGISTRY_PASSWORD"
+INSECURE_VARIABLE = "NGIXI_REGISTRY_INSECURE"
+
+
+class RegistryError(NgixiError):
+    """The registry refused or failed a push or pull."""
+
+
+@dataclass(frozen=True)
+class Published:
+    reference: str
+    digest: str
+
+
+def registry_from_environment() -> str:
+    registry = os.environ.get(REGISTRY_VARIABLE, "").strip().rstrip("/")
+    if not registry:
+        raise InvalidInput(f"{REGISTRY_VARIABLE} is not set: give the registry as host[:port][/namespace]")
+    return registry
+
+
+def _is_loopback(registry: str) -> bool:
+    host = registry.split("/", maxsplit=1)[0].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _client(registry: str) -> oras.client.OrasClient:
+    """A client for the registry: plain HTTP only on loopback or when asked; login from the environment."""
+    insecure = _is_loopback(registry) or os.environ.get(INSECURE_VARIABLE) == "1"
+    client = oras.client.OrasClient(insecure=insecure)
+    username, password = os.environ.get(USERNAME_VARIABLE), os.environ.get(PASSWORD_VARIABLE)
+    if username and password:
+        client.login(username=username, password=password, hostname=registry.split("/", maxsplit=1)[0])
+    return client
+
+
+def _trust_of(key: SigningKey) -> TrustStore:
+    return TrustStore("the release key", (TrustedKey(key.key_id, key.public, ("*",), ("release",)),))
+
+
+def describe(bundle: VerifiedBundle) -> tuple[dict[str, Any], dict[str, str]]:
+    """The OCI config document and manifest annotations for a verified bundle."""
+    index = bundle.index
+    manifest = verified_manifest(bundle)
+    targets = sorted(m.artifact.triple for m in index.artifacts if m.artifact)
+    capabilities = sorted(manifest.grants)
+    config = {
+        "guest": index.guest,
+        "version": index.version,
+        "channel": index.channel,
+        "sequence": index.sequence,
+        "capabilities": capabilities,
+        "targets": targets,
+    }
+    annotations = {
+        "org.opencontainers.image.title": Path(bundle.source).name,
+        "org.opencontainers.image.version": index.version,
+        "dev.ngixi.guest": index.guest,
+        "dev.ngixi.channel": index.channel,
+        "dev.ngixi.capabilities": ",".join(capabilities),
+        "dev.ngixi.targets": ",".join(targets),
+    }
+    return config, annotations
+
+
+def publish_bundle(client: oras.client.OrasClient, registry: str, path: Path, key: SigningKey) -> Published:
+    bundle = read_bundle(path, _trust_of(key))
+    config, annotations = describe(bundle)
+    reference = f"{registry}/{bundle.index.guest}:{bundle.index.version}"
+    with tempfile.TemporaryDirectory() as scratch:
+        config_path = Path(scratch) / "config.json"
+        config_path.write_text(json.dumps(config, sort_keys=True))
+        layer_path = Path(scratch) / f"{path.name}.gz"
+        layer_path.write_bytes(compressed(path.read_bytes()))
+        try:
+            response = client.push(
+                target=reference,
+                files=[f"{layer_path}:{GZIP_BUNDLE_MEDIA_TYPE}"],
+                manifest_config=f"{config_path}:{ARTIFACT_TYPE}",
+                manifest_annotations=annotations,
+                disable_path_validation=True,
+                quiet=True,
+            )
+        except (requests.RequestException, ValueError) as error:
+            raise RegistryError(f"{reference}: push failed: {error}") from None
+    return Published(reference, response.headers.get("Docker-Content-Digest", "unknown"))
+
+
+def compressed(bundle: bytes) -> bytes:
+    """The bundle's layer: gzip with no name, mtime 0 and a fixed level, so the same bundle gives the same digest."""
+    return gzip.compress(bundle, compresslevel=COMPRESSION_LEVEL, mtime=0)
+
+
+def publish_release(*, release_dir: Path, registry: str, key: SigningKey) -> list[Published]:
+    """Pushes every bundle of a release directory; each is verified with the release key first."""
+    bundles = sorted(release_dir.glob("*.ngx"))
+    if not bundles:
+        raise InvalidInput(f"{release_dir}: no bundles to publish; run `doit release` first")
+    client = _client(registry)
+    return [publish_bundle(client, registry, path, key) for path in bundles]
+
+
+def _bundle_layer(manifest: dict[str, Any], reference: str) -> dict[str, Any]:
+    layers = [layer for layer in manifest.get("layers", []) if layer.get("mediaType") in BUNDLE_MEDIA_TYPES]
+    if len(layers) != 1:
+        kinds = " or ".join(BUNDLE_MEDIA_TYPES)
+        raise VerificationError(f"{reference}: expected one {kinds} layer, found {len(layers)}")
+    layer: dict[str, Any] = layers[0]
+    if not isinstance(layer.get("size"), int) or not 0 < layer["size"] <= MAX_BUNDLE_BYTES:
+        raise VerificationError(f"{reference}: bundle layer size {layer.get('size')!r} is out of bounds")
+    return layer
+
+
+def pull_bundle(*, reference: str, out_dir: Path, trust: TrustStore) -> Path:
+    """Fetches a bundle by reference, checks the blob digest, verifies it, then moves it into out_dir."""
+    client = _client(reference.split("/", maxsplit=1)[0])
+    try:
+        container = client.get_container(reference)
+        layer = _bundle_layer(client.get_manifest(container), reference)
+        response = client.get_blob(container, layer["digest"], stream=True)
+        response.raise_for_status()
+        name = f"{container.repository.rsplit('/', 1)[-1]}-{container.tag}.ngx"
+        with tempfile.TemporaryDirectory() as scratch:
+            blob, staged = Path(scratch) / "blob", Path(scratch) / name
+            digest = _download(response, blob, layer["size"], reference)
+            if f"sha256:{digest}" != layer["digest"]:
+                raise VerificationError(f"{reference}: downloaded blob does not match its digest")
+            if layer["mediaType"] == GZIP_BUNDLE_MEDIA_TYPE:
+                _decompress(blob, staged, reference)
+            else:
+                blob.rename(staged)
+            read_bundle(staged, trust)
+            final = out_dir / name
+            with atomic_output(final) as stream:
+                stream.write(staged.read_bytes())
+    except (requests.RequestException, ValueError) as error:
+        raise RegistryError(f"{reference}: pull failed: {error}") from None
+    return final
+
+
+def _download(response: requests.Response, path: Path, size: int, reference: str) -> str:
+    digest = hashlib.sha256()
+    received = 0
+    with path.open("wb") as stream:
+        for chunk in response.iter_content(chunk_size=1 << 16):
+            received += len(chunk)
+            if received > size:
+                raise VerificationError(f"{reference}: blob is larger than its declared {size} bytes")
+            digest.update(chunk)
+            stream.write(chunk)
+    return digest.hexdigest()
+
+
+def _decompress(blob: Path, path: Path, reference: str) -> None:
+    """Inflates a gzip'd layer, refusing one that inflates past the largest bundle the reader accepts."""
+    written = 0
+    try:
+        with gzip.open(blob) as inflated, path.open("wb") as stream:
+            while chunk := inflated.read(1 << 16):
+                written += len(chunk)
+                if written > MAX_BUNDLE_BYTES:
+                    raise VerificationError(
+                        f"{reference}: the bundle layer inflates to more than {MAX_BUNDLE_BYTES} bytes, the largest "
+                        "bundle accepted; refused as a decompression bomb"
+                    )
+                stream.write(chunk)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        raise VerificationError(f"{reference}: the bundle layer is not valid gzip: {error}") from None
+
+
+def publish_project_release(project: Project) -> list[Published]:
+    """`doit publish`: pushes artifacts/release/<version>/ to $NGIXI_REGISTRY."""
+    version = release_version(project)
+    published = publish_release(
+        release_dir=project.artifacts_dir / "release" / version,
+        registry=registry_from_environment(),
+        key=release_signing_key(),
+    )
+    for item in published:
+        log.info("%s %s", item.digest, item.reference)
+    return published

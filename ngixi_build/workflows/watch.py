@@ -1,0 +1,304 @@
+"""`ngixi watch` / `doit watch`: rebuild a guest's dev bundle whenever its sources or manifest change.
+
+Only guests/ and manifests/ are watched (never artifacts/ or .ngixi/, so our own outputs cannot
+trigger a rebuild). Events are debounced and coalesced; a change during a rebuild leads to one
+more rebuild once it is done. Compiling starts as soon as a change arrives, in a long-lived
+compiler process, and its result is used only if the sources still match after the debounce.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from ngixi_runtime.errors import InvalidInput, NgixiError
+from ngixi_runtime.spec.bundle_format import BuildProfile
+from watchdog.events import (
+    EVENT_TYPE_MODIFIED,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from ngixi_build.locking import build_lock
+from ngixi_build.project import Project
+from ngixi_build.stages.smoke import smoke_bundle
+from ngixi_build.toolchains.asc_server import AscServer
+from ngixi_build.toolchains.assemblyscript import ensure_toolchain
+from ngixi_build.workflows import pipeline as stages
+from ngixi_build.workflows.devbuild import DevBuilder, StepTimes
+
+log = logging.getLogger(__name__)
+
+DEBOUNCE_SECONDS = 0.1
+POLL_SECONDS = 0.5
+SMOKE_TIMEOUT_SECONDS = 60.0
+_EVENTS = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileClosedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+]
+# Editors' swap, backup, lock and probe files (vim, emacs, JetBrains, and the like).
+_NOISE_SUFFIXES = ("~", ".swp", ".swx", ".swo", ".tmp", ".bak", ".orig", "___jb_tmp___", "___jb_old___")
+_NOISE_NAMES = {"4913"}
+
+Echo = Callable[[str], None]
+
+
+def is_editor_noise(name: str) -> bool:
+    return name.startswith((".", "#")) or name.endswith(_NOISE_SUFFIXES) or name in _NOISE_NAMES
+
+
+def changed_guest(project: Project, path: Path) -> str | None:
+    """The guest whose inputs include `path`, or None for editor noise and files no guest reads."""
+    for root in (project.guests_dir, project.manifests_dir):
+        try:
+            parts = path.relative_to(root).parts
+        except ValueError:
+            continue
+        if not parts or any(is_editor_noise(part) for part in parts):
+            return None
+        if root == project.guests_dir:
+            return parts[0]
+        return parts[0].removesuffix(".toml") if len(parts) == 1 and parts[0].endswith(".toml") else None
+    return None
+
+
+class Debouncer:
+    """Collects changed guests and hands them over once no event has come for `quiet` seconds."""
+
+    def __init__(self, quiet: float) -> None:
+        self._quiet = quiet
+        self._condition = threading.Condition()
+        self._pending: set[str] = set()
+        self._announced: set[str] = set()
+        self._last_event = 0.0
+
+    def add(self, guest: str) -> None:
+        with self._condition:
+            self._pending.add(guest)
+            self._last_event = time.monotonic()
+            self._condition.notify_all()
+
+    def next_batch(self, *, block: bool, on_arrival: Callable[[str], None]) -> set[str]:
+        """The settled guests; waits for them unless `block` is False and nothing is pending.
+
+        `on_arrival` is called once per guest as soon as its first event of a batch is seen.
+        """
+        while True:
+            with self._condition:
+                arrivals = self._pending - self._announced
+                self._announced |= arrivals
+                if not arrivals:
+                    settle_in = self._last_event + self._quiet - time.monotonic() if self._pending else None
+                    if settle_in is not None and settle_in <= 0:
+                        return self._take()
+                    if settle_in is None and not block:
+                        return set()
+                    self._condition.wait(settle_in)
+                    continue
+            for guest in sorted(arrivals):
+                on_arrival(guest)
+
+    def _take(self) -> set[str]:
+        batch, self._pending, self._announced = self._pending, set(), set()
+        return batch
+
+
+class _GuestEvents(FileSystemEventHandler):
+    def __init__(self, project: Project, changed: Callable[[str], None]) -> None:
+        self.project = project
+        self.changed = changed
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory and event.event_type == EVENT_TYPE_MODIFIED:
+            return  # an entry inside changed; that entry has its own event
+        for raw in (event.src_path, event.dest_path):
+            guest = changed_guest(self.project, Path(os.fsdecode(raw))) if raw else None
+            if guest is not None:
+                self.changed(guest)
+
+
+def _start_observer(project: Project, debouncer: Debouncer, *, poll: bool) -> BaseObserver:
+    observer: BaseObserver = PollingObserver(timeout=POLL_SECONDS) if poll else Observer()
+    handler = _GuestEvents(project, debouncer.add)
+    for directory in (project.guests_dir, project.manifests_dir):
+        if not directory.is_dir():
+            raise InvalidInput(f"{directory}: missing; watch needs guests/ and manifests/")
+        observer.schedule(handler, str(directory), recursive=True, event_filter=_EVENTS)
+    observer.daemon = True
+    try:
+        observer.start()
+    except OSError as error:
+        raise InvalidInput(f"cannot watch {project.root} for changes ({error}); try --poll") from None
+    return observer
+
+
+@contextmanager
+def interrupt_on_sigterm() -> Iterator[None]:
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class _Session:
+    """The watch loop's state: the builder, the guests we know of, and how results are shown."""
+
+    def __init__(self, project: Project, builder: DevBuilder, *, smoke: bool, echo: Echo) -> None:
+        self.project = project
+        self.builder = builder
+        self.smoke = smoke
+        self.echo = echo
+        self.known = set(project.guest_names())
+        self._first_events: dict[str, float] = {}
+
+    def arrived(self, guest: str) -> None:
+        """A guest's first event of a batch: its compile starts now, while the events settle."""
+        self._first_events.setdefault(guest, time.perf_counter())
+        self.builder.prefetch(guest)
+
+    def handle(self, guest: str) -> None:
+        first_event = self._first_events.pop(guest, None)
+        if guest in self.project.guest_names():
+            if guest not in self.known:
+                self.known.add(guest)
+                self.echo(f"{guest}: new guest")
+            self.rebuild(guest, first_event)
+        elif guest in self.known:
+            self.known.discard(guest)
+            self.builder.drop(guest)
+            self.echo(f"{guest}: removed; no longer built")
+
+    def build_all(self) -> None:
+        """Every guest once, so the bundles match the sources before the first change; warms the compiler."""
+        for guest in sorted(self.known):
+            self.rebuild(guest)
+        if self.known:
+            self.builder.warm_up(min(self.known))
+
+    def rebuild(self, guest: str, first_event: float | None = None) -> None:
+        """Rebuilds and says how long it took from the guest's first event (the save), if there was one."""
+        started = first_event or time.perf_counter()
+        times = StepTimes()
+        times.add("settle", time.perf_counter() - started)
+        try:
+            bundle = self.builder.rebuild(guest, times)
+        except (NgixiError, OSError) as error:
+            self.echo(f"{guest}: failed after {time.perf_counter() - started:.2f} s\n{error}")
+            return
+        finally:
+            log.debug("%s: steps: %s", guest, times)
+        self.echo(f"{guest}: rebuilt in {time.perf_counter() - started:.2f} s")
+        if self.smoke:
+            self._run_smoke(guest, Path(bundle.source))
+
+    def _run_smoke(self, guest: str, bundle: Path) -> None:
+        label = str(self.project.manifest_path(guest).relative_to(self.project.root))
+        self.echo(f"{guest}: {smoke_in_child(bundle, trust_file=self.project.dev_trust_file, label=label)}")
+
+    def background_step(self) -> None:
+        try:
+            self.builder.background_step()
+        except (NgixiError, OSError) as error:
+            self.echo(f"other targets' artifacts failed:\n{error}")
+
+
+def _smoke_and_report(bundle: Path, trust_file: Path, label: str, report: Connection) -> None:
+    try:
+        count = smoke_bundle(bundle_path=bundle, trust_file=trust_file, label=label)
+    except NgixiError as error:
+        report.send(f"smoke failed:\n{error}")
+        return
+    report.send(f"{count} smoke calls passed")
+
+
+def smoke_in_child(bundle: Path, *, trust_file: Path, label: str) -> str:
+    """The bundle's smoke calls in a fresh process: a guest that hangs or crashes cannot stop the watcher."""
+    context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_smoke_and_report, args=(bundle, trust_file, label, sender), daemon=True)
+    child.start()
+    sender.close()
+    try:
+        if not multiprocessing.connection.wait([receiver], timeout=SMOKE_TIMEOUT_SECONDS):
+            return f"smoke failed: no result within {SMOKE_TIMEOUT_SECONDS:.0f} s"
+        return str(receiver.recv())
+    except EOFError:
+        child.join()
+        return f"smoke failed: its process died (exit status {child.exitcode})"
+    finally:
+        child.kill()
+        child.join()
+
+
+def print_now(line: str) -> None:
+    print(line, flush=True)
+
+
+def watch(
+    project: Project,
+    *,
+    poll: bool = False,
+    smoke: bool = False,
+    profile: BuildProfile = "dev",
+    echo: Echo = print_now,
+) -> None:
+    """Watches until Ctrl-C or SIGTERM; builds every guest once first."""
+    toolchain = ensure_toolchain(state_dir=project.state_dir)
+    with build_lock(project.state_dir):
+        stages.make_dev_key(project)
+    debouncer = Debouncer(DEBOUNCE_SECONDS)
+    observer = _start_observer(project, debouncer, poll=poll)
+    try:
+        with interrupt_on_sigterm(), AscServer(toolchain, project.root) as server:
+            builder = DevBuilder(project, server, profile=profile)
+            session = _Session(project, builder, smoke=smoke, echo=echo)
+            session.build_all()
+            how = "polling" if poll else "file events"
+            bundles = builder.project.outputs_dir.relative_to(project.root) / "bundles"
+            echo(f"watching guests/ and manifests/ ({how}); {profile}-profile bundles in {bundles}/; Ctrl-C stops")
+            _loop(session, debouncer)
+    except KeyboardInterrupt:
+        echo("stopped")
+    finally:
+        observer.stop()
+        observer.join()
+
+
+def _loop(session: _Session, debouncer: Debouncer) -> None:
+    while True:
+        builder = session.builder
+        batch = debouncer.next_batch(block=not builder.has_background_work, on_arrival=session.arrived)
+        for guest in sorted(batch):
+            session.handle(guest)
+        if not batch and builder.has_background_work:
+            session.background_step()

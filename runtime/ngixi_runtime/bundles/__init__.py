@@ -1,0 +1,1 @@
+"""Reading bundles: signature first, then each member's digest before it is used."""

@@ -1,0 +1,167 @@
+"""The `kv` capability: a namespaced key-value store in one SQLite file per tenant.
+
+Keys and values are bytes. A guest reaches only the namespaces its manifest names; `max_keys`
+counts its keys across those namespaces, `max_value_bytes` bounds each value. A new key is
+counted and inserted in one `BEGIN IMMEDIATE` transaction, so concurrent instances of the same
+tenant cannot overshoot the quota together.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ngixi_runtime.capabilities.options import KvOptions
+from ngixi_runtime.spec.abi import AbiFault, GuestMemory, Status, copy_out, read_utf8
+
+MAX_KEY_BYTES = 1024
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS entries ("
+    " namespace TEXT NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL, PRIMARY KEY (namespace, key)"
+    ") WITHOUT ROWID"
+)
+
+
+class KvStore:
+    """One guest instance's view of its tenant's store; the database opens on first use.
+
+    `report` tells the operator about refusals and storage failures.
+    """
+
+    def __init__(
+        self, options: KvOptions, database: Path, *, guest: str, report: Callable[[str], None] | None = None
+    ) -> None:
+        self.options = options
+        self.database = database
+        self.guest = guest
+        self.report = report or (lambda message: None)
+        self._connection: sqlite3.Connection | None = None
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            connection = self._connect()
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            self.report(f"{self.guest}: kv: {self.database}: {error}")
+            raise AbiFault(Status.HOST_FAILURE) from None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._connection is None:
+            self.database.parent.mkdir(parents=True, exist_ok=True)
+            connection = sqlite3.connect(self.database, isolation_level=None, timeout=5.0)
+            # WAL without a sync per commit: a power cut may lose the last writes, never consistency.
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute(_SCHEMA)
+            self._connection = connection
+        return self._connection
+
+    # --- the store -------------------------------------------------------------------------
+
+    def get(self, namespace: str, key: bytes) -> bytes:
+        with self._transaction() as db:
+            row = db.execute("SELECT value FROM entries WHERE namespace = ? AND key = ?", (namespace, key)).fetchone()
+        if row is None:
+            raise AbiFault(Status.NOT_FOUND)
+        value: bytes = row[0]
+        return value
+
+    def set(self, namespace: str, key: bytes, value: bytes) -> None:
+        if len(value) > self.options.max_value_bytes:
+            raise AbiFault(Status.TOO_LARGE)
+        marks = ", ".join("?" * len(self.options.namespaces))
+        with self._transaction() as db:
+            known = db.execute("SELECT 1 FROM entries WHERE namespace = ? AND key = ?", (namespace, key)).fetchone()
+            if known is None:
+                (count,) = db.execute(
+                    f"SELECT COUNT(*) FROM entries WHERE namespace IN ({marks})", self.options.namespaces
+                ).fetchone()
+                if count >= self.options.max_keys:
+                    raise AbiFault(Status.QUOTA_EXCEEDED)
+            db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", (namespace, key, value))
+
+    def delete(self, namespace: str, key: bytes) -> None:
+        with self._transaction() as db:
+            removed = db.execute("DELETE FROM entries WHERE namespace = ? AND key = ?", (namespace, key)).rowcount
+        if not removed:
+            raise AbiFault(Status.NOT_FOUND)
+
+    def keys(self, namespace: str, prefix: bytes) -> list[bytes]:
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT key FROM entries WHERE namespace = ? AND substr(key, 1, ?) = ? ORDER BY key",
+                (namespace, len(prefix), prefix),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    # --- the imports -----------------------------------------------------------------------
+
+    def granted(self, namespace: str) -> str:
+        """The namespace, if the manifest grants it (else DENIED, and the operator is told)."""
+        if namespace not in self.options.namespaces:
+            self.report(
+                f'{self.guest}: kv: namespace "{namespace}" refused: not in [capabilities.kv] namespaces; '
+                "add it to allow it"
+            )
+            raise AbiFault(Status.DENIED)
+        return namespace
+
+    @staticmethod
+    def checked_key(length: int, key: Callable[[], bytes]) -> bytes:
+        if length == 0:
+            raise AbiFault(Status.INVALID)
+        if length > MAX_KEY_BYTES:
+            raise AbiFault(Status.TOO_LARGE)
+        return key()
+
+    def _namespace(self, memory: GuestMemory, pointer: int, length: int) -> str:
+        return self.granted(read_utf8(memory, pointer, length))
+
+    def _key(self, memory: GuestMemory, pointer: int, length: int) -> bytes:
+        return self.checked_key(length, lambda: memory.read(pointer, length))
+
+    def kv_get(
+        self, memory: GuestMemory, ns: int, ns_length: int, key: int, key_length: int, buffer: int, size: int, out: int
+    ) -> None:
+        value = self.get(self._namespace(memory, ns, ns_length), self._key(memory, key, key_length))
+        copy_out(memory, value, buffer, size, out)
+
+    def kv_set(
+        self, memory: GuestMemory, ns: int, ns_length: int, key: int, key_length: int, value: int, value_length: int
+    ) -> None:
+        if value_length > self.options.max_value_bytes:
+            raise AbiFault(Status.TOO_LARGE)
+        namespace, name = self._namespace(memory, ns, ns_length), self._key(memory, key, key_length)
+        self.set(namespace, name, memory.read(value, value_length))
+
+    def kv_delete(self, memory: GuestMemory, ns: int, ns_length: int, key: int, key_length: int) -> None:
+        self.delete(self._namespace(memory, ns, ns_length), self._key(memory, key, key_length))
+
+    def kv_list(
+        self,
+        memory: GuestMemory,
+        ns: int,
+        ns_length: int,
+        prefix: int,
+        prefix_length: int,
+        buffer: int,
+        size: int,
+        out: int,
+    ) -> None:
+        keys = self.keys(self._namespace(memory, ns, ns_length), memory.read(prefix, prefix_length))
+        copy_out(memory, b"".join(struct.pack("<I", len(k)) + k for k in keys), buffer, size, out)

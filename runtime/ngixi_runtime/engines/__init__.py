@@ -1,0 +1,1 @@
+"""WebAssembly engines behind one protocol: Wasmer and Wasmtime (core modules and components)."""

@@ -1,0 +1,219 @@
+"""The Wasmer engine layer: compile, serialize, load verified artifacts, instantiate, call.
+
+Every call into wasmer-python is wrapped here, so its panics (`BaseException` subclasses)
+and traps become `NgixiError`s at one point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, TypeVar
+
+import wasmer
+
+from ngixi_runtime.capabilities.core_host import GuestExit, HostFunction
+from ngixi_runtime.capabilities.registry import HostImport
+from ngixi_runtime.engines.base import EngineId, EngineMemory, RunLimits, as_results
+from ngixi_runtime.errors import GuestError, NgixiError
+from ngixi_runtime.spec.wasm import Export, ExternKind, Import, MemoryLimits, ModuleInfo, Signature
+
+ENGINE = "wasmer"
+COMPILER = "cranelift"
+_CORE_VERSION_OF_BINDING = {"1.1.0": "2.1.1"}
+_WASM_TYPES = {
+    "i32": wasmer.Type.I32,
+    "i64": wasmer.Type.I64,
+    "f32": wasmer.Type.F32,
+    "f64": wasmer.Type.F64,
+}
+_TYPE_NAMES = {
+    **{code: name for name, code in _WASM_TYPES.items()},
+    wasmer.Type.V128: "v128",
+    wasmer.Type.FUNC_REF: "funcref",
+    wasmer.Type.EXTERN_REF: "externref",
+}
+_PASS_THROUGH = (KeyboardInterrupt, SystemExit, GeneratorExit, NgixiError, GuestExit)
+
+T = TypeVar("T")
+
+
+@cache
+def current_engine() -> EngineId:
+    binding = str(wasmer.__version__)  # importlib.metadata would cost a scan of sys.path on every cold start
+    return EngineId(ENGINE, _CORE_VERSION_OF_BINDING.get(binding, "unknown"), binding, COMPILER)
+
+
+def compiler_available() -> bool:
+    try:
+        import wasmer_compiler_cranelift  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@contextmanager
+def engine_errors(what: str, error: type[NgixiError] = GuestError) -> Iterator[None]:
+    """Turns wasmer traps and panics (which are `BaseException`s) into a clear `NgixiError`."""
+    try:
+        yield
+    except _PASS_THROUGH:
+        raise
+    except BaseException as failure:  # pyo3 panics derive from BaseException
+        raise _engine_failure(what, failure, error) from None
+
+
+def _engine_failure(what: str, failure: BaseException, error: type[NgixiError]) -> NgixiError:
+    # Wasmer appends a wasm backtrace ("at <unnamed> (<module>[3]:0x238)") that names nothing useful.
+    message = str(failure).removeprefix("RuntimeError: ").strip().split("\n")[0] or type(failure).__name__
+    return error(f"{what}: {message}")
+
+
+def _compiler_store(triple: str | None = None, cpu_features: Sequence[str] = ()) -> wasmer.Store:
+    from wasmer_compiler_cranelift import Compiler
+
+    if triple is None:
+        return wasmer.Store(wasmer.engine.Universal(Compiler))
+    features = wasmer.target.CpuFeatures()
+    for name in cpu_features:
+        features.add(name)
+    target = wasmer.target.Target(wasmer.target.Triple(triple), features)
+    return wasmer.Store(wasmer.engine.Universal(Compiler, target))
+
+
+def precompile(wasm: bytes, *, triple: str, cpu_features: Sequence[str], what: str) -> bytes:
+    """Cross-compiles a module for a target and returns the serialized artifact."""
+    with engine_errors(what, NgixiError):
+        data: bytes = wasmer.Module(_compiler_store(triple, cpu_features), wasm).serialize()
+        return data
+
+
+class WasmerMemory:
+    """Bounds-checked access to an instance's linear memory."""
+
+    def __init__(self, memory: Any, guest: str) -> None:
+        self._memory = memory
+        self._guest = guest
+
+    def _view(self, pointer: int, length: int) -> memoryview:
+        view = memoryview(self._memory.buffer)
+        if pointer < 0 or length < 0 or pointer + length > len(view):
+            raise GuestError(f"{self._guest}: pointer {pointer}+{length} is outside the guest's memory")
+        return view[pointer : pointer + length]
+
+    def read(self, pointer: int, length: int) -> bytes:
+        return bytes(self._view(pointer, length))
+
+    def write(self, pointer: int, data: bytes) -> None:
+        self._view(pointer, len(data))[:] = data
+
+    @property
+    def pages(self) -> int:
+        pages: int = self._memory.size
+        return pages
+
+
+class WasmerInstance:
+    def __init__(self, instance: Any, guest: str) -> None:
+        self._instance = instance
+        self._functions: dict[str, Any] = {}  # each lookup in `exports` builds new wrappers
+        self.guest = guest
+        self.memory = WasmerMemory(instance.exports.memory, guest)
+
+    def call(self, export: str, args: Sequence[int | float]) -> tuple[int | float, ...]:
+        function = self._functions.get(export) or self._functions.setdefault(
+            export, getattr(self._instance.exports, export)
+        )
+        try:  # not `engine_errors`: a context manager costs as much as the call itself
+            result = function(*args)
+        except _PASS_THROUGH:
+            raise
+        except BaseException as failure:  # pyo3 panics derive from BaseException
+            raise _engine_failure(f"{self.guest}: {export} trapped", failure, GuestError) from None
+        return as_results(result)
+
+
+@dataclass(frozen=True)
+class WasmerModule:
+    guest: str
+    store: wasmer.Store
+    module: wasmer.Module
+    info: ModuleInfo
+
+
+def prepare(
+    *,
+    guest: str,
+    wasm: bytes | None = None,
+    artifact: bytes | None = None,
+    limits: RunLimits,
+    target: str | None = None,
+) -> WasmerModule:
+    """Deserializes a verified artifact (headless) or compiles the .wasm.
+
+    The caller must have verified the artifact's digest, signature and target first: Wasmer
+    does not check them, and a foreign or damaged artifact crashes the process. Wasmer cannot
+    interrupt a call or cap memory growth itself: `limits` is enforced by the tenant child process.
+    Its artifacts are only ever chosen for this host, so `target` needs no engine of its own.
+    """
+    with engine_errors(f"{guest}: cannot load the guest", NgixiError):
+        if artifact is not None:
+            store = wasmer.Store(wasmer.engine.Universal())
+            module = wasmer.Module.deserialize(store, artifact)
+        else:
+            store = _compiler_store()
+            module = wasmer.Module(store, wasm)
+        return WasmerModule(guest, store, module, _module_info(module))
+
+
+def instantiate(
+    prepared: WasmerModule,
+    *,
+    imports: Sequence[tuple[HostImport, HostFunction]],
+    on_memory: Callable[[EngineMemory], None],
+) -> WasmerInstance:
+    with engine_errors(f"{prepared.guest}: cannot load the guest", NgixiError):
+        import_object = wasmer.ImportObject()
+        for namespace, functions in _group(prepared.store, imports).items():
+            import_object.register(namespace, functions)
+        instance = WasmerInstance(wasmer.Instance(prepared.module, import_object), prepared.guest)
+    on_memory(instance.memory)
+    return instance
+
+
+def _module_info(module: wasmer.Module) -> ModuleInfo:
+    """What the code Wasmer is about to run imports and exports, and its memories' limits."""
+    wasm_imports, wasm_exports = module.imports, module.exports  # each a new list of new objects
+    memories = [i.type for i in wasm_imports] + [e.type for e in wasm_exports]
+    return ModuleInfo(
+        tuple(Import(i.module, i.name, *_described(i.type)) for i in wasm_imports),
+        tuple(Export(e.name, *_described(e.type)) for e in wasm_exports),
+        tuple(MemoryLimits(m.minimum, m.maximum) for m in memories if isinstance(m, wasmer.MemoryType)),
+    )
+
+
+def _described(extern: Any) -> tuple[ExternKind, Signature | None]:
+    if isinstance(extern, wasmer.FunctionType):
+        return "func", Signature(_type_names(extern.params), _type_names(extern.results))
+    if isinstance(extern, wasmer.MemoryType):
+        return "memory", None
+    if isinstance(extern, wasmer.TableType):
+        return "table", None
+    return "global", None
+
+
+def _type_names(types: Sequence[Any]) -> tuple[str, ...]:
+    return tuple(_TYPE_NAMES[t] for t in types)
+
+
+def _group(store: wasmer.Store, imports: Sequence[tuple[HostImport, HostFunction]]) -> dict[str, dict[str, Any]]:
+    grouped: dict[str, dict[str, Any]] = {}
+    for host_import, function in imports:
+        signature = wasmer.FunctionType(
+            [_WASM_TYPES[t] for t in host_import.signature.params],
+            [_WASM_TYPES[t] for t in host_import.signature.results],
+        )
+        grouped.setdefault(host_import.module, {})[host_import.name] = wasmer.Function(store, function, signature)
+    return grouped

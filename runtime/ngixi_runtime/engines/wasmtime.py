@@ -1,0 +1,518 @@
+"""The Wasmtime engine: compile, serialize, load verified artifacts, instantiate, call, with limits.
+
+Unlike Wasmer, Wasmtime enforces the manifest's limits in this process: a call is interrupted at
+its `limits.timeout_ms` (epoch interruption, also checked when a host function returns, since an
+epoch cannot interrupt Python), linear memory cannot grow past `limits.memory_pages`, and a call
+may execute at most `limits.fuel` instructions (fuel, only for guests that set it: metering slows
+every call). Artifacts must be built with the `Config` used here (fuel included), or Wasmtime
+refuses to load them; a refusal becomes `ArtifactRefused`, so that the loader compiles instead.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import version
+from typing import Any, NoReturn, TypeVar
+
+import wasmtime
+from wasmtime import _ffi as wasmtime_ffi  # the C API, as wasmtime-py calls it (pinned: see _NumericExport)
+from wasmtime import _func as wasmtime_func  # LAST_EXCEPTION: a host function's exception, until it is raised
+from wasmtime._func import maybe_raise_last_exn
+
+from ngixi_runtime.capabilities.core_host import HostFunction
+from ngixi_runtime.capabilities.registry import HostImport
+from ngixi_runtime.engines.base import PORTABLE_TRIPLE, EngineId, EngineMemory, RunLimits, as_results
+from ngixi_runtime.errors import ArtifactRefused, GuestError, NgixiError
+from ngixi_runtime.guest.manifest import Number
+from ngixi_runtime.spec.targets import host_triple
+from ngixi_runtime.spec.wasm import Export, ExternKind, Import, MemoryLimits, ModuleInfo, Signature
+
+ENGINE = "wasmtime"
+PAGE_BYTES = 65536
+Code = TypeVar("Code")
+_TICK_SECONDS = 0.01
+_PYTHON_TYPES: dict[str, type] = {"i32": int, "i64": int, "f32": float, "f64": float}  # as wasmtime-py converts them
+_VALUE_TYPES = {
+    "i32": wasmtime.ValType.i32,
+    "i64": wasmtime.ValType.i64,
+    "f32": wasmtime.ValType.f32,
+    "f64": wasmtime.ValType.f64,
+}
+
+
+# Our CPU-feature names (targets.py) → Cranelift's x86_64 settings. Only these may reach
+# `cranelift_flag_enable`: Wasmtime aborts the whole process on a setting it does not know.
+# SSE2 is Cranelift's x86_64 baseline, so it needs no setting.
+_CRANELIFT_SETTINGS = {
+    "sse2": None,
+    "sse3": "has_sse3",
+    "ssse3": "has_ssse3",
+    "sse4.1": "has_sse41",
+    "sse4.2": "has_sse42",
+    "popcnt": "has_popcnt",
+    "avx": "has_avx",
+    "avx2": "has_avx2",
+    "bmi": "has_bmi1",
+    "bmi2": "has_bmi2",
+    "lzcnt": "has_lzcnt",
+    "avx512dq": "has_avx512dq",
+    "avx512vl": "has_avx512vl",
+    "avx512f": "has_avx512f",
+}
+
+_WASMER_WORDING = {
+    wasmtime.TrapCode.UNREACHABLE: "unreachable",
+    wasmtime.TrapCode.STACK_OVERFLOW: "call stack exhausted",
+}
+
+
+@cache
+def current_engine() -> EngineId:
+    return compiled_by(None)
+
+
+def compiled_by(target: str | None) -> EngineId:
+    """The engine metadata of artifacts compiled for `target` (None or a triple: this host; or `pulley64`)."""
+    binding = version("wasmtime")
+    return EngineId(ENGINE, binding, binding, "pulley" if target == PORTABLE_TRIPLE else "cranelift")
+
+
+def compiler_available() -> bool:
+    return True
+
+
+def _config(*, metered: bool) -> wasmtime.Config:
+    """The settings every engine here shares; an artifact loads only into an engine with the same."""
+    config = wasmtime.Config()
+    config.epoch_interruption = True
+    config.consume_fuel = metered
+    return config
+
+
+@cache
+def engine_for(target: str | None, metered: bool = False) -> wasmtime.Engine:
+    """The engine that runs code for this host (None, with all its CPU features) or for `pulley64`."""
+    config = _config(metered=metered)
+    if target is not None:
+        config.target = target
+    engine = wasmtime.Engine(config)
+    TICKER.engines.append(engine)
+    return engine
+
+
+def compiling_engine(triple: str, cpu_features: Sequence[str], metered: bool, what: str) -> wasmtime.Engine:
+    """An engine that compiles for exactly `triple` (this host's or `pulley64`) and the `cpu_features` baseline.
+
+    Naming the host's triple keeps Wasmtime from using every feature of the build machine's CPU.
+    """
+    # The wheel compiles for nothing else, and aborts the process on an unknown triple or setting.
+    if triple not in (host_triple(), PORTABLE_TRIPLE):
+        raise NgixiError(f"{what}: Wasmtime compiles only for this machine ({host_triple()}) and {PORTABLE_TRIPLE}")
+    unknown = sorted(set(cpu_features) - set(_CRANELIFT_SETTINGS))
+    if unknown or (cpu_features and triple == PORTABLE_TRIPLE):
+        raise NgixiError(f"{what}: Wasmtime cannot take the CPU features {', '.join(unknown or cpu_features)}")
+    config = _config(metered=metered)
+    config.target = triple
+    for feature in cpu_features:
+        setting = _CRANELIFT_SETTINGS[feature]
+        if setting is not None:
+            config.cranelift_flag_enable(setting)
+    return wasmtime.Engine(config)
+
+
+class _EpochTicker:
+    """Advances every engine's epoch each tick while any call runs; deadlines count ticks.
+
+    `with TICKER.running():` around a call. A class rather than a generator-based context manager:
+    it is entered on every call into a guest, and contextlib's machinery cost more than the call.
+    """
+
+    def __init__(self) -> None:
+        self.engines: list[wasmtime.Engine] = []
+        self._active = 0
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def running(self) -> _EpochTicker:
+        return self
+
+    def __enter__(self) -> None:
+        with self._wake:
+            self._active += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._tick, name="wasmtime-epoch", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+
+    def __exit__(self, *_: object) -> None:
+        with self._wake:
+            self._active -= 1
+
+    def _tick(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._active > 0)
+            time.sleep(_TICK_SECONDS)
+            for engine in self.engines:
+                engine.increment_epoch()
+
+
+TICKER = _EpochTicker()
+
+
+def precompile(wasm: bytes, *, triple: str, cpu_features: Sequence[str], metered: bool, what: str) -> bytes:
+    """Compiles a module for this host's triple with a CPU baseline, or for `pulley64`; returns the artifact.
+
+    `metered` compiles in fuel metering, for a guest whose manifest sets limits.fuel.
+    """
+    engine = compiling_engine(triple, cpu_features, metered, what)
+    try:
+        return bytes(wasmtime.Module(engine, wasm).serialize())
+    except wasmtime.WasmtimeError as error:
+        raise NgixiError(f"{what}: {first_line(error)}") from None
+
+
+def first_line(error: Exception) -> str:
+    return str(error).strip().split("\n")[0]
+
+
+def _with_causes(error: Exception) -> str:
+    """The error and its "Caused by:" lines on one line."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    return ": ".join(line for line in lines if line and line != "Caused by:")
+
+
+def trap_message(trap: wasmtime.Trap) -> str:
+    """The trap's cause, worded as Wasmer words it where the two differ, so messages do not depend on the engine."""
+    if trap.trap_code in _WASMER_WORDING:
+        return _WASMER_WORDING[trap.trap_code]
+    for line in str(trap).splitlines():
+        if line.strip().startswith("wasm trap:"):
+            return line.strip().removeprefix("wasm trap:").strip()
+    code = trap.trap_code
+    return code.name.lower().replace("_", " ") if code is not None else first_line(trap)
+
+
+class WasmtimeMemory:
+    """Bounds-checked access to an instance's linear memory.
+
+    It copies straight from and to the memory's current address: `wasmtime.Memory.read` and `write`
+    build a new ctypes array type and an intermediate bytearray on every access, which made each
+    host call several times slower than on Wasmer.
+    """
+
+    def __init__(self, memory: wasmtime.Memory, store: wasmtime.Store, guest: str) -> None:
+        self._memory = memory
+        self._store = store
+        self._guest = guest
+
+    def _address(self, pointer: int, length: int) -> int:
+        """Where `pointer` is now (a memory that grows may move); checked to hold `length` bytes."""
+        if pointer < 0 or length < 0 or pointer + length > self._memory.data_len(self._store):
+            raise GuestError(f"{self._guest}: pointer {pointer}+{length} is outside the guest's memory")
+        return ctypes.addressof(self._memory.data_ptr(self._store).contents) + pointer
+
+    def read(self, pointer: int, length: int) -> bytes:
+        return ctypes.string_at(self._address(pointer, length), length)
+
+    def write(self, pointer: int, data: bytes) -> None:
+        ctypes.memmove(self._address(pointer, len(data)), data, len(data))
+
+    @property
+    def pages(self) -> int:
+        return self._memory.size(self._store)
+
+
+class Deadline:
+    """The wall-clock end of the current call, which host functions check when they return; and its fuel."""
+
+    def __init__(self, guest: str, timeout_ms: int, fuel: int | None = None) -> None:
+        self.guest = guest
+        self.timeout_ms = timeout_ms
+        self.fuel = fuel
+        self.export = ""
+        self.ends_at = math.inf
+
+    def arm(self, store: wasmtime.Store) -> None:
+        """Gives the next call (or instantiation) its epoch deadline and its full fuel."""
+        if self.fuel is not None:
+            store.set_fuel(self.fuel)
+        store.set_epoch_deadline(epoch_ticks(self.timeout_ms))
+
+    def out_of_fuel(self, what: str) -> GuestError:
+        return GuestError(
+            f"{self.guest}: {what} ran out of fuel: at most {self.fuel} per call (limits.fuel)", outcome="fuel"
+        )
+
+    def error(self) -> GuestError:
+        return GuestError(
+            f"{self.guest}: {self.export} exceeded its {self.timeout_ms} ms timeout (limits.timeout_ms)",
+            outcome="timeout",
+        )
+
+    def guard(self, function: HostFunction) -> HostFunction:
+        def guarded(*args: int) -> int | None:
+            result = function(*args)
+            if time.monotonic() > self.ends_at:
+                raise self.error()
+            return result
+
+        return guarded
+
+
+class _NumericExport:
+    """An exported function of numbers, called through Wasmtime's unchecked C call with its types looked up once.
+
+    wasmtime-py's `Func.__call__` asks the C API for the function's type and converts every value
+    through Python objects on each call: about 100 µs for a near-empty call here, against a tenth of
+    that this way. Values are checked and converted as the binding does: ints for i32 and i64
+    (wrapped to their width), floats for f32 and f64. Traps and host-function exceptions are raised
+    as the binding's own `enter_wasm` raises them.
+    """
+
+    def __init__(self, function: wasmtime.Func, params: tuple[str, ...], results: tuple[str, ...]) -> None:
+        self._func = function._func
+        self._params = params
+        self._results = results
+        self._slots = max(len(params), len(results), 1)  # one array holds the params, then the results
+
+    def __call__(self, store: wasmtime.Store, args: Sequence[Number]) -> tuple[Number, ...]:
+        if len(args) != len(self._params):
+            raise wasmtime.WasmtimeError(f"{len(args)} parameters given, {len(self._params)} expected")
+        values = (wasmtime_ffi.wasmtime_val_raw_t * self._slots)()
+        for slot, (kind, value) in enumerate(zip(self._params, args, strict=True)):
+            if not isinstance(value, _PYTHON_TYPES[kind]):
+                raise TypeError(f"don't know how to convert {value!r} to {kind}")
+            setattr(values[slot], kind, value)
+        trap = ctypes.POINTER(wasmtime_ffi.wasm_trap_t)()
+        error = wasmtime_ffi.wasmtime_func_call_unchecked(
+            store._context(), ctypes.byref(self._func), values, self._slots, ctypes.byref(trap)
+        )
+        if error or trap:
+            _raise_call_failure(error, trap)
+        return tuple(getattr(values[slot], kind) for slot, kind in enumerate(self._results))
+
+
+def _raise_call_failure(error: Any, trap: Any) -> NoReturn:
+    """What wasmtime-py's `enter_wasm` raises for a failed call, without its context manager (2 µs a call):
+    a host function's exception if one ended the call, else the error or the trap."""
+    failure = wasmtime.WasmtimeError._from_ptr(error) if error else wasmtime.Trap._from_ptr(trap)
+    maybe_raise_last_exn()
+    raise failure
+
+
+def _callable(function: wasmtime.Func, store: wasmtime.Store) -> Callable[[wasmtime.Store, Sequence[Number]], Any]:
+    """The fastest way to call `function`: `_NumericExport` when its values are all numbers."""
+    kind = function.type(store)
+    params, results = tuple(map(str, kind.params)), tuple(map(str, kind.results))
+    if set(params + results) <= _PYTHON_TYPES.keys():
+        return _NumericExport(function, params, results)
+    return lambda store, args: function(store, *args)
+
+
+class WasmtimeInstance:
+    def __init__(self, instance: wasmtime.Instance, store: wasmtime.Store, deadline: Deadline) -> None:
+        self._exports = instance.exports(store)
+        self._store = store
+        self._deadline = deadline
+        self._functions: dict[str, Callable[[wasmtime.Store, Sequence[Number]], Any]] = {}
+        self.guest = deadline.guest
+        memory = self._exports["memory"]
+        if not isinstance(memory, wasmtime.Memory):
+            raise GuestError(f"{self.guest}: its export `memory` is not a memory")
+        self.memory = WasmtimeMemory(memory, store, self.guest)
+
+    def call(self, export: str, args: Sequence[Number]) -> tuple[Number, ...]:
+        function = self._functions.get(export) or self._function(export)
+        return call_within_deadline(self._store, self._deadline, export, lambda: function(self._store, args))
+
+    def _function(self, export: str) -> Callable[[wasmtime.Store, Sequence[Number]], Any]:
+        function = self._exports[export]
+        if not isinstance(function, wasmtime.Func):
+            raise GuestError(f"{self.guest}: its export {export!r} is not a function")
+        self._functions[export] = _callable(function, self._store)
+        return self._functions[export]
+
+
+def call_within_deadline(
+    store: wasmtime.Store, deadline: Deadline, export: str, invoke: Callable[[], Any]
+) -> tuple[Number, ...]:
+    """Calls an export with the deadline armed: a trap or the timeout becomes a GuestError."""
+    deadline.export = export
+    deadline.ends_at = time.monotonic() + deadline.timeout_ms / 1000
+    deadline.arm(store)
+    try:
+        with TICKER.running():
+            result = invoke()
+    except wasmtime.Trap as trap:
+        if trap.trap_code == wasmtime.TrapCode.INTERRUPT:
+            raise deadline.error() from None
+        if trap.trap_code == wasmtime.TrapCode.OUT_OF_FUEL:
+            raise deadline.out_of_fuel(export) from None
+        raise GuestError(f"{deadline.guest}: {export} trapped: {trap_message(trap)}") from None
+    except wasmtime.WasmtimeError as error:
+        raise GuestError(f"{deadline.guest}: {export} failed: {first_line(error)}") from None
+    finally:
+        deadline.ends_at = math.inf
+    return as_results(result)
+
+
+def epoch_ticks(timeout_ms: int) -> int:
+    """The epoch deadline of a timeout: the ticker advances the epoch every tick."""
+    return max(1, math.ceil(timeout_ms / 1000 / _TICK_SECONDS))
+
+
+@dataclass(frozen=True)
+class WasmtimeModule:
+    guest: str
+    engine: wasmtime.Engine
+    module: wasmtime.Module
+    limits: RunLimits
+    info: ModuleInfo
+
+
+def prepare(
+    *,
+    guest: str,
+    wasm: bytes | None = None,
+    artifact: bytes | None = None,
+    limits: RunLimits,
+    target: str | None = None,
+) -> WasmtimeModule:
+    """Deserializes a verified artifact or compiles the .wasm, for an engine metering fuel if `limits` has it.
+
+    `target` is the artifact's: None for this host, or `pulley64`. An artifact Wasmtime refuses
+    (another Wasmtime, other settings, CPU features this host lacks) raises `ArtifactRefused`.
+    """
+    engine = engine_for(target, limits.fuel is not None)
+    module = _module(engine, guest, wasm, artifact)
+    return WasmtimeModule(guest, engine, module, limits, _module_info(module))
+
+
+# Host functions defined by `define_host_function`, by handle: the function and its parameter and result types.
+_HOST_FUNCTIONS: dict[int, tuple[HostFunction, tuple[str, ...], tuple[str, ...]]] = {}
+_HANDLES = itertools.count(1)  # never 0: Wasmtime hands a handle back as a `void *`, and a null one reads as None
+
+
+def _call_host(handle: int | None, _caller: Any, values: Any, _count: int) -> int | None:
+    """Wasmtime's call of a host function: the arguments read from, and the result written to, its raw values.
+
+    wasmtime-py's own trampoline builds a `Caller` and a `Val` object per value on every call, about
+    100 µs per host call here. An exception goes where that trampoline puts it (`LAST_EXCEPTION`), with
+    a trap that unwinds the guest, so that the call into the guest raises it (`_raise_call_failure`, or
+    wasmtime-py's `enter_wasm` for calls it makes).
+    """
+    function, params, results = _HOST_FUNCTIONS[handle or 0]
+    try:
+        _write_result(values, results, function(*[getattr(values[slot], kind) for slot, kind in enumerate(params)]))
+    except BaseException as error:
+        wasmtime_func.LAST_EXCEPTION = error  # type: ignore[assignment]  # any BaseException, as its trampoline does
+        return ctypes.cast(wasmtime.Trap("python exception")._consume(), ctypes.c_void_p).value
+    return 0
+
+
+def _write_result(values: Any, kinds: tuple[str, ...], result: int | None) -> None:
+    """Host imports have at most one result (capabilities.py); it is checked as wasmtime-py's trampoline checks it."""
+    if not kinds:
+        if result is not None:
+            raise wasmtime.WasmtimeError("callback produced results when it shouldn't")
+        return
+    if not isinstance(result, _PYTHON_TYPES[kinds[0]]):
+        raise TypeError(f"don't know how to convert {result!r} to {kinds[0]}")
+    setattr(values[0], kinds[0], result)
+
+
+def _forget_host_function(handle: int | None) -> None:
+    _HOST_FUNCTIONS.pop(handle or 0, None)
+
+
+_HOST_CALLBACK = wasmtime_ffi.wasmtime_func_unchecked_callback_t(_call_host)
+_HOST_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(_forget_host_function)
+
+
+def define_host_function(linker: wasmtime.Linker, host_import: HostImport, function: HostFunction) -> None:
+    """`linker.define_func` of a host function, called by `_call_host` instead of wasmtime-py's trampoline."""
+    params, results = host_import.signature.params, host_import.signature.results
+    signature = wasmtime.FuncType([_VALUE_TYPES[t]() for t in params], [_VALUE_TYPES[t]() for t in results])
+    module, name = host_import.module.encode(), host_import.name.encode()
+    handle = next(_HANDLES)
+    _HOST_FUNCTIONS[handle] = (function, params, results)
+    error = wasmtime_ffi.wasmtime_linker_define_func_unchecked(
+        linker.ptr(), module, len(module), name, len(name), signature.ptr(), _HOST_CALLBACK, handle, _HOST_FINALIZER
+    )
+    if error:
+        _HOST_FUNCTIONS.pop(handle)
+        raise wasmtime.WasmtimeError._from_ptr(error)
+
+
+def instantiate(
+    prepared: WasmtimeModule,
+    *,
+    imports: Sequence[tuple[HostImport, HostFunction]],
+    on_memory: Callable[[EngineMemory], None],
+) -> WasmtimeInstance:
+    guest, limits = prepared.guest, prepared.limits
+    deadline = Deadline(guest, limits.timeout_ms, limits.fuel)
+    try:
+        store = wasmtime.Store(prepared.engine)
+        store.set_limits(memory_size=limits.memory_pages * PAGE_BYTES)
+        linker = wasmtime.Linker(prepared.engine)
+        for host_import, function in imports:
+            define_host_function(linker, host_import, deadline.guard(function))
+        deadline.arm(store)
+        with TICKER.running():
+            instance = WasmtimeInstance(linker.instantiate(store, prepared.module), store, deadline)
+    except wasmtime.Trap as trap:
+        if trap.trap_code == wasmtime.TrapCode.OUT_OF_FUEL:
+            raise deadline.out_of_fuel("its start") from None
+        raise GuestError(f"{guest}: cannot load the guest: {trap_message(trap)}") from None
+    except wasmtime.WasmtimeError as error:
+        raise NgixiError(f"{guest}: cannot load the guest: {first_line(error)}") from None
+    on_memory(instance.memory)
+    return instance
+
+
+def _module_info(module: wasmtime.Module) -> ModuleInfo:
+    """What the code Wasmtime is about to run imports and exports, and its memories' limits."""
+    wasm_imports, wasm_exports = module.imports, module.exports  # each a new list of new objects
+    memories = [i.type for i in wasm_imports] + [e.type for e in wasm_exports]
+    return ModuleInfo(
+        tuple(Import(i.module, i.name or "", *_described(i.type)) for i in wasm_imports),
+        tuple(Export(e.name, *_described(e.type)) for e in wasm_exports),
+        tuple(MemoryLimits(m.limits.min, m.limits.max) for m in memories if isinstance(m, wasmtime.MemoryType)),
+    )
+
+
+def _described(extern: Any) -> tuple[ExternKind, Signature | None]:
+    if isinstance(extern, wasmtime.FuncType):
+        return "func", Signature(tuple(map(str, extern.params)), tuple(map(str, extern.results)))
+    if isinstance(extern, wasmtime.MemoryType):
+        return "memory", None
+    if isinstance(extern, wasmtime.TableType):
+        return "table", None
+    return "global", None
+
+
+def _module(engine: wasmtime.Engine, guest: str, wasm: bytes | None, artifact: bytes | None) -> wasmtime.Module:
+    if artifact is None:
+        assert wasm is not None
+        try:
+            return wasmtime.Module(engine, wasm)
+        except wasmtime.WasmtimeError as error:
+            raise NgixiError(f"{guest}: cannot compile the guest: {first_line(error)}") from None
+    return deserialize(wasmtime.Module.deserialize, engine, artifact)
+
+
+def deserialize(kind: Callable[[wasmtime.Engine, bytes], Code], engine: wasmtime.Engine, artifact: bytes) -> Code:
+    """`kind` (a module's or a component's `deserialize`) of a verified artifact; a refusal is `ArtifactRefused`."""
+    try:
+        return kind(engine, artifact)
+    except wasmtime.WasmtimeError as error:
+        raise ArtifactRefused(f"Wasmtime refused it: {_with_causes(error)}") from None

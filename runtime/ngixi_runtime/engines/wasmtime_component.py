@@ -1,0 +1,324 @@
+"""Component guests on Wasmtime's component model: read a component's world, precompile, load, call.
+
+Limits hold as for core guests on Wasmtime (`engine_wasmtime`): the same epoch-interrupted
+deadline, re-checked when a host function returns, and store limits on linear memory. A component
+that imports WASI gets Wasmtime's WASI preview 2, configured only from its `WasiSetup`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import gc
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import wasmtime
+import wasmtime.component as wc
+
+from ngixi_runtime.capabilities.component_host import ComponentFunction, ComponentInfo, run_export
+from ngixi_runtime.capabilities.component_wasi import WasiSetup
+from ngixi_runtime.capabilities.core_host import GuestExit
+from ngixi_runtime.engines.base import RunLimits
+from ngixi_runtime.engines.wasmtime import (
+    PAGE_BYTES,
+    TICKER,
+    Deadline,
+    call_within_deadline,
+    compiling_engine,
+    deserialize,
+    engine_for,
+    epoch_ticks,
+    first_line,
+    trap_message,
+)
+from ngixi_runtime.errors import GuestError, NgixiError, VerificationError
+from ngixi_runtime.guest.manifest import Number
+
+# How long closing waits for Wasmtime to release a store's WASI writers: before looking for reference
+# cycles that may hold the store, and in all.
+_PROMPT_SECONDS, _RELEASE_SECONDS = 0.05, 5.0
+# Instances with WASI writers not yet closed: closed at exit, while the interpreter can still run callbacks.
+_OPEN: weakref.WeakSet[ComponentInstance] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_instances() -> None:
+    for instance in list(_OPEN):
+        instance.close()
+
+
+# A component's preamble: the magic, version 0x0d and layer 1 (a core module has layer 0).
+_COMPONENT_PREAMBLE = b"\0asm\x0d\x00\x01\x00"
+
+
+def is_component(wasm: bytes) -> bool:
+    return wasm.startswith(_COMPONENT_PREAMBLE)
+
+
+def _type_name(value_type: object) -> str:
+    """A WIT type's name as the manifest check compares it: S32 → "s32", ResultType → "result"."""
+    return type(value_type).__name__.lower().removesuffix("type")
+
+
+def _func_types(function: wc.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    result = () if function.result is None else (_type_name(function.result),)
+    return tuple(_type_name(t) for _, t in function.params), result
+
+
+def _func_names(instance_type: object, engine: wasmtime.Engine) -> frozenset[str]:
+    if not isinstance(instance_type, wc.ComponentInstanceType):
+        return frozenset()
+    return frozenset(n for n, item in instance_type.exports(engine).items() if isinstance(item.ty, wc.FuncType))
+
+
+def component_info(component: wc.Component, engine: wasmtime.Engine) -> ComponentInfo:
+    component_type = component.type
+    exports = {}
+    for name, item in component_type.exports(engine).items():
+        if isinstance(item.ty, wc.FuncType):
+            exports[name] = _func_types(item.ty)
+        elif isinstance(item.ty, wc.ComponentInstanceType):
+            for inner, function in item.ty.exports(engine).items():
+                if isinstance(function.ty, wc.FuncType):
+                    exports[f"{name}#{inner}"] = _func_types(function.ty)
+    imports = {name: _func_names(item.ty, engine) for name, item in component_type.imports(engine).items()}
+    return ComponentInfo(imports, exports)
+
+
+def read_component(wasm: bytes, *, source: str) -> ComponentInfo:
+    """The world of a component (without instantiating it); a broken one is a VerificationError."""
+    engine = engine_for(None)
+    try:
+        return component_info(wc.Component(engine, wasm), engine)
+    except wasmtime.WasmtimeError as error:
+        raise VerificationError(f"{source}: not a valid component: {first_line(error)}") from None
+
+
+def precompile(wasm: bytes, *, triple: str, cpu_features: Sequence[str], metered: bool, what: str) -> bytes:
+    """As `engine_wasmtime.precompile`; components are never metered (the manifest refuses limits.fuel)."""
+    try:
+        return bytes(wc.Component(compiling_engine(triple, cpu_features, False, what), wasm).serialize())
+    except wasmtime.WasmtimeError as error:
+        raise NgixiError(f"{what}: {first_line(error)}") from None
+
+
+def _lowerable(value: Any) -> Any:
+    """A host function's result as the engine lowers it: a dataclass becomes a component record."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        record = wc.Record()
+        for field in dataclasses.fields(value):
+            setattr(record, field.name, getattr(value, field.name))
+        return record
+    return value
+
+
+def _host_function(function: ComponentFunction, deadline: Deadline) -> Any:
+    def call(_store: Any, *args: Any) -> Any:
+        result = _lowerable(function(*args))
+        if time.monotonic() > deadline.ends_at:
+            raise deadline.error()
+        return result
+
+    return call
+
+
+class SealedMemory:
+    """A component's linear memory, which the component model keeps from the host: nothing to read, 0 pages."""
+
+    def read(self, pointer: int, length: int) -> bytes:
+        raise GuestError("a component's memory is not readable by the host")
+
+    def write(self, pointer: int, data: bytes) -> None:
+        raise GuestError("a component's memory is not writable by the host")
+
+    @property
+    def pages(self) -> int:
+        return 0
+
+
+class _StdioWriters:
+    """Tells when Wasmtime has let go of a store's WASI stdout and stderr writers.
+
+    Wasmtime calls the writers, and drops them, on its own (tokio) threads. A Python callback from
+    such a thread while the interpreter finalizes makes Python end that thread (pthread_exit), which
+    aborts the process; so a store with writers must be dropped, and the writers' release awaited,
+    before the interpreter finalizes.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._alive = 0
+        self._released = threading.Event()
+
+    def track(self, writer: Callable[[bytes], int]) -> Callable[[bytes], int]:
+        with self._lock:
+            self._alive += 1
+        weakref.finalize(writer, self._release_one)
+        return writer
+
+    def _release_one(self) -> None:
+        with self._lock:
+            self._alive -= 1
+            if self._alive == 0:
+                self._released.set()
+
+    def wait(self, seconds: float) -> bool:
+        """Whether the writers were released within `seconds`."""
+        return self._released.wait(seconds)
+
+
+class ComponentInstance:
+    """An instantiated component."""
+
+    def __init__(
+        self,
+        instance: wc.Instance,
+        store: wasmtime.Store,
+        deadline: Deadline,
+        wasi: tuple[WasiSetup, _StdioWriters] | None,
+        run: str | None = None,
+    ) -> None:
+        self._instance: wc.Instance | None = instance
+        self._store = store
+        self._deadline = deadline
+        self._wasi = wasi
+        self._run = run  # a command's `wasi:cli/run@…#run`, which `_start` calls
+        self.memory = SealedMemory()
+        if wasi is not None:
+            _OPEN.add(self)
+
+    def close(self) -> None:
+        """Drops the store; with WASI, returns once Wasmtime has let go of the stdio writers (`_StdioWriters`)."""
+        if self._instance is None:
+            return
+        self._instance = None
+        del self._store
+        if self._wasi is not None:
+            _OPEN.discard(self)
+            writers = self._wasi[1]
+            if not writers.wait(_PROMPT_SECONDS):
+                gc.collect()  # a traceback's frame in a reference cycle may still hold the store
+                writers.wait(_RELEASE_SECONDS)
+
+    def call(self, export: str, args: Sequence[Number]) -> tuple[Number, ...]:
+        if self._instance is None:
+            raise GuestError(f"{self._deadline.guest}: called after the guest was closed")
+        function = self._function(self._instance, export)
+        invoke = (lambda: _run_command(function, self._store)) if export == "_start" else None
+        try:
+            return call_within_deadline(
+                self._store, self._deadline, export, invoke or (lambda: function(self._store, *args))
+            )
+        finally:
+            self._raise_stdio_refusal()  # also the cause when the guest failed after a refused write
+
+    def _function(self, instance: wc.Instance, export: str) -> wc.Func:
+        """An exported function; `_start` is a command's run function."""
+        inner: wc.ExportIndex | None = None
+        name = export
+        if export == "_start" and self._run is not None:
+            outer, _, name = self._run.partition("#")
+            inner = instance.get_export_index(self._store, outer)
+        index = instance.get_export_index(self._store, name, inner)
+        function = None if index is None else instance.get_func(self._store, index)
+        if function is None:
+            raise GuestError(f"{self._deadline.guest}: the component exports no function {export!r}")
+        return function
+
+    def _raise_stdio_refusal(self) -> None:
+        if self._wasi is not None:
+            self._wasi[0].stdio.raise_refusal()
+
+
+def _run_command(run: wc.Func, store: wasmtime.Store) -> None:
+    """Runs a command component; its exit (WASI preview 2 knows only success, 0, and failure, 1) is `GuestExit`."""
+    try:
+        outcome = run(store)
+    except wasmtime.ExitTrap as exit_:
+        raise GuestExit(exit_.code) from None
+    if isinstance(outcome, wc.Variant) and outcome.tag == "err":
+        raise GuestExit(1)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A compiled (or deserialized) component, not yet instantiated, and its world."""
+
+    component: wc.Component
+    engine: wasmtime.Engine
+    info: ComponentInfo
+
+
+def prepare(
+    *, guest: str, wasm: bytes | None = None, artifact: bytes | None = None, target: str | None = None
+) -> Prepared:
+    """Compiles the component, or deserializes its verified artifact (`target`: None for this host, or pulley64).
+
+    An artifact Wasmtime refuses raises `ArtifactRefused`, as for core guests (`engine_wasmtime.load`).
+    """
+    engine = engine_for(target)
+    if artifact is not None:
+        component = deserialize(wc.Component.deserialize, engine, artifact)
+    else:
+        assert wasm is not None
+        try:
+            component = wc.Component(engine, wasm)
+        except wasmtime.WasmtimeError as error:
+            raise NgixiError(f"{guest}: cannot compile the guest: {first_line(error)}") from None
+    return Prepared(component, engine, component_info(component, engine))
+
+
+def _wasi_config(setup: WasiSetup, writers: _StdioWriters) -> wasmtime.WasiConfig:
+    """Only what the setup names: nothing is inherited, stdin is empty and no socket is allowed."""
+    config = wasmtime.WasiConfig()
+    config.argv = list(setup.args)
+    config.env = [list(pair) for pair in setup.env]
+    config.stdout_custom = writers.track(setup.stdio.writer(1))
+    config.stderr_custom = writers.track(setup.stdio.writer(2))
+    for mount in setup.mounts:
+        # Read-only is Wasmtime's own: a ro preopen has neither the directory's nor its files' write permissions.
+        config.preopen_dir(str(mount.host_path), mount.guest_path, fs_mutable=mount.mode == "rw")
+    return config
+
+
+def instantiate(
+    prepared: Prepared,
+    *,
+    guest: str,
+    functions: Mapping[str, Mapping[str, ComponentFunction]],
+    limits: RunLimits,
+    wasi: WasiSetup | None = None,
+) -> ComponentInstance:
+    """Instantiates a prepared component, linking `functions` by interface, within the manifest's limits.
+
+    `wasi`: what WASI gives the component, if it imports WASI (its imports were checked against the grants).
+    """
+    deadline = Deadline(guest, limits.timeout_ms)
+    try:
+        store = wasmtime.Store(prepared.engine)
+        store.set_limits(memory_size=limits.memory_pages * PAGE_BYTES)
+        linker = wc.Linker(prepared.engine)
+        writers = _StdioWriters()
+        if wasi is not None:
+            linker.add_wasip2()
+            store.set_wasi(_wasi_config(wasi, writers))
+        with linker.root() as root:
+            for interface, named in functions.items():
+                with root.add_instance(interface) as linked:
+                    for name, function in named.items():
+                        linked.add_func(name, _host_function(function, deadline))
+        store.set_epoch_deadline(epoch_ticks(limits.timeout_ms))
+        with TICKER.running():
+            instance = linker.instantiate(store, prepared.component)
+    except wasmtime.Trap as trap:
+        raise GuestError(f"{guest}: cannot load the guest: {trap_message(trap)}") from None
+    except wasmtime.WasmtimeError as error:
+        raise NgixiError(f"{guest}: cannot load the guest: {first_line(error)}") from None
+    return ComponentInstance(
+        instance, store, deadline, None if wasi is None else (wasi, writers), run_export(prepared.info)
+    )

@@ -1,0 +1,1 @@
+"""What a guest is and may do: its manifest, and the check of its module against it."""

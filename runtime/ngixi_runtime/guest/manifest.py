@@ -1,0 +1,297 @@
+"""Guest manifests: TOML read with tomli into frozen records, every problem reported at once."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast
+
+import tomli
+
+from ngixi_runtime.capabilities.options import CapabilityOptions
+from ngixi_runtime.capabilities.registry import CAPABILITIES
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.spec.schema import Problems, integer, string, suggestion, table, type_name
+
+GuestKind = Literal["library", "command"]
+GUEST_KINDS: tuple[GuestKind, ...] = ("library", "command")
+GuestAbi = Literal["core", "component"]
+GUEST_ABIS: tuple[GuestAbi, ...] = ("core", "component")
+VALUE_TYPES = ("i32", "i64", "f32", "f64")
+Number = int | float
+OptionsT = TypeVar("OptionsT", bound=CapabilityOptions)
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+SEMVER_PATTERN = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+EXPORT_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A WIT name that AssemblyScript can also export as it is.
+COMPONENT_EXPORT_PATTERN = re.compile(r"^[a-z][a-z0-9]*$")
+MAX_MEMORY_PAGES = 65536
+
+
+@dataclass(frozen=True)
+class GuestInfo:
+    name: str
+    version: str
+    kind: GuestKind
+    description: str
+    abi: GuestAbi = "core"
+
+
+@dataclass(frozen=True)
+class ExportDecl:
+    name: str
+    params: tuple[str, ...]
+    results: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_pages: int
+    timeout_ms: int
+    log_bytes: int
+    stdout_bytes: int
+    fuel: int | None = None  # instructions per call (Wasmtime's fuel); None: not metered
+
+
+@dataclass(frozen=True)
+class SmokeCall:
+    call: str
+    args: tuple[Number, ...]
+    expect: tuple[Number, ...] | None
+    stdout: str | None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    source: str
+    guest: GuestInfo
+    exports: tuple[ExportDecl, ...]
+    capabilities: Mapping[str, CapabilityOptions]
+    limits: Limits
+    smoke: tuple[SmokeCall, ...]
+
+    @property
+    def grants(self) -> frozenset[str]:
+        return frozenset(self.capabilities)
+
+    def options(self, kind: type[OptionsT]) -> OptionsT | None:
+        """The options of the granted capability whose options are of this kind, if it is granted."""
+        return next((o for o in self.capabilities.values() if isinstance(o, kind)), None)
+
+    def export(self, name: str) -> ExportDecl | None:
+        return next((e for e in self.exports if e.name == name), None)
+
+
+class ManifestError(InvalidInput):
+    """All problems of one manifest, one `FILE: field: message` line each."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+DEFAULT_LIMITS = {
+    "memory_pages": 16,
+    "timeout_ms": 5000,
+    "log_bytes": 65536,
+    "stdout_bytes": 1 << 20,
+}
+_LIMIT_RANGES = {
+    "memory_pages": (1, MAX_MEMORY_PAGES),
+    "timeout_ms": (1, 3_600_000),
+    "log_bytes": (0, 1 << 30),
+    "stdout_bytes": (0, 1 << 30),
+}
+# Optional limits, without a default: unset means that quota is not enforced.
+_FUEL_RANGE = (1, (1 << 63) - 1)
+LIMIT_KEYS = (*DEFAULT_LIMITS, "fuel")
+_TOP_KEYS = ("guest", "exports", "capabilities", "limits", "smoke")
+_GUEST_KEYS = ("name", "version", "kind", "description", "abi")
+_EXPORT_KEYS = ("params", "results")
+_SMOKE_KEYS = ("call", "args", "expect", "stdout")
+
+
+def _value_types(raw: Mapping[str, Any], key: str, field: str, problems: Problems) -> tuple[str, ...]:
+    value = raw.get(key, [])
+    if not isinstance(value, list):
+        problems.add(field, f"must be an array of value types, not {type_name(value)}")
+        return ()
+    for index, item in enumerate(value):
+        if item not in VALUE_TYPES:
+            close = difflib.get_close_matches(str(item), VALUE_TYPES, n=1)
+            hint = f'; did you mean "{close[0]}"?' if close else ""
+            problems.add(f"{field}[{index}]", f"{item!r} is not one of {', '.join(VALUE_TYPES)}{hint}")
+    return tuple(str(item) for item in value)
+
+
+def _parse_guest(raw: Mapping[str, Any], stem: str, problems: Problems) -> GuestInfo:
+    if "guest" not in raw:
+        problems.add("guest", "the [guest] table is required (name, version, kind)")
+    guest = table(raw, "guest", "guest", problems)
+    problems.unknown_keys(guest, _GUEST_KEYS, "guest")
+    name = string(guest, "name", "guest.name", problems) if guest else ""
+    if name and not NAME_PATTERN.match(name):
+        problems.add(
+            "guest.name",
+            f'"{name}" must be lowercase letters, digits and "-", starting with a letter',
+        )
+    elif name and name != stem:
+        problems.add("guest.name", f'"{name}" must match the file name "{stem}.toml"; rename one of them')
+    version = string(guest, "version", "guest.version", problems) if guest else ""
+    if version and not SEMVER_PATTERN.match(version):
+        problems.add("guest.version", f'"{version}" is not a semantic version like "1.2.3"')
+    kind = string(guest, "kind", "guest.kind", problems, default="library")
+    if kind not in GUEST_KINDS:
+        problems.add("guest.kind", f'"{kind}" must be "library" or "command" (a WASI program with _start)')
+    description = string(guest, "description", "guest.description", problems, default="")
+    abi = string(guest, "abi", "guest.abi", problems, default="core")
+    if abi not in GUEST_ABIS:
+        problems.add("guest.abi", f'"{abi}" must be "core" (a core module) or "component" (the component model)')
+    return GuestInfo(name, version, cast(GuestKind, kind), description, cast(GuestAbi, abi))
+
+
+def _parse_exports(raw: Mapping[str, Any], problems: Problems) -> tuple[ExportDecl, ...]:
+    exports = []
+    for name, decl in table(raw, "exports", "exports", problems).items():
+        field = f"exports.{name}"
+        if not EXPORT_NAME_PATTERN.match(name):
+            problems.add(field, "an export name must be letters, digits and underscores")
+        if not isinstance(decl, dict):
+            problems.add(field, f"must be a table with params and results, not {type_name(decl)}")
+            continue
+        problems.unknown_keys(decl, _EXPORT_KEYS, field)
+        params = _value_types(decl, "params", f"{field}.params", problems)
+        results = _value_types(decl, "results", f"{field}.results", problems)
+        exports.append(ExportDecl(name, params, results))
+    return tuple(exports)
+
+
+def _parse_capabilities(raw: Mapping[str, Any], problems: Problems) -> dict[str, CapabilityOptions]:
+    granted = {}
+    for name, options in table(raw, "capabilities", "capabilities", problems).items():
+        field = f"capabilities.{name}"
+        if name not in CAPABILITIES:
+            problems.add(field, f"unknown capability; {suggestion(name, sorted(CAPABILITIES), 'known')}")
+            continue
+        if not isinstance(options, dict):
+            problems.add(field, f"must be a table, not {type_name(options)}")
+            continue
+        granted[name] = CAPABILITIES[name].parse_options(options, field, problems)
+    return granted
+
+
+def _parse_limits(raw: Mapping[str, Any], problems: Problems) -> Limits:
+    limits = table(raw, "limits", "limits", problems)
+    problems.unknown_keys(limits, LIMIT_KEYS, "limits")
+    values = {
+        key: integer(limits, key, f"limits.{key}", problems, default=default, low=low, high=high)
+        for key, default in DEFAULT_LIMITS.items()
+        for low, high in [_LIMIT_RANGES[key]]
+    }
+    fuel = None
+    if "fuel" in limits:
+        low, high = _FUEL_RANGE
+        fuel = integer(limits, "fuel", "limits.fuel", problems, default=low, low=low, high=high)
+    return Limits(**values, fuel=fuel)
+
+
+def _numbers(value: object, field: str, problems: Problems) -> tuple[Number, ...]:
+    items = value if isinstance(value, list) else [value]
+    for index, item in enumerate(items):
+        if isinstance(item, bool) or not isinstance(item, (int, float)):
+            problems.add(f"{field}[{index}]" if isinstance(value, list) else field, "must be a number")
+    return tuple(items)
+
+
+def _parse_smoke(raw: Mapping[str, Any], problems: Problems) -> tuple[SmokeCall, ...]:
+    entries = raw.get("smoke", [])
+    if not isinstance(entries, list):
+        problems.add("smoke", "must be an array of tables: write [[smoke]]")
+        return ()
+    calls = []
+    for index, entry in enumerate(entries):
+        field = f"smoke[{index}]"
+        if not isinstance(entry, dict):
+            problems.add(field, "must be a table")
+            continue
+        problems.unknown_keys(entry, _SMOKE_KEYS, field)
+        call = string(entry, "call", f"{field}.call", problems)
+        args = _numbers(entry.get("args", []), f"{field}.args", problems)
+        expect = _numbers(entry["expect"], f"{field}.expect", problems) if "expect" in entry else None
+        stdout = string(entry, "stdout", f"{field}.stdout", problems) if "stdout" in entry else None
+        calls.append(SmokeCall(call, args, expect, stdout))
+    return tuple(calls)
+
+
+def _check_smoke_targets(manifest: Manifest, problems: Problems) -> None:
+    for index, call in enumerate(manifest.smoke):
+        declared = manifest.export(call.call)
+        if call.call == "_start" and manifest.guest.kind == "command":
+            continue
+        if declared is None:
+            problems.add(f"smoke[{index}].call", f'"{call.call}" is not declared under [exports]')
+        elif len(call.args) != len(declared.params):
+            problems.add(
+                f"smoke[{index}].args",
+                f"{call.call} takes {len(declared.params)} arguments, the smoke call gives {len(call.args)}",
+            )
+
+
+def _check_component(manifest: Manifest, problems: Problems) -> None:
+    """What a component guest may declare: WIT-compatible export names, no fuel."""
+    for export in manifest.exports:
+        if not COMPONENT_EXPORT_PATTERN.match(export.name):
+            problems.add(
+                f"exports.{export.name}",
+                "a component guest's export name must be lowercase letters and digits (a WIT name)",
+            )
+        if len(export.results) > 1:
+            problems.add(f"exports.{export.name}.results", "a component export returns at most one value")
+    if manifest.limits.fuel is not None:
+        problems.add("limits.fuel", "component guests are not metered yet; remove it, or build a core module")
+
+
+def parse_manifest(text: str, *, source: str, stem: str) -> Manifest:
+    """Parses manifest text; `stem` is the file name the guest name must match."""
+    try:
+        raw = tomli.loads(text)
+    except tomli.TOMLDecodeError as error:
+        raise ManifestError([f"{source}: not valid TOML: {error}"]) from None
+    return manifest_from_table(raw, source=source, stem=stem)
+
+
+def manifest_from_table(raw: Mapping[str, Any], *, source: str, stem: str) -> Manifest:
+    """Checks a manifest's parsed TOML table (or its copy in a bundle's signed index, as JSON)."""
+    problems = Problems(source)
+    problems.unknown_keys(raw, _TOP_KEYS, "")
+    manifest = Manifest(
+        source=source,
+        guest=_parse_guest(raw, stem, problems),
+        exports=_parse_exports(raw, problems),
+        capabilities=_parse_capabilities(raw, problems),
+        limits=_parse_limits(raw, problems),
+        smoke=_parse_smoke(raw, problems),
+    )
+    _check_smoke_targets(manifest, problems)
+    if manifest.guest.abi == "component":
+        _check_component(manifest, problems)
+    if problems.lines:
+        raise ManifestError(problems.lines)
+    return manifest
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Reads and parses `manifests/<name>.toml`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"{path}: cannot read the manifest: {error}") from None
+    return parse_manifest(text, source=str(path), stem=path.stem)

@@ -1,0 +1,1 @@
+"""Loading and running guests: the loader, component guests, tenants and their child processes."""

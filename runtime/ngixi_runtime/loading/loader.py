@@ -1,0 +1,356 @@
+"""The slim loader: verified bundle → artifact for this host (or compile) → granted imports → calls.
+
+It imports only the standard library, the engine and the signature verifier.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+from ngixi_runtime.bundles.reader import VerifiedBundle
+from ngixi_runtime.capabilities.core_host import (
+    HOST_FUNCTIONS,
+    GuestExit,
+    GuestOutput,
+    HostContext,
+    LogLine,
+    Sandbox,
+    open_context,
+)
+from ngixi_runtime.capabilities.registry import provision_of
+from ngixi_runtime.engines.base import (
+    PORTABLE_TRIPLE,
+    Engine,
+    EngineId,
+    EngineInstance,
+    EngineMemory,
+    RunLimits,
+    chosen_engine,
+    engine_named,
+    meters_fuel,
+)
+from ngixi_runtime.errors import ArtifactRefused, InvalidInput, NgixiError, PolicyError, VerificationError
+from ngixi_runtime.guest.check import check_module
+from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number, manifest_from_table
+from ngixi_runtime.spec.bundle_format import MANIFEST_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
+from ngixi_runtime.spec.targets import host_cpu_features, host_triple
+from ngixi_runtime.spec.wasm import ModuleInfo
+
+COMPILED = "compiled from guest.wasm"
+Prepared = TypeVar("Prepared")
+Result = TypeVar("Result")
+
+
+@dataclass(frozen=True)
+class HostProfile:
+    triple: str
+    cpu_features: frozenset[str]
+    engine: EngineId
+
+
+def host_profile(engine: Engine) -> HostProfile:
+    return HostProfile(host_triple(), host_cpu_features(), engine.current_engine())
+
+
+def _engine_misfit(meta: ArtifactMeta, ours: EngineId) -> str | None:
+    if meta.engine != ours.engine:
+        return f"built by {meta.engine}, this host runs {ours.engine}"
+    if (meta.engine_version, meta.binding_version) != (ours.engine_version, ours.binding_version):
+        return (
+            f"built by {meta.engine} {meta.engine_version} (Python binding {meta.binding_version}), "
+            f"this host has {ours.engine_version} ({ours.binding_version})"
+        )
+    return None
+
+
+def artifact_misfit(meta: ArtifactMeta, host: HostProfile) -> str | None:
+    """Why an artifact cannot run on this host's engine, or None when it fits."""
+    ours = host.engine
+    misfit = _engine_misfit(meta, ours)
+    if misfit is not None or meta.triple == PORTABLE_TRIPLE:
+        return misfit
+    if meta.compiler != ours.compiler:
+        return f"built by {meta.engine}/{meta.compiler}, this host runs {ours.engine}/{ours.compiler}"
+    if meta.triple != host.triple:
+        return f"built for {meta.triple}, this host is {host.triple}"
+    missing = sorted(set(meta.cpu_features) - host.cpu_features)
+    if missing:
+        return f"needs CPU features this host lacks: {', '.join(missing)}"
+    return None
+
+
+def likely_artifacts(engine: str | None = None) -> tuple[str, ...]:
+    """The artifact `open_guest` would pick on this host, for `read_bundle(..., prefetch=...)`."""
+    try:
+        ours = engine_named(engine).current_engine()
+    except NgixiError:
+        return ()  # open_guest will say what is wrong with the engine
+    return (artifact_path(host_triple(), ours.engine),)
+
+
+def fitting_artifacts(index: BundleIndex, host: HostProfile) -> tuple[list[Member], list[str]]:
+    """The artifacts that fit this host, best first, and why each other one does not."""
+    fitting: list[Member] = []
+    reasons: list[str] = []
+    wasm_sha256 = index.member("wasm").sha256
+    # Native code first: the portable tier is an interpreter.
+    for member in sorted(
+        index.artifacts, key=lambda m: m.artifact is not None and m.artifact.triple == PORTABLE_TRIPLE
+    ):
+        assert member.artifact is not None
+        misfit = artifact_misfit(member.artifact, host)
+        if member.artifact.wasm_sha256 != wasm_sha256:
+            misfit = "built from another guest.wasm than the one in this bundle"
+        if misfit is None:
+            fitting.append(member)
+        else:
+            reasons.append(f"{member.path}: {misfit}")
+    return fitting, reasons
+
+
+def check_call(manifest: Manifest, export: str, args: Sequence[Number]) -> None:
+    """A call must name a declared export (or `_start` of a command guest) with its arity."""
+    guest = manifest.guest.name
+    if export == "_start":
+        if manifest.guest.kind != "command":
+            raise InvalidInput(f"{guest} is a library guest; name an export to call")
+        return
+    declared = manifest.export(export)
+    if declared is None:
+        names = ", ".join(e.name for e in manifest.exports) or "none"
+        raise InvalidInput(f"{guest}: no export {export!r} in the manifest; exports: {names}")
+    if len(args) != len(declared.params):
+        raise InvalidInput(f"{guest}: {export} takes {len(declared.params)} arguments, got {len(args)}")
+
+
+class Guest:
+    """A loaded guest: call its exports, or run it as a command."""
+
+    def __init__(self, manifest: Manifest, instance: EngineInstance, context: HostContext, origin: str, compiled: bool):
+        self.manifest = manifest
+        self.origin = origin
+        self.compiled = compiled
+        self._instance = instance
+        self._context = context
+
+    @property
+    def output(self) -> GuestOutput:
+        return self._context.output
+
+    @property
+    def memory_pages(self) -> int:
+        return self._instance.memory.pages
+
+    def close(self) -> None:
+        """Closes the guest's open files and database; the guest must not be called after this."""
+        self._context.close()
+
+    def __enter__(self) -> Guest:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def call(self, export: str, args: Sequence[Number]) -> tuple[Number, ...]:
+        check_call(self.manifest, export, args)
+        return self._instance.call(export, args)
+
+    def run_command(self) -> int:
+        """Runs a command guest's `_start`; returns its exit code."""
+        check_call(self.manifest, "_start", ())
+        try:
+            self._instance.call("_start", ())
+        except GuestExit as exit_:
+            return exit_.code
+        return 0
+
+
+def verified_manifest(bundle: VerifiedBundle) -> Manifest:
+    """The guest's manifest, from its copy in the signed index (a full read holds manifest.toml to it)."""
+    source = f"{bundle.source}!{MANIFEST_NAME}"
+    try:
+        manifest = manifest_from_table(bundle.index.manifest, source=source, stem=bundle.index.guest)
+    except InvalidInput as error:
+        raise VerificationError(str(error)) from None
+    if manifest.guest.version != bundle.index.version:
+        raise VerificationError(
+            f"{source}: guest.version: {manifest.guest.version} differs from the signed index's {bundle.index.version}"
+        )
+    return manifest
+
+
+def _artifact_code(bundle: VerifiedBundle, member: Member) -> dict[str, Any]:
+    assert member.artifact is not None
+    target = member.artifact.triple if member.artifact.triple == PORTABLE_TRIPLE else None
+    return {"artifact": bundle.data(member), "target": target}
+
+
+def _compiled_code(
+    bundle: VerifiedBundle, engine: Engine, allow_compile: bool, reasons: list[str]
+) -> tuple[dict[str, Any], str]:
+    if not (allow_compile and engine.compiler_available()):
+        listing = "\n  ".join(reasons) or "(none)"
+        cannot = (
+            "compiling at load is turned off"
+            if not allow_compile
+            else "no compiler is installed (install wasmer-compiler-cranelift)"
+        )
+        raise NgixiError(f"{bundle.source}: no artifact fits this host and {cannot}; artifacts:\n  {listing}")
+    why = "; ".join(reasons) or "the bundle has no artifacts"
+    return {"wasm": bundle.data(bundle.index.member("wasm"))}, f"{COMPILED} (no artifact fits: {why})"
+
+
+def prepare_best_fitting(
+    bundle: VerifiedBundle,
+    engine: Engine,
+    prepare: Callable[..., Prepared],
+    allow_compile: bool,
+    problems_of: Callable[[Prepared], list[str]],
+) -> tuple[Prepared, str]:
+    """Prepares the best fitting artifact the engine accepts, else compiles the .wasm; and says which.
+
+    `prepare` takes the `artifact` and its `target`, or the `wasm`; it raises `ArtifactRefused` for an artifact
+    the engine refuses, and the next fitting one is tried. The prepared code is refused with every line
+    `problems_of` finds in it (its imports and exports against the manifest).
+    """
+    prepared, origin = _first_accepted(bundle, engine, prepare, allow_compile)
+    problems = problems_of(prepared)
+    if problems:
+        raise VerificationError("\n".join(problems))
+    return prepared, origin
+
+
+def _first_accepted(
+    bundle: VerifiedBundle, engine: Engine, prepare: Callable[..., Prepared], allow_compile: bool
+) -> tuple[Prepared, str]:
+    fitting, reasons = fitting_artifacts(bundle.index, host_profile(engine))
+    for member in fitting:
+        try:
+            return prepare(**_artifact_code(bundle, member)), f"artifact {member.path}"
+        except ArtifactRefused as refusal:  # only the engine itself can tell, e.g. another Wasmtime build
+            reasons.append(f"{member.path}: {refusal}")
+    code, origin = _compiled_code(bundle, engine, allow_compile, reasons)
+    return prepare(**code), origin
+
+
+def check_fuel_metering(manifest: Manifest, engine: str, *, cpu_capped: bool) -> None:
+    """A guest with limits.fuel runs only where it is enforced: an engine that meters fuel, or a CPU-capped child."""
+    fuel = manifest.limits.fuel
+    if fuel is None or meters_fuel(engine) or cpu_capped:
+        return
+    raise PolicyError(
+        f"{manifest.guest.name}: limits.fuel = {fuel}, but {engine} cannot meter fuel: run it on wasmtime "
+        f"(--engine wasmtime), or isolated, where only limits.timeout_ms then caps its CPU time"
+    )
+
+
+def check_memory_limit(manifest: Manifest, info: ModuleInfo) -> None:
+    """The guest's declared memory maximum must exist and fit `limits.memory_pages`."""
+    limit = manifest.limits.memory_pages
+    for memory in info.memories:
+        if memory.maximum_pages is None:
+            raise PolicyError(
+                f"{manifest.guest.name}: its memory declares no maximum; build it with --maximumMemory "
+                f"(the build passes limits.memory_pages = {limit})"
+            )
+        if memory.maximum_pages > limit:
+            raise PolicyError(
+                f"{manifest.guest.name}: its memory may grow to {memory.maximum_pages} pages, "
+                f"over its limits.memory_pages = {limit}"
+            )
+
+
+def counting_calls(function: Callable[..., Result], capability: str, output: GuestOutput) -> Callable[..., Result]:
+    """The host function, counting its calls under its capability in the guest's output."""
+
+    def counted(*args: Any) -> Result:
+        output.host_calls[capability] += 1
+        return function(*args)
+
+    return counted
+
+
+def open_guest(
+    bundle: VerifiedBundle,
+    *,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    on_log: Callable[[LogLine], None] | None = None,
+    allow_compile: bool = True,
+    sandbox: Sandbox | None = None,
+    engine: str | None = None,
+    cpu_capped: bool = False,
+) -> Guest:
+    """Instantiates a verified bundle with exactly the imports its manifest grants.
+
+    `sandbox` says where the guest's fs preopens and kv database live; a guest granted fs or kv needs one.
+    `engine` names the engine to run it on ("wasmer", "wasmtime", "auto"; see `chosen_engine`).
+    `cpu_capped` says this process's CPU time is capped (the tenant child), which stands in for
+    limits.fuel on an engine that cannot meter it; otherwise such a guest is refused there.
+    """
+    manifest = verified_manifest(bundle)
+    if manifest.guest.abi == "component":
+        from ngixi_runtime.loading.components import open_component_guest
+
+        return open_component_guest(
+            bundle,
+            manifest,
+            args=args,
+            env=env,
+            on_log=on_log,
+            allow_compile=allow_compile,
+            sandbox=sandbox,
+            engine=engine,
+        )
+    chosen = chosen_engine(engine, wants_fuel=manifest.limits.fuel is not None)
+    check_fuel_metering(manifest, chosen, cpu_capped=cpu_capped)
+    runner = engine_named(chosen)
+    limits = RunLimits(manifest.limits.timeout_ms, manifest.limits.memory_pages, manifest.limits.fuel)
+    prepare = partial(runner.prepare, guest=manifest.guest.name, limits=limits)
+    # The code about to run is checked, not the .wasm: an artifact load never reads the .wasm.
+    prepared, origin = prepare_best_fitting(
+        bundle, runner, prepare, allow_compile, lambda code: check_module(manifest, code.info)
+    )
+    check_memory_limit(manifest, prepared.info)
+    context = open_context(manifest, sandbox=sandbox, args=args, env=env, on_log=on_log)
+    imports = []
+    for imp in prepared.info.imports:
+        found = provision_of(imp.module, imp.name)
+        assert found is not None  # check_module refused anything unprovided
+        capability = next(c.name for c in found.capabilities if found.is_baseline or c.name in manifest.grants)
+        function = HOST_FUNCTIONS[imp.qualified](context)
+        imports.append((found.host_import, counting_calls(function, capability, context.output)))
+
+    def link_memory(memory: EngineMemory) -> None:
+        # The engine keeps the host functions, and so the context, alive: a strong reference back to the
+        # instance's memory would make a cycle through native code that no garbage collector can free.
+        context.memory = weakref.proxy(memory)
+
+    try:
+        instance = runner.instantiate(prepared, imports=imports, on_memory=link_memory)
+    except BaseException:
+        context.close()
+        raise
+    return Guest(manifest, instance, context, origin, compiled=origin.startswith(COMPILED))
+
+
+def parse_arguments(decl: ExportDecl, raw: Sequence[str], *, guest: str) -> tuple[Number, ...]:
+    """Converts command-line strings to the export's declared parameter types."""
+    if len(raw) != len(decl.params):
+        raise InvalidInput(
+            f"{guest}: {decl.name} takes {len(decl.params)} arguments ({', '.join(decl.params)}), got {len(raw)}"
+        )
+    values: list[Number] = []
+    for position, (text, kind) in enumerate(zip(raw, decl.params, strict=True), start=1):
+        try:
+            values.append(int(text, 0) if kind in ("i32", "i64") else float(text))
+        except ValueError:
+            raise InvalidInput(f"{guest}: {decl.name} argument {position}: {text!r} is not an {kind}") from None
+        bits = {"i32": 32, "i64": 64}.get(kind)
+        if bits and not -(1 << (bits - 1)) <= int(values[-1]) < (1 << bits):
+            raise InvalidInput(f"{guest}: {decl.name} argument {position}: {text} does not fit in {kind}")
+    return tuple(values)

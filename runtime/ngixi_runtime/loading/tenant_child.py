@@ -1,0 +1,103 @@
+"""The tenant child process: `python -m ngixi_runtime.loading.tenant_child`, driven by its parent over pipes.
+
+One JSON object per line. The first request opens the bundle (verified again here); each later one
+is a call. Guest output never reaches this process's stdout: it is captured and sent back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.capabilities.core_host import Sandbox
+from ngixi_runtime.errors import GuestError, NgixiError
+from ngixi_runtime.loading.loader import Guest, likely_artifacts, open_guest
+from ngixi_runtime.loading.tenants import CallFailed, empty_result, measure
+from ngixi_runtime.trust.rollback import RollbackGuard
+from ngixi_runtime.trust.signatures import load_trust
+
+# Room for the Python heap beside the guest's own memory under RLIMIT_AS.
+_HEAP_HEADROOM_BYTES = 256 * 1024 * 1024
+_PAGE_BYTES = 65536
+
+
+def _virtual_memory_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[0]) * resource.getpagesize()
+
+
+def _limit_memory(guest: Guest) -> None:
+    """Caps address space at what is mapped now plus the guest's allowance and some heap.
+
+    Wasmer reserves its linear-memory address range (several GiB) at instantiation, so the cap
+    is set after it: from here on only the guest's permitted growth and Python's heap fit.
+    """
+    if not Path("/proc/self/statm").exists():
+        return
+    allowance = guest.manifest.limits.memory_pages * _PAGE_BYTES + _HEAP_HEADROOM_BYTES
+    limit = _virtual_memory_bytes() + allowance
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _limit_cpu(timeout_ms: int) -> None:
+    """Lets this call use at most its timeout in CPU time on top of what was used so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    soft = math.ceil(usage.ru_utime + usage.ru_stime + timeout_ms / 1000) + 1
+    hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+    resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+
+
+def _send(stream: IO[bytes], message: dict[str, Any]) -> None:
+    stream.write(json.dumps(message).encode() + b"\n")
+    stream.flush()
+
+
+def _open(request: dict[str, Any]) -> Guest:
+    rollback = RollbackGuard.from_json(request["rollback"]) if request.get("rollback") else None
+    bundle = read_bundle(
+        Path(request["bundle"]),
+        load_trust(Path(request["trust"])),
+        rollback=rollback,
+        defer_members=True,
+        prefetch=likely_artifacts(request.get("engine")),
+    )
+    sandbox = Sandbox.from_json(request["sandbox"]) if request.get("sandbox") else None
+    return open_guest(
+        bundle,
+        args=request.get("args", ()),
+        env=request.get("env", {}),
+        sandbox=sandbox,
+        engine=request.get("engine"),
+        cpu_capped=True,  # serve() caps every call's CPU time
+    )
+
+
+def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
+    try:
+        guest = _open(json.loads(requests.readline()))
+    except NgixiError as error:
+        _send(replies, {"ok": False, "error": str(error), "exit_code": error.exit_code})
+        return
+    _send(replies, {"ok": True, "origin": guest.origin, "compiled": guest.compiled})
+    _limit_memory(guest)
+    for line in requests:
+        request = json.loads(line)
+        _limit_cpu(guest.manifest.limits.timeout_ms)
+        try:
+            result = measure(guest, request["export"], request["args"])
+        except CallFailed as failure:
+            _send(replies, {"ok": False, "error": str(failure), "result": failure.result.to_json()})
+        except NgixiError as error:
+            outcome = error.outcome if isinstance(error, GuestError) else "refused"
+            _send(replies, {"ok": False, "error": str(error), "result": empty_result(outcome).to_json()})
+        else:
+            _send(replies, {"ok": True, "result": result.to_json()})
+
+
+if __name__ == "__main__":
+    serve(sys.stdin.buffer, sys.stdout.buffer)

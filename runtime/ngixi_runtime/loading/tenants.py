@@ -1,0 +1,468 @@
+"""The host API: load verified bundles as tenants, call them, and measure every call.
+
+    with open_tenant(Path("hello-0.1.0.ngx"), trust_file=Path("trust.toml")) as tenant:
+        result = tenant.call("add", (2, 3))      # result.values == (5,), result.metrics.duration_ms
+
+A tenant runs isolated by default: its own child process with its own store, under a memory
+rlimit, a CPU rlimit and a wall-clock deadline from the manifest's [limits]. A trap, timeout,
+crash or out-of-memory becomes a `GuestError` naming the guest and the limit; the next call
+starts a fresh child. `isolated=False` runs the guest in this process (fast, for trusted guests).
+
+Each tenant has an id (`tenant=`, default "default"; in a `TenantPool`, the tenant's name): a
+guest granted fs or kv keeps its state in `sandboxes/<tenant id>/<guest>/`, so two tenants
+running the same guest never see each other's files or kv data.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Protocol
+
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.capabilities.core_host import GuestOutput, LogLine, Sandbox
+from ngixi_runtime.engines.base import chosen_engine, meters_fuel
+from ngixi_runtime.errors import GuestError, InvalidInput, NgixiError, error_with_exit_code
+from ngixi_runtime.guest.manifest import Manifest, Number
+from ngixi_runtime.loading.loader import Guest, check_call, likely_artifacts, open_guest, verified_manifest
+from ngixi_runtime.trust.policy import Policy
+from ngixi_runtime.trust.rollback import RollbackGuard
+from ngixi_runtime.trust.signatures import load_trust
+
+log = logging.getLogger(__name__)
+
+# Time allowed on top of the guest's own timeout for the child to answer over the pipe.
+_IPC_GRACE_SECONDS = 0.25
+_START_TIMEOUT_SECONDS = 30.0
+_TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+DEFAULT_TENANT = "default"
+
+
+@dataclass(frozen=True)
+class CallMetrics:
+    duration_ms: float
+    memory_pages: int
+    host_calls: dict[str, int]
+    output_bytes: int
+    outcome: str
+
+
+@dataclass(frozen=True)
+class CallResult:
+    values: tuple[Number, ...]
+    exit_code: int | None
+    logs: tuple[LogLine, ...]
+    stdout: bytes
+    stderr: bytes
+    metrics: CallMetrics
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "values": list(self.values),
+            "exit_code": self.exit_code,
+            "logs": [asdict(line) for line in self.logs],
+            "stdout": base64.b64encode(self.stdout).decode(),
+            "stderr": base64.b64encode(self.stderr).decode(),
+            "metrics": asdict(self.metrics),
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> CallResult:
+        return cls(
+            values=tuple(raw["values"]),
+            exit_code=raw["exit_code"],
+            logs=tuple(LogLine(**line) for line in raw["logs"]),
+            stdout=base64.b64decode(raw["stdout"]),
+            stderr=base64.b64decode(raw["stderr"]),
+            metrics=CallMetrics(**raw["metrics"]),
+        )
+
+
+def empty_result(outcome: str) -> CallResult:
+    """The result of a call that produced nothing, e.g. one whose process was killed."""
+    return CallResult((), None, (), b"", b"", CallMetrics(0.0, 0, {}, 0, outcome))
+
+
+class CallFailed(GuestError):
+    """A call that did not complete; carries the call's metrics and what it printed."""
+
+    def __init__(self, message: str, *, outcome: str, result: CallResult) -> None:
+        super().__init__(message, outcome=outcome)
+        self.result = result
+
+
+class Tenant(Protocol):
+    manifest: Manifest
+    origin: str  # which artifact was loaded, or why the guest was compiled
+    compiled: bool
+
+    def call(self, export: str, args: Sequence[Number]) -> CallResult: ...
+
+    def run(self) -> CallResult: ...
+
+    def close(self) -> None: ...
+
+
+def measure(guest: Guest, export: str, args: Sequence[Number]) -> CallResult:
+    """Calls an export (or `_start` for "_start") in this process and records its metrics."""
+    start = time.perf_counter()
+    values: tuple[Number, ...] = ()
+    exit_code = None
+    failure: GuestError | None = None
+    try:
+        if export == "_start":
+            exit_code = guest.run_command()
+        else:
+            values = guest.call(export, args)
+    except GuestError as error:
+        failure = _out_of_memory(guest, export, error)
+    output = guest.output.take()
+    result = _result(
+        values=values,
+        exit_code=exit_code,
+        output=output,
+        seconds=time.perf_counter() - start,
+        pages=guest.memory_pages,
+        failure=failure,
+    )
+    if failure is not None:
+        raise CallFailed(str(failure), outcome=failure.outcome, result=result)
+    return result
+
+
+def _out_of_memory(guest: Guest, export: str, error: GuestError) -> GuestError:
+    """A trap with memory grown to its limit is the guest running out of memory: say so."""
+    limit = guest.manifest.limits.memory_pages
+    if error.outcome != "trap" or guest.memory_pages < limit:
+        return error
+    return GuestError(
+        f"{guest.manifest.guest.name}: {export} ran out of memory at its limit of {limit} pages "
+        f"(limits.memory_pages): {error}",
+        outcome="memory",
+    )
+
+
+def _result(
+    *,
+    values: tuple[Number, ...],
+    exit_code: int | None,
+    output: GuestOutput,
+    seconds: float,
+    pages: int,
+    failure: GuestError | None,
+) -> CallResult:
+    metrics = CallMetrics(
+        duration_ms=round(seconds * 1000, 3),
+        memory_pages=pages,
+        host_calls=dict(output.host_calls),
+        output_bytes=output.size,
+        outcome="ok" if failure is None else failure.outcome,
+    )
+    return CallResult(values, exit_code, tuple(output.logs), bytes(output.stdout), bytes(output.stderr), metrics)
+
+
+class InProcessTenant:
+    """A guest in this process: no isolation; for trusted guests. Only Wasmtime enforces a deadline here."""
+
+    def __init__(self, guest: Guest) -> None:
+        self._guest = guest
+        self.manifest = guest.manifest
+        self.origin = guest.origin
+        self.compiled = guest.compiled
+
+    def call(self, export: str, args: Sequence[Number]) -> CallResult:
+        return measure(self._guest, export, args)
+
+    def run(self) -> CallResult:
+        return measure(self._guest, "_start", ())
+
+    def close(self) -> None:
+        self._guest.close()
+
+    def __enter__(self) -> InProcessTenant:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+@dataclass
+class _Child:
+    process: subprocess.Popen[bytes]
+    errors: IO[bytes]
+    buffer: bytearray = field(default_factory=bytearray)
+
+
+class IsolatedTenant:
+    """A guest in its own child process, restarted after any failure that killed it."""
+
+    def __init__(self, bundle: Path, trust_file: Path, manifest: Manifest, options: Mapping[str, Any]) -> None:
+        self.manifest = manifest
+        self._request = {"bundle": str(bundle), "trust": str(trust_file), **options}
+        self._child: _Child | None = None
+        self._lock = threading.Lock()
+        self.origin = ""
+        self.compiled = False
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs."""
+        return None if self._child is None else self._child.process.pid
+
+    def start(self) -> None:
+        """Starts the child now rather than on the first call."""
+        with self._lock:
+            if self._child is None:
+                self._child = self._spawn()
+
+    def _spawn(self) -> _Child:
+        errors = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the child; closed in _stop
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ngixi_runtime.loading.tenant_child"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            start_new_session=True,
+        )
+        child = _Child(process, errors)
+        reply = self._exchange(child, self._request, deadline=time.monotonic() + _START_TIMEOUT_SECONDS, what="start")
+        if not reply.get("ok"):
+            self._stop(child)
+            message = str(reply.get("error", "the tenant process could not start"))
+            raise error_with_exit_code(message, int(reply.get("exit_code", NgixiError.exit_code)))
+        self.origin = str(reply["origin"])
+        self.compiled = bool(reply["compiled"])
+        return child
+
+    def call(self, export: str, args: Sequence[Number]) -> CallResult:
+        check_call(self.manifest, export, args)
+        with self._lock:
+            if self._child is None:
+                self._child = self._spawn()
+            timeout = self.manifest.limits.timeout_ms / 1000
+            try:
+                reply = self._exchange(
+                    self._child,
+                    {"op": "call", "export": export, "args": list(args)},
+                    deadline=time.monotonic() + timeout + _IPC_GRACE_SECONDS,
+                    what=export,
+                )
+            except CallFailed:
+                self._child = None
+                raise
+        result = CallResult.from_json(reply["result"])
+        if not reply["ok"]:
+            raise CallFailed(reply["error"], outcome=result.metrics.outcome, result=result)
+        return result
+
+    def run(self) -> CallResult:
+        return self.call("_start", ())
+
+    def _exchange(self, child: _Child, message: Mapping[str, Any], *, deadline: float, what: str) -> dict[str, Any]:
+        try:
+            assert child.process.stdin is not None
+            child.process.stdin.write(json.dumps(message).encode() + b"\n")
+            child.process.stdin.flush()
+            line = self._read_line(child, deadline)
+        except (BrokenPipeError, EOFError):
+            raise self._died(child, what) from None
+        except TimeoutError:
+            self._stop(child)
+            limit = self.manifest.limits.timeout_ms
+            raise self._failure(
+                f"{what} exceeded its {limit} ms timeout (limits.timeout_ms); the tenant was stopped", "timeout"
+            ) from None
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    @staticmethod
+    def _read_line(child: _Child, deadline: float) -> bytes:
+        assert child.process.stdout is not None
+        descriptor = child.process.stdout.fileno()
+        while b"\n" not in child.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([descriptor], [], [], remaining)
+            if ready:
+                chunk = os.read(descriptor, 1 << 16)
+                if not chunk:
+                    raise EOFError
+                child.buffer += chunk
+        line, _, rest = bytes(child.buffer).partition(b"\n")
+        child.buffer[:] = rest
+        return line
+
+    def _failure(self, detail: str, outcome: str) -> CallFailed:
+        return CallFailed(f"{self.manifest.guest.name}: {detail}", outcome=outcome, result=empty_result(outcome))
+
+    def _died(self, child: _Child, what: str) -> CallFailed:
+        code = child.process.wait()
+        child.errors.seek(0)
+        tail = child.errors.read()[-500:].decode(errors="replace").strip()
+        self._stop(child)
+        if code == -signal.SIGXCPU:
+            return self._failure(
+                f"{what} used up its CPU time (limits.timeout_ms = {self.manifest.limits.timeout_ms})", "cpu"
+            )
+        if "MemoryError" in tail:
+            pages = self.manifest.limits.memory_pages
+            return self._failure(f"{what} ran out of memory (limits.memory_pages = {pages})", "memory")
+        reason = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+        return self._failure(f"{what}: the tenant process died ({reason}){': ' + tail if tail else ''}", "crash")
+
+    @staticmethod
+    def _stop(child: _Child) -> None:
+        if child.process.poll() is None:
+            os.killpg(child.process.pid, signal.SIGKILL)
+        child.process.wait()
+        child.errors.close()
+        for stream in (child.process.stdin, child.process.stdout):
+            if stream is not None:
+                with contextlib.suppress(BrokenPipeError):  # a request still buffered for the dead child
+                    stream.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._child is not None:
+                self._stop(self._child)
+                self._child = None
+
+    def __enter__(self) -> IsolatedTenant:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def check_tenant_id(tenant: str) -> None:
+    """A tenant id names its sandbox directory, so it must be one safe path component."""
+    if not _TENANT_ID.fullmatch(tenant):
+        raise InvalidInput(
+            f'tenant: {tenant!r} is not a tenant id; use 1 to 64 lowercase letters, digits, "-" and "_", '
+            "starting with a letter or digit"
+        )
+
+
+def open_tenant(
+    bundle: Path,
+    *,
+    trust_file: Path,
+    policy: Policy | None = None,
+    isolated: bool = True,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    rollback: RollbackGuard | None = None,
+    sandboxes: Path | None = None,
+    tenant: str = DEFAULT_TENANT,
+    engine: str | None = None,
+) -> InProcessTenant | IsolatedTenant:
+    """Verifies a bundle, checks it against the operator's policy, and loads it as a tenant.
+
+    With `rollback`, a lower sequence than already accepted is refused, here and in the child.
+    A guest granted fs or kv keeps its state under `sandboxes/<tenant>/<guest>`: tenants with
+    different ids never share files or kv data, even when they run the same guest.
+    `engine` picks the engine ("wasmer", "wasmtime", "auto"; see `chosen_engine`); with Wasmtime
+    the timeout, memory and fuel limits also hold in-process. An engine that cannot meter fuel runs
+    a guest with limits.fuel only isolated, where its CPU time is capped by limits.timeout_ms instead.
+    """
+    check_tenant_id(tenant)
+    verified = read_bundle(
+        bundle,
+        load_trust(trust_file),
+        rollback=rollback,
+        defer_members=True,
+        prefetch=() if isolated else likely_artifacts(engine),
+    )
+    manifest = verified_manifest(verified)
+    if policy is not None:
+        policy.check(manifest)
+    sandbox = Sandbox.under(sandboxes / tenant / manifest.guest.name) if sandboxes else None
+    if not isolated:
+        return InProcessTenant(open_guest(verified, args=args, env=env, sandbox=sandbox, engine=engine))
+    engine = chosen_engine(
+        engine, wants_fuel=manifest.limits.fuel is not None, component=manifest.guest.abi == "component"
+    )
+    if manifest.limits.fuel is not None and not meters_fuel(engine):
+        log.warning(
+            "note: %s: %s cannot meter fuel, so limits.fuel is not enforced; limits.timeout_ms caps its CPU time",
+            manifest.guest.name,
+            engine,
+        )
+    options = {
+        "args": list(args),
+        "env": dict(env or {}),
+        "rollback": rollback and rollback.to_json(),
+        "sandbox": sandbox.to_json() if sandbox else None,
+        "engine": engine,
+    }
+    loaded = IsolatedTenant(bundle, trust_file, manifest, options)
+    loaded.start()
+    return loaded
+
+
+class TenantPool:
+    """Several tenants at once, each in its own process; calls to different tenants run concurrently."""
+
+    def __init__(
+        self, *, trust_file: Path, policy: Policy | None = None, workers: int = 16, sandboxes: Path | None = None
+    ) -> None:
+        self._trust_file = trust_file
+        self._policy = policy
+        self._sandboxes = sandboxes
+        self._tenants: dict[str, IsolatedTenant | InProcessTenant] = {}
+        self._executor = ThreadPoolExecutor(max_workers=workers)
+
+    def add(self, name: str, bundle: Path, *, isolated: bool = True, tenant: str | None = None) -> None:
+        """Loads a bundle as tenant `name`; its sandbox id is `tenant`, by default `name` itself."""
+        self._tenants[name] = open_tenant(
+            bundle,
+            trust_file=self._trust_file,
+            policy=self._policy,
+            isolated=isolated,
+            sandboxes=self._sandboxes,
+            tenant=name if tenant is None else tenant,
+        )
+
+    def call(self, name: str, export: str, args: Sequence[Number]) -> CallResult:
+        return self._tenants[name].call(export, args)
+
+    def call_many(self, calls: Sequence[tuple[str, str, Sequence[Number]]]) -> list[CallResult | GuestError]:
+        """Dispatches calls concurrently; each entry is its result or the GuestError it raised."""
+
+        def one(call: tuple[str, str, Sequence[Number]]) -> CallResult | GuestError:
+            try:
+                return self.call(*call)
+            except GuestError as error:
+                return error
+
+        return list(self._executor.map(one, calls))
+
+    def close(self) -> None:
+        for tenant in self._tenants.values():
+            tenant.close()
+        self._executor.shutdown()
+
+    def __enter__(self) -> TenantPool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -1,0 +1,239 @@
+"""Reads what a .wasm module imports, exports and declares, without compiling it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from ngixi_runtime.errors import InvalidInput
+
+ExternKind = Literal["func", "table", "memory", "global", "tag"]
+
+_VALTYPES = {
+    0x7F: "i32",
+    0x7E: "i64",
+    0x7D: "f32",
+    0x7C: "f64",
+    0x7B: "v128",
+    0x70: "funcref",
+    0x6F: "externref",
+}
+_KINDS: dict[int, ExternKind] = {0: "func", 1: "table", 2: "memory", 3: "global", 4: "tag"}
+_TYPE, _IMPORT, _FUNCTION, _MEMORY, _EXPORT = 1, 2, 3, 5, 7
+
+
+@dataclass(frozen=True)
+class Signature:
+    params: tuple[str, ...]
+    results: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"({', '.join(self.params)}) -> ({', '.join(self.results)})"
+
+
+@dataclass(frozen=True)
+class Import:
+    module: str
+    name: str
+    kind: ExternKind
+    signature: Signature | None
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+@dataclass(frozen=True)
+class Export:
+    name: str
+    kind: ExternKind
+    signature: Signature | None
+
+
+@dataclass(frozen=True)
+class MemoryLimits:
+    minimum_pages: int
+    maximum_pages: int | None
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    imports: tuple[Import, ...]
+    exports: tuple[Export, ...]
+    memories: tuple[MemoryLimits, ...]
+
+    def export(self, name: str) -> Export | None:
+        return next((e for e in self.exports if e.name == name), None)
+
+
+class _Reader:
+    def __init__(self, data: bytes, source: str) -> None:
+        self.data = data
+        self.pos = 0
+        self.source = source
+
+    def fail(self, what: str) -> InvalidInput:
+        return InvalidInput(f"{self.source}: not a valid WebAssembly module: {what} at byte {self.pos}")
+
+    def byte(self) -> int:
+        if self.pos >= len(self.data):
+            raise self.fail("unexpected end")
+        value = self.data[self.pos]
+        self.pos += 1
+        return value
+
+    def u32(self) -> int:
+        result, shift = 0, 0
+        while True:
+            b = self.byte()
+            result |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return result
+            shift += 7
+            if shift > 35:
+                raise self.fail("LEB128 integer too long")
+
+    def take(self, size: int) -> bytes:
+        if self.pos + size > len(self.data):
+            raise self.fail("unexpected end")
+        chunk = self.data[self.pos : self.pos + size]
+        self.pos += size
+        return chunk
+
+    def name(self) -> str:
+        raw = self.take(self.u32())
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.fail("name is not UTF-8") from None
+
+    def valtype(self) -> str:
+        code = self.byte()
+        if code not in _VALTYPES:
+            raise self.fail(f"unknown value type 0x{code:02x}")
+        return _VALTYPES[code]
+
+    def limits(self) -> MemoryLimits:
+        flags = self.byte()
+        minimum = self.u32()
+        maximum = self.u32() if flags & 1 else None
+        return MemoryLimits(minimum, maximum)
+
+
+def read_module_info(data: bytes, *, source: str) -> ModuleInfo:
+    """Parses the type, import, function, memory and export sections of a core module."""
+    reader = _Reader(data, source)
+    if reader.take(4) != b"\0asm" or reader.take(4) != b"\x01\0\0\0":
+        raise reader.fail("missing the \\0asm version 1 header")
+    sections: dict[int, bytes] = {}
+    while reader.pos < len(data):
+        section_id = reader.byte()
+        body = reader.take(reader.u32())
+        if section_id != 0:
+            sections[section_id] = body
+    types = _read_types(_section(sections, _TYPE, source))
+    imports = _read_imports(_section(sections, _IMPORT, source), types)
+    type_indices = _read_function_type_indices(_section(sections, _FUNCTION, source), types)
+    memories = tuple(r.limits() for r in _vec(_section(sections, _MEMORY, source)))
+    imported_funcs: list[Signature | None] = [i.signature for i in imports if i.kind == "func"]
+    imported_memories = [
+        MemoryLimits(0, None) for i in imports if i.kind == "memory"
+    ]  # imported memories are refused by validation; their limits do not matter here
+    functions = _Functions(imported_funcs, type_indices, types)
+    exports = _read_exports(_section(sections, _EXPORT, source), functions)
+    return ModuleInfo(imports=imports, exports=exports, memories=tuple(imported_memories) + memories)
+
+
+def _section(sections: dict[int, bytes], section_id: int, source: str) -> _Reader:
+    """A reader over one section's body; a missing section reads as an empty vector."""
+    return _Reader(sections.get(section_id, b"\0"), source)
+
+
+def _vec(reader: _Reader) -> list[_Reader]:
+    """Yields the reader once per vector element; the caller consumes one element each time."""
+    return [reader] * reader.u32()
+
+
+def _index(reader: _Reader, table: list[Signature]) -> int:
+    index = reader.u32()
+    if index >= len(table):
+        raise reader.fail(f"type index {index} out of range")
+    return index
+
+
+def _read_types(reader: _Reader) -> list[Signature]:
+    types = []
+    for r in _vec(reader):
+        if r.byte() != 0x60:
+            raise r.fail("expected a function type")
+        params = tuple(r.valtype() for _ in range(r.u32()))
+        results = tuple(r.valtype() for _ in range(r.u32()))
+        types.append(Signature(params, results))
+    return types
+
+
+def _read_function_type_indices(reader: _Reader, types: list[Signature]) -> Sequence[int]:
+    count = reader.u32()
+    indices = reader.data[reader.pos :]
+    if len(indices) == count and not indices.translate(None, bytes(range(min(len(types), 0x80)))):
+        return indices  # the common case, all one-byte indices, checked at C speed
+    return [_index(reader, types) for _ in range(count)]
+
+
+@dataclass(frozen=True)
+class _Functions:
+    """The module's function signatures by function index, looked up only for the few that are exported."""
+
+    imported: list[Signature | None]
+    type_indices: Sequence[int]
+    types: list[Signature]
+
+    def __len__(self) -> int:
+        return len(self.imported) + len(self.type_indices)
+
+    def __getitem__(self, index: int) -> Signature | None:
+        if index < len(self.imported):
+            return self.imported[index]
+        return self.types[self.type_indices[index - len(self.imported)]]
+
+
+def _read_imports(reader: _Reader, types: list[Signature]) -> tuple[Import, ...]:
+    imports = []
+    for r in _vec(reader):
+        module, name, kind_code = r.name(), r.name(), r.byte()
+        kind = _KINDS.get(kind_code)
+        signature = None
+        if kind == "func":
+            signature = types[_index(r, types)]
+        elif kind == "table":
+            r.valtype()
+            r.limits()
+        elif kind == "memory":
+            r.limits()
+        elif kind == "global":
+            r.valtype()
+            r.byte()
+        elif kind == "tag":
+            r.byte()
+            _index(r, types)
+        else:
+            raise r.fail(f"unknown import kind 0x{kind_code:02x}")
+        imports.append(Import(module, name, kind, signature))
+    return tuple(imports)
+
+
+def _read_exports(reader: _Reader, functions: _Functions) -> tuple[Export, ...]:
+    exports = []
+    for r in _vec(reader):
+        name, kind_code, index = r.name(), r.byte(), r.u32()
+        kind = _KINDS.get(kind_code)
+        if kind is None:
+            raise r.fail(f"unknown export kind 0x{kind_code:02x}")
+        signature = None
+        if kind == "func":
+            if index >= len(functions):
+                raise r.fail(f"function index {index} out of range")
+            signature = functions[index]
+        exports.append(Export(name, kind, signature))
+    return tuple(exports)

@@ -1,0 +1,1 @@
+"""Trust: signature checks against the operator's trust file, rollback state, operator policy."""

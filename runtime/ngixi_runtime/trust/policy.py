@@ -1,0 +1,113 @@
+"""The operator's policy: ceilings on what any bundle may ask for, written by the host owner.
+
+[limits]                     # the most any manifest may set
+memory_pages = 256
+timeout_ms = 10000
+fuel = 1000000000            # optional: every manifest must then set limits.fuel, at most this
+[capabilities]
+allow = ["log", "stdio", "http"]
+[capabilities.http]          # ceilings on an allowed capability's options (see ceilings.py)
+allow = ["https://*.example.com"]
+
+The format in full is in docs/host-policy.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ngixi_runtime.capabilities.ceilings import Ceiling, at_most
+from ngixi_runtime.capabilities.registry import CAPABILITIES
+from ngixi_runtime.errors import InvalidInput, PolicyError
+from ngixi_runtime.files import read_toml_file
+from ngixi_runtime.guest.manifest import LIMIT_KEYS, Manifest
+from ngixi_runtime.spec.schema import Problems, suggestion, table, type_name
+
+
+@dataclass(frozen=True)
+class Policy:
+    source: str
+    limits: dict[str, int]
+    capabilities: frozenset[str]
+    ceilings: Mapping[str, Ceiling]  # per allowed capability that has a [capabilities.<name>] table
+
+    def exceeded(self, manifest: Manifest) -> list[str]:
+        """Each way the manifest asks for more than this policy allows, one line each naming the field."""
+        found = []
+        for key, ceiling in sorted(self.limits.items()):
+            found += at_most(f"limits.{key}", getattr(manifest.limits, key), ceiling)
+        allowed = ", ".join(sorted(self.capabilities)) or "none"
+        for name, options in sorted(manifest.capabilities.items()):
+            if name not in self.capabilities:
+                found.append(f"capabilities.{name}: not allowed by the policy (it allows: {allowed})")
+            elif name in self.ceilings:
+                found += self.ceilings[name].exceeded(options, f"capabilities.{name}")
+        return found
+
+    def check(self, manifest: Manifest) -> None:
+        problems = self.exceeded(manifest)
+        if problems:
+            guest = f"{manifest.guest.name} {manifest.guest.version}"
+            raise PolicyError(f"{self.source} refuses {guest}:\n  " + "\n  ".join(problems))
+
+
+def _limits(raw: Mapping[str, Any], problems: Problems) -> dict[str, int]:
+    limits = table(raw, "limits", "limits", problems)
+    problems.unknown_keys(limits, LIMIT_KEYS, "limits")
+    valid = {}
+    for key, value in limits.items():
+        if key not in LIMIT_KEYS:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            problems.add(f"limits.{key}", "must be a non-negative integer")
+        else:
+            valid[key] = value
+    return valid
+
+
+def _allow(capabilities: Mapping[str, Any], problems: Problems) -> frozenset[str]:
+    allow = capabilities.get("allow", sorted(CAPABILITIES))
+    if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
+        problems.add("capabilities.allow", "must be an array of capability names")
+        return frozenset()
+    for index, name in enumerate(allow):
+        if name not in CAPABILITIES:
+            problems.add(
+                f"capabilities.allow[{index}]",
+                f"unknown capability {name!r}; {suggestion(name, sorted(CAPABILITIES), 'known')}",
+            )
+    return frozenset(allow)
+
+
+def _ceilings(capabilities: Mapping[str, Any], allow: frozenset[str], problems: Problems) -> dict[str, Ceiling]:
+    ceilings = {}
+    for name, options in capabilities.items():
+        field = f"capabilities.{name}"
+        if name == "allow":
+            continue
+        if name not in CAPABILITIES:
+            problems.add(field, f"unknown key; {suggestion(name, ['allow', *sorted(CAPABILITIES)], 'allowed')}")
+        elif not isinstance(options, dict):
+            problems.add(field, f"must be a table of ceilings, not {type_name(options)}")
+        elif name not in allow:
+            problems.add(field, f'sets ceilings on a capability capabilities.allow leaves out; add "{name}" to allow')
+        else:
+            ceilings[name] = CAPABILITIES[name].parse_ceiling(options, field, problems)
+    return ceilings
+
+
+def load_policy(path: Path) -> Policy:
+    """Reads a policy file; every problem in it is reported at once, one `FILE: field: message` line each."""
+    raw = read_toml_file(path, what="the policy")
+    problems = Problems(str(path))
+    problems.unknown_keys(raw, ("limits", "capabilities"), "")
+    limits = _limits(raw, problems)
+    capabilities = table(raw, "capabilities", "capabilities", problems)
+    allow = _allow(capabilities, problems)
+    ceilings = _ceilings(capabilities, allow, problems)
+    if problems.lines:
+        raise InvalidInput("\n".join(problems.lines))
+    return Policy(str(path), limits, allow, ceilings)
