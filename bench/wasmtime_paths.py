@@ -1,11 +1,11 @@
-"""Calls into Wasmtime guests through wasmtime-py's public API against the engine's faster private paths.
+"""Calls into Wasmtime guests through `engines/wasmtime_fastpath.py` against wasmtime-py's public `Func.__call__`.
 
 Builds the sample guests' bundles with the real toolchain in a temporary copy of the project, opens
-each on Wasmtime once per variant (a variant swaps one or both of the engine's private paths, for
-calls of numeric exports and for host functions, for wasmtime-py's public `Func.__call__` and
-`Linker.define_func`), then times rounds of calls, alternating the variants so that drift on the
-machine hits all alike, in CPU time of this process. Prints µs per call (median and fastest round)
-and each variant's cost against the private paths, from the medians.
+each on Wasmtime once per variant (with the fast path, and with it turned off as on a wasmtime-py
+it was not tested on; host functions go through wasmtime-py's public `Linker.define_func` in
+both), then times rounds of calls, alternating the variants so that drift on the machine hits all
+alike, in CPU time of this process. Prints µs per call (median and fastest round) and each
+variant's cost against the first, from the medians.
 
 Run: .venv/bin/python -m bench.wasmtime_paths [--rounds N] [--scale X]
 """
@@ -17,18 +17,17 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
-import wasmtime
 from ngixi_runtime.bundles.reader import read_bundle
-from ngixi_runtime.capabilities.core_host import HostFunction, Sandbox
-from ngixi_runtime.capabilities.registry import HostImport
-from ngixi_runtime.engines import wasmtime as engine_wasmtime
+from ngixi_runtime.capabilities.core_host import Sandbox
+from ngixi_runtime.engines import wasmtime_fastpath
 from ngixi_runtime.guest.manifest import Number
 from ngixi_runtime.loading.loader import Guest, open_guest
 from ngixi_runtime.trust.signatures import load_trust
@@ -53,26 +52,10 @@ CASES = [
 ]
 
 
-def _public_call(function: wasmtime.Func, _store: wasmtime.Store) -> Callable[[wasmtime.Store, Sequence[Number]], Any]:
-    return lambda store, args: function(store, *args)
-
-
-def _public_host_function(linker: wasmtime.Linker, host_import: HostImport, function: HostFunction) -> None:
-    params, results = host_import.signature.params, host_import.signature.results
-    kind = wasmtime.FuncType(
-        [getattr(wasmtime.ValType, t)() for t in params], [getattr(wasmtime.ValType, t)() for t in results]
-    )
-    linker.define_func(host_import.module, host_import.name, kind, function)
-
-
-PUBLIC_CALLS = (engine_wasmtime, "_callable", _public_call)
-PUBLIC_HOST_FUNCTIONS = (engine_wasmtime, "define_host_function", _public_host_function)
 # The first variant is the baseline the others are compared with.
 VARIANTS: dict[str, list[tuple[Any, str, Any]]] = {
-    "private calls + host functions": [],
-    "public calls": [PUBLIC_CALLS],
-    "public host functions": [PUBLIC_HOST_FUNCTIONS],
-    "public API only": [PUBLIC_CALLS, PUBLIC_HOST_FUNCTIONS],
+    "fast path": [],
+    "public API": [(wasmtime_fastpath, "ACTIVE", False)],
 }
 
 
@@ -118,7 +101,7 @@ def report(case: Case, times: dict[str, list[float]]) -> None:
     print(f"{case.guest}.{case.export}: {case.what}")
     for name, rounds in times.items():
         median = statistics.median(rounds)
-        print(f"  {name:<32} {median:>8.1f} {min(rounds):>8.1f} {median / baseline:>7.2f}x")
+        print(f"  {name:<14} {median:>8.1f} {min(rounds):>8.1f} {median / baseline:>7.2f}x")
 
 
 def main() -> None:
@@ -126,14 +109,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9, help="rounds per variant, alternating")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies each case's calls per round")
     options = parser.parse_args()
+    if not wasmtime_fastpath.ACTIVE:
+        tested = ", ".join(sorted(wasmtime_fastpath.TESTED_ON))
+        raise SystemExit(f"wasmtime-py {version('wasmtime')} takes the public API only (the fast path's: {tested})")
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as scratch:
         project = copy_project(Path(scratch) / "project", toolchain_from=installed_toolchain())
         run(project, "doit", *(f"bundle:{guest}" for guest in sorted({case.guest for case in CASES})))
         results = [(case, measure(project, Path(scratch), case, options.rounds, options.scale)) for case in CASES]
     print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores")
-    print(f"wasmtime-py {engine_wasmtime.current_engine().binding_version}; CPU µs per call:")
-    print(f"  {'variant':<32} {'median':>8} {'fastest':>8} {'cost':>8}  (cost = median / the first variant's)")
+    print(f"wasmtime-py {version('wasmtime')}; CPU µs per call:")
+    print(f"  {'variant':<14} {'median':>8} {'fastest':>8} {'cost':>8}  (cost = median / the first variant's)")
     for case, times in results:
         report(case, times)
 

@@ -65,6 +65,18 @@ def engine_name(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     return name
 
 
+@pytest.fixture(params=["fast path", "public API"])
+def wasmtime_call_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test once per way of calling a Wasmtime export made in it: `wasmtime_fastpath`'s (skipped on a
+    wasmtime-py it was not tested on) and wasmtime-py's public `Func.__call__`."""
+    fastpath = pytest.importorskip("ngixi_runtime.engines.wasmtime_fastpath")
+    if request.param == "fast path" and not fastpath.ACTIVE:
+        pytest.skip("no fast path on this wasmtime-py")
+    if request.param == "public API":
+        monkeypatch.setattr(fastpath, "ACTIVE", False)
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
 def minisign_tool() -> Path:
     """Debian's reference minisign binary."""

@@ -182,7 +182,7 @@ def test_a_refused_artifact_without_a_compiler_allowed_is_a_clear_error(tmp_path
 
 @pytest.mark.parametrize("precompiled", [True, False], ids=["artifact", "compiled"])
 def test_wasmtime_stops_a_call_at_its_fuel_and_refuels_the_next(
-    tmp_path: Path, keys: KeyFiles, precompiled: bool
+    tmp_path: Path, keys: KeyFiles, precompiled: bool, wasmtime_call_path: str
 ) -> None:
     artifacts = [wasmtime_artifact(tmp_path, host_triple(), metered=True)] if precompiled else []
     guest = open_guest(read_bundle(bundle_with(tmp_path, keys, artifacts, METERED), load_trust(keys.trust)))
@@ -223,7 +223,9 @@ def test_the_default_engine_for_a_fuel_limited_guest_is_one_that_meters_fuel(
     assert guest.origin == f"artifact aot/{host_triple()}.cwasm"
 
 
-def test_wasmtime_stops_an_endless_loop_at_its_timeout_in_process(tmp_path: Path, keys: KeyFiles) -> None:
+def test_wasmtime_stops_an_endless_loop_at_its_timeout_in_process(
+    tmp_path: Path, keys: KeyFiles, wasmtime_call_path: str
+) -> None:
     guest = open_guest(read_bundle(bundle_with(tmp_path, keys, [], LIMITED), load_trust(keys.trust)), engine="wasmtime")
     with pytest.raises(GuestError, match=r"^hello: spin exceeded its 200 ms timeout \(limits.timeout_ms\)$") as caught:
         guest.call("spin", ())
@@ -231,7 +233,9 @@ def test_wasmtime_stops_an_endless_loop_at_its_timeout_in_process(tmp_path: Path
     assert guest.call("add", (2, 3)) == (5,)
 
 
-def test_wasmtime_checks_the_deadline_when_a_slow_host_call_returns(tmp_path: Path, keys: KeyFiles) -> None:
+def test_wasmtime_checks_the_deadline_when_a_slow_host_call_returns(
+    tmp_path: Path, keys: KeyFiles, wasmtime_call_path: str
+) -> None:
     def slow(line: LogLine) -> None:
         time.sleep(0.3)
 

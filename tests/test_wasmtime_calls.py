@@ -1,11 +1,16 @@
-"""Calls into Wasmtime guests, and from them into host functions, take faster paths than wasmtime-py's
-`Func.__call__` and trampoline: they must give the same answers."""
+"""Calls into Wasmtime guests take `wasmtime_fastpath`'s call where it is active, else wasmtime-py's
+`Func.__call__`; host functions go through `Linker.define_func`. Every path must give the answers
+`Func.__call__` gives (the `wasmtime_call_path` fixture runs a test on each)."""
 
 from __future__ import annotations
 
 import gc
+import importlib
+import importlib.metadata
 import math
 import struct
+import sys
+import weakref
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -15,14 +20,9 @@ pytest.importorskip("wasmtime")
 import wasmtime
 from ngixi_runtime.capabilities.core_host import HostFunction
 from ngixi_runtime.capabilities.registry import PROVISIONS, HostImport
+from ngixi_runtime.engines import wasmtime_fastpath
 from ngixi_runtime.engines.base import as_results
-from ngixi_runtime.engines.wasmtime import (
-    _HOST_FUNCTIONS,
-    WasmtimeMemory,
-    _callable,
-    _NumericExport,
-    define_host_function,
-)
+from ngixi_runtime.engines.wasmtime import WasmtimeMemory, define_host_function, export_call
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.guest.manifest import Number
 from ngixi_runtime.spec.wasm import Signature
@@ -75,20 +75,23 @@ EDGES: list[tuple[Number, Number, Number, Number]] = [
 @pytest.mark.parametrize("args", EDGES, ids=[str(n) for n in range(len(EDGES))])
 @pytest.mark.parametrize("name", ["same", "reversed"])
 def test_numbers_come_back_as_wasmtime_py_returns_them(
-    exports: tuple[wasmtime.Store, dict[str, wasmtime.Func]], name: str, args: tuple[Number, ...]
+    exports: tuple[wasmtime.Store, dict[str, wasmtime.Func]],
+    name: str,
+    args: tuple[Number, ...],
+    wasmtime_call_path: str,
 ) -> None:
     store, functions = exports
-    fast = _callable(functions[name], store)
-    assert isinstance(fast, _NumericExport)
-    assert _bits(fast(store, args)) == _bits(as_results(functions[name](store, *args)))
+    call = export_call(functions[name], store)
+    assert isinstance(call, wasmtime_fastpath.NumericExport) == (wasmtime_call_path == "fast path")
+    assert _bits(as_results(call(store, args))) == _bits(as_results(functions[name](store, *args)))
 
 
 def test_results_beyond_the_params_and_no_values_at_all(
-    exports: tuple[wasmtime.Store, dict[str, wasmtime.Func]],
+    exports: tuple[wasmtime.Store, dict[str, wasmtime.Func]], wasmtime_call_path: str
 ) -> None:
     store, functions = exports
-    assert _callable(functions["many_out"], store)(store, (7,)) == (7,) * 6
-    assert _callable(functions["nothing"], store)(store, ()) == ()
+    assert as_results(export_call(functions["many_out"], store)(store, (7,))) == (7,) * 6
+    assert as_results(export_call(functions["nothing"], store)(store, ())) == ()
 
 
 @pytest.mark.parametrize(
@@ -101,19 +104,24 @@ def test_results_beyond_the_params_and_no_values_at_all(
     ],
 )
 def test_wrong_values_are_refused_as_wasmtime_py_refuses_them(
-    exports: tuple[wasmtime.Store, dict[str, wasmtime.Func]], args: tuple[Number, ...], error: type[Exception]
+    exports: tuple[wasmtime.Store, dict[str, wasmtime.Func]],
+    args: tuple[Number, ...],
+    error: type[Exception],
+    wasmtime_call_path: str,
 ) -> None:
     store, functions = exports
     with pytest.raises(error):
         functions["same"](store, *args)
     with pytest.raises(error):
-        _callable(functions["same"], store)(store, args)
+        export_call(functions["same"], store)(store, args)
 
 
-def test_a_trap_is_raised_as_a_trap(exports: tuple[wasmtime.Store, dict[str, wasmtime.Func]]) -> None:
+def test_a_trap_is_raised_as_a_trap(
+    exports: tuple[wasmtime.Store, dict[str, wasmtime.Func]], wasmtime_call_path: str
+) -> None:
     store, functions = exports
     with pytest.raises(wasmtime.Trap) as trapped:
-        _callable(functions["traps"], store)(store, (1,))
+        export_call(functions["traps"], store)(store, (1,))
     assert trapped.value.trap_code == wasmtime.TrapCode.UNREACHABLE
 
 
@@ -132,8 +140,8 @@ def test_guest_memory_is_read_and_written_up_to_its_end_and_not_past_it() -> Non
         memory.read(-1, 1)
 
 
-# Host functions: Wasmtime calls them through `_call_host`, not wasmtime-py's trampoline; they must see the
-# same arguments and give the guest the same results and failures as through `Linker.define_func`.
+# Host functions: `define_host_function` gives Wasmtime their types; they must see the same arguments and
+# give the guest the same results and failures as through `Linker.define_func` with wasmtime-py's own types.
 CALL_THE_IMPORT = b"\x10\x00"
 Define = Callable[[wasmtime.Linker, HostImport, HostFunction], None]
 
@@ -165,17 +173,17 @@ def _relay_export(define: Define, signature: Signature, function: HostFunction) 
 def _relay(
     define: Define, signature: Signature, args: Sequence[Number], function: HostFunction
 ) -> tuple[Number, ...] | tuple[type[Exception], str]:
-    """What the relaying export (`_relay_export`) gives back, called the fast way."""
+    """What the relaying export (`_relay_export`) gives back, called as the engine calls it."""
     store, relay = _relay_export(define, signature, function)
     try:
-        given: tuple[Number, ...] = _callable(relay, store)(store, args)
+        given = as_results(export_call(relay, store)(store, args))
     except Exception as error:
         return type(error), str(error).splitlines()[0]
     return given
 
 
 @pytest.mark.parametrize("args", EDGES, ids=[str(n) for n in range(len(EDGES))])
-def test_host_functions_get_the_arguments_wasmtime_py_gives(args: tuple[Number, ...]) -> None:
+def test_host_functions_get_the_arguments_wasmtime_py_gives(args: tuple[Number, ...], wasmtime_call_path: str) -> None:
     seen: dict[str, list[object]] = {}
 
     def recorder(name: str) -> HostFunction:
@@ -207,7 +215,7 @@ def test_host_functions_get_the_arguments_wasmtime_py_gives(args: tuple[Number, 
     ],
 )
 def test_host_function_results_and_failures_reach_the_guest_as_through_wasmtime_py(
-    results: tuple[str, ...], returned: object
+    results: tuple[str, ...], returned: object, wasmtime_call_path: str
 ) -> None:
     def host(_value: int) -> int | None:
         if isinstance(returned, Exception):
@@ -219,8 +227,10 @@ def test_host_function_results_and_failures_reach_the_guest_as_through_wasmtime_
 
 
 @pytest.mark.parametrize("raised", [GuestError("probe: refused"), KeyError("a bug in a host function")])
-def test_a_host_function_s_exception_ends_the_call_as_through_func_call(raised: Exception) -> None:
-    """`_NumericExport` raises what wasmtime-py's `Func.__call__` raises when a host function fails."""
+def test_a_host_function_s_exception_ends_the_call_as_through_func_call(
+    raised: Exception, wasmtime_call_path: str
+) -> None:
+    """The engine's call raises what wasmtime-py's `Func.__call__` raises when a host function fails."""
 
     def host(_value: int) -> int:
         raise raised
@@ -229,25 +239,47 @@ def test_a_host_function_s_exception_ends_the_call_as_through_func_call(raised: 
     with pytest.raises(type(raised)) as through_func_call:
         relay(store, 3)
     with pytest.raises(type(raised)) as through_ours:
-        _callable(relay, store)(store, (3,))
+        export_call(relay, store)(store, (3,))
     assert through_ours.value is through_func_call.value is raised
 
 
 def test_host_imports_have_at_most_one_result() -> None:
-    """`_write_result` writes one result: the registry must never grant an import with more."""
+    """A `HostFunction` returns one number or None: the registry must never grant an import with more results."""
     assert max(len(p.host_import.signature.results) for p in PROVISIONS.values()) == 1
 
 
-def test_a_host_function_is_forgotten_with_the_linker_and_store_that_hold_it() -> None:
-    gc.collect()
-    before = set(_HOST_FUNCTIONS)
-    defined: set[int] = set()
-
+def test_a_host_function_is_released_with_the_linker_and_store_that_hold_it() -> None:
     def host(value: int) -> int:
-        defined.update(set(_HOST_FUNCTIONS) - before)
         return value + 1
 
+    released = weakref.ref(host)
     assert _relay(define_host_function, Signature(("i32",), ("i32",)), (4,), host) == (5,)
+    del host
     gc.collect()
-    assert defined
-    assert defined.isdisjoint(_HOST_FUNCTIONS)
+    assert released() is None
+
+
+def test_the_fast_path_is_active_exactly_on_the_wasmtime_py_versions_it_was_tested_on() -> None:
+    installed = importlib.metadata.version("wasmtime")
+    assert wasmtime_fastpath.ACTIVE is (installed in wasmtime_fastpath.TESTED_ON)
+
+
+def test_on_another_wasmtime_py_nothing_private_is_imported_and_calls_take_the_public_api(
+    exports: tuple[wasmtime.Store, dict[str, wasmtime.Func]],
+) -> None:
+    """A wasmtime-py of another version, here one without the private modules the fast path uses."""
+    store, functions = exports
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(importlib.metadata, "version", lambda _name: "999.0.0")
+            for private in ("_ffi", "_func"):
+                patch.delattr(wasmtime, private)
+                patch.setitem(sys.modules, f"wasmtime.{private}", None)  # so that importing it fails
+            importlib.reload(wasmtime_fastpath)
+            assert not wasmtime_fastpath.ACTIVE
+            call = export_call(functions["same"], store)
+            assert not isinstance(call, wasmtime_fastpath.NumericExport)
+            assert as_results(call(store, (1, 2, 3.0, 4.0))) == (1, 2, 3.0, 4.0)
+    finally:
+        importlib.reload(wasmtime_fastpath)
+    assert wasmtime_fastpath.ACTIVE is (importlib.metadata.version("wasmtime") in wasmtime_fastpath.TESTED_ON)

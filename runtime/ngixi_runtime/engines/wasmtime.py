@@ -11,7 +11,6 @@ refuses to load them; a refusal becomes `ArtifactRefused`, so that the loader co
 from __future__ import annotations
 
 import ctypes
-import itertools
 import math
 import threading
 import time
@@ -19,15 +18,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import version
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import wasmtime
-from wasmtime import _ffi as wasmtime_ffi  # the C API, as wasmtime-py calls it (pinned: see _NumericExport)
-from wasmtime import _func as wasmtime_func  # LAST_EXCEPTION: a host function's exception, until it is raised
-from wasmtime._func import maybe_raise_last_exn
 
 from ngixi_runtime.capabilities.core_host import HostFunction
 from ngixi_runtime.capabilities.registry import HostImport
+from ngixi_runtime.engines import wasmtime_fastpath
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE, EngineId, EngineMemory, RunLimits, as_results
 from ngixi_runtime.errors import ArtifactRefused, GuestError, NgixiError
 from ngixi_runtime.guest.manifest import Number
@@ -37,8 +34,8 @@ from ngixi_runtime.spec.wasm import Export, ExternKind, Import, MemoryLimits, Mo
 ENGINE = "wasmtime"
 PAGE_BYTES = 65536
 Code = TypeVar("Code")
+ExportCall = Callable[[wasmtime.Store, Sequence[Number]], Any]
 _TICK_SECONDS = 0.01
-_PYTHON_TYPES: dict[str, type] = {"i32": int, "i64": int, "f32": float, "f64": float}  # as wasmtime-py converts them
 _VALUE_TYPES = {
     "i32": wasmtime.ValType.i32,
     "i64": wasmtime.ValType.i64,
@@ -267,54 +264,9 @@ class Deadline:
         return guarded
 
 
-class _NumericExport:
-    """An exported function of numbers, called through Wasmtime's unchecked C call with its types looked up once.
-
-    wasmtime-py's `Func.__call__` asks the C API for the function's type and converts every value
-    through Python objects on each call: about 100 µs for a near-empty call here, against a tenth of
-    that this way. Values are checked and converted as the binding does: ints for i32 and i64
-    (wrapped to their width), floats for f32 and f64. Traps and host-function exceptions are raised
-    as the binding's own `enter_wasm` raises them.
-    """
-
-    def __init__(self, function: wasmtime.Func, params: tuple[str, ...], results: tuple[str, ...]) -> None:
-        self._func = function._func
-        self._params = params
-        self._results = results
-        self._slots = max(len(params), len(results), 1)  # one array holds the params, then the results
-
-    def __call__(self, store: wasmtime.Store, args: Sequence[Number]) -> tuple[Number, ...]:
-        if len(args) != len(self._params):
-            raise wasmtime.WasmtimeError(f"{len(args)} parameters given, {len(self._params)} expected")
-        values = (wasmtime_ffi.wasmtime_val_raw_t * self._slots)()
-        for slot, (kind, value) in enumerate(zip(self._params, args, strict=True)):
-            if not isinstance(value, _PYTHON_TYPES[kind]):
-                raise TypeError(f"don't know how to convert {value!r} to {kind}")
-            setattr(values[slot], kind, value)
-        trap = ctypes.POINTER(wasmtime_ffi.wasm_trap_t)()
-        error = wasmtime_ffi.wasmtime_func_call_unchecked(
-            store._context(), ctypes.byref(self._func), values, self._slots, ctypes.byref(trap)
-        )
-        if error or trap:
-            _raise_call_failure(error, trap)
-        return tuple(getattr(values[slot], kind) for slot, kind in enumerate(self._results))
-
-
-def _raise_call_failure(error: Any, trap: Any) -> NoReturn:
-    """What wasmtime-py's `enter_wasm` raises for a failed call, without its context manager (2 µs a call):
-    a host function's exception if one ended the call, else the error or the trap."""
-    failure = wasmtime.WasmtimeError._from_ptr(error) if error else wasmtime.Trap._from_ptr(trap)
-    maybe_raise_last_exn()
-    raise failure
-
-
-def _callable(function: wasmtime.Func, store: wasmtime.Store) -> Callable[[wasmtime.Store, Sequence[Number]], Any]:
-    """The fastest way to call `function`: `_NumericExport` when its values are all numbers."""
-    kind = function.type(store)
-    params, results = tuple(map(str, kind.params)), tuple(map(str, kind.results))
-    if set(params + results) <= _PYTHON_TYPES.keys():
-        return _NumericExport(function, params, results)
-    return lambda store, args: function(store, *args)
+def export_call(function: wasmtime.Func, store: wasmtime.Store) -> ExportCall:
+    """How to call `function`: `wasmtime_fastpath`'s call where it applies, else wasmtime-py's `Func.__call__`."""
+    return wasmtime_fastpath.numeric_export(function, store) or (lambda store, args: function(store, *args))
 
 
 class WasmtimeInstance:
@@ -322,7 +274,7 @@ class WasmtimeInstance:
         self._exports = instance.exports(store)
         self._store = store
         self._deadline = deadline
-        self._functions: dict[str, Callable[[wasmtime.Store, Sequence[Number]], Any]] = {}
+        self._functions: dict[str, ExportCall] = {}
         self.guest = deadline.guest
         memory = self._exports["memory"]
         if not isinstance(memory, wasmtime.Memory):
@@ -333,11 +285,11 @@ class WasmtimeInstance:
         function = self._functions.get(export) or self._function(export)
         return call_within_deadline(self._store, self._deadline, export, lambda: function(self._store, args))
 
-    def _function(self, export: str) -> Callable[[wasmtime.Store, Sequence[Number]], Any]:
+    def _function(self, export: str) -> ExportCall:
         function = self._exports[export]
         if not isinstance(function, wasmtime.Func):
             raise GuestError(f"{self.guest}: its export {export!r} is not a function")
-        self._functions[export] = _callable(function, self._store)
+        self._functions[export] = export_call(function, self._store)
         return self._functions[export]
 
 
@@ -396,60 +348,10 @@ def prepare(
     return WasmtimeModule(guest, engine, module, limits, _module_info(module))
 
 
-# Host functions defined by `define_host_function`, by handle: the function and its parameter and result types.
-_HOST_FUNCTIONS: dict[int, tuple[HostFunction, tuple[str, ...], tuple[str, ...]]] = {}
-_HANDLES = itertools.count(1)  # never 0: Wasmtime hands a handle back as a `void *`, and a null one reads as None
-
-
-def _call_host(handle: int | None, _caller: Any, values: Any, _count: int) -> int | None:
-    """Wasmtime's call of a host function: the arguments read from, and the result written to, its raw values.
-
-    wasmtime-py's own trampoline builds a `Caller` and a `Val` object per value on every call, about
-    100 µs per host call here. An exception goes where that trampoline puts it (`LAST_EXCEPTION`), with
-    a trap that unwinds the guest, so that the call into the guest raises it (`_raise_call_failure`, or
-    wasmtime-py's `enter_wasm` for calls it makes).
-    """
-    function, params, results = _HOST_FUNCTIONS[handle or 0]
-    try:
-        _write_result(values, results, function(*[getattr(values[slot], kind) for slot, kind in enumerate(params)]))
-    except BaseException as error:
-        wasmtime_func.LAST_EXCEPTION = error  # type: ignore[assignment]  # any BaseException, as its trampoline does
-        return ctypes.cast(wasmtime.Trap("python exception")._consume(), ctypes.c_void_p).value
-    return 0
-
-
-def _write_result(values: Any, kinds: tuple[str, ...], result: int | None) -> None:
-    """Host imports have at most one result (capabilities.py); it is checked as wasmtime-py's trampoline checks it."""
-    if not kinds:
-        if result is not None:
-            raise wasmtime.WasmtimeError("callback produced results when it shouldn't")
-        return
-    if not isinstance(result, _PYTHON_TYPES[kinds[0]]):
-        raise TypeError(f"don't know how to convert {result!r} to {kinds[0]}")
-    setattr(values[0], kinds[0], result)
-
-
-def _forget_host_function(handle: int | None) -> None:
-    _HOST_FUNCTIONS.pop(handle or 0, None)
-
-
-_HOST_CALLBACK = wasmtime_ffi.wasmtime_func_unchecked_callback_t(_call_host)
-_HOST_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(_forget_host_function)
-
-
 def define_host_function(linker: wasmtime.Linker, host_import: HostImport, function: HostFunction) -> None:
-    """`linker.define_func` of a host function, called by `_call_host` instead of wasmtime-py's trampoline."""
     params, results = host_import.signature.params, host_import.signature.results
     signature = wasmtime.FuncType([_VALUE_TYPES[t]() for t in params], [_VALUE_TYPES[t]() for t in results])
-    module, name = host_import.module.encode(), host_import.name.encode()
-    handle = next(_HANDLES)
-    _HOST_FUNCTIONS[handle] = (function, params, results)
-    error = wasmtime_ffi.wasmtime_linker_define_func_unchecked(
-        linker.ptr(), module, len(module), name, len(name), signature.ptr(), _HOST_CALLBACK, handle, _HOST_FINALIZER
-    )
-    if error:
-        _HOST_FUNCTIONS.pop(handle)
-        raise wasmtime.WasmtimeError._from_ptr(error)
+    linker.define_func(host_import.module, host_import.name, signature, function)
 
 
 def instantiate(
