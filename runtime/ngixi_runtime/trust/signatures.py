@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import minisign
-from nacl.exceptions import BadSignatureError
-from nacl.signing import VerifyKey
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.files import read_toml_file
@@ -36,9 +37,35 @@ class TrustStore:
         return next((k for k in self.keys if k.key_id == key_id), None)
 
 
+# minisign's key and signature lines (https://jedisct1.github.io/minisign/): base64 of a 2-byte algorithm,
+# an 8-byte key id, then the 32-byte Ed25519 key or the 64-byte signature. py-minisign parses and checks
+# them but exposes neither the key id nor the raw key and signatures.
+_KEY_ID = slice(2, 10)
+_KEY_OR_SIGNATURE = slice(10, None)
+
+
+@dataclass(frozen=True)
+class _SignatureFields:
+    key_id: bytes
+    index_signature: bytes  # over the BLAKE2b-512 hash of the index (prehashed)
+    trusted_comment: str
+    global_signature: bytes  # over the index signature and the trusted comment
+
+    @classmethod
+    def of(cls, signature: minisign.Signature) -> _SignatureFields:
+        """The fields of a signature py-minisign has parsed, from its own rendering of minisign's format."""
+        _untrusted, signature_line, _trusted, global_line = bytes(signature).split(b"\n")
+        signed = base64.b64decode(signature_line)
+        return cls(signed[_KEY_ID], signed[_KEY_OR_SIGNATURE], signature.trusted_comment, base64.b64decode(global_line))
+
+
 def key_id_of(public_key: minisign.PublicKey) -> str:
     """minisign's spelling of a key id: upper-case hex, as minisign prints it."""
-    return _key_id_text(public_key._keynum_pk.key_id)
+    return _key_id_text(base64.b64decode(public_key.to_base64())[_KEY_ID])
+
+
+def _ed25519_key(public_key: minisign.PublicKey) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key.to_base64())[_KEY_OR_SIGNATURE])
 
 
 def _key_id_text(raw: bytes) -> str:
@@ -83,7 +110,7 @@ def load_trust(path: Path) -> TrustStore:
     return TrustStore(str(path), tuple(_parse_key(k, f"keys[{i}]", str(path)) for i, k in enumerate(keys)))
 
 
-def signer_of(signature_bytes: bytes, trust: TrustStore, *, source: str) -> tuple[TrustedKey, minisign.Signature]:
+def signer_of(signature_bytes: bytes, trust: TrustStore, *, source: str) -> tuple[TrustedKey, _SignatureFields]:
     """The trusted key that made this signature, before anything it signs is read."""
     try:
         signature = minisign.Signature.from_bytes(signature_bytes)
@@ -91,11 +118,12 @@ def signer_of(signature_bytes: bytes, trust: TrustStore, *, source: str) -> tupl
         raise VerificationError(f"{source}: the signature is not minisign's format ({error})") from None
     if not signature.is_prehashed():
         raise VerificationError(f"{source}: the signature is not prehashed (minisign -H); refusing it")
-    key_id = _key_id_text(signature._key_id)
+    fields = _SignatureFields.of(signature)
+    key_id = _key_id_text(fields.key_id)
     key = trust.find(key_id)
     if key is None:
         raise VerificationError(f"{source}: signed by key {key_id}, which {trust.source} does not trust")
-    return key, signature
+    return key, fields
 
 
 def verify_index(
@@ -106,26 +134,26 @@ def verify_index(
 
     With `comment_signature=False` only the index's is checked: enough for a caller that, like a load,
     uses nothing of the comment but compares it with the one derived from the signed index (`check_scope`).
-    Ed25519 comes from libsodium (PyNaCl) rather than py-minisign's OpenSSL: it verifies in half the
-    time, and a load waits for these checks.
+    The checks are made here rather than by py-minisign's `PublicKey.verify`, which always makes both
+    and cannot tell which failed.
     """
-    key, signature = signer_of(signature_bytes, trust, source=source)
-    public = VerifyKey(key.public_key._keynum_pk.public_key)
-    if not _holds(public, signature._signature, hashlib.blake2b(index_bytes).digest()):
+    key, fields = signer_of(signature_bytes, trust, source=source)
+    public = _ed25519_key(key.public_key)
+    if not _holds(public, fields.index_signature, hashlib.blake2b(index_bytes).digest()):
         raise VerificationError(f"{source}: the index signature does not verify with key {key.key_id}")
     if not comment_signature:
-        return key, signature.trusted_comment
-    if not _holds(public, signature._global_signature, signature._signature + signature.trusted_comment.encode()):
+        return key, fields.trusted_comment
+    if not _holds(public, fields.global_signature, fields.index_signature + fields.trusted_comment.encode()):
         raise VerificationError(
             f"{source}: the signature's trusted comment was altered (its global signature does not verify)"
         )
-    return key, signature.trusted_comment
+    return key, fields.trusted_comment
 
 
-def _holds(public: VerifyKey, signature: bytes, message: bytes) -> bool:
+def _holds(public: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
     try:
-        public.verify(message, signature)
-    except BadSignatureError:
+        public.verify(signature, message)
+    except InvalidSignature:
         return False
     return True
 
