@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,8 @@ def test_every_guest_is_read_in_name_order(tmp_path: Path) -> None:
     guests = read_guests(project)
     assert list(guests) == ["a", "b"]
     assert guests["a"].type.is_component and not guests["b"].type.is_component
+
+
+def test_a_guest_survives_pickling_for_spawned_workers(tmp_path: Path) -> None:
+    guest = read_guest(project_with(tmp_path, {"g": '[guest]\nabi = "component"\n'}), "g")
+    assert pickle.loads(pickle.dumps(guest)) == guest
