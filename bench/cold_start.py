@@ -45,10 +45,10 @@ from ngixi_runtime.spec.bundle_format import INDEX_NAME, SIGNATURE_NAME
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.trust.signatures import TrustStore, load_trust, verify_index
 
+from ngixi_build.guests import read_guest
 from ngixi_build.project import Project
 from ngixi_build.stages.bundle import write_bundle
 from ngixi_build.stages.signing import ensure_dev_key
-from ngixi_build.workflows import pipeline as stages
 from tests.conftest import REPO, entries
 from tests.integration import copy_project, run
 
@@ -354,10 +354,10 @@ def measure_project(project: Project, scratch: Path, repeat: int, only: Collecti
     for name in [LARGE, *(g for g in project.guest_names() if g != LARGE)]:
         if only and name not in only:
             continue
-        fields = stages.lenient_guest_fields(project, name)
-        aot_bundle = project.bundle_path(name, fields["version"])
+        guest = read_guest(project, name)
+        aot_bundle = project.bundle_path(name, guest.version)
         compile_bundle = without_artifacts(project, aot_bundle, scratch / f"{name}-compile.ngx", trust)
-        engines = ("wasmtime",) if fields["abi"] == "component" else ENGINES  # Wasmer has no component model
+        engines = ("wasmtime",) if guest.type.is_component else ENGINES  # Wasmer has no component model
         rows.extend(
             measure(name, e, aot_bundle=aot_bundle, compile_bundle=compile_bundle, trust=trust, repeat=repeat)
             for e in engines

@@ -29,6 +29,7 @@ from ngixi_runtime.capabilities.core_host import Sandbox
 from ngixi_runtime.loading.loader import Guest, open_guest
 from ngixi_runtime.trust.signatures import load_trust
 
+from ngixi_build.guests import read_guest
 from ngixi_build.project import Project
 from ngixi_build.stages import component
 from ngixi_build.workflows import pipeline as stages
@@ -80,7 +81,8 @@ def bench_wasi_stdout(lines: int, sandbox: Path) -> None:
 
 
 def bench_build(project: Project) -> None:
-    asc_core = timed(lambda: stages.compile_guest(project, "hello"))
+    hello = read_guest(project, "hello")
+    asc_core = timed(lambda: stages.compile_guest(project, hello))
     bindings = timed(lambda: component.generate_bindings(project), repeat=3)
     componentize = timed(lambda: component.componentize_guest(project, COMPONENT), repeat=3)
     print(f"build   asc hello (core)             {asc_core * 1000:8.1f} ms")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ngixi_build.guests import read_guest
 from ngixi_build.project import Project
 from ngixi_build.stages.compile import asc_arguments
 from ngixi_build.toolchains.asc_server import AscServer
@@ -35,7 +36,7 @@ def server(project: Project) -> Iterator[AscServer]:
 
 
 def guest_argv(project: Project, guest: str, output: Path) -> list[str]:
-    entry, options = stages.compile_inputs(project, guest)
+    entry, options = stages.compile_inputs(project, read_guest(project, guest))
     return asc_arguments(toolchain_for(project.state_dir), project.root, entry, output, options)
 
 
@@ -47,7 +48,7 @@ def test_warm_compiles_give_the_command_lines_bytes_whatever_came_before(
         reply = server.compile(guest_argv(project, guest, tmp_path / f"{n}-{guest}.wasm"), timeout=TIMEOUT)
         assert reply.ok, reply.diagnostics
     assert (tmp_path / "0-wasi-hello.wasm").read_bytes() == (tmp_path / "2-wasi-hello.wasm").read_bytes()
-    stages.compile_guest(project, "hello")
+    stages.compile_guest(project, read_guest(project, "hello"))
     assert (tmp_path / "1-hello.wasm").read_bytes() == project.wasm_path("hello").read_bytes()
 
 

@@ -9,8 +9,8 @@ from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.trust.signatures import load_trust
 
+from ngixi_build.guests import read_guests
 from ngixi_build.project import Project
-from ngixi_build.workflows.pipeline import is_component_guest
 from tests.integration import copy_project, ran_tasks, run
 
 pytestmark = pytest.mark.integration
@@ -114,7 +114,7 @@ def test_changing_a_baseline_rebuilds_only_that_target(built: Path) -> None:
         )
     )
     result = run(built, "doit", "-n", "2", "build")
-    guests = [g for g in Project(built).guest_names() if not is_component_guest(Project(built), g)]
+    guests = [name for name, guest in read_guests(Project(built)).items() if not guest.type.is_component]
     precompiled = {f"precompile:{g}@x86_64-apple-darwin" for g in guests}
     assert ran_tasks(result.stdout) == precompiled | {f"bundle:{g}" for g in guests}
     bundle = read_bundle(

@@ -19,7 +19,7 @@ from ngixi_runtime.trust.signatures import load_trust
 from ngixi_build.project import Project
 from ngixi_build.stages.smoke import smoke_bundle
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain
-from ngixi_build.workflows.devbuild import doit_task_names
+from ngixi_build.workflows.tasks import precompile_subtask
 from tests.conftest import REPO
 from tests.integration import (
     BIN,
@@ -184,8 +184,9 @@ def test_a_doit_build_racing_a_rebuild_never_mixes_outputs(watched: Watched) -> 
     watched.settled("hello")
     assert watched.add(2, 3) == 405
     listed = set(run(watched.project.root, "doit", "list", "--all", "-q").stdout.split())
-    triples = [t.triple for t in watched.project.targets()]
-    assert set(doit_task_names("hello", triples, watched.project.wasmtime_triples())) <= listed
+    precompiled = [precompile_subtask("hello", t.triple) for t in watched.project.targets()]
+    precompiled += [precompile_subtask("hello", t, "wasmtime") for t in watched.project.wasmtime_triples()]
+    assert {"compile:hello", "validate:hello", "bundle:hello", *(f"precompile:{p}" for p in precompiled)} <= listed
 
 
 def test_doit_build_after_watching_builds_release_outputs_from_the_sources(watched: Watched) -> None:

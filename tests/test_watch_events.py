@@ -11,14 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-from doit.dependency import Dependency, SqliteDB
 from ngixi_runtime.errors import InvalidInput
 
 from ngixi_build import locking
 from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
 from ngixi_build.stages.validate import check_validated, validate_guest
-from ngixi_build.workflows.devbuild import doit_task_names, forget_doit_records
 from ngixi_build.workflows.watch import Debouncer, changed_guest, interrupt_on_sigterm
 from tests.conftest import HELLO_MANIFEST
 from tests.wasmgen import ADD_BODY, Func, module
@@ -129,15 +127,3 @@ def test_sigterm_stops_the_watcher_as_ctrl_c_does() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(10)  # interrupted as soon as the handler runs
     assert signal.getsignal(signal.SIGTERM) == before
-
-
-def test_forgetting_a_guest_leaves_doit_records_of_the_others(tmp_path: Path) -> None:
-    db = tmp_path / "doit.db"
-    records = Dependency(SqliteDB, str(db))
-    for name in ("compile:hello", "bundle:hello", "compile:other"):
-        records.backend.set(name, "result", "done")
-    records.close()
-    forget_doit_records(db, doit_task_names("hello", ["x86_64-unknown-linux-gnu"]))
-    records = Dependency(SqliteDB, str(db))
-    assert [records.backend.in_(n) for n in ("compile:hello", "bundle:hello", "compile:other")] == [False, False, True]
-    records.close()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ngixi_runtime.errors import NgixiError
-from ngixi_runtime.guest.manifest import GuestKind
+from ngixi_runtime.guest.kind import GuestKind
 from ngixi_runtime.spec.bundle_format import BuildProfile
 
 from ngixi_build.proc import run

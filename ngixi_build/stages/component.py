@@ -21,7 +21,8 @@ from ngixi_runtime.capabilities.component_host import WIT_VALUE_TYPES
 from ngixi_runtime.capabilities.registry import WASI
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE
 from ngixi_runtime.errors import NgixiError
-from ngixi_runtime.guest.manifest import GuestKind, Manifest, load_manifest
+from ngixi_runtime.guest.kind import GuestKind
+from ngixi_runtime.guest.manifest import Manifest, load_manifest
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.spec.wasm import read_module_info
 

@@ -117,3 +117,21 @@ def wasmtime_artifact_is_current(artifact_path: Path, *, target: Target, wasm_sh
         return _read_record(artifact_path) == (wasmtime_artifact_metadata(target, wasm_sha256), metered)
     except InvalidInput:  # missing or unreadable: build it again
         return False
+
+
+def precompile_inputs(target: Target) -> dict[str, object]:
+    """What a Wasmer artifact depends on besides the .wasm: its CPU baseline and the engine that builds it."""
+    from ngixi_runtime.engines import wasmer as engine
+
+    return {"cpu_features": list(target.cpu_features), "engine": dataclasses.asdict(engine.current_engine())}
+
+
+def wasmtime_precompile_inputs(target: Target, *, metered: bool) -> dict[str, object]:
+    """What a Wasmtime artifact depends on besides the .wasm: its CPU baseline, fuel metering and Wasmtime's version."""
+    from ngixi_runtime.engines import wasmtime as engine_wasmtime
+
+    return {
+        "cpu_features": list(target.cpu_features),
+        "metered": metered,
+        "engine": dataclasses.asdict(engine_wasmtime.compiled_by(target.triple)),
+    }

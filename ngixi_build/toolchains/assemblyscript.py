@@ -24,7 +24,7 @@ from pathlib import Path
 
 import tomli
 from ngixi_runtime.errors import ToolchainError
-from ngixi_runtime.guest.manifest import GUEST_KINDS, GuestKind
+from ngixi_runtime.guest.kind import GUEST_KINDS, GuestKind
 
 from ngixi_build.locking import file_lock
 from ngixi_build.proc import run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,8 @@ from ngixi_runtime.files import is_temporary_name
 
 from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
+
+log = logging.getLogger(__name__)
 
 
 def leftovers(project: Project) -> Iterator[Path]:
@@ -31,6 +34,12 @@ def remove_leftovers(project: Project) -> list[Path]:
             else:
                 path.unlink(missing_ok=True)
     return removed
+
+
+def clean(project: Project) -> None:
+    """`doit clean`'s own step: removes what `remove_leftovers` finds and says what it removed."""
+    for path in remove_leftovers(project):
+        log.info("removed %s", path.relative_to(project.root))
 
 
 def _entries(directory: Path) -> list[Path]:

@@ -10,7 +10,8 @@ compiles the .wasm meanwhile and says so.
 
 A dev-profile build (the default) compiles quickly and keeps its outputs under artifacts/dev/, apart
 from `doit build`'s. A release-profile build writes `doit build`'s outputs: once its background steps
-are done, its bundle is byte for byte what `doit build` makes from the same sources.
+are done, its bundle is byte for byte what `doit build` makes from the same sources (and where it wrote
+other bytes, doit's check of its targets makes the next `doit build` redo those tasks).
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ import dataclasses
 import hashlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from doit.dependency import Dependency, SqliteDB
 from ngixi_runtime.bundles.reader import VerifiedBundle, read_bundle
 from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.files import sha256_of, without_fsync, write_atomic
@@ -33,6 +33,7 @@ from ngixi_runtime.spec.bundle_format import BuildProfile
 from ngixi_runtime.spec.targets import Target, host_triple
 from ngixi_runtime.trust.signatures import load_trust
 
+from ngixi_build.guests import GuestBuild, read_guest
 from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
 from ngixi_build.stages import component
@@ -40,7 +41,7 @@ from ngixi_build.stages.compile import CompileError, asc_arguments
 from ngixi_build.stages.precompile import artifact_metadata, read_metadata, wasmtime_artifact_is_current
 from ngixi_build.toolchains.asc_server import AscReply, AscServer, CompilerDied
 from ngixi_build.toolchains.assemblyscript import toolchain_for
-from ngixi_build.workflows import pipeline as stages
+from ngixi_build.workflows import pipeline
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class _Compile:
 class _Remaining:
     """Background work left for one guest, valid while its .wasm is still `wasm_sha256`."""
 
+    guest: GuestBuild
     wasm_sha256: str
     targets: list[Target] = field(default_factory=list)
     wasmtime_triples: list[str] = field(default_factory=list)
@@ -95,49 +97,50 @@ class DevBuilder:
     def prefetch(self, guest: str) -> None:
         """Starts compiling now (e.g. while events settle); `rebuild` uses the result if the sources still match."""
         if guest not in self._compiles and guest in self.project.guest_names():
-            argv = self._argv(guest)
+            argv = self._argv(read_guest(self.project, guest))
             self._compiles[guest] = _Compile(argv, self.server.submit(argv))
 
     def warm_up(self, guest: str) -> None:
         """A few throw-away compiles: V8 optimizes asc's hot paths only after it has run them a few times."""
+        argv = self._argv(read_guest(self.project, guest))
         for _ in range(WARM_UP_COMPILES):
-            self.server.compile(self._argv(guest), timeout=COMPILE_TIMEOUT_SECONDS)
+            self.server.compile(argv, timeout=COMPILE_TIMEOUT_SECONDS)
 
-    def rebuild(self, guest: str, times: StepTimes | None = None) -> VerifiedBundle:
+    def rebuild(self, name: str, times: StepTimes | None = None) -> VerifiedBundle:
         """The foreground steps; raises NgixiError (compile or manifest errors) with the diagnostics."""
         step = (times or StepTimes()).step
-        self._background.pop(guest, None)
+        self._background.pop(name, None)
         sequence = self.project.source_epoch()  # its git call runs while asc still compiles
-        is_component = stages.is_component_guest(self.project, guest)
-        if is_component:
+        guest = read_guest(self.project, name)
+        if guest.type.is_component:
             component.generate_bindings(self.project)
         with step("compile"):
             self._compile(guest)
-        targets, wasmtime_triples = stages.artifact_plan(self.project, guest)
+        targets, wasmtime_triples = pipeline.artifact_plan(self.project, guest)
         with build_lock(self.project.state_dir), self._writing():
-            self._forget_doit_records(guest)
             with step("write"):
-                if is_component:
-                    component.componentize_guest(self.project, guest, core_wasm=self._scratch(guest))
+                if guest.type.is_component:
+                    component.componentize_guest(self.project, name, core_wasm=self._scratch(name))
                 else:
-                    write_atomic(self.project.wasm_path(guest), self._scratch(guest).read_bytes())
+                    write_atomic(self.project.wasm_path(name), self._scratch(name).read_bytes())
             with step("validate"):
-                stages.validate(self.project, guest)
-            wasm_sha256 = hashlib.sha256(self.project.wasm_path(guest).read_bytes()).hexdigest()
+                pipeline.validate(self.project, name)
+            wasm_sha256 = hashlib.sha256(self.project.wasm_path(name).read_bytes()).hexdigest()
             with step("host artifact"):
                 for target in (t for t in targets if t.triple == host_triple()):
-                    self._precompile(guest, target, wasm_sha256)
+                    self._precompile(name, target, wasm_sha256)
             with step("bundle"):
                 path = self._bundle(guest, wasm_sha256, sequence)
             with step("verify"):
                 bundle = self._verify(path)
         remaining = _Remaining(
+            guest,
             wasm_sha256,
-            [t for t in targets if not self._artifact_fits(guest, t, wasm_sha256)],
+            [t for t in targets if not self._artifact_fits(name, t, wasm_sha256)],
             [t for t in wasmtime_triples if not self._wasmtime_artifact_fits(guest, t, wasm_sha256)],
         )
         if remaining.targets or remaining.wasmtime_triples:
-            self._background[guest] = remaining
+            self._background[name] = remaining
         return bundle
 
     def drop(self, guest: str) -> None:
@@ -151,33 +154,33 @@ class DevBuilder:
 
     def background_step(self) -> None:
         """One artifact for another target, or the final bundle with every artifact that was built."""
-        guest, remaining = next(iter(self._background.items()))
+        name, remaining = next(iter(self._background.items()))
         with build_lock(self.project.state_dir), self._writing():
-            if self._wasm_sha256(guest) != remaining.wasm_sha256:
-                del self._background[guest]  # changed or gone since (a doit build, a clean): not ours any more
+            if self._wasm_sha256(name) != remaining.wasm_sha256:
+                del self._background[name]  # changed or gone since (a doit build, a clean): not ours any more
             elif remaining.targets:
-                self._precompile(guest, remaining.targets.pop(0), remaining.wasm_sha256)
+                self._precompile(name, remaining.targets.pop(0), remaining.wasm_sha256)
             elif remaining.wasmtime_triples:
-                stages.precompile_with_wasmtime(self.project, guest, remaining.wasmtime_triples.pop(0))
+                pipeline.precompile_with_wasmtime(self.project, remaining.guest, remaining.wasmtime_triples.pop(0))
             else:
-                del self._background[guest]
-                self._verify(self._bundle(guest, remaining.wasm_sha256))
+                del self._background[name]
+                self._verify(self._bundle(remaining.guest, remaining.wasm_sha256))
 
     def _writing(self) -> AbstractContextManager[None]:
         """Dev outputs are rebuilt on the next save and verified when read: no need to wait for the disk."""
         return without_fsync() if self.project.profile == "dev" else nullcontext()
 
-    def _argv(self, guest: str) -> tuple[str, ...]:
-        entry, options = stages.compile_inputs(self.project, guest)
-        return tuple(asc_arguments(self.toolchain, self.project.root, entry, self._scratch(guest), options))
+    def _argv(self, guest: GuestBuild) -> tuple[str, ...]:
+        entry, options = pipeline.compile_inputs(self.project, guest)
+        return tuple(asc_arguments(self.toolchain, self.project.root, entry, self._scratch(guest.name), options))
 
     def _scratch(self, guest: str) -> Path:
         return self.project.watch_dir / self.project.profile / f"{guest}.wasm"
 
-    def _compile(self, guest: str) -> None:
+    def _compile(self, guest: GuestBuild) -> None:
         """Compiles into the scratch file, reusing a prefetched compile of the same sources."""
         argv = self._argv(guest)
-        reply = self._prefetched_reply(guest, argv)
+        reply = self._prefetched_reply(guest.name, argv)
         if reply is None:
             reply = self.server.compile(argv, timeout=COMPILE_TIMEOUT_SECONDS)
         if not reply.ok:
@@ -207,57 +210,24 @@ class DevBuilder:
             return False
         return built == artifact_metadata(target, wasm_sha256)
 
-    def _wasmtime_artifact_fits(self, guest: str, triple: str, wasm_sha256: str) -> bool:
+    def _wasmtime_artifact_fits(self, guest: GuestBuild, triple: str, wasm_sha256: str) -> bool:
         return wasmtime_artifact_is_current(
-            self.project.artifact_path(guest, triple, "wasmtime"),
+            self.project.artifact_path(guest.name, triple, "wasmtime"),
             target=self.project.wasmtime_target(triple),
             wasm_sha256=wasm_sha256,
-            metered=stages.lenient_guest_fields(self.project, guest)["metered"],
+            metered=guest.metered,
         )
 
     def _precompile(self, guest: str, target: Target, wasm_sha256: str) -> None:
         if not self._artifact_fits(guest, target, wasm_sha256):
-            stages.precompile(self.project, guest, target)
+            pipeline.precompile(self.project, guest, target)
 
-    def _bundle(self, guest: str, wasm_sha256: str, sequence: int | None = None) -> Path:
+    def _bundle(self, guest: GuestBuild, wasm_sha256: str, sequence: int | None = None) -> Path:
         """Writes the bundle with every artifact built from this .wasm."""
-        targets, wasmtime_triples = stages.artifact_plan(self.project, guest)
-        fitting = [t.triple for t in targets if self._artifact_fits(guest, t, wasm_sha256)]
+        targets, wasmtime_triples = pipeline.artifact_plan(self.project, guest)
+        fitting = [t.triple for t in targets if self._artifact_fits(guest.name, t, wasm_sha256)]
         wasmtime = [t for t in wasmtime_triples if self._wasmtime_artifact_fits(guest, t, wasm_sha256)]
-        return stages.bundle(self.project, guest, fitting, wasmtime_triples=wasmtime, sequence=sequence)
+        return pipeline.bundle(self.project, guest, fitting, wasmtime_triples=wasmtime, sequence=sequence)
 
     def _verify(self, bundle: Path) -> VerifiedBundle:
         return read_bundle(bundle, load_trust(self.project.dev_trust_file))
-
-    def _forget_doit_records(self, guest: str) -> None:
-        """Makes the next `doit build` redo this guest's tasks rather than trust records older than our outputs.
-
-        Only release-profile outputs are doit's targets; dev ones live apart and never touch its records.
-        """
-        if self.project.profile != "release":
-            return
-        targets, wasmtime_triples = stages.artifact_plan(self.project, guest)
-        triples = [t.triple for t in targets]
-        forget_doit_records(self.project.doit_db, doit_task_names(guest, triples, wasmtime_triples))
-
-
-def forget_doit_records(doit_db: Path, task_names: list[str]) -> None:
-    if not doit_db.exists():
-        return
-    records = Dependency(SqliteDB, str(doit_db))
-    try:
-        for name in task_names:
-            records.remove(name)
-    finally:
-        records.close()
-
-
-def doit_task_names(guest: str, triples: Sequence[str], wasmtime_triples: Sequence[str] = ()) -> list[str]:
-    """The build tasks dodo.py declares for one guest."""
-    return [
-        f"compile:{guest}",
-        f"validate:{guest}",
-        *(f"precompile:{guest}@{t}" for t in triples),
-        *(f"precompile:{guest}@{t}.wasmtime" for t in wasmtime_triples),
-        f"bundle:{guest}",
-    ]

@@ -29,12 +29,13 @@ from ngixi_runtime.files import write_atomic
 from ngixi_runtime.spec.bundle_format import INDEX_NAME, parse_index
 
 from ngixi_build import __version__
+from ngixi_build.guests import read_guests
 from ngixi_build.proc import run
 from ngixi_build.project import Project, git_output
 from ngixi_build.stages import component
 from ngixi_build.stages.signing import SigningKey, release_signing_key, sign
 from ngixi_build.toolchains.assemblyscript import adapter_pin, ensure_toolchain, toolchain_for
-from ngixi_build.workflows import pipeline as stages
+from ngixi_build.workflows import pipeline
 
 log = logging.getLogger(__name__)
 
@@ -109,20 +110,20 @@ def build_bundles(project: Project, key: SigningKey) -> dict[str, bytes]:
     """Every guest through compile → validate → precompile (all targets) → release bundle."""
     out_dir = project.artifacts_dir / "release-build"
     bundles = {}
-    for guest in project.guest_names():
-        targets, wasmtime_triples = stages.artifact_plan(project, guest)
-        if stages.is_component_guest(project, guest):
+    for guest in read_guests(project).values():
+        targets, wasmtime_triples = pipeline.artifact_plan(project, guest)
+        if guest.type.is_component:
             component.generate_bindings(project)
         else:
             wasmtime_triples = []  # core guests' releases carry Wasmer artifacts only
-        stages.compile_guest(project, guest)
-        stages.validate(project, guest)
+        pipeline.compile_guest(project, guest)
+        pipeline.validate(project, guest.name)
         for target in targets:
-            stages.precompile(project, guest, target)
+            pipeline.precompile(project, guest.name, target)
         for triple in wasmtime_triples:
-            stages.precompile_with_wasmtime(project, guest, triple)
+            pipeline.precompile_with_wasmtime(project, guest, triple)
         triples = [t.triple for t in targets]
-        path = stages.bundle(
+        path = pipeline.bundle(
             project, guest, triples, wasmtime_triples=wasmtime_triples, key=key, channel="release", out_dir=out_dir
         )
         bundles[path.name] = path.read_bytes()

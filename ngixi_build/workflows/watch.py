@@ -17,9 +17,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from doit.exceptions import TaskFailed
 from ngixi_runtime.errors import InvalidInput, NgixiError
 from ngixi_runtime.spec.bundle_format import BuildProfile
 from watchdog.events import (
@@ -44,8 +46,9 @@ from ngixi_build.project import Project
 from ngixi_build.stages.smoke import smoke_bundle
 from ngixi_build.toolchains.asc_server import AscServer
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain
-from ngixi_build.workflows import pipeline as stages
 from ngixi_build.workflows.devbuild import DevBuilder, StepTimes
+from ngixi_build.workflows.pipeline import make_dev_key
+from ngixi_build.workflows.tasks import clean_failure, show_logs
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +278,7 @@ def watch(
     """Watches until Ctrl-C or SIGTERM; builds every guest once first."""
     toolchain = ensure_toolchain(state_dir=project.state_dir)
     with build_lock(project.state_dir):
-        stages.make_dev_key(project)
+        make_dev_key(project)
     debouncer = Debouncer(DEBOUNCE_SECONDS)
     observer = _start_observer(project, debouncer, poll=poll)
     try:
@@ -292,6 +295,18 @@ def watch(
     finally:
         observer.stop()
         observer.join()
+
+
+@dataclass(frozen=True)
+class WatchAction:
+    """doit's watch task (`poll`, `smoke` and `release` are task parameters); it locks each rebuild itself."""
+
+    project: Project
+
+    def __call__(self, poll: bool, smoke: bool, release: bool) -> TaskFailed | None:
+        show_logs()
+        profile: BuildProfile = "release" if release else "dev"
+        return clean_failure(lambda: watch(self.project, poll=poll, smoke=smoke, profile=profile))
 
 
 def _loop(session: _Session, debouncer: Debouncer) -> None:

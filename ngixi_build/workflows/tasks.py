@@ -1,0 +1,109 @@
+"""What dodo.py declares its tasks with: actions that fail cleanly, sub-task names, an up-to-date check of targets."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from doit.exceptions import TaskFailed
+from doit.task import Task
+from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.files import sha256_of
+
+from ngixi_build.locking import build_lock
+
+_TARGETS_KEY = "targets"
+
+
+def precompile_subtask(guest: str, triple: str, engine: str = "wasmer") -> str:
+    """A precompile sub-task's name: `<guest>@<triple>` for Wasmer, `<guest>@<triple>.wasmtime` for Wasmtime."""
+    return f"{guest}@{triple}" if engine == "wasmer" else f"{guest}@{triple}.{engine}"
+
+
+@dataclass(frozen=True)
+class StageAction:
+    """A doit python-action that reports an NgixiError as a clean failure, not a traceback.
+
+    A module-level class rather than a closure, so that `doit -n N` can pickle it where
+    multiprocessing spawns its workers (macOS, Windows) instead of forking them. A `locked`
+    action holds the build lock (shared with other doit tasks), so it never interleaves with a
+    watcher's rebuild steps; actions outside the project's build outputs (release, publish) need not.
+    """
+
+    function: Callable[..., object]
+    kwargs: dict[str, Any]
+    locked: bool = True
+
+    def __call__(self) -> TaskFailed | None:
+        show_logs()
+        with build_lock(self.kwargs["project"].state_dir, shared=True) if self.locked else contextlib.nullcontext():
+            return clean_failure(lambda: self.function(**self.kwargs))
+
+
+Action = tuple[StageAction, list[Any], dict[str, Any]]
+
+
+def as_action(function: Callable[..., object], *, locked: bool = True, **kwargs: Any) -> Action:
+    return StageAction(function, kwargs, locked), [], {}
+
+
+def show_logs() -> None:
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+
+def clean_failure(work: Callable[[], object]) -> TaskFailed | None:
+    try:
+        work()
+    except NgixiError as error:
+        return TaskFailed(str(error))
+    return None
+
+
+def existing(paths: list[Path]) -> list[str]:
+    """Paths that exist: a missing manifest is reported by validate, not as a doit error."""
+    return [str(p) for p in paths if p.exists()]
+
+
+class TargetsUnchanged:
+    """doit's `uptodate` check that a task's targets are still the files it wrote.
+
+    doit itself checks only that targets exist. This also notices a target that something else
+    rewrote since (a release-profile watch writes `doit build`'s outputs), and then runs the task
+    again; a target rewritten with the same bytes keeps the task up to date.
+    """
+
+    def configure_task(self, task: Task) -> None:
+        task.value_savers.append(
+            lambda: {_TARGETS_KEY: {target: _fingerprint(Path(target)) for target in task.targets}}
+        )
+
+    def __call__(self, task: Task, values: dict[str, Any]) -> bool:
+        recorded = values.get(_TARGETS_KEY)
+        if not isinstance(recorded, dict):
+            return False
+        return all(_unchanged(Path(target), recorded.get(target)) for target in task.targets)
+
+
+def _stat(path: Path) -> list[int]:
+    """What an atomic rewrite changes: size, modification time, inode."""
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+
+
+def _fingerprint(path: Path) -> list[object]:
+    return [*_stat(path), sha256_of(path)]
+
+
+def _unchanged(path: Path, recorded: object) -> bool:
+    try:
+        now = _stat(path)
+    except OSError:
+        return False
+    if not isinstance(recorded, list) or len(recorded) != len(now) + 1:
+        return False
+    return recorded[:-1] == now or (recorded[0] == now[0] and recorded[-1] == sha256_of(path))
