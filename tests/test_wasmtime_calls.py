@@ -13,8 +13,9 @@ import pytest
 pytest.importorskip("wasmtime")
 
 import wasmtime
-from ngixi_runtime.capabilities.core_host import HostFunction
-from ngixi_runtime.capabilities.registry import PROVISIONS, HostImport
+from ngixi_runtime.capabilities.base import HostImport
+from ngixi_runtime.capabilities.context import HostFunction
+from ngixi_runtime.capabilities.registry import provisions
 from ngixi_runtime.engines.base import as_results
 from ngixi_runtime.engines.wasmtime import (
     _HOST_FUNCTIONS,
@@ -235,7 +236,7 @@ def test_a_host_function_s_exception_ends_the_call_as_through_func_call(raised: 
 
 def test_host_imports_have_at_most_one_result() -> None:
     """`_write_result` writes one result: the registry must never grant an import with more."""
-    assert max(len(p.host_import.signature.results) for p in PROVISIONS.values()) == 1
+    assert max(len(p.host_import.signature.results) for p in provisions().values()) == 1
 
 
 def test_a_host_function_is_forgotten_with_the_linker_and_store_that_hold_it() -> None:

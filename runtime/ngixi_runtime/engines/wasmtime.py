@@ -26,8 +26,8 @@ from wasmtime import _ffi as wasmtime_ffi  # the C API, as wasmtime-py calls it 
 from wasmtime import _func as wasmtime_func  # LAST_EXCEPTION: a host function's exception, until it is raised
 from wasmtime._func import maybe_raise_last_exn
 
-from ngixi_runtime.capabilities.core_host import HostFunction
-from ngixi_runtime.capabilities.registry import HostImport
+from ngixi_runtime.capabilities.base import HostImport
+from ngixi_runtime.capabilities.context import HostFunction
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE, EngineId, EngineMemory, RunLimits, as_results
 from ngixi_runtime.errors import ArtifactRefused, GuestError, NgixiError
 from ngixi_runtime.guest.manifest import Number
