@@ -113,9 +113,12 @@ def no_ceiling(raw: Mapping[str, Any], field: str, problems: Problems) -> NoCeil
     return NoCeiling()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Capability:
-    """Everything about one capability; `imports` maps each import it grants to its host function's factory."""
+    """Everything about one capability; `imports` maps each import it grants to its host function's factory.
+
+    One record per capability module, so two are equal only if they are the same.
+    """
 
     name: str
     summary: str

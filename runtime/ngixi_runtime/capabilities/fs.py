@@ -295,9 +295,9 @@ CAPABILITY = Capability(
     "WASI preview 1 files under the manifest's preopened directories",
     # Each import is the WasiFilesystem method of the same name.
     {i: state_method("fs", getattr(WasiFilesystem, i.name), _wasi_errno) for i in _IMPORTS},
-    parse_fs,
-    parse_fs_ceiling,
-    _open_state,
+    parse_options=parse_fs,
+    parse_ceiling=parse_fs_ceiling,
+    open_state=_open_state,
     needs_sandbox=True,
     wasi_p2={
         interface: OUTPUT_WASI_P2.get(interface, frozenset()) | _FILES_WASI_P2.get(interface, frozenset())

@@ -185,17 +185,15 @@ def _open_state(options: HttpOptions, context: HostContext, sandbox: Sandbox | N
     return HttpClient(options, guest=context.guest, routes=routes, report=context.output.host_says)
 
 
+_HTTP_FETCH = host_import("ngixi", "http_fetch", " ".join(["i32"] * 11), "i32")
+
 CAPABILITY = Capability(
     "http",
     "outgoing HTTP requests to the manifest's allowlist",
-    {
-        host_import("ngixi", "http_fetch", " ".join(["i32"] * 11), "i32"): state_method(
-            "http", HttpClient.http_fetch, host_failure
-        )
-    },
-    parse_http,
-    parse_http_ceiling,
-    _open_state,
+    {_HTTP_FETCH: state_method("http", HttpClient.http_fetch, host_failure)},
+    parse_options=parse_http,
+    parse_ceiling=parse_http_ceiling,
+    open_state=_open_state,
     interface="http",
     component_host={"fetch": _fetch},
 )

@@ -280,9 +280,9 @@ CAPABILITY = Capability(
     "a namespaced key-value store (SQLite, one file per tenant)",
     # Each import is the KvStore method of the same name.
     {i: state_method("kv", getattr(KvStore, i.name), host_failure) for i in _IMPORTS},
-    parse_kv,
-    parse_kv_ceiling,
-    _open_state,
+    parse_options=parse_kv,
+    parse_ceiling=parse_kv_ceiling,
+    open_state=_open_state,
     needs_sandbox=True,
     interface="kv",
     component_host={

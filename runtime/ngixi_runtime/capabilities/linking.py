@@ -57,7 +57,7 @@ def open_context(
 
 
 def _sandboxed() -> str:
-    """ "fs and kv": every capability whose state lives in the tenant's sandbox."""
+    """Every capability whose state lives in the tenant's sandbox, as "fs and kv"."""
     *others, last = [c.name for c in every_capability() if c.needs_sandbox]
     return f"{', '.join(others)} and {last}" if others else last
 
