@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from ngixi_runtime.bundles.reader import read_bundle
-from ngixi_runtime.capabilities.core_host import Sandbox
+from ngixi_runtime.capabilities.context import Sandbox
 from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.trust.signatures import load_trust
 

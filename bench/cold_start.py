@@ -37,7 +37,7 @@ from unittest import mock
 import blake3
 from ngixi_runtime.bundles import reader as bundle_reader
 from ngixi_runtime.bundles.reader import read_bundle
-from ngixi_runtime.capabilities.core_host import Sandbox
+from ngixi_runtime.capabilities.context import Sandbox
 from ngixi_runtime.engines import wasmer as engine
 from ngixi_runtime.engines import wasmtime as engine_wasmtime
 from ngixi_runtime.loading.loader import Guest, likely_artifacts, open_guest

@@ -26,7 +26,7 @@ from typing import Any
 from unittest import mock
 
 from ngixi_runtime.bundles.reader import read_bundle
-from ngixi_runtime.capabilities.core_host import Sandbox
+from ngixi_runtime.capabilities.context import Sandbox
 from ngixi_runtime.engines import wasmtime_fastpath
 from ngixi_runtime.guest.manifest import Number
 from ngixi_runtime.loading.loader import Guest, open_guest

@@ -142,8 +142,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from ngixi_runtime.bundles.reader import read_bundle
     from ngixi_runtime.engines.base import chosen_engine, engine_named
-    from ngixi_runtime.loading.components import bundle_world
-    from ngixi_runtime.loading.loader import artifact_misfit, host_profile, verified_manifest
+    from ngixi_runtime.loading.loader import artifact_misfit, bundle_world, host_profile, verified_manifest
     from ngixi_runtime.trust.signatures import load_trust
 
     bundle = read_bundle(args.bundle, load_trust(resolve_trust(args.trust, args.bundle)))

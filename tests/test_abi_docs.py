@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ngixi_runtime.capabilities.registry import PROVISIONS
+from ngixi_runtime.capabilities.registry import provisions
 from ngixi_runtime.spec.abi import Errno, Status
 
 from tests.conftest import REPO
@@ -23,7 +23,9 @@ def documented_imports() -> dict[tuple[str, str], tuple[tuple[str, ...], tuple[s
 
 
 def test_every_import_is_documented_with_its_signature() -> None:
-    registry = {key: (p.host_import.signature.params, p.host_import.signature.results) for key, p in PROVISIONS.items()}
+    registry = {
+        key: (p.host_import.signature.params, p.host_import.signature.results) for key, p in provisions().items()
+    }
     assert documented_imports() == registry
 
 

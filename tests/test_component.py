@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from ngixi_runtime.bundles.reader import VerifiedBundle, read_bundle
-from ngixi_runtime.capabilities.core_host import Sandbox
+from ngixi_runtime.capabilities.context import Sandbox
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE
 from ngixi_runtime.errors import NgixiError, VerificationError
 from ngixi_runtime.loading.loader import open_guest

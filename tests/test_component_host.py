@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ngixi_runtime.capabilities.component_host import COMPONENT_FUNCTIONS, ComponentInfo, check_component
-from ngixi_runtime.capabilities.core_host import HostContext, Sandbox, open_context
+from ngixi_runtime.capabilities.component import ComponentInfo
+from ngixi_runtime.capabilities.context import HostContext, Sandbox
+from ngixi_runtime.capabilities.linking import open_context
+from ngixi_runtime.capabilities.registry import capability
 from ngixi_runtime.errors import GuestError
+from ngixi_runtime.guest.check import check_component
 from ngixi_runtime.guest.manifest import Manifest, parse_manifest
 
 F = "manifests/hello-component.toml"
@@ -42,7 +45,13 @@ def manifest() -> Manifest:
 
 @pytest.fixture
 def context(manifest: Manifest, tmp_path: Path) -> HostContext:
-    return open_context(manifest, sandbox=Sandbox.under(tmp_path))
+    return open_context(
+        manifest.guest.name,
+        manifest.capabilities,
+        log_quota=manifest.limits.log_bytes,
+        stdio_quota=manifest.limits.stdout_bytes,
+        sandbox=Sandbox.under(tmp_path),
+    )
 
 
 @pytest.mark.parametrize(
@@ -109,15 +118,15 @@ def test_check_component(
 
 
 def test_log_functions_share_the_core_quota(context: HostContext) -> None:
-    COMPONENT_FUNCTIONS["log"]["write-at"](context)("warn", "abcde")
-    COMPONENT_FUNCTIONS["log"]["write"](context)("fghij")
+    capability("log").component_host["write-at"](context)("warn", "abcde")
+    capability("log").component_host["write"](context)("fghij")
     assert [(line.level, line.message) for line in context.output.logs] == [("warn", "abcde"), ("info", "fghij")]
     with pytest.raises(GuestError, match="log output exceeded its quota of 10 bytes"):
-        COMPONENT_FUNCTIONS["log"]["write"](context)("k")
+        capability("log").component_host["write"](context)("k")
 
 
 def test_kv_functions_return_values_or_error_cases(context: HostContext) -> None:
-    kv = {name: bind(context) for name, bind in COMPONENT_FUNCTIONS["kv"].items()}
+    kv = {name: bind(context) for name, bind in capability("kv").component_host.items()}
     assert kv["get"]("counters", b"n") == "not-found"
     assert kv["set"]("counters", b"n", b"1") is None
     assert kv["get"]("counters", b"n") == b"1"
@@ -131,4 +140,4 @@ def test_kv_functions_return_values_or_error_cases(context: HostContext) -> None
 
 def test_an_ungranted_capability_traps(context: HostContext) -> None:
     with pytest.raises(GuestError, match=r"called http without \[capabilities.http\]"):
-        COMPONENT_FUNCTIONS["http"]["fetch"](context)("GET", "http://127.0.0.1/", "", b"")
+        capability("http").component_host["fetch"](context)("GET", "http://127.0.0.1/", "", b"")

@@ -1,7 +1,7 @@
 """Component guests using WASI, end to end: real asc, the pinned adapter, wasm-tools, Wasmtime's WASI.
 
 Besides the sample (notes-component), a probe guest made here imports every WASI preview 1 function
-of the capability registry, so the WASI table of component_wasi cannot miss one, and tries what a
+of the capability registry, so the capabilities' WASI preview 2 grants cannot miss one, and tries what a
 guest must not do: change a read-only mount, leave its mounts, flood stdout.
 """
 
@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 from ngixi_runtime.bundles.reader import read_bundle
-from ngixi_runtime.capabilities.component_host import check_component
-from ngixi_runtime.capabilities.core_host import Sandbox
-from ngixi_runtime.capabilities.registry import BASELINE, CAPABILITIES, WASI
+from ngixi_runtime.capabilities.base import WASI
+from ngixi_runtime.capabilities.context import Sandbox
+from ngixi_runtime.capabilities.registry import every_capability
 from ngixi_runtime.engines.wasmtime_component import read_component
 from ngixi_runtime.errors import GuestError, VerificationError
+from ngixi_runtime.guest.check import check_component
 from ngixi_runtime.guest.manifest import parse_manifest
 from ngixi_runtime.loading.loader import Guest, open_guest
 from ngixi_runtime.trust.signatures import load_trust
@@ -156,7 +157,7 @@ if (process.argv.length > 1) process.exit(3);
 
 def probe_source() -> str:
     """The probe's declarations of every registry WASI function, its code, and `every`, which calls them all."""
-    imports = {i.name: i for c in (BASELINE, *CAPABILITIES.values()) for i in c.imports if i.module == WASI}
+    imports = {i.name: i for c in every_capability() for i in c.imports if i.module == WASI}
     declarations, calls = [], []
     for index, (name, imp) in enumerate(sorted(imports.items())):
         params = ", ".join(f"a{n}: {t}" for n, t in enumerate(imp.signature.params))

@@ -8,13 +8,11 @@ from pathlib import Path
 
 import pytest
 from ngixi_runtime.bundles.reader import read_bundle
-from ngixi_runtime.capabilities.core_host import HOST_LOG_LEVEL, Sandbox
-from ngixi_runtime.capabilities.fs import OFLAG_CREAT, RIGHT_FD_READ, RIGHT_FD_WRITE
-from ngixi_runtime.capabilities.http import Address
+from ngixi_runtime.capabilities.context import HOST_LOG_LEVEL, Address, Sandbox
 from ngixi_runtime.errors import GuestError, InvalidInput, VerificationError
 from ngixi_runtime.guest.manifest import ManifestError
 from ngixi_runtime.loading.loader import Guest, open_guest
-from ngixi_runtime.spec.abi import Errno, Status
+from ngixi_runtime.spec.abi import OFLAG_CREAT, RIGHT_FD_READ, RIGHT_FD_WRITE, Errno, Status
 from ngixi_runtime.trust.signatures import load_trust
 
 from ngixi_build.stages.smoke import http_server

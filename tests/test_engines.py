@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from ngixi_runtime.bundles.reader import read_bundle
-from ngixi_runtime.capabilities.core_host import LogLine
-from ngixi_runtime.capabilities.registry import provision_of
+from ngixi_runtime.capabilities.context import LogLine
+from ngixi_runtime.capabilities.registry import provisions
 from ngixi_runtime.engines import base as engines
 from ngixi_runtime.engines import wasmtime as engine_wasmtime
 from ngixi_runtime.engines.base import RunLimits
@@ -247,8 +247,7 @@ def test_wasmtime_checks_the_deadline_when_a_slow_host_call_returns(
 
 
 def test_wasmtime_caps_memory_growth_at_the_limit() -> None:
-    found = provision_of("ngixi", "log")
-    assert found is not None
+    found = provisions(["log"])[("ngixi", "log")]
     prepared = engine_wasmtime.prepare(guest="hello", wasm=WASM, limits=RunLimits(timeout_ms=1000, memory_pages=4))
     instance = engine_wasmtime.instantiate(
         prepared, imports=[(found.host_import, lambda *_: None)], on_memory=lambda _: None

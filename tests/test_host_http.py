@@ -7,8 +7,9 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from ngixi_runtime.capabilities.http import Address, HttpClient, Response, address_kind, parse_headers
-from ngixi_runtime.capabilities.options import HttpOptions, parse_http
+from ngixi_runtime.capabilities.context import Address
+from ngixi_runtime.capabilities.http import parse_http
+from ngixi_runtime.capabilities.http_client import HttpClient, HttpOptions, Response, address_kind, parse_headers
 from ngixi_runtime.spec.abi import AbiFault, Status
 from ngixi_runtime.spec.schema import Problems
 

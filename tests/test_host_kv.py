@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ngixi_runtime.capabilities.core_host import HOST_FUNCTIONS, HostContext
-from ngixi_runtime.capabilities.kv import MAX_KEY_BYTES, KvStore
-from ngixi_runtime.capabilities.options import KvOptions
+from ngixi_runtime.capabilities.context import HostContext
+from ngixi_runtime.capabilities.kv import MAX_KEY_BYTES, KvOptions, KvStore
+from ngixi_runtime.capabilities.linking import core_imports
 from ngixi_runtime.spec.abi import Status
 
 from tests.conftest import FakeMemory
@@ -28,7 +28,8 @@ class Guest:
         return at, len(data)
 
     def call(self, name: str, namespace: str, *args: int) -> int:
-        result = HOST_FUNCTIONS[f"ngixi.kv_{name}"](self.ctx)(*self.put(NS, namespace.encode()), *args)
+        ((_, function),) = core_imports(self.ctx, [("ngixi", f"kv_{name}")])
+        result = function(*self.put(NS, namespace.encode()), *args)
         assert isinstance(result, int)
         return result
 
@@ -52,8 +53,8 @@ class Guest:
 
 
 def open_guest(database: Path) -> HostContext:
-    ctx = HostContext(guest="g", log_quota=100, stdio_quota=100, memory=FakeMemory(8192))
-    ctx.kv = KvStore(OPTIONS, database, guest="g")
+    ctx = HostContext(guest="g", log_quota=100, stdio_quota=100, memory=FakeMemory(8192), grants=frozenset({"kv"}))
+    ctx.states["kv"] = KvStore(OPTIONS, database, guest="g")
     return ctx
 
 

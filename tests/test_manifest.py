@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ngixi_runtime.capabilities.options import FsOptions, HttpOptions, KvOptions, Origin, Preopen
+from ngixi_runtime.capabilities.fs import FsOptions, Preopen
+from ngixi_runtime.capabilities.http_client import HttpOptions, Origin
+from ngixi_runtime.capabilities.kv import KvOptions
 from ngixi_runtime.guest.manifest import ManifestError, load_manifest, parse_manifest
 
 F = "manifests/hello.toml"

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ngixi_runtime.capabilities.ceilings import no_ceiling
-from ngixi_runtime.capabilities.options import no_options
-from ngixi_runtime.capabilities.registry import CAPABILITIES
+from ngixi_runtime.capabilities.base import no_ceiling, no_options
+from ngixi_runtime.capabilities.registry import every_capability
 from ngixi_runtime.errors import InvalidInput, PolicyError
 from ngixi_runtime.guest.manifest import LIMIT_KEYS, Manifest, parse_manifest
 from ngixi_runtime.loading.loader import check_memory_limit
@@ -184,7 +183,7 @@ def test_http_allow_ceiling_uses_the_manifest_wildcard_rules(
 
 
 def test_every_capability_with_options_has_ceilings_for_them() -> None:
-    for capability in CAPABILITIES.values():
+    for capability in every_capability():
         assert (capability.parse_options is no_options) == (capability.parse_ceiling is no_ceiling), capability.name
 
 

@@ -7,8 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ngixi_runtime.capabilities.core_host import HOST_FUNCTIONS, HostContext
-from ngixi_runtime.capabilities.fs import (
+from ngixi_runtime.capabilities.base import WASI
+from ngixi_runtime.capabilities.context import HostContext
+from ngixi_runtime.capabilities.fs import FsOptions, Preopen, open_filesystem
+from ngixi_runtime.capabilities.linking import core_imports
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.spec.abi import (
     FDFLAG_APPEND,
     FILETYPE_DIRECTORY,
     FILETYPE_REGULAR_FILE,
@@ -18,11 +22,8 @@ from ngixi_runtime.capabilities.fs import (
     OFLAG_TRUNC,
     RIGHT_FD_READ,
     RIGHT_FD_WRITE,
-    WasiFilesystem,
+    Errno,
 )
-from ngixi_runtime.capabilities.options import FsOptions, Preopen
-from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.spec.abi import Errno
 
 from tests.conftest import FakeMemory
 
@@ -39,7 +40,8 @@ class Guest:
         self.memory = ctx.mem
 
     def call(self, name: str, *args: int) -> int:
-        result = HOST_FUNCTIONS[f"wasi_snapshot_preview1.{name}"](self.ctx)(*args)
+        ((_, function),) = core_imports(self.ctx, [(WASI, name)])
+        result = function(*args)
         assert isinstance(result, int)
         return result
 
@@ -82,8 +84,13 @@ def sandbox(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def guest(sandbox: Path) -> Iterator[Guest]:
-    ctx = HostContext(guest="g", log_quota=100, stdio_quota=100, memory=FakeMemory(8192), stdio=False)
-    ctx.files = WasiFilesystem.open(OPTIONS, sandbox, guest="g")
+    yield from granted(sandbox, "fs")
+
+
+def granted(sandbox: Path, *grants: str) -> Iterator[Guest]:
+    files = open_filesystem(OPTIONS, sandbox, guest="g")
+    ctx = HostContext(guest="g", log_quota=100, stdio_quota=100, memory=FakeMemory(8192), grants=frozenset(grants))
+    ctx.states["fs"] = files
     yield Guest(ctx)
     ctx.close()
 
@@ -189,8 +196,20 @@ def test_stdout_is_not_a_file_without_stdio(guest: Guest) -> None:
     assert guest.memory.read(OUT, 1)[0] == FILETYPE_DIRECTORY
 
 
+def test_with_stdio_granted_too_stdout_is_captured_and_files_are_written(sandbox: Path) -> None:
+    for guest in granted(sandbox, "stdio", "fs"):
+        fd = guest.open(DATA, "note.txt", OFLAG_CREAT | OFLAG_TRUNC, RIGHT_FD_WRITE)
+        assert guest.write(fd, b"to the file") == Errno.SUCCESS
+        assert guest.write(1, b"to stdout") == Errno.SUCCESS
+        assert guest.write(fd + 1, b"nowhere") == Errno.BADF
+        assert guest.call("fd_fdstat_get", 2, OUT) == Errno.SUCCESS
+        assert bytes(guest.ctx.output.stdout) == b"to stdout"
+        assert guest.ctx.output.host_calls == {"fs": 1, "stdio": 4}  # under the first capability granting each
+    assert (sandbox / "data" / "note.txt").read_bytes() == b"to the file"
+
+
 def test_missing_preopen_directories_are_created(tmp_path: Path) -> None:
-    WasiFilesystem.open(OPTIONS, tmp_path / "new", guest="g").close()
+    open_filesystem(OPTIONS, tmp_path / "new", guest="g").close()
     assert (tmp_path / "new" / "data").is_dir() and (tmp_path / "new" / "config").is_dir()
 
 
@@ -198,7 +217,7 @@ def test_a_preopen_that_is_a_symlink_out_of_the_sandbox_is_refused_at_load(sandb
     (tmp_path / "elsewhere").mkdir()
     (sandbox / "data").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(InvalidInput) as caught:
-        WasiFilesystem.open(OPTIONS, sandbox, guest="g")
+        open_filesystem(OPTIONS, sandbox, guest="g")
     assert str(caught.value) == (
         f'g: capabilities.fs.preopens[0].host: "data" resolves to {tmp_path / "elsewhere"}, '
         f"outside the sandbox {sandbox}; remove the symlink"
@@ -212,4 +231,4 @@ def test_a_ro_preopen_reachable_through_a_rw_one_is_refused_at_load(sandbox: Pat
     (sandbox / "config").symlink_to("data/inner")
     (sandbox / "data" / "inner").mkdir()
     with pytest.raises(InvalidInput, match=r"preopens\[1\]\.host: .*data/inner is read-only, but a rw preopen"):
-        WasiFilesystem.open(OPTIONS, sandbox, guest="g")
+        open_filesystem(OPTIONS, sandbox, guest="g")

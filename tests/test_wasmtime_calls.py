@@ -18,8 +18,9 @@ import pytest
 pytest.importorskip("wasmtime")
 
 import wasmtime
-from ngixi_runtime.capabilities.core_host import HostFunction
-from ngixi_runtime.capabilities.registry import PROVISIONS, HostImport
+from ngixi_runtime.capabilities.base import HostImport
+from ngixi_runtime.capabilities.context import HostFunction
+from ngixi_runtime.capabilities.registry import provisions
 from ngixi_runtime.engines import wasmtime_fastpath
 from ngixi_runtime.engines.base import as_results
 from ngixi_runtime.engines.wasmtime import WasmtimeMemory, define_host_function, export_call
@@ -245,7 +246,7 @@ def test_a_host_function_s_exception_ends_the_call_as_through_func_call(
 
 def test_host_imports_have_at_most_one_result() -> None:
     """A `HostFunction` returns one number or None: the registry must never grant an import with more results."""
-    assert max(len(p.host_import.signature.results) for p in PROVISIONS.values()) == 1
+    assert max(len(p.host_import.signature.results) for p in provisions().values()) == 1
 
 
 def test_a_host_function_is_released_with_the_linker_and_store_that_hold_it() -> None:

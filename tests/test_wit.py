@@ -6,14 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-from ngixi_runtime.capabilities.component_host import (
-    COMPONENT_FUNCTIONS,
-    HOST_PACKAGE,
-    HOST_VERSION,
-    TYPE_INTERFACES,
-    error_case,
-)
-from ngixi_runtime.capabilities.registry import CAPABILITIES, HostImport
+from ngixi_runtime.capabilities.base import HostImport
+from ngixi_runtime.capabilities.component import HOST_PACKAGE, HOST_VERSION, TYPE_INTERFACES, error_case
+from ngixi_runtime.capabilities.registry import every_capability
 from ngixi_runtime.spec.abi import Status
 
 from ngixi_build.cli import main
@@ -40,8 +35,8 @@ def catalog() -> Catalog:
 def ngixi_imports() -> dict[str, tuple[HostImport, ...]]:
     """Each capability that grants Ngixi's own imports (not WASI), with them."""
     return {
-        name: tuple(i for i in capability.imports if i.module == "ngixi")
-        for name, capability in CAPABILITIES.items()
+        capability.name: tuple(i for i in capability.imports if i.module == "ngixi")
+        for capability in every_capability()
         if any(i.module == "ngixi" for i in capability.imports)
     }
 
@@ -53,14 +48,14 @@ def test_the_catalog_resolves_to_one_package_with_a_guest_world(catalog: Catalog
 
 
 def test_one_interface_per_non_wasi_capability(catalog: Catalog) -> None:
-    interfaces = {c.name: c.interface for c in CAPABILITIES.values() if c.interface is not None}
+    interfaces = {c.name: c.interface for c in every_capability() if c.interface is not None}
     assert interfaces == {name: name for name in ngixi_imports()}
     assert {i.name for i in catalog.interfaces} - TYPE_INTERFACES == set(interfaces.values())
 
 
 def test_the_host_implements_exactly_the_catalog(catalog: Catalog) -> None:
     assert catalog.package == f"{HOST_PACKAGE}@{HOST_VERSION}"
-    implemented = {name: set(functions) for name, functions in COMPONENT_FUNCTIONS.items()}
+    implemented = {c.interface: set(c.component_host) for c in every_capability() if c.interface is not None}
     assert implemented == {i.name: {f.name for f in i.functions} for i in catalog.interfaces if i.functions}
 
 

@@ -17,8 +17,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from ngixi_runtime.capabilities.component_host import WIT_VALUE_TYPES
-from ngixi_runtime.capabilities.registry import WASI
+from ngixi_runtime.capabilities.base import WASI
+from ngixi_runtime.capabilities.component import WIT_VALUE_TYPES
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE
 from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.guest.kind import GuestKind

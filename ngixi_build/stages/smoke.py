@@ -20,9 +20,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ngixi_runtime.bundles.reader import read_bundle
-from ngixi_runtime.capabilities.core_host import GuestExit, Sandbox
-from ngixi_runtime.capabilities.http import Address
-from ngixi_runtime.capabilities.options import HttpOptions
+from ngixi_runtime.capabilities.context import Address, GuestExit, Sandbox
+from ngixi_runtime.capabilities.http_client import HttpOptions
 from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.guest.manifest import Manifest, Number, SmokeCall
 from ngixi_runtime.loading.loader import Guest, open_guest, verified_manifest

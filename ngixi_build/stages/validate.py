@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ngixi_runtime.capabilities.component_host import check_component
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import sha256_of, write_atomic
-from ngixi_runtime.guest.check import check_module
+from ngixi_runtime.guest.check import check_component, check_module
 from ngixi_runtime.guest.manifest import Manifest, ManifestError, load_manifest
 from ngixi_runtime.spec.wasm import read_module_info
 from ngixi_runtime.trust.policy import Policy

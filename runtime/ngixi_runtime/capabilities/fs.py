@@ -1,336 +1,210 @@
-"""WASI preview 1 files and directories over a tenant's sandbox root, independent of the engine.
+"""The `fs` capability: WASI preview 1 files under the manifest's preopened directories.
 
-Each preopen is its own root: paths are resolved one component at a time from the preopen's
-directory descriptor, with `O_NOFOLLOW` at every step, so neither `..` nor a symlink can reach
-outside it (a symlink is followed only while it stays beneath the preopen). A `ro` preopen
-refuses every call that would change a file or a directory with ROFS.
+[capabilities.fs]
+preopens = [{ guest = "/data", host = "data", mode = "rw" }]   # host: relative to the tenant's sandbox
 
-Methods take the guest memory and the raw import arguments, return nothing on success and
-raise `AbiFault` (or `OSError`, which the host function maps to a WASI errno) otherwise.
+Host paths are checked when the manifest is read and again, resolved, when a guest opens; the
+files themselves are wasi_files.py. Component guests get the same preopens from Wasmtime's WASI.
 """
 
 from __future__ import annotations
 
-import errno
 import os
-import stat
-import struct
-from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
+import posixpath
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
-from ngixi_runtime.capabilities.options import FsOptions, Mode, reachable_for_writing
+from ngixi_runtime.capabilities.base import (
+    FD_FDSTAT_GET,
+    FD_WRITE,
+    MODES,
+    OUTPUT_WASI_P2,
+    Capability,
+    Mode,
+    Mount,
+    descriptor_methods,
+    listing,
+    optional_array,
+    state_method,
+    wasi_import,
+)
+from ngixi_runtime.capabilities.context import HostContext, Sandbox
+from ngixi_runtime.capabilities.wasi_files import WasiFilesystem, wasi_errno
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.spec.abi import (
-    AbiFault,
-    Errno,
-    GuestMemory,
-    capacity,
-    gather,
-    read_utf8,
-    scatter,
-    write_u32,
-    write_u64,
-)
+from ngixi_runtime.spec.schema import Problems, array, string, type_name
 
-MAX_OPEN_FILES = 128
-MAX_SYMLINKS = 32
-MAX_READ = 16 << 20
-FIRST_PREOPEN_FD = 3
-
-# WASI rights, oflags, fdflags and file types used here (see docs/host-abi.md).
-RIGHT_FD_READ = 1 << 1
-RIGHT_FD_WRITE = 1 << 6
-RIGHT_FD_ALLOCATE = 1 << 8
-RIGHT_FD_READDIR = 1 << 14
-RIGHT_FD_FILESTAT_SET_SIZE = 1 << 22
-ALL_RIGHTS = (1 << 30) - 1
-WRITE_RIGHTS = RIGHT_FD_WRITE | RIGHT_FD_ALLOCATE | RIGHT_FD_FILESTAT_SET_SIZE
-OFLAG_CREAT, OFLAG_DIRECTORY, OFLAG_EXCL, OFLAG_TRUNC = 1, 2, 4, 8
-FDFLAG_APPEND = 1
-LOOKUP_SYMLINK_FOLLOW = 1
-FILETYPE_CHARACTER_DEVICE, FILETYPE_DIRECTORY, FILETYPE_REGULAR_FILE = 2, 3, 4
-_FILETYPES = (
-    (stat.S_ISBLK, 1),
-    (stat.S_ISCHR, FILETYPE_CHARACTER_DEVICE),
-    (stat.S_ISDIR, FILETYPE_DIRECTORY),
-    (stat.S_ISREG, FILETYPE_REGULAR_FILE),
-    (stat.S_ISSOCK, 6),
-    (stat.S_ISLNK, 7),
-)
-_WHENCE = {0: os.SEEK_SET, 1: os.SEEK_CUR, 2: os.SEEK_END}
-_HOST_ERRNO = {
-    errno.EACCES: Errno.ACCES,
-    errno.EBADF: Errno.BADF,
-    errno.EBUSY: Errno.BUSY,
-    errno.EDQUOT: Errno.DQUOT,
-    errno.EEXIST: Errno.EXIST,
-    errno.EFBIG: Errno.FBIG,
-    errno.EINVAL: Errno.INVAL,
-    errno.EISDIR: Errno.ISDIR,
-    errno.ELOOP: Errno.LOOP,
-    errno.EMFILE: Errno.MFILE,
-    errno.ENAMETOOLONG: Errno.NAMETOOLONG,
-    errno.ENOENT: Errno.NOENT,
-    errno.ENOSPC: Errno.NOSPC,
-    errno.ENOTDIR: Errno.NOTDIR,
-    errno.ENOTEMPTY: Errno.NOTEMPTY,
-    errno.ENXIO: Errno.NXIO,
-    errno.EPERM: Errno.PERM,
-    errno.EROFS: Errno.ROFS,
-    errno.ESPIPE: Errno.SPIPE,
-    errno.EXDEV: Errno.XDEV,
-}
-_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def wasi_errno(error: OSError) -> int:
-    return _HOST_ERRNO.get(error.errno or 0, Errno.IO)
+_PREOPEN_KEYS = ("guest", "host", "mode")
+_PREOPEN_EXAMPLE = '{ guest = "/data", host = "data", mode = "rw" }'
 
 
 @dataclass(frozen=True)
-class Mount:
-    guest_path: str
+class Preopen:
+    guest: str  # absolute, normalized path the guest sees
+    host: str  # normalized path relative to the tenant's sandbox root ("." is the root itself)
     mode: Mode
-    host_path: Path
 
 
-@dataclass
-class Descriptor:
-    host_fd: int
-    mount: Mount
-    is_directory: bool
-    rights: int
-    inheriting: int
-    append: bool = False
-    preopen: bool = False
+@dataclass(frozen=True)
+class FsOptions:
+    preopens: tuple[Preopen, ...]
 
 
-class WasiFilesystem:
-    """The open descriptors of one guest instance: its preopens (fds 3, 4, … in manifest order) and files."""
+# --- options ---------------------------------------------------------------------------------------
 
-    def __init__(self) -> None:
-        self._table: dict[int, Descriptor] = {}
 
-    @classmethod
-    def open(cls, options: FsOptions, sandbox: Path, *, guest: str) -> WasiFilesystem:
-        """Opens every preopen under `sandbox` (created when missing); refuses any that leaves it."""
-        try:
-            sandbox.mkdir(parents=True, exist_ok=True)
-            root = sandbox.resolve(strict=True)
-        except OSError as error:
-            raise InvalidInput(f"{guest}: cannot use {sandbox} as the sandbox root: {error.strerror}") from None
-        mounts = [
-            _mount_point(root, preopen.host, preopen.guest, preopen.mode, f"{guest}: capabilities.fs.preopens[{i}]")
-            for i, preopen in enumerate(options.preopens)
-        ]
-        _refuse_writable_read_only(mounts, guest)
-        filesystem = cls()
-        try:
-            for mount in mounts:
-                filesystem._add(
-                    Descriptor(
-                        os.open(mount.host_path, _DIRECTORY_FLAGS), mount, True, ALL_RIGHTS, ALL_RIGHTS, preopen=True
-                    )
-                )
-        except OSError as error:
-            filesystem.close()
-            raise InvalidInput(f"{guest}: cannot open the preopen {error.filename}: {error.strerror}") from None
-        return filesystem
+def host_path_problem(host: str) -> str | None:
+    """Why a preopen's host path could leave the sandbox root, or None when it cannot."""
+    if host.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", host):
+        return "is absolute; give a path relative to the tenant's sandbox root"
+    if ".." in re.split(r"[/\\]", host):
+        return 'leaves the sandbox root; ".." is not allowed'
+    if not host:
+        return 'is empty; use "." for the sandbox root itself'
+    return None
 
-    def close(self) -> None:
-        for descriptor in self._table.values():
-            os.close(descriptor.host_fd)
-        self._table.clear()
 
-    # --- descriptors -----------------------------------------------------------------------
+def normalized_host_path(host: str) -> str:
+    """A host path checked by `host_path_problem`, with `/` separators and no `.` or repeated parts."""
+    return posixpath.normpath(host.replace("\\", "/"))
 
-    def _get(self, fd: int) -> Descriptor:
-        descriptor = self._table.get(fd)
-        if descriptor is None:
-            raise AbiFault(Errno.BADF)
-        return descriptor
 
-    def _directory(self, fd: int) -> Descriptor:
-        descriptor = self._get(fd)
-        if not descriptor.is_directory:
-            raise AbiFault(Errno.NOTDIR)
-        return descriptor
+def guest_path_problem(guest: str) -> str | None:
+    """Why a guest path is not an absolute, normalized path, or None when it is."""
+    if not guest.startswith("/") or guest.startswith("//") or posixpath.normpath(guest) != guest:
+        return 'must be an absolute, normalized guest path like "/data"'
+    return None
 
-    def _writable_directory(self, fd: int) -> Descriptor:
-        descriptor = self._directory(fd)
-        if descriptor.mount.mode == "ro":
-            raise AbiFault(Errno.ROFS)
-        return descriptor
 
-    def _add(self, descriptor: Descriptor) -> int:
-        if len(self._table) >= MAX_OPEN_FILES:
-            os.close(descriptor.host_fd)
-            raise AbiFault(Errno.MFILE)
-        fd = next(n for n in range(FIRST_PREOPEN_FD, FIRST_PREOPEN_FD + MAX_OPEN_FILES + 1) if n not in self._table)
-        self._table[fd] = descriptor
-        return fd
+def within(path: str, directory: str) -> bool:
+    """Whether normalized `path` is `directory` or lies under it (both relative, or both absolute)."""
+    return directory in (".", path) or path.startswith(directory.rstrip("/") + "/")
 
-    def owns(self, fd: int) -> bool:
-        return fd in self._table
 
-    @property
-    def mounts(self) -> list[Mount]:
-        """The preopens, checked and resolved under the sandbox root, in manifest order."""
-        return [d.mount for d in self._table.values() if d.preopen]
+def _preopen(value: object, field: str, problems: Problems) -> Preopen | None:
+    if not isinstance(value, dict):
+        problems.add(field, f"must be a table like {_PREOPEN_EXAMPLE}, not {type_name(value)}")
+        return None
+    problems.unknown_keys(value, _PREOPEN_KEYS, field)
+    guest = string(value, "guest", f"{field}.guest", problems)
+    host = string(value, "host", f"{field}.host", problems)
+    mode = string(value, "mode", f"{field}.mode", problems, default="ro")
+    count = len(problems.lines)
+    if guest and (why := guest_path_problem(guest)):
+        problems.add(f"{field}.guest", f'"{guest}" {why}')
+    if isinstance(value.get("host"), str) and (why := host_path_problem(host)):
+        problems.add(f"{field}.host", f'"{host}" {why}')
+    if mode and mode not in MODES:
+        problems.add(f"{field}.mode", f'"{mode}" must be "ro" (read-only) or "rw" (read-write)')
+    if len(problems.lines) > count or not (guest and host):
+        return None
+    return Preopen(guest, normalized_host_path(host), cast(Mode, mode))
 
-    # --- preopens --------------------------------------------------------------------------
 
-    def fd_prestat_get(self, memory: GuestMemory, fd: int, out: int) -> None:
-        descriptor = self._get(fd)
-        if not descriptor.preopen:
-            raise AbiFault(Errno.BADF)
-        memory.write(out, struct.pack("<B3xI", 0, len(descriptor.mount.guest_path.encode())))
+def reachable_for_writing(ro: str, mounts: list[tuple[str, Mode]]) -> bool:
+    """Whether a read-only host directory lies in a read-write one (so the guest could write it there)."""
+    return any(mode == "rw" and within(ro, directory) for directory, mode in mounts)
 
-    def fd_prestat_dir_name(self, memory: GuestMemory, fd: int, buffer: int, length: int) -> None:
-        descriptor = self._get(fd)
-        if not descriptor.preopen:
-            raise AbiFault(Errno.BADF)
-        name = descriptor.mount.guest_path.encode()
-        if length < len(name):
-            raise AbiFault(Errno.NAMETOOLONG)
-        memory.write(buffer, name)
 
-    # --- opening ---------------------------------------------------------------------------
+def parse_fs(raw: Mapping[str, Any], field: str, problems: Problems) -> FsOptions:
+    problems.unknown_keys(raw, ("preopens",), field)
+    count = len(problems.lines)
+    preopens = array(
+        raw,
+        "preopens",
+        f"{field}.preopens",
+        problems,
+        item=_preopen,
+        required=f"name the directories the guest may open, like [{_PREOPEN_EXAMPLE}]",
+        identity=lambda p: p.guest,
+    )
+    mounts = [(p.host, p.mode) for p in preopens]
+    indexes_are_exact = len(problems.lines) == count
+    for index, preopen in enumerate(preopens):
+        if indexes_are_exact and preopen.mode == "ro" and reachable_for_writing(preopen.host, mounts):
+            problems.add(
+                f"{field}.preopens[{index}].host",
+                f'"{preopen.host}" is read-only, but a rw preopen reaches it; move it out or make both ro',
+            )
+    return FsOptions(preopens)
 
-    def path_open(
-        self,
-        memory: GuestMemory,
-        fd: int,
-        lookup: int,
-        path: int,
-        path_length: int,
-        oflags: int,
-        rights: int,
-        inheriting: int,
-        fdflags: int,
-        opened: int,
-    ) -> None:
-        parent = self._directory(fd)
-        writes = bool(rights & WRITE_RIGHTS or oflags & (OFLAG_CREAT | OFLAG_TRUNC) or fdflags & FDFLAG_APPEND)
-        if writes and parent.mount.mode == "ro":
-            raise AbiFault(Errno.ROFS)
-        flags = _open_flags(oflags, fdflags, readable=bool(rights & (RIGHT_FD_READ | RIGHT_FD_READDIR)), writes=writes)
-        with _beneath(
-            parent.host_fd, _path(memory, path, path_length), follow=bool(lookup & LOOKUP_SYMLINK_FOLLOW)
-        ) as (
-            directory,
-            name,
-        ):
-            host_fd = _open_file(name, flags, directory, may_be_directory=not oflags & (OFLAG_CREAT | OFLAG_TRUNC))
-        is_directory = stat.S_ISDIR(os.fstat(host_fd).st_mode)
-        descriptor = Descriptor(
-            host_fd, parent.mount, is_directory, rights, inheriting, append=bool(fdflags & FDFLAG_APPEND)
-        )
-        write_u32(memory, opened, self._add(descriptor))
 
-    def fd_close(self, memory: GuestMemory, fd: int) -> None:
-        os.close(self._get(fd).host_fd)
-        del self._table[fd]
+# --- the policy's ceiling --------------------------------------------------------------------------
 
-    # --- data ------------------------------------------------------------------------------
 
-    def fd_read(self, memory: GuestMemory, fd: int, iovs: int, count: int, done: int) -> None:
-        data = os.read(self._get(fd).host_fd, min(capacity(memory, iovs, count), MAX_READ))
-        write_u32(memory, done, scatter(memory, iovs, count, data))
+@dataclass(frozen=True)
+class FsCeiling:
+    host_roots: tuple[str, ...] | None  # preopen host paths must lie within one of these
+    guest_roots: tuple[str, ...] | None  # preopen guest paths must lie within one of these
+    writable: bool  # whether a preopen may be "rw"
 
-    def fd_pread(self, memory: GuestMemory, fd: int, iovs: int, count: int, offset: int, done: int) -> None:
-        data = os.pread(self._get(fd).host_fd, min(capacity(memory, iovs, count), MAX_READ), offset)
-        write_u32(memory, done, scatter(memory, iovs, count, data))
+    def exceeded(self, options: FsOptions, field: str) -> list[str]:
+        found = []
+        for index, preopen in enumerate(options.preopens):
+            at = f"{field}.preopens[{index}]"
+            found += _outside(f"{at}.host", preopen.host, self.host_roots, "host_roots")
+            found += _outside(f"{at}.guest", preopen.guest, self.guest_roots, "guest_roots")
+            if preopen.mode == "rw" and not self.writable:
+                found.append(f'{at}.mode: "rw" is not allowed: the policy allows only read-only mounts')
+        return found
 
-    def fd_write(self, memory: GuestMemory, fd: int, iovs: int, count: int, done: int) -> None:
-        descriptor = self._get(fd)
-        self._refuse_on_ro(descriptor)
-        write_u32(memory, done, os.write(descriptor.host_fd, gather(memory, iovs, count)))
 
-    def fd_pwrite(self, memory: GuestMemory, fd: int, iovs: int, count: int, offset: int, done: int) -> None:
-        descriptor = self._get(fd)
-        self._refuse_on_ro(descriptor)
-        write_u32(memory, done, os.pwrite(descriptor.host_fd, gather(memory, iovs, count), offset))
+def _outside(field: str, path: str, roots: tuple[str, ...] | None, key: str) -> list[str]:
+    if roots is None or any(within(path, root) for root in roots):
+        return []
+    return [f'{field}: "{path}" is outside the policy\'s {key} ({listing(roots)})']
 
-    def fd_seek(self, memory: GuestMemory, fd: int, offset: int, whence: int, out: int) -> None:
-        if whence not in _WHENCE:
-            raise AbiFault(Errno.INVAL)
-        write_u64(memory, out, os.lseek(self._get(fd).host_fd, offset, _WHENCE[whence]))
 
-    def fd_tell(self, memory: GuestMemory, fd: int, out: int) -> None:
-        write_u64(memory, out, os.lseek(self._get(fd).host_fd, 0, os.SEEK_CUR))
+def _host_root(value: object, field: str, problems: Problems) -> str | None:
+    if not isinstance(value, str):
+        problems.add(field, f'must be a string like "data", not {type_name(value)}')
+        return None
+    if why := host_path_problem(value):
+        problems.add(field, f'"{value}" {why}')
+        return None
+    return normalized_host_path(value)
 
-    def fd_sync(self, memory: GuestMemory, fd: int) -> None:
-        os.fsync(self._get(fd).host_fd)
 
-    def fd_datasync(self, memory: GuestMemory, fd: int) -> None:
-        getattr(os, "fdatasync", os.fsync)(self._get(fd).host_fd)
+def _guest_root(value: object, field: str, problems: Problems) -> str | None:
+    if not isinstance(value, str):
+        problems.add(field, f'must be a string like "/data", not {type_name(value)}')
+        return None
+    if why := guest_path_problem(value):
+        problems.add(field, f'"{value}" {why}')
+        return None
+    return value
 
-    def fd_filestat_set_size(self, memory: GuestMemory, fd: int, size: int) -> None:
-        descriptor = self._get(fd)
-        self._refuse_on_ro(descriptor)
-        os.ftruncate(descriptor.host_fd, size)
 
-    @staticmethod
-    def _refuse_on_ro(descriptor: Descriptor) -> None:
-        if descriptor.mount.mode == "ro":
-            raise AbiFault(Errno.ROFS)
+def parse_fs_ceiling(raw: Mapping[str, Any], field: str, problems: Problems) -> FsCeiling:
+    problems.unknown_keys(raw, ("host_roots", "guest_roots", "writable"), field)
+    writable = raw.get("writable", True)
+    if not isinstance(writable, bool):
+        problems.add(f"{field}.writable", f"must be true or false, not {type_name(writable)}")
+    return FsCeiling(
+        host_roots=optional_array(raw, "host_roots", field, problems, _host_root),
+        guest_roots=optional_array(raw, "guest_roots", field, problems, _guest_root),
+        writable=writable is not False,
+    )
 
-    # --- metadata --------------------------------------------------------------------------
 
-    def fd_fdstat_get(self, memory: GuestMemory, fd: int, out: int) -> None:
-        descriptor = self._get(fd)
-        filetype = FILETYPE_DIRECTORY if descriptor.is_directory else _filetype(os.fstat(descriptor.host_fd).st_mode)
-        flags = FDFLAG_APPEND if descriptor.append else 0
-        memory.write(out, fdstat(filetype, flags, descriptor.rights, descriptor.inheriting))
+# --- the preopens under the sandbox ----------------------------------------------------------------
 
-    def fd_filestat_get(self, memory: GuestMemory, fd: int, out: int) -> None:
-        memory.write(out, _filestat(os.fstat(self._get(fd).host_fd)))
 
-    def path_filestat_get(self, memory: GuestMemory, fd: int, lookup: int, path: int, length: int, out: int) -> None:
-        parent = self._directory(fd)
-        follow = bool(lookup & LOOKUP_SYMLINK_FOLLOW)
-        with _beneath(parent.host_fd, _path(memory, path, length), follow=follow) as (directory, name):
-            memory.write(out, _filestat(os.stat(name, dir_fd=directory, follow_symlinks=False)))
-
-    def fd_readdir(self, memory: GuestMemory, fd: int, buffer: int, length: int, cookie: int, used: int) -> None:
-        descriptor = self._directory(fd)
-        if cookie < 0:
-            raise AbiFault(Errno.INVAL)
-        names = [".", "..", *sorted(os.listdir(descriptor.host_fd))]
-        entries = b"".join(_dirent(descriptor.host_fd, names[index], index + 1) for index in range(cookie, len(names)))
-        memory.write(buffer, entries[:length])
-        write_u32(memory, used, min(len(entries), length))
-
-    # --- directories -----------------------------------------------------------------------
-
-    def path_create_directory(self, memory: GuestMemory, fd: int, path: int, length: int) -> None:
-        parent = self._writable_directory(fd)
-        with _beneath(parent.host_fd, _path(memory, path, length), follow=False) as (directory, name):
-            os.mkdir(name, 0o755, dir_fd=directory)
-
-    def path_remove_directory(self, memory: GuestMemory, fd: int, path: int, length: int) -> None:
-        parent = self._writable_directory(fd)
-        with _beneath(parent.host_fd, _path(memory, path, length), follow=False) as (directory, name):
-            os.rmdir(name, dir_fd=directory)
-
-    def path_unlink_file(self, memory: GuestMemory, fd: int, path: int, length: int) -> None:
-        parent = self._writable_directory(fd)
-        with _beneath(parent.host_fd, _path(memory, path, length), follow=False) as (directory, name):
-            os.unlink(name, dir_fd=directory)
-
-    def path_rename(
-        self, memory: GuestMemory, fd: int, old: int, old_length: int, new_fd: int, new: int, new_length: int
-    ) -> None:
-        source, target = self._writable_directory(fd), self._writable_directory(new_fd)
-        with (
-            _beneath(source.host_fd, _path(memory, old, old_length), follow=False) as (old_directory, old_name),
-            _beneath(target.host_fd, _path(memory, new, new_length), follow=False) as (new_directory, new_name),
-        ):
-            os.rename(old_name, new_name, src_dir_fd=old_directory, dst_dir_fd=new_directory)
+def open_filesystem(options: FsOptions, sandbox: Path, *, guest: str) -> WasiFilesystem:
+    """Opens every preopen under `sandbox` (created when missing); refuses any that leaves it."""
+    try:
+        sandbox.mkdir(parents=True, exist_ok=True)
+        root = sandbox.resolve(strict=True)
+    except OSError as error:
+        raise InvalidInput(f"{guest}: cannot use {sandbox} as the sandbox root: {error.strerror}") from None
+    mounts = [
+        _mount_point(root, preopen.host, preopen.guest, preopen.mode, f"{guest}: capabilities.fs.preopens[{i}]")
+        for i, preopen in enumerate(options.preopens)
+    ]
+    _refuse_writable_read_only(mounts, guest)
+    return WasiFilesystem.over(mounts, guest=guest)
 
 
 def _mount_point(root: Path, host: str, guest_path: str, mode: Mode, field: str) -> Mount:
@@ -358,115 +232,75 @@ def _refuse_writable_read_only(mounts: list[Mount], guest: str) -> None:
             )
 
 
-def _path(memory: GuestMemory, pointer: int, length: int) -> str:
-    path = read_utf8(memory, pointer, length, fault=Errno.ILSEQ)
-    if "\0" in path:
-        raise AbiFault(Errno.INVAL)
-    if not path:
-        raise AbiFault(Errno.NOENT)
-    if path.startswith("/"):
-        raise AbiFault(Errno.NOTCAPABLE)
-    return path
+def _open_state(options: FsOptions, context: HostContext, sandbox: Sandbox | None) -> WasiFilesystem:
+    assert sandbox is not None  # needs_sandbox: opening the context refused a missing one
+    return open_filesystem(options, sandbox.files, guest=context.guest)
 
 
-@contextmanager
-def _beneath(root_fd: int, path: str, *, follow: bool) -> Iterator[tuple[int, str]]:
-    """The directory descriptor holding `path`'s last component, and that component ("." for the root)."""
-    stack = [os.dup(root_fd)]
-    try:
-        name = _walk(stack, path, follow)
-        yield stack[-1], name
-    finally:
-        for fd in stack:
-            os.close(fd)
+# --- the capability --------------------------------------------------------------------------------
 
 
-def _walk(stack: list[int], path: str, follow: bool) -> str:
-    pending = deque(path.split("/"))
-    links = 0
-    while pending:
-        name = pending.popleft()
-        last = not pending
-        if name == "..":
-            if len(stack) == 1:
-                raise AbiFault(Errno.NOTCAPABLE)
-            os.close(stack.pop())
-        if name in ("", ".", ".."):
-            if last:
-                return "."
-            continue
-        target = _link_target(stack[-1], name) if follow or not last else None
-        if target is not None:
-            links += 1
-            if links > MAX_SYMLINKS:
-                raise AbiFault(Errno.LOOP)
-            if target.startswith("/"):
-                raise AbiFault(Errno.NOTCAPABLE)
-            pending.extendleft(reversed(target.split("/")))
-            continue
-        if last:
-            return name
-        stack.append(os.open(name, _DIRECTORY_FLAGS, dir_fd=stack[-1]))
-    return "."
+def _wasi_errno(ctx: HostContext, error: OSError) -> int:
+    return wasi_errno(error)
 
 
-def _link_target(directory: int, name: str) -> str | None:
-    try:
-        return os.readlink(name, dir_fd=directory)
-    except OSError as error:
-        if error.errno in (errno.EINVAL, errno.ENOENT):
-            return None
-        raise
-
-
-def _open_flags(oflags: int, fdflags: int, *, readable: bool, writes: bool) -> int:
-    flags = os.O_NOFOLLOW | os.O_CLOEXEC
-    flags |= os.O_RDWR if readable and writes else os.O_WRONLY if writes else os.O_RDONLY
-    for bit, host in (
-        (OFLAG_CREAT, os.O_CREAT),
-        (OFLAG_DIRECTORY, os.O_DIRECTORY),
-        (OFLAG_EXCL, os.O_EXCL),
-        (OFLAG_TRUNC, os.O_TRUNC),
-    ):
-        if oflags & bit:
-            flags |= host
-    return flags | (os.O_APPEND if fdflags & FDFLAG_APPEND else 0)
-
-
-def _open_file(name: str, flags: int, directory: int, *, may_be_directory: bool) -> int:
-    try:
-        return os.open(name, flags, 0o644, dir_fd=directory)
-    except IsADirectoryError:
-        # Guests often ask for write rights on everything; a directory is still opened, read-only.
-        if not may_be_directory:
-            raise
-        return os.open(name, _DIRECTORY_FLAGS, dir_fd=directory)
-
-
-def fdstat(filetype: int, flags: int, rights: int, inheriting: int) -> bytes:
-    """A WASI `fdstat` record."""
-    return struct.pack("<BxH4xQQ", filetype, flags, rights, inheriting)
-
-
-def _filetype(mode: int) -> int:
-    return next((kind for test, kind in _FILETYPES if test(mode)), 0)
-
-
-def _filestat(info: os.stat_result) -> bytes:
-    return struct.pack(
-        "<QQB7xQQQQQ",
-        info.st_dev,
-        info.st_ino,
-        _filetype(info.st_mode),
-        info.st_nlink,
-        info.st_size,
-        info.st_atime_ns,
-        info.st_mtime_ns,
-        info.st_ctime_ns,
+_IMPORTS = (
+    wasi_import("fd_prestat_get", "i32 i32"),
+    wasi_import("fd_prestat_dir_name", "i32 i32 i32"),
+    wasi_import("path_open", "i32 i32 i32 i32 i32 i64 i64 i32 i32"),
+    wasi_import("fd_read", "i32 i32 i32 i32"),
+    wasi_import("fd_pread", "i32 i32 i32 i64 i32"),
+    FD_WRITE,
+    wasi_import("fd_pwrite", "i32 i32 i32 i64 i32"),
+    wasi_import("fd_seek", "i32 i64 i32 i32"),
+    wasi_import("fd_tell", "i32 i32"),
+    wasi_import("fd_close", "i32"),
+    wasi_import("fd_sync", "i32"),
+    wasi_import("fd_datasync", "i32"),
+    FD_FDSTAT_GET,
+    wasi_import("fd_filestat_get", "i32 i32"),
+    wasi_import("fd_filestat_set_size", "i32 i64"),
+    wasi_import("fd_readdir", "i32 i32 i32 i64 i32"),
+    wasi_import("path_filestat_get", "i32 i32 i32 i32 i32"),
+    wasi_import("path_create_directory", "i32 i32 i32"),
+    wasi_import("path_remove_directory", "i32 i32 i32"),
+    wasi_import("path_unlink_file", "i32 i32 i32"),
+    wasi_import("path_rename", "i32 i32 i32 i32 i32 i32"),
+)
+# Beyond the functions behind stdout: reading, and changing files and directories.
+_FILES_WASI_P2 = {
+    "wasi:io/streams": frozenset({"[method]input-stream.read", "[method]input-stream.blocking-read"}),
+    "wasi:filesystem/types": descriptor_methods(
+        "create-directory-at",
+        "metadata-hash",
+        "metadata-hash-at",
+        "open-at",
+        "read",
+        "read-directory",
+        "read-via-stream",
+        "remove-directory-at",
+        "rename-at",
+        "set-size",
+        "stat-at",
+        "sync",
+        "sync-data",
+        "unlink-file-at",
+        "write",
     )
+    | {"[method]directory-entry-stream.read-directory-entry"},
+}
 
-
-def _dirent(directory: int, name: str, next_cookie: int) -> bytes:
-    info = os.stat(name, dir_fd=directory, follow_symlinks=False)
-    encoded = name.encode()
-    return struct.pack("<QQIB3x", next_cookie, info.st_ino, len(encoded), _filetype(info.st_mode)) + encoded
+CAPABILITY = Capability(
+    "fs",
+    "WASI preview 1 files under the manifest's preopened directories",
+    # Each import is the WasiFilesystem method of the same name.
+    {i: state_method("fs", getattr(WasiFilesystem, i.name), _wasi_errno) for i in _IMPORTS},
+    parse_options=parse_fs,
+    parse_ceiling=parse_fs_ceiling,
+    open_state=_open_state,
+    needs_sandbox=True,
+    wasi_p2={
+        interface: OUTPUT_WASI_P2.get(interface, frozenset()) | _FILES_WASI_P2.get(interface, frozenset())
+        for interface in {*OUTPUT_WASI_P2, *_FILES_WASI_P2}
+    },
+)

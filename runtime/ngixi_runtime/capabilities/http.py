@@ -1,217 +1,199 @@
-"""The `http` capability: `ngixi.http_fetch`, with the manifest's allowlist checked on every hop.
+"""The `http` capability: outgoing HTTP requests to the manifest's allowlist, checked on every hop.
 
-Redirects are followed here, not by a library, so that each hop is checked like the first one.
-Host names are resolved here too, and the connection goes to the address that was checked (a
-second lookup could answer differently). Loopback, private, link-local (cloud metadata) and
-other non-public addresses are refused unless an allow entry names that exact address.
+[capabilities.http]
+allow = ["https://api.example.com", "http://127.0.0.1:8080"]   # scheme://host[:port]; *.example.com for subdomains
+methods = ["GET", "POST"]
+max_response_bytes = 1048576
+timeout_ms = 10000
+
+Core guests call `ngixi.http_fetch`, component guests the `http` interface's `fetch`; both reach
+the same client (http_client.py), whose one exchange on the wire is http_wire.py.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-import socket
-import struct
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NoReturn
-from urllib.parse import urljoin, urlsplit
+from typing import Any
+from urllib.parse import urlsplit
 
-from ngixi_runtime.capabilities.options import DEFAULT_PORTS, HttpOptions, Origin
-from ngixi_runtime.spec.abi import AbiFault, GuestMemory, Status, read_utf8
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-Address = tuple[str, int]
-Headers = tuple[tuple[str, str], ...]
-
-MAX_REDIRECTS = 5
-METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200"))
-_UNSAFE_IN_TARGET = re.compile(r"[\x00-\x20\x7f]")
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-# The host sets these itself; a guest could use them to smuggle a second request or another Host.
-_HOST_HEADERS = frozenset(
-    {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade"}
+from ngixi_runtime.capabilities.base import (
+    Bounds,
+    Capability,
+    ComponentFunction,
+    at_most,
+    bounded,
+    ceiling_bound,
+    host_failure,
+    host_import,
+    listing,
+    members,
+    optional_array,
+    state_method,
 )
-_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+from ngixi_runtime.capabilities.component import granted_state, outcome
+from ngixi_runtime.capabilities.context import HostContext, Sandbox
+from ngixi_runtime.capabilities.http_client import DEFAULT_PORTS, HttpClient, HttpOptions, Origin, parse_headers
+from ngixi_runtime.spec.schema import Problems, array, suggestion, type_name
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+RESPONSE_BYTES = Bounds(1 << 20, 1, 1 << 30)
+HTTP_TIMEOUT_MS = Bounds(10_000, 1, 300_000)
+_HOST_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+_EVERY_HOST = 'would allow every host; list each origin, like "https://api.example.com"'
+
+
+# --- options ---------------------------------------------------------------------------------------
+
+
+def parse_origin(text: str) -> Origin | str:
+    """An allowlist entry, or why `text` is not one (a phrase that follows the quoted text)."""
+    if "://" not in text:
+        return _EVERY_HOST if text.strip() in ("*", "") else f'is not scheme://host[:port]; write "https://{text}"'
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        return "is not scheme://host[:port]: the scheme must be http or https"
+    if "@" in parts.netloc:
+        return f'must not contain user info; write "{scheme}://{parts.netloc.rpartition("@")[2]}"'
+    if parts.path not in ("", "/") or parts.query or parts.fragment or text.endswith(("?", "#")):
+        return f'is an origin without path, query or fragment; write "{scheme}://{parts.netloc}"'
+    try:
+        port = parts.port or DEFAULT_PORTS[scheme]
+    except ValueError:
+        return "is not scheme://host[:port]: the port must be a number from 1 to 65535"
+    host = (parts.hostname or "").lower()
+    return _host_problem(host) or Origin(scheme, host, port)
+
+
+def _host_problem(host: str) -> str | None:
+    if host == "*":
+        return _EVERY_HOST
+    if host.startswith("*."):
+        if host.count(".") < 2 or not _HOST_NAME.match(host[2:]):
+            return 'has a wildcard that does not stand for subdomains of one domain, like "*.example.com"'
+        return None
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOST_NAME.match(host):
+            return f'is not scheme://host[:port]: "{host}" is not a host name or IP address'
+    return None
+
+
+def origin_item(value: object, field: str, problems: Problems) -> Origin | None:
+    if not isinstance(value, str):
+        problems.add(field, f'must be a string like "https://api.example.com", not {type_name(value)}')
+        return None
+    parsed = parse_origin(value)
+    if isinstance(parsed, str):
+        problems.add(field, f'"{value}" {parsed}')
+        return None
+    return parsed
+
+
+def method_item(value: object, field: str, problems: Problems) -> str | None:
+    if isinstance(value, str) and value in HTTP_METHODS:
+        return value
+    shown = f'"{value}"' if isinstance(value, str) else type_name(value)
+    guess = value.upper() if isinstance(value, str) else ""
+    problems.add(field, f"{shown} is not an HTTP method; {suggestion(guess, HTTP_METHODS, 'choices')}")
+    return None
+
+
+def parse_http(raw: Mapping[str, Any], field: str, problems: Problems) -> HttpOptions:
+    problems.unknown_keys(raw, ("allow", "methods", "max_response_bytes", "timeout_ms"), field)
+    allow = array(
+        raw,
+        "allow",
+        f"{field}.allow",
+        problems,
+        item=origin_item,
+        required='list the origins the guest may fetch, like ["https://api.example.com"]',
+        identity=str,
+    )
+    methods = array(raw, "methods", f"{field}.methods", problems, item=method_item, default=("GET",), identity=str)
+    size = bounded(raw, "max_response_bytes", field, problems, RESPONSE_BYTES)
+    timeout = bounded(raw, "timeout_ms", field, problems, HTTP_TIMEOUT_MS)
+    return HttpOptions(allow, methods, size, timeout)
+
+
+# --- the policy's ceiling --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Response:
+class HttpCeiling:
+    allow: tuple[Origin, ...] | None
+    methods: tuple[str, ...] | None
+    max_response_bytes: int | None
+    timeout_ms: int | None
+
+    def exceeded(self, options: HttpOptions, field: str) -> list[str]:
+        found = []
+        if self.allow is not None:
+            found = [
+                f'{field}.allow[{index}]: "{asked}" is not covered by the policy\'s allow ({listing(self.allow)})'
+                for index, asked in enumerate(options.allow)
+                if not any(entry.covers(asked) for entry in self.allow)
+            ]
+        return [
+            *found,
+            *members(f"{field}.methods", options.methods, self.methods),
+            *at_most(f"{field}.max_response_bytes", options.max_response_bytes, self.max_response_bytes),
+            *at_most(f"{field}.timeout_ms", options.timeout_ms, self.timeout_ms),
+        ]
+
+
+def parse_http_ceiling(raw: Mapping[str, Any], field: str, problems: Problems) -> HttpCeiling:
+    problems.unknown_keys(raw, ("allow", "methods", "max_response_bytes", "timeout_ms"), field)
+    return HttpCeiling(
+        allow=optional_array(raw, "allow", field, problems, origin_item),
+        methods=optional_array(raw, "methods", field, problems, method_item),
+        max_response_bytes=ceiling_bound(raw, "max_response_bytes", field, problems, RESPONSE_BYTES),
+        timeout_ms=ceiling_bound(raw, "timeout_ms", field, problems, HTTP_TIMEOUT_MS),
+    )
+
+
+# --- the capability --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """The WIT `http.response` record; the engine lowers its fields by name."""
+
     status: int
     body: bytes
 
 
-@dataclass(frozen=True)
-class Request:
-    method: str
-    url: str
-    origin: Origin
-    target: str  # path and query
-    headers: Headers
-    body: bytes
+def _fetch(ctx: HostContext) -> ComponentFunction:
+    def fetch(method: str, url: str, headers: str, body: bytes) -> Any:
+        client: HttpClient = granted_state(ctx, "http")
+
+        def request() -> HttpResponse:
+            response = client.fetch(method, url, parse_headers(headers), body)
+            return HttpResponse(response.status, response.body)
+
+        return outcome(request)
+
+    return fetch
 
 
-def address_kind(address: IPAddress) -> str | None:
-    """Why a guest may not reach this address by default (None for a public address)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if address in METADATA_ADDRESSES:
-        return "cloud metadata"
-    for kind, flagged in (
-        ("loopback", address.is_loopback),
-        ("link-local", address.is_link_local),
-        ("private", address.is_private),
-        ("multicast", address.is_multicast),
-    ):
-        if flagged:
-            return kind
-    return None if address.is_global else "non-public"
+def _open_state(options: HttpOptions, context: HostContext, sandbox: Sandbox | None) -> HttpClient:
+    routes = sandbox.http_routes if sandbox else {}
+    return HttpClient(options, guest=context.guest, routes=routes, report=context.output.host_says)
 
 
-def parse_headers(text: str) -> Headers:
-    """`Name: value` lines (LF or CRLF separated) as the guest passes them."""
-    headers = []
-    for line in text.replace("\r\n", "\n").split("\n"):
-        if not line:
-            continue
-        name, colon, value = line.partition(":")
-        name, value = name.strip(), value.strip()
-        if not colon or not _TOKEN.match(name) or "\r" in value or name.lower() in _HOST_HEADERS:
-            raise AbiFault(Status.INVALID)
-        headers.append((name, value))
-    return tuple(headers)
+_HTTP_FETCH = host_import("ngixi", "http_fetch", " ".join(["i32"] * 11), "i32")
 
-
-class HttpClient:
-    """Fetches for one guest instance.
-
-    `routes` are the operator's (host, port) → address overrides; `report` tells the operator
-    why a request was refused.
-    """
-
-    def __init__(
-        self,
-        options: HttpOptions,
-        *,
-        guest: str,
-        routes: Mapping[Address, Address] | None = None,
-        report: Callable[[str], None] | None = None,
-    ) -> None:
-        self.options = options
-        self.guest = guest
-        self.routes = dict(routes or {})
-        self.report = report or (lambda message: None)
-        from ngixi_runtime.capabilities.http_wire import exchange  # here, not per fetch: it imports http.client and ssl
-
-        self._send = exchange
-
-    def http_fetch(
-        self,
-        memory: GuestMemory,
-        method: int,
-        method_length: int,
-        url: int,
-        url_length: int,
-        headers: int,
-        headers_length: int,
-        body: int,
-        body_length: int,
-        buffer: int,
-        buffer_size: int,
-        result: int,
-    ) -> None:
-        if buffer_size < 0:
-            raise AbiFault(Status.INVALID)
-        response = self.fetch(
-            read_utf8(memory, method, method_length),
-            read_utf8(memory, url, url_length),
-            parse_headers(read_utf8(memory, headers, headers_length)),
-            memory.read(body, body_length),
-        )
-        memory.write(result, struct.pack("<II", response.status, len(response.body)))
-        memory.write(buffer, response.body[:buffer_size])
-
-    def fetch(self, method: str, url: str, headers: Headers = (), body: bytes = b"") -> Response:
-        """Follows redirects itself, checking every hop; refusals raise `AbiFault` with a `Status`."""
-        deadline = time.monotonic() + self.options.timeout_ms / 1000
-        request = self._request(method, url, headers, body, first=url)
-        for _ in range(MAX_REDIRECTS):
-            status, location, payload = self._exchange(request, deadline)
-            if location is None:
-                return Response(status, payload)
-            request = self._redirected(request, status, urljoin(request.url, location), first=url)
-        self._refuse(Status.TOO_MANY_REDIRECTS, f"{method} {url}", f"more than {MAX_REDIRECTS} redirects")
-
-    def _request(self, method: str, url: str, headers: Headers, body: bytes, *, first: str) -> Request:
-        what = f"{method} {url}" + (f" (redirected from {first})" if url != first else "")
-        if method not in self.options.methods:
-            self._refuse(
-                Status.METHOD_NOT_ALLOWED,
-                what,
-                f'{method} is not in [capabilities.http] methods; add "{method}" to allow it',
-            )
-        origin, target = _split_url(url)
-        if self.options.allowing(origin) is None:
-            self._refuse(
-                Status.DENIED, what, f'{origin} is not in [capabilities.http] allow; add "{origin}" to allow it'
-            )
-        return Request(method, url, origin, target, headers, body)
-
-    def _redirected(self, request: Request, status: int, url: str, *, first: str) -> Request:
-        method, body = request.method, request.body
-        if status == 303 or (status in (301, 302) and method == "POST"):
-            method, body = ("HEAD" if method == "HEAD" else "GET"), b""
-        headers = request.headers
-        if _split_url(url)[0] != request.origin:
-            headers = tuple(h for h in headers if h[0].lower() not in _CREDENTIAL_HEADERS)
-        return self._request(method, url, headers, body, first=first)
-
-    def _address(self, request: Request) -> Address:
-        origin = request.origin
-        routed = self.routes.get((origin.host, origin.port))
-        if routed is not None:
-            return routed
-        try:
-            found = socket.getaddrinfo(origin.host, origin.port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError):
-            raise AbiFault(Status.UNREACHABLE) from None
-        named = self.options.allowing(origin)
-        refused: list[tuple[IPAddress, str]] = []
-        for *_, sockaddr in found:
-            address = ipaddress.ip_address(str(sockaddr[0]).partition("%")[0])
-            kind = address_kind(address)
-            if kind is None or (named is not None and named.address == address):
-                return str(address), origin.port
-            refused.append((address, kind))
-        listing = ", ".join(f"{address} (a {kind} address)" for address, kind in refused)
-        exact = Origin(origin.scheme, str(refused[0][0]), origin.port)
-        self._refuse(
-            Status.ADDRESS_REFUSED,
-            f"{request.method} {request.url}",
-            f'{origin.host} resolves to {listing}; only an allow entry naming that exact address, like "{exact}", '
-            "permits it, for requests made to that address",
-        )
-
-    def _exchange(self, request: Request, deadline: float) -> tuple[int, str | None, bytes]:
-        """One request; returns (status, redirect location or None, body)."""
-        return self._send(request, self._address(request), deadline, self.options.max_response_bytes)
-
-    def _refuse(self, status: Status, what: str, why: str) -> NoReturn:
-        self.report(f"{self.guest}: http: {what} refused: {why}")
-        raise AbiFault(status)
-
-
-def _split_url(url: str) -> tuple[Origin, str]:
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise AbiFault(Status.INVALID) from None
-    scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
-        raise AbiFault(Status.INVALID)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    if _UNSAFE_IN_TARGET.search(target):
-        raise AbiFault(Status.INVALID)
-    return Origin(scheme, parts.hostname.lower(), port or DEFAULT_PORTS[scheme]), target
+CAPABILITY = Capability(
+    "http",
+    "outgoing HTTP requests to the manifest's allowlist",
+    {_HTTP_FETCH: state_method("http", HttpClient.http_fetch, host_failure)},
+    parse_options=parse_http,
+    parse_ceiling=parse_http_ceiling,
+    open_state=_open_state,
+    interface="http",
+    component_host={"fetch": _fetch},
+)

@@ -1,6 +1,6 @@
-"""One HTTP exchange of the `http` capability, with an address that host_http.py has chosen and checked.
+"""One HTTP exchange of the `http` capability, with an address that the client (http_client.py) has chosen and checked.
 
-Apart from host_http.py because http.client and ssl take about 25 ms to import, a tenth of starting a
+Apart from the client because http.client and ssl take about 25 ms to import, a tenth of starting a
 tenant's child process: only a host that grants a guest http imports them, when it creates the
 guest's client (not on the first fetch, which the guest's timeout would pay for).
 """
@@ -12,7 +12,7 @@ import socket
 import ssl
 import time
 
-from ngixi_runtime.capabilities.http import Address, Request
+from ngixi_runtime.capabilities.context import Address
 from ngixi_runtime.spec.abi import AbiFault, Status
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -40,12 +40,27 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
 
 
-def exchange(request: Request, address: Address, deadline: float, limit: int) -> tuple[int, str | None, bytes]:
-    """One request to `address`; returns (status, redirect location or None, body of at most `limit` bytes)."""
-    kind = _PinnedHTTPSConnection if request.origin.scheme == "https" else _PinnedHTTPConnection
-    connection = kind(request.origin.host, request.origin.port, address, _remaining(deadline))
+def exchange(
+    *,
+    scheme: str,
+    host: str,
+    port: int,
+    address: Address,
+    method: str,
+    target: str,
+    headers: tuple[tuple[str, str], ...],
+    body: bytes,
+    deadline: float,
+    limit: int,
+) -> tuple[int, str | None, bytes]:
+    """One request for `target` at scheme://host:port, sent to `address`.
+
+    Returns (status, redirect location or None, body of at most `limit` bytes).
+    """
+    kind = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
+    connection = kind(host, port, address, _remaining(deadline))
     try:
-        connection.request(request.method, request.target, body=request.body or None, headers=dict(request.headers))
+        connection.request(method, target, body=body or None, headers=dict(headers))
         response = connection.getresponse()
         location = response.getheader("Location")
         if response.status in REDIRECT_STATUSES and location:

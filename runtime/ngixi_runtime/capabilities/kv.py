@@ -1,5 +1,10 @@
 """The `kv` capability: a namespaced key-value store in one SQLite file per tenant.
 
+[capabilities.kv]
+namespaces = ["counters"]
+max_value_bytes = 65536
+max_keys = 1000
+
 Keys and values are bytes. A guest reaches only the namespaces its manifest names; `max_keys`
 counts its keys across those namespaces, `max_value_bytes` bounds each value. A new key is
 counted and inserted in one `BEGIN IMMEDIATE` transaction, so concurrent instances of the same
@@ -10,19 +15,90 @@ from __future__ import annotations
 
 import sqlite3
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ngixi_runtime.capabilities.options import KvOptions
+from ngixi_runtime.capabilities.base import (
+    Binder,
+    Bounds,
+    Capability,
+    ComponentFunction,
+    at_most,
+    bounded,
+    ceiling_bound,
+    host_failure,
+    host_import,
+    members,
+    optional_array,
+    state_method,
+)
+from ngixi_runtime.capabilities.component import granted_state, outcome
+from ngixi_runtime.capabilities.context import HostContext, Sandbox
 from ngixi_runtime.spec.abi import AbiFault, GuestMemory, Status, copy_out, read_utf8
+from ngixi_runtime.spec.schema import SLUG_PATTERN, Problems, array, string_item
 
 MAX_KEY_BYTES = 1024
+VALUE_BYTES = Bounds(65536, 1, 16 << 20)
+KV_KEYS = Bounds(1000, 1, 1_000_000)
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS entries ("
     " namespace TEXT NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL, PRIMARY KEY (namespace, key)"
     ") WITHOUT ROWID"
 )
+
+
+@dataclass(frozen=True)
+class KvOptions:
+    namespaces: tuple[str, ...]
+    max_value_bytes: int
+    max_keys: int
+
+
+namespace_item = string_item(SLUG_PATTERN, 'must be lowercase letters, digits, "-" and "_", starting with a letter')
+
+
+def parse_kv(raw: Mapping[str, Any], field: str, problems: Problems) -> KvOptions:
+    problems.unknown_keys(raw, ("namespaces", "max_value_bytes", "max_keys"), field)
+    namespaces = array(
+        raw,
+        "namespaces",
+        f"{field}.namespaces",
+        problems,
+        item=namespace_item,
+        required='name the namespaces the guest may use, like ["counters"]',
+        identity=str,
+    )
+    value_bytes = bounded(raw, "max_value_bytes", field, problems, VALUE_BYTES)
+    keys = bounded(raw, "max_keys", field, problems, KV_KEYS)
+    return KvOptions(namespaces, value_bytes, keys)
+
+
+@dataclass(frozen=True)
+class KvCeiling:
+    """The operator policy's ceiling on `[capabilities.kv]`."""
+
+    namespaces: tuple[str, ...] | None
+    max_value_bytes: int | None
+    max_keys: int | None
+
+    def exceeded(self, options: KvOptions, field: str) -> list[str]:
+        return [
+            *members(f"{field}.namespaces", options.namespaces, self.namespaces),
+            *at_most(f"{field}.max_value_bytes", options.max_value_bytes, self.max_value_bytes),
+            *at_most(f"{field}.max_keys", options.max_keys, self.max_keys),
+        ]
+
+
+def parse_kv_ceiling(raw: Mapping[str, Any], field: str, problems: Problems) -> KvCeiling:
+    problems.unknown_keys(raw, ("namespaces", "max_value_bytes", "max_keys"), field)
+    return KvCeiling(
+        namespaces=optional_array(raw, "namespaces", field, problems, namespace_item),
+        max_value_bytes=ceiling_bound(raw, "max_value_bytes", field, problems, VALUE_BYTES),
+        max_keys=ceiling_bound(raw, "max_keys", field, problems, KV_KEYS),
+    )
 
 
 class KvStore:
@@ -165,3 +241,54 @@ class KvStore:
     ) -> None:
         keys = self.keys(self._namespace(memory, ns, ns_length), memory.read(prefix, prefix_length))
         copy_out(memory, b"".join(struct.pack("<I", len(k)) + k for k in keys), buffer, size, out)
+
+
+# --- the capability --------------------------------------------------------------------------------
+
+
+def _component(method: Callable[[KvStore, str, bytes, tuple[bytes, ...]], Any]) -> Binder:
+    """A function of the `kv` interface: namespace and key checked as for core guests, then the store's method."""
+
+    def bind(ctx: HostContext) -> ComponentFunction:
+        def call(namespace: str, key: bytes, *rest: bytes) -> Any:
+            store: KvStore = granted_state(ctx, "kv")
+            return outcome(lambda: method(store, store.granted(namespace), key, rest))
+
+        return call
+
+    return bind
+
+
+def _key(key: bytes) -> bytes:
+    return KvStore.checked_key(len(key), lambda: key)
+
+
+def _open_state(options: KvOptions, context: HostContext, sandbox: Sandbox | None) -> KvStore:
+    assert sandbox is not None  # needs_sandbox: opening the context refused a missing one
+    return KvStore(options, sandbox.kv_database, guest=context.guest, report=context.output.host_says)
+
+
+_IMPORTS = (
+    host_import("ngixi", "kv_get", " ".join(["i32"] * 7), "i32"),
+    host_import("ngixi", "kv_set", " ".join(["i32"] * 6), "i32"),
+    host_import("ngixi", "kv_delete", " ".join(["i32"] * 4), "i32"),
+    host_import("ngixi", "kv_list", " ".join(["i32"] * 7), "i32"),
+)
+
+CAPABILITY = Capability(
+    "kv",
+    "a namespaced key-value store (SQLite, one file per tenant)",
+    # Each import is the KvStore method of the same name.
+    {i: state_method("kv", getattr(KvStore, i.name), host_failure) for i in _IMPORTS},
+    parse_options=parse_kv,
+    parse_ceiling=parse_kv_ceiling,
+    open_state=_open_state,
+    needs_sandbox=True,
+    interface="kv",
+    component_host={
+        "get": _component(lambda store, ns, key, _: store.get(ns, _key(key))),
+        "set": _component(lambda store, ns, key, rest: store.set(ns, _key(key), rest[0])),
+        "delete": _component(lambda store, ns, key, _: store.delete(ns, _key(key))),
+        "keys": _component(lambda store, ns, prefix, _: store.keys(ns, prefix)),
+    },
+)

@@ -16,8 +16,8 @@ from functools import cache
 from importlib.util import find_spec
 from typing import Any, Protocol, cast
 
-from ngixi_runtime.capabilities.core_host import HostFunction
-from ngixi_runtime.capabilities.registry import HostImport
+from ngixi_runtime.capabilities.base import HostImport
+from ngixi_runtime.capabilities.context import HostFunction
 from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.guest.manifest import Number
 from ngixi_runtime.spec.abi import GuestMemory

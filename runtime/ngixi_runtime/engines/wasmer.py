@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 import wasmer
 
-from ngixi_runtime.capabilities.core_host import GuestExit, HostFunction
-from ngixi_runtime.capabilities.registry import HostImport
+from ngixi_runtime.capabilities.base import HostImport
+from ngixi_runtime.capabilities.context import GuestExit, HostFunction
 from ngixi_runtime.engines.base import EngineId, EngineMemory, RunLimits, as_results
 from ngixi_runtime.errors import GuestError, NgixiError
 from ngixi_runtime.spec.wasm import Export, ExternKind, Import, MemoryLimits, ModuleInfo, Signature

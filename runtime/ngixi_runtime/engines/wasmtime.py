@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 
 import wasmtime
 
-from ngixi_runtime.capabilities.core_host import HostFunction
-from ngixi_runtime.capabilities.registry import HostImport
+from ngixi_runtime.capabilities.base import HostImport
+from ngixi_runtime.capabilities.context import HostFunction
 from ngixi_runtime.engines import wasmtime_fastpath
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE, EngineId, EngineMemory, RunLimits, as_results
 from ngixi_runtime.errors import ArtifactRefused, GuestError, NgixiError

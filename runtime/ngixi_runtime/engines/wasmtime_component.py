@@ -20,9 +20,9 @@ from typing import Any
 import wasmtime
 import wasmtime.component as wc
 
-from ngixi_runtime.capabilities.component_host import ComponentFunction, ComponentInfo, run_export
-from ngixi_runtime.capabilities.component_wasi import WasiSetup
-from ngixi_runtime.capabilities.core_host import GuestExit
+from ngixi_runtime.capabilities.base import ComponentFunction
+from ngixi_runtime.capabilities.component import ComponentInfo, WasiSetup, run_export
+from ngixi_runtime.capabilities.context import GuestExit
 from ngixi_runtime.engines.base import RunLimits
 from ngixi_runtime.engines.wasmtime import (
     PAGE_BYTES,

@@ -1,1 +1,1 @@
-"""What a guest is and may do: its manifest, and the check of its module against it."""
+"""What a guest is and may do: its manifest, and the check of its module or component against it."""

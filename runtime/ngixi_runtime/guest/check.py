@@ -1,18 +1,53 @@
-"""Checks a module against its manifest: imports covered by grants, declared exports present."""
+"""Checks a guest's code against its manifest: imports covered by grants, declared exports present.
+
+Core modules and components alike. A guest whose imports its granted capabilities (and the
+baseline) cover is checked with only those capabilities' modules imported; any other import is
+checked again against every capability, to say which one would grant it.
+"""
 
 from __future__ import annotations
 
-from ngixi_runtime.capabilities.registry import HOST_MODULES, provision_of
+from collections.abc import Callable, Mapping, Sequence
+
+from ngixi_runtime.capabilities.base import Capability
+from ngixi_runtime.capabilities.component import (
+    TYPE_INTERFACES,
+    WIT_VALUE_TYPES,
+    ComponentInfo,
+    interface_of,
+    run_export,
+    wasi_interface,
+    wit_signature,
+)
+from ngixi_runtime.capabilities.registry import (
+    BASELINE,
+    Provision,
+    capability,
+    every_capability,
+    provisions,
+    wasi_p2_grants,
+)
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.spec.wasm import Import, ModuleInfo, Signature
 
 
-def _import_problem(manifest: Manifest, imp: Import) -> str | None:
+def _granted_then_every(problems: Callable[[bool], list[str]]) -> list[str]:
+    """No problems when `problems(False)` finds none among the granted capabilities; else `problems(True)`,
+    which imports every capability to say which one would grant what the guest imports."""
+    if not problems(False):
+        return []
+    return problems(True)
+
+
+# --- core modules ----------------------------------------------------------------------------------
+
+
+def _import_problem(manifest: Manifest, imp: Import, known: Mapping[tuple[str, str], Provision]) -> str | None:
     if imp.kind != "func":
         return f"capabilities: the guest imports {imp.kind} {imp.qualified}; only host functions can be imported"
-    found = provision_of(imp.module, imp.name)
+    found = known.get((imp.module, imp.name))
     if found is None:
-        if imp.module in HOST_MODULES:
+        if any(module == imp.module for module, _ in known):
             return f"capabilities: the guest imports {imp.qualified}, which no Ngixi capability provides"
         return f'capabilities: the guest imports {imp.qualified} from unknown module "{imp.module}"'
     if imp.signature != found.host_import.signature:
@@ -28,6 +63,14 @@ def _import_problem(manifest: Manifest, imp: Import) -> str | None:
             "grant it in the manifest or remove the import"
         )
     return None
+
+
+def _import_problems(manifest: Manifest, info: ModuleInfo) -> list[str]:
+    def problems(everything: bool) -> list[str]:
+        known = provisions() if everything else provisions(manifest.grants)
+        return [p for imp in info.imports if (p := _import_problem(manifest, imp, known))]
+
+    return _granted_then_every(problems)
 
 
 def _export_problems(manifest: Manifest, info: ModuleInfo) -> list[str]:
@@ -52,8 +95,98 @@ def _export_problems(manifest: Manifest, info: ModuleInfo) -> list[str]:
 
 def check_module(manifest: Manifest, info: ModuleInfo) -> list[str]:
     """Every mismatch between the manifest and the module, as `FILE: field: message` lines."""
-    problems = [p for imp in info.imports if (p := _import_problem(manifest, imp))]
+    problems = _import_problems(manifest, info)
     problems += _export_problems(manifest, info)
     if not any(e.kind == "memory" and e.name == "memory" for e in info.exports):
         problems.append('exports: the .wasm must export its memory as "memory"')
+    return [f"{manifest.source}: {p}" for p in problems]
+
+
+# --- components ------------------------------------------------------------------------------------
+
+
+def _wasi_problems(
+    manifest: Manifest, name: str, functions: frozenset[str], grants: Mapping[str, Mapping[str, tuple[str, ...]]]
+) -> list[str]:
+    """What the manifest does not grant of the WASI functions a component imports from `name`."""
+    known = grants.get(wasi_interface(name) or "")
+    if known is None:
+        return [f"capabilities: the component imports {name}, which no Ngixi capability provides"]
+    problems = [
+        f"capabilities: the component imports {f} from {name}, which no Ngixi capability provides"
+        for f in sorted(functions - known.keys())
+    ]
+    needs: dict[tuple[str, ...], list[str]] = {}
+    for function in sorted(functions & known.keys()):
+        capabilities = known[function]
+        if BASELINE not in capabilities and not manifest.grants & set(capabilities):
+            needs.setdefault(capabilities, []).append(function)
+    for capabilities, names in needs.items():
+        tables = " or ".join(f"[capabilities.{c}]" for c in capabilities)
+        problems.append(
+            f"capabilities.{capabilities[0]}: the component imports {', '.join(names)} from {name}, "
+            f"which needs {tables}; grant it in the manifest or remove the import"
+        )
+    return problems
+
+
+def _interface_problems(
+    manifest: Manifest, name: str, functions: frozenset[str], capabilities: Sequence[Capability]
+) -> list[str]:
+    """What the manifest does not grant of an Ngixi interface a component imports as `name`."""
+    interface = interface_of(name)
+    if interface in TYPE_INTERFACES:
+        return []
+    providing = next((c for c in capabilities if interface is not None and c.interface == interface), None)
+    if providing is None:
+        return [f"capabilities: the component imports {name}, which no Ngixi capability provides"]
+    if providing.name not in manifest.grants:
+        return [
+            f"capabilities.{providing.name}: the component imports {name}, which needs "
+            f"[capabilities.{providing.name}]; grant it in the manifest or remove the import"
+        ]
+    unknown = sorted(functions - set(providing.component_host))
+    return [f"capabilities.{providing.name}: {name} has no function {f!r} on this host" for f in unknown]
+
+
+def _component_import_problems(manifest: Manifest, info: ComponentInfo) -> list[str]:
+    def problems(everything: bool) -> list[str]:
+        grants = wasi_p2_grants() if everything else wasi_p2_grants(manifest.grants)
+        capabilities = every_capability() if everything else tuple(capability(n) for n in sorted(manifest.grants))
+        found = []
+        for name, functions in sorted(info.imports.items()):
+            if name.startswith("wasi:"):
+                found += _wasi_problems(manifest, name, functions, grants)
+            else:
+                found += _interface_problems(manifest, name, functions, capabilities)
+        return found
+
+    return _granted_then_every(problems)
+
+
+def _component_export_problems(manifest: Manifest, info: ComponentInfo) -> list[str]:
+    problems = []
+    if manifest.guest.kind == "command" and run_export(info) is None:
+        problems.append(
+            "guest.kind: a command component must export wasi:cli/run: build it with the WASI shim, "
+            "whose _start the command adapter turns into run"
+        )
+    for decl in manifest.exports:
+        declared = (tuple(WIT_VALUE_TYPES[t] for t in decl.params), tuple(WIT_VALUE_TYPES[t] for t in decl.results))
+        found = info.exports.get(decl.name)
+        if found is None:
+            names = ", ".join(sorted(info.exports)) or "nothing"
+            problems.append(f"exports.{decl.name}: the component has no function {decl.name!r}; it exports: {names}")
+        elif found != declared:
+            problems.append(
+                f"exports.{decl.name}: declared as {wit_signature(declared)}, "
+                f"the component exports {wit_signature(found)}"
+            )
+    return problems
+
+
+def check_component(manifest: Manifest, info: ComponentInfo) -> list[str]:
+    """Every mismatch between the manifest and the component, as `FILE: field: message` lines."""
+    problems = _component_import_problems(manifest, info)
+    problems += _component_export_problems(manifest, info)
     return [f"{manifest.source}: {p}" for p in problems]

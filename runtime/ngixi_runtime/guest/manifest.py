@@ -11,8 +11,8 @@ from typing import Any, Literal, TypeVar, cast
 
 import tomli
 
-from ngixi_runtime.capabilities.options import CapabilityOptions
-from ngixi_runtime.capabilities.registry import CAPABILITIES
+from ngixi_runtime.capabilities.base import CapabilityOptions
+from ngixi_runtime.capabilities.registry import GRANTABLE, capability
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.schema import Problems, integer, string, suggestion, table, type_name
 
@@ -22,7 +22,7 @@ GuestAbi = Literal["core", "component"]
 GUEST_ABIS: tuple[GuestAbi, ...] = ("core", "component")
 VALUE_TYPES = ("i32", "i64", "f32", "f64")
 Number = int | float
-OptionsT = TypeVar("OptionsT", bound=CapabilityOptions)
+OptionsT = TypeVar("OptionsT")
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 SEMVER_PATTERN = re.compile(
@@ -175,16 +175,17 @@ def _parse_exports(raw: Mapping[str, Any], problems: Problems) -> tuple[ExportDe
 
 
 def _parse_capabilities(raw: Mapping[str, Any], problems: Problems) -> dict[str, CapabilityOptions]:
+    """The options of each granted capability; only those capabilities' modules are imported."""
     granted = {}
     for name, options in table(raw, "capabilities", "capabilities", problems).items():
         field = f"capabilities.{name}"
-        if name not in CAPABILITIES:
-            problems.add(field, f"unknown capability; {suggestion(name, sorted(CAPABILITIES), 'known')}")
+        if name not in GRANTABLE:
+            problems.add(field, f"unknown capability; {suggestion(name, sorted(GRANTABLE), 'known')}")
             continue
         if not isinstance(options, dict):
             problems.add(field, f"must be a table, not {type_name(options)}")
             continue
-        granted[name] = CAPABILITIES[name].parse_options(options, field, problems)
+        granted[name] = capability(name).parse_options(options, field, problems)
     return granted
 
 

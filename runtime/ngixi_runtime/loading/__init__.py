@@ -1,1 +1,1 @@
-"""Loading and running guests: the loader, component guests, tenants and their child processes."""
+"""Loading and running guests: the loader (core and component guests), tenants and their child processes."""

@@ -1,6 +1,7 @@
 """The slim loader: verified bundle → artifact for this host (or compile) → granted imports → calls.
 
-It imports only the standard library, the engine and the signature verifier.
+It imports the standard library, the engine, the signature verifier, and the modules of only the
+capabilities a guest is granted. Component guests bring Wasmtime's component model.
 """
 
 from __future__ import annotations
@@ -12,16 +13,9 @@ from functools import partial
 from typing import Any, TypeVar
 
 from ngixi_runtime.bundles.reader import VerifiedBundle
-from ngixi_runtime.capabilities.core_host import (
-    HOST_FUNCTIONS,
-    GuestExit,
-    GuestOutput,
-    HostContext,
-    LogLine,
-    Sandbox,
-    open_context,
-)
-from ngixi_runtime.capabilities.registry import provision_of
+from ngixi_runtime.capabilities.component import ComponentInfo, imports_wasi, wasi_setup
+from ngixi_runtime.capabilities.context import GuestExit, GuestOutput, HostContext, LogLine, Sandbox
+from ngixi_runtime.capabilities.linking import component_functions, core_imports, open_context
 from ngixi_runtime.engines.base import (
     PORTABLE_TRIPLE,
     Engine,
@@ -34,7 +28,7 @@ from ngixi_runtime.engines.base import (
     meters_fuel,
 )
 from ngixi_runtime.errors import ArtifactRefused, InvalidInput, NgixiError, PolicyError, VerificationError
-from ngixi_runtime.guest.check import check_module
+from ngixi_runtime.guest.check import check_component, check_module
 from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number, manifest_from_table
 from ngixi_runtime.spec.bundle_format import MANIFEST_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
@@ -42,7 +36,7 @@ from ngixi_runtime.spec.wasm import ModuleInfo
 
 COMPILED = "compiled from guest.wasm"
 Prepared = TypeVar("Prepared")
-Result = TypeVar("Result")
+Opened = tuple[EngineInstance, HostContext, str]  # the instance, its host side, and which code it runs
 
 
 @dataclass(frozen=True)
@@ -264,16 +258,6 @@ def check_memory_limit(manifest: Manifest, info: ModuleInfo) -> None:
             )
 
 
-def counting_calls(function: Callable[..., Result], capability: str, output: GuestOutput) -> Callable[..., Result]:
-    """The host function, counting its calls under its capability in the guest's output."""
-
-    def counted(*args: Any) -> Result:
-        output.host_calls[capability] += 1
-        return function(*args)
-
-    return counted
-
-
 def open_guest(
     bundle: VerifiedBundle,
     *,
@@ -293,19 +277,36 @@ def open_guest(
     limits.fuel on an engine that cannot meter it; otherwise such a guest is refused there.
     """
     manifest = verified_manifest(bundle)
+    host_side = partial(
+        open_context,
+        manifest.guest.name,
+        manifest.capabilities,
+        log_quota=manifest.limits.log_bytes,
+        stdio_quota=manifest.limits.stdout_bytes,
+        sandbox=sandbox,
+        args=args,
+        env=env,
+        on_log=on_log,
+    )
     if manifest.guest.abi == "component":
-        from ngixi_runtime.loading.components import open_component_guest
-
-        return open_component_guest(
-            bundle,
-            manifest,
-            args=args,
-            env=env,
-            on_log=on_log,
-            allow_compile=allow_compile,
-            sandbox=sandbox,
-            engine=engine,
+        opened = _open_component(bundle, manifest, host_side, allow_compile=allow_compile, engine=engine)
+    else:
+        opened = _open_core(
+            bundle, manifest, host_side, allow_compile=allow_compile, engine=engine, cpu_capped=cpu_capped
         )
+    instance, context, origin = opened
+    return Guest(manifest, instance, context, origin, compiled=origin.startswith(COMPILED))
+
+
+def _open_core(
+    bundle: VerifiedBundle,
+    manifest: Manifest,
+    host_side: Callable[[], HostContext],
+    *,
+    allow_compile: bool,
+    engine: str | None,
+    cpu_capped: bool,
+) -> Opened:
     chosen = chosen_engine(engine, wants_fuel=manifest.limits.fuel is not None)
     check_fuel_metering(manifest, chosen, cpu_capped=cpu_capped)
     runner = engine_named(chosen)
@@ -316,14 +317,8 @@ def open_guest(
         bundle, runner, prepare, allow_compile, lambda code: check_module(manifest, code.info)
     )
     check_memory_limit(manifest, prepared.info)
-    context = open_context(manifest, sandbox=sandbox, args=args, env=env, on_log=on_log)
-    imports = []
-    for imp in prepared.info.imports:
-        found = provision_of(imp.module, imp.name)
-        assert found is not None  # check_module refused anything unprovided
-        capability = next(c.name for c in found.capabilities if found.is_baseline or c.name in manifest.grants)
-        function = HOST_FUNCTIONS[imp.qualified](context)
-        imports.append((found.host_import, counting_calls(function, capability, context.output)))
+    context = host_side()
+    imports = core_imports(context, [(imp.module, imp.name) for imp in prepared.info.imports])
 
     def link_memory(memory: EngineMemory) -> None:
         # The engine keeps the host functions, and so the context, alive: a strong reference back to the
@@ -335,7 +330,60 @@ def open_guest(
     except BaseException:
         context.close()
         raise
-    return Guest(manifest, instance, context, origin, compiled=origin.startswith(COMPILED))
+    return instance, context, origin
+
+
+def _open_component(
+    bundle: VerifiedBundle,
+    manifest: Manifest,
+    host_side: Callable[[], HostContext],
+    *,
+    allow_compile: bool,
+    engine: str | None,
+) -> Opened:
+    """As `_open_core`, on Wasmtime's component model: the component's world is checked against the manifest,
+    its granted interfaces linked to the same capability implementations, and WASI set up from the context."""
+    from ngixi_runtime.engines import wasmtime_component  # Wasmtime's component model, only for component guests
+
+    guest = manifest.guest.name
+    runner = engine_named(chosen_engine(engine, component=True))
+    prepare = partial(wasmtime_component.prepare, guest=guest)  # a verified artifact, or the signed component
+    prepared, origin = prepare_best_fitting(
+        bundle, runner, prepare, allow_compile, lambda code: check_component(manifest, code.info)
+    )
+    context = host_side()
+    limits = RunLimits(timeout_ms=manifest.limits.timeout_ms, memory_pages=manifest.limits.memory_pages)
+    try:
+        functions = component_functions(context, prepared.info.imports)
+        wasi = wasi_setup(context) if imports_wasi(prepared.info.imports) else None
+        instance = wasmtime_component.instantiate(prepared, guest=guest, functions=functions, limits=limits, wasi=wasi)
+        context.closers.append(_weak_closer(instance.close))
+    except BaseException:
+        context.close()
+        raise
+    return instance, context, origin
+
+
+def _weak_closer(close: Callable[[], None]) -> Callable[[], None]:
+    """Closes the instance while it lives; the context must not keep it alive, as its store keeps the context."""
+    method = weakref.WeakMethod(close)
+
+    def weak_close() -> None:
+        bound = method()
+        if bound is not None:
+            bound()
+
+    return weak_close
+
+
+def bundle_world(bundle: VerifiedBundle) -> ComponentInfo | None:
+    """The world of a verified component guest's component; None for a core guest."""
+    if verified_manifest(bundle).guest.abi != "component":
+        return None
+    from ngixi_runtime.engines import wasmtime_component  # Wasmtime's component model, only for component guests
+
+    wasm = bundle.data(bundle.index.member("wasm"))
+    return wasmtime_component.read_component(wasm, source=f"{bundle.source}!guest.wasm")
 
 
 def parse_arguments(decl: ExportDecl, raw: Sequence[str], *, guest: str) -> tuple[Number, ...]:

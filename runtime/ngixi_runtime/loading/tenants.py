@@ -36,7 +36,7 @@ from types import TracebackType
 from typing import IO, Any, Protocol
 
 from ngixi_runtime.bundles.reader import read_bundle
-from ngixi_runtime.capabilities.core_host import GuestOutput, LogLine, Sandbox
+from ngixi_runtime.capabilities.context import GuestOutput, LogLine, Sandbox
 from ngixi_runtime.engines.base import chosen_engine, meters_fuel
 from ngixi_runtime.errors import GuestError, InvalidInput, NgixiError, error_with_exit_code
 from ngixi_runtime.guest.manifest import Manifest, Number

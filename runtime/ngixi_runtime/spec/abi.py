@@ -1,4 +1,4 @@
-"""The host ABI shared by every host function: guest memory access, WASI errno and Ngixi status codes.
+"""The host ABI shared by every host function: guest memory access, WASI errno, flags and records, Ngixi statuses.
 
 docs/host-abi.md describes the same contract for other guests and hosts; a test keeps the two in step.
 """
@@ -44,6 +44,25 @@ class Errno(enum.IntEnum):
     SPIPE = 70
     XDEV = 75
     NOTCAPABLE = 76
+
+
+# WASI rights, oflags, fdflags and file types the host functions use.
+RIGHT_FD_READ = 1 << 1
+RIGHT_FD_WRITE = 1 << 6
+RIGHT_FD_ALLOCATE = 1 << 8
+RIGHT_FD_READDIR = 1 << 14
+RIGHT_FD_FILESTAT_SET_SIZE = 1 << 22
+ALL_RIGHTS = (1 << 30) - 1
+WRITE_RIGHTS = RIGHT_FD_WRITE | RIGHT_FD_ALLOCATE | RIGHT_FD_FILESTAT_SET_SIZE
+OFLAG_CREAT, OFLAG_DIRECTORY, OFLAG_EXCL, OFLAG_TRUNC = 1, 2, 4, 8
+FDFLAG_APPEND = 1
+LOOKUP_SYMLINK_FOLLOW = 1
+FILETYPE_CHARACTER_DEVICE, FILETYPE_DIRECTORY, FILETYPE_REGULAR_FILE = 2, 3, 4
+
+
+def fdstat(filetype: int, flags: int, rights: int, inheriting: int) -> bytes:
+    """A WASI `fdstat` record."""
+    return struct.pack("<BxH4xQQ", filetype, flags, rights, inheriting)
 
 
 class Status(enum.IntEnum):

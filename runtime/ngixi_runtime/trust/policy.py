@@ -6,7 +6,7 @@ timeout_ms = 10000
 fuel = 1000000000            # optional: every manifest must then set limits.fuel, at most this
 [capabilities]
 allow = ["log", "stdio", "http"]
-[capabilities.http]          # ceilings on an allowed capability's options (see ceilings.py)
+[capabilities.http]          # ceilings on an allowed capability's options (its module's parse_ceiling)
 allow = ["https://*.example.com"]
 
 The format in full is in docs/host-policy.md.
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ngixi_runtime.capabilities.ceilings import Ceiling, at_most
-from ngixi_runtime.capabilities.registry import CAPABILITIES
+from ngixi_runtime.capabilities.base import Ceiling, at_most
+from ngixi_runtime.capabilities.registry import GRANTABLE, capability
 from ngixi_runtime.errors import InvalidInput, PolicyError
 from ngixi_runtime.files import read_toml_file
 from ngixi_runtime.guest.manifest import LIMIT_KEYS, Manifest
@@ -69,15 +69,15 @@ def _limits(raw: Mapping[str, Any], problems: Problems) -> dict[str, int]:
 
 
 def _allow(capabilities: Mapping[str, Any], problems: Problems) -> frozenset[str]:
-    allow = capabilities.get("allow", sorted(CAPABILITIES))
+    allow = capabilities.get("allow", sorted(GRANTABLE))
     if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
         problems.add("capabilities.allow", "must be an array of capability names")
         return frozenset()
     for index, name in enumerate(allow):
-        if name not in CAPABILITIES:
+        if name not in GRANTABLE:
             problems.add(
                 f"capabilities.allow[{index}]",
-                f"unknown capability {name!r}; {suggestion(name, sorted(CAPABILITIES), 'known')}",
+                f"unknown capability {name!r}; {suggestion(name, sorted(GRANTABLE), 'known')}",
             )
     return frozenset(allow)
 
@@ -88,14 +88,14 @@ def _ceilings(capabilities: Mapping[str, Any], allow: frozenset[str], problems: 
         field = f"capabilities.{name}"
         if name == "allow":
             continue
-        if name not in CAPABILITIES:
-            problems.add(field, f"unknown key; {suggestion(name, ['allow', *sorted(CAPABILITIES)], 'allowed')}")
+        if name not in GRANTABLE:
+            problems.add(field, f"unknown key; {suggestion(name, ['allow', *sorted(GRANTABLE)], 'allowed')}")
         elif not isinstance(options, dict):
             problems.add(field, f"must be a table of ceilings, not {type_name(options)}")
         elif name not in allow:
             problems.add(field, f'sets ceilings on a capability capabilities.allow leaves out; add "{name}" to allow')
         else:
-            ceilings[name] = CAPABILITIES[name].parse_ceiling(options, field, problems)
+            ceilings[name] = capability(name).parse_ceiling(options, field, problems)
     return ceilings
 
 

@@ -1,0 +1,254 @@
+"""What a capability module provides (its `Capability` record), and the helpers capability modules share.
+
+A capability is one module of this package, named by one line of registry.py, whose `CAPABILITY`
+says everything about it: the imports it grants with their host functions, how its
+`[capabilities.<name>]` table is read and how an operator's policy caps it, the state it keeps per
+instance, and for component guests its WIT interface and the WASI preview 2 functions it grants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from ngixi_runtime.capabilities.context import CapabilityState, HostContext, HostFunction, Sandbox
+from ngixi_runtime.errors import GuestError
+from ngixi_runtime.spec.abi import AbiFault, Errno, Status, write_u32
+from ngixi_runtime.spec.schema import Problems, array, integer
+from ngixi_runtime.spec.wasm import Signature
+
+WASI = "wasi_snapshot_preview1"
+
+Mode = Literal["ro", "rw"]
+MODES: tuple[Mode, ...] = ("ro", "rw")
+CapabilityOptions = object  # each capability's options are a frozen record of its own
+ComponentFunction = Callable[..., Any]
+HostFunctionFactory = Callable[[HostContext], HostFunction]
+Binder = Callable[[HostContext], ComponentFunction]
+OptionsParser = Callable[[Mapping[str, Any], str, Problems], CapabilityOptions]
+StateOpener = Callable[[Any, HostContext, Sandbox | None], CapabilityState]
+
+
+@dataclass(frozen=True)
+class HostImport:
+    module: str
+    name: str
+    signature: Signature
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+def host_import(module: str, name: str, params: str, results: str = "") -> HostImport:
+    """An import from its value types, space-separated: `host_import("ngixi", "log", "i32 i32 i32")`."""
+    return HostImport(module, name, Signature(tuple(params.split()), tuple(results.split())))
+
+
+def wasi_import(name: str, params: str) -> HostImport:
+    """A WASI preview 1 function: each returns an errno."""
+    return host_import(WASI, name, params, "i32")
+
+
+# Granted by both stdio (fds 1 and 2) and fs (its files): each answers for its own descriptors.
+FD_WRITE = wasi_import("fd_write", "i32 i32 i32 i32")
+FD_FDSTAT_GET = wasi_import("fd_fdstat_get", "i32 i32")
+
+
+def descriptor_methods(*methods: str) -> frozenset[str]:
+    return frozenset(f"[method]descriptor.{m}" for m in methods)
+
+
+# The WASI preview 2 functions the adapter imports behind stdout, granted by stdio and by fs: as
+# `fd_write` for core guests, they are also the adapter's way to files, which only fs's preopens reach.
+OUTPUT_WASI_P2: Mapping[str, frozenset[str]] = {
+    "wasi:io/streams": frozenset(
+        {
+            "[method]output-stream.blocking-flush",
+            "[method]output-stream.check-write",
+            "[method]output-stream.write",
+        }
+    ),
+    "wasi:cli/stdin": frozenset({"get-stdin"}),
+    "wasi:cli/stdout": frozenset({"get-stdout"}),
+    **{f"wasi:cli/terminal-{s}": frozenset({f"get-terminal-{s}"}) for s in ("stdin", "stdout", "stderr")},
+    "wasi:filesystem/preopens": frozenset({"get-directories"}),
+    "wasi:filesystem/types": frozenset({"filesystem-error-code"})
+    | descriptor_methods("append-via-stream", "get-flags", "get-type", "stat", "write-via-stream"),
+}
+
+
+class Ceiling(Protocol):
+    def exceeded(self, options: Any, field: str) -> list[str]:
+        """One line per option of a granted capability that asks for more than this ceiling."""
+        ...
+
+
+CeilingParser = Callable[[Mapping[str, Any], str, Problems], Ceiling]
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """A capability that takes no options."""
+
+
+def no_options(raw: Mapping[str, Any], field: str, problems: Problems) -> NoOptions:
+    for key in raw:
+        problems.add(f"{field}.{key}", f"unknown key; [{field}] takes no options")
+    return NoOptions()
+
+
+@dataclass(frozen=True)
+class NoCeiling:
+    """A capability without options: allowing it is all there is to say."""
+
+    def exceeded(self, options: object, field: str) -> list[str]:
+        return []
+
+
+def no_ceiling(raw: Mapping[str, Any], field: str, problems: Problems) -> NoCeiling:
+    no_options(raw, field, problems)
+    return NoCeiling()
+
+
+@dataclass(frozen=True, eq=False)
+class Capability:
+    """Everything about one capability; `imports` maps each import it grants to its host function's factory.
+
+    One record per capability module, so two are equal only if they are the same.
+    """
+
+    name: str
+    summary: str
+    imports: Mapping[HostImport, HostFunctionFactory]
+    parse_options: OptionsParser = no_options
+    parse_ceiling: CeilingParser = no_ceiling  # the operator policy's ceilings on those options
+    open_state: StateOpener | None = None  # its state in one instance, from its options
+    needs_sandbox: bool = False  # whether that state lives in the tenant's sandbox
+    interface: str | None = None  # its interface in the WIT catalog (wit/), for component guests
+    component_host: Mapping[str, Binder] = field(default_factory=dict)  # that interface's functions
+    wasi_p2: Mapping[str, frozenset[str]] = field(default_factory=dict)  # WASI preview 2 functions it grants
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A preopened directory: the path the guest sees, and the host directory it resolved to in the sandbox."""
+
+    guest_path: str
+    mode: Mode
+    host_path: Path
+
+
+# --- options and ceilings ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """An integer option's default and its allowed range."""
+
+    default: int
+    low: int
+    high: int
+
+
+def bounded(raw: Mapping[str, Any], key: str, field: str, problems: Problems, bounds: Bounds) -> int:
+    """The integer option `field.key`, its default when absent."""
+    return integer(raw, key, f"{field}.{key}", problems, default=bounds.default, low=bounds.low, high=bounds.high)
+
+
+def ceiling_bound(raw: Mapping[str, Any], key: str, field: str, problems: Problems, bounds: Bounds) -> int | None:
+    """A policy's ceiling on the integer option `key`; None (no ceiling) when absent."""
+    if key not in raw:
+        return None
+    return integer(raw, key, f"{field}.{key}", problems, default=0, low=bounds.low, high=bounds.high)
+
+
+def optional_array(
+    raw: Mapping[str, Any], key: str, field: str, problems: Problems, item: Callable[[object, str, Problems], Any]
+) -> tuple[Any, ...] | None:
+    """A policy's list of allowed values for `key`; None (anything) when absent."""
+    return array(raw, key, f"{field}.{key}", problems, item=item, identity=str) if key in raw else None
+
+
+def at_most(field: str, asked: int | None, ceiling: int | None) -> list[str]:
+    """`asked` None is an optional limit left unset, so unlimited: over any ceiling."""
+    if ceiling is None or (asked is not None and asked <= ceiling):
+        return []
+    if asked is None:
+        return [f"{field}: not set, so unlimited; the policy allows at most {ceiling}"]
+    return [f"{field}: asks for {asked}, the policy allows at most {ceiling}"]
+
+
+def listing(items: Sequence[object]) -> str:
+    return ", ".join(str(item) for item in items) or "none"
+
+
+def members(field: str, asked: Sequence[str], allowed: Sequence[str] | None) -> list[str]:
+    """A line for each asked value the policy's `allowed` list leaves out (None allows anything)."""
+    if allowed is None:
+        return []
+    return [
+        f'{field}[{index}]: "{item}" is not allowed by the policy (it allows: {listing(allowed)})'
+        for index, item in enumerate(asked)
+        if item not in allowed
+    ]
+
+
+# --- host functions ------------------------------------------------------------------------------
+
+
+def state_method(
+    capability: str, method: Callable[..., None], os_error: Callable[[HostContext, OSError], int]
+) -> HostFunctionFactory:
+    """A host function calling `method(state, memory, *args)` on the capability's state: 0 on success,
+    else the code of the `AbiFault` it raised, or what `os_error` makes of an `OSError`."""
+
+    def bind(ctx: HostContext) -> HostFunction:
+        def call(*args: int) -> int:
+            target = ctx.states.get(capability)
+            if target is None:
+                raise GuestError(f"{ctx.guest}: called a host function of a capability it was not granted")
+            try:
+                method(target, ctx.mem, *args)
+            except AbiFault as fault:
+                return fault.code
+            except OSError as error:
+                return os_error(ctx, error)
+            return 0
+
+        return call
+
+    return bind
+
+
+def host_failure(ctx: HostContext, error: OSError) -> int:
+    """An `ngixi.*` import's OSError: the operator is told, the guest gets HOST_FAILURE."""
+    ctx.output.host_says(f"{ctx.guest}: host failure: {error}")
+    return Status.HOST_FAILURE
+
+
+def string_table(name: str, items: Callable[[HostContext], list[bytes]]) -> dict[HostImport, HostFunctionFactory]:
+    """The WASI `<name>_sizes_get` / `<name>_get` pair for a list of NUL-terminated strings."""
+
+    def sizes(ctx: HostContext) -> HostFunction:
+        def sizes_get(count_pointer: int, size_pointer: int) -> int:
+            values = items(ctx)
+            write_u32(ctx.mem, count_pointer, len(values))
+            write_u32(ctx.mem, size_pointer, sum(len(v) for v in values))
+            return Errno.SUCCESS
+
+        return sizes_get
+
+    def get(ctx: HostContext) -> HostFunction:
+        def table_get(pointers: int, buffer: int) -> int:
+            for index, value in enumerate(items(ctx)):
+                write_u32(ctx.mem, pointers + 4 * index, buffer)
+                ctx.mem.write(buffer, value)
+                buffer += len(value)
+            return Errno.SUCCESS
+
+        return table_get
+
+    return {wasi_import(f"{name}_sizes_get", "i32 i32"): sizes, wasi_import(f"{name}_get", "i32 i32"): get}

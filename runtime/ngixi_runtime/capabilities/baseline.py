@@ -1,0 +1,48 @@
+"""The baseline, granted to every guest: abort with a message (AssemblyScript's `env.abort`), and exit."""
+
+from __future__ import annotations
+
+from ngixi_runtime.capabilities.base import WASI, Capability, host_import
+from ngixi_runtime.capabilities.context import GuestExit, HostContext, HostFunction
+from ngixi_runtime.errors import GuestError
+from ngixi_runtime.spec.abi import read_u32
+
+
+def _abort(ctx: HostContext) -> HostFunction:
+    def read_string(pointer: int) -> str:
+        if pointer == 0:
+            return "?"
+        size = read_u32(ctx.mem, pointer - 4)
+        return ctx.mem.read(pointer, min(size, 4096)).decode("utf-16-le", errors="replace")
+
+    def abort(message: int, file_name: int, line: int, column: int) -> None:
+        where = f"{read_string(file_name)}:{line}:{column}"
+        raise GuestError(f"{ctx.guest}: guest aborted: {read_string(message)} (at {where})")
+
+    return abort
+
+
+def _proc_exit(ctx: HostContext) -> HostFunction:
+    def proc_exit(code: int) -> None:
+        raise GuestExit(code)
+
+    return proc_exit
+
+
+CAPABILITY = Capability(
+    "baseline",
+    "granted to every guest: abort with a message, and exit",
+    {
+        host_import("env", "abort", "i32 i32 i32 i32"): _abort,
+        host_import(WASI, "proc_exit", "i32"): _proc_exit,
+    },
+    # The adapter reports its own faults on stderr, so every adapted component imports that.
+    wasi_p2={
+        "wasi:cli/exit": frozenset({"exit"}),
+        "wasi:cli/stderr": frozenset({"get-stderr"}),
+        "wasi:io/streams": frozenset({"[method]output-stream.blocking-write-and-flush"}),
+        "wasi:io/error": frozenset(),
+        "wasi:cli/terminal-input": frozenset(),
+        "wasi:cli/terminal-output": frozenset(),
+    },
+)

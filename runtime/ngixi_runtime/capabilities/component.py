@@ -1,0 +1,178 @@
+"""What the component side of every capability shares: the world record, WIT names, results, and WASI.
+
+A component guest's functions are thin adapters: the engine lifts strings, byte lists and enums
+into Python values, and each capability's binding calls the same implementation a core guest's
+import does, turning an `AbiFault` status into the WIT `error` case.
+
+Its WASI preview 1 imports are adapted to WASI preview 2 at build time (the pinned adapter), and
+Wasmtime's WASI implementation serves them (docs/components.md says why), set up here from the
+instance's context alone: the caller's args and env, the preopens resolved and checked under the
+tenant's sandbox exactly as for core guests, stdout and stderr captured within the same quota, an
+empty stdin and no network.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from ngixi_runtime.capabilities.base import Mount
+from ngixi_runtime.capabilities.context import HostContext
+from ngixi_runtime.errors import GuestError
+from ngixi_runtime.spec.abi import AbiFault, Status
+
+HOST_PACKAGE = "ngixi:host"
+HOST_VERSION = "0.1.0"
+# Interfaces that only define types; any component may import them.
+TYPE_INTERFACES = frozenset({"types"})
+# The manifest's core value types as the WIT types of a component's exports.
+WIT_VALUE_TYPES = {"i32": "s32", "i64": "s64", "f32": "f32", "f64": "f64"}
+# What a command component exports, its `_start` adapted: a function in an exported instance.
+RUN_EXPORT = re.compile(r"^wasi:cli/run@0\.2\.\d+#run$")
+_WASI_NAME = re.compile(r"^(wasi:[a-z][a-z-]*/[a-z][a-z-]*)@0\.2\.\d+$")
+
+WitTypes = tuple[tuple[str, ...], tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class ComponentInfo:
+    """What a component imports (interface → its functions) and exports (name → WIT param and result types).
+
+    A function of an exported instance is named `instance#function`, like `wasi:cli/run@0.2.12#run`.
+    """
+
+    imports: Mapping[str, frozenset[str]]
+    exports: Mapping[str, WitTypes]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "imports": {name: sorted(functions) for name, functions in sorted(self.imports.items())},
+            "exports": {name: {"params": list(p), "results": list(r)} for name, (p, r) in sorted(self.exports.items())},
+        }
+
+    def lines(self) -> list[str]:
+        """The world for people: one line per imported interface and per exported function."""
+        imports = [f"import {name}: {', '.join(sorted(f)) or '(types)'}" for name, f in sorted(self.imports.items())]
+        return [*imports, *(f"export {name}: {wit_signature(types)}" for name, types in sorted(self.exports.items()))]
+
+
+def wit_signature(types: WitTypes) -> str:
+    return f"({', '.join(types[0])}) -> ({', '.join(types[1])})"
+
+
+def run_export(info: ComponentInfo) -> str | None:
+    """A command component's `wasi:cli/run` function, as `wasi:cli/run@0.2.12#run`."""
+    return next((name for name in info.exports if RUN_EXPORT.match(name)), None)
+
+
+def interface_import(interface: str) -> str:
+    """The name a component imports an interface by: `ngixi:host/kv@0.1.0`."""
+    return f"{HOST_PACKAGE}/{interface}@{HOST_VERSION}"
+
+
+def interface_of(name: str) -> str | None:
+    """`ngixi:host/kv@0.1.0` → "kv"; None for anything else."""
+    prefix, suffix = f"{HOST_PACKAGE}/", f"@{HOST_VERSION}"
+    if not (name.startswith(prefix) and name.endswith(suffix)):
+        return None
+    return name[len(prefix) : -len(suffix)]
+
+
+def error_case(status: int) -> str:
+    """The WIT `error` case of an Ngixi status: TOO_LARGE → "too-large"."""
+    return Status(status).name.lower().replace("_", "-")
+
+
+def outcome(call: Callable[[], Any]) -> Any:
+    """The `result<T, error>` of a capability call: its value, or the error case of the status it raised."""
+    try:
+        return call()
+    except AbiFault as fault:
+        return error_case(fault.code)
+
+
+def granted_state(ctx: HostContext, capability: str) -> Any:
+    """The capability's state, for a function of its interface; a component without the grant traps."""
+    state = ctx.states.get(capability)
+    if state is None:
+        raise GuestError(f"{ctx.guest}: called {capability} without [capabilities.{capability}]")
+    return state
+
+
+# --- WASI preview 2 --------------------------------------------------------------------------------
+
+
+def wasi_interface(name: str) -> str | None:
+    """`wasi:cli/stdout@0.2.12` → "wasi:cli/stdout"; None for anything that is not WASI preview 2."""
+    match = _WASI_NAME.match(name)
+    return match.group(1) if match else None
+
+
+def imports_wasi(imports: Iterable[str]) -> bool:
+    return any(wasi_interface(name) for name in imports)
+
+
+@runtime_checkable
+class Preopening(Protocol):
+    """A capability state that preopens directories for the guest (fs's)."""
+
+    @property
+    def mounts(self) -> Sequence[Mount]: ...
+
+
+class StdioSink:
+    """Where a component's WASI stdout and stderr go: the context's captured output, within its quota.
+
+    Wasmtime calls a writer from inside the guest and cannot take an exception, so a refused write
+    is an error to the guest (WASI then closes that stream for good) and the refusal is raised by
+    `raise_refusal` once the call is back in the host.
+    """
+
+    def __init__(self, context: HostContext) -> None:
+        self._context = context
+        self._refusal: GuestError | None = None
+
+    def writer(self, fd: int) -> Callable[[bytes], int]:
+        """The writer of stdout (1) or stderr (2): bytes taken, or minus an errno."""
+
+        def write(data: bytes) -> int:
+            if "stdio" not in self._context.grants:
+                return -errno.EBADF  # as for a core guest without [capabilities.stdio]
+            self._context.output.host_calls["stdio"] += 1
+            try:
+                self._context.capture_stdio(fd, data)
+            except GuestError as refusal:
+                self._refusal = self._refusal or refusal
+                return -errno.EDQUOT
+            return len(data)
+
+        return write
+
+    def raise_refusal(self) -> None:
+        refusal, self._refusal = self._refusal, None
+        if refusal is not None:
+            raise refusal
+
+
+@dataclass(frozen=True)
+class WasiSetup:
+    """All a component guest's WASI sees; nothing else of the host (its env, stdin, network) reaches it."""
+
+    args: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    mounts: tuple[Mount, ...]
+    stdio: StdioSink = field(compare=False)
+
+
+def wasi_setup(context: HostContext) -> WasiSetup:
+    """WASI as a core guest's host functions would give it: argv is the guest's name, then the caller's args."""
+    preopening = [state for state in context.states.values() if isinstance(state, Preopening)]
+    return WasiSetup(
+        args=(context.guest, *context.args),
+        env=tuple(sorted(context.env.items())),
+        mounts=tuple(mount for state in preopening for mount in state.mounts),
+        stdio=StdioSink(context),
+    )

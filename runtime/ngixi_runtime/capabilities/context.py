@@ -1,0 +1,136 @@
+"""What the host functions of one guest instance share: its memory, captured output, quotas and granted states.
+
+The state of each granted capability (an open filesystem, an HTTP client, a store) is kept by the
+capability's name; nothing here knows which capabilities exist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ngixi_runtime.errors import GuestError
+from ngixi_runtime.spec.abi import GuestMemory
+
+HostFunction = Callable[..., int | None]
+Address = tuple[str, int]
+
+HOST_LOG_LEVEL = "host"  # log lines the host adds for the operator
+
+
+class GuestExit(Exception):
+    """Raised by proc_exit to unwind the guest; carries its exit code."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"exit {code}")
+        self.code = code
+
+
+@dataclass(frozen=True)
+class LogLine:
+    level: str
+    message: str
+
+
+@dataclass
+class GuestOutput:
+    logs: list[LogLine] = field(default_factory=list)
+    stdout: bytearray = field(default_factory=bytearray)
+    stderr: bytearray = field(default_factory=bytearray)
+    log_bytes: int = 0
+    host_calls: Counter[str] = field(default_factory=Counter)
+
+    def take(self) -> GuestOutput:
+        """Everything one call produced, leaving this empty: output quotas apply per call."""
+        taken = dataclasses.replace(self)
+        self.logs, self.stdout, self.stderr, self.log_bytes, self.host_calls = (
+            [],
+            bytearray(),
+            bytearray(),
+            0,
+            Counter(),
+        )
+        return taken
+
+    @property
+    def size(self) -> int:
+        return self.log_bytes + len(self.stdout) + len(self.stderr)
+
+    def host_says(self, message: str) -> None:
+        """A line from the host for the operator (a refused request, a storage failure), among the logs."""
+        self.logs.append(LogLine(HOST_LOG_LEVEL, message))
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """Where one tenant's guest may touch the host: the root its fs preopens live under, its kv database.
+
+    `http_routes` are the operator's overrides of where a (host, port) connects, like curl's
+    --connect-to; the allowlist is still checked against the URL the guest asked for.
+    """
+
+    files: Path
+    kv_database: Path
+    http_routes: Mapping[Address, Address] = field(default_factory=dict)
+
+    @classmethod
+    def under(cls, directory: Path) -> Sandbox:
+        """The layout of a sandbox directory: `files/` and `kv.sqlite3`."""
+        return cls(directory / "files", directory / "kv.sqlite3")
+
+    def to_json(self) -> dict[str, Any]:
+        routes = [[*source, *target] for source, target in self.http_routes.items()]
+        return {"files": str(self.files), "kv_database": str(self.kv_database), "http_routes": routes}
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Sandbox:
+        routes = {(host, port): (address, target) for host, port, address, target in raw["http_routes"]}
+        return cls(Path(raw["files"]), Path(raw["kv_database"]), routes)
+
+
+class CapabilityState(Protocol):
+    """A granted capability's state in one instance (its open files, its client, its store)."""
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class HostContext:
+    """What host functions of one instance share: its memory, quotas, captured output and capability states."""
+
+    guest: str
+    log_quota: int
+    stdio_quota: int
+    memory: GuestMemory | None = None
+    args: Sequence[str] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    output: GuestOutput = field(default_factory=GuestOutput)
+    on_log: Callable[[LogLine], None] | None = None
+    grants: frozenset[str] = frozenset()
+    states: dict[str, CapabilityState] = field(default_factory=dict)  # by capability name
+    closers: list[Callable[[], None]] = field(default_factory=list)  # run first by close()
+
+    @property
+    def mem(self) -> GuestMemory:
+        if self.memory is None:
+            raise GuestError(f"{self.guest}: called a host function before its memory was linked")
+        return self.memory
+
+    def capture_stdio(self, fd: int, data: bytes) -> None:
+        """Keeps what the guest wrote to stdout (1) or stderr (2), within its quota (core and component guests)."""
+        if len(self.output.stdout) + len(self.output.stderr) + len(data) > self.stdio_quota:
+            raise GuestError(
+                f"{self.guest}: stdout/stderr exceeded its quota of {self.stdio_quota} bytes", outcome="quota"
+            )
+        (self.output.stdout if fd == 1 else self.output.stderr).extend(data)
+
+    def close(self) -> None:
+        """Releases the instance (what registered in `closers`), then each capability's state."""
+        for closer in self.closers:
+            closer()
+        for state in self.states.values():
+            state.close()

@@ -1,0 +1,274 @@
+"""The `http` capability's client: fetches with the manifest's allowlist checked on every hop.
+
+Redirects are followed here, not by a library, so that each hop is checked like the first one.
+Host names are resolved here too, and the connection goes to the address that was checked (a
+second lookup could answer differently). Loopback, private, link-local (cloud metadata) and
+other non-public addresses are refused unless an allow entry names that exact address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+import struct
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import NoReturn
+from urllib.parse import urljoin, urlsplit
+
+from ngixi_runtime.capabilities.context import Address
+from ngixi_runtime.spec.abi import AbiFault, GuestMemory, Status, read_utf8
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Headers = tuple[tuple[str, str], ...]
+
+MAX_REDIRECTS = 5
+DEFAULT_PORTS = {"http": 80, "https": 443}
+METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200"))
+_UNSAFE_IN_TARGET = re.compile(r"[\x00-\x20\x7f]")
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# The host sets these itself; a guest could use them to smuggle a second request or another Host.
+_HOST_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade"}
+)
+_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+@dataclass(frozen=True)
+class Origin:
+    """One `scheme://host[:port]` allowlist entry; a host `*.example.com` matches its subdomains."""
+
+    scheme: str
+    host: str  # lowercase; an IPv6 address without brackets
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        port = "" if DEFAULT_PORTS[self.scheme] == self.port else f":{self.port}"
+        return f"{self.scheme}://{host}{port}"
+
+    @property
+    def address(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+        """The IP address this entry names literally, if it names one."""
+        try:
+            return ipaddress.ip_address(self.host)
+        except ValueError:
+            return None
+
+    def covers(self, other: Origin) -> bool:
+        if (self.scheme, self.port) != (other.scheme, other.port):
+            return False
+        if self.host.startswith("*."):
+            return other.host.endswith(self.host[1:])
+        return self.host == other.host
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """The `[capabilities.http]` table (read by http.py)."""
+
+    allow: tuple[Origin, ...]
+    methods: tuple[str, ...]
+    max_response_bytes: int
+    timeout_ms: int
+
+    def allowing(self, origin: Origin) -> Origin | None:
+        return next((entry for entry in self.allow if entry.covers(origin)), None)
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    url: str
+    origin: Origin
+    target: str  # path and query
+    headers: Headers
+    body: bytes
+
+
+def address_kind(address: IPAddress) -> str | None:
+    """Why a guest may not reach this address by default (None for a public address)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address in METADATA_ADDRESSES:
+        return "cloud metadata"
+    for kind, flagged in (
+        ("loopback", address.is_loopback),
+        ("link-local", address.is_link_local),
+        ("private", address.is_private),
+        ("multicast", address.is_multicast),
+    ):
+        if flagged:
+            return kind
+    return None if address.is_global else "non-public"
+
+
+def parse_headers(text: str) -> Headers:
+    """`Name: value` lines (LF or CRLF separated) as the guest passes them."""
+    headers = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if not line:
+            continue
+        name, colon, value = line.partition(":")
+        name, value = name.strip(), value.strip()
+        if not colon or not _TOKEN.match(name) or "\r" in value or name.lower() in _HOST_HEADERS:
+            raise AbiFault(Status.INVALID)
+        headers.append((name, value))
+    return tuple(headers)
+
+
+class HttpClient:
+    """Fetches for one guest instance.
+
+    `routes` are the operator's (host, port) → address overrides; `report` tells the operator
+    why a request was refused.
+    """
+
+    def __init__(
+        self,
+        options: HttpOptions,
+        *,
+        guest: str,
+        routes: Mapping[Address, Address] | None = None,
+        report: Callable[[str], None] | None = None,
+    ) -> None:
+        self.options = options
+        self.guest = guest
+        self.routes = dict(routes or {})
+        self.report = report or (lambda message: None)
+        from ngixi_runtime.capabilities.http_wire import exchange  # here, not per fetch: it imports http.client and ssl
+
+        self._send = exchange
+
+    def close(self) -> None:
+        """Nothing to release: each exchange has its own connection."""
+
+    def http_fetch(
+        self,
+        memory: GuestMemory,
+        method: int,
+        method_length: int,
+        url: int,
+        url_length: int,
+        headers: int,
+        headers_length: int,
+        body: int,
+        body_length: int,
+        buffer: int,
+        buffer_size: int,
+        result: int,
+    ) -> None:
+        if buffer_size < 0:
+            raise AbiFault(Status.INVALID)
+        response = self.fetch(
+            read_utf8(memory, method, method_length),
+            read_utf8(memory, url, url_length),
+            parse_headers(read_utf8(memory, headers, headers_length)),
+            memory.read(body, body_length),
+        )
+        memory.write(result, struct.pack("<II", response.status, len(response.body)))
+        memory.write(buffer, response.body[:buffer_size])
+
+    def fetch(self, method: str, url: str, headers: Headers = (), body: bytes = b"") -> Response:
+        """Follows redirects itself, checking every hop; refusals raise `AbiFault` with a `Status`."""
+        deadline = time.monotonic() + self.options.timeout_ms / 1000
+        request = self._request(method, url, headers, body, first=url)
+        for _ in range(MAX_REDIRECTS):
+            status, location, payload = self._exchange(request, deadline)
+            if location is None:
+                return Response(status, payload)
+            request = self._redirected(request, status, urljoin(request.url, location), first=url)
+        self._refuse(Status.TOO_MANY_REDIRECTS, f"{method} {url}", f"more than {MAX_REDIRECTS} redirects")
+
+    def _request(self, method: str, url: str, headers: Headers, body: bytes, *, first: str) -> Request:
+        what = f"{method} {url}" + (f" (redirected from {first})" if url != first else "")
+        if method not in self.options.methods:
+            self._refuse(
+                Status.METHOD_NOT_ALLOWED,
+                what,
+                f'{method} is not in [capabilities.http] methods; add "{method}" to allow it',
+            )
+        origin, target = _split_url(url)
+        if self.options.allowing(origin) is None:
+            self._refuse(
+                Status.DENIED, what, f'{origin} is not in [capabilities.http] allow; add "{origin}" to allow it'
+            )
+        return Request(method, url, origin, target, headers, body)
+
+    def _redirected(self, request: Request, status: int, url: str, *, first: str) -> Request:
+        method, body = request.method, request.body
+        if status == 303 or (status in (301, 302) and method == "POST"):
+            method, body = ("HEAD" if method == "HEAD" else "GET"), b""
+        headers = request.headers
+        if _split_url(url)[0] != request.origin:
+            headers = tuple(h for h in headers if h[0].lower() not in _CREDENTIAL_HEADERS)
+        return self._request(method, url, headers, body, first=first)
+
+    def _address(self, request: Request) -> Address:
+        origin = request.origin
+        routed = self.routes.get((origin.host, origin.port))
+        if routed is not None:
+            return routed
+        try:
+            found = socket.getaddrinfo(origin.host, origin.port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError):
+            raise AbiFault(Status.UNREACHABLE) from None
+        named = self.options.allowing(origin)
+        refused: list[tuple[IPAddress, str]] = []
+        for *_, sockaddr in found:
+            address = ipaddress.ip_address(str(sockaddr[0]).partition("%")[0])
+            kind = address_kind(address)
+            if kind is None or (named is not None and named.address == address):
+                return str(address), origin.port
+            refused.append((address, kind))
+        listing = ", ".join(f"{address} (a {kind} address)" for address, kind in refused)
+        exact = Origin(origin.scheme, str(refused[0][0]), origin.port)
+        self._refuse(
+            Status.ADDRESS_REFUSED,
+            f"{request.method} {request.url}",
+            f'{origin.host} resolves to {listing}; only an allow entry naming that exact address, like "{exact}", '
+            "permits it, for requests made to that address",
+        )
+
+    def _exchange(self, request: Request, deadline: float) -> tuple[int, str | None, bytes]:
+        """One request; returns (status, redirect location or None, body)."""
+        origin = request.origin
+        return self._send(
+            scheme=origin.scheme,
+            host=origin.host,
+            port=origin.port,
+            address=self._address(request),
+            method=request.method,
+            target=request.target,
+            headers=request.headers,
+            body=request.body,
+            deadline=deadline,
+            limit=self.options.max_response_bytes,
+        )
+
+    def _refuse(self, status: Status, what: str, why: str) -> NoReturn:
+        self.report(f"{self.guest}: http: {what} refused: {why}")
+        raise AbiFault(status)
+
+
+def _split_url(url: str) -> tuple[Origin, str]:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise AbiFault(Status.INVALID) from None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
+        raise AbiFault(Status.INVALID)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if _UNSAFE_IN_TARGET.search(target):
+        raise AbiFault(Status.INVALID)
+    return Origin(scheme, parts.hostname.lower(), port or DEFAULT_PORTS[scheme]), target

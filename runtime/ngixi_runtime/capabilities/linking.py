@@ -1,0 +1,115 @@
+"""The host side of one guest instance: its context, holding the state of each granted capability, and the
+host functions linked for what its code imports (core guests) or its world imports (component guests).
+
+Only the capabilities the instance is granted (and the baseline) are asked for, so only their
+modules are imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from ngixi_runtime.capabilities.base import CapabilityOptions, ComponentFunction, HostImport
+from ngixi_runtime.capabilities.component import interface_import
+from ngixi_runtime.capabilities.context import GuestOutput, HostContext, HostFunction, LogLine, Sandbox
+from ngixi_runtime.capabilities.registry import capability, every_capability, provisions
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.spec.abi import Errno
+
+Result = TypeVar("Result")
+
+
+def open_context(
+    guest: str,
+    grants: Mapping[str, CapabilityOptions],
+    *,
+    log_quota: int,
+    stdio_quota: int,
+    sandbox: Sandbox | None,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    on_log: Callable[[LogLine], None] | None = None,
+) -> HostContext:
+    """The host side of one instance, with the state of each capability granted (name → its options)."""
+    context = HostContext(
+        guest=guest,
+        log_quota=log_quota,
+        stdio_quota=stdio_quota,
+        args=tuple(args),
+        env=dict(env or {}),
+        on_log=on_log,
+        grants=frozenset(grants),
+    )
+    if sandbox is None and any(capability(name).needs_sandbox for name in grants):
+        raise InvalidInput(
+            f"{guest}: its {_sandboxed()} capabilities need a sandbox directory (ngixi run --sandbox DIR)"
+        )
+    try:
+        for name, options in grants.items():
+            opener = capability(name).open_state
+            if opener is not None:
+                context.states[name] = opener(options, context, sandbox)
+    except BaseException:
+        context.close()
+        raise
+    return context
+
+
+def _sandboxed() -> str:
+    """Every capability whose state lives in the tenant's sandbox, as "fs and kv"."""
+    *others, last = [c.name for c in every_capability() if c.needs_sandbox]
+    return f"{', '.join(others)} and {last}" if others else last
+
+
+def counting_calls(function: Callable[..., Result], capability: str, output: GuestOutput) -> Callable[..., Result]:
+    """The host function, counting its calls under its capability in the guest's output."""
+
+    def counted(*args: Any) -> Result:
+        output.host_calls[capability] += 1
+        return function(*args)
+
+    return counted
+
+
+def per_descriptor(functions: Sequence[HostFunction]) -> HostFunction:
+    """One WASI function on a descriptor that several granted capabilities implement (fd_write: stdio's
+    fds 1 and 2, fs's files): each answers for the descriptors it owns and BADF for any other."""
+
+    def first_owner(fd: int, *args: int) -> int | None:
+        for function in functions:
+            answer = function(fd, *args)
+            if answer != Errno.BADF:
+                return answer
+        return Errno.BADF
+
+    return first_owner
+
+
+def core_imports(context: HostContext, imports: Iterable[tuple[str, str]]) -> list[tuple[HostImport, HostFunction]]:
+    """The host function of each (module, name) a core module imports, checked against the grants beforehand
+    (guest/check.py): its calls are counted under the first granting capability in registry order."""
+    granted = provisions(context.grants)
+    linked = []
+    for key in imports:
+        found = granted[key]
+        host_import = found.host_import
+        functions = [c.imports[host_import](context) for c in found.capabilities]
+        function = functions[0] if len(functions) == 1 else per_descriptor(functions)
+        linked.append((host_import, counting_calls(function, found.capabilities[0].name, context.output)))
+    return linked
+
+
+def component_functions(
+    context: HostContext, imports: Mapping[str, frozenset[str]]
+) -> dict[str, dict[str, ComponentFunction]]:
+    """The host functions of each granted interface a component imports (guest/check.py refused the rest)."""
+    linked = {}
+    for name in sorted(context.grants):
+        granted = capability(name)
+        interface = interface_import(granted.interface or "")
+        if granted.interface is None or interface not in imports:
+            continue
+        binders = granted.component_host
+        linked[interface] = {f: counting_calls(binders[f](context), name, context.output) for f in imports[interface]}
+    return linked

@@ -1,0 +1,52 @@
+"""The `log` capability: structured log lines to the host, within the guest's log quota.
+
+Core guests call `ngixi.log(level, pointer, length)`; component guests the `log` interface of the
+WIT catalog, whose functions the engine hands a Python `str`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ngixi_runtime.capabilities.base import Capability, ComponentFunction, host_import
+from ngixi_runtime.capabilities.context import HostContext, HostFunction, LogLine
+from ngixi_runtime.errors import GuestError
+
+LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
+INFO = LOG_LEVELS.index("info")
+
+
+def write_log(ctx: HostContext, level: int, length: int, message: Callable[[], str]) -> None:
+    """Records one log line of `length` bytes, within the guest's log quota (core and component guests)."""
+    ctx.output.log_bytes += length
+    if ctx.output.log_bytes > ctx.log_quota:
+        raise GuestError(f"{ctx.guest}: log output exceeded its quota of {ctx.log_quota} bytes", outcome="quota")
+    name = LOG_LEVELS[level] if 0 <= level < len(LOG_LEVELS) else f"level{level}"
+    line = LogLine(name, message())
+    ctx.output.logs.append(line)
+    if ctx.on_log is not None:
+        ctx.on_log(line)
+
+
+def _log(ctx: HostContext) -> HostFunction:
+    def log(level: int, pointer: int, length: int) -> None:
+        write_log(ctx, level, length, lambda: ctx.mem.read(pointer, length).decode("utf-8", errors="replace"))
+
+    return log
+
+
+def _write(ctx: HostContext) -> ComponentFunction:
+    return lambda message: write_log(ctx, INFO, len(message.encode()), lambda: message)
+
+
+def _write_at(ctx: HostContext) -> ComponentFunction:
+    return lambda level, message: write_log(ctx, LOG_LEVELS.index(level), len(message.encode()), lambda: message)
+
+
+CAPABILITY = Capability(
+    "log",
+    "structured log lines to the host",
+    {host_import("ngixi", "log", "i32 i32 i32"): _log},
+    interface="log",
+    component_host={"write": _write, "write-at": _write_at},
+)

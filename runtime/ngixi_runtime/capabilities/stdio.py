@@ -1,0 +1,42 @@
+"""The `stdio` capability: WASI stdout and stderr (fds 1 and 2), captured by the host within a quota.
+
+Its two imports are also granted by fs, for files: each capability answers for its own descriptors.
+"""
+
+from __future__ import annotations
+
+from ngixi_runtime.capabilities.base import FD_FDSTAT_GET, FD_WRITE, OUTPUT_WASI_P2, Capability
+from ngixi_runtime.capabilities.context import HostContext, HostFunction
+from ngixi_runtime.spec.abi import FILETYPE_CHARACTER_DEVICE, RIGHT_FD_WRITE, Errno, fdstat, gather, write_u32
+
+STDIO_FDS = (1, 2)
+
+
+def _fd_write(ctx: HostContext) -> HostFunction:
+    def fd_write(fd: int, iovs: int, count: int, written: int) -> int:
+        if fd not in STDIO_FDS:
+            return Errno.BADF
+        data = gather(ctx.mem, iovs, count)
+        ctx.capture_stdio(fd, data)
+        write_u32(ctx.mem, written, len(data))
+        return Errno.SUCCESS
+
+    return fd_write
+
+
+def _fd_fdstat_get(ctx: HostContext) -> HostFunction:
+    def fd_fdstat_get(fd: int, out: int) -> int:
+        if fd not in STDIO_FDS:
+            return Errno.BADF
+        ctx.mem.write(out, fdstat(FILETYPE_CHARACTER_DEVICE, 0, RIGHT_FD_WRITE, 0))
+        return Errno.SUCCESS
+
+    return fd_fdstat_get
+
+
+CAPABILITY = Capability(
+    "stdio",
+    "WASI stdout/stderr, captured by the host",
+    {FD_WRITE: _fd_write, FD_FDSTAT_GET: _fd_fdstat_get},
+    wasi_p2=OUTPUT_WASI_P2,
+)
