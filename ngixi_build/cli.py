@@ -105,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if tenant.compiled:
             print(f"note: {manifest.guest.name}: {tenant.origin}", file=sys.stderr)
         try:
-            if manifest.guest.kind == "command":
+            if manifest.guest.type.kind == "command":
                 result = tenant.run()
             else:
                 declared = manifest.export(args.export or "")

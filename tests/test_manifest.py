@@ -287,7 +287,7 @@ def test_valid_manifest_becomes_typed_records() -> None:
         '[capabilities.log]\n[limits]\nmemory_pages = 4\n[[smoke]]\ncall = "add"\nargs = [2, 3]\nexpect = 5\n'
     )
     manifest = parse_manifest(text, source=F, stem="hello")
-    assert manifest.guest.name == "hello" and manifest.guest.kind == "library"
+    assert manifest.guest.name == "hello" and manifest.guest.type.kind == "library"
     assert manifest.export("add") is not None
     assert manifest.grants == frozenset({"log"})
     assert manifest.limits.memory_pages == 4 and manifest.limits.timeout_ms == 5000

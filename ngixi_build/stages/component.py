@@ -139,7 +139,7 @@ def componentize_guest(project: Project, guest: str, *, core_wasm: Path | None =
     """Makes `artifacts/wasm/<guest>.wasm`, the component, from the guest's compiled core module."""
     manifest = load_manifest(project.manifest_path(guest))
     core = core_wasm or core_path(project, guest)
-    adapter = toolchain_for(project.state_dir).wasi_adapter(manifest.guest.kind) if imports_wasi(core) else None
+    adapter = toolchain_for(project.state_dir).wasi_adapter(manifest.guest.type.kind) if imports_wasi(core) else None
     return componentize(
         project=project, manifest=manifest, core_wasm=core, out_path=project.wasm_path(guest), wasi_adapter=adapter
     )

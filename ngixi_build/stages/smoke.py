@@ -133,7 +133,7 @@ def _check(guest: Guest, call: SmokeCall) -> str | None:
 
 
 def _run(guest: Guest, call: SmokeCall) -> tuple[Number, ...]:
-    if call.call == "_start" and guest.manifest.guest.kind == "command":
+    if call.call == "_start" and guest.manifest.guest.type.kind == "command":
         code = guest.run_command()
         if code and call.expect is None:
             raise SmokeFailure(f"exited with code {code}")

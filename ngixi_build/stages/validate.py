@@ -30,7 +30,7 @@ def validate(*, manifest_path: Path, wasm_path: Path | None = None, policy: Poli
 
 def _problems(manifest: Manifest, wasm_path: Path) -> list[str]:
     wasm = wasm_path.read_bytes()
-    if manifest.guest.abi == "component":
+    if manifest.guest.type.is_component:
         from ngixi_runtime.engines import (
             wasmtime_component as engine_component,  # Wasmtime's component model, only for component guests
         )

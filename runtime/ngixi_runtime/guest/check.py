@@ -86,7 +86,7 @@ def _export_problems(manifest: Manifest, info: ModuleInfo) -> list[str]:
             )
         elif found.signature != declared:
             problems.append(f"exports.{decl.name}: declared as {declared}, but the .wasm exports {found.signature}")
-    if manifest.guest.kind == "command":
+    if manifest.guest.type.kind == "command":
         start = info.export("_start")
         if start is None or start.signature != Signature((), ()):
             problems.append("guest.kind: a command guest must export _start: () -> (); build it with the WASI shim")
@@ -166,7 +166,7 @@ def _component_import_problems(manifest: Manifest, info: ComponentInfo) -> list[
 
 def _component_export_problems(manifest: Manifest, info: ComponentInfo) -> list[str]:
     problems = []
-    if manifest.guest.kind == "command" and run_export(info) is None:
+    if manifest.guest.type.kind == "command" and run_export(info) is None:
         problems.append(
             "guest.kind: a command component must export wasi:cli/run: build it with the WASI shim, "
             "whose _start the command adapter turns into run"

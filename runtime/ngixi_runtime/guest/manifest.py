@@ -7,19 +7,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import tomli
 
 from ngixi_runtime.capabilities.base import CapabilityOptions
 from ngixi_runtime.capabilities.registry import GRANTABLE, capability
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.guest.kind import GUEST_ABIS, GUEST_KINDS, GuestAbi, GuestKind, GuestType
 from ngixi_runtime.spec.schema import Problems, integer, string, suggestion, table, type_name
 
-GuestKind = Literal["library", "command"]
-GUEST_KINDS: tuple[GuestKind, ...] = ("library", "command")
-GuestAbi = Literal["core", "component"]
-GUEST_ABIS: tuple[GuestAbi, ...] = ("core", "component")
 VALUE_TYPES = ("i32", "i64", "f32", "f64")
 Number = int | float
 OptionsT = TypeVar("OptionsT")
@@ -40,9 +37,8 @@ MAX_MEMORY_PAGES = 65536
 class GuestInfo:
     name: str
     version: str
-    kind: GuestKind
     description: str
-    abi: GuestAbi = "core"
+    type: GuestType
 
 
 @dataclass(frozen=True)
@@ -155,7 +151,7 @@ def _parse_guest(raw: Mapping[str, Any], stem: str, problems: Problems) -> Guest
     abi = string(guest, "abi", "guest.abi", problems, default="core")
     if abi not in GUEST_ABIS:
         problems.add("guest.abi", f'"{abi}" must be "core" (a core module) or "component" (the component model)')
-    return GuestInfo(name, version, cast(GuestKind, kind), description, cast(GuestAbi, abi))
+    return GuestInfo(name, version, description, GuestType(cast(GuestAbi, abi), cast(GuestKind, kind)))
 
 
 def _parse_exports(raw: Mapping[str, Any], problems: Problems) -> tuple[ExportDecl, ...]:
@@ -235,7 +231,7 @@ def _parse_smoke(raw: Mapping[str, Any], problems: Problems) -> tuple[SmokeCall,
 def _check_smoke_targets(manifest: Manifest, problems: Problems) -> None:
     for index, call in enumerate(manifest.smoke):
         declared = manifest.export(call.call)
-        if call.call == "_start" and manifest.guest.kind == "command":
+        if call.call == "_start" and manifest.guest.type.kind == "command":
             continue
         if declared is None:
             problems.add(f"smoke[{index}].call", f'"{call.call}" is not declared under [exports]')
@@ -282,7 +278,7 @@ def manifest_from_table(raw: Mapping[str, Any], *, source: str, stem: str) -> Ma
         smoke=_parse_smoke(raw, problems),
     )
     _check_smoke_targets(manifest, problems)
-    if manifest.guest.abi == "component":
+    if manifest.guest.type.is_component:
         _check_component(manifest, problems)
     if problems.lines:
         raise ManifestError(problems.lines)

@@ -110,7 +110,7 @@ def check_call(manifest: Manifest, export: str, args: Sequence[Number]) -> None:
     """A call must name a declared export (or `_start` of a command guest) with its arity."""
     guest = manifest.guest.name
     if export == "_start":
-        if manifest.guest.kind != "command":
+        if manifest.guest.type.kind != "command":
             raise InvalidInput(f"{guest} is a library guest; name an export to call")
         return
     declared = manifest.export(export)
@@ -288,7 +288,7 @@ def open_guest(
         env=env,
         on_log=on_log,
     )
-    if manifest.guest.abi == "component":
+    if manifest.guest.type.is_component:
         opened = _open_component(bundle, manifest, host_side, allow_compile=allow_compile, engine=engine)
     else:
         opened = _open_core(
@@ -378,7 +378,7 @@ def _weak_closer(close: Callable[[], None]) -> Callable[[], None]:
 
 def bundle_world(bundle: VerifiedBundle) -> ComponentInfo | None:
     """The world of a verified component guest's component; None for a core guest."""
-    if verified_manifest(bundle).guest.abi != "component":
+    if not verified_manifest(bundle).guest.type.is_component:
         return None
     from ngixi_runtime.engines import wasmtime_component  # Wasmtime's component model, only for component guests
 

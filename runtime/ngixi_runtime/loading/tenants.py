@@ -399,7 +399,7 @@ def open_tenant(
     if not isolated:
         return InProcessTenant(open_guest(verified, args=args, env=env, sandbox=sandbox, engine=engine))
     engine = chosen_engine(
-        engine, wants_fuel=manifest.limits.fuel is not None, component=manifest.guest.abi == "component"
+        engine, wants_fuel=manifest.limits.fuel is not None, component=manifest.guest.type.is_component
     )
     if manifest.limits.fuel is not None and not meters_fuel(engine):
         log.warning(
