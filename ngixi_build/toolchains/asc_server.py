@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 _STDERR_LINES_KEPT = 20
 _STOP_SECONDS = 3.0
 # asc parses the whole standard library on every compile: a larger young generation spares V8
-# most of its scavenges then (about a fifth of a dev compile's CPU time, for ~60 MB more memory).
+# most of its scavenges then (bench/watch_latency.py shows a dev compile's time).
 _NODE_OPTIONS = ("--max-semi-space-size=64",)
 
 

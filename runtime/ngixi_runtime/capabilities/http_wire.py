@@ -1,8 +1,8 @@
 """One HTTP exchange of the `http` capability, with an address that the client (http_client.py) has chosen and checked.
 
-Apart from the client because http.client and ssl take about 25 ms to import, a tenth of starting a
-tenant's child process: only a host that grants a guest http imports them, when it creates the
-guest's client (not on the first fetch, which the guest's timeout would pay for).
+Apart from the client because importing http.client and ssl is a visible part of starting a tenant's
+child process (docs/architecture.md has the figure): only a host that grants a guest http imports them,
+when it creates the guest's client (not on the first fetch, which the guest's timeout would pay for).
 """
 
 from __future__ import annotations
