@@ -14,9 +14,9 @@ from ngixi_runtime.capabilities.component_host import (
     error_case,
 )
 from ngixi_runtime.capabilities.registry import CAPABILITIES, HostImport
+from ngixi_runtime.cli import main
 from ngixi_runtime.spec.abi import Status
 
-from ngixi_build.cli import main
 from ngixi_build.toolchains.wit import (
     Catalog,
     WitError,
