@@ -20,9 +20,9 @@ from ngixi_build.stages.compile import CompileOptions, asc_arguments
 from ngixi_build.stages.signing import sign
 from ngixi_build.toolchains.assemblyscript import toolchain_for
 from ngixi_build.workflows.clean import remove_leftovers
+from tests.build.integration.test_build_safety import kill_once_writing
 from tests.conftest import KeyFiles, entries, exit_code, make_bundle, repack
-from tests.test_build_safety import kill_once_writing
-from tests.test_bundle import WASM, fake_artifacts
+from tests.run.unit.test_bundle import WASM, fake_artifacts
 
 
 def dev_bundle(directory: Path, keys: KeyFiles) -> Path:

@@ -296,7 +296,7 @@ def test_valid_manifest_becomes_typed_records() -> None:
 
 
 def test_sample_manifests_are_valid() -> None:
-    root = Path(__file__).resolve().parents[1] / "manifests"
+    root = Path(__file__).resolve().parents[3] / "manifests"
     for path in sorted(root.glob("*.toml")):
         assert load_manifest(path).guest.name == path.stem
 

@@ -23,7 +23,7 @@ from tests.integration import copy_project, installed_toolchain, run, set_target
 
 pytestmark = pytest.mark.integration
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[2] / "fixtures"
 HOSTILE = [
     ("spin", (), "timeout", "hostile: spin exceeded its 2000 ms timeout (limits.timeout_ms)"),
     ("hog", (), "memory", "hostile: hog ran out of memory at its limit of 32 pages (limits.memory_pages)"),

@@ -28,7 +28,7 @@ from ngixi_build.project import Project
 from ngixi_build.stages.bundle import ArtifactInput
 from ngixi_build.stages.precompile import precompile_wasmtime
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, needs_wasmer
-from tests.test_loader import ADD, GREET, LOG, host_artifact
+from tests.run.unit.test_loader import ADD, GREET, LOG, host_artifact
 from tests.wasmgen import Func, module
 
 SPIN = Func("spin", body=b"\x03\x40\x0c\x00\x0b")  # loop, br 0, end

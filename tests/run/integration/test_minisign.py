@@ -15,7 +15,7 @@ from ngixi_runtime.trust.signatures import key_id_of, load_trust
 
 from ngixi_build.stages.signing import TrustEntry, load_signing_key, render_trust_file
 from tests.conftest import KeyFiles, entries, make_bundle, make_key, repack
-from tests.test_bundle import WASM
+from tests.run.unit.test_bundle import WASM
 
 
 def minisign_run(tool: Path, *arguments: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -24,7 +24,7 @@ from ngixi_runtime.trust.signatures import load_trust
 from ngixi_build.stages.bundle import ArtifactInput, render_index
 from ngixi_build.stages.signing import sign
 from tests.conftest import WASMER_ENGINE, KeyFiles, entries, exit_code, make_bundle, repack
-from tests.test_bundle import WASM
+from tests.run.unit.test_bundle import WASM
 
 ARTIFACT_BYTES = b"wasmer-universal" + bytes(100_000)  # over _WORTH_A_THREAD: read ahead on a thread
 ARTIFACT = f"aot/{host_triple()}.wasmer"

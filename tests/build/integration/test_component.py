@@ -19,7 +19,7 @@ from ngixi_build.stages.precompile import read_metadata
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain
 from tests.conftest import REPO, KeyFiles, exit_code, make_bundle
 from tests.integration import copy_project, ran_tasks, run
-from tests.test_engines import another_wasmtime_version
+from tests.run.integration.test_engines import another_wasmtime_version
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from ngixi_runtime.trust.signatures import load_trust
 from ngixi_build.project import Project
 from ngixi_build.workflows import pipeline as stages
 from tests.conftest import HELLO_MANIFEST
-from tests.test_loader import ADD
+from tests.run.unit.test_loader import ADD
 from tests.wasmgen import module
 
 
