@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from doit.tools import config_changed, run_once
-from ngixi_runtime.spec.bundle_format import FORMAT_VERSION
 
 from ngixi_build.cli import project_or_exit
 from ngixi_build.reporter import ProgressReporter
@@ -16,6 +15,7 @@ from ngixi_build.stages.precompile import metadata_path
 from ngixi_build.toolchains.assemblyscript import PIN_FILES, toolchain_for
 from ngixi_build.workflows import pipeline as stages
 from ngixi_build.workflows import publish, release
+from ngixi_runtime.spec.bundle_format import FORMAT_VERSION
 
 PROJECT = project_or_exit(Path(__file__).parent)
 GUESTS = PROJECT.guest_names()

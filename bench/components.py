@@ -24,14 +24,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ngixi_build.project import Project
+from ngixi_build.stages import component
+from ngixi_build.workflows import pipeline as stages
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.core_host import Sandbox
 from ngixi_runtime.loading.loader import Guest, open_guest
 from ngixi_runtime.trust.signatures import load_trust
-
-from ngixi_build.project import Project
-from ngixi_build.stages import component
-from ngixi_build.workflows import pipeline as stages
 from tests.build.integration.test_component_wasi import add_probe, probe_manifest
 from tests.conftest import REPO
 from tests.integration import copy_project, run

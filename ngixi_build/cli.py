@@ -10,11 +10,10 @@ import argparse
 import json
 from pathlib import Path
 
+from ngixi_build.project import Project, find_project
 from ngixi_runtime.cli import Command, add_trust_option, fail
 from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.trust.choice import chosen_trust_file
-
-from ngixi_build.project import Project, find_project
 
 
 def project_or_exit(root: Path) -> Project:
@@ -29,9 +28,8 @@ def project_or_exit(root: Path) -> Project:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from ngixi_runtime.trust.policy import load_policy
-
     from ngixi_build.stages.validate import validate
+    from ngixi_runtime.trust.policy import load_policy
 
     policy = load_policy(args.policy) if args.policy else None
     manifest = validate(manifest_path=args.manifest, wasm_path=args.wasm, policy=policy)
@@ -67,9 +65,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    from ngixi_runtime.trust.signatures import load_trust
-
     from ngixi_build.workflows.publish import pull_bundle
+    from ngixi_runtime.trust.signatures import load_trust
 
     trust = load_trust(chosen_trust_file(args.trust))
     path = pull_bundle(reference=args.reference, out_dir=args.out, trust=trust)

@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 
 import tomli
+
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX, BuildProfile, artifact_path

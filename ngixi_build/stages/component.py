@@ -17,6 +17,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from ngixi_build.proc import run
+from ngixi_build.project import Project
+from ngixi_build.toolchains import asbindings
+from ngixi_build.toolchains.asbindings import CABI, INDEX, write_bindings
+from ngixi_build.toolchains.assemblyscript import toolchain_for
+from ngixi_build.toolchains.wit import HOST_WORLD, WIT_DIR, load_catalog, wasm_tools, wit_sources
 from ngixi_runtime.capabilities.component_host import WIT_VALUE_TYPES
 from ngixi_runtime.capabilities.registry import WASI
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE
@@ -24,13 +30,6 @@ from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.guest.manifest import GuestKind, Manifest, load_manifest
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.spec.wasm import read_module_info
-
-from ngixi_build.proc import run
-from ngixi_build.project import Project
-from ngixi_build.toolchains import asbindings
-from ngixi_build.toolchains.asbindings import CABI, INDEX, write_bindings
-from ngixi_build.toolchains.assemblyscript import toolchain_for
-from ngixi_build.toolchains.wit import HOST_WORLD, WIT_DIR, load_catalog, wasm_tools, wit_sources
 
 # The binding generator's own source: changing it regenerates the bindings.
 GENERATOR = asbindings.__file__

@@ -11,11 +11,6 @@ from typing import Any
 
 import tomli
 from doit.exceptions import TaskFailed
-from ngixi_runtime.engines import wasmer as engine
-from ngixi_runtime.errors import NgixiError
-from ngixi_runtime.guest.manifest import DEFAULT_LIMITS
-from ngixi_runtime.spec.bundle_format import BuildProfile, Channel
-from ngixi_runtime.spec.targets import Target
 
 from ngixi_build.locking import build_lock
 from ngixi_build.project import GUEST_ENTRY, Project
@@ -28,6 +23,11 @@ from ngixi_build.stages.smoke import smoke_bundle
 from ngixi_build.stages.validate import check_validated, validate_guest
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
 from ngixi_build.workflows.clean import remove_leftovers
+from ngixi_runtime.engines import wasmer as engine
+from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.guest.manifest import DEFAULT_LIMITS
+from ngixi_runtime.spec.bundle_format import BuildProfile, Channel
+from ngixi_runtime.spec.targets import Target
 
 log = logging.getLogger(__name__)
 

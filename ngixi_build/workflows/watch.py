@@ -20,8 +20,6 @@ from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from ngixi_runtime.errors import InvalidInput, NgixiError
-from ngixi_runtime.spec.bundle_format import BuildProfile
 from watchdog.events import (
     EVENT_TYPE_MODIFIED,
     DirCreatedEvent,
@@ -46,6 +44,8 @@ from ngixi_build.toolchains.asc_server import AscServer
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain
 from ngixi_build.workflows import pipeline as stages
 from ngixi_build.workflows.devbuild import DevBuilder, StepTimes
+from ngixi_runtime.errors import InvalidInput, NgixiError
+from ngixi_runtime.spec.bundle_format import BuildProfile
 
 log = logging.getLogger(__name__)
 

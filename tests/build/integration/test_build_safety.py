@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from ngixi_build.project import Project
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX
 from ngixi_runtime.trust.signatures import load_trust
-
-from ngixi_build.project import Project
 from tests.conftest import REPO, KeyFiles, make_bundle
 from tests.integration import BIN, copy_project, run
 

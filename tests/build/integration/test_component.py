@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from ngixi_build.stages.bundle import ArtifactInput
+from ngixi_build.stages.precompile import read_metadata
+from ngixi_build.toolchains.assemblyscript import ensure_toolchain
 from ngixi_runtime.bundles.reader import VerifiedBundle, read_bundle
 from ngixi_runtime.capabilities.core_host import Sandbox
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE
@@ -13,10 +17,6 @@ from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.spec.wasm import read_module_info
 from ngixi_runtime.trust.signatures import load_trust
-
-from ngixi_build.stages.bundle import ArtifactInput
-from ngixi_build.stages.precompile import read_metadata
-from ngixi_build.toolchains.assemblyscript import ensure_toolchain
 from tests.conftest import REPO, KeyFiles, exit_code, make_bundle
 from tests.integration import copy_project, ran_tasks, run
 from tests.run.integration.test_engines import another_wasmtime_version

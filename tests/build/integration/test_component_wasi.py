@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from ngixi_build.toolchains.assemblyscript import ensure_toolchain
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.component_host import check_component
 from ngixi_runtime.capabilities.core_host import Sandbox
@@ -22,8 +24,6 @@ from ngixi_runtime.errors import GuestError, VerificationError
 from ngixi_runtime.guest.manifest import parse_manifest
 from ngixi_runtime.loading.loader import Guest, open_guest
 from ngixi_runtime.trust.signatures import load_trust
-
-from ngixi_build.toolchains.assemblyscript import ensure_toolchain
 from tests.conftest import REPO, KeyFiles, exit_code, make_bundle
 from tests.integration import copy_project, run
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ngixi_runtime.bundles.reader import read_bundle
-from ngixi_runtime.loading.loader import open_guest
-from ngixi_runtime.trust.signatures import load_trust
 
 from ngixi_build.project import Project
 from ngixi_build.workflows.pipeline import is_component_guest
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.loading.loader import open_guest
+from ngixi_runtime.trust.signatures import load_trust
 from tests.integration import copy_project, ran_tasks, run
 
 pytestmark = pytest.mark.integration

@@ -8,11 +8,6 @@ import random
 from pathlib import Path
 
 import pytest
-from ngixi_runtime.bundles.reader import read_bundle
-from ngixi_runtime.errors import NgixiError, VerificationError
-from ngixi_runtime.files import without_fsync, write_atomic
-from ngixi_runtime.spec.bundle_format import INDEX_NAME, SIGNATURE_NAME, BundleIndex, trusted_comment
-from ngixi_runtime.trust.signatures import load_trust
 
 from ngixi_build.project import Project
 from ngixi_build.stages.bundle import render_index
@@ -20,6 +15,11 @@ from ngixi_build.stages.compile import CompileOptions, asc_arguments
 from ngixi_build.stages.signing import sign
 from ngixi_build.toolchains.assemblyscript import toolchain_for
 from ngixi_build.workflows.clean import remove_leftovers
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.errors import NgixiError, VerificationError
+from ngixi_runtime.files import without_fsync, write_atomic
+from ngixi_runtime.spec.bundle_format import INDEX_NAME, SIGNATURE_NAME, BundleIndex, trusted_comment
+from ngixi_runtime.trust.signatures import load_trust
 from tests.build.integration.test_build_safety import kill_once_writing
 from tests.conftest import KeyFiles, entries, exit_code, make_bundle, repack
 from tests.run.unit.test_bundle import WASM, fake_artifacts

@@ -14,9 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ngixi_runtime.bundles.reader import read_bundle
-from ngixi_runtime.errors import VerificationError
-from ngixi_runtime.trust.signatures import load_trust
 
 from ngixi_build.project import Project
 from ngixi_build.stages.signing import SigningKey
@@ -24,6 +21,9 @@ from ngixi_build.toolchains.assemblyscript import adapter_pin
 from ngixi_build.workflows import publish
 from ngixi_build.workflows.publish import publish_release, pull_bundle
 from ngixi_build.workflows.release import ReleaseError, build_bundles, make_release
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.errors import VerificationError
+from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import REPO, KeyFiles, make_bundle, make_key
 from tests.integration import copy_project, run
 from tests.system import require_program

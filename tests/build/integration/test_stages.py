@@ -6,12 +6,12 @@ import pickle
 from pathlib import Path
 
 from doit.exceptions import TaskFailed
-from ngixi_runtime.bundles.reader import read_bundle
-from ngixi_runtime.spec.targets import SUPPORTED_TARGETS, host_triple
-from ngixi_runtime.trust.signatures import load_trust
 
 from ngixi_build.project import Project
 from ngixi_build.workflows import pipeline as stages
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.spec.targets import SUPPORTED_TARGETS, host_triple
+from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import HELLO_MANIFEST
 from tests.run.unit.test_loader import ADD
 from tests.wasmgen import module

@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from ngixi_runtime.bundles.reader import VerifiedBundle, read_bundle
-from ngixi_runtime.loading.loader import open_guest
-from ngixi_runtime.spec.targets import host_triple
-from ngixi_runtime.trust.signatures import load_trust
 
 from ngixi_build.project import Project
 from ngixi_build.stages.smoke import smoke_bundle
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain
 from ngixi_build.workflows.devbuild import doit_task_names
+from ngixi_runtime.bundles.reader import VerifiedBundle, read_bundle
+from ngixi_runtime.loading.loader import open_guest
+from ngixi_runtime.spec.targets import host_triple
+from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import REPO
 from tests.integration import (
     BIN,

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from doit.dependency import Dependency, SqliteDB
-from ngixi_runtime.errors import InvalidInput
 
 from ngixi_build import locking
 from ngixi_build.locking import build_lock
@@ -20,6 +19,7 @@ from ngixi_build.project import Project
 from ngixi_build.stages.validate import check_validated, validate_guest
 from ngixi_build.workflows.devbuild import doit_task_names, forget_doit_records
 from ngixi_build.workflows.watch import Debouncer, changed_guest, interrupt_on_sigterm
+from ngixi_runtime.errors import InvalidInput
 from tests.conftest import HELLO_MANIFEST
 from tests.wasmgen import ADD_BODY, Func, module
 

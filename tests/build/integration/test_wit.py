@@ -6,6 +6,15 @@ import re
 from pathlib import Path
 
 import pytest
+
+from ngixi_build.toolchains.wit import (
+    Catalog,
+    WitError,
+    core_signature,
+    load_catalog,
+    parse_resolved,
+    resolve_json,
+)
 from ngixi_runtime.capabilities.component_host import (
     COMPONENT_FUNCTIONS,
     HOST_PACKAGE,
@@ -16,15 +25,6 @@ from ngixi_runtime.capabilities.component_host import (
 from ngixi_runtime.capabilities.registry import CAPABILITIES, HostImport
 from ngixi_runtime.cli import main
 from ngixi_runtime.spec.abi import Status
-
-from ngixi_build.toolchains.wit import (
-    Catalog,
-    WitError,
-    core_signature,
-    load_catalog,
-    parse_resolved,
-    resolve_json,
-)
 from tests.conftest import REPO
 
 WIT_DIR = REPO / "wit"

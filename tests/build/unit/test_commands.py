@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ngixi_runtime.trust.choice import TRUST_VARIABLE, chosen_trust_file
 
 from ngixi_build.project import Project
 from ngixi_build.stages.signing import ensure_dev_key
+from ngixi_runtime.trust.choice import TRUST_VARIABLE, chosen_trust_file
 from tests.conftest import exit_code
 
 

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import minisign
 import pytest
-from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.trust.signatures import load_trust
 
 from ngixi_build.stages.signing import (
     PASSWORD_VARIABLE,
@@ -16,6 +14,8 @@ from ngixi_build.stages.signing import (
     generate_key_pair,
     release_signing_key,
 )
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import KeyFiles
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from ngixi_build.project import Project
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.targets import (
     ARCHITECTURES,
@@ -12,8 +14,6 @@ from ngixi_runtime.spec.targets import (
     host_triple,
     resolve_target,
 )
-
-from ngixi_build.project import Project
 
 
 def test_default_targets_have_explicit_baselines() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ngixi_runtime.errors import ToolchainError
 
 from ngixi_build.toolchains import assemblyscript as toolchain
+from ngixi_runtime.errors import ToolchainError
 
 
 def test_failed_install_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,6 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from ngixi_build.stages.bundle import ArtifactInput
+from ngixi_build.stages.precompile import precompile_guest
 from ngixi_runtime.spec.targets import (
     ARCHITECTURES,
     SUPPORTED_TARGETS,
@@ -21,9 +24,6 @@ from ngixi_runtime.spec.targets import (
     host_cpu_features,
     host_triple,
 )
-
-from ngixi_build.stages.bundle import ArtifactInput
-from ngixi_build.stages.precompile import precompile_guest
 from tests.conftest import KeyFiles, make_bundle, needs_wasmer
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 

@@ -12,6 +12,10 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+
+from ngixi_build.project import Project
+from ngixi_build.stages.bundle import ArtifactInput
+from ngixi_build.stages.precompile import precompile_wasmtime
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.core_host import LogLine
 from ngixi_runtime.capabilities.registry import provision_of
@@ -23,10 +27,6 @@ from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.loading.tenants import open_tenant
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
 from ngixi_runtime.trust.signatures import load_trust
-
-from ngixi_build.project import Project
-from ngixi_build.stages.bundle import ArtifactInput
-from ngixi_build.stages.precompile import precompile_wasmtime
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, needs_wasmer
 from tests.run.unit.test_loader import ADD, GREET, LOG, host_artifact
 from tests.wasmgen import Func, module

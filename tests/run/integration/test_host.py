@@ -13,12 +13,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
 from ngixi_runtime.errors import InvalidInput, PolicyError
 from ngixi_runtime.loading.tenants import CallFailed, InProcessTenant, IsolatedTenant, TenantPool, open_tenant
 from ngixi_runtime.spec.abi import Errno
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.trust.policy import load_policy
-
 from tests.integration import copy_project, installed_toolchain, run, set_targets
 
 pytestmark = pytest.mark.integration

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import minisign
 import pytest
+
+from ngixi_build.stages.signing import TrustEntry, load_signing_key, render_trust_file
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.spec.bundle_format import INDEX_NAME, SIGNATURE_NAME, trusted_comment
 from ngixi_runtime.trust.signatures import key_id_of, load_trust
-
-from ngixi_build.stages.signing import TrustEntry, load_signing_key, render_trust_file
 from tests.conftest import KeyFiles, entries, make_bundle, make_key, repack
 from tests.run.unit.test_bundle import WASM
 

@@ -9,13 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
+
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.loading.tenants import CallFailed, IsolatedTenant, open_tenant
 from ngixi_runtime.spec.bundle_format import Channel
 from ngixi_runtime.trust.rollback import STATE_FILE, RollbackGuard, default_state_dir
 from ngixi_runtime.trust.signatures import load_trust
-
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 

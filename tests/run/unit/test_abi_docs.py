@@ -6,7 +6,6 @@ import re
 
 from ngixi_runtime.capabilities.registry import PROVISIONS
 from ngixi_runtime.spec.abi import Errno, Status
-
 from tests.conftest import REPO
 
 DOC = (REPO / "docs" / "host-abi.md").read_text(encoding="utf-8")

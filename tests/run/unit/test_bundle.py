@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from ngixi_build.stages.bundle import ArtifactInput, render_index
+from ngixi_build.stages.signing import sign
 from ngixi_runtime.bundles import reader as bundle_reader
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.errors import NgixiError, VerificationError
@@ -28,9 +31,6 @@ from ngixi_runtime.spec.bundle_format import (
 )
 from ngixi_runtime.trust.rollback import RollbackGuard
 from ngixi_runtime.trust.signatures import load_trust
-
-from ngixi_build.stages.bundle import ArtifactInput, render_index
-from ngixi_build.stages.signing import sign
 from tests.conftest import (
     HELLO_MANIFEST,
     WASMER_ENGINE,

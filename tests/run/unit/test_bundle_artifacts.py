@@ -14,15 +14,15 @@ from pathlib import Path
 
 import blake3
 import pytest
+
+from ngixi_build.stages.bundle import ArtifactInput, render_index
+from ngixi_build.stages.signing import sign
 from ngixi_runtime.bundles import reader as bundle_reader
 from ngixi_runtime.bundles.reader import VerifiedBundle, read_bundle
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.spec.bundle_format import ArtifactMeta, BundleIndex, parse_index, trusted_comment
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.trust.signatures import load_trust
-
-from ngixi_build.stages.bundle import ArtifactInput, render_index
-from ngixi_build.stages.signing import sign
 from tests.conftest import WASMER_ENGINE, KeyFiles, entries, exit_code, make_bundle, repack
 from tests.run.unit.test_bundle import WASM
 

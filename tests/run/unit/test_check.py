@@ -5,7 +5,6 @@ from __future__ import annotations
 from ngixi_runtime.guest.check import check_module
 from ngixi_runtime.guest.manifest import parse_manifest
 from ngixi_runtime.spec.wasm import read_module_info
-
 from tests.conftest import HELLO_MANIFEST
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 

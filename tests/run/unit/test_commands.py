@@ -7,8 +7,8 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from ngixi_runtime.cli import COMMAND_GROUP, Command
 
+from ngixi_runtime.cli import COMMAND_GROUP, Command
 from tests.conftest import KeyFiles, exit_code, make_bundle
 from tests.wasmgen import module
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from ngixi_runtime.capabilities.component_host import COMPONENT_FUNCTIONS, ComponentInfo, check_component
 from ngixi_runtime.capabilities.core_host import HostContext, Sandbox, open_context
 from ngixi_runtime.errors import GuestError

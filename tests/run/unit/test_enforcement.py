@@ -7,6 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from ngixi_build.stages.smoke import http_server
+from ngixi_build.stages.validate import validate
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.core_host import HOST_LOG_LEVEL, Sandbox
 from ngixi_runtime.capabilities.fs import OFLAG_CREAT, RIGHT_FD_READ, RIGHT_FD_WRITE
@@ -16,9 +19,6 @@ from ngixi_runtime.guest.manifest import ManifestError
 from ngixi_runtime.loading.loader import Guest, open_guest
 from ngixi_runtime.spec.abi import Errno, Status
 from ngixi_runtime.trust.signatures import load_trust
-
-from ngixi_build.stages.smoke import http_server
-from ngixi_build.stages.validate import validate
 from tests.conftest import KeyFiles, make_bundle
 from tests.wasmgen import DROP, I64, Func, Imp, call_import, load_i32, module, push
 

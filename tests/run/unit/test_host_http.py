@@ -7,12 +7,12 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+
+from ngixi_build.stages.smoke import GREETING, http_server
 from ngixi_runtime.capabilities.http import Address, HttpClient, Response, address_kind, parse_headers
 from ngixi_runtime.capabilities.options import HttpOptions, parse_http
 from ngixi_runtime.spec.abi import AbiFault, Status
 from ngixi_runtime.spec.schema import Problems
-
-from ngixi_build.stages.smoke import GREETING, http_server
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from ngixi_runtime.capabilities.core_host import HOST_FUNCTIONS, HostContext
 from ngixi_runtime.capabilities.kv import MAX_KEY_BYTES, KvStore
 from ngixi_runtime.capabilities.options import KvOptions
 from ngixi_runtime.spec.abi import Status
-
 from tests.conftest import FakeMemory
 
 OPTIONS = KvOptions(("counters", "cache"), max_value_bytes=8, max_keys=3)

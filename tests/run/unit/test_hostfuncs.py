@@ -5,10 +5,10 @@ from __future__ import annotations
 import struct
 
 import pytest
+
 from ngixi_runtime.capabilities.core_host import HOST_FUNCTIONS, GuestExit, HostContext
 from ngixi_runtime.capabilities.registry import BASELINE, CAPABILITIES
 from ngixi_runtime.errors import GuestError
-
 from tests.conftest import FakeMemory
 
 

@@ -7,9 +7,9 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-import ngixi_runtime
 import pytest
 
+import ngixi_runtime
 from tests.conftest import REPO, exit_code
 
 pytestmark = pytest.mark.skipif(

@@ -8,6 +8,9 @@ import weakref
 from pathlib import Path
 
 import pytest
+
+from ngixi_build.stages.bundle import ArtifactInput
+from ngixi_build.stages.precompile import precompile_guest
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.errors import GuestError, InvalidInput, VerificationError
 from ngixi_runtime.guest.manifest import ExportDecl
@@ -15,9 +18,6 @@ from ngixi_runtime.loading.loader import HostProfile, artifact_misfit, open_gues
 from ngixi_runtime.spec.bundle_format import ArtifactMeta
 from ngixi_runtime.spec.targets import SUPPORTED_TARGETS, host_cpu_features, host_triple
 from ngixi_runtime.trust.signatures import load_trust
-
-from ngixi_build.stages.bundle import ArtifactInput
-from ngixi_build.stages.precompile import precompile_guest
 from tests.conftest import HELLO_MANIFEST, WASMER_ENGINE, KeyFiles, make_bundle, needs_wasmer
 from tests.wasmgen import ADD_BODY, Func, Imp, call_import, module
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from ngixi_runtime.capabilities.options import FsOptions, HttpOptions, KvOptions, Origin, Preopen
 from ngixi_runtime.guest.manifest import ManifestError, load_manifest, parse_manifest
 

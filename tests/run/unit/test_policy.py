@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from ngixi_runtime.capabilities.ceilings import no_ceiling
 from ngixi_runtime.capabilities.options import no_options
 from ngixi_runtime.capabilities.registry import CAPABILITIES
@@ -13,7 +14,6 @@ from ngixi_runtime.guest.manifest import LIMIT_KEYS, Manifest, parse_manifest
 from ngixi_runtime.loading.loader import check_memory_limit
 from ngixi_runtime.spec.wasm import read_module_info
 from ngixi_runtime.trust.policy import load_policy
-
 from tests.conftest import HELLO_MANIFEST, REPO
 from tests.wasmgen import module
 

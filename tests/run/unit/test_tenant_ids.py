@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.loading.tenants import check_tenant_id, open_tenant
 

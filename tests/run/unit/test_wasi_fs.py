@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from ngixi_runtime.capabilities.core_host import HOST_FUNCTIONS, HostContext
 from ngixi_runtime.capabilities.fs import (
     FDFLAG_APPEND,
@@ -23,7 +24,6 @@ from ngixi_runtime.capabilities.fs import (
 from ngixi_runtime.capabilities.options import FsOptions, Preopen
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.abi import Errno
-
 from tests.conftest import FakeMemory
 
 DATA, CONFIG = 3, 4  # the preopens, in manifest order

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
+
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.wasm import MemoryLimits, Signature, read_module_info
-
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 
 

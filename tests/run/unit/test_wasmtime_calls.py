@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("wasmtime")
 
 import wasmtime
+
 from ngixi_runtime.capabilities.core_host import HostFunction
 from ngixi_runtime.capabilities.registry import PROVISIONS, HostImport
 from ngixi_runtime.engines.base import as_results
@@ -26,7 +27,6 @@ from ngixi_runtime.engines.wasmtime import (
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.guest.manifest import Number
 from ngixi_runtime.spec.wasm import Signature
-
 from tests.wasmgen import Func, Imp, module
 
 ALL = ("i32", "i64", "f32", "f64")
