@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import _posixsubprocess
 import os
+import subprocess
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -16,9 +17,10 @@ from types import ModuleType
 import pytest
 
 # subprocess, multiprocessing (fork, spawn, forkserver), os.system, os.spawn*, os.exec* and pty all start
-# their processes through these.
+# their processes through these (subprocess through its own name for fork_exec from Python 3.11 on).
 _PROCESS_STARTERS: tuple[tuple[ModuleType, str], ...] = (
     (_posixsubprocess, "fork_exec"),
+    (subprocess, "_fork_exec"),
     (os, "fork"),
     (os, "forkpty"),
     (os, "posix_spawn"),

@@ -21,11 +21,12 @@ def _nothing() -> None:
     "start",
     [
         lambda: subprocess.run(["true"], check=False),
+        lambda: subprocess.run(["true"], check=False, close_fds=False),
         lambda: os.system("true"),
         lambda: multiprocessing.get_context("spawn").Process(target=_nothing).start(),
         lambda: multiprocessing.get_context("fork").Process(target=_nothing).start(),
     ],
-    ids=["subprocess", "os.system", "multiprocessing-spawn", "multiprocessing-fork"],
+    ids=["subprocess", "subprocess-posix_spawn", "os.system", "multiprocessing-spawn", "multiprocessing-fork"],
 )
 def test_starting_a_process_fails_the_test_even_when_the_failure_is_caught(start: Callable[[], object]) -> None:
     refused = pytest.raises(pytest.fail.Exception, match="started a process")
