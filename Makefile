@@ -2,13 +2,13 @@
 SHELL := /bin/bash
 VENV := .venv
 STAMP := $(VENV)/.ngixi-installed
-# The run side also on current Python: a Python 3.12 environment with only Wasmtime, where the
-# loader, host and CLI suites run again (their bundles built by the 3.10 side; Wasmer-only tests skip).
+# The run side also on current Python: a Python 3.12 environment with the ngixi-runtime distribution
+# installed from runtime/ (Wasmtime only), where the run side's suite, tests/run/, runs again (its bundles
+# built by the 3.10 side; Wasmer-only tests skip). NGIXI_TEST_INSTALLED_RUNTIME has the suite check that
+# it tests the installed copy, refreshed whenever a file under runtime/ changes.
 LOADER_VENV := .venv-loader
 LOADER_STAMP := $(LOADER_VENV)/.ngixi-installed
-LOADER_TESTS := $(addprefix tests/test_,$(addsuffix .py,abi_docs artifact_safety bundle bundle_artifacts check cli \
-	enforcement engines host host_http host_kv hostfuncs layering loader manifest minisign policy rollback smoke \
-	tenant_ids wasi_fs wasm wasmtime_calls component_host))
+RUNTIME_FILES := $(shell find runtime \( -name build -o -name '*.egg-info' -o -name __pycache__ \) -prune -o -print)
 
 .PHONY: build test lint toolchain test-loader
 
@@ -19,7 +19,7 @@ test: $(STAMP) lint toolchain test-loader
 	$(VENV)/bin/pytest -n auto --dist loadfile
 
 test-loader: $(LOADER_STAMP) $(STAMP)
-	PYTHONPATH=$(CURDIR):$(CURDIR)/runtime $(LOADER_VENV)/bin/pytest -p no:cacheprovider $(LOADER_TESTS)
+	NGIXI_TEST_INSTALLED_RUNTIME=1 $(LOADER_VENV)/bin/pytest -p no:cacheprovider tests/run
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -33,6 +33,6 @@ $(STAMP): pyproject.toml runtime/pyproject.toml constraints.txt scripts/make-ven
 	scripts/make-venv $(VENV)
 	touch $@
 
-$(LOADER_STAMP): constraints.txt scripts/make-loader-venv scripts/find-python
+$(LOADER_STAMP): constraints.txt scripts/make-loader-venv scripts/find-python $(RUNTIME_FILES)
 	scripts/make-loader-venv $(LOADER_VENV)
 	touch $@

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from doit.tools import config_changed, run_once
-from ngixi_runtime.spec.bundle_format import FORMAT_VERSION
 
 from ngixi_build.cli import project_or_exit
 from ngixi_build.guests import read_guests
@@ -19,6 +18,7 @@ from ngixi_build.toolchains.assemblyscript import PIN_FILES, toolchain_for
 from ngixi_build.workflows import clean, pipeline, publish, release
 from ngixi_build.workflows.tasks import TargetsUnchanged, as_action, existing, precompile_subtask
 from ngixi_build.workflows.watch import WatchAction
+from ngixi_runtime.spec.bundle_format import FORMAT_VERSION
 
 PROJECT = project_or_exit(Path(__file__).parent)
 GUESTS = read_guests(PROJECT)  # read once: every task below is declared from these

@@ -11,12 +11,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from ngixi_build.stages.smoke import http_server
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.context import Sandbox
 from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.trust.signatures import load_trust
-
-from ngixi_build.stages.smoke import http_server
 from tests.conftest import REPO
 from tests.integration import copy_project, run
 

@@ -35,6 +35,11 @@ from typing import Any
 from unittest import mock
 
 import blake3
+
+from ngixi_build.guests import read_guest
+from ngixi_build.project import Project
+from ngixi_build.stages.bundle import write_bundle
+from ngixi_build.stages.signing import ensure_dev_key
 from ngixi_runtime.bundles import reader as bundle_reader
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.context import Sandbox
@@ -44,11 +49,6 @@ from ngixi_runtime.loading.loader import Guest, likely_artifacts, open_guest
 from ngixi_runtime.spec.bundle_format import INDEX_NAME, SIGNATURE_NAME
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.trust.signatures import TrustStore, load_trust, verify_index
-
-from ngixi_build.guests import read_guest
-from ngixi_build.project import Project
-from ngixi_build.stages.bundle import write_bundle
-from ngixi_build.stages.signing import ensure_dev_key
 from tests.conftest import REPO, entries
 from tests.integration import copy_project, run
 

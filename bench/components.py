@@ -8,7 +8,7 @@ Uses this project's built bundles (run `make build` first) and prints, in this p
   a log line each);
 - WASI: embed + `component new` with the WASI preview 1 adapter (`notes-component`) against
   without (`hello-component`); load of `notes-component` against core `notes`; and stdout
-  throughput of the WASI probe of tests/test_component_wasi.py, built (in a temporary copy of the
+  throughput of the WASI probe of tests/build/integration/test_component_wasi.py, built (in a temporary copy of the
   project) as a component and as a core module, writing 11-byte lines: Wasmtime's WASI calling
   the host's writer against the host's own `fd_write`.
 
@@ -24,18 +24,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ngixi_runtime.bundles.reader import read_bundle
-from ngixi_runtime.capabilities.context import Sandbox
-from ngixi_runtime.loading.loader import Guest, open_guest
-from ngixi_runtime.trust.signatures import load_trust
-
 from ngixi_build.guests import read_guest
 from ngixi_build.project import Project
 from ngixi_build.stages import component
 from ngixi_build.workflows import pipeline as stages
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.capabilities.context import Sandbox
+from ngixi_runtime.loading.loader import Guest, open_guest
+from ngixi_runtime.trust.signatures import load_trust
+from tests.build.integration.test_component_wasi import add_probe, probe_manifest
 from tests.conftest import REPO
 from tests.integration import copy_project, run
-from tests.test_component_wasi import add_probe, probe_manifest
 
 COMPONENT = "hello-component"
 WASI_COMPONENT = "notes-component"

@@ -18,7 +18,6 @@ from functools import partial
 
 from ngixi_runtime.engines import wasmtime as engine_wasmtime
 from ngixi_runtime.engines.base import RunLimits
-
 from tests.wasmgen import ADD_BODY, Func, module
 
 # loop { local.get 0; i32.const 1; i32.sub; local.tee 0; br_if 0 } local.get 0

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 from ngixi_runtime.loading.tenants import TenantPool, open_tenant
-
 from tests.integration import copy_project, run
 
 

@@ -11,11 +11,10 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from bench.build_times import timed
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.trust.rollback import RollbackGuard
 from ngixi_runtime.trust.signatures import load_trust
-
-from bench.build_times import timed
 from tests.conftest import KeyFiles, make_bundle, make_key
 
 SIZES_MIB = (0.1, 4, 64)

@@ -31,7 +31,6 @@ from ngixi_runtime.engines import wasmtime_fastpath
 from ngixi_runtime.guest.manifest import Number
 from ngixi_runtime.loading.loader import Guest, open_guest
 from ngixi_runtime.trust.signatures import load_trust
-
 from tests.integration import copy_project, installed_toolchain, run
 
 

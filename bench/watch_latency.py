@@ -22,13 +22,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.build_times import edit_hello, timed
+from ngixi_build.project import Project
 from ngixi_runtime.bundles.reader import VerifiedBundle, read_bundle
 from ngixi_runtime.spec.bundle_format import BuildProfile
 from ngixi_runtime.spec.wasm import read_module_info
 from ngixi_runtime.trust.signatures import load_trust
-
-from bench.build_times import edit_hello, timed
-from ngixi_build.project import Project
 from tests.conftest import REPO
 from tests.integration import Line, WatchProcess, compiler_processes, copy_project, run, wait_until
 

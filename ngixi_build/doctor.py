@@ -6,11 +6,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ngixi_runtime.errors import InvalidInput, NgixiError
-
 from ngixi_build.project import find_project
 from ngixi_build.toolchains.assemblyscript import node_pins, system_node, toolchain_for
 from ngixi_build.toolchains.wit import wasm_tools
+from ngixi_runtime.errors import InvalidInput, NgixiError
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import tomli
-from ngixi_runtime.guest.kind import GuestType, lenient_guest_type
-from ngixi_runtime.guest.manifest import DEFAULT_LIMITS
 
 from ngixi_build.project import Project
+from ngixi_runtime.guest.kind import GuestType, lenient_guest_type
+from ngixi_runtime.guest.manifest import DEFAULT_LIMITS
 
 UNKNOWN_VERSION = "unknown"
 

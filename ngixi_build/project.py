@@ -9,10 +9,12 @@ from functools import cached_property
 from pathlib import Path
 
 import tomli
+
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX, BuildProfile, artifact_path
 from ngixi_runtime.spec.targets import DEFAULT_TARGETS, SUPPORTED_TARGETS, Target, host_triple, resolve_target
+from ngixi_runtime.trust.choice import DEV_TRUST_FILE
 
 GUEST_ENTRY = Path("assembly/index.ts")
 _CONFIG_KEYS = ("targets", "wasmtime_targets")
@@ -59,7 +61,7 @@ class Project:
 
     @property
     def dev_trust_file(self) -> Path:
-        return self.state_dir / "trust.toml"
+        return self.root / DEV_TRUST_FILE
 
     @property
     def doit_db(self) -> Path:

@@ -10,13 +10,13 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
+
+from ngixi_build.stages.bundle import ArtifactInput, write_bundle
+from ngixi_build.stages.signing import SigningKey, TrustEntry, generate_key_pair, render_trust_file
+from ngixi_runtime.cli import main
 from ngixi_runtime.engines.base import EngineId
 from ngixi_runtime.spec.bundle_format import BuildProfile, Channel
 from ngixi_runtime.trust.rollback import STATE_VARIABLE
-
-from ngixi_build.cli import main
-from ngixi_build.stages.bundle import ArtifactInput, write_bundle
-from ngixi_build.stages.signing import SigningKey, TrustEntry, generate_key_pair, render_trust_file
 from tests.system import require_program
 
 REPO = Path(__file__).resolve().parents[1]

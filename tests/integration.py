@@ -23,8 +23,6 @@ BIN = Path(sys.executable).parent
 # The build side (doit, asc, Wasmer) needs Python 3.10. Where these tests run on a loader-only Python
 # (3.12 with Wasmtime alone: `make test-loader`), the project's own 3.10 environment builds the bundles.
 BUILD_BIN = BIN if (BIN / "doit").exists() else REPO / ".venv" / "bin"
-# Commands that a loader-only environment runs from the source tree, as modules.
-_MODULES = {"ngixi": "ngixi_build.cli"}
 _NOT_COPIED = {".venv", ".ngixi", "artifacts", ".git", ".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__"}
 
 
@@ -79,8 +77,6 @@ def command_line(command: Sequence[str]) -> list[str]:
         if not (BUILD_BIN / "doit").exists():
             pytest.skip(f"no build side to build the bundles: {BUILD_BIN / 'doit'} is missing (run `make build`)")
         return [str(BUILD_BIN / name), *arguments]
-    if not (BIN / name).exists() and name in _MODULES:
-        return [sys.executable, "-m", _MODULES[name], *arguments]
     return [str(BIN / name), *arguments]
 
 

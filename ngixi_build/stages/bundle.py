@@ -14,6 +14,8 @@ from typing import Any
 
 import blake3
 import tomli
+
+from ngixi_build.stages.signing import SigningKey, sign
 from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.files import atomic_output
 from ngixi_runtime.spec.bundle_format import (
@@ -31,8 +33,6 @@ from ngixi_runtime.spec.bundle_format import (
     artifact_path,
     trusted_comment,
 )
-
-from ngixi_build.stages.signing import SigningKey, sign
 
 
 @dataclass(frozen=True)

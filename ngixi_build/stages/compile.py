@@ -7,12 +7,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ngixi_build.proc import run
+from ngixi_build.toolchains.assemblyscript import Toolchain
 from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.guest.kind import GuestKind
 from ngixi_runtime.spec.bundle_format import BuildProfile
-
-from ngixi_build.proc import run
-from ngixi_build.toolchains.assemblyscript import Toolchain
 
 
 class CompileError(NgixiError):

@@ -17,6 +17,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from ngixi_build.proc import run
+from ngixi_build.project import Project
+from ngixi_build.toolchains import asbindings
+from ngixi_build.toolchains.asbindings import CABI, INDEX, write_bindings
+from ngixi_build.toolchains.assemblyscript import toolchain_for
+from ngixi_build.toolchains.wit import HOST_WORLD, WIT_DIR, load_catalog, wasm_tools, wit_sources
 from ngixi_runtime.capabilities.base import WASI
 from ngixi_runtime.capabilities.component import WIT_VALUE_TYPES
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE
@@ -25,13 +31,6 @@ from ngixi_runtime.guest.kind import GuestKind
 from ngixi_runtime.guest.manifest import Manifest, load_manifest
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.spec.wasm import read_module_info
-
-from ngixi_build.proc import run
-from ngixi_build.project import Project
-from ngixi_build.toolchains import asbindings
-from ngixi_build.toolchains.asbindings import CABI, INDEX, write_bindings
-from ngixi_build.toolchains.assemblyscript import toolchain_for
-from ngixi_build.toolchains.wit import HOST_WORLD, WIT_DIR, load_catalog, wasm_tools, wit_sources
 
 # The binding generator's own source: changing it regenerates the bindings.
 GENERATOR = asbindings.__file__

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import minisign
 import tomli_w
+
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import write_atomic
 from ngixi_runtime.trust.signatures import key_id_of

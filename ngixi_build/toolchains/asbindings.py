@@ -14,9 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ngixi_runtime.files import write_atomic
-
 from ngixi_build.toolchains.wit import Catalog, Function, Interface, TypeRef, WitError, WitType
+from ngixi_runtime.files import write_atomic
 
 PACKAGE = "ngixi-host"
 INDEX = Path(PACKAGE) / "index.ts"

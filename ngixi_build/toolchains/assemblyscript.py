@@ -23,11 +23,11 @@ from importlib import resources
 from pathlib import Path
 
 import tomli
-from ngixi_runtime.errors import ToolchainError
-from ngixi_runtime.guest.kind import GUEST_KINDS, GuestKind
 
 from ngixi_build.locking import file_lock
 from ngixi_build.proc import run
+from ngixi_runtime.errors import ToolchainError
+from ngixi_runtime.guest.kind import GUEST_KINDS, GuestKind
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
+from ngixi_build.proc import run
 from ngixi_runtime.errors import NgixiError, ToolchainError
 from ngixi_runtime.spec.wasm import Signature
-
-from ngixi_build.proc import run
 
 WIT_DIR = "wit"
 HOST_WORLD = "guest"

@@ -8,10 +8,9 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from ngixi_runtime.files import is_temporary_name
-
 from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
+from ngixi_runtime.files import is_temporary_name
 
 log = logging.getLogger(__name__)
 

@@ -26,13 +26,6 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ngixi_runtime.bundles.reader import VerifiedBundle, read_bundle
-from ngixi_runtime.errors import NgixiError
-from ngixi_runtime.files import sha256_of, without_fsync, write_atomic
-from ngixi_runtime.spec.bundle_format import BuildProfile
-from ngixi_runtime.spec.targets import Target, host_triple
-from ngixi_runtime.trust.signatures import load_trust
-
 from ngixi_build.guests import GuestBuild, read_guest
 from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
@@ -42,6 +35,12 @@ from ngixi_build.stages.precompile import artifact_metadata, read_metadata, wasm
 from ngixi_build.toolchains.asc_server import AscReply, AscServer, CompilerDied
 from ngixi_build.toolchains.assemblyscript import toolchain_for
 from ngixi_build.workflows import pipeline
+from ngixi_runtime.bundles.reader import VerifiedBundle, read_bundle
+from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.files import sha256_of, without_fsync, write_atomic
+from ngixi_runtime.spec.bundle_format import BuildProfile
+from ngixi_runtime.spec.targets import Target, host_triple
+from ngixi_runtime.trust.signatures import load_trust
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,6 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from ngixi_runtime.spec.bundle_format import Channel
-from ngixi_runtime.spec.targets import Target
-
 from ngixi_build.guests import GuestBuild
 from ngixi_build.project import GUEST_ENTRY, Project
 from ngixi_build.stages import compile as compile_stage
@@ -19,6 +16,8 @@ from ngixi_build.stages.signing import SigningKey, ensure_dev_key
 from ngixi_build.stages.smoke import smoke_bundle
 from ngixi_build.stages.validate import check_validated, validate_guest
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
+from ngixi_runtime.spec.bundle_format import Channel
+from ngixi_runtime.spec.targets import Target
 
 log = logging.getLogger(__name__)
 

@@ -16,16 +16,16 @@ from typing import Any
 
 import oras.client
 import requests
+
+from ngixi_build.project import Project
+from ngixi_build.stages.signing import SigningKey, release_signing_key
+from ngixi_build.workflows.release import release_version
 from ngixi_runtime.bundles.reader import VerifiedBundle, read_bundle
 from ngixi_runtime.errors import InvalidInput, NgixiError, VerificationError
 from ngixi_runtime.files import atomic_output
 from ngixi_runtime.loading.loader import verified_manifest
 from ngixi_runtime.spec.bundle_format import MAX_BUNDLE_BYTES
 from ngixi_runtime.trust.signatures import TrustedKey, TrustStore
-
-from ngixi_build.project import Project
-from ngixi_build.stages.signing import SigningKey, release_signing_key
-from ngixi_build.workflows.release import release_version
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ngixi_runtime.engines import wasmer as engine
-from ngixi_runtime.errors import InvalidInput, NgixiError
-from ngixi_runtime.files import write_atomic
-from ngixi_runtime.spec.bundle_format import INDEX_NAME, parse_index
-
 from ngixi_build import __version__
 from ngixi_build.guests import read_guests
 from ngixi_build.proc import run
@@ -36,6 +31,10 @@ from ngixi_build.stages import component
 from ngixi_build.stages.signing import SigningKey, release_signing_key, sign
 from ngixi_build.toolchains.assemblyscript import adapter_pin, ensure_toolchain, toolchain_for
 from ngixi_build.workflows import pipeline
+from ngixi_runtime.engines import wasmer as engine
+from ngixi_runtime.errors import InvalidInput, NgixiError
+from ngixi_runtime.files import write_atomic
+from ngixi_runtime.spec.bundle_format import INDEX_NAME, parse_index
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from doit.exceptions import TaskFailed
 from doit.task import Task
-from ngixi_runtime.errors import NgixiError
-from ngixi_runtime.files import sha256_of
 
 from ngixi_build.locking import build_lock
+from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.files import sha256_of
 
 _TARGETS_KEY = "targets"
 

@@ -22,8 +22,6 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from doit.exceptions import TaskFailed
-from ngixi_runtime.errors import InvalidInput, NgixiError
-from ngixi_runtime.spec.bundle_format import BuildProfile
 from watchdog.events import (
     EVENT_TYPE_MODIFIED,
     DirCreatedEvent,
@@ -49,6 +47,8 @@ from ngixi_build.toolchains.assemblyscript import ensure_toolchain
 from ngixi_build.workflows.devbuild import DevBuilder, StepTimes
 from ngixi_build.workflows.pipeline import make_dev_key
 from ngixi_build.workflows.tasks import clean_failure, show_logs
+from ngixi_runtime.errors import InvalidInput, NgixiError
+from ngixi_runtime.spec.bundle_format import BuildProfile
 
 log = logging.getLogger(__name__)
 

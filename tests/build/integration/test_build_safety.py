@@ -1,0 +1,171 @@
+"""Builds and bundle writes in hard conditions: byte-reproducible bundles, and SIGKILL at random points."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ngixi_build.project import Project
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX
+from ngixi_runtime.trust.signatures import load_trust
+from tests.conftest import REPO, KeyFiles, make_bundle
+from tests.integration import BIN, copy_project, run
+
+pytestmark = pytest.mark.integration
+
+EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
+KILLS = 3
+
+
+@dataclass(frozen=True)
+class Built:
+    project: Path
+    seconds: float
+
+    @property
+    def bundles(self) -> dict[str, bytes]:
+        return bundles_of(self.project)
+
+
+def bundles_of(project: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((project / "artifacts" / "bundles").glob(f"*{BUNDLE_SUFFIX}"))}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    project = copy_project(tmp_path_factory.mktemp("safety") / "project")
+    run(project, "doit", "toolchain")
+    started = time.monotonic()
+    run(project, "doit", "build", env=EPOCH)
+    return Built(project, time.monotonic() - started)
+
+
+def with_dev_key_of(project: Path, built: Built) -> Path:
+    """Gives `project` the built project's development key and trust file."""
+    shutil.copytree(built.project / ".ngixi" / "keys", project / ".ngixi" / "keys")
+    shutil.copy2(built.project / ".ngixi" / "trust.toml", project / ".ngixi" / "trust.toml")
+    return project
+
+
+@contextmanager
+def umask(mask: int) -> Iterator[None]:
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def copy_in_reverse_order(source: Path, destination: Path, rng: random.Random) -> None:
+    """Recreates `source` file by file in reverse order, each file with a different past mtime."""
+    for path in sorted((p for p in source.rglob("*") if p.is_file()), reverse=True):
+        target = destination / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+        moment = rng.uniform(1e9, 1.6e9)
+        os.utime(target, (moment, moment))
+
+
+def test_two_builds_in_different_conditions_give_identical_bundles(tmp_path: Path, built: Built) -> None:
+    rng = random.Random(5)
+    project = tmp_path / "p"
+    with umask(0o077):
+        copy_in_reverse_order(copy_project(tmp_path / "staging"), project, rng)
+        shutil.copytree(built.project / ".ngixi" / "toolchain", project / ".ngixi" / "toolchain", symlinks=True)
+        with_dev_key_of(project, built)
+        run(project, "doit", "build", env=EPOCH)
+    assert sorted(built.bundles) == [f"{guest}-0.1.0.ngx" for guest in Project(REPO).guest_names()]
+    assert bundles_of(project) == built.bundles
+
+
+def unfinished_bundles(project: Path, trust: Path) -> list[str]:
+    """Bundles at final paths that do not verify (temporary files start with a dot)."""
+    refused = []
+    for path in (project / "artifacts" / "bundles").glob(f"*{BUNDLE_SUFFIX}"):
+        try:
+            read_bundle(path, load_trust(trust))
+        except NgixiError as error:
+            refused.append(f"{path.name}: {error}")
+    return refused
+
+
+def kill_build_after(project: Path, seconds: float) -> None:
+    build = subprocess.Popen(
+        [str(BIN / "doit"), "build"],
+        cwd=project,
+        env={**os.environ, **EPOCH},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        build.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(build.pid, signal.SIGKILL)
+        build.wait()
+
+
+def test_builds_killed_at_random_points_leave_no_partial_bundle(tmp_path: Path, built: Built) -> None:
+    project = with_dev_key_of(copy_project(tmp_path / "p", toolchain_from=built.project), built)
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    trust = project / ".ngixi" / "trust.toml"
+    for kill in range(KILLS):
+        moment = rng.uniform(0.2, built.seconds)
+        kill_build_after(project, moment)
+        assert unfinished_bundles(project, trust) == [], f"seed {seed}, kill {kill} after {moment:.2f} s"
+    run(project, "doit", "build", env=EPOCH)
+    assert bundles_of(project) == built.bundles, f"seed {seed}"
+
+
+WRITE_BIG_BUNDLE = """
+import sys
+from pathlib import Path
+from ngixi_build.stages.bundle import write_bundle
+from ngixi_build.stages.signing import load_signing_key
+d = Path(sys.argv[1])
+write_bundle(guest="hello", version="0.1.0", manifest_path=d / "hello.toml", wasm_path=d / "big.wasm", artifacts=[],
+             key=load_signing_key(Path(sys.argv[2])), channel="dev", sequence=2, out_path=d / "hello-0.1.0.ngx")
+"""
+
+
+def kill_once_writing(directory: Path, keys: KeyFiles) -> bool:
+    """Starts writing a 64 MiB bundle and kills it once its temporary file has data; False if it finished first."""
+    writer = subprocess.Popen([sys.executable, "-c", WRITE_BIG_BUNDLE, str(directory), str(keys.secret)])
+    while writer.poll() is None:
+        if any(t.stat().st_size for t in directory.glob(".hello-0.1.0.ngx.*.tmp")):
+            writer.kill()
+            writer.wait()
+            return True
+        time.sleep(0.002)
+    return False
+
+
+def test_a_bundle_write_killed_midway_leaves_the_previous_bundle(tmp_path: Path, keys: KeyFiles) -> None:
+    path = make_bundle(tmp_path, keys.key, wasm=b"\0asm\1\0\0\0", sequence=1)
+    previous = path.read_bytes()
+    (tmp_path / "big.wasm").write_bytes(random.randbytes(64 << 20))
+    for _ in range(3):
+        path.write_bytes(previous)
+        if kill_once_writing(tmp_path, keys):
+            break
+    else:
+        pytest.fail("the writer always finished before it could be killed")
+    assert path.read_bytes() == previous
+    assert read_bundle(path, load_trust(keys.trust)).index.sequence == 1
+    subprocess.run([sys.executable, "-c", WRITE_BIG_BUNDLE, str(tmp_path), str(keys.secret)], check=True)
+    assert read_bundle(path, load_trust(keys.trust)).index.sequence == 2

@@ -1,0 +1,129 @@
+"""Watch mode's pure parts: which paths belong to which guest, debouncing, the build lock."""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.synchronize
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ngixi_build import locking
+from ngixi_build.locking import build_lock
+from ngixi_build.project import Project
+from ngixi_build.stages.validate import check_validated, validate_guest
+from ngixi_build.workflows.watch import Debouncer, changed_guest, interrupt_on_sigterm
+from ngixi_runtime.errors import InvalidInput
+from tests.conftest import HELLO_MANIFEST
+from tests.wasmgen import ADD_BODY, Func, module
+
+PROJECT = Project(Path("/p"))
+
+
+@pytest.mark.parametrize(
+    ("path", "guest"),
+    [
+        ("guests/hello/assembly/index.ts", "hello"),
+        ("guests/hello/assembly/lib/util.ts", "hello"),
+        ("guests/hello", "hello"),
+        ("manifests/hello.toml", "hello"),
+        ("guests", None),
+        ("manifests/notes.txt", None),
+        ("manifests/old/hello.toml", None),
+        ("artifacts/wasm/hello.wasm", None),
+        (".ngixi/watch/hello.wasm", None),
+        ("guests/hello/assembly/.index.ts.swp", None),
+        ("guests/hello/assembly/.index.ts.swx", None),
+        ("guests/hello/assembly/index.ts~", None),
+        ("guests/hello/assembly/4913", None),
+        ("guests/hello/assembly/.#index.ts", None),
+        ("guests/hello/assembly/#index.ts#", None),
+        ("guests/hello/assembly/index.ts.tmp", None),
+        ("guests/hello/assembly/index.ts___jb_tmp___", None),
+        ("guests/hello/.cache/x.ts", None),
+        ("manifests/hello.toml.swp", None),
+        ("manifests/.hello.toml.swp", None),
+    ],
+)
+def test_changed_guest(path: str, guest: str | None) -> None:
+    assert changed_guest(PROJECT, PROJECT.root / path) == guest
+
+
+def test_debouncer_coalesces_and_announces_each_guest_once() -> None:
+    debouncer = Debouncer(0.01)
+    arrivals: list[str] = []
+    for guest in ("b", "a", "b", "a"):
+        debouncer.add(guest)
+    assert debouncer.next_batch(block=True, on_arrival=arrivals.append) == {"a", "b"}
+    assert arrivals == ["a", "b"]
+
+
+def test_debouncer_without_pending_events_returns_at_once_unless_blocking() -> None:
+    debouncer = Debouncer(0.01)
+    assert debouncer.next_batch(block=False, on_arrival=lambda _: None) == set()
+    threading.Timer(0.05, debouncer.add, args=("late",)).start()
+    assert debouncer.next_batch(block=True, on_arrival=lambda _: None) == {"late"}
+
+
+def test_debouncer_waits_for_quiet_before_handing_over() -> None:
+    debouncer = Debouncer(0.2)
+    debouncer.add("hello")
+    started = time.monotonic()
+    assert debouncer.next_batch(block=False, on_arrival=lambda _: None) == {"hello"}
+    assert time.monotonic() - started >= 0.2
+
+
+Event = multiprocessing.synchronize.Event
+
+
+def _hold_shared_lock(state_dir: Path, held: Event, release: Event, releasing: Event) -> None:
+    with build_lock(state_dir, shared=True):
+        held.set()
+        release.wait(timeout=60)
+        releasing.set()
+
+
+def test_doit_tasks_share_the_build_lock_and_a_watch_step_waits_for_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held, release, releasing = multiprocessing.Event(), multiprocessing.Event(), multiprocessing.Event()
+    holder = multiprocessing.Process(target=_hold_shared_lock, args=(tmp_path, held, release, releasing))
+    holder.start()
+    assert held.wait(timeout=30)
+    waits: list[str] = []
+
+    def let_the_holder_go(message: str, *_: object) -> None:
+        waits.append(message)
+        release.set()
+
+    monkeypatch.setattr(locking.log, "warning", let_the_holder_go)
+    with build_lock(tmp_path, shared=True):
+        assert not waits  # doit -n N: tasks run side by side
+    with build_lock(tmp_path):
+        assert releasing.is_set()  # a watch step waits until no doit task holds the lock
+    holder.join()
+    assert waits == ["waiting for another build to release %s"]
+
+
+def test_bundle_step_refuses_a_wasm_that_was_not_validated(tmp_path: Path) -> None:
+    manifest, wasm, record = tmp_path / "hello.toml", tmp_path / "hello.wasm", tmp_path / "hello.json"
+    manifest.write_text(HELLO_MANIFEST)
+    add = Func("add", ("i32", "i32"), ("i32",), ADD_BODY)
+    wasm.write_bytes(module(functions=[add]))
+    validate_guest(manifest_path=manifest, wasm_path=wasm, record_path=record)
+    check_validated(record_path=record, manifest_path=manifest, wasm_path=wasm)
+    wasm.write_bytes(module(functions=[add, Func("extra")]))
+    with pytest.raises(InvalidInput, match="not validated against"):
+        check_validated(record_path=record, manifest_path=manifest, wasm_path=wasm)
+
+
+def test_sigterm_stops_the_watcher_as_ctrl_c_does() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), interrupt_on_sigterm():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)  # interrupted as soon as the handler runs
+    assert signal.getsignal(signal.SIGTERM) == before

@@ -1,0 +1,77 @@
+"""Signing keys: the release key is only ever loaded, from a path given explicitly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import minisign
+import pytest
+
+from ngixi_build.stages.signing import (
+    PASSWORD_VARIABLE,
+    RELEASE_KEY_VARIABLE,
+    ensure_dev_key,
+    generate_key_pair,
+    release_signing_key,
+)
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.trust.signatures import load_trust
+from tests.conftest import KeyFiles
+
+
+def test_release_key_from_an_explicit_path(keys: KeyFiles, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(RELEASE_KEY_VARIABLE, raising=False)
+    assert release_signing_key(keys.secret).key_id == keys.key.key_id
+
+
+def test_release_key_from_the_environment(keys: KeyFiles, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(RELEASE_KEY_VARIABLE, str(keys.secret))
+    assert release_signing_key().key_id == keys.key.key_id
+
+
+def test_release_signing_without_a_key_fails_and_creates_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv(RELEASE_KEY_VARIABLE, raising=False)
+    with pytest.raises(InvalidInput, match=f"^{RELEASE_KEY_VARIABLE} is not set: .* no key is ever created$"):
+        release_signing_key()
+    missing = tmp_path / "release.key"
+    monkeypatch.setenv(RELEASE_KEY_VARIABLE, str(missing))
+    with pytest.raises(InvalidInput, match=f"^{missing}: no release signing key there; it is never created"):
+        release_signing_key()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_release_key_that_is_not_a_key_is_named(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.key"
+    junk.write_text("untrusted comment: nothing\nAAAA\n")
+    with pytest.raises(InvalidInput, match=f"^{junk}: not a minisign secret key"):
+        release_signing_key(junk)
+
+
+def test_encrypted_release_key_needs_its_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = generate_key_pair(secret_path=tmp_path / "plain.key", public_path=tmp_path / "k.pub", comment="test")
+    secret = minisign.SecretKey.from_file(tmp_path / "plain.key")
+    secret.encrypt("correct horse", opslimit=1 << 15, memlimit=1 << 20)
+    encrypted = tmp_path / "encrypted.key"
+    encrypted.write_bytes(bytes(secret) + b"\n")
+    monkeypatch.delenv(PASSWORD_VARIABLE, raising=False)
+    with pytest.raises(InvalidInput, match=f"the key is encrypted; put its password in {PASSWORD_VARIABLE}"):
+        release_signing_key(encrypted)
+    monkeypatch.setenv(PASSWORD_VARIABLE, "wrong")
+    with pytest.raises(InvalidInput, match=f"wrong password in {PASSWORD_VARIABLE}"):
+        release_signing_key(encrypted)
+    monkeypatch.setenv(PASSWORD_VARIABLE, "correct horse")
+    assert release_signing_key(encrypted).key_id == key.key_id
+
+
+def test_dev_key_files_lost_in_a_killed_build_are_written_again(tmp_path: Path) -> None:
+    keys_dir, trust = tmp_path / "keys", tmp_path / "trust.toml"
+    key, created = ensure_dev_key(keys_dir=keys_dir, trust_file=trust)
+    public = (keys_dir / "dev.pub").read_bytes()
+    (keys_dir / "dev.pub").unlink()
+    trust.unlink()
+    again, created_again = ensure_dev_key(keys_dir=keys_dir, trust_file=trust)
+    assert (created, created_again) == (True, False) and again.key_id == key.key_id
+    assert (keys_dir / "dev.pub").read_bytes() == public
+    assert load_trust(trust).keys[0].key_id == key.key_id

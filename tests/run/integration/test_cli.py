@@ -1,0 +1,42 @@
+"""`ngixi run` and `ngixi verify`: exits and messages (in-process)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import KeyFiles, exit_code, make_bundle
+from tests.wasmgen import ADD_BODY, Func, Imp, module
+
+
+def test_run_refuses_a_file_that_is_not_a_bundle(
+    tmp_path: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    junk = tmp_path / "junk.ngx"
+    junk.write_bytes(b"not a tar file at all" * 50)
+    assert exit_code(["run", str(junk), "add", "1", "2", "--trust", str(keys.trust)]) == 3
+    assert "junk.ngx" in capsys.readouterr().err
+
+
+def test_run_with_explicit_trust_prints_the_result(
+    tmp_path: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wasm = module(
+        imports=[Imp("ngixi", "log", ["i32"] * 3)], functions=[Func("add", ["i32", "i32"], ["i32"], ADD_BODY)]
+    )
+    bundle = make_bundle(tmp_path, keys.key, wasm=wasm)
+    assert exit_code(["run", "--trust", str(keys.trust), str(bundle), "add", "2", "3"]) == 0
+    assert capsys.readouterr().out == "5\n"
+    assert exit_code(["verify", "--trust", str(keys.trust), str(bundle)]) == 0
+    assert f"signed by {keys.key.key_id}" in capsys.readouterr().out
+
+
+def test_run_without_any_trust_file_says_how_to_give_one(
+    tmp_path: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NGIXI_TRUST", raising=False)
+    bundle = make_bundle(tmp_path, keys.key, wasm=module())
+    assert exit_code(["run", str(bundle), "add"]) == 2
+    assert "no trust file: pass --trust FILE or set NGIXI_TRUST" in capsys.readouterr().err

@@ -1,0 +1,147 @@
+"""Rollback protection: the highest sequence accepted per guest and channel, and refusing lower ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.errors import InvalidInput, VerificationError
+from ngixi_runtime.loading.tenants import CallFailed, IsolatedTenant, open_tenant
+from ngixi_runtime.spec.bundle_format import Channel
+from ngixi_runtime.trust.rollback import STATE_FILE, RollbackGuard, default_state_dir
+from ngixi_runtime.trust.signatures import load_trust
+from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
+from tests.wasmgen import ADD_BODY, Func, Imp, module
+
+WASM = module(imports=[Imp("ngixi", "log", ["i32"] * 3)], functions=[Func("add", ["i32", "i32"], ["i32"], ADD_BODY)])
+
+
+@pytest.fixture
+def any_channel_keys(tmp_path: Path) -> KeyFiles:
+    return make_key(tmp_path / "keys", channels=["dev", "release"])
+
+
+def bundle(tmp_path: Path, keys: KeyFiles, sequence: int, *, guest: str = "hello", channel: Channel = "dev") -> Path:
+    manifest = HELLO_MANIFEST.replace('name = "hello"', f'name = "{guest}"')
+    directory = tmp_path / f"{guest}-{channel}-{sequence}"
+    return make_bundle(
+        directory, keys.key, wasm=WASM, manifest=manifest, guest=guest, channel=channel, sequence=sequence
+    )
+
+
+def accept(path: Path, keys: KeyFiles, state: Path, *, allow_downgrade: bool = False) -> int:
+    guard = RollbackGuard(state, allow_downgrade=allow_downgrade)
+    return read_bundle(path, load_trust(keys.trust), rollback=guard).index.sequence
+
+
+def recorded(state: Path) -> object:
+    return json.loads((state / STATE_FILE).read_text())["highest"]
+
+
+def test_highest_sequence_is_recorded_and_a_lower_one_refused(tmp_path: Path, keys: KeyFiles, state_dir: Path) -> None:
+    assert accept(bundle(tmp_path, keys, 7), keys, state_dir) == 7
+    assert accept(bundle(tmp_path, keys, 7), keys, state_dir) == 7
+    with pytest.raises(VerificationError, match="sequence 6 of guest 'hello' on channel 'dev' is lower than 7"):
+        accept(bundle(tmp_path, keys, 6), keys, state_dir)
+    assert accept(bundle(tmp_path, keys, 9), keys, state_dir) == 9
+    assert recorded(state_dir) == {"hello": {"dev": 9}}
+    assert sorted(p.name for p in state_dir.iterdir()) == [STATE_FILE, f"{STATE_FILE}.lock"]
+
+
+def test_guests_and_channels_are_counted_apart(tmp_path: Path, any_channel_keys: KeyFiles, state_dir: Path) -> None:
+    keys = any_channel_keys
+    accept(bundle(tmp_path, keys, 9), keys, state_dir)
+    accept(bundle(tmp_path, keys, 2, channel="release"), keys, state_dir)
+    accept(bundle(tmp_path, keys, 3, guest="other"), keys, state_dir)
+    assert recorded(state_dir) == {"hello": {"dev": 9, "release": 2}, "other": {"dev": 3}}
+
+
+def test_allow_downgrade_accepts_but_keeps_the_highest(tmp_path: Path, keys: KeyFiles, state_dir: Path) -> None:
+    accept(bundle(tmp_path, keys, 9), keys, state_dir)
+    assert accept(bundle(tmp_path, keys, 4), keys, state_dir, allow_downgrade=True) == 4
+    assert recorded(state_dir) == {"hello": {"dev": 9}}
+
+
+def test_a_refused_bundle_records_nothing(tmp_path: Path, keys: KeyFiles, state_dir: Path) -> None:
+    path = bundle(tmp_path, keys, 9)
+    path.write_bytes(path.read_bytes().replace(WASM, WASM[:-1] + bytes([WASM[-1] ^ 1])))
+    with pytest.raises(VerificationError, match=r"guest\.wasm does not match its digest"):
+        accept(path, keys, state_dir)
+    assert not (state_dir / STATE_FILE).exists()
+
+
+def test_rollback_is_refused_before_any_member_is_read(tmp_path: Path, keys: KeyFiles, state_dir: Path) -> None:
+    accept(bundle(tmp_path, keys, 9), keys, state_dir)
+    path = bundle(tmp_path, keys, 8)
+    path.write_bytes(path.read_bytes().replace(WASM, bytes(len(WASM))))
+    with pytest.raises(VerificationError, match="is lower than 9"):
+        accept(path, keys, state_dir)
+
+
+def test_damaged_state_file_is_named_with_what_to_do(tmp_path: Path, keys: KeyFiles, state_dir: Path) -> None:
+    (state_dir / STATE_FILE).write_text('{"format": 1, "highest": {"hello": {"dev": "nine"}}}')
+    with pytest.raises(InvalidInput, match=r"sequences\.json: highest\.hello: must map channels to whole numbers"):
+        accept(bundle(tmp_path, keys, 9), keys, state_dir)
+
+
+def test_unwritable_state_directory_says_how_to_choose_another(tmp_path: Path, keys: KeyFiles) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(InvalidInput, match=r"cannot read the rollback state: Not a directory; set NGIXI_STATE_DIR"):
+        accept(bundle(tmp_path, keys, 9), keys, tmp_path / "file" / "state")
+
+
+def test_default_state_directory() -> None:
+    home = Path.home()
+    assert default_state_dir({"NGIXI_STATE_DIR": "/s", "XDG_STATE_HOME": "/x"}) == Path("/s")
+    assert default_state_dir({"XDG_STATE_HOME": "/x"}) == Path("/x/ngixi")
+    assert default_state_dir({"XDG_STATE_HOME": "relative"}) == home / ".local" / "state" / "ngixi"
+    assert default_state_dir({}) == home / ".local" / "state" / "ngixi"
+
+
+def test_cli_refuses_a_rollback_unless_allowed(
+    tmp_path: Path,
+    keys: KeyFiles,
+    state_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    newer, older = bundle(tmp_path, keys, 9), bundle(tmp_path, keys, 8)
+    assert exit_code(["run", "--trust", str(keys.trust), str(newer), "add", "2", "3"]) == 0
+    assert exit_code(["run", "--trust", str(keys.trust), str(older), "add", "2", "3"]) == 3
+    assert "is lower than 9" in capsys.readouterr().err
+    assert exit_code(["verify", "--trust", str(keys.trust), str(older), "--allow-downgrade"]) == 0
+    assert [r.message for r in caplog.records if "accepting" in r.message] == [
+        f"{older}: accepting sequence 8 of guest 'hello' on channel 'dev' below 9 (--allow-downgrade)"
+    ]
+    elsewhere = tmp_path / "elsewhere"
+    assert exit_code(["verify", "--trust", str(keys.trust), str(older), "--state-dir", str(elsewhere)]) == 0
+    assert recorded(elsewhere) == {"hello": {"dev": 8}} and recorded(state_dir) == {"hello": {"dev": 9}}
+
+
+def wait_until_dead(pid: int) -> None:
+    """Until the process is a zombie: dead, its pipes closed, not yet reaped by its parent."""
+    while Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+        time.sleep(0.01)
+
+
+def test_a_respawned_tenant_refuses_a_bundle_rolled_back_under_it(
+    tmp_path: Path, keys: KeyFiles, state_dir: Path
+) -> None:
+    path, older = bundle(tmp_path, keys, 9), bundle(tmp_path, keys, 8).read_bytes()
+    guard = RollbackGuard(state_dir)
+    with open_tenant(path, trust_file=keys.trust, rollback=guard) as tenant:
+        assert tenant.call("add", (2, 3)).values == (5,)
+        path.write_bytes(older)
+        assert isinstance(tenant, IsolatedTenant) and tenant.pid is not None
+        os.kill(tenant.pid, signal.SIGKILL)
+        wait_until_dead(tenant.pid)  # so the call's request meets a closed pipe, not a dying child
+        with pytest.raises(CallFailed, match="the tenant process died"):
+            tenant.call("add", (2, 3))
+        with pytest.raises(VerificationError, match="sequence 8 of guest 'hello' on channel 'dev' is lower than 9"):
+            tenant.call("add", (2, 3))

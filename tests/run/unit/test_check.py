@@ -1,0 +1,97 @@
+"""The .wasm ↔ manifest cross-check, on generated modules."""
+
+from __future__ import annotations
+
+from ngixi_runtime.guest.check import check_module
+from ngixi_runtime.guest.manifest import parse_manifest
+from ngixi_runtime.spec.wasm import read_module_info
+from tests.conftest import HELLO_MANIFEST
+from tests.wasmgen import ADD_BODY, Func, Imp, module
+
+F = "manifests/hello.toml"
+LOG = Imp("ngixi", "log", ["i32", "i32", "i32"])
+ADD = Func("add", ["i32", "i32"], ["i32"], ADD_BODY)
+
+
+def problems(manifest_text: str, wasm: bytes) -> list[str]:
+    manifest = parse_manifest(manifest_text, source=F, stem="hello")
+    return check_module(manifest, read_module_info(wasm, source="hello.wasm"))
+
+
+def test_matching_module_passes() -> None:
+    assert problems(HELLO_MANIFEST, module(imports=[LOG], functions=[ADD])) == []
+
+
+def test_import_without_its_capability_names_the_grant() -> None:
+    text = HELLO_MANIFEST.replace("[capabilities.log]\n", "")
+    assert problems(text, module(imports=[LOG], functions=[ADD])) == [
+        f"{F}: capabilities.log: import ngixi.log needs [capabilities.log]; "
+        "grant it in the manifest or remove the import"
+    ]
+
+
+def test_wrong_import_signature() -> None:
+    wasm = module(imports=[Imp("ngixi", "log", ["i32"])], functions=[ADD])
+    assert problems(HELLO_MANIFEST, wasm) == [
+        f"{F}: capabilities: the guest imports ngixi.log as (i32) -> (), but the host provides (i32, i32, i32) -> ()"
+    ]
+
+
+def test_unknown_module_and_unknown_function() -> None:
+    wasm = module(imports=[Imp("mystery", "f"), Imp("ngixi", "telepathy")], functions=[ADD])
+    assert problems(HELLO_MANIFEST, wasm) == [
+        f'{F}: capabilities: the guest imports mystery.f from unknown module "mystery"',
+        f"{F}: capabilities: the guest imports ngixi.telepathy, which no Ngixi capability provides",
+    ]
+
+
+def test_wasi_import_needs_its_capability() -> None:
+    wasm = module(imports=[Imp("wasi_snapshot_preview1", "random_get", ["i32", "i32"], ["i32"])], functions=[ADD])
+    assert problems(HELLO_MANIFEST, wasm) == [
+        f"{F}: capabilities.random: import wasi_snapshot_preview1.random_get needs [capabilities.random]; "
+        "grant it in the manifest or remove the import"
+    ]
+
+
+def test_baseline_imports_need_no_grant() -> None:
+    wasm = module(imports=[Imp("env", "abort", ["i32"] * 4)], functions=[ADD])
+    assert problems(HELLO_MANIFEST, wasm) == []
+
+
+def test_missing_export_and_wrong_export_signature() -> None:
+    text = HELLO_MANIFEST + '[exports.greet]\nparams = ["i64"]\n'
+    wasm = module(imports=[LOG], functions=[Func("greet")])
+    assert problems(text, wasm) == [
+        f"{F}: exports.add: the .wasm has no function export 'add'; it exports: greet",
+        f"{F}: exports.greet: declared as (i64) -> (), but the .wasm exports () -> ()",
+    ]
+
+
+def test_command_needs_start_and_memory_must_be_exported() -> None:
+    text = HELLO_MANIFEST.replace('version = "0.1.0"', 'version = "0.1.0"\nkind = "command"')
+    assert problems(text, module(imports=[LOG], functions=[ADD], export_memory=False)) == [
+        f"{F}: guest.kind: a command guest must export _start: () -> (); build it with the WASI shim",
+        f'{F}: exports: the .wasm must export its memory as "memory"',
+    ]
+
+
+FD_WRITE = Imp("wasi_snapshot_preview1", "fd_write", ["i32"] * 4, ["i32"])
+PATH_OPEN = Imp("wasi_snapshot_preview1", "path_open", ["i32"] * 5 + ["i64", "i64", "i32", "i32"], ["i32"])
+
+
+def test_an_import_two_capabilities_grant_names_both() -> None:
+    wasm = module(imports=[FD_WRITE], functions=[ADD])
+    assert problems(HELLO_MANIFEST, wasm) == [
+        f"{F}: capabilities.stdio: import wasi_snapshot_preview1.fd_write needs [capabilities.stdio] or "
+        "[capabilities.fs]; grant it in the manifest or remove the import"
+    ]
+    with_fs = HELLO_MANIFEST + '[capabilities.fs]\npreopens = [{ guest = "/d", host = "d" }]\n'
+    assert problems(with_fs, wasm) == []
+
+
+def test_path_open_needs_fs() -> None:
+    wasm = module(imports=[PATH_OPEN], functions=[ADD])
+    assert problems(HELLO_MANIFEST + "[capabilities.stdio]\n", wasm) == [
+        f"{F}: capabilities.fs: import wasi_snapshot_preview1.path_open needs [capabilities.fs]; "
+        "grant it in the manifest or remove the import"
+    ]

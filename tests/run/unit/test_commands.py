@@ -1,0 +1,84 @@
+"""`ngixi` runs its own commands without reading package metadata and finds the others by entry point."""
+
+from __future__ import annotations
+
+import argparse
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from ngixi_runtime.cli import COMMAND_GROUP, Command
+from tests.conftest import KeyFiles, exit_code, make_bundle
+from tests.wasmgen import module
+
+
+def _greet(args: argparse.Namespace) -> int:
+    print(f"hello, {args.name}")
+    return 0
+
+
+def _greet_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", default="world")
+
+
+GREET = Command("greet someone", _greet, _greet_arguments)
+NOT_A_COMMAND = "greet"
+
+
+def _entry_points(*values: str) -> list[metadata.EntryPoint]:
+    return [metadata.EntryPoint(value.rpartition(":")[2].lower(), value, COMMAND_GROUP) for value in values]
+
+
+@pytest.fixture
+def installed(monkeypatch: pytest.MonkeyPatch) -> list[metadata.EntryPoint]:
+    """The entry points `ngixi` finds: those the test puts here, instead of the installed distributions'."""
+    points: list[metadata.EntryPoint] = []
+
+    def entry_points(*, group: str) -> list[metadata.EntryPoint]:
+        assert group == COMMAND_GROUP
+        return points
+
+    monkeypatch.setattr(metadata, "entry_points", entry_points)
+    return points
+
+
+def test_verify_reads_no_package_metadata(
+    tmp_path: Path, keys: KeyFiles, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refuse(**_: object) -> None:
+        raise AssertionError("ngixi verify read the installed distributions' entry points")
+
+    monkeypatch.setattr(metadata, "entry_points", refuse)
+    bundle = make_bundle(tmp_path, keys.key, wasm=module())
+    assert exit_code(["-v", "verify", "--trust", str(keys.trust), str(bundle)]) == 0
+    assert capsys.readouterr().out.startswith("ok: hello 0.1.0")
+
+
+def test_a_command_from_an_entry_point_runs_and_is_listed(
+    installed: list[metadata.EntryPoint], capsys: pytest.CaptureFixture[str]
+) -> None:
+    installed.extend(_entry_points(f"{__name__}:GREET"))
+    assert exit_code(["greet", "--name", "Ada"]) == 0
+    assert capsys.readouterr().out == "hello, Ada\n"
+    assert exit_code(["--help"]) == 0
+    assert "{run,verify,inspect,greet}" in capsys.readouterr().out
+
+
+def test_an_entry_point_that_is_broken_is_skipped_with_a_warning(
+    installed: list[metadata.EntryPoint], capsys: pytest.CaptureFixture[str]
+) -> None:
+    installed.extend(_entry_points("no_such_module:GREET", f"{__name__}:NOT_A_COMMAND"))
+    assert exit_code(["--help"]) == 0
+    output = capsys.readouterr()
+    assert "{run,verify,inspect}" in output.out
+    assert "command greet (no_such_module:GREET) does not load: No module named 'no_such_module'" in output.err
+    assert f"command not_a_command ({__name__}:NOT_A_COMMAND) is not an ngixi Command" in output.err
+
+
+def test_an_entry_point_cannot_replace_a_command_of_the_run_side(
+    installed: list[metadata.EntryPoint], capsys: pytest.CaptureFixture[str]
+) -> None:
+    installed.append(metadata.EntryPoint("run", f"{__name__}:GREET", COMMAND_GROUP))
+    assert exit_code(["--help"]) == 0
+    assert "verify a bundle and call an export" in capsys.readouterr().out

@@ -1,0 +1,144 @@
+"""The host side of component guests: the world check, and the WIT functions over the shared capabilities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ngixi_runtime.capabilities.component import ComponentInfo
+from ngixi_runtime.capabilities.context import HostContext, Sandbox
+from ngixi_runtime.capabilities.linking import open_context
+from ngixi_runtime.capabilities.registry import capability
+from ngixi_runtime.errors import GuestError
+from ngixi_runtime.guest.check import check_component
+from ngixi_runtime.guest.manifest import Manifest, parse_manifest
+
+F = "manifests/hello-component.toml"
+MANIFEST = """\
+[guest]
+name = "hello-component"
+version = "0.1.0"
+abi = "component"
+
+[exports.add]
+params = ["i32", "i32"]
+results = ["i32"]
+
+[capabilities.log]
+
+[capabilities.kv]
+namespaces = ["counters"]
+max_keys = 1
+
+[limits]
+log_bytes = 10
+"""
+LOG, KV, HTTP, TYPES = (f"ngixi:host/{i}@0.1.0" for i in ("log", "kv", "http", "types"))
+ADD = {"add": (("s32", "s32"), ("s32",))}
+FS_TYPES, OPEN_AT = "wasi:filesystem/types@0.2.12", "[method]descriptor.open-at"
+
+
+@pytest.fixture
+def manifest() -> Manifest:
+    return parse_manifest(MANIFEST, source=F, stem="hello-component")
+
+
+@pytest.fixture
+def context(manifest: Manifest, tmp_path: Path) -> HostContext:
+    return open_context(
+        manifest.guest.name,
+        manifest.capabilities,
+        log_quota=manifest.limits.log_bytes,
+        stdio_quota=manifest.limits.stdout_bytes,
+        sandbox=Sandbox.under(tmp_path),
+    )
+
+
+@pytest.mark.parametrize(
+    ("imports", "exports", "expected"),
+    [
+        ({LOG: frozenset({"write"}), TYPES: frozenset(), KV: frozenset({"get"})}, ADD, []),
+        (
+            {HTTP: frozenset({"fetch"})},
+            ADD,
+            [
+                f"{F}: capabilities.http: the component imports {HTTP}, which needs [capabilities.http]; "
+                "grant it in the manifest or remove the import"
+            ],
+        ),
+        # WASI preview 2, as the preview 1 adapter imports it
+        ({"wasi:cli/exit@0.2.12": frozenset({"exit"}), "wasi:cli/stderr@0.2.0": frozenset({"get-stderr"})}, ADD, []),
+        (
+            {"wasi:cli/stdin@0.2.0": frozenset({"get-stdin"}), FS_TYPES: frozenset({OPEN_AT, "filesystem-error-code"})},
+            ADD,
+            [
+                f"{F}: capabilities.stdio: the component imports get-stdin from wasi:cli/stdin@0.2.0, "
+                "which needs [capabilities.stdio] or [capabilities.fs]; grant it in the manifest or remove the import",
+                f"{F}: capabilities.fs: the component imports {OPEN_AT} from {FS_TYPES}, "
+                "which needs [capabilities.fs]; grant it in the manifest or remove the import",
+                f"{F}: capabilities.stdio: the component imports filesystem-error-code from {FS_TYPES}, "
+                "which needs [capabilities.stdio] or [capabilities.fs]; grant it in the manifest or remove the import",
+            ],
+        ),
+        (
+            {FS_TYPES: frozenset({"[method]descriptor.symlink-at"}), "wasi:sockets/tcp@0.2.12": frozenset()},
+            ADD,
+            [
+                f"{F}: capabilities: the component imports [method]descriptor.symlink-at from {FS_TYPES}, "
+                "which no Ngixi capability provides",
+                f"{F}: capabilities: the component imports wasi:sockets/tcp@0.2.12, which no Ngixi capability provides",
+            ],
+        ),
+        (
+            {"wasi:cli/exit@0.3.0": frozenset({"exit"})},
+            ADD,
+            [f"{F}: capabilities: the component imports wasi:cli/exit@0.3.0, which no Ngixi capability provides"],
+        ),
+        (
+            {"ngixi:host/log@9.9.9": frozenset({"write"})},
+            ADD,
+            [f"{F}: capabilities: the component imports ngixi:host/log@9.9.9, which no Ngixi capability provides"],
+        ),
+        ({LOG: frozenset({"shout"})}, ADD, [f"{F}: capabilities.log: {LOG} has no function 'shout' on this host"]),
+        ({}, {}, [f"{F}: exports.add: the component has no function 'add'; it exports: nothing"]),
+        (
+            {},
+            {"add": (("s64", "s32"), ())},
+            [f"{F}: exports.add: declared as (s32, s32) -> (s32), the component exports (s64, s32) -> ()"],
+        ),
+    ],
+)
+def test_check_component(
+    manifest: Manifest,
+    imports: dict[str, frozenset[str]],
+    exports: dict[str, tuple[tuple[str, ...], tuple[str, ...]]],
+    expected: list[str],
+) -> None:
+    assert check_component(manifest, ComponentInfo(imports, exports)) == expected
+
+
+def test_log_functions_share_the_core_quota(context: HostContext) -> None:
+    capability("log").component_host["write-at"](context)("warn", "abcde")
+    capability("log").component_host["write"](context)("fghij")
+    assert [(line.level, line.message) for line in context.output.logs] == [("warn", "abcde"), ("info", "fghij")]
+    with pytest.raises(GuestError, match="log output exceeded its quota of 10 bytes"):
+        capability("log").component_host["write"](context)("k")
+
+
+def test_kv_functions_return_values_or_error_cases(context: HostContext) -> None:
+    kv = {name: bind(context) for name, bind in capability("kv").component_host.items()}
+    assert kv["get"]("counters", b"n") == "not-found"
+    assert kv["set"]("counters", b"n", b"1") is None
+    assert kv["get"]("counters", b"n") == b"1"
+    assert kv["set"]("counters", b"m", b"1") == "quota-exceeded"
+    assert kv["keys"]("counters", b"") == [b"n"]
+    assert kv["get"]("other", b"n") == "denied"
+    assert kv["get"]("counters", b"") == "invalid"
+    assert kv["delete"]("counters", b"n") is None
+    assert context.output.logs[-1].message.startswith('hello-component: kv: namespace "other" refused')
+
+
+def test_an_ungranted_capability_traps(context: HostContext) -> None:
+    with pytest.raises(GuestError, match=r"called http without \[capabilities.http\]"):
+        capability("http").component_host["fetch"](context)("GET", "http://127.0.0.1/", "", b"")

@@ -1,0 +1,247 @@
+"""Capabilities enforced end to end: signed bundle → loader → real engine instance → host functions, on each engine."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ngixi_build.stages.smoke import http_server
+from ngixi_build.stages.validate import validate
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.capabilities.context import HOST_LOG_LEVEL, Address, Sandbox
+from ngixi_runtime.errors import GuestError, InvalidInput, VerificationError
+from ngixi_runtime.guest.manifest import ManifestError
+from ngixi_runtime.loading.loader import Guest, open_guest
+from ngixi_runtime.spec.abi import OFLAG_CREAT, RIGHT_FD_READ, RIGHT_FD_WRITE, Errno, Status
+from ngixi_runtime.trust.signatures import load_trust
+from tests.conftest import KeyFiles, make_bundle
+from tests.wasmgen import DROP, I64, Func, Imp, call_import, load_i32, module, push
+
+pytestmark = pytest.mark.usefixtures("engine_name")
+
+GUEST = '[guest]\nname = "probe"\nversion = "0.1.0"\n'
+I32 = "i32"
+PATH_OPEN = Imp("wasi_snapshot_preview1", "path_open", [I32] * 5 + ["i64", "i64", I32, I32], [I32])
+FD_WRITE = Imp("wasi_snapshot_preview1", "fd_write", [I32] * 4, [I32])
+HTTP_FETCH = Imp("ngixi", "http_fetch", [I32] * 11, [I32])
+KV_SET = Imp("ngixi", "kv_set", [I32] * 6, [I32])
+OUT, IOV, RESULT, BUFFER = 4096, 4200, 4300, 8192
+
+
+def exports(*names: str) -> str:
+    return "".join(f'[exports.{name}]\nresults = ["i32"]\n' for name in names)
+
+
+def load(tmp_path: Path, keys: KeyFiles, wasm: bytes, manifest: str) -> Guest:
+    bundle = make_bundle(tmp_path / "bundle", keys.key, wasm=wasm, manifest=manifest, guest="probe")
+    return open_guest(read_bundle(bundle, load_trust(keys.trust)), sandbox=Sandbox.under(tmp_path / "sandbox"))
+
+
+def host_lines(guest: Guest) -> list[str]:
+    return [line.message for line in guest.output.logs if line.level == HOST_LOG_LEVEL]
+
+
+def returns(guest: Guest, export: str) -> int:
+    (result,) = guest.call(export, ())
+    assert isinstance(result, int)
+    return result
+
+
+# --- fs ----------------------------------------------------------------------------------------
+
+FS = (
+    "[capabilities.fs]\n"
+    'preopens = [{ guest = "/data", host = "data", mode = "rw" }, { guest = "/config", host = "config" }]\n'
+)
+NAMES = {"note": (100, b"note.txt"), "settings": (120, b"settings.txt"), "escape": (140, b"../config/settings.txt")}
+
+
+def open_file(fd: int, name: str, oflags: int, rights: int) -> bytes:
+    pointer, raw = NAMES[name]
+    return call_import(0, fd, 0, pointer, len(raw), oflags, I64(rights), I64(0), 0, OUT)
+
+
+FS_WASM = module(
+    imports=[PATH_OPEN, FD_WRITE],
+    functions=[
+        Func("create_note", (), [I32], open_file(3, "note", OFLAG_CREAT, RIGHT_FD_WRITE)),
+        Func("create_settings", (), [I32], open_file(4, "settings", OFLAG_CREAT, RIGHT_FD_WRITE)),
+        Func("escape", (), [I32], open_file(3, "escape", OFLAG_CREAT, RIGHT_FD_WRITE)),
+        # Opens settings.txt read-only, then writes "note.txt" into it through the descriptor.
+        Func(
+            "overwrite_settings",
+            (),
+            [I32],
+            open_file(4, "settings", 0, RIGHT_FD_READ) + DROP + load_i32(OUT) + push(IOV, 1, RESULT) + b"\x10\x01",
+        ),
+    ],
+    data=[(pointer, raw) for pointer, raw in NAMES.values()]
+    + [(IOV, (100).to_bytes(4, "little") + bytes([8, 0, 0, 0]))],
+)
+FS_MANIFEST = GUEST + exports("create_note", "create_settings", "escape", "overwrite_settings") + FS
+
+
+@pytest.fixture
+def fs_guest(tmp_path: Path, keys: KeyFiles) -> Iterator[tuple[Guest, Path]]:
+    files = tmp_path / "sandbox" / "files"
+    (files / "config").mkdir(parents=True)
+    (files / "config" / "settings.txt").write_text("original\n")
+    with load(tmp_path, keys, FS_WASM, FS_MANIFEST) as guest:
+        yield guest, files
+
+
+def test_a_guest_importing_path_open_without_fs_is_refused_at_build_and_at_load(tmp_path: Path, keys: KeyFiles) -> None:
+    manifest = FS_MANIFEST.replace(FS, "")
+    expected = "capabilities.fs: import wasi_snapshot_preview1.path_open needs [capabilities.fs]"
+    (tmp_path / "probe.toml").write_text(manifest)
+    (tmp_path / "probe.wasm").write_bytes(FS_WASM)
+    with pytest.raises(ManifestError, match=expected.replace("[", r"\[").replace("]", r"\]")):
+        validate(manifest_path=tmp_path / "probe.toml", wasm_path=tmp_path / "probe.wasm")
+    with pytest.raises(VerificationError, match=r"path_open needs \[capabilities\.fs\]"):
+        load(tmp_path, keys, FS_WASM, manifest)
+
+
+def test_the_rw_mount_is_writable(fs_guest: tuple[Guest, Path]) -> None:
+    guest, files = fs_guest
+    assert returns(guest, "create_note") == Errno.SUCCESS
+    assert (files / "data" / "note.txt").exists()
+
+
+def test_the_ro_mount_cannot_be_written(fs_guest: tuple[Guest, Path]) -> None:
+    guest, files = fs_guest
+    assert returns(guest, "create_settings") == Errno.ROFS
+    assert returns(guest, "overwrite_settings") == Errno.ROFS
+    assert (files / "config" / "settings.txt").read_text() == "original\n"
+
+
+def test_dotdot_cannot_escape_the_preopen(fs_guest: tuple[Guest, Path]) -> None:
+    guest, files = fs_guest
+    assert returns(guest, "escape") == Errno.NOTCAPABLE
+    assert (files / "config" / "settings.txt").read_text() == "original\n"
+
+
+def test_a_preopen_symlinked_out_of_the_sandbox_is_refused_at_load(tmp_path: Path, keys: KeyFiles) -> None:
+    files = tmp_path / "sandbox" / "files"
+    files.mkdir(parents=True)
+    (files / "data").symlink_to(tmp_path)
+    with pytest.raises(InvalidInput, match=r'preopens\[0\]\.host: "data" resolves to .*, outside the sandbox'):
+        load(tmp_path, keys, FS_WASM, FS_MANIFEST)
+
+
+# --- http --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Address]:
+    with http_server() as address:
+        yield address
+
+
+def fetcher(urls: dict[str, str]) -> bytes:
+    """One export per URL that GETs it and returns the status code; `status` returns the last HTTP status."""
+    placed = {name: (64 + 256 * index, url.encode()) for index, (name, url) in enumerate(urls.items())}
+    functions = [
+        Func(name, (), [I32], call_import(0, 16, 3, pointer, len(raw), 0, 0, 0, 0, BUFFER, 1024, RESULT))
+        for name, (pointer, raw) in placed.items()
+    ]
+    functions.append(Func("status", (), [I32], load_i32(RESULT)))
+    return module(imports=[HTTP_FETCH], functions=functions, data=[(16, b"GET"), *placed.values()])
+
+
+def http_guest(tmp_path: Path, keys: KeyFiles, allow: str, urls: dict[str, str]) -> Guest:
+    manifest = GUEST + exports(*urls, "status") + f'[capabilities.http]\nallow = ["{allow}"]\n'
+    return load(tmp_path, keys, fetcher(urls), manifest)
+
+
+def test_http_is_allowed_only_where_the_list_says(tmp_path: Path, keys: KeyFiles, server: Address) -> None:
+    _, port = server
+    urls = {
+        "allowed": f"http://127.0.0.1:{port}/hello",
+        "other_host": f"http://localhost:{port}/hello",
+        "redirected": f"http://127.0.0.1:{port}/redirect?to=http://localhost:{port}/hello",
+    }
+    with http_guest(tmp_path, keys, f"http://127.0.0.1:{port}", urls) as guest:
+        assert returns(guest, "allowed") == Status.OK and returns(guest, "status") == 200
+        assert returns(guest, "other_host") == Status.DENIED
+        assert returns(guest, "redirected") == Status.DENIED
+        assert [r.split(" refused: ")[1] for r in host_lines(guest)] == [
+            f'http://localhost:{port} is not in [capabilities.http] allow; add "http://localhost:{port}" to allow it'
+        ] * 2
+
+
+def test_loopback_is_refused_when_the_list_does_not_name_it(tmp_path: Path, keys: KeyFiles, server: Address) -> None:
+    _, port = server
+    urls = {"by_name": f"http://localhost:{port}/hello"}
+    with http_guest(tmp_path, keys, f"http://localhost:{port}", urls) as guest:
+        assert returns(guest, "by_name") == Status.ADDRESS_REFUSED
+        assert "loopback address" in host_lines(guest)[0]
+
+
+# --- kv ----------------------------------------------------------------------------------------
+
+KV_WASM = module(
+    imports=[KV_SET],
+    functions=[
+        Func("set_a", (), [I32], call_import(0, 16, 8, 32, 1, 64, 4)),
+        Func("set_a_too_big", (), [I32], call_import(0, 16, 8, 32, 1, 64, 100)),
+        Func("set_b", (), [I32], call_import(0, 16, 8, 33, 1, 64, 4)),
+        Func("set_elsewhere", (), [I32], call_import(0, 48, 5, 32, 1, 64, 4)),
+    ],
+    data=[(16, b"counters"), (32, b"ab"), (48, b"other"), (64, b"v" * 100)],
+)
+KV_MANIFEST = (
+    GUEST
+    + exports("set_a", "set_a_too_big", "set_b", "set_elsewhere")
+    + '[capabilities.kv]\nnamespaces = ["counters"]\nmax_value_bytes = 64\nmax_keys = 1\n'
+)
+
+
+def test_kv_quotas_hold_on_real_sqlite(tmp_path: Path, keys: KeyFiles) -> None:
+    with load(tmp_path, keys, KV_WASM, KV_MANIFEST) as guest:
+        assert returns(guest, "set_a") == Status.OK
+        assert returns(guest, "set_a_too_big") == Status.TOO_LARGE
+        assert returns(guest, "set_b") == Status.QUOTA_EXCEEDED
+        assert returns(guest, "set_elsewhere") == Status.DENIED
+    with sqlite3.connect(tmp_path / "sandbox" / "kv.sqlite3") as db:
+        assert db.execute("SELECT namespace, key, value FROM entries").fetchall() == [("counters", b"a", b"vvvv")]
+
+
+def test_fs_and_kv_need_a_sandbox(tmp_path: Path, keys: KeyFiles) -> None:
+    bundle = make_bundle(tmp_path / "bundle", keys.key, wasm=KV_WASM, manifest=KV_MANIFEST, guest="probe")
+    with pytest.raises(
+        InvalidInput, match=r"probe: its fs and kv capabilities need a sandbox directory \(ngixi run --sandbox DIR\)"
+    ):
+        open_guest(read_bundle(bundle, load_trust(keys.trust)))
+
+
+# --- guest memory ------------------------------------------------------------------------------
+
+LOG = Imp("ngixi", "log", [I32] * 3)
+PAGE = 65536
+MEMORY_WASM = module(
+    imports=[LOG, FD_WRITE],
+    functions=[
+        Func("log_last_byte", (), [I32], call_import(0, 2, PAGE - 1, 1) + push(0)),
+        Func("log_past_the_end", (), [I32], call_import(0, 2, PAGE - 4, 5) + push(0)),
+        Func("write_count_past_the_end", (), [I32], call_import(1, 1, IOV, 1, PAGE - 2)),
+    ],
+    memory=(1, 1),
+    data=[(IOV, (OUT).to_bytes(4, "little") + (2).to_bytes(4, "little")), (OUT, b"hi"), (PAGE - 1, b"!")],
+)
+MEMORY_MANIFEST = (
+    GUEST + exports("log_last_byte", "log_past_the_end", "write_count_past_the_end") + "[capabilities.log]\n"
+    "[capabilities.stdio]\n"
+)
+
+
+def test_host_functions_refuse_pointers_outside_the_guest_s_memory(tmp_path: Path, keys: KeyFiles) -> None:
+    with load(tmp_path, keys, MEMORY_WASM, MEMORY_MANIFEST) as guest:
+        assert returns(guest, "log_last_byte") == 0
+        assert [line.message for line in guest.output.logs] == ["!"]
+        with pytest.raises(GuestError, match=rf"probe: pointer {PAGE - 4}\+5 is outside the guest's memory"):
+            guest.call("log_past_the_end", ())
+        with pytest.raises(GuestError, match=rf"probe: pointer {PAGE - 2}\+4 is outside the guest's memory"):
+            guest.call("write_count_past_the_end", ())

@@ -1,0 +1,146 @@
+"""The http capability against a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from ngixi_build.stages.smoke import GREETING, http_server
+from ngixi_runtime.capabilities.context import Address
+from ngixi_runtime.capabilities.http import parse_http
+from ngixi_runtime.capabilities.http_client import HttpClient, HttpOptions, Response, address_kind, parse_headers
+from ngixi_runtime.spec.abi import AbiFault, Status
+from ngixi_runtime.spec.schema import Problems
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Address]:
+    with http_server() as address:
+        yield address
+
+
+def client(*allow: str, refusals: list[str] | None = None, **options: object) -> HttpClient:
+    problems = Problems("test")
+    parsed = parse_http({"allow": list(allow), **options}, "capabilities.http", problems)
+    assert problems.lines == []
+    return HttpClient(parsed, guest="g", report=(refusals if refusals is not None else []).append)
+
+
+def refused(http: HttpClient, url: str, method: str = "GET") -> Status:
+    with pytest.raises(AbiFault) as caught:
+        http.fetch(method, url)
+    return Status(caught.value.code)
+
+
+def test_an_allowed_origin_is_fetched(server: Address) -> None:
+    _, port = server
+    http = client(f"http://127.0.0.1:{port}")
+    assert http.fetch("GET", f"http://127.0.0.1:{port}/hello") == Response(200, GREETING)
+    assert http.fetch("GET", f"http://127.0.0.1:{port}/missing").status == 404
+
+
+def test_a_host_not_on_the_list_is_refused_and_the_operator_told_which_entry_allows_it(server: Address) -> None:
+    _, port = server
+    refusals: list[str] = []
+    http = client(f"http://127.0.0.1:{port}", refusals=refusals)
+    assert refused(http, f"http://localhost:{port}/hello") == Status.DENIED
+    assert refused(http, f"http://127.0.0.1:{port + 1}/hello") == Status.DENIED
+    assert refusals[0] == (
+        f"g: http: GET http://localhost:{port}/hello refused: http://localhost:{port} is not in "
+        f'[capabilities.http] allow; add "http://localhost:{port}" to allow it'
+    )
+
+
+def test_every_redirect_hop_is_checked(server: Address) -> None:
+    _, port = server
+    refusals: list[str] = []
+    http = client(f"http://127.0.0.1:{port}", refusals=refusals)
+    assert http.fetch("GET", f"http://127.0.0.1:{port}/redirect?to=/hello") == Response(200, GREETING)
+    start = f"http://127.0.0.1:{port}/redirect?to=http://localhost:{port}/hello"
+    assert refused(http, start) == Status.DENIED
+    assert refusals == [
+        f"g: http: GET http://localhost:{port}/hello (redirected from {start}) refused: "
+        f'http://localhost:{port} is not in [capabilities.http] allow; add "http://localhost:{port}" to allow it'
+    ]
+    assert refused(http, f"http://127.0.0.1:{port}/loop") == Status.TOO_MANY_REDIRECTS
+
+
+def test_loopback_is_refused_after_resolution_unless_the_address_itself_is_listed(server: Address) -> None:
+    _, port = server
+    refusals: list[str] = []
+    http = client(f"http://localhost:{port}", refusals=refusals)
+    assert refused(http, f"http://localhost:{port}/hello") == Status.ADDRESS_REFUSED
+    assert refusals[0].startswith(f"g: http: GET http://localhost:{port}/hello refused: localhost resolves to ")
+    assert "loopback address" in refusals[0]
+    assert "only an allow entry naming that exact address" in refusals[0]
+
+
+def test_methods_size_and_time_are_capped(server: Address) -> None:
+    _, port = server
+    origin = f"http://127.0.0.1:{port}"
+    http = client(origin, methods=["GET", "POST"], max_response_bytes=100, timeout_ms=300)
+    assert refused(http, f"{origin}/hello", method="DELETE") == Status.METHOD_NOT_ALLOWED
+    assert http.fetch("GET", f"{origin}/bytes?n=100").body == b"x" * 100
+    assert refused(http, f"{origin}/bytes?n=101") == Status.TOO_LARGE
+    assert refused(http, f"{origin}/slow?ms=3000") == Status.TIMEOUT
+    assert http.fetch("POST", f"{origin}/echo", (("Content-Type", "text/plain"),), b"ping") == Response(200, b"ping")
+
+
+def test_unreachable_and_malformed_urls(server: Address) -> None:
+    http = client("http://127.0.0.1:9")
+    assert refused(http, "http://127.0.0.1:9/") == Status.UNREACHABLE  # the discard port: nothing listens
+    for url in ("not a url", "ftp://127.0.0.1:9/", "http://user@127.0.0.1:9/", "http://127.0.0.1:99999/"):
+        assert refused(http, url) == Status.INVALID
+
+
+def test_operator_routes_connect_elsewhere_but_the_allowlist_still_applies(server: Address) -> None:
+    options = HttpOptions(client("http://127.0.0.1:18080").options.allow, ("GET",), 1000, 5000)
+    http = HttpClient(options, guest="g", routes={("127.0.0.1", 18080): server})
+    assert http.fetch("GET", "http://127.0.0.1:18080/hello") == Response(200, GREETING)
+    assert refused(http, f"http://127.0.0.1:{server[1]}/hello") == Status.DENIED
+
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("192.168.0.1", "private"),
+        ("fd12::1", "private"),
+        ("169.254.169.254", "cloud metadata"),
+        ("169.254.1.1", "link-local"),
+        ("fe80::1", "link-local"),
+        ("100.64.0.1", "non-public"),
+        ("0.0.0.0", "private"),
+        ("224.0.0.1", "multicast"),
+        ("93.184.215.14", None),
+        ("2606:4700::1111", None),
+    ],
+)
+def test_address_kinds(address: str, kind: str | None) -> None:
+    assert address_kind(ipaddress.ip_address(address)) == kind
+
+
+def test_request_headers_are_checked() -> None:
+    assert parse_headers("Accept: text/plain\r\nX-Id: 7\n") == (("Accept", "text/plain"), ("X-Id", "7"))
+    for bad in ("Host: evil.example", "no colon", "Bad Name: x", "Content-Length: 5", "Transfer-Encoding: chunked"):
+        with pytest.raises(AbiFault) as caught:
+            parse_headers(bad)
+        assert caught.value.code == Status.INVALID
+
+
+def test_the_test_server_takes_a_client_hanging_up_early_quietly(capfd: pytest.CaptureFixture[str]) -> None:
+    """A guest over its response size or time limit hangs up mid-response; the smoke output stays clean."""
+    with http_server() as (host, port):
+        with socket.create_connection((host, port)) as connection:
+            connection.sendall(b"GET /bytes?n=50000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            connection.recv(1024)
+        with socket.create_connection((host, port)) as connection:  # served after the hang-up was handled
+            connection.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert connection.recv(1024).startswith(b"HTTP/1.0 200")
+    assert "Traceback" not in capfd.readouterr().err

@@ -1,0 +1,120 @@
+"""The kv capability on a real SQLite file, through the host functions with a fake guest memory."""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ngixi_runtime.capabilities.context import HostContext
+from ngixi_runtime.capabilities.kv import MAX_KEY_BYTES, KvOptions, KvStore
+from ngixi_runtime.capabilities.linking import core_imports
+from ngixi_runtime.spec.abi import Status
+from tests.conftest import FakeMemory
+
+OPTIONS = KvOptions(("counters", "cache"), max_value_bytes=8, max_keys=3)
+NS, KEY, VALUE, BUFFER, OUT = 0, 100, 1200, 2400, 4000
+
+
+class Guest:
+    def __init__(self, ctx: HostContext) -> None:
+        self.ctx = ctx
+
+    def put(self, at: int, data: bytes) -> tuple[int, int]:
+        self.ctx.mem.write(at, data)
+        return at, len(data)
+
+    def call(self, name: str, namespace: str, *args: int) -> int:
+        ((_, function),) = core_imports(self.ctx, [("ngixi", f"kv_{name}")])
+        result = function(*self.put(NS, namespace.encode()), *args)
+        assert isinstance(result, int)
+        return result
+
+    def set(self, namespace: str, key: bytes, value: bytes) -> int:
+        return self.call("set", namespace, *self.put(KEY, key), *self.put(VALUE, value))
+
+    def get(self, namespace: str, key: bytes, size: int = 64) -> tuple[int, bytes]:
+        status = self.call("get", namespace, *self.put(KEY, key), BUFFER, size, OUT)
+        length = struct.unpack("<I", self.ctx.mem.read(OUT, 4))[0]
+        return status, self.ctx.mem.read(BUFFER, length) if status == 0 else b""
+
+    def list(self, namespace: str, prefix: bytes = b"", size: int = 256) -> tuple[int, list[bytes]]:
+        status = self.call("list", namespace, *self.put(KEY, prefix), BUFFER, size, OUT)
+        raw = self.ctx.mem.read(BUFFER, struct.unpack("<I", self.ctx.mem.read(OUT, 4))[0]) if status == 0 else b""
+        keys = []
+        while raw:
+            length = struct.unpack_from("<I", raw)[0]
+            keys.append(raw[4 : 4 + length])
+            raw = raw[4 + length :]
+        return status, keys
+
+
+def open_guest(database: Path) -> HostContext:
+    ctx = HostContext(guest="g", log_quota=100, stdio_quota=100, memory=FakeMemory(8192), grants=frozenset({"kv"}))
+    ctx.states["kv"] = KvStore(OPTIONS, database, guest="g")
+    return ctx
+
+
+@pytest.fixture
+def guest(tmp_path: Path) -> Iterator[Guest]:
+    ctx = open_guest(tmp_path / "tenant" / "kv.sqlite3")
+    yield Guest(ctx)
+    ctx.close()
+
+
+def test_set_get_delete_and_list(guest: Guest) -> None:
+    assert guest.get("counters", b"hits") == (Status.NOT_FOUND, b"")
+    assert guest.set("counters", b"hits", b"\x01\x00\x00\x00") == Status.OK
+    assert guest.set("counters", b"misses", b"0") == Status.OK
+    assert guest.set("cache", b"hits", b"other") == Status.OK
+    assert guest.get("counters", b"hits") == (Status.OK, b"\x01\x00\x00\x00")
+    assert guest.list("counters") == (Status.OK, [b"hits", b"misses"])
+    assert guest.list("counters", b"mi") == (Status.OK, [b"misses"])
+    assert guest.call("delete", "counters", *guest.put(KEY, b"misses")) == Status.OK
+    assert guest.call("delete", "counters", *guest.put(KEY, b"misses")) == Status.NOT_FOUND
+    assert guest.get("cache", b"hits") == (Status.OK, b"other")
+
+
+def test_a_small_buffer_gets_the_length_to_retry_with(guest: Guest) -> None:
+    guest.set("counters", b"k", b"12345678")
+    assert guest.get("counters", b"k", size=4)[0] == Status.BUFFER_TOO_SMALL
+    assert struct.unpack("<I", guest.ctx.mem.read(OUT, 4))[0] == 8
+
+
+def test_quotas_hold(guest: Guest, tmp_path: Path) -> None:
+    assert guest.set("counters", b"big", b"123456789") == Status.TOO_LARGE
+    for key in (b"a", b"b", b"c"):
+        assert guest.set("counters" if key != b"c" else "cache", key, b"v") == Status.OK
+    assert guest.set("counters", b"d", b"v") == Status.QUOTA_EXCEEDED
+    assert guest.set("counters", b"a", b"replaced") == Status.OK  # replacing adds no key
+    assert guest.set("counters", b"x" * (MAX_KEY_BYTES + 1), b"v") == Status.TOO_LARGE
+    assert guest.set("counters", b"", b"v") == Status.INVALID
+    with sqlite3.connect(tmp_path / "tenant" / "kv.sqlite3") as db:
+        assert db.execute("SELECT COUNT(*) FROM entries").fetchone() == (3,)
+
+
+def test_only_granted_namespaces_are_reachable(guest: Guest) -> None:
+    assert guest.set("sessions", b"k", b"v") == Status.DENIED
+    assert guest.get("sessions", b"k")[0] == Status.DENIED
+
+
+def test_values_persist_across_instances_and_the_file_is_created_on_first_use(tmp_path: Path) -> None:
+    database = tmp_path / "tenant" / "kv.sqlite3"
+    first = open_guest(database)
+    assert not database.exists()
+    Guest(first).set("counters", b"hits", b"7")
+    first.close()
+    second = Guest(open_guest(database))
+    assert second.get("counters", b"hits") == (Status.OK, b"7")
+    second.ctx.close()
+
+
+def test_a_broken_database_is_a_host_failure_for_the_guest(tmp_path: Path) -> None:
+    database = tmp_path / "kv.sqlite3"
+    database.write_bytes(b"this is not a database" * 100)
+    guest = Guest(open_guest(database))
+    assert guest.set("counters", b"k", b"v") == Status.HOST_FAILURE
+    guest.ctx.close()

@@ -1,0 +1,93 @@
+"""Host functions against a fake guest memory."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from ngixi_runtime.capabilities.context import GuestExit, HostContext
+from ngixi_runtime.capabilities.linking import core_imports
+from ngixi_runtime.capabilities.registry import every_capability
+from ngixi_runtime.errors import GuestError
+from tests.conftest import FakeMemory
+
+GRANTS = frozenset({"log", "stdio", "clock", "random", "args", "env"})
+
+
+def context(**overrides: object) -> HostContext:
+    ctx = HostContext(guest="g", log_quota=100, stdio_quota=100, memory=FakeMemory(), grants=GRANTS)
+    for name, value in overrides.items():
+        setattr(ctx, name, value)
+    return ctx
+
+
+def host(ctx: HostContext, name: str):  # type: ignore[no-untyped-def]
+    module, _, function = name.partition(".")
+    ((_, linked),) = core_imports(ctx, [(module, function)])
+    return linked
+
+
+def test_every_registry_import_has_an_implementation() -> None:
+    for capability in every_capability():
+        for host_import, bind in capability.imports.items():
+            assert callable(bind(context())), host_import.qualified
+
+
+def test_log_decodes_utf8_and_enforces_its_quota() -> None:
+    ctx = context(log_quota=10)
+    ctx.mem.write(0, "héllo".encode())
+    host(ctx, "ngixi.log")(2, 0, 6)
+    assert (ctx.output.logs[0].level, ctx.output.logs[0].message) == ("info", "héllo")
+    with pytest.raises(GuestError, match="log output exceeded its quota of 10 bytes"):
+        host(ctx, "ngixi.log")(2, 0, 6)
+
+
+def test_fd_write_gathers_iovecs_and_reports_bytes_written() -> None:
+    ctx = context()
+    ctx.mem.write(100, b"hello ")
+    ctx.mem.write(200, b"world")
+    ctx.mem.write(0, struct.pack("<IIII", 100, 6, 200, 5))
+    assert host(ctx, "wasi_snapshot_preview1.fd_write")(1, 0, 2, 300) == 0
+    assert bytes(ctx.output.stdout) == b"hello world"
+    assert struct.unpack("<I", ctx.mem.read(300, 4))[0] == 11
+    assert host(ctx, "wasi_snapshot_preview1.fd_write")(7, 0, 2, 300) == 8  # EBADF
+
+
+def test_fd_write_quota_covers_stdout_and_stderr() -> None:
+    ctx = context(stdio_quota=8)
+    ctx.mem.write(0, struct.pack("<II", 100, 6))
+    host(ctx, "wasi_snapshot_preview1.fd_write")(2, 0, 1, 300)
+    with pytest.raises(GuestError, match="exceeded its quota of 8 bytes"):
+        host(ctx, "wasi_snapshot_preview1.fd_write")(1, 0, 1, 300)
+
+
+def test_args_and_environ_tables() -> None:
+    ctx = context(args=("a", "bc"), env={"K": "V"})
+    assert host(ctx, "wasi_snapshot_preview1.args_sizes_get")(0, 4) == 0
+    assert struct.unpack("<II", ctx.mem.read(0, 8)) == (3, len(b"g\0a\0bc\0"))
+    host(ctx, "wasi_snapshot_preview1.args_get")(16, 64)
+    pointers = struct.unpack("<III", ctx.mem.read(16, 12))
+    assert [ctx.mem.read(p, 1) for p in pointers] == [b"g", b"a", b"b"]
+    host(ctx, "wasi_snapshot_preview1.environ_get")(16, 128)
+    assert ctx.mem.read(128, 4) == b"K=V\0"
+
+
+def test_clock_random_and_exit() -> None:
+    ctx = context()
+    assert host(ctx, "wasi_snapshot_preview1.clock_time_get")(1, 0, 8) == 0
+    assert struct.unpack("<Q", ctx.mem.read(8, 8))[0] > 0
+    assert host(ctx, "wasi_snapshot_preview1.clock_time_get")(99, 0, 8) == 28
+    assert host(ctx, "wasi_snapshot_preview1.random_get")(32, 16) == 0
+    assert ctx.mem.read(32, 16) != bytes(16)
+    with pytest.raises(GuestExit) as caught:
+        host(ctx, "wasi_snapshot_preview1.proc_exit")(3)
+    assert caught.value.code == 3
+
+
+def test_abort_reads_assemblyscript_strings() -> None:
+    ctx = context()
+    message = "boom".encode("utf-16-le")
+    ctx.mem.write(60, struct.pack("<I", len(message)) + message)
+    with pytest.raises(GuestError, match=r"g: guest aborted: boom \(at \?:3:4\)"):
+        host(ctx, "env.abort")(64, 0, 3, 4)

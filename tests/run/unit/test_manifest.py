@@ -1,0 +1,346 @@
+"""Manifest validation from a table of (manifest text, exact expected error lines)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ngixi_runtime.capabilities.fs import FsOptions, Preopen
+from ngixi_runtime.capabilities.http_client import HttpOptions, Origin
+from ngixi_runtime.capabilities.kv import KvOptions
+from ngixi_runtime.guest.manifest import ManifestError, load_manifest, parse_manifest
+
+F = "manifests/hello.toml"
+ANY = "…"  # a line the case does not pin down (it is pinned by another case)
+GUEST = '[guest]\nname = "hello"\nversion = "0.1.0"\n'
+FS = GUEST + "[capabilities.fs]\n"
+HTTP = GUEST + "[capabilities.http]\n"
+KV = GUEST + "[capabilities.kv]\n"
+PREOPENS = "[capabilities.fs.preopens]]\n"
+
+INVALID = [
+    ("", [f"{F}: guest: the [guest] table is required (name, version, kind)"]),
+    ('[guest]\nversion = "0.1.0"\n', [f"{F}: guest.name: is required"]),
+    (
+        GUEST.replace('"hello"', '"Hello"'),
+        [f'{F}: guest.name: "Hello" must be lowercase letters, digits and "-", starting with a letter'],
+    ),
+    (
+        GUEST.replace('"hello"', '"other"'),
+        [f'{F}: guest.name: "other" must match the file name "hello.toml"; rename one of them'],
+    ),
+    (GUEST.replace('"0.1.0"', '"1.0"'), [f'{F}: guest.version: "1.0" is not a semantic version like "1.2.3"']),
+    (GUEST.replace('"0.1.0"', "1"), [f"{F}: guest.version: must be a string, not an integer"]),
+    (GUEST + 'kind = "cmd"\n', [f'{F}: guest.kind: "cmd" must be "library" or "command" (a WASI program with _start)']),
+    (GUEST + 'nmae = "x"\n', [f'{F}: guest.nmae: unknown key; did you mean "name"?']),
+    ("limit = 1\n" + GUEST, [f'{F}: limit: unknown key; did you mean "limits"?']),
+    (GUEST + "[export.add]\n", [f'{F}: export: unknown key; did you mean "exports"?']),
+    (
+        GUEST + '[exports.add]\nparams = ["i33"]\n',
+        [f"{F}: exports.add.params[0]: 'i33' is not one of i32, i64, f32, f64; did you mean \"i32\"?"],
+    ),
+    (
+        GUEST + '[exports.add]\nparams = "i32"\n',
+        [f"{F}: exports.add.params: must be an array of value types, not a string"],
+    ),
+    (GUEST + '[exports.add]\nparam = ["i32"]\n', [f'{F}: exports.add.param: unknown key; did you mean "params"?']),
+    (GUEST + "[capabilities.lgo]\n", [f'{F}: capabilities.lgo: unknown capability; did you mean "log"?']),
+    (
+        GUEST + "[capabilities.log]\nlevel = 1\n",
+        [f"{F}: capabilities.log.level: unknown key; [capabilities.log] takes no options"],
+    ),
+    (GUEST + "[limits]\nmemory_pages = 0\n", [f"{F}: limits.memory_pages: must be between 1 and 65536, not 0"]),
+    (GUEST + "[limits]\ntimeout_ms = 1.5\n", [f"{F}: limits.timeout_ms: must be an integer, not a number"]),
+    (GUEST + "[limits]\nmemory = 2\n", [f'{F}: limits.memory: unknown key; did you mean "memory_pages"?']),
+    (GUEST + "[limits]\nfuel = 0\n", [f"{F}: limits.fuel: must be between 1 and {(1 << 63) - 1}, not 0"]),
+    (GUEST + '[limits]\nfuel = "1e6"\n', [f"{F}: limits.fuel: must be an integer, not a string"]),
+    (GUEST + "[limits]\nfeul = 1\n", [f'{F}: limits.feul: unknown key; did you mean "fuel"?']),
+    (GUEST + '[[smoke]]\ncall = "nope"\n', [f'{F}: smoke[0].call: "nope" is not declared under [exports]']),
+    (
+        GUEST + '[exports.add]\nparams = ["i32"]\n[[smoke]]\ncall = "add"\nargs = []\n',
+        [f"{F}: smoke[0].args: add takes 1 arguments, the smoke call gives 0"],
+    ),
+    (GUEST + 'smoke = "x"\n', [f"{F}: guest.smoke: unknown key; allowed: name, version, kind, description, abi"]),
+    (
+        GUEST + 'abi = "wasi"\n',
+        [f'{F}: guest.abi: "wasi" must be "core" (a core module) or "component" (the component model)'],
+    ),
+    (
+        GUEST + 'abi = "component"\n[exports.add_two]\n[capabilities.random]\n',
+        [f"{F}: exports.add_two: a component guest's export name must be lowercase letters and digits (a WIT name)"],
+    ),
+    ("[guest\n", [f"{F}: not valid TOML: Expected ']' at the end of a table declaration (at line 1, column 7)"]),
+    # fs
+    (
+        FS,
+        [
+            f"{F}: capabilities.fs.preopens: is required: name the directories the guest may open, "
+            'like [{ guest = "/data", host = "data", mode = "rw" }]'
+        ],
+    ),
+    (FS + 'preopens = "data"\n', [f"{F}: capabilities.fs.preopens: must be an array, not a string"]),
+    (
+        FS + 'preopens = ["data"]\n',
+        [
+            f"{F}: capabilities.fs.preopens[0]: must be a table like "
+            '{ guest = "/data", host = "data", mode = "rw" }, not a string'
+        ],
+    ),
+    (
+        FS + 'preopens = [{ guest = "/data", host = "/etc" }]\n',
+        [
+            f'{F}: capabilities.fs.preopens[0].host: "/etc" is absolute; '
+            "give a path relative to the tenant's sandbox root"
+        ],
+    ),
+    (
+        FS + 'preopens = [{ guest = "/data", host = "data/../../etc" }]\n',
+        [f'{F}: capabilities.fs.preopens[0].host: "data/../../etc" leaves the sandbox root; ".." is not allowed'],
+    ),
+    (
+        FS + 'preopens = [{ guest = "/data", host = "" }]\n',
+        [f'{F}: capabilities.fs.preopens[0].host: "" is empty; use "." for the sandbox root itself'],
+    ),
+    (
+        FS + 'preopens = [{ guest = "data", host = "data" }]\n',
+        [f'{F}: capabilities.fs.preopens[0].guest: "data" must be an absolute, normalized guest path like "/data"'],
+    ),
+    (
+        FS + 'preopens = [{ guest = "/data/../x", host = "data" }]\n',
+        [
+            f'{F}: capabilities.fs.preopens[0].guest: "/data/../x" must be an absolute, normalized guest path '
+            'like "/data"'
+        ],
+    ),
+    (
+        FS + 'preopens = [{ guest = "/data", host = "data", mode = "wr" }]\n',
+        [f'{F}: capabilities.fs.preopens[0].mode: "wr" must be "ro" (read-only) or "rw" (read-write)'],
+    ),
+    (
+        FS + 'preopens = [{ guest = "/data", hots = "data" }]\n',
+        [
+            f'{F}: capabilities.fs.preopens[0].hots: unknown key; did you mean "host"?',
+            f"{F}: capabilities.fs.preopens[0].host: is required",
+        ],
+    ),
+    (
+        FS + 'preopens = [{ guest = "/data", host = "a" }, { guest = "/data", host = "b" }]\n',
+        [f'{F}: capabilities.fs.preopens[1]: "/data" is listed twice'],
+    ),
+    (
+        FS + 'preopens = [{ guest = "/d", host = "d", mode = "rw" }, { guest = "/c", host = "d/c", mode = "ro" }]\n',
+        [
+            f'{F}: capabilities.fs.preopens[1].host: "d/c" is read-only, but a rw preopen reaches it; '
+            "move it out or make both ro"
+        ],
+    ),
+    (FS + "preopen = []\n", [f'{F}: capabilities.fs.preopen: unknown key; did you mean "preopens"?', ANY]),
+    # http
+    (
+        HTTP,
+        [
+            f"{F}: capabilities.http.allow: is required: list the origins the guest may fetch, "
+            'like ["https://api.example.com"]'
+        ],
+    ),
+    (
+        HTTP + 'allow = ["*"]\n',
+        [
+            f'{F}: capabilities.http.allow[0]: "*" would allow every host; list each origin, like "https://api.example.com"'
+        ],
+    ),
+    (
+        HTTP + 'allow = ["https://*"]\n',
+        [
+            f'{F}: capabilities.http.allow[0]: "https://*" would allow every host; list each origin, '
+            'like "https://api.example.com"'
+        ],
+    ),
+    (
+        HTTP + 'allow = ["api.example.com"]\n',
+        [
+            f'{F}: capabilities.http.allow[0]: "api.example.com" is not scheme://host[:port]; write "https://api.example.com"'
+        ],
+    ),
+    (
+        HTTP + 'allow = ["ftp://files.example.com"]\n',
+        [
+            f'{F}: capabilities.http.allow[0]: "ftp://files.example.com" is not scheme://host[:port]: '
+            "the scheme must be http or https"
+        ],
+    ),
+    (
+        HTTP + 'allow = ["https://api.example.com/v1"]\n',
+        [
+            f'{F}: capabilities.http.allow[0]: "https://api.example.com/v1" is an origin without path, query or '
+            'fragment; write "https://api.example.com"'
+        ],
+    ),
+    (
+        HTTP + 'allow = ["https://me:pw@api.example.com"]\n',
+        [
+            f'{F}: capabilities.http.allow[0]: "https://me:pw@api.example.com" must not contain user info; '
+            'write "https://api.example.com"'
+        ],
+    ),
+    (
+        HTTP + 'allow = ["http://127.0.0.1:99999"]\n',
+        [
+            f'{F}: capabilities.http.allow[0]: "http://127.0.0.1:99999" is not scheme://host[:port]: '
+            "the port must be a number from 1 to 65535"
+        ],
+    ),
+    (
+        HTTP + 'allow = ["https://*.com"]\n',
+        [
+            f'{F}: capabilities.http.allow[0]: "https://*.com" has a wildcard that does not stand for subdomains '
+            'of one domain, like "*.example.com"'
+        ],
+    ),
+    (
+        HTTP + 'allow = ["https://exa_mple.com"]\n',
+        [
+            f'{F}: capabilities.http.allow[0]: "https://exa_mple.com" is not scheme://host[:port]: '
+            '"exa_mple.com" is not a host name or IP address'
+        ],
+    ),
+    (
+        HTTP + 'allow = ["https://a.example", "https://A.example:443"]\n',
+        [f'{F}: capabilities.http.allow[1]: "https://a.example" is listed twice'],
+    ),
+    (
+        HTTP + 'allow = ["https://a.example"]\nmethods = ["get"]\n',
+        [f'{F}: capabilities.http.methods[0]: "get" is not an HTTP method; did you mean "GET"?'],
+    ),
+    (
+        HTTP + 'allow = ["https://a.example"]\nmax_response_bytes = 0\ntimeout_ms = "5s"\n',
+        [
+            f"{F}: capabilities.http.max_response_bytes: must be between 1 and 1073741824, not 0",
+            f"{F}: capabilities.http.timeout_ms: must be an integer, not a string",
+        ],
+    ),
+    (
+        HTTP + 'allow = ["https://a.example"]\nallow_redirects = true\n',
+        [
+            f"{F}: capabilities.http.allow_redirects: unknown key; "
+            "allowed: allow, methods, max_response_bytes, timeout_ms"
+        ],
+    ),
+    # kv
+    (
+        KV,
+        [f'{F}: capabilities.kv.namespaces: is required: name the namespaces the guest may use, like ["counters"]'],
+    ),
+    (
+        KV + "namespaces = []\n",
+        [
+            f"{F}: capabilities.kv.namespaces: must not be empty: name the namespaces the guest may use, "
+            'like ["counters"]'
+        ],
+    ),
+    (
+        KV + 'namespaces = ["Counters", 7]\n',
+        [
+            f'{F}: capabilities.kv.namespaces[0]: "Counters" must be lowercase letters, digits, "-" and "_", '
+            "starting with a letter",
+            f"{F}: capabilities.kv.namespaces[1]: must be a string, not an integer",
+        ],
+    ),
+    (
+        KV + 'namespaces = ["a", "a"]\n',
+        [f'{F}: capabilities.kv.namespaces[1]: "a" is listed twice'],
+    ),
+    (
+        KV + 'namespaces = ["a"]\nmax_keys = 0\nmax_value_bytes = 1e3\n',
+        [
+            f"{F}: capabilities.kv.max_value_bytes: must be an integer, not a number",
+            f"{F}: capabilities.kv.max_keys: must be between 1 and 1000000, not 0",
+        ],
+    ),
+    (
+        KV + 'namespace = ["a"]\n',
+        [f'{F}: capabilities.kv.namespace: unknown key; did you mean "namespaces"?', ANY],
+    ),
+    (
+        '[guest]\nname = "Bad"\nversion = "x"\n[limits]\nmemory_pages = -1\n',
+        [
+            f'{F}: guest.name: "Bad" must be lowercase letters, digits and "-", starting with a letter',
+            f'{F}: guest.version: "x" is not a semantic version like "1.2.3"',
+            f"{F}: limits.memory_pages: must be between 1 and 65536, not -1",
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), INVALID, ids=[f"case{i}" for i in range(len(INVALID))])
+def test_invalid_manifest_reports_every_problem(text: str, expected: list[str]) -> None:
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(text, source=F, stem="hello")
+    assert len(caught.value.lines) == len(expected)
+    for line, want in zip(caught.value.lines, expected, strict=True):
+        assert want in (line, ANY)
+
+
+def test_valid_manifest_becomes_typed_records() -> None:
+    text = GUEST + (
+        'kind = "library"\n[exports.add]\nparams = ["i32", "i32"]\nresults = ["i32"]\n'
+        '[capabilities.log]\n[limits]\nmemory_pages = 4\n[[smoke]]\ncall = "add"\nargs = [2, 3]\nexpect = 5\n'
+    )
+    manifest = parse_manifest(text, source=F, stem="hello")
+    assert manifest.guest.name == "hello" and manifest.guest.type.kind == "library"
+    assert manifest.export("add") is not None
+    assert manifest.grants == frozenset({"log"})
+    assert manifest.limits.memory_pages == 4 and manifest.limits.timeout_ms == 5000
+    assert manifest.limits.fuel is None
+    metered = parse_manifest(text.replace("memory_pages = 4", "fuel = 1000000"), source=F, stem="hello")
+    assert metered.limits.fuel == 1_000_000
+    assert manifest.smoke[0].args == (2, 3) and manifest.smoke[0].expect == (5,)
+
+
+def test_sample_manifests_are_valid() -> None:
+    root = Path(__file__).resolve().parents[3] / "manifests"
+    for path in sorted(root.glob("*.toml")):
+        assert load_manifest(path).guest.name == path.stem
+
+
+def test_unreadable_manifest_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(Exception, match=r"missing\.toml: cannot read the manifest"):
+        load_manifest(tmp_path / "missing.toml")
+
+
+def test_capability_options_become_typed_records() -> None:
+    text = GUEST + (
+        "[capabilities.fs]\n"
+        'preopens = [{ guest = "/data", host = "./tenant/data", mode = "rw" },'
+        ' { guest = "/etc/app", host = "config" }]\n'
+        "[capabilities.http]\n"
+        'allow = ["https://API.example.com", "http://127.0.0.1:8080", "https://*.cdn.example.net"]\n'
+        'methods = ["GET", "POST"]\n'
+        "[capabilities.kv]\n"
+        'namespaces = ["counters", "sessions"]\n'
+        "max_keys = 5\n"
+    )
+    manifest = parse_manifest(text, source=F, stem="hello")
+    assert manifest.grants == frozenset({"fs", "http", "kv"})
+    fs = manifest.options(FsOptions)
+    assert fs is not None
+    assert fs.preopens == (Preopen("/data", "tenant/data", "rw"), Preopen("/etc/app", "config", "ro"))
+    http = manifest.options(HttpOptions)
+    assert http is not None
+    assert [str(o) for o in http.allow] == [
+        "https://api.example.com",
+        "http://127.0.0.1:8080",
+        "https://*.cdn.example.net",
+    ]
+    assert (http.methods, http.max_response_bytes, http.timeout_ms) == (("GET", "POST"), 1 << 20, 10_000)
+    assert http.allowing(Origin("https", "img.cdn.example.net", 443)) == http.allow[2]
+    assert http.allowing(Origin("https", "cdn.example.net", 443)) is None
+    assert http.allowing(Origin("http", "api.example.com", 80)) is None
+    assert http.allow[1].address is not None and http.allow[0].address is None
+    assert manifest.options(KvOptions) == KvOptions(("counters", "sessions"), 65536, 5)
+
+
+def test_options_of_an_ungranted_capability_are_none() -> None:
+    manifest = parse_manifest(GUEST + "[capabilities.log]\n", source=F, stem="hello")
+    assert manifest.options(FsOptions) is None and manifest.grants == frozenset({"log"})

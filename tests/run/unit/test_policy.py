@@ -1,0 +1,265 @@
+"""Operator policy files and the memory-limit check, without spawning anything."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ngixi_runtime.capabilities.base import no_ceiling, no_options
+from ngixi_runtime.capabilities.registry import every_capability
+from ngixi_runtime.errors import InvalidInput, PolicyError
+from ngixi_runtime.guest.manifest import LIMIT_KEYS, Manifest, parse_manifest
+from ngixi_runtime.loading.loader import check_memory_limit
+from ngixi_runtime.spec.wasm import read_module_info
+from ngixi_runtime.trust.policy import load_policy
+from tests.conftest import HELLO_MANIFEST, REPO
+from tests.wasmgen import module
+
+MANIFEST = parse_manifest(HELLO_MANIFEST + "[limits]\nmemory_pages = 16\n", source="m", stem="hello")
+
+
+def test_memory_without_maximum_is_refused() -> None:
+    info = read_module_info(module(memory=(1, None)), source="w")
+    with pytest.raises(PolicyError, match="its memory declares no maximum"):
+        check_memory_limit(MANIFEST, info)
+
+
+def test_memory_maximum_over_the_limit_is_refused() -> None:
+    info = read_module_info(module(memory=(1, 64)), source="w")
+    with pytest.raises(PolicyError, match=r"may grow to 64 pages, over its limits\.memory_pages = 16"):
+        check_memory_limit(MANIFEST, info)
+    check_memory_limit(MANIFEST, read_module_info(module(memory=(1, 16)), source="w"))
+
+
+def test_policy_lists_everything_a_manifest_exceeds(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text('[limits]\nmemory_pages = 8\n[capabilities]\nallow = ["stdio"]\n')
+    assert load_policy(path).exceeded(MANIFEST) == [
+        "limits.memory_pages: asks for 16, the policy allows at most 8",
+        "capabilities.log: not allowed by the policy (it allows: stdio)",
+    ]
+
+
+ASKING = parse_manifest(
+    """\
+[guest]
+name = "probe"
+version = "0.1.0"
+
+[capabilities.log]
+[capabilities.fs]
+preopens = [{ guest = "/data", host = "data", mode = "rw" }, { guest = "/etc/app", host = "secrets/app" }]
+[capabilities.http]
+allow = ["https://api.example.com", "https://*.cdn.example.com", "https://evil.com", "http://127.0.0.1:8080"]
+methods = ["GET", "POST"]
+timeout_ms = 20000
+[capabilities.kv]
+namespaces = ["counters", "secrets"]
+max_value_bytes = 1024
+max_keys = 5000
+
+[limits]
+log_bytes = 100000
+stdout_bytes = 4096
+""",
+    source="m",
+    stem="probe",
+)
+ALL = '[capabilities]\nallow = ["log", "fs", "http", "kv"]\n'
+
+
+def exceeded(tmp_path: Path, policy: str, manifest: Manifest = ASKING) -> list[str]:
+    path = tmp_path / "policy.toml"
+    path.write_text(policy)
+    return load_policy(path).exceeded(manifest)
+
+
+@pytest.mark.parametrize(
+    ("ceilings", "expected"),
+    [
+        (
+            '[capabilities.http]\nallow = ["https://*.example.com", "http://127.0.0.1:8080"]\n',
+            [
+                'capabilities.http.allow[2]: "https://evil.com" is not covered by the policy\'s allow '
+                "(https://*.example.com, http://127.0.0.1:8080)"
+            ],
+        ),
+        (
+            '[capabilities.http]\nmethods = ["GET", "HEAD"]\n',
+            ['capabilities.http.methods[1]: "POST" is not allowed by the policy (it allows: GET, HEAD)'],
+        ),
+        (
+            "[capabilities.http]\nmax_response_bytes = 65536\n",  # the manifest's default: 1 MiB
+            ["capabilities.http.max_response_bytes: asks for 1048576, the policy allows at most 65536"],
+        ),
+        (
+            "[capabilities.http]\ntimeout_ms = 10000\n",
+            ["capabilities.http.timeout_ms: asks for 20000, the policy allows at most 10000"],
+        ),
+        (
+            '[capabilities.fs]\nhost_roots = ["data", "public"]\n',
+            ['capabilities.fs.preopens[1].host: "secrets/app" is outside the policy\'s host_roots (data, public)'],
+        ),
+        ('[capabilities.fs]\nhost_roots = ["secrets", "./data/"]\n', []),
+        (
+            '[capabilities.fs]\nguest_roots = ["/data"]\n',
+            ['capabilities.fs.preopens[1].guest: "/etc/app" is outside the policy\'s guest_roots (/data)'],
+        ),
+        ('[capabilities.fs]\nguest_roots = ["/"]\n', []),
+        (
+            "[capabilities.fs]\nwritable = false\n",
+            ['capabilities.fs.preopens[0].mode: "rw" is not allowed: the policy allows only read-only mounts'],
+        ),
+        (
+            '[capabilities.kv]\nnamespaces = ["counters"]\n',
+            ['capabilities.kv.namespaces[1]: "secrets" is not allowed by the policy (it allows: counters)'],
+        ),
+        (
+            "[capabilities.kv]\nmax_value_bytes = 512\nmax_keys = 5000\n",
+            ["capabilities.kv.max_value_bytes: asks for 1024, the policy allows at most 512"],
+        ),
+        (
+            "[capabilities.kv]\nmax_keys = 1000\n",
+            ["capabilities.kv.max_keys: asks for 5000, the policy allows at most 1000"],
+        ),
+        (
+            "[capabilities.log]\n",
+            [],
+        ),
+    ],
+)
+def test_each_ceiling_refuses_exactly_what_exceeds_it(tmp_path: Path, ceilings: str, expected: list[str]) -> None:
+    assert exceeded(tmp_path, ALL + ceilings) == expected
+
+
+def test_log_and_stdout_quotas_have_ceilings(tmp_path: Path) -> None:
+    assert exceeded(tmp_path, "[limits]\nlog_bytes = 65536\nstdout_bytes = 4096\n") == [
+        "limits.log_bytes: asks for 100000, the policy allows at most 65536"
+    ]
+
+
+def test_a_policy_lists_every_excess_at_once(tmp_path: Path) -> None:
+    policy = (
+        ALL + '[capabilities.http]\nallow = ["https://api.example.com"]\nmethods = ["GET"]\n'
+        "[capabilities.fs]\nwritable = false\n"
+    )
+    assert [line.split(":")[0] for line in exceeded(tmp_path, policy)] == [
+        "capabilities.fs.preopens[0].mode",
+        "capabilities.http.allow[1]",
+        "capabilities.http.allow[2]",
+        "capabilities.http.allow[3]",
+        "capabilities.http.methods[1]",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("ceiling", "asked", "covered"),
+    [
+        ("https://*.example.com", "https://api.example.com", True),
+        ("https://*.example.com", "https://a.b.example.com", True),
+        ("https://*.example.com", "https://*.example.com", True),
+        ("https://*.example.com", "https://*.api.example.com", True),
+        ("https://*.example.com", "https://example.com", False),  # as in the manifest: subdomains only
+        ("https://*.example.com", "https://badexample.com", False),
+        ("https://api.example.com", "https://*.example.com", False),
+        ("https://*.example.com", "http://api.example.com", False),  # scheme and port must match
+        ("https://*.example.com", "https://api.example.com:8443", False),
+        ("https://api.example.com:443", "https://api.example.com", True),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8081", False),
+    ],
+)
+def test_http_allow_ceiling_uses_the_manifest_wildcard_rules(
+    tmp_path: Path, ceiling: str, asked: str, covered: bool
+) -> None:
+    manifest = parse_manifest(
+        f'[guest]\nname = "probe"\nversion = "0.1.0"\n[capabilities.http]\nallow = ["{asked}"]\n',
+        source="m",
+        stem="probe",
+    )
+    found = exceeded(tmp_path, f'[capabilities.http]\nallow = ["{ceiling}"]\n', manifest)
+    assert found == ([] if covered else [found[0]])
+    assert covered or found[0].startswith("capabilities.http.allow[0]: ")
+
+
+def test_every_capability_with_options_has_ceilings_for_them() -> None:
+    for capability in every_capability():
+        assert (capability.parse_options is no_options) == (capability.parse_ceiling is no_ceiling), capability.name
+
+
+def test_a_fuel_ceiling_needs_every_manifest_to_set_fuel_within_it(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text("[limits]\nfuel = 1000\n")
+    policy = load_policy(path)
+    assert policy.exceeded(MANIFEST) == ["limits.fuel: not set, so unlimited; the policy allows at most 1000"]
+    metered = HELLO_MANIFEST + "[limits]\nmemory_pages = 16\nfuel = {}\n"
+    assert policy.exceeded(parse_manifest(metered.format(1000), source="m", stem="hello")) == []
+    assert policy.exceeded(parse_manifest(metered.format(1001), source="m", stem="hello")) == [
+        "limits.fuel: asks for 1001, the policy allows at most 1000"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[limit]\n", 'limit: unknown key; did you mean "limits"?'),
+        ("[limits]\nmemory = 1\n", 'limits.memory: unknown key; did you mean "memory_pages"?'),
+        ("[limits]\ntimeout_ms = -1\n", "limits.timeout_ms: must be a non-negative integer"),
+        ("[limits]\nfule = 1\n", 'limits.fule: unknown key; did you mean "fuel"?'),
+        ('[capabilities]\nallow = ["lgo"]\n', "capabilities.allow[0]: unknown capability 'lgo'; did you mean \"log\"?"),
+        ("[capabilities.htp]\n", 'capabilities.htp: unknown key; did you mean "http"?'),
+        ("[capabilities]\nhttp = 1\n", "capabilities.http: must be a table of ceilings, not an integer"),
+        (
+            '[capabilities]\nallow = ["log"]\n[capabilities.kv]\nmax_keys = 1\n',
+            'capabilities.kv: sets ceilings on a capability capabilities.allow leaves out; add "kv" to allow',
+        ),
+        ("[capabilities.log]\nquota = 1\n", "capabilities.log.quota: unknown key; [capabilities.log] takes no options"),
+        (
+            '[capabilities.http]\nallow = ["*.com"]\n',
+            'capabilities.http.allow[0]: "*.com" is not scheme://host[:port]; write "https://*.com"',
+        ),
+        (
+            '[capabilities.http]\nallow = ["https://*"]\n',
+            'capabilities.http.allow[0]: "https://*" would allow every host; list each origin, '
+            'like "https://api.example.com"',
+        ),
+        ('[capabilities.http]\nmethods = ["get"]\n', 'capabilities.http.methods[0]: "get" is not an HTTP method; did'),
+        ("[capabilities.http]\ntimeout_ms = 0\n", "capabilities.http.timeout_ms: must be between 1 and 300000, not 0"),
+        (
+            '[capabilities.fs]\nhost_roots = ["data/../../etc"]\n',
+            'capabilities.fs.host_roots[0]: "data/../../etc" leaves the sandbox root; ".." is not allowed',
+        ),
+        (
+            '[capabilities.fs]\nguest_roots = ["data"]\n',
+            'capabilities.fs.guest_roots[0]: "data" must be an absolute, normalized guest path like "/data"',
+        ),
+        ('[capabilities.fs]\nwritable = "no"\n', "capabilities.fs.writable: must be true or false, not a string"),
+        (
+            '[capabilities.kv]\nnamespace = ["a"]\n',
+            'capabilities.kv.namespace: unknown key; did you mean "namespaces"?',
+        ),
+        (
+            '[capabilities.kv]\nnamespaces = ["Counters"]\n',
+            'capabilities.kv.namespaces[0]: "Counters" must be lowercase letters',
+        ),
+        ("[capabilities.kv]\nmax_keys = 0\n", "capabilities.kv.max_keys: must be between 1 and 1000000, not 0"),
+        ("[capabilities\n", "not valid TOML"),
+    ],
+)
+def test_bad_policy_files_name_the_file_and_field_in_one_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(text)
+    with pytest.raises(InvalidInput) as caught:
+        load_policy(path)
+    assert str(caught.value).startswith(f"{path}: ") and message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_the_documented_policy_is_valid_and_sets_every_ceiling(tmp_path: Path) -> None:
+    doc = (REPO / "docs" / "host-policy.md").read_text(encoding="utf-8")
+    path = tmp_path / "policy.toml"
+    path.write_text(doc.split("## Format")[1].split("```toml\n")[1].split("```")[0])
+    policy = load_policy(path)
+    assert set(policy.limits) == set(LIMIT_KEYS)
+    assert set(policy.ceilings) == {"fs", "http", "kv"}
+    assert all(value is not None for ceiling in policy.ceilings.values() for value in vars(ceiling).values())

@@ -1,0 +1,234 @@
+"""WASI files over a real sandbox directory, through the host functions, with a fake guest memory."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ngixi_runtime.capabilities.base import WASI
+from ngixi_runtime.capabilities.context import HostContext
+from ngixi_runtime.capabilities.fs import FsOptions, Preopen, open_filesystem
+from ngixi_runtime.capabilities.linking import core_imports
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.spec.abi import (
+    FDFLAG_APPEND,
+    FILETYPE_DIRECTORY,
+    FILETYPE_REGULAR_FILE,
+    LOOKUP_SYMLINK_FOLLOW,
+    OFLAG_CREAT,
+    OFLAG_DIRECTORY,
+    OFLAG_TRUNC,
+    RIGHT_FD_READ,
+    RIGHT_FD_WRITE,
+    Errno,
+)
+from tests.conftest import FakeMemory
+
+DATA, CONFIG = 3, 4  # the preopens, in manifest order
+OPTIONS = FsOptions((Preopen("/data", "data", "rw"), Preopen("/config", "config", "ro")))
+PATH, IOV, OUT, BUFFER = 512, 1024, 1100, 2048
+
+
+class Guest:
+    """Calls WASI functions as a guest would, with its arguments placed in a fake memory."""
+
+    def __init__(self, ctx: HostContext) -> None:
+        self.ctx = ctx
+        self.memory = ctx.mem
+
+    def call(self, name: str, *args: int) -> int:
+        ((_, function),) = core_imports(self.ctx, [(WASI, name)])
+        result = function(*args)
+        assert isinstance(result, int)
+        return result
+
+    def path(self, text: str, at: int = PATH) -> tuple[int, int]:
+        raw = text.encode()
+        self.memory.write(at, raw)
+        return at, len(raw)
+
+    def open(self, fd: int, path: str, oflags: int = 0, rights: int = RIGHT_FD_READ, **flags: int) -> int:
+        """The new descriptor; fails the test unless path_open succeeds."""
+        errno = self.try_open(fd, path, oflags, rights, **flags)
+        assert errno == Errno.SUCCESS, Errno(errno).name
+        return self.u32(OUT)
+
+    def try_open(self, fd: int, path: str, oflags: int = 0, rights: int = RIGHT_FD_READ, **flags: int) -> int:
+        lookup, fdflags = flags.get("lookup", 0), flags.get("fdflags", 0)
+        return self.call("path_open", fd, lookup, *self.path(path), oflags, rights, 0, fdflags, OUT)
+
+    def write(self, fd: int, data: bytes) -> int:
+        self.memory.write(BUFFER, data)
+        self.memory.write(IOV, struct.pack("<II", BUFFER, len(data)))
+        return self.call("fd_write", fd, IOV, 1, OUT)
+
+    def read(self, fd: int, size: int = 256) -> bytes:
+        self.memory.write(IOV, struct.pack("<II", BUFFER, size))
+        assert self.call("fd_read", fd, IOV, 1, OUT) == Errno.SUCCESS
+        return self.memory.read(BUFFER, self.u32(OUT))
+
+    def u32(self, pointer: int) -> int:
+        value: int = struct.unpack("<I", self.memory.read(pointer, 4))[0]
+        return value
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Path:
+    (tmp_path / "sandbox" / "config").mkdir(parents=True)
+    (tmp_path / "sandbox" / "config" / "settings.txt").write_text("original\n")
+    return tmp_path / "sandbox"
+
+
+@pytest.fixture
+def guest(sandbox: Path) -> Iterator[Guest]:
+    yield from granted(sandbox, "fs")
+
+
+def granted(sandbox: Path, *grants: str) -> Iterator[Guest]:
+    files = open_filesystem(OPTIONS, sandbox, guest="g")
+    ctx = HostContext(guest="g", log_quota=100, stdio_quota=100, memory=FakeMemory(8192), grants=frozenset(grants))
+    ctx.states["fs"] = files
+    yield Guest(ctx)
+    ctx.close()
+
+
+def test_preopens_are_described_to_the_guest(guest: Guest) -> None:
+    assert guest.call("fd_prestat_get", DATA, OUT) == Errno.SUCCESS
+    assert struct.unpack("<B3xI", guest.memory.read(OUT, 8)) == (0, len("/data"))
+    assert guest.call("fd_prestat_dir_name", CONFIG, BUFFER, 7) == Errno.SUCCESS
+    assert guest.memory.read(BUFFER, 7) == b"/config"
+    assert guest.call("fd_prestat_get", 5, OUT) == Errno.BADF
+
+
+def test_write_then_read_a_file_under_the_rw_mount(guest: Guest, sandbox: Path) -> None:
+    fd = guest.open(DATA, "note.txt", OFLAG_CREAT | OFLAG_TRUNC, RIGHT_FD_WRITE)
+    assert guest.write(fd, b"remember the milk\n") == Errno.SUCCESS and guest.u32(OUT) == 18
+    assert guest.call("fd_close", fd) == Errno.SUCCESS
+    assert (sandbox / "data" / "note.txt").read_text() == "remember the milk\n"
+    fd = guest.open(DATA, "note.txt")
+    assert guest.read(fd) == b"remember the milk\n"
+    assert guest.write(fd, b"x") == Errno.BADF  # opened read-only: the kernel refuses too
+
+
+def test_the_ro_mount_refuses_every_change(guest: Guest, sandbox: Path) -> None:
+    for oflags, rights, fdflags in (
+        (OFLAG_CREAT, RIGHT_FD_WRITE, 0),
+        (0, RIGHT_FD_WRITE, 0),
+        (OFLAG_TRUNC, RIGHT_FD_READ, 0),
+        (0, RIGHT_FD_READ, FDFLAG_APPEND),
+    ):
+        assert guest.try_open(CONFIG, "settings.txt", oflags, rights, fdflags=fdflags) == Errno.ROFS
+    for name in ("path_unlink_file", "path_create_directory", "path_remove_directory"):
+        assert guest.call(name, CONFIG, *guest.path("settings.txt")) == Errno.ROFS
+    old, new = guest.path("settings.txt"), guest.path("moved.txt", at=PATH + 100)
+    assert guest.call("path_rename", CONFIG, *old, DATA, *new) == Errno.ROFS
+    fd = guest.open(CONFIG, "settings.txt")
+    assert guest.write(fd, b"overwritten\n") == Errno.ROFS
+    assert guest.call("fd_filestat_set_size", fd, 0) == Errno.ROFS
+    assert guest.read(fd) == b"original\n"
+    assert (sandbox / "config" / "settings.txt").read_text() == "original\n"
+    assert sorted(p.name for p in (sandbox / "config").iterdir()) == ["settings.txt"]
+
+
+@pytest.mark.parametrize("path", ["../config/settings.txt", "/etc/passwd", "a/../../x", "..", "./../data"])
+def test_paths_cannot_leave_their_preopen(guest: Guest, sandbox: Path, path: str) -> None:
+    (sandbox / "data" / "a").mkdir()
+    assert guest.try_open(DATA, path, OFLAG_CREAT, RIGHT_FD_WRITE) == Errno.NOTCAPABLE
+
+
+def test_dotdot_inside_the_preopen_is_fine(guest: Guest, sandbox: Path) -> None:
+    (sandbox / "data" / "a").mkdir()
+    (sandbox / "data" / "note.txt").write_text("hi")
+    assert guest.read(guest.open(DATA, "a/../note.txt")) == b"hi"
+
+
+def test_symlinks_are_followed_only_beneath_the_preopen(guest: Guest, sandbox: Path, tmp_path: Path) -> None:
+    data = sandbox / "data"
+    (tmp_path / "secret.txt").write_text("secret")
+    (data / "note.txt").write_text("note")
+    (data / "alias").symlink_to("note.txt")
+    (data / "outside").symlink_to(tmp_path)
+    (data / "up").symlink_to("../config")
+    (data / "absolute").symlink_to(data / "note.txt")
+    assert guest.read(guest.open(DATA, "alias", lookup=LOOKUP_SYMLINK_FOLLOW)) == b"note"
+    assert guest.try_open(DATA, "alias") == Errno.LOOP  # the last link is not followed without the flag
+    assert guest.try_open(DATA, "outside/secret.txt") == Errno.NOTCAPABLE
+    assert guest.try_open(DATA, "up/settings.txt", OFLAG_CREAT, RIGHT_FD_WRITE) == Errno.NOTCAPABLE
+    assert guest.try_open(DATA, "absolute", lookup=LOOKUP_SYMLINK_FOLLOW) == Errno.NOTCAPABLE
+
+
+def test_directories_and_metadata(guest: Guest, sandbox: Path) -> None:
+    assert guest.call("path_create_directory", DATA, *guest.path("d")) == Errno.SUCCESS
+    fd = guest.open(DATA, "d/f.txt", OFLAG_CREAT, RIGHT_FD_WRITE | RIGHT_FD_READ)
+    assert guest.write(fd, b"12345") == Errno.SUCCESS
+    assert guest.call("fd_seek", fd, 1, 0, OUT) == Errno.SUCCESS and guest.u32(OUT) == 1
+    assert guest.read(fd, 2) == b"23"
+    assert guest.call("fd_tell", fd, OUT) == Errno.SUCCESS and guest.u32(OUT) == 3
+    assert guest.call("fd_filestat_get", fd, OUT) == Errno.SUCCESS
+    assert guest.memory.read(OUT + 16, 1)[0] == FILETYPE_REGULAR_FILE
+    assert struct.unpack("<Q", guest.memory.read(OUT + 32, 8))[0] == 5
+    assert guest.call("path_filestat_get", DATA, 0, *guest.path("d"), OUT) == Errno.SUCCESS
+    assert guest.memory.read(OUT + 16, 1)[0] == FILETYPE_DIRECTORY
+    directory = guest.open(DATA, "d", OFLAG_DIRECTORY)
+    assert guest.call("fd_readdir", directory, BUFFER, 1024, 0, OUT) == Errno.SUCCESS
+    listing = guest.memory.read(BUFFER, guest.u32(OUT))
+    names = []
+    while listing:
+        length = struct.unpack_from("<I", listing, 16)[0]
+        names.append(listing[24 : 24 + length].decode())
+        listing = listing[24 + length :]
+    assert names == [".", "..", "f.txt"]
+    assert guest.call("path_remove_directory", DATA, *guest.path("d")) == Errno.NOTEMPTY
+    old, new = guest.path("d/f.txt"), guest.path("g.txt", at=PATH + 100)
+    assert guest.call("path_rename", DATA, *old, DATA, *new) == Errno.SUCCESS
+    assert guest.call("path_unlink_file", DATA, *guest.path("g.txt")) == Errno.SUCCESS
+    assert guest.call("path_remove_directory", DATA, *guest.path("d")) == Errno.SUCCESS
+    assert list((sandbox / "data").iterdir()) == []
+
+
+def test_stdout_is_not_a_file_without_stdio(guest: Guest) -> None:
+    assert guest.write(1, b"hi") == Errno.BADF
+    assert guest.call("fd_fdstat_get", 1, OUT) == Errno.BADF
+    assert guest.call("fd_fdstat_get", DATA, OUT) == Errno.SUCCESS
+    assert guest.memory.read(OUT, 1)[0] == FILETYPE_DIRECTORY
+
+
+def test_with_stdio_granted_too_stdout_is_captured_and_files_are_written(sandbox: Path) -> None:
+    for guest in granted(sandbox, "stdio", "fs"):
+        fd = guest.open(DATA, "note.txt", OFLAG_CREAT | OFLAG_TRUNC, RIGHT_FD_WRITE)
+        assert guest.write(fd, b"to the file") == Errno.SUCCESS
+        assert guest.write(1, b"to stdout") == Errno.SUCCESS
+        assert guest.write(fd + 1, b"nowhere") == Errno.BADF
+        assert guest.call("fd_fdstat_get", 2, OUT) == Errno.SUCCESS
+        assert bytes(guest.ctx.output.stdout) == b"to stdout"
+        assert guest.ctx.output.host_calls == {"fs": 1, "stdio": 4}  # under the first capability granting each
+    assert (sandbox / "data" / "note.txt").read_bytes() == b"to the file"
+
+
+def test_missing_preopen_directories_are_created(tmp_path: Path) -> None:
+    open_filesystem(OPTIONS, tmp_path / "new", guest="g").close()
+    assert (tmp_path / "new" / "data").is_dir() and (tmp_path / "new" / "config").is_dir()
+
+
+def test_a_preopen_that_is_a_symlink_out_of_the_sandbox_is_refused_at_load(sandbox: Path, tmp_path: Path) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (sandbox / "data").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(InvalidInput) as caught:
+        open_filesystem(OPTIONS, sandbox, guest="g")
+    assert str(caught.value) == (
+        f'g: capabilities.fs.preopens[0].host: "data" resolves to {tmp_path / "elsewhere"}, '
+        f"outside the sandbox {sandbox}; remove the symlink"
+    )
+
+
+def test_a_ro_preopen_reachable_through_a_rw_one_is_refused_at_load(sandbox: Path) -> None:
+    (sandbox / "data").mkdir()
+    (sandbox / "config" / "settings.txt").unlink()
+    (sandbox / "config").rmdir()
+    (sandbox / "config").symlink_to("data/inner")
+    (sandbox / "data" / "inner").mkdir()
+    with pytest.raises(InvalidInput, match=r"preopens\[1\]\.host: .*data/inner is read-only, but a rw preopen"):
+        open_filesystem(OPTIONS, sandbox, guest="g")
