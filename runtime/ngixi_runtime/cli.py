@@ -281,7 +281,9 @@ def _commands_for(argv: Sequence[str]) -> Mapping[str, Command]:
 
 
 def _parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ngixi", description="Build, verify and run Ngixi WebAssembly guests.")
+    parser = argparse.ArgumentParser(
+        prog="ngixi", description="Verify and run Ngixi WebAssembly guests; with ngixi-build installed, build them too."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     subcommands = parser.add_subparsers(dest="command", required=True)
     for name, command in commands.items():
