@@ -7,6 +7,7 @@ capability's name; nothing here knows which capabilities exist.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -113,6 +114,7 @@ class HostContext:
     grants: frozenset[str] = frozenset()
     states: dict[str, CapabilityState] = field(default_factory=dict)  # by capability name
     closers: list[Callable[[], None]] = field(default_factory=list)  # run first by close()
+    call_ends_at: float = math.inf  # when the current call reaches limits.timeout_ms (time.monotonic)
 
     @property
     def mem(self) -> GuestMemory:
@@ -120,9 +122,13 @@ class HostContext:
             raise GuestError(f"{self.guest}: called a host function before its memory was linked")
         return self.memory
 
+    def stdio_room(self) -> int:
+        """How many more bytes stdout and stderr may take in this call."""
+        return max(0, self.stdio_quota - len(self.output.stdout) - len(self.output.stderr))
+
     def capture_stdio(self, fd: int, data: bytes) -> None:
         """Keeps what the guest wrote to stdout (1) or stderr (2), within its quota (core and component guests)."""
-        if len(self.output.stdout) + len(self.output.stderr) + len(data) > self.stdio_quota:
+        if len(data) > self.stdio_room():
             raise GuestError(
                 f"{self.guest}: stdout/stderr exceeded its quota of {self.stdio_quota} bytes", outcome="quota"
             )

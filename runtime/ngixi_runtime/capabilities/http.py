@@ -182,7 +182,13 @@ def _fetch(ctx: HostContext) -> ComponentFunction:
 
 def _open_state(options: HttpOptions, context: HostContext, sandbox: Sandbox | None) -> HttpClient:
     routes = sandbox.http_routes if sandbox else {}
-    return HttpClient(options, guest=context.guest, routes=routes, report=context.output.host_says)
+    return HttpClient(
+        options,
+        guest=context.guest,
+        routes=routes,
+        report=context.output.host_says,
+        call_ends_at=lambda: context.call_ends_at,
+    )
 
 
 _HTTP_FETCH = host_import("ngixi", "http_fetch", " ".join(["i32"] * 11), "i32")

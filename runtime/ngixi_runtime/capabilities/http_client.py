@@ -9,6 +9,7 @@ other non-public addresses are refused unless an allow entry names that exact ad
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import socket
 import struct
@@ -25,6 +26,9 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Headers = tuple[tuple[str, str], ...]
 
 MAX_REDIRECTS = 5
+RETURN_SECONDS = 0.05  # left of the guest's call for it to take a fetch's TIMEOUT and return
+# What a guest's request may hold, checked before its memory is read; its body is bounded by that memory.
+MAX_METHOD_BYTES, MAX_URL_BYTES, MAX_HEADERS_BYTES = 32, 8192, 65536
 DEFAULT_PORTS = {"http": 80, "https": 443}
 METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200"))
 _UNSAFE_IN_TARGET = re.compile(r"[\x00-\x20\x7f]")
@@ -129,7 +133,8 @@ class HttpClient:
     """Fetches for one guest instance.
 
     `routes` are the operator's (host, port) → address overrides; `report` tells the operator
-    why a request was refused.
+    why a request was refused; `call_ends_at` says when the guest's current call reaches its own
+    timeout: a fetch ends with TIMEOUT at its timeout_ms or just before that, whichever comes first.
     """
 
     def __init__(
@@ -139,8 +144,10 @@ class HttpClient:
         guest: str,
         routes: Mapping[Address, Address] | None = None,
         report: Callable[[str], None] | None = None,
+        call_ends_at: Callable[[], float] = lambda: math.inf,
     ) -> None:
         self.options = options
+        self.call_ends_at = call_ends_at
         self.guest = guest
         self.routes = dict(routes or {})
         self.report = report or (lambda message: None)
@@ -168,6 +175,8 @@ class HttpClient:
     ) -> None:
         if buffer_size < 0:
             raise AbiFault(Status.INVALID)
+        if method_length > MAX_METHOD_BYTES or url_length > MAX_URL_BYTES or headers_length > MAX_HEADERS_BYTES:
+            raise AbiFault(Status.TOO_LARGE)
         response = self.fetch(
             read_utf8(memory, method, method_length),
             read_utf8(memory, url, url_length),
@@ -179,7 +188,7 @@ class HttpClient:
 
     def fetch(self, method: str, url: str, headers: Headers = (), body: bytes = b"") -> Response:
         """Follows redirects itself, checking every hop; refusals raise `AbiFault` with a `Status`."""
-        deadline = time.monotonic() + self.options.timeout_ms / 1000
+        deadline = min(time.monotonic() + self.options.timeout_ms / 1000, self.call_ends_at() - RETURN_SECONDS)
         request = self._request(method, url, headers, body, first=url)
         for _ in range(MAX_REDIRECTS):
             status, location, payload = self._exchange(request, deadline)

@@ -7,9 +7,11 @@ when it creates the guest's client (not on the first fetch, which the guest's ti
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import ssl
+import threading
 import time
 
 from ngixi_runtime.capabilities.context import Address
@@ -37,7 +39,34 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
 
     def connect(self) -> None:
         sock = socket.create_connection(self._address, self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+        context: ssl.SSLContext = self._context  # type: ignore[attr-defined]
+        # The handshake runs after the TLS socket is in place, so that the watchdog can cut it off too.
+        self.sock = context.wrap_socket(sock, server_hostname=self.host, do_handshake_on_connect=False)
+        self.sock.do_handshake()
+
+
+class _Watchdog:
+    """Shuts the connection's socket down at the deadline: whatever read or write waits on it then
+    (the TLS handshake, a header dripping in byte by byte, the body) ends at once."""
+
+    def __init__(self, connection: http.client.HTTPConnection, deadline: float) -> None:
+        self._connection = connection
+        self.fired = False
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self.fired = True
+        sock = self._connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                # socket.socket's own shutdown, on the descriptor: a TLS socket's would tear its state down
+                # under the thread reading it.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        self._timer.cancel()
 
 
 def exchange(
@@ -53,36 +82,53 @@ def exchange(
     deadline: float,
     limit: int,
 ) -> tuple[int, str | None, bytes]:
-    """One request for `target` at scheme://host:port, sent to `address`.
+    """One request for `target` at scheme://host:port, sent to `address`, over by `deadline` (time.monotonic).
 
-    Returns (status, redirect location or None, body of at most `limit` bytes).
+    Returns (status, redirect location or None, body of at most `limit` bytes); raises TIMEOUT at the
+    deadline, wherever the exchange is then: connecting, sending, reading the headers or the body.
     """
     kind = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
     connection = kind(host, port, address, _remaining(deadline))
+    watchdog = _Watchdog(connection, deadline)
     try:
-        connection.request(method, target, body=body or None, headers=dict(headers))
-        response = connection.getresponse()
-        location = response.getheader("Location")
-        if response.status in REDIRECT_STATUSES and location:
-            return response.status, location, b""
-        return response.status, None, _read_body(response, deadline, limit)
-    except TimeoutError:
-        raise AbiFault(Status.TIMEOUT) from None
+        result = _exchange(connection, method=method, target=target, headers=headers, body=body, limit=limit)
     except (OSError, http.client.HTTPException, ValueError):
-        raise AbiFault(Status.UNREACHABLE) from None
+        result = None
     finally:
+        watchdog.stop()
         connection.close()
+    # After the watchdog shuts the socket, a body cut short reads as complete: it is not.
+    if watchdog.fired or (result is None and time.monotonic() >= deadline):
+        raise AbiFault(Status.TIMEOUT)
+    if result is None:
+        raise AbiFault(Status.UNREACHABLE)
+    return result
 
 
-def _read_body(response: http.client.HTTPResponse, deadline: float, limit: int) -> bytes:
-    """The body, up to the byte cap; each read waits at most the request's timeout, and the
-    deadline is checked between reads, so a slow sender is cut off within twice the timeout."""
+def _exchange(
+    connection: http.client.HTTPConnection,
+    *,
+    method: str,
+    target: str,
+    headers: tuple[tuple[str, str], ...],
+    body: bytes,
+    limit: int,
+) -> tuple[int, str | None, bytes]:
+    connection.request(method, target, body=body or None, headers=dict(headers))
+    response = connection.getresponse()
+    location = response.getheader("Location")
+    if response.status in REDIRECT_STATUSES and location:
+        return response.status, location, b""
+    return response.status, None, _read_body(response, limit)
+
+
+def _read_body(response: http.client.HTTPResponse, limit: int) -> bytes:
+    """The body, up to the byte cap."""
     declared = response.getheader("Content-Length", "")
     if declared.isdigit() and int(declared) > limit:
         raise AbiFault(Status.TOO_LARGE)
     body = bytearray()
     while True:
-        _remaining(deadline)
         chunk = response.read(min(CHUNK, limit + 1 - len(body)))
         if not chunk:
             return bytes(body)

@@ -239,6 +239,8 @@ class KvStore:
         size: int,
         out: int,
     ) -> None:
+        if prefix_length > MAX_KEY_BYTES:
+            raise AbiFault(Status.TOO_LARGE)
         keys = self.keys(self._namespace(memory, ns, ns_length), memory.read(prefix, prefix_length))
         copy_out(memory, b"".join(struct.pack("<I", len(k)) + k for k in keys), buffer, size, out)
 

@@ -8,10 +8,16 @@ from ngixi_runtime.capabilities.base import Capability, wasi_import
 from ngixi_runtime.capabilities.context import HostContext, HostFunction
 from ngixi_runtime.spec.abi import Errno
 
+_CHUNK = 65536
+
 
 def _random_get(ctx: HostContext) -> HostFunction:
     def random_get(pointer: int, length: int) -> int:
-        ctx.mem.write(pointer, os.urandom(length))
+        if length < 0:
+            return Errno.INVAL
+        ctx.mem.write(pointer + length, b"")  # the end must lie in guest memory before anything is drawn
+        for offset in range(0, length, _CHUNK):
+            ctx.mem.write(pointer + offset, os.urandom(min(_CHUNK, length - offset)))
         return Errno.SUCCESS
 
     return random_get

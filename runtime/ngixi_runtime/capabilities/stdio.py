@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from ngixi_runtime.capabilities.base import FD_FDSTAT_GET, FD_WRITE, OUTPUT_WASI_P2, Capability
 from ngixi_runtime.capabilities.context import HostContext, HostFunction
-from ngixi_runtime.spec.abi import FILETYPE_CHARACTER_DEVICE, RIGHT_FD_WRITE, Errno, fdstat, gather, write_u32
+from ngixi_runtime.spec.abi import (
+    FILETYPE_CHARACTER_DEVICE,
+    RIGHT_FD_WRITE,
+    AbiFault,
+    Errno,
+    fdstat,
+    gather,
+    write_u32,
+)
 
 STDIO_FDS = (1, 2)
 
@@ -16,7 +24,10 @@ def _fd_write(ctx: HostContext) -> HostFunction:
     def fd_write(fd: int, iovs: int, count: int, written: int) -> int:
         if fd not in STDIO_FDS:
             return Errno.BADF
-        data = gather(ctx.mem, iovs, count)
+        try:  # one byte over the quota is enough for capture_stdio to refuse it
+            data = gather(ctx.mem, iovs, count, ctx.stdio_room() + 1)
+        except AbiFault as fault:
+            return fault.code
         ctx.capture_stdio(fd, data)
         write_u32(ctx.mem, written, len(data))
         return Errno.SUCCESS

@@ -50,7 +50,8 @@ from ngixi_runtime.spec.abi import (
 
 MAX_OPEN_FILES = 128
 MAX_SYMLINKS = 32
-MAX_READ = 16 << 20
+MAX_PATH = 4096  # bytes, as PATH_MAX on Linux
+MAX_READ = MAX_WRITE = 16 << 20  # bytes one call moves; a larger request is a short read or write
 FIRST_PREOPEN_FD = 3
 
 _FILETYPES = (
@@ -232,12 +233,12 @@ class WasiFilesystem:
     def fd_write(self, memory: GuestMemory, fd: int, iovs: int, count: int, done: int) -> None:
         descriptor = self._get(fd)
         self._refuse_on_ro(descriptor)
-        write_u32(memory, done, os.write(descriptor.host_fd, gather(memory, iovs, count)))
+        write_u32(memory, done, os.write(descriptor.host_fd, gather(memory, iovs, count, MAX_WRITE)))
 
     def fd_pwrite(self, memory: GuestMemory, fd: int, iovs: int, count: int, offset: int, done: int) -> None:
         descriptor = self._get(fd)
         self._refuse_on_ro(descriptor)
-        write_u32(memory, done, os.pwrite(descriptor.host_fd, gather(memory, iovs, count), offset))
+        write_u32(memory, done, os.pwrite(descriptor.host_fd, gather(memory, iovs, count, MAX_WRITE), offset))
 
     def fd_seek(self, memory: GuestMemory, fd: int, offset: int, whence: int, out: int) -> None:
         if whence not in _WHENCE:
@@ -285,8 +286,12 @@ class WasiFilesystem:
         if cookie < 0:
             raise AbiFault(Errno.INVAL)
         names = [".", "..", *sorted(os.listdir(descriptor.host_fd))]
-        entries = b"".join(_dirent(descriptor.host_fd, names[index], index + 1) for index in range(cookie, len(names)))
-        memory.write(buffer, entries[:length])
+        entries = bytearray()
+        for index in range(cookie, len(names)):
+            if len(entries) >= length:  # a full buffer tells the guest to ask again from a later cookie
+                break
+            entries += _dirent(descriptor.host_fd, names[index], index + 1)
+        memory.write(buffer, bytes(entries[:length]))
         write_u32(memory, used, min(len(entries), length))
 
     # --- directories -----------------------------------------------------------------------
@@ -318,6 +323,8 @@ class WasiFilesystem:
 
 
 def _path(memory: GuestMemory, pointer: int, length: int) -> str:
+    if length > MAX_PATH:
+        raise AbiFault(Errno.NAMETOOLONG)
     path = read_utf8(memory, pointer, length, fault=Errno.ILSEQ)
     if "\0" in path:
         raise AbiFault(Errno.INVAL)

@@ -35,12 +35,13 @@ class _EngineEntry:
     package: str  # the Python package it needs
     meters_fuel: bool  # whether it enforces limits.fuel in-process
     runs_components: bool  # whether it has the component model
+    caps_growth: bool  # whether it caps memory and table growth in-process, whatever the module declares
 
 
 # The first installed engine is the default (the first that meters fuel, for a guest with limits.fuel).
 _ENGINES = {
-    "wasmer": _EngineEntry("wasmer", "wasmer", meters_fuel=False, runs_components=False),
-    "wasmtime": _EngineEntry("wasmtime", "wasmtime", meters_fuel=True, runs_components=True),
+    "wasmer": _EngineEntry("wasmer", "wasmer", meters_fuel=False, runs_components=False, caps_growth=False),
+    "wasmtime": _EngineEntry("wasmtime", "wasmtime", meters_fuel=True, runs_components=True, caps_growth=True),
 }
 ENGINE_NAMES = tuple(_ENGINES)
 
@@ -53,6 +54,15 @@ class EngineId:
     compiler: str
 
 
+# What a guest may hold besides its linear memory (docs/host-policy.md, "Memory"): a table element
+# costs the host 8 to 16 bytes, so a table may hold at most TABLE_ELEMENTS_PER_PAGE per page of
+# limits.memory_pages, and at least MIN_TABLE_ELEMENTS.
+MAX_MEMORIES = 1
+MAX_TABLES = 8
+MIN_TABLE_ELEMENTS = 65_536
+TABLE_ELEMENTS_PER_PAGE = 1024
+
+
 @dataclass(frozen=True)
 class RunLimits:
     """The manifest's limits an engine may enforce in-process (Wasmer leaves them to the child process)."""
@@ -60,6 +70,15 @@ class RunLimits:
     timeout_ms: int
     memory_pages: int
     fuel: int | None = None
+
+    @property
+    def table_elements(self) -> int:
+        return table_elements(self.memory_pages)
+
+
+def table_elements(memory_pages: int) -> int:
+    """The most elements one table of a guest with this limits.memory_pages may hold."""
+    return max(MIN_TABLE_ELEMENTS, memory_pages * TABLE_ELEMENTS_PER_PAGE)
 
 
 class EngineMemory(GuestMemory, Protocol):
@@ -161,6 +180,12 @@ def _how_to_get(name: str) -> str:
 
 def meters_fuel(name: str) -> bool:
     return _ENGINES[name].meters_fuel
+
+
+def caps_growth(name: str) -> bool:
+    """Whether the engine caps memory and table growth itself; for the others the loader checks the module's
+    declared maxima before instantiating it."""
+    return _ENGINES[name].caps_growth
 
 
 def engine_named(name: str | None = None) -> Engine:

@@ -25,7 +25,15 @@ import wasmtime
 from ngixi_runtime.capabilities.base import HostImport
 from ngixi_runtime.capabilities.context import HostFunction
 from ngixi_runtime.engines import wasmtime_fastpath
-from ngixi_runtime.engines.base import PORTABLE_TRIPLE, EngineId, EngineMemory, RunLimits, as_results
+from ngixi_runtime.engines.base import (
+    MAX_MEMORIES,
+    MAX_TABLES,
+    PORTABLE_TRIPLE,
+    EngineId,
+    EngineMemory,
+    RunLimits,
+    as_results,
+)
 from ngixi_runtime.errors import ArtifactRefused, GuestError, NgixiError
 from ngixi_runtime.guest.manifest import Number
 from ngixi_runtime.spec.targets import host_triple
@@ -364,7 +372,7 @@ def instantiate(
     deadline = Deadline(guest, limits.timeout_ms, limits.fuel)
     try:
         store = wasmtime.Store(prepared.engine)
-        store.set_limits(memory_size=limits.memory_pages * PAGE_BYTES)
+        limit_store(store, limits, memories=MAX_MEMORIES, instances=1)
         linker = wasmtime.Linker(prepared.engine)
         for host_import, function in imports:
             define_host_function(linker, host_import, deadline.guard(function))
@@ -379,6 +387,18 @@ def instantiate(
         raise NgixiError(f"{guest}: cannot load the guest: {first_line(error)}") from None
     on_memory(instance.memory)
     return instance
+
+
+def limit_store(store: wasmtime.Store, limits: RunLimits, *, memories: int, instances: int) -> None:
+    """Caps, before anything is instantiated in it, what the store may hold: each memory at limits.memory_pages,
+    each table at `limits.table_elements`, and how many memories, tables and instances there may be."""
+    store.set_limits(
+        memory_size=limits.memory_pages * PAGE_BYTES,
+        table_elements=limits.table_elements,
+        instances=instances,
+        tables=MAX_TABLES * instances,
+        memories=memories,
+    )
 
 
 def _module_info(module: wasmtime.Module) -> ModuleInfo:

@@ -25,7 +25,6 @@ from ngixi_runtime.capabilities.component import ComponentInfo, WasiSetup, run_e
 from ngixi_runtime.capabilities.context import GuestExit
 from ngixi_runtime.engines.base import RunLimits
 from ngixi_runtime.engines.wasmtime import (
-    PAGE_BYTES,
     TICKER,
     Deadline,
     call_within_deadline,
@@ -34,6 +33,7 @@ from ngixi_runtime.engines.wasmtime import (
     engine_for,
     epoch_ticks,
     first_line,
+    limit_store,
     trap_message,
 )
 from ngixi_runtime.errors import GuestError, NgixiError, VerificationError
@@ -44,6 +44,11 @@ from ngixi_runtime.guest.manifest import Number
 _PROMPT_SECONDS, _RELEASE_SECONDS = 0.05, 5.0
 # Instances with WASI writers not yet closed: closed at exit, while the interpreter can still run callbacks.
 _OPEN: weakref.WeakSet[ComponentInstance] = weakref.WeakSet()
+
+# A component is several core instances (the guest's, WASI's adapter, shims), each with at most one memory,
+# each memory and table capped as a core guest's.
+COMPONENT_INSTANCES = 16
+COMPONENT_MEMORIES = 4
 
 
 @atexit.register
@@ -301,7 +306,7 @@ def instantiate(
     deadline = Deadline(guest, limits.timeout_ms)
     try:
         store = wasmtime.Store(prepared.engine)
-        store.set_limits(memory_size=limits.memory_pages * PAGE_BYTES)
+        limit_store(store, limits, memories=COMPONENT_MEMORIES, instances=COMPONENT_INSTANCES)
         linker = wc.Linker(prepared.engine)
         writers = _StdioWriters()
         if wasi is not None:

@@ -6,6 +6,7 @@ capabilities a guest is granted. Component guests bring Wasmtime's component mod
 
 from __future__ import annotations
 
+import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,22 +18,26 @@ from ngixi_runtime.capabilities.component import ComponentInfo, imports_wasi, wa
 from ngixi_runtime.capabilities.context import GuestExit, GuestOutput, HostContext, LogLine, Sandbox
 from ngixi_runtime.capabilities.linking import component_functions, core_imports, open_context
 from ngixi_runtime.engines.base import (
+    MAX_MEMORIES,
+    MAX_TABLES,
     PORTABLE_TRIPLE,
     Engine,
     EngineId,
     EngineInstance,
     EngineMemory,
     RunLimits,
+    caps_growth,
     chosen_engine,
     engine_named,
     meters_fuel,
+    table_elements,
 )
 from ngixi_runtime.errors import ArtifactRefused, InvalidInput, NgixiError, PolicyError, VerificationError
 from ngixi_runtime.guest.check import check_component, check_module
 from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number, manifest_from_table
 from ngixi_runtime.spec.bundle_format import MANIFEST_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
-from ngixi_runtime.spec.wasm import ModuleInfo
+from ngixi_runtime.spec.wasm import ModuleInfo, read_module_info
 
 COMPILED = "compiled from guest.wasm"
 Prepared = TypeVar("Prepared")
@@ -146,16 +151,22 @@ class Guest:
     def __enter__(self) -> Guest:
         return self
 
+    def _begin_call(self) -> None:
+        """Tells host functions when this call's time is up, so that waits (http) end within it."""
+        self._context.call_ends_at = time.monotonic() + self.manifest.limits.timeout_ms / 1000
+
     def __exit__(self, *_: object) -> None:
         self.close()
 
     def call(self, export: str, args: Sequence[Number]) -> tuple[Number, ...]:
         check_call(self.manifest, export, args)
+        self._begin_call()
         return self._instance.call(export, args)
 
     def run_command(self) -> int:
         """Runs a command guest's `_start`; returns its exit code."""
         check_call(self.manifest, "_start", ())
+        self._begin_call()
         try:
             self._instance.call("_start", ())
         except GuestExit as exit_:
@@ -175,6 +186,11 @@ def verified_manifest(bundle: VerifiedBundle) -> Manifest:
             f"{source}: guest.version: {manifest.guest.version} differs from the signed index's {bundle.index.version}"
         )
     return manifest
+
+
+def declared_module(bundle: VerifiedBundle) -> ModuleInfo:
+    """What the verified .wasm itself declares: every memory and table, exported or not."""
+    return read_module_info(bundle.data(bundle.index.member("wasm")), source=f"{bundle.source}!guest.wasm")
 
 
 def _artifact_code(bundle: VerifiedBundle, member: Member) -> dict[str, Any]:
@@ -242,20 +258,54 @@ def check_fuel_metering(manifest: Manifest, engine: str, *, cpu_capped: bool) ->
     )
 
 
-def check_memory_limit(manifest: Manifest, info: ModuleInfo) -> None:
-    """The guest's declared memory maximum must exist and fit `limits.memory_pages`."""
+def check_memory_limit(manifest: Manifest, info: ModuleInfo, *, engine_caps_growth: bool = True) -> None:
+    """The guest's memories and tables must be bounded before any of its code runs (docs/host-policy.md, "Memory").
+
+    At most one memory, whose declared maximum fits `limits.memory_pages`; at most `MAX_TABLES` tables. On an
+    engine that does not cap growth itself (`engine_caps_growth` false), `info` must be the module's own
+    (every memory and table it defines, not only those it exports), and each table must declare a maximum
+    within `table_elements(limits.memory_pages)`.
+    """
+    problems = [*_memory_problems(manifest, info), *_table_problems(manifest, info, engine_caps_growth)]
+    if problems:
+        raise PolicyError(f"{manifest.guest.name}: " + "; ".join(problems))
+
+
+def _memory_problems(manifest: Manifest, info: ModuleInfo) -> list[str]:
     limit = manifest.limits.memory_pages
+    if len(info.memories) > MAX_MEMORIES:
+        count = len(info.memories)
+        return [f"it has {count} memories; a guest may have {MAX_MEMORIES}, bounded by limits.memory_pages"]
+    problems = []
     for memory in info.memories:
         if memory.maximum_pages is None:
-            raise PolicyError(
-                f"{manifest.guest.name}: its memory declares no maximum; build it with --maximumMemory "
+            problems.append(
+                f"its memory declares no maximum; build it with --maximumMemory "
                 f"(the build passes limits.memory_pages = {limit})"
             )
-        if memory.maximum_pages > limit:
-            raise PolicyError(
-                f"{manifest.guest.name}: its memory may grow to {memory.maximum_pages} pages, "
-                f"over its limits.memory_pages = {limit}"
+        elif memory.maximum_pages > limit:
+            problems.append(
+                f"its memory may grow to {memory.maximum_pages} pages, over its limits.memory_pages = {limit}"
             )
+    return problems
+
+
+def _table_problems(manifest: Manifest, info: ModuleInfo, engine_caps_growth: bool) -> list[str]:
+    if len(info.tables) > MAX_TABLES:
+        return [f"it has {len(info.tables)} tables; a guest may have at most {MAX_TABLES}"]
+    ceiling = table_elements(manifest.limits.memory_pages)
+    where = f"the {ceiling} elements a guest with limits.memory_pages = {manifest.limits.memory_pages} may hold"
+    problems = []
+    for number, table in enumerate(info.tables):
+        if table.minimum_elements > ceiling:
+            problems.append(f"its table {number} starts with {table.minimum_elements} elements, over {where}")
+        elif engine_caps_growth:
+            continue
+        elif table.maximum_elements is None:
+            problems.append(f"its table {number} declares no maximum; this engine can bound it only at {where}")
+        elif table.maximum_elements > ceiling:
+            problems.append(f"its table {number} may grow to {table.maximum_elements} elements, over {where}")
+    return problems
 
 
 def open_guest(
@@ -317,6 +367,8 @@ def _open_core(
         bundle, runner, prepare, allow_compile, lambda code: check_module(manifest, code.info)
     )
     check_memory_limit(manifest, prepared.info)
+    if not caps_growth(chosen):
+        check_memory_limit(manifest, declared_module(bundle), engine_caps_growth=False)
     context = host_side()
     imports = core_imports(context, [(imp.module, imp.name) for imp in prepared.info.imports])
 

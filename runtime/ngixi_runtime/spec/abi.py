@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Iterator
 from typing import Protocol
 
 
@@ -83,6 +84,9 @@ class Status(enum.IntEnum):
     HOST_FAILURE = 12
 
 
+MAX_IOVECS = 1024  # IOV_MAX on Linux
+
+
 class AbiFault(Exception):
     """Raised inside a host function to return a code to the guest (an `Errno` or a `Status`)."""
 
@@ -112,20 +116,32 @@ def read_utf8(memory: GuestMemory, pointer: int, length: int, fault: int = Statu
         raise AbiFault(fault) from None
 
 
-def iovecs(memory: GuestMemory, pointer: int, count: int) -> list[tuple[int, int]]:
-    """The (buffer, length) pairs of a WASI iovec array."""
-    raw = memory.read(pointer, 8 * count)
-    return [struct.unpack_from("<II", raw, 8 * index) for index in range(count)]
+def iovecs(memory: GuestMemory, pointer: int, count: int) -> Iterator[tuple[int, int]]:
+    """The (buffer, length) pairs of a WASI iovec array; more than `MAX_IOVECS` is INVAL, as on Linux."""
+    if not 0 <= count <= MAX_IOVECS:
+        raise AbiFault(Errno.INVAL)
+    return struct.iter_unpack("<II", memory.read(pointer, 8 * count))
 
 
-def gather(memory: GuestMemory, pointer: int, count: int) -> bytes:
-    return b"".join(memory.read(buffer, length) for buffer, length in iovecs(memory, pointer, count))
+def gather(memory: GuestMemory, pointer: int, count: int, limit: int) -> bytes:
+    """The iovecs' bytes in order, at most `limit` of them: only those are copied, so iovecs that repeat one
+    region cannot make the host hold more than `limit` (a write of fewer bytes than asked is the caller's to
+    report, as a short write)."""
+    parts, left = [], limit
+    for buffer, length in iovecs(memory, pointer, count):
+        if left <= 0:
+            break
+        parts.append(memory.read(buffer, min(length, left)))
+        left -= len(parts[-1])
+    return b"".join(parts)
 
 
 def scatter(memory: GuestMemory, pointer: int, count: int, data: bytes) -> int:
     """Fills the iovecs in order with `data`; returns how many bytes were placed."""
     placed = 0
     for buffer, length in iovecs(memory, pointer, count):
+        if placed == len(data):
+            break
         chunk = data[placed : placed + length]
         memory.write(buffer, chunk)
         placed += len(chunk)

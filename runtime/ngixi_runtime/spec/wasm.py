@@ -20,7 +20,7 @@ _VALTYPES = {
     0x6F: "externref",
 }
 _KINDS: dict[int, ExternKind] = {0: "func", 1: "table", 2: "memory", 3: "global", 4: "tag"}
-_TYPE, _IMPORT, _FUNCTION, _MEMORY, _EXPORT = 1, 2, 3, 5, 7
+_TYPE, _IMPORT, _FUNCTION, _TABLE, _MEMORY, _EXPORT = 1, 2, 3, 4, 5, 7
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,20 @@ class MemoryLimits:
 
 
 @dataclass(frozen=True)
+class TableLimits:
+    minimum_elements: int
+    maximum_elements: int | None
+
+
+@dataclass(frozen=True)
 class ModuleInfo:
+    """What a module imports and exports, and the memories and tables it declares (or, read from an
+    engine's compiled module, those it imports or exports: an engine does not show the others)."""
+
     imports: tuple[Import, ...]
     exports: tuple[Export, ...]
     memories: tuple[MemoryLimits, ...]
+    tables: tuple[TableLimits, ...] = ()
 
     def export(self, name: str) -> Export | None:
         return next((e for e in self.exports if e.name == name), None)
@@ -84,6 +94,12 @@ class _Reader:
         return value
 
     def u32(self) -> int:
+        return self._unsigned(last_shift=28)
+
+    def u64(self) -> int:
+        return self._unsigned(last_shift=63)
+
+    def _unsigned(self, *, last_shift: int) -> int:
         result, shift = 0, 0
         while True:
             b = self.byte()
@@ -91,7 +107,7 @@ class _Reader:
             if not b & 0x80:
                 return result
             shift += 7
-            if shift > 35:
+            if shift > last_shift:
                 raise self.fail("LEB128 integer too long")
 
     def take(self, size: int) -> bytes:
@@ -114,15 +130,25 @@ class _Reader:
             raise self.fail(f"unknown value type 0x{code:02x}")
         return _VALTYPES[code]
 
-    def limits(self) -> MemoryLimits:
+    def limits(self) -> tuple[int, int | None]:
+        """A limits record; a memory64 record's wider bounds read as LEB128 integers all the same."""
         flags = self.byte()
-        minimum = self.u32()
-        maximum = self.u32() if flags & 1 else None
-        return MemoryLimits(minimum, maximum)
+        if flags & ~0x07:
+            raise self.fail(f"unknown limits flags 0x{flags:02x}")
+        minimum = self.u64()
+        maximum = self.u64() if flags & 1 else None
+        return minimum, maximum
+
+    def memory(self) -> MemoryLimits:
+        return MemoryLimits(*self.limits())
+
+    def table(self) -> TableLimits:
+        self.valtype()
+        return TableLimits(*self.limits())
 
 
 def read_module_info(data: bytes, *, source: str) -> ModuleInfo:
-    """Parses the type, import, function, memory and export sections of a core module."""
+    """Parses the type, import, function, table, memory and export sections of a core module."""
     reader = _Reader(data, source)
     if reader.take(4) != b"\0asm" or reader.take(4) != b"\x01\0\0\0":
         raise reader.fail("missing the \\0asm version 1 header")
@@ -133,16 +159,14 @@ def read_module_info(data: bytes, *, source: str) -> ModuleInfo:
         if section_id != 0:
             sections[section_id] = body
     types = _read_types(_section(sections, _TYPE, source))
-    imports = _read_imports(_section(sections, _IMPORT, source), types)
+    imports, imported_memories, imported_tables = _read_imports(_section(sections, _IMPORT, source), types)
     type_indices = _read_function_type_indices(_section(sections, _FUNCTION, source), types)
-    memories = tuple(r.limits() for r in _vec(_section(sections, _MEMORY, source)))
+    tables = tuple(r.table() for r in _vec(_section(sections, _TABLE, source)))
+    memories = tuple(r.memory() for r in _vec(_section(sections, _MEMORY, source)))
     imported_funcs: list[Signature | None] = [i.signature for i in imports if i.kind == "func"]
-    imported_memories = [
-        MemoryLimits(0, None) for i in imports if i.kind == "memory"
-    ]  # imported memories are refused by validation; their limits do not matter here
     functions = _Functions(imported_funcs, type_indices, types)
     exports = _read_exports(_section(sections, _EXPORT, source), functions)
-    return ModuleInfo(imports=imports, exports=exports, memories=tuple(imported_memories) + memories)
+    return ModuleInfo(imports, exports, imported_memories + memories, imported_tables + tables)
 
 
 def _section(sections: dict[int, bytes], section_id: int, source: str) -> _Reader:
@@ -198,8 +222,11 @@ class _Functions:
         return self.types[self.type_indices[index - len(self.imported)]]
 
 
-def _read_imports(reader: _Reader, types: list[Signature]) -> tuple[Import, ...]:
-    imports = []
+def _read_imports(
+    reader: _Reader, types: list[Signature]
+) -> tuple[tuple[Import, ...], tuple[MemoryLimits, ...], tuple[TableLimits, ...]]:
+    """The imports, and the limits of the memories and tables among them."""
+    imports, memories, tables = [], [], []
     for r in _vec(reader):
         module, name, kind_code = r.name(), r.name(), r.byte()
         kind = _KINDS.get(kind_code)
@@ -207,10 +234,9 @@ def _read_imports(reader: _Reader, types: list[Signature]) -> tuple[Import, ...]
         if kind == "func":
             signature = types[_index(r, types)]
         elif kind == "table":
-            r.valtype()
-            r.limits()
+            tables.append(r.table())
         elif kind == "memory":
-            r.limits()
+            memories.append(r.memory())
         elif kind == "global":
             r.valtype()
             r.byte()
@@ -220,7 +246,7 @@ def _read_imports(reader: _Reader, types: list[Signature]) -> tuple[Import, ...]
         else:
             raise r.fail(f"unknown import kind 0x{kind_code:02x}")
         imports.append(Import(module, name, kind, signature))
-    return tuple(imports)
+    return tuple(imports), tuple(memories), tuple(tables)
 
 
 def _read_exports(reader: _Reader, functions: _Functions) -> tuple[Export, ...]:
