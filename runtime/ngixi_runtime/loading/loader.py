@@ -366,9 +366,11 @@ def _open_core(
     prepared, origin = prepare_best_fitting(
         bundle, runner, prepare, allow_compile, lambda code: check_module(manifest, code.info)
     )
-    check_memory_limit(manifest, prepared.info)
-    if not caps_growth(chosen):
-        check_memory_limit(manifest, declared_module(bundle), engine_caps_growth=False)
+    # What the engine shows of an artifact leaves out the memories and tables a module does not export: the
+    # verified .wasm says them all, and is read where the engine cannot cap them, or was compiled anyway.
+    capped = caps_growth(chosen)
+    declared = prepared.info if capped and not origin.startswith(COMPILED) else declared_module(bundle)
+    check_memory_limit(manifest, declared, engine_caps_growth=capped)
     context = host_side()
     imports = core_imports(context, [(imp.module, imp.name) for imp in prepared.info.imports])
 

@@ -1,0 +1,230 @@
+"""Attacks on the memory limits and on host functions that copy: a hostile guest must not make the host allocate.
+
+Memory is measured in a fresh process (its peak RSS) where the engine allocates, and with tracemalloc where
+the host functions would (their copies are Python objects).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.errors import GuestError, NgixiError, PolicyError
+from ngixi_runtime.loading.loader import Guest, open_guest
+from ngixi_runtime.trust.signatures import load_trust
+from tests.conftest import KeyFiles, make_bundle
+
+wasmtime = pytest.importorskip("wasmtime")  # for its WAT assembler
+
+MiB = 1 << 20
+HUGE = 100_000_000  # table elements: about 1 GiB of host memory on Wasmtime, were it granted
+INVAL = 28
+
+
+def guest_manifest(exports: str, *, limits: str = "", capabilities: str = "") -> str:
+    return (
+        '[guest]\nname = "hostile"\nversion = "0.1.0"\n\n'
+        + textwrap.dedent(exports)
+        + textwrap.dedent(capabilities)
+        + f"[limits]\n{textwrap.dedent(limits)}"
+    )
+
+
+SIZE_EXPORT = '[exports.size]\nresults = ["i32"]\n'
+ONE_PAGE = guest_manifest(SIZE_EXPORT, limits="memory_pages = 1\n")
+
+
+def hostile_bundle(tmp_path: Path, keys: KeyFiles, wat: str, manifest: str) -> Path:
+    return make_bundle(tmp_path / "bundle", keys.key, wasm=wasmtime.wat2wasm(wat), manifest=manifest, guest="hostile")
+
+
+def loaded(tmp_path: Path, keys: KeyFiles, wat: str, manifest: str, engine: str) -> Guest:
+    bundle = read_bundle(hostile_bundle(tmp_path, keys, wat, manifest), load_trust(keys.trust))
+    return open_guest(bundle, engine=engine)
+
+
+_MEASURE = """
+import json, resource, sys
+from pathlib import Path
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.loading.loader import open_guest
+from ngixi_runtime.trust.signatures import load_trust
+bundle, trust, engine = sys.argv[1:]
+try:
+    guest = open_guest(read_bundle(Path(bundle), load_trust(Path(trust))), engine=engine)
+    outcome = {"size": guest.call("size", ())[0]}
+except NgixiError as error:
+    outcome = {"refused": str(error), "kind": type(error).__name__}
+outcome["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(outcome))
+"""
+
+
+def load_in_fresh_process(tmp_path: Path, keys: KeyFiles, wat: str, engine: str) -> dict[str, object]:
+    """Loads the guest and calls `size` in a new process; what happened, and the process's peak RSS."""
+    bundle = hostile_bundle(tmp_path, keys, wat, ONE_PAGE)
+    argv = [sys.executable, "-c", _MEASURE, str(bundle), str(keys.trust), engine]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True)
+    outcome: dict[str, object] = json.loads(done.stdout)
+    return outcome
+
+
+def table_growing_start(declared: str) -> str:
+    return f"""(module
+      (memory (export "memory") 1 1)
+      (table {declared} funcref)
+      (func $grow (drop (table.grow (ref.null func) (i32.const {HUGE}))))
+      (func (export "size") (result i32) (table.size))
+      (start $grow))"""
+
+
+@pytest.mark.parametrize("declared", ["1", f"1 {HUGE}"], ids=["no maximum", "a huge maximum"])
+def test_a_start_function_growing_a_table_is_bounded_before_it_runs(
+    tmp_path: Path, keys: KeyFiles, engine_name: str, declared: str
+) -> None:
+    outcome = load_in_fresh_process(tmp_path, keys, table_growing_start(declared), engine_name)
+    assert float(str(outcome["peak_mib"])) < 300, outcome
+    if engine_name == "wasmtime":
+        assert outcome["size"] == 1  # the store refused the growth: table.grow returned -1
+    else:  # Wasmer cannot cap growth: a table without a small enough maximum never runs
+        assert outcome["kind"] == "PolicyError"
+        assert "hostile: its table 0 " in str(outcome["refused"])
+        assert "65536 elements a guest with limits.memory_pages = 1 may hold" in str(outcome["refused"])
+
+
+def test_a_table_that_starts_huge_is_refused(tmp_path: Path, keys: KeyFiles, engine_name: str) -> None:
+    wat = f"""(module
+      (memory (export "memory") 1 1)
+      (table {HUGE} funcref)
+      (func (export "size") (result i32) (i32.const 0)))"""
+    outcome = load_in_fresh_process(tmp_path, keys, wat, engine_name)
+    assert "refused" in outcome and "hostile" in str(outcome["refused"]), outcome
+    assert float(str(outcome["peak_mib"])) < 300, outcome
+
+
+def test_a_table_with_a_small_declared_maximum_loads_on_both(tmp_path: Path, keys: KeyFiles, engine_name: str) -> None:
+    guest = loaded(tmp_path, keys, table_growing_start("1 100"), ONE_PAGE, engine_name)
+    assert guest.call("size", ()) == (1,)  # growing past the declared maximum fails in the guest
+
+
+SECOND_MEMORY = """(module
+  (memory (export "memory") 1 1)
+  (memory $hidden 1 25600)
+  (func $grow (drop (memory.grow $hidden (i32.const 25599))))
+  (func (export "size") (result i32) (i32.const 0))
+  (start $grow))"""
+
+
+def test_a_second_memory_that_is_not_exported_is_refused(tmp_path: Path, keys: KeyFiles, engine_name: str) -> None:
+    outcome = load_in_fresh_process(tmp_path, keys, SECOND_MEMORY, engine_name)
+    assert "refused" in outcome, outcome
+    assert str(outcome["refused"]).startswith("hostile: "), outcome
+    assert float(str(outcome["peak_mib"])) < 300, outcome
+
+
+def test_a_second_exported_memory_is_refused_by_name(tmp_path: Path, keys: KeyFiles) -> None:
+    wat = SECOND_MEMORY.replace("(memory $hidden", '(memory $hidden (export "spare")')
+    with pytest.raises(NgixiError, match="hostile: "):
+        loaded(tmp_path, keys, wat, ONE_PAGE, "wasmtime")
+
+
+def test_a_memory_in_a_start_function_cannot_grow_past_the_limit(
+    tmp_path: Path, keys: KeyFiles, engine_name: str
+) -> None:
+    wat = """(module
+      (memory (export "memory") 1 65536)
+      (global $grown (mut i32) (i32.const 0))
+      (func $grow (global.set $grown (memory.grow (i32.const 60000))))
+      (func (export "size") (result i32) (global.get $grown))
+      (start $grow))"""
+    with pytest.raises(PolicyError) as refused:
+        loaded(tmp_path, keys, wat, ONE_PAGE, engine_name)
+    assert str(refused.value) == "hostile: its memory may grow to 65536 pages, over its limits.memory_pages = 1"
+
+
+# --- host functions that copy ------------------------------------------------------------------
+
+SPRAY = """(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
+  (memory (export "memory") 1 1)
+  ;; fd_write of `count` iovecs, each the whole 64 KiB memory
+  (func (export "spray") (param $count i32) (result i32)
+    (local $i i32)
+    (block $done (loop $fill
+      (br_if $done (i32.ge_u (local.get $i) (local.get $count)))
+      (i32.store (i32.mul (local.get $i) (i32.const 8)) (i32.const 0))
+      (i32.store offset=4 (i32.mul (local.get $i) (i32.const 8)) (i32.const 65536))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $fill)))
+    (call $fd_write (i32.const 1) (i32.const 0) (local.get $count) (i32.const 65532)))
+  (func (export "draw") (param i32 i32) (result i32) (call $random (local.get 0) (local.get 1))))"""
+SPRAY_MANIFEST = guest_manifest(
+    """\
+    [exports.spray]
+    params = ["i32"]
+    results = ["i32"]
+    [exports.draw]
+    params = ["i32", "i32"]
+    results = ["i32"]
+    """,
+    capabilities="[capabilities.stdio]\n[capabilities.random]\n",
+    limits="memory_pages = 1\nstdout_bytes = 1048576\n",
+)
+
+
+@pytest.fixture
+def sprayer(tmp_path: Path, keys: KeyFiles, engine_name: str) -> Guest:
+    return loaded(tmp_path, keys, SPRAY, SPRAY_MANIFEST, engine_name)
+
+
+def peak_python_allocation(call: object) -> int:
+    assert callable(call)
+    tracemalloc.start()
+    try:
+        call()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_more_iovecs_than_iov_max_are_inval_before_anything_is_copied(sprayer: Guest) -> None:
+    results: list[tuple[object, ...]] = []
+    peak = peak_python_allocation(lambda: results.append(sprayer.call("spray", (4096,))))
+    assert results == [(INVAL,)]
+    assert peak < MiB
+    assert sprayer.output.stdout == b""
+
+
+def test_iovecs_repeating_one_region_copy_no_more_than_the_quota(sprayer: Guest) -> None:
+    def spray() -> None:
+        with pytest.raises(GuestError, match="stdout/stderr exceeded its quota of 1048576 bytes"):
+            sprayer.call("spray", (1024,))  # 64 MiB asked for
+
+    assert peak_python_allocation(spray) < 4 * MiB
+
+
+def test_iovecs_within_the_quota_are_written_whole(sprayer: Guest) -> None:
+    assert sprayer.call("spray", (8,)) == (0,)
+    assert len(sprayer.output.stdout) == 8 * 65536
+
+
+def test_random_get_of_a_gibibyte_is_refused_before_it_is_drawn(sprayer: Guest) -> None:
+    def draw() -> None:
+        with pytest.raises(GuestError, match="outside the guest's memory"):
+            sprayer.call("draw", (0, 1 << 30))
+
+    assert peak_python_allocation(draw) < MiB
+    with pytest.raises(GuestError, match="outside the guest's memory"):
+        sprayer.call("draw", (65530, 16))
+    assert sprayer.call("draw", (0, -1)) == (INVAL,)
+    assert sprayer.call("draw", (0, 65536)) == (0,)
