@@ -10,6 +10,7 @@ from ngixi_runtime.capabilities.context import GuestExit, HostContext
 from ngixi_runtime.capabilities.linking import core_imports
 from ngixi_runtime.capabilities.registry import every_capability
 from ngixi_runtime.errors import GuestError
+from ngixi_runtime.spec.abi import MAX_IOVECS, AbiFault, Errno, gather
 from tests.conftest import FakeMemory
 
 GRANTS = frozenset({"log", "stdio", "clock", "random", "args", "env"})
@@ -60,6 +61,41 @@ def test_fd_write_quota_covers_stdout_and_stderr() -> None:
     host(ctx, "wasi_snapshot_preview1.fd_write")(2, 0, 1, 300)
     with pytest.raises(GuestError, match="exceeded its quota of 8 bytes"):
         host(ctx, "wasi_snapshot_preview1.fd_write")(1, 0, 1, 300)
+
+
+class CountingMemory(FakeMemory):
+    """Counts the bytes the host copies out of guest memory."""
+
+    copied = 0
+
+    def read(self, pointer: int, length: int) -> bytes:
+        self.copied += length
+        return super().read(pointer, length)
+
+
+def test_gather_copies_no_more_than_its_limit() -> None:
+    memory = CountingMemory(65536)
+    memory.write(0, struct.pack("<II", 0, 65536) * 1024)
+    assert len(gather(memory, 0, 1024, 1000)) == 1000
+    assert memory.copied == 8 * 1024 + 1000
+
+
+@pytest.mark.parametrize("count", [-1, MAX_IOVECS + 1, 1 << 30])
+def test_iovec_arrays_longer_than_iov_max_are_inval(count: int) -> None:
+    memory = CountingMemory(65536)
+    with pytest.raises(AbiFault) as caught:
+        gather(memory, 0, count, 10)
+    assert caught.value.code == Errno.INVAL and memory.copied == 0
+
+
+def test_fd_write_to_stdout_copies_at_most_the_quota_left() -> None:
+    memory = CountingMemory(65536)
+    ctx = context(stdio_quota=100, memory=memory)
+    memory.write(0, struct.pack("<II", 0, 65536) * 16)
+    with pytest.raises(GuestError, match="exceeded its quota of 100 bytes"):
+        host(ctx, "wasi_snapshot_preview1.fd_write")(1, 0, 16, 300)
+    assert memory.copied == 8 * 16 + 101
+    assert host(ctx, "wasi_snapshot_preview1.fd_write")(1, 0, 4096, 300) == Errno.INVAL
 
 
 def test_args_and_environ_tables() -> None:

@@ -11,7 +11,7 @@ from ngixi_runtime.capabilities.registry import every_capability
 from ngixi_runtime.errors import InvalidInput, PolicyError
 from ngixi_runtime.guest.manifest import LIMIT_KEYS, Manifest, parse_manifest
 from ngixi_runtime.loading.loader import check_memory_limit
-from ngixi_runtime.spec.wasm import read_module_info
+from ngixi_runtime.spec.wasm import ModuleInfo, read_module_info
 from ngixi_runtime.trust.policy import load_policy
 from tests.conftest import HELLO_MANIFEST, REPO
 from tests.wasmgen import module
@@ -30,6 +30,49 @@ def test_memory_maximum_over_the_limit_is_refused() -> None:
     with pytest.raises(PolicyError, match=r"may grow to 64 pages, over its limits\.memory_pages = 16"):
         check_memory_limit(MANIFEST, info)
     check_memory_limit(MANIFEST, read_module_info(module(memory=(1, 16)), source="w"))
+
+
+def wat_info(wat: str) -> ModuleInfo:
+    wasmtime = pytest.importorskip("wasmtime")  # for its WAT assembler
+    return read_module_info(wasmtime.wat2wasm(wat), source="w")
+
+
+def test_every_memory_counts_exported_or_not() -> None:
+    info = wat_info('(module (memory (export "memory") 1 16) (memory 1 2))')
+    with pytest.raises(PolicyError, match="hello: it has 2 memories; a guest may have 1"):
+        check_memory_limit(MANIFEST, info)
+
+
+@pytest.mark.parametrize(
+    ("table", "caps_growth", "refusal"),
+    [
+        ("1 funcref", True, None),
+        ("1 funcref", False, "hello: its table 0 declares no maximum; this engine can bound it only at the 65536"),
+        ("1 100000 funcref", False, "hello: its table 0 may grow to 100000 elements, over the 65536 elements"),
+        ("1 65536 funcref", False, None),
+        ("70000 funcref", True, "hello: its table 0 starts with 70000 elements, over the 65536 elements"),
+    ],
+)
+def test_tables_are_bounded(table: str, caps_growth: bool, refusal: str | None) -> None:
+    info = wat_info(f'(module (memory (export "memory") 1 16) (table {table}))')
+    if refusal is None:
+        check_memory_limit(MANIFEST, info, engine_caps_growth=caps_growth)
+        return
+    with pytest.raises(PolicyError) as refused:
+        check_memory_limit(MANIFEST, info, engine_caps_growth=caps_growth)
+    assert str(refused.value).startswith(refusal)
+
+
+def test_too_many_tables_are_refused() -> None:
+    info = wat_info('(module (memory (export "memory") 1 16) ' + "(table 1 1 funcref) " * 9 + ")")
+    with pytest.raises(PolicyError, match="hello: it has 9 tables; a guest may have at most 8"):
+        check_memory_limit(MANIFEST, info)
+
+
+def test_the_table_cap_grows_with_the_memory_limit() -> None:
+    big = parse_manifest(HELLO_MANIFEST + "[limits]\nmemory_pages = 1024\n", source="m", stem="hello")
+    info = wat_info('(module (memory (export "memory") 1 16) (table 1 1048576 funcref))')
+    check_memory_limit(big, info, engine_caps_growth=False)
 
 
 def test_policy_lists_everything_a_manifest_exceeds(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.spec.wasm import MemoryLimits, Signature, read_module_info
+from ngixi_runtime.spec.wasm import MemoryLimits, Signature, TableLimits, read_module_info
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 
 
@@ -24,6 +24,30 @@ def test_reads_imports_exports_and_memory() -> None:
 def test_memory_without_maximum() -> None:
     info = read_module_info(module(memory=(1, None)), source="m.wasm")
     assert info.memories == (MemoryLimits(1, None),)
+
+
+def test_reads_every_table_and_memory_imported_or_defined() -> None:
+    wasmtime = pytest.importorskip("wasmtime")  # for its WAT assembler
+    wasm = wasmtime.wat2wasm("""(module
+      (import "env" "t" (table 2 funcref))
+      (import "env" "m" (memory 1 3))
+      (table 5 funcref)
+      (memory 2))""")
+    info = read_module_info(wasm, source="m.wasm")
+    assert info.memories == (MemoryLimits(1, 3), MemoryLimits(2, None))
+    assert info.tables == (TableLimits(2, None), TableLimits(5, None))
+
+
+def test_reads_wide_limits() -> None:
+    # a memory64 memory of 1 to 2**40 pages: LEB128 wider than 32 bits
+    memory64 = b"\x05" + bytes([1 + 1 + 1 + 6]) + b"\x01\x05\x01" + b"\x80\x80\x80\x80\x80\x20"
+    info = read_module_info(b"\0asm\x01\0\0\0" + memory64, source="m.wasm")
+    assert info.memories == (MemoryLimits(1, 1 << 40),)
+
+
+def test_refuses_unknown_limits_flags() -> None:
+    with pytest.raises(InvalidInput, match="unknown limits flags 0x08"):
+        read_module_info(b"\0asm\x01\0\0\0\x05\x04\x01\x08\x01\x01", source="m.wasm")
 
 
 @pytest.mark.parametrize(
