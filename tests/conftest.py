@@ -95,6 +95,10 @@ class FakeMemory:
     def write(self, pointer: int, data: bytes) -> None:
         self.data[pointer : pointer + len(data)] = data
 
+    @property
+    def size_bytes(self) -> int:
+        return len(self.data)
+
 
 @dataclass(frozen=True)
 class KeyFiles:

@@ -223,11 +223,11 @@ class WasiFilesystem:
     # --- data ------------------------------------------------------------------------------
 
     def fd_read(self, memory: GuestMemory, fd: int, iovs: int, count: int, done: int) -> None:
-        data = os.read(self._get(fd).host_fd, min(capacity(memory, iovs, count), MAX_READ))
+        data = os.read(self._get(fd).host_fd, _readable(memory, iovs, count))
         write_u32(memory, done, scatter(memory, iovs, count, data))
 
     def fd_pread(self, memory: GuestMemory, fd: int, iovs: int, count: int, offset: int, done: int) -> None:
-        data = os.pread(self._get(fd).host_fd, min(capacity(memory, iovs, count), MAX_READ), offset)
+        data = os.pread(self._get(fd).host_fd, _readable(memory, iovs, count), offset)
         write_u32(memory, done, scatter(memory, iovs, count, data))
 
     def fd_write(self, memory: GuestMemory, fd: int, iovs: int, count: int, done: int) -> None:
@@ -320,6 +320,11 @@ class WasiFilesystem:
             _beneath(target.host_fd, _path(memory, new, new_length), follow=False) as (new_directory, new_name),
         ):
             os.rename(old_name, new_name, src_dir_fd=old_directory, dst_dir_fd=new_directory)
+
+
+def _readable(memory: GuestMemory, iovs: int, count: int) -> int:
+    """How much one read may take: what the iovecs hold, and no more than the guest's memory or `MAX_READ`."""
+    return min(capacity(memory, iovs, count), memory.size_bytes, MAX_READ)
 
 
 def _path(memory: GuestMemory, pointer: int, length: int) -> str:

@@ -114,6 +114,11 @@ class WasmerMemory:
         pages: int = self._memory.size
         return pages
 
+    @property
+    def size_bytes(self) -> int:
+        size: int = self._memory.data_size
+        return size
+
 
 class WasmerInstance:
     def __init__(self, instance: Any, guest: str) -> None:

@@ -234,6 +234,10 @@ class WasmtimeMemory:
     def pages(self) -> int:
         return self._memory.size(self._store)
 
+    @property
+    def size_bytes(self) -> int:
+        return self._memory.data_len(self._store)
+
 
 class Deadline:
     """The wall-clock end of the current call, which host functions check when they return; and its fuel."""

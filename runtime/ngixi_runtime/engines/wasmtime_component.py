@@ -145,6 +145,10 @@ class SealedMemory:
     def pages(self) -> int:
         return 0
 
+    @property
+    def size_bytes(self) -> int:
+        return 0
+
 
 class _StdioWriters:
     """Tells when Wasmtime has let go of a store's WASI stdout and stderr writers.

@@ -16,6 +16,9 @@ class GuestMemory(Protocol):
 
     def write(self, pointer: int, data: bytes) -> None: ...
 
+    @property
+    def size_bytes(self) -> int: ...
+
 
 class Errno(enum.IntEnum):
     """The WASI preview 1 errno values the host returns."""

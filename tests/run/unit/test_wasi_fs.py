@@ -232,3 +232,24 @@ def test_a_ro_preopen_reachable_through_a_rw_one_is_refused_at_load(sandbox: Pat
     (sandbox / "data" / "inner").mkdir()
     with pytest.raises(InvalidInput, match=r"preopens\[1\]\.host: .*data/inner is read-only, but a rw preopen"):
         open_filesystem(OPTIONS, sandbox, guest="g")
+
+
+def test_reads_and_writes_are_bounded_by_guest_memory_and_a_cap(guest: Guest, sandbox: Path) -> None:
+    (sandbox / "data" / "big").write_bytes(b"x" * 100_000)
+    fd = guest.open(DATA, "big", 0, RIGHT_FD_READ | RIGHT_FD_WRITE)
+    guest.memory.write(IOV, struct.pack("<II", 0, 0xFFFF_FFFF) * 4)  # 16 GiB asked of an 8 KiB memory
+    assert guest.call("fd_read", fd, IOV, 4, OUT) == Errno.SUCCESS
+    assert guest.u32(OUT) == 8192  # no more than the guest's memory was read from the file
+    assert guest.call("fd_write", fd, IOV, 4096, OUT) == Errno.INVAL  # more iovecs than IOV_MAX
+
+
+def test_readdir_stops_at_the_guests_buffer(guest: Guest, sandbox: Path) -> None:
+    for number in range(200):
+        (sandbox / "data" / f"file{number:03}").touch()
+    directory = guest.open(DATA, ".", OFLAG_DIRECTORY)
+    assert guest.call("fd_readdir", directory, BUFFER, 100, 0, OUT) == Errno.SUCCESS
+    assert guest.u32(OUT) == 100  # full: the guest asks again from a later cookie
+
+
+def test_paths_longer_than_path_max_are_refused_before_they_are_read(guest: Guest) -> None:
+    assert guest.call("path_open", DATA, 0, 0, 1 << 20, 0, RIGHT_FD_READ, 0, 0, OUT) == Errno.NAMETOOLONG
