@@ -19,7 +19,8 @@ from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.errors import GuestError, NgixiError, PolicyError
 from ngixi_runtime.loading.loader import Guest, open_guest
 from ngixi_runtime.trust.signatures import load_trust
-from tests.conftest import KeyFiles, make_bundle
+from tests.conftest import KeyFiles, make_bundle, needs_wasmer
+from tests.run.unit.test_loader import host_artifact
 
 wasmtime = pytest.importorskip("wasmtime")  # for its WAT assembler
 
@@ -228,3 +229,15 @@ def test_random_get_of_a_gibibyte_is_refused_before_it_is_drawn(sprayer: Guest) 
         sprayer.call("draw", (65530, 16))
     assert sprayer.call("draw", (0, -1)) == (INVAL,)
     assert sprayer.call("draw", (0, 65536)) == (0,)
+
+
+@needs_wasmer
+def test_wasmer_checks_the_wasm_even_when_it_loads_an_artifact(tmp_path: Path, keys: KeyFiles) -> None:
+    """Wasmer shows only what an artifact exports: the signed .wasm says what the artifact's module holds."""
+    wasm = wasmtime.wat2wasm(table_growing_start("1"))
+    artifact = host_artifact(tmp_path, wasm)
+    path = make_bundle(
+        tmp_path / "bundle", keys.key, wasm=wasm, manifest=ONE_PAGE, guest="hostile", artifacts=[artifact]
+    )
+    with pytest.raises(PolicyError, match="hostile: its table 0 declares no maximum"):
+        open_guest(read_bundle(path, load_trust(keys.trust)), engine="wasmer")
