@@ -8,15 +8,17 @@ other non-public addresses are refused unless an allow entry names that exact ad
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
 import re
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 from urllib.parse import urljoin, urlsplit
 
 from ngixi_runtime.capabilities.context import Address
@@ -221,15 +223,12 @@ class HttpClient:
             headers = tuple(h for h in headers if h[0].lower() not in _CREDENTIAL_HEADERS)
         return self._request(method, url, headers, body, first=first)
 
-    def _address(self, request: Request) -> Address:
+    def _address(self, request: Request, deadline: float) -> Address:
         origin = request.origin
         routed = self.routes.get((origin.host, origin.port))
         if routed is not None:
             return routed
-        try:
-            found = socket.getaddrinfo(origin.host, origin.port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError):
-            raise AbiFault(Status.UNREACHABLE) from None
+        found = _resolved(origin, deadline)
         named = self.options.allowing(origin)
         refused: list[tuple[IPAddress, str]] = []
         for *_, sockaddr in found:
@@ -254,7 +253,7 @@ class HttpClient:
             scheme=origin.scheme,
             host=origin.host,
             port=origin.port,
-            address=self._address(request),
+            address=self._address(request, deadline),
             method=request.method,
             target=request.target,
             headers=request.headers,
@@ -266,6 +265,28 @@ class HttpClient:
     def _refuse(self, status: Status, what: str, why: str) -> NoReturn:
         self.report(f"{self.guest}: http: {what} refused: {why}")
         raise AbiFault(status)
+
+
+def _resolved(origin: Origin, deadline: float) -> list[Any]:
+    """The addresses a host name resolves to, looked up by the deadline: on a thread of its own, which
+    a resolver that never answers keeps, but not the guest."""
+    found: list[Any] = []
+
+    def look_up() -> None:
+        with contextlib.suppress(OSError, UnicodeError):  # found stays empty: unreachable
+            found.extend(socket.getaddrinfo(origin.host, origin.port, type=socket.SOCK_STREAM))
+
+    if origin.address is not None:  # a literal address needs no resolver
+        look_up()
+    else:
+        lookup = threading.Thread(target=look_up, name="ngixi-resolve", daemon=True)
+        lookup.start()
+        lookup.join(max(0.0, deadline - time.monotonic()))
+        if lookup.is_alive():
+            raise AbiFault(Status.TIMEOUT)
+    if not found:
+        raise AbiFault(Status.UNREACHABLE)
+    return found
 
 
 def _split_url(url: str) -> tuple[Origin, str]:

@@ -137,6 +137,18 @@ def test_a_call_whose_time_is_up_fetches_nothing(dripping_server: int) -> None:
     assert status == Status.TIMEOUT and elapsed < 0.1
 
 
+def test_a_resolver_that_never_answers_ends_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    def hang(*_: object, **__: object) -> list[object]:
+        time.sleep(5)
+        return []
+
+    monkeypatch.setattr(socket, "getaddrinfo", hang)
+    http = client("https://slow.example.com", 500)
+    status, elapsed = timed_status(lambda: http.fetch("GET", "https://slow.example.com/"))
+    assert status == Status.TIMEOUT
+    assert 0.5 <= elapsed < 0.5 + MARGIN
+
+
 # --- through a real guest, on both engines, in-process and isolated -------------------------------------
 
 
