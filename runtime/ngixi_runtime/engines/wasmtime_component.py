@@ -45,8 +45,8 @@ _PROMPT_SECONDS, _RELEASE_SECONDS = 0.05, 5.0
 # Instances with WASI writers not yet closed: closed at exit, while the interpreter can still run callbacks.
 _OPEN: weakref.WeakSet[ComponentInstance] = weakref.WeakSet()
 
-# A component is several core instances (the guest's, WASI's adapter, shims), each with at most one memory,
-# each memory and table capped as a core guest's.
+# A component is several core instances (the guest's, WASI's adapter, shims) with memories of their own; each
+# memory and table is capped as a core guest's, so its memories together hold at most four times the limit.
 COMPONENT_INSTANCES = 16
 COMPONENT_MEMORIES = 4
 
