@@ -230,7 +230,10 @@ def parse_index(data: bytes, *, source: str) -> BundleIndex:
     profile = strict.get(raw, "profile", str)
     if profile not in BUILD_PROFILES:
         raise strict.fail("profile", f"{profile!r} is not one of {BUILD_PROFILES}")
-    members = tuple(_parse_member(m, f"members[{i}]", strict) for i, m in enumerate(strict.get(raw, "members", list)))
+    listed = strict.get(raw, "members", list)
+    if len(listed) > MAX_MEMBERS:
+        raise strict.fail("members", f"lists {len(listed)} members, over the limit of {MAX_MEMBERS}")
+    members = tuple(_parse_member(m, f"members[{i}]", strict) for i, m in enumerate(listed))
     _check_member_set(members, strict)
     sequence = strict.get(raw, "sequence", int)
     if sequence < 0:
@@ -248,8 +251,6 @@ def parse_index(data: bytes, *, source: str) -> BundleIndex:
 
 
 def _check_member_set(members: tuple[Member, ...], strict: _Strict) -> None:
-    if len(members) > MAX_MEMBERS:
-        raise strict.fail("members", f"lists {len(members)} members, over the limit of {MAX_MEMBERS}")
     paths = [m.path for m in members]
     if len(set(paths)) != len(paths):
         raise strict.fail("members", "lists a path twice")
