@@ -30,9 +30,9 @@ from ngixi_runtime.engines.base import (
 from ngixi_runtime.errors import ArtifactRefused, InvalidInput, NgixiError, PolicyError, VerificationError
 from ngixi_runtime.guest.check import check_component, check_module
 from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number
-from ngixi_runtime.spec.bundle_format import ArtifactMeta, BundleIndex, Member, artifact_path
+from ngixi_runtime.spec.bundle_format import WASM_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
-from ngixi_runtime.spec.wasm import ModuleInfo
+from ngixi_runtime.spec.wasm import ModuleInfo, read_module_info
 
 COMPILED = "compiled from guest.wasm"
 Prepared = TypeVar("Prepared")
@@ -362,6 +362,22 @@ def _weak_closer(close: Callable[[], None]) -> Callable[[], None]:
             bound()
 
     return weak_close
+
+
+def check_guest_code(bundle: VerifiedBundle) -> None:
+    """Holds a core guest's signed .wasm to its manifest as a load holds the code it runs (`ngixi verify`).
+
+    A component is read by Wasmtime's component model, so only a load (or `bundle_world`) checks it.
+    """
+    manifest = bundle.manifest
+    if manifest.guest.type.is_component:
+        return
+    wasm = bundle.data(bundle.index.member("wasm"))
+    info = read_module_info(wasm, source=f"{bundle.source}!{WASM_NAME}")
+    problems = check_module(manifest, info)
+    if problems:
+        raise VerificationError("\n".join(problems))
+    check_memory_limit(manifest, info)
 
 
 def bundle_world(bundle: VerifiedBundle) -> ComponentInfo | None:

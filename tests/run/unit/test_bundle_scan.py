@@ -18,7 +18,8 @@ import pytest
 
 from ngixi_runtime.bundles import reader as bundle_reader
 from ngixi_runtime.bundles.reader import read_bundle
-from ngixi_runtime.errors import VerificationError
+from ngixi_runtime.errors import NgixiError, VerificationError
+from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.spec.bundle_format import (
     INDEX_NAME,
     MAX_MEMBERS,
@@ -31,6 +32,7 @@ from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import File, KeyFiles, entries, exit_code, make_bundle, repack, sparse_archive
 from tests.run.unit.test_bundle import WASM, fake_artifacts
 from tests.run.unit.test_bundle_artifacts import artifact, resign
+from tests.wasmgen import Func, Imp, module
 
 ARTIFACT = f"aot/{host_triple()}.wasmer"
 MIB = 1024 * 1024
@@ -325,3 +327,25 @@ def test_an_index_listing_more_members_than_the_limit_is_refused() -> None:
     }
     with pytest.raises(VerificationError, match=f"lists {MAX_MEMBERS + 1} members, over the limit of {MAX_MEMBERS}"):
         parse_index(json.dumps(index).encode(), source="test")
+
+
+@pytest.mark.parametrize(
+    ("wasm", "reason"),
+    [
+        (
+            module(imports=[Imp("ngixi", "not_a_host_function")], functions=[Func("add", ["i32", "i32"], ["i32"])]),
+            "not_a_host_function",
+        ),
+        (module(functions=[Func("add", ["i32", "i32"], ["i32"])], memory=(1, None)), "declares no maximum"),
+        (module(functions=[Func("sub", ["i32", "i32"], ["i32"])]), "add"),
+    ],
+    ids=["unknown import", "memory without a maximum", "missing export"],
+)
+def test_verify_refuses_a_wasm_a_load_refuses(
+    tmp_path: Path, keys: KeyFiles, wasm: bytes, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = make_bundle(tmp_path, keys.key, wasm=wasm)
+    with pytest.raises(NgixiError, match=reason):
+        open_guest(read_bundle(path, load_trust(keys.trust), defer_members=True))
+    assert exit_code(["verify", str(path), "--trust", str(keys.trust)]) != 0
+    assert reason in capsys.readouterr().err
