@@ -307,8 +307,10 @@ def test_verify_refuses_what_a_load_refuses(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     resign(large_bundle, keys, change)
+    before = open_descriptors()
     for defer_members in (False, True):
-        refused(large_bundle, keys, reason, defer_members=defer_members)
+        refused(large_bundle, keys, reason, defer_members=defer_members, prefetch=[ARTIFACT])
+    assert open_descriptors() == before
     assert exit_code(["verify", str(large_bundle), "--trust", str(keys.trust)]) == 3
     error = capsys.readouterr().err
     assert len(error.splitlines()) == 1 and "Traceback" not in error
