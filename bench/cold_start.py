@@ -7,9 +7,9 @@ each guest and engine (Wasmer, Wasmtime), in this process, alternating the two p
 - AOT load: verify the bundle, read and check this host's artifact, deserialize, instantiate;
 and prints the median and the fastest of each, their ratio, and the signature and digest checks:
 - verify (path): the time the loading thread spent checking the signature, hashing members,
-  starting the hashing thread and waiting for digests; the artifact is read and hashed on a
-  second thread while the signature and the loader's own checks run (see docs/bundle-format.md),
-  and waiting for its read (which any load needs) does not count;
+  starting the hashing thread and waiting for digests; once the signature has verified, the
+  artifact is read and hashed on a second thread while the loader's own checks run (see
+  docs/bundle-format.md), and waiting for its read (which any load needs) does not count;
 - verify (work): the CPU time of all signature and hashing work, on whichever thread it ran
   (what a machine with no idle core pays);
 - verify (floor): the same work timed warm in a loop, fastest of 200: the least any load can pay here;
@@ -76,7 +76,7 @@ _PHASES: dict[str, list[tuple[Any, str]]] = {
         *_SIGNATURE,
         *_HASHING,
         (bundle_reader, "_hash_on_a_thread"),
-        (bundle_reader._ReadAhead, "result"),
+        (bundle_reader._ReadAhead, "take"),
     ],
     "engine": [*((module, step) for module in (engine, engine_wasmtime) for step in ("prepare", "instantiate"))],
 }
@@ -203,7 +203,7 @@ def phase_stopwatches() -> Iterator[Phases]:
                 patches.enter_context(mock.patch.object(module, name, wrapped))
         for module, name, wrap in [
             (bundle_reader, "_read_and_close", phases.read_wait.reading),
-            (bundle_reader._ReadAhead, "result", phases.read_wait.waiting),
+            (bundle_reader._ReadAhead, "take", phases.read_wait.waiting),
         ]:
             patches.enter_context(mock.patch.object(module, name, wrap(getattr(module, name))))
         yield phases

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -179,3 +180,27 @@ def repack(path: Path, items: Sequence[Entry]) -> None:
             info.size = len(item[1])
             tar.addfile(info, io.BytesIO(item[1]))
     path.write_bytes(buffer.getvalue())
+
+
+def sparse_archive(
+    path: Path, head: Sequence[File], declared: Sequence[tuple[str, int]], *, cut_after_headers: bool = False
+) -> Path:
+    """A USTAR archive of `head`'s members as they are, then `declared` members of the given sizes whose bytes
+    are holes: a file of any apparent size that costs no disk. `cut_after_headers` ends the file right after
+    the last header, so that the last member's declared size runs past its end."""
+    last_header_end = 0
+    with path.open("wb") as out:
+        for name, size, data in [*((n, len(d), d) for n, d in head), *((n, s, None) for n, s in declared)]:
+            info = tarfile.TarInfo(name)
+            info.size = size
+            out.write(info.tobuf(format=tarfile.USTAR_FORMAT))
+            if cut_after_headers and data is None:
+                last_header_end = out.tell()
+            padded = -(-size // 512) * 512
+            if data is None:
+                out.seek(padded, os.SEEK_CUR)
+            else:
+                out.write(data + bytes(padded - size))
+        out.write(bytes(1024))
+        out.truncate(last_header_end if cut_after_headers else -(-out.tell() // 10240) * 10240)
+    return path

@@ -124,10 +124,12 @@ def _summary(bundle: VerifiedBundle) -> str:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from ngixi_runtime.bundles.reader import read_bundle
+    from ngixi_runtime.loading.loader import check_guest_code
     from ngixi_runtime.trust.signatures import load_trust
 
     trust = load_trust(chosen_trust_file(args.trust))
     bundle = read_bundle(args.bundle, trust, rollback=_rollback_guard(args))
+    check_guest_code(bundle)
     print(f"ok: {_summary(bundle)}")
     return 0
 

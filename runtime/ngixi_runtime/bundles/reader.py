@@ -12,27 +12,32 @@ import hashlib
 import os
 import struct
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
+from itertools import zip_longest
 from pathlib import Path
 
 import blake3
 import tomli
 
 from ngixi_runtime.errors import InvalidInput, VerificationError
+from ngixi_runtime.guest.manifest import Manifest, manifest_from_table
 from ngixi_runtime.spec.bundle_format import (
     FORMAT_VERSION,
     INDEX_NAME,
     MANIFEST_NAME,
     MAX_BUNDLE_BYTES,
     MAX_INDEX_BYTES,
+    MAX_MEMBER_BYTES,
+    MAX_MEMBERS,
     MAX_SIGNATURE_BYTES,
     OLD_INDEX_NAMES,
     SIGNATURE_NAME,
+    WASM_NAME,
     BundleIndex,
     Member,
+    is_artifact_path,
     parse_index,
 )
 from ngixi_runtime.trust.rollback import RollbackGuard
@@ -44,10 +49,13 @@ _END_OF_ARCHIVE = 2 * _BLOCK
 _USTAR_MAGIC = b"ustar\x0000"
 _REGULAR = (b"0", b"\0")
 _PAX = (b"x", b"g")
-# What may be looked at and read before the signature is checked: headers, and bytes per entry.
-_HASH_AHEAD_ENTRIES = 64
+# The entries every bundle starts with, in this order; only artifacts follow them.
+_FIXED_ORDER = (INDEX_NAME, SIGNATURE_NAME, MANIFEST_NAME, WASM_NAME)
+_SIZE_LIMITS = {INDEX_NAME: MAX_INDEX_BYTES, SIGNATURE_NAME: MAX_SIGNATURE_BYTES}
+_MAX_ENTRIES = 2 + MAX_MEMBERS
+# What is read ahead once the index is verified: members of at most this size, on a thread if worth one.
 _HASH_AHEAD_LIMIT = 64 * 1024 * 1024
-_WORTH_A_THREAD = 64 * 1024  # a smaller range is read and hashed sooner than handed over
+_WORTH_A_THREAD = 64 * 1024  # a smaller member is read and hashed sooner than handed over
 _SPECIAL_KINDS = {
     b"1": "a hard link",
     b"2": "a symbolic link",
@@ -88,41 +96,42 @@ class _Digests:
 
 
 class _Extent:
-    """A range of the bundle, read and hashed once, each in one call, by whichever thread claims it first.
+    """A member's range of the bundle, read and hashed once, each in one call, by whichever thread claims it first.
 
     One call each, because `os.pread`, blake3 and hashlib release the GIL for their whole length: a
     thread that had to take the GIL back between chunks would wait for the loading thread to let go
-    of it, which may be never. An extent made `at` a position reads it through a descriptor of its
-    own (a `dup` of the bundle's, so the same open file), which it closes once read.
+    of it, which may be never. It reads through a descriptor of its own (a `dup` of the bundle's, so
+    the same open file), which is closed once the range is read or dropped.
     """
 
-    def __init__(self, read: Callable[[], bytes], *, with_sha256: bool) -> None:
-        self._read = read
+    def __init__(self, descriptor: int, offset: int, size: int, *, with_sha256: bool) -> None:
+        self._descriptor = os.dup(descriptor)
+        self._offset, self._size = offset, size
         self._with_sha256 = with_sha256
         self._claimed = threading.Lock()
         self._done = threading.Lock()
         self._done.acquire()
         self._found: _Digests | Exception | None = None
 
-    @classmethod
-    def holding(cls, data: bytes, *, with_sha256: bool) -> _Extent:
-        return cls(lambda: data, with_sha256=with_sha256)
-
-    @classmethod
-    def at(cls, descriptor: int, offset: int, size: int, *, with_sha256: bool) -> _Extent:
-        return cls(partial(_read_and_close, os.dup(descriptor), size, offset), with_sha256=with_sha256)
-
     def claim(self) -> bool:
-        """Reads and hashes the bytes unless another thread has claimed them; False if it has."""
+        """Reads and hashes the bytes unless another thread has claimed them (or they were dropped); False if so."""
         if not self._claimed.acquire(blocking=False):
             return False
         try:
-            self._found = _Digests.of(self._read(), with_sha256=self._with_sha256)
+            data = _read_and_close(self._descriptor, self._size, self._offset)
+            self._found = _Digests.of(data, with_sha256=self._with_sha256)
         except Exception as error:  # raised where the result is asked for, not on the hashing thread
             self._found = error
         finally:
             self._done.release()
         return True
+
+    def drop(self) -> None:
+        """Closes the range's descriptor unless a thread has claimed it, which then closes it itself."""
+        if self._claimed.acquire(blocking=False):
+            os.close(self._descriptor)
+            self._found = InvalidInput("the read was cancelled")
+            self._done.release()
 
     def result(self) -> _Digests:
         if not self.claim():
@@ -142,45 +151,53 @@ def _read_and_close(descriptor: int, size: int, offset: int) -> bytes:
 
 
 class _ReadAhead:
-    """Ranges of the bundle file (offset, size) read and hashed ahead, the large ones on a thread.
+    """Members of a verified index read and hashed ahead, the large ones on a thread, the last first.
 
-    The thread takes them from the last, which the loader needs last. A range the thread has not
-    claimed when it is needed (a small one, or one the thread has not reached) is read and hashed
-    by the caller. The results are only ever compared with digests from the signed index.
+    A member the thread has not claimed when it is needed is read and hashed by the caller. The results
+    are only ever compared with digests from the signed index. `cancel` stops the reading.
     """
 
-    def __init__(self, extents: dict[tuple[int, int], _Extent], on_a_thread: list[_Extent]) -> None:
+    def __init__(self, extents: dict[str, _Extent], on_a_thread: list[_Extent]) -> None:
         self._extents = extents
+        self._finished = _thread.allocate_lock()  # held while the thread runs
         if on_a_thread:
-            _hash_on_a_thread(on_a_thread[::-1])
+            _hash_on_a_thread(on_a_thread[::-1], self._finished)
 
-    def covers(self, offset: int, size: int) -> bool:
-        return (offset, size) in self._extents
-
-    def result(self, offset: int, size: int) -> _Digests | None:
-        """The range's bytes and digests, or None if it is not among the ranges."""
-        extent = self._extents.get((offset, size))
+    def take(self, path: str) -> _Digests | None:
+        """The member's bytes and digests, or None if it is not read ahead (or was taken already)."""
+        extent = self._extents.pop(path, None)
         return None if extent is None else extent.result()
 
+    def cancel(self) -> None:
+        """Drops every member the thread has not begun and waits for the one it is on: nothing reads on."""
+        for extent in self._extents.values():
+            extent.drop()
+        with self._finished:
+            pass
 
-def _hash_on_a_thread(extents: list[_Extent]) -> None:
+
+def _hash_on_a_thread(extents: list[_Extent], finished: _thread.LockType) -> None:
     """Starts reading and hashing the ranges, in order, on a new thread, and waits until the thread has begun.
 
-    Waiting hands the new thread the GIL, which it needs only to begin each range. Without the
-    wait it would get it only when this thread next blocks, which on a loading path may be after
-    the digest is needed.
+    `finished` is held until the thread ends. Waiting hands the new thread the GIL, which it needs only
+    to begin each range. Without the wait it would get it only when this thread next blocks, which on a
+    loading path may be after the digest is needed.
     """
     begun = _thread.allocate_lock()
     begun.acquire()
+    finished.acquire()
     # Not threading.Thread, whose start() also waits, for much longer.
-    _thread.start_new_thread(_claim_once_begun, (extents, begun))
+    _thread.start_new_thread(_claim_once_begun, (extents, begun, finished))
     begun.acquire()
 
 
-def _claim_once_begun(extents: list[_Extent], begun: _thread.LockType) -> None:
+def _claim_once_begun(extents: list[_Extent], begun: _thread.LockType, finished: _thread.LockType) -> None:
     begun.release()
-    for extent in extents:
-        extent.claim()
+    try:
+        for extent in extents:
+            extent.claim()
+    finally:
+        finished.release()
 
 
 @dataclass(frozen=True)
@@ -188,9 +205,10 @@ class VerifiedBundle:
     source: str
     index: BundleIndex
     signer: TrustedKey
+    manifest: Manifest  # from the signed index's copy, checked against the index
     contents: dict[str, bytes]
     _deferred: dict[str, int] = field(default_factory=dict, repr=False)  # path → offset of its data
-    _pending: dict[str, _ReadAhead] = field(default_factory=dict, repr=False)
+    _ahead: _ReadAhead | None = field(default=None, repr=False)
 
     def data(self, member: Member) -> bytes:
         """A member's bytes; a code member `read_bundle` deferred is read and checked here, before use."""
@@ -201,15 +219,12 @@ class VerifiedBundle:
         return self.contents[member.path]
 
     def _read_deferred(self, member: Member) -> _Digests:
-        offset = self._deferred[member.path]
-        pending = self._pending.pop(member.path, None)
-        if pending is None:
-            with _opened(Path(self.source)) as descriptor:
-                return _Digests.of(os.pread(descriptor, member.size, offset), with_sha256=False)
         with _read_errors(self.source):
-            found = pending.result(offset, member.size)
-        assert found is not None
-        return found
+            found = None if self._ahead is None else self._ahead.take(member.path)
+        if found is not None:
+            return found
+        with _opened(Path(self.source)) as descriptor:
+            return _Digests.of(os.pread(descriptor, member.size, self._deferred[member.path]), with_sha256=False)
 
 
 def _check_read(found: _Digests, member: Member, source: str) -> None:
@@ -249,14 +264,27 @@ def _text(field: bytes) -> str:
     return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
+def _placement_problem(name: str, position: int) -> str | None:
+    """Why an entry's name cannot be the member at its position: the format fixes the first four, then artifacts."""
+    if position >= _MAX_ENTRIES:
+        return f"the archive holds more than {MAX_MEMBERS} members after the signature"
+    if position >= len(_FIXED_ORDER):
+        if is_artifact_path(name):
+            return None
+        return f"unexpected extra member {name!r}: only artifacts (aot/<triple>.wasmer or .cwasm) follow {WASM_NAME}"
+    expected = _FIXED_ORDER[position]
+    if name == expected:
+        return None
+    if name in _FIXED_ORDER or is_artifact_path(name):
+        return f"member {name} is out of order: {expected} comes first"
+    return f"unknown member {name!r} where {expected} belongs"
+
+
 class _Archive:
-    """The archive's entries in order, each header parsed and checked for type, path and repetition."""
+    """The archive's entries: every header parsed and checked before any member's bytes are read."""
 
     def __init__(self, descriptor: int, size: int, source: str) -> None:
         self.descriptor, self.size, self.source = descriptor, size, source
-        self.position = 0
-        self.seen: set[str] = set()
-        self.headers: dict[int, tuple[_Entry, bytes] | None] = {}  # by offset: hash_ahead reads them first
 
     def fail(self, message: str) -> VerificationError:
         return VerificationError(f"{self.source}: {message}")
@@ -267,44 +295,51 @@ class _Archive:
             raise self.fail(f"member {entry.name} is truncated: the file ends inside it")
         return data
 
-    def hash_ahead(self, prefetch: Collection[str] | None) -> _ReadAhead:
-        """Finds the `prefetch` entries (all entries if None) by their headers alone, and starts
-        reading and hashing them, the large ones on a thread.
-
-        This runs before the signature is checked; nothing is refused or trusted here: the
-        entries are checked again as they are reached, and the digests against the signed index.
-        The bytes are read from this open file, so that they come from the same file as the
-        index even if the path is replaced meanwhile. A full read (`prefetch` None) also takes
-        each member's SHA-256.
-        """
-        with_sha256 = prefetch is None
-        extents, on_a_thread, offset = {}, [], self.position
-        for _ in range(_HASH_AHEAD_ENTRIES):
-            try:
-                found = self._header(offset)
-            except VerificationError:
-                break
-            if found is None:
-                break
-            entry = found[0]
-            if (prefetch is None or entry.name in prefetch) and entry.size <= _HASH_AHEAD_LIMIT:
-                if entry.size >= _WORTH_A_THREAD:
-                    extent = _Extent.at(self.descriptor, entry.data, entry.size, with_sha256=with_sha256)
-                    on_a_thread.append(extent)
-                else:
-                    data = os.pread(self.descriptor, entry.size, entry.data)
-                    extent = _Extent.holding(data, with_sha256=with_sha256)
-                extents[entry.data, entry.size] = extent
+    def scan(self) -> list[_Entry]:
+        """Every entry, from its headers alone, each refused unless it can be the member at its position;
+        then the end of the archive. At least the index and its signature."""
+        entries: list[_Entry] = []
+        seen: set[str] = set()
+        offset = 0
+        while (found := self._parse_header(offset)) is not None:
+            entry = self._checked(*found, position=len(entries), seen=seen)
+            entries.append(entry)
+            seen.add(entry.name)
             offset = entry.end
-        return _ReadAhead(extents, on_a_thread)
+        problem = self._end_problem(offset)
+        if problem is not None:
+            raise self.fail(problem)
+        if len(entries) < 2:
+            raise self.fail(f"member {_FIXED_ORDER[len(entries)]} is missing")
+        return entries
 
-    def _header(self, offset: int) -> tuple[_Entry, bytes] | None:
-        """The entry whose header starts at `offset` and its type, or None at the end marker."""
-        if offset not in self.headers:
-            self.headers[offset] = self._parse_header(offset)
-        return self.headers[offset]
+    def _checked(self, entry: _Entry, kind: bytes, *, position: int, seen: set[str]) -> _Entry:
+        if kind in _PAX:
+            described = self._parse_header(entry.end)
+            name = entry.name if described is None else described[0].name
+            raise self.fail(f"member {name!r} carries pax extended headers; bundles are plain USTAR archives")
+        problem = _entry_problem(entry.name, kind, entry.linkname)
+        if problem is not None:
+            raise self.fail(f"member {entry.name!r} {problem}")
+        if position == 0 and entry.name in OLD_INDEX_NAMES:
+            raise self.fail(
+                f"a format {OLD_INDEX_NAMES[entry.name]} bundle (its index is {entry.name}); this loader reads "
+                f"format {FORMAT_VERSION} (index {INDEX_NAME}): rebuild the bundle with this ngixi-build"
+            )
+        if entry.name in seen:
+            raise self.fail(f"member {entry.name!r} appears twice")
+        misplaced = _placement_problem(entry.name, position)
+        if misplaced is not None:
+            raise self.fail(misplaced)
+        limit = _SIZE_LIMITS.get(entry.name, MAX_MEMBER_BYTES)
+        if entry.size > limit:
+            raise self.fail(f"member {entry.name} is {entry.size} bytes, over its limit of {limit}")
+        if entry.data + entry.size > self.size:
+            raise self.fail(f"member {entry.name} is truncated: the file ends inside it")
+        return entry
 
     def _parse_header(self, offset: int) -> tuple[_Entry, bytes] | None:
+        """The entry whose header starts at `offset` and its type, or None at the end marker."""
         block = os.pread(self.descriptor, _BLOCK, offset)
         if len(block) < _BLOCK or not block.strip(b"\0"):
             return None
@@ -325,56 +360,8 @@ class _Archive:
             kind, name = b"5", name.rstrip("/")
         return _Entry(name, offset, size, _text(block[157:257])), kind
 
-    def next(self) -> _Entry | None:
-        found = self._header(self.position)
-        if found is None:
-            return None
-        entry, kind = found
-        if kind in _PAX:
-            described = self._header(entry.end)
-            name = entry.name if described is None else described[0].name
-            raise self.fail(f"member {name!r} carries pax extended headers; bundles are plain USTAR archives")
-        problem = _entry_problem(entry.name, kind, entry.linkname)
-        if problem is not None:
-            raise self.fail(f"member {entry.name!r} {problem}")
-        if entry.name in self.seen:
-            raise self.fail(f"member {entry.name!r} appears twice")
-        self.seen.add(entry.name)
-        self.position = entry.end
-        return entry
-
-    def expect(self, name: str, listed: frozenset[str]) -> _Entry:
-        entry = self.next()
-        if entry is None:
-            raise self.fail(self._end_problem() or f"member {name} is missing")
-        if entry.header == 0 and entry.name in OLD_INDEX_NAMES:
-            raise self.fail(
-                f"a format {OLD_INDEX_NAMES[entry.name]} bundle (its index is {entry.name}); this loader reads "
-                f"format {FORMAT_VERSION} (index {INDEX_NAME}): rebuild the bundle with this ngixi-build"
-            )
-        if entry.name not in listed:
-            raise self.fail(f"unknown member {entry.name!r} where {name} belongs")
-        if entry.name != name:
-            raise self.fail(f"member {entry.name} is out of order: {name} comes first")
-        return entry
-
-    def expect_capped(self, name: str, limit: int) -> _Entry:
-        entry = self.expect(name, frozenset({INDEX_NAME, SIGNATURE_NAME}))
-        if entry.size > limit:
-            raise self.fail(f"member {name} is {entry.size} bytes, over its limit of {limit}")
-        return entry
-
-    def finish(self) -> None:
-        extra = self.next()
-        if extra is not None:
-            raise self.fail(f"unexpected extra member {extra.name!r}: the index does not list it")
-        problem = self._end_problem()
-        if problem is not None:
-            raise self.fail(problem)
-
-    def _end_problem(self) -> str | None:
+    def _end_problem(self, end: int) -> str | None:
         """What follows the last header: only the end-of-archive marker and zero padding may."""
-        end = self.position
         remaining = self.size - end
         if remaining < _END_OF_ARCHIVE:
             return f"the archive is truncated at byte {self.size} (its end-of-archive marker is missing)"
@@ -383,26 +370,59 @@ class _Archive:
             return f"the archive has unexpected bytes after its end-of-archive marker at byte {end}"
         return None
 
+    def match(self, entries: list[_Entry], index: BundleIndex) -> dict[str, _Entry]:
+        """The entries after the signature by name, held to the signed index: its members, in its order, its sizes."""
+        listed = frozenset(m.path for m in index.members)
+        for member, entry in zip_longest(index.members, entries):
+            if entry is None:
+                raise self.fail(f"member {member.path} is missing")
+            if member is None:
+                raise self.fail(f"unexpected extra member {entry.name!r}: the index does not list it")
+            if entry.name != member.path:
+                if entry.name in listed:
+                    raise self.fail(f"member {entry.name} is out of order: {member.path} comes first")
+                raise self.fail(f"unknown member {entry.name!r} where {member.path} belongs")
+            if entry.size != member.size:
+                raise self.fail(f"member {member.path} is {entry.size} bytes, the index says {member.size}")
+        return {entry.name: entry for entry in entries}
+
+    def hash_ahead(self, members: dict[str, _Entry], prefetch: Collection[str] | None) -> _ReadAhead:
+        """Reads and hashes the `members` named in `prefetch` (all if None), the large ones on a thread.
+
+        Called only once the index is verified, with the entries it lists. The bytes are read from this
+        open file, so that they come from the same file as the index even if the path is replaced
+        meanwhile. A full read (`prefetch` None) also takes each member's SHA-256.
+        """
+        with_sha256 = prefetch is None
+        wanted = {
+            name: entry
+            for name, entry in members.items()
+            if (prefetch is None or name in prefetch) and entry.size <= _HASH_AHEAD_LIMIT
+        }
+        extents = {
+            name: _Extent(self.descriptor, entry.data, entry.size, with_sha256=with_sha256)
+            for name, entry in wanted.items()
+        }
+        on_a_thread = [extents[name] for name, entry in wanted.items() if entry.size >= _WORTH_A_THREAD]
+        for name, entry in wanted.items():
+            if entry.size < _WORTH_A_THREAD:
+                extents[name].claim()
+        return _ReadAhead(extents, on_a_thread)
+
 
 def _read_members(
-    archive: _Archive, index: BundleIndex, defer_members: bool, ahead: _ReadAhead
-) -> tuple[dict[str, bytes], dict[str, int]]:
-    listed = frozenset(m.path for m in index.members)
-    contents, deferred = {}, {}
+    archive: _Archive, index: BundleIndex, members: dict[str, _Entry], ahead: _ReadAhead
+) -> dict[str, bytes]:
+    """Every member's bytes, checked against both digests, and manifest.toml against the index's copy."""
+    contents = {}
     for member in index.members:
-        entry = archive.expect(member.path, listed)
-        if entry.size != member.size:
-            raise archive.fail(f"member {member.path} is {entry.size} bytes, the index says {member.size}")
-        if defer_members:
-            deferred[member.path] = entry.data
-            continue
-        found = ahead.result(entry.data, entry.size)
+        found = ahead.take(member.path)
         if found is None:
-            found = _Digests.of(archive.read(entry), with_sha256=True)
+            found = _Digests.of(archive.read(members[member.path]), with_sha256=True)
         _check_read(found, member, archive.source)
         contents[member.path] = found.data
-    archive.finish()
-    return contents, deferred
+    _check_manifest_copy(contents[MANIFEST_NAME], index, archive.source)
+    return contents
 
 
 def _check_manifest_copy(manifest: bytes, index: BundleIndex, source: str) -> None:
@@ -415,6 +435,20 @@ def _check_manifest_copy(manifest: bytes, index: BundleIndex, source: str) -> No
         raise VerificationError(f"{source}: member {MANIFEST_NAME} differs from the manifest in the signed index")
 
 
+def _checked_manifest(index: BundleIndex, source: str) -> Manifest:
+    """The guest's manifest, from its copy in the signed index, which must name the index's guest and version."""
+    where = f"{source}!{MANIFEST_NAME}"
+    try:
+        manifest = manifest_from_table(index.manifest, source=where, stem=index.guest)
+    except InvalidInput as error:
+        raise VerificationError(str(error)) from None
+    if manifest.guest.version != index.version:
+        raise VerificationError(
+            f"{where}: guest.version: {manifest.guest.version} differs from the signed index's {index.version}"
+        )
+    return manifest
+
+
 def _verify_archive(
     archive: _Archive,
     trust: TrustStore,
@@ -424,21 +458,25 @@ def _verify_archive(
     prefetch: Collection[str],
 ) -> VerifiedBundle:
     source = archive.source
-    index_bytes = archive.read(archive.expect_capped(INDEX_NAME, MAX_INDEX_BYTES))
-    signature = archive.read(archive.expect_capped(SIGNATURE_NAME, MAX_SIGNATURE_BYTES))
-    ahead = archive.hash_ahead(prefetch if defer_members else None)
+    entries = archive.scan()
+    index_bytes, signature = archive.read(entries[0]), archive.read(entries[1])
     signer, comment = verify_index(index_bytes, signature, trust, source=source, comment_signature=not defer_members)
     index = parse_index(index_bytes, source=source)
     check_scope(index, signer, comment, source=source)
     if rollback is not None:
         rollback.check(index, source=source)
-    contents, deferred = _read_members(archive, index, defer_members, ahead)
-    if not defer_members:
-        _check_manifest_copy(contents[MANIFEST_NAME], index, source)
-    if rollback is not None:
-        rollback.record(index, source=source)
-    pending = {path: ahead for path, offset in deferred.items() if ahead.covers(offset, index.by_path(path).size)}
-    return VerifiedBundle(source, index, signer, contents, deferred, pending)
+    members = archive.match(entries[2:], index)
+    ahead = archive.hash_ahead(members, prefetch if defer_members else None)
+    try:
+        manifest = _checked_manifest(index, source)
+        contents = {} if defer_members else _read_members(archive, index, members, ahead)
+        if rollback is not None:
+            rollback.record(index, source=source)
+    except BaseException:
+        ahead.cancel()
+        raise
+    deferred = {path: entry.data for path, entry in members.items()} if defer_members else {}
+    return VerifiedBundle(source, index, signer, manifest, contents, deferred, ahead)
 
 
 def read_bundle(

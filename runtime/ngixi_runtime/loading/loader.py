@@ -34,8 +34,8 @@ from ngixi_runtime.engines.base import (
 )
 from ngixi_runtime.errors import ArtifactRefused, InvalidInput, NgixiError, PolicyError, VerificationError
 from ngixi_runtime.guest.check import check_component, check_module
-from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number, manifest_from_table
-from ngixi_runtime.spec.bundle_format import MANIFEST_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
+from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number
+from ngixi_runtime.spec.bundle_format import WASM_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
 from ngixi_runtime.spec.wasm import ModuleInfo, read_module_info
 
@@ -95,15 +95,12 @@ def fitting_artifacts(index: BundleIndex, host: HostProfile) -> tuple[list[Membe
     """The artifacts that fit this host, best first, and why each other one does not."""
     fitting: list[Member] = []
     reasons: list[str] = []
-    wasm_sha256 = index.member("wasm").sha256
     # Native code first: the portable tier is an interpreter.
     for member in sorted(
         index.artifacts, key=lambda m: m.artifact is not None and m.artifact.triple == PORTABLE_TRIPLE
     ):
         assert member.artifact is not None
         misfit = artifact_misfit(member.artifact, host)
-        if member.artifact.wasm_sha256 != wasm_sha256:
-            misfit = "built from another guest.wasm than the one in this bundle"
         if misfit is None:
             fitting.append(member)
         else:
@@ -176,16 +173,7 @@ class Guest:
 
 def verified_manifest(bundle: VerifiedBundle) -> Manifest:
     """The guest's manifest, from its copy in the signed index (a full read holds manifest.toml to it)."""
-    source = f"{bundle.source}!{MANIFEST_NAME}"
-    try:
-        manifest = manifest_from_table(bundle.index.manifest, source=source, stem=bundle.index.guest)
-    except InvalidInput as error:
-        raise VerificationError(str(error)) from None
-    if manifest.guest.version != bundle.index.version:
-        raise VerificationError(
-            f"{source}: guest.version: {manifest.guest.version} differs from the signed index's {bundle.index.version}"
-        )
-    return manifest
+    return bundle.manifest
 
 
 def declared_module(bundle: VerifiedBundle) -> ModuleInfo:
@@ -428,6 +416,22 @@ def _weak_closer(close: Callable[[], None]) -> Callable[[], None]:
             bound()
 
     return weak_close
+
+
+def check_guest_code(bundle: VerifiedBundle) -> None:
+    """Holds a core guest's signed .wasm to its manifest as a load holds the code it runs (`ngixi verify`).
+
+    A component is read by Wasmtime's component model, so only a load (or `bundle_world`) checks it.
+    """
+    manifest = bundle.manifest
+    if manifest.guest.type.is_component:
+        return
+    wasm = bundle.data(bundle.index.member("wasm"))
+    info = read_module_info(wasm, source=f"{bundle.source}!{WASM_NAME}")
+    problems = check_module(manifest, info)
+    if problems:
+        raise VerificationError("\n".join(problems))
+    check_memory_limit(manifest, info)
 
 
 def bundle_world(bundle: VerifiedBundle) -> ComponentInfo | None:

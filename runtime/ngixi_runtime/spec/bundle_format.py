@@ -26,6 +26,7 @@ BUNDLE_SUFFIX = ".ngx"
 MAX_INDEX_BYTES = 64 * 1024
 MAX_SIGNATURE_BYTES = 4 * 1024
 MAX_MEMBER_BYTES = 256 * 1024 * 1024
+MAX_MEMBERS = 128  # after the signature: the manifest, the .wasm and the artifacts
 MAX_BUNDLE_BYTES = 1024 * 1024 * 1024
 
 Channel = Literal["dev", "release"]
@@ -35,7 +36,7 @@ BuildProfile = Literal["dev", "release"]
 BUILD_PROFILES: tuple[BuildProfile, ...] = ("dev", "release")
 MemberKind = Literal["manifest", "wasm", "artifact"]
 _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
-_ARTIFACT_PATH = re.compile(r"^aot/[a-z0-9_]+(-[a-z0-9_.]+){0,3}\.(wasmer|cwasm)$")
+_ARTIFACT_PATH = re.compile(r"aot/[a-z0-9_]+(-[a-z0-9_.]+){0,3}\.(wasmer|cwasm)")
 # Each engine's artifacts have their own suffix, so one triple can carry an artifact per engine.
 _ARTIFACT_SUFFIXES = {"wasmer": "wasmer", "wasmtime": "cwasm"}
 
@@ -99,6 +100,11 @@ def artifact_path(triple: str, engine: str) -> str:
     return f"{ARTIFACT_DIR}/{triple}.{_ARTIFACT_SUFFIXES.get(engine, engine)}"
 
 
+def is_artifact_path(path: str) -> bool:
+    """Whether `path` has the shape of an artifact member's path: aot/<triple>.wasmer or aot/<triple>.cwasm."""
+    return _ARTIFACT_PATH.fullmatch(path) is not None
+
+
 _TOP_KEYS = frozenset({"format", "guest", "version", "channel", "profile", "sequence", "members", "manifest"})
 _MEMBER_KEYS = frozenset({"path", "kind", "size", "sha256", "blake3", "artifact"})
 _ARTIFACT_KEYS = frozenset(ArtifactMeta.__dataclass_fields__)
@@ -137,6 +143,8 @@ def _parse_artifact(raw: Mapping[str, Any], field: str, strict: _Strict) -> Arti
     )
     if not _HEX_DIGEST.fullmatch(meta.wasm_sha256):
         raise strict.fail(f"{field}.wasm_sha256", "is not a sha256 hex digest")
+    if meta.engine not in _ARTIFACT_SUFFIXES:
+        raise strict.fail(f"{field}.engine", f"{meta.engine!r} is not one of {tuple(_ARTIFACT_SUFFIXES)}")
     return meta
 
 
@@ -162,7 +170,7 @@ def _parse_member(raw: object, field: str, strict: _Strict) -> Member:
     path = strict.get(raw, "path", str, field)
     expected_path = _FIXED_PATHS.get(kind)
     if kind == "artifact":
-        if not _ARTIFACT_PATH.match(path):
+        if not is_artifact_path(path):
             raise strict.fail(f"{field}.path", f"{path!r} is not aot/<triple>.wasmer or aot/<triple>.cwasm")
         artifact = _parse_artifact(strict.get(raw, "artifact", dict, field), f"{field}.artifact", strict)
         if path != artifact_path(artifact.triple, artifact.engine):
@@ -222,7 +230,10 @@ def parse_index(data: bytes, *, source: str) -> BundleIndex:
     profile = strict.get(raw, "profile", str)
     if profile not in BUILD_PROFILES:
         raise strict.fail("profile", f"{profile!r} is not one of {BUILD_PROFILES}")
-    members = tuple(_parse_member(m, f"members[{i}]", strict) for i, m in enumerate(strict.get(raw, "members", list)))
+    listed = strict.get(raw, "members", list)
+    if len(listed) > MAX_MEMBERS:
+        raise strict.fail("members", f"lists {len(listed)} members, over the limit of {MAX_MEMBERS}")
+    members = tuple(_parse_member(m, f"members[{i}]", strict) for i, m in enumerate(listed))
     _check_member_set(members, strict)
     sequence = strict.get(raw, "sequence", int)
     if sequence < 0:
@@ -246,3 +257,9 @@ def _check_member_set(members: tuple[Member, ...], strict: _Strict) -> None:
     kinds = [m.kind for m in members]
     if kinds[:2] != ["manifest", "wasm"] or set(kinds[2:]) - {"artifact"}:
         raise strict.fail("members", "must list the manifest, then the .wasm, then the artifacts")
+    wasm_sha256 = members[1].sha256
+    for position, member in enumerate(members):
+        if member.artifact is not None and member.artifact.wasm_sha256 != wasm_sha256:
+            raise strict.fail(
+                f"members[{position}].artifact.wasm_sha256", f"built from another {WASM_NAME} than this bundle's"
+            )

@@ -19,7 +19,7 @@ from ngixi_build.stages.signing import sign
 from ngixi_runtime.bundles import reader as bundle_reader
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.errors import NgixiError, VerificationError
-from ngixi_runtime.loading.loader import open_guest, verified_manifest
+from ngixi_runtime.loading.loader import verified_manifest
 from ngixi_runtime.spec.bundle_format import (
     INDEX_NAME,
     MAX_INDEX_BYTES,
@@ -401,11 +401,18 @@ def test_any_flipped_byte_is_refused_or_changes_nothing(scenario: Scenario) -> N
     assert refused > 0
 
 
-def test_signed_manifest_must_agree_with_the_index(tmp_path: Path, keys: KeyFiles) -> None:
+@pytest.mark.parametrize("defer_members", [False, True])
+def test_signed_manifest_must_agree_with_the_index(
+    tmp_path: Path, keys: KeyFiles, defer_members: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The reader refuses it, so `ngixi verify` refuses what a load refuses."""
     manifest = HELLO_MANIFEST.replace("0.1.0", "0.0.9").encode()
-    bundle = read_bundle(make_bundle(tmp_path, keys.key, wasm=WASM, manifest=manifest), load_trust(keys.trust))
-    with pytest.raises(VerificationError, match=r"guest\.version: 0\.0\.9 differs from the signed index's 0\.1\.0"):
-        open_guest(bundle)
+    path = make_bundle(tmp_path, keys.key, wasm=WASM, manifest=manifest)
+    reason = r"guest\.version: 0\.0\.9 differs from the signed index's 0\.1\.0"
+    with pytest.raises(VerificationError, match=reason):
+        read_bundle(path, load_trust(keys.trust), defer_members=defer_members)
+    assert exit_code(["verify", str(path), "--trust", str(keys.trust)]) == 3
+    assert re.search(reason, capsys.readouterr().err)
 
 
 @pytest.mark.parametrize(
@@ -447,9 +454,11 @@ def test_a_bundle_replaced_while_it_is_read_is_read_from_the_file_opened(
     newer = build(scenario.directory / "newer", scenario.keys, manifest="# rebuilt\n" + HELLO_MANIFEST)
     read_ahead = bundle_reader._Archive.hash_ahead
 
-    def replace_then_read_ahead(archive: bundle_reader._Archive, prefetch: Collection[str]) -> object:
+    def replace_then_read_ahead(
+        archive: bundle_reader._Archive, members: dict[str, bundle_reader._Entry], prefetch: Collection[str]
+    ) -> bundle_reader._ReadAhead:
         newer.replace(scenario.path)
-        return read_ahead(archive, prefetch)
+        return read_ahead(archive, members, prefetch)
 
     monkeypatch.setattr(bundle_reader._Archive, "hash_ahead", replace_then_read_ahead)
     bundle = read_bundle(scenario.path, load_trust(scenario.trust), defer_members=True, prefetch=["manifest.toml"])

@@ -10,7 +10,7 @@ import pytest
 
 from ngixi_runtime.cli import COMMAND_GROUP, Command
 from tests.conftest import KeyFiles, exit_code, make_bundle
-from tests.wasmgen import module
+from tests.wasmgen import Func, module
 
 
 def _greet(args: argparse.Namespace) -> int:
@@ -50,7 +50,7 @@ def test_verify_reads_no_package_metadata(
         raise AssertionError("ngixi verify read the installed distributions' entry points")
 
     monkeypatch.setattr(metadata, "entry_points", refuse)
-    bundle = make_bundle(tmp_path, keys.key, wasm=module())
+    bundle = make_bundle(tmp_path, keys.key, wasm=module(functions=[Func("add", ["i32", "i32"], ["i32"])]))
     assert exit_code(["-v", "verify", "--trust", str(keys.trust), str(bundle)]) == 0
     assert capsys.readouterr().out.startswith("ok: hello 0.1.0")
 
