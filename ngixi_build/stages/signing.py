@@ -40,6 +40,7 @@ class TrustEntry:
     guests: tuple[str, ...]
     channels: tuple[str, ...]
     comment: str
+    native_code: bool = False  # the loader runs this key's AOT artifacts, which are machine code
 
 
 def _public_key_file(key: SigningKey) -> bytes:
@@ -112,6 +113,7 @@ def render_trust_file(entries: list[TrustEntry]) -> bytes:
             "public_key": e.key.public_base64,
             "guests": list(e.guests),
             "channels": list(e.channels),
+            "native_code": e.native_code,
             "comment": e.comment,
         }
         for e in entries
@@ -134,7 +136,10 @@ def ensure_dev_key(*, keys_dir: Path, trust_file: Path) -> tuple[SigningKey, boo
     if not public_path.exists():
         write_atomic(public_path, _public_key_file(key))
     if not trust_file.exists():
-        entry = TrustEntry(key, ("*",), ("dev",), "development key of this checkout; never trust it in production")
+        # Its artifacts are compiled on this machine by its own developer: they may run here as machine code.
+        entry = TrustEntry(
+            key, ("*",), ("dev",), "development key of this checkout; never trust it in production", native_code=True
+        )
         write_atomic(trust_file, render_trust_file([entry]))
     if created:
         log.warning(

@@ -103,6 +103,8 @@ class Engine(Protocol):
         target: str | None = None,
     ) -> PreparedModule: ...
 
+    def serialize(self, prepared: Any) -> bytes: ...
+
     def instantiate(
         self,
         prepared: Any,

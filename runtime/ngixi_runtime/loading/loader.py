@@ -10,7 +10,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ngixi_runtime.bundles.reader import VerifiedBundle
 from ngixi_runtime.capabilities.component import ComponentInfo, imports_wasi, wasi_setup
@@ -30,11 +30,13 @@ from ngixi_runtime.engines.base import (
 from ngixi_runtime.errors import ArtifactRefused, InvalidInput, NgixiError, PolicyError, VerificationError
 from ngixi_runtime.guest.check import check_component, check_module
 from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number, manifest_from_table
+from ngixi_runtime.loading.aot_cache import AotCache, CacheKey, CacheUnavailable, EntryRefused
 from ngixi_runtime.spec.bundle_format import MANIFEST_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
 from ngixi_runtime.spec.wasm import ModuleInfo
 
 COMPILED = "compiled from guest.wasm"
+_UNCACHED = "host AOT cache unavailable"
 Prepared = TypeVar("Prepared")
 Opened = tuple[EngineInstance, HostContext, str]  # the instance, its host side, and which code it runs
 
@@ -183,35 +185,32 @@ def _artifact_code(bundle: VerifiedBundle, member: Member) -> dict[str, Any]:
     return {"artifact": bundle.data(member), "target": target}
 
 
-def _compiled_code(
-    bundle: VerifiedBundle, engine: Engine, allow_compile: bool, reasons: list[str]
-) -> tuple[dict[str, Any], str]:
-    if not (allow_compile and engine.compiler_available()):
-        listing = "\n  ".join(reasons) or "(none)"
-        cannot = (
-            "compiling at load is turned off"
-            if not allow_compile
-            else "no compiler is installed (install wasmer-compiler-cranelift)"
-        )
-        raise NgixiError(f"{bundle.source}: no artifact fits this host and {cannot}; artifacts:\n  {listing}")
-    why = "; ".join(reasons) or "the bundle has no artifacts"
-    return {"wasm": bundle.data(bundle.index.member("wasm"))}, f"{COMPILED} (no artifact fits: {why})"
+@dataclass(frozen=True)
+class CodeMaker(Generic[Prepared]):
+    """How one engine makes a guest's code: `prepare` takes an `artifact` and its `target`, or the `wasm`."""
+
+    prepare: Callable[..., Prepared]
+    serialize: Callable[[Prepared], bytes]
+    kind: str  # "module" or "component"
+    settings: str  # the engine settings its code is compiled for, part of its host AOT cache key
 
 
 def prepare_best_fitting(
     bundle: VerifiedBundle,
     engine: Engine,
-    prepare: Callable[..., Prepared],
+    maker: CodeMaker[Prepared],
     allow_compile: bool,
     problems_of: Callable[[Prepared], list[str]],
 ) -> tuple[Prepared, str]:
-    """Prepares the best fitting artifact the engine accepts, else compiles the .wasm; and says which.
+    """Prepares the best fitting artifact the engine accepts, else the .wasm compiled here; and says which.
 
-    `prepare` takes the `artifact` and its `target`, or the `wasm`; it raises `ArtifactRefused` for an artifact
-    the engine refuses, and the next fitting one is tried. The prepared code is refused with every line
-    `problems_of` finds in it (its imports and exports against the manifest).
+    A bundle's artifacts are machine code: they run only if its signer's trust entry has native_code.
+    Otherwise, or when none fits, the verified .wasm is compiled on this host, through the host AOT cache.
+    `prepare` raises `ArtifactRefused` for an artifact the engine refuses, and the next one is tried.
+    The prepared code is refused with every line `problems_of` finds in it (its imports and exports
+    against the manifest).
     """
-    prepared, origin = _first_accepted(bundle, engine, prepare, allow_compile)
+    prepared, origin = _first_accepted(bundle, engine, maker, allow_compile)
     problems = problems_of(prepared)
     if problems:
         raise VerificationError("\n".join(problems))
@@ -219,16 +218,73 @@ def prepare_best_fitting(
 
 
 def _first_accepted(
-    bundle: VerifiedBundle, engine: Engine, prepare: Callable[..., Prepared], allow_compile: bool
+    bundle: VerifiedBundle, engine: Engine, maker: CodeMaker[Prepared], allow_compile: bool
 ) -> tuple[Prepared, str]:
-    fitting, reasons = fitting_artifacts(bundle.index, host_profile(engine))
+    fitting, reasons = fitting_artifacts(bundle.index, host_profile(engine)) if bundle.signer.native_code else ([], [])
     for member in fitting:
         try:
-            return prepare(**_artifact_code(bundle, member)), f"artifact {member.path}"
+            return maker.prepare(**_artifact_code(bundle, member)), f"artifact {member.path}"
         except ArtifactRefused as refusal:  # only the engine itself can tell, e.g. another Wasmtime build
             reasons.append(f"{member.path}: {refusal}")
-    code, origin = _compiled_code(bundle, engine, allow_compile, reasons)
-    return prepare(**code), origin
+    return _host_compiled(bundle, engine, maker, allow_compile, reasons)
+
+
+def _why_compiled(bundle: VerifiedBundle, reasons: list[str]) -> str:
+    signer = bundle.signer
+    if not signer.native_code:
+        return f"key {signer.key_id} is not trusted with native code, so the bundle's artifacts are not run"
+    return f"no artifact fits: {'; '.join(reasons) or 'the bundle has no artifacts'}"
+
+
+def _cache_key(bundle: VerifiedBundle, engine: Engine, maker: CodeMaker[Prepared]) -> CacheKey:
+    wasm_sha256 = bundle.index.member("wasm").sha256
+    features = tuple(sorted(host_cpu_features()))
+    return CacheKey(wasm_sha256, maker.kind, engine.current_engine(), maker.settings, host_triple(), features)
+
+
+def _host_compiled(
+    bundle: VerifiedBundle, engine: Engine, maker: CodeMaker[Prepared], allow_compile: bool, reasons: list[str]
+) -> tuple[Prepared, str]:
+    """The .wasm compiled on this host: from the host AOT cache, else compiled now and kept there."""
+    why = _why_compiled(bundle, reasons)
+    key = _cache_key(bundle, engine, maker)
+    try:
+        cache = AotCache.opened()
+        cached = cache.load(key)
+    except CacheUnavailable as problem:
+        return _compiled(bundle, engine, maker, allow_compile, reasons), f"{COMPILED} ({why}); {_UNCACHED}: {problem}"
+    except EntryRefused as refusal:
+        cached, refused = None, f"its host AOT cache entry was refused ({refusal}) and replaced"
+    else:
+        refused = ""
+    if cached is not None:
+        try:
+            return maker.prepare(artifact=cached, target=None), f"host AOT cache {cache.entry_path(key)} ({why})"
+        except ArtifactRefused as refusal:
+            refused = f"its host AOT cache entry was refused ({refusal}) and replaced"
+    prepared = _compiled(bundle, engine, maker, allow_compile, reasons)
+    try:
+        cache.store(key, maker.serialize(prepared))
+    except CacheUnavailable as problem:
+        return prepared, f"{COMPILED} ({why}); {_UNCACHED}: {problem}"
+    kept = f"kept in the host AOT cache {cache.directory}"
+    return prepared, f"{COMPILED} ({why}); {'; '.join(filter(None, (refused, kept)))}"
+
+
+def _compiled(
+    bundle: VerifiedBundle, engine: Engine, maker: CodeMaker[Prepared], allow_compile: bool, reasons: list[str]
+) -> Prepared:
+    if not (allow_compile and engine.compiler_available()):
+        listing = "\n  ".join(reasons) or "(none)"
+        cannot = (
+            "compiling at load is turned off"
+            if not allow_compile
+            else "no compiler is installed (install wasmer-compiler-cranelift)"
+        )
+        if not bundle.signer.native_code:
+            raise NgixiError(f"{bundle.source}: {_why_compiled(bundle, reasons)}, and {cannot}")
+        raise NgixiError(f"{bundle.source}: no artifact fits this host and {cannot}; artifacts:\n  {listing}")
+    return maker.prepare(wasm=bundle.data(bundle.index.member("wasm")))
 
 
 def check_fuel_metering(manifest: Manifest, engine: str, *, cpu_capped: bool) -> None:
@@ -312,9 +368,10 @@ def _open_core(
     runner = engine_named(chosen)
     limits = RunLimits(manifest.limits.timeout_ms, manifest.limits.memory_pages, manifest.limits.fuel)
     prepare = partial(runner.prepare, guest=manifest.guest.name, limits=limits)
+    maker = CodeMaker(prepare, runner.serialize, "module", f"fuel metering {limits.fuel is not None}")
     # The code about to run is checked, not the .wasm: an artifact load never reads the .wasm.
     prepared, origin = prepare_best_fitting(
-        bundle, runner, prepare, allow_compile, lambda code: check_module(manifest, code.info)
+        bundle, runner, maker, allow_compile, lambda code: check_module(manifest, code.info)
     )
     check_memory_limit(manifest, prepared.info)
     context = host_side()
@@ -348,8 +405,9 @@ def _open_component(
     guest = manifest.guest.name
     runner = engine_named(chosen_engine(engine, component=True))
     prepare = partial(wasmtime_component.prepare, guest=guest)  # a verified artifact, or the signed component
+    maker = CodeMaker(prepare, wasmtime_component.serialize, "component", "component model")
     prepared, origin = prepare_best_fitting(
-        bundle, runner, prepare, allow_compile, lambda code: check_component(manifest, code.info)
+        bundle, runner, maker, allow_compile, lambda code: check_component(manifest, code.info)
     )
     context = host_side()
     limits = RunLimits(timeout_ms=manifest.limits.timeout_ms, memory_pages=manifest.limits.memory_pages)

@@ -1,0 +1,127 @@
+"""The host-owned AOT cache: machine code this host compiled from verified .wasm files, for the next load.
+
+A bundle's own artifacts run only when its signer is trusted with native code; any other bundle's
+.wasm is compiled here and kept, so its second load deserializes like an AOT load. An entry is
+filled only from this host's compilation, never from bundle bytes. It is machine code, so it lives
+in a directory only this user may write, and its digest is checked before it is deserialized.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ngixi_runtime.engines.base import EngineId
+from ngixi_runtime.files import write_atomic
+
+CACHE_VARIABLE = "NGIXI_AOT_CACHE"
+_FORMAT = "ngixi-aot 1"
+_OTHERS_MAY_WRITE = stat.S_IWGRP | stat.S_IWOTH
+
+
+class CacheUnavailable(Exception):
+    """Why the cache cannot be used here; the guest is then compiled without it."""
+
+
+class EntryRefused(Exception):
+    """An entry that does not hold what its record says (damaged or swapped); it is compiled again."""
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """Everything the compiled code depends on: the same key is the same machine code."""
+
+    wasm_sha256: str
+    kind: str  # "module" or "component"
+    engine: EngineId
+    settings: str  # the engine settings the code is compiled for (e.g. fuel metering)
+    triple: str
+    cpu_features: tuple[str, ...]
+
+    def record(self) -> dict[str, object]:
+        return {"format": _FORMAT, **asdict(self), "cpu_features": sorted(self.cpu_features)}
+
+    @property
+    def name(self) -> str:
+        return hashlib.sha256(json.dumps(self.record(), sort_keys=True).encode()).hexdigest()
+
+
+def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """$NGIXI_AOT_CACHE, else $XDG_CACHE_HOME/ngixi/aot, else ~/.cache/ngixi/aot."""
+    if environ.get(CACHE_VARIABLE):
+        return Path(environ[CACHE_VARIABLE])
+    xdg = environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "ngixi" / "aot"
+
+
+@dataclass(frozen=True)
+class AotCache:
+    directory: Path
+
+    @classmethod
+    def opened(cls, directory: Path | None = None) -> AotCache:
+        """The cache in `directory` (default: `default_cache_dir`), made if missing; refused if others may write it."""
+        directory = directory or default_cache_dir()
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _check_owned(directory.stat(), directory)
+        except OSError as error:
+            raise CacheUnavailable(
+                f"{directory}: {error.strerror}; set {CACHE_VARIABLE} to a directory of yours"
+            ) from None
+        return cls(directory)
+
+    def entry_path(self, key: CacheKey) -> Path:
+        return self.directory / f"{key.name}.aot"
+
+    def load(self, key: CacheKey) -> bytes | None:
+        """The entry's machine code, or None when it is missing; `EntryRefused` when it is not what was stored."""
+        path = self.entry_path(key)
+        try:
+            raw = _read_owned(path)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise CacheUnavailable(f"{path}: {error.strerror}") from None
+        return _checked_code(raw, key)
+
+    def store(self, key: CacheKey, code: bytes) -> None:
+        """Keeps `code`, this host's compilation for `key`, as one file: its record line, then the code."""
+        record = {**key.record(), "size": len(code), "sha256": hashlib.sha256(code).hexdigest()}
+        try:
+            write_atomic(self.entry_path(key), json.dumps(record, sort_keys=True).encode() + b"\n" + code, mode=0o600)
+        except OSError as error:
+            raise CacheUnavailable(f"{self.directory}: cannot write an entry: {error.strerror}") from None
+
+
+def _check_owned(status: os.stat_result, path: Path) -> None:
+    if status.st_uid != os.geteuid() or status.st_mode & _OTHERS_MAY_WRITE:
+        raise CacheUnavailable(
+            f"{path}: others than this user may write it, and its entries are machine code this host runs; "
+            f"chmod go-w it, or set {CACHE_VARIABLE} to a directory of yours"
+        )
+
+
+def _read_owned(path: Path) -> bytes:
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(descriptor, "rb") as stream:
+        _check_owned(os.fstat(descriptor), path)
+        return stream.read()
+
+
+def _checked_code(raw: bytes, key: CacheKey) -> bytes:
+    header, newline, code = raw.partition(b"\n")
+    try:
+        record = json.loads(header) if newline else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        record = None
+    expected = {**key.record(), "size": len(code), "sha256": hashlib.sha256(code).hexdigest()}
+    if record != expected:
+        raise EntryRefused("its code does not match the digest and key of its record")
+    return code
