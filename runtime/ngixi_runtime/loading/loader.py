@@ -236,10 +236,37 @@ def _why_compiled(bundle: VerifiedBundle, reasons: list[str]) -> str:
     return f"no artifact fits: {'; '.join(reasons) or 'the bundle has no artifacts'}"
 
 
-def _cache_key(bundle: VerifiedBundle, engine: Engine, maker: CodeMaker[Prepared]) -> CacheKey:
+def code_identity(manifest: Manifest) -> tuple[str, str]:
+    """The kind of the guest's code and the engine settings it is compiled for: part of its host AOT cache key."""
+    if manifest.guest.type.is_component:
+        return "component", "component model"
+    return "module", f"fuel metering {manifest.limits.fuel is not None}"
+
+
+def _cache_key(bundle: VerifiedBundle, engine: Engine, kind: str, settings: str) -> CacheKey:
     wasm_sha256 = bundle.index.member("wasm").sha256
     features = tuple(sorted(host_cpu_features()))
-    return CacheKey(wasm_sha256, maker.kind, engine.current_engine(), maker.settings, host_triple(), features)
+    return CacheKey(wasm_sha256, kind, engine.current_engine(), settings, host_triple(), features)
+
+
+def code_plan(bundle: VerifiedBundle, engine: Engine) -> str:
+    """Which code a load on `engine` would run, and why (for `ngixi inspect`)."""
+    signer = bundle.signer
+    fitting, reasons = fitting_artifacts(bundle.index, host_profile(engine)) if signer.native_code else ([], [])
+    if fitting:
+        return f"artifact {fitting[0].path} (key {signer.key_id} is trusted with native code, so its artifacts run)"
+    why = _why_compiled(bundle, reasons)
+    key = _cache_key(bundle, engine, *code_identity(verified_manifest(bundle)))
+    try:
+        cache = AotCache.opened()
+        cached = cache.load(key)
+    except CacheUnavailable as problem:
+        return f"{COMPILED} ({why}); {_UNCACHED}: {problem}"
+    except EntryRefused as refusal:
+        return f"{COMPILED} ({why}); its host AOT cache entry would be refused ({refusal}) and replaced"
+    if cached is None:
+        return f"{COMPILED} ({why}); not in the host AOT cache {cache.directory} yet: kept there at the first load"
+    return f"host AOT cache {cache.entry_path(key)} ({why})"
 
 
 def _host_compiled(
@@ -247,7 +274,7 @@ def _host_compiled(
 ) -> tuple[Prepared, str]:
     """The .wasm compiled on this host: from the host AOT cache, else compiled now and kept there."""
     why = _why_compiled(bundle, reasons)
-    key = _cache_key(bundle, engine, maker)
+    key = _cache_key(bundle, engine, maker.kind, maker.settings)
     try:
         cache = AotCache.opened()
         cached = cache.load(key)
@@ -368,7 +395,7 @@ def _open_core(
     runner = engine_named(chosen)
     limits = RunLimits(manifest.limits.timeout_ms, manifest.limits.memory_pages, manifest.limits.fuel)
     prepare = partial(runner.prepare, guest=manifest.guest.name, limits=limits)
-    maker = CodeMaker(prepare, runner.serialize, "module", f"fuel metering {limits.fuel is not None}")
+    maker = CodeMaker(prepare, runner.serialize, *code_identity(manifest))
     # The code about to run is checked, not the .wasm: an artifact load never reads the .wasm.
     prepared, origin = prepare_best_fitting(
         bundle, runner, maker, allow_compile, lambda code: check_module(manifest, code.info)
@@ -405,7 +432,7 @@ def _open_component(
     guest = manifest.guest.name
     runner = engine_named(chosen_engine(engine, component=True))
     prepare = partial(wasmtime_component.prepare, guest=guest)  # a verified artifact, or the signed component
-    maker = CodeMaker(prepare, wasmtime_component.serialize, "component", "component model")
+    maker = CodeMaker(prepare, wasmtime_component.serialize, *code_identity(manifest))
     prepared, origin = prepare_best_fitting(
         bundle, runner, maker, allow_compile, lambda code: check_component(manifest, code.info)
     )

@@ -22,7 +22,7 @@ from ngixi_runtime.loading.aot_cache import AotCache, CacheUnavailable
 from ngixi_runtime.loading.loader import Guest, open_guest
 from ngixi_runtime.spec.targets import SUPPORTED_TARGETS, host_triple
 from ngixi_runtime.trust.signatures import load_trust
-from tests.conftest import KeyFiles, make_bundle, make_key
+from tests.conftest import KeyFiles, exit_code, make_bundle, make_key
 from tests.wasmgen import ADD_BODY, Func, module
 
 HONEST = module(functions=[Func("add", ["i32", "i32"], ["i32"], ADD_BODY)])
@@ -170,3 +170,36 @@ def test_the_trust_file_native_code_field(tmp_path: Path, line: str, valid: bool
         return
     with pytest.raises(InvalidInput, match=rf"^{keys.trust}: keys\[0\].native_code: must be true or false"):
         load_trust(keys.trust)
+
+
+def test_inspect_and_run_say_which_code_runs_and_why(
+    tmp_path: Path, engine_name: str, aot_cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = make_key(tmp_path / "keys", native_code=False)
+    path = make_bundle(tmp_path / "bundle", keys.key, wasm=HONEST, artifacts=[crafted_artifact(tmp_path, engine_name)])
+    why = f"(key {keys.key.key_id} is not trusted with native code, so the bundle's artifacts are not run)"
+    assert exit_code(["inspect", str(path), "--trust", str(keys.trust)]) == 0
+    assert f"  code on {engine_name}: compiled from guest.wasm {why}; not in the host AOT cache" in (
+        capsys.readouterr().out
+    )
+    run = ["-v", "run", "--in-process", str(path), "add", "2", "3", "--trust", str(keys.trust)]
+    assert exit_code(run) == 0
+    output = capsys.readouterr()
+    assert output.out == "5\n"
+    assert f"note: hello: compiled from guest.wasm {why}; kept in the host AOT cache {aot_cache_dir}" in output.err
+    assert exit_code(run) == 0
+    [entry] = cache_entries(aot_cache_dir)
+    assert f"note: hello: host AOT cache {entry} {why}" in capsys.readouterr().err
+    assert exit_code(["inspect", str(path), "--trust", str(keys.trust)]) == 0
+    assert f"  code on {engine_name}: host AOT cache {entry} {why}" in capsys.readouterr().out
+
+
+def test_run_says_when_it_runs_a_shipped_artifact(
+    tmp_path: Path, engine_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = make_key(tmp_path / "keys", native_code=True)
+    path = make_bundle(tmp_path / "bundle", keys.key, wasm=HONEST, artifacts=[crafted_artifact(tmp_path, engine_name)])
+    assert exit_code(["-v", "run", "--in-process", str(path), "add", "2", "3", "--trust", str(keys.trust)]) == 0
+    assert "(its signer's trust entry has native_code = true, so the bundle's artifacts run)" in capsys.readouterr().err
+    assert exit_code(["inspect", str(path), "--trust", str(keys.trust)]) == 0
+    assert "is trusted with native code, so its artifacts run" in capsys.readouterr().out
