@@ -137,3 +137,17 @@ def test_a_change_of_the_catalog_regenerates_the_bindings(tmp_path: Path) -> Non
     catalog.write_text(catalog.read_text().replace("One log line at level info.", "One line at level info."))
     assert "bindings" in ran_tasks(run(project, "doit", "bindings").stdout)
     assert "One line at level info." in (project / "artifacts" / "bindings" / "ngixi-host" / "index.ts").read_text()
+
+
+def test_a_component_from_a_key_without_native_code_trust_is_compiled_here_then_cached(
+    built: Path, tmp_path: Path, aot_cache_dir: Path
+) -> None:
+    trust = tmp_path / "trust.toml"
+    dev_trust = (built / ".ngixi" / "trust.toml").read_text()
+    trust.write_text(dev_trust.replace("native_code = true", "native_code = false"))
+    first = open_guest(read_bundle(built / BUNDLE, load_trust(trust)), sandbox=Sandbox.under(tmp_path))
+    second = open_guest(read_bundle(built / BUNDLE, load_trust(trust)), sandbox=Sandbox.under(tmp_path))
+    with first, second:
+        assert first.origin.endswith(f"are not run); kept in the host AOT cache {aot_cache_dir}")
+        assert second.origin.startswith(f"host AOT cache {aot_cache_dir}/") and not second.compiled
+        assert first.call("add", (40, 2)) == second.call("add", (40, 2)) == (42,)
