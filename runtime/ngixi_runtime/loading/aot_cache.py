@@ -52,11 +52,17 @@ class CacheKey:
 
 
 def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
-    """$NGIXI_AOT_CACHE, else $XDG_CACHE_HOME/ngixi/aot, else ~/.cache/ngixi/aot."""
+    """$NGIXI_AOT_CACHE (an absolute path), else $XDG_CACHE_HOME/ngixi/aot, else ~/.cache/ngixi/aot."""
     if environ.get(CACHE_VARIABLE):
-        return Path(environ[CACHE_VARIABLE])
+        chosen = Path(environ[CACHE_VARIABLE])
+        if not chosen.is_absolute():
+            raise CacheUnavailable(f"{CACHE_VARIABLE}={chosen}: must be an absolute path")
+        return chosen
     xdg = environ.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if Path(xdg).is_absolute() else Path.home() / ".cache"
+    try:
+        base = Path(xdg) if Path(xdg).is_absolute() else Path.home() / ".cache"
+    except RuntimeError as error:  # no home directory to be found
+        raise CacheUnavailable(f"{error}; set {CACHE_VARIABLE}") from None
     return base / "ngixi" / "aot"
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from ngixi_build.stages.bundle import ArtifactInput
 from ngixi_build.stages.precompile import precompile_guest, precompile_wasmtime
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.errors import InvalidInput, NgixiError
-from ngixi_runtime.loading.aot_cache import AotCache, CacheUnavailable
+from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE, AotCache, CacheUnavailable
 from ngixi_runtime.loading.loader import Guest, open_guest
 from ngixi_runtime.spec.targets import SUPPORTED_TARGETS, host_triple
 from ngixi_runtime.trust.signatures import load_trust
@@ -203,3 +204,25 @@ def test_run_says_when_it_runs_a_shipped_artifact(
     assert "(its signer's trust entry has native_code = true, so the bundle's artifacts run)" in capsys.readouterr().err
     assert exit_code(["inspect", str(path), "--trust", str(keys.trust)]) == 0
     assert "is trusted with native code, so its artifacts run" in capsys.readouterr().out
+
+
+def test_a_relative_cache_directory_is_not_used(
+    tmp_path: Path, engine_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CACHE_VARIABLE, "relative/aot")
+    monkeypatch.chdir(tmp_path)
+    guest = load(tmp_path, make_key(tmp_path / "keys", native_code=False), engine_name)
+    unavailable = f"; host AOT cache unavailable: {CACHE_VARIABLE}=relative/aot: must be an absolute path"
+    assert guest.origin.endswith(unavailable)
+    assert not (tmp_path / "relative").exists()
+
+
+def test_inspect_json_says_which_code_a_load_would_run(
+    tmp_path: Path, engine_name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = make_key(tmp_path / "keys", native_code=False)
+    path = make_bundle(tmp_path / "bundle", keys.key, wasm=HONEST)
+    assert exit_code(["inspect", "--json", str(path), "--trust", str(keys.trust)]) == 0
+    assert json.loads(capsys.readouterr().out)["code"].startswith(
+        f"compiled from guest.wasm (key {keys.key.key_id} is not trusted with native code"
+    )
