@@ -8,6 +8,7 @@ in a directory only this user may write, and its digest is checked before it is 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -15,6 +16,8 @@ import stat
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import blake3
 
 from ngixi_runtime.engines.base import EngineId
 from ngixi_runtime.files import write_atomic
@@ -94,12 +97,14 @@ class AotCache:
         except FileNotFoundError:
             return None
         except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise EntryRefused("it is a symbolic link") from None
             raise CacheUnavailable(f"{path}: {error.strerror}") from None
         return _checked_code(raw, key)
 
     def store(self, key: CacheKey, code: bytes) -> None:
         """Keeps `code`, this host's compilation for `key`, as one file: its record line, then the code."""
-        record = {**key.record(), "size": len(code), "sha256": hashlib.sha256(code).hexdigest()}
+        record = {**key.record(), "size": len(code), "blake3": blake3.blake3(code).hexdigest()}
         try:
             write_atomic(self.entry_path(key), json.dumps(record, sort_keys=True).encode() + b"\n" + code, mode=0o600)
         except OSError as error:
@@ -115,9 +120,12 @@ def _check_owned(status: os.stat_result, path: Path) -> None:
 
 
 def _read_owned(path: Path) -> bytes:
-    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO must not block the load
     with os.fdopen(descriptor, "rb") as stream:
-        _check_owned(os.fstat(descriptor), path)
+        status = os.fstat(descriptor)
+        _check_owned(status, path)
+        if not stat.S_ISREG(status.st_mode):
+            raise EntryRefused("it is not a regular file")
         return stream.read()
 
 
@@ -127,7 +135,7 @@ def _checked_code(raw: bytes, key: CacheKey) -> bytes:
         record = json.loads(header) if newline else None
     except (UnicodeDecodeError, json.JSONDecodeError):
         record = None
-    expected = {**key.record(), "size": len(code), "sha256": hashlib.sha256(code).hexdigest()}
+    expected = {**key.record(), "size": len(code), "blake3": blake3.blake3(code).hexdigest()}
     if record != expected:
         raise EntryRefused("its code does not match the digest and key of its record")
     return code

@@ -142,6 +142,21 @@ def test_a_symlinked_cache_entry_is_not_followed(tmp_path: Path, engine_name: st
     entry.symlink_to(planted)
     guest = load(tmp_path / "again", keys, engine_name)
     assert guest.compiled and guest.call("add", (2, 3)) == (5,)
+    assert "its host AOT cache entry was refused (it is a symbolic link) and replaced" in guest.origin
+    assert not entry.is_symlink() and planted.exists()
+
+
+def test_a_fifo_at_an_entry_does_not_block_the_load_and_is_replaced(
+    tmp_path: Path, engine_name: str, aot_cache_dir: Path
+) -> None:
+    keys = make_key(tmp_path / "keys", native_code=False)
+    load(tmp_path, keys, engine_name)
+    [entry] = cache_entries(aot_cache_dir)
+    entry.unlink()
+    os.mkfifo(entry, 0o600)
+    guest = load(tmp_path / "again", keys, engine_name)
+    assert "its host AOT cache entry was refused (it is not a regular file) and replaced" in guest.origin
+    assert load(tmp_path / "third", keys, engine_name).origin.startswith("host AOT cache ")
 
 
 def test_the_cache_refuses_an_unwritable_place(tmp_path: Path) -> None:
