@@ -249,6 +249,23 @@ def _cache_key(bundle: VerifiedBundle, engine: Engine, kind: str, settings: str)
     return CacheKey(wasm_sha256, kind, engine.current_engine(), settings, host_triple(), features)
 
 
+@dataclass(frozen=True)
+class _Lookup:
+    cache: AotCache | None  # None: unavailable, for `problem`
+    code: bytes | None
+    problem: str = ""  # why the cache is unavailable, or why its entry is refused
+
+
+def _looked_up(key: CacheKey) -> _Lookup:
+    try:
+        cache = AotCache.opened()
+        return _Lookup(cache, cache.load(key))
+    except CacheUnavailable as problem:
+        return _Lookup(None, None, f"{_UNCACHED}: {problem}")
+    except EntryRefused as refusal:
+        return _Lookup(cache, None, f"its host AOT cache entry was refused ({refusal})")
+
+
 def code_plan(bundle: VerifiedBundle, engine: Engine) -> str:
     """Which code a load on `engine` would run, and why (for `ngixi inspect`)."""
     signer = bundle.signer
@@ -257,16 +274,12 @@ def code_plan(bundle: VerifiedBundle, engine: Engine) -> str:
         return f"artifact {fitting[0].path} (key {signer.key_id} is trusted with native code, so its artifacts run)"
     why = _why_compiled(bundle, reasons)
     key = _cache_key(bundle, engine, *code_identity(verified_manifest(bundle)))
-    try:
-        cache = AotCache.opened()
-        cached = cache.load(key)
-    except CacheUnavailable as problem:
-        return f"{COMPILED} ({why}); {_UNCACHED}: {problem}"
-    except EntryRefused as refusal:
-        return f"{COMPILED} ({why}); its host AOT cache entry would be refused ({refusal}) and replaced"
-    if cached is None:
-        return f"{COMPILED} ({why}); not in the host AOT cache {cache.directory} yet: kept there at the first load"
-    return f"host AOT cache {cache.entry_path(key)} ({why})"
+    found = _looked_up(key)
+    if found.cache is None or found.problem:
+        return f"{COMPILED} ({why}); {found.problem}"
+    if found.code is None:
+        return f"{COMPILED} ({why}); not in the host AOT cache {found.cache.directory} yet: kept there when loaded"
+    return f"host AOT cache {found.cache.entry_path(key)} ({why})"
 
 
 def _host_compiled(
@@ -275,26 +288,22 @@ def _host_compiled(
     """The .wasm compiled on this host: from the host AOT cache, else compiled now and kept there."""
     why = _why_compiled(bundle, reasons)
     key = _cache_key(bundle, engine, maker.kind, maker.settings)
-    try:
-        cache = AotCache.opened()
-        cached = cache.load(key)
-    except CacheUnavailable as problem:
-        return _compiled(bundle, engine, maker, allow_compile, reasons), f"{COMPILED} ({why}); {_UNCACHED}: {problem}"
-    except EntryRefused as refusal:
-        cached, refused = None, f"its host AOT cache entry was refused ({refusal}) and replaced"
-    else:
-        refused = ""
-    if cached is not None:
+    found = _looked_up(key)
+    refused = found.problem and f"{found.problem} and replaced"
+    if found.cache is not None and found.code is not None:
         try:
-            return maker.prepare(artifact=cached, target=None), f"host AOT cache {cache.entry_path(key)} ({why})"
+            prepared = maker.prepare(artifact=found.code, target=None)
+            return prepared, f"host AOT cache {found.cache.entry_path(key)} ({why})"
         except ArtifactRefused as refusal:
             refused = f"its host AOT cache entry was refused ({refusal}) and replaced"
     prepared = _compiled(bundle, engine, maker, allow_compile, reasons)
+    if found.cache is None:
+        return prepared, f"{COMPILED} ({why}); {found.problem}"
     try:
-        cache.store(key, maker.serialize(prepared))
+        found.cache.store(key, maker.serialize(prepared))
     except CacheUnavailable as problem:
         return prepared, f"{COMPILED} ({why}); {_UNCACHED}: {problem}"
-    kept = f"kept in the host AOT cache {cache.directory}"
+    kept = f"kept in the host AOT cache {found.cache.directory}"
     return prepared, f"{COMPILED} ({why}); {'; '.join(filter(None, (refused, kept)))}"
 
 
