@@ -20,11 +20,12 @@ from pathlib import Path
 import blake3
 
 from ngixi_runtime.engines.base import EngineId
-from ngixi_runtime.files import write_atomic
+from ngixi_runtime.files import atomic_output
 
 CACHE_VARIABLE = "NGIXI_AOT_CACHE"
 _FORMAT = "ngixi-aot 1"
 _OTHERS_MAY_WRITE = stat.S_IWGRP | stat.S_IWOTH
+_RECORD_LIMIT = 4096  # an entry's first line, its record, is far shorter
 
 
 class CacheUnavailable(Exception):
@@ -93,20 +94,27 @@ class AotCache:
         """The entry's machine code, or None when it is missing; `EntryRefused` when it is not what was stored."""
         path = self.entry_path(key)
         try:
-            raw = _read_owned(path)
+            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO must not block the load
         except FileNotFoundError:
             return None
         except OSError as error:
             if error.errno == errno.ELOOP:
                 raise EntryRefused("it is a symbolic link") from None
             raise CacheUnavailable(f"{path}: {error.strerror}") from None
-        return _checked_code(raw, key)
+        try:
+            return _checked_code(descriptor, path, key)
+        except OSError as error:
+            raise CacheUnavailable(f"{path}: {error.strerror}") from None
+        finally:
+            os.close(descriptor)
 
     def store(self, key: CacheKey, code: bytes) -> None:
         """Keeps `code`, this host's compilation for `key`, as one file: its record line, then the code."""
         record = {**key.record(), "size": len(code), "blake3": blake3.blake3(code).hexdigest()}
         try:
-            write_atomic(self.entry_path(key), json.dumps(record, sort_keys=True).encode() + b"\n" + code, mode=0o600)
+            with atomic_output(self.entry_path(key), mode=0o600) as stream:
+                stream.write(json.dumps(record, sort_keys=True).encode() + b"\n")
+                stream.write(code)
         except OSError as error:
             raise CacheUnavailable(f"{self.directory}: cannot write an entry: {error.strerror}") from None
 
@@ -119,23 +127,21 @@ def _check_owned(status: os.stat_result, path: Path) -> None:
         )
 
 
-def _read_owned(path: Path) -> bytes:
-    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO must not block the load
-    with os.fdopen(descriptor, "rb") as stream:
-        status = os.fstat(descriptor)
-        _check_owned(status, path)
-        if not stat.S_ISREG(status.st_mode):
-            raise EntryRefused("it is not a regular file")
-        return stream.read()
-
-
-def _checked_code(raw: bytes, key: CacheKey) -> bytes:
-    header, newline, code = raw.partition(b"\n")
+def _checked_code(descriptor: int, path: Path, key: CacheKey) -> bytes:
+    """The code after the entry's record line, read on its own (a slice would copy it), if the record holds."""
+    status = os.fstat(descriptor)
+    _check_owned(status, path)
+    if not stat.S_ISREG(status.st_mode):
+        raise EntryRefused("it is not a regular file")
+    header, newline, _ = os.pread(descriptor, _RECORD_LIMIT, 0).partition(b"\n")
     try:
         record = json.loads(header) if newline else None
     except (UnicodeDecodeError, json.JSONDecodeError):
         record = None
-    expected = {**key.record(), "size": len(code), "blake3": blake3.blake3(code).hexdigest()}
-    if record != expected:
+    size = record.get("size") if isinstance(record, dict) else None
+    if not isinstance(size, int) or status.st_size != len(header) + 1 + size:
+        raise EntryRefused("its record is damaged or does not give its code's size")
+    code = os.pread(descriptor, size, len(header) + 1)
+    if record != {**key.record(), "size": len(code), "blake3": blake3.blake3(code).hexdigest()}:
         raise EntryRefused("its code does not match the digest and key of its record")
     return code

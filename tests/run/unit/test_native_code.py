@@ -104,6 +104,18 @@ def _swap_in_crafted_code(path: Path, tmp_path: Path, engine: str, cache_dir: Pa
     os.replace(other, path)
 
 
+def test_a_truncated_cache_entry_is_refused_before_any_of_it_is_deserialized(
+    tmp_path: Path, engine_name: str, aot_cache_dir: Path
+) -> None:
+    keys = make_key(tmp_path / "keys", native_code=False)
+    load(tmp_path, keys, engine_name)
+    [entry] = cache_entries(aot_cache_dir)
+    entry.write_bytes(entry.read_bytes()[:-100])
+    guest = load(tmp_path / "again", keys, engine_name)
+    assert "refused (its record is damaged or does not give its code's size) and replaced" in guest.origin
+    assert guest.call("add", (2, 3)) == (5,)
+
+
 @pytest.mark.parametrize("tamper", ["flipped byte", "swapped entry"])
 def test_a_tampered_cache_entry_is_refused_and_compiled_again(
     tmp_path: Path, engine_name: str, aot_cache_dir: Path, tamper: str
