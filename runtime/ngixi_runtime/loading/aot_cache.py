@@ -80,11 +80,16 @@ class AotCache:
         directory = directory or default_cache_dir()
         try:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            _check_owned(directory.stat(), directory)
+            status = directory.stat()
         except OSError as error:
             raise CacheUnavailable(
                 f"{directory}: {error.strerror}; set {CACHE_VARIABLE} to a directory of yours"
             ) from None
+        if _others_may_write(status):
+            raise CacheUnavailable(
+                f"{directory}: others than this user may write it, and its entries are machine code this host "
+                f"runs; chmod go-w it, or set {CACHE_VARIABLE} to a directory of yours"
+            )
         return cls(directory)
 
     def entry_path(self, key: CacheKey) -> Path:
@@ -102,7 +107,7 @@ class AotCache:
                 raise EntryRefused("it is a symbolic link") from None
             raise CacheUnavailable(f"{path}: {error.strerror}") from None
         try:
-            return _checked_code(descriptor, path, key)
+            return _checked_code(descriptor, key)
         except OSError as error:
             raise CacheUnavailable(f"{path}: {error.strerror}") from None
         finally:
@@ -119,24 +124,21 @@ class AotCache:
             raise CacheUnavailable(f"{self.directory}: cannot write an entry: {error.strerror}") from None
 
 
-def _check_owned(status: os.stat_result, path: Path) -> None:
-    if status.st_uid != os.geteuid() or status.st_mode & _OTHERS_MAY_WRITE:
-        raise CacheUnavailable(
-            f"{path}: others than this user may write it, and its entries are machine code this host runs; "
-            f"chmod go-w it, or set {CACHE_VARIABLE} to a directory of yours"
-        )
+def _others_may_write(status: os.stat_result) -> bool:
+    return status.st_uid != os.geteuid() or bool(status.st_mode & _OTHERS_MAY_WRITE)
 
 
-def _checked_code(descriptor: int, path: Path, key: CacheKey) -> bytes:
+def _checked_code(descriptor: int, key: CacheKey) -> bytes:
     """The code after the entry's record line, read on its own (a slice would copy it), if the record holds."""
     status = os.fstat(descriptor)
-    _check_owned(status, path)
+    if _others_may_write(status):
+        raise EntryRefused("others than this user may write it")
     if not stat.S_ISREG(status.st_mode):
         raise EntryRefused("it is not a regular file")
     header, newline, _ = os.pread(descriptor, _RECORD_LIMIT, 0).partition(b"\n")
     try:
         record = json.loads(header) if newline else None
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
         record = None
     size = record.get("size") if isinstance(record, dict) else None
     if not isinstance(size, int) or status.st_size != len(header) + 1 + size:

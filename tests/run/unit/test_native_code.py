@@ -145,6 +145,18 @@ def test_a_cache_directory_others_may_write_is_not_used(tmp_path: Path, engine_n
     assert cache_entries(aot_cache_dir) == []
 
 
+def test_a_cache_entry_others_may_write_is_refused_and_replaced(
+    tmp_path: Path, engine_name: str, aot_cache_dir: Path
+) -> None:
+    keys = make_key(tmp_path / "keys", native_code=False)
+    load(tmp_path, keys, engine_name)
+    [entry] = cache_entries(aot_cache_dir)
+    entry.chmod(0o666)
+    guest = load(tmp_path / "again", keys, engine_name)
+    assert "refused (others than this user may write it) and replaced" in guest.origin
+    assert entry.stat().st_mode & 0o777 == 0o600
+
+
 def test_a_symlinked_cache_entry_is_not_followed(tmp_path: Path, engine_name: str, aot_cache_dir: Path) -> None:
     keys = make_key(tmp_path / "keys", native_code=False)
     load(tmp_path, keys, engine_name)
