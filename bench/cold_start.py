@@ -265,7 +265,7 @@ class Figures:
 def load(path: Path, trust: TrustStore, engine_name: str) -> Guest:
     """Opens a guest the way a host would; guests granted fs or kv get a sandbox beside the (scratch) bundle."""
     sandbox = Sandbox.under(path.parent / "sandboxes" / path.stem)
-    bundle = read_bundle(path, trust, defer_members=True, prefetch=likely_artifacts(engine_name))
+    bundle = read_bundle(path, trust, defer_members=True, prefetch=likely_artifacts(engine_name, trust))
     return open_guest(bundle, engine=engine_name, sandbox=sandbox)
 
 

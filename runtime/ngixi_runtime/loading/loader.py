@@ -34,6 +34,7 @@ from ngixi_runtime.loading.aot_cache import AotCache, CacheKey, CacheUnavailable
 from ngixi_runtime.spec.bundle_format import MANIFEST_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
 from ngixi_runtime.spec.wasm import ModuleInfo
+from ngixi_runtime.trust.signatures import TrustStore
 
 COMPILED = "compiled from guest.wasm"
 _UNCACHED = "host AOT cache unavailable"
@@ -79,8 +80,13 @@ def artifact_misfit(meta: ArtifactMeta, host: HostProfile) -> str | None:
     return None
 
 
-def likely_artifacts(engine: str | None = None) -> tuple[str, ...]:
-    """The artifact `open_guest` would pick on this host, for `read_bundle(..., prefetch=...)`."""
+def likely_artifacts(engine: str | None = None, trust: TrustStore | None = None) -> tuple[str, ...]:
+    """The artifact `open_guest` would pick on this host, for `read_bundle(..., prefetch=...)`.
+
+    None when `trust` trusts no key with native code: no artifact of its bundles will run.
+    """
+    if trust is not None and not any(key.native_code for key in trust.keys):
+        return ()
     try:
         ours = engine_named(engine).current_engine()
     except NgixiError:

@@ -20,7 +20,7 @@ from ngixi_build.stages.precompile import precompile_guest, precompile_wasmtime
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.errors import InvalidInput, NgixiError
 from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE, AotCache, CacheUnavailable
-from ngixi_runtime.loading.loader import Guest, open_guest
+from ngixi_runtime.loading.loader import Guest, likely_artifacts, open_guest
 from ngixi_runtime.spec.targets import SUPPORTED_TARGETS, host_triple
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import KeyFiles, exit_code, make_bundle, make_key
@@ -265,3 +265,9 @@ def test_inspect_json_says_which_code_a_load_would_run(
     assert json.loads(capsys.readouterr().out)["code"].startswith(
         f"compiled from guest.wasm (key {keys.key.key_id} is not trusted with native code"
     )
+
+
+def test_nothing_is_read_ahead_for_a_trust_file_that_trusts_no_key_with_native_code(tmp_path: Path) -> None:
+    trusted, untrusted = make_key(tmp_path / "a"), make_key(tmp_path / "b", native_code=False)
+    assert likely_artifacts("wasmtime", load_trust(trusted.trust)) == (f"aot/{host_triple()}.cwasm",)
+    assert likely_artifacts("wasmtime", load_trust(untrusted.trust)) == ()
