@@ -13,6 +13,7 @@ from ngixi_runtime.bundles.reader import VerifiedBundle, read_bundle
 from ngixi_runtime.capabilities.context import Sandbox
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE
 from ngixi_runtime.errors import NgixiError, VerificationError
+from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE
 from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.spec.wasm import read_module_info
@@ -89,7 +90,7 @@ def bundle_with_a_refused_cwasm(built: Path, keys: KeyFiles, tmp_path: Path, *tr
 
 
 def test_a_refused_component_cwasm_falls_back_to_the_next_artifact_or_compiles(
-    built: Path, keys: KeyFiles, tmp_path: Path
+    built: Path, keys: KeyFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with_portable = bundle_with_a_refused_cwasm(built, keys, tmp_path / "both", host_triple(), PORTABLE_TRIPLE)
     with open_guest(with_portable, sandbox=Sandbox.under(tmp_path)) as guest:
@@ -100,6 +101,9 @@ def test_a_refused_component_cwasm_falls_back_to_the_next_artifact_or_compiles(
     with open_guest(host_only, sandbox=Sandbox.under(tmp_path)) as guest:
         assert guest.origin.startswith(f"compiled from guest.wasm (no artifact fits: {refusal}")
         assert guest.compiled and guest.call("add", (2, 3)) == (5,)
+    with open_guest(host_only, sandbox=Sandbox.under(tmp_path), allow_compile=False) as guest:
+        assert guest.origin.startswith("host AOT cache ")  # this host's own compilation: nothing compiled now
+    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "empty-cache"))
     with pytest.raises(NgixiError, match=rf"no artifact fits this host .*\n  {refusal}"):
         open_guest(host_only, sandbox=Sandbox.under(tmp_path), allow_compile=False)
 
