@@ -3,8 +3,12 @@
 Builds the sample guests and a large generated one (>= 200 KB of .wasm) with the real toolchain
 in a temporary copy of the project (with Wasmtime artifacts for this host too), then times, for
 each guest and engine (Wasmer, Wasmtime), in this process, alternating the two paths N times:
-- compile-at-load: verify a bundle without artifacts, compile its .wasm, instantiate;
+- compile-at-load: verify a bundle without artifacts, compile its .wasm, keep it in a fresh host AOT
+  cache (what any first compiling load pays), instantiate;
 - AOT load: verify the bundle, read and check this host's artifact, deserialize, instantiate;
+- the same bundle signed by a key without native-code trust, whose artifacts the loader does not
+  run: its first load (compile the .wasm, keep it in an empty host AOT cache) and its second load
+  (deserialize the host's cache entry after checking its digest), each against the AOT load;
 and prints the median and the fastest of each, their ratio, and the signature and digest checks:
 - verify (path): the time the loading thread spent checking the signature, hashing members,
   starting the hashing thread and waiting for digests; once the signature has verified, the
@@ -22,6 +26,7 @@ Run: .venv/bin/python -m bench.cold_start [--repeat N] [--functions N] [--guests
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import tempfile
@@ -45,6 +50,7 @@ from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.context import Sandbox
 from ngixi_runtime.engines import wasmer as engine
 from ngixi_runtime.engines import wasmtime as engine_wasmtime
+from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE
 from ngixi_runtime.loading.loader import Guest, likely_artifacts, open_guest
 from ngixi_runtime.spec.bundle_format import INDEX_NAME, SIGNATURE_NAME
 from ngixi_runtime.spec.targets import host_triple
@@ -250,6 +256,8 @@ class Figures:
     bundle_bytes: int
     compile: Runs
     aot: Runs
+    first_untrusted: Runs
+    second_untrusted: Runs
     verify_floor: float
     call_seconds: float | None
 
@@ -257,18 +265,33 @@ class Figures:
 def load(path: Path, trust: TrustStore, engine_name: str) -> Guest:
     """Opens a guest the way a host would; guests granted fs or kv get a sandbox beside the (scratch) bundle."""
     sandbox = Sandbox.under(path.parent / "sandboxes" / path.stem)
-    bundle = read_bundle(path, trust, defer_members=True, prefetch=likely_artifacts(engine_name))
+    bundle = read_bundle(path, trust, defer_members=True, prefetch=likely_artifacts(engine_name, trust))
     return open_guest(bundle, engine=engine_name, sandbox=sandbox)
 
 
-def timed_load(path: Path, trust: TrustStore, *, engine_name: str, expect_compiled: bool) -> Load:
+_ORIGINS = {"compiled": "compiled from guest.wasm", "artifact": "artifact ", "cache hit": "host AOT cache "}
+
+
+def timed_load(path: Path, trust: TrustStore, *, engine_name: str, expect: str) -> Load:
+    """One load, which must take the path `expect` names (a key of `_ORIGINS`)."""
     with phase_stopwatches() as phases:
         start = time.perf_counter()
         guest = load(path, trust, engine_name)
         elapsed = time.perf_counter() - start
-    if guest.compiled != expect_compiled:
-        raise SystemExit(f"{path}: expected {'compiling' if expect_compiled else 'an artifact'}, got {guest.origin}")
+    if not guest.origin.startswith(_ORIGINS[expect]):
+        raise SystemExit(f"{path}: expected {expect}, got {guest.origin}")
     return Load(elapsed, phases)
+
+
+@contextmanager
+def aot_cache_at(directory: Path) -> Iterator[None]:
+    with mock.patch.dict(os.environ, {CACHE_VARIABLE: str(directory)}):
+        yield
+
+
+def without_native_code(trust: TrustStore) -> TrustStore:
+    """The same keys, none trusted with native code: their bundles' artifacts are not run."""
+    return TrustStore(trust.source, tuple(dataclasses.replace(key, native_code=False) for key in trust.keys))
 
 
 def call_seconds(bundle: Path, trust: TrustStore, engine_name: str, calls: int = 2000) -> float:
@@ -298,12 +321,24 @@ def verification_floor(bundle: Path, trust: TrustStore, artifact: str, repeat: i
 
 
 def measure(
-    name: str, engine_name: str, *, aot_bundle: Path, compile_bundle: Path, trust: TrustStore, repeat: int
+    name: str,
+    engine_name: str,
+    *,
+    aot_bundle: Path,
+    compile_bundle: Path,
+    trust: TrustStore,
+    repeat: int,
+    caches: Path,
 ) -> Figures:
-    compiled, aot = [], []
-    for _ in range(repeat):
-        compiled.append(timed_load(compile_bundle, trust, engine_name=engine_name, expect_compiled=True))
-        aot.append(timed_load(aot_bundle, trust, engine_name=engine_name, expect_compiled=False))
+    compiled, aot, first, second = [], [], [], []
+    untrusted = without_native_code(trust)
+    for attempt in range(repeat):
+        with aot_cache_at(caches / f"{name}-{engine_name}-compile-{attempt}"):
+            compiled.append(timed_load(compile_bundle, trust, engine_name=engine_name, expect="compiled"))
+        aot.append(timed_load(aot_bundle, trust, engine_name=engine_name, expect="artifact"))
+        with aot_cache_at(caches / f"{name}-{engine_name}-untrusted-{attempt}"):
+            first.append(timed_load(aot_bundle, untrusted, engine_name=engine_name, expect="compiled"))
+            second.append(timed_load(aot_bundle, untrusted, engine_name=engine_name, expect="cache hit"))
     index = read_bundle(aot_bundle, trust).index
     path = f"aot/{host_triple()}.{_SUFFIX[engine_name]}"
     return Figures(
@@ -314,6 +349,8 @@ def measure(
         bundle_bytes=aot_bundle.stat().st_size,
         compile=Runs(compiled),
         aot=Runs(aot),
+        first_untrusted=Runs(first),
+        second_untrusted=Runs(second),
         verify_floor=verification_floor(aot_bundle, trust, path),
         call_seconds=call_seconds(aot_bundle, trust, engine_name) if name == LARGE else None,
     )
@@ -346,6 +383,24 @@ def report(rows: list[Figures], repeat: int, load_before: float) -> None:
             f"{path:>5.2f} {100 * path / aot:>4.1f}%   {work:>5.2f} {100 * work / aot:>4.1f}%   "
             f"{floor:>5.2f} {100 * floor / aot:>4.1f}%   {engine_ms:>6.2f} {call:>6}"
         )
+    report_host_cache(rows)
+
+
+def report_host_cache(rows: list[Figures]) -> None:
+    print()
+    print("a key without native-code trust (the bundle's artifacts are not run): first load = compile the .wasm and")
+    print("keep it in an empty host AOT cache, second = load the cache entry; against the AOT load from a trusted key;")
+    print("ms as median/fastest, ratios of medians (of fastest)")
+    print(f"{'guest':<11} {'engine':<9} {'first':>15} {'second':>13} {'AOT':>13} {'first/AOT':>15} {'second/AOT':>15}")
+    for row in rows:
+        first, second, aot = row.first_untrusted, row.second_untrusted, row.aot
+        print(
+            f"{row.guest:<11} {row.engine:<9} {first.median * 1000:>7.1f}/{first.fastest * 1000:<7.1f} "
+            f"{second.median * 1000:>6.2f}/{second.fastest * 1000:<6.2f} "
+            f"{aot.median * 1000:>6.2f}/{aot.fastest * 1000:<6.2f} "
+            f"{f'{first.median / aot.median:.1f}x ({first.fastest / aot.fastest:.1f}x)':>15} "
+            f"{f'{second.median / aot.median:.2f}x ({second.fastest / aot.fastest:.2f}x)':>15}"
+        )
 
 
 def measure_project(project: Project, scratch: Path, repeat: int, only: Collection[str]) -> list[Figures]:
@@ -359,7 +414,15 @@ def measure_project(project: Project, scratch: Path, repeat: int, only: Collecti
         compile_bundle = without_artifacts(project, aot_bundle, scratch / f"{name}-compile.ngx", trust)
         engines = ("wasmtime",) if guest.type.is_component else ENGINES  # Wasmer has no component model
         rows.extend(
-            measure(name, e, aot_bundle=aot_bundle, compile_bundle=compile_bundle, trust=trust, repeat=repeat)
+            measure(
+                name,
+                e,
+                aot_bundle=aot_bundle,
+                compile_bundle=compile_bundle,
+                trust=trust,
+                repeat=repeat,
+                caches=scratch / "aot",
+            )
             for e in engines
         )
     return rows
@@ -372,7 +435,7 @@ def main() -> None:
     parser.add_argument("--guests", nargs="+", default=(), metavar="NAME", help=f"measure only these (e.g. {LARGE})")
     options = parser.parse_args()
     load_before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, aot_cache_at(Path(scratch) / "aot" / "default"):
         toolchain = REPO if (REPO / ".ngixi" / "toolchain").is_dir() else None
         root = copy_project(Path(scratch) / "project", toolchain_from=toolchain)
         add_large_guest(root, options.functions)

@@ -16,6 +16,7 @@ from ngixi_build.stages.bundle import ArtifactInput, write_bundle
 from ngixi_build.stages.signing import SigningKey, TrustEntry, generate_key_pair, render_trust_file
 from ngixi_runtime.cli import main
 from ngixi_runtime.engines.base import EngineId
+from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE
 from ngixi_runtime.spec.bundle_format import BuildProfile, Channel
 from ngixi_runtime.trust.rollback import STATE_VARIABLE
 from tests.system import require_program
@@ -43,9 +44,10 @@ results = ["i32"]
 
 @pytest.fixture(scope="session", autouse=True)
 def _session_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Keeps module-scoped fixtures' runs away from the user's rollback state."""
+    """Keeps module-scoped fixtures' runs away from the user's rollback state and host AOT cache."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(STATE_VARIABLE, str(tmp_path_factory.mktemp("session-state")))
+        patch.setenv(CACHE_VARIABLE, str(tmp_path_factory.mktemp("session-aot")))
         yield
 
 
@@ -54,6 +56,14 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     """A fresh rollback state per test, also seen by the ngixi processes tests start."""
     directory = tmp_path_factory.mktemp("state")
     monkeypatch.setenv(STATE_VARIABLE, str(directory))
+    return directory
+
+
+@pytest.fixture(autouse=True)
+def aot_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh host AOT cache per test, also seen by the ngixi processes tests start."""
+    directory = tmp_path_factory.mktemp("aot")
+    monkeypatch.setenv(CACHE_VARIABLE, str(directory))
     return directory
 
 
@@ -109,12 +119,20 @@ class KeyFiles:
     trust: Path
 
 
-def make_key(directory: Path, *, guests: Sequence[str] = ("*",), channels: Sequence[str] = ("dev",)) -> KeyFiles:
+def make_key(
+    directory: Path,
+    *,
+    guests: Sequence[str] = ("*",),
+    channels: Sequence[str] = ("dev",),
+    native_code: bool = True,
+) -> KeyFiles:
+    """A key pair and a trust file for it; by default the key is trusted with native code (its artifacts run)."""
     directory.mkdir(parents=True, exist_ok=True)
     secret, public = directory / "test.key", directory / "test.pub"
     key = generate_key_pair(secret_path=secret, public_path=public, comment="test")
     trust = directory / "trust.toml"
-    trust.write_bytes(render_trust_file([TrustEntry(key, tuple(guests), tuple(channels), "test key")]))
+    entry = TrustEntry(key, tuple(guests), tuple(channels), "test key", native_code=native_code)
+    trust.write_bytes(render_trust_file([entry]))
     return KeyFiles(key, secret, public, trust)
 
 

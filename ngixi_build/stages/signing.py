@@ -11,13 +11,14 @@ import minisign
 import tomli_w
 
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import write_atomic
+from ngixi_runtime.files import read_toml_file, write_atomic
 from ngixi_runtime.trust.signatures import key_id_of
 
 log = logging.getLogger(__name__)
 
 PASSWORD_VARIABLE = "NGIXI_SIGNING_KEY_PASSWORD"
 RELEASE_KEY_VARIABLE = "NGIXI_SIGNING_KEY"
+DEV_TRUST_COMMENT = "development key of this checkout; never trust it in production"
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class TrustEntry:
     guests: tuple[str, ...]
     channels: tuple[str, ...]
     comment: str
+    native_code: bool = False  # the loader runs this key's AOT artifacts, which are machine code
 
 
 def _public_key_file(key: SigningKey) -> bytes:
@@ -105,25 +107,37 @@ def sign(data: bytes, key: SigningKey, *, trusted_comment: str) -> bytes:
     return bytes(signature) + b"\n"
 
 
+def _trust_table(entry: TrustEntry) -> dict[str, object]:
+    return {
+        "id": entry.key.key_id,
+        "public_key": entry.key.public_base64,
+        "guests": list(entry.guests),
+        "channels": list(entry.channels),
+        "native_code": entry.native_code,
+        "comment": entry.comment,
+    }
+
+
 def render_trust_file(entries: list[TrustEntry]) -> bytes:
-    keys = [
-        {
-            "id": e.key.key_id,
-            "public_key": e.key.public_base64,
-            "guests": list(e.guests),
-            "channels": list(e.channels),
-            "comment": e.comment,
-        }
-        for e in entries
-    ]
-    return tomli_w.dumps({"keys": keys}).encode()
+    return tomli_w.dumps({"keys": [_trust_table(e) for e in entries]}).encode()
+
+
+def _written_before_native_code(trust_file: Path, entry: TrustEntry) -> bool:
+    """Whether the trust file is exactly what this function wrote before trust entries had native_code."""
+    try:
+        written = read_toml_file(trust_file, what="the dev trust file")
+    except InvalidInput:
+        return False  # not ours to repair: the loader will name what is wrong with it
+    before = {name: value for name, value in _trust_table(entry).items() if name != "native_code"}
+    return written == {"keys": [before]}
 
 
 def ensure_dev_key(*, keys_dir: Path, trust_file: Path) -> tuple[SigningKey, bool]:
     """The project's development key, created on first use with a trust file for local runs.
 
     A public key or trust file missing beside an existing secret key (a build killed while
-    creating them) is written again from the secret key.
+    creating them) is written again from the secret key. A dev trust file written before trust
+    entries had native_code, and not edited since, gets native_code = true.
     """
     secret_path, public_path = keys_dir / "dev.key", keys_dir / "dev.pub"
     created = not secret_path.exists()
@@ -133,8 +147,9 @@ def ensure_dev_key(*, keys_dir: Path, trust_file: Path) -> tuple[SigningKey, boo
         key = load_signing_key(secret_path)
     if not public_path.exists():
         write_atomic(public_path, _public_key_file(key))
-    if not trust_file.exists():
-        entry = TrustEntry(key, ("*",), ("dev",), "development key of this checkout; never trust it in production")
+    # Its artifacts are compiled on this machine by its own developer: they may run here as machine code.
+    entry = TrustEntry(key, ("*",), ("dev",), DEV_TRUST_COMMENT, native_code=True)
+    if not trust_file.exists() or _written_before_native_code(trust_file, entry):
         write_atomic(trust_file, render_trust_file([entry]))
     if created:
         log.warning(

@@ -310,4 +310,10 @@ def release(project: Project) -> Release:
     result = make_release(project, key=key)
     state = "already released, identical" if result.already_existed else "written"
     log.info("release %s: %s (%d bundles)", result.directory, state, len(result.bundles))
+    log.info(
+        "release key %s: its bundles' AOT artifacts run only where the trust entry of this key says "
+        "native_code = true; add it only on hosts that trust this key with their machine code "
+        "(elsewhere the loader compiles guest.wasm and keeps it in its own AOT cache)",
+        key.key_id,
+    )
     return result

@@ -95,8 +95,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         engine=args.engine,
     ) as tenant:
         manifest = tenant.manifest
-        if tenant.compiled:
-            print(f"note: {manifest.guest.name}: {tenant.origin}", file=sys.stderr)
+        if tenant.compiled or args.verbose:
+            print(f"note: {manifest.guest.name}: {_code_path(tenant.origin)}", file=sys.stderr)
         try:
             if manifest.guest.type.kind == "command":
                 result = tenant.run()
@@ -112,6 +112,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise
     _show(result, as_json=args.json)
     return result.exit_code or 0
+
+
+def _code_path(origin: str) -> str:
+    """The loader's origin of the code it runs, with why a shipped artifact was run."""
+    if origin.startswith("artifact "):
+        return f"{origin} (its signer's trust entry has native_code = true, so the bundle's artifacts run)"
+    return origin
 
 
 def _summary(bundle: VerifiedBundle) -> str:
@@ -137,14 +144,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from ngixi_runtime.bundles.reader import read_bundle
     from ngixi_runtime.engines.base import chosen_engine, engine_named
-    from ngixi_runtime.loading.loader import artifact_misfit, bundle_world, host_profile, verified_manifest
+    from ngixi_runtime.loading.loader import artifact_misfit, bundle_world, code_plan, host_profile, verified_manifest
     from ngixi_runtime.trust.signatures import load_trust
 
     bundle = read_bundle(args.bundle, load_trust(chosen_trust_file(args.trust)))
     world = bundle_world(bundle)  # a component guest's; None for a core guest
     wants_fuel = verified_manifest(bundle).limits.fuel is not None
     engine = chosen_engine(args.engine, wants_fuel=wants_fuel, component=world is not None)
-    index, host = bundle.index, host_profile(engine_named(engine))
+    runner = engine_named(engine)
+    index, host, plan = bundle.index, host_profile(runner), code_plan(bundle, runner)
     misfits = {m.path: artifact_misfit(m.artifact, host) for m in index.artifacts if m.artifact}
     if args.json:
         document = {
@@ -160,10 +168,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                 for m in index.members
             ],
             "world": world.to_json() if world else None,
+            "code": plan,
         }
         print(json.dumps(document, indent=2))
         return 0
     print(_summary(bundle))
+    print(f"  code on {engine}: {plan}")
     for m in index.members:
         print(f"  {m.path:<40} {m.size:>10}  sha256 {m.sha256[:16]}  blake3 {m.blake3[:16]}")
         if m.artifact is not None:

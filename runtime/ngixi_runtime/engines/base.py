@@ -122,6 +122,8 @@ class Engine(Protocol):
         target: str | None = None,
     ) -> PreparedModule: ...
 
+    def serialize(self, prepared: Any) -> bytes: ...
+
     def instantiate(
         self,
         prepared: Any,

@@ -173,6 +173,13 @@ def prepare(
         return WasmerModule(guest, store, module, _module_info(module))
 
 
+def serialize(prepared: WasmerModule) -> bytes:
+    """The prepared module's machine code, for `prepare(artifact=...)` on this host later."""
+    with engine_errors(f"{prepared.guest}: cannot serialize the compiled guest", NgixiError):
+        data: bytes = prepared.module.serialize()
+        return data
+
+
 def instantiate(
     prepared: WasmerModule,
     *,

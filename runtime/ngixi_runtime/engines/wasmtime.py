@@ -360,6 +360,11 @@ def prepare(
     return WasmtimeModule(guest, engine, module, limits, _module_info(module))
 
 
+def serialize(prepared: WasmtimeModule) -> bytes:
+    """The prepared module's machine code, for `prepare(artifact=...)` with the same limits later."""
+    return bytes(prepared.module.serialize())
+
+
 def define_host_function(linker: wasmtime.Linker, host_import: HostImport, function: HostFunction) -> None:
     params, results = host_import.signature.params, host_import.signature.results
     signature = wasmtime.FuncType([_VALUE_TYPES[t]() for t in params], [_VALUE_TYPES[t]() for t in results])

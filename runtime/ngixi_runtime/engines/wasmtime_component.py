@@ -282,6 +282,11 @@ def prepare(
     return Prepared(component, engine, component_info(component, engine))
 
 
+def serialize(prepared: Prepared) -> bytes:
+    """The prepared component's machine code, for `prepare(artifact=...)` later."""
+    return bytes(prepared.component.serialize())
+
+
 def _wasi_config(setup: WasiSetup, writers: _StdioWriters) -> wasmtime.WasiConfig:
     """Only what the setup names: nothing is inherited, stdin is empty and no socket is allowed."""
     config = wasmtime.WasiConfig()

@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ngixi_runtime.bundles.reader import VerifiedBundle
 from ngixi_runtime.capabilities.component import ComponentInfo, imports_wasi, wasi_setup
@@ -35,11 +35,14 @@ from ngixi_runtime.engines.base import (
 from ngixi_runtime.errors import ArtifactRefused, InvalidInput, NgixiError, PolicyError, VerificationError
 from ngixi_runtime.guest.check import check_component, check_module
 from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number
+from ngixi_runtime.loading.aot_cache import AotCache, CacheKey, CacheUnavailable, EntryRefused
 from ngixi_runtime.spec.bundle_format import WASM_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
 from ngixi_runtime.spec.wasm import ModuleInfo, read_module_info
+from ngixi_runtime.trust.signatures import TrustStore
 
 COMPILED = "compiled from guest.wasm"
+_UNCACHED = "host AOT cache unavailable"
 Prepared = TypeVar("Prepared")
 Opened = tuple[EngineInstance, HostContext, str]  # the instance, its host side, and which code it runs
 
@@ -82,8 +85,13 @@ def artifact_misfit(meta: ArtifactMeta, host: HostProfile) -> str | None:
     return None
 
 
-def likely_artifacts(engine: str | None = None) -> tuple[str, ...]:
-    """The artifact `open_guest` would pick on this host, for `read_bundle(..., prefetch=...)`."""
+def likely_artifacts(engine: str | None = None, trust: TrustStore | None = None) -> tuple[str, ...]:
+    """The artifact `open_guest` would pick on this host, for `read_bundle(..., prefetch=...)`.
+
+    None when `trust` trusts no key with native code: no artifact of its bundles will run.
+    """
+    if trust is not None and not any(key.native_code for key in trust.keys):
+        return ()
     try:
         ours = engine_named(engine).current_engine()
     except NgixiError:
@@ -187,35 +195,32 @@ def _artifact_code(bundle: VerifiedBundle, member: Member) -> dict[str, Any]:
     return {"artifact": bundle.data(member), "target": target}
 
 
-def _compiled_code(
-    bundle: VerifiedBundle, engine: Engine, allow_compile: bool, reasons: list[str]
-) -> tuple[dict[str, Any], str]:
-    if not (allow_compile and engine.compiler_available()):
-        listing = "\n  ".join(reasons) or "(none)"
-        cannot = (
-            "compiling at load is turned off"
-            if not allow_compile
-            else "no compiler is installed (install wasmer-compiler-cranelift)"
-        )
-        raise NgixiError(f"{bundle.source}: no artifact fits this host and {cannot}; artifacts:\n  {listing}")
-    why = "; ".join(reasons) or "the bundle has no artifacts"
-    return {"wasm": bundle.data(bundle.index.member("wasm"))}, f"{COMPILED} (no artifact fits: {why})"
+@dataclass(frozen=True)
+class CodeMaker(Generic[Prepared]):
+    """How one engine makes a guest's code: `prepare` takes an `artifact` and its `target`, or the `wasm`."""
+
+    prepare: Callable[..., Prepared]
+    serialize: Callable[[Prepared], bytes]
+    kind: str  # "module" or "component"
+    settings: str  # the engine settings its code is compiled for, part of its host AOT cache key
 
 
 def prepare_best_fitting(
     bundle: VerifiedBundle,
     engine: Engine,
-    prepare: Callable[..., Prepared],
+    maker: CodeMaker[Prepared],
     allow_compile: bool,
     problems_of: Callable[[Prepared], list[str]],
 ) -> tuple[Prepared, str]:
-    """Prepares the best fitting artifact the engine accepts, else compiles the .wasm; and says which.
+    """Prepares the best fitting artifact the engine accepts, else the .wasm compiled here; and says which.
 
-    `prepare` takes the `artifact` and its `target`, or the `wasm`; it raises `ArtifactRefused` for an artifact
-    the engine refuses, and the next fitting one is tried. The prepared code is refused with every line
-    `problems_of` finds in it (its imports and exports against the manifest).
+    A bundle's artifacts are machine code: they run only if its signer's trust entry has native_code.
+    Otherwise, or when none fits, the verified .wasm is compiled on this host, through the host AOT cache.
+    `prepare` raises `ArtifactRefused` for an artifact the engine refuses, and the next one is tried.
+    The prepared code is refused with every line `problems_of` finds in it (its imports and exports
+    against the manifest).
     """
-    prepared, origin = _first_accepted(bundle, engine, prepare, allow_compile)
+    prepared, origin = _first_accepted(bundle, engine, maker, allow_compile)
     problems = problems_of(prepared)
     if problems:
         raise VerificationError("\n".join(problems))
@@ -223,16 +228,109 @@ def prepare_best_fitting(
 
 
 def _first_accepted(
-    bundle: VerifiedBundle, engine: Engine, prepare: Callable[..., Prepared], allow_compile: bool
+    bundle: VerifiedBundle, engine: Engine, maker: CodeMaker[Prepared], allow_compile: bool
 ) -> tuple[Prepared, str]:
-    fitting, reasons = fitting_artifacts(bundle.index, host_profile(engine))
+    fitting, reasons = fitting_artifacts(bundle.index, host_profile(engine)) if bundle.signer.native_code else ([], [])
     for member in fitting:
         try:
-            return prepare(**_artifact_code(bundle, member)), f"artifact {member.path}"
+            return maker.prepare(**_artifact_code(bundle, member)), f"artifact {member.path}"
         except ArtifactRefused as refusal:  # only the engine itself can tell, e.g. another Wasmtime build
             reasons.append(f"{member.path}: {refusal}")
-    code, origin = _compiled_code(bundle, engine, allow_compile, reasons)
-    return prepare(**code), origin
+    return _host_compiled(bundle, engine, maker, allow_compile, reasons)
+
+
+def _why_compiled(bundle: VerifiedBundle, reasons: list[str]) -> str:
+    signer = bundle.signer
+    if not signer.native_code:
+        return f"key {signer.key_id} is not trusted with native code, so the bundle's artifacts are not run"
+    return f"no artifact fits: {'; '.join(reasons) or 'the bundle has no artifacts'}"
+
+
+def code_identity(manifest: Manifest) -> tuple[str, str]:
+    """The kind of the guest's code and the engine settings it is compiled for: part of its host AOT cache key."""
+    if manifest.guest.type.is_component:
+        return "component", "component model"
+    return "module", f"fuel metering {manifest.limits.fuel is not None}"
+
+
+def _cache_key(bundle: VerifiedBundle, engine: Engine, kind: str, settings: str) -> CacheKey:
+    wasm_sha256 = bundle.index.member("wasm").sha256
+    features = tuple(sorted(host_cpu_features()))
+    return CacheKey(wasm_sha256, kind, engine.current_engine(), settings, host_triple(), features)
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    cache: AotCache | None  # None: unavailable, for `problem`
+    code: bytes | None
+    problem: str = ""  # why the cache is unavailable, or why its entry is refused
+
+
+def _looked_up(key: CacheKey) -> _Lookup:
+    try:
+        cache = AotCache.opened()
+        return _Lookup(cache, cache.load(key))
+    except CacheUnavailable as problem:
+        return _Lookup(None, None, f"{_UNCACHED}: {problem}")
+    except EntryRefused as refusal:
+        return _Lookup(cache, None, f"its host AOT cache entry was refused ({refusal})")
+
+
+def code_plan(bundle: VerifiedBundle, engine: Engine) -> str:
+    """Which code a load on `engine` would run, and why (for `ngixi inspect`)."""
+    signer = bundle.signer
+    fitting, reasons = fitting_artifacts(bundle.index, host_profile(engine)) if signer.native_code else ([], [])
+    if fitting:
+        return f"artifact {fitting[0].path} (key {signer.key_id} is trusted with native code, so its artifacts run)"
+    why = _why_compiled(bundle, reasons)
+    key = _cache_key(bundle, engine, *code_identity(verified_manifest(bundle)))
+    found = _looked_up(key)
+    if found.cache is None or found.problem:
+        return f"{COMPILED} ({why}); {found.problem}"
+    if found.code is None:
+        return f"{COMPILED} ({why}); not in the host AOT cache {found.cache.directory} yet: kept there when loaded"
+    return f"host AOT cache {found.cache.entry_path(key)} ({why})"
+
+
+def _host_compiled(
+    bundle: VerifiedBundle, engine: Engine, maker: CodeMaker[Prepared], allow_compile: bool, reasons: list[str]
+) -> tuple[Prepared, str]:
+    """The .wasm compiled on this host: from the host AOT cache, else compiled now and kept there."""
+    why = _why_compiled(bundle, reasons)
+    key = _cache_key(bundle, engine, maker.kind, maker.settings)
+    found = _looked_up(key)
+    refused = found.problem and f"{found.problem} and replaced"
+    if found.cache is not None and found.code is not None:
+        try:
+            prepared = maker.prepare(artifact=found.code, target=None)
+            return prepared, f"host AOT cache {found.cache.entry_path(key)} ({why})"
+        except ArtifactRefused as refusal:
+            refused = f"its host AOT cache entry was refused ({refusal}) and replaced"
+    prepared = _compiled(bundle, engine, maker, allow_compile, reasons)
+    if found.cache is None:
+        return prepared, f"{COMPILED} ({why}); {found.problem}"
+    try:
+        found.cache.store(key, maker.serialize(prepared))
+    except CacheUnavailable as problem:
+        return prepared, f"{COMPILED} ({why}); {_UNCACHED}: {problem}"
+    kept = f"kept in the host AOT cache {found.cache.directory}"
+    return prepared, f"{COMPILED} ({why}); {'; '.join(filter(None, (refused, kept)))}"
+
+
+def _compiled(
+    bundle: VerifiedBundle, engine: Engine, maker: CodeMaker[Prepared], allow_compile: bool, reasons: list[str]
+) -> Prepared:
+    if not (allow_compile and engine.compiler_available()):
+        listing = "\n  ".join(reasons) or "(none)"
+        cannot = (
+            "compiling at load is turned off"
+            if not allow_compile
+            else "no compiler is installed (install wasmer-compiler-cranelift)"
+        )
+        if not bundle.signer.native_code:
+            raise NgixiError(f"{bundle.source}: {_why_compiled(bundle, reasons)}, and {cannot}")
+        raise NgixiError(f"{bundle.source}: no artifact fits this host and {cannot}; artifacts:\n  {listing}")
+    return maker.prepare(wasm=bundle.data(bundle.index.member("wasm")))
 
 
 def check_fuel_metering(manifest: Manifest, engine: str, *, cpu_capped: bool) -> None:
@@ -350,9 +448,10 @@ def _open_core(
     runner = engine_named(chosen)
     limits = RunLimits(manifest.limits.timeout_ms, manifest.limits.memory_pages, manifest.limits.fuel)
     prepare = partial(runner.prepare, guest=manifest.guest.name, limits=limits)
+    maker = CodeMaker(prepare, runner.serialize, *code_identity(manifest))
     # The code about to run is checked, not the .wasm: an artifact load never reads the .wasm.
     prepared, origin = prepare_best_fitting(
-        bundle, runner, prepare, allow_compile, lambda code: check_module(manifest, code.info)
+        bundle, runner, maker, allow_compile, lambda code: check_module(manifest, code.info)
     )
     # What the engine shows of an artifact leaves out the memories and tables a module does not export: the
     # verified .wasm says them all, and is read where the engine cannot cap them, or was compiled anyway.
@@ -390,8 +489,9 @@ def _open_component(
     guest = manifest.guest.name
     runner = engine_named(chosen_engine(engine, component=True))
     prepare = partial(wasmtime_component.prepare, guest=guest)  # a verified artifact, or the signed component
+    maker = CodeMaker(prepare, wasmtime_component.serialize, *code_identity(manifest))
     prepared, origin = prepare_best_fitting(
-        bundle, runner, prepare, allow_compile, lambda code: check_component(manifest, code.info)
+        bundle, runner, maker, allow_compile, lambda code: check_component(manifest, code.info)
     )
     context = host_side()
     limits = RunLimits(timeout_ms=manifest.limits.timeout_ms, memory_pages=manifest.limits.memory_pages)

@@ -23,6 +23,7 @@ class TrustedKey:
     public_key: minisign.PublicKey
     guests: tuple[str, ...]
     channels: tuple[str, ...]
+    native_code: bool = False  # whether its bundles' AOT artifacts (machine code) may run here
 
     def may_sign(self, guest: str, channel: str) -> bool:
         return channel in self.channels and any(fnmatch.fnmatchcase(guest, p) for p in self.guests)
@@ -83,7 +84,7 @@ def _string_list(raw: dict[str, object], key: str, field: str, source: str) -> t
 def _parse_key(raw: object, field: str, source: str) -> TrustedKey:
     if not isinstance(raw, dict):
         raise InvalidInput(f"{source}: {field}: must be a table")
-    unknown = set(raw) - {"id", "public_key", "guests", "channels", "comment"}
+    unknown = set(raw) - {"id", "public_key", "guests", "channels", "native_code", "comment"}
     if unknown:
         raise InvalidInput(f"{source}: {field}: unknown keys {sorted(unknown)}")
     try:
@@ -98,11 +99,21 @@ def _parse_key(raw: object, field: str, source: str) -> TrustedKey:
         public_key,
         _string_list(raw, "guests", f"{field}.guests", source),
         _string_list(raw, "channels", f"{field}.channels", source),
+        _native_code(raw, f"{field}.native_code", source),
     )
 
 
+def _native_code(raw: dict[str, object], field: str, source: str) -> bool:
+    value = raw.get("native_code", False)
+    if not isinstance(value, bool):
+        raise InvalidInput(
+            f"{source}: {field}: must be true or false (true lets this key's bundles run their own machine code)"
+        )
+    return value
+
+
 def load_trust(path: Path) -> TrustStore:
-    """Reads a trust file: `[[keys]]` with id, public_key, guests (patterns) and channels."""
+    """Reads a trust file: `[[keys]]` with id, public_key, guests (patterns), channels and native_code."""
     raw = read_toml_file(path, what="the trust file")
     keys = raw.get("keys", [])
     if not isinstance(keys, list) or not keys:

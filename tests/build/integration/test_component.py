@@ -13,6 +13,7 @@ from ngixi_runtime.bundles.reader import VerifiedBundle, read_bundle
 from ngixi_runtime.capabilities.context import Sandbox
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE
 from ngixi_runtime.errors import NgixiError, VerificationError
+from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE
 from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.spec.wasm import read_module_info
@@ -89,7 +90,7 @@ def bundle_with_a_refused_cwasm(built: Path, keys: KeyFiles, tmp_path: Path, *tr
 
 
 def test_a_refused_component_cwasm_falls_back_to_the_next_artifact_or_compiles(
-    built: Path, keys: KeyFiles, tmp_path: Path
+    built: Path, keys: KeyFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with_portable = bundle_with_a_refused_cwasm(built, keys, tmp_path / "both", host_triple(), PORTABLE_TRIPLE)
     with open_guest(with_portable, sandbox=Sandbox.under(tmp_path)) as guest:
@@ -100,6 +101,9 @@ def test_a_refused_component_cwasm_falls_back_to_the_next_artifact_or_compiles(
     with open_guest(host_only, sandbox=Sandbox.under(tmp_path)) as guest:
         assert guest.origin.startswith(f"compiled from guest.wasm (no artifact fits: {refusal}")
         assert guest.compiled and guest.call("add", (2, 3)) == (5,)
+    with open_guest(host_only, sandbox=Sandbox.under(tmp_path), allow_compile=False) as guest:
+        assert guest.origin.startswith("host AOT cache ")  # this host's own compilation: nothing compiled now
+    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "empty-cache"))
     with pytest.raises(NgixiError, match=rf"no artifact fits this host .*\n  {refusal}"):
         open_guest(host_only, sandbox=Sandbox.under(tmp_path), allow_compile=False)
 
@@ -137,3 +141,17 @@ def test_a_change_of_the_catalog_regenerates_the_bindings(tmp_path: Path) -> Non
     catalog.write_text(catalog.read_text().replace("One log line at level info.", "One line at level info."))
     assert "bindings" in ran_tasks(run(project, "doit", "bindings").stdout)
     assert "One line at level info." in (project / "artifacts" / "bindings" / "ngixi-host" / "index.ts").read_text()
+
+
+def test_a_component_from_a_key_without_native_code_trust_is_compiled_here_then_cached(
+    built: Path, tmp_path: Path, aot_cache_dir: Path
+) -> None:
+    trust = tmp_path / "trust.toml"
+    dev_trust = (built / ".ngixi" / "trust.toml").read_text()
+    trust.write_text(dev_trust.replace("native_code = true", "native_code = false"))
+    first = open_guest(read_bundle(built / BUNDLE, load_trust(trust)), sandbox=Sandbox.under(tmp_path))
+    second = open_guest(read_bundle(built / BUNDLE, load_trust(trust)), sandbox=Sandbox.under(tmp_path))
+    with first, second:
+        assert first.origin.endswith(f"are not run); kept in the host AOT cache {aot_cache_dir}")
+        assert second.origin.startswith(f"host AOT cache {aot_cache_dir}/") and not second.compiled
+        assert first.call("add", (40, 2)) == second.call("add", (40, 2)) == (42,)

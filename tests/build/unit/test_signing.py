@@ -75,3 +75,17 @@ def test_dev_key_files_lost_in_a_killed_build_are_written_again(tmp_path: Path) 
     assert (created, created_again) == (True, False) and again.key_id == key.key_id
     assert (keys_dir / "dev.pub").read_bytes() == public
     assert load_trust(trust).keys[0].key_id == key.key_id
+
+
+def test_a_dev_trust_file_from_before_native_code_is_given_it_unless_edited(tmp_path: Path) -> None:
+    keys_dir, trust = tmp_path / "keys", tmp_path / "trust.toml"
+    ensure_dev_key(keys_dir=keys_dir, trust_file=trust)
+    assert load_trust(trust).keys[0].native_code
+    old = trust.read_text().replace("native_code = true\n", "")
+    trust.write_text(old)
+    ensure_dev_key(keys_dir=keys_dir, trust_file=trust)
+    assert load_trust(trust).keys[0].native_code
+    edited = old.replace('"dev",', '"dev", "release",')
+    trust.write_text(edited)
+    ensure_dev_key(keys_dir=keys_dir, trust_file=trust)
+    assert trust.read_text() == edited and not load_trust(trust).keys[0].native_code

@@ -56,13 +56,16 @@ def run_add(bundle: Path, keys: KeyFiles, *, compiler: bool = True) -> subproces
     return result
 
 
-def test_foreign_target_artifact_is_not_loaded_the_guest_is_compiled(tmp_path: Path, keys: KeyFiles) -> None:
+def test_foreign_target_artifact_is_not_loaded_the_guest_is_compiled(
+    tmp_path: Path, keys: KeyFiles, aot_cache_dir: Path
+) -> None:
     bundle = make_bundle(tmp_path, keys.key, wasm=WASM, artifacts=[precompiled(tmp_path / "aot", FOREIGN)])
     result = run_add(bundle, keys)
     assert (result.returncode, result.stdout) == (0, "5\n")
     assert result.stderr == (
         f"note: hello: compiled from guest.wasm (no artifact fits: "
-        f"aot/{FOREIGN.triple}.wasmer: built for {FOREIGN.triple}, this host is {HOST})\n"
+        f"aot/{FOREIGN.triple}.wasmer: built for {FOREIGN.triple}, this host is {HOST}); "
+        f"kept in the host AOT cache {aot_cache_dir}\n"
     )
 
 

@@ -77,7 +77,9 @@ def test_the_portable_tier_runs_on_wasmtime_and_wasmer_compiles(tmp_path: Path, 
     assert compiled.call("add", (2, 3)) == (5,)
 
 
-def test_an_artifact_from_another_wasmtime_version_is_not_deserialized(tmp_path: Path, keys: KeyFiles) -> None:
+def test_an_artifact_from_another_wasmtime_version_is_not_deserialized(
+    tmp_path: Path, keys: KeyFiles, aot_cache_dir: Path
+) -> None:
     artifact = wasmtime_artifact(tmp_path, host_triple())
     artifact.path.write_bytes(b"bytes that Wasmtime would refuse, had they been deserialized")
     older = dataclasses.replace(artifact.meta, engine_version="1.0.0", binding_version="1.0.0")
@@ -85,13 +87,14 @@ def test_an_artifact_from_another_wasmtime_version_is_not_deserialized(tmp_path:
     guest = open_guest(bundle, engine="wasmtime")
     assert guest.origin == (
         f"compiled from guest.wasm (no artifact fits: aot/{host_triple()}.cwasm: built by wasmtime 1.0.0 "
-        f"(Python binding 1.0.0), this host has {version('wasmtime')} ({version('wasmtime')}))"
+        f"(Python binding 1.0.0), this host has {version('wasmtime')} ({version('wasmtime')})); "
+        f"kept in the host AOT cache {aot_cache_dir}"
     )
     assert guest.call("add", (1, 2)) == (3,)
 
 
 def test_a_wasmtime_artifact_records_its_cpu_baseline_and_is_not_deserialized_without_it(
-    tmp_path: Path, keys: KeyFiles
+    tmp_path: Path, keys: KeyFiles, aot_cache_dir: Path
 ) -> None:
     artifact = wasmtime_artifact(tmp_path, host_triple())
     assert artifact.meta.cpu_features == Project(tmp_path).wasmtime_target(host_triple()).cpu_features
@@ -101,7 +104,7 @@ def test_a_wasmtime_artifact_records_its_cpu_baseline_and_is_not_deserialized_wi
     guest = open_guest(bundle, engine="wasmtime")
     assert guest.origin == (
         f"compiled from guest.wasm (no artifact fits: aot/{host_triple()}.cwasm: "
-        "needs CPU features this host lacks: no-such-feature)"
+        f"needs CPU features this host lacks: no-such-feature); kept in the host AOT cache {aot_cache_dir}"
     )
 
 
@@ -159,14 +162,15 @@ def test_a_refused_native_cwasm_falls_back_to_the_portable_one(tmp_path: Path, k
 
 
 def test_an_artifact_compiled_with_other_wasmtime_settings_falls_back_to_compiling(
-    tmp_path: Path, keys: KeyFiles
+    tmp_path: Path, keys: KeyFiles, aot_cache_dir: Path
 ) -> None:
     artifact = wasmtime_artifact(tmp_path, host_triple(), metered=True)  # but the manifest sets no limits.fuel
     bundle = read_bundle(bundle_with(tmp_path, keys, [artifact]), load_trust(keys.trust))
     guest = open_guest(bundle, engine="wasmtime")
     assert guest.origin == (
         f"compiled from guest.wasm (no artifact fits: aot/{host_triple()}.cwasm: Wasmtime refused it: "
-        "Module was compiled with fuel support but it is not enabled for the host)"
+        f"Module was compiled with fuel support but it is not enabled for the host); "
+        f"kept in the host AOT cache {aot_cache_dir}"
     )
 
 

@@ -1,0 +1,149 @@
+"""The host-owned AOT cache: machine code this host compiled from verified .wasm files, for the next load.
+
+A bundle's own artifacts run only when its signer is trusted with native code; any other bundle's
+.wasm is compiled here and kept, so its second load deserializes like an AOT load. An entry is
+filled only from this host's compilation, never from bundle bytes. It is machine code, so it lives
+in a directory only this user may write, and its digest is checked before it is deserialized.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import blake3
+
+from ngixi_runtime.engines.base import EngineId
+from ngixi_runtime.files import atomic_output
+
+CACHE_VARIABLE = "NGIXI_AOT_CACHE"
+_FORMAT = "ngixi-aot 1"
+_OTHERS_MAY_WRITE = stat.S_IWGRP | stat.S_IWOTH
+_RECORD_LIMIT = 4096  # an entry's first line, its record, is far shorter
+
+
+class CacheUnavailable(Exception):
+    """Why the cache cannot be used here; the guest is then compiled without it."""
+
+
+class EntryRefused(Exception):
+    """An entry that does not hold what its record says (damaged or swapped); it is compiled again."""
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """Everything the compiled code depends on: the same key is the same machine code."""
+
+    wasm_sha256: str
+    kind: str  # "module" or "component"
+    engine: EngineId
+    settings: str  # the engine settings the code is compiled for (e.g. fuel metering)
+    triple: str
+    cpu_features: tuple[str, ...]
+
+    def record(self) -> dict[str, object]:
+        return {"format": _FORMAT, **asdict(self), "cpu_features": sorted(self.cpu_features)}
+
+    @property
+    def name(self) -> str:
+        return hashlib.sha256(json.dumps(self.record(), sort_keys=True).encode()).hexdigest()
+
+
+def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """$NGIXI_AOT_CACHE (an absolute path), else $XDG_CACHE_HOME/ngixi/aot, else ~/.cache/ngixi/aot."""
+    if environ.get(CACHE_VARIABLE):
+        chosen = Path(environ[CACHE_VARIABLE])
+        if not chosen.is_absolute():
+            raise CacheUnavailable(f"{CACHE_VARIABLE}={chosen}: must be an absolute path")
+        return chosen
+    xdg = environ.get("XDG_CACHE_HOME", "")
+    try:
+        base = Path(xdg) if Path(xdg).is_absolute() else Path.home() / ".cache"
+    except RuntimeError as error:  # no home directory to be found
+        raise CacheUnavailable(f"{error}; set {CACHE_VARIABLE}") from None
+    return base / "ngixi" / "aot"
+
+
+@dataclass(frozen=True)
+class AotCache:
+    directory: Path
+
+    @classmethod
+    def opened(cls, directory: Path | None = None) -> AotCache:
+        """The cache in `directory` (default: `default_cache_dir`), made if missing; refused if others may write it."""
+        directory = directory or default_cache_dir()
+        try:
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            status = directory.stat()
+        except OSError as error:
+            raise CacheUnavailable(
+                f"{directory}: {error.strerror}; set {CACHE_VARIABLE} to a directory of yours"
+            ) from None
+        if _others_may_write(status):
+            raise CacheUnavailable(
+                f"{directory}: others than this user may write it, and its entries are machine code this host "
+                f"runs; chmod go-w it, or set {CACHE_VARIABLE} to a directory of yours"
+            )
+        return cls(directory)
+
+    def entry_path(self, key: CacheKey) -> Path:
+        return self.directory / f"{key.name}.aot"
+
+    def load(self, key: CacheKey) -> bytes | None:
+        """The entry's machine code, or None when it is missing; `EntryRefused` when it is not what was stored."""
+        path = self.entry_path(key)
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO must not block the load
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            if error.errno == errno.ELOOP:
+                raise EntryRefused("it is a symbolic link") from None
+            raise CacheUnavailable(f"{path}: {error.strerror}") from None
+        try:
+            return _checked_code(descriptor, key)
+        except OSError as error:
+            raise CacheUnavailable(f"{path}: {error.strerror}") from None
+        finally:
+            os.close(descriptor)
+
+    def store(self, key: CacheKey, code: bytes) -> None:
+        """Keeps `code`, this host's compilation for `key`, as one file: its record line, then the code."""
+        record = {**key.record(), "size": len(code), "blake3": blake3.blake3(code).hexdigest()}
+        try:
+            with atomic_output(self.entry_path(key), mode=0o600) as stream:
+                stream.write(json.dumps(record, sort_keys=True).encode() + b"\n")
+                stream.write(code)
+        except OSError as error:
+            raise CacheUnavailable(f"{self.directory}: cannot write an entry: {error.strerror}") from None
+
+
+def _others_may_write(status: os.stat_result) -> bool:
+    return status.st_uid != os.geteuid() or bool(status.st_mode & _OTHERS_MAY_WRITE)
+
+
+def _checked_code(descriptor: int, key: CacheKey) -> bytes:
+    """The code after the entry's record line, read on its own (a slice would copy it), if the record holds."""
+    status = os.fstat(descriptor)
+    if _others_may_write(status):
+        raise EntryRefused("others than this user may write it")
+    if not stat.S_ISREG(status.st_mode):
+        raise EntryRefused("it is not a regular file")
+    header, newline, _ = os.pread(descriptor, _RECORD_LIMIT, 0).partition(b"\n")
+    try:
+        record = json.loads(header) if newline else None
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep
+        record = None
+    size = record.get("size") if isinstance(record, dict) else None
+    if not isinstance(size, int) or status.st_size != len(header) + 1 + size:
+        raise EntryRefused("its record is damaged or does not give its code's size")
+    code = os.pread(descriptor, size, len(header) + 1)
+    if record != {**key.record(), "size": len(code), "blake3": blake3.blake3(code).hexdigest()}:
+        raise EntryRefused("its code does not match the digest and key of its record")
+    return code
