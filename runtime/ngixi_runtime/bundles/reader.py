@@ -14,7 +14,7 @@ import struct
 import threading
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -189,8 +189,10 @@ class VerifiedBundle:
     index: BundleIndex
     signer: TrustedKey
     contents: dict[str, bytes]
+    index_sha256: str = ""  # of the signed index's bytes: what a reader given `index_sha256=` must find
     _deferred: dict[str, int] = field(default_factory=dict, repr=False)  # path → offset of its data
     _pending: dict[str, _ReadAhead] = field(default_factory=dict, repr=False)
+    _descriptor: int | None = field(default=None, repr=False)  # the caller's open bundle, for deferred reads
 
     def data(self, member: Member) -> bytes:
         """A member's bytes; a code member `read_bundle` deferred is read and checked here, before use."""
@@ -204,7 +206,8 @@ class VerifiedBundle:
         offset = self._deferred[member.path]
         pending = self._pending.pop(member.path, None)
         if pending is None:
-            with _opened(Path(self.source)) as descriptor:
+            opened = _opened(Path(self.source)) if self._descriptor is None else _reading(self._descriptor, self.source)
+            with opened as descriptor:
                 return _Digests.of(os.pread(descriptor, member.size, offset), with_sha256=False)
         with _read_errors(self.source):
             found = pending.result(offset, member.size)
@@ -422,9 +425,13 @@ def _verify_archive(
     rollback: RollbackGuard | None,
     defer_members: bool,
     prefetch: Collection[str],
+    index_sha256: str | None,
 ) -> VerifiedBundle:
     source = archive.source
     index_bytes = archive.read(archive.expect_capped(INDEX_NAME, MAX_INDEX_BYTES))
+    found_sha256 = hashlib.sha256(index_bytes).hexdigest()
+    if index_sha256 is not None and found_sha256 != index_sha256:
+        raise VerificationError(f"{source}: the bundle changed since it was verified (its signed index differs)")
     signature = archive.read(archive.expect_capped(SIGNATURE_NAME, MAX_SIGNATURE_BYTES))
     ahead = archive.hash_ahead(prefetch if defer_members else None)
     signer, comment = verify_index(index_bytes, signature, trust, source=source, comment_signature=not defer_members)
@@ -438,7 +445,7 @@ def _verify_archive(
     if rollback is not None:
         rollback.record(index, source=source)
     pending = {path: ahead for path, offset in deferred.items() if ahead.covers(offset, index.by_path(path).size)}
-    return VerifiedBundle(source, index, signer, contents, deferred, pending)
+    return VerifiedBundle(source, index, signer, contents, found_sha256, deferred, pending, archive.descriptor)
 
 
 def read_bundle(
@@ -448,6 +455,8 @@ def read_bundle(
     rollback: RollbackGuard | None = None,
     defer_members: bool = False,
     prefetch: Collection[str] = (),
+    descriptor: int | None = None,
+    index_sha256: str | None = None,
 ) -> VerifiedBundle:
     """Opens and verifies a bundle; nothing unverified reaches the caller.
 
@@ -458,13 +467,28 @@ def read_bundle(
     (see `loader.likely_artifacts`) are read here and hashed on a thread meanwhile. A full read
     hashes every member that way, and also checks their SHA-256 and that manifest.toml holds the
     index's copy of the manifest.
+
+    With `descriptor`, the bundle is read from that open file, which the caller keeps open while the
+    result is used, and `path` only names it; a later rename or removal at the path changes nothing.
+    With `index_sha256`, a bundle whose signed index has other bytes (say, one verified earlier
+    and changed since) is refused.
     """
-    with _opened(path) as descriptor:
-        size = os.fstat(descriptor).st_size
+    opened = _opened(path) if descriptor is None else _reading(descriptor, str(path))
+    with opened as bundle:
+        size = os.fstat(bundle).st_size
         if size > MAX_BUNDLE_BYTES:
             raise VerificationError(f"{path}: {size} bytes is over the {MAX_BUNDLE_BYTES} bundle limit")
-        archive = _Archive(descriptor, size, str(path))
-        return _verify_archive(archive, trust, rollback=rollback, defer_members=defer_members, prefetch=prefetch)
+        archive = _Archive(bundle, size, str(path))
+        verified = _verify_archive(
+            archive, trust, rollback=rollback, defer_members=defer_members, prefetch=prefetch, index_sha256=index_sha256
+        )
+    return verified if descriptor is not None else replace(verified, _descriptor=None)
+
+
+def open_bundle_file(path: Path) -> int:
+    """Opens a bundle for `read_bundle(path, ..., descriptor=...)`; the caller closes the descriptor."""
+    with _read_errors(path):
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
 
 
 @contextmanager
@@ -485,3 +509,10 @@ def _opened(path: Path) -> Iterator[int]:
             yield descriptor
         finally:
             os.close(descriptor)
+
+
+@contextmanager
+def _reading(descriptor: int, source: str) -> Iterator[int]:
+    """A bundle the caller has open (and closes), read by position."""
+    with _read_errors(source):
+        yield descriptor
