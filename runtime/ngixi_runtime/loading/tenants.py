@@ -17,7 +17,8 @@ that index's digests as they are read, so a file changed in place is refused, ne
 The child is a clean room: `python -I` (no working directory, user site or PYTHON* variables on
 its path), started in `/`, with an environment of only `CHILD_ENVIRONMENT`'s variables that the
 host has set (what the interpreter needs to start and to decode file names as the host does),
-plus what the operator passes as `child_env`. Paths it is given (trust file, sandbox) are absolute.
+plus what the operator passes as `child_env`. It opens no path but its sandbox's, made absolute:
+the bundle is the inherited file, and the trust file's tables are the ones read here.
 Opening it (instantiation, start function included) is held to the guest's limits.timeout_ms.
 
 Each tenant has an id (`tenant=`, default "default"; in a `TenantPool`, the tenant's name): a
@@ -55,7 +56,7 @@ from ngixi_runtime.guest.manifest import Manifest, Number
 from ngixi_runtime.loading.loader import Guest, check_call, likely_artifacts, open_guest, verified_manifest
 from ngixi_runtime.trust.policy import Policy
 from ngixi_runtime.trust.rollback import RollbackGuard, default_state_dir
-from ngixi_runtime.trust.signatures import load_trust
+from ngixi_runtime.trust.signatures import read_trust_table, trust_from_table
 
 log = logging.getLogger(__name__)
 
@@ -253,20 +254,21 @@ def child_environment(
 class IsolatedTenant:
     """A guest in its own child process, restarted after any failure that killed it.
 
-    It owns `bundle`'s descriptor, and closes it with the tenant.
+    It owns `bundle`'s descriptor, and closes it with the tenant. `trust` is the trust file that
+    was read to check it (its source and tables), which the child checks the signature with again.
     """
 
     def __init__(
         self,
         bundle: CheckedBundle,
-        trust_file: Path,
+        trust: Mapping[str, Any],
         manifest: Manifest,
         options: Mapping[str, Any],
         environment: Mapping[str, str],
     ) -> None:
         self.manifest = manifest
         self._bundle = bundle
-        self._request = {"bundle": bundle.to_json(), "trust": str(trust_file.absolute()), **options}
+        self._request = {"bundle": bundle.to_json(), "trust": dict(trust), **options}
         self._environment = dict(environment)
         self._child: _Child | None = None
         self._lock = threading.Lock()
@@ -337,7 +339,7 @@ class IsolatedTenant:
     def _exchange(self, child: _Child, message: Mapping[str, Any], *, deadline: float, what: str) -> dict[str, Any]:
         try:
             assert child.process.stdin is not None
-            child.process.stdin.write(json.dumps(message).encode() + b"\n")
+            child.process.stdin.write(json.dumps(message, default=str).encode() + b"\n")  # TOML dates
             child.process.stdin.flush()
         except BrokenPipeError:
             raise self._died(child, what) from None
@@ -459,10 +461,11 @@ def open_tenant(
     check_tenant_id(tenant)
     descriptor = open_bundle_file(bundle)
     owned_by_tenant = False
+    trust_table = read_trust_table(trust_file)
     try:
         verified = read_bundle(
             bundle,
-            load_trust(trust_file),
+            trust_from_table(trust_table, source=str(trust_file)),
             rollback=rollback,
             defer_members=True,
             prefetch=() if isolated else likely_artifacts(engine),
@@ -477,7 +480,7 @@ def open_tenant(
         options = {"args": list(args), "env": dict(env or {}), "sandbox": sandbox.to_json() if sandbox else None}
         loaded = IsolatedTenant(
             CheckedBundle.of(verified, descriptor),
-            trust_file,
+            {"source": str(trust_file), "table": trust_table},
             manifest,
             {**options, "engine": _isolated_engine(manifest, engine)},
             child_environment(child_env),

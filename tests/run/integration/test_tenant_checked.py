@@ -169,6 +169,15 @@ def test_a_bundle_removed_after_the_check_still_restarts(bundles: Bundles) -> No
         assert call_add(tenant) == (5,)
 
 
+def test_a_restarted_child_keeps_the_trust_it_was_checked_with(bundles: Bundles) -> None:
+    """The trust file is read once, at open: one changed under a running tenant decides nothing for its children."""
+    with open_tenant(bundles.victim, trust_file=bundles.trust) as tenant:
+        assert isinstance(tenant, IsolatedTenant)
+        bundles.trust.write_text("not = [a trust file")
+        end_child(tenant)
+        assert call_add(tenant) == (5,)
+
+
 def test_a_bundle_truncated_in_place_is_refused_at_restart(bundles: Bundles) -> None:
     with open_tenant(bundles.victim, trust_file=bundles.trust) as tenant:
         assert isinstance(tenant, IsolatedTenant)
