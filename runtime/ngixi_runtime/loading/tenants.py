@@ -459,9 +459,9 @@ def open_tenant(
     tenant's child process gets beside `CHILD_ENVIRONMENT`'s (the guest never sees them).
     """
     check_tenant_id(tenant)
+    trust_table = read_trust_table(trust_file)
     descriptor = open_bundle_file(bundle)
     owned_by_tenant = False
-    trust_table = read_trust_table(trust_file)
     try:
         verified = read_bundle(
             bundle,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ngixi_build.stages.signing import TrustEntry, render_trust_file
-from ngixi_runtime.errors import NgixiError, PolicyError, VerificationError
+from ngixi_runtime.errors import InvalidInput, NgixiError, PolicyError, VerificationError
 from ngixi_runtime.loading.tenants import (
     CHILD_ENVIRONMENT,
     CallFailed,
@@ -71,6 +71,7 @@ class Bundles:
         self.foreign = make_bundle(
             root / "other", self.other_key.key, wasm=guest_wasm(push(777)), manifest=manifest("other"), guest="other"
         )
+        self.other_only = self.other_key.trust  # trusts the other key alone, not the victim's
         self.policy_file = root / "policy.toml"
         self.policy_file.write_text('[capabilities]\nallow = ["log"]\n')
 
@@ -198,6 +199,10 @@ def test_no_descriptor_is_left_open_by_a_refused_or_closed_tenant(bundles: Bundl
             with pytest.raises(PolicyError):
                 open_tenant(bundles.refused, trust_file=bundles.trust, policy=bundles.policy, isolated=isolated)
             open_tenant(bundles.victim, trust_file=bundles.trust, isolated=isolated).close()
+            with pytest.raises(InvalidInput):
+                open_tenant(bundles.victim, trust_file=bundles.trust.with_name("missing.toml"), isolated=isolated)
+            with pytest.raises(VerificationError):
+                open_tenant(bundles.victim, trust_file=bundles.other_only, isolated=isolated)
     assert open_descriptors() == before
 
 
