@@ -299,7 +299,8 @@ class IsolatedTenant:
             pass_fds=(self._bundle.descriptor,),
         )
         child = _Child(process, errors)
-        reply = self._exchange(child, self._request, deadline=time.monotonic() + _PREPARE_TIMEOUT_SECONDS, what="start")
+        prepared_by = time.monotonic() + _PREPARE_TIMEOUT_SECONDS
+        reply = self._exchange(child, self._request, deadline=prepared_by, what="prepare")
         if reply.get("instantiating"):  # from here on, the guest's own code may run: its start function
             reply = self._reply(child, deadline=self._call_deadline(), what="start")
         if not reply.get("ok"):
@@ -352,10 +353,11 @@ class IsolatedTenant:
             raise self._died(child, what) from None
         except TimeoutError:
             self._stop(child)
-            limit = self.manifest.limits.timeout_ms
-            raise self._failure(
-                f"{what} exceeded its {limit} ms timeout (limits.timeout_ms); the tenant was stopped", "timeout"
-            ) from None
+            if what == "prepare":
+                detail = f"verifying and preparing the guest took over {_PREPARE_TIMEOUT_SECONDS:.0f} s"
+            else:
+                detail = f"{what} exceeded its {self.manifest.limits.timeout_ms} ms timeout (limits.timeout_ms)"
+            raise self._failure(f"{detail}; the tenant was stopped", "timeout") from None
         reply: dict[str, Any] = json.loads(line)
         return reply
 

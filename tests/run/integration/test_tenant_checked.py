@@ -15,6 +15,7 @@ import pytest
 
 from ngixi_build.stages.signing import TrustEntry, render_trust_file
 from ngixi_runtime.errors import InvalidInput, NgixiError, PolicyError, VerificationError
+from ngixi_runtime.loading import tenants
 from ngixi_runtime.loading.tenants import (
     CHILD_ENVIRONMENT,
     CallFailed,
@@ -323,3 +324,11 @@ def test_a_spinning_start_function_is_cut_at_the_guests_timeout(
     assert elapsed < timeout_ms / 1000 + 5, f"{engine_name}: the start function held open_tenant for {elapsed:.1f} s"
     if engine_name == "wasmer":  # which cannot interrupt a guest: its child is stopped
         assert f"start exceeded its {timeout_ms} ms timeout" in str(stopped.value)
+
+
+def test_a_child_slow_to_prepare_is_stopped_with_its_own_reason(
+    bundles: Bundles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tenants, "_PREPARE_TIMEOUT_SECONDS", 0.0)
+    with pytest.raises(CallFailed, match="verifying and preparing the guest took over 0 s; the tenant was stopped"):
+        open_tenant(bundles.victim, trust_file=bundles.trust)
