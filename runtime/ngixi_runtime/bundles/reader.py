@@ -10,6 +10,7 @@ from __future__ import annotations
 import _thread
 import hashlib
 import os
+import stat
 import struct
 import threading
 from collections.abc import Callable, Collection, Iterator
@@ -486,9 +487,16 @@ def read_bundle(
 
 
 def open_bundle_file(path: Path) -> int:
-    """Opens a bundle for `read_bundle(path, ..., descriptor=...)`; the caller closes the descriptor."""
+    """Opens a bundle for `read_bundle(path, ..., descriptor=...)`; the caller closes the descriptor.
+
+    Only a regular file is a bundle: a FIFO or device at the path is refused at once, not waited on.
+    """
     with _read_errors(path):
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise InvalidInput(f"{path}: not a regular file; a bundle is a .ngx file")
+    return descriptor
 
 
 @contextmanager
@@ -503,8 +511,8 @@ def _read_errors(path: Path | str) -> Iterator[None]:
 @contextmanager
 def _opened(path: Path) -> Iterator[int]:
     """The bundle file open for reading by position."""
+    descriptor = open_bundle_file(path)
     with _read_errors(path):
-        descriptor = os.open(path, os.O_RDONLY)
         try:
             yield descriptor
         finally:

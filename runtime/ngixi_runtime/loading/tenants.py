@@ -539,6 +539,8 @@ class TenantPool:
 
     def add(self, name: str, bundle: Path, *, isolated: bool = True, tenant: str | None = None) -> None:
         """Loads a bundle as tenant `name`; its sandbox id is `tenant`, by default `name` itself."""
+        if name in self._tenants:
+            raise InvalidInput(f"tenant {name!r} is already in the pool; close the pool or use another name")
         self._tenants[name] = open_tenant(
             bundle,
             trust_file=self._trust_file,

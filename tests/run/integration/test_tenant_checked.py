@@ -332,3 +332,23 @@ def test_a_child_slow_to_prepare_is_stopped_with_its_own_reason(
     monkeypatch.setattr(tenants, "_PREPARE_TIMEOUT_SECONDS", 0.0)
     with pytest.raises(CallFailed, match="verifying and preparing the guest took over 0 s; the tenant was stopped"):
         open_tenant(bundles.victim, trust_file=bundles.trust)
+
+
+def test_a_pool_refuses_a_second_tenant_of_the_same_name(bundles: Bundles) -> None:
+    with TenantPool(trust_file=bundles.trust) as pool:
+        pool.add("a", bundles.victim)
+        before = open_descriptors()
+        with pytest.raises(InvalidInput, match="tenant 'a' is already in the pool"):
+            pool.add("a", bundles.foreign)
+        assert open_descriptors() == before and pool.call("a", "add", (2, 3)).values == (5,)
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+def test_a_fifo_or_directory_at_the_path_is_refused_at_once(bundles: Bundles, tmp_path: Path, isolated: bool) -> None:
+    fifo, directory = tmp_path / "waiting.ngx", tmp_path / "directory.ngx"
+    os.mkfifo(fifo)
+    directory.mkdir()
+    for path in (fifo, directory):
+        with pytest.raises(InvalidInput, match="not a regular file"):
+            open_tenant(path, trust_file=bundles.trust, isolated=isolated)
+    assert exit_code(["verify", "--trust", str(bundles.trust), str(fifo)]) == 2
