@@ -243,7 +243,7 @@ class CheckedBundle:
         return {"descriptor": self.descriptor, "source": self.source, "index_sha256": self.index_sha256}
 
 
-def child_environment(
+def _child_environment(
     extra: Mapping[str, str] | None = None, environ: Mapping[str, str] = os.environ
 ) -> dict[str, str]:
     """A tenant child's whole environment: the host's `CHILD_ENVIRONMENT` variables, then `extra`."""
@@ -485,7 +485,7 @@ def open_tenant(
             {"source": str(trust_file), "table": trust_table},
             manifest,
             {**options, "engine": _isolated_engine(manifest, engine)},
-            child_environment(child_env),
+            _child_environment(child_env),
         )
         owned_by_tenant = True
     finally:
