@@ -60,8 +60,10 @@ def module(
     memory: tuple[int, int | None] | None = (1, 16),
     export_memory: bool = True,
     data: Sequence[tuple[int, bytes]] = (),
+    start: str | None = None,
 ) -> bytes:
-    """A module importing and exporting the given functions, with one memory holding `data` segments."""
+    """A module importing and exporting the given functions, with one memory holding `data` segments;
+    `start` names the function that runs at instantiation."""
     signatures = [(tuple(i.params), tuple(i.results)) for i in imports]
     signatures += [(tuple(f.params), tuple(f.results)) for f in functions]
     distinct = list(dict.fromkeys(signatures))
@@ -80,6 +82,8 @@ def module(
     if memory is not None and export_memory:
         exports.append(_name("memory") + b"\x02\x00")
     sections.append(_section(7, _vec(exports)))
+    if start is not None:
+        sections.append(_section(8, _u32(len(imports) + [f.name for f in functions].index(start))))
     bodies = []
     for f in functions:
         code = (f.body if f.body is not None else b"".join(_ZERO[r] for r in f.results)) + b"\x0b"

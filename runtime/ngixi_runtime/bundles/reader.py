@@ -10,11 +10,12 @@ from __future__ import annotations
 import _thread
 import hashlib
 import os
+import stat
 import struct
 import threading
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import zip_longest
 from pathlib import Path
 
@@ -207,8 +208,10 @@ class VerifiedBundle:
     signer: TrustedKey
     manifest: Manifest  # from the signed index's copy, checked against the index
     contents: dict[str, bytes]
+    index_sha256: str = ""  # of the signed index's bytes: what a reader given `index_sha256=` must find
     _deferred: dict[str, int] = field(default_factory=dict, repr=False)  # path → offset of its data
     _ahead: _ReadAhead | None = field(default=None, repr=False)
+    _descriptor: int | None = field(default=None, repr=False)  # the caller's open bundle, for deferred reads
 
     def data(self, member: Member) -> bytes:
         """A member's bytes; a code member `read_bundle` deferred is read and checked here, before use."""
@@ -223,7 +226,8 @@ class VerifiedBundle:
             found = None if self._ahead is None else self._ahead.take(member.path)
         if found is not None:
             return found
-        with _opened(Path(self.source)) as descriptor:
+        opened = _opened(Path(self.source)) if self._descriptor is None else _reading(self._descriptor, self.source)
+        with opened as descriptor:
             return _Digests.of(os.pread(descriptor, member.size, self._deferred[member.path]), with_sha256=False)
 
 
@@ -456,10 +460,14 @@ def _verify_archive(
     rollback: RollbackGuard | None,
     defer_members: bool,
     prefetch: Collection[str],
+    index_sha256: str | None,
 ) -> VerifiedBundle:
     source = archive.source
     entries = archive.scan()
     index_bytes, signature = archive.read(entries[0]), archive.read(entries[1])
+    found_sha256 = hashlib.sha256(index_bytes).hexdigest()
+    if index_sha256 is not None and found_sha256 != index_sha256:
+        raise VerificationError(f"{source}: the bundle changed since it was verified (its signed index differs)")
     signer, comment = verify_index(index_bytes, signature, trust, source=source, comment_signature=not defer_members)
     index = parse_index(index_bytes, source=source)
     check_scope(index, signer, comment, source=source)
@@ -476,7 +484,17 @@ def _verify_archive(
         ahead.cancel()
         raise
     deferred = {path: entry.data for path, entry in members.items()} if defer_members else {}
-    return VerifiedBundle(source, index, signer, manifest, contents, deferred, ahead)
+    return VerifiedBundle(
+        source,
+        index,
+        signer,
+        manifest,
+        contents,
+        index_sha256=found_sha256,
+        _deferred=deferred,
+        _ahead=ahead,
+        _descriptor=archive.descriptor,
+    )
 
 
 def read_bundle(
@@ -486,6 +504,8 @@ def read_bundle(
     rollback: RollbackGuard | None = None,
     defer_members: bool = False,
     prefetch: Collection[str] = (),
+    descriptor: int | None = None,
+    index_sha256: str | None = None,
 ) -> VerifiedBundle:
     """Opens and verifies a bundle; nothing unverified reaches the caller.
 
@@ -496,13 +516,35 @@ def read_bundle(
     (see `loader.likely_artifacts`) are read here and hashed on a thread meanwhile. A full read
     hashes every member that way, and also checks their SHA-256 and that manifest.toml holds the
     index's copy of the manifest.
+
+    With `descriptor`, the bundle is read from that open file, which the caller keeps open while the
+    result is used, and `path` only names it; a later rename or removal at the path changes nothing.
+    With `index_sha256`, a bundle whose signed index has other bytes (say, one verified earlier
+    and changed since) is refused.
     """
-    with _opened(path) as descriptor:
-        size = os.fstat(descriptor).st_size
+    opened = _opened(path) if descriptor is None else _reading(descriptor, str(path))
+    with opened as bundle:
+        size = os.fstat(bundle).st_size
         if size > MAX_BUNDLE_BYTES:
             raise VerificationError(f"{path}: {size} bytes is over the {MAX_BUNDLE_BYTES} bundle limit")
-        archive = _Archive(descriptor, size, str(path))
-        return _verify_archive(archive, trust, rollback=rollback, defer_members=defer_members, prefetch=prefetch)
+        archive = _Archive(bundle, size, str(path))
+        verified = _verify_archive(
+            archive, trust, rollback=rollback, defer_members=defer_members, prefetch=prefetch, index_sha256=index_sha256
+        )
+    return verified if descriptor is not None else replace(verified, _descriptor=None)
+
+
+def open_bundle_file(path: Path) -> int:
+    """Opens a bundle for `read_bundle(path, ..., descriptor=...)`; the caller closes the descriptor.
+
+    Only a regular file is a bundle: a FIFO or device at the path is refused at once, not waited on.
+    """
+    with _read_errors(path):
+        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise InvalidInput(f"{path}: not a regular file; a bundle is a .ngx file")
+    return descriptor
 
 
 @contextmanager
@@ -517,9 +559,16 @@ def _read_errors(path: Path | str) -> Iterator[None]:
 @contextmanager
 def _opened(path: Path) -> Iterator[int]:
     """The bundle file open for reading by position."""
+    descriptor = open_bundle_file(path)
     with _read_errors(path):
-        descriptor = os.open(path, os.O_RDONLY)
         try:
             yield descriptor
         finally:
             os.close(descriptor)
+
+
+@contextmanager
+def _reading(descriptor: int, source: str) -> Iterator[int]:
+    """A bundle the caller has open (and closes), read by position."""
+    with _read_errors(source):
+        yield descriptor

@@ -404,6 +404,7 @@ def open_guest(
     sandbox: Sandbox | None = None,
     engine: str | None = None,
     cpu_capped: bool = False,
+    on_instantiate: Callable[[], None] = lambda: None,
 ) -> Guest:
     """Instantiates a verified bundle with exactly the imports its manifest grants.
 
@@ -411,6 +412,8 @@ def open_guest(
     `engine` names the engine to run it on ("wasmer", "wasmtime", "auto"; see `chosen_engine`).
     `cpu_capped` says this process's CPU time is capped (the tenant child), which stands in for
     limits.fuel on an engine that cannot meter it; otherwise such a guest is refused there.
+    `on_instantiate` is called once the code is prepared and checked, just before the guest's own
+    code may first run (its start function, at instantiation).
     """
     manifest = verified_manifest(bundle)
     host_side = partial(
@@ -424,14 +427,19 @@ def open_guest(
         env=env,
         on_log=on_log,
     )
+    ready = partial(_instantiating, host_side, on_instantiate)
     if manifest.guest.type.is_component:
-        opened = _open_component(bundle, manifest, host_side, allow_compile=allow_compile, engine=engine)
+        opened = _open_component(bundle, manifest, ready, allow_compile=allow_compile, engine=engine)
     else:
-        opened = _open_core(
-            bundle, manifest, host_side, allow_compile=allow_compile, engine=engine, cpu_capped=cpu_capped
-        )
+        opened = _open_core(bundle, manifest, ready, allow_compile=allow_compile, engine=engine, cpu_capped=cpu_capped)
     instance, context, origin = opened
     return Guest(manifest, instance, context, origin, compiled=origin.startswith(COMPILED))
+
+
+def _instantiating(host_side: Callable[[], HostContext], on_instantiate: Callable[[], None]) -> HostContext:
+    """The instance's host side, opened once its code is checked, right before instantiation."""
+    on_instantiate()
+    return host_side()
 
 
 def _open_core(

@@ -1,7 +1,12 @@
-"""The tenant child process: `python -m ngixi_runtime.loading.tenant_child`, driven by its parent over pipes.
+"""The tenant child process: `python -I -m ngixi_runtime.loading.tenant_child`, driven by its parent over pipes.
 
-One JSON object per line. The first request opens the bundle (verified again here); each later one
-is a call. Guest output never reaches this process's stdout: it is captured and sent back.
+One JSON object per line. The first request opens the bundle its parent verified, from the open
+file it inherits, never by path: the signature is checked again with the trust file's tables the
+parent read, and the signed index must have the bytes the parent checked (its SHA-256), so the
+parent's rollback and policy decisions hold for it. The child says `{"instantiating": true}`
+before the guest's own code may first run, then `ok`. Each later request is a call. Guest output
+never reaches this process's stdout: it is captured and sent back. How the parent starts it (a
+clean room) is in `loading/tenants.py`.
 """
 
 from __future__ import annotations
@@ -18,8 +23,7 @@ from ngixi_runtime.capabilities.context import Sandbox
 from ngixi_runtime.errors import GuestError, NgixiError
 from ngixi_runtime.loading.loader import Guest, likely_artifacts, open_guest
 from ngixi_runtime.loading.tenants import CallFailed, empty_result, measure
-from ngixi_runtime.trust.rollback import RollbackGuard
-from ngixi_runtime.trust.signatures import load_trust
+from ngixi_runtime.trust.signatures import trust_from_table
 
 # Room for the Python heap beside the guest's own memory under RLIMIT_AS.
 _HEAP_HEADROOM_BYTES = 256 * 1024 * 1024
@@ -57,14 +61,15 @@ def _send(stream: IO[bytes], message: dict[str, Any]) -> None:
     stream.flush()
 
 
-def _open(request: dict[str, Any]) -> Guest:
-    rollback = RollbackGuard.from_json(request["rollback"]) if request.get("rollback") else None
+def _open(request: dict[str, Any], replies: IO[bytes]) -> Guest:
+    checked = request["bundle"]
     bundle = read_bundle(
-        Path(request["bundle"]),
-        load_trust(Path(request["trust"])),
-        rollback=rollback,
+        Path(checked["source"]),
+        trust_from_table(request["trust"]["table"], source=request["trust"]["source"]),
         defer_members=True,
         prefetch=likely_artifacts(request.get("engine")),
+        descriptor=checked["descriptor"],
+        index_sha256=checked["index_sha256"],
     )
     sandbox = Sandbox.from_json(request["sandbox"]) if request.get("sandbox") else None
     return open_guest(
@@ -74,12 +79,13 @@ def _open(request: dict[str, Any]) -> Guest:
         sandbox=sandbox,
         engine=request.get("engine"),
         cpu_capped=True,  # serve() caps every call's CPU time
+        on_instantiate=lambda: _send(replies, {"instantiating": True}),
     )
 
 
 def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
     try:
-        guest = _open(json.loads(requests.readline()))
+        guest = _open(json.loads(requests.readline()), replies)
     except NgixiError as error:
         _send(replies, {"ok": False, "error": str(error), "exit_code": error.exit_code})
         return

@@ -8,6 +8,20 @@ rlimit, a CPU rlimit and a wall-clock deadline from the manifest's [limits]. A t
 crash or out-of-memory becomes a `GuestError` naming the guest and the limit; the next call
 starts a fresh child. `isolated=False` runs the guest in this process (fast, for trusted guests).
 
+A tenant runs exactly what was checked. The bundle is opened once, and the signature, trust
+scope, rollback state and policy are checked on that open file; every child, the first and each
+restarted one, inherits the same open file (never the path, which may since name another file)
+and refuses it unless its signed index has the very bytes checked here. Its members are held to
+that index's digests as they are read, so a file changed in place is refused, never run.
+
+The child is a clean room: `python -I` (no working directory, user site or PYTHON* variables on
+its path), started in `/`, with an environment of only `CHILD_ENVIRONMENT`'s variables that the
+host has set (what the interpreter needs to start and to decode file names as the host does),
+the host AOT cache this process uses (`NGIXI_AOT_CACHE`, named absolutely), plus what the operator
+passes as `child_env`. It opens no path but its sandbox's, made absolute:
+the bundle is the inherited file, and the trust file's tables are the ones read here.
+Opening it (instantiation, start function included) is held to the guest's limits.timeout_ms.
+
 Each tenant has an id (`tenant=`, default "default"; in a `TenantPool`, the tenant's name): a
 guest granted fs or kv keeps its state in `sandboxes/<tenant id>/<guest>/`, so two tenants
 running the same guest never see each other's files or kv data.
@@ -30,26 +44,32 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Protocol
 
-from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.bundles.reader import VerifiedBundle, open_bundle_file, read_bundle
 from ngixi_runtime.capabilities.context import GuestOutput, LogLine, Sandbox
 from ngixi_runtime.engines.base import chosen_engine, meters_fuel
 from ngixi_runtime.errors import GuestError, InvalidInput, NgixiError, error_with_exit_code
 from ngixi_runtime.guest.manifest import Manifest, Number
+from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE, CacheUnavailable, default_cache_dir
 from ngixi_runtime.loading.loader import Guest, check_call, likely_artifacts, open_guest, verified_manifest
 from ngixi_runtime.trust.policy import Policy
-from ngixi_runtime.trust.rollback import RollbackGuard
-from ngixi_runtime.trust.signatures import load_trust
+from ngixi_runtime.trust.rollback import RollbackGuard, default_state_dir
+from ngixi_runtime.trust.signatures import read_trust_table, trust_from_table
 
 log = logging.getLogger(__name__)
 
 # Time allowed on top of the guest's own timeout for the child to answer over the pipe.
 _IPC_GRACE_SECONDS = 0.25
-_START_TIMEOUT_SECONDS = 30.0
+# Time for the child to verify and prepare the guest (compiling it, perhaps) before instantiating it.
+_PREPARE_TIMEOUT_SECONDS = 30.0
+# The host's variables a child keeps, when set: the interpreter's library path and the locale.
+CHILD_ENVIRONMENT = ("LANG", "LC_ALL", "LC_CTYPE", "LD_LIBRARY_PATH")
+# The child's working directory: nothing in it is ever imported or opened by a relative path.
+_CHILD_DIRECTORY = "/"
 _TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 DEFAULT_TENANT = "default"
 
@@ -209,12 +229,57 @@ class _Child:
     buffer: bytearray = field(default_factory=bytearray)
 
 
-class IsolatedTenant:
-    """A guest in its own child process, restarted after any failure that killed it."""
+@dataclass(frozen=True)
+class CheckedBundle:
+    """A verified bundle's open file, what every child of its tenant reads instead of the path."""
 
-    def __init__(self, bundle: Path, trust_file: Path, manifest: Manifest, options: Mapping[str, Any]) -> None:
+    descriptor: int
+    source: str  # the path it was opened at, to name it in messages
+    index_sha256: str  # of the signed index that was checked
+
+    @classmethod
+    def of(cls, verified: VerifiedBundle, descriptor: int) -> CheckedBundle:
+        return cls(descriptor, verified.source, verified.index_sha256)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"descriptor": self.descriptor, "source": self.source, "index_sha256": self.index_sha256}
+
+
+def _child_environment(
+    extra: Mapping[str, str] | None = None, environ: Mapping[str, str] = os.environ
+) -> dict[str, str]:
+    """A tenant child's whole environment: the host's `CHILD_ENVIRONMENT` variables, its AOT cache, then `extra`."""
+    kept = {name: environ[name] for name in CHILD_ENVIRONMENT if name in environ}
+    return {**kept, **_aot_cache_variable(environ), **(extra or {})}
+
+
+def _aot_cache_variable(environ: Mapping[str, str]) -> dict[str, str]:
+    """The host AOT cache this process uses, named absolutely: the child has no HOME or XDG_* to find it by."""
+    try:
+        return {CACHE_VARIABLE: str(default_cache_dir(environ))}
+    except CacheUnavailable:
+        return {}
+
+
+class IsolatedTenant:
+    """A guest in its own child process, restarted after any failure that killed it.
+
+    It owns `bundle`'s descriptor, and closes it with the tenant. `trust` is the trust file that
+    was read to check it (its source and tables), which the child checks the signature with again.
+    """
+
+    def __init__(
+        self,
+        bundle: CheckedBundle,
+        trust: Mapping[str, Any],
+        manifest: Manifest,
+        options: Mapping[str, Any],
+        environment: Mapping[str, str],
+    ) -> None:
         self.manifest = manifest
-        self._request = {"bundle": str(bundle), "trust": str(trust_file), **options}
+        self._bundle = bundle
+        self._request = {"bundle": bundle.to_json(), "trust": dict(trust), **options}
+        self._environment = dict(environment)
         self._child: _Child | None = None
         self._lock = threading.Lock()
         self.origin = ""
@@ -234,14 +299,20 @@ class IsolatedTenant:
     def _spawn(self) -> _Child:
         errors = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the child; closed in _stop
         process = subprocess.Popen(
-            [sys.executable, "-m", "ngixi_runtime.loading.tenant_child"],
+            [sys.executable, "-I", "-m", "ngixi_runtime.loading.tenant_child"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=errors,
             start_new_session=True,
+            cwd=_CHILD_DIRECTORY,
+            env=self._environment,
+            pass_fds=(self._bundle.descriptor,),
         )
         child = _Child(process, errors)
-        reply = self._exchange(child, self._request, deadline=time.monotonic() + _START_TIMEOUT_SECONDS, what="start")
+        prepared_by = time.monotonic() + _PREPARE_TIMEOUT_SECONDS
+        reply = self._exchange(child, self._request, deadline=prepared_by, what="prepare")
+        if reply.get("instantiating"):  # from here on, the guest's own code may run: its start function
+            reply = self._reply(child, deadline=self._call_deadline(), what="start")
         if not reply.get("ok"):
             self._stop(child)
             message = str(reply.get("error", "the tenant process could not start"))
@@ -255,12 +326,11 @@ class IsolatedTenant:
         with self._lock:
             if self._child is None:
                 self._child = self._spawn()
-            timeout = self.manifest.limits.timeout_ms / 1000
             try:
                 reply = self._exchange(
                     self._child,
                     {"op": "call", "export": export, "args": list(args)},
-                    deadline=time.monotonic() + timeout + _IPC_GRACE_SECONDS,
+                    deadline=self._call_deadline(),
                     what=export,
                 )
             except CallFailed:
@@ -274,20 +344,30 @@ class IsolatedTenant:
     def run(self) -> CallResult:
         return self.call("_start", ())
 
+    def _call_deadline(self) -> float:
+        return time.monotonic() + self.manifest.limits.timeout_ms / 1000 + _IPC_GRACE_SECONDS
+
     def _exchange(self, child: _Child, message: Mapping[str, Any], *, deadline: float, what: str) -> dict[str, Any]:
         try:
             assert child.process.stdin is not None
-            child.process.stdin.write(json.dumps(message).encode() + b"\n")
+            child.process.stdin.write(json.dumps(message, default=str).encode() + b"\n")  # TOML dates
             child.process.stdin.flush()
+        except BrokenPipeError:
+            raise self._died(child, what) from None
+        return self._reply(child, deadline=deadline, what=what)
+
+    def _reply(self, child: _Child, *, deadline: float, what: str) -> dict[str, Any]:
+        try:
             line = self._read_line(child, deadline)
-        except (BrokenPipeError, EOFError):
+        except EOFError:
             raise self._died(child, what) from None
         except TimeoutError:
             self._stop(child)
-            limit = self.manifest.limits.timeout_ms
-            raise self._failure(
-                f"{what} exceeded its {limit} ms timeout (limits.timeout_ms); the tenant was stopped", "timeout"
-            ) from None
+            if what == "prepare":
+                detail = f"verifying and preparing the guest took over {_PREPARE_TIMEOUT_SECONDS:.0f} s"
+            else:
+                detail = f"{what} exceeded its {self.manifest.limits.timeout_ms} ms timeout (limits.timeout_ms)"
+            raise self._failure(f"{detail}; the tenant was stopped", "timeout") from None
         reply: dict[str, Any] = json.loads(line)
         return reply
 
@@ -343,6 +423,9 @@ class IsolatedTenant:
             if self._child is not None:
                 self._stop(self._child)
                 self._child = None
+            if self._bundle.descriptor >= 0:
+                os.close(self._bundle.descriptor)
+                self._bundle = replace(self._bundle, descriptor=-1)
 
     def __enter__(self) -> IsolatedTenant:
         return self
@@ -374,70 +457,106 @@ def open_tenant(
     sandboxes: Path | None = None,
     tenant: str = DEFAULT_TENANT,
     engine: str | None = None,
+    child_env: Mapping[str, str] | None = None,
 ) -> InProcessTenant | IsolatedTenant:
     """Verifies a bundle, checks it against the operator's policy, and loads it as a tenant.
 
-    With `rollback`, a lower sequence than already accepted is refused, here and in the child.
+    With `rollback`, a lower sequence than already accepted is refused.
     A guest granted fs or kv keeps its state under `sandboxes/<tenant>/<guest>`: tenants with
     different ids never share files or kv data, even when they run the same guest.
     `engine` picks the engine ("wasmer", "wasmtime", "auto"; see `chosen_engine`); with Wasmtime
     the timeout, memory and fuel limits also hold in-process. An engine that cannot meter fuel runs
     a guest with limits.fuel only isolated, where its CPU time is capped by limits.timeout_ms instead.
+    `env` is what the guest's env capability shows it; `child_env`, variables an isolated
+    tenant's child process gets beside `CHILD_ENVIRONMENT`'s (the guest never sees them).
     """
     check_tenant_id(tenant)
-    verified = read_bundle(
-        bundle,
-        load_trust(trust_file),
-        rollback=rollback,
-        defer_members=True,
-        prefetch=() if isolated else likely_artifacts(engine),
-    )
-    manifest = verified_manifest(verified)
-    if policy is not None:
-        policy.check(manifest)
-    sandbox = Sandbox.under(sandboxes / tenant / manifest.guest.name) if sandboxes else None
-    if not isolated:
-        return InProcessTenant(open_guest(verified, args=args, env=env, sandbox=sandbox, engine=engine))
-    engine = chosen_engine(
-        engine, wants_fuel=manifest.limits.fuel is not None, component=manifest.guest.type.is_component
-    )
-    if manifest.limits.fuel is not None and not meters_fuel(engine):
-        log.warning(
-            "note: %s: %s cannot meter fuel, so limits.fuel is not enforced; limits.timeout_ms caps its CPU time",
-            manifest.guest.name,
-            engine,
+    trust_table = read_trust_table(trust_file)
+    descriptor = open_bundle_file(bundle)
+    owned_by_tenant = False
+    try:
+        verified = read_bundle(
+            bundle,
+            trust_from_table(trust_table, source=str(trust_file)),
+            rollback=rollback,
+            defer_members=True,
+            prefetch=() if isolated else likely_artifacts(engine),
+            descriptor=descriptor,
         )
-    options = {
-        "args": list(args),
-        "env": dict(env or {}),
-        "rollback": rollback and rollback.to_json(),
-        "sandbox": sandbox.to_json() if sandbox else None,
-        "engine": engine,
-    }
-    loaded = IsolatedTenant(bundle, trust_file, manifest, options)
-    loaded.start()
+        manifest = verified_manifest(verified)
+        if policy is not None:
+            policy.check(manifest)
+        sandbox = Sandbox.under(sandboxes.absolute() / tenant / manifest.guest.name) if sandboxes else None
+        if not isolated:  # open_guest reads all it needs of the bundle now
+            return InProcessTenant(open_guest(verified, args=args, env=env, sandbox=sandbox, engine=engine))
+        options = {"args": list(args), "env": dict(env or {}), "sandbox": sandbox.to_json() if sandbox else None}
+        loaded = IsolatedTenant(
+            CheckedBundle.of(verified, descriptor),
+            {"source": str(trust_file), "table": trust_table},
+            manifest,
+            {**options, "engine": _isolated_engine(manifest, engine)},
+            _child_environment(child_env),
+        )
+        owned_by_tenant = True
+    finally:
+        if not owned_by_tenant:
+            os.close(descriptor)
+    try:
+        loaded.start()
+    except BaseException:
+        loaded.close()
+        raise
     return loaded
 
 
+def _isolated_engine(manifest: Manifest, engine: str | None) -> str:
+    """The engine a child runs the guest on, chosen here (the child sees none of the host's variables)."""
+    chosen = chosen_engine(
+        engine, wants_fuel=manifest.limits.fuel is not None, component=manifest.guest.type.is_component
+    )
+    if manifest.limits.fuel is not None and not meters_fuel(chosen):
+        log.warning(
+            "note: %s: %s cannot meter fuel, so limits.fuel is not enforced; limits.timeout_ms caps its CPU time",
+            manifest.guest.name,
+            chosen,
+        )
+    return chosen
+
+
 class TenantPool:
-    """Several tenants at once, each in its own process; calls to different tenants run concurrently."""
+    """Several tenants at once, each in its own process; calls to different tenants run concurrently.
+
+    Its tenants are held to the same rollback state as `ngixi run`: `state_dir`, by default
+    `default_state_dir()` ($NGIXI_STATE_DIR, ...); `allow_downgrade` accepts lower sequences.
+    """
 
     def __init__(
-        self, *, trust_file: Path, policy: Policy | None = None, workers: int = 16, sandboxes: Path | None = None
+        self,
+        *,
+        trust_file: Path,
+        policy: Policy | None = None,
+        workers: int = 16,
+        sandboxes: Path | None = None,
+        state_dir: Path | None = None,
+        allow_downgrade: bool = False,
     ) -> None:
         self._trust_file = trust_file
         self._policy = policy
         self._sandboxes = sandboxes
+        self._rollback = RollbackGuard(state_dir or default_state_dir(), allow_downgrade=allow_downgrade)
         self._tenants: dict[str, IsolatedTenant | InProcessTenant] = {}
         self._executor = ThreadPoolExecutor(max_workers=workers)
 
     def add(self, name: str, bundle: Path, *, isolated: bool = True, tenant: str | None = None) -> None:
         """Loads a bundle as tenant `name`; its sandbox id is `tenant`, by default `name` itself."""
+        if name in self._tenants:
+            raise InvalidInput(f"tenant {name!r} is already in the pool; close the pool or use another name")
         self._tenants[name] = open_tenant(
             bundle,
             trust_file=self._trust_file,
             policy=self._policy,
             isolated=isolated,
+            rollback=self._rollback,
             sandboxes=self._sandboxes,
             tenant=name if tenant is None else tenant,
         )

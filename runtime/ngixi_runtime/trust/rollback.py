@@ -10,7 +10,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.files import write_atomic
@@ -45,13 +44,6 @@ class RollbackGuard:
     @property
     def state_file(self) -> Path:
         return self.state_dir / STATE_FILE
-
-    def to_json(self) -> dict[str, object]:
-        return {"state_dir": str(self.state_dir), "allow_downgrade": self.allow_downgrade}
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> RollbackGuard:
-        return cls(Path(raw["state_dir"]), allow_downgrade=bool(raw["allow_downgrade"]))
 
     def check(self, index: BundleIndex, *, source: str) -> None:
         """Refuses a lower sequence (or warns, when downgrades are allowed), before any member is read."""

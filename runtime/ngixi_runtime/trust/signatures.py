@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import fnmatch
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import minisign
 from cryptography.exceptions import InvalidSignature
@@ -114,11 +116,20 @@ def _native_code(raw: dict[str, object], field: str, source: str) -> bool:
 
 def load_trust(path: Path) -> TrustStore:
     """Reads a trust file: `[[keys]]` with id, public_key, guests (patterns), channels and native_code."""
-    raw = read_toml_file(path, what="the trust file")
+    return trust_from_table(read_trust_table(path), source=str(path))
+
+
+def read_trust_table(path: Path) -> dict[str, Any]:
+    """A trust file's TOML tables, unchecked: for `trust_from_table`."""
+    return read_toml_file(path, what="the trust file")
+
+
+def trust_from_table(raw: Mapping[str, Any], *, source: str) -> TrustStore:
+    """The trusted keys a trust file's tables list; `source` names the file in messages."""
     keys = raw.get("keys", [])
     if not isinstance(keys, list) or not keys:
-        raise InvalidInput(f"{path}: keys: list at least one [[keys]] table")
-    return TrustStore(str(path), tuple(_parse_key(k, f"keys[{i}]", str(path)) for i, k in enumerate(keys)))
+        raise InvalidInput(f"{source}: keys: list at least one [[keys]] table")
+    return TrustStore(source, tuple(_parse_key(k, f"keys[{i}]", source) for i, k in enumerate(keys)))
 
 
 def signer_of(signature_bytes: bytes, trust: TrustStore, *, source: str) -> tuple[TrustedKey, _SignatureFields]:

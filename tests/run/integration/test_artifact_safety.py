@@ -50,6 +50,8 @@ def run_add(bundle: Path, keys: KeyFiles, *, compiler: bool = True) -> subproces
         (blocker / "wasmer_compiler_cranelift.py").write_text('raise ImportError("no compiler here")\n')
         env["PYTHONPATH"] = str(blocker)
     command = [str(NGIXI), "run", "--trust", str(keys.trust), str(bundle), "add", "2", "3"]
+    if not compiler:  # PYTHONPATH reaches only this process: a tenant child runs `python -I`, in a clean environment
+        command.append("--in-process")
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, check=False)
     assert result.returncode >= 0, f"the loader crashed with signal {-result.returncode}: {result.stderr}"
     assert "died" not in result.stderr, f"the tenant process crashed: {result.stderr}"

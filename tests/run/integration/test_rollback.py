@@ -133,6 +133,7 @@ def wait_until_dead(pid: int) -> None:
 def test_a_respawned_tenant_refuses_a_bundle_rolled_back_under_it(
     tmp_path: Path, keys: KeyFiles, state_dir: Path
 ) -> None:
+    """An older bundle written over the checked one is refused at the restart: its index is not the one checked."""
     path, older = bundle(tmp_path, keys, 9), bundle(tmp_path, keys, 8).read_bytes()
     guard = RollbackGuard(state_dir)
     with open_tenant(path, trust_file=keys.trust, rollback=guard) as tenant:
@@ -143,5 +144,5 @@ def test_a_respawned_tenant_refuses_a_bundle_rolled_back_under_it(
         wait_until_dead(tenant.pid)  # so the call's request meets a closed pipe, not a dying child
         with pytest.raises(CallFailed, match="the tenant process died"):
             tenant.call("add", (2, 3))
-        with pytest.raises(VerificationError, match="sequence 8 of guest 'hello' on channel 'dev' is lower than 9"):
+        with pytest.raises(VerificationError, match="the bundle changed since it was verified"):
             tenant.call("add", (2, 3))

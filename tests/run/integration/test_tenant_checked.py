@@ -1,0 +1,356 @@
+"""A tenant runs exactly what was checked, in a clean room: attacks on the path, the cwd and the environment."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ngixi_build.stages.signing import TrustEntry, render_trust_file
+from ngixi_runtime.errors import InvalidInput, NgixiError, PolicyError, VerificationError
+from ngixi_runtime.loading import tenants
+from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE, default_cache_dir
+from ngixi_runtime.loading.tenants import (
+    CHILD_ENVIRONMENT,
+    CallFailed,
+    IsolatedTenant,
+    TenantPool,
+    open_tenant,
+)
+from ngixi_runtime.trust.policy import Policy, load_policy
+from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
+from tests.run.integration.test_rollback import wait_until_dead
+from tests.wasmgen import ADD_BODY, Func, Imp, module, push
+
+LOG = Imp("ngixi", "log", ["i32"] * 3)
+SPIN_BODY = b"\x03\x40\x0c\x00\x0b"  # loop, br 0, end
+TIMEOUT_MS = 300
+HOSTILE_MODULES = ("json", "resource", "select", "math", "sitecustomize", "usercustomize", "ngixi_runtime")
+
+
+def manifest(guest: str, *, extra: str = "", timeout_ms: int = TIMEOUT_MS) -> str:
+    named = HELLO_MANIFEST.replace('name = "hello"', f'name = "{guest}"')
+    return f"{named}{extra}\n[exports.spin]\n\n[limits]\ntimeout_ms = {timeout_ms}\n"
+
+
+def guest_wasm(add_body: bytes = ADD_BODY, *, start: str | None = None) -> bytes:
+    functions = [Func("add", ["i32", "i32"], ["i32"], add_body), Func("spin", body=SPIN_BODY)]
+    return module(imports=[LOG], functions=functions, start=start)
+
+
+class Bundles:
+    """The victim's bundle and the attackers' ones, with one trust file for both keys."""
+
+    def __init__(self, root: Path) -> None:
+        self.victim_key = make_key(root / "victim-key")
+        self.other_key = make_key(root / "other-key", guests=["other"])
+        self.trust = root / "trust.toml"
+        self.trust.write_bytes(
+            render_trust_file(
+                [
+                    TrustEntry(self.victim_key.key, ("*",), ("dev",), "victim"),
+                    TrustEntry(self.other_key.key, ("other",), ("dev",), "another signer"),
+                ]
+            )
+        )
+        self.victim = make_bundle(root / "v1", self.victim_key.key, wasm=guest_wasm(), manifest=manifest("hello"))
+        # v2 of the same guest by the same key: it asks for env, which the policy refuses; its add says 666.
+        self.refused = make_bundle(
+            root / "v2",
+            self.victim_key.key,
+            wasm=guest_wasm(push(666)),
+            manifest=manifest("hello", extra="[capabilities.env]\n"),
+            sequence=2,
+        )
+        # Another signer's guest, put where the victim's bundle was: its add says 777.
+        self.foreign = make_bundle(
+            root / "other", self.other_key.key, wasm=guest_wasm(push(777)), manifest=manifest("other"), guest="other"
+        )
+        self.other_only = self.other_key.trust  # trusts the other key alone, not the victim's
+        self.policy_file = root / "policy.toml"
+        self.policy_file.write_text('[capabilities]\nallow = ["log"]\n')
+
+    @property
+    def policy(self) -> Policy:
+        return load_policy(self.policy_file)
+
+    def attacker(self, which: str) -> Path:
+        return self.refused if which == "policy-refused" else self.foreign
+
+
+@pytest.fixture
+def bundles(tmp_path: Path) -> Bundles:
+    return Bundles(tmp_path / "bundles")
+
+
+def renamed_over(attacker: Path, victim: Path) -> None:
+    staged = victim.with_suffix(".staged")
+    shutil.copyfile(attacker, staged)
+    os.replace(staged, victim)
+
+
+def written_into(attacker: Path, victim: Path) -> None:
+    victim.write_bytes(attacker.read_bytes())  # the same file, its bytes changed in place
+
+
+SWAPS: dict[str, Callable[[Path, Path], None]] = {"renamed": renamed_over, "in-place": written_into}
+ATTACKERS = ("policy-refused", "other-signer")
+
+
+def call_add(tenant: object) -> tuple[object, ...]:
+    assert isinstance(tenant, IsolatedTenant)
+    return tenant.call("add", (2, 3)).values
+
+
+@pytest.mark.usefixtures("engine_name")
+@pytest.mark.parametrize("attacker", ATTACKERS)
+@pytest.mark.parametrize("swap", SWAPS)
+def test_a_child_restarted_after_a_timeout_runs_the_checked_bundle_or_refuses(
+    bundles: Bundles, swap: str, attacker: str
+) -> None:
+    with open_tenant(bundles.victim, trust_file=bundles.trust, policy=bundles.policy) as tenant:
+        assert call_add(tenant) == (5,)
+        with pytest.raises(CallFailed) as timed_out:
+            tenant.call("spin", ())
+        assert timed_out.value.outcome == "timeout" and isinstance(tenant, IsolatedTenant)
+        SWAPS[swap](bundles.attacker(attacker), bundles.victim)
+        if tenant.pid is not None:  # Wasmtime interrupted the guest and kept its child: the same code runs on
+            assert call_add(tenant) == (5,)
+            end_child(tenant)
+        if swap == "renamed":  # the child reads the file that was checked, not the path
+            assert call_add(tenant) == (5,)
+            return
+        with pytest.raises(VerificationError, match="the bundle changed since it was verified"):
+            call_add(tenant)
+        with pytest.raises(VerificationError, match="the bundle changed since it was verified"):
+            call_add(tenant)  # and every later restart too
+
+
+@pytest.mark.parametrize("attacker", ATTACKERS)
+@pytest.mark.parametrize("swap", SWAPS)
+def test_a_bundle_swapped_between_the_parents_check_and_the_childs_start_never_runs(
+    bundles: Bundles, swap: str, attacker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spawn = IsolatedTenant._spawn
+
+    def swapped_first(self: IsolatedTenant) -> object:
+        SWAPS[swap](bundles.attacker(attacker), bundles.victim)
+        return spawn(self)
+
+    monkeypatch.setattr(IsolatedTenant, "_spawn", swapped_first)
+    if swap == "in-place":
+        with pytest.raises(VerificationError, match="the bundle changed since it was verified"):
+            open_tenant(bundles.victim, trust_file=bundles.trust, policy=bundles.policy)
+        return
+    with open_tenant(bundles.victim, trust_file=bundles.trust, policy=bundles.policy) as tenant:
+        assert call_add(tenant) == (5,)
+
+
+def end_child(tenant: IsolatedTenant) -> None:
+    """Kills the tenant's child, so that its next call but one starts a new one."""
+    assert tenant.pid is not None
+    pid = tenant.pid
+    os.kill(pid, signal.SIGKILL)
+    wait_until_dead(pid)
+    with pytest.raises(CallFailed, match="the tenant process died"):
+        tenant.call("add", (2, 3))
+
+
+def test_a_bundle_removed_after_the_check_still_restarts(bundles: Bundles) -> None:
+    with open_tenant(bundles.victim, trust_file=bundles.trust) as tenant:
+        assert isinstance(tenant, IsolatedTenant)
+        bundles.victim.unlink()
+        bundles.victim.symlink_to(bundles.foreign)  # and the path now leads to another signer's guest
+        end_child(tenant)
+        assert call_add(tenant) == (5,)
+
+
+def test_a_restarted_child_keeps_the_trust_it_was_checked_with(bundles: Bundles) -> None:
+    """The trust file is read once, at open: one changed under a running tenant decides nothing for its children."""
+    with open_tenant(bundles.victim, trust_file=bundles.trust) as tenant:
+        assert isinstance(tenant, IsolatedTenant)
+        bundles.trust.write_text("not = [a trust file")
+        end_child(tenant)
+        assert call_add(tenant) == (5,)
+
+
+def test_a_bundle_truncated_in_place_is_refused_at_restart(bundles: Bundles) -> None:
+    with open_tenant(bundles.victim, trust_file=bundles.trust) as tenant:
+        assert isinstance(tenant, IsolatedTenant)
+        os.truncate(bundles.victim, 1024)
+        end_child(tenant)
+        with pytest.raises(VerificationError):
+            call_add(tenant)
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_no_descriptor_is_left_open_by_a_refused_or_closed_tenant(bundles: Bundles) -> None:
+    before = open_descriptors()
+    for _ in range(5):
+        for isolated in (True, False):
+            with pytest.raises(PolicyError):
+                open_tenant(bundles.refused, trust_file=bundles.trust, policy=bundles.policy, isolated=isolated)
+            open_tenant(bundles.victim, trust_file=bundles.trust, isolated=isolated).close()
+            with pytest.raises(InvalidInput):
+                open_tenant(bundles.victim, trust_file=bundles.trust.with_name("missing.toml"), isolated=isolated)
+            with pytest.raises(VerificationError):
+                open_tenant(bundles.victim, trust_file=bundles.other_only, isolated=isolated)
+    assert open_descriptors() == before
+
+
+def hostile_directory(root: Path, marker: Path) -> Path:
+    """A directory of modules named like ones the child imports; each leaves a marker file when imported."""
+    root.mkdir()
+    code = f"open({str(marker)!r} + '-' + __name__, 'w').close()\n"
+    for name in HOSTILE_MODULES:
+        if name == "ngixi_runtime":
+            (root / name).mkdir()
+            (root / name / "__init__.py").write_text(code)
+            continue
+        (root / f"{name}.py").write_text(code)
+    return root
+
+
+def test_the_cli_child_imports_nothing_from_the_working_directory(bundles: Bundles, tmp_path: Path) -> None:
+    marker = tmp_path / "imported"
+    cwd = hostile_directory(tmp_path / "cwd", marker)
+    ngixi = Path(sys.executable).parent / "ngixi"
+    command = [str(ngixi), "run", "--trust", str(bundles.trust), str(bundles.victim), "add", "2", "3"]
+    finished = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    assert (finished.returncode, finished.stdout) == (0, "5\n"), finished.stderr
+    assert list(tmp_path.glob("imported*")) == []
+
+
+def test_the_api_child_imports_nothing_from_the_parents_cwd_or_python_variables(
+    bundles: Bundles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "imported"
+    hostile = hostile_directory(tmp_path / "cwd", marker)
+    monkeypatch.chdir(hostile)
+    monkeypatch.setenv("PYTHONPATH", str(hostile))
+    monkeypatch.setenv("PYTHONSTARTUP", str(hostile / "json.py"))
+    monkeypatch.setenv("PYTHONUSERBASE", str(hostile))
+    with open_tenant(bundles.victim, trust_file=bundles.trust) as tenant:
+        assert call_add(tenant) == (5,)
+        assert isinstance(tenant, IsolatedTenant) and tenant.pid is not None
+        assert Path(f"/proc/{tenant.pid}/cwd").readlink() == Path("/")
+    assert list(tmp_path.glob("imported*")) == []
+
+
+def child_environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    return dict(entry.decode().partition("=")[::2] for entry in raw.split(b"\0") if entry)
+
+
+def test_the_child_sees_only_allowlisted_and_operator_passed_variables(
+    bundles: Bundles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NGIXI_HOST_SECRET", "hunter2")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "hunter3")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    with open_tenant(bundles.victim, trust_file=bundles.trust, child_env={"SSL_CERT_FILE": "/etc/ca.pem"}) as tenant:
+        assert isinstance(tenant, IsolatedTenant) and tenant.pid is not None
+        environ = child_environ(tenant.pid)
+        assert call_add(tenant) == (5,)
+    assert set(environ) <= {*CHILD_ENVIRONMENT, CACHE_VARIABLE, "SSL_CERT_FILE"}
+    assert environ["SSL_CERT_FILE"] == "/etc/ca.pem" and environ["LANG"] == "C.UTF-8"
+    assert environ[CACHE_VARIABLE] == str(default_cache_dir())
+    assert "hunter2" not in str(environ) and "hunter3" not in str(environ)
+
+
+def test_the_child_runs_isolated_python(bundles: Bundles) -> None:
+    with open_tenant(bundles.victim, trust_file=bundles.trust) as tenant:
+        assert isinstance(tenant, IsolatedTenant) and tenant.pid is not None
+        arguments = Path(f"/proc/{tenant.pid}/cmdline").read_bytes().split(b"\0")
+    assert arguments[1:4] == [b"-I", b"-m", b"ngixi_runtime.loading.tenant_child"]
+
+
+def sequence_bundle(root: Path, keys: KeyFiles, sequence: int) -> Path:
+    return make_bundle(
+        root / f"seq-{sequence}", keys.key, wasm=guest_wasm(), manifest=manifest("hello"), sequence=sequence
+    )
+
+
+def test_a_pool_refuses_a_rollback_with_the_state_of_ngixi_run(tmp_path: Path, keys: KeyFiles) -> None:
+    newer, older = sequence_bundle(tmp_path, keys, 9), sequence_bundle(tmp_path, keys, 8)
+    assert exit_code(["run", "--trust", str(keys.trust), str(newer), "add", "2", "3"]) == 0
+    with TenantPool(trust_file=keys.trust) as pool:
+        with pytest.raises(VerificationError, match="sequence 8 of guest 'hello' on channel 'dev' is lower than 9"):
+            pool.add("old", older)
+        pool.add("new", newer)
+        assert pool.call("new", "add", (1, 2)).values == (3,)
+
+
+def test_a_pool_records_what_it_accepts_and_allows_a_downgrade_only_when_told(
+    tmp_path: Path, keys: KeyFiles, state_dir: Path
+) -> None:
+    newer, older = sequence_bundle(tmp_path, keys, 4), sequence_bundle(tmp_path, keys, 3)
+    with TenantPool(trust_file=keys.trust) as pool:
+        pool.add("new", newer)
+        with pytest.raises(VerificationError, match="is lower than 4"):
+            pool.add("old", older)
+    assert exit_code(["verify", "--trust", str(keys.trust), str(older)]) == 3
+    elsewhere = tmp_path / "elsewhere"
+    with TenantPool(trust_file=keys.trust, state_dir=elsewhere) as pool:
+        pool.add("old", older)
+    with TenantPool(trust_file=keys.trust, allow_downgrade=True) as pool:
+        pool.add("old", older)
+        assert pool.call("old", "add", (2, 2)).values == (4,)
+
+
+@pytest.mark.parametrize("timeout_ms", [200, 1500])
+def test_a_spinning_start_function_is_cut_at_the_guests_timeout(
+    tmp_path: Path, keys: KeyFiles, engine_name: str, timeout_ms: int
+) -> None:
+    path = make_bundle(
+        tmp_path / "start",
+        keys.key,
+        wasm=guest_wasm(start="spin"),
+        manifest=manifest("hello", timeout_ms=timeout_ms),
+    )
+    started = time.monotonic()
+    with pytest.raises(NgixiError) as stopped:
+        open_tenant(path, trust_file=keys.trust, engine=engine_name)
+    elapsed = time.monotonic() - started
+    assert elapsed < timeout_ms / 1000 + 5, f"{engine_name}: the start function held open_tenant for {elapsed:.1f} s"
+    if engine_name == "wasmer":  # which cannot interrupt a guest: its child is stopped
+        assert f"start exceeded its {timeout_ms} ms timeout" in str(stopped.value)
+
+
+def test_a_child_slow_to_prepare_is_stopped_with_its_own_reason(
+    bundles: Bundles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tenants, "_PREPARE_TIMEOUT_SECONDS", 0.0)
+    with pytest.raises(CallFailed, match="verifying and preparing the guest took over 0 s; the tenant was stopped"):
+        open_tenant(bundles.victim, trust_file=bundles.trust)
+
+
+def test_a_pool_refuses_a_second_tenant_of_the_same_name(bundles: Bundles) -> None:
+    with TenantPool(trust_file=bundles.trust) as pool:
+        pool.add("a", bundles.victim)
+        before = open_descriptors()
+        with pytest.raises(InvalidInput, match="tenant 'a' is already in the pool"):
+            pool.add("a", bundles.foreign)
+        assert open_descriptors() == before and pool.call("a", "add", (2, 3)).values == (5,)
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+def test_a_fifo_or_directory_at_the_path_is_refused_at_once(bundles: Bundles, tmp_path: Path, isolated: bool) -> None:
+    fifo, directory = tmp_path / "waiting.ngx", tmp_path / "directory.ngx"
+    os.mkfifo(fifo)
+    directory.mkdir()
+    for path in (fifo, directory):
+        with pytest.raises(InvalidInput, match="not a regular file"):
+            open_tenant(path, trust_file=bundles.trust, isolated=isolated)
+    assert exit_code(["verify", "--trust", str(bundles.trust), str(fifo)]) == 2
