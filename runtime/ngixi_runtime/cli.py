@@ -301,6 +301,8 @@ def _parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     for name, command in commands.items():
         sub = subcommands.add_parser(name, help=command.help, description=command.help)
         sub.set_defaults(handler=command.handler)
+        # Also after the command (`ngixi run -v ...`); suppressed, so an unset one keeps `ngixi -v run`'s.
+        sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log what happens")
         command.arguments(sub)
     return parser
 

@@ -245,6 +245,22 @@ def test_run_says_when_it_runs_a_shipped_artifact(
     assert "is trusted with native code, so its artifacts run" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("where", ["before the command", "after the command"])
+def test_verbose_goes_before_or_after_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    keys = make_key(tmp_path / "keys", native_code=True)
+    path = make_bundle(tmp_path / "bundle", keys.key, wasm=HONEST)
+    run = ["run", "--in-process", str(path), "add", "2", "3", "--trust", str(keys.trust)]
+    assert exit_code(run) == 0  # compiles, keeps the code in the host AOT cache, and says so
+    capsys.readouterr()
+    assert exit_code(run) == 0
+    assert "note:" not in capsys.readouterr().err
+    verbose = ["-v", *run] if where == "before the command" else [run[0], "-v", *run[1:]]
+    assert exit_code(verbose) == 0
+    assert "note: hello:" in capsys.readouterr().err
+
+
 def test_a_relative_cache_directory_is_not_used(
     tmp_path: Path, engine_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
