@@ -21,12 +21,24 @@ from ngixi_build.proc import run
 from ngixi_build.project import Project
 from ngixi_build.toolchains import asbindings
 from ngixi_build.toolchains.asbindings import CABI, INDEX, write_bindings
+from ngixi_build.toolchains.asexports import GLUE, generate_exports, implementation_path
 from ngixi_build.toolchains.assemblyscript import toolchain_for
-from ngixi_build.toolchains.wit import HOST_WORLD, WIT_DIR, load_catalog, wasm_tools, wit_sources
+from ngixi_build.toolchains.wit import (
+    HOST_WORLD,
+    WIT_DIR,
+    WitError,
+    World,
+    load_catalog,
+    parse_world,
+    resolve_json,
+    wasm_tools,
+    wit_sources,
+)
 from ngixi_runtime.capabilities.base import WASI
 from ngixi_runtime.capabilities.component import WIT_VALUE_TYPES
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE
 from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.files import write_atomic
 from ngixi_runtime.guest.kind import GuestKind
 from ngixi_runtime.guest.manifest import Manifest, load_manifest
 from ngixi_runtime.spec.targets import host_triple
@@ -34,6 +46,8 @@ from ngixi_runtime.spec.wasm import read_module_info
 
 # The binding generator's own source: changing it regenerates the bindings.
 GENERATOR = asbindings.__file__
+# A guest's own world (its exports and their types), beside its sources; without it, made from the manifest.
+GUEST_WORLD = "world.wit"
 
 
 class ComponentError(NgixiError):
@@ -68,15 +82,48 @@ def core_path(project: Project, guest: str) -> Path:
     return project.wasm_path(guest).with_suffix(".core.wasm")
 
 
-def compile_arguments(project: Project, kind: GuestKind) -> list[str]:
-    """asc arguments a component guest's core module adds: the bindings package and `cabi_realloc`.
+def compile_arguments(project: Project, kind: GuestKind, guest: str | None = None) -> list[str]:
+    """asc arguments a component guest's core module adds: the bindings packages and `cabi_realloc`.
 
     `--use abort=` drops AssemblyScript's `env.abort` import, which no component world provides; a
-    command's WASI shim aborts through WASI instead.
+    command's WASI shim aborts through WASI instead. A library guest's own package (`ngixi-guest`:
+    its world's types) is found beside the glue that `write_guest_bindings` makes its entry.
     """
     cabi = os.path.relpath(bindings_dir(project) / CABI, project.root)
+    paths = [bindings_dir(project)] + ([guest_bindings_dir(project, guest)] if guest and kind == "library" else [])
     no_abort = ["--use", "abort="] if kind == "library" else []
-    return [cabi, "--path", os.path.relpath(bindings_dir(project), project.root), *no_abort]
+    return [cabi, "--path", ",".join(os.path.relpath(p, project.root) for p in paths), *no_abort]
+
+
+def guest_bindings_dir(project: Project, guest: str) -> Path:
+    return bindings_dir(project) / "guests" / guest
+
+
+def guest_world_path(project: Project, guest: str) -> Path:
+    return project.guests_dir / guest / GUEST_WORLD
+
+
+def guest_world(project: Project, manifest: Manifest) -> World:
+    """The guest's world as wasm-tools resolves it (its own world.wit, else the one made from the manifest)."""
+    with _world_dir(project, manifest) as directory:
+        try:
+            return parse_world(resolve_json(directory), manifest.guest.name)
+        except WitError as error:
+            raise WitError(f"{guest_world_path(project, manifest.guest.name)}: {error}") from None
+
+
+def write_guest_bindings(project: Project, manifest: Manifest, entry: Path) -> Path:
+    """Writes a library guest's world types and export glue; returns the glue, the entry asc compiles.
+
+    `entry`: the guest's own module (relative to the project root), which the glue imports.
+    """
+    out_dir = guest_bindings_dir(project, manifest.guest.name)
+    implementation = implementation_path(out_dir, project.root / entry)
+    for relative, text in generate_exports(guest_world(project, manifest), implementation=implementation).items():
+        path = out_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, text.encode("utf-8"))
+    return out_dir / GLUE
 
 
 def world_text(manifest: Manifest, package: str) -> str:
@@ -99,7 +146,9 @@ def _world_dir(project: Project, manifest: Manifest) -> Iterator[Path]:
         directory = Path(temporary)
         package = load_catalog(project.root / WIT_DIR).package
         shutil.copytree(project.root / WIT_DIR, directory / "deps" / "ngixi-host")
-        (directory / "world.wit").write_text(world_text(manifest, package), encoding="utf-8")
+        own = guest_world_path(project, manifest.guest.name)
+        text = own.read_text(encoding="utf-8") if own.is_file() else world_text(manifest, package)
+        (directory / "world.wit").write_text(text, encoding="utf-8")
         yield directory
 
 

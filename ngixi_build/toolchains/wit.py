@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -21,10 +21,14 @@ from ngixi_runtime.spec.wasm import Signature
 
 WIT_DIR = "wit"
 HOST_WORLD = "guest"
-TypeKind = Literal["primitive", "enum", "record", "list", "result", "option", "alias"]
+TypeKind = Literal[
+    "primitive", "enum", "flags", "record", "tuple", "variant", "list", "result", "option", "alias", "unsupported"
+]
 # A function's docs name the core-module import that offers the same operation: `core: ngixi.kv_get`.
 _CORE_LINE = re.compile(r"^core: (\S+)$", re.MULTILINE)
-_KINDS: tuple[TypeKind, ...] = ("enum", "record", "list", "result", "option")
+_KINDS: tuple[TypeKind, ...] = ("enum", "flags", "record", "tuple", "variant", "list", "result", "option")
+# Kinds that the JSON names but that have no value representation here (resources and async types).
+_UNSUPPORTED = ("resource", "handle", "future", "stream")
 
 
 class WitError(NgixiError):
@@ -40,8 +44,10 @@ class WitType:
     kind: TypeKind
     name: str | None = None
     owner: str | None = None  # the interface that defines it
-    cases: tuple[str, ...] = ()  # enum
+    cases: tuple[str, ...] = ()  # enum, flags
     fields: tuple[tuple[str, TypeRef], ...] = ()  # record
+    payloads: tuple[tuple[str, TypeRef | None], ...] = ()  # variant
+    elements: tuple[TypeRef, ...] = ()  # tuple
     element: TypeRef | None = None  # list, option, alias target
     ok: TypeRef | None = None  # result
     err: TypeRef | None = None  # result
@@ -120,15 +126,23 @@ def _type(raw: Mapping[str, Any], interface_names: Mapping[int, str]) -> WitType
         return WitType("alias", element=kind_raw["type"], **common)
     kind = next((k for k in _KINDS if k in kind_raw), None)
     if kind is None:
+        if any(k in kind_raw for k in _UNSUPPORTED):
+            return WitType("unsupported", cases=tuple(sorted(kind_raw)), **common)
         raise WitError(f"{WIT_DIR}/: type {raw.get('name')!r}: kind {sorted(kind_raw)} is not supported here")
-    body = kind_raw[kind]
-    if kind == "enum":
-        return WitType(kind, cases=tuple(c["name"] for c in body["cases"]), **common)
-    if kind == "record":
-        return WitType(kind, fields=tuple((f["name"], f["type"]) for f in body["fields"]), **common)
-    if kind == "result":
-        return WitType(kind, ok=body.get("ok"), err=body.get("err"), **common)
-    return WitType(kind, element=body, **common)
+    return WitType(kind, **_PARTS[kind](kind_raw[kind]), **common)
+
+
+# What each kind's JSON body gives a WitType.
+_PARTS: dict[str, Callable[[Any], dict[str, Any]]] = {
+    "enum": lambda body: {"cases": tuple(c["name"] for c in body["cases"])},
+    "flags": lambda body: {"cases": tuple(c["name"] for c in body["flags"])},
+    "record": lambda body: {"fields": tuple((f["name"], f["type"]) for f in body["fields"])},
+    "tuple": lambda body: {"elements": tuple(body["types"])},
+    "variant": lambda body: {"payloads": tuple((c["name"], c.get("type")) for c in body["cases"])},
+    "result": lambda body: {"ok": body.get("ok"), "err": body.get("err")},
+    "list": lambda body: {"element": body},
+    "option": lambda body: {"element": body},
+}
 
 
 def _function(raw: Mapping[str, Any]) -> Function:
@@ -136,9 +150,12 @@ def _function(raw: Mapping[str, Any]) -> Function:
     return Function(raw["name"], params, raw.get("result"), _docs(raw))
 
 
-def parse_resolved(resolved: Mapping[str, Any], *, text: str = "") -> Catalog:
-    """The catalog from `wasm-tools component wit --json` output (one package)."""
-    (package,) = resolved["packages"]
+def parse_resolved(resolved: Mapping[str, Any], *, text: str = "", package_index: int | None = None) -> Catalog:
+    """The catalog from `wasm-tools component wit --json` output (one package, or the one at `package_index`)."""
+    if package_index is None:
+        (package,) = resolved["packages"]
+    else:
+        package = resolved["packages"][package_index]
     interfaces = resolved["interfaces"]
     names = {index: raw["name"] for index, raw in enumerate(interfaces)}
     return Catalog(
@@ -210,3 +227,26 @@ def core_signature(catalog: Catalog, interface: str, function: Function) -> Sign
     if catalog.types[result].ok is not None:
         params += ["i32", "i32", "i32"]
     return Signature(tuple(params), ("i32",))
+
+
+@dataclass(frozen=True)
+class World:
+    """A guest's world: the functions it exports, with every type of the resolution they may use."""
+
+    name: str
+    catalog: Catalog  # the host package's interfaces, and the types of the whole resolution
+    exports: tuple[Function, ...]
+
+
+def parse_world(resolved: Mapping[str, Any], world: str) -> World:
+    """The world named `world` of a resolution whose other package is the host catalog (its dependency)."""
+    found = next((w for w in resolved["worlds"] if w["name"] == world), None)
+    if found is None:
+        raise WitError(f"no world {world!r} in the guest's WIT; name the world after the guest")
+    host = next(i for i, p in enumerate(resolved["packages"]) if i != found["package"])
+    exports = []
+    for name, item in found["exports"].items():
+        if "function" not in item:
+            raise WitError(f"world {world}: export {name}: only functions can be exported, not interfaces")
+        exports.append(_function(item["function"]))
+    return World(world, parse_resolved(resolved, package_index=host), tuple(exports))

@@ -16,6 +16,7 @@ from ngixi_build.stages.signing import SigningKey, ensure_dev_key
 from ngixi_build.stages.smoke import smoke_bundle
 from ngixi_build.stages.validate import check_validated, validate_guest
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
+from ngixi_runtime.guest.manifest import load_manifest
 from ngixi_runtime.spec.bundle_format import Channel
 from ngixi_runtime.spec.targets import Target
 
@@ -38,10 +39,16 @@ def make_dev_key(project: Project) -> None:
 
 
 def compile_inputs(project: Project, guest: GuestBuild) -> tuple[Path, compile_stage.CompileOptions]:
-    """The guest's entry (relative to the project root) and its compile options from the manifest."""
+    """The guest's entry (relative to the project root) and its compile options from the manifest.
+
+    A library component's entry is its export glue, written here from its world (`component.write_guest_bindings`).
+    """
     entry = (project.guests_dir / guest.name / GUEST_ENTRY).relative_to(project.root)
     kind = guest.type.kind
-    extra = tuple(component.compile_arguments(project, kind)) if guest.type.is_component else ()
+    if guest.type.is_component and kind == "library":
+        manifest = load_manifest(project.manifest_path(guest.name))
+        entry = component.write_guest_bindings(project, manifest, entry).relative_to(project.root)
+    extra = tuple(component.compile_arguments(project, kind, guest.name)) if guest.type.is_component else ()
     return entry, compile_stage.CompileOptions(
         kind=kind, memory_pages=guest.memory_pages, extra_arguments=extra, profile=project.profile
     )

@@ -37,7 +37,12 @@ def test_every_function_is_imported_from_its_interface(index: str) -> None:
 
 def test_strings_are_lowered_to_utf8_pointer_and_length(index: str) -> None:
     assert "export function write(message: string): void {" in index
-    assert "__log_write(changetype<usize>(__message), __message.byteLength);" in index
+    # encoded to UTF-8 and pinned while the host reads it
+    assert re.search(
+        r"const (__s\d+) = __keep\(String.UTF8.encode\(__v\d+\)\);\n"
+        r"\s*__log_write\(changetype<usize>\(\1\), \1.byteLength\);",
+        index,
+    )
 
 
 def test_results_come_back_through_a_return_area_and_host_lists_are_freed(index: str) -> None:
@@ -56,19 +61,25 @@ def test_the_allocator_entry_exports_cabi_realloc() -> None:
     assert "export function cabi_realloc(" in generate_bindings(load_catalog(REPO / "wit"))[CABI]
 
 
-def test_unsupported_parameter_types_are_named() -> None:
-    record = {
-        "name": "point",
-        "kind": {"record": {"fields": [{"name": "x", "type": "u32"}]}},
-        "owner": {"interface": 0},
-    }
-    catalog = one_interface({"name": "draw", "params": [{"name": "at", "type": 0}]}, [record])
-    with pytest.raises(WitError, match=r"x:y@1.0.0 i.draw: parameter at: .* lower only scalars"):
+def test_resource_parameters_are_refused_by_name() -> None:
+    handle = {"name": "file", "kind": {"handle": {"own": 1}}, "owner": {"interface": 0}}
+    catalog = one_interface({"name": "draw", "params": [{"name": "at", "type": 0}]}, [handle])
+    with pytest.raises(WitError, match=r"x:y@1.0.0 i.draw: file: resources and async types are not supported"):
         generate_bindings(catalog)
+
+
+def test_records_options_and_variants_are_lowered_flat_to_host_functions() -> None:
+    point = {"name": "point", "kind": {"record": {"fields": [{"name": "x", "type": "f32"}]}}, "owner": {"interface": 0}}
+    maybe = {"name": None, "kind": {"option": "s64"}, "owner": None}
+    either = {"name": None, "kind": {"result": {"ok": "f32", "err": "u8"}}, "owner": None}
+    params = [{"name": "at", "type": 0}, {"name": "m", "type": 1}, {"name": "e", "type": 2}]
+    text = generate_bindings(one_interface({"name": "draw", "params": params}, [point, maybe, either]))[INDEX]
+    assert "declare function __i_draw(p0: f32, p1: i32, p2: i64, p3: i32, p4: i32): void;" in text
+    assert "reinterpret<i32>(" in text  # the f32 payload joined with the u8 error into one i32
 
 
 def test_scalar_results_are_returned_directly() -> None:
     catalog = one_interface({"name": "now", "params": [], "result": "u64"}, [])
     text = generate_bindings(catalog)[INDEX]
-    assert "declare function __i_now(): u64;" in text
-    assert "return __i_now();" in text
+    assert "declare function __i_now(): i64;" in text
+    assert "return <u64>(flat);" in text

@@ -47,7 +47,8 @@ def test_the_bindings_are_generated_build_outputs_that_asc_compiles(built: Path)
         ("ngixi:host/kv@0.1.0", "get"),
         ("ngixi:host/kv@0.1.0", "set"),
     }
-    assert {e.name for e in core.exports} == {"add", "count", "cabi_realloc", "memory"}
+    exports = {"add", "count", "cabi_post_add", "cabi_post_count", "cabi_realloc", "memory"}
+    assert {e.name for e in core.exports} == exports
 
 
 def test_the_cli_runs_the_sample_and_shows_its_log(built: Path) -> None:

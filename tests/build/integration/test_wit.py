@@ -92,11 +92,21 @@ def test_unsupported_type_kinds_are_named() -> None:
     resolved = {
         "packages": [{"name": "x:y"}],
         "interfaces": [{"name": "i", "functions": {}}],
-        "types": [{"name": "h", "kind": {"handle": {}}, "owner": {"interface": 0}}],
+        "types": [{"name": "h", "kind": {"error-context": {}}, "owner": {"interface": 0}}],
         "worlds": [],
     }
     with pytest.raises(WitError, match="'h'"):
         parse_resolved(resolved)
+
+
+def test_resources_are_read_and_marked_unsupported() -> None:
+    resolved = {
+        "packages": [{"name": "x:y"}],
+        "interfaces": [{"name": "i", "functions": {}}],
+        "types": [{"name": "h", "kind": {"handle": {}}, "owner": {"interface": 0}}],
+        "worlds": [],
+    }
+    assert parse_resolved(resolved).types[0].kind == "unsupported"
 
 
 def test_ngixi_wit_prints_the_catalog(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
