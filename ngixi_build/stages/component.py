@@ -132,8 +132,8 @@ def world_text(manifest: Manifest, package: str) -> str:
     namespace_name, _, version = package.partition("@")
     lines.append(f"  include {namespace_name}/{HOST_WORLD}@{version};")
     for export in manifest.exports:
-        params = ", ".join(f"arg{i}: {WIT_VALUE_TYPES[t]}" for i, t in enumerate(export.params))
-        results = "".join(f" -> {WIT_VALUE_TYPES[t]}" for t in export.results)
+        params = ", ".join(f"arg{i}: {WIT_VALUE_TYPES.get(t, t)}" for i, t in enumerate(export.params))
+        results = "".join(f" -> {WIT_VALUE_TYPES.get(t, t)}" for t in export.results)
         lines.append(f"  export {export.name}: func({params}){results};")
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -23,8 +23,10 @@ from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.context import Address, GuestExit, Sandbox
 from ngixi_runtime.capabilities.http_client import HttpOptions
 from ngixi_runtime.errors import NgixiError
-from ngixi_runtime.guest.manifest import Manifest, Number, SmokeCall
+from ngixi_runtime.guest.manifest import Manifest, SmokeCall
 from ngixi_runtime.loading.loader import Guest, open_guest, verified_manifest
+from ngixi_runtime.spec.wit_json import shown as shown_value
+from ngixi_runtime.spec.wit_json import to_json
 from ngixi_runtime.trust.signatures import load_trust
 
 GREETING = b"hello from the smoke server\n"
@@ -115,7 +117,7 @@ def smoke_bundle(*, bundle_path: Path, trust_file: Path, label: str) -> int:
 
 def _check(guest: Guest, call: SmokeCall) -> str | None:
     """What went wrong with one smoke call, or None."""
-    shown = f"{call.call}({', '.join(str(a) for a in call.args)})"
+    shown = f"{call.call}({', '.join(shown_value(a) for a in call.args)})"
     try:
         results = _run(guest, call)
     except NgixiError as error:
@@ -125,14 +127,14 @@ def _check(guest: Guest, call: SmokeCall) -> str | None:
     finally:
         output = guest.output.take()
     stdout = output.stdout.decode("utf-8", errors="replace")
-    if call.expect is not None and results != call.expect:
+    if call.expect is not None and to_json(list(results)) != to_json(list(call.expect)):
         return f"{shown} returned {_values(results)}, expected {_values(call.expect)}"
     if call.stdout is not None and stdout != call.stdout:
         return f"{shown} printed {stdout!r}, expected {call.stdout!r}"
     return None
 
 
-def _run(guest: Guest, call: SmokeCall) -> tuple[Number, ...]:
+def _run(guest: Guest, call: SmokeCall) -> tuple[Any, ...]:
     if call.call == "_start" and guest.manifest.guest.type.kind == "command":
         code = guest.run_command()
         if code and call.expect is None:
@@ -141,5 +143,5 @@ def _run(guest: Guest, call: SmokeCall) -> tuple[Number, ...]:
     return guest.call(call.call, call.args)
 
 
-def _values(values: tuple[Number, ...]) -> str:
-    return ", ".join(str(v) for v in values) or "nothing"
+def _values(values: tuple[Any, ...]) -> str:
+    return ", ".join(shown_value(v) for v in values) or "nothing"

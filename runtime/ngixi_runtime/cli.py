@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from ngixi_runtime.engines.base import AUTO, ENGINE_NAMES, ENGINE_VARIABLE
 from ngixi_runtime.errors import InvalidInput, NgixiError
+from ngixi_runtime.spec.wit_json import json_arguments, shown, to_json
 from ngixi_runtime.trust.choice import DEV_TRUST_FILE, TRUST_VARIABLE, chosen_trust_file
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ def _show(result: CallResult, *, as_json: bool, error: str | None = None) -> Non
     """Prints a call's output: values on stdout, logs and guest stderr on stderr (or one JSON document)."""
     if as_json:
         document = {"ok": error is None, **({"error": error} if error else {}), **result.to_json()}
+        document["values"] = to_json(list(result.values))
         document["stdout"], document["stderr"] = (
             result.stdout.decode(errors="replace"),
             result.stderr.decode(errors="replace"),
@@ -72,7 +74,7 @@ def _show(result: CallResult, *, as_json: bool, error: str | None = None) -> Non
     sys.stdout.buffer.write(result.stdout)
     sys.stderr.buffer.write(result.stderr)
     if result.values:
-        print(" ".join(str(v) for v in result.values))
+        print(" ".join(shown(v) for v in result.values))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -106,7 +108,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                     names = ", ".join(e.name for e in manifest.exports) or "none"
                     problem = "name the export to call" if args.export is None else f"no export {args.export!r}"
                     raise InvalidInput(f"{args.bundle}: {problem}; the manifest declares: {names}")
-                result = tenant.call(declared.name, parse_arguments(declared, args.args, guest=manifest.guest.name))
+                typed = manifest.guest.type.is_component  # JSON arguments, checked against the component's WIT
+                values = (
+                    json_arguments(args.args)
+                    if typed
+                    else parse_arguments(declared, args.args, guest=manifest.guest.name)
+                )
+                result = tenant.call(declared.name, values)
         except CallFailed as failure:
             _show(failure.result, as_json=args.json, error=str(failure))
             raise

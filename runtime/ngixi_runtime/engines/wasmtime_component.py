@@ -36,8 +36,8 @@ from ngixi_runtime.engines.wasmtime import (
     limit_store,
     trap_message,
 )
+from ngixi_runtime.engines.wit_values import lift_result, lower_arguments, render
 from ngixi_runtime.errors import GuestError, NgixiError, VerificationError
-from ngixi_runtime.guest.manifest import Number
 
 # How long closing waits for Wasmtime to release a store's WASI writers: before looking for reference
 # cycles that may hold the store, and in all.
@@ -65,14 +65,10 @@ def is_component(wasm: bytes) -> bool:
     return wasm.startswith(_COMPONENT_PREAMBLE)
 
 
-def _type_name(value_type: object) -> str:
-    """A WIT type's name as the manifest check compares it: S32 → "s32", ResultType → "result"."""
-    return type(value_type).__name__.lower().removesuffix("type")
-
-
 def _func_types(function: wc.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    result = () if function.result is None else (_type_name(function.result),)
-    return tuple(_type_name(t) for _, t in function.params), result
+    """An export's parameter and result types as WIT writes them (`string`, `record { words: u32 }`)."""
+    result = () if function.result is None else (render(function.result),)
+    return tuple(render(t) for _, t in function.params), result
 
 
 def _func_names(instance_type: object, engine: wasmtime.Engine) -> frozenset[str]:
@@ -214,15 +210,20 @@ class ComponentInstance:
                 gc.collect()  # a traceback's frame in a reference cycle may still hold the store
                 writers.wait(_RELEASE_SECONDS)
 
-    def call(self, export: str, args: Sequence[Number]) -> tuple[Number, ...]:
+    def call(self, export: str, args: Sequence[Any]) -> tuple[Any, ...]:
+        """Calls an export with Python (or JSON) values of its WIT types (`wit_values`); returns its result's."""
         if self._instance is None:
             raise GuestError(f"{self._deadline.guest}: called after the guest was closed")
         function = self._function(self._instance, export)
-        invoke = (lambda: _run_command(function, self._store)) if export == "_start" else None
+        if export == "_start":
+            return self._within_deadline(export, lambda: _run_command(function, self._store))
+        function_type = function.type(self._store)
+        lowered = lower_arguments(f"{self._deadline.guest}: {export}", function_type, args)
+        return self._within_deadline(export, lambda: lift_result(function_type, function(self._store, *lowered)))
+
+    def _within_deadline(self, export: str, invoke: Callable[[], Any]) -> tuple[Any, ...]:
         try:
-            return call_within_deadline(
-                self._store, self._deadline, export, invoke or (lambda: function(self._store, *args))
-            )
+            return call_within_deadline(self._store, self._deadline, export, invoke)
         finally:
             self._raise_stdio_refusal()  # also the cause when the guest failed after a refused write
 

@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from ngixi_runtime.capabilities.base import Capability
 from ngixi_runtime.capabilities.component import (
     TYPE_INTERFACES,
-    WIT_VALUE_TYPES,
     ComponentInfo,
+    WitTypes,
     interface_of,
     run_export,
     wasi_interface,
@@ -28,6 +28,7 @@ from ngixi_runtime.capabilities.registry import (
     wasi_p2_grants,
 )
 from ngixi_runtime.guest.manifest import Manifest
+from ngixi_runtime.guest.typed import as_wit, wit_type_matches
 from ngixi_runtime.spec.wasm import Import, ModuleInfo, Signature
 
 
@@ -172,17 +173,24 @@ def _component_export_problems(manifest: Manifest, info: ComponentInfo) -> list[
             "whose _start the command adapter turns into run"
         )
     for decl in manifest.exports:
-        declared = (tuple(WIT_VALUE_TYPES[t] for t in decl.params), tuple(WIT_VALUE_TYPES[t] for t in decl.results))
         found = info.exports.get(decl.name)
         if found is None:
             names = ", ".join(sorted(info.exports)) or "nothing"
             problems.append(f"exports.{decl.name}: the component has no function {decl.name!r}; it exports: {names}")
-        elif found != declared:
+        elif not decl.from_wit and not _types_match((decl.params, decl.results), found):
             problems.append(
-                f"exports.{decl.name}: declared as {wit_signature(declared)}, "
-                f"the component exports {wit_signature(found)}"
+                f"exports.{decl.name}: declared as {wit_signature((as_wit(decl.params), as_wit(decl.results)))}, "
+                f"the component exports {wit_signature(found)}; fix the manifest, or leave out params and "
+                "results to take the types from the component's WIT"
             )
     return problems
+
+
+def _types_match(declared: WitTypes, found: WitTypes) -> bool:
+    return all(
+        len(d) == len(f) and all(wit_type_matches(a, b) for a, b in zip(d, f, strict=True))
+        for d, f in zip(declared, found, strict=True)
+    )
 
 
 def check_component(manifest: Manifest, info: ComponentInfo) -> list[str]:

@@ -15,6 +15,7 @@ from ngixi_runtime.capabilities.base import CapabilityOptions
 from ngixi_runtime.capabilities.registry import GRANTABLE, capability
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.kind import GUEST_ABIS, GUEST_KINDS, GuestAbi, GuestKind, GuestType
+from ngixi_runtime.guest.typed import json_arguments, json_values, wit_type_names
 from ngixi_runtime.spec.schema import Problems, integer, string, suggestion, table, type_name
 
 VALUE_TYPES = ("i32", "i64", "f32", "f64")
@@ -46,6 +47,7 @@ class ExportDecl:
     name: str
     params: tuple[str, ...]
     results: tuple[str, ...]
+    from_wit: bool = False  # a component's export whose types come from its WIT (guest/typed.py)
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,8 @@ class Limits:
 @dataclass(frozen=True)
 class SmokeCall:
     call: str
-    args: tuple[Number, ...]
-    expect: tuple[Number, ...] | None
+    args: tuple[Any, ...]  # numbers; a component's JSON-able values
+    expect: tuple[Any, ...] | None
     stdout: str | None
 
 
@@ -154,7 +156,7 @@ def _parse_guest(raw: Mapping[str, Any], stem: str, problems: Problems) -> Guest
     return GuestInfo(name, version, description, GuestType(cast(GuestAbi, abi), cast(GuestKind, kind)))
 
 
-def _parse_exports(raw: Mapping[str, Any], problems: Problems) -> tuple[ExportDecl, ...]:
+def _parse_exports(raw: Mapping[str, Any], problems: Problems, component: bool) -> tuple[ExportDecl, ...]:
     exports = []
     for name, decl in table(raw, "exports", "exports", problems).items():
         field = f"exports.{name}"
@@ -164,6 +166,11 @@ def _parse_exports(raw: Mapping[str, Any], problems: Problems) -> tuple[ExportDe
             problems.add(field, f"must be a table with params and results, not {type_name(decl)}")
             continue
         problems.unknown_keys(decl, _EXPORT_KEYS, field)
+        if component:
+            params = wit_type_names(decl.get("params", []), f"{field}.params", problems)
+            results = wit_type_names(decl.get("results", []), f"{field}.results", problems)
+            exports.append(ExportDecl(name, params, results, from_wit=not set(_EXPORT_KEYS) & set(decl)))
+            continue
         params = _value_types(decl, "params", f"{field}.params", problems)
         results = _value_types(decl, "results", f"{field}.results", problems)
         exports.append(ExportDecl(name, params, results))
@@ -208,7 +215,7 @@ def _numbers(value: object, field: str, problems: Problems) -> tuple[Number, ...
     return tuple(items)
 
 
-def _parse_smoke(raw: Mapping[str, Any], problems: Problems) -> tuple[SmokeCall, ...]:
+def _parse_smoke(raw: Mapping[str, Any], problems: Problems, component: bool) -> tuple[SmokeCall, ...]:
     entries = raw.get("smoke", [])
     if not isinstance(entries, list):
         problems.add("smoke", "must be an array of tables: write [[smoke]]")
@@ -221,8 +228,14 @@ def _parse_smoke(raw: Mapping[str, Any], problems: Problems) -> tuple[SmokeCall,
             continue
         problems.unknown_keys(entry, _SMOKE_KEYS, field)
         call = string(entry, "call", f"{field}.call", problems)
-        args = _numbers(entry.get("args", []), f"{field}.args", problems)
-        expect = _numbers(entry["expect"], f"{field}.expect", problems) if "expect" in entry else None
+        args: tuple[Any, ...]
+        expect: tuple[Any, ...] | None
+        if component:  # JSON-able values of the export's WIT types; a component returns at most one value
+            args = json_arguments(entry.get("args", []), f"{field}.args", problems)
+            expect = (json_values(entry["expect"], f"{field}.expect", problems),) if "expect" in entry else None
+        else:
+            args = _numbers(entry.get("args", []), f"{field}.args", problems)
+            expect = _numbers(entry["expect"], f"{field}.expect", problems) if "expect" in entry else None
         stdout = string(entry, "stdout", f"{field}.stdout", problems) if "stdout" in entry else None
         calls.append(SmokeCall(call, args, expect, stdout))
     return tuple(calls)
@@ -235,7 +248,7 @@ def _check_smoke_targets(manifest: Manifest, problems: Problems) -> None:
             continue
         if declared is None:
             problems.add(f"smoke[{index}].call", f'"{call.call}" is not declared under [exports]')
-        elif len(call.args) != len(declared.params):
+        elif not declared.from_wit and len(call.args) != len(declared.params):
             problems.add(
                 f"smoke[{index}].args",
                 f"{call.call} takes {len(declared.params)} arguments, the smoke call gives {len(call.args)}",
@@ -269,13 +282,15 @@ def manifest_from_table(raw: Mapping[str, Any], *, source: str, stem: str) -> Ma
     """Checks a manifest's parsed TOML table (or its copy in a bundle's signed index, as JSON)."""
     problems = Problems(source)
     problems.unknown_keys(raw, _TOP_KEYS, "")
+    guest = _parse_guest(raw, stem, problems)
+    component = guest.type.is_component
     manifest = Manifest(
         source=source,
-        guest=_parse_guest(raw, stem, problems),
-        exports=_parse_exports(raw, problems),
+        guest=guest,
+        exports=_parse_exports(raw, problems, component),
         capabilities=_parse_capabilities(raw, problems),
         limits=_parse_limits(raw, problems),
-        smoke=_parse_smoke(raw, problems),
+        smoke=_parse_smoke(raw, problems, component),
     )
     _check_smoke_targets(manifest, problems)
     if manifest.guest.type.is_component:

@@ -116,8 +116,11 @@ def fitting_artifacts(index: BundleIndex, host: HostProfile) -> tuple[list[Membe
     return fitting, reasons
 
 
-def check_call(manifest: Manifest, export: str, args: Sequence[Number]) -> None:
-    """A call must name a declared export (or `_start` of a command guest) with its arity."""
+def check_call(manifest: Manifest, export: str, args: Sequence[Any]) -> None:
+    """A call must name a declared export (or `_start` of a command guest) with its arity.
+
+    A component's exports take their types from its WIT: the engine checks the arguments against them.
+    """
     guest = manifest.guest.name
     if export == "_start":
         if manifest.guest.type.kind != "command":
@@ -127,7 +130,7 @@ def check_call(manifest: Manifest, export: str, args: Sequence[Number]) -> None:
     if declared is None:
         names = ", ".join(e.name for e in manifest.exports) or "none"
         raise InvalidInput(f"{guest}: no export {export!r} in the manifest; exports: {names}")
-    if len(args) != len(declared.params):
+    if not manifest.guest.type.is_component and len(args) != len(declared.params):
         raise InvalidInput(f"{guest}: {export} takes {len(declared.params)} arguments, got {len(args)}")
 
 
@@ -163,7 +166,8 @@ class Guest:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def call(self, export: str, args: Sequence[Number]) -> tuple[Number, ...]:
+    def call(self, export: str, args: Sequence[Any]) -> tuple[Any, ...]:
+        """Numbers for a core guest's exports; for a component's, Python values of its WIT types (wit_values)."""
         check_call(self.manifest, export, args)
         self._begin_call()
         return self._instance.call(export, args)

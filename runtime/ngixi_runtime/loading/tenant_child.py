@@ -23,6 +23,7 @@ from ngixi_runtime.capabilities.context import Sandbox
 from ngixi_runtime.errors import GuestError, NgixiError
 from ngixi_runtime.loading.loader import Guest, likely_artifacts, open_guest
 from ngixi_runtime.loading.tenants import CallFailed, empty_result, measure
+from ngixi_runtime.spec.wit_json import from_wire
 from ngixi_runtime.trust.signatures import trust_from_table
 
 # Room for the Python heap beside the guest's own memory under RLIMIT_AS.
@@ -95,12 +96,13 @@ def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
         request = json.loads(line)
         _limit_cpu(guest.manifest.limits.timeout_ms)
         try:
-            result = measure(guest, request["export"], request["args"])
+            result = measure(guest, request["export"], from_wire(request["args"]))
         except CallFailed as failure:
             _send(replies, {"ok": False, "error": str(failure), "result": failure.result.to_json()})
         except NgixiError as error:
             outcome = error.outcome if isinstance(error, GuestError) else "refused"
-            _send(replies, {"ok": False, "error": str(error), "result": empty_result(outcome).to_json()})
+            empty = empty_result(outcome).to_json()
+            _send(replies, {"ok": False, "error": str(error), "exit_code": error.exit_code, "result": empty})
         else:
             _send(replies, {"ok": True, "result": result.to_json()})
 

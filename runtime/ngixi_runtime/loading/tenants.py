@@ -53,9 +53,10 @@ from ngixi_runtime.bundles.reader import VerifiedBundle, open_bundle_file, read_
 from ngixi_runtime.capabilities.context import GuestOutput, LogLine, Sandbox
 from ngixi_runtime.engines.base import chosen_engine, meters_fuel
 from ngixi_runtime.errors import GuestError, InvalidInput, NgixiError, error_with_exit_code
-from ngixi_runtime.guest.manifest import Manifest, Number
+from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE, CacheUnavailable, default_cache_dir
 from ngixi_runtime.loading.loader import Guest, check_call, likely_artifacts, open_guest, verified_manifest
+from ngixi_runtime.spec.wit_json import from_wire, to_wire
 from ngixi_runtime.trust.policy import Policy
 from ngixi_runtime.trust.rollback import RollbackGuard, default_state_dir
 from ngixi_runtime.trust.signatures import read_trust_table, trust_from_table
@@ -85,7 +86,7 @@ class CallMetrics:
 
 @dataclass(frozen=True)
 class CallResult:
-    values: tuple[Number, ...]
+    values: tuple[Any, ...]  # numbers; a component's values of its WIT types (engines/wit_values.py)
     exit_code: int | None
     logs: tuple[LogLine, ...]
     stdout: bytes
@@ -94,7 +95,7 @@ class CallResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "values": list(self.values),
+            "values": to_wire(list(self.values)),
             "exit_code": self.exit_code,
             "logs": [asdict(line) for line in self.logs],
             "stdout": base64.b64encode(self.stdout).decode(),
@@ -105,7 +106,7 @@ class CallResult:
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> CallResult:
         return cls(
-            values=tuple(raw["values"]),
+            values=tuple(from_wire(raw["values"])),
             exit_code=raw["exit_code"],
             logs=tuple(LogLine(**line) for line in raw["logs"]),
             stdout=base64.b64decode(raw["stdout"]),
@@ -132,17 +133,17 @@ class Tenant(Protocol):
     origin: str  # which artifact was loaded, or why the guest was compiled
     compiled: bool
 
-    def call(self, export: str, args: Sequence[Number]) -> CallResult: ...
+    def call(self, export: str, args: Sequence[Any]) -> CallResult: ...
 
     def run(self) -> CallResult: ...
 
     def close(self) -> None: ...
 
 
-def measure(guest: Guest, export: str, args: Sequence[Number]) -> CallResult:
+def measure(guest: Guest, export: str, args: Sequence[Any]) -> CallResult:
     """Calls an export (or `_start` for "_start") in this process and records its metrics."""
     start = time.perf_counter()
-    values: tuple[Number, ...] = ()
+    values: tuple[Any, ...] = ()
     exit_code = None
     failure: GuestError | None = None
     try:
@@ -180,7 +181,7 @@ def _out_of_memory(guest: Guest, export: str, error: GuestError) -> GuestError:
 
 def _result(
     *,
-    values: tuple[Number, ...],
+    values: tuple[Any, ...],
     exit_code: int | None,
     output: GuestOutput,
     seconds: float,
@@ -206,7 +207,7 @@ class InProcessTenant:
         self.origin = guest.origin
         self.compiled = guest.compiled
 
-    def call(self, export: str, args: Sequence[Number]) -> CallResult:
+    def call(self, export: str, args: Sequence[Any]) -> CallResult:
         return measure(self._guest, export, args)
 
     def run(self) -> CallResult:
@@ -321,7 +322,7 @@ class IsolatedTenant:
         self.compiled = bool(reply["compiled"])
         return child
 
-    def call(self, export: str, args: Sequence[Number]) -> CallResult:
+    def call(self, export: str, args: Sequence[Any]) -> CallResult:
         check_call(self.manifest, export, args)
         with self._lock:
             if self._child is None:
@@ -329,7 +330,7 @@ class IsolatedTenant:
             try:
                 reply = self._exchange(
                     self._child,
-                    {"op": "call", "export": export, "args": list(args)},
+                    {"op": "call", "export": export, "args": to_wire(list(args))},
                     deadline=self._call_deadline(),
                     what=export,
                 )
@@ -337,6 +338,8 @@ class IsolatedTenant:
                 self._child = None
                 raise
         result = CallResult.from_json(reply["result"])
+        if not reply["ok"] and reply.get("exit_code") == InvalidInput.exit_code:
+            raise InvalidInput(reply["error"])  # e.g. an argument a component's export cannot take
         if not reply["ok"]:
             raise CallFailed(reply["error"], outcome=result.metrics.outcome, result=result)
         return result
@@ -561,13 +564,13 @@ class TenantPool:
             tenant=name if tenant is None else tenant,
         )
 
-    def call(self, name: str, export: str, args: Sequence[Number]) -> CallResult:
+    def call(self, name: str, export: str, args: Sequence[Any]) -> CallResult:
         return self._tenants[name].call(export, args)
 
-    def call_many(self, calls: Sequence[tuple[str, str, Sequence[Number]]]) -> list[CallResult | GuestError]:
+    def call_many(self, calls: Sequence[tuple[str, str, Sequence[Any]]]) -> list[CallResult | GuestError]:
         """Dispatches calls concurrently; each entry is its result or the GuestError it raised."""
 
-        def one(call: tuple[str, str, Sequence[Number]]) -> CallResult | GuestError:
+        def one(call: tuple[str, str, Sequence[Any]]) -> CallResult | GuestError:
             try:
                 return self.call(*call)
             except GuestError as error:

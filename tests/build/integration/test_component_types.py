@@ -12,18 +12,18 @@ import pytest
 import wasmtime
 import wasmtime.component as wc
 
-from ngixi_build.guests import read_guest
-from ngixi_build.project import Project
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain
 from ngixi_build.toolchains.wit import wasm_tools
-from ngixi_build.workflows import pipeline
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.loading.tenants import InProcessTenant, IsolatedTenant, open_tenant
 from tests.conftest import REPO
-from tests.integration import copy_project
+from tests.integration import copy_project, run, set_targets
 
 pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).parents[2] / "fixtures"
 GUEST = "typed"
+BUNDLE = f"artifacts/bundles/{GUEST}-0.1.0.ngx"
 
 
 def add_typed_guest(project: Path) -> None:
@@ -36,12 +36,16 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ensure_toolchain(state_dir=REPO / ".ngixi")
     root = copy_project(tmp_path_factory.mktemp("typed") / "project", toolchain_from=REPO)
     add_typed_guest(root)
-    built = Project(root)
-    from ngixi_build.stages.component import generate_bindings
-
-    generate_bindings(built)
-    pipeline.compile_guest(built, read_guest(built, GUEST))
+    set_targets(root, [], ["host"])
+    run(root, "doit", f"bundle:{GUEST}")
     return root
+
+
+@pytest.fixture(scope="module", params=["in-process", "isolated"])
+def tenant(project: Path, request: pytest.FixtureRequest) -> Iterator[InProcessTenant | IsolatedTenant]:
+    trust = project / ".ngixi" / "trust.toml"
+    with open_tenant(project / BUNDLE, trust_file=trust, isolated=request.param == "isolated") as opened:
+        yield opened
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +123,65 @@ def _record(**fields: Any) -> wc.Record:
     for name, value in fields.items():
         setattr(record, name, value)
     return record
+
+
+# --- through the loader: Python values in, Python values out, in-process and in a tenant's child ---------
+
+
+def test_python_values_round_trip_through_the_loader(tenant: InProcessTenant | IsolatedTenant) -> None:
+    cases: list[tuple[str, Any]] = [
+        ("echostr", "héllo ✓ 𝄞"),
+        ("echobytes", bytes(range(256))),
+        ("echopoint", {"x": -1, "y": 2, "label": ""}),
+        ("echopoints", []),
+        ("echonested", {"some": None}),
+        ("echonested", {"some": 3}),
+        ("echonested", None),
+        ("echoresult", {"ok": ["a", "b"]}),
+        ("echoresult", {"err": "bad"}),
+        ("echoshape", {"rect": (1, 2)}),
+        ("echoshape", {"empty": None}),
+        ("echoshapes", [None, {"named": "x"}, {"circle": 0.5}]),
+        ("echoperms", ["read", "exec"]),
+        ("echocolor", "green"),
+        ("echotuple", (-(2**63), 1.25, True, "𝄞")),
+        ("echounit", {"err": None}),
+    ]
+    for export, value in cases:
+        assert tenant.call(export, [value]).values == (value,), export
+    assert tenant.call("ints", [255, -128, 65535, -32768, 2**32 - 1, -(2**31)]).values == (
+        (255, -128, 65535, -32768, 2**32 - 1, -(2**31)),
+    )
+    assert tenant.call("joined", list("abcdefghi")).values == ("a|b|c|d|e|f|g|h|i",)
+    assert tenant.call("nothing", []).values == ()
+
+
+def test_a_bad_argument_is_refused_before_the_call_and_the_next_call_works(
+    tenant: InProcessTenant | IsolatedTenant,
+) -> None:
+    with pytest.raises(InvalidInput, match=r"^typed: echostr's v expects a string, got 3$"):
+        tenant.call("echostr", [3])
+    with pytest.raises(InvalidInput, match=r"typed: ints's a expects a u8, got 256 \(out of range: u8 is 0 to 255\)"):
+        tenant.call("ints", [256, 0, 0, 0, 0, 0])
+    with pytest.raises(InvalidInput, match=r"typed: echopoint's v expects a record .* \(missing label\)"):
+        tenant.call("echopoint", [{"x": 1, "y": 2}])
+    assert tenant.call("echostr", ["ok"]).values == ("ok",)
+
+
+# --- the CLI: JSON arguments, JSON results -------------------------------------------------------------
+
+
+def test_the_cli_takes_json_arguments_and_prints_json_results(project: Path) -> None:
+    point = run(project, "ngixi", "run", BUNDLE, "echopoint", '{"x": 1, "y": -2, "label": "é"}')
+    assert point.stdout == '{"x": 1, "y": -2, "label": "é"}\n'
+    assert run(project, "ngixi", "run", BUNDLE, "echostr", "two words").stdout == '"two words"\n'
+    assert run(project, "ngixi", "run", BUNDLE, "echobytes", "[1, 2]").stdout == "[1, 2]\n"
+    assert run(project, "ngixi", "run", BUNDLE, "nothing").stdout == ""
+
+
+def test_the_cli_refuses_a_bad_argument_in_one_line(project: Path) -> None:
+    refused = run(project, "ngixi", "run", BUNDLE, "echostr", "3", check=False)
+    assert (refused.returncode, refused.stderr) == (2, "ngixi: error: typed: echostr's v expects a string, got 3\n")
+    wrapped = run(project, "ngixi", "run", BUNDLE, "ints", "1", "2", "3", "4", "5", str(2**31), check=False)
+    assert "ints's f expects an s32, got 2147483648 (out of range: s32 is -2147483648 to 2147483647)" in wrapped.stderr
+    assert "Traceback" not in refused.stderr + wrapped.stderr

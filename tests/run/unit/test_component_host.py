@@ -105,7 +105,10 @@ def context(manifest: Manifest, tmp_path: Path) -> HostContext:
         (
             {},
             {"add": (("s64", "s32"), ())},
-            [f"{F}: exports.add: declared as (s32, s32) -> (s32), the component exports (s64, s32) -> ()"],
+            [
+                f"{F}: exports.add: declared as (s32, s32) -> (s32), the component exports (s64, s32) -> (); fix the "
+                "manifest, or leave out params and results to take the types from the component's WIT"
+            ],
         ),
     ],
 )

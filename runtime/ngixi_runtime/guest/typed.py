@@ -1,0 +1,57 @@
+"""What a component guest's manifest says about typed exports: WIT type names, and JSON-able smoke values.
+
+A component's `[exports.NAME]` may leave out `params` and `results`: the types then come from the
+component's WIT (the build and the loader check that it exports the function). When given, each is
+a WIT type as `ngixi inspect` shows it (`string`, `list<u8>`, `option<u32>`), or the kind of a named
+type (`record`, `variant`, `enum`, `flags`), or a core value type (`i32` is `s32`); the component's
+export must match. Smoke calls of components take any TOML values as `args` and `expect` (the
+result, compared as JSON: bytes as a list of ints, records as tables).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+from ngixi_runtime.capabilities.component import WIT_VALUE_TYPES
+from ngixi_runtime.spec.schema import Problems, type_name
+
+
+def wit_type_names(value: object, field: str, problems: Problems) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        problems.add(field, f'must be an array of WIT types like "string" or "list<u8>", not {type_name(value)}')
+        return ()
+    return tuple(value)
+
+
+def as_wit(declared: tuple[str, ...]) -> tuple[str, ...]:
+    """A manifest's types as WIT names them (a core `i32` is `s32`)."""
+    return tuple(WIT_VALUE_TYPES.get(t, t) for t in declared)
+
+
+def wit_type_matches(declared: str, found: str) -> bool:
+    """Whether a manifest's type names the component's: the same WIT text, or the kind of a named type."""
+    wanted = "".join(as_wit((declared,))[0].split())
+    return wanted in ("".join(found.split()), found.split(" ", maxsplit=1)[0])
+
+
+def json_arguments(value: object, field: str, problems: Problems) -> tuple[Any, ...]:
+    """A component smoke call's `args`: an array of JSON-able values."""
+    if not isinstance(value, list):
+        problems.add(field, f"must be an array of the export's arguments, not {type_name(value)}")
+        return ()
+    return tuple(json_values(value, field, problems))
+
+
+def json_values(value: object, field: str, problems: Problems) -> Any:
+    """A TOML value a component's smoke call passes or expects: anything JSON can hold (no dates)."""
+    if isinstance(value, (datetime.date, datetime.time)):
+        problems.add(field, "must be a JSON value; write a date or time as a string")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            json_values(item, f"{field}[{index}]", problems)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            json_values(item, f"{field}.{key}", problems)
+    return value

@@ -1,0 +1,217 @@
+"""Component values: Python and JSON forms of every WIT type, to the engine and back (engines/wit_values.py).
+
+The types come from a component made of imports alone (no code); the round trips through the real engine
+are in tests/build/integration/test_component_types.py.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import pytest
+import wasmtime
+import wasmtime.component as wc
+
+from ngixi_runtime.engines.wit_values import lift, lower_arguments, render
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.spec.wit_json import from_wire, json_arguments, shown, to_json, to_wire
+
+TYPES = {
+    "bool": "bool",
+    "u8": "u8",
+    "s8": "s8",
+    "u16": "u16",
+    "s16": "s16",
+    "u32": "u32",
+    "s32": "s32",
+    "u64": "u64",
+    "s64": "s64",
+    "f32": "f32",
+    "f64": "f64",
+    "char": "char",
+    "string": "string",
+    "bytes": "(list u8)",
+    "strings": "(list string)",
+    "point": "$point",
+    "pair": "(tuple s64 string)",
+    "maybe": "(option u32)",
+    "nested": "(option (option u8))",
+    "outcome": "(result (list string) (error string))",
+    "unit": "(result)",
+    "color": "$color",
+    "perms": "$perms",
+    "shape": "$shape",
+    "shapes": "(list (option $shape))",
+}
+_DEFINITIONS = """
+  (type $pointdef (record (field "x" s32) (field "long-name" string)))
+  (import "point" (type $point (eq $pointdef)))
+  (type $colordef (enum "red" "green" "blue"))
+  (import "color" (type $color (eq $colordef)))
+  (type $permsdef (flags "read" "write" "exec"))
+  (import "perms" (type $perms (eq $permsdef)))
+  (type $shapedef (variant (case "circle" f32) (case "rect" (tuple u32 u32)) (case "named" string) (case "empty")))
+  (import "shape" (type $shape (eq $shapedef)))
+"""
+
+
+@cache
+def functions() -> dict[str, wc.FuncType]:
+    imports = "".join(f'  (import "take-{n}" (func (param "v" {t}) (result {t})))\n' for n, t in TYPES.items())
+    engine = wasmtime.Engine()
+    component = wc.Component(engine, f"(component {_DEFINITIONS}{imports})")
+    found = {name: item.ty for name, item in component.type.imports(engine).items()}
+    return {name: ty for name in TYPES if isinstance(ty := found[f"take-{name}"], wc.FuncType)}
+
+
+def round_trip(name: str, value: Any) -> Any:
+    function = functions()[name]
+    (lowered,) = lower_arguments("f", function, [value])
+    assert function.result is not None
+    return lift(function.result, lowered)
+
+
+SAME = [
+    ("bool", True),
+    ("u8", 255),
+    ("s8", -128),
+    ("u16", 65535),
+    ("s16", -32768),
+    ("u32", 2**32 - 1),
+    ("s32", -(2**31)),
+    ("u64", 2**64 - 1),
+    ("s64", -(2**63)),
+    ("f32", 1.5),
+    ("f64", -0.0),
+    ("char", "𝄞"),
+    ("string", "héllo ✓ 𝄞 \u0000"),
+    ("string", ""),
+    ("bytes", b""),
+    ("bytes", b"\x00\xff"),
+    ("strings", []),
+    ("strings", ["a", ""]),
+    ("point", {"x": -1, "long-name": "p"}),
+    ("pair", (-(2**63), "x")),
+    ("maybe", None),
+    ("maybe", 0),
+    ("nested", None),
+    ("nested", {"some": None}),
+    ("nested", {"some": 7}),
+    ("outcome", {"ok": ["a"]}),
+    ("outcome", {"ok": []}),
+    ("outcome", {"err": "bad"}),
+    ("unit", {"ok": None}),
+    ("unit", {"err": None}),
+    ("color", "blue"),
+    ("perms", []),
+    ("perms", ["read", "exec"]),
+    ("shape", {"circle": 2.5}),
+    ("shape", {"rect": (1, 2)}),
+    ("shape", {"named": "n"}),
+    ("shape", {"empty": None}),
+    ("shapes", [None, {"empty": None}, {"circle": 0.5}]),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), SAME)
+def test_every_type_comes_back_as_it_went(name: str, value: Any) -> None:
+    assert round_trip(name, value) == value
+
+
+JSON_FORMS = [
+    ("f64", 3, 3.0),
+    ("u8", 2.0, 2),
+    ("bytes", [0, 255], b"\x00\xff"),
+    ("bytes", bytearray(b"ab"), b"ab"),
+    ("pair", [5, "x"], (5, "x")),
+    ("perms", ["exec", "read"], ["read", "exec"]),  # declaration order
+    ("perms", {"write"}, ["write"]),
+    ("shape", "empty", {"empty": None}),
+    ("shape", {"rect": [3, 4]}, {"rect": (3, 4)}),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), JSON_FORMS)
+def test_json_forms_are_accepted_as_arguments(name: str, value: Any, expected: Any) -> None:
+    assert round_trip(name, value) == expected
+
+
+REFUSED = [
+    ("string", 3, "f's v expects a string, got 3"),
+    ("string", "\ud800", 'f\'s v expects a string, got "\ud800" (not valid Unicode: a lone surrogate)'),
+    ("u8", 256, "f's v expects a u8, got 256 (out of range: u8 is 0 to 255)"),
+    ("u8", -1, "f's v expects a u8, got -1 (out of range: u8 is 0 to 255)"),
+    ("s8", -129, "f's v expects an s8, got -129 (out of range: s8 is -128 to 127)"),
+    ("u64", 2**64, f"f's v expects a u64, got {2**64} (out of range: u64 is 0 to {2**64 - 1})"),
+    ("s64", -(2**63) - 1, f"f's v expects an s64, got {-(2**63) - 1} (out of range: s64 is {-(2**63)} to {2**63 - 1})"),
+    ("u32", True, "f's v expects a u32, got true"),
+    ("u32", 1.5, "f's v expects a u32, got 1.5"),
+    ("u32", "1", 'f\'s v expects a u32, got "1"'),
+    ("f32", 1e39, "f's v expects an f32, got 1e+39 (out of range for an f32)"),
+    ("f64", "1", 'f\'s v expects an f64, got "1"'),
+    ("bool", 1, "f's v expects a bool, got 1"),
+    ("char", "ab", 'f\'s v expects a char, got "ab" (a char is one character)'),
+    ("bytes", "abc", 'f\'s v expects a list<u8>, got "abc"'),
+    ("bytes", [1, 256], "f's v[1] expects a u8, got 256 (out of range: u8 is 0 to 255)"),
+    ("strings", {"a": 1}, 'f\'s v expects a list<string>, got {"a": 1}'),
+    ("strings", ["a", 2], "f's v[1] expects a string, got 2"),
+    ("point", [1, "p"], 'f\'s v expects a record { x: s32, long-name: string }, got [1, "p"]'),
+    ("point", {"x": 1}, 'f\'s v expects a record { x: s32, long-name: string }, got {"x": 1} (missing long-name)'),
+    ("point", {"x": 1, "long-name": "p", "y": 2}, "(no field y)"),
+    ("point", {"x": "1", "long-name": "p"}, 'f\'s v.x expects an s32, got "1"'),
+    ("pair", [1], "f's v expects a tuple<s64, string>, got [1]"),
+    ("nested", 7, 'f\'s v expects an option<option<u8>>, got 7 (write {"some": ...} for a value of a nested option)'),
+    ("nested", {"some": 300}, "f's v expects a u8, got 300"),
+    ("outcome", ["a"], 'f\'s v expects a result<list<string>, string>, got ["a"]'),
+    ("outcome", {"ok": ["a"], "err": "x"}, "expects a result<list<string>, string>"),
+    ("unit", {"ok": 1}, "(ok takes no value)"),
+    ("color", "purple", 'f\'s v expects an enum { red, green, blue }, got "purple"'),
+    ("perms", ["read", "fly"], '(no flag "fly")'),
+    ("perms", "read", "expects a flags { read, write, exec }"),
+    ("shape", {"square": 1}, "(one of circle, rect, named, empty)"),
+    ("shape", {"rect": [1, -2]}, "f's v.rect[1] expects a u32, got -2"),
+    ("shapes", [{"circle": "x"}], 'f\'s v[0].circle expects an f32, got "x"'),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "message"), REFUSED)
+def test_arguments_that_do_not_fit_are_refused_naming_export_parameter_and_type(
+    name: str, value: Any, message: str
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        round_trip(name, value)
+    assert message in str(refused.value)
+
+
+def test_the_number_of_arguments_is_checked_with_the_signature() -> None:
+    with pytest.raises(InvalidInput, match=r"^f takes 1 argument \(v: string\), got 2$"):
+        lower_arguments("f", functions()["string"], ["a", "b"])
+
+
+def test_types_render_as_wit_writes_them() -> None:
+    assert render(functions()["outcome"].params[0][1]) == "result<list<string>, string>"
+    assert render(functions()["unit"].params[0][1]) == "result"
+    assert (
+        render(functions()["shape"].params[0][1])
+        == "variant { circle(f32), rect(tuple<u32, u32>), named(string), empty }"
+    )
+
+
+def test_values_cross_a_process_boundary_exactly_and_print_as_json() -> None:
+    value = {"ok": [b"\x00\x01", ("x", 1.5), {"long-name": [()]}], "n": None}
+    assert from_wire(to_wire(value)) == value
+    assert from_wire(to_wire([b"", ()])) == [b"", ()]
+    assert to_json({"a": (b"\x01", [b"\x02"])}) == {"a": [[1], [[2]]]}
+    assert [shown(v) for v in (5, 1.5, "é", b"\x01", None, True)] == ["5", "1.5", '"é"', "[1]", "null", "true"]
+
+
+def test_command_line_arguments_are_json_else_text() -> None:
+    assert json_arguments(["3", '"3"', "two words", '{"a": [1]}', "[1,", "null"]) == (
+        3,
+        "3",
+        "two words",
+        {"a": [1]},
+        "[1,",
+        None,
+    )
