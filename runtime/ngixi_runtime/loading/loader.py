@@ -128,11 +128,6 @@ def check_call(manifest: Manifest, export: str, args: Sequence[Number], data: by
             raise InvalidInput(f"{guest}: a command guest takes no call input; it reads its arguments")
         return
     declared = declared_export(manifest, export)
-    if declared.input is not None and not declared.params and args:
-        shown = " ".join(str(a) for a in args)
-        raise InvalidInput(
-            f"{guest}: {export} takes {kind_word(declared.input)} input, not arguments: use --input {shown!r}"
-        )
     if len(args) != len(declared.params):
         raise InvalidInput(f"{guest}: {export} takes {len(declared.params)} arguments, got {len(args)}")
     _check_data(manifest, declared, data)
