@@ -16,6 +16,7 @@ from ngixi_runtime.capabilities.registry import GRANTABLE, capability
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.data import DATA_KINDS, DataKind
 from ngixi_runtime.guest.kind import GUEST_ABIS, GUEST_KINDS, GuestAbi, GuestKind, GuestType
+from ngixi_runtime.guest.smoke import SmokeCall, SmokeTarget, check_entry, parse_entry
 from ngixi_runtime.spec.schema import Problems, integer, string, suggestion, table, type_name
 
 VALUE_TYPES = ("i32", "i64", "f32", "f64")
@@ -60,14 +61,6 @@ class Limits:
     fuel: int | None = None  # instructions per call (Wasmtime's fuel); None: not metered
     input_bytes: int = 1 << 20  # a call's input through the call data ABI
     output_bytes: int = 1 << 20  # what a call may write as its output
-
-
-@dataclass(frozen=True)
-class SmokeCall:
-    call: str
-    args: tuple[Number, ...]
-    expect: tuple[Number, ...] | None
-    stdout: str | None
 
 
 @dataclass(frozen=True)
@@ -121,7 +114,6 @@ LIMIT_KEYS = (*DEFAULT_LIMITS, "fuel")
 _TOP_KEYS = ("guest", "exports", "capabilities", "limits", "smoke")
 _GUEST_KEYS = ("name", "version", "kind", "description", "abi")
 _EXPORT_KEYS = ("params", "results", "input", "output")
-_SMOKE_KEYS = ("call", "args", "expect", "stdout")
 
 
 def _value_types(raw: Mapping[str, Any], key: str, field: str, problems: Problems) -> tuple[str, ...]:
@@ -225,14 +217,6 @@ def _parse_limits(raw: Mapping[str, Any], problems: Problems) -> Limits:
     return Limits(**values, fuel=fuel)
 
 
-def _numbers(value: object, field: str, problems: Problems) -> tuple[Number, ...]:
-    items = value if isinstance(value, list) else [value]
-    for index, item in enumerate(items):
-        if isinstance(item, bool) or not isinstance(item, (int, float)):
-            problems.add(f"{field}[{index}]" if isinstance(value, list) else field, "must be a number")
-    return tuple(items)
-
-
 def _parse_smoke(raw: Mapping[str, Any], problems: Problems) -> tuple[SmokeCall, ...]:
     entries = raw.get("smoke", [])
     if not isinstance(entries, list):
@@ -240,31 +224,24 @@ def _parse_smoke(raw: Mapping[str, Any], problems: Problems) -> tuple[SmokeCall,
         return ()
     calls = []
     for index, entry in enumerate(entries):
-        field = f"smoke[{index}]"
         if not isinstance(entry, dict):
-            problems.add(field, "must be a table")
+            problems.add(f"smoke[{index}]", "must be a table")
             continue
-        problems.unknown_keys(entry, _SMOKE_KEYS, field)
-        call = string(entry, "call", f"{field}.call", problems)
-        args = _numbers(entry.get("args", []), f"{field}.args", problems)
-        expect = _numbers(entry["expect"], f"{field}.expect", problems) if "expect" in entry else None
-        stdout = string(entry, "stdout", f"{field}.stdout", problems) if "stdout" in entry else None
-        calls.append(SmokeCall(call, args, expect, stdout))
+        calls.append(parse_entry(entry, f"smoke[{index}]", problems))
     return tuple(calls)
 
 
 def _check_smoke_targets(manifest: Manifest, problems: Problems) -> None:
     for index, call in enumerate(manifest.smoke):
         declared = manifest.export(call.call)
-        if call.call == "_start" and manifest.guest.type.kind == "command":
-            continue
-        if declared is None:
-            problems.add(f"smoke[{index}].call", f'"{call.call}" is not declared under [exports]')
-        elif len(call.args) != len(declared.params):
-            problems.add(
-                f"smoke[{index}].args",
-                f"{call.call} takes {len(declared.params)} arguments, the smoke call gives {len(call.args)}",
-            )
+        target = SmokeTarget(
+            manifest.guest.type,
+            manifest.grants,
+            None if declared is None else len(declared.params),
+            None if declared is None else declared.input,
+            None if declared is None else declared.output,
+        )
+        check_entry(call, f"smoke[{index}]", target, problems)
 
 
 def _check_component(manifest: Manifest, problems: Problems) -> None:
