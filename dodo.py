@@ -82,7 +82,7 @@ def task_compile() -> Any:
             "file_dep": [
                 *(str(p) for p in PROJECT.guest_sources(name)),
                 str(TOOLCHAIN.root / ".complete"),
-                *(str(p) for p in (component_inputs if is_component else [asdata.SOURCE])),
+                *(str(p) for p in (component_inputs if is_component else [asdata.SOURCE, asdata.EXPORT_CHECK])),
             ],
             "targets": [
                 str(PROJECT.wasm_path(name)),
