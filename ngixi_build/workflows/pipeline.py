@@ -15,6 +15,7 @@ from ngixi_build.stages.precompile import precompile_guest, precompile_wasmtime,
 from ngixi_build.stages.signing import SigningKey, ensure_dev_key
 from ngixi_build.stages.smoke import smoke_bundle
 from ngixi_build.stages.validate import check_validated, validate_guest
+from ngixi_build.toolchains import asdata
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
 from ngixi_runtime.guest.manifest import load_manifest
 from ngixi_runtime.spec.bundle_format import Channel
@@ -48,7 +49,10 @@ def compile_inputs(project: Project, guest: GuestBuild) -> tuple[Path, compile_s
     if guest.type.is_component and kind == "library":
         manifest = load_manifest(project.manifest_path(guest.name))
         entry = component.write_guest_bindings(project, manifest, entry).relative_to(project.root)
-    extra = tuple(component.compile_arguments(project, kind, guest.name)) if guest.type.is_component else ()
+    if guest.type.is_component:
+        extra = tuple(component.compile_arguments(project, kind, guest.name))
+    else:
+        extra = tuple(asdata.compile_arguments(project.root))  # the call data ABI's package
     return entry, compile_stage.CompileOptions(
         kind=kind, memory_pages=guest.memory_pages, extra_arguments=extra, profile=project.profile
     )

@@ -14,8 +14,10 @@ import tomli
 from ngixi_runtime.capabilities.base import CapabilityOptions
 from ngixi_runtime.capabilities.registry import GRANTABLE, capability
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.guest.data import DATA_KINDS, DataKind
 from ngixi_runtime.guest.kind import GUEST_ABIS, GUEST_KINDS, GuestAbi, GuestKind, GuestType
-from ngixi_runtime.guest.typed import json_arguments, json_values, wit_type_names
+from ngixi_runtime.guest.smoke import SmokeCall, SmokeTarget, check_entry, parse_entry
+from ngixi_runtime.guest.typed import parse_component_entry, wit_type_names
 from ngixi_runtime.spec.schema import Problems, integer, string, suggestion, table, type_name
 
 VALUE_TYPES = ("i32", "i64", "f32", "f64")
@@ -47,6 +49,8 @@ class ExportDecl:
     name: str
     params: tuple[str, ...]
     results: tuple[str, ...]
+    input: DataKind | None = None  # what the call data ABI hands it (guest/data.py); None: no input
+    output: DataKind | None = None
     from_wit: bool = False  # a component's export whose types come from its WIT (guest/typed.py)
 
 
@@ -57,14 +61,8 @@ class Limits:
     log_bytes: int
     stdout_bytes: int
     fuel: int | None = None  # instructions per call (Wasmtime's fuel); None: not metered
-
-
-@dataclass(frozen=True)
-class SmokeCall:
-    call: str
-    args: tuple[Any, ...]  # numbers; a component's JSON-able values
-    expect: tuple[Any, ...] | None
-    stdout: str | None
+    input_bytes: int = 1 << 20  # a call's input through the call data ABI
+    output_bytes: int = 1 << 20  # what a call may write as its output
 
 
 @dataclass(frozen=True)
@@ -101,20 +99,23 @@ DEFAULT_LIMITS = {
     "timeout_ms": 5000,
     "log_bytes": 65536,
     "stdout_bytes": 1 << 20,
+    "input_bytes": 1 << 20,
+    "output_bytes": 1 << 20,
 }
 _LIMIT_RANGES = {
     "memory_pages": (1, MAX_MEMORY_PAGES),
     "timeout_ms": (1, 3_600_000),
     "log_bytes": (0, 1 << 30),
     "stdout_bytes": (0, 1 << 30),
+    "input_bytes": (0, 1 << 30),
+    "output_bytes": (0, 1 << 30),
 }
 # Optional limits, without a default: unset means that quota is not enforced.
 _FUEL_RANGE = (1, (1 << 63) - 1)
 LIMIT_KEYS = (*DEFAULT_LIMITS, "fuel")
 _TOP_KEYS = ("guest", "exports", "capabilities", "limits", "smoke")
 _GUEST_KEYS = ("name", "version", "kind", "description", "abi")
-_EXPORT_KEYS = ("params", "results")
-_SMOKE_KEYS = ("call", "args", "expect", "stdout")
+_EXPORT_KEYS = ("params", "results", "input", "output")
 
 
 def _value_types(raw: Mapping[str, Any], key: str, field: str, problems: Problems) -> tuple[str, ...]:
@@ -128,6 +129,20 @@ def _value_types(raw: Mapping[str, Any], key: str, field: str, problems: Problem
             hint = f'; did you mean "{close[0]}"?' if close else ""
             problems.add(f"{field}[{index}]", f"{item!r} is not one of {', '.join(VALUE_TYPES)}{hint}")
     return tuple(str(item) for item in value)
+
+
+DATA_SIDES = ("input", "output")
+
+
+def _data_kind(raw: Mapping[str, Any], side: str, field: str, problems: Problems) -> DataKind | None:
+    if side not in raw:
+        return None
+    kind = string(raw, side, f"{field}.{side}", problems)
+    if kind not in DATA_KINDS:
+        if kind:  # else `string` said what is wrong
+            problems.add(f"{field}.{side}", f'"{kind}" is not a kind of data; {suggestion(kind, DATA_KINDS, "use")}')
+        return None
+    return kind
 
 
 def _parse_guest(raw: Mapping[str, Any], stem: str, problems: Problems) -> GuestInfo:
@@ -166,14 +181,14 @@ def _parse_exports(raw: Mapping[str, Any], problems: Problems, component: bool) 
             problems.add(field, f"must be a table with params and results, not {type_name(decl)}")
             continue
         problems.unknown_keys(decl, _EXPORT_KEYS, field)
+        data = (_data_kind(decl, side, field, problems) for side in DATA_SIDES)
         if component:
-            params = wit_type_names(decl.get("params", []), f"{field}.params", problems)
-            results = wit_type_names(decl.get("results", []), f"{field}.results", problems)
-            exports.append(ExportDecl(name, params, results, from_wit=not set(_EXPORT_KEYS) & set(decl)))
+            params, results = (wit_type_names(decl.get(k, []), f"{field}.{k}", problems) for k in ("params", "results"))
+            exports.append(ExportDecl(name, params, results, *data, from_wit=not {"params", "results"} & set(decl)))
             continue
         params = _value_types(decl, "params", f"{field}.params", problems)
         results = _value_types(decl, "results", f"{field}.results", problems)
-        exports.append(ExportDecl(name, params, results))
+        exports.append(ExportDecl(name, params, results, *data))
     return tuple(exports)
 
 
@@ -207,14 +222,6 @@ def _parse_limits(raw: Mapping[str, Any], problems: Problems) -> Limits:
     return Limits(**values, fuel=fuel)
 
 
-def _numbers(value: object, field: str, problems: Problems) -> tuple[Number, ...]:
-    items = value if isinstance(value, list) else [value]
-    for index, item in enumerate(items):
-        if isinstance(item, bool) or not isinstance(item, (int, float)):
-            problems.add(f"{field}[{index}]" if isinstance(value, list) else field, "must be a number")
-    return tuple(items)
-
-
 def _parse_smoke(raw: Mapping[str, Any], problems: Problems, component: bool) -> tuple[SmokeCall, ...]:
     entries = raw.get("smoke", [])
     if not isinstance(entries, list):
@@ -222,37 +229,25 @@ def _parse_smoke(raw: Mapping[str, Any], problems: Problems, component: bool) ->
         return ()
     calls = []
     for index, entry in enumerate(entries):
-        field = f"smoke[{index}]"
         if not isinstance(entry, dict):
-            problems.add(field, "must be a table")
+            problems.add(f"smoke[{index}]", "must be a table")
             continue
-        problems.unknown_keys(entry, _SMOKE_KEYS, field)
-        call = string(entry, "call", f"{field}.call", problems)
-        args: tuple[Any, ...]
-        expect: tuple[Any, ...] | None
-        if component:  # JSON-able values of the export's WIT types; a component returns at most one value
-            args = json_arguments(entry.get("args", []), f"{field}.args", problems)
-            expect = (json_values(entry["expect"], f"{field}.expect", problems),) if "expect" in entry else None
-        else:
-            args = _numbers(entry.get("args", []), f"{field}.args", problems)
-            expect = _numbers(entry["expect"], f"{field}.expect", problems) if "expect" in entry else None
-        stdout = string(entry, "stdout", f"{field}.stdout", problems) if "stdout" in entry else None
-        calls.append(SmokeCall(call, args, expect, stdout))
+        parse = parse_component_entry if component else parse_entry
+        calls.append(parse(entry, f"smoke[{index}]", problems))
     return tuple(calls)
 
 
 def _check_smoke_targets(manifest: Manifest, problems: Problems) -> None:
     for index, call in enumerate(manifest.smoke):
         declared = manifest.export(call.call)
-        if call.call == "_start" and manifest.guest.type.kind == "command":
-            continue
-        if declared is None:
-            problems.add(f"smoke[{index}].call", f'"{call.call}" is not declared under [exports]')
-        elif not declared.from_wit and len(call.args) != len(declared.params):
-            problems.add(
-                f"smoke[{index}].args",
-                f"{call.call} takes {len(declared.params)} arguments, the smoke call gives {len(call.args)}",
-            )
+        target = SmokeTarget(
+            manifest.guest.type,
+            manifest.grants,
+            None if declared is None else len(call.args) if declared.from_wit else len(declared.params),
+            None if declared is None else declared.input,
+            None if declared is None else declared.output,
+        )
+        check_entry(call, f"smoke[{index}]", target, problems)
 
 
 def _check_component(manifest: Manifest, problems: Problems) -> None:
@@ -265,6 +260,12 @@ def _check_component(manifest: Manifest, problems: Problems) -> None:
             )
         if len(export.results) > 1:
             problems.add(f"exports.{export.name}.results", "a component export returns at most one value")
+        for side in DATA_SIDES:
+            if getattr(export, side) is not None:
+                problems.add(
+                    f"exports.{export.name}.{side}",
+                    "the call data ABI is for core guests; a component takes and returns WIT types",
+                )
     if manifest.limits.fuel is not None:
         problems.add("limits.fuel", "component guests are not metered yet; remove it, or build a core module")
 

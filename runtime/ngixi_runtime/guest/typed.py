@@ -10,11 +10,13 @@ result, compared as JSON: bytes as a list of ints, records as tables).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Mapping
 from typing import Any
 
 from ngixi_runtime.capabilities.component import WIT_VALUE_TYPES
+from ngixi_runtime.guest.smoke import SmokeCall, parse_entry
 from ngixi_runtime.spec.schema import Problems, type_name
 
 
@@ -55,3 +57,11 @@ def json_values(value: object, field: str, problems: Problems) -> Any:
         for key, item in value.items():
             json_values(item, f"{field}.{key}", problems)
     return value
+
+
+def parse_component_entry(entry: Mapping[str, Any], field: str, problems: Problems) -> SmokeCall:
+    """A component's `[[smoke]]` entry: as any other, but `args` and `expect` are JSON-able values."""
+    call = parse_entry({k: v for k, v in entry.items() if k not in ("args", "expect")}, field, problems)
+    args = json_arguments(entry.get("args", []), f"{field}.args", problems)
+    expect = (json_values(entry["expect"], f"{field}.expect", problems),) if "expect" in entry else None
+    return dataclasses.replace(call, args=args, expect=expect, keys=frozenset(entry))

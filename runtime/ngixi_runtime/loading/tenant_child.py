@@ -15,15 +15,16 @@ import json
 import math
 import resource
 import sys
+from base64 import b64decode
 from pathlib import Path
 from typing import IO, Any
 
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.context import Sandbox
 from ngixi_runtime.errors import GuestError, NgixiError
+from ngixi_runtime.spec.wit_json import from_wire
 from ngixi_runtime.loading.loader import Guest, likely_artifacts, open_guest
 from ngixi_runtime.loading.tenants import CallFailed, empty_result, measure
-from ngixi_runtime.spec.wit_json import from_wire
 from ngixi_runtime.trust.signatures import trust_from_table
 
 # Room for the Python heap beside the guest's own memory under RLIMIT_AS.
@@ -96,7 +97,9 @@ def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
         request = json.loads(line)
         _limit_cpu(guest.manifest.limits.timeout_ms)
         try:
-            result = measure(guest, request["export"], from_wire(request["args"]))
+            data = request.get("input")
+            args = from_wire(request["args"])
+            result = measure(guest, request["export"], args, None if data is None else b64decode(data))
         except CallFailed as failure:
             _send(replies, {"ok": False, "error": str(failure), "result": failure.result.to_json()})
         except NgixiError as error:
