@@ -50,7 +50,7 @@ def test_cli_runs_the_command_guest(built: Path) -> None:
 def test_smoke_runs_every_bundle_through_the_loader(built: Path) -> None:
     result = run(built, "doit", "smoke")
     guests: tuple[str, ...] = ("hello", "wasi-hello", "notes", "fetch", "counter", "hello-component")
-    guests += ("notes-component", "words", "totals", "echo", "greet")
+    guests += ("notes-component", "words", "totals", "echo", "greet", "words-component", "orders-component")
     for guest in guests:
         assert f"smoke:{guest} ok" in result.stdout
     assert f"{len(guests)} tasks ran" in result.stdout
@@ -68,6 +68,23 @@ def test_cli_passes_text_json_and_arguments_to_the_data_and_command_samples(buil
     assert "ngixi: error: words: stats takes text input, not arguments: use --input 'hello'" in missing.stderr
     greet = run(built, "ngixi", "run", "artifacts/bundles/greet-0.1.0.ngx", "Ada", check=False)
     assert greet.stdout == "Hello, Ada!\n"
+
+
+def test_cli_passes_json_arguments_to_the_typed_component_samples(built: Path) -> None:
+    words, orders = "artifacts/bundles/words-component-0.1.0.ngx", "artifacts/bundles/orders-component-0.1.0.ngx"
+    stats = run(built, "ngixi", "run", words, "analyze", "to be or not to be")
+    assert json.loads(stats.stdout) == {"words": 6, "lines": 1, "characters": 18, "longest": "not"}
+    parsed = run(built, "ngixi", "run", "--in-process", orders, "parse", "tea,3,piece,200,,green")
+    item = {"name": "tea", "quantity": 3, "unit": "piece", "price-cents": 200, "handling": [], "note": "green"}
+    assert json.loads(parsed.stdout) == {"ok": item}
+    summary = run(built, "ngixi", "run", orders, "summarize", json.dumps([item]), "null")
+    assert json.loads(summary.stdout) == {"lines": 1, "total-cents": 600, "heaviest": None, "needs": []}
+    refused = run(built, "ngixi", "run", orders, "summarize", "[]", "300", check=False)
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        "ngixi: error: orders-component: summarize's discount-percent expects a u8, got 300 "
+        "(out of range: u8 is 0 to 255)\n"
+    )
 
 
 def test_cli_runs_capability_guests_with_a_sandbox_directory(built: Path) -> None:
