@@ -36,7 +36,7 @@ from ngixi_runtime.engines.wasmtime import (
     limit_store,
     trap_message,
 )
-from ngixi_runtime.engines.wit_values import lift_result, lower_arguments, render
+from ngixi_runtime.engines.wit_values import TypedFunction, lift_result, lower_arguments, render
 from ngixi_runtime.errors import GuestError, NgixiError, VerificationError
 
 # How long closing waits for Wasmtime to release a store's WASI writers: before looking for reference
@@ -193,6 +193,7 @@ class ComponentInstance:
         self._deadline = deadline
         self._wasi = wasi
         self._run = run  # a command's `wasi:cli/run@…#run`, which `_start` calls
+        self._typed: dict[str, tuple[wc.Func, TypedFunction]] = {}
         self.memory = SealedMemory()
         if wasi is not None:
             _OPEN.add(self)
@@ -214,12 +215,20 @@ class ComponentInstance:
         """Calls an export with Python (or JSON) values of its WIT types (`wit_values`); returns its result's."""
         if self._instance is None:
             raise GuestError(f"{self._deadline.guest}: called after the guest was closed")
-        function = self._function(self._instance, export)
         if export == "_start":
+            function = self._function(self._instance, export)
             return self._within_deadline(export, lambda: _run_command(function, self._store))
-        function_type = function.type(self._store)
-        lowered = lower_arguments(f"{self._deadline.guest}: {export}", function_type, args)
-        return self._within_deadline(export, lambda: lift_result(function_type, function(self._store, *lowered)))
+        function, typed = self._typed_function(self._instance, export)
+        lowered = lower_arguments(f"{self._deadline.guest}: {export}", typed, args)
+        return self._within_deadline(export, lambda: lift_result(typed, function(self._store, *lowered)))
+
+    def _typed_function(self, instance: wc.Instance, export: str) -> tuple[wc.Func, TypedFunction]:
+        """An export and its types, read on its first call."""
+        found = self._typed.get(export)
+        if found is None:
+            function = self._function(instance, export)
+            found = self._typed[export] = (function, TypedFunction.of(function.type(self._store)))
+        return found
 
     def _within_deadline(self, export: str, invoke: Callable[[], Any]) -> tuple[Any, ...]:
         try:

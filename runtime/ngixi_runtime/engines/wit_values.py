@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import wasmtime.component as wc
@@ -86,6 +87,60 @@ _RENDERING: dict[type, Callable[[Any], str]] = {
 }
 
 
+# --- a type read once --------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class WitType:
+    """A value type read from the engine once (wasmtime-py builds its type objects anew, through FFI, on
+    every access); what lowering and lifting need of it, in plain Python."""
+
+    kind: type  # the engine's class of the type: wc.RecordType, wc.U8, ...
+    text: str  # as WIT writes it
+    classes: frozenset[type]  # the Python classes the engine maps its values to (its `add_classes`)
+    element: WitType | None = None  # list, option
+    elements: tuple[WitType, ...] = ()  # tuple
+    fields: tuple[tuple[str, WitType], ...] = ()  # record
+    names: tuple[str, ...] = ()  # enum, flags
+    cases: tuple[tuple[str, WitType | None], ...] = ()  # variant, option (none, some), result (ok, err)
+    tagged: bool = False  # whether the engine takes and gives this variant-like as a `Variant`
+
+
+def read_type(ty: wc.ValType) -> WitType:
+    """The snapshot of an engine type, its parts included."""
+    classes: set[type] = set()
+    ty.add_classes(classes)
+    parts: dict[str, Any] = {}
+    if isinstance(ty, wc.ListType):
+        parts["element"] = read_type(ty.element)
+    elif isinstance(ty, wc.TupleType):
+        parts["elements"] = tuple(read_type(t) for t in ty.elements)
+    elif isinstance(ty, wc.RecordType):
+        parts["fields"] = tuple((n, read_type(t)) for n, t in ty.fields)
+    elif isinstance(ty, (wc.EnumType, wc.FlagsType)):
+        parts["names"] = tuple(ty.names)
+    elif isinstance(ty, (wc.OptionType, wc.ResultType, wc.VariantType)):
+        cases = _cases(ty)
+        parts["cases"] = tuple((n, None if t is None else read_type(t)) for n, t in cases)
+        parts["tagged"] = _tagged(cases)
+        if isinstance(ty, wc.OptionType):
+            parts["element"] = parts["cases"][1][1]
+    return WitType(type(ty), render(ty), frozenset(classes), **parts)
+
+
+@dataclass(frozen=True)
+class TypedFunction:
+    """An export's parameter and result types, read once."""
+
+    params: tuple[tuple[str, WitType], ...]
+    result: WitType | None
+
+    @classmethod
+    def of(cls, function: wc.FuncType) -> TypedFunction:
+        result = function.result
+        return cls(tuple((n, read_type(t)) for n, t in function.params), None if result is None else read_type(result))
+
+
 # --- Python → the engine ----------------------------------------------------------------------
 
 
@@ -98,8 +153,8 @@ class _Where:
     def child(self, suffix: str) -> _Where:
         return _Where(self.text + suffix)
 
-    def refuse(self, ty: wc.ValType, value: object, detail: str = "") -> InvalidInput:
-        expected = render(ty)
+    def refuse(self, ty: WitType, value: object, detail: str = "") -> InvalidInput:
+        expected = ty.text
         article = "an" if expected[0] in "aeio" or (expected[0] in "sf" and expected[1:2].isdigit()) else "a"
         return InvalidInput(f"{self.text} expects {article} {expected}, got {_shown(value)}{detail}")
 
@@ -112,26 +167,26 @@ def _shown(value: object) -> str:
     return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
 
 
-def lower_arguments(export: str, function: wc.FuncType, args: Sequence[object]) -> list[Any]:
+def lower_arguments(export: str, function: TypedFunction, args: Sequence[object]) -> list[Any]:
     """The engine's values of an export's arguments (Python or JSON forms), checked against its WIT types."""
     params = function.params
     if len(args) != len(params):
-        listed = ", ".join(f"{n}: {render(t)}" for n, t in params)
+        listed = ", ".join(f"{n}: {t.text}" for n, t in params)
         raise InvalidInput(
             f"{export} takes {len(params)} argument{'s' * (len(params) != 1)} ({listed}), got {len(args)}"
         )
     return [lower(ty, value, _Where(f"{export}'s {name}")) for (name, ty), value in zip(params, args, strict=True)]
 
 
-def lower(ty: wc.ValType, value: object, where: _Where) -> Any:
-    lowering = _LOWERING.get(type(ty))
+def lower(ty: WitType, value: object, where: _Where) -> Any:
+    lowering = _LOWERING.get(ty.kind)
     if lowering is None:
-        raise InvalidInput(f"{where.text}: a {render(ty)} cannot be passed from the host")
+        raise InvalidInput(f"{where.text}: a {ty.text} cannot be passed from the host")
     return lowering(ty, value, where)
 
 
-def _integer(ty: wc.ValType, value: object, where: _Where) -> int:
-    name, low, high = _INTEGERS[type(ty)]
+def _integer(ty: WitType, value: object, where: _Where) -> int:
+    name, low, high = _INTEGERS[ty.kind]
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
@@ -141,51 +196,52 @@ def _integer(ty: wc.ValType, value: object, where: _Where) -> int:
     return value
 
 
-def _float(ty: wc.ValType, value: object, where: _Where) -> float:
+def _float(ty: WitType, value: object, where: _Where) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise where.refuse(ty, value)
     number = float(value)
-    if isinstance(ty, wc.F32) and math.isfinite(number) and abs(number) > _F32_MAX:
+    if ty.kind is wc.F32 and math.isfinite(number) and abs(number) > _F32_MAX:
         raise where.refuse(ty, value, " (out of range for an f32)")
     return number
 
 
-def _bool(ty: wc.ValType, value: object, where: _Where) -> bool:
+def _bool(ty: WitType, value: object, where: _Where) -> bool:
     if not isinstance(value, bool):
         raise where.refuse(ty, value)
     return value
 
 
-def _string(ty: wc.ValType, value: object, where: _Where) -> str:
+def _string(ty: WitType, value: object, where: _Where) -> str:
     if not isinstance(value, str):
         raise where.refuse(ty, value)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise where.refuse(ty, value, " (not valid Unicode: a lone surrogate)") from None
-    if isinstance(ty, wc.Char) and len(value) != 1:
+    if ty.kind is wc.Char and len(value) != 1:
         raise where.refuse(ty, value, " (a char is one character)")
     return value
 
 
-def _list(ty: wc.ListType, value: object, where: _Where) -> Any:
+def _list(ty: WitType, value: object, where: _Where) -> Any:
     element = ty.element
-    if isinstance(element, wc.U8) and isinstance(value, (bytes, bytearray)):
+    assert element is not None
+    if element.kind is wc.U8 and isinstance(value, (bytes, bytearray)):
         return bytes(value)
     if isinstance(value, (str, bytes, bytearray, Mapping)) or not isinstance(value, (list, tuple)):
         raise where.refuse(ty, value)
     items = [lower(element, item, where.child(f"[{i}]")) for i, item in enumerate(value)]
-    return bytes(items) if isinstance(element, wc.U8) else items
+    return bytes(items) if element.kind is wc.U8 else items
 
 
-def _tuple(ty: wc.TupleType, value: object, where: _Where) -> tuple[Any, ...]:
+def _tuple(ty: WitType, value: object, where: _Where) -> tuple[Any, ...]:
     elements = ty.elements
     if not isinstance(value, (list, tuple)) or len(value) != len(elements):
         raise where.refuse(ty, value)
     return tuple(lower(t, item, where.child(f"[{i}]")) for i, (t, item) in enumerate(zip(elements, value, strict=True)))
 
 
-def _record(ty: wc.RecordType, value: object, where: _Where) -> wc.Record:
+def _record(ty: WitType, value: object, where: _Where) -> wc.Record:
     fields = ty.fields
     if not isinstance(value, Mapping):
         raise where.refuse(ty, value)
@@ -202,13 +258,13 @@ def _record(ty: wc.RecordType, value: object, where: _Where) -> wc.Record:
     return record
 
 
-def _enum(ty: wc.EnumType, value: object, where: _Where) -> str:
+def _enum(ty: WitType, value: object, where: _Where) -> str:
     if not isinstance(value, str) or value not in ty.names:
         raise where.refuse(ty, value)
     return value
 
 
-def _flags(ty: wc.FlagsType, value: object, where: _Where) -> set[str]:
+def _flags(ty: WitType, value: object, where: _Where) -> set[str]:
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
         raise where.refuse(ty, value)
     chosen = list(value)
@@ -253,13 +309,13 @@ def _tagged(cases: Cases) -> bool:
     return False
 
 
-def _nested_option(ty: wc.OptionType) -> bool:
-    return isinstance(ty.payload, wc.OptionType)
+def _nested_option(ty: WitType) -> bool:
+    return ty.element is not None and ty.element.kind is wc.OptionType
 
 
-def _chosen_case(ty: wc.ValType, value: object, where: _Where) -> tuple[str, object]:
+def _chosen_case(ty: WitType, value: object, where: _Where) -> tuple[str, object]:
     """The case an argument names, and its payload."""
-    if isinstance(ty, wc.OptionType):
+    if ty.kind is wc.OptionType:
         if value is None:
             return "none", None
         if not _nested_option(ty):
@@ -267,29 +323,28 @@ def _chosen_case(ty: wc.ValType, value: object, where: _Where) -> tuple[str, obj
         if isinstance(value, Mapping) and list(value) == ["some"]:
             return "some", value["some"]
         raise where.refuse(ty, value, ' (write {"some": ...} for a value of a nested option)')
-    names = [n for n, _ in _cases(ty)]
-    if isinstance(ty, wc.VariantType) and isinstance(value, str) and value in names:
+    names = [n for n, _ in ty.cases]
+    if ty.kind is wc.VariantType and isinstance(value, str) and value in names:
         return value, None
     if isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in names:
         ((name, payload),) = value.items()
         return name, payload
-    raise where.refuse(ty, value, f" (one of {', '.join(names)})" if isinstance(ty, wc.VariantType) else "")
+    raise where.refuse(ty, value, f" (one of {', '.join(names)})" if ty.kind is wc.VariantType else "")
 
 
-def _variant(ty: wc.ValType, value: object, where: _Where) -> Any:
+def _variant(ty: WitType, value: object, where: _Where) -> Any:
     name, payload = _chosen_case(ty, value, where)
-    cases = _cases(ty)
-    payload_type = dict(cases)[name]
+    payload_type = dict(ty.cases)[name]
     if payload_type is None:
         if payload is not None:
             raise where.refuse(ty, value, f" ({name} takes no value)")
         lowered = None
     else:
-        lowered = lower(payload_type, payload, where.child(f".{name}" if not isinstance(ty, wc.OptionType) else ""))
-    return wc.Variant(name, lowered) if _tagged(cases) else lowered
+        lowered = lower(payload_type, payload, where.child(f".{name}" if ty.kind is not wc.OptionType else ""))
+    return wc.Variant(name, lowered) if ty.tagged else lowered
 
 
-_LOWERING: dict[type, Callable[[Any, object, _Where], Any]] = {
+_LOWERING: dict[type, Callable[[WitType, object, _Where], Any]] = {
     **{t: _integer for t in _INTEGERS},
     wc.Bool: _bool,
     wc.F32: _float,
@@ -310,44 +365,43 @@ _LOWERING: dict[type, Callable[[Any, object, _Where], Any]] = {
 # --- the engine → Python ----------------------------------------------------------------------
 
 
-def lift_result(function: wc.FuncType, raw: Any) -> tuple[Any, ...]:
+def lift_result(function: TypedFunction, raw: Any) -> tuple[Any, ...]:
     """An export's result as Python values: () or a one-value tuple."""
     return () if function.result is None else (lift(function.result, raw),)
 
 
-def lift(ty: wc.ValType, raw: Any) -> Any:
-    if isinstance(ty, wc.ListType):
+def lift(ty: WitType, raw: Any) -> Any:
+    if ty.kind is wc.ListType:
+        assert ty.element is not None
         return raw if isinstance(raw, bytes) else [lift(ty.element, item) for item in raw]
-    if isinstance(ty, wc.TupleType):
+    if ty.kind is wc.TupleType:
         return tuple(lift(t, item) for t, item in zip(ty.elements, raw, strict=True))
-    if isinstance(ty, wc.RecordType):
+    if ty.kind is wc.RecordType:
         return {name: lift(t, getattr(raw, name)) for name, t in ty.fields}
-    if isinstance(ty, wc.FlagsType):
+    if ty.kind is wc.FlagsType:
         return [name for name in ty.names if name in raw]
-    if isinstance(ty, (wc.OptionType, wc.ResultType, wc.VariantType)):
+    if ty.cases:
         return _lift_variant(ty, raw)
     return raw
 
 
-def _lift_variant(ty: wc.ValType, raw: Any) -> Any:
-    cases = _cases(ty)
-    if _tagged(cases):
+def _lift_variant(ty: WitType, raw: Any) -> Any:
+    if ty.tagged:
         assert isinstance(raw, wc.Variant)
         name, payload = raw.tag, raw.payload
     else:
-        name, payload = _untagged_case(cases, raw), raw
-    payload_type = dict(cases)[name]
+        name, payload = _untagged_case(ty, raw), raw
+    payload_type = dict(ty.cases)[name]
     value = None if payload_type is None else lift(payload_type, payload)
-    if isinstance(ty, wc.OptionType):
+    if ty.kind is wc.OptionType:
         return value if name == "some" and not _nested_option(ty) else ({"some": value} if name == "some" else None)
     return {name: value}
 
 
-def _untagged_case(cases: Cases, raw: Any) -> str:
+def _untagged_case(ty: WitType, raw: Any) -> str:
     """The case of an untagged payload: the one without payload for None, else the one of the payload's class."""
     if raw is None:
-        return next(name for name, payload in cases if payload is None)
-    exact = next((name for name, payload in cases if payload is not None and type(raw) in _classes(payload)), None)
-    return exact or next(
-        name for name, payload in cases if payload is not None and isinstance(raw, tuple(_classes(payload)))
-    )
+        return next(name for name, payload in ty.cases if payload is None)
+    with_payload = [(name, payload) for name, payload in ty.cases if payload is not None]
+    exact = next((name for name, payload in with_payload if type(raw) in payload.classes), None)
+    return exact or next(name for name, payload in with_payload if isinstance(raw, tuple(payload.classes)))

@@ -181,14 +181,15 @@ def _parse_exports(raw: Mapping[str, Any], problems: Problems, component: bool) 
             problems.add(field, f"must be a table with params and results, not {type_name(decl)}")
             continue
         problems.unknown_keys(decl, _EXPORT_KEYS, field)
-        data = (_data_kind(decl, side, field, problems) for side in DATA_SIDES)
+        data_in, data_out = (_data_kind(decl, side, field, problems) for side in DATA_SIDES)
         if component:
             params, results = (wit_type_names(decl.get(k, []), f"{field}.{k}", problems) for k in ("params", "results"))
-            exports.append(ExportDecl(name, params, results, *data, from_wit=not {"params", "results"} & set(decl)))
+            from_wit = not {"params", "results"} & set(decl)
+            exports.append(ExportDecl(name, params, results, data_in, data_out, from_wit=from_wit))
             continue
         params = _value_types(decl, "params", f"{field}.params", problems)
         results = _value_types(decl, "results", f"{field}.results", problems)
-        exports.append(ExportDecl(name, params, results, *data))
+        exports.append(ExportDecl(name, params, results, data_in, data_out))
     return tuple(exports)
 
 

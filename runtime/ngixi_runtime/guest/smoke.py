@@ -49,8 +49,8 @@ _RESULTS = ("expect", *_OUTPUTS, "expect_exit")
 @dataclass(frozen=True)
 class SmokeCall:
     call: str
-    args: tuple[Number, ...] = ()  # a library export's arguments
-    expect: tuple[Number, ...] | None = None
+    args: tuple[Any, ...] = ()  # a library export's arguments (a component's: JSON-able values, guest/typed.py)
+    expect: tuple[Any, ...] | None = None
     stdout: str | None = None  # expect_stdout
     argv: tuple[str, ...] = ()  # a command guest's arguments
     input: bytes | None = None  # as the guest reads it

@@ -22,9 +22,9 @@ from typing import IO, Any
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.context import Sandbox
 from ngixi_runtime.errors import GuestError, NgixiError
-from ngixi_runtime.spec.wit_json import from_wire
 from ngixi_runtime.loading.loader import Guest, likely_artifacts, open_guest
 from ngixi_runtime.loading.tenants import CallFailed, empty_result, measure
+from ngixi_runtime.spec.wit_json import from_wire
 from ngixi_runtime.trust.signatures import trust_from_table
 
 # Room for the Python heap beside the guest's own memory under RLIMIT_AS.

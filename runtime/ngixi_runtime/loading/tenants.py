@@ -65,9 +65,9 @@ from ngixi_runtime.loading.loader import (
     open_guest,
     verified_manifest,
 )
+from ngixi_runtime.spec.wit_json import from_wire, to_wire
 from ngixi_runtime.trust.policy import Policy
 from ngixi_runtime.trust.rollback import RollbackGuard, default_state_dir
-from ngixi_runtime.spec.wit_json import from_wire, to_wire
 from ngixi_runtime.trust.signatures import read_trust_table, trust_from_table
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import pytest
 import wasmtime
 import wasmtime.component as wc
 
-from ngixi_runtime.engines.wit_values import lift, lower_arguments, render
+from ngixi_runtime.engines.wit_values import TypedFunction, lift, lower_arguments
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.wit_json import from_wire, json_arguments, shown, to_json, to_wire
 
@@ -57,12 +57,12 @@ _DEFINITIONS = """
 
 
 @cache
-def functions() -> dict[str, wc.FuncType]:
+def functions() -> dict[str, TypedFunction]:
     imports = "".join(f'  (import "take-{n}" (func (param "v" {t}) (result {t})))\n' for n, t in TYPES.items())
     engine = wasmtime.Engine()
     component = wc.Component(engine, f"(component {_DEFINITIONS}{imports})")
     found = {name: item.ty for name, item in component.type.imports(engine).items()}
-    return {name: ty for name in TYPES if isinstance(ty := found[f"take-{name}"], wc.FuncType)}
+    return {name: TypedFunction.of(ty) for name in TYPES if isinstance(ty := found[f"take-{name}"], wc.FuncType)}
 
 
 def round_trip(name: str, value: Any) -> Any:
@@ -190,12 +190,10 @@ def test_the_number_of_arguments_is_checked_with_the_signature() -> None:
 
 
 def test_types_render_as_wit_writes_them() -> None:
-    assert render(functions()["outcome"].params[0][1]) == "result<list<string>, string>"
-    assert render(functions()["unit"].params[0][1]) == "result"
-    assert (
-        render(functions()["shape"].params[0][1])
-        == "variant { circle(f32), rect(tuple<u32, u32>), named(string), empty }"
-    )
+    assert functions()["outcome"].params[0][1].text == "result<list<string>, string>"
+    assert functions()["unit"].params[0][1].text == "result"
+    shape = "variant { circle(f32), rect(tuple<u32, u32>), named(string), empty }"
+    assert functions()["shape"].params[0][1].text == shape
 
 
 def test_values_cross_a_process_boundary_exactly_and_print_as_json() -> None:
