@@ -16,7 +16,8 @@ from pathlib import Path
 from ngixi_build.toolchains.asbindings import PACKAGE as HOST_PACKAGE
 from ngixi_build.toolchains.asbindings import tuple_layout
 from ngixi_build.toolchains.ascanon import MAX_FLAT_PARAMS, MAX_TUPLE, Codegen, camel, declaration
-from ngixi_build.toolchains.wit import Function, World
+from ngixi_build.toolchains.wit import Function, WitError, World
+from ngixi_runtime.guest.manifest import COMPONENT_EXPORT_PATTERN as EXPORT_NAME
 
 PACKAGE = "ngixi-guest"
 TYPES = Path(PACKAGE) / "index.ts"
@@ -72,6 +73,8 @@ def _params(codegen: Codegen, function: Function) -> tuple[list[str], list[str],
 
 def _export(codegen: Codegen, function: Function) -> list[str]:
     codegen.where = f"export {function.name}"
+    if not EXPORT_NAME.match(function.name):
+        raise WitError(f"{codegen.where}: a component guest's export name is lowercase letters and digits")
     name = camel(function.name)
     core_params, body, arguments = _params(codegen, function)
     call = f"__impl_{name}({', '.join(arguments)})"

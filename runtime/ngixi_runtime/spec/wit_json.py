@@ -12,6 +12,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ngixi_runtime.errors import InvalidInput
+
 _BYTES, _TUPLE = "$bytes", "$tuple"
 
 
@@ -57,11 +59,13 @@ def json_arguments(raw: Sequence[str]) -> tuple[Any, ...]:
     a JSON string (`'"3"'`) passes text that would otherwise read as JSON.
     """
     values = []
-    for text in raw:
+    for position, text in enumerate(raw, start=1):
         try:
             values.append(json.loads(text))
         except ValueError:
             values.append(text)
+        except RecursionError:
+            raise InvalidInput(f"argument {position} is JSON nested too deeply to read") from None
     return tuple(values)
 
 

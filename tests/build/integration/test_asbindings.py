@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from ngixi_build.toolchains.asbindings import CABI, INDEX, generate_bindings
-from ngixi_build.toolchains.wit import Catalog, WitError, load_catalog, parse_resolved
+from ngixi_build.toolchains.asexports import GLUE, generate_exports
+from ngixi_build.toolchains.wit import Catalog, WitError, World, load_catalog, parse_resolved, parse_world
 from tests.conftest import REPO
 
 
@@ -83,3 +84,47 @@ def test_scalar_results_are_returned_directly() -> None:
     text = generate_bindings(catalog)[INDEX]
     assert "declare function __i_now(): i64;" in text
     assert "return <u64>(flat);" in text
+
+
+def guest_world(exports: dict[str, Any], types: list[dict[str, Any]]) -> World:
+    return parse_world(
+        {
+            "packages": [{"name": "x:y@1.0.0"}, {"name": "g:w"}],
+            "interfaces": [],
+            "types": types,
+            "worlds": [{"name": "w", "package": 1, "exports": {n: {"function": f} for n, f in exports.items()}}],
+        },
+        "w",
+    )
+
+
+def test_export_glue_lifts_flat_arguments_and_returns_one_core_value_directly() -> None:
+    world = guest_world({"count": {"name": "count", "params": [{"name": "s", "type": "string"}], "result": "u32"}}, [])
+    glue = generate_exports(world, implementation="../g/index")[GLUE]
+    assert "export function count(p0: i32, p1: i32): i32 {" in glue
+    assert "return <i32>__impl_count(__string(<usize>p0, <u32>p1));" in glue
+    assert "export function cabi_post_count(p0: i32): void {" in glue
+    assert 'import { count as __impl_count } from "../g/index";' in glue
+
+
+def test_export_glue_takes_more_than_16_core_values_through_memory() -> None:
+    params = [{"name": f"a{i}", "type": "string"} for i in range(9)]
+    world = guest_world({"join": {"name": "join", "params": params, "result": "string"}}, [])
+    glue = generate_exports(world, implementation="./index")[GLUE]
+    assert "export function join(args: i32): i32 {" in glue
+    assert "heap.free(<usize>args);" in glue
+
+
+@pytest.mark.parametrize(
+    ("name", "types", "param", "message"),
+    [
+        ("parse-line", [], "string", "export parse-line: a component guest's export name is lowercase letters"),
+        ("open", [{"name": "file", "kind": {"resource": {}}, "owner": None}], 0, "file: resources and async types"),
+    ],
+)
+def test_exports_the_glue_cannot_make_are_refused_by_name(
+    name: str, types: list[dict[str, Any]], param: Any, message: str
+) -> None:
+    world = guest_world({name: {"name": name, "params": [{"name": "v", "type": param}]}}, types)
+    with pytest.raises(WitError, match=message):
+        generate_exports(world, implementation="./index")

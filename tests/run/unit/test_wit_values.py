@@ -213,3 +213,13 @@ def test_command_line_arguments_are_json_else_text() -> None:
         "[1,",
         None,
     )
+
+
+def test_arguments_nested_past_what_json_reads_are_refused_in_one_line() -> None:
+    with pytest.raises(InvalidInput, match=r"^argument 2 is JSON nested too deeply to read$"):
+        json_arguments(["1", "[" * 100_000 + "]" * 100_000])
+    deep: Any = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(InvalidInput, match=r"^f's v\[0\] expects a string, got list$"):
+        round_trip("strings", deep)
