@@ -185,3 +185,89 @@ def test_the_cli_refuses_a_bad_argument_in_one_line(project: Path) -> None:
     wrapped = run(project, "ngixi", "run", BUNDLE, "ints", "1", "2", "3", "4", "5", str(2**31), check=False)
     assert "ints's f expects an s32, got 2147483648 (out of range: s32 is -2147483648 to 2147483647)" in wrapped.stderr
     assert "Traceback" not in refused.stderr + wrapped.stderr
+
+
+# --- host functions taking and returning the same types (the import side of the bindings) ---------------
+
+PROBE_WIT = """package ngixi:host@0.1.0;
+
+interface probe {
+  record point { x: s32, label: string }
+  variant shape { circle(f32), big(u64), named(string), empty }
+  echo: func(s: shape, p: option<point>, r: result<f32, u8>) -> tuple<shape, option<point>, result<f32, u8>>;
+}
+
+world guest {
+  import probe;
+  export run: func() -> u32;
+}
+"""
+PROBE_GUEST = """import { probe, Option, Result } from "ngixi-host";
+
+function same(a: probe.Shape, b: probe.Shape): bool {
+  if (a.tag != b.tag) return false;
+  if (a.tag == probe.ShapeTag.Circle) return a.circle == b.circle;
+  if (a.tag == probe.ShapeTag.Big) return a.big == b.big;
+  if (a.tag == probe.ShapeTag.Named) return a.named == b.named;
+  return true;
+}
+
+/** How many of the values the host echoed came back different. */
+export function run(): u32 {
+  const shapes = [
+    probe.Shape.circle(-1.5), probe.Shape.big(0xfedcba9876543210), probe.Shape.named("hé𝄞"), probe.Shape.empty(),
+  ];
+  let wrong: u32 = 0;
+  for (let i = 0; i < shapes.length; i++) {
+    const label = "p" + i.toString();
+    const point = i % 2 == 0 ? Option.some<probe.Point>(new probe.Point(-7, label)) : Option.none<probe.Point>();
+    const result = i % 2 == 0 ? Result.ok<f32, u8>(2.5) : Result.err<f32, u8>(200);
+    const back = probe.echo(shapes[i], point, result);
+    if (!same(back.f0, shapes[i])) wrong++;
+    if (back.f1.isSome != point.isSome) wrong++;
+    if (point.isSome && (back.f1.value.x != -7 || back.f1.value.label != point.value.label)) wrong++;
+    if (back.f2.isOk != result.isOk || (result.isOk ? back.f2.value != 2.5 : back.f2.error != 200)) wrong++;
+  }
+  return wrong;
+}
+"""
+
+
+def test_host_functions_take_and_return_variants_options_and_records(tmp_path: Path) -> None:
+    from ngixi_build.toolchains.asbindings import CABI, write_bindings
+    from ngixi_build.toolchains.wit import load_catalog
+
+    ensure_toolchain(state_dir=REPO / ".ngixi")
+    wit = tmp_path / "wit"
+    wit.mkdir()
+    (wit / "host.wit").write_text(PROBE_WIT)
+    write_bindings(load_catalog(wit), tmp_path / "bindings")
+    (tmp_path / "guest.ts").write_text(PROBE_GUEST)
+    asc = next((REPO / ".ngixi" / "toolchain").glob("*/node_modules/.bin/asc"))
+    core, embedded, component = (tmp_path / n for n in ("core.wasm", "embedded.wasm", "component.wasm"))
+    cabi = str(tmp_path / "bindings" / CABI)
+    subprocess.run(
+        [str(asc), "guest.ts", cabi, "--path", "bindings", "--use", "abort=", "-o", str(core)], cwd=tmp_path, check=True
+    )
+    tools = str(wasm_tools())
+    subprocess.run(
+        [tools, "component", "embed", str(wit), "--world", "guest", str(core), "-o", str(embedded)], check=True
+    )
+    subprocess.run([tools, "component", "new", str(embedded), "-o", str(component)], check=True)
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    linker = wc.Linker(engine)
+    seen: list[Any] = []
+
+    def echo(_store: Any, *values: Any) -> tuple[Any, ...]:
+        seen.append(values)
+        return values
+
+    with linker.root() as root, root.add_instance("ngixi:host/probe@0.1.0") as probe:
+        probe.add_func("echo", echo)
+    instance = linker.instantiate(store, wc.Component.from_file(engine, str(component)))
+    run_export = instance.get_func(store, "run")
+    assert run_export is not None
+    assert run_export(store) == 0
+    assert [values[0] for values in seen] == [-1.5, 0xFEDCBA9876543210, "hé𝄞", None]  # untagged by wasmtime-py
+    assert seen[0][1].label == "p0" and seen[1][1] is None
