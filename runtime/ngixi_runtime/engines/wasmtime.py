@@ -26,8 +26,6 @@ from ngixi_runtime.capabilities.base import HostImport
 from ngixi_runtime.capabilities.context import HostFunction
 from ngixi_runtime.engines import wasmtime_fastpath
 from ngixi_runtime.engines.base import (
-    MAX_MEMORIES,
-    MAX_TABLES,
     PORTABLE_TRIPLE,
     EngineId,
     EngineMemory,
@@ -35,6 +33,7 @@ from ngixi_runtime.engines.base import (
     as_results,
 )
 from ngixi_runtime.errors import ArtifactRefused, GuestError, NgixiError
+from ngixi_runtime.guest.limits import MAX_MEMORIES, MAX_TABLES
 from ngixi_runtime.guest.manifest import Number
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.spec.wasm import Export, ExternKind, Import, MemoryLimits, ModuleInfo, Signature

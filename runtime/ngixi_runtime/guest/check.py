@@ -27,6 +27,7 @@ from ngixi_runtime.capabilities.registry import (
     provisions,
     wasi_p2_grants,
 )
+from ngixi_runtime.guest.limits import limit_problems
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.spec.wasm import Import, ModuleInfo, Signature
 
@@ -100,6 +101,13 @@ def check_module(manifest: Manifest, info: ModuleInfo) -> list[str]:
     if not any(e.kind == "memory" and e.name == "memory" for e in info.exports):
         problems.append('exports: the .wasm must export its memory as "memory"')
     return [f"{manifest.source}: {p}" for p in problems]
+
+
+def check_core_guest(manifest: Manifest, info: ModuleInfo) -> list[str]:
+    """Everything a load on any engine refuses of a core module (`info` read from the .wasm itself): the
+    lines of `check_module`, then its memories and tables against the manifest's limits (guest/limits.py)."""
+    limits = limit_problems(manifest, info, engine_caps_growth=False)
+    return check_module(manifest, info) + [f"{manifest.source}: limits.memory_pages: {p}" for p in limits]
 
 
 # --- components ------------------------------------------------------------------------------------

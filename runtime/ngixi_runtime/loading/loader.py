@@ -18,8 +18,6 @@ from ngixi_runtime.capabilities.component import ComponentInfo, imports_wasi, wa
 from ngixi_runtime.capabilities.context import GuestExit, GuestOutput, HostContext, LogLine, Sandbox
 from ngixi_runtime.capabilities.linking import component_functions, core_imports, open_context
 from ngixi_runtime.engines.base import (
-    MAX_MEMORIES,
-    MAX_TABLES,
     PORTABLE_TRIPLE,
     Engine,
     EngineId,
@@ -30,10 +28,10 @@ from ngixi_runtime.engines.base import (
     chosen_engine,
     engine_named,
     meters_fuel,
-    table_elements,
 )
 from ngixi_runtime.errors import ArtifactRefused, InvalidInput, NgixiError, PolicyError, VerificationError
 from ngixi_runtime.guest.check import check_component, check_module
+from ngixi_runtime.guest.limits import limit_problems
 from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number
 from ngixi_runtime.loading.aot_cache import AotCache, CacheKey, CacheUnavailable, EntryRefused
 from ngixi_runtime.spec.bundle_format import WASM_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
@@ -345,53 +343,14 @@ def check_fuel_metering(manifest: Manifest, engine: str, *, cpu_capped: bool) ->
 
 
 def check_memory_limit(manifest: Manifest, info: ModuleInfo, *, engine_caps_growth: bool = True) -> None:
-    """The guest's memories and tables must be bounded before any of its code runs (docs/host-policy.md, "Memory").
+    """The guest's memories and tables must be bounded before any of its code runs (guest/limits.py).
 
-    At most one memory, whose declared maximum fits `limits.memory_pages`; at most `MAX_TABLES` tables. On an
-    engine that does not cap growth itself (`engine_caps_growth` false), `info` must be the module's own
-    (every memory and table it defines, not only those it exports), and each table must declare a maximum
-    within `table_elements(limits.memory_pages)`.
+    On an engine that does not cap growth itself (`engine_caps_growth` false), `info` must be the module's own
+    (every memory and table it defines, not only those it exports).
     """
-    problems = [*_memory_problems(manifest, info), *_table_problems(manifest, info, engine_caps_growth)]
+    problems = limit_problems(manifest, info, engine_caps_growth=engine_caps_growth)
     if problems:
         raise PolicyError(f"{manifest.guest.name}: " + "; ".join(problems))
-
-
-def _memory_problems(manifest: Manifest, info: ModuleInfo) -> list[str]:
-    limit = manifest.limits.memory_pages
-    if len(info.memories) > MAX_MEMORIES:
-        count = len(info.memories)
-        return [f"it has {count} memories; a guest may have {MAX_MEMORIES}, bounded by limits.memory_pages"]
-    problems = []
-    for memory in info.memories:
-        if memory.maximum_pages is None:
-            problems.append(
-                f"its memory declares no maximum; build it with --maximumMemory "
-                f"(the build passes limits.memory_pages = {limit})"
-            )
-        elif memory.maximum_pages > limit:
-            problems.append(
-                f"its memory may grow to {memory.maximum_pages} pages, over its limits.memory_pages = {limit}"
-            )
-    return problems
-
-
-def _table_problems(manifest: Manifest, info: ModuleInfo, engine_caps_growth: bool) -> list[str]:
-    if len(info.tables) > MAX_TABLES:
-        return [f"it has {len(info.tables)} tables; a guest may have at most {MAX_TABLES}"]
-    ceiling = table_elements(manifest.limits.memory_pages)
-    where = f"the {ceiling} elements a guest with limits.memory_pages = {manifest.limits.memory_pages} may hold"
-    problems = []
-    for number, table in enumerate(info.tables):
-        if table.minimum_elements > ceiling:
-            problems.append(f"its table {number} starts with {table.minimum_elements} elements, over {where}")
-        elif engine_caps_growth:
-            continue
-        elif table.maximum_elements is None:
-            problems.append(f"its table {number} declares no maximum; this engine can bound it only at {where}")
-        elif table.maximum_elements > ceiling:
-            problems.append(f"its table {number} may grow to {table.maximum_elements} elements, over {where}")
-    return problems
 
 
 def open_guest(
