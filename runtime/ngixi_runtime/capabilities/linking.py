@@ -88,10 +88,13 @@ def per_descriptor(functions: Sequence[HostFunction]) -> HostFunction:
 
 def core_imports(context: HostContext, imports: Iterable[tuple[str, str]]) -> list[tuple[HostImport, HostFunction]]:
     """The host function of each (module, name) a core module imports, checked against the grants beforehand
-    (guest/check.py): its calls are counted under the first granting capability in registry order."""
+    (guest/check.py): its calls are counted under the first granting capability in registry order.
+
+    A function imported twice (valid wasm: AssemblyScript's WASI shim does it) is linked once.
+    """
     granted = provisions(context.grants)
     linked = []
-    for key in imports:
+    for key in dict.fromkeys(imports):
         found = granted[key]
         host_import = found.host_import
         functions = [c.imports[host_import](context) for c in found.capabilities]

@@ -370,6 +370,19 @@ def define_host_function(linker: wasmtime.Linker, host_import: HostImport, funct
     linker.define_func(host_import.module, host_import.name, signature, function)
 
 
+def _define_imports(
+    linker: wasmtime.Linker, imports: Sequence[tuple[HostImport, HostFunction]], deadline: Deadline
+) -> None:
+    """Links the host functions; Wasmtime's refusal of one (defined twice, say) names the guest and the import."""
+    for host_import, function in imports:
+        try:
+            define_host_function(linker, host_import, deadline.guard(function))
+        except wasmtime.WasmtimeError as error:
+            raise NgixiError(
+                f"{deadline.guest}: cannot link its import {host_import.qualified}: {first_line(error)}"
+            ) from None
+
+
 def instantiate(
     prepared: WasmtimeModule,
     *,
@@ -382,8 +395,7 @@ def instantiate(
         store = wasmtime.Store(prepared.engine)
         limit_store(store, limits, memories=MAX_MEMORIES, instances=1)
         linker = wasmtime.Linker(prepared.engine)
-        for host_import, function in imports:
-            define_host_function(linker, host_import, deadline.guard(function))
+        _define_imports(linker, imports, deadline)
         deadline.arm(store)
         with TICKER.running():
             instance = WasmtimeInstance(linker.instantiate(store, prepared.module), store, deadline)

@@ -426,7 +426,6 @@ def _open_core(
     declared = prepared.info if capped and not origin.startswith(COMPILED) else declared_module(bundle)
     check_memory_limit(manifest, declared, engine_caps_growth=capped)
     context = host_side()
-    imports = core_imports(context, [(imp.module, imp.name) for imp in prepared.info.imports])
 
     def link_memory(memory: EngineMemory) -> None:
         # The engine keeps the host functions, and so the context, alive: a strong reference back to the
@@ -434,7 +433,14 @@ def _open_core(
         context.memory = weakref.proxy(memory)
 
     try:
+        imports = core_imports(context, [(imp.module, imp.name) for imp in prepared.info.imports])
         instance = runner.instantiate(prepared, imports=imports, on_memory=link_memory)
+    except (NgixiError, GuestExit):
+        context.close()
+        raise
+    except Exception as error:  # a binding's own failure to link: one line, never a traceback or a dead child
+        context.close()
+        raise NgixiError(f"{manifest.guest.name}: cannot link the guest: {type(error).__name__}: {error}") from None
     except BaseException:
         context.close()
         raise
