@@ -14,7 +14,7 @@ from ngixi_runtime.engines.base import engine_named
 from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.trust.signatures import load_trust
-from tests.conftest import HELLO_MANIFEST, FakeMemory, KeyFiles, make_bundle
+from tests.conftest import FakeMemory, KeyFiles, make_bundle
 from tests.run.unit.test_loader import ADD
 from tests.wasmgen import module
 
