@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from ngixi_runtime.bundles.reader import VerifiedBundle
 from ngixi_runtime.capabilities.component import ComponentInfo, imports_wasi, wasi_setup
-from ngixi_runtime.capabilities.context import GuestExit, GuestOutput, HostContext, LogLine, Sandbox
+from ngixi_runtime.capabilities.context import GuestExit, GuestOutput, HostContext, LogLine, Sandbox, Stdin
 from ngixi_runtime.capabilities.linking import component_functions, core_imports, open_context
 from ngixi_runtime.engines.base import (
     PORTABLE_TRIPLE,
@@ -358,6 +358,7 @@ def open_guest(
     *,
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    stdin: Stdin | None = None,
     on_log: Callable[[LogLine], None] | None = None,
     allow_compile: bool = True,
     sandbox: Sandbox | None = None,
@@ -368,6 +369,8 @@ def open_guest(
     """Instantiates a verified bundle with exactly the imports its manifest grants.
 
     `sandbox` says where the guest's fs preopens and kv database live; a guest granted fs or kv needs one.
+    `env` and `stdin` are the caller's environment variables and standard input, refused unless the manifest
+    takes them (`[capabilities.env]`, `[capabilities.stdin]`).
     `engine` names the engine to run it on ("wasmer", "wasmtime", "auto"; see `chosen_engine`).
     `cpu_capped` says this process's CPU time is capped (the tenant child), which stands in for
     limits.fuel on an engine that cannot meter it; otherwise such a guest is refused there.
@@ -384,6 +387,7 @@ def open_guest(
         sandbox=sandbox,
         args=args,
         env=env,
+        stdin=stdin,
         on_log=on_log,
     )
     ready = partial(_instantiating, host_side, on_instantiate)
