@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from ngixi_runtime.capabilities.component import ComponentInfo
 from ngixi_runtime.capabilities.context import HostContext
 from ngixi_runtime.capabilities.linking import caller_environment, caller_stdin, core_imports, open_context
 from ngixi_runtime.errors import InvalidInput, PolicyError
+from ngixi_runtime.guest.check import check_component
 from ngixi_runtime.guest.manifest import ManifestError, parse_manifest
 from ngixi_runtime.spec.abi import Errno
 from ngixi_runtime.trust.policy import load_policy
@@ -112,3 +114,12 @@ def test_a_policy_caps_stdin_and_the_variables_a_manifest_may_name(tmp_path: Pat
     assert "capabilities.stdin.max_bytes: asks for 11, the policy allows at most 10" in message
     assert 'capabilities.env.allow[1]: "HOME" is not allowed by the policy' in message
     assert 'capabilities.env.fixed[0]: "MODE" is not allowed by the policy' in message
+
+
+def test_a_component_guest_is_not_granted_stdin_yet() -> None:
+    component = HELLO_MANIFEST.replace('version = "0.1.0"\n', 'version = "0.1.0"\nabi = "component"\n')
+    asking = parse_manifest(component + "[capabilities.stdin]\n", source=F, stem="hello")
+    info = ComponentInfo({}, {"add": (("s32", "s32"), ("s32",))})
+    assert check_component(asking, info) == [
+        f"{F}: capabilities.stdin: a component guest cannot read standard input yet; remove the grant"
+    ]
