@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ngixi_runtime.errors import InvalidInput, NgixiError
-from ngixi_runtime.loading.tenants import open_tenant
+from ngixi_runtime.loading.tenants import CallFailed, open_tenant
 from tests.conftest import KeyFiles, make_bundle
 from tests.wasmgen import DROP, I64, Func, Imp, call_import, load_i32, module, push
 
@@ -70,6 +70,17 @@ def test_stdin_reaches_a_guest_granted_it(tmp_path: Path, keys: KeyFiles, engine
     with open_tenant(bundle, trust_file=keys.trust, isolated=isolated, engine=engine_name, stdin=b"ping") as tenant:
         assert tenant.run().stdout == b"ping"
         assert tenant.run().stdout == b""  # the input is read: end of file
+
+
+def test_echoed_stdin_stays_within_the_output_quota(
+    tmp_path: Path, keys: KeyFiles, engine_name: str, isolated: bool
+) -> None:
+    bundle = make_bundle(tmp_path, keys.key, wasm=STDIN_ECHO, manifest=STDIN_GRANT + "[limits]\nstdout_bytes = 3\n")
+    tenant = open_tenant(bundle, trust_file=keys.trust, isolated=isolated, engine=engine_name, stdin=b"ping")
+    with tenant, pytest.raises(CallFailed) as refused:
+        tenant.run()
+    assert refused.value.outcome == "quota"
+    assert str(refused.value) == "hello: stdout/stderr exceeded its quota of 3 bytes"
 
 
 def test_stdin_beyond_max_bytes_is_refused_before_the_guest_starts(tmp_path: Path, keys: KeyFiles) -> None:
