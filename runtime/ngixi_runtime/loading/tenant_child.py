@@ -11,6 +11,7 @@ clean room) is in `loading/tenants.py`.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import resource
@@ -77,6 +78,7 @@ def _open(request: dict[str, Any], replies: IO[bytes]) -> Guest:
         bundle,
         args=request.get("args", ()),
         env=request.get("env", {}),
+        stdin=base64.b64decode(request.get("stdin", "")),
         sandbox=sandbox,
         engine=request.get("engine"),
         cpu_capped=True,  # serve() caps every call's CPU time

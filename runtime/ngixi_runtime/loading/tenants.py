@@ -51,7 +51,8 @@ from types import TracebackType
 from typing import IO, Any, Protocol
 
 from ngixi_runtime.bundles.reader import VerifiedBundle, open_bundle_file, read_bundle
-from ngixi_runtime.capabilities.context import GuestOutput, LogLine, Sandbox
+from ngixi_runtime.capabilities.context import GuestOutput, LogLine, Sandbox, Stdin
+from ngixi_runtime.capabilities.linking import caller_environment, caller_stdin
 from ngixi_runtime.engines.base import chosen_engine, meters_fuel
 from ngixi_runtime.errors import GuestError, InvalidInput, NgixiError, error_with_exit_code
 from ngixi_runtime.guest.data import DataKind, DataValue, check_output, decode
@@ -502,6 +503,7 @@ def open_tenant(
     isolated: bool = True,
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    stdin: Stdin | None = None,
     rollback: RollbackGuard | None = None,
     sandboxes: Path | None = None,
     tenant: str = DEFAULT_TENANT,
@@ -516,8 +518,10 @@ def open_tenant(
     `engine` picks the engine ("wasmer", "wasmtime", "auto"; see `chosen_engine`); with Wasmtime
     the timeout, memory and fuel limits also hold in-process. An engine that cannot meter fuel runs
     a guest with limits.fuel only isolated, where its CPU time is capped by limits.timeout_ms instead.
-    `env` is what the guest's env capability shows it; `child_env`, variables an isolated
-    tenant's child process gets beside `CHILD_ENVIRONMENT`'s (the guest never sees them).
+    `env` is what the caller sets of the variables the guest's env capability allows; `stdin`, its standard
+    input (bytes, or a reader asked only when the guest is granted stdin): each instance, a restarted child's
+    too, reads it from the start. A name or input the manifest does not take is refused. `child_env`: variables
+    an isolated tenant's child process gets beside `CHILD_ENVIRONMENT`'s (the guest never sees them).
     """
     check_tenant_id(tenant)
     trust_table = read_trust_table(trust_file)
@@ -536,9 +540,16 @@ def open_tenant(
         if policy is not None:
             policy.check(manifest)
         sandbox = Sandbox.under(sandboxes.absolute() / tenant / manifest.guest.name) if sandboxes else None
+        caller_environment(manifest.guest.name, manifest.capabilities, env or {})  # refused before any child starts
+        data = caller_stdin(manifest.guest.name, manifest.capabilities, stdin)
         if not isolated:  # open_guest reads all it needs of the bundle now
-            return InProcessTenant(open_guest(verified, args=args, env=env, sandbox=sandbox, engine=engine))
-        options = {"args": list(args), "env": dict(env or {}), "sandbox": sandbox.to_json() if sandbox else None}
+            return InProcessTenant(open_guest(verified, args=args, env=env, stdin=data, sandbox=sandbox, engine=engine))
+        options = {
+            "args": list(args),
+            "env": dict(env or {}),
+            "stdin": base64.b64encode(data).decode(),
+            "sandbox": sandbox.to_json() if sandbox else None,
+        }
         loaded = IsolatedTenant(
             CheckedBundle.of(verified, descriptor),
             {"source": str(trust_file), "table": trust_table},
