@@ -100,7 +100,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         isolated=not args.in_process,
         args=argv,
         env=_variables(args.env),
-        stdin=lambda limit: sys.stdin.buffer.read(limit + 1),  # read only for a guest granted stdin
+        # read only for a guest granted stdin; `--input -` is the call's input instead (call_io)
+        stdin=None if args.input == "-" else lambda limit: sys.stdin.buffer.read(limit + 1),
         rollback=_rollback_guard(args),
         sandboxes=args.sandbox,
         tenant=args.tenant,
