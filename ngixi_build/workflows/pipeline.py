@@ -11,6 +11,7 @@ from ngixi_build.project import GUEST_ENTRY, Project
 from ngixi_build.stages import compile as compile_stage
 from ngixi_build.stages import component
 from ngixi_build.stages.bundle import ArtifactInput, write_bundle
+from ngixi_build.stages.memory import bound_memory
 from ngixi_build.stages.precompile import precompile_guest, precompile_wasmtime, read_metadata
 from ngixi_build.stages.signing import SigningKey, ensure_dev_key
 from ngixi_build.stages.smoke import smoke_bundle
@@ -69,6 +70,8 @@ def compile_guest(project: Project, guest: GuestBuild) -> None:
     )
     if guest.type.is_component:
         size = component.componentize_guest(project, guest.name)
+    elif bound_memory(wasm_path=project.wasm_path(guest.name), memory_pages=guest.memory_pages):
+        log.info("%s: its memory declared no maximum; set to limits.memory_pages = %d", guest.name, guest.memory_pages)
     log.debug("%s: %d bytes of wasm", guest.name, size)
 
 
