@@ -60,7 +60,8 @@ def task_bindings() -> Task:
     """Generate AssemblyScript bindings of the WIT catalog (wit/) into artifacts/bindings/ngixi-host/."""
     return {
         "actions": [as_action(component.generate_bindings, project=PROJECT)],
-        "file_dep": [str(p) for p in component.catalog_sources(PROJECT)] + [component.GENERATOR],
+        "file_dep": [str(p) for p in component.catalog_sources(PROJECT)]
+        + [component.GENERATOR, *component.GLUE_GENERATOR],
         "targets": [str(p) for p in component.bindings_paths(PROJECT)],
         "clean": True,
     }
@@ -74,6 +75,7 @@ def task_compile() -> Any:
         component_inputs = [
             *component.catalog_sources(PROJECT),
             *component.bindings_paths(PROJECT),
+            *component.GLUE_GENERATOR,
             PROJECT.manifest_path(name),
         ]
         yield {
