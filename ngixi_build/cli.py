@@ -59,8 +59,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_publish(args: argparse.Namespace) -> int:
     from ngixi_build.workflows.publish import publish_project_release
 
-    for item in publish_project_release(find_project(Path.cwd())):
-        print(f"{item.digest} {item.reference}")
+    publish_project_release(find_project(Path.cwd()), force=args.force)  # it logs each tag and its pin
     return 0
 
 
@@ -101,8 +100,14 @@ def _keygen_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--comment", default="ngixi signing key")
 
 
+def _publish_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite a tag that names other content (hosts may have pulled it)"
+    )
+
+
 def _pull_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("reference", help="registry/name:tag")
+    parser.add_argument("reference", help="registry/name:tag, or registry/name@sha256:... as publish prints it")
     parser.add_argument("--out", type=Path, default=Path("."), help="directory to write the bundle into")
     add_trust_option(parser)
 
@@ -126,7 +131,7 @@ def _no_arguments(parser: argparse.ArgumentParser) -> None:
 VALIDATE = Command("check a manifest, a .wasm against it, and an operator policy", cmd_validate, _validate_arguments)
 KEYGEN = Command("write a new minisign key pair", cmd_keygen, _keygen_arguments)
 PUBLISH = Command(
-    "push this project's release bundles to $NGIXI_REGISTRY (needs NGIXI_SIGNING_KEY)", cmd_publish, _no_arguments
+    "push this project's release bundles to $NGIXI_REGISTRY (needs NGIXI_SIGNING_KEY)", cmd_publish, _publish_arguments
 )
 PULL = Command("fetch a bundle from an OCI registry and verify it", cmd_pull, _pull_arguments)
 WIT = Command("print the WIT catalog of host capabilities (wit/) for component guests", cmd_wit, _wit_arguments)
