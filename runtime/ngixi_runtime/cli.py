@@ -51,10 +51,10 @@ def add_trust_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _rollback_guard(args: argparse.Namespace) -> RollbackGuard:
-    from ngixi_runtime.trust.rollback import RollbackGuard, default_state_dir
+def _rollback_guard(args: argparse.Namespace, trust_file: Path) -> RollbackGuard:
+    from ngixi_runtime.trust.rollback import RollbackGuard
 
-    return RollbackGuard(args.state_dir or default_state_dir(), allow_downgrade=args.allow_downgrade)
+    return RollbackGuard.for_trust_file(trust_file, state_dir=args.state_dir, allow_downgrade=args.allow_downgrade)
 
 
 def _show(result: CallResult, *, as_json: bool, error: str | None = None) -> None:
@@ -89,7 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         policy=policy,
         isolated=not args.in_process,
         args=argv,
-        rollback=_rollback_guard(args),
+        rollback=_rollback_guard(args, trust),
         sandboxes=args.sandbox,
         tenant=args.tenant,
         engine=args.engine,
@@ -134,8 +134,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from ngixi_runtime.loading.loader import check_guest_code
     from ngixi_runtime.trust.signatures import load_trust
 
-    trust = load_trust(chosen_trust_file(args.trust))
-    bundle = read_bundle(args.bundle, trust, rollback=_rollback_guard(args))
+    trust_file = chosen_trust_file(args.trust)
+    bundle = read_bundle(args.bundle, load_trust(trust_file), rollback=_rollback_guard(args, trust_file))
     check_guest_code(bundle)
     print(f"ok: {_summary(bundle)}")
     return 0
@@ -211,8 +211,8 @@ def _rollback_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state-dir",
         type=Path,
-        help="where accepted sequences are recorded (default: $NGIXI_STATE_DIR, else $XDG_STATE_HOME/ngixi, "
-        "else ~/.local/state/ngixi)",
+        help="where accepted sequences are recorded, one file per trust file under rollback/ (default: "
+        "$NGIXI_STATE_DIR, else $XDG_STATE_HOME/ngixi, else ~/.local/state/ngixi)",
     )
 
 
