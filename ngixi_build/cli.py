@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ngixi_build.project import Project, find_project
 from ngixi_runtime.cli import Command, add_trust_option, fail
-from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.errors import InvalidInput, NgixiError
+from ngixi_runtime.spec.bundle_format import CHANNELS
 from ngixi_runtime.trust.choice import chosen_trust_file
 
 
@@ -41,9 +42,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_keygen(args: argparse.Namespace) -> int:
     from ngixi_build.stages.signing import generate_key_pair
+    from ngixi_runtime.trust import editing
 
+    if args.trust is not None and (args.guest is None or args.channel is None):
+        raise InvalidInput("keygen --trust: say what the key may sign with --guest and --channel")
+    if args.trust is not None and args.trust.exists():
+        editing.listed_keys(args.trust)  # a trust file the loader refuses is named before any key is made
     key = generate_key_pair(secret_path=args.secret, public_path=args.public, comment=args.comment)
     print(f"key {key.key_id}: secret {args.secret} (mode 0600), public {args.public}")
+    if args.trust is not None:
+        trust = editing.NewTrust(tuple(args.guest), tuple(dict.fromkeys(args.channel)), args.native_code, args.comment)
+        editing.add_key(args.trust, key.public, trust)
+        print(f"trusted key {key.key_id} in {args.trust}")
     return 0
 
 
@@ -98,6 +108,14 @@ def _keygen_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--secret", type=Path, required=True, help="secret key path (written with mode 0600)")
     parser.add_argument("--public", type=Path, required=True, help="public key path")
     parser.add_argument("--comment", default="ngixi signing key")
+    parser.add_argument(
+        "--trust",
+        type=Path,
+        help="also trust the new key in this trust file (made if missing); with --guest, --channel",
+    )
+    parser.add_argument("--guest", action="append", help="with --trust: a guest name or pattern it may sign; repeat")
+    parser.add_argument("--channel", action="append", choices=CHANNELS, help="with --trust: a channel; repeat")
+    parser.add_argument("--native-code", action="store_true", help="with --trust: its AOT artifacts may run")
 
 
 def _publish_arguments(parser: argparse.ArgumentParser) -> None:

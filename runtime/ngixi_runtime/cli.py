@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from ngixi_runtime.engines.base import AUTO, ENGINE_NAMES, ENGINE_VARIABLE
 from ngixi_runtime.errors import InvalidInput, NgixiError
+from ngixi_runtime.spec.bundle_format import CHANNELS
 from ngixi_runtime.trust.choice import DEV_TRUST_FILE, TRUST_VARIABLE, chosen_trust_file
 
 if TYPE_CHECKING:
@@ -188,6 +189,52 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trust(args: argparse.Namespace) -> int:
+    from ngixi_runtime.trust import editing
+
+    trust_file = chosen_trust_file(args.trust)
+    if args.action == "add":
+        trust = editing.NewTrust(tuple(args.guest), tuple(dict.fromkeys(args.channel)), args.native_code, args.comment)
+        key_id = editing.add_key(trust_file, editing.read_public_key(args.public_key), trust)
+        print(f"trusted key {key_id} in {trust_file}: {_scope(trust.guests, trust.channels, trust.native_code)}")
+    elif args.action == "remove":
+        editing.remove_key(trust_file, args.key_id)
+        print(f"removed key {args.key_id} from {trust_file}")
+    else:
+        for key in editing.listed_keys(trust_file):
+            comment = f"  # {key['comment']}" if key["comment"] else ""
+            print(f"{key['id']}  {_scope(key['guests'], key['channels'], key['native_code'])}{comment}")
+    return 0
+
+
+def _scope(guests: Sequence[str], channels: Sequence[str], native_code: bool) -> str:
+    return f"guests {','.join(guests)}; channels {','.join(channels)}; native code {'yes' if native_code else 'no'}"
+
+
+def add_trust_scope_options(parser: argparse.ArgumentParser) -> None:
+    """--guest, --channel, --native-code, --comment: what a key is trusted with (`trust add`, `keygen --trust`)."""
+    parser.add_argument(
+        "--guest", action="append", required=True, help="a guest name or pattern (fnmatch) it may sign; repeat"
+    )
+    parser.add_argument("--channel", action="append", required=True, choices=CHANNELS, help="repeat for both")
+    parser.add_argument(
+        "--native-code", action="store_true", help="run its bundles' AOT artifacts (machine code) on this host"
+    )
+    parser.add_argument("--comment", default="", help="a note kept beside the key (who it is, why trusted)")
+
+
+def _trust_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="trust a minisign public key for some guests and channels")
+    add.add_argument("public_key", type=Path, help="the key's .pub file (minisign -G or ngixi keygen)")
+    add_trust_scope_options(add)
+    remove = actions.add_parser("remove", help="stop trusting a key")
+    remove.add_argument("key_id", help="its id, as `ngixi trust list` prints it")
+    actions.add_parser("list", help="the keys trusted and what each may sign")
+    for action in (add, remove, actions.choices["list"]):
+        add_trust_option(action)
+
+
 def _bundle_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", type=Path)
     add_trust_option(parser)
@@ -255,6 +302,7 @@ COMMANDS = {
     "run": Command("verify a bundle and call an export (or run a command guest)", cmd_run, _run_arguments),
     "verify": Command("verify a bundle's signature and every member", cmd_verify, _verify_arguments),
     "inspect": Command("show a verified bundle's members and artifacts", cmd_inspect, _inspect_arguments),
+    "trust": Command("list, add or remove the keys a trust file trusts", cmd_trust, _trust_arguments),
 }
 
 
