@@ -131,12 +131,25 @@ def source_files(root: Path) -> list[Path]:
 
 def source_state(root: Path) -> SourceState:
     """The commit the tree is at and what differs from it (untracked files too); outside git, all of it."""
-    commit = git_output(root, "rev-parse", "HEAD")
-    status = git_output(root, "status", "--porcelain=v1", "--untracked-files=all", "--", ".")
-    if commit is None or status is None:
+    commit = git_output(root, "rev-parse", "HEAD")  # None also where git is missing
+    changed = None if commit is None else _changed_paths(root)
+    if commit is None or changed is None:
         return SourceState("", ("(not a git work tree: nothing says what the release is made from)",))
-    paths = (line[3:] for line in status.splitlines() if line)
-    return SourceState(commit, tuple(sorted(p for p in paths if Path(p).name != HISTORY_FILE)))
+    record = (git_output(root, "rev-parse", "--show-prefix") or "") + HISTORY_FILE  # porcelain: from the top
+    return SourceState(commit, tuple(sorted(p for p in changed if p != record)))
+
+
+def _changed_paths(root: Path) -> list[str] | None:
+    """Paths `git status` shows under `root` (modified, staged, deleted, untracked), from the repository's top."""
+    status = subprocess.run(
+        ["git", "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--", "."],
+        cwd=root,
+        capture_output=True,
+        check=False,
+    )
+    if status.returncode != 0:
+        return None
+    return [entry[3:].decode(errors="replace") for entry in status.stdout.split(b"\0") if entry]
 
 
 def release_guests(project: Project, requested: Sequence[str] = ()) -> list[str]:

@@ -376,18 +376,17 @@ def test_a_bumped_release_pulls_and_runs_and_the_older_one_is_a_rollback(
         rf"{re.escape(registry)}/hello:0\.2\.0: published; pin (\S+@sha256:[0-9a-f]{{64}})", published.stderr
     )
     assert pin is not None, published.stderr
+    host_trust = tmp_path / "host" / "trust.toml"  # the operator's, as the README has them make it
+    trust_add = ["trust", "add", str(release_keys.public), "--guest", "hello", "--channel", "release"]
+    run(tmp_path, "ngixi", *trust_add, "--trust", str(host_trust))
     older_dir, newer_dir = tmp_path / "older", tmp_path / "newer"
-    for directory in (older_dir, newer_dir):
-        directory.mkdir()
-    trust = load_trust(release_keys.trust)
+    trust = load_trust(host_trust)
     newer = pull_bundle(reference=pin.group(1), out_dir=newer_dir, trust=trust)
     older = pull_bundle(reference=f"{registry}/hello:0.1.0", out_dir=older_dir, trust=trust)
     assert newer.name == "hello-0.2.0.ngx" and read_bundle(newer, trust).index.sequence == 2
-    ran = run(tmp_path, "ngixi", "run", "--trust", str(release_keys.trust), str(newer), "add", "2", "3")
+    ran = run(tmp_path, "ngixi", "run", "--trust", str(host_trust), str(newer), "add", "2", "3")
     assert ran.stdout == "5\n"
-    refused = run(
-        tmp_path, "ngixi", "run", "--trust", str(release_keys.trust), str(older), "add", "2", "3", check=False
-    )
+    refused = run(tmp_path, "ngixi", "run", "--trust", str(host_trust), str(older), "add", "2", "3", check=False)
     assert refused.returncode == 3
     assert "sequence 1 of guest 'hello' on channel 'release' is lower than 2" in refused.stderr
 

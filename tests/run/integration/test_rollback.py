@@ -13,7 +13,7 @@ import pytest
 
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.errors import InvalidInput, VerificationError
-from ngixi_runtime.loading.tenants import CallFailed, IsolatedTenant, TenantPool, open_tenant
+from ngixi_runtime.loading.tenants import CallFailed, IsolatedTenant, open_tenant
 from ngixi_runtime.spec.bundle_format import Channel
 from ngixi_runtime.trust.choice import DEV_TRUST_FILE
 from ngixi_runtime.trust.rollback import RollbackGuard, default_state_dir, state_file_for
@@ -194,15 +194,3 @@ def test_a_projects_own_dev_builds_never_trip_it_but_its_release_channel_does(tm
     accept(bundle(tmp_path, project_keys, 5, channel="release"), project_keys, state_dir)
     with pytest.raises(VerificationError, match="sequence 4 of guest 'hello' on channel 'release' is lower than 5"):
         accept(bundle(tmp_path, project_keys, 4, channel="release"), project_keys, state_dir)
-
-
-def test_a_tenant_pool_refuses_what_ngixi_run_would(
-    tmp_path: Path, keys: KeyFiles, state_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    newer, older = bundle(tmp_path, keys, 9), bundle(tmp_path, keys, 8)
-    assert exit_code(["run", "--trust", str(keys.trust), str(newer), "add", "2", "3"]) == 0
-    with TenantPool(trust_file=keys.trust) as pool:
-        with pytest.raises(VerificationError, match="sequence 8 of guest 'hello' on channel 'dev' is lower than 9"):
-            pool.add("old", older)
-        pool.add("new", newer)
-        assert pool.call("new", "add", (2, 3)).values == (5,)
