@@ -243,7 +243,7 @@ def pull_bundle(*, reference: str, out_dir: Path, trust: TrustStore) -> Path:
         response = client.get_blob(container, layer["digest"], stream=True)
         response.raise_for_status()
         with tempfile.TemporaryDirectory() as scratch:
-            blob, staged = Path(scratch) / "blob", Path(scratch) / "pulled.ngx"
+            blob, staged = Path(scratch) / "blob", Path(scratch) / f"{container.repository.rsplit('/', 1)[-1]}.ngx"
             digest = _download(response, blob, layer["size"], reference)
             if f"sha256:{digest}" != layer["digest"]:
                 raise VerificationError(f"{reference}: downloaded blob does not match its digest")
@@ -252,7 +252,7 @@ def pull_bundle(*, reference: str, out_dir: Path, trust: TrustStore) -> Path:
             else:
                 blob.rename(staged)
             index = read_bundle(staged, trust).index
-            final = out_dir / f"{index.guest}-{index.version}{BUNDLE_SUFFIX}"
+            final = out_dir / f"{index.guest}-{index.version}{BUNDLE_SUFFIX}"  # both checked by the reader
             with atomic_output(final) as stream:
                 stream.write(staged.read_bytes())
     except (requests.RequestException, ValueError) as error:

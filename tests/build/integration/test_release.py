@@ -475,3 +475,25 @@ def test_a_published_tag_is_immutable_unless_forced(
     assert forced.state == "overwritten" and forced.digest != hello.digest
     pulled = pull_bundle(reference=f"{namespace}/hello:0.1.0", out_dir=tmp_path, trust=load_trust(release_keys.trust))
     assert pulled.read_bytes() == other.read_bytes()
+
+
+def test_pull_refuses_a_signed_version_that_is_a_path(registry: str, release_keys: KeyFiles, tmp_path: Path) -> None:
+    """The pulled file is named from the verified index, whose guest name and version the reader checks."""
+    manifest = HELLO_MANIFEST.replace('version = "0.1.0"', 'version = "1/../../evil"')
+    (tmp_path / "b" / "hello-1" / ".." / "..").mkdir(parents=True, exist_ok=True)
+    bundle = make_bundle(
+        tmp_path / "b" / "x",
+        release_keys.key,
+        wasm=ADD_WASM,
+        manifest=manifest,
+        version="1/../../evil",
+        channel="release",
+    )
+    layer = publish.compressed(bundle.read_bytes())
+    reference = push_layer(registry, "path", layer, publish.GZIP_BUNDLE_MEDIA_TYPE, tmp_path)
+    with pytest.raises(
+        VerificationError,
+        match=r"hello\.ngx!manifest\.toml: guest\.version: \"1/\.\./\.\./evil\" is not a semantic version",
+    ):
+        pull_bundle(reference=reference, out_dir=tmp_path / "out", trust=load_trust(release_keys.trust))
+    assert not (tmp_path / "out").exists() and not (tmp_path / "evil.ngx").exists()
