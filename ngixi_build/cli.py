@@ -11,9 +11,8 @@ import json
 from pathlib import Path
 
 from ngixi_build.project import Project, find_project
-from ngixi_runtime.cli import Command, add_trust_option, fail
+from ngixi_runtime.cli import Command, add_trust_option, add_trust_scope_options, fail
 from ngixi_runtime.errors import InvalidInput, NgixiError
-from ngixi_runtime.spec.bundle_format import CHANNELS
 from ngixi_runtime.trust.choice import chosen_trust_file
 
 
@@ -113,9 +112,7 @@ def _keygen_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="also trust the new key in this trust file (made if missing); with --guest, --channel",
     )
-    parser.add_argument("--guest", action="append", help="with --trust: a guest name or pattern it may sign; repeat")
-    parser.add_argument("--channel", action="append", choices=CHANNELS, help="with --trust: a channel; repeat")
-    parser.add_argument("--native-code", action="store_true", help="with --trust: its AOT artifacts may run")
+    add_trust_scope_options(parser, required=False)
 
 
 def _publish_arguments(parser: argparse.ArgumentParser) -> None:

@@ -211,16 +211,17 @@ def _scope(guests: Sequence[str], channels: Sequence[str], native_code: bool) ->
     return f"guests {','.join(guests)}; channels {','.join(channels)}; native code {'yes' if native_code else 'no'}"
 
 
-def add_trust_scope_options(parser: argparse.ArgumentParser) -> None:
-    """--guest, --channel, --native-code, --comment: what a key is trusted with (`trust add`, `keygen --trust`)."""
+def add_trust_scope_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """--guest, --channel, --native-code: what a key is trusted with (`trust add`, `keygen --trust`)."""
     parser.add_argument(
-        "--guest", action="append", required=True, help="a guest name or pattern (fnmatch) it may sign; repeat"
+        "--guest", action="append", required=required, help="a guest name or pattern (fnmatch) it may sign; repeat"
     )
-    parser.add_argument("--channel", action="append", required=True, choices=CHANNELS, help="repeat for both")
     parser.add_argument(
-        "--native-code", action="store_true", help="run its bundles' AOT artifacts (machine code) on this host"
+        "--channel", action="append", required=required, choices=CHANNELS, help="a channel it may sign on; repeat"
     )
-    parser.add_argument("--comment", default="", help="a note kept beside the key (who it is, why trusted)")
+    parser.add_argument(
+        "--native-code", action="store_true", help="run its bundles' AOT artifacts (machine code) on the host"
+    )
 
 
 def _trust_arguments(parser: argparse.ArgumentParser) -> None:
@@ -228,6 +229,7 @@ def _trust_arguments(parser: argparse.ArgumentParser) -> None:
     add = actions.add_parser("add", help="trust a minisign public key for some guests and channels")
     add.add_argument("public_key", type=Path, help="the key's .pub file (minisign -G or ngixi keygen)")
     add_trust_scope_options(add)
+    add.add_argument("--comment", default="", help="a note kept beside the key (who it is, why trusted)")
     remove = actions.add_parser("remove", help="stop trusting a key")
     remove.add_argument("key_id", help="its id, as `ngixi trust list` prints it")
     actions.add_parser("list", help="the keys trusted and what each may sign")
