@@ -117,45 +117,66 @@ def describe(bundle: VerifiedBundle) -> tuple[dict[str, Any], dict[str, str]]:
     return config, annotations
 
 
-def publish_bundle(
-    client: oras.client.OrasClient, registry: str, path: Path, key: SigningKey, *, force: bool = False
-) -> Published:
-    """Pushes one bundle content-addressed (blobs, then its manifest by digest), then points its tag at it.
+@dataclass(frozen=True)
+class _Upload:
+    """One bundle ready to push: its blobs and manifest, and what its tag names now."""
 
-    A tag already naming another bundle is refused unless `force`: hosts that pulled it rely on it.
-    """
+    reference: str
+    container: Container
+    blobs: tuple[tuple[dict[str, Any], bytes], ...]  # (descriptor, bytes): the layer, then the config
+    manifest: bytes
+    digest: str
+    tagged: tuple[str, bool] | None  # (digest, whether it names this bundle) of the tag's manifest now
+
+    def refusal(self) -> str | None:
+        """Why pushing would rewrite a published tag, if it would."""
+        if self.tagged is None or self.tagged[1]:
+            return None
+        return (
+            f"{self.reference}: already published as {self.tagged[0]}, other content than this bundle's "
+            f"{self.digest}; published tags never change: bump [guest].version in the manifest "
+            "(or --force to overwrite)"
+        )
+
+
+def _prepare(client: oras.client.OrasClient, registry: str, path: Path, key: SigningKey) -> _Upload:
+    """Verifies the bundle and builds its manifest; asks the registry what its tag names now."""
     bundle = read_bundle(path, _trust_of(key))
     config, annotations = describe(bundle)
     reference = f"{registry}/{bundle.index.guest}:{bundle.index.version}"
     container = client.get_container(reference)
-    layer_bytes, config_bytes = compressed(path.read_bytes()), json.dumps(config, sort_keys=True).encode()
+    data = path.read_bytes()
+    layer_bytes, config_bytes = compressed(data), json.dumps(config, sort_keys=True).encode()
     layer = _descriptor(GZIP_BUNDLE_MEDIA_TYPE, layer_bytes, {"org.opencontainers.image.title": f"{path.name}.gz"})
     config_descriptor = _descriptor(ARTIFACT_TYPE, config_bytes)
-    document = _manifest_bytes(config_descriptor, layer, annotations)
-    digest = f"sha256:{hashlib.sha256(document).hexdigest()}"
+    manifest = _manifest_bytes(config_descriptor, layer, annotations)
     try:
         existing = _tagged(client, container)
-        state: PublishState = "published"
-        if existing is not None:
-            old_digest, old_layer = existing
-            if old_layer.get("digest") in (layer["digest"], _sha256(path.read_bytes())):
-                return Published(reference, old_digest, "unchanged")
-            if not force:
-                raise RegistryError(
-                    f"{reference}: already published as {old_digest}, other content than this bundle's {digest}; "
-                    "published tags never change: bump [guest].version in the manifest (or --force to overwrite)"
-                )
-            state = "overwritten"
+    except (requests.RequestException, ValueError) as error:
+        raise RegistryError(f"{reference}: manifest lookup failed: {error}") from None
+    tagged = None
+    if existing is not None:
+        tagged = existing[0], existing[1].get("digest") in (layer["digest"], _sha256(data))
+    blobs = ((layer, layer_bytes), (config_descriptor, config_bytes))
+    return _Upload(reference, container, blobs, manifest, _sha256(manifest), tagged)
+
+
+def _push(client: oras.client.OrasClient, upload: _Upload) -> Published:
+    """Pushes content-addressed: the blobs, the manifest by digest, and only then the tag."""
+    if upload.tagged is not None and upload.tagged[1]:
+        return Published(upload.reference, upload.tagged[0], "unchanged")
+    try:
         with tempfile.TemporaryDirectory() as scratch:
-            for descriptor, data in ((layer, layer_bytes), (config_descriptor, config_bytes)):
+            for descriptor, data in upload.blobs:
                 blob = Path(scratch) / descriptor["digest"].replace(":", "-")
                 blob.write_bytes(data)
-                _checked(client.upload_blob(str(blob), container, descriptor), reference, "blob upload")
-        for target in (digest, container.tag):  # by digest first: the tag moves only to content already there
-            _put_manifest(client, container, target, document, reference)
+                response = client.upload_blob(str(blob), upload.container, descriptor)
+                _checked(response, upload.reference, "blob upload")
+        for target in (upload.digest, upload.container.tag):
+            _put_manifest(client, upload.container, target, upload.manifest, upload.reference)
     except (requests.RequestException, ValueError) as error:
-        raise RegistryError(f"{reference}: push failed: {error}") from None
-    return Published(reference, digest, state)
+        raise RegistryError(f"{upload.reference}: push failed: {error}") from None
+    return Published(upload.reference, upload.digest, "published" if upload.tagged is None else "overwritten")
 
 
 def _sha256(data: bytes) -> str:
@@ -214,12 +235,20 @@ def compressed(bundle: bytes) -> bytes:
 
 
 def publish_release(*, release_dir: Path, registry: str, key: SigningKey, force: bool = False) -> list[Published]:
-    """Pushes every bundle of a release directory; each is verified with the release key first."""
+    """Pushes every bundle of a release directory, each verified with the release key first.
+
+    A tag already naming another bundle is refused unless `force` (hosts that pulled it rely on it);
+    then nothing is pushed.
+    """
     bundles = sorted(release_dir.glob("*.ngx"))
     if not bundles:
         raise InvalidInput(f"{release_dir}: no bundles to publish; run `doit release` first")
     client = _client(registry)
-    return [publish_bundle(client, registry, path, key, force=force) for path in bundles]
+    uploads = [_prepare(client, registry, path, key) for path in bundles]
+    refusals = [r for u in uploads if (r := u.refusal())]
+    if refusals and not force:
+        raise RegistryError("\n".join(refusals))  # before anything is pushed: a release is published whole or not
+    return [_push(client, upload) for upload in uploads]
 
 
 def _bundle_layer(manifest: dict[str, Any], reference: str) -> dict[str, Any]:

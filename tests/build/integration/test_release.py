@@ -451,7 +451,7 @@ def test_an_unknown_guest_to_release_is_named(project: Project, release_keys: Ke
 
 
 def test_a_published_tag_is_immutable_unless_forced(
-    released: Path, release_keys: KeyFiles, registry: str, tmp_path: Path
+    project: Project, released: Path, release_keys: KeyFiles, registry: str, tmp_path: Path
 ) -> None:
     namespace = f"{registry}-immutable"
     first = publish_release(release_dir=released, registry=namespace, key=release_keys.key)
@@ -460,9 +460,13 @@ def test_a_published_tag_is_immutable_unless_forced(
     assert [(p.state, p.digest) for p in again] == [("unchanged", p.digest) for p in first]
     other_dir = tmp_path / "other"
     other = make_bundle(other_dir, release_keys.key, wasm=ADD_WASM, channel="release", sequence=7)
+    fresh_manifest = HELLO_MANIFEST.replace('name = "hello"', 'name = "fresh"')
+    make_bundle(other_dir, release_keys.key, wasm=ADD_WASM, manifest=fresh_manifest, guest="fresh", channel="release")
     hello = first[0]
     with pytest.raises(RegistryError) as refused:
         publish_release(release_dir=other_dir, registry=namespace, key=release_keys.key)
+    client = publish._client(namespace)
+    assert publish._tagged(client, client.get_container(f"{namespace}/fresh:0.1.0")) is None  # nothing pushed
     assert re.fullmatch(
         rf"{re.escape(hello.reference)}: already published as {hello.digest}, other content than this bundle's "
         r"sha256:[0-9a-f]{64}; published tags never change: bump \[guest\]\.version in the manifest \(or --force "
@@ -471,10 +475,16 @@ def test_a_published_tag_is_immutable_unless_forced(
     )
     pulled = pull_bundle(reference=hello.pinned, out_dir=tmp_path, trust=load_trust(release_keys.trust))
     assert pulled.read_bytes() == (released / "hello-0.1.0.ngx").read_bytes()
-    (forced,) = publish_release(release_dir=other_dir, registry=namespace, key=release_keys.key, force=True)
-    assert forced.state == "overwritten" and forced.digest != hello.digest
+    fresh, forced = publish_release(release_dir=other_dir, registry=namespace, key=release_keys.key, force=True)
+    assert (fresh.state, forced.state) == ("published", "overwritten") and forced.digest != hello.digest
     pulled = pull_bundle(reference=f"{namespace}/hello:0.1.0", out_dir=tmp_path, trust=load_trust(release_keys.trust))
     assert pulled.read_bytes() == other.read_bytes()
+
+    publishing = {**release_env(release_keys, "1.0.0"), "NGIXI_REGISTRY": namespace}
+    by_doit = run(project.root, "doit", "publish", check=False, env=publishing)
+    assert by_doit.returncode != 0 and f"{hello.reference}: already published as {forced.digest}" in by_doit.stdout
+    forced_by_doit = run(project.root, "doit", "publish", "--force", env=publishing)
+    assert f"{hello.reference}: OVERWRITTEN (--force); pin {hello.pinned}" in forced_by_doit.stderr
 
 
 def test_pull_refuses_a_signed_version_that_is_a_path(registry: str, release_keys: KeyFiles, tmp_path: Path) -> None:
