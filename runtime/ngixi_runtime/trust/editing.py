@@ -1,14 +1,18 @@
 """Editing trust files (`ngixi trust add/list/remove`, `ngixi keygen --trust`).
 
 Every edit keeps the rest of the file as written (comments included), is checked by the loader's own
-parser (`trust_from_table`) before it replaces the file, and replaces it atomically.
+parser (`trust_from_table`) before it replaces the file, and replaces it atomically, holding the
+file's directory locked against concurrent edits.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +49,32 @@ def read_public_key(path: Path) -> minisign.PublicKey:
 
 def add_key(trust_file: Path, public_key: minisign.PublicKey, trust: NewTrust) -> str:
     """Appends a [[keys]] table for `public_key` to the trust file (made if missing); returns the key id."""
+    with _editing(trust_file):
+        return _add(trust_file, public_key, trust)
+
+
+def remove_key(trust_file: Path, key_id: str) -> None:
+    """Removes the [[keys]] table of `key_id`, keeping the rest of the file as it was."""
+    with _editing(trust_file):
+        _remove(trust_file, key_id)
+
+
+@contextmanager
+def _editing(trust_file: Path) -> Iterator[None]:
+    """Holds the trust file's directory locked, so that concurrent edits never lose one another."""
+    try:
+        trust_file.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(trust_file.parent, os.O_RDONLY)
+    except OSError as error:
+        raise InvalidInput(f"{trust_file.parent}: cannot edit trust files there: {error.strerror}") from None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def _add(trust_file: Path, public_key: minisign.PublicKey, trust: NewTrust) -> str:
     key_id = key_id_of(public_key)
     text = _current_text(trust_file)
     if text:
@@ -59,8 +89,7 @@ def add_key(trust_file: Path, public_key: minisign.PublicKey, trust: NewTrust) -
     return key_id
 
 
-def remove_key(trust_file: Path, key_id: str) -> None:
-    """Removes the [[keys]] table of `key_id`, keeping the rest of the file as it was."""
+def _remove(trust_file: Path, key_id: str) -> None:
     text = _current_text(trust_file)
     if not text:
         raise InvalidInput(f"{trust_file}: no such trust file")

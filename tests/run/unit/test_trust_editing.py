@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import minisign
@@ -107,3 +108,11 @@ def test_the_cli_refuses_an_unknown_channel(tmp_path: Path, capsys: pytest.Captu
     args = ["trust", "add", str(tmp_path / "k.pub"), "--guest", "x", "--channel", "relase", "--trust", "t.toml"]
     assert exit_code(args) == 2
     assert "invalid choice: 'relase'" in capsys.readouterr().err
+
+
+def test_concurrent_adds_lose_no_key(tmp_path: Path) -> None:
+    trust = tmp_path / "trust.toml"
+    keys = [new_public_key() for _ in range(12)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(lambda key: add_key(trust, key, RELEASE_HELLO), keys))
+    assert sorted(k.key_id for k in load_trust(trust).keys) == sorted(key_id_of(k) for k in keys)
