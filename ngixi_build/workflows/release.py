@@ -27,6 +27,7 @@ from typing import Any
 
 from ngixi_build import __version__
 from ngixi_build.guests import read_guest
+from ngixi_build.locking import file_lock
 from ngixi_build.proc import run
 from ngixi_build.project import Project, git_output
 from ngixi_build.stages import component
@@ -452,7 +453,16 @@ def make_release(
     allow_dirty: bool = False,
 ) -> Release:
     """Plans the release from the record, builds it twice in clean copies, compares, then writes it
-    (or confirms it exists) and records it."""
+    (or confirms it exists) and records it. One release at a time per checkout: each reads the record
+    the one before wrote."""
+    lock = project.state_dir / "release.lock"
+    with file_lock(lock, on_wait=lambda: log.warning("waiting for another release to release %s", lock)):
+        return _make_release(project, key=key, builder=builder, guests=guests, allow_dirty=allow_dirty)
+
+
+def _make_release(
+    project: Project, *, key: SigningKey, builder: Builder, guests: Sequence[str], allow_dirty: bool
+) -> Release:
     version = release_version(project)
     source = source_state(project.root)
     _refuse_dirty(source, allow_dirty or os.environ.get(ALLOW_DIRTY_VARIABLE) == "1")
