@@ -14,6 +14,7 @@ from ngixi_build.reporter import ProgressReporter
 from ngixi_build.stages import component
 from ngixi_build.stages.compile import OPTIMIZATION_FLAGS
 from ngixi_build.stages.precompile import metadata_path, precompile_inputs, wasmtime_precompile_inputs
+from ngixi_build.toolchains import asdata
 from ngixi_build.toolchains.assemblyscript import PIN_FILES, toolchain_for
 from ngixi_build.workflows import clean, pipeline, publish, release
 from ngixi_build.workflows.tasks import TargetsUnchanged, as_action, existing, precompile_subtask
@@ -81,7 +82,7 @@ def task_compile() -> Any:
             "file_dep": [
                 *(str(p) for p in PROJECT.guest_sources(name)),
                 str(TOOLCHAIN.root / ".complete"),
-                *(str(p) for p in (component_inputs if is_component else [])),
+                *(str(p) for p in (component_inputs if is_component else [asdata.SOURCE, asdata.EXPORT_CHECK])),
             ],
             "targets": [
                 str(PROJECT.wasm_path(name)),

@@ -16,6 +16,7 @@ from ngixi_build.stages.precompile import precompile_guest, precompile_wasmtime,
 from ngixi_build.stages.signing import SigningKey, ensure_dev_key
 from ngixi_build.stages.smoke import smoke_bundle
 from ngixi_build.stages.validate import check_validated, validate_guest
+from ngixi_build.toolchains import asdata
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
 from ngixi_runtime.spec.bundle_format import Channel
 from ngixi_runtime.spec.targets import Target
@@ -42,7 +43,10 @@ def compile_inputs(project: Project, guest: GuestBuild) -> tuple[Path, compile_s
     """The guest's entry (relative to the project root) and its compile options from the manifest."""
     entry = (project.guests_dir / guest.name / GUEST_ENTRY).relative_to(project.root)
     kind = guest.type.kind
-    extra = tuple(component.compile_arguments(project, kind)) if guest.type.is_component else ()
+    if guest.type.is_component:
+        extra = tuple(component.compile_arguments(project, kind))
+    else:
+        extra = tuple(asdata.compile_arguments(project.root))  # the call data ABI's package
     return entry, compile_stage.CompileOptions(
         kind=kind, memory_pages=guest.memory_pages, extra_arguments=extra, profile=project.profile
     )

@@ -2,6 +2,7 @@
 
     with open_tenant(Path("hello-0.1.0.ngx"), trust_file=Path("trust.toml")) as tenant:
         result = tenant.call("add", (2, 3))      # result.values == (5,), result.metrics.duration_ms
+        words = tenant.call("words", input="to be or not")  # an export declaring input/output: words.data
 
 A tenant runs isolated by default: its own child process with its own store, under a memory
 rlimit, a CPU rlimit and a wall-clock deadline from the manifest's [limits]. A trap, timeout,
@@ -42,7 +43,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -54,9 +55,17 @@ from ngixi_runtime.capabilities.context import GuestOutput, LogLine, Sandbox, St
 from ngixi_runtime.capabilities.linking import caller_environment, caller_stdin
 from ngixi_runtime.engines.base import chosen_engine, meters_fuel
 from ngixi_runtime.errors import GuestError, InvalidInput, NgixiError, error_with_exit_code
+from ngixi_runtime.guest.data import DataKind, DataValue, check_output, decode
 from ngixi_runtime.guest.manifest import Manifest, Number
 from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE, CacheUnavailable, default_cache_dir
-from ngixi_runtime.loading.loader import Guest, check_call, likely_artifacts, open_guest, verified_manifest
+from ngixi_runtime.loading.loader import (
+    Guest,
+    check_call,
+    encoded_input,
+    likely_artifacts,
+    open_guest,
+    verified_manifest,
+)
 from ngixi_runtime.trust.policy import Policy
 from ngixi_runtime.trust.rollback import RollbackGuard
 from ngixi_runtime.trust.signatures import read_trust_table, trust_from_table
@@ -65,6 +74,8 @@ log = logging.getLogger(__name__)
 
 # Time allowed on top of the guest's own timeout for the child to answer over the pipe.
 _IPC_GRACE_SECONDS = 0.25
+# How much of a child's reply one read takes: a call's output comes raw after its reply line.
+_READ_BYTES = 1 << 20
 # Time for the child to verify and prepare the guest (compiling it, perhaps) before instantiating it.
 _PREPARE_TIMEOUT_SECONDS = 30.0
 # The host's variables a child keeps, when set: the interpreter's library path and the locale.
@@ -92,6 +103,15 @@ class CallResult:
     stdout: bytes
     stderr: bytes
     metrics: CallMetrics
+    output: bytes | None = None  # what the guest wrote through the call data ABI, checked against its kind
+    output_kind: DataKind | None = None  # what the export declares: output = "bytes", "text" or "json"
+
+    @property
+    def data(self) -> DataValue:
+        """The call's output as its export declares it: bytes, str or a JSON value; None without output."""
+        if self.output is None or self.output_kind is None:
+            return None
+        return decode(self.output_kind, self.output)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -101,6 +121,8 @@ class CallResult:
             "stdout": base64.b64encode(self.stdout).decode(),
             "stderr": base64.b64encode(self.stderr).decode(),
             "metrics": asdict(self.metrics),
+            "output": None if self.output is None else base64.b64encode(self.output).decode(),
+            "output_kind": self.output_kind,
         }
 
     @classmethod
@@ -112,6 +134,8 @@ class CallResult:
             stdout=base64.b64decode(raw["stdout"]),
             stderr=base64.b64decode(raw["stderr"]),
             metrics=CallMetrics(**raw["metrics"]),
+            output=None if raw.get("output") is None else base64.b64decode(raw["output"]),
+            output_kind=raw.get("output_kind"),
         )
 
 
@@ -133,26 +157,30 @@ class Tenant(Protocol):
     origin: str  # which artifact was loaded, or why the guest was compiled
     compiled: bool
 
-    def call(self, export: str, args: Sequence[Number]) -> CallResult: ...
+    def call(self, export: str, args: Sequence[Number] = (), *, input: DataValue | None = None) -> CallResult: ...
 
     def run(self) -> CallResult: ...
 
     def close(self) -> None: ...
 
 
-def measure(guest: Guest, export: str, args: Sequence[Number]) -> CallResult:
-    """Calls an export (or `_start` for "_start") in this process and records its metrics."""
+def measure(guest: Guest, export: str, args: Sequence[Number], data: bytes | None = None) -> CallResult:
+    """Calls an export (or `_start` for "_start") in this process with its input, and records its metrics."""
     start = time.perf_counter()
     values: tuple[Number, ...] = ()
     exit_code = None
     failure: GuestError | None = None
+    output_kind = None
     try:
         if export == "_start":
             exit_code = guest.run_command()
         else:
-            values = guest.call(export, args)
+            values = guest.call(export, args, data)
     except GuestError as error:
         failure = _out_of_memory(guest, export, error)
+    written = guest.take_output()
+    if failure is None and export != "_start":
+        output_kind, failure = _checked_output(guest.manifest, export, written)
     output = guest.output.take()
     result = _result(
         values=values,
@@ -162,9 +190,26 @@ def measure(guest: Guest, export: str, args: Sequence[Number]) -> CallResult:
         pages=guest.memory_pages,
         failure=failure,
     )
+    if output_kind is not None:
+        result = replace(result, output=written, output_kind=output_kind)
     if failure is not None:
         raise CallFailed(str(failure), outcome=failure.outcome, result=result)
     return result
+
+
+def _checked_output(manifest: Manifest, export: str, written: bytes) -> tuple[DataKind | None, GuestError | None]:
+    """The kind of the export's output, or the error of output it wrote that is not what it declares."""
+    declared = manifest.export(export)
+    kind = declared.output if declared is not None else None
+    guest = manifest.guest.name
+    if kind is None:
+        error = GuestError(f"{guest}: {export} wrote output, but its manifest declares none", outcome="output")
+        return None, error if written else None
+    try:
+        check_output(guest, export, kind, written)
+    except GuestError as error:
+        return None, error
+    return kind, None
 
 
 def _out_of_memory(guest: Guest, export: str, error: GuestError) -> GuestError:
@@ -207,8 +252,9 @@ class InProcessTenant:
         self.origin = guest.origin
         self.compiled = guest.compiled
 
-    def call(self, export: str, args: Sequence[Number]) -> CallResult:
-        return measure(self._guest, export, args)
+    def call(self, export: str, args: Sequence[Number] = (), *, input: DataValue | None = None) -> CallResult:
+        """Calls `export`; `input` (bytes, str or a JSON value) for an export that declares one."""
+        return measure(self._guest, export, args, encoded_input(self.manifest, export, input))
 
     def run(self) -> CallResult:
         return measure(self._guest, "_start", ())
@@ -322,22 +368,27 @@ class IsolatedTenant:
         self.compiled = bool(reply["compiled"])
         return child
 
-    def call(self, export: str, args: Sequence[Number]) -> CallResult:
-        check_call(self.manifest, export, args)
+    def call(self, export: str, args: Sequence[Number] = (), *, input: DataValue | None = None) -> CallResult:
+        """Calls `export`; `input` (bytes, str or a JSON value) for an export that declares one."""
+        data = encoded_input(self.manifest, export, input)
+        check_call(self.manifest, export, args, data)  # here, so that a refused input never reaches the child
+        request = {
+            "op": "call",
+            "export": export,
+            "args": list(args),
+            "input_size": None if data is None else len(data),
+        }
         with self._lock:
             if self._child is None:
                 self._child = self._spawn()
             try:
-                reply = self._exchange(
-                    self._child,
-                    {"op": "call", "export": export, "args": list(args)},
-                    deadline=self._call_deadline(),
-                    what=export,
-                )
+                deadline = self._call_deadline()
+                reply = self._exchange(self._child, request, deadline=deadline, what=export, payload=data or b"")
+                output = self._payload(self._child, reply.get("output_size"), deadline=deadline, what=export)
             except CallFailed:
                 self._child = None
                 raise
-        result = CallResult.from_json(reply["result"])
+        result = replace(CallResult.from_json(reply["result"]), output=output)
         if not reply["ok"]:
             raise CallFailed(reply["error"], outcome=result.metrics.outcome, result=result)
         return result
@@ -348,10 +399,15 @@ class IsolatedTenant:
     def _call_deadline(self) -> float:
         return time.monotonic() + self.manifest.limits.timeout_ms / 1000 + _IPC_GRACE_SECONDS
 
-    def _exchange(self, child: _Child, message: Mapping[str, Any], *, deadline: float, what: str) -> dict[str, Any]:
+    def _exchange(
+        self, child: _Child, message: Mapping[str, Any], *, deadline: float, what: str, payload: bytes = b""
+    ) -> dict[str, Any]:
+        """Sends one request line, then `payload` raw (a call's input: its size is in the line), and reads the
+        reply line."""
         try:
             assert child.process.stdin is not None
             child.process.stdin.write(json.dumps(message, default=str).encode() + b"\n")  # TOML dates
+            child.process.stdin.write(payload)
             child.process.stdin.flush()
         except BrokenPipeError:
             raise self._died(child, what) from None
@@ -372,22 +428,43 @@ class IsolatedTenant:
         reply: dict[str, Any] = json.loads(line)
         return reply
 
+    def _payload(self, child: _Child, size: int | None, *, deadline: float, what: str) -> bytes | None:
+        """The raw bytes that follow a reply line giving their size (a call's output); None when it gives none."""
+        if size is None:
+            return None
+        try:
+            self._fill(child, deadline, lambda buffer: len(buffer) >= size)
+        except EOFError:
+            raise self._died(child, what) from None
+        except TimeoutError:
+            self._stop(child)
+            raise self._failure(f"{what}: the tenant process did not send its output in time", "timeout") from None
+        payload = bytes(child.buffer[:size])
+        del child.buffer[:size]
+        return payload
+
     @staticmethod
-    def _read_line(child: _Child, deadline: float) -> bytes:
+    def _fill(child: _Child, deadline: float, enough: Callable[[bytearray], bool]) -> None:
+        """Reads from the child into its buffer until `enough` of it has come."""
         assert child.process.stdout is not None
         descriptor = child.process.stdout.fileno()
-        while b"\n" not in child.buffer:
+        while not enough(child.buffer):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
             ready, _, _ = select.select([descriptor], [], [], remaining)
             if ready:
-                chunk = os.read(descriptor, 1 << 16)
+                chunk = os.read(descriptor, _READ_BYTES)
                 if not chunk:
                     raise EOFError
                 child.buffer += chunk
-        line, _, rest = bytes(child.buffer).partition(b"\n")
-        child.buffer[:] = rest
+
+    @classmethod
+    def _read_line(cls, child: _Child, deadline: float) -> bytes:
+        cls._fill(child, deadline, lambda buffer: b"\n" in buffer)
+        end = child.buffer.index(b"\n")
+        line = bytes(child.buffer[:end])
+        del child.buffer[: end + 1]
         return line
 
     def _failure(self, detail: str, outcome: str) -> CallFailed:
@@ -572,8 +649,8 @@ class TenantPool:
             tenant=name if tenant is None else tenant,
         )
 
-    def call(self, name: str, export: str, args: Sequence[Number]) -> CallResult:
-        return self._tenants[name].call(export, args)
+    def call(self, name: str, export: str, args: Sequence[Number] = (), input: DataValue | None = None) -> CallResult:
+        return self._tenants[name].call(export, args, input=input)
 
     def call_many(self, calls: Sequence[tuple[str, str, Sequence[Number]]]) -> list[CallResult | GuestError]:
         """Dispatches calls concurrently; each entry is its result or the GuestError it raised."""
