@@ -211,9 +211,19 @@ def task_build() -> Task:
 
 
 def task_release() -> Task:
-    """Build every guest for every target twice from clean copies; write artifacts/release/<version>/."""
+    """Build the release's guests twice from clean copies; write artifacts/release/<version>/ and the record."""
     return {
         "actions": [as_action(release.release, locked=False, project=PROJECT)],
+        "params": [
+            {"name": "guest", "long": "guest", "type": list, "default": [], "help": "a guest to release (repeat)"},
+            {
+                "name": "allow_dirty",
+                "long": "allow-dirty",
+                "type": bool,
+                "default": False,
+                "help": "allow a dirty tree",
+            },
+        ],
         "task_dep": ["toolchain"],
         "uptodate": [False],
         "verbosity": 2,
@@ -224,6 +234,9 @@ def task_publish() -> Task:
     """Push the release bundles to the OCI registry in $NGIXI_REGISTRY."""
     return {
         "actions": [as_action(publish.publish_project_release, locked=False, project=PROJECT)],
+        "params": [
+            {"name": "force", "long": "force", "type": bool, "default": False, "help": "overwrite a changed tag"}
+        ],
         "uptodate": [False],
         "verbosity": 2,
     }

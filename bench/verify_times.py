@@ -25,7 +25,7 @@ def measure(directory: Path, keys: KeyFiles, size_mib: float, repeat: int) -> tu
     wasm = random.randbytes(int(size_mib * (1 << 20)))
     out = directory / f"{size_mib}"
     write = statistics.median(timed(lambda: make_bundle(out, keys.key, wasm=wasm)) for _ in range(repeat))
-    trust, guard = load_trust(keys.trust), RollbackGuard(directory / "state")
+    trust, guard = load_trust(keys.trust), RollbackGuard.for_trust_file(keys.trust, state_dir=directory / "state")
     bundle = out / "hello-0.1.0.ngx"
     verify = statistics.median(timed(lambda: read_bundle(bundle, trust, rollback=guard)) for _ in range(repeat))
     return write, verify

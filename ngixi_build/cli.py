@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 from ngixi_build.project import Project, find_project
-from ngixi_runtime.cli import Command, add_trust_option, fail
-from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.cli import Command, add_trust_option, add_trust_scope_options, fail
+from ngixi_runtime.errors import InvalidInput, NgixiError
 from ngixi_runtime.trust.choice import chosen_trust_file
 
 
@@ -41,9 +41,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_keygen(args: argparse.Namespace) -> int:
     from ngixi_build.stages.signing import generate_key_pair
+    from ngixi_runtime.trust import editing
 
+    if args.trust is not None and (args.guest is None or args.channel is None):
+        raise InvalidInput("keygen --trust: say what the key may sign with --guest and --channel")
+    if args.trust is not None and args.trust.exists():
+        editing.listed_keys(args.trust)  # a trust file the loader refuses is named before any key is made
     key = generate_key_pair(secret_path=args.secret, public_path=args.public, comment=args.comment)
     print(f"key {key.key_id}: secret {args.secret} (mode 0600), public {args.public}")
+    if args.trust is not None:
+        trust = editing.NewTrust(tuple(args.guest), tuple(dict.fromkeys(args.channel)), args.native_code, args.comment)
+        editing.add_key(args.trust, key.public, trust)
+        print(f"trusted key {key.key_id} in {args.trust}")
     return 0
 
 
@@ -59,8 +68,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_publish(args: argparse.Namespace) -> int:
     from ngixi_build.workflows.publish import publish_project_release
 
-    for item in publish_project_release(find_project(Path.cwd())):
-        print(f"{item.digest} {item.reference}")
+    publish_project_release(find_project(Path.cwd()), force=args.force)  # it logs each tag and its pin
     return 0
 
 
@@ -99,10 +107,22 @@ def _keygen_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--secret", type=Path, required=True, help="secret key path (written with mode 0600)")
     parser.add_argument("--public", type=Path, required=True, help="public key path")
     parser.add_argument("--comment", default="ngixi signing key")
+    parser.add_argument(
+        "--trust",
+        type=Path,
+        help="also trust the new key in this trust file (made if missing); with --guest, --channel",
+    )
+    add_trust_scope_options(parser, required=False)
+
+
+def _publish_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite a tag that names other content (hosts may have pulled it)"
+    )
 
 
 def _pull_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("reference", help="registry/name:tag")
+    parser.add_argument("reference", help="registry/name:tag, or registry/name@sha256:... as publish prints it")
     parser.add_argument("--out", type=Path, default=Path("."), help="directory to write the bundle into")
     add_trust_option(parser)
 
@@ -126,7 +146,7 @@ def _no_arguments(parser: argparse.ArgumentParser) -> None:
 VALIDATE = Command("check a manifest, a .wasm against it, and an operator policy", cmd_validate, _validate_arguments)
 KEYGEN = Command("write a new minisign key pair", cmd_keygen, _keygen_arguments)
 PUBLISH = Command(
-    "push this project's release bundles to $NGIXI_REGISTRY (needs NGIXI_SIGNING_KEY)", cmd_publish, _no_arguments
+    "push this project's release bundles to $NGIXI_REGISTRY (needs NGIXI_SIGNING_KEY)", cmd_publish, _publish_arguments
 )
 PULL = Command("fetch a bundle from an OCI registry and verify it", cmd_pull, _pull_arguments)
 WIT = Command("print the WIT catalog of host capabilities (wit/) for component guests", cmd_wit, _wit_arguments)

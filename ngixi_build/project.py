@@ -17,7 +17,7 @@ from ngixi_runtime.spec.targets import DEFAULT_TARGETS, SUPPORTED_TARGETS, Targe
 from ngixi_runtime.trust.choice import DEV_TRUST_FILE
 
 GUEST_ENTRY = Path("assembly/index.ts")
-_CONFIG_KEYS = ("targets", "wasmtime_targets")
+_CONFIG_KEYS = ("targets", "wasmtime_targets", "release")
 # Wasmtime's wheel compiles only for the machine it runs on and for its portable interpreter.
 WASMTIME_TARGETS = ("host", PORTABLE_TRIPLE)
 _TARGET_KEYS = ("triple", "cpu_features")
@@ -129,6 +129,13 @@ class Project:
         if not isinstance(entries, list) or not all(e in WASMTIME_TARGETS for e in entries):
             raise InvalidInput(f"{source}: must be an array of {' and '.join(map(repr, WASMTIME_TARGETS))}")
         return tuple(dict.fromkeys(host_triple() if e == "host" else e for e in entries))
+
+    def release_guests(self) -> list[str]:
+        """`[tool.ngixi] release`: the guests `doit release` ships (empty: every guest)."""
+        entries = self.config.get("release", [])
+        if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+            raise InvalidInput(f"{self.root / 'pyproject.toml'}: tool.ngixi.release: must be an array of guest names")
+        return list(entries)
 
     def wasmtime_target(self, triple: str) -> Target:
         """A Wasmtime artifact's target: the host's gets the CPU baseline its Wasmer artifact has (or the default)."""

@@ -24,6 +24,7 @@ BIN = Path(sys.executable).parent
 # (3.12 with Wasmtime alone: `make test-loader`), the project's own 3.10 environment builds the bundles.
 BUILD_BIN = BIN if (BIN / "doit").exists() else REPO / ".venv" / "bin"
 _NOT_COPIED = {".venv", ".ngixi", "artifacts", ".git", ".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__"}
+_NOT_COPIED |= {"wasi-testsuite"}  # ~100 MB of vendored conformance tests no project copy needs
 
 
 def copy_project(destination: Path, *, toolchain_from: Path | None = None) -> Path:

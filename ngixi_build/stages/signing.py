@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import minisign
-import tomli_w
 
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import read_toml_file, write_atomic
+from ngixi_runtime.trust.editing import NewTrust, render_keys
 from ngixi_runtime.trust.signatures import key_id_of
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,10 @@ def _trust_table(entry: TrustEntry) -> dict[str, object]:
 
 
 def render_trust_file(entries: list[TrustEntry]) -> bytes:
-    return tomli_w.dumps({"keys": [_trust_table(e) for e in entries]}).encode()
+    """A trust file for these entries, written as `ngixi trust add` writes one."""
+    return render_keys(
+        [(e.key.public, NewTrust(e.guests, e.channels, e.native_code, e.comment)) for e in entries]
+    ).encode()
 
 
 def _written_before_native_code(trust_file: Path, entry: TrustEntry) -> bool:

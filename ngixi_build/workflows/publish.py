@@ -12,10 +12,11 @@ import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import oras.client
 import requests
+from oras.container import Container
 
 from ngixi_build.project import Project
 from ngixi_build.stages.signing import SigningKey, release_signing_key
@@ -24,7 +25,7 @@ from ngixi_runtime.bundles.reader import VerifiedBundle, read_bundle
 from ngixi_runtime.errors import InvalidInput, NgixiError, VerificationError
 from ngixi_runtime.files import atomic_output
 from ngixi_runtime.loading.loader import verified_manifest
-from ngixi_runtime.spec.bundle_format import MAX_BUNDLE_BYTES
+from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX, MAX_BUNDLE_BYTES
 from ngixi_runtime.trust.signatures import TrustedKey, TrustStore
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ BUNDLE_MEDIA_TYPES = (GZIP_BUNDLE_MEDIA_TYPE, BUNDLE_MEDIA_TYPE)
 # zlib's default: level 9 saves 1-2% more of a bundle for five times the time.
 COMPRESSION_LEVEL = 6
 ARTIFACT_TYPE = "application/vnd.ngixi.bundle.config.v1+json"
+MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 REGISTRY_VARIABLE = "NGIXI_REGISTRY"
 USERNAME_VARIABLE = "NGIXI_REGISTRY_USERNAME"
 PASSWORD_VARIABLE = "NGIXI_REGISTRY_PASSWORD"
@@ -45,10 +47,18 @@ class RegistryError(NgixiError):
     """The registry refused or failed a push or pull."""
 
 
+PublishState = Literal["published", "unchanged", "overwritten"]
+
+
 @dataclass(frozen=True)
 class Published:
-    reference: str
-    digest: str
+    reference: str  # registry/guest:version
+    digest: str  # the manifest's: pull `pinned` for exactly these bytes
+    state: PublishState
+
+    @property
+    def pinned(self) -> str:
+        return f"{self.reference.rpartition(':')[0]}@{self.digest}"
 
 
 def registry_from_environment() -> str:
@@ -107,27 +117,116 @@ def describe(bundle: VerifiedBundle) -> tuple[dict[str, Any], dict[str, str]]:
     return config, annotations
 
 
-def publish_bundle(client: oras.client.OrasClient, registry: str, path: Path, key: SigningKey) -> Published:
+@dataclass(frozen=True)
+class _Upload:
+    """One bundle ready to push: its blobs and manifest, and what its tag names now."""
+
+    reference: str
+    container: Container
+    blobs: tuple[tuple[dict[str, Any], bytes], ...]  # (descriptor, bytes): the layer, then the config
+    manifest: bytes
+    digest: str
+    tagged: tuple[str, bool] | None  # (digest, whether it names this bundle) of the tag's manifest now
+
+    def refusal(self) -> str | None:
+        """Why pushing would rewrite a published tag, if it would."""
+        if self.tagged is None or self.tagged[1]:
+            return None
+        return (
+            f"{self.reference}: already published as {self.tagged[0]}, other content than this bundle's "
+            f"{self.digest}; published tags never change: bump [guest].version in the manifest "
+            "(or --force to overwrite)"
+        )
+
+
+def _prepare(client: oras.client.OrasClient, registry: str, path: Path, key: SigningKey) -> _Upload:
+    """Verifies the bundle and builds its manifest; asks the registry what its tag names now."""
     bundle = read_bundle(path, _trust_of(key))
     config, annotations = describe(bundle)
     reference = f"{registry}/{bundle.index.guest}:{bundle.index.version}"
-    with tempfile.TemporaryDirectory() as scratch:
-        config_path = Path(scratch) / "config.json"
-        config_path.write_text(json.dumps(config, sort_keys=True))
-        layer_path = Path(scratch) / f"{path.name}.gz"
-        layer_path.write_bytes(compressed(path.read_bytes()))
-        try:
-            response = client.push(
-                target=reference,
-                files=[f"{layer_path}:{GZIP_BUNDLE_MEDIA_TYPE}"],
-                manifest_config=f"{config_path}:{ARTIFACT_TYPE}",
-                manifest_annotations=annotations,
-                disable_path_validation=True,
-                quiet=True,
-            )
-        except (requests.RequestException, ValueError) as error:
-            raise RegistryError(f"{reference}: push failed: {error}") from None
-    return Published(reference, response.headers.get("Docker-Content-Digest", "unknown"))
+    container = client.get_container(reference)
+    data = path.read_bytes()
+    layer_bytes, config_bytes = compressed(data), json.dumps(config, sort_keys=True).encode()
+    layer = _descriptor(GZIP_BUNDLE_MEDIA_TYPE, layer_bytes, {"org.opencontainers.image.title": f"{path.name}.gz"})
+    config_descriptor = _descriptor(ARTIFACT_TYPE, config_bytes)
+    manifest = _manifest_bytes(config_descriptor, layer, annotations)
+    try:
+        existing = _tagged(client, container)
+    except (requests.RequestException, ValueError) as error:
+        raise RegistryError(f"{reference}: manifest lookup failed: {error}") from None
+    tagged = None
+    if existing is not None:
+        tagged = existing[0], existing[1].get("digest") in (layer["digest"], _sha256(data))
+    blobs = ((layer, layer_bytes), (config_descriptor, config_bytes))
+    return _Upload(reference, container, blobs, manifest, _sha256(manifest), tagged)
+
+
+def _push(client: oras.client.OrasClient, upload: _Upload) -> Published:
+    """Pushes content-addressed: the blobs, the manifest by digest, and only then the tag."""
+    if upload.tagged is not None and upload.tagged[1]:
+        return Published(upload.reference, upload.tagged[0], "unchanged")
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            for descriptor, data in upload.blobs:
+                blob = Path(scratch) / descriptor["digest"].replace(":", "-")
+                blob.write_bytes(data)
+                response = client.upload_blob(str(blob), upload.container, descriptor)
+                _checked(response, upload.reference, "blob upload")
+        for target in (upload.digest, upload.container.tag):
+            _put_manifest(client, upload.container, target, upload.manifest, upload.reference)
+    except (requests.RequestException, ValueError) as error:
+        raise RegistryError(f"{upload.reference}: push failed: {error}") from None
+    return Published(upload.reference, upload.digest, "published" if upload.tagged is None else "overwritten")
+
+
+def _sha256(data: bytes) -> str:
+    return f"sha256:{hashlib.sha256(data).hexdigest()}"
+
+
+def _descriptor(media_type: str, data: bytes, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    found: dict[str, Any] = {"mediaType": media_type, "digest": _sha256(data), "size": len(data)}
+    return {**found, "annotations": annotations} if annotations else found
+
+
+def _manifest_bytes(config: dict[str, Any], layer: dict[str, Any], annotations: dict[str, str]) -> bytes:
+    """The OCI image manifest, serialized once here so its digest is known before it is pushed."""
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "config": config,
+        "layers": [layer],
+        "annotations": annotations,
+    }
+    return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _tagged(client: oras.client.OrasClient, container: Container) -> tuple[str, dict[str, Any]] | None:
+    """The digest and bundle layer of the manifest the tag names now; None when the tag is new."""
+    response = client.do_request(
+        f"{client.prefix}://{container.manifest_url(container.tag)}", "GET", headers={"Accept": MANIFEST_MEDIA_TYPE}
+    )
+    if response.status_code == 404:
+        return None
+    _checked(response, container.uri, "manifest lookup")
+    digest = response.headers.get("Docker-Content-Digest") or _sha256(response.content)
+    return digest, _bundle_layer(response.json(), container.uri)
+
+
+def _put_manifest(
+    client: oras.client.OrasClient, container: Container, target: str, document: bytes, reference: str
+) -> None:
+    response = client.do_request(
+        f"{client.prefix}://{container.manifest_url(target)}",
+        "PUT",
+        data=document,
+        headers={"Content-Type": MANIFEST_MEDIA_TYPE},
+    )
+    _checked(response, reference, f"manifest push to {target}")
+
+
+def _checked(response: requests.Response, reference: str, what: str) -> None:
+    if response.status_code not in (200, 201, 202):
+        raise RegistryError(f"{reference}: {what} refused by the registry: HTTP {response.status_code} {response.text}")
 
 
 def compressed(bundle: bytes) -> bytes:
@@ -135,13 +234,21 @@ def compressed(bundle: bytes) -> bytes:
     return gzip.compress(bundle, compresslevel=COMPRESSION_LEVEL, mtime=0)
 
 
-def publish_release(*, release_dir: Path, registry: str, key: SigningKey) -> list[Published]:
-    """Pushes every bundle of a release directory; each is verified with the release key first."""
+def publish_release(*, release_dir: Path, registry: str, key: SigningKey, force: bool = False) -> list[Published]:
+    """Pushes every bundle of a release directory, each verified with the release key first.
+
+    A tag already naming another bundle is refused unless `force` (hosts that pulled it rely on it);
+    then nothing is pushed.
+    """
     bundles = sorted(release_dir.glob("*.ngx"))
     if not bundles:
         raise InvalidInput(f"{release_dir}: no bundles to publish; run `doit release` first")
     client = _client(registry)
-    return [publish_bundle(client, registry, path, key) for path in bundles]
+    uploads = [_prepare(client, registry, path, key) for path in bundles]
+    refusals = [r for u in uploads if (r := u.refusal())]
+    if refusals and not force:
+        raise RegistryError("\n".join(refusals))  # before anything is pushed: a release is published whole or not
+    return [_push(client, upload) for upload in uploads]
 
 
 def _bundle_layer(manifest: dict[str, Any], reference: str) -> dict[str, Any]:
@@ -156,16 +263,16 @@ def _bundle_layer(manifest: dict[str, Any], reference: str) -> dict[str, Any]:
 
 
 def pull_bundle(*, reference: str, out_dir: Path, trust: TrustStore) -> Path:
-    """Fetches a bundle by reference, checks the blob digest, verifies it, then moves it into out_dir."""
+    """Fetches a bundle by reference (registry/guest:tag or registry/guest@sha256:...), checks every digest,
+    verifies it, then moves it into out_dir as <guest>-<version>.ngx."""
     client = _client(reference.split("/", maxsplit=1)[0])
     try:
         container = client.get_container(reference)
-        layer = _bundle_layer(client.get_manifest(container), reference)
+        layer = _bundle_layer(_pulled_manifest(client, container, reference), reference)
         response = client.get_blob(container, layer["digest"], stream=True)
         response.raise_for_status()
-        name = f"{container.repository.rsplit('/', 1)[-1]}-{container.tag}.ngx"
         with tempfile.TemporaryDirectory() as scratch:
-            blob, staged = Path(scratch) / "blob", Path(scratch) / name
+            blob, staged = Path(scratch) / "blob", Path(scratch) / f"{container.repository.rsplit('/', 1)[-1]}.ngx"
             digest = _download(response, blob, layer["size"], reference)
             if f"sha256:{digest}" != layer["digest"]:
                 raise VerificationError(f"{reference}: downloaded blob does not match its digest")
@@ -173,13 +280,25 @@ def pull_bundle(*, reference: str, out_dir: Path, trust: TrustStore) -> Path:
                 _decompress(blob, staged, reference)
             else:
                 blob.rename(staged)
-            read_bundle(staged, trust)
-            final = out_dir / name
+            index = read_bundle(staged, trust).index
+            final = out_dir / f"{index.guest}-{index.version}{BUNDLE_SUFFIX}"  # both checked by the reader
             with atomic_output(final) as stream:
                 stream.write(staged.read_bytes())
     except (requests.RequestException, ValueError) as error:
         raise RegistryError(f"{reference}: pull failed: {error}") from None
     return final
+
+
+def _pulled_manifest(client: oras.client.OrasClient, container: Container, reference: str) -> dict[str, Any]:
+    """The manifest a reference names; pulled by digest, its bytes must have that digest."""
+    response = client.do_request(
+        f"{client.prefix}://{container.manifest_url()}", "GET", headers={"Accept": MANIFEST_MEDIA_TYPE}
+    )
+    _checked(response, reference, "manifest lookup")
+    if container.digest and _sha256(response.content) != container.digest:
+        raise VerificationError(f"{reference}: the registry returned a manifest with another digest")
+    manifest: dict[str, Any] = response.json()
+    return manifest
 
 
 def _download(response: requests.Response, path: Path, size: int, reference: str) -> str:
@@ -212,14 +331,25 @@ def _decompress(blob: Path, path: Path, reference: str) -> None:
         raise VerificationError(f"{reference}: the bundle layer is not valid gzip: {error}") from None
 
 
-def publish_project_release(project: Project) -> list[Published]:
+def publish_project_release(project: Project, *, force: bool = False) -> list[Published]:
     """`doit publish`: pushes artifacts/release/<version>/ to $NGIXI_REGISTRY."""
     version = release_version(project)
     published = publish_release(
         release_dir=project.artifacts_dir / "release" / version,
         registry=registry_from_environment(),
         key=release_signing_key(),
+        force=force,
     )
     for item in published:
-        log.info("%s %s", item.digest, item.reference)
+        log.info("%s", describe_published(item))
     return published
+
+
+def describe_published(item: Published) -> str:
+    """One line per tag: what happened to it, and the reference to pin."""
+    happened = {
+        "published": "published",
+        "unchanged": "already published with this content; nothing pushed",
+        "overwritten": "OVERWRITTEN (--force)",
+    }[item.state]
+    return f"{item.reference}: {happened}; pin {item.pinned}"

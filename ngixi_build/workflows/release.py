@@ -1,8 +1,10 @@
-"""Release artifacts: every guest for every target on the release channel, built twice from clean
-copies of the source tree and refused unless both builds are byte-identical.
+"""Releases: a named set of guest versions, each built for every target on the release channel, twice
+from clean copies of the source tree, and refused unless both builds are byte-identical.
 
-`artifacts/release/<version>/` holds the bundles, SHA256SUMS, its minisign signature and an in-toto
-statement of how they were made.
+A bundle's version is its guest's version; the release version names the set. `artifacts/release/<version>/`
+holds the bundles, `release.json` (each guest's version, bundle digest and sequence), SHA256SUMS, its
+minisign signature and an in-toto statement of how they were made. The project's `release-history.toml`
+(release_history.py) keeps a released guest version's content fixed and each guest's sequences rising.
 """
 
 from __future__ import annotations
@@ -17,33 +19,48 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ngixi_build import __version__
-from ngixi_build.guests import read_guests
+from ngixi_build.guests import read_guest
+from ngixi_build.locking import file_lock
 from ngixi_build.proc import run
 from ngixi_build.project import Project, git_output
 from ngixi_build.stages import component
 from ngixi_build.stages.signing import SigningKey, release_signing_key, sign
 from ngixi_build.toolchains.assemblyscript import adapter_pin, ensure_toolchain, toolchain_for
 from ngixi_build.workflows import pipeline
+from ngixi_build.workflows.release_history import (
+    HISTORY_FILE,
+    History,
+    Released,
+    ReleasedGuest,
+    ReleaseRecord,
+    read_history,
+    write_history,
+)
 from ngixi_runtime.engines import wasmer as engine
 from ngixi_runtime.errors import InvalidInput, NgixiError
 from ngixi_runtime.files import write_atomic
-from ngixi_runtime.spec.bundle_format import INDEX_NAME, parse_index
+from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX, INDEX_NAME, BundleIndex, Channel, parse_index
+from ngixi_runtime.spec.schema import suggestion
 
 log = logging.getLogger(__name__)
 
 VERSION_VARIABLE = "NGIXI_RELEASE_VERSION"
+ALLOW_DIRTY_VARIABLE = "NGIXI_RELEASE_ALLOW_DIRTY"
 SUMS_NAME = "SHA256SUMS"
 PROVENANCE_NAME = "provenance.json"
+RELEASE_MANIFEST_NAME = "release.json"
+CHANNEL: Channel = "release"
 _NOT_SOURCE = {".git", ".venv", ".ngixi", "artifacts", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
 
-Builder = Callable[[Project, SigningKey], dict[str, bytes]]
+# (clean copy, key, sequence per guest to build) -> bundle file name -> bytes
+Builder = Callable[[Project, SigningKey, Mapping[str, int]], dict[str, bytes]]
 
 
 class ReleaseError(NgixiError):
@@ -55,6 +72,32 @@ class Release:
     directory: Path
     bundles: tuple[str, ...]
     already_existed: bool
+
+
+@dataclass(frozen=True)
+class SourceState:
+    commit: str  # "" outside git
+    changes: tuple[str, ...]  # uncommitted or untracked paths; the record of releases aside
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.changes)
+
+
+@dataclass(frozen=True)
+class PlannedGuest:
+    name: str
+    version: str
+    sequence: int
+    released: Released | None  # this guest version's earlier release, which this one must reproduce
+
+    def describe(self) -> str:
+        if self.released is None:
+            return f"{self.name} {self.version}: new, sequence {self.sequence}"
+        return (
+            f"{self.name} {self.version}: released in {self.released.release} (sequence {self.sequence}); "
+            "must build to the same bundle"
+        )
 
 
 def release_version(project: Project) -> str:
@@ -81,10 +124,45 @@ def source_files(root: Path) -> list[Path]:
             capture_output=True,
             check=True,
         ).stdout
-        return sorted(Path(p) for p in listed.decode().split("\0") if p and (root / p).is_file())
-    return sorted(
-        p.relative_to(root) for p in root.rglob("*") if p.is_file() and not _NOT_SOURCE & set(p.relative_to(root).parts)
+        found = (Path(p) for p in listed.decode().split("\0") if p and (root / p).is_file())
+    else:
+        found = (p.relative_to(root) for p in root.rglob("*") if p.is_file())
+    return sorted(p for p in found if not _NOT_SOURCE & set(p.parts) and p.as_posix() != HISTORY_FILE)
+
+
+def source_state(root: Path) -> SourceState:
+    """The commit the tree is at and what differs from it (untracked files too); outside git, all of it."""
+    commit = git_output(root, "rev-parse", "HEAD")  # None also where git is missing
+    changed = None if commit is None else _changed_paths(root)
+    if commit is None or changed is None:
+        return SourceState("", ("(not a git work tree: nothing says what the release is made from)",))
+    record = (git_output(root, "rev-parse", "--show-prefix") or "") + HISTORY_FILE  # porcelain: from the top
+    return SourceState(commit, tuple(sorted(p for p in changed if p != record)))
+
+
+def _changed_paths(root: Path) -> list[str] | None:
+    """Paths `git status` shows under `root` (modified, staged, deleted, untracked), from the repository's top."""
+    status = subprocess.run(
+        ["git", "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--", "."],
+        cwd=root,
+        capture_output=True,
+        check=False,
     )
+    if status.returncode != 0:
+        return None
+    return [entry[3:].decode(errors="replace") for entry in status.stdout.split(b"\0") if entry]
+
+
+def release_guests(project: Project, requested: Sequence[str] = ()) -> list[str]:
+    """The guests to release: `requested` (the task's --guest), else [tool.ngixi] release, else every guest."""
+    known = project.guest_names()
+    chosen, source = list(requested), "--guest"
+    if not chosen:
+        chosen, source = project.release_guests(), f"{project.root / 'pyproject.toml'}: tool.ngixi.release"
+    for index, name in enumerate(chosen):
+        if name not in known:
+            raise InvalidInput(f"{source}[{index}]: no guest {name!r}; {suggestion(name, known, 'guests')}")
+    return sorted(set(chosen)) or known
 
 
 def tree_digest(root: Path, files: list[Path]) -> str:
@@ -105,11 +183,12 @@ def _export(project: Project, files: list[Path], destination: Path) -> Project:
     return Project(destination)
 
 
-def build_bundles(project: Project, key: SigningKey) -> dict[str, bytes]:
-    """Every guest through compile → validate → precompile (all targets) → release bundle."""
+def build_bundles(project: Project, key: SigningKey, sequences: Mapping[str, int]) -> dict[str, bytes]:
+    """Each guest named in `sequences` through compile → validate → precompile (all targets) → release bundle."""
     out_dir = project.artifacts_dir / "release-build"
     bundles = {}
-    for guest in read_guests(project).values():
+    for name, sequence in sorted(sequences.items()):
+        guest = read_guest(project, name)
         targets, wasmtime_triples = pipeline.artifact_plan(project, guest)
         if guest.type.is_component:
             component.generate_bindings(project)
@@ -123,7 +202,14 @@ def build_bundles(project: Project, key: SigningKey) -> dict[str, bytes]:
             pipeline.precompile_with_wasmtime(project, guest, triple)
         triples = [t.triple for t in targets]
         path = pipeline.bundle(
-            project, guest, triples, wasmtime_triples=wasmtime_triples, key=key, channel="release", out_dir=out_dir
+            project,
+            guest,
+            triples,
+            wasmtime_triples=wasmtime_triples,
+            key=key,
+            channel=CHANNEL,
+            out_dir=out_dir,
+            sequence=sequence,
         )
         bundles[path.name] = path.read_bytes()
     return bundles
@@ -146,8 +232,9 @@ def differences(first: dict[str, bytes], second: dict[str, bytes]) -> list[str]:
     return found
 
 
-def _refuse_dev_profile(bundles: dict[str, bytes]) -> None:
-    """A release ships release-profile bundles only: a dev build's .wasm is not optimized."""
+def _indexes(bundles: dict[str, bytes]) -> dict[str, BundleIndex]:
+    """Each bundle's index, refusing a dev-profile one: a dev build's .wasm is not optimized."""
+    found = {}
     for name, data in sorted(bundles.items()):
         try:
             index = parse_index(_tar_members(data)[INDEX_NAME], source=name)
@@ -158,6 +245,49 @@ def _refuse_dev_profile(bundles: dict[str, bytes]) -> None:
                 f"{name}: profile: built with the {index.profile} profile; a release ships only release-profile "
                 "bundles (dev bundles come from watch mode): rebuild with the release profile"
             )
+        found[name] = index
+    return found
+
+
+def plan_release(project: Project, history: History, guests: Sequence[str]) -> list[PlannedGuest]:
+    """Each guest's version and sequence: a released version keeps its sequence, a new one gets the next."""
+    planned = []
+    for name in guests:
+        version = read_guest(project, name).version
+        released = history.released(name, version, CHANNEL)
+        sequence = released.guest.sequence if released else history.next_sequence(name, CHANNEL)
+        planned.append(PlannedGuest(name, version, sequence, released))
+    return planned
+
+
+def _released_guests(plan: list[PlannedGuest], bundles: dict[str, bytes]) -> tuple[ReleasedGuest, ...]:
+    """What was built, checked against the plan; a guest version released before must be the same bundle."""
+    indexes = _indexes(bundles)
+    by_guest = {index.guest: (name, index) for name, index in indexes.items()}
+    if sorted(by_guest) != sorted(p.name for p in plan) or len(by_guest) != len(indexes):
+        raise ReleaseError(f"the build made {', '.join(sorted(bundles))}, not one bundle per planned guest")
+    found = []
+    for guest in plan:
+        name, index = by_guest[guest.name]
+        if (index.version, index.sequence, index.channel) != (guest.version, guest.sequence, CHANNEL):
+            raise ReleaseError(f"{name}: built as {index.version} sequence {index.sequence}, not as planned")
+        digest = f"sha256:{hashlib.sha256(bundles[name]).hexdigest()}"
+        if guest.released and guest.released.guest.digest != digest:
+            raise ReleaseError(
+                f"{guest.name} {guest.version} was released in {guest.released.release} as "
+                f"{guest.released.guest.digest}; this build is {digest} (other content under the same version): "
+                f"bump [guest].version in manifests/{guest.name}.toml"
+            )
+        found.append(ReleasedGuest(guest.name, guest.version, CHANNEL, guest.sequence, digest))
+    return tuple(found)
+
+
+def release_manifest(version: str, guests: tuple[ReleasedGuest, ...]) -> bytes:
+    document = {
+        "release": version,
+        "guests": [{**asdict(g), "bundle": f"{g.name}-{g.version}{BUNDLE_SUFFIX}"} for g in guests],
+    }
+    return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()
 
 
 def checksums(bundles: dict[str, bytes]) -> bytes:
@@ -190,7 +320,13 @@ def _adapter_dependencies() -> list[dict[str, Any]]:
 
 
 def provenance(
-    project: Project, *, version: str, bundles: dict[str, bytes], source_digest: str, sequence: int
+    project: Project,
+    *,
+    version: str,
+    bundles: dict[str, bytes],
+    source_digest: str,
+    guests: tuple[ReleasedGuest, ...],
+    source: SourceState,
 ) -> dict[str, Any]:
     """An in-toto v1 statement with a SLSA v1 provenance predicate; no wall-clock anywhere."""
     ours = engine.current_engine()
@@ -207,8 +343,8 @@ def provenance(
                 "externalParameters": {
                     "command": "doit release",
                     "version": version,
-                    "channel": "release",
-                    "sequence": sequence,
+                    "channel": CHANNEL,
+                    "guests": {g.name: {"version": g.version, "sequence": g.sequence} for g in guests},
                     "targets": [t.triple for t in project.targets()],
                 },
                 "internalParameters": {
@@ -220,12 +356,21 @@ def provenance(
                     **_toolchain_versions(project),
                 },
                 "resolvedDependencies": [
-                    {"name": "source-tree", "digest": {"sha256": source_digest}},
+                    _source_tree(source_digest, source),
                     *_adapter_dependencies(),
                 ],
             },
             "runDetails": {"builder": {"id": f"https://ngixi.dev/ngixi-build@{__version__}"}},
         },
+    }
+
+
+def _source_tree(digest: str, source: SourceState) -> dict[str, Any]:
+    """The source tree as a SLSA resource: its digest, its commit, and what differed from that commit."""
+    return {
+        "name": "source-tree",
+        "digest": {"sha256": digest, **({"gitCommit": source.commit} if source.commit else {})},
+        "annotations": {"dirty": source.dirty, "uncommitted": list(source.changes)},
     }
 
 
@@ -258,8 +403,11 @@ def _write_release(directory: Path, files: dict[str, bytes]) -> None:
 
 
 def _compare_existing(directory: Path, files: dict[str, bytes]) -> None:
-    existing = {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
-    changed = sorted(name for name in set(files) | set(existing) if files.get(name) != existing.get(name))
+    """An existing release directory must hold the same bundles and release manifest (provenance may differ)."""
+    content = {name: data for name, data in files.items() if name.endswith(BUNDLE_SUFFIX) or name in _CONTENT}
+    existing = {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file() and p.name in content}
+    existing |= {p.name: p.read_bytes() for p in directory.glob(f"*{BUNDLE_SUFFIX}")}
+    changed = sorted(name for name in set(content) | set(existing) if content.get(name) != existing.get(name))
     if changed:
         raise ReleaseError(
             f"{directory}: release already exists with different content ({', '.join(changed)}); "
@@ -267,36 +415,114 @@ def _compare_existing(directory: Path, files: dict[str, bytes]) -> None:
         )
 
 
-def make_release(project: Project, *, key: SigningKey, builder: Builder = build_bundles) -> Release:
-    """Builds the release twice in clean copies, compares, then writes it (or confirms it exists)."""
+_CONTENT = (RELEASE_MANIFEST_NAME, SUMS_NAME)
+
+
+def _check_release_version(history: History, version: str, plan: list[PlannedGuest]) -> None:
+    """A release version already made must name the same guest versions (their bundles are checked after)."""
+    earlier = history.release(version)
+    if earlier is None:
+        return
+    shipped = sorted((g.name, g.version) for g in earlier.guests)
+    if shipped != sorted((p.name, p.version) for p in plan):
+        listed = ", ".join(f"{name} {guest_version}" for name, guest_version in shipped)
+        raise ReleaseError(
+            f"release {version} was already made with {listed}; a release version names one set of "
+            f"guest versions: give this release a new version ({VERSION_VARIABLE} or a new git tag)"
+        )
+
+
+def _refuse_dirty(source: SourceState, allow_dirty: bool) -> None:
+    if not source.dirty:
+        return
+    listed = ", ".join(source.changes[:5]) + (f" and {len(source.changes) - 5} more" if len(source.changes) > 5 else "")
+    if not allow_dirty:
+        raise ReleaseError(
+            f"the source tree has uncommitted or untracked changes ({listed}): commit them, or allow it with "
+            f"`doit release --allow-dirty` ({ALLOW_DIRTY_VARIABLE}=1); provenance then records it"
+        )
+    log.warning("release from a dirty tree (%s), as allowed; provenance records it", listed)
+
+
+def make_release(
+    project: Project,
+    *,
+    key: SigningKey,
+    builder: Builder = build_bundles,
+    guests: Sequence[str] = (),
+    allow_dirty: bool = False,
+) -> Release:
+    """Plans the release from the record, builds it twice in clean copies, compares, then writes it
+    (or confirms it exists) and records it. One release at a time per checkout: each reads the record
+    the one before wrote."""
+    lock = project.state_dir / "release.lock"
+    with file_lock(lock, on_wait=lambda: log.warning("waiting for another release to release %s", lock)):
+        return _make_release(project, key=key, builder=builder, guests=guests, allow_dirty=allow_dirty)
+
+
+def _make_release(
+    project: Project, *, key: SigningKey, builder: Builder, guests: Sequence[str], allow_dirty: bool
+) -> Release:
     version = release_version(project)
-    sequence = project.source_epoch()
-    if sequence <= 0:
-        raise InvalidInput("no release sequence: build from a git commit or set SOURCE_DATE_EPOCH")
+    source = source_state(project.root)
+    _refuse_dirty(source, allow_dirty or os.environ.get(ALLOW_DIRTY_VARIABLE) == "1")
+    history = read_history(project.root)
+    plan = plan_release(project, history, release_guests(project, guests))
+    _check_release_version(history, version, plan)
+    log.info("release %s will ship:\n  %s", version, "\n  ".join(p.describe() for p in plan))
     files = source_files(project.root)
     ensure_toolchain(state_dir=project.state_dir)
     builds = []
-    with tempfile.TemporaryDirectory(prefix="ngixi-release-") as scratch, _source_date_epoch(sequence):
+    with tempfile.TemporaryDirectory(prefix="ngixi-release-") as scratch, _source_date_epoch(project.source_epoch()):
         for attempt in ("first", "second"):
             clean = _export(project, files, Path(scratch) / attempt)
             log.info("release %s: %s clean build in %s", version, attempt, clean.root)
-            builds.append(builder(clean, key))
+            builds.append(builder(clean, key, {p.name: p.sequence for p in plan}))
     mismatch = differences(*builds)
     if mismatch:
         raise ReleaseError("release is not reproducible; the two clean builds differ:\n  " + "\n  ".join(mismatch))
     bundles = builds[0]
-    _refuse_dev_profile(bundles)
+    record = ReleaseRecord(version, source.commit, source.dirty, _released_guests(plan, bundles))
+    result = _write_or_confirm(
+        project,
+        record=record,
+        bundles=bundles,
+        source_digest=tree_digest(project.root, files),
+        source=source,
+        key=key,
+    )
+    write_history(project.root, history.adding(record))
+    return result
+
+
+def _write_or_confirm(
+    project: Project,
+    *,
+    record: ReleaseRecord,
+    bundles: dict[str, bytes],
+    source_digest: str,
+    source: SourceState,
+    key: SigningKey,
+) -> Release:
     sums = checksums(bundles)
     statement = provenance(
-        project, version=version, bundles=bundles, source_digest=tree_digest(project.root, files), sequence=sequence
+        project,
+        version=record.version,
+        bundles=bundles,
+        source_digest=source_digest,
+        guests=record.guests,
+        source=source,
     )
     release_files = {
         **bundles,
+        RELEASE_MANIFEST_NAME: release_manifest(record.version, record.guests),
         SUMS_NAME: sums,
-        f"{SUMS_NAME}.minisig": sign(sums, key, trusted_comment=f"ngixi-release version={version} file={SUMS_NAME}"),
+        f"{SUMS_NAME}.minisig": sign(
+            sums, key, trusted_comment=f"ngixi-release version={record.version} file={SUMS_NAME}"
+        ),
         PROVENANCE_NAME: (json.dumps(statement, indent=2, sort_keys=True) + "\n").encode(),
     }
-    directory = project.artifacts_dir / "release" / version
+    directory = project.artifacts_dir / "release" / record.version
     if directory.exists():
         _compare_existing(directory, release_files)
         return Release(directory, tuple(sorted(bundles)), already_existed=True)
@@ -304,12 +530,18 @@ def make_release(project: Project, *, key: SigningKey, builder: Builder = build_
     return Release(directory, tuple(sorted(bundles)), already_existed=False)
 
 
-def release(project: Project) -> Release:
+def release(project: Project, guest: Sequence[str] = (), allow_dirty: bool = False) -> Release:
     """`doit release`: the explicit release key, the version, and the reproducible build."""
     key = release_signing_key()
-    result = make_release(project, key=key)
+    result = make_release(project, key=key, guests=guest, allow_dirty=allow_dirty)
     state = "already released, identical" if result.already_existed else "written"
-    log.info("release %s: %s (%d bundles)", result.directory, state, len(result.bundles))
+    log.info(
+        "release %s: %s (%d bundles); %s records it: commit that",
+        result.directory,
+        state,
+        len(result.bundles),
+        HISTORY_FILE,
+    )
     log.info(
         "release key %s: its bundles' AOT artifacts run only where the trust entry of this key says "
         "native_code = true; add it only on hosts that trust this key with their machine code "

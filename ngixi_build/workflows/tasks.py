@@ -38,10 +38,11 @@ class StageAction:
     kwargs: dict[str, Any]
     locked: bool = True
 
-    def __call__(self) -> TaskFailed | None:
+    def __call__(self, **options: Any) -> TaskFailed | None:
+        """`options`: the task's `params` as given on the command line (doit passes them to **kwargs)."""
         show_logs()
         with build_lock(self.kwargs["project"].state_dir, shared=True) if self.locked else contextlib.nullcontext():
-            return clean_failure(lambda: self.function(**self.kwargs))
+            return clean_failure(lambda: self.function(**self.kwargs, **options))
 
 
 Action = tuple[StageAction, list[Any], dict[str, Any]]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from ngixi_runtime.engines.base import AUTO, ENGINE_NAMES, ENGINE_VARIABLE
 from ngixi_runtime.errors import InvalidInput, NgixiError
+from ngixi_runtime.spec.bundle_format import CHANNELS
 from ngixi_runtime.spec.wit_json import shown, to_json
 from ngixi_runtime.trust.choice import DEV_TRUST_FILE, TRUST_VARIABLE, chosen_trust_file
 
@@ -53,10 +54,10 @@ def add_trust_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _rollback_guard(args: argparse.Namespace) -> RollbackGuard:
-    from ngixi_runtime.trust.rollback import RollbackGuard, default_state_dir
+def _rollback_guard(args: argparse.Namespace, trust_file: Path) -> RollbackGuard:
+    from ngixi_runtime.trust.rollback import RollbackGuard
 
-    return RollbackGuard(args.state_dir or default_state_dir(), allow_downgrade=args.allow_downgrade)
+    return RollbackGuard.for_trust_file(trust_file, state_dir=args.state_dir, allow_downgrade=args.allow_downgrade)
 
 
 def _show(result: CallResult, *, as_json: bool, error: str | None = None, output_file: Path | None = None) -> None:
@@ -104,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         env=_variables(args.env),
         # read only for a guest granted stdin; `--input -` is the call's input instead (call_io)
         stdin=None if args.input == "-" else lambda limit: sys.stdin.buffer.read(limit + 1),
-        rollback=_rollback_guard(args),
+        rollback=_rollback_guard(args, trust),
         sandboxes=args.sandbox,
         tenant=args.tenant,
         engine=args.engine,
@@ -157,8 +158,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from ngixi_runtime.loading.loader import check_guest_code
     from ngixi_runtime.trust.signatures import load_trust
 
-    trust = load_trust(chosen_trust_file(args.trust))
-    bundle = read_bundle(args.bundle, trust, rollback=_rollback_guard(args))
+    trust_file = chosen_trust_file(args.trust)
+    bundle = read_bundle(args.bundle, load_trust(trust_file), rollback=_rollback_guard(args, trust_file))
     check_guest_code(bundle)
     print(f"ok: {_summary(bundle)}")
     return 0
@@ -211,6 +212,54 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trust(args: argparse.Namespace) -> int:
+    from ngixi_runtime.trust import editing
+
+    trust_file = chosen_trust_file(args.trust)
+    if args.action == "add":
+        trust = editing.NewTrust(tuple(args.guest), tuple(dict.fromkeys(args.channel)), args.native_code, args.comment)
+        key_id = editing.add_key(trust_file, editing.read_public_key(args.public_key), trust)
+        print(f"trusted key {key_id} in {trust_file}: {_scope(trust.guests, trust.channels, trust.native_code)}")
+    elif args.action == "remove":
+        editing.remove_key(trust_file, args.key_id)
+        print(f"removed key {args.key_id} from {trust_file}")
+    else:
+        for key in editing.listed_keys(trust_file):
+            comment = f"  # {key['comment']}" if key["comment"] else ""
+            print(f"{key['id']}  {_scope(key['guests'], key['channels'], key['native_code'])}{comment}")
+    return 0
+
+
+def _scope(guests: Sequence[str], channels: Sequence[str], native_code: bool) -> str:
+    return f"guests {','.join(guests)}; channels {','.join(channels)}; native code {'yes' if native_code else 'no'}"
+
+
+def add_trust_scope_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    """--guest, --channel, --native-code: what a key is trusted with (`trust add`, `keygen --trust`)."""
+    parser.add_argument(
+        "--guest", action="append", required=required, help="a guest name or pattern (fnmatch) it may sign; repeat"
+    )
+    parser.add_argument(
+        "--channel", action="append", required=required, choices=CHANNELS, help="a channel it may sign on; repeat"
+    )
+    parser.add_argument(
+        "--native-code", action="store_true", help="run its bundles' AOT artifacts (machine code) on the host"
+    )
+
+
+def _trust_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="trust a minisign public key for some guests and channels")
+    add.add_argument("public_key", type=Path, help="the key's .pub file (minisign -G or ngixi keygen)")
+    add_trust_scope_options(add)
+    add.add_argument("--comment", default="", help="a note kept beside the key (who it is, why trusted)")
+    remove = actions.add_parser("remove", help="stop trusting a key")
+    remove.add_argument("key_id", help="its id, as `ngixi trust list` prints it")
+    actions.add_parser("list", help="the keys trusted and what each may sign")
+    for action in (add, remove, actions.choices["list"]):
+        add_trust_option(action)
+
+
 def _bundle_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", type=Path)
     add_trust_option(parser)
@@ -234,8 +283,8 @@ def _rollback_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--state-dir",
         type=Path,
-        help="where accepted sequences are recorded (default: $NGIXI_STATE_DIR, else $XDG_STATE_HOME/ngixi, "
-        "else ~/.local/state/ngixi)",
+        help="where accepted sequences are recorded, one file per trust file under rollback/ (default: "
+        "$NGIXI_STATE_DIR, else $XDG_STATE_HOME/ngixi, else ~/.local/state/ngixi)",
     )
 
 
@@ -297,6 +346,7 @@ COMMANDS = {
     "run": Command("verify a bundle and call an export (or run a command guest)", cmd_run, _run_arguments),
     "verify": Command("verify a bundle's signature and every member", cmd_verify, _verify_arguments),
     "inspect": Command("show a verified bundle's members and artifacts", cmd_inspect, _inspect_arguments),
+    "trust": Command("list, add or remove the keys a trust file trusts", cmd_trust, _trust_arguments),
 }
 
 

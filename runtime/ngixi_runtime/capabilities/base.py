@@ -127,6 +127,9 @@ class Capability:
     parse_ceiling: CeilingParser = no_ceiling  # the operator policy's ceilings on those options
     open_state: StateOpener | None = None  # its state in one instance, from its options
     needs_sandbox: bool = False  # whether that state lives in the tenant's sandbox
+    # Whether its state is the instance's whole WASI descriptor table (fs): granted, it answers alone for
+    # every descriptor, stdio's included, in the imports it shares with other capabilities.
+    descriptor_table: bool = False
     interface: str | None = None  # its interface in the WIT catalog (wit/), for component guests
     component_host: Mapping[str, Binder] = field(default_factory=dict)  # that interface's functions
     wasi_p2: Mapping[str, frozenset[str]] = field(default_factory=dict)  # WASI preview 2 functions it grants

@@ -1,11 +1,12 @@
-"""The baseline, granted to every guest: abort with a message (AssemblyScript's `env.abort`), and exit."""
+"""The baseline, granted to every guest: abort with a message (AssemblyScript's `env.abort`), exit, and
+WASI's `sched_yield` (nothing to yield to: a guest has one thread) and `proc_raise` (refused: NOSYS)."""
 
 from __future__ import annotations
 
-from ngixi_runtime.capabilities.base import WASI, Capability, host_import
+from ngixi_runtime.capabilities.base import WASI, Capability, host_import, wasi_import
 from ngixi_runtime.capabilities.context import GuestExit, HostContext, HostFunction
 from ngixi_runtime.errors import GuestError
-from ngixi_runtime.spec.abi import read_u32
+from ngixi_runtime.spec.abi import Errno, read_u32
 
 
 def _abort(ctx: HostContext) -> HostFunction:
@@ -29,12 +30,28 @@ def _proc_exit(ctx: HostContext) -> HostFunction:
     return proc_exit
 
 
+def _sched_yield(ctx: HostContext) -> HostFunction:
+    def sched_yield() -> int:
+        return Errno.SUCCESS
+
+    return sched_yield
+
+
+def _proc_raise(ctx: HostContext) -> HostFunction:
+    def proc_raise(signal: int) -> int:
+        return Errno.NOSYS
+
+    return proc_raise
+
+
 CAPABILITY = Capability(
     "baseline",
     "granted to every guest: abort with a message, and exit",
     {
         host_import("env", "abort", "i32 i32 i32 i32"): _abort,
         host_import(WASI, "proc_exit", "i32"): _proc_exit,
+        wasi_import("sched_yield", ""): _sched_yield,
+        wasi_import("proc_raise", "i32"): _proc_raise,
     },
     # The adapter reports its own faults on stderr, so every adapted component imports that.
     wasi_p2={

@@ -1,13 +1,21 @@
-"""The `clock` capability: WASI clocks (wall, monotonic, process and thread CPU time)."""
+"""The `clock` capability: WASI clocks (wall, monotonic, process and thread CPU time), and waiting on them.
+
+`poll_oneoff` sleeps until the first clock subscription is due (at most until the call's own deadline);
+descriptor subscriptions are answered by the fs capability's descriptor table when it is granted (files
+are always ready), else stdin (when granted) is ready to read and stdout and stderr (when stdio is
+granted) to write.
+"""
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Callable
+from typing import Protocol, cast
 
 from ngixi_runtime.capabilities.base import Capability, wasi_import
 from ngixi_runtime.capabilities.context import HostContext, HostFunction
-from ngixi_runtime.spec.abi import Errno, write_u64
+from ngixi_runtime.spec.abi import U64, AbiFault, Errno, write_u32, write_u64
 
 _CLOCKS: dict[int, Callable[[], int]] = {
     0: time.time_ns,
@@ -38,6 +46,65 @@ def _clock_res_get(ctx: HostContext) -> HostFunction:
     return clock_res_get
 
 
+SUBSCRIPTION = struct.Struct("<QB7xI4xQQH6x")  # userdata, tag, then the clock's id, timeout, precision, flags
+EVENT = struct.Struct("<QHB5xQH6x")  # userdata, error, type, nbytes, flags
+MAX_SUBSCRIPTIONS = 4096
+_CLOCK, _FD_READ, _FD_WRITE = 0, 1, 2
+_ABSTIME = 1
+
+
+class Descriptors(Protocol):
+    """The instance's descriptor table, as poll_oneoff asks it (fs's state)."""
+
+    def ready(self, fd: int, writing: bool) -> tuple[int, int]: ...
+
+
+def _poll_oneoff(ctx: HostContext) -> HostFunction:
+    def poll_oneoff(subscriptions: int, events: int, count: int, written: int) -> int:
+        if not 0 < count <= MAX_SUBSCRIPTIONS:
+            return Errno.INVAL
+        try:
+            raw = ctx.mem.read(subscriptions, SUBSCRIPTION.size * count)
+        except AbiFault as fault:
+            return fault.code
+        found = _answer(ctx, [SUBSCRIPTION.unpack_from(raw, i * SUBSCRIPTION.size) for i in range(count)])
+        ctx.mem.write(events, b"".join(found))
+        write_u32(ctx.mem, written, len(found))
+        return Errno.SUCCESS
+
+    return poll_oneoff
+
+
+def _answer(ctx: HostContext, subscriptions: list[tuple[int, int, int, int, int, int]]) -> list[bytes]:
+    found = [_descriptor_event(ctx, s[0], s[1], s[2]) for s in subscriptions if s[1] != _CLOCK]
+    due: list[tuple[int, int]] = []  # (nanoseconds from now, userdata) per clock subscription
+    for userdata, tag, clock_id, timeout, _, flags in subscriptions:
+        if tag != _CLOCK:
+            continue
+        clock = _CLOCKS.get(clock_id)
+        if clock is None:
+            found.append(EVENT.pack(userdata, Errno.INVAL, _CLOCK, 0, 0))
+            continue
+        due.append((max(0, (timeout & U64) - clock()) if flags & _ABSTIME else timeout & U64, userdata))
+    if found or not due:
+        return found
+    wait = min(delay for delay, _ in due)
+    time.sleep(max(0.0, min(wait / 1e9, ctx.call_ends_at - time.monotonic())))
+    return [EVENT.pack(userdata, Errno.SUCCESS, _CLOCK, 0, 0) for delay, userdata in due if delay <= wait]
+
+
+def _descriptor_event(ctx: HostContext, userdata: int, tag: int, fd: int) -> bytes:
+    if tag not in (_FD_READ, _FD_WRITE):
+        return EVENT.pack(userdata, Errno.INVAL, tag, 0, 0)
+    table = ctx.states.get("fs")
+    if table is not None:
+        error, available = cast(Descriptors, table).ready(fd, tag == _FD_WRITE)
+        return EVENT.pack(userdata, error, tag, available, 0)
+    stdout = tag == _FD_WRITE and fd in (1, 2) and "stdio" in ctx.grants
+    stdin = tag == _FD_READ and fd == 0 and "stdin" in ctx.grants
+    return EVENT.pack(userdata, Errno.SUCCESS if stdout or stdin else Errno.BADF, tag, 0, 0)
+
+
 _NOW = frozenset({"now", "resolution"})
 
 CAPABILITY = Capability(
@@ -46,6 +113,13 @@ CAPABILITY = Capability(
     {
         wasi_import("clock_time_get", "i32 i64 i32"): _clock_time_get,
         wasi_import("clock_res_get", "i32 i32"): _clock_res_get,
+        wasi_import("poll_oneoff", "i32 i32 i32 i32"): _poll_oneoff,
     },
-    wasi_p2={"wasi:clocks/wall-clock": _NOW, "wasi:clocks/monotonic-clock": _NOW},
+    wasi_p2={
+        "wasi:clocks/wall-clock": _NOW,
+        "wasi:clocks/monotonic-clock": _NOW | {"subscribe-duration", "subscribe-instant"},
+        # What the preview 1 adapter's poll_oneoff imports: waiting, on clocks and on stdio streams.
+        "wasi:io/poll": frozenset({"poll", "[method]pollable.block", "[method]pollable.ready"}),
+        "wasi:io/streams": frozenset({"[method]input-stream.subscribe", "[method]output-stream.subscribe"}),
+    },
 )

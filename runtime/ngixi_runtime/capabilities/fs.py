@@ -3,6 +3,9 @@
 [capabilities.fs]
 preopens = [{ guest = "/data", host = "data", mode = "rw" }]   # host: relative to the tenant's sandbox; may be []
 
+Without preopens, the guest still has its descriptor functions (C's start-up code imports fd_close and
+fd_seek) over stdin, stdout and stderr.
+
 Host paths are checked when the manifest is read and again, resolved, when a guest opens; the
 files themselves are wasi_files.py. Component guests get the same preopens from Wasmtime's WASI.
 """
@@ -32,7 +35,7 @@ from ngixi_runtime.capabilities.base import (
     wasi_import,
 )
 from ngixi_runtime.capabilities.context import HostContext, Sandbox
-from ngixi_runtime.capabilities.wasi_files import WasiFilesystem, wasi_errno
+from ngixi_runtime.capabilities.wasi_files import Console, WasiFilesystem, wasi_errno
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.schema import Problems, array, string, type_name
 
@@ -195,8 +198,13 @@ def parse_fs_ceiling(raw: Mapping[str, Any], field: str, problems: Problems) -> 
 # --- the preopens under the sandbox ----------------------------------------------------------------
 
 
-def open_filesystem(options: FsOptions, sandbox: Path, *, guest: str) -> WasiFilesystem:
-    """Opens every preopen under `sandbox` (created when missing); refuses any that leaves it."""
+def open_filesystem(
+    options: FsOptions, sandbox: Path, *, guest: str, console: Console | None = None, stdin: bytes | None = None
+) -> WasiFilesystem:
+    """Opens every preopen under `sandbox` (created when missing); refuses any that leaves it.
+
+    With a `console`, the guest's stdout and stderr (fds 1 and 2) write to it; with `stdin`, fd 0 reads it.
+    """
     try:
         sandbox.mkdir(parents=True, exist_ok=True)
         root = sandbox.resolve(strict=True)
@@ -207,7 +215,7 @@ def open_filesystem(options: FsOptions, sandbox: Path, *, guest: str) -> WasiFil
         for i, preopen in enumerate(options.preopens)
     ]
     _refuse_writable_read_only(mounts, guest)
-    return WasiFilesystem.over(mounts, guest=guest)
+    return WasiFilesystem.over(mounts, guest=guest, root=root, console=console, stdin=stdin)
 
 
 def _mount_point(root: Path, host: str, guest_path: str, mode: Mode, field: str) -> Mount:
@@ -236,10 +244,13 @@ def _refuse_writable_read_only(mounts: list[Mount], guest: str) -> None:
 
 
 def _open_state(options: FsOptions, context: HostContext, sandbox: Sandbox | None) -> WasiFilesystem:
+    # fs's table answers for fds 0-2 too, each only when its own capability is granted.
+    console = context if "stdio" in context.grants else None
+    stdin = context.stdin if "stdin" in context.grants else None
     if not options.preopens:
-        return WasiFilesystem.over([], guest=context.guest)
+        return WasiFilesystem.over([], guest=context.guest, console=console, stdin=stdin)
     assert sandbox is not None  # needs_sandbox: opening the context refused a missing one
-    return open_filesystem(options, sandbox.files, guest=context.guest)
+    return open_filesystem(options, sandbox.files, guest=context.guest, console=console, stdin=stdin)
 
 
 # --- the capability --------------------------------------------------------------------------------
@@ -271,12 +282,32 @@ _IMPORTS = (
     wasi_import("path_remove_directory", "i32 i32 i32"),
     wasi_import("path_unlink_file", "i32 i32 i32"),
     wasi_import("path_rename", "i32 i32 i32 i32 i32 i32"),
+    wasi_import("fd_renumber", "i32 i32"),
+    wasi_import("fd_advise", "i32 i64 i64 i32"),
+    wasi_import("fd_allocate", "i32 i64 i64"),
+    wasi_import("fd_fdstat_set_flags", "i32 i32"),
+    wasi_import("fd_fdstat_set_rights", "i32 i64 i64"),
+    wasi_import("fd_filestat_set_times", "i32 i64 i64 i32"),
+    wasi_import("path_filestat_set_times", "i32 i32 i32 i32 i64 i64 i32"),
+    wasi_import("path_link", "i32 i32 i32 i32 i32 i32 i32"),
+    wasi_import("path_readlink", "i32 i32 i32 i32 i32 i32"),
+    wasi_import("path_symlink", "i32 i32 i32 i32 i32"),
+    wasi_import("sock_accept", "i32 i32 i32"),
+    wasi_import("sock_recv", "i32 i32 i32 i32 i32 i32"),
+    wasi_import("sock_send", "i32 i32 i32 i32 i32"),
+    wasi_import("sock_shutdown", "i32 i32"),
 )
 # Beyond the functions behind stdout: reading, and changing files and directories.
 _FILES_WASI_P2 = {
     "wasi:io/streams": frozenset({"[method]input-stream.read", "[method]input-stream.blocking-read"}),
     "wasi:filesystem/types": descriptor_methods(
+        "advise",
         "create-directory-at",
+        "link-at",
+        "readlink-at",
+        "set-times",
+        "set-times-at",
+        "symlink-at",
         "metadata-hash",
         "metadata-hash-at",
         "open-at",
@@ -304,6 +335,7 @@ CAPABILITY = Capability(
     parse_ceiling=parse_fs_ceiling,
     open_state=_open_state,
     needs_sandbox=True,
+    descriptor_table=True,
     wasi_p2={
         interface: OUTPUT_WASI_P2.get(interface, frozenset()) | _FILES_WASI_P2.get(interface, frozenset())
         for interface in {*OUTPUT_WASI_P2, *_FILES_WASI_P2}

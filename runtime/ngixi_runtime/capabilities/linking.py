@@ -130,7 +130,8 @@ def core_imports(context: HostContext, imports: Iterable[tuple[str, str]]) -> li
     for key in dict.fromkeys(imports):
         found = granted[key]
         host_import = found.host_import
-        functions = [c.imports[host_import](context) for c in found.capabilities]
+        owners = [c for c in found.capabilities if c.descriptor_table] or found.capabilities
+        functions = [c.imports[host_import](context) for c in owners]
         function = functions[0] if len(functions) == 1 else per_descriptor(functions)
         linked.append((host_import, counting_calls(function, found.capabilities[0].name, context.output)))
     return linked

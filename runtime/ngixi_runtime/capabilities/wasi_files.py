@@ -1,40 +1,89 @@
-"""WASI preview 1 files and directories over a guest's preopens, independent of the engine (the fs capability).
+"""WASI preview 1 descriptors, files and directories over a guest's preopens, independent of the engine (fs).
 
-Each preopen is its own root: paths are resolved one component at a time from the preopen's
-directory descriptor, with `O_NOFOLLOW` at every step, so neither `..` nor a symlink can reach
-outside it (a symlink is followed only while it stays beneath the preopen). A `ro` preopen
-refuses every call that would change a file or a directory with ROFS.
+One table holds every descriptor of an instance: stdin, stdout and stderr (0-2, the output captured
+by the host within the guest's quota), the preopens (3, 4, … in manifest order) and what the guest
+opens. Each descriptor keeps its rights, narrowed at every `path_open` to what its directory may hand
+down and by `fd_fdstat_set_rights`, never widened, and checked by every function that uses it.
 
-Methods take the guest memory and the raw import arguments, return nothing on success and
-raise `AbiFault` (or `OSError`, which the host function maps to a WASI errno) otherwise.
+Paths are resolved by wasi_paths.py, so neither `..`, nor a symlink (made by the guest or not), nor a
+hard link can reach outside a preopen. A `ro` preopen refuses with ROFS every call that would change a
+file or a directory under it, whatever descriptor the guest reaches it by.
+
+Methods take the guest memory and the raw import arguments, return nothing on success and raise
+`AbiFault` (or `OSError`, which the host function maps to a WASI errno) otherwise.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import stat
 import struct
-from collections import deque
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 from ngixi_runtime.capabilities.base import Mount
+from ngixi_runtime.capabilities.wasi_paths import (
+    DIRECTORY_FLAGS,
+    Target,
+    beneath,
+    link_target,
+    open_directory_beneath,
+)
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.abi import (
-    ALL_RIGHTS,
+    DIRECTORY_RIGHTS,
     FDFLAG_APPEND,
+    FDFLAG_DSYNC,
+    FDFLAG_NONBLOCK,
+    FDFLAG_RSYNC,
+    FDFLAG_SYNC,
+    FILE_RIGHTS,
+    FILETYPE_BLOCK_DEVICE,
     FILETYPE_CHARACTER_DEVICE,
     FILETYPE_DIRECTORY,
     FILETYPE_REGULAR_FILE,
+    FILETYPE_SOCKET_STREAM,
+    FILETYPE_SYMBOLIC_LINK,
+    FILETYPE_UNKNOWN,
     LOOKUP_SYMLINK_FOLLOW,
     OFLAG_CREAT,
     OFLAG_DIRECTORY,
     OFLAG_EXCL,
     OFLAG_TRUNC,
+    RIGHT_FD_ADVISE,
+    RIGHT_FD_ALLOCATE,
+    RIGHT_FD_DATASYNC,
+    RIGHT_FD_FDSTAT_SET_FLAGS,
+    RIGHT_FD_FILESTAT_GET,
+    RIGHT_FD_FILESTAT_SET_SIZE,
+    RIGHT_FD_FILESTAT_SET_TIMES,
     RIGHT_FD_READ,
     RIGHT_FD_READDIR,
+    RIGHT_FD_SEEK,
+    RIGHT_FD_SYNC,
+    RIGHT_FD_TELL,
+    RIGHT_FD_WRITE,
+    RIGHT_PATH_CREATE_DIRECTORY,
+    RIGHT_PATH_CREATE_FILE,
+    RIGHT_PATH_FILESTAT_GET,
+    RIGHT_PATH_FILESTAT_SET_SIZE,
+    RIGHT_PATH_FILESTAT_SET_TIMES,
+    RIGHT_PATH_LINK_SOURCE,
+    RIGHT_PATH_LINK_TARGET,
+    RIGHT_PATH_OPEN,
+    RIGHT_PATH_READLINK,
+    RIGHT_PATH_REMOVE_DIRECTORY,
+    RIGHT_PATH_RENAME_SOURCE,
+    RIGHT_PATH_RENAME_TARGET,
+    RIGHT_PATH_SYMLINK,
+    RIGHT_PATH_UNLINK_FILE,
+    RIGHT_POLL_FD_READWRITE,
+    U64,
     WRITE_RIGHTS,
     AbiFault,
     Errno,
@@ -49,18 +98,18 @@ from ngixi_runtime.spec.abi import (
 )
 
 MAX_OPEN_FILES = 128
-MAX_SYMLINKS = 32
 MAX_PATH = 4096  # bytes, as PATH_MAX on Linux
 MAX_READ = MAX_WRITE = 16 << 20  # bytes one call moves; a larger request is a short read or write
 FIRST_PREOPEN_FD = 3
+STDIN, STDOUT, STDERR = 0, 1, 2
 
 _FILETYPES = (
-    (stat.S_ISBLK, 1),
+    (stat.S_ISBLK, FILETYPE_BLOCK_DEVICE),
     (stat.S_ISCHR, FILETYPE_CHARACTER_DEVICE),
     (stat.S_ISDIR, FILETYPE_DIRECTORY),
     (stat.S_ISREG, FILETYPE_REGULAR_FILE),
-    (stat.S_ISSOCK, 6),
-    (stat.S_ISLNK, 7),
+    (stat.S_ISSOCK, FILETYPE_SOCKET_STREAM),
+    (stat.S_ISLNK, FILETYPE_SYMBOLIC_LINK),
 )
 _WHENCE = {0: os.SEEK_SET, 1: os.SEEK_CUR, 2: os.SEEK_END}
 _HOST_ERRNO = {
@@ -74,52 +123,115 @@ _HOST_ERRNO = {
     errno.EISDIR: Errno.ISDIR,
     errno.ELOOP: Errno.LOOP,
     errno.EMFILE: Errno.MFILE,
+    errno.EMLINK: Errno.MLINK,
     errno.ENAMETOOLONG: Errno.NAMETOOLONG,
     errno.ENOENT: Errno.NOENT,
     errno.ENOSPC: Errno.NOSPC,
     errno.ENOTDIR: Errno.NOTDIR,
     errno.ENOTEMPTY: Errno.NOTEMPTY,
+    errno.ENOTSUP: Errno.NOTSUP,
     errno.ENXIO: Errno.NXIO,
     errno.EPERM: Errno.PERM,
     errno.EROFS: Errno.ROFS,
     errno.ESPIPE: Errno.SPIPE,
     errno.EXDEV: Errno.XDEV,
 }
-_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_HOST_FDFLAGS = ((FDFLAG_APPEND, os.O_APPEND), (FDFLAG_NONBLOCK, os.O_NONBLOCK))
+_SYNC_FDFLAGS = FDFLAG_DSYNC | FDFLAG_RSYNC | FDFLAG_SYNC
+_FDFLAGS = FDFLAG_APPEND | FDFLAG_NONBLOCK | _SYNC_FDFLAGS
+_STDIN_RIGHTS = RIGHT_FD_READ | RIGHT_FD_FDSTAT_SET_FLAGS | RIGHT_FD_FILESTAT_GET | RIGHT_POLL_FD_READWRITE
+_OUTPUT_RIGHTS = RIGHT_FD_WRITE | RIGHT_FD_FDSTAT_SET_FLAGS | RIGHT_FD_FILESTAT_GET | RIGHT_POLL_FD_READWRITE
+# fst_flags of the set_times functions
+_ATIM, _ATIM_NOW, _MTIM, _MTIM_NOW = 1, 2, 4, 8
+_ADVICE_COUNT = 6  # normal, sequential, random, willneed, dontneed, noreuse
+_SEEK_RIGHTS = RIGHT_FD_SEEK | RIGHT_FD_TELL
 
 
 def wasi_errno(error: OSError) -> int:
     return _HOST_ERRNO.get(error.errno or 0, Errno.IO)
 
 
+class Console(Protocol):
+    """Where stdout and stderr go: the instance's captured output, within its quota (the host context)."""
+
+    def stdio_room(self) -> int: ...
+
+    def capture_stdio(self, fd: int, data: bytes) -> None: ...
+
+
 @dataclass
 class Descriptor:
+    """One open descriptor. `host_fd` is -1 for stdin, stdout and stderr, whose `stream` says which they are."""
+
     host_fd: int
-    mount: Mount
-    is_directory: bool
+    mount: Mount | None
+    filetype: int
     rights: int
     inheriting: int
-    append: bool = False
+    flags: int = 0
     preopen: bool = False
+    stream: int | None = None
+    listing: list[bytes] | None = None  # fd_readdir's entries, read again at cookie 0
+
+    @property
+    def is_directory(self) -> bool:
+        return self.filetype == FILETYPE_DIRECTORY
+
+    @property
+    def read_only(self) -> bool:
+        return self.mount is not None and self.mount.mode == "ro"
+
+
+@dataclass
+class _Stdin:
+    data: bytes = b""
+    position: int = 0
+
+    @property
+    def left(self) -> int:
+        return len(self.data) - self.position
+
+    def read(self, size: int) -> bytes:
+        chunk = self.data[self.position : self.position + size]
+        self.position += len(chunk)
+        return chunk
 
 
 class WasiFilesystem:
-    """The open descriptors of one guest instance: its preopens (fds 3, 4, … in manifest order) and files."""
+    """The descriptors of one guest instance: stdio (0-2), its preopens (3, 4, … in manifest order) and files."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Console | None = None, stdin: bytes = b"") -> None:
         self._table: dict[int, Descriptor] = {}
+        self._console = console
+        self._stdin = _Stdin(stdin)
 
     @classmethod
-    def over(cls, mounts: Sequence[Mount], *, guest: str) -> WasiFilesystem:
-        """Opens each mount, checked and resolved under the sandbox root, as a preopen."""
-        filesystem = cls()
+    def over(
+        cls,
+        mounts: Sequence[Mount],
+        *,
+        guest: str,
+        root: Path | None = None,
+        console: Console | None = None,
+        stdin: bytes | None = None,
+    ) -> WasiFilesystem:
+        """Opens each mount (checked and resolved under the sandbox `root`) as a preopen, beneath `root`.
+
+        With a `console`, stdout and stderr (fds 1 and 2) write to it; with `stdin`, fd 0 reads it.
+        """
+        filesystem = cls(console, stdin or b"")
+        if stdin is not None:
+            filesystem._table[STDIN] = Descriptor(-1, None, FILETYPE_CHARACTER_DEVICE, _STDIN_RIGHTS, 0, stream=STDIN)
+        if console is not None:
+            for fd in (STDOUT, STDERR):
+                filesystem._table[fd] = Descriptor(-1, None, FILETYPE_CHARACTER_DEVICE, _OUTPUT_RIGHTS, 0, stream=fd)
         try:
             for mount in mounts:
-                filesystem._add(
-                    Descriptor(
-                        os.open(mount.host_path, _DIRECTORY_FLAGS), mount, True, ALL_RIGHTS, ALL_RIGHTS, preopen=True
-                    )
+                host_fd = _open_mount(mount, root)
+                descriptor = Descriptor(
+                    host_fd, mount, FILETYPE_DIRECTORY, DIRECTORY_RIGHTS, DIRECTORY_RIGHTS | FILE_RIGHTS, preopen=True
                 )
+                filesystem._add(descriptor)
         except OSError as error:
             filesystem.close()
             raise InvalidInput(f"{guest}: cannot open the preopen {error.filename}: {error.strerror}") from None
@@ -127,63 +239,82 @@ class WasiFilesystem:
 
     def close(self) -> None:
         for descriptor in self._table.values():
-            os.close(descriptor.host_fd)
+            _release(descriptor)
         self._table.clear()
 
     # --- descriptors -----------------------------------------------------------------------
 
-    def _get(self, fd: int) -> Descriptor:
+    def _get(self, fd: int, rights: int = 0) -> Descriptor:
         descriptor = self._table.get(fd)
         if descriptor is None:
             raise AbiFault(Errno.BADF)
+        if descriptor.rights & rights != rights:
+            raise AbiFault(Errno.NOTCAPABLE)
         return descriptor
 
-    def _directory(self, fd: int) -> Descriptor:
+    def _directory(self, fd: int, rights: int = 0) -> Descriptor:
         descriptor = self._get(fd)
         if not descriptor.is_directory:
             raise AbiFault(Errno.NOTDIR)
-        return descriptor
+        return self._get(fd, rights)
 
-    def _writable_directory(self, fd: int) -> Descriptor:
-        descriptor = self._directory(fd)
-        if descriptor.mount.mode == "ro":
-            raise AbiFault(Errno.ROFS)
-        return descriptor
+    def _writable_directory(self, fd: int, rights: int) -> Descriptor:
+        _refuse_on_ro(self._directory(fd))
+        return self._directory(fd, rights)
+
+    def _changing(self, fd: int, rights: int) -> Descriptor:
+        """A descriptor to change a file through: ROFS under a `ro` preopen whatever its rights, then `rights`."""
+        _refuse_on_ro(self._get(fd))
+        return self._get(fd, rights)
 
     def _add(self, descriptor: Descriptor) -> int:
         if len(self._table) >= MAX_OPEN_FILES:
-            os.close(descriptor.host_fd)
+            _release(descriptor)
             raise AbiFault(Errno.MFILE)
         fd = next(n for n in range(FIRST_PREOPEN_FD, FIRST_PREOPEN_FD + MAX_OPEN_FILES + 1) if n not in self._table)
         self._table[fd] = descriptor
         return fd
 
-    def owns(self, fd: int) -> bool:
-        return fd in self._table
+    def ready(self, fd: int, writing: bool) -> tuple[int, int]:
+        """poll_oneoff's answer for a descriptor: (errno, bytes available: what is left to read, or 0)."""
+        descriptor = self._table.get(fd)
+        if descriptor is None:
+            return Errno.BADF, 0
+        if descriptor.rights & RIGHT_POLL_FD_READWRITE == 0:
+            return Errno.NOTCAPABLE, 0
+        if writing:
+            return Errno.SUCCESS, 0
+        if descriptor.host_fd < 0:
+            return Errno.SUCCESS, self._stdin.left
+        try:
+            info = os.fstat(descriptor.host_fd)
+            return Errno.SUCCESS, max(0, info.st_size - os.lseek(descriptor.host_fd, 0, os.SEEK_CUR))
+        except OSError as error:
+            return wasi_errno(error), 0
 
     @property
     def mounts(self) -> list[Mount]:
         """The preopens, checked and resolved under the sandbox root, in manifest order."""
-        return [d.mount for d in self._table.values() if d.preopen]
+        return [d.mount for d in self._table.values() if d.preopen and d.mount is not None]
 
     # --- preopens --------------------------------------------------------------------------
 
-    def fd_prestat_get(self, memory: GuestMemory, fd: int, out: int) -> None:
+    def _preopen(self, fd: int) -> Mount:
         descriptor = self._get(fd)
-        if not descriptor.preopen:
+        if not descriptor.preopen or descriptor.mount is None:
             raise AbiFault(Errno.BADF)
-        memory.write(out, struct.pack("<B3xI", 0, len(descriptor.mount.guest_path.encode())))
+        return descriptor.mount
+
+    def fd_prestat_get(self, memory: GuestMemory, fd: int, out: int) -> None:
+        memory.write(out, struct.pack("<B3xI", 0, len(self._preopen(fd).guest_path.encode())))
 
     def fd_prestat_dir_name(self, memory: GuestMemory, fd: int, buffer: int, length: int) -> None:
-        descriptor = self._get(fd)
-        if not descriptor.preopen:
-            raise AbiFault(Errno.BADF)
-        name = descriptor.mount.guest_path.encode()
+        name = self._preopen(fd).guest_path.encode()
         if length < len(name):
             raise AbiFault(Errno.NAMETOOLONG)
         memory.write(buffer, name)
 
-    # --- opening ---------------------------------------------------------------------------
+    # --- opening, closing, renumbering -----------------------------------------------------
 
     def path_open(
         self,
@@ -198,128 +329,324 @@ class WasiFilesystem:
         fdflags: int,
         opened: int,
     ) -> None:
-        parent = self._directory(fd)
         writes = bool(rights & WRITE_RIGHTS or oflags & (OFLAG_CREAT | OFLAG_TRUNC) or fdflags & FDFLAG_APPEND)
-        if writes and parent.mount.mode == "ro":
-            raise AbiFault(Errno.ROFS)
-        flags = _open_flags(oflags, fdflags, readable=bool(rights & (RIGHT_FD_READ | RIGHT_FD_READDIR)), writes=writes)
-        with _beneath(
-            parent.host_fd, _path(memory, path, path_length), follow=bool(lookup & LOOKUP_SYMLINK_FOLLOW)
-        ) as (
-            directory,
-            name,
-        ):
-            host_fd = _open_file(name, flags, directory, may_be_directory=not oflags & (OFLAG_CREAT | OFLAG_TRUNC))
-        is_directory = stat.S_ISDIR(os.fstat(host_fd).st_mode)
+        if writes:
+            _refuse_on_ro(self._directory(fd))
+        parent = self._directory(fd, RIGHT_PATH_OPEN | _oflag_rights(oflags))
+        rights &= parent.inheriting
+        if fdflags & ~_FDFLAGS or oflags & ~(OFLAG_CREAT | OFLAG_DIRECTORY | OFLAG_EXCL | OFLAG_TRUNC):
+            raise AbiFault(Errno.INVAL)
+        follow = bool(lookup & LOOKUP_SYMLINK_FOLLOW)
+        with beneath(parent.host_fd, _path(memory, path, path_length), follow=follow) as target:
+            host_fd = _open_file(target, oflags, fdflags, rights)
+        filetype = _filetype(os.fstat(host_fd).st_mode)
+        allowed = DIRECTORY_RIGHTS if filetype == FILETYPE_DIRECTORY else FILE_RIGHTS
         descriptor = Descriptor(
-            host_fd, parent.mount, is_directory, rights, inheriting, append=bool(fdflags & FDFLAG_APPEND)
+            host_fd, parent.mount, filetype, rights & allowed, inheriting & parent.inheriting, fdflags & _FDFLAGS
         )
         write_u32(memory, opened, self._add(descriptor))
 
     def fd_close(self, memory: GuestMemory, fd: int) -> None:
-        os.close(self._get(fd).host_fd)
+        _release(self._get(fd))
+        del self._table[fd]
+
+    def fd_renumber(self, memory: GuestMemory, fd: int, to: int) -> None:
+        descriptor, replaced = self._get(fd), self._get(to)
+        if fd == to:
+            return
+        _release(replaced)
+        self._table[to] = descriptor
         del self._table[fd]
 
     # --- data ------------------------------------------------------------------------------
 
     def fd_read(self, memory: GuestMemory, fd: int, iovs: int, count: int, done: int) -> None:
-        data = os.read(self._get(fd).host_fd, _readable(memory, iovs, count))
+        descriptor = self._get(fd, RIGHT_FD_READ)
+        size = _readable(memory, iovs, count)
+        data = self._stdin.read(size) if descriptor.host_fd < 0 else os.read(descriptor.host_fd, size)
         write_u32(memory, done, scatter(memory, iovs, count, data))
 
     def fd_pread(self, memory: GuestMemory, fd: int, iovs: int, count: int, offset: int, done: int) -> None:
-        data = os.pread(self._get(fd).host_fd, _readable(memory, iovs, count), offset)
+        descriptor = self._get(fd, RIGHT_FD_READ | RIGHT_FD_SEEK)
+        _refuse_on_stream(descriptor)
+        data = os.pread(descriptor.host_fd, _readable(memory, iovs, count), _offset(offset))
         write_u32(memory, done, scatter(memory, iovs, count, data))
 
     def fd_write(self, memory: GuestMemory, fd: int, iovs: int, count: int, done: int) -> None:
-        descriptor = self._get(fd)
-        self._refuse_on_ro(descriptor)
+        descriptor = self._changing(fd, RIGHT_FD_WRITE)
+        if descriptor.stream is not None:
+            write_u32(memory, done, self._to_console(descriptor.stream, memory, iovs, count))
+            return
         write_u32(memory, done, os.write(descriptor.host_fd, gather(memory, iovs, count, MAX_WRITE)))
 
+    def _to_console(self, stream: int, memory: GuestMemory, iovs: int, count: int) -> int:
+        if self._console is None or stream == STDIN:
+            raise AbiFault(Errno.BADF)
+        # One byte over the quota is enough for capture_stdio to refuse it.
+        data = gather(memory, iovs, count, self._console.stdio_room() + 1)
+        self._console.capture_stdio(stream, data)
+        return len(data)
+
     def fd_pwrite(self, memory: GuestMemory, fd: int, iovs: int, count: int, offset: int, done: int) -> None:
-        descriptor = self._get(fd)
-        self._refuse_on_ro(descriptor)
-        write_u32(memory, done, os.pwrite(descriptor.host_fd, gather(memory, iovs, count, MAX_WRITE), offset))
+        descriptor = self._changing(fd, RIGHT_FD_WRITE | RIGHT_FD_SEEK)
+        _refuse_on_stream(descriptor)
+        data = gather(memory, iovs, count, MAX_WRITE)
+        write_u32(memory, done, os.pwrite(descriptor.host_fd, data, _offset(offset)))
 
     def fd_seek(self, memory: GuestMemory, fd: int, offset: int, whence: int, out: int) -> None:
+        needed = RIGHT_FD_TELL if offset == 0 and whence == 1 else _SEEK_RIGHTS
+        descriptor = self._get(fd, needed)
+        _refuse_on_stream(descriptor)
         if whence not in _WHENCE:
             raise AbiFault(Errno.INVAL)
-        write_u64(memory, out, os.lseek(self._get(fd).host_fd, offset, _WHENCE[whence]))
+        write_u64(memory, out, os.lseek(descriptor.host_fd, offset, _WHENCE[whence]))
 
     def fd_tell(self, memory: GuestMemory, fd: int, out: int) -> None:
-        write_u64(memory, out, os.lseek(self._get(fd).host_fd, 0, os.SEEK_CUR))
+        descriptor = self._get(fd, RIGHT_FD_TELL)
+        _refuse_on_stream(descriptor)
+        write_u64(memory, out, os.lseek(descriptor.host_fd, 0, os.SEEK_CUR))
 
     def fd_sync(self, memory: GuestMemory, fd: int) -> None:
-        os.fsync(self._get(fd).host_fd)
+        descriptor = self._get(fd, RIGHT_FD_SYNC)
+        _refuse_on_stream(descriptor, Errno.INVAL)
+        os.fsync(descriptor.host_fd)
 
     def fd_datasync(self, memory: GuestMemory, fd: int) -> None:
-        getattr(os, "fdatasync", os.fsync)(self._get(fd).host_fd)
+        descriptor = self._get(fd, RIGHT_FD_DATASYNC)
+        _refuse_on_stream(descriptor, Errno.INVAL)
+        getattr(os, "fdatasync", os.fsync)(descriptor.host_fd)
 
     def fd_filestat_set_size(self, memory: GuestMemory, fd: int, size: int) -> None:
-        descriptor = self._get(fd)
-        self._refuse_on_ro(descriptor)
-        os.ftruncate(descriptor.host_fd, size)
+        descriptor = self._changing(fd, RIGHT_FD_FILESTAT_SET_SIZE)
+        _refuse_on_stream(descriptor, Errno.INVAL)
+        os.ftruncate(descriptor.host_fd, _offset(size))
 
-    @staticmethod
-    def _refuse_on_ro(descriptor: Descriptor) -> None:
-        if descriptor.mount.mode == "ro":
-            raise AbiFault(Errno.ROFS)
+    def fd_allocate(self, memory: GuestMemory, fd: int, offset: int, length: int) -> None:
+        descriptor = self._changing(fd, RIGHT_FD_ALLOCATE)
+        _refuse_on_stream(descriptor)
+        end = (offset & U64) + (length & U64)
+        if end > (1 << 63) - 1:
+            raise AbiFault(Errno.FBIG)
+        if os.fstat(descriptor.host_fd).st_size < end:
+            os.ftruncate(descriptor.host_fd, end)
+
+    def fd_advise(self, memory: GuestMemory, fd: int, offset: int, length: int, advice: int) -> None:
+        descriptor = self._get(fd, RIGHT_FD_ADVISE)
+        _refuse_on_stream(descriptor)
+        if not 0 <= advice < _ADVICE_COUNT:
+            raise AbiFault(Errno.INVAL)
+        _offset(offset)
+        _offset(length)
 
     # --- metadata --------------------------------------------------------------------------
 
     def fd_fdstat_get(self, memory: GuestMemory, fd: int, out: int) -> None:
         descriptor = self._get(fd)
-        filetype = FILETYPE_DIRECTORY if descriptor.is_directory else _filetype(os.fstat(descriptor.host_fd).st_mode)
-        flags = FDFLAG_APPEND if descriptor.append else 0
-        memory.write(out, fdstat(filetype, flags, descriptor.rights, descriptor.inheriting))
+        memory.write(out, fdstat(descriptor.filetype, descriptor.flags, descriptor.rights, descriptor.inheriting))
+
+    def fd_fdstat_set_flags(self, memory: GuestMemory, fd: int, flags: int) -> None:
+        descriptor = self._get(fd, RIGHT_FD_FDSTAT_SET_FLAGS)
+        if flags & ~_FDFLAGS:
+            raise AbiFault(Errno.INVAL)
+        if flags & _SYNC_FDFLAGS != descriptor.flags & _SYNC_FDFLAGS:
+            raise AbiFault(Errno.NOTSUP)  # Linux cannot change O_SYNC/O_DSYNC on an open file
+        if flags & FDFLAG_APPEND and not descriptor.flags & FDFLAG_APPEND:
+            _refuse_on_ro(descriptor)  # appending is writing
+        if descriptor.host_fd >= 0:
+            host = fcntl.fcntl(descriptor.host_fd, fcntl.F_GETFL)
+            for bit, host_bit in _HOST_FDFLAGS:
+                host = host | host_bit if flags & bit else host & ~host_bit
+            fcntl.fcntl(descriptor.host_fd, fcntl.F_SETFL, host)
+        descriptor.flags = flags
+
+    def fd_fdstat_set_rights(self, memory: GuestMemory, fd: int, rights: int, inheriting: int) -> None:
+        descriptor = self._get(fd)
+        if rights & ~descriptor.rights or inheriting & ~descriptor.inheriting:
+            raise AbiFault(Errno.NOTCAPABLE)
+        descriptor.rights, descriptor.inheriting = rights, inheriting
 
     def fd_filestat_get(self, memory: GuestMemory, fd: int, out: int) -> None:
-        memory.write(out, _filestat(os.fstat(self._get(fd).host_fd)))
+        descriptor = self._get(fd, RIGHT_FD_FILESTAT_GET)
+        if descriptor.host_fd < 0:
+            memory.write(out, struct.pack("<QQB7xQQQQQ", 0, 0, descriptor.filetype, 0, 0, 0, 0, 0))
+            return
+        memory.write(out, _filestat(os.fstat(descriptor.host_fd)))
+
+    def fd_filestat_set_times(self, memory: GuestMemory, fd: int, atime: int, mtime: int, flags: int) -> None:
+        descriptor = self._changing(fd, RIGHT_FD_FILESTAT_SET_TIMES)
+        _refuse_on_stream(descriptor, Errno.INVAL)
+        times = _new_times(atime, mtime, flags)
+        os.utime(descriptor.host_fd, ns=_times(os.fstat(descriptor.host_fd), *times))
 
     def path_filestat_get(self, memory: GuestMemory, fd: int, lookup: int, path: int, length: int, out: int) -> None:
-        parent = self._directory(fd)
+        parent = self._directory(fd, RIGHT_PATH_FILESTAT_GET)
         follow = bool(lookup & LOOKUP_SYMLINK_FOLLOW)
-        with _beneath(parent.host_fd, _path(memory, path, length), follow=follow) as (directory, name):
-            memory.write(out, _filestat(os.stat(name, dir_fd=directory, follow_symlinks=False)))
+        with beneath(parent.host_fd, _path(memory, path, length), follow=follow) as target:
+            memory.write(out, _filestat(_lstat(target)))
+
+    def path_filestat_set_times(
+        self, memory: GuestMemory, fd: int, lookup: int, path: int, length: int, atime: int, mtime: int, flags: int
+    ) -> None:
+        parent = self._writable_directory(fd, RIGHT_PATH_FILESTAT_SET_TIMES)
+        times = _new_times(atime, mtime, flags)
+        follow = bool(lookup & LOOKUP_SYMLINK_FOLLOW)
+        with beneath(parent.host_fd, _path(memory, path, length), follow=follow) as target:
+            info = _lstat(target)
+            os.utime(target.name, ns=_times(info, *times), dir_fd=target.directory, follow_symlinks=False)
 
     def fd_readdir(self, memory: GuestMemory, fd: int, buffer: int, length: int, cookie: int, used: int) -> None:
-        descriptor = self._directory(fd)
-        if cookie < 0:
-            raise AbiFault(Errno.INVAL)
-        names = [".", "..", *sorted(os.listdir(descriptor.host_fd))]
+        descriptor = self._directory(fd, RIGHT_FD_READDIR)
+        cookie &= U64
+        if cookie == 0 or descriptor.listing is None:
+            descriptor.listing = _entries(descriptor.host_fd)
         entries = bytearray()
-        for index in range(cookie, len(names)):
+        for entry in descriptor.listing[cookie:]:
             if len(entries) >= length:  # a full buffer tells the guest to ask again from a later cookie
                 break
-            entries += _dirent(descriptor.host_fd, names[index], index + 1)
+            entries += entry
         memory.write(buffer, bytes(entries[:length]))
         write_u32(memory, used, min(len(entries), length))
 
-    # --- directories -----------------------------------------------------------------------
+    # --- directories and links -------------------------------------------------------------
 
     def path_create_directory(self, memory: GuestMemory, fd: int, path: int, length: int) -> None:
-        parent = self._writable_directory(fd)
-        with _beneath(parent.host_fd, _path(memory, path, length), follow=False) as (directory, name):
-            os.mkdir(name, 0o755, dir_fd=directory)
+        parent = self._writable_directory(fd, RIGHT_PATH_CREATE_DIRECTORY)
+        with beneath(parent.host_fd, _path(memory, path, length), follow=False) as target:
+            os.mkdir(target.name, 0o755, dir_fd=target.directory)
 
     def path_remove_directory(self, memory: GuestMemory, fd: int, path: int, length: int) -> None:
-        parent = self._writable_directory(fd)
-        with _beneath(parent.host_fd, _path(memory, path, length), follow=False) as (directory, name):
-            os.rmdir(name, dir_fd=directory)
+        parent = self._writable_directory(fd, RIGHT_PATH_REMOVE_DIRECTORY)
+        with beneath(parent.host_fd, _path(memory, path, length), follow=False) as target:
+            os.rmdir(target.name, dir_fd=target.directory)
 
     def path_unlink_file(self, memory: GuestMemory, fd: int, path: int, length: int) -> None:
-        parent = self._writable_directory(fd)
-        with _beneath(parent.host_fd, _path(memory, path, length), follow=False) as (directory, name):
-            os.unlink(name, dir_fd=directory)
+        parent = self._writable_directory(fd, RIGHT_PATH_UNLINK_FILE)
+        with beneath(parent.host_fd, _path(memory, path, length), follow=False) as target:
+            _existing_directory_if_slashed(target)
+            os.unlink(target.name, dir_fd=target.directory)
 
     def path_rename(
         self, memory: GuestMemory, fd: int, old: int, old_length: int, new_fd: int, new: int, new_length: int
     ) -> None:
-        source, target = self._writable_directory(fd), self._writable_directory(new_fd)
+        source = self._writable_directory(fd, RIGHT_PATH_RENAME_SOURCE)
+        destination = self._writable_directory(new_fd, RIGHT_PATH_RENAME_TARGET)
         with (
-            _beneath(source.host_fd, _path(memory, old, old_length), follow=False) as (old_directory, old_name),
-            _beneath(target.host_fd, _path(memory, new, new_length), follow=False) as (new_directory, new_name),
+            beneath(source.host_fd, _path(memory, old, old_length), follow=False) as old_target,
+            beneath(destination.host_fd, _path(memory, new, new_length), follow=False) as new_target,
         ):
-            os.rename(old_name, new_name, src_dir_fd=old_directory, dst_dir_fd=new_directory)
+            slashed = old_target.trailing_slash or new_target.trailing_slash
+            if slashed and not stat.S_ISDIR(_lstat(old_target).st_mode):
+                raise AbiFault(Errno.NOTDIR)
+            os.rename(
+                old_target.name, new_target.name, src_dir_fd=old_target.directory, dst_dir_fd=new_target.directory
+            )
+
+    def path_symlink(self, memory: GuestMemory, old: int, old_length: int, fd: int, new: int, new_length: int) -> None:
+        parent = self._writable_directory(fd, RIGHT_PATH_SYMLINK)
+        contents = _path(memory, old, old_length, absolute_fault=Errno.PERM)
+        with beneath(parent.host_fd, _path(memory, new, new_length), follow=False) as target:
+            _new_name(target)
+            os.symlink(contents, target.name, dir_fd=target.directory)
+
+    def path_link(
+        self,
+        memory: GuestMemory,
+        old_fd: int,
+        lookup: int,
+        old: int,
+        old_length: int,
+        new_fd: int,
+        new: int,
+        new_length: int,
+    ) -> None:
+        source = self._writable_directory(old_fd, RIGHT_PATH_LINK_SOURCE)  # a ro file must not become writable
+        destination = self._writable_directory(new_fd, RIGHT_PATH_LINK_TARGET)
+        follow = bool(lookup & LOOKUP_SYMLINK_FOLLOW)
+        with (
+            beneath(source.host_fd, _path(memory, old, old_length), follow=follow) as old_target,
+            beneath(destination.host_fd, _path(memory, new, new_length), follow=False) as new_target,
+        ):
+            _existing_directory_if_slashed(old_target)
+            _new_name(new_target)
+            os.link(
+                old_target.name,
+                new_target.name,
+                src_dir_fd=old_target.directory,
+                dst_dir_fd=new_target.directory,
+                follow_symlinks=False,
+            )
+
+    def path_readlink(
+        self, memory: GuestMemory, fd: int, path: int, length: int, buffer: int, buffer_length: int, used: int
+    ) -> None:
+        parent = self._directory(fd, RIGHT_PATH_READLINK)
+        with beneath(parent.host_fd, _path(memory, path, length), follow=False) as target:
+            if target.trailing_slash:
+                raise AbiFault(Errno.NOTDIR)
+            contents = os.fsencode(os.readlink(target.name, dir_fd=target.directory))
+        contents = contents[: max(0, buffer_length)]
+        memory.write(buffer, contents)
+        write_u32(memory, used, len(contents))
+
+    # --- sockets: none is ever handed to a guest ------------------------------------------
+
+    def sock_accept(self, memory: GuestMemory, fd: int, flags: int, out: int) -> None:
+        self._no_socket(fd)
+
+    def sock_recv(self, memory: GuestMemory, fd: int, iovs: int, count: int, flags: int, size: int, out: int) -> None:
+        self._no_socket(fd)
+
+    def sock_send(self, memory: GuestMemory, fd: int, iovs: int, count: int, flags: int, size: int) -> None:
+        self._no_socket(fd)
+
+    def sock_shutdown(self, memory: GuestMemory, fd: int, how: int) -> None:
+        self._no_socket(fd)
+
+    def _no_socket(self, fd: int) -> None:
+        self._get(fd)
+        raise AbiFault(Errno.NOTSOCK)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _open_mount(mount: Mount, root: Path | None) -> int:
+    assert root is not None, "preopens are opened beneath the sandbox root"
+    root_fd = os.open(root, DIRECTORY_FLAGS & ~os.O_NOFOLLOW)
+    try:
+        return open_directory_beneath(root_fd, mount.host_path.relative_to(root).as_posix())
+    except AbiFault:
+        raise OSError(errno.EXDEV, "it leaves the sandbox through a symlink", str(mount.host_path)) from None
+    finally:
+        os.close(root_fd)
+
+
+def _release(descriptor: Descriptor) -> None:
+    if descriptor.host_fd >= 0:
+        os.close(descriptor.host_fd)
+
+
+def _refuse_on_ro(descriptor: Descriptor) -> None:
+    if descriptor.read_only:
+        raise AbiFault(Errno.ROFS)
+
+
+def _refuse_on_stream(descriptor: Descriptor, code: int = Errno.SPIPE) -> None:
+    if descriptor.host_fd < 0:
+        raise AbiFault(code)
+
+
+def _oflag_rights(oflags: int) -> int:
+    rights = RIGHT_PATH_CREATE_FILE if oflags & OFLAG_CREAT else 0
+    return rights | (RIGHT_PATH_FILESTAT_SET_SIZE if oflags & OFLAG_TRUNC else 0)
+
+
+def _offset(value: int) -> int:
+    """A file offset, size or timestamp from a u64 argument; one beyond what the host can hold is INVAL."""
+    value &= U64
+    if value > (1 << 63) - 1:
+        raise AbiFault(Errno.INVAL)
+    return value
 
 
 def _readable(memory: GuestMemory, iovs: int, count: int) -> int:
@@ -327,72 +654,25 @@ def _readable(memory: GuestMemory, iovs: int, count: int) -> int:
     return min(capacity(memory, iovs, count), memory.size_bytes, MAX_READ)
 
 
-def _path(memory: GuestMemory, pointer: int, length: int) -> str:
+def _path(memory: GuestMemory, pointer: int, length: int, *, absolute_fault: int = Errno.NOTCAPABLE) -> str:
+    length &= 0xFFFFFFFF
     if length > MAX_PATH:
         raise AbiFault(Errno.NAMETOOLONG)
-    path = read_utf8(memory, pointer, length, fault=Errno.ILSEQ)
+    path = read_utf8(memory, pointer & 0xFFFFFFFF, length, fault=Errno.ILSEQ)
     if "\0" in path:
         raise AbiFault(Errno.INVAL)
     if not path:
         raise AbiFault(Errno.NOENT)
     if path.startswith("/"):
-        raise AbiFault(Errno.NOTCAPABLE)
+        raise AbiFault(absolute_fault)
     return path
 
 
-@contextmanager
-def _beneath(root_fd: int, path: str, *, follow: bool) -> Iterator[tuple[int, str]]:
-    """The directory descriptor holding `path`'s last component, and that component ("." for the root)."""
-    stack = [os.dup(root_fd)]
-    try:
-        name = _walk(stack, path, follow)
-        yield stack[-1], name
-    finally:
-        for fd in stack:
-            os.close(fd)
-
-
-def _walk(stack: list[int], path: str, follow: bool) -> str:
-    pending = deque(path.split("/"))
-    links = 0
-    while pending:
-        name = pending.popleft()
-        last = not pending
-        if name == "..":
-            if len(stack) == 1:
-                raise AbiFault(Errno.NOTCAPABLE)
-            os.close(stack.pop())
-        if name in ("", ".", ".."):
-            if last:
-                return "."
-            continue
-        target = _link_target(stack[-1], name) if follow or not last else None
-        if target is not None:
-            links += 1
-            if links > MAX_SYMLINKS:
-                raise AbiFault(Errno.LOOP)
-            if target.startswith("/"):
-                raise AbiFault(Errno.NOTCAPABLE)
-            pending.extendleft(reversed(target.split("/")))
-            continue
-        if last:
-            return name
-        stack.append(os.open(name, _DIRECTORY_FLAGS, dir_fd=stack[-1]))
-    return "."
-
-
-def _link_target(directory: int, name: str) -> str | None:
-    try:
-        return os.readlink(name, dir_fd=directory)
-    except OSError as error:
-        if error.errno in (errno.EINVAL, errno.ENOENT):
-            return None
-        raise
-
-
-def _open_flags(oflags: int, fdflags: int, *, readable: bool, writes: bool) -> int:
+def _open_file(target: Target, oflags: int, fdflags: int, rights: int) -> int:
+    reads = bool(rights & (RIGHT_FD_READ | RIGHT_FD_READDIR))
+    writes = bool(rights & WRITE_RIGHTS or oflags & OFLAG_TRUNC or fdflags & FDFLAG_APPEND)
     flags = os.O_NOFOLLOW | os.O_CLOEXEC
-    flags |= os.O_RDWR if readable and writes else os.O_WRONLY if writes else os.O_RDONLY
+    flags |= os.O_RDWR if reads and writes else os.O_WRONLY if writes else os.O_RDONLY
     for bit, host in (
         (OFLAG_CREAT, os.O_CREAT),
         (OFLAG_DIRECTORY, os.O_DIRECTORY),
@@ -401,21 +681,72 @@ def _open_flags(oflags: int, fdflags: int, *, readable: bool, writes: bool) -> i
     ):
         if oflags & bit:
             flags |= host
-    return flags | (os.O_APPEND if fdflags & FDFLAG_APPEND else 0)
-
-
-def _open_file(name: str, flags: int, directory: int, *, may_be_directory: bool) -> int:
+    for bit, host in ((FDFLAG_APPEND, os.O_APPEND), (FDFLAG_NONBLOCK, os.O_NONBLOCK), (FDFLAG_DSYNC, os.O_DSYNC)):
+        if fdflags & bit:
+            flags |= host
+    if fdflags & (FDFLAG_SYNC | FDFLAG_RSYNC):
+        flags |= os.O_SYNC
+    if target.trailing_slash:
+        flags |= os.O_DIRECTORY
+    if flags & os.O_DIRECTORY and writes:
+        raise AbiFault(Errno.ISDIR if _is_directory(target) else Errno.NOTDIR)
     try:
-        return os.open(name, flags, 0o644, dir_fd=directory)
-    except IsADirectoryError:
-        # Guests often ask for write rights on everything; a directory is still opened, read-only.
-        if not may_be_directory:
-            raise
-        return os.open(name, _DIRECTORY_FLAGS, dir_fd=directory)
+        return os.open(target.name, flags, 0o644, dir_fd=target.directory)
+    except OSError as error:
+        if error.errno == errno.ELOOP and not flags & os.O_CREAT and link_target(target.directory, target.name):
+            raise AbiFault(Errno.NOTDIR if flags & os.O_DIRECTORY else Errno.LOOP) from None
+        raise
+
+
+def _is_directory(target: Target) -> bool:
+    return stat.S_ISDIR(_lstat(target).st_mode)
+
+
+def _lstat(target: Target) -> os.stat_result:
+    info = os.stat(target.name, dir_fd=target.directory, follow_symlinks=False)
+    if target.trailing_slash and not stat.S_ISDIR(info.st_mode):
+        raise AbiFault(Errno.NOTDIR)
+    return info
+
+
+def _existing_directory_if_slashed(target: Target) -> None:
+    """A name written with a trailing slash must be a directory."""
+    if target.trailing_slash:
+        _lstat(target)
+
+
+def _new_name(target: Target) -> None:
+    """A name to create a link at: with a trailing slash, only a directory could be meant, which exists."""
+    if not target.trailing_slash:
+        return
+    try:
+        info = os.stat(target.name, dir_fd=target.directory, follow_symlinks=False)
+    except FileNotFoundError:
+        raise AbiFault(Errno.NOENT) from None
+    raise AbiFault(Errno.EXIST if stat.S_ISDIR(info.st_mode) else Errno.NOTDIR)
+
+
+def _new_times(atime: int, mtime: int, flags: int) -> tuple[int | None, int | None]:
+    """The times to set from set_times' arguments (None: keep), or INVAL for contradicting flags."""
+    if flags & ~(_ATIM | _ATIM_NOW | _MTIM | _MTIM_NOW) or (
+        flags & (_ATIM | _ATIM_NOW) == _ATIM | _ATIM_NOW or flags & (_MTIM | _MTIM_NOW) == _MTIM | _MTIM_NOW
+    ):
+        raise AbiFault(Errno.INVAL)
+    now = time.time_ns()
+    access = now if flags & _ATIM_NOW else _offset(atime) if flags & _ATIM else None
+    modification = now if flags & _MTIM_NOW else _offset(mtime) if flags & _MTIM else None
+    return access, modification
+
+
+def _times(info: os.stat_result, access: int | None, modification: int | None) -> tuple[int, int]:
+    return (
+        info.st_atime_ns if access is None else access,
+        info.st_mtime_ns if modification is None else modification,
+    )
 
 
 def _filetype(mode: int) -> int:
-    return next((kind for test, kind in _FILETYPES if test(mode)), 0)
+    return next((kind for test, kind in _FILETYPES if test(mode)), FILETYPE_UNKNOWN)
 
 
 def _filestat(info: os.stat_result) -> bytes:
@@ -432,7 +763,29 @@ def _filestat(info: os.stat_result) -> bytes:
     )
 
 
-def _dirent(directory: int, name: str, next_cookie: int) -> bytes:
-    info = os.stat(name, dir_fd=directory, follow_symlinks=False)
-    encoded = name.encode()
-    return struct.pack("<QQIB3x", next_cookie, info.st_ino, len(encoded), _filetype(info.st_mode)) + encoded
+def _entries(directory: int) -> list[bytes]:
+    """Every dirent of a directory, "." and ".." first, each with the cookie of the one after it."""
+    found = [(".", os.stat(".", dir_fd=directory).st_ino, FILETYPE_DIRECTORY)]
+    found.append(("..", os.stat("..", dir_fd=directory).st_ino, FILETYPE_DIRECTORY))
+    with os.scandir(directory) as listing:
+        found += sorted((entry.name, entry.inode(), _entry_type(entry)) for entry in listing)
+    return [_dirent(name, inode, kind, index + 1) for index, (name, inode, kind) in enumerate(found)]
+
+
+def _entry_type(entry: os.DirEntry[str]) -> int:
+    """From the directory entry's own type where the file system gives one, else from lstat."""
+    try:
+        if entry.is_symlink():
+            return FILETYPE_SYMBOLIC_LINK
+        if entry.is_dir(follow_symlinks=False):
+            return FILETYPE_DIRECTORY
+        if entry.is_file(follow_symlinks=False):
+            return FILETYPE_REGULAR_FILE
+        return _filetype(entry.stat(follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return FILETYPE_UNKNOWN
+
+
+def _dirent(name: str, inode: int, kind: int, next_cookie: int) -> bytes:
+    encoded = os.fsencode(name)  # the name's bytes, even when they are not UTF-8
+    return struct.pack("<QQIB3x", next_cookie, inode, len(encoded), kind) + encoded

@@ -576,7 +576,12 @@ def parse_arguments(decl: ExportDecl, raw: Sequence[str], *, guest: str) -> tupl
         try:
             values.append(int(text, 0) if kind in ("i32", "i64") else float(text))
         except ValueError:
-            raise InvalidInput(f"{guest}: {decl.name} argument {position}: {text!r} is not an {kind}") from None
+            hint = (
+                ""
+                if decl.input
+                else '; to pass text, declare input = "text" on the export (docs/host-abi.md, "Call data")'
+            )
+            raise InvalidInput(f"{guest}: {decl.name} argument {position}: {text!r} is not an {kind}{hint}") from None
         bits = {"i32": 32, "i64": 64}.get(kind)
         if bits and not -(1 << (bits - 1)) <= int(values[-1]) < (1 << bits):
             raise InvalidInput(f"{guest}: {decl.name} argument {position}: {text} does not fit in {kind}")

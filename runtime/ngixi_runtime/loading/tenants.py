@@ -68,7 +68,7 @@ from ngixi_runtime.loading.loader import (
 )
 from ngixi_runtime.spec.wit_json import from_wire, to_wire
 from ngixi_runtime.trust.policy import Policy
-from ngixi_runtime.trust.rollback import RollbackGuard, default_state_dir
+from ngixi_runtime.trust.rollback import RollbackGuard
 from ngixi_runtime.trust.signatures import read_trust_table, trust_from_table
 
 log = logging.getLogger(__name__)
@@ -617,8 +617,8 @@ def _isolated_engine(manifest: Manifest, engine: str | None) -> str:
 class TenantPool:
     """Several tenants at once, each in its own process; calls to different tenants run concurrently.
 
-    Its tenants are held to the same rollback state as `ngixi run`: `state_dir`, by default
-    `default_state_dir()` ($NGIXI_STATE_DIR, ...); `allow_downgrade` accepts lower sequences.
+    Its tenants are held to the same rollback state as `ngixi run` with that trust file: under `state_dir`,
+    by default `default_state_dir()` ($NGIXI_STATE_DIR, ...); `allow_downgrade` accepts lower sequences.
     """
 
     def __init__(
@@ -634,7 +634,7 @@ class TenantPool:
         self._trust_file = trust_file
         self._policy = policy
         self._sandboxes = sandboxes
-        self._rollback = RollbackGuard(state_dir or default_state_dir(), allow_downgrade=allow_downgrade)
+        self._rollback = RollbackGuard.for_trust_file(trust_file, state_dir=state_dir, allow_downgrade=allow_downgrade)
         self._tenants: dict[str, IsolatedTenant | InProcessTenant] = {}
         self._executor = ThreadPoolExecutor(max_workers=workers)
 

@@ -1,11 +1,20 @@
-"""Rollback protection: the highest bundle sequence accepted per guest and channel, kept on disk."""
+"""Rollback protection: the highest bundle sequence accepted per guest and channel, kept on disk.
+
+The state belongs to the operator's trust domain: one file per trust file (by its absolute path),
+under the state directory's rollback/, so two trust files never share sequences even for guests with
+the same name. The dev channel of a project's own dev trust file (.ngixi/trust.toml, which its builds
+write) is not guarded: those bundles are the checkout's own builds, numbered by commit time, which
+goes back whenever an older commit is checked out.
+"""
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,13 +23,16 @@ from pathlib import Path
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.files import write_atomic
 from ngixi_runtime.spec.bundle_format import BundleIndex
+from ngixi_runtime.trust.choice import DEV_TRUST_FILE
 
 log = logging.getLogger(__name__)
 
 STATE_VARIABLE = "NGIXI_STATE_DIR"
-STATE_FILE = "sequences.json"
-_STATE_FORMAT = 1
+STATE_SUBDIR = "rollback"
+_STATE_FORMAT = 2
 _CHOOSE_ANOTHER = f"set {STATE_VARIABLE} (or --state-dir) to a writable directory"
+# The dev channel of a project's own dev trust file is not guarded (see the module's docstring).
+_DEV_CHANNEL = "dev"
 
 Sequences = dict[str, dict[str, int]]
 
@@ -34,33 +46,60 @@ def default_state_dir(environ: Mapping[str, str] = os.environ) -> Path:
     return base / "ngixi"
 
 
+def state_file_for(trust_file: Path, state_dir: Path) -> Path:
+    """Where the rollback state of the trust domain `trust_file` defines is kept: one file per trust file."""
+    resolved = trust_file.resolve()
+    readable = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{resolved.parent.name}-{resolved.stem}")[:64]
+    return state_dir / STATE_SUBDIR / f"{readable}-{hashlib.sha256(str(resolved).encode()).hexdigest()[:16]}.json"
+
+
+def is_dev_trust_file(trust_file: Path) -> bool:
+    """Whether this is a project's own dev trust file, the one its builds write."""
+    return trust_file.resolve().parts[-len(DEV_TRUST_FILE.parts) :] == DEV_TRUST_FILE.parts
+
+
 @dataclass(frozen=True)
 class RollbackGuard:
-    """Refuses a bundle whose sequence is below the highest one accepted for its guest and channel."""
+    """Refuses a bundle whose sequence is below the highest one accepted for its guest and channel
+    in this trust domain; `for_trust_file` makes the guard of a trust file."""
 
-    state_dir: Path
+    state_file: Path
+    trust_file: str  # the absolute path of the trust file whose domain this is, recorded in the state
     allow_downgrade: bool = False
+    unguarded_channels: frozenset[str] = frozenset()
 
-    @property
-    def state_file(self) -> Path:
-        return self.state_dir / STATE_FILE
+    @classmethod
+    def for_trust_file(
+        cls, trust_file: Path, *, state_dir: Path | None = None, allow_downgrade: bool = False
+    ) -> RollbackGuard:
+        """The guard of `trust_file`'s domain, its state under `state_dir` (default: `default_state_dir()`)."""
+        unguarded = frozenset({_DEV_CHANNEL}) if is_dev_trust_file(trust_file) else frozenset()
+        state_file = state_file_for(trust_file, state_dir or default_state_dir())
+        return cls(state_file, str(trust_file.resolve()), allow_downgrade, unguarded)
 
     def check(self, index: BundleIndex, *, source: str) -> None:
         """Refuses a lower sequence (or warns, when downgrades are allowed), before any member is read."""
-        highest = self._lower_than(_read_state(self.state_file), index, source)
+        if index.channel in self.unguarded_channels:
+            return
+        highest = self._lower_than(self._read(), index, source)
         if highest is not None:
             log.warning("%s: accepting %s below %s (--allow-downgrade)", source, _describe(index), highest)
 
     def record(self, index: BundleIndex, *, source: str) -> None:
         """Checks again under the lock, then stores the sequence if it is the highest yet."""
+        if index.channel in self.unguarded_channels:
+            return
         with self._locked(source):
-            sequences = _read_state(self.state_file)
+            sequences = self._read()
             self._lower_than(sequences, index, source)
             channels = sequences.setdefault(index.guest, {})
             if index.sequence > channels.get(index.channel, -1):
                 channels[index.channel] = index.sequence
-                document = {"format": _STATE_FORMAT, "highest": sequences}
+                document = {"format": _STATE_FORMAT, "trust_file": self.trust_file, "highest": sequences}
                 write_atomic(self.state_file, (json.dumps(document, indent=2, sort_keys=True) + "\n").encode())
+
+    def _read(self) -> Sequences:
+        return _read_state(self.state_file, self.trust_file)
 
     def _lower_than(self, sequences: Sequences, index: BundleIndex, source: str) -> int | None:
         """The higher sequence already accepted, if any; refused unless downgrades are allowed."""
@@ -76,12 +115,13 @@ class RollbackGuard:
 
     @contextmanager
     def _locked(self, source: str) -> Iterator[None]:
+        directory = self.state_file.parent
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(self.state_dir / f"{STATE_FILE}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            directory.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(f"{self.state_file}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
             raise InvalidInput(
-                f"{self.state_dir}: cannot record the sequence of {source}: {error.strerror}; {_CHOOSE_ANOTHER}"
+                f"{directory}: cannot record the sequence of {source}: {error.strerror}; {_CHOOSE_ANOTHER}"
             ) from None
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
@@ -94,7 +134,7 @@ def _describe(index: BundleIndex) -> str:
     return f"sequence {index.sequence} of guest {index.guest!r} on channel {index.channel!r}"
 
 
-def _read_state(path: Path) -> Sequences:
+def _read_state(path: Path, trust_file: str) -> Sequences:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -109,6 +149,8 @@ def _read_state(path: Path) -> Sequences:
         raise _damaged(path, "(file)", f"not JSON ({error})") from None
     if not isinstance(document, dict) or document.get("format") != _STATE_FORMAT:
         raise _damaged(path, "format", f"must be {_STATE_FORMAT}")
+    if document.get("trust_file") != trust_file:
+        raise _damaged(path, "trust_file", f"must be {trust_file}, the trust file whose accepted sequences it holds")
     highest = document.get("highest")
     if not isinstance(highest, dict):
         raise _damaged(path, "highest", "must be a table of guests")
@@ -124,6 +166,6 @@ def _is_sequence(value: object) -> bool:
 
 def _damaged(path: Path, field: str, message: str) -> InvalidInput:
     return InvalidInput(
-        f"{path}: {field}: {message}; this file records the highest bundle sequences accepted — "
-        "repair it, or remove it to forget them (and lose rollback protection until they are seen again)"
+        f"{path}: {field}: {message}; this file records the highest bundle sequences accepted under one trust "
+        "file — repair it, or remove it to forget them (and lose rollback protection until they are seen again)"
     )

@@ -1,16 +1,17 @@
-"""Releases from a temporary copy with a throwaway key; publishing through a real OCI registry."""
+"""Releases from a temporary git copy with a throwaway key; publishing through a real OCI registry."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
 import json
+import os
 import re
 import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -19,20 +20,42 @@ from ngixi_build.project import Project
 from ngixi_build.stages.signing import SigningKey
 from ngixi_build.toolchains.assemblyscript import adapter_pin
 from ngixi_build.workflows import publish
-from ngixi_build.workflows.publish import publish_release, pull_bundle
+from ngixi_build.workflows.publish import RegistryError, publish_release, pull_bundle
 from ngixi_build.workflows.release import ReleaseError, build_bundles, make_release
+from ngixi_build.workflows.release_history import read_history
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.errors import VerificationError
+from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.trust.signatures import load_trust
-from tests.conftest import REPO, KeyFiles, make_bundle, make_key
-from tests.integration import copy_project, run
+from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle, make_key
+from tests.integration import copy_project, installed_toolchain, run, set_targets
 from tests.system import require_program
+from tests.wasmgen import ADD_BODY, Func, Imp, module
 
 pytestmark = pytest.mark.integration
 
 EPOCH = "1767225600"
-GUESTS = Project(REPO).guest_names()
+GUESTS = ["hello", "wasi-hello"]  # [tool.ngixi] release of the copy: two guests keep the builds short
 BOMB_LIMIT = 1 << 20
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "Release Tests",
+    "GIT_AUTHOR_EMAIL": "release@example.invalid",
+    "GIT_COMMITTER_NAME": "Release Tests",
+    "GIT_COMMITTER_EMAIL": "release@example.invalid",
+}
+
+
+def git(root: Path, *args: str) -> str:
+    result = subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, check=True, env={**os.environ, **GIT_IDENTITY}
+    )
+    return result.stdout.strip()
+
+
+def commit_all(root: Path, message: str) -> str:
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", message)
+    return git(root, "rev-parse", "HEAD")
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +65,15 @@ def release_keys(tmp_path_factory: pytest.TempPathFactory) -> KeyFiles:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    root = copy_project(tmp_path_factory.mktemp("release") / "project")
+    """A git repository holding a copy of the project, releasing hello and wasi-hello for this host only."""
+    root = copy_project(tmp_path_factory.mktemp("release") / "project", toolchain_from=installed_toolchain())
+    set_targets(root, [host_triple()])
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("[tool.ngixi]\n", f"[tool.ngixi]\nrelease = {GUESTS}\n"))
     run(root, "doit", "toolchain")
+    git(root, "init", "-q", "-b", "main")
+    (root / ".gitignore").write_text("artifacts/\n.ngixi/\n")
+    commit_all(root, "the project")
     return Project(root)
 
 
@@ -60,13 +90,14 @@ def released(project: Project, release_keys: KeyFiles) -> Path:
         },
     )
     assert "written (2 bundles)" in result.stderr or "written" in result.stdout + result.stderr
+    commit_all(project.root, "record release 1.0.0")
     return project.artifacts_dir / "release" / "1.0.0"
 
 
 def test_release_writes_bundles_checksums_signature_and_provenance(released: Path, release_keys: KeyFiles) -> None:
     names = sorted(p.name for p in released.iterdir())
     bundles = [f"{guest}-0.1.0.ngx" for guest in GUESTS]
-    assert names == sorted(["SHA256SUMS", "SHA256SUMS.minisig", "provenance.json", *bundles])
+    assert names == sorted(["SHA256SUMS", "SHA256SUMS.minisig", "provenance.json", "release.json", *bundles])
     sums = {
         name: digest
         for digest, name in (line.split("  ") for line in (released / "SHA256SUMS").read_text().splitlines())
@@ -74,7 +105,7 @@ def test_release_writes_bundles_checksums_signature_and_provenance(released: Pat
     for name, digest in sums.items():
         assert hashlib.sha256((released / name).read_bytes()).hexdigest() == digest
         bundle = read_bundle(released / name, load_trust(release_keys.trust))
-        assert bundle.index.channel == "release" and bundle.index.sequence == int(EPOCH)
+        assert bundle.index.channel == "release" and bundle.index.sequence == 1
     statement = json.loads((released / "provenance.json").read_text())
     assert statement["_type"] == "https://in-toto.io/Statement/v1"
     assert {s["name"]: s["digest"]["sha256"] for s in statement["subject"]} == sums
@@ -111,10 +142,10 @@ def test_rerelease_identical_is_accepted_and_different_is_refused(
     monkeypatch.setenv("NGIXI_RELEASE_VERSION", "1.0.0")
     monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
     bundles = {p.name: p.read_bytes() for p in released.glob("*.ngx")}
-    assert make_release(project, key=release_keys.key, builder=lambda _p, _k: bundles).already_existed
+    assert make_release(project, key=release_keys.key, builder=lambda _p, _k, _s: bundles).already_existed
     changed = {**bundles, "hello-0.1.0.ngx": bundles["wasi-hello-0.1.0.ngx"]}
-    with pytest.raises(ReleaseError, match=r"already exists with different content \(SHA256SUMS, SHA256SUMS.minisig"):
-        make_release(project, key=release_keys.key, builder=lambda _p, _k: changed)
+    with pytest.raises(ReleaseError, match=r"the build made hello-0\.1\.0\.ngx, wasi-hello-0\.1\.0\.ngx, not one"):
+        make_release(project, key=release_keys.key, builder=lambda _p, _k, _s: changed)
 
 
 def test_release_refuses_a_dev_profile_bundle(
@@ -124,9 +155,9 @@ def test_release_refuses_a_dev_profile_bundle(
     monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
     dev = make_bundle(tmp_path, release_keys.key, wasm=b"\0asm\1\0\0\0", profile="dev").read_bytes()
     with pytest.raises(ReleaseError, match=r"hello-0\.1\.0\.ngx: profile: built with the dev profile; a release ships"):
-        make_release(project, key=release_keys.key, builder=lambda _p, _k: {"hello-0.1.0.ngx": dev})
+        make_release(project, key=release_keys.key, builder=lambda _p, _k, _s: {"hello-0.1.0.ngx": dev})
     with pytest.raises(ReleaseError, match=r"hello-0\.1\.0\.ngx: not a readable bundle"):
-        make_release(project, key=release_keys.key, builder=lambda _p, _k: {"hello-0.1.0.ngx": b"other bytes"})
+        make_release(project, key=release_keys.key, builder=lambda _p, _k, _s: {"hello-0.1.0.ngx": b"other bytes"})
     assert not (project.artifacts_dir / "release" / "3.0.0").exists()
 
 
@@ -136,10 +167,10 @@ def test_gate_refuses_a_nondeterministic_build_naming_the_members(
     monkeypatch.setenv("NGIXI_RELEASE_VERSION", "2.0.0")
     monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
 
-    def nondeterministic(clean: Project, key: SigningKey) -> dict[str, bytes]:
+    def nondeterministic(clean: Project, key: SigningKey, sequences: Mapping[str, int]) -> dict[str, bytes]:
         source = clean.guests_dir / "hello" / "assembly" / "index.ts"
         source.write_text(source.read_text() + f"\nexport const nonce: i64 = {time.perf_counter_ns()};\n")
-        return build_bundles(clean, key)
+        return build_bundles(clean, key, sequences)
 
     with pytest.raises(ReleaseError, match=r"hello-0\.1\.0\.ngx: .*guest\.wasm.* differ") as caught:
         make_release(project, key=release_keys.key, builder=nondeterministic)
@@ -207,12 +238,12 @@ def test_the_layer_is_deterministic_gzip_and_the_uncompressed_one_still_pulls(
     released: Path, release_keys: KeyFiles, registry: str, tmp_path: Path
 ) -> None:
     first, again = (publish_release(release_dir=released, registry=registry, key=release_keys.key) for _ in "12")
-    assert first == again  # the same bundles give the same manifests, layers included
+    assert [p.digest for p in first] == [p.digest for p in again]  # the same bundles, the same manifests
     bundle = (released / "hello-0.1.0.ngx").read_bytes()
     client = publish._client(registry)
     (layer,) = client.get_manifest(client.get_container(f"{registry}/hello:0.1.0"))["layers"]
     gzipped = publish.compressed(bundle)
-    assert layer["mediaType"] == publish.GZIP_BUNDLE_MEDIA_TYPE and layer["size"] == len(gzipped) < len(bundle) / 3
+    assert layer["mediaType"] == publish.GZIP_BUNDLE_MEDIA_TYPE and layer["size"] == len(gzipped) < len(bundle) / 2
     assert layer["digest"] == f"sha256:{hashlib.sha256(gzipped).hexdigest()}"
     old = push_layer(registry, "uncompressed", bundle, publish.BUNDLE_MEDIA_TYPE, tmp_path)
     path = pull_bundle(reference=old, out_dir=tmp_path, trust=load_trust(release_keys.trust))
@@ -257,3 +288,222 @@ def test_pull_refuses_a_bundle_signed_by_an_untrusted_key(
     )
     assert result.returncode == 3 and "does not trust" in result.stderr
     assert not (tmp_path / "hello-0.1.0.ngx").exists()
+
+
+# Releases that mean what they say: the record, dirty trees, bumped versions, immutable tags. These run after
+# the tests above, which expect hello at 0.1.0: they bump it.
+
+ADD_WASM = module(
+    imports=[Imp("ngixi", "log", ["i32"] * 3)], functions=[Func("add", ["i32", "i32"], ["i32"], ADD_BODY)]
+)
+
+
+def release_env(keys: KeyFiles, version: str) -> dict[str, str]:
+    return {"NGIXI_SIGNING_KEY": str(keys.secret), "NGIXI_RELEASE_VERSION": version}
+
+
+def sha256_of_file(path: Path) -> str:
+    return f"sha256:{hashlib.sha256(path.read_bytes()).hexdigest()}"
+
+
+def test_the_release_manifest_record_and_provenance_name_each_guest_version(project: Project, released: Path) -> None:
+    manifest = json.loads((released / "release.json").read_text())
+    expected = [
+        {
+            "name": guest,
+            "version": "0.1.0",
+            "channel": "release",
+            "sequence": 1,
+            "digest": sha256_of_file(released / f"{guest}-0.1.0.ngx"),
+            "bundle": f"{guest}-0.1.0.ngx",
+        }
+        for guest in GUESTS
+    ]
+    assert manifest == {"release": "1.0.0", "guests": expected}
+    record = read_history(project.root).release("1.0.0")
+    assert record is not None and not record.dirty and len(record.commit) == 40
+    assert [(g.name, g.sequence, g.digest) for g in record.guests] == [(g["name"], 1, g["digest"]) for g in expected]
+    (source,) = [
+        d
+        for d in json.loads((released / "provenance.json").read_text())["predicate"]["buildDefinition"][
+            "resolvedDependencies"
+        ]
+        if d["name"] == "source-tree"
+    ]
+    assert source["digest"]["gitCommit"] == record.commit
+    assert source["annotations"] == {"dirty": False, "uncommitted": []}
+
+
+def test_a_dirty_tree_is_refused_then_allowed_and_recorded(
+    project: Project, released: Path, release_keys: KeyFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project.root / "notes.txt").write_text("a draft nobody committed\n")
+    refused = run(project.root, "doit", "release", check=False, env=release_env(release_keys, "1.0.1"))
+    assert refused.returncode != 0 and "Traceback" not in refused.stdout + refused.stderr
+    assert "the source tree has uncommitted or untracked changes (notes.txt): commit them" in refused.stdout
+    assert not (project.artifacts_dir / "release" / "1.0.1").exists()
+    monkeypatch.setenv("NGIXI_RELEASE_VERSION", "1.0.1")
+    bundles = {p.name: p.read_bytes() for p in released.glob("*.ngx")}  # the same guest versions: the same bundles
+    made = make_release(project, key=release_keys.key, builder=lambda _p, _k, _s: bundles, allow_dirty=True)
+    statement = json.loads((made.directory / "provenance.json").read_text())
+    (source,) = [
+        d for d in statement["predicate"]["buildDefinition"]["resolvedDependencies"] if d["name"] == "source-tree"
+    ]
+    assert source["annotations"] == {"dirty": True, "uncommitted": ["notes.txt"]}
+    record = read_history(project.root).release("1.0.1")
+    assert record is not None and record.dirty
+    (project.root / "notes.txt").unlink()
+    commit_all(project.root, "record release 1.0.1")
+
+
+def bump(project: Project, guest: str, old: str, new: str) -> None:
+    manifest = project.manifest_path(guest)
+    manifest.write_text(manifest.read_text().replace(f'version = "{old}"', f'version = "{new}"', 1))
+    commit_all(project.root, f"{guest} {new}")
+
+
+def test_a_bumped_release_pulls_and_runs_and_the_older_one_is_a_rollback(
+    project: Project, released: Path, release_keys: KeyFiles, registry: str, tmp_path: Path
+) -> None:
+    bump(project, "hello", "0.1.0", "0.2.0")
+    result = run(project.root, "doit", "release", "--guest", "hello", env=release_env(release_keys, "1.1.0"))
+    assert "release 1.1.0 will ship:\n  hello 0.2.0: new, sequence 2\n" in result.stderr
+    commit_all(project.root, "record release 1.1.0")
+    published = run(
+        project.root, "doit", "publish", env={**release_env(release_keys, "1.1.0"), "NGIXI_REGISTRY": registry}
+    )
+    pin = re.search(
+        rf"{re.escape(registry)}/hello:0\.2\.0: published; pin (\S+@sha256:[0-9a-f]{{64}})", published.stderr
+    )
+    assert pin is not None, published.stderr
+    host_trust = tmp_path / "host" / "trust.toml"  # the operator's, as the README has them make it
+    trust_add = ["trust", "add", str(release_keys.public), "--guest", "hello", "--channel", "release"]
+    run(tmp_path, "ngixi", *trust_add, "--trust", str(host_trust))
+    older_dir, newer_dir = tmp_path / "older", tmp_path / "newer"
+    trust = load_trust(host_trust)
+    newer = pull_bundle(reference=pin.group(1), out_dir=newer_dir, trust=trust)
+    older = pull_bundle(reference=f"{registry}/hello:0.1.0", out_dir=older_dir, trust=trust)
+    assert newer.name == "hello-0.2.0.ngx" and read_bundle(newer, trust).index.sequence == 2
+    ran = run(tmp_path, "ngixi", "run", "--trust", str(host_trust), str(newer), "add", "2", "3")
+    assert ran.stdout == "5\n"
+    refused = run(tmp_path, "ngixi", "run", "--trust", str(host_trust), str(older), "add", "2", "3", check=False)
+    assert refused.returncode == 3
+    assert "sequence 1 of guest 'hello' on channel 'release' is lower than 2" in refused.stderr
+
+
+def test_a_released_version_with_other_content_is_refused(project: Project, release_keys: KeyFiles) -> None:
+    source = project.guests_dir / "hello" / "assembly" / "index.ts"
+    source.write_text(source.read_text().replace("hello from the hello guest", "hello, changed"))
+    commit_all(project.root, "hello: other content, same version")
+    history = (project.root / "release-history.toml").read_bytes()
+    refused = run(
+        project.root, "doit", "release", "--guest", "hello", check=False, env=release_env(release_keys, "1.2.0")
+    )
+    recorded = read_history(project.root).released("hello", "0.2.0", "release")
+    assert recorded is not None
+    assert (
+        f"hello 0.2.0 was released in 1.1.0 as {recorded.guest.digest}; this build is sha256:" in refused.stdout
+        and "bump [guest].version in manifests/hello.toml" in refused.stdout
+    ), refused.stdout
+    assert not (project.artifacts_dir / "release" / "1.2.0").exists()
+    assert (project.root / "release-history.toml").read_bytes() == history
+    git(project.root, "revert", "--no-edit", "HEAD")
+
+
+def test_a_release_from_an_older_commit_still_gets_a_higher_sequence(
+    project: Project, release_keys: KeyFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first_record = git(project.root, "log", "--format=%H", "--grep", "record release 1.0.0")
+    older = Project(tmp_path / "older")
+    git(project.root, "worktree", "add", "-q", "--detach", str(older.root), first_record)
+    older.state_dir.mkdir()
+    (older.state_dir / "toolchain").symlink_to(project.state_dir / "toolchain")
+    bump(older, "hello", "0.1.0", "0.1.1")
+    monkeypatch.setenv("NGIXI_RELEASE_VERSION", "1.0.2")
+    asked: dict[str, int] = {}
+
+    def hotfix(_clean: Project, key: SigningKey, sequences: Mapping[str, int]) -> dict[str, bytes]:
+        asked.update(sequences)
+        manifest = HELLO_MANIFEST.replace('version = "0.1.0"', 'version = "0.1.1"')
+        directory = tmp_path / f"hotfix-{len(asked)}-{time.perf_counter_ns()}"
+        path = make_bundle(
+            directory,
+            key,
+            wasm=ADD_WASM,
+            manifest=manifest,
+            version="0.1.1",
+            channel="release",
+            sequence=sequences["hello"],
+        )
+        return {"hello-0.1.1.ngx": path.read_bytes()}
+
+    make_release(older, key=release_keys.key, builder=hotfix, guests=["hello"])
+    assert asked == {"hello": 3}  # above 1.1.0's hello 0.2.0 (sequence 2), which only the branch's record names
+    merged = read_history(older.root)
+    assert [r.version for r in merged.releases if r.version.startswith("1.")] == ["1.0.0", "1.0.1", "1.1.0", "1.0.2"]
+
+
+def test_an_unknown_guest_to_release_is_named(project: Project, release_keys: KeyFiles) -> None:
+    refused = run(
+        project.root, "doit", "release", "--guest", "helo", check=False, env=release_env(release_keys, "9.0.0")
+    )
+    assert "--guest[0]: no guest 'helo'; did you mean \"hello\"?" in refused.stdout, refused.stdout
+
+
+def test_a_published_tag_is_immutable_unless_forced(
+    project: Project, released: Path, release_keys: KeyFiles, registry: str, tmp_path: Path
+) -> None:
+    namespace = f"{registry}-immutable"
+    first = publish_release(release_dir=released, registry=namespace, key=release_keys.key)
+    assert [p.state for p in first] == ["published"] * len(GUESTS)
+    again = publish_release(release_dir=released, registry=namespace, key=release_keys.key)
+    assert [(p.state, p.digest) for p in again] == [("unchanged", p.digest) for p in first]
+    other_dir = tmp_path / "other"
+    other = make_bundle(other_dir, release_keys.key, wasm=ADD_WASM, channel="release", sequence=7)
+    fresh_manifest = HELLO_MANIFEST.replace('name = "hello"', 'name = "fresh"')
+    make_bundle(other_dir, release_keys.key, wasm=ADD_WASM, manifest=fresh_manifest, guest="fresh", channel="release")
+    hello = first[0]
+    with pytest.raises(RegistryError) as refused:
+        publish_release(release_dir=other_dir, registry=namespace, key=release_keys.key)
+    client = publish._client(namespace)
+    assert publish._tagged(client, client.get_container(f"{namespace}/fresh:0.1.0")) is None  # nothing pushed
+    assert re.fullmatch(
+        rf"{re.escape(hello.reference)}: already published as {hello.digest}, other content than this bundle's "
+        r"sha256:[0-9a-f]{64}; published tags never change: bump \[guest\]\.version in the manifest \(or --force "
+        r"to overwrite\)",
+        str(refused.value),
+    )
+    pulled = pull_bundle(reference=hello.pinned, out_dir=tmp_path, trust=load_trust(release_keys.trust))
+    assert pulled.read_bytes() == (released / "hello-0.1.0.ngx").read_bytes()
+    fresh, forced = publish_release(release_dir=other_dir, registry=namespace, key=release_keys.key, force=True)
+    assert (fresh.state, forced.state) == ("published", "overwritten") and forced.digest != hello.digest
+    pulled = pull_bundle(reference=f"{namespace}/hello:0.1.0", out_dir=tmp_path, trust=load_trust(release_keys.trust))
+    assert pulled.read_bytes() == other.read_bytes()
+
+    publishing = {**release_env(release_keys, "1.0.0"), "NGIXI_REGISTRY": namespace}
+    by_doit = run(project.root, "doit", "publish", check=False, env=publishing)
+    assert by_doit.returncode != 0 and f"{hello.reference}: already published as {forced.digest}" in by_doit.stdout
+    forced_by_doit = run(project.root, "doit", "publish", "--force", env=publishing)
+    assert f"{hello.reference}: OVERWRITTEN (--force); pin {hello.pinned}" in forced_by_doit.stderr
+
+
+def test_pull_refuses_a_signed_version_that_is_a_path(registry: str, release_keys: KeyFiles, tmp_path: Path) -> None:
+    """The pulled file is named from the verified index, whose guest name and version the reader checks."""
+    manifest = HELLO_MANIFEST.replace('version = "0.1.0"', 'version = "1/../../evil"')
+    (tmp_path / "b" / "hello-1" / ".." / "..").mkdir(parents=True, exist_ok=True)
+    bundle = make_bundle(
+        tmp_path / "b" / "x",
+        release_keys.key,
+        wasm=ADD_WASM,
+        manifest=manifest,
+        version="1/../../evil",
+        channel="release",
+    )
+    layer = publish.compressed(bundle.read_bytes())
+    reference = push_layer(registry, "path", layer, publish.GZIP_BUNDLE_MEDIA_TYPE, tmp_path)
+    with pytest.raises(
+        VerificationError,
+        match=r"hello\.ngx!manifest\.toml: guest\.version: \"1/\.\./\.\./evil\" is not a semantic version",
+    ):
+        pull_bundle(reference=reference, out_dir=tmp_path / "out", trust=load_trust(release_keys.trust))
+    assert not (tmp_path / "out").exists() and not (tmp_path / "evil.ngx").exists()

@@ -9,13 +9,26 @@ import pytest
 from ngixi_build.project import Project
 from ngixi_build.stages.signing import ensure_dev_key
 from ngixi_runtime.trust.choice import TRUST_VARIABLE, chosen_trust_file
+from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import exit_code
 
 
 def test_ngixi_lists_the_commands_of_both_sides(capsys: pytest.CaptureFixture[str]) -> None:
     assert exit_code(["--help"]) == 0
     listed = capsys.readouterr().out
-    for command in ("run", "verify", "inspect", "validate", "keygen", "publish", "pull", "wit", "doctor", "watch"):
+    for command in (
+        "run",
+        "verify",
+        "inspect",
+        "trust",
+        "validate",
+        "keygen",
+        "publish",
+        "pull",
+        "wit",
+        "doctor",
+        "watch",
+    ):
         assert f"    {command} " in listed
 
 
@@ -27,3 +40,21 @@ def test_the_dev_trust_a_build_writes_is_the_one_ngixi_finds_in_the_project(
     monkeypatch.delenv(TRUST_VARIABLE, raising=False)
     monkeypatch.chdir(tmp_path)
     assert chosen_trust_file(None) == project.dev_trust_file
+
+
+def test_keygen_writes_the_public_half_straight_into_a_trust_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trust = tmp_path / "ops" / "trust.toml"
+    keygen = ["keygen", "--secret", str(tmp_path / "k.key"), "--public", str(tmp_path / "k.pub"), "--trust", str(trust)]
+    assert exit_code([*keygen, "--guest", "hello", "--channel", "release"]) == 0
+    (key,) = load_trust(trust).keys
+    assert (key.guests, key.channels, key.native_code) == (("hello",), ("release",), False)
+    assert f"trusted key {key.key_id} in {trust}" in capsys.readouterr().out
+    again = ["keygen", "--secret", str(tmp_path / "2.key"), "--public", str(tmp_path / "2.pub"), "--trust", str(trust)]
+    assert exit_code(again) == 2
+    assert "keygen --trust: say what the key may sign with --guest and --channel" in capsys.readouterr().err
+    assert not (tmp_path / "2.key").exists()
+    trust.write_text("keys = 1\n")
+    assert exit_code([*again, "--guest", "*", "--channel", "dev"]) == 2
+    assert "keys: list at least one [[keys]] table" in capsys.readouterr().err and not (tmp_path / "2.key").exists()

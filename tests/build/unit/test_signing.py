@@ -85,7 +85,7 @@ def test_a_dev_trust_file_from_before_native_code_is_given_it_unless_edited(tmp_
     trust.write_text(old)
     ensure_dev_key(keys_dir=keys_dir, trust_file=trust)
     assert load_trust(trust).keys[0].native_code
-    edited = old.replace('"dev",', '"dev", "release",')
+    edited = old.replace('["dev"]', '["dev", "release"]')
     trust.write_text(edited)
     ensure_dev_key(keys_dir=keys_dir, trust_file=trust)
     assert trust.read_text() == edited and not load_trust(trust).keys[0].native_code

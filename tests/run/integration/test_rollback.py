@@ -1,9 +1,10 @@
-"""Rollback protection: the highest sequence accepted per guest and channel, and refusing lower ones."""
+"""Rollback protection: the highest sequence accepted per trust file, guest and channel, and refusing lower ones."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -14,7 +15,8 @@ from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.loading.tenants import CallFailed, IsolatedTenant, open_tenant
 from ngixi_runtime.spec.bundle_format import Channel
-from ngixi_runtime.trust.rollback import STATE_FILE, RollbackGuard, default_state_dir
+from ngixi_runtime.trust.choice import DEV_TRUST_FILE
+from ngixi_runtime.trust.rollback import RollbackGuard, default_state_dir, state_file_for
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
 from tests.wasmgen import ADD_BODY, Func, Imp, module
@@ -36,12 +38,14 @@ def bundle(tmp_path: Path, keys: KeyFiles, sequence: int, *, guest: str = "hello
 
 
 def accept(path: Path, keys: KeyFiles, state: Path, *, allow_downgrade: bool = False) -> int:
-    guard = RollbackGuard(state, allow_downgrade=allow_downgrade)
+    guard = RollbackGuard.for_trust_file(keys.trust, state_dir=state, allow_downgrade=allow_downgrade)
     return read_bundle(path, load_trust(keys.trust), rollback=guard).index.sequence
 
 
-def recorded(state: Path) -> object:
-    return json.loads((state / STATE_FILE).read_text())["highest"]
+def recorded(state: Path, trust: Path) -> object:
+    document = json.loads(state_file_for(trust, state).read_text())
+    assert document["trust_file"] == str(trust.resolve())
+    return document["highest"]
 
 
 def test_highest_sequence_is_recorded_and_a_lower_one_refused(tmp_path: Path, keys: KeyFiles, state_dir: Path) -> None:
@@ -50,8 +54,9 @@ def test_highest_sequence_is_recorded_and_a_lower_one_refused(tmp_path: Path, ke
     with pytest.raises(VerificationError, match="sequence 6 of guest 'hello' on channel 'dev' is lower than 7"):
         accept(bundle(tmp_path, keys, 6), keys, state_dir)
     assert accept(bundle(tmp_path, keys, 9), keys, state_dir) == 9
-    assert recorded(state_dir) == {"hello": {"dev": 9}}
-    assert sorted(p.name for p in state_dir.iterdir()) == [STATE_FILE, f"{STATE_FILE}.lock"]
+    assert recorded(state_dir, keys.trust) == {"hello": {"dev": 9}}
+    state_file = state_file_for(keys.trust, state_dir)
+    assert sorted(state_dir.rglob("*")) == [state_dir / "rollback", state_file, Path(f"{state_file}.lock")]
 
 
 def test_guests_and_channels_are_counted_apart(tmp_path: Path, any_channel_keys: KeyFiles, state_dir: Path) -> None:
@@ -59,13 +64,13 @@ def test_guests_and_channels_are_counted_apart(tmp_path: Path, any_channel_keys:
     accept(bundle(tmp_path, keys, 9), keys, state_dir)
     accept(bundle(tmp_path, keys, 2, channel="release"), keys, state_dir)
     accept(bundle(tmp_path, keys, 3, guest="other"), keys, state_dir)
-    assert recorded(state_dir) == {"hello": {"dev": 9, "release": 2}, "other": {"dev": 3}}
+    assert recorded(state_dir, keys.trust) == {"hello": {"dev": 9, "release": 2}, "other": {"dev": 3}}
 
 
 def test_allow_downgrade_accepts_but_keeps_the_highest(tmp_path: Path, keys: KeyFiles, state_dir: Path) -> None:
     accept(bundle(tmp_path, keys, 9), keys, state_dir)
     assert accept(bundle(tmp_path, keys, 4), keys, state_dir, allow_downgrade=True) == 4
-    assert recorded(state_dir) == {"hello": {"dev": 9}}
+    assert recorded(state_dir, keys.trust) == {"hello": {"dev": 9}}
 
 
 def test_a_refused_bundle_records_nothing(tmp_path: Path, keys: KeyFiles, state_dir: Path) -> None:
@@ -73,7 +78,7 @@ def test_a_refused_bundle_records_nothing(tmp_path: Path, keys: KeyFiles, state_
     path.write_bytes(path.read_bytes().replace(WASM, WASM[:-1] + bytes([WASM[-1] ^ 1])))
     with pytest.raises(VerificationError, match=r"guest\.wasm does not match its digest"):
         accept(path, keys, state_dir)
-    assert not (state_dir / STATE_FILE).exists()
+    assert not state_file_for(keys.trust, state_dir).exists()
 
 
 def test_rollback_is_refused_before_any_member_is_read(tmp_path: Path, keys: KeyFiles, state_dir: Path) -> None:
@@ -84,10 +89,27 @@ def test_rollback_is_refused_before_any_member_is_read(tmp_path: Path, keys: Key
         accept(path, keys, state_dir)
 
 
-def test_damaged_state_file_is_named_with_what_to_do(tmp_path: Path, keys: KeyFiles, state_dir: Path) -> None:
-    (state_dir / STATE_FILE).write_text('{"format": 1, "highest": {"hello": {"dev": "nine"}}}')
-    with pytest.raises(InvalidInput, match=r"sequences\.json: highest\.hello: must map channels to whole numbers"):
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"format": 2, "trust_file": "TRUST", "highest": {"hello": {"dev": "nine"}}}', r"highest\.hello: must map"),
+        ('{"format": 2, "trust_file": "/elsewhere.toml", "highest": {}}', r"trust_file: must be TRUST, the trust file"),
+        ('{"format": 1, "highest": {}}', "format: must be 2"),
+        ("{not json", r"\(file\): not JSON"),
+    ],
+    ids=["bad-sequence", "other-trust-file", "old-format", "not-json"],
+)
+def test_a_damaged_state_file_is_named_with_what_to_do_and_kept(
+    tmp_path: Path, keys: KeyFiles, state_dir: Path, content: str, message: str
+) -> None:
+    state_file = state_file_for(keys.trust, state_dir)
+    state_file.parent.mkdir(parents=True)
+    trust = str(keys.trust.resolve())
+    state_file.write_text(content.replace("TRUST", trust))
+    expected = re.escape(f"{state_file}: ") + message.replace("TRUST", re.escape(trust)) + ".*repair it, or remove it"
+    with pytest.raises(InvalidInput, match=expected):
         accept(bundle(tmp_path, keys, 9), keys, state_dir)
+    assert state_file.read_text() == content.replace("TRUST", trust)  # never silently reset
 
 
 def test_unwritable_state_directory_says_how_to_choose_another(tmp_path: Path, keys: KeyFiles) -> None:
@@ -121,7 +143,8 @@ def test_cli_refuses_a_rollback_unless_allowed(
     ]
     elsewhere = tmp_path / "elsewhere"
     assert exit_code(["verify", "--trust", str(keys.trust), str(older), "--state-dir", str(elsewhere)]) == 0
-    assert recorded(elsewhere) == {"hello": {"dev": 8}} and recorded(state_dir) == {"hello": {"dev": 9}}
+    assert recorded(elsewhere, keys.trust) == {"hello": {"dev": 8}}
+    assert recorded(state_dir, keys.trust) == {"hello": {"dev": 9}}
 
 
 def wait_until_dead(pid: int) -> None:
@@ -135,7 +158,7 @@ def test_a_respawned_tenant_refuses_a_bundle_rolled_back_under_it(
 ) -> None:
     """An older bundle written over the checked one is refused at the restart: its index is not the one checked."""
     path, older = bundle(tmp_path, keys, 9), bundle(tmp_path, keys, 8).read_bytes()
-    guard = RollbackGuard(state_dir)
+    guard = RollbackGuard.for_trust_file(keys.trust, state_dir=state_dir)
     with open_tenant(path, trust_file=keys.trust, rollback=guard) as tenant:
         assert tenant.call("add", (2, 3)).values == (5,)
         path.write_bytes(older)
@@ -146,3 +169,28 @@ def test_a_respawned_tenant_refuses_a_bundle_rolled_back_under_it(
             tenant.call("add", (2, 3))
         with pytest.raises(VerificationError, match="the bundle changed since it was verified"):
             tenant.call("add", (2, 3))
+
+
+def test_two_trust_domains_keep_separate_state_for_same_named_guests(tmp_path: Path, state_dir: Path) -> None:
+    """Two operators' trust files (or two projects') on one host: one's sequences never refuse the other's."""
+    first, second = make_key(tmp_path / "first"), make_key(tmp_path / "second")
+    assert accept(bundle(tmp_path / "a", first, 1796319643, guest="textstats"), first, state_dir) == 1796319643
+    assert accept(bundle(tmp_path / "b", second, 3, guest="textstats"), second, state_dir) == 3
+    assert recorded(state_dir, first.trust) == {"textstats": {"dev": 1796319643}}
+    assert recorded(state_dir, second.trust) == {"textstats": {"dev": 3}}
+
+
+def test_a_projects_own_dev_builds_never_trip_it_but_its_release_channel_does(tmp_path: Path, state_dir: Path) -> None:
+    """The dev trust file a project's builds write: checking out an older commit rebuilds with a lower
+    sequence (its commit time), which runs; a release-channel bundle it trusts is still guarded."""
+    keys = make_key(tmp_path / "keys", channels=["dev", "release"])
+    dev_trust = tmp_path / "project" / DEV_TRUST_FILE
+    dev_trust.parent.mkdir(parents=True)
+    dev_trust.write_bytes(keys.trust.read_bytes())
+    project_keys = KeyFiles(keys.key, keys.secret, keys.public, dev_trust)
+    assert accept(bundle(tmp_path, project_keys, 1796319643), project_keys, state_dir) == 1796319643
+    assert accept(bundle(tmp_path, project_keys, 1796300000), project_keys, state_dir) == 1796300000
+    assert not state_file_for(dev_trust, state_dir).exists()
+    accept(bundle(tmp_path, project_keys, 5, channel="release"), project_keys, state_dir)
+    with pytest.raises(VerificationError, match="sequence 4 of guest 'hello' on channel 'release' is lower than 5"):
+        accept(bundle(tmp_path, project_keys, 4, channel="release"), project_keys, state_dir)

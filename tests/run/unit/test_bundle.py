@@ -236,7 +236,9 @@ def key_outside_its_channels(s: Scenario) -> None:
 
 
 def lower_sequence(s: Scenario) -> None:
-    RollbackGuard(s.state).record(dataclasses.replace(s.index(), sequence=SEQUENCE + 2), source="earlier")
+    RollbackGuard.for_trust_file(s.trust, state_dir=s.state).record(
+        dataclasses.replace(s.index(), sequence=SEQUENCE + 2), source="earlier"
+    )
 
 
 def oversized_index(s: Scenario) -> None:
@@ -365,7 +367,11 @@ def test_tampered_bundle_is_refused_with_its_reason(
 ) -> None:
     tamper(scenario)
     with pytest.raises(VerificationError, match=reason):
-        read_bundle(scenario.path, load_trust(scenario.trust), rollback=RollbackGuard(scenario.state))
+        read_bundle(
+            scenario.path,
+            load_trust(scenario.trust),
+            rollback=RollbackGuard.for_trust_file(scenario.trust, state_dir=scenario.state),
+        )
     assert exit_code(["verify", str(scenario.path), "--trust", str(scenario.trust)]) == 3
     error = capsys.readouterr().err
     assert re.search(reason, error) and len(error.splitlines()) == 1 and "Traceback" not in error

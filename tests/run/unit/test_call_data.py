@@ -12,7 +12,7 @@ from ngixi_runtime.capabilities.linking import core_imports
 from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.guest.data import check_input, check_output, decode, encode, module_problems
 from ngixi_runtime.guest.manifest import ManifestError, parse_manifest
-from ngixi_runtime.loading.loader import check_call, encoded_input
+from ngixi_runtime.loading.loader import check_call, encoded_input, parse_arguments
 from ngixi_runtime.spec.abi import Status
 from ngixi_runtime.spec.wasm import Import, ModuleInfo, Signature
 from ngixi_runtime.trust.policy import load_policy
@@ -171,3 +171,11 @@ def test_the_policy_caps_the_data_limits_and_data_is_not_a_grantable_capability(
     ]
     with pytest.raises(ManifestError, match=r"capabilities\.data: unknown capability"):
         parse_manifest(HEADER + "[capabilities.data]\n", source="g.toml", stem="g")
+
+
+def test_text_given_to_a_numeric_parameter_points_to_the_call_data_abi() -> None:
+    manifest = parse_manifest(WORDS + "[exports.add]\nparams = ['i32']\n", source="g.toml", stem="g")
+    add = manifest.export("add")
+    assert add is not None
+    with pytest.raises(InvalidInput, match=r"'hello' is not an i32; to pass text, declare input = \"text\" on the"):
+        parse_arguments(add, ["hello"], guest="g")

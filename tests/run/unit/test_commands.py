@@ -62,7 +62,7 @@ def test_a_command_from_an_entry_point_runs_and_is_listed(
     assert exit_code(["greet", "--name", "Ada"]) == 0
     assert capsys.readouterr().out == "hello, Ada\n"
     assert exit_code(["--help"]) == 0
-    assert "{run,verify,inspect,greet}" in capsys.readouterr().out
+    assert "{run,verify,inspect,trust,greet}" in capsys.readouterr().out
 
 
 def test_an_entry_point_that_is_broken_is_skipped_with_a_warning(
@@ -71,7 +71,7 @@ def test_an_entry_point_that_is_broken_is_skipped_with_a_warning(
     installed.extend(_entry_points("no_such_module:GREET", f"{__name__}:NOT_A_COMMAND"))
     assert exit_code(["--help"]) == 0
     output = capsys.readouterr()
-    assert "{run,verify,inspect}" in output.out
+    assert "{run,verify,inspect,trust}" in output.out
     assert "command greet (no_such_module:GREET) does not load: No module named 'no_such_module'" in output.err
     assert f"command not_a_command ({__name__}:NOT_A_COMMAND) is not an ngixi Command" in output.err
 

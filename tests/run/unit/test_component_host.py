@@ -82,10 +82,10 @@ def context(manifest: Manifest, tmp_path: Path) -> HostContext:
             ],
         ),
         (
-            {FS_TYPES: frozenset({"[method]descriptor.symlink-at"}), "wasi:sockets/tcp@0.2.12": frozenset()},
+            {FS_TYPES: frozenset({"[method]descriptor.is-same-object"}), "wasi:sockets/tcp@0.2.12": frozenset()},
             ADD,
             [
-                f"{F}: capabilities: the component imports [method]descriptor.symlink-at from {FS_TYPES}, "
+                f"{F}: capabilities: the component imports [method]descriptor.is-same-object from {FS_TYPES}, "
                 "which no Ngixi capability provides",
                 f"{F}: capabilities: the component imports wasi:sockets/tcp@0.2.12, which no Ngixi capability provides",
             ],

@@ -21,7 +21,11 @@ from ngixi_runtime.spec.abi import (
     OFLAG_CREAT,
     OFLAG_DIRECTORY,
     OFLAG_TRUNC,
+    RIGHT_FD_FILESTAT_GET,
     RIGHT_FD_READ,
+    RIGHT_FD_READDIR,
+    RIGHT_FD_SEEK,
+    RIGHT_FD_TELL,
     RIGHT_FD_WRITE,
     Errno,
 )
@@ -88,9 +92,8 @@ def guest(sandbox: Path) -> Iterator[Guest]:
 
 
 def granted(sandbox: Path, *grants: str) -> Iterator[Guest]:
-    files = open_filesystem(OPTIONS, sandbox, guest="g")
     ctx = HostContext(guest="g", log_quota=100, stdio_quota=100, memory=FakeMemory(8192), grants=frozenset(grants))
-    ctx.states["fs"] = files
+    ctx.states["fs"] = open_filesystem(OPTIONS, sandbox, guest="g", console=ctx if "stdio" in grants else None)
     yield Guest(ctx)
     ctx.close()
 
@@ -110,7 +113,7 @@ def test_write_then_read_a_file_under_the_rw_mount(guest: Guest, sandbox: Path) 
     assert (sandbox / "data" / "note.txt").read_text() == "remember the milk\n"
     fd = guest.open(DATA, "note.txt")
     assert guest.read(fd) == b"remember the milk\n"
-    assert guest.write(fd, b"x") == Errno.BADF  # opened read-only: the kernel refuses too
+    assert guest.write(fd, b"x") == Errno.NOTCAPABLE  # opened without the right to write
 
 
 def test_the_ro_mount_refuses_every_change(guest: Guest, sandbox: Path) -> None:
@@ -162,7 +165,12 @@ def test_symlinks_are_followed_only_beneath_the_preopen(guest: Guest, sandbox: P
 
 def test_directories_and_metadata(guest: Guest, sandbox: Path) -> None:
     assert guest.call("path_create_directory", DATA, *guest.path("d")) == Errno.SUCCESS
-    fd = guest.open(DATA, "d/f.txt", OFLAG_CREAT, RIGHT_FD_WRITE | RIGHT_FD_READ)
+    fd = guest.open(
+        DATA,
+        "d/f.txt",
+        OFLAG_CREAT,
+        RIGHT_FD_WRITE | RIGHT_FD_READ | RIGHT_FD_SEEK | RIGHT_FD_TELL | RIGHT_FD_FILESTAT_GET,
+    )
     assert guest.write(fd, b"12345") == Errno.SUCCESS
     assert guest.call("fd_seek", fd, 1, 0, OUT) == Errno.SUCCESS and guest.u32(OUT) == 1
     assert guest.read(fd, 2) == b"23"
@@ -172,7 +180,7 @@ def test_directories_and_metadata(guest: Guest, sandbox: Path) -> None:
     assert struct.unpack("<Q", guest.memory.read(OUT + 32, 8))[0] == 5
     assert guest.call("path_filestat_get", DATA, 0, *guest.path("d"), OUT) == Errno.SUCCESS
     assert guest.memory.read(OUT + 16, 1)[0] == FILETYPE_DIRECTORY
-    directory = guest.open(DATA, "d", OFLAG_DIRECTORY)
+    directory = guest.open(DATA, "d", OFLAG_DIRECTORY, RIGHT_FD_READDIR)
     assert guest.call("fd_readdir", directory, BUFFER, 1024, 0, OUT) == Errno.SUCCESS
     listing = guest.memory.read(BUFFER, guest.u32(OUT))
     names = []
@@ -246,7 +254,7 @@ def test_reads_and_writes_are_bounded_by_guest_memory_and_a_cap(guest: Guest, sa
 def test_readdir_stops_at_the_guests_buffer(guest: Guest, sandbox: Path) -> None:
     for number in range(200):
         (sandbox / "data" / f"file{number:03}").touch()
-    directory = guest.open(DATA, ".", OFLAG_DIRECTORY)
+    directory = guest.open(DATA, ".", OFLAG_DIRECTORY, RIGHT_FD_READDIR)
     assert guest.call("fd_readdir", directory, BUFFER, 100, 0, OUT) == Errno.SUCCESS
     assert guest.u32(OUT) == 100  # full: the guest asks again from a later cookie
 

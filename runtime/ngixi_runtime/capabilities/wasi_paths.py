@@ -1,0 +1,100 @@
+"""Guest paths resolved beneath a directory descriptor, one component at a time, never leaving it.
+
+Every step opens the next directory with `O_NOFOLLOW` relative to the one before (openat), and a
+symlink is read and followed here, by the same rules, only while its target stays beneath the
+root: an absolute target or a `..` above the root is NOTCAPABLE, more than `MAX_SYMLINKS` links
+is LOOP, a path (links expanded) deeper than `MAX_DEPTH` directories is NAMETOOLONG, so no path can
+make the host hold more than that many descriptors. The last component is handed to the caller as
+(directory descriptor, name), for a system call that does not follow symlinks itself (`O_NOFOLLOW`,
+`follow_symlinks=False`, unlinkat, renameat), so a symlink swapped in while a path is resolved makes
+the call fail instead of leaving the root.
+A trailing slash is never passed to the kernel (which would follow a final symlink): it is kept as
+`Target.trailing_slash`, and a final symlink before it is resolved here.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+
+from ngixi_runtime.spec.abi import AbiFault, Errno
+
+MAX_SYMLINKS = 32
+MAX_DEPTH = 256  # directories held open at once while resolving one path (each is a host descriptor)
+DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@dataclass(frozen=True)
+class Target:
+    """A path's last component: the descriptor of the directory holding it, and its name ("." for that one)."""
+
+    directory: int
+    name: str
+    trailing_slash: bool = False
+
+
+@contextmanager
+def beneath(root_fd: int, path: str, *, follow: bool) -> Iterator[Target]:
+    """Resolves `path` beneath `root_fd`; `follow` also follows a symlink in the last component."""
+    stack = [root_fd]  # the root stays the caller's; only the directories opened on the way are closed
+    try:
+        yield _walk(stack, path, follow)
+    finally:
+        for fd in stack[1:]:
+            os.close(fd)
+
+
+def _walk(stack: list[int], path: str, follow: bool) -> Target:
+    pending = deque(path.split("/"))
+    links = 0
+    while pending:
+        name = pending.popleft()
+        last = not any(pending)
+        trailing = last and bool(pending)
+        if name == "..":
+            if len(stack) == 1:
+                raise AbiFault(Errno.NOTCAPABLE)
+            os.close(stack.pop())
+        if name in ("", ".", ".."):
+            if last:
+                return Target(stack[-1], ".", trailing)
+            continue
+        target = link_target(stack[-1], name) if follow or trailing or not last else None
+        if target is not None:
+            links += 1
+            if links > MAX_SYMLINKS:
+                raise AbiFault(Errno.LOOP)
+            if target.startswith("/"):
+                raise AbiFault(Errno.NOTCAPABLE)
+            pending.extendleft(reversed(target.split("/") + ([""] if trailing else [])))
+            continue
+        if last:
+            return Target(stack[-1], name, trailing)
+        if len(stack) > MAX_DEPTH:
+            raise AbiFault(Errno.NAMETOOLONG)
+        stack.append(os.open(name, DIRECTORY_FLAGS, dir_fd=stack[-1]))
+    return Target(stack[-1], ".")
+
+
+def link_target(directory: int, name: str) -> str | None:
+    """What the symlink `name` in `directory` points to; None when it is no symlink (or does not exist)."""
+    try:
+        return os.readlink(name, dir_fd=directory)
+    except OSError as error:
+        if error.errno in (errno.EINVAL, errno.ENOENT):
+            return None
+        raise
+
+
+def open_directory_beneath(root_fd: int, path: str) -> int:
+    """A descriptor of the directory `path` beneath `root_fd`, made (with its parents) when missing."""
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    for count in range(1, len(parts) + 1):
+        with beneath(root_fd, "/".join(parts[:count]), follow=True) as target, suppress(FileExistsError):
+            os.mkdir(target.name, 0o755, dir_fd=target.directory)
+    with beneath(root_fd, "/".join(parts) or ".", follow=True) as target:
+        return os.open(target.name, DIRECTORY_FLAGS, dir_fd=target.directory)

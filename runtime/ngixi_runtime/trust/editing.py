@@ -1,0 +1,191 @@
+"""Editing trust files (`ngixi trust add/list/remove`, `ngixi keygen --trust`).
+
+Every edit keeps the rest of the file as written (comments included), is checked by the loader's own
+parser (`trust_from_table`) before it replaces the file, and replaces it atomically, holding the
+file's directory locked against concurrent edits.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import minisign
+import tomli
+
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.files import write_atomic
+from ngixi_runtime.trust.signatures import TrustStore, key_id_of, read_trust_table, trust_from_table
+
+_KEYS_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*keys[ \t]*\]\][ \t]*(#.*)?$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class NewTrust:
+    """What `add_key` trusts a public key with."""
+
+    guests: tuple[str, ...]  # names or patterns (fnmatch)
+    channels: tuple[str, ...]
+    native_code: bool = False
+    comment: str = ""
+
+
+def read_public_key(path: Path) -> minisign.PublicKey:
+    """A minisign public key file (as `minisign -G` or `ngixi keygen` writes it)."""
+    try:
+        return minisign.PublicKey.from_file(path)
+    except OSError as error:
+        raise InvalidInput(f"{path}: cannot read the public key: {error.strerror}") from None
+    except (minisign.Error, ValueError) as error:
+        raise InvalidInput(f"{path}: not a minisign public key file ({error})") from None
+
+
+def add_key(trust_file: Path, public_key: minisign.PublicKey, trust: NewTrust) -> str:
+    """Appends a [[keys]] table for `public_key` to the trust file (made if missing); returns the key id."""
+    with _editing(trust_file):
+        return _add(trust_file, public_key, trust)
+
+
+def remove_key(trust_file: Path, key_id: str) -> None:
+    """Removes the [[keys]] table of `key_id`, keeping the rest of the file as it was."""
+    with _editing(trust_file):
+        _remove(trust_file, key_id)
+
+
+@contextmanager
+def _editing(trust_file: Path) -> Iterator[None]:
+    """Holds the trust file's directory locked, so that concurrent edits never lose one another."""
+    try:
+        trust_file.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(trust_file.parent, os.O_RDONLY)
+    except OSError as error:
+        raise InvalidInput(f"{trust_file.parent}: cannot edit trust files there: {error.strerror}") from None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def _add(trust_file: Path, public_key: minisign.PublicKey, trust: NewTrust) -> str:
+    key_id = key_id_of(public_key)
+    text = _current_text(trust_file)
+    if text:
+        known = _trusted(text, trust_file)
+        if known.find(key_id) is not None:
+            raise InvalidInput(
+                f"{trust_file}: key {key_id} is already trusted there; to change what it may sign, "
+                f"`ngixi trust remove {key_id} --trust {trust_file}` and add it again"
+            )
+    block = _key_block(public_key, trust)
+    _replace(trust_file, (text.rstrip("\n") + "\n\n" if text.strip() else "") + block)
+    return key_id
+
+
+def _remove(trust_file: Path, key_id: str) -> None:
+    text = _current_text(trust_file)
+    if not text:
+        raise InvalidInput(f"{trust_file}: no such trust file")
+    known = _trusted(text, trust_file)
+    if known.find(key_id) is None:
+        listed = ", ".join(k.key_id for k in known.keys)
+        raise InvalidInput(
+            f"{trust_file}: no key {key_id!r} there (it trusts: {listed}); `ngixi trust list` shows them"
+        )
+    if len(known.keys) == 1:
+        raise InvalidInput(
+            f"{trust_file}: key {key_id} is the only key there, and a trust file lists at least one: "
+            "remove the file instead"
+        )
+    remaining = _without_block(text, key_id, trust_file)
+    if [k.key_id for k in _trusted(remaining, trust_file).keys] != [k.key_id for k in known.keys if k.key_id != key_id]:
+        raise InvalidInput(f"{trust_file}: key {key_id} cannot be cut out of this layout on its own; edit the file")
+    _replace(trust_file, remaining)
+
+
+def listed_keys(trust_file: Path) -> list[dict[str, Any]]:
+    """The trust file's keys as the loader reads them, with each one's comment."""
+    raw = read_trust_table(trust_file)
+    store = trust_from_table(raw, source=str(trust_file))
+    return [
+        {
+            "id": key.key_id,
+            "guests": list(key.guests),
+            "channels": list(key.channels),
+            "native_code": key.native_code,
+            "comment": str(table.get("comment", "")),
+        }
+        for key, table in zip(store.keys, raw["keys"], strict=True)
+    ]
+
+
+def _current_text(trust_file: Path) -> str:
+    try:
+        return trust_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"{trust_file}: cannot read the trust file: {error}") from None
+
+
+def _trusted(text: str, trust_file: Path) -> TrustStore:
+    """The loader's reading of a trust file's text: its parser, its messages."""
+    try:
+        raw = tomli.loads(text)
+    except tomli.TOMLDecodeError as error:
+        raise InvalidInput(f"{trust_file}: not valid TOML ({error})") from None
+    return trust_from_table(raw, source=str(trust_file))
+
+
+def _replace(trust_file: Path, text: str) -> None:
+    _trusted(text, trust_file)  # never write what the loader would refuse
+    write_atomic(trust_file, text.encode())
+
+
+def render_keys(keys: Sequence[tuple[minisign.PublicKey, NewTrust]]) -> str:
+    """A trust file listing these keys, as `add_key` writes each."""
+    return "\n".join(_key_block(public_key, trust) for public_key, trust in keys)
+
+
+def _key_block(public_key: minisign.PublicKey, trust: NewTrust) -> str:
+    lines = [
+        "[[keys]]",
+        f"id = {_string(key_id_of(public_key))}",
+        f"public_key = {_string(public_key.to_base64().decode())}",
+        f"guests = [{', '.join(map(_string, trust.guests))}]",
+        f"channels = [{', '.join(map(_string, trust.channels))}]",
+        f"native_code = {'true' if trust.native_code else 'false'}",
+        *([f"comment = {_string(trust.comment)}"] if trust.comment else []),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _string(value: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, given raw non-ASCII (no surrogate escapes) and DEL."""
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _without_block(text: str, key_id: str, trust_file: Path) -> str:
+    """The text without the [[keys]] table of `key_id`: from its header to the next table header."""
+    headers = [m.start() for m in _KEYS_HEADER.finditer(text)]
+    next_table = re.compile(r"^[ \t]*\[", re.MULTILINE)
+    for start in headers:
+        following = next_table.search(text, text.index("\n", start) + 1 if "\n" in text[start:] else len(text))
+        end = following.start() if following else len(text)
+        block = text[start:end]
+        try:
+            table = tomli.loads(block).get("keys", [{}])[0]
+        except tomli.TOMLDecodeError:
+            continue
+        if table.get("id") == key_id:
+            return text[:start] + text[end:]
+    raise InvalidInput(
+        f"{trust_file}: key {key_id} is not written as a [[keys]] table this command can remove; edit the file"
+    )

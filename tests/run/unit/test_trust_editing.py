@@ -1,0 +1,118 @@
+"""Trust-file edits: each checked by the loader's parser, atomic, keeping what the operator wrote."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import minisign
+import pytest
+
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.trust.editing import NewTrust, add_key, listed_keys, read_public_key, remove_key
+from ngixi_runtime.trust.signatures import key_id_of, load_trust
+from tests.conftest import exit_code
+
+
+def new_public_key() -> minisign.PublicKey:
+    return minisign.KeyPair.generate().public_key
+
+
+RELEASE_HELLO = NewTrust(("hello",), ("release",))
+
+
+def test_add_makes_a_file_the_loader_reads_and_keeps_what_was_there(tmp_path: Path) -> None:
+    trust = tmp_path / "trust.toml"
+    first, second = new_public_key(), new_public_key()
+    add_key(trust, first, NewTrust(("hello", "wasi-*"), ("release", "dev"), native_code=True, comment='a "q"\n\x7f é'))
+    trust.write_text("# the ops team's keys\n" + trust.read_text())
+    add_key(trust, second, RELEASE_HELLO)
+    assert trust.read_text().startswith("# the ops team's keys\n[[keys]]\n")
+    keys = load_trust(trust).keys
+    assert [(k.key_id, k.guests, k.channels, k.native_code) for k in keys] == [
+        (key_id_of(first), ("hello", "wasi-*"), ("release", "dev"), True),
+        (key_id_of(second), ("hello",), ("release",), False),
+    ]
+    assert listed_keys(trust)[0]["comment"] == 'a "q"\n\x7f é'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trust.toml"]  # no temporary file left
+
+
+def test_add_refuses_a_key_already_there_and_a_file_the_loader_refuses(tmp_path: Path) -> None:
+    trust = tmp_path / "trust.toml"
+    key = new_public_key()
+    add_key(trust, key, RELEASE_HELLO)
+    before = trust.read_bytes()
+    with pytest.raises(InvalidInput, match=rf"key {key_id_of(key)} is already trusted there; .*trust remove"):
+        add_key(trust, key, NewTrust(("*",), ("dev",)))
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[[keys]]\nid = "00"\n')
+    with pytest.raises(InvalidInput, match=r"broken\.toml: keys\[0\]\.public_key: not a minisign public key"):
+        add_key(broken, new_public_key(), RELEASE_HELLO)
+    assert trust.read_bytes() == before and broken.read_text() == '[[keys]]\nid = "00"\n'
+
+
+@pytest.mark.parametrize(
+    ("guests", "message"), [((), "guests: must be a non-empty array"), (("",), None)], ids=["no-guests", "empty-name"]
+)
+def test_add_writes_nothing_the_loader_would_refuse(
+    tmp_path: Path, guests: tuple[str, ...], message: str | None
+) -> None:
+    trust = tmp_path / "trust.toml"
+    if message is None:
+        add_key(trust, new_public_key(), NewTrust(guests, ("dev",)))  # an empty pattern is the loader's to allow
+        return
+    with pytest.raises(InvalidInput, match=message):
+        add_key(trust, new_public_key(), NewTrust(guests, ("dev",)))
+    assert not trust.exists()
+
+
+def test_remove_cuts_out_one_table_and_refuses_unknown_ids_and_the_last_key(tmp_path: Path) -> None:
+    trust = tmp_path / "trust.toml"
+    keys = [new_public_key() for _ in range(3)]
+    for key in keys:
+        add_key(trust, key, RELEASE_HELLO)
+    trust.write_text(trust.read_text() + "# kept\n")
+    remove_key(trust, key_id_of(keys[1]))
+    assert [k.key_id for k in load_trust(trust).keys] == [key_id_of(keys[0]), key_id_of(keys[2])]
+    assert trust.read_text().endswith("# kept\n")
+    with pytest.raises(InvalidInput, match=rf"no key 'ABC' there \(it trusts: {key_id_of(keys[0])}, "):
+        remove_key(trust, "ABC")
+    remove_key(trust, key_id_of(keys[0]))
+    with pytest.raises(InvalidInput, match=r"is the only key there, .*remove the file instead"):
+        remove_key(trust, key_id_of(keys[2]))
+
+
+def test_remove_refuses_a_layout_it_cannot_cut(tmp_path: Path) -> None:
+    trust = tmp_path / "trust.toml"
+    one, two = new_public_key(), new_public_key()
+    add_key(trust, one, RELEASE_HELLO)
+    add_key(trust, two, RELEASE_HELLO)
+    inline = tmp_path / "inline.toml"
+    tables = [
+        f'{{ id = "{key_id_of(k)}", public_key = "{k.to_base64().decode()}", guests = ["a"], channels = ["dev"] }}'
+        for k in (one, two)
+    ]
+    inline.write_text(f"keys = [{', '.join(tables)}]\n")
+    with pytest.raises(InvalidInput, match="is not written as a \\[\\[keys\\]\\] table this command can remove"):
+        remove_key(inline, key_id_of(one))
+
+
+def test_a_public_key_file_that_is_not_one_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "key.pub"
+    path.write_text("not a key\n")
+    with pytest.raises(InvalidInput, match=r"key\.pub: not a minisign public key file"):
+        read_public_key(path)
+
+
+def test_the_cli_refuses_an_unknown_channel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["trust", "add", str(tmp_path / "k.pub"), "--guest", "x", "--channel", "relase", "--trust", "t.toml"]
+    assert exit_code(args) == 2
+    assert "invalid choice: 'relase'" in capsys.readouterr().err
+
+
+def test_concurrent_adds_lose_no_key(tmp_path: Path) -> None:
+    trust = tmp_path / "trust.toml"
+    keys = [new_public_key() for _ in range(12)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(lambda key: add_key(trust, key, RELEASE_HELLO), keys))
+    assert sorted(k.key_id for k in load_trust(trust).keys) == sorted(key_id_of(k) for k in keys)

@@ -1,0 +1,295 @@
+"""What the conformance suite does not try: a guest attacking its preopens with links it makes itself, `..`,
+renames and trailing slashes; a `ro` preopen against every function that writes; rights; quotas.
+
+Each test calls the WASI functions as a guest would (tests/run/unit/test_wasi_fs.py's `Guest`), over a
+real sandbox directory with a secret beside it that nothing may reach.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ngixi_runtime.capabilities import wasi_paths
+from ngixi_runtime.capabilities.base import Mount
+from ngixi_runtime.capabilities.wasi_files import WasiFilesystem
+from ngixi_runtime.errors import GuestError, InvalidInput
+from ngixi_runtime.spec.abi import (
+    FDFLAG_APPEND,
+    LOOKUP_SYMLINK_FOLLOW,
+    OFLAG_CREAT,
+    OFLAG_DIRECTORY,
+    OFLAG_TRUNC,
+    RIGHT_FD_ALLOCATE,
+    RIGHT_FD_FDSTAT_SET_FLAGS,
+    RIGHT_FD_FILESTAT_SET_SIZE,
+    RIGHT_FD_FILESTAT_SET_TIMES,
+    RIGHT_FD_READ,
+    RIGHT_FD_READDIR,
+    RIGHT_FD_SEEK,
+    RIGHT_FD_TELL,
+    RIGHT_FD_WRITE,
+    Errno,
+)
+from tests.run.unit.test_wasi_fs import BUFFER, CONFIG, DATA, IOV, OUT, PATH, Guest, granted
+
+SECRET = b"the host's secret\n"
+OTHER = PATH + 200  # a second path argument's place in memory
+RO_CHANGES = RIGHT_FD_READ | RIGHT_FD_FILESTAT_SET_TIMES | RIGHT_FD_FDSTAT_SET_FLAGS
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Path:
+    """data (rw) and config (ro, holding settings.txt) in the sandbox; secret.txt and a directory beside it."""
+    (tmp_path / "sandbox" / "config").mkdir(parents=True)
+    (tmp_path / "sandbox" / "config" / "settings.txt").write_text("original\n")
+    (tmp_path / "secret.txt").write_bytes(SECRET)
+    (tmp_path / "outside").mkdir()
+    return tmp_path / "sandbox"
+
+
+@pytest.fixture
+def guest(sandbox: Path) -> Iterator[Guest]:
+    yield from granted(sandbox, "fs")
+
+
+def rename(guest: Guest, fd: int, path: str, new_fd: int, new_path: str) -> int:
+    return guest.call("path_rename", fd, *guest.path(path), new_fd, *guest.path(new_path, at=OTHER))
+
+
+def symlink(guest: Guest, target: str, fd: int, name: str) -> int:
+    return guest.call("path_symlink", *guest.path(target, at=OTHER), fd, *guest.path(name))
+
+
+def link(guest: Guest, fd: int, old: str, new_fd: int, new: str, *, lookup: int = 0) -> int:
+    return guest.call("path_link", fd, lookup, *guest.path(old), new_fd, *guest.path(new, at=OTHER))
+
+
+def untouched(sandbox: Path) -> None:
+    assert (sandbox.parent / "secret.txt").read_bytes() == SECRET
+    assert sorted(p.name for p in sandbox.parent.iterdir()) == ["outside", "sandbox", "secret.txt"]
+    assert list((sandbox.parent / "outside").iterdir()) == []
+    assert sorted(p.name for p in (sandbox / "config").iterdir()) == ["settings.txt"]
+    assert (sandbox / "config" / "settings.txt").read_text() == "original\n"
+
+
+# --- links the guest makes --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["../../secret.txt", "../config/settings.txt", "a/../../../secret.txt", "..", "../..", "./../../outside"],
+)
+def test_a_symlink_the_guest_makes_may_point_anywhere_but_is_never_followed_out(
+    guest: Guest, sandbox: Path, target: str
+) -> None:
+    (sandbox / "data" / "a").mkdir()
+    assert symlink(guest, target, DATA, "link") == Errno.SUCCESS
+    for lookup in (0, LOOKUP_SYMLINK_FOLLOW):
+        opened = guest.try_open(DATA, "link", lookup=lookup)
+        assert opened == (Errno.NOTCAPABLE if lookup else Errno.LOOP)
+        assert guest.try_open(DATA, "link/x", OFLAG_CREAT, RIGHT_FD_WRITE) == Errno.NOTCAPABLE
+        assert guest.call("path_filestat_get", DATA, lookup, *guest.path("link/"), OUT) == Errno.NOTCAPABLE
+    assert guest.call("path_create_directory", DATA, *guest.path("link/new")) == Errno.NOTCAPABLE
+    assert rename(guest, DATA, "link/", DATA, "moved") == Errno.NOTCAPABLE
+    assert guest.call("path_remove_directory", DATA, *guest.path("link/")) == Errno.NOTCAPABLE
+    assert link(guest, DATA, "link", DATA, "hard", lookup=LOOKUP_SYMLINK_FOLLOW) == Errno.NOTCAPABLE
+    untouched(sandbox)
+
+
+def test_an_absolute_symlink_is_refused_when_made_and_never_followed_when_found(guest: Guest, sandbox: Path) -> None:
+    secret = sandbox.parent / "secret.txt"
+    assert symlink(guest, str(secret), DATA, "link") == Errno.PERM
+    (sandbox / "data" / "planted").symlink_to(secret)
+    assert guest.try_open(DATA, "planted", lookup=LOOKUP_SYMLINK_FOLLOW) == Errno.NOTCAPABLE
+    assert guest.try_open(DATA, "planted/", lookup=0) == Errno.NOTCAPABLE  # a trailing slash follows
+    untouched(sandbox)
+
+
+def test_chains_and_loops_of_symlinks(guest: Guest, sandbox: Path) -> None:
+    (sandbox / "data" / "dir").mkdir()
+    (sandbox / "data" / "dir" / "file").write_text("inside")
+    for name, target in (("a", "b"), ("b", "c"), ("c", "dir"), ("up", "dir/../.."), ("x", "y"), ("y", "x")):
+        assert symlink(guest, target, DATA, name) == Errno.SUCCESS
+    assert guest.read(guest.open(DATA, "a/file")) == b"inside"  # a chain that stays inside works
+    assert guest.try_open(DATA, "up/config/settings.txt") == Errno.NOTCAPABLE
+    assert guest.try_open(DATA, "x", lookup=LOOKUP_SYMLINK_FOLLOW) == Errno.LOOP
+    assert guest.try_open(DATA, "x/file") == Errno.LOOP
+    untouched(sandbox)
+
+
+def test_no_path_makes_the_host_hold_unbounded_descriptors(guest: Guest, sandbox: Path) -> None:
+    """Each directory on the way is an open host descriptor; links could expand 4 KiB paths 32 times over."""
+    (sandbox / "data" / "/".join(["d"] * 300)).mkdir(parents=True)
+    before = len(os.listdir("/proc/self/fd"))
+    assert guest.try_open(DATA, "/".join(["d"] * 300), OFLAG_DIRECTORY, RIGHT_FD_READDIR) == Errno.NAMETOOLONG
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert symlink(guest, "/".join(["d"] * 200), DATA, "half") == Errno.SUCCESS
+    assert guest.try_open(DATA, "half/" + "/".join(["d"] * 100), OFLAG_DIRECTORY, RIGHT_FD_READDIR) == Errno.NAMETOOLONG
+    assert guest.call("fd_close", guest.open(DATA, "/".join(["d"] * 250), OFLAG_DIRECTORY)) == Errno.SUCCESS
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_symlink_swapped_in_while_a_path_is_resolved_fails_the_call(
+    guest: Guest, sandbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resolution reads "dir" as a directory; by the time it is opened an attacker made it a symlink out."""
+    (sandbox / "data" / "dir").symlink_to(sandbox.parent / "outside")
+    monkeypatch.setattr(wasi_paths, "link_target", lambda directory, name: None)  # the check saw no link
+    refused = (Errno.LOOP, Errno.NOTDIR)  # what O_NOFOLLOW (with O_DIRECTORY) gives on a symlink
+    assert guest.try_open(DATA, "dir/new", OFLAG_CREAT, RIGHT_FD_WRITE) in refused
+    assert guest.call("path_create_directory", DATA, *guest.path("dir/new")) in refused
+    (sandbox / "data" / "last").symlink_to(sandbox.parent / "secret.txt")
+    assert guest.try_open(DATA, "last", lookup=LOOKUP_SYMLINK_FOLLOW) == Errno.LOOP
+    assert guest.try_open(DATA, "last", OFLAG_TRUNC, RIGHT_FD_WRITE, lookup=LOOKUP_SYMLINK_FOLLOW) == Errno.LOOP
+    untouched(sandbox)
+
+
+def test_removing_or_renaming_a_symlink_touches_the_link_only(guest: Guest, sandbox: Path) -> None:
+    (sandbox / "data" / "out").symlink_to(sandbox.parent / "outside")
+    (sandbox / "data" / "secret").symlink_to(sandbox.parent / "secret.txt")
+    assert rename(guest, DATA, "out", DATA, "renamed") == Errno.SUCCESS
+    assert guest.try_open(DATA, "renamed/x", OFLAG_CREAT, RIGHT_FD_WRITE) == Errno.NOTCAPABLE
+    assert guest.call("path_remove_directory", DATA, *guest.path("renamed")) == Errno.NOTDIR
+    assert guest.call("path_unlink_file", DATA, *guest.path("renamed")) == Errno.SUCCESS
+    assert guest.call("path_unlink_file", DATA, *guest.path("secret")) == Errno.SUCCESS
+    assert guest.call("path_unlink_file", DATA, *guest.path("secret/")) == Errno.NOENT
+    untouched(sandbox)
+
+
+def test_hard_links_work_inside_a_preopen_and_never_reach_out(guest: Guest, sandbox: Path) -> None:
+    (sandbox / "data" / "file").write_text("mine")
+    (sandbox / "data" / "secret").symlink_to(sandbox.parent / "secret.txt")
+    assert link(guest, DATA, "file", DATA, "hard") == Errno.SUCCESS
+    assert os.stat(sandbox / "data" / "hard").st_ino == os.stat(sandbox / "data" / "file").st_ino
+    assert link(guest, DATA, "secret", DATA, "copy", lookup=LOOKUP_SYMLINK_FOLLOW) == Errno.NOTCAPABLE
+    assert link(guest, DATA, "secret", DATA, "copy") == Errno.SUCCESS  # the symlink itself, still not followed
+    assert guest.try_open(DATA, "copy", lookup=LOOKUP_SYMLINK_FOLLOW) == Errno.NOTCAPABLE
+    assert link(guest, DATA, "file", DATA, "../escaped") == Errno.NOTCAPABLE
+    assert link(guest, DATA, "../config/settings.txt", DATA, "stolen") == Errno.NOTCAPABLE
+    untouched(sandbox)
+
+
+def test_dotdot_and_renames_cannot_leave_the_preopen(guest: Guest, sandbox: Path) -> None:
+    (sandbox / "data" / "file").write_text("mine")
+    assert rename(guest, DATA, "file", DATA, "../escaped") == Errno.NOTCAPABLE
+    assert rename(guest, DATA, "../config/settings.txt", DATA, "stolen") == Errno.NOTCAPABLE
+    assert rename(guest, DATA, "file", DATA, "/tmp/escaped") == Errno.NOTCAPABLE
+    assert guest.call("path_readlink", DATA, *guest.path("../secret.txt"), BUFFER, 100, OUT) == Errno.NOTCAPABLE
+    untouched(sandbox)
+
+
+def test_a_preopen_whose_host_path_became_a_symlink_out_is_refused(sandbox: Path) -> None:
+    """fs.py checked the real path; the preopen is still opened from the root, one O_NOFOLLOW step at a time."""
+    (sandbox / "data").symlink_to(sandbox.parent / "outside")
+    mount = Mount("/data", "rw", sandbox / "data")
+    with pytest.raises(InvalidInput, match="leaves the sandbox through a symlink"):
+        WasiFilesystem.over([mount], guest="g", root=sandbox)
+
+
+# --- read-only preopens ------------------------------------------------------------------------
+
+
+def _open_settings(guest: Guest) -> int:
+    return guest.open(CONFIG, "settings.txt", 0, RO_CHANGES)
+
+
+RO_CALLS: dict[str, Callable[[Guest], int]] = {
+    "path_open CREAT": lambda g: g.try_open(CONFIG, "new", OFLAG_CREAT, 0),
+    "path_open TRUNC": lambda g: g.try_open(CONFIG, "settings.txt", OFLAG_TRUNC, RIGHT_FD_READ),
+    "path_open FD_WRITE": lambda g: g.try_open(CONFIG, "settings.txt", 0, RIGHT_FD_WRITE),
+    "path_open FD_ALLOCATE": lambda g: g.try_open(CONFIG, "settings.txt", 0, RIGHT_FD_ALLOCATE),
+    "path_open FD_FILESTAT_SET_SIZE": lambda g: g.try_open(CONFIG, "settings.txt", 0, RIGHT_FD_FILESTAT_SET_SIZE),
+    "path_open APPEND": lambda g: g.try_open(CONFIG, "settings.txt", 0, RIGHT_FD_READ, fdflags=FDFLAG_APPEND),
+    "fd_write": lambda g: g.write(_open_settings(g), b"changed"),
+    "fd_pwrite": lambda g: g.call("fd_pwrite", _open_settings(g), IOV, 1, 0, OUT),
+    "fd_allocate": lambda g: g.call("fd_allocate", _open_settings(g), 0, 100),
+    "fd_filestat_set_size": lambda g: g.call("fd_filestat_set_size", _open_settings(g), 0),
+    "fd_filestat_set_times": lambda g: g.call("fd_filestat_set_times", _open_settings(g), 0, 0, 2 | 8),
+    "fd_fdstat_set_flags APPEND": lambda g: g.call("fd_fdstat_set_flags", _open_settings(g), FDFLAG_APPEND),
+    "path_filestat_set_times": lambda g: g.call(
+        "path_filestat_set_times", CONFIG, 0, *g.path("settings.txt"), 0, 0, 2 | 8
+    ),
+    "path_create_directory": lambda g: g.call("path_create_directory", CONFIG, *g.path("new")),
+    "path_remove_directory": lambda g: g.call("path_remove_directory", CONFIG, *g.path("settings.txt")),
+    "path_unlink_file": lambda g: g.call("path_unlink_file", CONFIG, *g.path("settings.txt")),
+    "path_rename out": lambda g: rename(g, CONFIG, "settings.txt", DATA, "moved"),
+    "path_rename in": lambda g: rename(g, DATA, "file", CONFIG, "settings.txt"),
+    "path_rename within": lambda g: rename(g, CONFIG, "settings.txt", CONFIG, "moved"),
+    "path_link out": lambda g: link(g, CONFIG, "settings.txt", DATA, "writable"),
+    "path_link in": lambda g: link(g, DATA, "file", CONFIG, "new"),
+    "path_symlink": lambda g: symlink(g, "settings.txt", CONFIG, "new"),
+}
+
+
+@pytest.mark.parametrize("change", RO_CALLS)
+def test_a_ro_preopen_refuses_every_function_that_writes(guest: Guest, sandbox: Path, change: str) -> None:
+    (sandbox / "data" / "file").write_text("mine")
+    guest.memory.write(BUFFER, b"changed")
+    guest.memory.write(IOV, struct.pack("<II", BUFFER, 7))
+    before = os.stat(sandbox / "config" / "settings.txt")
+    assert RO_CALLS[change](guest) == Errno.ROFS
+    after = os.stat(sandbox / "config" / "settings.txt")
+    assert (after.st_mtime_ns, after.st_atime_ns, after.st_nlink) == (before.st_mtime_ns, before.st_atime_ns, 1)
+    assert (sandbox / "data" / "file").read_text() == "mine"
+    untouched(sandbox)
+
+
+def test_a_ro_descriptor_stays_read_only_when_renumbered(guest: Guest, sandbox: Path) -> None:
+    (sandbox / "data" / "file").write_text("mine")
+    settings = _open_settings(guest)
+    mine = guest.open(DATA, "file", 0, RIGHT_FD_READ | RIGHT_FD_WRITE)
+    assert guest.call("fd_renumber", settings, mine) == Errno.SUCCESS
+    assert guest.write(mine, b"changed") == Errno.ROFS
+    untouched(sandbox)
+
+
+# --- rights --------------------------------------------------------------------------------------
+
+
+def test_rights_are_narrowed_and_enforced(guest: Guest, sandbox: Path) -> None:
+    directory = guest.open(DATA, ".", OFLAG_DIRECTORY, RIGHT_FD_READDIR | RIGHT_FD_SEEK)
+    assert guest.call("fd_seek", directory, 0, 0, OUT) == Errno.NOTCAPABLE  # a directory has no seek right
+    assert guest.try_open(DATA, ".", OFLAG_DIRECTORY, RIGHT_FD_READ | RIGHT_FD_WRITE) == Errno.ISDIR
+    file = guest.open(DATA, "file", OFLAG_CREAT, RIGHT_FD_READ | RIGHT_FD_SEEK | RIGHT_FD_TELL)
+    assert guest.write(file, b"x") == Errno.NOTCAPABLE
+    assert guest.call("fd_fdstat_set_rights", file, RIGHT_FD_READ | RIGHT_FD_WRITE, 0) == Errno.NOTCAPABLE
+    assert guest.call("fd_fdstat_set_rights", file, RIGHT_FD_READ, 0) == Errno.SUCCESS
+    assert guest.call("fd_seek", file, 0, 0, OUT) == Errno.NOTCAPABLE
+    # A directory that may hand down only reading gives no more, whatever is asked.
+    assert guest.call("fd_fdstat_set_rights", directory, RIGHT_FD_READDIR, 0) == Errno.SUCCESS
+    assert guest.try_open(directory, "file", 0, RIGHT_FD_READ) == Errno.NOTCAPABLE  # no PATH_OPEN left
+
+
+def test_odd_bytes_and_huge_numbers_are_answered_not_crashed_on(guest: Guest, sandbox: Path) -> None:
+    os.close(os.open(os.fsencode(sandbox / "data") + b"/caf\xe9", os.O_CREAT | os.O_WRONLY))  # not UTF-8
+    os.symlink(b"caf\xe9", os.fsencode(sandbox / "data") + b"/alias")
+    directory = guest.open(DATA, ".", OFLAG_DIRECTORY, RIGHT_FD_READDIR)
+    assert guest.call("fd_readdir", directory, BUFFER, 1024, 0, OUT) == Errno.SUCCESS
+    assert b"caf\xe9" in guest.memory.read(BUFFER, guest.u32(OUT))
+    assert guest.call("path_readlink", DATA, *guest.path("alias"), BUFFER, 100, OUT) == Errno.SUCCESS
+    assert guest.memory.read(BUFFER, guest.u32(OUT)) == b"caf\xe9"
+    file = guest.open(DATA, "file", OFLAG_CREAT, RIGHT_FD_FILESTAT_SET_TIMES | RIGHT_FD_FILESTAT_SET_SIZE)
+    assert guest.call("fd_filestat_set_times", file, -1, -1, 1 | 4) == Errno.INVAL  # u64 beyond the host's
+    assert guest.call("fd_filestat_set_size", file, -1) == Errno.INVAL
+    assert guest.call("fd_seek", file, -1, 0, OUT) == Errno.NOTCAPABLE
+    assert guest.call("fd_fdstat_set_rights", file, -1, -1) == Errno.NOTCAPABLE
+
+
+# --- stdio in the descriptor table, and its quota ---------------------------------------------
+
+
+def test_stdout_renumbered_still_counts_against_the_quota(sandbox: Path) -> None:
+    for guest in granted(sandbox, "stdio", "fs"):
+        file = guest.open(DATA, "file", OFLAG_CREAT, RIGHT_FD_WRITE)
+        assert guest.call("fd_renumber", 1, file) == Errno.SUCCESS
+        assert guest.call("fd_fdstat_get", 1, OUT) == Errno.BADF
+        assert guest.write(file, b"x" * 60) == Errno.SUCCESS
+        with pytest.raises(GuestError, match="exceeded its quota of 100 bytes"):
+            guest.write(2, b"y" * 60)
+        assert bytes(guest.ctx.output.stdout) == b"x" * 60
+    assert (sandbox / "data" / "file").read_bytes() == b""
