@@ -14,6 +14,7 @@ from ngixi_runtime.guest.kind import SOURCE_PATTERNS, GuestLanguage
 _MODULES: MappingProxyType[GuestLanguage, str] = MappingProxyType(
     {
         "assemblyscript": "ngixi_build.languages.assemblyscript",
+        "wasm": "ngixi_build.languages.wasm",
     }
 )
 

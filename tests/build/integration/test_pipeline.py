@@ -48,7 +48,7 @@ def test_cli_runs_the_command_guest(built: Path) -> None:
 
 def test_smoke_runs_every_bundle_through_the_loader(built: Path) -> None:
     result = run(built, "doit", "smoke")
-    guests = ("hello", "wasi-hello", "notes", "fetch", "counter", "hello-component", "notes-component")
+    guests = ("hello", "wasi-hello", "notes", "fetch", "counter", "hello-component", "notes-component", "handmade")
     for guest in guests:
         assert f"smoke:{guest} ok" in result.stdout
     assert f"{len(guests)} tasks ran" in result.stdout

@@ -8,6 +8,7 @@ import pytest
 
 from ngixi_build.guests import read_guest
 from ngixi_build.languages.registry import language_of, supported, used_languages
+from ngixi_build.languages.wasm import is_declared_input, matches
 from ngixi_build.project import Project
 from ngixi_build.workflows.pipeline import compile_deps
 from ngixi_runtime.errors import InvalidInput
@@ -67,3 +68,41 @@ def test_a_directory_with_a_manifest_is_a_guest_whatever_its_language(tmp_path: 
     (project.guests_dir / "stray").mkdir()
     (project.guests_dir / ".hidden").mkdir()
     assert project.guest_names() == ["c-guest"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "expected"),
+    [
+        ("src/**/*.rs", "src/main.rs", True),
+        ("src/**/*.rs", "src/a/b/lib.rs", True),
+        ("src/**/*.rs", "target/src/main.rs", False),
+        ("*.txt", "answer.txt", True),
+        ("*.txt", "sub/answer.txt", False),
+        ("Cargo.toml", "Cargo.toml", True),
+        ("a?.c", "ab.c", True),
+        ("a?.c", "a/.c", False),
+        ("[x].c", "[x].c", True),
+    ],
+)
+def test_input_globs_match_like_a_shell_with_double_star(pattern: str, path: str, expected: bool) -> None:
+    assert matches(pattern, path) is expected
+
+
+def test_a_command_guest_follows_its_declared_inputs_only(tmp_path: Path) -> None:
+    build = '[build]\ncommand = "python make.py"\nworkdir = "w"\ninputs = ["*.py", "src/**/*.txt"]\noutput = "o.wasm"\n'
+    files = {"w/make.py": "", "w/src/a/x.txt": "", "w/o.wasm": "", "w/notes.md": "", "top.py": ""}
+    project = guest_project(tmp_path, "g", files, extra=build)
+    guest = read_guest(project, "g")
+    assert guest.type.language == "wasm"
+    work = project.guests_dir / "g" / "w"
+    deps = compile_deps(project, guest)
+    assert deps.file_dep == [work / "make.py", work / "src" / "a" / "x.txt", project.manifest_path("g")]
+    assert not is_declared_input(project, guest, work / "o.wasm")
+    assert deps.settings["command"] == ["python", "make.py"]
+
+
+def test_a_committed_module_is_a_wasm_guest_with_every_file_its_input(tmp_path: Path) -> None:
+    project = guest_project(tmp_path, "g", {"bin/g.wasm": "", "README.md": ""})
+    guest = read_guest(project, "g")
+    assert guest.type.language == "wasm"
+    assert is_declared_input(project, guest, project.guests_dir / "g" / "README.md")
