@@ -10,7 +10,7 @@ from doit.tools import config_changed, run_once
 from ngixi_build.cli import project_or_exit
 from ngixi_build.guests import read_guests
 from ngixi_build.reporter import ProgressReporter
-from ngixi_build.stages import component
+from ngixi_build.stages import component, core_bindings
 from ngixi_build.stages.precompile import metadata_path, precompile_inputs, wasmtime_precompile_inputs
 from ngixi_build.toolchains.assemblyscript import PIN_FILES, toolchain_for
 from ngixi_build.workflows import clean, pipeline, publish, release
@@ -54,11 +54,19 @@ def task_devkey() -> Task:
 
 
 def task_bindings() -> Task:
-    """Generate AssemblyScript bindings of the WIT catalog (wit/) into artifacts/bindings/ngixi-host/."""
+    """Generate bindings of the WIT catalog (wit/) into artifacts/bindings/: components' AssemblyScript, and
+    core guests' C header, Zig module and AssemblyScript module."""
     return {
-        "actions": [as_action(component.generate_bindings, project=PROJECT)],
-        "file_dep": [str(p) for p in component.catalog_sources(PROJECT)] + [component.GENERATOR],
-        "targets": [str(p) for p in component.bindings_paths(PROJECT)],
+        "actions": [
+            as_action(component.generate_bindings, project=PROJECT),
+            as_action(core_bindings.generate, project=PROJECT),
+        ],
+        "file_dep": [
+            *(str(p) for p in component.catalog_sources(PROJECT)),
+            component.GENERATOR,
+            core_bindings.GENERATOR,
+        ],
+        "targets": [str(p) for p in [*component.bindings_paths(PROJECT), *core_bindings.paths(PROJECT)]],
         "clean": True,
     }
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ngixi_build.guests import GuestBuild
 from ngixi_build.languages.base import CompileJob, Language, ToolchainStatus
 from ngixi_build.project import GUEST_ENTRY, Project
 from ngixi_build.stages import compile as compile_stage
-from ngixi_build.stages import component
+from ngixi_build.stages import component, core_bindings
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
 
 
@@ -16,7 +17,10 @@ def compile_inputs(project: Project, guest: GuestBuild) -> tuple[Path, compile_s
     """The guest's entry (relative to the project root) and its compile options from the manifest."""
     entry = (project.guests_dir / guest.name / GUEST_ENTRY).relative_to(project.root)
     kind = guest.type.kind
-    extra = tuple(component.compile_arguments(project, kind)) if guest.type.is_component else ()
+    if guest.type.is_component:
+        extra = tuple(component.compile_arguments(project, kind))
+    else:  # the core bindings' package: import { kv } from "ngixi"
+        extra = ("--path", os.path.relpath(core_bindings.as_package_dir(project), project.root))
     return entry, compile_stage.CompileOptions(
         kind=kind, memory_pages=guest.memory_pages, extra_arguments=extra, profile=project.profile
     )
@@ -29,7 +33,7 @@ class AssemblyScript(Language):
     def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
         marker = [toolchain_for(project.state_dir).root / ".complete"]
         if not guest.type.is_component:
-            return marker
+            return [*marker, core_bindings.as_module(project)]
         # A component embeds its world, made of the catalog and the manifest's exports.
         return [
             *marker,

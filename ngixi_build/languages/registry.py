@@ -14,6 +14,8 @@ from ngixi_runtime.guest.kind import SOURCE_PATTERNS, GuestLanguage
 _MODULES: MappingProxyType[GuestLanguage, str] = MappingProxyType(
     {
         "assemblyscript": "ngixi_build.languages.assemblyscript",
+        "c": "ngixi_build.languages.c",
+        "zig": "ngixi_build.languages.zig",
         "wasm": "ngixi_build.languages.wasm",
     }
 )
