@@ -16,9 +16,10 @@ from ngixi_build.stages.compile import CompileError
 from ngixi_build.toolchains import ziglang
 from ngixi_runtime.spec.bundle_format import BuildProfile
 
+# Dev keeps debug info and names; not Zig's Debug mode, whose panic handler imports WASI clocks and files.
 OPTIMIZATION: dict[BuildProfile, tuple[str, ...]] = {
     "release": ("-O", "ReleaseSmall", "-fstrip"),
-    "dev": ("-O", "Debug"),
+    "dev": ("-O", "ReleaseSmall"),
 }
 ROOTS = ("main.zig", "src/main.zig")
 
