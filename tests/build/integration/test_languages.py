@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 from ngixi_build.project import Project
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.spec.wasm import read_module_info
-from tests.integration import copy_project, installed_toolchain, ran_tasks, run, set_targets
+from tests.integration import copy_project, installed_toolchain, keep_only_guests, ran_tasks, run, set_targets
 
 pytestmark = pytest.mark.integration
 
@@ -20,18 +19,11 @@ GUESTS = ("c-counter", "zig-notes", "handmade")
 ENGINES = ("wasmer", "wasmtime")
 
 
-def only_guests(project: Project, guests: tuple[str, ...]) -> Project:
-    for other in set(project.guest_names()) - set(guests):
-        shutil.rmtree(project.guests_dir / other)
-        project.manifest_path(other).unlink()
-    return project
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """A copy of the project with the C, Zig and any-toolchain samples only, built for this host on both engines."""
     root = copy_project(tmp_path_factory.mktemp("languages") / "project", toolchain_from=installed_toolchain())
-    project = only_guests(Project(root), GUESTS)
+    project = Project(keep_only_guests(root, GUESTS))
     set_targets(project.root, [host_triple()], ["host"])
     run(project.root, "doit", "build")
     return project

@@ -10,8 +10,7 @@ from ngixi_build.project import Project
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.trust.signatures import load_trust
-from tests.build.integration.test_languages import only_guests
-from tests.integration import WatchProcess, copy_project, installed_toolchain, set_targets
+from tests.integration import WatchProcess, copy_project, installed_toolchain, keep_only_guests, set_targets
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +29,7 @@ results = ["i32"]
 @pytest.fixture(scope="module")
 def watching(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, WatchProcess]]:
     root = copy_project(tmp_path_factory.mktemp("watch-languages") / "project", toolchain_from=installed_toolchain())
-    project = only_guests(Project(root), ("handmade",))
+    project = Project(keep_only_guests(root, ("handmade",)))
     set_targets(project.root, ["x86_64-unknown-linux-gnu"])
     (project.guests_dir / "zig-watch").mkdir()
     (project.guests_dir / "zig-watch" / "main.zig").write_text(ZIG_SOURCE)
