@@ -17,6 +17,28 @@ pytestmark = pytest.mark.integration
 
 GUESTS = ("c-counter", "zig-notes", "handmade")
 ENGINES = ("wasmer", "wasmtime")
+# Command guests (WASI `_start`), one per language, written into the copy.
+COMMANDS = {
+    "c-hello": (
+        "hello.c",
+        '#include <string.h>\n#include "ngixi.h"\n'
+        'int main(void) { const char *m = "hello from C";\n'
+        "    ngixi_log_write_at(NGIXI_LOG_LEVEL_INFO, m, strlen(m)); return 3; }\n",
+    ),
+    "zig-hello": (
+        "src/main.zig",
+        'const ngixi = @import("ngixi");\npub fn main() void { ngixi.log.writeAt(.warn, "hello from Zig"); }\n',
+    ),
+}
+COMMAND_MANIFEST = '[guest]\nname = "{name}"\nversion = "0.1.0"\nkind = "command"\n\n[capabilities.log]\n'
+
+
+def add_commands(project: Project) -> None:
+    for name, (source, text) in COMMANDS.items():
+        path = project.guests_dir / name / source
+        path.parent.mkdir(parents=True)
+        path.write_text(text)
+        project.manifest_path(name).write_text(COMMAND_MANIFEST.format(name=name))
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +46,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """A copy of the project with the C, Zig and any-toolchain samples only, built for this host on both engines."""
     root = copy_project(tmp_path_factory.mktemp("languages") / "project", toolchain_from=installed_toolchain())
     project = Project(keep_only_guests(root, GUESTS))
+    add_commands(project)
     set_targets(project.root, [host_triple()], ["host"])
     run(project.root, "doit", "build")
     return project
@@ -55,6 +78,14 @@ def test_each_language_guest_runs_with_its_capabilities(built: Project, engine: 
     assert ngixi_run(built, engine, "zig-notes", "save", "7") == "1\ninfo: zig-notes: saved a note\n"
     assert ngixi_run(built, engine, "zig-notes", "save", "8").startswith("2\n")
     assert ngixi_run(built, engine, "handmade", "answer") == "42\ninfo: handmade: answering\n"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_command_guests_run_main_with_its_exit_code(built: Project, engine: str) -> None:
+    for name, expected, code in (("c-hello", "info: hello from C\n", 3), ("zig-hello", "warn: hello from Zig\n", 0)):
+        bundle = str(built.bundle_path(name, "0.1.0"))
+        result = run(built.root, "ngixi", "run", "--engine", engine, bundle, check=False)
+        assert (result.returncode, result.stdout + result.stderr) == (code, expected), name
 
 
 def test_the_bundles_carry_artifacts_for_both_engines_and_pass_smoke(built: Project) -> None:
