@@ -64,6 +64,8 @@ class AssemblyScript(Language):
 
     def compile(self, job: CompileJob) -> int:
         project, guest = job.project, job.guest
+        if not guest.type.is_component:
+            core_bindings.generate(project)  # unchanged ones are left alone (a release builds without doit)
         entry, options = compile_inputs(project, guest)
         size = compile_stage.compile_guest(
             toolchain=toolchain_for(project.state_dir),

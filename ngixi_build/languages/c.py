@@ -52,6 +52,7 @@ class C(Language):
         return native.zig_status()
 
     def compile(self, job: CompileJob) -> int:
+        core_bindings.generate(job.project)  # unchanged ones are left alone (a release builds without doit)
         return native.compile_with_zig(job, cc_arguments, "zig cc")
 
 

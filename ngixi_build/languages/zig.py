@@ -71,6 +71,7 @@ class Zig(Language):
         return native.zig_status()
 
     def compile(self, job: CompileJob) -> int:
+        core_bindings.generate(job.project)  # unchanged ones are left alone (a release builds without doit)
         return native.compile_with_zig(job, build_arguments, "zig build-exe")
 
 
