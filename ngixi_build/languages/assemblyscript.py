@@ -53,8 +53,8 @@ class AssemblyScript(Language):
     def install(self, state_dir: Path) -> None:
         ensure_toolchain(state_dir=state_dir)
 
-    def toolchain_status(self, state_dir: Path) -> ToolchainStatus:
-        toolchain = toolchain_for(state_dir)
+    def toolchain_status(self, project: Project, guests: list[GuestBuild]) -> ToolchainStatus:
+        toolchain = toolchain_for(project.state_dir)
         detail = (
             f"installed in {toolchain.root}"
             if toolchain.complete
