@@ -104,12 +104,14 @@ class DevBuilder:
                 argv = self._argv(build)
                 self._compiles[guest] = _Compile(argv, self.server.submit(argv))
 
-    def warm_up(self, guest: str) -> None:
-        """A few throw-away compiles: V8 optimizes asc's hot paths only after it has run them a few times."""
-        build = read_guest(self.project, guest)
-        if not _compiled_by_asc(build):
+    def warm_up(self, guests: list[str]) -> None:
+        """A few throw-away compiles of the first AssemblyScript guest: V8 optimizes asc's hot paths only after
+        it has run them a few times."""
+        builds = (read_guest(self.project, guest) for guest in guests)
+        first = next((build for build in builds if _compiled_by_asc(build)), None)
+        if first is None:
             return
-        argv = self._argv(build)
+        argv = self._argv(first)
         for _ in range(WARM_UP_COMPILES):
             self.server.compile(argv, timeout=COMPILE_TIMEOUT_SECONDS)
 
