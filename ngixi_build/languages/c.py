@@ -42,7 +42,7 @@ class C(Language):
     name = "c"
 
     def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
-        return [project.manifest_path(guest.name), core_bindings.c_header(project)]
+        return [project.manifest_path(guest.name), *core_bindings.inputs(project, core_bindings.c_header(project))]
 
     def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
         return {**native.zig_settings(project, guest), "flags": list(OPTIMIZATION[project.profile])}

@@ -48,10 +48,20 @@ def build_arguments(job: CompileJob, output: Path, exports: tuple[str, ...]) -> 
         "--stack",
         str(native.STACK_BYTES),
         f"-femit-bin={output}",
+        *modules(project, root_source(project, guest.name)),
+    ]
+
+
+def modules(project: Project, root: Path) -> list[str]:
+    """The root source, with the bindings as the module `ngixi` when the project has a WIT catalog."""
+    if not core_bindings.available(project):
+        return [f"-Mroot={native.relative(project, root)}"]
+    bindings = native.relative(project, core_bindings.zig_module(project))
+    return [
         "--dep",
         core_bindings.ZIG_MODULE,
-        f"-Mroot={native.relative(project, root_source(project, guest.name))}",
-        f"-M{core_bindings.ZIG_MODULE}={native.relative(project, core_bindings.zig_module(project))}",
+        f"-Mroot={native.relative(project, root)}",
+        f"-M{core_bindings.ZIG_MODULE}={bindings}",
     ]
 
 
@@ -59,7 +69,7 @@ class Zig(Language):
     name = "zig"
 
     def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
-        return [project.manifest_path(guest.name), core_bindings.zig_module(project)]
+        return [project.manifest_path(guest.name), *core_bindings.inputs(project, core_bindings.zig_module(project))]
 
     def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
         return {**native.zig_settings(project, guest), "flags": list(OPTIMIZATION[project.profile])}

@@ -38,8 +38,20 @@ def paths(project: Project) -> list[Path]:
     return [c_header(project), zig_module(project), as_module(project)]
 
 
+def available(project: Project) -> bool:
+    """Whether the project has a WIT catalog to generate bindings from (a project without wit/ gets none)."""
+    return (project.root / WIT_DIR).is_dir()
+
+
+def inputs(project: Project, path: Path) -> list[Path]:
+    """`path` as a compile's input, if the project has bindings at all."""
+    return [path] if available(project) else []
+
+
 def generate(project: Project) -> list[Path]:
     """Writes the bindings where their text changed (an unchanged file keeps its time for doit and asc)."""
+    if not available(project):
+        return []
     written = []
     for relative, text in corebindings.generate(load_catalog(project.root / WIT_DIR)).items():
         path = bindings_dir(project) / relative

@@ -9,7 +9,9 @@ import pytest
 from ngixi_build.guests import read_guest
 from ngixi_build.languages.registry import language, language_of, supported, used_languages
 from ngixi_build.languages.wasm import is_declared_input, matches
+from ngixi_build.languages.zig import modules
 from ngixi_build.project import Project
+from ngixi_build.stages import core_bindings
 from ngixi_build.workflows.pipeline import compile_deps
 from ngixi_runtime.errors import InvalidInput
 
@@ -114,3 +116,13 @@ def test_doctor_names_a_build_command_whose_program_is_missing(tmp_path: Path) -
     status = language("wasm").toolchain_status(project, guests)
     assert not status.ok and status.detail == "a runs 'no-such-tool-xyz', which is not there; install it"
     assert language("wasm").toolchain_status(project, guests[1:]).ok
+
+
+def test_a_project_without_a_wit_catalog_compiles_without_bindings(tmp_path: Path) -> None:
+    project = guest_project(tmp_path, "z", {"main.zig": ""})
+    guest = read_guest(project, "z")
+    assert not any(p.suffix == ".zig" and "bindings" in p.parts for p in compile_deps(project, guest).file_dep)
+    assert modules(project, project.guests_dir / "z" / "main.zig") == ["-Mroot=guests/z/main.zig"]
+    assert core_bindings.generate(project) == []
+    (project.root / "wit").mkdir()
+    assert modules(project, project.guests_dir / "z" / "main.zig")[:2] == ["--dep", "ngixi"]
