@@ -6,8 +6,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ngixi_build.project import find_project
-from ngixi_build.toolchains.assemblyscript import node_pins, system_node, toolchain_for
+from ngixi_build.guests import read_guests
+from ngixi_build.languages import assemblyscript
+from ngixi_build.languages.base import Language
+from ngixi_build.languages.registry import used_languages
+from ngixi_build.project import Project, find_project
+from ngixi_build.toolchains.assemblyscript import node_pins, system_node
 from ngixi_build.toolchains.wit import wasm_tools
 from ngixi_runtime.errors import InvalidInput, NgixiError
 
@@ -58,22 +62,27 @@ def _project_findings(start: Path) -> list[Finding]:
         project = find_project(start)
     except InvalidInput as error:
         return [Finding("project", False, f"{error}; run ngixi doctor inside the project")]
-    toolchain = toolchain_for(project.state_dir)
     dev_key = project.keys_dir / "dev.key"
     return [
-        Finding(
-            "assemblyscript toolchain",
-            toolchain.complete,
-            f"installed in {toolchain.root}"
-            if toolchain.complete
-            else "not installed; run `doit toolchain` (or `make build`)",
-        ),
+        *_toolchain_findings(project),
         Finding(
             "dev signing key",
             dev_key.exists(),
             f"{dev_key}" if dev_key.exists() else "not created yet; `doit build` creates it on first use",
         ),
     ]
+
+
+def _toolchain_findings(project: Project) -> list[Finding]:
+    """The AssemblyScript toolchain (the build always installs it) and each other one a guest needs."""
+    guests = list(read_guests(project).values())
+    languages: list[Language] = [assemblyscript.LANGUAGE, *used_languages(project, guests)]
+    statuses = [
+        language.toolchain_status(project, [g for g in guests if g.type.language == language.name])
+        for language in languages
+    ]
+    unique = {status.what: status for status in statuses}  # languages sharing a toolchain report it once
+    return [Finding(status.what, status.ok, status.detail) for status in unique.values()]
 
 
 def diagnose(start: Path) -> list[Finding]:

@@ -27,10 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ngixi_build.guests import GuestBuild, read_guest
+from ngixi_build.languages import assemblyscript
+from ngixi_build.languages.base import CompileJob
+from ngixi_build.languages.registry import language_of
 from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
-from ngixi_build.stages import component
+from ngixi_build.stages import component, core_bindings
 from ngixi_build.stages.compile import CompileError, asc_arguments
+from ngixi_build.stages.memory import bound_memory
 from ngixi_build.stages.precompile import artifact_metadata, read_metadata, wasmtime_artifact_is_current
 from ngixi_build.toolchains.asc_server import AscReply, AscServer, CompilerDied
 from ngixi_build.toolchains.assemblyscript import toolchain_for
@@ -96,12 +100,19 @@ class DevBuilder:
     def prefetch(self, guest: str) -> None:
         """Starts compiling now (e.g. while events settle); `rebuild` uses the result if the sources still match."""
         if guest not in self._compiles and guest in self.project.guest_names():
-            argv = self._argv(read_guest(self.project, guest))
-            self._compiles[guest] = _Compile(argv, self.server.submit(argv))
+            build = read_guest(self.project, guest)
+            if _compiled_by_asc(build):
+                argv = self._argv(build)
+                self._compiles[guest] = _Compile(argv, self.server.submit(argv))
 
-    def warm_up(self, guest: str) -> None:
-        """A few throw-away compiles: V8 optimizes asc's hot paths only after it has run them a few times."""
-        argv = self._argv(read_guest(self.project, guest))
+    def warm_up(self, guests: list[str]) -> None:
+        """A few throw-away compiles of the first AssemblyScript guest: V8 optimizes asc's hot paths only after
+        it has run them a few times."""
+        builds = (read_guest(self.project, guest) for guest in guests)
+        first = next((build for build in builds if _compiled_by_asc(build)), None)
+        if first is None:
+            return
+        argv = self._argv(first)
         for _ in range(WARM_UP_COMPILES):
             self.server.compile(argv, timeout=COMPILE_TIMEOUT_SECONDS)
 
@@ -113,15 +124,19 @@ class DevBuilder:
         guest = read_guest(self.project, name)
         if guest.type.is_component:
             component.generate_bindings(self.project)
+        else:
+            core_bindings.generate(self.project)
         with step("compile"):
             self._compile(guest)
         targets, wasmtime_triples = pipeline.artifact_plan(self.project, guest)
         with build_lock(self.project.state_dir), self._writing():
             with step("write"):
-                if guest.type.is_component:
+                if guest.type.is_component and _compiled_by_asc(guest):
                     component.componentize_guest(self.project, name, core_wasm=self._scratch(name))
                 else:
                     write_atomic(self.project.wasm_path(name), self._scratch(name).read_bytes())
+                    if not guest.type.is_component:  # as doit build does: any toolchain's module gets a maximum
+                        bound_memory(wasm_path=self.project.wasm_path(name), memory_pages=guest.memory_pages)
             with step("validate"):
                 pipeline.validate(self.project, name)
             wasm_sha256 = hashlib.sha256(self.project.wasm_path(name).read_bytes()).hexdigest()
@@ -170,7 +185,7 @@ class DevBuilder:
         return without_fsync() if self.project.profile == "dev" else nullcontext()
 
     def _argv(self, guest: GuestBuild) -> tuple[str, ...]:
-        entry, options = pipeline.compile_inputs(self.project, guest)
+        entry, options = assemblyscript.compile_inputs(self.project, guest)
         return tuple(asc_arguments(self.toolchain, self.project.root, entry, self._scratch(guest.name), options))
 
     def _scratch(self, guest: str) -> Path:
@@ -178,6 +193,10 @@ class DevBuilder:
 
     def _compile(self, guest: GuestBuild) -> None:
         """Compiles into the scratch file, reusing a prefetched compile of the same sources."""
+        if not _compiled_by_asc(guest):
+            language = language_of(self.project, guest)
+            language.compile(CompileJob(self.project, guest, self._scratch(guest.name)))
+            return
         argv = self._argv(guest)
         reply = self._prefetched_reply(guest.name, argv)
         if reply is None:
@@ -230,3 +249,8 @@ class DevBuilder:
 
     def _verify(self, bundle: Path) -> VerifiedBundle:
         return read_bundle(bundle, load_trust(self.project.dev_trust_file))
+
+
+def _compiled_by_asc(guest: GuestBuild) -> bool:
+    """Whether the warm compiler process compiles the guest; other languages run their own compiler."""
+    return guest.type.language == "assemblyscript"

@@ -51,6 +51,7 @@ def test_smoke_runs_every_bundle_through_the_loader(built: Path) -> None:
     result = run(built, "doit", "smoke")
     guests: tuple[str, ...] = ("hello", "wasi-hello", "notes", "fetch", "counter", "hello-component")
     guests += ("notes-component", "words", "totals", "echo", "greet", "words-component", "orders-component")
+    guests += ("handmade", "c-counter", "zig-notes")
     for guest in guests:
         assert f"smoke:{guest} ok" in result.stdout
     assert f"{len(guests)} tasks ran" in result.stdout
