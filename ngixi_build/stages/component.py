@@ -22,7 +22,7 @@ from ngixi_build.project import Project
 from ngixi_build.toolchains import asbindings
 from ngixi_build.toolchains.asbindings import CABI, INDEX, write_bindings
 from ngixi_build.toolchains.assemblyscript import toolchain_for
-from ngixi_build.toolchains.wit import HOST_WORLD, WIT_DIR, load_catalog, wasm_tools, wit_sources
+from ngixi_build.toolchains.wit import HOST_WORLD, load_catalog, wasm_tools, wit_sources
 from ngixi_runtime.capabilities.base import WASI
 from ngixi_runtime.capabilities.component import WIT_VALUE_TYPES
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE
@@ -55,12 +55,12 @@ def bindings_paths(project: Project) -> list[Path]:
 
 
 def catalog_sources(project: Project) -> list[Path]:
-    return wit_sources(project.root / WIT_DIR)
+    return wit_sources(project.wit_dir)
 
 
 def generate_bindings(project: Project) -> list[Path]:
     """Writes the AssemblyScript bindings of the project's WIT catalog."""
-    return write_bindings(load_catalog(project.root / WIT_DIR), bindings_dir(project))
+    return write_bindings(load_catalog(project.wit_dir), bindings_dir(project))
 
 
 def core_path(project: Project, guest: str) -> Path:
@@ -97,8 +97,8 @@ def _world_dir(project: Project, manifest: Manifest) -> Iterator[Path]:
     """A WIT directory with the guest's world and the host catalog as its dependency."""
     with tempfile.TemporaryDirectory(prefix="ngixi-world-") as temporary:
         directory = Path(temporary)
-        package = load_catalog(project.root / WIT_DIR).package
-        shutil.copytree(project.root / WIT_DIR, directory / "deps" / "ngixi-host")
+        package = load_catalog(project.wit_dir).package
+        shutil.copytree(project.wit_dir, directory / "deps" / "ngixi-host")
         (directory / "world.wit").write_text(world_text(manifest, package), encoding="utf-8")
         yield directory
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from ngixi_runtime.engines.base import AUTO, ENGINE_NAMES, ENGINE_VARIABLE
 from ngixi_runtime.errors import InvalidInput, NgixiError
-from ngixi_runtime.trust.choice import DEV_TRUST_FILE, TRUST_VARIABLE, chosen_trust_file
+from ngixi_runtime.trust.choice import DEV_TRUST_FILE, TRUST_VARIABLE, chosen_trust_file, state_override
 
 if TYPE_CHECKING:
     from ngixi_runtime.bundles.reader import VerifiedBundle
@@ -47,8 +47,27 @@ def add_trust_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trust",
         type=Path,
-        help=f"trust file (default: ${TRUST_VARIABLE}, else {DEV_TRUST_FILE} in the working directory)",
+        help=f"trust file (default: ${TRUST_VARIABLE}, else {DEV_TRUST_FILE} of the project at or above"
+        " --project or the working directory; never one near the bundle)",
     )
+    parser.add_argument(
+        "--project", type=Path, help="the project whose dev trust and sandboxes to use (default: the one above the cwd)"
+    )
+
+
+def trust_file(args: argparse.Namespace) -> Path:
+    """The trust file the options choose (`add_trust_option`'s)."""
+    return chosen_trust_file(args.trust, project=args.project)
+
+
+def _default_sandboxes(args: argparse.Namespace) -> Path:
+    """The project's `<state>/sandbox` (the project above --project or the cwd), else the user's state directory's."""
+    from ngixi_runtime.spec.project import SANDBOX_NAME, find_project_root, project_state_dir
+    from ngixi_runtime.trust.rollback import default_state_dir
+
+    root = find_project_root(args.project or Path.cwd())
+    state = project_state_dir(root, state_override()) if root is not None else default_state_dir()
+    return state / SANDBOX_NAME
 
 
 def _rollback_guard(args: argparse.Namespace) -> RollbackGuard:
@@ -80,7 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ngixi_runtime.loading.tenants import CallFailed, open_tenant
     from ngixi_runtime.trust.policy import load_policy
 
-    trust = chosen_trust_file(args.trust)
+    trust = trust_file(args)
     policy = load_policy(args.policy) if args.policy else None
     argv = [a for a in (args.export, *args.args) if a is not None]
     with open_tenant(
@@ -90,7 +109,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         isolated=not args.in_process,
         args=argv,
         rollback=_rollback_guard(args),
-        sandboxes=args.sandbox,
+        sandboxes=args.sandbox or _default_sandboxes(args),
+        sandbox_per_channel=args.sandbox is None,
         tenant=args.tenant,
         engine=args.engine,
     ) as tenant:
@@ -134,7 +154,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from ngixi_runtime.loading.loader import check_guest_code
     from ngixi_runtime.trust.signatures import load_trust
 
-    trust = load_trust(chosen_trust_file(args.trust))
+    trust = load_trust(trust_file(args))
     bundle = read_bundle(args.bundle, trust, rollback=_rollback_guard(args))
     check_guest_code(bundle)
     print(f"ok: {_summary(bundle)}")
@@ -147,7 +167,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from ngixi_runtime.loading.loader import artifact_misfit, bundle_world, code_plan, host_profile, verified_manifest
     from ngixi_runtime.trust.signatures import load_trust
 
-    bundle = read_bundle(args.bundle, load_trust(chosen_trust_file(args.trust)))
+    bundle = read_bundle(args.bundle, load_trust(trust_file(args)))
     world = bundle_world(bundle)  # a component guest's; None for a core guest
     wants_fuel = verified_manifest(bundle).limits.fuel is not None
     engine = chosen_engine(args.engine, wants_fuel=wants_fuel, component=world is not None)
@@ -226,9 +246,9 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sandbox",
         type=Path,
-        default=Path(".ngixi") / "sandbox",
         help="where guests keep state: DIR/TENANT/GUEST/files holds their fs preopens, "
-        "DIR/TENANT/GUEST/kv.sqlite3 their kv store (default: .ngixi/sandbox)",
+        "DIR/TENANT/GUEST/kv.sqlite3 their kv store (default: the project's .ngixi/sandbox/CHANNEL, "
+        "else sandbox/CHANNEL in the user's state directory; dev and release bundles apart)",
     )
     parser.add_argument(
         "--tenant",
