@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ngixi_build.project import Project, find_project
 from ngixi_runtime.cli import Command, add_trust_option, trust_file
+from ngixi_runtime.guest.kind import GUEST_ABIS, GUEST_KINDS
 from ngixi_runtime.trust.choice import state_override
 
 
@@ -50,6 +51,27 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 def cmd_release(args: argparse.Namespace) -> int:
     return _run_tasks(args, "release")
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from ngixi_build.workflows.scaffold import init_project
+
+    init_project(args.directory)
+    where = args.directory
+    print(f"ok: an ngixi project in {where}; add a guest with `cd {where} && ngixi new NAME`, then `doit build`")
+    return 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from ngixi_build.workflows.scaffold import new_guest
+
+    project = chosen_project(args)
+    written = new_guest(project, args.name, language=args.lang, kind=args.kind, abi=args.abi)
+    print(f"ok: {args.lang} {args.kind} guest {args.name} ({args.abi} ABI):")
+    for path in written:
+        print(f"  {path.relative_to(project.root)}")
+    print("build it with `doit build`, test it with `doit smoke`")
+    return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -146,6 +168,20 @@ def _watch_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _init_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directory", type=Path, help="the project's folder (made if missing)")
+
+
+def _new_arguments(parser: argparse.ArgumentParser) -> None:
+    from ngixi_build.workflows.scaffold import DEFAULT_LANGUAGE, languages
+
+    parser.add_argument("name", help='the guest\'s name: a lowercase letter, then lowercase letters, digits and "-"')
+    parser.add_argument("--lang", choices=languages(), default=DEFAULT_LANGUAGE, help="its language")
+    parser.add_argument("--kind", choices=GUEST_KINDS, default="library", help="a library of exports or a command")
+    parser.add_argument("--abi", choices=GUEST_ABIS, default="core", help="a core module or a component")
+    add_project_options(parser)
+
+
 def _no_arguments(parser: argparse.ArgumentParser) -> None:
     pass
 
@@ -160,5 +196,7 @@ SMOKE = Command("build, then run every guest's [[smoke]] calls (doit smoke)", cm
 RELEASE = Command("build the project's release (doit release)", cmd_release, add_project_options)
 PULL = Command("fetch a bundle from an OCI registry and verify it", cmd_pull, _pull_arguments)
 WIT = Command("print the WIT catalog of host capabilities (wit/) for component guests", cmd_wit, _wit_arguments)
+INIT = Command("create a guest project: pyproject.toml, dodo.py, .gitignore, README", cmd_init, _init_arguments)
+NEW = Command("add a guest to the project, ready to build, run and smoke-test", cmd_new, _new_arguments)
 DOCTOR = Command("say what this machine lacks to build and run guests", cmd_doctor, _no_arguments)
 WATCH = Command("rebuild a guest's dev bundle whenever its sources or manifest change", cmd_watch, _watch_arguments)

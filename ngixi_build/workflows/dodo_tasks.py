@@ -22,6 +22,7 @@ from ngixi_build.stages.compile import OPTIMIZATION_FLAGS
 from ngixi_build.stages.precompile import metadata_path, precompile_inputs, wasmtime_precompile_inputs
 from ngixi_build.toolchains.assemblyscript import PIN_FILES, toolchain_for
 from ngixi_build.workflows import clean, pipeline, publish, release
+from ngixi_build.workflows.scaffold import editor_link
 from ngixi_build.workflows.tasks import TargetsUnchanged, as_action, existing, precompile_subtask
 from ngixi_build.workflows.watch import WatchAction
 from ngixi_runtime.cli import fail
@@ -77,7 +78,7 @@ class ProjectTasks:
         """Install the pinned Node.js/AssemblyScript toolchain (nodeenv + npm ci)."""
         return {
             "actions": [as_action(pipeline.install_toolchain, project=self.project)],
-            "targets": [str(self.toolchain.root / ".complete")],
+            "targets": [str(self.toolchain.root / ".complete"), str(editor_link(self.project.state_dir))],
             "uptodate": [config_changed({"pins": self.toolchain.root.name, "files": list(PIN_FILES)})],
         }
 

@@ -16,6 +16,7 @@ from ngixi_build.stages.signing import SigningKey, ensure_dev_key
 from ngixi_build.stages.smoke import smoke_bundle
 from ngixi_build.stages.validate import check_validated, validate_guest
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
+from ngixi_build.workflows.scaffold import link_for_editors
 from ngixi_runtime.spec.bundle_format import Channel
 from ngixi_runtime.spec.targets import Target
 
@@ -30,7 +31,8 @@ def artifact_plan(project: Project, guest: GuestBuild) -> tuple[list[Target], li
 
 
 def install_toolchain(project: Project) -> None:
-    ensure_toolchain(state_dir=project.state_dir)
+    toolchain = ensure_toolchain(state_dir=project.state_dir)
+    link_for_editors(project.state_dir, toolchain.root / "node_modules")
 
 
 def make_dev_key(project: Project) -> None:
