@@ -22,6 +22,7 @@ _CONFIG_KEYS = ("targets", "wasmtime_targets", "release")
 # The WIT catalog of host capabilities shipped with this package, for projects without their own wit/.
 PACKAGED_WIT = Path(__file__).parent / "wit"
 WIT_DIR = "wit"
+NODE_MODULES = "node_modules"
 # Wasmtime's wheel compiles only for the machine it runs on and for its portable interpreter.
 WASMTIME_TARGETS = ("host", PORTABLE_TRIPLE)
 _TARGET_KEYS = ("triple", "cpu_features")
@@ -87,9 +88,15 @@ class Project:
         return sorted(d.name for d in self.guests_dir.iterdir() if (d / GUEST_ENTRY).is_file())
 
     def guest_sources(self, guest: str) -> list[Path]:
-        """The files a guest's compile depends on (sources and any asconfig)."""
-        directory = self.guests_dir / guest
-        return sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.startswith("."))
+        """The files a guest's compile depends on (sources, any asconfig, package.json and its lock file).
+
+        Never its installed npm packages (node_modules/): their record is the compile's input instead.
+        """
+        found = []
+        for root, dirs, files in os.walk(self.guests_dir / guest):
+            dirs[:] = [d for d in dirs if d != NODE_MODULES and not d.startswith(".")]
+            found += [Path(root) / name for name in files if not name.startswith(".")]
+        return sorted(p for p in found if p.is_file())
 
     def manifest_path(self, guest: str) -> Path:
         return self.manifests_dir / f"{guest}.toml"

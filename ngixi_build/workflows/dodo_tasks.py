@@ -15,15 +15,16 @@ from typing import Any
 from doit.tools import config_changed, run_once
 
 from ngixi_build.guests import read_guests
-from ngixi_build.project import Project
+from ngixi_build.project import NODE_MODULES, Project
 from ngixi_build.reporter import ProgressReporter
 from ngixi_build.stages import component
 from ngixi_build.stages.compile import OPTIMIZATION_FLAGS
 from ngixi_build.stages.precompile import metadata_path, precompile_inputs, wasmtime_precompile_inputs
+from ngixi_build.toolchains import npm_deps
 from ngixi_build.toolchains.assemblyscript import PIN_FILES, toolchain_for
 from ngixi_build.workflows import clean, pipeline, publish, release
 from ngixi_build.workflows.scaffold import editor_link
-from ngixi_build.workflows.tasks import TargetsUnchanged, as_action, existing, precompile_subtask
+from ngixi_build.workflows.tasks import TargetsUnchanged, TreeUnchanged, as_action, existing, precompile_subtask
 from ngixi_build.workflows.watch import WatchAction
 from ngixi_runtime.cli import fail
 from ngixi_runtime.errors import NgixiError
@@ -66,6 +67,15 @@ class ProjectTasks:
         self.wasmtime_for = {g: triples for g, (_, triples) in self.plans.items()}  # components: Wasmtime only
         self.toolchain = toolchain_for(project.state_dir)
 
+    @property
+    def toolchain_done(self) -> Path:
+        return self.toolchain.root / ".complete"
+
+    def dependency_record(self, guest: str) -> list[Path]:
+        """What the guest's installed npm packages are, for a guest that has any."""
+        guest_dir = self.project.guests_dir / guest
+        return [npm_deps.record_path(guest_dir)] if npm_deps.has_dependencies(guest_dir) else []
+
     def config(self) -> dict[str, Any]:
         return {
             "default_tasks": ["build"],
@@ -78,7 +88,7 @@ class ProjectTasks:
         """Install the pinned Node.js/AssemblyScript toolchain (nodeenv + npm ci)."""
         return {
             "actions": [as_action(pipeline.install_toolchain, project=self.project)],
-            "targets": [str(self.toolchain.root / ".complete"), str(editor_link(self.project.state_dir))],
+            "targets": [str(self.toolchain_done), str(editor_link(self.project.state_dir))],
             "uptodate": [config_changed({"pins": self.toolchain.root.name, "files": list(PIN_FILES)})],
         }
 
@@ -99,6 +109,19 @@ class ProjectTasks:
             "clean": True,
         }
 
+    def task_dependencies(self) -> Any:
+        """Install each guest's own npm dependencies (package.json + package-lock.json) with npm ci."""
+        for name in self.guests:
+            guest_dir = self.project.guests_dir / name
+            if npm_deps.has_dependencies(guest_dir):
+                yield {
+                    "name": name,
+                    "actions": [as_action(pipeline.install_dependencies, project=self.project, guest=name)],
+                    "file_dep": [*existing(npm_deps.dependency_inputs(guest_dir)), str(self.toolchain_done)],
+                    "targets": [str(npm_deps.record_path(guest_dir))],
+                    "uptodate": [TreeUnchanged(guest_dir / NODE_MODULES)],
+                }
+
     def task_compile(self) -> Any:
         """Compile each guest's AssemblyScript to artifacts/wasm/<guest>.wasm (a component guest's to a component)."""
         for name, guest in self.guests.items():
@@ -114,7 +137,8 @@ class ProjectTasks:
                 "actions": [as_action(pipeline.compile_guest, project=self.project, guest=guest)],
                 "file_dep": [
                     *(str(p) for p in self.project.guest_sources(name)),
-                    str(self.toolchain.root / ".complete"),
+                    *(str(p) for p in self.dependency_record(name)),
+                    str(self.toolchain_done),
                     *(str(p) for p in (component_inputs if is_component else [])),
                 ],
                 "targets": [

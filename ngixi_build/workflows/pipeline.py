@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ngixi_build.guests import GuestBuild
-from ngixi_build.project import GUEST_ENTRY, Project
+from ngixi_build.project import GUEST_ENTRY, NODE_MODULES, Project
 from ngixi_build.stages import compile as compile_stage
 from ngixi_build.stages import component
 from ngixi_build.stages.bundle import ArtifactInput, write_bundle
@@ -15,6 +15,7 @@ from ngixi_build.stages.precompile import precompile_guest, precompile_wasmtime,
 from ngixi_build.stages.signing import SigningKey, ensure_dev_key
 from ngixi_build.stages.smoke import smoke_bundle
 from ngixi_build.stages.validate import check_validated, validate_guest
+from ngixi_build.toolchains import npm_deps
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
 from ngixi_build.workflows.scaffold import link_for_editors
 from ngixi_runtime.spec.bundle_format import Channel
@@ -39,11 +40,29 @@ def make_dev_key(project: Project) -> None:
     ensure_dev_key(keys_dir=project.keys_dir, trust_file=project.dev_trust_file)
 
 
+def install_dependencies(project: Project, guest: str) -> None:
+    """The guest's own npm dependencies (package.json + package-lock.json), installed when its lock changed."""
+    npm_deps.install_dependencies(toolchain_for(project.state_dir), project.guests_dir / guest)
+
+
+def install_dependencies_if_any(project: Project, guest: str) -> None:
+    if npm_deps.has_dependencies(project.guests_dir / guest):
+        install_dependencies(project, guest)
+
+
+def guest_dependencies(project: Project, guest: str) -> list[dict[str, str]]:
+    """For release provenance: each npm package the guest's build used, with its version, integrity and sha256."""
+    return npm_deps.recorded_dependencies(project.guests_dir / guest)
+
+
 def compile_inputs(project: Project, guest: GuestBuild) -> tuple[Path, compile_stage.CompileOptions]:
     """The guest's entry (relative to the project root) and its compile options from the manifest."""
-    entry = (project.guests_dir / guest.name / GUEST_ENTRY).relative_to(project.root)
+    guest_dir = project.guests_dir / guest.name
+    entry = (guest_dir / GUEST_ENTRY).relative_to(project.root)
     kind = guest.type.kind
     extra = tuple(component.compile_arguments(project, kind)) if guest.type.is_component else ()
+    if npm_deps.has_dependencies(guest_dir):  # imports by package name resolve in the guest's node_modules
+        extra += ("--path", str((guest_dir / NODE_MODULES).relative_to(project.root)))
     return entry, compile_stage.CompileOptions(
         kind=kind, memory_pages=guest.memory_pages, extra_arguments=extra, profile=project.profile
     )
