@@ -113,6 +113,7 @@ class DevBuilder:
         guest = read_guest(self.project, name)
         if guest.type.is_component:
             component.generate_bindings(self.project)
+        pipeline.check_manifest(self.project, name)
         pipeline.install_dependencies_if_any(self.project, name)
         with step("compile"):
             self._compile(guest)

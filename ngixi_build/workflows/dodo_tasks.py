@@ -82,6 +82,7 @@ class ProjectTasks:
             "reporter": ProgressReporter,
             "dep_file": str(self.project.doit_db),
             "backend": "sqlite3",
+            "continue": True,  # one broken guest does not stop the others; the summary lists each
         }
 
     def task_toolchain(self) -> Task:

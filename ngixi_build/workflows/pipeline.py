@@ -18,6 +18,7 @@ from ngixi_build.stages.validate import check_validated, validate_guest
 from ngixi_build.toolchains import npm_deps
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
 from ngixi_build.workflows.scaffold import link_for_editors
+from ngixi_runtime.guest.manifest import load_manifest
 from ngixi_runtime.spec.bundle_format import Channel
 from ngixi_runtime.spec.targets import Target
 
@@ -68,7 +69,13 @@ def compile_inputs(project: Project, guest: GuestBuild) -> tuple[Path, compile_s
     )
 
 
+def check_manifest(project: Project, guest: str) -> None:
+    """Reads the guest's manifest: a missing or broken one fails before anything is compiled."""
+    load_manifest(project.manifest_path(guest))
+
+
 def compile_guest(project: Project, guest: GuestBuild) -> None:
+    check_manifest(project, guest.name)
     entry, options = compile_inputs(project, guest)
     size = compile_stage.compile_guest(
         toolchain=toolchain_for(project.state_dir),
