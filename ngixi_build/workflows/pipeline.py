@@ -18,9 +18,10 @@ from ngixi_build.stages.validate import check_validated, validate_guest
 from ngixi_build.toolchains import npm_deps
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
 from ngixi_build.workflows.scaffold import link_for_editors
-from ngixi_runtime.guest.manifest import load_manifest
+from ngixi_runtime.guest.manifest import Manifest, load_manifest
 from ngixi_runtime.spec.bundle_format import Channel
 from ngixi_runtime.spec.targets import Target
+from ngixi_runtime.spec.wasm import read_module_info
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +91,30 @@ def compile_guest(project: Project, guest: GuestBuild) -> None:
 
 
 def validate(project: Project, guest: str) -> None:
-    validate_guest(
+    manifest = validate_guest(
         manifest_path=project.manifest_path(guest),
         wasm_path=project.wasm_path(guest),
         record_path=project.validated_path(guest),
     )
+    extra = undeclared_exports(manifest, project.wasm_path(guest))
+    if extra:
+        log.warning(
+            "warning: %s: exported by the .wasm but not declared in %s: %s (no host can call %s;"
+            " declare %s under [exports] or stop exporting %s)",
+            guest,
+            project.manifest_path(guest).relative_to(project.root),
+            ", ".join(extra),
+            *(["it"] * 3 if len(extra) == 1 else ["them"] * 3),
+        )
+
+
+def undeclared_exports(manifest: Manifest, wasm_path: Path) -> list[str]:
+    """A core guest's exported functions its manifest does not declare (`_`-prefixed runtime helpers aside)."""
+    if manifest.guest.type.is_component:
+        return []
+    info = read_module_info(wasm_path.read_bytes(), source=str(wasm_path))
+    declared = {e.name for e in manifest.exports}
+    return sorted(e.name for e in info.exports if e.kind == "func" and e.name not in declared and e.name[:1] != "_")
 
 
 def precompile(project: Project, guest: str, target: Target) -> None:
@@ -166,4 +186,11 @@ def smoke(project: Project, guest: GuestBuild) -> None:
         trust_file=project.dev_trust_file,
         label=str(project.manifest_path(guest.name).relative_to(project.root)),
     )
-    log.info("%s: %d smoke calls passed", guest.name, count)
+    log.info("%s: %s", guest.name, smoke_summary(count))
+
+
+def smoke_summary(count: int) -> str:
+    """How a guest's smoke calls went, as one line: "1 smoke call passed"."""
+    if count == 0:
+        return "no [[smoke]] calls in its manifest, nothing to check"
+    return f"{count} smoke {'call' if count == 1 else 'calls'} passed"

@@ -317,6 +317,7 @@ def _parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
         prog="ngixi", description="Verify and run Ngixi WebAssembly guests; with ngixi-build installed, build them too."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    parser.add_argument("--version", action=_VersionAction, help="print the installed versions and exit")
     subcommands = parser.add_subparsers(dest="command", required=True)
     for name, command in commands.items():
         sub = subcommands.add_parser(name, help=command.help, description=command.help)
@@ -327,17 +328,51 @@ def _parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     return parser
 
 
+class _VersionAction(argparse.Action):
+    """`--version`: the installed distributions' versions, read only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help=str(kwargs.get("help", "")))
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> NoReturn:
+        from importlib.metadata import PackageNotFoundError, version
+
+        found = []
+        for distribution in ("ngixi-runtime", "ngixi-build"):
+            try:
+                found.append(f"{distribution} {version(distribution)}")
+            except PackageNotFoundError:
+                continue
+        print(", ".join(found) or "ngixi from a source tree")
+        parser.exit()
+
+
+# A shell's status for a command whose reader went away (128 + SIGPIPE), as `yes | head` ends.
+BROKEN_PIPE_STATUS = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
     args = _parser(_commands_for(arguments)).parse_args(arguments)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _reader_gone()
     except NgixiError as error:
         fail(error)
     except KeyboardInterrupt:
         return 130
     return code
+
+
+def _reader_gone() -> int:
+    """stdout's reader closed it (`ngixi inspect --json B | head -3`): stop quietly, no flush at exit."""
+    import os
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return BROKEN_PIPE_STATUS
 
 
 if __name__ == "__main__":

@@ -129,6 +129,8 @@ def check_call(manifest: Manifest, export: str, args: Sequence[Number]) -> None:
         raise InvalidInput(f"{guest}: no export {export!r} in the manifest; exports: {names}")
     if len(args) != len(declared.params):
         raise InvalidInput(f"{guest}: {export} takes {len(declared.params)} arguments, got {len(args)}")
+    for position, (value, kind) in enumerate(zip(args, declared.params, strict=True), start=1):
+        check_integer(value, kind, what=f"{guest}: {export} argument {position}")
 
 
 class Guest:
@@ -564,7 +566,20 @@ def parse_arguments(decl: ExportDecl, raw: Sequence[str], *, guest: str) -> tupl
             values.append(int(text, 0) if kind in ("i32", "i64") else float(text))
         except ValueError:
             raise InvalidInput(f"{guest}: {decl.name} argument {position}: {text!r} is not an {kind}") from None
-        bits = {"i32": 32, "i64": 64}.get(kind)
-        if bits and not -(1 << (bits - 1)) <= int(values[-1]) < (1 << bits):
-            raise InvalidInput(f"{guest}: {decl.name} argument {position}: {text} does not fit in {kind}")
+        check_integer(values[-1], kind, what=f"{guest}: {decl.name} argument {position}")
     return tuple(values)
+
+
+_INTEGER_BITS = {"i32": 32, "i64": 64}
+
+
+def check_integer(value: Number, kind: str, *, what: str) -> None:
+    """An i32/i64 argument must be in its signed range: an engine would wrap one beyond it."""
+    bits = _INTEGER_BITS.get(kind)
+    if bits is None:
+        return
+    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{what}: {value!r} is not an {kind} (a whole number from {low} to {high})")
+    if not low <= value <= high:
+        raise InvalidInput(f"{what}: {value} does not fit in {kind}: give a whole number from {low} to {high}")

@@ -171,9 +171,9 @@ def _out_of_memory(guest: Guest, export: str, error: GuestError) -> GuestError:
     limit = guest.manifest.limits.memory_pages
     if error.outcome != "trap" or guest.memory_pages < limit:
         return error
+    # Said once: the trap that followed (an allocator's abort, `unreachable`) adds nothing to it.
     return GuestError(
-        f"{guest.manifest.guest.name}: {export} ran out of memory at its limit of {limit} pages "
-        f"(limits.memory_pages): {error}",
+        f"{guest.manifest.guest.name}: {export} ran out of memory at its limit of {limit} pages (limits.memory_pages)",
         outcome="memory",
     )
 
