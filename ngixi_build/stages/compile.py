@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -10,16 +11,22 @@ from pathlib import Path
 from ngixi_build.proc import run
 from ngixi_build.toolchains.assemblyscript import Toolchain
 from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.files import write_atomic
 from ngixi_runtime.guest.kind import GuestKind
 from ngixi_runtime.spec.bundle_format import BuildProfile
+from ngixi_runtime.spec.sourcemap import SOURCE_MAP_SECTION
 
 
 class CompileError(NgixiError):
     """asc rejected the guest's source; the message carries asc's own diagnostics."""
 
 
-# Release: fully optimized. Dev: binaryen's optimizer skipped (most of a warm compile's time), names kept.
-OPTIMIZATION_FLAGS: dict[BuildProfile, tuple[str, ...]] = {"release": ("-O3",), "dev": ("-O0", "--debug")}
+# Release: fully optimized. Dev: binaryen's optimizer skipped (most of a warm compile's time), names kept,
+# and a source map, embedded by `with_source_map` so that a trap names the guest's own source line.
+OPTIMIZATION_FLAGS: dict[BuildProfile, tuple[str, ...]] = {
+    "release": ("-O3",),
+    "dev": ("-O0", "--debug", "--sourceMap"),
+}
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,37 @@ def compile_guest(
             cwd=project_root,
             error=CompileError,
         )
+        if options.profile == "dev":
+            write_atomic(Path(temporary), with_source_map(Path(temporary)))
         os.replace(temporary, out_path)
     finally:
         Path(temporary).unlink(missing_ok=True)
+        source_map_path(Path(temporary)).unlink(missing_ok=True)
     return out_path.stat().st_size
+
+
+def source_map_path(wasm_path: Path) -> Path:
+    """Where asc's --sourceMap writes the map of the module it writes to `wasm_path`."""
+    return wasm_path.with_name(f"{wasm_path.name}.map")
+
+
+def with_source_map(wasm_path: Path) -> bytes:
+    """The module at `wasm_path` with its source map (sources and mappings only) in a custom section."""
+    wasm = wasm_path.read_bytes()
+    try:
+        document = json.loads(source_map_path(wasm_path).read_text(encoding="utf-8"))
+        slim = {"version": 3, "sources": document["sources"], "mappings": document["mappings"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return wasm  # no map written: the trap still names the function
+    name = SOURCE_MAP_SECTION.encode()
+    payload = _leb128(len(name)) + name + json.dumps(slim, separators=(",", ":")).encode()
+    return wasm + b"\0" + _leb128(len(payload)) + payload
+
+
+def _leb128(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)

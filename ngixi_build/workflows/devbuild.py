@@ -30,7 +30,7 @@ from ngixi_build.guests import GuestBuild, read_guest
 from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
 from ngixi_build.stages import component
-from ngixi_build.stages.compile import CompileError, asc_arguments
+from ngixi_build.stages.compile import CompileError, asc_arguments, with_source_map
 from ngixi_build.stages.precompile import artifact_metadata, read_metadata, wasmtime_artifact_is_current
 from ngixi_build.toolchains.asc_server import AscReply, AscServer, CompilerDied
 from ngixi_build.toolchains.assemblyscript import toolchain_for
@@ -123,7 +123,7 @@ class DevBuilder:
                 if guest.type.is_component:
                     component.componentize_guest(self.project, name, core_wasm=self._scratch(name))
                 else:
-                    write_atomic(self.project.wasm_path(name), self._scratch(name).read_bytes())
+                    write_atomic(self.project.wasm_path(name), self._scratch_wasm(name))
             with step("validate"):
                 pipeline.validate(self.project, name)
             wasm_sha256 = hashlib.sha256(self.project.wasm_path(name).read_bytes()).hexdigest()
@@ -174,6 +174,10 @@ class DevBuilder:
     def _argv(self, guest: GuestBuild) -> tuple[str, ...]:
         entry, options = pipeline.compile_inputs(self.project, guest)
         return tuple(asc_arguments(self.toolchain, self.project.root, entry, self._scratch(guest.name), options))
+
+    def _scratch_wasm(self, guest: str) -> bytes:
+        scratch = self._scratch(guest)
+        return with_source_map(scratch) if self.project.profile == "dev" else scratch.read_bytes()
 
     def _scratch(self, guest: str) -> Path:
         return self.project.watch_dir / self.project.profile / f"{guest}.wasm"

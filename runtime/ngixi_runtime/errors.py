@@ -28,14 +28,16 @@ class ToolchainError(NgixiError):
 class GuestError(NgixiError):
     """The guest trapped, exited with an error or broke a limit while running.
 
-    `outcome` says how the call ended: trap, quota, timeout, cpu, memory or crash.
+    `outcome` says how the call ended: trap, quota, timeout, cpu, memory or crash. A trap's `frames`
+    are the engine's (function index, module offset) pairs, innermost first, where it knows them.
     """
 
     exit_code = 5
 
-    def __init__(self, message: str, *, outcome: str = "trap") -> None:
+    def __init__(self, message: str, *, outcome: str = "trap", frames: tuple[tuple[int, int], ...] = ()) -> None:
         super().__init__(message)
         self.outcome = outcome
+        self.frames = frames
 
 
 class PolicyError(NgixiError):

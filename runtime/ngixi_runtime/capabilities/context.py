@@ -115,6 +115,7 @@ class HostContext:
     states: dict[str, CapabilityState] = field(default_factory=dict)  # by capability name
     closers: list[Callable[[], None]] = field(default_factory=list)  # run first by close()
     call_ends_at: float = math.inf  # when the current call reaches limits.timeout_ms (time.monotonic)
+    aborted: str | None = None  # the guest's abort message in the current call (its trap follows)
 
     @property
     def mem(self) -> GuestMemory:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Generic, TypeVar
@@ -32,11 +33,12 @@ from ngixi_runtime.engines.base import (
     meters_fuel,
     table_elements,
 )
-from ngixi_runtime.errors import ArtifactRefused, InvalidInput, NgixiError, PolicyError, VerificationError
+from ngixi_runtime.errors import ArtifactRefused, GuestError, InvalidInput, NgixiError, PolicyError, VerificationError
 from ngixi_runtime.guest.check import check_component, check_module
 from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number
 from ngixi_runtime.loading.aot_cache import AotCache, CacheKey, CacheUnavailable, EntryRefused
 from ngixi_runtime.spec.bundle_format import WASM_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
+from ngixi_runtime.spec.sourcemap import trap_location
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
 from ngixi_runtime.spec.wasm import ModuleInfo, read_module_info
 from ngixi_runtime.trust.signatures import TrustStore
@@ -136,12 +138,22 @@ def check_call(manifest: Manifest, export: str, args: Sequence[Number]) -> None:
 class Guest:
     """A loaded guest: call its exports, or run it as a command."""
 
-    def __init__(self, manifest: Manifest, instance: EngineInstance, context: HostContext, origin: str, compiled: bool):
+    def __init__(
+        self,
+        manifest: Manifest,
+        instance: EngineInstance,
+        context: HostContext,
+        origin: str,
+        *,
+        compiled: bool,
+        wasm: Callable[[], bytes] | None = None,
+    ):
         self.manifest = manifest
         self.origin = origin
         self.compiled = compiled
         self._instance = instance
         self._context = context
+        self._wasm = wasm  # the verified .wasm, read only to say where a trap happened
 
     @property
     def output(self) -> GuestOutput:
@@ -168,17 +180,38 @@ class Guest:
     def call(self, export: str, args: Sequence[Number]) -> tuple[Number, ...]:
         check_call(self.manifest, export, args)
         self._begin_call()
-        return self._instance.call(export, args)
+        with self._explained_failures():
+            return self._instance.call(export, args)
 
     def run_command(self) -> int:
         """Runs a command guest's `_start`; returns its exit code."""
         check_call(self.manifest, "_start", ())
         self._begin_call()
         try:
-            self._instance.call("_start", ())
+            with self._explained_failures():
+                self._instance.call("_start", ())
         except GuestExit as exit_:
             return exit_.code
         return 0
+
+    @contextmanager
+    def _explained_failures(self) -> Iterator[None]:
+        """A trap says the guest's abort message, if it aborted, and where in its own code it was."""
+        self._context.aborted = None
+        try:
+            yield
+        except GuestError as error:
+            raise self._explained(error) from None
+        if self._context.aborted is not None:  # an abort the guest returned from: still the call's end
+            raise GuestError(self._context.aborted)
+
+    def _explained(self, error: GuestError) -> GuestError:
+        aborted = self._context.aborted if error.outcome == "trap" else None
+        message = aborted or str(error)
+        where = None
+        if error.frames and self._wasm is not None:
+            where = trap_location(self._wasm(), error.frames, source=f"{self.manifest.guest.name}: guest.wasm")
+        return GuestError(f"{message} {where}" if where else message, outcome=error.outcome, frames=error.frames)
 
 
 def verified_manifest(bundle: VerifiedBundle) -> Manifest:
@@ -435,7 +468,8 @@ def open_guest(
     else:
         opened = _open_core(bundle, manifest, ready, allow_compile=allow_compile, engine=engine, cpu_capped=cpu_capped)
     instance, context, origin = opened
-    return Guest(manifest, instance, context, origin, compiled=origin.startswith(COMPILED))
+    wasm = None if manifest.guest.type.is_component else partial(bundle.data, bundle.index.member("wasm"))
+    return Guest(manifest, instance, context, origin, compiled=origin.startswith(COMPILED), wasm=wasm)
 
 
 def _instantiating(host_side: Callable[[], HostContext], on_instantiate: Callable[[], None]) -> HostContext:
