@@ -512,9 +512,17 @@ def _open_core(
 
     try:
         instance = runner.instantiate(prepared, imports=imports, on_memory=link_memory)
+    except NgixiError:  # its start function trapped: after an abort, say the abort
+        context.close()
+        if context.aborted is None:
+            raise
+        raise GuestError(context.aborted) from None
     except BaseException:
         context.close()
         raise
+    if context.aborted is not None:  # a start function that returned from its abort
+        context.close()
+        raise GuestError(context.aborted)
     return instance, context, origin
 
 

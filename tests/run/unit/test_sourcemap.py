@@ -14,7 +14,7 @@ from ngixi_runtime.spec.sourcemap import SOURCE_MAP_SECTION, parse_source_map, t
 from ngixi_runtime.spec.wasm import custom_sections, function_bodies
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import KeyFiles, make_bundle
-from tests.wasmgen import Func, module
+from tests.wasmgen import Func, Imp, call_import, module
 
 UNREACHABLE = b"\x00"
 MANIFEST = """[guest]
@@ -119,3 +119,24 @@ def test_a_trap_through_the_loader_names_the_line(engine: str, tmp_path: Path, k
     assert str(caught.value) == (
         "hello: fails trapped: unreachable at guests/hello/assembly/index.ts:12:3 (in assembly/index/fails)"
     )
+
+
+@pytest.mark.parametrize("engine", ["wasmtime", "wasmer"])
+def test_an_abort_reports_its_message_at_load_and_in_a_call(engine: str, tmp_path: Path, keys: KeyFiles) -> None:
+    pytest.importorskip(engine)
+    aborting = call_import(0, 0, 0, 3, 4) + UNREACHABLE  # as AssemblyScript compiles a throw
+    returning = call_import(0, 0, 0, 5, 6)  # a guest that returns from its abort
+    abort = [Imp("env", "abort", ["i32"] * 4)]
+    manifest = MANIFEST + "[exports.returns]\n"
+    calls = module(imports=abort, functions=[Func("fails", body=aborting), Func("returns", body=returning)])
+    bundle = make_bundle(tmp_path / "calls", keys.key, wasm=calls, manifest=manifest)
+    guest = open_guest(read_bundle(bundle, load_trust(keys.trust)), engine=engine)
+    with guest:
+        with pytest.raises(GuestError, match=r"^hello: guest aborted: \? \(at \?:3:4\)$"):
+            guest.call("fails", ())
+        with pytest.raises(GuestError, match=r"^hello: guest aborted: \? \(at \?:5:6\)$"):
+            guest.call("returns", ())
+    at_start = module(imports=abort, functions=[Func("boot", body=aborting), Func("fails")], start="boot")
+    bundle = make_bundle(tmp_path / "start", keys.key, wasm=at_start, manifest=MANIFEST)
+    with pytest.raises(GuestError, match=r"^hello: guest aborted: \? \(at \?:3:4\)$"):
+        open_guest(read_bundle(bundle, load_trust(keys.trust)), engine=engine)
