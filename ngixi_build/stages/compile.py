@@ -21,10 +21,11 @@ class CompileError(NgixiError):
     """asc rejected the guest's source; the message carries asc's own diagnostics."""
 
 
-# Release: fully optimized. Dev: binaryen's optimizer skipped (most of a warm compile's time), names kept,
-# and a source map, embedded by `with_source_map` so that a trap names the guest's own source line.
+# Release: fully optimized, with the name section (`--debug` changes no code at -O3), so that a trap names
+# the guest's function. Dev: binaryen's optimizer skipped (most of a warm compile's time), names kept, and a
+# source map, embedded by `with_source_map` so that a trap names the guest's own source line.
 OPTIMIZATION_FLAGS: dict[BuildProfile, tuple[str, ...]] = {
-    "release": ("-O3",),
+    "release": ("-O3", "--debug"),
     "dev": ("-O0", "--debug", "--sourceMap"),
 }
 

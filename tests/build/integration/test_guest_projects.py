@@ -30,6 +30,13 @@ export function encodedLength(n: i32): i32 {
   return encode(new Uint8Array(n)).length;
 }
 """
+OUT_OF_BOUNDS = """export function add(a: i32, b: i32): i32 {
+  const values = new Array<i32>(2);
+  return values[a] + b;
+}
+
+export function greet(): void {}
+"""
 B64_MANIFEST = """[guest]
 name = "b64"
 version = "0.1.0"
@@ -259,6 +266,8 @@ def test_a_state_dir_moves_every_piece_of_state(tool: Installed, tmp_path: Path)
 def test_watch_rebuilds_a_guest_of_an_installed_project(tool: Installed, project: Path, tmp_path: Path) -> None:
     root = new_project(tool, tmp_path / "watched")
     tool.run(root, "ngixi", "new", "live", "--abi", "component")
+    tool.run(root, "ngixi", "new", "oops")
+    (root / "guests" / "oops" / "assembly" / "index.ts").write_text(OUT_OF_BOUNDS)
     toolchain = root / ".ngixi" / "toolchain"
     shutil.copytree(project / ".ngixi" / "toolchain", toolchain, symlinks=True)  # installed once per module
     watcher = WatchProcess(root, command=(str(tool.bin_dir / "ngixi"), "watch", "--smoke"))
@@ -269,6 +278,12 @@ def test_watch_rebuilds_a_guest_of_an_installed_project(tool: Installed, project
         lines = watcher.until("live: 1 smoke call passed", "live: smoke failed")
         assert lines[-1].text == "live: 1 smoke call passed"
         assert watcher.stop(signal.SIGTERM) == 0  # SIGTERM: where tests run in the background, SIGINT is ignored
+        trapped = tool.run(root, "ngixi", "run", "artifacts/dev/bundles/oops-0.1.0.ngx", "add", "5", "1", check=False)
+        assert trapped.returncode == 5
+        assert trapped.stderr.endswith(
+            "oops: guest aborted: Index out of range (at ~lib/array.ts:114:42)"
+            " at guests/oops/assembly/index.ts:3:10 (in guests/oops/assembly/index/add)\n"
+        )
     finally:
         watcher.process.kill()
         watcher.process.wait()
@@ -306,4 +321,15 @@ def test_an_undeclared_export_warns_at_build(tool: Installed, project: Path) -> 
     assert (
         "warning: library-core: exported by the .wasm but not declared in manifests/library-core.toml: extra"
         in result.stderr + result.stdout
+    )
+
+
+def test_a_trap_in_a_release_profile_bundle_names_the_guests_function(tool: Installed, project: Path) -> None:
+    tool.run(project, "ngixi", "new", "oops")
+    (project / "guests" / "oops" / "assembly" / "index.ts").write_text(OUT_OF_BOUNDS)
+    tool.run(project, "doit", "build")
+    trapped = tool.run(project, "ngixi", "run", "artifacts/bundles/oops-0.1.0.ngx", "add", "5", "1", check=False)
+    assert trapped.returncode == 5
+    assert trapped.stderr.endswith(
+        "oops: guest aborted: Index out of range (at ~lib/array.ts:114:42) in guests/oops/assembly/index/add\n"
     )
