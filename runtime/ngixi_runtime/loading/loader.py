@@ -210,7 +210,13 @@ class Guest:
         message = aborted or str(error)
         where = None
         if error.frames and self._wasm is not None:
-            where = trap_location(self._wasm(), error.frames, source=f"{self.manifest.guest.name}: guest.wasm")
+            try:
+                wasm = self._wasm()
+            except NgixiError:  # the bundle is closed (an in-process load from an artifact): no place to say
+                wasm = b""
+            where = (
+                trap_location(wasm, error.frames, source=f"{self.manifest.guest.name}: guest.wasm") if wasm else None
+            )
         return GuestError(f"{message} {where}" if where else message, outcome=error.outcome, frames=error.frames)
 
 
@@ -468,8 +474,17 @@ def open_guest(
     else:
         opened = _open_core(bundle, manifest, ready, allow_compile=allow_compile, engine=engine, cpu_capped=cpu_capped)
     instance, context, origin = opened
-    wasm = None if manifest.guest.type.is_component else partial(bundle.data, bundle.index.member("wasm"))
+    wasm = None if manifest.guest.type.is_component else _wasm_reader(bundle)
     return Guest(manifest, instance, context, origin, compiled=origin.startswith(COMPILED), wasm=wasm)
+
+
+def _wasm_reader(bundle: VerifiedBundle) -> Callable[[], bytes]:
+    """The verified .wasm, for saying where a trap happened: a dev bundle's now, while its file is open."""
+    member = bundle.index.member("wasm")
+    if bundle.index.profile == "dev":
+        wasm = bundle.data(member)
+        return lambda: wasm
+    return partial(bundle.data, member)
 
 
 def _instantiating(host_side: Callable[[], HostContext], on_instantiate: Callable[[], None]) -> HostContext:
