@@ -111,3 +111,22 @@ def test_verify_uses_the_trust_file_from_the_environment(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(TRUST_VARIABLE, str(keys.trust))
     assert exit_code(["verify", str(bundle)]) == 0
+
+
+def test_run_keeps_sandboxes_in_the_projects_state_per_channel(
+    project_trust: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = make_key(tmp_path / "keys", channels=("dev", "release"))
+    manifest = HELLO_MANIFEST + '[capabilities.fs]\npreopens = [{ guest = "/data", host = "data", mode = "rw" }]\n'
+    bundles = {
+        channel: make_bundle(tmp_path / channel, keys.key, wasm=WASM, manifest=manifest, channel=channel)
+        for channel in ("dev", "release")
+    }
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for channel, bundle in bundles.items():
+        trust = ["--trust", str(keys.trust), "--state-dir", str(tmp_path / "rollback")]
+        assert exit_code(["run", "--in-process", *trust, "--project", str(tmp_path), str(bundle), "add", "1", "2"]) == 0
+        assert (tmp_path / ".ngixi" / "sandbox" / channel / "default" / "hello" / "files" / "data").is_dir()
+    assert list(elsewhere.iterdir()) == []
