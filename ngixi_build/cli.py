@@ -1,4 +1,4 @@
-"""The build side's `ngixi` commands: validate, keygen, publish, pull, wit, doctor, watch.
+"""The build side's `ngixi` commands: build, smoke, release, watch, validate, keygen, publish, pull, wit, doctor.
 
 `ngixi-build` declares them in the `ngixi.commands` entry-point group, where the run side's `ngixi`
 command (ngixi_runtime.cli) finds them.
@@ -11,20 +11,68 @@ import json
 from pathlib import Path
 
 from ngixi_build.project import Project, find_project
-from ngixi_runtime.cli import Command, add_trust_option, add_trust_scope_options, fail
-from ngixi_runtime.errors import InvalidInput, NgixiError
-from ngixi_runtime.trust.choice import chosen_trust_file
+from ngixi_runtime.cli import Command, add_trust_option, add_trust_scope_options, trust_file
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.guest.kind import GUEST_ABIS, GUEST_KINDS
+from ngixi_runtime.trust.choice import state_override
 
 
-def project_or_exit(root: Path) -> Project:
-    """The project at `root` with its configuration checked; a bad one exits with the message."""
-    project = Project(root)
-    try:
-        project.targets()
-        project.state_dir.mkdir(exist_ok=True)
-    except NgixiError as error:
-        fail(error)
-    return project
+def add_project_options(parser: argparse.ArgumentParser) -> None:
+    """--project and --state-dir, for the commands that work on a project."""
+    parser.add_argument(
+        "--project", type=Path, help="a directory in the project (default: the working directory); its root is above"
+    )
+    parser.add_argument(
+        "--state-dir", type=Path, help="where the project keeps its state (default: .ngixi/ in the project's root)"
+    )
+
+
+def chosen_project(args: argparse.Namespace) -> Project:
+    """The project the options name: the one at or above --project, else above the working directory."""
+    return find_project(args.project or Path.cwd(), state_dir=args.state_dir or state_override())
+
+
+def _run_tasks(args: argparse.Namespace, task: str) -> int:
+    from doit.cmd_base import ModuleTaskLoader
+    from doit.doit_cmd import DoitMain
+
+    from ngixi_build.workflows.dodo_tasks import checked_project, declare
+
+    tasks = declare(checked_project(chosen_project(args)))
+    return int(DoitMain(ModuleTaskLoader(tasks)).run([task]))
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    return _run_tasks(args, "build")
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    return _run_tasks(args, "smoke")
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    return _run_tasks(args, "release")
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from ngixi_build.workflows.scaffold import init_project
+
+    init_project(args.directory)
+    where = args.directory
+    print(f"ok: an ngixi project in {where}; add a guest with `cd {where} && ngixi new NAME`, then `doit build`")
+    return 0
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from ngixi_build.workflows.scaffold import new_guest
+
+    project = chosen_project(args)
+    written = new_guest(project, args.name, language=args.lang, kind=args.kind, abi=args.abi)
+    print(f"ok: {args.lang} {args.kind} guest {args.name} ({args.abi} ABI):")
+    for path in written:
+        print(f"  {path.relative_to(project.root)}")
+    print("build it with `doit build`, test it with `doit smoke`")
+    return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -68,7 +116,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_publish(args: argparse.Namespace) -> int:
     from ngixi_build.workflows.publish import publish_project_release
 
-    publish_project_release(find_project(Path.cwd()), force=args.force)  # it logs each tag and its pin
+    publish_project_release(chosen_project(args), force=args.force)  # it logs each tag and its pin
     return 0
 
 
@@ -76,16 +124,16 @@ def cmd_pull(args: argparse.Namespace) -> int:
     from ngixi_build.workflows.publish import pull_bundle
     from ngixi_runtime.trust.signatures import load_trust
 
-    trust = load_trust(chosen_trust_file(args.trust))
+    trust = load_trust(trust_file(args))
     path = pull_bundle(reference=args.reference, out_dir=args.out, trust=trust)
     print(f"ok: {path}")
     return 0
 
 
 def cmd_wit(args: argparse.Namespace) -> int:
-    from ngixi_build.toolchains.wit import WIT_DIR, load_catalog, resolve_json
+    from ngixi_build.toolchains.wit import load_catalog, resolve_json
 
-    wit_dir = find_project(Path.cwd()).root / WIT_DIR
+    wit_dir = chosen_project(args).wit_dir
     print(json.dumps(resolve_json(wit_dir), indent=2) if args.json else load_catalog(wit_dir).text, end="")
     return 0
 
@@ -93,7 +141,7 @@ def cmd_wit(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     from ngixi_build.workflows.watch import watch
 
-    watch(find_project(Path.cwd()), poll=args.poll, smoke=args.smoke, profile="release" if args.release else "dev")
+    watch(chosen_project(args), poll=args.poll, smoke=args.smoke, profile="release" if args.release else "dev")
     return 0
 
 
@@ -116,6 +164,7 @@ def _keygen_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _publish_arguments(parser: argparse.ArgumentParser) -> None:
+    add_project_options(parser)
     parser.add_argument(
         "--force", action="store_true", help="overwrite a tag that names other content (hosts may have pulled it)"
     )
@@ -128,15 +177,31 @@ def _pull_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _wit_arguments(parser: argparse.ArgumentParser) -> None:
+    add_project_options(parser)
     parser.add_argument("--json", action="store_true", help="print wasm-tools' resolution of it as JSON")
 
 
 def _watch_arguments(parser: argparse.ArgumentParser) -> None:
+    add_project_options(parser)
     parser.add_argument("--poll", action="store_true", help="poll for changes where file events do not arrive")
     parser.add_argument("--smoke", action="store_true", help="run the guest's [[smoke]] calls after each rebuild")
     parser.add_argument(
         "--release", action="store_true", help="build with the release profile, into doit build's outputs"
     )
+
+
+def _init_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directory", type=Path, help="the project's folder (made if missing)")
+
+
+def _new_arguments(parser: argparse.ArgumentParser) -> None:
+    from ngixi_build.workflows.scaffold import DEFAULT_LANGUAGE, languages
+
+    parser.add_argument("name", help='the guest\'s name: a lowercase letter, then lowercase letters, digits and "-"')
+    parser.add_argument("--lang", choices=languages(), default=DEFAULT_LANGUAGE, help="its language")
+    parser.add_argument("--kind", choices=GUEST_KINDS, default="library", help="a library of exports or a command")
+    parser.add_argument("--abi", choices=GUEST_ABIS, default="core", help="a core module or a component")
+    add_project_options(parser)
 
 
 def _no_arguments(parser: argparse.ArgumentParser) -> None:
@@ -148,7 +213,12 @@ KEYGEN = Command("write a new minisign key pair", cmd_keygen, _keygen_arguments)
 PUBLISH = Command(
     "push this project's release bundles to $NGIXI_REGISTRY (needs NGIXI_SIGNING_KEY)", cmd_publish, _publish_arguments
 )
+BUILD = Command("build every guest of the project (doit build, with no dodo.py)", cmd_build, add_project_options)
+SMOKE = Command("build, then run every guest's [[smoke]] calls (doit smoke)", cmd_smoke, add_project_options)
+RELEASE = Command("build the project's release (doit release)", cmd_release, add_project_options)
 PULL = Command("fetch a bundle from an OCI registry and verify it", cmd_pull, _pull_arguments)
 WIT = Command("print the WIT catalog of host capabilities (wit/) for component guests", cmd_wit, _wit_arguments)
+INIT = Command("create a guest project: pyproject.toml, dodo.py, .gitignore, README", cmd_init, _init_arguments)
+NEW = Command("add a guest to the project, ready to build, run and smoke-test", cmd_new, _new_arguments)
 DOCTOR = Command("say what this machine lacks to build and run guests", cmd_doctor, _no_arguments)
 WATCH = Command("rebuild a guest's dev bundle whenever its sources or manifest change", cmd_watch, _watch_arguments)

@@ -13,11 +13,16 @@ import tomli
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX, BuildProfile, artifact_path
+from ngixi_runtime.spec.project import DEV_TRUST_NAME, PROJECT_FILE, find_project_root, project_state_dir
 from ngixi_runtime.spec.targets import DEFAULT_TARGETS, SUPPORTED_TARGETS, Target, host_triple, resolve_target
-from ngixi_runtime.trust.choice import DEV_TRUST_FILE
 
 GUEST_ENTRY = Path("assembly/index.ts")
+# `release`: the guests `doit release` ships (read by workflows/release.py).
 _CONFIG_KEYS = ("targets", "wasmtime_targets", "release")
+# The WIT catalog of host capabilities shipped with this package, for projects without their own wit/.
+PACKAGED_WIT = Path(__file__).parent / "wit"
+WIT_DIR = "wit"
+NODE_MODULES = "node_modules"
 # Wasmtime's wheel compiles only for the machine it runs on and for its portable interpreter.
 WASMTIME_TARGETS = ("host", PORTABLE_TRIPLE)
 _TARGET_KEYS = ("triple", "cpu_features")
@@ -28,10 +33,18 @@ class Project:
     root: Path
     # Which build's outputs the paths below name: dev builds (watch mode) keep theirs apart.
     profile: BuildProfile = "release"
+    # --state-dir: where this project's state lives instead of <root>/.ngixi.
+    state_override: Path | None = None
 
     @property
     def state_dir(self) -> Path:
-        return self.root / ".ngixi"
+        return project_state_dir(self.root, self.state_override)
+
+    @property
+    def wit_dir(self) -> Path:
+        """The project's own WIT catalog (wit/), else the one this package ships."""
+        own = self.root / WIT_DIR
+        return own if own.is_dir() else PACKAGED_WIT
 
     @property
     def artifacts_dir(self) -> Path:
@@ -61,7 +74,7 @@ class Project:
 
     @property
     def dev_trust_file(self) -> Path:
-        return self.root / DEV_TRUST_FILE
+        return self.state_dir / DEV_TRUST_NAME
 
     @property
     def doit_db(self) -> Path:
@@ -80,9 +93,15 @@ class Project:
         return self.manifest_path(directory.name).is_file() or (directory / GUEST_ENTRY).is_file()
 
     def guest_sources(self, guest: str) -> list[Path]:
-        """The files a guest's compile depends on (sources and any asconfig)."""
-        directory = self.guests_dir / guest
-        return sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.startswith("."))
+        """The files a guest's compile depends on (sources, any asconfig, package.json and its lock file).
+
+        Never its installed npm packages (node_modules/): their record is the compile's input instead.
+        """
+        found = []
+        for root, dirs, files in os.walk(self.guests_dir / guest):
+            dirs[:] = [d for d in dirs if d != NODE_MODULES and not d.startswith(".")]
+            found += [Path(root) / name for name in files if not name.startswith(".")]
+        return sorted(p for p in found if p.is_file())
 
     def manifest_path(self, guest: str) -> Path:
         return self.manifests_dir / f"{guest}.toml"
@@ -102,7 +121,7 @@ class Project:
     @cached_property
     def config(self) -> dict[str, object]:
         """`[tool.ngixi]` from pyproject.toml (empty when absent)."""
-        path = self.root / "pyproject.toml"
+        path = self.root / PROJECT_FILE
         if not path.exists():
             return {}
         try:
@@ -185,9 +204,12 @@ def _target(entry: object, field: str) -> Target:
     return resolve_target(triple, source=field, cpu_features=features)
 
 
-def find_project(start: Path) -> Project:
-    """The nearest directory at or above `start` with guests/ or manifests/ and a pyproject.toml."""
-    for directory in (start.resolve(), *start.resolve().parents):
-        if (directory / "pyproject.toml").exists() and (directory / "manifests").is_dir():
-            return Project(directory)
-    raise InvalidInput(f"{start}: not inside an ngixi project (no pyproject.toml with a manifests/ directory)")
+def find_project(start: Path, *, state_dir: Path | None = None) -> Project:
+    """The project whose root is at or above `start` (a pyproject.toml with [tool.ngixi])."""
+    root = find_project_root(start)
+    if root is None:
+        raise InvalidInput(
+            f"{start}: not inside an ngixi project (no {PROJECT_FILE} with a [tool.ngixi] table here or above);"
+            " create one with `ngixi init DIR`, or name one with --project"
+        )
+    return Project(root, state_override=state_dir)

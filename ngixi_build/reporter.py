@@ -1,10 +1,15 @@
-"""A doit reporter that shows progress: which task runs, how many of how many, how long each took."""
+"""A doit reporter that shows progress: which task runs, how many of how many, how long each took.
+
+With doit's `continue` a failed guest does not stop the others; the summary then names each failed
+guest with the first error of its first failure.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any, TextIO
 
+from doit.exceptions import UnmetDependency
 from doit.reporter import ConsoleReporter
 
 
@@ -14,9 +19,10 @@ class ProgressReporter(ConsoleReporter):  # type: ignore[misc]
     def __init__(self, outstream: TextIO, options: dict[str, Any]) -> None:
         super().__init__(outstream, options)
         self.total = 0
-        self.started = 0
+        self.seen = 0  # tasks started, found up to date, ignored or not run: [seen/total] never shrinks
         self.ran = 0
         self.up_to_date = 0
+        self.not_run = 0
         self.starts: dict[str, float] = {}
         self.run_start = time.perf_counter()
 
@@ -25,9 +31,9 @@ class ProgressReporter(ConsoleReporter):  # type: ignore[misc]
 
     def execute_task(self, task: Any) -> None:
         if task.actions and not task.name.startswith("_"):
-            self.started += 1
+            self.seen += 1
             self.starts[task.name] = time.perf_counter()
-            self.write(f"[{self.started}/{self.total}] {task.name} ...\n")
+            self.write(f"[{self.seen}/{self.total}] {task.name} ...\n")
 
     def add_success(self, task: Any) -> None:
         if task.name in self.starts:
@@ -37,12 +43,19 @@ class ProgressReporter(ConsoleReporter):  # type: ignore[misc]
     def skip_uptodate(self, task: Any) -> None:
         if task.actions:
             self.up_to_date += 1
-            self.total -= 1
+            self.seen += 1
 
     def skip_ignore(self, task: Any) -> None:
-        self.total -= 1
+        if task.actions:
+            self.seen += 1
 
     def add_failure(self, task: Any, fail: Any) -> None:
+        if isinstance(fail, UnmetDependency):  # not run because an input failed: that failure is the news
+            self.seen += 1 if task.actions else 0
+            self.not_run += 1 if task.actions else 0
+            return
+        if task.actions and task.name not in self.starts:
+            self.seen += 1
         if fail.report:
             self.failures.append({"task": task, "exception": fail})
             self.write(f"FAILED {task.name}:\n{fail.message.rstrip()}\n")
@@ -50,9 +63,35 @@ class ProgressReporter(ConsoleReporter):  # type: ignore[misc]
     def complete_run(self) -> None:
         if self.runtime_errors:
             self.write("\n".join(self.runtime_errors) + "\n")
+        for guest, (task, error) in failed_guests(self.failures).items():
+            self.write(f"failed: {guest} ({task}): {error}\n")
         elapsed = time.perf_counter() - self.run_start
         failed = f", {len(self.failures)} failed" if self.failures else ""
-        self.write(f"{self.ran} tasks ran, {self.up_to_date} up to date{failed} in {elapsed:.2f} s\n")
+        not_run = f", {self.not_run} not run (an input failed)" if self.not_run else ""
+        ran = f"{self.ran} {'task' if self.ran == 1 else 'tasks'} ran"
+        self.write(f"{ran}, {self.up_to_date} up to date{failed}{not_run} in {elapsed:.2f} s\n")
+
+
+def failed_guests(failures: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Each failed guest (or task without one) → its first failed task and that failure's first error line."""
+    found: dict[str, tuple[str, str]] = {}
+    for failure in failures:
+        base, _, sub = failure["task"].name.partition(":")
+        guest = sub.split("@")[0] if sub else base
+        found.setdefault(guest, (base, first_error(failure["exception"].message)))
+    return found
+
+
+def first_error(message: str) -> str:
+    """The line of a failure's message that says what went wrong: the first naming an error, else the first."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if not lines:
+        return "failed"
+    marked = next((i for i, line in enumerate(lines) if i and line.upper().startswith(("ERROR", "FAILURE"))), None)
+    if marked is None:
+        return lines[0]
+    where = next((line for line in lines[marked + 1 :] if line.startswith("└─ in ")), None)  # asc's source line
+    return f"{lines[marked]} ({where.removeprefix('└─ in ')})" if where else lines[marked]
 
 
 def _closure(tasks: dict[str, Any], selected: list[str]) -> set[str]:

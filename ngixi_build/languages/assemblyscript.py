@@ -7,10 +7,10 @@ from pathlib import Path
 
 from ngixi_build.guests import GuestBuild
 from ngixi_build.languages.base import CompileJob, Language, ToolchainStatus
-from ngixi_build.project import GUEST_ENTRY, Project
+from ngixi_build.project import GUEST_ENTRY, NODE_MODULES, Project
 from ngixi_build.stages import compile as compile_stage
 from ngixi_build.stages import component, core_bindings
-from ngixi_build.toolchains import asdata
+from ngixi_build.toolchains import asdata, npm_deps
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
 from ngixi_runtime.guest.manifest import load_manifest
 
@@ -20,7 +20,8 @@ def compile_inputs(project: Project, guest: GuestBuild) -> tuple[Path, compile_s
 
     A library component's entry is its export glue, written here from its world (`component.write_guest_bindings`).
     """
-    entry = (project.guests_dir / guest.name / GUEST_ENTRY).relative_to(project.root)
+    guest_dir = project.guests_dir / guest.name
+    entry = (guest_dir / GUEST_ENTRY).relative_to(project.root)
     kind = guest.type.kind
     if guest.type.is_component and kind == "library":
         manifest = load_manifest(project.manifest_path(guest.name))
@@ -30,6 +31,8 @@ def compile_inputs(project: Project, guest: GuestBuild) -> tuple[Path, compile_s
     else:  # the core bindings' package (`import { kv } from "ngixi"`) and the call data ABI's
         bindings = os.path.relpath(core_bindings.as_package_dir(project), project.root)
         extra = ("--path", bindings, *asdata.compile_arguments(project.root))
+    if npm_deps.has_dependencies(guest_dir):  # imports by package name resolve in the guest's node_modules
+        extra += ("--path", str((guest_dir / NODE_MODULES).relative_to(project.root)))
     return entry, compile_stage.CompileOptions(
         kind=kind, memory_pages=guest.memory_pages, extra_arguments=extra, profile=project.profile
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -12,16 +13,23 @@ from pathlib import Path
 from ngixi_build.proc import run
 from ngixi_build.toolchains.assemblyscript import Toolchain
 from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.files import write_atomic
 from ngixi_runtime.guest.kind import GuestKind
 from ngixi_runtime.spec.bundle_format import BuildProfile
+from ngixi_runtime.spec.sourcemap import SOURCE_MAP_SECTION
 
 
 class CompileError(NgixiError):
     """asc rejected the guest's source; the message carries asc's own diagnostics."""
 
 
-# Release: fully optimized. Dev: binaryen's optimizer skipped (most of a warm compile's time), names kept.
-OPTIMIZATION_FLAGS: dict[BuildProfile, tuple[str, ...]] = {"release": ("-O3",), "dev": ("-O0", "--debug")}
+# Release: fully optimized, with the name section (`--debug` changes no code at -O3), so that a trap names
+# the guest's function. Dev: binaryen's optimizer skipped (most of a warm compile's time), names kept, and a
+# source map, embedded by `with_source_map` so that a trap names the guest's own source line.
+OPTIMIZATION_FLAGS: dict[BuildProfile, tuple[str, ...]] = {
+    "release": ("-O3", "--debug"),
+    "dev": ("-O0", "--debug", "--sourceMap"),
+}
 
 
 @dataclass(frozen=True)
@@ -60,12 +68,17 @@ def compile_guest(
 ) -> int:
     """Compiles `entry` (relative to the project root) into `out_path`; returns the .wasm size."""
     with compiled_into(out_path) as temporary:
-        run(
-            [*toolchain.asc, *asc_arguments(toolchain, project_root, entry, temporary, options)],
-            what=f"asc {entry}",
-            cwd=project_root,
-            error=CompileError,
-        )
+        try:
+            run(
+                [*toolchain.asc, *asc_arguments(toolchain, project_root, entry, temporary, options)],
+                what=f"asc {entry}",
+                cwd=project_root,
+                error=CompileError,
+            )
+            if options.profile == "dev":
+                write_atomic(temporary, with_source_map(temporary))
+        finally:
+            source_map_path(temporary).unlink(missing_ok=True)
     return out_path.stat().st_size
 
 
@@ -80,3 +93,30 @@ def compiled_into(out_path: Path) -> Iterator[Path]:
         os.replace(temporary, out_path)
     finally:
         Path(temporary).unlink(missing_ok=True)
+
+
+def source_map_path(wasm_path: Path) -> Path:
+    """Where asc's --sourceMap writes the map of the module it writes to `wasm_path`."""
+    return wasm_path.with_name(f"{wasm_path.name}.map")
+
+
+def with_source_map(wasm_path: Path) -> bytes:
+    """The module at `wasm_path` with its source map (sources and mappings only) in a custom section."""
+    wasm = wasm_path.read_bytes()
+    try:
+        document = json.loads(source_map_path(wasm_path).read_text(encoding="utf-8"))
+        slim = {"version": 3, "sources": document["sources"], "mappings": document["mappings"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return wasm  # no map written: the trap still names the function
+    name = SOURCE_MAP_SECTION.encode()
+    payload = _leb128(len(name)) + name + json.dumps(slim, separators=(",", ":")).encode()
+    return wasm + b"\0" + _leb128(len(payload)) + payload
+
+
+def _leb128(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)

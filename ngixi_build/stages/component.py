@@ -25,7 +25,6 @@ from ngixi_build.toolchains.asexports import GLUE, generate_exports, implementat
 from ngixi_build.toolchains.assemblyscript import toolchain_for
 from ngixi_build.toolchains.wit import (
     HOST_WORLD,
-    WIT_DIR,
     WitError,
     World,
     load_catalog,
@@ -71,12 +70,12 @@ def bindings_paths(project: Project) -> list[Path]:
 
 
 def catalog_sources(project: Project) -> list[Path]:
-    return wit_sources(project.root / WIT_DIR)
+    return wit_sources(project.wit_dir)
 
 
 def generate_bindings(project: Project) -> list[Path]:
     """Writes the AssemblyScript bindings of the project's WIT catalog."""
-    return write_bindings(load_catalog(project.root / WIT_DIR), bindings_dir(project))
+    return write_bindings(load_catalog(project.wit_dir), bindings_dir(project))
 
 
 def core_path(project: Project, guest: str) -> Path:
@@ -146,8 +145,8 @@ def _world_dir(project: Project, manifest: Manifest) -> Iterator[Path]:
     """A WIT directory with the guest's world and the host catalog as its dependency."""
     with tempfile.TemporaryDirectory(prefix="ngixi-world-") as temporary:
         directory = Path(temporary)
-        package = load_catalog(project.root / WIT_DIR).package
-        shutil.copytree(project.root / WIT_DIR, directory / "deps" / "ngixi-host")
+        package = load_catalog(project.wit_dir).package
+        shutil.copytree(project.wit_dir, directory / "deps" / "ngixi-host")
         own = guest_world_path(project, manifest.guest.name)
         text = own.read_text(encoding="utf-8") if own.is_file() else world_text(manifest, package)
         (directory / "world.wit").write_text(text, encoding="utf-8")

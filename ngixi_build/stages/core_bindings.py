@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ngixi_build.project import Project
 from ngixi_build.toolchains import corebindings
-from ngixi_build.toolchains.wit import WIT_DIR, load_catalog
+from ngixi_build.toolchains.wit import load_catalog
 from ngixi_runtime.files import write_atomic
 
 GENERATOR = corebindings.__file__
@@ -39,8 +39,8 @@ def paths(project: Project) -> list[Path]:
 
 
 def available(project: Project) -> bool:
-    """Whether the project has a WIT catalog to generate bindings from (a project without wit/ gets none)."""
-    return (project.root / WIT_DIR).is_dir()
+    """Whether the project has a WIT catalog to generate bindings from (its own wit/ or the packaged one)."""
+    return project.wit_dir.is_dir()
 
 
 def inputs(project: Project, path: Path) -> list[Path]:
@@ -53,7 +53,7 @@ def generate(project: Project) -> list[Path]:
     if not available(project):
         return []
     written = []
-    for relative, text in corebindings.generate(load_catalog(project.root / WIT_DIR)).items():
+    for relative, text in corebindings.generate(load_catalog(project.wit_dir)).items():
         path = bindings_dir(project) / relative
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             write_atomic(path, text.encode())

@@ -81,6 +81,12 @@ class Toolchain:
         """The WASI preview 1 adapter a component guest of this kind that imports WASI is made with."""
         return self.root / "wasi-adapter" / f"{kind}.wasm"
 
+    def npm(self) -> tuple[Path, dict[str, str]]:
+        """The toolchain's npm (the system's with a system Node.js) and the environment that runs it with its node."""
+        bin_dir = self.root / "env" / "bin"
+        npm = bin_dir / "npm" if (bin_dir / "npm").exists() else Path(shutil.which("npm") or "npm")
+        return npm, {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+
     @property
     def complete(self) -> bool:
         return (self.root / _COMPLETE).exists()
@@ -145,9 +151,7 @@ def _install(toolchain: Toolchain) -> None:
     for name, data in pin_bytes().items():
         if name != "pins.toml":
             (toolchain.root / name).write_bytes(data)
-    npm = env_dir / "bin" / "npm" if (env_dir / "bin" / "npm").exists() else Path(shutil.which("npm") or "npm")
-    path = f"{env_dir / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
-    env = {**os.environ, "PATH": path}
+    npm, env = toolchain.npm()
     run(
         [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
         what="npm ci (AssemblyScript toolchain)",

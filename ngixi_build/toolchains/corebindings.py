@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ngixi_build.toolchains.asbindings import _identifier as as_identifier
+from ngixi_build.toolchains.ascanon import identifier as as_identifier
 from ngixi_build.toolchains.wit import Catalog, Function, TypeRef, WitError, core_signature
 from ngixi_runtime.spec.abi import Status
 

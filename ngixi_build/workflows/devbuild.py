@@ -33,7 +33,7 @@ from ngixi_build.languages.registry import language_of
 from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
 from ngixi_build.stages import component, core_bindings
-from ngixi_build.stages.compile import CompileError, asc_arguments
+from ngixi_build.stages.compile import CompileError, asc_arguments, with_source_map
 from ngixi_build.stages.memory import bound_memory
 from ngixi_build.stages.precompile import artifact_metadata, read_metadata, wasmtime_artifact_is_current
 from ngixi_build.toolchains.asc_server import AscReply, AscServer, CompilerDied
@@ -126,6 +126,8 @@ class DevBuilder:
             component.generate_bindings(self.project)
         else:
             core_bindings.generate(self.project)
+        pipeline.check_manifest(self.project, name)
+        pipeline.install_dependencies_if_any(self.project, name)
         with step("compile"):
             self._compile(guest)
         targets, wasmtime_triples = pipeline.artifact_plan(self.project, guest)
@@ -134,7 +136,7 @@ class DevBuilder:
                 if guest.type.is_component and _compiled_by_asc(guest):
                     component.componentize_guest(self.project, name, core_wasm=self._scratch(name))
                 else:
-                    write_atomic(self.project.wasm_path(name), self._scratch(name).read_bytes())
+                    write_atomic(self.project.wasm_path(name), self._scratch_wasm(name))
                     if not guest.type.is_component:  # as doit build does: any toolchain's module gets a maximum
                         bound_memory(wasm_path=self.project.wasm_path(name), memory_pages=guest.memory_pages)
             with step("validate"):
@@ -190,6 +192,10 @@ class DevBuilder:
 
     def _scratch(self, guest: str) -> Path:
         return self.project.watch_dir / self.project.profile / f"{guest}.wasm"
+
+    def _scratch_wasm(self, guest: str) -> bytes:
+        scratch = self._scratch(guest)
+        return with_source_map(scratch) if self.project.profile == "dev" else scratch.read_bytes()
 
     def _compile(self, guest: GuestBuild) -> None:
         """Compiles into the scratch file, reusing a prefetched compile of the same sources."""

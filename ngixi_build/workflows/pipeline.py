@@ -19,10 +19,14 @@ from ngixi_build.stages.precompile import precompile_guest, precompile_wasmtime,
 from ngixi_build.stages.signing import SigningKey, ensure_dev_key
 from ngixi_build.stages.smoke import smoke_bundle
 from ngixi_build.stages.validate import check_validated, validate_guest
-from ngixi_build.toolchains.assemblyscript import ensure_toolchain
+from ngixi_build.toolchains import npm_deps
+from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
+from ngixi_build.workflows.scaffold import link_for_editors
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.guest.manifest import Manifest, load_manifest
 from ngixi_runtime.spec.bundle_format import Channel
 from ngixi_runtime.spec.targets import Target
+from ngixi_runtime.spec.wasm import read_module_info
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +40,29 @@ def artifact_plan(project: Project, guest: GuestBuild) -> tuple[list[Target], li
 
 def install_toolchain(project: Project) -> None:
     """The AssemblyScript toolchain, and every other toolchain a guest of the project needs."""
-    ensure_toolchain(state_dir=project.state_dir)
+    toolchain = ensure_toolchain(state_dir=project.state_dir)
+    link_for_editors(project.state_dir, toolchain.root / "node_modules")
     for language in used_languages(project, list(read_guests(project).values())):
         language.install(project.state_dir)
 
 
 def make_dev_key(project: Project) -> None:
     ensure_dev_key(keys_dir=project.keys_dir, trust_file=project.dev_trust_file)
+
+
+def install_dependencies(project: Project, guest: str) -> None:
+    """The guest's own npm dependencies (package.json + package-lock.json), installed when its lock changed."""
+    npm_deps.install_dependencies(toolchain_for(project.state_dir), project.guests_dir / guest)
+
+
+def install_dependencies_if_any(project: Project, guest: str) -> None:
+    if npm_deps.has_dependencies(project.guests_dir / guest):
+        install_dependencies(project, guest)
+
+
+def guest_dependencies(project: Project, guest: str) -> list[dict[str, str]]:
+    """For release provenance: each npm package the guest's build used, with its version, integrity and sha256."""
+    return npm_deps.recorded_dependencies(project.guests_dir / guest)
 
 
 @dataclass(frozen=True)
@@ -68,8 +88,15 @@ def compile_deps(project: Project, guest: GuestBuild) -> CompileDeps:
     )
 
 
+def check_manifest(project: Project, guest: str) -> None:
+    """Reads the guest's manifest: a missing or broken one fails before anything is compiled."""
+    load_manifest(project.manifest_path(guest))
+
+
 def compile_guest(project: Project, guest: GuestBuild) -> None:
     """Compiles the guest with its language's toolchain into its .wasm."""
+    check_manifest(project, guest.name)
+    install_dependencies_if_any(project, guest.name)  # a release's clean copy has no node_modules yet
     language = language_of(project, guest)
     wasm_path = project.wasm_path(guest.name)
     size = language.compile(CompileJob(project, guest, wasm_path))
@@ -79,11 +106,30 @@ def compile_guest(project: Project, guest: GuestBuild) -> None:
 
 
 def validate(project: Project, guest: str) -> None:
-    validate_guest(
+    manifest = validate_guest(
         manifest_path=project.manifest_path(guest),
         wasm_path=project.wasm_path(guest),
         record_path=project.validated_path(guest),
     )
+    extra = undeclared_exports(manifest, project.wasm_path(guest))
+    if extra:
+        log.warning(
+            "warning: %s: exported by the .wasm but not declared in %s: %s (no host can call %s;"
+            " declare %s under [exports] or stop exporting %s)",
+            guest,
+            project.manifest_path(guest).relative_to(project.root),
+            ", ".join(extra),
+            *(["it"] * 3 if len(extra) == 1 else ["them"] * 3),
+        )
+
+
+def undeclared_exports(manifest: Manifest, wasm_path: Path) -> list[str]:
+    """A core guest's exported functions its manifest does not declare (`_`-prefixed runtime helpers aside)."""
+    if manifest.guest.type.is_component:
+        return []
+    info = read_module_info(wasm_path.read_bytes(), source=str(wasm_path))
+    declared = {e.name for e in manifest.exports}
+    return sorted(e.name for e in info.exports if e.kind == "func" and e.name not in declared and e.name[:1] != "_")
 
 
 def precompile(project: Project, guest: str, target: Target) -> None:
@@ -155,4 +201,11 @@ def smoke(project: Project, guest: GuestBuild) -> None:
         trust_file=project.dev_trust_file,
         label=str(project.manifest_path(guest.name).relative_to(project.root)),
     )
-    log.info("%s: %d smoke calls passed", guest.name, count)
+    log.info("%s: %s", guest.name, smoke_summary(count))
+
+
+def smoke_summary(count: int) -> str:
+    """How a guest's smoke calls went, as one line: "1 smoke call passed"."""
+    if count == 0:
+        return "no [[smoke]] calls in its manifest, nothing to check"
+    return f"{count} smoke {'call' if count == 1 else 'calls'} passed"

@@ -13,10 +13,12 @@ from doit.exceptions import TaskFailed
 from doit.task import Task
 
 from ngixi_build.locking import build_lock
+from ngixi_build.toolchains.npm_deps import tree_stat
 from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.files import sha256_of
 
 _TARGETS_KEY = "targets"
+_TREE_KEY = "tree"
 
 
 def precompile_subtask(guest: str, triple: str, engine: str = "wasmer") -> str:
@@ -108,3 +110,16 @@ def _unchanged(path: Path, recorded: object) -> bool:
     if not isinstance(recorded, list) or len(recorded) != len(now) + 1:
         return False
     return recorded[:-1] == now or (recorded[0] == now[0] and recorded[-1] == sha256_of(path))
+
+
+class TreeUnchanged:
+    """doit's `uptodate` check that no file under a directory changed (path, size, mtime) since the task ran."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def configure_task(self, task: Task) -> None:
+        task.value_savers.append(lambda: {_TREE_KEY: tree_stat(self.directory)})
+
+    def __call__(self, task: Task, values: dict[str, Any]) -> bool:
+        return bool(values.get(_TREE_KEY) == tree_stat(self.directory))

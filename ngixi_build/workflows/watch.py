@@ -47,7 +47,7 @@ from ngixi_build.stages.smoke import smoke_bundle
 from ngixi_build.toolchains.asc_server import AscServer
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain
 from ngixi_build.workflows.devbuild import DevBuilder, StepTimes
-from ngixi_build.workflows.pipeline import make_dev_key
+from ngixi_build.workflows.pipeline import make_dev_key, smoke_summary
 from ngixi_build.workflows.tasks import clean_failure, show_logs
 from ngixi_runtime.errors import InvalidInput, NgixiError
 from ngixi_runtime.spec.bundle_format import BuildProfile
@@ -250,7 +250,7 @@ def _smoke_and_report(bundle: Path, trust_file: Path, label: str, report: Connec
     except NgixiError as error:
         report.send(f"smoke failed:\n{error}")
         return
-    report.send(f"{count} smoke calls passed")
+    report.send(smoke_summary(count))
 
 
 def smoke_in_child(bundle: Path, *, trust_file: Path, label: str) -> str:

@@ -22,7 +22,7 @@ from ngixi_runtime.engines.base import AUTO, ENGINE_NAMES, ENGINE_VARIABLE
 from ngixi_runtime.errors import InvalidInput, NgixiError
 from ngixi_runtime.spec.bundle_format import CHANNELS
 from ngixi_runtime.spec.wit_json import shown, to_json
-from ngixi_runtime.trust.choice import DEV_TRUST_FILE, TRUST_VARIABLE, chosen_trust_file
+from ngixi_runtime.trust.choice import DEV_TRUST_FILE, TRUST_VARIABLE, chosen_trust_file, state_override
 
 if TYPE_CHECKING:
     from ngixi_runtime.bundles.reader import VerifiedBundle
@@ -50,8 +50,27 @@ def add_trust_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trust",
         type=Path,
-        help=f"trust file (default: ${TRUST_VARIABLE}, else {DEV_TRUST_FILE} in the working directory)",
+        help=f"trust file (default: ${TRUST_VARIABLE}, else {DEV_TRUST_FILE} of the project at or above"
+        " --project or the working directory; never one near the bundle)",
     )
+    parser.add_argument(
+        "--project", type=Path, help="the project whose dev trust and sandboxes to use (default: the one above the cwd)"
+    )
+
+
+def trust_file(args: argparse.Namespace) -> Path:
+    """The trust file the options choose (`add_trust_option`'s)."""
+    return chosen_trust_file(args.trust, project=args.project)
+
+
+def _default_sandboxes(args: argparse.Namespace) -> Path:
+    """The project's `<state>/sandbox` (the project above --project or the cwd), else the user's state directory's."""
+    from ngixi_runtime.spec.project import SANDBOX_NAME, find_project_root, project_state_dir
+    from ngixi_runtime.trust.rollback import default_state_dir
+
+    root = find_project_root(args.project or Path.cwd())
+    state = project_state_dir(root, state_override()) if root is not None else default_state_dir()
+    return state / SANDBOX_NAME
 
 
 def _rollback_guard(args: argparse.Namespace, trust_file: Path) -> RollbackGuard:
@@ -93,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ngixi_runtime.loading.tenants import CallFailed, open_tenant
     from ngixi_runtime.trust.policy import load_policy
 
-    trust = chosen_trust_file(args.trust)
+    trust = trust_file(args)
     policy = load_policy(args.policy) if args.policy else None
     argv = [a for a in (args.export, *args.args) if a is not None]
     with open_tenant(
@@ -106,7 +125,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         # read only for a guest granted stdin; `--input -` is the call's input instead (call_io)
         stdin=None if args.input == "-" else lambda limit: sys.stdin.buffer.read(limit + 1),
         rollback=_rollback_guard(args, trust),
-        sandboxes=args.sandbox,
+        sandboxes=args.sandbox or _default_sandboxes(args),
+        sandbox_per_channel=args.sandbox is None,
         tenant=args.tenant,
         engine=args.engine,
     ) as tenant:
@@ -158,8 +178,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from ngixi_runtime.loading.loader import check_guest_code
     from ngixi_runtime.trust.signatures import load_trust
 
-    trust_file = chosen_trust_file(args.trust)
-    bundle = read_bundle(args.bundle, load_trust(trust_file), rollback=_rollback_guard(args, trust_file))
+    chosen = trust_file(args)
+    bundle = read_bundle(args.bundle, load_trust(chosen), rollback=_rollback_guard(args, chosen))
     check_guest_code(bundle)
     print(f"ok: {_summary(bundle)}")
     return 0
@@ -171,7 +191,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from ngixi_runtime.loading.loader import artifact_misfit, bundle_world, code_plan, host_profile, verified_manifest
     from ngixi_runtime.trust.signatures import load_trust
 
-    bundle = read_bundle(args.bundle, load_trust(chosen_trust_file(args.trust)))
+    bundle = read_bundle(args.bundle, load_trust(trust_file(args)))
     world = bundle_world(bundle)  # a component guest's; None for a core guest
     wants_fuel = verified_manifest(bundle).limits.fuel is not None
     engine = chosen_engine(args.engine, wants_fuel=wants_fuel, component=world is not None)
@@ -317,9 +337,9 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sandbox",
         type=Path,
-        default=Path(".ngixi") / "sandbox",
         help="where guests keep state: DIR/TENANT/GUEST/files holds their fs preopens, "
-        "DIR/TENANT/GUEST/kv.sqlite3 their kv store (default: .ngixi/sandbox)",
+        "DIR/TENANT/GUEST/kv.sqlite3 their kv store (default: the project's .ngixi/sandbox/CHANNEL, "
+        "else sandbox/CHANNEL in the user's state directory; dev and release bundles apart)",
     )
     parser.add_argument(
         "--tenant",
@@ -389,6 +409,7 @@ def _parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
         prog="ngixi", description="Verify and run Ngixi WebAssembly guests; with ngixi-build installed, build them too."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    parser.add_argument("--version", action=_VersionAction, help="print the installed versions and exit")
     subcommands = parser.add_subparsers(dest="command", required=True)
     for name, command in commands.items():
         sub = subcommands.add_parser(name, help=command.help, description=command.help)
@@ -399,17 +420,51 @@ def _parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     return parser
 
 
+class _VersionAction(argparse.Action):
+    """`--version`: the installed distributions' versions, read only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help=str(kwargs.get("help", "")))
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> NoReturn:
+        from importlib.metadata import PackageNotFoundError, version
+
+        found = []
+        for distribution in ("ngixi-runtime", "ngixi-build"):
+            try:
+                found.append(f"{distribution} {version(distribution)}")
+            except PackageNotFoundError:
+                continue
+        print(", ".join(found) or "ngixi from a source tree")
+        parser.exit()
+
+
+# A shell's status for a command whose reader went away (128 + SIGPIPE), as `yes | head` ends.
+BROKEN_PIPE_STATUS = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
     args = _parser(_commands_for(arguments)).parse_args(arguments)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
         code: int = args.handler(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _reader_gone()
     except NgixiError as error:
         fail(error)
     except KeyboardInterrupt:
         return 130
     return code
+
+
+def _reader_gone() -> int:
+    """stdout's reader closed it (`ngixi inspect --json B | head -3`): stop quietly, no flush at exit."""
+    import os
+
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return BROKEN_PIPE_STATUS
 
 
 if __name__ == "__main__":

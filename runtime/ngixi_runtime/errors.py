@@ -29,14 +29,16 @@ class GuestError(NgixiError):
     """The guest trapped, exited with an error or broke a limit while running.
 
     `outcome` says how the call ended: trap, quota, timeout, cpu, memory or crash; with the call data ABI
-    (capabilities/data.py) also range (a range outside guest memory) or output (not the declared kind).
+    (capabilities/data.py) also range (a range outside guest memory) or output (not the declared kind). A
+    trap's `frames` are the engine's (function index, module offset) pairs, innermost first, where it knows them.
     """
 
     exit_code = 5
 
-    def __init__(self, message: str, *, outcome: str = "trap") -> None:
+    def __init__(self, message: str, *, outcome: str = "trap", frames: tuple[tuple[int, int], ...] = ()) -> None:
         super().__init__(message)
         self.outcome = outcome
+        self.frames = frames
 
 
 class PolicyError(NgixiError):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from ngixi_runtime.capabilities.base import WASI, Capability, host_import, wasi_import
 from ngixi_runtime.capabilities.context import GuestExit, HostContext, HostFunction
-from ngixi_runtime.errors import GuestError
 from ngixi_runtime.spec.abi import Errno, read_u32
 
 
@@ -17,8 +16,10 @@ def _abort(ctx: HostContext) -> HostFunction:
         return ctx.mem.read(pointer, min(size, 4096)).decode("utf-16-le", errors="replace")
 
     def abort(message: int, file_name: int, line: int, column: int) -> None:
+        # Returns: the compiler's `unreachable` after the call traps with the guest's frames, which say
+        # where in its own code it was; the loader reports the trap with this message.
         where = f"{read_string(file_name)}:{line}:{column}"
-        raise GuestError(f"{ctx.guest}: guest aborted: {read_string(message)} (at {where})")
+        ctx.aborted = f"{ctx.guest}: guest aborted: {read_string(message)} (at {where})"
 
     return abort
 

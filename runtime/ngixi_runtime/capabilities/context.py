@@ -139,6 +139,7 @@ class HostContext:
     closers: list[Callable[[], None]] = field(default_factory=list)  # run first by close()
     call_ends_at: float = math.inf  # when the current call reaches limits.timeout_ms (time.monotonic)
     data: CallData = field(default_factory=CallData)
+    aborted: str | None = None  # the guest's abort message in the current call (its trap follows)
 
     @property
     def mem(self) -> GuestMemory:

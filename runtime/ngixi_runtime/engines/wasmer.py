@@ -6,6 +6,7 @@ and traps become `NgixiError`s at one point.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -69,6 +70,14 @@ def _engine_failure(what: str, failure: BaseException, error: type[NgixiError]) 
     # Wasmer appends a wasm backtrace ("at <unnamed> (<module>[3]:0x238)") that names nothing useful.
     message = str(failure).removeprefix("RuntimeError: ").strip().split("\n")[0] or type(failure).__name__
     return error(f"{what}: {message}")
+
+
+# A frame of Wasmer's wasm backtrace: "at <name> (<module>[<function index>]:0x<module offset>)".
+_FRAME = re.compile(r"\[(\d+)\]:0x([0-9a-fA-F]+)\)")
+
+
+def _trap_frames(message: str) -> tuple[tuple[int, int], ...]:
+    return tuple((int(index), int(offset, 16)) for index, offset in _FRAME.findall(message))
 
 
 def _compiler_store(triple: str | None = None, cpu_features: Sequence[str] = ()) -> wasmer.Store:
@@ -136,7 +145,8 @@ class WasmerInstance:
         except _PASS_THROUGH:
             raise
         except BaseException as failure:  # pyo3 panics derive from BaseException
-            raise _engine_failure(f"{self.guest}: {export} trapped", failure, GuestError) from None
+            error = _engine_failure(f"{self.guest}: {export} trapped", failure, GuestError)
+            raise GuestError(str(error), frames=_trap_frames(str(failure))) from None
         return as_results(result)
 
 

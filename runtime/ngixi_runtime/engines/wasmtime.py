@@ -319,7 +319,8 @@ def call_within_deadline(
             raise deadline.error() from None
         if trap.trap_code == wasmtime.TrapCode.OUT_OF_FUEL:
             raise deadline.out_of_fuel(export) from None
-        raise GuestError(f"{deadline.guest}: {export} trapped: {trap_message(trap)}") from None
+        frames = tuple((frame.func_index, frame.module_offset) for frame in trap.frames)
+        raise GuestError(f"{deadline.guest}: {export} trapped: {trap_message(trap)}", frames=frames) from None
     except wasmtime.WasmtimeError as error:
         raise GuestError(f"{deadline.guest}: {export} failed: {first_line(error)}") from None
     finally:

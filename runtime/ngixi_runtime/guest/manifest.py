@@ -332,6 +332,8 @@ def load_manifest(path: Path) -> Manifest:
     """Reads and parses `manifests/<name>.toml`."""
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInput(f"{path}: missing; create it: each guest needs manifests/<name>.toml") from None
     except (OSError, UnicodeDecodeError) as error:
         raise InvalidInput(f"{path}: cannot read the manifest: {error}") from None
     return parse_manifest(text, source=str(path), stem=path.stem)

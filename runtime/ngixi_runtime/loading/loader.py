@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Generic, TypeVar
@@ -29,13 +30,14 @@ from ngixi_runtime.engines.base import (
     engine_named,
     meters_fuel,
 )
-from ngixi_runtime.errors import ArtifactRefused, InvalidInput, NgixiError, PolicyError, VerificationError
+from ngixi_runtime.errors import ArtifactRefused, GuestError, InvalidInput, NgixiError, PolicyError, VerificationError
 from ngixi_runtime.guest.check import check_component, check_module
 from ngixi_runtime.guest.data import DataValue, check_input, encode, kind_word
 from ngixi_runtime.guest.limits import limit_problems
 from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number
 from ngixi_runtime.loading.aot_cache import AotCache, CacheKey, CacheUnavailable, EntryRefused
 from ngixi_runtime.spec.bundle_format import WASM_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
+from ngixi_runtime.spec.sourcemap import trap_location
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
 from ngixi_runtime.spec.wasm import ModuleInfo, read_module_info
 from ngixi_runtime.trust.signatures import TrustStore
@@ -129,8 +131,11 @@ def check_call(manifest: Manifest, export: str, args: Sequence[Any], data: bytes
             raise InvalidInput(f"{guest}: a command guest takes no call input; it reads its arguments")
         return
     declared = declared_export(manifest, export)
-    if not manifest.guest.type.is_component and len(args) != len(declared.params):
-        raise InvalidInput(f"{guest}: {export} takes {len(declared.params)} arguments, got {len(args)}")
+    if not manifest.guest.type.is_component:
+        if len(args) != len(declared.params):
+            raise InvalidInput(f"{guest}: {export} takes {len(declared.params)} arguments, got {len(args)}")
+        for position, (value, kind) in enumerate(zip(args, declared.params, strict=True), start=1):
+            check_integer(value, kind, what=f"{guest}: {export} argument {position}")
     _check_data(manifest, declared, data)
 
 
@@ -166,13 +171,23 @@ def encoded_input(manifest: Manifest, export: str, value: DataValue | None) -> b
 class Guest:
     """A loaded guest: call its exports, or run it as a command."""
 
-    def __init__(self, manifest: Manifest, instance: EngineInstance, context: HostContext, origin: str, compiled: bool):
+    def __init__(
+        self,
+        manifest: Manifest,
+        instance: EngineInstance,
+        context: HostContext,
+        origin: str,
+        *,
+        compiled: bool,
+        wasm: Callable[[], bytes] | None = None,
+    ):
         self.manifest = manifest
         self.origin = origin
         self.compiled = compiled
         self._instance = instance
         self._context = context
         context.data = CallData(manifest.limits.input_bytes, manifest.limits.output_bytes)
+        self._wasm = wasm  # the verified .wasm, read only to say where a trap happened
 
     @property
     def output(self) -> GuestOutput:
@@ -204,7 +219,8 @@ class Guest:
         check_call(self.manifest, export, args, data)
         self._begin_call()
         self._context.data.begin(export, data or b"")
-        return self._instance.call(export, args)
+        with self._explained_failures():
+            return self._instance.call(export, args)
 
     def take_output(self) -> bytes:
         """What the last call wrote through the call data ABI."""
@@ -215,10 +231,36 @@ class Guest:
         check_call(self.manifest, "_start", ())
         self._begin_call()
         try:
-            self._instance.call("_start", ())
+            with self._explained_failures():
+                self._instance.call("_start", ())
         except GuestExit as exit_:
             return exit_.code
         return 0
+
+    @contextmanager
+    def _explained_failures(self) -> Iterator[None]:
+        """A trap says the guest's abort message, if it aborted, and where in its own code it was."""
+        self._context.aborted = None
+        try:
+            yield
+        except GuestError as error:
+            raise self._explained(error) from None
+        if self._context.aborted is not None:  # an abort the guest returned from: still the call's end
+            raise GuestError(self._context.aborted)
+
+    def _explained(self, error: GuestError) -> GuestError:
+        aborted = self._context.aborted if error.outcome == "trap" else None
+        message = aborted or str(error)
+        where = None
+        if error.frames and self._wasm is not None:
+            try:
+                wasm = self._wasm()
+            except NgixiError:  # the bundle is closed (an in-process load from an artifact): no place to say
+                wasm = b""
+            where = (
+                trap_location(wasm, error.frames, source=f"{self.manifest.guest.name}: guest.wasm") if wasm else None
+            )
+        return GuestError(f"{message} {where}" if where else message, outcome=error.outcome, frames=error.frames)
 
 
 def verified_manifest(bundle: VerifiedBundle) -> Manifest:
@@ -440,7 +482,17 @@ def open_guest(
     else:
         opened = _open_core(bundle, manifest, ready, allow_compile=allow_compile, engine=engine, cpu_capped=cpu_capped)
     instance, context, origin = opened
-    return Guest(manifest, instance, context, origin, compiled=origin.startswith(COMPILED))
+    wasm = None if manifest.guest.type.is_component else _wasm_reader(bundle)
+    return Guest(manifest, instance, context, origin, compiled=origin.startswith(COMPILED), wasm=wasm)
+
+
+def _wasm_reader(bundle: VerifiedBundle) -> Callable[[], bytes]:
+    """The verified .wasm, for saying where a trap happened: a dev bundle's now, while its file is open."""
+    member = bundle.index.member("wasm")
+    if bundle.index.profile == "dev":
+        wasm = bundle.data(member)
+        return lambda: wasm
+    return partial(bundle.data, member)
 
 
 def _instantiating(host_side: Callable[[], HostContext], on_instantiate: Callable[[], None]) -> HostContext:
@@ -483,15 +535,23 @@ def _open_core(
     try:
         imports = core_imports(context, [(imp.module, imp.name) for imp in prepared.info.imports])
         instance = runner.instantiate(prepared, imports=imports, on_memory=link_memory)
-    except (NgixiError, GuestExit):
+    except GuestExit:
         context.close()
         raise
+    except NgixiError:  # its start function trapped: after an abort, say the abort
+        context.close()
+        if context.aborted is None:
+            raise
+        raise GuestError(context.aborted) from None
     except Exception as error:  # a binding's own failure to link: one line, never a traceback or a dead child
         context.close()
         raise NgixiError(f"{manifest.guest.name}: cannot link the guest: {type(error).__name__}: {error}") from None
     except BaseException:
         context.close()
         raise
+    if context.aborted is not None:  # a start function that returned from its abort
+        context.close()
+        raise GuestError(context.aborted)
     return instance, context, origin
 
 
@@ -582,7 +642,20 @@ def parse_arguments(decl: ExportDecl, raw: Sequence[str], *, guest: str) -> tupl
                 else '; to pass text, declare input = "text" on the export (docs/host-abi.md, "Call data")'
             )
             raise InvalidInput(f"{guest}: {decl.name} argument {position}: {text!r} is not an {kind}{hint}") from None
-        bits = {"i32": 32, "i64": 64}.get(kind)
-        if bits and not -(1 << (bits - 1)) <= int(values[-1]) < (1 << bits):
-            raise InvalidInput(f"{guest}: {decl.name} argument {position}: {text} does not fit in {kind}")
+        check_integer(values[-1], kind, what=f"{guest}: {decl.name} argument {position}")
     return tuple(values)
+
+
+_INTEGER_BITS = {"i32": 32, "i64": 64}
+
+
+def check_integer(value: Number, kind: str, *, what: str) -> None:
+    """An i32/i64 argument must be in its signed range: an engine would wrap one beyond it."""
+    bits = _INTEGER_BITS.get(kind)
+    if bits is None:
+        return
+    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{what}: {value!r} is not an {kind} (a whole number from {low} to {high})")
+    if not low <= value <= high:
+        raise InvalidInput(f"{what}: {value} does not fit in {kind}: give a whole number from {low} to {high}")

@@ -218,9 +218,9 @@ def _out_of_memory(guest: Guest, export: str, error: GuestError) -> GuestError:
     limit = guest.manifest.limits.memory_pages
     if error.outcome != "trap" or guest.memory_pages < limit:
         return error
+    # Said once: the trap that followed (an allocator's abort, `unreachable`) adds nothing to it.
     return GuestError(
-        f"{guest.manifest.guest.name}: {export} ran out of memory at its limit of {limit} pages "
-        f"(limits.memory_pages): {error}",
+        f"{guest.manifest.guest.name}: {export} ran out of memory at its limit of {limit} pages (limits.memory_pages)",
         outcome="memory",
     )
 
@@ -540,12 +540,14 @@ def open_tenant(
     tenant: str = DEFAULT_TENANT,
     engine: str | None = None,
     child_env: Mapping[str, str] | None = None,
+    sandbox_per_channel: bool = False,
 ) -> InProcessTenant | IsolatedTenant:
     """Verifies a bundle, checks it against the operator's policy, and loads it as a tenant.
 
     With `rollback`, a lower sequence than already accepted is refused.
     A guest granted fs or kv keeps its state under `sandboxes/<tenant>/<guest>`: tenants with
-    different ids never share files or kv data, even when they run the same guest.
+    different ids never share files or kv data, even when they run the same guest. With
+    `sandbox_per_channel`, under `sandboxes/<channel>/<tenant>/<guest>`: dev and release bundles apart.
     `engine` picks the engine ("wasmer", "wasmtime", "auto"; see `chosen_engine`); with Wasmtime
     the timeout, memory and fuel limits also hold in-process. An engine that cannot meter fuel runs
     a guest with limits.fuel only isolated, where its CPU time is capped by limits.timeout_ms instead.
@@ -570,6 +572,8 @@ def open_tenant(
         manifest = verified_manifest(verified)
         if policy is not None:
             policy.check(manifest)
+        if sandboxes is not None and sandbox_per_channel:
+            sandboxes = sandboxes / verified.index.channel
         sandbox = Sandbox.under(sandboxes.absolute() / tenant / manifest.guest.name) if sandboxes else None
         caller_environment(manifest.guest.name, manifest.capabilities, env or {})  # refused before any child starts
         data = caller_stdin(manifest.guest.name, manifest.capabilities, stdin)

@@ -20,7 +20,7 @@ _VALTYPES = {
     0x6F: "externref",
 }
 _KINDS: dict[int, ExternKind] = {0: "func", 1: "table", 2: "memory", 3: "global", 4: "tag"}
-_TYPE, _IMPORT, _FUNCTION, _TABLE, _MEMORY, _EXPORT = 1, 2, 3, 4, 5, 7
+_TYPE, _IMPORT, _FUNCTION, _TABLE, _MEMORY, _EXPORT, _CODE = 1, 2, 3, 4, 5, 7, 10
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,42 @@ class _Reader:
     def table(self) -> TableLimits:
         self.valtype()
         return TableLimits(*self.limits())
+
+
+def custom_sections(data: bytes, *, source: str) -> dict[str, bytes]:
+    """A module's custom sections by name (the first of each name); other sections are skipped unread."""
+    reader = _Reader(data, source)
+    if reader.take(4) != b"\0asm" or reader.take(4) != b"\x01\0\0\0":
+        raise reader.fail("missing the \\0asm version 1 header")
+    found: dict[str, bytes] = {}
+    while reader.pos < len(data):
+        section_id = reader.byte()
+        body = reader.take(reader.u32())
+        if section_id == 0:
+            named = _Reader(body, source)
+            name = named.name()
+            found.setdefault(name, body[named.pos :])
+    return found
+
+
+def function_bodies(data: bytes, *, source: str) -> dict[int, tuple[int, int]]:
+    """Where each defined function's body lies in the module, (start, end) byte offsets, by function index."""
+    reader = _Reader(data, source)
+    reader.take(8)
+    imported, bodies = 0, {}
+    while reader.pos < len(data):
+        section_id = reader.byte()
+        size = reader.u32()
+        start = reader.pos
+        if section_id == _IMPORT:
+            imported = sum(1 for i in read_module_info(data, source=source).imports if i.kind == "func")
+        elif section_id == _CODE:
+            for number in range(reader.u32()):
+                body_size = reader.u32()
+                bodies[imported + number] = (reader.pos, reader.pos + body_size)
+                reader.take(body_size)
+        reader.pos = start + size
+    return bodies
 
 
 def read_module_info(data: bytes, *, source: str) -> ModuleInfo:

@@ -7,22 +7,43 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.spec.project import DEV_TRUST_NAME, STATE_DIR, find_project_root, project_state_dir
 
 TRUST_VARIABLE = "NGIXI_TRUST"
+# Overrides where the project keeps its state (the build side's --state-dir), for doit and `ngixi run` alike.
+PROJECT_STATE_VARIABLE = "NGIXI_PROJECT_STATE"
 # Where a project's builds write the trust file of its development key, relative to the project's root.
-DEV_TRUST_FILE = Path(".ngixi") / "trust.toml"
+DEV_TRUST_FILE = Path(STATE_DIR) / DEV_TRUST_NAME
 
 
-def chosen_trust_file(explicit: Path | None, *, environ: Mapping[str, str] = os.environ) -> Path:
-    """`explicit` (--trust), else $NGIXI_TRUST, else the dev trust file of the project in the working directory."""
+def state_override(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """$NGIXI_PROJECT_STATE as a path, when set."""
+    value = environ.get(PROJECT_STATE_VARIABLE)
+    return Path(value) if value else None
+
+
+def project_trust_file(start: Path, *, environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The dev trust file of the project at or above `start`, when there is a project and it has one."""
+    root = find_project_root(start)
+    if root is None:
+        return None
+    trust = project_state_dir(root, state_override(environ)) / DEV_TRUST_NAME
+    return trust if trust.is_file() else None
+
+
+def chosen_trust_file(
+    explicit: Path | None, *, project: Path | None = None, environ: Mapping[str, str] = os.environ
+) -> Path:
+    """`explicit` (--trust), else $NGIXI_TRUST, else the dev trust file of the project at or above
+    `project` (--project), by default the working directory; never a project found from the bundle."""
     if explicit is not None:
         return explicit
     if environ.get(TRUST_VARIABLE):
         return Path(environ[TRUST_VARIABLE])
-    project_trust = Path.cwd() / DEV_TRUST_FILE
-    if project_trust.is_file():
+    project_trust = project_trust_file(project or Path.cwd(), environ=environ)
+    if project_trust is not None:
         return project_trust
     raise InvalidInput(
         f"no trust file: pass --trust FILE or set {TRUST_VARIABLE}"
-        f" (or run in a project directory whose builds wrote {DEV_TRUST_FILE})"
+        f" (or run inside a project, or name one with --project, whose builds wrote {DEV_TRUST_FILE})"
     )

@@ -59,7 +59,7 @@ def test_the_cli_runs_the_sample_and_shows_its_log(built: Path) -> None:
 def test_the_sample_counts_in_its_kv_store_isolated_and_in_process(built: Path) -> None:
     assert run(built, "ngixi", "run", BUNDLE, "count").stdout == "1\n"
     assert run(built, "ngixi", "run", "--in-process", BUNDLE, "count").stdout == "2\n"
-    assert (built / ".ngixi" / "sandbox" / "default" / GUEST / "kv.sqlite3").exists()
+    assert (built / ".ngixi" / "sandbox" / "dev" / "default" / GUEST / "kv.sqlite3").exists()
 
 
 def test_the_bundle_holds_wasmtime_artifacts_that_the_loader_uses(built: Path, tmp_path: Path) -> None:

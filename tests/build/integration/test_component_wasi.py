@@ -216,7 +216,7 @@ def test_the_sample_saves_shows_and_cannot_deface_through_the_cli(built: Path) -
         shown = run(built, "ngixi", "run", *where, SAMPLE_BUNDLE, "show")
         assert (shown.stdout, shown.stderr) == ("remember the milk\n18\n", "")
         assert run(built, "ngixi", "run", *where, SAMPLE_BUNDLE, "deface").stdout == f"{EPERM}\n"
-    files = built / ".ngixi" / "sandbox" / "default" / SAMPLE / "files"
+    files = built / ".ngixi" / "sandbox" / "dev" / "default" / SAMPLE / "files"
     assert (files / "data" / "note.txt").read_text() == "remember the milk\n"
     assert list((files / "config").iterdir()) == []
     assert f"smoke:{SAMPLE} ok" in run(built, "doit", f"smoke:{SAMPLE}").stdout

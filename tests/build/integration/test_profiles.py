@@ -79,8 +79,8 @@ def test_profiles_compile_with_their_own_flags_into_their_own_outputs(tmp_path: 
     def flags(options: CompileOptions) -> list[str]:
         return asc_arguments(toolchain, tmp_path, entry, output, options)[3:-2]
 
-    assert flags(CompileOptions("library", 16)) == ["-O3"]
-    assert flags(CompileOptions("library", 16, profile="dev")) == ["-O0", "--debug"]
+    assert flags(CompileOptions("library", 16)) == ["-O3", "--debug"]
+    assert flags(CompileOptions("library", 16, profile="dev")) == ["-O0", "--debug", "--sourceMap"]
 
 
 def test_clean_removes_what_a_killed_write_left_and_nothing_of_the_users(tmp_path: Path, keys: KeyFiles) -> None:

@@ -226,7 +226,7 @@ def test_doit_watch_polling_with_smoke_stops_on_ctrl_c_with_no_compiler_left(tmp
     watch = WatchProcess(project.root, ("doit", "watch", "--poll", "--smoke", "--release"))
     try:
         started = texts(watch.until("watching"))
-        assert "hello: 1 smoke calls passed" in started
+        assert "hello: 1 smoke call passed" in started
         assert "release-profile bundles in artifacts/bundles/" in started[-1], started
         compilers = compiler_processes(watch.process.pid)
         assert compilers

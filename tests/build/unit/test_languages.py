@@ -11,7 +11,6 @@ from ngixi_build.languages.registry import language, language_of, supported, use
 from ngixi_build.languages.wasm import is_declared_input, matches
 from ngixi_build.languages.zig import modules
 from ngixi_build.project import Project
-from ngixi_build.stages import core_bindings
 from ngixi_build.workflows.pipeline import compile_deps
 from ngixi_runtime.errors import InvalidInput
 
@@ -118,11 +117,9 @@ def test_doctor_names_a_build_command_whose_program_is_missing(tmp_path: Path) -
     assert language("wasm").toolchain_status(project, guests[1:]).ok
 
 
-def test_a_project_without_a_wit_catalog_compiles_without_bindings(tmp_path: Path) -> None:
+def test_a_project_without_its_own_wit_catalog_gets_bindings_of_the_packaged_one(tmp_path: Path) -> None:
     project = guest_project(tmp_path, "z", {"main.zig": ""})
     guest = read_guest(project, "z")
-    assert not any(p.suffix == ".zig" and "bindings" in p.parts for p in compile_deps(project, guest).file_dep)
-    assert modules(project, project.guests_dir / "z" / "main.zig") == ["-Mroot=guests/z/main.zig"]
-    assert core_bindings.generate(project) == []
-    (project.root / "wit").mkdir()
+    assert not (project.root / "wit").exists() and project.wit_dir.is_dir()
+    assert any(p.suffix == ".zig" and "bindings" in p.parts for p in compile_deps(project, guest).file_dep)
     assert modules(project, project.guests_dir / "z" / "main.zig")[:2] == ["--dep", "ngixi"]

@@ -274,7 +274,7 @@ def test_cli_runs_each_tenant_in_its_own_sandbox(project: Path) -> None:
     counter = str(bundle(project, "counter"))
     assert [run(project, "ngixi", "run", counter, "increment").stdout for _ in range(2)] == ["1\n", "2\n"]
     assert run(project, "ngixi", "run", "--tenant", "acme", counter, "increment").stdout == "1\n"
-    assert (project / ".ngixi" / "sandbox" / "acme" / "counter" / "kv.sqlite3").exists()
+    assert (project / ".ngixi" / "sandbox" / "dev" / "acme" / "counter" / "kv.sqlite3").exists()
     bad = run(project, "ngixi", "run", "--tenant", "../acme", counter, "increment", check=False)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert "tenant: '../acme' is not a tenant id" in bad.stderr

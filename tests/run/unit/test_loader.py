@@ -132,5 +132,8 @@ def test_parse_arguments_converts_and_checks() -> None:
         parse_arguments(decl, ["1"], guest="g")
     with pytest.raises(InvalidInput, match="argument 1: 4294967296 does not fit in i32"):
         parse_arguments(decl, ["4294967296", "1", "1"], guest="g")
+    with pytest.raises(InvalidInput, match="argument 1: 2147483648 does not fit in i32: give a whole number from "):
+        parse_arguments(decl, ["2147483648", "1", "1"], guest="g")
+    assert parse_arguments(decl, ["2147483647", "1", "-2147483648"], guest="g")[::2] == (2147483647, -2147483648)
     with pytest.raises(InvalidInput, match="argument 2: 'x' is not an f64"):
         parse_arguments(decl, ["1", "x", "1"], guest="g")

@@ -9,6 +9,7 @@ import pytest
 from ngixi_runtime.capabilities.fs import FsOptions, Preopen
 from ngixi_runtime.capabilities.http_client import HttpOptions, Origin
 from ngixi_runtime.capabilities.kv import KvOptions
+from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.manifest import ManifestError, load_manifest, parse_manifest
 
 F = "manifests/hello.toml"
@@ -301,8 +302,11 @@ def test_sample_manifests_are_valid() -> None:
 
 
 def test_unreadable_manifest_names_the_file(tmp_path: Path) -> None:
-    with pytest.raises(Exception, match=r"missing\.toml: cannot read the manifest"):
+    with pytest.raises(InvalidInput, match=r"^\S+missing\.toml: missing; create it: each guest needs manifests/"):
         load_manifest(tmp_path / "missing.toml")
+    (tmp_path / "directory.toml").mkdir()
+    with pytest.raises(InvalidInput, match=r"directory\.toml: cannot read the manifest"):
+        load_manifest(tmp_path / "directory.toml")
 
 
 def test_capability_options_become_typed_records() -> None:

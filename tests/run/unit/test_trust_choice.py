@@ -1,4 +1,4 @@
-"""The trust file the loader uses: --trust, else $NGIXI_TRUST, else the project in the working directory."""
+"""The trust file the loader uses: --trust, else $NGIXI_TRUST, else the project at or above the working directory."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.trust.choice import DEV_TRUST_FILE, TRUST_VARIABLE, chosen_trust_file
+from ngixi_runtime.trust.choice import DEV_TRUST_FILE, PROJECT_STATE_VARIABLE, TRUST_VARIABLE, chosen_trust_file
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 
@@ -16,9 +16,11 @@ WASM = module(imports=[Imp("ngixi", "log", ["i32"] * 3)], functions=[Func("add",
 
 @pytest.fixture
 def project_trust(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working directory holding a project's dev trust file, and no $NGIXI_TRUST."""
+    """A working directory holding a project with its dev trust file, and no $NGIXI_TRUST."""
     monkeypatch.delenv(TRUST_VARIABLE, raising=False)
+    monkeypatch.delenv(PROJECT_STATE_VARIABLE, raising=False)
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[tool.ngixi]\n")
     trust = tmp_path / DEV_TRUST_FILE
     trust.parent.mkdir()
     trust.write_text("")
@@ -41,6 +43,42 @@ def test_the_project_in_the_working_directory_comes_last(project_trust: Path) ->
     assert chosen_trust_file(None) == project_trust
 
 
+def test_the_project_is_found_from_its_root_above_the_working_directory(
+    project_trust: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inner = tmp_path / "guests" / "hello" / "assembly"
+    inner.mkdir(parents=True)
+    monkeypatch.chdir(inner)
+    assert chosen_trust_file(None) == project_trust
+
+
+def test_project_names_the_project_wherever_the_working_directory_is(
+    project_trust: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert chosen_trust_file(None, project=tmp_path / "guests") == project_trust
+
+
+def test_a_state_dir_override_holds_the_dev_trust(
+    project_trust: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state"
+    (state).mkdir()
+    (state / "trust.toml").write_text("")
+    monkeypatch.setenv(PROJECT_STATE_VARIABLE, str(state))
+    assert chosen_trust_file(None) == state / "trust.toml"
+
+
+def test_a_trust_file_without_a_project_root_is_not_used(
+    project_trust: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.other]\n")
+    with pytest.raises(InvalidInput, match="no trust file"):
+        chosen_trust_file(None)
+
+
 def test_a_working_directory_without_a_project_has_no_trust_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -55,6 +93,7 @@ def test_a_trust_file_near_the_bundle_is_never_used(
 ) -> None:
     project = tmp_path / "project"
     keys = make_key(project / DEV_TRUST_FILE.parent)
+    (project / "pyproject.toml").write_text("[tool.ngixi]\n")
     assert keys.trust == project / DEV_TRUST_FILE
     bundle = make_bundle(project / "artifacts", keys.key, wasm=WASM, manifest=HELLO_MANIFEST)
     monkeypatch.delenv(TRUST_VARIABLE, raising=False)
@@ -72,3 +111,22 @@ def test_verify_uses_the_trust_file_from_the_environment(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(TRUST_VARIABLE, str(keys.trust))
     assert exit_code(["verify", str(bundle)]) == 0
+
+
+def test_run_keeps_sandboxes_in_the_projects_state_per_channel(
+    project_trust: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = make_key(tmp_path / "keys", channels=("dev", "release"))
+    manifest = HELLO_MANIFEST + '[capabilities.fs]\npreopens = [{ guest = "/data", host = "data", mode = "rw" }]\n'
+    bundles = {
+        channel: make_bundle(tmp_path / channel, keys.key, wasm=WASM, manifest=manifest, channel=channel)
+        for channel in ("dev", "release")
+    }
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for channel, bundle in bundles.items():
+        trust = ["--trust", str(keys.trust), "--state-dir", str(tmp_path / "rollback")]
+        assert exit_code(["run", "--in-process", *trust, "--project", str(tmp_path), str(bundle), "add", "1", "2"]) == 0
+        assert (tmp_path / ".ngixi" / "sandbox" / channel / "default" / "hello" / "files" / "data").is_dir()
+    assert list(elsewhere.iterdir()) == []

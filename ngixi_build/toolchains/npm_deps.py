@@ -1,0 +1,161 @@
+"""A guest's own npm dependencies: `package.json` + `package-lock.json` in its folder, installed with `npm ci`.
+
+They are installed into the guest's `node_modules/` with the toolchain's npm (from npm's cache when it
+has them, so offline once cached) and only when the lock file changed since the last install. What was
+installed is recorded in `node_modules/.ngixi-dependencies.json` (each package's version, integrity and
+the sha256 of its installed files), which the guest's compile depends on: a changed lock file or an edited
+installed package rebuilds that guest alone. `node_modules/` itself is never a guest source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ngixi_build.proc import run
+from ngixi_build.project import NODE_MODULES
+from ngixi_build.toolchains.assemblyscript import Toolchain
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.files import write_atomic
+
+PACKAGE_JSON = "package.json"
+LOCK_FILE = "package-lock.json"
+
+RECORD = ".ngixi-dependencies.json"
+
+
+def has_dependencies(guest_dir: Path) -> bool:
+    return (guest_dir / PACKAGE_JSON).is_file()
+
+
+def dependency_inputs(guest_dir: Path) -> list[Path]:
+    """What the installed dependencies follow from: package.json and the lock file."""
+    return [guest_dir / PACKAGE_JSON, guest_dir / LOCK_FILE]
+
+
+def record_path(guest_dir: Path) -> Path:
+    return guest_dir / NODE_MODULES / RECORD
+
+
+def install_dependencies(toolchain: Toolchain, guest_dir: Path) -> Path:
+    """`npm ci` into the guest when its lock file changed since the last install; returns the record."""
+    lock = guest_dir / LOCK_FILE
+    if not lock.is_file():
+        raise InvalidInput(
+            f"{lock}: missing; a guest with {PACKAGE_JSON} needs its lock file (run `npm install` in {guest_dir})"
+        )
+    lock_sha256 = hashlib.sha256(lock.read_bytes()).hexdigest()
+    if _recorded_lock(guest_dir) != lock_sha256:
+        npm, env = toolchain.npm()
+        run(
+            [npm, "ci", "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts"],
+            what=f"npm ci ({guest_dir.name}'s dependencies)",
+            cwd=guest_dir,
+            env=env,
+            timeout=900,
+        )
+    for package in _top_level_packages(guest_dir / NODE_MODULES):
+        _add_entry(package)
+    record = {"lock_sha256": lock_sha256, "packages": installed_packages(guest_dir)}
+    data = (json.dumps(record, indent=2, sort_keys=True) + "\n").encode()
+    path = record_path(guest_dir)
+    if not path.is_file() or path.read_bytes() != data:  # unchanged bytes keep the compile up to date
+        write_atomic(path, data)
+    return path
+
+
+def _top_level_packages(node_modules: Path) -> list[Path]:
+    """node_modules/<name> and node_modules/@scope/<name> folders with a package.json."""
+    candidates = [*node_modules.glob("*/package.json"), *node_modules.glob("@*/*/package.json")]
+    return sorted(p.parent for p in candidates if not p.parent.name.startswith("."))
+
+
+def _add_entry(package: Path) -> None:
+    """Gives a package without an index.ts one that re-exports its AssemblyScript entry.
+
+    asc resolves `import ... from "name"` to `name/index.ts` on its --path only; AssemblyScript
+    libraries name their entry by package.json's "ascMain" or keep it in `assembly/index.ts`.
+    """
+    index = package / "index.ts"
+    if index.exists():
+        return
+    manifest = _read_json(package / PACKAGE_JSON)
+    main = manifest.get("ascMain")
+    entry = main if isinstance(main, str) and main.endswith(".ts") else "assembly/index.ts"
+    if (package / entry).is_file():
+        write_atomic(index, f'export * from "./{entry.removeprefix("./").removesuffix(".ts")}";\n'.encode())
+
+
+def installed_packages(guest_dir: Path) -> list[dict[str, str]]:
+    """Each package the lock file installs: name, version, integrity and the sha256 of its installed files."""
+    lock = _read_json(guest_dir / LOCK_FILE)
+    packages = lock.get("packages")
+    found = []
+    for key, entry in sorted(packages.items() if isinstance(packages, dict) else []):
+        if not key or not isinstance(entry, dict) or entry.get("link"):
+            continue
+        name = key.rsplit(f"{NODE_MODULES}/", 1)[-1]
+        found.append(
+            {
+                "name": name,
+                "path": key,
+                "version": str(entry.get("version", "")),
+                "integrity": str(entry.get("integrity", "")),
+                "sha256": tree_sha256(guest_dir / key),
+            }
+        )
+    return found
+
+
+def recorded_dependencies(guest_dir: Path) -> list[dict[str, str]]:
+    """The packages the last install recorded (for provenance); none for a guest without dependencies."""
+    if not has_dependencies(guest_dir) or not record_path(guest_dir).is_file():
+        return []
+    packages = _read_json(record_path(guest_dir)).get("packages")
+    return packages if isinstance(packages, list) else []
+
+
+def tree_sha256(directory: Path) -> str:
+    """The sha256 over a directory's files: each relative path and content, in path order."""
+    digest = hashlib.sha256()
+    for path in sorted(_files(directory)):
+        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def tree_stat(directory: Path) -> list[list[object]]:
+    """A cheap fingerprint of the files under a directory: path, size and modification time of each."""
+    return [
+        [p.relative_to(directory).as_posix(), p.stat().st_size, p.stat().st_mtime_ns]
+        for p in sorted(_files(directory))
+        if p.name != RECORD
+    ]
+
+
+def _files(directory: Path) -> Iterator[Path]:
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        for name in files:
+            path = Path(root) / name
+            if path.is_file():
+                yield path
+
+
+def _recorded_lock(guest_dir: Path) -> str | None:
+    if not record_path(guest_dir).is_file():
+        return None
+    value = _read_json(record_path(guest_dir)).get("lock_sha256")
+    return value if isinstance(value, str) else None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InvalidInput(f"{path}: not readable JSON: {error}") from None
+    return document if isinstance(document, dict) else {}

@@ -1,0 +1,296 @@
+"""The doit tasks of a project, for its dodo.py: `globals().update(declare(Path(__file__).parent))`.
+
+Only declarations (file_dep, targets, config_changed, clean) that call the stage functions bound to a
+project in pipeline.py and the other workflows. `ngixi build`, `ngixi smoke` and `ngixi release` run
+the same tasks for the project found from the working directory, with no dodo.py at all.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+from doit.tools import config_changed, run_once
+
+from ngixi_build.guests import read_guests
+from ngixi_build.project import NODE_MODULES, Project
+from ngixi_build.reporter import ProgressReporter
+from ngixi_build.stages import component, core_bindings
+from ngixi_build.stages.precompile import metadata_path, precompile_inputs, wasmtime_precompile_inputs
+from ngixi_build.toolchains import npm_deps
+from ngixi_build.toolchains.assemblyscript import PIN_FILES, toolchain_for
+from ngixi_build.workflows import clean, pipeline, publish, release
+from ngixi_build.workflows.scaffold import editor_link
+from ngixi_build.workflows.tasks import TargetsUnchanged, TreeUnchanged, as_action, existing, precompile_subtask
+from ngixi_build.workflows.watch import WatchAction
+from ngixi_runtime.cli import fail
+from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.spec.bundle_format import FORMAT_VERSION
+from ngixi_runtime.trust.choice import state_override
+
+Task = dict[str, Any]
+
+
+def project_tasks(root: Path) -> dict[str, Any]:
+    """A dodo.py's globals for the project at `root` (its state in $NGIXI_PROJECT_STATE when set)."""
+    return declare(checked_project(Project(root.resolve(), state_override=state_override())))
+
+
+def checked_project(project: Project) -> Project:
+    """`project` with its configuration checked and its state directory made; a bad one exits with the message."""
+    try:
+        project.targets()
+        project.state_dir.mkdir(parents=True, exist_ok=True)
+    except NgixiError as error:
+        fail(error)
+    return project
+
+
+def declare(project: Project) -> dict[str, Any]:
+    """What a dodo.py holds for `project`: DOIT_CONFIG and every task_* function."""
+    tasks = ProjectTasks(project)
+    declared: dict[str, Any] = {name: method for name, method in inspect.getmembers(tasks) if name.startswith("task_")}
+    return {"DOIT_CONFIG": tasks.config(), **declared}
+
+
+class ProjectTasks:
+    """The tasks of one project, declared from its guests as they are when doit loads them."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.guests = read_guests(project)  # read once: every task below is declared from these
+        self.plans = {g: pipeline.artifact_plan(project, guest) for g, guest in self.guests.items()}
+        self.wasmer_triples = {g: [t.triple for t in targets] for g, (targets, _) in self.plans.items()}
+        self.wasmtime_for = {g: triples for g, (_, triples) in self.plans.items()}  # components: Wasmtime only
+        self.toolchain = toolchain_for(project.state_dir)
+
+    @property
+    def toolchain_done(self) -> Path:
+        return self.toolchain.root / ".complete"
+
+    def dependency_record(self, guest: str) -> list[Path]:
+        """What the guest's installed npm packages are, for a guest that has any."""
+        guest_dir = self.project.guests_dir / guest
+        return [npm_deps.record_path(guest_dir)] if npm_deps.has_dependencies(guest_dir) else []
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "default_tasks": ["build"],
+            "reporter": ProgressReporter,
+            "dep_file": str(self.project.doit_db),
+            "backend": "sqlite3",
+            "continue": True,  # one broken guest does not stop the others; the summary lists each
+        }
+
+    def task_toolchain(self) -> Task:
+        """Install the pinned Node.js/AssemblyScript toolchain (nodeenv + npm ci)."""
+        return {
+            "actions": [as_action(pipeline.install_toolchain, project=self.project)],
+            "targets": [str(self.toolchain_done), str(editor_link(self.project.state_dir))],
+            "uptodate": [config_changed({"pins": self.toolchain.root.name, "files": list(PIN_FILES)})],
+        }
+
+    def task_devkey(self) -> Task:
+        """Create the development signing key and its trust file on first use."""
+        return {
+            "actions": [as_action(pipeline.make_dev_key, project=self.project)],
+            "targets": [str(self.project.keys_dir / "dev.pub")],
+            "uptodate": [run_once],
+        }
+
+    def task_bindings(self) -> Task:
+        """Generate bindings of the WIT catalog (wit/) into artifacts/bindings/: components' AssemblyScript, and
+        core guests' C header, Zig module and AssemblyScript module."""
+        project = self.project
+        return {
+            "actions": [
+                as_action(component.generate_bindings, project=project),
+                as_action(core_bindings.generate, project=project),
+            ],
+            "file_dep": [
+                *(str(p) for p in component.catalog_sources(project)),
+                component.GENERATOR,
+                *component.GLUE_GENERATOR,
+                core_bindings.GENERATOR,
+            ],
+            "targets": [str(p) for p in [*component.bindings_paths(project), *core_bindings.paths(project)]],
+            "clean": True,
+        }
+
+    def task_dependencies(self) -> Any:
+        """Install each guest's own npm dependencies (package.json + package-lock.json) with npm ci."""
+        for name in self.guests:
+            guest_dir = self.project.guests_dir / name
+            if npm_deps.has_dependencies(guest_dir):
+                yield {
+                    "name": name,
+                    "actions": [as_action(pipeline.install_dependencies, project=self.project, guest=name)],
+                    "file_dep": [*existing(npm_deps.dependency_inputs(guest_dir)), str(self.toolchain_done)],
+                    "targets": [str(npm_deps.record_path(guest_dir))],
+                    "uptodate": [TreeUnchanged(guest_dir / NODE_MODULES)],
+                }
+
+    def task_compile(self) -> Any:
+        """Compile each guest with its language's toolchain to artifacts/wasm/<guest>.wasm (or a component)."""
+        for name, guest in self.guests.items():
+            deps = pipeline.compile_deps(self.project, guest)
+            yield {
+                "name": name,
+                "actions": [as_action(pipeline.compile_guest, project=self.project, guest=guest)],
+                "file_dep": [str(p) for p in [*deps.file_dep, *self.dependency_record(name)]],
+                "targets": [str(p) for p in deps.targets],
+                "uptodate": [config_changed(deps.settings), TargetsUnchanged()],
+                "clean": True,
+            }
+
+    def task_validate(self) -> Any:
+        """Check each manifest, and the .wasm against it (imports granted, exports declared)."""
+        for name in self.guests:
+            yield {
+                "name": name,
+                "actions": [as_action(pipeline.validate, project=self.project, guest=name)],
+                "file_dep": [
+                    *existing([self.project.manifest_path(name)]),
+                    str(self.project.wasm_path(name)),
+                ],
+                "targets": [str(self.project.validated_path(name))],
+                "uptodate": [TargetsUnchanged()],
+                "clean": True,
+            }
+
+    def task_precompile(self) -> Any:
+        """Precompile Wasmer/Cranelift AOT artifacts for each guest and target triple."""
+        for name, guest in self.guests.items():
+            for target in self.plans[name][0]:
+                artifact = self.project.artifact_path(name, target.triple)
+                yield {
+                    "name": precompile_subtask(name, target.triple),
+                    "actions": [as_action(pipeline.precompile, project=self.project, guest=name, target=target)],
+                    "file_dep": [str(self.project.wasm_path(name))],
+                    "targets": [str(artifact), str(metadata_path(artifact))],
+                    "uptodate": [config_changed(precompile_inputs(target)), TargetsUnchanged()],
+                    "clean": True,
+                }
+            for triple in self.wasmtime_for[name]:
+                artifact = self.project.artifact_path(name, triple, "wasmtime")
+                inputs = wasmtime_precompile_inputs(self.project.wasmtime_target(triple), metered=guest.metered)
+                yield {
+                    "name": precompile_subtask(name, triple, "wasmtime"),
+                    "actions": [
+                        as_action(pipeline.precompile_with_wasmtime, project=self.project, guest=guest, triple=triple)
+                    ],
+                    "file_dep": [str(self.project.wasm_path(name))],
+                    "targets": [str(artifact), str(metadata_path(artifact))],
+                    "uptodate": [config_changed(inputs), TargetsUnchanged()],
+                    "clean": True,
+                }
+
+    def task_bundle(self) -> Any:
+        """Package each guest into a signed bundle, artifacts/bundles/<guest>-<version>.ngx."""
+        for name, guest in self.guests.items():
+            artifacts = [
+                *(self.project.artifact_path(name, t) for t in self.wasmer_triples[name]),
+                *(self.project.artifact_path(name, t, "wasmtime") for t in self.wasmtime_for[name]),
+            ]
+            yield {
+                "name": name,
+                "actions": [
+                    as_action(
+                        pipeline.bundle,
+                        project=self.project,
+                        guest=guest,
+                        triples=self.wasmer_triples[name],
+                        wasmtime_triples=self.wasmtime_for[name],
+                    )
+                ],
+                "file_dep": [
+                    str(self.project.validated_path(name)),
+                    *existing([self.project.manifest_path(name)]),
+                    str(self.project.wasm_path(name)),
+                    str(self.project.keys_dir / "dev.pub"),
+                    *(str(a) for a in artifacts),
+                    *(str(metadata_path(a)) for a in artifacts),
+                ],
+                "targets": [str(self.project.bundle_path(name, guest.version))],
+                "uptodate": [
+                    config_changed(
+                        {
+                            "format": FORMAT_VERSION,  # a checkout upgraded to a new format rebuilds its bundles
+                            "sequence": self.project.source_epoch(),
+                            "channel": "dev",
+                            "triples": self.wasmer_triples[name],
+                            "wasmtime_triples": self.wasmtime_for[name],
+                        }
+                    ),
+                    TargetsUnchanged(),
+                ],
+                "clean": True,
+            }
+
+    def task_smoke(self) -> Any:
+        """Load each built bundle through the loader and run its [[smoke]] calls (an http guest gets a local server)."""
+        for name, guest in self.guests.items():
+            yield {
+                "name": name,
+                "actions": [as_action(pipeline.smoke, project=self.project, guest=guest)],
+                "file_dep": [str(self.project.bundle_path(name, guest.version))],
+                "uptodate": [False],
+            }
+
+    def task_build(self) -> Task:
+        """Build every guest: compile, validate, precompile and bundle (the default)."""
+        return {
+            "actions": None,
+            "task_dep": ["bundle"],
+            # `doit clean` also removes what killed builds left and watch mode's dev outputs.
+            "clean": [as_action(clean.clean, locked=False, project=self.project)],
+        }
+
+    def task_release(self) -> Task:
+        """Build the release's guests twice from clean copies; write artifacts/release/<version>/ and the record."""
+        return {
+            "actions": [as_action(release.release, locked=False, project=self.project)],
+            "params": [
+                {"name": "guest", "long": "guest", "type": list, "default": [], "help": "a guest to release (repeat)"},
+                {
+                    "name": "allow_dirty",
+                    "long": "allow-dirty",
+                    "type": bool,
+                    "default": False,
+                    "help": "allow a dirty tree",
+                },
+            ],
+            "task_dep": ["toolchain"],
+            "uptodate": [False],
+            "verbosity": 2,
+        }
+
+    def task_publish(self) -> Task:
+        """Push the release bundles to the OCI registry in $NGIXI_REGISTRY."""
+        return {
+            "actions": [as_action(publish.publish_project_release, locked=False, project=self.project)],
+            "params": [
+                {"name": "force", "long": "force", "type": bool, "default": False, "help": "overwrite a changed tag"}
+            ],
+            "uptodate": [False],
+            "verbosity": 2,
+        }
+
+    def task_watch(self) -> Task:
+        """Rebuild a guest's dev bundle whenever its sources or manifest change; Ctrl-C stops."""
+        return {
+            "actions": [WatchAction(self.project)],
+            "params": [
+                {"name": "poll", "long": "poll", "type": bool, "default": False, "help": "poll for changes"},
+                {"name": "smoke", "long": "smoke", "type": bool, "default": False, "help": "run [[smoke]] calls"},
+                {
+                    "name": "release",
+                    "long": "release",
+                    "type": bool,
+                    "default": False,
+                    "help": "build with release flags",
+                },
+            ],
+            "verbosity": 2,
+        }

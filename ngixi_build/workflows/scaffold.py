@@ -1,0 +1,161 @@
+"""`ngixi init` and `ngixi new`: a guest project, and guests that build, run and pass their smoke calls as made.
+
+Templates are package data under ngixi_build/templates/: `project/` for `ngixi init`, and one folder per
+guest language, kind and ABI, `guests/<language>/<kind>-<abi>/`, holding `manifest.toml` and `guest/`
+(copied to guests/<name>/). A language adds its guests by adding folders. In template files `{{name}}` is the
+guest's name, `{{state}}` and `{{artifacts}}` the paths from the guest's folder to the project's state and
+artifacts, `{{project}}` the project's folder name and `{{targets}}` the default targets; a file name's
+`dot-` prefix becomes `.`, its `.tmpl` suffix is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ngixi_build.project import Project
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.files import write_atomic
+from ngixi_runtime.guest.manifest import NAME_PATTERN
+from ngixi_runtime.spec.project import PROJECT_FILE, is_project_root
+from ngixi_runtime.spec.targets import DEFAULT_TARGETS
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+EDITOR_LINKS = "editor"
+DEFAULT_LANGUAGE = "assemblyscript"
+
+
+@dataclass(frozen=True)
+class GuestTemplate:
+    language: str
+    kind: str
+    abi: str
+
+    @property
+    def folder(self) -> Path:
+        return TEMPLATES / "guests" / self.language / f"{self.kind}-{self.abi}"
+
+
+def guest_templates() -> list[GuestTemplate]:
+    """Every guest template the installed package has."""
+    found = []
+    for language in sorted(p for p in (TEMPLATES / "guests").iterdir() if p.is_dir()):
+        for variant in sorted(p for p in language.iterdir() if (p / "manifest.toml").is_file()):
+            kind, _, abi = variant.name.partition("-")
+            found.append(GuestTemplate(language.name, kind, abi))
+    return found
+
+
+def languages() -> list[str]:
+    return sorted({t.language for t in guest_templates()})
+
+
+def init_project(directory: Path) -> list[Path]:
+    """Writes a new project into `directory` (made if missing); returns the files written."""
+    if directory.exists() and not directory.is_dir():
+        raise InvalidInput(f"{directory}: exists and is not a directory")
+    if directory.is_dir() and is_project_root(directory):
+        raise InvalidInput(f"{directory}: already an ngixi project ({PROJECT_FILE} has [tool.ngixi]); add guests to it")
+    values = {"project": directory.resolve().name, "targets": json.dumps(list(DEFAULT_TARGETS), indent=4)}
+    files = _rendered(TEMPLATES / "project", values)
+    _refuse_existing(directory, files, what="ngixi init")
+    written = _write_all(directory, files)
+    for folder in ("guests", "manifests"):
+        (directory / folder).mkdir(exist_ok=True)
+    return written
+
+
+def new_guest(project: Project, name: str, *, language: str, kind: str, abi: str) -> list[Path]:
+    """Writes guests/<name>/ and manifests/<name>.toml from the template for `language`, `kind` and `abi`."""
+    if not NAME_PATTERN.match(name):
+        raise InvalidInput(
+            f"{name!r}: not a guest name; use a lowercase letter, then up to 62 lowercase letters, digits and"
+            ' "-" (it names the folder, the manifest and the bundle)'
+        )
+    template = _template(language, kind, abi)
+    guest_dir, manifest = project.guests_dir / name, project.manifest_path(name)
+    taken = [p for p in (guest_dir, manifest) if p.exists()]
+    if taken:
+        raise InvalidInput(f"{taken[0]}: already exists; guest {name!r} is taken, choose another name")
+    values = {
+        "name": name,
+        "state": _relative(project.state_dir, guest_dir),
+        "artifacts": _relative(project.artifacts_dir, guest_dir),
+    }
+    written = _write_all(guest_dir, _rendered(template.folder / "guest", values))
+    written += _write_all(manifest.parent, {manifest.name: _render(template.folder / "manifest.toml", values)})
+    return written
+
+
+def editor_link(state_dir: Path) -> Path:
+    """`<state>/editor/assemblyscript`: where guests' tsconfig.json find AssemblyScript's types."""
+    return state_dir / EDITOR_LINKS / "assemblyscript"
+
+
+def link_for_editors(state_dir: Path, node_modules: Path) -> Path:
+    """Points `editor_link` at the toolchain's AssemblyScript (a stable path while the toolchain's changes)."""
+    link = editor_link(state_dir)
+    target = node_modules / "assemblyscript"
+    if link.is_symlink() and Path(os.readlink(link)) == target:
+        return link
+    link.parent.mkdir(parents=True, exist_ok=True)
+    temporary = link.with_name(f".{link.name}.tmp")
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(target)
+    temporary.replace(link)
+    return link
+
+
+def _template(language: str, kind: str, abi: str) -> GuestTemplate:
+    templates = guest_templates()
+    wanted = GuestTemplate(language, kind, abi)
+    if wanted in templates:
+        return wanted
+    available = ", ".join(f"--lang {t.language} --kind {t.kind} --abi {t.abi}" for t in templates)
+    raise InvalidInput(f"no template for --lang {language} --kind {kind} --abi {abi}; there are: {available}")
+
+
+def _relative(path: Path, start: Path) -> str:
+    return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()
+
+
+def _render(path: Path, values: Mapping[str, str]) -> bytes:
+    text = path.read_text(encoding="utf-8")
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", value)
+    return text.encode()
+
+
+def _output_name(relative: Path) -> Path:
+    name = relative.name.removesuffix(".tmpl")
+    name = f".{name.removeprefix('dot-')}" if name.startswith("dot-") else name
+    return relative.with_name(name)
+
+
+def _rendered(folder: Path, values: Mapping[str, str]) -> dict[str, bytes]:
+    """Every file under `folder` rendered, by its output path relative to `folder`."""
+    return {
+        _output_name(p.relative_to(folder)).as_posix(): _render(p, values)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def _refuse_existing(directory: Path, files: Mapping[str, bytes], *, what: str) -> None:
+    existing = [directory / name for name in files if (directory / name).exists()]
+    if existing:
+        names = ", ".join(str(p) for p in existing)
+        raise InvalidInput(f"{what}: {names} already exist; {what} overwrites nothing, move them away first")
+
+
+def _write_all(directory: Path, files: Mapping[str, bytes]) -> list[Path]:
+    written = []
+    for name, data in files.items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, data)
+        written.append(path)
+    return written

@@ -1,0 +1,134 @@
+"""Where in the guest's own code a trap happened: its source map (dev builds) or its function names.
+
+A dev build embeds the compiler's source map (sources and mappings, version 3, one "line" whose
+columns are byte offsets in the module) in the custom section `SOURCE_MAP_SECTION`. A trap's frames,
+innermost first, are (function index, module offset) pairs; the first frame in a source outside the
+compiler's own library (`~lib/`) is the guest's line. Without a source map, the `name` section's name
+of the innermost such function is what can be said, if the module has names.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ngixi_runtime.spec.wasm import custom_sections, function_bodies
+
+SOURCE_MAP_SECTION = "ngixi:source-map"
+LIBRARY_PREFIX = "~lib/"
+_BASE64 = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
+_FUNCTION_NAMES = 1  # the name section's subsection of function names
+
+Frame = tuple[int, int]  # (function index, module offset)
+
+
+@dataclass(frozen=True)
+class SourceMap:
+    offsets: tuple[int, ...]  # sorted module offsets where a mapping starts
+    places: tuple[tuple[int, int, int], ...]  # (source index, line, column), 1-based line and column
+    sources: tuple[str, ...]
+
+    def locate(self, offset: int, body: tuple[int, int]) -> tuple[str, int, int] | None:
+        """The source file, line and column of the code at `offset`, within the function `body` (start, end).
+
+        The nearest mapping at or before the offset in that function; an engine that reports a trap at
+        the function's first bytes gets its first mapping.
+        """
+        at = bisect.bisect_right(self.offsets, offset) - 1
+        if at < 0 or self.offsets[at] < body[0]:
+            at = bisect.bisect_left(self.offsets, body[0])
+        if at >= len(self.offsets) or self.offsets[at] >= body[1]:
+            return None
+        source, line, column = self.places[at]
+        return (self.sources[source], line, column) if source < len(self.sources) else None
+
+
+def parse_source_map(text: bytes) -> SourceMap | None:
+    """A version 3 source map of a module; None for anything else."""
+    try:
+        document = json.loads(text)
+        mappings, sources = str(document["mappings"]), [str(s) for s in document["sources"]]
+    except (ValueError, KeyError, TypeError):
+        return None
+    offsets: list[int] = []
+    places: list[tuple[int, int, int]] = []
+    column = source = line = source_column = 0
+    for segment in mappings.replace(";", ",").split(","):
+        fields = _vlq(segment)
+        if not fields:
+            continue
+        column += fields[0]
+        if len(fields) < 4:  # code mapped to no source
+            continue
+        source, line, source_column = source + fields[1], line + fields[2], source_column + fields[3]
+        offsets.append(column)
+        places.append((source, line + 1, source_column + 1))
+    order = sorted(range(len(offsets)), key=offsets.__getitem__)
+    return SourceMap(tuple(offsets[i] for i in order), tuple(places[i] for i in order), tuple(sources))
+
+
+def _vlq(segment: str) -> list[int]:
+    values, value, shift = [], 0, 0
+    for char in segment:
+        digit = _BASE64.get(char)
+        if digit is None:
+            return []
+        value += (digit & 31) << shift
+        if digit & 32:
+            shift += 5
+            continue
+        values.append(-(value >> 1) if value & 1 else value >> 1)
+        value, shift = 0, 0
+    return values
+
+
+def function_names(section: bytes) -> dict[int, str]:
+    """The function names of a `name` custom section's body."""
+    names: dict[int, str] = {}
+    position = 0
+    try:
+        while position < len(section):
+            kind, position = section[position], position + 1
+            size, position = _leb(section, position)
+            if kind == _FUNCTION_NAMES:
+                count, at = _leb(section, position)
+                for _ in range(count):
+                    index, at = _leb(section, at)
+                    length, at = _leb(section, at)
+                    names[index] = section[at : at + length].decode("utf-8", errors="replace")
+                    at += length
+            position += size
+    except IndexError:
+        return names
+    return names
+
+
+def _leb(data: bytes, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position
+        shift += 7
+
+
+def trap_location(wasm: bytes, frames: Sequence[Frame], *, source: str) -> str | None:
+    """Where the guest's own code was when it trapped: "at FILE:LINE:COLUMN (in NAME)", "in NAME" or None."""
+    if not frames:
+        return None
+    sections = custom_sections(wasm, source=source)
+    names = function_names(sections.get("name", b""))
+    source_map = parse_source_map(sections[SOURCE_MAP_SECTION]) if SOURCE_MAP_SECTION in sections else None
+    if source_map is not None:
+        bodies = function_bodies(wasm, source=source)
+        for index, offset in frames:
+            place = source_map.locate(offset, bodies.get(index, (offset, offset + 1)))
+            if place is not None and not place[0].startswith(LIBRARY_PREFIX):
+                function = f" (in {names[index]})" if index in names else ""
+                return f"at {place[0]}:{place[1]}:{place[2]}{function}"
+    own = [names[index] for index, _ in frames if index in names and not names[index].startswith(LIBRARY_PREFIX)]
+    return f"in {own[0]}" if own else None

@@ -1,0 +1,56 @@
+"""A guest's own npm packages: never guest sources, recorded with digests, importable by package name."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from ngixi_build.project import Project
+from ngixi_build.toolchains import npm_deps
+from ngixi_build.toolchains.assemblyscript import Toolchain
+
+LOCK = {
+    "lockfileVersion": 3,
+    "packages": {
+        "": {"dependencies": {"as-thing": "^1.0.0"}},
+        "node_modules/as-thing": {"version": "1.0.0", "integrity": "sha512-abc"},
+    },
+}
+
+
+def _guest_with_a_dependency(root: Path) -> Path:
+    guest = root / "guests" / "g"
+    (guest / "assembly").mkdir(parents=True)
+    (guest / "assembly" / "index.ts").write_text('import { f } from "as-thing";\n')
+    (guest / "package.json").write_text('{"dependencies": {"as-thing": "^1.0.0"}}')
+    (guest / "package-lock.json").write_text(json.dumps(LOCK))
+    package = guest / "node_modules" / "as-thing"
+    (package / "assembly").mkdir(parents=True)
+    (package / "package.json").write_text('{"name": "as-thing", "version": "1.0.0"}')
+    (package / "assembly" / "index.ts").write_text("export function f(): i32 { return 1; }\n")
+    return guest
+
+
+def test_node_modules_is_never_a_guest_source(tmp_path: Path) -> None:
+    _guest_with_a_dependency(tmp_path)
+    sources = [p.relative_to(tmp_path).as_posix() for p in Project(tmp_path).guest_sources("g")]
+    assert sources == ["guests/g/assembly/index.ts", "guests/g/package-lock.json", "guests/g/package.json"]
+
+
+def test_an_install_records_each_package_and_gives_it_an_entry(tmp_path: Path) -> None:
+    guest = _guest_with_a_dependency(tmp_path)
+    lock_sha256 = hashlib.sha256((guest / "package-lock.json").read_bytes()).hexdigest()
+    npm_deps.record_path(guest).write_text(json.dumps({"lock_sha256": lock_sha256}))  # installed: no npm ci
+    record = npm_deps.install_dependencies(Toolchain(tmp_path / "no-toolchain"), guest)
+    (package,) = json.loads(record.read_text())["packages"]
+    assert package["name"] == "as-thing" and package["version"] == "1.0.0" and package["integrity"] == "sha512-abc"
+    entry = guest / "node_modules" / "as-thing" / "index.ts"
+    assert entry.read_text() == 'export * from "./assembly/index";\n'
+    assert npm_deps.recorded_dependencies(guest) == [package]
+    before = record.stat().st_mtime_ns
+    npm_deps.install_dependencies(Toolchain(tmp_path / "no-toolchain"), guest)
+    assert record.stat().st_mtime_ns == before  # unchanged: the compile stays up to date
+    (guest / "node_modules" / "as-thing" / "assembly" / "index.ts").write_text("// edited\n")
+    npm_deps.install_dependencies(Toolchain(tmp_path / "no-toolchain"), guest)
+    assert json.loads(record.read_text())["packages"][0]["sha256"] != package["sha256"]

@@ -1,0 +1,64 @@
+"""The build's summary: each failed guest with its first error; progress totals that never shrink."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+from doit.exceptions import TaskFailed, UnmetDependency
+
+from ngixi_build.reporter import ProgressReporter, failed_guests, first_error
+
+ASC_FAILURE = """asc guests/cmd1/assembly/index.ts failed (exit 1):
+ERROR TS2304: Cannot find name 'nope'.
+   :
+ 3 │ let x: i32 = nope;
+   └─ in guests/cmd1/assembly/index.ts(3,14)
+
+FAILURE 1 compile error(s)
+"""
+
+
+@dataclass
+class FakeTask:
+    name: str
+    actions: list[str] = field(default_factory=lambda: ["act"])
+    task_dep: list[str] = field(default_factory=list)
+    setup_tasks: list[str] = field(default_factory=list)
+
+
+def test_the_first_error_names_the_source_line() -> None:
+    assert first_error(ASC_FAILURE) == "ERROR TS2304: Cannot find name 'nope'. (guests/cmd1/assembly/index.ts(3,14))"
+    assert first_error("manifests/a.toml: missing; create it\nmore") == "manifests/a.toml: missing; create it"
+    assert first_error("") == "failed"
+
+
+def test_each_failed_guest_is_listed_once_with_its_first_failure() -> None:
+    failures = [
+        {"task": FakeTask("compile:cmd1"), "exception": TaskFailed(ASC_FAILURE)},
+        {"task": FakeTask("precompile:lib2@x86_64-unknown-linux-gnu"), "exception": TaskFailed("boom")},
+        {"task": FakeTask("bundle:lib2"), "exception": TaskFailed("later")},
+    ]
+    assert failed_guests(failures) == {
+        "cmd1": ("compile", "ERROR TS2304: Cannot find name 'nope'. (guests/cmd1/assembly/index.ts(3,14))"),
+        "lib2": ("precompile", "boom"),
+    }
+
+
+def test_progress_counts_up_to_a_total_that_stays_true() -> None:
+    out = io.StringIO()
+    reporter = ProgressReporter(out, {})
+    tasks = {name: FakeTask(name) for name in ("compile:a", "compile:b", "bundle:a", "bundle:b")}
+    tasks["build"] = FakeTask("build", actions=[], task_dep=list(tasks))
+    reporter.initialize(tasks, ["build"])
+    reporter.skip_uptodate(tasks["compile:a"])
+    reporter.execute_task(tasks["compile:b"])
+    reporter.add_failure(tasks["compile:b"], TaskFailed("ERROR broken"))
+    reporter.skip_uptodate(tasks["bundle:a"])
+    reporter.add_failure(tasks["bundle:b"], UnmetDependency("compile:b"))
+    reporter.add_failure(tasks["build"], UnmetDependency("bundle:b"))
+    reporter.complete_run()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "[2/4] compile:b ..."
+    assert lines[-2] == "failed: b (compile): ERROR broken"
+    assert lines[-1].startswith("0 tasks ran, 2 up to date, 1 failed, 1 not run (an input failed) in ")

@@ -1,0 +1,142 @@
+"""A trap names the guest's own source line (a dev build's embedded source map) or its function (names)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.errors import GuestError
+from ngixi_runtime.loading.loader import open_guest
+from ngixi_runtime.spec.sourcemap import SOURCE_MAP_SECTION, parse_source_map, trap_location
+from ngixi_runtime.spec.wasm import custom_sections, function_bodies
+from ngixi_runtime.trust.signatures import load_trust
+from tests.conftest import KeyFiles, make_bundle
+from tests.wasmgen import Func, Imp, call_import, module
+
+UNREACHABLE = b"\x00"
+MANIFEST = """[guest]
+name = "hello"
+version = "0.1.0"
+
+[exports.fails]
+"""
+_BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def _vlq(value: int) -> str:
+    value = (-value << 1) | 1 if value < 0 else value << 1
+    out = ""
+    while True:
+        digit, value = value & 31, value >> 5
+        out += _BASE64[digit | (32 if value else 0)]
+        if not value:
+            return out
+
+
+def _leb(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _custom(name: str, payload: bytes) -> bytes:
+    body = _leb(len(name)) + name.encode() + payload
+    return b"\x00" + _leb(len(body)) + body
+
+
+def _names(names: dict[int, str]) -> bytes:
+    entries = b"".join(_leb(i) + _leb(len(n)) + n.encode() for i, n in names.items())
+    subsection = _leb(len(names)) + entries
+    return _custom("name", b"\x01" + _leb(len(subsection)) + subsection)
+
+
+def _source_map(mappings: list[tuple[int, int, int, int]], sources: list[str]) -> bytes:
+    """Segments (module offset, source index, 0-based line, 0-based column), deltas as a source map has them."""
+    previous = [0, 0, 0, 0]
+    segments = []
+    for mapping in mappings:
+        segments.append("".join(_vlq(v - p) for v, p in zip(mapping, previous, strict=True)))
+        previous = list(mapping)
+    document = {"version": 3, "sources": sources, "mappings": ",".join(segments)}
+    return _custom(SOURCE_MAP_SECTION, json.dumps(document).encode())
+
+
+BASE = module(functions=[Func("helper", body=UNREACHABLE), Func("fails", body=b"\x10\x00")])  # fails calls helper
+
+
+def _with_debug_info(*, source_map: bool) -> bytes:
+    bodies = function_bodies(BASE, source="test")
+    (helper_start, _), (fails_start, _) = bodies[0], bodies[1]
+    wasm = BASE + _names({0: "~lib/helper", 1: "assembly/index/fails"})
+    if source_map:
+        mappings = [(helper_start + 2, 0, 9, 4), (fails_start + 2, 1, 11, 2)]
+        wasm += _source_map(mappings, ["~lib/array.ts", "guests/hello/assembly/index.ts"])
+    return wasm
+
+
+def test_the_source_map_names_the_first_frame_in_the_guests_own_code() -> None:
+    wasm = _with_debug_info(source_map=True)
+    bodies = function_bodies(wasm, source="test")
+    frames = ((0, bodies[0][0] + 2), (1, bodies[1][0] + 3))
+    assert trap_location(wasm, frames, source="test") == (
+        "at guests/hello/assembly/index.ts:12:3 (in assembly/index/fails)"
+    )
+
+
+def test_an_engine_reporting_a_functions_first_byte_still_gets_its_line() -> None:
+    wasm = _with_debug_info(source_map=True)
+    bodies = function_bodies(wasm, source="test")
+    assert trap_location(wasm, ((1, bodies[1][0]),), source="test") == (
+        "at guests/hello/assembly/index.ts:12:3 (in assembly/index/fails)"
+    )
+
+
+def test_without_a_source_map_the_guests_function_is_named() -> None:
+    wasm = _with_debug_info(source_map=False)
+    assert trap_location(wasm, ((0, 0), (1, 0)), source="test") == "in assembly/index/fails"
+    assert trap_location(BASE, ((0, 0), (1, 0)), source="test") is None
+
+
+def test_a_damaged_source_map_is_ignored() -> None:
+    assert parse_source_map(b"{not json") is None
+    assert parse_source_map(json.dumps({"version": 3, "sources": ["a"], "mappings": "!!"}).encode()) is not None
+    assert custom_sections(_with_debug_info(source_map=True), source="test").keys() == {"name", SOURCE_MAP_SECTION}
+
+
+@pytest.mark.parametrize("engine", ["wasmtime", "wasmer"])
+def test_a_trap_through_the_loader_names_the_line(engine: str, tmp_path: Path, keys: KeyFiles) -> None:
+    pytest.importorskip(engine)
+    bundle = make_bundle(tmp_path, keys.key, wasm=_with_debug_info(source_map=True), manifest=MANIFEST)
+    guest = open_guest(read_bundle(bundle, load_trust(keys.trust)), engine=engine)
+    with guest, pytest.raises(GuestError) as caught:
+        guest.call("fails", ())
+    assert str(caught.value) == (
+        "hello: fails trapped: unreachable at guests/hello/assembly/index.ts:12:3 (in assembly/index/fails)"
+    )
+
+
+@pytest.mark.parametrize("engine", ["wasmtime", "wasmer"])
+def test_an_abort_reports_its_message_at_load_and_in_a_call(engine: str, tmp_path: Path, keys: KeyFiles) -> None:
+    pytest.importorskip(engine)
+    aborting = call_import(0, 0, 0, 3, 4) + UNREACHABLE  # as AssemblyScript compiles a throw
+    returning = call_import(0, 0, 0, 5, 6)  # a guest that returns from its abort
+    abort = [Imp("env", "abort", ["i32"] * 4)]
+    manifest = MANIFEST + "[exports.returns]\n"
+    calls = module(imports=abort, functions=[Func("fails", body=aborting), Func("returns", body=returning)])
+    bundle = make_bundle(tmp_path / "calls", keys.key, wasm=calls, manifest=manifest)
+    guest = open_guest(read_bundle(bundle, load_trust(keys.trust)), engine=engine)
+    with guest:
+        with pytest.raises(GuestError, match=r"^hello: guest aborted: \? \(at \?:3:4\)$"):
+            guest.call("fails", ())
+        with pytest.raises(GuestError, match=r"^hello: guest aborted: \? \(at \?:5:6\)$"):
+            guest.call("returns", ())
+    at_start = module(imports=abort, functions=[Func("boot", body=aborting), Func("fails")], start="boot")
+    bundle = make_bundle(tmp_path / "start", keys.key, wasm=at_start, manifest=MANIFEST)
+    with pytest.raises(GuestError, match=r"^hello: guest aborted: \? \(at \?:3:4\)$"):
+        open_guest(read_bundle(bundle, load_trust(keys.trust)), engine=engine)
