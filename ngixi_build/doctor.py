@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ngixi_build.project import find_project
+from ngixi_build.toolchains import javascript, python
 from ngixi_build.toolchains.assemblyscript import node_pins, system_node, toolchain_for
 from ngixi_build.toolchains.wit import wasm_tools
 from ngixi_runtime.errors import InvalidInput, NgixiError
@@ -68,12 +69,27 @@ def _project_findings(start: Path) -> list[Finding]:
             if toolchain.complete
             else "not installed; run `doit toolchain` (or `make build`)",
         ),
+        *_component_toolchains(project.state_dir),
         Finding(
             "dev signing key",
             dev_key.exists(),
             f"{dev_key}" if dev_key.exists() else "not created yet; `doit build` creates it on first use",
         ),
     ]
+
+
+def _component_toolchains(state_dir: Path) -> list[Finding]:
+    """componentize-js and componentize-py: installed by the build only when a guest is in their language."""
+    js, py = javascript.toolchain_for(state_dir), python.toolchain_for(state_dir)
+    return [
+        _toolchain_finding("javascript", javascript.pinned_version(), js.root, js.complete),
+        _toolchain_finding("python", python.pinned_version(), py.root, py.complete),
+    ]
+
+
+def _toolchain_finding(language: str, version: str, root: Path, complete: bool) -> Finding:
+    where = f"installed in {root}" if complete else f"not installed; a build installs it for a guest in {language}"
+    return Finding(f"{language} toolchain", True, f"{version} {where}")
 
 
 def diagnose(start: Path) -> list[Finding]:

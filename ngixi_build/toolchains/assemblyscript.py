@@ -145,9 +145,7 @@ def _install(toolchain: Toolchain) -> None:
     for name, data in pin_bytes().items():
         if name != "pins.toml":
             (toolchain.root / name).write_bytes(data)
-    npm = env_dir / "bin" / "npm" if (env_dir / "bin" / "npm").exists() else Path(shutil.which("npm") or "npm")
-    path = f"{env_dir / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
-    env = {**os.environ, "PATH": path}
+    npm, env = npm_for(toolchain)
     run(
         [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
         what="npm ci (AssemblyScript toolchain)",
@@ -157,6 +155,14 @@ def _install(toolchain: Toolchain) -> None:
     )
     _install_wasi_adapter(toolchain, npm, env)
     (toolchain.root / _COMPLETE).write_text(toolchain_key() + "\n")
+
+
+def npm_for(toolchain: Toolchain) -> tuple[Path, dict[str, str]]:
+    """The npm beside the toolchain's Node.js (nodeenv --node=system makes none: then the one on PATH), and the
+    environment that runs it with that Node.js first on PATH."""
+    bin_dir = toolchain.root / "env" / "bin"
+    npm = bin_dir / "npm" if (bin_dir / "npm").exists() else Path(shutil.which("npm") or "npm")
+    return npm, {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
 def _install_wasi_adapter(toolchain: Toolchain, npm: Path, env: dict[str, str]) -> None:
