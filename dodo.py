@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +10,7 @@ from doit.tools import config_changed, run_once
 from ngixi_build.cli import project_or_exit
 from ngixi_build.guests import read_guests
 from ngixi_build.reporter import ProgressReporter
-from ngixi_build.stages import component
-from ngixi_build.stages.compile import OPTIMIZATION_FLAGS
+from ngixi_build.stages import component, core_bindings
 from ngixi_build.stages.precompile import metadata_path, precompile_inputs, wasmtime_precompile_inputs
 from ngixi_build.toolchains.assemblyscript import PIN_FILES, toolchain_for
 from ngixi_build.workflows import clean, pipeline, publish, release
@@ -56,47 +54,33 @@ def task_devkey() -> Task:
 
 
 def task_bindings() -> Task:
-    """Generate AssemblyScript bindings of the WIT catalog (wit/) into artifacts/bindings/ngixi-host/."""
+    """Generate bindings of the WIT catalog (wit/) into artifacts/bindings/: components' AssemblyScript, and
+    core guests' C header, Zig module and AssemblyScript module."""
     return {
-        "actions": [as_action(component.generate_bindings, project=PROJECT)],
-        "file_dep": [str(p) for p in component.catalog_sources(PROJECT)] + [component.GENERATOR],
-        "targets": [str(p) for p in component.bindings_paths(PROJECT)],
+        "actions": [
+            as_action(component.generate_bindings, project=PROJECT),
+            as_action(core_bindings.generate, project=PROJECT),
+        ],
+        "file_dep": [
+            *(str(p) for p in component.catalog_sources(PROJECT)),
+            component.GENERATOR,
+            core_bindings.GENERATOR,
+        ],
+        "targets": [str(p) for p in [*component.bindings_paths(PROJECT), *core_bindings.paths(PROJECT)]],
         "clean": True,
     }
 
 
 def task_compile() -> Any:
-    """Compile each guest's AssemblyScript to artifacts/wasm/<guest>.wasm (a component guest's to a component)."""
+    """Compile each guest with its language's toolchain to artifacts/wasm/<guest>.wasm (or a component)."""
     for name, guest in GUESTS.items():
-        is_component = guest.type.is_component
-        # A component embeds its world, made of the catalog and the manifest's exports.
-        component_inputs = [
-            *component.catalog_sources(PROJECT),
-            *component.bindings_paths(PROJECT),
-            PROJECT.manifest_path(name),
-        ]
+        deps = pipeline.compile_deps(PROJECT, guest)
         yield {
             "name": name,
             "actions": [as_action(pipeline.compile_guest, project=PROJECT, guest=guest)],
-            "file_dep": [
-                *(str(p) for p in PROJECT.guest_sources(name)),
-                str(TOOLCHAIN.root / ".complete"),
-                *(str(p) for p in (component_inputs if is_component else [])),
-            ],
-            "targets": [
-                str(PROJECT.wasm_path(name)),
-                *([str(component.core_path(PROJECT, name))] if is_component else []),
-            ],
-            "uptodate": [
-                config_changed(
-                    {
-                        **asdict(guest.type),
-                        "memory_pages": guest.memory_pages,
-                        "flags": list(OPTIMIZATION_FLAGS[PROJECT.profile]),
-                    }
-                ),
-                TargetsUnchanged(),
-            ],
+            "file_dep": [str(p) for p in deps.file_dep],
+            "targets": [str(p) for p in deps.targets],
+            "uptodate": [config_changed(deps.settings), TargetsUnchanged()],
             "clean": True,
         }
 

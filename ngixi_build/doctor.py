@@ -6,9 +6,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ngixi_build.project import find_project
-from ngixi_build.toolchains import javascript, python
-from ngixi_build.toolchains.assemblyscript import node_pins, system_node, toolchain_for
+from ngixi_build.guests import read_guests
+from ngixi_build.languages import assemblyscript
+from ngixi_build.languages.base import Language
+from ngixi_build.languages.registry import used_languages
+from ngixi_build.project import Project, find_project
+from ngixi_build.toolchains.assemblyscript import node_pins, system_node
 from ngixi_build.toolchains.wit import wasm_tools
 from ngixi_runtime.errors import InvalidInput, NgixiError
 
@@ -59,17 +62,9 @@ def _project_findings(start: Path) -> list[Finding]:
         project = find_project(start)
     except InvalidInput as error:
         return [Finding("project", False, f"{error}; run ngixi doctor inside the project")]
-    toolchain = toolchain_for(project.state_dir)
     dev_key = project.keys_dir / "dev.key"
     return [
-        Finding(
-            "assemblyscript toolchain",
-            toolchain.complete,
-            f"installed in {toolchain.root}"
-            if toolchain.complete
-            else "not installed; run `doit toolchain` (or `make build`)",
-        ),
-        *_component_toolchains(project.state_dir),
+        *_toolchain_findings(project),
         Finding(
             "dev signing key",
             dev_key.exists(),
@@ -78,18 +73,12 @@ def _project_findings(start: Path) -> list[Finding]:
     ]
 
 
-def _component_toolchains(state_dir: Path) -> list[Finding]:
-    """componentize-js and componentize-py: installed by the build only when a guest is in their language."""
-    js, py = javascript.toolchain_for(state_dir), python.toolchain_for(state_dir)
-    return [
-        _toolchain_finding("javascript", javascript.pinned_version(), js.root, js.complete),
-        _toolchain_finding("python", python.pinned_version(), py.root, py.complete),
-    ]
-
-
-def _toolchain_finding(language: str, version: str, root: Path, complete: bool) -> Finding:
-    where = f"installed in {root}" if complete else f"not installed; a build installs it for a guest in {language}"
-    return Finding(f"{language} toolchain", True, f"{version} {where}")
+def _toolchain_findings(project: Project) -> list[Finding]:
+    """The AssemblyScript toolchain (the build always installs it) and each other one a guest needs."""
+    languages: list[Language] = [assemblyscript.LANGUAGE, *used_languages(project, list(read_guests(project).values()))]
+    statuses = [language.toolchain_status(project.state_dir) for language in languages]
+    unique = {status.what: status for status in statuses}  # languages sharing a toolchain report it once
+    return [Finding(status.what, status.ok, status.detail) for status in unique.values()]
 
 
 def diagnose(start: Path) -> list[Finding]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import tomli
 
 from ngixi_build.project import Project
-from ngixi_runtime.guest.kind import GuestType, lenient_guest_type
+from ngixi_runtime.guest.build_command import BuildCommand, lenient_build
+from ngixi_runtime.guest.kind import GuestLanguage, GuestType, infer_language, lenient_guest_type
 from ngixi_runtime.guest.manifest import DEFAULT_LIMITS
 
 UNKNOWN_VERSION = "unknown"
@@ -27,6 +29,7 @@ class GuestBuild:
     version: str
     memory_pages: int
     metered: bool  # [limits] fuel is set: Wasmtime artifacts count fuel
+    build: BuildCommand | None = None  # a "wasm" guest's [build] table
 
 
 def read_guest(project: Project, name: str) -> GuestBuild:
@@ -36,13 +39,24 @@ def read_guest(project: Project, name: str) -> GuestBuild:
         raw = {}
     table, limits = _table(raw.get("guest")), _table(raw.get("limits"))
     version = table.get("version")
+    declared = lenient_guest_type(table)
+    language = declared.language or _inferred_language(project, name, has_build="build" in raw)
     return GuestBuild(
         name=name,
-        type=lenient_guest_type(table),
+        type=dataclasses.replace(declared, language=language),
         version=version if isinstance(version, str) and version else UNKNOWN_VERSION,
         memory_pages=_memory_pages(limits.get("memory_pages")),
         metered="fuel" in limits,
+        build=lenient_build(raw),
     )
+
+
+def _inferred_language(project: Project, name: str, *, has_build: bool) -> GuestLanguage | None:
+    """The language of a guest whose manifest names none: "wasm" with a [build] table, else from its files."""
+    if has_build:
+        return "wasm"
+    directory = project.guests_dir / name
+    return infer_language(path.relative_to(directory).as_posix() for path in project.guest_sources(name))
 
 
 def read_guests(project: Project) -> dict[str, GuestBuild]:

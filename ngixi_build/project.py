@@ -69,10 +69,15 @@ class Project:
         return self.state_dir / "doit.db"
 
     def guest_names(self) -> list[str]:
-        """Every directory under guests/ with an assembly/index.ts entry."""
+        """Every directory under guests/ with a manifest in manifests/ or an assembly/index.ts entry."""
         if not self.guests_dir.is_dir():
             return []
-        return sorted(d.name for d in self.guests_dir.iterdir() if (d / GUEST_ENTRY).is_file())
+        return sorted(d.name for d in self.guests_dir.iterdir() if self._is_guest(d))
+
+    def _is_guest(self, directory: Path) -> bool:
+        if not directory.is_dir() or directory.name.startswith("."):
+            return False
+        return self.manifest_path(directory.name).is_file() or (directory / GUEST_ENTRY).is_file()
 
     def guest_sources(self, guest: str) -> list[Path]:
         """The files a guest's compile depends on (sources and any asconfig)."""

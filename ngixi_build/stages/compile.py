@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,20 +59,24 @@ def compile_guest(
     options: CompileOptions,
 ) -> int:
     """Compiles `entry` (relative to the project root) into `out_path`; returns the .wasm size."""
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{out_path.stem}.", suffix=".wasm", dir=out_path.parent)
-    os.close(descriptor)
-    try:
+    with compiled_into(out_path) as temporary:
         run(
-            [
-                *toolchain.asc,
-                *asc_arguments(toolchain, project_root, entry, Path(temporary), options),
-            ],
+            [*toolchain.asc, *asc_arguments(toolchain, project_root, entry, temporary, options)],
             what=f"asc {entry}",
             cwd=project_root,
             error=CompileError,
         )
+    return out_path.stat().st_size
+
+
+@contextmanager
+def compiled_into(out_path: Path) -> Iterator[Path]:
+    """A temporary path beside `out_path` for a compiler to write; it becomes `out_path` only if the block succeeds."""
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{out_path.stem}.", suffix=".wasm", dir=out_path.parent)
+    os.close(descriptor)
+    try:
+        yield Path(temporary)
         os.replace(temporary, out_path)
     finally:
         Path(temporary).unlink(missing_ok=True)
-    return out_path.stat().st_size

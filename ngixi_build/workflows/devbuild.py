@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ngixi_build.guests import GuestBuild, read_guest
+from ngixi_build.languages import assemblyscript
+from ngixi_build.languages.base import CompileJob
+from ngixi_build.languages.registry import language_of
 from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
 from ngixi_build.stages import component
@@ -96,12 +99,17 @@ class DevBuilder:
     def prefetch(self, guest: str) -> None:
         """Starts compiling now (e.g. while events settle); `rebuild` uses the result if the sources still match."""
         if guest not in self._compiles and guest in self.project.guest_names():
-            argv = self._argv(read_guest(self.project, guest))
-            self._compiles[guest] = _Compile(argv, self.server.submit(argv))
+            build = read_guest(self.project, guest)
+            if _compiled_by_asc(build):
+                argv = self._argv(build)
+                self._compiles[guest] = _Compile(argv, self.server.submit(argv))
 
     def warm_up(self, guest: str) -> None:
         """A few throw-away compiles: V8 optimizes asc's hot paths only after it has run them a few times."""
-        argv = self._argv(read_guest(self.project, guest))
+        build = read_guest(self.project, guest)
+        if not _compiled_by_asc(build):
+            return
+        argv = self._argv(build)
         for _ in range(WARM_UP_COMPILES):
             self.server.compile(argv, timeout=COMPILE_TIMEOUT_SECONDS)
 
@@ -118,7 +126,7 @@ class DevBuilder:
         targets, wasmtime_triples = pipeline.artifact_plan(self.project, guest)
         with build_lock(self.project.state_dir), self._writing():
             with step("write"):
-                if guest.type.is_component:
+                if guest.type.is_component and _compiled_by_asc(guest):
                     component.componentize_guest(self.project, name, core_wasm=self._scratch(name))
                 else:
                     write_atomic(self.project.wasm_path(name), self._scratch(name).read_bytes())
@@ -170,7 +178,7 @@ class DevBuilder:
         return without_fsync() if self.project.profile == "dev" else nullcontext()
 
     def _argv(self, guest: GuestBuild) -> tuple[str, ...]:
-        entry, options = pipeline.compile_inputs(self.project, guest)
+        entry, options = assemblyscript.compile_inputs(self.project, guest)
         return tuple(asc_arguments(self.toolchain, self.project.root, entry, self._scratch(guest.name), options))
 
     def _scratch(self, guest: str) -> Path:
@@ -178,6 +186,10 @@ class DevBuilder:
 
     def _compile(self, guest: GuestBuild) -> None:
         """Compiles into the scratch file, reusing a prefetched compile of the same sources."""
+        if not _compiled_by_asc(guest):
+            language = language_of(self.project, guest)
+            language.compile(CompileJob(self.project, guest, self._scratch(guest.name)))
+            return
         argv = self._argv(guest)
         reply = self._prefetched_reply(guest.name, argv)
         if reply is None:
@@ -230,3 +242,8 @@ class DevBuilder:
 
     def _verify(self, bundle: Path) -> VerifiedBundle:
         return read_bundle(bundle, load_trust(self.project.dev_trust_file))
+
+
+def _compiled_by_asc(guest: GuestBuild) -> bool:
+    """Whether the warm compiler process compiles the guest; other languages run their own compiler."""
+    return guest.type.language == "assemblyscript"

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from ngixi_build.guests import GuestBuild
-from ngixi_build.project import GUEST_ENTRY, Project
-from ngixi_build.stages import compile as compile_stage
+from ngixi_build.guests import GuestBuild, read_guests
+from ngixi_build.languages.base import CompileJob
+from ngixi_build.languages.registry import language_of, used_languages
+from ngixi_build.project import Project
 from ngixi_build.stages import component
 from ngixi_build.stages.bundle import ArtifactInput, write_bundle
 from ngixi_build.stages.precompile import precompile_guest, precompile_wasmtime, read_metadata
 from ngixi_build.stages.signing import SigningKey, ensure_dev_key
 from ngixi_build.stages.smoke import smoke_bundle
 from ngixi_build.stages.validate import check_validated, validate_guest
-from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
+from ngixi_build.toolchains.assemblyscript import ensure_toolchain
+from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.bundle_format import Channel
 from ngixi_runtime.spec.targets import Target
 
@@ -30,35 +34,44 @@ def artifact_plan(project: Project, guest: GuestBuild) -> tuple[list[Target], li
 
 
 def install_toolchain(project: Project) -> None:
+    """The AssemblyScript toolchain, and every other toolchain a guest of the project needs."""
     ensure_toolchain(state_dir=project.state_dir)
+    for language in used_languages(project, list(read_guests(project).values())):
+        language.install(project.state_dir)
 
 
 def make_dev_key(project: Project) -> None:
     ensure_dev_key(keys_dir=project.keys_dir, trust_file=project.dev_trust_file)
 
 
-def compile_inputs(project: Project, guest: GuestBuild) -> tuple[Path, compile_stage.CompileOptions]:
-    """The guest's entry (relative to the project root) and its compile options from the manifest."""
-    entry = (project.guests_dir / guest.name / GUEST_ENTRY).relative_to(project.root)
-    kind = guest.type.kind
-    extra = tuple(component.compile_arguments(project, kind)) if guest.type.is_component else ()
-    return entry, compile_stage.CompileOptions(
-        kind=kind, memory_pages=guest.memory_pages, extra_arguments=extra, profile=project.profile
+@dataclass(frozen=True)
+class CompileDeps:
+    """What a guest's compile task reads, writes and is configured by, from its language."""
+
+    file_dep: list[Path]
+    targets: list[Path]
+    settings: dict[str, object]
+
+
+def compile_deps(project: Project, guest: GuestBuild) -> CompileDeps:
+    """The compile task's declaration; a guest whose language is unknown gets a task that reports it."""
+    settings: dict[str, object] = {**dataclasses.asdict(guest.type), "memory_pages": guest.memory_pages}
+    try:
+        language = language_of(project, guest)
+    except InvalidInput:
+        return CompileDeps(project.guest_sources(guest.name), [project.wasm_path(guest.name)], settings)
+    return CompileDeps(
+        file_dep=[*language.sources(project, guest), *language.inputs(project, guest)],
+        targets=[project.wasm_path(guest.name), *language.intermediates(project, guest)],
+        settings={**settings, **language.settings(project, guest)},
     )
 
 
 def compile_guest(project: Project, guest: GuestBuild) -> None:
-    entry, options = compile_inputs(project, guest)
-    size = compile_stage.compile_guest(
-        toolchain=toolchain_for(project.state_dir),
-        project_root=project.root,
-        entry=entry,
-        out_path=component.core_path(project, guest.name) if guest.type.is_component else project.wasm_path(guest.name),
-        options=options,
-    )
-    if guest.type.is_component:
-        size = component.componentize_guest(project, guest.name)
-    log.debug("%s: %d bytes of wasm", guest.name, size)
+    """Compiles the guest with its language's toolchain into its .wasm."""
+    language = language_of(project, guest)
+    size = language.compile(CompileJob(project, guest, project.wasm_path(guest.name)))
+    log.debug("%s: %d bytes of %s wasm", guest.name, size, language.name)
 
 
 def validate(project: Project, guest: str) -> None:

@@ -39,6 +39,8 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from ngixi_build.guests import read_guest
+from ngixi_build.languages.wasm import is_declared_input
 from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
 from ngixi_build.stages.smoke import smoke_bundle
@@ -141,9 +143,17 @@ class _GuestEvents(FileSystemEventHandler):
         if event.is_directory and event.event_type == EVENT_TYPE_MODIFIED:
             return  # an entry inside changed; that entry has its own event
         for raw in (event.src_path, event.dest_path):
-            guest = changed_guest(self.project, Path(os.fsdecode(raw))) if raw else None
+            guest = changed_input(self.project, Path(os.fsdecode(raw))) if raw else None
             if guest is not None:
                 self.changed(guest)
+
+
+def changed_input(project: Project, path: Path) -> str | None:
+    """`changed_guest`, but only for a file its build reads: a [build] command's own output is none."""
+    guest = changed_guest(project, path)
+    if guest is None or not path.is_relative_to(project.guests_dir):
+        return guest
+    return guest if is_declared_input(project, read_guest(project, guest), path) else None
 
 
 def _start_observer(project: Project, debouncer: Debouncer, *, poll: bool) -> BaseObserver:

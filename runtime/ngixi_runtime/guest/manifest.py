@@ -14,7 +14,16 @@ import tomli
 from ngixi_runtime.capabilities.base import CapabilityOptions
 from ngixi_runtime.capabilities.registry import GRANTABLE, capability
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.guest.kind import GUEST_ABIS, GUEST_KINDS, GuestAbi, GuestKind, GuestType
+from ngixi_runtime.guest.build_command import BuildCommand, parse_build
+from ngixi_runtime.guest.kind import (
+    GUEST_ABIS,
+    GUEST_KINDS,
+    GUEST_LANGUAGES,
+    GuestAbi,
+    GuestKind,
+    GuestLanguage,
+    GuestType,
+)
 from ngixi_runtime.spec.schema import Problems, integer, string, suggestion, table, type_name
 
 VALUE_TYPES = ("i32", "i64", "f32", "f64")
@@ -73,6 +82,7 @@ class Manifest:
     capabilities: Mapping[str, CapabilityOptions]
     limits: Limits
     smoke: tuple[SmokeCall, ...]
+    build: BuildCommand | None = None
 
     @property
     def grants(self) -> frozenset[str]:
@@ -109,8 +119,8 @@ _LIMIT_RANGES = {
 # Optional limits, without a default: unset means that quota is not enforced.
 _FUEL_RANGE = (1, (1 << 63) - 1)
 LIMIT_KEYS = (*DEFAULT_LIMITS, "fuel")
-_TOP_KEYS = ("guest", "exports", "capabilities", "limits", "smoke")
-_GUEST_KEYS = ("name", "version", "kind", "description", "abi")
+_TOP_KEYS = ("guest", "exports", "capabilities", "limits", "smoke", "build")
+_GUEST_KEYS = ("name", "version", "kind", "description", "abi", "language")
 _EXPORT_KEYS = ("params", "results")
 _SMOKE_KEYS = ("call", "args", "expect", "stdout")
 
@@ -151,7 +161,19 @@ def _parse_guest(raw: Mapping[str, Any], stem: str, problems: Problems) -> Guest
     abi = string(guest, "abi", "guest.abi", problems, default="core")
     if abi not in GUEST_ABIS:
         problems.add("guest.abi", f'"{abi}" must be "core" (a core module) or "component" (the component model)')
-    return GuestInfo(name, version, description, GuestType(cast(GuestAbi, abi), cast(GuestKind, kind)))
+    language = _language(guest, problems)
+    return GuestInfo(name, version, description, GuestType(cast(GuestAbi, abi), cast(GuestKind, kind), language))
+
+
+def _language(guest: Mapping[str, Any], problems: Problems) -> GuestLanguage | None:
+    """The declared language; None leaves it to the build to tell from the guest's files."""
+    if "language" not in guest:
+        return None
+    language = string(guest, "language", "guest.language", problems)
+    if language and language not in GUEST_LANGUAGES:
+        choices = suggestion(language, GUEST_LANGUAGES, "known")
+        problems.add("guest.language", f'"{language}" is not a guest language; {choices}')
+    return next((known for known in GUEST_LANGUAGES if known == language), None)
 
 
 def _parse_exports(raw: Mapping[str, Any], problems: Problems) -> tuple[ExportDecl, ...]:
@@ -276,7 +298,10 @@ def manifest_from_table(raw: Mapping[str, Any], *, source: str, stem: str) -> Ma
         capabilities=_parse_capabilities(raw, problems),
         limits=_parse_limits(raw, problems),
         smoke=_parse_smoke(raw, problems),
+        build=parse_build(raw, problems),
     )
+    if manifest.build is not None and manifest.guest.type.language not in (None, "wasm"):
+        problems.add("build", f'a [build] command makes a "wasm" guest, not a "{manifest.guest.type.language}" one')
     _check_smoke_targets(manifest, problems)
     if manifest.guest.type.is_component:
         _check_component(manifest, problems)

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from ngixi_build.guests import read_guest
+from ngixi_build.languages import assemblyscript
 from ngixi_build.project import Project
 from ngixi_build.stages.compile import asc_arguments
 from ngixi_build.toolchains.asc_server import AscServer
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
-from ngixi_build.workflows import pipeline as stages
+from ngixi_build.workflows import pipeline
 from tests.conftest import REPO
 from tests.integration import compiler_processes, copy_project
 
@@ -36,7 +37,7 @@ def server(project: Project) -> Iterator[AscServer]:
 
 
 def guest_argv(project: Project, guest: str, output: Path) -> list[str]:
-    entry, options = stages.compile_inputs(project, read_guest(project, guest))
+    entry, options = assemblyscript.compile_inputs(project, read_guest(project, guest))
     return asc_arguments(toolchain_for(project.state_dir), project.root, entry, output, options)
 
 
@@ -48,7 +49,7 @@ def test_warm_compiles_give_the_command_lines_bytes_whatever_came_before(
         reply = server.compile(guest_argv(project, guest, tmp_path / f"{n}-{guest}.wasm"), timeout=TIMEOUT)
         assert reply.ok, reply.diagnostics
     assert (tmp_path / "0-wasi-hello.wasm").read_bytes() == (tmp_path / "2-wasi-hello.wasm").read_bytes()
-    stages.compile_guest(project, read_guest(project, "hello"))
+    pipeline.compile_guest(project, read_guest(project, "hello"))
     assert (tmp_path / "1-hello.wasm").read_bytes() == project.wasm_path("hello").read_bytes()
 
 

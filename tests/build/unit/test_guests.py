@@ -14,6 +14,7 @@ from ngixi_runtime.guest.manifest import DEFAULT_LIMITS
 from tests.conftest import HELLO_MANIFEST
 
 PAGES = DEFAULT_LIMITS["memory_pages"]
+AS = GuestType(language="assemblyscript")
 
 
 def project_with(tmp_path: Path, manifests: dict[str, str | bytes]) -> Project:
@@ -30,20 +31,20 @@ def project_with(tmp_path: Path, manifests: dict[str, str | bytes]) -> Project:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (HELLO_MANIFEST, GuestBuild("g", GuestType(), "0.1.0", PAGES, metered=False)),
+        (HELLO_MANIFEST, GuestBuild("g", AS, "0.1.0", PAGES, metered=False)),
         (
             '[guest]\nversion = "2.0.0"\nabi = "component"\nkind = "command"\n[limits]\nmemory_pages = 3\nfuel = 10\n',
-            GuestBuild("g", GuestType("component", "command"), "2.0.0", 3, metered=True),
+            GuestBuild("g", GuestType("component", "command", "assemblyscript"), "2.0.0", 3, metered=True),
         ),
-        ("[guest\nname = ", GuestBuild("g", GuestType(), UNKNOWN_VERSION, PAGES, metered=False)),
-        (b"\xff\xfe", GuestBuild("g", GuestType(), UNKNOWN_VERSION, PAGES, metered=False)),
+        ("[guest\nname = ", GuestBuild("g", AS, UNKNOWN_VERSION, PAGES, metered=False)),
+        (b"\xff\xfe", GuestBuild("g", AS, UNKNOWN_VERSION, PAGES, metered=False)),
         (
             'guest = 1\nlimits = "none"\n',
-            GuestBuild("g", GuestType(), UNKNOWN_VERSION, PAGES, metered=False),
+            GuestBuild("g", AS, UNKNOWN_VERSION, PAGES, metered=False),
         ),
         (
             '[guest]\nversion = ""\nabi = "wasi"\n[limits]\nmemory_pages = true\n',
-            GuestBuild("g", GuestType(), UNKNOWN_VERSION, PAGES, metered=False),
+            GuestBuild("g", AS, UNKNOWN_VERSION, PAGES, metered=False),
         ),
     ],
     ids=["plain", "everything set", "broken toml", "not utf-8", "wrong tables", "wrong values"],

@@ -27,6 +27,7 @@ BUILD_LAYERS = (
     ("ngixi_build.guests",),
     ("ngixi_build.toolchains",),
     ("ngixi_build.stages",),
+    ("ngixi_build.languages",),
     ("ngixi_build.workflows",),
     ("ngixi_build.doctor",),
     ("ngixi_build.cli",),

@@ -10,11 +10,12 @@ from ngixi_runtime.guest.kind import GuestType, lenient_guest_type
 @pytest.mark.parametrize(
     ("table", "expected"),
     [
-        ({}, GuestType("core", "library", "assemblyscript")),
+        ({}, GuestType("core", "library", None)),
         ({"abi": "component"}, GuestType(abi="component")),
         ({"kind": "command"}, GuestType(kind="command")),
         ({"abi": "component", "kind": "command"}, GuestType("component", "command")),
-        ({"language": "assemblyscript"}, GuestType()),
+        ({"language": "assemblyscript"}, GuestType(language="assemblyscript")),
+        ({"language": "c"}, GuestType(language="c")),
         ({"abi": "wasi", "kind": 3, "language": "cobol"}, GuestType()),
         ({"abi": ["component"], "kind": None}, GuestType()),
         ("not a table", GuestType()),

@@ -61,7 +61,10 @@ INVALID = [
         GUEST + '[exports.add]\nparams = ["i32"]\n[[smoke]]\ncall = "add"\nargs = []\n',
         [f"{F}: smoke[0].args: add takes 1 arguments, the smoke call gives 0"],
     ),
-    (GUEST + 'smoke = "x"\n', [f"{F}: guest.smoke: unknown key; allowed: name, version, kind, description, abi"]),
+    (
+        GUEST + 'smoke = "x"\n',
+        [f"{F}: guest.smoke: unknown key; allowed: name, version, kind, description, abi, language"],
+    ),
     (
         GUEST + 'abi = "wasi"\n',
         [f'{F}: guest.abi: "wasi" must be "core" (a core module) or "component" (the component model)'],

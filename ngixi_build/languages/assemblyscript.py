@@ -1,0 +1,78 @@
+"""AssemblyScript guests: `guests/<name>/assembly/index.ts` compiled by the pinned asc (components: wasm-tools)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ngixi_build.guests import GuestBuild
+from ngixi_build.languages.base import CompileJob, Language, ToolchainStatus
+from ngixi_build.project import GUEST_ENTRY, Project
+from ngixi_build.stages import compile as compile_stage
+from ngixi_build.stages import component, core_bindings
+from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
+
+
+def compile_inputs(project: Project, guest: GuestBuild) -> tuple[Path, compile_stage.CompileOptions]:
+    """The guest's entry (relative to the project root) and its compile options from the manifest."""
+    entry = (project.guests_dir / guest.name / GUEST_ENTRY).relative_to(project.root)
+    kind = guest.type.kind
+    if guest.type.is_component:
+        extra = tuple(component.compile_arguments(project, kind))
+    else:  # the core bindings' package: import { kv } from "ngixi"
+        extra = ("--path", os.path.relpath(core_bindings.as_package_dir(project), project.root))
+    return entry, compile_stage.CompileOptions(
+        kind=kind, memory_pages=guest.memory_pages, extra_arguments=extra, profile=project.profile
+    )
+
+
+class AssemblyScript(Language):
+    name = "assemblyscript"
+    abis = ("core", "component")
+
+    def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
+        marker = [toolchain_for(project.state_dir).root / ".complete"]
+        if not guest.type.is_component:
+            return [*marker, core_bindings.as_module(project)]
+        # A component embeds its world, made of the catalog and the manifest's exports.
+        return [
+            *marker,
+            *component.catalog_sources(project),
+            *component.bindings_paths(project),
+            project.manifest_path(guest.name),
+        ]
+
+    def intermediates(self, project: Project, guest: GuestBuild) -> list[Path]:
+        return [component.core_path(project, guest.name)] if guest.type.is_component else []
+
+    def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
+        return {"flags": list(compile_stage.OPTIMIZATION_FLAGS[project.profile])}
+
+    def install(self, state_dir: Path) -> None:
+        ensure_toolchain(state_dir=state_dir)
+
+    def toolchain_status(self, state_dir: Path) -> ToolchainStatus:
+        toolchain = toolchain_for(state_dir)
+        detail = (
+            f"installed in {toolchain.root}"
+            if toolchain.complete
+            else "not installed; run `doit toolchain` (or `make build`)"
+        )
+        return ToolchainStatus("assemblyscript toolchain", toolchain.complete, detail)
+
+    def compile(self, job: CompileJob) -> int:
+        project, guest = job.project, job.guest
+        entry, options = compile_inputs(project, guest)
+        size = compile_stage.compile_guest(
+            toolchain=toolchain_for(project.state_dir),
+            project_root=project.root,
+            entry=entry,
+            out_path=component.core_path(project, guest.name) if guest.type.is_component else job.out_path,
+            options=options,
+        )
+        if guest.type.is_component:
+            size = component.componentize_guest(project, guest.name)
+        return size
+
+
+LANGUAGE = AssemblyScript()

@@ -1,0 +1,64 @@
+"""What a guest language provides to the build: its inputs, its compile and its toolchain."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from ngixi_build.guests import GuestBuild
+from ngixi_build.project import Project
+from ngixi_runtime.guest.kind import GuestAbi, GuestLanguage
+
+
+@dataclass(frozen=True)
+class CompileJob:
+    """One guest to compile into `out_path` (its .wasm: a core module, or a component for that ABI)."""
+
+    project: Project
+    guest: GuestBuild
+    out_path: Path
+
+
+@dataclass(frozen=True)
+class ToolchainStatus:
+    """What `ngixi doctor` says about a language's toolchain."""
+
+    what: str
+    ok: bool
+    detail: str
+
+
+class Language(ABC):
+    """One guest language; a module of this package defines `LANGUAGE`, an instance of its subclass."""
+
+    name: ClassVar[GuestLanguage]
+    abis: ClassVar[tuple[GuestAbi, ...]] = ("core",)
+
+    def sources(self, project: Project, guest: GuestBuild) -> list[Path]:
+        """The guest's own files its compile reads (its up-to-date check and watch mode follow them)."""
+        return project.guest_sources(guest.name)
+
+    def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
+        """Other files its compile reads: a toolchain's marker, generated bindings, the manifest."""
+        return []
+
+    def intermediates(self, project: Project, guest: GuestBuild) -> list[Path]:
+        """Files its compile writes besides the .wasm."""
+        return []
+
+    def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
+        """What else decides the output (flags, toolchain version): a change recompiles."""
+        return {}
+
+    @abstractmethod
+    def install(self, state_dir: Path) -> None:
+        """Installs the pinned toolchain if it is missing."""
+
+    @abstractmethod
+    def toolchain_status(self, state_dir: Path) -> ToolchainStatus: ...
+
+    @abstractmethod
+    def compile(self, job: CompileJob) -> int:
+        """Writes `job.out_path` (atomically: nothing on failure); returns its size."""

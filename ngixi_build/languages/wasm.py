@@ -1,0 +1,139 @@
+"""Guests of any other toolchain (`language = "wasm"`): a committed module, or the manifest's [build] command.
+
+The command runs in its workdir with the build's Python first on PATH and `NGIXI_GUEST`,
+`NGIXI_PROFILE` ("release" or "dev") and `NGIXI_MEMORY_PAGES` set; its diagnostics reach the user
+as it printed them. Only a module it wrote in full becomes the guest's .wasm: the build copies
+`output` atomically once the command has succeeded, so a failure leaves the previous .wasm as it was.
+The files matching `inputs` are what `doit build`'s up-to-date check and watch mode follow; the
+output itself never counts as an input.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from functools import cache
+from pathlib import Path
+
+from ngixi_build.guests import GuestBuild
+from ngixi_build.languages.base import CompileJob, Language, ToolchainStatus
+from ngixi_build.proc import run
+from ngixi_build.project import Project
+from ngixi_build.stages.compile import CompileError
+from ngixi_runtime.files import write_atomic
+from ngixi_runtime.guest.build_command import BuildCommand
+from ngixi_runtime.guest.manifest import load_manifest
+
+COMMAND_TIMEOUT_SECONDS = 900.0
+_WASM_MAGIC = b"\0asm"
+
+
+@cache
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """A "/"-separated glob as a regex: `**/` any directories, `*` and `?` within one name."""
+    parts = re.split(r"(\*\*/|\*|\?)", pattern)
+    wildcards = {"**/": "(?:.*/)?", "*": "[^/]*", "?": "[^/]"}
+    return re.compile("".join(wildcards.get(part, re.escape(part)) for part in parts) + r"\Z")
+
+
+def matches(pattern: str, relative: str) -> bool:
+    return _glob_regex(pattern).match(relative) is not None
+
+
+def workdir(project: Project, guest: str, build: BuildCommand) -> Path:
+    return project.guests_dir / guest / build.workdir
+
+
+def is_declared_input(project: Project, guest: GuestBuild, path: Path) -> bool:
+    """Whether `path` is one of the files a command guest's build reads (any file of another guest's)."""
+    build = guest.build
+    if build is None or not build.command:
+        return True
+    try:
+        relative = path.relative_to(workdir(project, guest.name, build)).as_posix()
+    except ValueError:
+        return False
+    return relative != build.output and any(matches(pattern, relative) for pattern in build.inputs)
+
+
+class Wasm(Language):
+    name = "wasm"
+    abis = ("core", "component")
+
+    def sources(self, project: Project, guest: GuestBuild) -> list[Path]:
+        return [path for path in project.guest_sources(guest.name) if is_declared_input(project, guest, path)]
+
+    def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
+        return [project.manifest_path(guest.name)]  # the command and its paths are read from it
+
+    def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
+        build = guest.build
+        return {"command": list(build.command) if build else [], "profile": project.profile}
+
+    def install(self, state_dir: Path) -> None:
+        """A command brings its own toolchain."""
+
+    def toolchain_status(self, state_dir: Path) -> ToolchainStatus:
+        return ToolchainStatus(
+            "wasm guests", True, "a [build] command runs its own toolchain (found on PATH); a committed module none"
+        )
+
+    def compile(self, job: CompileJob) -> int:
+        name = job.guest.name
+        build = load_manifest(job.project.manifest_path(name)).build
+        module = self._built_module(job, build) if build else self._committed_module(job.project, name)
+        data = module.read_bytes()
+        if not data.startswith(_WASM_MAGIC):
+            raise CompileError(f"{module}: not a WebAssembly module (no \\0asm header)")
+        write_atomic(job.out_path, data)
+        return len(data)
+
+    def _committed_module(self, project: Project, guest: str) -> Path:
+        found = [path for path in project.guest_sources(guest) if path.suffix == ".wasm"]
+        if len(found) != 1:
+            listed = ", ".join(str(p.relative_to(project.root)) for p in found) or "none"
+            raise CompileError(
+                f"guests/{guest}: a wasm guest without [build] is its one .wasm file (found: {listed}); "
+                f'name it in {project.manifest_path(guest).relative_to(project.root)}: [build] output = "..."'
+            )
+        return found[0]
+
+    def _built_module(self, job: CompileJob, build: BuildCommand) -> Path:
+        project, guest = job.project, job.guest
+        directory = workdir(project, guest.name, build)
+        output = directory / build.output
+        if build.command:
+            run(
+                _program(build.command, directory),
+                what=f"{guest.name}: [build] command",
+                cwd=directory,
+                env=_command_env(project, guest),
+                error=CompileError,
+                timeout=COMMAND_TIMEOUT_SECONDS,
+            )
+        if not output.is_file():
+            raise CompileError(f"{output}: the [build] output is missing; the command must write it")
+        return output
+
+
+def _program(command: tuple[str, ...], directory: Path) -> list[str]:
+    """The command with a relative program path (`./build.sh`) taken from its workdir."""
+    program = command[0]
+    if "/" in program and not os.path.isabs(program):
+        program = str(directory / program)
+    return [program, *command[1:]]
+
+
+def _command_env(project: Project, guest: GuestBuild) -> dict[str, str]:
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return {
+        **os.environ,
+        "PATH": path,
+        "NGIXI_GUEST": guest.name,
+        "NGIXI_PROFILE": project.profile,
+        "NGIXI_MEMORY_PAGES": str(guest.memory_pages),
+    }
+
+
+LANGUAGE = Wasm()

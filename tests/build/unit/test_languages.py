@@ -1,0 +1,108 @@
+"""Compile dispatch: every guest reaches its language's module through one registry, or a clear error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ngixi_build.guests import read_guest
+from ngixi_build.languages.registry import language_of, supported, used_languages
+from ngixi_build.languages.wasm import is_declared_input, matches
+from ngixi_build.project import Project
+from ngixi_build.workflows.pipeline import compile_deps
+from ngixi_runtime.errors import InvalidInput
+
+HEADER = '[guest]\nname = "{name}"\nversion = "0.1.0"\n'
+
+
+def guest_project(tmp_path: Path, name: str, files: dict[str, str], extra: str = "") -> Project:
+    project = Project(tmp_path)
+    project.manifests_dir.mkdir(exist_ok=True)
+    for relative, text in files.items():
+        path = project.guests_dir / name / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    project.manifest_path(name).write_text(HEADER.format(name=name) + extra)
+    return project
+
+
+def test_every_language_module_names_itself() -> None:
+    from ngixi_build.languages.registry import language
+
+    assert [language(name).name for name in supported()] == list(supported())
+
+
+def test_an_assemblyscript_guest_compiles_its_sources_with_the_toolchain(tmp_path: Path) -> None:
+    project = guest_project(tmp_path, "g", {"assembly/index.ts": "export function f(): void {}\n"})
+    guest = read_guest(project, "g")
+    assert language_of(project, guest).name == "assemblyscript"
+    deps = compile_deps(project, guest)
+    assert project.guests_dir / "g" / "assembly" / "index.ts" in deps.file_dep
+    assert any(p.name == ".complete" for p in deps.file_dep)
+    assert deps.targets == [project.wasm_path("g")]
+    assert deps.settings["language"] == "assemblyscript"
+
+
+def test_a_guest_of_no_known_language_says_how_to_declare_it(tmp_path: Path) -> None:
+    project = guest_project(tmp_path, "g", {"README.md": "nothing to build\n"})
+    guest = read_guest(project, "g")
+    declare = r'declare it in manifests/g.toml: \[guest\] language = "\.\.\."'
+    with pytest.raises(InvalidInput, match=rf"^guests/g: cannot tell .* {declare}"):
+        language_of(project, guest)
+    assert compile_deps(project, guest).targets == [project.wasm_path("g")]  # its task exists, and reports it
+    assert used_languages(project, [guest]) == []
+
+
+def test_a_language_that_cannot_make_the_abi_is_refused(tmp_path: Path) -> None:
+    project = guest_project(tmp_path, "g", {"main.c": "int f(void) { return 1; }\n"}, 'abi = "component"\n')
+    if "c" not in supported():
+        pytest.skip("no C support in this build")
+    refusal = r'^manifests/g.toml: guest.abi: a c guest is built as core, not "component"$'
+    with pytest.raises(InvalidInput, match=refusal):
+        language_of(project, read_guest(project, "g"))
+
+
+def test_a_directory_with_a_manifest_is_a_guest_whatever_its_language(tmp_path: Path) -> None:
+    project = guest_project(tmp_path, "c-guest", {"main.c": ""})
+    (project.guests_dir / "stray").mkdir()
+    (project.guests_dir / ".hidden").mkdir()
+    assert project.guest_names() == ["c-guest"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "expected"),
+    [
+        ("src/**/*.rs", "src/main.rs", True),
+        ("src/**/*.rs", "src/a/b/lib.rs", True),
+        ("src/**/*.rs", "target/src/main.rs", False),
+        ("*.txt", "answer.txt", True),
+        ("*.txt", "sub/answer.txt", False),
+        ("Cargo.toml", "Cargo.toml", True),
+        ("a?.c", "ab.c", True),
+        ("a?.c", "a/.c", False),
+        ("[x].c", "[x].c", True),
+    ],
+)
+def test_input_globs_match_like_a_shell_with_double_star(pattern: str, path: str, expected: bool) -> None:
+    assert matches(pattern, path) is expected
+
+
+def test_a_command_guest_follows_its_declared_inputs_only(tmp_path: Path) -> None:
+    build = '[build]\ncommand = "python make.py"\nworkdir = "w"\ninputs = ["*.py", "src/**/*.txt"]\noutput = "o.wasm"\n'
+    files = {"w/make.py": "", "w/src/a/x.txt": "", "w/o.wasm": "", "w/notes.md": "", "top.py": ""}
+    project = guest_project(tmp_path, "g", files, extra=build)
+    guest = read_guest(project, "g")
+    assert guest.type.language == "wasm"
+    work = project.guests_dir / "g" / "w"
+    deps = compile_deps(project, guest)
+    assert deps.file_dep == [work / "make.py", work / "src" / "a" / "x.txt", project.manifest_path("g")]
+    assert not is_declared_input(project, guest, work / "o.wasm")
+    assert deps.settings["command"] == ["python", "make.py"]
+
+
+def test_a_committed_module_is_a_wasm_guest_with_every_file_its_input(tmp_path: Path) -> None:
+    project = guest_project(tmp_path, "g", {"bin/g.wasm": "", "README.md": ""})
+    guest = read_guest(project, "g")
+    assert guest.type.language == "wasm"
+    assert is_declared_input(project, guest, project.guests_dir / "g" / "README.md")
