@@ -57,3 +57,10 @@ def ensure_install(root: Path, install: Callable[[Path], None]) -> Path:
             if other.is_dir() and other != root:
                 shutil.rmtree(other, ignore_errors=True)
     return root
+
+
+def describe(version: str, root: Path) -> str:
+    """What `ngixi doctor` says of a toolchain the build installs when a guest needs it."""
+    if is_complete(root):
+        return f"{version} installed in {root}"
+    return f"{version} not installed; `doit toolchain` installs it"

@@ -89,11 +89,18 @@ def ensure_python_toolchain(*, state_dir: Path) -> PythonToolchain:
 
 
 def build_component(
-    toolchain: PythonToolchain, *, module: str, source_dir: Path, world_dir: Path, world: str, out_path: Path
+    toolchain: PythonToolchain,
+    *,
+    module: str,
+    source_dir: Path,
+    shown_as: Path,
+    world_dir: Path,
+    world: str,
+    out_path: Path,
 ) -> None:
     """Makes `out_path` the component of the module `module` in `source_dir` for `world`.
 
-    A failure raises componentize-py's diagnostics, with the guest's files named by their paths.
+    A failure raises componentize-py's diagnostics, with the guest's files named under `shown_as`.
     """
     env = {**os.environ, "PYTHONPATH": str(toolchain.site), "RUST_BACKTRACE": "0"}
     command: list[str | Path] = [sys.executable, "-c", _MAIN, "--quiet", "-d", world_dir, "-w", world, "componentize"]
@@ -103,7 +110,7 @@ def build_component(
         shutil.copytree(source_dir, sources, ignore=shutil.ignore_patterns("__pycache__", ".*"))
         try:
             arguments: list[str | Path] = ["--stub-wasi", "-p", sources, module, "-o", out_path]
-            run([*command, *arguments], what=f"componentize-py {source_dir}", env=env)
+            run([*command, *arguments], what=f"componentize-py {shown_as}", env=env)
         except NgixiError as error:
             diagnostics = str(error).split("\n\nCaused by:", 1)[0]
-            raise PythonBuildError(_MOUNTED.sub(f'"{source_dir}/', diagnostics)) from None
+            raise PythonBuildError(_MOUNTED.sub(f'"{shown_as}/', diagnostics)) from None

@@ -47,7 +47,8 @@ _OPEN: weakref.WeakSet[ComponentInstance] = weakref.WeakSet()
 
 # A component is several core instances (the guest's, WASI's adapter, shims) with memories of their own; each
 # memory and table is capped as a core guest's, so its memories together hold at most four times the limit.
-COMPONENT_INSTANCES = 16
+# componentize-py's stubbed WASI alone is three dozen small instances (none with a memory).
+COMPONENT_INSTANCES = 64
 COMPONENT_MEMORIES = 4
 
 

@@ -48,8 +48,8 @@ def test_cli_runs_the_command_guest(built: Path) -> None:
 
 def test_smoke_runs_every_bundle_through_the_loader(built: Path) -> None:
     result = run(built, "doit", "smoke")
-    guests = ("hello", "wasi-hello", "notes", "fetch", "counter", "hello-component", "notes-component")
-    guests += ("handmade", "c-counter", "zig-notes")
+    guests: tuple[str, ...] = ("hello", "wasi-hello", "notes", "fetch", "counter", "hello-component")
+    guests += ("notes-component", "handmade", "c-counter", "zig-notes", "counter-js", "counter-python")
     for guest in guests:
         assert f"smoke:{guest} ok" in result.stdout
     assert f"{len(guests)} tasks ran" in result.stdout
