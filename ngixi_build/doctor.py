@@ -75,8 +75,12 @@ def _project_findings(start: Path) -> list[Finding]:
 
 def _toolchain_findings(project: Project) -> list[Finding]:
     """The AssemblyScript toolchain (the build always installs it) and each other one a guest needs."""
-    languages: list[Language] = [assemblyscript.LANGUAGE, *used_languages(project, list(read_guests(project).values()))]
-    statuses = [language.toolchain_status(project.state_dir) for language in languages]
+    guests = list(read_guests(project).values())
+    languages: list[Language] = [assemblyscript.LANGUAGE, *used_languages(project, guests)]
+    statuses = [
+        language.toolchain_status(project, [g for g in guests if g.type.language == language.name])
+        for language in languages
+    ]
     unique = {status.what: status for status in statuses}  # languages sharing a toolchain report it once
     return [Finding(status.what, status.ok, status.detail) for status in unique.values()]
 

@@ -49,6 +49,15 @@ def set_targets(project: Path, triples: Sequence[str], wasmtime_targets: Sequenc
     pyproject.write_text(text[:start] + table + text[end:])
 
 
+def keep_only_guests(project: Path, guests: Sequence[str]) -> Path:
+    """Removes every other guest (its directory and manifest) from a copy of the project."""
+    for manifest in (project / "manifests").glob("*.toml"):
+        if manifest.stem not in guests:
+            manifest.unlink()
+            shutil.rmtree(project / "guests" / manifest.stem, ignore_errors=True)
+    return project
+
+
 def installed_toolchain() -> Path | None:
     """The repository, when `make` has installed its toolchain there, for copy_project(toolchain_from=...)."""
     return REPO if (REPO / ".ngixi" / "toolchain").is_dir() else None

@@ -10,6 +10,7 @@ from ngixi_build.languages.base import CompileJob, Language, ToolchainStatus
 from ngixi_build.project import GUEST_ENTRY, Project
 from ngixi_build.stages import compile as compile_stage
 from ngixi_build.stages import component, core_bindings
+from ngixi_build.toolchains import asdata
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
 
 
@@ -19,8 +20,9 @@ def compile_inputs(project: Project, guest: GuestBuild) -> tuple[Path, compile_s
     kind = guest.type.kind
     if guest.type.is_component:
         extra = tuple(component.compile_arguments(project, kind))
-    else:  # the core bindings' package: import { kv } from "ngixi"
-        extra = ("--path", os.path.relpath(core_bindings.as_package_dir(project), project.root))
+    else:  # the core bindings' package (`import { kv } from "ngixi"`) and the call data ABI's
+        bindings = os.path.relpath(core_bindings.as_package_dir(project), project.root)
+        extra = ("--path", bindings, *asdata.compile_arguments(project.root))
     return entry, compile_stage.CompileOptions(
         kind=kind, memory_pages=guest.memory_pages, extra_arguments=extra, profile=project.profile
     )
@@ -33,7 +35,7 @@ class AssemblyScript(Language):
     def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
         marker = [toolchain_for(project.state_dir).root / ".complete"]
         if not guest.type.is_component:
-            return [*marker, core_bindings.as_module(project)]
+            return [*marker, core_bindings.as_module(project), asdata.SOURCE]
         # A component embeds its world, made of the catalog and the manifest's exports.
         return [
             *marker,
@@ -51,8 +53,8 @@ class AssemblyScript(Language):
     def install(self, state_dir: Path) -> None:
         ensure_toolchain(state_dir=state_dir)
 
-    def toolchain_status(self, state_dir: Path) -> ToolchainStatus:
-        toolchain = toolchain_for(state_dir)
+    def toolchain_status(self, project: Project, guests: list[GuestBuild]) -> ToolchainStatus:
+        toolchain = toolchain_for(project.state_dir)
         detail = (
             f"installed in {toolchain.root}"
             if toolchain.complete
@@ -62,6 +64,8 @@ class AssemblyScript(Language):
 
     def compile(self, job: CompileJob) -> int:
         project, guest = job.project, job.guest
+        if not guest.type.is_component:
+            core_bindings.generate(project)  # unchanged ones are left alone (a release builds without doit)
         entry, options = compile_inputs(project, guest)
         size = compile_stage.compile_guest(
             toolchain=toolchain_for(project.state_dir),

@@ -57,7 +57,8 @@ class Language(ABC):
         """Installs the pinned toolchain if it is missing."""
 
     @abstractmethod
-    def toolchain_status(self, state_dir: Path) -> ToolchainStatus: ...
+    def toolchain_status(self, project: Project, guests: list[GuestBuild]) -> ToolchainStatus:
+        """Whether what `guests` (the project's guests of this language) need to build is there."""
 
     @abstractmethod
     def compile(self, job: CompileJob) -> int:

@@ -48,10 +48,11 @@ class C(Language):
     def install(self, state_dir: Path) -> None:
         ziglang.ensure_zig(state_dir)
 
-    def toolchain_status(self, state_dir: Path) -> ToolchainStatus:
+    def toolchain_status(self, project: Project, guests: list[GuestBuild]) -> ToolchainStatus:
         return native.zig_status()
 
     def compile(self, job: CompileJob) -> int:
+        core_bindings.generate(job.project)  # unchanged ones are left alone (a release builds without doit)
         return native.compile_with_zig(job, cc_arguments, "zig cc")
 
 

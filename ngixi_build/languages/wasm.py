@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 from functools import cache
 from pathlib import Path
@@ -74,10 +75,12 @@ class Wasm(Language):
     def install(self, state_dir: Path) -> None:
         """A command brings its own toolchain."""
 
-    def toolchain_status(self, state_dir: Path) -> ToolchainStatus:
-        return ToolchainStatus(
-            "wasm guests", True, "a [build] command runs its own toolchain (found on PATH); a committed module none"
-        )
+    def toolchain_status(self, project: Project, guests: list[GuestBuild]) -> ToolchainStatus:
+        """Whether each [build] command's program is there (on PATH, or a path in its workdir)."""
+        missing = [problem for guest in guests if (problem := _missing_program(project, guest))]
+        if missing:
+            return ToolchainStatus("wasm guests' build commands", False, "; ".join(missing) + "; install it")
+        return ToolchainStatus("wasm guests' build commands", True, "each command's program is there")
 
     def compile(self, job: CompileJob) -> int:
         name = job.guest.name
@@ -125,11 +128,24 @@ def _program(command: tuple[str, ...], directory: Path) -> list[str]:
     return [program, *command[1:]]
 
 
+def _missing_program(project: Project, guest: GuestBuild) -> str | None:
+    build = guest.build
+    if build is None or not build.command:
+        return None
+    program = _program(build.command, workdir(project, guest.name, build))[0]
+    found = Path(program).is_file() if "/" in program else shutil.which(program, path=_command_path()) is not None
+    return None if found else f"{guest.name} runs {build.command[0]!r}, which is not there"
+
+
+def _command_path() -> str:
+    """The command's PATH: the build's Python first."""
+    return f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
 def _command_env(project: Project, guest: GuestBuild) -> dict[str, str]:
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     return {
         **os.environ,
-        "PATH": path,
+        "PATH": _command_path(),
         "NGIXI_GUEST": guest.name,
         "NGIXI_PROFILE": project.profile,
         "NGIXI_MEMORY_PAGES": str(guest.memory_pages),

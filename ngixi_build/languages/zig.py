@@ -16,9 +16,10 @@ from ngixi_build.stages.compile import CompileError
 from ngixi_build.toolchains import ziglang
 from ngixi_runtime.spec.bundle_format import BuildProfile
 
+# Dev keeps debug info and names; not Zig's Debug mode, whose panic handler imports WASI clocks and files.
 OPTIMIZATION: dict[BuildProfile, tuple[str, ...]] = {
     "release": ("-O", "ReleaseSmall", "-fstrip"),
-    "dev": ("-O", "Debug"),
+    "dev": ("-O", "ReleaseSmall"),
 }
 ROOTS = ("main.zig", "src/main.zig")
 
@@ -66,10 +67,11 @@ class Zig(Language):
     def install(self, state_dir: Path) -> None:
         ziglang.ensure_zig(state_dir)
 
-    def toolchain_status(self, state_dir: Path) -> ToolchainStatus:
+    def toolchain_status(self, project: Project, guests: list[GuestBuild]) -> ToolchainStatus:
         return native.zig_status()
 
     def compile(self, job: CompileJob) -> int:
+        core_bindings.generate(job.project)  # unchanged ones are left alone (a release builds without doit)
         return native.compile_with_zig(job, build_arguments, "zig build-exe")
 
 

@@ -7,7 +7,9 @@ Each bundle runs in a fresh sandbox directory. A guest granted `http` gets a rea
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
 import sys
 import tempfile
 import threading
@@ -23,8 +25,10 @@ from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.context import Address, GuestExit, Sandbox
 from ngixi_runtime.capabilities.http_client import HttpOptions
 from ngixi_runtime.errors import NgixiError
-from ngixi_runtime.guest.manifest import Manifest, Number, SmokeCall
+from ngixi_runtime.guest.manifest import Manifest, Number
+from ngixi_runtime.guest.smoke import SmokeCall
 from ngixi_runtime.loading.loader import Guest, open_guest, verified_manifest
+from ngixi_runtime.loading.tenants import CallFailed, CallResult, measure
 from ngixi_runtime.trust.signatures import load_trust
 
 GREETING = b"hello from the smoke server\n"
@@ -98,16 +102,28 @@ def _loopback_routes(manifest: Manifest, server: Address) -> dict[Address, Addre
 
 
 def smoke_bundle(*, bundle_path: Path, trust_file: Path, label: str) -> int:
-    """Runs every smoke call of a bundle; returns how many ran, or raises with every failure."""
+    """Runs every smoke call of a bundle; returns how many ran, or raises with every failure.
+
+    Library calls share one instance; a command's `_start`, and a call with its own env, get one each.
+    """
     bundle = read_bundle(bundle_path, load_trust(trust_file))
     manifest = verified_manifest(bundle)
+    failures = []
     with ExitStack() as stack:
         sandbox = Sandbox.under(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ngixi-smoke-"))))
         if manifest.options(HttpOptions) is not None:
             routes = _loopback_routes(manifest, stack.enter_context(http_server()))
             sandbox = dataclasses.replace(sandbox, http_routes=routes)
-        guest = stack.enter_context(open_guest(bundle, sandbox=sandbox))
-        failures = [f"{label}: smoke[{i}]: {p}" for i, call in enumerate(manifest.smoke) if (p := _check(guest, call))]
+        shared: Guest | None = None
+        for index, call in enumerate(manifest.smoke):
+            if call.own_instance:
+                with open_guest(bundle, sandbox=sandbox, args=call.argv, env=call.env) as guest:
+                    problem = _check(guest, call)
+            else:
+                shared = shared or stack.enter_context(open_guest(bundle, sandbox=sandbox))
+                problem = _check(shared, call)
+            if problem is not None:
+                failures.append(f"{label}: smoke[{index}]: {problem}")
     if failures:
         raise SmokeFailure("\n".join(failures))
     return len(manifest.smoke)
@@ -115,30 +131,69 @@ def smoke_bundle(*, bundle_path: Path, trust_file: Path, label: str) -> int:
 
 def _check(guest: Guest, call: SmokeCall) -> str | None:
     """What went wrong with one smoke call, or None."""
-    shown = f"{call.call}({', '.join(str(a) for a in call.args)})"
+    shown = _shown(call)
+    result: CallResult | None = None
+    error: str | None = None
     try:
-        results = _run(guest, call)
-    except NgixiError as error:
-        return f"{shown} failed: {error}"
+        result = measure(guest, call.call, call.args, call.input)
+    except CallFailed as failure:
+        result, error = failure.result, str(failure)
+    except NgixiError as refusal:  # the input was refused: nothing ran
+        error = str(refusal)
     except GuestExit as exit_:
-        return f"{shown} exited with code {exit_.code}"
-    finally:
-        output = guest.output.take()
-    stdout = output.stdout.decode("utf-8", errors="replace")
-    if call.expect is not None and results != call.expect:
-        return f"{shown} returned {_values(results)}, expected {_values(call.expect)}"
+        error = f"exited with code {exit_.code}"
+    if call.expect_error is not None:
+        return _expected_error(shown, call.expect_error, error) or _stdout_problem(shown, call, result)
+    if error is not None or result is None:
+        return f"{shown} failed: {error}"
+    return _result_problem(shown, call, result) or _stdout_problem(shown, call, result)
+
+
+def _expected_error(shown: str, expected: str, error: str | None) -> str | None:
+    if error is None:
+        return f"{shown} succeeded, expected an error containing {expected!r}"
+    if expected not in error:
+        return f"{shown} failed with {error!r}, expected an error containing {expected!r}"
+    return None
+
+
+def _result_problem(shown: str, call: SmokeCall, result: CallResult) -> str | None:
+    if call.is_command:
+        code, expected = result.exit_code or 0, call.expect_exit or 0
+        return None if code == expected else f"{shown} exited with code {code}, expected {expected}"
+    if call.expect is not None and result.values != call.expect:
+        return f"{shown} returned {_values(result.values)}, expected {_values(call.expect)}"
+    if call.expect_output is not None and result.output != call.expect_output:
+        return f"{shown} gave {_data(result.output)}, expected {_data(call.expect_output)}"
+    if call.expects_json and result.data != call.expect_json:
+        given, wanted = (json.dumps(value, ensure_ascii=False) for value in (result.data, call.expect_json))
+        return f"{shown} gave {given}, expected {wanted}"
+    return None
+
+
+def _stdout_problem(shown: str, call: SmokeCall, result: CallResult | None) -> str | None:
+    stdout = result.stdout.decode("utf-8", errors="replace") if result is not None else ""
     if call.stdout is not None and stdout != call.stdout:
         return f"{shown} printed {stdout!r}, expected {call.stdout!r}"
     return None
 
 
-def _run(guest: Guest, call: SmokeCall) -> tuple[Number, ...]:
-    if call.call == "_start" and guest.manifest.guest.type.kind == "command":
-        code = guest.run_command()
-        if code and call.expect is None:
-            raise SmokeFailure(f"exited with code {code}")
-        return (code,)
-    return guest.call(call.call, call.args)
+def _shown(call: SmokeCall) -> str:
+    if call.is_command:
+        return f"_start({' '.join(call.argv)})" if call.argv else "_start"
+    arguments = [str(a) for a in call.args]
+    if call.input is not None:
+        arguments.append(f"input of {len(call.input)} bytes")
+    return f"{call.call}({', '.join(arguments)})"
+
+
+def _data(data: bytes | None) -> str:
+    if data is None:
+        return "no output"
+    try:
+        return repr(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return f"base64 {base64.b64encode(data).decode()}"
 
 
 def _values(values: tuple[Number, ...]) -> str:

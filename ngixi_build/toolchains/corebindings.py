@@ -268,10 +268,12 @@ def _zig_extern(binding: Binding) -> str:
     return f"const raw_{binding.identifier} = @extern({function}, {where});"
 
 
-def _zig_wrapper(binding: Binding) -> list[str]:
+def _zig_wrapper(binding: Binding, top_level: frozenset[str]) -> list[str]:
+    """The typed function; a parameter named like a top-level declaration (Zig forbids shadowing) gets `_arg`."""
     params, args = [], []
     for param in binding.params:
         name = _zig_name(param.name)
+        name = f"{name}_arg" if name in top_level else name
         if param.shape == "bytes":
             params.append(f"{name}: []const u8")
             args += [f"{name}.ptr", f"{name}.len"]
@@ -298,6 +300,7 @@ def _zig_wrapper(binding: Binding) -> list[str]:
 
 def zig_module(catalog: Catalog) -> str:
     used = bindings(catalog)
+    top_level = frozenset({"Status", *(_zig_name(b.interface) for b in used)})
     lines = [f"//! {_HEADER.format(package=catalog.package)}", "", "pub const Status = enum(i32) {"]
     lines += [f"    {_zig_name(status.name)} = {status.value}," for status in Status]
     lines += ["    _,", "};", ""]
@@ -308,7 +311,7 @@ def zig_module(catalog: Catalog) -> str:
         for name, cases in enums(catalog, mine):
             lines.append(f"    pub const {_pascal(name)} = enum(i32) {{ {', '.join(_zig_name(c) for c in cases)} }};")
         for binding in mine:
-            lines += _zig_wrapper(binding)
+            lines += _zig_wrapper(binding, top_level)
         lines += ["};", ""]
     return "\n".join(lines)
 

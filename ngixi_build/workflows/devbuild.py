@@ -32,7 +32,7 @@ from ngixi_build.languages.base import CompileJob
 from ngixi_build.languages.registry import language_of
 from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
-from ngixi_build.stages import component
+from ngixi_build.stages import component, core_bindings
 from ngixi_build.stages.compile import CompileError, asc_arguments
 from ngixi_build.stages.precompile import artifact_metadata, read_metadata, wasmtime_artifact_is_current
 from ngixi_build.toolchains.asc_server import AscReply, AscServer, CompilerDied
@@ -121,6 +121,8 @@ class DevBuilder:
         guest = read_guest(self.project, name)
         if guest.type.is_component:
             component.generate_bindings(self.project)
+        else:
+            core_bindings.generate(self.project)
         with step("compile"):
             self._compile(guest)
         targets, wasmtime_triples = pipeline.artifact_plan(self.project, guest)

@@ -57,15 +57,19 @@ def _rollback_guard(args: argparse.Namespace) -> RollbackGuard:
     return RollbackGuard(args.state_dir or default_state_dir(), allow_downgrade=args.allow_downgrade)
 
 
-def _show(result: CallResult, *, as_json: bool, error: str | None = None) -> None:
-    """Prints a call's output: values on stdout, logs and guest stderr on stderr (or one JSON document)."""
+def _show(result: CallResult, *, as_json: bool, error: str | None = None, output_file: Path | None = None) -> None:
+    """Prints a call's output: values on stdout, logs and guest stderr on stderr (or one JSON document); the
+    call data ABI's output as `call_io.write_output` shows it."""
+    from ngixi_runtime.call_io import json_output, write_output
+
     if as_json:
         document = {"ok": error is None, **({"error": error} if error else {}), **result.to_json()}
         document["stdout"], document["stderr"] = (
             result.stdout.decode(errors="replace"),
             result.stderr.decode(errors="replace"),
         )
-        print(json.dumps(document, indent=2))
+        document |= json_output(result.output, result.output_kind, result.data)
+        print(json.dumps(document, indent=2, ensure_ascii=False))
         return
     for line in result.logs:
         print(f"{line.level}: {line.message}", file=sys.stderr)
@@ -73,10 +77,15 @@ def _show(result: CallResult, *, as_json: bool, error: str | None = None) -> Non
     sys.stderr.buffer.write(result.stderr)
     if result.values:
         print(" ".join(str(v) for v in result.values))
+    if result.output is not None and result.output_kind is not None:
+        sys.stdout.flush()
+        write_output(
+            result.output, result.output_kind, to_file=output_file, stdout=sys.stdout.buffer, stderr=sys.stderr
+        )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ngixi_runtime.loading.loader import parse_arguments
+    from ngixi_runtime.call_io import call_export
     from ngixi_runtime.loading.tenants import CallFailed, open_tenant
     from ngixi_runtime.trust.policy import load_policy
 
@@ -99,18 +108,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"note: {manifest.guest.name}: {_code_path(tenant.origin)}", file=sys.stderr)
         try:
             if manifest.guest.type.kind == "command":
+                if args.input is not None:
+                    raise InvalidInput(f"{manifest.guest.name} is a command guest: it takes arguments, not --input")
                 result = tenant.run()
             else:
-                declared = manifest.export(args.export or "")
-                if declared is None:
-                    names = ", ".join(e.name for e in manifest.exports) or "none"
-                    problem = "name the export to call" if args.export is None else f"no export {args.export!r}"
-                    raise InvalidInput(f"{args.bundle}: {problem}; the manifest declares: {names}")
-                result = tenant.call(declared.name, parse_arguments(declared, args.args, guest=manifest.guest.name))
+                result = call_export(tenant, args.bundle, args.export, args.args, args.input)
         except CallFailed as failure:
             _show(failure.result, as_json=args.json, error=str(failure))
             raise
-    _show(result, as_json=args.json)
+    _show(result, as_json=args.json, output_file=args.output)
     return result.exit_code or 0
 
 
@@ -223,6 +229,17 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--in-process", action="store_true", help="run in this process: faster, no isolation")
     parser.add_argument("--policy", type=Path, help="operator policy (TOML) the bundle must stay within")
     parser.add_argument("--json", action="store_true", help="print the result and the call's metrics as JSON")
+    parser.add_argument(
+        "--input",
+        metavar="TEXT|@FILE|-",
+        help="the call's input, for an export that declares one: the text itself, @FILE's bytes, or - for stdin",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="write the call's output to FILE (else: text as text; bytes raw to a pipe, base64 on a terminal)",
+    )
     parser.add_argument(
         "--sandbox",
         type=Path,

@@ -28,7 +28,8 @@ class ToolchainError(NgixiError):
 class GuestError(NgixiError):
     """The guest trapped, exited with an error or broke a limit while running.
 
-    `outcome` says how the call ended: trap, quota, timeout, cpu, memory or crash.
+    `outcome` says how the call ended: trap, quota, timeout, cpu, memory or crash; with the call data ABI
+    (capabilities/data.py) also range (a range outside guest memory) or output (not the declared kind).
     """
 
     exit_code = 5

@@ -66,6 +66,25 @@ class GuestOutput:
         self.logs.append(LogLine(HOST_LOG_LEVEL, message))
 
 
+@dataclass
+class CallData:
+    """The current call's input and the output the guest wrote, for the call data ABI (capabilities/data.py)."""
+
+    input_limit: int = 1 << 20
+    output_limit: int = 1 << 20
+    export: str = ""
+    input: bytes = b""
+    output: bytearray = field(default_factory=bytearray)
+
+    def begin(self, export: str, data: bytes) -> None:
+        self.export, self.input, self.output = export, data, bytearray()
+
+    def take_output(self) -> bytes:
+        """What the guest wrote in this call, leaving nothing behind (the input too is let go)."""
+        taken, self.output, self.input = bytes(self.output), bytearray(), b""
+        return taken
+
+
 @dataclass(frozen=True)
 class Sandbox:
     """Where one tenant's guest may touch the host: the root its fs preopens live under, its kv database.
@@ -115,6 +134,7 @@ class HostContext:
     states: dict[str, CapabilityState] = field(default_factory=dict)  # by capability name
     closers: list[Callable[[], None]] = field(default_factory=list)  # run first by close()
     call_ends_at: float = math.inf  # when the current call reaches limits.timeout_ms (time.monotonic)
+    data: CallData = field(default_factory=CallData)
 
     @property
     def mem(self) -> GuestMemory:

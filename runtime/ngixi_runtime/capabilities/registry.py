@@ -19,6 +19,8 @@ from typing import cast
 from ngixi_runtime.capabilities.base import Capability, HostImport
 
 BASELINE = "baseline"  # granted to every guest: abort and exit
+DATA = "data"  # granted to every guest too: the call's input and output
+ALWAYS_GRANTED = frozenset({BASELINE, DATA})
 
 REGISTRY: Mapping[str, str] = {
     BASELINE: "ngixi_runtime.capabilities.baseline",
@@ -31,8 +33,9 @@ REGISTRY: Mapping[str, str] = {
     "fs": "ngixi_runtime.capabilities.fs",
     "http": "ngixi_runtime.capabilities.http",
     "kv": "ngixi_runtime.capabilities.kv",
+    DATA: "ngixi_runtime.capabilities.data",
 }
-GRANTABLE = tuple(name for name in REGISTRY if name != BASELINE)  # what a manifest's [capabilities] may name
+GRANTABLE = tuple(name for name in REGISTRY if name not in ALWAYS_GRANTED)  # what a manifest's [capabilities] may name
 
 
 @cache
@@ -55,12 +58,12 @@ class Provision:
 
     @property
     def is_baseline(self) -> bool:
-        return any(c.name == BASELINE for c in self.capabilities)
+        return any(c.name in ALWAYS_GRANTED for c in self.capabilities)
 
 
 def provisions(names: Iterable[str] = REGISTRY) -> Mapping[tuple[str, str], Provision]:
-    """The imports that the capabilities `names` and the baseline grant, by (module, name)."""
-    return _provisions(frozenset({BASELINE, *names}))
+    """The imports that the capabilities `names` and those granted to every guest grant, by (module, name)."""
+    return _provisions(frozenset({*ALWAYS_GRANTED, *names}))
 
 
 @cache

@@ -27,6 +27,7 @@ from ngixi_runtime.capabilities.registry import (
     provisions,
     wasi_p2_grants,
 )
+from ngixi_runtime.guest.data import module_problems
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.spec.wasm import Import, ModuleInfo, Signature
 
@@ -97,6 +98,7 @@ def check_module(manifest: Manifest, info: ModuleInfo) -> list[str]:
     """Every mismatch between the manifest and the module, as `FILE: field: message` lines."""
     problems = _import_problems(manifest, info)
     problems += _export_problems(manifest, info)
+    problems += module_problems(lambda side: any(getattr(e, side) for e in manifest.exports), info)
     if not any(e.kind == "memory" and e.name == "memory" for e in info.exports):
         problems.append('exports: the .wasm must export its memory as "memory"')
     return [f"{manifest.source}: {p}" for p in problems]

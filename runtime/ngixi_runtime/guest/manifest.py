@@ -15,6 +15,7 @@ from ngixi_runtime.capabilities.base import CapabilityOptions
 from ngixi_runtime.capabilities.registry import GRANTABLE, capability
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.build_command import BuildCommand, parse_build
+from ngixi_runtime.guest.data import DATA_KINDS, DataKind
 from ngixi_runtime.guest.kind import (
     GUEST_ABIS,
     GUEST_KINDS,
@@ -24,6 +25,7 @@ from ngixi_runtime.guest.kind import (
     GuestLanguage,
     GuestType,
 )
+from ngixi_runtime.guest.smoke import SmokeCall, SmokeTarget, check_entry, parse_entry
 from ngixi_runtime.spec.schema import Problems, integer, string, suggestion, table, type_name
 
 VALUE_TYPES = ("i32", "i64", "f32", "f64")
@@ -55,6 +57,8 @@ class ExportDecl:
     name: str
     params: tuple[str, ...]
     results: tuple[str, ...]
+    input: DataKind | None = None  # what the call data ABI hands it (guest/data.py); None: no input
+    output: DataKind | None = None
 
 
 @dataclass(frozen=True)
@@ -64,14 +68,8 @@ class Limits:
     log_bytes: int
     stdout_bytes: int
     fuel: int | None = None  # instructions per call (Wasmtime's fuel); None: not metered
-
-
-@dataclass(frozen=True)
-class SmokeCall:
-    call: str
-    args: tuple[Number, ...]
-    expect: tuple[Number, ...] | None
-    stdout: str | None
+    input_bytes: int = 1 << 20  # a call's input through the call data ABI
+    output_bytes: int = 1 << 20  # what a call may write as its output
 
 
 @dataclass(frozen=True)
@@ -109,20 +107,23 @@ DEFAULT_LIMITS = {
     "timeout_ms": 5000,
     "log_bytes": 65536,
     "stdout_bytes": 1 << 20,
+    "input_bytes": 1 << 20,
+    "output_bytes": 1 << 20,
 }
 _LIMIT_RANGES = {
     "memory_pages": (1, MAX_MEMORY_PAGES),
     "timeout_ms": (1, 3_600_000),
     "log_bytes": (0, 1 << 30),
     "stdout_bytes": (0, 1 << 30),
+    "input_bytes": (0, 1 << 30),
+    "output_bytes": (0, 1 << 30),
 }
 # Optional limits, without a default: unset means that quota is not enforced.
 _FUEL_RANGE = (1, (1 << 63) - 1)
 LIMIT_KEYS = (*DEFAULT_LIMITS, "fuel")
 _TOP_KEYS = ("guest", "exports", "capabilities", "limits", "smoke", "build")
 _GUEST_KEYS = ("name", "version", "kind", "description", "abi", "language")
-_EXPORT_KEYS = ("params", "results")
-_SMOKE_KEYS = ("call", "args", "expect", "stdout")
+_EXPORT_KEYS = ("params", "results", "input", "output")
 
 
 def _value_types(raw: Mapping[str, Any], key: str, field: str, problems: Problems) -> tuple[str, ...]:
@@ -136,6 +137,20 @@ def _value_types(raw: Mapping[str, Any], key: str, field: str, problems: Problem
             hint = f'; did you mean "{close[0]}"?' if close else ""
             problems.add(f"{field}[{index}]", f"{item!r} is not one of {', '.join(VALUE_TYPES)}{hint}")
     return tuple(str(item) for item in value)
+
+
+DATA_SIDES = ("input", "output")
+
+
+def _data_kind(raw: Mapping[str, Any], side: str, field: str, problems: Problems) -> DataKind | None:
+    if side not in raw:
+        return None
+    kind = string(raw, side, f"{field}.{side}", problems)
+    if kind not in DATA_KINDS:
+        if kind:  # else `string` said what is wrong
+            problems.add(f"{field}.{side}", f'"{kind}" is not a kind of data; {suggestion(kind, DATA_KINDS, "use")}')
+        return None
+    return kind
 
 
 def _parse_guest(raw: Mapping[str, Any], stem: str, problems: Problems) -> GuestInfo:
@@ -188,7 +203,9 @@ def _parse_exports(raw: Mapping[str, Any], problems: Problems) -> tuple[ExportDe
         problems.unknown_keys(decl, _EXPORT_KEYS, field)
         params = _value_types(decl, "params", f"{field}.params", problems)
         results = _value_types(decl, "results", f"{field}.results", problems)
-        exports.append(ExportDecl(name, params, results))
+        exports.append(
+            ExportDecl(name, params, results, *(_data_kind(decl, side, field, problems) for side in DATA_SIDES))
+        )
     return tuple(exports)
 
 
@@ -222,14 +239,6 @@ def _parse_limits(raw: Mapping[str, Any], problems: Problems) -> Limits:
     return Limits(**values, fuel=fuel)
 
 
-def _numbers(value: object, field: str, problems: Problems) -> tuple[Number, ...]:
-    items = value if isinstance(value, list) else [value]
-    for index, item in enumerate(items):
-        if isinstance(item, bool) or not isinstance(item, (int, float)):
-            problems.add(f"{field}[{index}]" if isinstance(value, list) else field, "must be a number")
-    return tuple(items)
-
-
 def _parse_smoke(raw: Mapping[str, Any], problems: Problems) -> tuple[SmokeCall, ...]:
     entries = raw.get("smoke", [])
     if not isinstance(entries, list):
@@ -237,31 +246,24 @@ def _parse_smoke(raw: Mapping[str, Any], problems: Problems) -> tuple[SmokeCall,
         return ()
     calls = []
     for index, entry in enumerate(entries):
-        field = f"smoke[{index}]"
         if not isinstance(entry, dict):
-            problems.add(field, "must be a table")
+            problems.add(f"smoke[{index}]", "must be a table")
             continue
-        problems.unknown_keys(entry, _SMOKE_KEYS, field)
-        call = string(entry, "call", f"{field}.call", problems)
-        args = _numbers(entry.get("args", []), f"{field}.args", problems)
-        expect = _numbers(entry["expect"], f"{field}.expect", problems) if "expect" in entry else None
-        stdout = string(entry, "stdout", f"{field}.stdout", problems) if "stdout" in entry else None
-        calls.append(SmokeCall(call, args, expect, stdout))
+        calls.append(parse_entry(entry, f"smoke[{index}]", problems))
     return tuple(calls)
 
 
 def _check_smoke_targets(manifest: Manifest, problems: Problems) -> None:
     for index, call in enumerate(manifest.smoke):
         declared = manifest.export(call.call)
-        if call.call == "_start" and manifest.guest.type.kind == "command":
-            continue
-        if declared is None:
-            problems.add(f"smoke[{index}].call", f'"{call.call}" is not declared under [exports]')
-        elif len(call.args) != len(declared.params):
-            problems.add(
-                f"smoke[{index}].args",
-                f"{call.call} takes {len(declared.params)} arguments, the smoke call gives {len(call.args)}",
-            )
+        target = SmokeTarget(
+            manifest.guest.type,
+            manifest.grants,
+            None if declared is None else len(declared.params),
+            None if declared is None else declared.input,
+            None if declared is None else declared.output,
+        )
+        check_entry(call, f"smoke[{index}]", target, problems)
 
 
 def _check_component(manifest: Manifest, problems: Problems) -> None:
@@ -274,6 +276,12 @@ def _check_component(manifest: Manifest, problems: Problems) -> None:
             )
         if len(export.results) > 1:
             problems.add(f"exports.{export.name}.results", "a component export returns at most one value")
+        for side in DATA_SIDES:
+            if getattr(export, side) is not None:
+                problems.add(
+                    f"exports.{export.name}.{side}",
+                    "the call data ABI is for core guests; a component takes and returns WIT types",
+                )
     if manifest.limits.fuel is not None:
         problems.add("limits.fuel", "component guests are not metered yet; remove it, or build a core module")
 

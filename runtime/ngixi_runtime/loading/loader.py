@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from ngixi_runtime.bundles.reader import VerifiedBundle
 from ngixi_runtime.capabilities.component import ComponentInfo, imports_wasi, wasi_setup
-from ngixi_runtime.capabilities.context import GuestExit, GuestOutput, HostContext, LogLine, Sandbox
+from ngixi_runtime.capabilities.context import CallData, GuestExit, GuestOutput, HostContext, LogLine, Sandbox
 from ngixi_runtime.capabilities.linking import component_functions, core_imports, open_context
 from ngixi_runtime.engines.base import (
     MAX_MEMORIES,
@@ -34,6 +34,7 @@ from ngixi_runtime.engines.base import (
 )
 from ngixi_runtime.errors import ArtifactRefused, InvalidInput, NgixiError, PolicyError, VerificationError
 from ngixi_runtime.guest.check import check_component, check_module
+from ngixi_runtime.guest.data import DataValue, check_input, encode, kind_word
 from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number
 from ngixi_runtime.loading.aot_cache import AotCache, CacheKey, CacheUnavailable, EntryRefused
 from ngixi_runtime.spec.bundle_format import WASM_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
@@ -116,19 +117,49 @@ def fitting_artifacts(index: BundleIndex, host: HostProfile) -> tuple[list[Membe
     return fitting, reasons
 
 
-def check_call(manifest: Manifest, export: str, args: Sequence[Number]) -> None:
-    """A call must name a declared export (or `_start` of a command guest) with its arity."""
+def check_call(manifest: Manifest, export: str, args: Sequence[Number], data: bytes | None = None) -> None:
+    """A call must name a declared export (or `_start` of a command guest) with its arity, and give input
+    (`data`, within limits.input_bytes and valid for its kind) exactly when the export declares one."""
     guest = manifest.guest.name
     if export == "_start":
         if manifest.guest.type.kind != "command":
             raise InvalidInput(f"{guest} is a library guest; name an export to call")
+        if data is not None:
+            raise InvalidInput(f"{guest}: a command guest takes no call input; it reads its arguments")
         return
+    declared = declared_export(manifest, export)
+    if len(args) != len(declared.params):
+        raise InvalidInput(f"{guest}: {export} takes {len(declared.params)} arguments, got {len(args)}")
+    _check_data(manifest, declared, data)
+
+
+def declared_export(manifest: Manifest, export: str) -> ExportDecl:
     declared = manifest.export(export)
     if declared is None:
         names = ", ".join(e.name for e in manifest.exports) or "none"
-        raise InvalidInput(f"{guest}: no export {export!r} in the manifest; exports: {names}")
-    if len(args) != len(declared.params):
-        raise InvalidInput(f"{guest}: {export} takes {len(declared.params)} arguments, got {len(args)}")
+        raise InvalidInput(f"{manifest.guest.name}: no export {export!r} in the manifest; exports: {names}")
+    return declared
+
+
+def _check_data(manifest: Manifest, declared: ExportDecl, data: bytes | None) -> None:
+    guest, export = manifest.guest.name, declared.name
+    if declared.input is None:
+        if data is not None:
+            raise InvalidInput(f"{guest}: {export} takes no input (its manifest declares none)")
+        return
+    if data is None:
+        raise InvalidInput(f"{guest}: {export} takes {kind_word(declared.input)} input: use --input")
+    check_input(guest, export, declared.input, data, manifest.limits.input_bytes)
+
+
+def encoded_input(manifest: Manifest, export: str, value: DataValue | None) -> bytes | None:
+    """A caller's input for `export` as the bytes the guest reads (guest/data.py's `encode`); None for none."""
+    if value is None:
+        return None
+    declared = manifest.export(export)
+    if declared is None or declared.input is None:
+        return b""  # check_call refuses it, naming the export
+    return encode(declared.input, value, what=f"{manifest.guest.name}: {export}")
 
 
 class Guest:
@@ -140,6 +171,7 @@ class Guest:
         self.compiled = compiled
         self._instance = instance
         self._context = context
+        context.data = CallData(manifest.limits.input_bytes, manifest.limits.output_bytes)
 
     @property
     def output(self) -> GuestOutput:
@@ -163,10 +195,16 @@ class Guest:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def call(self, export: str, args: Sequence[Number]) -> tuple[Number, ...]:
-        check_call(self.manifest, export, args)
+    def call(self, export: str, args: Sequence[Number], data: bytes | None = None) -> tuple[Number, ...]:
+        """Calls an export with its input `data` (for one that declares input); its output is `take_output()`."""
+        check_call(self.manifest, export, args, data)
         self._begin_call()
+        self._context.data.begin(export, data or b"")
         return self._instance.call(export, args)
+
+    def take_output(self) -> bytes:
+        """What the last call wrote through the call data ABI."""
+        return self._context.data.take_output()
 
     def run_command(self) -> int:
         """Runs a command guest's `_start`; returns its exit code."""

@@ -15,6 +15,7 @@ import json
 import math
 import resource
 import sys
+from base64 import b64decode
 from pathlib import Path
 from typing import IO, Any
 
@@ -95,7 +96,8 @@ def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
         request = json.loads(line)
         _limit_cpu(guest.manifest.limits.timeout_ms)
         try:
-            result = measure(guest, request["export"], request["args"])
+            data = request.get("input")
+            result = measure(guest, request["export"], request["args"], None if data is None else b64decode(data))
         except CallFailed as failure:
             _send(replies, {"ok": False, "error": str(failure), "result": failure.result.to_json()})
         except NgixiError as error:

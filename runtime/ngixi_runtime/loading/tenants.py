@@ -2,6 +2,7 @@
 
     with open_tenant(Path("hello-0.1.0.ngx"), trust_file=Path("trust.toml")) as tenant:
         result = tenant.call("add", (2, 3))      # result.values == (5,), result.metrics.duration_ms
+        words = tenant.call("words", input="to be or not")  # an export declaring input/output: words.data
 
 A tenant runs isolated by default: its own child process with its own store, under a memory
 rlimit, a CPU rlimit and a wall-clock deadline from the manifest's [limits]. A trap, timeout,
@@ -53,9 +54,17 @@ from ngixi_runtime.bundles.reader import VerifiedBundle, open_bundle_file, read_
 from ngixi_runtime.capabilities.context import GuestOutput, LogLine, Sandbox
 from ngixi_runtime.engines.base import chosen_engine, meters_fuel
 from ngixi_runtime.errors import GuestError, InvalidInput, NgixiError, error_with_exit_code
+from ngixi_runtime.guest.data import DataKind, DataValue, check_output, decode
 from ngixi_runtime.guest.manifest import Manifest, Number
 from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE, CacheUnavailable, default_cache_dir
-from ngixi_runtime.loading.loader import Guest, check_call, likely_artifacts, open_guest, verified_manifest
+from ngixi_runtime.loading.loader import (
+    Guest,
+    check_call,
+    encoded_input,
+    likely_artifacts,
+    open_guest,
+    verified_manifest,
+)
 from ngixi_runtime.trust.policy import Policy
 from ngixi_runtime.trust.rollback import RollbackGuard, default_state_dir
 from ngixi_runtime.trust.signatures import read_trust_table, trust_from_table
@@ -91,6 +100,15 @@ class CallResult:
     stdout: bytes
     stderr: bytes
     metrics: CallMetrics
+    output: bytes | None = None  # what the guest wrote through the call data ABI, checked against its kind
+    output_kind: DataKind | None = None  # what the export declares: output = "bytes", "text" or "json"
+
+    @property
+    def data(self) -> DataValue:
+        """The call's output as its export declares it: bytes, str or a JSON value; None without output."""
+        if self.output is None or self.output_kind is None:
+            return None
+        return decode(self.output_kind, self.output)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,6 +118,8 @@ class CallResult:
             "stdout": base64.b64encode(self.stdout).decode(),
             "stderr": base64.b64encode(self.stderr).decode(),
             "metrics": asdict(self.metrics),
+            "output": None if self.output is None else base64.b64encode(self.output).decode(),
+            "output_kind": self.output_kind,
         }
 
     @classmethod
@@ -111,6 +131,8 @@ class CallResult:
             stdout=base64.b64decode(raw["stdout"]),
             stderr=base64.b64decode(raw["stderr"]),
             metrics=CallMetrics(**raw["metrics"]),
+            output=None if raw.get("output") is None else base64.b64decode(raw["output"]),
+            output_kind=raw.get("output_kind"),
         )
 
 
@@ -132,26 +154,30 @@ class Tenant(Protocol):
     origin: str  # which artifact was loaded, or why the guest was compiled
     compiled: bool
 
-    def call(self, export: str, args: Sequence[Number]) -> CallResult: ...
+    def call(self, export: str, args: Sequence[Number] = (), *, input: DataValue | None = None) -> CallResult: ...
 
     def run(self) -> CallResult: ...
 
     def close(self) -> None: ...
 
 
-def measure(guest: Guest, export: str, args: Sequence[Number]) -> CallResult:
-    """Calls an export (or `_start` for "_start") in this process and records its metrics."""
+def measure(guest: Guest, export: str, args: Sequence[Number], data: bytes | None = None) -> CallResult:
+    """Calls an export (or `_start` for "_start") in this process with its input, and records its metrics."""
     start = time.perf_counter()
     values: tuple[Number, ...] = ()
     exit_code = None
     failure: GuestError | None = None
+    output_kind = None
     try:
         if export == "_start":
             exit_code = guest.run_command()
         else:
-            values = guest.call(export, args)
+            values = guest.call(export, args, data)
     except GuestError as error:
         failure = _out_of_memory(guest, export, error)
+    written = guest.take_output()
+    if failure is None and export != "_start":
+        output_kind, failure = _checked_output(guest.manifest, export, written)
     output = guest.output.take()
     result = _result(
         values=values,
@@ -161,9 +187,26 @@ def measure(guest: Guest, export: str, args: Sequence[Number]) -> CallResult:
         pages=guest.memory_pages,
         failure=failure,
     )
+    if output_kind is not None:
+        result = replace(result, output=written, output_kind=output_kind)
     if failure is not None:
         raise CallFailed(str(failure), outcome=failure.outcome, result=result)
     return result
+
+
+def _checked_output(manifest: Manifest, export: str, written: bytes) -> tuple[DataKind | None, GuestError | None]:
+    """The kind of the export's output, or the error of output it wrote that is not what it declares."""
+    declared = manifest.export(export)
+    kind = declared.output if declared is not None else None
+    guest = manifest.guest.name
+    if kind is None:
+        error = GuestError(f"{guest}: {export} wrote output, but its manifest declares none", outcome="output")
+        return None, error if written else None
+    try:
+        check_output(guest, export, kind, written)
+    except GuestError as error:
+        return None, error
+    return kind, None
 
 
 def _out_of_memory(guest: Guest, export: str, error: GuestError) -> GuestError:
@@ -206,8 +249,9 @@ class InProcessTenant:
         self.origin = guest.origin
         self.compiled = guest.compiled
 
-    def call(self, export: str, args: Sequence[Number]) -> CallResult:
-        return measure(self._guest, export, args)
+    def call(self, export: str, args: Sequence[Number] = (), *, input: DataValue | None = None) -> CallResult:
+        """Calls `export`; `input` (bytes, str or a JSON value) for an export that declares one."""
+        return measure(self._guest, export, args, encoded_input(self.manifest, export, input))
 
     def run(self) -> CallResult:
         return measure(self._guest, "_start", ())
@@ -321,15 +365,20 @@ class IsolatedTenant:
         self.compiled = bool(reply["compiled"])
         return child
 
-    def call(self, export: str, args: Sequence[Number]) -> CallResult:
-        check_call(self.manifest, export, args)
+    def call(self, export: str, args: Sequence[Number] = (), *, input: DataValue | None = None) -> CallResult:
+        """Calls `export`; `input` (bytes, str or a JSON value) for an export that declares one."""
+        data = encoded_input(self.manifest, export, input)
+        check_call(self.manifest, export, args, data)  # here, so that a refused input never reaches the child
+        request = {"op": "call", "export": export, "args": list(args)}
+        if data is not None:
+            request["input"] = base64.b64encode(data).decode()
         with self._lock:
             if self._child is None:
                 self._child = self._spawn()
             try:
                 reply = self._exchange(
                     self._child,
-                    {"op": "call", "export": export, "args": list(args)},
+                    request,
                     deadline=self._call_deadline(),
                     what=export,
                 )
@@ -561,8 +610,8 @@ class TenantPool:
             tenant=name if tenant is None else tenant,
         )
 
-    def call(self, name: str, export: str, args: Sequence[Number]) -> CallResult:
-        return self._tenants[name].call(export, args)
+    def call(self, name: str, export: str, args: Sequence[Number] = (), input: DataValue | None = None) -> CallResult:
+        return self._tenants[name].call(export, args, input=input)
 
     def call_many(self, calls: Sequence[tuple[str, str, Sequence[Number]]]) -> list[CallResult | GuestError]:
         """Dispatches calls concurrently; each entry is its result or the GuestError it raised."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -49,10 +50,25 @@ def test_cli_runs_the_command_guest(built: Path) -> None:
 def test_smoke_runs_every_bundle_through_the_loader(built: Path) -> None:
     result = run(built, "doit", "smoke")
     guests: tuple[str, ...] = ("hello", "wasi-hello", "notes", "fetch", "counter", "hello-component")
-    guests += ("notes-component", "handmade", "c-counter", "zig-notes", "counter-js", "counter-python")
+    guests += ("notes-component", "words", "totals", "echo", "greet", "handmade", "c-counter", "zig-notes")
+    guests += ("counter-js", "counter-python")
     for guest in guests:
         assert f"smoke:{guest} ok" in result.stdout
     assert f"{len(guests)} tasks ran" in result.stdout
+
+
+def test_cli_passes_text_json_and_arguments_to_the_data_and_command_samples(built: Path) -> None:
+    words, totals = "artifacts/bundles/words-0.1.0.ngx", "artifacts/bundles/totals-0.1.0.ngx"
+    stats = run(built, "ngixi", "run", words, "stats", "--input", "to be or not to be")
+    assert stats.stdout == "words: 6\nlines: 1\ncharacters: 18\nlongest: not\n"
+    order = '{"items": [{"name": "tea", "price": 2, "quantity": 3}]}'
+    total = run(built, "ngixi", "run", totals, "total", "--input", order, "--json")
+    assert json.loads(total.stdout)["output"] == {"items": 3, "total": 6, "priciest": "tea", "currency": "EUR"}
+    missing = run(built, "ngixi", "run", words, "stats", "hello", check=False)
+    assert missing.returncode == 2
+    assert "ngixi: error: words: stats takes text input, not arguments: use --input 'hello'" in missing.stderr
+    greet = run(built, "ngixi", "run", "artifacts/bundles/greet-0.1.0.ngx", "Ada", check=False)
+    assert greet.stdout == "Hello, Ada!\n"
 
 
 def test_cli_runs_capability_guests_with_a_sandbox_directory(built: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ngixi_build.guests import read_guest
-from ngixi_build.languages.registry import language_of, supported, used_languages
+from ngixi_build.languages.registry import language, language_of, supported, used_languages
 from ngixi_build.languages.wasm import is_declared_input, matches
 from ngixi_build.project import Project
 from ngixi_build.workflows.pipeline import compile_deps
@@ -28,8 +28,6 @@ def guest_project(tmp_path: Path, name: str, files: dict[str, str], extra: str =
 
 
 def test_every_language_module_names_itself() -> None:
-    from ngixi_build.languages.registry import language
-
     assert [language(name).name for name in supported()] == list(supported())
 
 
@@ -106,3 +104,13 @@ def test_a_committed_module_is_a_wasm_guest_with_every_file_its_input(tmp_path: 
     guest = read_guest(project, "g")
     assert guest.type.language == "wasm"
     assert is_declared_input(project, guest, project.guests_dir / "g" / "README.md")
+
+
+def test_doctor_names_a_build_command_whose_program_is_missing(tmp_path: Path) -> None:
+    table = '[build]\ncommand = "{program} make"\ninputs = ["*"]\noutput = "o.wasm"\n'
+    project = guest_project(tmp_path, "a", {"x": ""}, extra=table.format(program="no-such-tool-xyz"))
+    guest_project(tmp_path, "b", {"x": ""}, extra=table.format(program="python"))
+    guests = [read_guest(project, "a"), read_guest(project, "b")]
+    status = language("wasm").toolchain_status(project, guests)
+    assert not status.ok and status.detail == "a runs 'no-such-tool-xyz', which is not there; install it"
+    assert language("wasm").toolchain_status(project, guests[1:]).ok

@@ -19,7 +19,7 @@ RUN_LAYERS = (
     ("ngixi_runtime.engines", "ngixi_runtime.trust"),
     ("ngixi_runtime.bundles",),
     ("ngixi_runtime.loading",),
-    ("ngixi_runtime.cli",),
+    ("ngixi_runtime.cli", "ngixi_runtime.call_io"),
 )
 BUILD_LAYERS = (
     ("ngixi_build", "ngixi_build.proc", "ngixi_build.locking", "ngixi_build.reporter"),

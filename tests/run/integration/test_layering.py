@@ -60,4 +60,5 @@ def test_opening_a_log_only_guest_imports_no_other_capability(tmp_path: Path, ke
     result = subprocess.run([sys.executable, "-c", code, str(bundle), str(keys.trust)], capture_output=True, check=True)
     loaded = set(json.loads(result.stdout))
     assert not {"sqlite3", "http.client", "ssl", "ngixi_runtime.capabilities.wasi_files"} & loaded
-    assert set(REGISTRY.values()) & loaded == {REGISTRY["baseline"], REGISTRY["log"]}
+    always = {REGISTRY["baseline"], REGISTRY["data"]}  # granted to every guest
+    assert set(REGISTRY.values()) & loaded == {*always, REGISTRY["log"]}

@@ -1,0 +1,106 @@
+"""`ngixi run`'s call data: `--input TEXT | @FILE | -` read within the limit, the output shown safely.
+
+Input: `--input TEXT` is the text itself (UTF-8), `--input @FILE` a file's bytes, `--input -` standard
+input; `@@...` stands for text starting with `@`. Nothing larger than the export's
+`limits.input_bytes` is read: a file is measured first, standard input read one byte past it.
+Output: text and JSON as they are, with a newline after them on a terminal; bytes raw when standard
+output is a pipe or a file, as base64 (with a note on stderr) when it is a terminal; `--output FILE`
+writes the output's bytes to FILE instead, replacing it atomically.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.files import write_atomic
+from ngixi_runtime.guest.data import kind_word
+from ngixi_runtime.loading.loader import parse_arguments
+from ngixi_runtime.loading.tenants import CallResult, Tenant
+
+STDIN = "-"
+
+
+def call_export(
+    tenant: Tenant, bundle: Path, export: str | None, arguments: Sequence[str], input_spec: str | None
+) -> CallResult:
+    """Calls a library guest's export with the command line's arguments and `--input`."""
+    manifest = tenant.manifest
+    guest = manifest.guest.name
+    declared = manifest.export(export or "")
+    if declared is None:
+        names = ", ".join(e.name for e in manifest.exports) or "none"
+        problem = "name the export to call" if export is None else f"no export {export!r}"
+        raise InvalidInput(f"{bundle}: {problem}; the manifest declares: {names}")
+    if declared.input is not None and arguments and not declared.params:
+        text = " ".join(arguments)
+        raise InvalidInput(
+            f"{guest}: {declared.name} takes {kind_word(declared.input)} input, not arguments: use --input {text!r}"
+        )
+    what = f"{guest}: {declared.name}"
+    data = None if input_spec is None else read_input(input_spec, limit=manifest.limits.input_bytes, what=what)
+    return tenant.call(declared.name, parse_arguments(declared, arguments, guest=guest), input=data)
+
+
+def read_input(spec: str, *, limit: int, what: str, stdin: BinaryIO | None = None) -> bytes:
+    """The bytes `--input spec` names, refused once they would exceed `limit` (limits.input_bytes)."""
+    if spec == STDIN:
+        data = (stdin or sys.stdin.buffer).read(limit + 1)
+        if len(data) > limit:
+            raise InvalidInput(f"{what}: standard input is over the input limit of {limit} bytes (limits.input_bytes)")
+        return data
+    if spec.startswith("@@"):
+        return spec[1:].encode()
+    if spec.startswith("@"):
+        return _read_file(Path(spec[1:]), limit=limit, what=what)
+    return spec.encode()
+
+
+def _read_file(path: Path, *, limit: int, what: str) -> bytes:
+    over = f"over the input limit of {limit} bytes (limits.input_bytes)"
+    try:
+        with path.open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if size > limit:
+                raise InvalidInput(f"{what}: --input @{path} is {size} bytes, {over}")
+            data = file.read(limit + 1)  # a file growing meanwhile is held to the limit too
+    except OSError as error:
+        raise InvalidInput(f"{what}: --input @{path}: cannot read it: {error.strerror or error}") from None
+    if len(data) > limit:
+        raise InvalidInput(f"{what}: --input @{path} is {over}")
+    return data
+
+
+def write_output(output: bytes, kind: str, *, to_file: Path | None, stdout: IO[bytes], stderr: IO[str]) -> None:
+    """Shows a call's output: to `to_file`, or on `stdout` as text, JSON, or bytes (base64 on a terminal)."""
+    if to_file is not None:
+        replacing = to_file.exists()
+        try:
+            write_atomic(to_file, output)
+        except OSError as error:
+            raise InvalidInput(f"--output {to_file}: cannot write it: {error.strerror or error}") from None
+        if replacing:
+            print(f"note: replaced {to_file} with the output ({len(output)} bytes)", file=stderr)
+        return
+    terminal = stdout.isatty()
+    if kind == "bytes" and terminal:
+        print("note: the output is bytes, shown as base64; --output FILE or a pipe gives them raw", file=stderr)
+        output = base64.b64encode(output) + b"\n"
+    elif kind != "bytes" and terminal and output and not output.endswith(b"\n"):
+        output += b"\n"
+    stdout.write(output)
+    stdout.flush()
+
+
+def json_output(output: bytes | None, kind: str | None, data: Any) -> dict[str, Any]:
+    """The output's fields in `ngixi run --json`: text and JSON as values, bytes as base64."""
+    if output is None or kind is None:
+        return {"output": None, "output_kind": None}
+    if kind == "bytes":
+        return {"output": base64.b64encode(output).decode(), "output_kind": kind, "output_encoding": "base64"}
+    return {"output": data, "output_kind": kind}

@@ -1,0 +1,231 @@
+"""A manifest's `[[smoke]]` entries: the calls the build's smoke test makes, with what each must give.
+
+Inputs: `args` (numbers for a library export; strings, the argv, for a command guest's `_start`),
+`input` (text), `input_base64` or `input_json` for an export declaring input, `env` (a table of
+strings, with [capabilities.env]), `stdin` (text; refused until this host gives guests a stdin).
+Expectations: `expect` (the returned values), `expect_output` (text), `expect_output_base64`,
+`expect_json`, `expect_stdout` (`stdout` is its older name), `expect_exit` (a command's exit code),
+`expect_error` (text the error of an expected refusal or trap contains). An entry that its guest
+or export cannot honour is refused when the manifest is read, never dropped.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ngixi_runtime.guest.data import DataKind, kind_word
+from ngixi_runtime.guest.kind import GuestType
+from ngixi_runtime.spec.schema import Problems, string, type_name
+
+Number = int | float
+START = "_start"
+SMOKE_KEYS = (
+    "call",
+    "args",
+    "input",
+    "input_base64",
+    "input_json",
+    "env",
+    "stdin",
+    "expect",
+    "expect_output",
+    "expect_output_base64",
+    "expect_json",
+    "expect_stdout",
+    "stdout",
+    "expect_exit",
+    "expect_error",
+)
+_INPUTS = ("input", "input_base64", "input_json")
+_OUTPUTS = ("expect_output", "expect_output_base64", "expect_json")
+_RESULTS = ("expect", *_OUTPUTS, "expect_exit")
+
+
+@dataclass(frozen=True)
+class SmokeCall:
+    call: str
+    args: tuple[Number, ...] = ()  # a library export's arguments
+    expect: tuple[Number, ...] | None = None
+    stdout: str | None = None  # expect_stdout
+    argv: tuple[str, ...] = ()  # a command guest's arguments
+    input: bytes | None = None  # as the guest reads it
+    env: Mapping[str, str] = field(default_factory=dict)
+    expect_output: bytes | None = None  # from expect_output (UTF-8) or expect_output_base64
+    expect_json: Any = None
+    expects_json: bool = False  # whether expect_json was given (its value may be JSON's null)
+    expect_exit: int | None = None
+    expect_error: str | None = None
+    keys: frozenset[str] = frozenset()  # the keys the entry set, for the checks against its export
+
+    @property
+    def is_command(self) -> bool:
+        return self.call == START
+
+    @property
+    def own_instance(self) -> bool:
+        """Whether the call needs an instance of its own (a command runs once; env is set per instance)."""
+        return self.is_command or bool(self.env)
+
+
+def _numbers(value: object, field: str, problems: Problems) -> tuple[Number, ...]:
+    items = value if isinstance(value, list) else [value]
+    for index, item in enumerate(items):
+        if isinstance(item, bool) or not isinstance(item, int | float):
+            problems.add(f"{field}[{index}]" if isinstance(value, list) else field, "must be a number")
+    return tuple(items)
+
+
+def _strings(value: object, field: str, problems: Problems) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        problems.add(field, 'a command\'s args are its argv: an array of strings, like ["--count", "3"]')
+        return ()
+    return tuple(value)
+
+
+def _env(value: object, field: str, problems: Problems) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        problems.add(field, 'must be a table of strings, like { GREETING = "hi" }')
+        return {}
+    return dict(value)
+
+
+def _input(entry: Mapping[str, Any], field: str, problems: Problems) -> bytes | None:
+    given = [key for key in _INPUTS if key in entry]
+    if len(given) > 1:
+        problems.add(field, f"give one of {', '.join(given)}, not {len(given)}")
+    if "input" in entry:
+        return string(entry, "input", f"{field}.input", problems).encode()
+    if "input_base64" in entry:
+        return _base64(entry, "input_base64", field, problems)
+    if "input_json" in entry:
+        try:
+            return json.dumps(entry["input_json"], ensure_ascii=False).encode()
+        except (TypeError, ValueError):
+            problems.add(f"{field}.input_json", f"{type_name(entry['input_json'])} cannot be written as JSON")
+    return None
+
+
+def _base64(entry: Mapping[str, Any], key: str, field: str, problems: Problems) -> bytes | None:
+    text = string(entry, key, f"{field}.{key}", problems)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        problems.add(f"{field}.{key}", "is not base64")
+        return None
+
+
+def _expect_output(entry: Mapping[str, Any], field: str, problems: Problems) -> bytes | None:
+    given = [key for key in _OUTPUTS if key in entry]
+    if len(given) > 1:
+        problems.add(field, f"give one of {', '.join(given)}, not {len(given)}")
+    if "expect_output" in entry:
+        return string(entry, "expect_output", f"{field}.expect_output", problems).encode()
+    if "expect_output_base64" in entry:
+        return _base64(entry, "expect_output_base64", field, problems)
+    return None
+
+
+def _optional(entry: Mapping[str, Any], key: str, field: str, problems: Problems) -> str | None:
+    return string(entry, key, f"{field}.{key}", problems) if key in entry else None
+
+
+def parse_entry(entry: Mapping[str, Any], field: str, problems: Problems) -> SmokeCall:
+    """One `[[smoke]]` table, its values checked; `check_entry` holds it to its guest and export."""
+    problems.unknown_keys(entry, SMOKE_KEYS, field)
+    call = string(entry, "call", f"{field}.call", problems)
+    raw_args = entry.get("args", [])
+    command = call == START
+    if "stdout" in entry and "expect_stdout" in entry:
+        problems.add(f"{field}.stdout", "is the older name of expect_stdout: give one of them")
+    exit_code = entry.get("expect_exit")
+    if exit_code is not None and (isinstance(exit_code, bool) or not isinstance(exit_code, int)):
+        problems.add(f"{field}.expect_exit", "must be an integer")
+    return SmokeCall(
+        call=call,
+        args=() if command else _numbers(raw_args, f"{field}.args", problems),
+        expect=_numbers(entry["expect"], f"{field}.expect", problems) if "expect" in entry else None,
+        stdout=_optional(entry, "expect_stdout" if "expect_stdout" in entry else "stdout", field, problems),
+        argv=_strings(raw_args, f"{field}.args", problems) if command and "args" in entry else (),
+        input=_input(entry, field, problems),
+        env=_env(entry["env"], f"{field}.env", problems) if "env" in entry else {},
+        expect_output=_expect_output(entry, field, problems),
+        expect_json=entry.get("expect_json"),
+        expects_json="expect_json" in entry,
+        expect_exit=exit_code if isinstance(exit_code, int) else None,
+        expect_error=_optional(entry, "expect_error", field, problems),
+        keys=frozenset(entry),
+    )
+
+
+@dataclass(frozen=True)
+class SmokeTarget:
+    """What a smoke entry is held to: the guest's type and grants, and the export it calls (None: undeclared)."""
+
+    guest_type: GuestType
+    grants: frozenset[str]
+    params: int | None  # the export's parameter count
+    input: DataKind | None = None
+    output: DataKind | None = None
+
+
+def check_entry(call: SmokeCall, field: str, target: SmokeTarget, problems: Problems) -> None:
+    """Refuses what the entry's guest or export cannot honour, one line per problem."""
+    add: Callable[[str, str], None] = lambda key, message: problems.add(f"{field}.{key}", message)  # noqa: E731
+    _check_shared(call, target, add)
+    if call.is_command and target.guest_type.kind == "command":
+        _check_command(call, target, add)
+    elif target.params is None:
+        add("call", f'"{call.call}" is not declared under [exports]')
+    else:
+        _check_library(call, target, add)
+
+
+def _check_shared(call: SmokeCall, target: SmokeTarget, add: Callable[[str, str], None]) -> None:
+    if "stdin" in call.keys:
+        add("stdin", "this host gives guests no stdin yet, so a smoke call cannot feed one; remove it")
+    if call.env and "env" not in target.grants:
+        add("env", "the guest cannot read environment variables: grant [capabilities.env], or remove env")
+    if call.expect_error is not None:
+        for key in sorted(call.keys & set(_RESULTS)):
+            add(key, "an entry expecting an error (expect_error) expects no result; remove one of them")
+
+
+def _check_command(call: SmokeCall, target: SmokeTarget, add: Callable[[str, str], None]) -> None:
+    for key in sorted(call.keys & {*_INPUTS, *_OUTPUTS, "expect"}):
+        hint = "; use expect_exit for its exit code" if key == "expect" else ""
+        add(key, f"a command guest's _start takes no call data and returns no values{hint}")
+    if call.argv and "args" not in target.grants:
+        add("args", "the guest cannot read its arguments: grant [capabilities.args], or remove args")
+
+
+def _check_library(call: SmokeCall, target: SmokeTarget, add: Callable[[str, str], None]) -> None:
+    name = call.call
+    if len(call.args) != target.params:
+        add("args", f"{name} takes {target.params} arguments, the smoke call gives {len(call.args)}")
+    if "expect_exit" in call.keys:
+        add("expect_exit", f"{name} is a library export: it has no exit code (use expect for its values)")
+    given = sorted(call.keys & set(_INPUTS))
+    if target.input is None:
+        for key in given:
+            add(key, f"{name} takes no input (its manifest declares none)")
+    elif not given and call.expect_error is None:
+        add("call", f"{name} takes {kind_word(target.input)} input: add input, input_base64 or input_json")
+    elif "input_json" in given and target.input != "json":
+        add("input_json", f"{name} takes {kind_word(target.input)} input, not JSON: use input or input_base64")
+    _check_expected_output(call, target, add)
+
+
+def _check_expected_output(call: SmokeCall, target: SmokeTarget, add: Callable[[str, str], None]) -> None:
+    name = call.call
+    for key in sorted(call.keys & set(_OUTPUTS)):
+        if target.output is None:
+            add(key, f"{name} gives no output (its manifest declares none)")
+        elif key == "expect_json" and target.output != "json":
+            add(key, f"{name} gives {kind_word(target.output)} output, not JSON: use expect_output")
+        elif key == "expect_output" and target.output == "bytes":
+            add(key, f"{name} gives bytes output: use expect_output_base64")

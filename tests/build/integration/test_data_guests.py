@@ -1,0 +1,129 @@
+"""AssemblyScript guests using the shipped `ngixi-data` package, compiled by the real compile stage and run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from ngixi_build.guests import read_guest
+from ngixi_build.project import Project
+from ngixi_build.stages.validate import validate_guest
+from ngixi_build.toolchains.assemblyscript import ensure_toolchain
+from ngixi_build.workflows import pipeline
+from ngixi_runtime.loading.tenants import InProcessTenant, open_tenant
+from tests.conftest import REPO, make_bundle, make_key
+
+pytestmark = pytest.mark.integration
+
+SOURCE = """\
+import { input, output, Json } from "ngixi-data";
+
+export function reverse(): void {
+  const data = input.bytes();
+  data.reverse();
+  output.bytes(data);
+}
+
+export function roundtrip(): void {
+  output.json(input.json());
+}
+
+export function pieces(): void {
+  const text = input.text();
+  output.text(text);
+  output.text("|");
+  output.text(text);
+}
+
+export function built(): void {
+  output.json(
+    Json.object()
+      .set("s", Json.fromString("quote \\" slash \\\\ tab \\t nul \\u0000 é"))
+      .set("n", Json.fromNumber(-2.5))
+      .set("i", Json.fromNumber(1e15))
+      .set("b", Json.fromBool(true))
+      .set("z", Json.null())
+      .set("a", Json.array().push(Json.fromNumber(1)).push(Json.array())),
+  );
+}
+"""
+MANIFEST = """\
+[guest]
+name = "probe"
+version = "0.1.0"
+
+[exports.reverse]
+input = "bytes"
+output = "bytes"
+
+[exports.roundtrip]
+input = "json"
+output = "json"
+
+[exports.pieces]
+input = "text"
+output = "text"
+
+[exports.built]
+output = "json"
+
+[limits]
+memory_pages = 32
+"""
+
+
+@pytest.fixture(scope="module")
+def tenant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessTenant]:
+    root = tmp_path_factory.mktemp("data-guest")
+    (root / "guests" / "probe" / "assembly").mkdir(parents=True)
+    (root / "guests" / "probe" / "assembly" / "index.ts").write_text(SOURCE)
+    (root / "manifests").mkdir()
+    (root / "manifests" / "probe.toml").write_text(MANIFEST)
+    ensure_toolchain(state_dir=REPO / ".ngixi")
+    project = Project(root)
+    project.state_dir.mkdir()
+    (project.state_dir / "toolchain").symlink_to(REPO / ".ngixi" / "toolchain")
+    pipeline.compile_guest(project, read_guest(project, "probe"))
+    validate_guest(
+        manifest_path=project.manifest_path("probe"),
+        wasm_path=project.wasm_path("probe"),
+        record_path=root / "validated.json",
+    )
+    keys = make_key(root / "keys")
+    wasm = project.wasm_path("probe").read_bytes()
+    bundle = make_bundle(root / "bundle", keys.key, wasm=wasm, manifest=MANIFEST, guest="probe")
+    with open_tenant(bundle, trust_file=keys.trust, isolated=False, engine="wasmtime") as opened:
+        assert isinstance(opened, InProcessTenant)
+        yield opened
+
+
+def test_bytes_text_and_json_in_one_line_each(tenant: InProcessTenant) -> None:
+    assert tenant.call("reverse", input=b"\x00\x01\xff").data == b"\xff\x01\x00"
+    assert tenant.call("reverse", input=b"").data == b""
+    assert tenant.call("pieces", input="grüße 👋").data == "grüße 👋|grüße 👋"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": [1, 2.5, -3e-7, True, False, None], "b": {"nested": 'quote " back \\ nl \n \u0001 é 👋'}},
+        [],
+        "just a string",
+        0,
+    ],
+)
+def test_json_values_survive_the_guests_parser_and_writer(tenant: InProcessTenant, value: object) -> None:
+    assert tenant.call("roundtrip", input=value).data == value
+
+
+def test_a_value_built_in_the_guest_is_valid_json(tenant: InProcessTenant) -> None:
+    built = tenant.call("built").data
+    assert built == {
+        "s": 'quote " slash \\ tab \t nul \u0000 é',
+        "n": -2.5,
+        "i": 10**15,
+        "b": True,
+        "z": None,
+        "a": [1, []],
+    }

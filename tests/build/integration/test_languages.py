@@ -1,0 +1,153 @@
+"""C, Zig and any-toolchain guests built through the real toolchains (zig from PyPI ziglang) and run on both engines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from ngixi_build.project import Project
+from ngixi_runtime.spec.targets import host_triple
+from ngixi_runtime.spec.wasm import read_module_info
+from tests.integration import copy_project, installed_toolchain, keep_only_guests, ran_tasks, run, set_targets
+
+pytestmark = pytest.mark.integration
+
+GUESTS = ("c-counter", "zig-notes", "handmade")
+ENGINES = ("wasmer", "wasmtime")
+# Command guests (WASI `_start`), one per language, written into the copy.
+COMMANDS = {
+    "c-hello": (
+        "hello.c",
+        '#include <string.h>\n#include "ngixi.h"\n'
+        'int main(void) { const char *m = "hello from C";\n'
+        "    ngixi_log_write_at(NGIXI_LOG_LEVEL_INFO, m, strlen(m)); return 3; }\n",
+    ),
+    "zig-hello": (
+        "src/main.zig",
+        'const ngixi = @import("ngixi");\npub fn main() void { ngixi.log.writeAt(.warn, "hello from Zig"); }\n',
+    ),
+}
+COMMAND_MANIFEST = '[guest]\nname = "{name}"\nversion = "0.1.0"\nkind = "command"\n\n[capabilities.log]\n'
+
+
+def add_commands(project: Project) -> None:
+    for name, (source, text) in COMMANDS.items():
+        path = project.guests_dir / name / source
+        path.parent.mkdir(parents=True)
+        path.write_text(text)
+        project.manifest_path(name).write_text(COMMAND_MANIFEST.format(name=name))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """A copy of the project with the C, Zig and any-toolchain samples only, built for this host on both engines."""
+    root = copy_project(tmp_path_factory.mktemp("languages") / "project", toolchain_from=installed_toolchain())
+    project = Project(keep_only_guests(root, GUESTS))
+    add_commands(project)
+    set_targets(project.root, [host_triple()], ["host"])
+    run(project.root, "doit", "build")
+    return project
+
+
+@contextmanager
+def edited(path: Path, text: str) -> Iterator[None]:
+    """`path` holds `text` within the block, and its own text again after it."""
+    original = path.read_text()
+    path.write_text(text)
+    try:
+        yield
+    finally:
+        path.write_text(original)
+
+
+def ngixi_run(project: Project, engine: str, guest: str, *call: str) -> str:
+    sandbox = project.root / "sandbox" / engine
+    bundle = str(project.bundle_path(guest, "0.1.0"))
+    result = run(project.root, "ngixi", "run", "--engine", engine, "--sandbox", str(sandbox), bundle, *call)
+    return result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_each_language_guest_runs_with_its_capabilities(built: Project, engine: str) -> None:
+    assert ngixi_run(built, engine, "c-counter", "increment") == "1\ninfo: c-counter: call number 1\n"
+    assert ngixi_run(built, engine, "c-counter", "increment").startswith("2\n")
+    assert ngixi_run(built, engine, "c-counter", "add", "40", "2") == "42\n"
+    assert ngixi_run(built, engine, "zig-notes", "save", "7") == "1\ninfo: zig-notes: saved a note\n"
+    assert ngixi_run(built, engine, "zig-notes", "save", "8").startswith("2\n")
+    assert ngixi_run(built, engine, "handmade", "answer") == "42\ninfo: handmade: answering\n"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_command_guests_run_main_with_its_exit_code(built: Project, engine: str) -> None:
+    for name, expected, code in (("c-hello", "info: hello from C\n", 3), ("zig-hello", "warn: hello from Zig\n", 0)):
+        bundle = str(built.bundle_path(name, "0.1.0"))
+        result = run(built.root, "ngixi", "run", "--engine", engine, bundle, check=False)
+        assert (result.returncode, result.stdout + result.stderr) == (code, expected), name
+
+
+def test_the_bundles_carry_artifacts_for_both_engines_and_pass_smoke(built: Project) -> None:
+    smoke = run(built.root, "doit", "smoke").stdout
+    for guest in GUESTS:
+        assert f"smoke:{guest} ok" in smoke
+
+
+def test_the_memory_maximum_comes_from_the_manifest(built: Project) -> None:
+    for guest in ("c-counter", "zig-notes"):
+        info = read_module_info(built.wasm_path(guest).read_bytes(), source=guest)
+        assert [m.maximum_pages for m in info.memories] == [4]
+
+
+@pytest.mark.parametrize(
+    ("guest", "source", "broken", "where"),
+    [
+        ("c-counter", "counter.c", "int add(int a, int b) { return a + ; }\n", "guests/c-counter/counter.c:"),
+        ("zig-notes", "main.zig", "export fn save(n: i32) i32 { return n + ; }\n", "guests/zig-notes/main.zig:"),
+    ],
+)
+def test_a_compiler_error_is_the_compilers_own_and_leaves_the_module(
+    built: Project, guest: str, source: str, broken: str, where: str
+) -> None:
+    wasm = built.wasm_path(guest)
+    before = wasm.read_bytes()
+    with edited(built.guests_dir / guest / source, broken):
+        result = run(built.root, "doit", "build", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and f"FAILED compile:{guest}" in output, output
+    assert where in output and "error" in output and "Traceback" not in output, output
+    line = output.split(where, 1)[1].split(":", 1)[0]
+    assert line.isdigit(), output  # file:line:column, as the compiler says it
+    assert wasm.read_bytes() == before
+    assert not [p for p in wasm.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_a_command_guest_builds_only_when_its_declared_inputs_change(built: Project) -> None:
+    guest = built.guests_dir / "handmade"
+    assert "compile:handmade" not in ran_tasks(run(built.root, "doit", "build").stdout)
+    (guest / "NOTES.md").write_text("not an input\n")
+    (guest / "out" / "handmade.wasm").touch()  # the command's own output is not an input either
+    assert "compile:handmade" not in ran_tasks(run(built.root, "doit", "build").stdout)
+    with edited(guest / "answer.txt", "7\n"):
+        assert "compile:handmade" in ran_tasks(run(built.root, "doit", "build").stdout)
+        assert ngixi_run(built, "wasmtime", "handmade", "answer").startswith("7\n")
+    run(built.root, "doit", "build")
+
+
+def test_a_failing_command_shows_its_diagnostics_and_keeps_the_last_module(built: Project) -> None:
+    wasm = built.wasm_path("handmade")
+    before = wasm.read_bytes()
+    with edited(built.guests_dir / "handmade" / "answer.txt", "forty-two\n"):
+        result = run(built.root, "doit", "build", check=False)
+    assert result.returncode != 0
+    assert (
+        "handmade: [build] command failed (exit 1):\nanswer.txt:1: 'forty-two' is not a whole number" in result.stdout
+    )
+    assert wasm.read_bytes() == before
+    run(built.root, "doit", "build")
+
+
+def test_doctor_reports_the_zig_toolchain(built: Project) -> None:
+    report = run(built.root, "ngixi", "doctor", check=False).stdout
+    assert "zig toolchain (C and Zig guests)" in report and "ziglang 0.17.0" in report, report

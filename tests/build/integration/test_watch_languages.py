@@ -1,0 +1,88 @@
+"""Watch mode rebuilds a Zig guest and an any-toolchain guest on save, through their own compilers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from ngixi_build.project import Project
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.loading.loader import open_guest
+from ngixi_runtime.trust.signatures import load_trust
+from tests.integration import WatchProcess, copy_project, installed_toolchain, keep_only_guests, set_targets
+
+pytestmark = pytest.mark.integration
+
+ZIG_SOURCE = "export fn twice(n: i32) i32 {\n    return n * 2;\n}\n"
+ZIG_MANIFEST = """[guest]
+name = "zig-watch"
+version = "0.1.0"
+language = "zig"
+
+[exports.twice]
+params = ["i32"]
+results = ["i32"]
+"""
+
+
+@pytest.fixture(scope="module")
+def watching(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, WatchProcess]]:
+    root = copy_project(tmp_path_factory.mktemp("watch-languages") / "project", toolchain_from=installed_toolchain())
+    project = Project(keep_only_guests(root, ("handmade",)))
+    set_targets(project.root, ["x86_64-unknown-linux-gnu"])
+    (project.guests_dir / "zig-watch").mkdir()
+    (project.guests_dir / "zig-watch" / "main.zig").write_text(ZIG_SOURCE)
+    project.manifest_path("zig-watch").write_text(ZIG_MANIFEST)
+    watch = WatchProcess(project.root)
+    try:
+        started = [line.text for line in watch.until("watching")]
+        assert any(t.startswith("zig-watch: rebuilt") for t in started), started
+        assert any(t.startswith("handmade: rebuilt") for t in started), started
+        yield Project(project.root, profile="dev"), watch
+    finally:
+        watch.stop()
+
+
+def call(project: Project, guest: str, export: str, *args: int) -> int:
+    bundle = read_bundle(project.bundle_path(guest, "0.1.0"), load_trust(project.dev_trust_file))
+    (result,) = open_guest(bundle).call(export, args)
+    assert isinstance(result, int)
+    return result
+
+
+def rebuilt(watch: WatchProcess, guest: str) -> list[str]:
+    return [line.text for line in watch.until(f"{guest}: rebuilt", f"{guest}: failed")]
+
+
+def test_a_zig_save_rebuilds_and_a_zig_error_is_zigs_own(watching: tuple[Project, WatchProcess]) -> None:
+    project, watch = watching
+    source = project.guests_dir / "zig-watch" / "main.zig"
+    source.write_text(ZIG_SOURCE.replace("n * 2", "n * 3"))
+    assert rebuilt(watch, "zig-watch")[-1].startswith("zig-watch: rebuilt")
+    assert call(project, "zig-watch", "twice", 5) == 15
+    source.write_text(ZIG_SOURCE.replace("n * 2", "n *"))
+    failed = rebuilt(watch, "zig-watch")
+    assert failed[-1].startswith("zig-watch: failed")
+    diagnostic = watch.until("guests/zig-watch/main.zig:")[-1].text
+    assert diagnostic.split(":")[1].isdigit() and "error" in diagnostic, diagnostic
+    assert call(project, "zig-watch", "twice", 5) == 15  # the last good bundle stays
+
+
+def test_a_command_guest_rebuilds_on_its_inputs_never_on_its_output(watching: tuple[Project, WatchProcess]) -> None:
+    project, watch = watching
+    guest = project.guests_dir / "handmade"
+    (guest / "answer.txt").write_text("99\n")
+    assert rebuilt(watch, "handmade")[-1].startswith("handmade: rebuilt")
+    assert call(project, "handmade", "answer") == 99
+    (guest / "out" / "handmade.wasm").write_bytes((guest / "out" / "handmade.wasm").read_bytes())
+    (guest / "NOTES.md").write_text("not an input\n")
+    source = project.guests_dir / "zig-watch" / "main.zig"
+    source.write_text(ZIG_SOURCE)
+    lines = rebuilt(watch, "zig-watch")
+    assert not any(line.startswith("handmade:") for line in lines), lines
+
+
+def test_sources_are_left_without_compiler_caches(watching: tuple[Project, WatchProcess]) -> None:
+    project, _ = watching
+    assert sorted(p.name for p in (project.guests_dir / "zig-watch").iterdir()) == ["main.zig"]

@@ -1,0 +1,107 @@
+"""The call data ABI on real engines, in-process and isolated: input and output, bad input, the next call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ngixi_runtime.errors import GuestError, InvalidInput
+from ngixi_runtime.loading.tenants import InProcessTenant, IsolatedTenant, open_tenant
+from tests.conftest import make_bundle, make_key
+from tests.wasmgen import DROP, Func, Imp, call_import, load_i32, module, push
+
+pytestmark = pytest.mark.integration
+
+IMPORTS = [
+    Imp("ngixi", "input_read", ["i32"] * 3, ["i32"]),
+    Imp("ngixi", "output_write", ["i32"] * 2, ["i32"]),
+]
+BUFFER = 1024
+CALL_OUTPUT_WRITE = b"\x10\x01"
+# Reads the input's length into address 0, the input at BUFFER, and writes it back.
+ECHO = call_import(0, BUFFER, 0, 0) + DROP + push(BUFFER) + load_i32(0) + push(0) + b"\x10\x00" + DROP
+ECHO += push(BUFFER) + load_i32(0) + CALL_OUTPUT_WRITE + DROP
+MANIFEST = """\
+[guest]
+name = "echo"
+version = "0.1.0"
+
+[exports.echo]
+input = "text"
+output = "text"
+
+[exports.json]
+input = "json"
+output = "json"
+
+[exports.flood]
+output = "bytes"
+
+[exports.overclaim]
+output = "bytes"
+
+[exports.broken]
+output = "json"
+
+[limits]
+memory_pages = 2
+input_bytes = 4096
+output_bytes = 4096
+"""
+WASM = module(
+    imports=IMPORTS,
+    functions=[
+        Func("echo", body=ECHO),
+        Func("json", body=ECHO),
+        Func("flood", body=push(0, 4097) + CALL_OUTPUT_WRITE + DROP),
+        Func("overclaim", body=push(2 * 65536 - 10, 20) + CALL_OUTPUT_WRITE + DROP),
+        Func("broken", body=push(BUFFER, 1) + CALL_OUTPUT_WRITE + DROP),
+    ],
+    memory=(2, 2),
+)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    directory = tmp_path_factory.mktemp("echo")
+    keys = make_key(directory / "keys")
+    return make_bundle(directory, keys.key, wasm=WASM, manifest=MANIFEST, guest="echo"), keys.trust
+
+
+@pytest.fixture(params=["in-process", "isolated"])
+def tenant(
+    request: pytest.FixtureRequest, engine_name: str, bundle: tuple[Path, Path]
+) -> Iterator[InProcessTenant | IsolatedTenant]:
+    path, trust = bundle
+    with open_tenant(path, trust_file=trust, isolated=request.param == "isolated", engine=engine_name) as opened:
+        yield opened
+
+
+def test_text_and_json_cross_both_ways(tenant: InProcessTenant | IsolatedTenant) -> None:
+    result = tenant.call("echo", input="héllo wörld")
+    assert (result.data, result.output, result.output_kind) == ("héllo wörld", "héllo wörld".encode(), "text")
+    assert tenant.call("json", input={"words": ["a", "b"], "n": 2}).data == {"words": ["a", "b"], "n": 2}
+    assert tenant.call("echo", input="").data == ""
+
+
+@pytest.mark.parametrize(
+    ("export", "value", "error", "message"),
+    [
+        ("echo", b"\xff\xfe", InvalidInput, "echo: echo takes text input, and this is not valid UTF-8 (byte 0)"),
+        ("json", b"{'a': 1}", InvalidInput, "echo: json takes JSON input, and this is not valid JSON: Expecting"),
+        ("echo", "x" * 4097, InvalidInput, "echo: echo: the input is 4097 bytes, over its limit of 4096"),
+        ("flood", None, GuestError, "echo: flood wrote more than its output limit of 4096 bytes (limits.output_bytes)"),
+        ("overclaim", None, GuestError, "echo: overclaim: output_write(131062, 20) names bytes outside its memory"),
+        ("broken", None, GuestError, 'echo: broken declares output = "json", but wrote not valid JSON'),
+    ],
+)
+def test_bad_data_is_one_line_and_the_next_call_works(
+    tenant: InProcessTenant | IsolatedTenant, export: str, value: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error) as raised:
+        tenant.call(export, input=value)
+    assert str(raised.value).startswith(message)
+    assert "\n" not in str(raised.value)
+    assert tenant.call("echo", input="still here").data == "still here"

@@ -1,0 +1,120 @@
+"""`ngixi run ... --input/--output/--json` with exports that take and give data."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from ngixi_runtime.call_io import write_output
+from tests.conftest import KeyFiles, exit_code, make_bundle
+from tests.run.integration.test_call_data import MANIFEST, WASM
+
+pytestmark = pytest.mark.integration
+
+BYTES_MANIFEST = MANIFEST.replace('input = "text"\noutput = "text"', 'input = "bytes"\noutput = "bytes"', 1)
+
+
+@pytest.fixture
+def bundle(tmp_path: Path, keys: KeyFiles) -> list[str]:
+    path = make_bundle(tmp_path / "text", keys.key, wasm=WASM, manifest=MANIFEST, guest="echo")
+    return ["run", "--trust", str(keys.trust), "--in-process", str(path)]
+
+
+@pytest.fixture
+def bytes_bundle(tmp_path: Path, keys: KeyFiles) -> list[str]:
+    path = make_bundle(tmp_path / "bytes", keys.key, wasm=WASM, manifest=BYTES_MANIFEST, guest="echo")
+    return ["run", "--trust", str(keys.trust), "--in-process", str(path)]
+
+
+def test_input_as_text_file_or_stdin_and_text_output_printed_as_text(
+    bundle: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert exit_code([*bundle, "echo", "--input", "héllo"]) == 0
+    assert capsys.readouterr().out == "héllo"
+    (tmp_path / "in.txt").write_text("from a file\n")
+    assert exit_code([*bundle, "echo", "--input", f"@{tmp_path / 'in.txt'}"]) == 0
+    assert capsys.readouterr().out == "from a file\n"
+    assert exit_code([*bundle, "echo", "--input", "@@at sign"]) == 0
+    assert capsys.readouterr().out == "@at sign"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"from stdin")))
+    assert exit_code([*bundle, "echo", "--input", "-"]) == 0
+    assert capsys.readouterr().out == "from stdin"
+
+
+def test_json_wraps_the_output_value_and_the_metrics(bundle: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert exit_code([*bundle, "json", "--input", '{"a": [1, "é"]}', "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert (document["ok"], document["output"], document["output_kind"]) == (True, {"a": [1, "é"]}, "json")
+    assert document["metrics"]["outcome"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["echo"], "echo: echo takes text input: use --input"),
+        (["echo", "hello", "world"], "echo: echo takes text input, not arguments: use --input 'hello world'"),
+        (["json", "--input", "{nope"], "echo: json takes JSON input, and this is not valid JSON"),
+        (["echo", "--input", "@/nonexistent/in.txt"], "echo: echo: --input @/nonexistent/in.txt: cannot read it"),
+        (["echo", "--input", "x" * 4097], "echo: echo: the input is 4097 bytes, over its limit of 4096"),
+    ],
+)
+def test_bad_input_is_one_line_with_what_to_do(
+    bundle: list[str], argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert exit_code([*bundle, *argv]) == 2
+    (error,) = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("note: ")]
+    assert error.startswith(f"ngixi: error: {message}")
+
+
+def test_a_file_or_stdin_over_the_limit_is_refused_before_it_is_read(
+    bundle: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"x" * 10_000_000)
+    assert exit_code([*bundle, "echo", "--input", f"@{big}"]) == 2
+    assert "is 10000000 bytes, over the input limit of 4096 bytes (limits.input_bytes)" in capsys.readouterr().err
+    stdin = io.BytesIO(b"y" * 10_000_000)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(stdin))
+    assert exit_code([*bundle, "echo", "--input", "-"]) == 2
+    assert "standard input is over the input limit of 4096 bytes" in capsys.readouterr().err
+    assert stdin.tell() == 4097  # read one byte past the limit, no more
+
+
+def test_binary_output_goes_to_a_file_or_a_pipe_raw(
+    bytes_bundle: list[str], tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    out = tmp_path / "out.bin"
+    out.write_bytes(b"the user's old file")
+    assert exit_code([*bytes_bundle, "echo", "--input", "raw", "--output", str(out)]) == 0
+    assert out.read_bytes() == b"raw"
+    captured = capsysbinary.readouterr()
+    assert captured.out == b"" and b"note: replaced" in captured.err
+    assert exit_code([*bytes_bundle, "echo", "--input", "raw"]) == 0
+    assert capsysbinary.readouterr().out == b"raw"
+
+
+class Terminal(io.BytesIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_binary_output_on_a_terminal_is_base64_and_text_gets_its_newline() -> None:
+    stdout, stderr = Terminal(), io.StringIO()
+    write_output(b"\x00\xff", "bytes", to_file=None, stdout=stdout, stderr=stderr)
+    assert stdout.getvalue() == b"AP8=\n" and "shown as base64" in stderr.getvalue()
+    stdout = Terminal()
+    write_output("é".encode(), "text", to_file=None, stdout=stdout, stderr=stderr)
+    assert stdout.getvalue() == "é\n".encode()
+
+
+def test_a_trap_in_the_guest_is_one_line_isolated_too(
+    tmp_path: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = make_bundle(tmp_path, keys.key, wasm=WASM, manifest=MANIFEST, guest="echo")
+    assert exit_code(["run", "--trust", str(keys.trust), str(path), "overclaim"]) == 5
+    error = capsys.readouterr().err
+    assert "ngixi: error: echo: overclaim: output_write(131062, 20) names bytes outside its memory" in error

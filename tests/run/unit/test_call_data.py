@@ -1,0 +1,159 @@
+"""The call data ABI: its host functions against a fake memory, the manifest's declarations, the checks."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from ngixi_runtime.capabilities.context import CallData, HostContext
+from ngixi_runtime.capabilities.linking import core_imports
+from ngixi_runtime.errors import GuestError, InvalidInput
+from ngixi_runtime.guest.data import check_input, check_output, decode, encode, module_problems
+from ngixi_runtime.guest.manifest import ManifestError, parse_manifest
+from ngixi_runtime.loading.loader import check_call, encoded_input
+from ngixi_runtime.spec.abi import Status
+from ngixi_runtime.spec.wasm import Import, ModuleInfo, Signature
+from tests.conftest import FakeMemory
+
+HEADER = '[guest]\nname = "g"\nversion = "0.1.0"\n'
+WORDS = HEADER + '[exports.words]\ninput = "text"\noutput = "json"\n[limits]\ninput_bytes = 16\n'
+
+
+def context(output_limit: int = 8) -> HostContext:
+    ctx = HostContext(guest="g", log_quota=0, stdio_quota=0, memory=FakeMemory(4096))
+    ctx.data = CallData(input_limit=16, output_limit=output_limit)
+    ctx.data.begin("words", b"hello")
+    return ctx
+
+
+def host(ctx: HostContext, name: str):  # type: ignore[no-untyped-def]
+    ((_, linked),) = core_imports(ctx, [("ngixi", name)])
+    return linked
+
+
+def test_input_read_gives_the_length_then_the_bytes_when_they_fit() -> None:
+    ctx = context()
+    read = host(ctx, "input_read")
+    assert read(100, 0, 0) == Status.BUFFER_TOO_SMALL
+    assert struct.unpack("<I", ctx.mem.read(0, 4)) == (5,)
+    assert ctx.mem.read(100, 5) == bytes(5)  # nothing copied
+    assert read(100, 5, 0) == Status.OK
+    assert ctx.mem.read(100, 5) == b"hello"
+    assert ctx.output.host_calls["data"] == 2
+
+
+@pytest.mark.parametrize(
+    ("function", "args", "message"),
+    [
+        ("input_read", (4000, 200, 0), r"g: words: input_read\(4000, 200\) names bytes outside its memory of 4096"),
+        ("input_read", (0, -1, 8), r"input_read\(0, 4294967295\) names bytes outside"),  # a length is unsigned
+        ("output_write", (4090, 8), r"g: words: output_write\(4090, 8\) names bytes outside its memory of 4096"),
+        ("output_write", (0, 9), r"g: words wrote more than its output limit of 8 bytes \(limits.output_bytes\)"),
+        ("output_write", (-1, 2**31), r"wrote more than its output limit"),  # checked before the memory range
+    ],
+)
+def test_a_range_outside_memory_or_over_the_limit_ends_the_call(
+    function: str, args: tuple[int, ...], message: str
+) -> None:
+    ctx = context()
+    with pytest.raises(GuestError, match=message):
+        host(ctx, function)(*args)
+    assert ctx.data.output == b""
+
+
+def test_output_write_appends_within_the_limit_and_take_output_empties_it() -> None:
+    ctx = context()
+    ctx.mem.write(0, b"abcdefgh")
+    write = host(ctx, "output_write")
+    assert write(0, 3) == Status.OK
+    assert write(3, 5) == Status.OK
+    with pytest.raises(GuestError, match="output limit of 8"):
+        write(0, 1)
+    assert ctx.data.take_output() == b"abcdefgh"
+    assert ctx.data.take_output() == b""
+
+
+def test_the_manifest_declares_input_and_output_per_export() -> None:
+    manifest = parse_manifest(WORDS, source="g.toml", stem="g")
+    words = manifest.export("words")
+    assert words is not None
+    assert (words.input, words.output) == ("text", "json")
+    assert (manifest.limits.input_bytes, manifest.limits.output_bytes) == (16, 1 << 20)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('[exports.f]\ninput = "txt"\n', 'g.toml: exports.f.input: "txt" is not a kind of data; did you mean "text"?'),
+        ("[exports.f]\noutput = 3\n", "g.toml: exports.f.output: must be a string"),
+        ("[limits]\noutput_bytes = -1\n", "g.toml: limits.output_bytes"),
+    ],
+)
+def test_bad_declarations_are_named_by_field(table: str, message: str) -> None:
+    with pytest.raises(ManifestError) as error:
+        parse_manifest(HEADER + table, source="g.toml", stem="g")
+    assert message in str(error.value)
+
+
+def test_a_component_cannot_declare_call_data() -> None:
+    text = HEADER.replace('version = "0.1.0"', 'version = "0.1.0"\nabi = "component"') + '[exports.f]\ninput = "text"\n'
+    with pytest.raises(ManifestError, match=r"exports\.f\.input: the call data ABI is for core guests"):
+        parse_manifest(text, source="g.toml", stem="g")
+
+
+def info(*names: str) -> ModuleInfo:
+    return ModuleInfo(tuple(Import("ngixi", n, "func", Signature((), ())) for n in names), (), ())
+
+
+def test_the_module_must_import_what_its_declarations_need_and_nothing_more() -> None:
+    both = lambda side: True  # noqa: E731
+    assert module_problems(both, info("input_read", "output_write")) == []
+    (missing,) = module_problems(both, info("input_read"))
+    assert "an export declares output, but the .wasm does not import ngixi.output_write" in missing
+    (unused,) = module_problems(lambda side: side == "output", info("input_read", "output_write"))
+    assert "imports ngixi.input_read, but no export declares input" in unused
+
+
+@pytest.mark.parametrize(
+    ("kind", "raw", "message"),
+    [
+        ("text", b"ok \xff", r"g: words takes text input, and this is not valid UTF-8 \(byte 3\)"),
+        ("json", b"{", "g: words takes JSON input, and this is not valid JSON: Expecting"),
+        ("json", b"NaN", "not valid JSON: NaN is not JSON"),
+        ("json", b"[" * 100_000, "not valid JSON: nested too deeply"),
+        ("bytes", b"x" * 17, r"g: words: the input is 17 bytes, over its limit of 16 \(limits.input_bytes\)"),
+    ],
+)
+def test_bad_input_is_refused_in_one_line(kind: str, raw: bytes, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message) as error:
+        check_input("g", "words", kind, raw, 16 if kind == "bytes" else 1 << 20)  # type: ignore[arg-type]
+    assert "\n" not in str(error.value)
+
+
+def test_output_must_be_what_the_export_declares() -> None:
+    check_output("g", "f", "json", b'{"a": 1}')
+    with pytest.raises(GuestError, match='g: f declares output = "text", but wrote not valid UTF-8'):
+        check_output("g", "f", "text", b"\xc3")
+
+
+def test_values_cross_as_bytes_str_or_json() -> None:
+    assert encode("json", {"a": [1, "é"]}, what="w") == '{"a":[1,"é"]}'.encode()
+    assert encode("json", b"[1, 2]", what="w") == b"[1, 2]"  # bytes are a document as it is
+    assert encode("text", "é", what="w") == "é".encode()
+    with pytest.raises(InvalidInput, match="w takes bytes input: pass bytes or str, not int"):
+        encode("bytes", 3, what="w")
+    with pytest.raises(InvalidInput, match="w: the input cannot be written as JSON"):
+        encode("json", {1j}, what="w")
+    assert decode("json", b'{"a": 1}') == {"a": 1}
+    assert decode("text", b"hi") == "hi"
+    assert decode("bytes", b"\0") == b"\0"
+
+
+def test_a_call_gives_input_exactly_when_the_export_declares_it() -> None:
+    manifest = parse_manifest(WORDS + "[exports.add]\nparams = ['i32']\n", source="g.toml", stem="g")
+    check_call(manifest, "words", (), b"hi")
+    with pytest.raises(InvalidInput, match="g: words takes text input: use --input"):
+        check_call(manifest, "words", ())
+    with pytest.raises(InvalidInput, match=r"g: add takes no input \(its manifest declares none\)"):
+        check_call(manifest, "add", (1,), encoded_input(manifest, "add", "x"))

@@ -1,0 +1,191 @@
+"""`[[smoke]]` entries with call data, env, args and expected errors: what is refused when the manifest is read,
+and what the harness reports when a call does not do what its entry expects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ngixi_build.stages.smoke import SmokeFailure, smoke_bundle
+from ngixi_runtime.guest.manifest import ManifestError, parse_manifest
+from tests.conftest import KeyFiles, make_bundle
+from tests.run.integration.test_call_data import MANIFEST as ECHO_MANIFEST
+from tests.run.integration.test_call_data import WASM as ECHO_WASM
+from tests.wasmgen import Func, Imp, call_import, module
+
+LIBRARY = ECHO_MANIFEST + "[exports.add]\nparams = ['i32']\n"
+COMMAND = '[guest]\nname = "echo"\nversion = "0.1.0"\nkind = "command"\n[capabilities.stdio]\n'
+
+
+def problems(manifest: str, smoke: str) -> list[str]:
+    with pytest.raises(ManifestError) as error:
+        parse_manifest(manifest + smoke, source="m.toml", stem="echo")
+    return [line.removeprefix("m.toml: ") for line in error.value.lines]
+
+
+@pytest.mark.parametrize(
+    ("manifest", "smoke", "expected"),
+    [
+        (
+            COMMAND,
+            'call = "_start"\nargs = [2, 3]\n',
+            'smoke[0].args: a command\'s args are its argv: an array of strings, like ["--count", "3"]',
+        ),
+        (
+            COMMAND,
+            'call = "_start"\nargs = ["x"]\n',
+            "smoke[0].args: the guest cannot read its arguments: grant [capabilities.args], or remove args",
+        ),
+        (
+            COMMAND,
+            'call = "_start"\nexpect = 0\n',
+            "smoke[0].expect: a command guest's _start takes no call data and returns no values; "
+            "use expect_exit for its exit code",
+        ),
+        (
+            COMMAND,
+            'call = "_start"\ninput = "x"\n',
+            "smoke[0].input: a command guest's _start takes no call data and returns no values",
+        ),
+        (
+            LIBRARY,
+            'call = "add"\nargs = [1]\ninput = "x"\n',
+            "smoke[0].input: add takes no input (its manifest declares none)",
+        ),
+        (LIBRARY, 'call = "echo"\n', "smoke[0].call: echo takes text input: add input, input_base64 or input_json"),
+        (
+            LIBRARY,
+            'call = "echo"\ninput_json = [1]\n',
+            "smoke[0].input_json: echo takes text input, not JSON: use input or input_base64",
+        ),
+        (
+            LIBRARY,
+            'call = "echo"\ninput = "x"\nexpect_json = 1\n',
+            "smoke[0].expect_json: echo gives text output, not JSON: use expect_output",
+        ),
+        (
+            LIBRARY,
+            'call = "flood"\nexpect_output = "x"\n',
+            "smoke[0].expect_output: flood gives bytes output: use expect_output_base64",
+        ),
+        (
+            LIBRARY,
+            'call = "add"\nargs = [1]\nexpect_json = 1\n',
+            "smoke[0].expect_json: add gives no output (its manifest declares none)",
+        ),
+        (
+            LIBRARY,
+            'call = "echo"\ninput = "x"\nenv = { A = "b" }\n',
+            "smoke[0].env: the guest cannot read environment variables: grant [capabilities.env], or remove env",
+        ),
+        (
+            LIBRARY,
+            'call = "echo"\ninput = "x"\nstdin = "y"\n',
+            "smoke[0].stdin: this host gives guests no stdin yet, so a smoke call cannot feed one; remove it",
+        ),
+        (
+            LIBRARY,
+            'call = "echo"\ninput = "x"\nexpect_output = "x"\nexpect_error = "y"\n',
+            "smoke[0].expect_output: an entry expecting an error (expect_error) expects no result; remove one of them",
+        ),
+        (
+            LIBRARY,
+            'call = "add"\nargs = [1]\nexpect_exit = 0\n',
+            "smoke[0].expect_exit: add is a library export: it has no exit code (use expect for its values)",
+        ),
+        (LIBRARY, 'call = "echo"\ninput_base64 = "not base64!"\n', "smoke[0].input_base64: is not base64"),
+        (
+            LIBRARY,
+            'call = "echo"\ninput = "a"\ninput_base64 = "YQ=="\n',
+            "smoke[0]: give one of input, input_base64, not 2",
+        ),
+        (
+            LIBRARY,
+            'call = "add"\nargs = [1]\nstdout = ""\nexpect_stdout = ""\n',
+            "smoke[0].stdout: is the older name of expect_stdout: give one of them",
+        ),
+        (LIBRARY, 'call = "echo"\ninput = "x"\nexpect_outptu = "x"\n', "smoke[0].expect_outptu: unknown key"),
+    ],
+)
+def test_an_entry_its_guest_cannot_honour_is_refused_not_dropped(manifest: str, smoke: str, expected: str) -> None:
+    found = problems(manifest, "[[smoke]]\n" + smoke)
+    assert any(line.startswith(expected) for line in found), found
+
+
+def test_the_older_stdout_key_still_works() -> None:
+    manifest = parse_manifest(LIBRARY + '[[smoke]]\ncall = "add"\nargs = [1]\nstdout = ""\n', source="m", stem="echo")
+    assert manifest.smoke[0].stdout == ""
+
+
+def run_smoke(tmp_path: Path, keys: KeyFiles, manifest: str, wasm: bytes, smoke: str) -> list[str]:
+    path = make_bundle(tmp_path, keys.key, wasm=wasm, manifest=manifest + smoke, guest="echo")
+    try:
+        smoke_bundle(bundle_path=path, trust_file=keys.trust, label="m.toml")
+    except SmokeFailure as failure:
+        return str(failure).splitlines()
+    return []
+
+
+def test_call_data_expectations_pass_and_fail_with_what_was_given(tmp_path: Path, keys: KeyFiles) -> None:
+    smoke = """
+[[smoke]]
+call = "echo"
+input = "héllo"
+expect_output = "héllo"
+
+[[smoke]]
+call = "json"
+input_json = { a = [1, 2] }
+expect_json = { a = [1, 2] }
+
+[[smoke]]
+call = "flood"
+expect_error = "wrote more than its output limit of 4096 bytes"
+
+[[smoke]]
+call = "echo"
+input_base64 = "/w=="
+expect_error = "not valid UTF-8"
+
+[[smoke]]
+call = "echo"
+input = "a"
+expect_output = "b"
+
+[[smoke]]
+call = "json"
+input = "[1]"
+expect_json = [2]
+
+[[smoke]]
+call = "echo"
+input = "fine"
+expect_error = "anything"
+
+[[smoke]]
+call = "broken"
+expect_error = "not this"
+"""
+    assert run_smoke(tmp_path, keys, ECHO_MANIFEST, ECHO_WASM, smoke) == [
+        "m.toml: smoke[4]: echo(input of 1 bytes) gave 'a', expected 'b'",
+        "m.toml: smoke[5]: json(input of 3 bytes) gave [1], expected [2]",
+        "m.toml: smoke[6]: echo(input of 4 bytes) succeeded, expected an error containing 'anything'",
+        'm.toml: smoke[7]: broken() failed with \'echo: broken declares output = "json", but wrote not valid JSON: '
+        "Expecting value: line 1 column 1 (char 0)', expected an error containing 'not this'",
+    ]
+
+
+EXIT = module(
+    imports=[Imp("wasi_snapshot_preview1", "proc_exit", ["i32"])],
+    functions=[Func("_start", body=call_import(0, 3))],
+)
+
+
+def test_each_command_call_runs_in_its_own_instance_and_its_exit_code_is_checked(
+    tmp_path: Path, keys: KeyFiles
+) -> None:
+    smoke = '[[smoke]]\ncall = "_start"\nexpect_exit = 3\n' * 2 + '[[smoke]]\ncall = "_start"\n'
+    assert run_smoke(tmp_path, keys, COMMAND, EXIT, smoke) == [
+        "m.toml: smoke[2]: _start exited with code 3, expected 0"
+    ]
