@@ -31,9 +31,11 @@ class JavaScript(Language):
     def install(self, state_dir: Path) -> None:
         javascript.ensure_javascript_toolchain(state_dir=state_dir)
 
-    def toolchain_status(self, state_dir: Path) -> ToolchainStatus:
-        detail = installs.describe(javascript.pinned_version(), javascript.toolchain_for(state_dir).root)
-        return ToolchainStatus("javascript toolchain", True, detail)
+    def toolchain_status(self, project: Project, guests: list[GuestBuild]) -> ToolchainStatus:
+        root = javascript.toolchain_for(project.state_dir).root
+        return ToolchainStatus(
+            "javascript toolchain", installs.is_complete(root), installs.describe(javascript.pinned_version(), root)
+        )
 
     def compile(self, job: CompileJob) -> int:
         project = job.project

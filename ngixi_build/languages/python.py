@@ -34,9 +34,11 @@ class Python(Language):
     def install(self, state_dir: Path) -> None:
         python.ensure_python_toolchain(state_dir=state_dir)
 
-    def toolchain_status(self, state_dir: Path) -> ToolchainStatus:
-        detail = installs.describe(python.pinned_version(), python.toolchain_for(state_dir).root)
-        return ToolchainStatus("python toolchain", True, detail)
+    def toolchain_status(self, project: Project, guests: list[GuestBuild]) -> ToolchainStatus:
+        root = python.toolchain_for(project.state_dir).root
+        return ToolchainStatus(
+            "python toolchain", installs.is_complete(root), installs.describe(python.pinned_version(), root)
+        )
 
     def compile(self, job: CompileJob) -> int:
         project = job.project
