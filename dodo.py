@@ -24,6 +24,7 @@ PLANS = {g: pipeline.artifact_plan(PROJECT, guest) for g, guest in GUESTS.items(
 WASMER_TRIPLES = {g: [t.triple for t in targets] for g, (targets, _) in PLANS.items()}
 WASMTIME_FOR = {g: triples for g, (_, triples) in PLANS.items()}
 TOOLCHAIN = toolchain_for(PROJECT.state_dir)
+LANGUAGE_TOOLCHAINS = pipeline.toolchain_markers(PROJECT)  # componentize-js/-py, when a guest needs them
 
 DOIT_CONFIG = {
     "default_tasks": ["build"],
@@ -39,8 +40,12 @@ def task_toolchain() -> Task:
     """Install the pinned Node.js/AssemblyScript toolchain (nodeenv + npm ci)."""
     return {
         "actions": [as_action(pipeline.install_toolchain, project=PROJECT)],
-        "targets": [str(TOOLCHAIN.root / ".complete")],
-        "uptodate": [config_changed({"pins": TOOLCHAIN.root.name, "files": list(PIN_FILES)})],
+        "targets": [str(TOOLCHAIN.root / ".complete"), *(str(m) for m in LANGUAGE_TOOLCHAINS)],
+        "uptodate": [
+            config_changed(
+                {"pins": TOOLCHAIN.root.name, "files": list(PIN_FILES), "others": [str(m) for m in LANGUAGE_TOOLCHAINS]}
+            )
+        ],
     }
 
 

@@ -21,8 +21,11 @@ class JavaScript(Language):
     name = "javascript"
     abis = ("component",)
 
+    def toolchain_marker(self, state_dir: Path) -> Path:
+        return javascript.toolchain_for(state_dir).root / installs.COMPLETE
+
     def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
-        marker = javascript.toolchain_for(project.state_dir).root / installs.COMPLETE
+        marker = self.toolchain_marker(project.state_dir)
         return [marker, *component.catalog_sources(project), project.manifest_path(guest.name)]
 
     def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:

@@ -24,8 +24,11 @@ class Python(Language):
     def sources(self, project: Project, guest: GuestBuild) -> list[Path]:
         return [p for p in project.guest_sources(guest.name) if "__pycache__" not in p.parts]
 
+    def toolchain_marker(self, state_dir: Path) -> Path:
+        return python.toolchain_for(state_dir).root / installs.COMPLETE
+
     def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
-        marker = python.toolchain_for(project.state_dir).root / installs.COMPLETE
+        marker = self.toolchain_marker(project.state_dir)
         return [marker, *component.catalog_sources(project), project.manifest_path(guest.name)]
 
     def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
