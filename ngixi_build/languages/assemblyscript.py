@@ -35,7 +35,7 @@ class AssemblyScript(Language):
     def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
         marker = [toolchain_for(project.state_dir).root / ".complete"]
         if not guest.type.is_component:
-            return [*marker, core_bindings.as_module(project), asdata.SOURCE]
+            return [*marker, core_bindings.as_module(project), asdata.SOURCE, asdata.EXPORT_CHECK]
         # A component embeds its world, made of the catalog and the manifest's exports.
         return [
             *marker,

@@ -12,7 +12,9 @@ from ngixi_build.stages import core_bindings
 from ngixi_build.toolchains import ziglang
 from ngixi_runtime.spec.bundle_format import BuildProfile
 
-OPTIMIZATION: dict[BuildProfile, tuple[str, ...]] = {"release": ("-O2", "-s"), "dev": ("-O0", "-g")}
+# Dev keeps debug info; not -O0, with which zig links a debug wasi-libc and UBSan runtime that import WASI
+# clocks, files and random_get.
+OPTIMIZATION: dict[BuildProfile, tuple[str, ...]] = {"release": ("-O2", "-s"), "dev": ("-O1", "-g")}
 
 
 def cc_arguments(job: CompileJob, output: Path, exports: tuple[str, ...]) -> list[str]:

@@ -104,7 +104,7 @@ def _loopback_routes(manifest: Manifest, server: Address) -> dict[Address, Addre
 def smoke_bundle(*, bundle_path: Path, trust_file: Path, label: str) -> int:
     """Runs every smoke call of a bundle; returns how many ran, or raises with every failure.
 
-    Library calls share one instance; a command's `_start`, and a call with its own env, get one each.
+    Library calls share one instance; a command's `_start`, and a call with its own env or stdin, get one each.
     """
     bundle = read_bundle(bundle_path, load_trust(trust_file))
     manifest = verified_manifest(bundle)
@@ -117,7 +117,7 @@ def smoke_bundle(*, bundle_path: Path, trust_file: Path, label: str) -> int:
         shared: Guest | None = None
         for index, call in enumerate(manifest.smoke):
             if call.own_instance:
-                with open_guest(bundle, sandbox=sandbox, args=call.argv, env=call.env) as guest:
+                with open_guest(bundle, sandbox=sandbox, args=call.argv, env=call.env, stdin=call.stdin) as guest:
                     problem = _check(guest, call)
             else:
                 shared = shared or stack.enter_context(open_guest(bundle, sandbox=sandbox))

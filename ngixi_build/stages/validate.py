@@ -1,4 +1,8 @@
-"""The build's validate step: the manifest's schema, then the .wasm against the manifest."""
+"""The build's validate step: the manifest's schema, then the .wasm against the manifest.
+
+It refuses what a load on any engine would refuse of the .wasm, with the loader's own checks
+(guest/check.py, guest/limits.py), so that the build never signs a bundle the loader refuses.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from pathlib import Path
 
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import sha256_of, write_atomic
-from ngixi_runtime.guest.check import check_component, check_module
+from ngixi_runtime.guest.check import check_component, check_core_guest
 from ngixi_runtime.guest.component_memory import component_memory_problems
 from ngixi_runtime.guest.manifest import Manifest, ManifestError, load_manifest
 from ngixi_runtime.spec.wasm import read_module_info
@@ -38,7 +42,7 @@ def _problems(manifest: Manifest, wasm_path: Path) -> list[str]:
 
         problems = check_component(manifest, engine_component.read_component(wasm, source=str(wasm_path)))
         return problems + component_memory_problems(manifest, wasm, source=str(wasm_path))
-    return check_module(manifest, read_module_info(wasm, source=str(wasm_path)))
+    return check_core_guest(manifest, read_module_info(wasm, source=str(wasm_path)))
 
 
 def _digests(manifest_path: Path, wasm_path: Path) -> dict[str, str | None]:

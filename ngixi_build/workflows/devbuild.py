@@ -34,6 +34,7 @@ from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
 from ngixi_build.stages import component, core_bindings
 from ngixi_build.stages.compile import CompileError, asc_arguments
+from ngixi_build.stages.memory import bound_memory
 from ngixi_build.stages.precompile import artifact_metadata, read_metadata, wasmtime_artifact_is_current
 from ngixi_build.toolchains.asc_server import AscReply, AscServer, CompilerDied
 from ngixi_build.toolchains.assemblyscript import toolchain_for
@@ -104,12 +105,14 @@ class DevBuilder:
                 argv = self._argv(build)
                 self._compiles[guest] = _Compile(argv, self.server.submit(argv))
 
-    def warm_up(self, guest: str) -> None:
-        """A few throw-away compiles: V8 optimizes asc's hot paths only after it has run them a few times."""
-        build = read_guest(self.project, guest)
-        if not _compiled_by_asc(build):
+    def warm_up(self, guests: list[str]) -> None:
+        """A few throw-away compiles of the first AssemblyScript guest: V8 optimizes asc's hot paths only after
+        it has run them a few times."""
+        builds = (read_guest(self.project, guest) for guest in guests)
+        first = next((build for build in builds if _compiled_by_asc(build)), None)
+        if first is None:
             return
-        argv = self._argv(build)
+        argv = self._argv(first)
         for _ in range(WARM_UP_COMPILES):
             self.server.compile(argv, timeout=COMPILE_TIMEOUT_SECONDS)
 
@@ -132,6 +135,8 @@ class DevBuilder:
                     component.componentize_guest(self.project, name, core_wasm=self._scratch(name))
                 else:
                     write_atomic(self.project.wasm_path(name), self._scratch(name).read_bytes())
+                    if not guest.type.is_component:  # as doit build does: any toolchain's module gets a maximum
+                        bound_memory(wasm_path=self.project.wasm_path(name), memory_pages=guest.memory_pages)
             with step("validate"):
                 pipeline.validate(self.project, name)
             wasm_sha256 = hashlib.sha256(self.project.wasm_path(name).read_bytes()).hexdigest()

@@ -14,6 +14,7 @@ from ngixi_build.languages.registry import language_of, used_languages
 from ngixi_build.project import Project
 from ngixi_build.stages import component
 from ngixi_build.stages.bundle import ArtifactInput, write_bundle
+from ngixi_build.stages.memory import bound_memory
 from ngixi_build.stages.precompile import precompile_guest, precompile_wasmtime, read_metadata
 from ngixi_build.stages.signing import SigningKey, ensure_dev_key
 from ngixi_build.stages.smoke import smoke_bundle
@@ -76,7 +77,10 @@ def compile_deps(project: Project, guest: GuestBuild) -> CompileDeps:
 def compile_guest(project: Project, guest: GuestBuild) -> None:
     """Compiles the guest with its language's toolchain into its .wasm."""
     language = language_of(project, guest)
-    size = language.compile(CompileJob(project, guest, project.wasm_path(guest.name)))
+    wasm_path = project.wasm_path(guest.name)
+    size = language.compile(CompileJob(project, guest, wasm_path))
+    if not guest.type.is_component and bound_memory(wasm_path=wasm_path, memory_pages=guest.memory_pages):
+        log.info("%s: its memory declared no maximum; set to limits.memory_pages = %d", guest.name, guest.memory_pages)
     log.debug("%s: %d bytes of %s wasm", guest.name, size, language.name)
 
 

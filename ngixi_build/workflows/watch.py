@@ -215,8 +215,7 @@ class _Session:
         """Every guest once, so the bundles match the sources before the first change; warms the compiler."""
         for guest in sorted(self.known):
             self.rebuild(guest)
-        if self.known:
-            self.builder.warm_up(min(self.known))
+        self.builder.warm_up(sorted(self.known))
 
     def rebuild(self, guest: str, first_event: float | None = None) -> None:
         """Rebuilds and says how long it took from the guest's first event (the save), if there was one."""

@@ -43,6 +43,8 @@ def call_export(
             f"{guest}: {declared.name} takes {kind_word(declared.input)} input, not arguments: use --input {text!r}"
         )
     what = f"{guest}: {declared.name}"
+    if input_spec == STDIN and "stdin" in manifest.grants:
+        raise InvalidInput(f"{what}: the guest reads standard input itself ([capabilities.stdin]): use --input @FILE")
     data = None if input_spec is None else read_input(input_spec, limit=manifest.limits.input_bytes, what=what)
     return tenant.call(declared.name, parse_arguments(declared, arguments, guest=guest), input=data)
 

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -98,6 +99,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         policy=policy,
         isolated=not args.in_process,
         args=argv,
+        env=_variables(args.env),
+        # read only for a guest granted stdin; `--input -` is the call's input instead (call_io)
+        stdin=None if args.input == "-" else lambda limit: sys.stdin.buffer.read(limit + 1),
         rollback=_rollback_guard(args),
         sandboxes=args.sandbox,
         tenant=args.tenant,
@@ -118,6 +122,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise
     _show(result, as_json=args.json, output_file=args.output)
     return result.exit_code or 0
+
+
+def _variables(options: Sequence[str]) -> dict[str, str]:
+    """`--env NAME=VALUE` sets NAME; `--env NAME` passes this process's value of NAME."""
+    variables = {}
+    for option in options:
+        name, equals, value = option.partition("=")
+        if not equals and name not in os.environ:
+            raise InvalidInput(f"--env {name}: {name} is not set here; give its value as --env {name}=VALUE")
+        variables[name] = value if equals else os.environ[name]
+    return variables
 
 
 def _code_path(origin: str) -> str:
@@ -227,6 +242,14 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("export", nargs="?", help="the export to call; omit for a command guest")
     parser.add_argument("args", nargs="*", help="arguments, converted to the declared types")
     parser.add_argument("--in-process", action="store_true", help="run in this process: faster, no isolation")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME[=VALUE]",
+        help="an environment variable for a guest whose [capabilities.env] allows NAME; NAME alone passes its "
+        "value here (standard input reaches a guest granted [capabilities.stdin])",
+    )
     parser.add_argument("--policy", type=Path, help="operator policy (TOML) the bundle must stay within")
     parser.add_argument("--json", action="store_true", help="print the result and the call's metrics as JSON")
     parser.add_argument(

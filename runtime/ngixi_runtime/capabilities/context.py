@@ -21,6 +21,9 @@ HostFunction = Callable[..., int | None]
 Address = tuple[str, int]
 
 HOST_LOG_LEVEL = "host"  # log lines the host adds for the operator
+# Standard input a caller gives a guest: the bytes, or a reader asked for at most `limit + 1` bytes only when
+# the guest is granted stdin (`ngixi run` reads its own stdin so, and never for a guest that may not read it).
+Stdin = bytes | Callable[[int], bytes]
 
 
 class GuestExit(Exception):
@@ -128,6 +131,7 @@ class HostContext:
     memory: GuestMemory | None = None
     args: Sequence[str] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    stdin: bytes = b""  # what the caller gave the guest to read on fd 0 (capabilities/stdin.py)
     output: GuestOutput = field(default_factory=GuestOutput)
     on_log: Callable[[LogLine], None] | None = None
     grants: frozenset[str] = frozenset()

@@ -1,7 +1,7 @@
 """The `fs` capability: WASI preview 1 files under the manifest's preopened directories.
 
 [capabilities.fs]
-preopens = [{ guest = "/data", host = "data", mode = "rw" }]   # host: relative to the tenant's sandbox
+preopens = [{ guest = "/data", host = "data", mode = "rw" }]   # host: relative to the tenant's sandbox; may be []
 
 Host paths are checked when the manifest is read and again, resolved, when a guest opens; the
 files themselves are wasi_files.py. Component guests get the same preopens from Wasmtime's WASI.
@@ -49,7 +49,11 @@ class Preopen:
 
 @dataclass(frozen=True)
 class FsOptions:
-    preopens: tuple[Preopen, ...]
+    preopens: tuple[Preopen, ...]  # none is a grant of its functions alone (C's startup imports fd_close, fd_seek)
+
+    @property
+    def needs_sandbox(self) -> bool:
+        return bool(self.preopens)
 
 
 # --- options ---------------------------------------------------------------------------------------
@@ -117,7 +121,6 @@ def parse_fs(raw: Mapping[str, Any], field: str, problems: Problems) -> FsOption
         f"{field}.preopens",
         problems,
         item=_preopen,
-        required=f"name the directories the guest may open, like [{_PREOPEN_EXAMPLE}]",
         identity=lambda p: p.guest,
     )
     mounts = [(p.host, p.mode) for p in preopens]
@@ -233,6 +236,8 @@ def _refuse_writable_read_only(mounts: list[Mount], guest: str) -> None:
 
 
 def _open_state(options: FsOptions, context: HostContext, sandbox: Sandbox | None) -> WasiFilesystem:
+    if not options.preopens:
+        return WasiFilesystem.over([], guest=context.guest)
     assert sandbox is not None  # needs_sandbox: opening the context refused a missing one
     return open_filesystem(options, sandbox.files, guest=context.guest)
 

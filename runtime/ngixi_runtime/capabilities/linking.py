@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from ngixi_runtime.capabilities.base import CapabilityOptions, ComponentFunction, HostImport
 from ngixi_runtime.capabilities.component import interface_import
-from ngixi_runtime.capabilities.context import GuestOutput, HostContext, HostFunction, LogLine, Sandbox
+from ngixi_runtime.capabilities.context import GuestOutput, HostContext, HostFunction, LogLine, Sandbox, Stdin
 from ngixi_runtime.capabilities.registry import capability, every_capability, provisions
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.abi import Errno
@@ -29,19 +29,25 @@ def open_context(
     sandbox: Sandbox | None,
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    stdin: Stdin | None = None,
     on_log: Callable[[LogLine], None] | None = None,
 ) -> HostContext:
-    """The host side of one instance, with the state of each capability granted (name → its options)."""
+    """The host side of one instance, with the state of each capability granted (name → its options).
+
+    `env` and `stdin` are what the caller gives; each is refused unless the grants take it (`caller_environment`,
+    `caller_stdin`).
+    """
     context = HostContext(
         guest=guest,
         log_quota=log_quota,
         stdio_quota=stdio_quota,
         args=tuple(args),
-        env=dict(env or {}),
+        env=caller_environment(guest, grants, env or {}),
+        stdin=caller_stdin(guest, grants, stdin),
         on_log=on_log,
         grants=frozenset(grants),
     )
-    if sandbox is None and any(capability(name).needs_sandbox for name in grants):
+    if sandbox is None and any(_needs_sandbox(name, options) for name, options in grants.items()):
         raise InvalidInput(
             f"{guest}: its {_sandboxed()} capabilities need a sandbox directory (ngixi run --sandbox DIR)"
         )
@@ -54,6 +60,33 @@ def open_context(
         context.close()
         raise
     return context
+
+
+def caller_environment(guest: str, grants: Mapping[str, CapabilityOptions], given: Mapping[str, str]) -> dict[str, str]:
+    """The environment variables the guest sees: its manifest's fixed ones, and those the caller gives, each
+    of which the manifest must allow (capabilities/env.py)."""
+    if "env" not in grants and not given:
+        return {}
+    from ngixi_runtime.capabilities import env  # only for a guest granted env, or given variables to refuse
+
+    options = grants.get("env")
+    return env.guest_environment(guest, options if isinstance(options, env.EnvOptions) else None, given)
+
+
+def caller_stdin(guest: str, grants: Mapping[str, CapabilityOptions], given: Stdin | None) -> bytes:
+    """The standard input the guest reads: what the caller gives, within the manifest's grant
+    (capabilities/stdin.py); a reader is asked only when the guest is granted stdin."""
+    if "stdin" not in grants and (given is None or callable(given)):
+        return b""
+    from ngixi_runtime.capabilities import stdin  # only for a guest granted stdin, or given bytes to refuse
+
+    options = grants.get("stdin")
+    return stdin.caller_input(guest, options if isinstance(options, stdin.StdinOptions) else None, given)
+
+
+def _needs_sandbox(name: str, options: CapabilityOptions) -> bool:
+    """Whether the capability keeps this grant's state in the tenant's sandbox (fs without preopens does not)."""
+    return capability(name).needs_sandbox and getattr(options, "needs_sandbox", True)
 
 
 def _sandboxed() -> str:
@@ -88,10 +121,13 @@ def per_descriptor(functions: Sequence[HostFunction]) -> HostFunction:
 
 def core_imports(context: HostContext, imports: Iterable[tuple[str, str]]) -> list[tuple[HostImport, HostFunction]]:
     """The host function of each (module, name) a core module imports, checked against the grants beforehand
-    (guest/check.py): its calls are counted under the first granting capability in registry order."""
+    (guest/check.py): its calls are counted under the first granting capability in registry order.
+
+    A function imported twice (valid wasm: AssemblyScript's WASI shim does it) is linked once.
+    """
     granted = provisions(context.grants)
     linked = []
-    for key in imports:
+    for key in dict.fromkeys(imports):
         found = granted[key]
         host_import = found.host_import
         functions = [c.imports[host_import](context) for c in found.capabilities]

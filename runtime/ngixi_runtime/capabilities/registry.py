@@ -26,6 +26,7 @@ REGISTRY: Mapping[str, str] = {
     BASELINE: "ngixi_runtime.capabilities.baseline",
     "log": "ngixi_runtime.capabilities.log",
     "stdio": "ngixi_runtime.capabilities.stdio",
+    "stdin": "ngixi_runtime.capabilities.stdin",
     "clock": "ngixi_runtime.capabilities.clock",
     "random": "ngixi_runtime.capabilities.random",
     "args": "ngixi_runtime.capabilities.args",

@@ -19,6 +19,7 @@ from typing import Any, Protocol, cast
 from ngixi_runtime.capabilities.base import HostImport
 from ngixi_runtime.capabilities.context import HostFunction
 from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.guest.limits import table_elements
 from ngixi_runtime.guest.manifest import Number
 from ngixi_runtime.spec.abi import GuestMemory
 from ngixi_runtime.spec.wasm import ModuleInfo
@@ -54,15 +55,6 @@ class EngineId:
     compiler: str
 
 
-# What a guest may hold besides its linear memory (docs/host-policy.md, "Memory"): a table element
-# costs the host 8 to 16 bytes, so a table may hold at most TABLE_ELEMENTS_PER_PAGE per page of
-# limits.memory_pages, and at least MIN_TABLE_ELEMENTS.
-MAX_MEMORIES = 1
-MAX_TABLES = 8
-MIN_TABLE_ELEMENTS = 65_536
-TABLE_ELEMENTS_PER_PAGE = 1024
-
-
 @dataclass(frozen=True)
 class RunLimits:
     """The manifest's limits an engine may enforce in-process (Wasmer leaves them to the child process)."""
@@ -74,11 +66,6 @@ class RunLimits:
     @property
     def table_elements(self) -> int:
         return table_elements(self.memory_pages)
-
-
-def table_elements(memory_pages: int) -> int:
-    """The most elements one table of a guest with this limits.memory_pages may hold."""
-    return max(MIN_TABLE_ELEMENTS, memory_pages * TABLE_ELEMENTS_PER_PAGE)
 
 
 class EngineMemory(GuestMemory, Protocol):

@@ -26,8 +26,6 @@ from ngixi_runtime.capabilities.base import HostImport
 from ngixi_runtime.capabilities.context import HostFunction
 from ngixi_runtime.engines import wasmtime_fastpath
 from ngixi_runtime.engines.base import (
-    MAX_MEMORIES,
-    MAX_TABLES,
     PORTABLE_TRIPLE,
     EngineId,
     EngineMemory,
@@ -35,6 +33,7 @@ from ngixi_runtime.engines.base import (
     as_results,
 )
 from ngixi_runtime.errors import ArtifactRefused, GuestError, NgixiError
+from ngixi_runtime.guest.limits import MAX_MEMORIES, MAX_TABLES
 from ngixi_runtime.guest.manifest import Number
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.spec.wasm import Export, ExternKind, Import, MemoryLimits, ModuleInfo, Signature
@@ -371,6 +370,19 @@ def define_host_function(linker: wasmtime.Linker, host_import: HostImport, funct
     linker.define_func(host_import.module, host_import.name, signature, function)
 
 
+def _define_imports(
+    linker: wasmtime.Linker, imports: Sequence[tuple[HostImport, HostFunction]], deadline: Deadline
+) -> None:
+    """Links the host functions; Wasmtime's refusal of one (defined twice, say) names the guest and the import."""
+    for host_import, function in imports:
+        try:
+            define_host_function(linker, host_import, deadline.guard(function))
+        except wasmtime.WasmtimeError as error:
+            raise NgixiError(
+                f"{deadline.guest}: cannot link its import {host_import.qualified}: {first_line(error)}"
+            ) from None
+
+
 def instantiate(
     prepared: WasmtimeModule,
     *,
@@ -383,8 +395,7 @@ def instantiate(
         store = wasmtime.Store(prepared.engine)
         limit_store(store, limits, memories=MAX_MEMORIES, instances=1)
         linker = wasmtime.Linker(prepared.engine)
-        for host_import, function in imports:
-            define_host_function(linker, host_import, deadline.guard(function))
+        _define_imports(linker, imports, deadline)
         deadline.arm(store)
         with TICKER.running():
             instance = WasmtimeInstance(linker.instantiate(store, prepared.module), store, deadline)

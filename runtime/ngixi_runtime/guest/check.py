@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from ngixi_runtime.capabilities.base import Capability
+from ngixi_runtime.capabilities.base import FD_WRITE, Capability
 from ngixi_runtime.capabilities.component import (
     TYPE_INTERFACES,
     WIT_VALUE_TYPES,
@@ -28,6 +28,7 @@ from ngixi_runtime.capabilities.registry import (
     wasi_p2_grants,
 )
 from ngixi_runtime.guest.data import module_problems
+from ngixi_runtime.guest.limits import limit_problems
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.spec.wasm import Import, ModuleInfo, Signature
 
@@ -74,6 +75,20 @@ def _import_problems(manifest: Manifest, info: ModuleInfo) -> list[str]:
     return _granted_then_every(problems)
 
 
+def _stdio_problems(manifest: Manifest, info: ModuleInfo) -> list[str]:
+    """Descriptors 0 to 2 are stdin's and stdio's, never fs's: a guest that writes through fs's fd_write
+    without stdio would lose its stdout and stderr (a Rust panic's message, say) without a word."""
+    if "fs" not in manifest.grants or "stdio" in manifest.grants:
+        return []
+    if not any((imp.module, imp.name) == (FD_WRITE.module, FD_WRITE.name) for imp in info.imports):
+        return []
+    return [
+        f"capabilities.stdio: the guest imports {FD_WRITE.qualified}, and its writes to stdout and stderr "
+        "(fds 1 and 2) need [capabilities.stdio], which fs does not grant; grant it (its output is captured "
+        "within limits.stdout_bytes)"
+    ]
+
+
 def _export_problems(manifest: Manifest, info: ModuleInfo) -> list[str]:
     problems = []
     exported = sorted(e.name for e in info.exports if e.kind == "func")
@@ -97,11 +112,19 @@ def _export_problems(manifest: Manifest, info: ModuleInfo) -> list[str]:
 def check_module(manifest: Manifest, info: ModuleInfo) -> list[str]:
     """Every mismatch between the manifest and the module, as `FILE: field: message` lines."""
     problems = _import_problems(manifest, info)
+    problems += _stdio_problems(manifest, info)
     problems += _export_problems(manifest, info)
     problems += module_problems(lambda side: any(getattr(e, side) for e in manifest.exports), info)
     if not any(e.kind == "memory" and e.name == "memory" for e in info.exports):
         problems.append('exports: the .wasm must export its memory as "memory"')
     return [f"{manifest.source}: {p}" for p in problems]
+
+
+def check_core_guest(manifest: Manifest, info: ModuleInfo) -> list[str]:
+    """Everything a load on any engine refuses of a core module (`info` read from the .wasm itself): the
+    lines of `check_module`, then its memories and tables against the manifest's limits (guest/limits.py)."""
+    limits = limit_problems(manifest, info, engine_caps_growth=False)
+    return check_module(manifest, info) + [f"{manifest.source}: limits.memory_pages: {p}" for p in limits]
 
 
 # --- components ------------------------------------------------------------------------------------
@@ -191,4 +214,6 @@ def check_component(manifest: Manifest, info: ComponentInfo) -> list[str]:
     """Every mismatch between the manifest and the component, as `FILE: field: message` lines."""
     problems = _component_import_problems(manifest, info)
     problems += _component_export_problems(manifest, info)
+    if "stdin" in manifest.grants:
+        problems.append("capabilities.stdin: a component guest cannot read standard input yet; remove the grant")
     return [f"{manifest.source}: {p}" for p in problems]

@@ -2,7 +2,7 @@
 
 Inputs: `args` (numbers for a library export; strings, the argv, for a command guest's `_start`),
 `input` (text), `input_base64` or `input_json` for an export declaring input, `env` (a table of
-strings, with [capabilities.env]), `stdin` (text; refused until this host gives guests a stdin).
+strings its [capabilities.env] allows), `stdin` (text, for a guest granted [capabilities.stdin]).
 Expectations: `expect` (the returned values), `expect_output` (text), `expect_output_base64`,
 `expect_json`, `expect_stdout` (`stdout` is its older name), `expect_exit` (a command's exit code),
 `expect_error` (text the error of an expected refusal or trap contains). An entry that its guest
@@ -55,6 +55,7 @@ class SmokeCall:
     argv: tuple[str, ...] = ()  # a command guest's arguments
     input: bytes | None = None  # as the guest reads it
     env: Mapping[str, str] = field(default_factory=dict)
+    stdin: bytes | None = None
     expect_output: bytes | None = None  # from expect_output (UTF-8) or expect_output_base64
     expect_json: Any = None
     expects_json: bool = False  # whether expect_json was given (its value may be JSON's null)
@@ -68,8 +69,8 @@ class SmokeCall:
 
     @property
     def own_instance(self) -> bool:
-        """Whether the call needs an instance of its own (a command runs once; env is set per instance)."""
-        return self.is_command or bool(self.env)
+        """Whether the call needs an instance of its own (a command runs once; env and stdin are per instance)."""
+        return self.is_command or bool(self.env) or self.stdin is not None
 
 
 def _numbers(value: object, field: str, problems: Problems) -> tuple[Number, ...]:
@@ -153,6 +154,7 @@ def parse_entry(entry: Mapping[str, Any], field: str, problems: Problems) -> Smo
         argv=_strings(raw_args, f"{field}.args", problems) if command and "args" in entry else (),
         input=_input(entry, field, problems),
         env=_env(entry["env"], f"{field}.env", problems) if "env" in entry else {},
+        stdin=string(entry, "stdin", f"{field}.stdin", problems).encode() if "stdin" in entry else None,
         expect_output=_expect_output(entry, field, problems),
         expect_json=entry.get("expect_json"),
         expects_json="expect_json" in entry,
@@ -171,6 +173,7 @@ class SmokeTarget:
     params: int | None  # the export's parameter count
     input: DataKind | None = None
     output: DataKind | None = None
+    env_allow: tuple[str, ...] = ()  # the variables [capabilities.env] lets a caller set
 
 
 def check_entry(call: SmokeCall, field: str, target: SmokeTarget, problems: Problems) -> None:
@@ -186,10 +189,13 @@ def check_entry(call: SmokeCall, field: str, target: SmokeTarget, problems: Prob
 
 
 def _check_shared(call: SmokeCall, target: SmokeTarget, add: Callable[[str, str], None]) -> None:
-    if "stdin" in call.keys:
-        add("stdin", "this host gives guests no stdin yet, so a smoke call cannot feed one; remove it")
+    if call.stdin is not None and "stdin" not in target.grants:
+        add("stdin", "the guest cannot read standard input: grant [capabilities.stdin], or remove stdin")
     if call.env and "env" not in target.grants:
         add("env", "the guest cannot read environment variables: grant [capabilities.env], or remove env")
+    elif unknown := sorted(set(call.env) - set(target.env_allow)):
+        allowed = ", ".join(target.env_allow) or "none"
+        add("env", f"{', '.join(unknown)}: not in capabilities.env.allow (it lists: {allowed}), so not settable")
     if call.expect_error is not None:
         for key in sorted(call.keys & set(_RESULTS)):
             add(key, "an entry expecting an error (expect_error) expects no result; remove one of them")

@@ -15,11 +15,9 @@ from typing import Any, Generic, TypeVar
 
 from ngixi_runtime.bundles.reader import VerifiedBundle
 from ngixi_runtime.capabilities.component import ComponentInfo, imports_wasi, wasi_setup
-from ngixi_runtime.capabilities.context import CallData, GuestExit, GuestOutput, HostContext, LogLine, Sandbox
+from ngixi_runtime.capabilities.context import CallData, GuestExit, GuestOutput, HostContext, LogLine, Sandbox, Stdin
 from ngixi_runtime.capabilities.linking import component_functions, core_imports, open_context
 from ngixi_runtime.engines.base import (
-    MAX_MEMORIES,
-    MAX_TABLES,
     PORTABLE_TRIPLE,
     Engine,
     EngineId,
@@ -30,11 +28,11 @@ from ngixi_runtime.engines.base import (
     chosen_engine,
     engine_named,
     meters_fuel,
-    table_elements,
 )
 from ngixi_runtime.errors import ArtifactRefused, InvalidInput, NgixiError, PolicyError, VerificationError
 from ngixi_runtime.guest.check import check_component, check_module
 from ngixi_runtime.guest.data import DataValue, check_input, encode, kind_word
+from ngixi_runtime.guest.limits import limit_problems
 from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number
 from ngixi_runtime.loading.aot_cache import AotCache, CacheKey, CacheUnavailable, EntryRefused
 from ngixi_runtime.spec.bundle_format import WASM_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
@@ -383,53 +381,14 @@ def check_fuel_metering(manifest: Manifest, engine: str, *, cpu_capped: bool) ->
 
 
 def check_memory_limit(manifest: Manifest, info: ModuleInfo, *, engine_caps_growth: bool = True) -> None:
-    """The guest's memories and tables must be bounded before any of its code runs (docs/host-policy.md, "Memory").
+    """The guest's memories and tables must be bounded before any of its code runs (guest/limits.py).
 
-    At most one memory, whose declared maximum fits `limits.memory_pages`; at most `MAX_TABLES` tables. On an
-    engine that does not cap growth itself (`engine_caps_growth` false), `info` must be the module's own
-    (every memory and table it defines, not only those it exports), and each table must declare a maximum
-    within `table_elements(limits.memory_pages)`.
+    On an engine that does not cap growth itself (`engine_caps_growth` false), `info` must be the module's own
+    (every memory and table it defines, not only those it exports).
     """
-    problems = [*_memory_problems(manifest, info), *_table_problems(manifest, info, engine_caps_growth)]
+    problems = limit_problems(manifest, info, engine_caps_growth=engine_caps_growth)
     if problems:
         raise PolicyError(f"{manifest.guest.name}: " + "; ".join(problems))
-
-
-def _memory_problems(manifest: Manifest, info: ModuleInfo) -> list[str]:
-    limit = manifest.limits.memory_pages
-    if len(info.memories) > MAX_MEMORIES:
-        count = len(info.memories)
-        return [f"it has {count} memories; a guest may have {MAX_MEMORIES}, bounded by limits.memory_pages"]
-    problems = []
-    for memory in info.memories:
-        if memory.maximum_pages is None:
-            problems.append(
-                f"its memory declares no maximum; build it with --maximumMemory "
-                f"(the build passes limits.memory_pages = {limit})"
-            )
-        elif memory.maximum_pages > limit:
-            problems.append(
-                f"its memory may grow to {memory.maximum_pages} pages, over its limits.memory_pages = {limit}"
-            )
-    return problems
-
-
-def _table_problems(manifest: Manifest, info: ModuleInfo, engine_caps_growth: bool) -> list[str]:
-    if len(info.tables) > MAX_TABLES:
-        return [f"it has {len(info.tables)} tables; a guest may have at most {MAX_TABLES}"]
-    ceiling = table_elements(manifest.limits.memory_pages)
-    where = f"the {ceiling} elements a guest with limits.memory_pages = {manifest.limits.memory_pages} may hold"
-    problems = []
-    for number, table in enumerate(info.tables):
-        if table.minimum_elements > ceiling:
-            problems.append(f"its table {number} starts with {table.minimum_elements} elements, over {where}")
-        elif engine_caps_growth:
-            continue
-        elif table.maximum_elements is None:
-            problems.append(f"its table {number} declares no maximum; this engine can bound it only at {where}")
-        elif table.maximum_elements > ceiling:
-            problems.append(f"its table {number} may grow to {table.maximum_elements} elements, over {where}")
-    return problems
 
 
 def open_guest(
@@ -437,6 +396,7 @@ def open_guest(
     *,
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    stdin: Stdin | None = None,
     on_log: Callable[[LogLine], None] | None = None,
     allow_compile: bool = True,
     sandbox: Sandbox | None = None,
@@ -447,6 +407,8 @@ def open_guest(
     """Instantiates a verified bundle with exactly the imports its manifest grants.
 
     `sandbox` says where the guest's fs preopens and kv database live; a guest granted fs or kv needs one.
+    `env` and `stdin` are the caller's environment variables and standard input, refused unless the manifest
+    takes them (`[capabilities.env]`, `[capabilities.stdin]`).
     `engine` names the engine to run it on ("wasmer", "wasmtime", "auto"; see `chosen_engine`).
     `cpu_capped` says this process's CPU time is capped (the tenant child), which stands in for
     limits.fuel on an engine that cannot meter it; otherwise such a guest is refused there.
@@ -463,6 +425,7 @@ def open_guest(
         sandbox=sandbox,
         args=args,
         env=env,
+        stdin=stdin,
         on_log=on_log,
     )
     ready = partial(_instantiating, host_side, on_instantiate)
@@ -505,7 +468,6 @@ def _open_core(
     declared = prepared.info if capped and not origin.startswith(COMPILED) else declared_module(bundle)
     check_memory_limit(manifest, declared, engine_caps_growth=capped)
     context = host_side()
-    imports = core_imports(context, [(imp.module, imp.name) for imp in prepared.info.imports])
 
     def link_memory(memory: EngineMemory) -> None:
         # The engine keeps the host functions, and so the context, alive: a strong reference back to the
@@ -513,7 +475,14 @@ def _open_core(
         context.memory = weakref.proxy(memory)
 
     try:
+        imports = core_imports(context, [(imp.module, imp.name) for imp in prepared.info.imports])
         instance = runner.instantiate(prepared, imports=imports, on_memory=link_memory)
+    except (NgixiError, GuestExit):
+        context.close()
+        raise
+    except Exception as error:  # a binding's own failure to link: one line, never a traceback or a dead child
+        context.close()
+        raise NgixiError(f"{manifest.guest.name}: cannot link the guest: {type(error).__name__}: {error}") from None
     except BaseException:
         context.close()
         raise
@@ -601,7 +570,12 @@ def parse_arguments(decl: ExportDecl, raw: Sequence[str], *, guest: str) -> tupl
         try:
             values.append(int(text, 0) if kind in ("i32", "i64") else float(text))
         except ValueError:
-            raise InvalidInput(f"{guest}: {decl.name} argument {position}: {text!r} is not an {kind}") from None
+            hint = (
+                ""
+                if decl.input
+                else '; to pass text, declare input = "text" on the export (docs/host-abi.md, "Call data")'
+            )
+            raise InvalidInput(f"{guest}: {decl.name} argument {position}: {text!r} is not an {kind}{hint}") from None
         bits = {"i32": 32, "i64": 64}.get(kind)
         if bits and not -(1 << (bits - 1)) <= int(values[-1]) < (1 << bits):
             raise InvalidInput(f"{guest}: {decl.name} argument {position}: {text} does not fit in {kind}")

@@ -11,11 +11,12 @@ clean room) is in `loading/tenants.py`.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import resource
 import sys
-from base64 import b64decode
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,7 +24,7 @@ from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.context import Sandbox
 from ngixi_runtime.errors import GuestError, NgixiError
 from ngixi_runtime.loading.loader import Guest, likely_artifacts, open_guest
-from ngixi_runtime.loading.tenants import CallFailed, empty_result, measure
+from ngixi_runtime.loading.tenants import CallFailed, CallResult, empty_result, measure
 from ngixi_runtime.trust.signatures import trust_from_table
 
 # Room for the Python heap beside the guest's own memory under RLIMIT_AS.
@@ -57,9 +58,17 @@ def _limit_cpu(timeout_ms: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
 
 
-def _send(stream: IO[bytes], message: dict[str, Any]) -> None:
+def _send(stream: IO[bytes], message: dict[str, Any], payload: bytes = b"") -> None:
     stream.write(json.dumps(message).encode() + b"\n")
+    stream.write(payload)
     stream.flush()
+
+
+def _send_result(stream: IO[bytes], result: CallResult, **message: Any) -> None:
+    """A call's reply: its result, the output (raw, after the line, its size in the line) apart."""
+    output_size = None if result.output is None else len(result.output)
+    document = replace(result, output=None).to_json()
+    _send(stream, {**message, "result": document, "output_size": output_size}, result.output or b"")
 
 
 def _open(request: dict[str, Any], replies: IO[bytes]) -> Guest:
@@ -77,6 +86,7 @@ def _open(request: dict[str, Any], replies: IO[bytes]) -> Guest:
         bundle,
         args=request.get("args", ()),
         env=request.get("env", {}),
+        stdin=base64.b64decode(request.get("stdin", "")),
         sandbox=sandbox,
         engine=request.get("engine"),
         cpu_capped=True,  # serve() caps every call's CPU time
@@ -96,15 +106,16 @@ def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
         request = json.loads(line)
         _limit_cpu(guest.manifest.limits.timeout_ms)
         try:
-            data = request.get("input")
-            result = measure(guest, request["export"], request["args"], None if data is None else b64decode(data))
+            size = request.get("input_size")
+            data = None if size is None else requests.read(size)
+            result = measure(guest, request["export"], request["args"], data)
         except CallFailed as failure:
-            _send(replies, {"ok": False, "error": str(failure), "result": failure.result.to_json()})
+            _send_result(replies, failure.result, ok=False, error=str(failure))
         except NgixiError as error:
             outcome = error.outcome if isinstance(error, GuestError) else "refused"
             _send(replies, {"ok": False, "error": str(error), "result": empty_result(outcome).to_json()})
         else:
-            _send(replies, {"ok": True, "result": result.to_json()})
+            _send_result(replies, result, ok=True)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -51,7 +51,8 @@ from types import TracebackType
 from typing import IO, Any, Protocol
 
 from ngixi_runtime.bundles.reader import VerifiedBundle, open_bundle_file, read_bundle
-from ngixi_runtime.capabilities.context import GuestOutput, LogLine, Sandbox
+from ngixi_runtime.capabilities.context import GuestOutput, LogLine, Sandbox, Stdin
+from ngixi_runtime.capabilities.linking import caller_environment, caller_stdin
 from ngixi_runtime.engines.base import chosen_engine, meters_fuel
 from ngixi_runtime.errors import GuestError, InvalidInput, NgixiError, error_with_exit_code
 from ngixi_runtime.guest.data import DataKind, DataValue, check_output, decode
@@ -73,6 +74,8 @@ log = logging.getLogger(__name__)
 
 # Time allowed on top of the guest's own timeout for the child to answer over the pipe.
 _IPC_GRACE_SECONDS = 0.25
+# How much of a child's reply one read takes: a call's output comes raw after its reply line.
+_READ_BYTES = 1 << 20
 # Time for the child to verify and prepare the guest (compiling it, perhaps) before instantiating it.
 _PREPARE_TIMEOUT_SECONDS = 30.0
 # The host's variables a child keeps, when set: the interpreter's library path and the locale.
@@ -369,23 +372,23 @@ class IsolatedTenant:
         """Calls `export`; `input` (bytes, str or a JSON value) for an export that declares one."""
         data = encoded_input(self.manifest, export, input)
         check_call(self.manifest, export, args, data)  # here, so that a refused input never reaches the child
-        request = {"op": "call", "export": export, "args": list(args)}
-        if data is not None:
-            request["input"] = base64.b64encode(data).decode()
+        request = {
+            "op": "call",
+            "export": export,
+            "args": list(args),
+            "input_size": None if data is None else len(data),
+        }
         with self._lock:
             if self._child is None:
                 self._child = self._spawn()
             try:
-                reply = self._exchange(
-                    self._child,
-                    request,
-                    deadline=self._call_deadline(),
-                    what=export,
-                )
+                deadline = self._call_deadline()
+                reply = self._exchange(self._child, request, deadline=deadline, what=export, payload=data or b"")
+                output = self._payload(self._child, reply.get("output_size"), deadline=deadline, what=export)
             except CallFailed:
                 self._child = None
                 raise
-        result = CallResult.from_json(reply["result"])
+        result = replace(CallResult.from_json(reply["result"]), output=output)
         if not reply["ok"]:
             raise CallFailed(reply["error"], outcome=result.metrics.outcome, result=result)
         return result
@@ -396,10 +399,15 @@ class IsolatedTenant:
     def _call_deadline(self) -> float:
         return time.monotonic() + self.manifest.limits.timeout_ms / 1000 + _IPC_GRACE_SECONDS
 
-    def _exchange(self, child: _Child, message: Mapping[str, Any], *, deadline: float, what: str) -> dict[str, Any]:
+    def _exchange(
+        self, child: _Child, message: Mapping[str, Any], *, deadline: float, what: str, payload: bytes = b""
+    ) -> dict[str, Any]:
+        """Sends one request line, then `payload` raw (a call's input: its size is in the line), and reads the
+        reply line."""
         try:
             assert child.process.stdin is not None
             child.process.stdin.write(json.dumps(message, default=str).encode() + b"\n")  # TOML dates
+            child.process.stdin.write(payload)
             child.process.stdin.flush()
         except BrokenPipeError:
             raise self._died(child, what) from None
@@ -420,22 +428,43 @@ class IsolatedTenant:
         reply: dict[str, Any] = json.loads(line)
         return reply
 
+    def _payload(self, child: _Child, size: int | None, *, deadline: float, what: str) -> bytes | None:
+        """The raw bytes that follow a reply line giving their size (a call's output); None when it gives none."""
+        if size is None:
+            return None
+        try:
+            self._fill(child, deadline, lambda buffer: len(buffer) >= size)
+        except EOFError:
+            raise self._died(child, what) from None
+        except TimeoutError:
+            self._stop(child)
+            raise self._failure(f"{what}: the tenant process did not send its output in time", "timeout") from None
+        payload = bytes(child.buffer[:size])
+        del child.buffer[:size]
+        return payload
+
     @staticmethod
-    def _read_line(child: _Child, deadline: float) -> bytes:
+    def _fill(child: _Child, deadline: float, enough: Callable[[bytearray], bool]) -> None:
+        """Reads from the child into its buffer until `enough` of it has come."""
         assert child.process.stdout is not None
         descriptor = child.process.stdout.fileno()
-        while b"\n" not in child.buffer:
+        while not enough(child.buffer):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
             ready, _, _ = select.select([descriptor], [], [], remaining)
             if ready:
-                chunk = os.read(descriptor, 1 << 16)
+                chunk = os.read(descriptor, _READ_BYTES)
                 if not chunk:
                     raise EOFError
                 child.buffer += chunk
-        line, _, rest = bytes(child.buffer).partition(b"\n")
-        child.buffer[:] = rest
+
+    @classmethod
+    def _read_line(cls, child: _Child, deadline: float) -> bytes:
+        cls._fill(child, deadline, lambda buffer: b"\n" in buffer)
+        end = child.buffer.index(b"\n")
+        line = bytes(child.buffer[:end])
+        del child.buffer[: end + 1]
         return line
 
     def _failure(self, detail: str, outcome: str) -> CallFailed:
@@ -502,6 +531,7 @@ def open_tenant(
     isolated: bool = True,
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
+    stdin: Stdin | None = None,
     rollback: RollbackGuard | None = None,
     sandboxes: Path | None = None,
     tenant: str = DEFAULT_TENANT,
@@ -516,8 +546,10 @@ def open_tenant(
     `engine` picks the engine ("wasmer", "wasmtime", "auto"; see `chosen_engine`); with Wasmtime
     the timeout, memory and fuel limits also hold in-process. An engine that cannot meter fuel runs
     a guest with limits.fuel only isolated, where its CPU time is capped by limits.timeout_ms instead.
-    `env` is what the guest's env capability shows it; `child_env`, variables an isolated
-    tenant's child process gets beside `CHILD_ENVIRONMENT`'s (the guest never sees them).
+    `env` is what the caller sets of the variables the guest's env capability allows; `stdin`, its standard
+    input (bytes, or a reader asked only when the guest is granted stdin): each instance, a restarted child's
+    too, reads it from the start. A name or input the manifest does not take is refused. `child_env`: variables
+    an isolated tenant's child process gets beside `CHILD_ENVIRONMENT`'s (the guest never sees them).
     """
     check_tenant_id(tenant)
     trust_table = read_trust_table(trust_file)
@@ -536,9 +568,16 @@ def open_tenant(
         if policy is not None:
             policy.check(manifest)
         sandbox = Sandbox.under(sandboxes.absolute() / tenant / manifest.guest.name) if sandboxes else None
+        caller_environment(manifest.guest.name, manifest.capabilities, env or {})  # refused before any child starts
+        data = caller_stdin(manifest.guest.name, manifest.capabilities, stdin)
         if not isolated:  # open_guest reads all it needs of the bundle now
-            return InProcessTenant(open_guest(verified, args=args, env=env, sandbox=sandbox, engine=engine))
-        options = {"args": list(args), "env": dict(env or {}), "sandbox": sandbox.to_json() if sandbox else None}
+            return InProcessTenant(open_guest(verified, args=args, env=env, stdin=data, sandbox=sandbox, engine=engine))
+        options = {
+            "args": list(args),
+            "env": dict(env or {}),
+            "stdin": base64.b64encode(data).decode(),
+            "sandbox": sandbox.to_json() if sandbox else None,
+        }
         loaded = IsolatedTenant(
             CheckedBundle.of(verified, descriptor),
             {"source": str(trust_file), "table": trust_table},

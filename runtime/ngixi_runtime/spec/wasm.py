@@ -293,3 +293,49 @@ def component_memory_floor(data: bytes, *, source: str) -> int:
         for m in read_module_info(core, source=source).memories
     )
     return max((memory.minimum_pages for memory in memories), default=0)
+
+
+def with_memory_maximum(data: bytes, pages: int, *, source: str) -> bytes:
+    """The module with `pages` as the maximum of each memory it defines without one; the rest byte for byte.
+
+    Imported memories are left as they are. The caller checks that `pages` is at least each such
+    memory's minimum: this does not.
+    """
+    reader = _Reader(data, source)
+    if reader.take(8) != b"\0asm\x01\0\0\0":
+        raise reader.fail("missing the \\0asm version 1 header")
+    out = bytearray(data[:8])
+    while reader.pos < len(data):
+        start = reader.pos
+        section_id = reader.byte()
+        body = reader.take(reader.u32())
+        if section_id != _MEMORY:
+            out += data[start : reader.pos]
+            continue
+        bounded = _bounded_memories(_Reader(body, source), pages)
+        out += bytes([_MEMORY]) + _leb128(len(bounded)) + bounded
+    return bytes(out)
+
+
+def _bounded_memories(reader: _Reader, pages: int) -> bytes:
+    count = reader.u32()
+    entries = bytearray(_leb128(count))
+    for _ in range(count):
+        flags = reader.byte()
+        if flags & ~0x07:
+            raise reader.fail(f"unknown limits flags 0x{flags:02x}")
+        minimum = reader.u64()
+        maximum = reader.u64() if flags & 1 else pages
+        entries += bytes([flags | 1]) + _leb128(minimum) + _leb128(maximum)
+    if reader.pos != len(reader.data):
+        raise reader.fail("the memory section has bytes after its memories")
+    return bytes(entries)
+
+
+def _leb128(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)

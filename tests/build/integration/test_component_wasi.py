@@ -50,7 +50,8 @@ def probe_manifest(
     exports = "".join(
         f'[exports.{e}]\nparams = {json.dumps(["i32"] * n)}\nresults = ["i32"]\n' for e, n in PROBE_EXPORTS.items()
     )
-    grants = "".join(f"[capabilities.{c}]\n" + (PREOPENS if c == "fs" else "") for c in capabilities)
+    options = {"fs": PREOPENS, "env": 'allow = ["ONLY"]\n'}  # the variable the probe is given
+    grants = "".join(f"[capabilities.{c}]\n" + options.get(c, "") for c in capabilities)
     guest = f'[guest]\nname = "{name}"\nversion = "0.1.0"\nabi = "{abi}"\n'
     return f"{guest}{exports}{grants}[limits]\nstdout_bytes = {stdout}\n"
 

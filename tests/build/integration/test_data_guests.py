@@ -8,6 +8,7 @@ import pytest
 
 from ngixi_build.guests import read_guest
 from ngixi_build.project import Project
+from ngixi_build.stages.compile import CompileError
 from ngixi_build.stages.validate import validate_guest
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain
 from ngixi_build.workflows import pipeline
@@ -74,16 +75,26 @@ memory_pages = 32
 
 
 @pytest.fixture(scope="module")
-def tenant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessTenant]:
-    root = tmp_path_factory.mktemp("data-guest")
-    (root / "guests" / "probe" / "assembly").mkdir(parents=True)
-    (root / "guests" / "probe" / "assembly" / "index.ts").write_text(SOURCE)
-    (root / "manifests").mkdir()
-    (root / "manifests" / "probe.toml").write_text(MANIFEST)
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """A project using the repository's toolchain, with the guest `probe`."""
     ensure_toolchain(state_dir=REPO / ".ngixi")
-    project = Project(root)
+    project = Project(tmp_path_factory.mktemp("data-guest"))
     project.state_dir.mkdir()
     (project.state_dir / "toolchain").symlink_to(REPO / ".ngixi" / "toolchain")
+    add_guest(project, "probe", SOURCE, MANIFEST)
+    return project
+
+
+def add_guest(project: Project, name: str, source: str, manifest: str) -> None:
+    (project.guests_dir / name / "assembly").mkdir(parents=True)
+    (project.guests_dir / name / "assembly" / "index.ts").write_text(source)
+    project.manifests_dir.mkdir(exist_ok=True)
+    project.manifest_path(name).write_text(manifest)
+
+
+@pytest.fixture(scope="module")
+def tenant(project: Project) -> Iterator[InProcessTenant]:
+    root = project.root
     pipeline.compile_guest(project, read_guest(project, "probe"))
     validate_guest(
         manifest_path=project.manifest_path("probe"),
@@ -127,3 +138,25 @@ def test_a_value_built_in_the_guest_is_valid_json(tenant: InProcessTenant) -> No
         "z": None,
         "a": [1, []],
     }
+
+
+FOOTGUN = """\
+export function words(text: string): i32 { return text.length; }
+export function add(a: i32, b: i32): i32 { return a + b; }
+export function label(n: i32): string { return n.toString(); }
+export function sum(values: Array<f64>, scale: f64): f64 { return values.length * scale; }
+"""
+
+
+def test_an_export_taking_or_giving_a_managed_type_is_refused_at_build(project: Project) -> None:
+    add_guest(project, "footgun", FOOTGUN, '[guest]\nname = "footgun"\nversion = "0.1.0"\n')
+    with pytest.raises(CompileError) as error:
+        pipeline.compile_guest(project, read_guest(project, "footgun"))
+    message = str(error.value)
+    assert "export words: its parameter text: string compiles to a pointer (i32)" in message
+    assert "export label: its result string compiles to a pointer (i32)" in message
+    assert "export sum: its parameter values: Array<f64> compiles to a pointer (i32)" in message
+    assert "export add" not in message
+    assert 'declare input = "text"' in message and 'from "ngixi-data"' in message
+    assert "    at " not in message  # no JavaScript stack
+    assert not project.wasm_path("footgun").exists()

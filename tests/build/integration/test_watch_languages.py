@@ -29,7 +29,7 @@ results = ["i32"]
 @pytest.fixture(scope="module")
 def watching(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, WatchProcess]]:
     root = copy_project(tmp_path_factory.mktemp("watch-languages") / "project", toolchain_from=installed_toolchain())
-    project = Project(keep_only_guests(root, ("handmade",)))
+    project = Project(keep_only_guests(root, ("handmade", "c-counter")))
     set_targets(project.root, ["x86_64-unknown-linux-gnu"])
     (project.guests_dir / "zig-watch").mkdir()
     (project.guests_dir / "zig-watch" / "main.zig").write_text(ZIG_SOURCE)
@@ -39,6 +39,7 @@ def watching(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project
         started = [line.text for line in watch.until("watching")]
         assert any(t.startswith("zig-watch: rebuilt") for t in started), started
         assert any(t.startswith("handmade: rebuilt") for t in started), started
+        assert any(t.startswith("c-counter: rebuilt") for t in started), started  # dev-profile C imports no more
         yield Project(project.root, profile="dev"), watch
     finally:
         watch.stop()

@@ -118,3 +118,12 @@ def test_a_trap_in_the_guest_is_one_line_isolated_too(
     assert exit_code(["run", "--trust", str(keys.trust), str(path), "overclaim"]) == 5
     error = capsys.readouterr().err
     assert "ngixi: error: echo: overclaim: output_write(131062, 20) names bytes outside its memory" in error
+
+
+def test_stdin_is_not_the_input_of_a_guest_that_reads_stdin_itself(
+    tmp_path: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = MANIFEST.replace("[limits]", "[capabilities.stdin]\n\n[limits]")
+    path = make_bundle(tmp_path, keys.key, wasm=WASM, manifest=manifest, guest="echo")
+    assert exit_code(["run", "--trust", str(keys.trust), "--in-process", str(path), "echo", "--input", "-"]) == 2
+    assert "the guest reads standard input itself ([capabilities.stdin]): use --input @FILE" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import pytest
 
@@ -11,9 +12,10 @@ from ngixi_runtime.capabilities.linking import core_imports
 from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.guest.data import check_input, check_output, decode, encode, module_problems
 from ngixi_runtime.guest.manifest import ManifestError, parse_manifest
-from ngixi_runtime.loading.loader import check_call, encoded_input
+from ngixi_runtime.loading.loader import check_call, encoded_input, parse_arguments
 from ngixi_runtime.spec.abi import Status
 from ngixi_runtime.spec.wasm import Import, ModuleInfo, Signature
+from ngixi_runtime.trust.policy import load_policy
 from tests.conftest import FakeMemory
 
 HEADER = '[guest]\nname = "g"\nversion = "0.1.0"\n'
@@ -157,3 +159,23 @@ def test_a_call_gives_input_exactly_when_the_export_declares_it() -> None:
         check_call(manifest, "words", ())
     with pytest.raises(InvalidInput, match=r"g: add takes no input \(its manifest declares none\)"):
         check_call(manifest, "add", (1,), encoded_input(manifest, "add", "x"))
+
+
+def test_the_policy_caps_the_data_limits_and_data_is_not_a_grantable_capability(tmp_path: Path) -> None:
+    policy_file = tmp_path / "policy.toml"
+    policy_file.write_text("[limits]\ninput_bytes = 8\noutput_bytes = 4096\n")
+    manifest = parse_manifest(WORDS, source="g.toml", stem="g")
+    assert load_policy(policy_file).exceeded(manifest) == [
+        "limits.input_bytes: asks for 16, the policy allows at most 8",
+        "limits.output_bytes: asks for 1048576, the policy allows at most 4096",
+    ]
+    with pytest.raises(ManifestError, match=r"capabilities\.data: unknown capability"):
+        parse_manifest(HEADER + "[capabilities.data]\n", source="g.toml", stem="g")
+
+
+def test_text_given_to_a_numeric_parameter_points_to_the_call_data_abi() -> None:
+    manifest = parse_manifest(WORDS + "[exports.add]\nparams = ['i32']\n", source="g.toml", stem="g")
+    add = manifest.export("add")
+    assert add is not None
+    with pytest.raises(InvalidInput, match=r"'hello' is not an i32; to pass text, declare input = \"text\" on the"):
+        parse_arguments(add, ["hello"], guest="g")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ngixi_runtime.guest.check import check_module
 from ngixi_runtime.guest.manifest import parse_manifest
 from ngixi_runtime.spec.wasm import read_module_info
@@ -85,8 +87,21 @@ def test_an_import_two_capabilities_grant_names_both() -> None:
         f"{F}: capabilities.stdio: import wasi_snapshot_preview1.fd_write needs [capabilities.stdio] or "
         "[capabilities.fs]; grant it in the manifest or remove the import"
     ]
-    with_fs = HELLO_MANIFEST + '[capabilities.fs]\npreopens = [{ guest = "/d", host = "d" }]\n'
-    assert problems(with_fs, wasm) == []
+    assert problems(HELLO_MANIFEST + "[capabilities.stdio]\n", wasm) == []
+
+
+@pytest.mark.parametrize("preopens", ['preopens = [{ guest = "/d", host = "d" }]\n', "", "preopens = []\n"])
+def test_fs_without_stdio_is_refused_for_a_guest_that_writes(preopens: str) -> None:
+    """fds 1 and 2 are stdio's: fs's fd_write alone would lose the guest's stdout and stderr without a word."""
+    wasm = module(imports=[FD_WRITE], functions=[ADD])
+    with_fs = HELLO_MANIFEST + "[capabilities.fs]\n" + preopens
+    assert problems(with_fs, wasm) == [
+        f"{F}: capabilities.stdio: the guest imports wasi_snapshot_preview1.fd_write, and its writes to stdout and "
+        "stderr (fds 1 and 2) need [capabilities.stdio], which fs does not grant; grant it (its output is captured "
+        "within limits.stdout_bytes)"
+    ]
+    assert problems(with_fs + "[capabilities.stdio]\n", wasm) == []
+    assert problems(with_fs, module(imports=[PATH_OPEN], functions=[ADD])) == []
 
 
 def test_path_open_needs_fs() -> None:

@@ -55,6 +55,7 @@ def returns(guest: Guest, export: str) -> int:
 FS = (
     "[capabilities.fs]\n"
     'preopens = [{ guest = "/data", host = "data", mode = "rw" }, { guest = "/config", host = "config" }]\n'
+    "[capabilities.stdio]\n"  # fds 1 and 2: a guest writing through fs's fd_write needs it too
 )
 NAMES = {"note": (100, b"note.txt"), "settings": (120, b"settings.txt"), "escape": (140, b"../config/settings.txt")}
 

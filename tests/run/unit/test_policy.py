@@ -47,7 +47,7 @@ def test_every_memory_counts_exported_or_not() -> None:
     ("table", "caps_growth", "refusal"),
     [
         ("1 funcref", True, None),
-        ("1 funcref", False, "hello: its table 0 declares no maximum; this engine can bound it only at the 65536"),
+        ("1 funcref", False, "hello: its table 0 declares no maximum, which Wasmer needs: at most the 65536"),
         ("1 100000 funcref", False, "hello: its table 0 may grow to 100000 elements, over the 65536 elements"),
         ("1 65536 funcref", False, None),
         ("70000 funcref", True, "hello: its table 0 starts with 70000 elements, over the 65536 elements"),

@@ -12,7 +12,7 @@ from ngixi_runtime.guest.manifest import ManifestError, parse_manifest
 from tests.conftest import KeyFiles, make_bundle
 from tests.run.integration.test_call_data import MANIFEST as ECHO_MANIFEST
 from tests.run.integration.test_call_data import WASM as ECHO_WASM
-from tests.wasmgen import Func, Imp, call_import, module
+from tests.wasmgen import DROP, Func, Imp, call_import, load_i32, module, push
 
 LIBRARY = ECHO_MANIFEST + "[exports.add]\nparams = ['i32']\n"
 COMMAND = '[guest]\nname = "echo"\nversion = "0.1.0"\nkind = "command"\n[capabilities.stdio]\n'
@@ -82,7 +82,12 @@ def problems(manifest: str, smoke: str) -> list[str]:
         (
             LIBRARY,
             'call = "echo"\ninput = "x"\nstdin = "y"\n',
-            "smoke[0].stdin: this host gives guests no stdin yet, so a smoke call cannot feed one; remove it",
+            "smoke[0].stdin: the guest cannot read standard input: grant [capabilities.stdin], or remove stdin",
+        ),
+        (
+            LIBRARY + '[capabilities.env]\nallow = ["A"]\n',
+            'call = "echo"\ninput = "x"\nenv = { A = "a", B = "b" }\n',
+            "smoke[0].env: B: not in capabilities.env.allow (it lists: A), so not settable",
         ),
         (
             LIBRARY,
@@ -188,4 +193,35 @@ def test_each_command_call_runs_in_its_own_instance_and_its_exit_code_is_checked
     smoke = '[[smoke]]\ncall = "_start"\nexpect_exit = 3\n' * 2 + '[[smoke]]\ncall = "_start"\n'
     assert run_smoke(tmp_path, keys, COMMAND, EXIT, smoke) == [
         "m.toml: smoke[2]: _start exited with code 3, expected 0"
+    ]
+
+
+# Reads stdin into 64.. (an iovec of 100 bytes at 0), writes what it read to stdout (an iovec built at 16).
+CAT = module(
+    imports=[
+        Imp("wasi_snapshot_preview1", "fd_read", ["i32"] * 4, ["i32"]),
+        Imp("wasi_snapshot_preview1", "fd_write", ["i32"] * 4, ["i32"]),
+    ],
+    functions=[
+        Func(
+            "_start",
+            body=call_import(0, 0, 0, 1, 8)
+            + DROP
+            + push(20)
+            + load_i32(8)
+            + b"\x36\x02\x00"  # i32.store: the iovec's length is what fd_read read
+            + call_import(1, 1, 16, 1, 24)
+            + DROP,
+        )
+    ],
+    data=[(0, b"\x40\x00\x00\x00\x64\x00\x00\x00"), (16, b"\x40\x00\x00\x00")],
+)
+CAT_MANIFEST = COMMAND + "[capabilities.stdin]\n"
+
+
+def test_stdin_reaches_a_command_granted_it(tmp_path: Path, keys: KeyFiles) -> None:
+    smoke = '[[smoke]]\ncall = "_start"\nstdin = "fed in"\nexpect_stdout = "fed in"\n'
+    smoke += '[[smoke]]\ncall = "_start"\nstdin = "other"\nexpect_stdout = "fed in"\n'
+    assert run_smoke(tmp_path, keys, CAT_MANIFEST, CAT, smoke) == [
+        "m.toml: smoke[1]: _start printed 'other', expected 'fed in'"
     ]

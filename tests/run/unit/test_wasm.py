@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.spec.wasm import MemoryLimits, Signature, TableLimits, read_module_info
+from ngixi_runtime.spec.wasm import MemoryLimits, Signature, TableLimits, read_module_info, with_memory_maximum
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 
 
@@ -70,3 +70,28 @@ def test_type_indices_past_127_take_the_general_path() -> None:
     info = read_module_info(module(functions=functions), source="m.wasm")
     assert info.export("f129").signature == Signature(("i32",) * 129, ())  # type: ignore[union-attr]
     assert info.export("f3").signature == Signature(("i32",) * 3, ())  # type: ignore[union-attr]
+
+
+def test_a_memory_without_maximum_gets_one_and_nothing_else_changes() -> None:
+    wasm = module(functions=[Func("add", ["i32", "i32"], ["i32"], ADD_BODY)], memory=(3, None))
+    bounded = with_memory_maximum(wasm, 300, source="m.wasm")  # 300 takes two LEB128 bytes
+    info, before = read_module_info(bounded, source="m.wasm"), read_module_info(wasm, source="m.wasm")
+    assert info.memories == (MemoryLimits(3, 300),)
+    assert (info.imports, info.exports) == (before.imports, before.exports)
+    assert len(bounded) == len(wasm) + 2
+    wasmtime = pytest.importorskip("wasmtime")
+    wasmtime.Module.validate(wasmtime.Engine(), bounded)
+
+
+def test_a_declared_maximum_and_an_imported_memory_are_kept() -> None:
+    declared = module(memory=(1, 4))
+    assert with_memory_maximum(declared, 16, source="m.wasm") == declared
+    wasmtime = pytest.importorskip("wasmtime")  # for its WAT assembler
+    imported = wasmtime.wat2wasm('(module (import "env" "m" (memory 1)) (memory 2))')
+    info = read_module_info(with_memory_maximum(imported, 16, source="m.wasm"), source="m.wasm")
+    assert info.memories == (MemoryLimits(1, None), MemoryLimits(2, 16))
+
+
+def test_bounding_refuses_what_is_not_a_module() -> None:
+    with pytest.raises(InvalidInput, match=r"m\.wasm: not a valid WebAssembly module"):
+        with_memory_maximum(b"\0asm\x01\0\0\0\x05\x03\x01\x08", 16, source="m.wasm")

@@ -1,0 +1,41 @@
+"""Bounds a built core module's memory by the manifest's `limits.memory_pages`, which the loader requires.
+
+Toolchains other than AssemblyScript's (C, Zig, Rust, a prebuilt .wasm) declare no memory maximum
+unless told to. The build gives a module that declares none the maximum `limits.memory_pages`, and
+refuses one whose memory starts, or may grow, beyond it, saying how to fix that for each toolchain.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.files import write_atomic
+from ngixi_runtime.guest.limits import memory_fixes
+from ngixi_runtime.spec.wasm import read_module_info, with_memory_maximum
+
+
+def bound_memory(*, wasm_path: Path, memory_pages: int) -> bool:
+    """Gives the memory `wasm_path` defines the maximum `memory_pages` when it declares none, rewriting the
+    file atomically; returns whether it did. Imported memories and a second memory are left to validation,
+    which refuses them."""
+    wasm = wasm_path.read_bytes()
+    source = str(wasm_path)
+    info = read_module_info(wasm, source=source)
+    for memory in info.memories:
+        if memory.minimum_pages > memory_pages:
+            raise InvalidInput(
+                f"{source}: its memory starts at {memory.minimum_pages} pages, over limits.memory_pages = "
+                f"{memory_pages}; raise limits.memory_pages to at least {memory.minimum_pages}, or build it with "
+                "a smaller initial memory (AssemblyScript --initialMemory, C/Zig/Rust linker --initial-memory=)"
+            )
+        if memory.maximum_pages is not None and memory.maximum_pages > memory_pages:
+            raise InvalidInput(
+                f"{source}: its memory may grow to {memory.maximum_pages} pages, over limits.memory_pages = "
+                f"{memory_pages}; {memory_fixes(memory_pages)}"
+            )
+    bounded = with_memory_maximum(wasm, memory_pages, source=source)
+    if bounded == wasm:
+        return False
+    write_atomic(wasm_path, bounded)
+    return True

@@ -1,0 +1,146 @@
+"""The `stdin` capability: WASI standard input (fd 0), the caller's bytes, at most `max_bytes` of them.
+
+[capabilities.stdin]
+max_bytes = 1048576     # the most input a caller may give the guest (default 1 MiB, at most 64 MiB)
+
+The caller gives the bytes when it loads the guest (`ngixi run` passes its own stdin, the API takes
+bytes); each instance reads them from the start, and reads past their end find end-of-file.
+Without this grant, fd 0 is not open (fs answers BADF for it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ngixi_runtime.capabilities.base import (
+    FD_FDSTAT_GET,
+    Bounds,
+    Capability,
+    at_most,
+    bounded,
+    ceiling_bound,
+    wasi_import,
+)
+from ngixi_runtime.capabilities.context import HostContext, HostFunction, Sandbox, Stdin
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.spec.abi import (
+    FILETYPE_CHARACTER_DEVICE,
+    RIGHT_FD_READ,
+    AbiFault,
+    Errno,
+    capacity,
+    fdstat,
+    scatter,
+    write_u32,
+)
+from ngixi_runtime.spec.schema import Problems
+
+STDIN_FD = 0
+MAX_BYTES = Bounds(1 << 20, 0, 64 << 20)
+FD_READ = wasi_import("fd_read", "i32 i32 i32 i32")
+
+
+@dataclass(frozen=True)
+class StdinOptions:
+    max_bytes: int
+
+
+def parse_stdin(raw: Mapping[str, Any], field: str, problems: Problems) -> StdinOptions:
+    problems.unknown_keys(raw, ("max_bytes",), field)
+    return StdinOptions(bounded(raw, "max_bytes", field, problems, MAX_BYTES))
+
+
+@dataclass(frozen=True)
+class StdinCeiling:
+    max_bytes: int | None
+
+    def exceeded(self, options: StdinOptions, field: str) -> list[str]:
+        return at_most(f"{field}.max_bytes", options.max_bytes, self.max_bytes)
+
+
+def parse_stdin_ceiling(raw: Mapping[str, Any], field: str, problems: Problems) -> StdinCeiling:
+    problems.unknown_keys(raw, ("max_bytes",), field)
+    return StdinCeiling(ceiling_bound(raw, "max_bytes", field, problems, MAX_BYTES))
+
+
+def caller_input(guest: str, options: StdinOptions | None, given: Stdin | None) -> bytes:
+    """The input a guest granted `options` (None: not granted) gets from what its caller gives.
+
+    Bytes for a guest without the grant, or more than its max_bytes, are refused; a reader is asked
+    only when the guest is granted stdin.
+    """
+    if given is None or (options is None and callable(given)):
+        return b""
+    if options is None:
+        if not given:
+            return b""
+        raise InvalidInput(f"{guest}: it is not granted [capabilities.stdin], so it takes no standard input")
+    data = given(options.max_bytes) if callable(given) else given
+    if len(data) > options.max_bytes:
+        raise InvalidInput(
+            f"{guest}: its standard input is over capabilities.stdin.max_bytes = {options.max_bytes} bytes; "
+            "give less, or raise max_bytes in the manifest"
+        )
+    return bytes(data)
+
+
+class StdinState:
+    """The input of one instance, and how much of it the guest has read."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.position = 0
+
+    def read(self, length: int) -> bytes:
+        chunk = self.data[self.position : self.position + length]
+        self.position += len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        self.data = b""
+
+
+def _open_state(options: StdinOptions, context: HostContext, sandbox: Sandbox | None) -> StdinState:
+    return StdinState(context.stdin)
+
+
+def _state(ctx: HostContext) -> StdinState:
+    state = ctx.states["stdin"]
+    assert isinstance(state, StdinState)
+    return state
+
+
+def _fd_read(ctx: HostContext) -> HostFunction:
+    def fd_read(fd: int, iovs: int, count: int, done: int) -> int:
+        if fd != STDIN_FD:
+            return Errno.BADF
+        try:
+            data = _state(ctx).read(capacity(ctx.mem, iovs, count))
+            write_u32(ctx.mem, done, scatter(ctx.mem, iovs, count, data))
+        except AbiFault as fault:
+            return fault.code
+        return Errno.SUCCESS
+
+    return fd_read
+
+
+def _fd_fdstat_get(ctx: HostContext) -> HostFunction:
+    def fd_fdstat_get(fd: int, out: int) -> int:
+        if fd != STDIN_FD:
+            return Errno.BADF
+        ctx.mem.write(out, fdstat(FILETYPE_CHARACTER_DEVICE, 0, RIGHT_FD_READ, 0))
+        return Errno.SUCCESS
+
+    return fd_fdstat_get
+
+
+CAPABILITY = Capability(
+    "stdin",
+    "WASI standard input: the caller's bytes",
+    {FD_READ: _fd_read, FD_FDSTAT_GET: _fd_fdstat_get},
+    parse_options=parse_stdin,
+    parse_ceiling=parse_stdin_ceiling,
+    open_state=_open_state,
+)

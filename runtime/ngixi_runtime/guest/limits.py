@@ -1,0 +1,84 @@
+"""What a core guest may hold besides its code (docs/host-policy.md, "Memory"), checked before any of it runs.
+
+One memory, imported or defined, whose declared maximum fits `limits.memory_pages`; a few tables,
+each bounded. The loader checks a module with these functions before instantiating it, and the
+build's validate step with the same functions, so a bundle the build signs is never refused for them.
+"""
+
+from __future__ import annotations
+
+from ngixi_runtime.guest.manifest import Manifest
+from ngixi_runtime.spec.wasm import ModuleInfo
+
+# A table element costs the host 8 to 16 bytes, so a table may hold at most TABLE_ELEMENTS_PER_PAGE
+# per page of limits.memory_pages, and at least MIN_TABLE_ELEMENTS.
+MAX_MEMORIES = 1
+MAX_TABLES = 8
+MIN_TABLE_ELEMENTS = 65_536
+TABLE_ELEMENTS_PER_PAGE = 1024
+PAGE_BYTES = 65_536
+
+
+def table_elements(memory_pages: int) -> int:
+    """The most elements one table of a guest with this limits.memory_pages may hold."""
+    return max(MIN_TABLE_ELEMENTS, memory_pages * TABLE_ELEMENTS_PER_PAGE)
+
+
+def memory_fixes(pages: int) -> str:
+    """How to give a module a memory maximum of `pages`, for each toolchain, or make room for it."""
+    size = pages * PAGE_BYTES
+    return (
+        f"declare a maximum of at most {pages} pages when building it (AssemblyScript --maximumMemory {pages}; "
+        f"C with clang or zig cc -Wl,--max-memory={size}; Zig build-exe --max-memory={size}; "
+        f"Rust -C link-arg=--max-memory={size}), or raise limits.memory_pages"
+    )
+
+
+def memory_problems(manifest: Manifest, info: ModuleInfo) -> list[str]:
+    """Why the module's memories are not bounded by limits.memory_pages; empty when they are."""
+    limit = manifest.limits.memory_pages
+    if len(info.memories) > MAX_MEMORIES:
+        count = len(info.memories)
+        return [f"it has {count} memories; a guest may have {MAX_MEMORIES}, bounded by limits.memory_pages"]
+    problems = []
+    for memory in info.memories:
+        if memory.maximum_pages is None:
+            problems.append(
+                f"its memory declares no maximum: build it with ngixi-build, which sets limits.memory_pages = "
+                f"{limit} on a module that declares none, or {memory_fixes(limit)}"
+            )
+        elif memory.maximum_pages > limit:
+            problems.append(
+                f"its memory may grow to {memory.maximum_pages} pages, over its limits.memory_pages = {limit}; "
+                + memory_fixes(limit)
+            )
+    return problems
+
+
+def table_problems(manifest: Manifest, info: ModuleInfo, *, engine_caps_growth: bool) -> list[str]:
+    """Why the module's tables are not bounded; on an engine that caps growth only their initial sizes count."""
+    if len(info.tables) > MAX_TABLES:
+        return [f"it has {len(info.tables)} tables; a guest may have at most {MAX_TABLES}"]
+    ceiling = table_elements(manifest.limits.memory_pages)
+    where = f"the {ceiling} elements a guest with limits.memory_pages = {manifest.limits.memory_pages} may hold"
+    problems = []
+    for number, table in enumerate(info.tables):
+        if table.minimum_elements > ceiling:
+            problems.append(f"its table {number} starts with {table.minimum_elements} elements, over {where}")
+        elif engine_caps_growth:
+            continue
+        elif table.maximum_elements is None:
+            problems.append(f"its table {number} declares no maximum, which Wasmer needs: at most {where}")
+        elif table.maximum_elements > ceiling:
+            problems.append(f"its table {number} may grow to {table.maximum_elements} elements, over {where}")
+    return problems
+
+
+def limit_problems(manifest: Manifest, info: ModuleInfo, *, engine_caps_growth: bool) -> list[str]:
+    """Every way the module's memories and tables exceed the manifest's limits on such an engine.
+
+    On an engine that does not cap growth itself (`engine_caps_growth` false), `info` must be the
+    module's own (every memory and table it defines, not only those it exports); that is also what
+    holds on every engine, so the build checks with it.
+    """
+    return [*memory_problems(manifest, info), *table_problems(manifest, info, engine_caps_growth=engine_caps_growth)]

@@ -1,0 +1,89 @@
+"""The build bounds a core module's memory by limits.memory_pages, and validation refuses what a load would."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ngixi_build.stages.memory import bound_memory
+from ngixi_build.stages.validate import validate
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.guest.manifest import ManifestError
+from ngixi_runtime.spec.wasm import MemoryLimits, read_module_info
+from tests.conftest import HELLO_MANIFEST
+from tests.run.unit.test_loader import ADD
+from tests.wasmgen import module
+
+LIMITED = HELLO_MANIFEST + "[limits]\nmemory_pages = 16\n"
+TOOLCHAIN_FIXES = (
+    "--maximumMemory 16",
+    "-Wl,--max-memory=1048576",
+    "build-exe --max-memory=1048576",
+    "-C link-arg=--max-memory=1048576",
+    "raise limits.memory_pages",
+)
+
+
+def write_wasm(tmp_path: Path, wasm: bytes) -> Path:
+    path = tmp_path / "hello.wasm"
+    path.write_bytes(wasm)
+    return path
+
+
+def test_a_module_without_a_maximum_gets_the_manifests_limit(tmp_path: Path) -> None:
+    path = write_wasm(tmp_path, module(functions=[ADD], memory=(2, None)))
+    assert bound_memory(wasm_path=path, memory_pages=16)
+    assert read_module_info(path.read_bytes(), source="w").memories == (MemoryLimits(2, 16),)
+    assert not bound_memory(wasm_path=path, memory_pages=16)  # already bounded: left as it is
+    assert [p.name for p in tmp_path.iterdir()] == ["hello.wasm"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize(
+    ("memory", "refusal"),
+    [((1, 64), "may grow to 64 pages, over limits.memory_pages = 16"), ((32, None), "starts at 32 pages")],
+)
+def test_a_memory_beyond_the_limit_is_refused_with_how_to_fix_it(
+    tmp_path: Path, memory: tuple[int, int | None], refusal: str
+) -> None:
+    wasm = module(functions=[ADD], memory=memory)
+    path = write_wasm(tmp_path, wasm)
+    with pytest.raises(InvalidInput, match=refusal) as refused:
+        bound_memory(wasm_path=path, memory_pages=16)
+    if memory[1] is not None:
+        assert all(fix in str(refused.value) for fix in TOOLCHAIN_FIXES)
+    assert path.read_bytes() == wasm
+
+
+def validation_problems(tmp_path: Path, wasm: bytes, manifest: str = LIMITED) -> str:
+    manifest_path = tmp_path / "hello.toml"
+    manifest_path.write_text(manifest)
+    with pytest.raises(ManifestError) as refused:
+        validate(manifest_path=manifest_path, wasm_path=write_wasm(tmp_path, wasm))
+    return str(refused.value)
+
+
+def test_validation_refuses_a_memory_without_a_maximum_saying_how_to_fix_it(tmp_path: Path) -> None:
+    problems = validation_problems(tmp_path, module(functions=[ADD], memory=(1, None)))
+    assert problems.startswith(f"{tmp_path / 'hello.toml'}: limits.memory_pages: its memory declares no maximum")
+    assert all(fix in problems for fix in TOOLCHAIN_FIXES)
+
+
+def test_validation_refuses_what_a_load_on_any_engine_refuses(tmp_path: Path) -> None:
+    wasmtime = pytest.importorskip("wasmtime")  # for its WAT assembler
+    wasm = wasmtime.wat2wasm(
+        '(module (import "env" "m" (memory 1)) (func (export "add") (param i32 i32) (result i32) i32.const 0)'
+        " (table 1 funcref) (table 1 1 funcref))"
+    )
+    lines = validation_problems(tmp_path, wasm).splitlines()
+    assert [line.split(": ", 2)[1:] for line in lines] == [
+        ["capabilities", "the guest imports memory env.m; only host functions can be imported"],
+        ["exports", 'the .wasm must export its memory as "memory"'],
+        ["limits.memory_pages", lines[2].split(": ", 2)[2]],
+        [
+            "limits.memory_pages",
+            "its table 0 declares no maximum, which Wasmer needs: at most the 65536 elements "
+            "a guest with limits.memory_pages = 16 may hold",
+        ],
+    ]
+    assert lines[2].split(": ", 2)[2].startswith("its memory declares no maximum")  # the imported one

@@ -1,0 +1,89 @@
+"""The installed `ngixi run` passes its standard input and `--env` variables to a guest whose manifest takes them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import KeyFiles, make_bundle
+from tests.run.integration.test_wasi_grants import COMMAND, ENV_GRANT, ENVIRON, STDIN_ECHO, STDIN_GRANT
+
+NGIXI = Path(sys.executable).parent / "ngixi"
+
+
+def ngixi(
+    *arguments: str, cwd: Path, stdin: bytes = b"", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [NGIXI, *arguments], cwd=cwd, input=stdin, capture_output=True, env={**os.environ, **(env or {})}, check=False
+    )
+
+
+@pytest.fixture
+def bundles(tmp_path: Path, keys: KeyFiles) -> dict[str, Path]:
+    return {
+        "echo": make_bundle(tmp_path / "echo", keys.key, wasm=STDIN_ECHO, manifest=STDIN_GRANT),
+        "environ": make_bundle(tmp_path / "environ", keys.key, wasm=ENVIRON, manifest=ENV_GRANT),
+        "no-grants": make_bundle(
+            tmp_path / "plain", keys.key, wasm=ENVIRON, manifest=COMMAND + "[capabilities.stdio]\n[capabilities.env]\n"
+        ),
+    }
+
+
+@pytest.mark.parametrize("where", [(), ("--in-process",)], ids=["isolated", "in-process"])
+def test_run_passes_stdin_and_env_to_a_guest_granted_them(
+    tmp_path: Path, keys: KeyFiles, bundles: dict[str, Path], where: tuple[str, ...]
+) -> None:
+    trust = ("--trust", str(keys.trust))
+    echoed = ngixi("run", *where, *trust, str(bundles["echo"]), cwd=tmp_path, stdin=b"ping")
+    assert (echoed.returncode, echoed.stdout) == (0, b"ping"), echoed.stderr
+    run = ["run", *where, *trust, str(bundles["environ"]), "--env", "LANG=C.UTF-8", "--env", "DEBUG"]
+    shown = ngixi(*run, cwd=tmp_path, env={"DEBUG": "1"})
+    assert (shown.returncode, shown.stdout) == (0, b"DEBUG=1\0LANG=C.UTF-8\0MODE=prod\0")
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("environ", ["--env", "HOME=/root"], "hello: environment variable HOME is not allowed by its manifest"),
+        ("environ", ["--env", "MODE=dev"], "hello: environment variable MODE is fixed by its manifest"),
+        ("environ", ["--env", "NGIXI_UNSET_FOR_TEST"], "--env NGIXI_UNSET_FOR_TEST: NGIXI_UNSET_FOR_TEST is not set"),
+        (
+            "no-grants",
+            ["--env", "LANG=C"],
+            "hello: environment variable LANG is not allowed by its manifest; capabilities.env.allow lists: none",
+        ),
+        ("echo", ["--env", "LANG=C"], "hello: it is not granted [capabilities.env], so it takes no environment"),
+    ],
+    ids=["not allowed", "fixed", "unset here", "env allowing nothing", "no env grant"],
+)
+def test_run_refuses_variables_the_manifest_does_not_take(
+    tmp_path: Path, keys: KeyFiles, bundles: dict[str, Path], case: tuple[str, list[str], str]
+) -> None:
+    guest, options, refusal = case
+    refused = ngixi("run", "--trust", str(keys.trust), str(bundles[guest]), *options, cwd=tmp_path)
+    assert refused.returncode != 0
+    assert refused.stderr.decode().startswith(f"ngixi: error: {refusal}")
+    assert refused.stderr.count(b"\n") == 1 and refused.stdout == b""
+
+
+def test_run_refuses_stdin_beyond_the_guests_max_bytes(
+    tmp_path: Path, keys: KeyFiles, bundles: dict[str, Path]
+) -> None:
+    refused = ngixi("run", "--trust", str(keys.trust), str(bundles["echo"]), cwd=tmp_path, stdin=b"x" * (1 << 20))
+    assert refused.returncode != 0
+    assert refused.stderr == (
+        b"ngixi: error: hello: its standard input is over capabilities.stdin.max_bytes = 100 bytes; "
+        b"give less, or raise max_bytes in the manifest\n"
+    )
+
+
+def test_run_leaves_stdin_alone_for_a_guest_not_granted_it(
+    tmp_path: Path, keys: KeyFiles, bundles: dict[str, Path]
+) -> None:
+    ran = ngixi("run", "--trust", str(keys.trust), str(bundles["no-grants"]), cwd=tmp_path, stdin=b"not for it")
+    assert (ran.returncode, ran.stdout) == (0, b""), ran.stderr

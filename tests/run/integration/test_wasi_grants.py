@@ -1,0 +1,235 @@
+"""Core WASI guests on both engines, isolated and in-process: duplicate imports, and what the manifest grants."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from ngixi_runtime.errors import InvalidInput, NgixiError
+from ngixi_runtime.loading.tenants import CallFailed, open_tenant
+from tests.conftest import KeyFiles, make_bundle
+from tests.wasmgen import DROP, I64, Func, Imp, call_import, load_i32, module, push
+
+WASI = "wasi_snapshot_preview1"
+FD_WRITE = Imp(WASI, "fd_write", ["i32"] * 4, ["i32"])
+PROC_EXIT = Imp(WASI, "proc_exit", ["i32"])
+COMMAND = '[guest]\nname = "hello"\nversion = "0.1.0"\nkind = "command"\n'
+HELLO_AT = 200  # "hello", and an iovec for it at 100
+BADF = 8
+
+
+def hello_data() -> list[tuple[int, bytes]]:
+    return [(100, struct.pack("<II", HELLO_AT, 5)), (HELLO_AT, b"hello")]
+
+
+@pytest.fixture(params=[True, False], ids=["isolated", "in-process"])
+def isolated(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+def test_a_function_imported_twice_is_linked_once(
+    tmp_path: Path, keys: KeyFiles, engine_name: str, isolated: bool
+) -> None:
+    """AssemblyScript's WASI shim imports fd_write twice; each import calls the one host function."""
+    start = call_import(0, 1, 100, 1, 300) + DROP + call_import(2, 2, 100, 1, 300) + DROP + call_import(1, 3)
+    wasm = module(imports=[FD_WRITE, PROC_EXIT, FD_WRITE], functions=[Func("_start", body=start)], data=hello_data())
+    bundle = make_bundle(tmp_path, keys.key, wasm=wasm, manifest=COMMAND + "[capabilities.stdio]\n")
+    with open_tenant(bundle, trust_file=keys.trust, isolated=isolated, engine=engine_name) as tenant:
+        result = tenant.run()
+    assert (result.exit_code, result.stdout, result.stderr) == (3, b"hello", b"hello")
+    assert result.metrics.host_calls == {"stdio": 2, "baseline": 1}
+
+
+# --- stdin -------------------------------------------------------------------------------------------
+
+FD_READ = Imp(WASI, "fd_read", ["i32"] * 4, ["i32"])
+STORE_I32 = b"\x36\x02\x00"
+STDIN_ECHO = module(  # reads up to 64 bytes of stdin into 200, then writes what it read to stdout
+    imports=[FD_READ, FD_WRITE],
+    functions=[
+        Func(
+            "_start",
+            body=call_import(0, 0, 100, 1, 300)
+            + DROP
+            + push(104)
+            + load_i32(300)
+            + STORE_I32
+            + call_import(1, 1, 100, 1, 304)
+            + DROP,
+        )
+    ],
+    data=[(100, struct.pack("<II", 200, 64))],
+)
+STDIN_GRANT = COMMAND + "[capabilities.stdio]\n[capabilities.stdin]\nmax_bytes = 100\n"
+
+
+def test_stdin_reaches_a_guest_granted_it(tmp_path: Path, keys: KeyFiles, engine_name: str, isolated: bool) -> None:
+    bundle = make_bundle(tmp_path, keys.key, wasm=STDIN_ECHO, manifest=STDIN_GRANT)
+    with open_tenant(bundle, trust_file=keys.trust, isolated=isolated, engine=engine_name, stdin=b"ping") as tenant:
+        assert tenant.run().stdout == b"ping"
+        assert tenant.run().stdout == b""  # the input is read: end of file
+
+
+def test_echoed_stdin_stays_within_the_output_quota(
+    tmp_path: Path, keys: KeyFiles, engine_name: str, isolated: bool
+) -> None:
+    bundle = make_bundle(tmp_path, keys.key, wasm=STDIN_ECHO, manifest=STDIN_GRANT + "[limits]\nstdout_bytes = 3\n")
+    tenant = open_tenant(bundle, trust_file=keys.trust, isolated=isolated, engine=engine_name, stdin=b"ping")
+    with tenant, pytest.raises(CallFailed) as refused:
+        tenant.run()
+    assert refused.value.outcome == "quota"
+    assert str(refused.value) == "hello: stdout/stderr exceeded its quota of 3 bytes"
+
+
+def test_stdin_beyond_max_bytes_is_refused_before_the_guest_starts(tmp_path: Path, keys: KeyFiles) -> None:
+    bundle = make_bundle(tmp_path, keys.key, wasm=STDIN_ECHO, manifest=STDIN_GRANT)
+    asked = []
+
+    def reader(limit: int) -> bytes:
+        asked.append(limit)
+        return b"x" * (limit + 1)
+
+    for given in (b"x" * 101, reader):
+        with pytest.raises(InvalidInput, match=r"^hello: its standard input is over capabilities\.stdin\.max_bytes"):
+            open_tenant(bundle, trust_file=keys.trust, stdin=given)
+    assert asked == [100]
+
+
+def test_stdin_for_a_guest_without_the_grant_is_refused_and_a_reader_not_asked(tmp_path: Path, keys: KeyFiles) -> None:
+    bundle = make_bundle(
+        tmp_path,
+        keys.key,
+        wasm=module(imports=[FD_WRITE], functions=[Func("_start")]),
+        manifest=COMMAND + "[capabilities.stdio]\n",
+    )
+    with pytest.raises(InvalidInput, match=r"^hello: it is not granted \[capabilities\.stdin\]"):
+        open_tenant(bundle, trust_file=keys.trust, stdin=b"secret")
+
+    def reader(limit: int) -> bytes:
+        raise AssertionError("read the caller's stdin for a guest not granted it")
+
+    with open_tenant(bundle, trust_file=keys.trust, isolated=False, stdin=reader) as tenant:
+        assert tenant.run().exit_code == 0
+
+
+def test_without_stdin_fd_0_is_not_open(tmp_path: Path, keys: KeyFiles, engine_name: str) -> None:
+    reads = module(
+        imports=[FD_READ, PROC_EXIT],
+        functions=[Func("_start", body=push(0, 100, 1, 300) + b"\x10\x00\x10\x01")],
+        data=[(100, struct.pack("<II", 200, 64))],
+    )
+    manifest = COMMAND + "[capabilities.fs]\n"
+    bundle = make_bundle(tmp_path, keys.key, wasm=reads, manifest=manifest)
+    with open_tenant(bundle, trust_file=keys.trust, isolated=False, engine=engine_name) as tenant:
+        assert tenant.run().exit_code == BADF
+
+
+# --- env ---------------------------------------------------------------------------------------------
+
+ENVIRON = module(  # writes its environment, NUL-separated, to stdout
+    imports=[
+        Imp(WASI, "environ_sizes_get", ["i32"] * 2, ["i32"]),
+        Imp(WASI, "environ_get", ["i32"] * 2, ["i32"]),
+        FD_WRITE,
+    ],
+    functions=[
+        Func(
+            "_start",
+            body=call_import(0, 400, 404)
+            + DROP
+            + call_import(1, 500, 1000)
+            + DROP
+            + push(100, 1000)
+            + STORE_I32
+            + push(104)
+            + load_i32(404)
+            + STORE_I32
+            + call_import(2, 1, 100, 1, 300)
+            + DROP,
+        )
+    ],
+)
+ENV_GRANT = COMMAND + '[capabilities.stdio]\n[capabilities.env]\nallow = ["LANG", "DEBUG"]\nfixed = { MODE = "prod" }\n'
+
+
+def test_env_shows_fixed_and_allowed_variables(
+    tmp_path: Path, keys: KeyFiles, engine_name: str, isolated: bool
+) -> None:
+    bundle = make_bundle(tmp_path, keys.key, wasm=ENVIRON, manifest=ENV_GRANT)
+    with open_tenant(bundle, trust_file=keys.trust, isolated=isolated, engine=engine_name, env={"LANG": "C"}) as tenant:
+        assert tenant.run().stdout == b"LANG=C\0MODE=prod\0"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (
+            ENV_GRANT,
+            {"HOME": "/root"},
+            "hello: environment variable HOME is not allowed by its manifest; "
+            "capabilities.env.allow lists: LANG, DEBUG",
+        ),
+        (ENV_GRANT, {"MODE": "dev"}, "hello: environment variable MODE is fixed by its manifest; do not pass it"),
+        (
+            COMMAND + "[capabilities.stdio]\n",
+            {"LANG": "C"},
+            "hello: it is not granted [capabilities.env], so it takes no environment variables (given: LANG)",
+        ),
+    ],
+    ids=["not allowed", "fixed", "no env grant"],
+)
+def test_variables_the_manifest_does_not_take_are_refused(
+    tmp_path: Path, keys: KeyFiles, case: tuple[str, dict[str, str], str], isolated: bool
+) -> None:
+    manifest, env, refusal = case
+    bundle = make_bundle(
+        tmp_path, keys.key, wasm=ENVIRON if "env" in manifest else module(functions=[Func("_start")]), manifest=manifest
+    )
+    with pytest.raises(InvalidInput) as refused:
+        open_tenant(bundle, trust_file=keys.trust, isolated=isolated, env=env)
+    assert str(refused.value) == refusal
+
+
+# --- fs without preopens -----------------------------------------------------------------------------
+
+C_STARTUP = module(  # as wasi-libc's startup: looks for preopens from fd 3, closes and seeks; exits with the errno
+    imports=[
+        Imp(WASI, "fd_prestat_get", ["i32"] * 2, ["i32"]),
+        Imp(WASI, "fd_close", ["i32"], ["i32"]),
+        Imp(WASI, "fd_seek", ["i32", "i64", "i32", "i32"], ["i32"]),
+        FD_WRITE,
+        PROC_EXIT,
+    ],
+    functions=[
+        Func(
+            "_start",
+            body=call_import(1, 3)
+            + DROP
+            + call_import(2, 1, I64(0), 0, 700)
+            + DROP
+            + call_import(3, 1, 100, 1, 300)
+            + DROP
+            + push(3, 600)
+            + b"\x10\x00\x10\x04",
+        )
+    ],
+    data=hello_data(),
+)
+
+
+def test_fs_without_preopens_links_its_functions_without_a_sandbox(
+    tmp_path: Path, keys: KeyFiles, engine_name: str, isolated: bool
+) -> None:
+    manifest = COMMAND + "[capabilities.stdio]\n[capabilities.fs]\n"
+    bundle = make_bundle(tmp_path, keys.key, wasm=C_STARTUP, manifest=manifest)
+    with open_tenant(bundle, trust_file=keys.trust, isolated=isolated, engine=engine_name, sandboxes=None) as tenant:
+        result = tenant.run()
+    assert (result.exit_code, result.stdout) == (BADF, b"hello")  # fd 3 is no preopen: none are
+
+
+def test_fs_without_stdio_is_refused_for_a_guest_that_writes(tmp_path: Path, keys: KeyFiles, engine_name: str) -> None:
+    bundle = make_bundle(tmp_path, keys.key, wasm=C_STARTUP, manifest=COMMAND + "[capabilities.fs]\n")
+    with pytest.raises(NgixiError, match=r"capabilities\.stdio: the guest imports wasi_snapshot_preview1\.fd_write"):
+        open_tenant(bundle, trust_file=keys.trust, isolated=False, engine=engine_name)

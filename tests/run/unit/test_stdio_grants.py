@@ -1,0 +1,125 @@
+"""The stdin and env grants: their manifest tables, policy ceilings, what a caller may give, and fd 0."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from ngixi_runtime.capabilities.component import ComponentInfo
+from ngixi_runtime.capabilities.context import HostContext
+from ngixi_runtime.capabilities.linking import caller_environment, caller_stdin, core_imports, open_context
+from ngixi_runtime.errors import InvalidInput, PolicyError
+from ngixi_runtime.guest.check import check_component
+from ngixi_runtime.guest.manifest import ManifestError, parse_manifest
+from ngixi_runtime.spec.abi import Errno
+from ngixi_runtime.trust.policy import load_policy
+from tests.conftest import HELLO_MANIFEST, FakeMemory
+
+F = "manifests/hello.toml"
+
+
+def manifest(grants: str):  # type: ignore[no-untyped-def]
+    return parse_manifest(HELLO_MANIFEST + grants, source=F, stem="hello")
+
+
+@pytest.mark.parametrize(
+    ("grants", "problems"),
+    [
+        ('[capabilities.env]\nallow = ["1X", "OK"]\n', ['capabilities.env.allow[0]: "1X" is not a variable name']),
+        ('[capabilities.env]\nallow = ["A", "A"]\n', ['capabilities.env.allow[1]: "A" is listed twice']),
+        ("[capabilities.env]\nfixed = { A = 1 }\n", ["capabilities.env.fixed.A: must be a string without NUL"]),
+        ('[capabilities.env]\nfixed = { "A-B" = "x" }\n', ["capabilities.env.fixed.A-B: is not a variable name"]),
+        (
+            '[capabilities.env]\nallow = ["A"]\nfixed = { A = "x" }\n',
+            ['capabilities.env.allow[0]: "A" is also fixed; a caller cannot change a fixed value'],
+        ),
+        ("[capabilities.env]\nnames = []\n", ["capabilities.env.names: unknown key; allowed: allow, fixed"]),
+        ("[capabilities.stdin]\nmax_bytes = 67108865\n", ["capabilities.stdin.max_bytes: "]),
+        ("[capabilities.stdin]\nmax = 1\n", ["capabilities.stdin.max: unknown key"]),
+    ],
+)
+def test_grant_tables_are_checked(grants: str, problems: list[str]) -> None:
+    with pytest.raises(ManifestError) as refused:
+        manifest(grants)
+    assert len(refused.value.lines) == len(problems)
+    for line, problem in zip(refused.value.lines, problems, strict=True):
+        assert line.startswith(f"{F}: {problem}"), line
+
+
+def test_the_environment_is_the_fixed_variables_and_the_allowed_ones_given() -> None:
+    grants = manifest('[capabilities.env]\nallow = ["LANG"]\nfixed = { MODE = "prod" }\n').capabilities
+    assert caller_environment("hello", grants, {"LANG": "C"}) == {"MODE": "prod", "LANG": "C"}
+    assert caller_environment("hello", grants, {}) == {"MODE": "prod"}
+    with pytest.raises(InvalidInput, match="hello: environment variable PATH is not allowed by its manifest"):
+        caller_environment("hello", grants, {"PATH": "/bin"})
+    with pytest.raises(InvalidInput, match="its value holds a NUL character"):
+        caller_environment("hello", grants, {"LANG": "C\0evil"})
+    assert caller_environment("hello", {}, {}) == {}
+
+
+def test_stdin_is_checked_and_a_reader_asked_only_with_the_grant() -> None:
+    grants = manifest("[capabilities.stdin]\nmax_bytes = 4\n").capabilities
+    assert caller_stdin("hello", grants, b"ping") == b"ping"
+    assert caller_stdin("hello", grants, lambda limit: b"pi"[: limit + 1]) == b"pi"
+    with pytest.raises(InvalidInput, match=r"over capabilities\.stdin\.max_bytes = 4 bytes"):
+        caller_stdin("hello", grants, lambda limit: b"x" * (limit + 1))
+    assert caller_stdin("hello", {}, lambda limit: pytest.fail("read stdin for a guest not granted it")) == b""
+    assert caller_stdin("hello", {}, b"") == b""
+    with pytest.raises(InvalidInput, match=r"not granted \[capabilities\.stdin\]"):
+        caller_stdin("hello", {}, b"x")
+
+
+def test_fd_0_reads_the_input_then_end_of_file() -> None:
+    grants = manifest("[capabilities.stdin]\n[capabilities.stdio]\n").capabilities
+    context = open_context("hello", grants, log_quota=0, stdio_quota=10, sandbox=None, stdin=b"hello")
+    context.memory = FakeMemory()
+    linked = dict((i.name, f) for i, f in core_imports(context, [("wasi_snapshot_preview1", "fd_read")]))
+    context.mem.write(0, struct.pack("<IIII", 100, 3, 200, 10))  # two iovecs: 3 bytes at 100, 10 at 200
+    assert linked["fd_read"](0, 0, 2, 300) == Errno.SUCCESS
+    assert (context.mem.read(100, 3), context.mem.read(200, 2), context.mem.read(300, 4)) == (
+        b"hel",
+        b"lo",
+        struct.pack("<I", 5),
+    )
+    assert linked["fd_read"](0, 0, 2, 300) == Errno.SUCCESS
+    assert context.mem.read(300, 4) == struct.pack("<I", 0)
+    assert linked["fd_read"](1, 0, 2, 300) == Errno.BADF
+
+
+def test_fs_without_preopens_needs_no_sandbox() -> None:
+    grants = manifest("[capabilities.fs]\n").capabilities
+    context: HostContext = open_context("hello", grants, log_quota=0, stdio_quota=0, sandbox=None)
+    context.close()
+    with pytest.raises(InvalidInput, match="need a sandbox directory"):
+        open_context(
+            "hello",
+            manifest('[capabilities.fs]\npreopens = [{ guest = "/d", host = "d" }]\n').capabilities,
+            log_quota=0,
+            stdio_quota=0,
+            sandbox=None,
+        )
+
+
+def test_a_policy_caps_stdin_and_the_variables_a_manifest_may_name(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[capabilities.stdin]\nmax_bytes = 10\n[capabilities.env]\nallow = ["LANG"]\n')
+    asking = manifest(
+        '[capabilities.stdin]\nmax_bytes = 11\n[capabilities.env]\nallow = ["LANG", "HOME"]\nfixed = { MODE = "x" }\n'
+    )
+    with pytest.raises(PolicyError) as refused:
+        load_policy(policy).check(asking)
+    message = str(refused.value)
+    assert "capabilities.stdin.max_bytes: asks for 11, the policy allows at most 10" in message
+    assert 'capabilities.env.allow[1]: "HOME" is not allowed by the policy' in message
+    assert 'capabilities.env.fixed[0]: "MODE" is not allowed by the policy' in message
+
+
+def test_a_component_guest_is_not_granted_stdin_yet() -> None:
+    component = HELLO_MANIFEST.replace('version = "0.1.0"\n', 'version = "0.1.0"\nabi = "component"\n')
+    asking = parse_manifest(component + "[capabilities.stdin]\n", source=F, stem="hello")
+    info = ComponentInfo({}, {"add": (("s32", "s32"), ("s32",))})
+    assert check_component(asking, info) == [
+        f"{F}: capabilities.stdin: a component guest cannot read standard input yet; remove the grant"
+    ]
