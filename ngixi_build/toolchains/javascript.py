@@ -35,10 +35,6 @@ class JavaScriptToolchain:
     root: Path
     node: Path
 
-    @property
-    def complete(self) -> bool:
-        return installs.is_complete(self.root)
-
 
 def pins() -> dict[str, bytes]:
     return installs.pin_files(NAME, PIN_FILES)

@@ -49,10 +49,6 @@ class PythonToolchain:
     def site(self) -> Path:
         return self.root / "site"
 
-    @property
-    def complete(self) -> bool:
-        return installs.is_complete(self.root)
-
 
 def pins() -> dict[str, bytes]:
     return installs.pin_files(NAME, PIN_FILES)
@@ -110,7 +106,7 @@ def build_component(
         shutil.copytree(source_dir, sources, ignore=shutil.ignore_patterns("__pycache__", ".*"))
         try:
             arguments: list[str | Path] = ["--stub-wasi", "-p", sources, module, "-o", out_path]
-            run([*command, *arguments], what=f"componentize-py {shown_as}", env=env)
+            run([*command, *arguments], what=f"componentize-py {shown_as}", env=env, timeout=900)
         except NgixiError as error:
             diagnostics = str(error).split("\n\nCaused by:", 1)[0]
             raise PythonBuildError(_MOUNTED.sub(f'"{shown_as}/', diagnostics)) from None
