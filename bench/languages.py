@@ -31,14 +31,24 @@ from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.trust.signatures import load_trust
 from tests.integration import WatchProcess, copy_project, installed_toolchain, keep_only_guests, run, set_targets
 
-# One small sample per language (w20b adds JavaScript's and Python's); the first is the peer.
-SAMPLES = {"assemblyscript": "hello", "c": "c-counter", "zig": "zig-notes", "wasm": "handmade"}
+# One small sample per language; the first is the peer. JavaScript's and Python's are components with
+# an embedded engine, the headline: their compile-at-load against the AOT load.
+SAMPLES = {
+    "assemblyscript": "hello",
+    "c": "c-counter",
+    "zig": "zig-notes",
+    "wasm": "handmade",
+    "javascript": "counter-js",
+    "python": "counter-python",
+}
 # What watch mode's bench appends to which source of each sample: a change its compiler ignores.
 SAVES = {
     "assemblyscript": ("assembly/index.ts", "// save {n}\n"),
     "c": ("counter.c", "// save {n}\n"),
     "zig": ("main.zig", "// save {n}\n"),
     "wasm": ("answer.txt", "\n"),
+    "javascript": ("index.js", "// save {n}\n"),
+    "python": ("app.py", "# save {n}\n"),
 }
 ENGINES = ("wasmer", "wasmtime")
 
@@ -127,10 +137,10 @@ def report(rows: list[Row], repeat: int, load_before: float) -> None:
     peer = rows[0]
     print(f"per language, medians of {repeat}; x = ratio to {peer.language} ({peer.guest}) in this run")
     header = f"{'clean s':>8} {'x':>6} {'no-op s':>8} {'x':>6} {'watch s':>8} {'x':>6} {'wasm B':>8} {'bundle B':>9}"
-    print(f"{'language':15} {'guest':10} {header}")
+    print(f"{'language':15} {'guest':14} {header}")
     for row in rows:
         print(
-            f"{row.language:15} {row.guest:10} {row.clean:8.2f} {row.clean / peer.clean:6.2f} {row.noop:8.2f} "
+            f"{row.language:15} {row.guest:14} {row.clean:8.2f} {row.clean / peer.clean:6.2f} {row.noop:8.2f} "
             f"{row.noop / peer.noop:6.2f} {row.watch:8.2f} {row.watch / peer.watch:6.2f} "
             f"{row.wasm_bytes:8d} {row.bundle_bytes:9d}"
         )

@@ -32,6 +32,8 @@ def copy_project(destination: Path, *, toolchain_from: Path | None = None) -> Pa
     shutil.copytree(REPO, destination, ignore=lambda _d, names: [n for n in names if n in _NOT_COPIED])
     if toolchain_from is not None:
         shutil.copytree(toolchain_from / ".ngixi" / "toolchain", destination / ".ngixi" / "toolchain", symlinks=True)
+        if (toolchain_from / ".ngixi" / "toolchains").is_dir():  # componentize-js is 386 MB: shared, not copied
+            (destination / ".ngixi" / "toolchains").symlink_to(toolchain_from / ".ngixi" / "toolchains")
     return destination
 
 

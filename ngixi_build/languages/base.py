@@ -52,6 +52,10 @@ class Language(ABC):
         """What else decides the output (flags, toolchain version): a change recompiles."""
         return {}
 
+    def toolchain_marker(self, state_dir: Path) -> Path | None:
+        """The file an install of a toolchain kept in `state_dir` writes last (the toolchain task's target)."""
+        return None
+
     @abstractmethod
     def install(self, state_dir: Path) -> None:
         """Installs the pinned toolchain if it is missing."""

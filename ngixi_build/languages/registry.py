@@ -17,6 +17,8 @@ _MODULES: MappingProxyType[GuestLanguage, str] = MappingProxyType(
         "c": "ngixi_build.languages.c",
         "zig": "ngixi_build.languages.zig",
         "wasm": "ngixi_build.languages.wasm",
+        "javascript": "ngixi_build.languages.javascript",
+        "python": "ngixi_build.languages.python",
     }
 )
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import sha256_of, write_atomic
 from ngixi_runtime.guest.check import check_component, check_core_guest
+from ngixi_runtime.guest.component_memory import component_memory_problems
 from ngixi_runtime.guest.manifest import Manifest, ManifestError, load_manifest
 from ngixi_runtime.spec.wasm import read_module_info
 from ngixi_runtime.trust.policy import Policy
@@ -39,7 +40,8 @@ def _problems(manifest: Manifest, wasm_path: Path) -> list[str]:
             wasmtime_component as engine_component,  # Wasmtime's component model, only for component guests
         )
 
-        return check_component(manifest, engine_component.read_component(wasm, source=str(wasm_path)))
+        problems = check_component(manifest, engine_component.read_component(wasm, source=str(wasm_path)))
+        return problems + component_memory_problems(manifest, wasm, source=str(wasm_path))
     return check_core_guest(manifest, read_module_info(wasm, source=str(wasm_path)))
 
 

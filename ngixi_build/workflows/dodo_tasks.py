@@ -64,6 +64,7 @@ class ProjectTasks:
         self.wasmer_triples = {g: [t.triple for t in targets] for g, (targets, _) in self.plans.items()}
         self.wasmtime_for = {g: triples for g, (_, triples) in self.plans.items()}  # components: Wasmtime only
         self.toolchain = toolchain_for(project.state_dir)
+        self.language_toolchains = pipeline.toolchain_markers(project)  # componentize-js/-py, when a guest needs them
 
     @property
     def toolchain_done(self) -> Path:
@@ -87,8 +88,20 @@ class ProjectTasks:
         """Install the pinned Node.js/AssemblyScript toolchain (nodeenv + npm ci)."""
         return {
             "actions": [as_action(pipeline.install_toolchain, project=self.project)],
-            "targets": [str(self.toolchain_done), str(editor_link(self.project.state_dir))],
-            "uptodate": [config_changed({"pins": self.toolchain.root.name, "files": list(PIN_FILES)})],
+            "targets": [
+                str(self.toolchain_done),
+                str(editor_link(self.project.state_dir)),
+                *(str(m) for m in self.language_toolchains),
+            ],
+            "uptodate": [
+                config_changed(
+                    {
+                        "pins": self.toolchain.root.name,
+                        "files": list(PIN_FILES),
+                        "others": [str(m) for m in self.language_toolchains],
+                    }
+                )
+            ],
         }
 
     def task_devkey(self) -> Task:

@@ -46,6 +46,12 @@ def install_toolchain(project: Project) -> None:
         language.install(project.state_dir)
 
 
+def toolchain_markers(project: Project) -> list[Path]:
+    """The files the installs of the toolchains kept in the project's state write last."""
+    languages = used_languages(project, list(read_guests(project).values()))
+    return [m for m in (language.toolchain_marker(project.state_dir) for language in languages) if m is not None]
+
+
 def make_dev_key(project: Project) -> None:
     ensure_dev_key(keys_dir=project.keys_dir, trust_file=project.dev_trust_file)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import gc
+import re
 import threading
 import time
 import weakref
@@ -38,6 +39,7 @@ from ngixi_runtime.engines.wasmtime import (
 )
 from ngixi_runtime.engines.wit_values import TypedFunction, lift_result, lower_arguments, render
 from ngixi_runtime.errors import GuestError, NgixiError, VerificationError
+from ngixi_runtime.guest.component_memory import memory_floor_problem
 
 # How long closing waits for Wasmtime to release a store's WASI writers: before looking for reference
 # cycles that may hold the store, and in all.
@@ -47,7 +49,8 @@ _OPEN: weakref.WeakSet[ComponentInstance] = weakref.WeakSet()
 
 # A component is several core instances (the guest's, WASI's adapter, shims) with memories of their own; each
 # memory and table is capped as a core guest's, so its memories together hold at most four times the limit.
-COMPONENT_INSTANCES = 16
+# componentize-py's stubbed WASI alone is three dozen small instances (none with a memory).
+COMPONENT_INSTANCES = 64
 COMPONENT_MEMORIES = 4
 
 
@@ -56,6 +59,9 @@ def _close_open_instances() -> None:
     for instance in list(_OPEN):
         instance.close()
 
+
+_INTERRUPTED = "wasm trap: interrupt"
+_MEMORY_TOO_LARGE = re.compile(r"memory minimum size of (\d+) pages exceeds memory limits")
 
 # A component's preamble: the magic, version 0x0d and layer 1 (a core module has layer 0).
 _COMPONENT_PREAMBLE = b"\0asm\x0d\x00\x01\x00"
@@ -310,6 +316,12 @@ def _wasi_config(setup: WasiSetup, writers: _StdioWriters) -> wasmtime.WasiConfi
     return config
 
 
+def _memory_hint(message: str, limits: RunLimits) -> str:
+    """Wasmtime's refusal of a memory that starts above the store's limit, said in the manifest's terms."""
+    found = _MEMORY_TOO_LARGE.search(message)
+    return memory_floor_problem(int(found.group(1)), limits.memory_pages) if found else message
+
+
 def instantiate(
     prepared: Prepared,
     *,
@@ -342,7 +354,10 @@ def instantiate(
     except wasmtime.Trap as trap:
         raise GuestError(f"{guest}: cannot load the guest: {trap_message(trap)}") from None
     except wasmtime.WasmtimeError as error:
-        raise NgixiError(f"{guest}: cannot load the guest: {first_line(error)}") from None
+        if _INTERRUPTED in str(error):  # a language runtime's start-up under the deadline
+            deadline.export = "instantiating the component"
+            raise deadline.error() from None
+        raise NgixiError(f"{guest}: cannot load the guest: {_memory_hint(first_line(error), limits)}") from None
     return ComponentInstance(
         instance, store, deadline, None if wasi is None else (wasi, writers), run_export(prepared.info)
     )

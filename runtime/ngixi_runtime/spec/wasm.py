@@ -301,6 +301,36 @@ def _read_exports(reader: _Reader, functions: _Functions) -> tuple[Export, ...]:
     return tuple(exports)
 
 
+_COMPONENT_HEADER = b"\0asm\x0d\x00\x01\x00"
+_CORE_MODULE_SECTION, _COMPONENT_SECTION = 1, 4
+
+
+def component_core_modules(data: bytes, *, source: str) -> list[bytes]:
+    """The core modules a component binary embeds, those of its nested components included."""
+    reader = _Reader(data, source)
+    if reader.take(8) != _COMPONENT_HEADER:
+        raise reader.fail("missing the component header")
+    modules = []
+    while reader.pos < len(data):
+        section_id = reader.byte()
+        body = reader.take(reader.u32())
+        if section_id == _CORE_MODULE_SECTION:
+            modules.append(body)
+        elif section_id == _COMPONENT_SECTION:
+            modules += component_core_modules(body, source=source)
+    return modules
+
+
+def component_memory_floor(data: bytes, *, source: str) -> int:
+    """The most pages any memory of a component starts with: its limits.memory_pages may not be lower."""
+    memories = (
+        m
+        for core in component_core_modules(data, source=source)
+        for m in read_module_info(core, source=source).memories
+    )
+    return max((memory.minimum_pages for memory in memories), default=0)
+
+
 def with_memory_maximum(data: bytes, pages: int, *, source: str) -> bytes:
     """The module with `pages` as the maximum of each memory it defines without one; the rest byte for byte.
 

@@ -1,0 +1,56 @@
+"""JavaScript guests: an ES module (`index.js`, or the guest's only .js/.mjs file) made a component of
+the guest's world by the pinned componentize-js. Its bindings are the granted catalog interfaces,
+imported by their WIT names: `import { write } from "ngixi:host/log@0.1.0"`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ngixi_build.guests import GuestBuild
+from ngixi_build.languages.base import CompileJob, Language, ToolchainStatus
+from ngixi_build.project import Project
+from ngixi_build.stages import component, language_component
+from ngixi_build.toolchains import installs, javascript
+
+ENTRIES = ("index.js", "index.mjs")
+SUFFIXES = (".js", ".mjs")
+
+
+class JavaScript(Language):
+    name = "javascript"
+    abis = ("component",)
+
+    def toolchain_marker(self, state_dir: Path) -> Path:
+        return javascript.toolchain_for(state_dir).root / installs.COMPLETE
+
+    def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
+        marker = self.toolchain_marker(project.state_dir)
+        return [marker, *component.catalog_sources(project), project.manifest_path(guest.name)]
+
+    def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
+        return {"toolchain": javascript.pinned_version(), "disabled": list(javascript.WASI_FEATURES)}
+
+    def install(self, state_dir: Path) -> None:
+        javascript.ensure_javascript_toolchain(state_dir=state_dir)
+
+    def toolchain_status(self, project: Project, guests: list[GuestBuild]) -> ToolchainStatus:
+        root = javascript.toolchain_for(project.state_dir).root
+        return ToolchainStatus(
+            "javascript toolchain", installs.is_complete(root), installs.describe(javascript.pinned_version(), root)
+        )
+
+    def compile(self, job: CompileJob) -> int:
+        project = job.project
+        entry = language_component.entry_file(project, job.guest.name, ENTRIES, SUFFIXES).relative_to(project.root)
+        toolchain = javascript.toolchain_for(project.state_dir)
+
+        def build(world_dir: Path, world: str, out: Path) -> None:
+            javascript.build_component(
+                toolchain, entry=entry, world_dir=world_dir, world=world, out_path=out, cwd=project.root
+            )
+
+        return language_component.build_component(project, job.guest.name, job.out_path, build)
+
+
+LANGUAGE = JavaScript()

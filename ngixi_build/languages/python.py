@@ -1,0 +1,65 @@
+"""Python guests: the module `app.py` (or the guest's only .py file), whose class `WitWorld` implements
+the exports, made a component of the guest's world by the pinned componentize-py. Its bindings are
+the generated package `wit_world`: `from wit_world.imports import log`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ngixi_build.guests import GuestBuild
+from ngixi_build.languages.base import CompileJob, Language, ToolchainStatus
+from ngixi_build.project import Project
+from ngixi_build.stages import component, language_component
+from ngixi_build.toolchains import installs, python
+
+ENTRIES = ("app.py",)
+SUFFIXES = (".py",)
+
+
+class Python(Language):
+    name = "python"
+    abis = ("component",)
+
+    def sources(self, project: Project, guest: GuestBuild) -> list[Path]:
+        return [p for p in project.guest_sources(guest.name) if "__pycache__" not in p.parts]
+
+    def toolchain_marker(self, state_dir: Path) -> Path:
+        return python.toolchain_for(state_dir).root / installs.COMPLETE
+
+    def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
+        marker = self.toolchain_marker(project.state_dir)
+        return [marker, *component.catalog_sources(project), project.manifest_path(guest.name)]
+
+    def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
+        return {"toolchain": python.pinned_version()}
+
+    def install(self, state_dir: Path) -> None:
+        python.ensure_python_toolchain(state_dir=state_dir)
+
+    def toolchain_status(self, project: Project, guests: list[GuestBuild]) -> ToolchainStatus:
+        root = python.toolchain_for(project.state_dir).root
+        return ToolchainStatus(
+            "python toolchain", installs.is_complete(root), installs.describe(python.pinned_version(), root)
+        )
+
+    def compile(self, job: CompileJob) -> int:
+        project = job.project
+        entry = language_component.entry_file(project, job.guest.name, ENTRIES, SUFFIXES)
+        toolchain = python.toolchain_for(project.state_dir)
+
+        def build(world_dir: Path, world: str, out: Path) -> None:
+            python.build_component(
+                toolchain,
+                module=entry.stem,
+                source_dir=entry.parent,
+                shown_as=entry.parent.relative_to(project.root),
+                world_dir=world_dir,
+                world=world,
+                out_path=out,
+            )
+
+        return language_component.build_component(project, job.guest.name, job.out_path, build)
+
+
+LANGUAGE = Python()

@@ -1,0 +1,79 @@
+"""Components built from source by a language's own component toolchain (componentize-js, componentize-py).
+
+The guest's world imports only the host interfaces its manifest grants (these tools import every
+interface of the world, used or not) and exports the functions its manifest declares. So the
+generated bindings offer exactly the granted capabilities: importing another one is the tool's own
+error, with file and line. The component is written to a temporary file and renamed into place:
+a failed build leaves no output.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ngixi_build.project import Project
+from ngixi_build.stages.component import world_text
+from ngixi_build.toolchains.wit import WIT_DIR, load_catalog
+from ngixi_runtime.capabilities.registry import capability
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.guest.manifest import Manifest, load_manifest
+
+# Makes the component of the guest's world (WIT directory, world name) at the given path.
+Builder = Callable[[Path, str, Path], None]
+
+
+def granted_interfaces(manifest: Manifest) -> list[str]:
+    """The catalog interfaces of the capabilities the manifest grants, in name order."""
+    interfaces = (capability(name).interface for name in sorted(manifest.grants))
+    return [interface for interface in interfaces if interface is not None]
+
+
+def guest_world_text(manifest: Manifest, package: str) -> str:
+    """The guest's world: the granted host interfaces (not the whole host world) and the declared exports."""
+    namespace_name, _, version = package.partition("@")
+    imports = [f"  import {namespace_name}/{interface}@{version};" for interface in granted_interfaces(manifest)]
+    lines = [line for line in world_text(manifest, package).splitlines() if not line.strip().startswith("include ")]
+    opening = next(i for i, line in enumerate(lines) if line.startswith("world "))
+    return "\n".join([*lines[: opening + 1], *imports, *lines[opening + 1 :]]) + "\n"
+
+
+@contextmanager
+def guest_world_dir(project: Project, manifest: Manifest) -> Iterator[Path]:
+    """A WIT directory holding the guest's world, with the host catalog as its dependency."""
+    with tempfile.TemporaryDirectory(prefix="ngixi-world-") as temporary:
+        directory = Path(temporary)
+        package = load_catalog(project.root / WIT_DIR).package
+        shutil.copytree(project.root / WIT_DIR, directory / "deps" / "ngixi-host")
+        (directory / "world.wit").write_text(guest_world_text(manifest, package), encoding="utf-8")
+        yield directory
+
+
+def entry_file(project: Project, guest: str, names: tuple[str, ...], suffixes: tuple[str, ...]) -> Path:
+    """The guest's entry: the first of `names` in its directory, else its only file with one of `suffixes`."""
+    directory = project.guests_dir / guest
+    found = next((directory / name for name in names if (directory / name).is_file()), None)
+    candidates = [p for p in directory.iterdir() if p.is_file() and p.suffix in suffixes] if found is None else []
+    if found is None and len(candidates) != 1:
+        raise InvalidInput(
+            f"guests/{guest}: the guest's entry is {' or '.join(names)} (or its only {'/'.join(suffixes)} file)"
+        )
+    return found or candidates[0]
+
+
+def build_component(project: Project, guest: str, out_path: Path, builder: Builder) -> int:
+    """Has `builder` make the guest's component, then renames it to `out_path`; returns its size."""
+    manifest = load_manifest(project.manifest_path(guest))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        guest_world_dir(project, manifest) as world_dir,
+        tempfile.TemporaryDirectory(prefix=f".{guest}-", dir=out_path.parent) as work,
+    ):
+        built = Path(work) / "component.wasm"
+        builder(world_dir, manifest.guest.name, built)
+        os.replace(built, out_path)
+    return out_path.stat().st_size

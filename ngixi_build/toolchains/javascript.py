@@ -1,0 +1,84 @@
+"""The pinned JavaScript toolchain: npm `@bytecodealliance/componentize-js` (SpiderMonkey inside),
+which makes a JavaScript module a component of a WIT world.
+
+Installed by `npm ci` from `pins/javascript/package-lock.json` (every package's integrity pinned)
+into `<state>/toolchains/javascript/<key>/`, with the Node.js of the AssemblyScript toolchain; only
+when a guest is in JavaScript. `js/componentize_guest.mjs` drives it: it parses the source first, so
+that a syntax error is reported as `file:line:column` (componentize-js says only how many there were).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ngixi_build.proc import run
+from ngixi_build.toolchains import installs
+from ngixi_build.toolchains.assemblyscript import ensure_toolchain
+from ngixi_build.toolchains.assemblyscript import toolchain_for as node_toolchain_for
+from ngixi_runtime.errors import NgixiError
+
+NAME = "javascript"
+PIN_FILES = ("package.json", "package-lock.json")
+DRIVER = Path(__file__).parent / "js" / "componentize_guest.mjs"
+# The WASI features componentize-js can leave out; all are, so the component imports the host's interfaces only.
+WASI_FEATURES = ("stdio", "random", "clocks", "http", "fetch-event")
+
+
+class JavaScriptBuildError(NgixiError):
+    """componentize-js refused the guest; the message carries its diagnostics."""
+
+
+@dataclass(frozen=True)
+class JavaScriptToolchain:
+    root: Path
+    node: Path
+
+
+def pins() -> dict[str, bytes]:
+    return installs.pin_files(NAME, PIN_FILES)
+
+
+def pinned_version() -> str:
+    """`@bytecodealliance/componentize-js 0.23.0`, from the pinned package.json."""
+    dependencies = json.loads(pins()["package.json"])["dependencies"]
+    return ", ".join(f"{name} {version}" for name, version in sorted(dependencies.items()))
+
+
+def toolchain_for(state_dir: Path) -> JavaScriptToolchain:
+    """Where the toolchain for the current pins lives (installed or not)."""
+    return JavaScriptToolchain(installs.install_root(state_dir, NAME, pins()), node_toolchain_for(state_dir).node)
+
+
+def ensure_javascript_toolchain(*, state_dir: Path) -> JavaScriptToolchain:
+    """Installs the pinned componentize-js once (and the Node.js it runs on)."""
+    npm, env = ensure_toolchain(state_dir=state_dir).npm()
+    toolchain = toolchain_for(state_dir)
+
+    def install(root: Path) -> None:
+        for name, data in pins().items():
+            (root / name).write_bytes(data)
+        run(
+            [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
+            what="npm ci (componentize-js)",
+            cwd=root,
+            env=env,
+            timeout=1800,
+        )
+
+    installs.ensure_install(toolchain.root, install)
+    return toolchain
+
+
+def build_component(
+    toolchain: JavaScriptToolchain, *, entry: Path, world_dir: Path, world: str, out_path: Path, cwd: Path
+) -> None:
+    """Makes `out_path` the component of `entry` for `world`; a failure raises its diagnostics."""
+    run(
+        [toolchain.node, DRIVER, toolchain.root, entry, world_dir, world, out_path, ",".join(WASI_FEATURES)],
+        what=f"componentize-js {entry}",
+        cwd=cwd,
+        error=JavaScriptBuildError,
+        timeout=900,
+    )

@@ -1,0 +1,112 @@
+"""The pinned Python toolchain: PyPI `componentize-py` (CPython inside), which makes a Python module a
+component of a WIT world.
+
+Installed with `pip install --require-hashes` from `pins/python/requirements.txt` into
+`<state>/toolchains/python/<key>/site`, only when a guest is in Python, and run by the build's own
+interpreter (its wheel is abi3). Its WASI imports are replaced by trapping stubs (`--stub-wasi`): the
+embedded CPython imports all of WASI preview 2, sockets included, whatever the guest uses, and the
+host offers a component only the interfaces its manifest grants.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ngixi_build.proc import run
+from ngixi_build.toolchains import installs
+from ngixi_runtime.errors import NgixiError
+
+NAME = "python"
+PIN_FILES = ("requirements.txt",)
+# componentize-py's `script()` raises AssertionError carrying its diagnostics; print them alone.
+_MAIN = (
+    "import sys, componentize_py\n"
+    "sys.argv[0] = 'componentize-py'\n"
+    "try:\n"
+    "    componentize_py.script()\n"
+    "except AssertionError as error:\n"
+    "    sys.exit(str(error))\n"
+)
+# componentize-py names the n-th --python-path directory /n/ in tracebacks.
+_MOUNTED = re.compile(r'"/0/')
+
+
+class PythonBuildError(NgixiError):
+    """componentize-py refused the guest; the message carries its diagnostics."""
+
+
+@dataclass(frozen=True)
+class PythonToolchain:
+    root: Path
+
+    @property
+    def site(self) -> Path:
+        return self.root / "site"
+
+
+def pins() -> dict[str, bytes]:
+    return installs.pin_files(NAME, PIN_FILES)
+
+
+def pinned_version() -> str:
+    """`componentize-py 0.25.1`, from the pinned requirements."""
+    found = re.search(rb"^([a-z0-9-]+)==(\S+)", pins()["requirements.txt"], re.MULTILINE)
+    assert found is not None
+    return f"{found.group(1).decode()} {found.group(2).decode()}"
+
+
+def toolchain_for(state_dir: Path) -> PythonToolchain:
+    """Where the toolchain for the current pins lives (installed or not)."""
+    return PythonToolchain(installs.install_root(state_dir, NAME, pins()))
+
+
+def ensure_python_toolchain(*, state_dir: Path) -> PythonToolchain:
+    """Installs the pinned componentize-py once, checked against the pinned hashes."""
+    toolchain = toolchain_for(state_dir)
+
+    def install(root: Path) -> None:
+        requirements = root / "requirements.txt"
+        requirements.write_bytes(pins()["requirements.txt"])
+        pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps"]
+        run(
+            [*pip, "--require-hashes", "--only-binary=:all:", "--target", root / "site", "-r", requirements],
+            what="pip install (componentize-py)",
+            timeout=1800,
+        )
+
+    installs.ensure_install(toolchain.root, install)
+    return toolchain
+
+
+def build_component(
+    toolchain: PythonToolchain,
+    *,
+    module: str,
+    source_dir: Path,
+    shown_as: Path,
+    world_dir: Path,
+    world: str,
+    out_path: Path,
+) -> None:
+    """Makes `out_path` the component of the module `module` in `source_dir` for `world`.
+
+    A failure raises componentize-py's diagnostics, with the guest's files named under `shown_as`.
+    """
+    env = {**os.environ, "PYTHONPATH": str(toolchain.site), "RUST_BACKTRACE": "0"}
+    command: list[str | Path] = [sys.executable, "-c", _MAIN, "--quiet", "-d", world_dir, "-w", world, "componentize"]
+    # A copy, because the embedded interpreter writes __pycache__ beside the modules it imports.
+    with tempfile.TemporaryDirectory(prefix="ngixi-python-") as copy:
+        sources = Path(copy) / "src"
+        shutil.copytree(source_dir, sources, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+        try:
+            arguments: list[str | Path] = ["--stub-wasi", "-p", sources, module, "-o", out_path]
+            run([*command, *arguments], what=f"componentize-py {shown_as}", env=env, timeout=900)
+        except NgixiError as error:
+            diagnostics = str(error).split("\n\nCaused by:", 1)[0]
+            raise PythonBuildError(_MOUNTED.sub(f'"{shown_as}/', diagnostics)) from None

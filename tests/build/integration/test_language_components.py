@@ -1,0 +1,95 @@
+"""JavaScript and Python guests end to end: the pinned componentize-js and componentize-py, real bundles,
+Wasmtime's component model in a tenant's child and in-process. The components are large (an embedded
+engine each), so the module builds them once, for this host's Wasmtime only."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ngixi_build.languages.javascript import LANGUAGE as JAVASCRIPT
+from ngixi_build.languages.python import LANGUAGE as PYTHON
+from ngixi_build.toolchains.wit import wasm_tools
+from ngixi_runtime.guest.component_memory import component_memory_problems
+from ngixi_runtime.guest.manifest import load_manifest
+from tests.conftest import REPO
+from tests.integration import copy_project, run, set_targets
+
+pytestmark = pytest.mark.integration
+
+GUESTS = ("counter-js", "counter-python")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    for language in (JAVASCRIPT, PYTHON):
+        language.install(REPO / ".ngixi")
+    project = copy_project(tmp_path_factory.mktemp("languages") / "project", toolchain_from=REPO)
+    set_targets(project, [], ["host"])
+    run(project, "doit", *(f"smoke:{guest}" for guest in GUESTS))
+    return project
+
+
+@pytest.mark.parametrize("guest", GUESTS)
+def test_the_guest_imports_only_its_granted_interfaces(built: Path, guest: str) -> None:
+    wit = subprocess.run(
+        [wasm_tools(), "component", "wit", built / "artifacts" / "wasm" / f"{guest}.wasm"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    imports = {line.strip() for line in wit.splitlines() if line.strip().startswith("import ")}
+    assert imports == {f"import ngixi:host/{name}@0.1.0;" for name in ("log", "types", "kv")}
+
+
+@pytest.mark.parametrize("guest", GUESTS)
+@pytest.mark.parametrize("isolation", [[], ["--in-process"]])
+def test_the_guest_runs_isolated_and_in_process(built: Path, guest: str, isolation: list[str]) -> None:
+    bundle = f"artifacts/bundles/{guest}-0.1.0.ngx"
+    before = int(run(built, "ngixi", "run", *isolation, bundle, "total").stdout)  # kv outlives a run
+    result = run(built, "ngixi", "run", *isolation, bundle, "bump", "4")
+    assert result.stdout == f"{before + 4}\n"
+    assert result.stderr == f"info: {guest}: bumped by 4 to {before + 4}\n"
+
+
+@pytest.mark.parametrize("guest", GUESTS)
+def test_a_memory_limit_below_the_runtime_s_start_is_refused(built: Path, guest: str, tmp_path: Path) -> None:
+    text = (built / "manifests" / f"{guest}.toml").read_text().replace("memory_pages = 512", "memory_pages = 16")
+    (tmp_path / f"{guest}.toml").write_text(text)
+    manifest = load_manifest(tmp_path / f"{guest}.toml")
+    wasm = (built / "artifacts" / "wasm" / f"{guest}.wasm").read_bytes()
+    [problem] = component_memory_problems(manifest, wasm, source=guest)
+    assert problem.startswith(f"{tmp_path / guest}.toml: limits.memory_pages: 16 pages, but the component's memory")
+    assert "raise limits.memory_pages to at least" in problem
+
+
+def _broken_guest(project: Path, name: str, template: str, entry: str, source: str) -> None:
+    (project / "guests" / name).mkdir()
+    (project / "guests" / name / entry).write_text(source)
+    manifest = (project / "manifests" / f"{template}.toml").read_text().replace(template, name)
+    (project / "manifests" / f"{name}.toml").write_text(manifest)
+
+
+def test_compiler_errors_name_file_and_line_and_leave_no_output(built: Path) -> None:
+    _broken_guest(built, "bad-js", "counter-js", "index.js", "export function bump(by) {\n  return by +* 1;\n}\n")
+    python = "import wit_world\n\n\nclass WitWorld(wit_world.WitWorld):\n    def bump(self, arg0):\n        return (\n"
+    _broken_guest(built, "bad-python", "counter-python", "app.py", python)
+    result = run(built, "doit", "--continue", "compile:bad-js", "compile:bad-python", check=False)
+    assert result.returncode != 0
+    assert "bad-js/index.js:2:" in result.stdout + result.stderr
+    assert 'File "guests/bad-python/app.py", line 6' in result.stdout + result.stderr
+    assert "Stack backtrace" not in result.stdout + result.stderr
+    wasm = built / "artifacts" / "wasm"
+    assert not (wasm / "bad-js.wasm").exists() and not (wasm / "bad-python.wasm").exists()
+    assert not [p for p in wasm.iterdir() if p.name.startswith(".")]
+
+
+def test_importing_an_ungranted_interface_is_the_tool_s_own_error(built: Path) -> None:
+    source = (built / "guests" / "counter-python" / "app.py").read_text().replace("kv, log, types", "http, kv, log")
+    _broken_guest(built, "greedy-python", "counter-python", "app.py", source)
+    result = run(built, "doit", "compile:greedy-python", check=False)
+    assert result.returncode != 0
+    assert 'File "guests/greedy-python/app.py", line' in result.stdout + result.stderr
+    assert "cannot import name 'http'" in result.stdout + result.stderr

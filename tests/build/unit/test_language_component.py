@@ -1,0 +1,77 @@
+"""The world a JavaScript or Python guest is built against, its entry, and the toolchains' installs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ngixi_build.project import Project
+from ngixi_build.stages.language_component import entry_file, guest_world_text
+from ngixi_build.toolchains import installs, javascript, python
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.guest.manifest import load_manifest
+
+MANIFEST = """\
+[guest]
+name = "tally"
+version = "0.1.0"
+abi = "component"
+
+[exports.bump]
+params = ["i32"]
+results = ["i32"]
+
+[capabilities.log]
+[capabilities.stdio]
+[capabilities.kv]
+namespaces = ["n"]
+"""
+
+
+def test_the_world_imports_only_the_granted_interfaces(tmp_path: Path) -> None:
+    (tmp_path / "tally.toml").write_text(MANIFEST)
+    text = guest_world_text(load_manifest(tmp_path / "tally.toml"), "ngixi:host@0.1.0")
+    assert text == (
+        "package ngixi-guest:tally;\n\n"
+        "world tally {\n"
+        "  import ngixi:host/kv@0.1.0;\n"
+        "  import ngixi:host/log@0.1.0;\n"
+        "  export bump: func(arg0: s32) -> s32;\n"
+        "}\n"
+    )
+
+
+def test_the_entry_is_the_named_file_or_the_only_one(tmp_path: Path) -> None:
+    project = Project(tmp_path)
+    guest = tmp_path / "guests" / "g"
+    guest.mkdir(parents=True)
+    (guest / "main.py").write_text("")
+    assert entry_file(project, "g", ("app.py",), (".py",)) == guest / "main.py"
+    (guest / "other.py").write_text("")
+    with pytest.raises(InvalidInput, match=r"guests/g: the guest's entry is app.py \(or its only .py file\)"):
+        entry_file(project, "g", ("app.py",), (".py",))
+    (guest / "app.py").write_text("")
+    assert entry_file(project, "g", ("app.py",), (".py",)) == guest / "app.py"
+
+
+def test_a_failed_install_leaves_nothing_and_a_new_pin_replaces_the_old(tmp_path: Path) -> None:
+    old = installs.install_root(tmp_path, "lang", {"pin": b"1"})
+    installs.ensure_install(old, lambda root: (root / "tool").touch())
+    assert installs.is_complete(old)
+
+    def broken(root: Path) -> None:
+        (root / "half").write_text("")
+        raise RuntimeError("network")
+
+    new = installs.install_root(tmp_path, "lang", {"pin": b"2"})
+    with pytest.raises(RuntimeError):
+        installs.ensure_install(new, broken)
+    assert not new.exists() and installs.is_complete(old)
+    installs.ensure_install(new, lambda root: None)
+    assert installs.is_complete(new) and not old.exists()
+
+
+def test_the_pinned_versions_come_from_the_pin_files() -> None:
+    assert javascript.pinned_version().startswith("@bytecodealliance/componentize-js 0.23.0")
+    assert python.pinned_version() == "componentize-py 0.25.1"

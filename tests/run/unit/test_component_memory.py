@@ -1,0 +1,65 @@
+"""A component's memory floor, read from the core modules it embeds, against limits.memory_pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ngixi_runtime.engines.base import RunLimits
+from ngixi_runtime.engines.wasmtime_component import _memory_hint
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.guest.component_memory import component_memory_problems
+from ngixi_runtime.guest.manifest import load_manifest
+from ngixi_runtime.spec.wasm import component_core_modules, component_memory_floor
+from tests.wasmgen import module
+
+HEADER = b"\0asm\x0d\x00\x01\x00"
+
+
+def _section(section_id: int, body: bytes) -> bytes:
+    assert len(body) < 0x80 * 0x80
+    size = bytes([len(body) & 0x7F | 0x80, len(body) >> 7])
+    return bytes([section_id]) + size + body
+
+
+def component(*sections: bytes) -> bytes:
+    return HEADER + b"".join(sections)
+
+
+def test_core_modules_of_nested_components_count() -> None:
+    outer = module(memory=(3, None))
+    inner = component(_section(1, module(memory=(200, None))))
+    wasm = component(_section(1, outer), _section(4, inner))
+    assert component_core_modules(wasm, source="c") == [outer, module(memory=(200, None))]
+    assert component_memory_floor(wasm, source="c") == 200
+
+
+def test_a_component_without_memories_has_no_floor() -> None:
+    assert component_memory_floor(component(_section(1, module(memory=None))), source="c") == 0
+
+
+def test_a_core_module_is_not_a_component() -> None:
+    with pytest.raises(InvalidInput, match="missing the component header"):
+        component_memory_floor(module(), source="guest.wasm")
+
+
+def test_a_limit_below_the_floor_names_the_field_and_the_pages_needed(tmp_path: Path) -> None:
+    path = tmp_path / "big.toml"
+    path.write_text('[guest]\nname = "big"\nversion = "0.1.0"\nabi = "component"\n\n[limits]\nmemory_pages = 16\n')
+    wasm = component(_section(1, module(memory=(197, None))))
+    assert component_memory_problems(load_manifest(path), wasm, source="big") == [
+        f"{path}: limits.memory_pages: 16 pages, but the component's memory starts at 197 pages; "
+        "raise limits.memory_pages to at least 197"
+    ]
+    path.write_text(path.read_text().replace("= 16", "= 197"))
+    assert component_memory_problems(load_manifest(path), wasm, source="big") == []
+
+
+def test_wasmtime_s_refusal_reads_in_the_manifest_s_terms() -> None:
+    limits = RunLimits(timeout_ms=1000, memory_pages=16)
+    assert _memory_hint("memory minimum size of 197 pages exceeds memory limits", limits) == (
+        "limits.memory_pages: 16 pages, but the component's memory starts at 197 pages; "
+        "raise limits.memory_pages to at least 197"
+    )
+    assert _memory_hint("something else", limits) == "something else"
