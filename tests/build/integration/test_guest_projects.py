@@ -31,7 +31,7 @@ export function encodedLength(n: i32): i32 {
   return encode(new Uint8Array(n)).length;
 }
 """
-OUT_OF_BOUNDS = """import { output } from "ngixi-data";
+OUT_OF_BOUNDS = """import { input, output } from "ngixi-data";
 
 export function add(a: i32, b: i32): i32 {
   const values = new Array<i32>(2);
@@ -39,7 +39,7 @@ export function add(a: i32, b: i32): i32 {
 }
 
 export function greet(): void {
-  output.text("");
+  output.text(input.text());
 }
 """
 B64_MANIFEST = """[guest]
