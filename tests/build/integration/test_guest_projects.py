@@ -1,8 +1,9 @@
 """A guest author's own projects, through the tool installed (not editable) into a fresh virtual environment.
 
-`ngixi init`, `ngixi new` for each language, kind and ABI, `doit build` / `doit smoke` with the dodo.py init writes,
-an npm dependency from the registry (as-base64), a build with a broken guest, `ngixi watch`, two projects
-with a same-named guest, and the CLI's small promises. The environment is made once for the module.
+`ngixi init`, `ngixi new` for each language, kind and ABI, `doit build` / `doit smoke` with the dodo.py init
+writes, an npm dependency from the registry (as-base64) and its release provenance, a build with a broken
+guest, `ngixi watch`, two projects with a same-named guest, and the CLI's small promises. The environment is
+made once for the module.
 """
 
 from __future__ import annotations
@@ -347,3 +348,27 @@ def test_a_trap_in_a_release_profile_bundle_names_the_guests_function(tool: Inst
     assert trapped.stderr.endswith(
         "oops: guest aborted: Index out of range (at ~lib/array.ts:114:42) in guests/oops/assembly/index/add\n"
     )
+
+
+def test_a_release_of_a_chosen_guest_lists_its_npm_packages_in_the_provenance(
+    tool: Installed, project: Path, tmp_path: Path
+) -> None:
+    key = tmp_path / "release.key"
+    tool.run(tmp_path, "ngixi", "keygen", "--secret", str(key), "--public", str(tmp_path / "release.pub"))
+    release = {"NGIXI_SIGNING_KEY": str(key), "NGIXI_RELEASE_VERSION": "1.0.0", "SOURCE_DATE_EPOCH": "1767225600"}
+    tool.run(project, "doit", "release", "--guest", "b64", "--allow-dirty", env=release)
+    directory = project / "artifacts" / "release" / "1.0.0"
+    assert [p.name for p in directory.glob("*.ngx")] == ["b64-0.1.0.ngx"]
+    statement = json.loads((directory / "provenance.json").read_text())
+    resolved = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+    (package,) = [d for d in resolved if d.get("uri", "").startswith("pkg:npm/")]
+    installed = json.loads((project / "guests" / "b64" / "node_modules" / ".ngixi-dependencies.json").read_text())
+    (recorded,) = installed["packages"]
+    assert package["uri"] == f"pkg:npm/as-base64@{recorded['version']}"
+    assert package["annotations"] == {
+        "guest": "b64",
+        "path": "node_modules/as-base64",
+        "integrity": recorded["integrity"],
+        "installed_sha256": recorded["sha256"],
+    }
+    assert recorded["integrity"].startswith("sha512-") and len(package["digest"]["sha512"]) == 128
