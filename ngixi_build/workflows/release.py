@@ -9,6 +9,7 @@ minisign signature and an in-toto statement of how they were made. The project's
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -24,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ngixi_build import __version__
 from ngixi_build.guests import read_guest
@@ -319,6 +321,38 @@ def _adapter_dependencies() -> list[dict[str, Any]]:
     ]
 
 
+def npm_dependencies(dependencies: Mapping[str, list[dict[str, str]]]) -> list[dict[str, Any]]:
+    """Each guest's npm packages as SLSA resources: the package URL, the registry tarball's digest (the lock
+    file's integrity) and, annotated, the sha256 of the installed files the build compiled against."""
+    return [
+        {
+            "uri": f"pkg:npm/{quote(package['name'], safe='/')}@{package['version']}",
+            "name": f"{package['name']}@{package['version']}",
+            "digest": _integrity_digest(package["integrity"]),
+            "annotations": {
+                "guest": guest,
+                "path": package["path"],
+                "integrity": package["integrity"],
+                "installed_sha256": package["sha256"],
+            },
+        }
+        for guest, packages in sorted(dependencies.items())
+        for package in packages
+    ]
+
+
+def _integrity_digest(integrity: str) -> dict[str, str]:
+    """A Subresource Integrity value (`sha512-<base64>`, ...) as hex digests by algorithm; none if unreadable."""
+    digests: dict[str, str] = {}
+    for part in integrity.split():
+        algorithm, _, encoded = part.partition("-")
+        try:
+            digests[algorithm] = base64.b64decode(encoded, validate=True).hex()
+        except ValueError:
+            continue
+    return {k: v for k, v in digests.items() if k in ("sha1", "sha256", "sha384", "sha512")}
+
+
 def provenance(
     project: Project,
     *,
@@ -327,8 +361,12 @@ def provenance(
     source_digest: str,
     guests: tuple[ReleasedGuest, ...],
     source: SourceState,
+    dependencies: Mapping[str, list[dict[str, str]]] | None = None,
 ) -> dict[str, Any]:
-    """An in-toto v1 statement with a SLSA v1 provenance predicate; no wall-clock anywhere."""
+    """An in-toto v1 statement with a SLSA v1 provenance predicate; no wall-clock anywhere.
+
+    `dependencies`: each guest's npm packages as its build installed them (`pipeline.guest_dependencies`).
+    """
     ours = engine.current_engine()
     return {
         "_type": "https://in-toto.io/Statement/v1",
@@ -358,6 +396,7 @@ def provenance(
                 "resolvedDependencies": [
                     _source_tree(source_digest, source),
                     *_adapter_dependencies(),
+                    *npm_dependencies(dependencies or {}),
                 ],
             },
             "runDetails": {"builder": {"id": f"https://ngixi.dev/ngixi-build@{__version__}"}},
@@ -478,6 +517,7 @@ def _make_release(
             clean = _export(project, files, Path(scratch) / attempt)
             log.info("release %s: %s clean build in %s", version, attempt, clean.root)
             builds.append(builder(clean, key, {p.name: p.sequence for p in plan}))
+        dependencies = {p.name: pipeline.guest_dependencies(clean, p.name) for p in plan}  # as the build installed
     mismatch = differences(*builds)
     if mismatch:
         raise ReleaseError("release is not reproducible; the two clean builds differ:\n  " + "\n  ".join(mismatch))
@@ -490,6 +530,7 @@ def _make_release(
         source_digest=tree_digest(project.root, files),
         source=source,
         key=key,
+        dependencies=dependencies,
     )
     write_history(project.root, history.adding(record))
     return result
@@ -503,6 +544,7 @@ def _write_or_confirm(
     source_digest: str,
     source: SourceState,
     key: SigningKey,
+    dependencies: Mapping[str, list[dict[str, str]]],
 ) -> Release:
     sums = checksums(bundles)
     statement = provenance(
@@ -512,6 +554,7 @@ def _write_or_confirm(
         source_digest=source_digest,
         guests=record.guests,
         source=source,
+        dependencies=dependencies,
     )
     release_files = {
         **bundles,

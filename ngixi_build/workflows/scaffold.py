@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ngixi_build.project import Project
+from ngixi_build.toolchains import asdata
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import write_atomic
 from ngixi_runtime.guest.manifest import NAME_PATTERN
@@ -96,9 +97,13 @@ def editor_link(state_dir: Path) -> Path:
 
 
 def link_for_editors(state_dir: Path, node_modules: Path) -> Path:
-    """Points `editor_link` at the toolchain's AssemblyScript (a stable path while the toolchain's changes)."""
-    link = editor_link(state_dir)
-    target = node_modules / "assemblyscript"
+    """Points `editor_link` at the toolchain's AssemblyScript (a stable path while the toolchain's changes), and
+    `<state>/editor/ngixi-data` at the call data ABI's package; returns `editor_link`."""
+    _link(state_dir / EDITOR_LINKS / asdata.PACKAGE, asdata.LIBRARY_DIR / asdata.PACKAGE)
+    return _link(editor_link(state_dir), node_modules / "assemblyscript")
+
+
+def _link(link: Path, target: Path) -> Path:
     if link.is_symlink() and Path(os.readlink(link)) == target:
         return link
     link.parent.mkdir(parents=True, exist_ok=True)

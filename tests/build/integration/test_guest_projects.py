@@ -1,8 +1,9 @@
 """A guest author's own projects, through the tool installed (not editable) into a fresh virtual environment.
 
-`ngixi init`, `ngixi new` for each kind and ABI, `doit build` / `doit smoke` with the dodo.py init writes,
-an npm dependency from the registry (as-base64), a build with a broken guest, `ngixi watch`, two projects
-with a same-named guest, and the CLI's small promises. The environment is made once for the module.
+`ngixi init`, `ngixi new` for each language, kind and ABI, `doit build` / `doit smoke` with the dodo.py init
+writes, an npm dependency from the registry (as-base64) and its release provenance, a build with a broken
+guest, `ngixi watch`, two projects with a same-named guest, and the CLI's small promises. The environment is
+made once for the module.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tests.integration import WatchProcess, copy_project, ran_tasks
 pytestmark = pytest.mark.integration
 
 TEMPLATES = [("library", "core"), ("command", "core"), ("library", "component"), ("command", "component")]
+NATIVE_TEMPLATES = [("c", "library"), ("c", "command"), ("zig", "library"), ("zig", "command")]
 B64_SOURCE = """
 import { encode } from "as-base64";
 
@@ -30,12 +32,16 @@ export function encodedLength(n: i32): i32 {
   return encode(new Uint8Array(n)).length;
 }
 """
-OUT_OF_BOUNDS = """export function add(a: i32, b: i32): i32 {
+OUT_OF_BOUNDS = """import { input, output } from "ngixi-data";
+
+export function add(a: i32, b: i32): i32 {
   const values = new Array<i32>(2);
   return values[a] + b;
 }
 
-export function greet(): void {}
+export function greet(): void {
+  output.text(input.text());
+}
 """
 B64_MANIFEST = """[guest]
 name = "b64"
@@ -142,6 +148,8 @@ def project(tool: Installed, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = new_project(tool, tmp_path_factory.mktemp("author") / "guests-project")
     for kind, abi in TEMPLATES:
         tool.run(root, "ngixi", "new", f"{kind}-{abi}", "--kind", kind, "--abi", abi)
+    for language, kind in NATIVE_TEMPLATES:
+        tool.run(root, "ngixi", "new", f"{language}-{kind}", "--lang", language, "--kind", kind)
     add_counter(root)
     add_b64(tool, root, "0.2.0")
     shutil.rmtree(root / "guests" / "b64" / "node_modules")  # the build installs it, with npm ci
@@ -175,9 +183,16 @@ def test_every_template_builds_runs_and_passes_its_smoke_calls(tool: Installed, 
         assert (project / "guests" / f"{kind}-{abi}" / "tsconfig.json").is_file()
     assert "library-core: 2 smoke calls passed" in smoke
     assert "command-core: 1 smoke call passed" in smoke
+    assert "library-component: 1 smoke call passed" in smoke
     assert "b64: 1 smoke call passed" in smoke
+    for language in ("c", "zig"):
+        assert f"{language}-library: 1 smoke call passed" in smoke
+        assert f"{language}-command: 2 smoke calls passed" in smoke
     added = tool.run(project / "guests", "ngixi", "run", "../artifacts/bundles/library-core-0.1.0.ngx", "add", "2", "3")
     assert added.stdout == "5\n"
+    for guest in ("library-core", "c-library", "zig-library"):
+        greeted = tool.run(project, "ngixi", "run", f"artifacts/bundles/{guest}-0.1.0.ngx", "greet", "--input", "Grüße")
+        assert (greeted.stdout, greeted.stderr) == ("Hello, Grüße!", f"info: {guest} greets Grüße\n")
 
 
 def test_ngixi_new_refuses_a_taken_name_a_bad_name_and_no_project(tool: Installed, project: Path) -> None:
@@ -274,7 +289,7 @@ def test_watch_rebuilds_a_guest_of_an_installed_project(tool: Installed, project
     try:
         watcher.until("watching ", timeout=400)
         source = root / "guests" / "live" / "assembly" / "index.ts"
-        source.write_text(source.read_text().replace("return a + b;", "return a + b + 0;"))
+        source.write_text(source.read_text().replace(" greets ", " greets: "))
         lines = watcher.until("live: 1 smoke call passed", "live: smoke failed")
         assert lines[-1].text == "live: 1 smoke call passed"
         assert watcher.stop(signal.SIGTERM) == 0  # SIGTERM: where tests run in the background, SIGINT is ignored
@@ -282,7 +297,7 @@ def test_watch_rebuilds_a_guest_of_an_installed_project(tool: Installed, project
         assert trapped.returncode == 5
         assert trapped.stderr.endswith(
             "oops: guest aborted: Index out of range (at ~lib/array.ts:114:42)"
-            " at guests/oops/assembly/index.ts:3:10 (in guests/oops/assembly/index/add)\n"
+            " at guests/oops/assembly/index.ts:5:10 (in guests/oops/assembly/index/add)\n"
         )
     finally:
         watcher.process.kill()
@@ -333,3 +348,27 @@ def test_a_trap_in_a_release_profile_bundle_names_the_guests_function(tool: Inst
     assert trapped.stderr.endswith(
         "oops: guest aborted: Index out of range (at ~lib/array.ts:114:42) in guests/oops/assembly/index/add\n"
     )
+
+
+def test_a_release_of_a_chosen_guest_lists_its_npm_packages_in_the_provenance(
+    tool: Installed, project: Path, tmp_path: Path
+) -> None:
+    key = tmp_path / "release.key"
+    tool.run(tmp_path, "ngixi", "keygen", "--secret", str(key), "--public", str(tmp_path / "release.pub"))
+    release = {"NGIXI_SIGNING_KEY": str(key), "NGIXI_RELEASE_VERSION": "1.0.0", "SOURCE_DATE_EPOCH": "1767225600"}
+    tool.run(project, "doit", "release", "--guest", "b64", "--allow-dirty", env=release)
+    directory = project / "artifacts" / "release" / "1.0.0"
+    assert [p.name for p in directory.glob("*.ngx")] == ["b64-0.1.0.ngx"]
+    statement = json.loads((directory / "provenance.json").read_text())
+    resolved = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+    (package,) = [d for d in resolved if d.get("uri", "").startswith("pkg:npm/")]
+    installed = json.loads((project / "guests" / "b64" / "node_modules" / ".ngixi-dependencies.json").read_text())
+    (recorded,) = installed["packages"]
+    assert package["uri"] == f"pkg:npm/as-base64@{recorded['version']}"
+    assert package["annotations"] == {
+        "guest": "b64",
+        "path": "node_modules/as-base64",
+        "integrity": recorded["integrity"],
+        "installed_sha256": recorded["sha256"],
+    }
+    assert recorded["integrity"].startswith("sha512-") and len(package["digest"]["sha512"]) == 128

@@ -1,8 +1,9 @@
-// A component guest: it calls the host through bindings generated from the WIT catalog (`ngixi wit` shows it).
+// A component guest: its exports are typed by WIT (a string in, a string out), and it calls the host
+// through bindings generated from the WIT catalog (`ngixi wit` shows it).
 
 import { log } from "ngixi-host";
 
-export function add(a: i32, b: i32): i32 {
-  log.write(`{{name}} adds ${a} and ${b}`);
-  return a + b;
+export function greet(name: string): string {
+  log.write(`{{name}} greets ${name}`);
+  return `Hello, ${name}!`;
 }

@@ -1,19 +1,16 @@
-// A library guest: each export is a function the host calls; `greet` writes through the host's log.
+// A library guest: each export is a function the host calls. `add` takes and returns numbers; `greet` takes
+// text in and gives text out through the call data ABI ("ngixi-data"), and writes through the host's log
+// (the "ngixi" bindings, generated from the WIT catalog: `ngixi wit` shows it).
 
-@external("ngixi", "log")
-declare function hostLog(level: i32, message: usize, length: i32): void;
-
-const INFO: i32 = 2;
-
-function log(level: i32, message: string): void {
-  const bytes = String.UTF8.encode(message);
-  hostLog(level, changetype<usize>(bytes), bytes.byteLength);
-}
+import { log } from "ngixi";
+import { input, output } from "ngixi-data";
 
 export function add(a: i32, b: i32): i32 {
   return a + b;
 }
 
 export function greet(): void {
-  log(INFO, "hello from {{name}}");
+  const name = input.text();
+  log.writeAt(log.LogLevel.Info, `{{name}} greets ${name}`);
+  output.text(`Hello, ${name}!`);
 }

@@ -1,0 +1,82 @@
+"""The guest templates `ngixi new` offers: found from their folders, each rendering a guest its manifest describes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ngixi_build.languages.registry import supported
+from ngixi_build.project import Project, find_project
+from ngixi_build.workflows.scaffold import GuestTemplate, guest_templates, init_project, languages, new_guest
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.guest.kind import infer_language
+from ngixi_runtime.guest.manifest import load_manifest
+
+TEMPLATES = guest_templates()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    init_project(tmp_path / "author")
+    return find_project(tmp_path / "author")
+
+
+def test_the_templates_are_the_folders_and_every_language_can_be_built() -> None:
+    assert {(t.language, t.kind, t.abi) for t in TEMPLATES} >= {
+        ("assemblyscript", "library", "core"),
+        ("assemblyscript", "command", "component"),
+        ("c", "library", "core"),
+        ("c", "command", "core"),
+        ("zig", "library", "core"),
+        ("zig", "command", "core"),
+    }
+    assert languages() == sorted({t.language for t in TEMPLATES})
+    assert set(languages()) <= set(supported())
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda t: f"{t.language}-{t.kind}-{t.abi}")
+def test_each_template_renders_a_guest_of_its_language_kind_and_abi(project: Project, template: GuestTemplate) -> None:
+    name = f"{template.kind}-x"
+    written = new_guest(project, name, language=template.language, kind=template.kind, abi=template.abi)
+    assert all(b"{{" not in path.read_bytes() for path in written)
+    manifest = load_manifest(project.manifest_path(name))
+    assert manifest.guest.name == name
+    assert (manifest.guest.type.kind, manifest.guest.type.abi) == (template.kind, template.abi)
+    guest_dir = project.guests_dir / name
+    files = [p.relative_to(guest_dir).as_posix() for p in written if guest_dir in p.parents]
+    assert manifest.guest.type.language in (template.language, None)
+    assert manifest.guest.type.language == template.language or infer_language(files) == template.language
+    assert manifest.smoke, "a template passes `doit smoke` as generated: it needs smoke calls"
+
+
+@pytest.mark.parametrize("template", [t for t in TEMPLATES if t.kind == "library" and t.abi == "core"])
+def test_core_library_templates_take_and_give_text_through_the_call_data_abi(
+    project: Project, template: GuestTemplate
+) -> None:
+    new_guest(project, "lib", language=template.language, kind="library", abi="core")
+    manifest = load_manifest(project.manifest_path("lib"))
+    assert any(e.input == "text" and e.output == "text" for e in manifest.exports)
+    assert any(call.input is not None for call in manifest.smoke)
+    assert "log" in manifest.capabilities
+
+
+def test_a_missing_template_is_refused_naming_those_there_are(project: Project) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        new_guest(project, "comp", language="c", kind="library", abi="component")
+    message = str(refused.value)
+    assert message.startswith("no template for --lang c --kind library --abi component; there are: ")
+    assert "--lang c --kind library --abi core" in message and "--lang zig --kind command --abi core" in message
+    assert "\n" not in message
+    assert not (project.guests_dir / "comp").exists() and not project.manifest_path("comp").exists()
+
+
+def test_a_taken_or_bad_name_writes_nothing(project: Project) -> None:
+    new_guest(project, "taken", language="c", kind="library", abi="core")
+    before = (project.guests_dir / "taken" / "main.c").read_text()
+    with pytest.raises(InvalidInput, match="guest 'taken' is taken"):
+        new_guest(project, "taken", language="zig", kind="library", abi="core")
+    assert (project.guests_dir / "taken" / "main.c").read_text() == before
+    assert not (project.guests_dir / "taken" / "main.zig").exists()
+    with pytest.raises(InvalidInput, match="not a guest name"):
+        new_guest(project, "Bad_Name", language="c", kind="library", abi="core")
