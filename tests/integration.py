@@ -24,12 +24,19 @@ BIN = Path(sys.executable).parent
 # (3.12 with Wasmtime alone: `make test-loader`), the project's own 3.10 environment builds the bundles.
 BUILD_BIN = BIN if (BIN / "doit").exists() else REPO / ".venv" / "bin"
 _NOT_COPIED = {".venv", ".ngixi", "artifacts", ".git", ".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__"}
-_NOT_COPIED |= {"wasi-testsuite"}  # ~100 MB of vendored conformance tests no project copy needs
+_NOT_COPIED |= {"wasi-testsuite"}  # the vendored conformance tests, which no project copy needs
+# The JavaScript and Python samples take minutes to build and precompile: only the tests of those
+# languages (test_language_components.py) copy them.
+LANGUAGE_COMPONENTS = ("counter-js", "counter-python")
+_LANGUAGE_COMPONENT_FILES = {*LANGUAGE_COMPONENTS, *(f"{guest}.toml" for guest in LANGUAGE_COMPONENTS)}
 
 
-def copy_project(destination: Path, *, toolchain_from: Path | None = None) -> Path:
+def copy_project(
+    destination: Path, *, toolchain_from: Path | None = None, with_language_components: bool = False
+) -> Path:
     """A copy of the repository's project files; optionally reusing an installed toolchain."""
-    shutil.copytree(REPO, destination, ignore=lambda _d, names: [n for n in names if n in _NOT_COPIED])
+    skipped = _NOT_COPIED if with_language_components else _NOT_COPIED | _LANGUAGE_COMPONENT_FILES
+    shutil.copytree(REPO, destination, ignore=lambda _d, names: [n for n in names if n in skipped])
     if toolchain_from is not None:
         shutil.copytree(toolchain_from / ".ngixi" / "toolchain", destination / ".ngixi" / "toolchain", symlinks=True)
         if (toolchain_from / ".ngixi" / "toolchains").is_dir():  # componentize-js is 386 MB: shared, not copied

@@ -26,7 +26,9 @@ GUESTS = ("counter-js", "counter-python")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for language in (JAVASCRIPT, PYTHON):
         language.install(REPO / ".ngixi")
-    project = copy_project(tmp_path_factory.mktemp("languages") / "project", toolchain_from=REPO)
+    project = copy_project(
+        tmp_path_factory.mktemp("languages") / "project", toolchain_from=REPO, with_language_components=True
+    )
     set_targets(project, [], ["host"])
     run(project, "doit", *(f"smoke:{guest}" for guest in GUESTS))
     return project

@@ -12,19 +12,16 @@ from ngixi_build.project import Project
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.trust.signatures import load_trust
-from tests.integration import copy_project, keep_only_guests, ran_tasks, run
+from tests.integration import copy_project, ran_tasks, run
 
 pytestmark = pytest.mark.integration
 
-# Built and run by test_language_components.py: their toolchains and compiles would double this module's time.
-LANGUAGE_COMPONENTS = ("counter-js", "counter-python")
 TRIPLES = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu", "x86_64-apple-darwin", "aarch64-apple-darwin"]
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = copy_project(tmp_path_factory.mktemp("pipeline") / "project")
-    keep_only_guests(project, [g for g in Project(project).guest_names() if g not in LANGUAGE_COMPONENTS])
     result = run(project, "doit", "-n", "2", "build")  # in parallel: the later serial runs check the state it left
     assert "created a development signing key" in result.stderr
     return project
