@@ -30,6 +30,8 @@ def test_the_templates_are_the_folders_and_every_language_can_be_built() -> None
         ("c", "command", "core"),
         ("zig", "library", "core"),
         ("zig", "command", "core"),
+        ("javascript", "library", "component"),
+        ("python", "library", "component"),
     }
     assert languages() == sorted({t.language for t in TEMPLATES})
     assert set(languages()) <= set(supported())
@@ -58,6 +60,17 @@ def test_core_library_templates_take_and_give_text_through_the_call_data_abi(
     manifest = load_manifest(project.manifest_path("lib"))
     assert any(e.input == "text" and e.output == "text" for e in manifest.exports)
     assert any(call.input is not None for call in manifest.smoke)
+    assert "log" in manifest.capabilities
+
+
+@pytest.mark.parametrize("template", [t for t in TEMPLATES if t.kind == "library" and t.abi == "component"])
+def test_component_library_templates_take_a_wit_string_give_one_and_log(
+    project: Project, template: GuestTemplate
+) -> None:
+    new_guest(project, "lib", language=template.language, kind="library", abi="component")
+    manifest = load_manifest(project.manifest_path("lib"))
+    assert any(e.params == ("string",) and e.results == ("string",) for e in manifest.exports)
+    assert any(call.args for call in manifest.smoke)
     assert "log" in manifest.capabilities
 
 
