@@ -20,6 +20,8 @@ from tests.integration import copy_project, run, set_targets
 pytestmark = pytest.mark.integration
 
 GUESTS = ("counter-js", "counter-python")
+# A guest from each of these languages' `ngixi new` templates, built with the samples.
+GENERATED = {"javascript": "greet-js", "python": "greet-python"}
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
         tmp_path_factory.mktemp("languages") / "project", toolchain_from=REPO, with_language_components=True
     )
     set_targets(project, [], ["host"])
-    run(project, "doit", *(f"smoke:{guest}" for guest in GUESTS))
+    for lang, guest in GENERATED.items():
+        run(project, "ngixi", "new", guest, "--lang", lang, "--kind", "library", "--abi", "component")
+    smoked = run(project, "doit", *(f"smoke:{guest}" for guest in (*GUESTS, *GENERATED.values())))
+    (project.parent / "smoke.log").write_text(smoked.stdout + smoked.stderr)
     return project
 
 
@@ -65,6 +70,13 @@ def test_a_memory_limit_below_the_runtime_s_start_is_refused(built: Path, guest:
     [problem] = component_memory_problems(manifest, wasm, source=guest)
     assert problem.startswith(f"{tmp_path / guest}.toml: limits.memory_pages: 16 pages, but the component's memory")
     assert "raise limits.memory_pages to at least" in problem
+
+
+@pytest.mark.parametrize("guest", GENERATED.values())
+def test_a_generated_guest_builds_passes_its_smoke_calls_and_runs(built: Path, guest: str) -> None:
+    assert f"{guest}: 1 smoke call passed" in (built.parent / "smoke.log").read_text()
+    greeted = run(built, "ngixi", "run", f"artifacts/bundles/{guest}-0.1.0.ngx", "greet", "Grüße")
+    assert (greeted.stdout, greeted.stderr) == ('"Hello, Grüße!"\n', f"info: {guest} greets Grüße\n")
 
 
 def _broken_guest(project: Path, name: str, template: str, entry: str, source: str) -> None:
