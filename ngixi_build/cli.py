@@ -64,11 +64,12 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from ngixi_build.workflows.scaffold import new_guest
+    from ngixi_build.workflows.scaffold import default_abi, new_guest
 
     project = chosen_project(args)
-    written = new_guest(project, args.name, language=args.lang, kind=args.kind, abi=args.abi)
-    print(f"ok: {args.lang} {args.kind} guest {args.name} ({args.abi} ABI):")
+    abi = args.abi or default_abi(args.lang, args.kind)
+    written = new_guest(project, args.name, language=args.lang, kind=args.kind, abi=abi)
+    print(f"ok: {args.lang} {args.kind} guest {args.name} ({abi} ABI):")
     for path in written:
         print(f"  {path.relative_to(project.root)}")
     print("build it with `doit build`, test it with `doit smoke`")
@@ -200,7 +201,11 @@ def _new_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help='the guest\'s name: a lowercase letter, then lowercase letters, digits and "-"')
     parser.add_argument("--lang", choices=languages(), default=DEFAULT_LANGUAGE, help="its language")
     parser.add_argument("--kind", choices=GUEST_KINDS, default="library", help="a library of exports or a command")
-    parser.add_argument("--abi", choices=GUEST_ABIS, default="core", help="a core module or a component")
+    parser.add_argument(
+        "--abi",
+        choices=GUEST_ABIS,
+        help="a core module (the default) or a component (the only one some languages have)",
+    )
     add_project_options(parser)
 
 

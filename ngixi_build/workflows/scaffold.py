@@ -91,6 +91,13 @@ def new_guest(project: Project, name: str, *, language: str, kind: str, abi: str
     return written
 
 
+def default_abi(language: str, kind: str) -> str:
+    """The ABI `ngixi new` picks when none is given: the core ABI, unless `language`'s templates of `kind`
+    are all of one other ABI (JavaScript and Python build only components)."""
+    abis = {t.abi for t in guest_templates() if (t.language, t.kind) == (language, kind)}
+    return abis.pop() if len(abis) == 1 else "core"
+
+
 def editor_link(state_dir: Path) -> Path:
     """`<state>/editor/assemblyscript`: where guests' tsconfig.json find AssemblyScript's types."""
     return state_dir / EDITOR_LINKS / "assemblyscript"

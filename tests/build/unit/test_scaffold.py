@@ -8,7 +8,14 @@ import pytest
 
 from ngixi_build.languages.registry import supported
 from ngixi_build.project import Project, find_project
-from ngixi_build.workflows.scaffold import GuestTemplate, guest_templates, init_project, languages, new_guest
+from ngixi_build.workflows.scaffold import (
+    GuestTemplate,
+    default_abi,
+    guest_templates,
+    init_project,
+    languages,
+    new_guest,
+)
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.kind import infer_language
 from ngixi_runtime.guest.manifest import load_manifest
@@ -72,6 +79,16 @@ def test_component_library_templates_take_a_wit_string_give_one_and_log(
     assert any(e.params == ("string",) and e.results == ("string",) for e in manifest.exports)
     assert any(call.args for call in manifest.smoke)
     assert "log" in manifest.capabilities
+
+
+def test_the_default_abi_is_core_unless_the_language_has_only_component_templates() -> None:
+    assert [default_abi(language, "library") for language in ("assemblyscript", "c", "javascript", "python")] == [
+        "core",
+        "core",
+        "component",
+        "component",
+    ]
+    assert default_abi("javascript", "command") == "core"  # no such template: `ngixi new` refuses, listing those
 
 
 def test_a_missing_template_is_refused_naming_those_there_are(project: Project) -> None:
