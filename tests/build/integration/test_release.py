@@ -69,7 +69,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     root = copy_project(tmp_path_factory.mktemp("release") / "project", toolchain_from=installed_toolchain())
     set_targets(root, [host_triple()])
     pyproject = root / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace("[tool.ngixi]\n", f"[tool.ngixi]\nrelease = {GUESTS}\n"))
+    config = re.sub(r"(?m)^release = .*\n", "", pyproject.read_text())  # the repository's own choice
+    pyproject.write_text(config.replace("[tool.ngixi]\n", f"[tool.ngixi]\nrelease = {GUESTS}\n"))
     run(root, "doit", "toolchain")
     git(root, "init", "-q", "-b", "main")
     (root / ".gitignore").write_text("artifacts/\n.ngixi/\n")
