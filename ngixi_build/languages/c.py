@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ngixi_build.guests import GuestBuild
 from ngixi_build.languages import native
-from ngixi_build.languages.base import CompileJob, Language, ToolchainStatus
+from ngixi_build.languages.base import CompileJob
 from ngixi_build.project import Project
 from ngixi_build.stages import core_bindings
-from ngixi_build.toolchains import ziglang
 from ngixi_runtime.spec.bundle_format import BuildProfile
 
 # Dev keeps debug info; not -O0, with which zig links a debug wasi-libc and UBSan runtime that import WASI
@@ -38,24 +36,16 @@ def cc_arguments(job: CompileJob, output: Path, exports: tuple[str, ...]) -> lis
     ]
 
 
-class C(Language):
+class C(native.ZigCompiled):
     name = "c"
+    optimization = OPTIMIZATION
+    command = "zig cc"
 
-    def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
-        return [project.manifest_path(guest.name), *core_bindings.inputs(project, core_bindings.c_header(project))]
+    def bindings(self, project: Project) -> Path:
+        return core_bindings.c_header(project)
 
-    def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
-        return {**native.zig_settings(project, guest), "flags": list(OPTIMIZATION[project.profile])}
-
-    def install(self, state_dir: Path) -> None:
-        ziglang.ensure_zig(state_dir)
-
-    def toolchain_status(self, project: Project, guests: list[GuestBuild]) -> ToolchainStatus:
-        return native.zig_status()
-
-    def compile(self, job: CompileJob) -> int:
-        core_bindings.generate(job.project)  # unchanged ones are left alone (a release builds without doit)
-        return native.compile_with_zig(job, cc_arguments, "zig cc")
+    def arguments(self, job: CompileJob, output: Path, exports: tuple[str, ...]) -> list[str]:
+        return cc_arguments(job, output, exports)
 
 
 LANGUAGE = C()

@@ -8,22 +8,24 @@ paths, so its diagnostics name `guests/<name>/...` with line and column.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from abc import abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
+from typing import ClassVar
 
 from ngixi_build.guests import GuestBuild
-from ngixi_build.languages.base import CompileJob, ToolchainStatus
+from ngixi_build.languages.base import CompileJob, Language, ToolchainStatus
 from ngixi_build.proc import run
 from ngixi_build.project import Project
+from ngixi_build.stages import core_bindings
 from ngixi_build.stages.compile import CompileError, compiled_into
 from ngixi_build.toolchains import ziglang
 from ngixi_runtime.guest.manifest import load_manifest
+from ngixi_runtime.spec.bundle_format import BuildProfile
 
 PAGE_BYTES = 65536
 STACK_BYTES = 65536
 WASI_TARGET = "wasm32-wasi"
-
-Arguments = Callable[[CompileJob, Path, tuple[str, ...]], list[str]]
 
 
 def declared_exports(project: Project, guest: str) -> tuple[str, ...]:
@@ -35,26 +37,50 @@ def relative(project: Project, path: Path) -> str:
     return str(path.relative_to(project.root))
 
 
-def compile_with_zig(job: CompileJob, arguments: Arguments, what: str) -> int:
-    """Runs `zig <arguments(job, temporary output, exports)>` in the project root; returns the module's size."""
-    project, guest = job.project, job.guest
-    zig = ziglang.ensure_zig(project.state_dir)
-    exports = declared_exports(project, guest.name) if guest.type.kind == "library" else ()
-    with compiled_into(job.out_path) as temporary:
-        run(
-            [zig, *arguments(job, temporary, exports)],
-            what=f"{guest.name}: {what}",
-            cwd=project.root,
-            env=ziglang.zig_env(project.state_dir),
-            error=CompileError,
-        )
-    return job.out_path.stat().st_size
+class ZigCompiled(Language):
+    """A language the pinned zig compiles against the generated core bindings: C (`zig cc`), Zig (`zig build-exe`)."""
 
+    optimization: ClassVar[Mapping[BuildProfile, tuple[str, ...]]]
+    command: ClassVar[str]  # how the build names the compile step, e.g. "zig cc"
 
-def zig_settings(project: Project, guest: GuestBuild) -> dict[str, object]:
-    return {"ziglang": ziglang.pinned_version(), "profile": project.profile, "stack": STACK_BYTES}
+    @abstractmethod
+    def bindings(self, project: Project) -> Path:
+        """The generated bindings file this language's guests compile against."""
 
+    @abstractmethod
+    def arguments(self, job: CompileJob, output: Path, exports: tuple[str, ...]) -> list[str]:
+        """zig's arguments that compile the guest to `output`, exporting `exports` (a library's)."""
 
-def zig_status() -> ToolchainStatus:
-    ok, detail = ziglang.status()
-    return ToolchainStatus("zig toolchain (C and Zig guests)", ok, detail)
+    def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
+        return [project.manifest_path(guest.name), *core_bindings.inputs(project, self.bindings(project))]
+
+    def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
+        return {
+            "ziglang": ziglang.pinned_version(),
+            "profile": project.profile,
+            "stack": STACK_BYTES,
+            "flags": list(self.optimization[project.profile]),
+        }
+
+    def install(self, state_dir: Path) -> None:
+        ziglang.ensure_zig(state_dir)
+
+    def toolchain_status(self, project: Project, guests: list[GuestBuild]) -> ToolchainStatus:
+        ok, detail = ziglang.status()
+        return ToolchainStatus("zig toolchain (C and Zig guests)", ok, detail)
+
+    def compile(self, job: CompileJob) -> int:
+        """Runs `zig <arguments>` in the project root; returns the module's size."""
+        project, guest = job.project, job.guest
+        core_bindings.generate(project)  # unchanged ones are left alone (a release builds without doit)
+        zig = ziglang.ensure_zig(project.state_dir)
+        exports = declared_exports(project, guest.name) if guest.type.kind == "library" else ()
+        with compiled_into(job.out_path) as temporary:
+            run(
+                [zig, *self.arguments(job, temporary, exports)],
+                what=f"{guest.name}: {self.command}",
+                cwd=project.root,
+                env=ziglang.zig_env(project.state_dir),
+                error=CompileError,
+            )
+        return job.out_path.stat().st_size

@@ -7,13 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ngixi_build.guests import GuestBuild
 from ngixi_build.languages import native
-from ngixi_build.languages.base import CompileJob, Language, ToolchainStatus
+from ngixi_build.languages.base import CompileJob
 from ngixi_build.project import Project
 from ngixi_build.stages import core_bindings
 from ngixi_build.stages.compile import CompileError
-from ngixi_build.toolchains import ziglang
 from ngixi_runtime.spec.bundle_format import BuildProfile
 
 # Dev keeps debug info and names; not Zig's Debug mode, whose panic handler imports WASI clocks and files.
@@ -65,24 +63,16 @@ def modules(project: Project, root: Path) -> list[str]:
     ]
 
 
-class Zig(Language):
+class Zig(native.ZigCompiled):
     name = "zig"
+    optimization = OPTIMIZATION
+    command = "zig build-exe"
 
-    def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
-        return [project.manifest_path(guest.name), *core_bindings.inputs(project, core_bindings.zig_module(project))]
+    def bindings(self, project: Project) -> Path:
+        return core_bindings.zig_module(project)
 
-    def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
-        return {**native.zig_settings(project, guest), "flags": list(OPTIMIZATION[project.profile])}
-
-    def install(self, state_dir: Path) -> None:
-        ziglang.ensure_zig(state_dir)
-
-    def toolchain_status(self, project: Project, guests: list[GuestBuild]) -> ToolchainStatus:
-        return native.zig_status()
-
-    def compile(self, job: CompileJob) -> int:
-        core_bindings.generate(job.project)  # unchanged ones are left alone (a release builds without doit)
-        return native.compile_with_zig(job, build_arguments, "zig build-exe")
+    def arguments(self, job: CompileJob, output: Path, exports: tuple[str, ...]) -> list[str]:
+        return build_arguments(job, output, exports)
 
 
 LANGUAGE = Zig()
