@@ -17,6 +17,7 @@ from ngixi_runtime.files import write_atomic
 from ngixi_runtime.guest.kind import GuestKind
 from ngixi_runtime.spec.bundle_format import BuildProfile
 from ngixi_runtime.spec.sourcemap import SOURCE_MAP_SECTION
+from ngixi_runtime.spec.wasm import custom_section
 
 
 class CompileError(NgixiError):
@@ -108,15 +109,4 @@ def with_source_map(wasm_path: Path) -> bytes:
         slim = {"version": 3, "sources": document["sources"], "mappings": document["mappings"]}
     except (OSError, ValueError, KeyError, TypeError):
         return wasm  # no map written: the trap still names the function
-    name = SOURCE_MAP_SECTION.encode()
-    payload = _leb128(len(name)) + name + json.dumps(slim, separators=(",", ":")).encode()
-    return wasm + b"\0" + _leb128(len(payload)) + payload
-
-
-def _leb128(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
+    return wasm + custom_section(SOURCE_MAP_SECTION, json.dumps(slim, separators=(",", ":")).encode())

@@ -349,26 +349,33 @@ def with_memory_maximum(data: bytes, pages: int, *, source: str) -> bytes:
             out += data[start : reader.pos]
             continue
         bounded = _bounded_memories(_Reader(body, source), pages)
-        out += bytes([_MEMORY]) + _leb128(len(bounded)) + bounded
+        out += bytes([_MEMORY]) + uleb128(len(bounded)) + bounded
     return bytes(out)
 
 
 def _bounded_memories(reader: _Reader, pages: int) -> bytes:
     count = reader.u32()
-    entries = bytearray(_leb128(count))
+    entries = bytearray(uleb128(count))
     for _ in range(count):
         flags = reader.byte()
         if flags & ~0x07:
             raise reader.fail(f"unknown limits flags 0x{flags:02x}")
         minimum = reader.u64()
         maximum = reader.u64() if flags & 1 else pages
-        entries += bytes([flags | 1]) + _leb128(minimum) + _leb128(maximum)
+        entries += bytes([flags | 1]) + uleb128(minimum) + uleb128(maximum)
     if reader.pos != len(reader.data):
         raise reader.fail("the memory section has bytes after its memories")
     return bytes(entries)
 
 
-def _leb128(value: int) -> bytes:
+def custom_section(name: str, payload: bytes) -> bytes:
+    """A custom section named `name` holding `payload`, encoded to append to a module."""
+    body = uleb128(len(name.encode())) + name.encode() + payload
+    return b"\0" + uleb128(len(body)) + body
+
+
+def uleb128(value: int) -> bytes:
+    """`value` (unsigned) in LEB128, as the binary format writes sizes and indices."""
     out = bytearray()
     while True:
         byte, value = value & 0x7F, value >> 7

@@ -11,7 +11,7 @@ from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.spec.sourcemap import SOURCE_MAP_SECTION, parse_source_map, trap_location
-from ngixi_runtime.spec.wasm import custom_sections, function_bodies
+from ngixi_runtime.spec.wasm import custom_section, custom_sections, function_bodies, uleb128
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import KeyFiles, make_bundle
 from tests.wasmgen import Func, Imp, call_import, module
@@ -36,24 +36,10 @@ def _vlq(value: int) -> str:
             return out
 
 
-def _leb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _custom(name: str, payload: bytes) -> bytes:
-    body = _leb(len(name)) + name.encode() + payload
-    return b"\x00" + _leb(len(body)) + body
-
-
 def _names(names: dict[int, str]) -> bytes:
-    entries = b"".join(_leb(i) + _leb(len(n)) + n.encode() for i, n in names.items())
-    subsection = _leb(len(names)) + entries
-    return _custom("name", b"\x01" + _leb(len(subsection)) + subsection)
+    entries = b"".join(uleb128(i) + uleb128(len(n)) + n.encode() for i, n in names.items())
+    subsection = uleb128(len(names)) + entries
+    return custom_section("name", b"\x01" + uleb128(len(subsection)) + subsection)
 
 
 def _source_map(mappings: list[tuple[int, int, int, int]], sources: list[str]) -> bytes:
@@ -64,7 +50,7 @@ def _source_map(mappings: list[tuple[int, int, int, int]], sources: list[str]) -
         segments.append("".join(_vlq(v - p) for v, p in zip(mapping, previous, strict=True)))
         previous = list(mapping)
     document = {"version": 3, "sources": sources, "mappings": ",".join(segments)}
-    return _custom(SOURCE_MAP_SECTION, json.dumps(document).encode())
+    return custom_section(SOURCE_MAP_SECTION, json.dumps(document).encode())
 
 
 BASE = module(functions=[Func("helper", body=UNREACHABLE), Func("fails", body=b"\x10\x00")])  # fails calls helper
