@@ -109,10 +109,16 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> tuple[KeyFiles, dict[str,
 def test_conformance(case: Case, engine: str, suite: tuple[KeyFiles, dict[str, Path]], tmp_path: Path) -> None:
     pytest.importorskip(engine)
     keys, bundles = suite
+    check_case(case, bundles[case.guest], keys, tmp_path, engine=engine, how=f"on {engine}")
+
+
+def check_case(case: Case, bundle: Path, keys: KeyFiles, tmp_path: Path, *, engine: str, how: str) -> None:
+    """Runs the test's bundle as upstream's runner does (its args, env and root directory) and compares its
+    exit code and the start of its stdout."""
     if case.root is not None:
         shutil.copytree(SUITE / case.language / case.root, tmp_path / TENANT / case.guest / "files" / "root")
     with open_tenant(
-        bundles[case.guest],
+        bundle,
         trust_file=keys.trust,
         args=case.args,
         env=case.env,
@@ -124,7 +130,7 @@ def test_conformance(case: Case, engine: str, suite: tuple[KeyFiles, dict[str, P
             result = tenant.run()
         except CallFailed as error:
             stderr = error.result.stderr.decode(errors="replace")
-            pytest.fail(f"{case.name} on {engine} did not exit: {error}; stderr: {stderr}")
+            pytest.fail(f"{case.name} {how} did not exit: {error}; stderr: {stderr}")
     stderr = result.stderr.decode(errors="replace")
     assert result.exit_code == case.exit_code, f"exit code {result.exit_code}, stderr: {stderr}"
     if case.stdout is not None:

@@ -9,15 +9,13 @@ suite, the case is an expected failure that names why (strict: it fails the run 
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from ngixi_build.project import Project
 from ngixi_build.stages.component import componentize_guest
-from ngixi_runtime.loading.tenants import CallFailed, open_tenant
-from tests.build.integration.test_wasi_testsuite import CASES, SUITE, TENANT, Case, manifest_for
+from tests.build.integration.test_wasi_testsuite import CASES, Case, check_case, manifest_for
 from tests.conftest import REPO, KeyFiles, make_bundle, make_key
 from tests.integration import copy_project
 
@@ -71,23 +69,4 @@ def components(tmp_path_factory: pytest.TempPathFactory) -> tuple[KeyFiles, dict
 def test_conformance_as_a_component(case: Case, components: tuple[KeyFiles, dict[str, Path]], tmp_path: Path) -> None:
     pytest.importorskip("wasmtime")
     keys, bundles = components
-    if case.root is not None:
-        shutil.copytree(SUITE / case.language / case.root, tmp_path / TENANT / case.guest / "files" / "root")
-    with open_tenant(
-        bundles[case.guest],
-        trust_file=keys.trust,
-        args=case.args,
-        env=case.env,
-        sandboxes=tmp_path,
-        tenant=TENANT,
-        engine="wasmtime",
-    ) as tenant:
-        try:
-            result = tenant.run()
-        except CallFailed as error:
-            stderr = error.result.stderr.decode(errors="replace")
-            pytest.fail(f"{case.name} as a component did not exit: {error}; stderr: {stderr}")
-    stderr = result.stderr.decode(errors="replace")
-    assert result.exit_code == case.exit_code, f"exit code {result.exit_code}, stderr: {stderr}"
-    if case.stdout is not None:
-        assert result.stdout[: len(case.stdout.encode())].decode() == case.stdout
+    check_case(case, bundles[case.guest], keys, tmp_path, engine="wasmtime", how="as a component")
