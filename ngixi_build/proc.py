@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -11,6 +12,9 @@ from pathlib import Path
 from ngixi_runtime.errors import NgixiError, ToolchainError
 
 log = logging.getLogger(__name__)
+
+# Terminal colours: tools colour their output when they think it is read by a person (asc: whenever `CI` is set).
+TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def run(
@@ -47,7 +51,7 @@ def run(
             _stop(process)
             raise
     if process.returncode != 0:
-        output = "\n".join(part.strip() for part in (stdout, stderr) if part.strip())
+        output = TERMINAL_ESCAPE.sub("", "\n".join(part.strip() for part in (stdout, stderr) if part.strip()))
         raise error(f"{what} failed (exit {process.returncode}):\n{output}")
     return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
 

@@ -51,6 +51,7 @@ def asc_arguments(
         *OPTIMIZATION_FLAGS[options.profile],
         "--maximumMemory",
         str(options.memory_pages),
+        "--noColors",
     ]
     arguments += options.extra_arguments
     if options.kind == "command":
