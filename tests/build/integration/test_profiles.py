@@ -77,7 +77,8 @@ def test_profiles_compile_with_their_own_flags_into_their_own_outputs(tmp_path: 
     entry, output = Path("guests/hello/assembly/index.ts"), Path("out.wasm")
 
     def flags(options: CompileOptions) -> list[str]:
-        return asc_arguments(toolchain, tmp_path, entry, output, options)[3:-2]
+        arguments = asc_arguments(toolchain, tmp_path, entry, output, options)
+        return arguments[arguments.index(str(output)) + 1 : arguments.index("--maximumMemory")]
 
     assert flags(CompileOptions("library", 16)) == ["-O3", "--debug"]
     assert flags(CompileOptions("library", 16, profile="dev")) == ["-O0", "--debug", "--sourceMap"]
