@@ -120,5 +120,11 @@ def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
             _send_result(replies, result, ok=True)
 
 
-if __name__ == "__main__":
+def main() -> int:
+    """Serves the parent on standard input and output (a zygote's fork moved its pipes there); the exit status."""
     serve(sys.stdin.buffer, sys.stdout.buffer)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

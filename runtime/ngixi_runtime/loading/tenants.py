@@ -31,15 +31,12 @@ running the same guest never see each other's files or kv data.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import logging
 import os
 import re
 import select
 import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -66,6 +63,7 @@ from ngixi_runtime.loading.loader import (
     open_guest,
     verified_manifest,
 )
+from ngixi_runtime.loading.zygote import CHILD_BUNDLE, ForkedProcess, spawn_tenant
 from ngixi_runtime.spec.wit_json import from_wire, to_wire
 from ngixi_runtime.trust.policy import Policy
 from ngixi_runtime.trust.rollback import RollbackGuard
@@ -81,8 +79,6 @@ _READ_BYTES = 1 << 20
 _PREPARE_TIMEOUT_SECONDS = 30.0
 # The host's variables a child keeps, when set: the interpreter's library path and the locale.
 CHILD_ENVIRONMENT = ("LANG", "LC_ALL", "LC_CTYPE", "LD_LIBRARY_PATH")
-# The child's working directory: nothing in it is ever imported or opened by a relative path.
-_CHILD_DIRECTORY = "/"
 _TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 DEFAULT_TENANT = "default"
 
@@ -272,7 +268,7 @@ class InProcessTenant:
 
 @dataclass
 class _Child:
-    process: subprocess.Popen[bytes]
+    process: ForkedProcess
     errors: IO[bytes]
     buffer: bytearray = field(default_factory=bytearray)
 
@@ -326,7 +322,7 @@ class IsolatedTenant:
     ) -> None:
         self.manifest = manifest
         self._bundle = bundle
-        self._request = {"bundle": bundle.to_json(), "trust": dict(trust), **options}
+        self._request = {"bundle": {**bundle.to_json(), "descriptor": CHILD_BUNDLE}, "trust": dict(trust), **options}
         self._environment = dict(environment)
         self._child: _Child | None = None
         self._lock = threading.Lock()
@@ -346,16 +342,11 @@ class IsolatedTenant:
 
     def _spawn(self) -> _Child:
         errors = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the child; closed in _stop
-        process = subprocess.Popen(
-            [sys.executable, "-I", "-m", "ngixi_runtime.loading.tenant_child"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            start_new_session=True,
-            cwd=_CHILD_DIRECTORY,
-            env=self._environment,
-            pass_fds=(self._bundle.descriptor,),
-        )
+        try:
+            process = spawn_tenant(self._environment, self._bundle.descriptor, errors.fileno())
+        except BaseException:
+            errors.close()
+            raise
         child = _Child(process, errors)
         prepared_by = time.monotonic() + _PREPARE_TIMEOUT_SECONDS
         reply = self._exchange(child, self._request, deadline=prepared_by, what="prepare")
@@ -485,19 +476,19 @@ class IsolatedTenant:
         if "MemoryError" in tail:
             pages = self.manifest.limits.memory_pages
             return self._failure(f"{what} ran out of memory (limits.memory_pages = {pages})", "memory")
-        reason = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+        reason = (
+            ("unknown: its fork server ended first" if not child.process.status_known else f"exit status {code}")
+            if code >= 0
+            else f"signal {signal.Signals(-code).name}"
+        )
         return self._failure(f"{what}: the tenant process died ({reason}){': ' + tail if tail else ''}", "crash")
 
     @staticmethod
     def _stop(child: _Child) -> None:
-        if child.process.poll() is None:
-            os.killpg(child.process.pid, signal.SIGKILL)
+        child.process.kill(signal.SIGKILL)
         child.process.wait()
         child.errors.close()
-        for stream in (child.process.stdin, child.process.stdout):
-            if stream is not None:
-                with contextlib.suppress(BrokenPipeError):  # a request still buffered for the dead child
-                    stream.close()
+        child.process.close()
 
     def close(self) -> None:
         with self._lock:

@@ -148,8 +148,13 @@ def test_cli_refuses_a_rollback_unless_allowed(
 
 
 def wait_until_dead(pid: int) -> None:
-    """Until the process is a zombie: dead, its pipes closed, not yet reaped by its parent."""
-    while Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+    """Until the process is a zombie or reaped (by the fork server that is its parent): dead, its pipes closed."""
+    while True:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z":
+                return
+        except FileNotFoundError:
+            return
         time.sleep(0.01)
 
 

@@ -195,6 +195,7 @@ def open_descriptors() -> int:
 
 
 def test_no_descriptor_is_left_open_by_a_refused_or_closed_tenant(bundles: Bundles) -> None:
+    open_tenant(bundles.victim, trust_file=bundles.trust).close()  # the fork server's socket stays open
     before = open_descriptors()
     for _ in range(5):
         for isolated in (True, False):
@@ -270,10 +271,11 @@ def test_the_child_sees_only_allowlisted_and_operator_passed_variables(
 
 
 def test_the_child_runs_isolated_python(bundles: Bundles) -> None:
+    """Forked from a fork server started as `python -I`: its command line is the server's."""
     with open_tenant(bundles.victim, trust_file=bundles.trust) as tenant:
         assert isinstance(tenant, IsolatedTenant) and tenant.pid is not None
         arguments = Path(f"/proc/{tenant.pid}/cmdline").read_bytes().split(b"\0")
-    assert arguments[1:4] == [b"-I", b"-m", b"ngixi_runtime.loading.tenant_child"]
+    assert arguments[1:4] == [b"-I", b"-m", b"ngixi_runtime.loading.zygote_server"]
 
 
 def sequence_bundle(root: Path, keys: KeyFiles, sequence: int) -> Path:

@@ -1,0 +1,249 @@
+"""The fork server ("zygote") that starts isolated tenants: `python -I -m ngixi_runtime.loading.zygote_server`.
+
+Starting a tenant as a new interpreter costs its imports, every time. A zygote pays them once: it
+imports the loader, the engines and every capability module, freezes what it has made
+(`gc.freeze`, so that the collector never writes to those pages and children share them), and
+then forks one child per tenant. A child imports nothing new and runs no code of the zygote's but
+`tenant_child.serve`.
+
+A host process starts one zygote per tenant environment (`_child_environment`: the host's
+`CHILD_ENVIRONMENT` variables, its AOT cache, the operator's `child_env`), lazily, on the first
+spawn that needs it, the way it started each child before: `python -I` (no working directory, user
+site or PYTHON* variables on its path), in `/`, with exactly that environment, so that a tenant's
+`/proc/<pid>/environ` is its own. A zygote that died is replaced at the next spawn; a process that
+forked from its host starts its own (a zygote belongs to the process id that started it).
+
+What a forked tenant gets is what a fresh child got: its own process and session (`setsid`), the
+zygote's clean environment and working directory, descriptors 0-3 only (its requests, its replies,
+its stderr file, the verified bundle's open file; every other one closed, the control socket
+included), the signal handlers the interpreter starts with (the zygote sets none), Python's
+`random` seeded anew (CPython does so after every fork). It opens the bundle from descriptor 3 and
+checks its signature and index digest again, sets its rlimits before the guest's first instruction
+(tenant_child.py), and serves its host over its own pipes: the zygote never sees a request.
+
+Shared by all children of one zygote: the str hash seed (`PYTHONHASHSEED` is drawn once per
+interpreter) and the read-only pages of imported code. A guest cannot read either.
+
+The zygote is single-threaded (it creates no engine, store or thread; every fork checks
+`/proc/self/task`), so no lock is ever held by another thread at fork time, whatever threads the host
+runs. It reaps its children and writes each one's wait status to that child's status pipe, so the
+host still tells a CPU limit (SIGXCPU) from a crash. The host kills a child through a pidfd the zygote
+passes back (`signal.pidfd_send_signal`), so a reused process id is never signalled; without pidfd
+support it falls back to the process id. When the host exits, the zygote reads EOF on its control
+socket and exits; each tenant reads EOF on its request pipe and exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import IO
+
+# Where a forked tenant finds what it serves with.
+CHILD_REQUESTS, CHILD_REPLIES, CHILD_ERRORS, CHILD_BUNDLE = 0, 1, 2, 3
+CHILD_DESCRIPTORS = 4
+_ZYGOTE_DIRECTORY = "/"
+SPAWN = b"spawn"
+NUMBER = struct.Struct("=i")
+MAX_MESSAGE = 64
+# Time the zygote may take to start (its imports) and to answer a spawn request.
+_ANSWER_SECONDS = 30.0
+
+
+class ZygoteDied(OSError):
+    """The zygote did not answer a spawn request: it is replaced and the request sent again."""
+
+
+@dataclass
+class ForkedProcess:
+    """A tenant forked by a zygote, as its host sees it: its pipes, its pid, its pidfd and its wait status."""
+
+    pid: int
+    stdin: IO[bytes]
+    stdout: IO[bytes]
+    status: int  # the read end of the pipe the zygote writes the wait status to
+    pidfd: int | None
+    returncode: int | None = None
+    status_known: bool = field(default=True)
+
+    def poll(self) -> int | None:
+        """The exit code (minus the signal that ended it) once it has ended, else None."""
+        if self.returncode is None and select.select([self.status], [], [], 0)[0]:
+            self._read_status()
+        return self.returncode
+
+    def wait(self) -> int:
+        """Waits for it to end; its exit code, or minus the signal that ended it (0 if its zygote died first)."""
+        if self.returncode is None:
+            self._read_status()
+        assert self.returncode is not None
+        return self.returncode
+
+    def _read_status(self) -> None:
+        raw = b""
+        while len(raw) < NUMBER.size:
+            chunk = os.read(self.status, NUMBER.size - len(raw))
+            if not chunk:  # its zygote died, which alone would have reported it
+                self._wait_for_exit()
+                self.returncode, self.status_known = 0, False
+                return
+            raw += chunk
+        self.returncode = os.waitstatus_to_exitcode(NUMBER.unpack(raw)[0])
+
+    def _wait_for_exit(self) -> None:
+        if self.pidfd is not None:  # readable once the process has ended
+            select.select([self.pidfd], [], [])
+
+    def kill(self, signum: int) -> None:
+        """Sends `signum` unless it has ended (through its pidfd, which never names another process)."""
+        if self.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            if self.pidfd is not None:
+                signal.pidfd_send_signal(self.pidfd, signum)
+            else:
+                os.kill(self.pid, signum)
+
+    def close(self) -> None:
+        for stream in (self.stdin, self.stdout):
+            with contextlib.suppress(BrokenPipeError):  # a request still buffered for the dead child
+                stream.close()
+        os.close(self.status)
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+
+
+class Zygote:
+    """A host's handle on one zygote process: it sends spawn requests and receives forked tenants."""
+
+    def __init__(self, environment: Mapping[str, str]) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-I", "-m", "ngixi_runtime.loading.zygote_server", str(theirs.fileno())],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=_ZYGOTE_DIRECTORY,
+                env=dict(environment),
+                pass_fds=(theirs.fileno(),),
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        ours.settimeout(_ANSWER_SECONDS)
+        self._socket = ours
+        self._lock = threading.Lock()
+        self.owner = os.getpid()
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def alive(self) -> bool:
+        return self.owner == os.getpid() and self._process.poll() is None
+
+    def spawn(self, bundle: int, errors: int) -> ForkedProcess:
+        """Forks a tenant that reads requests from a new pipe, replies on another, and writes errors to `errors`."""
+        with _pipes() as (requests, replies, status):
+            handed = [requests[0], replies[1], errors, bundle, status[1]]
+            with self._lock:
+                try:
+                    socket.send_fds(self._socket, [SPAWN], handed)
+                    message, received, _, _ = socket.recv_fds(self._socket, MAX_MESSAGE, 1)
+                except OSError as error:  # a timeout too
+                    raise ZygoteDied(f"the tenant fork server did not answer: {error}") from error
+            if len(message) != NUMBER.size:
+                for descriptor in received:
+                    os.close(descriptor)
+                raise ZygoteDied("the tenant fork server ended")
+            for descriptor in (requests[0], replies[1], status[1]):
+                os.close(descriptor)
+            (pid,) = NUMBER.unpack(message)
+            return ForkedProcess(
+                pid,
+                stdin=open(requests[1], "wb"),
+                stdout=open(replies[0], "rb"),
+                status=status[0],
+                pidfd=received[0] if received else None,
+            )
+
+    def close(self) -> None:
+        """Closes the control socket: the zygote exits (its tenants serve on until their hosts close them)."""
+        self._socket.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._process.wait(timeout=_ANSWER_SECONDS)
+
+
+@contextlib.contextmanager
+def _pipes() -> Iterator[tuple[tuple[int, int], tuple[int, int], tuple[int, int]]]:
+    """Three pipes; every end is closed if the block fails (on success it keeps or closes them itself)."""
+    made: list[tuple[int, int]] = []
+    try:
+        for _ in range(3):
+            made.append(os.pipe())
+        yield made[0], made[1], made[2]
+    except BaseException:
+        for pipe in made:
+            for descriptor in pipe:
+                with contextlib.suppress(OSError):
+                    os.close(descriptor)
+        raise
+
+
+_zygotes: dict[tuple[tuple[str, str], ...], Zygote] = {}
+_zygotes_lock = threading.Lock()
+
+
+def spawn_tenant(environment: Mapping[str, str], bundle: int, errors: int) -> ForkedProcess:
+    """Forks a tenant from this process's zygote for `environment`, starting or replacing the zygote as needed."""
+    key = tuple(sorted(environment.items()))
+    for attempt in range(2):
+        zygote = _zygote_for(key, environment)
+        try:
+            return zygote.spawn(bundle, errors)
+        except ZygoteDied:
+            with _zygotes_lock:
+                if _zygotes.get(key) is zygote:
+                    del _zygotes[key]
+            zygote.close()
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _zygote_for(key: tuple[tuple[str, str], ...], environment: Mapping[str, str]) -> Zygote:
+    with _zygotes_lock:
+        zygote = _zygotes.get(key)
+        if zygote is None or not zygote.alive():
+            if zygote is not None and zygote.owner == os.getpid():
+                zygote.close()
+            zygote = _zygotes[key] = Zygote(environment)
+        return zygote
+
+
+def zygote_pids() -> list[int]:
+    """The process ids of this process's zygotes (for measuring them)."""
+    with _zygotes_lock:
+        return [zygote.pid for zygote in _zygotes.values() if zygote.alive()]
+
+
+@atexit.register
+def _close_zygotes() -> None:
+    with _zygotes_lock:
+        for zygote in _zygotes.values():
+            if zygote.owner == os.getpid():
+                zygote.close()
+        _zygotes.clear()

@@ -1,0 +1,122 @@
+"""The fork server's own process: `python -I -m ngixi_runtime.loading.zygote_server <socket>`; see zygote.py."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import gc
+import importlib
+import os
+import pkgutil
+import selectors
+import socket
+import sys
+import threading
+import traceback
+
+from ngixi_runtime.loading.zygote import CHILD_DESCRIPTORS, MAX_MESSAGE, NUMBER
+
+_PRELOADED_PACKAGES = ("ngixi_runtime.capabilities", "ngixi_runtime.engines")
+# A spawn request's: the child's requests, replies, errors and bundle, then its status pipe.
+_RECEIVED_DESCRIPTORS = 5
+
+
+def _preload() -> None:
+    """Imports what a tenant may need: the tenant child, every capability and every installed engine."""
+    importlib.import_module("ngixi_runtime.loading.tenant_child")
+    for package_name in _PRELOADED_PACKAGES:
+        package = importlib.import_module(package_name)
+        for module in pkgutil.iter_modules(package.__path__, f"{package_name}."):
+            with contextlib.suppress(ImportError):  # an engine not installed here
+                importlib.import_module(module.name)
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else threading.active_count()
+
+
+def serve(control: socket.socket) -> None:
+    """Forks a tenant for each spawn request until the host closes the control socket."""
+    selector = selectors.DefaultSelector()
+    selector.register(control, selectors.EVENT_READ)
+    statuses: dict[int, int] = {}  # pid -> the write end of its status pipe
+    pidfds: dict[int, int] = {}
+    while True:
+        for key, _ in selector.select(None if hasattr(os, "pidfd_open") else 0.1):
+            if key.fileobj is control:
+                message, descriptors, _, _ = socket.recv_fds(control, MAX_MESSAGE, _RECEIVED_DESCRIPTORS)
+                if not message:
+                    return
+                pid, pidfd = _fork(control, descriptors)
+                statuses[pid] = descriptors[-1]
+                if pidfd is not None:
+                    pidfds[pid] = pidfd
+                    selector.register(pidfd, selectors.EVENT_READ)
+        _reap(statuses, pidfds, selector)
+
+
+def _fork(control: socket.socket, descriptors: list[int]) -> tuple[int, int | None]:
+    """Forks a tenant on the received descriptors; tells the host its pid and passes it its pidfd."""
+    if _threads() != 1:
+        raise RuntimeError("the tenant fork server must be single-threaded when it forks")
+    pid = os.fork()
+    if pid == 0:
+        _become_tenant(descriptors[:CHILD_DESCRIPTORS])
+    for descriptor in descriptors[:-1]:
+        os.close(descriptor)
+    pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+    socket.send_fds(control, [NUMBER.pack(pid)], [] if pidfd is None else [pidfd])
+    return pid, pidfd
+
+
+def _reap(statuses: dict[int, int], pidfds: dict[int, int], selector: selectors.BaseSelector) -> None:
+    """Reaps every ended child and writes its wait status to its status pipe."""
+    while statuses:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        writer = statuses.pop(pid)
+        with contextlib.suppress(BrokenPipeError):  # its host is gone or no longer asks
+            os.write(writer, NUMBER.pack(status))
+        os.close(writer)
+        pidfd = pidfds.pop(pid, None)
+        if pidfd is not None:
+            selector.unregister(pidfd)
+            os.close(pidfd)
+
+
+def _become_tenant(descriptors: list[int]) -> None:
+    """In the forked child: its own session, descriptors 0-3 only, then the tenant's serve loop; never returns."""
+    code = 1
+    try:
+        os.setsid()
+        moved = [fcntl.fcntl(descriptor, fcntl.F_DUPFD_CLOEXEC, CHILD_DESCRIPTORS) for descriptor in descriptors]
+        for target, descriptor in enumerate(moved):
+            os.dup2(descriptor, target, inheritable=False)
+        os.closerange(CHILD_DESCRIPTORS, os.sysconf("SC_OPEN_MAX"))  # the control socket, other tenants' pipes
+        from ngixi_runtime.loading import tenant_child
+
+        code = tenant_child.main()
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(BaseException):
+            sys.stderr.flush()
+        os._exit(code)  # never the zygote's own clean-up: its objects name descriptors this process closed
+
+
+def main() -> None:
+    _preload()
+    control = socket.socket(fileno=int(sys.argv[1]))
+    gc.collect()
+    gc.freeze()
+    if _threads() != 1:
+        raise SystemExit("the tenant fork server started a thread while importing")
+    serve(control)
+
+
+if __name__ == "__main__":
+    main()
