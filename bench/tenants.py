@@ -1,17 +1,101 @@
-"""Calls per second for a small export in-process vs isolated, and the cost of spawning tenants.
+"""Isolated tenants: spawn to first call against Extism, memory (PSS) and spawn time of 1 to 256 tenants.
 
-Run: .venv/bin/python -m bench.tenants [--calls N]
+- spawn to first call: `open_tenant(hello)` + `add(2, 3)` + close, isolated, on Wasmer and Wasmtime,
+  against Extism's `Plugin(manifest)` on the same .wasm (its `env.abort` and `ngixi.log` imports given
+  as host functions) with Extism's compilation cache off (`EXTISM_CACHE_CONFIG=""`, which Extism's
+  runtime reads at every `Plugin` as "no cache"). The fork server's own start, paid once per host
+  process and child environment, is printed apart.
+- memory: the PSS (/proc/<pid>/smaps_rollup) of 1, 16, 64 and 256 `hello` tenants and their fork
+  server summed, and the time to spawn them, against the goals (2 GiB; 256 x Extism's spawn).
+- whole process: `ngixi run hello add 2 3` (isolated) against `python -c pass`.
+- calls per second in-process and isolated.
+
+Run: .venv/bin/python -m bench.tenants [--rounds N] [--calls N] [--counts 1,16,64,256]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tarfile
 import tempfile
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from functools import partial
+from importlib.metadata import version
 from pathlib import Path
 
-from ngixi_runtime.loading.tenants import TenantPool, open_tenant
-from tests.integration import copy_project, run
+import extism
+
+from ngixi_runtime.loading.tenants import IsolatedTenant, open_tenant
+from ngixi_runtime.loading.zygote import zygote_pids
+from tests.integration import copy_project, installed_toolchain, run
+
+GIB = 1 << 30
+# Descriptors a host holds per isolated tenant: bundle, requests, replies, stderr file, status pipe, pidfd.
+_DESCRIPTORS_PER_TENANT = 6
+
+
+def median_ms(action: Callable[[], object], rounds: int) -> float:
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def spawn_and_call(bundle: Path, trust: Path, engine: str) -> None:
+    with open_tenant(bundle, trust_file=trust, engine=engine) as tenant:
+        assert tenant.call("add", (2, 3)).values == (5,)
+
+
+def extism_imports() -> list[object]:
+    """Host functions for the hello guest's imports (`env.abort`, `ngixi.log`), which do nothing."""
+    i32 = extism.ValType.I32
+    return [
+        extism.host_fn(name="abort", namespace="env", signature=([i32] * 4, []))(_ignore),
+        extism.host_fn(name="log", namespace="ngixi", signature=([i32] * 3, []))(_ignore),
+    ]
+
+
+def _ignore(*_: object) -> None:
+    pass
+
+
+def extism_plugin(wasm: bytes, imports: list[object]) -> None:
+    """Extism's `Plugin(manifest)` on `wasm`, then closed."""
+    with extism.Plugin({"wasm": [{"data": wasm}]}, wasi=False, functions=imports):
+        pass
+
+
+def pss_kib(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                total += int(line.split()[1])
+    return total
+
+
+def tenants_memory(bundle: Path, trust: Path, count: int) -> tuple[float, int]:
+    """Seconds to spawn `count` tenants (each answering its first call) and the PSS of them and the fork server."""
+    with ExitStack() as stack:
+        start = time.perf_counter()
+        tenants = []
+        for _ in range(count):
+            tenant = stack.enter_context(open_tenant(bundle, trust_file=trust))
+            assert isinstance(tenant, IsolatedTenant)
+            tenant.call("add", (1, 2))
+            tenants.append(tenant)
+        seconds = time.perf_counter() - start
+        pids = [tenant.pid for tenant in tenants if tenant.pid is not None]
+        return seconds, pss_kib(pids + zygote_pids())
 
 
 def calls_per_second(bundle: Path, trust: Path, *, isolated: bool, calls: int) -> float:
@@ -23,31 +107,69 @@ def calls_per_second(bundle: Path, trust: Path, *, isolated: bool, calls: int) -
         return calls / (time.perf_counter() - start)
 
 
-def spawn_seconds(bundle: Path, trust: Path, tenants: int, state: Path) -> float:
-    start = time.perf_counter()
-    with TenantPool(trust_file=trust, state_dir=state) as pool:  # its rollback state, not the user's
-        for n in range(tenants):
-            pool.add(f"t{n}", bundle)
-        elapsed = time.perf_counter() - start
-        results = pool.call_many([(f"t{n}", "add", (n, 1)) for n in range(tenants)])
-        assert all(not isinstance(r, Exception) for r in results)
-    return elapsed
+def whole_process_ms(command: list[str], rounds: int, cwd: Path) -> float:
+    return median_ms(lambda: subprocess.run(command, cwd=cwd, check=True, capture_output=True), rounds)
+
+
+def _raise_descriptor_limit(tenants: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = tenants * _DESCRIPTORS_PER_TENANT + 256
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard)
+        )
+
+
+def _load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--counts", default="1,16,64,256")
     options = parser.parse_args()
+    counts = [int(count) for count in options.counts.split(",")]
+    _raise_descriptor_limit(max(counts))
+    os.environ["EXTISM_CACHE_CONFIG"] = ""  # Extism's runtime: an empty value turns its cache off
     with tempfile.TemporaryDirectory() as scratch:
-        project = copy_project(Path(scratch) / "project")
+        project = copy_project(Path(scratch) / "project", toolchain_from=installed_toolchain())
         run(project, "doit", "bundle:hello")
         bundle, trust = project / "artifacts/bundles/hello-0.1.0.ngx", project / ".ngixi/trust.toml"
+        with tarfile.open(bundle) as archive:
+            member = archive.extractfile("guest.wasm")
+            assert member is not None
+            wasm = member.read()
+        print(f"extism {version('extism')} (extism-sys {version('extism-sys')}), {os.cpu_count()} cores")
+        start = time.perf_counter()
+        spawn_and_call(bundle, trust, "wasmer")
+        print(f"first spawn, starting the fork server too: {(time.perf_counter() - start) * 1000:.1f} ms ({_load()})")
+        extism_ms = median_ms(partial(extism_plugin, wasm, extism_imports()), options.rounds)
+        print(f"extism Plugin(manifest), cache off: {extism_ms:.2f} ms ({_load()})")
+        for engine in ("wasmer", "wasmtime"):
+            spawn_and_call(bundle, trust, engine)
+            ms = median_ms(partial(spawn_and_call, bundle, trust, engine), options.rounds)
+            ratio = ms / extism_ms
+            print(f"spawn to first call, isolated {engine}: {ms:.2f} ms = {ratio:.2f}x extism (goal 1x; {_load()})")
+        for count in counts:
+            seconds, kib = tenants_memory(bundle, trust, count)
+            at_256 = kib * 1024 / (2 * GIB) * 256 / count
+            print(
+                f"{count:3d} tenants: PSS {kib / 1024:7.1f} MiB ({kib / 1024 / count:5.1f} MiB each; "
+                f"{at_256:5.2f}x the 2 GiB goal at 256), spawned in {seconds * 1000:7.0f} ms "
+                f"({seconds * 1000 / count / extism_ms:5.2f}x the goal of {count} x extism's spawn; {_load()})"
+            )
+        python_ms = whole_process_ms([sys.executable, "-c", "pass"], options.rounds, project)
+        ngixi = [str(Path(sys.executable).parent / "ngixi"), "run", "--trust", str(trust), str(bundle), "add", "2", "3"]
+        ngixi_ms = whole_process_ms(ngixi, options.rounds, project)
+        print(
+            f"whole process: ngixi run hello add 2 3 (isolated) {ngixi_ms:.0f} ms, python -c pass {python_ms:.0f} ms: "
+            f"{ngixi_ms / python_ms:.1f}x (goal 4x; {_load()})"
+        )
         for isolated in (False, True):
             rate = calls_per_second(bundle, trust, isolated=isolated, calls=options.calls)
             print(f"{'isolated' if isolated else 'in-process':>10}: {rate:9.0f} calls/s for add(i32, i32)")
-        for tenants in (1, 4, 16):
-            seconds = spawn_seconds(bundle, trust, tenants, Path(scratch) / "state")
-            print(f"spawn {tenants:2d} isolated tenants: {seconds:6.2f} s ({seconds / tenants * 1000:.0f} ms each)")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,6 @@ import json
 import logging
 import os
 import re
-import select
 import signal
 import tempfile
 import threading
@@ -63,7 +62,7 @@ from ngixi_runtime.loading.loader import (
     open_guest,
     verified_manifest,
 )
-from ngixi_runtime.loading.zygote import CHILD_BUNDLE, ForkedProcess, spawn_tenant
+from ngixi_runtime.loading.zygote import CHILD_BUNDLE, ForkedProcess, readable, spawn_tenant
 from ngixi_runtime.spec.wit_json import from_wire, to_wire
 from ngixi_runtime.trust.policy import Policy
 from ngixi_runtime.trust.rollback import RollbackGuard
@@ -446,8 +445,7 @@ class IsolatedTenant:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
-            ready, _, _ = select.select([descriptor], [], [], remaining)
-            if ready:
+            if readable(descriptor, remaining):  # not select(): a host of hundreds of tenants has descriptors past 1024
                 chunk = os.read(descriptor, _READ_BYTES)
                 if not chunk:
                     raise EOFError

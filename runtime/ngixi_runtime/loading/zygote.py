@@ -78,31 +78,23 @@ class ForkedProcess:
 
     def poll(self) -> int | None:
         """The exit code (minus the signal that ended it) once it has ended, else None."""
-        if self.returncode is None and select.select([self.status], [], [], 0)[0]:
-            self._read_status()
+        if self.returncode is None and readable(self.status, 0):
+            self._read_status(wait=False)
         return self.returncode
 
     def wait(self) -> int:
         """Waits for it to end; its exit code, or minus the signal that ended it (0 if its zygote died first)."""
         if self.returncode is None:
-            self._read_status()
+            self._read_status(wait=True)
         assert self.returncode is not None
         return self.returncode
 
-    def _read_status(self) -> None:
-        raw = b""
-        while len(raw) < NUMBER.size:
-            chunk = os.read(self.status, NUMBER.size - len(raw))
-            if not chunk:  # its zygote died, which alone would have reported it
-                self._wait_for_exit()
-                self.returncode, self.status_known = 0, False
-                return
-            raw += chunk
-        self.returncode = os.waitstatus_to_exitcode(NUMBER.unpack(raw)[0])
-
-    def _wait_for_exit(self) -> None:
-        if self.pidfd is not None:  # readable once the process has ended
-            select.select([self.pidfd], [], [])
+    def _read_status(self, *, wait: bool) -> None:
+        raw = os.read(self.status, NUMBER.size)  # written at once: all of it or, once its zygote died, nothing
+        if raw:
+            self.returncode = os.waitstatus_to_exitcode(NUMBER.unpack(raw)[0])
+        elif (self.pidfd is None and wait) or (self.pidfd is not None and readable(self.pidfd, None if wait else 0)):
+            self.returncode, self.status_known = 0, False
 
     def kill(self, signum: int) -> None:
         """Sends `signum` unless it has ended (through its pidfd, which never names another process)."""
@@ -121,6 +113,13 @@ class ForkedProcess:
         os.close(self.status)
         if self.pidfd is not None:
             os.close(self.pidfd)
+
+
+def readable(descriptor: int, seconds: float | None) -> bool:
+    """Whether `descriptor` is readable (or at its end) within `seconds` (None: waits); any descriptor number."""
+    poller = select.poll()
+    poller.register(descriptor, select.POLLIN)
+    return bool(poller.poll(None if seconds is None else max(0, round(seconds * 1000))))
 
 
 class Zygote:
