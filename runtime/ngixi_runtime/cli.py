@@ -115,6 +115,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     trust = trust_file(args)
     policy = load_policy(args.policy) if args.policy else None
     argv = [a for a in (args.export, *args.args) if a is not None]
+    if not args.in_process:  # one tenant: forked from this process, not from a fork server started for it
+        from ngixi_runtime.loading.zygote_server import fork_tenants_here
+
+        fork_tenants_here()
     with open_tenant(
         args.bundle,
         trust_file=trust,

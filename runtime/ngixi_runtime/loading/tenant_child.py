@@ -121,8 +121,13 @@ def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
 
 
 def main() -> int:
-    """Serves the parent on standard input and output (a zygote's fork moved its pipes there); the exit status."""
-    serve(sys.stdin.buffer, sys.stdout.buffer)
+    """Serves the parent on descriptors 0 and 1 (where a fork moved its pipes); the exit status.
+
+    New streams rather than sys.stdin's and sys.stdout's, which may hold what the process it was forked from
+    read ahead or left unwritten.
+    """
+    with open(0, "rb", closefd=False) as requests, open(1, "wb", closefd=False) as replies:
+        serve(requests, replies)
     return 0
 
 

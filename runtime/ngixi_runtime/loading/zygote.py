@@ -45,7 +45,7 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -71,14 +71,14 @@ class ForkedProcess:
     pid: int
     stdin: IO[bytes]
     stdout: IO[bytes]
-    status: int  # the read end of the pipe the zygote writes the wait status to
+    status: int | None  # the read end of the pipe its zygote writes the wait status to; None: this process's child
     pidfd: int | None
     returncode: int | None = None
     status_known: bool = field(default=True)
 
     def poll(self) -> int | None:
         """The exit code (minus the signal that ended it) once it has ended, else None."""
-        if self.returncode is None and readable(self.status, 0):
+        if self.returncode is None and (self.status is None or readable(self.status, 0)):
             self._read_status(wait=False)
         return self.returncode
 
@@ -90,6 +90,11 @@ class ForkedProcess:
         return self.returncode
 
     def _read_status(self, *, wait: bool) -> None:
+        if self.status is None:
+            pid, status = os.waitpid(self.pid, 0 if wait else os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+            return
         raw = os.read(self.status, NUMBER.size)  # written at once: all of it or, once its zygote died, nothing
         if raw:
             self.returncode = os.waitstatus_to_exitcode(NUMBER.unpack(raw)[0])
@@ -110,7 +115,8 @@ class ForkedProcess:
         for stream in (self.stdin, self.stdout):
             with contextlib.suppress(BrokenPipeError):  # a request still buffered for the dead child
                 stream.close()
-        os.close(self.status)
+        if self.status is not None:
+            os.close(self.status)
         if self.pidfd is not None:
             os.close(self.pidfd)
 
@@ -206,8 +212,25 @@ _zygotes: dict[tuple[tuple[str, str], ...], Zygote] = {}
 _zygotes_lock = threading.Lock()
 
 
+Spawner = Callable[[Mapping[str, str], int, int], ForkedProcess]
+_forking_here: list[Spawner] = []
+
+
+def fork_from_this_process(spawner: Spawner) -> None:
+    """Has `spawn_tenant` call `spawner` instead of a zygote while this process is single-threaded (a one-shot
+    command, which would otherwise pay a zygote's start for one tenant)."""
+    _forking_here[:] = [spawner]
+
+
+def threads() -> int:
+    """How many threads this process runs."""
+    return len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else threading.active_count()
+
+
 def spawn_tenant(environment: Mapping[str, str], bundle: int, errors: int) -> ForkedProcess:
     """Forks a tenant from this process's zygote for `environment`, starting or replacing the zygote as needed."""
+    if _forking_here and threads() == 1:
+        return _forking_here[0](environment, bundle, errors)
     key = tuple(sorted(environment.items()))
     for attempt in range(2):
         zygote = _zygote_for(key, environment)

@@ -9,12 +9,20 @@ import importlib
 import os
 import pkgutil
 import selectors
+import site
 import socket
 import sys
-import threading
 import traceback
+from collections.abc import Mapping
 
-from ngixi_runtime.loading.zygote import CHILD_DESCRIPTORS, MAX_MESSAGE, NUMBER
+from ngixi_runtime.loading.zygote import (
+    CHILD_DESCRIPTORS,
+    MAX_MESSAGE,
+    NUMBER,
+    ForkedProcess,
+    fork_from_this_process,
+    threads,
+)
 
 _PRELOADED_PACKAGES = ("ngixi_runtime.capabilities", "ngixi_runtime.engines")
 # A spawn request's: the child's requests, replies, errors and bundle, then its status pipe.
@@ -29,10 +37,6 @@ def _preload() -> None:
         for module in pkgutil.iter_modules(package.__path__, f"{package_name}."):
             with contextlib.suppress(ImportError):  # an engine not installed here
                 importlib.import_module(module.name)
-
-
-def _threads() -> int:
-    return len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else threading.active_count()
 
 
 def serve(control: socket.socket) -> None:
@@ -57,7 +61,7 @@ def serve(control: socket.socket) -> None:
 
 def _fork(control: socket.socket, descriptors: list[int]) -> tuple[int, int | None]:
     """Forks a tenant on the received descriptors; tells the host its pid and passes it its pidfd."""
-    if _threads() != 1:
+    if threads() != 1:
         raise RuntimeError("the tenant fork server must be single-threaded when it forks")
     pid = os.fork()
     if pid == 0:
@@ -108,12 +112,53 @@ def _become_tenant(descriptors: list[int]) -> None:
         os._exit(code)  # never the zygote's own clean-up: its objects name descriptors this process closed
 
 
+def fork_tenants_here() -> None:
+    """Forks this process's isolated tenants from itself while it is single-threaded (see `fork_here`)."""
+    fork_from_this_process(fork_here)
+
+
+def fork_here(environment: Mapping[str, str], bundle: int, errors: int) -> ForkedProcess:
+    """Forks a tenant from this single-threaded process: for a one-shot command, instead of starting a zygote.
+
+    The child is the clean room a zygote's is, but for what this process imported before the fork: it moves to
+    `/`, replaces its environment with `environment` (its /proc/<pid>/environ still shows the one it started
+    with), and imports anything more only from the interpreter's own paths (no working directory, script
+    directory, PYTHONPATH or user site).
+    """
+    requests, replies = os.pipe(), os.pipe()
+    for stream in (sys.stdout, sys.stderr):  # or the child would write what this process left in their buffers
+        stream.flush()
+    pid = os.fork()
+    if pid == 0:
+        os.chdir("/")
+        os.environ.clear()
+        os.environ.update(environment)
+        sys.path[:] = _isolated_path()
+        _become_tenant([requests[0], replies[1], errors, bundle])
+    for descriptor in (requests[0], replies[1]):
+        os.close(descriptor)
+    return ForkedProcess(
+        pid,
+        stdin=open(requests[1], "wb"),
+        stdout=open(replies[0], "rb"),
+        status=None,
+        pidfd=os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None,
+    )
+
+
+def _isolated_path() -> list[str]:
+    """This interpreter's module path without what `python -I` leaves out."""
+    left_out = {"", os.getcwd(), os.path.dirname(os.path.abspath(sys.argv[0])), site.getusersitepackages()}
+    left_out.update(os.environ.get("PYTHONPATH", "").split(os.pathsep))
+    return [entry for entry in sys.path if entry not in left_out and os.path.abspath(entry) not in left_out]
+
+
 def main() -> None:
     _preload()
     control = socket.socket(fileno=int(sys.argv[1]))
     gc.collect()
     gc.freeze()
-    if _threads() != 1:
+    if threads() != 1:
         raise SystemExit("the tenant fork server started a thread while importing")
     serve(control)
 
