@@ -32,11 +32,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import logging
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -48,7 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TypeVar
 
 from ngixi_runtime.bundles.reader import VerifiedBundle, open_bundle_file, read_bundle
 from ngixi_runtime.capabilities.context import GuestOutput, LogLine, Sandbox, Stdin
@@ -66,7 +64,18 @@ from ngixi_runtime.loading.loader import (
     open_guest,
     verified_manifest,
 )
-from ngixi_runtime.spec.wit_json import from_wire, to_wire
+from ngixi_runtime.loading.tenant_wire import (
+    Incoming,
+    Reply,
+    ReplyBounds,
+    WireError,
+    call_frame,
+    control_frame,
+    read_control,
+    read_reply,
+    write_all,
+)
+from ngixi_runtime.spec.wit_json import to_wire
 from ngixi_runtime.trust.policy import Policy
 from ngixi_runtime.trust.rollback import RollbackGuard
 from ngixi_runtime.trust.signatures import read_trust_table, trust_from_table
@@ -75,14 +84,13 @@ log = logging.getLogger(__name__)
 
 # Time allowed on top of the guest's own timeout for the child to answer over the pipe.
 _IPC_GRACE_SECONDS = 0.25
-# How much of a child's reply one read takes: a call's output comes raw after its reply line.
-_READ_BYTES = 1 << 20
 # Time for the child to verify and prepare the guest (compiling it, perhaps) before instantiating it.
 _PREPARE_TIMEOUT_SECONDS = 30.0
 # The host's variables a child keeps, when set: the interpreter's library path and the locale.
 CHILD_ENVIRONMENT = ("LANG", "LC_ALL", "LC_CTYPE", "LD_LIBRARY_PATH")
 # The child's working directory: nothing in it is ever imported or opened by a relative path.
 _CHILD_DIRECTORY = "/"
+_Answer = TypeVar("_Answer")
 _TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 DEFAULT_TENANT = "default"
 
@@ -125,19 +133,6 @@ class CallResult:
             "output": None if self.output is None else base64.b64encode(self.output).decode(),
             "output_kind": self.output_kind,
         }
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> CallResult:
-        return cls(
-            values=tuple(from_wire(raw["values"])),
-            exit_code=raw["exit_code"],
-            logs=tuple(LogLine(**line) for line in raw["logs"]),
-            stdout=base64.b64decode(raw["stdout"]),
-            stderr=base64.b64decode(raw["stderr"]),
-            metrics=CallMetrics(**raw["metrics"]),
-            output=None if raw.get("output") is None else base64.b64decode(raw["output"]),
-            output_kind=raw.get("output_kind"),
-        )
 
 
 def empty_result(outcome: str) -> CallResult:
@@ -274,7 +269,14 @@ class InProcessTenant:
 class _Child:
     process: subprocess.Popen[bytes]
     errors: IO[bytes]
-    buffer: bytearray = field(default_factory=bytearray)
+    requests: int = field(init=False)  # the descriptors of its pipes (tenant_wire.py's frames)
+    replies: Incoming = field(init=False)
+
+    def __post_init__(self) -> None:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.requests = self.process.stdin.fileno()
+        os.set_blocking(self.requests, False)  # so that a write, too, waits at most until its deadline
+        self.replies = Incoming(self.process.stdout.fileno())
 
 
 @dataclass(frozen=True)
@@ -329,6 +331,7 @@ class IsolatedTenant:
         self._request = {"bundle": bundle.to_json(), "trust": dict(trust), **options}
         self._environment = dict(environment)
         self._child: _Child | None = None
+        self._bounds = ReplyBounds.of(manifest.limits)
         self._lock = threading.Lock()
         self.origin = ""
         self.compiled = False
@@ -373,27 +376,20 @@ class IsolatedTenant:
         """Calls `export`; `input` (bytes, str or a JSON value) for an export that declares one."""
         data = encoded_input(self.manifest, export, input)
         check_call(self.manifest, export, args, data)  # here, so that a refused input never reaches the child
-        request = {
-            "op": "call",
-            "export": export,
-            "args": to_wire(list(args)),
-            "input_size": None if data is None else len(data),
-        }
+        request = call_frame(export, args, data)
         with self._lock:
             if self._child is None:
                 self._child = self._spawn()
             try:
-                deadline = self._call_deadline()
-                reply = self._exchange(self._child, request, deadline=deadline, what=export, payload=data or b"")
-                output = self._payload(self._child, reply.get("output_size"), deadline=deadline, what=export)
+                reply = self._call(self._child, request, export)
             except CallFailed:
                 self._child = None
                 raise
-        result = replace(CallResult.from_json(reply["result"]), output=output)
-        if not reply["ok"] and reply.get("exit_code") == InvalidInput.exit_code:
-            raise InvalidInput(reply["error"])  # e.g. an argument a component's export cannot take
-        if not reply["ok"]:
-            raise CallFailed(reply["error"], outcome=result.metrics.outcome, result=result)
+        if not reply.ok and reply.error_exit_code == InvalidInput.exit_code:
+            raise InvalidInput(str(reply.error))  # e.g. an argument a component's export cannot take
+        result = self._result(export, reply)
+        if not reply.ok:
+            raise CallFailed(str(reply.error), outcome=reply.outcome, result=result)
         return result
 
     def run(self) -> CallResult:
@@ -402,24 +398,57 @@ class IsolatedTenant:
     def _call_deadline(self) -> float:
         return time.monotonic() + self.manifest.limits.timeout_ms / 1000 + _IPC_GRACE_SECONDS
 
-    def _exchange(
-        self, child: _Child, message: Mapping[str, Any], *, deadline: float, what: str, payload: bytes = b""
-    ) -> dict[str, Any]:
-        """Sends one request line, then `payload` raw (a call's input: its size is in the line), and reads the
-        reply line."""
-        try:
-            assert child.process.stdin is not None
-            child.process.stdin.write(json.dumps(message, default=str).encode() + b"\n")  # TOML dates
-            child.process.stdin.write(payload)
-            child.process.stdin.flush()
-        except BrokenPipeError:
-            raise self._died(child, what) from None
-        return self._reply(child, deadline=deadline, what=what)
+    def _call(self, child: _Child, request: Sequence[bytes], what: str) -> Reply:
+        """Sends a call frame and reads its reply, by the call's deadline."""
+        deadline = self._call_deadline()
+        reply = self._answer(child, lambda: self._read_reply(child, request, deadline), what=what)
+        if reply.output is not None and self._output_kind(what) is None:
+            self._stop(child)
+            raise self._malformed(what, "output where its export declares none")
+        return reply
+
+    def _output_kind(self, export: str) -> DataKind | None:
+        declared = self.manifest.export(export)
+        return None if declared is None else declared.output
+
+    def _result(self, export: str, reply: Reply) -> CallResult:
+        metrics = CallMetrics(
+            reply.duration_ms, reply.memory_pages, reply.host_calls, reply.output_bytes, reply.outcome
+        )
+        kind = None if reply.output is None else self._output_kind(export)
+        return CallResult(
+            reply.values, reply.exit_code, reply.logs, reply.stdout, reply.stderr, metrics, reply.output, kind
+        )
+
+    def _read_reply(self, child: _Child, request: Sequence[bytes], deadline: float) -> Reply:
+        write_all(child.requests, request, deadline)
+        child.replies.deadline = deadline
+        return read_reply(child.replies, self._bounds)
+
+    def _exchange(self, child: _Child, message: Mapping[str, Any], *, deadline: float, what: str) -> dict[str, Any]:
+        """Sends one control frame (the start-up request) and reads the control frame that answers it."""
+        return self._answer(child, lambda: self._send_control(child, message, deadline), what=what)
 
     def _reply(self, child: _Child, *, deadline: float, what: str) -> dict[str, Any]:
+        """Reads the next control frame from the child (how its start-up went)."""
+        return self._answer(child, lambda: self._read_control(child, deadline), what=what)
+
+    @staticmethod
+    def _send_control(child: _Child, message: Mapping[str, Any], deadline: float) -> dict[str, Any]:
+        write_all(child.requests, [control_frame(message)], deadline)
+        return IsolatedTenant._read_control(child, deadline)
+
+    @staticmethod
+    def _read_control(child: _Child, deadline: float) -> dict[str, Any]:
+        child.replies.deadline = deadline
+        return read_control(child.replies)
+
+    def _answer(self, child: _Child, exchange: Callable[[], _Answer], *, what: str) -> _Answer:
+        """What `exchange` reads from the child; its death, silence past the deadline or a malformed frame, a
+        CallFailed (the child stopped)."""
         try:
-            line = self._read_line(child, deadline)
-        except EOFError:
+            return exchange()
+        except (EOFError, BrokenPipeError):
             raise self._died(child, what) from None
         except TimeoutError:
             self._stop(child)
@@ -428,47 +457,12 @@ class IsolatedTenant:
             else:
                 detail = f"{what} exceeded its {self.manifest.limits.timeout_ms} ms timeout (limits.timeout_ms)"
             raise self._failure(f"{detail}; the tenant was stopped", "timeout") from None
-        reply: dict[str, Any] = json.loads(line)
-        return reply
-
-    def _payload(self, child: _Child, size: int | None, *, deadline: float, what: str) -> bytes | None:
-        """The raw bytes that follow a reply line giving their size (a call's output); None when it gives none."""
-        if size is None:
-            return None
-        try:
-            self._fill(child, deadline, lambda buffer: len(buffer) >= size)
-        except EOFError:
-            raise self._died(child, what) from None
-        except TimeoutError:
+        except WireError as error:
             self._stop(child)
-            raise self._failure(f"{what}: the tenant process did not send its output in time", "timeout") from None
-        payload = bytes(child.buffer[:size])
-        del child.buffer[:size]
-        return payload
+            raise self._malformed(what, str(error)) from None
 
-    @staticmethod
-    def _fill(child: _Child, deadline: float, enough: Callable[[bytearray], bool]) -> None:
-        """Reads from the child into its buffer until `enough` of it has come."""
-        assert child.process.stdout is not None
-        descriptor = child.process.stdout.fileno()
-        while not enough(child.buffer):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            ready, _, _ = select.select([descriptor], [], [], remaining)
-            if ready:
-                chunk = os.read(descriptor, _READ_BYTES)
-                if not chunk:
-                    raise EOFError
-                child.buffer += chunk
-
-    @classmethod
-    def _read_line(cls, child: _Child, deadline: float) -> bytes:
-        cls._fill(child, deadline, lambda buffer: b"\n" in buffer)
-        end = child.buffer.index(b"\n")
-        line = bytes(child.buffer[:end])
-        del child.buffer[: end + 1]
-        return line
+    def _malformed(self, what: str, detail: str) -> CallFailed:
+        return self._failure(f"{what}: the tenant process sent a malformed reply ({detail}); it was stopped", "crash")
 
     def _failure(self, detail: str, outcome: str) -> CallFailed:
         return CallFailed(f"{self.manifest.guest.name}: {detail}", outcome=outcome, result=empty_result(outcome))
