@@ -365,4 +365,4 @@ def _json(raw: bytes, what: str) -> Any:
     try:
         return json.loads(raw)
     except ValueError as error:  # UnicodeDecodeError too
-        raise WireError(f"a frame's {what} is not JSON: {error}") from None
+        raise WireError(f"a frame's {what}: not JSON ({error})") from None
