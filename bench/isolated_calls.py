@@ -9,7 +9,8 @@ data ABI). Timed, median µs per call:
   (bench/data_abi.py) for the sizes;
 - the floor: a bare os.write/os.read round trip of the same bytes (a 4-byte size, then the bytes)
   between this process and a second Python process echoing them back.
-Ratios are over Extism's call and over the floor, measured in the same run, with the load average.
+Ratios are over Extism's call and over the floor, measured in the same run (the variants take turns, a few
+calls each, so that all see the same load), with the load average.
 
 Run: .venv/bin/python -m bench.isolated_calls [--rounds N]
 """
@@ -70,14 +71,18 @@ while chunk := os.read(0, 1 << 20):
 """
 
 
-def median_us(call: Call, data: bytes, rounds: int) -> float:
-    call(data)
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        call(data)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e6
+def medians_us(variants: dict[str, Call], data: bytes, rounds: int) -> dict[str, float]:
+    """The median µs of each variant's calls, taken in turns of a few calls each so that all see the same load."""
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    turn = max(1, rounds // 20)
+    for _ in range(0, rounds, turn):
+        for name, call in variants.items():
+            call(data)
+            for _ in range(turn):
+                start = time.perf_counter()
+                call(data)
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(samples) * 1e6 for name, samples in times.items()}
 
 
 def bundles(directory: Path) -> tuple[Path, Path, Path]:
@@ -153,10 +158,8 @@ def main() -> None:
             for isolated in (True, False):
                 name = f"ngixi {engine}, {'isolated' if isolated else 'in-process'}"
                 variants[name] = stack.enter_context(ngixi_calls(nop, echo, trust, engine=engine, isolated=isolated))
-        results = {
-            name: [median_us(call, os.urandom(size), rounds_for(size, options.rounds)) for size in SIZES]
-            for name, call in variants.items()
-        }
+        by_size = [medians_us(variants, os.urandom(size), rounds_for(size, options.rounds)) for size in SIZES]
+        results = {name: [medians[name] for medians in by_size] for name in variants}
     load_after = os.getloadavg()
     print(f"load average {_load(load_before)} before, {_load(load_after)} after, on {os.cpu_count()} cores")
     print(f"extism {version('extism')}, wasmer {version('wasmer')}, wasmtime-py {version('wasmtime')}")

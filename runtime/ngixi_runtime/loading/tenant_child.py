@@ -1,12 +1,26 @@
 """The tenant child process: `python -I -m ngixi_runtime.loading.tenant_child`, driven by its parent over pipes.
 
-One JSON object per line. The first request opens the bundle its parent verified, from the open
-file it inherits, never by path: the signature is checked again with the trust file's tables the
-parent read, and the signed index must have the bytes the parent checked (its SHA-256), so the
-parent's rollback and policy decisions hold for it. The child says `{"instantiating": true}`
-before the guest's own code may first run, then `ok`. Each later request is a call. Guest output
-never reaches this process's stdout: it is captured and sent back. How the parent starts it (a
-clean room) is in `loading/tenants.py`.
+The first request opens the bundle its parent verified, from the open file it inherits, never by
+path: the signature is checked again with the trust file's tables the parent read, and the signed
+index must have the bytes the parent checked (its SHA-256), so the parent's rollback and policy
+decisions hold for it. The child says `{"instantiating": true}` before the guest's own code may
+first run, then `ok`. Each later request is a call. Guest output never reaches this process's
+stdout: it is captured and sent back. How the parent starts it (a clean room) is in `loading/tenants.py`.
+
+The protocol (frames built and read by `loading/tenant_wire.py`; little-endian; every size in a header):
+- control frame, both ways (the start-up request and its answers): `<BxxxI` kind `C`, the size of
+  a JSON object, then the object;
+- call request: `<BBxxIII` kind `R`, flags (1: there is an input, even an empty one), the sizes of
+  the export's name, its arguments (JSON in wit_json's wire form; none: no arguments) and its input;
+  then those three raw;
+- call reply: `<BBBxIdQq6I` kind `A`, ok, flags (1: exit code, 2: output), memory pages, duration
+  in ms, output_bytes, exit code; the sizes of the values, meta, logs, stdout, stderr and output,
+  then those six. Values are `N`, their count, a struct code per number (`q` or `d`) and the packed
+  numbers, or JSON for others; meta is a JSON object of what differs from a plain success (outcome,
+  host_calls, error, exit_code of a call refused before the guest ran); logs are JSON
+  `[[level, message], ...]`; stdout, stderr and output are raw bytes.
+The parent holds each size of a reply to what the guest's limits allow before reading it, and a
+child that sends anything else, or dies mid-frame, is stopped as crashed.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ what the manifest's limits allow before anything is read for it, and anything ma
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -44,6 +45,9 @@ _LOG_STRUCTURE_BYTES = 16 << 20
 _VALUES_BASE_BYTES = 1 << 20
 _CONTROL_BYTES = 1 << 20
 _PAGE_BYTES = 65536
+# A core guest's results: integers (i32, i64) and floats (f32, f64) as struct codes.
+_NUMBER_CODES = {int: "q", float: "d"}
+_MAX_PACKED = 255
 
 
 class WireError(Exception):
@@ -130,6 +134,8 @@ class Reply(NamedTuple):
 def write_all(descriptor: int, parts: Sequence[bytes], deadline: float | None = None) -> None:
     """Writes `parts` in order, in one system call when the pipe takes them; by `deadline` if one is given
     (`descriptor` then non-blocking), else TimeoutError."""
+    if sum(map(len, parts)) <= _READ_BYTES:  # small: one copy is cheaper than a vector of pieces
+        parts = [b"".join(parts)]
     pending = [memoryview(part) for part in parts if part]
     while pending:
         written = _write_some(descriptor, pending, deadline)
@@ -270,8 +276,12 @@ def reply_frame(result: SentResult, *, error: str | None = None, error_exit_code
 
 
 def _encoded_values(values: tuple[Any, ...]) -> bytes:
-    numbers = all(type(value) in (int, float) for value in values)  # a core guest's: no wire form needed
-    return json.dumps(list(values) if numbers else to_wire(list(values))).encode()
+    """A core guest's numbers packed (`N`, their count, a struct code each, the numbers); other values as JSON."""
+    codes = "".join(_NUMBER_CODES.get(type(value), "?") for value in values)
+    if "?" not in codes and len(codes) <= _MAX_PACKED:
+        with contextlib.suppress(struct.error):  # an integer beyond 64 bits
+            return b"N" + bytes([len(codes)]) + codes.encode() + struct.pack("<" + codes, *values)
+    return json.dumps(to_wire(list(values))).encode()
 
 
 def _meta(metrics: SentMetrics, error: str | None, error_exit_code: int | None) -> bytes:
@@ -324,10 +334,19 @@ def read_reply(incoming: Incoming, bounds: ReplyBounds) -> Reply:
 
 
 def _decoded_values(raw: bytes) -> tuple[Any, ...]:
+    if raw[:1] == b"N":
+        count = raw[1] if len(raw) > 1 else 0
+        codes = raw[2 : 2 + count]
+        try:
+            if len(codes) != count or codes.strip(b"qd"):
+                raise struct.error
+            return struct.unpack("<" + codes.decode(), raw[2 + count :])
+        except struct.error:
+            raise WireError("a call reply's packed values are not what the protocol allows") from None
     values = _json(raw, "values")
     if not isinstance(values, list):
         raise WireError("a call reply's values are not a list")
-    return tuple(values if b"{" not in raw else from_wire(values))  # only objects have a wire form
+    return tuple(from_wire(values))
 
 
 def _oversized(sizes: Sequence[int], bounds: ReplyBounds) -> WireError:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import struct
 import tempfile
@@ -59,7 +58,7 @@ def frame(parts: Sequence[bytes]) -> bytes:
 
 def test_a_plain_reply_is_its_header_and_values() -> None:
     parts = reply_frame(PLAIN)
-    assert frame(parts) == frame([parts[0], b"[7]"])
+    assert frame(parts) == frame([parts[0], b"N\x01q" + struct.pack("<q", 7)])
     for reading in incoming(frame(parts)):
         reply = read_reply(reading, BOUNDS)
         assert reply.ok and reply.values == (7,) and reply.exit_code is None and reply.output is None
@@ -148,6 +147,10 @@ def test_a_size_over_the_limits_is_refused_before_it_is_read(sizes: Sequence[int
         (section(5, b"x"), "header"),  # output without its flag
         (section(0, b"["), "values: not JSON"),
         (section(0, b"{}"), "values are not a list"),
+        (section(0, b"N\x02q"), "packed values"),
+        (section(0, b"N\x01x" + bytes(8)), "packed values"),
+        (section(0, b"N\x01q" + bytes(7)), "packed values"),
+        (section(0, b"N\x01\xff" + bytes(8)), "packed values"),
         (section(1, b"[]"), "meta is not what"),
         (section(1, b'{"outcome": 1}'), "meta is not what"),
         (section(1, b'{"other": ""}'), "meta is not what"),
@@ -215,6 +218,13 @@ def test_a_large_frame_is_read_in_pieces() -> None:
         assert reading.take(4) == struct.pack("<I", 7)
 
 
-def test_values_that_are_numbers_need_no_wire_form() -> None:
-    parts = reply_frame(CallResult((1, -2, 0.5), None, (), b"", b"", PLAIN.metrics))
-    assert json.loads(parts[1]) == [1, -2, 0.5]
+@pytest.mark.parametrize(
+    "values", [(1, -(1 << 63), 0.5, float("inf")), (1 << 64,), (True, 2), tuple(range(256)), ("text", 1)]
+)
+def test_values_round_trip_packed_or_as_json(values: tuple[object, ...]) -> None:
+    packed = all(type(value) in (int, float) for value in values) and len(values) < 256 and values[0] != 1 << 64
+    parts = reply_frame(CallResult(values, None, (), b"", b"", PLAIN.metrics))
+    assert parts[1].startswith(b"N" if packed else b"[")
+    for reading in incoming(frame(parts)):
+        decoded = read_reply(reading, BOUNDS).values
+    assert decoded == values and [type(value) for value in decoded] == [type(value) for value in values]
