@@ -59,15 +59,22 @@ memory_pages = {MEMORY_PAGES}
 input_bytes = {2 << 20}
 output_bytes = {2 << 20}
 """
-# A second Python process echoing framed messages back: a 4-byte size, then that many bytes.
+# A second Python process echoing framed messages back (a 4-byte size, then that many bytes), read in place.
 _ECHO_PROCESS = """
 import os, struct
-buffer = bytearray()
-while chunk := os.read(0, 1 << 20):
-    buffer += chunk
-    while len(buffer) >= 4 and len(buffer) >= 4 + (size := struct.unpack_from("<I", buffer)[0]):
-        os.write(1, bytes(buffer[: 4 + size]))
-        del buffer[: 4 + size]
+def read_into(buffer):
+    view, filled = memoryview(buffer), 0
+    while filled < len(buffer):
+        count = os.readv(0, [view[filled:]])
+        if not count:
+            raise SystemExit
+        filled += count
+while True:
+    size = bytearray(4)
+    read_into(size)
+    data = bytearray(struct.unpack("<I", size)[0])
+    read_into(data)
+    os.writev(1, [size, data])
 """
 
 
@@ -127,11 +134,11 @@ def pipe_floor() -> Iterator[Call]:
     requests, replies = process.stdin.fileno(), process.stdout.fileno()
 
     def round_trip(data: bytes) -> bytes:
-        message = struct.pack("<I", len(data)) + data
-        os.write(requests, message)
-        received = bytearray()
-        while len(received) < len(message):
-            received += os.read(replies, 1 << 20)
+        os.writev(requests, [struct.pack("<I", len(data)), data])
+        received = bytearray(4 + len(data))
+        view, filled = memoryview(received), 0
+        while filled < len(received):
+            filled += os.readv(replies, [view[filled:]])
         return bytes(received)
 
     try:

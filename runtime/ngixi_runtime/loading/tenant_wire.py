@@ -33,7 +33,7 @@ REPLY = struct.Struct("<BBBxIdQq6I")
 CONTROL_KIND, CALL_KIND, REPLY_KIND = 0x43, 0x52, 0x41
 HAS_INPUT = HAS_EXIT_CODE = 1
 HAS_OUTPUT = 2
-# How much one read takes; a larger section is read to its end in pieces of at most this.
+# How much one read takes; a larger section is read straight into a buffer of its size.
 _READ_BYTES = 1 << 16
 # A JSON document can take up to 6 bytes per byte it holds (a control character's \u0000 escape).
 _JSON_INFLATION = 6
@@ -177,32 +177,48 @@ class Incoming:
 
     def take(self, size: int) -> bytes:
         """The next `size` bytes; EOFError if the stream ends first, TimeoutError at the deadline."""
-        if size <= len(self._buffer) - self._at:
+        available = len(self._buffer) - self._at
+        if size <= available:
             start = self._at
             self._at += size
             return self._buffer[start : self._at]
-        head = self._buffer[self._at :]
-        self._buffer, self._at = b"", 0
-        pieces = [head]
-        missing = size - len(head)
-        while missing > 0:
-            piece = self._read(max(missing, _READ_BYTES))
-            if len(piece) > missing:
-                self._buffer = piece[missing:]
-                piece = piece[:missing]
-            pieces.append(piece)
-            missing -= len(piece)
-        return b"".join(pieces)
+        if size - available > _READ_BYTES:
+            return self._take_large(size)
+        pieces = [self._buffer[self._at :]]
+        while available < size:
+            pieces.append(self._read())
+            available += len(pieces[-1])
+        whole = b"".join(pieces)
+        self._buffer, self._at = whole, size
+        return whole[:size]
 
-    def _read(self, size: int) -> bytes:
+    def _take_large(self, size: int) -> bytes:
+        """Reads a large section straight into its own buffer: no read more than it, no piece joined."""
+        whole = bytearray(size)
+        filled = len(self._buffer) - self._at
+        whole[:filled] = memoryview(self._buffer)[self._at :]
+        self._buffer, self._at = b"", 0
+        with memoryview(whole) as view:
+            while filled < size:
+                self._wait()
+                count = os.readv(self.descriptor, [view[filled:]])
+                if not count:
+                    raise EOFError
+                filled += count
+        return bytes(whole)
+
+    def _read(self) -> bytes:
+        self._wait()
+        chunk = os.read(self.descriptor, _READ_BYTES)
+        if not chunk:
+            raise EOFError
+        return chunk
+
+    def _wait(self) -> None:
         if self.deadline is not None:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0 or not self._poll.poll(math.ceil(remaining * 1000)):
                 raise TimeoutError
-        chunk = os.read(self.descriptor, min(size, _READ_BYTES * 16))
-        if not chunk:
-            raise EOFError
-        return chunk
 
 
 def control_frame(message: Mapping[str, Any]) -> bytes:

@@ -6,6 +6,7 @@ import datetime
 import os
 import struct
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
 
@@ -228,3 +229,24 @@ def test_values_round_trip_packed_or_as_json(values: tuple[object, ...]) -> None
     for reading in incoming(frame(parts)):
         decoded = read_reply(reading, BOUNDS).values
     assert decoded == values and [type(value) for value in decoded] == [type(value) for value in values]
+
+
+def test_a_frame_trickling_in_byte_by_byte_is_read_whole() -> None:
+    whole = frame(reply_frame(FULL, error="late")) + frame(reply_frame(PLAIN))
+    read_end, write_end = os.pipe()
+
+    def trickle() -> None:
+        for at in range(0, len(whole), 997):
+            os.write(write_end, whole[at : at + 997])
+        os.close(write_end)
+
+    writer = threading.Thread(target=trickle)
+    writer.start()
+    try:
+        reading = Incoming(read_end)
+        reading.deadline = time.monotonic() + 30
+        assert read_reply(reading, BOUNDS).output == FULL.output
+        assert read_reply(reading, BOUNDS).values == (7,)
+    finally:
+        writer.join()
+        os.close(read_end)
