@@ -131,11 +131,18 @@ class Reply(NamedTuple):
     error_exit_code: int | None  # an error refused before the guest ran: which NgixiError
 
 
-def write_all(descriptor: int, parts: Sequence[bytes], deadline: float | None = None) -> None:
+def write_all(descriptor: int, parts: Sequence[bytes | memoryview], deadline: float | None = None) -> None:
     """Writes `parts` in order, in one system call when the pipe takes them; by `deadline` if one is given
     (`descriptor` then non-blocking), else TimeoutError."""
     if sum(map(len, parts)) <= _READ_BYTES:  # small: one copy is cheaper than a vector of pieces
-        parts = [b"".join(parts)]
+        whole = b"".join(parts)
+        try:
+            written = os.write(descriptor, whole)
+        except BlockingIOError:
+            written = 0
+        if written == len(whole):
+            return
+        parts = [memoryview(whole)[written:]]
     pending = [memoryview(part) for part in parts if part]
     while pending:
         written = _write_some(descriptor, pending, deadline)
