@@ -30,8 +30,11 @@ from typing import Any
 from ngixi_build.project import Project
 from ngixi_build.stages.bundle import ArtifactInput
 from ngixi_build.stages.precompile import precompile_guest, precompile_wasmtime
+from ngixi_runtime.bundles.reader import open_bundle_file, read_bundle
+from ngixi_runtime.loading.loader import likely_artifacts, open_guest
 from ngixi_runtime.loading.tenants import InProcessTenant, measure, open_tenant
 from ngixi_runtime.spec.targets import SUPPORTED_TARGETS, host_triple
+from ngixi_runtime.trust.signatures import read_trust_table, trust_from_table
 from tests.conftest import KeyFiles, make_bundle, make_key
 from tests.wasmgen import Func, module
 
@@ -130,6 +133,29 @@ def load_ours(fixture: Fixture, engine: str) -> None:
         tenant.call("nop")
 
 
+def load_stages(fixture: Fixture, engine: str, loads: int) -> dict[str, float]:
+    """ms per stage of the steps `open_tenant(..., isolated=False)` takes, each timed on its own, over `loads`."""
+    spent = dict.fromkeys(("trust file", "verify bundle (signature, index)", "open guest", "first call, close"), 0.0)
+    for _ in range(loads):
+        marks = [time.process_time()]
+        trust = trust_from_table(read_trust_table(fixture.keys.trust), source=str(fixture.keys.trust))
+        marks.append(time.process_time())
+        descriptor = open_bundle_file(fixture.bundle)
+        verified = read_bundle(
+            fixture.bundle, trust, defer_members=True, prefetch=likely_artifacts(engine), descriptor=descriptor
+        )
+        marks.append(time.process_time())
+        guest = open_guest(verified, engine=engine)
+        marks.append(time.process_time())
+        measure(guest, "nop", ())
+        guest.close()
+        os.close(descriptor)
+        marks.append(time.process_time())
+        for name, begun, ended in zip(spent, marks, marks[1:], strict=False):
+            spent[name] += (ended - begun) / loads * 1e3
+    return spent
+
+
 def call_layers(tenant: InProcessTenant, bare: Callable[[], Any]) -> dict[str, Callable[[], Any]]:
     """Each layer of an in-process call, outermost last: timed alone, their differences say where the µs go."""
     guest = tenant._guest  # the benchmark looks inside on purpose
@@ -172,6 +198,9 @@ def bench_engine(fixture: Fixture, engine: str, *, rounds: int, calls: int, load
     print(f"{engine}: load + one call, ms per load ({rounds} rounds of {loads})")
     for name, samples in load_times.items():
         print(f"  {name:34} {summary(samples)}")
+    print(f"{engine}: where a load's ms go (the steps of open_tenant, {loads} loads)")
+    for name, ms in load_stages(fixture, engine, loads).items():
+        print(f"  {name:34} {ms:8.3f}")
     load_ratio = statistics.median(load_times["ours"]) / statistics.median(load_times["bare"])
     return call_ratio, load_ratio
 
