@@ -258,12 +258,13 @@ class Deadline:
         self.fuel = fuel
         self.export = ""
         self.ends_at = math.inf
+        self._ticks = epoch_ticks(timeout_ms)
 
     def arm(self, store: wasmtime.Store) -> None:
         """Gives the next call (or instantiation) its epoch deadline and its full fuel."""
         if self.fuel is not None:
             store.set_fuel(self.fuel)
-        store.set_epoch_deadline(epoch_ticks(self.timeout_ms))
+        store.set_epoch_deadline(self._ticks)
 
     def out_of_fuel(self, what: str) -> GuestError:
         return GuestError(

@@ -180,8 +180,9 @@ def measure(guest: Guest, export: str, args: Sequence[Any], data: bytes | None =
     except GuestError as error:
         failure = _out_of_memory(guest, export, error)
     written = guest.take_output()
-    if failure is None and export != "_start":
-        output_kind, failure = _checked_output(guest.manifest.guest.name, export, guest.output_kind(export), written)
+    declared = guest.output_kind(export)
+    if failure is None and export != "_start" and (written or declared is not None):
+        output_kind, failure = _checked_output(guest.manifest.guest.name, export, declared, written)
     result = _result(
         values=values,
         exit_code=exit_code,
