@@ -134,8 +134,8 @@ class Reply(NamedTuple):
 def write_all(descriptor: int, parts: Sequence[bytes | memoryview], deadline: float | None = None) -> None:
     """Writes `parts` in order, in one system call when the pipe takes them; by `deadline` if one is given
     (`descriptor` then non-blocking), else TimeoutError."""
-    if sum(map(len, parts)) <= _READ_BYTES:  # small: one copy is cheaper than a vector of pieces
-        whole = b"".join(parts)
+    if len(parts) == 1 or sum(map(len, parts)) <= _READ_BYTES:  # small: one copy beats a vector of pieces
+        whole = parts[0] if len(parts) == 1 else b"".join(parts)
         try:
             written = os.write(descriptor, whole)
         except BlockingIOError:
