@@ -48,6 +48,8 @@ _PAGE_BYTES = 65536
 # A core guest's results: integers (i32, i64) and floats (f32, f64) as struct codes.
 _NUMBER_CODES = {int: "q", float: "d"}
 _MAX_PACKED = 255
+_ONE_INTEGER = struct.Struct("<3sq")
+_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 class WireError(Exception):
@@ -300,6 +302,8 @@ def reply_frame(result: SentResult, *, error: str | None = None, error_exit_code
 
 def _encoded_values(values: tuple[Any, ...]) -> bytes:
     """A core guest's numbers packed (`N`, their count, a struct code each, the numbers); other values as JSON."""
+    if len(values) == 1 and type(values[0]) is int and _I64_MIN <= values[0] <= _I64_MAX:  # the common result
+        return _ONE_INTEGER.pack(b"N\x01q", values[0])
     codes = "".join(_NUMBER_CODES.get(type(value), "?") for value in values)
     if "?" not in codes and len(codes) <= _MAX_PACKED:
         with contextlib.suppress(struct.error):  # an integer beyond 64 bits
@@ -357,6 +361,8 @@ def read_reply(incoming: Incoming, bounds: ReplyBounds) -> Reply:
 
 
 def _decoded_values(raw: bytes) -> tuple[Any, ...]:
+    if raw[:3] == b"N\x01q" and len(raw) == _ONE_INTEGER.size:
+        return _ONE_INTEGER.unpack(raw)[1:]
     if raw[:1] == b"N":
         count = raw[1] if len(raw) > 1 else 0
         codes = raw[2 : 2 + count]
