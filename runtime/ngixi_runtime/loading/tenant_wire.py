@@ -323,8 +323,9 @@ def _meta(metrics: SentMetrics, error: str | None, error_exit_code: int | None) 
 
 def read_reply(incoming: Incoming, bounds: ReplyBounds) -> Reply:
     """The next call reply, each size checked against `bounds` before its bytes are read."""
-    kind, ok, flags, pages, duration, output_bytes, exit_code, *sizes = REPLY.unpack(incoming.take(REPLY.size))
-    values_size, meta_size, logs_size, stdout_size, stderr_size, output_size = sizes
+    header = REPLY.unpack(incoming.take(REPLY.size))
+    kind, ok, flags, pages, duration, output_bytes, exit_code = header[:7]
+    values_size, meta_size, logs_size, stdout_size, stderr_size, output_size = header[7:]
     if (
         kind != REPLY_KIND
         or ok > 1
@@ -339,7 +340,7 @@ def read_reply(incoming: Incoming, bounds: ReplyBounds) -> Reply:
         or stdout_size + stderr_size > bounds.stdio
         or output_size > bounds.output
     ):
-        raise _oversized(sizes, bounds)
+        raise _oversized(header[7:], bounds)
     values = _decoded_values(incoming.take(values_size)) if values_size else ()  # the sections in their order
     meta = _checked_meta(_json(incoming.take(meta_size), "meta")) if meta_size else {}
     return Reply(

@@ -41,12 +41,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Protocol, TypeVar
+from typing import IO, Any, Protocol
 
 from ngixi_runtime.bundles.reader import VerifiedBundle, open_bundle_file, read_bundle
 from ngixi_runtime.capabilities.context import GuestOutput, LogLine, Sandbox, Stdin
@@ -90,7 +90,8 @@ _PREPARE_TIMEOUT_SECONDS = 30.0
 CHILD_ENVIRONMENT = ("LANG", "LC_ALL", "LC_CTYPE", "LD_LIBRARY_PATH")
 # The child's working directory: nothing in it is ever imported or opened by a relative path.
 _CHILD_DIRECTORY = "/"
-_Answer = TypeVar("_Answer")
+# How an exchange with a child ends early: it died (EOF, a broken pipe), fell silent, or sent a malformed frame.
+_LOST = (EOFError, BrokenPipeError, TimeoutError, WireError)
 _TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 DEFAULT_TENANT = "default"
 
@@ -409,7 +410,12 @@ class IsolatedTenant:
     def _call(self, child: _Child, request: Sequence[bytes], what: str) -> Reply:
         """Sends a call frame and reads its reply, by the call's deadline."""
         deadline = self._call_deadline()
-        reply = self._answer(child, lambda: self._read_reply(child, request, deadline), what=what)
+        try:
+            write_all(child.requests, request, deadline)
+            child.replies.deadline = deadline
+            reply = read_reply(child.replies, self._bounds)
+        except _LOST as error:
+            raise self._lost(child, what, error) from None
         if reply.output is not None and self._output_kind(what) is None:
             self._stop(child)
             raise self._malformed(what, "output where its export declares none")
@@ -427,46 +433,36 @@ class IsolatedTenant:
             reply.values, reply.exit_code, reply.logs, reply.stdout, reply.stderr, metrics, reply.output, kind
         )
 
-    def _read_reply(self, child: _Child, request: Sequence[bytes], deadline: float) -> Reply:
-        write_all(child.requests, request, deadline)
-        child.replies.deadline = deadline
-        return read_reply(child.replies, self._bounds)
-
     def _exchange(self, child: _Child, message: Mapping[str, Any], *, deadline: float, what: str) -> dict[str, Any]:
         """Sends one control frame (the start-up request) and reads the control frame that answers it."""
-        return self._answer(child, lambda: self._send_control(child, message, deadline), what=what)
+        try:
+            write_all(child.requests, [control_frame(message)], deadline)
+        except _LOST as error:
+            raise self._lost(child, what, error) from None
+        return self._reply(child, deadline=deadline, what=what)
 
     def _reply(self, child: _Child, *, deadline: float, what: str) -> dict[str, Any]:
         """Reads the next control frame from the child (how its start-up went)."""
-        return self._answer(child, lambda: self._read_control(child, deadline), what=what)
-
-    @staticmethod
-    def _send_control(child: _Child, message: Mapping[str, Any], deadline: float) -> dict[str, Any]:
-        write_all(child.requests, [control_frame(message)], deadline)
-        return IsolatedTenant._read_control(child, deadline)
-
-    @staticmethod
-    def _read_control(child: _Child, deadline: float) -> dict[str, Any]:
         child.replies.deadline = deadline
-        return read_control(child.replies)
-
-    def _answer(self, child: _Child, exchange: Callable[[], _Answer], *, what: str) -> _Answer:
-        """What `exchange` reads from the child; its death, silence past the deadline or a malformed frame, a
-        CallFailed (the child stopped)."""
         try:
-            return exchange()
-        except (EOFError, BrokenPipeError):
-            raise self._died(child, what) from None
-        except TimeoutError:
+            return read_control(child.replies)
+        except _LOST as error:
+            raise self._lost(child, what, error) from None
+
+    def _lost(self, child: _Child, what: str, error: Exception) -> CallFailed:
+        """The failure of an exchange with the child that `error` ended (the child is stopped): its death,
+        silence past the deadline, or a malformed frame."""
+        if isinstance(error, WireError):
             self._stop(child)
-            if what == "prepare":
-                detail = f"verifying and preparing the guest took over {_PREPARE_TIMEOUT_SECONDS:.0f} s"
-            else:
-                detail = f"{what} exceeded its {self.manifest.limits.timeout_ms} ms timeout (limits.timeout_ms)"
-            raise self._failure(f"{detail}; the tenant was stopped", "timeout") from None
-        except WireError as error:
-            self._stop(child)
-            raise self._malformed(what, str(error)) from None
+            return self._malformed(what, str(error))
+        if not isinstance(error, TimeoutError):
+            return self._died(child, what)  # EOFError, BrokenPipeError
+        self._stop(child)
+        if what == "prepare":
+            detail = f"verifying and preparing the guest took over {_PREPARE_TIMEOUT_SECONDS:.0f} s"
+        else:
+            detail = f"{what} exceeded its {self.manifest.limits.timeout_ms} ms timeout (limits.timeout_ms)"
+        return self._failure(f"{detail}; the tenant was stopped", "timeout")
 
     def _malformed(self, what: str, detail: str) -> CallFailed:
         return self._failure(f"{what}: the tenant process sent a malformed reply ({detail}); it was stopped", "crash")
