@@ -35,6 +35,9 @@ HAS_INPUT = HAS_EXIT_CODE = 1
 HAS_OUTPUT = 2
 # How much one read takes; a larger section is read straight into a buffer of its size.
 _READ_BYTES = 1 << 16
+# What a read takes at least: the rest of a small frame, or its header and what follows. No more, so that
+# the buffer a read allocates stays small (one of 64 KiB costs page faults each time).
+_SMALL_READ_BYTES = 4096
 # A JSON document can take up to 6 bytes per byte it holds (a control character's \u0000 escape).
 _JSON_INFLATION = 6
 # The small JSON sections of a reply: room for an error message and host call counts.
@@ -195,7 +198,7 @@ class Incoming:
             return self._take_large(size)
         pieces = [self._buffer[self._at :]]
         while available < size:
-            pieces.append(self._read())
+            pieces.append(self._read(size - available))
             available += len(pieces[-1])
         whole = b"".join(pieces)
         self._buffer, self._at = whole, size
@@ -216,9 +219,9 @@ class Incoming:
                 filled += count
         return bytes(whole)
 
-    def _read(self) -> bytes:
+    def _read(self, missing: int) -> bytes:
         self._wait()
-        chunk = os.read(self.descriptor, _READ_BYTES)
+        chunk = os.read(self.descriptor, max(missing, _SMALL_READ_BYTES))
         if not chunk:
             raise EOFError
         return chunk
