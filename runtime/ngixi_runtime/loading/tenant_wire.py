@@ -38,6 +38,8 @@ _READ_BYTES = 1 << 16
 # What a read takes at least: the rest of a small frame, or its header and what follows. No more, so that
 # the buffer a read allocates stays small (one of 64 KiB costs page faults each time).
 _SMALL_READ_BYTES = 4096
+# The most a section's buffer takes before its bytes arrive.
+_UPFRONT_BYTES = 16 << 20
 # A JSON document can take up to 6 bytes per byte it holds (a control character's \u0000 escape).
 _JSON_INFLATION = 6
 # The small JSON sections of a reply: room for an error message and host call counts.
@@ -205,19 +207,25 @@ class Incoming:
         return whole[:size]
 
     def _take_large(self, size: int) -> bytes:
-        """Reads a large section straight into its own buffer: no read more than it, no piece joined."""
-        whole = bytearray(size)
+        """Reads a large section straight into a buffer: up to 16 MiB at once, beyond that grown as its bytes
+        arrive (at most twice what came), never to the size a peer claims before it sends it."""
+        whole = bytearray(min(size, _UPFRONT_BYTES))
         filled = len(self._buffer) - self._at
         whole[:filled] = memoryview(self._buffer)[self._at :]
         self._buffer, self._at = b"", 0
-        with memoryview(whole) as view:
-            while filled < size:
-                self._wait()
-                count = os.readv(self.descriptor, [view[filled:]])
-                if not count:
-                    raise EOFError
-                filled += count
+        while filled < size:
+            if filled == len(whole):
+                whole += bytes(min(filled, size - filled))
+            with memoryview(whole) as view:
+                filled += self._read_into(view[filled:])
         return bytes(whole)
+
+    def _read_into(self, view: memoryview) -> int:
+        self._wait()
+        count = os.readv(self.descriptor, [view])
+        if not count:
+            raise EOFError
+        return count
 
     def _read(self, missing: int) -> bytes:
         self._wait()

@@ -212,7 +212,7 @@ def test_a_write_in_pieces_arrives_whole() -> None:
 
 
 def test_a_large_frame_is_read_in_pieces() -> None:
-    data = os.urandom(3 << 20)
+    data = os.urandom((17 << 20) + 5)  # past the 16 MiB a buffer takes before its bytes arrive
     for reading in incoming(frame(call_frame("e", (), data)), struct.pack("<I", 7)):
         request = read_call(reading)
         assert request is not None and request.input == data
@@ -250,3 +250,10 @@ def test_a_frame_trickling_in_byte_by_byte_is_read_whole() -> None:
     finally:
         writer.join()
         os.close(read_end)
+
+
+def test_a_large_section_cut_short_is_the_end_of_the_stream() -> None:
+    whole = frame(reply_frame(FULL))
+    for reading in incoming(whole[: len(whole) // 2]):
+        with pytest.raises(EOFError):
+            read_reply(reading, BOUNDS)
