@@ -2,7 +2,8 @@
 
 Each variant is a fresh process started from this venv; the rounds alternate between the variants (so a
 change in the machine's load hits them all alike) and each figure is the median wall time of its rounds,
-after one warm-up run (which fills the host AOT cache where a variant compiles):
+after one warm-up run (which writes the bytecode caches, even under PYTHONDONTWRITEBYTECODE, and fills the
+host AOT cache where a variant compiles):
 - `python -c pass`: the floor every Python tool pays, and the unit of the ratios;
 - Python + Extism: `import extism`, a `Plugin` of a one-function module, one call (the peer);
 - wasmtime-py: `import wasmtime`, compile, instantiate and call an `add` module (the floor of a
@@ -72,9 +73,13 @@ def variants(bundle: Path, scratch: Path) -> dict[str, tuple[list[str], float | 
     return found
 
 
+# As installed: the warm-up run writes the bytecode caches the timed runs read.
+ENVIRONMENT = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+
+
 def run_once(command: list[str]) -> float:
     start = time.perf_counter()
-    result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, env=ENVIRONMENT, check=False)
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(command)[:80]}… failed: {result.stderr.decode(errors='replace').strip()}")

@@ -24,6 +24,7 @@ from ngixi_runtime.trust.choice import DEV_TRUST_FILE, TRUST_VARIABLE, chosen_tr
 if TYPE_CHECKING:
     from ngixi_runtime.bundles.reader import VerifiedBundle
     from ngixi_runtime.loading.tenants import CallResult
+    from ngixi_runtime.trust.policy import Policy
     from ngixi_runtime.trust.rollback import RollbackGuard
 
 COMMAND_GROUP = "ngixi.commands"
@@ -108,10 +109,9 @@ def _show(result: CallResult, *, as_json: bool, error: str | None = None, output
 def cmd_run(args: argparse.Namespace) -> int:
     from ngixi_runtime.call_io import call_export
     from ngixi_runtime.loading.tenants import CallFailed, open_tenant
-    from ngixi_runtime.trust.policy import load_policy
 
     trust = trust_file(args)
-    policy = load_policy(args.policy) if args.policy else None
+    policy = _policy(args.policy) if args.policy else None
     argv = [a for a in (args.export, *args.args) if a is not None]
     with open_tenant(
         args.bundle,
@@ -143,6 +143,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise
     _show(result, as_json=args.json, output_file=args.output)
     return result.exit_code or 0
+
+
+def _policy(path: Path) -> Policy:
+    from ngixi_runtime.trust.policy import load_policy
+
+    return load_policy(path)
 
 
 def _variables(options: Sequence[str]) -> dict[str, str]:
