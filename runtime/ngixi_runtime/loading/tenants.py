@@ -48,7 +48,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, Any, Protocol
 
 from ngixi_runtime.bundles.reader import VerifiedBundle, open_bundle_file, read_bundle
 from ngixi_runtime.capabilities.context import GuestOutput, LogLine, Sandbox, Stdin
@@ -67,11 +67,9 @@ from ngixi_runtime.loading.loader import (
     verified_manifest,
 )
 from ngixi_runtime.spec.wit_json import from_wire, to_wire
+from ngixi_runtime.trust.policy import Policy
 from ngixi_runtime.trust.rollback import RollbackGuard
 from ngixi_runtime.trust.signatures import read_trust_table, trust_from_table
-
-if TYPE_CHECKING:
-    from ngixi_runtime.trust.policy import Policy
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ ENGINE_MODULES = {
 BUILD_SIDE = ("ngixi_build", "doit", "nodeenv", "watchdog", "tomli_w")
 # The log capability, and the two every guest has.
 GRANTED = {REGISTRY["baseline"], REGISTRY["data"], REGISTRY["log"]}
-ONLY_FOR_OTHER_COMMANDS = {"ngixi_runtime.trust.editing", "ngixi_runtime.trust.policy", "minisign"}
+ONLY_FOR_OTHER_COMMANDS = {"ngixi_runtime.trust.editing", "minisign"}
 
 
 def engine_installed(name: str) -> pytest.MarkDecorator:
