@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -105,6 +104,8 @@ def _unknown_feature(feature: str, name: str, architecture: Architecture) -> str
         return f'"{feature}" is {what}; Wasmer 2.1 knows no {name} CPU features, so leave cpu_features empty'
     if foreign is not None:
         return f'"{feature}" is an {foreign} feature, not one of {name}; remove it'
+    import difflib
+
     close = difflib.get_close_matches(feature, architecture.features, n=1)
     hint = f'did you mean "{close[0]}"?' if close else f"known: {', '.join(architecture.features)}"
     return f'"{feature}" is not one of the {name} CPU features Wasmer knows; {hint}'

@@ -45,7 +45,8 @@ ENGINE_MODULES = {
 BUILD_SIDE = ("ngixi_build", "doit", "nodeenv", "watchdog", "tomli_w")
 # The log capability, and the two every guest has.
 GRANTED = {REGISTRY["baseline"], REGISTRY["data"], REGISTRY["log"]}
-ONLY_FOR_OTHER_COMMANDS = {"ngixi_runtime.trust.editing", "minisign"}
+# Another command's (trust add), the signer's, and what only a manifest error or a [build] command needs.
+NOT_FOR_A_RUN = {"ngixi_runtime.trust.editing", "minisign", "difflib", "shlex"}
 
 
 def engine_installed(name: str) -> pytest.MarkDecorator:
@@ -79,7 +80,7 @@ def run_recorded(tmp_path: Path, bundle: tuple[Path, KeyFiles], *options: str) -
 def assert_lean(parsers: list[str], modules: set[str]) -> None:
     assert parsers == ["ngixi", "ngixi run"]
     assert not {m for m in modules if m.split(".")[0] in BUILD_SIDE}
-    assert not ONLY_FOR_OTHER_COMMANDS & modules
+    assert not NOT_FOR_A_RUN & modules
     assert {m for m in REGISTRY.values() if m in modules} <= GRANTED
 
 
