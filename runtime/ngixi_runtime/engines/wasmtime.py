@@ -132,40 +132,51 @@ def compiling_engine(triple: str, cpu_features: Sequence[str], metered: bool, wh
 
 
 class _EpochTicker:
-    """Advances every engine's epoch each tick while any call runs; deadlines count ticks.
+    """Advances every engine's epoch each tick while calls run; deadlines count ticks.
 
-    `with TICKER.running():` around a call. A class rather than a generator-based context manager:
-    it is entered on every call into a guest, and contextlib's machinery cost more than the call.
+    `with TICKER.running():` around a call. Entering and leaving take one lock, held only to count the
+    calls running: the thread is woken when it sleeps, and goes back to sleep after a tick with no call
+    running, so calls in quick succession neither wake it each time nor wait for it.
     """
 
     def __init__(self) -> None:
         self.engines: list[wasmtime.Engine] = []
         self._active = 0
-        self._wake = threading.Condition()
+        self._lock = threading.Lock()
+        self._asleep = True  # changed only under the lock
+        self._awake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def running(self) -> _EpochTicker:
         return self
 
     def __enter__(self) -> None:
-        with self._wake:
+        with self._lock:
             self._active += 1
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._tick, name="wasmtime-epoch", daemon=True)
-                self._thread.start()
-            self._wake.notify()
+            if self._asleep:
+                self._wake()
 
     def __exit__(self, *_: object) -> None:
-        with self._wake:
+        with self._lock:
             self._active -= 1
+
+    def _wake(self) -> None:
+        self._asleep = False
+        self._awake.set()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._tick, name="wasmtime-epoch", daemon=True)
+            self._thread.start()
 
     def _tick(self) -> None:
         while True:
-            with self._wake:
-                self._wake.wait_for(lambda: self._active > 0)
+            self._awake.wait()
             time.sleep(_TICK_SECONDS)
             for engine in self.engines:
                 engine.increment_epoch()
+            with self._lock:
+                if self._active == 0:
+                    self._asleep = True
+                    self._awake.clear()
 
 
 TICKER = _EpochTicker()
@@ -247,12 +258,13 @@ class Deadline:
         self.fuel = fuel
         self.export = ""
         self.ends_at = math.inf
+        self._ticks = epoch_ticks(timeout_ms)
 
     def arm(self, store: wasmtime.Store) -> None:
         """Gives the next call (or instantiation) its epoch deadline and its full fuel."""
         if self.fuel is not None:
             store.set_fuel(self.fuel)
-        store.set_epoch_deadline(epoch_ticks(self.timeout_ms))
+        store.set_epoch_deadline(self._ticks)
 
     def out_of_fuel(self, what: str) -> GuestError:
         return GuestError(

@@ -180,32 +180,32 @@ def measure(guest: Guest, export: str, args: Sequence[Any], data: bytes | None =
     except GuestError as error:
         failure = _out_of_memory(guest, export, error)
     written = guest.take_output()
-    if failure is None and export != "_start":
-        output_kind, failure = _checked_output(guest.manifest, export, written)
-    output = guest.output.take()
+    declared = guest.output_kind(export)
+    if failure is None and export != "_start" and (written or declared is not None):
+        output_kind, failure = _checked_output(guest.manifest.guest.name, export, declared, written)
     result = _result(
         values=values,
         exit_code=exit_code,
-        output=output,
+        output=guest.output,
         seconds=time.perf_counter() - start,
         pages=guest.memory_pages,
         failure=failure,
+        written=None if output_kind is None else written,
+        output_kind=output_kind,
     )
-    if output_kind is not None:
-        result = replace(result, output=written, output_kind=output_kind)
     if failure is not None:
         raise CallFailed(str(failure), outcome=failure.outcome, result=result)
     return result
 
 
-def _checked_output(manifest: Manifest, export: str, written: bytes) -> tuple[DataKind | None, GuestError | None]:
-    """The kind of the export's output, or the error of output it wrote that is not what it declares."""
-    declared = manifest.export(export)
-    kind = declared.output if declared is not None else None
-    guest = manifest.guest.name
+def _checked_output(
+    guest: str, export: str, kind: DataKind | None, written: bytes
+) -> tuple[DataKind | None, GuestError | None]:
+    """The kind of the export's output (`kind`, as declared), or the error of output it wrote that is not that."""
     if kind is None:
-        error = GuestError(f"{guest}: {export} wrote output, but its manifest declares none", outcome="output")
-        return None, error if written else None
+        if not written:
+            return None, None
+        return None, GuestError(f"{guest}: {export} wrote output, but its manifest declares none", outcome="output")
     try:
         check_output(guest, export, kind, written)
     except GuestError as error:
@@ -233,15 +233,20 @@ def _result(
     seconds: float,
     pages: int,
     failure: GuestError | None,
+    written: bytes | None,
+    output_kind: DataKind | None,
 ) -> CallResult:
-    metrics = CallMetrics(
-        duration_ms=round(seconds * 1000, 3),
-        memory_pages=pages,
-        host_calls=dict(output.host_calls),
-        output_bytes=output.size,
-        outcome="ok" if failure is None else failure.outcome,
-    )
-    return CallResult(values, exit_code, tuple(output.logs), bytes(output.stdout), bytes(output.stderr), metrics)
+    """The call's result, with what it printed, logged and called taken from `output`."""
+    logs: tuple[LogLine, ...] = ()
+    if output.empty:  # most calls: nothing to take, copy or count
+        stdout, stderr, host_calls, size = b"", b"", {}, 0
+    else:
+        taken = output.take()
+        logs, stdout, stderr = tuple(taken.logs), bytes(taken.stdout), bytes(taken.stderr)
+        host_calls, size = dict(taken.host_calls), taken.size
+    outcome = "ok" if failure is None else failure.outcome
+    metrics = CallMetrics(round(seconds * 1000, 3), pages, host_calls, size, outcome)
+    return CallResult(values, exit_code, logs, stdout, stderr, metrics, written, output_kind)
 
 
 class InProcessTenant:
