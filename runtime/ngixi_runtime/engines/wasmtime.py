@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import version
 from typing import Any, TypeVar
 
 import wasmtime
@@ -31,6 +30,7 @@ from ngixi_runtime.engines.base import (
     EngineMemory,
     RunLimits,
     as_results,
+    installed_version,
 )
 from ngixi_runtime.errors import ArtifactRefused, GuestError, NgixiError
 from ngixi_runtime.guest.limits import MAX_MEMORIES, MAX_TABLES
@@ -84,7 +84,7 @@ def current_engine() -> EngineId:
 
 def compiled_by(target: str | None) -> EngineId:
     """The engine metadata of artifacts compiled for `target` (None or a triple: this host; or `pulley64`)."""
-    binding = version("wasmtime")
+    binding = installed_version("wasmtime", wasmtime)
     return EngineId(ENGINE, binding, binding, "pulley" if target == PORTABLE_TRIPLE else "cranelift")
 
 

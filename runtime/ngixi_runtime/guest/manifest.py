@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -135,6 +134,8 @@ def _value_types(raw: Mapping[str, Any], key: str, field: str, problems: Problem
         return ()
     for index, item in enumerate(value):
         if item not in VALUE_TYPES:
+            import difflib
+
             close = difflib.get_close_matches(str(item), VALUE_TYPES, n=1)
             hint = f'; did you mean "{close[0]}"?' if close else ""
             problems.add(f"{field}[{index}]", f"{item!r} is not one of {', '.join(VALUE_TYPES)}{hint}")

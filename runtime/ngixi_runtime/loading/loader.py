@@ -36,7 +36,6 @@ from ngixi_runtime.guest.limits import limit_problems
 from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number
 from ngixi_runtime.loading.aot_cache import AotCache, CacheKey, CacheUnavailable, EntryRefused
 from ngixi_runtime.spec.bundle_format import WASM_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
-from ngixi_runtime.spec.sourcemap import trap_location
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
 from ngixi_runtime.spec.wasm import ModuleInfo, read_module_info
 from ngixi_runtime.trust.signatures import TrustStore
@@ -261,6 +260,8 @@ class Guest:
         message = aborted or str(error)
         where = None
         if error.frames and self._wasm is not None:
+            from ngixi_runtime.spec.sourcemap import trap_location
+
             try:
                 wasm = self._wasm()
             except NgixiError:  # the bundle is closed (an in-process load from an artifact): no place to say
