@@ -1,19 +1,26 @@
 """A tenant whose child process misbehaves on the wire: the parent stops it, reports a crash, and starts afresh.
 
 The child here is a stand-in speaking the protocol (tenant_child's docstring) from a real process over
-real pipes: it answers the start-up request, then answers each call as its export's name says.
+real pipes, started in the tenant's place however it starts its children: it answers the start-up
+request, then answers each call as its export's name says.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import pytest
 
+from ngixi_runtime.loading import tenants
 from ngixi_runtime.loading.tenants import CallFailed, IsolatedTenant, open_tenant
 from tests.conftest import make_bundle, make_key
 from tests.wasmgen import Func, module
@@ -58,20 +65,55 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return make_bundle(directory, keys.key, wasm=wasm, manifest=MANIFEST, guest="wire"), keys.trust
 
 
+class StandIn:
+    """The stand-in child's process, with what a tenant asks of its child's process however it was started."""
+
+    status_known = True
+
+    def __init__(self, errors: IO[bytes]) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-I", "-c", STAND_IN],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            start_new_session=True,
+        )
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self.pid, self.stdin, self.stdout = self._process.pid, self._process.stdin, self._process.stdout
+
+    def poll(self) -> int | None:
+        return self._process.poll()
+
+    def wait(self) -> int:
+        return self._process.wait()
+
+    def kill(self, signum: int = signal.SIGKILL) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def close(self) -> None:
+        for stream in (self.stdin, self.stdout):
+            with contextlib.suppress(BrokenPipeError):
+                stream.close()
+
+
 @pytest.fixture
-def tenant(bundle: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Iterator[IsolatedTenant]:
-    popen = subprocess.Popen
-
-    def stand_in(argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
-        if argv[-1] == "ngixi_runtime.loading.tenant_child":
-            argv = [sys.executable, "-I", "-c", STAND_IN]
-        return popen(argv, **options)
-
-    monkeypatch.setattr(subprocess, "Popen", stand_in)  # only the tenant child is replaced
+def tenant(bundle: tuple[Path, Path]) -> Iterator[IsolatedTenant]:
     path, trust = bundle
     opened = open_tenant(path, trust_file=trust)
-    assert isinstance(opened, IsolatedTenant) and opened.origin == "stand-in"
+    assert isinstance(opened, IsolatedTenant)
+
+    def spawn_stand_in() -> tenants._Child:
+        errors = tempfile.TemporaryFile()  # noqa: SIM115 - the tenant closes it with the child
+        child = tenants._Child(cast(Any, StandIn(errors)), errors)
+        assert opened._exchange(child, {}, deadline=time.monotonic() + 30, what="prepare")["ok"]
+        return child
+
     with opened:
+        if opened._child is not None:  # the real child it started: calls from here on go to stand-ins
+            opened._stop(opened._child)
+            opened._child = None
+        opened._spawn = spawn_stand_in  # type: ignore[method-assign]
         yield opened
 
 
