@@ -1,11 +1,11 @@
 """The frames a tenant and its child process exchange over their pipes (the protocol: `tenant_child`'s docstring).
 
 Every frame starts with a fixed `struct` header giving its kind and the size of each section that
-follows; bytes (input, output, stdout, stderr) travel raw, and JSON only carries what is small and
-rare (arguments, return values, logs, an error). A frame goes out in one write and is read with as
-few reads as the pipe allows. The parent never trusts what its child sends: each size is held to
-what the manifest's limits allow before anything is read for it, and anything malformed is a
-`WireError`.
+follows; bytes (input, output, stdout, stderr) and a core guest's numbers travel raw, and JSON only
+carries what is small or rare (arguments, a component's values, logs, host call counts, an error).
+A frame goes out in one write and is read with as few reads as the pipe allows. The parent never
+trusts what its child sends: each size is held to what the manifest's limits allow before anything
+is read for it, and anything malformed is a `WireError`.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from ngixi_runtime.spec.wit_json import from_wire, to_wire
 
 CONTROL = struct.Struct("<BxxxI")  # kind, size of the JSON document
 CALL = struct.Struct("<BBxxIII")  # kind, flags, sizes of the export's name, the JSON arguments and the input
-# kind, ok, flags, memory pages, duration in ms, output_bytes, exit code; sizes of the values (JSON), meta
-# (JSON), logs (JSON), stdout, stderr and output
+# kind, ok, flags, memory pages, duration in ms, output_bytes, exit code; sizes of the values (packed numbers
+# or JSON), meta (JSON), logs (JSON), stdout, stderr and output
 REPLY = struct.Struct("<BBBxIdQq6I")
 CONTROL_KIND, CALL_KIND, REPLY_KIND = 0x43, 0x52, 0x41
 HAS_INPUT = HAS_EXIT_CODE = 1
 HAS_OUTPUT = 2
-# How much one read takes; a larger section is read straight into a buffer of its size.
+# A frame up to this size is written in one piece; a section missing more than this is read into its own buffer.
 _READ_BYTES = 1 << 16
 # What a read takes at least: the rest of a small frame, or its header and what follows. No more, so that
 # the buffer a read allocates stays small (one of 64 KiB costs page faults each time).
@@ -46,8 +46,9 @@ _JSON_INFLATION = 6
 _META_BYTES = 4 << 20
 # Room beside the log quota's bytes for the lines' structure and the host's own lines among them.
 _LOG_STRUCTURE_BYTES = 16 << 20
-# Room for JSON values beyond what a guest's whole memory can hold, and for the start-up replies.
+# Room for JSON values beyond what a guest's whole memory can hold.
 _VALUES_BASE_BYTES = 1 << 20
+# A control frame from the child: how its start-up went.
 _CONTROL_BYTES = 1 << 20
 _PAGE_BYTES = 65536
 # A core guest's results: integers (i32, i64) and floats (f32, f64) as struct codes.
@@ -163,16 +164,16 @@ def _write_some(descriptor: int, pending: list[memoryview], deadline: float | No
     try:
         return os.writev(descriptor, pending) if len(pending) > 1 else os.write(descriptor, pending[0])
     except BlockingIOError:
-        _wait(descriptor, select.POLLOUT, deadline)
+        writable = select.poll()
+        writable.register(descriptor, select.POLLOUT)
+        _wait(writable, deadline)
         return 0
 
 
-def _wait(descriptor: int, event: int, deadline: float | None) -> None:
-    """Waits until `descriptor` is ready for `event`, or raises TimeoutError at `deadline`."""
+def _wait(poll: select.poll, deadline: float | None) -> None:
+    """Waits until `poll`'s descriptor is ready, or raises TimeoutError at `deadline` (None: the caller blocks)."""
     if deadline is None:
         return
-    poll = select.poll()
-    poll.register(descriptor, event)
     remaining = deadline - time.monotonic()
     if remaining <= 0 or not poll.poll(math.ceil(remaining * 1000)):
         raise TimeoutError
@@ -221,24 +222,18 @@ class Incoming:
         return bytes(whole)
 
     def _read_into(self, view: memoryview) -> int:
-        self._wait()
+        _wait(self._poll, self.deadline)
         count = os.readv(self.descriptor, [view])
         if not count:
             raise EOFError
         return count
 
     def _read(self, missing: int) -> bytes:
-        self._wait()
+        _wait(self._poll, self.deadline)
         chunk = os.read(self.descriptor, max(missing, _SMALL_READ_BYTES))
         if not chunk:
             raise EOFError
         return chunk
-
-    def _wait(self) -> None:
-        if self.deadline is not None:
-            remaining = self.deadline - time.monotonic()
-            if remaining <= 0 or not self._poll.poll(math.ceil(remaining * 1000)):
-                raise TimeoutError
 
 
 def control_frame(message: Mapping[str, Any]) -> bytes:
