@@ -12,6 +12,7 @@ from ngixi_build.languages.base import CompileJob, Language, ToolchainStatus
 from ngixi_build.project import Project
 from ngixi_build.stages import component, language_component
 from ngixi_build.toolchains import installs, python
+from ngixi_runtime.guest.manifest import Manifest
 
 ENTRIES = ("app.py",)
 SUFFIXES = (".py",)
@@ -48,14 +49,14 @@ class Python(Language):
         entry = language_component.entry_file(project, job.guest.name, ENTRIES, SUFFIXES)
         toolchain = python.toolchain_for(project.state_dir)
 
-        def build(world_dir: Path, world: str, out: Path) -> None:
+        def build(world_dir: Path, manifest: Manifest, out: Path) -> None:
             python.build_component(
                 toolchain,
                 module=entry.stem,
                 source_dir=entry.parent,
                 shown_as=entry.parent.relative_to(project.root),
                 world_dir=world_dir,
-                world=world,
+                world=manifest.guest.name,
                 out_path=out,
             )
 

@@ -42,16 +42,29 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return project
 
 
-@pytest.mark.parametrize("guest", GUESTS)
-def test_the_guest_imports_only_its_granted_interfaces(built: Path, guest: str) -> None:
+def _imports(project: Path, guest: str) -> set[str]:
     wit = subprocess.run(
-        [wasm_tools(), "component", "wit", built / "artifacts" / "wasm" / f"{guest}.wasm"],
+        [wasm_tools(), "component", "wit", project / "artifacts" / "wasm" / f"{guest}.wasm"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    imports = {line.strip() for line in wit.splitlines() if line.strip().startswith("import ")}
-    assert imports == {f"import ngixi:host/{name}@0.1.0;" for name in ("log", "types", "kv")}
+    return {line.strip() for line in wit.splitlines() if line.strip().startswith("import ")}
+
+
+@pytest.mark.parametrize("guest", GUESTS)
+def test_the_guest_imports_only_its_granted_interfaces(built: Path, guest: str) -> None:
+    imports = _imports(built, guest)
+    assert {i for i in imports if i.startswith("import ngixi:")} == {
+        f"import ngixi:host/{name}@0.1.0;" for name in ("log", "types", "kv")
+    }
+    wasi = {i for i in imports if i.startswith("import wasi:")}
+    assert bool(wasi) == (guest == "counter-js")  # the one granted stdio imports console.log's WASI
+    assert "import wasi:cli/stdout@0.2.12;" in wasi or not wasi
+
+
+def test_a_javascript_guest_without_stdio_gets_no_wasi(built: Path) -> None:
+    assert [i for i in _imports(built, GENERATED["javascript"]) if i.startswith("import wasi:")] == []
 
 
 @pytest.mark.parametrize("guest", GUESTS)
@@ -60,7 +73,8 @@ def test_the_guest_runs_isolated_and_in_process(built: Path, guest: str, isolati
     bundle = f"artifacts/bundles/{guest}-0.1.0.ngx"
     before = int(run(built, "ngixi", "run", *isolation, bundle, "total").stdout)  # kv outlives a run
     result = run(built, "ngixi", "run", *isolation, bundle, "bump", "4")
-    assert result.stdout == f"{before + 4}\n"
+    printed = f"total {before + 4}\n" if guest == "counter-js" else ""  # its console.log, granted stdio
+    assert result.stdout == f"{printed}{before + 4}\n"
     assert result.stderr == f"info: {guest}: bumped by 4 to {before + 4}\n"
 
 

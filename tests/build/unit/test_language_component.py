@@ -75,3 +75,8 @@ def test_a_failed_install_leaves_nothing_and_a_new_pin_replaces_the_old(tmp_path
 def test_the_pinned_versions_come_from_the_pin_files() -> None:
     assert javascript.pinned_version().startswith("@bytecodealliance/componentize-js 0.23.0")
     assert python.pinned_version() == "componentize-py 0.25.1"
+
+
+def test_a_javascript_guest_keeps_componentize_js_stdio_only_when_granted() -> None:
+    assert "stdio" in javascript.disabled_features({"log", "kv"})
+    assert javascript.disabled_features({"log", "stdio"}) == [f for f in javascript.WASI_FEATURES if f != "stdio"]
