@@ -23,8 +23,8 @@ from ngixi_runtime.capabilities.registry import capability
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.manifest import Manifest, load_manifest
 
-# Makes the component of the guest's world (WIT directory, world name) at the given path.
-Builder = Callable[[Path, str, Path], None]
+# Makes the component of the guest's world (WIT directory; the manifest, whose guest names the world) at the given path.
+Builder = Callable[[Path, Manifest, Path], None]
 
 
 def granted_interfaces(manifest: Manifest) -> list[str]:
@@ -74,6 +74,6 @@ def build_component(project: Project, guest: str, out_path: Path, builder: Build
         tempfile.TemporaryDirectory(prefix=f".{guest}-", dir=out_path.parent) as work,
     ):
         built = Path(work) / "component.wasm"
-        builder(world_dir, manifest.guest.name, built)
+        builder(world_dir, manifest, built)
         os.replace(built, out_path)
     return out_path.stat().st_size
