@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ngixi_build.project import Project
 from ngixi_build.stages.component import world_text
-from ngixi_build.toolchains.wit import WIT_DIR, load_catalog
+from ngixi_build.toolchains.wit import load_catalog
 from ngixi_runtime.capabilities.registry import capability
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.manifest import Manifest, load_manifest
@@ -47,8 +47,8 @@ def guest_world_dir(project: Project, manifest: Manifest) -> Iterator[Path]:
     """A WIT directory holding the guest's world, with the host catalog as its dependency."""
     with tempfile.TemporaryDirectory(prefix="ngixi-world-") as temporary:
         directory = Path(temporary)
-        package = load_catalog(project.root / WIT_DIR).package
-        shutil.copytree(project.root / WIT_DIR, directory / "deps" / "ngixi-host")
+        package = load_catalog(project.wit_dir).package
+        shutil.copytree(project.wit_dir, directory / "deps" / "ngixi-host")
         (directory / "world.wit").write_text(guest_world_text(manifest, package), encoding="utf-8")
         yield directory
 
