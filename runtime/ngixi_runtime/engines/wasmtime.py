@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -75,6 +76,12 @@ _WASMER_WORDING = {
     wasmtime.TrapCode.UNREACHABLE: "unreachable",
     wasmtime.TrapCode.STACK_OVERFLOW: "call stack exhausted",
 }
+
+
+# A backtrace line of a Wasmtime error: "   3: 0xaac52a - libc.so!stdio_get_write_stream".
+_NAMED_FRAME = re.compile(r"^\s*\d+: 0x[0-9a-f]+ - (.+)$", re.MULTILINE)
+_INSTRUCTION_TRAP = re.compile(r"wasm `(\w+)` instruction executed")
+_FRAMES_SHOWN = 3
 
 
 @cache
@@ -202,6 +209,16 @@ def _with_causes(error: Exception) -> str:
     """The error and its "Caused by:" lines on one line."""
     lines = [line.strip() for line in str(error).splitlines()]
     return ": ".join(line for line in lines if line and line != "Caused by:")
+
+
+def failure_summary(error: Exception) -> str:
+    """A failed call's Wasmtime error on one line: its cause (a trap's, worded like `trap_message`) and the
+    innermost named functions of its backtrace, e.g. `unreachable (in libc.so!stdout_get_stdout < libc.so!write)`."""
+    backtrace, _, cause = str(error).partition("Caused by:")
+    reason = " ".join(line.strip() for line in cause.splitlines() if line.strip())
+    reason = _INSTRUCTION_TRAP.sub(r"\1", reason.removeprefix("wasm trap:").strip()) or first_line(error)
+    named = [frame for frame in _NAMED_FRAME.findall(backtrace) if "<unknown>" not in frame][:_FRAMES_SHOWN]
+    return f"{reason} (in {' < '.join(named)})" if named else reason
 
 
 def trap_message(trap: wasmtime.Trap) -> str:
@@ -334,7 +351,7 @@ def call_within_deadline(
         frames = tuple((frame.func_index, frame.module_offset) for frame in trap.frames)
         raise GuestError(f"{deadline.guest}: {export} trapped: {trap_message(trap)}", frames=frames) from None
     except wasmtime.WasmtimeError as error:
-        raise GuestError(f"{deadline.guest}: {export} failed: {first_line(error)}") from None
+        raise GuestError(f"{deadline.guest}: {export} failed: {failure_summary(error)}") from None
     finally:
         deadline.ends_at = math.inf
     return as_results(result)
