@@ -42,11 +42,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from ngixi_runtime.bundles.reader import VerifiedBundle, open_bundle_file, read_bundle
 from ngixi_runtime.capabilities.context import GuestOutput, LogLine, Sandbox, Stdin
@@ -76,9 +75,11 @@ from ngixi_runtime.loading.tenant_wire import (
     write_all,
 )
 from ngixi_runtime.spec.wit_json import to_wire
-from ngixi_runtime.trust.policy import Policy
 from ngixi_runtime.trust.rollback import RollbackGuard
 from ngixi_runtime.trust.signatures import read_trust_table, trust_from_table
+
+if TYPE_CHECKING:
+    from ngixi_runtime.trust.policy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -637,6 +638,8 @@ class TenantPool:
         self._sandboxes = sandboxes
         self._rollback = RollbackGuard.for_trust_file(trust_file, state_dir=state_dir, allow_downgrade=allow_downgrade)
         self._tenants: dict[str, IsolatedTenant | InProcessTenant] = {}
+        from concurrent.futures import ThreadPoolExecutor  # here: a one-shot run makes no pool
+
         self._executor = ThreadPoolExecutor(max_workers=workers)
 
     def add(self, name: str, bundle: Path, *, isolated: bool = True, tenant: str | None = None) -> None:
