@@ -42,11 +42,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ngixi_runtime.bundles.reader import VerifiedBundle, open_bundle_file, read_bundle
 from ngixi_runtime.capabilities.context import GuestOutput, LogLine, Sandbox, Stdin
@@ -76,9 +75,11 @@ from ngixi_runtime.loading.tenant_wire import (
     write_all,
 )
 from ngixi_runtime.spec.wit_json import to_wire
-from ngixi_runtime.trust.policy import Policy
 from ngixi_runtime.trust.rollback import RollbackGuard
 from ngixi_runtime.trust.signatures import read_trust_table, trust_from_table
+
+if TYPE_CHECKING:
+    from ngixi_runtime.trust.policy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,7 @@ _CHILD_DIRECTORY = "/"
 _LOST = (EOFError, BrokenPipeError, TimeoutError, WireError)
 _TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 DEFAULT_TENANT = "default"
+FrozenT = TypeVar("FrozenT")
 
 
 @dataclass(frozen=True)
@@ -240,9 +242,37 @@ def _result(
         taken = output.take()
         logs, stdout, stderr = tuple(taken.logs), bytes(taken.stdout), bytes(taken.stderr)
         host_calls, size = dict(taken.host_calls), taken.size
-    outcome = "ok" if failure is None else failure.outcome
-    metrics = CallMetrics(round(seconds * 1000, 3), pages, host_calls, size, outcome)
-    return CallResult(values, exit_code, logs, stdout, stderr, metrics, written, output_kind)
+    metrics = _frozen(
+        CallMetrics,
+        {
+            "duration_ms": round(seconds * 1000, 3),
+            "memory_pages": pages,
+            "host_calls": host_calls,
+            "output_bytes": size,
+            "outcome": "ok" if failure is None else failure.outcome,
+        },
+    )
+    return _frozen(
+        CallResult,
+        {
+            "values": values,
+            "exit_code": exit_code,
+            "logs": logs,
+            "stdout": stdout,
+            "stderr": stderr,
+            "metrics": metrics,
+            "output": written,
+            "output_kind": output_kind,
+        },
+    )
+
+
+def _frozen(kind: type[FrozenT], fields: dict[str, Any]) -> FrozenT:
+    """The same as `kind(**fields)` for a frozen dataclass `kind` and every one of its fields, but made without
+    its `__init__`, which sets each field through a call of `object.__setattr__` (most of a call's bookkeeping)."""
+    made = object.__new__(kind)
+    object.__setattr__(made, "__dict__", fields)
+    return made
 
 
 class InProcessTenant:
@@ -637,6 +667,8 @@ class TenantPool:
         self._sandboxes = sandboxes
         self._rollback = RollbackGuard.for_trust_file(trust_file, state_dir=state_dir, allow_downgrade=allow_downgrade)
         self._tenants: dict[str, IsolatedTenant | InProcessTenant] = {}
+        from concurrent.futures import ThreadPoolExecutor  # here: a one-shot run makes no pool
+
         self._executor = ThreadPoolExecutor(max_workers=workers)
 
     def add(self, name: str, bundle: Path, *, isolated: bool = True, tenant: str | None = None) -> None:

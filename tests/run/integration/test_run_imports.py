@@ -45,8 +45,12 @@ ENGINE_MODULES = {
 BUILD_SIDE = ("ngixi_build", "doit", "nodeenv", "watchdog", "tomli_w")
 # The log capability, and the two every guest has.
 GRANTED = {REGISTRY["baseline"], REGISTRY["data"], REGISTRY["log"]}
-# Another command's (trust add), the signer's, and what only a manifest error or a [build] command needs.
-NOT_FOR_A_RUN = {"ngixi_runtime.trust.editing", "minisign", "difflib", "shlex"}
+# Another command's (trust add), the signer's, what only a manifest error or a [build] table needs (this manifest
+# has none), an operator's policy (none given here), and a TenantPool's threads.
+NOT_FOR_A_RUN = {
+    *("ngixi_runtime.trust.editing", "minisign", "difflib", "shlex"),
+    *("ngixi_runtime.trust.policy", "concurrent.futures", "ngixi_runtime.guest.build_command"),
+}
 
 
 def engine_installed(name: str) -> pytest.MarkDecorator:

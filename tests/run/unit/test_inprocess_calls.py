@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ngixi_runtime.errors import GuestError, InvalidInput
-from ngixi_runtime.loading.tenants import CallFailed, InProcessTenant, open_tenant
+from ngixi_runtime.loading.tenants import CallFailed, CallMetrics, CallResult, InProcessTenant, open_tenant
 from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle
 from tests.wasmgen import ADD_BODY, Func, Imp, call_import, module
 
@@ -44,6 +44,21 @@ def test_quiet_and_busy_calls_each_report_only_their_own_output(tenant: InProces
     assert (busy.metrics.host_calls, busy.metrics.outcome) == ({"log": 1}, "ok")
     assert dataclasses.replace(quiet, metrics=quiet_again.metrics) == quiet_again
     assert quiet_again.metrics.host_calls == {} and quiet_again.metrics.host_calls is not quiet.metrics.host_calls
+
+
+def test_a_result_is_the_frozen_dataclass_its_constructor_makes(tenant: InProcessTenant) -> None:
+    with tenant:
+        quiet, busy = tenant.call("nop"), tenant.call("greet")
+    for result in (quiet, busy):
+        fields = {field.name: getattr(result, field.name) for field in dataclasses.fields(CallResult)}
+        metrics = CallMetrics(**dataclasses.asdict(result.metrics))
+        built = CallResult(**{**fields, "metrics": metrics})
+        assert (result, result.metrics, repr(result)) == (built, metrics, repr(built))
+        assert vars(result) == vars(built) and vars(result.metrics) == vars(metrics)
+        assert dataclasses.replace(result, exit_code=0).exit_code == 0 and result.exit_code is None
+        for made, name in ((result, "values"), (result.metrics, "outcome")):
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                setattr(made, name, None)
 
 
 @pytest.mark.parametrize(
