@@ -66,11 +66,11 @@ class Python(Language):
 
 
 def refuse_stdio(manifest: Manifest) -> None:
-    """A stdio grant, which a Python guest cannot use: its WASI is stubbed, and a stub traps (print would)."""
+    """A stdio grant, which a Python guest cannot use: its WASI is stubbed (print writes nowhere)."""
     if "stdio" in manifest.grants:
         raise InvalidInput(
             f"{manifest.source}: capabilities.stdio: a Python guest has no standard output ({python.pinned_version()} "
-            "stubs all of WASI, so print traps the call); remove the grant and write with log"
+            "stubs all of WASI, so print writes nowhere); remove the grant and write with log"
         )
 
 
