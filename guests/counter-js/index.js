@@ -21,5 +21,6 @@ export function bump(by) {
   const now = total() + by;
   set(NAMESPACE, KEY, new TextEncoder().encode(String(now)));
   write(`counter-js: bumped by ${by} to ${now}`);
+  console.log(`total ${now}`); // standard output, which [capabilities.stdio] grants
   return now;
 }

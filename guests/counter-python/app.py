@@ -26,4 +26,5 @@ class WitWorld(wit_world.WitWorld):
         now = self.total() + arg0
         kv.set(NAMESPACE, KEY, str(now).encode())
         log.write(f"counter-python: bumped by {arg0} to {now}")
+        print(f"total {now}")  # goes nowhere: a Python guest has no standard output
         return now

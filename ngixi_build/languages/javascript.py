@@ -12,6 +12,7 @@ from ngixi_build.languages.base import CompileJob, Language, ToolchainStatus
 from ngixi_build.project import Project
 from ngixi_build.stages import component, language_component
 from ngixi_build.toolchains import installs, javascript
+from ngixi_runtime.guest.manifest import Manifest
 
 ENTRIES = ("index.js", "index.mjs")
 SUFFIXES = (".js", ".mjs")
@@ -29,7 +30,11 @@ class JavaScript(Language):
         return [marker, *component.catalog_sources(project), project.manifest_path(guest.name)]
 
     def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
-        return {"toolchain": javascript.pinned_version(), "disabled": list(javascript.WASI_FEATURES)}
+        return {
+            "toolchain": javascript.pinned_version(),
+            "disabled": list(javascript.WASI_FEATURES),
+            "stdio": "if granted",
+        }
 
     def install(self, state_dir: Path) -> None:
         javascript.ensure_javascript_toolchain(state_dir=state_dir)
@@ -45,9 +50,16 @@ class JavaScript(Language):
         entry = language_component.entry_file(project, job.guest.name, ENTRIES, SUFFIXES).relative_to(project.root)
         toolchain = javascript.toolchain_for(project.state_dir)
 
-        def build(world_dir: Path, world: str, out: Path) -> None:
+        def build(world_dir: Path, manifest: Manifest, out: Path) -> None:
+            world = manifest.guest.name
             javascript.build_component(
-                toolchain, entry=entry, world_dir=world_dir, world=world, out_path=out, cwd=project.root
+                toolchain,
+                entry=entry,
+                world_dir=world_dir,
+                world=world,
+                out_path=out,
+                cwd=project.root,
+                grants=manifest.grants,
             )
 
         return language_component.build_component(project, job.guest.name, job.out_path, build)

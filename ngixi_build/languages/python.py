@@ -12,6 +12,8 @@ from ngixi_build.languages.base import CompileJob, Language, ToolchainStatus
 from ngixi_build.project import Project
 from ngixi_build.stages import component, language_component
 from ngixi_build.toolchains import installs, python
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.guest.manifest import Manifest, load_manifest
 
 ENTRIES = ("app.py",)
 SUFFIXES = (".py",)
@@ -45,21 +47,31 @@ class Python(Language):
 
     def compile(self, job: CompileJob) -> int:
         project = job.project
+        refuse_stdio(load_manifest(project.manifest_path(job.guest.name)))
         entry = language_component.entry_file(project, job.guest.name, ENTRIES, SUFFIXES)
         toolchain = python.toolchain_for(project.state_dir)
 
-        def build(world_dir: Path, world: str, out: Path) -> None:
+        def build(world_dir: Path, manifest: Manifest, out: Path) -> None:
             python.build_component(
                 toolchain,
                 module=entry.stem,
                 source_dir=entry.parent,
                 shown_as=entry.parent.relative_to(project.root),
                 world_dir=world_dir,
-                world=world,
+                world=manifest.guest.name,
                 out_path=out,
             )
 
         return language_component.build_component(project, job.guest.name, job.out_path, build)
+
+
+def refuse_stdio(manifest: Manifest) -> None:
+    """A stdio grant, which a Python guest cannot use: its WASI is stubbed (print writes nowhere)."""
+    if "stdio" in manifest.grants:
+        raise InvalidInput(
+            f"{manifest.source}: capabilities.stdio: a Python guest has no standard output ({python.pinned_version()} "
+            "stubs all of WASI, so print writes nowhere); remove the grant and write with log"
+        )
 
 
 LANGUAGE = Python()

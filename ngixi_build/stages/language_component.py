@@ -18,13 +18,13 @@ from pathlib import Path
 
 from ngixi_build.project import Project
 from ngixi_build.stages.component import world_text
-from ngixi_build.toolchains.wit import WIT_DIR, load_catalog
+from ngixi_build.toolchains.wit import load_catalog
 from ngixi_runtime.capabilities.registry import capability
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.manifest import Manifest, load_manifest
 
-# Makes the component of the guest's world (WIT directory, world name) at the given path.
-Builder = Callable[[Path, str, Path], None]
+# Makes the component of the guest's world (WIT directory; the manifest, whose guest names the world) at the given path.
+Builder = Callable[[Path, Manifest, Path], None]
 
 
 def granted_interfaces(manifest: Manifest) -> list[str]:
@@ -47,8 +47,8 @@ def guest_world_dir(project: Project, manifest: Manifest) -> Iterator[Path]:
     """A WIT directory holding the guest's world, with the host catalog as its dependency."""
     with tempfile.TemporaryDirectory(prefix="ngixi-world-") as temporary:
         directory = Path(temporary)
-        package = load_catalog(project.root / WIT_DIR).package
-        shutil.copytree(project.root / WIT_DIR, directory / "deps" / "ngixi-host")
+        package = load_catalog(project.wit_dir).package
+        shutil.copytree(project.wit_dir, directory / "deps" / "ngixi-host")
         (directory / "world.wit").write_text(guest_world_text(manifest, package), encoding="utf-8")
         yield directory
 
@@ -74,6 +74,6 @@ def build_component(project: Project, guest: str, out_path: Path, builder: Build
         tempfile.TemporaryDirectory(prefix=f".{guest}-", dir=out_path.parent) as work,
     ):
         built = Path(work) / "component.wasm"
-        builder(world_dir, manifest.guest.name, built)
+        builder(world_dir, manifest, built)
         os.replace(built, out_path)
     return out_path.stat().st_size

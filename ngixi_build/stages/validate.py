@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ngixi_build.toolchains.component_world import read_component_world
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import sha256_of, write_atomic
 from ngixi_runtime.guest.check import check_component, check_core_guest
@@ -36,12 +37,8 @@ def validate(*, manifest_path: Path, wasm_path: Path | None = None, policy: Poli
 def _problems(manifest: Manifest, wasm_path: Path) -> list[str]:
     wasm = wasm_path.read_bytes()
     if manifest.guest.type.is_component:
-        from ngixi_runtime.engines import (
-            wasmtime_component as engine_component,  # Wasmtime's component model, only for component guests
-        )
-
-        problems = check_component(manifest, engine_component.read_component(wasm, source=str(wasm_path)))
-        return problems + component_memory_problems(manifest, wasm, source=str(wasm_path))
+        memory_problems = component_memory_problems(manifest, wasm, source=str(wasm_path))  # refuses a core module
+        return check_component(manifest, read_component_world(wasm_path)) + memory_problems
     return check_core_guest(manifest, read_module_info(wasm, source=str(wasm_path)))
 
 

@@ -10,6 +10,7 @@ that a syntax error is reported as `file:line:column` (componentize-js says only
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from ngixi_runtime.errors import NgixiError
 NAME = "javascript"
 PIN_FILES = ("package.json", "package-lock.json")
 DRIVER = Path(__file__).parent / "js" / "componentize_guest.mjs"
-# The WASI features componentize-js can leave out; all are, so the component imports the host's interfaces only.
+# The WASI features componentize-js can leave out. All are, so the component imports the host's interfaces
+# only, but stdio for a guest granted it: console.log and console.error then write to stdout and stderr.
 WASI_FEATURES = ("stdio", "random", "clocks", "http", "fetch-event")
 
 
@@ -71,12 +73,25 @@ def ensure_javascript_toolchain(*, state_dir: Path) -> JavaScriptToolchain:
     return toolchain
 
 
+def disabled_features(grants: Collection[str]) -> list[str]:
+    """The WASI features a guest with these grants is built without."""
+    return [feature for feature in WASI_FEATURES if not (feature == "stdio" and "stdio" in grants)]
+
+
 def build_component(
-    toolchain: JavaScriptToolchain, *, entry: Path, world_dir: Path, world: str, out_path: Path, cwd: Path
+    toolchain: JavaScriptToolchain,
+    *,
+    entry: Path,
+    world_dir: Path,
+    world: str,
+    out_path: Path,
+    cwd: Path,
+    grants: Collection[str],
 ) -> None:
     """Makes `out_path` the component of `entry` for `world`; a failure raises its diagnostics."""
+    disabled = ",".join(disabled_features(grants))
     run(
-        [toolchain.node, DRIVER, toolchain.root, entry, world_dir, world, out_path, ",".join(WASI_FEATURES)],
+        [toolchain.node, DRIVER, toolchain.root, entry, world_dir, world, out_path, disabled],
         what=f"componentize-js {entry}",
         cwd=cwd,
         error=JavaScriptBuildError,

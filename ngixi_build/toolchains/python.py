@@ -35,6 +35,26 @@ _MAIN = (
 )
 # componentize-py names the n-th --python-path directory /n/ in tracebacks.
 _MOUNTED = re.compile(r'"/0/')
+# The module componentize-py is given: the guest's own module (its `WitWorld` and interface classes), then
+# standard output and error made to go nowhere (every WASI call is a stub that traps: a print would end the call).
+_ENTRY_MODULE = "ngixi_guest_entry"
+# That module's frame in a traceback of the guest's module failing to import, which diagnostics leave out.
+_ENTRY_FRAME = re.compile(rf'  File "[^"]*/{_ENTRY_MODULE}\.py", line \d+, in <module>\n.*\n(?: *\^+\n)?')
+_ENTRY = """import sys
+
+
+class _Nowhere:
+    def write(self, text):
+        return len(text)
+
+    def flush(self):
+        pass
+
+
+from {module} import *  # noqa: E402,F403
+
+sys.stdout = sys.stderr = _Nowhere()
+"""
 
 
 class PythonBuildError(NgixiError):
@@ -104,9 +124,10 @@ def build_component(
     with tempfile.TemporaryDirectory(prefix="ngixi-python-") as copy:
         sources = Path(copy) / "src"
         shutil.copytree(source_dir, sources, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+        (sources / f"{_ENTRY_MODULE}.py").write_text(_ENTRY.format(module=module), encoding="utf-8")
         try:
-            arguments: list[str | Path] = ["--stub-wasi", "-p", sources, module, "-o", out_path]
+            arguments: list[str | Path] = ["--stub-wasi", "-p", sources, _ENTRY_MODULE, "-o", out_path]
             run([*command, *arguments], what=f"componentize-py {shown_as}", env=env, timeout=900)
         except NgixiError as error:
             diagnostics = str(error).split("\n\nCaused by:", 1)[0]
-            raise PythonBuildError(_MOUNTED.sub(f'"{shown_as}/', diagnostics)) from None
+            raise PythonBuildError(_ENTRY_FRAME.sub("", _MOUNTED.sub(f'"{shown_as}/', diagnostics))) from None

@@ -18,15 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from ngixi_runtime.engines.base import AUTO, ENGINE_NAMES, ENGINE_VARIABLE
 from ngixi_runtime.errors import InvalidInput, NgixiError
-from ngixi_runtime.spec.bundle_format import CHANNELS
-from ngixi_runtime.spec.wit_json import shown, to_json
 from ngixi_runtime.trust.choice import DEV_TRUST_FILE, TRUST_VARIABLE, chosen_trust_file, state_override
 
 if TYPE_CHECKING:
     from ngixi_runtime.bundles.reader import VerifiedBundle
     from ngixi_runtime.loading.tenants import CallResult
+    from ngixi_runtime.trust.policy import Policy
     from ngixi_runtime.trust.rollback import RollbackGuard
 
 COMMAND_GROUP = "ngixi.commands"
@@ -83,6 +81,7 @@ def _show(result: CallResult, *, as_json: bool, error: str | None = None, output
     """Prints a call's output: values on stdout, logs and guest stderr on stderr (or one JSON document); the
     call data ABI's output as `call_io.write_output` shows it."""
     from ngixi_runtime.call_io import json_output, write_output
+    from ngixi_runtime.spec.wit_json import shown, to_json
 
     if as_json:
         document = {"ok": error is None, **({"error": error} if error else {}), **result.to_json()}
@@ -110,10 +109,9 @@ def _show(result: CallResult, *, as_json: bool, error: str | None = None, output
 def cmd_run(args: argparse.Namespace) -> int:
     from ngixi_runtime.call_io import call_export
     from ngixi_runtime.loading.tenants import CallFailed, open_tenant
-    from ngixi_runtime.trust.policy import load_policy
 
     trust = trust_file(args)
-    policy = load_policy(args.policy) if args.policy else None
+    policy = _policy(args.policy) if args.policy else None
     argv = [a for a in (args.export, *args.args) if a is not None]
     if not args.in_process:  # one tenant: forked from this process, not from a fork server started for it
         from ngixi_runtime.loading.zygote_server import fork_tenants_here
@@ -149,6 +147,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise
     _show(result, as_json=args.json, output_file=args.output)
     return result.exit_code or 0
+
+
+def _policy(path: Path) -> Policy:
+    from ngixi_runtime.trust.policy import load_policy
+
+    return load_policy(path)
 
 
 def _variables(options: Sequence[str]) -> dict[str, str]:
@@ -260,6 +264,8 @@ def _scope(guests: Sequence[str], channels: Sequence[str], native_code: bool) ->
 
 def add_trust_scope_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """--guest, --channel, --native-code: what a key is trusted with (`trust add`, `keygen --trust`)."""
+    from ngixi_runtime.spec.bundle_format import CHANNELS
+
     parser.add_argument(
         "--guest", action="append", required=required, help="a guest name or pattern (fnmatch) it may sign; repeat"
     )
@@ -290,6 +296,8 @@ def _bundle_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _engine_option(parser: argparse.ArgumentParser) -> None:
+    from ngixi_runtime.engines.base import AUTO, ENGINE_NAMES, ENGINE_VARIABLE
+
     parser.add_argument(
         "--engine",
         choices=[*ENGINE_NAMES, AUTO],
@@ -403,8 +411,10 @@ def _named_command(argv: Sequence[str]) -> str | None:
 
 
 def _commands_for(argv: Sequence[str]) -> Mapping[str, Command]:
-    if _named_command(argv) in COMMANDS:
-        return COMMANDS
+    """The commands whose parsers `argv` needs: the one it names, or every command for help or an unknown one."""
+    named = _named_command(argv)
+    if named in COMMANDS:
+        return {named: COMMANDS[named]}
     return {**COMMANDS, **{n: c for n, c in installed_commands().items() if n not in COMMANDS}}
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -44,6 +43,8 @@ def without_fsync() -> Iterator[None]:
 @contextmanager
 def atomic_output(path: Path, *, mode: int = 0o644) -> Iterator[IO[bytes]]:
     """Yields a file that replaces `path` only if the block completes; else nothing changes."""
+    import tempfile  # here: it imports shutil and random, which a run that writes nothing never needs
+
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -64,6 +64,11 @@ class GuestOutput:
     def size(self) -> int:
         return self.log_bytes + len(self.stdout) + len(self.stderr)
 
+    @property
+    def empty(self) -> bool:
+        """Whether nothing was logged, printed or called since the last `take`."""
+        return not (self.logs or self.stdout or self.stderr or self.host_calls or self.log_bytes)
+
     def host_says(self, message: str) -> None:
         """A line from the host for the operator (a refused request, a storage failure), among the logs."""
         self.logs.append(LogLine(HOST_LOG_LEVEL, message))
@@ -80,11 +85,16 @@ class CallData:
     output: bytearray = field(default_factory=bytearray)
 
     def begin(self, export: str, data: bytes) -> None:
-        self.export, self.input, self.output = export, data, bytearray()
+        self.export, self.input = export, data
+        if self.output:
+            self.output = bytearray()
 
     def take_output(self) -> bytes:
         """What the guest wrote in this call, leaving nothing behind (the input too is let go)."""
-        taken, self.output, self.input = bytes(self.output), bytearray(), b""
+        self.input = b""
+        if not self.output:
+            return b""
+        taken, self.output = bytes(self.output), bytearray()
         return taken
 
 

@@ -76,7 +76,7 @@ def caller_environment(guest: str, grants: Mapping[str, CapabilityOptions], give
 def caller_stdin(guest: str, grants: Mapping[str, CapabilityOptions], given: Stdin | None) -> bytes:
     """The standard input the guest reads: what the caller gives, within the manifest's grant
     (capabilities/stdin.py); a reader is asked only when the guest is granted stdin."""
-    if "stdin" not in grants and (given is None or callable(given)):
+    if "stdin" not in grants and (not given or callable(given)):
         return b""
     from ngixi_runtime.capabilities import stdin  # only for a guest granted stdin, or given bytes to refuse
 

@@ -17,8 +17,10 @@ INFO = LOG_LEVELS.index("info")
 
 
 def write_log(ctx: HostContext, level: int, length: int, message: Callable[[], str]) -> None:
-    """Records one log line of `length` bytes, within the guest's log quota (core and component guests)."""
-    ctx.output.log_bytes += length
+    """Records one log line of `length` bytes, within the guest's log quota (core and component guests).
+
+    An empty line counts as one byte, so that the quota bounds the number of lines too."""
+    ctx.output.log_bytes += max(length, 1)
     if ctx.output.log_bytes > ctx.log_quota:
         raise GuestError(f"{ctx.guest}: log output exceeded its quota of {ctx.log_quota} bytes", outcome="quota")
     name = LOG_LEVELS[level] if 0 <= level < len(LOG_LEVELS) else f"level{level}"

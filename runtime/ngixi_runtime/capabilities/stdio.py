@@ -18,6 +18,21 @@ from ngixi_runtime.spec.abi import (
 )
 
 STDIO_FDS = (1, 2)
+# What a JavaScript component's console (componentize-js with stdio) imports beside the writes: polling its
+# streams and reading stdin, which Wasmtime's WASI leaves empty for a component; with no clock import there is
+# no pollable to time anything by.
+_CONSOLE_WASI_P2 = {
+    "wasi:io/poll": frozenset({"poll", "[method]pollable.block"}),
+    "wasi:io/streams": OUTPUT_WASI_P2["wasi:io/streams"]
+    | frozenset(
+        {
+            "[method]input-stream.blocking-read",
+            "[method]input-stream.read",
+            "[method]input-stream.subscribe",
+            "[method]output-stream.subscribe",
+        }
+    ),
+}
 
 
 def _fd_write(ctx: HostContext) -> HostFunction:
@@ -49,5 +64,5 @@ CAPABILITY = Capability(
     "stdio",
     "WASI stdout/stderr, captured by the host",
     {FD_WRITE: _fd_write, FD_FDSTAT_GET: _fd_fdstat_get},
-    wasi_p2=OUTPUT_WASI_P2,
+    wasi_p2={**OUTPUT_WASI_P2, **_CONSOLE_WASI_P2},
 )

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.util import find_spec
+from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol, cast
 
 from ngixi_runtime.capabilities.base import HostImport
@@ -118,6 +120,20 @@ class Engine(Protocol):
         imports: Sequence[tuple[HostImport, HostFunction]],
         on_memory: Callable[[EngineMemory], None],
     ) -> EngineInstance: ...
+
+
+@cache
+def installed_version(distribution: str, package: ModuleType) -> str:
+    """The installed version of `distribution`, which provides `package`: read from the name of its `.dist-info`
+    beside the package, since importing importlib.metadata and scanning every path entry costs more than the rest of
+    an engine's start; importlib.metadata only when that directory is not there (e.g. an egg or zip install)."""
+    site = Path(str(package.__file__)).parent.parent
+    found = list(site.glob(f"{distribution}-*.dist-info"))
+    if len(found) == 1:
+        return found[0].name.removeprefix(f"{distribution}-").removesuffix(".dist-info")
+    from importlib.metadata import version
+
+    return version(distribution)
 
 
 @cache

@@ -137,9 +137,9 @@ class WasmerInstance:
         self.memory = WasmerMemory(instance.exports.memory, guest)
 
     def call(self, export: str, args: Sequence[int | float]) -> tuple[int | float, ...]:
-        function = self._functions.get(export) or self._functions.setdefault(
-            export, getattr(self._instance.exports, export)
-        )
+        function = self._functions.get(export)
+        if function is None:
+            function = self._functions[export] = getattr(self._instance.exports, export)
         try:  # not `engine_errors`: a context manager costs as much as the call itself
             result = function(*args)
         except _PASS_THROUGH:
@@ -147,7 +147,7 @@ class WasmerInstance:
         except BaseException as failure:  # pyo3 panics derive from BaseException
             error = _engine_failure(f"{self.guest}: {export} trapped", failure, GuestError)
             raise GuestError(str(error), frames=_trap_frames(str(failure))) from None
-        return as_results(result)
+        return () if result is None else as_results(result)
 
 
 @dataclass(frozen=True)

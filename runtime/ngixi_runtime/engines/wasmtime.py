@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import ctypes
 import math
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
-from importlib.metadata import version
 from typing import Any, TypeVar
 
 import wasmtime
@@ -31,6 +31,7 @@ from ngixi_runtime.engines.base import (
     EngineMemory,
     RunLimits,
     as_results,
+    installed_version,
 )
 from ngixi_runtime.errors import ArtifactRefused, GuestError, NgixiError
 from ngixi_runtime.guest.limits import MAX_MEMORIES, MAX_TABLES
@@ -77,6 +78,12 @@ _WASMER_WORDING = {
 }
 
 
+# A backtrace line of a Wasmtime error: "   3: 0xaac52a - libc.so!stdio_get_write_stream".
+_NAMED_FRAME = re.compile(r"^\s*\d+: 0x[0-9a-f]+ - (.+)$", re.MULTILINE)
+_INSTRUCTION_TRAP = re.compile(r"wasm `(\w+)` instruction executed")
+_FRAMES_SHOWN = 3
+
+
 @cache
 def current_engine() -> EngineId:
     return compiled_by(None)
@@ -84,7 +91,7 @@ def current_engine() -> EngineId:
 
 def compiled_by(target: str | None) -> EngineId:
     """The engine metadata of artifacts compiled for `target` (None or a triple: this host; or `pulley64`)."""
-    binding = version("wasmtime")
+    binding = installed_version("wasmtime", wasmtime)
     return EngineId(ENGINE, binding, binding, "pulley" if target == PORTABLE_TRIPLE else "cranelift")
 
 
@@ -132,40 +139,51 @@ def compiling_engine(triple: str, cpu_features: Sequence[str], metered: bool, wh
 
 
 class _EpochTicker:
-    """Advances every engine's epoch each tick while any call runs; deadlines count ticks.
+    """Advances every engine's epoch each tick while calls run; deadlines count ticks.
 
-    `with TICKER.running():` around a call. A class rather than a generator-based context manager:
-    it is entered on every call into a guest, and contextlib's machinery cost more than the call.
+    `with TICKER.running():` around a call. Entering and leaving take one lock, held only to count the
+    calls running: the thread is woken when it sleeps, and goes back to sleep after a tick with no call
+    running, so calls in quick succession neither wake it each time nor wait for it.
     """
 
     def __init__(self) -> None:
         self.engines: list[wasmtime.Engine] = []
         self._active = 0
-        self._wake = threading.Condition()
+        self._lock = threading.Lock()
+        self._asleep = True  # changed only under the lock
+        self._awake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def running(self) -> _EpochTicker:
         return self
 
     def __enter__(self) -> None:
-        with self._wake:
+        with self._lock:
             self._active += 1
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._tick, name="wasmtime-epoch", daemon=True)
-                self._thread.start()
-            self._wake.notify()
+            if self._asleep:
+                self._wake()
 
     def __exit__(self, *_: object) -> None:
-        with self._wake:
+        with self._lock:
             self._active -= 1
+
+    def _wake(self) -> None:
+        self._asleep = False
+        self._awake.set()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._tick, name="wasmtime-epoch", daemon=True)
+            self._thread.start()
 
     def _tick(self) -> None:
         while True:
-            with self._wake:
-                self._wake.wait_for(lambda: self._active > 0)
+            self._awake.wait()
             time.sleep(_TICK_SECONDS)
             for engine in self.engines:
                 engine.increment_epoch()
+            with self._lock:
+                if self._active == 0:
+                    self._asleep = True
+                    self._awake.clear()
 
 
 TICKER = _EpochTicker()
@@ -191,6 +209,16 @@ def _with_causes(error: Exception) -> str:
     """The error and its "Caused by:" lines on one line."""
     lines = [line.strip() for line in str(error).splitlines()]
     return ": ".join(line for line in lines if line and line != "Caused by:")
+
+
+def failure_summary(error: Exception) -> str:
+    """A failed call's Wasmtime error on one line: its cause (a trap's, worded like `trap_message`) and the
+    innermost named functions of its backtrace, e.g. `unreachable (in libc.so!stdout_get_stdout < libc.so!write)`."""
+    backtrace, _, cause = str(error).partition("Caused by:")
+    reason = " ".join(line.strip() for line in cause.splitlines() if line.strip())
+    reason = _INSTRUCTION_TRAP.sub(r"\1", reason.removeprefix("wasm trap:").strip()) or first_line(error)
+    named = [frame for frame in _NAMED_FRAME.findall(backtrace) if "<unknown>" not in frame][:_FRAMES_SHOWN]
+    return f"{reason} (in {' < '.join(named)})" if named else reason
 
 
 def trap_message(trap: wasmtime.Trap) -> str:
@@ -247,12 +275,13 @@ class Deadline:
         self.fuel = fuel
         self.export = ""
         self.ends_at = math.inf
+        self._ticks = epoch_ticks(timeout_ms)
 
     def arm(self, store: wasmtime.Store) -> None:
         """Gives the next call (or instantiation) its epoch deadline and its full fuel."""
         if self.fuel is not None:
             store.set_fuel(self.fuel)
-        store.set_epoch_deadline(epoch_ticks(self.timeout_ms))
+        store.set_epoch_deadline(self._ticks)
 
     def out_of_fuel(self, what: str) -> GuestError:
         return GuestError(
@@ -322,7 +351,7 @@ def call_within_deadline(
         frames = tuple((frame.func_index, frame.module_offset) for frame in trap.frames)
         raise GuestError(f"{deadline.guest}: {export} trapped: {trap_message(trap)}", frames=frames) from None
     except wasmtime.WasmtimeError as error:
-        raise GuestError(f"{deadline.guest}: {export} failed: {first_line(error)}") from None
+        raise GuestError(f"{deadline.guest}: {export} failed: {failure_summary(error)}") from None
     finally:
         deadline.ends_at = math.inf
     return as_results(result)

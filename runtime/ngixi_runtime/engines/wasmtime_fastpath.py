@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Sequence
-from importlib.metadata import version
 from typing import Any, NoReturn
 
 import wasmtime
 
+from ngixi_runtime.engines.base import installed_version
 from ngixi_runtime.guest.manifest import Number
 
 # Versions whose private names this module was checked against, with tests/test_wasmtime_calls.py run on each.
 TESTED_ON = frozenset({"50.0.1", "51.0.0"})
-ACTIVE = version("wasmtime") in TESTED_ON
+ACTIVE = installed_version("wasmtime", wasmtime) in TESTED_ON
 
 if ACTIVE:
     from wasmtime import _ffi as ffi

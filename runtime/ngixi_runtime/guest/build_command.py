@@ -8,7 +8,6 @@ guest's directory, so the build and watch mode see every file the guest is made 
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -54,6 +53,8 @@ def _command(value: object, problems: Problems) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
+        import shlex
+
         try:
             words = shlex.split(value)
         except ValueError as error:

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import tomli
 
 from ngixi_runtime.capabilities.base import CapabilityOptions
 from ngixi_runtime.capabilities.registry import GRANTABLE, capability
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.guest.build_command import BuildCommand, parse_build
 from ngixi_runtime.guest.data import DATA_KINDS, DataKind
 from ngixi_runtime.guest.kind import (
     GUEST_ABIS,
@@ -28,6 +26,9 @@ from ngixi_runtime.guest.kind import (
 from ngixi_runtime.guest.smoke import SmokeCall, SmokeTarget, check_entry, parse_entry
 from ngixi_runtime.guest.typed import parse_component_entry, wit_type_names
 from ngixi_runtime.spec.schema import Problems, integer, string, suggestion, table, type_name
+
+if TYPE_CHECKING:
+    from ngixi_runtime.guest.build_command import BuildCommand
 
 VALUE_TYPES = ("i32", "i64", "f32", "f64")
 Number = int | float
@@ -135,6 +136,8 @@ def _value_types(raw: Mapping[str, Any], key: str, field: str, problems: Problem
         return ()
     for index, item in enumerate(value):
         if item not in VALUE_TYPES:
+            import difflib
+
             close = difflib.get_close_matches(str(item), VALUE_TYPES, n=1)
             hint = f'; did you mean "{close[0]}"?' if close else ""
             problems.add(f"{field}[{index}]", f"{item!r} is not one of {', '.join(VALUE_TYPES)}{hint}")
@@ -260,6 +263,14 @@ def _parse_smoke(raw: Mapping[str, Any], problems: Problems, component: bool) ->
     return tuple(calls)
 
 
+def _parse_build(raw: Mapping[str, Any], problems: Problems) -> BuildCommand | None:
+    if "build" not in raw:
+        return None
+    from ngixi_runtime.guest.build_command import parse_build  # here: a run's manifest seldom has a [build]
+
+    return parse_build(raw, problems)
+
+
 def _check_smoke_targets(manifest: Manifest, problems: Problems) -> None:
     for index, call in enumerate(manifest.smoke):
         declared = manifest.export(call.call)
@@ -316,7 +327,7 @@ def manifest_from_table(raw: Mapping[str, Any], *, source: str, stem: str) -> Ma
         capabilities=_parse_capabilities(raw, problems),
         limits=_parse_limits(raw, problems),
         smoke=_parse_smoke(raw, problems, component),
-        build=parse_build(raw, problems),
+        build=_parse_build(raw, problems),
     )
     if manifest.build is not None and manifest.guest.type.language not in (None, "wasm"):
         problems.add("build", f'a [build] command makes a "wasm" guest, not a "{manifest.guest.type.language}" one')

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Generic, TypeVar
@@ -32,12 +31,11 @@ from ngixi_runtime.engines.base import (
 )
 from ngixi_runtime.errors import ArtifactRefused, GuestError, InvalidInput, NgixiError, PolicyError, VerificationError
 from ngixi_runtime.guest.check import check_component, check_module
-from ngixi_runtime.guest.data import DataValue, check_input, encode, kind_word
+from ngixi_runtime.guest.data import DataKind, DataValue, check_input, encode, kind_word
 from ngixi_runtime.guest.limits import limit_problems
 from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number
 from ngixi_runtime.loading.aot_cache import AotCache, CacheKey, CacheUnavailable, EntryRefused
 from ngixi_runtime.spec.bundle_format import WASM_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
-from ngixi_runtime.spec.sourcemap import trap_location
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
 from ngixi_runtime.spec.wasm import ModuleInfo, read_module_info
 from ngixi_runtime.trust.signatures import TrustStore
@@ -188,6 +186,10 @@ class Guest:
         self._context = context
         context.data = CallData(manifest.limits.input_bytes, manifest.limits.output_bytes)
         self._wasm = wasm  # the verified .wasm, read only to say where a trap happened
+        self._timeout_seconds = manifest.limits.timeout_ms / 1000
+        self._output_kinds = {declared.name: declared.output for declared in manifest.exports}
+        # A call of one of these with no arguments and no input passes `check_call` without asking.
+        self._unchecked = frozenset(e.name for e in manifest.exports if not e.params and e.input is None)
 
     @property
     def output(self) -> GuestOutput:
@@ -204,9 +206,13 @@ class Guest:
     def __enter__(self) -> Guest:
         return self
 
+    def output_kind(self, export: str) -> DataKind | None:
+        """What a declared export's output is; None for one that declares none."""
+        return self._output_kinds.get(export)
+
     def _begin_call(self) -> None:
         """Tells host functions when this call's time is up, so that waits (http) end within it."""
-        self._context.call_ends_at = time.monotonic() + self.manifest.limits.timeout_ms / 1000
+        self._context.call_ends_at = time.monotonic() + self._timeout_seconds
 
     def __exit__(self, *_: object) -> None:
         self.close()
@@ -216,11 +222,11 @@ class Guest:
 
         `args`: numbers for a core guest's exports; for a component's, Python values of its WIT types (wit_values).
         """
-        check_call(self.manifest, export, args, data)
+        if args or data is not None or export not in self._unchecked:
+            check_call(self.manifest, export, args, data)
         self._begin_call()
         self._context.data.begin(export, data or b"")
-        with self._explained_failures():
-            return self._instance.call(export, args)
+        return self._explained_call(export, args)
 
     def take_output(self) -> bytes:
         """What the last call wrote through the call data ABI."""
@@ -231,28 +237,31 @@ class Guest:
         check_call(self.manifest, "_start", ())
         self._begin_call()
         try:
-            with self._explained_failures():
-                self._instance.call("_start", ())
+            self._explained_call("_start", ())
         except GuestExit as exit_:
             return exit_.code
         return 0
 
-    @contextmanager
-    def _explained_failures(self) -> Iterator[None]:
-        """A trap says the guest's abort message, if it aborted, and where in its own code it was."""
-        self._context.aborted = None
+    def _explained_call(self, export: str, args: Sequence[Any]) -> tuple[Any, ...]:
+        """The export's call, where a trap says the guest's abort message, if it aborted, and where in its own
+        code it was. Not a context manager: on a call that does nothing, one costs more than the call."""
+        context = self._context
+        context.aborted = None
         try:
-            yield
+            values = self._instance.call(export, args)
         except GuestError as error:
             raise self._explained(error) from None
-        if self._context.aborted is not None:  # an abort the guest returned from: still the call's end
-            raise GuestError(self._context.aborted)
+        if context.aborted is not None:  # an abort the guest returned from: still the call's end
+            raise GuestError(context.aborted)
+        return values
 
     def _explained(self, error: GuestError) -> GuestError:
         aborted = self._context.aborted if error.outcome == "trap" else None
         message = aborted or str(error)
         where = None
         if error.frames and self._wasm is not None:
+            from ngixi_runtime.spec.sourcemap import trap_location
+
             try:
                 wasm = self._wasm()
             except NgixiError:  # the bundle is closed (an in-process load from an artifact): no place to say

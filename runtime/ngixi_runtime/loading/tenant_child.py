@@ -1,36 +1,59 @@
 """The tenant child process: `python -I -m ngixi_runtime.loading.tenant_child`, driven by its parent over pipes.
 
-One JSON object per line. The first request opens the bundle its parent verified, from the open
-file it inherits, never by path: the signature is checked again with the trust file's tables the
-parent read, and the signed index must have the bytes the parent checked (its SHA-256), so the
-parent's rollback and policy decisions hold for it. The child says `{"instantiating": true}`
-before the guest's own code may first run, then `ok`. Each later request is a call. Guest output
-never reaches this process's stdout: it is captured and sent back. How the parent starts it (a
-clean room) is in `loading/tenants.py`.
+The first request opens the bundle its parent verified, from the open file it inherits, never by
+path: the signature is checked again with the trust file's tables the parent read, and the signed
+index must have the bytes the parent checked (its SHA-256), so the parent's rollback and policy
+decisions hold for it. The child says `{"instantiating": true}` before the guest's own code may
+first run, then `ok`. Each later request is a call. Guest output never reaches this process's
+stdout: it is captured and sent back. How the parent starts it (a clean room) is in `loading/tenants.py`.
+
+The protocol (frames built and read by `loading/tenant_wire.py`; little-endian; every size in a header):
+- control frame, both ways (the start-up request and its answers): `<BxxxI` kind `C`, the size of
+  a JSON object, then the object;
+- call request: `<BBxxIII` kind `R`, flags (1: there is an input, even an empty one), the sizes of
+  the export's name, its arguments (JSON in wit_json's wire form; none: no arguments) and its input;
+  then those three raw;
+- call reply: `<BBBxIdQq6I` kind `A`, ok, flags (1: exit code, 2: output), memory pages, duration
+  in ms, output_bytes, exit code; the sizes of the values, meta, logs, stdout, stderr and output,
+  then those six. Values are `N`, their count, a struct code per number (`q` or `d`) and the packed
+  numbers, or JSON for others; meta is a JSON object of what differs from a plain success (outcome,
+  host_calls, error, exit_code of a call refused before the guest ran); logs are JSON
+  `[[level, message], ...]`; stdout, stderr and output are raw bytes.
+The parent holds each size of a reply to what the guest's limits allow before reading it, and a
+child that sends anything else, or dies mid-frame, is stopped as crashed.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import math
 import resource
 import sys
-from dataclasses import replace
+import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.context import Sandbox
 from ngixi_runtime.errors import GuestError, NgixiError
 from ngixi_runtime.loading.loader import Guest, likely_artifacts, open_guest
-from ngixi_runtime.loading.tenants import CallFailed, CallResult, empty_result, measure
-from ngixi_runtime.spec.wit_json import from_wire
+from ngixi_runtime.loading.tenant_wire import (
+    CallRequest,
+    Incoming,
+    control_frame,
+    read_call,
+    read_control,
+    reply_frame,
+    write_all,
+)
+from ngixi_runtime.loading.tenants import CallFailed, empty_result, measure
 from ngixi_runtime.trust.signatures import trust_from_table
 
 # Room for the Python heap beside the guest's own memory under RLIMIT_AS.
 _HEAP_HEADROOM_BYTES = 256 * 1024 * 1024
 _PAGE_BYTES = 65536
+# The first request carries the trust file's tables and the guest's stdin (base64): its parent is trusted.
+_START_REQUEST_BYTES = 1 << 30
 
 
 def _virtual_memory_bytes() -> int:
@@ -51,28 +74,31 @@ def _limit_memory(guest: Guest) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _limit_cpu(timeout_ms: int) -> None:
-    """Lets this call use at most its timeout in CPU time on top of what was used so far."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    soft = math.ceil(usage.ru_utime + usage.ru_stime + timeout_ms / 1000) + 1
-    hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
-    resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+class _CpuBudget:
+    """Caps each call's CPU time at its timeout on top of what was used before it (RLIMIT_CPU, whole seconds).
+
+    The limit is set again only when it changes: calls far shorter than a second mostly leave it as it is.
+    """
+
+    def __init__(self, timeout_ms: int) -> None:
+        self._seconds = timeout_ms / 1000
+        self._hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+        self._soft: int | None = None
+
+    def renew(self) -> None:
+        soft = math.ceil(time.process_time() + self._seconds) + 1  # the CPU time RLIMIT_CPU counts
+        if self._hard != resource.RLIM_INFINITY:
+            soft = min(soft, self._hard)
+        if soft != self._soft:
+            resource.setrlimit(resource.RLIMIT_CPU, (soft, self._hard))
+            self._soft = soft
 
 
-def _send(stream: IO[bytes], message: dict[str, Any], payload: bytes = b"") -> None:
-    stream.write(json.dumps(message).encode() + b"\n")
-    stream.write(payload)
-    stream.flush()
+def _send(replies: int, message: dict[str, Any]) -> None:
+    write_all(replies, [control_frame(message)])
 
 
-def _send_result(stream: IO[bytes], result: CallResult, **message: Any) -> None:
-    """A call's reply: its result, the output (raw, after the line, its size in the line) apart."""
-    output_size = None if result.output is None else len(result.output)
-    document = replace(result, output=None).to_json()
-    _send(stream, {**message, "result": document, "output_size": output_size}, result.output or b"")
-
-
-def _open(request: dict[str, Any], replies: IO[bytes]) -> Guest:
+def _open(request: dict[str, Any], replies: int) -> Guest:
     checked = request["bundle"]
     bundle = read_bundle(
         Path(checked["source"]),
@@ -95,39 +121,40 @@ def _open(request: dict[str, Any], replies: IO[bytes]) -> Guest:
     )
 
 
-def serve(requests: IO[bytes], replies: IO[bytes]) -> None:
+def serve(requests: int, replies: int) -> None:
+    """Opens the guest the first request names, then answers calls until `requests` ends (descriptors)."""
+    incoming = Incoming(requests)
     try:
-        guest = _open(json.loads(requests.readline()), replies)
+        guest = _open(read_control(incoming, limit=_START_REQUEST_BYTES), replies)
     except NgixiError as error:
         _send(replies, {"ok": False, "error": str(error), "exit_code": error.exit_code})
         return
     _send(replies, {"ok": True, "origin": guest.origin, "compiled": guest.compiled})
     _limit_memory(guest)
-    for line in requests:
-        request = json.loads(line)
-        _limit_cpu(guest.manifest.limits.timeout_ms)
-        try:
-            size = request.get("input_size")
-            data = None if size is None else requests.read(size)
-            result = measure(guest, request["export"], from_wire(request["args"]), data)
-        except CallFailed as failure:
-            _send_result(replies, failure.result, ok=False, error=str(failure))
-        except NgixiError as error:
-            outcome = error.outcome if isinstance(error, GuestError) else "refused"
-            empty = empty_result(outcome).to_json()
-            _send(replies, {"ok": False, "error": str(error), "exit_code": error.exit_code, "result": empty})
-        else:
-            _send_result(replies, result, ok=True)
+    budget = _CpuBudget(guest.manifest.limits.timeout_ms)
+    while (request := read_call(incoming)) is not None:
+        budget.renew()
+        write_all(replies, _answer(guest, request))
+
+
+def _answer(guest: Guest, request: CallRequest) -> list[bytes]:
+    try:
+        result = measure(guest, request.export, request.args, request.input)
+    except CallFailed as failure:
+        return reply_frame(failure.result, error=str(failure))
+    except NgixiError as error:
+        outcome = error.outcome if isinstance(error, GuestError) else "refused"
+        return reply_frame(empty_result(outcome), error=str(error), error_exit_code=error.exit_code)
+    return reply_frame(result)
 
 
 def main() -> int:
     """Serves the parent on descriptors 0 and 1 (where a fork moved its pipes); the exit status.
 
-    New streams rather than sys.stdin's and sys.stdout's, which may hold what the process it was forked from
-    read ahead or left unwritten.
+    The descriptors, never sys.stdin or sys.stdout, which may hold what the process it was forked from read
+    ahead or left unwritten.
     """
-    with open(0, "rb", closefd=False) as requests, open(1, "wb", closefd=False) as replies:
-        serve(requests, replies)
+    serve(0, 1)
     return 0
 
 

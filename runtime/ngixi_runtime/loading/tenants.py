@@ -31,7 +31,6 @@ running the same guest never see each other's files or kv data.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 import re
@@ -39,12 +38,11 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ngixi_runtime.bundles.reader import VerifiedBundle, open_bundle_file, read_bundle
 from ngixi_runtime.capabilities.context import GuestOutput, LogLine, Sandbox, Stdin
@@ -62,24 +60,38 @@ from ngixi_runtime.loading.loader import (
     open_guest,
     verified_manifest,
 )
-from ngixi_runtime.loading.zygote import CHILD_BUNDLE, ForkedProcess, readable, spawn_tenant
-from ngixi_runtime.spec.wit_json import from_wire, to_wire
-from ngixi_runtime.trust.policy import Policy
+from ngixi_runtime.loading.tenant_wire import (
+    Incoming,
+    Reply,
+    ReplyBounds,
+    WireError,
+    call_frame,
+    control_frame,
+    read_control,
+    read_reply,
+    write_all,
+)
+from ngixi_runtime.loading.zygote import CHILD_BUNDLE, ForkedProcess, spawn_tenant
+from ngixi_runtime.spec.wit_json import to_wire
 from ngixi_runtime.trust.rollback import RollbackGuard
 from ngixi_runtime.trust.signatures import read_trust_table, trust_from_table
+
+if TYPE_CHECKING:
+    from ngixi_runtime.trust.policy import Policy
 
 log = logging.getLogger(__name__)
 
 # Time allowed on top of the guest's own timeout for the child to answer over the pipe.
 _IPC_GRACE_SECONDS = 0.25
-# How much of a child's reply one read takes: a call's output comes raw after its reply line.
-_READ_BYTES = 1 << 20
 # Time for the child to verify and prepare the guest (compiling it, perhaps) before instantiating it.
 _PREPARE_TIMEOUT_SECONDS = 30.0
 # The host's variables a child keeps, when set: the interpreter's library path and the locale.
 CHILD_ENVIRONMENT = ("LANG", "LC_ALL", "LC_CTYPE", "LD_LIBRARY_PATH")
+# How an exchange with a child ends early: it died (EOF, a broken pipe), fell silent, or sent a malformed frame.
+_LOST = (EOFError, BrokenPipeError, TimeoutError, WireError)
 _TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 DEFAULT_TENANT = "default"
+FrozenT = TypeVar("FrozenT")
 
 
 @dataclass(frozen=True)
@@ -120,19 +132,6 @@ class CallResult:
             "output": None if self.output is None else base64.b64encode(self.output).decode(),
             "output_kind": self.output_kind,
         }
-
-    @classmethod
-    def from_json(cls, raw: Mapping[str, Any]) -> CallResult:
-        return cls(
-            values=tuple(from_wire(raw["values"])),
-            exit_code=raw["exit_code"],
-            logs=tuple(LogLine(**line) for line in raw["logs"]),
-            stdout=base64.b64decode(raw["stdout"]),
-            stderr=base64.b64decode(raw["stderr"]),
-            metrics=CallMetrics(**raw["metrics"]),
-            output=None if raw.get("output") is None else base64.b64decode(raw["output"]),
-            output_kind=raw.get("output_kind"),
-        )
 
 
 def empty_result(outcome: str) -> CallResult:
@@ -175,32 +174,32 @@ def measure(guest: Guest, export: str, args: Sequence[Any], data: bytes | None =
     except GuestError as error:
         failure = _out_of_memory(guest, export, error)
     written = guest.take_output()
-    if failure is None and export != "_start":
-        output_kind, failure = _checked_output(guest.manifest, export, written)
-    output = guest.output.take()
+    declared = guest.output_kind(export)
+    if failure is None and export != "_start" and (written or declared is not None):
+        output_kind, failure = _checked_output(guest.manifest.guest.name, export, declared, written)
     result = _result(
         values=values,
         exit_code=exit_code,
-        output=output,
+        output=guest.output,
         seconds=time.perf_counter() - start,
         pages=guest.memory_pages,
         failure=failure,
+        written=None if output_kind is None else written,
+        output_kind=output_kind,
     )
-    if output_kind is not None:
-        result = replace(result, output=written, output_kind=output_kind)
     if failure is not None:
         raise CallFailed(str(failure), outcome=failure.outcome, result=result)
     return result
 
 
-def _checked_output(manifest: Manifest, export: str, written: bytes) -> tuple[DataKind | None, GuestError | None]:
-    """The kind of the export's output, or the error of output it wrote that is not what it declares."""
-    declared = manifest.export(export)
-    kind = declared.output if declared is not None else None
-    guest = manifest.guest.name
+def _checked_output(
+    guest: str, export: str, kind: DataKind | None, written: bytes
+) -> tuple[DataKind | None, GuestError | None]:
+    """The kind of the export's output (`kind`, as declared), or the error of output it wrote that is not that."""
     if kind is None:
-        error = GuestError(f"{guest}: {export} wrote output, but its manifest declares none", outcome="output")
-        return None, error if written else None
+        if not written:
+            return None, None
+        return None, GuestError(f"{guest}: {export} wrote output, but its manifest declares none", outcome="output")
     try:
         check_output(guest, export, kind, written)
     except GuestError as error:
@@ -228,15 +227,48 @@ def _result(
     seconds: float,
     pages: int,
     failure: GuestError | None,
+    written: bytes | None,
+    output_kind: DataKind | None,
 ) -> CallResult:
-    metrics = CallMetrics(
-        duration_ms=round(seconds * 1000, 3),
-        memory_pages=pages,
-        host_calls=dict(output.host_calls),
-        output_bytes=output.size,
-        outcome="ok" if failure is None else failure.outcome,
+    """The call's result, with what it printed, logged and called taken from `output`."""
+    logs: tuple[LogLine, ...] = ()
+    if output.empty:  # most calls: nothing to take, copy or count
+        stdout, stderr, host_calls, size = b"", b"", {}, 0
+    else:
+        taken = output.take()
+        logs, stdout, stderr = tuple(taken.logs), bytes(taken.stdout), bytes(taken.stderr)
+        host_calls, size = dict(taken.host_calls), taken.size
+    metrics = _frozen(
+        CallMetrics,
+        {
+            "duration_ms": round(seconds * 1000, 3),
+            "memory_pages": pages,
+            "host_calls": host_calls,
+            "output_bytes": size,
+            "outcome": "ok" if failure is None else failure.outcome,
+        },
     )
-    return CallResult(values, exit_code, tuple(output.logs), bytes(output.stdout), bytes(output.stderr), metrics)
+    return _frozen(
+        CallResult,
+        {
+            "values": values,
+            "exit_code": exit_code,
+            "logs": logs,
+            "stdout": stdout,
+            "stderr": stderr,
+            "metrics": metrics,
+            "output": written,
+            "output_kind": output_kind,
+        },
+    )
+
+
+def _frozen(kind: type[FrozenT], fields: dict[str, Any]) -> FrozenT:
+    """The same as `kind(**fields)` for a frozen dataclass `kind` and every one of its fields, but made without
+    its `__init__`, which sets each field through a call of `object.__setattr__` (most of a call's bookkeeping)."""
+    made = object.__new__(kind)
+    object.__setattr__(made, "__dict__", fields)
+    return made
 
 
 class InProcessTenant:
@@ -269,7 +301,14 @@ class InProcessTenant:
 class _Child:
     process: ForkedProcess
     errors: IO[bytes]
-    buffer: bytearray = field(default_factory=bytearray)
+    requests: int = field(init=False)  # the descriptors of its pipes (tenant_wire.py's frames)
+    replies: Incoming = field(init=False)
+
+    def __post_init__(self) -> None:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.requests = self.process.stdin.fileno()
+        os.set_blocking(self.requests, False)  # so that a write, too, waits at most until its deadline
+        self.replies = Incoming(self.process.stdout.fileno())
 
 
 @dataclass(frozen=True)
@@ -324,6 +363,9 @@ class IsolatedTenant:
         self._request = {"bundle": {**bundle.to_json(), "descriptor": CHILD_BUNDLE}, "trust": dict(trust), **options}
         self._environment = dict(environment)
         self._child: _Child | None = None
+        self._bounds = ReplyBounds.of(manifest.limits)
+        self._output_kinds = {declared.name: declared.output for declared in manifest.exports}
+        self._unchecked = frozenset(e.name for e in manifest.exports if not e.params and e.input is None)
         self._lock = threading.Lock()
         self.origin = ""
         self.compiled = False
@@ -362,28 +404,22 @@ class IsolatedTenant:
     def call(self, export: str, args: Sequence[Any] = (), *, input: DataValue | None = None) -> CallResult:
         """Calls `export`; `input` (bytes, str or a JSON value) for an export that declares one."""
         data = encoded_input(self.manifest, export, input)
-        check_call(self.manifest, export, args, data)  # here, so that a refused input never reaches the child
-        request = {
-            "op": "call",
-            "export": export,
-            "args": to_wire(list(args)),
-            "input_size": None if data is None else len(data),
-        }
+        if args or data is not None or export not in self._unchecked:  # else check_call would pass it
+            check_call(self.manifest, export, args, data)  # here, so that a refused input never reaches the child
+        request = call_frame(export, args, data)
         with self._lock:
             if self._child is None:
                 self._child = self._spawn()
             try:
-                deadline = self._call_deadline()
-                reply = self._exchange(self._child, request, deadline=deadline, what=export, payload=data or b"")
-                output = self._payload(self._child, reply.get("output_size"), deadline=deadline, what=export)
+                reply = self._call(self._child, request, export)
             except CallFailed:
                 self._child = None
                 raise
-        result = replace(CallResult.from_json(reply["result"]), output=output)
-        if not reply["ok"] and reply.get("exit_code") == InvalidInput.exit_code:
-            raise InvalidInput(reply["error"])  # e.g. an argument a component's export cannot take
-        if not reply["ok"]:
-            raise CallFailed(reply["error"], outcome=result.metrics.outcome, result=result)
+        if not reply.ok and reply.error_exit_code == InvalidInput.exit_code:
+            raise InvalidInput(str(reply.error))  # e.g. an argument a component's export cannot take
+        result = self._result(export, reply)
+        if not reply.ok:
+            raise CallFailed(str(reply.error), outcome=reply.outcome, result=result)
         return result
 
     def run(self) -> CallResult:
@@ -392,72 +428,65 @@ class IsolatedTenant:
     def _call_deadline(self) -> float:
         return time.monotonic() + self.manifest.limits.timeout_ms / 1000 + _IPC_GRACE_SECONDS
 
-    def _exchange(
-        self, child: _Child, message: Mapping[str, Any], *, deadline: float, what: str, payload: bytes = b""
-    ) -> dict[str, Any]:
-        """Sends one request line, then `payload` raw (a call's input: its size is in the line), and reads the
-        reply line."""
+    def _call(self, child: _Child, request: Sequence[bytes], what: str) -> Reply:
+        """Sends a call frame and reads its reply, by the call's deadline."""
+        deadline = self._call_deadline()
         try:
-            assert child.process.stdin is not None
-            child.process.stdin.write(json.dumps(message, default=str).encode() + b"\n")  # TOML dates
-            child.process.stdin.write(payload)
-            child.process.stdin.flush()
-        except BrokenPipeError:
-            raise self._died(child, what) from None
+            write_all(child.requests, request, deadline)
+            child.replies.deadline = deadline
+            reply = read_reply(child.replies, self._bounds)
+        except _LOST as error:
+            raise self._lost(child, what, error) from None
+        if reply.output is not None and self._output_kind(what) is None:
+            self._stop(child)
+            raise self._malformed(what, "output where its export declares none")
+        return reply
+
+    def _output_kind(self, export: str) -> DataKind | None:
+        return self._output_kinds.get(export)
+
+    def _result(self, export: str, reply: Reply) -> CallResult:
+        metrics = CallMetrics(
+            reply.duration_ms, reply.memory_pages, reply.host_calls, reply.output_bytes, reply.outcome
+        )
+        kind = None if reply.output is None else self._output_kind(export)
+        return CallResult(
+            reply.values, reply.exit_code, reply.logs, reply.stdout, reply.stderr, metrics, reply.output, kind
+        )
+
+    def _exchange(self, child: _Child, message: Mapping[str, Any], *, deadline: float, what: str) -> dict[str, Any]:
+        """Sends one control frame (the start-up request) and reads the control frame that answers it."""
+        try:
+            write_all(child.requests, [control_frame(message)], deadline)
+        except _LOST as error:
+            raise self._lost(child, what, error) from None
         return self._reply(child, deadline=deadline, what=what)
 
     def _reply(self, child: _Child, *, deadline: float, what: str) -> dict[str, Any]:
+        """Reads the next control frame from the child (how its start-up went)."""
+        child.replies.deadline = deadline
         try:
-            line = self._read_line(child, deadline)
-        except EOFError:
-            raise self._died(child, what) from None
-        except TimeoutError:
+            return read_control(child.replies)
+        except _LOST as error:
+            raise self._lost(child, what, error) from None
+
+    def _lost(self, child: _Child, what: str, error: Exception) -> CallFailed:
+        """The failure of an exchange with the child that `error` ended (the child is stopped): its death,
+        silence past the deadline, or a malformed frame."""
+        if isinstance(error, WireError):
             self._stop(child)
-            if what == "prepare":
-                detail = f"verifying and preparing the guest took over {_PREPARE_TIMEOUT_SECONDS:.0f} s"
-            else:
-                detail = f"{what} exceeded its {self.manifest.limits.timeout_ms} ms timeout (limits.timeout_ms)"
-            raise self._failure(f"{detail}; the tenant was stopped", "timeout") from None
-        reply: dict[str, Any] = json.loads(line)
-        return reply
+            return self._malformed(what, str(error))
+        if not isinstance(error, TimeoutError):
+            return self._died(child, what)  # EOFError, BrokenPipeError
+        self._stop(child)
+        if what == "prepare":
+            detail = f"verifying and preparing the guest took over {_PREPARE_TIMEOUT_SECONDS:.0f} s"
+        else:
+            detail = f"{what} exceeded its {self.manifest.limits.timeout_ms} ms timeout (limits.timeout_ms)"
+        return self._failure(f"{detail}; the tenant was stopped", "timeout")
 
-    def _payload(self, child: _Child, size: int | None, *, deadline: float, what: str) -> bytes | None:
-        """The raw bytes that follow a reply line giving their size (a call's output); None when it gives none."""
-        if size is None:
-            return None
-        try:
-            self._fill(child, deadline, lambda buffer: len(buffer) >= size)
-        except EOFError:
-            raise self._died(child, what) from None
-        except TimeoutError:
-            self._stop(child)
-            raise self._failure(f"{what}: the tenant process did not send its output in time", "timeout") from None
-        payload = bytes(child.buffer[:size])
-        del child.buffer[:size]
-        return payload
-
-    @staticmethod
-    def _fill(child: _Child, deadline: float, enough: Callable[[bytearray], bool]) -> None:
-        """Reads from the child into its buffer until `enough` of it has come."""
-        assert child.process.stdout is not None
-        descriptor = child.process.stdout.fileno()
-        while not enough(child.buffer):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError
-            if readable(descriptor, remaining):  # not select(): a host of hundreds of tenants has descriptors past 1024
-                chunk = os.read(descriptor, _READ_BYTES)
-                if not chunk:
-                    raise EOFError
-                child.buffer += chunk
-
-    @classmethod
-    def _read_line(cls, child: _Child, deadline: float) -> bytes:
-        cls._fill(child, deadline, lambda buffer: b"\n" in buffer)
-        end = child.buffer.index(b"\n")
-        line = bytes(child.buffer[:end])
-        del child.buffer[: end + 1]
-        return line
+    def _malformed(self, what: str, detail: str) -> CallFailed:
+        return self._failure(f"{what}: the tenant process sent a malformed reply ({detail}); it was stopped", "crash")
 
     def _failure(self, detail: str, outcome: str) -> CallFailed:
         return CallFailed(f"{self.manifest.guest.name}: {detail}", outcome=outcome, result=empty_result(outcome))
@@ -629,6 +658,8 @@ class TenantPool:
         self._sandboxes = sandboxes
         self._rollback = RollbackGuard.for_trust_file(trust_file, state_dir=state_dir, allow_downgrade=allow_downgrade)
         self._tenants: dict[str, IsolatedTenant | InProcessTenant] = {}
+        from concurrent.futures import ThreadPoolExecutor  # here: a one-shot run makes no pool
+
         self._executor = ThreadPoolExecutor(max_workers=workers)
 
     def add(self, name: str, bundle: Path, *, isolated: bool = True, tenant: str | None = None) -> None:

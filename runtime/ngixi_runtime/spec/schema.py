@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -32,6 +31,8 @@ class Problems:
 
 def suggestion(word: str, choices: Sequence[str], listing: str) -> str:
     """`did you mean "x"?` for a likely typo, else the list of choices."""
+    import difflib
+
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f'did you mean "{close[0]}"?' if close else f"{listing}: {', '.join(choices)}"
 

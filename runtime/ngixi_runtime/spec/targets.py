@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import difflib
-import platform
-import subprocess
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -106,6 +104,8 @@ def _unknown_feature(feature: str, name: str, architecture: Architecture) -> str
         return f'"{feature}" is {what}; Wasmer 2.1 knows no {name} CPU features, so leave cpu_features empty'
     if foreign is not None:
         return f'"{feature}" is an {foreign} feature, not one of {name}; remove it'
+    import difflib
+
     close = difflib.get_close_matches(feature, architecture.features, n=1)
     hint = f'did you mean "{close[0]}"?' if close else f"known: {', '.join(architecture.features)}"
     return f'"{feature}" is not one of the {name} CPU features Wasmer knows; {hint}'
@@ -116,12 +116,13 @@ _MACHINE_ARCHITECTURES = {"amd64": "x86_64", "arm64": "aarch64"}
 
 @cache
 def host_triple() -> str:
-    """This host's target triple in Wasmer's spelling, derived without importing an engine."""
-    machine = platform.machine().lower()
+    """This host's target triple in Wasmer's spelling (Linux and macOS), derived without importing an engine."""
+    host = os.uname()
+    machine = host.machine.lower()
     architecture = _MACHINE_ARCHITECTURES.get(machine, machine)
-    if platform.system() == "Darwin":
+    if host.sysname == "Darwin":
         return f"{architecture}-apple-darwin"
-    return f"{architecture}-unknown-{platform.system().lower()}-gnu"
+    return f"{architecture}-unknown-{host.sysname.lower()}-gnu"
 
 
 def _linux_cpu_features(cpuinfo: str) -> frozenset[str]:
@@ -133,6 +134,8 @@ def _linux_cpu_features(cpuinfo: str) -> frozenset[str]:
 
 
 def _macos_cpu_features() -> frozenset[str]:
+    import subprocess
+
     keys = ["machdep.cpu.features", "machdep.cpu.leaf7_features", "machdep.cpu.extfeatures"]
     result = subprocess.run(["sysctl", "-n", *keys], capture_output=True, text=True, check=False)
     names = result.stdout.lower().replace(".", "_").split()
@@ -142,7 +145,7 @@ def _macos_cpu_features() -> frozenset[str]:
 @cache
 def host_cpu_features() -> frozenset[str]:
     """CPU features this host has, in Wasmer's spelling (Linux and macOS)."""
-    if platform.system() == "Darwin":
+    if os.uname().sysname == "Darwin":
         return _macos_cpu_features()
     cpuinfo = Path("/proc/cpuinfo")
     return _linux_cpu_features(cpuinfo.read_text()) if cpuinfo.exists() else frozenset()

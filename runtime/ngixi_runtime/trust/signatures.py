@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
-import base64
 import fnmatch
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import minisign
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.files import read_toml_file
 from ngixi_runtime.spec.bundle_format import BundleIndex, trusted_comment
+from ngixi_runtime.trust.minisign_format import FormatError, Signature, public_key_from_base64, signature_from_bytes
+
+
+class MinisignKey(Protocol):
+    """A minisign public key: this package's (`minisign_format.PublicKey`) or py-minisign's `PublicKey`."""
+
+    def to_base64(self) -> bytes: ...
 
 
 @dataclass(frozen=True)
 class TrustedKey:
     key_id: str
-    public_key: minisign.PublicKey
+    public_key: MinisignKey
     guests: tuple[str, ...]
     channels: tuple[str, ...]
     native_code: bool = False  # whether its bundles' AOT artifacts (machine code) may run here
@@ -40,35 +45,13 @@ class TrustStore:
         return next((k for k in self.keys if k.key_id == key_id), None)
 
 
-# minisign's key and signature lines (https://jedisct1.github.io/minisign/): base64 of a 2-byte algorithm,
-# an 8-byte key id, then the 32-byte Ed25519 key or the 64-byte signature. py-minisign parses and checks
-# them but exposes neither the key id nor the raw key and signatures.
-_KEY_ID = slice(2, 10)
-_KEY_OR_SIGNATURE = slice(10, None)
-
-
-@dataclass(frozen=True)
-class _SignatureFields:
-    key_id: bytes
-    index_signature: bytes  # over the BLAKE2b-512 hash of the index (prehashed)
-    trusted_comment: str
-    global_signature: bytes  # over the index signature and the trusted comment
-
-    @classmethod
-    def of(cls, signature: minisign.Signature) -> _SignatureFields:
-        """The fields of a signature py-minisign has parsed, from its own rendering of minisign's format."""
-        _untrusted, signature_line, _trusted, global_line = bytes(signature).split(b"\n")
-        signed = base64.b64decode(signature_line)
-        return cls(signed[_KEY_ID], signed[_KEY_OR_SIGNATURE], signature.trusted_comment, base64.b64decode(global_line))
-
-
-def key_id_of(public_key: minisign.PublicKey) -> str:
+def key_id_of(public_key: MinisignKey) -> str:
     """minisign's spelling of a key id: upper-case hex, as minisign prints it."""
-    return _key_id_text(base64.b64decode(public_key.to_base64())[_KEY_ID])
+    return _key_id_text(public_key_from_base64(public_key.to_base64()).key_id)
 
 
-def _ed25519_key(public_key: minisign.PublicKey) -> Ed25519PublicKey:
-    return Ed25519PublicKey.from_public_bytes(base64.b64decode(public_key.to_base64())[_KEY_OR_SIGNATURE])
+def _ed25519_key(public_key: MinisignKey) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(public_key_from_base64(public_key.to_base64()).ed25519)
 
 
 def _key_id_text(raw: bytes) -> str:
@@ -90,8 +73,8 @@ def _parse_key(raw: object, field: str, source: str) -> TrustedKey:
     if unknown:
         raise InvalidInput(f"{source}: {field}: unknown keys {sorted(unknown)}")
     try:
-        public_key = minisign.PublicKey.from_base64(str(raw.get("public_key", "")))
-    except minisign.Error as error:
+        public_key = public_key_from_base64(str(raw.get("public_key", "")))
+    except FormatError as error:
         raise InvalidInput(f"{source}: {field}.public_key: not a minisign public key ({error})") from None
     key_id = key_id_of(public_key)
     if raw.get("id") != key_id:
@@ -132,20 +115,19 @@ def trust_from_table(raw: Mapping[str, Any], *, source: str) -> TrustStore:
     return TrustStore(source, tuple(_parse_key(k, f"keys[{i}]", source) for i, k in enumerate(keys)))
 
 
-def signer_of(signature_bytes: bytes, trust: TrustStore, *, source: str) -> tuple[TrustedKey, _SignatureFields]:
+def signer_of(signature_bytes: bytes, trust: TrustStore, *, source: str) -> tuple[TrustedKey, Signature]:
     """The trusted key that made this signature, before anything it signs is read."""
     try:
-        signature = minisign.Signature.from_bytes(signature_bytes)
-    except (minisign.Error, ValueError) as error:
+        signature = signature_from_bytes(signature_bytes)
+    except FormatError as error:
         raise VerificationError(f"{source}: the signature is not minisign's format ({error})") from None
-    if not signature.is_prehashed():
+    if not signature.is_prehashed:
         raise VerificationError(f"{source}: the signature is not prehashed (minisign -H); refusing it")
-    fields = _SignatureFields.of(signature)
-    key_id = _key_id_text(fields.key_id)
+    key_id = _key_id_text(signature.key_id)
     key = trust.find(key_id)
     if key is None:
         raise VerificationError(f"{source}: signed by key {key_id}, which {trust.source} does not trust")
-    return key, fields
+    return key, signature
 
 
 def verify_index(
@@ -161,11 +143,11 @@ def verify_index(
     """
     key, fields = signer_of(signature_bytes, trust, source=source)
     public = _ed25519_key(key.public_key)
-    if not _holds(public, fields.index_signature, hashlib.blake2b(index_bytes).digest()):
+    if not _holds(public, fields.signature, hashlib.blake2b(index_bytes).digest()):
         raise VerificationError(f"{source}: the index signature does not verify with key {key.key_id}")
     if not comment_signature:
         return key, fields.trusted_comment
-    if not _holds(public, fields.global_signature, fields.index_signature + fields.trusted_comment.encode()):
+    if not _holds(public, fields.global_signature, fields.signature + fields.trusted_comment.encode()):
         raise VerificationError(
             f"{source}: the signature's trusted comment was altered (its global signature does not verify)"
         )

@@ -13,8 +13,10 @@ import wasmtime
 import wasmtime.component as wc
 
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain
+from ngixi_build.toolchains.component_world import read_component_world
 from ngixi_build.toolchains.wit import wasm_tools
-from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.engines.wasmtime_component import read_component
+from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.loading.tenants import InProcessTenant, IsolatedTenant, open_tenant
 from tests.conftest import REPO
 from tests.integration import copy_project, run, set_targets
@@ -68,6 +70,8 @@ def test_the_component_validates_and_exports_the_world(project: Path) -> None:
     subprocess.run([str(wasm_tools()), "validate", str(wasm)], check=True)
     wit = subprocess.run([str(wasm_tools()), "component", "wit", str(wasm)], check=True, capture_output=True, text=True)
     assert "export echoresult: func(v: result<list<string>, string>) -> result<list<string>, string>;" in wit.stdout
+    # validate's view of the component is the engine's
+    assert read_component_world(wasm) == read_component(wasm.read_bytes(), source=GUEST)
 
 
 def test_strings_bytes_and_records_round_trip(call: Any) -> None:
@@ -271,3 +275,11 @@ def test_host_functions_take_and_return_variants_options_and_records(tmp_path: P
     assert run_export(store) == 0
     assert [values[0] for values in seen] == [-1.5, 0xFEDCBA9876543210, "hé𝄞", None]  # untagged by wasmtime-py
     assert seen[0][1].label == "p0" and seen[1][1] is None
+
+
+def test_validate_refuses_a_broken_component_in_one_line(project: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.wasm"
+    broken.write_bytes((project / "artifacts" / "wasm" / f"{GUEST}.wasm").read_bytes()[:-100])
+    with pytest.raises(VerificationError, match=r"broken\.wasm: not a valid component: \S") as caught:
+        read_component_world(broken)
+    assert "\n" not in str(caught.value)

@@ -11,11 +11,14 @@ import pytest
 
 from ngixi_build.languages.javascript import LANGUAGE as JAVASCRIPT
 from ngixi_build.languages.python import LANGUAGE as PYTHON
+from ngixi_build.project import Project
 from ngixi_build.toolchains.wit import wasm_tools
+from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.guest.component_memory import component_memory_problems
 from ngixi_runtime.guest.manifest import load_manifest
+from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import REPO
-from tests.integration import copy_project, run, set_targets
+from tests.integration import WatchProcess, copy_project, keep_only_guests, run, set_targets
 
 pytestmark = pytest.mark.integration
 
@@ -39,16 +42,29 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return project
 
 
-@pytest.mark.parametrize("guest", GUESTS)
-def test_the_guest_imports_only_its_granted_interfaces(built: Path, guest: str) -> None:
+def _imports(project: Path, guest: str) -> set[str]:
     wit = subprocess.run(
-        [wasm_tools(), "component", "wit", built / "artifacts" / "wasm" / f"{guest}.wasm"],
+        [wasm_tools(), "component", "wit", project / "artifacts" / "wasm" / f"{guest}.wasm"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    imports = {line.strip() for line in wit.splitlines() if line.strip().startswith("import ")}
-    assert imports == {f"import ngixi:host/{name}@0.1.0;" for name in ("log", "types", "kv")}
+    return {line.strip() for line in wit.splitlines() if line.strip().startswith("import ")}
+
+
+@pytest.mark.parametrize("guest", GUESTS)
+def test_the_guest_imports_only_its_granted_interfaces(built: Path, guest: str) -> None:
+    imports = _imports(built, guest)
+    assert {i for i in imports if i.startswith("import ngixi:")} == {
+        f"import ngixi:host/{name}@0.1.0;" for name in ("log", "types", "kv")
+    }
+    wasi = {i for i in imports if i.startswith("import wasi:")}
+    assert bool(wasi) == (guest == "counter-js")  # the one granted stdio imports console.log's WASI
+    assert "import wasi:cli/stdout@0.2.12;" in wasi or not wasi
+
+
+def test_a_javascript_guest_without_stdio_gets_no_wasi(built: Path) -> None:
+    assert [i for i in _imports(built, GENERATED["javascript"]) if i.startswith("import wasi:")] == []
 
 
 @pytest.mark.parametrize("guest", GUESTS)
@@ -57,7 +73,8 @@ def test_the_guest_runs_isolated_and_in_process(built: Path, guest: str, isolati
     bundle = f"artifacts/bundles/{guest}-0.1.0.ngx"
     before = int(run(built, "ngixi", "run", *isolation, bundle, "total").stdout)  # kv outlives a run
     result = run(built, "ngixi", "run", *isolation, bundle, "bump", "4")
-    assert result.stdout == f"{before + 4}\n"
+    printed = f"total {before + 4}\n" if guest == "counter-js" else ""  # its console.log, granted stdio
+    assert result.stdout == f"{printed}{before + 4}\n"
     assert result.stderr == f"info: {guest}: bumped by 4 to {before + 4}\n"
 
 
@@ -107,3 +124,42 @@ def test_importing_an_ungranted_interface_is_the_tool_s_own_error(built: Path) -
     assert result.returncode != 0
     assert 'File "guests/greedy-python/app.py", line' in result.stdout + result.stderr
     assert "cannot import name 'http'" in result.stdout + result.stderr
+
+
+def _edit(path: Path, *replacements: tuple[str, str]) -> None:
+    """One save of `path` with each (old, new) replaced."""
+    text = path.read_text()
+    for old, new in replacements:
+        assert old in text
+        text = text.replace(old, new)
+    path.write_text(text)
+
+
+def test_watch_shows_each_tool_s_diagnostic_and_rebuilds_on_save(tmp_path: Path) -> None:
+    """The watcher starts on a syntax error in each guest (its first build is the failing one), keeps
+    watching, and one save of each fixes it: a verified dev bundle of the new source."""
+    for language in (JAVASCRIPT, PYTHON):
+        language.install(REPO / ".ngixi")
+    root = copy_project(tmp_path / "project", toolchain_from=REPO, with_language_components=True)
+    project = Project(keep_only_guests(root, GUESTS), profile="dev")
+    set_targets(root, [], [])  # no Wasmtime artifact: the dev bundle holds the component alone
+    script, app = project.guests_dir / "counter-js" / "index.js", project.guests_dir / "counter-python" / "app.py"
+    _edit(script, ("total() + by;", "total() + by +* 1;"))
+    _edit(app, ("self.total() + arg0\n", "self.total() + arg0 +\n"))
+    watch = WatchProcess(root)
+    try:
+        started = "\n".join(line.text for line in watch.until("watching"))
+        assert "counter-js: failed" in started and "guests/counter-js/index.js:21:" in started, started
+        assert "counter-python: failed" in started and 'File "guests/counter-python/app.py", line 26' in started
+        _edit(script, ("+* 1;", ";"), ("bumped by", "raised by"))
+        assert watch.until("counter-js: rebuilt", "counter-js: failed")[-1].text.startswith("counter-js: rebuilt")
+        _edit(app, ("arg0 +\n", "arg0\n"), ("bumped by", "raised by"))
+        assert watch.until("counter-python: rebuilt", "counter-python: failed")[-1].text.startswith(
+            "counter-python: rebuilt"
+        )
+    finally:
+        watch.stop()
+    for guest in GUESTS:
+        bundle = read_bundle(project.bundle_path(guest, "0.1.0"), load_trust(project.dev_trust_file))
+        assert bundle.index.profile == "dev"
+        assert f"{guest}: raised by ".encode() in bundle.data(bundle.index.member("wasm"))

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from ngixi_build.project import Project
+from ngixi_build.stages.language_component import guest_world_dir
 from ngixi_build.toolchains.wit import (
     Catalog,
     WitError,
@@ -19,6 +21,7 @@ from ngixi_runtime.capabilities.base import HostImport
 from ngixi_runtime.capabilities.component import HOST_PACKAGE, HOST_VERSION, TYPE_INTERFACES, error_case
 from ngixi_runtime.capabilities.registry import every_capability
 from ngixi_runtime.cli import main
+from ngixi_runtime.guest.manifest import load_manifest
 from ngixi_runtime.spec.abi import Status
 from tests.conftest import REPO
 
@@ -115,3 +118,11 @@ def test_ngixi_wit_prints_the_catalog(capsys: pytest.CaptureFixture[str], monkey
     out = capsys.readouterr().out
     assert "package ngixi:host@0.1.0;" in out
     assert "interface kv {" in out
+
+
+def test_a_project_without_its_own_wit_builds_language_guests_against_the_packaged_catalog(tmp_path: Path) -> None:
+    (tmp_path / "tally.toml").write_text('[guest]\nname = "tally"\nversion = "0.1.0"\nabi = "component"\n')
+    manifest = load_manifest(tmp_path / "tally.toml")
+    with guest_world_dir(Project(tmp_path), manifest) as world:
+        assert (world / "deps" / "ngixi-host" / "host.wit").read_bytes() == (WIT_DIR / "host.wit").read_bytes()
+        assert "world tally" in (world / "world.wit").read_text()

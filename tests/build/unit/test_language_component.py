@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ngixi_build.languages.python import refuse_stdio
 from ngixi_build.project import Project
 from ngixi_build.stages.language_component import entry_file, guest_world_text
 from ngixi_build.toolchains import installs, javascript, python
@@ -75,3 +76,16 @@ def test_a_failed_install_leaves_nothing_and_a_new_pin_replaces_the_old(tmp_path
 def test_the_pinned_versions_come_from_the_pin_files() -> None:
     assert javascript.pinned_version().startswith("@bytecodealliance/componentize-js 0.23.0")
     assert python.pinned_version() == "componentize-py 0.25.1"
+
+
+def test_a_javascript_guest_keeps_componentize_js_stdio_only_when_granted() -> None:
+    assert "stdio" in javascript.disabled_features({"log", "kv"})
+    assert javascript.disabled_features({"log", "stdio"}) == [f for f in javascript.WASI_FEATURES if f != "stdio"]
+
+
+def test_a_python_guest_granted_stdio_is_refused_before_the_tool_runs(tmp_path: Path) -> None:
+    (tmp_path / "tally.toml").write_text(MANIFEST)
+    with pytest.raises(InvalidInput, match=r"tally\.toml: capabilities\.stdio: a Python guest has no standard output"):
+        refuse_stdio(load_manifest(tmp_path / "tally.toml"))
+    (tmp_path / "tally.toml").write_text(MANIFEST.replace("[capabilities.stdio]\n", ""))
+    refuse_stdio(load_manifest(tmp_path / "tally.toml"))

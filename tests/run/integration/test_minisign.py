@@ -100,3 +100,5 @@ def test_we_verify_a_signature_minisign_made(tmp_path: Path, minisign_tool: Path
     repack(bundle, items)
     verified = read_bundle(bundle, load_trust(trust))
     assert verified.signer.key_id == key_id_of(public) and verified.index.sequence == 3
+    signature = minisign.Signature.from_file(tmp_path / "by-minisign.sig")
+    public.verify((tmp_path / INDEX_NAME).read_bytes(), signature)  # py-minisign accepts what we accepted

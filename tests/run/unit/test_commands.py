@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ngixi_runtime.cli import COMMAND_GROUP, Command
+from ngixi_runtime.cli import COMMAND_GROUP, Command, _commands_for
 from tests.conftest import KeyFiles, exit_code, make_bundle
 from tests.wasmgen import Func, module
 
@@ -82,3 +82,18 @@ def test_an_entry_point_cannot_replace_a_command_of_the_run_side(
     installed.append(metadata.EntryPoint("run", f"{__name__}:GREET", COMMAND_GROUP))
     assert exit_code(["--help"]) == 0
     assert "verify a bundle and call an export" in capsys.readouterr().out
+
+
+def test_a_named_command_gets_its_parser_alone_and_help_or_a_typo_lists_every_command(
+    installed: list[metadata.EntryPoint], capsys: pytest.CaptureFixture[str]
+) -> None:
+    installed.extend(_entry_points(f"{__name__}:GREET"))
+    assert list(_commands_for(["-v", "verify", "b.ngx"])) == ["verify"]
+    assert list(_commands_for(["run", "--help"])) == ["run"]
+    every = ["run", "verify", "inspect", "trust", "greet"]
+    assert list(_commands_for(["--help", "run"])) == every
+    assert list(_commands_for(["greet"])) == every  # another distribution's command: looked up by entry point
+    assert exit_code(["vreify"]) == 2
+    assert "invalid choice: 'vreify' (choose from 'run', 'verify', 'inspect', 'trust', 'greet')" in (
+        capsys.readouterr().err
+    )

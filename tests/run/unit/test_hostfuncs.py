@@ -44,6 +44,15 @@ def test_log_decodes_utf8_and_enforces_its_quota() -> None:
         host(ctx, "ngixi.log")(2, 0, 6)
 
 
+def test_empty_log_lines_count_against_the_quota_too() -> None:
+    ctx = context(log_quota=3)
+    for _ in range(3):
+        host(ctx, "ngixi.log")(2, 0, 0)
+    with pytest.raises(GuestError, match="log output exceeded its quota of 3 bytes"):
+        host(ctx, "ngixi.log")(2, 0, 0)
+    assert len(ctx.output.logs) == 3
+
+
 def test_fd_write_gathers_iovecs_and_reports_bytes_written() -> None:
     ctx = context()
     ctx.mem.write(100, b"hello ")

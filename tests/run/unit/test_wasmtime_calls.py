@@ -10,8 +10,10 @@ import importlib.metadata
 import math
 import struct
 import sys
+import types
 import weakref
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -22,9 +24,10 @@ import wasmtime
 from ngixi_runtime.capabilities.base import HostImport
 from ngixi_runtime.capabilities.context import HostFunction
 from ngixi_runtime.capabilities.registry import provisions
+from ngixi_runtime.engines import base as engines_base
 from ngixi_runtime.engines import wasmtime_fastpath
 from ngixi_runtime.engines.base import as_results
-from ngixi_runtime.engines.wasmtime import WasmtimeMemory, define_host_function, export_call
+from ngixi_runtime.engines.wasmtime import WasmtimeMemory, define_host_function, export_call, failure_summary
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.guest.manifest import Number
 from ngixi_runtime.spec.wasm import Signature
@@ -265,6 +268,14 @@ def test_the_fast_path_is_active_exactly_on_the_wasmtime_py_versions_it_was_test
     assert wasmtime_fastpath.ACTIVE is (installed in wasmtime_fastpath.TESTED_ON)
 
 
+def test_the_installed_version_is_read_beside_the_package_else_from_importlib_metadata(tmp_path: Path) -> None:
+    assert engines_base.installed_version("wasmtime", wasmtime) == importlib.metadata.version("wasmtime")
+    (tmp_path / "wasmtime").mkdir()
+    elsewhere = types.ModuleType("wasmtime")
+    elsewhere.__file__ = str(tmp_path / "wasmtime" / "__init__.py")  # no .dist-info beside it
+    assert engines_base.installed_version("wasmtime", elsewhere) == importlib.metadata.version("wasmtime")
+
+
 def test_on_another_wasmtime_py_nothing_private_is_imported_and_calls_take_the_public_api(
     exports: tuple[wasmtime.Store, dict[str, wasmtime.Func]],
 ) -> None:
@@ -272,7 +283,7 @@ def test_on_another_wasmtime_py_nothing_private_is_imported_and_calls_take_the_p
     store, functions = exports
     try:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(importlib.metadata, "version", lambda _name: "999.0.0")
+            patch.setattr(engines_base, "installed_version", lambda *_: "999.0.0")
             for private in ("_ffi", "_func"):
                 patch.delattr(wasmtime, private)
                 patch.setitem(sys.modules, f"wasmtime.{private}", None)  # so that importing it fails
@@ -284,3 +295,19 @@ def test_on_another_wasmtime_py_nothing_private_is_imported_and_calls_take_the_p
     finally:
         importlib.reload(wasmtime_fastpath)
     assert wasmtime_fastpath.ACTIVE is (importlib.metadata.version("wasmtime") in wasmtime_fastpath.TESTED_ON)
+
+
+def test_a_failed_call_is_summed_up_by_its_cause_and_its_innermost_named_functions() -> None:
+    error = wasmtime.WasmtimeError(
+        "error while executing at wasm backtrace:\n"
+        "    0: 0xa9608f - <unknown>!<wasm function 0>\n"
+        "    1: 0xaa9b2a - libc.so!stdout_get_stdout\n"
+        "    2: 0xaac52a - libc.so!stdio_get_write_stream\n"
+        "    3: 0xaa1581 - libc.so!write\n"
+        "    4: 0xe213d8 - libpython3.14.so!_Py_write\n\n"
+        "Caused by:\n    wasm trap: wasm `unreachable` instruction executed\n"
+    )
+    assert failure_summary(error) == (
+        "unreachable (in libc.so!stdout_get_stdout < libc.so!stdio_get_write_stream < libc.so!write)"
+    )
+    assert failure_summary(wasmtime.WasmtimeError("out of fuel\nmore")) == "out of fuel"

@@ -1,0 +1,120 @@
+"""Whole-process start: `ngixi run … add 2 3` against the interpreter's own start and Extism's, side by side.
+
+Each variant is a fresh process started from this venv; the rounds alternate between the variants (so a
+change in the machine's load hits them all alike) and each figure is the median wall time of its rounds,
+after one warm-up run (which writes the bytecode caches, even under PYTHONDONTWRITEBYTECODE, and fills the
+host AOT cache where a variant compiles):
+- `python -c pass`: the floor every Python tool pays, and the unit of the ratios;
+- Python + Extism: `import extism`, a `Plugin` of a one-function module, one call (the peer);
+- wasmtime-py: `import wasmtime`, compile, instantiate and call an `add` module (the floor of a
+  Python host on Wasmtime);
+- `ngixi run --in-process BUNDLE add 2 3` on Wasmer and on Wasmtime, and `ngixi run BUNDLE add 2 3`
+  (isolated, the default engine): the goals are 2.5x and 4x `python -c pass` (issue 24).
+The bundle is the project's built `hello` (`doit bundle:hello`), checked against its dev trust file.
+
+Run: .venv/bin/python -m bench.startup [--rounds N] [--bundle PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.util import find_spec
+from pathlib import Path
+
+import wasmtime
+
+PYTHON = sys.executable
+NGIXI = str(Path(sys.executable).parent / "ngixi")
+HELLO = Path("artifacts/bundles/hello-0.1.0.ngx")
+ADD = '(module (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))'
+# An Extism plugin's one-shot work: its output is its input (no copy, the least a call can do).
+EXTISM_ECHO = """(module
+  (import "extism:host/env" "input_length" (func $input_length (result i64)))
+  (import "extism:host/env" "input_offset" (func $input_offset (result i64)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (memory (export "memory") 1)
+  (func (export "echo") (result i32) (call $output_set (call $input_offset) (call $input_length)) (i32.const 0)))
+"""
+GOALS = {"in-process": 2.5, "isolated": 4.0}
+
+
+def variants(bundle: Path, scratch: Path) -> dict[str, tuple[list[str], float | None]]:
+    """Name → (command line, goal as a multiple of `python -c pass`, if any)."""
+    add_wasm, echo_wasm = scratch / "add.wasm", scratch / "echo.wasm"
+    add_wasm.write_bytes(wasmtime.wat2wasm(ADD))
+    echo_wasm.write_bytes(wasmtime.wat2wasm(EXTISM_ECHO))
+    extism = (
+        "import sys, extism\n"
+        f"with extism.Plugin(open({str(echo_wasm)!r}, 'rb').read(), wasi=False) as plugin:\n"
+        "    print(bytes(plugin.call('echo', b'5')).decode())\n"
+    )
+    floor = (
+        "import wasmtime\n"
+        "engine = wasmtime.Engine(); store = wasmtime.Store(engine)\n"
+        f"module = wasmtime.Module.from_file(engine, {str(add_wasm)!r})\n"
+        "print(wasmtime.Instance(store, module, []).exports(store)['add'](store, 2, 3))\n"
+    )
+    found: dict[str, tuple[list[str], float | None]] = {
+        "python -c pass": ([PYTHON, "-c", "pass"], None),
+        "python + extism, one call": ([PYTHON, "-c", extism], None),
+        "python + wasmtime-py, one call": ([PYTHON, "-c", floor], None),
+    }
+    engines = [name for name in ("wasmer", "wasmtime") if find_spec(name) is not None]
+    for engine in engines:
+        command = [NGIXI, "run", "--in-process", "--engine", engine, str(bundle), "add", "2", "3"]
+        found[f"ngixi run --in-process ({engine})"] = (command, GOALS["in-process"])
+    found[f"ngixi run, isolated ({engines[0]})"] = ([NGIXI, "run", str(bundle), "add", "2", "3"], GOALS["isolated"])
+    return found
+
+
+# As installed: the warm-up run writes the bytecode caches the timed runs read.
+ENVIRONMENT = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+
+
+def run_once(command: list[str]) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, env=ENVIRONMENT, check=False)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)[:80]}… failed: {result.stderr.decode(errors='replace').strip()}")
+    return elapsed
+
+
+def medians(commands: dict[str, list[str]], rounds: int) -> dict[str, float]:
+    for command in commands.values():
+        run_once(command)
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(rounds):
+        for name, command in commands.items():
+            times[name].append(run_once(command))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=15, help="runs of each variant (default 15)")
+    parser.add_argument("--bundle", type=Path, default=HELLO, help=f"the hello bundle (default {HELLO})")
+    options = parser.parse_args()
+    if not options.bundle.is_file():
+        raise SystemExit(f"{options.bundle}: not found; build it first: .venv/bin/doit bundle:hello")
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as scratch:
+        chosen = variants(options.bundle, Path(scratch))
+        results = medians({name: command for name, (command, _) in chosen.items()}, options.rounds)
+    print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores")
+    print(f"median wall time of {options.rounds} whole processes each (ratio: over python -c pass)")
+    unit = results["python -c pass"]
+    for name, seconds in results.items():
+        goal = chosen[name][1]
+        verdict = "" if goal is None else f"  goal <= {goal}x: {'met' if seconds / unit <= goal else 'not met'}"
+        print(f"  {name:<36}{seconds * 1000:8.1f} ms {seconds / unit:6.2f}x{verdict}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""A component's world read from its binary by wasm-tools: what it imports, and its exports' WIT types.
+
+wasm-tools validates the component and decodes its type section (`component wit --json`) without
+compiling it; Wasmtime would compile every function of an embedded JavaScript or Python engine to
+tell the same. The types are written as the engine's `wit_values.render` writes them, so the
+manifest check reads the same `ComponentInfo` either way. Precompiling still has Wasmtime compile it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ngixi_build.proc import run
+from ngixi_build.toolchains.wit import wasm_tools
+from ngixi_runtime.capabilities.component import ComponentInfo, WitTypes
+from ngixi_runtime.errors import VerificationError
+
+# A type reference in wasm-tools' JSON: a primitive's name ("u8", "string") or an index into its types.
+_Ref = str | int
+
+
+def read_component_world(wasm_path: Path) -> ComponentInfo:
+    """The world of a component binary; an invalid one is a VerificationError naming the file."""
+    _wasm_tools(["validate", wasm_path], wasm_path)
+    done = _wasm_tools(["component", "wit", "--json", wasm_path], wasm_path)
+    return world_info(json.loads(done.stdout))
+
+
+def _wasm_tools(arguments: list[str | Path], wasm_path: Path) -> subprocess.CompletedProcess[str]:
+    try:
+        return run([wasm_tools(), *arguments], what=f"wasm-tools {arguments[0]}", error=VerificationError)
+    except VerificationError as error:
+        detail = " ".join(line.strip() for line in str(error).splitlines()[1:] if line.strip())
+        raise VerificationError(f"{wasm_path}: not a valid component: {detail}") from None
+
+
+def world_info(resolved: Mapping[str, Any]) -> ComponentInfo:
+    """The `ComponentInfo` of wasm-tools' decoding of a component (its one world, `root`)."""
+    world = next(w for w in reversed(resolved["worlds"]) if w["name"] == "root")
+    types = _Types(resolved["types"])
+    imports = {
+        _item_name(resolved, key, item): frozenset(_interface(resolved, item).get("functions", {}))
+        for key, item in world["imports"].items()
+        if "type" not in item  # the world's own named types, which a component defines rather than imports
+    }
+    exports: dict[str, WitTypes] = {}
+    for key, item in world["exports"].items():
+        if "function" in item:
+            exports[key] = types.signature(item["function"])
+        elif "interface" in item:
+            name = _item_name(resolved, key, item)
+            for function_name, function in _interface(resolved, item).get("functions", {}).items():
+                exports[f"{name}#{function_name}"] = types.signature(function)
+    return ComponentInfo(imports, exports)
+
+
+def _interface(resolved: Mapping[str, Any], item: Mapping[str, Any]) -> Mapping[str, Any]:
+    reference = item.get("interface")
+    return {} if reference is None else dict(resolved["interfaces"][reference["id"]])
+
+
+def _item_name(resolved: Mapping[str, Any], key: str, item: Mapping[str, Any]) -> str:
+    """An imported or exported interface by its full name (`wasi:cli/run@0.2.12`); anything else by its key."""
+    interface = _interface(resolved, item)
+    if interface.get("name") is None or interface.get("package") is None:
+        return key
+    namespace_name, _, version = resolved["packages"][interface["package"]]["name"].partition("@")
+    qualified = f"{namespace_name}/{interface['name']}"
+    return f"{qualified}@{version}" if version else qualified
+
+
+class _Types:
+    """Writes the types of one decoding as WIT does: named types with their structure, aliases followed."""
+
+    def __init__(self, types: list[Mapping[str, Any]]) -> None:
+        self._types = types
+
+    def signature(self, function: Mapping[str, Any]) -> WitTypes:
+        result = function.get("result")
+        params = tuple(self.render(p["type"]) for p in function["params"])
+        return params, () if result is None else (self.render(result),)
+
+    def render(self, ref: _Ref | None) -> str:
+        if ref is None:
+            return "_"
+        if isinstance(ref, str):
+            return _PRIMITIVES.get(ref, ref)
+        ((kind, body),) = self._types[ref]["kind"].items()
+        rendering = _RENDERING.get(kind)
+        return kind if rendering is None else rendering(self, body)
+
+    def joined(self, refs: list[_Ref]) -> str:
+        return ", ".join(self.render(ref) for ref in refs)
+
+    def fields(self, fields: list[Mapping[str, Any]]) -> str:
+        return ", ".join(f"{field['name']}: {self.render(field['type'])}" for field in fields)
+
+    def cases(self, cases: list[Mapping[str, Any]]) -> str:
+        payloads = (self.render(case.get("type")) for case in cases)
+        return ", ".join(c["name"] if p == "_" else f"{c['name']}({p})" for c, p in zip(cases, payloads, strict=True))
+
+    def result(self, body: Mapping[str, Any]) -> str:
+        ok, err = body.get("ok"), body.get("err")
+        if ok is None and err is None:
+            return "result"
+        return f"result<{self.render(ok)}>" if err is None else f"result<{self.render(ok)}, {self.render(err)}>"
+
+
+# Where the engine's name of a primitive differs from WIT's.
+_PRIMITIVES = {"error-context": "errorcontext"}
+# Each kind of type in the JSON, written as the engine writes it; other kinds (future, stream) by their kind.
+_RENDERING: dict[str, Callable[[_Types, Any], str]] = {
+    "type": _Types.render,  # an alias
+    "list": lambda types, element: f"list<{types.render(element)}>",
+    "option": lambda types, payload: f"option<{types.render(payload)}>",
+    "result": _Types.result,
+    "tuple": lambda types, body: f"tuple<{types.joined(body['types'])}>",
+    "record": lambda types, body: f"record {{ {types.fields(body['fields'])} }}",
+    "variant": lambda types, body: f"variant {{ {types.cases(body['cases'])} }}",
+    "enum": lambda _, body: f"enum {{ {', '.join(case['name'] for case in body['cases'])} }}",
+    "flags": lambda _, body: f"flags {{ {', '.join(flag['name'] for flag in body['flags'])} }}",
+    "handle": lambda _, body: next(iter(body)),  # own or borrow
+}

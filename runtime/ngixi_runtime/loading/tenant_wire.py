@@ -1,0 +1,423 @@
+"""The frames a tenant and its child process exchange over their pipes (the protocol: `tenant_child`'s docstring).
+
+Every frame starts with a fixed `struct` header giving its kind and the size of each section that
+follows; bytes (input, output, stdout, stderr) and a core guest's numbers travel raw, and JSON only
+carries what is small or rare (arguments, a component's values, logs, host call counts, an error).
+A frame goes out in one write and is read with as few reads as the pipe allows. The parent never
+trusts what its child sends: each size is held to what the manifest's limits allow before anything
+is read for it, and anything malformed is a `WireError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import select
+import struct
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
+
+from ngixi_runtime.capabilities.context import LogLine
+from ngixi_runtime.guest.manifest import Limits
+from ngixi_runtime.spec.wit_json import from_wire, to_wire
+
+CONTROL = struct.Struct("<BxxxI")  # kind, size of the JSON document
+CALL = struct.Struct("<BBxxIII")  # kind, flags, sizes of the export's name, the JSON arguments and the input
+# kind, ok, flags, memory pages, duration in ms, output_bytes, exit code; sizes of the values (packed numbers
+# or JSON), meta (JSON), logs (JSON), stdout, stderr and output
+REPLY = struct.Struct("<BBBxIdQq6I")
+CONTROL_KIND, CALL_KIND, REPLY_KIND = 0x43, 0x52, 0x41
+HAS_INPUT = HAS_EXIT_CODE = 1
+HAS_OUTPUT = 2
+# A frame up to this size is written in one piece; a section missing more than this is read into its own buffer.
+_READ_BYTES = 1 << 16
+# What a read takes at least: the rest of a small frame, or its header and what follows. No more, so that
+# the buffer a read allocates stays small (one of 64 KiB costs page faults each time).
+_SMALL_READ_BYTES = 4096
+# The most a section's buffer takes before its bytes arrive.
+_UPFRONT_BYTES = 16 << 20
+# A JSON document can take up to 6 bytes per byte it holds (a control character's \u0000 escape).
+_JSON_INFLATION = 6
+# The small JSON sections of a reply: room for an error message and host call counts.
+_META_BYTES = 4 << 20
+# Room beside the log quota's bytes for the lines' structure and the host's own lines among them.
+_LOG_STRUCTURE_BYTES = 16 << 20
+# Room for JSON values beyond what a guest's whole memory can hold.
+_VALUES_BASE_BYTES = 1 << 20
+# A control frame from the child: how its start-up went.
+_CONTROL_BYTES = 1 << 20
+_PAGE_BYTES = 65536
+# A core guest's results: integers (i32, i64) and floats (f32, f64) as struct codes.
+_NUMBER_CODES = {int: "q", float: "d"}
+_MAX_PACKED = 255
+_ONE_INTEGER = struct.Struct("<3sq")
+_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+class WireError(Exception):
+    """A frame that is not what the protocol allows: the peer is treated as crashed."""
+
+
+class CallRequest(NamedTuple):
+    export: str
+    args: list[Any]
+    input: bytes | None
+
+
+@dataclass(frozen=True)
+class ReplyBounds:
+    """The most each section of a call's reply may hold under a guest's limits."""
+
+    values: int
+    logs: int
+    stdio: int  # stdout and stderr together
+    output: int
+
+    @classmethod
+    def of(cls, limits: Limits) -> ReplyBounds:
+        memory = limits.memory_pages * _PAGE_BYTES
+        return cls(
+            values=_JSON_INFLATION * memory + _VALUES_BASE_BYTES,
+            logs=_JSON_INFLATION * limits.log_bytes + _LOG_STRUCTURE_BYTES,
+            stdio=limits.stdout_bytes,
+            output=limits.output_bytes,
+        )
+
+
+class SentMetrics(Protocol):
+    @property
+    def duration_ms(self) -> float: ...
+    @property
+    def memory_pages(self) -> int: ...
+    @property
+    def host_calls(self) -> Mapping[str, int]: ...
+    @property
+    def output_bytes(self) -> int: ...
+    @property
+    def outcome(self) -> str: ...
+
+
+class SentResult(Protocol):
+    """What a reply carries of a `CallResult` (tenants.py)."""
+
+    @property
+    def values(self) -> tuple[Any, ...]: ...
+    @property
+    def exit_code(self) -> int | None: ...
+    @property
+    def logs(self) -> tuple[LogLine, ...]: ...
+    @property
+    def stdout(self) -> bytes: ...
+    @property
+    def stderr(self) -> bytes: ...
+    @property
+    def metrics(self) -> SentMetrics: ...
+    @property
+    def output(self) -> bytes | None: ...
+
+
+class Reply(NamedTuple):
+    """A call's reply as read: the `CallResult`'s parts (tenants.py assembles it) and an error, if it failed."""
+
+    ok: bool
+    values: tuple[Any, ...]
+    exit_code: int | None
+    logs: tuple[LogLine, ...]
+    stdout: bytes
+    stderr: bytes
+    duration_ms: float
+    memory_pages: int
+    host_calls: dict[str, int]
+    output_bytes: int
+    outcome: str
+    output: bytes | None
+    error: str | None
+    error_exit_code: int | None  # an error refused before the guest ran: which NgixiError
+
+
+def write_all(descriptor: int, parts: Sequence[bytes | memoryview], deadline: float | None = None) -> None:
+    """Writes `parts` in order, in one system call when the pipe takes them; by `deadline` if one is given
+    (`descriptor` then non-blocking), else TimeoutError."""
+    if len(parts) == 1 or sum(map(len, parts)) <= _READ_BYTES:  # small: one copy beats a vector of pieces
+        whole = parts[0] if len(parts) == 1 else b"".join(parts)
+        try:
+            written = os.write(descriptor, whole)
+        except BlockingIOError:
+            written = 0
+        if written == len(whole):
+            return
+        parts = [memoryview(whole)[written:]]
+    pending = [memoryview(part) for part in parts if part]
+    while pending:
+        written = _write_some(descriptor, pending, deadline)
+        while written and written >= len(pending[0]):
+            written -= len(pending.pop(0))
+        if written:
+            pending[0] = pending[0][written:]
+
+
+def _write_some(descriptor: int, pending: list[memoryview], deadline: float | None) -> int:
+    try:
+        return os.writev(descriptor, pending) if len(pending) > 1 else os.write(descriptor, pending[0])
+    except BlockingIOError:
+        writable = select.poll()
+        writable.register(descriptor, select.POLLOUT)
+        _wait(writable, deadline)
+        return 0
+
+
+def _wait(poll: select.poll, deadline: float | None) -> None:
+    """Waits until `poll`'s descriptor is ready, or raises TimeoutError at `deadline` (None: the caller blocks)."""
+    if deadline is None:
+        return
+    remaining = deadline - time.monotonic()
+    if remaining <= 0 or not poll.poll(math.ceil(remaining * 1000)):
+        raise TimeoutError
+
+
+class Incoming:
+    """Frames read from one descriptor; with a `deadline` (time.monotonic), each read waits at most until it."""
+
+    def __init__(self, descriptor: int) -> None:
+        self.descriptor = descriptor
+        self.deadline: float | None = None
+        self._buffer = b""
+        self._at = 0
+        self._poll = select.poll()
+        self._poll.register(descriptor, select.POLLIN)
+
+    def take(self, size: int) -> bytes:
+        """The next `size` bytes; EOFError if the stream ends first, TimeoutError at the deadline."""
+        available = len(self._buffer) - self._at
+        if size <= available:
+            start = self._at
+            self._at += size
+            return self._buffer[start : self._at]
+        if size - available > _READ_BYTES:
+            return self._take_large(size)
+        pieces = [self._buffer[self._at :]]
+        while available < size:
+            pieces.append(self._read(size - available))
+            available += len(pieces[-1])
+        whole = b"".join(pieces)
+        self._buffer, self._at = whole, size
+        return whole[:size]
+
+    def _take_large(self, size: int) -> bytes:
+        """Reads a large section straight into a buffer: up to 16 MiB at once, beyond that grown as its bytes
+        arrive (at most twice what came), never to the size a peer claims before it sends it."""
+        whole = bytearray(min(size, _UPFRONT_BYTES))
+        filled = len(self._buffer) - self._at
+        whole[:filled] = memoryview(self._buffer)[self._at :]
+        self._buffer, self._at = b"", 0
+        while filled < size:
+            if filled == len(whole):
+                whole += bytes(min(filled, size - filled))
+            with memoryview(whole) as view:
+                filled += self._read_into(view[filled:])
+        return bytes(whole)
+
+    def _read_into(self, view: memoryview) -> int:
+        _wait(self._poll, self.deadline)
+        count = os.readv(self.descriptor, [view])
+        if not count:
+            raise EOFError
+        return count
+
+    def _read(self, missing: int) -> bytes:
+        _wait(self._poll, self.deadline)
+        chunk = os.read(self.descriptor, max(missing, _SMALL_READ_BYTES))
+        if not chunk:
+            raise EOFError
+        return chunk
+
+
+def control_frame(message: Mapping[str, Any]) -> bytes:
+    document = json.dumps(message, default=str).encode()  # default: TOML dates
+    return CONTROL.pack(CONTROL_KIND, len(document)) + document
+
+
+def read_control(incoming: Incoming, limit: int = _CONTROL_BYTES) -> dict[str, Any]:
+    """The next frame, which must be a control document of at most `limit` bytes."""
+    kind, size = CONTROL.unpack(incoming.take(CONTROL.size))
+    if kind != CONTROL_KIND:
+        raise WireError(f"expected a control frame, got kind {kind:#x}")
+    if size > limit:
+        raise WireError(f"a control frame of {size} bytes is over its limit of {limit}")
+    document = _json(incoming.take(size), "control frame")
+    if not isinstance(document, dict):
+        raise WireError("a control frame is not a JSON object")
+    return document
+
+
+def call_frame(export: str, args: Sequence[Any], data: bytes | None) -> list[bytes]:
+    """A call request as the parts to write: header, export name, arguments, input."""
+    name = export.encode()
+    arguments = json.dumps(to_wire(list(args))).encode() if args else b""
+    flags = 0 if data is None else HAS_INPUT
+    header = CALL.pack(CALL_KIND, flags, len(name), len(arguments), len(data or b""))
+    return [header, name, arguments, data or b""]
+
+
+def read_call(incoming: Incoming) -> CallRequest | None:
+    """The next call request, a child reads it from its parent; None when the parent closed the pipe."""
+    try:
+        header = incoming.take(CALL.size)
+    except EOFError:
+        return None
+    kind, flags, name_size, args_size, input_size = CALL.unpack(header)
+    if kind != CALL_KIND:
+        raise WireError(f"expected a call frame, got kind {kind:#x}")
+    export = incoming.take(name_size).decode()
+    args = from_wire(_json(incoming.take(args_size), "arguments")) if args_size else []
+    data = incoming.take(input_size) if flags & HAS_INPUT else None
+    return CallRequest(export, args, data)
+
+
+def reply_frame(result: SentResult, *, error: str | None = None, error_exit_code: int | None = None) -> list[bytes]:
+    """A call's reply as the parts to write: ok without `error`. The common case (no logs, output or error)
+    has no JSON but its values."""
+    metrics = result.metrics
+    values = _encoded_values(result.values) if result.values else b""
+    plain = metrics.outcome == "ok" and not metrics.host_calls and error is None and error_exit_code is None
+    meta = b"" if plain else _meta(metrics, error, error_exit_code)
+    logs = json.dumps([[line.level, line.message] for line in result.logs]).encode() if result.logs else b""
+    output = result.output
+    flags = (0 if result.exit_code is None else HAS_EXIT_CODE) | (0 if output is None else HAS_OUTPUT)
+    header = REPLY.pack(
+        REPLY_KIND,
+        error is None,
+        flags,
+        metrics.memory_pages,
+        metrics.duration_ms,
+        metrics.output_bytes,
+        result.exit_code or 0,
+        len(values),
+        len(meta),
+        len(logs),
+        len(result.stdout),
+        len(result.stderr),
+        0 if output is None else len(output),
+    )
+    return [header, values, meta, logs, result.stdout, result.stderr, output or b""]
+
+
+def _encoded_values(values: tuple[Any, ...]) -> bytes:
+    """A core guest's numbers packed (`N`, their count, a struct code each, the numbers); other values as JSON."""
+    if len(values) == 1 and type(values[0]) is int and _I64_MIN <= values[0] <= _I64_MAX:  # the common result
+        return _ONE_INTEGER.pack(b"N\x01q", values[0])
+    codes = "".join(_NUMBER_CODES.get(type(value), "?") for value in values)
+    if "?" not in codes and len(codes) <= _MAX_PACKED:
+        with contextlib.suppress(struct.error):  # an integer beyond 64 bits
+            return b"N" + bytes([len(codes)]) + codes.encode() + struct.pack("<" + codes, *values)
+    return json.dumps(to_wire(list(values))).encode()
+
+
+def _meta(metrics: SentMetrics, error: str | None, error_exit_code: int | None) -> bytes:
+    fields = {
+        "outcome": None if metrics.outcome == "ok" else metrics.outcome,
+        "host_calls": dict(metrics.host_calls) or None,
+        "error": error,
+        "exit_code": error_exit_code,
+    }
+    return json.dumps({name: value for name, value in fields.items() if value is not None}).encode()
+
+
+def read_reply(incoming: Incoming, bounds: ReplyBounds) -> Reply:
+    """The next call reply, each size checked against `bounds` before its bytes are read."""
+    header = REPLY.unpack(incoming.take(REPLY.size))
+    kind, ok, flags, pages, duration, output_bytes, exit_code = header[:7]
+    values_size, meta_size, logs_size, stdout_size, stderr_size, output_size = header[7:]
+    if (
+        kind != REPLY_KIND
+        or ok > 1
+        or flags & ~(HAS_EXIT_CODE | HAS_OUTPUT)
+        or (output_size and not flags & HAS_OUTPUT)
+    ):
+        raise WireError(f"a call reply's header is not one the protocol allows: {kind, ok, flags}")
+    if (
+        values_size > bounds.values
+        or meta_size > _META_BYTES
+        or logs_size > bounds.logs
+        or stdout_size + stderr_size > bounds.stdio
+        or output_size > bounds.output
+    ):
+        raise _oversized(header[7:], bounds)
+    values = _decoded_values(incoming.take(values_size)) if values_size else ()  # the sections in their order
+    meta = _checked_meta(_json(incoming.take(meta_size), "meta")) if meta_size else {}
+    return Reply(
+        bool(ok),
+        values,
+        exit_code if flags & HAS_EXIT_CODE else None,
+        _log_lines(_json(incoming.take(logs_size), "logs")) if logs_size else (),
+        incoming.take(stdout_size) if stdout_size else b"",
+        incoming.take(stderr_size) if stderr_size else b"",
+        duration,
+        pages,
+        meta.get("host_calls", {}),
+        output_bytes,
+        meta.get("outcome", "ok"),
+        incoming.take(output_size) if flags & HAS_OUTPUT else None,
+        meta.get("error"),
+        meta.get("exit_code"),
+    )
+
+
+def _decoded_values(raw: bytes) -> tuple[Any, ...]:
+    if raw[:3] == b"N\x01q" and len(raw) == _ONE_INTEGER.size:
+        return _ONE_INTEGER.unpack(raw)[1:]
+    if raw[:1] == b"N":
+        count = raw[1] if len(raw) > 1 else 0
+        codes = raw[2 : 2 + count]
+        try:
+            if len(codes) != count or codes.strip(b"qd"):
+                raise struct.error
+            return struct.unpack("<" + codes.decode(), raw[2 + count :])
+        except struct.error:
+            raise WireError("a call reply's packed values are not what the protocol allows") from None
+    values = _json(raw, "values")
+    if not isinstance(values, list):
+        raise WireError("a call reply's values are not a list")
+    return tuple(from_wire(values))
+
+
+def _oversized(sizes: Sequence[int], bounds: ReplyBounds) -> WireError:
+    values, meta, logs, stdout, stderr, output = sizes
+    limits = (
+        ("values", values, bounds.values),
+        ("meta", meta, _META_BYTES),
+        ("logs", logs, bounds.logs),
+        ("stdout and stderr", stdout + stderr, bounds.stdio),
+        ("output", output, bounds.output),
+    )
+    name, size, limit = next(entry for entry in limits if entry[1] > entry[2])
+    return WireError(f"a call reply's {name} of {size} bytes is over its limit of {limit}")
+
+
+def _checked_meta(meta: Any) -> dict[str, Any]:
+    expected: dict[str, type] = {"outcome": str, "host_calls": dict, "error": str, "exit_code": int}
+    if not isinstance(meta, dict) or any(type(meta[key]) is not expected.get(key) for key in meta):
+        raise WireError("a call reply's meta is not what the protocol allows")
+    counts = meta.get("host_calls", {})
+    if not all(isinstance(name, str) and type(count) is int for name, count in counts.items()):
+        raise WireError("a call reply's host call counts are not names and numbers")
+    return meta
+
+
+def _log_lines(raw: Any) -> tuple[LogLine, ...]:
+    if not isinstance(raw, list) or not all(
+        isinstance(line, list) and len(line) == 2 and all(isinstance(part, str) for part in line) for line in raw
+    ):
+        raise WireError("a call reply's logs are not [level, message] pairs")
+    return tuple(LogLine(level, message) for level, message in raw)
+
+
+def _json(raw: bytes, what: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError as error:  # UnicodeDecodeError too
+        raise WireError(f"a frame's {what}: not JSON ({error})") from None

@@ -1,0 +1,100 @@
+"""minisign's public key and signature formats (https://jedisct1.github.io/minisign/), read for verification.
+
+A key line is base64 of the algorithm `Ed`, an 8-byte key id and the 32-byte Ed25519 key. A signature file is
+four lines: an untrusted comment; base64 of the algorithm (`ED`: over the BLAKE2b-512 hash of the file, `Ed`:
+legacy, over the file itself), the key id and the 64-byte signature; the trusted comment; base64 of the
+64-byte global signature over the signature and the trusted comment. Read with the same rules as py-minisign
+(strict base64, exact lengths, the comment prefixes), which still signs; docs/dependencies.md says why the
+loader does not import it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+PURE = b"Ed"
+PREHASHED = b"ED"
+_ALGORITHM_BYTES = 2
+_KEY_ID_BYTES = 8
+_KEY_BYTES = 32
+_SIGNATURE_BYTES = 64
+UNTRUSTED_PREFIX = "untrusted comment: "
+TRUSTED_PREFIX = "trusted comment: "
+
+
+class FormatError(ValueError):
+    """Bytes that are not minisign's key or signature format; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    key_id: bytes
+    ed25519: bytes
+
+    def to_base64(self) -> bytes:
+        """The key line, as minisign and py-minisign's `PublicKey.to_base64` write it."""
+        return base64.standard_b64encode(PURE + self.key_id + self.ed25519)
+
+
+@dataclass(frozen=True)
+class Signature:
+    algorithm: bytes  # PREHASHED or PURE
+    key_id: bytes
+    signature: bytes  # over the signed file, or its BLAKE2b-512 hash when prehashed
+    trusted_comment: str
+    global_signature: bytes  # over `signature` and the trusted comment
+
+    @property
+    def is_prehashed(self) -> bool:
+        return self.algorithm == PREHASHED
+
+
+def public_key_from_base64(text: str | bytes) -> PublicKey:
+    """A public key from its base64 line (a trust file's `public_key`, a .pub file's second line)."""
+    raw = _decoded(text, _ALGORITHM_BYTES + _KEY_ID_BYTES + _KEY_BYTES)
+    if raw[:_ALGORITHM_BYTES] != PURE:
+        raise FormatError("unsupported signature algorithm")
+    return PublicKey(raw[_ALGORITHM_BYTES:-_KEY_BYTES], raw[-_KEY_BYTES:])
+
+
+def signature_from_bytes(data: bytes) -> Signature:
+    """A signature file's four lines."""
+    lines = data.splitlines()
+    if len(lines) != 4:
+        raise FormatError("invalid number of lines")
+    untrusted, signed_line, trusted, global_line = lines
+    global_signature = _decoded(global_line, _SIGNATURE_BYTES)
+    signed = _decoded(signed_line, _ALGORITHM_BYTES + _KEY_ID_BYTES + _SIGNATURE_BYTES)
+    algorithm = signed[:_ALGORITHM_BYTES]
+    if algorithm not in (PURE, PREHASHED):
+        raise FormatError("unsupported signature algorithm")
+    _comment(untrusted, UNTRUSTED_PREFIX)
+    return Signature(
+        algorithm,
+        signed[_ALGORITHM_BYTES : _ALGORITHM_BYTES + _KEY_ID_BYTES],
+        signed[-_SIGNATURE_BYTES:],
+        _comment(trusted, TRUSTED_PREFIX),
+        global_signature,
+    )
+
+
+def _decoded(text: str | bytes, length: int) -> bytes:
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (ValueError, binascii.Error):
+        raise FormatError("invalid base64 encoding") from None
+    if len(raw) != length:
+        raise FormatError("invalid encoded length")
+    return raw
+
+
+def _comment(line: bytes, prefix: str) -> str:
+    try:
+        comment = line.decode()
+    except UnicodeDecodeError:
+        raise FormatError("invalid comment encoding") from None
+    if not comment.startswith(prefix):
+        raise FormatError("invalid comment prefix")
+    return comment[len(prefix) :]

@@ -1,0 +1,50 @@
+"""pins/ziglang.txt hashes the wheel pip picks on every platform a build runs on, not only this machine's."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from packaging.tags import Tag, compatible_tags, mac_platforms, sys_tags
+from packaging.utils import parse_wheel_filename
+from packaging.version import Version
+
+from ngixi_build.toolchains import ziglang
+
+# The pin file's list of the release's wheels: `#   <wheel file name> <sha256>`.
+_LISTED = re.compile(r"^#\s+(\S+\.whl) ([0-9a-f]{64})$", re.MULTILINE)
+_HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
+
+
+def _linux(architecture: str) -> list[Tag]:
+    """A glibc 2.17-2.39 Linux's tags for pure-Python-ABI wheels, in pip's order of preference."""
+    platforms = [f"manylinux_2_{minor}_{architecture}" for minor in range(39, 11, -1)]
+    return list(compatible_tags((3, 10), platforms=[*platforms, f"linux_{architecture}"]))
+
+
+# What pip accepts on each platform, most preferred first.
+PLATFORMS: dict[str, list[Tag]] = {
+    "this machine": list(sys_tags()),
+    "linux x86_64": _linux("x86_64"),
+    "linux aarch64": _linux("aarch64"),
+    "macOS 14 arm64": list(compatible_tags((3, 10), platforms=mac_platforms((14, 0), "arm64"))),
+    "macOS 13 x86_64": list(compatible_tags((3, 10), platforms=mac_platforms((13, 0), "x86_64"))),
+}
+
+
+def _listed() -> dict[str, str]:
+    return dict(_LISTED.findall(ziglang.requirements()))
+
+
+def test_the_listed_wheels_are_the_pinned_release_and_each_is_hashed() -> None:
+    listed = _listed()
+    assert {parse_wheel_filename(name)[1] for name in listed} == {Version(ziglang.pinned_version())}
+    assert set(listed.values()) == set(_HASH.findall(ziglang.requirements()))
+
+
+@pytest.mark.parametrize("platform", sorted(PLATFORMS))
+def test_the_wheel_pip_picks_on_each_platform_is_hashed(platform: str) -> None:
+    wheels = {name: parse_wheel_filename(name)[3] for name in _listed()}
+    picked = next((name for tag in PLATFORMS[platform] for name, tags in wheels.items() if tag in tags), None)
+    assert picked is not None, f"no ziglang {ziglang.pinned_version()} wheel listed for {platform}"
+    assert _listed()[picked] in _HASH.findall(ziglang.requirements())

@@ -1,0 +1,108 @@
+"""`ngixi run` imports only what the command and the guest's grants need: the chosen engine alone, no other
+command's parser, no capability the guest is not granted, no build side, and no engine in an isolated run's
+parent."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib.util import find_spec
+from pathlib import Path
+
+import pytest
+
+from ngixi_runtime.capabilities.registry import REGISTRY
+from tests.conftest import KeyFiles, make_bundle, make_key
+from tests.run.unit.test_loader import MANIFEST, WASM
+
+# Runs the CLI's main as the console script does; records the parsers made and the modules imported.
+PROBE = """\
+import argparse, json, sys
+from pathlib import Path
+made = []
+original = argparse.ArgumentParser.__init__
+def recording(self, *args, **kwargs):
+    original(self, *args, **kwargs)
+    made.append(self.prog)
+argparse.ArgumentParser.__init__ = recording
+from ngixi_runtime.cli import main
+try:
+    main(sys.argv[2:])
+finally:
+    Path(sys.argv[1]).write_text(json.dumps({"parsers": made, "modules": sorted(sys.modules)}))
+"""
+ENGINE_MODULES = {
+    "wasmer": {"wasmer", "wasmer_compiler_cranelift", "ngixi_runtime.engines.wasmer"},
+    "wasmtime": {
+        "wasmtime",
+        "ngixi_runtime.engines.wasmtime",
+        "ngixi_runtime.engines.wasmtime_component",
+        "ngixi_runtime.engines.wasmtime_fastpath",
+    },
+}
+BUILD_SIDE = ("ngixi_build", "doit", "nodeenv", "watchdog", "tomli_w")
+# The log capability, and the two every guest has.
+GRANTED = {REGISTRY["baseline"], REGISTRY["data"], REGISTRY["log"]}
+# Another command's (trust add), the signer's, what only a manifest error or a [build] table needs (this manifest
+# has none), an operator's policy (none given here), and a TenantPool's threads.
+NOT_FOR_A_RUN = {
+    *("ngixi_runtime.trust.editing", "minisign", "difflib", "shlex"),
+    *("ngixi_runtime.trust.policy", "concurrent.futures", "ngixi_runtime.guest.build_command"),
+}
+
+
+def engine_installed(name: str) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(find_spec(name) is None, reason=f"{name} is not installed")
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, KeyFiles]:
+    directory = tmp_path_factory.mktemp("run_imports")
+    keys = make_key(directory / "keys")
+    return make_bundle(directory / "bundle", keys.key, wasm=WASM, manifest=MANIFEST), keys
+
+
+def run_recorded(tmp_path: Path, bundle: tuple[Path, KeyFiles], *options: str) -> tuple[list[str], set[str]]:
+    """The parsers `ngixi run OPTIONS BUNDLE add 2 3` made and the modules it imported, in a fresh process."""
+    path, keys = bundle
+    record = tmp_path / "record.json"
+    command = [
+        *("run", *options, "--trust", str(keys.trust), "--sandbox", str(tmp_path / "sandbox")),
+        *("--state-dir", str(tmp_path / "state"), str(path), "add", "2", "3"),
+    ]
+    environment = {**os.environ, "NGIXI_AOT_CACHE": str(tmp_path / "aot")}
+    environment.pop("NGIXI_ENGINE", None)
+    probe = [sys.executable, "-c", PROBE, str(record), *command]
+    result = subprocess.run(probe, capture_output=True, text=True, env=environment, check=False)
+    assert (result.returncode, result.stdout) == (0, "5\n"), result.stderr
+    recorded = json.loads(record.read_text())
+    return recorded["parsers"], set(recorded["modules"])
+
+
+def assert_lean(parsers: list[str], modules: set[str]) -> None:
+    assert parsers == ["ngixi", "ngixi run"]
+    assert not {m for m in modules if m.split(".")[0] in BUILD_SIDE}
+    assert not NOT_FOR_A_RUN & modules
+    assert {m for m in REGISTRY.values() if m in modules} <= GRANTED
+
+
+@pytest.mark.parametrize(
+    ("engine", "other"),
+    [pytest.param("wasmer", "wasmtime", marks=engine_installed("wasmer")), ("wasmtime", "wasmer")],
+)
+def test_an_in_process_run_imports_the_chosen_engine_alone(
+    tmp_path: Path, bundle: tuple[Path, KeyFiles], engine: str, other: str
+) -> None:
+    parsers, modules = run_recorded(tmp_path, bundle, "--in-process", "--engine", engine)
+    assert_lean(parsers, modules)
+    assert {m for m in REGISTRY.values() if m in modules} == GRANTED
+    assert f"ngixi_runtime.engines.{engine}" in modules
+    assert not ENGINE_MODULES[other] & modules
+
+
+def test_an_isolated_runs_parent_imports_no_engine(tmp_path: Path, bundle: tuple[Path, KeyFiles]) -> None:
+    parsers, modules = run_recorded(tmp_path, bundle)
+    assert_lean(parsers, modules)
+    assert not (ENGINE_MODULES["wasmer"] | ENGINE_MODULES["wasmtime"]) & modules

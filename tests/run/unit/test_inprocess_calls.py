@@ -1,0 +1,98 @@
+"""In-process calls on both engines: a call that prints, logs and calls nothing takes the short way through
+measure(), and its result and metrics are those of the long way; nothing of one call leaks into the next."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import pytest
+
+from ngixi_runtime.errors import GuestError, InvalidInput
+from ngixi_runtime.loading.tenants import CallFailed, CallMetrics, CallResult, InProcessTenant, open_tenant
+from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle
+from tests.wasmgen import ADD_BODY, Func, Imp, call_import, module
+
+LOG = Imp("ngixi", "log", ["i32"] * 3)
+ADD = Func("add", ["i32", "i32"], ["i32"], ADD_BODY)
+NOP = Func("nop")
+GREET = Func("greet", body=call_import(0, 2, 0, 0))  # logs an empty line at level 2 (info)
+TRAP = Func("trap", body=b"\x00")
+SPIN = Func("spin", body=b"\x03\x40\x0c\x00\x0b")  # loop, br 0, end
+WASM = module(imports=[LOG], functions=[ADD, NOP, GREET, TRAP, SPIN])
+MANIFEST = HELLO_MANIFEST + "[exports.nop]\n[exports.greet]\n[exports.trap]\n[exports.spin]\n"
+
+
+@pytest.fixture
+def tenant(tmp_path: Path, keys: KeyFiles, engine_name: str) -> InProcessTenant:
+    bundle = make_bundle(tmp_path, keys.key, wasm=WASM, manifest=MANIFEST)
+    opened = open_tenant(bundle, trust_file=keys.trust, isolated=False, engine=engine_name)
+    assert isinstance(opened, InProcessTenant)
+    return opened
+
+
+def test_quiet_and_busy_calls_each_report_only_their_own_output(tenant: InProcessTenant) -> None:
+    with tenant:
+        quiet = tenant.call("nop")
+        busy = tenant.call("greet")
+        quiet_again = tenant.call("nop")
+    assert (quiet.values, quiet.logs, quiet.stdout, quiet.stderr, quiet.output) == ((), (), b"", b"", None)
+    assert (quiet.metrics.host_calls, quiet.metrics.output_bytes, quiet.metrics.outcome) == ({}, 0, "ok")
+    assert quiet.metrics.memory_pages == 1 and quiet.metrics.duration_ms >= 0
+    assert [(line.level, line.message) for line in busy.logs] == [("info", "")]
+    assert (busy.metrics.host_calls, busy.metrics.outcome) == ({"log": 1}, "ok")
+    assert dataclasses.replace(quiet, metrics=quiet_again.metrics) == quiet_again
+    assert quiet_again.metrics.host_calls == {} and quiet_again.metrics.host_calls is not quiet.metrics.host_calls
+
+
+def test_a_result_is_the_frozen_dataclass_its_constructor_makes(tenant: InProcessTenant) -> None:
+    with tenant:
+        quiet, busy = tenant.call("nop"), tenant.call("greet")
+    for result in (quiet, busy):
+        fields = {field.name: getattr(result, field.name) for field in dataclasses.fields(CallResult)}
+        metrics = CallMetrics(**dataclasses.asdict(result.metrics))
+        built = CallResult(**{**fields, "metrics": metrics})
+        assert (result, result.metrics, repr(result)) == (built, metrics, repr(built))
+        assert vars(result) == vars(built) and vars(result.metrics) == vars(metrics)
+        assert dataclasses.replace(result, exit_code=0).exit_code == 0 and result.exit_code is None
+        for made, name in ((result, "values"), (result.metrics, "outcome")):
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                setattr(made, name, None)
+
+
+@pytest.mark.parametrize(
+    ("export", "args", "given", "message"),
+    [
+        ("nop", (1,), None, r"^hello: nop takes 0 arguments, got 1$"),
+        ("nop", (), "text", r"^hello: nop takes no input \(its manifest declares none\)$"),
+        ("missing", (), None, r"^hello: no export 'missing' in the manifest; exports: add, greet, nop, spin, trap$"),
+    ],
+)
+def test_a_call_without_arguments_is_still_checked(
+    tenant: InProcessTenant, export: str, args: tuple[int, ...], given: str | None, message: str
+) -> None:
+    with tenant, pytest.raises(InvalidInput, match=message):
+        tenant.call(export, args, input=given)
+
+
+def test_a_trap_is_a_failed_call_with_its_metrics_and_the_next_call_is_clean(tenant: InProcessTenant) -> None:
+    with tenant:
+        tenant.call("greet")
+        with pytest.raises(CallFailed) as caught:
+            tenant.call("trap")
+        after = tenant.call("nop")
+    assert caught.value.outcome == "trap" and caught.value.result.metrics.outcome == "trap"
+    assert after.logs == () and after.metrics.host_calls == {}
+
+
+def test_wasmtime_times_a_call_out_after_its_epoch_ticker_has_gone_idle(tmp_path: Path, keys: KeyFiles) -> None:
+    wasmtime = pytest.importorskip("ngixi_runtime.engines.wasmtime")
+    limited = MANIFEST + "[limits]\ntimeout_ms = 100\n"
+    bundle = make_bundle(tmp_path, keys.key, wasm=WASM, manifest=limited)
+    with open_tenant(bundle, trust_file=keys.trust, isolated=False, engine="wasmtime") as tenant:
+        tenant.call("nop")
+        time.sleep(wasmtime._TICK_SECONDS * 5)  # no call runs: the ticker goes back to sleep
+        assert wasmtime.TICKER._asleep
+        with pytest.raises(GuestError, match=r"^hello: spin exceeded its 100 ms timeout \(limits.timeout_ms\)$"):
+            tenant.call("spin")

@@ -1,0 +1,259 @@
+"""The frames between a tenant and its child: round trips, and what a child must not get away with sending."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import struct
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+
+import pytest
+
+from ngixi_runtime.capabilities.context import LogLine
+from ngixi_runtime.guest.manifest import Limits
+from ngixi_runtime.loading.tenant_wire import (
+    CALL,
+    REPLY,
+    REPLY_KIND,
+    Incoming,
+    ReplyBounds,
+    WireError,
+    call_frame,
+    control_frame,
+    read_call,
+    read_control,
+    read_reply,
+    reply_frame,
+    write_all,
+)
+from ngixi_runtime.loading.tenants import CallMetrics, CallResult, empty_result
+
+LIMITS = Limits(memory_pages=1, timeout_ms=1000, log_bytes=100, stdout_bytes=64, output_bytes=1 << 20)
+BOUNDS = ReplyBounds.of(LIMITS)
+PLAIN = CallResult((7,), None, (), b"", b"", CallMetrics(0.5, 1, {}, 0, "ok"))
+FULL = CallResult(
+    values=(-1, 2.5),
+    exit_code=3,
+    logs=(LogLine("info", "said\n\x00 \u00e9"), LogLine("host", "")),
+    stdout=b"out\x00",
+    stderr=b"err",
+    metrics=CallMetrics(1.25, 1, {"log": 2, "fd_write": 1}, 30, "trap"),
+    output=bytes(range(256)) * 4096,
+)
+
+
+def incoming(*parts: bytes) -> Iterator[Incoming]:
+    """An Incoming over a file holding `parts` (a file: no pipe buffer to fill)."""
+    with tempfile.TemporaryFile() as file:
+        file.write(b"".join(parts))
+        file.seek(0)
+        yield Incoming(file.fileno())
+
+
+def frame(parts: Sequence[bytes]) -> bytes:
+    return b"".join(parts)
+
+
+def test_a_plain_reply_is_its_header_and_values() -> None:
+    parts = reply_frame(PLAIN)
+    assert frame(parts) == frame([parts[0], b"N\x01q" + struct.pack("<q", 7)])
+    for reading in incoming(frame(parts)):
+        reply = read_reply(reading, BOUNDS)
+        assert reply.ok and reply.values == (7,) and reply.exit_code is None and reply.output is None
+        assert (reply.logs, reply.stdout, reply.stderr, reply.host_calls, reply.outcome) == ((), b"", b"", {}, "ok")
+        assert (reply.duration_ms, reply.memory_pages, reply.output_bytes) == (0.5, 1, 0)
+
+
+def test_a_failed_reply_keeps_every_part() -> None:
+    for reading in incoming(frame(reply_frame(FULL, error="it trapped"))):
+        reply = read_reply(reading, BOUNDS)
+    assert not reply.ok and reply.error == "it trapped" and reply.error_exit_code is None
+    assert reply.values == FULL.values and reply.exit_code == 3 and reply.logs == FULL.logs
+    assert (reply.stdout, reply.stderr, reply.output) == (FULL.stdout, FULL.stderr, FULL.output)
+    assert (reply.duration_ms, reply.memory_pages, reply.output_bytes) == (1.25, 1, 30)
+    assert (reply.host_calls, reply.outcome) == ({"log": 2, "fd_write": 1}, "trap")
+
+
+def test_a_refusal_carries_its_exit_code_and_typed_values_their_wire_form() -> None:
+    typed = CallResult((b"\x00\xff", ("a", [1, {"k": b""}])), None, (), b"", b"", CallMetrics(0, 0, {}, 0, "ok"))
+    for reading in incoming(
+        frame(reply_frame(typed)), frame(reply_frame(empty_result("refused"), error="no", error_exit_code=2))
+    ):
+        assert read_reply(reading, BOUNDS).values == typed.values
+        refusal = read_reply(reading, BOUNDS)
+        assert (refusal.ok, refusal.error, refusal.error_exit_code, refusal.outcome) == (False, "no", 2, "refused")
+
+
+def test_an_empty_output_is_not_no_output() -> None:
+    for reading in incoming(frame(reply_frame(CallResult((), None, (), b"", b"", PLAIN.metrics, b"")))):
+        assert read_reply(reading, BOUNDS).output == b""
+
+
+@pytest.mark.parametrize(
+    ("data", "args"), [(None, ()), (b"", (1, 2)), (b"x" * 100_000, (b"\x01", (2, "three"), [4.5]))]
+)
+def test_call_requests_round_trip(data: bytes | None, args: tuple[object, ...]) -> None:
+    for reading in incoming(frame(call_frame("export-\u00e9", args, data)), frame(call_frame("next", (), None))):
+        request = read_call(reading)
+        assert request is not None
+        assert (request.export, tuple(request.args), request.input) == ("export-\u00e9", args, data)
+        assert read_call(reading) == ("next", [], None)
+        assert read_call(reading) is None  # the parent closed its end
+
+
+def test_control_frames_round_trip_and_are_bounded() -> None:
+    message = {"ok": True, "origin": "artifact", "released": datetime.date(1970, 1, 2)}  # a TOML date
+    for reading in incoming(control_frame(message), control_frame({"big": "x" * 100})):
+        assert read_control(reading) == {"ok": True, "origin": "artifact", "released": "1970-01-02"}
+        with pytest.raises(WireError, match="over its limit of 50"):
+            read_control(reading, limit=50)
+
+
+def header(*, ok: int = 1, flags: int = 0, sizes: Sequence[int] = (0,) * 6, kind: int = REPLY_KIND) -> bytes:
+    return REPLY.pack(kind, ok, flags, 1, 0.0, 0, 0, *sizes)
+
+
+def section(index: int, body: bytes) -> bytes:
+    """A reply whose only section is `body`, at `index` (values, meta, logs, stdout, stderr, output)."""
+    sizes = [0] * 6
+    sizes[index] = len(body)
+    return header(sizes=sizes) + body
+
+
+@pytest.mark.parametrize(
+    ("sizes", "what"),
+    [
+        ((0, 0, 0, 40, 40, 0), "stdout and stderr of 80 bytes is over its limit of 64"),
+        ((0, 0, 0, 0, 0, (1 << 20) + 1), "output of 1048577 bytes"),
+        ((0, 1 << 30, 0, 0, 0, 0), "meta of 1073741824 bytes"),
+        ((0, 0, 0xFFFFFFFF, 0, 0, 0), "logs of 4294967295 bytes"),
+        ((0xFFFFFFFF, 0, 0, 0, 0, 0), "values of 4294967295 bytes"),
+    ],
+)
+def test_a_size_over_the_limits_is_refused_before_it_is_read(sizes: Sequence[int], what: str) -> None:
+    for reading in incoming(header(flags=2, sizes=sizes)):  # nothing follows: reading it would be EOFError
+        with pytest.raises(WireError, match=what):
+            read_reply(reading, BOUNDS)
+
+
+@pytest.mark.parametrize(
+    ("frame_bytes", "what"),
+    [
+        (header(kind=0x43), "header is not one the protocol allows"),
+        (header(ok=2), "header"),
+        (header(flags=4), "header"),
+        (section(5, b"x"), "header"),  # output without its flag
+        (section(0, b"["), "values: not JSON"),
+        (section(0, b"{}"), "values are not a list"),
+        (section(0, b"N\x02q"), "packed values"),
+        (section(0, b"N\x01x" + bytes(8)), "packed values"),
+        (section(0, b"N\x01q" + bytes(7)), "packed values"),
+        (section(0, b"N\x01\xff" + bytes(8)), "packed values"),
+        (section(1, b"[]"), "meta is not what"),
+        (section(1, b'{"outcome": 1}'), "meta is not what"),
+        (section(1, b'{"other": ""}'), "meta is not what"),
+        (section(1, b'{"exit_code": true}'), "meta is not what"),
+        (section(1, b'{"host_calls": {"log": ""}}'), "host call counts"),
+        (section(2, b'[["a"]'), "logs: not JSON"),
+        (section(2, b'[["a"]]'), "logs are not"),
+        (section(2, b'[["a", 1]] '), "logs are not"),
+        (section(2, b"\xff\xfe[]"), "logs: not JSON"),
+    ],
+)
+def test_a_malformed_reply_is_a_wire_error(frame_bytes: bytes, what: str) -> None:
+    for reading in incoming(frame_bytes):
+        with pytest.raises(WireError, match=what):
+            read_reply(reading, BOUNDS)
+
+
+@pytest.mark.parametrize("cut", [1, REPLY.size - 1, REPLY.size + 1, REPLY.size + 5])
+def test_a_truncated_reply_is_the_end_of_the_stream(cut: int) -> None:
+    whole = frame(reply_frame(CallResult((1,), None, (), b"abcdef", b"", PLAIN.metrics)))
+    for reading in incoming(whole[:cut]):
+        with pytest.raises(EOFError):
+            read_reply(reading, BOUNDS)
+
+
+def test_random_bytes_are_never_taken_for_a_reply() -> None:
+    for seed in range(200):
+        garbage = os.urandom(REPLY.size + seed)
+        for reading in incoming(garbage):
+            with pytest.raises((WireError, EOFError)):
+                read_reply(reading, BOUNDS)
+
+
+def test_a_silent_peer_times_out_on_read_and_write() -> None:
+    read_end, write_end = os.pipe()
+    try:
+        reading = Incoming(read_end)
+        reading.deadline = time.monotonic() + 0.05
+        with pytest.raises(TimeoutError):
+            read_reply(reading, BOUNDS)
+        os.set_blocking(write_end, False)
+        with pytest.raises(TimeoutError):  # more than the pipe holds, and nobody reads it
+            write_all(write_end, [b"x" * (1 << 20)], time.monotonic() + 0.05)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_a_write_in_pieces_arrives_whole() -> None:
+    read_end, write_end = os.pipe()
+    try:
+        os.set_blocking(write_end, False)
+        write_all(write_end, [CALL.pack(0x52, 1, 1, 0, 3), b"f", b"", b"a", b"bc"], time.monotonic() + 1)
+        assert read_call(Incoming(read_end)) == ("f", [], b"abc")
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_a_large_frame_is_read_in_pieces() -> None:
+    data = os.urandom((17 << 20) + 5)  # past the 16 MiB a buffer takes before its bytes arrive
+    for reading in incoming(frame(call_frame("e", (), data)), struct.pack("<I", 7)):
+        request = read_call(reading)
+        assert request is not None and request.input == data
+        assert reading.take(4) == struct.pack("<I", 7)
+
+
+@pytest.mark.parametrize(
+    "values", [(1, -(1 << 63), 0.5, float("inf")), (1 << 64,), (True, 2), tuple(range(256)), ("text", 1)]
+)
+def test_values_round_trip_packed_or_as_json(values: tuple[object, ...]) -> None:
+    packed = all(type(value) in (int, float) for value in values) and len(values) < 256 and values[0] != 1 << 64
+    parts = reply_frame(CallResult(values, None, (), b"", b"", PLAIN.metrics))
+    assert parts[1].startswith(b"N" if packed else b"[")
+    for reading in incoming(frame(parts)):
+        decoded = read_reply(reading, BOUNDS).values
+    assert decoded == values and [type(value) for value in decoded] == [type(value) for value in values]
+
+
+def test_a_frame_trickling_in_byte_by_byte_is_read_whole() -> None:
+    whole = frame(reply_frame(FULL, error="late")) + frame(reply_frame(PLAIN))
+    read_end, write_end = os.pipe()
+
+    def trickle() -> None:
+        for at in range(0, len(whole), 997):
+            os.write(write_end, whole[at : at + 997])
+        os.close(write_end)
+
+    writer = threading.Thread(target=trickle)
+    writer.start()
+    try:
+        reading = Incoming(read_end)
+        reading.deadline = time.monotonic() + 30
+        assert read_reply(reading, BOUNDS).output == FULL.output
+        assert read_reply(reading, BOUNDS).values == (7,)
+    finally:
+        writer.join()
+        os.close(read_end)
+
+
+def test_a_large_section_cut_short_is_the_end_of_the_stream() -> None:
+    whole = frame(reply_frame(FULL))
+    for reading in incoming(whole[: len(whole) // 2]):
+        with pytest.raises(EOFError):
+            read_reply(reading, BOUNDS)
