@@ -147,10 +147,14 @@ def fork_here(environment: Mapping[str, str], bundle: int, errors: int) -> Forke
 
 
 def _isolated_path() -> list[str]:
-    """This interpreter's module path without what `python -I` leaves out."""
-    left_out = {"", os.getcwd(), os.path.dirname(os.path.abspath(sys.argv[0])), site.getusersitepackages()}
-    left_out.update(os.environ.get("PYTHONPATH", "").split(os.pathsep))
-    return [entry for entry in sys.path if entry not in left_out and os.path.abspath(entry) not in left_out]
+    """This interpreter's module path without what `python -I` leaves out: the script's directory (or the working
+    directory) Python put first, PYTHONPATH's entries and the user site."""
+    isolated = sys.flags.isolated or getattr(sys.flags, "safe_path", False)
+    path = sys.path if isolated else sys.path[1:]
+    left_out = {site.getusersitepackages()}
+    if not sys.flags.ignore_environment:
+        left_out.update(os.environ.get("PYTHONPATH", "").split(os.pathsep))
+    return [entry for entry in path if entry not in left_out]
 
 
 def main() -> None:
