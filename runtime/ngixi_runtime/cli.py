@@ -107,16 +107,21 @@ def _show(result: CallResult, *, as_json: bool, error: str | None = None, output
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.in_process:
+        return _run(args)
+    from ngixi_runtime.loading.zygote_server import tenants_forked_here
+
+    with tenants_forked_here():  # one tenant: not worth starting a fork server for
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from ngixi_runtime.call_io import call_export
     from ngixi_runtime.loading.tenants import CallFailed, open_tenant
 
     trust = trust_file(args)
     policy = _policy(args.policy) if args.policy else None
     argv = [a for a in (args.export, *args.args) if a is not None]
-    if not args.in_process:  # one tenant: forked from this process, not from a fork server started for it
-        from ngixi_runtime.loading.zygote_server import fork_tenants_here
-
-        fork_tenants_here()
     with open_tenant(
         args.bundle,
         trust_file=trust,

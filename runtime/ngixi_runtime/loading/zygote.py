@@ -216,10 +216,15 @@ Spawner = Callable[[Mapping[str, str], int, int], ForkedProcess]
 _forking_here: list[Spawner] = []
 
 
-def fork_from_this_process(spawner: Spawner) -> None:
-    """Has `spawn_tenant` call `spawner` instead of a zygote while this process is single-threaded (a one-shot
-    command, which would otherwise pay a zygote's start for one tenant)."""
-    _forking_here[:] = [spawner]
+@contextlib.contextmanager
+def forking_from_this_process(spawner: Spawner) -> Iterator[None]:
+    """Within the block, `spawn_tenant` calls `spawner` instead of a zygote while this process is single-threaded
+    (a one-shot command, which would otherwise pay a zygote's start for one tenant)."""
+    _forking_here.append(spawner)
+    try:
+        yield
+    finally:
+        _forking_here.remove(spawner)
 
 
 def threads() -> int:
@@ -230,7 +235,7 @@ def threads() -> int:
 def spawn_tenant(environment: Mapping[str, str], bundle: int, errors: int) -> ForkedProcess:
     """Forks a tenant from this process's zygote for `environment`, starting or replacing the zygote as needed."""
     if _forking_here and threads() == 1:
-        return _forking_here[0](environment, bundle, errors)
+        return _forking_here[-1](environment, bundle, errors)
     key = tuple(sorted(environment.items()))
     for attempt in range(2):
         zygote = _zygote_for(key, environment)

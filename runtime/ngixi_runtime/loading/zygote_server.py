@@ -20,7 +20,7 @@ from ngixi_runtime.loading.zygote import (
     MAX_MESSAGE,
     NUMBER,
     ForkedProcess,
-    fork_from_this_process,
+    forking_from_this_process,
     threads,
 )
 
@@ -112,9 +112,9 @@ def _become_tenant(descriptors: list[int]) -> None:
         os._exit(code)  # never the zygote's own clean-up: its objects name descriptors this process closed
 
 
-def fork_tenants_here() -> None:
-    """Forks this process's isolated tenants from itself while it is single-threaded (see `fork_here`)."""
-    fork_from_this_process(fork_here)
+def tenants_forked_here() -> contextlib.AbstractContextManager[None]:
+    """Within the block, this process forks its isolated tenants from itself while single-threaded (`fork_here`)."""
+    return forking_from_this_process(fork_here)
 
 
 def fork_here(environment: Mapping[str, str], bundle: int, errors: int) -> ForkedProcess:
