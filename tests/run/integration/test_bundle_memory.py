@@ -11,19 +11,22 @@ import pytest
 from ngixi_runtime.spec.bundle_format import INDEX_NAME, SIGNATURE_NAME
 from ngixi_runtime.spec.targets import host_triple
 from tests.conftest import KeyFiles, sparse_archive
+from tests.peak_rss import DEFINE_PEAK_RSS_KIB
 
 MIB = 1024 * 1024
 ARTIFACT = f"aot/{host_triple()}.wasmer"
 # Reads the bundle both ways, expecting refusals; prints how much the peak resident size grew, in KiB, a second later.
-CHILD = """
-import resource, sys, time
+CHILD = (
+    DEFINE_PEAK_RSS_KIB
+    + """
+import sys, time
 from pathlib import Path
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.errors import VerificationError
 from ngixi_runtime.trust.signatures import load_trust
 
 path, trust, prefetch = Path(sys.argv[1]), load_trust(Path(sys.argv[2])), sys.argv[3]
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_rss_kib()
 for defer_members in (False, True):
     try:
         read_bundle(path, trust, defer_members=defer_members, prefetch=[prefetch])
@@ -32,8 +35,9 @@ for defer_members in (False, True):
     else:
         sys.exit("accepted")
 time.sleep(1)  # a thread left reading after the refusal would grow the peak meanwhile
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+print(peak_rss_kib() - before)
 """
+)
 HEAD = [
     (INDEX_NAME, b'{"format":3}\n'),
     (SIGNATURE_NAME, b"untrusted comment: none\nRUQ=\n"),

@@ -20,6 +20,7 @@ from ngixi_runtime.errors import GuestError, NgixiError, PolicyError
 from ngixi_runtime.loading.loader import Guest, open_guest
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import KeyFiles, make_bundle, needs_wasmer
+from tests.peak_rss import DEFINE_PEAK_RSS_KIB
 from tests.run.unit.test_loader import host_artifact
 
 wasmtime = pytest.importorskip("wasmtime")  # for its WAT assembler
@@ -51,8 +52,10 @@ def loaded(tmp_path: Path, keys: KeyFiles, wat: str, manifest: str, engine: str)
     return open_guest(bundle, engine=engine)
 
 
-_MEASURE = """
-import json, resource, sys
+_MEASURE = (
+    DEFINE_PEAK_RSS_KIB
+    + """
+import json, sys
 from pathlib import Path
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.errors import NgixiError
@@ -64,13 +67,15 @@ try:
     outcome = {"size": guest.call("size", ())[0]}
 except NgixiError as error:
     outcome = {"refused": str(error), "kind": type(error).__name__}
-outcome["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+outcome["peak_mib"] = peak_rss_kib() / 1024
 print(json.dumps(outcome))
 """
+)
 
 
 def load_in_fresh_process(tmp_path: Path, keys: KeyFiles, wat: str, engine: str) -> dict[str, object]:
-    """Loads the guest and calls `size` in a new process; what happened, and the process's peak RSS."""
+    """Loads the guest and calls `size` in a new process; what happened, and the process's peak RSS since it
+    started."""
     bundle = hostile_bundle(tmp_path, keys, wat, ONE_PAGE)
     argv = [sys.executable, "-c", _MEASURE, str(bundle), str(keys.trust), engine]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True)
