@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from ngixi_build.proc import run
@@ -141,16 +141,23 @@ def world_text(manifest: Manifest, package: str) -> str:
 
 
 @contextmanager
-def _world_dir(project: Project, manifest: Manifest) -> Iterator[Path]:
-    """A WIT directory with the guest's world and the host catalog as its dependency."""
+def world_dir(project: Project, world_of: Callable[[str], str]) -> Iterator[Path]:
+    """A WIT directory with a guest's world, `world_of(the catalog's package name)`, and the host catalog as
+    its dependency."""
     with tempfile.TemporaryDirectory(prefix="ngixi-world-") as temporary:
         directory = Path(temporary)
         package = load_catalog(project.wit_dir).package
         shutil.copytree(project.wit_dir, directory / "deps" / "ngixi-host")
-        own = guest_world_path(project, manifest.guest.name)
-        text = own.read_text(encoding="utf-8") if own.is_file() else world_text(manifest, package)
-        (directory / "world.wit").write_text(text, encoding="utf-8")
+        (directory / "world.wit").write_text(world_of(package), encoding="utf-8")
         yield directory
+
+
+def _world_dir(project: Project, manifest: Manifest) -> AbstractContextManager[Path]:
+    """The guest's own world file (guest_world_path) if it has one, else the world its manifest grants."""
+    own = guest_world_path(project, manifest.guest.name)
+    return world_dir(
+        project, lambda package: own.read_text(encoding="utf-8") if own.is_file() else world_text(manifest, package)
+    )
 
 
 def imports_wasi(core_wasm: Path) -> bool:

@@ -10,15 +10,13 @@ a failed build leaves no output.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from ngixi_build.project import Project
-from ngixi_build.stages.component import world_text
-from ngixi_build.toolchains.wit import load_catalog
+from ngixi_build.stages.component import world_dir, world_text
 from ngixi_runtime.capabilities.registry import capability
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.manifest import Manifest, load_manifest
@@ -42,15 +40,9 @@ def guest_world_text(manifest: Manifest, package: str) -> str:
     return "\n".join([*lines[: opening + 1], *imports, *lines[opening + 1 :]]) + "\n"
 
 
-@contextmanager
-def guest_world_dir(project: Project, manifest: Manifest) -> Iterator[Path]:
+def guest_world_dir(project: Project, manifest: Manifest) -> AbstractContextManager[Path]:
     """A WIT directory holding the guest's world, with the host catalog as its dependency."""
-    with tempfile.TemporaryDirectory(prefix="ngixi-world-") as temporary:
-        directory = Path(temporary)
-        package = load_catalog(project.wit_dir).package
-        shutil.copytree(project.wit_dir, directory / "deps" / "ngixi-host")
-        (directory / "world.wit").write_text(guest_world_text(manifest, package), encoding="utf-8")
-        yield directory
+    return world_dir(project, lambda package: guest_world_text(manifest, package))
 
 
 def entry_file(project: Project, guest: str, names: tuple[str, ...], suffixes: tuple[str, ...]) -> Path:
