@@ -438,10 +438,14 @@ class Codegen:
         lines.append(f"return changetype<{self.as_type(ref)}>(0);")
         return lines
 
-    def lift_list(self, ref: TypeRef, data: str, length: str) -> str:
+    def _list_element(self, ref: TypeRef) -> TypeRef:
+        """The element type of the list type `ref`, resolved."""
         definition = self.definition(ref)
         assert definition is not None and definition.element is not None
-        element = self.catalog.resolve(definition.element)
+        return self.catalog.resolve(definition.element)
+
+    def lift_list(self, ref: TypeRef, data: str, length: str) -> str:
+        element = self._list_element(ref)
         if element == "u8":
             return f"__bytes({data}, {length})"
         name = self._helper("list", ref, lambda n: self._list_function(ref, element, n))
@@ -542,9 +546,7 @@ class Codegen:
 
     def lower_list(self, ref: TypeRef, value: str) -> str:
         """An expression of a pinned copy of a list's elements in the canonical layout; its address."""
-        definition = self.definition(ref)
-        assert definition is not None and definition.element is not None
-        element = self.catalog.resolve(definition.element)
+        element = self._list_element(ref)
         if element == "u8":
             return f"__lowerBytes({value})"
         name = self._helper("lowerList", ref, lambda n: self._lower_list_function(ref, element, n))
