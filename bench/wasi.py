@@ -18,12 +18,12 @@ import argparse
 import functools
 import os
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import wasmtime
 
+from bench.components import timed
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.context import Sandbox
 from ngixi_runtime.loading.loader import open_guest
@@ -135,15 +135,6 @@ def _files(root: Path) -> Path:
     return data
 
 
-def best_seconds(work: Callable[[], object], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
 def ours(engine: str, directory: Path, calls: int, repeat: int) -> dict[str, float]:
     keys = make_key(directory / "keys")
     bundle = make_bundle(directory / "bundle", keys.key, wasm=WASM, manifest=MANIFEST, guest="wasi-bench")
@@ -151,7 +142,7 @@ def ours(engine: str, directory: Path, calls: int, repeat: int) -> dict[str, flo
     _files(sandbox.files)
     guest = open_guest(read_bundle(bundle, load_trust(keys.trust)), engine=engine, sandbox=sandbox)
     try:
-        return {op: best_seconds(functools.partial(guest.call, op, (calls,)), repeat) / calls for op in OPERATIONS}
+        return {op: timed(functools.partial(guest.call, op, (calls,)), repeat) / calls for op in OPERATIONS}
     finally:
         guest.close()
 
@@ -172,7 +163,7 @@ def reference(directory: Path, calls: int, repeat: int) -> dict[str, float]:
     for op in OPERATIONS:
         function = exports[op]
         assert isinstance(function, wasmtime.Func)
-        result[op] = best_seconds(_calling(function, store, calls), repeat) / calls
+        result[op] = timed(_calling(function, store, calls), repeat) / calls
     return result
 
 
