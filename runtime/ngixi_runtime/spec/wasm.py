@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -149,13 +149,8 @@ class _Reader:
 
 def custom_sections(data: bytes, *, source: str) -> dict[str, bytes]:
     """A module's custom sections by name (the first of each name); other sections are skipped unread."""
-    reader = _Reader(data, source)
-    if reader.take(4) != b"\0asm" or reader.take(4) != b"\x01\0\0\0":
-        raise reader.fail("missing the \\0asm version 1 header")
     found: dict[str, bytes] = {}
-    while reader.pos < len(data):
-        section_id = reader.byte()
-        body = reader.take(reader.u32())
+    for section_id, _, body in _sections(data, source):
         if section_id == 0:
             named = _Reader(body, source)
             name = named.name()
@@ -163,37 +158,36 @@ def custom_sections(data: bytes, *, source: str) -> dict[str, bytes]:
     return found
 
 
-def function_bodies(data: bytes, *, source: str) -> dict[int, tuple[int, int]]:
-    """Where each defined function's body lies in the module, (start, end) byte offsets, by function index."""
+def _sections(data: bytes, source: str) -> Iterator[tuple[int, int, bytes]]:
+    """Each section of a module after its checked header: its id, where its body starts, its body."""
     reader = _Reader(data, source)
-    reader.take(8)
-    imported, bodies = 0, {}
+    if reader.take(4) != b"\0asm" or reader.take(4) != b"\x01\0\0\0":
+        raise reader.fail("missing the \\0asm version 1 header")
     while reader.pos < len(data):
         section_id = reader.byte()
         size = reader.u32()
         start = reader.pos
+        yield section_id, start, reader.take(size)
+
+
+def function_bodies(data: bytes, *, source: str) -> dict[int, tuple[int, int]]:
+    """Where each defined function's body lies in the module, (start, end) byte offsets, by function index."""
+    imported, bodies = 0, {}
+    for section_id, start, body in _sections(data, source):
         if section_id == _IMPORT:
             imported = sum(1 for i in read_module_info(data, source=source).imports if i.kind == "func")
         elif section_id == _CODE:
-            for number in range(reader.u32()):
-                body_size = reader.u32()
-                bodies[imported + number] = (reader.pos, reader.pos + body_size)
-                reader.take(body_size)
-        reader.pos = start + size
+            code = _Reader(body, source)
+            for number in range(code.u32()):
+                body_size = code.u32()
+                bodies[imported + number] = (start + code.pos, start + code.pos + body_size)
+                code.take(body_size)
     return bodies
 
 
 def read_module_info(data: bytes, *, source: str) -> ModuleInfo:
     """Parses the type, import, function, table, memory and export sections of a core module."""
-    reader = _Reader(data, source)
-    if reader.take(4) != b"\0asm" or reader.take(4) != b"\x01\0\0\0":
-        raise reader.fail("missing the \\0asm version 1 header")
-    sections: dict[int, bytes] = {}
-    while reader.pos < len(data):
-        section_id = reader.byte()
-        body = reader.take(reader.u32())
-        if section_id != 0:
-            sections[section_id] = body
+    sections = {section_id: body for section_id, _, body in _sections(data, source) if section_id != 0}
     types = _read_types(_section(sections, _TYPE, source))
     imports, imported_memories, imported_tables = _read_imports(_section(sections, _IMPORT, source), types)
     type_indices = _read_function_type_indices(_section(sections, _FUNCTION, source), types)
