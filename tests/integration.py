@@ -75,18 +75,19 @@ def run(
     project: Path, *command: str, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Runs a project command: doit from the build side, ngixi from the test's own environment."""
+    return run_in(project, command_line(command), env={**os.environ, **(env or {})}, check=check, timeout=600)
+
+
+def run_in(
+    cwd: Path, argv: Sequence[str], *, env: dict[str, str], check: bool, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Runs `argv` in `cwd` with exactly `env`, no input, output captured; with `check`, a failure is an
+    AssertionError showing both outputs."""
     result = subprocess.run(
-        command_line(command),
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        stdin=subprocess.DEVNULL,
-        timeout=600,
-        check=False,
+        argv, cwd=cwd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=timeout, check=False
     )
     if check and result.returncode != 0:
-        raise AssertionError(f"{command} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        raise AssertionError(f"{list(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.integration import WatchProcess, copy_project, ran_tasks
+from tests.integration import WatchProcess, copy_project, ran_tasks, run_in
 
 pytestmark = pytest.mark.integration
 
@@ -69,19 +69,8 @@ class Installed:
         self, cwd: Path, *command: str, check: bool = True, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         name, *arguments = command
-        result = subprocess.run(
-            [str(self.bin_dir / name), *arguments],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            env={**self.environment(), **(env or {})},
-            stdin=subprocess.DEVNULL,
-            timeout=900,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"{command} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-        return result
+        argv = [str(self.bin_dir / name), *arguments]
+        return run_in(cwd, argv, env={**self.environment(), **(env or {})}, check=check, timeout=900)
 
     def environment(self) -> dict[str, str]:
         variables = {k: v for k, v in os.environ.items() if not k.startswith("NGIXI_")}
