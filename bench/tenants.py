@@ -32,7 +32,8 @@ from pathlib import Path
 
 import extism
 
-from ngixi_runtime.loading.tenants import IsolatedTenant, open_tenant
+from ngixi_runtime.loading.isolated import IsolatedTenant
+from ngixi_runtime.loading.tenants import open_tenant
 from ngixi_runtime.loading.zygote import zygote_pids
 from tests.integration import copy_project, installed_toolchain, run
 

@@ -36,6 +36,7 @@ from typing import Any
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.context import Sandbox
 from ngixi_runtime.errors import GuestError, NgixiError
+from ngixi_runtime.loading.calls import CallFailed, empty_result, measure
 from ngixi_runtime.loading.loader import Guest, likely_artifacts, open_guest
 from ngixi_runtime.loading.tenant_wire import (
     CallRequest,
@@ -46,7 +47,6 @@ from ngixi_runtime.loading.tenant_wire import (
     reply_frame,
     write_all,
 )
-from ngixi_runtime.loading.tenants import CallFailed, empty_result, measure
 from ngixi_runtime.trust.signatures import trust_from_table
 
 # Room for the Python heap beside the guest's own memory under RLIMIT_AS.

@@ -31,120 +31,44 @@ running the same guest never see each other's files or kv data.
 from __future__ import annotations
 
 import base64
-import logging
 import os
 import re
-import signal
-import tempfile
-import threading
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ngixi_runtime.bundles.reader import VerifiedBundle, open_bundle_file, read_bundle
-from ngixi_runtime.capabilities.context import GuestOutput, LogLine, Sandbox, Stdin
+from ngixi_runtime.bundles.reader import open_bundle_file, read_bundle
+from ngixi_runtime.capabilities.context import Sandbox, Stdin
 from ngixi_runtime.capabilities.linking import caller_environment, caller_stdin
-from ngixi_runtime.engines.base import chosen_engine, meters_fuel
-from ngixi_runtime.errors import GuestError, InvalidInput, NgixiError, error_with_exit_code
-from ngixi_runtime.guest.data import DataKind, DataValue, check_output, decode
+from ngixi_runtime.errors import GuestError, InvalidInput
+from ngixi_runtime.guest.data import DataValue
 from ngixi_runtime.guest.manifest import Manifest
-from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE, CacheUnavailable, default_cache_dir
-from ngixi_runtime.loading.loader import (
-    Guest,
-    check_call,
-    encoded_input,
-    likely_artifacts,
-    open_guest,
-    verified_manifest,
-)
-from ngixi_runtime.loading.tenant_wire import (
-    Incoming,
-    Reply,
-    ReplyBounds,
-    WireError,
-    call_frame,
-    control_frame,
-    read_control,
-    read_reply,
-    write_all,
-)
-from ngixi_runtime.loading.zygote import CHILD_BUNDLE, ForkedProcess, spawn_tenant
-from ngixi_runtime.spec.wit_json import to_wire
+from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, empty_result, measure
+from ngixi_runtime.loading.loader import Guest, encoded_input, likely_artifacts, open_guest, verified_manifest
 from ngixi_runtime.trust.rollback import RollbackGuard
 from ngixi_runtime.trust.signatures import read_trust_table, trust_from_table
 
 if TYPE_CHECKING:
+    from ngixi_runtime.loading.isolated import IsolatedTenant
     from ngixi_runtime.trust.policy import Policy
 
-log = logging.getLogger(__name__)
+# The call results are part of this module's API (`open_tenant`'s tenants return them).
+__all__ = [
+    "DEFAULT_TENANT",
+    "CallFailed",
+    "CallMetrics",
+    "CallResult",
+    "InProcessTenant",
+    "Tenant",
+    "TenantPool",
+    "check_tenant_id",
+    "empty_result",
+    "measure",
+    "open_tenant",
+]
 
-# Time allowed on top of the guest's own timeout for the child to answer over the pipe.
-_IPC_GRACE_SECONDS = 0.25
-# Time for the child to verify and prepare the guest (compiling it, perhaps) before instantiating it.
-_PREPARE_TIMEOUT_SECONDS = 30.0
-# The host's variables a child keeps, when set: the interpreter's library path and the locale.
-CHILD_ENVIRONMENT = ("LANG", "LC_ALL", "LC_CTYPE", "LD_LIBRARY_PATH")
-# How an exchange with a child ends early: it died (EOF, a broken pipe), fell silent, or sent a malformed frame.
-_LOST = (EOFError, BrokenPipeError, TimeoutError, WireError)
 _TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 DEFAULT_TENANT = "default"
-FrozenT = TypeVar("FrozenT")
-
-
-@dataclass(frozen=True)
-class CallMetrics:
-    duration_ms: float
-    memory_pages: int
-    host_calls: dict[str, int]
-    output_bytes: int
-    outcome: str
-
-
-@dataclass(frozen=True)
-class CallResult:
-    values: tuple[Any, ...]  # numbers; a component's values of its WIT types (engines/wit_values.py)
-    exit_code: int | None
-    logs: tuple[LogLine, ...]
-    stdout: bytes
-    stderr: bytes
-    metrics: CallMetrics
-    output: bytes | None = None  # what the guest wrote through the call data ABI, checked against its kind
-    output_kind: DataKind | None = None  # what the export declares: output = "bytes", "text" or "json"
-
-    @property
-    def data(self) -> DataValue:
-        """The call's output as its export declares it: bytes, str or a JSON value; None without output."""
-        if self.output is None or self.output_kind is None:
-            return None
-        return decode(self.output_kind, self.output)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "values": to_wire(list(self.values)),
-            "exit_code": self.exit_code,
-            "logs": [asdict(line) for line in self.logs],
-            "stdout": base64.b64encode(self.stdout).decode(),
-            "stderr": base64.b64encode(self.stderr).decode(),
-            "metrics": asdict(self.metrics),
-            "output": None if self.output is None else base64.b64encode(self.output).decode(),
-            "output_kind": self.output_kind,
-        }
-
-
-def empty_result(outcome: str) -> CallResult:
-    """The result of a call that produced nothing, e.g. one whose process was killed."""
-    return CallResult((), None, (), b"", b"", CallMetrics(0.0, 0, {}, 0, outcome))
-
-
-class CallFailed(GuestError):
-    """A call that did not complete; carries the call's metrics and what it printed."""
-
-    def __init__(self, message: str, *, outcome: str, result: CallResult) -> None:
-        super().__init__(message, outcome=outcome)
-        self.result = result
 
 
 class Tenant(Protocol):
@@ -157,118 +81,6 @@ class Tenant(Protocol):
     def run(self) -> CallResult: ...
 
     def close(self) -> None: ...
-
-
-def measure(guest: Guest, export: str, args: Sequence[Any], data: bytes | None = None) -> CallResult:
-    """Calls an export (or `_start` for "_start") in this process with its input, and records its metrics."""
-    start = time.perf_counter()
-    values: tuple[Any, ...] = ()
-    exit_code = None
-    failure: GuestError | None = None
-    output_kind = None
-    try:
-        if export == "_start":
-            exit_code = guest.run_command()
-        else:
-            values = guest.call(export, args, data)
-    except GuestError as error:
-        failure = _out_of_memory(guest, export, error)
-    written = guest.take_output()
-    declared = guest.output_kind(export)
-    if failure is None and export != "_start" and (written or declared is not None):
-        output_kind, failure = _checked_output(guest.manifest.guest.name, export, declared, written)
-    result = _result(
-        values=values,
-        exit_code=exit_code,
-        output=guest.output,
-        seconds=time.perf_counter() - start,
-        pages=guest.memory_pages,
-        failure=failure,
-        written=None if output_kind is None else written,
-        output_kind=output_kind,
-    )
-    if failure is not None:
-        raise CallFailed(str(failure), outcome=failure.outcome, result=result)
-    return result
-
-
-def _checked_output(
-    guest: str, export: str, kind: DataKind | None, written: bytes
-) -> tuple[DataKind | None, GuestError | None]:
-    """The kind of the export's output (`kind`, as declared), or the error of output it wrote that is not that."""
-    if kind is None:
-        if not written:
-            return None, None
-        return None, GuestError(f"{guest}: {export} wrote output, but its manifest declares none", outcome="output")
-    try:
-        check_output(guest, export, kind, written)
-    except GuestError as error:
-        return None, error
-    return kind, None
-
-
-def _out_of_memory(guest: Guest, export: str, error: GuestError) -> GuestError:
-    """A trap with memory grown to its limit is the guest running out of memory: say so."""
-    limit = guest.manifest.limits.memory_pages
-    if error.outcome != "trap" or guest.memory_pages < limit:
-        return error
-    # Said once: the trap that followed (an allocator's abort, `unreachable`) adds nothing to it.
-    return GuestError(
-        f"{guest.manifest.guest.name}: {export} ran out of memory at its limit of {limit} pages (limits.memory_pages)",
-        outcome="memory",
-    )
-
-
-def _result(
-    *,
-    values: tuple[Any, ...],
-    exit_code: int | None,
-    output: GuestOutput,
-    seconds: float,
-    pages: int,
-    failure: GuestError | None,
-    written: bytes | None,
-    output_kind: DataKind | None,
-) -> CallResult:
-    """The call's result, with what it printed, logged and called taken from `output`."""
-    logs: tuple[LogLine, ...] = ()
-    if output.empty:  # most calls: nothing to take, copy or count
-        stdout, stderr, host_calls, size = b"", b"", {}, 0
-    else:
-        taken = output.take()
-        logs, stdout, stderr = tuple(taken.logs), bytes(taken.stdout), bytes(taken.stderr)
-        host_calls, size = dict(taken.host_calls), taken.size
-    metrics = _frozen(
-        CallMetrics,
-        {
-            "duration_ms": round(seconds * 1000, 3),
-            "memory_pages": pages,
-            "host_calls": host_calls,
-            "output_bytes": size,
-            "outcome": "ok" if failure is None else failure.outcome,
-        },
-    )
-    return _frozen(
-        CallResult,
-        {
-            "values": values,
-            "exit_code": exit_code,
-            "logs": logs,
-            "stdout": stdout,
-            "stderr": stderr,
-            "metrics": metrics,
-            "output": written,
-            "output_kind": output_kind,
-        },
-    )
-
-
-def _frozen(kind: type[FrozenT], fields: dict[str, Any]) -> FrozenT:
-    """The same as `kind(**fields)` for a frozen dataclass `kind` and every one of its fields, but made without
-    its `__init__`, which sets each field through a call of `object.__setattr__` (most of a call's bookkeeping)."""
-    made = object.__new__(kind)
-    object.__setattr__(made, "__dict__", fields)
-    return made
 
 
 class InProcessTenant:
@@ -294,244 +106,6 @@ class InProcessTenant:
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.close()
-
-
-@dataclass
-class _Child:
-    process: ForkedProcess
-    errors: IO[bytes]
-    requests: int = field(init=False)  # the descriptors of its pipes (tenant_wire.py's frames)
-    replies: Incoming = field(init=False)
-
-    def __post_init__(self) -> None:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.requests = self.process.stdin.fileno()
-        os.set_blocking(self.requests, False)  # so that a write, too, waits at most until its deadline
-        self.replies = Incoming(self.process.stdout.fileno())
-
-
-@dataclass(frozen=True)
-class CheckedBundle:
-    """A verified bundle's open file, what every child of its tenant reads instead of the path."""
-
-    descriptor: int
-    source: str  # the path it was opened at, to name it in messages
-    index_sha256: str  # of the signed index that was checked
-
-    @classmethod
-    def of(cls, verified: VerifiedBundle, descriptor: int) -> CheckedBundle:
-        return cls(descriptor, verified.source, verified.index_sha256)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"descriptor": self.descriptor, "source": self.source, "index_sha256": self.index_sha256}
-
-
-def _child_environment(
-    extra: Mapping[str, str] | None = None, environ: Mapping[str, str] = os.environ
-) -> dict[str, str]:
-    """A tenant child's whole environment: the host's `CHILD_ENVIRONMENT` variables, its AOT cache, then `extra`."""
-    kept = {name: environ[name] for name in CHILD_ENVIRONMENT if name in environ}
-    return {**kept, **_aot_cache_variable(environ), **(extra or {})}
-
-
-def _aot_cache_variable(environ: Mapping[str, str]) -> dict[str, str]:
-    """The host AOT cache this process uses, named absolutely: the child has no HOME or XDG_* to find it by."""
-    try:
-        return {CACHE_VARIABLE: str(default_cache_dir(environ))}
-    except CacheUnavailable:
-        return {}
-
-
-class IsolatedTenant:
-    """A guest in its own child process, restarted after any failure that killed it.
-
-    It owns `bundle`'s descriptor, and closes it with the tenant. `trust` is the trust file that
-    was read to check it (its source and tables), which the child checks the signature with again.
-    """
-
-    def __init__(
-        self,
-        bundle: CheckedBundle,
-        trust: Mapping[str, Any],
-        manifest: Manifest,
-        options: Mapping[str, Any],
-        environment: Mapping[str, str],
-    ) -> None:
-        self.manifest = manifest
-        self._bundle = bundle
-        self._request = {"bundle": {**bundle.to_json(), "descriptor": CHILD_BUNDLE}, "trust": dict(trust), **options}
-        self._environment = dict(environment)
-        self._child: _Child | None = None
-        self._bounds = ReplyBounds.of(manifest.limits)
-        self._output_kinds = {declared.name: declared.output for declared in manifest.exports}
-        self._unchecked = frozenset(e.name for e in manifest.exports if not e.params and e.input is None)
-        self._lock = threading.Lock()
-        self.origin = ""
-        self.compiled = False
-
-    @property
-    def pid(self) -> int | None:
-        """The child's process id while it runs."""
-        return None if self._child is None else self._child.process.pid
-
-    def start(self) -> None:
-        """Starts the child now rather than on the first call."""
-        with self._lock:
-            if self._child is None:
-                self._child = self._spawn()
-
-    def _spawn(self) -> _Child:
-        errors = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the child; closed in _stop
-        try:
-            process = spawn_tenant(self._environment, self._bundle.descriptor, errors.fileno())
-        except BaseException:
-            errors.close()
-            raise
-        child = _Child(process, errors)
-        prepared_by = time.monotonic() + _PREPARE_TIMEOUT_SECONDS
-        reply = self._exchange(child, self._request, deadline=prepared_by, what="prepare")
-        if reply.get("instantiating"):  # from here on, the guest's own code may run: its start function
-            reply = self._reply(child, deadline=self._call_deadline(), what="start")
-        if not reply.get("ok"):
-            self._stop(child)
-            message = str(reply.get("error", "the tenant process could not start"))
-            raise error_with_exit_code(message, int(reply.get("exit_code", NgixiError.exit_code)))
-        self.origin = str(reply["origin"])
-        self.compiled = bool(reply["compiled"])
-        return child
-
-    def call(self, export: str, args: Sequence[Any] = (), *, input: DataValue | None = None) -> CallResult:
-        """Calls `export`; `input` (bytes, str or a JSON value) for an export that declares one."""
-        data = encoded_input(self.manifest, export, input)
-        if args or data is not None or export not in self._unchecked:  # else check_call would pass it
-            check_call(self.manifest, export, args, data)  # here, so that a refused input never reaches the child
-        request = call_frame(export, args, data)
-        with self._lock:
-            if self._child is None:
-                self._child = self._spawn()
-            try:
-                reply = self._call(self._child, request, export)
-            except CallFailed:
-                self._child = None
-                raise
-        if not reply.ok and reply.error_exit_code == InvalidInput.exit_code:
-            raise InvalidInput(str(reply.error))  # e.g. an argument a component's export cannot take
-        result = self._result(export, reply)
-        if not reply.ok:
-            raise CallFailed(str(reply.error), outcome=reply.outcome, result=result)
-        return result
-
-    def run(self) -> CallResult:
-        return self.call("_start", ())
-
-    def _call_deadline(self) -> float:
-        return time.monotonic() + self.manifest.limits.timeout_ms / 1000 + _IPC_GRACE_SECONDS
-
-    def _call(self, child: _Child, request: Sequence[bytes], what: str) -> Reply:
-        """Sends a call frame and reads its reply, by the call's deadline."""
-        deadline = self._call_deadline()
-        try:
-            write_all(child.requests, request, deadline)
-            child.replies.deadline = deadline
-            reply = read_reply(child.replies, self._bounds)
-        except _LOST as error:
-            raise self._lost(child, what, error) from None
-        if reply.output is not None and self._output_kind(what) is None:
-            self._stop(child)
-            raise self._malformed(what, "output where its export declares none")
-        return reply
-
-    def _output_kind(self, export: str) -> DataKind | None:
-        return self._output_kinds.get(export)
-
-    def _result(self, export: str, reply: Reply) -> CallResult:
-        metrics = CallMetrics(
-            reply.duration_ms, reply.memory_pages, reply.host_calls, reply.output_bytes, reply.outcome
-        )
-        kind = None if reply.output is None else self._output_kind(export)
-        return CallResult(
-            reply.values, reply.exit_code, reply.logs, reply.stdout, reply.stderr, metrics, reply.output, kind
-        )
-
-    def _exchange(self, child: _Child, message: Mapping[str, Any], *, deadline: float, what: str) -> dict[str, Any]:
-        """Sends one control frame (the start-up request) and reads the control frame that answers it."""
-        try:
-            write_all(child.requests, [control_frame(message)], deadline)
-        except _LOST as error:
-            raise self._lost(child, what, error) from None
-        return self._reply(child, deadline=deadline, what=what)
-
-    def _reply(self, child: _Child, *, deadline: float, what: str) -> dict[str, Any]:
-        """Reads the next control frame from the child (how its start-up went)."""
-        child.replies.deadline = deadline
-        try:
-            return read_control(child.replies)
-        except _LOST as error:
-            raise self._lost(child, what, error) from None
-
-    def _lost(self, child: _Child, what: str, error: Exception) -> CallFailed:
-        """The failure of an exchange with the child that `error` ended (the child is stopped): its death,
-        silence past the deadline, or a malformed frame."""
-        if isinstance(error, WireError):
-            self._stop(child)
-            return self._malformed(what, str(error))
-        if not isinstance(error, TimeoutError):
-            return self._died(child, what)  # EOFError, BrokenPipeError
-        self._stop(child)
-        if what == "prepare":
-            detail = f"verifying and preparing the guest took over {_PREPARE_TIMEOUT_SECONDS:.0f} s"
-        else:
-            detail = f"{what} exceeded its {self.manifest.limits.timeout_ms} ms timeout (limits.timeout_ms)"
-        return self._failure(f"{detail}; the tenant was stopped", "timeout")
-
-    def _malformed(self, what: str, detail: str) -> CallFailed:
-        return self._failure(f"{what}: the tenant process sent a malformed reply ({detail}); it was stopped", "crash")
-
-    def _failure(self, detail: str, outcome: str) -> CallFailed:
-        return CallFailed(f"{self.manifest.guest.name}: {detail}", outcome=outcome, result=empty_result(outcome))
-
-    def _died(self, child: _Child, what: str) -> CallFailed:
-        code = child.process.wait()
-        child.errors.seek(0)
-        tail = child.errors.read()[-500:].decode(errors="replace").strip()
-        self._stop(child)
-        if code == -signal.SIGXCPU:
-            return self._failure(
-                f"{what} used up its CPU time (limits.timeout_ms = {self.manifest.limits.timeout_ms})", "cpu"
-            )
-        if "MemoryError" in tail:
-            pages = self.manifest.limits.memory_pages
-            return self._failure(f"{what} ran out of memory (limits.memory_pages = {pages})", "memory")
-        reason = (
-            ("unknown: its fork server ended first" if not child.process.status_known else f"exit status {code}")
-            if code >= 0
-            else f"signal {signal.Signals(-code).name}"
-        )
-        return self._failure(f"{what}: the tenant process died ({reason}){': ' + tail if tail else ''}", "crash")
-
-    @staticmethod
-    def _stop(child: _Child) -> None:
-        child.process.kill(signal.SIGKILL)
-        child.process.wait()
-        child.errors.close()
-        child.process.close()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._child is not None:
-                self._stop(self._child)
-                self._child = None
-            if self._bundle.descriptor >= 0:
-                os.close(self._bundle.descriptor)
-                self._bundle = replace(self._bundle, descriptor=-1)
-
-    def __enter__(self) -> IsolatedTenant:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
         self.close()
 
 
@@ -572,7 +146,7 @@ def open_tenant(
     `env` is what the caller sets of the variables the guest's env capability allows; `stdin`, its standard
     input (bytes, or a reader asked only when the guest is granted stdin): each instance, a restarted child's
     too, reads it from the start. A name or input the manifest does not take is refused. `child_env`: variables
-    an isolated tenant's child process gets beside `CHILD_ENVIRONMENT`'s (the guest never sees them).
+    an isolated tenant's child process gets beside `isolated.CHILD_ENVIRONMENT`'s (the guest never sees them).
     """
     check_tenant_id(tenant)
     trust_table = read_trust_table(trust_file)
@@ -603,12 +177,15 @@ def open_tenant(
             "stdin": base64.b64encode(data).decode(),
             "sandbox": sandbox.to_json() if sandbox else None,
         }
+        # here: a tenant in this process imports none of the child process machinery
+        from ngixi_runtime.loading.isolated import CheckedBundle, IsolatedTenant, child_environment, isolated_engine
+
         loaded = IsolatedTenant(
             CheckedBundle.of(verified, descriptor),
             {"source": str(trust_file), "table": trust_table},
             manifest,
-            {**options, "engine": _isolated_engine(manifest, engine)},
-            _child_environment(child_env),
+            {**options, "engine": isolated_engine(manifest, engine)},
+            child_environment(child_env),
         )
         owned_by_tenant = True
     finally:
@@ -620,20 +197,6 @@ def open_tenant(
         loaded.close()
         raise
     return loaded
-
-
-def _isolated_engine(manifest: Manifest, engine: str | None) -> str:
-    """The engine a child runs the guest on, chosen here (the child sees none of the host's variables)."""
-    chosen = chosen_engine(
-        engine, wants_fuel=manifest.limits.fuel is not None, component=manifest.guest.type.is_component
-    )
-    if manifest.limits.fuel is not None and not meters_fuel(chosen):
-        log.warning(
-            "note: %s: %s cannot meter fuel, so limits.fuel is not enforced; limits.timeout_ms caps its CPU time",
-            manifest.guest.name,
-            chosen,
-        )
-    return chosen
 
 
 class TenantPool:

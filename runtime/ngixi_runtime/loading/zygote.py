@@ -6,7 +6,7 @@ imports the loader, the engines and every capability module, freezes what it has
 then forks one child per tenant. A child imports nothing new and runs no code of the zygote's but
 `tenant_child.serve`.
 
-A host process starts one zygote per tenant environment (`_child_environment`: the host's
+A host process starts one zygote per tenant environment (`isolated.child_environment`: the host's
 `CHILD_ENVIRONMENT` variables, its AOT cache, the operator's `child_env`), lazily, on the first
 spawn that needs it, the way it started each child before: `python -I` (no working directory, user
 site or PYTHON* variables on its path), in `/`, with exactly that environment, so that a tenant's

@@ -17,7 +17,8 @@ from ngixi_build.toolchains.component_world import read_component_world
 from ngixi_build.toolchains.wit import wasm_tools
 from ngixi_runtime.engines.wasmtime_component import read_component
 from ngixi_runtime.errors import InvalidInput, VerificationError
-from ngixi_runtime.loading.tenants import InProcessTenant, IsolatedTenant, open_tenant
+from ngixi_runtime.loading.isolated import IsolatedTenant
+from ngixi_runtime.loading.tenants import InProcessTenant, open_tenant
 from tests.conftest import REPO
 from tests.integration import copy_project, run, set_targets
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from ngixi_runtime.errors import GuestError, InvalidInput
-from ngixi_runtime.loading.tenants import InProcessTenant, IsolatedTenant, open_tenant
+from ngixi_runtime.loading.isolated import IsolatedTenant
+from ngixi_runtime.loading.tenants import InProcessTenant, open_tenant
 from tests.conftest import make_bundle, make_key
 from tests.wasmgen import DROP, Func, Imp, call_import, load_i32, module, push
 

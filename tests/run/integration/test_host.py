@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from ngixi_runtime.errors import InvalidInput, PolicyError
-from ngixi_runtime.loading.tenants import CallFailed, InProcessTenant, IsolatedTenant, TenantPool, open_tenant
+from ngixi_runtime.loading.isolated import IsolatedTenant
+from ngixi_runtime.loading.tenants import CallFailed, InProcessTenant, TenantPool, open_tenant
 from ngixi_runtime.spec.abi import Errno, Status
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.trust.policy import load_policy

@@ -13,7 +13,8 @@ import pytest
 
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.errors import InvalidInput, VerificationError
-from ngixi_runtime.loading.tenants import CallFailed, IsolatedTenant, open_tenant
+from ngixi_runtime.loading.isolated import IsolatedTenant
+from ngixi_runtime.loading.tenants import CallFailed, open_tenant
 from ngixi_runtime.spec.bundle_format import Channel
 from ngixi_runtime.trust.choice import DEV_TRUST_FILE
 from ngixi_runtime.trust.rollback import RollbackGuard, default_state_dir, state_file_for

@@ -1,6 +1,6 @@
 """`ngixi run` imports only what the command and the guest's grants need: the chosen engine alone, no other
 command's parser, no capability the guest is not granted, no build side, and no engine in an isolated run's
-parent."""
+parent, nor an isolated tenant's machinery in an in-process run."""
 
 from __future__ import annotations
 
@@ -52,6 +52,9 @@ NOT_FOR_A_RUN = {
     *("ngixi_runtime.trust.policy", "concurrent.futures", "ngixi_runtime.guest.build_command"),
 }
 
+# An isolated tenant's machinery: its class, the fork server's host side and the frames between them.
+ISOLATED_ONLY = {"ngixi_runtime.loading.isolated", "ngixi_runtime.loading.zygote", "ngixi_runtime.loading.tenant_wire"}
+
 
 def engine_installed(name: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(find_spec(name) is None, reason=f"{name} is not installed")
@@ -100,6 +103,7 @@ def test_an_in_process_run_imports_the_chosen_engine_alone(
     assert {m for m in REGISTRY.values() if m in modules} == GRANTED
     assert f"ngixi_runtime.engines.{engine}" in modules
     assert not ENGINE_MODULES[other] & modules
+    assert not ISOLATED_ONLY & modules
 
 
 def test_an_isolated_runs_parent_imports_no_engine(tmp_path: Path, bundle: tuple[Path, KeyFiles]) -> None:

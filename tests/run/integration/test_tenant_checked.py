@@ -15,15 +15,9 @@ import pytest
 
 from ngixi_build.stages.signing import TrustEntry, render_trust_file
 from ngixi_runtime.errors import InvalidInput, NgixiError, PolicyError, VerificationError
-from ngixi_runtime.loading import tenants
 from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE, default_cache_dir
-from ngixi_runtime.loading.tenants import (
-    CHILD_ENVIRONMENT,
-    CallFailed,
-    IsolatedTenant,
-    TenantPool,
-    open_tenant,
-)
+from ngixi_runtime.loading.isolated import CHILD_ENVIRONMENT, IsolatedTenant
+from ngixi_runtime.loading.tenants import CallFailed, TenantPool, open_tenant
 from ngixi_runtime.trust.policy import Policy, load_policy
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
 from tests.run.integration.test_rollback import wait_until_dead
@@ -333,7 +327,7 @@ def test_a_spinning_start_function_is_cut_at_the_guests_timeout(
 def test_a_child_slow_to_prepare_is_stopped_with_its_own_reason(
     bundles: Bundles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tenants, "_PREPARE_TIMEOUT_SECONDS", 0.0)
+    monkeypatch.setattr("ngixi_runtime.loading.isolated._PREPARE_TIMEOUT_SECONDS", 0.0)
     with pytest.raises(CallFailed, match="verifying and preparing the guest took over 0 s; the tenant was stopped"):
         open_tenant(bundles.victim, trust_file=bundles.trust)
 

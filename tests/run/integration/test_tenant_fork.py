@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE
-from ngixi_runtime.loading.tenants import CHILD_ENVIRONMENT, CallFailed, IsolatedTenant, open_tenant
+from ngixi_runtime.loading.isolated import CHILD_ENVIRONMENT, IsolatedTenant
+from ngixi_runtime.loading.tenants import CallFailed, open_tenant
 from ngixi_runtime.loading.zygote import CHILD_BUNDLE, zygote_pids
 from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle
 from tests.run.integration.test_rollback import wait_until_dead

@@ -20,8 +20,9 @@ from typing import IO, Any, cast
 
 import pytest
 
-from ngixi_runtime.loading import tenants
-from ngixi_runtime.loading.tenants import CallFailed, IsolatedTenant, open_tenant
+from ngixi_runtime.loading import isolated
+from ngixi_runtime.loading.isolated import IsolatedTenant
+from ngixi_runtime.loading.tenants import CallFailed, open_tenant
 from tests.conftest import make_bundle, make_key
 from tests.wasmgen import Func, module
 
@@ -103,9 +104,9 @@ def tenant(bundle: tuple[Path, Path]) -> Iterator[IsolatedTenant]:
     opened = open_tenant(path, trust_file=trust)
     assert isinstance(opened, IsolatedTenant)
 
-    def spawn_stand_in() -> tenants._Child:
+    def spawn_stand_in() -> isolated._Child:
         errors = tempfile.TemporaryFile()  # noqa: SIM115 - the tenant closes it with the child
-        child = tenants._Child(cast(Any, StandIn(errors)), errors)
+        child = isolated._Child(cast(Any, StandIn(errors)), errors)
         assert opened._exchange(child, {}, deadline=time.monotonic() + 30, what="prepare")["ok"]
         return child
 

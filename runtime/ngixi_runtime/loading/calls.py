@@ -1,0 +1,184 @@
+"""What a call returns (`CallResult`, its `CallMetrics`, the `CallFailed` of one that did not complete), and
+`measure`, which makes and measures a call in this process: for an in-process tenant, a tenant's child, and
+the build's smoke calls."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+from ngixi_runtime.capabilities.context import GuestOutput, LogLine
+from ngixi_runtime.errors import GuestError
+from ngixi_runtime.guest.data import DataKind, DataValue, check_output, decode
+from ngixi_runtime.loading.loader import Guest
+from ngixi_runtime.spec.wit_json import to_wire
+
+FrozenT = TypeVar("FrozenT")
+
+
+@dataclass(frozen=True)
+class CallMetrics:
+    duration_ms: float
+    memory_pages: int
+    host_calls: dict[str, int]
+    output_bytes: int
+    outcome: str
+
+
+@dataclass(frozen=True)
+class CallResult:
+    values: tuple[Any, ...]  # numbers; a component's values of its WIT types (engines/wit_values.py)
+    exit_code: int | None
+    logs: tuple[LogLine, ...]
+    stdout: bytes
+    stderr: bytes
+    metrics: CallMetrics
+    output: bytes | None = None  # what the guest wrote through the call data ABI, checked against its kind
+    output_kind: DataKind | None = None  # what the export declares: output = "bytes", "text" or "json"
+
+    @property
+    def data(self) -> DataValue:
+        """The call's output as its export declares it: bytes, str or a JSON value; None without output."""
+        if self.output is None or self.output_kind is None:
+            return None
+        return decode(self.output_kind, self.output)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "values": to_wire(list(self.values)),
+            "exit_code": self.exit_code,
+            "logs": [asdict(line) for line in self.logs],
+            "stdout": base64.b64encode(self.stdout).decode(),
+            "stderr": base64.b64encode(self.stderr).decode(),
+            "metrics": asdict(self.metrics),
+            "output": None if self.output is None else base64.b64encode(self.output).decode(),
+            "output_kind": self.output_kind,
+        }
+
+
+def empty_result(outcome: str) -> CallResult:
+    """The result of a call that produced nothing, e.g. one whose process was killed."""
+    return CallResult((), None, (), b"", b"", CallMetrics(0.0, 0, {}, 0, outcome))
+
+
+class CallFailed(GuestError):
+    """A call that did not complete; carries the call's metrics and what it printed."""
+
+    def __init__(self, message: str, *, outcome: str, result: CallResult) -> None:
+        super().__init__(message, outcome=outcome)
+        self.result = result
+
+
+def measure(guest: Guest, export: str, args: Sequence[Any], data: bytes | None = None) -> CallResult:
+    """Calls an export (or `_start` for "_start") in this process with its input, and records its metrics."""
+    start = time.perf_counter()
+    values: tuple[Any, ...] = ()
+    exit_code = None
+    failure: GuestError | None = None
+    output_kind = None
+    try:
+        if export == "_start":
+            exit_code = guest.run_command()
+        else:
+            values = guest.call(export, args, data)
+    except GuestError as error:
+        failure = _out_of_memory(guest, export, error)
+    written = guest.take_output()
+    declared = guest.output_kind(export)
+    if failure is None and export != "_start" and (written or declared is not None):
+        output_kind, failure = _checked_output(guest.manifest.guest.name, export, declared, written)
+    result = _result(
+        values=values,
+        exit_code=exit_code,
+        output=guest.output,
+        seconds=time.perf_counter() - start,
+        pages=guest.memory_pages,
+        failure=failure,
+        written=None if output_kind is None else written,
+        output_kind=output_kind,
+    )
+    if failure is not None:
+        raise CallFailed(str(failure), outcome=failure.outcome, result=result)
+    return result
+
+
+def _checked_output(
+    guest: str, export: str, kind: DataKind | None, written: bytes
+) -> tuple[DataKind | None, GuestError | None]:
+    """The kind of the export's output (`kind`, as declared), or the error of output it wrote that is not that."""
+    if kind is None:
+        if not written:
+            return None, None
+        return None, GuestError(f"{guest}: {export} wrote output, but its manifest declares none", outcome="output")
+    try:
+        check_output(guest, export, kind, written)
+    except GuestError as error:
+        return None, error
+    return kind, None
+
+
+def _out_of_memory(guest: Guest, export: str, error: GuestError) -> GuestError:
+    """A trap with memory grown to its limit is the guest running out of memory: say so."""
+    limit = guest.manifest.limits.memory_pages
+    if error.outcome != "trap" or guest.memory_pages < limit:
+        return error
+    # Said once: the trap that followed (an allocator's abort, `unreachable`) adds nothing to it.
+    return GuestError(
+        f"{guest.manifest.guest.name}: {export} ran out of memory at its limit of {limit} pages (limits.memory_pages)",
+        outcome="memory",
+    )
+
+
+def _result(
+    *,
+    values: tuple[Any, ...],
+    exit_code: int | None,
+    output: GuestOutput,
+    seconds: float,
+    pages: int,
+    failure: GuestError | None,
+    written: bytes | None,
+    output_kind: DataKind | None,
+) -> CallResult:
+    """The call's result, with what it printed, logged and called taken from `output`."""
+    logs: tuple[LogLine, ...] = ()
+    if output.empty:  # most calls: nothing to take, copy or count
+        stdout, stderr, host_calls, size = b"", b"", {}, 0
+    else:
+        taken = output.take()
+        logs, stdout, stderr = tuple(taken.logs), bytes(taken.stdout), bytes(taken.stderr)
+        host_calls, size = dict(taken.host_calls), taken.size
+    metrics = _frozen(
+        CallMetrics,
+        {
+            "duration_ms": round(seconds * 1000, 3),
+            "memory_pages": pages,
+            "host_calls": host_calls,
+            "output_bytes": size,
+            "outcome": "ok" if failure is None else failure.outcome,
+        },
+    )
+    return _frozen(
+        CallResult,
+        {
+            "values": values,
+            "exit_code": exit_code,
+            "logs": logs,
+            "stdout": stdout,
+            "stderr": stderr,
+            "metrics": metrics,
+            "output": written,
+            "output_kind": output_kind,
+        },
+    )
+
+
+def _frozen(kind: type[FrozenT], fields: dict[str, Any]) -> FrozenT:
+    """The same as `kind(**fields)` for a frozen dataclass `kind` and every one of its fields, but made without
+    its `__init__`, which sets each field through a call of `object.__setattr__` (most of a call's bookkeeping)."""
+    made = object.__new__(kind)
+    object.__setattr__(made, "__dict__", fields)
+    return made

@@ -1,0 +1,300 @@
+"""A tenant in its own child process (`IsolatedTenant`), forked by the fork server (`zygote.py`) and spoken to
+in `tenant_wire.py`'s frames; `tenants.open_tenant` makes one. Kept apart from `tenants.py` so that a run in
+this process imports none of it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from types import TracebackType
+from typing import IO, Any
+
+from ngixi_runtime.bundles.reader import VerifiedBundle
+from ngixi_runtime.engines.base import chosen_engine, meters_fuel
+from ngixi_runtime.errors import InvalidInput, NgixiError, error_with_exit_code
+from ngixi_runtime.guest.data import DataKind, DataValue
+from ngixi_runtime.guest.manifest import Manifest
+from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE, CacheUnavailable, default_cache_dir
+from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, empty_result
+from ngixi_runtime.loading.loader import check_call, encoded_input
+from ngixi_runtime.loading.tenant_wire import (
+    Incoming,
+    Reply,
+    ReplyBounds,
+    WireError,
+    call_frame,
+    control_frame,
+    read_control,
+    read_reply,
+    write_all,
+)
+from ngixi_runtime.loading.zygote import CHILD_BUNDLE, ForkedProcess, spawn_tenant
+
+log = logging.getLogger(__name__)
+
+# Time allowed on top of the guest's own timeout for the child to answer over the pipe.
+_IPC_GRACE_SECONDS = 0.25
+# Time for the child to verify and prepare the guest (compiling it, perhaps) before instantiating it.
+_PREPARE_TIMEOUT_SECONDS = 30.0
+# The host's variables a child keeps, when set: the interpreter's library path and the locale.
+CHILD_ENVIRONMENT = ("LANG", "LC_ALL", "LC_CTYPE", "LD_LIBRARY_PATH")
+# How an exchange with a child ends early: it died (EOF, a broken pipe), fell silent, or sent a malformed frame.
+_LOST = (EOFError, BrokenPipeError, TimeoutError, WireError)
+
+
+@dataclass
+class _Child:
+    process: ForkedProcess
+    errors: IO[bytes]
+    requests: int = field(init=False)  # the descriptors of its pipes (tenant_wire.py's frames)
+    replies: Incoming = field(init=False)
+
+    def __post_init__(self) -> None:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.requests = self.process.stdin.fileno()
+        os.set_blocking(self.requests, False)  # so that a write, too, waits at most until its deadline
+        self.replies = Incoming(self.process.stdout.fileno())
+
+
+@dataclass(frozen=True)
+class CheckedBundle:
+    """A verified bundle's open file, what every child of its tenant reads instead of the path."""
+
+    descriptor: int
+    source: str  # the path it was opened at, to name it in messages
+    index_sha256: str  # of the signed index that was checked
+
+    @classmethod
+    def of(cls, verified: VerifiedBundle, descriptor: int) -> CheckedBundle:
+        return cls(descriptor, verified.source, verified.index_sha256)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"descriptor": self.descriptor, "source": self.source, "index_sha256": self.index_sha256}
+
+
+def child_environment(
+    extra: Mapping[str, str] | None = None, environ: Mapping[str, str] = os.environ
+) -> dict[str, str]:
+    """A tenant child's whole environment: the host's `CHILD_ENVIRONMENT` variables, its AOT cache, then `extra`."""
+    kept = {name: environ[name] for name in CHILD_ENVIRONMENT if name in environ}
+    return {**kept, **_aot_cache_variable(environ), **(extra or {})}
+
+
+def _aot_cache_variable(environ: Mapping[str, str]) -> dict[str, str]:
+    """The host AOT cache this process uses, named absolutely: the child has no HOME or XDG_* to find it by."""
+    try:
+        return {CACHE_VARIABLE: str(default_cache_dir(environ))}
+    except CacheUnavailable:
+        return {}
+
+
+class IsolatedTenant:
+    """A guest in its own child process, restarted after any failure that killed it.
+
+    It owns `bundle`'s descriptor, and closes it with the tenant. `trust` is the trust file that
+    was read to check it (its source and tables), which the child checks the signature with again.
+    """
+
+    def __init__(
+        self,
+        bundle: CheckedBundle,
+        trust: Mapping[str, Any],
+        manifest: Manifest,
+        options: Mapping[str, Any],
+        environment: Mapping[str, str],
+    ) -> None:
+        self.manifest = manifest
+        self._bundle = bundle
+        self._request = {"bundle": {**bundle.to_json(), "descriptor": CHILD_BUNDLE}, "trust": dict(trust), **options}
+        self._environment = dict(environment)
+        self._child: _Child | None = None
+        self._bounds = ReplyBounds.of(manifest.limits)
+        self._output_kinds = {declared.name: declared.output for declared in manifest.exports}
+        self._unchecked = frozenset(e.name for e in manifest.exports if not e.params and e.input is None)
+        self._lock = threading.Lock()
+        self.origin = ""
+        self.compiled = False
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs."""
+        return None if self._child is None else self._child.process.pid
+
+    def start(self) -> None:
+        """Starts the child now rather than on the first call."""
+        with self._lock:
+            if self._child is None:
+                self._child = self._spawn()
+
+    def _spawn(self) -> _Child:
+        errors = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the child; closed in _stop
+        try:
+            process = spawn_tenant(self._environment, self._bundle.descriptor, errors.fileno())
+        except BaseException:
+            errors.close()
+            raise
+        child = _Child(process, errors)
+        prepared_by = time.monotonic() + _PREPARE_TIMEOUT_SECONDS
+        reply = self._exchange(child, self._request, deadline=prepared_by, what="prepare")
+        if reply.get("instantiating"):  # from here on, the guest's own code may run: its start function
+            reply = self._reply(child, deadline=self._call_deadline(), what="start")
+        if not reply.get("ok"):
+            self._stop(child)
+            message = str(reply.get("error", "the tenant process could not start"))
+            raise error_with_exit_code(message, int(reply.get("exit_code", NgixiError.exit_code)))
+        self.origin = str(reply["origin"])
+        self.compiled = bool(reply["compiled"])
+        return child
+
+    def call(self, export: str, args: Sequence[Any] = (), *, input: DataValue | None = None) -> CallResult:
+        """Calls `export`; `input` (bytes, str or a JSON value) for an export that declares one."""
+        data = encoded_input(self.manifest, export, input)
+        if args or data is not None or export not in self._unchecked:  # else check_call would pass it
+            check_call(self.manifest, export, args, data)  # here, so that a refused input never reaches the child
+        request = call_frame(export, args, data)
+        with self._lock:
+            if self._child is None:
+                self._child = self._spawn()
+            try:
+                reply = self._call(self._child, request, export)
+            except CallFailed:
+                self._child = None
+                raise
+        if not reply.ok and reply.error_exit_code == InvalidInput.exit_code:
+            raise InvalidInput(str(reply.error))  # e.g. an argument a component's export cannot take
+        result = self._result(export, reply)
+        if not reply.ok:
+            raise CallFailed(str(reply.error), outcome=reply.outcome, result=result)
+        return result
+
+    def run(self) -> CallResult:
+        return self.call("_start", ())
+
+    def _call_deadline(self) -> float:
+        return time.monotonic() + self.manifest.limits.timeout_ms / 1000 + _IPC_GRACE_SECONDS
+
+    def _call(self, child: _Child, request: Sequence[bytes], what: str) -> Reply:
+        """Sends a call frame and reads its reply, by the call's deadline."""
+        deadline = self._call_deadline()
+        try:
+            write_all(child.requests, request, deadline)
+            child.replies.deadline = deadline
+            reply = read_reply(child.replies, self._bounds)
+        except _LOST as error:
+            raise self._lost(child, what, error) from None
+        if reply.output is not None and self._output_kind(what) is None:
+            self._stop(child)
+            raise self._malformed(what, "output where its export declares none")
+        return reply
+
+    def _output_kind(self, export: str) -> DataKind | None:
+        return self._output_kinds.get(export)
+
+    def _result(self, export: str, reply: Reply) -> CallResult:
+        metrics = CallMetrics(
+            reply.duration_ms, reply.memory_pages, reply.host_calls, reply.output_bytes, reply.outcome
+        )
+        kind = None if reply.output is None else self._output_kind(export)
+        return CallResult(
+            reply.values, reply.exit_code, reply.logs, reply.stdout, reply.stderr, metrics, reply.output, kind
+        )
+
+    def _exchange(self, child: _Child, message: Mapping[str, Any], *, deadline: float, what: str) -> dict[str, Any]:
+        """Sends one control frame (the start-up request) and reads the control frame that answers it."""
+        try:
+            write_all(child.requests, [control_frame(message)], deadline)
+        except _LOST as error:
+            raise self._lost(child, what, error) from None
+        return self._reply(child, deadline=deadline, what=what)
+
+    def _reply(self, child: _Child, *, deadline: float, what: str) -> dict[str, Any]:
+        """Reads the next control frame from the child (how its start-up went)."""
+        child.replies.deadline = deadline
+        try:
+            return read_control(child.replies)
+        except _LOST as error:
+            raise self._lost(child, what, error) from None
+
+    def _lost(self, child: _Child, what: str, error: Exception) -> CallFailed:
+        """The failure of an exchange with the child that `error` ended (the child is stopped): its death,
+        silence past the deadline, or a malformed frame."""
+        if isinstance(error, WireError):
+            self._stop(child)
+            return self._malformed(what, str(error))
+        if not isinstance(error, TimeoutError):
+            return self._died(child, what)  # EOFError, BrokenPipeError
+        self._stop(child)
+        if what == "prepare":
+            detail = f"verifying and preparing the guest took over {_PREPARE_TIMEOUT_SECONDS:.0f} s"
+        else:
+            detail = f"{what} exceeded its {self.manifest.limits.timeout_ms} ms timeout (limits.timeout_ms)"
+        return self._failure(f"{detail}; the tenant was stopped", "timeout")
+
+    def _malformed(self, what: str, detail: str) -> CallFailed:
+        return self._failure(f"{what}: the tenant process sent a malformed reply ({detail}); it was stopped", "crash")
+
+    def _failure(self, detail: str, outcome: str) -> CallFailed:
+        return CallFailed(f"{self.manifest.guest.name}: {detail}", outcome=outcome, result=empty_result(outcome))
+
+    def _died(self, child: _Child, what: str) -> CallFailed:
+        code = child.process.wait()
+        child.errors.seek(0)
+        tail = child.errors.read()[-500:].decode(errors="replace").strip()
+        self._stop(child)
+        if code == -signal.SIGXCPU:
+            return self._failure(
+                f"{what} used up its CPU time (limits.timeout_ms = {self.manifest.limits.timeout_ms})", "cpu"
+            )
+        if "MemoryError" in tail:
+            pages = self.manifest.limits.memory_pages
+            return self._failure(f"{what} ran out of memory (limits.memory_pages = {pages})", "memory")
+        reason = (
+            ("unknown: its fork server ended first" if not child.process.status_known else f"exit status {code}")
+            if code >= 0
+            else f"signal {signal.Signals(-code).name}"
+        )
+        return self._failure(f"{what}: the tenant process died ({reason}){': ' + tail if tail else ''}", "crash")
+
+    @staticmethod
+    def _stop(child: _Child) -> None:
+        child.process.kill(signal.SIGKILL)
+        child.process.wait()
+        child.errors.close()
+        child.process.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._child is not None:
+                self._stop(self._child)
+                self._child = None
+            if self._bundle.descriptor >= 0:
+                os.close(self._bundle.descriptor)
+                self._bundle = replace(self._bundle, descriptor=-1)
+
+    def __enter__(self) -> IsolatedTenant:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def isolated_engine(manifest: Manifest, engine: str | None) -> str:
+    """The engine a child runs the guest on, chosen here (the child sees none of the host's variables)."""
+    chosen = chosen_engine(
+        engine, wants_fuel=manifest.limits.fuel is not None, component=manifest.guest.type.is_component
+    )
+    if manifest.limits.fuel is not None and not meters_fuel(chosen):
+        log.warning(
+            "note: %s: %s cannot meter fuel, so limits.fuel is not enforced; limits.timeout_ms caps its CPU time",
+            manifest.guest.name,
+            chosen,
+        )
+    return chosen
