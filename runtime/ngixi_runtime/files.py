@@ -75,9 +75,22 @@ def sha256_of(path: Path) -> str | None:
 
 def read_toml_file(path: Path, *, what: str) -> dict[str, Any]:
     """A TOML file's tables; an unreadable or malformed file is an InvalidInput naming it."""
+    return toml_tables(read_toml_text(path, what=what), source=str(path))
+
+
+def read_toml_text(path: Path, *, what: str) -> str:
+    """A TOML file's text, unparsed (`toml_tables`); an unreadable file is an InvalidInput naming it."""
     try:
-        return tomli.loads(path.read_text(encoding="utf-8"))
+        return path.read_text(encoding="utf-8")
     except OSError as error:
         raise InvalidInput(f"{path}: cannot read {what}: {error.strerror}") from None
-    except (UnicodeDecodeError, tomli.TOMLDecodeError) as error:
+    except UnicodeDecodeError as error:
         raise InvalidInput(f"{path}: not valid TOML: {error}") from None
+
+
+def toml_tables(text: str, *, source: str) -> dict[str, Any]:
+    """The tables of TOML text read from `source` (named in the message of malformed text)."""
+    try:
+        return tomli.loads(text)
+    except tomli.TOMLDecodeError as error:
+        raise InvalidInput(f"{source}: not valid TOML: {error}") from None

@@ -98,7 +98,7 @@ class IsolatedTenant:
     """A guest in its own child process, restarted after any failure that killed it.
 
     It owns `bundle`'s descriptor, and closes it with the tenant. `trust` is the trust file that
-    was read to check it (its source and tables), which the child checks the signature with again.
+    was read to check it (its source and text), which the child checks the signature with again.
     """
 
     def __init__(

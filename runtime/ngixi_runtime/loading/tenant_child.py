@@ -1,7 +1,7 @@
 """The tenant child process: `python -I -m ngixi_runtime.loading.tenant_child`, driven by its parent over pipes.
 
 The first request opens the bundle its parent verified, from the open file it inherits, never by
-path: the signature is checked again with the trust file's tables the parent read, and the signed
+path: the signature is checked again with the trust file's text the parent read, and the signed
 index must have the bytes the parent checked (its SHA-256), so the parent's rollback and policy
 decisions hold for it. The child says `{"instantiating": true}` before the guest's own code may
 first run, then `ok`. Each later request is a call. Guest output never reaches this process's
@@ -47,12 +47,12 @@ from ngixi_runtime.loading.tenant_wire import (
     reply_frame,
     write_all,
 )
-from ngixi_runtime.trust.signatures import trust_from_table
+from ngixi_runtime.trust.signatures import trust_from_text
 
 # Room for the Python heap beside the guest's own memory under RLIMIT_AS.
 _HEAP_HEADROOM_BYTES = 256 * 1024 * 1024
 _PAGE_BYTES = 65536
-# The first request carries the trust file's tables and the guest's stdin (base64): its parent is trusted.
+# The first request carries the trust file's text and the guest's stdin (base64): its parent is trusted.
 _START_REQUEST_BYTES = 1 << 30
 
 
@@ -102,7 +102,7 @@ def _open(request: dict[str, Any], replies: int) -> Guest:
     checked = request["bundle"]
     bundle = read_bundle(
         Path(checked["source"]),
-        trust_from_table(request["trust"]["table"], source=request["trust"]["source"]),
+        trust_from_text(request["trust"]["text"], source=request["trust"]["source"]),
         defer_members=True,
         prefetch=likely_artifacts(request.get("engine")),
         descriptor=checked["descriptor"],

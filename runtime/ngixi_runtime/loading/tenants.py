@@ -20,7 +20,7 @@ its path), started in `/`, with an environment of only `CHILD_ENVIRONMENT`'s var
 host has set (what the interpreter needs to start and to decode file names as the host does),
 the host AOT cache this process uses (`NGIXI_AOT_CACHE`, named absolutely), plus what the operator
 passes as `child_env`. It opens no path but its sandbox's, made absolute:
-the bundle is the inherited file, and the trust file's tables are the ones read here.
+the bundle is the inherited file, and the trust file's text is the one read here.
 Opening it (instantiation, start function included) is held to the guest's limits.timeout_ms.
 
 Each tenant has an id (`tenant=`, default "default"; in a `TenantPool`, the tenant's name): a
@@ -46,7 +46,7 @@ from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, empty_result, measure
 from ngixi_runtime.loading.loader import Guest, encoded_input, likely_artifacts, open_guest, verified_manifest
 from ngixi_runtime.trust.rollback import RollbackGuard
-from ngixi_runtime.trust.signatures import read_trust_table, trust_from_table
+from ngixi_runtime.trust.signatures import read_trust
 
 if TYPE_CHECKING:
     from ngixi_runtime.loading.isolated import IsolatedTenant
@@ -149,13 +149,13 @@ def open_tenant(
     an isolated tenant's child process gets beside `isolated.CHILD_ENVIRONMENT`'s (the guest never sees them).
     """
     check_tenant_id(tenant)
-    trust_table = read_trust_table(trust_file)
+    trust_text, trust = read_trust(trust_file)
     descriptor = open_bundle_file(bundle)
     owned_by_tenant = False
     try:
         verified = read_bundle(
             bundle,
-            trust_from_table(trust_table, source=str(trust_file)),
+            trust,
             rollback=rollback,
             defer_members=True,
             prefetch=() if isolated else likely_artifacts(engine),
@@ -182,7 +182,7 @@ def open_tenant(
 
         loaded = IsolatedTenant(
             CheckedBundle.of(verified, descriptor),
-            {"source": str(trust_file), "table": trust_table},
+            {"source": str(trust_file), "text": trust_text},
             manifest,
             {**options, "engine": isolated_engine(manifest, engine)},
             child_environment(child_env),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ngixi_runtime.errors import InvalidInput, VerificationError
-from ngixi_runtime.files import read_toml_file
+from ngixi_runtime.files import read_toml_file, read_toml_text, toml_tables
 from ngixi_runtime.spec.bundle_format import BundleIndex, trusted_comment
 from ngixi_runtime.trust.minisign_format import FormatError, Signature, public_key_from_base64, signature_from_bytes
 
@@ -50,8 +51,8 @@ def key_id_of(public_key: MinisignKey) -> str:
     return _key_id_text(public_key_from_base64(public_key.to_base64()).key_id)
 
 
-def _ed25519_key(public_key: MinisignKey) -> Ed25519PublicKey:
-    return Ed25519PublicKey.from_public_bytes(public_key_from_base64(public_key.to_base64()).ed25519)
+def _ed25519_key_of(encoded: bytes) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(public_key_from_base64(encoded).ed25519)
 
 
 def _key_id_text(raw: bytes) -> str:
@@ -99,7 +100,20 @@ def _native_code(raw: dict[str, object], field: str, source: str) -> bool:
 
 def load_trust(path: Path) -> TrustStore:
     """Reads a trust file: `[[keys]]` with id, public_key, guests (patterns), channels and native_code."""
-    return trust_from_table(read_trust_table(path), source=str(path))
+    return read_trust(path)[1]
+
+
+def read_trust(path: Path) -> tuple[str, TrustStore]:
+    """A trust file's text and the keys it lists, from one read of it (`trust_from_text` of that text)."""
+    text = read_toml_text(path, what="the trust file")
+    return text, trust_from_text(text, source=str(path))
+
+
+@functools.lru_cache(maxsize=32)
+def trust_from_text(text: str, *, source: str) -> TrustStore:
+    """The trusted keys a trust file's text lists; parsed once per exact text and source in a process (a host
+    that loads again and again), which the immutable `TrustStore` may be shared for."""
+    return trust_from_table(toml_tables(text, source=source), source=source)
 
 
 def read_trust_table(path: Path) -> dict[str, Any]:
@@ -142,7 +156,7 @@ def verify_index(
     and cannot tell which failed.
     """
     key, fields = signer_of(signature_bytes, trust, source=source)
-    public = _ed25519_key(key.public_key)
+    public = key.public_key.to_base64()
     if not _holds(public, fields.signature, hashlib.blake2b(index_bytes).digest()):
         raise VerificationError(f"{source}: the index signature does not verify with key {key.key_id}")
     if not comment_signature:
@@ -154,9 +168,12 @@ def verify_index(
     return key, fields.trusted_comment
 
 
-def _holds(public: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:
+@functools.lru_cache(maxsize=256)
+def _holds(public_key: bytes, signature: bytes, message: bytes) -> bool:
+    """Whether `signature` of `message` verifies with the minisign key line `public_key`. The verdict depends on
+    these exact bytes alone, so it is kept for them: a host that loads the same bundle again verifies it once."""
     try:
-        public.verify(signature, message)
+        _ed25519_key_of(public_key).verify(signature, message)
     except InvalidSignature:
         return False
     return True

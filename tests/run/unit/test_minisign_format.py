@@ -136,3 +136,17 @@ def test_a_key_py_minisign_refuses_is_refused(line: str) -> None:
         minisign.PublicKey.from_base64(line)
     with pytest.raises(FormatError):
         public_key_from_base64(line)
+
+
+def test_a_verdict_kept_for_exact_bytes_holds_for_those_bytes_alone() -> None:
+    good = signed()
+    for _ in range(2):
+        assert ours_accept(good)
+        assert not ours_accept(good, INDEX + b" ")
+        assert not ours_accept(good, INDEX.replace(b"hello", b"hellp"))
+        assert not ours_accept(signed(pair=OTHER))
+    # A trust entry that names the signer's key id but holds another key: the same signature and index, refused.
+    other = public_key_from_base64(OTHER.public_key.to_base64())
+    posing = TrustStore("trust.toml", (TrustedKey(key_id_of(PAIR.public_key), other, ("*",), ("dev",)),))
+    with pytest.raises(VerificationError, match="does not verify with key"):
+        verify_index(INDEX, good, posing, source="bundle")

@@ -1,0 +1,62 @@
+"""A trust file is parsed once per exact text in a process, and read anew on every load: an edit holds at once."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ngixi_runtime.errors import InvalidInput, VerificationError
+from ngixi_runtime.loading.tenants import open_tenant
+from ngixi_runtime.trust.signatures import read_trust
+from tests.conftest import KeyFiles, make_bundle, make_key
+from tests.run.unit.test_loader import MANIFEST, WASM
+
+
+def bundle_of(directory: Path, keys: KeyFiles) -> Path:
+    return make_bundle(directory / "bundle", keys.key, wasm=WASM, manifest=MANIFEST)
+
+
+def add(bundle: Path, trust: Path) -> tuple[int, ...]:
+    with open_tenant(bundle, trust_file=trust, isolated=False) as tenant:
+        return tenant.call("add", (2, 3)).values
+
+
+def test_the_same_text_is_parsed_once_and_named_by_its_own_path(tmp_path: Path, keys: KeyFiles) -> None:
+    text, store = read_trust(keys.trust)
+    assert read_trust(keys.trust) == (text, store)
+    assert read_trust(keys.trust)[1] is store
+    copy = tmp_path / "copy.toml"
+    shutil.copyfile(keys.trust, copy)
+    assert read_trust(copy)[1].source == str(copy)
+    assert read_trust(copy)[1].keys == store.keys
+
+
+def test_an_edited_trust_file_holds_at_the_next_load(tmp_path: Path, keys: KeyFiles) -> None:
+    bundle = bundle_of(tmp_path, keys)
+    trusted = keys.trust.read_bytes()
+    assert add(bundle, keys.trust) == (5,)
+    narrowed = make_key(tmp_path / "narrowed", guests=("other",))
+    keys.trust.write_bytes(trusted.replace(b'"*"', b'"other"'))
+    with pytest.raises(VerificationError, match="may not sign guest 'hello'"):
+        add(bundle, keys.trust)
+    keys.trust.write_bytes(narrowed.trust.read_bytes())  # another key altogether
+    with pytest.raises(VerificationError):
+        add(bundle, keys.trust)
+    keys.trust.write_bytes(trusted)
+    assert add(bundle, keys.trust) == (5,)
+
+
+@pytest.mark.parametrize("content", [b"[[keys]\n", b"\xff\xfe", b"keys = []\n"])
+def test_a_bad_trust_file_is_refused_each_time_and_not_remembered(
+    tmp_path: Path, keys: KeyFiles, content: bytes
+) -> None:
+    bundle = bundle_of(tmp_path, keys)
+    trusted = keys.trust.read_bytes()
+    keys.trust.write_bytes(content)
+    for _ in range(2):
+        with pytest.raises(InvalidInput, match=f"^{keys.trust}: "):
+            add(bundle, keys.trust)
+    keys.trust.write_bytes(trusted)
+    assert add(bundle, keys.trust) == (5,)
