@@ -161,8 +161,10 @@ def _prepare(client: oras.client.OrasClient, registry: str, path: Path, key: Sig
     return _Upload(reference, container, blobs, manifest, _sha256(manifest), tagged)
 
 
-def _push(client: oras.client.OrasClient, upload: _Upload) -> Published:
-    """Pushes content-addressed: the blobs, the manifest by digest, and only then the tag."""
+def _push(client: oras.client.OrasClient, upload: _Upload, *, force: bool) -> Published:
+    """Pushes content-addressed: the blobs, the manifest by digest, and only then the tag, asking the
+    registry to tag only if the tag still names what it named when checked (a conditional PUT, which
+    registries without RFC 7232 support ignore); then reads the tag back to see which push won."""
     if upload.tagged is not None and upload.tagged[1]:
         return Published(upload.reference, upload.tagged[0], "unchanged")
     try:
@@ -172,11 +174,39 @@ def _push(client: oras.client.OrasClient, upload: _Upload) -> Published:
                 blob.write_bytes(data)
                 response = client.upload_blob(str(blob), upload.container, descriptor)
                 _checked(response, upload.reference, "blob upload")
-        for target in (upload.digest, upload.container.tag):
-            _put_manifest(client, upload.container, target, upload.manifest, upload.reference)
+        _put_manifest(client, upload.container, upload.digest, upload.manifest, upload.reference)
+        now = _tagged(client, upload.container)
+        if now is not None and now[0] == upload.digest:
+            return Published(upload.reference, upload.digest, "unchanged")  # another publisher, the same bytes
+        _refuse_if_tagged_since(upload, now, force=force)
+        precondition = {"If-Match": f'"{now[0]}"'} if now else {"If-None-Match": "*"}
+        _put_manifest(
+            client, upload.container, upload.container.tag, upload.manifest, upload.reference, precondition=precondition
+        )
+        _check_won(client, upload)
     except (requests.RequestException, ValueError) as error:
         raise RegistryError(f"{upload.reference}: push failed: {error}") from None
     return Published(upload.reference, upload.digest, "published" if upload.tagged is None else "overwritten")
+
+
+def _refuse_if_tagged_since(upload: _Upload, now: tuple[str, Any] | None, *, force: bool) -> None:
+    """Another publisher may have tagged it since it was checked: refused unless forced."""
+    if force or now is None or (upload.tagged is not None and now[0] == upload.tagged[0]):
+        return
+    raise RegistryError(
+        f"{upload.reference}: another publisher tagged it as {now[0]} while this publish ran; not tagged "
+        f"(this bundle's manifest is at {upload.reference.rpartition(':')[0]}@{upload.digest})"
+    )
+
+
+def _check_won(client: oras.client.OrasClient, upload: _Upload) -> None:
+    """The tag read back after tagging: another digest there means a concurrent publisher tagged after us."""
+    now = _tagged(client, upload.container)
+    if now is not None and now[0] != upload.digest:
+        raise RegistryError(
+            f"{upload.reference}: another publisher tagged it as {now[0]} right after this publish tagged it as "
+            f"{upload.digest}; hosts may have pulled either: decide which is right and publish that one with --force"
+        )
 
 
 def _sha256(data: bytes) -> str:
@@ -213,14 +243,22 @@ def _tagged(client: oras.client.OrasClient, container: Container) -> tuple[str, 
 
 
 def _put_manifest(
-    client: oras.client.OrasClient, container: Container, target: str, document: bytes, reference: str
+    client: oras.client.OrasClient,
+    container: Container,
+    target: str,
+    document: bytes,
+    reference: str,
+    *,
+    precondition: dict[str, str] | None = None,
 ) -> None:
     response = client.do_request(
         f"{client.prefix}://{container.manifest_url(target)}",
         "PUT",
         data=document,
-        headers={"Content-Type": MANIFEST_MEDIA_TYPE},
+        headers={"Content-Type": MANIFEST_MEDIA_TYPE, **(precondition or {})},
     )
+    if response.status_code == 412:
+        raise RegistryError(f"{reference}: another publisher tagged it while this publish ran; not tagged")
     _checked(response, reference, f"manifest push to {target}")
 
 
@@ -248,7 +286,7 @@ def publish_release(*, release_dir: Path, registry: str, key: SigningKey, force:
     refusals = [r for u in uploads if (r := u.refusal())]
     if refusals and not force:
         raise RegistryError("\n".join(refusals))  # before anything is pushed: a release is published whole or not
-    return [_push(client, upload) for upload in uploads]
+    return [_push(client, upload, force=force) for upload in uploads]
 
 
 def _bundle_layer(manifest: dict[str, Any], reference: str) -> dict[str, Any]:

@@ -95,8 +95,17 @@ class RollbackGuard:
             channels = sequences.setdefault(index.guest, {})
             if index.sequence > channels.get(index.channel, -1):
                 channels[index.channel] = index.sequence
-                document = {"format": _STATE_FORMAT, "trust_file": self.trust_file, "highest": sequences}
-                write_atomic(self.state_file, (json.dumps(document, indent=2, sort_keys=True) + "\n").encode())
+                self._write(sequences, source)
+
+    def _write(self, sequences: Sequences, source: str) -> None:
+        """Replaces the state atomically; where it is a symbolic link (state kept elsewhere), the file it names."""
+        document = {"format": _STATE_FORMAT, "trust_file": self.trust_file, "highest": sequences}
+        try:
+            write_atomic(self.state_file.resolve(), (json.dumps(document, indent=2, sort_keys=True) + "\n").encode())
+        except OSError as error:
+            raise InvalidInput(
+                f"{self.state_file}: cannot record the sequence of {source}: {error.strerror}; {_CHOOSE_ANOTHER}"
+            ) from None
 
     def _read(self) -> Sequences:
         return _read_state(self.state_file, self.trust_file)
@@ -138,6 +147,8 @@ def _read_state(path: Path, trust_file: str) -> Sequences:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
+        if path.is_symlink():  # state kept elsewhere, and that is gone: never a fresh start
+            raise _damaged(path, "(file)", f"a symbolic link to {os.readlink(path)}, which is missing") from None
         return {}
     except OSError as error:
         raise InvalidInput(f"{path}: cannot read the rollback state: {error.strerror}; {_CHOOSE_ANOTHER}") from None

@@ -7,17 +7,19 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ngixi_build.project import Project
-from ngixi_build.stages.signing import SigningKey
+from ngixi_build.stages.signing import SigningKey, generate_key_pair
 from ngixi_build.toolchains.assemblyscript import adapter_pin
 from ngixi_build.workflows import publish
 from ngixi_build.workflows.publish import RegistryError, publish_release, pull_bundle
@@ -357,6 +359,21 @@ def test_a_dirty_tree_is_refused_then_allowed_and_recorded(
     commit_all(project.root, "record release 1.0.1")
 
 
+def test_a_secret_key_in_the_source_tree_is_never_released(
+    project: Project, released: Path, release_keys: KeyFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = project.root / "keys" / "release.key"  # where a README reader might put it: untracked, not ignored
+    generate_key_pair(secret_path=secret, public_path=project.root / "keys" / "release.pub", comment="misplaced")
+    monkeypatch.setenv("NGIXI_RELEASE_VERSION", "1.0.9")
+
+    def never(_p: Project, _k: SigningKey, _s: Mapping[str, int]) -> dict[str, bytes]:
+        raise AssertionError("built from a tree holding a secret key")
+
+    with pytest.raises(ReleaseError, match=r"keys/release\.key: a minisign secret key inside the source tree: move it"):
+        make_release(project, key=release_keys.key, builder=never, allow_dirty=True)
+    shutil.rmtree(project.root / "keys")
+
+
 def bump(project: Project, guest: str, old: str, new: str) -> None:
     manifest = project.manifest_path(guest)
     manifest.write_text(manifest.read_text().replace(f'version = "{old}"', f'version = "{new}"', 1))
@@ -486,6 +503,64 @@ def test_a_published_tag_is_immutable_unless_forced(
     assert by_doit.returncode != 0 and f"{hello.reference}: already published as {forced.digest}" in by_doit.stdout
     forced_by_doit = run(project.root, "doit", "publish", "--force", env=publishing)
     assert f"{hello.reference}: OVERWRITTEN (--force); pin {hello.pinned}" in forced_by_doit.stderr
+
+
+def racing_publishers(
+    released: Path, release_keys: KeyFiles, namespace: str, tmp_path: Path
+) -> tuple[Path, Callable[..., list[publish.Published]]]:
+    """Our release directory, and the rival's publish of other content under the same tag."""
+    rival_dir = tmp_path / "rival"
+    make_bundle(rival_dir, release_keys.key, wasm=ADD_WASM, channel="release", sequence=7)
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    shutil.copy(released / "hello-0.1.0.ngx", ours)
+    return ours, lambda **options: publish_release(
+        release_dir=rival_dir, registry=namespace, key=release_keys.key, **options
+    )
+
+
+def assert_rival_won(lost: RegistryError, rival: publish.Published, happened: str) -> None:
+    assert f"{rival.reference}: another publisher tagged it as {rival.digest} {happened}" in str(lost)
+    client = publish._client(rival.reference.rpartition("/")[0])
+    assert publish._tagged(client, client.get_container(rival.reference))[0] == rival.digest  # type: ignore[index]
+
+
+def test_a_rival_tagging_after_our_check_leaves_the_tag_to_it(
+    released: Path, release_keys: KeyFiles, registry: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    namespace = f"{registry}-race-before"
+    ours, rival_publishes = racing_publishers(released, release_keys, namespace, tmp_path)
+    tagged, looked, rival = publish._tagged, [], []
+
+    def rival_between_check_and_tag(*args: Any) -> Any:
+        looked.append(args)
+        if len(looked) == 2:  # the look just before tagging, after the one that found the tag free
+            rival.extend(rival_publishes())
+        return tagged(*args)
+
+    monkeypatch.setattr(publish, "_tagged", rival_between_check_and_tag)
+    with pytest.raises(RegistryError) as lost:
+        publish_release(release_dir=ours, registry=namespace, key=release_keys.key)
+    assert_rival_won(lost.value, rival[0], "while this publish ran; not tagged (this bundle's manifest is at ")
+
+
+def test_a_rival_tagging_right_after_us_is_reported(
+    released: Path, release_keys: KeyFiles, registry: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    namespace = f"{registry}-race-after"
+    ours, rival_publishes = racing_publishers(released, release_keys, namespace, tmp_path)
+    put = publish._put_manifest
+    rival: list[publish.Published] = []
+
+    def rival_right_after_our_tag(*args: Any, **options: Any) -> None:
+        put(*args, **options)
+        if "precondition" in options and not rival:
+            rival.extend(rival_publishes(force=True))
+
+    monkeypatch.setattr(publish, "_put_manifest", rival_right_after_our_tag)
+    with pytest.raises(RegistryError) as lost:
+        publish_release(release_dir=ours, registry=namespace, key=release_keys.key)
+    assert_rival_won(lost.value, rival[0], "right after this publish tagged it as sha256:")
 
 
 def test_pull_refuses_a_signed_version_that_is_a_path(registry: str, release_keys: KeyFiles, tmp_path: Path) -> None:
