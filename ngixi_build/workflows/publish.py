@@ -8,6 +8,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import tempfile
 import zlib
 from dataclasses import dataclass
@@ -41,6 +42,10 @@ REGISTRY_VARIABLE = "NGIXI_REGISTRY"
 USERNAME_VARIABLE = "NGIXI_REGISTRY_USERNAME"
 PASSWORD_VARIABLE = "NGIXI_REGISTRY_PASSWORD"
 INSECURE_VARIABLE = "NGIXI_REGISTRY_INSECURE"
+REACH_TIMEOUT_SECONDS = 10
+_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
+_REPOSITORY_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 
 
 class RegistryError(NgixiError):
@@ -65,7 +70,42 @@ def registry_from_environment() -> str:
     registry = os.environ.get(REGISTRY_VARIABLE, "").strip().rstrip("/")
     if not registry:
         raise InvalidInput(f"{REGISTRY_VARIABLE} is not set: give the registry as host[:port][/namespace]")
+    return checked_registry(registry, source=REGISTRY_VARIABLE)
+
+
+def checked_registry(registry: str, *, source: str) -> str:
+    """host[:port][/namespace], the namespace as the OCI distribution spec allows repository names."""
+    host, _, namespace = registry.partition("/")
+    components = namespace.split("/") if namespace else []
+    if not _HOST.fullmatch(host) or not all(_REPOSITORY_COMPONENT.fullmatch(c) for c in components):
+        raise InvalidInput(
+            f"{source}: {registry!r} is not a registry: give host[:port][/namespace], the namespace in lowercase "
+            "letters and digits separated by '/', '.', '_' or '-'"
+        )
     return registry
+
+
+def oci_tag(version: str) -> str:
+    """The tag a guest version is published under: a semantic version's build metadata "+" (not allowed in
+    tags) becomes "_", as Helm does."""
+    tag = version.replace("+", "_")
+    if not _TAG.fullmatch(tag):
+        raise InvalidInput(f"version {version!r} cannot be an OCI tag (letters, digits, '.', '_', '-'; 128 at most)")
+    return tag
+
+
+def _reachable(client: oras.client.OrasClient, registry: str) -> None:
+    """One quick look at the registry's API root, so that an unreachable one is one line now, not minutes of
+    oras's retries."""
+    host = registry.split("/", maxsplit=1)[0]
+    try:
+        requests.get(f"{client.prefix}://{host}/v2/", timeout=REACH_TIMEOUT_SECONDS)
+    except requests.RequestException as error:
+        reason = re.search(r"\[Errno -?\d+\] [^'\")]+|timed out|certificate verify failed[^'\")]*", str(error))
+        raise RegistryError(
+            f"{host}: cannot reach the registry ({reason.group(0) if reason else type(error).__name__}); "
+            f"check {REGISTRY_VARIABLE} (plain HTTP only on loopback or with {INSECURE_VARIABLE}=1)"
+        ) from None
 
 
 def _is_loopback(registry: str) -> bool:
@@ -143,7 +183,7 @@ def _prepare(client: oras.client.OrasClient, registry: str, path: Path, key: Sig
     """Verifies the bundle and builds its manifest; asks the registry what its tag names now."""
     bundle = read_bundle(path, _trust_of(key))
     config, annotations = describe(bundle)
-    reference = f"{registry}/{bundle.index.guest}:{bundle.index.version}"
+    reference = f"{registry}/{bundle.index.guest}:{oci_tag(bundle.index.version)}"
     container = client.get_container(reference)
     data = path.read_bytes()
     layer_bytes, config_bytes = compressed(data), json.dumps(config, sort_keys=True).encode()
@@ -281,7 +321,9 @@ def publish_release(*, release_dir: Path, registry: str, key: SigningKey, force:
     bundles = sorted(release_dir.glob("*.ngx"))
     if not bundles:
         raise InvalidInput(f"{release_dir}: no bundles to publish; run `doit release` first")
+    checked_registry(registry, source="registry")
     client = _client(registry)
+    _reachable(client, registry)
     uploads = [_prepare(client, registry, path, key) for path in bundles]
     refusals = [r for u in uploads if (r := u.refusal())]
     if refusals and not force:
@@ -304,6 +346,7 @@ def pull_bundle(*, reference: str, out_dir: Path, trust: TrustStore) -> Path:
     """Fetches a bundle by reference (registry/guest:tag or registry/guest@sha256:...), checks every digest,
     verifies it, then moves it into out_dir as <guest>-<version>.ngx."""
     client = _client(reference.split("/", maxsplit=1)[0])
+    _reachable(client, reference)
     try:
         container = client.get_container(reference)
         layer = _bundle_layer(_pulled_manifest(client, container, reference), reference)

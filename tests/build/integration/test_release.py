@@ -505,6 +505,15 @@ def test_a_published_tag_is_immutable_unless_forced(
     assert f"{hello.reference}: OVERWRITTEN (--force); pin {hello.pinned}" in forced_by_doit.stderr
 
 
+def test_an_unreachable_registry_is_one_line_at_once(released: Path, release_keys: KeyFiles) -> None:
+    started = time.monotonic()
+    with pytest.raises(
+        RegistryError, match=r"^127\.0\.0\.1:\d+: cannot reach the registry \(\[Errno 111\] Connection refused\)"
+    ):
+        publish_release(release_dir=released, registry=f"127.0.0.1:{_free_port()}/ngixi", key=release_keys.key)
+    assert time.monotonic() - started < 5  # not oras's retries, which take minutes
+
+
 def racing_publishers(
     released: Path, release_keys: KeyFiles, namespace: str, tmp_path: Path
 ) -> tuple[Path, Callable[..., list[publish.Published]]]:
