@@ -22,11 +22,12 @@ from oras.container import Container
 from ngixi_build.project import Project
 from ngixi_build.stages.signing import SigningKey, release_signing_key
 from ngixi_build.workflows.release import release_version
+from ngixi_build.workflows.release_history import HISTORY_FILE
 from ngixi_runtime.bundles.reader import VerifiedBundle, read_bundle
 from ngixi_runtime.errors import InvalidInput, NgixiError, VerificationError
 from ngixi_runtime.files import atomic_output
 from ngixi_runtime.loading.loader import verified_manifest
-from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX, MAX_BUNDLE_BYTES
+from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX, MAX_BUNDLE_BYTES, BundleIndex
 from ngixi_runtime.trust.signatures import TrustedKey, TrustStore
 
 log = logging.getLogger(__name__)
@@ -167,11 +168,12 @@ class _Upload:
     manifest: bytes
     digest: str
     tagged: tuple[str, bool] | None  # (digest, whether it names this bundle) of the tag's manifest now
+    out_of_order: str | None  # why its sequence does not rise above the guest's other published versions
 
     def refusal(self) -> str | None:
-        """Why pushing would rewrite a published tag, if it would."""
+        """Why pushing would rewrite a published tag or publish a sequence hosts refuse, if it would."""
         if self.tagged is None or self.tagged[1]:
-            return None
+            return None if self.tagged else self.out_of_order
         return (
             f"{self.reference}: already published as {self.tagged[0]}, other content than this bundle's "
             f"{self.digest}; published tags never change: bump [guest].version in the manifest "
@@ -192,13 +194,53 @@ def _prepare(client: oras.client.OrasClient, registry: str, path: Path, key: Sig
     manifest = _manifest_bytes(config_descriptor, layer, annotations)
     try:
         existing = _tagged(client, container)
+        tagged = None
+        if existing is not None:
+            tagged = existing[0], existing[1].get("digest") in (layer["digest"], _sha256(data))
+        out_of_order = None if tagged else _out_of_order(client, registry, reference, bundle.index)
     except (requests.RequestException, ValueError) as error:
         raise RegistryError(f"{reference}: manifest lookup failed: {error}") from None
-    tagged = None
-    if existing is not None:
-        tagged = existing[0], existing[1].get("digest") in (layer["digest"], _sha256(data))
     blobs = ((layer, layer_bytes), (config_descriptor, config_bytes))
-    return _Upload(reference, container, blobs, manifest, _sha256(manifest), tagged)
+    return _Upload(reference, container, blobs, manifest, _sha256(manifest), tagged, out_of_order)
+
+
+def _out_of_order(client: oras.client.OrasClient, registry: str, reference: str, index: BundleIndex) -> str | None:
+    """Another published version of the guest on its channel with the same or a higher sequence: hosts
+    could not order the two, or would refuse this one as a rollback."""
+    for tag, config in _published_configs(client, f"{registry}/{index.guest}"):
+        if config.get("channel") != index.channel or config.get("version") == index.version:
+            continue
+        sequence = config.get("sequence")
+        if isinstance(sequence, int) and sequence >= index.sequence:
+            return (
+                f"{reference}: sequence {index.sequence}, but {registry}/{index.guest}:{tag} ({config['version']}) "
+                f"was published with sequence {sequence}: hosts that pulled it would "
+                f"{'not know which is newer' if sequence == index.sequence else 'refuse this one as a rollback'}; "
+                f"if {HISTORY_FILE} lost releases (another clone, a deleted record), restore or merge it and release "
+                "again with a bumped version (or --force to publish anyway)"
+            )
+    return None
+
+
+def _published_configs(client: oras.client.OrasClient, repository: str) -> list[tuple[str, dict[str, Any]]]:
+    """(tag, ngixi config) of every tag in the repository that names a bundle this tool published."""
+    try:
+        tags = client.get_tags(client.get_container(repository))
+    except (requests.RequestException, ValueError):
+        return []  # a repository not made yet
+    found = []
+    for tag in tags:
+        container = client.get_container(f"{repository}:{tag}")
+        response = client.do_request(
+            f"{client.prefix}://{container.manifest_url(tag)}", "GET", headers={"Accept": MANIFEST_MEDIA_TYPE}
+        )
+        config = response.json().get("config", {}) if response.status_code == 200 else {}
+        if config.get("mediaType") != ARTIFACT_TYPE:
+            continue
+        blob = client.get_blob(container, config["digest"])
+        if blob.status_code == 200 and _sha256(blob.content) == config["digest"]:
+            found.append((tag, json.loads(blob.content)))
+    return found
 
 
 def _push(client: oras.client.OrasClient, upload: _Upload, *, force: bool) -> Published:

@@ -514,6 +514,41 @@ def test_an_unreachable_registry_is_one_line_at_once(released: Path, release_key
     assert time.monotonic() - started < 5  # not oras's retries, which take minutes
 
 
+def test_a_sequence_not_above_another_published_version_is_refused_unless_forced(
+    release_keys: KeyFiles, registry: str, tmp_path: Path
+) -> None:
+    namespace = f"{registry}-order"
+
+    def release_of(version: str, sequence: int) -> Path:
+        manifest = HELLO_MANIFEST.replace('version = "0.1.0"', f'version = "{version}"')
+        directory = tmp_path / f"{version}-{sequence}"
+        make_bundle(
+            directory,
+            release_keys.key,
+            wasm=ADD_WASM,
+            manifest=manifest,
+            version=version,
+            channel="release",
+            sequence=sequence,
+        )
+        return directory
+
+    publish_release(release_dir=release_of("0.2.0", 2), registry=namespace, key=release_keys.key)
+    for sequence, what in ((1, "refuse this one as a rollback"), (2, "not know which is newer")):
+        expected = (
+            rf"hello:0\.3\.0: sequence {sequence}, but .*hello:0\.2\.0 \(0\.2\.0\) was published with sequence 2: "
+            rf"hosts that pulled it would {what}; if release-history\.toml lost releases"
+        )
+        with pytest.raises(RegistryError, match=expected):
+            publish_release(release_dir=release_of("0.3.0", sequence), registry=namespace, key=release_keys.key)
+    (forced,) = publish_release(
+        release_dir=release_of("0.3.0", 1), registry=namespace, key=release_keys.key, force=True
+    )
+    assert forced.state == "published"
+    (hotfix,) = publish_release(release_dir=release_of("0.1.1", 3), registry=namespace, key=release_keys.key)
+    assert hotfix.state == "published"  # an older version's fix, made after: a higher sequence
+
+
 def racing_publishers(
     released: Path, release_keys: KeyFiles, namespace: str, tmp_path: Path
 ) -> tuple[Path, Callable[..., list[publish.Published]]]:
