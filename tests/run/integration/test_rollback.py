@@ -46,7 +46,7 @@ def accept(path: Path, keys: KeyFiles, state: Path, *, allow_downgrade: bool = F
 
 def recorded(state: Path, trust: Path) -> object:
     document = json.loads(state_file_for(trust, state).read_text())
-    assert document["trust_file"] == str(trust.resolve())
+    assert document["trust_file"] == str(trust.absolute())
     return document["highest"]
 
 
@@ -108,7 +108,7 @@ def test_a_damaged_state_file_is_named_with_what_to_do_and_kept(
 ) -> None:
     state_file = state_file_for(keys.trust, state_dir)
     state_file.parent.mkdir(parents=True)
-    trust = str(keys.trust.resolve())
+    trust = str(keys.trust.absolute())
     state_file.write_text(content.replace("TRUST", trust))
     expected = re.escape(f"{state_file}: ") + message.replace("TRUST", re.escape(trust)) + ".*repair it, or remove it"
     with pytest.raises(InvalidInput, match=expected):
@@ -125,9 +125,25 @@ def test_a_symlinked_state_file_is_followed_and_a_dangling_one_refused(
     with pytest.raises(InvalidInput, match=r"\(file\): a symbolic link to .*state\.json, which is missing.*repair"):
         accept(bundle(tmp_path, keys, 5), keys, state_dir)
     kept_elsewhere.parent.mkdir()
-    kept_elsewhere.write_text(json.dumps({"format": 2, "trust_file": str(keys.trust.resolve()), "highest": {}}))
+    kept_elsewhere.write_text(json.dumps({"format": 2, "trust_file": str(keys.trust.absolute()), "highest": {}}))
     assert accept(bundle(tmp_path, keys, 5), keys, state_dir) == 5
     assert state_file.is_symlink() and json.loads(kept_elsewhere.read_text())["highest"] == {"hello": {"dev": 5}}
+
+
+def test_a_trust_file_link_whose_target_a_deployment_swaps_keeps_its_state(
+    tmp_path: Path, keys: KeyFiles, state_dir: Path
+) -> None:
+    link, versions = tmp_path / "etc" / "trust.toml", [tmp_path / "v1.toml", tmp_path / "v2.toml"]
+    link.parent.mkdir()
+    for version in versions:
+        version.write_bytes(keys.trust.read_bytes())
+    link.symlink_to(versions[0])
+    linked = dataclasses.replace(keys, trust=link)
+    assert accept(bundle(tmp_path, keys, 5), linked, state_dir) == 5
+    link.unlink()
+    link.symlink_to(versions[1])
+    with pytest.raises(VerificationError, match="sequence 4 of guest 'hello' on channel 'dev' is lower than 5"):
+        accept(bundle(tmp_path, keys, 4), linked, state_dir)
 
 
 def _record_many(trust: str, state_dir: str, path: str, sequences: list[int]) -> None:
