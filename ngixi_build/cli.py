@@ -94,12 +94,16 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
     if args.trust is not None and (args.guest is None or args.channel is None):
         raise InvalidInput("keygen --trust: say what the key may sign with --guest and --channel")
-    if args.trust is not None and args.trust.exists():
-        editing.listed_keys(args.trust)  # a trust file the loader refuses is named before any key is made
+    trust = editing.NewTrust(
+        tuple(args.guest or ()), tuple(dict.fromkeys(args.channel or ())), args.native_code, args.comment
+    )
+    if args.trust is not None:  # what the loader would refuse is named before any key is made
+        editing.check_new_trust(args.trust, trust)
+        if args.trust.exists():
+            editing.listed_keys(args.trust)
     key = generate_key_pair(secret_path=args.secret, public_path=args.public, comment=args.comment)
     print(f"key {key.key_id}: secret {args.secret} (mode 0600), public {args.public}")
     if args.trust is not None:
-        trust = editing.NewTrust(tuple(args.guest), tuple(dict.fromkeys(args.channel)), args.native_code, args.comment)
         editing.add_key(args.trust, key.public, trust)
         print(f"trusted key {key.key_id} in {args.trust}")
     return 0

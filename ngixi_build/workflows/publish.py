@@ -405,11 +405,23 @@ def pull_bundle(*, reference: str, out_dir: Path, trust: TrustStore) -> Path:
                 blob.rename(staged)
             index = read_bundle(staged, trust).index
             final = out_dir / f"{index.guest}-{index.version}{BUNDLE_SUFFIX}"  # both checked by the reader
-            with atomic_output(final) as stream:
-                stream.write(staged.read_bytes())
+            _write_new(final, staged.read_bytes())
     except (requests.RequestException, ValueError) as error:
         raise RegistryError(f"{reference}: pull failed: {error}") from None
     return final
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Writes the pulled bundle, never over a file with other bytes (the same bytes are left as they are)."""
+    if path.is_file() and path.read_bytes() == data:
+        return
+    if path.exists() or path.is_symlink():
+        raise InvalidInput(
+            f"{path}: already exists, with other content than this pull's ({_sha256(data)}); "
+            "move it away or pull into another --out directory"
+        )
+    with atomic_output(path) as stream:
+        stream.write(data)
 
 
 def _pulled_manifest(client: oras.client.OrasClient, container: Container, reference: str) -> dict[str, Any]:

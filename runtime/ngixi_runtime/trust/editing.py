@@ -54,6 +54,11 @@ def add_key(trust_file: Path, public_key: minisign.PublicKey, trust: NewTrust) -
         return _add(edited, public_key, trust)
 
 
+def check_new_trust(trust_file: Path, trust: NewTrust) -> None:
+    """Refuses what `add_key` would refuse for any key (guest patterns, channels), before a key is made."""
+    _trusted(_key_block(minisign.KeyPair.generate().public_key, trust), trust_file)
+
+
 def remove_key(trust_file: Path, key_id: str) -> None:
     """Removes the [[keys]] table of `key_id`, keeping the rest of the file as it was."""
     with _editing(trust_file) as edited:

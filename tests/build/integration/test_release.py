@@ -26,7 +26,7 @@ from ngixi_build.workflows.publish import RegistryError, publish_release, pull_b
 from ngixi_build.workflows.release import ReleaseError, build_bundles, make_release
 from ngixi_build.workflows.release_history import read_history
 from ngixi_runtime.bundles.reader import read_bundle
-from ngixi_runtime.errors import VerificationError
+from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle, make_key
@@ -495,7 +495,12 @@ def test_a_published_tag_is_immutable_unless_forced(
     assert pulled.read_bytes() == (released / "hello-0.1.0.ngx").read_bytes()
     fresh, forced = publish_release(release_dir=other_dir, registry=namespace, key=release_keys.key, force=True)
     assert (fresh.state, forced.state) == ("published", "overwritten") and forced.digest != hello.digest
-    pulled = pull_bundle(reference=f"{namespace}/hello:0.1.0", out_dir=tmp_path, trust=load_trust(release_keys.trust))
+    with pytest.raises(InvalidInput, match=r"hello-0\.1\.0\.ngx: already exists, with other content than this pull"):
+        pull_bundle(reference=f"{namespace}/hello:0.1.0", out_dir=tmp_path, trust=load_trust(release_keys.trust))
+    assert pulled.read_bytes() == (released / "hello-0.1.0.ngx").read_bytes()  # what the host had stays
+    pulled = pull_bundle(
+        reference=f"{namespace}/hello:0.1.0", out_dir=tmp_path / "b", trust=load_trust(release_keys.trust)
+    )
     assert pulled.read_bytes() == other.read_bytes()
 
     publishing = {**release_env(release_keys, "1.0.0"), "NGIXI_REGISTRY": namespace}
