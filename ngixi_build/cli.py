@@ -171,7 +171,10 @@ def _keygen_arguments(parser: argparse.ArgumentParser) -> None:
 def _publish_arguments(parser: argparse.ArgumentParser) -> None:
     add_project_options(parser)
     parser.add_argument(
-        "--force", action="store_true", help="overwrite a tag that names other content (hosts may have pulled it)"
+        "--force",
+        action="store_true",
+        help="overwrite a tag that names other content (hosts may have pulled it), or publish a sequence not above "
+        "another published version's (hosts refuse it as a rollback)",
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 from dataclasses import dataclass
@@ -61,23 +60,6 @@ def generate_key_pair(*, secret_path: Path, public_path: Path, comment: str) -> 
     write_atomic(secret_path, bytes(pair.secret_key) + b"\n", mode=0o600)
     write_atomic(public_path, _public_key_file(key))
     return key
-
-
-def is_secret_key_file(path: Path) -> bool:
-    """Whether the file is a minisign secret key (encrypted or not), by its layout: a comment line, then
-    the base64 of the "Ed" algorithm, a KDF id and the "B2" checksum algorithm."""
-    try:
-        with path.open("rb") as stream:
-            lines = stream.read(1024).splitlines()
-    except OSError:
-        return False
-    if len(lines) < 2 or not lines[0].startswith(b"untrusted comment:"):
-        return False
-    try:
-        decoded = base64.b64decode(lines[1], validate=True)
-    except ValueError:
-        return False
-    return decoded[:2] == b"Ed" and decoded[4:6] == b"B2"
 
 
 def load_signing_key(path: Path) -> SigningKey:

@@ -36,7 +36,6 @@ from ngixi_build.stages import component
 from ngixi_build.stages.signing import (
     RELEASE_KEY_VARIABLE,
     SigningKey,
-    is_secret_key_file,
     release_signing_key,
     sign,
 )
@@ -56,6 +55,7 @@ from ngixi_runtime.errors import InvalidInput, NgixiError
 from ngixi_runtime.files import write_atomic
 from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX, INDEX_NAME, BundleIndex, Channel, parse_index
 from ngixi_runtime.spec.schema import suggestion
+from ngixi_runtime.trust.minisign_format import is_secret_key_file
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,7 @@ import tomli
 
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import write_atomic
+from ngixi_runtime.trust.minisign_format import is_secret_key_file
 from ngixi_runtime.trust.signatures import TrustStore, key_id_of, read_trust_table, trust_from_table
 
 _KEYS_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*keys[ \t]*\]\][ \t]*(#.*)?$", re.MULTILINE)
@@ -45,6 +46,11 @@ def read_public_key(path: Path) -> minisign.PublicKey:
     except OSError as error:
         raise InvalidInput(f"{path}: cannot read the public key: {error.strerror}") from None
     except (minisign.Error, ValueError) as error:
+        if is_secret_key_file(path):
+            raise InvalidInput(
+                f"{path}: a minisign SECRET key: give its public half (the .pub file), and keep the secret key "
+                "off the hosts that only verify"
+            ) from None
         raise InvalidInput(f"{path}: not a minisign public key file ({error})") from None
 
 

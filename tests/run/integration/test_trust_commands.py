@@ -169,3 +169,15 @@ def test_a_trust_file_that_is_not_toml_is_named_and_kept(
     assert exit_code(["trust", "list", "--trust", str(trust)]) == 2
     assert capsys.readouterr().err.count(f"ngixi: error: {trust}: ") == 2
     assert trust.read_text() == "[[keys]\n"
+
+
+def test_a_secret_key_given_as_the_public_one_is_named_as_such(
+    tmp_path: Path, minisign_tool: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, secret = minisign_key(minisign_tool, tmp_path, "k")
+    encrypted = minisign.KeyPair.generate().secret_key
+    encrypted.encrypt("a password")
+    (tmp_path / "encrypted.key").write_bytes(bytes(encrypted) + b"\n")
+    for path in (secret, tmp_path / "encrypted.key"):
+        assert exit_code([*HELLO_ON_RELEASE, str(path), "--trust", str(tmp_path / "trust.toml")]) == 2
+        assert f"{path}: a minisign SECRET key: give its public half" in capsys.readouterr().err
