@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from ngixi_build.project import Project, find_project
@@ -103,6 +104,14 @@ def cmd_keygen(args: argparse.Namespace) -> int:
             editing.listed_keys(args.trust)
     key = generate_key_pair(secret_path=args.secret, public_path=args.public, comment=args.comment)
     print(f"key {key.key_id}: secret {args.secret} (mode 0600), public {args.public}")
+    work_tree = next((d for d in args.secret.absolute().parents if (d / ".git").exists()), None)
+    if work_tree is not None:
+        logging.getLogger(__name__).warning(
+            "warning: the secret key %s is inside the git work tree %s: move it out of the project unless git "
+            "ignores it (never commit it; a release refuses a tree holding one)",
+            args.secret,
+            work_tree,
+        )
     if args.trust is not None:
         editing.add_key(args.trust, key.public, trust)
         print(f"trusted key {key.key_id} in {args.trust}")

@@ -74,3 +74,12 @@ def test_keygen_names_a_guest_pattern_the_loader_refuses_before_making_a_key(
     assert exit_code([*keygen, "--guest", "Hello", "--channel", "release"]) == 2
     assert "keys[0].guests[0]: 'Hello' can match no guest name" in capsys.readouterr().err
     assert not (tmp_path / "k.key").exists() and not trust.exists()
+
+
+def test_keygen_warns_when_the_secret_lands_in_a_git_work_tree(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / ".git").mkdir()
+    keys = tmp_path / "keys"
+    assert exit_code(["keygen", "--secret", str(keys / "release.key"), "--public", str(keys / "release.pub")]) == 0
+    assert f"the secret key {keys / 'release.key'} is inside the git work tree {tmp_path}" in caplog.text
