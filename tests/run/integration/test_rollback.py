@@ -212,7 +212,7 @@ def wait_until_dead(pid: int) -> None:
         try:
             if Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z":
                 return
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # reaped before or while /proc was read
             return
         time.sleep(0.01)
 
