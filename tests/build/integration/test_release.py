@@ -554,6 +554,19 @@ def test_a_sequence_not_above_another_published_version_is_refused_unless_forced
     assert hotfix.state == "published"  # an older version's fix, made after: a higher sequence
 
 
+def test_a_bundle_that_fails_verification_is_named_and_nothing_is_pushed(
+    release_keys: KeyFiles, registry: str, tmp_path: Path
+) -> None:
+    bundle = make_bundle(tmp_path / "bad", release_keys.key, wasm=ADD_WASM, channel="release")
+    data = bytearray(bundle.read_bytes())
+    data[data.index(ADD_WASM) + len(ADD_WASM) - 1] ^= 0xFF  # the last byte of guest.wasm
+    bundle.write_bytes(bytes(data))
+    with pytest.raises(VerificationError, match=r"hello-0\.1\.0\.ngx: member guest\.wasm does not match its digest"):
+        publish_release(release_dir=bundle.parent, registry=f"{registry}-unverified", key=release_keys.key)
+    client = publish._client(registry)
+    assert publish._tagged(client, client.get_container(f"{registry}-unverified/hello:0.1.0")) is None
+
+
 def racing_publishers(
     released: Path, release_keys: KeyFiles, namespace: str, tmp_path: Path
 ) -> tuple[Path, Callable[..., list[publish.Published]]]:
