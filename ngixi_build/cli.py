@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from ngixi_build.project import Project, find_project
@@ -94,12 +95,24 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
     if args.trust is not None and (args.guest is None or args.channel is None):
         raise InvalidInput("keygen --trust: say what the key may sign with --guest and --channel")
-    if args.trust is not None and args.trust.exists():
-        editing.listed_keys(args.trust)  # a trust file the loader refuses is named before any key is made
+    trust = editing.NewTrust(
+        tuple(args.guest or ()), tuple(dict.fromkeys(args.channel or ())), args.native_code, args.comment
+    )
+    if args.trust is not None:  # what the loader would refuse is named before any key is made
+        editing.check_new_trust(args.trust, trust)
+        if args.trust.exists():
+            editing.listed_keys(args.trust)
     key = generate_key_pair(secret_path=args.secret, public_path=args.public, comment=args.comment)
     print(f"key {key.key_id}: secret {args.secret} (mode 0600), public {args.public}")
+    work_tree = next((d for d in args.secret.absolute().parents if (d / ".git").exists()), None)
+    if work_tree is not None:
+        logging.getLogger(__name__).warning(
+            "warning: the secret key %s is inside the git work tree %s: move it out of the project unless git "
+            "ignores it (never commit it; a release refuses a tree holding one)",
+            args.secret,
+            work_tree,
+        )
     if args.trust is not None:
-        trust = editing.NewTrust(tuple(args.guest), tuple(dict.fromkeys(args.channel)), args.native_code, args.comment)
         editing.add_key(args.trust, key.public, trust)
         print(f"trusted key {key.key_id} in {args.trust}")
     return 0
@@ -167,7 +180,10 @@ def _keygen_arguments(parser: argparse.ArgumentParser) -> None:
 def _publish_arguments(parser: argparse.ArgumentParser) -> None:
     add_project_options(parser)
     parser.add_argument(
-        "--force", action="store_true", help="overwrite a tag that names other content (hosts may have pulled it)"
+        "--force",
+        action="store_true",
+        help="overwrite a tag that names other content (hosts may have pulled it), or publish a sequence not above "
+        "another published version's (hosts refuse it as a rollback)",
     )
 
 

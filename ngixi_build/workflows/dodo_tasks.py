@@ -284,7 +284,13 @@ class ProjectTasks:
         return {
             "actions": [as_action(publish.publish_project_release, locked=False, project=self.project)],
             "params": [
-                {"name": "force", "long": "force", "type": bool, "default": False, "help": "overwrite a changed tag"}
+                {
+                    "name": "force",
+                    "long": "force",
+                    "type": bool,
+                    "default": False,
+                    "help": "overwrite a changed tag, or publish a sequence below a published one",
+                }
             ],
             "uptodate": [False],
             "verbosity": 2,

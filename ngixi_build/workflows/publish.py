@@ -8,6 +8,7 @@ import ipaddress
 import json
 import logging
 import os
+import re
 import tempfile
 import zlib
 from dataclasses import dataclass
@@ -21,11 +22,12 @@ from oras.container import Container
 from ngixi_build.project import Project
 from ngixi_build.stages.signing import SigningKey, release_signing_key
 from ngixi_build.workflows.release import release_version
+from ngixi_build.workflows.release_history import HISTORY_FILE
 from ngixi_runtime.bundles.reader import VerifiedBundle, read_bundle
 from ngixi_runtime.errors import InvalidInput, NgixiError, VerificationError
 from ngixi_runtime.files import atomic_output
 from ngixi_runtime.loading.loader import verified_manifest
-from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX, MAX_BUNDLE_BYTES
+from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX, MAX_BUNDLE_BYTES, BundleIndex
 from ngixi_runtime.trust.signatures import TrustedKey, TrustStore
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,10 @@ REGISTRY_VARIABLE = "NGIXI_REGISTRY"
 USERNAME_VARIABLE = "NGIXI_REGISTRY_USERNAME"
 PASSWORD_VARIABLE = "NGIXI_REGISTRY_PASSWORD"
 INSECURE_VARIABLE = "NGIXI_REGISTRY_INSECURE"
+REACH_TIMEOUT_SECONDS = 10
+_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
+_REPOSITORY_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 
 
 class RegistryError(NgixiError):
@@ -65,7 +71,42 @@ def registry_from_environment() -> str:
     registry = os.environ.get(REGISTRY_VARIABLE, "").strip().rstrip("/")
     if not registry:
         raise InvalidInput(f"{REGISTRY_VARIABLE} is not set: give the registry as host[:port][/namespace]")
+    return checked_registry(registry, source=REGISTRY_VARIABLE)
+
+
+def checked_registry(registry: str, *, source: str) -> str:
+    """host[:port][/namespace], the namespace as the OCI distribution spec allows repository names."""
+    host, _, namespace = registry.partition("/")
+    components = namespace.split("/") if namespace else []
+    if not _HOST.fullmatch(host) or not all(_REPOSITORY_COMPONENT.fullmatch(c) for c in components):
+        raise InvalidInput(
+            f"{source}: {registry!r} is not a registry: give host[:port][/namespace], the namespace in lowercase "
+            "letters and digits separated by '/', '.', '_' or '-'"
+        )
     return registry
+
+
+def oci_tag(version: str) -> str:
+    """The tag a guest version is published under: a semantic version's build metadata "+" (not allowed in
+    tags) becomes "_", as Helm does."""
+    tag = version.replace("+", "_")
+    if not _TAG.fullmatch(tag):
+        raise InvalidInput(f"version {version!r} cannot be an OCI tag (letters, digits, '.', '_', '-'; 128 at most)")
+    return tag
+
+
+def _reachable(client: oras.client.OrasClient, registry: str) -> None:
+    """One quick look at the registry's API root, so that an unreachable one is one line now, not minutes of
+    oras's retries."""
+    host = registry.split("/", maxsplit=1)[0]
+    try:
+        requests.get(f"{client.prefix}://{host}/v2/", timeout=REACH_TIMEOUT_SECONDS)
+    except requests.RequestException as error:
+        reason = re.search(r"\[Errno -?\d+\] [^'\")]+|timed out|certificate verify failed[^'\")]*", str(error))
+        raise RegistryError(
+            f"{host}: cannot reach the registry ({reason.group(0) if reason else type(error).__name__}); "
+            f"check {REGISTRY_VARIABLE} (plain HTTP only on loopback or with {INSECURE_VARIABLE}=1)"
+        ) from None
 
 
 def _is_loopback(registry: str) -> bool:
@@ -127,11 +168,12 @@ class _Upload:
     manifest: bytes
     digest: str
     tagged: tuple[str, bool] | None  # (digest, whether it names this bundle) of the tag's manifest now
+    out_of_order: str | None  # why its sequence does not rise above the guest's other published versions
 
     def refusal(self) -> str | None:
-        """Why pushing would rewrite a published tag, if it would."""
+        """Why pushing would rewrite a published tag or publish a sequence hosts refuse, if it would."""
         if self.tagged is None or self.tagged[1]:
-            return None
+            return None if self.tagged else self.out_of_order
         return (
             f"{self.reference}: already published as {self.tagged[0]}, other content than this bundle's "
             f"{self.digest}; published tags never change: bump [guest].version in the manifest "
@@ -143,7 +185,7 @@ def _prepare(client: oras.client.OrasClient, registry: str, path: Path, key: Sig
     """Verifies the bundle and builds its manifest; asks the registry what its tag names now."""
     bundle = read_bundle(path, _trust_of(key))
     config, annotations = describe(bundle)
-    reference = f"{registry}/{bundle.index.guest}:{bundle.index.version}"
+    reference = f"{registry}/{bundle.index.guest}:{oci_tag(bundle.index.version)}"
     container = client.get_container(reference)
     data = path.read_bytes()
     layer_bytes, config_bytes = compressed(data), json.dumps(config, sort_keys=True).encode()
@@ -152,17 +194,59 @@ def _prepare(client: oras.client.OrasClient, registry: str, path: Path, key: Sig
     manifest = _manifest_bytes(config_descriptor, layer, annotations)
     try:
         existing = _tagged(client, container)
+        tagged = None
+        if existing is not None:
+            tagged = existing[0], existing[1].get("digest") in (layer["digest"], _sha256(data))
+        out_of_order = None if tagged else _out_of_order(client, registry, reference, bundle.index)
     except (requests.RequestException, ValueError) as error:
         raise RegistryError(f"{reference}: manifest lookup failed: {error}") from None
-    tagged = None
-    if existing is not None:
-        tagged = existing[0], existing[1].get("digest") in (layer["digest"], _sha256(data))
     blobs = ((layer, layer_bytes), (config_descriptor, config_bytes))
-    return _Upload(reference, container, blobs, manifest, _sha256(manifest), tagged)
+    return _Upload(reference, container, blobs, manifest, _sha256(manifest), tagged, out_of_order)
 
 
-def _push(client: oras.client.OrasClient, upload: _Upload) -> Published:
-    """Pushes content-addressed: the blobs, the manifest by digest, and only then the tag."""
+def _out_of_order(client: oras.client.OrasClient, registry: str, reference: str, index: BundleIndex) -> str | None:
+    """Another published version of the guest on its channel with the same or a higher sequence: hosts
+    could not order the two, or would refuse this one as a rollback."""
+    for tag, config in _published_configs(client, f"{registry}/{index.guest}"):
+        if config.get("channel") != index.channel or config.get("version") == index.version:
+            continue
+        sequence = config.get("sequence")
+        if isinstance(sequence, int) and sequence >= index.sequence:
+            return (
+                f"{reference}: sequence {index.sequence}, but {registry}/{index.guest}:{tag} ({config['version']}) "
+                f"was published with sequence {sequence}: hosts that pulled it would "
+                f"{'not know which is newer' if sequence == index.sequence else 'refuse this one as a rollback'}; "
+                f"if {HISTORY_FILE} lost releases (another clone, a deleted record), restore or merge it and release "
+                "again with a bumped version (or --force to publish anyway)"
+            )
+    return None
+
+
+def _published_configs(client: oras.client.OrasClient, repository: str) -> list[tuple[str, dict[str, Any]]]:
+    """(tag, ngixi config) of every tag in the repository that names a bundle this tool published."""
+    try:
+        tags = client.get_tags(client.get_container(repository))
+    except (requests.RequestException, ValueError):
+        return []  # a repository not made yet
+    found = []
+    for tag in tags:
+        container = client.get_container(f"{repository}:{tag}")
+        response = client.do_request(
+            f"{client.prefix}://{container.manifest_url(tag)}", "GET", headers={"Accept": MANIFEST_MEDIA_TYPE}
+        )
+        config = response.json().get("config", {}) if response.status_code == 200 else {}
+        if config.get("mediaType") != ARTIFACT_TYPE:
+            continue
+        blob = client.get_blob(container, config["digest"])
+        if blob.status_code == 200 and _sha256(blob.content) == config["digest"]:
+            found.append((tag, json.loads(blob.content)))
+    return found
+
+
+def _push(client: oras.client.OrasClient, upload: _Upload, *, force: bool) -> Published:
+    """Pushes content-addressed: the blobs, the manifest by digest, and only then the tag, asking the
+    registry to tag only if the tag still names what it named when checked (a conditional PUT, which
+    registries without RFC 7232 support ignore); then reads the tag back to see which push won."""
     if upload.tagged is not None and upload.tagged[1]:
         return Published(upload.reference, upload.tagged[0], "unchanged")
     try:
@@ -172,11 +256,39 @@ def _push(client: oras.client.OrasClient, upload: _Upload) -> Published:
                 blob.write_bytes(data)
                 response = client.upload_blob(str(blob), upload.container, descriptor)
                 _checked(response, upload.reference, "blob upload")
-        for target in (upload.digest, upload.container.tag):
-            _put_manifest(client, upload.container, target, upload.manifest, upload.reference)
+        _put_manifest(client, upload.container, upload.digest, upload.manifest, upload.reference)
+        now = _tagged(client, upload.container)
+        if now is not None and now[0] == upload.digest:
+            return Published(upload.reference, upload.digest, "unchanged")  # another publisher, the same bytes
+        _refuse_if_tagged_since(upload, now, force=force)
+        precondition = {"If-Match": f'"{now[0]}"'} if now else {"If-None-Match": "*"}
+        _put_manifest(
+            client, upload.container, upload.container.tag, upload.manifest, upload.reference, precondition=precondition
+        )
+        _check_won(client, upload)
     except (requests.RequestException, ValueError) as error:
         raise RegistryError(f"{upload.reference}: push failed: {error}") from None
     return Published(upload.reference, upload.digest, "published" if upload.tagged is None else "overwritten")
+
+
+def _refuse_if_tagged_since(upload: _Upload, now: tuple[str, Any] | None, *, force: bool) -> None:
+    """Another publisher may have tagged it since it was checked: refused unless forced."""
+    if force or now is None or (upload.tagged is not None and now[0] == upload.tagged[0]):
+        return
+    raise RegistryError(
+        f"{upload.reference}: another publisher tagged it as {now[0]} while this publish ran; not tagged "
+        f"(this bundle's manifest is at {upload.reference.rpartition(':')[0]}@{upload.digest})"
+    )
+
+
+def _check_won(client: oras.client.OrasClient, upload: _Upload) -> None:
+    """The tag read back after tagging: another digest there means a concurrent publisher tagged after us."""
+    now = _tagged(client, upload.container)
+    if now is not None and now[0] != upload.digest:
+        raise RegistryError(
+            f"{upload.reference}: another publisher tagged it as {now[0]} right after this publish tagged it as "
+            f"{upload.digest}; hosts may have pulled either: decide which is right and publish that one with --force"
+        )
 
 
 def _sha256(data: bytes) -> str:
@@ -213,14 +325,22 @@ def _tagged(client: oras.client.OrasClient, container: Container) -> tuple[str, 
 
 
 def _put_manifest(
-    client: oras.client.OrasClient, container: Container, target: str, document: bytes, reference: str
+    client: oras.client.OrasClient,
+    container: Container,
+    target: str,
+    document: bytes,
+    reference: str,
+    *,
+    precondition: dict[str, str] | None = None,
 ) -> None:
     response = client.do_request(
         f"{client.prefix}://{container.manifest_url(target)}",
         "PUT",
         data=document,
-        headers={"Content-Type": MANIFEST_MEDIA_TYPE},
+        headers={"Content-Type": MANIFEST_MEDIA_TYPE, **(precondition or {})},
     )
+    if response.status_code == 412:
+        raise RegistryError(f"{reference}: another publisher tagged it while this publish ran; not tagged")
     _checked(response, reference, f"manifest push to {target}")
 
 
@@ -243,12 +363,14 @@ def publish_release(*, release_dir: Path, registry: str, key: SigningKey, force:
     bundles = sorted(release_dir.glob("*.ngx"))
     if not bundles:
         raise InvalidInput(f"{release_dir}: no bundles to publish; run `doit release` first")
+    checked_registry(registry, source="registry")
     client = _client(registry)
+    _reachable(client, registry)
     uploads = [_prepare(client, registry, path, key) for path in bundles]
     refusals = [r for u in uploads if (r := u.refusal())]
     if refusals and not force:
         raise RegistryError("\n".join(refusals))  # before anything is pushed: a release is published whole or not
-    return [_push(client, upload) for upload in uploads]
+    return [_push(client, upload, force=force) for upload in uploads]
 
 
 def _bundle_layer(manifest: dict[str, Any], reference: str) -> dict[str, Any]:
@@ -266,6 +388,7 @@ def pull_bundle(*, reference: str, out_dir: Path, trust: TrustStore) -> Path:
     """Fetches a bundle by reference (registry/guest:tag or registry/guest@sha256:...), checks every digest,
     verifies it, then moves it into out_dir as <guest>-<version>.ngx."""
     client = _client(reference.split("/", maxsplit=1)[0])
+    _reachable(client, reference)
     try:
         container = client.get_container(reference)
         layer = _bundle_layer(_pulled_manifest(client, container, reference), reference)
@@ -282,11 +405,23 @@ def pull_bundle(*, reference: str, out_dir: Path, trust: TrustStore) -> Path:
                 blob.rename(staged)
             index = read_bundle(staged, trust).index
             final = out_dir / f"{index.guest}-{index.version}{BUNDLE_SUFFIX}"  # both checked by the reader
-            with atomic_output(final) as stream:
-                stream.write(staged.read_bytes())
+            _write_new(final, staged.read_bytes())
     except (requests.RequestException, ValueError) as error:
         raise RegistryError(f"{reference}: pull failed: {error}") from None
     return final
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Writes the pulled bundle, never over a file with other bytes (the same bytes are left as they are)."""
+    if path.is_file() and path.read_bytes() == data:
+        return
+    if path.exists() or path.is_symlink():
+        raise InvalidInput(
+            f"{path}: already exists, with other content than this pull's ({_sha256(data)}); "
+            "move it away or pull into another --out directory"
+        )
+    with atomic_output(path) as stream:
+        stream.write(data)
 
 
 def _pulled_manifest(client: oras.client.OrasClient, container: Container, reference: str) -> dict[str, Any]:

@@ -33,7 +33,12 @@ from ngixi_build.locking import file_lock
 from ngixi_build.proc import run
 from ngixi_build.project import Project, git_output
 from ngixi_build.stages import component
-from ngixi_build.stages.signing import SigningKey, release_signing_key, sign
+from ngixi_build.stages.signing import (
+    RELEASE_KEY_VARIABLE,
+    SigningKey,
+    release_signing_key,
+    sign,
+)
 from ngixi_build.toolchains.assemblyscript import adapter_pin, ensure_toolchain, toolchain_for
 from ngixi_build.workflows import pipeline
 from ngixi_build.workflows.release_history import (
@@ -50,6 +55,7 @@ from ngixi_runtime.errors import InvalidInput, NgixiError
 from ngixi_runtime.files import write_atomic
 from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX, INDEX_NAME, BundleIndex, Channel, parse_index
 from ngixi_runtime.spec.schema import suggestion
+from ngixi_runtime.trust.minisign_format import is_secret_key_file
 
 log = logging.getLogger(__name__)
 
@@ -471,6 +477,16 @@ def _check_release_version(history: History, version: str, plan: list[PlannedGue
         )
 
 
+def _refuse_secret_keys(root: Path, files: list[Path]) -> None:
+    """A secret key in the source tree would be committed, exported and hashed with it: never released."""
+    secrets = [f.as_posix() for f in files if is_secret_key_file(root / f)]
+    if secrets:
+        raise ReleaseError(
+            f"{root / secrets[0]}: a minisign secret key inside the source tree: move it out of the project "
+            f"(never commit it; if it was committed, make a new key) and point {RELEASE_KEY_VARIABLE} at it there"
+        )
+
+
 def _refuse_dirty(source: SourceState, allow_dirty: bool) -> None:
     if not source.dirty:
         return
@@ -503,13 +519,20 @@ def _make_release(
     project: Project, *, key: SigningKey, builder: Builder, guests: Sequence[str], allow_dirty: bool
 ) -> Release:
     version = release_version(project)
+    files = source_files(project.root)
+    _refuse_secret_keys(project.root, files)
     source = source_state(project.root)
     _refuse_dirty(source, allow_dirty or os.environ.get(ALLOW_DIRTY_VARIABLE) == "1")
     history = read_history(project.root)
+    for shared in history.shared_sequences():
+        log.warning(
+            "%s: %s: hosts cannot tell which is newer; this release's new guest versions get sequences above both",
+            HISTORY_FILE,
+            shared,
+        )
     plan = plan_release(project, history, release_guests(project, guests))
     _check_release_version(history, version, plan)
     log.info("release %s will ship:\n  %s", version, "\n  ".join(p.describe() for p in plan))
-    files = source_files(project.root)
     ensure_toolchain(state_dir=project.state_dir)
     builds = []
     with tempfile.TemporaryDirectory(prefix="ngixi-release-") as scratch, _source_date_epoch(project.source_epoch()):

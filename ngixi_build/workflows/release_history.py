@@ -67,6 +67,9 @@ class Released:
 @dataclass(frozen=True)
 class History:
     releases: tuple[ReleaseRecord, ...] = ()
+    # every guest any committed version of the record ever named, so that a record edited or deleted
+    # since never brings a sequence back down
+    ever_released: tuple[ReleasedGuest, ...] = ()
 
     def release(self, version: str) -> ReleaseRecord | None:
         return next((r for r in self.releases if r.version == version), None)
@@ -80,11 +83,27 @@ class History:
 
     def next_sequence(self, name: str, channel: str) -> int:
         """One above every sequence this guest has had on this channel (1 for its first release)."""
-        used = [g.sequence for r in self.releases for g in r.guests if (g.name, g.channel) == (name, channel)]
+        guests = [*(g for r in self.releases for g in r.guests), *self.ever_released]
+        used = [g.sequence for g in guests if (g.name, g.channel) == (name, channel)]
         return max(used, default=0) + 1
 
     def adding(self, record: ReleaseRecord) -> History:
         return merged([("the record", self), ("this release", History((record,)))])
+
+    def shared_sequences(self) -> list[str]:
+        """Each sequence the record gives to two versions of one guest and channel (releases made apart,
+        from clones that did not see each other's record): hosts cannot order those two."""
+        seen: dict[tuple[str, str, int], tuple[str, str]] = {}
+        found = []
+        for record in self.releases:
+            for guest in record.guests:
+                first = seen.setdefault((guest.name, guest.channel, guest.sequence), (guest.version, record.version))
+                if first[0] != guest.version:
+                    found.append(
+                        f"{guest.name} {first[0]} (release {first[1]}) and {guest.name} {guest.version} (release "
+                        f"{record.version}) both have sequence {guest.sequence} on channel {guest.channel}"
+                    )
+        return found
 
 
 def read_history(root: Path) -> History:
@@ -92,7 +111,20 @@ def read_history(root: Path) -> History:
     path = root / HISTORY_FILE
     texts = [(str(path), path.read_text(encoding="utf-8"))] if path.exists() else []
     texts += [(f"{HISTORY_FILE} at {ref}", text) for ref, text in _committed_copies(root)]
-    return merged([(source, parse_history(text, source=source)) for source, text in texts])
+    history = merged([(source, parse_history(text, source=source)) for source, text in texts])
+    return History(history.releases, _ever_released(root))
+
+
+def _ever_released(root: Path) -> tuple[ReleasedGuest, ...]:
+    """The guests of every version of the record any commit reachable from a ref ever had; versions
+    that do not parse are skipped (no release could have been made from them)."""
+    found: list[ReleasedGuest] = []
+    for commit, text in _committed_versions(root):
+        try:
+            found += (g for r in parse_history(text, source=commit).releases for g in r.guests)
+        except InvalidInput:
+            continue
+    return tuple(dict.fromkeys(found))
 
 
 def write_history(root: Path, history: History) -> Path:
@@ -212,11 +244,20 @@ def _damaged(source: str, field: str, message: str) -> InvalidInput:
 
 def _committed_copies(root: Path) -> list[tuple[str, str]]:
     """(ref, text) of the record at every ref that has one; nothing outside a git repository."""
-    refs = git_output(root, "for-each-ref", "--format=%(refname)")
-    if not refs:
+    return _blobs_at(root, (git_output(root, "for-each-ref", "--format=%(refname)") or "").split())
+
+
+def _committed_versions(root: Path) -> list[tuple[str, str]]:
+    """(commit, text) of every version of the record that commits reachable from any ref wrote."""
+    commits = git_output(root, "log", "--all", "--format=%H", "--", HISTORY_FILE)
+    return _blobs_at(root, (commits or "").split())
+
+
+def _blobs_at(root: Path, names: list[str]) -> list[tuple[str, str]]:
+    """(name, text) of the record at each commit-ish that has one."""
+    if not names:
         return []
     prefix = git_output(root, "rev-parse", "--show-prefix") or ""
-    names = refs.split()
     request = "".join(f"{ref}:{prefix}{HISTORY_FILE}\n" for ref in names).encode()
     output = subprocess.run(
         ["git", "cat-file", "--batch"], cwd=root, input=request, capture_output=True, check=True

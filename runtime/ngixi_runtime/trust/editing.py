@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import re
+import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import tomli
 
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import write_atomic
+from ngixi_runtime.trust.minisign_format import is_secret_key_file
 from ngixi_runtime.trust.signatures import TrustStore, key_id_of, read_trust_table, trust_from_table
 
 _KEYS_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*keys[ \t]*\]\][ \t]*(#.*)?$", re.MULTILINE)
@@ -44,24 +46,36 @@ def read_public_key(path: Path) -> minisign.PublicKey:
     except OSError as error:
         raise InvalidInput(f"{path}: cannot read the public key: {error.strerror}") from None
     except (minisign.Error, ValueError) as error:
+        if is_secret_key_file(path):
+            raise InvalidInput(
+                f"{path}: a minisign SECRET key: give its public half (the .pub file), and keep the secret key "
+                "off the hosts that only verify"
+            ) from None
         raise InvalidInput(f"{path}: not a minisign public key file ({error})") from None
 
 
 def add_key(trust_file: Path, public_key: minisign.PublicKey, trust: NewTrust) -> str:
     """Appends a [[keys]] table for `public_key` to the trust file (made if missing); returns the key id."""
-    with _editing(trust_file):
-        return _add(trust_file, public_key, trust)
+    with _editing(trust_file) as edited:
+        return _add(edited, public_key, trust)
+
+
+def check_new_trust(trust_file: Path, trust: NewTrust) -> None:
+    """Refuses what `add_key` would refuse for any key (guest patterns, channels), before a key is made."""
+    _trusted(_key_block(minisign.KeyPair.generate().public_key, trust), trust_file)
 
 
 def remove_key(trust_file: Path, key_id: str) -> None:
     """Removes the [[keys]] table of `key_id`, keeping the rest of the file as it was."""
-    with _editing(trust_file):
-        _remove(trust_file, key_id)
+    with _editing(trust_file) as edited:
+        _remove(edited, key_id)
 
 
 @contextmanager
-def _editing(trust_file: Path) -> Iterator[None]:
-    """Holds the trust file's directory locked, so that concurrent edits never lose one another."""
+def _editing(link_or_file: Path) -> Iterator[Path]:
+    """Yields the file to edit, the one a symbolic link names (the link stays), holding its directory
+    locked so that concurrent edits never lose one another."""
+    trust_file = link_or_file.resolve() if link_or_file.is_symlink() else link_or_file
     try:
         trust_file.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(trust_file.parent, os.O_RDONLY)
@@ -69,7 +83,7 @@ def _editing(trust_file: Path) -> Iterator[None]:
         raise InvalidInput(f"{trust_file.parent}: cannot edit trust files there: {error.strerror}") from None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
+        yield trust_file
     finally:
         os.close(descriptor)
 
@@ -146,7 +160,11 @@ def _trusted(text: str, trust_file: Path) -> TrustStore:
 
 def _replace(trust_file: Path, text: str) -> None:
     _trusted(text, trust_file)  # never write what the loader would refuse
-    write_atomic(trust_file, text.encode())
+    try:
+        mode = stat.S_IMODE(trust_file.stat().st_mode)  # who may read it stays as the operator set it
+    except FileNotFoundError:
+        mode = 0o644
+    write_atomic(trust_file, text.encode(), mode=mode)
 
 
 def render_keys(keys: Sequence[tuple[minisign.PublicKey, NewTrust]]) -> str:

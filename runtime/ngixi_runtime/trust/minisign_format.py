@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from pathlib import Path
 
 PURE = b"Ed"
 PREHASHED = b"ED"
@@ -98,3 +99,20 @@ def _comment(line: bytes, prefix: str) -> str:
     if not comment.startswith(prefix):
         raise FormatError("invalid comment prefix")
     return comment[len(prefix) :]
+
+
+def is_secret_key_file(path: Path) -> bool:
+    """Whether the file is a minisign secret key (encrypted or not), by its layout: a comment line, then
+    the base64 of the "Ed" algorithm, a KDF id and the "B2" checksum algorithm."""
+    try:
+        with path.open("rb") as stream:
+            lines = stream.read(1024).splitlines()
+    except OSError:
+        return False
+    if len(lines) < 2 or not lines[0].startswith(b"untrusted comment:"):
+        return False
+    try:
+        decoded = base64.b64decode(lines[1], validate=True)
+    except ValueError:
+        return False
+    return decoded[:2] == b"Ed" and decoded[4:6] == b"B2"

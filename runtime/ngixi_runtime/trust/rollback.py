@@ -1,6 +1,6 @@
 """Rollback protection: the highest bundle sequence accepted per guest and channel, kept on disk.
 
-The state belongs to the operator's trust domain: one file per trust file (by its absolute path),
+The state belongs to the operator's trust domain: one file per trust file (by its absolute path, links kept),
 under the state directory's rollback/, so two trust files never share sequences even for guests with
 the same name. The dev channel of a project's own dev trust file (.ngixi/trust.toml, which its builds
 write) is not guarded: those bundles are the checkout's own builds, numbered by commit time, which
@@ -46,9 +46,15 @@ def default_state_dir(environ: Mapping[str, str] = os.environ) -> Path:
     return base / "ngixi"
 
 
+def trust_domain(trust_file: Path) -> Path:
+    """The trust file's absolute path, symbolic links kept: a link whose target a deployment swaps (a new
+    version of the file) still names the same trust domain, so its accepted sequences stay."""
+    return Path(os.path.abspath(trust_file))
+
+
 def state_file_for(trust_file: Path, state_dir: Path) -> Path:
     """Where the rollback state of the trust domain `trust_file` defines is kept: one file per trust file."""
-    resolved = trust_file.resolve()
+    resolved = trust_domain(trust_file)
     readable = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{resolved.parent.name}-{resolved.stem}")[:64]
     return state_dir / STATE_SUBDIR / f"{readable}-{hashlib.sha256(str(resolved).encode()).hexdigest()[:16]}.json"
 
@@ -75,7 +81,7 @@ class RollbackGuard:
         """The guard of `trust_file`'s domain, its state under `state_dir` (default: `default_state_dir()`)."""
         unguarded = frozenset({_DEV_CHANNEL}) if is_dev_trust_file(trust_file) else frozenset()
         state_file = state_file_for(trust_file, state_dir or default_state_dir())
-        return cls(state_file, str(trust_file.resolve()), allow_downgrade, unguarded)
+        return cls(state_file, str(trust_domain(trust_file)), allow_downgrade, unguarded)
 
     def check(self, index: BundleIndex, *, source: str) -> None:
         """Refuses a lower sequence (or warns, when downgrades are allowed), before any member is read."""
@@ -95,8 +101,17 @@ class RollbackGuard:
             channels = sequences.setdefault(index.guest, {})
             if index.sequence > channels.get(index.channel, -1):
                 channels[index.channel] = index.sequence
-                document = {"format": _STATE_FORMAT, "trust_file": self.trust_file, "highest": sequences}
-                write_atomic(self.state_file, (json.dumps(document, indent=2, sort_keys=True) + "\n").encode())
+                self._write(sequences, source)
+
+    def _write(self, sequences: Sequences, source: str) -> None:
+        """Replaces the state atomically; where it is a symbolic link (state kept elsewhere), the file it names."""
+        document = {"format": _STATE_FORMAT, "trust_file": self.trust_file, "highest": sequences}
+        try:
+            write_atomic(self.state_file.resolve(), (json.dumps(document, indent=2, sort_keys=True) + "\n").encode())
+        except OSError as error:
+            raise InvalidInput(
+                f"{self.state_file}: cannot record the sequence of {source}: {error.strerror}; {_CHOOSE_ANOTHER}"
+            ) from None
 
     def _read(self) -> Sequences:
         return _read_state(self.state_file, self.trust_file)
@@ -138,6 +153,8 @@ def _read_state(path: Path, trust_file: str) -> Sequences:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
+        if path.is_symlink():  # state kept elsewhere, and that is gone: never a fresh start
+            raise _damaged(path, "(file)", f"a symbolic link to {os.readlink(path)}, which is missing") from None
         return {}
     except OSError as error:
         raise InvalidInput(f"{path}: cannot read the rollback state: {error.strerror}; {_CHOOSE_ANOTHER}") from None

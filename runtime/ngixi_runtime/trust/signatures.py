@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.files import read_toml_file, read_toml_text, toml_tables
-from ngixi_runtime.spec.bundle_format import BundleIndex, trusted_comment
+from ngixi_runtime.spec.bundle_format import CHANNELS, BundleIndex, trusted_comment
 from ngixi_runtime.trust.minisign_format import FormatError, Signature, public_key_from_base64, signature_from_bytes
 
 
@@ -83,10 +83,33 @@ def _parse_key(raw: object, field: str, source: str) -> TrustedKey:
     return TrustedKey(
         key_id,
         public_key,
-        _string_list(raw, "guests", f"{field}.guests", source),
-        _string_list(raw, "channels", f"{field}.channels", source),
+        _guest_patterns(raw, f"{field}.guests", source),
+        _channels(raw, f"{field}.channels", source),
         _native_code(raw, f"{field}.native_code", source),
     )
+
+
+_GUEST_PATTERN_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-*?[]!")
+
+
+def _guest_patterns(raw: dict[str, object], field: str, source: str) -> tuple[str, ...]:
+    """Guest names or fnmatch patterns, each able to match a guest name (a typo such as "Hello" never could)."""
+    patterns = _string_list(raw, "guests", field, source)
+    for index, pattern in enumerate(patterns):
+        if not pattern or not set(pattern) <= _GUEST_PATTERN_CHARACTERS:
+            raise InvalidInput(
+                f"{source}: {field}[{index}]: {pattern!r} can match no guest name: guest names are lowercase letters, "
+                "digits and '-'; a pattern adds * ? and [...]"
+            )
+    return patterns
+
+
+def _channels(raw: dict[str, object], field: str, source: str) -> tuple[str, ...]:
+    channels = _string_list(raw, "channels", field, source)
+    for index, channel in enumerate(channels):
+        if channel not in CHANNELS:
+            raise InvalidInput(f"{source}: {field}[{index}]: {channel!r} is not a channel; the channels are {CHANNELS}")
+    return channels
 
 
 def _native_code(raw: dict[str, object], field: str, source: str) -> bool:

@@ -7,24 +7,26 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ngixi_build.project import Project
-from ngixi_build.stages.signing import SigningKey
+from ngixi_build.stages.signing import SigningKey, generate_key_pair
 from ngixi_build.toolchains.assemblyscript import adapter_pin
 from ngixi_build.workflows import publish
 from ngixi_build.workflows.publish import RegistryError, publish_release, pull_bundle
 from ngixi_build.workflows.release import ReleaseError, build_bundles, make_release
 from ngixi_build.workflows.release_history import read_history
 from ngixi_runtime.bundles.reader import read_bundle
-from ngixi_runtime.errors import VerificationError
+from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle, make_key
@@ -357,6 +359,21 @@ def test_a_dirty_tree_is_refused_then_allowed_and_recorded(
     commit_all(project.root, "record release 1.0.1")
 
 
+def test_a_secret_key_in_the_source_tree_is_never_released(
+    project: Project, released: Path, release_keys: KeyFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = project.root / "keys" / "release.key"  # where a README reader might put it: untracked, not ignored
+    generate_key_pair(secret_path=secret, public_path=project.root / "keys" / "release.pub", comment="misplaced")
+    monkeypatch.setenv("NGIXI_RELEASE_VERSION", "1.0.9")
+
+    def never(_p: Project, _k: SigningKey, _s: Mapping[str, int]) -> dict[str, bytes]:
+        raise AssertionError("built from a tree holding a secret key")
+
+    with pytest.raises(ReleaseError, match=r"keys/release\.key: a minisign secret key inside the source tree: move it"):
+        make_release(project, key=release_keys.key, builder=never, allow_dirty=True)
+    shutil.rmtree(project.root / "keys")
+
+
 def bump(project: Project, guest: str, old: str, new: str) -> None:
     manifest = project.manifest_path(guest)
     manifest.write_text(manifest.read_text().replace(f'version = "{old}"', f'version = "{new}"', 1))
@@ -478,7 +495,12 @@ def test_a_published_tag_is_immutable_unless_forced(
     assert pulled.read_bytes() == (released / "hello-0.1.0.ngx").read_bytes()
     fresh, forced = publish_release(release_dir=other_dir, registry=namespace, key=release_keys.key, force=True)
     assert (fresh.state, forced.state) == ("published", "overwritten") and forced.digest != hello.digest
-    pulled = pull_bundle(reference=f"{namespace}/hello:0.1.0", out_dir=tmp_path, trust=load_trust(release_keys.trust))
+    with pytest.raises(InvalidInput, match=r"hello-0\.1\.0\.ngx: already exists, with other content than this pull"):
+        pull_bundle(reference=f"{namespace}/hello:0.1.0", out_dir=tmp_path, trust=load_trust(release_keys.trust))
+    assert pulled.read_bytes() == (released / "hello-0.1.0.ngx").read_bytes()  # what the host had stays
+    pulled = pull_bundle(
+        reference=f"{namespace}/hello:0.1.0", out_dir=tmp_path / "b", trust=load_trust(release_keys.trust)
+    )
     assert pulled.read_bytes() == other.read_bytes()
 
     publishing = {**release_env(release_keys, "1.0.0"), "NGIXI_REGISTRY": namespace}
@@ -486,6 +508,121 @@ def test_a_published_tag_is_immutable_unless_forced(
     assert by_doit.returncode != 0 and f"{hello.reference}: already published as {forced.digest}" in by_doit.stdout
     forced_by_doit = run(project.root, "doit", "publish", "--force", env=publishing)
     assert f"{hello.reference}: OVERWRITTEN (--force); pin {hello.pinned}" in forced_by_doit.stderr
+
+
+def test_an_unreachable_registry_is_one_line_at_once(released: Path, release_keys: KeyFiles) -> None:
+    started = time.monotonic()
+    with pytest.raises(
+        RegistryError, match=r"^127\.0\.0\.1:\d+: cannot reach the registry \(\[Errno 111\] Connection refused\)"
+    ):
+        publish_release(release_dir=released, registry=f"127.0.0.1:{_free_port()}/ngixi", key=release_keys.key)
+    assert time.monotonic() - started < 5  # not oras's retries, which take minutes
+
+
+def test_a_sequence_not_above_another_published_version_is_refused_unless_forced(
+    release_keys: KeyFiles, registry: str, tmp_path: Path
+) -> None:
+    namespace = f"{registry}-order"
+
+    def release_of(version: str, sequence: int) -> Path:
+        manifest = HELLO_MANIFEST.replace('version = "0.1.0"', f'version = "{version}"')
+        directory = tmp_path / f"{version}-{sequence}"
+        make_bundle(
+            directory,
+            release_keys.key,
+            wasm=ADD_WASM,
+            manifest=manifest,
+            version=version,
+            channel="release",
+            sequence=sequence,
+        )
+        return directory
+
+    publish_release(release_dir=release_of("0.2.0", 2), registry=namespace, key=release_keys.key)
+    for sequence, what in ((1, "refuse this one as a rollback"), (2, "not know which is newer")):
+        expected = (
+            rf"hello:0\.3\.0: sequence {sequence}, but .*hello:0\.2\.0 \(0\.2\.0\) was published with sequence 2: "
+            rf"hosts that pulled it would {what}; if release-history\.toml lost releases"
+        )
+        with pytest.raises(RegistryError, match=expected):
+            publish_release(release_dir=release_of("0.3.0", sequence), registry=namespace, key=release_keys.key)
+    (forced,) = publish_release(
+        release_dir=release_of("0.3.0", 1), registry=namespace, key=release_keys.key, force=True
+    )
+    assert forced.state == "published"
+    (hotfix,) = publish_release(release_dir=release_of("0.1.1", 3), registry=namespace, key=release_keys.key)
+    assert hotfix.state == "published"  # an older version's fix, made after: a higher sequence
+
+
+def test_a_bundle_that_fails_verification_is_named_and_nothing_is_pushed(
+    release_keys: KeyFiles, registry: str, tmp_path: Path
+) -> None:
+    bundle = make_bundle(tmp_path / "bad", release_keys.key, wasm=ADD_WASM, channel="release")
+    data = bytearray(bundle.read_bytes())
+    data[data.index(ADD_WASM) + len(ADD_WASM) - 1] ^= 0xFF  # the last byte of guest.wasm
+    bundle.write_bytes(bytes(data))
+    with pytest.raises(VerificationError, match=r"hello-0\.1\.0\.ngx: member guest\.wasm does not match its digest"):
+        publish_release(release_dir=bundle.parent, registry=f"{registry}-unverified", key=release_keys.key)
+    client = publish._client(registry)
+    assert publish._tagged(client, client.get_container(f"{registry}-unverified/hello:0.1.0")) is None
+
+
+def racing_publishers(
+    released: Path, release_keys: KeyFiles, namespace: str, tmp_path: Path
+) -> tuple[Path, Callable[..., list[publish.Published]]]:
+    """Our release directory, and the rival's publish of other content under the same tag."""
+    rival_dir = tmp_path / "rival"
+    make_bundle(rival_dir, release_keys.key, wasm=ADD_WASM, channel="release", sequence=7)
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    shutil.copy(released / "hello-0.1.0.ngx", ours)
+    return ours, lambda **options: publish_release(
+        release_dir=rival_dir, registry=namespace, key=release_keys.key, **options
+    )
+
+
+def assert_rival_won(lost: RegistryError, rival: publish.Published, happened: str) -> None:
+    assert f"{rival.reference}: another publisher tagged it as {rival.digest} {happened}" in str(lost)
+    client = publish._client(rival.reference.rpartition("/")[0])
+    assert publish._tagged(client, client.get_container(rival.reference))[0] == rival.digest  # type: ignore[index]
+
+
+def test_a_rival_tagging_after_our_check_leaves_the_tag_to_it(
+    released: Path, release_keys: KeyFiles, registry: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    namespace = f"{registry}-race-before"
+    ours, rival_publishes = racing_publishers(released, release_keys, namespace, tmp_path)
+    tagged, looked, rival = publish._tagged, [], []
+
+    def rival_between_check_and_tag(*args: Any) -> Any:
+        looked.append(args)
+        if len(looked) == 2:  # the look just before tagging, after the one that found the tag free
+            rival.extend(rival_publishes())
+        return tagged(*args)
+
+    monkeypatch.setattr(publish, "_tagged", rival_between_check_and_tag)
+    with pytest.raises(RegistryError) as lost:
+        publish_release(release_dir=ours, registry=namespace, key=release_keys.key)
+    assert_rival_won(lost.value, rival[0], "while this publish ran; not tagged (this bundle's manifest is at ")
+
+
+def test_a_rival_tagging_right_after_us_is_reported(
+    released: Path, release_keys: KeyFiles, registry: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    namespace = f"{registry}-race-after"
+    ours, rival_publishes = racing_publishers(released, release_keys, namespace, tmp_path)
+    put = publish._put_manifest
+    rival: list[publish.Published] = []
+
+    def rival_right_after_our_tag(*args: Any, **options: Any) -> None:
+        put(*args, **options)
+        if "precondition" in options and not rival:
+            rival.extend(rival_publishes(force=True))
+
+    monkeypatch.setattr(publish, "_put_manifest", rival_right_after_our_tag)
+    with pytest.raises(RegistryError) as lost:
+        publish_release(release_dir=ours, registry=namespace, key=release_keys.key)
+    assert_rival_won(lost.value, rival[0], "right after this publish tagged it as sha256:")
 
 
 def test_pull_refuses_a_signed_version_that_is_a_path(registry: str, release_keys: KeyFiles, tmp_path: Path) -> None:

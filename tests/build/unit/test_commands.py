@@ -64,3 +64,22 @@ def test_keygen_writes_the_public_half_straight_into_a_trust_file(
     trust.write_text("keys = 1\n")
     assert exit_code([*again, "--guest", "*", "--channel", "dev"]) == 2
     assert "keys: list at least one [[keys]] table" in capsys.readouterr().err and not (tmp_path / "2.key").exists()
+
+
+def test_keygen_names_a_guest_pattern_the_loader_refuses_before_making_a_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    trust = tmp_path / "trust.toml"
+    keygen = ["keygen", "--secret", str(tmp_path / "k.key"), "--public", str(tmp_path / "k.pub"), "--trust", str(trust)]
+    assert exit_code([*keygen, "--guest", "Hello", "--channel", "release"]) == 2
+    assert "keys[0].guests[0]: 'Hello' can match no guest name" in capsys.readouterr().err
+    assert not (tmp_path / "k.key").exists() and not trust.exists()
+
+
+def test_keygen_warns_when_the_secret_lands_in_a_git_work_tree(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / ".git").mkdir()
+    keys = tmp_path / "keys"
+    assert exit_code(["keygen", "--secret", str(keys / "release.key"), "--public", str(keys / "release.pub")]) == 0
+    assert f"the secret key {keys / 'release.key'} is inside the git work tree {tmp_path}" in caplog.text

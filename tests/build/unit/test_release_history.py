@@ -67,3 +67,14 @@ def test_copies_merge_and_disagreements_are_named() -> None:
 def test_a_damaged_record_is_named_by_field_with_what_to_do(text: str, message: str) -> None:
     with pytest.raises(InvalidInput, match=rf"^release-history\.toml: {message}.*restore it from git"):
         parse_history(text, source="release-history.toml")
+
+
+def test_a_sequence_given_twice_is_named_and_the_next_one_is_above_every_one_ever_recorded() -> None:
+    apart = History(
+        (record("1.1.0", ("hello", "0.2.0", 2, DIGEST)), record("1.2.0", ("hello", "0.3.0", 2, OTHER))),
+        ever_released=(ReleasedGuest("hello", "0.9.0", "release", 7, DIGEST),),  # a version since edited away
+    )
+    assert apart.shared_sequences() == [
+        "hello 0.2.0 (release 1.1.0) and hello 0.3.0 (release 1.2.0) both have sequence 2 on channel release"
+    ]
+    assert apart.next_sequence("hello", "release") == 8

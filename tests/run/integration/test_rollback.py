@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import multiprocessing
 import os
 import re
 import signal
@@ -45,7 +47,7 @@ def accept(path: Path, keys: KeyFiles, state: Path, *, allow_downgrade: bool = F
 
 def recorded(state: Path, trust: Path) -> object:
     document = json.loads(state_file_for(trust, state).read_text())
-    assert document["trust_file"] == str(trust.resolve())
+    assert document["trust_file"] == str(trust.absolute())
     return document["highest"]
 
 
@@ -97,20 +99,77 @@ def test_rollback_is_refused_before_any_member_is_read(tmp_path: Path, keys: Key
         ('{"format": 2, "trust_file": "/elsewhere.toml", "highest": {}}', r"trust_file: must be TRUST, the trust file"),
         ('{"format": 1, "highest": {}}', "format: must be 2"),
         ("{not json", r"\(file\): not JSON"),
+        ("", r"\(file\): not JSON"),
+        ('{"format": 2, "trust_file": "TRUST", "highest": {"hel', r"\(file\): not JSON"),
     ],
-    ids=["bad-sequence", "other-trust-file", "old-format", "not-json"],
+    ids=["bad-sequence", "other-trust-file", "old-format", "not-json", "empty", "truncated"],
 )
 def test_a_damaged_state_file_is_named_with_what_to_do_and_kept(
     tmp_path: Path, keys: KeyFiles, state_dir: Path, content: str, message: str
 ) -> None:
     state_file = state_file_for(keys.trust, state_dir)
     state_file.parent.mkdir(parents=True)
-    trust = str(keys.trust.resolve())
+    trust = str(keys.trust.absolute())
     state_file.write_text(content.replace("TRUST", trust))
     expected = re.escape(f"{state_file}: ") + message.replace("TRUST", re.escape(trust)) + ".*repair it, or remove it"
     with pytest.raises(InvalidInput, match=expected):
         accept(bundle(tmp_path, keys, 9), keys, state_dir)
     assert state_file.read_text() == content.replace("TRUST", trust)  # never silently reset
+
+
+def test_a_symlinked_state_file_is_followed_and_a_dangling_one_refused(
+    tmp_path: Path, keys: KeyFiles, state_dir: Path
+) -> None:
+    state_file, kept_elsewhere = state_file_for(keys.trust, state_dir), tmp_path / "volume" / "state.json"
+    state_file.parent.mkdir(parents=True)
+    state_file.symlink_to(kept_elsewhere)
+    with pytest.raises(InvalidInput, match=r"\(file\): a symbolic link to .*state\.json, which is missing.*repair"):
+        accept(bundle(tmp_path, keys, 5), keys, state_dir)
+    kept_elsewhere.parent.mkdir()
+    kept_elsewhere.write_text(json.dumps({"format": 2, "trust_file": str(keys.trust.absolute()), "highest": {}}))
+    assert accept(bundle(tmp_path, keys, 5), keys, state_dir) == 5
+    assert state_file.is_symlink() and json.loads(kept_elsewhere.read_text())["highest"] == {"hello": {"dev": 5}}
+
+
+def test_a_trust_file_link_whose_target_a_deployment_swaps_keeps_its_state(
+    tmp_path: Path, keys: KeyFiles, state_dir: Path
+) -> None:
+    link, versions = tmp_path / "etc" / "trust.toml", [tmp_path / "v1.toml", tmp_path / "v2.toml"]
+    link.parent.mkdir()
+    for version in versions:
+        version.write_bytes(keys.trust.read_bytes())
+    link.symlink_to(versions[0])
+    linked = dataclasses.replace(keys, trust=link)
+    assert accept(bundle(tmp_path, keys, 5), linked, state_dir) == 5
+    link.unlink()
+    link.symlink_to(versions[1])
+    with pytest.raises(VerificationError, match="sequence 4 of guest 'hello' on channel 'dev' is lower than 5"):
+        accept(bundle(tmp_path, keys, 4), linked, state_dir)
+
+
+def _record_many(trust: str, state_dir: str, path: str, sequences: list[int]) -> None:
+    guard = RollbackGuard.for_trust_file(Path(trust), state_dir=Path(state_dir), allow_downgrade=True)  # races lose
+    index = read_bundle(Path(path), load_trust(Path(trust))).index
+    for sequence in sequences:
+        guard.record(dataclasses.replace(index, sequence=sequence), source="racer")
+        highest = recorded(Path(state_dir), Path(trust))["hello"]["dev"]  # type: ignore[index]
+        assert highest >= sequence, f"recorded {sequence}, then another racer wrote {highest} over it"
+
+
+def test_concurrent_recorders_never_lose_the_highest(tmp_path: Path, keys: KeyFiles) -> None:
+    path, state_dir = bundle(tmp_path, keys, 1), tmp_path / "state"
+    racers = [
+        multiprocessing.get_context("fork").Process(
+            target=_record_many, args=(str(keys.trust), str(state_dir), str(path), list(range(start, 400, 4)))
+        )
+        for start in range(4)
+    ]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(timeout=60)
+    assert [r.exitcode for r in racers] == [0] * 4
+    assert recorded(state_dir, keys.trust) == {"hello": {"dev": 399}}
 
 
 def test_unwritable_state_directory_says_how_to_choose_another(tmp_path: Path, keys: KeyFiles) -> None:
@@ -154,7 +213,7 @@ def wait_until_dead(pid: int) -> None:
         try:
             if Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z":
                 return
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # reaped before or while /proc was read
             return
         time.sleep(0.01)
 

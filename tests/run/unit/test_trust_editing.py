@@ -52,15 +52,12 @@ def test_add_refuses_a_key_already_there_and_a_file_the_loader_refuses(tmp_path:
 
 
 @pytest.mark.parametrize(
-    ("guests", "message"), [((), "guests: must be a non-empty array"), (("",), None)], ids=["no-guests", "empty-name"]
+    ("guests", "message"),
+    [((), "guests: must be a non-empty array"), (("",), r"guests\[0\]: '' can match no guest name")],
+    ids=["no-guests", "empty-name"],
 )
-def test_add_writes_nothing_the_loader_would_refuse(
-    tmp_path: Path, guests: tuple[str, ...], message: str | None
-) -> None:
+def test_add_writes_nothing_the_loader_would_refuse(tmp_path: Path, guests: tuple[str, ...], message: str) -> None:
     trust = tmp_path / "trust.toml"
-    if message is None:
-        add_key(trust, new_public_key(), NewTrust(guests, ("dev",)))  # an empty pattern is the loader's to allow
-        return
     with pytest.raises(InvalidInput, match=message):
         add_key(trust, new_public_key(), NewTrust(guests, ("dev",)))
     assert not trust.exists()
