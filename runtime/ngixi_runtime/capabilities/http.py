@@ -41,7 +41,7 @@ from ngixi_runtime.spec.schema import Problems, array, suggestion, type_name
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 RESPONSE_BYTES = Bounds(1 << 20, 1, 1 << 30)
 HTTP_TIMEOUT_MS = Bounds(10_000, 1, 300_000)
-_HOST_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+_HOST_NAME = re.compile(r"^(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\Z")
 _EVERY_HOST = 'would allow every host; list each origin, like "https://api.example.com"'
 
 

@@ -73,8 +73,10 @@ from ngixi_runtime.loading.tenant_wire import (
 )
 from ngixi_runtime.loading.zygote import CHILD_BUNDLE, ForkedProcess, spawn_tenant
 from ngixi_runtime.spec.wit_json import to_wire
+from ngixi_runtime.trust.local_paths import symlink_below
+from ngixi_runtime.trust.project_trust import chosen_trust_table
 from ngixi_runtime.trust.rollback import RollbackGuard
-from ngixi_runtime.trust.signatures import read_trust_table, trust_from_table
+from ngixi_runtime.trust.signatures import trust_from_table
 
 if TYPE_CHECKING:
     from ngixi_runtime.trust.policy import Policy
@@ -559,6 +561,7 @@ def open_tenant(
     engine: str | None = None,
     child_env: Mapping[str, str] | None = None,
     sandbox_per_channel: bool = False,
+    project_trust: bool = False,
 ) -> InProcessTenant | IsolatedTenant:
     """Verifies a bundle, checks it against the operator's policy, and loads it as a tenant.
 
@@ -573,9 +576,11 @@ def open_tenant(
     input (bytes, or a reader asked only when the guest is granted stdin): each instance, a restarted child's
     too, reads it from the start. A name or input the manifest does not take is refused. `child_env`: variables
     an isolated tenant's child process gets beside `CHILD_ENVIRONMENT`'s (the guest never sees them).
+    `project_trust`: `trust_file` is a project's dev trust file found, not named (`choice.is_implicit_choice`):
+    trusted for the dev channel only, native code only as `project_trust.project_trust_table` says.
     """
     check_tenant_id(tenant)
-    trust_table = read_trust_table(trust_file)
+    trust_table = chosen_trust_table(trust_file, found=project_trust)
     descriptor = open_bundle_file(bundle)
     owned_by_tenant = False
     try:
@@ -590,9 +595,7 @@ def open_tenant(
         manifest = verified_manifest(verified)
         if policy is not None:
             policy.check(manifest)
-        if sandboxes is not None and sandbox_per_channel:
-            sandboxes = sandboxes / verified.index.channel
-        sandbox = Sandbox.under(sandboxes.absolute() / tenant / manifest.guest.name) if sandboxes else None
+        sandbox = _sandbox(sandboxes, verified.index.channel if sandbox_per_channel else None, tenant, manifest)
         caller_environment(manifest.guest.name, manifest.capabilities, env or {})  # refused before any child starts
         data = caller_stdin(manifest.guest.name, manifest.capabilities, stdin)
         if not isolated:  # open_guest reads all it needs of the bundle now
@@ -620,6 +623,22 @@ def open_tenant(
         loaded.close()
         raise
     return loaded
+
+
+def _sandbox(sandboxes: Path | None, channel: str | None, tenant: str, manifest: Manifest) -> Sandbox | None:
+    """The guest's sandbox under the operator's `sandboxes` directory, refused if a symbolic link below it (one
+    left in a directory someone else prepared) would take the guest's files or kv database elsewhere."""
+    if sandboxes is None:
+        return None
+    base = sandboxes.absolute()
+    directory = base / (channel or "") / tenant / manifest.guest.name
+    link = symlink_below(base, directory)
+    if link is not None:
+        raise InvalidInput(
+            f"{manifest.guest.name}: {link} is a symbolic link: a guest's sandbox under {base} must be made of "
+            "real directories and files; remove it, or choose another --sandbox"
+        )
+    return Sandbox.under(directory)
 
 
 def _isolated_engine(manifest: Manifest, engine: str | None) -> str:
