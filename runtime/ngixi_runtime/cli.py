@@ -151,6 +151,7 @@ def _run(args: argparse.Namespace) -> int:
         tenant=args.tenant,
         engine=args.engine,
         project_trust=is_implicit_choice(args.trust),
+        watch_in_process=args.own_process,
     ) as tenant:
         manifest = tenant.manifest
         if tenant.compiled or args.verbose:
@@ -476,8 +477,11 @@ BROKEN_PIPE_STATUS = 141
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The `ngixi` command; `argv` None: this process's own command line, and the process is the command's own,
+    which `ngixi run --in-process` may end at a guest's timeout on an engine that cannot interrupt it."""
     arguments = sys.argv[1:] if argv is None else list(argv)
     args = _parser(_commands_for(arguments)).parse_args(arguments)
+    args.own_process = argv is None
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
         code: int = args.handler(args)

@@ -39,7 +39,9 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
@@ -47,7 +49,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
 from ngixi_runtime.bundles.reader import VerifiedBundle, open_bundle_file, read_bundle
 from ngixi_runtime.capabilities.context import GuestOutput, LogLine, Sandbox, Stdin
 from ngixi_runtime.capabilities.linking import caller_environment, caller_stdin
-from ngixi_runtime.engines.base import chosen_engine, meters_fuel
+from ngixi_runtime.engines.base import chosen_engine, interrupts, meters_fuel
 from ngixi_runtime.errors import GuestError, InvalidInput, NgixiError, error_with_exit_code
 from ngixi_runtime.guest.data import DataKind, DataValue, check_output, decode
 from ngixi_runtime.guest.manifest import Manifest
@@ -71,6 +73,7 @@ from ngixi_runtime.loading.tenant_wire import (
     read_reply,
     write_all,
 )
+from ngixi_runtime.loading.watchdog import ProcessWatchdog
 from ngixi_runtime.loading.zygote import CHILD_BUNDLE, ForkedProcess, spawn_tenant
 from ngixi_runtime.spec.wit_json import to_wire
 from ngixi_runtime.trust.local_paths import symlink_below
@@ -274,29 +277,60 @@ def _frozen(kind: type[FrozenT], fields: dict[str, Any]) -> FrozenT:
 
 
 class InProcessTenant:
-    """A guest in this process: no isolation; for trusted guests. Only Wasmtime enforces a deadline here."""
+    """A guest in this process: no isolation; for trusted guests. Only Wasmtime enforces a deadline here, unless
+    a `watchdog` ends the whole process when a call on another engine outlives limits.timeout_ms."""
 
-    def __init__(self, guest: Guest) -> None:
+    def __init__(self, guest: Guest, watchdog: ProcessWatchdog | None = None) -> None:
         self._guest = guest
+        self._watchdog = watchdog
         self.manifest = guest.manifest
         self.origin = guest.origin
         self.compiled = guest.compiled
 
     def call(self, export: str, args: Sequence[Any] = (), *, input: DataValue | None = None) -> CallResult:
         """Calls `export`; `input` (bytes, str or a JSON value) for an export that declares one."""
-        return measure(self._guest, export, args, encoded_input(self.manifest, export, input))
+        data = encoded_input(self.manifest, export, input)
+        if self._watchdog is None:
+            return measure(self._guest, export, args, data)
+        with _watched(self._watchdog, self.manifest, export):
+            return measure(self._guest, export, args, data)
 
     def run(self) -> CallResult:
-        return measure(self._guest, "_start", ())
+        if self._watchdog is None:
+            return measure(self._guest, "_start", ())
+        with _watched(self._watchdog, self.manifest, "_start"):
+            return measure(self._guest, "_start", ())
 
     def close(self) -> None:
         self._guest.close()
+        if self._watchdog is not None:
+            self._watchdog.close()
 
     def __enter__(self) -> InProcessTenant:
         return self
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def _watched(watchdog: ProcessWatchdog, manifest: Manifest, what: str) -> AbstractContextManager[None]:
+    timeout = manifest.limits.timeout_ms
+    return watchdog.limit(
+        timeout / 1000,
+        f"{manifest.guest.name}: {what} exceeded its {timeout} ms timeout (limits.timeout_ms); its engine cannot "
+        "interrupt a guest in this process, so the process was stopped: run it isolated (without --in-process) "
+        "or on wasmtime",
+    )
+
+
+def _in_process_watchdog(watch: bool, manifest: Manifest, engine: str | None) -> ProcessWatchdog | None:
+    """A watchdog for a guest whose engine would not stop it at limits.timeout_ms in this process."""
+    if not watch:
+        return None
+    chosen = chosen_engine(
+        engine, wants_fuel=manifest.limits.fuel is not None, component=manifest.guest.type.is_component
+    )
+    return None if interrupts(chosen) else ProcessWatchdog()
 
 
 @dataclass
@@ -562,6 +596,7 @@ def open_tenant(
     child_env: Mapping[str, str] | None = None,
     sandbox_per_channel: bool = False,
     project_trust: bool = False,
+    watch_in_process: bool = False,
 ) -> InProcessTenant | IsolatedTenant:
     """Verifies a bundle, checks it against the operator's policy, and loads it as a tenant.
 
@@ -578,6 +613,9 @@ def open_tenant(
     an isolated tenant's child process gets beside `CHILD_ENVIRONMENT`'s (the guest never sees them).
     `project_trust`: `trust_file` is a project's dev trust file found, not named (`choice.is_implicit_choice`):
     trusted for the dev channel only, native code only as `project_trust.project_trust_table` says.
+    `watch_in_process`: in-process, on an engine that cannot interrupt the guest (Wasmer), this whole process is
+    ended when the guest's instantiation or a call outlives limits.timeout_ms (`watchdog.py`); for a process
+    that exists to run this guest, such as `ngixi run --in-process`.
     """
     check_tenant_id(tenant)
     trust_table = chosen_trust_table(trust_file, found=project_trust)
@@ -599,7 +637,12 @@ def open_tenant(
         caller_environment(manifest.guest.name, manifest.capabilities, env or {})  # refused before any child starts
         data = caller_stdin(manifest.guest.name, manifest.capabilities, stdin)
         if not isolated:  # open_guest reads all it needs of the bundle now
-            return InProcessTenant(open_guest(verified, args=args, env=env, stdin=data, sandbox=sandbox, engine=engine))
+            watchdog = _in_process_watchdog(watch_in_process, manifest, engine)
+            opening = partial(open_guest, verified, args=args, env=env, stdin=data, sandbox=sandbox, engine=engine)
+            if watchdog is None:
+                return InProcessTenant(opening())
+            with _watched(watchdog, manifest, "its instantiation (start function included)"):
+                return InProcessTenant(opening(), watchdog)
         options = {
             "args": list(args),
             "env": dict(env or {}),

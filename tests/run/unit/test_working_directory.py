@@ -47,7 +47,7 @@ def in_hostile_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_a_dev_trust_file_others_may_write_is_refused(in_hostile_project: Path, mode: int) -> None:
     keys = hostile_project(in_hostile_project)
     keys.trust.chmod(mode)
-    with pytest.raises(InvalidInput, match="not used as the trust file: .* may be written by any user"):
+    with pytest.raises(InvalidInput, match=r"not used as the trust file: .* may be written by any user"):
         chosen_trust_file(None)
     assert chosen_trust_file(keys.trust) == keys.trust  # named by the operator: their choice
 
