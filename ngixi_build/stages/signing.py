@@ -140,8 +140,8 @@ def _register_dev_key(key: SigningKey) -> None:
     """Lets the project's dev trust file, when `ngixi run` finds it, run this key's artifacts as machine code."""
     try:
         register_dev_key(key.public_base64)
-    except OSError as error:
-        log.warning("cannot record the dev key %s in the state directory: %s", key.key_id, error.strerror)
+    except (OSError, RuntimeError) as error:  # RuntimeError: no home directory to record it in
+        log.warning("cannot record the dev key %s for `ngixi run`'s native code: %s", key.key_id, error)
 
 
 def ensure_dev_key(*, keys_dir: Path, trust_file: Path) -> tuple[SigningKey, bool]:

@@ -3,12 +3,13 @@
 The operator did not name it, so a directory someone else prepared (an unpacked tarball, a clone, a shared
 directory) must not make them trust a key. It is used only when no one but this user (or root) can change it
 (`local_paths.unsafe_because`), and then only for the dev channel. Its keys' native_code counts only for the
-dev keys this user's own builds made or used (`register_dev_key`, recorded in the user's state directory):
+dev keys this user's own builds made or used (`register_dev_key`, recorded in the user's `dev_keys_file`):
 a dev trust file that came with the directory never runs machine code.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,40 +17,52 @@ from typing import Any
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import write_atomic
 from ngixi_runtime.trust.local_paths import unsafe_because
-from ngixi_runtime.trust.rollback import default_state_dir
 from ngixi_runtime.trust.signatures import TrustStore, read_trust_table, trust_from_table
 
 DEV_CHANNEL = "dev"
-# The public keys of the dev keys this user's builds made or used, one a line, in the user's state directory.
+# The public keys of the dev keys this user's builds made or used, one a line, the latest last.
 DEV_KEYS_NAME = "dev-keys"
+_KEPT_DEV_KEYS = 1000
 
 
-def registered_dev_keys(state_dir: Path | None = None) -> frozenset[str]:
+def dev_keys_file(environ: Mapping[str, str] = os.environ) -> Path:
+    """Where this user's builds record their dev keys: $XDG_STATE_HOME/ngixi, else ~/.local/state/ngixi.
+
+    Per user, not per trust domain: $NGIXI_STATE_DIR (rollback state) does not move it.
+    """
+    xdg = environ.get("XDG_STATE_HOME", "")
+    base = Path(xdg) if Path(xdg).is_absolute() else Path.home() / ".local" / "state"
+    return base / "ngixi" / DEV_KEYS_NAME
+
+
+def registered_dev_keys(path: Path | None = None) -> tuple[str, ...]:
     """The dev public keys this user's builds registered; none when the record is missing or others could write it."""
-    path = (state_dir or default_state_dir()) / DEV_KEYS_NAME
     try:
+        path = path or dev_keys_file()
         text = path.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError):
-        return frozenset()
+    except (OSError, RuntimeError, UnicodeDecodeError):  # RuntimeError: no home directory
+        return ()
     if unsafe_because(path) is not None:
-        return frozenset()
-    return frozenset(line.strip() for line in text.splitlines() if line.strip())
+        return ()
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 
-def register_dev_key(public_key: str, state_dir: Path | None = None) -> None:
+def register_dev_key(public_key: str, path: Path | None = None) -> None:
     """Records a dev key this user's build made or used, so that its bundles' artifacts may run from the project's
-    dev trust file. Errors are the caller's: a build that cannot record it still builds."""
-    directory = state_dir or default_state_dir()
-    known = registered_dev_keys(directory)
-    if public_key not in known:
-        lines = sorted(known | {public_key})
-        write_atomic(directory / DEV_KEYS_NAME, ("\n".join(lines) + "\n").encode("ascii"), mode=0o600)
+    dev trust file; only the latest keys are kept. An OSError is the caller's: a build that cannot record it
+    still builds."""
+    path = path or dev_keys_file()
+    known = registered_dev_keys(path)
+    if known[-1:] != (public_key,):
+        others = [key for key in known if key != public_key]
+        kept = [*others[len(others) - _KEPT_DEV_KEYS + 1 :], public_key]
+        write_atomic(path, ("\n".join(kept) + "\n").encode("ascii"), mode=0o600)
 
 
-def project_trust_table(raw: Mapping[str, Any], *, source: Path, state_dir: Path | None = None) -> dict[str, Any]:
+def project_trust_table(raw: Mapping[str, Any], *, source: Path) -> dict[str, Any]:
     """A project's dev trust file's tables as an implicit choice grants them: each key for the dev channel
     only (a key with no dev channel is left out), with native_code only for a dev key this user registered."""
-    registered = registered_dev_keys(state_dir)
+    registered = frozenset(registered_dev_keys())
     keys = raw.get("keys")
     if not isinstance(keys, list) or not keys:
         return dict(raw)  # trust_from_table says what is wrong

@@ -17,7 +17,7 @@ from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.loading.tenants import open_tenant
 from ngixi_runtime.trust.choice import DEV_TRUST_FILE, PROJECT_STATE_VARIABLE, TRUST_VARIABLE, chosen_trust_file
 from ngixi_runtime.trust.local_paths import unsafe_because
-from ngixi_runtime.trust.project_trust import register_dev_key
+from ngixi_runtime.trust.project_trust import register_dev_key, registered_dev_keys
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
 from tests.run.unit.test_native_code import HONEST, crafted_artifact
 from tests.wasmgen import ADD_BODY, Func, Imp, module
@@ -37,6 +37,7 @@ def hostile_project(root: Path, *, channels: tuple[str, ...] = ("dev",), native_
 def in_hostile_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv(TRUST_VARIABLE, raising=False)
     monkeypatch.delenv(PROJECT_STATE_VARIABLE, raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "user-state"))
     root = tmp_path / "unpacked"
     root.mkdir()
     monkeypatch.chdir(root)
@@ -142,3 +143,12 @@ def test_no_symlink_below_the_sandboxes_directory_is_followed(tmp_path: Path, ke
     (sandboxes / link).symlink_to(tmp_path / "elsewhere")
     with pytest.raises(InvalidInput, match="is a symbolic link"):
         open_tenant(bundle, trust_file=keys.trust, isolated=False, sandboxes=sandboxes, sandbox_per_channel=True)
+
+
+def test_the_dev_key_record_keeps_the_latest_keys(tmp_path: Path) -> None:
+    record = tmp_path / "dev-keys"
+    for key in ("a", "b", "a"):
+        register_dev_key(key, record)
+    assert registered_dev_keys(record) == ("b", "a")
+    record.chmod(0o666)
+    assert registered_dev_keys(record) == ()  # anyone could have added theirs
