@@ -78,10 +78,16 @@ def _chosen_trust(args: argparse.Namespace, path: Path) -> TrustStore:
 def _default_sandboxes(args: argparse.Namespace) -> Path:
     """The project's `<state>/sandbox` (the project above --project or the cwd), else the user's state directory's."""
     from ngixi_runtime.spec.project import SANDBOX_NAME, find_project_root, project_state_dir
+    from ngixi_runtime.trust.local_paths import unsafe_because
     from ngixi_runtime.trust.rollback import default_state_dir
 
     root = find_project_root(args.project or Path.cwd())
-    state = project_state_dir(root, state_override()) if root is not None else default_state_dir()
+    if root is None:
+        return default_state_dir() / SANDBOX_NAME
+    state = project_state_dir(root, state_override())
+    problem = unsafe_because(state if state.exists() else root)
+    if problem is not None:  # another user could swap in symlinks, or read the guests' files and kv data
+        raise InvalidInput(f"{state / SANDBOX_NAME}: not used for the guest's sandbox: {problem}; pass --sandbox DIR")
     return state / SANDBOX_NAME
 
 

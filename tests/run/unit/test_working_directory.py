@@ -152,3 +152,14 @@ def test_the_dev_key_record_keeps_the_latest_keys(tmp_path: Path) -> None:
     assert registered_dev_keys(record) == ("b", "a")
     record.chmod(0o666)
     assert registered_dev_keys(record) == ()  # anyone could have added theirs
+
+
+def test_a_found_project_others_may_write_holds_no_sandbox(
+    in_hostile_project: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (in_hostile_project / "pyproject.toml").write_text("[tool.ngixi]\n")
+    in_hostile_project.chmod(0o777)
+    bundle = make_bundle(in_hostile_project.parent / "out", keys.key, wasm=WASM, manifest=FS_MANIFEST)
+    assert exit_code(["run", "--in-process", "--trust", str(keys.trust), str(bundle), "add", "2", "3"]) == 2
+    assert "not used for the guest's sandbox" in capsys.readouterr().err
+    assert not (in_hostile_project / ".ngixi").exists()
