@@ -163,3 +163,13 @@ def test_a_found_project_others_may_write_holds_no_sandbox(
     assert exit_code(["run", "--in-process", "--trust", str(keys.trust), str(bundle), "add", "2", "3"]) == 2
     assert "not used for the guest's sandbox" in capsys.readouterr().err
     assert not (in_hostile_project / ".ngixi").exists()
+
+
+@pytest.mark.parametrize("shared", ["state", "state/rollback"])
+def test_a_rollback_state_others_may_write_is_refused(tmp_path: Path, keys: KeyFiles, shared: str) -> None:
+    state = tmp_path / "state"
+    bundle = make_bundle(tmp_path / "out", keys.key, wasm=WASM, channel="dev")
+    argv = ["verify", "--trust", str(keys.trust), "--state-dir", str(state), str(bundle)]
+    assert exit_code(argv) == 0
+    (tmp_path / shared).chmod(0o777)  # another user could now remove or lower the recorded sequences
+    assert exit_code(argv) == 2
