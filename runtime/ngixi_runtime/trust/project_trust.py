@@ -9,6 +9,7 @@ a dev trust file that came with the directory never runs machine code.
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -52,11 +53,17 @@ def register_dev_key(public_key: str, path: Path | None = None) -> None:
     dev trust file; only the latest keys are kept. An OSError is the caller's: a build that cannot record it
     still builds."""
     path = path or dev_keys_file()
-    known = registered_dev_keys(path)
-    if known[-1:] != (public_key,):
-        others = [key for key in known if key != public_key]
-        kept = [*others[len(others) - _KEPT_DEV_KEYS + 1 :], public_key]
+    if registered_dev_keys(path)[-1:] == (public_key,):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # builds running at once each keep their key
+        others = [key for key in registered_dev_keys(path) if key != public_key]
+        kept = [*others[-(_KEPT_DEV_KEYS - 1) :], public_key]
         write_atomic(path, ("\n".join(kept) + "\n").encode("ascii"), mode=0o600)
+    finally:
+        os.close(lock)
 
 
 def project_trust_table(raw: Mapping[str, Any], *, source: Path) -> dict[str, Any]:
