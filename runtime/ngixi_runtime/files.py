@@ -79,5 +79,5 @@ def read_toml_file(path: Path, *, what: str) -> dict[str, Any]:
         return tomli.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise InvalidInput(f"{path}: cannot read {what}: {error.strerror}") from None
-    except (UnicodeDecodeError, tomli.TOMLDecodeError) as error:
+    except (UnicodeDecodeError, tomli.TOMLDecodeError, RecursionError) as error:
         raise InvalidInput(f"{path}: not valid TOML: {error}") from None

@@ -309,7 +309,7 @@ def parse_manifest(text: str, *, source: str, stem: str) -> Manifest:
     """Parses manifest text; `stem` is the file name the guest name must match."""
     try:
         raw = tomli.loads(text)
-    except tomli.TOMLDecodeError as error:
+    except (tomli.TOMLDecodeError, RecursionError) as error:
         raise ManifestError([f"{source}: not valid TOML: {error}"]) from None
     return manifest_from_table(raw, source=source, stem=stem)
 

@@ -173,3 +173,18 @@ def test_a_rollback_state_others_may_write_is_refused(tmp_path: Path, keys: KeyF
     assert exit_code(argv) == 0
     (tmp_path / shared).chmod(0o777)  # another user could now remove or lower the recorded sequences
     assert exit_code(argv) == 2
+
+
+@pytest.mark.parametrize("name", ["pyproject.toml", "trust.toml"])
+def test_deeply_nested_toml_is_one_line_not_a_traceback(
+    in_hostile_project: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    nested = "a = " + "[" * 100_000 + "]" * 100_000 + "\n"
+    (in_hostile_project / "pyproject.toml").write_text(nested if name == "pyproject.toml" else "[tool.ngixi]\n")
+    trust = keys.trust if name == "pyproject.toml" else in_hostile_project / name
+    if name == "trust.toml":
+        trust.write_text(nested)
+    bundle = make_bundle(in_hostile_project.parent / "out", keys.key, wasm=WASM)
+    assert exit_code(["run", "--in-process", "--trust", str(trust), str(bundle), "add", "2", "3"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.endswith("not valid TOML: TOML inline arrays/tables are nested more than the allowed 400 levels")
