@@ -641,7 +641,7 @@ def open_tenant(
             opening = partial(open_guest, verified, args=args, env=env, stdin=data, sandbox=sandbox, engine=engine)
             if watchdog is None:
                 return InProcessTenant(opening())
-            with _watched(watchdog, manifest, "its instantiation (start function included)"):
+            with _watched(watchdog, manifest, "start"):
                 return InProcessTenant(opening(), watchdog)
         options = {
             "args": list(args),

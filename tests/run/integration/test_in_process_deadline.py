@@ -1,5 +1,6 @@
-"""A spinning guest in `ngixi run --in-process` on Wasmer, which cannot interrupt it and holds the GIL while it
-runs: a forked watcher ends the process at limits.timeout_ms, in a call or in the start function."""
+"""A spinning guest in `ngixi run --in-process`, in a call or in its start function, is stopped at limits.timeout_ms:
+by Wasmtime itself, and on Wasmer (which cannot interrupt it and holds the GIL while it runs) by a forked watcher
+that ends the process."""
 
 from __future__ import annotations
 
@@ -24,15 +25,16 @@ def spinning(start: bool) -> bytes:
     return module(imports=[Imp("ngixi", "log", ["i32"] * 3)], functions=functions, start="spin" if start else None)
 
 
+@pytest.mark.parametrize("engine", ["wasmer", "wasmtime"])
 @pytest.mark.parametrize("start", [False, True], ids=["call", "start-function"])
-def test_a_spinning_guest_in_process_on_wasmer_is_stopped_at_its_timeout(
-    tmp_path: Path, keys: KeyFiles, start: bool
+def test_a_spinning_guest_in_process_is_stopped_at_its_timeout(
+    tmp_path: Path, keys: KeyFiles, start: bool, engine: str
 ) -> None:
     bundle = make_bundle(tmp_path / "out", keys.key, wasm=spinning(start), manifest=TIMED)
     began = time.monotonic()
-    argv = [str(BIN / "ngixi"), "run", "--in-process", "--engine", "wasmer", "--trust", str(keys.trust)]
+    argv = [str(BIN / "ngixi"), "run", "--in-process", "--engine", engine, "--trust", str(keys.trust)]
     result = run_in(tmp_path, [*argv, str(bundle), "add", "1", "2"], env=dict(os.environ), check=False, timeout=60)
-    assert result.returncode == -9, result.stderr
-    what = "its instantiation (start function included)" if start else "add"
+    assert result.returncode == (-9 if engine == "wasmer" else 5), result.stderr
+    what = "start" if start else "add"
     assert f"ngixi: error: hello: {what} exceeded its 200 ms timeout (limits.timeout_ms)" in result.stderr
     assert time.monotonic() - began < 20
