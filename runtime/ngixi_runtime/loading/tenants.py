@@ -76,7 +76,7 @@ from ngixi_runtime.loading.tenant_wire import (
 from ngixi_runtime.loading.watchdog import ProcessWatchdog
 from ngixi_runtime.loading.zygote import CHILD_BUNDLE, ForkedProcess, spawn_tenant
 from ngixi_runtime.spec.wit_json import to_wire
-from ngixi_runtime.trust.local_paths import symlink_below
+from ngixi_runtime.trust.local_paths import redirected_below
 from ngixi_runtime.trust.project_trust import chosen_trust_table
 from ngixi_runtime.trust.rollback import RollbackGuard
 from ngixi_runtime.trust.signatures import trust_from_table
@@ -669,17 +669,17 @@ def open_tenant(
 
 
 def _sandbox(sandboxes: Path | None, channel: str | None, tenant: str, manifest: Manifest) -> Sandbox | None:
-    """The guest's sandbox under the operator's `sandboxes` directory, refused if a symbolic link below it (one
-    left in a directory someone else prepared) would take the guest's files or kv database elsewhere."""
+    """The guest's sandbox under the operator's `sandboxes` directory, refused if a symbolic or hard link below it
+    (one left in a directory someone else prepared) would take the guest's files or kv database elsewhere."""
     if sandboxes is None:
         return None
     base = sandboxes.absolute()
     directory = base / (channel or "") / tenant / manifest.guest.name
-    link = symlink_below(base, directory)
-    if link is not None:
+    problem = redirected_below(base, directory)
+    if problem is not None:
         raise InvalidInput(
-            f"{manifest.guest.name}: {link} is a symbolic link: a guest's sandbox under {base} must be made of "
-            "real directories and files; remove it, or choose another --sandbox"
+            f"{manifest.guest.name}: {problem}: a guest's sandbox under {base} must be its own real directories "
+            "and files; remove it, or choose another --sandbox"
         )
     return Sandbox.under(directory)
 

@@ -56,9 +56,10 @@ def _own_group(gid: int) -> bool:
     return gid == user.pw_gid and members <= {user.pw_name}
 
 
-def symlink_below(base: Path, inner: Path) -> Path | None:
-    """The first path from `base` (exclusive) down to `inner`, and the kv database files in `inner`, that is a
-    symbolic link; None when there is none. Paths that do not exist yet are made as directories later."""
+def redirected_below(base: Path, inner: Path) -> str | None:
+    """Why the sandbox `inner` under `base` would lead elsewhere, or None: a symbolic link on the way down from
+    `base` (exclusive), at `inner/files` or at a kv database file, or a kv database file with another name
+    (a hard link, which another guest's files could share). Paths that do not exist yet are made later."""
     relative = inner.relative_to(base)
     current = base
     candidates = []
@@ -66,4 +67,15 @@ def symlink_below(base: Path, inner: Path) -> Path | None:
         current = current / part
         candidates.append(current)
     candidates += [inner / "files", *(inner / name for name in _SANDBOX_STATE)]
-    return next((path for path in candidates if path.is_symlink()), None)
+    link = next((path for path in candidates if path.is_symlink()), None)
+    if link is not None:
+        return f"{link} is a symbolic link"
+    shared = next((inner / name for name in _SANDBOX_STATE if _links(inner / name) > 1), None)
+    return None if shared is None else f"{shared} has other names (hard links)"
+
+
+def _links(path: Path) -> int:
+    try:
+        return os.lstat(path).st_nlink
+    except FileNotFoundError:
+        return 0

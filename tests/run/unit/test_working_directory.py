@@ -188,3 +188,17 @@ def test_deeply_nested_toml_is_one_line_not_a_traceback(
     assert exit_code(["run", "--in-process", "--trust", str(trust), str(bundle), "add", "2", "3"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.endswith("not valid TOML: TOML inline arrays/tables are nested more than the allowed 400 levels")
+
+
+def test_a_kv_database_hard_linked_elsewhere_is_refused(tmp_path: Path, keys: KeyFiles) -> None:
+    """Prepared so that another guest's files share the first guest's kv data."""
+    bundle = make_bundle(tmp_path / "out", keys.key, wasm=WASM, manifest=FS_MANIFEST)
+    sandboxes = tmp_path / "sandboxes"
+    guest = sandboxes / "dev" / "default" / "hello"
+    other = sandboxes / "dev" / "default" / "other" / "files" / "data"
+    guest.mkdir(parents=True)
+    other.mkdir(parents=True)
+    (guest / "kv.sqlite3").write_bytes(b"")
+    os.link(guest / "kv.sqlite3", other / "readable")
+    with pytest.raises(InvalidInput, match=r"kv\.sqlite3 has other names"):
+        open_tenant(bundle, trust_file=keys.trust, isolated=False, sandboxes=sandboxes, sandbox_per_channel=True)
