@@ -12,6 +12,7 @@ import minisign
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import read_toml_file, write_atomic
 from ngixi_runtime.trust.editing import NewTrust, render_keys
+from ngixi_runtime.trust.project_trust import register_dev_key
 from ngixi_runtime.trust.signatures import key_id_of
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,14 @@ def _written_before_native_code(trust_file: Path, entry: TrustEntry) -> bool:
     return written == {"keys": [before]}
 
 
+def _register_dev_key(key: SigningKey) -> None:
+    """Lets the project's dev trust file, when `ngixi run` finds it, run this key's artifacts as machine code."""
+    try:
+        register_dev_key(key.public_base64)
+    except (OSError, RuntimeError) as error:  # RuntimeError: no home directory to record it in
+        log.warning("cannot record the dev key %s for `ngixi run`'s native code: %s", key.key_id, error)
+
+
 def ensure_dev_key(*, keys_dir: Path, trust_file: Path) -> tuple[SigningKey, bool]:
     """The project's development key, created on first use with a trust file for local runs.
 
@@ -154,6 +163,7 @@ def ensure_dev_key(*, keys_dir: Path, trust_file: Path) -> tuple[SigningKey, boo
     entry = TrustEntry(key, ("*",), ("dev",), DEV_TRUST_COMMENT, native_code=True)
     if not trust_file.exists() or _written_before_native_code(trust_file, entry):
         write_atomic(trust_file, render_trust_file([entry]))
+    _register_dev_key(key)
     if created:
         log.warning(
             "created a development signing key %s in %s (dev channel only, never commit it); trust file: %s",

@@ -19,13 +19,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from ngixi_runtime.errors import InvalidInput, NgixiError
-from ngixi_runtime.trust.choice import DEV_TRUST_FILE, TRUST_VARIABLE, chosen_trust_file, state_override
+from ngixi_runtime.trust.choice import (
+    DEV_TRUST_FILE,
+    TRUST_VARIABLE,
+    chosen_trust_file,
+    is_implicit_choice,
+    state_override,
+)
 
 if TYPE_CHECKING:
     from ngixi_runtime.bundles.reader import VerifiedBundle
     from ngixi_runtime.loading.tenants import CallResult
     from ngixi_runtime.trust.policy import Policy
     from ngixi_runtime.trust.rollback import RollbackGuard
+    from ngixi_runtime.trust.signatures import TrustStore
 
 COMMAND_GROUP = "ngixi.commands"
 
@@ -61,13 +68,26 @@ def trust_file(args: argparse.Namespace) -> Path:
     return chosen_trust_file(args.trust, project=args.project)
 
 
+def _chosen_trust(args: argparse.Namespace, path: Path) -> TrustStore:
+    """The keys the trust file `trust_file(args)` chose trusts, scoped as a found project's dev trust file is."""
+    from ngixi_runtime.trust.project_trust import load_chosen_trust
+
+    return load_chosen_trust(path, found=is_implicit_choice(args.trust))
+
+
 def _default_sandboxes(args: argparse.Namespace) -> Path:
     """The project's `<state>/sandbox` (the project above --project or the cwd), else the user's state directory's."""
     from ngixi_runtime.spec.project import SANDBOX_NAME, find_project_root, project_state_dir
+    from ngixi_runtime.trust.local_paths import unsafe_because
     from ngixi_runtime.trust.rollback import default_state_dir
 
     root = find_project_root(args.project or Path.cwd())
-    state = project_state_dir(root, state_override()) if root is not None else default_state_dir()
+    if root is None:
+        return default_state_dir() / SANDBOX_NAME
+    state = project_state_dir(root, state_override())
+    problem = unsafe_because(state if state.exists() else root)
+    if problem is not None:  # another user could swap in symlinks, or read the guests' files and kv data
+        raise InvalidInput(f"{state / SANDBOX_NAME}: not used for the guest's sandbox: {problem}; pass --sandbox DIR")
     return state / SANDBOX_NAME
 
 
@@ -136,6 +156,8 @@ def _run(args: argparse.Namespace) -> int:
         sandbox_per_channel=args.sandbox is None,
         tenant=args.tenant,
         engine=args.engine,
+        project_trust=is_implicit_choice(args.trust),
+        watch_in_process=args.own_process,
     ) as tenant:
         manifest = tenant.manifest
         if tenant.compiled or args.verbose:
@@ -189,10 +211,9 @@ def _summary(bundle: VerifiedBundle) -> str:
 def cmd_verify(args: argparse.Namespace) -> int:
     from ngixi_runtime.bundles.reader import read_bundle
     from ngixi_runtime.loading.loader import check_guest_code
-    from ngixi_runtime.trust.signatures import load_trust
 
     chosen = trust_file(args)
-    bundle = read_bundle(args.bundle, load_trust(chosen), rollback=_rollback_guard(args, chosen))
+    bundle = read_bundle(args.bundle, _chosen_trust(args, chosen), rollback=_rollback_guard(args, chosen))
     check_guest_code(bundle)
     print(f"ok: {_summary(bundle)}")
     return 0
@@ -202,9 +223,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from ngixi_runtime.bundles.reader import read_bundle
     from ngixi_runtime.engines.base import chosen_engine, engine_named
     from ngixi_runtime.loading.loader import artifact_misfit, bundle_world, code_plan, host_profile, verified_manifest
-    from ngixi_runtime.trust.signatures import load_trust
 
-    bundle = read_bundle(args.bundle, load_trust(trust_file(args)))
+    bundle = read_bundle(args.bundle, _chosen_trust(args, trust_file(args)))
     world = bundle_world(bundle)  # a component guest's; None for a core guest
     wants_fuel = verified_manifest(bundle).limits.fuel is not None
     engine = chosen_engine(args.engine, wants_fuel=wants_fuel, component=world is not None)
@@ -463,8 +483,11 @@ BROKEN_PIPE_STATUS = 141
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The `ngixi` command; `argv` None: this process's own command line, and the process is the command's own,
+    which `ngixi run --in-process` may end at a guest's timeout on an engine that cannot interrupt it."""
     arguments = sys.argv[1:] if argv is None else list(argv)
     args = _parser(_commands_for(arguments)).parse_args(arguments)
+    args.own_process = argv is None
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
         code: int = args.handler(args)

@@ -92,5 +92,5 @@ def toml_tables(text: str, *, source: str) -> dict[str, Any]:
     """The tables of TOML text read from `source` (named in the message of malformed text)."""
     try:
         return tomli.loads(text)
-    except tomli.TOMLDecodeError as error:
+    except (tomli.TOMLDecodeError, RecursionError) as error:
         raise InvalidInput(f"{source}: not valid TOML: {error}") from None

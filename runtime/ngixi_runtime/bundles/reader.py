@@ -433,7 +433,7 @@ def _check_manifest_copy(manifest: bytes, index: BundleIndex, source: str) -> No
     """A full read also holds the index's copy of the manifest to manifest.toml's bytes."""
     try:
         same = tomli.loads(manifest.decode("utf-8")) == index.manifest
-    except (UnicodeDecodeError, tomli.TOMLDecodeError):
+    except (UnicodeDecodeError, tomli.TOMLDecodeError, RecursionError):
         same = False
     if not same:
         raise VerificationError(f"{source}: member {MANIFEST_NAME} differs from the manifest in the signed index")

@@ -31,8 +31,8 @@ TYPE_INTERFACES = frozenset({"types"})
 # The manifest's core value types as the WIT types of a component's exports.
 WIT_VALUE_TYPES = {"i32": "s32", "i64": "s64", "f32": "f32", "f64": "f64"}
 # What a command component exports, its `_start` adapted: a function in an exported instance.
-RUN_EXPORT = re.compile(r"^wasi:cli/run@0\.2\.\d+#run$")
-_WASI_NAME = re.compile(r"^(wasi:[a-z][a-z-]*/[a-z][a-z-]*)@0\.2\.\d+$")
+RUN_EXPORT = re.compile(r"^wasi:cli/run@0\.2\.\d+#run\Z")
+_WASI_NAME = re.compile(r"^(wasi:[a-z][a-z-]*/[a-z][a-z-]*)@0\.2\.\d+\Z")
 
 WitTypes = tuple[tuple[str, ...], tuple[str, ...]]
 

@@ -18,7 +18,7 @@ from ngixi_runtime.capabilities.base import Capability, listing, members, option
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.schema import Problems, array, string_item, table, type_name
 
-NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 name_item = string_item(NAME_PATTERN, "is not a variable name: letters, digits and _, not starting with a digit")
 
 

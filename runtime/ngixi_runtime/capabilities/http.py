@@ -41,7 +41,7 @@ from ngixi_runtime.spec.schema import Problems, array, suggestion, type_name
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 RESPONSE_BYTES = Bounds(1 << 20, 1, 1 << 30)
 HTTP_TIMEOUT_MS = Bounds(10_000, 1, 300_000)
-_HOST_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+_HOST_NAME = re.compile(r"^(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\Z")
 _EVERY_HOST = 'would allow every host; list each origin, like "https://api.example.com"'
 
 
@@ -50,8 +50,9 @@ _EVERY_HOST = 'would allow every host; list each origin, like "https://api.examp
 
 def parse_origin(text: str) -> Origin | str:
     """An allowlist entry, or why `text` is not one (a phrase that follows the quoted text)."""
-    if "://" not in text:
-        return _EVERY_HOST if text.strip() in ("*", "") else f'is not scheme://host[:port]; write "https://{text}"'
+    problem = _shape_problem(text)
+    if problem is not None:
+        return problem
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
@@ -66,6 +67,14 @@ def parse_origin(text: str) -> Origin | str:
         return "is not scheme://host[:port]: the port must be a number from 1 to 65535"
     host = (parts.hostname or "").lower()
     return _host_problem(host) or Origin(scheme, host, port)
+
+
+def _shape_problem(text: str) -> str | None:
+    if "://" not in text:
+        return _EVERY_HOST if text.strip() in ("*", "") else f'is not scheme://host[:port]; write "https://{text}"'
+    if not text.isprintable() or " " in text:  # urlsplit drops tabs and newlines anywhere, silently
+        return "is not scheme://host[:port]: it holds a space or a control character"
+    return None
 
 
 def _host_problem(host: str) -> str | None:

@@ -39,12 +39,17 @@ class _EngineEntry:
     meters_fuel: bool  # whether it enforces limits.fuel in-process
     runs_components: bool  # whether it has the component model
     caps_growth: bool  # whether it caps memory and table growth in-process, whatever the module declares
+    interrupts: bool  # whether it stops a call (or a start function) in-process at limits.timeout_ms
 
 
 # The first installed engine is the default (the first that meters fuel, for a guest with limits.fuel).
 _ENGINES = {
-    "wasmer": _EngineEntry("wasmer", "wasmer", meters_fuel=False, runs_components=False, caps_growth=False),
-    "wasmtime": _EngineEntry("wasmtime", "wasmtime", meters_fuel=True, runs_components=True, caps_growth=True),
+    "wasmer": _EngineEntry(
+        "wasmer", "wasmer", meters_fuel=False, runs_components=False, caps_growth=False, interrupts=False
+    ),
+    "wasmtime": _EngineEntry(
+        "wasmtime", "wasmtime", meters_fuel=True, runs_components=True, caps_growth=True, interrupts=True
+    ),
 }
 ENGINE_NAMES = tuple(_ENGINES)
 
@@ -185,6 +190,11 @@ def _how_to_get(name: str) -> str:
 
 def meters_fuel(name: str) -> bool:
     return _ENGINES[name].meters_fuel
+
+
+def interrupts(name: str) -> bool:
+    """Whether the engine ends a guest's call or start function in-process when limits.timeout_ms is up."""
+    return _ENGINES[name].interrupts
 
 
 def caps_growth(name: str) -> bool:

@@ -430,6 +430,9 @@ def instantiate(
         with TICKER.running():
             instance = WasmtimeInstance(linker.instantiate(store, prepared.module), store, deadline)
     except wasmtime.Trap as trap:
+        if trap.trap_code == wasmtime.TrapCode.INTERRUPT:
+            deadline.export = "start"
+            raise deadline.error() from None
         if trap.trap_code == wasmtime.TrapCode.OUT_OF_FUEL:
             raise deadline.out_of_fuel("its start") from None
         raise GuestError(f"{guest}: cannot load the guest: {trap_message(trap)}") from None

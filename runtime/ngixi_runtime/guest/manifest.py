@@ -34,15 +34,15 @@ VALUE_TYPES = ("i32", "i64", "f32", "f64")
 Number = int | float
 OptionsT = TypeVar("OptionsT")
 
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}\Z")
 SEMVER_PATTERN = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?\Z"
 )
-EXPORT_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+EXPORT_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 # A WIT name that AssemblyScript can also export as it is.
-COMPONENT_EXPORT_PATTERN = re.compile(r"^[a-z][a-z0-9]*$")
+COMPONENT_EXPORT_PATTERN = re.compile(r"^[a-z][a-z0-9]*\Z")
 MAX_MEMORY_PAGES = 65536
 
 
@@ -309,7 +309,7 @@ def parse_manifest(text: str, *, source: str, stem: str) -> Manifest:
     """Parses manifest text; `stem` is the file name the guest name must match."""
     try:
         raw = tomli.loads(text)
-    except tomli.TOMLDecodeError as error:
+    except (tomli.TOMLDecodeError, RecursionError) as error:
         raise ManifestError([f"{source}: not valid TOML: {error}"]) from None
     return manifest_from_table(raw, source=source, stem=stem)
 

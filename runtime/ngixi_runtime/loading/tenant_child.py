@@ -47,12 +47,13 @@ from ngixi_runtime.loading.tenant_wire import (
     reply_frame,
     write_all,
 )
-from ngixi_runtime.trust.signatures import trust_from_text
+from ngixi_runtime.trust.signatures import TrustStore, trust_from_table, trust_from_text
 
 # Room for the Python heap beside the guest's own memory under RLIMIT_AS.
 _HEAP_HEADROOM_BYTES = 256 * 1024 * 1024
 _PAGE_BYTES = 65536
-# The first request carries the trust file's text and the guest's stdin (base64): its parent is trusted.
+# The first request carries the trust file's text (or the tables the parent scoped) and the guest's stdin (base64):
+# its parent is trusted.
 _START_REQUEST_BYTES = 1 << 30
 
 
@@ -98,11 +99,18 @@ def _send(replies: int, message: dict[str, Any]) -> None:
     write_all(replies, [control_frame(message)])
 
 
+def _trust(chosen: dict[str, Any]) -> TrustStore:
+    """The keys the parent trusts: its trust file's text, or the tables it scoped (`tenants._trust`)."""
+    if "table" in chosen:
+        return trust_from_table(chosen["table"], source=chosen["source"])
+    return trust_from_text(chosen["text"], source=chosen["source"])
+
+
 def _open(request: dict[str, Any], replies: int) -> Guest:
     checked = request["bundle"]
     bundle = read_bundle(
         Path(checked["source"]),
-        trust_from_text(request["trust"]["text"], source=request["trust"]["source"]),
+        _trust(request["trust"]),
         defer_members=True,
         prefetch=likely_artifacts(request.get("engine")),
         descriptor=checked["descriptor"],

@@ -34,19 +34,26 @@ import base64
 import os
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ngixi_runtime.bundles.reader import open_bundle_file, read_bundle
 from ngixi_runtime.capabilities.context import Sandbox, Stdin
 from ngixi_runtime.capabilities.linking import caller_environment, caller_stdin
+from ngixi_runtime.engines.base import chosen_engine, interrupts
 from ngixi_runtime.errors import GuestError, InvalidInput
+from ngixi_runtime.files import toml_tables
 from ngixi_runtime.guest.data import DataValue
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, empty_result, measure
 from ngixi_runtime.loading.loader import Guest, encoded_input, likely_artifacts, open_guest, verified_manifest
+from ngixi_runtime.loading.watchdog import ProcessWatchdog
+from ngixi_runtime.trust.local_paths import redirected_below
+from ngixi_runtime.trust.project_trust import project_trust_table
 from ngixi_runtime.trust.rollback import RollbackGuard
-from ngixi_runtime.trust.signatures import read_trust
+from ngixi_runtime.trust.signatures import TrustStore, read_trust, trust_from_table
 
 if TYPE_CHECKING:
     from ngixi_runtime.loading.isolated import IsolatedTenant
@@ -84,29 +91,60 @@ class Tenant(Protocol):
 
 
 class InProcessTenant:
-    """A guest in this process: no isolation; for trusted guests. Only Wasmtime enforces a deadline here."""
+    """A guest in this process: no isolation; for trusted guests. Only Wasmtime enforces a deadline here, unless
+    a `watchdog` ends the whole process when a call on another engine outlives limits.timeout_ms."""
 
-    def __init__(self, guest: Guest) -> None:
+    def __init__(self, guest: Guest, watchdog: ProcessWatchdog | None = None) -> None:
         self._guest = guest
+        self._watchdog = watchdog
         self.manifest = guest.manifest
         self.origin = guest.origin
         self.compiled = guest.compiled
 
     def call(self, export: str, args: Sequence[Any] = (), *, input: DataValue | None = None) -> CallResult:
         """Calls `export`; `input` (bytes, str or a JSON value) for an export that declares one."""
-        return measure(self._guest, export, args, encoded_input(self.manifest, export, input))
+        data = encoded_input(self.manifest, export, input)
+        if self._watchdog is None:
+            return measure(self._guest, export, args, data)
+        with _watched(self._watchdog, self.manifest, export):
+            return measure(self._guest, export, args, data)
 
     def run(self) -> CallResult:
-        return measure(self._guest, "_start", ())
+        if self._watchdog is None:
+            return measure(self._guest, "_start", ())
+        with _watched(self._watchdog, self.manifest, "_start"):
+            return measure(self._guest, "_start", ())
 
     def close(self) -> None:
         self._guest.close()
+        if self._watchdog is not None:
+            self._watchdog.close()
 
     def __enter__(self) -> InProcessTenant:
         return self
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def _watched(watchdog: ProcessWatchdog, manifest: Manifest, what: str) -> AbstractContextManager[None]:
+    timeout = manifest.limits.timeout_ms
+    return watchdog.limit(
+        timeout / 1000,
+        f"{manifest.guest.name}: {what} exceeded its {timeout} ms timeout (limits.timeout_ms); its engine cannot "
+        "interrupt a guest in this process, so the process was stopped: run it isolated (without --in-process) "
+        "or on wasmtime",
+    )
+
+
+def _in_process_watchdog(watch: bool, manifest: Manifest, engine: str | None) -> ProcessWatchdog | None:
+    """A watchdog for a guest whose engine would not stop it at limits.timeout_ms in this process."""
+    if not watch:
+        return None
+    chosen = chosen_engine(
+        engine, wants_fuel=manifest.limits.fuel is not None, component=manifest.guest.type.is_component
+    )
+    return None if interrupts(chosen) else ProcessWatchdog()
 
 
 def check_tenant_id(tenant: str) -> None:
@@ -133,6 +171,8 @@ def open_tenant(
     engine: str | None = None,
     child_env: Mapping[str, str] | None = None,
     sandbox_per_channel: bool = False,
+    project_trust: bool = False,
+    watch_in_process: bool = False,
 ) -> InProcessTenant | IsolatedTenant:
     """Verifies a bundle, checks it against the operator's policy, and loads it as a tenant.
 
@@ -147,9 +187,14 @@ def open_tenant(
     input (bytes, or a reader asked only when the guest is granted stdin): each instance, a restarted child's
     too, reads it from the start. A name or input the manifest does not take is refused. `child_env`: variables
     an isolated tenant's child process gets beside `isolated.CHILD_ENVIRONMENT`'s (the guest never sees them).
+    `project_trust`: `trust_file` is a project's dev trust file found, not named (`choice.is_implicit_choice`):
+    trusted for the dev channel only, native code only as `project_trust.project_trust_table` says.
+    `watch_in_process`: in-process, on an engine that cannot interrupt the guest (Wasmer), this whole process is
+    ended when the guest's instantiation or a call outlives limits.timeout_ms (`watchdog.py`); for a process
+    that exists to run this guest, such as `ngixi run --in-process`.
     """
     check_tenant_id(tenant)
-    trust_text, trust = read_trust(trust_file)
+    child_trust, trust = _trust(trust_file, found=project_trust)
     descriptor = open_bundle_file(bundle)
     owned_by_tenant = False
     try:
@@ -164,13 +209,16 @@ def open_tenant(
         manifest = verified_manifest(verified)
         if policy is not None:
             policy.check(manifest)
-        if sandboxes is not None and sandbox_per_channel:
-            sandboxes = sandboxes / verified.index.channel
-        sandbox = Sandbox.under(sandboxes.absolute() / tenant / manifest.guest.name) if sandboxes else None
+        sandbox = _sandbox(sandboxes, verified.index.channel if sandbox_per_channel else None, tenant, manifest)
         caller_environment(manifest.guest.name, manifest.capabilities, env or {})  # refused before any child starts
         data = caller_stdin(manifest.guest.name, manifest.capabilities, stdin)
         if not isolated:  # open_guest reads all it needs of the bundle now
-            return InProcessTenant(open_guest(verified, args=args, env=env, stdin=data, sandbox=sandbox, engine=engine))
+            watchdog = _in_process_watchdog(watch_in_process, manifest, engine)
+            opening = partial(open_guest, verified, args=args, env=env, stdin=data, sandbox=sandbox, engine=engine)
+            if watchdog is None:
+                return InProcessTenant(opening())
+            with _watched(watchdog, manifest, "start"):
+                return InProcessTenant(opening(), watchdog)
         options = {
             "args": list(args),
             "env": dict(env or {}),
@@ -182,7 +230,7 @@ def open_tenant(
 
         loaded = IsolatedTenant(
             CheckedBundle.of(verified, descriptor),
-            {"source": str(trust_file), "text": trust_text},
+            child_trust,
             manifest,
             {**options, "engine": isolated_engine(manifest, engine)},
             child_environment(child_env),
@@ -197,6 +245,32 @@ def open_tenant(
         loaded.close()
         raise
     return loaded
+
+
+def _trust(path: Path, *, found: bool) -> tuple[dict[str, Any], TrustStore]:
+    """The keys the trust file at `path` trusts, and how its child process gets them: the file's text, or for a
+    project's dev trust file found rather than named (`found`), its tables as `project_trust_table` scopes them."""
+    text, trust = read_trust(path)
+    if not found:
+        return {"source": str(path), "text": text}, trust
+    scoped = project_trust_table(toml_tables(text, source=str(path)), source=path)
+    return {"source": str(path), "table": scoped}, trust_from_table(scoped, source=str(path))
+
+
+def _sandbox(sandboxes: Path | None, channel: str | None, tenant: str, manifest: Manifest) -> Sandbox | None:
+    """The guest's sandbox under the operator's `sandboxes` directory, refused if a symbolic or hard link below it
+    (one left in a directory someone else prepared) would take the guest's files or kv database elsewhere."""
+    if sandboxes is None:
+        return None
+    base = sandboxes.absolute()
+    directory = base / (channel or "") / tenant / manifest.guest.name
+    problem = redirected_below(base, directory)
+    if problem is not None:
+        raise InvalidInput(
+            f"{manifest.guest.name}: {problem}: a guest's sandbox under {base} must be its own real directories "
+            "and files; remove it, or choose another --sandbox"
+        )
+    return Sandbox.under(directory)
 
 
 class TenantPool:

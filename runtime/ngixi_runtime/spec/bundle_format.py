@@ -207,7 +207,7 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_c
 def _load_json(data: bytes, strict: _Strict) -> Any:
     try:
         return _DECODER.decode(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise strict.fail("(file)", f"not valid JSON: {error}") from None
 
 

@@ -27,7 +27,7 @@ def is_project_root(directory: Path) -> bool:
         return False
     try:
         document = tomli.loads(path.read_text(encoding="utf-8"))
-    except (tomli.TOMLDecodeError, UnicodeDecodeError) as error:
+    except (tomli.TOMLDecodeError, UnicodeDecodeError, RecursionError) as error:
         raise InvalidInput(f"{path}: not valid TOML: {error}") from None
     tool = document.get("tool")
     return isinstance(tool, dict) and isinstance(tool.get("ngixi"), dict)

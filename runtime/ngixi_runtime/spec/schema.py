@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 ItemCheck = Callable[[object, str, "Problems"], T | None]
-SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}\Z")
 
 
 class Problems:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.project import DEV_TRUST_NAME, STATE_DIR, find_project_root, project_state_dir
+from ngixi_runtime.trust.local_paths import unsafe_because
 
 TRUST_VARIABLE = "NGIXI_TRUST"
 # Overrides where the project keeps its state (the build side's --state-dir), for doit and `ngixi run` alike.
@@ -23,12 +24,27 @@ def state_override(environ: Mapping[str, str] = os.environ) -> Path | None:
 
 
 def project_trust_file(start: Path, *, environ: Mapping[str, str] = os.environ) -> Path | None:
-    """The dev trust file of the project at or above `start`, when there is a project and it has one."""
+    """The dev trust file of the project at or above `start`, when there is a project and it has one; refused
+    when anyone but this user (or root) could change it (`local_paths.unsafe_because`)."""
     root = find_project_root(start)
     if root is None:
         return None
     trust = project_state_dir(root, state_override(environ)) / DEV_TRUST_NAME
-    return trust if trust.is_file() else None
+    if not trust.is_file():
+        return None
+    problem = unsafe_because(trust)
+    if problem is not None:
+        raise InvalidInput(
+            f"{trust}: not used as the trust file: {problem}; a project's dev trust file is used without --trust "
+            "only when no one but you can change it (fix its owner or mode), else pass --trust FILE"
+        )
+    return trust
+
+
+def is_implicit_choice(explicit: Path | None, *, environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether `chosen_trust_file` takes a project's dev trust file (found, not named): its keys then count only
+    for the dev channel, and for native code only as `project_trust.project_trust_table` says."""
+    return explicit is None and not environ.get(TRUST_VARIABLE)
 
 
 def chosen_trust_file(

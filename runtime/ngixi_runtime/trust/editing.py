@@ -153,7 +153,7 @@ def _trusted(text: str, trust_file: Path) -> TrustStore:
     """The loader's reading of a trust file's text: its parser, its messages."""
     try:
         raw = tomli.loads(text)
-    except tomli.TOMLDecodeError as error:
+    except (tomli.TOMLDecodeError, RecursionError) as error:
         raise InvalidInput(f"{trust_file}: not valid TOML ({error})") from None
     return trust_from_table(raw, source=str(trust_file))
 
@@ -200,7 +200,7 @@ def _without_block(text: str, key_id: str, trust_file: Path) -> str:
         block = text[start:end]
         try:
             table = tomli.loads(block).get("keys", [{}])[0]
-        except tomli.TOMLDecodeError:
+        except (tomli.TOMLDecodeError, RecursionError):
             continue
         if table.get("id") == key_id:
             return text[:start] + text[end:]

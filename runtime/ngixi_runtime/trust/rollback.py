@@ -24,6 +24,7 @@ from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.files import write_atomic
 from ngixi_runtime.spec.bundle_format import BundleIndex
 from ngixi_runtime.trust.choice import DEV_TRUST_FILE
+from ngixi_runtime.trust.local_paths import unsafe_because
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +156,24 @@ def _read_state(path: Path, trust_file: str) -> Sequences:
     except FileNotFoundError:
         if path.is_symlink():  # state kept elsewhere, and that is gone: never a fresh start
             raise _damaged(path, "(file)", f"a symbolic link to {os.readlink(path)}, which is missing") from None
+        _check_owner(path.parent)  # one who could remove the state could forget its sequences
         return {}
     except OSError as error:
         raise InvalidInput(f"{path}: cannot read the rollback state: {error.strerror}; {_CHOOSE_ANOTHER}") from None
     except UnicodeDecodeError as error:
         raise _damaged(path, "(file)", f"not UTF-8 ({error})") from None
+    _check_owner(path)
+    return _parsed_state(path, text, trust_file)
+
+
+def _check_owner(path: Path) -> None:
+    """Whoever may change the rollback state (when it exists) may lower the sequences it protects."""
+    problem = unsafe_because(path) if path.exists() else None
+    if problem is not None:
+        raise InvalidInput(f"{path}: not used for the rollback state: {problem}; {_CHOOSE_ANOTHER}")
+
+
+def _parsed_state(path: Path, text: str, trust_file: str) -> Sequences:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:

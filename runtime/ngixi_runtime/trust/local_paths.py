@@ -1,0 +1,81 @@
+"""What another local user, or a directory someone else prepared, must not decide: checks of files the loader
+finds rather than is given.
+
+A file is safe to trust when it and every directory above it belong to this user or root and no one else may
+change them: not writable by group or others, except a directory with the sticky bit (such as /tmp), whose
+entries only their owners may rename. A group that is this user's own (a user-private group with no other
+members, as under umask 002) counts as this user.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+_GROUP_OR_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
+_SANDBOX_STATE = ("kv.sqlite3", "kv.sqlite3-wal", "kv.sqlite3-shm", "kv.sqlite3-journal")
+
+
+def unsafe_because(path: Path) -> str | None:
+    """Why someone other than this user (or root) could change `path` or swap it, or None when no one can."""
+    real = Path(os.path.realpath(path))
+    for each in (real, *real.parents):
+        try:
+            status = os.stat(each)
+        except OSError as error:
+            return f"{each} cannot be checked: {error.strerror}"
+        problem = _problem(each, status)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _problem(path: Path, status: os.stat_result) -> str | None:
+    user = os.geteuid()
+    if status.st_uid not in (user, 0):
+        return f"{path} belongs to user id {status.st_uid}, not to this user ({user}) or root"
+    writable = status.st_mode & _GROUP_OR_OTHERS_WRITE
+    if writable & stat.S_IWOTH and not (stat.S_ISDIR(status.st_mode) and status.st_mode & stat.S_ISVTX):
+        return f"{path} may be written by any user"
+    if writable & stat.S_IWGRP and not _own_group(status.st_gid) and not status.st_mode & stat.S_ISVTX:
+        return f"{path} may be written by the members of group id {status.st_gid}"
+    return None
+
+
+def _own_group(gid: int) -> bool:
+    """Whether `gid` is this user's private group: their primary group, with no other members."""
+    import grp
+    import pwd
+
+    try:
+        user = pwd.getpwuid(os.geteuid())
+        members = set(grp.getgrgid(gid).gr_mem)
+    except KeyError:
+        return False
+    return gid == user.pw_gid and members <= {user.pw_name}
+
+
+def redirected_below(base: Path, inner: Path) -> str | None:
+    """Why the sandbox `inner` under `base` would lead elsewhere, or None: a symbolic link on the way down from
+    `base` (exclusive), at `inner/files` or at a kv database file, or a kv database file with another name
+    (a hard link, which another guest's files could share). Paths that do not exist yet are made later."""
+    relative = inner.relative_to(base)
+    current = base
+    candidates = []
+    for part in relative.parts:
+        current = current / part
+        candidates.append(current)
+    candidates += [inner / "files", *(inner / name for name in _SANDBOX_STATE)]
+    link = next((path for path in candidates if path.is_symlink()), None)
+    if link is not None:
+        return f"{link} is a symbolic link"
+    shared = next((inner / name for name in _SANDBOX_STATE if _links(inner / name) > 1), None)
+    return None if shared is None else f"{shared} has other names (hard links)"
+
+
+def _links(path: Path) -> int:
+    try:
+        return os.lstat(path).st_nlink
+    except FileNotFoundError:
+        return 0

@@ -1,0 +1,106 @@
+"""What a project's dev trust file found from the working directory (or --project) may grant.
+
+The operator did not name it, so a directory someone else prepared (an unpacked tarball, a clone, a shared
+directory) must not make them trust a key. It is used only when no one but this user (or root) can change it
+(`local_paths.unsafe_because`), and then only for the dev channel. Its keys' native_code counts only for the
+dev keys this user's own builds made or used (`register_dev_key`, recorded in the user's `dev_keys_file`):
+a dev trust file that came with the directory never runs machine code.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.files import write_atomic
+from ngixi_runtime.trust.local_paths import unsafe_because
+from ngixi_runtime.trust.signatures import TrustStore, read_trust_table, trust_from_table
+
+DEV_CHANNEL = "dev"
+# The public keys of the dev keys this user's builds made or used, one a line, the latest last.
+DEV_KEYS_NAME = "dev-keys"
+_KEPT_DEV_KEYS = 1000
+
+
+def dev_keys_file(environ: Mapping[str, str] = os.environ) -> Path:
+    """Where this user's builds record their dev keys: $XDG_STATE_HOME/ngixi, else ~/.local/state/ngixi.
+
+    Per user, not per trust domain: $NGIXI_STATE_DIR (rollback state) does not move it.
+    """
+    xdg = environ.get("XDG_STATE_HOME", "")
+    base = Path(xdg) if Path(xdg).is_absolute() else Path.home() / ".local" / "state"
+    return base / "ngixi" / DEV_KEYS_NAME
+
+
+def registered_dev_keys(path: Path | None = None) -> tuple[str, ...]:
+    """The dev public keys this user's builds registered; none when the record is missing or others could write it."""
+    try:
+        path = path or dev_keys_file()
+        text = path.read_text(encoding="ascii")
+    except (OSError, RuntimeError, UnicodeDecodeError):  # RuntimeError: no home directory
+        return ()
+    if unsafe_because(path) is not None:
+        return ()
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+def register_dev_key(public_key: str, path: Path | None = None) -> None:
+    """Records a dev key this user's build made or used, so that its bundles' artifacts may run from the project's
+    dev trust file; only the latest keys are kept. An OSError is the caller's: a build that cannot record it
+    still builds."""
+    path = path or dev_keys_file()
+    if registered_dev_keys(path)[-1:] == (public_key,):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # builds running at once each keep their key
+        others = [key for key in registered_dev_keys(path) if key != public_key]
+        kept = [*others[-(_KEPT_DEV_KEYS - 1) :], public_key]
+        write_atomic(path, ("\n".join(kept) + "\n").encode("ascii"), mode=0o600)
+    finally:
+        os.close(lock)
+
+
+def project_trust_table(raw: Mapping[str, Any], *, source: Path) -> dict[str, Any]:
+    """A project's dev trust file's tables as an implicit choice grants them: each key for the dev channel
+    only (a key with no dev channel is left out), with native_code only for a dev key this user registered."""
+    registered = frozenset(registered_dev_keys())
+    keys = raw.get("keys")
+    if not isinstance(keys, list) or not keys:
+        return dict(raw)  # trust_from_table says what is wrong
+    kept = [scoped for scoped in (_dev_scope(key, registered) for key in keys) if scoped is not None]
+    if not kept:
+        raise InvalidInput(
+            f"{source}: found from the working directory (or --project), a project's dev trust file trusts keys "
+            f"for the {DEV_CHANNEL} channel only, and it lists none for it: pass --trust {source} to use it"
+        )
+    return {**raw, "keys": kept}
+
+
+def _dev_scope(key: object, registered: frozenset[str]) -> object | None:
+    if not isinstance(key, dict):
+        return key
+    channels = key.get("channels")
+    if isinstance(channels, list) and DEV_CHANNEL not in channels:
+        return None
+    scoped = {**key, "channels": [DEV_CHANNEL]} if isinstance(channels, list) else dict(key)
+    if key.get("native_code") is True and str(key.get("public_key", "")).strip() not in registered:
+        scoped["native_code"] = False
+    return scoped
+
+
+def chosen_trust_table(path: Path, *, found: bool) -> dict[str, Any]:
+    """The trust file's tables; with `found` (a project's dev trust file the operator did not name, see
+    `choice.is_implicit_choice`), as `project_trust_table` scopes them."""
+    raw = read_trust_table(path)
+    return project_trust_table(raw, source=path) if found else raw
+
+
+def load_chosen_trust(path: Path, *, found: bool) -> TrustStore:
+    """`chosen_trust_table` as the keys it trusts."""
+    return trust_from_table(chosen_trust_table(path, found=found), source=str(path))

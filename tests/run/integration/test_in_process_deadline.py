@@ -1,0 +1,39 @@
+"""A spinning guest in `ngixi run --in-process`, in a call or in its start function, is stopped at limits.timeout_ms:
+by Wasmtime itself, and on Wasmer (which cannot interrupt it and holds the GIL while it runs) by a forked watcher
+that ends the process."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle
+from tests.integration import BIN, run_in
+from tests.wasmgen import Func, Imp, module
+
+SPIN = b"\x03\x40\x0c\x00\x0b\x00"  # loop: br 0; end; unreachable
+TIMED = HELLO_MANIFEST.replace("[capabilities.log]", "[limits]\ntimeout_ms = 200\n\n[capabilities.log]")
+
+
+def spinning(start: bool) -> bytes:
+    functions = [Func("add", ["i32", "i32"], ["i32"], SPIN)]
+    if start:
+        functions.append(Func("spin", [], [], b"\x03\x40\x0c\x00\x0b"))
+    return module(imports=[Imp("ngixi", "log", ["i32"] * 3)], functions=functions, start="spin" if start else None)
+
+
+@pytest.mark.parametrize("start", [False, True], ids=["call", "start-function"])
+def test_a_spinning_guest_in_process_is_stopped_at_its_timeout(
+    tmp_path: Path, keys: KeyFiles, start: bool, engine_name: str
+) -> None:
+    bundle = make_bundle(tmp_path / "out", keys.key, wasm=spinning(start), manifest=TIMED)
+    began = time.monotonic()
+    argv = [str(BIN / "ngixi"), "run", "--in-process", "--engine", engine_name, "--trust", str(keys.trust)]
+    result = run_in(tmp_path, [*argv, str(bundle), "add", "1", "2"], env=dict(os.environ), check=False, timeout=60)
+    assert result.returncode == (-9 if engine_name == "wasmer" else 5), result.stderr
+    what = "start" if start else "add"
+    assert f"ngixi: error: hello: {what} exceeded its 200 ms timeout (limits.timeout_ms)" in result.stderr
+    assert time.monotonic() - began < 20

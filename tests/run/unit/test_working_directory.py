@@ -1,0 +1,204 @@
+"""Attacks through the operator's working directory: a project someone else prepared (an unpacked tarball, a
+clone, a shared directory) must not make them trust a key, run its machine code, or reach their files.
+
+The defence: a project's dev trust file found from the working directory (or --project) is used only when no
+one but this user (or root) can change it; then only for the dev channel; and its native_code only for dev keys
+this user's own builds registered. A guest's sandbox under the project is refused when a symlink redirects it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.loading.tenants import open_tenant
+from ngixi_runtime.trust.choice import DEV_TRUST_FILE, PROJECT_STATE_VARIABLE, TRUST_VARIABLE, chosen_trust_file
+from ngixi_runtime.trust.local_paths import unsafe_because
+from ngixi_runtime.trust.project_trust import register_dev_key, registered_dev_keys
+from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
+from tests.run.unit.test_native_code import HONEST, crafted_artifact
+from tests.wasmgen import ADD_BODY, Func, Imp, module
+
+WASM = module(imports=[Imp("ngixi", "log", ["i32"] * 3)], functions=[Func("add", ["i32", "i32"], ["i32"], ADD_BODY)])
+FS_MANIFEST = HELLO_MANIFEST + '[capabilities.fs]\npreopens = [{ guest = "/data", host = "data", mode = "rw" }]\n'
+
+
+def hostile_project(root: Path, *, channels: tuple[str, ...] = ("dev",), native_code: bool = True) -> KeyFiles:
+    """A directory as an attacker ships it: a project whose dev trust file names the attacker's key."""
+    (root / "pyproject.toml").parent.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text("[tool.ngixi]\n")
+    return make_key(root / DEV_TRUST_FILE.parent, channels=channels, native_code=native_code)
+
+
+@pytest.fixture
+def in_hostile_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv(TRUST_VARIABLE, raising=False)
+    monkeypatch.delenv(PROJECT_STATE_VARIABLE, raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "user-state"))
+    root = tmp_path / "unpacked"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    return root
+
+
+@pytest.mark.parametrize("mode", [0o666, 0o646])
+def test_a_dev_trust_file_others_may_write_is_refused(in_hostile_project: Path, mode: int) -> None:
+    keys = hostile_project(in_hostile_project)
+    keys.trust.chmod(mode)
+    with pytest.raises(InvalidInput, match=r"not used as the trust file: .* may be written by any user"):
+        chosen_trust_file(None)
+    assert chosen_trust_file(keys.trust) == keys.trust  # named by the operator: their choice
+
+
+def test_a_project_directory_others_may_write_is_refused(in_hostile_project: Path) -> None:
+    hostile_project(in_hostile_project)
+    in_hostile_project.chmod(0o777)  # a shared directory: anyone could swap .ngixi
+    with pytest.raises(InvalidInput, match=f"{in_hostile_project} may be written by any user"):
+        chosen_trust_file(None)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_dev_trust_file_of_another_user_is_refused(in_hostile_project: Path) -> None:
+    keys = hostile_project(in_hostile_project)
+    os.chown(keys.trust.parent, 65534, 65534)
+    with pytest.raises(InvalidInput, match="belongs to user id 65534"):
+        chosen_trust_file(None)
+
+
+def test_sticky_world_writable_directories_above_are_safe(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # as /tmp: others cannot rename what is ours in it
+    mine = shared / "mine"
+    mine.mkdir(mode=0o755)
+    assert unsafe_because(mine) is None
+
+
+def test_a_found_dev_trust_file_trusts_no_key_for_release(
+    in_hostile_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = hostile_project(in_hostile_project, channels=("dev", "release"))
+    release = make_bundle(in_hostile_project / "out", keys.key, wasm=WASM, channel="release")
+    assert exit_code(["verify", str(release)]) == 3
+    assert "may not sign guest 'hello' on channel 'release'" in capsys.readouterr().err
+    assert exit_code(["verify", "--trust", str(keys.trust), str(release)]) == 0
+
+
+def test_a_found_dev_trust_file_with_release_keys_only_says_so(
+    in_hostile_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = hostile_project(in_hostile_project, channels=("release",))
+    release = make_bundle(in_hostile_project / "out", keys.key, wasm=WASM, channel="release")
+    assert exit_code(["verify", str(release)]) == 2
+    assert f"lists none for it: pass --trust {keys.trust}" in capsys.readouterr().err
+
+
+def _run_add(bundle: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = exit_code(["run", "--in-process", "--engine", "wasmtime", str(bundle), "add", "2", "3"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_found_dev_trust_file_runs_no_machine_code_of_an_unregistered_key(
+    in_hostile_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = hostile_project(in_hostile_project)
+    (in_hostile_project / "work").mkdir()
+    crafted = crafted_artifact(in_hostile_project / "work", "wasmtime")
+    bundle = make_bundle(
+        in_hostile_project / "artifacts", keys.key, wasm=HONEST, manifest=HELLO_MANIFEST, artifacts=[crafted]
+    )
+    code, out, err = _run_add(bundle, capsys)
+    assert (code, out) == (0, "5\n")  # the signed .wasm, compiled here: not the crafted artifact's 666
+    assert "is not trusted with native code" in err
+    register_dev_key(keys.key.public_base64)  # what this user's own build of the project does
+    code, out, _ = _run_add(bundle, capsys)
+    assert (code, out) == (0, "666\n")
+
+
+def test_a_symlink_in_a_found_projects_sandbox_is_refused(
+    in_hostile_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = hostile_project(in_hostile_project)
+    bundle = make_bundle(in_hostile_project / "artifacts", keys.key, wasm=WASM, manifest=FS_MANIFEST)
+    precious = tmp_path / "home"
+    precious.mkdir()
+    guest_dir = in_hostile_project / ".ngixi" / "sandbox" / "dev" / "default" / "hello"
+    guest_dir.mkdir(parents=True)
+    (guest_dir / "files").symlink_to(precious)
+    code, _, err = _run_add(bundle, capsys)
+    assert code == 2
+    assert f"{guest_dir / 'files'} is a symbolic link" in err
+    assert list(precious.iterdir()) == []
+
+
+@pytest.mark.parametrize("link", ["dev", "dev/default", "dev/default/hello/kv.sqlite3-wal"])
+def test_no_symlink_below_the_sandboxes_directory_is_followed(tmp_path: Path, keys: KeyFiles, link: str) -> None:
+    bundle = make_bundle(tmp_path / "out", keys.key, wasm=WASM, manifest=FS_MANIFEST)
+    sandboxes = tmp_path / "sandboxes"
+    (sandboxes / link).parent.mkdir(parents=True)
+    (sandboxes / link).symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(InvalidInput, match="is a symbolic link"):
+        open_tenant(bundle, trust_file=keys.trust, isolated=False, sandboxes=sandboxes, sandbox_per_channel=True)
+
+
+def test_the_dev_key_record_keeps_the_latest_keys(tmp_path: Path) -> None:
+    record = tmp_path / "dev-keys"
+    for key in ("a", "b", "a"):
+        register_dev_key(key, record)
+    assert registered_dev_keys(record) == ("b", "a")
+    record.chmod(0o666)
+    assert registered_dev_keys(record) == ()  # anyone could have added theirs
+
+
+def test_a_found_project_others_may_write_holds_no_sandbox(
+    in_hostile_project: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (in_hostile_project / "pyproject.toml").write_text("[tool.ngixi]\n")
+    in_hostile_project.chmod(0o777)
+    bundle = make_bundle(in_hostile_project.parent / "out", keys.key, wasm=WASM, manifest=FS_MANIFEST)
+    assert exit_code(["run", "--in-process", "--trust", str(keys.trust), str(bundle), "add", "2", "3"]) == 2
+    assert "not used for the guest's sandbox" in capsys.readouterr().err
+    assert not (in_hostile_project / ".ngixi").exists()
+
+
+@pytest.mark.parametrize("shared", ["state", "state/rollback"])
+def test_a_rollback_state_others_may_write_is_refused(tmp_path: Path, keys: KeyFiles, shared: str) -> None:
+    state = tmp_path / "state"
+    bundle = make_bundle(tmp_path / "out", keys.key, wasm=WASM, channel="dev")
+    argv = ["verify", "--trust", str(keys.trust), "--state-dir", str(state), str(bundle)]
+    assert exit_code(argv) == 0
+    (tmp_path / shared).chmod(0o777)  # another user could now remove or lower the recorded sequences
+    assert exit_code(argv) == 2
+
+
+@pytest.mark.parametrize("name", ["pyproject.toml", "trust.toml"])
+def test_deeply_nested_toml_is_one_line_not_a_traceback(
+    in_hostile_project: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    nested = "a = " + "[" * 100_000 + "]" * 100_000 + "\n"
+    (in_hostile_project / "pyproject.toml").write_text(nested if name == "pyproject.toml" else "[tool.ngixi]\n")
+    trust = keys.trust if name == "pyproject.toml" else in_hostile_project / name
+    if name == "trust.toml":
+        trust.write_text(nested)
+    bundle = make_bundle(in_hostile_project.parent / "out", keys.key, wasm=WASM)
+    assert exit_code(["run", "--in-process", "--trust", str(trust), str(bundle), "add", "2", "3"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.endswith("not valid TOML: TOML inline arrays/tables are nested more than the allowed 400 levels")
+
+
+def test_a_kv_database_hard_linked_elsewhere_is_refused(tmp_path: Path, keys: KeyFiles) -> None:
+    """Prepared so that another guest's files share the first guest's kv data."""
+    bundle = make_bundle(tmp_path / "out", keys.key, wasm=WASM, manifest=FS_MANIFEST)
+    sandboxes = tmp_path / "sandboxes"
+    guest = sandboxes / "dev" / "default" / "hello"
+    other = sandboxes / "dev" / "default" / "other" / "files" / "data"
+    guest.mkdir(parents=True)
+    other.mkdir(parents=True)
+    (guest / "kv.sqlite3").write_bytes(b"")
+    os.link(guest / "kv.sqlite3", other / "readable")
+    with pytest.raises(InvalidInput, match=r"kv\.sqlite3 has other names"):
+        open_tenant(bundle, trust_file=keys.trust, isolated=False, sandboxes=sandboxes, sandbox_per_channel=True)
