@@ -486,7 +486,7 @@ class WasiFilesystem:
 
     def path_filestat_get(self, memory: GuestMemory, fd: int, lookup: int, path: int, length: int, out: int) -> None:
         parent = self._directory(fd, RIGHT_PATH_FILESTAT_GET)
-        follow = bool(lookup & LOOKUP_SYMLINK_FOLLOW) and not exclusive
+        follow = bool(lookup & LOOKUP_SYMLINK_FOLLOW)
         with beneath(parent.host_fd, _path(memory, path, length), follow=follow) as target:
             memory.write(out, _filestat(_lstat(target)))
 
@@ -495,7 +495,7 @@ class WasiFilesystem:
     ) -> None:
         parent = self._writable_directory(fd, RIGHT_PATH_FILESTAT_SET_TIMES)
         times = _new_times(atime, mtime, flags)
-        follow = bool(lookup & LOOKUP_SYMLINK_FOLLOW) and not exclusive
+        follow = bool(lookup & LOOKUP_SYMLINK_FOLLOW)
         with beneath(parent.host_fd, _path(memory, path, length), follow=follow) as target:
             info = _lstat(target)
             os.utime(target.name, ns=_times(info, *times), dir_fd=target.directory, follow_symlinks=False)
@@ -567,7 +567,7 @@ class WasiFilesystem:
     ) -> None:
         source = self._writable_directory(old_fd, RIGHT_PATH_LINK_SOURCE)  # a ro file must not become writable
         destination = self._writable_directory(new_fd, RIGHT_PATH_LINK_TARGET)
-        follow = bool(lookup & LOOKUP_SYMLINK_FOLLOW) and not exclusive
+        follow = bool(lookup & LOOKUP_SYMLINK_FOLLOW)
         with (
             beneath(source.host_fd, _path(memory, old, old_length), follow=follow) as old_target,
             beneath(destination.host_fd, _path(memory, new, new_length), follow=False) as new_target,
