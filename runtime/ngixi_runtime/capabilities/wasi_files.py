@@ -587,8 +587,9 @@ class WasiFilesystem:
     ) -> None:
         parent = self._directory(fd, RIGHT_PATH_READLINK)
         with beneath(parent.host_fd, _path(memory, path, length), follow=False) as target:
-            if target.trailing_slash:
-                raise AbiFault(Errno.NOTDIR)
+            if target.trailing_slash:  # as readlink(2): a name with a slash after it means a directory, no link
+                _existing_directory_if_slashed(target)
+                raise AbiFault(Errno.INVAL)
             contents = os.fsencode(os.readlink(target.name, dir_fd=target.directory))
         contents = contents[: max(0, buffer_length)]
         memory.write(buffer, contents)

@@ -57,6 +57,12 @@ KNOWN: dict[str, tuple[Known, ...]] = {
             "POSIX readdir returns every entry not removed once; Wasmtime's index cookies skip entries after an unlink",
         ),
     ),
+    "io": (
+        Known("posix_fallocate -> 58 ", "posix_fallocate -> 0 ", "witx fd_allocate allocates; Wasmtime's is NOTSUP"),
+        Known("size after fallocate 10485763", "size after fallocate 12582912", "the same fd_allocate"),
+        Known("poll file -> 0 ", "poll file -> 1 ", "a regular file always polls readable (POSIX poll)"),
+        Known("file revents 0", "file revents 1", "the same poll"),
+    ),
     "paths": (
         Known(
             "link from up symlink follow              28",

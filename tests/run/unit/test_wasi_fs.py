@@ -240,6 +240,25 @@ def test_create_exclusive_does_not_follow_a_final_symlink(guest: Guest, sandbox:
     assert (sandbox / "data" / "target").is_file()
 
 
+def test_readlink_of_a_name_with_a_trailing_slash_answers_as_readlink_does(guest: Guest, sandbox: Path) -> None:
+    """musl's realpath() reads each prefix as a link and takes INVAL for "not a link"."""
+    (sandbox / "data" / "dir").mkdir()
+    (sandbox / "data" / "file").write_text("")
+    (sandbox / "data" / "to-dir").symlink_to("dir")
+    readlink = {
+        path: guest.call("path_readlink", DATA, *guest.path(path), BUFFER, 64, OUT)
+        for path in ("dir/", "dir/./", "to-dir/", "file/", "missing/", "to-dir")
+    }
+    assert readlink == {
+        "dir/": Errno.INVAL,
+        "dir/./": Errno.INVAL,
+        "to-dir/": Errno.INVAL,
+        "file/": Errno.NOTDIR,
+        "missing/": Errno.NOENT,
+        "to-dir": Errno.SUCCESS,
+    }
+
+
 def test_missing_preopen_directories_are_created(tmp_path: Path) -> None:
     open_filesystem(OPTIONS, tmp_path / "new", guest="g").close()
     assert (tmp_path / "new" / "data").is_dir() and (tmp_path / "new" / "config").is_dir()
