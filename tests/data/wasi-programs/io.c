@@ -106,7 +106,7 @@ int main(void) {
     printf("revents %x %x\n", p[0].revents, p[1].revents);
     fd = open("data/vec.txt", O_RDONLY);
     struct pollfd pf = {fd, POLLIN, 0};
-    TRY("poll file", poll(&pf, 1, 0));
+    TRY("poll file", poll(&pf, 1, 100));
     printf("file revents %x\n", pf.revents);
     TRY("poll nothing for 10 ms", poll(NULL, 0, 10));
     return 0;
