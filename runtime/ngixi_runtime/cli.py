@@ -334,7 +334,9 @@ def _rollback_options(parser: argparse.ArgumentParser) -> None:
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", type=Path)
     parser.add_argument("export", nargs="?", help="the export to call; omit for a command guest")
-    parser.add_argument("args", nargs="*", help="arguments, converted to the declared types")
+    parser.add_argument(
+        "args", nargs="*", help="arguments, converted to the declared types (after --, those that start with -)"
+    )
     parser.add_argument("--in-process", action="store_true", help="run in this process: faster, no isolation")
     parser.add_argument(
         "--env",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import struct
+import time
 
 import pytest
 
+from ngixi_runtime.capabilities.clock import SUBSCRIPTION
 from ngixi_runtime.capabilities.context import GuestExit, HostContext
 from ngixi_runtime.capabilities.linking import core_imports
 from ngixi_runtime.capabilities.registry import every_capability
@@ -135,6 +137,20 @@ def test_clock_random_and_exit() -> None:
 def test_ngixi_run_exits_with_the_guests_code_or_1_for_one_no_process_can_exit_with() -> None:
     codes = [0, 7, 255, 256, 512, 0xFFFFFFFF]
     assert [process_exit_code(code) for code in codes] == [0, 7, 255, 1, 1, 1]  # 256 would read as success
+
+
+def test_a_sleep_past_the_calls_end_ends_the_call_as_a_timeout() -> None:
+    """Waking early would let the guest believe it slept; a sleep that fits is slept whole."""
+    ctx = context(call_ends_at=time.monotonic() + 0.3)
+    poll_oneoff = host(ctx, "wasi_snapshot_preview1.poll_oneoff")
+    ctx.mem.write(0, SUBSCRIPTION.pack(7, 0, 1, 20_000_000, 0, 0))  # the monotonic clock, 20 ms from now
+    started = time.monotonic()
+    assert poll_oneoff(0, 100, 1, 200) == Errno.SUCCESS
+    assert time.monotonic() - started >= 0.02
+    ctx.mem.write(0, SUBSCRIPTION.pack(7, 0, 1, 3600 * 10**9, 0, 0))  # an hour
+    with pytest.raises(GuestError, match=r"g: reached its limits\.timeout_ms while sleeping") as stopped:
+        poll_oneoff(0, 100, 1, 200)
+    assert stopped.value.outcome == "timeout" and time.monotonic() - started < 2
 
 
 def test_abort_reads_assemblyscript_strings() -> None:

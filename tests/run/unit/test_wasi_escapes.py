@@ -33,6 +33,7 @@ from ngixi_runtime.spec.abi import (
     RIGHT_FD_SEEK,
     RIGHT_FD_TELL,
     RIGHT_FD_WRITE,
+    RIGHT_PATH_OPEN,
     Errno,
 )
 from tests.run.unit.test_wasi_fs import BUFFER, CONFIG, DATA, IOV, OUT, PATH, Guest, granted
@@ -263,6 +264,70 @@ def test_rights_are_narrowed_and_enforced(guest: Guest, sandbox: Path) -> None:
     # A directory that may hand down only reading gives no more, whatever is asked.
     assert guest.call("fd_fdstat_set_rights", directory, RIGHT_FD_READDIR, 0) == Errno.SUCCESS
     assert guest.try_open(directory, "file", 0, RIGHT_FD_READ) == Errno.NOTCAPABLE  # no PATH_OPEN left
+
+
+def _read_only_mine(g: Guest) -> int:
+    return g.open(DATA, "file", 0, RIGHT_FD_READ | RIGHT_FD_SEEK | RIGHT_FD_TELL)
+
+
+# Every function that changes a file through its descriptor, on one opened under the rw preopen for reading.
+WRITES_THROUGH_A_DESCRIPTOR: dict[str, Callable[[Guest], int]] = {
+    "fd_write": lambda g: g.write(_read_only_mine(g), b"changed"),
+    "fd_pwrite": lambda g: g.call("fd_pwrite", _read_only_mine(g), IOV, 1, 0, OUT),
+    "fd_allocate": lambda g: g.call("fd_allocate", _read_only_mine(g), 0, 100),
+    "fd_filestat_set_size": lambda g: g.call("fd_filestat_set_size", _read_only_mine(g), 0),
+    "fd_filestat_set_times": lambda g: g.call("fd_filestat_set_times", _read_only_mine(g), 0, 0, 2 | 8),
+    "fd_fdstat_set_flags APPEND": lambda g: g.call("fd_fdstat_set_flags", _read_only_mine(g), FDFLAG_APPEND),
+    "fd_fdstat_set_rights back": lambda g: g.call(
+        "fd_fdstat_set_rights", _read_only_mine(g), RIGHT_FD_READ | RIGHT_FD_WRITE, 0
+    ),
+}
+
+
+@pytest.mark.parametrize("change", WRITES_THROUGH_A_DESCRIPTOR)
+def test_a_descriptor_opened_to_read_under_a_rw_preopen_cannot_change_its_file(
+    guest: Guest, sandbox: Path, change: str
+) -> None:
+    (sandbox / "data" / "file").write_text("mine")
+    before = os.stat(sandbox / "data" / "file")
+    guest.memory.write(BUFFER, b"changed")
+    guest.memory.write(IOV, struct.pack("<II", BUFFER, 7))
+    assert WRITES_THROUGH_A_DESCRIPTOR[change](guest) == Errno.NOTCAPABLE
+    after = os.stat(sandbox / "data" / "file")
+    assert (sandbox / "data" / "file").read_text() == "mine"
+    assert (after.st_mtime_ns, after.st_size) == (before.st_mtime_ns, before.st_size)
+
+
+def test_inheriting_rights_never_exceed_the_parents(guest: Guest, sandbox: Path) -> None:
+    (sandbox / "data" / "sub").mkdir()
+    (sandbox / "data" / "sub" / "file").write_text("mine")
+    everything = (1 << 64) - 1
+    # A directory handing down reading only: what it opens, and what that opens, can only read.
+    reader = guest.call(
+        "path_open",
+        DATA,
+        0,
+        *guest.path("."),
+        OFLAG_DIRECTORY,
+        RIGHT_PATH_OPEN,
+        RIGHT_PATH_OPEN | RIGHT_FD_READ,
+        0,
+        OUT,
+    )
+    assert reader == Errno.SUCCESS
+    reader = guest.u32(OUT)
+    assert guest.call("path_open", reader, 0, *guest.path("sub"), OFLAG_DIRECTORY, everything, everything, 0, OUT) == 0
+    sub = guest.u32(OUT)
+    assert guest.call("fd_fdstat_get", sub, OUT) == Errno.SUCCESS
+    _, _, rights, inheriting = struct.unpack("<BxH4xQQ", guest.memory.read(OUT, 24))
+    assert (rights, inheriting) == (RIGHT_PATH_OPEN, RIGHT_PATH_OPEN | RIGHT_FD_READ)
+    file = guest.open(sub, "file", 0, everything)
+    assert guest.read(file) == b"mine"
+    assert guest.write(file, b"x") == Errno.NOTCAPABLE
+    assert guest.try_open(sub, "new", OFLAG_CREAT, RIGHT_FD_WRITE) == Errno.NOTCAPABLE  # no PATH_CREATE_FILE
+    assert guest.call("fd_fdstat_set_rights", sub, RIGHT_PATH_OPEN, everything) == Errno.NOTCAPABLE
+    assert (sandbox / "data" / "sub" / "file").read_text() == "mine"
+    assert sorted(p.name for p in (sandbox / "data" / "sub").iterdir()) == ["file"]
 
 
 def test_odd_bytes_and_huge_numbers_are_answered_not_crashed_on(guest: Guest, sandbox: Path) -> None:
