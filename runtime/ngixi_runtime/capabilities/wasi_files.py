@@ -340,6 +340,9 @@ class WasiFilesystem:
         if writes:
             _refuse_on_ro(self._directory(fd))
         parent = self._directory(fd, RIGHT_PATH_OPEN | _oflag_rights(oflags))
+        # What the new descriptor may hand down is its parent's, whatever `inheriting` asks: Wasmtime's WASI
+        # ignores it, and Zig's std asks a directory for inheriting rights without reading or writing files,
+        # then opens files through it to write them. Only fd_fdstat_set_rights narrows what a directory hands down.
         rights &= parent.inheriting
         if fdflags & ~_FDFLAGS or oflags & ~(OFLAG_CREAT | OFLAG_DIRECTORY | OFLAG_EXCL | OFLAG_TRUNC):
             raise AbiFault(Errno.INVAL)
@@ -351,7 +354,7 @@ class WasiFilesystem:
         filetype = _filetype(os.fstat(host_fd).st_mode)
         allowed = DIRECTORY_RIGHTS if filetype == FILETYPE_DIRECTORY else FILE_RIGHTS
         descriptor = Descriptor(
-            host_fd, parent.mount, filetype, rights & allowed, inheriting & parent.inheriting, fdflags & _FDFLAGS
+            host_fd, parent.mount, filetype, rights & allowed, parent.inheriting, fdflags & _FDFLAGS
         )
         write_u32(memory, opened, self._add(descriptor))
 

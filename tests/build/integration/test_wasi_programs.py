@@ -1,7 +1,7 @@
-"""Real C programs (tests/data/wasi-programs/*.c, zig cc against wasi-libc) through the loader, compared with
-wasmtime-py's own WASI running the same module on an identical directory tree.
+"""Real programs (tests/data/wasi-programs: C through zig cc against wasi-libc, Zig through its std.Io) through
+the loader, compared with wasmtime-py's own WASI running the same module on an identical directory tree.
 
-Each program uses libc as programs do (stdio files, stat, directories, links, renames, argv, environ,
+Each program uses libc or Zig's std as programs do (stdio files, stat, directories, links, renames, argv, environ,
 stdin, clocks, exit codes) and prints what each call returned. It runs as a signed bundle, isolated, on
 Wasmer and on Wasmtime, granted fs (its root preopened as `/`), stdio, stdin, env and args; the reference
 is the same module under `wasmtime.WasiConfig`. Stdout, stderr, the exit code and the tree the program
@@ -28,7 +28,8 @@ from tests.conftest import REPO, KeyFiles, make_bundle, make_key
 pytestmark = pytest.mark.integration
 
 PROGRAMS = REPO / "tests" / "data" / "wasi-programs"
-NAMES = sorted(p.stem for p in PROGRAMS.glob("*.c"))
+SOURCES = {p.stem: p for p in sorted(PROGRAMS.glob("*.c")) + sorted(PROGRAMS.glob("*.zig"))}
+NAMES = sorted(SOURCES)
 ENGINES = ("wasmer", "wasmtime")
 MEMORY_PAGES = 256
 ENV = {"HOME": "/home/guest", "LANG": "C.UTF-8", "GREETING": "grüß dich ✓", "EMPTY": ""}
@@ -114,11 +115,15 @@ class Outcome:
 
 
 def compile_program(name: str, output: Path) -> None:
-    """As the build compiles a C command: zig cc for wasm32-wasi, its memory bounded, its stack the build's."""
-    command = [sys.executable, "-m", "ziglang", "cc", f"--target={WASI_TARGET}", "-O2", "-s", "-w"]
-    command += [str(PROGRAMS / f"{name}.c"), "-o", str(output)]
-    command += [f"-Wl,--max-memory={MEMORY_PAGES * PAGE_BYTES}", f"-Wl,-z,stack-size={STACK_BYTES}"]
-    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    """As the build compiles a C or Zig command for wasm32-wasi: its memory bounded, its stack the build's."""
+    source, zig = SOURCES[name], [sys.executable, "-m", "ziglang"]
+    if source.suffix == ".c":
+        command = [*zig, "cc", f"--target={WASI_TARGET}", "-O2", "-s", "-w", str(source), "-o", str(output)]
+        command += [f"-Wl,--max-memory={MEMORY_PAGES * PAGE_BYTES}", f"-Wl,-z,stack-size={STACK_BYTES}"]
+    else:
+        command = [*zig, "build-exe", "-target", WASI_TARGET, "-O", "ReleaseSmall", "-fstrip", str(source)]
+        command += [f"-femit-bin={output}", f"--max-memory={MEMORY_PAGES * PAGE_BYTES}", "--stack", str(STACK_BYTES)]
+    subprocess.run(command, check=True, capture_output=True, timeout=300, cwd=output.parent)
 
 
 def manifest(name: str) -> str:
