@@ -49,9 +49,11 @@ class Run:
 
 
 ENDINGS = ("return", "exit255", "exit256", "exit-1", "_Exit", "abort", "assert")
+COMMAND_LINE = ("one arg", "", "--exit=7", "ünïcödé ✓")
 RUNS = [
-    *(Run(name) for name in NAMES if name not in ("cli", "exits")),
-    Run("cli", ("one arg", "", "--exit=7", "ünïcödé ✓")),
+    *(Run(name) for name in NAMES if name not in ("cli", "zigcli", "exits")),
+    Run("cli", COMMAND_LINE),
+    Run("zigcli", COMMAND_LINE),
     *(Run("exits", (ending,)) for ending in ENDINGS),
 ]
 
