@@ -78,8 +78,8 @@ def engine_name(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
 
 @pytest.fixture(params=["fast path", "public API"])
 def wasmtime_call_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Runs a test once per way of calling a Wasmtime export made in it: `wasmtime_fastpath`'s (skipped on a
-    wasmtime-py it was not tested on) and wasmtime-py's public `Func.__call__`."""
+    """Runs a test once per way of calling a Wasmtime export, or a host function, made in it: `wasmtime_fastpath`'s
+    (skipped on a wasmtime-py it was not tested on) and wasmtime-py's public API."""
     fastpath = pytest.importorskip("ngixi_runtime.engines.wasmtime_fastpath")
     if request.param == "fast path" and not fastpath.ACTIVE:
         pytest.skip("no fast path on this wasmtime-py")

@@ -173,7 +173,13 @@ def _run(args: argparse.Namespace) -> int:
             _show(failure.result, as_json=args.json, error=str(failure))
             raise
     _show(result, as_json=args.json, output_file=args.output)
-    return result.exit_code or 0
+    return process_exit_code(result.exit_code or 0)
+
+
+def process_exit_code(guest_code: int) -> int:
+    """`ngixi run`'s own exit code for a guest's: a status outside 0-255 would be cut to its low byte (256
+    would read as success), so it becomes 1."""
+    return guest_code if 0 <= guest_code <= 255 else 1
 
 
 def _policy(path: Path) -> Policy:
@@ -348,7 +354,9 @@ def _rollback_options(parser: argparse.ArgumentParser) -> None:
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", type=Path)
     parser.add_argument("export", nargs="?", help="the export to call; omit for a command guest")
-    parser.add_argument("args", nargs="*", help="arguments, converted to the declared types")
+    parser.add_argument(
+        "args", nargs="*", help="arguments, converted to the declared types (after --, those that start with -)"
+    )
     parser.add_argument("--in-process", action="store_true", help="run in this process: faster, no isolation")
     parser.add_argument(
         "--env",

@@ -26,7 +26,7 @@ def _abort(ctx: HostContext) -> HostFunction:
 
 def _proc_exit(ctx: HostContext) -> HostFunction:
     def proc_exit(code: int) -> None:
-        raise GuestExit(code)
+        raise GuestExit(code & 0xFFFFFFFF)  # witx: an exitcode is a u32, whichever way the engine hands an i32
 
     return proc_exit
 

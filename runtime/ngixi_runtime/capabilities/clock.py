@@ -15,6 +15,7 @@ from typing import Protocol, cast
 
 from ngixi_runtime.capabilities.base import Capability, wasi_import
 from ngixi_runtime.capabilities.context import HostContext, HostFunction
+from ngixi_runtime.errors import GuestError
 from ngixi_runtime.spec.abi import U64, AbiFault, Errno, write_u32, write_u64
 
 _CLOCKS: dict[int, Callable[[], int]] = {
@@ -89,7 +90,11 @@ def _answer(ctx: HostContext, subscriptions: list[tuple[int, int, int, int, int,
     if found or not due:
         return found
     wait = min(delay for delay, _ in due)
-    time.sleep(max(0.0, min(wait / 1e9, ctx.call_ends_at - time.monotonic())))
+    left = ctx.call_ends_at - time.monotonic()
+    if wait / 1e9 > left:  # waking the guest early would make it believe it slept: the call ends as a timeout
+        time.sleep(max(0.0, left))
+        raise GuestError(f"{ctx.guest}: reached its limits.timeout_ms while sleeping in poll_oneoff", outcome="timeout")
+    time.sleep(wait / 1e9)
     return [EVENT.pack(userdata, Errno.SUCCESS, _CLOCK, 0, 0) for delay, userdata in due if delay <= wait]
 
 

@@ -91,7 +91,7 @@ def guest_environment(guest: str, options: EnvOptions | None, given: Mapping[str
 CAPABILITY = Capability(
     "env",
     "WASI environment variables",
-    string_table("environ", lambda ctx: [f"{k}={v}".encode() + b"\0" for k, v in sorted(ctx.env.items())]),
+    string_table("environ", lambda ctx: [f"{k}={v}".encode() + b"\0" for k, v in ctx.env.items()]),
     parse_options=parse_env,
     parse_ceiling=parse_env_ceiling,
     wasi_p2={"wasi:cli/environment": frozenset({"get-environment"})},

@@ -26,7 +26,7 @@ from ngixi_runtime.capabilities.base import (
 from ngixi_runtime.capabilities.context import HostContext, HostFunction, Sandbox, Stdin
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.abi import (
-    FILETYPE_CHARACTER_DEVICE,
+    FILETYPE_STREAM,
     RIGHT_FD_READ,
     AbiFault,
     Errno,
@@ -130,7 +130,7 @@ def _fd_fdstat_get(ctx: HostContext) -> HostFunction:
     def fd_fdstat_get(fd: int, out: int) -> int:
         if fd != STDIN_FD:
             return Errno.BADF
-        ctx.mem.write(out, fdstat(FILETYPE_CHARACTER_DEVICE, 0, RIGHT_FD_READ, 0))
+        ctx.mem.write(out, fdstat(FILETYPE_STREAM, 0, RIGHT_FD_READ, 0))
         return Errno.SUCCESS
 
     return fd_fdstat_get

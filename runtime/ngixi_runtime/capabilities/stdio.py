@@ -8,7 +8,7 @@ from __future__ import annotations
 from ngixi_runtime.capabilities.base import FD_FDSTAT_GET, FD_WRITE, OUTPUT_WASI_P2, Capability
 from ngixi_runtime.capabilities.context import HostContext, HostFunction
 from ngixi_runtime.spec.abi import (
-    FILETYPE_CHARACTER_DEVICE,
+    FILETYPE_STREAM,
     RIGHT_FD_WRITE,
     AbiFault,
     Errno,
@@ -54,7 +54,7 @@ def _fd_fdstat_get(ctx: HostContext) -> HostFunction:
     def fd_fdstat_get(fd: int, out: int) -> int:
         if fd not in STDIO_FDS:
             return Errno.BADF
-        ctx.mem.write(out, fdstat(FILETYPE_CHARACTER_DEVICE, 0, RIGHT_FD_WRITE, 0))
+        ctx.mem.write(out, fdstat(FILETYPE_STREAM, 0, RIGHT_FD_WRITE, 0))
         return Errno.SUCCESS
 
     return fd_fdstat_get

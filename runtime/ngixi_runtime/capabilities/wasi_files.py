@@ -29,6 +29,7 @@ from typing import Protocol
 from ngixi_runtime.capabilities.base import Mount
 from ngixi_runtime.capabilities.wasi_paths import (
     DIRECTORY_FLAGS,
+    ESCAPE,
     Target,
     beneath,
     link_target,
@@ -48,6 +49,7 @@ from ngixi_runtime.spec.abi import (
     FILETYPE_DIRECTORY,
     FILETYPE_REGULAR_FILE,
     FILETYPE_SOCKET_STREAM,
+    FILETYPE_STREAM,
     FILETYPE_SYMBOLIC_LINK,
     FILETYPE_UNKNOWN,
     LOOKUP_SYMLINK_FOLLOW,
@@ -221,10 +223,10 @@ class WasiFilesystem:
         """
         filesystem = cls(console, stdin or b"")
         if stdin is not None:
-            filesystem._table[STDIN] = Descriptor(-1, None, FILETYPE_CHARACTER_DEVICE, _STDIN_RIGHTS, 0, stream=STDIN)
+            filesystem._table[STDIN] = Descriptor(-1, None, FILETYPE_STREAM, _STDIN_RIGHTS, 0, stream=STDIN)
         if console is not None:
             for fd in (STDOUT, STDERR):
-                filesystem._table[fd] = Descriptor(-1, None, FILETYPE_CHARACTER_DEVICE, _OUTPUT_RIGHTS, 0, stream=fd)
+                filesystem._table[fd] = Descriptor(-1, None, FILETYPE_STREAM, _OUTPUT_RIGHTS, 0, stream=fd)
         try:
             for mount in mounts:
                 host_fd = _open_mount(mount, root)
@@ -265,6 +267,11 @@ class WasiFilesystem:
     def _changing(self, fd: int, rights: int) -> Descriptor:
         """A descriptor to change a file through: ROFS under a `ro` preopen whatever its rights, then `rights`."""
         _refuse_on_ro(self._get(fd))
+        return self._get(fd, rights)
+
+    def _seekable(self, fd: int, rights: int) -> Descriptor:
+        """A descriptor to seek or read/write at an offset: SPIPE for a stream (as a pipe answers), then `rights`."""
+        _refuse_on_stream(self._get(fd))
         return self._get(fd, rights)
 
     def _add(self, descriptor: Descriptor) -> int:
@@ -333,16 +340,21 @@ class WasiFilesystem:
         if writes:
             _refuse_on_ro(self._directory(fd))
         parent = self._directory(fd, RIGHT_PATH_OPEN | _oflag_rights(oflags))
+        # What the new descriptor may hand down is its parent's, whatever `inheriting` asks: Wasmtime's WASI
+        # ignores it, and Zig's std asks a directory for inheriting rights without reading or writing files,
+        # then opens files through it to write them. Only fd_fdstat_set_rights narrows what a directory hands down.
         rights &= parent.inheriting
         if fdflags & ~_FDFLAGS or oflags & ~(OFLAG_CREAT | OFLAG_DIRECTORY | OFLAG_EXCL | OFLAG_TRUNC):
             raise AbiFault(Errno.INVAL)
-        follow = bool(lookup & LOOKUP_SYMLINK_FOLLOW)
+        # O_CREAT|O_EXCL never follows a final symlink: the name exists, whatever it points to (POSIX open)
+        exclusive = oflags & (OFLAG_CREAT | OFLAG_EXCL) == OFLAG_CREAT | OFLAG_EXCL
+        follow = bool(lookup & LOOKUP_SYMLINK_FOLLOW) and not exclusive
         with beneath(parent.host_fd, _path(memory, path, path_length), follow=follow) as target:
             host_fd = _open_file(target, oflags, fdflags, rights)
         filetype = _filetype(os.fstat(host_fd).st_mode)
         allowed = DIRECTORY_RIGHTS if filetype == FILETYPE_DIRECTORY else FILE_RIGHTS
         descriptor = Descriptor(
-            host_fd, parent.mount, filetype, rights & allowed, inheriting & parent.inheriting, fdflags & _FDFLAGS
+            host_fd, parent.mount, filetype, rights & allowed, parent.inheriting, fdflags & _FDFLAGS
         )
         write_u32(memory, opened, self._add(descriptor))
 
@@ -367,8 +379,7 @@ class WasiFilesystem:
         write_u32(memory, done, scatter(memory, iovs, count, data))
 
     def fd_pread(self, memory: GuestMemory, fd: int, iovs: int, count: int, offset: int, done: int) -> None:
-        descriptor = self._get(fd, RIGHT_FD_READ | RIGHT_FD_SEEK)
-        _refuse_on_stream(descriptor)
+        descriptor = self._seekable(fd, RIGHT_FD_READ | RIGHT_FD_SEEK)
         data = os.pread(descriptor.host_fd, _readable(memory, iovs, count), _offset(offset))
         write_u32(memory, done, scatter(memory, iovs, count, data))
 
@@ -388,22 +399,20 @@ class WasiFilesystem:
         return len(data)
 
     def fd_pwrite(self, memory: GuestMemory, fd: int, iovs: int, count: int, offset: int, done: int) -> None:
+        _refuse_on_stream(self._get(fd))
         descriptor = self._changing(fd, RIGHT_FD_WRITE | RIGHT_FD_SEEK)
-        _refuse_on_stream(descriptor)
         data = gather(memory, iovs, count, MAX_WRITE)
         write_u32(memory, done, os.pwrite(descriptor.host_fd, data, _offset(offset)))
 
     def fd_seek(self, memory: GuestMemory, fd: int, offset: int, whence: int, out: int) -> None:
         needed = RIGHT_FD_TELL if offset == 0 and whence == 1 else _SEEK_RIGHTS
-        descriptor = self._get(fd, needed)
-        _refuse_on_stream(descriptor)
+        descriptor = self._seekable(fd, needed)
         if whence not in _WHENCE:
             raise AbiFault(Errno.INVAL)
         write_u64(memory, out, os.lseek(descriptor.host_fd, offset, _WHENCE[whence]))
 
     def fd_tell(self, memory: GuestMemory, fd: int, out: int) -> None:
-        descriptor = self._get(fd, RIGHT_FD_TELL)
-        _refuse_on_stream(descriptor)
+        descriptor = self._seekable(fd, RIGHT_FD_TELL)
         write_u64(memory, out, os.lseek(descriptor.host_fd, 0, os.SEEK_CUR))
 
     def fd_sync(self, memory: GuestMemory, fd: int) -> None:
@@ -543,7 +552,7 @@ class WasiFilesystem:
 
     def path_symlink(self, memory: GuestMemory, old: int, old_length: int, fd: int, new: int, new_length: int) -> None:
         parent = self._writable_directory(fd, RIGHT_PATH_SYMLINK)
-        contents = _path(memory, old, old_length, absolute_fault=Errno.PERM)
+        contents = _path(memory, old, old_length)
         with beneath(parent.host_fd, _path(memory, new, new_length), follow=False) as target:
             _new_name(target)
             os.symlink(contents, target.name, dir_fd=target.directory)
@@ -581,8 +590,9 @@ class WasiFilesystem:
     ) -> None:
         parent = self._directory(fd, RIGHT_PATH_READLINK)
         with beneath(parent.host_fd, _path(memory, path, length), follow=False) as target:
-            if target.trailing_slash:
-                raise AbiFault(Errno.NOTDIR)
+            if target.trailing_slash:  # as readlink(2): a name with a slash after it means a directory, no link
+                _existing_directory_if_slashed(target)
+                raise AbiFault(Errno.INVAL)
             contents = os.fsencode(os.readlink(target.name, dir_fd=target.directory))
         contents = contents[: max(0, buffer_length)]
         memory.write(buffer, contents)
@@ -654,7 +664,7 @@ def _readable(memory: GuestMemory, iovs: int, count: int) -> int:
     return min(capacity(memory, iovs, count), memory.size_bytes, MAX_READ)
 
 
-def _path(memory: GuestMemory, pointer: int, length: int, *, absolute_fault: int = Errno.NOTCAPABLE) -> str:
+def _path(memory: GuestMemory, pointer: int, length: int) -> str:
     length &= 0xFFFFFFFF
     if length > MAX_PATH:
         raise AbiFault(Errno.NAMETOOLONG)
@@ -664,7 +674,7 @@ def _path(memory: GuestMemory, pointer: int, length: int, *, absolute_fault: int
     if not path:
         raise AbiFault(Errno.NOENT)
     if path.startswith("/"):
-        raise AbiFault(absolute_fault)
+        raise AbiFault(ESCAPE)
     return path
 
 

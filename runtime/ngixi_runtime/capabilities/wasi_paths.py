@@ -2,7 +2,7 @@
 
 Every step opens the next directory with `O_NOFOLLOW` relative to the one before (openat), and a
 symlink is read and followed here, by the same rules, only while its target stays beneath the
-root: an absolute target or a `..` above the root is NOTCAPABLE, more than `MAX_SYMLINKS` links
+root: an absolute target or a `..` above the root is `ESCAPE`, more than `MAX_SYMLINKS` links
 is LOOP, a path (links expanded) deeper than `MAX_DEPTH` directories is NAMETOOLONG, so no path can
 make the host hold more than that many descriptors. The last component is handed to the caller as
 (directory descriptor, name), for a system call that does not follow symlinks itself (`O_NOFOLLOW`,
@@ -25,6 +25,9 @@ from ngixi_runtime.spec.abi import AbiFault, Errno
 
 MAX_SYMLINKS = 32
 MAX_DEPTH = 256  # directories held open at once while resolving one path (each is a host descriptor)
+# What a path leaving its root answers: PERM, as Wasmtime's WASI (cap-std) answers, so that core guests and
+# component guests (whose WASI is Wasmtime's) agree; the witx leaves the errno open.
+ESCAPE = Errno.PERM
 DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -57,7 +60,7 @@ def _walk(stack: list[int], path: str, follow: bool) -> Target:
         trailing = last and bool(pending)
         if name == "..":
             if len(stack) == 1:
-                raise AbiFault(Errno.NOTCAPABLE)
+                raise AbiFault(ESCAPE)
             os.close(stack.pop())
         if name in ("", ".", ".."):
             if last:
@@ -69,7 +72,7 @@ def _walk(stack: list[int], path: str, follow: bool) -> Target:
             if links > MAX_SYMLINKS:
                 raise AbiFault(Errno.LOOP)
             if target.startswith("/"):
-                raise AbiFault(Errno.NOTCAPABLE)
+                raise AbiFault(ESCAPE)
             pending.extendleft(reversed(target.split("/") + ([""] if trailing else [])))
             continue
         if last:

@@ -244,12 +244,17 @@ class WasmtimeMemory:
         self._memory = memory
         self._store = store
         self._guest = guest
+        self._bounds = wasmtime_fastpath.memory_bounds(memory, store) or self._public_bounds
+
+    def _public_bounds(self) -> tuple[int, int]:
+        return ctypes.addressof(self._memory.data_ptr(self._store).contents), self._memory.data_len(self._store)
 
     def _address(self, pointer: int, length: int) -> int:
         """Where `pointer` is now (a memory that grows may move); checked to hold `length` bytes."""
-        if pointer < 0 or length < 0 or pointer + length > self._memory.data_len(self._store):
+        start, size = self._bounds()
+        if pointer < 0 or length < 0 or pointer + length > size:
             raise GuestError(f"{self._guest}: pointer {pointer}+{length} is outside the guest's memory")
-        return ctypes.addressof(self._memory.data_ptr(self._store).contents) + pointer
+        return start + pointer
 
     def read(self, pointer: int, length: int) -> bytes:
         return ctypes.string_at(self._address(pointer, length), length)
@@ -397,7 +402,8 @@ def serialize(prepared: WasmtimeModule) -> bytes:
 def define_host_function(linker: wasmtime.Linker, host_import: HostImport, function: HostFunction) -> None:
     params, results = host_import.signature.params, host_import.signature.results
     signature = wasmtime.FuncType([_VALUE_TYPES[t]() for t in params], [_VALUE_TYPES[t]() for t in results])
-    linker.define_func(host_import.module, host_import.name, signature, function)
+    if not wasmtime_fastpath.define_numeric_import(linker, host_import.module, host_import.name, signature, function):
+        linker.define_func(host_import.module, host_import.name, signature, function)
 
 
 def _define_imports(

@@ -128,6 +128,9 @@ FDFLAG_APPEND, FDFLAG_DSYNC, FDFLAG_NONBLOCK, FDFLAG_RSYNC, FDFLAG_SYNC = 1, 2, 
 LOOKUP_SYMLINK_FOLLOW = 1
 FILETYPE_UNKNOWN, FILETYPE_BLOCK_DEVICE, FILETYPE_CHARACTER_DEVICE, FILETYPE_DIRECTORY = 0, 1, 2, 3
 FILETYPE_REGULAR_FILE, FILETYPE_SOCKET_STREAM, FILETYPE_SYMBOLIC_LINK = 4, 6, 7
+# stdin, stdout and stderr are streams the host captures, never a terminal: typed as Wasmtime's WASI types
+# non-terminal stdio, so that a guest's isatty() (wasi-libc: a character device that cannot seek) answers no.
+FILETYPE_STREAM = FILETYPE_UNKNOWN
 U64 = (1 << 64) - 1
 
 

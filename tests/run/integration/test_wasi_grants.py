@@ -159,7 +159,7 @@ def test_env_shows_fixed_and_allowed_variables(
 ) -> None:
     bundle = make_bundle(tmp_path, keys.key, wasm=ENVIRON, manifest=ENV_GRANT)
     with open_tenant(bundle, trust_file=keys.trust, isolated=isolated, engine=engine_name, env={"LANG": "C"}) as tenant:
-        assert tenant.run().stdout == b"LANG=C\0MODE=prod\0"
+        assert tenant.run().stdout == b"MODE=prod\0LANG=C\0"  # the fixed ones, then the caller's as given
 
 
 @pytest.mark.parametrize(

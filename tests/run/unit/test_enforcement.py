@@ -12,6 +12,7 @@ from ngixi_build.stages.smoke import http_server
 from ngixi_build.stages.validate import validate
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.context import HOST_LOG_LEVEL, Address, Sandbox
+from ngixi_runtime.capabilities.wasi_paths import ESCAPE
 from ngixi_runtime.errors import GuestError, InvalidInput, VerificationError
 from ngixi_runtime.guest.manifest import ManifestError
 from ngixi_runtime.loading.loader import Guest, open_guest
@@ -120,7 +121,7 @@ def test_the_ro_mount_cannot_be_written(fs_guest: tuple[Guest, Path]) -> None:
 
 def test_dotdot_cannot_escape_the_preopen(fs_guest: tuple[Guest, Path]) -> None:
     guest, files = fs_guest
-    assert returns(guest, "escape") == Errno.NOTCAPABLE
+    assert returns(guest, "escape") == ESCAPE
     assert (files / "config" / "settings.txt").read_text() == "original\n"
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import struct
+import time
 
 import pytest
 
+from ngixi_runtime.capabilities.clock import SUBSCRIPTION
 from ngixi_runtime.capabilities.context import GuestExit, HostContext
 from ngixi_runtime.capabilities.linking import core_imports
 from ngixi_runtime.capabilities.registry import every_capability
+from ngixi_runtime.cli import process_exit_code
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.spec.abi import MAX_IOVECS, AbiFault, Errno, gather
 from tests.conftest import FakeMemory
@@ -125,9 +128,29 @@ def test_clock_random_and_exit() -> None:
     assert host(ctx, "wasi_snapshot_preview1.clock_time_get")(99, 0, 8) == 28
     assert host(ctx, "wasi_snapshot_preview1.random_get")(32, 16) == 0
     assert ctx.mem.read(32, 16) != bytes(16)
-    with pytest.raises(GuestExit) as caught:
-        host(ctx, "wasi_snapshot_preview1.proc_exit")(3)
-    assert caught.value.code == 3
+    for code, exit_code in ((3, 3), (256, 256), (-1, 0xFFFFFFFF)):  # an engine may hand the i32 signed
+        with pytest.raises(GuestExit) as caught:
+            host(ctx, "wasi_snapshot_preview1.proc_exit")(code)
+        assert caught.value.code == exit_code
+
+
+def test_ngixi_run_exits_with_the_guests_code_or_1_for_one_no_process_can_exit_with() -> None:
+    codes = [0, 7, 255, 256, 512, 0xFFFFFFFF]
+    assert [process_exit_code(code) for code in codes] == [0, 7, 255, 1, 1, 1]  # 256 would read as success
+
+
+def test_a_sleep_past_the_calls_end_ends_the_call_as_a_timeout() -> None:
+    """Waking early would let the guest believe it slept; a sleep that fits is slept whole."""
+    ctx = context(call_ends_at=time.monotonic() + 0.3)
+    poll_oneoff = host(ctx, "wasi_snapshot_preview1.poll_oneoff")
+    ctx.mem.write(0, SUBSCRIPTION.pack(7, 0, 1, 20_000_000, 0, 0))  # the monotonic clock, 20 ms from now
+    started = time.monotonic()
+    assert poll_oneoff(0, 100, 1, 200) == Errno.SUCCESS
+    assert time.monotonic() - started >= 0.02
+    ctx.mem.write(0, SUBSCRIPTION.pack(7, 0, 1, 3600 * 10**9, 0, 0))  # an hour
+    with pytest.raises(GuestError, match=r"g: reached its limits\.timeout_ms while sleeping") as stopped:
+        poll_oneoff(0, 100, 1, 200)
+    assert stopped.value.outcome == "timeout" and time.monotonic() - started < 2
 
 
 def test_abort_reads_assemblyscript_strings() -> None:

@@ -12,14 +12,18 @@ from ngixi_runtime.capabilities.base import WASI
 from ngixi_runtime.capabilities.context import HostContext
 from ngixi_runtime.capabilities.fs import FsOptions, Preopen, open_filesystem
 from ngixi_runtime.capabilities.linking import core_imports
+from ngixi_runtime.capabilities.wasi_paths import ESCAPE
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.abi import (
     FDFLAG_APPEND,
+    FILETYPE_CHARACTER_DEVICE,
     FILETYPE_DIRECTORY,
     FILETYPE_REGULAR_FILE,
+    FILETYPE_STREAM,
     LOOKUP_SYMLINK_FOLLOW,
     OFLAG_CREAT,
     OFLAG_DIRECTORY,
+    OFLAG_EXCL,
     OFLAG_TRUNC,
     RIGHT_FD_FILESTAT_GET,
     RIGHT_FD_READ,
@@ -139,7 +143,7 @@ def test_the_ro_mount_refuses_every_change(guest: Guest, sandbox: Path) -> None:
 @pytest.mark.parametrize("path", ["../config/settings.txt", "/etc/passwd", "a/../../x", "..", "./../data"])
 def test_paths_cannot_leave_their_preopen(guest: Guest, sandbox: Path, path: str) -> None:
     (sandbox / "data" / "a").mkdir()
-    assert guest.try_open(DATA, path, OFLAG_CREAT, RIGHT_FD_WRITE) == Errno.NOTCAPABLE
+    assert guest.try_open(DATA, path, OFLAG_CREAT, RIGHT_FD_WRITE) == ESCAPE
 
 
 def test_dotdot_inside_the_preopen_is_fine(guest: Guest, sandbox: Path) -> None:
@@ -158,9 +162,9 @@ def test_symlinks_are_followed_only_beneath_the_preopen(guest: Guest, sandbox: P
     (data / "absolute").symlink_to(data / "note.txt")
     assert guest.read(guest.open(DATA, "alias", lookup=LOOKUP_SYMLINK_FOLLOW)) == b"note"
     assert guest.try_open(DATA, "alias") == Errno.LOOP  # the last link is not followed without the flag
-    assert guest.try_open(DATA, "outside/secret.txt") == Errno.NOTCAPABLE
-    assert guest.try_open(DATA, "up/settings.txt", OFLAG_CREAT, RIGHT_FD_WRITE) == Errno.NOTCAPABLE
-    assert guest.try_open(DATA, "absolute", lookup=LOOKUP_SYMLINK_FOLLOW) == Errno.NOTCAPABLE
+    assert guest.try_open(DATA, "outside/secret.txt") == ESCAPE
+    assert guest.try_open(DATA, "up/settings.txt", OFLAG_CREAT, RIGHT_FD_WRITE) == ESCAPE
+    assert guest.try_open(DATA, "absolute", lookup=LOOKUP_SYMLINK_FOLLOW) == ESCAPE
 
 
 def test_directories_and_metadata(guest: Guest, sandbox: Path) -> None:
@@ -214,6 +218,45 @@ def test_with_stdio_granted_too_stdout_is_captured_and_files_are_written(sandbox
         assert bytes(guest.ctx.output.stdout) == b"to stdout"
         assert guest.ctx.output.host_calls == {"fs": 1, "stdio": 4}  # under the first capability granting each
     assert (sandbox / "data" / "note.txt").read_bytes() == b"to the file"
+
+
+def test_stdout_is_a_stream_that_is_no_terminal_and_cannot_seek(sandbox: Path) -> None:
+    """wasi-libc's isatty() is a character device without seek rights: a captured stream is neither."""
+    for guest in granted(sandbox, "stdio", "fs"):
+        assert guest.call("fd_fdstat_get", 1, OUT) == Errno.SUCCESS
+        assert guest.memory.read(OUT, 1)[0] == FILETYPE_STREAM != FILETYPE_CHARACTER_DEVICE
+        assert guest.call("fd_seek", 1, 0, 0, OUT) == Errno.SPIPE  # as lseek on a pipe, whatever its rights
+        assert guest.call("fd_tell", 2, OUT) == Errno.SPIPE
+        guest.memory.write(IOV, struct.pack("<II", BUFFER, 1))
+        assert guest.call("fd_pwrite", 1, IOV, 1, 0, OUT) == Errno.SPIPE
+
+
+def test_create_exclusive_does_not_follow_a_final_symlink(guest: Guest, sandbox: Path) -> None:
+    (sandbox / "data" / "dangling").symlink_to("target")
+    exclusive = OFLAG_CREAT | OFLAG_EXCL
+    assert guest.try_open(DATA, "dangling", exclusive, RIGHT_FD_WRITE, lookup=LOOKUP_SYMLINK_FOLLOW) == Errno.EXIST
+    assert not (sandbox / "data" / "target").exists()
+    guest.open(DATA, "dangling", OFLAG_CREAT, RIGHT_FD_WRITE, lookup=LOOKUP_SYMLINK_FOLLOW)
+    assert (sandbox / "data" / "target").is_file()
+
+
+def test_readlink_of_a_name_with_a_trailing_slash_answers_as_readlink_does(guest: Guest, sandbox: Path) -> None:
+    """musl's realpath() reads each prefix as a link and takes INVAL for "not a link"."""
+    (sandbox / "data" / "dir").mkdir()
+    (sandbox / "data" / "file").write_text("")
+    (sandbox / "data" / "to-dir").symlink_to("dir")
+    readlink = {
+        path: guest.call("path_readlink", DATA, *guest.path(path), BUFFER, 64, OUT)
+        for path in ("dir/", "dir/./", "to-dir/", "file/", "missing/", "to-dir")
+    }
+    assert readlink == {
+        "dir/": Errno.INVAL,
+        "dir/./": Errno.INVAL,
+        "to-dir/": Errno.INVAL,
+        "file/": Errno.NOTDIR,
+        "missing/": Errno.NOENT,
+        "to-dir": Errno.SUCCESS,
+    }
 
 
 def test_missing_preopen_directories_are_created(tmp_path: Path) -> None:

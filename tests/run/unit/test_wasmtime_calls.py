@@ -1,6 +1,6 @@
 """Calls into Wasmtime guests take `wasmtime_fastpath`'s call where it is active, else wasmtime-py's
-`Func.__call__`; host functions go through `Linker.define_func`. Every path must give the answers
-`Func.__call__` gives (the `wasmtime_call_path` fixture runs a test on each)."""
+`Func.__call__`; host functions its unchecked definition, else `Linker.define_func`. Every path must give
+the answers wasmtime-py's public API gives (the `wasmtime_call_path` fixture runs a test on each)."""
 
 from __future__ import annotations
 
@@ -129,9 +129,9 @@ def test_a_trap_is_raised_as_a_trap(
     assert trapped.value.trap_code == wasmtime.TrapCode.UNREACHABLE
 
 
-def test_guest_memory_is_read_and_written_up_to_its_end_and_not_past_it() -> None:
+def test_guest_memory_is_read_and_written_up_to_its_end_and_not_past_it(wasmtime_call_path: str) -> None:
     store = wasmtime.Store()
-    instance = wasmtime.Instance(store, wasmtime.Module(store.engine, module(memory=(1, 1))), [])
+    instance = wasmtime.Instance(store, wasmtime.Module(store.engine, module(memory=(1, 2))), [])
     exported = instance.exports(store)["memory"]
     assert isinstance(exported, wasmtime.Memory)
     memory = WasmtimeMemory(exported, store, "probe")
@@ -142,6 +142,9 @@ def test_guest_memory_is_read_and_written_up_to_its_end_and_not_past_it() -> Non
         memory.write(65535, b"ab")
     with pytest.raises(GuestError, match=r"probe: pointer -1\+1 is outside the guest's memory"):
         memory.read(-1, 1)
+    exported.grow(store, 1)  # a memory that grows may move: each access asks where it is now
+    memory.write(131070, b"ef")
+    assert (memory.read(65534, 2), memory.read(131070, 2)) == (b"ab", b"ef")
 
 
 # Host functions: `define_host_function` gives Wasmtime their types; they must see the same arguments and
