@@ -184,6 +184,7 @@ class Guest:
         self.compiled = compiled
         self._instance = instance
         self._context = context
+        self.initial_pages = instance.memory.pages  # a memory that starts at its limit never runs out by growing
         context.data = CallData(manifest.limits.input_bytes, manifest.limits.output_bytes)
         self._wasm = wasm  # the verified .wasm, read only to say where a trap happened
         self._timeout_seconds = manifest.limits.timeout_ms / 1000

@@ -20,6 +20,7 @@ IMPORTS = [
 ]
 BUFFER = 1024
 CALL_OUTPUT_WRITE = b"\x10\x01"
+UNREACHABLE = b"\x00"
 # Reads the input's length into address 0, the input at BUFFER, and writes it back.
 ECHO = call_import(0, BUFFER, 0, 0) + DROP + push(BUFFER) + load_i32(0) + push(0) + b"\x10\x00" + DROP
 ECHO += push(BUFFER) + load_i32(0) + CALL_OUTPUT_WRITE + DROP
@@ -45,6 +46,15 @@ output = "bytes"
 [exports.broken]
 output = "json"
 
+[exports.lenptr]
+input = "bytes"
+
+[exports.trickle]
+output = "bytes"
+
+[exports.partial]
+output = "text"
+
 [limits]
 memory_pages = 2
 input_bytes = 4096
@@ -58,6 +68,9 @@ WASM = module(
         Func("flood", body=push(0, 4097) + CALL_OUTPUT_WRITE + DROP),
         Func("overclaim", body=push(2 * 65536 - 10, 20) + CALL_OUTPUT_WRITE + DROP),
         Func("broken", body=push(BUFFER, 1) + CALL_OUTPUT_WRITE + DROP),
+        Func("lenptr", body=call_import(0, 0, 0, 2 * 65536 - 2) + DROP),
+        Func("trickle", body=(push(0, 4000) + CALL_OUTPUT_WRITE + DROP) + (push(0, 97) + CALL_OUTPUT_WRITE + DROP)),
+        Func("partial", body=push(BUFFER, 10) + CALL_OUTPUT_WRITE + DROP + UNREACHABLE),
     ],
     memory=(2, 2),
 )
@@ -95,6 +108,9 @@ def test_text_and_json_cross_both_ways(tenant: InProcessTenant | IsolatedTenant)
         ("flood", None, GuestError, "echo: flood wrote more than its output limit of 4096 bytes (limits.output_bytes)"),
         ("overclaim", None, GuestError, "echo: overclaim: output_write(131062, 20) names bytes outside its memory"),
         ("broken", None, GuestError, 'echo: broken declares output = "json", but wrote not valid JSON'),
+        ("lenptr", b"", GuestError, "echo: lenptr: input_read's input_len pointer 131070 names bytes outside"),
+        ("trickle", None, GuestError, "echo: trickle wrote more than its output limit of 4096 bytes"),
+        ("partial", None, GuestError, "echo: partial trapped: unreachable"),
     ],
 )
 def test_bad_data_is_one_line_and_the_next_call_works(

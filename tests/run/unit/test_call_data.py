@@ -50,6 +50,8 @@ def test_input_read_gives_the_length_then_the_bytes_when_they_fit() -> None:
     [
         ("input_read", (4000, 200, 0), r"g: words: input_read\(4000, 200\) names bytes outside its memory of 4096"),
         ("input_read", (0, -1, 8), r"input_read\(0, 4294967295\) names bytes outside"),  # a length is unsigned
+        ("input_read", (0, 0, 4094), r"g: words: input_read's input_len pointer 4094 names bytes outside its memory"),
+        ("input_read", (0, 0, -2), r"input_read's input_len pointer 4294967294 names bytes outside"),
         ("output_write", (4090, 8), r"g: words: output_write\(4090, 8\) names bytes outside its memory of 4096"),
         ("output_write", (0, 9), r"g: words wrote more than its output limit of 8 bytes \(limits.output_bytes\)"),
         ("output_write", (-1, 2**31), r"wrote more than its output limit"),  # checked before the memory range
