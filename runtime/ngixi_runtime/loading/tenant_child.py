@@ -51,6 +51,8 @@ from ngixi_runtime.trust.signatures import trust_from_table
 
 # Room for the Python heap beside the guest's own memory under RLIMIT_AS.
 _HEAP_HEADROOM_BYTES = 256 * 1024 * 1024
+# A call's input and output may each be held several times at once (received, checked, decoded, sent).
+_CALL_DATA_COPIES = 4
 _PAGE_BYTES = 65536
 # The first request carries the trust file's tables and the guest's stdin (base64): its parent is trusted.
 _START_REQUEST_BYTES = 1 << 30
@@ -62,14 +64,17 @@ def _virtual_memory_bytes() -> int:
 
 
 def _limit_memory(guest: Guest) -> None:
-    """Caps address space at what is mapped now plus the guest's allowance and some heap.
+    """Caps address space at what is mapped now plus the guest's allowance (its memory and the copies of
+    its call data that the host holds) and some heap.
 
     Wasmer reserves its linear-memory address range (several GiB) at instantiation, so the cap
     is set after it: from here on only the guest's permitted growth and Python's heap fit.
     """
     if not Path("/proc/self/statm").exists():
         return
-    allowance = guest.manifest.limits.memory_pages * _PAGE_BYTES + _HEAP_HEADROOM_BYTES
+    limits = guest.manifest.limits
+    call_data = _CALL_DATA_COPIES * (limits.input_bytes + limits.output_bytes)
+    allowance = limits.memory_pages * _PAGE_BYTES + call_data + _HEAP_HEADROOM_BYTES
     limit = _virtual_memory_bytes() + allowance
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 

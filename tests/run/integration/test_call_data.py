@@ -121,3 +121,44 @@ def test_bad_data_is_one_line_and_the_next_call_works(
     assert str(raised.value).startswith(message)
     assert "\n" not in str(raised.value)
     assert tenant.call("echo", input="still here").data == "still here"
+
+
+LARGE = 160 << 20  # beyond what an isolated tenant's heap allowance holds without counting the call data
+LARGE_WAT = f"""(module
+  (import "ngixi" "input_read" (func $read (param i32 i32 i32) (result i32)))
+  (import "ngixi" "output_write" (func $write (param i32 i32) (result i32)))
+  (memory (export "memory") 1 1)
+  (func (export "large") (local $written i32)
+    (loop $more
+      (drop (call $write (i32.const 0) (i32.const 65536)))
+      (local.set $written (i32.add (local.get $written) (i32.const 65536)))
+      (br_if $more (i32.lt_u (local.get $written) (i32.const {LARGE})))))
+  (func (export "size") (result i32)
+    (drop (call $read (i32.const 0) (i32.const 0) (i32.const 0)))
+    (i32.load (i32.const 0))))"""
+LARGE_MANIFEST = f"""\
+[guest]
+name = "large"
+version = "0.1.0"
+
+[exports.large]
+output = "bytes"
+
+[exports.size]
+input = "bytes"
+results = ["i32"]
+
+[limits]
+memory_pages = 1
+input_bytes = {LARGE}
+output_bytes = {LARGE}
+"""
+
+
+def test_an_isolated_tenant_takes_and_gives_call_data_up_to_its_limits(engine_name: str, tmp_path: Path) -> None:
+    wasmtime = pytest.importorskip("wasmtime")  # for its WAT assembler
+    keys = make_key(tmp_path / "keys")
+    path = make_bundle(tmp_path, keys.key, wasm=wasmtime.wat2wasm(LARGE_WAT), manifest=LARGE_MANIFEST, guest="large")
+    with open_tenant(path, trust_file=keys.trust, isolated=True, engine=engine_name) as tenant:
+        assert len(tenant.call("large").output or b"") == LARGE
+        assert tenant.call("size", input=bytes(LARGE)).values == (LARGE,)
