@@ -142,11 +142,12 @@ def _run(args: argparse.Namespace) -> int:
             print(f"note: {manifest.guest.name}: {_code_path(tenant.origin)}", file=sys.stderr)
         try:
             if manifest.guest.type.kind == "command":
-                if args.input is not None:
-                    raise InvalidInput(f"{manifest.guest.name} is a command guest: it takes arguments, not --input")
+                if args.input is not None or args.output is not None:
+                    option = "--input" if args.input is not None else "--output"
+                    raise InvalidInput(f"{manifest.guest.name} is a command guest: it takes arguments, not {option}")
                 result = tenant.run()
             else:
-                result = call_export(tenant, args.bundle, args.export, args.args, args.input)
+                result = call_export(tenant, args.bundle, args.export, args.args, args.input, output_file=args.output)
         except CallFailed as failure:
             _show(failure.result, as_json=args.json, error=str(failure))
             raise

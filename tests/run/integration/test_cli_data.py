@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ngixi_runtime.call_io import write_output
+from ngixi_runtime.call_io import read_input, write_output
 from tests.conftest import KeyFiles, exit_code, make_bundle
 from tests.run.integration.test_call_data import MANIFEST, WASM
 
@@ -60,6 +60,8 @@ def test_json_wraps_the_output_value_and_the_metrics(bundle: list[str], capsys: 
         (["json", "--input", "{nope"], "echo: json takes JSON input, and this is not valid JSON"),
         (["echo", "--input", "@/nonexistent/in.txt"], "echo: echo: --input @/nonexistent/in.txt: cannot read it"),
         (["echo", "--input", "x" * 4097], "echo: echo: the input is 4097 bytes, over its limit of 4096"),
+        (["json", "--input", "[1e400]"], "not valid JSON: the number 1e400 is out of range"),
+        (["lenptr", "--input", "x", "--output", "out"], "echo: lenptr declares no output, so --output out would stay"),
     ],
 )
 def test_bad_input_is_one_line_with_what_to_do(
@@ -127,3 +129,8 @@ def test_stdin_is_not_the_input_of_a_guest_that_reads_stdin_itself(
     path = make_bundle(tmp_path, keys.key, wasm=WASM, manifest=manifest, guest="echo")
     assert exit_code(["run", "--trust", str(keys.trust), "--in-process", str(path), "echo", "--input", "-"]) == 2
     assert "the guest reads standard input itself ([capabilities.stdin]): use --input @FILE" in capsys.readouterr().err
+
+
+def test_input_from_a_terminal_says_how_to_end_it(capsys: pytest.CaptureFixture[str]) -> None:
+    assert read_input("-", limit=10, what="g: f", stdin=Terminal(b"typed")) == b"typed"
+    assert "reading the input from the terminal; end it with Ctrl-D" in capsys.readouterr().err
