@@ -191,6 +191,11 @@ def check_entry(call: SmokeCall, field: str, target: SmokeTarget, problems: Prob
 def _check_shared(call: SmokeCall, target: SmokeTarget, add: Callable[[str, str], None]) -> None:
     if call.stdin is not None and "stdin" not in target.grants:
         add("stdin", "the guest cannot read standard input: grant [capabilities.stdin], or remove stdin")
+    if call.stdout and "stdio" not in target.grants:
+        add(
+            "expect_stdout" if "expect_stdout" in call.keys else "stdout",
+            "the guest cannot write to standard output: grant [capabilities.stdio], or remove it",
+        )
     if call.env and "env" not in target.grants:
         add("env", "the guest cannot read environment variables: grant [capabilities.env], or remove env")
     elif unknown := sorted(set(call.env) - set(target.env_allow)):
