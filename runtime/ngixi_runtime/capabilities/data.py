@@ -19,9 +19,10 @@ _U32 = 0xFFFFFFFF
 
 
 def _within_memory(ctx: HostContext, what: str, pointer: int, length: int) -> None:
-    """A range the guest names (`what`) must lie in its memory: a guest claiming more is refused before any copy."""
+    """A range the guest names (`what`) must lie in its memory: a guest claiming more is refused before any copy.
+    An empty range names no bytes, wherever it points (an empty slice's pointer may dangle)."""
     size = ctx.mem.size_bytes
-    if pointer + length > size:
+    if length and pointer + length > size:
         raise GuestError(
             f"{ctx.guest}: {ctx.data.export}: {what} names bytes outside its memory of {size} bytes",
             outcome="range",

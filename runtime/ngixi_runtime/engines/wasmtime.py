@@ -252,10 +252,13 @@ class WasmtimeMemory:
         return ctypes.addressof(self._memory.data_ptr(self._store).contents) + pointer
 
     def read(self, pointer: int, length: int) -> bytes:
+        if length == 0:  # no bytes named: an empty slice's pointer may dangle (Zig's is 0xffffffff)
+            return b""
         return ctypes.string_at(self._address(pointer, length), length)
 
     def write(self, pointer: int, data: bytes) -> None:
-        ctypes.memmove(self._address(pointer, len(data)), data, len(data))
+        if data:
+            ctypes.memmove(self._address(pointer, len(data)), data, len(data))
 
     @property
     def pages(self) -> int:

@@ -55,6 +55,10 @@ output = "bytes"
 [exports.partial]
 output = "text"
 
+[exports.dangling]
+input = "text"
+output = "text"
+
 [limits]
 memory_pages = 2
 input_bytes = 4096
@@ -71,6 +75,8 @@ WASM = module(
         Func("lenptr", body=call_import(0, 0, 0, 2 * 65536 - 2) + DROP),
         Func("trickle", body=(push(0, 4000) + CALL_OUTPUT_WRITE + DROP) + (push(0, 97) + CALL_OUTPUT_WRITE + DROP)),
         Func("partial", body=push(BUFFER, 10) + CALL_OUTPUT_WRITE + DROP + UNREACHABLE),
+        # Empty ranges at the pointer Zig gives an empty slice (0xffffffff): they name no bytes.
+        Func("dangling", body=call_import(0, -1, 0, 0) + DROP + push(-1, 0) + CALL_OUTPUT_WRITE + DROP),
     ],
     memory=(2, 2),
 )
@@ -97,6 +103,7 @@ def test_text_and_json_cross_both_ways(tenant: InProcessTenant | IsolatedTenant)
     assert (result.data, result.output, result.output_kind) == ("héllo wörld", "héllo wörld".encode(), "text")
     assert tenant.call("json", input={"words": ["a", "b"], "n": 2}).data == {"words": ["a", "b"], "n": 2}
     assert tenant.call("echo", input="").data == ""
+    assert tenant.call("dangling", input="ignored").data == ""
 
 
 @pytest.mark.parametrize(
