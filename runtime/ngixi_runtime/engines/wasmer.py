@@ -133,6 +133,8 @@ class WasmerMemory:
 
 
 class WasmerInstance:
+    thread_bound = True  # wasmer-python's objects are "unsendable": another thread's use panics
+
     def __init__(self, instance: Any, guest: str) -> None:
         self._instance = instance
         self._functions: dict[str, Any] = {}  # each lookup in `exports` builds new wrappers

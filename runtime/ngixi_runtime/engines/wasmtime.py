@@ -313,6 +313,8 @@ def export_call(function: wasmtime.Func, store: wasmtime.Store) -> ExportCall:
 
 
 class WasmtimeInstance:
+    thread_bound = False
+
     def __init__(self, instance: wasmtime.Instance, store: wasmtime.Store, deadline: Deadline) -> None:
         self._exports = instance.exports(store)
         self._store = store

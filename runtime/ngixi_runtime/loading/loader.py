@@ -200,6 +200,11 @@ class Guest:
     def memory_pages(self) -> int:
         return self._instance.memory.pages
 
+    @property
+    def thread_bound(self) -> bool:
+        """Whether only the thread that loaded it may call it."""
+        return self._instance.thread_bound
+
     def close(self) -> None:
         """Closes the guest's open files and database; the guest must not be called after this."""
         self._context.close()

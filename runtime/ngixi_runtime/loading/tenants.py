@@ -272,23 +272,41 @@ def _frozen(kind: type[FrozenT], fields: dict[str, Any]) -> FrozenT:
 
 
 class InProcessTenant:
-    """A guest in this process: no isolation; for trusted guests. Only Wasmtime enforces a deadline here."""
+    """A guest in this process: no isolation; for trusted guests. Only Wasmtime enforces a deadline here.
+
+    Calls from several threads take turns: an engine's store (and the call's data) serves one call at a time.
+    """
 
     def __init__(self, guest: Guest) -> None:
         self._guest = guest
+        self._lock = threading.Lock()
+        self._owner = threading.get_ident() if guest.thread_bound else None
         self.manifest = guest.manifest
         self.origin = guest.origin
         self.compiled = guest.compiled
 
     def call(self, export: str, args: Sequence[Any] = (), *, input: DataValue | None = None) -> CallResult:
         """Calls `export`; `input` (bytes, str or a JSON value) for an export that declares one."""
-        return measure(self._guest, export, args, encoded_input(self.manifest, export, input))
+        data = encoded_input(self.manifest, export, input)
+        self._check_thread()
+        with self._lock:
+            return measure(self._guest, export, args, data)
 
     def run(self) -> CallResult:
-        return measure(self._guest, "_start", ())
+        self._check_thread()
+        with self._lock:
+            return measure(self._guest, "_start", ())
+
+    def _check_thread(self) -> None:
+        if self._owner is not None and threading.get_ident() != self._owner:
+            raise InvalidInput(
+                f"{self.manifest.guest.name}: an in-process tenant on Wasmer can be called only from the thread "
+                "that opened it; open it isolated, or on Wasmtime, to call it from other threads"
+            )
 
     def close(self) -> None:
-        self._guest.close()
+        with self._lock:
+            self._guest.close()
 
     def __enter__(self) -> InProcessTenant:
         return self
