@@ -92,6 +92,8 @@ def _show(result: CallResult, *, as_json: bool, error: str | None = None, output
         )
         document |= json_output(result.output, result.output_kind, result.data)
         print(json.dumps(document, indent=2, ensure_ascii=False))
+        if output_file is not None and result.output is not None:  # the file too, as without --json
+            write_output(result.output, "bytes", to_file=output_file, stdout=sys.stdout.buffer, stderr=sys.stderr)
         return
     for line in result.logs:
         print(f"{line.level}: {line.message}", file=sys.stderr)

@@ -45,11 +45,15 @@ def test_input_as_text_file_or_stdin_and_text_output_printed_as_text(
     assert capsys.readouterr().out == "from stdin"
 
 
-def test_json_wraps_the_output_value_and_the_metrics(bundle: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    assert exit_code([*bundle, "json", "--input", '{"a": [1, "é"]}', "--json"]) == 0
+def test_json_wraps_the_output_value_and_the_metrics(
+    bundle: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "out.json"
+    assert exit_code([*bundle, "json", "--input", '{"a": [1, "é"]}', "--json", "--output", str(out)]) == 0
     document = json.loads(capsys.readouterr().out)
     assert (document["ok"], document["output"], document["output_kind"]) == (True, {"a": [1, "é"]}, "json")
     assert document["metrics"]["outcome"] == "ok"
+    assert json.loads(out.read_text()) == {"a": [1, "é"]}  # --output is honoured beside --json
 
 
 @pytest.mark.parametrize(
