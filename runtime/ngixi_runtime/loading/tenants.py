@@ -244,7 +244,7 @@ def _result(
             "duration_ms": round(seconds * 1000, 3),
             "memory_pages": pages,
             "host_calls": host_calls,
-            "output_bytes": size,
+            "output_bytes": size + (len(written) if written else 0),  # logs, stdout, stderr and the call's output
             "outcome": "ok" if failure is None else failure.outcome,
         },
     )

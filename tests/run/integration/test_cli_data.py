@@ -53,6 +53,7 @@ def test_json_wraps_the_output_value_and_the_metrics(
     document = json.loads(capsys.readouterr().out)
     assert (document["ok"], document["output"], document["output_kind"]) == (True, {"a": [1, "é"]}, "json")
     assert document["metrics"]["outcome"] == "ok"
+    assert document["metrics"]["output_bytes"] == len('{"a": [1, "é"]}'.encode())  # the input, echoed
     assert json.loads(out.read_text()) == {"a": [1, "é"]}  # --output is honoured beside --json
 
 
