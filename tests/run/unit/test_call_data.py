@@ -13,6 +13,7 @@ from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.guest.data import check_input, check_output, decode, encode, module_problems
 from ngixi_runtime.guest.manifest import ManifestError, parse_manifest
 from ngixi_runtime.loading.loader import check_call, encoded_input, parse_arguments
+from ngixi_runtime.loading.tenant_child import call_data_bytes
 from ngixi_runtime.spec.abi import Status
 from ngixi_runtime.spec.wasm import Import, ModuleInfo, Signature
 from ngixi_runtime.trust.policy import load_policy
@@ -181,3 +182,8 @@ def test_text_given_to_a_numeric_parameter_points_to_the_call_data_abi() -> None
     assert add is not None
     with pytest.raises(InvalidInput, match=r"'hello' is not an i32; to pass text, declare input = \"text\" on the"):
         parse_arguments(add, ["hello"], guest="g")
+
+
+def test_an_isolated_tenant_counts_the_copies_of_its_call_data_and_json_values() -> None:
+    manifest = parse_manifest(WORDS, source="g.toml", stem="g")  # text in (16 bytes), JSON out (1 MiB)
+    assert call_data_bytes(manifest) == 4 * 16 + 28 * (1 << 20)
