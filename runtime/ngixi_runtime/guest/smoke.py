@@ -104,11 +104,17 @@ def _input(entry: Mapping[str, Any], field: str, problems: Problems) -> bytes | 
     if "input_base64" in entry:
         return _base64(entry, "input_base64", field, problems)
     if "input_json" in entry:
-        try:
-            return json.dumps(entry["input_json"], ensure_ascii=False).encode()
-        except (TypeError, ValueError):
-            problems.add(f"{field}.input_json", f"{type_name(entry['input_json'])} cannot be written as JSON")
+        return _json_document(entry, "input_json", field, problems)
     return None
+
+
+def _json_document(entry: Mapping[str, Any], key: str, field: str, problems: Problems) -> bytes | None:
+    """A TOML value as the JSON document it stands for; none for a date, NaN or an infinity, which JSON lacks."""
+    try:
+        return json.dumps(entry[key], ensure_ascii=False, allow_nan=False).encode()
+    except (TypeError, ValueError):
+        problems.add(f"{field}.{key}", f"{type_name(entry[key])} cannot be written as JSON (no dates, nan or inf)")
+        return None
 
 
 def _base64(entry: Mapping[str, Any], key: str, field: str, problems: Problems) -> bytes | None:
@@ -146,6 +152,8 @@ def parse_entry(entry: Mapping[str, Any], field: str, problems: Problems) -> Smo
     exit_code = entry.get("expect_exit")
     if exit_code is not None and (isinstance(exit_code, bool) or not isinstance(exit_code, int)):
         problems.add(f"{field}.expect_exit", "must be an integer")
+    if "expect_json" in entry:
+        _json_document(entry, "expect_json", field, problems)  # a value JSON output can never hold is refused
     return SmokeCall(
         call=call,
         args=() if command else _numbers(raw_args, f"{field}.args", problems),

@@ -116,6 +116,12 @@ def problems(manifest: str, smoke: str) -> list[str]:
             "smoke[0].expect_exit: add is a library export: it has no exit code (use expect for its values)",
         ),
         (LIBRARY, 'call = "echo"\ninput_base64 = "not base64!"\n', "smoke[0].input_base64: is not base64"),
+        (LIBRARY, 'call = "json"\ninput_json = [nan]\n', "smoke[0].input_json: an array cannot be written as JSON"),
+        (
+            LIBRARY,
+            'call = "json"\ninput = "1"\nexpect_json = { a = inf }\n',
+            "smoke[0].expect_json: a table cannot be written as JSON",
+        ),
         (
             LIBRARY,
             'call = "echo"\ninput = "a"\ninput_base64 = "YQ=="\n',
