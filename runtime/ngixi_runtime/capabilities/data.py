@@ -29,7 +29,18 @@ def _within_memory(ctx: HostContext, what: str, pointer: int, length: int) -> No
         )
 
 
+def _in_a_call(ctx: HostContext, function: str) -> None:
+    """A call's data exists only while an export runs: not in the guest's start function."""
+    if not ctx.data.export:
+        raise GuestError(
+            f"{ctx.guest}: {function} was called outside an export's call (in the module's start function); "
+            "a call's input and output exist only while an export runs",
+            outcome="range",
+        )
+
+
 def _check_output_room(ctx: HostContext, length: int) -> None:
+    _in_a_call(ctx, "output_write")
     data = ctx.data
     if length > data.output_limit - len(data.output):
         raise GuestError(
@@ -41,6 +52,7 @@ def _check_output_room(ctx: HostContext, length: int) -> None:
 
 def _input_read(ctx: HostContext) -> HostFunction:
     def input_read(buffer: int, buffer_size: int, length_pointer: int) -> int:
+        _in_a_call(ctx, "input_read")
         buffer, buffer_size, length_pointer = buffer & _U32, buffer_size & _U32, length_pointer & _U32
         _within_memory(ctx, f"input_read({buffer}, {buffer_size})", buffer, buffer_size)
         _within_memory(ctx, f"input_read's input_len pointer {length_pointer}", length_pointer, 4)

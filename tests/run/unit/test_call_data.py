@@ -187,3 +187,10 @@ def test_text_given_to_a_numeric_parameter_points_to_the_call_data_abi() -> None
 def test_an_isolated_tenant_counts_the_copies_of_its_call_data_and_json_values() -> None:
     manifest = parse_manifest(WORDS, source="g.toml", stem="g")  # text in (16 bytes), JSON out (1 MiB)
     assert call_data_bytes(manifest) == 4 * 16 + 28 * (1 << 20)
+
+
+@pytest.mark.parametrize(("function", "args"), [("input_read", (0, 0, 0)), ("output_write", (0, 1))])
+def test_the_data_abi_outside_a_call_is_refused_in_one_line(function: str, args: tuple[int, ...]) -> None:
+    ctx = HostContext(guest="g", log_quota=0, stdio_quota=0, memory=FakeMemory(4096))  # a start function's
+    with pytest.raises(GuestError, match=f"^g: {function} was called outside an export's call"):
+        host(ctx, function)(*args)
