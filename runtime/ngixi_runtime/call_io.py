@@ -72,10 +72,10 @@ def read_input(spec: str, *, limit: int, what: str, stdin: BinaryIO | None = Non
             raise InvalidInput(f"{what}: standard input is over the input limit of {limit} bytes (limits.input_bytes)")
         return data
     if spec.startswith("@@"):
-        return spec[1:].encode()
+        return os.fsencode(spec[1:])
     if spec.startswith("@"):
         return _read_file(Path(spec[1:]), limit=limit, what=what)
-    return spec.encode()
+    return os.fsencode(spec)  # the argument's bytes as given, even when they are not UTF-8
 
 
 def _read_file(path: Path, *, limit: int, what: str) -> bytes:

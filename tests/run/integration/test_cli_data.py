@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -65,6 +66,7 @@ def test_json_wraps_the_output_value_and_the_metrics(
         (["json", "--input", "{nope"], "echo: json takes JSON input, and this is not valid JSON"),
         (["echo", "--input", "@/nonexistent/in.txt"], "echo: echo: --input @/nonexistent/in.txt: cannot read it"),
         (["echo", "--input", "x" * 4097], "echo: echo: the input is 4097 bytes, over its limit of 4096"),
+        (["echo", "--input", os.fsdecode(b"a\xffb")], "echo: echo takes text input, and this is not valid UTF-8 (byte"),
         (["json", "--input", "[1e400]"], "echo: json takes JSON input, and this is not valid JSON: the number 1e400"),
         (["lenptr", "--input", "x", "--output", "out"], "echo: lenptr declares no output, so --output out would stay"),
     ],
