@@ -182,6 +182,7 @@ class SmokeTarget:
     input: DataKind | None = None
     output: DataKind | None = None
     env_allow: tuple[str, ...] = ()  # the variables [capabilities.env] lets a caller set
+    results: int | None = None  # how many values the export returns, where the manifest says
 
 
 def check_entry(call: SmokeCall, field: str, target: SmokeTarget, problems: Problems) -> None:
@@ -228,6 +229,8 @@ def _check_library(call: SmokeCall, target: SmokeTarget, add: Callable[[str, str
         add("args", f"{name} takes {target.params} arguments, the smoke call gives {len(call.args)}")
     if "expect_exit" in call.keys:
         add("expect_exit", f"{name} is a library export: it has no exit code (use expect for its values)")
+    if call.expect is not None and target.results is not None and len(call.expect) != target.results:
+        add("expect", f"{name} returns {target.results} values, the smoke call expects {len(call.expect)}")
     given = sorted(call.keys & set(_INPUTS))
     if target.input is None:
         for key in given:

@@ -116,6 +116,7 @@ def problems(manifest: str, smoke: str) -> list[str]:
             "smoke[0].expect_exit: add is a library export: it has no exit code (use expect for its values)",
         ),
         (LIBRARY, 'call = "echo"\ninput_base64 = "not base64!"\n', "smoke[0].input_base64: is not base64"),
+        (LIBRARY, 'call = "echo"\ninput = "x"\nexpect = 0\n', "smoke[0].expect: echo returns 0 values, the smoke"),
         (LIBRARY, 'call = "json"\ninput_json = [nan]\n', "smoke[0].input_json: an array cannot be written as JSON"),
         (
             LIBRARY,
