@@ -162,6 +162,59 @@ def _c_params(binding: Binding) -> Iterator[str]:
         yield "uint32_t *len" if binding.out_fields == ("len",) else f"ngixi_{binding.identifier}_out *out"
 
 
+def _c_args(binding: Binding) -> list[str]:
+    """The typed function's own parameters, passed on (for the helpers that call it)."""
+    names = []
+    for param in binding.params:
+        names += [_snake(param.name), f"{_snake(param.name)}_len"] if param.shape == "bytes" else [_snake(param.name)]
+    return names
+
+
+_C_ALLOC_OUT = ("uint32_t *len", "ngixi_status *status")
+
+
+def _c_helpers(binding: Binding) -> list[str]:
+    """One-line forms: a function giving a list reads it into memory it allocates (asking its length
+    first; BUFFER_TOO_SMALL then a retry, docs/host-abi.md "Output buffers"), and one taking only bytes
+    takes a C string."""
+    own = [p for p in _c_params(binding) if p not in ("uint8_t *buf", "size_t buf_len", "uint32_t *len")]
+    args = ", ".join(_c_args(binding))
+    call = f"ngixi_{binding.identifier}({args + ', ' if args else ''}"
+    if binding.out_fields == ("len",):
+        return [
+            f"/* {binding.interface}.{binding.function.name} into memory it allocates (malloc; the caller frees it),",
+            "   NUL-terminated so that text is a C string; NULL with *status set when the host refuses or memory runs",
+            "   out (NGIXI_TOO_LARGE). `len` and `status` may be NULL. */",
+            f"static inline void *ngixi_{binding.identifier}_alloc({', '.join([*own, *_C_ALLOC_OUT])}) {{",
+            "    uint32_t size = 0;",
+            f"    ngixi_status got = {call}NULL, 0, &size);",
+            "    uint8_t *data = NULL;",
+            "    if (got == NGIXI_OK || got == NGIXI_BUFFER_TOO_SMALL) {",
+            "        data = (uint8_t *)__builtin_malloc((size_t)size + 1);",
+            f"        got = data == NULL ? NGIXI_TOO_LARGE : {call}data, size, &size);",
+            "    }",
+            "    if (got == NGIXI_OK) data[size] = 0;",
+            "    else { __builtin_free(data); data = NULL; }",
+            "    if (len != NULL) *len = size;",
+            "    if (status != NULL) *status = got;",
+            "    return data;",
+            "}",
+            "",
+        ]
+    if len(binding.params) == 1 and binding.params[0].shape == "bytes" and not binding.out_fields:
+        name = _snake(binding.params[0].name)
+        result = "ngixi_status" if binding.returns_status else "void"
+        return [
+            f"/* {binding.interface}.{binding.function.name} of a NUL-terminated string. */",
+            f"static inline {result} ngixi_{binding.identifier}_str(const char *{name}) {{",
+            f"    {'return ' if binding.returns_status else ''}ngixi_{binding.identifier}("
+            f"({'const char' if binding.params[0].text else 'const uint8_t'} *){name}, __builtin_strlen({name}));",
+            "}",
+            "",
+        ]
+    return []
+
+
 def c_header(catalog: Catalog) -> str:
     used = bindings(catalog)
     lines = [f"/* {_HEADER.format(package=catalog.package)} */", "#ifndef NGIXI_H", "#define NGIXI_H", ""]
@@ -181,6 +234,7 @@ def c_header(catalog: Catalog) -> str:
         lines += [f"/* {_comment(binding)} */"]
         lines.append(f'__attribute__((import_module("{binding.module}"), import_name("{binding.name}")))')
         lines += [f"{result} ngixi_{binding.identifier}({', '.join(_c_params(binding))});", ""]
+        lines += _c_helpers(binding)
     lines += ["#endif"]
     return "\n".join(lines) + "\n"
 
@@ -295,15 +349,52 @@ def _zig_wrapper(binding: Binding, top_level: frozenset[str]) -> list[str]:
         lines.append(f"    pub const {_pascal(binding.function.name)}Out = extern struct {{ {fields} }};")
     signature = f"{_zig_escape(_camel(binding.function.name))}({', '.join(params)}) {result}"
     lines += [f"    pub fn {signature} {{", f"        {body}", "    }"]
+    if binding.out_fields == ("len",):
+        lines += _zig_alloc(binding, params[:-2], args[:-3])
+    return lines
+
+
+def _zig_alloc(binding: Binding, params: list[str], args: list[str]) -> list[str]:
+    """The list a function gives, read into memory from `allocator` (its length asked first, then read)."""
+    function = _zig_escape(_camel(binding.function.name))
+    signature = ", ".join([*params, "allocator: std.mem.Allocator"])
+    own = [name.split(":")[0] for name in params]
+    call = ", ".join([*own, ""]) if own else ""
+    return [
+        f"    /// {binding.interface}.{binding.function.name} into memory from `allocator` (the caller frees it).",
+        f"    pub fn {_camel(binding.function.name)}Alloc({signature}) Error![]u8 {{",
+        "        var size: u32 = 0;",
+        "        var none: [0]u8 = .{};",
+        f"        const asked = {function}({call}&none, &size);",
+        "        if (asked != .ok and asked != .buffer_too_small) return failure(asked);",
+        "        const bytes = try allocator.alloc(u8, size);",
+        "        errdefer allocator.free(bytes);",
+        f"        const got = {function}({call}bytes, &size);",
+        "        if (got != .ok) return failure(got);",
+        "        return bytes;",
+        "    }",
+    ]
+
+
+def _zig_errors() -> list[str]:
+    """An error for each status but OK, and OutOfMemory: what the allocating helpers return."""
+    failing = [status for status in Status if status != Status.OK]
+    lines = ["/// A status other than OK as an error (and OutOfMemory), for the helpers that allocate."]
+    lines.append("pub const Error = error{")
+    lines += [f"    {_pascal(status.name)}," for status in failing] + ["    OutOfMemory,", "};", ""]
+    lines += ["fn failure(status: Status) Error {", "    return switch (status) {"]
+    lines += [f"        .{_zig_name(status.name)} => error.{_pascal(status.name)}," for status in failing]
+    lines += ["        else => error.HostFailure,", "    };", "}", ""]
     return lines
 
 
 def zig_module(catalog: Catalog) -> str:
     used = bindings(catalog)
-    top_level = frozenset({"Status", *(_zig_name(b.interface) for b in used)})
-    lines = [f"//! {_HEADER.format(package=catalog.package)}", "", "pub const Status = enum(i32) {"]
+    top_level = frozenset({"std", "Status", "Error", "failure", *(_zig_name(b.interface) for b in used)})
+    lines = [f"//! {_HEADER.format(package=catalog.package)}", "", 'const std = @import("std");', ""]
+    lines += ["pub const Status = enum(i32) {"]
     lines += [f"    {_zig_name(status.name)} = {status.value}," for status in Status]
-    lines += ["    _,", "};", ""]
+    lines += ["    _,", "};", "", *_zig_errors()]
     lines += [_zig_extern(binding) for binding in used] + [""]
     for interface in dict.fromkeys(b.interface for b in used):
         mine = [b for b in used if b.interface == interface]

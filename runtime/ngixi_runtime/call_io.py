@@ -28,9 +28,16 @@ STDIN = "-"
 
 
 def call_export(
-    tenant: Tenant, bundle: Path, export: str | None, arguments: Sequence[str], input_spec: str | None
+    tenant: Tenant,
+    bundle: Path,
+    export: str | None,
+    arguments: Sequence[str],
+    input_spec: str | None,
+    *,
+    output_file: Path | None = None,
 ) -> CallResult:
-    """Calls a library guest's export with the command line's arguments and `--input`."""
+    """Calls a library guest's export with the command line's arguments and `--input`; `--output` needs an
+    export that declares output."""
     manifest = tenant.manifest
     guest = manifest.guest.name
     declared = manifest.export(export or "")
@@ -44,6 +51,8 @@ def call_export(
             f"{guest}: {declared.name} takes {kind_word(declared.input)} input, not arguments: use --input {text!r}"
         )
     what = f"{guest}: {declared.name}"
+    if output_file is not None and declared.output is None:
+        raise InvalidInput(f"{what} declares no output, so --output {output_file} would stay empty: drop --output")
     if input_spec == STDIN and "stdin" in manifest.grants:
         raise InvalidInput(f"{what}: the guest reads standard input itself ([capabilities.stdin]): use --input @FILE")
     data = None if input_spec is None else read_input(input_spec, limit=manifest.limits.input_bytes, what=what)
@@ -55,15 +64,18 @@ def call_export(
 def read_input(spec: str, *, limit: int, what: str, stdin: BinaryIO | None = None) -> bytes:
     """The bytes `--input spec` names, refused once they would exceed `limit` (limits.input_bytes)."""
     if spec == STDIN:
-        data = (stdin or sys.stdin.buffer).read(limit + 1)
+        source = stdin or sys.stdin.buffer
+        if source.isatty():
+            print("note: reading the input from the terminal; end it with Ctrl-D", file=sys.stderr)
+        data = source.read(limit + 1)
         if len(data) > limit:
             raise InvalidInput(f"{what}: standard input is over the input limit of {limit} bytes (limits.input_bytes)")
         return data
     if spec.startswith("@@"):
-        return spec[1:].encode()
+        return os.fsencode(spec[1:])
     if spec.startswith("@"):
         return _read_file(Path(spec[1:]), limit=limit, what=what)
-    return spec.encode()
+    return os.fsencode(spec)  # the argument's bytes as given, even when they are not UTF-8
 
 
 def _read_file(path: Path, *, limit: int, what: str) -> bytes:

@@ -112,6 +112,8 @@ def _show(result: CallResult, *, as_json: bool, error: str | None = None, output
         )
         document |= json_output(result.output, result.output_kind, result.data)
         print(json.dumps(document, indent=2, ensure_ascii=False))
+        if output_file is not None and result.output is not None:  # the file too, as without --json
+            write_output(result.output, "bytes", to_file=output_file, stdout=sys.stdout.buffer, stderr=sys.stderr)
         return
     for line in result.logs:
         print(f"{line.level}: {line.message}", file=sys.stderr)
@@ -164,11 +166,12 @@ def _run(args: argparse.Namespace) -> int:
             print(f"note: {manifest.guest.name}: {_code_path(tenant.origin)}", file=sys.stderr)
         try:
             if manifest.guest.type.kind == "command":
-                if args.input is not None:
-                    raise InvalidInput(f"{manifest.guest.name} is a command guest: it takes arguments, not --input")
+                if args.input is not None or args.output is not None:
+                    option = "--input" if args.input is not None else "--output"
+                    raise InvalidInput(f"{manifest.guest.name} is a command guest: it takes arguments, not {option}")
                 result = tenant.run()
             else:
-                result = call_export(tenant, args.bundle, args.export, args.args, args.input)
+                result = call_export(tenant, args.bundle, args.export, args.args, args.input, output_file=args.output)
         except CallFailed as failure:
             _show(failure.result, as_json=args.json, error=str(failure))
             raise

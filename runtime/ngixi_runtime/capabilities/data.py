@@ -18,18 +18,29 @@ from ngixi_runtime.spec.abi import AbiFault, Status, copy_out
 _U32 = 0xFFFFFFFF
 
 
-def _within_memory(ctx: HostContext, function: str, pointer: int, length: int) -> None:
-    """A range the guest names must lie in its memory: a guest claiming more is refused before any copy."""
+def _within_memory(ctx: HostContext, what: str, pointer: int, length: int) -> None:
+    """A range the guest names (`what`) must lie in its memory: a guest claiming more is refused before any copy.
+    An empty range names no bytes, wherever it points (an empty slice's pointer may dangle)."""
     size = ctx.mem.size_bytes
-    if pointer + length > size:
+    if length and pointer + length > size:
         raise GuestError(
-            f"{ctx.guest}: {ctx.data.export}: {function}({pointer}, {length}) names bytes outside "
-            f"its memory of {size} bytes",
+            f"{ctx.guest}: {ctx.data.export}: {what} names bytes outside its memory of {size} bytes",
+            outcome="range",
+        )
+
+
+def _in_a_call(ctx: HostContext, function: str) -> None:
+    """A call's data exists only while an export runs: not in the guest's start function."""
+    if not ctx.data.export:
+        raise GuestError(
+            f"{ctx.guest}: {function} was called outside an export's call (in the module's start function); "
+            "a call's input and output exist only while an export runs",
             outcome="range",
         )
 
 
 def _check_output_room(ctx: HostContext, length: int) -> None:
+    _in_a_call(ctx, "output_write")
     data = ctx.data
     if length > data.output_limit - len(data.output):
         raise GuestError(
@@ -41,10 +52,12 @@ def _check_output_room(ctx: HostContext, length: int) -> None:
 
 def _input_read(ctx: HostContext) -> HostFunction:
     def input_read(buffer: int, buffer_size: int, length_pointer: int) -> int:
-        buffer, buffer_size = buffer & _U32, buffer_size & _U32
-        _within_memory(ctx, "input_read", buffer, buffer_size)
+        _in_a_call(ctx, "input_read")
+        buffer, buffer_size, length_pointer = buffer & _U32, buffer_size & _U32, length_pointer & _U32
+        _within_memory(ctx, f"input_read({buffer}, {buffer_size})", buffer, buffer_size)
+        _within_memory(ctx, f"input_read's input_len pointer {length_pointer}", length_pointer, 4)
         try:
-            copy_out(ctx.mem, ctx.data.input, buffer, buffer_size, length_pointer & _U32)
+            copy_out(ctx.mem, ctx.data.input, buffer, buffer_size, length_pointer)
         except AbiFault as fault:
             return fault.code
         return Status.OK
@@ -56,7 +69,7 @@ def _output_write(ctx: HostContext) -> HostFunction:
     def output_write(pointer: int, length: int) -> int:
         pointer, length = pointer & _U32, length & _U32
         _check_output_room(ctx, length)
-        _within_memory(ctx, "output_write", pointer, length)
+        _within_memory(ctx, f"output_write({pointer}, {length})", pointer, length)
         ctx.data.output += ctx.mem.read(pointer, length)
         return Status.OK
 

@@ -81,6 +81,8 @@ class EngineMemory(GuestMemory, Protocol):
 
 
 class EngineInstance(Protocol):
+    thread_bound: bool  # whether only the thread that instantiated it may call it (Wasmer's Python objects)
+
     @property
     def memory(self) -> EngineMemory: ...
 

@@ -113,10 +113,13 @@ class WasmerMemory:
         return view[pointer : pointer + length]
 
     def read(self, pointer: int, length: int) -> bytes:
+        if length == 0:  # no bytes named: an empty slice's pointer may dangle (Zig's is 0xffffffff)
+            return b""
         return bytes(self._view(pointer, length))
 
     def write(self, pointer: int, data: bytes) -> None:
-        self._view(pointer, len(data))[:] = data
+        if data:
+            self._view(pointer, len(data))[:] = data
 
     @property
     def pages(self) -> int:
@@ -130,6 +133,8 @@ class WasmerMemory:
 
 
 class WasmerInstance:
+    thread_bound = True  # wasmer-python's objects are "unsendable": another thread's use panics
+
     def __init__(self, instance: Any, guest: str) -> None:
         self._instance = instance
         self._functions: dict[str, Any] = {}  # each lookup in `exports` builds new wrappers

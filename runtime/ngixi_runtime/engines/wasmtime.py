@@ -257,10 +257,13 @@ class WasmtimeMemory:
         return start + pointer
 
     def read(self, pointer: int, length: int) -> bytes:
+        if length == 0:  # no bytes named: an empty slice's pointer may dangle (Zig's is 0xffffffff)
+            return b""
         return ctypes.string_at(self._address(pointer, length), length)
 
     def write(self, pointer: int, data: bytes) -> None:
-        ctypes.memmove(self._address(pointer, len(data)), data, len(data))
+        if data:
+            ctypes.memmove(self._address(pointer, len(data)), data, len(data))
 
     @property
     def pages(self) -> int:
@@ -315,6 +318,8 @@ def export_call(function: wasmtime.Func, store: wasmtime.Store) -> ExportCall:
 
 
 class WasmtimeInstance:
+    thread_bound = False
+
     def __init__(self, instance: wasmtime.Instance, store: wasmtime.Store, deadline: Deadline) -> None:
         self._exports = instance.exports(store)
         self._store = store

@@ -184,6 +184,7 @@ class _StdioWriters:
 
 
 class ComponentInstance:
+    thread_bound = False
     """An instantiated component."""
 
     def __init__(

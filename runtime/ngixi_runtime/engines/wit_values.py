@@ -2,7 +2,7 @@
 
 | WIT | Python (what a call returns) | also accepted as an argument |
 | --- | --- | --- |
-| bool, integers, floats | bool, int, float | an int for a float |
+| bool, integers, floats | bool, int, float | an int for a float; "NaN", "Infinity", "-Infinity" |
 | char, string | str (one code point for char) | |
 | list<u8> | bytes | bytearray, a list of ints 0-255 |
 | list<T>, tuple<…> | list, tuple | a list for a tuple |
@@ -43,6 +43,7 @@ _INTEGERS: dict[type, tuple[str, int, int]] = {
 }
 _SCALARS: dict[type, str] = {wc.Bool: "bool", wc.F32: "f32", wc.F64: "f64", wc.Char: "char", wc.String: "string"}
 _F32_MAX = 3.4028234663852886e38
+_NON_FINITE = frozenset({"NaN", "Infinity", "-Infinity"})  # how JSON writes them (spec/wit_json.py)
 _SHOWN = 60
 
 
@@ -197,6 +198,8 @@ def _integer(ty: WitType, value: object, where: _Where) -> int:
 
 
 def _float(ty: WitType, value: object, where: _Where) -> float:
+    if isinstance(value, str) and value in _NON_FINITE:
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise where.refuse(ty, value)
     number = float(value)
@@ -341,7 +344,24 @@ def _variant(ty: WitType, value: object, where: _Where) -> Any:
         lowered = None
     else:
         lowered = lower(payload_type, payload, where.child(f".{name}" if ty.kind is not wc.OptionType else ""))
-    return wc.Variant(name, lowered) if ty.tagged else lowered
+    if ty.tagged:
+        return wc.Variant(name, lowered)
+    engine_case = _engine_case(ty, lowered)
+    if engine_case != name:
+        raise InvalidInput(
+            f"{where.text}: case {name} of {ty.text} cannot be passed from the host: Wasmtime's Python API would "
+            f"pass this value as case {engine_case or '(none)'}; give the cases payloads of other types"
+        )
+    return lowered
+
+
+def _engine_case(ty: WitType, lowered: object) -> str | None:
+    """The case wasmtime-py lowers an untagged value as: the first whose payload's Python classes it is an
+    instance of (so `True` is the case of an s32 before one of a bool), or the first without payload for None."""
+    for name, payload in ty.cases:
+        if (lowered is None) if payload is None else isinstance(lowered, tuple(payload.classes)):
+            return name
+    return None
 
 
 _LOWERING: dict[type, Callable[[WitType, object, _Where], Any]] = {
@@ -400,8 +420,8 @@ def _lift_variant(ty: WitType, raw: Any) -> Any:
 
 def _untagged_case(ty: WitType, raw: Any) -> str:
     """The case of an untagged payload: the one without payload for None, else the one of the payload's class."""
-    if raw is None:
-        return next(name for name, payload in ty.cases if payload is None)
+    if raw is None:  # a case without payload, or one whose payload (an option) lifts to None
+        return next(name for name, payload in ty.cases if payload is None or object in payload.classes)
     with_payload = [(name, payload) for name, payload in ty.cases if payload is not None]
     exact = next((name for name, payload in with_payload if type(raw) in payload.classes), None)
     return exact or next(name for name, payload in with_payload if isinstance(raw, tuple(payload.classes)))

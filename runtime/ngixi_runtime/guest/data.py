@@ -1,14 +1,16 @@
 """What crosses the call data ABI (capabilities/data.py): bytes, text or JSON, checked at the boundary.
 
 A manifest declares, per export, `input = "bytes" | "text" | "json"` and `output = ...`. Text is
-UTF-8; JSON is one UTF-8 JSON document (no NaN or Infinity). The host holds the input to
-`limits.input_bytes` before the call and the guest's output to `limits.output_bytes` while it
-writes; each refusal is one line naming the guest, the export and the limit or declaration.
+UTF-8; JSON is one UTF-8 JSON document (no NaN or Infinity, no number beyond a double's range).
+The host holds the input to `limits.input_bytes` before the call and the guest's output to
+`limits.output_bytes` while it writes; each refusal is one line naming the guest, the export and
+the limit or declaration.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -32,6 +34,13 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(number: str) -> float:
+    value = float(number)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {number} is out of range of a double")
+    return value
+
+
 def _problem(kind: DataKind, raw: bytes) -> str | None:
     """Why `raw` is not a valid value of `kind`, or None."""
     if kind == "bytes":
@@ -43,7 +52,7 @@ def _problem(kind: DataKind, raw: bytes) -> str | None:
     if kind == "text":
         return None
     try:
-        json.loads(text, parse_constant=_no_constants)
+        json.loads(text, parse_constant=_no_constants, parse_float=_finite)
     except ValueError as error:
         return f"not valid JSON: {error}"
     except RecursionError:

@@ -281,6 +281,7 @@ def _check_smoke_targets(manifest: Manifest, problems: Problems) -> None:
             None if declared is None else declared.input,
             None if declared is None else declared.output,
             tuple(getattr(manifest.capabilities.get("env"), "allow", ())),  # no import of the env module
+            results=None if declared is None or declared.from_wit else len(declared.results),
         )
         check_entry(call, f"smoke[{index}]", target, problems)
 

@@ -104,11 +104,17 @@ def _input(entry: Mapping[str, Any], field: str, problems: Problems) -> bytes | 
     if "input_base64" in entry:
         return _base64(entry, "input_base64", field, problems)
     if "input_json" in entry:
-        try:
-            return json.dumps(entry["input_json"], ensure_ascii=False).encode()
-        except (TypeError, ValueError):
-            problems.add(f"{field}.input_json", f"{type_name(entry['input_json'])} cannot be written as JSON")
+        return _json_document(entry, "input_json", field, problems)
     return None
+
+
+def _json_document(entry: Mapping[str, Any], key: str, field: str, problems: Problems) -> bytes | None:
+    """A TOML value as the JSON document it stands for; none for a date, NaN or an infinity, which JSON lacks."""
+    try:
+        return json.dumps(entry[key], ensure_ascii=False, allow_nan=False).encode()
+    except (TypeError, ValueError):
+        problems.add(f"{field}.{key}", f"{type_name(entry[key])} cannot be written as JSON (no dates, nan or inf)")
+        return None
 
 
 def _base64(entry: Mapping[str, Any], key: str, field: str, problems: Problems) -> bytes | None:
@@ -146,6 +152,8 @@ def parse_entry(entry: Mapping[str, Any], field: str, problems: Problems) -> Smo
     exit_code = entry.get("expect_exit")
     if exit_code is not None and (isinstance(exit_code, bool) or not isinstance(exit_code, int)):
         problems.add(f"{field}.expect_exit", "must be an integer")
+    if "expect_json" in entry:
+        _json_document(entry, "expect_json", field, problems)  # a value JSON output can never hold is refused
     return SmokeCall(
         call=call,
         args=() if command else _numbers(raw_args, f"{field}.args", problems),
@@ -174,6 +182,7 @@ class SmokeTarget:
     input: DataKind | None = None
     output: DataKind | None = None
     env_allow: tuple[str, ...] = ()  # the variables [capabilities.env] lets a caller set
+    results: int | None = None  # how many values the export returns, where the manifest says
 
 
 def check_entry(call: SmokeCall, field: str, target: SmokeTarget, problems: Problems) -> None:
@@ -191,6 +200,11 @@ def check_entry(call: SmokeCall, field: str, target: SmokeTarget, problems: Prob
 def _check_shared(call: SmokeCall, target: SmokeTarget, add: Callable[[str, str], None]) -> None:
     if call.stdin is not None and "stdin" not in target.grants:
         add("stdin", "the guest cannot read standard input: grant [capabilities.stdin], or remove stdin")
+    if call.stdout and "stdio" not in target.grants:
+        add(
+            "expect_stdout" if "expect_stdout" in call.keys else "stdout",
+            "the guest cannot write to standard output: grant [capabilities.stdio], or remove it",
+        )
     if call.env and "env" not in target.grants:
         add("env", "the guest cannot read environment variables: grant [capabilities.env], or remove env")
     elif unknown := sorted(set(call.env) - set(target.env_allow)):
@@ -215,6 +229,8 @@ def _check_library(call: SmokeCall, target: SmokeTarget, add: Callable[[str, str
         add("args", f"{name} takes {target.params} arguments, the smoke call gives {len(call.args)}")
     if "expect_exit" in call.keys:
         add("expect_exit", f"{name} is a library export: it has no exit code (use expect for its values)")
+    if call.expect is not None and target.results is not None and len(call.expect) != target.results:
+        add("expect", f"{name} returns {target.results} values, the smoke call expects {len(call.expect)}")
     given = sorted(call.keys & set(_INPUTS))
     if target.input is None:
         for key in given:

@@ -123,7 +123,7 @@ def _checked_output(
 def _out_of_memory(guest: Guest, export: str, error: GuestError) -> GuestError:
     """A trap with memory grown to its limit is the guest running out of memory: say so."""
     limit = guest.manifest.limits.memory_pages
-    if error.outcome != "trap" or guest.memory_pages < limit:
+    if error.outcome != "trap" or guest.memory_pages < limit or guest.initial_pages >= limit:
         return error
     # Said once: the trap that followed (an allocator's abort, `unreachable`) adds nothing to it.
     return GuestError(
@@ -157,7 +157,7 @@ def _result(
             "duration_ms": round(seconds * 1000, 3),
             "memory_pages": pages,
             "host_calls": host_calls,
-            "output_bytes": size,
+            "output_bytes": size + (len(written) if written else 0),  # logs, stdout, stderr and the call's output
             "outcome": "ok" if failure is None else failure.outcome,
         },
     )

@@ -184,6 +184,7 @@ class Guest:
         self.compiled = compiled
         self._instance = instance
         self._context = context
+        self.initial_pages = instance.memory.pages  # a memory that starts at its limit never runs out by growing
         context.data = CallData(manifest.limits.input_bytes, manifest.limits.output_bytes)
         self._wasm = wasm  # the verified .wasm, read only to say where a trap happened
         self._timeout_seconds = manifest.limits.timeout_ms / 1000
@@ -198,6 +199,11 @@ class Guest:
     @property
     def memory_pages(self) -> int:
         return self._instance.memory.pages
+
+    @property
+    def thread_bound(self) -> bool:
+        """Whether only the thread that loaded it may call it."""
+        return self._instance.thread_bound
 
     def close(self) -> None:
         """Closes the guest's open files and database; the guest must not be called after this."""

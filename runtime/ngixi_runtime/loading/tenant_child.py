@@ -36,6 +36,7 @@ from typing import Any
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.context import Sandbox
 from ngixi_runtime.errors import GuestError, NgixiError
+from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.loading.calls import CallFailed, empty_result, measure
 from ngixi_runtime.loading.loader import Guest, likely_artifacts, open_guest
 from ngixi_runtime.loading.tenant_wire import (
@@ -51,6 +52,11 @@ from ngixi_runtime.trust.signatures import TrustStore, trust_from_table, trust_f
 
 # Room for the Python heap beside the guest's own memory under RLIMIT_AS.
 _HEAP_HEADROOM_BYTES = 256 * 1024 * 1024
+# A call's input and output may each be held several times at once (received, checked, decoded, sent);
+# checking JSON builds its Python objects, at most about 23 times the document's bytes (measured: a
+# document of empty arrays; one of numbers takes 6).
+_CALL_DATA_COPIES = 4
+_JSON_CALL_DATA_COPIES = 4 + 24
 _PAGE_BYTES = 65536
 # The first request carries the trust file's text (or the tables the parent scoped) and the guest's stdin (base64):
 # its parent is trusted.
@@ -62,15 +68,27 @@ def _virtual_memory_bytes() -> int:
         return int(statm.read().split()[0]) * resource.getpagesize()
 
 
+def call_data_bytes(manifest: Manifest) -> int:
+    """The most the host may hold at once for a call's input and output under the manifest's limits."""
+    limits = manifest.limits
+    json_in, json_out = (any(getattr(e, side) == "json" for e in manifest.exports) for side in ("input", "output"))
+    return sum(
+        (_JSON_CALL_DATA_COPIES if json else _CALL_DATA_COPIES) * size
+        for json, size in ((json_in, limits.input_bytes), (json_out, limits.output_bytes))
+    )
+
+
 def _limit_memory(guest: Guest) -> None:
-    """Caps address space at what is mapped now plus the guest's allowance and some heap.
+    """Caps address space at what is mapped now plus the guest's allowance (its memory and the copies of
+    its call data that the host holds) and some heap.
 
     Wasmer reserves its linear-memory address range (several GiB) at instantiation, so the cap
     is set after it: from here on only the guest's permitted growth and Python's heap fit.
     """
     if not Path("/proc/self/statm").exists():
         return
-    allowance = guest.manifest.limits.memory_pages * _PAGE_BYTES + _HEAP_HEADROOM_BYTES
+    allowance = guest.manifest.limits.memory_pages * _PAGE_BYTES + call_data_bytes(guest.manifest)
+    allowance += _HEAP_HEADROOM_BYTES
     limit = _virtual_memory_bytes() + allowance
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 

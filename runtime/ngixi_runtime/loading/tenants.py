@@ -33,6 +33,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from functools import partial
@@ -92,11 +93,16 @@ class Tenant(Protocol):
 
 class InProcessTenant:
     """A guest in this process: no isolation; for trusted guests. Only Wasmtime enforces a deadline here, unless
-    a `watchdog` ends the whole process when a call on another engine outlives limits.timeout_ms."""
+    a `watchdog` ends the whole process when a call on another engine outlives limits.timeout_ms.
+
+    Calls from several threads take turns: an engine's store (and the call's data) serves one call at a time.
+    """
 
     def __init__(self, guest: Guest, watchdog: ProcessWatchdog | None = None) -> None:
         self._guest = guest
         self._watchdog = watchdog
+        self._lock = threading.Lock()
+        self._owner = threading.get_ident() if guest.thread_bound else None
         self.manifest = guest.manifest
         self.origin = guest.origin
         self.compiled = guest.compiled
@@ -104,19 +110,31 @@ class InProcessTenant:
     def call(self, export: str, args: Sequence[Any] = (), *, input: DataValue | None = None) -> CallResult:
         """Calls `export`; `input` (bytes, str or a JSON value) for an export that declares one."""
         data = encoded_input(self.manifest, export, input)
-        if self._watchdog is None:
-            return measure(self._guest, export, args, data)
-        with _watched(self._watchdog, self.manifest, export):
-            return measure(self._guest, export, args, data)
+        self._check_thread()
+        with self._lock:
+            if self._watchdog is None:
+                return measure(self._guest, export, args, data)
+            with _watched(self._watchdog, self.manifest, export):
+                return measure(self._guest, export, args, data)
 
     def run(self) -> CallResult:
-        if self._watchdog is None:
-            return measure(self._guest, "_start", ())
-        with _watched(self._watchdog, self.manifest, "_start"):
-            return measure(self._guest, "_start", ())
+        self._check_thread()
+        with self._lock:
+            if self._watchdog is None:
+                return measure(self._guest, "_start", ())
+            with _watched(self._watchdog, self.manifest, "_start"):
+                return measure(self._guest, "_start", ())
+
+    def _check_thread(self) -> None:
+        if self._owner is not None and threading.get_ident() != self._owner:
+            raise InvalidInput(
+                f"{self.manifest.guest.name}: an in-process tenant on Wasmer can be called only from the thread "
+                "that opened it; open it isolated, or on Wasmtime, to call it from other threads"
+            )
 
     def close(self) -> None:
-        self._guest.close()
+        with self._lock:
+            self._guest.close()
         if self._watchdog is not None:
             self._watchdog.close()
 

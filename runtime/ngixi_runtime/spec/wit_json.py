@@ -1,7 +1,8 @@
 """Component values (engines/wit_values.py) as JSON: for people (the CLI) and across a process boundary (tenants).
 
-`to_json` is what `ngixi run` prints: bytes become a list of ints, tuples lists; the value mapping
-accepts both back as arguments. `to_wire`/`from_wire` keep bytes and tuples exact between a tenant
+`to_json` is what `ngixi run` prints: bytes become a list of ints, tuples lists, a float that JSON
+cannot write the string "NaN", "Infinity" or "-Infinity" (as protobuf's JSON mapping does); the value
+mapping accepts all of these back as arguments. `to_wire`/`from_wire` keep bytes and tuples exact between a tenant
 and its child: `{"$bytes": base64}` and `{"$tuple": [...]}` (WIT names never start with `$`).
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,6 +21,8 @@ _BYTES, _TUPLE = "$bytes", "$tuple"
 
 def to_json(value: Any) -> Any:
     """A JSON-able copy of a component value."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
     if isinstance(value, (bytes, bytearray)):
         return list(value)
     if isinstance(value, (list, tuple)):

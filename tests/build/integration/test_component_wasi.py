@@ -147,6 +147,11 @@ abi = "component"
 [[smoke]]
 call = "_start"
 stdout = "Hello from a WASI component\\n"
+
+[[smoke]]  # its argv reaches it: it exits with 3, which WASI 0.2 reports as failure, 1
+call = "_start"
+args = ["an-argument"]
+expect_exit = 1
 """
 # Built with the WASI shim, whose `_start` runs this; given arguments, it exits with 3.
 COMMAND_SOURCE = """

@@ -67,6 +67,12 @@ def test_the_c_header_declares_each_import_with_its_types() -> None:
     assert "typedef struct ngixi_http_fetch_out { uint32_t status; uint32_t body_len; } ngixi_http_fetch_out;" in header
     assert "NGIXI_LOG_LEVEL_ERROR = 2," in header and "NGIXI_BUFFER_TOO_SMALL = 11," in header
     assert "A request. * / " in header  # a docs line cannot end the comment
+    # one-line forms: a list read into memory the helper allocates, bytes given as a C string
+    assert (
+        "static inline void *ngixi_kv_get_alloc(const char *namespace, size_t namespace_len, const uint8_t *key, "
+        "size_t key_len, uint32_t *len, ngixi_status *status) {"
+    ) in header
+    assert "ngixi_http_fetch_alloc" not in header  # a request is not repeated to learn its length
 
 
 def test_the_zig_module_names_imports_apart_and_quotes_keywords() -> None:
@@ -79,6 +85,10 @@ def test_the_zig_module_names_imports_apart_and_quotes_keywords() -> None:
     assert '@"unreachable" = 7,' in module
     assert "pub fn get(namespace: []const u8, key: []const u8, buf: []u8, out: *u32) Status {" in module
     assert "pub const FetchOut = extern struct { status: u32, body_len: u32 };" in module
+    assert (
+        "pub fn getAlloc(namespace: []const u8, key: []const u8, allocator: std.mem.Allocator) Error![]u8 {"
+    ) in module
+    assert "        .not_found => error.NotFound," in module
 
 
 def test_the_assemblyscript_module_escapes_reserved_names() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ IMPORTS = [
 ]
 BUFFER = 1024
 CALL_OUTPUT_WRITE = b"\x10\x01"
+UNREACHABLE = b"\x00"
 # Reads the input's length into address 0, the input at BUFFER, and writes it back.
 ECHO = call_import(0, BUFFER, 0, 0) + DROP + push(BUFFER) + load_i32(0) + push(0) + b"\x10\x00" + DROP
 ECHO += push(BUFFER) + load_i32(0) + CALL_OUTPUT_WRITE + DROP
@@ -46,6 +48,19 @@ output = "bytes"
 [exports.broken]
 output = "json"
 
+[exports.lenptr]
+input = "bytes"
+
+[exports.trickle]
+output = "bytes"
+
+[exports.partial]
+output = "text"
+
+[exports.dangling]
+input = "text"
+output = "text"
+
 [limits]
 memory_pages = 2
 input_bytes = 4096
@@ -59,6 +74,11 @@ WASM = module(
         Func("flood", body=push(0, 4097) + CALL_OUTPUT_WRITE + DROP),
         Func("overclaim", body=push(2 * 65536 - 10, 20) + CALL_OUTPUT_WRITE + DROP),
         Func("broken", body=push(BUFFER, 1) + CALL_OUTPUT_WRITE + DROP),
+        Func("lenptr", body=call_import(0, 0, 0, 2 * 65536 - 2) + DROP),
+        Func("trickle", body=(push(0, 4000) + CALL_OUTPUT_WRITE + DROP) + (push(0, 97) + CALL_OUTPUT_WRITE + DROP)),
+        Func("partial", body=push(BUFFER, 10) + CALL_OUTPUT_WRITE + DROP + UNREACHABLE),
+        # Empty ranges at the pointer Zig gives an empty slice (0xffffffff): they name no bytes.
+        Func("dangling", body=call_import(0, -1, 0, 0) + DROP + push(-1, 0) + CALL_OUTPUT_WRITE + DROP),
     ],
     memory=(2, 2),
 )
@@ -85,6 +105,21 @@ def test_text_and_json_cross_both_ways(tenant: InProcessTenant | IsolatedTenant)
     assert (result.data, result.output, result.output_kind) == ("héllo wörld", "héllo wörld".encode(), "text")
     assert tenant.call("json", input={"words": ["a", "b"], "n": 2}).data == {"words": ["a", "b"], "n": 2}
     assert tenant.call("echo", input="").data == ""
+    assert tenant.call("dangling", input="ignored").data == ""
+
+
+def test_calls_from_several_threads_take_turns(tenant: InProcessTenant | IsolatedTenant, engine_name: str) -> None:
+    def echo_many(thread: int) -> list[str]:  # without turns, Wasmtime's store panicked and ended the process
+        sent = [f"{thread}-{call}-" + "x" * thread * 100 for call in range(50)]
+        return [text for text in sent if tenant.call("echo", input=text).data != text]
+
+    with ThreadPoolExecutor(4) as pool:
+        if engine_name == "wasmer" and isinstance(tenant, InProcessTenant):  # its objects panic in another thread
+            with pytest.raises(InvalidInput, match="echo: an in-process tenant on Wasmer can be called only from"):
+                list(pool.map(echo_many, range(4)))
+        else:
+            assert [wrong for wrong in pool.map(echo_many, range(4)) if wrong] == []
+    assert tenant.call("echo", input="still here").data == "still here"
 
 
 @pytest.mark.parametrize(
@@ -96,6 +131,9 @@ def test_text_and_json_cross_both_ways(tenant: InProcessTenant | IsolatedTenant)
         ("flood", None, GuestError, "echo: flood wrote more than its output limit of 4096 bytes (limits.output_bytes)"),
         ("overclaim", None, GuestError, "echo: overclaim: output_write(131062, 20) names bytes outside its memory"),
         ("broken", None, GuestError, 'echo: broken declares output = "json", but wrote not valid JSON'),
+        ("lenptr", b"", GuestError, "echo: lenptr: input_read's input_len pointer 131070 names bytes outside"),
+        ("trickle", None, GuestError, "echo: trickle wrote more than its output limit of 4096 bytes"),
+        ("partial", None, GuestError, "echo: partial trapped: unreachable"),
     ],
 )
 def test_bad_data_is_one_line_and_the_next_call_works(
@@ -106,3 +144,45 @@ def test_bad_data_is_one_line_and_the_next_call_works(
     assert str(raised.value).startswith(message)
     assert "\n" not in str(raised.value)
     assert tenant.call("echo", input="still here").data == "still here"
+
+
+LARGE = 160 << 20  # beyond what an isolated tenant's heap allowance holds without counting the call data
+LARGE_WAT = f"""(module
+  (import "ngixi" "input_read" (func $read (param i32 i32 i32) (result i32)))
+  (import "ngixi" "output_write" (func $write (param i32 i32) (result i32)))
+  (memory (export "memory") 1 1)
+  (func (export "large") (local $written i32)
+    (loop $more
+      (drop (call $write (i32.const 0) (i32.const 65536)))
+      (local.set $written (i32.add (local.get $written) (i32.const 65536)))
+      (br_if $more (i32.lt_u (local.get $written) (i32.const {LARGE})))))
+  (func (export "size") (result i32)
+    (drop (call $read (i32.const 0) (i32.const 0) (i32.const 0)))
+    (i32.load (i32.const 0))))"""
+LARGE_MANIFEST = f"""\
+[guest]
+name = "large"
+version = "0.1.0"
+
+[exports.large]
+output = "bytes"
+
+[exports.size]
+input = "bytes"
+results = ["i32"]
+
+[limits]
+memory_pages = 1
+timeout_ms = 60000
+input_bytes = {LARGE}
+output_bytes = {LARGE}
+"""
+
+
+def test_an_isolated_tenant_takes_and_gives_call_data_up_to_its_limits(engine_name: str, tmp_path: Path) -> None:
+    wasmtime = pytest.importorskip("wasmtime")  # for its WAT assembler
+    keys = make_key(tmp_path / "keys")
+    path = make_bundle(tmp_path, keys.key, wasm=wasmtime.wat2wasm(LARGE_WAT), manifest=LARGE_MANIFEST, guest="large")
+    with open_tenant(path, trust_file=keys.trust, isolated=True, engine=engine_name) as tenant:
+        assert len(tenant.call("large").output or b"") == LARGE
+        assert tenant.call("size", input=bytes(LARGE)).values == (LARGE,)

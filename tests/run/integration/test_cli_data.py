@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from ngixi_runtime.call_io import write_output
+from ngixi_runtime.call_io import read_input, write_output
 from tests.conftest import KeyFiles, exit_code, make_bundle
 from tests.run.integration.test_call_data import MANIFEST, WASM
 
@@ -45,11 +46,16 @@ def test_input_as_text_file_or_stdin_and_text_output_printed_as_text(
     assert capsys.readouterr().out == "from stdin"
 
 
-def test_json_wraps_the_output_value_and_the_metrics(bundle: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    assert exit_code([*bundle, "json", "--input", '{"a": [1, "é"]}', "--json"]) == 0
+def test_json_wraps_the_output_value_and_the_metrics(
+    bundle: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "out.json"
+    assert exit_code([*bundle, "json", "--input", '{"a": [1, "é"]}', "--json", "--output", str(out)]) == 0
     document = json.loads(capsys.readouterr().out)
     assert (document["ok"], document["output"], document["output_kind"]) == (True, {"a": [1, "é"]}, "json")
     assert document["metrics"]["outcome"] == "ok"
+    assert document["metrics"]["output_bytes"] == len('{"a": [1, "é"]}'.encode())  # the input, echoed
+    assert json.loads(out.read_text()) == {"a": [1, "é"]}  # --output is honoured beside --json
 
 
 @pytest.mark.parametrize(
@@ -60,6 +66,9 @@ def test_json_wraps_the_output_value_and_the_metrics(bundle: list[str], capsys: 
         (["json", "--input", "{nope"], "echo: json takes JSON input, and this is not valid JSON"),
         (["echo", "--input", "@/nonexistent/in.txt"], "echo: echo: --input @/nonexistent/in.txt: cannot read it"),
         (["echo", "--input", "x" * 4097], "echo: echo: the input is 4097 bytes, over its limit of 4096"),
+        (["echo", "--input", os.fsdecode(b"a\xffb")], "echo: echo takes text input, and this is not valid UTF-8 (byte"),
+        (["json", "--input", "[1e400]"], "echo: json takes JSON input, and this is not valid JSON: the number 1e400"),
+        (["lenptr", "--input", "x", "--output", "out"], "echo: lenptr declares no output, so --output out would stay"),
     ],
 )
 def test_bad_input_is_one_line_with_what_to_do(
@@ -127,3 +136,8 @@ def test_stdin_is_not_the_input_of_a_guest_that_reads_stdin_itself(
     path = make_bundle(tmp_path, keys.key, wasm=WASM, manifest=manifest, guest="echo")
     assert exit_code(["run", "--trust", str(keys.trust), "--in-process", str(path), "echo", "--input", "-"]) == 2
     assert "the guest reads standard input itself ([capabilities.stdin]): use --input @FILE" in capsys.readouterr().err
+
+
+def test_input_from_a_terminal_says_how_to_end_it(capsys: pytest.CaptureFixture[str]) -> None:
+    assert read_input("-", limit=10, what="g: f", stdin=Terminal(b"typed")) == b"typed"
+    assert "reading the input from the terminal; end it with Ctrl-D" in capsys.readouterr().err

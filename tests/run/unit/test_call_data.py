@@ -13,6 +13,7 @@ from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.guest.data import check_input, check_output, decode, encode, module_problems
 from ngixi_runtime.guest.manifest import ManifestError, parse_manifest
 from ngixi_runtime.loading.loader import check_call, encoded_input, parse_arguments
+from ngixi_runtime.loading.tenant_child import call_data_bytes
 from ngixi_runtime.spec.abi import Status
 from ngixi_runtime.spec.wasm import Import, ModuleInfo, Signature
 from ngixi_runtime.trust.policy import load_policy
@@ -50,6 +51,8 @@ def test_input_read_gives_the_length_then_the_bytes_when_they_fit() -> None:
     [
         ("input_read", (4000, 200, 0), r"g: words: input_read\(4000, 200\) names bytes outside its memory of 4096"),
         ("input_read", (0, -1, 8), r"input_read\(0, 4294967295\) names bytes outside"),  # a length is unsigned
+        ("input_read", (0, 0, 4094), r"g: words: input_read's input_len pointer 4094 names bytes outside its memory"),
+        ("input_read", (0, 0, -2), r"input_read's input_len pointer 4294967294 names bytes outside"),
         ("output_write", (4090, 8), r"g: words: output_write\(4090, 8\) names bytes outside its memory of 4096"),
         ("output_write", (0, 9), r"g: words wrote more than its output limit of 8 bytes \(limits.output_bytes\)"),
         ("output_write", (-1, 2**31), r"wrote more than its output limit"),  # checked before the memory range
@@ -179,3 +182,15 @@ def test_text_given_to_a_numeric_parameter_points_to_the_call_data_abi() -> None
     assert add is not None
     with pytest.raises(InvalidInput, match=r"'hello' is not an i32; to pass text, declare input = \"text\" on the"):
         parse_arguments(add, ["hello"], guest="g")
+
+
+def test_an_isolated_tenant_counts_the_copies_of_its_call_data_and_json_values() -> None:
+    manifest = parse_manifest(WORDS, source="g.toml", stem="g")  # text in (16 bytes), JSON out (1 MiB)
+    assert call_data_bytes(manifest) == 4 * 16 + 28 * (1 << 20)
+
+
+@pytest.mark.parametrize(("function", "args"), [("input_read", (0, 0, 0)), ("output_write", (0, 1))])
+def test_the_data_abi_outside_a_call_is_refused_in_one_line(function: str, args: tuple[int, ...]) -> None:
+    ctx = HostContext(guest="g", log_quota=0, stdio_quota=0, memory=FakeMemory(4096))  # a start function's
+    with pytest.raises(GuestError, match=f"^g: {function} was called outside an export's call"):
+        host(ctx, function)(*args)

@@ -16,6 +16,7 @@ from tests.wasmgen import DROP, Func, Imp, call_import, load_i32, module, push
 
 LIBRARY = ECHO_MANIFEST + "[exports.add]\nparams = ['i32']\n"
 COMMAND = '[guest]\nname = "echo"\nversion = "0.1.0"\nkind = "command"\n[capabilities.stdio]\n'
+COMPONENT_COMMAND = COMMAND.replace('kind = "command"', 'kind = "command"\nabi = "component"')
 
 
 def problems(manifest: str, smoke: str) -> list[str]:
@@ -36,6 +37,21 @@ def problems(manifest: str, smoke: str) -> list[str]:
             COMMAND,
             'call = "_start"\nargs = ["x"]\n',
             "smoke[0].args: the guest cannot read its arguments: grant [capabilities.args], or remove args",
+        ),
+        (  # a command component's args are its argv too, not values for an export
+            COMPONENT_COMMAND,
+            'call = "_start"\nargs = [2, 3]\n',
+            'smoke[0].args: a command\'s args are its argv: an array of strings, like ["--count", "3"]',
+        ),
+        (
+            COMPONENT_COMMAND,
+            'call = "_start"\nargs = ["x"]\n',
+            "smoke[0].args: the guest cannot read its arguments: grant [capabilities.args], or remove args",
+        ),
+        (
+            LIBRARY,
+            'call = "echo"\ninput = "x"\nexpect_stdout = "x"\n',
+            "smoke[0].expect_stdout: the guest cannot write to standard output: grant [capabilities.stdio], or",
         ),
         (
             COMMAND,
@@ -100,6 +116,13 @@ def problems(manifest: str, smoke: str) -> list[str]:
             "smoke[0].expect_exit: add is a library export: it has no exit code (use expect for its values)",
         ),
         (LIBRARY, 'call = "echo"\ninput_base64 = "not base64!"\n', "smoke[0].input_base64: is not base64"),
+        (LIBRARY, 'call = "echo"\ninput = "x"\nexpect = 0\n', "smoke[0].expect: echo returns 0 values, the smoke"),
+        (LIBRARY, 'call = "json"\ninput_json = [nan]\n', "smoke[0].input_json: an array cannot be written as JSON"),
+        (
+            LIBRARY,
+            'call = "json"\ninput = "1"\nexpect_json = { a = inf }\n',
+            "smoke[0].expect_json: a table cannot be written as JSON",
+        ),
         (
             LIBRARY,
             'call = "echo"\ninput = "a"\ninput_base64 = "YQ=="\n',

@@ -5,19 +5,9 @@ const ngixi = @import("ngixi");
 
 const allocator = std.heap.wasm_allocator;
 
-/// The call's input: its length first, then its bytes.
-fn readInput() ?[]u8 {
-    var length: u32 = 0;
-    var none: [0]u8 = .{};
-    _ = ngixi.data.input(&none, &length);
-    const text = allocator.alloc(u8, length) catch return null;
-    if (ngixi.data.input(text, &length) != .ok) return null;
-    return text;
-}
-
 /// "Hello, <input>!"
 export fn greet() void {
-    const name = readInput() orelse return;
+    const name = ngixi.data.inputAlloc(allocator) catch return;
     defer allocator.free(name);
     var line: [128]u8 = undefined;
     const logged = std.fmt.bufPrint(&line, "{{name}} greets {s}", .{name}) catch "{{name}} greets someone";
