@@ -67,7 +67,7 @@ def cmd_new(args: argparse.Namespace) -> int:
     from ngixi_build.workflows.scaffold import default_abi, new_guest
 
     project = chosen_project(args)
-    abi = args.abi or default_abi(args.lang, args.kind)
+    abi = args.abi or default_abi(args.lang)
     written = new_guest(project, args.name, language=args.lang, kind=args.kind, abi=abi)
     print(f"ok: {args.lang} {args.kind} guest {args.name} ({abi} ABI):")
     for path in written:

@@ -100,7 +100,8 @@ class ProjectTasks:
                         "files": list(PIN_FILES),
                         "others": [str(m) for m in self.language_toolchains],
                     }
-                )
+                ),
+                pipeline.wasm_tools_installed,
             ],
         }
 
