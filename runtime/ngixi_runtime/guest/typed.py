@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ngixi_runtime.capabilities.component import WIT_VALUE_TYPES
-from ngixi_runtime.guest.smoke import SmokeCall, parse_entry
+from ngixi_runtime.guest.smoke import START, SmokeCall, parse_entry
 from ngixi_runtime.spec.schema import Problems, type_name
 
 
@@ -60,7 +60,10 @@ def json_values(value: object, field: str, problems: Problems) -> Any:
 
 
 def parse_component_entry(entry: Mapping[str, Any], field: str, problems: Problems) -> SmokeCall:
-    """A component's `[[smoke]]` entry: as any other, but `args` and `expect` are JSON-able values."""
+    """A component's `[[smoke]]` entry: as any other, but a library export's `args` and `expect` are JSON-able
+    values (a command's `args` are its argv, as for a core guest)."""
+    if entry.get("call") == START:
+        return parse_entry(entry, field, problems)
     call = parse_entry({k: v for k, v in entry.items() if k not in ("args", "expect")}, field, problems)
     args = json_arguments(entry.get("args", []), f"{field}.args", problems)
     expect = (json_values(entry["expect"], f"{field}.expect", problems),) if "expect" in entry else None

@@ -171,7 +171,8 @@ def test_every_template_builds_runs_and_passes_its_smoke_calls(tool: Installed, 
         assert (project / "artifacts" / "bundles" / f"{kind}-{abi}-0.1.0.ngx").is_file()
         assert (project / "guests" / f"{kind}-{abi}" / "tsconfig.json").is_file()
     assert "library-core: 2 smoke calls passed" in smoke
-    assert "command-core: 1 smoke call passed" in smoke
+    assert "command-core: 2 smoke calls passed" in smoke
+    assert "command-component: 2 smoke calls passed" in smoke
     assert "library-component: 1 smoke call passed" in smoke
     assert "b64: 1 smoke call passed" in smoke
     for language in ("c", "zig"):
@@ -182,6 +183,9 @@ def test_every_template_builds_runs_and_passes_its_smoke_calls(tool: Installed, 
     for guest in ("library-core", "c-library", "zig-library"):
         greeted = tool.run(project, "ngixi", "run", f"artifacts/bundles/{guest}-0.1.0.ngx", "greet", "--input", "Grüße")
         assert (greeted.stdout, greeted.stderr) == ("Hello, Grüße!", f"info: {guest} greets Grüße\n")
+    for guest in ("command-core", "command-component"):
+        greeted = tool.run(project, "ngixi", "run", f"artifacts/bundles/{guest}-0.1.0.ngx", "Ada", "Grace")
+        assert greeted.stdout == "Hello, Ada!\nHello, Grace!\n"
 
 
 def test_ngixi_new_refuses_a_taken_name_a_bad_name_and_no_project(tool: Installed, project: Path) -> None:
