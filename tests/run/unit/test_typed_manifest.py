@@ -72,8 +72,8 @@ def test_smoke_calls_of_components_take_and_expect_json_values() -> None:
 
 def test_a_command_components_smoke_args_are_its_argv() -> None:
     manifest = parse_manifest(
-        COMPONENT.replace('abi = ', 'kind = "command"\nabi = ')
-        + '[capabilities.stdio]\n[capabilities.args]\n'
+        COMPONENT.replace("abi = ", 'kind = "command"\nabi = ')
+        + "[capabilities.stdio]\n[capabilities.args]\n"
         + '[[smoke]]\ncall = "_start"\nargs = ["Ada", "Grace"]\nexpect_stdout = "Hello, Ada!\\nHello, Grace!\\n"\n',
         source=F,
         stem="words",
