@@ -18,7 +18,8 @@ from ngixi_runtime.spec.wasm import custom_sections, function_bodies
 
 SOURCE_MAP_SECTION = "ngixi:source-map"
 LIBRARY_PREFIX = "~lib/"
-_BASE64 = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
+_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_BASE64 = {c: i for i, c in enumerate(_DIGITS)}
 _FUNCTION_NAMES = 1  # the name section's subsection of function names
 
 Frame = tuple[int, int]  # (function index, module offset)
@@ -82,6 +83,17 @@ def _vlq(segment: str) -> list[int]:
         values.append(-(value >> 1) if value & 1 else value >> 1)
         value, shift = 0, 0
     return values
+
+
+def vlq(value: int) -> str:
+    """`value` as a source map's base64 VLQ digits."""
+    bits = (-value << 1) | 1 if value < 0 else value << 1
+    out = ""
+    while True:
+        digit, bits = bits & 31, bits >> 5
+        out += _DIGITS[digit | (32 if bits else 0)]
+        if not bits:
+            return out
 
 
 def function_names(section: bytes) -> dict[int, str]:

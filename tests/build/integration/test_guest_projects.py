@@ -43,6 +43,25 @@ export function greet(): void {
   output.text(input.text());
 }
 """
+ZIG_TRAP = """
+fn check(a: i32) i32 {
+    if (a > 3) @trap();
+    return a;
+}
+
+export fn add(a: i32, b: i32) i32 {
+    return check(a) + b;
+}
+"""
+C_TRAP = """
+static int check(int a) {
+    if (a > 3) __builtin_trap();
+    return a;
+}
+
+int add(int a, int b) { return check(a) + b; }
+"""
+ADD_EXPORT = '[exports.add]\nparams = ["i32", "i32"]\nresults = ["i32"]\n\n'
 B64_MANIFEST = """[guest]
 name = "b64"
 version = "0.1.0"
@@ -91,6 +110,19 @@ def tool(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     subprocess.run([*pip, *constraints, f"{source / 'runtime'}[wasmer]", str(source)], check=True, timeout=900)
     shutil.rmtree(source)  # the installed tool needs none of the repository's files
     return Installed(venv / "bin", work / "rollback-state")
+
+
+def with_trapping_add(project: Path, guest: str, source: str, code: str) -> int:
+    """Appends `code` (an `add` that traps when its first argument is over 3) to the guest's `source` and
+    declares the export; returns the line of the trap."""
+    path = project / "guests" / guest / source
+    before = path.read_text()
+    path.write_text(before + code)
+    manifest = project / "manifests" / f"{guest}.toml"
+    text = manifest.read_text()
+    at = text.index("[[smoke]]")
+    manifest.write_text(text[:at] + ADD_EXPORT + text[at:])
+    return len(before.splitlines()) + 3
 
 
 def host_only(project: Path) -> None:
@@ -276,6 +308,8 @@ def test_watch_rebuilds_a_guest_of_an_installed_project(tool: Installed, project
     tool.run(root, "ngixi", "new", "live", "--abi", "component")
     tool.run(root, "ngixi", "new", "oops")
     (root / "guests" / "oops" / "assembly" / "index.ts").write_text(OUT_OF_BOUNDS)
+    tool.run(root, "ngixi", "new", "zig-oops", "--lang", "zig")
+    zig_line = with_trapping_add(root, "zig-oops", "main.zig", ZIG_TRAP)
     toolchain = root / ".ngixi" / "toolchain"
     shutil.copytree(project / ".ngixi" / "toolchain", toolchain, symlinks=True)  # installed once per module
     watcher = WatchProcess(root, command=(str(tool.bin_dir / "ngixi"), "watch", "--smoke"))
@@ -291,6 +325,11 @@ def test_watch_rebuilds_a_guest_of_an_installed_project(tool: Installed, project
         assert trapped.stderr.endswith(
             "oops: guest aborted: Index out of range (at ~lib/array.ts:114:42)"
             " at guests/oops/assembly/index.ts:5:10 (in guests/oops/assembly/index/add)\n"
+        )
+        zig = tool.run(root, "ngixi", "run", "artifacts/dev/bundles/zig-oops-0.1.0.ngx", "add", "5", "1", check=False)
+        assert zig.stderr == (
+            "ngixi: error: zig-oops: add trapped: unreachable"
+            f" at guests/zig-oops/main.zig:{zig_line}:16 (in main.add)\n"
         )
     finally:
         watcher.process.kill()
@@ -335,12 +374,15 @@ def test_an_undeclared_export_warns_at_build(tool: Installed, project: Path) -> 
 def test_a_trap_in_a_release_profile_bundle_names_the_guests_function(tool: Installed, project: Path) -> None:
     tool.run(project, "ngixi", "new", "oops")
     (project / "guests" / "oops" / "assembly" / "index.ts").write_text(OUT_OF_BOUNDS)
+    with_trapping_add(project, "c-library", "main.c", C_TRAP)
     tool.run(project, "doit", "build")
     trapped = tool.run(project, "ngixi", "run", "artifacts/bundles/oops-0.1.0.ngx", "add", "5", "1", check=False)
     assert trapped.returncode == 5
     assert trapped.stderr.endswith(
         "oops: guest aborted: Index out of range (at ~lib/array.ts:114:42) in guests/oops/assembly/index/add\n"
     )
+    c = tool.run(project, "ngixi", "run", "artifacts/bundles/c-library-0.1.0.ngx", "add", "5", "1", check=False)
+    assert (c.returncode, c.stderr) == (5, "ngixi: error: c-library: add trapped: unreachable in add\n")
 
 
 def test_a_release_of_a_chosen_guest_lists_its_npm_packages_in_the_provenance(

@@ -10,7 +10,7 @@ import pytest
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.loading.loader import open_guest
-from ngixi_runtime.spec.sourcemap import SOURCE_MAP_SECTION, parse_source_map, trap_location
+from ngixi_runtime.spec.sourcemap import SOURCE_MAP_SECTION, parse_source_map, trap_location, vlq
 from ngixi_runtime.spec.wasm import custom_section, custom_sections, function_bodies, uleb128
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import KeyFiles, make_bundle
@@ -23,17 +23,6 @@ version = "0.1.0"
 
 [exports.fails]
 """
-_BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-
-def _vlq(value: int) -> str:
-    value = (-value << 1) | 1 if value < 0 else value << 1
-    out = ""
-    while True:
-        digit, value = value & 31, value >> 5
-        out += _BASE64[digit | (32 if value else 0)]
-        if not value:
-            return out
 
 
 def _names(names: dict[int, str]) -> bytes:
@@ -47,7 +36,7 @@ def _source_map(mappings: list[tuple[int, int, int, int]], sources: list[str]) -
     previous = [0, 0, 0, 0]
     segments = []
     for mapping in mappings:
-        segments.append("".join(_vlq(v - p) for v, p in zip(mapping, previous, strict=True)))
+        segments.append("".join(vlq(v - p) for v, p in zip(mapping, previous, strict=True)))
         previous = list(mapping)
     document = {"version": 3, "sources": sources, "mappings": ",".join(segments)}
     return custom_section(SOURCE_MAP_SECTION, json.dumps(document).encode())
