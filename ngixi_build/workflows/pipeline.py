@@ -23,7 +23,7 @@ from ngixi_build.toolchains import npm_deps
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
 from ngixi_build.toolchains.wit import WASM_TOOLS
 from ngixi_build.workflows.scaffold import link_for_editors
-from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.errors import InvalidInput, counted
 from ngixi_runtime.guest.manifest import Manifest, load_manifest
 from ngixi_runtime.spec.bundle_format import Channel
 from ngixi_runtime.spec.targets import Target
@@ -221,4 +221,4 @@ def smoke_summary(count: int) -> str:
     """How a guest's smoke calls went, as one line: "1 smoke call passed"."""
     if count == 0:
         return "no [[smoke]] calls in its manifest, nothing to check"
-    return f"{count} smoke {'call' if count == 1 else 'calls'} passed"
+    return f"{counted(count, 'smoke call')} passed"

@@ -59,3 +59,8 @@ class ArtifactRefused(NgixiError):
 
     Raised before any of the artifact's code runs, so the loader may compile the .wasm instead.
     """
+
+
+def counted(count: int, noun: str) -> str:
+    """`count` and `noun`, plural unless one: "1 argument", "2 arguments", "0 arguments"."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"

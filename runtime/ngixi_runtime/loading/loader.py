@@ -29,7 +29,15 @@ from ngixi_runtime.engines.base import (
     engine_named,
     meters_fuel,
 )
-from ngixi_runtime.errors import ArtifactRefused, GuestError, InvalidInput, NgixiError, PolicyError, VerificationError
+from ngixi_runtime.errors import (
+    ArtifactRefused,
+    GuestError,
+    InvalidInput,
+    NgixiError,
+    PolicyError,
+    VerificationError,
+    counted,
+)
 from ngixi_runtime.guest.check import check_component, check_module
 from ngixi_runtime.guest.data import DataKind, DataValue, check_input, encode, kind_word
 from ngixi_runtime.guest.limits import limit_problems
@@ -131,7 +139,7 @@ def check_call(manifest: Manifest, export: str, args: Sequence[Any], data: bytes
     declared = declared_export(manifest, export)
     if not manifest.guest.type.is_component:
         if len(args) != len(declared.params):
-            raise InvalidInput(f"{guest}: {export} takes {len(declared.params)} arguments, got {len(args)}")
+            raise InvalidInput(f"{guest}: {export} takes {counted(len(declared.params), 'argument')}, got {len(args)}")
         for position, (value, kind) in enumerate(zip(args, declared.params, strict=True), start=1):
             check_integer(value, kind, what=f"{guest}: {export} argument {position}")
     _check_data(manifest, declared, data)
@@ -638,7 +646,8 @@ def parse_arguments(decl: ExportDecl, raw: Sequence[str], *, guest: str) -> tupl
     """Converts command-line strings to the export's declared parameter types."""
     if len(raw) != len(decl.params):
         raise InvalidInput(
-            f"{guest}: {decl.name} takes {len(decl.params)} arguments ({', '.join(decl.params)}), got {len(raw)}"
+            f"{guest}: {decl.name} takes {counted(len(decl.params), 'argument')} ({', '.join(decl.params)}),"
+            f" got {len(raw)}"
         )
     values: list[Number] = []
     for position, (text, kind) in enumerate(zip(raw, decl.params, strict=True), start=1):
