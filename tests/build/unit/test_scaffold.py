@@ -8,6 +8,7 @@ import pytest
 
 from ngixi_build.languages.registry import supported
 from ngixi_build.project import Project, find_project
+from ngixi_build.workflows.release import release_guests
 from ngixi_build.workflows.scaffold import (
     GuestTemplate,
     default_abi,
@@ -109,3 +110,18 @@ def test_a_taken_or_bad_name_writes_nothing(project: Project) -> None:
     assert not (project.guests_dir / "taken" / "main.zig").exists()
     with pytest.raises(InvalidInput, match="not a guest name"):
         new_guest(project, "Bad_Name", language="c", kind="library", abi="core")
+
+
+def test_the_release_key_chooses_the_guests_a_release_ships(project: Project) -> None:
+    for name in ("alpha", "beta"):
+        new_guest(project, name, language="assemblyscript", kind="library", abi="core")
+    pyproject = project.root / "pyproject.toml"
+    assert release_guests(project) == ["alpha", "beta"]  # without the key: every guest
+    pyproject.write_text(pyproject.read_text().replace('# release = ["my-guest"]', 'release = ["beta"]'))
+    chosen = find_project(project.root)
+    assert release_guests(chosen) == ["beta"]
+    assert release_guests(chosen, ["alpha"]) == ["alpha"]  # --guest wins
+    pyproject.write_text(pyproject.read_text().replace('release = ["beta"]', 'release = ["btea"]'))
+    with pytest.raises(InvalidInput) as typo:
+        release_guests(find_project(project.root))
+    assert str(typo.value).startswith(f"{pyproject}: tool.ngixi.release[0]: no guest 'btea'; ")
