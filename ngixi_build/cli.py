@@ -59,7 +59,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     init_project(args.directory)
     where = args.directory
-    print(f"ok: an ngixi project in {where}; add a guest with `cd {where} && ngixi new NAME`, then `doit build`")
+    enter = "" if where.resolve() == Path.cwd().resolve() else f"cd {where} && "
+    print(f"ok: an ngixi project in {where}; add a guest with `{enter}ngixi new NAME`, then `doit build`")
     return 0
 
 
@@ -192,7 +193,13 @@ def _watch_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _init_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("directory", type=Path, help="the project's folder (made if missing)")
+    parser.add_argument(
+        "directory",
+        type=Path,
+        nargs="?",
+        default=Path("."),
+        help="the project's folder (made if missing; default: here)",
+    )
 
 
 def _new_arguments(parser: argparse.ArgumentParser) -> None:

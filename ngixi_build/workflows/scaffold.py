@@ -160,7 +160,8 @@ def _refuse_existing(directory: Path, files: Mapping[str, bytes], *, what: str) 
     existing = [directory / name for name in files if (directory / name).exists()]
     if existing:
         names = ", ".join(str(p) for p in existing)
-        raise InvalidInput(f"{what}: {names} already exist; {what} overwrites nothing, move them away first")
+        exist, them = ("exists", "it") if len(existing) == 1 else ("exist", "them")
+        raise InvalidInput(f"{what}: {names} already {exist}; {what} overwrites nothing, move {them} away first")
 
 
 def _write_all(directory: Path, files: Mapping[str, bytes]) -> list[Path]:

@@ -194,6 +194,11 @@ def test_init_writes_a_project_with_the_few_line_dodo_and_refuses_to_redo_it(too
     again = tool.run(tmp_path, "ngixi", "init", "fresh", check=False)
     assert again.returncode == 2 and again.stderr.count("\n") == 1
     assert "already an ngixi project" in again.stderr
+    here = tmp_path / "here"
+    here.mkdir()
+    made = tool.run(here, "ngixi", "init")  # no DIR: the working directory, like git init
+    assert made.stdout == "ok: an ngixi project in .; add a guest with `ngixi new NAME`, then `doit build`\n"
+    assert (here / "dodo.py").is_file()
 
 
 def test_every_template_builds_runs_and_passes_its_smoke_calls(tool: Installed, project: Path) -> None:

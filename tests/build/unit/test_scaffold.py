@@ -125,3 +125,15 @@ def test_the_release_key_chooses_the_guests_a_release_ships(project: Project) ->
     with pytest.raises(InvalidInput) as typo:
         release_guests(find_project(project.root))
     assert str(typo.value).startswith(f"{pyproject}: tool.ngixi.release[0]: no guest 'btea'; ")
+
+
+def test_init_overwrites_nothing_and_says_which_file_is_in_the_way(tmp_path: Path) -> None:
+    folder = tmp_path / "python-project"
+    folder.mkdir()
+    (folder / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    with pytest.raises(InvalidInput) as refused:
+        init_project(folder)
+    assert str(refused.value) == (
+        f"ngixi init: {folder / 'pyproject.toml'} already exists; ngixi init overwrites nothing, move it away first"
+    )
+    assert sorted(p.name for p in folder.iterdir()) == ["pyproject.toml"]
