@@ -74,4 +74,4 @@ class PinnedWheel:
         found = self.installed_version()
         pinned = self.pinned_version()
         have = f"{self.package} {found} is installed, not the pinned {pinned}" if found else "not installed"
-        return False, f"{have}; run `doit toolchain` (or `make build`) to install it into {sys.prefix}"
+        return False, f"{have}; run `doit toolchain` to install it into {sys.prefix}"
