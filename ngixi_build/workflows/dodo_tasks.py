@@ -141,6 +141,7 @@ class ProjectTasks:
                 core_bindings.GENERATOR,
             ],
             "targets": [str(p) for p in [*component.bindings_paths(project), *core_bindings.paths(project)]],
+            "task_dep": ["toolchain"],  # which installs wasm-tools, which reads the catalog
             "clean": True,
         }
 
