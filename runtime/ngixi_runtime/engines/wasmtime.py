@@ -36,6 +36,7 @@ from ngixi_runtime.engines.base import (
 from ngixi_runtime.errors import ArtifactRefused, GuestError, NgixiError
 from ngixi_runtime.guest.limits import MAX_MEMORIES, MAX_TABLES
 from ngixi_runtime.guest.manifest import Number
+from ngixi_runtime.spec.sourcemap import LIBRARY_PREFIX
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.spec.wasm import Export, ExternKind, Import, MemoryLimits, ModuleInfo, Signature
 
@@ -79,7 +80,7 @@ _WASMER_WORDING = {
 
 
 # A backtrace line of a Wasmtime error: "   3: 0xaac52a - libc.so!stdio_get_write_stream".
-_NAMED_FRAME = re.compile(r"^\s*\d+: 0x[0-9a-f]+ - (.+)$", re.MULTILINE)
+_NAMED_FRAME = re.compile(r"^\s*\d+:\s+0x[0-9a-f]+ - (.+)$", re.MULTILINE)
 _INSTRUCTION_TRAP = re.compile(r"wasm `(\w+)` instruction executed")
 _FRAMES_SHOWN = 3
 
@@ -217,8 +218,18 @@ def failure_summary(error: Exception) -> str:
     backtrace, _, cause = str(error).partition("Caused by:")
     reason = " ".join(line.strip() for line in cause.splitlines() if line.strip())
     reason = _INSTRUCTION_TRAP.sub(r"\1", reason.removeprefix("wasm trap:").strip()) or first_line(error)
-    named = [frame for frame in _NAMED_FRAME.findall(backtrace) if "<unknown>" not in frame][:_FRAMES_SHOWN]
-    return f"{reason} (in {' < '.join(named)})" if named else reason
+    named = [shown for frame in _NAMED_FRAME.findall(backtrace) if (shown := _frame_name(frame))]
+    own = [name for name in named if not name.startswith(LIBRARY_PREFIX)] or named  # past AssemblyScript's ~lib/
+    return f"{reason} (in {' < '.join(own[:_FRAMES_SHOWN])})" if own else reason
+
+
+def _frame_name(frame: str) -> str | None:
+    """A backtrace frame's "module!function" as shown: without an unknown module, None for an unnamed function
+    (`<wasm function 12>`)."""
+    module, _, function = frame.rpartition("!")
+    if function.startswith("<wasm function"):
+        return None
+    return function if module in ("", "<unknown>") else frame
 
 
 def trap_message(trap: wasmtime.Trap) -> str:
