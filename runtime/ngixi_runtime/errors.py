@@ -30,15 +30,25 @@ class GuestError(NgixiError):
 
     `outcome` says how the call ended: trap, quota, timeout, cpu, memory or crash; with the call data ABI
     (capabilities/data.py) also range (a range outside guest memory) or output (not the declared kind). A
-    trap's `frames` are the engine's (function index, module offset) pairs, innermost first, where it knows them.
+    trap's `frames` are the engine's (function index, module offset) pairs, innermost first, where it knows them;
+    `named_frames` (function name, offset) where it knows only names (a component's backtrace: offsets in the
+    component).
     """
 
     exit_code = 5
 
-    def __init__(self, message: str, *, outcome: str = "trap", frames: tuple[tuple[int, int], ...] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        outcome: str = "trap",
+        frames: tuple[tuple[int, int], ...] = (),
+        named_frames: tuple[tuple[str, int], ...] = (),
+    ) -> None:
         super().__init__(message)
         self.outcome = outcome
         self.frames = frames
+        self.named_frames = named_frames
 
 
 class PolicyError(NgixiError):

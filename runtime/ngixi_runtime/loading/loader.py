@@ -267,16 +267,18 @@ class Guest:
         aborted = self._context.aborted if error.outcome == "trap" else None
         message = aborted or str(error)
         where = None
-        if error.frames and self._wasm is not None:
-            from ngixi_runtime.spec.sourcemap import trap_location
+        if (error.frames or error.named_frames) and self._wasm is not None:
+            from ngixi_runtime.spec.sourcemap import component_trap_location, trap_location
 
             try:
                 wasm = self._wasm()
             except NgixiError:  # the bundle is closed (an in-process load from an artifact): no place to say
                 wasm = b""
-            where = (
-                trap_location(wasm, error.frames, source=f"{self.manifest.guest.name}: guest.wasm") if wasm else None
-            )
+            source = f"{self.manifest.guest.name}: guest.wasm"
+            if wasm and self.manifest.guest.type.is_component:
+                where = component_trap_location(wasm, error.named_frames, source=source)
+            elif wasm:
+                where = trap_location(wasm, error.frames, source=source)
         return GuestError(f"{message} {where}" if where else message, outcome=error.outcome, frames=error.frames)
 
 
@@ -499,14 +501,17 @@ def open_guest(
     else:
         opened = _open_core(bundle, manifest, ready, allow_compile=allow_compile, engine=engine, cpu_capped=cpu_capped)
     instance, context, origin = opened
-    wasm = None if manifest.guest.type.is_component else _wasm_reader(bundle)
+    kind = manifest.guest.type
+    mapped = not kind.is_component or kind.language not in ("javascript", "python")  # whose runtime is embedded
+    wasm = _wasm_reader(bundle, eager=mapped)
     return Guest(manifest, instance, context, origin, compiled=origin.startswith(COMPILED), wasm=wasm)
 
 
-def _wasm_reader(bundle: VerifiedBundle) -> Callable[[], bytes]:
-    """The verified .wasm, for saying where a trap happened: a dev bundle's now, while its file is open."""
+def _wasm_reader(bundle: VerifiedBundle, *, eager: bool) -> Callable[[], bytes]:
+    """The verified .wasm, for saying where a trap happened: a dev bundle's now, while its file is open, if it
+    may carry a source map (not a component that embeds a language's whole runtime: that one when asked)."""
     member = bundle.index.member("wasm")
-    if bundle.index.profile == "dev":
+    if eager and bundle.index.profile == "dev":
         wasm = bundle.data(member)
         return lambda: wasm
     return partial(bundle.data, member)

@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ngixi_runtime.spec.wasm import custom_sections, function_bodies
+from ngixi_runtime.spec.wasm import custom_sections, function_bodies, placed_core_modules
 
 SOURCE_MAP_SECTION = "ngixi:source-map"
 LIBRARY_PREFIX = "~lib/"
@@ -144,3 +144,15 @@ def trap_location(wasm: bytes, frames: Sequence[Frame], *, source: str) -> str |
                 return f"at {place[0]}:{place[1]}:{place[2]}{function}"
     own = [names[index] for index, _ in frames if index in names and not names[index].startswith(LIBRARY_PREFIX)]
     return f"in {own[0]}" if own else None
+
+
+def component_trap_location(component: bytes, frames: Sequence[tuple[str, int]], *, source: str) -> str | None:
+    """`trap_location` in a component: in its core module that carries a source map (the guest's own), whose
+    functions the frames (function name, offset in the component) name."""
+    for start, module in placed_core_modules(component, source=source):
+        sections = custom_sections(module, source=source)
+        if SOURCE_MAP_SECTION in sections:
+            indices = {name: index for index, name in function_names(sections.get("name", b"")).items()}
+            own = [(indices[name], offset - start) for name, offset in frames if name in indices]
+            return trap_location(module, own, source=source)
+    return None

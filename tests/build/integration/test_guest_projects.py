@@ -61,6 +61,12 @@ static int check(int a) {
 
 int add(int a, int b) { return check(a) + b; }
 """
+AS_TRAP = """
+export function add(a: i32, b: i32): i32 {
+  const values = new Array<i32>(2);
+  return values[a] + b;
+}
+"""
 ADD_EXPORT = '[exports.add]\nparams = ["i32", "i32"]\nresults = ["i32"]\n\n'
 B64_MANIFEST = """[guest]
 name = "b64"
@@ -311,6 +317,7 @@ def test_a_state_dir_moves_every_piece_of_state(tool: Installed, tmp_path: Path)
 def test_watch_rebuilds_a_guest_of_an_installed_project(tool: Installed, project: Path, tmp_path: Path) -> None:
     root = new_project(tool, tmp_path / "watched")
     tool.run(root, "ngixi", "new", "live", "--abi", "component")
+    live_line = with_trapping_add(root, "live", "assembly/index.ts", AS_TRAP) + 1
     tool.run(root, "ngixi", "new", "oops")
     (root / "guests" / "oops" / "assembly" / "index.ts").write_text(OUT_OF_BOUNDS)
     tool.run(root, "ngixi", "new", "zig-oops", "--lang", "zig")
@@ -330,6 +337,10 @@ def test_watch_rebuilds_a_guest_of_an_installed_project(tool: Installed, project
         assert trapped.stderr.endswith(
             "oops: guest aborted: Index out of range (at ~lib/array.ts:114:42)"
             " at guests/oops/assembly/index.ts:5:10 (in guests/oops/assembly/index/add)\n"
+        )
+        live = tool.run(root, "ngixi", "run", "artifacts/dev/bundles/live-0.1.0.ngx", "add", "5", "1", check=False)
+        assert live.returncode == 5 and live.stderr.endswith(
+            f" at guests/live/assembly/index.ts:{live_line}:10 (in guests/live/assembly/index/add)\n"
         )
         zig = tool.run(root, "ngixi", "run", "artifacts/dev/bundles/zig-oops-0.1.0.ngx", "add", "5", "1", check=False)
         assert zig.stderr == (
