@@ -36,7 +36,6 @@ from ngixi_runtime.engines.base import (
 from ngixi_runtime.errors import ArtifactRefused, GuestError, NgixiError
 from ngixi_runtime.guest.limits import MAX_MEMORIES, MAX_TABLES
 from ngixi_runtime.guest.manifest import Number
-from ngixi_runtime.spec.sourcemap import LIBRARY_PREFIX
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.spec.wasm import Export, ExternKind, Import, MemoryLimits, ModuleInfo, Signature
 
@@ -218,6 +217,8 @@ def failure_summary(error: Exception) -> str:
     backtrace, _, cause = str(error).partition("Caused by:")
     reason = " ".join(line.strip() for line in cause.splitlines() if line.strip())
     reason = _INSTRUCTION_TRAP.sub(r"\1", reason.removeprefix("wasm trap:").strip()) or first_line(error)
+    from ngixi_runtime.spec.sourcemap import LIBRARY_PREFIX  # on a failure only: not on every run's path
+
     named = [shown for _, frame in _FRAME.findall(backtrace) if (shown := _frame_name(frame))]
     own = [name for name in named if not name.startswith(LIBRARY_PREFIX)] or named  # past AssemblyScript's ~lib/
     return f"{reason} (in {' < '.join(own[:_FRAMES_SHOWN])})" if own else reason
