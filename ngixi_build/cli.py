@@ -60,7 +60,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     init_project(args.directory)
     where = args.directory
-    print(f"ok: an ngixi project in {where}; add a guest with `cd {where} && ngixi new NAME`, then `doit build`")
+    enter = "" if where.resolve() == Path.cwd().resolve() else f"cd {where} && "
+    print(f"ok: an ngixi project in {where}; add a guest with `{enter}ngixi new NAME`, then `doit build`")
     return 0
 
 
@@ -68,7 +69,7 @@ def cmd_new(args: argparse.Namespace) -> int:
     from ngixi_build.workflows.scaffold import default_abi, new_guest
 
     project = chosen_project(args)
-    abi = args.abi or default_abi(args.lang, args.kind)
+    abi = args.abi or default_abi(args.lang)
     written = new_guest(project, args.name, language=args.lang, kind=args.kind, abi=abi)
     print(f"ok: {args.lang} {args.kind} guest {args.name} ({abi} ABI):")
     for path in written:
@@ -208,7 +209,13 @@ def _watch_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _init_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("directory", type=Path, help="the project's folder (made if missing)")
+    parser.add_argument(
+        "directory",
+        type=Path,
+        nargs="?",
+        default=Path("."),
+        help="the project's folder (made if missing; default: here)",
+    )
 
 
 def _new_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,8 +12,8 @@ from ngixi_build.languages.base import Language
 from ngixi_build.languages.registry import used_languages
 from ngixi_build.project import Project, find_project
 from ngixi_build.toolchains.assemblyscript import node_pins, system_node
-from ngixi_build.toolchains.wit import wasm_tools
-from ngixi_runtime.errors import InvalidInput, NgixiError
+from ngixi_build.toolchains.wit import WASM_TOOLS, wasm_tools
+from ngixi_runtime.errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -38,11 +38,10 @@ def _python() -> Finding:
 
 
 def _wasm_tools() -> Finding:
-    try:
-        executable = wasm_tools()
-    except NgixiError as error:
-        return Finding("wasm-tools", False, f"{error}; only component guests need it")
-    return Finding("wasm-tools", True, f"{executable} (component guests, the WIT catalog)")
+    ok, detail = WASM_TOOLS.status()
+    if not ok:
+        return Finding("wasm-tools", False, f"{detail}; every build resolves the WIT catalog with it")
+    return Finding("wasm-tools", True, f"{wasm_tools()} (component guests, the WIT catalog)")
 
 
 def _node() -> Finding:

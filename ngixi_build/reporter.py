@@ -12,6 +12,8 @@ from typing import Any, TextIO
 from doit.exceptions import UnmetDependency
 from doit.reporter import ConsoleReporter
 
+from ngixi_runtime.errors import counted
+
 
 class ProgressReporter(ConsoleReporter):  # type: ignore[misc]
     desc = "progress: [n/total] task, time taken, failures without tracebacks"
@@ -68,7 +70,7 @@ class ProgressReporter(ConsoleReporter):  # type: ignore[misc]
         elapsed = time.perf_counter() - self.run_start
         failed = f", {len(self.failures)} failed" if self.failures else ""
         not_run = f", {self.not_run} not run (an input failed)" if self.not_run else ""
-        ran = f"{self.ran} {'task' if self.ran == 1 else 'tasks'} ran"
+        ran = f"{counted(self.ran, 'task')} ran"
         self.write(f"{ran}, {self.up_to_date} up to date{failed}{not_run} in {elapsed:.2f} s\n")
 
 

@@ -10,9 +10,9 @@ from ngixi_build.project import Project
 from ngixi_build.stages import core_bindings
 from ngixi_runtime.spec.bundle_format import BuildProfile
 
-# Dev keeps debug info; not -O0, with which zig links a debug wasi-libc and UBSan runtime that import WASI
-# clocks, files and random_get.
-OPTIMIZATION: dict[BuildProfile, tuple[str, ...]] = {"release": ("-O2", "-s"), "dev": ("-O1", "-g")}
+# Dev keeps debug info (turned into a source map); not -O0, with which zig links a debug wasi-libc and UBSan
+# runtime that import WASI clocks, files and random_get. Neither strips: the name section stays.
+OPTIMIZATION: dict[BuildProfile, tuple[str, ...]] = {"release": ("-O2",), "dev": ("-O1", "-g")}
 
 
 def cc_arguments(job: CompileJob, output: Path, exports: tuple[str, ...]) -> list[str]:

@@ -3,7 +3,8 @@
 A library guest exports what its manifest declares under [exports] (the linker keeps those and
 no others of its functions); a command guest is a WASI program with `_start`. The memory maximum
 is `limits.memory_pages`, the stack 64 KiB. The compiler runs in the project root on relative
-paths, so its diagnostics name `guests/<name>/...` with line and column.
+paths, so its diagnostics name `guests/<name>/...` with line and column. Every build keeps the name section
+and drops the DWARF; a dev build turns the DWARF line table of the guest's own files into a source map first.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ngixi_build.project import Project
 from ngixi_build.stages import core_bindings
 from ngixi_build.stages.compile import CompileError, compiled_into
 from ngixi_build.toolchains import ziglang
+from ngixi_build.toolchains.dwarf_lines import with_line_source_map, without_debug_sections
 from ngixi_runtime.guest.manifest import load_manifest
 from ngixi_runtime.spec.bundle_format import BuildProfile
 
@@ -35,6 +37,20 @@ def declared_exports(project: Project, guest: str) -> tuple[str, ...]:
 
 def relative(project: Project, path: Path) -> str:
     return str(path.relative_to(project.root))
+
+
+def debug_info_for(project: Project, guest: str, wasm: bytes, *, source: str) -> bytes:
+    """The module without DWARF, keeping its names (a trap names the guest's function); a dev build's with a
+    source map of the guest's own files, so that a trap names its file and line."""
+    if project.profile != "dev":
+        return without_debug_sections(wasm)
+    own = project.guests_dir / guest
+
+    def shown(path: str) -> str | None:
+        absolute = project.root / path
+        return relative(project, absolute) if absolute.is_relative_to(own) else None
+
+    return with_line_source_map(wasm, shown, source=source)
 
 
 class ZigCompiled(Language):
@@ -83,4 +99,5 @@ class ZigCompiled(Language):
                 env=ziglang.zig_env(project.state_dir),
                 error=CompileError,
             )
+            temporary.write_bytes(debug_info_for(project, guest.name, temporary.read_bytes(), source=str(temporary)))
         return job.out_path.stat().st_size

@@ -14,10 +14,11 @@ from ngixi_build.stages import core_bindings
 from ngixi_build.stages.compile import CompileError
 from ngixi_runtime.spec.bundle_format import BuildProfile
 
-# Dev keeps debug info and names; not Zig's Debug mode, whose panic handler imports WASI clocks and files.
+# Both keep debug info and names (-fno-strip; the build drops the DWARF, a dev build after making a source map
+# of it); not Zig's Debug mode, whose panic handler imports WASI clocks and files.
 OPTIMIZATION: dict[BuildProfile, tuple[str, ...]] = {
-    "release": ("-O", "ReleaseSmall", "-fstrip"),
-    "dev": ("-O", "ReleaseSmall"),
+    "release": ("-O", "ReleaseSmall", "-fno-strip"),
+    "dev": ("-O", "ReleaseSmall", "-fno-strip"),
 }
 ROOTS = ("main.zig", "src/main.zig")
 

@@ -36,11 +36,13 @@ _MAIN = (
 # componentize-py names the n-th --python-path directory /n/ in tracebacks.
 _MOUNTED = re.compile(r'"/0/')
 # The module componentize-py is given: the guest's own module (its `WitWorld` and interface classes), then
-# standard output and error made to go nowhere (every WASI call is a stub that traps: a print would end the call).
+# standard output and error made to go nowhere (every WASI call is a stub that traps: a print would end the call),
+# and an export's uncaught exception logged (with the log capability) as its message and the guest's line.
 _ENTRY_MODULE = "ngixi_guest_entry"
 # That module's frame in a traceback of the guest's module failing to import, which diagnostics leave out.
 _ENTRY_FRAME = re.compile(rf'  File "[^"]*/{_ENTRY_MODULE}\.py", line \d+, in <module>\n.*\n(?: *\^+\n)?')
 _ENTRY = """import sys
+import traceback
 
 
 class _Nowhere:
@@ -54,6 +56,23 @@ class _Nowhere:
 from {module} import *  # noqa: E402,F403
 
 sys.stdout = sys.stderr = _Nowhere()
+
+try:
+    from wit_world.imports import log as _log
+except ImportError:  # no log capability: an exception's message has nowhere to go
+    _log = None
+
+
+def _report(kind, value, trace):
+    # componentize-py shows an export's exception with sys.excepthook, then traps: its message and the guest's
+    # line go to the log, without reading source lines (every WASI call, a file's open too, traps)
+    frames = traceback.StackSummary.extract(traceback.walk_tb(trace), lookup_lines=False)
+    where = [f"{{f.filename.replace('/0/', '{shown_as}/', 1)}}:{{f.lineno}} in {{f.name}}" for f in frames[-1:]]
+    if _log is not None:
+        _log.write_at(_log.Level.ERROR, f"{{kind.__name__}}: {{value}}" + (f" (at {{where[0]}})" if where else ""))
+
+
+sys.excepthook = _report
 """
 
 
@@ -124,7 +143,9 @@ def build_component(
     with tempfile.TemporaryDirectory(prefix="ngixi-python-") as copy:
         sources = Path(copy) / "src"
         shutil.copytree(source_dir, sources, ignore=shutil.ignore_patterns("__pycache__", ".*"))
-        (sources / f"{_ENTRY_MODULE}.py").write_text(_ENTRY.format(module=module), encoding="utf-8")
+        (sources / f"{_ENTRY_MODULE}.py").write_text(
+            _ENTRY.format(module=module, shown_as=shown_as.as_posix()), encoding="utf-8"
+        )
         try:
             arguments: list[str | Path] = ["--stub-wasi", "-p", sources, _ENTRY_MODULE, "-o", out_path]
             run([*command, *arguments], what=f"componentize-py {shown_as}", env=env, timeout=900)

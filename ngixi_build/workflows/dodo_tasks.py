@@ -8,7 +8,9 @@ the same tasks for the project found from the working directory, with no dodo.py
 from __future__ import annotations
 
 import inspect
+import sys
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from doit.tools import config_changed, run_once
@@ -34,7 +36,17 @@ Task = dict[str, Any]
 
 def project_tasks(root: Path) -> dict[str, Any]:
     """A dodo.py's globals for the project at `root` (its state in $NGIXI_PROJECT_STATE when set)."""
+    sys.excepthook = quiet_interrupt
     return declare(checked_project(Project(root.resolve(), state_override=state_override())))
+
+
+def quiet_interrupt(kind: type[BaseException], value: BaseException, traceback: TracebackType | None) -> None:
+    """sys.excepthook of `doit`: Ctrl-C ends with one line instead of doit's traceback (Python still exits as
+    SIGINT's). Every output is written to a temporary file and renamed, so an interrupted one is absent."""
+    if issubclass(kind, KeyboardInterrupt):
+        print("doit: interrupted; the outputs finished so far are kept, none is half-written", file=sys.stderr)
+        return
+    sys.__excepthook__(kind, value, traceback)
 
 
 def checked_project(project: Project) -> Project:
@@ -100,7 +112,8 @@ class ProjectTasks:
                         "files": list(PIN_FILES),
                         "others": [str(m) for m in self.language_toolchains],
                     }
-                )
+                ),
+                pipeline.wasm_tools_installed,
             ],
         }
 
@@ -128,6 +141,7 @@ class ProjectTasks:
                 core_bindings.GENERATOR,
             ],
             "targets": [str(p) for p in [*component.bindings_paths(project), *core_bindings.paths(project)]],
+            "task_dep": ["toolchain"],  # which installs wasm-tools, which reads the catalog
             "clean": True,
         }
 

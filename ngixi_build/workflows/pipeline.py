@@ -21,8 +21,9 @@ from ngixi_build.stages.smoke import smoke_bundle
 from ngixi_build.stages.validate import check_validated, validate_guest
 from ngixi_build.toolchains import npm_deps
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
+from ngixi_build.toolchains.wit import WASM_TOOLS
 from ngixi_build.workflows.scaffold import link_for_editors
-from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.errors import InvalidInput, counted
 from ngixi_runtime.guest.manifest import Manifest, load_manifest
 from ngixi_runtime.spec.bundle_format import Channel
 from ngixi_runtime.spec.targets import Target
@@ -41,9 +42,15 @@ def artifact_plan(project: Project, guest: GuestBuild) -> tuple[list[Target], li
 def install_toolchain(project: Project) -> None:
     """The AssemblyScript toolchain, and every other toolchain a guest of the project needs."""
     toolchain = ensure_toolchain(state_dir=project.state_dir)
+    WASM_TOOLS.ensure(project.state_dir)  # every build resolves the WIT catalog with it
     link_for_editors(project.state_dir, toolchain.root / "node_modules")
     for language in used_languages(project, list(read_guests(project).values())):
         language.install(project.state_dir)
+
+
+def wasm_tools_installed() -> bool:
+    """Whether this environment has the pinned wasm-tools (a new environment for an old project may not)."""
+    return WASM_TOOLS.is_installed()
 
 
 def toolchain_markers(project: Project) -> list[Path]:
@@ -214,4 +221,4 @@ def smoke_summary(count: int) -> str:
     """How a guest's smoke calls went, as one line: "1 smoke call passed"."""
     if count == 0:
         return "no [[smoke]] calls in its manifest, nothing to check"
-    return f"{count} smoke {'call' if count == 1 else 'calls'} passed"
+    return f"{counted(count, 'smoke call')} passed"

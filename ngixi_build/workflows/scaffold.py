@@ -91,10 +91,10 @@ def new_guest(project: Project, name: str, *, language: str, kind: str, abi: str
     return written
 
 
-def default_abi(language: str, kind: str) -> str:
-    """The ABI `ngixi new` picks when none is given: the core ABI, unless `language`'s templates of `kind`
-    are all of one other ABI (JavaScript and Python build only components)."""
-    abis = {t.abi for t in guest_templates() if (t.language, t.kind) == (language, kind)}
+def default_abi(language: str) -> str:
+    """The ABI `ngixi new` picks when none is given: the core ABI, unless `language`'s templates are all of
+    one other ABI (JavaScript and Python build only components)."""
+    abis = {t.abi for t in guest_templates() if t.language == language}
     return abis.pop() if len(abis) == 1 else "core"
 
 
@@ -126,8 +126,8 @@ def _template(language: str, kind: str, abi: str) -> GuestTemplate:
     wanted = GuestTemplate(language, kind, abi)
     if wanted in templates:
         return wanted
-    available = ", ".join(f"--lang {t.language} --kind {t.kind} --abi {t.abi}" for t in templates)
-    raise InvalidInput(f"no template for --lang {language} --kind {kind} --abi {abi}; there are: {available}")
+    offered = ", ".join(f"--kind {t.kind} --abi {t.abi}" for t in templates if t.language == language)
+    raise InvalidInput(f"no {language} template for --kind {kind} --abi {abi}; {language} has {offered}")
 
 
 def _relative(path: Path, start: Path) -> str:
@@ -160,7 +160,8 @@ def _refuse_existing(directory: Path, files: Mapping[str, bytes], *, what: str) 
     existing = [directory / name for name in files if (directory / name).exists()]
     if existing:
         names = ", ".join(str(p) for p in existing)
-        raise InvalidInput(f"{what}: {names} already exist; {what} overwrites nothing, move them away first")
+        exist, them = ("exists", "it") if len(existing) == 1 else ("exist", "them")
+        raise InvalidInput(f"{what}: {names} already {exist}; {what} overwrites nothing, move {them} away first")
 
 
 def _write_all(directory: Path, files: Mapping[str, bytes]) -> list[Path]:

@@ -30,15 +30,25 @@ class GuestError(NgixiError):
 
     `outcome` says how the call ended: trap, quota, timeout, cpu, memory or crash; with the call data ABI
     (capabilities/data.py) also range (a range outside guest memory) or output (not the declared kind). A
-    trap's `frames` are the engine's (function index, module offset) pairs, innermost first, where it knows them.
+    trap's `frames` are the engine's (function index, module offset) pairs, innermost first, where it knows them;
+    `named_frames` (function name, offset) where it knows only names (a component's backtrace: offsets in the
+    component).
     """
 
     exit_code = 5
 
-    def __init__(self, message: str, *, outcome: str = "trap", frames: tuple[tuple[int, int], ...] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        outcome: str = "trap",
+        frames: tuple[tuple[int, int], ...] = (),
+        named_frames: tuple[tuple[str, int], ...] = (),
+    ) -> None:
         super().__init__(message)
         self.outcome = outcome
         self.frames = frames
+        self.named_frames = named_frames
 
 
 class PolicyError(NgixiError):
@@ -59,3 +69,8 @@ class ArtifactRefused(NgixiError):
 
     Raised before any of the artifact's code runs, so the loader may compile the .wasm instead.
     """
+
+
+def counted(count: int, noun: str) -> str:
+    """`count` and `noun`, plural unless one: "1 argument", "2 arguments", "0 arguments"."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -79,7 +79,7 @@ _WASMER_WORDING = {
 
 
 # A backtrace line of a Wasmtime error: "   3: 0xaac52a - libc.so!stdio_get_write_stream".
-_NAMED_FRAME = re.compile(r"^\s*\d+: 0x[0-9a-f]+ - (.+)$", re.MULTILINE)
+_FRAME = re.compile(r"^\s*\d+:\s+0x([0-9a-f]+) - (.+)$", re.MULTILINE)
 _INSTRUCTION_TRAP = re.compile(r"wasm `(\w+)` instruction executed")
 _FRAMES_SHOWN = 3
 
@@ -217,8 +217,26 @@ def failure_summary(error: Exception) -> str:
     backtrace, _, cause = str(error).partition("Caused by:")
     reason = " ".join(line.strip() for line in cause.splitlines() if line.strip())
     reason = _INSTRUCTION_TRAP.sub(r"\1", reason.removeprefix("wasm trap:").strip()) or first_line(error)
-    named = [frame for frame in _NAMED_FRAME.findall(backtrace) if "<unknown>" not in frame][:_FRAMES_SHOWN]
-    return f"{reason} (in {' < '.join(named)})" if named else reason
+    from ngixi_runtime.spec.sourcemap import LIBRARY_PREFIX  # on a failure only: not on every run's path
+
+    named = [shown for _, frame in _FRAME.findall(backtrace) if (shown := _frame_name(frame))]
+    own = [name for name in named if not name.startswith(LIBRARY_PREFIX)] or named  # past AssemblyScript's ~lib/
+    return f"{reason} (in {' < '.join(own[:_FRAMES_SHOWN])})" if own else reason
+
+
+def backtrace_frames(error: Exception) -> tuple[tuple[str, int], ...]:
+    """A Wasmtime error's backtrace as (function name, offset) pairs, innermost first."""
+    backtrace = str(error).partition("Caused by:")[0]
+    return tuple((frame.rpartition("!")[2], int(offset, 16)) for offset, frame in _FRAME.findall(backtrace))
+
+
+def _frame_name(frame: str) -> str | None:
+    """A backtrace frame's "module!function" as shown: without an unknown module, None for an unnamed function
+    (`<wasm function 12>`)."""
+    module, _, function = frame.rpartition("!")
+    if function.startswith("<wasm function"):
+        return None
+    return function if module in ("", "<unknown>") else frame
 
 
 def trap_message(trap: wasmtime.Trap) -> str:
@@ -361,7 +379,9 @@ def call_within_deadline(
         frames = tuple((frame.func_index, frame.module_offset) for frame in trap.frames)
         raise GuestError(f"{deadline.guest}: {export} trapped: {trap_message(trap)}", frames=frames) from None
     except wasmtime.WasmtimeError as error:
-        raise GuestError(f"{deadline.guest}: {export} failed: {failure_summary(error)}") from None
+        raise GuestError(
+            f"{deadline.guest}: {export} failed: {failure_summary(error)}", named_frames=backtrace_frames(error)
+        ) from None
     finally:
         deadline.ends_at = math.inf
     return as_results(result)

@@ -29,7 +29,7 @@ from typing import Any
 
 import wasmtime.component as wc
 
-from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.errors import InvalidInput, counted
 
 _INTEGERS: dict[type, tuple[str, int, int]] = {
     wc.U8: ("u8", 0, 2**8 - 1),
@@ -173,9 +173,7 @@ def lower_arguments(export: str, function: TypedFunction, args: Sequence[object]
     params = function.params
     if len(args) != len(params):
         listed = ", ".join(f"{n}: {t.text}" for n, t in params)
-        raise InvalidInput(
-            f"{export} takes {len(params)} argument{'s' * (len(params) != 1)} ({listed}), got {len(args)}"
-        )
+        raise InvalidInput(f"{export} takes {counted(len(params), 'argument')} ({listed}), got {len(args)}")
     return [lower(ty, value, _Where(f"{export}'s {name}")) for (name, ty), value in zip(params, args, strict=True)]
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ngixi_runtime.errors import counted
 from ngixi_runtime.guest.data import DataKind, kind_word
 from ngixi_runtime.guest.kind import GuestType
 from ngixi_runtime.spec.schema import Problems, string, type_name
@@ -194,7 +195,7 @@ def check_entry(call: SmokeCall, field: str, target: SmokeTarget, problems: Prob
     elif target.params is None:
         add("call", f'"{call.call}" is not declared under [exports]')
     else:
-        _check_library(call, target, add)
+        _check_library(call, target, target.params, add)
 
 
 def _check_shared(call: SmokeCall, target: SmokeTarget, add: Callable[[str, str], None]) -> None:
@@ -223,10 +224,10 @@ def _check_command(call: SmokeCall, target: SmokeTarget, add: Callable[[str, str
         add("args", "the guest cannot read its arguments: grant [capabilities.args], or remove args")
 
 
-def _check_library(call: SmokeCall, target: SmokeTarget, add: Callable[[str, str], None]) -> None:
+def _check_library(call: SmokeCall, target: SmokeTarget, params: int, add: Callable[[str, str], None]) -> None:
     name = call.call
-    if len(call.args) != target.params:
-        add("args", f"{name} takes {target.params} arguments, the smoke call gives {len(call.args)}")
+    if len(call.args) != params:
+        add("args", f"{name} takes {counted(params, 'argument')}, the smoke call gives {len(call.args)}")
     if "expect_exit" in call.keys:
         add("expect_exit", f"{name} is a library export: it has no exit code (use expect for its values)")
     if call.expect is not None and target.results is not None and len(call.expect) != target.results:

@@ -60,8 +60,8 @@ def json_values(value: object, field: str, problems: Problems) -> Any:
 
 
 def parse_component_entry(entry: Mapping[str, Any], field: str, problems: Problems) -> SmokeCall:
-    """A component's `[[smoke]]` entry: as any other, but an export's `args` and `expect` are JSON-able values
-    (a command's `args` stay its argv)."""
+    """A component's `[[smoke]]` entry: as any other, but a library export's `args` and `expect` are JSON-able
+    values (a command's `args` are its argv, as for a core guest)."""
     if entry.get("call") == START:
         return parse_entry(entry, field, problems)
     call = parse_entry({k: v for k, v in entry.items() if k not in ("args", "expect")}, field, problems)

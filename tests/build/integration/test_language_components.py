@@ -25,6 +25,8 @@ pytestmark = pytest.mark.integration
 GUESTS = ("counter-js", "counter-python")
 # A guest from each of these languages' `ngixi new` templates, built with the samples.
 GENERATED = {"javascript": "greet-js", "python": "greet-python"}
+RETURN = '        return f"Hello, {arg0}!"'
+RAISE = '            raise ValueError("no boom here")'  # line 15 of the generated app.py
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +39,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     set_targets(project, [], ["host"])
     for lang, guest in GENERATED.items():
         run(project, "ngixi", "new", guest, "--lang", lang)  # a library component: these languages' only template
+    app = project / "guests" / GENERATED["python"] / "app.py"
+    app.write_text(app.read_text().replace(RETURN, f'        if arg0 == "boom":\n{RAISE}\n{RETURN}'))
     smoked = run(project, "doit", *(f"smoke:{guest}" for guest in (*GUESTS, *GENERATED.values())))
     (project.parent / "smoke.log").write_text(smoked.stdout + smoked.stderr)
     return project
@@ -94,6 +98,13 @@ def test_a_generated_guest_builds_passes_its_smoke_calls_and_runs(built: Path, g
     assert f"{guest}: 1 smoke call passed" in (built.parent / "smoke.log").read_text()
     greeted = run(built, "ngixi", "run", f"artifacts/bundles/{guest}-0.1.0.ngx", "greet", "Grüße")
     assert (greeted.stdout, greeted.stderr) == ('"Hello, Grüße!"\n', f"info: {guest} greets Grüße\n")
+
+
+def test_a_python_exception_is_logged_with_the_guests_line(built: Path) -> None:
+    guest = GENERATED["python"]
+    failed = run(built, "ngixi", "run", f"artifacts/bundles/{guest}-0.1.0.ngx", "greet", "boom", check=False)
+    assert failed.returncode == 5
+    assert f"error: ValueError: no boom here (at guests/{guest}/app.py:15 in greet)\n" in failed.stderr
 
 
 def _broken_guest(project: Path, name: str, template: str, entry: str, source: str) -> None:

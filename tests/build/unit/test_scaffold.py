@@ -8,6 +8,7 @@ import pytest
 
 from ngixi_build.languages.registry import supported
 from ngixi_build.project import Project, find_project
+from ngixi_build.workflows.release import release_guests
 from ngixi_build.workflows.scaffold import (
     GuestTemplate,
     default_abi,
@@ -82,22 +83,21 @@ def test_component_library_templates_take_a_wit_string_give_one_and_log(
 
 
 def test_the_default_abi_is_core_unless_the_language_has_only_component_templates() -> None:
-    assert [default_abi(language, "library") for language in ("assemblyscript", "c", "javascript", "python")] == [
+    assert [default_abi(language) for language in ("assemblyscript", "c", "javascript", "python")] == [
         "core",
         "core",
         "component",
         "component",
     ]
-    assert default_abi("javascript", "command") == "core"  # no such template: `ngixi new` refuses, listing those
 
 
 def test_a_missing_template_is_refused_naming_those_there_are(project: Project) -> None:
     with pytest.raises(InvalidInput) as refused:
         new_guest(project, "comp", language="c", kind="library", abi="component")
     message = str(refused.value)
-    assert message.startswith("no template for --lang c --kind library --abi component; there are: ")
-    assert "--lang c --kind library --abi core" in message and "--lang zig --kind command --abi core" in message
-    assert "\n" not in message
+    assert message == (
+        "no c template for --kind library --abi component; c has --kind command --abi core, --kind library --abi core"
+    )
     assert not (project.guests_dir / "comp").exists() and not project.manifest_path("comp").exists()
 
 
@@ -110,3 +110,30 @@ def test_a_taken_or_bad_name_writes_nothing(project: Project) -> None:
     assert not (project.guests_dir / "taken" / "main.zig").exists()
     with pytest.raises(InvalidInput, match="not a guest name"):
         new_guest(project, "Bad_Name", language="c", kind="library", abi="core")
+
+
+def test_the_release_key_chooses_the_guests_a_release_ships(project: Project) -> None:
+    for name in ("alpha", "beta"):
+        new_guest(project, name, language="assemblyscript", kind="library", abi="core")
+    pyproject = project.root / "pyproject.toml"
+    assert release_guests(project) == ["alpha", "beta"]  # without the key: every guest
+    pyproject.write_text(pyproject.read_text().replace('# release = ["my-guest"]', 'release = ["beta"]'))
+    chosen = find_project(project.root)
+    assert release_guests(chosen) == ["beta"]
+    assert release_guests(chosen, ["alpha"]) == ["alpha"]  # --guest wins
+    pyproject.write_text(pyproject.read_text().replace('release = ["beta"]', 'release = ["btea"]'))
+    with pytest.raises(InvalidInput) as typo:
+        release_guests(find_project(project.root))
+    assert str(typo.value).startswith(f"{pyproject}: tool.ngixi.release[0]: no guest 'btea'; ")
+
+
+def test_init_overwrites_nothing_and_says_which_file_is_in_the_way(tmp_path: Path) -> None:
+    folder = tmp_path / "python-project"
+    folder.mkdir()
+    (folder / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    with pytest.raises(InvalidInput) as refused:
+        init_project(folder)
+    assert str(refused.value) == (
+        f"ngixi init: {folder / 'pyproject.toml'} already exists; ngixi init overwrites nothing, move it away first"
+    )
+    assert sorted(p.name for p in folder.iterdir()) == ["pyproject.toml"]

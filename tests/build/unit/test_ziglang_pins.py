@@ -1,4 +1,5 @@
-"""pins/ziglang.txt hashes the wheel pip picks on every platform a build runs on, not only this machine's."""
+"""pins/ziglang.txt and pins/wasm-tools.txt hash the wheel pip picks on every platform a build runs on, not only this
+machine's."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from packaging.tags import Tag, compatible_tags, mac_platforms, sys_tags
 from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
-from ngixi_build.toolchains import ziglang
+from ngixi_build.toolchains.pinned_wheel import PinnedWheel
+from ngixi_build.toolchains.wit import WASM_TOOLS
+from ngixi_build.toolchains.ziglang import ZIGLANG
+from tests.conftest import REPO
 
 # The pin file's list of the release's wheels: `#   <wheel file name> <sha256>`.
 _LISTED = re.compile(r"^#\s+(\S+\.whl) ([0-9a-f]{64})$", re.MULTILINE)
@@ -32,19 +36,29 @@ PLATFORMS: dict[str, list[Tag]] = {
 }
 
 
-def _listed() -> dict[str, str]:
-    return dict(_LISTED.findall(ziglang.requirements()))
+WHEELS = [ZIGLANG, WASM_TOOLS]
 
 
-def test_the_listed_wheels_are_the_pinned_release_and_each_is_hashed() -> None:
-    listed = _listed()
-    assert {parse_wheel_filename(name)[1] for name in listed} == {Version(ziglang.pinned_version())}
-    assert set(listed.values()) == set(_HASH.findall(ziglang.requirements()))
+def _listed(wheel: PinnedWheel) -> dict[str, str]:
+    return dict(_LISTED.findall(wheel.requirements()))
 
 
+@pytest.mark.parametrize("wheel", WHEELS, ids=lambda w: w.package)
+def test_the_listed_wheels_are_the_pinned_release_and_each_is_hashed(wheel: PinnedWheel) -> None:
+    listed = _listed(wheel)
+    assert {parse_wheel_filename(name)[1] for name in listed} == {Version(wheel.pinned_version())}
+    assert set(listed.values()) == set(_HASH.findall(wheel.requirements()))
+
+
+@pytest.mark.parametrize("wheel", WHEELS, ids=lambda w: w.package)
 @pytest.mark.parametrize("platform", sorted(PLATFORMS))
-def test_the_wheel_pip_picks_on_each_platform_is_hashed(platform: str) -> None:
-    wheels = {name: parse_wheel_filename(name)[3] for name in _listed()}
+def test_the_wheel_pip_picks_on_each_platform_is_hashed(wheel: PinnedWheel, platform: str) -> None:
+    wheels = {name: parse_wheel_filename(name)[3] for name in _listed(wheel)}
     picked = next((name for tag in PLATFORMS[platform] for name, tags in wheels.items() if tag in tags), None)
-    assert picked is not None, f"no ziglang {ziglang.pinned_version()} wheel listed for {platform}"
-    assert _listed()[picked] in _HASH.findall(ziglang.requirements())
+    assert picked is not None, f"no {wheel.package} {wheel.pinned_version()} wheel listed for {platform}"
+    assert _listed(wheel)[picked] in _HASH.findall(wheel.requirements())
+
+
+def test_the_repositorys_environment_pins_the_same_wasm_tools() -> None:
+    constraints = (REPO / "constraints.txt").read_text()
+    assert f"{WASM_TOOLS.package}=={WASM_TOOLS.pinned_version()}\n" in constraints

@@ -60,7 +60,7 @@ INVALID = [
     (GUEST + '[[smoke]]\ncall = "nope"\n', [f'{F}: smoke[0].call: "nope" is not declared under [exports]']),
     (
         GUEST + '[exports.add]\nparams = ["i32"]\n[[smoke]]\ncall = "add"\nargs = []\n',
-        [f"{F}: smoke[0].args: add takes 1 arguments, the smoke call gives 0"],
+        [f"{F}: smoke[0].args: add takes 1 argument, the smoke call gives 0"],
     ),
     (
         GUEST + 'smoke = "x"\n',

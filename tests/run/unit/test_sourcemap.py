@@ -10,7 +10,13 @@ import pytest
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.loading.loader import open_guest
-from ngixi_runtime.spec.sourcemap import SOURCE_MAP_SECTION, parse_source_map, trap_location
+from ngixi_runtime.spec.sourcemap import (
+    SOURCE_MAP_SECTION,
+    component_trap_location,
+    parse_source_map,
+    trap_location,
+    vlq,
+)
 from ngixi_runtime.spec.wasm import custom_section, custom_sections, function_bodies, uleb128
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import KeyFiles, make_bundle
@@ -23,17 +29,6 @@ version = "0.1.0"
 
 [exports.fails]
 """
-_BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-
-def _vlq(value: int) -> str:
-    value = (-value << 1) | 1 if value < 0 else value << 1
-    out = ""
-    while True:
-        digit, value = value & 31, value >> 5
-        out += _BASE64[digit | (32 if value else 0)]
-        if not value:
-            return out
 
 
 def _names(names: dict[int, str]) -> bytes:
@@ -47,7 +42,7 @@ def _source_map(mappings: list[tuple[int, int, int, int]], sources: list[str]) -
     previous = [0, 0, 0, 0]
     segments = []
     for mapping in mappings:
-        segments.append("".join(_vlq(v - p) for v, p in zip(mapping, previous, strict=True)))
+        segments.append("".join(vlq(v - p) for v, p in zip(mapping, previous, strict=True)))
         previous = list(mapping)
     document = {"version": 3, "sources": sources, "mappings": ",".join(segments)}
     return custom_section(SOURCE_MAP_SECTION, json.dumps(document).encode())
@@ -81,6 +76,21 @@ def test_an_engine_reporting_a_functions_first_byte_still_gets_its_line() -> Non
     assert trap_location(wasm, ((1, bodies[1][0]),), source="test") == (
         "at guests/hello/assembly/index.ts:12:3 (in assembly/index/fails)"
     )
+
+
+def test_a_components_backtrace_is_located_in_its_core_module_that_has_a_source_map() -> None:
+    adapter = module(functions=[Func("shim", body=UNREACHABLE)]) + _names({0: "shim"})
+    guest = _with_debug_info(source_map=True)
+    sections = [bytes([1]) + uleb128(len(m)) + m for m in (adapter, guest)]  # two core module sections
+    component = b"\0asm\x0d\x00\x01\x00" + b"".join(sections)
+    guest_start = component.index(guest)
+    fails_start = function_bodies(guest, source="test")[1][0]
+    # Wasmtime names a component's frames by function and counts their offsets from the component's start.
+    frames = (("shim", 3), ("assembly/index/fails", guest_start + fails_start + 3), ("unknown", 9))
+    assert component_trap_location(component, frames, source="test") == (
+        "at guests/hello/assembly/index.ts:12:3 (in assembly/index/fails)"
+    )
+    assert component_trap_location(b"\0asm\x0d\x00\x01\x00" + sections[0], frames, source="test") is None
 
 
 def test_without_a_source_map_the_guests_function_is_named() -> None:

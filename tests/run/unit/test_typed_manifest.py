@@ -70,6 +70,18 @@ def test_smoke_calls_of_components_take_and_expect_json_values() -> None:
     assert (second.args, second.expect) == (([1, 2], {"a": [True]}), ([1, 2],))  # one result: the list
 
 
+def test_a_command_components_smoke_args_are_its_argv() -> None:
+    manifest = parse_manifest(
+        COMPONENT.replace("abi = ", 'kind = "command"\nabi = ')
+        + "[capabilities.stdio]\n[capabilities.args]\n"
+        + '[[smoke]]\ncall = "_start"\nargs = ["Ada", "Grace"]\nexpect_stdout = "Hello, Ada!\\nHello, Grace!\\n"\n',
+        source=F,
+        stem="words",
+    )
+    (start,) = manifest.smoke
+    assert (start.argv, start.args, start.stdout) == (("Ada", "Grace"), (), "Hello, Ada!\nHello, Grace!\n")
+
+
 @pytest.mark.parametrize(
     ("text", "line"),
     [

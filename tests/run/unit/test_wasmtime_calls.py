@@ -314,3 +314,16 @@ def test_a_failed_call_is_summed_up_by_its_cause_and_its_innermost_named_functio
         "unreachable (in libc.so!stdout_get_stdout < libc.so!stdio_get_write_stream < libc.so!write)"
     )
     assert failure_summary(wasmtime.WasmtimeError("out of fuel\nmore")) == "out of fuel"
+
+
+def test_a_failed_component_call_names_the_guests_own_functions_of_an_unnamed_module() -> None:
+    error = wasmtime.WasmtimeError(
+        "error while executing at wasm backtrace:\n"
+        "    0:   0x208e - <unknown>!~lib/array/Array<i32>#__get\n"
+        "    1:   0x20ee - <unknown>!guests/calc/assembly/index/pick\n"
+        "    2:   0x147f - <unknown>!artifacts/bindings/guests/calc/exports/pick\n\n"
+        "Caused by:\n    wasm trap: wasm `unreachable` instruction executed\n"
+    )
+    assert failure_summary(error) == (
+        "unreachable (in guests/calc/assembly/index/pick < artifacts/bindings/guests/calc/exports/pick)"
+    )

