@@ -19,8 +19,8 @@ from ngixi_runtime.spec.abi import (
 
 STDIO_FDS = (1, 2)
 # What a JavaScript component's console (componentize-js with stdio) imports beside the writes: polling its
-# streams and reading stdin, which Wasmtime's WASI leaves empty for a component; with no clock import there is
-# no pollable to time anything by.
+# streams and reading stdin, which Wasmtime's WASI leaves empty for a component not granted stdin; with no
+# clock import there is no pollable to time anything by.
 _CONSOLE_WASI_P2 = {
     "wasi:io/poll": frozenset({"poll", "[method]pollable.block"}),
     "wasi:io/streams": OUTPUT_WASI_P2["wasi:io/streams"]

@@ -38,12 +38,21 @@ DIFFERENCES = {
 }
 
 
+def as_component(manifest: str) -> str:
+    """A command's manifest as a component command's."""
+    return manifest.replace('kind = "command"\n', 'kind = "command"\nabi = "component"\n')
+
+
+def componentized(project: Project, guest: str, manifest: str, core_wasm: Path) -> bytes:
+    """The component the build's stage makes of a core module, under `manifest`."""
+    (project.root / "manifests" / f"{guest}.toml").write_text(manifest)
+    componentize_guest(project, guest, core_wasm=core_wasm)
+    return project.wasm_path(guest).read_bytes()
+
+
 def component_manifest(case: Case, wasm: bytes) -> str:
-    """The core test's manifest as a component's: no stdin (components cannot take it yet), fs always
-    (the adapter reads stdin through filesystem streams)."""
-    text = manifest_for(case, wasm).replace('kind = "command"\n', 'kind = "command"\nabi = "component"\n')
-    text = text.replace("[capabilities.stdin]\n", "")
-    return text if "[capabilities.fs]" in text else text + "[capabilities.fs]\npreopens = []\n"
+    """The core test's manifest as a component's."""
+    return as_component(manifest_for(case, wasm))
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +64,7 @@ def components(tmp_path_factory: pytest.TempPathFactory) -> tuple[KeyFiles, dict
     bundles = {}
     for case in CASES:
         manifest = component_manifest(case, case.wasm.read_bytes())
-        (project.root / "manifests" / f"{case.guest}.toml").write_text(manifest)
-        componentize_guest(project, case.guest, core_wasm=case.wasm)
-        wasm = project.wasm_path(case.guest).read_bytes()
+        wasm = componentized(project, case.guest, manifest, case.wasm)
         bundles[case.guest] = make_bundle(
             directory / case.guest, keys.key, wasm=wasm, manifest=manifest, guest=case.guest
         )
