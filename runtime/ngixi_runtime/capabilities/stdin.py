@@ -140,7 +140,7 @@ def _fd_fdstat_get(ctx: HostContext) -> HostFunction:
     def fd_fdstat_get(fd: int, out: int) -> int:
         if fd != STDIN_FD:
             return Errno.BADF
-        ctx.mem.write(out, fdstat(FILETYPE_STREAM, 0, RIGHT_FD_READ, 0))
+        ctx.mem.write(out, fdstat(FILETYPE_STREAM, 0, RIGHT_FD_READ, RIGHT_FD_READ))  # inherited, as Wasmtime says
         return Errno.SUCCESS
 
     return fd_fdstat_get

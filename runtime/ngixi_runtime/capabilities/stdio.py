@@ -54,7 +54,7 @@ def _fd_fdstat_get(ctx: HostContext) -> HostFunction:
     def fd_fdstat_get(fd: int, out: int) -> int:
         if fd not in STDIO_FDS:
             return Errno.BADF
-        ctx.mem.write(out, fdstat(FILETYPE_STREAM, 0, RIGHT_FD_WRITE, 0))
+        ctx.mem.write(out, fdstat(FILETYPE_STREAM, 0, RIGHT_FD_WRITE, RIGHT_FD_WRITE))  # inherited, as Wasmtime says
         return Errno.SUCCESS
 
     return fd_fdstat_get
