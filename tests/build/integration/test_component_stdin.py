@@ -101,6 +101,8 @@ def test_the_api_gives_a_component_bytes_its_instance_reads_once(
     with open_tenant(bundles["echo"], trust_file=keys.trust, isolated=isolated, stdin=b"ping\0pong") as tenant:
         assert tenant.run().stdout == b"ping\0pong"
         assert tenant.run().stdout == b""  # as a core guest's: the same instance, at the end of its input
+    with open_tenant(bundles["echo"], trust_file=keys.trust, isolated=isolated) as tenant:
+        assert tenant.run().stdout == b""  # granted, given nothing: end of file at once
 
 
 def test_run_refuses_stdin_beyond_the_components_max_bytes(
