@@ -7,8 +7,8 @@ import does, turning an `AbiFault` status into the WIT `error` case.
 Its WASI preview 1 imports are adapted to WASI preview 2 at build time (the pinned adapter), and
 Wasmtime's WASI implementation serves them (docs/components.md says why), set up here from the
 instance's context alone: the caller's args and env, the preopens resolved and checked under the
-tenant's sandbox exactly as for core guests, stdout and stderr captured within the same quota, an
-empty stdin and no network.
+tenant's sandbox exactly as for core guests, stdout and stderr captured within the same quota, the
+caller's stdin when granted (else an empty one) and no network.
 """
 
 from __future__ import annotations
@@ -165,14 +165,17 @@ class WasiSetup:
     env: tuple[tuple[str, str], ...]
     mounts: tuple[Mount, ...]
     stdio: StdioSink = field(compare=False)
+    stdin: bytes = b""  # the caller's input, for a guest granted stdin (capabilities/stdin.py)
 
 
 def wasi_setup(context: HostContext) -> WasiSetup:
-    """WASI as a core guest's host functions would give it: argv is the guest's name, then the caller's args."""
+    """WASI as a core guest's host functions would give it: argv is the guest's name, then the caller's args;
+    the environment in the same order (the manifest's fixed variables, then the caller's)."""
     preopening = [state for state in context.states.values() if isinstance(state, Preopening)]
     return WasiSetup(
         args=(context.guest, *context.args),
-        env=tuple(sorted(context.env.items())),
+        env=tuple(context.env.items()),
         mounts=tuple(mount for state in preopening for mount in state.mounts),
         stdio=StdioSink(context),
+        stdin=context.stdin,
     )

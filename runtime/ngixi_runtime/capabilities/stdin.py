@@ -5,7 +5,8 @@ max_bytes = 1048576     # the most input a caller may give the guest (default 1 
 
 The caller gives the bytes when it loads the guest (`ngixi run` passes its own stdin, the API takes
 bytes); each instance reads them from the start, and reads past their end find end-of-file.
-Without this grant, fd 0 is not open (fs answers BADF for it).
+Without this grant, fd 0 is not open (fs answers BADF for it). A component guest reads them through
+Wasmtime's WASI (`wasi:cli/stdin`); without the grant its stdin is empty.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from typing import Any
 
 from ngixi_runtime.capabilities.base import (
     FD_FDSTAT_GET,
+    OUTPUT_WASI_P2,
     Bounds,
     Capability,
     at_most,
     bounded,
     ceiling_bound,
+    descriptor_methods,
     wasi_import,
 )
 from ngixi_runtime.capabilities.context import HostContext, HostFunction, Sandbox, Stdin
@@ -40,6 +43,13 @@ from ngixi_runtime.spec.schema import Problems
 STDIN_FD = 0
 MAX_BYTES = Bounds(1 << 20, 0, 64 << 20)
 FD_READ = wasi_import("fd_read", "i32 i32 i32 i32")
+# What the adapter imports behind fd_read and fd_fdstat_get: its descriptor table (stdio's streams and the
+# preopens, which only fs's mounts fill; writes to stdout still need stdio) and reading a stream.
+_READ_WASI_P2 = {
+    **{name: functions for name, functions in OUTPUT_WASI_P2.items() if name != "wasi:io/streams"},
+    "wasi:io/streams": frozenset({"[method]input-stream.read", "[method]input-stream.blocking-read"}),
+    "wasi:filesystem/types": OUTPUT_WASI_P2["wasi:filesystem/types"] | descriptor_methods("read-via-stream"),
+}
 
 
 @dataclass(frozen=True)
@@ -130,7 +140,7 @@ def _fd_fdstat_get(ctx: HostContext) -> HostFunction:
     def fd_fdstat_get(fd: int, out: int) -> int:
         if fd != STDIN_FD:
             return Errno.BADF
-        ctx.mem.write(out, fdstat(FILETYPE_STREAM, 0, RIGHT_FD_READ, 0))
+        ctx.mem.write(out, fdstat(FILETYPE_STREAM, 0, RIGHT_FD_READ, RIGHT_FD_READ))  # inherited, as Wasmtime says
         return Errno.SUCCESS
 
     return fd_fdstat_get
@@ -143,4 +153,5 @@ CAPABILITY = Capability(
     parse_options=parse_stdin,
     parse_ceiling=parse_stdin_ceiling,
     open_state=_open_state,
+    wasi_p2=_READ_WASI_P2,
 )

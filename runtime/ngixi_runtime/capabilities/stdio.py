@@ -19,8 +19,8 @@ from ngixi_runtime.spec.abi import (
 
 STDIO_FDS = (1, 2)
 # What a JavaScript component's console (componentize-js with stdio) imports beside the writes: polling its
-# streams and reading stdin, which Wasmtime's WASI leaves empty for a component; with no clock import there is
-# no pollable to time anything by.
+# streams and reading stdin, which Wasmtime's WASI leaves empty for a component not granted stdin; with no
+# clock import there is no pollable to time anything by.
 _CONSOLE_WASI_P2 = {
     "wasi:io/poll": frozenset({"poll", "[method]pollable.block"}),
     "wasi:io/streams": OUTPUT_WASI_P2["wasi:io/streams"]
@@ -54,7 +54,7 @@ def _fd_fdstat_get(ctx: HostContext) -> HostFunction:
     def fd_fdstat_get(fd: int, out: int) -> int:
         if fd not in STDIO_FDS:
             return Errno.BADF
-        ctx.mem.write(out, fdstat(FILETYPE_STREAM, 0, RIGHT_FD_WRITE, 0))
+        ctx.mem.write(out, fdstat(FILETYPE_STREAM, 0, RIGHT_FD_WRITE, RIGHT_FD_WRITE))  # inherited, as Wasmtime says
         return Errno.SUCCESS
 
     return fd_fdstat_get

@@ -305,16 +305,29 @@ def serialize(prepared: Prepared) -> bytes:
 
 
 def _wasi_config(setup: WasiSetup, writers: _StdioWriters) -> wasmtime.WasiConfig:
-    """Only what the setup names: nothing is inherited, stdin is empty and no socket is allowed."""
+    """Only what the setup names: nothing is inherited, stdin holds only the caller's bytes, no socket is allowed."""
     config = wasmtime.WasiConfig()
     config.argv = list(setup.args)
     config.env = [list(pair) for pair in setup.env]
+    if setup.stdin:
+        _give_stdin(config, setup.stdin)
     config.stdout_custom = writers.track(setup.stdio.writer(1))
     config.stderr_custom = writers.track(setup.stdio.writer(2))
     for mount in setup.mounts:
         # Read-only is Wasmtime's own: a ro preopen has neither the directory's nor its files' write permissions.
         config.preopen_dir(str(mount.host_path), mount.guest_path, fs_mutable=mount.mode == "rw")
     return config
+
+
+def _give_stdin(config: wasmtime.WasiConfig, data: bytes) -> None:
+    """Makes `data` the guest's stdin. wasmtime-py takes stdin only as a file's path, which Wasmtime opens
+    at once: a temporary file only this user can read, removed as soon as Wasmtime has it open."""
+    import tempfile  # only for a guest given input (shutil, random and more come with it)
+
+    with tempfile.NamedTemporaryFile(prefix="ngixi-stdin-") as file:
+        file.write(data)
+        file.flush()
+        config.stdin_file = file.name
 
 
 def _memory_hint(message: str, limits: RunLimits) -> str:

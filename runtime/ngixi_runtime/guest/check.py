@@ -222,6 +222,4 @@ def check_component(manifest: Manifest, info: ComponentInfo) -> list[str]:
     """Every mismatch between the manifest and the component, as `FILE: field: message` lines."""
     problems = _component_import_problems(manifest, info)
     problems += _component_export_problems(manifest, info)
-    if "stdin" in manifest.grants:
-        problems.append("capabilities.stdin: a component guest cannot read standard input yet; remove the grant")
     return [f"{manifest.source}: {p}" for p in problems]

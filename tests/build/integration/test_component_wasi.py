@@ -317,10 +317,13 @@ def test_wasi_the_manifest_does_not_grant_is_refused_at_build(built: Path, tmp_p
     result = run(built, "ngixi", "validate", str(manifest), "--wasm", f"artifacts/wasm/{SAMPLE}.wasm", check=False)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        f"ngixi: error: {manifest}: capabilities.fs: the component imports [method]descriptor.open-at, "
-        "[method]descriptor.read-via-stream from wasi:filesystem/types@0.2.12, which needs [capabilities.fs]; "
-        "grant it in the manifest or remove the import",
-    ]  # reading a stream is stdio's too (a JavaScript console's stdin, which is empty): files need descriptors
+        f"ngixi: error: {manifest}: capabilities.fs: the component imports [method]descriptor.open-at "
+        "from wasi:filesystem/types@0.2.12, which needs [capabilities.fs]; grant it in the manifest or remove the "
+        "import",
+        f"{manifest}: capabilities.stdin: the component imports [method]descriptor.read-via-stream from "
+        "wasi:filesystem/types@0.2.12, which needs [capabilities.stdin] or [capabilities.fs]; grant it in the "
+        "manifest or remove the import",
+    ]  # the adapter reads stdin through read-via-stream too; files need fs's descriptors, from open-at
 
 
 def test_a_command_must_export_run(built: Path, tmp_path: Path) -> None:

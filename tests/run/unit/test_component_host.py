@@ -73,12 +73,14 @@ def context(manifest: Manifest, tmp_path: Path) -> HostContext:
             {"wasi:cli/stdin@0.2.0": frozenset({"get-stdin"}), FS_TYPES: frozenset({OPEN_AT, "filesystem-error-code"})},
             ADD,
             [
-                f"{F}: capabilities.stdio: the component imports get-stdin from wasi:cli/stdin@0.2.0, "
-                "which needs [capabilities.stdio] or [capabilities.fs]; grant it in the manifest or remove the import",
+                f"{F}: capabilities.stdio: the component imports get-stdin from wasi:cli/stdin@0.2.0, which needs "
+                "[capabilities.stdio] or [capabilities.stdin] or [capabilities.fs]; grant it in the manifest or "
+                "remove the import",
                 f"{F}: capabilities.fs: the component imports {OPEN_AT} from {FS_TYPES}, "
                 "which needs [capabilities.fs]; grant it in the manifest or remove the import",
-                f"{F}: capabilities.stdio: the component imports filesystem-error-code from {FS_TYPES}, "
-                "which needs [capabilities.stdio] or [capabilities.fs]; grant it in the manifest or remove the import",
+                f"{F}: capabilities.stdio: the component imports filesystem-error-code from {FS_TYPES}, which needs "
+                "[capabilities.stdio] or [capabilities.stdin] or [capabilities.fs]; grant it in the manifest or "
+                "remove the import",
             ],
         ),
         (

@@ -116,10 +116,14 @@ def test_a_policy_caps_stdin_and_the_variables_a_manifest_may_name(tmp_path: Pat
     assert 'capabilities.env.fixed[0]: "MODE" is not allowed by the policy' in message
 
 
-def test_a_component_guest_is_not_granted_stdin_yet() -> None:
+def test_a_component_guest_granted_stdin_may_import_what_the_adapter_reads_it_by() -> None:
     component = HELLO_MANIFEST.replace('version = "0.1.0"\n', 'version = "0.1.0"\nabi = "component"\n')
-    asking = parse_manifest(component + "[capabilities.stdin]\n", source=F, stem="hello")
-    info = ComponentInfo({}, {"add": (("s32", "s32"), ("s32",))})
-    assert check_component(asking, info) == [
-        f"{F}: capabilities.stdin: a component guest cannot read standard input yet; remove the grant"
-    ]
+    reading = {
+        "wasi:cli/stdin@0.2.12": frozenset({"get-stdin"}),
+        "wasi:io/streams@0.2.12": frozenset({"[method]input-stream.read", "[method]input-stream.blocking-read"}),
+        "wasi:filesystem/types@0.2.12": frozenset({"[method]descriptor.read-via-stream", "filesystem-error-code"}),
+    }
+    info = ComponentInfo(reading, {"add": (("s32", "s32"), ("s32",))})
+    assert check_component(parse_manifest(component + "[capabilities.stdin]\n", source=F, stem="hello"), info) == []
+    refused = check_component(parse_manifest(component, source=F, stem="hello"), info)
+    assert len(refused) == 4 and all("[capabilities.stdin]" in line for line in refused), refused
