@@ -10,7 +10,7 @@ from pathlib import Path
 import minisign
 
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import read_toml_file, write_atomic
+from ngixi_runtime.files import KEY_FILE_LIMIT, read_input_bytes, read_toml_file, write_atomic
 from ngixi_runtime.trust.editing import NewTrust, render_keys
 from ngixi_runtime.trust.project_trust import register_dev_key
 from ngixi_runtime.trust.signatures import key_id_of
@@ -65,10 +65,9 @@ def generate_key_pair(*, secret_path: Path, public_path: Path, comment: str) -> 
 
 def load_signing_key(path: Path) -> SigningKey:
     """Reads a minisign secret key; an encrypted one needs its password in NGIXI_SIGNING_KEY_PASSWORD."""
+    data = read_input_bytes(path, what="the signing key", limit=KEY_FILE_LIMIT)
     try:
-        secret = minisign.SecretKey.from_file(path)
-    except OSError as error:
-        raise InvalidInput(f"{path}: cannot read the signing key: {error.strerror}") from None
+        secret = minisign.SecretKey.from_bytes(data)
     except (minisign.Error, ValueError) as error:
         raise InvalidInput(f"{path}: not a minisign secret key ({error})") from None
     if secret.is_encrypted():

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from ngixi_runtime.errors import InvalidInput, NgixiError
+from ngixi_runtime.errors import InvalidInput, NgixiError, unexpected
 from ngixi_runtime.trust.choice import (
     DEV_TRUST_FILE,
     TRUST_VARIABLE,
@@ -509,6 +509,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         fail(error)
     except KeyboardInterrupt:
         return 130
+    except Exception as error:  # a bug or an input no check foresaw: still one line, unless -v asks for more
+        if args.verbose:
+            raise
+        fail(unexpected(error))
     return code
 
 
