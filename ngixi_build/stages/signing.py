@@ -59,7 +59,11 @@ def generate_key_pair(*, secret_path: Path, public_path: Path, comment: str) -> 
     key = SigningKey(pair.secret_key, pair.public_key)
     pair.secret_key.untrusted_comment = f"minisign secret key {key.key_id} ({comment})"
     write_atomic(secret_path, bytes(pair.secret_key) + b"\n", mode=0o600)
-    write_atomic(public_path, _public_key_file(key))
+    try:
+        write_atomic(public_path, _public_key_file(key))
+    except BaseException:  # Ctrl-C or a failed write: no secret key without its public half
+        secret_path.unlink(missing_ok=True)
+        raise
     return key
 
 

@@ -155,3 +155,10 @@ def test_doit_names_a_bad_manifest_without_a_traceback(world: World, kind: str) 
     )
     assert "Traceback" not in done.stderr + done.stdout, done.stderr
     assert done.returncode != 0 and "hi.toml" in done.stderr + done.stdout
+
+
+def test_keygen_leaves_no_secret_key_without_its_public_half(world: World) -> None:
+    secret, public = world.root / "lone.key", world.bad("empty", "file") / "lone.pub"
+    done = ngixi(["keygen", "--secret", str(secret), "--public", str(public)], world.root)
+    assert_refused(done, str(public.parent))
+    assert not secret.exists()
