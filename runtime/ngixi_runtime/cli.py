@@ -75,6 +75,12 @@ def _chosen_trust(args: argparse.Namespace, path: Path) -> TrustStore:
     return load_chosen_trust(path, found=is_implicit_choice(args.trust))
 
 
+def _given_sandboxes(path: Path | None) -> Path | None:
+    if path is not None and path.exists() and not path.is_dir():
+        raise InvalidInput(f"--sandbox {path}: not a directory; name a directory (it is made if missing)")
+    return path
+
+
 def _default_sandboxes(args: argparse.Namespace) -> Path:
     """The project's `<state>/sandbox` (the project above --project or the cwd), else the user's state directory's."""
     from ngixi_runtime.spec.project import SANDBOX_NAME, find_project_root, project_state_dir
@@ -154,7 +160,7 @@ def _run(args: argparse.Namespace) -> int:
         # read only for a guest granted stdin; `--input -` is the call's input instead (call_io)
         stdin=None if args.input == "-" else lambda limit: sys.stdin.buffer.read(limit + 1),
         rollback=_rollback_guard(args, trust),
-        sandboxes=args.sandbox or _default_sandboxes(args),
+        sandboxes=_given_sandboxes(args.sandbox) or _default_sandboxes(args),
         sandbox_per_channel=args.sandbox is None,
         tenant=args.tenant,
         engine=args.engine,

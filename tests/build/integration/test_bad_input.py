@@ -61,6 +61,7 @@ FILE_ARGUMENTS = {
     "run bundle": ["run", "--in-process", "--trust", "{trust}", "{}", "add", "1", "2"],
     "run --trust": ["run", "--in-process", "--trust", "{}", "{bundle}", "add", "1", "2"],
     "run --policy": ["run", "--in-process", "--trust", "{trust}", "--policy", "{}", "{bundle}", "add", "1", "2"],
+    "run --sandbox": ["run", "--in-process", "--trust", "{trust}", "--sandbox", "{}", "{bundle}", "add", "1", "2"],
     "verify bundle": ["verify", "--trust", "{trust}", "{}"],
     "verify --trust": ["verify", "--trust", "{}", "{bundle}"],
     "inspect bundle": ["inspect", "--trust", "{trust}", "{}"],
@@ -85,6 +86,8 @@ ACCEPTED = {
     ("keygen --trust", "missing"),
     ("keygen --trust", "empty"),
 }
+# A sandbox is a directory: missing, it is made.
+ACCEPTED |= {("run --sandbox", kind) for kind in ("missing", "directory")}
 CASES = [(c, k) for c in FILE_ARGUMENTS for k in BAD_FILES if (c, k) not in ACCEPTED]
 
 
