@@ -6,9 +6,9 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import tomli
-
 from ngixi_build.project import Project
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.files import read_toml_file
 from ngixi_runtime.guest.build_command import BuildCommand, lenient_build
 from ngixi_runtime.guest.kind import GuestLanguage, GuestType, infer_language, lenient_guest_type
 from ngixi_runtime.guest.manifest import DEFAULT_LIMITS
@@ -33,9 +33,9 @@ class GuestBuild:
 
 
 def read_guest(project: Project, name: str) -> GuestBuild:
-    try:
-        raw = tomli.loads(project.manifest_path(name).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomli.TOMLDecodeError):
+    try:  # leniently: the validate task reports what is wrong with the manifest
+        raw = read_toml_file(project.manifest_path(name), what="the manifest")
+    except InvalidInput:
         raw = {}
     table, limits = _table(raw.get("guest")), _table(raw.get("limits"))
     version = table.get("version")

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-import tomli
-
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.files import read_toml_file
 from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX, BuildProfile, artifact_path
 from ngixi_runtime.spec.project import DEV_TRUST_NAME, PROJECT_FILE, find_project_root, project_state_dir
 from ngixi_runtime.spec.targets import DEFAULT_TARGETS, SUPPORTED_TARGETS, Target, host_triple, resolve_target
@@ -124,14 +123,20 @@ class Project:
         path = self.root / PROJECT_FILE
         if not path.exists():
             return {}
-        try:
-            table = tomli.loads(path.read_text(encoding="utf-8")).get("tool", {}).get("ngixi", {})
-        except tomli.TOMLDecodeError as error:
-            raise InvalidInput(f"{path}: not valid TOML: {error}") from None
+        tool = read_toml_file(path, what="the project file").get("tool", {})
+        table = tool.get("ngixi", {}) if isinstance(tool, dict) else None
+        if not isinstance(table, dict):
+            raise InvalidInput(f"{path}: tool.ngixi: must be a table ([tool.ngixi]); see `ngixi init`")
         unknown = sorted(set(table) - set(_CONFIG_KEYS))
         if unknown:
             raise InvalidInput(f"{path}: tool.ngixi.{unknown[0]}: unknown key; allowed: {', '.join(_CONFIG_KEYS)}")
         return dict(table)
+
+    def check_config(self) -> None:
+        """Raises at the first wrong value in `[tool.ngixi]`, whichever command would read it."""
+        self.targets()
+        self.wasmtime_triples()
+        self.release_guests()
 
     def targets(self) -> tuple[Target, ...]:
         """The configured targets: triples, or `{ triple = ..., cpu_features = [...] }` tables."""
@@ -212,4 +217,6 @@ def find_project(start: Path, *, state_dir: Path | None = None) -> Project:
             f"{start}: not inside an ngixi project (no {PROJECT_FILE} with a [tool.ngixi] table here or above);"
             " create one with `ngixi init DIR`, or name one with --project"
         )
-    return Project(root, state_override=state_dir)
+    project = Project(root, state_override=state_dir)
+    project.check_config()
+    return project

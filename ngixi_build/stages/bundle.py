@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import blake3
-import tomli
 
 from ngixi_build.stages.signing import SigningKey, sign
-from ngixi_runtime.errors import NgixiError
-from ngixi_runtime.files import atomic_output
+from ngixi_runtime.errors import InvalidInput, NgixiError
+from ngixi_runtime.files import atomic_output, toml_tables
 from ngixi_runtime.spec.bundle_format import (
     FORMAT_VERSION,
     INDEX_NAME,
@@ -48,10 +47,10 @@ def _member(path: str, kind: MemberKind, data: bytes, artifact: ArtifactMeta | N
 def _manifest_table(path: Path, text: bytes) -> dict[str, Any]:
     """The manifest's TOML table, for the index; every value a manifest field takes has a JSON form."""
     try:
-        table = tomli.loads(text.decode("utf-8"))
+        table = toml_tables(text.decode("utf-8"), source=str(path))
         json.dumps(table, allow_nan=False)
-    except (UnicodeDecodeError, tomli.TOMLDecodeError) as error:
-        raise NgixiError(f"{path}: not a valid TOML manifest: {error}") from None
+    except UnicodeDecodeError as error:
+        raise InvalidInput(f"{path}: not a valid TOML manifest: {error}") from None
     except (TypeError, ValueError):
         raise NgixiError(f"{path}: holds a date, time, inf or nan, which no manifest field takes; remove it") from None
     return table

@@ -10,7 +10,7 @@ from pathlib import Path
 import minisign
 
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import read_toml_file, write_atomic
+from ngixi_runtime.files import KEY_FILE_LIMIT, read_input_bytes, read_toml_file, write_atomic
 from ngixi_runtime.trust.editing import NewTrust, render_keys
 from ngixi_runtime.trust.project_trust import register_dev_key
 from ngixi_runtime.trust.signatures import key_id_of
@@ -59,16 +59,19 @@ def generate_key_pair(*, secret_path: Path, public_path: Path, comment: str) -> 
     key = SigningKey(pair.secret_key, pair.public_key)
     pair.secret_key.untrusted_comment = f"minisign secret key {key.key_id} ({comment})"
     write_atomic(secret_path, bytes(pair.secret_key) + b"\n", mode=0o600)
-    write_atomic(public_path, _public_key_file(key))
+    try:
+        write_atomic(public_path, _public_key_file(key))
+    except BaseException:  # Ctrl-C or a failed write: no secret key without its public half
+        secret_path.unlink(missing_ok=True)
+        raise
     return key
 
 
 def load_signing_key(path: Path) -> SigningKey:
     """Reads a minisign secret key; an encrypted one needs its password in NGIXI_SIGNING_KEY_PASSWORD."""
+    data = read_input_bytes(path, what="the signing key", limit=KEY_FILE_LIMIT)
     try:
-        secret = minisign.SecretKey.from_file(path)
-    except OSError as error:
-        raise InvalidInput(f"{path}: cannot read the signing key: {error.strerror}") from None
+        secret = minisign.SecretKey.from_bytes(data)
     except (minisign.Error, ValueError) as error:
         raise InvalidInput(f"{path}: not a minisign secret key ({error})") from None
     if secret.is_encrypted():

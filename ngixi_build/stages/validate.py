@@ -11,10 +11,11 @@ from pathlib import Path
 
 from ngixi_build.toolchains.component_world import read_component_world
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import sha256_of, write_atomic
+from ngixi_runtime.files import read_input_bytes, sha256_of, write_atomic
 from ngixi_runtime.guest.check import check_component, check_core_guest
 from ngixi_runtime.guest.component_memory import component_memory_problems
 from ngixi_runtime.guest.manifest import Manifest, ManifestError, load_manifest
+from ngixi_runtime.spec.bundle_format import MAX_MEMBER_BYTES
 from ngixi_runtime.spec.wasm import read_module_info
 from ngixi_runtime.trust.policy import Policy
 
@@ -35,7 +36,7 @@ def validate(*, manifest_path: Path, wasm_path: Path | None = None, policy: Poli
 
 
 def _problems(manifest: Manifest, wasm_path: Path) -> list[str]:
-    wasm = wasm_path.read_bytes()
+    wasm = read_input_bytes(wasm_path, what="the .wasm", limit=MAX_MEMBER_BYTES)
     if manifest.guest.type.is_component:
         memory_problems = component_memory_problems(manifest, wasm, source=str(wasm_path))  # refuses a core module
         return check_component(manifest, read_component_world(wasm_path)) + memory_problems

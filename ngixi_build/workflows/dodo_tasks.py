@@ -27,7 +27,7 @@ from ngixi_build.workflows.scaffold import editor_link
 from ngixi_build.workflows.tasks import TargetsUnchanged, TreeUnchanged, as_action, existing, precompile_subtask
 from ngixi_build.workflows.watch import WatchAction
 from ngixi_runtime.cli import fail
-from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.errors import InvalidInput, NgixiError
 from ngixi_runtime.spec.bundle_format import FORMAT_VERSION
 from ngixi_runtime.trust.choice import state_override
 
@@ -37,7 +37,11 @@ Task = dict[str, Any]
 def project_tasks(root: Path) -> dict[str, Any]:
     """A dodo.py's globals for the project at `root` (its state in $NGIXI_PROJECT_STATE when set)."""
     sys.excepthook = quiet_interrupt
-    return declare(checked_project(Project(root.resolve(), state_override=state_override())))
+    project = checked_project(Project(root.resolve(), state_override=state_override()))
+    try:  # doit would show an error while loading dodo.py with its traceback
+        return declare(project)
+    except NgixiError as error:
+        fail(error)
 
 
 def quiet_interrupt(kind: type[BaseException], value: BaseException, traceback: TracebackType | None) -> None:
@@ -52,10 +56,12 @@ def quiet_interrupt(kind: type[BaseException], value: BaseException, traceback: 
 def checked_project(project: Project) -> Project:
     """`project` with its configuration checked and its state directory made; a bad one exits with the message."""
     try:
-        project.targets()
+        project.check_config()
         project.state_dir.mkdir(parents=True, exist_ok=True)
     except NgixiError as error:
         fail(error)
+    except OSError as error:
+        fail(InvalidInput(f"{project.state_dir}: cannot make the project's state directory: {error.strerror}"))
     return project
 
 

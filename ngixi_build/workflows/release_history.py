@@ -14,12 +14,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import tomli
 import tomli_w
 
 from ngixi_build.project import git_output
 from ngixi_runtime.errors import InvalidInput, NgixiError
-from ngixi_runtime.files import write_atomic
+from ngixi_runtime.files import read_input_text, toml_tables, write_atomic
 
 HISTORY_FILE = "release-history.toml"
 _FORMAT = 1
@@ -109,7 +108,7 @@ class History:
 def read_history(root: Path) -> History:
     """The record in the working tree merged with its copy at every git ref of the repository."""
     path = root / HISTORY_FILE
-    texts = [(str(path), path.read_text(encoding="utf-8"))] if path.exists() else []
+    texts = [(str(path), read_input_text(path, what="the release record"))] if path.exists() else []
     texts += [(f"{HISTORY_FILE} at {ref}", text) for ref, text in _committed_copies(root)]
     history = merged([(source, parse_history(text, source=source)) for source, text in texts])
     return History(history.releases, _ever_released(root))
@@ -178,9 +177,9 @@ def _check_guest_versions(history: History) -> None:
 
 def parse_history(text: str, *, source: str) -> History:
     try:
-        raw = tomli.loads(text)
-    except tomli.TOMLDecodeError as error:
-        raise InvalidInput(f"{source}: not valid TOML ({error}); restore it from git") from None
+        raw = toml_tables(text, source=source)
+    except InvalidInput as error:
+        raise InvalidInput(f"{error}; restore it from git") from None
     if raw.get("format") != _FORMAT:
         raise _damaged(source, "format", f"must be {_FORMAT}")
     releases = raw.get("releases", [])

@@ -14,7 +14,7 @@ from doit.task import Task
 
 from ngixi_build.locking import build_lock
 from ngixi_build.toolchains.npm_deps import tree_stat
-from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.errors import NgixiError, unexpected
 from ngixi_runtime.files import sha256_of
 
 _TARGETS_KEY = "targets"
@@ -64,6 +64,8 @@ def clean_failure(work: Callable[[], object]) -> TaskFailed | None:
         work()
     except NgixiError as error:
         return TaskFailed(str(error))
+    except OSError as error:  # a file no check foresaw: named, without a traceback
+        return TaskFailed(str(unexpected(error)))
     return None
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from ngixi_runtime.errors import InvalidInput, NgixiError
+from ngixi_runtime.errors import InvalidInput, NgixiError, unexpected
 from ngixi_runtime.trust.choice import (
     DEV_TRUST_FILE,
     TRUST_VARIABLE,
@@ -73,6 +73,12 @@ def _chosen_trust(args: argparse.Namespace, path: Path) -> TrustStore:
     from ngixi_runtime.trust.project_trust import load_chosen_trust
 
     return load_chosen_trust(path, found=is_implicit_choice(args.trust))
+
+
+def _given_sandboxes(path: Path | None) -> Path | None:
+    if path is not None and path.exists() and not path.is_dir():
+        raise InvalidInput(f"--sandbox {path}: not a directory; name a directory (it is made if missing)")
+    return path
 
 
 def _default_sandboxes(args: argparse.Namespace) -> Path:
@@ -154,7 +160,7 @@ def _run(args: argparse.Namespace) -> int:
         # read only for a guest granted stdin; `--input -` is the call's input instead (call_io)
         stdin=None if args.input == "-" else lambda limit: sys.stdin.buffer.read(limit + 1),
         rollback=_rollback_guard(args, trust),
-        sandboxes=args.sandbox or _default_sandboxes(args),
+        sandboxes=_given_sandboxes(args.sandbox) or _default_sandboxes(args),
         sandbox_per_channel=args.sandbox is None,
         tenant=args.tenant,
         engine=args.engine,
@@ -509,6 +515,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         fail(error)
     except KeyboardInterrupt:
         return 130
+    except Exception as error:  # a bug or an input no check foresaw: still one line, unless -v asks for more
+        if args.verbose:
+            raise
+        fail(unexpected(error))
     return code
 
 

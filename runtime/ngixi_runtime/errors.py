@@ -57,6 +57,13 @@ class PolicyError(NgixiError):
     exit_code = 6
 
 
+def unexpected(error: Exception) -> NgixiError:
+    """An exception no check turned into an NgixiError, as one: an OS error names its file."""
+    if isinstance(error, OSError) and error.filename is not None:
+        return InvalidInput(f"{error.filename}: {error.strerror or error}")
+    return NgixiError(f"unexpected {type(error).__name__}: {error}; run with -v for the traceback and report it")
+
+
 def error_with_exit_code(message: str, exit_code: int) -> NgixiError:
     """Rebuilds an error reported across a process boundary as the class its exit code stands for."""
     classes: tuple[type[NgixiError], ...] = (InvalidInput, VerificationError, ToolchainError, GuestError, PolicyError)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -73,6 +74,52 @@ def sha256_of(path: Path) -> str | None:
         return None
 
 
+# What a file the user names may hold at most, unless its reader says otherwise: far above any real
+# manifest, policy, trust file or configuration, far below what /dev/zero would feed a reader.
+INPUT_FILE_LIMIT = 16 << 20
+# A minisign key file: a comment line and a line of base64.
+KEY_FILE_LIMIT = 64 << 10
+
+
+def read_input_bytes(path: Path, *, what: str, limit: int = INPUT_FILE_LIMIT) -> bytes:
+    """A file the user named, whole; anything but a regular file of at most `limit` bytes is an InvalidInput.
+
+    A FIFO, device or directory at the path is refused at once (it is opened without blocking), and a file
+    that grows past `limit` is never read whole.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as error:
+        raise InvalidInput(f"{path}: cannot read {what}: {error.strerror}") from None
+    status = os.fstat(descriptor)
+    if not stat.S_ISREG(status.st_mode):
+        os.close(descriptor)
+        raise InvalidInput(f"{path}: {_kind_of(status.st_mode)}, not a regular file; name the file of {what}")
+    with os.fdopen(descriptor, "rb") as stream:
+        try:  # read() sets aside as many bytes as asked for: ask for the size, then for what it grew by
+            data = stream.read(min(status.st_size, limit) + 1)
+            if len(data) > status.st_size:
+                data += stream.read(limit + 1 - len(data))
+        except OSError as error:
+            raise InvalidInput(f"{path}: cannot read {what}: {error.strerror}") from None
+    if len(data) > limit:
+        raise InvalidInput(f"{path}: over {limit} bytes, too large for {what}")
+    return data
+
+
+def _kind_of(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "a device")
+
+
+def read_input_text(path: Path, *, what: str, limit: int = INPUT_FILE_LIMIT) -> str:
+    """`read_input_bytes`, decoded as UTF-8; other bytes are an InvalidInput naming the file."""
+    try:
+        return read_input_bytes(path, what=what, limit=limit).decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidInput(f"{path}: {what} is not UTF-8 text: {error}") from None
+
+
 def read_toml_file(path: Path, *, what: str) -> dict[str, Any]:
     """A TOML file's tables; an unreadable or malformed file is an InvalidInput naming it."""
     return toml_tables(read_toml_text(path, what=what), source=str(path))
@@ -80,12 +127,7 @@ def read_toml_file(path: Path, *, what: str) -> dict[str, Any]:
 
 def read_toml_text(path: Path, *, what: str) -> str:
     """A TOML file's text, unparsed (`toml_tables`); an unreadable file is an InvalidInput naming it."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise InvalidInput(f"{path}: cannot read {what}: {error.strerror}") from None
-    except UnicodeDecodeError as error:
-        raise InvalidInput(f"{path}: not valid TOML: {error}") from None
+    return read_input_text(path, what=what)
 
 
 def toml_tables(text: str, *, source: str) -> dict[str, Any]:

@@ -470,7 +470,7 @@ def _verify_archive(
         raise VerificationError(f"{source}: the bundle changed since it was verified (its signed index differs)")
     signer, comment = verify_index(index_bytes, signature, trust, source=source, comment_signature=not defer_members)
     index = parse_index(index_bytes, source=source)
-    check_scope(index, signer, comment, source=source)
+    check_scope(index, signer, comment, source=source, scope_note=trust.scope_note)
     if rollback is not None:
         rollback.check(index, source=source)
     members = archive.match(entries[2:], index)

@@ -13,6 +13,7 @@ import tomli
 from ngixi_runtime.capabilities.base import CapabilityOptions
 from ngixi_runtime.capabilities.registry import GRANTABLE, capability
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.files import read_input_text
 from ngixi_runtime.guest.data import DATA_KINDS, DataKind
 from ngixi_runtime.guest.kind import (
     GUEST_ABIS,
@@ -342,10 +343,6 @@ def manifest_from_table(raw: Mapping[str, Any], *, source: str, stem: str) -> Ma
 
 def load_manifest(path: Path) -> Manifest:
     """Reads and parses `manifests/<name>.toml`."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidInput(f"{path}: missing; create it: each guest needs manifests/<name>.toml") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InvalidInput(f"{path}: cannot read the manifest: {error}") from None
-    return parse_manifest(text, source=str(path), stem=path.stem)
+    if not path.exists():
+        raise InvalidInput(f"{path}: missing; create it: each guest needs manifests/<name>.toml")
+    return parse_manifest(read_input_text(path, what="the manifest"), source=str(path), stem=path.stem)

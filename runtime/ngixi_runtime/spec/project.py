@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import tomli
-
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.files import read_toml_file
 
 PROJECT_FILE = "pyproject.toml"
 STATE_DIR = ".ngixi"
@@ -25,12 +24,12 @@ def is_project_root(directory: Path) -> bool:
     path = directory / PROJECT_FILE
     if not path.is_file():
         return False
-    try:
-        document = tomli.loads(path.read_text(encoding="utf-8"))
-    except (tomli.TOMLDecodeError, UnicodeDecodeError, RecursionError) as error:
-        raise InvalidInput(f"{path}: not valid TOML: {error}") from None
-    tool = document.get("tool")
-    return isinstance(tool, dict) and isinstance(tool.get("ngixi"), dict)
+    tool = read_toml_file(path, what="the project file").get("tool")
+    if not isinstance(tool, dict) or "ngixi" not in tool:
+        return False
+    if not isinstance(tool["ngixi"], dict):
+        raise InvalidInput(f"{path}: tool.ngixi: must be a table ([tool.ngixi]); see `ngixi init`")
+    return True
 
 
 def find_project_root(start: Path) -> Path | None:

@@ -22,7 +22,7 @@ import minisign
 import tomli
 
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import write_atomic
+from ngixi_runtime.files import KEY_FILE_LIMIT, read_input_bytes, read_input_text, write_atomic
 from ngixi_runtime.trust.minisign_format import is_secret_key_file
 from ngixi_runtime.trust.signatures import TrustStore, key_id_of, read_trust_table, trust_from_table
 
@@ -41,10 +41,9 @@ class NewTrust:
 
 def read_public_key(path: Path) -> minisign.PublicKey:
     """A minisign public key file (as `minisign -G` or `ngixi keygen` writes it)."""
+    data = read_input_bytes(path, what="the public key", limit=KEY_FILE_LIMIT)
     try:
-        return minisign.PublicKey.from_file(path)
-    except OSError as error:
-        raise InvalidInput(f"{path}: cannot read the public key: {error.strerror}") from None
+        return minisign.PublicKey.from_bytes(data)
     except (minisign.Error, ValueError) as error:
         if is_secret_key_file(path):
             raise InvalidInput(
@@ -141,12 +140,9 @@ def listed_keys(trust_file: Path) -> list[dict[str, Any]]:
 
 
 def _current_text(trust_file: Path) -> str:
-    try:
-        return trust_file.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not trust_file.exists():
         return ""
-    except (OSError, UnicodeDecodeError) as error:
-        raise InvalidInput(f"{trust_file}: cannot read the trust file: {error}") from None
+    return read_input_text(trust_file, what="the trust file")
 
 
 def _trusted(text: str, trust_file: Path) -> TrustStore:

@@ -9,6 +9,7 @@ a dev trust file that came with the directory never runs machine code.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 from collections.abc import Mapping
@@ -103,4 +104,12 @@ def chosen_trust_table(path: Path, *, found: bool) -> dict[str, Any]:
 
 def load_chosen_trust(path: Path, *, found: bool) -> TrustStore:
     """`chosen_trust_table` as the keys it trusts."""
-    return trust_from_table(chosen_trust_table(path, found=found), source=str(path))
+    store = trust_from_table(chosen_trust_table(path, found=found), source=str(path))
+    if not found:
+        return store
+    note = (
+        f"the trust file {path} was found from the working directory (or --project), and a project's dev trust "
+        f"file found so trusts keys for the {DEV_CHANNEL} channel only, whatever it lists: pass --trust FILE "
+        "(this file, or the operator's) to verify other channels"
+    )
+    return dataclasses.replace(store, scope_note=note)

@@ -41,6 +41,9 @@ class TrustedKey:
 class TrustStore:
     source: str
     keys: tuple[TrustedKey, ...]
+    # Why the keys may sign less than the file says on channels other than dev (a project's dev trust file
+    # found, not named), for messages.
+    scope_note: str = ""
 
     def find(self, key_id: str) -> TrustedKey | None:
         return next((k for k in self.keys if k.key_id == key_id), None)
@@ -202,11 +205,12 @@ def _holds(public_key: bytes, signature: bytes, message: bytes) -> bool:
     return True
 
 
-def check_scope(index: BundleIndex, key: TrustedKey, comment: str, *, source: str) -> None:
+def check_scope(index: BundleIndex, key: TrustedKey, comment: str, *, source: str, scope_note: str = "") -> None:
     """The signed index must match its (verified) trusted comment, and the key must be allowed to sign it."""
     if comment != trusted_comment(index):
         raise VerificationError(f"{source}: the signature's trusted comment {comment!r} does not match the index")
     if not key.may_sign(index.guest, index.channel):
+        why = f"; {scope_note}" if scope_note and index.channel != "dev" else ""
         raise VerificationError(
-            f"{source}: key {key.key_id} may not sign guest {index.guest!r} on channel {index.channel!r}"
+            f"{source}: key {key.key_id} may not sign guest {index.guest!r} on channel {index.channel!r}{why}"
         )

@@ -305,7 +305,7 @@ def test_unreadable_manifest_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match=r"^\S+missing\.toml: missing; create it: each guest needs manifests/"):
         load_manifest(tmp_path / "missing.toml")
     (tmp_path / "directory.toml").mkdir()
-    with pytest.raises(InvalidInput, match=r"directory\.toml: cannot read the manifest"):
+    with pytest.raises(InvalidInput, match=r"directory\.toml: a directory, not a regular file"):
         load_manifest(tmp_path / "directory.toml")
 
 

@@ -83,7 +83,10 @@ def test_a_found_dev_trust_file_trusts_no_key_for_release(
     keys = hostile_project(in_hostile_project, channels=("dev", "release"))
     release = make_bundle(in_hostile_project / "out", keys.key, wasm=WASM, channel="release")
     assert exit_code(["verify", str(release)]) == 3
-    assert "may not sign guest 'hello' on channel 'release'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "may not sign guest 'hello' on channel 'release'; the trust file" in err
+    assert f"{keys.trust} was found from the working directory" in err
+    assert "dev channel only, whatever it lists: pass --trust FILE" in err
     assert exit_code(["verify", "--trust", str(keys.trust), str(release)]) == 0
 
 

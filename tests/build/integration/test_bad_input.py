@@ -1,0 +1,167 @@
+"""Every command fed bad input, as a user types it: one `ngixi: error:` line naming the file, exit 2, no
+traceback, no wait on a FIFO or a device."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ngixi_build.workflows.scaffold import init_project
+from tests.conftest import make_bundle, make_key
+from tests.wasmgen import ADD_BODY, Func, module
+
+BIN = Path(sys.executable).parent
+BAD_FILES: dict[str, Callable[[Path], object]] = {
+    "missing": lambda path: None,
+    "directory": lambda path: path.mkdir(),
+    "empty": lambda path: path.write_bytes(b""),
+    "binary": lambda path: path.write_bytes(bytes(range(256)) * 8),
+    "not-utf8": lambda path: path.write_bytes(b'[guest]\nname = "\xff\xfe"\n'),
+    "deep-array": lambda path: path.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n"),
+    "deep-table": lambda path: path.write_text("x = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n"),
+    "fifo": os.mkfifo,
+    "dev-zero": lambda path: path.symlink_to("/dev/zero"),
+}
+
+
+@dataclass(frozen=True)
+class World:
+    root: Path
+    trust: Path
+    bundle: Path
+    project: Path
+
+    def bad(self, kind: str, name: str) -> Path:
+        path = self.root / "bad" / kind / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not os.path.lexists(path):
+            BAD_FILES[kind](path)
+        return path
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    root = tmp_path_factory.mktemp("bad-input")
+    keys = make_key(root / "keys")
+    bundle = make_bundle(
+        root / "bundle", keys.key, wasm=module(functions=[Func("add", ["i32"] * 2, ["i32"], ADD_BODY)])
+    )
+    init_project(root / "project")
+    return World(root, keys.trust, bundle, root / "project")
+
+
+# Each command with the bad file in one of its file arguments ({} stands for it).
+FILE_ARGUMENTS = {
+    "run bundle": ["run", "--in-process", "--trust", "{trust}", "{}", "add", "1", "2"],
+    "run --trust": ["run", "--in-process", "--trust", "{}", "{bundle}", "add", "1", "2"],
+    "run --policy": ["run", "--in-process", "--trust", "{trust}", "--policy", "{}", "{bundle}", "add", "1", "2"],
+    "run --sandbox": ["run", "--in-process", "--trust", "{trust}", "--sandbox", "{}", "{bundle}", "add", "1", "2"],
+    "verify bundle": ["verify", "--trust", "{trust}", "{}"],
+    "verify --trust": ["verify", "--trust", "{}", "{bundle}"],
+    "inspect bundle": ["inspect", "--trust", "{trust}", "{}"],
+    "trust list": ["trust", "list", "--trust", "{}"],
+    "trust add key": ["trust", "add", "{}", "--guest", "x", "--channel", "dev", "--trust", "{root}/t.toml"],
+    "trust add --trust": ["trust", "add", "{root}/keys/test.pub", "--guest", "x", "--channel", "dev", "--trust", "{}"],
+    "trust remove": ["trust", "remove", "RWQ", "--trust", "{}"],
+    "validate manifest": ["validate", "{}"],
+    "validate --wasm": ["validate", "{project}/m/hello.toml", "--wasm", "{}"],
+    "validate --policy": ["validate", "{project}/m/hello.toml", "--policy", "{}"],
+    "keygen --trust": ["keygen", "--secret", "{root}/k/{kind}.key", "--public", "{root}/k/{kind}.pub", "--trust", "{}",
+                       "--guest", "x", "--channel", "dev"],
+    "pull --trust": ["pull", "127.0.0.1:9/x:1", "--trust", "{}"],
+}  # fmt: skip
+# Inputs a command may take as they are: an empty policy is the default policy, an empty or missing trust
+# file for `trust add` is a new one, `validate`'s manifest is named by its stem.
+ACCEPTED = {
+    ("run --policy", "empty"),
+    ("validate --policy", "empty"),
+    ("trust add --trust", "missing"),
+    ("trust add --trust", "empty"),
+    ("keygen --trust", "missing"),
+    ("keygen --trust", "empty"),
+}
+# A sandbox is a directory: missing, it is made.
+ACCEPTED |= {("run --sandbox", kind) for kind in ("missing", "directory")}
+CASES = [(c, k) for c in FILE_ARGUMENTS for k in BAD_FILES if (c, k) not in ACCEPTED]
+
+
+def ngixi(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "ngixi"), *argv],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def assert_refused(done: subprocess.CompletedProcess[str], *names: str, status: int = 2) -> None:
+    """One error line naming one of `names` (a file, or the file a symlink names)."""
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("ngixi: error: "), done.stderr
+    assert any(name in lines[-1] for name in names), done.stderr
+    assert done.returncode == status, done.stderr
+
+
+@pytest.mark.parametrize(("command", "kind"), CASES, ids=[f"{c}-{k}" for c, k in CASES])
+def test_a_bad_file_is_named_in_one_line(world: World, command: str, kind: str) -> None:
+    (world.project / "m").mkdir(exist_ok=True)
+    (world.project / "m" / "hello.toml").write_text('[guest]\nname = "hello"\nversion = "0.1.0"\n')
+    bad = world.bad(kind, "hello.toml" if command == "validate manifest" else "input.toml")
+    fields = {"trust": world.trust, "bundle": world.bundle, "project": world.project, "root": world.root}
+    argv = [a.replace("{}", str(bad)).format(kind=kind, **fields) for a in FILE_ARGUMENTS[command]]
+    done = ngixi(argv, world.root)
+    damaged = command.endswith("bundle") and kind in ("empty", "binary", "not-utf8", "deep-array", "deep-table")
+    assert_refused(done, str(bad), os.path.realpath(bad), status=3 if damaged else 2)
+
+
+PYPROJECTS = {
+    "tool.ngixi not a table": "[tool]\nngixi = 3\n",
+    "targets not an array": "[tool.ngixi]\ntargets = 5\n",
+    "release not an array": '[tool.ngixi]\nrelease = "x"\n',
+    "wasmtime_targets wrong": "[tool.ngixi]\nwasmtime_targets = [1e400]\n",
+    "deep": "[tool.ngixi]\nx = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n",
+    "not UTF-8": "[tool.ngixi]\n# \udcff\n",
+}
+PROJECT_COMMANDS = (["build"], ["wit"], ["new", "two"], ["publish"])
+
+
+@pytest.mark.parametrize("problem", PYPROJECTS, ids=list(PYPROJECTS))
+def test_a_bad_project_file_is_named_by_every_project_command(world: World, problem: str) -> None:
+    project = world.root / "projects" / problem.replace(" ", "-")
+    project.mkdir(parents=True)
+    (project / "pyproject.toml").write_bytes(PYPROJECTS[problem].encode(errors="surrogateescape"))
+    for argv in PROJECT_COMMANDS:
+        assert_refused(ngixi(argv, project), "pyproject.toml")
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "deep-table"])
+def test_doit_names_a_bad_manifest_without_a_traceback(world: World, kind: str) -> None:
+    project = world.root / "doit" / kind
+    init_project(project)
+    (project / "guests" / "hi" / "assembly").mkdir(parents=True)
+    (project / "guests" / "hi" / "assembly" / "index.ts").write_text("export function one(): i32 { return 1 }\n")
+    manifest = project / "manifests" / "hi.toml"
+    manifest.parent.mkdir(exist_ok=True)
+    BAD_FILES[kind](manifest)
+    done = subprocess.run(
+        [str(BIN / "doit"), "validate"], cwd=project, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert "Traceback" not in done.stderr + done.stdout, done.stderr
+    assert done.returncode != 0 and "hi.toml" in done.stderr + done.stdout
+
+
+def test_keygen_leaves_no_secret_key_without_its_public_half(world: World) -> None:
+    secret, public = world.root / "lone.key", world.bad("empty", "file") / "lone.pub"
+    done = ngixi(["keygen", "--secret", str(secret), "--public", str(public)], world.root)
+    assert_refused(done, str(public.parent))
+    assert not secret.exists()
