@@ -13,12 +13,12 @@ from ngixi_runtime.files import write_atomic
 from ngixi_runtime.spec.bundle_format import ArtifactMeta
 from ngixi_runtime.spec.targets import Target
 
-
 _WASMER_REFUSES_A_FEATURE = "Validation error"
 WASMER_FEATURE_HINT = (
-    "the module is valid for Wasmtime, but Wasmer 2.1 does not know every WebAssembly feature it uses (exception handling, for one,"
-    " which C++ and setjmp/longjmp builds use); build it for Wasmtime alone: in pyproject.toml,"
-    ' [tool.ngixi] targets = [] and wasmtime_targets = ["host", "pulley64"]'
+    "the module is valid for Wasmtime, but Wasmer 2.1 does not know every WebAssembly feature it uses"
+    " (exception handling, for one, which C++ and setjmp/longjmp builds use);"
+    " build it for Wasmtime alone: in pyproject.toml, [tool.ngixi] targets = []"
+    ' and wasmtime_targets = ["host", "pulley64"]'
 )
 
 
