@@ -106,7 +106,7 @@ def _export_problems(manifest: Manifest, info: ModuleInfo) -> list[str]:
     if manifest.guest.type.kind == "command":
         start = info.export("_start")
         if start is None or start.signature != Signature((), ()):
-            problems.append("guest.kind: a command guest must export _start: () -> (); build it with the WASI shim")
+            problems.append(f"guest.kind: a command guest must export _start: () -> (); {_command_hint(info)}")
     return problems
 
 
@@ -119,6 +119,12 @@ def check_module(manifest: Manifest, info: ModuleInfo) -> list[str]:
     if not any(e.kind == "memory" and e.name == "memory" for e in info.exports):
         problems.append('exports: the .wasm must export its memory as "memory"')
     return [f"{manifest.source}: {p}" for p in problems]
+
+
+def _command_hint(info: ModuleInfo) -> str:
+    if info.export("_initialize") is not None:
+        return 'this .wasm is a WASI reactor (it exports _initialize): declare kind = "library" and its exports'
+    return "build it as a WASI program with main (AssemblyScript: with the WASI shim)"
 
 
 def check_core_guest(manifest: Manifest, info: ModuleInfo) -> list[str]:

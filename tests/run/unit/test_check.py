@@ -72,9 +72,19 @@ def test_missing_export_and_wrong_export_signature() -> None:
 def test_command_needs_start_and_memory_must_be_exported() -> None:
     text = HELLO_MANIFEST.replace('version = "0.1.0"', 'version = "0.1.0"\nkind = "command"')
     assert problems(text, module(imports=[LOG], functions=[ADD], export_memory=False)) == [
-        f"{F}: guest.kind: a command guest must export _start: () -> (); build it with the WASI shim",
+        f"{F}: guest.kind: a command guest must export _start: () -> ();"
+        " build it as a WASI program with main (AssemblyScript: with the WASI shim)",
         f'{F}: exports: the .wasm must export its memory as "memory"',
     ]
+
+
+def test_a_reactor_declared_as_a_command_is_told_to_be_a_library() -> None:
+    """npm @ruby/3.3-wasm-wasi's ruby.wasm is a reactor: the AssemblyScript hint alone misled."""
+    text = HELLO_MANIFEST.replace('version = "0.1.0"', 'version = "0.1.0"\nkind = "command"')
+    assert problems(text, module(imports=[LOG], functions=[ADD, Func("_initialize")]))[0] == (
+        f"{F}: guest.kind: a command guest must export _start: () -> ();"
+        ' this .wasm is a WASI reactor (it exports _initialize): declare kind = "library" and its exports'
+    )
 
 
 FD_WRITE = Imp("wasi_snapshot_preview1", "fd_write", ["i32"] * 4, ["i32"])
