@@ -33,6 +33,8 @@ from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.guest.typed import as_wit, wit_type_matches
 from ngixi_runtime.spec.wasm import Import, ModuleInfo, Signature
 
+_NAMED = 3  # the functions named of a module the host does not know
+
 
 def _granted_then_every(problems: Callable[[bool], list[str]]) -> list[str]:
     """No problems when `problems(False)` finds none among the granted capabilities; else `problems(True)`,
@@ -68,10 +70,30 @@ def _import_problem(manifest: Manifest, imp: Import, known: Mapping[tuple[str, s
     return None
 
 
+def _unknown_module_problem(module: str, names: list[str]) -> str:
+    if len(names) == 1:
+        return f'capabilities: the guest imports {module}.{names[0]} from unknown module "{module}"'
+    named = ", ".join(names[:_NAMED]) + (", ..." if len(names) > _NAMED else "")
+    return (
+        f'capabilities: the guest imports {len(names)} functions from unknown module "{module}" ({named}):'
+        " it was built for another host"
+    )
+
+
 def _import_problems(manifest: Manifest, info: ModuleInfo) -> list[str]:
     def problems(everything: bool) -> list[str]:
         known = provisions() if everything else provisions(manifest.grants)
-        return [p for imp in info.imports if (p := _import_problem(manifest, imp, known))]
+        hosted = {module for module, _ in provisions()}
+        unknown: dict[str, list[str]] = {}  # one line per module no capability has, at its first import
+        found: list[str | tuple[str, list[str]]] = []
+        for imp in info.imports:
+            if imp.kind == "func" and imp.module not in hosted:
+                if imp.module not in unknown:
+                    found.append((imp.module, unknown.setdefault(imp.module, [])))
+                unknown[imp.module].append(imp.name)
+            elif problem := _import_problem(manifest, imp, known):
+                found.append(problem)
+        return [p if isinstance(p, str) else _unknown_module_problem(*p) for p in found]
 
     return _granted_then_every(problems)
 

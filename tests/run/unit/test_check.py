@@ -120,3 +120,14 @@ def test_path_open_needs_fs() -> None:
         f"{F}: capabilities.fs: import wasi_snapshot_preview1.path_open needs [capabilities.fs]; "
         "grant it in the manifest or remove the import"
     ]
+
+
+def test_the_imports_of_a_module_no_capability_has_make_one_line() -> None:
+    """npm @ruby/3.3-wasm-wasi's ruby.wasm imports 21 functions of "rb-js-abi-host": 21 lines were noise."""
+    imports = [Imp("rb-js-abi-host", name) for name in ("eval-js", "is-js", "global-this", "typeof")]
+    wasm = module(imports=[LOG, *imports, Imp("canonical_abi", "drop")], functions=[ADD])
+    assert problems(HELLO_MANIFEST, wasm) == [
+        f'{F}: capabilities: the guest imports 4 functions from unknown module "rb-js-abi-host"'
+        " (eval-js, is-js, global-this, ...): it was built for another host",
+        f'{F}: capabilities: the guest imports canonical_abi.drop from unknown module "canonical_abi"',
+    ]
