@@ -13,21 +13,14 @@ from ngixi_runtime.files import write_atomic
 from ngixi_runtime.spec.bundle_format import ArtifactMeta
 from ngixi_runtime.spec.targets import Target
 
-_WASMER_REFUSES_A_FEATURE = "Validation error"
-WASMER_FEATURE_HINT = (
-    "the module is valid for Wasmtime, but Wasmer 2.1 does not know every WebAssembly feature it uses"
-    " (exception handling, for one, which C++ and setjmp/longjmp builds use);"
-    " build it for Wasmtime alone: in pyproject.toml, [tool.ngixi] targets = []"
-    ' and wasmtime_targets = ["host", "pulley64"]'
-)
 
+def wasmer_feature_hint() -> str:
+    from ngixi_runtime.engines.wasmer import LACKS_A_FEATURE
 
-def _valid_for_wasmtime(wasm: bytes) -> bool:
-    try:
-        from ngixi_runtime.engines import wasmtime as engine_wasmtime
-    except ImportError:
-        return False
-    return engine_wasmtime.is_valid(wasm)
+    return (
+        f"{LACKS_A_FEATURE}; build it for Wasmtime alone: in pyproject.toml, [tool.ngixi] targets = []"
+        ' and wasmtime_targets = ["host", "pulley64"]'
+    )
 
 
 def metadata_path(artifact_path: Path) -> Path:
@@ -50,9 +43,9 @@ def precompile_guest(*, wasm_path: Path, target: Target, out_path: Path) -> Arti
             what=f"precompile {wasm_path} for {target.triple}",
         )
     except NgixiError as error:
-        if _WASMER_REFUSES_A_FEATURE not in str(error) or not _valid_for_wasmtime(wasm):
+        if not engine.lacks_a_feature(error, wasm):
             raise
-        raise InvalidInput(f"{error}; {WASMER_FEATURE_HINT}") from None
+        raise InvalidInput(f"{error}; {wasmer_feature_hint()}") from None
     meta = artifact_metadata(target, hashlib.sha256(wasm).hexdigest())
     _write(out_path, artifact, meta)
     return meta
