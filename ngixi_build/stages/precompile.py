@@ -8,10 +8,19 @@ import json
 from pathlib import Path
 
 from ngixi_runtime.engines.base import EngineId
-from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.errors import InvalidInput, NgixiError
 from ngixi_runtime.files import write_atomic
 from ngixi_runtime.spec.bundle_format import ArtifactMeta
 from ngixi_runtime.spec.targets import Target
+
+
+def wasmer_feature_hint() -> str:
+    from ngixi_runtime.engines.wasmer import LACKS_A_FEATURE
+
+    return (
+        f"{LACKS_A_FEATURE}; build it for Wasmtime alone: in pyproject.toml, [tool.ngixi] targets = []"
+        ' and wasmtime_targets = ["host", "pulley64"]'
+    )
 
 
 def metadata_path(artifact_path: Path) -> Path:
@@ -26,12 +35,17 @@ def precompile_guest(*, wasm_path: Path, target: Target, out_path: Path) -> Arti
     )
 
     wasm = wasm_path.read_bytes()
-    artifact = engine.precompile(
-        wasm,
-        triple=target.triple,
-        cpu_features=target.cpu_features,
-        what=f"precompile {wasm_path} for {target.triple}",
-    )
+    try:
+        artifact = engine.precompile(
+            wasm,
+            triple=target.triple,
+            cpu_features=target.cpu_features,
+            what=f"precompile {wasm_path} for {target.triple}",
+        )
+    except NgixiError as error:
+        if not engine.lacks_a_feature(error, wasm):
+            raise
+        raise InvalidInput(f"{error}; {wasmer_feature_hint()}") from None
     meta = artifact_metadata(target, hashlib.sha256(wasm).hexdigest())
     _write(out_path, artifact, meta)
     return meta

@@ -201,6 +201,7 @@ class ProjectTasks:
                     "name": precompile_subtask(name, target.triple),
                     "actions": [as_action(pipeline.precompile, project=self.project, guest=name, target=target)],
                     "file_dep": [str(self.project.wasm_path(name))],
+                    "task_dep": [f"validate:{name}"],  # never minutes of compiling what validation refuses
                     "targets": [str(artifact), str(metadata_path(artifact))],
                     "uptodate": [config_changed(precompile_inputs(target)), TargetsUnchanged()],
                     "clean": True,
@@ -214,6 +215,7 @@ class ProjectTasks:
                         as_action(pipeline.precompile_with_wasmtime, project=self.project, guest=guest, triple=triple)
                     ],
                     "file_dep": [str(self.project.wasm_path(name))],
+                    "task_dep": [f"validate:{name}"],
                     "targets": [str(artifact), str(metadata_path(artifact))],
                     "uptodate": [config_changed(inputs), TargetsUnchanged()],
                     "clean": True,

@@ -178,14 +178,36 @@ def prepare(
     interrupt a call or cap memory growth itself: `limits` is enforced by the tenant child process.
     Its artifacts are only ever chosen for this host, so `target` needs no engine of its own.
     """
-    with engine_errors(f"{guest}: cannot load the guest", NgixiError):
-        if artifact is not None:
-            store = wasmer.Store(wasmer.engine.Universal())
-            module = wasmer.Module.deserialize(store, artifact)
-        else:
-            store = _compiler_store()
-            module = wasmer.Module(store, wasm)
-        return WasmerModule(guest, store, module, _module_info(module))
+    try:
+        with engine_errors(f"{guest}: cannot load the guest", NgixiError):
+            if artifact is not None:
+                store = wasmer.Store(wasmer.engine.Universal())
+                module = wasmer.Module.deserialize(store, artifact)
+            else:
+                store = _compiler_store()
+                module = wasmer.Module(store, wasm)
+            return WasmerModule(guest, store, module, _module_info(module))
+    except NgixiError as error:
+        if artifact is not None or wasm is None or not lacks_a_feature(error, wasm):
+            raise
+        raise NgixiError(f"{error}; {LACKS_A_FEATURE}: run it with --engine wasmtime") from None
+
+
+LACKS_A_FEATURE = (
+    "the module is valid for Wasmtime, but Wasmer 2.1 does not know every WebAssembly feature it uses"
+    " (exception handling, for one, which C++ and setjmp/longjmp builds use)"
+)
+
+
+def lacks_a_feature(error: NgixiError, wasm: bytes) -> bool:
+    """Whether Wasmer refused, as invalid, a module that Wasmtime accepts."""
+    if "Validation error" not in str(error):
+        return False
+    try:
+        from ngixi_runtime.engines import wasmtime as other
+    except ImportError:
+        return False
+    return other.is_valid(wasm)
 
 
 def serialize(prepared: WasmerModule) -> bytes:

@@ -99,6 +99,15 @@ def compiler_available() -> bool:
     return True
 
 
+def is_valid(wasm: bytes) -> bool:
+    """Whether Wasmtime (with the features this host's engine enables) accepts the module as valid."""
+    try:
+        wasmtime.Module.validate(engine_for(None), wasm)
+    except wasmtime.WasmtimeError:
+        return False
+    return True
+
+
 def _config(*, metered: bool) -> wasmtime.Config:
     """The settings every engine here shares; an artifact loads only into an engine with the same."""
     config = wasmtime.Config()

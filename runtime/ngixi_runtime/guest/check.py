@@ -33,6 +33,8 @@ from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.guest.typed import as_wit, wit_type_matches
 from ngixi_runtime.spec.wasm import Import, ModuleInfo, Signature
 
+_NAMED = 3  # the functions named of a module the host does not know
+
 
 def _granted_then_every(problems: Callable[[bool], list[str]]) -> list[str]:
     """No problems when `problems(False)` finds none among the granted capabilities; else `problems(True)`,
@@ -68,10 +70,30 @@ def _import_problem(manifest: Manifest, imp: Import, known: Mapping[tuple[str, s
     return None
 
 
+def _unknown_module_problem(module: str, names: list[str]) -> str:
+    if len(names) == 1:
+        return f'capabilities: the guest imports {module}.{names[0]} from unknown module "{module}"'
+    named = ", ".join(names[:_NAMED]) + (", ..." if len(names) > _NAMED else "")
+    return (
+        f'capabilities: the guest imports {len(names)} functions from unknown module "{module}" ({named}):'
+        " it was built for another host"
+    )
+
+
 def _import_problems(manifest: Manifest, info: ModuleInfo) -> list[str]:
     def problems(everything: bool) -> list[str]:
         known = provisions() if everything else provisions(manifest.grants)
-        return [p for imp in info.imports if (p := _import_problem(manifest, imp, known))]
+        hosted = {module for module, _ in provisions()}
+        unknown: dict[str, list[str]] = {}  # one line per module no capability has, at its first import
+        found: list[str | tuple[str, list[str]]] = []
+        for imp in info.imports:
+            if imp.kind == "func" and imp.module not in hosted:
+                if imp.module not in unknown:
+                    found.append((imp.module, unknown.setdefault(imp.module, [])))
+                unknown[imp.module].append(imp.name)
+            elif problem := _import_problem(manifest, imp, known):
+                found.append(problem)
+        return [p if isinstance(p, str) else _unknown_module_problem(*p) for p in found]
 
     return _granted_then_every(problems)
 
@@ -106,7 +128,7 @@ def _export_problems(manifest: Manifest, info: ModuleInfo) -> list[str]:
     if manifest.guest.type.kind == "command":
         start = info.export("_start")
         if start is None or start.signature != Signature((), ()):
-            problems.append("guest.kind: a command guest must export _start: () -> (); build it with the WASI shim")
+            problems.append(f"guest.kind: a command guest must export _start: () -> (); {_command_hint(info)}")
     return problems
 
 
@@ -119,6 +141,12 @@ def check_module(manifest: Manifest, info: ModuleInfo) -> list[str]:
     if not any(e.kind == "memory" and e.name == "memory" for e in info.exports):
         problems.append('exports: the .wasm must export its memory as "memory"')
     return [f"{manifest.source}: {p}" for p in problems]
+
+
+def _command_hint(info: ModuleInfo) -> str:
+    if info.export("_initialize") is not None:
+        return 'this .wasm is a WASI reactor (it exports _initialize): declare kind = "library" and its exports'
+    return "build it as a WASI program with main (AssemblyScript: with the WASI shim)"
 
 
 def check_core_guest(manifest: Manifest, info: ModuleInfo) -> list[str]:

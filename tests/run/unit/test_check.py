@@ -72,9 +72,19 @@ def test_missing_export_and_wrong_export_signature() -> None:
 def test_command_needs_start_and_memory_must_be_exported() -> None:
     text = HELLO_MANIFEST.replace('version = "0.1.0"', 'version = "0.1.0"\nkind = "command"')
     assert problems(text, module(imports=[LOG], functions=[ADD], export_memory=False)) == [
-        f"{F}: guest.kind: a command guest must export _start: () -> (); build it with the WASI shim",
+        f"{F}: guest.kind: a command guest must export _start: () -> ();"
+        " build it as a WASI program with main (AssemblyScript: with the WASI shim)",
         f'{F}: exports: the .wasm must export its memory as "memory"',
     ]
+
+
+def test_a_reactor_declared_as_a_command_is_told_to_be_a_library() -> None:
+    """npm @ruby/3.3-wasm-wasi's ruby.wasm is a reactor: the AssemblyScript hint alone misled."""
+    text = HELLO_MANIFEST.replace('version = "0.1.0"', 'version = "0.1.0"\nkind = "command"')
+    assert problems(text, module(imports=[LOG], functions=[ADD, Func("_initialize")]))[0] == (
+        f"{F}: guest.kind: a command guest must export _start: () -> ();"
+        ' this .wasm is a WASI reactor (it exports _initialize): declare kind = "library" and its exports'
+    )
 
 
 FD_WRITE = Imp("wasi_snapshot_preview1", "fd_write", ["i32"] * 4, ["i32"])
@@ -109,4 +119,15 @@ def test_path_open_needs_fs() -> None:
     assert problems(HELLO_MANIFEST + "[capabilities.stdio]\n", wasm) == [
         f"{F}: capabilities.fs: import wasi_snapshot_preview1.path_open needs [capabilities.fs]; "
         "grant it in the manifest or remove the import"
+    ]
+
+
+def test_the_imports_of_a_module_no_capability_has_make_one_line() -> None:
+    """npm @ruby/3.3-wasm-wasi's ruby.wasm imports 21 functions of "rb-js-abi-host": 21 lines were noise."""
+    imports = [Imp("rb-js-abi-host", name) for name in ("eval-js", "is-js", "global-this", "typeof")]
+    wasm = module(imports=[LOG, *imports, Imp("canonical_abi", "drop")], functions=[ADD])
+    assert problems(HELLO_MANIFEST, wasm) == [
+        f'{F}: capabilities: the guest imports 4 functions from unknown module "rb-js-abi-host"'
+        " (eval-js, is-js, global-this, ...): it was built for another host",
+        f'{F}: capabilities: the guest imports canonical_abi.drop from unknown module "canonical_abi"',
     ]

