@@ -242,7 +242,9 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     bundle = read_bundle(args.bundle, _chosen_trust(args, trust_file(args)))
     world = bundle_world(bundle)  # a component guest's; None for a core guest
     wants_fuel = verified_manifest(bundle).limits.fuel is not None
-    engine = chosen_engine(args.engine, wants_fuel=wants_fuel, component=world is not None)
+    engine = chosen_engine(
+        args.engine, wants_fuel=wants_fuel, component=world is not None, shipped=bundle.index.artifact_engines
+    )
     runner = engine_named(engine)
     index, host, plan = bundle.index, host_profile(runner), code_plan(bundle, runner)
     misfits = {m.path: artifact_misfit(m.artifact, host) for m in index.artifacts if m.artifact}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.util import find_spec
@@ -153,10 +153,13 @@ def installed_engines() -> list[str]:
     return [name for name, entry in _ENGINES.items() if _installed(entry.package)]
 
 
-def chosen_engine(name: str | None = None, *, wants_fuel: bool = False, component: bool = False) -> str:
+def chosen_engine(
+    name: str | None = None, *, wants_fuel: bool = False, component: bool = False, shipped: Collection[str] = ()
+) -> str:
     """The engine `name` names, else `$NGIXI_ENGINE`; "auto" (the default) picks the first installed.
 
-    For a guest that `wants_fuel` (a manifest with limits.fuel), "auto" prefers an engine that meters it.
+    For a guest that `wants_fuel` (a manifest with limits.fuel), "auto" prefers an engine that meters it; then
+    one the bundle `shipped` artifacts for (a bundle built only for Wasmtime may use what Wasmer lacks).
     A `component` guest runs on an engine with the component model, whatever `$NGIXI_ENGINE` says.
     Nothing is imported: choosing is cheap, and a host with one engine never loads the other.
     """
@@ -168,7 +171,8 @@ def chosen_engine(name: str | None = None, *, wants_fuel: bool = False, componen
         if not installed:
             raise NgixiError(f"no WebAssembly engine is installed; pip install one of: {', '.join(_ENGINES)}")
         metering = [n for n in installed if _ENGINES[n].meters_fuel]
-        return metering[0] if wants_fuel and metering else installed[0]
+        pool = metering if wants_fuel and metering else installed
+        return next((n for n in pool if n in shipped), pool[0])
     if name not in _ENGINES:
         raise NgixiError(f"unknown engine {name!r}; known engines: {', '.join(_ENGINES)} (or {AUTO})")
     if name not in installed:

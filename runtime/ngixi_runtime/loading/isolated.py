@@ -10,7 +10,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import IO, Any
@@ -295,10 +295,14 @@ class IsolatedTenant:
         self.close()
 
 
-def isolated_engine(manifest: Manifest, engine: str | None) -> str:
-    """The engine a child runs the guest on, chosen here (the child sees none of the host's variables)."""
+def isolated_engine(manifest: Manifest, engine: str | None, shipped: Collection[str] = ()) -> str:
+    """The engine a child runs the guest on, chosen here (the child sees none of the host's variables);
+    `shipped`: the engines its bundle has artifacts for (`chosen_engine`)."""
     chosen = chosen_engine(
-        engine, wants_fuel=manifest.limits.fuel is not None, component=manifest.guest.type.is_component
+        engine,
+        wants_fuel=manifest.limits.fuel is not None,
+        component=manifest.guest.type.is_component,
+        shipped=shipped,
     )
     if manifest.limits.fuel is not None and not meters_fuel(chosen):
         log.warning(

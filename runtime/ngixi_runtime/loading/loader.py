@@ -538,7 +538,7 @@ def _open_core(
     engine: str | None,
     cpu_capped: bool,
 ) -> Opened:
-    chosen = chosen_engine(engine, wants_fuel=manifest.limits.fuel is not None)
+    chosen = chosen_engine(engine, wants_fuel=manifest.limits.fuel is not None, shipped=bundle.index.artifact_engines)
     check_fuel_metering(manifest, chosen, cpu_capped=cpu_capped)
     runner = engine_named(chosen)
     limits = RunLimits(manifest.limits.timeout_ms, manifest.limits.memory_pages, manifest.limits.fuel)

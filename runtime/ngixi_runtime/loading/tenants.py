@@ -34,7 +34,7 @@ import base64
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
@@ -155,12 +155,17 @@ def _watched(watchdog: ProcessWatchdog, manifest: Manifest, what: str) -> Abstra
     )
 
 
-def _in_process_watchdog(watch: bool, manifest: Manifest, engine: str | None) -> ProcessWatchdog | None:
+def _in_process_watchdog(
+    watch: bool, manifest: Manifest, engine: str | None, shipped: Collection[str]
+) -> ProcessWatchdog | None:
     """A watchdog for a guest whose engine would not stop it at limits.timeout_ms in this process."""
     if not watch:
         return None
     chosen = chosen_engine(
-        engine, wants_fuel=manifest.limits.fuel is not None, component=manifest.guest.type.is_component
+        engine,
+        wants_fuel=manifest.limits.fuel is not None,
+        component=manifest.guest.type.is_component,
+        shipped=shipped,
     )
     return None if interrupts(chosen) else ProcessWatchdog()
 
@@ -231,7 +236,7 @@ def open_tenant(
         caller_environment(manifest.guest.name, manifest.capabilities, env or {})  # refused before any child starts
         data = caller_stdin(manifest.guest.name, manifest.capabilities, stdin)
         if not isolated:  # open_guest reads all it needs of the bundle now
-            watchdog = _in_process_watchdog(watch_in_process, manifest, engine)
+            watchdog = _in_process_watchdog(watch_in_process, manifest, engine, verified.index.artifact_engines)
             opening = partial(open_guest, verified, args=args, env=env, stdin=data, sandbox=sandbox, engine=engine)
             if watchdog is None:
                 return InProcessTenant(opening())
@@ -250,7 +255,7 @@ def open_tenant(
             CheckedBundle.of(verified, descriptor),
             child_trust,
             manifest,
-            {**options, "engine": isolated_engine(manifest, engine)},
+            {**options, "engine": isolated_engine(manifest, engine, verified.index.artifact_engines)},
             child_environment(child_env),
         )
         owned_by_tenant = True

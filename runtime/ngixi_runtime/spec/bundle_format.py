@@ -90,6 +90,11 @@ class BundleIndex:
     def artifacts(self) -> tuple[Member, ...]:
         return tuple(m for m in self.members if m.kind == "artifact")
 
+    @property
+    def artifact_engines(self) -> frozenset[str]:
+        """The engines the bundle ships machine code for: those its author built it for."""
+        return frozenset(m.artifact.engine for m in self.artifacts if m.artifact)
+
 
 def trusted_comment(index: BundleIndex) -> str:
     """The signature's trusted comment: it repeats what the signer vouches for."""

@@ -227,6 +227,21 @@ def test_the_default_engine_for_a_fuel_limited_guest_is_one_that_meters_fuel(
     assert guest.origin == f"artifact aot/{host_triple()}.cwasm"
 
 
+@needs_wasmer
+@pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])
+def test_the_default_engine_is_one_the_bundle_was_built_for(
+    tmp_path: Path, keys: KeyFiles, monkeypatch: pytest.MonkeyPatch, isolated: bool
+) -> None:
+    """A bundle its author built for Wasmtime alone (its module may use what Wasmer lacks) runs on Wasmtime
+    under "auto", though Wasmer comes first among the installed engines."""
+    monkeypatch.delenv("NGIXI_ENGINE", raising=False)
+    assert engines.installed_engines()[0] == "wasmer"
+    bundle = bundle_with(tmp_path, keys, [wasmtime_artifact(tmp_path, host_triple())])
+    with open_tenant(bundle, trust_file=keys.trust, isolated=isolated) as tenant:
+        assert tenant.origin == f"artifact aot/{host_triple()}.cwasm"
+        assert tenant.call("add", (20, 22)).values == (42,)
+
+
 def test_wasmtime_stops_an_endless_loop_at_its_timeout_in_process(
     tmp_path: Path, keys: KeyFiles, wasmtime_call_path: str
 ) -> None:
