@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,14 @@ from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE
 from ngixi_runtime.spec.bundle_format import BuildProfile, Channel
 from ngixi_runtime.trust.rollback import STATE_VARIABLE
 from tests.system import require_program
+
+
+def pytest_configure() -> None:
+    """A shell starts a background job with SIGINT ignored, and each process started from it inherits that: the
+    tests that stop a watcher with Ctrl-C need SIGINT delivered to it, as in a run in the foreground."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 REPO = Path(__file__).resolve().parents[1]
 # The loader's tests also run where only Wasmtime is installed (Python 3.12: `make test-loader`).

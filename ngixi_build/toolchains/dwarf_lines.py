@@ -20,6 +20,8 @@ _STRING, _LINE_STRP, _STRP = 0x08, 0x1F, 0x0E
 _FIXED_FORMS = {0x0B: 1, 0x05: 2, 0x06: 4, 0x07: 8, 0x1E: 16}  # data1, data2, data4, data8, data16
 _UDATA, _BLOCK = 0x0F, 0x09
 _CODE = 10
+_NAME_SECTION = b"name"
+_MODULE_NAME = 0  # the name section's subsection that names the module itself
 DEBUG_PREFIX = ".debug_"
 
 
@@ -267,16 +269,33 @@ def code_section_start(wasm: bytes) -> int:
 
 
 def without_debug_sections(wasm: bytes) -> bytes:
-    """The module without its `.debug_*` custom sections (DWARF); every other section byte for byte."""
+    """The module without its `.debug_*` custom sections (DWARF) and without the module's own name (the linker's
+    output file, a temporary one: a build elsewhere would differ by it); every other section byte for byte."""
     out = bytearray(wasm[:8])
     for section_id, start, body, end in _sections(wasm):
         if section_id == 0:
-            name = _Reader(wasm[:end], body)
-            length = name.uleb()
-            if wasm[name.pos : name.pos + length].startswith(DEBUG_PREFIX.encode()):
+            reader = _Reader(wasm[:end], body)
+            length = reader.uleb()
+            name = wasm[reader.pos : reader.pos + length]
+            if name.startswith(DEBUG_PREFIX.encode()):
+                continue
+            if name == _NAME_SECTION:
+                out += custom_section(_NAME_SECTION.decode(), _without_module_name(wasm[reader.pos + length : end]))
                 continue
         out += wasm[start:end]
     return bytes(out)
+
+
+def _without_module_name(names: bytes) -> bytes:
+    """The name section's subsections but the module name (subsection 0)."""
+    reader, kept = _Reader(names), bytearray()
+    while reader.pos < len(names):
+        start, subsection = reader.pos, reader.fixed(1)
+        size = reader.uleb()
+        reader.pos += size
+        if subsection != _MODULE_NAME:
+            kept += names[start : reader.pos]
+    return bytes(kept)
 
 
 def with_line_source_map(wasm: bytes, keep: Keep, *, source: str) -> bytes:

@@ -67,14 +67,17 @@ def test_a_unit_of_no_kept_file_is_left_out() -> None:
     ]
 
 
-def module_with_dwarf(line_table: bytes) -> bytes:
-    """One function (index 0) of five bytes, its name `add`, and a DWARF line table."""
+def module_with_dwarf(line_table: bytes, module_name: bytes = b"") -> bytes:
+    """One function (index 0) of five bytes, its name `add`, and a DWARF line table; the module's own name, if
+    given, as the linker writes it (its output file's name)."""
     types = b"\x01\x60\x00\x00"
     code_body = b"\x01" + bytes([5]) + b"\x00\x00\x01\x01\x0b"  # no locals, unreachable, nop, nop, end
     sections = (
         b"\x01" + uleb128(len(types)) + types + b"\x03\x02\x01\x00" + b"\x0a" + uleb128(len(code_body)) + code_body
     )
     names = b"\x01" + uleb128(6) + b"\x01\x00\x03add"
+    if module_name:
+        names = b"\x00" + uleb128(len(module_name) + 1) + uleb128(len(module_name)) + module_name + names
     return b"\0asm\x01\0\0\0" + sections + custom_section(".debug_line", line_table) + custom_section("name", names)
 
 
@@ -95,6 +98,16 @@ def test_a_release_module_keeps_its_names_without_dwarf() -> None:
     stripped = without_debug_sections(wasm)
     assert set(custom_sections(stripped, source="c.wasm")) == {"name"}
     assert trap_location(stripped, [(0, 30)], source="c.wasm") == "in add"
+
+
+def test_the_linkers_temporary_output_name_is_dropped_so_builds_anywhere_give_the_same_module() -> None:
+    line_table = unit(4, v4_files("guests/c", "main.c"), program(1, 1))
+    built_here = module_with_dwarf(line_table, module_name=b".c-counter.3qsexz4j.wasm")
+    built_elsewhere = module_with_dwarf(line_table, module_name=b".c-counter.ac3zlxh9.wasm")
+    for strip in (without_debug_sections, lambda wasm: with_line_source_map(wasm, keep_guest, source="c.wasm")):
+        assert strip(built_here) == strip(built_elsewhere)
+    assert without_debug_sections(built_here) == without_debug_sections(module_with_dwarf(line_table))
+    assert trap_location(without_debug_sections(built_here), [(0, 30)], source="c.wasm") == "in add"
 
 
 def test_a_line_table_it_cannot_read_leaves_the_module_without_a_map() -> None:
