@@ -83,7 +83,7 @@ def _unknown_module_problem(module: str, names: list[str]) -> str:
 def _import_problems(manifest: Manifest, info: ModuleInfo) -> list[str]:
     def problems(everything: bool) -> list[str]:
         known = provisions() if everything else provisions(manifest.grants)
-        hosted = {module for module, _ in provisions()}
+        hosted = {module for module, _ in known}  # of the granted only, first: a module not among them is a problem
         unknown: dict[str, list[str]] = {}  # one line per module no capability has, at its first import
         found: list[str | tuple[str, list[str]]] = []
         for imp in info.imports:
