@@ -45,16 +45,14 @@ from ngixi_runtime.capabilities.context import Sandbox, Stdin
 from ngixi_runtime.capabilities.linking import caller_environment, caller_stdin
 from ngixi_runtime.engines.base import chosen_engine, interrupts
 from ngixi_runtime.errors import GuestError, InvalidInput
-from ngixi_runtime.files import toml_tables
 from ngixi_runtime.guest.data import DataValue
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, empty_result, measure
 from ngixi_runtime.loading.loader import Guest, encoded_input, likely_artifacts, open_guest, verified_manifest
 from ngixi_runtime.loading.watchdog import ProcessWatchdog
 from ngixi_runtime.trust.local_paths import redirected_below
-from ngixi_runtime.trust.project_trust import project_trust_table
+from ngixi_runtime.trust.project_trust import chosen_trust
 from ngixi_runtime.trust.rollback import RollbackGuard
-from ngixi_runtime.trust.signatures import TrustStore, read_trust, trust_from_table
 
 if TYPE_CHECKING:
     from ngixi_runtime.loading.isolated import IsolatedTenant
@@ -217,7 +215,7 @@ def open_tenant(
     that exists to run this guest, such as `ngixi run --in-process`.
     """
     check_tenant_id(tenant)
-    child_trust, trust = _trust(trust_file, found=project_trust)
+    child_trust, trust = chosen_trust(trust_file, found=project_trust)
     descriptor = open_bundle_file(bundle)
     owned_by_tenant = False
     try:
@@ -268,16 +266,6 @@ def open_tenant(
         loaded.close()
         raise
     return loaded
-
-
-def _trust(path: Path, *, found: bool) -> tuple[dict[str, Any], TrustStore]:
-    """The keys the trust file at `path` trusts, and how its child process gets them: the file's text, or for a
-    project's dev trust file found rather than named (`found`), its tables as `project_trust_table` scopes them."""
-    text, trust = read_trust(path)
-    if not found:
-        return {"source": str(path), "text": text}, trust
-    scoped = project_trust_table(toml_tables(text, source=str(path)), source=path)
-    return {"source": str(path), "table": scoped}, trust_from_table(scoped, source=str(path))
 
 
 def _sandbox(sandboxes: Path | None, channel: str | None, tenant: str, manifest: Manifest) -> Sandbox | None:

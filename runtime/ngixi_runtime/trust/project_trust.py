@@ -19,7 +19,7 @@ from typing import Any
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import write_atomic
 from ngixi_runtime.trust.local_paths import unsafe_because
-from ngixi_runtime.trust.signatures import TrustStore, read_trust_table, trust_from_table
+from ngixi_runtime.trust.signatures import TrustStore, read_trust, read_trust_table, trust_from_table
 
 DEV_CHANNEL = "dev"
 # The public keys of the dev keys this user's builds made or used, one a line, the latest last.
@@ -95,21 +95,23 @@ def _dev_scope(key: object, registered: frozenset[str]) -> object | None:
     return scoped
 
 
-def chosen_trust_table(path: Path, *, found: bool) -> dict[str, Any]:
-    """The trust file's tables; with `found` (a project's dev trust file the operator did not name, see
-    `choice.is_implicit_choice`), as `project_trust_table` scopes them."""
-    raw = read_trust_table(path)
-    return project_trust_table(raw, source=path) if found else raw
-
-
-def load_chosen_trust(path: Path, *, found: bool) -> TrustStore:
-    """`chosen_trust_table` as the keys it trusts."""
-    store = trust_from_table(chosen_trust_table(path, found=found), source=str(path))
+def chosen_trust(path: Path, *, found: bool) -> tuple[dict[str, Any], TrustStore]:
+    """The keys the trust file at `path` trusts, and the same keys as a child process is handed them
+    (`tenant_child`): the file's text, or with `found` (a project's dev trust file the operator did not name, see
+    `choice.is_implicit_choice`) its tables as `project_trust_table` scopes them."""
     if not found:
-        return store
+        text, store = read_trust(path)
+        return {"source": str(path), "text": text}, store
+    scoped = project_trust_table(read_trust_table(path), source=path)
     note = (
         f"the trust file {path} was found from the working directory (or --project), and a project's dev trust "
         f"file found so trusts keys for the {DEV_CHANNEL} channel only, whatever it lists: pass --trust FILE "
         "(this file, or the operator's) to verify other channels"
     )
-    return dataclasses.replace(store, scope_note=note)
+    store = dataclasses.replace(trust_from_table(scoped, source=str(path)), scope_note=note)
+    return {"source": str(path), "table": scoped}, store
+
+
+def load_chosen_trust(path: Path, *, found: bool) -> TrustStore:
+    """The keys `chosen_trust` says the trust file at `path` trusts."""
+    return chosen_trust(path, found=found)[1]

@@ -87,6 +87,8 @@ def test_a_found_dev_trust_file_trusts_no_key_for_release(
     assert "may not sign guest 'hello' on channel 'release'; the trust file" in err
     assert f"{keys.trust} was found from the working directory" in err
     assert "dev channel only, whatever it lists: pass --trust FILE" in err
+    assert exit_code(["run", "--in-process", str(release), "add", "2", "3"]) == 3  # says the same as verify
+    assert f"{keys.trust} was found from the working directory" in capsys.readouterr().err
     assert exit_code(["verify", "--trust", str(keys.trust), str(release)]) == 0
 
 
