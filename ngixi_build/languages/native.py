@@ -43,7 +43,7 @@ def debug_info_for(project: Project, guest: str, wasm: bytes, *, source: str) ->
     """The module without DWARF, keeping its names (a trap names the guest's function); a dev build's with a
     source map of the guest's own files, so that a trap names its file and line."""
     if project.profile != "dev":
-        return without_debug_sections(wasm)
+        return without_debug_sections(wasm, source=source)
     own = project.guests_dir / guest
 
     def shown(path: str) -> str | None:

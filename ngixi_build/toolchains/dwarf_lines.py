@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from ngixi_runtime.spec.sourcemap import SOURCE_MAP_SECTION, vlq
-from ngixi_runtime.spec.wasm import custom_section, custom_sections
+from ngixi_runtime.spec.wasm import custom_section, custom_sections, section_spans
 
 _PATH, _DIRECTORY_INDEX = 1, 2  # DW_LNCT_path, DW_LNCT_directory_index
 _STRING, _LINE_STRP, _STRP = 0x08, 0x1F, 0x0E
@@ -253,26 +253,16 @@ def source_map(rows: list[LineRow], code_start: int) -> bytes | None:
     return json.dumps({"version": 3, "sources": list(sources), "mappings": ",".join(segments)}).encode()
 
 
-def _sections(wasm: bytes) -> Iterator[tuple[int, int, int, int]]:
-    """Each section after the header: its id, where it starts, where its body starts, where it ends."""
-    reader = _Reader(wasm, 8)
-    while reader.pos < len(wasm):
-        start, section_id = reader.pos, reader.fixed(1)
-        size = reader.uleb()
-        yield section_id, start, reader.pos, reader.pos + size
-        reader.pos += size
-
-
-def code_section_start(wasm: bytes) -> int:
+def code_section_start(wasm: bytes, *, source: str) -> int:
     """Where the code section's body starts (the offset DWARF addresses in a wasm module count from)."""
-    return next((body for section_id, _, body, _ in _sections(wasm) if section_id == _CODE), 0)
+    return next((body for section_id, _, body, _ in section_spans(wasm, source=source) if section_id == _CODE), 0)
 
 
-def without_debug_sections(wasm: bytes) -> bytes:
+def without_debug_sections(wasm: bytes, *, source: str) -> bytes:
     """The module without its `.debug_*` custom sections (DWARF) and without the module's own name (the linker's
     output file, a temporary one: a build elsewhere would differ by it); every other section byte for byte."""
     out = bytearray(wasm[:8])
-    for section_id, start, body, end in _sections(wasm):
+    for section_id, start, body, end in section_spans(wasm, source=source):
         if section_id == 0:
             reader = _Reader(wasm[:end], body)
             length = reader.uleb()
@@ -305,6 +295,6 @@ def with_line_source_map(wasm: bytes, keep: Keep, *, source: str) -> bytes:
         rows = line_rows(custom_sections(wasm, source=source), keep)
     except DwarfError:
         rows = []
-    slim = without_debug_sections(wasm)
-    mapped = source_map(rows, code_section_start(slim))
+    slim = without_debug_sections(wasm, source=source)
+    mapped = source_map(rows, code_section_start(slim, source=source))
     return slim + custom_section(SOURCE_MAP_SECTION, mapped) if mapped is not None else slim

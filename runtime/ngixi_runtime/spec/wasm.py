@@ -187,16 +187,24 @@ def custom_sections(data: bytes, *, source: str) -> dict[str, bytes]:
     return found
 
 
-def _sections(data: bytes, source: str) -> Iterator[tuple[int, int, bytes]]:
-    """Each section of a module after its checked header: its id, where its body starts, its body."""
+def section_spans(data: bytes, *, source: str) -> Iterator[tuple[int, int, int, int]]:
+    """Each section of a module after its checked header: its id, where it starts, where its body starts, where
+    it ends."""
     reader = _Reader(data, source)
     if reader.take(4) != b"\0asm" or reader.take(4) != b"\x01\0\0\0":
         raise reader.fail("missing the \\0asm version 1 header")
     while reader.pos < len(data):
-        section_id = reader.byte()
+        start, section_id = reader.pos, reader.byte()
         size = reader.u32()
-        start = reader.pos
-        yield section_id, start, reader.take(size)
+        body = reader.pos
+        reader.take(size)
+        yield section_id, start, body, reader.pos
+
+
+def _sections(data: bytes, source: str) -> Iterator[tuple[int, int, bytes]]:
+    """Each section of a module after its checked header: its id, where its body starts, its body."""
+    for section_id, _, body, end in section_spans(data, source=source):
+        yield section_id, body, data[body:end]
 
 
 def function_bodies(data: bytes, *, source: str) -> dict[int, tuple[int, int]]:

@@ -95,19 +95,27 @@ def test_a_dev_modules_trap_names_the_guests_file_and_line_and_the_dwarf_is_drop
 
 def test_a_release_module_keeps_its_names_without_dwarf() -> None:
     wasm = module_with_dwarf(unit(4, v4_files("guests/c", "main.c"), program(1, 1)))
-    stripped = without_debug_sections(wasm)
+    stripped = without_debug_sections(wasm, source="c.wasm")
     assert set(custom_sections(stripped, source="c.wasm")) == {"name"}
     assert trap_location(stripped, [(0, 30)], source="c.wasm") == "in add"
+
+
+def stripped_of_debug_info(wasm: bytes) -> bytes:
+    return without_debug_sections(wasm, source="c.wasm")
+
+
+def mapped_to_lines(wasm: bytes) -> bytes:
+    return with_line_source_map(wasm, keep_guest, source="c.wasm")
 
 
 def test_the_linkers_temporary_output_name_is_dropped_so_builds_anywhere_give_the_same_module() -> None:
     line_table = unit(4, v4_files("guests/c", "main.c"), program(1, 1))
     built_here = module_with_dwarf(line_table, module_name=b".c-counter.3qsexz4j.wasm")
     built_elsewhere = module_with_dwarf(line_table, module_name=b".c-counter.ac3zlxh9.wasm")
-    for strip in (without_debug_sections, lambda wasm: with_line_source_map(wasm, keep_guest, source="c.wasm")):
+    for strip in (stripped_of_debug_info, mapped_to_lines):
         assert strip(built_here) == strip(built_elsewhere)
-    assert without_debug_sections(built_here) == without_debug_sections(module_with_dwarf(line_table))
-    assert trap_location(without_debug_sections(built_here), [(0, 30)], source="c.wasm") == "in add"
+    assert stripped_of_debug_info(built_here) == stripped_of_debug_info(module_with_dwarf(line_table))
+    assert trap_location(stripped_of_debug_info(built_here), [(0, 30)], source="c.wasm") == "in add"
 
 
 def test_a_line_table_it_cannot_read_leaves_the_module_without_a_map() -> None:
