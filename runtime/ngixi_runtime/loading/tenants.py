@@ -107,21 +107,18 @@ class InProcessTenant:
 
     def call(self, export: str, args: Sequence[Any] = (), *, input: DataValue | None = None) -> CallResult:
         """Calls `export`; `input` (bytes, str or a JSON value) for an export that declares one."""
-        data = encoded_input(self.manifest, export, input)
+        return self._measured(export, args, encoded_input(self.manifest, export, input))
+
+    def run(self) -> CallResult:
+        return self._measured("_start", ())
+
+    def _measured(self, export: str, args: Sequence[Any], data: bytes | None = None) -> CallResult:
         self._check_thread()
         with self._lock:
             if self._watchdog is None:
                 return measure(self._guest, export, args, data)
             with _watched(self._watchdog, self.manifest, export):
                 return measure(self._guest, export, args, data)
-
-    def run(self) -> CallResult:
-        self._check_thread()
-        with self._lock:
-            if self._watchdog is None:
-                return measure(self._guest, "_start", ())
-            with _watched(self._watchdog, self.manifest, "_start"):
-                return measure(self._guest, "_start", ())
 
     def _check_thread(self) -> None:
         if self._owner is not None and threading.get_ident() != self._owner:
