@@ -18,10 +18,6 @@ from ngixi_runtime.errors import ToolchainError
 ZIGLANG = PinnedWheel("ziglang", "ziglang.txt", "C and Zig guests")
 
 
-def requirements() -> str:
-    return ZIGLANG.requirements()
-
-
 def pinned_version() -> str:
     return ZIGLANG.pinned_version()
 
