@@ -51,10 +51,8 @@ def _import_problem(manifest: Manifest, imp: Import, known: Mapping[tuple[str, s
     if imp.kind != "func":
         return f"capabilities: the guest imports {imp.kind} {imp.qualified}; only host functions can be imported"
     found = known.get((imp.module, imp.name))
-    if found is None:
-        if any(module == imp.module for module, _ in known):
-            return f"capabilities: the guest imports {imp.qualified}, which no Ngixi capability provides"
-        return f'capabilities: the guest imports {imp.qualified} from unknown module "{imp.module}"'
+    if found is None:  # its module is a host module (`_import_problems` names those no capability has)
+        return f"capabilities: the guest imports {imp.qualified}, which no Ngixi capability provides"
     if imp.signature != found.host_import.signature:
         return (
             f"capabilities: the guest imports {imp.qualified} as {imp.signature}, "
