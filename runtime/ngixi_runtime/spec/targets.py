@@ -9,6 +9,7 @@ from functools import cache
 from pathlib import Path
 
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.spec.schema import suggestion
 
 
 @dataclass(frozen=True)
@@ -104,10 +105,7 @@ def _unknown_feature(feature: str, name: str, architecture: Architecture) -> str
         return f'"{feature}" is {what}; Wasmer 2.1 knows no {name} CPU features, so leave cpu_features empty'
     if foreign is not None:
         return f'"{feature}" is an {foreign} feature, not one of {name}; remove it'
-    import difflib
-
-    close = difflib.get_close_matches(feature, architecture.features, n=1)
-    hint = f'did you mean "{close[0]}"?' if close else f"known: {', '.join(architecture.features)}"
+    hint = suggestion(feature, architecture.features, "known")
     return f'"{feature}" is not one of the {name} CPU features Wasmer knows; {hint}'
 
 
