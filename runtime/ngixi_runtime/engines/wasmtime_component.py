@@ -184,8 +184,9 @@ class _StdioWriters:
 
 
 class ComponentInstance:
-    thread_bound = False
     """An instantiated component."""
+
+    thread_bound = False
 
     def __init__(
         self,
