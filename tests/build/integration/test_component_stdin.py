@@ -9,9 +9,6 @@ as a core guest on either engine and as a component.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,11 +20,11 @@ from ngixi_runtime.loading.tenants import open_tenant
 from tests.build.integration.test_wasi_testsuite_component import as_component, componentized
 from tests.conftest import REPO, KeyFiles, make_bundle, make_key
 from tests.integration import copy_project
+from tests.run.integration.test_cli_grants import ngixi
 from tests.run.integration.test_wasi_grants import COMMAND, ENV_GRANT, ENVIRON, STDIN_ECHO, STDIN_GRANT
 
 pytestmark = pytest.mark.integration
 
-NGIXI = Path(sys.executable).parent / "ngixi"
 WHERE = pytest.mark.parametrize("where", [(), ("--in-process",)], ids=["isolated", "in-process"])
 # Writes fd_fdstat_get's record of fds 0 to 3 (24 bytes each, at 400) and its errnos (at 600) to stdout.
 FDSTAT = bytes(
@@ -70,14 +67,6 @@ def components(tmp_path_factory: pytest.TempPathFactory) -> tuple[KeyFiles, dict
         bundles[name] = make_bundle(directory / name, keys.key, wasm=wasm, manifest=as_component(manifest))
         bundles[f"{name}-core"] = make_bundle(directory / f"{name}-core", keys.key, wasm=core, manifest=manifest)
     return keys, bundles
-
-
-def ngixi(
-    *arguments: str, cwd: Path, stdin: bytes = b"", env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [NGIXI, *arguments], cwd=cwd, input=stdin, capture_output=True, env={**os.environ, **(env or {})}, check=False
-    )
 
 
 @WHERE

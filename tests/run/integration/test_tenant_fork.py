@@ -19,6 +19,7 @@ from ngixi_runtime.loading.tenants import CallFailed, open_tenant
 from ngixi_runtime.loading.zygote import CHILD_BUNDLE, zygote_pids
 from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle
 from tests.run.integration.test_rollback import wait_until_dead
+from tests.run.integration.test_tenant_checked import child_environ
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 
 LOG = Imp("ngixi", "log", ["i32"] * 3)
@@ -53,11 +54,6 @@ def limits(pid: int) -> dict[str, str]:
     return {row[:26].strip(): row[26:].split()[0] for row in rows}
 
 
-def environ(pid: int) -> dict[str, str]:
-    raw = Path(f"/proc/{pid}/environ").read_bytes()
-    return dict(entry.decode().partition("=")[::2] for entry in raw.split(b"\0") if entry)
-
-
 def descriptors(pid: int) -> dict[int, str]:
     directory = Path(f"/proc/{pid}/fd")
     return {int(entry.name): os.readlink(entry) for entry in directory.iterdir()}
@@ -79,8 +75,8 @@ def test_a_forked_tenant_is_a_clean_room_of_its_own(
         held = descriptors(pid)
         assert session(pid) == pid and os.getsid(pid) != os.getsid(0)
         assert Path(f"/proc/{pid}/cwd").readlink() == Path("/")
-        assert set(environ(pid)) <= {*CHILD_ENVIRONMENT, CACHE_VARIABLE, "SSL_CERT_FILE"}
-        assert environ(pid)["SSL_CERT_FILE"] == "/etc/ca.pem" and "hunter2" not in str(environ(pid))
+        assert set(child_environ(pid)) <= {*CHILD_ENVIRONMENT, CACHE_VARIABLE, "SSL_CERT_FILE"}
+        assert child_environ(pid)["SSL_CERT_FILE"] == "/etc/ca.pem" and "hunter2" not in str(child_environ(pid))
         capped = limits(pid)
         assert capped["Max address space"] != "unlimited"  # set once the guest was instantiated
         assert capped["Max cpu time"] != "unlimited"  # set before each call

@@ -12,13 +12,10 @@ import pytest
 from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.loading.tenants import CallFailed, CallMetrics, CallResult, InProcessTenant, open_tenant
 from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle
-from tests.wasmgen import ADD_BODY, Func, Imp, call_import, module
+from tests.run.unit.test_loader import ADD, GREET, LOG, TRAP
+from tests.wasmgen import Func, module
 
-LOG = Imp("ngixi", "log", ["i32"] * 3)
-ADD = Func("add", ["i32", "i32"], ["i32"], ADD_BODY)
 NOP = Func("nop")
-GREET = Func("greet", body=call_import(0, 2, 0, 0))  # logs an empty line at level 2 (info)
-TRAP = Func("trap", body=b"\x00")
 SPIN = Func("spin", body=b"\x03\x40\x0c\x00\x0b")  # loop, br 0, end
 WASM = module(imports=[LOG], functions=[ADD, NOP, GREET, TRAP, SPIN])
 MANIFEST = HELLO_MANIFEST + "[exports.nop]\n[exports.greet]\n[exports.trap]\n[exports.spin]\n"
