@@ -108,29 +108,35 @@ def run(project: Path, engine: str, *argv: str, stdin: bytes = b"") -> subproces
     )
 
 
+@pytest.fixture(scope="module")
+def expected(project: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, bytes, tuple[int, bytes]]:
+    """What wasmtime-py's own WASI makes of the two cases, once for both engines: the file case's exit code and
+    PNG, and the stdin case's exit code and stdout."""
+    wasm = (project / "artifacts" / "wasm" / "resvg.wasm").read_bytes()
+    work = tmp_path_factory.mktemp("reference") / "work"
+    work.mkdir()
+    (work / "in.svg").write_text(SVG)
+    code, _ = reference(wasm, work, ["resvg", "/work/in.svg", "/work/out.png"], work / "in.svg")
+    return code, (work / "out.png").read_bytes(), reference(wasm, work, ["resvg", "-", "-c"], work / "in.svg")
+
+
 @pytest.mark.parametrize("engine", ["wasmer", "wasmtime"])
-def test_resvg_renders_files_and_stdin_as_under_wasmtime_py(project: Path, engine: str, tmp_path: Path) -> None:
+def test_resvg_renders_files_and_stdin_as_under_wasmtime_py(
+    project: Path, engine: str, expected: tuple[int, bytes, tuple[int, bytes]]
+) -> None:
     work = project / ".ngixi" / "sandbox" / "dev" / "default" / "resvg" / "files" / "work"
     work.mkdir(parents=True, exist_ok=True)
     (work / "in.svg").write_text(SVG)
     (work / f"{engine}.png").unlink(missing_ok=True)
-    wasm = (project / "artifacts" / "wasm" / "resvg.wasm").read_bytes()
-    (tmp_path / "work").mkdir()
-    (tmp_path / "work" / "in.svg").write_text(SVG)
+    reference_code, reference_png, (expected_code, expected_stdout) = expected
 
     rendered = run(project, engine, "/work/in.svg", f"/work/{engine}.png")
     assert (rendered.returncode, rendered.stderr) == (0, b"")
-    assert (
-        reference(wasm, tmp_path / "work", ["resvg", "/work/in.svg", "/work/out.png"], tmp_path / "work" / "in.svg")[0]
-        == 0
-    )
+    assert reference_code == 0
     png = (work / f"{engine}.png").read_bytes()
-    assert png.startswith(b"\x89PNG") and png == (tmp_path / "work" / "out.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and png == reference_png
 
     piped = run(project, engine, "-", "-c", stdin=SVG.encode())
-    expected_code, expected_stdout = reference(
-        wasm, tmp_path / "work", ["resvg", "-", "-c"], tmp_path / "work" / "in.svg"
-    )
     assert (piped.returncode, hashlib.sha256(piped.stdout).hexdigest()) == (
         expected_code,
         hashlib.sha256(expected_stdout).hexdigest(),
