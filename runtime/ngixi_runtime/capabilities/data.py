@@ -19,12 +19,14 @@ _U32 = 0xFFFFFFFF
 
 
 def _within_memory(ctx: HostContext, what: str, pointer: int, length: int) -> None:
-    """A range the guest names (`what`) must lie in its memory: a guest claiming more is refused before any copy.
+    """A range the guest names must lie in its memory: a guest claiming more is refused before any copy. `what`
+    says the range, formatted with `pointer` and `length` only for the refusal (this runs on every host call).
     An empty range names no bytes, wherever it points (an empty slice's pointer may dangle)."""
     size = ctx.mem.size_bytes
     if length and pointer + length > size:
+        named = what.format(pointer, length)
         raise GuestError(
-            f"{ctx.guest}: {ctx.data.export}: {what} names bytes outside its memory of {size} bytes",
+            f"{ctx.guest}: {ctx.data.export}: {named} names bytes outside its memory of {size} bytes",
             outcome="range",
         )
 
@@ -54,8 +56,8 @@ def _input_read(ctx: HostContext) -> HostFunction:
     def input_read(buffer: int, buffer_size: int, length_pointer: int) -> int:
         _in_a_call(ctx, "input_read")
         buffer, buffer_size, length_pointer = buffer & _U32, buffer_size & _U32, length_pointer & _U32
-        _within_memory(ctx, f"input_read({buffer}, {buffer_size})", buffer, buffer_size)
-        _within_memory(ctx, f"input_read's input_len pointer {length_pointer}", length_pointer, 4)
+        _within_memory(ctx, "input_read({0}, {1})", buffer, buffer_size)
+        _within_memory(ctx, "input_read's input_len pointer {0}", length_pointer, 4)
         try:
             copy_out(ctx.mem, ctx.data.input, buffer, buffer_size, length_pointer)
         except AbiFault as fault:
@@ -69,7 +71,7 @@ def _output_write(ctx: HostContext) -> HostFunction:
     def output_write(pointer: int, length: int) -> int:
         pointer, length = pointer & _U32, length & _U32
         _check_output_room(ctx, length)
-        _within_memory(ctx, f"output_write({pointer}, {length})", pointer, length)
+        _within_memory(ctx, "output_write({0}, {1})", pointer, length)
         ctx.data.output += ctx.mem.read(pointer, length)
         return Status.OK
 
