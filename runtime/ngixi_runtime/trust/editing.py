@@ -23,7 +23,7 @@ import tomli
 
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import KEY_FILE_LIMIT, read_input_bytes, read_input_text, write_atomic
-from ngixi_runtime.trust.minisign_format import is_secret_key_file
+from ngixi_runtime.trust.minisign_format import is_secret_key
 from ngixi_runtime.trust.signatures import TrustStore, key_id_of, read_trust_table, trust_from_table
 
 _KEYS_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*keys[ \t]*\]\][ \t]*(#.*)?$", re.MULTILINE)
@@ -45,7 +45,7 @@ def read_public_key(path: Path) -> minisign.PublicKey:
     try:
         return minisign.PublicKey.from_bytes(data)
     except (minisign.Error, ValueError) as error:
-        if is_secret_key_file(path):
+        if is_secret_key(data):
             raise InvalidInput(
                 f"{path}: a minisign SECRET key: give its public half (the .pub file), and keep the secret key "
                 "off the hosts that only verify"

@@ -101,14 +101,23 @@ def _comment(line: bytes, prefix: str) -> str:
     return comment[len(prefix) :]
 
 
+# What of a file tells whether it is a secret key: its first two lines.
+_SECRET_KEY_HEAD = 1024
+
+
 def is_secret_key_file(path: Path) -> bool:
-    """Whether the file is a minisign secret key (encrypted or not), by its layout: a comment line, then
-    the base64 of the "Ed" algorithm, a KDF id and the "B2" checksum algorithm."""
+    """Whether the file is a minisign secret key (`is_secret_key`)."""
     try:
         with path.open("rb") as stream:
-            lines = stream.read(1024).splitlines()
+            return is_secret_key(stream.read(_SECRET_KEY_HEAD))
     except OSError:
         return False
+
+
+def is_secret_key(data: bytes) -> bool:
+    """Whether a key file's bytes are a minisign secret key (encrypted or not), by its layout: a comment line,
+    then the base64 of the "Ed" algorithm, a KDF id and the "B2" checksum algorithm."""
+    lines = data[:_SECRET_KEY_HEAD].splitlines()
     if len(lines) < 2 or not lines[0].startswith(b"untrusted comment:"):
         return False
     try:
