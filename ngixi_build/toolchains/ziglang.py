@@ -48,4 +48,9 @@ def zig_env(state_dir: Path) -> dict[str, str]:
 def status() -> tuple[bool, str]:
     """Whether the pinned zig is installed, and where or what to do."""
     executable = zig_executable()
-    return (True, f"ziglang {pinned_version()} at {executable}") if executable is not None else ZIGLANG.status()
+    if executable is not None:
+        return True, f"ziglang {pinned_version()} at {executable}"
+    installed, detail = ZIGLANG.status()
+    if installed:  # the pinned wheel, but not its binary
+        return False, f"ziglang {pinned_version()} has no zig executable in {sys.prefix}; run `doit toolchain`"
+    return False, detail
