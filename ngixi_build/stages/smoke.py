@@ -29,6 +29,7 @@ from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.guest.smoke import SmokeCall
 from ngixi_runtime.loading.loader import Guest, open_guest, verified_manifest
 from ngixi_runtime.loading.tenants import CallFailed, CallResult, measure
+from ngixi_runtime.printable import printable
 from ngixi_runtime.spec.wit_json import shown as shown_value
 from ngixi_runtime.spec.wit_json import to_json
 from ngixi_runtime.trust.signatures import load_trust
@@ -125,7 +126,7 @@ def smoke_bundle(*, bundle_path: Path, trust_file: Path, label: str) -> int:
                 shared = shared or stack.enter_context(open_guest(bundle, sandbox=sandbox))
                 problem = _check(shared, call)
             if problem is not None:
-                failures.append(f"{label}: smoke[{index}]: {problem}")
+                failures.append(printable(f"{label}: smoke[{index}]: {problem}"))
     if failures:
         raise SmokeFailure("\n".join(failures))
     return len(manifest.smoke)

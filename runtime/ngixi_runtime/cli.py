@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import os
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from ngixi_runtime.errors import InvalidInput, NgixiError, unexpected
+from ngixi_runtime.printable import printable, printable_json, printable_lines
 from ngixi_runtime.trust.choice import (
     DEV_TRUST_FILE,
     TRUST_VARIABLE,
@@ -47,7 +47,7 @@ class Command:
 
 
 def fail(error: NgixiError) -> NoReturn:
-    print(f"ngixi: error: {error}", file=sys.stderr)
+    print(f"ngixi: error: {printable_lines(str(error))}", file=sys.stderr)
     sys.exit(error.exit_code)
 
 
@@ -117,12 +117,12 @@ def _show(result: CallResult, *, as_json: bool, error: str | None = None, output
             result.stderr.decode(errors="replace"),
         )
         document |= json_output(result.output, result.output_kind, result.data)
-        print(json.dumps(document, indent=2, ensure_ascii=False))
+        print(printable_json(document, indent=2))
         if output_file is not None and result.output is not None:  # the file too, as without --json
             write_output(result.output, "bytes", to_file=output_file, stdout=sys.stdout.buffer, stderr=sys.stderr)
         return
     for line in result.logs:
-        print(f"{line.level}: {line.message}", file=sys.stderr)
+        print(f"{line.level}: {printable(line.message)}", file=sys.stderr)
     sys.stdout.buffer.write(result.stdout)
     sys.stderr.buffer.write(result.stderr)
     if result.values:
@@ -230,7 +230,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     chosen = trust_file(args)
     bundle = read_bundle(args.bundle, _chosen_trust(args, chosen), rollback=_rollback_guard(args, chosen))
     check_guest_code(bundle)
-    print(f"ok: {_summary(bundle)}")
+    print(printable(f"ok: {_summary(bundle)}"))
     return 0
 
 
@@ -264,22 +264,27 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             "world": world.to_json() if world else None,
             "code": plan,
         }
-        print(json.dumps(document, indent=2))
+        print(printable_json(document, indent=2))
         return 0
-    print(_summary(bundle))
-    print(f"  code on {engine}: {plan}")
+    _line(_summary(bundle))
+    _line(f"  code on {engine}: {plan}")
     for m in index.members:
-        print(f"  {m.path:<40} {m.size:>10}  sha256 {m.sha256[:16]}  blake3 {m.blake3[:16]}")
+        _line(f"  {m.path:<40} {m.size:>10}  sha256 {m.sha256[:16]}  blake3 {m.blake3[:16]}")
         if m.artifact is not None:
             meta, misfit = m.artifact, misfits[m.path]
-            print(
+            _line(
                 f"      {meta.engine} {meta.engine_version} (binding {meta.binding_version}) {meta.compiler}"
                 f" {meta.triple} cpu={','.join(meta.cpu_features) or '-'} wasm={meta.wasm_sha256[:16]}"
                 f" → {'fits this host' if misfit is None else misfit}"
             )
     for line in world.lines() if world else []:
-        print(f"  {line}")
+        _line(f"  {line}")
     return 0
+
+
+def _line(text: str) -> None:
+    """One line of output that shows a foreign bundle's strings."""
+    print(printable(text))
 
 
 def cmd_trust(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ngixi_runtime.capabilities.base import WASI, Capability, host_import, wasi_import
 from ngixi_runtime.capabilities.context import GuestExit, HostContext, HostFunction
+from ngixi_runtime.printable import printable
 from ngixi_runtime.spec.abi import Errno, read_u32
 
 
@@ -13,7 +14,7 @@ def _abort(ctx: HostContext) -> HostFunction:
         if pointer == 0:
             return "?"
         size = read_u32(ctx.mem, pointer - 4)
-        return ctx.mem.read(pointer, min(size, 4096)).decode("utf-16-le", errors="replace")
+        return printable(ctx.mem.read(pointer, min(size, 4096)).decode("utf-16-le", errors="replace"))
 
     def abort(message: int, file_name: int, line: int, column: int) -> None:
         # Returns: the compiler's `unreachable` after the call traps with the guest's frames, which say

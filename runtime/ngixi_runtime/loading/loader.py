@@ -43,6 +43,7 @@ from ngixi_runtime.guest.data import DataKind, DataValue, check_input, encode, k
 from ngixi_runtime.guest.limits import limit_problems
 from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number
 from ngixi_runtime.loading.aot_cache import AotCache, CacheKey, CacheUnavailable, EntryRefused
+from ngixi_runtime.printable import printable
 from ngixi_runtime.spec.bundle_format import WASM_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
 from ngixi_runtime.spec.wasm import ModuleInfo, read_module_info
@@ -332,7 +333,7 @@ def prepare_best_fitting(
     prepared, origin = _first_accepted(bundle, engine, maker, allow_compile)
     problems = problems_of(prepared)
     if problems:
-        raise VerificationError("\n".join(problems))
+        raise VerificationError("\n".join(map(printable, problems)))
     return prepared, origin
 
 
@@ -430,7 +431,7 @@ def _compiled(
     bundle: VerifiedBundle, engine: Engine, maker: CodeMaker[Prepared], allow_compile: bool, reasons: list[str]
 ) -> Prepared:
     if not (allow_compile and engine.compiler_available()):
-        listing = "\n  ".join(reasons) or "(none)"
+        listing = "\n  ".join(map(printable, reasons)) or "(none)"
         cannot = (
             "compiling at load is turned off"
             if not allow_compile
@@ -639,7 +640,7 @@ def check_guest_code(bundle: VerifiedBundle) -> None:
     info = read_module_info(wasm, source=f"{bundle.source}!{WASM_NAME}")
     problems = check_module(manifest, info)
     if problems:
-        raise VerificationError("\n".join(problems))
+        raise VerificationError("\n".join(map(printable, problems)))
     check_memory_limit(manifest, info)
 
 

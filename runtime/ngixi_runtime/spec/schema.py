@@ -6,6 +6,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from ngixi_runtime.printable import printable
+
 T = TypeVar("T")
 ItemCheck = Callable[[object, str, "Problems"], T | None]
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}\Z")
@@ -19,7 +21,7 @@ class Problems:
         self.lines: list[str] = []
 
     def add(self, field: str, message: str) -> None:
-        self.lines.append(f"{self.source}: {field}: {message}")
+        self.lines.append(printable(f"{self.source}: {field}: {message}"))
 
     def unknown_keys(self, table: Mapping[str, Any], allowed: Sequence[str], prefix: str) -> None:
         for key in table:

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.printable import printable_json
 
 _BYTES, _TUPLE = "$bytes", "$tuple"
 
@@ -77,4 +78,4 @@ def shown(value: Any) -> str:
     """A result value as `ngixi run` prints it: a number as Python writes it, anything else as JSON."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
-    return json.dumps(to_json(value), ensure_ascii=False)
+    return printable_json(to_json(value))

@@ -24,6 +24,7 @@ from ngixi_runtime.capabilities.registry import GRANTABLE, capability
 from ngixi_runtime.errors import InvalidInput, PolicyError
 from ngixi_runtime.files import read_toml_file
 from ngixi_runtime.guest.manifest import LIMIT_KEYS, Manifest
+from ngixi_runtime.printable import printable
 from ngixi_runtime.spec.schema import Problems, suggestion, table, type_name
 
 
@@ -51,7 +52,7 @@ class Policy:
         problems = self.exceeded(manifest)
         if problems:
             guest = f"{manifest.guest.name} {manifest.guest.version}"
-            raise PolicyError(f"{self.source} refuses {guest}:\n  " + "\n  ".join(problems))
+            raise PolicyError(f"{self.source} refuses {guest}:\n  " + "\n  ".join(map(printable, problems)))
 
 
 def _limits(raw: Mapping[str, Any], problems: Problems) -> dict[str, int]:
