@@ -81,7 +81,7 @@ class RollbackGuard:
     ) -> RollbackGuard:
         """The guard of `trust_file`'s domain, its state under `state_dir` (default: `default_state_dir()`)."""
         unguarded = frozenset({_DEV_CHANNEL}) if is_dev_trust_file(trust_file) else frozenset()
-        state_file = state_file_for(trust_file, state_dir or default_state_dir())
+        state_file = state_file_for(trust_file, _usable_directory(state_dir or default_state_dir()))
         return cls(state_file, str(trust_domain(trust_file)), allow_downgrade, unguarded)
 
     def check(self, index: BundleIndex, *, source: str) -> None:
@@ -144,6 +144,16 @@ class RollbackGuard:
             yield
         finally:
             os.close(descriptor)
+
+
+def _usable_directory(state_dir: Path) -> Path:
+    """`state_dir`, refused if it or the nearest of its parents that exists is not a directory: a bundle on an
+    unguarded channel would never write there, and so would not tell."""
+    existing = next(path for path in (state_dir, *state_dir.parents) if path.exists())
+    if not existing.is_dir():
+        what = "is not a directory" if existing == state_dir else f"is under {existing}, which is not a directory"
+        raise InvalidInput(f"{state_dir}: the rollback state directory {what}; {_CHOOSE_ANOTHER}")
+    return state_dir
 
 
 def _describe(index: BundleIndex) -> str:

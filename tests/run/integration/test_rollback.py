@@ -174,8 +174,36 @@ def test_concurrent_recorders_never_lose_the_highest(tmp_path: Path, keys: KeyFi
 
 def test_unwritable_state_directory_says_how_to_choose_another(tmp_path: Path, keys: KeyFiles) -> None:
     (tmp_path / "file").write_text("")
-    with pytest.raises(InvalidInput, match=r"cannot read the rollback state: Not a directory; set NGIXI_STATE_DIR"):
+    with pytest.raises(InvalidInput, match=r"file, which is not a directory; set NGIXI_STATE_DIR"):
         accept(bundle(tmp_path, keys, 9), keys, tmp_path / "file" / "state")
+
+
+@pytest.mark.parametrize("trust", ["dev trust file", "operator trust file"])
+def test_cli_refuses_a_state_dir_that_is_a_file_for_every_bundle(
+    tmp_path: Path, keys: KeyFiles, trust: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A project's dev bundles never touch the state, but a mistyped --state-dir is still named, not ignored."""
+    trust_file = keys.trust
+    if trust == "dev trust file":
+        trust_file = tmp_path / "project" / DEV_TRUST_FILE
+        trust_file.parent.mkdir(parents=True)
+        trust_file.write_bytes(keys.trust.read_bytes())
+    (tmp_path / "file").write_text("")
+    for command in (["run", "--in-process"], ["verify"]):
+        argv = [
+            *command,
+            "--trust",
+            str(trust_file),
+            "--state-dir",
+            str(tmp_path / "file"),
+            str(bundle(tmp_path, keys, 9)),
+        ]
+        assert exit_code(argv + (["add", "2", "3"] if command[0] == "run" else [])) == 2
+        err = capsys.readouterr().err
+        assert err == (
+            f"ngixi: error: {tmp_path / 'file'}: the rollback state directory is not a directory;"
+            " set NGIXI_STATE_DIR (or --state-dir) to a writable directory\n"
+        )
 
 
 def test_default_state_directory() -> None:

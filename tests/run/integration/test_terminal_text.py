@@ -58,9 +58,7 @@ def test_run_shows_guest_text_escaped_one_line_per_log_call(
     assert shown(logged.stderr) == [f"warn: {SHOWN}", "info: \\x1b]0;"]
     failed = ngixi("run", *where, "--trust", str(trust), str(path), "fail", cwd=tmp_path)
     assert failed.returncode == 5
-    assert shown(failed.stderr) == [
-        f"ngixi: error: noisy: guest aborted: {SHOWN} (at ?:1:2)"
-    ]
+    assert shown(failed.stderr) == [f"ngixi: error: noisy: guest aborted: {SHOWN} (at ?:1:2)"]
 
 
 def shown(stderr: bytes) -> list[str]:
