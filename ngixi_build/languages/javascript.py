@@ -34,6 +34,7 @@ class JavaScript(Language):
             "toolchain": javascript.pinned_version(),
             "disabled": list(javascript.WASI_FEATURES),
             "stdio": "if granted",
+            "thrown errors": "logged if log is granted",
         }
 
     def install(self, state_dir: Path) -> None:
@@ -60,9 +61,18 @@ class JavaScript(Language):
                 out_path=out,
                 cwd=project.root,
                 grants=manifest.grants,
+                exports_wrapper=_exports_wrapper(project, manifest, job.out_path),
             )
 
         return language_component.build_component(project, job.guest.name, job.out_path, build)
+
+
+def _exports_wrapper(project: Project, manifest: Manifest, out_path: Path) -> Path | None:
+    """Where the build's export wrapper goes: beside the component, at a fixed path (its name is in the
+    component); none without the log capability, or outside the project (componentize-js sees only the project)."""
+    if "log" not in manifest.grants or not out_path.resolve().is_relative_to(project.root.resolve()):
+        return None
+    return out_path.with_name(f".{manifest.guest.name}.exports.mjs").resolve().relative_to(project.root.resolve())
 
 
 LANGUAGE = JavaScript()

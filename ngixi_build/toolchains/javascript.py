@@ -87,11 +87,16 @@ def build_component(
     out_path: Path,
     cwd: Path,
     grants: Collection[str],
+    exports_wrapper: Path | None = None,
 ) -> None:
-    """Makes `out_path` the component of `entry` for `world`; a failure raises its diagnostics."""
+    """Makes `out_path` the component of `entry` for `world`; a failure raises its diagnostics.
+
+    `exports_wrapper` (under `cwd`, for a guest granted log): where the driver writes, for the build only, the
+    module that logs an Error an export throws before the call traps."""
     disabled = ",".join(disabled_features(grants))
+    wrapper = [] if exports_wrapper is None else [exports_wrapper]
     run(
-        [toolchain.node, DRIVER, toolchain.root, entry, world_dir, world, out_path, disabled],
+        [toolchain.node, DRIVER, toolchain.root, entry, world_dir, world, out_path, disabled, *wrapper],
         what=f"componentize-js {entry}",
         cwd=cwd,
         error=JavaScriptBuildError,

@@ -241,6 +241,11 @@ class ComponentInstance:
     def _within_deadline(self, export: str, invoke: Callable[[], Any]) -> tuple[Any, ...]:
         try:
             return call_within_deadline(self._store, self._deadline, export, invoke)
+        except GuestError as failure:
+            # Raised again without the frames (and Wasmtime's error) that hold the store: a caller keeping the
+            # error would keep the store, and `close` would wait for the stdio writers in vain.
+            failure.__context__ = None
+            raise failure.with_traceback(None) from None
         finally:
             self._raise_stdio_refusal()  # also the cause when the guest failed after a refused write
 

@@ -5,6 +5,7 @@ engine each), so the module builds them once, for this host's Wasmtime only."""
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,11 @@ from ngixi_build.languages.python import LANGUAGE as PYTHON
 from ngixi_build.project import Project
 from ngixi_build.toolchains.wit import wasm_tools
 from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.capabilities.context import Sandbox
+from ngixi_runtime.errors import GuestError
 from ngixi_runtime.guest.component_memory import component_memory_problems
 from ngixi_runtime.guest.manifest import load_manifest
+from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import REPO
 from tests.integration import WatchProcess, copy_project, keep_only_guests, run, set_targets
@@ -27,6 +31,10 @@ GUESTS = ("counter-js", "counter-python")
 GENERATED = {"javascript": "greet-js", "python": "greet-python"}
 RETURN = '        return f"Hello, {arg0}!"'
 RAISE = '            raise ValueError("no boom here")'  # line 15 of the generated app.py
+JS_RETURN = "  return `Hello, ${name}!`;"
+JS_THROW = '  if (name === "boom") throw new RangeError("no boom here");'  # line 9 of the generated index.js
+COUNTER_BUMP = "  const now = total() + by;"
+COUNTER_THROW = '  if (by === -999) throw new Error("no boom here");'  # line 21 of counter-js's index.js
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +49,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
         run(project, "ngixi", "new", guest, "--lang", lang)  # a library component: these languages' only template
     app = project / "guests" / GENERATED["python"] / "app.py"
     app.write_text(app.read_text().replace(RETURN, f'        if arg0 == "boom":\n{RAISE}\n{RETURN}'))
+    index = project / "guests" / GENERATED["javascript"] / "index.js"
+    index.write_text(index.read_text().replace(JS_RETURN, f"{JS_THROW}\n{JS_RETURN}"))
+    counter = project / "guests" / "counter-js" / "index.js"  # granted stdio: its WASI writers are Wasmtime's
+    counter.write_text(counter.read_text().replace(COUNTER_BUMP, f"{COUNTER_THROW}\n{COUNTER_BUMP}"))
     smoked = run(project, "doit", *(f"smoke:{guest}" for guest in (*GUESTS, *GENERATED.values())))
     (project.parent / "smoke.log").write_text(smoked.stdout + smoked.stderr)
     return project
@@ -105,6 +117,41 @@ def test_a_python_exception_is_logged_with_the_guests_line(built: Path) -> None:
     failed = run(built, "ngixi", "run", f"artifacts/bundles/{guest}-0.1.0.ngx", "greet", "boom", check=False)
     assert failed.returncode == 5
     assert f"error: ValueError: no boom here (at guests/{guest}/app.py:15 in greet)\n" in failed.stderr
+
+
+def test_a_javascript_error_is_logged_with_the_guests_line(built: Path) -> None:
+    """componentize-js traps without a word on an uncaught Error (a guest without stdio); the build's wrapper of
+    the exports logs it first. A thrown string is a result's err, not logged (docs/components.md)."""
+    guest = GENERATED["javascript"]
+    failed = run(built, "ngixi", "run", f"artifacts/bundles/{guest}-0.1.0.ngx", "greet", "boom", check=False)
+    assert failed.returncode == 5
+    assert f"error: RangeError: no boom here (at guests/{guest}/index.js:9 in greet)\n" in failed.stderr
+    assert not list((built / "artifacts" / "wasm").glob(".*.mjs"))  # the wrapper is the build's only
+
+
+def test_a_trapped_component_with_stdio_lets_go_of_its_store(built: Path, tmp_path: Path) -> None:
+    """The failure a caller keeps holds no frame with the store, so closing the guest need not wait for
+    Wasmtime's stdio writers (it waited 5 s, and the process then panicked in a Wasmtime thread at exit)."""
+    bundle = read_bundle(built / "artifacts/bundles/counter-js-0.1.0.ngx", load_trust(built / ".ngixi" / "trust.toml"))
+    with open_guest(bundle, sandbox=Sandbox.under(tmp_path)) as guest:
+        with pytest.raises(GuestError) as failed:
+            guest.call("bump", (-999,))
+        started = time.monotonic()
+    assert time.monotonic() - started < 2.0, failed.value
+    ran = run(
+        built,
+        "ngixi",
+        "run",
+        "--in-process",
+        "artifacts/bundles/counter-js-0.1.0.ngx",
+        "bump",
+        "--",
+        "-999",
+        check=False,
+    )
+    assert ran.returncode == 5
+    assert "error: Error: no boom here (at guests/counter-js/index.js:21 in bump)\n" in ran.stderr
+    assert "panicked" not in ran.stderr
 
 
 def _broken_guest(project: Path, name: str, template: str, entry: str, source: str) -> None:
