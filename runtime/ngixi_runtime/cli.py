@@ -169,7 +169,7 @@ def _run(args: argparse.Namespace) -> int:
     ) as tenant:
         manifest = tenant.manifest
         if tenant.compiled or args.verbose:
-            print(f"note: {manifest.guest.name}: {_code_path(tenant.origin)}", file=sys.stderr)
+            print(printable(f"note: {manifest.guest.name}: {_code_path(tenant.origin)}"), file=sys.stderr)
         try:
             if manifest.guest.type.kind == "command":
                 if args.input is not None or args.output is not None:

@@ -36,6 +36,9 @@ BuildProfile = Literal["dev", "release"]
 BUILD_PROFILES: tuple[BuildProfile, ...] = ("dev", "release")
 MemberKind = Literal["manifest", "wasm", "artifact"]
 _HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+# An artifact's engine version, binding version, compiler and CPU feature names: what engines write, and
+# nothing that could change how `ngixi inspect` or a note looks (these strings are the signer's to choose).
+_ARTIFACT_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
 _ARTIFACT_PATH = re.compile(r"aot/[a-z0-9_]+(-[a-z0-9_.]+){0,3}\.(wasmer|cwasm)")
 # Each engine's artifacts have their own suffix, so one triple can carry an artifact per engine.
 _ARTIFACT_SUFFIXES = {"wasmer": "wasmer", "wasmtime": "cwasm"}
@@ -141,13 +144,16 @@ class _Strict:
 def _parse_artifact(raw: Mapping[str, Any], field: str, strict: _Strict) -> ArtifactMeta:
     strict.keys(raw, _ARTIFACT_KEYS, field)
     features = strict.get(raw, "cpu_features", list, field)
-    if not all(type(f) is str for f in features):
-        raise strict.fail(f"{field}.cpu_features", "must be strings")
+    if not all(type(f) is str and _ARTIFACT_WORD.fullmatch(f) for f in features):
+        raise strict.fail(f"{field}.cpu_features", "must be names of letters, digits and _.+-")
     meta = ArtifactMeta(
         **{k: strict.get(raw, k, str, field) for k in _ARTIFACT_TEXT_KEYS}, cpu_features=tuple(features)
     )
     if not _HEX_DIGEST.fullmatch(meta.wasm_sha256):
         raise strict.fail(f"{field}.wasm_sha256", "is not a sha256 hex digest")
+    for key in ("engine_version", "binding_version", "compiler"):
+        if not _ARTIFACT_WORD.fullmatch(getattr(meta, key)):
+            raise strict.fail(f"{field}.{key}", f"{getattr(meta, key)!r} is not a word of letters, digits and _.+-")
     if meta.engine not in _ARTIFACT_SUFFIXES:
         raise strict.fail(f"{field}.engine", f"{meta.engine!r} is not one of {tuple(_ARTIFACT_SUFFIXES)}")
     return meta

@@ -161,6 +161,27 @@ def test_index_refuses_artifact_metadata_on_other_members(tmp_path: Path, keys: 
         read_bundle(path, load_trust(keys.trust))
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("compiler", "\x1b]0;pwned\x07"),
+        ("engine_version", "2.1.1\nngixi: ok"),
+        ("binding_version", "1.1.0 \u202e"),
+        ("cpu_features", ("sse2", "avx\x1b[2J")),
+    ],
+)
+def test_index_refuses_artifact_metadata_that_is_not_a_plain_word(
+    tmp_path: Path, keys: KeyFiles, field: str, value: object
+) -> None:
+    """These strings are the signer's to choose and `ngixi inspect` and a load's note show them."""
+    path = bundle_with(tmp_path, keys, ARTIFACT_BYTES)
+    meta = artifact(tmp_path, ARTIFACT_BYTES).meta
+    lie = dataclasses.replace(meta, **{field: value})  # type: ignore[arg-type]
+    resign(path, keys, lambda index: replace_member(index, 2, artifact=lie))
+    with pytest.raises(VerificationError, match=rf"members\[2\]\.artifact\.{field}: .*letters, digits and _\.\+-"):
+        read_bundle(path, load_trust(keys.trust))
+
+
 def test_inspect_shows_artifact_metadata(tmp_path: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str]) -> None:
     path = bundle_with(tmp_path, keys, ARTIFACT_BYTES)
     assert exit_code(["inspect", "--json", "--trust", str(keys.trust), str(path)]) == 0
