@@ -3,6 +3,7 @@ terminal escapes, carriage returns or bidi controls from the guest reach the ope
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 
@@ -56,6 +57,9 @@ def test_run_shows_guest_text_escaped_one_line_per_log_call(
     logged = ngixi("run", *where, "--trust", str(trust), str(path), "shout", cwd=tmp_path)
     assert logged.returncode == 0, logged.stderr
     assert shown(logged.stderr) == [f"warn: {SHOWN}", "info: \\x1b]0;"]
+    as_json = ngixi("run", *where, "--json", "--trust", str(trust), str(path), "shout", cwd=tmp_path)
+    assert "\u202e" not in as_json.stdout.decode()  # written as an escape, which decodes to the guest's text
+    assert json.loads(as_json.stdout)["logs"][0] == {"level": "warn", "message": FORGED}
     failed = ngixi("run", *where, "--trust", str(trust), str(path), "fail", cwd=tmp_path)
     assert failed.returncode == 5
     assert shown(failed.stderr) == [f"ngixi: error: noisy: guest aborted: {SHOWN} (at ?:1:2)"]
