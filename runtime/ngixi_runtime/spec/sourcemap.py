@@ -14,6 +14,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ngixi_runtime.printable import printable
 from ngixi_runtime.spec.wasm import custom_sections, function_bodies, placed_core_modules
 
 SOURCE_MAP_SECTION = "ngixi:source-map"
@@ -141,9 +142,9 @@ def trap_location(wasm: bytes, frames: Sequence[Frame], *, source: str) -> str |
             place = source_map.locate(offset, bodies.get(index, (offset, offset + 1)))
             if place is not None and not place[0].startswith(LIBRARY_PREFIX):
                 function = f" (in {names[index]})" if index in names else ""
-                return f"at {place[0]}:{place[1]}:{place[2]}{function}"
+                return printable(f"at {place[0]}:{place[1]}:{place[2]}{function}")  # the guest's names
     own = [names[index] for index, _ in frames if index in names and not names[index].startswith(LIBRARY_PREFIX)]
-    return f"in {own[0]}" if own else None
+    return printable(f"in {own[0]}") if own else None
 
 
 def component_trap_location(component: bytes, frames: Sequence[tuple[str, int]], *, source: str) -> str | None:

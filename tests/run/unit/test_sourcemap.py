@@ -99,6 +99,12 @@ def test_without_a_source_map_the_guests_function_is_named() -> None:
     assert trap_location(BASE, ((0, 0), (1, 0)), source="test") is None
 
 
+def test_the_guests_names_are_shown_escaped() -> None:
+    """A name or source file is the guest's to choose; the trap's one line of error shows it escaped."""
+    wasm = BASE + _names({0: "~lib/helper", 1: "fails\nngixi: ok\x1b[2J"})
+    assert trap_location(wasm, ((0, 0), (1, 0)), source="test") == "in fails\\nngixi: ok\\x1b[2J"
+
+
 def test_a_damaged_source_map_is_ignored() -> None:
     assert parse_source_map(b"{not json") is None
     assert parse_source_map(json.dumps({"version": 3, "sources": ["a"], "mappings": "!!"}).encode()) is not None
