@@ -27,6 +27,7 @@ from ngixi_runtime.bundles.reader import VerifiedBundle, read_bundle
 from ngixi_runtime.errors import InvalidInput, NgixiError, VerificationError
 from ngixi_runtime.files import atomic_output
 from ngixi_runtime.loading.loader import verified_manifest
+from ngixi_runtime.printable import printable
 from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX, MAX_BUNDLE_BYTES, BundleIndex
 from ngixi_runtime.trust.signatures import TrustedKey, TrustStore
 
@@ -44,6 +45,7 @@ USERNAME_VARIABLE = "NGIXI_REGISTRY_USERNAME"
 PASSWORD_VARIABLE = "NGIXI_REGISTRY_PASSWORD"
 INSECURE_VARIABLE = "NGIXI_REGISTRY_INSECURE"
 REACH_TIMEOUT_SECONDS = 10
+_BODY_SHOWN = 300  # characters of a refusal's body quoted in the error
 _HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 _REPOSITORY_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
@@ -199,7 +201,7 @@ def _prepare(client: oras.client.OrasClient, registry: str, path: Path, key: Sig
             tagged = existing[0], existing[1].get("digest") in (layer["digest"], _sha256(data))
         out_of_order = None if tagged else _out_of_order(client, registry, reference, bundle.index)
     except (requests.RequestException, ValueError) as error:
-        raise RegistryError(f"{reference}: manifest lookup failed: {error}") from None
+        raise RegistryError(f"{reference}: manifest lookup failed: {printable(str(error))}") from None
     blobs = ((layer, layer_bytes), (config_descriptor, config_bytes))
     return _Upload(reference, container, blobs, manifest, _sha256(manifest), tagged, out_of_order)
 
@@ -267,7 +269,7 @@ def _push(client: oras.client.OrasClient, upload: _Upload, *, force: bool) -> Pu
         )
         _check_won(client, upload)
     except (requests.RequestException, ValueError) as error:
-        raise RegistryError(f"{upload.reference}: push failed: {error}") from None
+        raise RegistryError(f"{upload.reference}: push failed: {printable(str(error))}") from None
     return Published(upload.reference, upload.digest, "published" if upload.tagged is None else "overwritten")
 
 
@@ -346,7 +348,8 @@ def _put_manifest(
 
 def _checked(response: requests.Response, reference: str, what: str) -> None:
     if response.status_code not in (200, 201, 202):
-        raise RegistryError(f"{reference}: {what} refused by the registry: HTTP {response.status_code} {response.text}")
+        body = printable(response.text[:_BODY_SHOWN])  # the registry's text, one line
+        raise RegistryError(f"{reference}: {what} refused by the registry: HTTP {response.status_code} {body}")
 
 
 def compressed(bundle: bytes) -> bytes:
@@ -407,7 +410,7 @@ def pull_bundle(*, reference: str, out_dir: Path, trust: TrustStore) -> Path:
             final = out_dir / f"{index.guest}-{index.version}{BUNDLE_SUFFIX}"  # both checked by the reader
             _write_new(final, staged.read_bytes())
     except (requests.RequestException, ValueError) as error:
-        raise RegistryError(f"{reference}: pull failed: {error}") from None
+        raise RegistryError(f"{reference}: pull failed: {printable(str(error))}") from None
     return final
 
 

@@ -1,10 +1,13 @@
-"""Registry and tag names as the OCI distribution spec allows them, refused in one line before any request."""
+"""Registry and tag names as the OCI distribution spec allows them, refused in one line before any request; a
+registry's refusal quoted on one line."""
 
 from __future__ import annotations
 
 import pytest
+import requests
 
-from ngixi_build.workflows.publish import checked_registry, oci_tag
+from ngixi_build.workflows import publish
+from ngixi_build.workflows.publish import RegistryError, checked_registry, oci_tag
 from ngixi_runtime.errors import InvalidInput
 
 
@@ -28,3 +31,14 @@ def test_a_versions_build_metadata_becomes_an_underscore_in_its_tag() -> None:
     assert oci_tag("1.2.3-rc.1+build.5") == "1.2.3-rc.1_build.5"
     with pytest.raises(InvalidInput, match="cannot be an OCI tag"):
         oci_tag("1" * 129)
+
+
+def test_a_registry_refusal_quotes_its_body_on_one_escaped_line() -> None:
+    """The registry's error body is foreign text: no escape sequence or forged line reaches the terminal."""
+    response = requests.Response()
+    response.status_code, response._content = 500, b"\x1b]0;pwned\x07oops\nngixi: ok " + b"x" * 1000
+    with pytest.raises(RegistryError) as refused:
+        publish._checked(response, "r/hello:0.1.0", "manifest push")
+    message = str(refused.value)
+    assert message.startswith("r/hello:0.1.0: manifest push refused by the registry: HTTP 500 \\x1b]0;pwned\\x07")
+    assert "\n" not in message and len(message) < 400
