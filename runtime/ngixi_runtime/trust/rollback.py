@@ -149,8 +149,8 @@ class RollbackGuard:
 def _usable_directory(state_dir: Path) -> Path:
     """`state_dir`, refused if it or the nearest of its parents that exists is not a directory: a bundle on an
     unguarded channel would never write there, and so would not tell."""
-    existing = next(path for path in (state_dir, *state_dir.parents) if path.exists())
-    if not existing.is_dir():
+    existing = next((path for path in (state_dir, *state_dir.parents) if path.exists()), None)
+    if existing is not None and not existing.is_dir():
         what = "is not a directory" if existing == state_dir else f"is under {existing}, which is not a directory"
         raise InvalidInput(f"{state_dir}: the rollback state directory {what}; {_CHOOSE_ANOTHER}")
     return state_dir
