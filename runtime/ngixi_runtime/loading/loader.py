@@ -192,21 +192,21 @@ class Guest:
         self.compiled = compiled
         self._instance = instance
         self._context = context
-        self.initial_pages = instance.memory.pages  # a memory that starts at its limit never runs out by growing
-        context.data = CallData(manifest.limits.input_bytes, manifest.limits.output_bytes)
+        self.page_count = instance.memory.page_count  # pages now
+        self.initial_pages = self.page_count()  # a memory that starts at its limit never runs out by growing
+        self.call_data = context.data = CallData(manifest.limits.input_bytes, manifest.limits.output_bytes)
+        self.output: GuestOutput = context.output  # taken from, never replaced
         self._wasm = wasm  # the verified .wasm, read only to say where a trap happened
         self._timeout_seconds = manifest.limits.timeout_ms / 1000
         self._output_kinds = {declared.name: declared.output for declared in manifest.exports}
         # A call of one of these with no arguments and no input passes `check_call` without asking.
         self._unchecked = frozenset(e.name for e in manifest.exports if not e.params and e.input is None)
-
-    @property
-    def output(self) -> GuestOutput:
-        return self._context.output
+        # The declared exports whose calls may write no output through the call data ABI.
+        self.outputless = frozenset(e.name for e in manifest.exports if e.output is None)
 
     @property
     def memory_pages(self) -> int:
-        return self._instance.memory.pages
+        return self.page_count()
 
     @property
     def thread_bound(self) -> bool:
@@ -224,10 +224,6 @@ class Guest:
         """What a declared export's output is; None for one that declares none."""
         return self._output_kinds.get(export)
 
-    def _begin_call(self) -> None:
-        """Tells host functions when this call's time is up, so that waits (http) end within it."""
-        self._context.call_ends_at = time.monotonic() + self._timeout_seconds
-
     def __exit__(self, *_: object) -> None:
         self.close()
 
@@ -238,18 +234,16 @@ class Guest:
         """
         if args or data is not None or export not in self._unchecked:
             check_call(self.manifest, export, args, data)
-        self._begin_call()
-        self._context.data.begin(export, data or b"")
+        self.call_data.begin(export, data or b"")
         return self._explained_call(export, args)
 
     def take_output(self) -> bytes:
         """What the last call wrote through the call data ABI."""
-        return self._context.data.take_output()
+        return self.call_data.take_output()
 
     def run_command(self) -> int:
         """Runs a command guest's `_start`; returns its exit code."""
         check_call(self.manifest, "_start", ())
-        self._begin_call()
         try:
             self._explained_call("_start", ())
         except GuestExit as exit_:
@@ -258,8 +252,10 @@ class Guest:
 
     def _explained_call(self, export: str, args: Sequence[Any]) -> tuple[Any, ...]:
         """The export's call, where a trap says the guest's abort message, if it aborted, and where in its own
-        code it was. Not a context manager: on a call that does nothing, one costs more than the call."""
+        code it was. Not a context manager: on a call that does nothing, one costs more than the call.
+        Host functions are told when its time is up, so that their waits (http) end within it."""
         context = self._context
+        context.call_ends_at = time.monotonic() + self._timeout_seconds
         context.aborted = None
         try:
             values = self._instance.call(export, args)
