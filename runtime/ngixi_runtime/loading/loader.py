@@ -290,8 +290,24 @@ def verified_manifest(bundle: VerifiedBundle) -> Manifest:
 
 
 def declared_module(bundle: VerifiedBundle) -> ModuleInfo:
-    """What the verified .wasm itself declares: every memory and table, exported or not."""
-    return read_module_info(bundle.data(bundle.index.member("wasm")), source=f"{bundle.source}!guest.wasm")
+    """What the verified .wasm itself declares: every memory and table, exported or not.
+
+    Kept per digest the signed index gives the .wasm, as what a module declares depends on its bytes alone: a
+    host that loads the guest again from an artifact neither reads nor parses its .wasm again.
+    """
+    member = bundle.index.member("wasm")
+    identity = (member.blake3, member.size)
+    known = _DECLARED_MODULES.get(identity)
+    if known is None:
+        known = read_module_info(bundle.data(member), source=f"{bundle.source}!guest.wasm")
+        if len(_DECLARED_MODULES) >= _KEPT_DECLARED_MODULES:
+            _DECLARED_MODULES.clear()  # a bound, not an LRU: a host loads a few guests again and again
+        _DECLARED_MODULES[identity] = known
+    return known
+
+
+_DECLARED_MODULES: dict[tuple[str, int], ModuleInfo] = {}
+_KEPT_DECLARED_MODULES = 256
 
 
 def _artifact_code(bundle: VerifiedBundle, member: Member) -> dict[str, Any]:

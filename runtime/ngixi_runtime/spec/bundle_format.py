@@ -238,8 +238,7 @@ def parse_index(data: bytes, *, source: str) -> BundleIndex:
     listed = strict.get(raw, "members", list)
     if len(listed) > MAX_MEMBERS:
         raise strict.fail("members", f"lists {len(listed)} members, over the limit of {MAX_MEMBERS}")
-    members = tuple(_parse_member(m, f"members[{i}]", strict) for i, m in enumerate(listed))
-    _check_member_set(members, strict)
+    members = _members(data, source, listed)
     sequence = strict.get(raw, "sequence", int)
     if sequence < 0:
         raise strict.fail("sequence", f"{sequence} is negative")
@@ -253,6 +252,24 @@ def parse_index(data: bytes, *, source: str) -> BundleIndex:
         manifest=strict.get(raw, "manifest", dict),
         profile=cast(BuildProfile, profile),
     )
+
+
+def _members(data: bytes, source: str, listed: list[Any]) -> tuple[Member, ...]:
+    """The members the index `data` lists (`listed`, decoded from it), parsed and checked once per exact bytes and
+    source in a process: the immutable result depends on them alone, so a host that loads again reuses it."""
+    known = _PARSED_MEMBERS.get((data, source))
+    if known is None:
+        strict = _Strict(source)
+        known = tuple(_parse_member(m, f"members[{i}]", strict) for i, m in enumerate(listed))
+        _check_member_set(known, strict)
+        if len(_PARSED_MEMBERS) >= _KEPT_PARSED_INDEXES:
+            _PARSED_MEMBERS.clear()  # a bound, not an LRU: a host loads a few bundles again and again
+        _PARSED_MEMBERS[data, source] = known
+    return known
+
+
+_PARSED_MEMBERS: dict[tuple[bytes, str], tuple[Member, ...]] = {}
+_KEPT_PARSED_INDEXES = 64
 
 
 def _check_member_set(members: tuple[Member, ...], strict: _Strict) -> None:
