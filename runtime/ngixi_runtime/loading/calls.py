@@ -8,7 +8,7 @@ import base64
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from time import perf_counter_ns
-from typing import Any, TypeVar
+from typing import Any
 
 from ngixi_runtime.capabilities.context import GuestOutput, LogLine
 from ngixi_runtime.errors import GuestError
@@ -16,7 +16,11 @@ from ngixi_runtime.guest.data import DataKind, DataValue, check_output, decode
 from ngixi_runtime.loading.loader import Guest
 from ngixi_runtime.spec.wit_json import to_wire
 
-FrozenT = TypeVar("FrozenT")
+# A frozen dataclass made as `kind(**fields)` makes it, for every one of its fields, but without its `__init__`,
+# which sets each field through a call of `object.__setattr__` (most of a call's bookkeeping): `_new(kind)`, then
+# `_set(made, "__dict__", fields)`. Inline, not a helper: on a call that does nothing, its call would cost too.
+_new = object.__new__
+_set = object.__setattr__
 
 
 @dataclass(frozen=True)
@@ -87,8 +91,10 @@ def measure(guest: Guest, export: str, args: Sequence[Any], data: bytes | None =
     # Most calls: nothing written, printed, logged or called, so nothing to take, copy, check or count.
     call_data.input = b""  # let go, as take_output does
     pages = guest.page_count()
-    metrics = _frozen(
-        CallMetrics,
+    metrics = _new(CallMetrics)
+    _set(
+        metrics,
+        "__dict__",
         {
             "duration_ms": _milliseconds(perf_counter_ns() - start),
             "memory_pages": pages,
@@ -97,8 +103,10 @@ def measure(guest: Guest, export: str, args: Sequence[Any], data: bytes | None =
             "outcome": "ok",
         },
     )
-    return _frozen(
-        CallResult,
+    result = _new(CallResult)
+    _set(
+        result,
+        "__dict__",
         {
             "values": values,
             "exit_code": None,
@@ -110,6 +118,7 @@ def measure(guest: Guest, export: str, args: Sequence[Any], data: bytes | None =
             "output_kind": None,
         },
     )
+    return result
 
 
 def _measured(guest: Guest, export: str, args: Sequence[Any], data: bytes | None, start: int) -> CallResult:
@@ -203,8 +212,10 @@ def _result(
         taken = output.take()
         logs, stdout, stderr = tuple(taken.logs), bytes(taken.stdout), bytes(taken.stderr)
         host_calls, size = dict(taken.host_calls), taken.size
-    metrics = _frozen(
-        CallMetrics,
+    metrics = _new(CallMetrics)
+    _set(
+        metrics,
+        "__dict__",
         {
             "duration_ms": _milliseconds(nanoseconds),
             "memory_pages": pages,
@@ -213,8 +224,10 @@ def _result(
             "outcome": "ok" if failure is None else failure.outcome,
         },
     )
-    return _frozen(
-        CallResult,
+    result = _new(CallResult)
+    _set(
+        result,
+        "__dict__",
         {
             "values": values,
             "exit_code": exit_code,
@@ -226,11 +239,4 @@ def _result(
             "output_kind": output_kind,
         },
     )
-
-
-def _frozen(kind: type[FrozenT], fields: dict[str, Any]) -> FrozenT:
-    """The same as `kind(**fields)` for a frozen dataclass `kind` and every one of its fields, but made without
-    its `__init__`, which sets each field through a call of `object.__setattr__` (most of a call's bookkeeping)."""
-    made = object.__new__(kind)
-    object.__setattr__(made, "__dict__", fields)
-    return made
+    return result

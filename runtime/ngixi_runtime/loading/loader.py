@@ -231,31 +231,14 @@ class Guest:
         """Calls an export with its input `data` (for one that declares input); its output is `take_output()`.
 
         `args`: numbers for a core guest's exports; for a component's, Python values of its WIT types (wit_values).
+        A trap says the guest's abort message, if it aborted, and where in its own code it was.
         """
         if args or data is not None or export not in self._unchecked:
             check_call(self.manifest, export, args, data)
         self.call_data.begin(export, data or b"")
-        return self._explained_call(export, args)
-
-    def take_output(self) -> bytes:
-        """What the last call wrote through the call data ABI."""
-        return self.call_data.take_output()
-
-    def run_command(self) -> int:
-        """Runs a command guest's `_start`; returns its exit code."""
-        check_call(self.manifest, "_start", ())
-        try:
-            self._explained_call("_start", ())
-        except GuestExit as exit_:
-            return exit_.code
-        return 0
-
-    def _explained_call(self, export: str, args: Sequence[Any]) -> tuple[Any, ...]:
-        """The export's call, where a trap says the guest's abort message, if it aborted, and where in its own
-        code it was. Not a context manager: on a call that does nothing, one costs more than the call.
-        Host functions are told when its time is up, so that their waits (http) end within it."""
+        # Not a context manager, nor a helper: on a call that does nothing, each costs a good part of the call.
         context = self._context
-        context.call_ends_at = time.monotonic() + self._timeout_seconds
+        context.call_ends_at = time.monotonic() + self._timeout_seconds  # so that host functions' waits end in time
         context.aborted = None
         try:
             values = self._instance.call(export, args)
@@ -264,6 +247,18 @@ class Guest:
         if context.aborted is not None:  # an abort the guest returned from: still the call's end
             raise GuestError(context.aborted)
         return values
+
+    def take_output(self) -> bytes:
+        """What the last call wrote through the call data ABI."""
+        return self.call_data.take_output()
+
+    def run_command(self) -> int:
+        """Runs a command guest's `_start`; returns its exit code."""
+        try:
+            self.call("_start", ())
+        except GuestExit as exit_:
+            return exit_.code
+        return 0
 
     def _explained(self, error: GuestError) -> GuestError:
         aborted = self._context.aborted if error.outcome == "trap" else None
