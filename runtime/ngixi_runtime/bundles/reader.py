@@ -8,6 +8,7 @@ archive whose layout the signed index fixes, and `tarfile` costs more than the r
 from __future__ import annotations
 
 import _thread
+import functools
 import hashlib
 import os
 import stat
@@ -24,6 +25,7 @@ import tomli
 
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.guest.manifest import Manifest, manifest_from_table
+from ngixi_runtime.kept import Kept
 from ngixi_runtime.spec.bundle_format import (
     FORMAT_VERSION,
     INDEX_NAME,
@@ -242,6 +244,7 @@ def _octal(field: bytes) -> int:
     return int(field.strip(b"\0 ") or b"0", 8)
 
 
+@functools.lru_cache(maxsize=512)
 def _checksum_holds(block: bytes) -> bool:
     """The header's checksum: its bytes summed with the checksum field as spaces, unsigned or signed."""
     recorded = _octal(block[148:156])
@@ -439,6 +442,21 @@ def _check_manifest_copy(manifest: bytes, index: BundleIndex, source: str) -> No
         raise VerificationError(f"{source}: member {MANIFEST_NAME} differs from the manifest in the signed index")
 
 
+def _kept_manifest(index_bytes: bytes, index: BundleIndex, source: str) -> Manifest:
+    """`_checked_manifest`, once per exact index bytes and source in a process (it depends on them alone); each
+    load gets its own copy of the one mutable part, the table of capabilities (whose options are frozen)."""
+    known = _MANIFESTS.get((index_bytes, source))
+    if known is None:
+        known = _MANIFESTS.keep((index_bytes, source), _checked_manifest(index, source))
+    # The frozen copy made as `replace` would make it, without its per-field __init__ and fields() lookups.
+    copy = object.__new__(Manifest)
+    object.__setattr__(copy, "__dict__", {**vars(known), "capabilities": dict(known.capabilities)})
+    return copy
+
+
+_MANIFESTS: Kept[tuple[bytes, str], Manifest] = Kept(64)
+
+
 def _checked_manifest(index: BundleIndex, source: str) -> Manifest:
     """The guest's manifest, from its copy in the signed index, which must name the index's guest and version."""
     where = f"{source}!{MANIFEST_NAME}"
@@ -476,7 +494,7 @@ def _verify_archive(
     members = archive.match(entries[2:], index)
     ahead = archive.hash_ahead(members, prefetch if defer_members else None)
     try:
-        manifest = _checked_manifest(index, source)
+        manifest = _kept_manifest(index_bytes, index, source)
         contents = {} if defer_members else _read_members(archive, index, members, ahead)
         if rollback is not None:
             rollback.record(index, source=source)

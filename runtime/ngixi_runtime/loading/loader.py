@@ -42,6 +42,7 @@ from ngixi_runtime.guest.check import check_component, check_module
 from ngixi_runtime.guest.data import DataKind, DataValue, check_input, encode, kind_word
 from ngixi_runtime.guest.limits import limit_problems
 from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number
+from ngixi_runtime.kept import Kept
 from ngixi_runtime.loading.aot_cache import AotCache, CacheKey, CacheUnavailable, EntryRefused
 from ngixi_runtime.spec.bundle_format import WASM_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
@@ -294,15 +295,12 @@ def declared_module(bundle: VerifiedBundle) -> ModuleInfo:
     identity = (member.blake3, member.size)
     known = _DECLARED_MODULES.get(identity)
     if known is None:
-        known = read_module_info(bundle.data(member), source=f"{bundle.source}!guest.wasm")
-        if len(_DECLARED_MODULES) >= _KEPT_DECLARED_MODULES:
-            _DECLARED_MODULES.clear()  # a bound, not an LRU: a host loads a few guests again and again
-        _DECLARED_MODULES[identity] = known
+        info = read_module_info(bundle.data(member), source=f"{bundle.source}!guest.wasm")
+        known = _DECLARED_MODULES.keep(identity, info)
     return known
 
 
-_DECLARED_MODULES: dict[tuple[str, int], ModuleInfo] = {}
-_KEPT_DECLARED_MODULES = 256
+_DECLARED_MODULES: Kept[tuple[str, int], ModuleInfo] = Kept(256)
 
 
 def _artifact_code(bundle: VerifiedBundle, member: Member) -> dict[str, Any]:

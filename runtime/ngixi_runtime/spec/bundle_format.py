@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NoReturn, cast
 
 from ngixi_runtime.errors import VerificationError
+from ngixi_runtime.kept import Kept
 
 FORMAT_VERSION = 3
 INDEX_NAME = "bundle.json"
@@ -260,16 +261,13 @@ def _members(data: bytes, source: str, listed: list[Any]) -> tuple[Member, ...]:
     known = _PARSED_MEMBERS.get((data, source))
     if known is None:
         strict = _Strict(source)
-        known = tuple(_parse_member(m, f"members[{i}]", strict) for i, m in enumerate(listed))
-        _check_member_set(known, strict)
-        if len(_PARSED_MEMBERS) >= _KEPT_PARSED_INDEXES:
-            _PARSED_MEMBERS.clear()  # a bound, not an LRU: a host loads a few bundles again and again
-        _PARSED_MEMBERS[data, source] = known
+        members = tuple(_parse_member(m, f"members[{i}]", strict) for i, m in enumerate(listed))
+        _check_member_set(members, strict)
+        known = _PARSED_MEMBERS.keep((data, source), members)
     return known
 
 
-_PARSED_MEMBERS: dict[tuple[bytes, str], tuple[Member, ...]] = {}
-_KEPT_PARSED_INDEXES = 64
+_PARSED_MEMBERS: Kept[tuple[bytes, str], tuple[Member, ...]] = Kept(64)
 
 
 def _check_member_set(members: tuple[Member, ...], strict: _Strict) -> None:

@@ -14,7 +14,7 @@ from ngixi_runtime.errors import PolicyError, VerificationError
 from ngixi_runtime.loading.tenants import InProcessTenant, open_tenant
 from ngixi_runtime.spec.bundle_format import INDEX_NAME, parse_index
 from ngixi_runtime.trust.signatures import load_trust
-from tests.conftest import KeyFiles, make_bundle
+from tests.conftest import KeyFiles, make_bundle, make_key
 from tests.wasmgen import Func, module
 
 NOP = Func("nop")
@@ -63,3 +63,28 @@ def test_a_wasm_with_other_memories_is_held_to_its_own(tmp_path: Path, keys: Key
             continue
         with open_tenant(bundle, trust_file=keys.trust, isolated=False, engine="wasmer") as tenant:
             assert isinstance(tenant, InProcessTenant) and tenant.call("nop").metrics.outcome == "ok"
+
+
+def test_an_edited_manifest_takes_effect_and_a_load_owns_its_manifest(tmp_path: Path, keys: KeyFiles) -> None:
+    trust, wasm = load_trust(keys.trust), module(functions=[NOP])
+    granted = MANIFEST + "\n[capabilities.log]\n"
+    limited = granted + "\n[limits]\ntimeout_ms = 250\n"
+    first = read_bundle(make_bundle(tmp_path, keys.key, wasm=wasm, manifest=granted), trust).manifest
+    again = read_bundle(make_bundle(tmp_path, keys.key, wasm=wasm, manifest=granted), trust).manifest
+    edited = read_bundle(make_bundle(tmp_path, keys.key, wasm=wasm, manifest=limited), trust).manifest
+    assert again == first and edited.limits.timeout_ms == 250 != first.limits.timeout_ms
+    assert again.capabilities is not first.capabilities
+    assert isinstance(first.capabilities, dict)
+    first.capabilities.clear()  # a careless caller changes nothing of the next load's
+    assert read_bundle(make_bundle(tmp_path, keys.key, wasm=wasm, manifest=granted), trust).manifest.grants == {"log"}
+
+
+def test_a_changed_signature_is_checked_anew(tmp_path: Path, keys: KeyFiles) -> None:
+    trust = load_trust(keys.trust)
+    bundle = make_bundle(tmp_path, keys.key, wasm=module(functions=[NOP]), manifest=MANIFEST)
+    read_bundle(bundle, trust)
+    other = make_key(tmp_path / "other")
+    resigned = make_bundle(tmp_path / "resigned", other.key, wasm=module(functions=[NOP]), manifest=MANIFEST)
+    with pytest.raises(VerificationError, match=r"signed by key [0-9A-F]+, which .* does not trust$"):
+        read_bundle(resigned, trust)
+    read_bundle(bundle, trust)
