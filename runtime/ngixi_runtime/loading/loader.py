@@ -200,10 +200,11 @@ class Guest:
         self._wasm = wasm  # the verified .wasm, read only to say where a trap happened
         self._timeout_seconds = manifest.limits.timeout_ms / 1000
         self._output_kinds = {declared.name: declared.output for declared in manifest.exports}
-        # A call of one of these with no arguments and no input passes `check_call` without asking.
-        self._unchecked = frozenset(e.name for e in manifest.exports if not e.params and e.input is None)
+        # A call of one of these with no arguments and no input passes `check_call` without asking (never
+        # `_start`, a command guest's entry, which `check_call` tells apart even where the manifest declares it).
+        self._unchecked = frozenset(e.name for e in manifest.exports if not e.params and e.input is None) - {"_start"}
         # The declared exports whose calls may write no output through the call data ABI.
-        self.outputless = frozenset(e.name for e in manifest.exports if e.output is None)
+        self.outputless = frozenset(e.name for e in manifest.exports if e.output is None) - {"_start"}
 
     @property
     def memory_pages(self) -> int:

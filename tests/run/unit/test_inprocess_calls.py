@@ -93,3 +93,13 @@ def test_wasmtime_times_a_call_out_after_its_epoch_ticker_has_gone_idle(tmp_path
         assert wasmtime.TICKER._asleep
         with pytest.raises(GuestError, match=r"^hello: spin exceeded its 100 ms timeout \(limits.timeout_ms\)$"):
             tenant.call("spin")
+
+
+def test_a_library_guest_that_declares_start_is_still_not_run_as_a_command(tmp_path: Path, keys: KeyFiles) -> None:
+    wasm = module(imports=[LOG], functions=[ADD, NOP, Func("_start")])
+    bundle = make_bundle(tmp_path, keys.key, wasm=wasm, manifest=HELLO_MANIFEST + "[exports.nop]\n[exports._start]\n")
+    with open_tenant(bundle, trust_file=keys.trust, isolated=False) as tenant:
+        for attempt in (tenant.run, lambda: tenant.call("_start")):
+            with pytest.raises(InvalidInput, match=r"^hello is a library guest; name an export to call$"):
+                attempt()
+        assert tenant.call("nop").metrics.outcome == "ok"
