@@ -122,12 +122,16 @@ def measure(guest: Guest, export: str, args: Sequence[Any], data: bytes | None =
 
 
 def _measured(guest: Guest, export: str, args: Sequence[Any], data: bytes | None, start: int) -> CallResult:
+    values: tuple[Any, ...] = ()
+    exit_code = None
     try:
         if export == "_start":
-            return _finished(guest, export, start, exit_code=guest.run_command())
-        return _finished(guest, export, start, values=guest.call(export, args, data))
+            exit_code = guest.run_command()
+        else:
+            values = guest.call(export, args, data)
     except GuestError as error:
         return _finished(guest, export, start, failure=_out_of_memory(guest, export, error))
+    return _finished(guest, export, start, values=values, exit_code=exit_code)
 
 
 def _finished(
