@@ -95,16 +95,26 @@ def read_input_bytes(path: Path, *, what: str, limit: int = INPUT_FILE_LIMIT) ->
     if not stat.S_ISREG(status.st_mode):
         os.close(descriptor)
         raise InvalidInput(f"{path}: {_kind_of(status.st_mode)}, not a regular file; name the file of {what}")
-    with os.fdopen(descriptor, "rb") as stream:
-        try:  # read() sets aside as many bytes as asked for: ask for the size, then for what it grew by
-            data = stream.read(min(status.st_size, limit) + 1)
-            if len(data) > status.st_size:
-                data += stream.read(limit + 1 - len(data))
-        except OSError as error:
-            raise InvalidInput(f"{path}: cannot read {what}: {error.strerror}") from None
+    try:  # a read sets aside as many bytes as asked for: ask for the size, then for what it grew by
+        data = _read_at_most(descriptor, min(status.st_size, limit) + 1)
+        if len(data) > status.st_size:
+            data += _read_at_most(descriptor, limit + 1 - len(data))
+    except OSError as error:
+        raise InvalidInput(f"{path}: cannot read {what}: {error.strerror}") from None
+    finally:
+        os.close(descriptor)
     if len(data) > limit:
         raise InvalidInput(f"{path}: over {limit} bytes, too large for {what}")
     return data
+
+
+def _read_at_most(descriptor: int, count: int) -> bytes:
+    """Up to `count` bytes, to the end of the file: `os.read`, without a buffered file object's own costs."""
+    chunks = []
+    while count > 0 and (chunk := os.read(descriptor, count)):
+        chunks.append(chunk)
+        count -= len(chunk)
+    return b"".join(chunks)
 
 
 def _kind_of(mode: int) -> str:

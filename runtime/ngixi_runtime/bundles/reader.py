@@ -8,6 +8,7 @@ archive whose layout the signed index fixes, and `tarfile` costs more than the r
 from __future__ import annotations
 
 import _thread
+import functools
 import hashlib
 import os
 import stat
@@ -24,6 +25,7 @@ import tomli
 
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.guest.manifest import Manifest, manifest_from_table
+from ngixi_runtime.kept import Kept
 from ngixi_runtime.spec.bundle_format import (
     FORMAT_VERSION,
     INDEX_NAME,
@@ -54,6 +56,8 @@ _PAX = (b"x", b"g")
 _FIXED_ORDER = (INDEX_NAME, SIGNATURE_NAME, MANIFEST_NAME, WASM_NAME)
 _SIZE_LIMITS = {INDEX_NAME: MAX_INDEX_BYTES, SIGNATURE_NAME: MAX_SIGNATURE_BYTES}
 _MAX_ENTRIES = 2 + MAX_MEMBERS
+# As many zero bytes as may end an archive: `_ZEROS.startswith(data)` says data is zeros alone, at memcmp's speed.
+_ZEROS = bytes(_END_OF_ARCHIVE + _RECORD + 1)
 # What is read ahead once the index is verified: members of at most this size, on a thread if worth one.
 _HASH_AHEAD_LIMIT = 64 * 1024 * 1024
 _WORTH_A_THREAD = 64 * 1024  # a smaller member is read and hashed sooner than handed over
@@ -251,6 +255,50 @@ def _checksum_holds(block: bytes) -> bool:
     return recorded == sum(signed) + 8 * 0x20
 
 
+@functools.lru_cache(maxsize=512)
+def _header(block: bytes, offset: int) -> tuple[_Entry, bytes] | str:
+    """The entry whose header is `block`, at `offset`, and its type; or why the header is refused. Kept per exact
+    block and offset, on which alone it depends: a host that loads the same bundle again parses it once."""
+    try:
+        valid = _checksum_holds(block)
+        size = _octal(block[124:136])
+    except ValueError:
+        valid = False
+    if not valid:
+        if offset == 0:
+            return "not a valid bundle archive (no tar header at its start)"
+        return f"the archive has a damaged header at byte {offset}"
+    if block[257:265] != _USTAR_MAGIC:
+        return f"the tar header at byte {offset} is not POSIX USTAR; bundles are plain USTAR archives"
+    prefix, name, kind = _text(block[345:500]), _text(block[0:100]), block[156:157]
+    name = f"{prefix}/{name}" if prefix else name
+    if kind == b"5" or (kind in _REGULAR and name.endswith("/")):
+        kind, name = b"5", name.rstrip("/")
+    return _Entry(name, offset, size, _text(block[157:257])), kind
+
+
+@functools.lru_cache(maxsize=512)
+def _refusals(name: str, kind: bytes, linkname: str, size: int, position: int) -> tuple[str | None, str | None]:
+    """Why an entry cannot be the member at `position`: what unfits it whatever came before (its kind, its path,
+    an old format's index), and what misplaces it there (the order of members, its size). Kept per exact
+    entry and position, on which alone they depend."""
+    problem = _entry_problem(name, kind, linkname)
+    if problem is not None:
+        return f"member {name!r} {problem}", None
+    if position == 0 and name in OLD_INDEX_NAMES:
+        return (
+            f"a format {OLD_INDEX_NAMES[name]} bundle (its index is {name}); this loader reads "
+            f"format {FORMAT_VERSION} (index {INDEX_NAME}): rebuild the bundle with this ngixi-build"
+        ), None
+    misplaced = _placement_problem(name, position)
+    if misplaced is not None:
+        return None, misplaced
+    limit = _SIZE_LIMITS.get(name, MAX_MEMBER_BYTES)
+    if size > limit:
+        return None, f"member {name} is {size} bytes, over its limit of {limit}"
+    return None, None
+
+
 def _entry_problem(name: str, kind: bytes, linkname: str) -> str | None:
     """Why a tar entry can never be a bundle member, whatever its name."""
     if name.startswith("/"):
@@ -322,22 +370,13 @@ class _Archive:
             described = self._parse_header(entry.end)
             name = entry.name if described is None else described[0].name
             raise self.fail(f"member {name!r} carries pax extended headers; bundles are plain USTAR archives")
-        problem = _entry_problem(entry.name, kind, entry.linkname)
-        if problem is not None:
-            raise self.fail(f"member {entry.name!r} {problem}")
-        if position == 0 and entry.name in OLD_INDEX_NAMES:
-            raise self.fail(
-                f"a format {OLD_INDEX_NAMES[entry.name]} bundle (its index is {entry.name}); this loader reads "
-                f"format {FORMAT_VERSION} (index {INDEX_NAME}): rebuild the bundle with this ngixi-build"
-            )
+        unfit, misplaced = _refusals(entry.name, kind, entry.linkname, entry.size, position)
+        if unfit is not None:
+            raise self.fail(unfit)
         if entry.name in seen:
             raise self.fail(f"member {entry.name!r} appears twice")
-        misplaced = _placement_problem(entry.name, position)
         if misplaced is not None:
             raise self.fail(misplaced)
-        limit = _SIZE_LIMITS.get(entry.name, MAX_MEMBER_BYTES)
-        if entry.size > limit:
-            raise self.fail(f"member {entry.name} is {entry.size} bytes, over its limit of {limit}")
         if entry.data + entry.size > self.size:
             raise self.fail(f"member {entry.name} is truncated: the file ends inside it")
         return entry
@@ -345,24 +384,12 @@ class _Archive:
     def _parse_header(self, offset: int) -> tuple[_Entry, bytes] | None:
         """The entry whose header starts at `offset` and its type, or None at the end marker."""
         block = os.pread(self.descriptor, _BLOCK, offset)
-        if len(block) < _BLOCK or not block.strip(b"\0"):
+        if len(block) < _BLOCK or _ZEROS.startswith(block):
             return None
-        try:
-            valid = _checksum_holds(block)
-            size = _octal(block[124:136])
-        except ValueError:
-            valid = False
-        if not valid:
-            if offset == 0:
-                raise self.fail("not a valid bundle archive (no tar header at its start)")
-            raise self.fail(f"the archive has a damaged header at byte {offset}")
-        if block[257:265] != _USTAR_MAGIC:
-            raise self.fail(f"the tar header at byte {offset} is not POSIX USTAR; bundles are plain USTAR archives")
-        prefix, name, kind = _text(block[345:500]), _text(block[0:100]), block[156:157]
-        name = f"{prefix}/{name}" if prefix else name
-        if kind == b"5" or (kind in _REGULAR and name.endswith("/")):
-            kind, name = b"5", name.rstrip("/")
-        return _Entry(name, offset, size, _text(block[157:257])), kind
+        found = _header(block, offset)
+        if isinstance(found, str):
+            raise self.fail(found)
+        return found
 
     def _end_problem(self, end: int) -> str | None:
         """What follows the last header: only the end-of-archive marker and zero padding may."""
@@ -370,7 +397,7 @@ class _Archive:
         if remaining < _END_OF_ARCHIVE:
             return f"the archive is truncated at byte {self.size} (its end-of-archive marker is missing)"
         tail = os.pread(self.descriptor, _END_OF_ARCHIVE + _RECORD + 1, end)
-        if remaining > _END_OF_ARCHIVE + _RECORD or tail.strip(b"\0"):
+        if remaining > _END_OF_ARCHIVE + _RECORD or not _ZEROS.startswith(tail):
             return f"the archive has unexpected bytes after its end-of-archive marker at byte {end}"
         return None
 
@@ -439,6 +466,21 @@ def _check_manifest_copy(manifest: bytes, index: BundleIndex, source: str) -> No
         raise VerificationError(f"{source}: member {MANIFEST_NAME} differs from the manifest in the signed index")
 
 
+def _kept_manifest(index_bytes: bytes, index: BundleIndex, source: str) -> Manifest:
+    """`_checked_manifest`, once per exact index bytes and source in a process (it depends on them alone); each
+    load gets its own copy of the one mutable part, the table of capabilities (whose options are frozen)."""
+    known = _MANIFESTS.get((index_bytes, source))
+    if known is None:
+        known = _MANIFESTS.keep((index_bytes, source), _checked_manifest(index, source))
+    # The frozen copy made as `replace` would make it, without its per-field __init__ and fields() lookups.
+    copy = object.__new__(Manifest)
+    object.__setattr__(copy, "__dict__", {**vars(known), "capabilities": dict(known.capabilities)})
+    return copy
+
+
+_MANIFESTS: Kept[tuple[bytes, str], Manifest] = Kept(64)
+
+
 def _checked_manifest(index: BundleIndex, source: str) -> Manifest:
     """The guest's manifest, from its copy in the signed index, which must name the index's guest and version."""
     where = f"{source}!{MANIFEST_NAME}"
@@ -476,7 +518,7 @@ def _verify_archive(
     members = archive.match(entries[2:], index)
     ahead = archive.hash_ahead(members, prefetch if defer_members else None)
     try:
-        manifest = _checked_manifest(index, source)
+        manifest = _kept_manifest(index_bytes, index, source)
         contents = {} if defer_members else _read_members(archive, index, members, ahead)
         if rollback is not None:
             rollback.record(index, source=source)

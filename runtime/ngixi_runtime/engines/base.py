@@ -79,6 +79,10 @@ class EngineMemory(GuestMemory, Protocol):
     @property
     def pages(self) -> int: ...
 
+    def page_count(self) -> int:
+        """`pages`, asked without the property's own call: a call's metrics ask it each call."""
+        ...
+
 
 class EngineInstance(Protocol):
     thread_bound: bool  # whether only the thread that instantiated it may call it (Wasmer's Python objects)

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import Any, TypeVar
 
 import wasmer
@@ -105,6 +105,7 @@ class WasmerMemory:
     def __init__(self, memory: Any, guest: str) -> None:
         self._memory = memory
         self._guest = guest
+        self.page_count: Callable[[], int] = partial(getattr, memory, "size")
 
     def _view(self, pointer: int, length: int) -> memoryview:
         view = memoryview(self._memory.buffer)

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from typing import Any, TypeVar
 
 import wasmtime
@@ -272,6 +272,7 @@ class WasmtimeMemory:
         self._store = store
         self._guest = guest
         self._bounds = wasmtime_fastpath.memory_bounds(memory, store) or self._public_bounds
+        self.page_count: Callable[[], int] = partial(memory.size, store)
 
     def _public_bounds(self) -> tuple[int, int]:
         return ctypes.addressof(self._memory.data_ptr(self._store).contents), self._memory.data_len(self._store)

@@ -147,6 +147,9 @@ class SealedMemory:
     def pages(self) -> int:
         return 0
 
+    def page_count(self) -> int:
+        return 0
+
     @property
     def size_bytes(self) -> int:
         return 0

@@ -42,6 +42,7 @@ from ngixi_runtime.guest.check import check_component, check_module
 from ngixi_runtime.guest.data import DataKind, DataValue, check_input, encode, kind_word
 from ngixi_runtime.guest.limits import limit_problems
 from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number
+from ngixi_runtime.kept import Kept
 from ngixi_runtime.loading.aot_cache import AotCache, CacheKey, CacheUnavailable, EntryRefused
 from ngixi_runtime.printable import printable
 from ngixi_runtime.spec.bundle_format import WASM_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
@@ -193,21 +194,22 @@ class Guest:
         self.compiled = compiled
         self._instance = instance
         self._context = context
-        self.initial_pages = instance.memory.pages  # a memory that starts at its limit never runs out by growing
-        context.data = CallData(manifest.limits.input_bytes, manifest.limits.output_bytes)
+        self.page_count = instance.memory.page_count  # pages now
+        self.initial_pages = self.page_count()  # a memory that starts at its limit never runs out by growing
+        self.call_data = context.data = CallData(manifest.limits.input_bytes, manifest.limits.output_bytes)
+        self.output: GuestOutput = context.output  # taken from, never replaced
         self._wasm = wasm  # the verified .wasm, read only to say where a trap happened
         self._timeout_seconds = manifest.limits.timeout_ms / 1000
         self._output_kinds = {declared.name: declared.output for declared in manifest.exports}
-        # A call of one of these with no arguments and no input passes `check_call` without asking.
-        self._unchecked = frozenset(e.name for e in manifest.exports if not e.params and e.input is None)
-
-    @property
-    def output(self) -> GuestOutput:
-        return self._context.output
+        # A call of one of these with no arguments and no input passes `check_call` without asking (never
+        # `_start`, a command guest's entry, which `check_call` tells apart even where the manifest declares it).
+        self._unchecked = frozenset(e.name for e in manifest.exports if not e.params and e.input is None) - {"_start"}
+        # The declared exports whose calls may write no output through the call data ABI.
+        self.outputless = frozenset(e.name for e in manifest.exports if e.output is None) - {"_start"}
 
     @property
     def memory_pages(self) -> int:
-        return self._instance.memory.pages
+        return self.page_count()
 
     @property
     def thread_bound(self) -> bool:
@@ -225,10 +227,6 @@ class Guest:
         """What a declared export's output is; None for one that declares none."""
         return self._output_kinds.get(export)
 
-    def _begin_call(self) -> None:
-        """Tells host functions when this call's time is up, so that waits (http) end within it."""
-        self._context.call_ends_at = time.monotonic() + self._timeout_seconds
-
     def __exit__(self, *_: object) -> None:
         self.close()
 
@@ -236,31 +234,14 @@ class Guest:
         """Calls an export with its input `data` (for one that declares input); its output is `take_output()`.
 
         `args`: numbers for a core guest's exports; for a component's, Python values of its WIT types (wit_values).
+        A trap says the guest's abort message, if it aborted, and where in its own code it was.
         """
         if args or data is not None or export not in self._unchecked:
             check_call(self.manifest, export, args, data)
-        self._begin_call()
-        self._context.data.begin(export, data or b"")
-        return self._explained_call(export, args)
-
-    def take_output(self) -> bytes:
-        """What the last call wrote through the call data ABI."""
-        return self._context.data.take_output()
-
-    def run_command(self) -> int:
-        """Runs a command guest's `_start`; returns its exit code."""
-        check_call(self.manifest, "_start", ())
-        self._begin_call()
-        try:
-            self._explained_call("_start", ())
-        except GuestExit as exit_:
-            return exit_.code
-        return 0
-
-    def _explained_call(self, export: str, args: Sequence[Any]) -> tuple[Any, ...]:
-        """The export's call, where a trap says the guest's abort message, if it aborted, and where in its own
-        code it was. Not a context manager: on a call that does nothing, one costs more than the call."""
+        self.call_data.begin(export, data or b"")
+        # Not a context manager, nor a helper: on a call that does nothing, each costs a good part of the call.
         context = self._context
+        context.call_ends_at = time.monotonic() + self._timeout_seconds  # so that host functions' waits end in time
         context.aborted = None
         try:
             values = self._instance.call(export, args)
@@ -269,6 +250,18 @@ class Guest:
         if context.aborted is not None:  # an abort the guest returned from: still the call's end
             raise GuestError(context.aborted)
         return values
+
+    def take_output(self) -> bytes:
+        """What the last call wrote through the call data ABI."""
+        return self.call_data.take_output()
+
+    def run_command(self) -> int:
+        """Runs a command guest's `_start`; returns its exit code."""
+        try:
+            self.call("_start", ())
+        except GuestExit as exit_:
+            return exit_.code
+        return 0
 
     def _explained(self, error: GuestError) -> GuestError:
         aborted = self._context.aborted if error.outcome == "trap" else None
@@ -295,8 +288,21 @@ def verified_manifest(bundle: VerifiedBundle) -> Manifest:
 
 
 def declared_module(bundle: VerifiedBundle) -> ModuleInfo:
-    """What the verified .wasm itself declares: every memory and table, exported or not."""
-    return read_module_info(bundle.data(bundle.index.member("wasm")), source=f"{bundle.source}!guest.wasm")
+    """What the verified .wasm itself declares: every memory and table, exported or not.
+
+    Kept per digest the signed index gives the .wasm, as what a module declares depends on its bytes alone: a
+    host that loads the guest again from an artifact neither reads nor parses its .wasm again.
+    """
+    member = bundle.index.member("wasm")
+    identity = (member.blake3, member.size)
+    known = _DECLARED_MODULES.get(identity)
+    if known is None:
+        info = read_module_info(bundle.data(member), source=f"{bundle.source}!guest.wasm")
+        known = _DECLARED_MODULES.keep(identity, info)
+    return known
+
+
+_DECLARED_MODULES: Kept[tuple[str, int], ModuleInfo] = Kept(256)
 
 
 def _artifact_code(bundle: VerifiedBundle, member: Member) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
+from threading import get_ident
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ngixi_runtime.bundles.reader import open_bundle_file, read_bundle
@@ -107,25 +108,23 @@ class InProcessTenant:
 
     def call(self, export: str, args: Sequence[Any] = (), *, input: DataValue | None = None) -> CallResult:
         """Calls `export`; `input` (bytes, str or a JSON value) for an export that declares one."""
-        return self._measured(export, args, encoded_input(self.manifest, export, input))
-
-    def run(self) -> CallResult:
-        return self._measured("_start", ())
-
-    def _measured(self, export: str, args: Sequence[Any], data: bytes | None = None) -> CallResult:
-        self._check_thread()
+        data = None if input is None else encoded_input(self.manifest, export, input)
+        if self._owner is not None and get_ident() != self._owner:
+            self._refuse_thread()
         with self._lock:
             if self._watchdog is None:
                 return measure(self._guest, export, args, data)
             with _watched(self._watchdog, self.manifest, export):
                 return measure(self._guest, export, args, data)
 
-    def _check_thread(self) -> None:
-        if self._owner is not None and threading.get_ident() != self._owner:
-            raise InvalidInput(
-                f"{self.manifest.guest.name}: an in-process tenant on Wasmer can be called only from the thread "
-                "that opened it; open it isolated, or on Wasmtime, to call it from other threads"
-            )
+    def run(self) -> CallResult:
+        return self.call("_start")
+
+    def _refuse_thread(self) -> None:
+        raise InvalidInput(
+            f"{self.manifest.guest.name}: an in-process tenant on Wasmer can be called only from the thread "
+            "that opened it; open it isolated, or on Wasmtime, to call it from other threads"
+        )
 
     def close(self) -> None:
         with self._lock:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NoReturn, cast
 
 from ngixi_runtime.errors import VerificationError
+from ngixi_runtime.kept import Kept
 
 FORMAT_VERSION = 3
 INDEX_NAME = "bundle.json"
@@ -244,8 +245,7 @@ def parse_index(data: bytes, *, source: str) -> BundleIndex:
     listed = strict.get(raw, "members", list)
     if len(listed) > MAX_MEMBERS:
         raise strict.fail("members", f"lists {len(listed)} members, over the limit of {MAX_MEMBERS}")
-    members = tuple(_parse_member(m, f"members[{i}]", strict) for i, m in enumerate(listed))
-    _check_member_set(members, strict)
+    members = _members(data, source, listed)
     sequence = strict.get(raw, "sequence", int)
     if sequence < 0:
         raise strict.fail("sequence", f"{sequence} is negative")
@@ -259,6 +259,21 @@ def parse_index(data: bytes, *, source: str) -> BundleIndex:
         manifest=strict.get(raw, "manifest", dict),
         profile=cast(BuildProfile, profile),
     )
+
+
+def _members(data: bytes, source: str, listed: list[Any]) -> tuple[Member, ...]:
+    """The members the index `data` lists (`listed`, decoded from it), parsed and checked once per exact bytes and
+    source in a process: the immutable result depends on them alone, so a host that loads again reuses it."""
+    known = _PARSED_MEMBERS.get((data, source))
+    if known is None:
+        strict = _Strict(source)
+        members = tuple(_parse_member(m, f"members[{i}]", strict) for i, m in enumerate(listed))
+        _check_member_set(members, strict)
+        known = _PARSED_MEMBERS.keep((data, source), members)
+    return known
+
+
+_PARSED_MEMBERS: Kept[tuple[bytes, str], tuple[Member, ...]] = Kept(64)
 
 
 def _check_member_set(members: tuple[Member, ...], strict: _Strict) -> None:

@@ -155,10 +155,14 @@ def trust_from_table(raw: Mapping[str, Any], *, source: str) -> TrustStore:
     return TrustStore(source, tuple(_parse_key(k, f"keys[{i}]", source) for i, k in enumerate(keys)))
 
 
+# A signature file's fields (an immutable `Signature`) depend on its bytes alone: parsed once per exact bytes.
+_signature_fields = functools.lru_cache(maxsize=256)(signature_from_bytes)
+
+
 def signer_of(signature_bytes: bytes, trust: TrustStore, *, source: str) -> tuple[TrustedKey, Signature]:
     """The trusted key that made this signature, before anything it signs is read."""
     try:
-        signature = signature_from_bytes(signature_bytes)
+        signature = _signature_fields(signature_bytes)
     except FormatError as error:
         raise VerificationError(f"{source}: the signature is not minisign's format ({error})") from None
     if not signature.is_prehashed:

@@ -11,7 +11,7 @@ import pytest
 from tests.build.unit.test_import_graph import imported_names, project_sources
 
 RUN_LAYERS = (
-    ("ngixi_runtime", "ngixi_runtime.errors", "ngixi_runtime.printable"),
+    ("ngixi_runtime", "ngixi_runtime.errors", "ngixi_runtime.kept", "ngixi_runtime.printable"),
     ("ngixi_runtime.files",),
     ("ngixi_runtime.spec",),
     ("ngixi_runtime.capabilities",),

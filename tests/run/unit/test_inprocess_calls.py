@@ -13,7 +13,7 @@ from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.loading.tenants import CallFailed, CallMetrics, CallResult, InProcessTenant, open_tenant
 from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle
 from tests.run.unit.test_loader import ADD, GREET, LOG, TRAP
-from tests.wasmgen import Func, module
+from tests.wasmgen import DROP, Func, Imp, call_import, module
 
 NOP = Func("nop")
 SPIN = Func("spin", body=b"\x03\x40\x0c\x00\x0b")  # loop, br 0, end
@@ -93,3 +93,29 @@ def test_wasmtime_times_a_call_out_after_its_epoch_ticker_has_gone_idle(tmp_path
         assert wasmtime.TICKER._asleep
         with pytest.raises(GuestError, match=r"^hello: spin exceeded its 100 ms timeout \(limits.timeout_ms\)$"):
             tenant.call("spin")
+
+
+def test_a_library_guest_that_declares_start_is_still_not_run_as_a_command(tmp_path: Path, keys: KeyFiles) -> None:
+    wasm = module(imports=[LOG], functions=[ADD, NOP, Func("_start")])
+    bundle = make_bundle(tmp_path, keys.key, wasm=wasm, manifest=HELLO_MANIFEST + "[exports.nop]\n[exports._start]\n")
+    with open_tenant(bundle, trust_file=keys.trust, isolated=False) as tenant:
+        for attempt in (tenant.run, lambda: tenant.call("_start")):
+            with pytest.raises(InvalidInput, match=r"^hello is a library guest; name an export to call$"):
+                attempt()
+        assert tenant.call("nop").metrics.outcome == "ok"
+
+
+def test_a_call_refused_for_its_output_keeps_what_it_logged(tmp_path: Path, keys: KeyFiles, engine_name: str) -> None:
+    write = Imp("ngixi", "output_write", ["i32"] * 2, ["i32"])
+    bad = Func("bad", body=call_import(0, 2, 0, 0) + call_import(1, 16, 4) + DROP)  # logs, then writes "nope"
+    wasm = module(imports=[LOG, write], functions=[bad], data=[(16, b"nope")])
+    manifest = '[guest]\nname = "hello"\nversion = "0.1.0"\n\n[exports.bad]\noutput = "json"\n\n[capabilities.log]\n'
+    bundle = make_bundle(tmp_path, keys.key, wasm=wasm, manifest=manifest)
+    refused = r"^hello: bad declares output = \"json\", but wrote not valid JSON"
+    opened = open_tenant(bundle, trust_file=keys.trust, isolated=False, engine=engine_name)
+    with opened as tenant, pytest.raises(CallFailed, match=refused) as caught:
+        tenant.call("bad")
+    result = caught.value.result
+    assert (caught.value.outcome, result.metrics.outcome) == ("output", "output")
+    assert [line.level for line in result.logs] == ["info"]
+    assert result.metrics.host_calls == {"log": 1, "data": 1}
