@@ -4,7 +4,6 @@ this process imports none of it."""
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import tempfile
@@ -35,8 +34,6 @@ from ngixi_runtime.loading.tenant_wire import (
     write_all,
 )
 from ngixi_runtime.loading.zygote import CHILD_BUNDLE, ForkedProcess, spawn_tenant
-
-log = logging.getLogger(__name__)
 
 # Time allowed on top of the guest's own timeout for the child to answer over the pipe.
 _IPC_GRACE_SECONDS = 0.25
@@ -305,7 +302,9 @@ def isolated_engine(manifest: Manifest, engine: str | None, shipped: Collection[
         shipped=shipped,
     )
     if manifest.limits.fuel is not None and not meters_fuel(chosen):
-        log.warning(
+        import logging  # here: only a guest with limits.fuel on an engine that cannot meter it logs
+
+        logging.getLogger(__name__).warning(
             "note: %s: %s cannot meter fuel, so limits.fuel is not enforced; limits.timeout_ms caps its CPU time",
             manifest.guest.name,
             chosen,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import logging
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -25,8 +24,6 @@ from ngixi_runtime.files import write_atomic
 from ngixi_runtime.spec.bundle_format import BundleIndex
 from ngixi_runtime.trust.choice import DEV_TRUST_FILE
 from ngixi_runtime.trust.local_paths import unsafe_because
-
-log = logging.getLogger(__name__)
 
 STATE_VARIABLE = "NGIXI_STATE_DIR"
 STATE_SUBDIR = "rollback"
@@ -90,7 +87,11 @@ class RollbackGuard:
             return
         highest = self._lower_than(self._read(), index, source)
         if highest is not None:
-            log.warning("%s: accepting %s below %s (--allow-downgrade)", source, _describe(index), highest)
+            import logging  # here: only a downgrade --allow-downgrade lets through logs
+
+            logging.getLogger(__name__).warning(
+                "%s: accepting %s below %s (--allow-downgrade)", source, _describe(index), highest
+            )
 
     def record(self, index: BundleIndex, *, source: str) -> None:
         """Checks again under the lock, then stores the sequence if it is the highest yet."""

@@ -46,10 +46,11 @@ BUILD_SIDE = ("ngixi_build", "doit", "nodeenv", "watchdog", "tomli_w")
 # The log capability, and the two every guest has.
 GRANTED = {REGISTRY["baseline"], REGISTRY["data"], REGISTRY["log"]}
 # Another command's (trust add), the signer's, what only a manifest error or a [build] table needs (this manifest
-# has none), an operator's policy (none given here), and a TenantPool's threads.
+# has none), an operator's policy (none given here), a TenantPool's threads, and logging (without -v, a run's only
+# messages are warnings, which logging's last resort prints unconfigured).
 NOT_FOR_A_RUN = {
     *("ngixi_runtime.trust.editing", "minisign", "difflib", "shlex"),
-    *("ngixi_runtime.trust.policy", "concurrent.futures", "ngixi_runtime.guest.build_command"),
+    *("ngixi_runtime.trust.policy", "concurrent.futures", "ngixi_runtime.guest.build_command", "logging"),
 }
 
 # An isolated tenant's machinery: its class, the fork server's host side and the frames between them.
@@ -110,3 +111,20 @@ def test_an_isolated_runs_parent_imports_no_engine(tmp_path: Path, bundle: tuple
     parsers, modules = run_recorded(tmp_path, bundle)
     assert_lean(parsers, modules)
     assert not (ENGINE_MODULES["wasmer"] | ENGINE_MODULES["wasmtime"]) & modules
+
+
+def test_a_warning_reads_as_before_without_logging_configured(tmp_path: Path) -> None:
+    keys = make_key(tmp_path / "keys")
+    newer, older = (
+        make_bundle(tmp_path / str(sequence), keys.key, wasm=WASM, manifest=MANIFEST, sequence=sequence)
+        for sequence in (9, 8)
+    )
+    for bundle_path, allow in ((newer, ()), (older, ("--allow-downgrade",))):
+        command = ["verify", "--trust", str(keys.trust), "--state-dir", str(tmp_path / "state"), str(bundle_path)]
+        result = subprocess.run(
+            [sys.executable, "-m", "ngixi_runtime.cli", *command, *allow], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith(f"{older}: accepting sequence 8 of guest ")
+    assert result.stderr.endswith(" below 9 (--allow-downgrade)\n")
+    assert result.stderr.count("\n") == 1
