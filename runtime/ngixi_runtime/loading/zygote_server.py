@@ -7,13 +7,12 @@ import fcntl
 import gc
 import importlib
 import os
-import pkgutil
 import selectors
 import site
-import socket
 import sys
 import traceback
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from ngixi_runtime.loading.zygote import (
     CHILD_DESCRIPTORS,
@@ -24,6 +23,9 @@ from ngixi_runtime.loading.zygote import (
     threads,
 )
 
+if TYPE_CHECKING:
+    import socket
+
 _PRELOADED_PACKAGES = ("ngixi_runtime.capabilities", "ngixi_runtime.engines")
 # A spawn request's: the child's requests, replies, errors and bundle, then its status pipe.
 _RECEIVED_DESCRIPTORS = 5
@@ -31,6 +33,8 @@ _RECEIVED_DESCRIPTORS = 5
 
 def _preload() -> None:
     """Imports what a tenant may need: the tenant child, every capability and every installed engine."""
+    import pkgutil  # here and below: only the zygote's own process (`ngixi run` forks from itself)
+
     importlib.import_module("ngixi_runtime.loading.tenant_child")
     for package_name in _PRELOADED_PACKAGES:
         package = importlib.import_module(package_name)
@@ -41,6 +45,8 @@ def _preload() -> None:
 
 def serve(control: socket.socket) -> None:
     """Forks a tenant for each spawn request until the host closes the control socket."""
+    import socket
+
     selector = selectors.DefaultSelector()
     selector.register(control, selectors.EVENT_READ)
     statuses: dict[int, int] = {}  # pid -> the write end of its status pipe
@@ -61,6 +67,8 @@ def serve(control: socket.socket) -> None:
 
 def _fork(control: socket.socket, descriptors: list[int]) -> tuple[int, int | None]:
     """Forks a tenant on the received descriptors; tells the host its pid and passes it its pidfd."""
+    import socket
+
     if threads() != 1:
         raise RuntimeError("the tenant fork server must be single-threaded when it forks")
     pid = os.fork()
@@ -158,6 +166,8 @@ def _isolated_path() -> list[str]:
 
 
 def main() -> None:
+    import socket
+
     _preload()
     control = socket.socket(fileno=int(sys.argv[1]))
     gc.collect()
