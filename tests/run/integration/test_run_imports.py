@@ -15,7 +15,7 @@ import pytest
 
 from ngixi_runtime.capabilities.registry import REGISTRY
 from tests.conftest import KeyFiles, make_bundle, make_key
-from tests.run.unit.test_loader import MANIFEST, WASM
+from tests.run.unit.test_loader import MANIFEST, WASM, host_artifact
 
 # Runs the CLI's main as the console script does; records the parsers made and the modules imported.
 PROBE = """\
@@ -108,6 +108,15 @@ def test_an_in_process_run_imports_the_chosen_engine_alone(
     assert f"ngixi_runtime.engines.{engine}" in modules
     assert not ENGINE_MODULES[other] & modules
     assert not ISOLATED_ONLY & modules
+
+
+@engine_installed("wasmer")
+def test_a_run_of_a_fitting_artifact_imports_no_host_aot_cache(tmp_path: Path) -> None:
+    keys = make_key(tmp_path / "keys")
+    artifact = host_artifact(tmp_path, WASM)
+    path = make_bundle(tmp_path / "bundle", keys.key, wasm=WASM, manifest=MANIFEST, artifacts=[artifact])
+    _, modules = run_recorded(tmp_path, (path, keys), "--in-process", "--engine", "wasmer")
+    assert "ngixi_runtime.loading.aot_cache" not in modules
 
 
 def test_an_isolated_runs_parent_imports_no_engine(tmp_path: Path, bundle: tuple[Path, KeyFiles]) -> None:
