@@ -9,7 +9,6 @@ in a directory only this user may write, and its digest is checked before it is 
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import stat
@@ -21,6 +20,7 @@ import blake3
 
 from ngixi_runtime.engines.base import EngineId
 from ngixi_runtime.files import atomic_output
+from ngixi_runtime.spec.digests import sha256_hex
 
 CACHE_VARIABLE = "NGIXI_AOT_CACHE"
 _FORMAT = "ngixi-aot 1"
@@ -52,7 +52,7 @@ class CacheKey:
 
     @property
     def name(self) -> str:
-        return hashlib.sha256(json.dumps(self.record(), sort_keys=True).encode()).hexdigest()
+        return sha256_hex(json.dumps(self.record(), sort_keys=True).encode())
 
 
 def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:

@@ -10,7 +10,6 @@ goes back whenever an older commit is checked out.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -22,6 +21,7 @@ from pathlib import Path
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.files import write_atomic
 from ngixi_runtime.spec.bundle_format import BundleIndex
+from ngixi_runtime.spec.digests import sha256_hex
 from ngixi_runtime.trust.choice import DEV_TRUST_FILE
 from ngixi_runtime.trust.local_paths import unsafe_because
 
@@ -54,7 +54,7 @@ def state_file_for(trust_file: Path, state_dir: Path) -> Path:
     """Where the rollback state of the trust domain `trust_file` defines is kept: one file per trust file."""
     resolved = trust_domain(trust_file)
     readable = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{resolved.parent.name}-{resolved.stem}")[:64]
-    return state_dir / STATE_SUBDIR / f"{readable}-{hashlib.sha256(str(resolved).encode()).hexdigest()[:16]}.json"
+    return state_dir / STATE_SUBDIR / f"{readable}-{sha256_hex(str(resolved).encode())[:16]}.json"
 
 
 def is_dev_trust_file(trust_file: Path) -> bool:
