@@ -19,7 +19,7 @@ from ngixi_runtime.engines.base import chosen_engine, meters_fuel
 from ngixi_runtime.errors import InvalidInput, NgixiError, error_with_exit_code
 from ngixi_runtime.guest.data import DataKind, DataValue
 from ngixi_runtime.guest.manifest import Manifest
-from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE, CacheUnavailable, default_cache_dir
+from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE, CacheUnavailable, default_cache_dir
 from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, empty_result
 from ngixi_runtime.loading.loader import check_call, encoded_input
 from ngixi_runtime.loading.tenant_wire import (
