@@ -45,13 +45,14 @@ ENGINE_MODULES = {
 BUILD_SIDE = ("ngixi_build", "doit", "nodeenv", "watchdog", "tomli_w")
 # The log capability, and the two every guest has.
 GRANTED = {REGISTRY["baseline"], REGISTRY["data"], REGISTRY["log"]}
-# Another command's (trust add), the signer's, what only a manifest error or a [build] table needs (this manifest
-# has none), an operator's policy (none given here), a TenantPool's threads, logging (without -v, a run's only
-# messages are warnings, which logging's last resort prints unconfigured) and hashlib (spec/digests.py hashes with
-# cryptography, loaded anyway to verify).
+# Another command's (trust add), the signer's, what only a manifest error, a [build] table or [[smoke]] entries need
+# (this manifest has none), an operator's policy (none given here), a TenantPool's threads, logging (without -v, a
+# run's only messages are warnings, which logging's last resort prints unconfigured) and hashlib (spec/digests.py
+# hashes with cryptography, loaded anyway to verify).
 NOT_FOR_A_RUN = {
     *("ngixi_runtime.trust.editing", "minisign", "difflib", "shlex"),
     *("ngixi_runtime.trust.policy", "concurrent.futures", "ngixi_runtime.guest.build_command", "logging"),
+    "ngixi_runtime.guest.smoke",
     *("hashlib", "_hashlib"),
 }
 
