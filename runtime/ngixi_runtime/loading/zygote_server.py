@@ -7,7 +7,6 @@ import fcntl
 import gc
 import importlib
 import os
-import selectors
 import site
 import sys
 import traceback
@@ -24,9 +23,17 @@ from ngixi_runtime.loading.zygote import (
 )
 
 if TYPE_CHECKING:
+    import selectors
     import socket
 
 _PRELOADED_PACKAGES = ("ngixi_runtime.capabilities", "ngixi_runtime.engines")
+# The tenant child, and what a tenant imports only when its guest needs it (a manifest's [[smoke]] entries, code
+# compiled on this host), which a one-shot `ngixi run` leaves out but every fork of this server should share.
+_PRELOADED_MODULES = (
+    "ngixi_runtime.loading.tenant_child",
+    "ngixi_runtime.guest.smoke",
+    "ngixi_runtime.loading.aot_cache",
+)
 # A spawn request's: the child's requests, replies, errors and bundle, then its status pipe.
 _RECEIVED_DESCRIPTORS = 5
 
@@ -35,7 +42,8 @@ def _preload() -> None:
     """Imports what a tenant may need: the tenant child, every capability and every installed engine."""
     import pkgutil  # here and below: only the zygote's own process (`ngixi run` forks from itself)
 
-    importlib.import_module("ngixi_runtime.loading.tenant_child")
+    for module_name in _PRELOADED_MODULES:
+        importlib.import_module(module_name)
     for package_name in _PRELOADED_PACKAGES:
         package = importlib.import_module(package_name)
         for module in pkgutil.iter_modules(package.__path__, f"{package_name}."):
@@ -45,6 +53,7 @@ def _preload() -> None:
 
 def serve(control: socket.socket) -> None:
     """Forks a tenant for each spawn request until the host closes the control socket."""
+    import selectors
     import socket
 
     selector = selectors.DefaultSelector()

@@ -60,7 +60,7 @@ NOT_FOR_A_RUN = {
 ISOLATED_ONLY = {"ngixi_runtime.loading.isolated", "ngixi_runtime.loading.zygote", "ngixi_runtime.loading.tenant_wire"}
 # What only a fork server needs (its host side starts it with subprocess and talks to it over a socket): `ngixi run`
 # forks its one tenant from itself. And the host AOT cache, which only the child uses (the parent names its directory).
-NOT_IN_AN_ISOLATED_RUNS_PARENT = {"socket", "subprocess", "pkgutil", "ngixi_runtime.loading.aot_cache"}
+NOT_IN_AN_ISOLATED_RUNS_PARENT = {"socket", "subprocess", "pkgutil", "selectors", "ngixi_runtime.loading.aot_cache"}
 
 
 def engine_installed(name: str) -> pytest.MarkDecorator:
@@ -144,3 +144,15 @@ def test_a_warning_reads_as_before_without_logging_configured(tmp_path: Path) ->
     assert result.stderr.startswith(f"{older}: accepting sequence 8 of guest ")
     assert result.stderr.endswith(" below 9 (--allow-downgrade)\n")
     assert result.stderr.count("\n") == 1
+
+
+def test_the_fork_server_preloads_what_a_run_imports_only_when_needed(tmp_path: Path) -> None:
+    lazy = ["ngixi_runtime.guest.smoke", "ngixi_runtime.loading.aot_cache", "ngixi_runtime.loading.tenant_child"]
+    probe = (
+        "import json, sys\n"
+        "from ngixi_runtime.loading.zygote_server import _preload\n"
+        "_preload()\n"
+        f"print(json.dumps([m for m in {lazy!r} if m not in sys.modules]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert (result.returncode, json.loads(result.stdout or "null")) == (0, []), result.stderr
