@@ -1,7 +1,8 @@
 """Whole-process start: `ngixi run … add 2 3` against the interpreter's own start and Extism's, side by side.
 
 Each variant is a fresh process started from this venv; the rounds alternate between the variants (so a
-change in the machine's load hits them all alike) and each figure is the median wall time of its rounds,
+change in the machine's load hits them all alike) and each figure is the median wall time of its rounds
+(and its CPU time, user and system, of the process and the children it waited for: steadier under load),
 after one warm-up run (which writes the bytecode caches, even under PYTHONDONTWRITEBYTECODE, and fills the
 host AOT cache where a variant compiles):
 - `python -c pass`: the floor every Python tool pays, and the unit of the ratios;
@@ -77,23 +78,34 @@ def variants(bundle: Path, scratch: Path) -> dict[str, tuple[list[str], float | 
 ENVIRONMENT = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
 
 
-def run_once(command: list[str]) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, env=ENVIRONMENT, check=False)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)[:80]}… failed: {result.stderr.decode(errors='replace').strip()}")
-    return elapsed
+def run_once(command: list[str]) -> tuple[float, float]:
+    """The wall and CPU seconds of one run of `command`."""
+    with tempfile.TemporaryFile() as errors:
+        start = time.perf_counter()
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors, env=ENVIRONMENT
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            errors.seek(0)
+            raise SystemExit(f"{' '.join(command)[:80]}… failed: {errors.read().decode(errors='replace').strip()}")
+    return elapsed, usage.ru_utime + usage.ru_stime
 
 
-def medians(commands: dict[str, list[str]], rounds: int) -> dict[str, float]:
+def medians(commands: dict[str, list[str]], rounds: int) -> dict[str, tuple[float, float]]:
+    """Name → the median wall and CPU seconds of its rounds."""
     for command in commands.values():
         run_once(command)
-    times: dict[str, list[float]] = {name: [] for name in commands}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
     for _ in range(rounds):
         for name, command in commands.items():
             times[name].append(run_once(command))
-    return {name: statistics.median(values) for name, values in times.items()}
+    return {
+        name: (statistics.median(wall for wall, _ in values), statistics.median(cpu for _, cpu in values))
+        for name, values in times.items()
+    }
 
 
 def main() -> None:
@@ -108,12 +120,15 @@ def main() -> None:
         chosen = variants(options.bundle, Path(scratch))
         results = medians({name: command for name, (command, _) in chosen.items()}, options.rounds)
     print(f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores")
-    print(f"median wall time of {options.rounds} whole processes each (ratio: over python -c pass)")
-    unit = results["python -c pass"]
-    for name, seconds in results.items():
+    print(f"medians of {options.rounds} whole processes each: wall time, its ratio over python -c pass, CPU time")
+    unit, cpu_unit = results["python -c pass"]
+    for name, (seconds, cpu) in results.items():
         goal = chosen[name][1]
         verdict = "" if goal is None else f"  goal <= {goal}x: {'met' if seconds / unit <= goal else 'not met'}"
-        print(f"  {name:<36}{seconds * 1000:8.1f} ms {seconds / unit:6.2f}x{verdict}")
+        print(
+            f"  {name:<36}{seconds * 1000:8.1f} ms {seconds / unit:6.2f}x   cpu {cpu * 1000:6.1f} ms"
+            f" {cpu / cpu_unit:5.2f}x{verdict}"
+        )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -512,7 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else list(argv)
     args = _parser(_commands_for(arguments)).parse_args(arguments)
     args.own_process = argv is None
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    _configure_logging(args)
     try:
         code: int = args.handler(args)
         sys.stdout.flush()
@@ -527,6 +526,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         fail(unexpected(error))
     return code
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    """Messages at INFO and above (DEBUG with -v), as they are. This module's own commands log only warnings, which
+    logging's last resort handler prints the same way unconfigured, so without -v they import no `logging`."""
+    if args.verbose or args.command not in COMMANDS:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
 
 
 def _reader_gone() -> int:

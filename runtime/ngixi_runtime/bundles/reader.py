@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import _thread
 import functools
-import hashlib
 import os
 import stat
 import struct
@@ -43,6 +42,7 @@ from ngixi_runtime.spec.bundle_format import (
     is_artifact_path,
     parse_index,
 )
+from ngixi_runtime.spec.digests import sha256_hex
 from ngixi_runtime.trust.rollback import RollbackGuard
 from ngixi_runtime.trust.signatures import TrustedKey, TrustStore, check_scope, verify_index
 
@@ -97,13 +97,13 @@ class _Digests:
 
     @classmethod
     def of(cls, data: bytes, *, with_sha256: bool) -> _Digests:
-        return cls(data, blake3.blake3(data).hexdigest(), hashlib.sha256(data).hexdigest() if with_sha256 else None)
+        return cls(data, blake3.blake3(data).hexdigest(), sha256_hex(data) if with_sha256 else None)
 
 
 class _Extent:
     """A member's range of the bundle, read and hashed once, each in one call, by whichever thread claims it first.
 
-    One call each, because `os.pread`, blake3 and hashlib release the GIL for their whole length: a
+    One call each, because `os.pread`, blake3 and cryptography's SHA-256 release the GIL for their whole length: a
     thread that had to take the GIL back between chunks would wait for the loading thread to let go
     of it, which may be never. It reads through a descriptor of its own (a `dup` of the bundle's, so
     the same open file), which is closed once the range is read or dropped.
@@ -507,7 +507,7 @@ def _verify_archive(
     source = archive.source
     entries = archive.scan()
     index_bytes, signature = archive.read(entries[0]), archive.read(entries[1])
-    found_sha256 = hashlib.sha256(index_bytes).hexdigest()
+    found_sha256 = sha256_hex(index_bytes)
     if index_sha256 is not None and found_sha256 != index_sha256:
         raise VerificationError(f"{source}: the bundle changed since it was verified (its signed index differs)")
     signer, comment = verify_index(index_bytes, signature, trust, source=source, comment_signature=not defer_members)

@@ -24,12 +24,12 @@ from ngixi_runtime.guest.kind import (
     GuestLanguage,
     GuestType,
 )
-from ngixi_runtime.guest.smoke import SmokeCall, SmokeTarget, check_entry, parse_entry
 from ngixi_runtime.guest.typed import parse_component_entry, wit_type_names
 from ngixi_runtime.spec.schema import Problems, integer, string, suggestion, table, type_name
 
 if TYPE_CHECKING:
     from ngixi_runtime.guest.build_command import BuildCommand
+    from ngixi_runtime.guest.smoke import SmokeCall
 
 VALUE_TYPES = ("i32", "i64", "f32", "f64")
 Number = int | float
@@ -254,6 +254,10 @@ def _parse_smoke(raw: Mapping[str, Any], problems: Problems, component: bool) ->
     if not isinstance(entries, list):
         problems.add("smoke", "must be an array of tables: write [[smoke]]")
         return ()
+    if not entries:
+        return ()
+    from ngixi_runtime.guest.smoke import parse_entry  # here and below: only a manifest with [[smoke]] entries
+
     calls = []
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
@@ -273,6 +277,10 @@ def _parse_build(raw: Mapping[str, Any], problems: Problems) -> BuildCommand | N
 
 
 def _check_smoke_targets(manifest: Manifest, problems: Problems) -> None:
+    if not manifest.smoke:
+        return
+    from ngixi_runtime.guest.smoke import SmokeTarget, check_entry
+
     for index, call in enumerate(manifest.smoke):
         declared = manifest.export(call.call)
         target = SmokeTarget(

@@ -13,11 +13,13 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ngixi_runtime.capabilities.component import WIT_VALUE_TYPES
-from ngixi_runtime.guest.smoke import START, SmokeCall, parse_entry
 from ngixi_runtime.spec.schema import Problems, type_name
+
+if TYPE_CHECKING:
+    from ngixi_runtime.guest.smoke import SmokeCall
 
 
 def wit_type_names(value: object, field: str, problems: Problems) -> tuple[str, ...]:
@@ -62,6 +64,8 @@ def json_values(value: object, field: str, problems: Problems) -> Any:
 def parse_component_entry(entry: Mapping[str, Any], field: str, problems: Problems) -> SmokeCall:
     """A component's `[[smoke]]` entry: as any other, but a library export's `args` and `expect` are JSON-able
     values (a command's `args` are its argv, as for a core guest)."""
+    from ngixi_runtime.guest.smoke import START, parse_entry  # here: only a manifest with [[smoke]] entries
+
     if entry.get("call") == START:
         return parse_entry(entry, field, problems)
     call = parse_entry({k: v for k, v in entry.items() if k not in ("args", "expect")}, field, problems)

@@ -9,11 +9,9 @@ in a directory only this user may write, and its digest is checked before it is 
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import stat
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,15 +19,14 @@ import blake3
 
 from ngixi_runtime.engines.base import EngineId
 from ngixi_runtime.files import atomic_output
+from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE, CacheUnavailable, default_cache_dir
+from ngixi_runtime.spec.digests import sha256_hex
 
-CACHE_VARIABLE = "NGIXI_AOT_CACHE"
+# Where the cache lives is part of this module's API, kept apart for a tenant's parent (aot_cache_dir.py).
+__all__ = ["CACHE_VARIABLE", "AotCache", "CacheKey", "CacheUnavailable", "EntryRefused", "default_cache_dir"]
 _FORMAT = "ngixi-aot 1"
 _OTHERS_MAY_WRITE = stat.S_IWGRP | stat.S_IWOTH
 _RECORD_LIMIT = 4096  # an entry's first line, its record, is far shorter
-
-
-class CacheUnavailable(Exception):
-    """Why the cache cannot be used here; the guest is then compiled without it."""
 
 
 class EntryRefused(Exception):
@@ -52,22 +49,7 @@ class CacheKey:
 
     @property
     def name(self) -> str:
-        return hashlib.sha256(json.dumps(self.record(), sort_keys=True).encode()).hexdigest()
-
-
-def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
-    """$NGIXI_AOT_CACHE (an absolute path), else $XDG_CACHE_HOME/ngixi/aot, else ~/.cache/ngixi/aot."""
-    if environ.get(CACHE_VARIABLE):
-        chosen = Path(environ[CACHE_VARIABLE])
-        if not chosen.is_absolute():
-            raise CacheUnavailable(f"{CACHE_VARIABLE}={chosen}: must be an absolute path")
-        return chosen
-    xdg = environ.get("XDG_CACHE_HOME", "")
-    try:
-        base = Path(xdg) if Path(xdg).is_absolute() else Path.home() / ".cache"
-    except RuntimeError as error:  # no home directory to be found
-        raise CacheUnavailable(f"{error}; set {CACHE_VARIABLE}") from None
-    return base / "ngixi" / "aot"
+        return sha256_hex(json.dumps(self.record(), sort_keys=True).encode())
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ this process imports none of it."""
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import tempfile
@@ -20,7 +19,7 @@ from ngixi_runtime.engines.base import chosen_engine, meters_fuel
 from ngixi_runtime.errors import InvalidInput, NgixiError, error_with_exit_code
 from ngixi_runtime.guest.data import DataKind, DataValue
 from ngixi_runtime.guest.manifest import Manifest
-from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE, CacheUnavailable, default_cache_dir
+from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE, CacheUnavailable, default_cache_dir
 from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, empty_result
 from ngixi_runtime.loading.loader import check_call, encoded_input
 from ngixi_runtime.loading.tenant_wire import (
@@ -35,8 +34,6 @@ from ngixi_runtime.loading.tenant_wire import (
     write_all,
 )
 from ngixi_runtime.loading.zygote import CHILD_BUNDLE, ForkedProcess, spawn_tenant
-
-log = logging.getLogger(__name__)
 
 # Time allowed on top of the guest's own timeout for the child to answer over the pipe.
 _IPC_GRACE_SECONDS = 0.25
@@ -305,7 +302,9 @@ def isolated_engine(manifest: Manifest, engine: str | None, shipped: Collection[
         shipped=shipped,
     )
     if manifest.limits.fuel is not None and not meters_fuel(chosen):
-        log.warning(
+        import logging  # here: only a guest with limits.fuel on an engine that cannot meter it logs
+
+        logging.getLogger(__name__).warning(
             "note: %s: %s cannot meter fuel, so limits.fuel is not enforced; limits.timeout_ms caps its CPU time",
             manifest.guest.name,
             chosen,

@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ngixi_runtime.bundles.reader import VerifiedBundle
 from ngixi_runtime.capabilities.component import ComponentInfo, imports_wasi, wasi_setup
@@ -43,12 +43,14 @@ from ngixi_runtime.guest.data import DataKind, DataValue, check_input, encode, k
 from ngixi_runtime.guest.limits import limit_problems
 from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number
 from ngixi_runtime.kept import Kept
-from ngixi_runtime.loading.aot_cache import AotCache, CacheKey, CacheUnavailable, EntryRefused
 from ngixi_runtime.printable import printable
 from ngixi_runtime.spec.bundle_format import WASM_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
 from ngixi_runtime.spec.wasm import ModuleInfo, read_module_info
 from ngixi_runtime.trust.signatures import TrustStore
+
+if TYPE_CHECKING:
+    from ngixi_runtime.loading.aot_cache import AotCache, CacheKey
 
 COMPILED = "compiled from guest.wasm"
 _UNCACHED = "host AOT cache unavailable"
@@ -370,6 +372,8 @@ def code_identity(manifest: Manifest) -> tuple[str, str]:
 
 
 def _cache_key(bundle: VerifiedBundle, engine: Engine, kind: str, settings: str) -> CacheKey:
+    from ngixi_runtime.loading.aot_cache import CacheKey  # here and below: only for code compiled on this host
+
     wasm_sha256 = bundle.index.member("wasm").sha256
     features = tuple(sorted(host_cpu_features()))
     return CacheKey(wasm_sha256, kind, engine.current_engine(), settings, host_triple(), features)
@@ -383,6 +387,8 @@ class _Lookup:
 
 
 def _looked_up(key: CacheKey) -> _Lookup:
+    from ngixi_runtime.loading.aot_cache import AotCache, CacheUnavailable, EntryRefused
+
     try:
         cache = AotCache.opened()
         return _Lookup(cache, cache.load(key))
@@ -422,6 +428,8 @@ def _host_compiled(
             return prepared, f"host AOT cache {found.cache.entry_path(key)} ({why})"
         except ArtifactRefused as refusal:
             refused = f"its host AOT cache entry was refused ({refusal}) and replaced"
+    from ngixi_runtime.loading.aot_cache import CacheUnavailable
+
     prepared = _compiled(bundle, engine, maker, allow_compile, reasons)
     if found.cache is None:
         return prepared, f"{COMPILED} ({why}); {found.problem}"

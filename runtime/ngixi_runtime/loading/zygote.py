@@ -40,9 +40,7 @@ import contextlib
 import os
 import select
 import signal
-import socket
 import struct
-import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -132,6 +130,9 @@ class Zygote:
     """A host's handle on one zygote process: it sends spawn requests and receives forked tenants."""
 
     def __init__(self, environment: Mapping[str, str]) -> None:
+        import socket  # here and below: only a host that starts a zygote (`ngixi run` forks from itself)
+        import subprocess
+
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._process = subprocess.Popen(
@@ -162,6 +163,8 @@ class Zygote:
 
     def spawn(self, bundle: int, errors: int) -> ForkedProcess:
         """Forks a tenant that reads requests from a new pipe, replies on another, and writes errors to `errors`."""
+        import socket
+
         with _pipes() as (requests, replies, status):
             handed = [requests[0], replies[1], errors, bundle, status[1]]
             with self._lock:
@@ -187,6 +190,8 @@ class Zygote:
 
     def close(self) -> None:
         """Closes the control socket: the zygote exits (its tenants serve on until their hosts close them)."""
+        import subprocess
+
         self._socket.close()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._process.wait(timeout=_ANSWER_SECONDS)

@@ -7,13 +7,11 @@ import fcntl
 import gc
 import importlib
 import os
-import pkgutil
-import selectors
 import site
-import socket
 import sys
 import traceback
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from ngixi_runtime.loading.zygote import (
     CHILD_DESCRIPTORS,
@@ -24,14 +22,28 @@ from ngixi_runtime.loading.zygote import (
     threads,
 )
 
+if TYPE_CHECKING:
+    import selectors
+    import socket
+
 _PRELOADED_PACKAGES = ("ngixi_runtime.capabilities", "ngixi_runtime.engines")
+# The tenant child, and what a tenant imports only when its guest needs it (a manifest's [[smoke]] entries, code
+# compiled on this host), which a one-shot `ngixi run` leaves out but every fork of this server should share.
+_PRELOADED_MODULES = (
+    "ngixi_runtime.loading.tenant_child",
+    "ngixi_runtime.guest.smoke",
+    "ngixi_runtime.loading.aot_cache",
+)
 # A spawn request's: the child's requests, replies, errors and bundle, then its status pipe.
 _RECEIVED_DESCRIPTORS = 5
 
 
 def _preload() -> None:
     """Imports what a tenant may need: the tenant child, every capability and every installed engine."""
-    importlib.import_module("ngixi_runtime.loading.tenant_child")
+    import pkgutil  # here and below: only the zygote's own process (`ngixi run` forks from itself)
+
+    for module_name in _PRELOADED_MODULES:
+        importlib.import_module(module_name)
     for package_name in _PRELOADED_PACKAGES:
         package = importlib.import_module(package_name)
         for module in pkgutil.iter_modules(package.__path__, f"{package_name}."):
@@ -41,6 +53,9 @@ def _preload() -> None:
 
 def serve(control: socket.socket) -> None:
     """Forks a tenant for each spawn request until the host closes the control socket."""
+    import selectors
+    import socket
+
     selector = selectors.DefaultSelector()
     selector.register(control, selectors.EVENT_READ)
     statuses: dict[int, int] = {}  # pid -> the write end of its status pipe
@@ -61,6 +76,8 @@ def serve(control: socket.socket) -> None:
 
 def _fork(control: socket.socket, descriptors: list[int]) -> tuple[int, int | None]:
     """Forks a tenant on the received descriptors; tells the host its pid and passes it its pidfd."""
+    import socket
+
     if threads() != 1:
         raise RuntimeError("the tenant fork server must be single-threaded when it forks")
     pid = os.fork()
@@ -158,6 +175,8 @@ def _isolated_path() -> list[str]:
 
 
 def main() -> None:
+    import socket
+
     _preload()
     control = socket.socket(fileno=int(sys.argv[1]))
     gc.collect()

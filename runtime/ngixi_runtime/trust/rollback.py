@@ -10,9 +10,7 @@ goes back whenever an older commit is checked out.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
-import logging
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -23,10 +21,9 @@ from pathlib import Path
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.files import write_atomic
 from ngixi_runtime.spec.bundle_format import BundleIndex
+from ngixi_runtime.spec.digests import sha256_hex
 from ngixi_runtime.trust.choice import DEV_TRUST_FILE
 from ngixi_runtime.trust.local_paths import unsafe_because
-
-log = logging.getLogger(__name__)
 
 STATE_VARIABLE = "NGIXI_STATE_DIR"
 STATE_SUBDIR = "rollback"
@@ -57,7 +54,7 @@ def state_file_for(trust_file: Path, state_dir: Path) -> Path:
     """Where the rollback state of the trust domain `trust_file` defines is kept: one file per trust file."""
     resolved = trust_domain(trust_file)
     readable = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{resolved.parent.name}-{resolved.stem}")[:64]
-    return state_dir / STATE_SUBDIR / f"{readable}-{hashlib.sha256(str(resolved).encode()).hexdigest()[:16]}.json"
+    return state_dir / STATE_SUBDIR / f"{readable}-{sha256_hex(str(resolved).encode())[:16]}.json"
 
 
 def is_dev_trust_file(trust_file: Path) -> bool:
@@ -90,7 +87,11 @@ class RollbackGuard:
             return
         highest = self._lower_than(self._read(), index, source)
         if highest is not None:
-            log.warning("%s: accepting %s below %s (--allow-downgrade)", source, _describe(index), highest)
+            import logging  # here: only a downgrade --allow-downgrade lets through logs
+
+            logging.getLogger(__name__).warning(
+                "%s: accepting %s below %s (--allow-downgrade)", source, _describe(index), highest
+            )
 
     def record(self, index: BundleIndex, *, source: str) -> None:
         """Checks again under the lock, then stores the sequence if it is the highest yet."""

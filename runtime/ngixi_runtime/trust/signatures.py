@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.files import read_toml_file, read_toml_text, toml_tables
 from ngixi_runtime.spec.bundle_format import CHANNELS, BundleIndex, trusted_comment
+from ngixi_runtime.spec.digests import blake2b_512
 from ngixi_runtime.trust.minisign_format import FormatError, Signature, public_key_from_base64, signature_from_bytes
 
 
@@ -187,7 +187,7 @@ def verify_index(
     """
     key, fields = signer_of(signature_bytes, trust, source=source)
     public = key.public_key.to_base64()
-    if not _holds(public, fields.signature, hashlib.blake2b(index_bytes).digest()):
+    if not _holds(public, fields.signature, blake2b_512(index_bytes)):
         raise VerificationError(f"{source}: the index signature does not verify with key {key.key_id}")
     if not comment_signature:
         return key, fields.trusted_comment

@@ -15,7 +15,7 @@ import pytest
 
 from ngixi_runtime.capabilities.registry import REGISTRY
 from tests.conftest import KeyFiles, make_bundle, make_key
-from tests.run.unit.test_loader import MANIFEST, WASM
+from tests.run.unit.test_loader import MANIFEST, WASM, host_artifact
 
 # Runs the CLI's main as the console script does; records the parsers made and the modules imported.
 PROBE = """\
@@ -45,15 +45,22 @@ ENGINE_MODULES = {
 BUILD_SIDE = ("ngixi_build", "doit", "nodeenv", "watchdog", "tomli_w")
 # The log capability, and the two every guest has.
 GRANTED = {REGISTRY["baseline"], REGISTRY["data"], REGISTRY["log"]}
-# Another command's (trust add), the signer's, what only a manifest error or a [build] table needs (this manifest
-# has none), an operator's policy (none given here), and a TenantPool's threads.
+# Another command's (trust add), the signer's, what only a manifest error, a [build] table or [[smoke]] entries need
+# (this manifest has none), an operator's policy (none given here), a TenantPool's threads, logging (without -v, a
+# run's only messages are warnings, which logging's last resort prints unconfigured) and hashlib (spec/digests.py
+# hashes with cryptography, loaded anyway to verify).
 NOT_FOR_A_RUN = {
     *("ngixi_runtime.trust.editing", "minisign", "difflib", "shlex"),
-    *("ngixi_runtime.trust.policy", "concurrent.futures", "ngixi_runtime.guest.build_command"),
+    *("ngixi_runtime.trust.policy", "concurrent.futures", "ngixi_runtime.guest.build_command", "logging"),
+    "ngixi_runtime.guest.smoke",
+    *("hashlib", "_hashlib"),
 }
 
 # An isolated tenant's machinery: its class, the fork server's host side and the frames between them.
 ISOLATED_ONLY = {"ngixi_runtime.loading.isolated", "ngixi_runtime.loading.zygote", "ngixi_runtime.loading.tenant_wire"}
+# What only a fork server needs (its host side starts it with subprocess and talks to it over a socket): `ngixi run`
+# forks its one tenant from itself. And the host AOT cache, which only the child uses (the parent names its directory).
+NOT_IN_AN_ISOLATED_RUNS_PARENT = {"socket", "subprocess", "pkgutil", "selectors", "ngixi_runtime.loading.aot_cache"}
 
 
 def engine_installed(name: str) -> pytest.MarkDecorator:
@@ -106,7 +113,46 @@ def test_an_in_process_run_imports_the_chosen_engine_alone(
     assert not ISOLATED_ONLY & modules
 
 
+@engine_installed("wasmer")
+def test_a_run_of_a_fitting_artifact_imports_no_host_aot_cache(tmp_path: Path) -> None:
+    keys = make_key(tmp_path / "keys")
+    artifact = host_artifact(tmp_path, WASM)
+    path = make_bundle(tmp_path / "bundle", keys.key, wasm=WASM, manifest=MANIFEST, artifacts=[artifact])
+    _, modules = run_recorded(tmp_path, (path, keys), "--in-process", "--engine", "wasmer")
+    assert "ngixi_runtime.loading.aot_cache" not in modules
+
+
 def test_an_isolated_runs_parent_imports_no_engine(tmp_path: Path, bundle: tuple[Path, KeyFiles]) -> None:
     parsers, modules = run_recorded(tmp_path, bundle)
     assert_lean(parsers, modules)
     assert not (ENGINE_MODULES["wasmer"] | ENGINE_MODULES["wasmtime"]) & modules
+    assert not NOT_IN_AN_ISOLATED_RUNS_PARENT & modules
+
+
+def test_a_warning_reads_as_before_without_logging_configured(tmp_path: Path) -> None:
+    keys = make_key(tmp_path / "keys")
+    newer, older = (
+        make_bundle(tmp_path / str(sequence), keys.key, wasm=WASM, manifest=MANIFEST, sequence=sequence)
+        for sequence in (9, 8)
+    )
+    for bundle_path, allow in ((newer, ()), (older, ("--allow-downgrade",))):
+        command = ["verify", "--trust", str(keys.trust), "--state-dir", str(tmp_path / "state"), str(bundle_path)]
+        result = subprocess.run(
+            [sys.executable, "-m", "ngixi_runtime.cli", *command, *allow], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith(f"{older}: accepting sequence 8 of guest ")
+    assert result.stderr.endswith(" below 9 (--allow-downgrade)\n")
+    assert result.stderr.count("\n") == 1
+
+
+def test_the_fork_server_preloads_what_a_run_imports_only_when_needed(tmp_path: Path) -> None:
+    lazy = ["ngixi_runtime.guest.smoke", "ngixi_runtime.loading.aot_cache", "ngixi_runtime.loading.tenant_child"]
+    probe = (
+        "import json, sys\n"
+        "from ngixi_runtime.loading.zygote_server import _preload\n"
+        "_preload()\n"
+        f"print(json.dumps([m for m in {lazy!r} if m not in sys.modules]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
+    assert (result.returncode, json.loads(result.stdout or "null")) == (0, []), result.stderr

@@ -1,0 +1,29 @@
+"""Where the host AOT cache (aot_cache.py) lives: apart from it, for an isolated tenant's parent, which names it
+in the child's environment but neither reads nor writes it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+CACHE_VARIABLE = "NGIXI_AOT_CACHE"
+
+
+class CacheUnavailable(Exception):
+    """Why the cache cannot be used here; the guest is then compiled without it."""
+
+
+def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """$NGIXI_AOT_CACHE (an absolute path), else $XDG_CACHE_HOME/ngixi/aot, else ~/.cache/ngixi/aot."""
+    if environ.get(CACHE_VARIABLE):
+        chosen = Path(environ[CACHE_VARIABLE])
+        if not chosen.is_absolute():
+            raise CacheUnavailable(f"{CACHE_VARIABLE}={chosen}: must be an absolute path")
+        return chosen
+    xdg = environ.get("XDG_CACHE_HOME", "")
+    try:
+        base = Path(xdg) if Path(xdg).is_absolute() else Path.home() / ".cache"
+    except RuntimeError as error:  # no home directory to be found
+        raise CacheUnavailable(f"{error}; set {CACHE_VARIABLE}") from None
+    return base / "ngixi" / "aot"
