@@ -111,6 +111,15 @@ class ForkedProcess:
             else:
                 os.kill(self.pid, signum)
 
+    def stop(self) -> None:
+        """Kills it and waits until it has ended: through its pidfd, which says so as soon as it has, rather
+        than for its zygote to reap it and pass on the status (which is then not known here)."""
+        self.kill(signal.SIGKILL)
+        if self.returncode is None and self.pidfd is not None:
+            readable(self.pidfd, None)
+        else:
+            self.wait()
+
     def close(self) -> None:
         for stream in (self.stdin, self.stdout):
             with contextlib.suppress(BrokenPipeError):  # a request still buffered for the dead child
