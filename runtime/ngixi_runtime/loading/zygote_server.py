@@ -20,6 +20,9 @@ from collections.abc import Mapping
 import blake3
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from ngixi_runtime.capabilities.registry import every_capability, provisions
+from ngixi_runtime.engines.base import engine_named, installed_engines
+from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.files import toml_tables
 from ngixi_runtime.loading.zygote import (
     CHILD_DESCRIPTORS,
@@ -29,6 +32,7 @@ from ngixi_runtime.loading.zygote import (
     forking_from_this_process,
     threads,
 )
+from ngixi_runtime.spec.targets import host_cpu_features, host_triple
 
 # RFC 8032's first Ed25519 test vector: a public key and its signature of the empty message.
 _RFC8032_PUBLIC_KEY = bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
@@ -52,15 +56,23 @@ def _preload() -> None:
 
 def _warm_up() -> None:
     """Runs once, on fixed inputs, what each tenant's first request would otherwise run for the first time in
-    its own process (an Ed25519 verification, the digests, a validating base64 decode, a TOML parse), so that
-    the state made on first use is made here, before any fork, and shared by every tenant. Nothing in it is a
-    guest's, and nothing random is drawn."""
+    its own process, so that what is made on first use is made here, before any fork, and shared by every
+    tenant: an Ed25519 verification, the digests, a validating base64 decode, a TOML parse, and the host's
+    facts the loader caches (target triple, CPU features, each installed engine's version) and the
+    capability tables. Nothing in it is a guest's, and nothing random is drawn."""
     public = Ed25519PublicKey.from_public_bytes(_RFC8032_PUBLIC_KEY)
     public.verify(_RFC8032_SIGNATURE, b"")
     for digest in (hashlib.sha256, hashlib.blake2b, blake3.blake3):
         digest(b"").hexdigest()
     base64.b64decode(b"", validate=True)
     toml_tables('a = "b"', source="")
+    host_triple()
+    host_cpu_features()
+    for name in installed_engines():
+        with contextlib.suppress(NgixiError):  # an engine that does not load here: the tenant says so
+            engine_named(name).current_engine()
+    every_capability()
+    provisions(())
 
 
 def serve(control: socket.socket) -> None:
