@@ -59,9 +59,9 @@ _HEAP_HEADROOM_BYTES = 256 * 1024 * 1024
 _CALL_DATA_COPIES = 4
 _JSON_CALL_DATA_COPIES = 4 + 24
 _PAGE_BYTES = 65536
-# glibc's mallopt parameters, and the largest mmap threshold it takes on a 64-bit machine.
+# glibc's mallopt parameters, its default mmap threshold and the largest it takes on a 64-bit machine.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_THRESHOLD_MAX = 32 << 20
+_MMAP_THRESHOLD_DEFAULT, _MMAP_THRESHOLD_MAX = 128 << 10, 32 << 20
 # The first request carries the trust file's text (or the tables the parent scoped) and the guest's stdin (base64):
 # its parent is trusted.
 _START_REQUEST_BYTES = 1 << 30
@@ -102,15 +102,17 @@ def _keep_call_buffers(manifest: Manifest) -> None:
 
     By default glibc maps a buffer the size of a call's input or output (1 MiB by default) on its own and
     unmaps it when it is freed, or gives a freed heap top back at once: every call then faults the same
-    pages in again, which costs more than copying them. Buffers up to the call data's size now come from the
-    heap, and up to twice that stays mapped between calls. A C library without mallopt keeps its defaults.
+    pages in again, which costs more than copying them. Buffers up to the call data's size (never less than
+    glibc's default) now come from the heap, and up to twice that stays mapped between calls. A C library
+    without mallopt keeps its defaults.
     """
     mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
     if mallopt is None:
         return
     call_data = manifest.limits.input_bytes + manifest.limits.output_bytes
-    mallopt(_M_MMAP_THRESHOLD, min(call_data, _MMAP_THRESHOLD_MAX))
-    mallopt(_M_TRIM_THRESHOLD, 2 * min(call_data, _MMAP_THRESHOLD_MAX))
+    threshold = min(max(call_data, _MMAP_THRESHOLD_DEFAULT), _MMAP_THRESHOLD_MAX)
+    mallopt(_M_MMAP_THRESHOLD, threshold)
+    mallopt(_M_TRIM_THRESHOLD, 2 * threshold)
 
 
 class _CpuBudget:

@@ -35,7 +35,7 @@ HAS_INPUT = HAS_EXIT_CODE = 1
 HAS_OUTPUT = 2
 # A frame up to this size is written in one piece.
 _WRITE_BYTES = 1 << 16
-# The buffer each `Incoming` reads into and keeps: a small frame arrives whole in one read, with no allocation.
+# What a read of a frame asks for: a frame up to this size arrives whole in one read.
 _RECEIVE_BYTES = 16 << 10
 # A section larger than the buffer is read in pieces of at most this (what a pipe holds), joined once at the end.
 _PIECE_BYTES = 1 << 16
@@ -140,28 +140,35 @@ class Reply(NamedTuple):
 
 def write_all(descriptor: int, parts: Sequence[bytes | memoryview], deadline: float | None = None) -> None:
     """Writes `parts` in order, in one system call when the pipe takes them; by `deadline` if one is given
-    (`descriptor` then non-blocking), else TimeoutError. Once the pipe is full, it waits for room before it
-    writes again rather than trying in vain."""
-    if len(parts) > 1 and sum(map(len, parts)) <= _WRITE_BYTES:  # small: one copy beats a vector of pieces
+    (`descriptor` then non-blocking), else TimeoutError."""
+    total = sum(map(len, parts))
+    if len(parts) > 1 and total <= _WRITE_BYTES:  # small: one copy beats a vector of pieces
         parts = [b"".join(parts)]
+    written = _write_now(descriptor, parts) if total else 0
+    if written < total:
+        _write_rest(descriptor, parts, written, deadline)
+
+
+def _write_rest(descriptor: int, parts: Sequence[bytes | memoryview], written: int, deadline: float | None) -> None:
+    """Writes what the pipe did not take at once (`written` bytes of `parts` went): the pipe is full, so each
+    further write waits for room first rather than trying in vain."""
     pending = [memoryview(part) for part in parts if part]
-    writable: select.poll | None = None
-    while pending:
-        written = _write_now(descriptor, pending)
+    writable = select.poll()
+    writable.register(descriptor, select.POLLOUT)
+    while True:
         while written and written >= len(pending[0]):
             written -= len(pending.pop(0))
         if written:
             pending[0] = pending[0][written:]
-        if pending:
-            if writable is None:
-                writable = select.poll()
-                writable.register(descriptor, select.POLLOUT)
-            _wait(writable, deadline)
+        if not pending:
+            return
+        _wait(writable, deadline)
+        written = _write_now(descriptor, pending)
 
 
-def _write_now(descriptor: int, pending: list[memoryview]) -> int:
+def _write_now(descriptor: int, parts: Sequence[bytes | memoryview]) -> int:
     try:
-        return os.writev(descriptor, pending) if len(pending) > 1 else os.write(descriptor, pending[0])
+        return os.writev(descriptor, parts) if len(parts) > 1 else os.write(descriptor, parts[0])
     except BlockingIOError:
         return 0
 
@@ -181,51 +188,45 @@ class Incoming:
     def __init__(self, descriptor: int) -> None:
         self.descriptor = descriptor
         self.deadline: float | None = None
-        self._received = bytearray(_RECEIVE_BYTES)
-        self._view = memoryview(self._received)
-        self._start = self._end = 0  # the bytes read but not yet taken: self._received[self._start : self._end]
+        self._buffer = b""  # what was read and not yet taken: self._buffer[self._at :]
+        self._at = 0
         self._poll = select.poll()
         self._poll.register(descriptor, select.POLLIN)
 
     def take(self, size: int) -> bytes:
         """The next `size` bytes; EOFError if the stream ends first, TimeoutError at the deadline."""
-        if size > self._end - self._start:
-            if size > _RECEIVE_BYTES:
-                return self._take_large(size)
-            self._fill(size)
-        start = self._start
-        self._start += size
-        return bytes(self._view[start : self._start])
-
-    def _fill(self, size: int) -> None:
-        """Reads until the buffer holds `size` bytes not yet taken, as many as each read brings."""
-        available = self._end - self._start
-        if not available:
-            self._start = self._end = 0
-        elif self._start + size > _RECEIVE_BYTES:  # no room after them: move them to the front
-            self._received[:available] = bytes(self._view[self._start : self._end])
-            self._start, self._end = 0, available
-        while self._end - self._start < size:
-            _wait(self._poll, self.deadline)
-            count = os.readv(self.descriptor, [self._view[self._end :]])
-            if not count:
-                raise EOFError
-            self._end += count
+        available = len(self._buffer) - self._at
+        if size <= available:
+            start = self._at
+            self._at += size
+            return self._buffer[start : self._at]
+        if size > _RECEIVE_BYTES:
+            return self._take_large(size)
+        pieces = [self._buffer[self._at :]]
+        while available < size:
+            pieces.append(self._read(_RECEIVE_BYTES))
+            available += len(pieces[-1])
+        whole = b"".join(pieces)
+        self._buffer, self._at = whole, size
+        return whole[:size]
 
     def _take_large(self, size: int) -> bytes:
-        """Reads a section larger than the buffer in pieces, never more than has arrived (not the size a peer
+        """Reads a section larger than a read takes in pieces, never more than has arrived (not the size a peer
         claims before it sends it), and joins them once."""
-        pieces = [bytes(self._view[self._start : self._end])]
+        pieces = [self._buffer[self._at :]]
         missing = size - len(pieces[0])
-        self._start = self._end = 0
+        self._buffer, self._at = b"", 0
         while missing:
-            _wait(self._poll, self.deadline)
-            piece = os.read(self.descriptor, min(missing, _PIECE_BYTES))
-            if not piece:
-                raise EOFError
-            pieces.append(piece)
-            missing -= len(piece)
+            pieces.append(self._read(min(missing, _PIECE_BYTES)))
+            missing -= len(pieces[-1])
         return b"".join(pieces)
+
+    def _read(self, most: int) -> bytes:
+        _wait(self._poll, self.deadline)
+        chunk = os.read(self.descriptor, most)
+        if not chunk:
+            raise EOFError
+        return chunk
 
 
 def control_frame(message: Mapping[str, Any]) -> bytes:
