@@ -228,7 +228,7 @@ def test_an_isolated_tenant_keeps_the_memory_of_a_large_call_for_the_next(engine
     with open_tenant(path, trust_file=keys.trust, isolated=True, engine=engine_name) as tenant:
         for _ in range(3):
             assert tenant.call("echo", input=data).output == data
-        assert tenant.pid is not None
+        assert isinstance(tenant, IsolatedTenant) and tenant.pid is not None
         before = _minor_faults(tenant.pid)
         for _ in range(10):
             tenant.call("echo", input=data)
