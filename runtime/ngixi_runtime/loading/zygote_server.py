@@ -20,7 +20,7 @@ from collections.abc import Mapping
 import blake3
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ngixi_runtime.capabilities.registry import every_capability, provisions
+from ngixi_runtime.capabilities.registry import REGISTRY, capability, provisions
 from ngixi_runtime.engines.base import engine_named, installed_engines
 from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.files import toml_tables
@@ -71,7 +71,9 @@ def _warm_up() -> None:
     for name in installed_engines():
         with contextlib.suppress(NgixiError):  # an engine that does not load here: the tenant says so
             engine_named(name).current_engine()
-    every_capability()
+    for name in REGISTRY:
+        with contextlib.suppress(ImportError):  # one whose dependency is missing: only its guests need it
+            capability(name)
     provisions(())
 
 
