@@ -26,7 +26,6 @@ child that sends anything else, or dies mid-frame, is stopped as crashed.
 from __future__ import annotations
 
 import base64
-import ctypes
 import math
 import resource
 import sys
@@ -106,6 +105,8 @@ def _keep_call_buffers(manifest: Manifest) -> None:
     glibc's default) now come from the heap, and up to twice that stays mapped between calls. A C library
     without mallopt keeps its defaults.
     """
+    import ctypes  # here: the child of a one-shot `ngixi run` answers its call without it (a fork server has it)
+
     mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
     if mallopt is None:
         return
@@ -179,11 +180,14 @@ def serve(requests: int, replies: int) -> None:
         return
     _send(replies, {"ok": True, "origin": guest.origin, "compiled": guest.compiled})
     _limit_memory(guest)
-    _keep_call_buffers(guest.manifest)
     budget = _CpuBudget(guest.manifest.limits.timeout_ms)
+    answered = False
     while (request := read_call(incoming)) is not None:
         budget.renew()
         write_all(replies, _answer(guest, request))
+        if not answered:  # after the first answer, which a one-shot run waits for and then stops the child
+            _keep_call_buffers(guest.manifest)
+            answered = True
 
 
 def _answer(guest: Guest, request: CallRequest) -> list[bytes]:

@@ -47,6 +47,7 @@ _RECEIVED_DESCRIPTORS = 5
 def _preload() -> None:
     """Imports what a tenant may need: the tenant child, every capability and every installed engine."""
     importlib.import_module("ngixi_runtime.loading.tenant_child")
+    importlib.import_module("ctypes")  # for tenant_child's malloc settings, after a tenant's first call
     for package_name in _PRELOADED_PACKAGES:
         package = importlib.import_module(package_name)
         for module in pkgutil.iter_modules(package.__path__, f"{package_name}."):
