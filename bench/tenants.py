@@ -4,7 +4,9 @@
   against Extism's `Plugin(manifest)` on the same .wasm (its `env.abort` and `ngixi.log` imports given
   as host functions) with Extism's compilation cache off (`EXTISM_CACHE_CONFIG=""`, which Extism's
   runtime reads at every `Plugin` as "no cache"). The fork server's own start, paid once per host
-  process and child environment, is printed apart.
+  process and child environment, is printed apart. Beside each engine's spawn: its child's minor page
+  faults from fork to first call returned (/proc/<pid>/stat), the copy-on-write copies and first touches
+  of code.
 - memory: the PSS (/proc/<pid>/smaps_rollup) of 1, 16, 64 and 256 `hello` tenants and their fork
   server summed, and the time to spawn them, against the goals (2 GiB; 256 x Extism's spawn).
 - whole process: `ngixi run hello add 2 3` (isolated) against `python -c pass`.
@@ -54,6 +56,18 @@ def median_ms(action: Callable[[], object], rounds: int) -> float:
 def spawn_and_call(bundle: Path, trust: Path, engine: str) -> None:
     with open_tenant(bundle, trust_file=trust, engine=engine) as tenant:
         assert tenant.call("add", (2, 3)).values == (5,)
+
+
+def first_call_faults(bundle: Path, trust: Path, engine: str, rounds: int) -> float:
+    """The median minor page faults of a tenant's child from its fork to its first call returned (copy-on-write
+    of the fork server's pages, and the first touch of the code it runs)."""
+    faults = []
+    for _ in range(rounds):
+        with open_tenant(bundle, trust_file=trust, engine=engine) as tenant:
+            tenant.call("add", (2, 3))
+            assert isinstance(tenant, IsolatedTenant) and tenant.pid is not None
+            faults.append(int(Path(f"/proc/{tenant.pid}/stat").read_text().rpartition(")")[2].split()[7]))
+    return statistics.median(faults)
 
 
 def extism_imports() -> list[object]:
@@ -153,6 +167,8 @@ def main() -> None:
             ms = median_ms(partial(spawn_and_call, bundle, trust, engine), options.rounds)
             ratio = ms / extism_ms
             print(f"spawn to first call, isolated {engine}: {ms:.2f} ms = {ratio:.2f}x extism (goal 1x; {_load()})")
+            faults = first_call_faults(bundle, trust, engine, options.rounds)
+            print(f"  its child's minor page faults from fork to first call: {faults:.0f} (median)")
         for count in counts:
             seconds, kib = tenants_memory(bundle, trust, count)
             at_256 = kib * 1024 / (2 * GIB) * 256 / count

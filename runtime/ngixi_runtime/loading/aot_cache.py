@@ -12,7 +12,7 @@ import errno
 import json
 import os
 import stat
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import blake3
@@ -45,7 +45,8 @@ class CacheKey:
     cpu_features: tuple[str, ...]
 
     def record(self) -> dict[str, object]:
-        return {"format": _FORMAT, **asdict(self), "cpu_features": sorted(self.cpu_features)}
+        shallow = {field.name: getattr(self, field.name) for field in fields(self)}  # asdict deep-copies each
+        return {"format": _FORMAT, **shallow, "engine": asdict(self.engine), "cpu_features": sorted(self.cpu_features)}
 
     @property
     def name(self) -> str:

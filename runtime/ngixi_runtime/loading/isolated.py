@@ -269,8 +269,7 @@ class IsolatedTenant:
 
     @staticmethod
     def _stop(child: _Child) -> None:
-        child.process.kill(signal.SIGKILL)
-        child.process.wait()
+        child.process.stop()
         child.errors.close()
         child.process.close()
 

@@ -33,13 +33,12 @@ REPLY = struct.Struct("<BBBxIdQq6I")
 CONTROL_KIND, CALL_KIND, REPLY_KIND = 0x43, 0x52, 0x41
 HAS_INPUT = HAS_EXIT_CODE = 1
 HAS_OUTPUT = 2
-# A frame up to this size is written in one piece; a section missing more than this is read into its own buffer.
-_READ_BYTES = 1 << 16
-# What a read takes at least: the rest of a small frame, or its header and what follows. No more, so that
-# the buffer a read allocates stays small (one of 64 KiB costs page faults each time).
-_SMALL_READ_BYTES = 4096
-# The most a section's buffer takes before its bytes arrive.
-_UPFRONT_BYTES = 16 << 20
+# A frame up to this size is written in one piece.
+_WRITE_BYTES = 1 << 16
+# What a read of a frame asks for: a frame up to this size arrives whole in one read.
+_RECEIVE_BYTES = 16 << 10
+# A section larger than the buffer is read in pieces of at most this (what a pipe holds), joined once at the end.
+_PIECE_BYTES = 1 << 16
 # A JSON document can take up to 6 bytes per byte it holds (a control character's \u0000 escape).
 _JSON_INFLATION = 6
 # The small JSON sections of a reply: room for an error message and host call counts.
@@ -142,31 +141,35 @@ class Reply(NamedTuple):
 def write_all(descriptor: int, parts: Sequence[bytes | memoryview], deadline: float | None = None) -> None:
     """Writes `parts` in order, in one system call when the pipe takes them; by `deadline` if one is given
     (`descriptor` then non-blocking), else TimeoutError."""
-    if len(parts) == 1 or sum(map(len, parts)) <= _READ_BYTES:  # small: one copy beats a vector of pieces
-        whole = parts[0] if len(parts) == 1 else b"".join(parts)
-        try:
-            written = os.write(descriptor, whole)
-        except BlockingIOError:
-            written = 0
-        if written == len(whole):
-            return
-        parts = [memoryview(whole)[written:]]
+    total = sum(map(len, parts))
+    if len(parts) > 1 and total <= _WRITE_BYTES:  # small: one copy beats a vector of pieces
+        parts = [b"".join(parts)]
+    written = _write_now(descriptor, parts) if total else 0
+    if written < total:
+        _write_rest(descriptor, parts, written, deadline)
+
+
+def _write_rest(descriptor: int, parts: Sequence[bytes | memoryview], written: int, deadline: float | None) -> None:
+    """Writes what the pipe did not take at once (`written` bytes of `parts` went): the pipe is full, so each
+    further write waits for room first rather than trying in vain."""
     pending = [memoryview(part) for part in parts if part]
-    while pending:
-        written = _write_some(descriptor, pending, deadline)
+    writable = select.poll()
+    writable.register(descriptor, select.POLLOUT)
+    while True:
         while written and written >= len(pending[0]):
             written -= len(pending.pop(0))
         if written:
             pending[0] = pending[0][written:]
-
-
-def _write_some(descriptor: int, pending: list[memoryview], deadline: float | None) -> int:
-    try:
-        return os.writev(descriptor, pending) if len(pending) > 1 else os.write(descriptor, pending[0])
-    except BlockingIOError:
-        writable = select.poll()
-        writable.register(descriptor, select.POLLOUT)
+        if not pending:
+            return
         _wait(writable, deadline)
+        written = _write_now(descriptor, pending)
+
+
+def _write_now(descriptor: int, parts: Sequence[bytes | memoryview]) -> int:
+    try:
+        return os.writev(descriptor, parts) if len(parts) > 1 else os.write(descriptor, parts[0])
+    except BlockingIOError:
         return 0
 
 
@@ -185,7 +188,7 @@ class Incoming:
     def __init__(self, descriptor: int) -> None:
         self.descriptor = descriptor
         self.deadline: float | None = None
-        self._buffer = b""
+        self._buffer = b""  # what was read and not yet taken: self._buffer[self._at :]
         self._at = 0
         self._poll = select.poll()
         self._poll.register(descriptor, select.POLLIN)
@@ -197,40 +200,30 @@ class Incoming:
             start = self._at
             self._at += size
             return self._buffer[start : self._at]
-        if size - available > _READ_BYTES:
+        if size > _RECEIVE_BYTES:
             return self._take_large(size)
         pieces = [self._buffer[self._at :]]
         while available < size:
-            pieces.append(self._read(size - available))
+            pieces.append(self._read(_RECEIVE_BYTES))
             available += len(pieces[-1])
         whole = b"".join(pieces)
         self._buffer, self._at = whole, size
         return whole[:size]
 
     def _take_large(self, size: int) -> bytes:
-        """Reads a large section straight into a buffer: up to 16 MiB at once, beyond that grown as its bytes
-        arrive (at most twice what came), never to the size a peer claims before it sends it."""
-        whole = bytearray(min(size, _UPFRONT_BYTES))
-        filled = len(self._buffer) - self._at
-        whole[:filled] = memoryview(self._buffer)[self._at :]
+        """Reads a section larger than a read takes in pieces, never more than has arrived (not the size a peer
+        claims before it sends it), and joins them once."""
+        pieces = [self._buffer[self._at :]]
+        missing = size - len(pieces[0])
         self._buffer, self._at = b"", 0
-        while filled < size:
-            if filled == len(whole):
-                whole += bytes(min(filled, size - filled))
-            with memoryview(whole) as view:
-                filled += self._read_into(view[filled:])
-        return bytes(whole)
+        while missing:
+            pieces.append(self._read(min(missing, _PIECE_BYTES)))
+            missing -= len(pieces[-1])
+        return b"".join(pieces)
 
-    def _read_into(self, view: memoryview) -> int:
+    def _read(self, most: int) -> bytes:
         _wait(self._poll, self.deadline)
-        count = os.readv(self.descriptor, [view])
-        if not count:
-            raise EOFError
-        return count
-
-    def _read(self, missing: int) -> bytes:
-        _wait(self._poll, self.deadline)
-        chunk = os.read(self.descriptor, max(missing, _SMALL_READ_BYTES))
+        chunk = os.read(self.descriptor, most)
         if not chunk:
             raise EOFError
         return chunk

@@ -1,7 +1,9 @@
 """The fork server ("zygote") that starts isolated tenants: `python -I -m ngixi_runtime.loading.zygote_server`.
 
 Starting a tenant as a new interpreter costs its imports, every time. A zygote pays them once: it
-imports the loader, the engines and every capability module, freezes what it has made
+imports the loader, the engines and every capability module, runs once on fixed inputs what each
+child would otherwise run for the first time (`zygote_server._warm_up`: OpenSSL's Ed25519 set-up, the
+host facts the loader caches; nothing random, nothing a guest's), freezes what it has made
 (`gc.freeze`, so that the collector never writes to those pages and children share them), and
 then forks one child per tenant. A child imports nothing new and runs no code of the zygote's but
 `tenant_child.serve`.
@@ -108,6 +110,15 @@ class ForkedProcess:
                 signal.pidfd_send_signal(self.pidfd, signum)
             else:
                 os.kill(self.pid, signum)
+
+    def stop(self) -> None:
+        """Kills it and waits until it has ended: through its pidfd, which says so as soon as it has, rather
+        than for its zygote to reap it and pass on the status (which is then not known here)."""
+        self.kill(signal.SIGKILL)
+        if self.returncode is None and self.pidfd is not None:
+            readable(self.pidfd, None)
+        else:
+            self.wait()
 
     def close(self) -> None:
         for stream in (self.stdin, self.stdout):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import gc
@@ -13,6 +14,13 @@ import traceback
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+import blake3
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ngixi_runtime.capabilities.registry import REGISTRY, capability, provisions
+from ngixi_runtime.engines.base import engine_named, installed_engines
+from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.files import toml_tables
 from ngixi_runtime.loading.zygote import (
     CHILD_DESCRIPTORS,
     MAX_MESSAGE,
@@ -21,11 +29,18 @@ from ngixi_runtime.loading.zygote import (
     forking_from_this_process,
     threads,
 )
+from ngixi_runtime.spec.digests import blake2b_512, sha256_hex
+from ngixi_runtime.spec.targets import host_cpu_features, host_triple
 
 if TYPE_CHECKING:
     import selectors
     import socket
 
+# RFC 8032's first Ed25519 test vector: a public key and its signature of the empty message.
+_RFC8032_PUBLIC_KEY = bytes.fromhex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+_RFC8032_SIGNATURE = bytes.fromhex(
+    "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+)
 _PRELOADED_PACKAGES = ("ngixi_runtime.capabilities", "ngixi_runtime.engines")
 # The tenant child, and what a tenant imports only when its guest needs it (a manifest's [[smoke]] entries, code
 # compiled on this host), which a one-shot `ngixi run` leaves out but every fork of this server should share.
@@ -44,11 +59,36 @@ def _preload() -> None:
 
     for module_name in _PRELOADED_MODULES:
         importlib.import_module(module_name)
+    importlib.import_module("ctypes")  # for tenant_child's malloc settings, after a tenant's first call
     for package_name in _PRELOADED_PACKAGES:
         package = importlib.import_module(package_name)
         for module in pkgutil.iter_modules(package.__path__, f"{package_name}."):
             with contextlib.suppress(ImportError):  # an engine not installed here
                 importlib.import_module(module.name)
+
+
+def _warm_up() -> None:
+    """Runs once, on fixed inputs, what each tenant's first request would otherwise run for the first time in
+    its own process, so that what is made on first use is made here, before any fork, and shared by every
+    tenant: an Ed25519 verification, the digests, a validating base64 decode, a TOML parse, and the host's
+    facts the loader caches (target triple, CPU features, each installed engine's version) and the
+    capability tables. Nothing in it is a guest's, and nothing random is drawn."""
+    public = Ed25519PublicKey.from_public_bytes(_RFC8032_PUBLIC_KEY)
+    public.verify(_RFC8032_SIGNATURE, b"")
+    sha256_hex(b"")
+    blake2b_512(b"")
+    blake3.blake3(b"").hexdigest()
+    base64.b64decode(b"", validate=True)
+    toml_tables('a = "b"', source="")
+    host_triple()
+    host_cpu_features()
+    for name in installed_engines():
+        with contextlib.suppress(NgixiError):  # an engine that does not load here: the tenant says so
+            engine_named(name).current_engine()
+    for name in REGISTRY:
+        with contextlib.suppress(ImportError):  # one whose dependency is missing: only its guests need it
+            capability(name)
+    provisions(())
 
 
 def serve(control: socket.socket) -> None:
@@ -178,6 +218,7 @@ def main() -> None:
     import socket
 
     _preload()
+    _warm_up()
     control = socket.socket(fileno=int(sys.argv[1]))
     gc.collect()
     gc.freeze()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -186,3 +187,49 @@ def test_an_isolated_tenant_takes_and_gives_call_data_up_to_its_limits(engine_na
     with open_tenant(path, trust_file=keys.trust, isolated=True, engine=engine_name) as tenant:
         assert len(tenant.call("large").output or b"") == LARGE
         assert tenant.call("size", input=bytes(LARGE)).values == (LARGE,)
+
+
+MIB_ECHO_WAT = """(module
+  (import "ngixi" "input_read" (func $read (param i32 i32 i32) (result i32)))
+  (import "ngixi" "output_write" (func $write (param i32 i32) (result i32)))
+  (memory (export "memory") 18 18)
+  (func (export "echo")
+    (drop (call $read (i32.const 16) (i32.const 1048576) (i32.const 0)))
+    (drop (call $write (i32.const 16) (i32.load (i32.const 0))))))"""
+MIB_ECHO_MANIFEST = """\
+[guest]
+name = "mib"
+version = "0.1.0"
+
+[exports.echo]
+input = "bytes"
+output = "bytes"
+
+[limits]
+memory_pages = 18
+input_bytes = 2097152
+output_bytes = 2097152
+"""
+
+
+def _minor_faults(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[7])
+
+
+def test_an_isolated_tenant_keeps_the_memory_of_a_large_call_for_the_next(engine_name: str, tmp_path: Path) -> None:
+    """A MiB in and out does not fault a MiB of pages in again on every call (256 pages; it cost more than
+    the call's copies)."""
+    wasmtime = pytest.importorskip("wasmtime")  # for its WAT assembler
+    keys = make_key(tmp_path / "keys")
+    path = make_bundle(
+        tmp_path, keys.key, wasm=wasmtime.wat2wasm(MIB_ECHO_WAT), manifest=MIB_ECHO_MANIFEST, guest="mib"
+    )
+    data = os.urandom(1 << 20)
+    with open_tenant(path, trust_file=keys.trust, isolated=True, engine=engine_name) as tenant:
+        for _ in range(3):
+            assert tenant.call("echo", input=data).output == data
+        assert isinstance(tenant, IsolatedTenant) and tenant.pid is not None
+        before = _minor_faults(tenant.pid)
+        for _ in range(10):
+            tenant.call("echo", input=data)
+        assert (_minor_faults(tenant.pid) - before) / 10 < 16

@@ -92,6 +92,10 @@ class StandIn:
         if self.poll() is None:
             os.kill(self.pid, signum)
 
+    def stop(self) -> None:
+        self.kill()
+        self.wait()
+
     def close(self) -> None:
         for stream in (self.stdin, self.stdout):
             with contextlib.suppress(BrokenPipeError):

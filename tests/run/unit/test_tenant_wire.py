@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import struct
@@ -231,13 +232,14 @@ def test_values_round_trip_packed_or_as_json(values: tuple[object, ...]) -> None
     assert decoded == values and [type(value) for value in decoded] == [type(value) for value in values]
 
 
-def test_a_frame_trickling_in_byte_by_byte_is_read_whole() -> None:
-    whole = frame(reply_frame(FULL, error="late")) + frame(reply_frame(PLAIN))
+@contextlib.contextmanager
+def trickling(whole: bytes, piece: int) -> Iterator[Incoming]:
+    """An Incoming over a pipe that a thread writes `whole` to, `piece` bytes at a time, then closes."""
     read_end, write_end = os.pipe()
 
     def trickle() -> None:
-        for at in range(0, len(whole), 997):
-            os.write(write_end, whole[at : at + 997])
+        for at in range(0, len(whole), piece):
+            os.write(write_end, whole[at : at + piece])
         os.close(write_end)
 
     writer = threading.Thread(target=trickle)
@@ -245,11 +247,17 @@ def test_a_frame_trickling_in_byte_by_byte_is_read_whole() -> None:
     try:
         reading = Incoming(read_end)
         reading.deadline = time.monotonic() + 30
-        assert read_reply(reading, BOUNDS).output == FULL.output
-        assert read_reply(reading, BOUNDS).values == (7,)
+        yield reading
     finally:
         writer.join()
         os.close(read_end)
+
+
+def test_a_frame_trickling_in_byte_by_byte_is_read_whole() -> None:
+    whole = frame(reply_frame(FULL, error="late")) + frame(reply_frame(PLAIN))
+    with trickling(whole, 997) as reading:
+        assert read_reply(reading, BOUNDS).output == FULL.output
+        assert read_reply(reading, BOUNDS).values == (7,)
 
 
 def test_a_large_section_cut_short_is_the_end_of_the_stream() -> None:
@@ -257,3 +265,15 @@ def test_a_large_section_cut_short_is_the_end_of_the_stream() -> None:
     for reading in incoming(whole[: len(whole) // 2]):
         with pytest.raises(EOFError):
             read_reply(reading, BOUNDS)
+
+
+def test_frames_straddling_the_receive_buffer_arrive_whole() -> None:
+    """Sections of every size around the buffer's, in frames that arrive in uneven pieces, come back intact."""
+    sizes = [0, 1, 4095, 16 << 10, (16 << 10) + 1, 40_000, 70_000]
+    frames = [frame(call_frame("e", (), os.urandom(size))) for size in sizes]
+    with trickling(b"".join(frames), 6007) as reading:
+        for size, sent in zip(sizes, frames, strict=True):
+            request = read_call(reading)
+            assert request is not None and request.input is not None and len(request.input) == size
+            assert sent.endswith(request.input)
+        assert read_call(reading) is None
