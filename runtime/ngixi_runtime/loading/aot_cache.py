@@ -23,7 +23,7 @@ from ngixi_runtime.engines.base import EngineId
 from ngixi_runtime.files import atomic_output
 
 CACHE_VARIABLE = "NGIXI_AOT_CACHE"
-_FORMAT = "ngixi-aot 1"
+_FORMAT = "ngixi-aot 2"
 _OTHERS_MAY_WRITE = stat.S_IWGRP | stat.S_IWOTH
 _RECORD_LIMIT = 4096  # an entry's first line, its record, is far shorter
 
@@ -40,7 +40,9 @@ class EntryRefused(Exception):
 class CacheKey:
     """Everything the compiled code depends on: the same key is the same machine code."""
 
-    wasm_sha256: str
+    # The digest every load of the .wasm checks (a load reading only what it runs checks no other): an entry
+    # compiled from one .wasm serves no index that gives another .wasm's SHA-256 to bytes of its own.
+    wasm_blake3: str
     kind: str  # "module" or "component"
     engine: EngineId
     settings: str  # the engine settings the code is compiled for (e.g. fuel metering)

@@ -1,0 +1,79 @@
+"""Attacks on what a process keeps between loads, by a signer trusted for one guest only: nothing one bundle's
+load keeps (host AOT cache entries, a .wasm's declaration) serves another bundle's code or checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from ngixi_build.stages.bundle import render_index
+from ngixi_build.stages.signing import TrustEntry, render_trust_file, sign
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.loading.tenants import InProcessTenant, open_tenant
+from ngixi_runtime.spec.bundle_format import INDEX_NAME, SIGNATURE_NAME, BundleIndex, trusted_comment
+from ngixi_runtime.trust.signatures import load_trust
+from tests.conftest import KeyFiles, entries, make_bundle, make_key, repack
+from tests.wasmgen import ADD_BODY, Func, module
+
+ADD = '[exports.add]\nparams = ["i32", "i32"]\nresults = ["i32"]\n'
+HONEST = module(functions=[Func("add", ["i32", "i32"], ["i32"], ADD_BODY)])
+FORGED = module(functions=[Func("add", ["i32", "i32"], ["i32"], b"\x41\xe6\x04")])  # i32.const 614
+
+
+def _manifest(guest: str) -> str:
+    return f'[guest]\nname = "{guest}"\nversion = "0.1.0"\n\n{ADD}'
+
+
+def _signers(directory: Path) -> tuple[KeyFiles, KeyFiles, Path]:
+    """A victim's key and an attacker's, each trusted for its own guest only, without native code."""
+    victim = make_key(directory / "victim", guests=["victim"], native_code=False)
+    attacker = make_key(directory / "attacker", guests=["evil"], native_code=False)
+    trust = directory / "trust.toml"
+    entries_ = [
+        TrustEntry(victim.key, ("victim",), ("dev",), "victim", native_code=False),
+        TrustEntry(attacker.key, ("evil",), ("dev",), "attacker", native_code=False),
+    ]
+    trust.write_bytes(render_trust_file(entries_))
+    return victim, attacker, trust
+
+
+def _resigned(bundle: Path, keys: KeyFiles, index: BundleIndex) -> Path:
+    """The bundle with `index` in place of its own, signed by `keys`: what a signer may make of its own guest."""
+    data = render_index(index)
+    signature = sign(data, keys.key, trusted_comment=trusted_comment(index))
+    repack(bundle, [(INDEX_NAME, data), (SIGNATURE_NAME, signature), *entries(bundle)[2:]])
+    return bundle
+
+
+def _claiming(bundle: Path, keys: KeyFiles, trust: Path, **digests: str | int) -> Path:
+    index = read_bundle(bundle, load_trust(trust)).index
+    wasm = dataclasses.replace(index.member("wasm"), **digests)  # type: ignore[arg-type]
+    members = tuple(wasm if m.kind == "wasm" else m for m in index.members)
+    return _resigned(bundle, keys, dataclasses.replace(index, members=members))
+
+
+def _sum(bundle: Path, trust: Path, engine: str) -> int:
+    with open_tenant(bundle, trust_file=trust, isolated=False, engine=engine) as tenant:
+        assert isinstance(tenant, InProcessTenant)
+        result = tenant.call("add", [2, 3])
+        assert result.metrics.outcome == "ok", result
+        return int(result.values[0])
+
+
+@pytest.mark.parametrize("engine", ["wasmer", "wasmtime"])
+def test_a_claimed_sha256_does_not_poison_the_host_aot_cache(tmp_path: Path, engine: str) -> None:
+    """The attacker's index gives its own .wasm the victim's SHA-256 (a load checks the BLAKE3 alone): the code
+    compiled from the attacker's .wasm must never be what the victim's next load runs."""
+    pytest.importorskip(engine)
+    victim, attacker, trust = _signers(tmp_path)
+    honest = make_bundle(tmp_path / "v", victim.key, wasm=HONEST, manifest=_manifest("victim"), guest="victim")
+    evil = make_bundle(tmp_path / "e", attacker.key, wasm=FORGED, manifest=_manifest("evil"), guest="evil")
+    evil = _claiming(evil, attacker, trust, sha256=hashlib.sha256(HONEST).hexdigest())
+    try:
+        _sum(evil, trust, engine)
+    except Exception:  # refusing the forged claim is as good
+        pass
+    assert _sum(honest, trust, engine) == 5
