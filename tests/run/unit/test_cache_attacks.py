@@ -13,6 +13,7 @@ import pytest
 from ngixi_build.stages.bundle import render_index
 from ngixi_build.stages.signing import TrustEntry, render_trust_file, sign
 from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.capabilities.env import EnvOptions
 from ngixi_runtime.errors import NgixiError, VerificationError
 from ngixi_runtime.loading.tenants import InProcessTenant, open_tenant
 from ngixi_runtime.spec.bundle_format import INDEX_NAME, SIGNATURE_NAME, BundleIndex, trusted_comment
@@ -107,3 +108,15 @@ def test_trust_taken_back_holds_on_the_next_load(tmp_path: Path) -> None:
     trust.write_bytes(render_trust_file([TrustEntry(victim.key, ("evil",), ("dev",), "victim, elsewhere")]))
     with pytest.raises(VerificationError, match=r"may not sign guest 'victim'"):
         read_bundle(bundle, load_trust(trust))
+
+
+def test_loads_of_one_signed_index_share_no_mutable_option(tmp_path: Path, keys: KeyFiles) -> None:
+    """A host changing what one load's manifest fixes (an env variable) changes nothing of the next load's."""
+    manifest = _manifest("hello") + '\n[capabilities.env]\nfixed = { MODE = "production" }\n'
+    bundle = make_bundle(tmp_path, keys.key, wasm=HONEST, manifest=manifest)
+    first = read_bundle(bundle, load_trust(keys.trust)).manifest.options(EnvOptions)
+    assert first is not None
+    with pytest.raises(TypeError):
+        first.fixed["MODE"] = "debug"  # type: ignore[index]
+    again = read_bundle(bundle, load_trust(keys.trust)).manifest.options(EnvOptions)
+    assert again is not None and dict(again.fixed) == {"MODE": "production"}
