@@ -300,7 +300,7 @@ def cmd_trust(args: argparse.Namespace) -> int:
         print(f"removed key {args.key_id} from {trust_file}")
     else:
         for key in editing.listed_keys(trust_file):
-            comment = f"  # {key['comment']}" if key["comment"] else ""
+            comment = f"  # {printable(key['comment'])}" if key["comment"] else ""  # a project's file is foreign
             print(f"{key['id']}  {_scope(key['guests'], key['channels'], key['native_code'])}{comment}")
     return 0
 
