@@ -122,7 +122,7 @@ def _show(result: CallResult, *, as_json: bool, error: str | None = None, output
             write_output(result.output, "bytes", to_file=output_file, stdout=sys.stdout.buffer, stderr=sys.stderr)
         return
     for line in result.logs:
-        print(f"{line.level}: {printable(line.message)}", file=sys.stderr)
+        print(printable(f"{line.level}: {line.message}"), file=sys.stderr)  # an isolated child says the level
     sys.stdout.buffer.write(result.stdout)
     sys.stderr.buffer.write(result.stderr)
     if result.values:
