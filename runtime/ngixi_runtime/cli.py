@@ -121,7 +121,7 @@ def _show(result: CallResult, *, as_json: bool, error: str | None = None, output
             write_output(result.output, "bytes", to_file=output_file, stdout=sys.stdout.buffer, stderr=sys.stderr)
         return
     for line in result.logs:
-        print(f"{line.level}: {printable(line.message)}", file=sys.stderr)
+        print(printable(f"{line.level}: {line.message}"), file=sys.stderr)  # an isolated child says the level
     sys.stdout.buffer.write(result.stdout)
     sys.stderr.buffer.write(result.stderr)
     if result.values:
@@ -299,7 +299,7 @@ def cmd_trust(args: argparse.Namespace) -> int:
         print(f"removed key {args.key_id} from {trust_file}")
     else:
         for key in editing.listed_keys(trust_file):
-            comment = f"  # {key['comment']}" if key["comment"] else ""
+            comment = f"  # {printable(key['comment'])}" if key["comment"] else ""  # a project's file is foreign
             print(f"{key['id']}  {_scope(key['guests'], key['channels'], key['native_code'])}{comment}")
     return 0
 

@@ -34,6 +34,7 @@ from ngixi_runtime.loading.tenant_wire import (
     write_all,
 )
 from ngixi_runtime.loading.zygote import CHILD_BUNDLE, ForkedProcess, spawn_tenant
+from ngixi_runtime.printable import printable
 
 # Time allowed on top of the guest's own timeout for the child to answer over the pipe.
 _IPC_GRACE_SECONDS = 0.25
@@ -251,7 +252,8 @@ class IsolatedTenant:
     def _died(self, child: _Child, what: str) -> CallFailed:
         code = child.process.wait()
         child.errors.seek(0)
-        tail = child.errors.read()[-500:].decode(errors="replace").strip()
+        # What the child wrote last, on the one line of ngixi's error: it may quote what the guest controls.
+        tail = printable(child.errors.read()[-500:].decode(errors="replace").strip())
         self._stop(child)
         if code == -signal.SIGXCPU:
             return self._failure(

@@ -374,9 +374,9 @@ def code_identity(manifest: Manifest) -> tuple[str, str]:
 def _cache_key(bundle: VerifiedBundle, engine: Engine, kind: str, settings: str) -> CacheKey:
     from ngixi_runtime.loading.aot_cache import CacheKey  # here and below: only for code compiled on this host
 
-    wasm_sha256 = bundle.index.member("wasm").sha256
+    wasm_blake3 = bundle.index.member("wasm").blake3
     features = tuple(sorted(host_cpu_features()))
-    return CacheKey(wasm_sha256, kind, engine.current_engine(), settings, host_triple(), features)
+    return CacheKey(wasm_blake3, kind, engine.current_engine(), settings, host_triple(), features)
 
 
 @dataclass(frozen=True)
