@@ -18,6 +18,9 @@ class _DeadProcess:
     def kill(self, _signal: int) -> None:
         pass
 
+    def stop(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
