@@ -211,15 +211,28 @@ class Incoming:
         return whole[:size]
 
     def _take_large(self, size: int) -> bytes:
-        """Reads a section larger than a read takes in pieces, never more than has arrived (not the size a peer
-        claims before it sends it), and joins them once."""
-        pieces = [self._buffer[self._at :]]
+        """Reads a section larger than a read takes in pieces of up to a pipe's size, each one allocated only once
+        the one before it is full (never the size a peer claims before it sends it, nor an object per read however
+        little each read brings), and joins them once."""
+        pieces: list[bytes | bytearray] = [self._buffer[self._at :]]
         missing = size - len(pieces[0])
         self._buffer, self._at = b"", 0
         while missing:
-            pieces.append(self._read(min(missing, _PIECE_BYTES)))
-            missing -= len(pieces[-1])
+            piece = bytearray(min(missing, _PIECE_BYTES))
+            self._fill(piece)
+            pieces.append(piece)
+            missing -= len(piece)
         return b"".join(pieces)
+
+    def _fill(self, piece: bytearray) -> None:
+        filled = 0
+        with memoryview(piece) as view:
+            while filled < len(piece):
+                _wait(self._poll, self.deadline)
+                count = os.readv(self.descriptor, [view[filled:]])
+                if not count:
+                    raise EOFError
+                filled += count
 
     def _read(self, most: int) -> bytes:
         _wait(self._poll, self.deadline)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import socket
 import struct
 import tempfile
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -277,3 +279,37 @@ def test_frames_straddling_the_receive_buffer_arrive_whole() -> None:
             assert request is not None and request.input is not None and len(request.input) == size
             assert sent.endswith(request.input)
         assert read_call(reading) is None
+
+
+def test_a_section_sent_a_byte_per_write_costs_its_bytes_not_an_object_each() -> None:
+    """A hostile child sends a large section one byte per packet (each read then returns one byte): the parent
+    holds about the section's bytes, not a Python object per read (about 40 times as much)."""
+    size = 20_000
+    limits = Limits(memory_pages=1, timeout_ms=1000, log_bytes=100, stdout_bytes=64, output_bytes=size)
+    output = os.urandom(size)
+    header = frame(reply_frame(CallResult((), None, (), b"", b"", PLAIN.metrics, output)))[: -size or None]
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+    single_bytes = [output[at : at + 1] for at in range(size)]  # made before tracing, as the child's are
+
+    def send_bytewise() -> None:
+        send = theirs.send
+        send(header)
+        for byte in single_bytes:
+            send(byte)
+
+    writer = threading.Thread(target=send_bytewise)
+    writer.start()
+    reading = Incoming(ours.fileno())
+    reading.deadline = time.monotonic() + 60
+    tracemalloc.start()
+    try:
+        reply = read_reply(reading, ReplyBounds.of(limits))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        writer.join()
+        ours.close()
+        theirs.close()
+    assert reply.output == output
+    assert peak < 3 * size + (256 << 10)
