@@ -112,10 +112,11 @@ class ForkedProcess:
                 os.kill(self.pid, signum)
 
     def stop(self) -> None:
-        """Kills it and waits until it has ended: through its pidfd, which says so as soon as it has, rather
-        than for its zygote to reap it and pass on the status (which is then not known here)."""
+        """Kills it and waits until it has ended: a zygote's child through its pidfd, which says so as soon as it
+        has, rather than for its zygote to reap it and pass on the status (which is then not known here); this
+        process's own child by reaping it, which leaves no zombie."""
         self.kill(signal.SIGKILL)
-        if self.returncode is None and self.pidfd is not None:
+        if self.returncode is None and self.pidfd is not None and self.status is not None:
             readable(self.pidfd, None)
         else:
             self.wait()

@@ -1,0 +1,84 @@
+"""Spawning and stopping many tenants: no descriptor, zombie or process left behind, from a fork server or from
+this process (a one-shot command's `fork_here`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ngixi_runtime.loading.zygote import spawn_tenant, zygote_pids
+
+SPAWNS = 500
+# A child of a single-threaded process, as `ngixi run` forks its one-shot tenant: SPAWNS forks and stops, then
+# the descriptors it holds and the children it left unreaped.
+FORKED_HERE = """
+import os, sys, tempfile
+from ngixi_runtime.loading.zygote_server import fork_here
+
+spawns = int(sys.argv[1])
+with tempfile.TemporaryFile() as bundle, tempfile.TemporaryFile() as errors:
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(spawns):
+        child = fork_here({}, bundle.fileno(), errors.fileno())
+        child.stop()
+        child.close()
+    after = len(os.listdir("/proc/self/fd"))
+    unreaped = 0
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if not pid:
+            break
+        unreaped += 1
+print(before, after, unreaped)
+"""
+
+
+def open_descriptors(pid: int | str = "self") -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def children_of(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task")
+    return [int(child) for task in tasks.iterdir() for child in (task / "children").read_text().split()]
+
+
+def settled_descriptors(zygote: int) -> int:
+    """The fork server's open descriptors once it has reaped every child (and closed its pidfd and status pipe)."""
+    deadline = time.monotonic() + 10
+    while children_of(zygote) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not children_of(zygote)
+    return open_descriptors(zygote)
+
+
+def test_spawning_and_stopping_many_tenants_from_a_fork_server_leaks_nothing() -> None:
+    environment = {"LANG": "C.UTF-8", "NGIXI_TEST": "test_tenant_stops"}  # a fork server of its own
+    with tempfile.TemporaryFile() as bundle, tempfile.TemporaryFile() as errors:
+        others = set(zygote_pids())
+        first = spawn_tenant(environment, bundle.fileno(), errors.fileno())  # starts the fork server
+        first.stop()
+        first.close()
+        (zygote,) = set(zygote_pids()) - others
+        ours, its = open_descriptors(), settled_descriptors(zygote)
+        for _ in range(SPAWNS):
+            child = spawn_tenant(environment, bundle.fileno(), errors.fileno())
+            child.stop()
+            assert child.returncode is not None or child.pidfd is not None
+            child.close()
+        assert open_descriptors() == ours
+        assert settled_descriptors(zygote) == its
+
+
+def test_tenants_forked_here_are_reaped_when_stopped() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", FORKED_HERE, "50"], capture_output=True, text=True, check=True, timeout=120
+    )
+    before, after, unreaped = map(int, done.stdout.split())
+    assert (after, unreaped) == (before, 0)
