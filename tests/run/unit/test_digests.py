@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 import pytest
 
 from ngixi_runtime.spec.digests import blake2b_512, sha256_hex
 
+SAMPLE = bytes(range(256)) * 1025
 
-@pytest.mark.parametrize("data", [b"", b"abc", bytes(range(256)) * 1025])
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"abc",
+        SAMPLE,
+        os.urandom((8 << 20) + 3),  # past any one-shot buffer
+        memoryview(SAMPLE),
+        memoryview(SAMPLE)[7:],  # a slice: not at its buffer's start
+        memoryview(SAMPLE).cast("I")[:10],  # items of 4 bytes: the digest is of the bytes
+        bytearray(SAMPLE),
+        memoryview(b""),
+    ],
+)
 def test_the_digests_are_hashlibs(data: bytes) -> None:
     assert sha256_hex(data) == hashlib.sha256(data).hexdigest()
     assert blake2b_512(data) == hashlib.blake2b(data).digest()
