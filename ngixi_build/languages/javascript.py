@@ -69,10 +69,13 @@ class JavaScript(Language):
 
 def _exports_wrapper(project: Project, manifest: Manifest, out_path: Path) -> Path | None:
     """Where the build's export wrapper goes: beside the component, at a fixed path (its name is in the
-    component); none without the log capability, or outside the project (componentize-js sees only the project)."""
-    if "log" not in manifest.grants or not out_path.resolve().is_relative_to(project.root.resolve()):
+    component); none without the log capability, or outside the project (componentize-js sees only the project).
+    Only its directory is resolved: whatever is at the path itself, a symbolic link too, is replaced, never followed."""
+    if "log" not in manifest.grants:
         return None
-    return out_path.with_name(f".{manifest.guest.name}.exports.mjs").resolve().relative_to(project.root.resolve())
+    root = project.root.resolve()
+    wrapper = out_path.parent.resolve() / f".{manifest.guest.name}.exports.mjs"
+    return wrapper.relative_to(root) if wrapper.is_relative_to(root) else None
 
 
 LANGUAGE = JavaScript()

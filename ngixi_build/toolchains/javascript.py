@@ -95,10 +95,19 @@ def build_component(
     module that logs an Error an export throws before the call traps."""
     disabled = ",".join(disabled_features(grants))
     wrapper = [] if exports_wrapper is None else [exports_wrapper]
-    run(
-        [toolchain.node, DRIVER, toolchain.root, entry, world_dir, world, out_path, disabled, *wrapper],
-        what=f"componentize-js {entry}",
-        cwd=cwd,
-        error=JavaScriptBuildError,
-        timeout=900,
-    )
+    try:
+        _remove_wrapper(cwd, exports_wrapper)  # the driver creates it anew, and never through a link left there
+        run(
+            [toolchain.node, DRIVER, toolchain.root, entry, world_dir, world, out_path, disabled, *wrapper],
+            what=f"componentize-js {entry}",
+            cwd=cwd,
+            error=JavaScriptBuildError,
+            timeout=900,
+        )
+    finally:  # the driver removes it too, but not when it is killed (Ctrl-C, the timeout)
+        _remove_wrapper(cwd, exports_wrapper)
+
+
+def _remove_wrapper(cwd: Path, wrapper: Path | None) -> None:
+    if wrapper is not None:
+        (cwd / wrapper).unlink(missing_ok=True)

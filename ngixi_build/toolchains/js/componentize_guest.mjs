@@ -71,8 +71,9 @@ function exportsWrapper(wrapper) {
 
 let component;
 let failure;
-if (wrapperPath) await writeFile(wrapperPath, exportsWrapper(wrapperPath));
 try {
+  // "wx": created here, never written through whatever another process left at the path (a link included).
+  if (wrapperPath) await writeFile(wrapperPath, exportsWrapper(wrapperPath), { flag: "wx" });
   ({ component } = await componentize({
     sourcePath: wrapperPath || entry,
     witPath,
