@@ -85,3 +85,20 @@ def test_the_wrapper_is_removed_when_the_driver_is_interrupted(
     assert seen == [False]
     assert not (project.root / WRAPPER).exists() and not (project.root / WRAPPER).is_symlink()
     assert index.read_text() == SOURCE
+
+
+def test_a_guest_without_log_is_built_from_its_entry_as_before(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commands: list[list[object]] = []
+    monkeypatch.setattr(javascript, "run", lambda command, **_: commands.append(command))
+    toolchain = javascript.JavaScriptToolchain(project.root / "toolchain", project.root / "node")
+    out = project.root / "artifacts/wasm/tally.wasm"
+    entry = Path("guests/tally/index.js")
+    javascript.build_component(
+        toolchain, entry=entry, world_dir=project.root / "wit", world="tally", out_path=out, cwd=project.root, grants=()
+    )
+    disabled = ",".join(javascript.WASI_FEATURES)
+    assert commands == [
+        [toolchain.node, javascript.DRIVER, toolchain.root, entry, project.root / "wit", "tally", out, disabled]
+    ]
