@@ -151,6 +151,10 @@ class IsolatedTenant:
         reply = self._exchange(child, self._request, deadline=prepared_by, what="prepare")
         if reply.get("instantiating"):  # from here on, the guest's own code may run: its start function
             reply = self._reply(child, deadline=self._call_deadline(), what="start")
+        problem = _start_reply_problem(reply)
+        if problem is not None:
+            self._stop(child)
+            raise self._malformed("start", problem)
         if not reply.get("ok"):
             self._stop(child)
             message = str(reply.get("error", "the tenant process could not start"))
@@ -291,6 +295,24 @@ class IsolatedTenant:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self.close()
+
+
+# The fields of a child's last start-up answer, by whether it started, and their types.
+_START_FIELDS: dict[bool, dict[str, type]] = {
+    True: {"ok": bool, "origin": str, "compiled": bool},
+    False: {"ok": bool, "error": str, "exit_code": int},
+}
+
+
+def _start_reply_problem(reply: Mapping[str, Any]) -> str | None:
+    """What is wrong with a child's answer to its start-up request (its fields and their types), if anything."""
+    ok = reply.get("ok")
+    fields = _START_FIELDS[ok] if type(ok) is bool else {}
+    if not fields or any(type(reply[name]) is not fields.get(name) for name in reply):
+        return "its start-up answer is not what the protocol allows"
+    if ok and len(reply) != len(fields):
+        return "its start-up answer lacks the code's origin"
+    return None
 
 
 def isolated_engine(manifest: Manifest, engine: str | None, shipped: Collection[str] = ()) -> str:

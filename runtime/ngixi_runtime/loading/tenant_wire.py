@@ -388,7 +388,10 @@ def _decoded_values(raw: bytes) -> tuple[Any, ...]:
     values = _json(raw, "values")
     if not isinstance(values, list):
         raise WireError("a call reply's values are not a list")
-    return tuple(from_wire(values))
+    try:
+        return tuple(from_wire(values))
+    except (TypeError, ValueError, RecursionError):  # a $bytes or $tuple that is not one, or nesting too deep
+        raise WireError("a call reply's values are not in the wire form of values") from None
 
 
 def _oversized(sizes: Sequence[int], bounds: ReplyBounds) -> WireError:
@@ -425,5 +428,5 @@ def _log_lines(raw: Any) -> tuple[LogLine, ...]:
 def _json(raw: bytes, what: str) -> Any:
     try:
         return json.loads(raw)
-    except ValueError as error:  # UnicodeDecodeError too
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError too; RecursionError: nested too deep
         raise WireError(f"a frame's {what}: not JSON ({error})") from None
