@@ -34,13 +34,9 @@ def chosen_project(args: argparse.Namespace) -> Project:
 
 
 def _run_tasks(args: argparse.Namespace, task: str) -> int:
-    from doit.cmd_base import ModuleTaskLoader
-    from doit.doit_cmd import DoitMain
+    from ngixi_build.workflows.doit_run import run_task
 
-    from ngixi_build.workflows.dodo_tasks import checked_project, declare
-
-    tasks = declare(checked_project(chosen_project(args)))
-    return int(DoitMain(ModuleTaskLoader(tasks)).run([task]))
+    return run_task(chosen_project(args), task)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
