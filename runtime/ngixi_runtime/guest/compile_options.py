@@ -31,7 +31,7 @@ _FLAG = re.compile(
 _REFUSED_SWITCHES = re.compile(
     r"^-(f(no-)?(plugin|profile|sanitize|coverage|crash-diagnostics|embed-bitcode|use-ld|save-optimization|"
     r"record-command-line|debug-prefix-map|file-prefix-map|macro-prefix-map|time-trace|proc-stat-report|"
-    r"pass-plugin|instrument|xray|stack-usage)|mexec-model|mllvm)"
+    r"pass-plugin|instrument|xray|stack-usage)|f[a-z0-9-]*(path|dir|file|map|module|output|report)|mexec-model|mllvm)"
 )
 _LIBRARY_RULE = "is not a library name (m for -lm)"
 _FLAG_RULE = (

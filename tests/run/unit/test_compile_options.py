@@ -41,6 +41,8 @@ def test_a_real_c_projects_options_are_taken_in_order() -> None:
         ('flags = ["-fdebug-prefix-map=/a=/b"]', "compile.flags[0]"),
         ('flags = ["-mexec-model=command"]', "compile.flags[0]"),
         ('flags = ["-mllvm"]', "compile.flags[0]"),
+        ('flags = ["-fmodules-cache-path=cache"]', "compile.flags[0]"),
+        ('flags = ["-fdebug-compilation-dir=x"]', "compile.flags[0]"),
         ('flags = ["--target=x86_64-linux"]', "compile.flags[0]"),
         ('flags = ["main.c"]', "compile.flags[0]"),
         ('flags = "-O2"', "compile.flags"),
