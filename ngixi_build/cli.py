@@ -97,8 +97,6 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     )
     if args.trust is not None:  # what the loader would refuse is named before any key is made
         editing.check_new_trust(args.trust, trust)
-        if args.trust.exists():
-            editing.listed_keys(args.trust)
     key = generate_key_pair(secret_path=args.secret, public_path=args.public, comment=args.comment)
     print(f"key {key.key_id}: secret {args.secret} (mode 0600), public {args.public}")
     work_tree = next((d for d in args.secret.absolute().parents if (d / ".git").exists()), None)
