@@ -13,7 +13,7 @@ from doit.cmd_base import ModuleTaskLoader
 from doit.doit_cmd import DoitConfig, DoitMain
 
 from ngixi_build.project import Project
-from ngixi_build.workflows.dodo_tasks import checked_project, declare
+from ngixi_build.workflows.dodo_tasks import declare, with_state_dir
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import read_toml_file
 from ngixi_runtime.spec.project import PROJECT_FILE
@@ -22,9 +22,9 @@ _SECTIONS = ("plugins", "commands", "tasks")
 
 
 def run_task(project: Project, task: str) -> int:
-    """Runs `task` of `project` as `doit TASK` in its root would; doit's exit status."""
+    """Runs `task` of `project` (as `find_project` gives it) as `doit TASK` in its root would; doit's exit status."""
     settings = doit_settings(project)
-    tasks = declare(checked_project(project))
+    tasks = declare(with_state_dir(project))
     return int(DoitMain(ModuleTaskLoader(tasks), config_filenames=(), extra_config=settings).run([task]))
 
 
