@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ngixi_runtime.guest.build_command import is_inside
-from ngixi_runtime.spec.schema import ItemCheck, Problems, array, string_item, type_name
+from ngixi_runtime.spec.schema import ItemCheck, Problems, array, optional_table, string_item
 
 COMPILE_KEYS = ("sources", "include", "flags", "libs")
 DEFAULT_SOURCES = ("**/*.c",)
@@ -57,13 +57,9 @@ class CompileOptions:
 
 def parse_compile(raw: Mapping[str, Any], problems: Problems) -> CompileOptions | None:
     """The `[compile]` table, if the manifest has one; every problem goes to `problems`."""
-    if "compile" not in raw:
+    table = optional_table(raw, "compile", COMPILE_KEYS, problems)
+    if table is None:
         return None
-    table = raw["compile"]
-    if not isinstance(table, dict):
-        problems.add("compile", f"must be a table, not {type_name(table)}")
-        return None
-    problems.unknown_keys(table, COMPILE_KEYS, "compile")
     inside = 'must be a relative path inside the guest\'s directory (no "..")'
     return CompileOptions(
         sources=array(table, "sources", "compile.sources", problems, item=_inside(inside), default=DEFAULT_SOURCES),

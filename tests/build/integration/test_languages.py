@@ -39,14 +39,8 @@ FLAGS_GUEST = {
     "src/scale.c": '#include "calc.h"\nint scaled(int x) { return x * SCALE; }\n',
     "attic/old.c": "this is not C and is not among the sources\n",
 }
-FLAGS_MANIFEST = """[guest]
-name = "c-flags"
-version = "0.1.0"
-kind = "library"
-
-[exports.compute]
-params = ["i32"]
-results = ["i32"]
+FLAGS_MANIFEST = """guest = { name = "c-flags", version = "0.1.0" }
+exports.compute = { params = ["i32"], results = ["i32"] }
 
 [compile]
 sources = ["src/*.c"]
