@@ -11,6 +11,7 @@ import pytest
 
 from ngixi_build.guests import read_guest
 from ngixi_build.project import Project, find_project
+from ngixi_build.stages.bundle import write_bundle
 from ngixi_build.stages.signing import generate_key_pair
 from ngixi_build.workflows.clean import remove_leftovers
 from ngixi_build.workflows.release import ReleaseError, refuse_secret_keys, source_files, tree_digest
@@ -115,3 +116,22 @@ def test_new_never_writes_through_a_dangling_symlink(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="guest 'g' is taken"):
         new_guest(find_project(tmp_path), "g", language="c", kind="library", abi="core")
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_bundles_manifest_that_became_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "hello.toml")
+    (tmp_path / "hello.wasm").write_bytes(b"\0asm\1\0\0\0")
+    key = generate_key_pair(secret_path=tmp_path / "k.key", public_path=tmp_path / "k.pub", comment="t")
+    with pytest.raises(InvalidInput, match=r"hello\.toml: a FIFO, not a regular file"):
+        write_bundle(
+            guest="hello",
+            version="0.1.0",
+            manifest_path=tmp_path / "hello.toml",
+            wasm_path=tmp_path / "hello.wasm",
+            artifacts=[],
+            key=key,
+            channel="dev",
+            sequence=1,
+            out_path=tmp_path / "hello.ngx",
+        )
+    assert not (tmp_path / "hello.ngx").exists()
