@@ -13,7 +13,7 @@ from ngixi_build.project import Project
 from ngixi_build.stages import core_bindings
 from ngixi_build.stages.compile import CompileError
 from ngixi_runtime.guest.compile_options import CompileOptions
-from ngixi_runtime.guest.manifest import load_manifest
+from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.spec.bundle_format import BuildProfile
 
 # Dev keeps debug info (turned into a source map); not -O0, with which zig links a debug wasi-libc and UBSan
@@ -21,10 +21,10 @@ from ngixi_runtime.spec.bundle_format import BuildProfile
 OPTIMIZATION: dict[BuildProfile, tuple[str, ...]] = {"release": ("-O2",), "dev": ("-O1", "-g")}
 
 
-def cc_arguments(job: CompileJob, output: Path, exports: tuple[str, ...]) -> list[str]:
+def cc_arguments(job: CompileJob, output: Path, manifest: Manifest) -> list[str]:
     project, guest = job.project, job.guest
-    options = load_manifest(project.manifest_path(guest.name)).compile or CompileOptions()
-    library = ["-mexec-model=reactor", *(f"-Wl,--export={name}" for name in exports)]
+    options = manifest.compile or CompileOptions()
+    library = ["-mexec-model=reactor", *(f"-Wl,--export={name}" for name in native.exports_of(guest, manifest))]
     return [
         "cc",
         f"--target={native.WASI_TARGET}",
@@ -81,8 +81,8 @@ class C(native.ZigCompiled):
     def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
         return {**super().settings(project, guest), "compile": dataclasses.asdict(guest.compile or CompileOptions())}
 
-    def arguments(self, job: CompileJob, output: Path, exports: tuple[str, ...]) -> list[str]:
-        return cc_arguments(job, output, exports)
+    def arguments(self, job: CompileJob, output: Path, manifest: Manifest) -> list[str]:
+        return cc_arguments(job, output, manifest)
 
 
 LANGUAGE = C()

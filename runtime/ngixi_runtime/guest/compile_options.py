@@ -50,10 +50,6 @@ class CompileOptions:
     flags: tuple[str, ...] = ()
     libs: tuple[str, ...] = ()
 
-    def arguments(self) -> list[str]:
-        """The compiler's arguments for `flags` and `libs` (`include` and `sources` are paths)."""
-        return [*self.flags, *(f"-l{name}" for name in self.libs)]
-
 
 def parse_compile(raw: Mapping[str, Any], problems: Problems) -> CompileOptions | None:
     """The `[compile]` table, if the manifest has one; every problem goes to `problems`."""

@@ -23,7 +23,7 @@ def test_a_real_c_projects_options_are_taken_in_order() -> None:
         '"-fno-builtin", "-fvisibility=hidden", "-msimd128", "-mcpu=generic"]\n'
     )
     assert options is not None and options.sources == ("src/*.c", "lib/**/*.c") and options.include == ("include",)
-    assert options.arguments()[:3] == ["-O3", "-DFOO", '-DVERSION="1.2"'] and options.arguments()[-1] == "-lm"
+    assert options.flags[:3] == ("-O3", "-DFOO", '-DVERSION="1.2"') and options.libs == ("m",)
     assert compile_table("") == CompileOptions(sources=("**/*.c",))
     assert compile_table("", language='language = "c"') is not None
 
