@@ -60,8 +60,11 @@ def add_key(trust_file: Path, public_key: minisign.PublicKey, trust: NewTrust) -
 
 
 def check_new_trust(trust_file: Path, trust: NewTrust) -> None:
-    """Refuses what `add_key` would refuse for any key (guest patterns, channels), before a key is made."""
+    """Refuses what `add_key` would refuse for any key (guest patterns, channels; an existing trust file the
+    loader refuses), before a key is made."""
     _trusted(_key_block(minisign.KeyPair.generate().public_key, trust), trust_file)
+    if trust_file.exists():
+        trust_from_table(read_trust_table(trust_file), source=str(trust_file))
 
 
 def remove_key(trust_file: Path, key_id: str) -> None:
