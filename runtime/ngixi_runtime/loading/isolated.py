@@ -21,7 +21,7 @@ from ngixi_runtime.guest.data import DataKind, DataValue
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE, CacheUnavailable, default_cache_dir
 from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, empty_result
-from ngixi_runtime.loading.loader import check_call, encoded_input
+from ngixi_runtime.loading.loader import check_call, encoded_input, export_table
 from ngixi_runtime.loading.tenant_wire import (
     Incoming,
     Reply,
@@ -121,8 +121,7 @@ class IsolatedTenant:
         self._environment = dict(environment)
         self._child: _Child | None = None
         self._bounds = ReplyBounds.of(manifest.limits)
-        self._output_kinds = {declared.name: declared.output for declared in manifest.exports}
-        self._unchecked = frozenset(e.name for e in manifest.exports if not e.params and e.input is None)
+        self._output_kinds, self._unchecked, _ = export_table(manifest)
         self._lock = threading.Lock()
         self.origin = ""
         self.compiled = False

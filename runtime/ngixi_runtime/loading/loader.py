@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from ngixi_runtime.bundles.reader import VerifiedBundle
 from ngixi_runtime.capabilities.component import ComponentInfo, imports_wasi, wasi_setup
@@ -178,6 +178,26 @@ def encoded_input(manifest: Manifest, export: str, value: DataValue | None) -> b
     return encode(declared.input, value, what=f"{manifest.guest.name}: {export}")
 
 
+class ExportTable(NamedTuple):
+    """What a manifest's declared exports take and give, looked up on each call of a loaded guest or tenant."""
+
+    output_kinds: dict[str, DataKind | None]  # each declared export's output; None for one that declares none
+    # The exports whose call with no arguments and no input passes `check_call` without asking (never `_start`, a
+    # command guest's entry, which `check_call` tells apart even where the manifest declares it).
+    unchecked: frozenset[str]
+    outputless: frozenset[str]  # the declared exports whose calls may write no output through the call data ABI
+
+
+def export_table(manifest: Manifest) -> ExportTable:
+    """The tables of `manifest`'s declared exports, made once per load."""
+    exports = manifest.exports
+    return ExportTable(
+        {declared.name: declared.output for declared in exports},
+        frozenset(e.name for e in exports if not e.params and e.input is None) - {"_start"},
+        frozenset(e.name for e in exports if e.output is None) - {"_start"},
+    )
+
+
 class Guest:
     """A loaded guest: call its exports, or run it as a command."""
 
@@ -202,12 +222,7 @@ class Guest:
         self.output: GuestOutput = context.output  # taken from, never replaced
         self._wasm = wasm  # the verified .wasm, read only to say where a trap happened
         self._timeout_seconds = manifest.limits.timeout_ms / 1000
-        self._output_kinds = {declared.name: declared.output for declared in manifest.exports}
-        # A call of one of these with no arguments and no input passes `check_call` without asking (never
-        # `_start`, a command guest's entry, which `check_call` tells apart even where the manifest declares it).
-        self._unchecked = frozenset(e.name for e in manifest.exports if not e.params and e.input is None) - {"_start"}
-        # The declared exports whose calls may write no output through the call data ABI.
-        self.outputless = frozenset(e.name for e in manifest.exports if e.output is None) - {"_start"}
+        self._output_kinds, self._unchecked, self.outputless = export_table(manifest)
 
     @property
     def memory_pages(self) -> int:
