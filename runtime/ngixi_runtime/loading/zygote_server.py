@@ -26,7 +26,9 @@ from ngixi_runtime.loading.zygote import (
     MAX_MESSAGE,
     NUMBER,
     ForkedProcess,
+    forked,
     forking_from_this_process,
+    tenant_pipes,
     threads,
 )
 from ngixi_runtime.spec.digests import blake2b_512, sha256_hex
@@ -182,25 +184,18 @@ def fork_here(environment: Mapping[str, str], bundle: int, errors: int) -> Forke
     with), and imports anything more only from the interpreter's own paths (no working directory, script
     directory, PYTHONPATH or user site).
     """
-    requests, replies = os.pipe(), os.pipe()
     for stream in (sys.stdout, sys.stderr):  # or the child would write what this process left in their buffers
         stream.flush()
-    pid = os.fork()
-    if pid == 0:
-        os.chdir("/")
-        os.environ.clear()
-        os.environ.update(environment)
-        sys.path[:] = _isolated_path()
-        _become_tenant([requests[0], replies[1], errors, bundle])
-    for descriptor in (requests[0], replies[1]):
-        os.close(descriptor)
-    return ForkedProcess(
-        pid,
-        stdin=open(requests[1], "wb"),
-        stdout=open(replies[0], "rb"),
-        status=None,
-        pidfd=os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None,
-    )
+    with tenant_pipes(2) as (requests, replies):
+        pid = os.fork()
+        if pid == 0:
+            os.chdir("/")
+            os.environ.clear()
+            os.environ.update(environment)
+            sys.path[:] = _isolated_path()
+            _become_tenant([requests[0], replies[1], errors, bundle])
+        pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+        return forked(pid, requests, replies, status=None, pidfd=pidfd)
 
 
 def _isolated_path() -> list[str]:
