@@ -235,15 +235,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from ngixi_runtime.bundles.reader import read_bundle
-    from ngixi_runtime.engines.base import chosen_engine, engine_named
-    from ngixi_runtime.loading.loader import artifact_misfit, bundle_world, code_plan, host_profile, verified_manifest
+    from ngixi_runtime.engines.base import engine_named
+    from ngixi_runtime.loading.loader import (
+        artifact_misfit,
+        bundle_world,
+        code_plan,
+        guest_engine,
+        host_profile,
+        verified_manifest,
+    )
 
     bundle = read_bundle(args.bundle, _chosen_trust(args, trust_file(args)))
     world = bundle_world(bundle)  # a component guest's; None for a core guest
-    wants_fuel = verified_manifest(bundle).limits.fuel is not None
-    engine = chosen_engine(
-        args.engine, wants_fuel=wants_fuel, component=world is not None, shipped=bundle.index.artifact_engines
-    )
+    engine = guest_engine(verified_manifest(bundle), args.engine, bundle.index.artifact_engines)
     runner = engine_named(engine)
     index, host, plan = bundle.index, host_profile(runner), code_plan(bundle, runner)
     misfits = {m.path: artifact_misfit(m.artifact, host) for m in index.artifacts if m.artifact}
