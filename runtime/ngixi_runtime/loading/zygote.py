@@ -49,12 +49,17 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO
 
+from ngixi_runtime.errors import NgixiError
+
 # Where a forked tenant finds what it serves with.
 CHILD_REQUESTS, CHILD_REPLIES, CHILD_ERRORS, CHILD_BUNDLE = 0, 1, 2, 3
 CHILD_DESCRIPTORS = 4
 _ZYGOTE_DIRECTORY = "/"
 SPAWN = b"spawn"
 NUMBER = struct.Struct("=i")
+# The zygote's answer to a spawn request it could not serve (no process or descriptor to be had), then why; never
+# as short as a pid's answer.
+REFUSED = b"refused: "
 MAX_MESSAGE = 64
 # Time the zygote may take to start (its imports) and to answer a spawn request.
 _ANSWER_SECONDS = 30.0
@@ -62,6 +67,10 @@ _ANSWER_SECONDS = 30.0
 
 class ZygoteDied(OSError):
     """The zygote did not answer a spawn request: it is replaced and the request sent again."""
+
+
+class SpawnRefused(NgixiError):
+    """The zygote could not fork a tenant now (a process or descriptor limit): it serves on, the request failed."""
 
 
 @dataclass
@@ -188,6 +197,9 @@ class Zygote:
             if len(message) != NUMBER.size:
                 for descriptor in received:
                     os.close(descriptor)
+                if message.startswith(REFUSED):
+                    why = message[len(REFUSED) :].decode(errors="replace")
+                    raise SpawnRefused(f"the tenant fork server could not start a tenant process: {why}")
                 raise ZygoteDied("the tenant fork server ended")
             os.close(status[1])
             (pid,) = NUMBER.unpack(message)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import fcntl
 import gc
 import importlib
 import os
+import signal
 import site
 import sys
 import traceback
@@ -24,8 +26,10 @@ from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.files import toml_tables
 from ngixi_runtime.loading.zygote import (
     CHILD_DESCRIPTORS,
+    CHILD_ERRORS,
     MAX_MESSAGE,
     NUMBER,
+    REFUSED,
     ForkedProcess,
     forked,
     forking_from_this_process,
@@ -109,7 +113,13 @@ def serve(control: socket.socket) -> None:
                 message, descriptors, _, _ = socket.recv_fds(control, MAX_MESSAGE, _RECEIVED_DESCRIPTORS)
                 if not message:
                     return
-                pid, pidfd = _fork(control, descriptors)
+                try:
+                    if len(descriptors) != _RECEIVED_DESCRIPTORS:  # some did not fit this process's table
+                        raise OSError(errno.EMFILE, "too many open files: the spawn request's descriptors were cut")
+                    pid, pidfd = _fork(control, descriptors)
+                except OSError as error:  # no process or descriptor to be had now: that request fails, not the server
+                    _refuse(control, descriptors, error)
+                    continue
                 statuses[pid] = descriptors[-1]
                 if pidfd is not None:
                     pidfds[pid] = pidfd
@@ -126,11 +136,23 @@ def _fork(control: socket.socket, descriptors: list[int]) -> tuple[int, int | No
     pid = os.fork()
     if pid == 0:
         _become_tenant(descriptors[:CHILD_DESCRIPTORS])
+    try:
+        pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+    except OSError:  # no descriptor for it: the child goes, unseen by its host
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
     for descriptor in descriptors[:-1]:
         os.close(descriptor)
-    pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
     socket.send_fds(control, [NUMBER.pack(pid)], [] if pidfd is None else [pidfd])
     return pid, pidfd
+
+
+def _refuse(control: socket.socket, descriptors: list[int], error: OSError) -> None:
+    """Tells the host that its spawn request failed, and why; closes what came with it."""
+    for descriptor in descriptors:
+        os.close(descriptor)
+    control.send((REFUSED + str(error).encode(errors="replace"))[:MAX_MESSAGE])
 
 
 def _reap(statuses: dict[int, int], pidfds: dict[int, int], selector: selectors.BaseSelector) -> None:
@@ -156,6 +178,7 @@ def _become_tenant(descriptors: list[int], enter: Callable[[], None] | None = No
     """In the forked child: its own session, descriptors 0-3 only, `enter` (the clean room of a child forked from
     a command's own process), then the tenant's serve loop; never returns, whatever fails on the way."""
     code = 1
+    moved: list[int] = []
     try:
         os.setsid()
         moved = [fcntl.fcntl(descriptor, fcntl.F_DUPFD_CLOEXEC, CHILD_DESCRIPTORS) for descriptor in descriptors]
@@ -168,6 +191,9 @@ def _become_tenant(descriptors: list[int], enter: Callable[[], None] | None = No
 
         code = tenant_child.main()
     except BaseException:
+        if not moved:  # its error on the tenant's error stream, never on the one it was forked with (a terminal)
+            with contextlib.suppress(OSError):
+                os.dup2(descriptors[CHILD_ERRORS], 2, inheritable=False)
         traceback.print_exc()
     finally:
         with contextlib.suppress(BaseException):

@@ -82,3 +82,41 @@ def test_tenants_forked_here_are_reaped_when_stopped() -> None:
     )
     before, after, unreaped = map(int, done.stdout.split())
     assert (after, unreaped) == (before, 0)
+
+
+# A host whose fork server starts with few descriptors (the host then takes its own limit back): spawns until the
+# server runs out, then stops its tenants and spawns again.
+OUT_OF_DESCRIPTORS = """
+import resource, tempfile
+from ngixi_runtime.loading.zygote import SpawnRefused, spawn_tenant, zygote_pids
+
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (48, hard))
+environment = {"LANG": "C.UTF-8"}
+with tempfile.TemporaryFile() as bundle, tempfile.TemporaryFile() as errors:
+    kept = [spawn_tenant(environment, bundle.fileno(), errors.fileno())]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    server = zygote_pids()
+    try:
+        for _ in range(100):
+            kept.append(spawn_tenant(environment, bundle.fileno(), errors.fileno()))
+    except SpawnRefused as refusal:
+        print(refusal)
+    for child in kept:
+        child.stop()
+        child.close()
+    again = spawn_tenant(environment, bundle.fileno(), errors.fileno())
+    again.stop()
+    again.close()
+    print(zygote_pids() == server, len(kept) > 1)
+"""
+
+
+def test_a_fork_server_out_of_descriptors_refuses_a_spawn_and_serves_on() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", OUT_OF_DESCRIPTORS], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr  # no traceback from the server or a child
+    refusal, same_server = done.stdout.splitlines()
+    assert refusal.startswith("the tenant fork server could not start a tenant process: [Errno 24] Too many open")
+    assert same_server == "True True"
