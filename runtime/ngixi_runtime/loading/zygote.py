@@ -31,7 +31,8 @@ The zygote is single-threaded (it creates no engine, store or thread; every fork
 runs. It reaps its children and writes each one's wait status to that child's status pipe, so the
 host still tells a CPU limit (SIGXCPU) from a crash. The host kills a child through a pidfd the zygote
 passes back (`signal.pidfd_send_signal`), so a reused process id is never signalled; without pidfd
-support it falls back to the process id. When the host exits, the zygote reads EOF on its control
+support it falls back to the process id. A spawn it cannot serve (no descriptor or process to be had) is
+refused with why (`SpawnRefused`), and it serves on. When the host exits, the zygote reads EOF on its control
 socket and exits; each tenant reads EOF on its request pipe and exits.
 """
 
