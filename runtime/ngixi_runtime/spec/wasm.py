@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -376,34 +376,55 @@ def with_memory_maximum(data: bytes, pages: int, *, source: str) -> bytes:
     Imported memories are left as they are. The caller checks that `pages` is at least each such
     memory's minimum: this does not.
     """
+    return _with_section_rewritten(data, _MEMORY, lambda body: _bounded(body, pages, "memory", source), source)
+
+
+def with_table_maximum(data: bytes, elements: int, *, source: str) -> bytes:
+    """The module with `elements` as the maximum of each table it defines without one; the rest byte for byte.
+
+    Imported tables are left as they are; so is a table section of a form this does not read (a table with an
+    initializer expression). The caller checks that `elements` is at least each such table's minimum."""
+    try:
+        return _with_section_rewritten(data, _TABLE, lambda body: _bounded(body, elements, "table", source), source)
+    except InvalidInput:
+        return data  # validation reads the module again and says what is wrong with it
+
+
+def _with_section_rewritten(data: bytes, section_id: int, rewrite: Callable[[bytes], bytes], source: str) -> bytes:
     reader = _Reader(data, source)
     if reader.take(8) != b"\0asm\x01\0\0\0":
         raise reader.fail("missing the \\0asm version 1 header")
     out = bytearray(data[:8])
     while reader.pos < len(data):
         start = reader.pos
-        section_id = reader.byte()
+        found = reader.byte()
         body = reader.take(reader.u32())
-        if section_id != _MEMORY:
+        if found != section_id:
             out += data[start : reader.pos]
             continue
-        bounded = _bounded_memories(_Reader(body, source), pages)
-        out += bytes([_MEMORY]) + uleb128(len(bounded)) + bounded
+        rewritten = rewrite(body)
+        out += bytes([section_id]) + uleb128(len(rewritten)) + rewritten
     return bytes(out)
 
 
-def _bounded_memories(reader: _Reader, pages: int) -> bytes:
+def _bounded(body: bytes, maximum_when_none: int, what: str, source: str) -> bytes:
+    """A memory or table section whose entries without a maximum get `maximum_when_none`."""
+    reader = _Reader(body, source)
     count = reader.u32()
     entries = bytearray(uleb128(count))
     for _ in range(count):
+        if what == "table":
+            type_start = reader.pos
+            reader.valtype()
+            entries += body[type_start : reader.pos]
         flags = reader.byte()
         if flags & ~0x07:
             raise reader.fail(f"unknown limits flags 0x{flags:02x}")
         minimum = reader.u64()
-        maximum = reader.u64() if flags & 1 else pages
+        maximum = reader.u64() if flags & 1 else maximum_when_none
         entries += bytes([flags | 1]) + uleb128(minimum) + uleb128(maximum)
     if reader.pos != len(reader.data):
-        raise reader.fail("the memory section has bytes after its memories")
+        raise reader.fail(f"the {what} section has bytes after its {what}s")
     return bytes(entries)
 
 
