@@ -13,7 +13,7 @@ RUNTIME_FILES := $(shell find runtime \( -name build -o -name '*.egg-info' -o -n
 .PHONY: build test lint toolchain test-loader
 
 build: $(STAMP)
-	$(VENV)/bin/doit build
+	$(VENV)/bin/ngixi build
 
 test: $(STAMP) lint toolchain test-loader
 	$(VENV)/bin/pytest -n auto --dist loadfile

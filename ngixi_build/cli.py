@@ -34,13 +34,9 @@ def chosen_project(args: argparse.Namespace) -> Project:
 
 
 def _run_tasks(args: argparse.Namespace, task: str) -> int:
-    from doit.cmd_base import ModuleTaskLoader
-    from doit.doit_cmd import DoitMain
+    from ngixi_build.workflows.doit_run import run_task
 
-    from ngixi_build.workflows.dodo_tasks import checked_project, declare
-
-    tasks = declare(checked_project(chosen_project(args)))
-    return int(DoitMain(ModuleTaskLoader(tasks)).run([task]))
+    return run_task(chosen_project(args), task)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -101,8 +97,6 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     )
     if args.trust is not None:  # what the loader would refuse is named before any key is made
         editing.check_new_trust(args.trust, trust)
-        if args.trust.exists():
-            editing.listed_keys(args.trust)
     key = generate_key_pair(secret_path=args.secret, public_path=args.public, comment=args.comment)
     print(f"key {key.key_id}: secret {args.secret} (mode 0600), public {args.public}")
     work_tree = next((d for d in args.secret.absolute().parents if (d / ".git").exists()), None)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import read_toml_file
+from ngixi_runtime.files import read_toml_file, regular_files
 from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX, BuildProfile, artifact_path
 from ngixi_runtime.spec.project import DEV_TRUST_NAME, PROJECT_FILE, find_project_root, project_state_dir
 from ngixi_runtime.spec.targets import DEFAULT_TARGETS, SUPPORTED_TARGETS, Target, host_triple, resolve_target
@@ -96,11 +96,8 @@ class Project:
 
         Never its installed npm packages (node_modules/): their record is the compile's input instead.
         """
-        found = []
-        for root, dirs, files in os.walk(self.guests_dir / guest):
-            dirs[:] = [d for d in dirs if d != NODE_MODULES and not d.startswith(".")]
-            found += [Path(root) / name for name in files if not name.startswith(".")]
-        return sorted(p for p in found if p.is_file())
+        found = regular_files(self.guests_dir / guest, enter=_is_guest_source_dir)
+        return [p for p in found if not p.name.startswith(".")]
 
     def manifest_path(self, guest: str) -> Path:
         return self.manifests_dir / f"{guest}.toml"
@@ -220,3 +217,7 @@ def find_project(start: Path, *, state_dir: Path | None = None) -> Project:
     project = Project(root, state_override=state_dir)
     project.check_config()
     return project
+
+
+def _is_guest_source_dir(name: str) -> bool:
+    return name != NODE_MODULES and not name.startswith(".")

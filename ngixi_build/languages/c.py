@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+from ngixi_build.guests import GuestBuild
 from ngixi_build.languages import native
 from ngixi_build.languages.base import CompileJob
+from ngixi_build.languages.wasm import matches
 from ngixi_build.project import Project
 from ngixi_build.stages import core_bindings
+from ngixi_build.stages.compile import CompileError
+from ngixi_runtime.guest.compile_options import CompileOptions
+from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.spec.bundle_format import BuildProfile
 
 # Dev keeps debug info (turned into a source map); not -O0, with which zig links a debug wasi-libc and UBSan
@@ -15,25 +21,53 @@ from ngixi_runtime.spec.bundle_format import BuildProfile
 OPTIMIZATION: dict[BuildProfile, tuple[str, ...]] = {"release": ("-O2",), "dev": ("-O1", "-g")}
 
 
-def cc_arguments(job: CompileJob, output: Path, exports: tuple[str, ...]) -> list[str]:
+def cc_arguments(job: CompileJob, output: Path, manifest: Manifest) -> list[str]:
     project, guest = job.project, job.guest
-    sources = [native.relative(project, p) for p in project.guest_sources(guest.name) if p.suffix == ".c"]
-    library = ["-mexec-model=reactor", *(f"-Wl,--export={name}" for name in exports)]
+    options = manifest.compile or CompileOptions()
+    library = ["-mexec-model=reactor", *(f"-Wl,--export={name}" for name in native.exports_of(guest, manifest))]
     return [
         "cc",
         f"--target={native.WASI_TARGET}",
         *OPTIMIZATION[project.profile],
+        *options.flags,
         "-I",
         native.relative(project, project.guests_dir / guest.name),
         "-I",
         native.relative(project, core_bindings.c_header(project).parent),
-        *sources,
+        *(argument for directory in include_dirs(project, guest.name, options) for argument in ("-I", directory)),
+        *source_files(project, guest.name, options),
         "-o",
         str(output),
         f"-Wl,--max-memory={guest.memory_pages * native.PAGE_BYTES}",
         f"-Wl,-z,stack-size={native.STACK_BYTES}",
         *(library if guest.type.kind == "library" else []),
+        *(f"-l{name}" for name in options.libs),
     ]
+
+
+def source_files(project: Project, guest: str, options: CompileOptions) -> list[str]:
+    """The guest's .c files `[compile] sources` matches (every one by default), in path order."""
+    directory = project.guests_dir / guest
+    files = {p.relative_to(directory).as_posix(): p for p in project.guest_sources(guest) if p.suffix == ".c"}
+    for index, pattern in enumerate(options.sources):
+        if not any(matches(pattern, name) for name in files):
+            raise CompileError(f"{_manifest(project, guest)}: compile.sources[{index}]: {pattern!r} matches no .c file")
+    chosen = [path for name, path in files.items() if any(matches(pattern, name) for pattern in options.sources)]
+    return [native.relative(project, path) for path in chosen]
+
+
+def include_dirs(project: Project, guest: str, options: CompileOptions) -> list[str]:
+    directory = project.guests_dir / guest
+    for index, name in enumerate(options.include):
+        found = directory / name
+        if not found.is_dir() or not found.resolve().is_relative_to(directory.resolve()):
+            where = f"{_manifest(project, guest)}: compile.include[{index}]"
+            raise CompileError(f"{where}: guests/{guest}/{name} is not a directory inside the guest's")
+    return [native.relative(project, directory / name) for name in options.include]
+
+
+def _manifest(project: Project, guest: str) -> str:
+    return native.relative(project, project.manifest_path(guest))
 
 
 class C(native.ZigCompiled):
@@ -44,8 +78,11 @@ class C(native.ZigCompiled):
     def bindings(self, project: Project) -> Path:
         return core_bindings.c_header(project)
 
-    def arguments(self, job: CompileJob, output: Path, exports: tuple[str, ...]) -> list[str]:
-        return cc_arguments(job, output, exports)
+    def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
+        return {**super().settings(project, guest), "compile": dataclasses.asdict(guest.compile or CompileOptions())}
+
+    def arguments(self, job: CompileJob, output: Path, manifest: Manifest) -> list[str]:
+        return cc_arguments(job, output, manifest)
 
 
 LANGUAGE = C()

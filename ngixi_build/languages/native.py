@@ -22,7 +22,7 @@ from ngixi_build.stages import core_bindings
 from ngixi_build.stages.compile import CompileError, compiled_into
 from ngixi_build.toolchains import ziglang
 from ngixi_build.toolchains.dwarf_lines import with_line_source_map, without_debug_sections
-from ngixi_runtime.guest.manifest import load_manifest
+from ngixi_runtime.guest.manifest import Manifest, load_manifest
 from ngixi_runtime.spec.bundle_format import BuildProfile
 
 PAGE_BYTES = 65536
@@ -30,9 +30,9 @@ STACK_BYTES = 65536
 WASI_TARGET = "wasm32-wasi"
 
 
-def declared_exports(project: Project, guest: str) -> tuple[str, ...]:
-    """The functions the manifest declares, which a library guest exports (a broken manifest fails here)."""
-    return tuple(export.name for export in load_manifest(project.manifest_path(guest)).exports)
+def exports_of(guest: GuestBuild, manifest: Manifest) -> tuple[str, ...]:
+    """The functions a library guest exports: those its manifest declares; a command guest's `_start` only."""
+    return tuple(export.name for export in manifest.exports) if guest.type.kind == "library" else ()
 
 
 def relative(project: Project, path: Path) -> str:
@@ -64,8 +64,8 @@ class ZigCompiled(Language):
         """The generated bindings file this language's guests compile against."""
 
     @abstractmethod
-    def arguments(self, job: CompileJob, output: Path, exports: tuple[str, ...]) -> list[str]:
-        """zig's arguments that compile the guest to `output`, exporting `exports` (a library's)."""
+    def arguments(self, job: CompileJob, output: Path, manifest: Manifest) -> list[str]:
+        """zig's arguments that compile the guest to `output` as its manifest says (`exports_of`, [compile])."""
 
     def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
         return [project.manifest_path(guest.name), *core_bindings.inputs(project, self.bindings(project))]
@@ -90,10 +90,10 @@ class ZigCompiled(Language):
         project, guest = job.project, job.guest
         core_bindings.generate(project)  # unchanged ones are left alone (a release builds without doit)
         zig = ziglang.ensure_zig(project.state_dir)
-        exports = declared_exports(project, guest.name) if guest.type.kind == "library" else ()
+        manifest = load_manifest(project.manifest_path(guest.name))  # a broken manifest fails the compile here
         with compiled_into(job.out_path) as temporary:
             run(
-                [zig, *self.arguments(job, temporary, exports)],
+                [zig, *self.arguments(job, temporary, manifest)],
                 what=f"{guest.name}: {self.command}",
                 cwd=project.root,
                 env=ziglang.zig_env(project.state_dir),

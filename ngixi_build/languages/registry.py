@@ -46,6 +46,8 @@ def language_of(project: Project, guest: GuestBuild) -> Language:
     if name not in _MODULES:
         raise InvalidInput(f'{manifest}: guest.language: "{name}" guests cannot be built by this version')
     found = language(name)
+    if guest.compile is not None and name != "c":
+        raise InvalidInput(f"{manifest}: compile: is for C guests, and this is a {name} guest; remove it")
     if guest.type.abi not in found.abis:
         raise InvalidInput(
             f'{manifest}: guest.abi: a {name} guest is built as {" or ".join(found.abis)}, not "{guest.type.abi}"'

@@ -12,6 +12,7 @@ from ngixi_build.languages.base import CompileJob
 from ngixi_build.project import Project
 from ngixi_build.stages import core_bindings
 from ngixi_build.stages.compile import CompileError
+from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.spec.bundle_format import BuildProfile
 
 # Both keep debug info and names (-fno-strip; the build drops the DWARF, a dev build after making a source map
@@ -34,9 +35,9 @@ def root_source(project: Project, guest: str) -> Path:
     return found[0]
 
 
-def build_arguments(job: CompileJob, output: Path, exports: tuple[str, ...]) -> list[str]:
+def build_arguments(job: CompileJob, output: Path, manifest: Manifest) -> list[str]:
     project, guest = job.project, job.guest
-    library = ["-fno-entry", *(f"--export={name}" for name in exports)]
+    library = ["-fno-entry", *(f"--export={name}" for name in native.exports_of(guest, manifest))]
     return [
         "build-exe",
         "-target",
@@ -72,8 +73,8 @@ class Zig(native.ZigCompiled):
     def bindings(self, project: Project) -> Path:
         return core_bindings.zig_module(project)
 
-    def arguments(self, job: CompileJob, output: Path, exports: tuple[str, ...]) -> list[str]:
-        return build_arguments(job, output, exports)
+    def arguments(self, job: CompileJob, output: Path, manifest: Manifest) -> list[str]:
+        return build_arguments(job, output, manifest)
 
 
 LANGUAGE = Zig()

@@ -16,7 +16,7 @@ import blake3
 
 from ngixi_build.stages.signing import SigningKey, sign
 from ngixi_runtime.errors import InvalidInput, NgixiError
-from ngixi_runtime.files import atomic_output, toml_tables
+from ngixi_runtime.files import atomic_output, read_input_bytes, toml_tables
 from ngixi_runtime.spec.bundle_format import (
     FORMAT_VERSION,
     INDEX_NAME,
@@ -113,7 +113,7 @@ def write_bundle(
     """Writes the bundle atomically; the same inputs always give the same bytes."""
     if channel == "release" and profile != "release":
         raise NgixiError(f"{out_path}: a {profile}-profile build cannot be signed on the release channel")
-    payload = {MANIFEST_NAME: manifest_path.read_bytes(), WASM_NAME: wasm_path.read_bytes()}
+    payload = {MANIFEST_NAME: read_input_bytes(manifest_path, what="the manifest"), WASM_NAME: wasm_path.read_bytes()}
     members = [
         _member(MANIFEST_NAME, "manifest", payload[MANIFEST_NAME]),
         _member(WASM_NAME, "wasm", payload[WASM_NAME]),

@@ -69,19 +69,25 @@ def compile_guest(
     options: CompileOptions,
 ) -> int:
     """Compiles `entry` (relative to the project root) into `out_path`; returns the .wasm size."""
-    with compiled_into(out_path) as temporary:
-        try:
-            run(
-                [*toolchain.asc, *asc_arguments(toolchain, project_root, entry, temporary, options)],
-                what=f"asc {entry}",
-                cwd=project_root,
-                error=CompileError,
-            )
-            if options.profile == "dev":
-                write_atomic(temporary, with_source_map(temporary))
-        finally:
-            source_map_path(temporary).unlink(missing_ok=True)
+    with compiled_into(out_path) as temporary, asc_output(temporary, options.profile):
+        run(
+            [*toolchain.asc, *asc_arguments(toolchain, project_root, entry, temporary, options)],
+            what=f"asc {entry}",
+            cwd=project_root,
+            error=CompileError,
+        )
     return out_path.stat().st_size
+
+
+@contextmanager
+def asc_output(wasm_path: Path, profile: BuildProfile) -> Iterator[None]:
+    """Around asc writing `wasm_path`: then a dev build's module carries its source map, and the .map file is gone."""
+    try:
+        yield
+        if profile == "dev":
+            write_atomic(wasm_path, with_source_map(wasm_path))
+    finally:
+        source_map_path(wasm_path).unlink(missing_ok=True)
 
 
 @contextmanager

@@ -29,6 +29,7 @@ from ngixi_build.toolchains.wit import (
     World,
     load_catalog,
     parse_world,
+    qualified_name,
     resolve_json,
     wasm_tools,
     wit_sources,
@@ -130,8 +131,7 @@ def write_guest_bindings(project: Project, manifest: Manifest, entry: Path) -> P
 def world_text(manifest: Manifest, package: str) -> str:
     """The guest's world: every host interface it may import, and the exports its manifest declares."""
     lines = [f"package ngixi-guest:{manifest.guest.name};", "", f"world {manifest.guest.name} {{"]
-    namespace_name, _, version = package.partition("@")
-    lines.append(f"  include {namespace_name}/{HOST_WORLD}@{version};")
+    lines.append(f"  include {qualified_name(package, HOST_WORLD)};")
     for export in manifest.exports:
         params = ", ".join(f"arg{i}: {WIT_VALUE_TYPES.get(t, t)}" for i, t in enumerate(export.params))
         results = "".join(f" -> {WIT_VALUE_TYPES.get(t, t)}" for t in export.results)

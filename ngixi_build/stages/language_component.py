@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ngixi_build.project import Project
 from ngixi_build.stages.component import world_dir, world_text
+from ngixi_build.toolchains.wit import qualified_name
 from ngixi_runtime.capabilities.registry import capability
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.manifest import Manifest, load_manifest
@@ -33,8 +34,7 @@ def granted_interfaces(manifest: Manifest) -> list[str]:
 
 def guest_world_text(manifest: Manifest, package: str) -> str:
     """The guest's world: the granted host interfaces (not the whole host world) and the declared exports."""
-    namespace_name, _, version = package.partition("@")
-    imports = [f"  import {namespace_name}/{interface}@{version};" for interface in granted_interfaces(manifest)]
+    imports = [f"  import {qualified_name(package, interface)};" for interface in granted_interfaces(manifest)]
     lines = [line for line in world_text(manifest, package).splitlines() if not line.strip().startswith("include ")]
     opening = next(i for i, line in enumerate(lines) if line.startswith("world "))
     return "\n".join([*lines[: opening + 1], *imports, *lines[opening + 1 :]]) + "\n"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ngixi_build.proc import run
-from ngixi_build.toolchains.wit import wasm_tools
+from ngixi_build.toolchains.wit import qualified_name, wasm_tools
 from ngixi_runtime.capabilities.component import ComponentInfo, WitTypes
 from ngixi_runtime.errors import VerificationError
 
@@ -68,9 +68,7 @@ def _item_name(resolved: Mapping[str, Any], key: str, item: Mapping[str, Any]) -
     interface = _interface(resolved, item)
     if interface.get("name") is None or interface.get("package") is None:
         return key
-    namespace_name, _, version = resolved["packages"][interface["package"]]["name"].partition("@")
-    qualified = f"{namespace_name}/{interface['name']}"
-    return f"{qualified}@{version}" if version else qualified
+    return qualified_name(resolved["packages"][interface["package"]]["name"], interface["name"])
 
 
 class _Types:

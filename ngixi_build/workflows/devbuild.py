@@ -33,7 +33,7 @@ from ngixi_build.languages.registry import language_of
 from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
 from ngixi_build.stages import component, core_bindings
-from ngixi_build.stages.compile import CompileError, asc_arguments, with_source_map
+from ngixi_build.stages.compile import CompileError, asc_arguments, asc_output
 from ngixi_build.stages.memory import bound_memory
 from ngixi_build.stages.precompile import artifact_metadata, read_metadata, wasmtime_artifact_is_current
 from ngixi_build.toolchains.asc_server import AscReply, AscServer, CompilerDied
@@ -134,11 +134,9 @@ class DevBuilder:
         with build_lock(self.project.state_dir), self._writing():
             with step("write"):
                 if guest.type.is_component and _compiled_by_asc(guest):
-                    if self.project.profile == "dev":  # the core module keeps its source map in the component
-                        write_atomic(self._scratch(name), self._scratch_wasm(name))
                     component.componentize_guest(self.project, name, core_wasm=self._scratch(name))
                 else:
-                    write_atomic(self.project.wasm_path(name), self._scratch_wasm(name))
+                    write_atomic(self.project.wasm_path(name), self._scratch(name).read_bytes())
                     if not guest.type.is_component:  # as doit build does: any toolchain's module gets a maximum
                         bound_memory(wasm_path=self.project.wasm_path(name), memory_pages=guest.memory_pages)
             with step("validate"):
@@ -195,10 +193,6 @@ class DevBuilder:
     def _scratch(self, guest: str) -> Path:
         return self.project.watch_dir / self.project.profile / f"{guest}.wasm"
 
-    def _scratch_wasm(self, guest: str) -> bytes:
-        scratch = self._scratch(guest)
-        return with_source_map(scratch) if self.project.profile == "dev" else scratch.read_bytes()
-
     def _compile(self, guest: GuestBuild) -> None:
         """Compiles into the scratch file, reusing a prefetched compile of the same sources."""
         if not _compiled_by_asc(guest):
@@ -206,12 +200,13 @@ class DevBuilder:
             language.compile(CompileJob(self.project, guest, self._scratch(guest.name)))
             return
         argv = self._argv(guest)
-        reply = self._prefetched_reply(guest.name, argv)
-        if reply is None:
-            reply = self.server.compile(argv, timeout=COMPILE_TIMEOUT_SECONDS)
-        if not reply.ok:
-            entry = argv[0]
-            raise CompileError(f"{entry}: asc reports:\n{reply.diagnostics}")
+        with asc_output(self._scratch(guest.name), self.project.profile):  # as compile_guest's asc run
+            reply = self._prefetched_reply(guest.name, argv)
+            if reply is None:
+                reply = self.server.compile(argv, timeout=COMPILE_TIMEOUT_SECONDS)
+            if not reply.ok:
+                entry = argv[0]
+                raise CompileError(f"{entry}: asc reports:\n{reply.diagnostics}")
 
     def _prefetched_reply(self, guest: str, argv: tuple[str, ...]) -> AscReply | None:
         started = self._compiles.pop(guest, None)

@@ -57,9 +57,15 @@ def checked_project(project: Project) -> Project:
     """`project` with its configuration checked and its state directory made; a bad one exits with the message."""
     try:
         project.check_config()
-        project.state_dir.mkdir(parents=True, exist_ok=True)
     except NgixiError as error:
         fail(error)
+    return with_state_dir(project)
+
+
+def with_state_dir(project: Project) -> Project:
+    """`project` (its configuration checked, as `find_project` does) with its state directory made."""
+    try:
+        project.state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         fail(InvalidInput(f"{project.state_dir}: cannot make the project's state directory: {error.strerror}"))
     return project

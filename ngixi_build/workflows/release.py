@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote
 
 from ngixi_build import __version__
@@ -52,7 +52,7 @@ from ngixi_build.workflows.release_history import (
 )
 from ngixi_runtime.engines import wasmer as engine
 from ngixi_runtime.errors import InvalidInput, NgixiError
-from ngixi_runtime.files import write_atomic
+from ngixi_runtime.files import open_regular, regular_files, sha256_of, write_atomic
 from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX, INDEX_NAME, BundleIndex, Channel, parse_index
 from ngixi_runtime.spec.schema import suggestion
 from ngixi_runtime.trust.minisign_format import is_secret_key_file
@@ -65,6 +65,7 @@ SUMS_NAME = "SHA256SUMS"
 PROVENANCE_NAME = "provenance.json"
 RELEASE_MANIFEST_NAME = "release.json"
 CHANNEL: Channel = "release"
+_CHANGED = "no longer a readable regular file: the source tree changed during the release; run it again"
 _NOT_SOURCE = {".git", ".venv", ".ngixi", "artifacts", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
 
 # (clean copy, key, sequence per guest to build) -> bundle file name -> bytes
@@ -134,7 +135,7 @@ def source_files(root: Path) -> list[Path]:
         ).stdout
         found = (Path(p) for p in listed.decode().split("\0") if p and (root / p).is_file())
     else:
-        found = (p.relative_to(root) for p in root.rglob("*") if p.is_file())
+        found = (p.relative_to(root) for p in regular_files(root, enter=lambda name: name not in _NOT_SOURCE))
     return sorted(p for p in found if not _NOT_SOURCE & set(p.parts) and p.as_posix() != HISTORY_FILE)
 
 
@@ -176,8 +177,23 @@ def release_guests(project: Project, requested: Sequence[str] = ()) -> list[str]
 def tree_digest(root: Path, files: list[Path]) -> str:
     digest = hashlib.sha256()
     for relative in files:
-        digest.update(f"{relative.as_posix()}\0{hashlib.sha256((root / relative).read_bytes()).hexdigest()}\n".encode())
+        digest.update(f"{relative.as_posix()}\0{_file_sha256(root / relative)}\n".encode())
     return digest.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    digest = sha256_of(path)
+    if digest is None:
+        raise ReleaseError(f"{path}: {_CHANGED}")
+    return digest
+
+
+@contextmanager
+def _source_file(path: Path) -> Iterator[IO[bytes]]:
+    with open_regular(path) as stream:
+        if stream is None:
+            raise ReleaseError(f"{path}: {_CHANGED}")
+        yield stream
 
 
 def _export(project: Project, files: list[Path], destination: Path) -> Project:
@@ -185,7 +201,8 @@ def _export(project: Project, files: list[Path], destination: Path) -> Project:
     for relative in files:
         target = destination / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(project.root / relative, target)
+        with _source_file(project.root / relative) as source, target.open("wb") as copy:
+            shutil.copyfileobj(source, copy)
     (destination / ".ngixi").mkdir()
     (destination / ".ngixi" / "toolchain").symlink_to(toolchain_for(project.state_dir).root.parent)
     return Project(destination)
@@ -477,7 +494,7 @@ def _check_release_version(history: History, version: str, plan: list[PlannedGue
         )
 
 
-def _refuse_secret_keys(root: Path, files: list[Path]) -> None:
+def refuse_secret_keys(root: Path, files: list[Path]) -> None:
     """A secret key in the source tree would be committed, exported and hashed with it: never released."""
     secrets = [f.as_posix() for f in files if is_secret_key_file(root / f)]
     if secrets:
@@ -520,7 +537,7 @@ def _make_release(
 ) -> Release:
     version = release_version(project)
     files = source_files(project.root)
-    _refuse_secret_keys(project.root, files)
+    refuse_secret_keys(project.root, files)
     source = source_state(project.root)
     _refuse_dirty(source, allow_dirty or os.environ.get(ALLOW_DIRTY_VARIABLE) == "1")
     history = read_history(project.root)

@@ -78,7 +78,7 @@ def new_guest(project: Project, name: str, *, language: str, kind: str, abi: str
         )
     template = _template(language, kind, abi)
     guest_dir, manifest = project.guests_dir / name, project.manifest_path(name)
-    taken = [p for p in (guest_dir, manifest) if p.exists()]
+    taken = [p for p in (guest_dir, manifest) if os.path.lexists(p)]
     if taken:
         raise InvalidInput(f"{taken[0]}: already exists; guest {name!r} is taken, choose another name")
     values = {
@@ -157,7 +157,7 @@ def _rendered(folder: Path, values: Mapping[str, str]) -> dict[str, bytes]:
 
 
 def _refuse_existing(directory: Path, files: Mapping[str, bytes], *, what: str) -> None:
-    existing = [directory / name for name in files if (directory / name).exists()]
+    existing = [directory / name for name in files if os.path.lexists(directory / name)]
     if existing:
         names = ", ".join(str(p) for p in existing)
         exist, them = ("exists", "it") if len(existing) == 1 else ("exist", "them")

@@ -121,7 +121,7 @@ def _show(result: CallResult, *, as_json: bool, error: str | None = None, output
             write_output(result.output, "bytes", to_file=output_file, stdout=sys.stdout.buffer, stderr=sys.stderr)
         return
     for line in result.logs:
-        print(f"{line.level}: {printable(line.message)}", file=sys.stderr)
+        print(printable(f"{line.level}: {line.message}"), file=sys.stderr)  # an isolated child says the level
     sys.stdout.buffer.write(result.stdout)
     sys.stderr.buffer.write(result.stderr)
     if result.values:
@@ -235,15 +235,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from ngixi_runtime.bundles.reader import read_bundle
-    from ngixi_runtime.engines.base import chosen_engine, engine_named
-    from ngixi_runtime.loading.loader import artifact_misfit, bundle_world, code_plan, host_profile, verified_manifest
+    from ngixi_runtime.engines.base import engine_named
+    from ngixi_runtime.loading.loader import (
+        artifact_misfit,
+        bundle_world,
+        code_plan,
+        guest_engine,
+        host_profile,
+        verified_manifest,
+    )
 
     bundle = read_bundle(args.bundle, _chosen_trust(args, trust_file(args)))
     world = bundle_world(bundle)  # a component guest's; None for a core guest
-    wants_fuel = verified_manifest(bundle).limits.fuel is not None
-    engine = chosen_engine(
-        args.engine, wants_fuel=wants_fuel, component=world is not None, shipped=bundle.index.artifact_engines
-    )
+    engine = guest_engine(verified_manifest(bundle), args.engine, bundle.index.artifact_engines)
     runner = engine_named(engine)
     index, host, plan = bundle.index, host_profile(runner), code_plan(bundle, runner)
     misfits = {m.path: artifact_misfit(m.artifact, host) for m in index.artifacts if m.artifact}
@@ -299,7 +303,7 @@ def cmd_trust(args: argparse.Namespace) -> int:
         print(f"removed key {args.key_id} from {trust_file}")
     else:
         for key in editing.listed_keys(trust_file):
-            comment = f"  # {key['comment']}" if key["comment"] else ""
+            comment = f"  # {printable(key['comment'])}" if key["comment"] else ""  # a project's file is foreign
             print(f"{key['id']}  {_scope(key['guests'], key['channels'], key['native_code'])}{comment}")
     return 0
 

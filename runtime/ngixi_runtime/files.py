@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -66,13 +66,22 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
 
 
 def sha256_of(path: Path) -> str | None:
-    """The file's sha256 (hex), or None if it cannot be read."""
+    """The file's sha256 (hex), or None if it cannot be read or is not a regular file."""
     import hashlib  # here: only the build side hashes files
 
+    digest = hashlib.sha256()
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        with open_regular(path) as stream:
+            if stream is None:
+                return None
+            while chunk := stream.read(_CHUNK):
+                digest.update(chunk)
     except OSError:
         return None
+    return digest.hexdigest()
+
+
+_CHUNK = 1 << 20
 
 
 # What a file the user names may hold at most, unless its reader says otherwise: far above any real
@@ -147,3 +156,32 @@ def toml_tables(text: str, *, source: str) -> dict[str, Any]:
         return tomli.loads(text)
     except (tomli.TOMLDecodeError, RecursionError) as error:
         raise InvalidInput(f"{source}: not valid TOML: {error}") from None
+
+
+def regular_files(directory: Path, *, enter: Callable[[str], bool] = lambda _name: True) -> list[Path]:
+    """The regular files under `directory` (a symlink to one counts), sorted; directories whose name `enter`
+    refuses are skipped. A FIFO, socket, device, dangling symlink or symlinked directory is never listed or opened.
+    """
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = [name for name in dirs if enter(name)]
+        found += [path for path in (Path(root) / name for name in files) if path.is_file()]
+    return sorted(found)
+
+
+@contextmanager
+def open_regular(path: Path) -> Iterator[IO[bytes] | None]:
+    """The file at `path` open for reading if it is a regular file (a symlink to one counts), else None.
+
+    Anything else is never waited on: it is looked at before it is opened, opened without blocking, and
+    looked at again through the open descriptor (a FIFO swapped in between is still refused).
+    """
+    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY) if path.is_file() else -1
+    if descriptor >= 0 and not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        descriptor = -1
+    if descriptor < 0:
+        yield None
+        return
+    with os.fdopen(descriptor, "rb") as stream:
+        yield stream

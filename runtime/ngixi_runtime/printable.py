@@ -41,6 +41,6 @@ def printable_json(value: Any, *, indent: int | None = None) -> str:
     """`value` as JSON for a terminal: non-ASCII text kept readable, but what `printable` escapes is written
     as a `\\uXXXX` escape (json itself escapes only C0 controls), so the document decodes to the same value."""
     document = json.dumps(value, indent=indent, ensure_ascii=False)
-    if document.isascii():
+    if document.isascii() and "\x7f" not in document:
         return document
     return re.sub(f"[{_BEYOND_C0}]", lambda found: f"\\u{ord(found.group()):04x}", document)

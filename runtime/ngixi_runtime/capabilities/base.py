@@ -8,14 +8,14 @@ instance, and for component guests its WIT interface and the WASI preview 2 func
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from ngixi_runtime.capabilities.context import CapabilityState, HostContext, HostFunction, Sandbox
 from ngixi_runtime.errors import GuestError
-from ngixi_runtime.spec.abi import AbiFault, Errno, Status, write_u32
+from ngixi_runtime.spec.abi import FILETYPE_STREAM, AbiFault, Errno, Status, fdstat, write_u32
 from ngixi_runtime.spec.schema import Problems, array, integer
 from ngixi_runtime.spec.wasm import Signature
 
@@ -55,6 +55,23 @@ def wasi_import(name: str, params: str) -> HostImport:
 # Granted by both stdio (fds 1 and 2) and fs (its files): each answers for its own descriptors.
 FD_WRITE = wasi_import("fd_write", "i32 i32 i32 i32")
 FD_FDSTAT_GET = wasi_import("fd_fdstat_get", "i32 i32")
+
+
+def stream_fdstat_get(fds: Collection[int], rights: int) -> HostFunctionFactory:
+    """`fd_fdstat_get` for a capability's standard streams `fds`: each a stream with `rights`, inherited too (as
+    Wasmtime says); any other descriptor is not this capability's to answer for."""
+    record = fdstat(FILETYPE_STREAM, 0, rights, rights)
+
+    def bound(ctx: HostContext) -> HostFunction:
+        def fd_fdstat_get(fd: int, out: int) -> int:
+            if fd not in fds:
+                return Errno.BADF
+            ctx.mem.write(out, record)
+            return Errno.SUCCESS
+
+        return fd_fdstat_get
+
+    return bound
 
 
 def descriptor_methods(*methods: str) -> frozenset[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from ngixi_runtime.capabilities.base import Capability, listing, members, optional_array, string_table
@@ -47,7 +48,7 @@ def parse_env(raw: Mapping[str, Any], field: str, problems: Problems) -> EnvOpti
     for index, name in enumerate(allow):
         if name in fixed:
             problems.add(f"{field}.allow[{index}]", f'"{name}" is also fixed; a caller cannot change a fixed value')
-    return EnvOptions(allow, fixed)
+    return EnvOptions(allow, MappingProxyType(fixed))  # read-only: loads of the same signed index share it
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -163,24 +163,25 @@ def _outside(field: str, path: str, roots: tuple[str, ...] | None, key: str) -> 
     return [f'{field}: "{path}" is outside the policy\'s {key} ({listing(roots)})']
 
 
-def _host_root(value: object, field: str, problems: Problems) -> str | None:
-    if not isinstance(value, str):
-        problems.add(field, f'must be a string like "data", not {type_name(value)}')
-        return None
-    if why := host_path_problem(value):
-        problems.add(field, f'"{value}" {why}')
-        return None
-    return normalized_host_path(value)
+def _root_reader(
+    example: str, problem_of: Callable[[str], str | None], normalized: Callable[[str], str]
+) -> Callable[[object, str, Problems], str | None]:
+    """Reads one of a policy's roots: a path like `example` in which `problem_of` finds nothing, `normalized`."""
+
+    def root(value: object, field: str, problems: Problems) -> str | None:
+        if not isinstance(value, str):
+            problems.add(field, f'must be a string like "{example}", not {type_name(value)}')
+            return None
+        if why := problem_of(value):
+            problems.add(field, f'"{value}" {why}')
+            return None
+        return normalized(value)
+
+    return root
 
 
-def _guest_root(value: object, field: str, problems: Problems) -> str | None:
-    if not isinstance(value, str):
-        problems.add(field, f'must be a string like "/data", not {type_name(value)}')
-        return None
-    if why := guest_path_problem(value):
-        problems.add(field, f'"{value}" {why}')
-        return None
-    return value
+_host_root = _root_reader("data", host_path_problem, normalized_host_path)
+_guest_root = _root_reader("/data", guest_path_problem, str)
 
 
 def parse_fs_ceiling(raw: Mapping[str, Any], field: str, problems: Problems) -> FsCeiling:

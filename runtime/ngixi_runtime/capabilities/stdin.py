@@ -24,17 +24,16 @@ from ngixi_runtime.capabilities.base import (
     bounded,
     ceiling_bound,
     descriptor_methods,
+    stream_fdstat_get,
     wasi_import,
 )
 from ngixi_runtime.capabilities.context import HostContext, HostFunction, Sandbox, Stdin
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.abi import (
-    FILETYPE_STREAM,
     RIGHT_FD_READ,
     AbiFault,
     Errno,
     capacity,
-    fdstat,
     scatter,
     write_u32,
 )
@@ -136,20 +135,10 @@ def _fd_read(ctx: HostContext) -> HostFunction:
     return fd_read
 
 
-def _fd_fdstat_get(ctx: HostContext) -> HostFunction:
-    def fd_fdstat_get(fd: int, out: int) -> int:
-        if fd != STDIN_FD:
-            return Errno.BADF
-        ctx.mem.write(out, fdstat(FILETYPE_STREAM, 0, RIGHT_FD_READ, RIGHT_FD_READ))  # inherited, as Wasmtime says
-        return Errno.SUCCESS
-
-    return fd_fdstat_get
-
-
 CAPABILITY = Capability(
     "stdin",
     "WASI standard input: the caller's bytes",
-    {FD_READ: _fd_read, FD_FDSTAT_GET: _fd_fdstat_get},
+    {FD_READ: _fd_read, FD_FDSTAT_GET: stream_fdstat_get((STDIN_FD,), RIGHT_FD_READ)},
     parse_options=parse_stdin,
     parse_ceiling=parse_stdin_ceiling,
     open_state=_open_state,

@@ -5,14 +5,12 @@ Its two imports are also granted by fs, for files: each capability answers for i
 
 from __future__ import annotations
 
-from ngixi_runtime.capabilities.base import FD_FDSTAT_GET, FD_WRITE, OUTPUT_WASI_P2, Capability
+from ngixi_runtime.capabilities.base import FD_FDSTAT_GET, FD_WRITE, OUTPUT_WASI_P2, Capability, stream_fdstat_get
 from ngixi_runtime.capabilities.context import HostContext, HostFunction
 from ngixi_runtime.spec.abi import (
-    FILETYPE_STREAM,
     RIGHT_FD_WRITE,
     AbiFault,
     Errno,
-    fdstat,
     gather,
     write_u32,
 )
@@ -50,19 +48,9 @@ def _fd_write(ctx: HostContext) -> HostFunction:
     return fd_write
 
 
-def _fd_fdstat_get(ctx: HostContext) -> HostFunction:
-    def fd_fdstat_get(fd: int, out: int) -> int:
-        if fd not in STDIO_FDS:
-            return Errno.BADF
-        ctx.mem.write(out, fdstat(FILETYPE_STREAM, 0, RIGHT_FD_WRITE, RIGHT_FD_WRITE))  # inherited, as Wasmtime says
-        return Errno.SUCCESS
-
-    return fd_fdstat_get
-
-
 CAPABILITY = Capability(
     "stdio",
     "WASI stdout/stderr, captured by the host",
-    {FD_WRITE: _fd_write, FD_FDSTAT_GET: _fd_fdstat_get},
+    {FD_WRITE: _fd_write, FD_FDSTAT_GET: stream_fdstat_get(STDIO_FDS, RIGHT_FD_WRITE)},
     wasi_p2={**OUTPUT_WASI_P2, **_CONSOLE_WASI_P2},
 )

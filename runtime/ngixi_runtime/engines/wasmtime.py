@@ -271,11 +271,12 @@ class WasmtimeMemory:
         self._memory = memory
         self._store = store
         self._guest = guest
-        self._bounds = wasmtime_fastpath.memory_bounds(memory, store) or self._public_bounds
+        fast = wasmtime_fastpath.memory_bounds(memory, store)
+        self._bounds, self._length = fast or (self._public_bounds, partial(memory.data_len, store))
         self.page_count: Callable[[], int] = partial(memory.size, store)
 
     def _public_bounds(self) -> tuple[int, int]:
-        return ctypes.addressof(self._memory.data_ptr(self._store).contents), self._memory.data_len(self._store)
+        return ctypes.addressof(self._memory.data_ptr(self._store).contents), self._length()
 
     def _address(self, pointer: int, length: int) -> int:
         """Where `pointer` is now (a memory that grows may move); checked to hold `length` bytes."""
@@ -295,11 +296,11 @@ class WasmtimeMemory:
 
     @property
     def pages(self) -> int:
-        return self._memory.size(self._store)
+        return self.page_count()
 
     @property
     def size_bytes(self) -> int:
-        return self._memory.data_len(self._store)
+        return self._length()
 
 
 class Deadline:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import itertools
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, NoReturn
 
 import wasmtime
@@ -167,9 +168,11 @@ if ACTIVE:
     )
 
 
-def memory_bounds(memory: wasmtime.Memory, store: wasmtime.Store) -> Callable[[], tuple[int, int]] | None:
-    """A function giving the address of `memory`'s first byte and its length now (a memory that grows may move),
-    or None on a wasmtime-py not in `TESTED_ON`. The memory and the store must outlive it."""
+def memory_bounds(
+    memory: wasmtime.Memory, store: wasmtime.Store
+) -> tuple[Callable[[], tuple[int, int]], Callable[[], int]] | None:
+    """Functions giving the address of `memory`'s first byte and its length now (a memory that grows may move),
+    and its length alone; None on a wasmtime-py not in `TESTED_ON`. The memory and the store must outlive them."""
     if not ACTIVE:
         return None
     context, extern = store._context(), ctypes.byref(memory._memory)
@@ -177,4 +180,4 @@ def memory_bounds(memory: wasmtime.Memory, store: wasmtime.Store) -> Callable[[]
     def bounds() -> tuple[int, int]:
         return _MEMORY_DATA(context, extern) or 0, _MEMORY_DATA_SIZE(context, extern)
 
-    return bounds
+    return bounds, partial(_MEMORY_DATA_SIZE, context, extern)

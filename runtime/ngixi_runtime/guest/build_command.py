@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from ngixi_runtime.spec.schema import Problems, string, type_name
+from ngixi_runtime.spec.schema import Problems, optional_table, string, type_name
 
 BUILD_KEYS = ("command", "workdir", "inputs", "output")
 
@@ -35,13 +35,9 @@ class BuildCommand:
 
 def parse_build(raw: Mapping[str, Any], problems: Problems) -> BuildCommand | None:
     """The `[build]` table, if the manifest has one; every problem goes to `problems`."""
-    if "build" not in raw:
+    table = optional_table(raw, "build", BUILD_KEYS, problems)
+    if table is None:
         return None
-    table = raw["build"]
-    if not isinstance(table, dict):
-        problems.add("build", f"must be a table, not {type_name(table)}")
-        return None
-    problems.unknown_keys(table, BUILD_KEYS, "build")
     command = _command(table.get("command"), problems)
     workdir = _relative(table, "workdir", problems, default=".")
     output = _relative(table, "output", problems, default=None)

@@ -29,6 +29,7 @@ from ngixi_runtime.spec.schema import Problems, integer, string, suggestion, tab
 
 if TYPE_CHECKING:
     from ngixi_runtime.guest.build_command import BuildCommand
+    from ngixi_runtime.guest.compile_options import CompileOptions
     from ngixi_runtime.guest.smoke import SmokeCall
 
 VALUE_TYPES = ("i32", "i64", "f32", "f64")
@@ -85,6 +86,7 @@ class Manifest:
     limits: Limits
     smoke: tuple[SmokeCall, ...]
     build: BuildCommand | None = None
+    compile: CompileOptions | None = None  # a C guest's [compile] table
 
     @property
     def grants(self) -> frozenset[str]:
@@ -125,7 +127,7 @@ _LIMIT_RANGES = {
 # Optional limits, without a default: unset means that quota is not enforced.
 _FUEL_RANGE = (1, (1 << 63) - 1)
 LIMIT_KEYS = (*DEFAULT_LIMITS, "fuel")
-_TOP_KEYS = ("guest", "exports", "capabilities", "limits", "smoke", "build")
+_TOP_KEYS = ("guest", "exports", "capabilities", "limits", "smoke", "build", "compile")
 _GUEST_KEYS = ("name", "version", "kind", "description", "abi", "language")
 _EXPORT_KEYS = ("params", "results", "input", "output")
 
@@ -276,6 +278,14 @@ def _parse_build(raw: Mapping[str, Any], problems: Problems) -> BuildCommand | N
     return parse_build(raw, problems)
 
 
+def _parse_compile(raw: Mapping[str, Any], problems: Problems) -> CompileOptions | None:
+    if "compile" not in raw:
+        return None
+    from ngixi_runtime.guest.compile_options import parse_compile  # here: a run's manifest seldom has one
+
+    return parse_compile(raw, problems)
+
+
 def _check_smoke_targets(manifest: Manifest, problems: Problems) -> None:
     if not manifest.smoke:
         return
@@ -338,7 +348,10 @@ def manifest_from_table(raw: Mapping[str, Any], *, source: str, stem: str) -> Ma
         limits=_parse_limits(raw, problems),
         smoke=_parse_smoke(raw, problems, component),
         build=_parse_build(raw, problems),
+        compile=_parse_compile(raw, problems),
     )
+    if manifest.compile is not None and (manifest.build is not None or manifest.guest.type.language not in (None, "c")):
+        problems.add("compile", 'is for C guests ([guest] language = "c", or the guest\'s *.c files); remove it')
     if manifest.build is not None and manifest.guest.type.language not in (None, "wasm"):
         problems.add("build", f'a [build] command makes a "wasm" guest, not a "{manifest.guest.type.language}" one')
     _check_smoke_targets(manifest, problems)

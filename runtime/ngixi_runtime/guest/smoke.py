@@ -97,16 +97,27 @@ def _env(value: object, field: str, problems: Problems) -> dict[str, str]:
 
 
 def _input(entry: Mapping[str, Any], field: str, problems: Problems) -> bytes | None:
-    given = [key for key in _INPUTS if key in entry]
+    return _given_bytes(entry, _one_given(entry, _INPUTS, field, problems), field, problems)
+
+
+def _one_given(entry: Mapping[str, Any], keys: tuple[str, ...], field: str, problems: Problems) -> str | None:
+    """The one of `keys` that `entry` gives, the first if it gives several (a problem); None for none."""
+    given = [key for key in keys if key in entry]
     if len(given) > 1:
         problems.add(field, f"give one of {', '.join(given)}, not {len(given)}")
-    if "input" in entry:
-        return string(entry, "input", f"{field}.input", problems).encode()
-    if "input_base64" in entry:
-        return _base64(entry, "input_base64", field, problems)
-    if "input_json" in entry:
-        return _json_document(entry, "input_json", field, problems)
-    return None
+    return given[0] if given else None
+
+
+def _given_bytes(entry: Mapping[str, Any], key: str | None, field: str, problems: Problems) -> bytes | None:
+    """The bytes `entry[key]` stands for: base64 for a `*_base64` key, a JSON document for a `*_json` key, else
+    text; None for no key."""
+    if key is None:
+        return None
+    if key.endswith("_base64"):
+        return _base64(entry, key, field, problems)
+    if key.endswith("_json"):
+        return _json_document(entry, key, field, problems)
+    return string(entry, key, f"{field}.{key}", problems).encode()
 
 
 def _json_document(entry: Mapping[str, Any], key: str, field: str, problems: Problems) -> bytes | None:
@@ -128,14 +139,8 @@ def _base64(entry: Mapping[str, Any], key: str, field: str, problems: Problems) 
 
 
 def _expect_output(entry: Mapping[str, Any], field: str, problems: Problems) -> bytes | None:
-    given = [key for key in _OUTPUTS if key in entry]
-    if len(given) > 1:
-        problems.add(field, f"give one of {', '.join(given)}, not {len(given)}")
-    if "expect_output" in entry:
-        return string(entry, "expect_output", f"{field}.expect_output", problems).encode()
-    if "expect_output_base64" in entry:
-        return _base64(entry, "expect_output_base64", field, problems)
-    return None
+    given = _one_given(entry, _OUTPUTS, field, problems)
+    return None if given == "expect_json" else _given_bytes(entry, given, field, problems)  # JSON: parse_entry's
 
 
 def _optional(entry: Mapping[str, Any], key: str, field: str, problems: Problems) -> str | None:

@@ -24,7 +24,7 @@ from ngixi_runtime.spec.digests import sha256_hex
 
 # Where the cache lives is part of this module's API, kept apart for a tenant's parent (aot_cache_dir.py).
 __all__ = ["CACHE_VARIABLE", "AotCache", "CacheKey", "CacheUnavailable", "EntryRefused", "default_cache_dir"]
-_FORMAT = "ngixi-aot 1"
+_FORMAT = "ngixi-aot 2"
 _OTHERS_MAY_WRITE = stat.S_IWGRP | stat.S_IWOTH
 _RECORD_LIMIT = 4096  # an entry's first line, its record, is far shorter
 
@@ -37,7 +37,9 @@ class EntryRefused(Exception):
 class CacheKey:
     """Everything the compiled code depends on: the same key is the same machine code."""
 
-    wasm_sha256: str
+    # The digest every load of the .wasm checks (a load reading only what it runs checks no other): an entry
+    # compiled from one .wasm serves no index that gives another .wasm's SHA-256 to bytes of its own.
+    wasm_blake3: str
     kind: str  # "module" or "component"
     engine: EngineId
     settings: str  # the engine settings the code is compiled for (e.g. fuel metering)

@@ -15,13 +15,13 @@ from types import TracebackType
 from typing import IO, Any
 
 from ngixi_runtime.bundles.reader import VerifiedBundle
-from ngixi_runtime.engines.base import chosen_engine, meters_fuel
+from ngixi_runtime.engines.base import meters_fuel
 from ngixi_runtime.errors import InvalidInput, NgixiError, error_with_exit_code
 from ngixi_runtime.guest.data import DataKind, DataValue
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE, CacheUnavailable, default_cache_dir
 from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, empty_result
-from ngixi_runtime.loading.loader import check_call, encoded_input
+from ngixi_runtime.loading.loader import check_call, encoded_input, export_table, guest_engine
 from ngixi_runtime.loading.tenant_wire import (
     Incoming,
     Reply,
@@ -34,6 +34,7 @@ from ngixi_runtime.loading.tenant_wire import (
     write_all,
 )
 from ngixi_runtime.loading.zygote import CHILD_BUNDLE, ForkedProcess, spawn_tenant
+from ngixi_runtime.printable import printable
 
 # Time allowed on top of the guest's own timeout for the child to answer over the pipe.
 _IPC_GRACE_SECONDS = 0.25
@@ -121,8 +122,7 @@ class IsolatedTenant:
         self._environment = dict(environment)
         self._child: _Child | None = None
         self._bounds = ReplyBounds.of(manifest.limits)
-        self._output_kinds = {declared.name: declared.output for declared in manifest.exports}
-        self._unchecked = frozenset(e.name for e in manifest.exports if not e.params and e.input is None)
+        self._output_kinds, self._unchecked, _ = export_table(manifest)
         self._lock = threading.Lock()
         self.origin = ""
         self.compiled = False
@@ -251,7 +251,8 @@ class IsolatedTenant:
     def _died(self, child: _Child, what: str) -> CallFailed:
         code = child.process.wait()
         child.errors.seek(0)
-        tail = child.errors.read()[-500:].decode(errors="replace").strip()
+        # What the child wrote last, on the one line of ngixi's error: it may quote what the guest controls.
+        tail = printable(child.errors.read()[-500:].decode(errors="replace").strip())
         self._stop(child)
         if code == -signal.SIGXCPU:
             return self._failure(
@@ -294,12 +295,7 @@ class IsolatedTenant:
 def isolated_engine(manifest: Manifest, engine: str | None, shipped: Collection[str] = ()) -> str:
     """The engine a child runs the guest on, chosen here (the child sees none of the host's variables);
     `shipped`: the engines its bundle has artifacts for (`chosen_engine`)."""
-    chosen = chosen_engine(
-        engine,
-        wants_fuel=manifest.limits.fuel is not None,
-        component=manifest.guest.type.is_component,
-        shipped=shipped,
-    )
+    chosen = guest_engine(manifest, engine, shipped)
     if manifest.limits.fuel is not None and not meters_fuel(chosen):
         import logging  # here: only a guest with limits.fuel on an engine that cannot meter it logs
 

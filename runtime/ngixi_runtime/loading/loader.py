@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from ngixi_runtime.bundles.reader import VerifiedBundle
 from ngixi_runtime.capabilities.component import ComponentInfo, imports_wasi, wasi_setup
@@ -178,6 +178,26 @@ def encoded_input(manifest: Manifest, export: str, value: DataValue | None) -> b
     return encode(declared.input, value, what=f"{manifest.guest.name}: {export}")
 
 
+class ExportTable(NamedTuple):
+    """What a manifest's declared exports take and give, looked up on each call of a loaded guest or tenant."""
+
+    output_kinds: dict[str, DataKind | None]  # each declared export's output; None for one that declares none
+    # The exports whose call with no arguments and no input passes `check_call` without asking (never `_start`, a
+    # command guest's entry, which `check_call` tells apart even where the manifest declares it).
+    unchecked: frozenset[str]
+    outputless: frozenset[str]  # the declared exports whose calls may write no output through the call data ABI
+
+
+def export_table(manifest: Manifest) -> ExportTable:
+    """The tables of `manifest`'s declared exports, made once per load."""
+    exports = manifest.exports
+    return ExportTable(
+        {declared.name: declared.output for declared in exports},
+        frozenset(e.name for e in exports if not e.params and e.input is None) - {"_start"},
+        frozenset(e.name for e in exports if e.output is None) - {"_start"},
+    )
+
+
 class Guest:
     """A loaded guest: call its exports, or run it as a command."""
 
@@ -202,12 +222,7 @@ class Guest:
         self.output: GuestOutput = context.output  # taken from, never replaced
         self._wasm = wasm  # the verified .wasm, read only to say where a trap happened
         self._timeout_seconds = manifest.limits.timeout_ms / 1000
-        self._output_kinds = {declared.name: declared.output for declared in manifest.exports}
-        # A call of one of these with no arguments and no input passes `check_call` without asking (never
-        # `_start`, a command guest's entry, which `check_call` tells apart even where the manifest declares it).
-        self._unchecked = frozenset(e.name for e in manifest.exports if not e.params and e.input is None) - {"_start"}
-        # The declared exports whose calls may write no output through the call data ABI.
-        self.outputless = frozenset(e.name for e in manifest.exports if e.output is None) - {"_start"}
+        self._output_kinds, self._unchecked, self.outputless = export_table(manifest)
 
     @property
     def memory_pages(self) -> int:
@@ -374,9 +389,9 @@ def code_identity(manifest: Manifest) -> tuple[str, str]:
 def _cache_key(bundle: VerifiedBundle, engine: Engine, kind: str, settings: str) -> CacheKey:
     from ngixi_runtime.loading.aot_cache import CacheKey  # here and below: only for code compiled on this host
 
-    wasm_sha256 = bundle.index.member("wasm").sha256
+    wasm_blake3 = bundle.index.member("wasm").blake3
     features = tuple(sorted(host_cpu_features()))
-    return CacheKey(wasm_sha256, kind, engine.current_engine(), settings, host_triple(), features)
+    return CacheKey(wasm_blake3, kind, engine.current_engine(), settings, host_triple(), features)
 
 
 @dataclass(frozen=True)
@@ -457,6 +472,17 @@ def _compiled(
     return maker.prepare(wasm=bundle.data(bundle.index.member("wasm")))
 
 
+def guest_engine(manifest: Manifest, engine: str | None, shipped: Collection[str] = ()) -> str:
+    """The engine a guest runs on: `chosen_engine` of `engine` with what its manifest asks for (fuel metering,
+    the component model); `shipped`, the engines its bundle has artifacts for."""
+    return chosen_engine(
+        engine,
+        wants_fuel=manifest.limits.fuel is not None,
+        component=manifest.guest.type.is_component,
+        shipped=shipped,
+    )
+
+
 def check_fuel_metering(manifest: Manifest, engine: str, *, cpu_capped: bool) -> None:
     """A guest with limits.fuel runs only where it is enforced: an engine that meters fuel, or a CPU-capped child."""
     fuel = manifest.limits.fuel
@@ -517,10 +543,11 @@ def open_guest(
         on_log=on_log,
     )
     ready = partial(_instantiating, host_side, on_instantiate)
+    chosen = guest_engine(manifest, engine, bundle.index.artifact_engines)
     if manifest.guest.type.is_component:
-        opened = _open_component(bundle, manifest, ready, allow_compile=allow_compile, engine=engine)
+        opened = _open_component(bundle, manifest, ready, allow_compile=allow_compile, engine=chosen)
     else:
-        opened = _open_core(bundle, manifest, ready, allow_compile=allow_compile, engine=engine, cpu_capped=cpu_capped)
+        opened = _open_core(bundle, manifest, ready, allow_compile=allow_compile, engine=chosen, cpu_capped=cpu_capped)
     instance, context, origin = opened
     kind = manifest.guest.type
     mapped = not kind.is_component or kind.language not in ("javascript", "python")  # whose runtime is embedded
@@ -561,12 +588,11 @@ def _open_core(
     host_side: Callable[[], HostContext],
     *,
     allow_compile: bool,
-    engine: str | None,
+    engine: str,
     cpu_capped: bool,
 ) -> Opened:
-    chosen = chosen_engine(engine, wants_fuel=manifest.limits.fuel is not None, shipped=bundle.index.artifact_engines)
-    check_fuel_metering(manifest, chosen, cpu_capped=cpu_capped)
-    runner = engine_named(chosen)
+    check_fuel_metering(manifest, engine, cpu_capped=cpu_capped)
+    runner = engine_named(engine)
     limits = RunLimits(manifest.limits.timeout_ms, manifest.limits.memory_pages, manifest.limits.fuel)
     prepare = partial(runner.prepare, guest=manifest.guest.name, limits=limits)
     maker = CodeMaker(prepare, runner.serialize, *code_identity(manifest))
@@ -576,7 +602,7 @@ def _open_core(
     )
     # What the engine shows of an artifact leaves out the memories and tables a module does not export: the
     # verified .wasm says them all, and is read where the engine cannot cap them, or was compiled anyway.
-    capped = caps_growth(chosen)
+    capped = caps_growth(engine)
     declared = prepared.info if capped and not origin.startswith(COMPILED) else declared_module(bundle)
     check_memory_limit(manifest, declared, engine_caps_growth=capped)
     context = host_side()
@@ -618,14 +644,14 @@ def _open_component(
     host_side: Callable[[], HostContext],
     *,
     allow_compile: bool,
-    engine: str | None,
+    engine: str,
 ) -> Opened:
     """As `_open_core`, on Wasmtime's component model: the component's world is checked against the manifest,
     its granted interfaces linked to the same capability implementations, and WASI set up from the context."""
     from ngixi_runtime.engines import wasmtime_component  # Wasmtime's component model, only for component guests
 
     guest = manifest.guest.name
-    runner = engine_named(chosen_engine(engine, component=True))
+    runner = engine_named(engine)
     prepare = partial(wasmtime_component.prepare, guest=guest)  # a verified artifact, or the signed component
     maker = CodeMaker(prepare, wasmtime_component.serialize, *code_identity(manifest))
     prepared, origin = prepare_best_fitting(

@@ -19,11 +19,14 @@ import struct
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ngixi_runtime.capabilities.context import LogLine
 from ngixi_runtime.guest.manifest import Limits
 from ngixi_runtime.spec.wit_json import from_wire, to_wire
+
+if TYPE_CHECKING:
+    from ngixi_runtime.loading.calls import CallMetrics, CallResult
 
 CONTROL = struct.Struct("<BxxxI")  # kind, size of the JSON document
 CALL = struct.Struct("<BBxxIII")  # kind, flags, sizes of the export's name, the JSON arguments and the input
@@ -87,40 +90,8 @@ class ReplyBounds:
         )
 
 
-class SentMetrics(Protocol):
-    @property
-    def duration_ms(self) -> float: ...
-    @property
-    def memory_pages(self) -> int: ...
-    @property
-    def host_calls(self) -> Mapping[str, int]: ...
-    @property
-    def output_bytes(self) -> int: ...
-    @property
-    def outcome(self) -> str: ...
-
-
-class SentResult(Protocol):
-    """What a reply carries of a `CallResult` (tenants.py)."""
-
-    @property
-    def values(self) -> tuple[Any, ...]: ...
-    @property
-    def exit_code(self) -> int | None: ...
-    @property
-    def logs(self) -> tuple[LogLine, ...]: ...
-    @property
-    def stdout(self) -> bytes: ...
-    @property
-    def stderr(self) -> bytes: ...
-    @property
-    def metrics(self) -> SentMetrics: ...
-    @property
-    def output(self) -> bytes | None: ...
-
-
 class Reply(NamedTuple):
-    """A call's reply as read: the `CallResult`'s parts (tenants.py assembles it) and an error, if it failed."""
+    """A call's reply as read: the `CallResult`'s parts (isolated.py assembles it) and an error, if it failed."""
 
     ok: bool
     values: tuple[Any, ...]
@@ -271,7 +242,7 @@ def read_call(incoming: Incoming) -> CallRequest | None:
     return CallRequest(export, args, data)
 
 
-def reply_frame(result: SentResult, *, error: str | None = None, error_exit_code: int | None = None) -> list[bytes]:
+def reply_frame(result: CallResult, *, error: str | None = None, error_exit_code: int | None = None) -> list[bytes]:
     """A call's reply as the parts to write: ok without `error`. The common case (no logs, output or error)
     has no JSON but its values."""
     metrics = result.metrics
@@ -310,7 +281,7 @@ def _encoded_values(values: tuple[Any, ...]) -> bytes:
     return json.dumps(to_wire(list(values))).encode()
 
 
-def _meta(metrics: SentMetrics, error: str | None, error_exit_code: int | None) -> bytes:
+def _meta(metrics: CallMetrics, error: str | None, error_exit_code: int | None) -> bytes:
     fields = {
         "outcome": None if metrics.outcome == "ok" else metrics.outcome,
         "host_calls": dict(metrics.host_calls) or None,

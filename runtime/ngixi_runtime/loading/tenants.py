@@ -34,7 +34,7 @@ import base64
 import os
 import re
 import threading
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
@@ -44,12 +44,19 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ngixi_runtime.bundles.reader import open_bundle_file, read_bundle
 from ngixi_runtime.capabilities.context import Sandbox, Stdin
 from ngixi_runtime.capabilities.linking import caller_environment, caller_stdin
-from ngixi_runtime.engines.base import chosen_engine, interrupts
+from ngixi_runtime.engines.base import interrupts
 from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.guest.data import DataValue
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, empty_result, measure
-from ngixi_runtime.loading.loader import Guest, encoded_input, likely_artifacts, open_guest, verified_manifest
+from ngixi_runtime.loading.loader import (
+    Guest,
+    encoded_input,
+    guest_engine,
+    likely_artifacts,
+    open_guest,
+    verified_manifest,
+)
 from ngixi_runtime.loading.watchdog import ProcessWatchdog
 from ngixi_runtime.trust.local_paths import redirected_below
 from ngixi_runtime.trust.project_trust import chosen_trust
@@ -149,19 +156,9 @@ def _watched(watchdog: ProcessWatchdog, manifest: Manifest, what: str) -> Abstra
     )
 
 
-def _in_process_watchdog(
-    watch: bool, manifest: Manifest, engine: str | None, shipped: Collection[str]
-) -> ProcessWatchdog | None:
+def _in_process_watchdog(watch: bool, engine: str) -> ProcessWatchdog | None:
     """A watchdog for a guest whose engine would not stop it at limits.timeout_ms in this process."""
-    if not watch:
-        return None
-    chosen = chosen_engine(
-        engine,
-        wants_fuel=manifest.limits.fuel is not None,
-        component=manifest.guest.type.is_component,
-        shipped=shipped,
-    )
-    return None if interrupts(chosen) else ProcessWatchdog()
+    return ProcessWatchdog() if watch and not interrupts(engine) else None
 
 
 def check_tenant_id(tenant: str) -> None:
@@ -230,8 +227,9 @@ def open_tenant(
         caller_environment(manifest.guest.name, manifest.capabilities, env or {})  # refused before any child starts
         data = caller_stdin(manifest.guest.name, manifest.capabilities, stdin)
         if not isolated:  # open_guest reads all it needs of the bundle now
-            watchdog = _in_process_watchdog(watch_in_process, manifest, engine, verified.index.artifact_engines)
-            opening = partial(open_guest, verified, args=args, env=env, stdin=data, sandbox=sandbox, engine=engine)
+            chosen = guest_engine(manifest, engine, verified.index.artifact_engines)
+            watchdog = _in_process_watchdog(watch_in_process, chosen)
+            opening = partial(open_guest, verified, args=args, env=env, stdin=data, sandbox=sandbox, engine=chosen)
             if watchdog is None:
                 return InProcessTenant(opening())
             with _watched(watchdog, manifest, "start"):

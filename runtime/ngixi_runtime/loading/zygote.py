@@ -176,7 +176,7 @@ class Zygote:
         """Forks a tenant that reads requests from a new pipe, replies on another, and writes errors to `errors`."""
         import socket
 
-        with _pipes() as (requests, replies, status):
+        with tenant_pipes(3) as (requests, replies, status):
             handed = [requests[0], replies[1], errors, bundle, status[1]]
             with self._lock:
                 try:
@@ -188,16 +188,9 @@ class Zygote:
                 for descriptor in received:
                     os.close(descriptor)
                 raise ZygoteDied("the tenant fork server ended")
-            for descriptor in (requests[0], replies[1], status[1]):
-                os.close(descriptor)
+            os.close(status[1])
             (pid,) = NUMBER.unpack(message)
-            return ForkedProcess(
-                pid,
-                stdin=open(requests[1], "wb"),
-                stdout=open(replies[0], "rb"),
-                status=status[0],
-                pidfd=received[0] if received else None,
-            )
+            return forked(pid, requests, replies, status=status[0], pidfd=received[0] if received else None)
 
     def close(self) -> None:
         """Closes the control socket: the zygote exits (its tenants serve on until their hosts close them)."""
@@ -209,19 +202,29 @@ class Zygote:
 
 
 @contextlib.contextmanager
-def _pipes() -> Iterator[tuple[tuple[int, int], tuple[int, int], tuple[int, int]]]:
-    """Three pipes; every end is closed if the block fails (on success it keeps or closes them itself)."""
+def tenant_pipes(count: int) -> Iterator[list[tuple[int, int]]]:
+    """A tenant's pipes: its requests, its replies, then any other; every end is closed if the block fails (on
+    success `forked` and the block keep or close them)."""
     made: list[tuple[int, int]] = []
     try:
-        for _ in range(3):
+        for _ in range(count):
             made.append(os.pipe())
-        yield made[0], made[1], made[2]
+        yield made
     except BaseException:
         for pipe in made:
             for descriptor in pipe:
                 with contextlib.suppress(OSError):
                     os.close(descriptor)
         raise
+
+
+def forked(
+    pid: int, requests: tuple[int, int], replies: tuple[int, int], *, status: int | None, pidfd: int | None
+) -> ForkedProcess:
+    """The host's side of tenant `pid`, forked on `requests` and `replies`: the child's ends closed here."""
+    for descriptor in (requests[0], replies[1]):
+        os.close(descriptor)
+    return ForkedProcess(pid, stdin=open(requests[1], "wb"), stdout=open(replies[0], "rb"), status=status, pidfd=pidfd)
 
 
 _zygotes: dict[tuple[tuple[str, str], ...], Zygote] = {}

@@ -11,7 +11,8 @@ import os
 import site
 import sys
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING
 
 import blake3
@@ -26,7 +27,9 @@ from ngixi_runtime.loading.zygote import (
     MAX_MESSAGE,
     NUMBER,
     ForkedProcess,
+    forked,
     forking_from_this_process,
+    tenant_pipes,
     threads,
 )
 from ngixi_runtime.spec.digests import blake2b_512, sha256_hex
@@ -149,8 +152,9 @@ def _reap(statuses: dict[int, int], pidfds: dict[int, int], selector: selectors.
             os.close(pidfd)
 
 
-def _become_tenant(descriptors: list[int]) -> None:
-    """In the forked child: its own session, descriptors 0-3 only, then the tenant's serve loop; never returns."""
+def _become_tenant(descriptors: list[int], enter: Callable[[], None] | None = None) -> None:
+    """In the forked child: its own session, descriptors 0-3 only, `enter` (the clean room of a child forked from
+    a command's own process), then the tenant's serve loop; never returns, whatever fails on the way."""
     code = 1
     try:
         os.setsid()
@@ -158,6 +162,8 @@ def _become_tenant(descriptors: list[int]) -> None:
         for target, descriptor in enumerate(moved):
             os.dup2(descriptor, target, inheritable=False)
         os.closerange(CHILD_DESCRIPTORS, os.sysconf("SC_OPEN_MAX"))  # the control socket, other tenants' pipes
+        if enter is not None:
+            enter()
         from ngixi_runtime.loading import tenant_child
 
         code = tenant_child.main()
@@ -182,25 +188,21 @@ def fork_here(environment: Mapping[str, str], bundle: int, errors: int) -> Forke
     with), and imports anything more only from the interpreter's own paths (no working directory, script
     directory, PYTHONPATH or user site).
     """
-    requests, replies = os.pipe(), os.pipe()
     for stream in (sys.stdout, sys.stderr):  # or the child would write what this process left in their buffers
         stream.flush()
-    pid = os.fork()
-    if pid == 0:
-        os.chdir("/")
-        os.environ.clear()
-        os.environ.update(environment)
-        sys.path[:] = _isolated_path()
-        _become_tenant([requests[0], replies[1], errors, bundle])
-    for descriptor in (requests[0], replies[1]):
-        os.close(descriptor)
-    return ForkedProcess(
-        pid,
-        stdin=open(requests[1], "wb"),
-        stdout=open(replies[0], "rb"),
-        status=None,
-        pidfd=os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None,
-    )
+    with tenant_pipes(2) as (requests, replies):
+        pid = os.fork()
+        if pid == 0:
+            _become_tenant([requests[0], replies[1], errors, bundle], partial(_enter_clean_room, environment))
+        pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+        return forked(pid, requests, replies, status=None, pidfd=pidfd)
+
+
+def _enter_clean_room(environment: Mapping[str, str]) -> None:
+    sys.path[:] = _isolated_path()  # before the environment goes: it names the PYTHONPATH entries to leave out
+    os.chdir("/")
+    os.environ.clear()
+    os.environ.update(environment)
 
 
 def _isolated_path() -> list[str]:

@@ -134,3 +134,17 @@ def string_item(pattern: re.Pattern[str], rule: str) -> ItemCheck[str]:
         return value
 
     return check
+
+
+def optional_table(
+    raw: Mapping[str, Any], key: str, allowed: Sequence[str], problems: Problems
+) -> Mapping[str, Any] | None:
+    """The top-level table `key` if present and a table (its unknown keys reported); None otherwise."""
+    if key not in raw:
+        return None
+    value = raw[key]
+    if not isinstance(value, dict):
+        problems.add(key, f"must be a table, not {type_name(value)}")
+        return None
+    problems.unknown_keys(value, allowed, key)
+    return value

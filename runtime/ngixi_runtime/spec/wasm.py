@@ -187,12 +187,17 @@ def custom_sections(data: bytes, *, source: str) -> dict[str, bytes]:
     return found
 
 
-def section_spans(data: bytes, *, source: str) -> Iterator[tuple[int, int, int, int]]:
-    """Each section of a module after its checked header: its id, where it starts, where its body starts, where
-    it ends."""
+_MODULE_HEADER = b"\0asm\x01\0\0\0"
+_COMPONENT_HEADER = b"\0asm\x0d\x00\x01\x00"
+_HEADER_NAMES = {_MODULE_HEADER: "the \\0asm version 1 header", _COMPONENT_HEADER: "the component header"}
+
+
+def section_spans(data: bytes, *, source: str, header: bytes = _MODULE_HEADER) -> Iterator[tuple[int, int, int, int]]:
+    """Each section of a module (a component: its `header`) after its checked header: its id, where it starts,
+    where its body starts, where it ends."""
     reader = _Reader(data, source)
-    if reader.take(4) != b"\0asm" or reader.take(4) != b"\x01\0\0\0":
-        raise reader.fail("missing the \\0asm version 1 header")
+    if reader.take(len(header)) != header:
+        raise reader.fail(f"missing {_HEADER_NAMES[header]}")
     while reader.pos < len(data):
         start, section_id = reader.pos, reader.byte()
         size = reader.u32()
@@ -332,7 +337,6 @@ def _read_exports(reader: _Reader, functions: _Functions) -> tuple[Export, ...]:
     return tuple(exports)
 
 
-_COMPONENT_HEADER = b"\0asm\x0d\x00\x01\x00"
 _CORE_MODULE_SECTION, _COMPONENT_SECTION = 1, 4
 
 
@@ -344,19 +348,13 @@ def component_core_modules(data: bytes, *, source: str) -> list[bytes]:
 def placed_core_modules(data: bytes, *, source: str) -> list[tuple[int, bytes]]:
     """`component_core_modules`, each with where it starts in the component (Wasmtime's backtrace offsets of a
     component's code count from the component's start)."""
-    reader = _Reader(data, source)
-    if reader.take(8) != _COMPONENT_HEADER:
-        raise reader.fail("missing the component header")
     modules = []
-    while reader.pos < len(data):
-        section_id = reader.byte()
-        size = reader.u32()
-        start = reader.pos
-        body = reader.take(size)
+    for section_id, _, start, end in section_spans(data, source=source, header=_COMPONENT_HEADER):
         if section_id == _CORE_MODULE_SECTION:
-            modules.append((start, body))
+            modules.append((start, data[start:end]))
         elif section_id == _COMPONENT_SECTION:
-            modules += [(start + at, module) for at, module in placed_core_modules(body, source=source)]
+            nested = placed_core_modules(data[start:end], source=source)
+            modules += [(start + at, module) for at, module in nested]
     return modules
 
 
@@ -391,18 +389,12 @@ def with_table_maximum(data: bytes, elements: int, *, source: str) -> bytes:
 
 
 def _with_section_rewritten(data: bytes, section_id: int, rewrite: Callable[[bytes], bytes], source: str) -> bytes:
-    reader = _Reader(data, source)
-    if reader.take(8) != b"\0asm\x01\0\0\0":
-        raise reader.fail("missing the \\0asm version 1 header")
-    out = bytearray(data[:8])
-    while reader.pos < len(data):
-        start = reader.pos
-        found = reader.byte()
-        body = reader.take(reader.u32())
+    out = bytearray(_MODULE_HEADER)
+    for found, start, body, end in section_spans(data, source=source):
         if found != section_id:
-            out += data[start : reader.pos]
+            out += data[start:end]
             continue
-        rewritten = rewrite(body)
+        rewritten = rewrite(data[body:end])
         out += bytes([section_id]) + uleb128(len(rewritten)) + rewritten
     return bytes(out)
 

@@ -24,7 +24,7 @@ import tomli
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import KEY_FILE_LIMIT, read_input_bytes, read_input_text, write_atomic
 from ngixi_runtime.trust.minisign_format import is_secret_key
-from ngixi_runtime.trust.signatures import TrustStore, key_id_of, read_trust_table, trust_from_table
+from ngixi_runtime.trust.signatures import TrustStore, key_id_of, read_trust_table, trust_from_table, trust_from_text
 
 _KEYS_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*keys[ \t]*\]\][ \t]*(#.*)?$", re.MULTILINE)
 
@@ -60,8 +60,11 @@ def add_key(trust_file: Path, public_key: minisign.PublicKey, trust: NewTrust) -
 
 
 def check_new_trust(trust_file: Path, trust: NewTrust) -> None:
-    """Refuses what `add_key` would refuse for any key (guest patterns, channels), before a key is made."""
+    """Refuses what `add_key` would refuse for any key (guest patterns, channels; an existing trust file the
+    loader refuses), before a key is made."""
     _trusted(_key_block(minisign.KeyPair.generate().public_key, trust), trust_file)
+    if trust_file.exists():
+        trust_from_table(read_trust_table(trust_file), source=str(trust_file))
 
 
 def remove_key(trust_file: Path, key_id: str) -> None:
@@ -147,11 +150,7 @@ def _current_text(trust_file: Path) -> str:
 
 def _trusted(text: str, trust_file: Path) -> TrustStore:
     """The loader's reading of a trust file's text: its parser, its messages."""
-    try:
-        raw = tomli.loads(text)
-    except (tomli.TOMLDecodeError, RecursionError) as error:
-        raise InvalidInput(f"{trust_file}: not valid TOML ({error})") from None
-    return trust_from_table(raw, source=str(trust_file))
+    return trust_from_text(text, source=str(trust_file))
 
 
 def _replace(trust_file: Path, text: str) -> None:

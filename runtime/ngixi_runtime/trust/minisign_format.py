@@ -15,6 +15,8 @@ import binascii
 from dataclasses import dataclass
 from pathlib import Path
 
+from ngixi_runtime.files import open_regular
+
 PURE = b"Ed"
 PREHASHED = b"ED"
 _ALGORITHM_BYTES = 2
@@ -106,10 +108,10 @@ _SECRET_KEY_HEAD = 1024
 
 
 def is_secret_key_file(path: Path) -> bool:
-    """Whether the file is a minisign secret key (`is_secret_key`)."""
+    """Whether the file is a minisign secret key (`is_secret_key`); anything but a regular file is not."""
     try:
-        with path.open("rb") as stream:
-            return is_secret_key(stream.read(_SECRET_KEY_HEAD))
+        with open_regular(path) as stream:
+            return stream is not None and is_secret_key(stream.read(_SECRET_KEY_HEAD))
     except OSError:
         return False
 

@@ -31,6 +31,23 @@ COMMANDS = {
     ),
 }
 COMMAND_MANIFEST = '[guest]\nname = "{name}"\nversion = "0.1.0"\nkind = "command"\n\n[capabilities.log]\n'
+# A C guest as a real C project has it: two files under src/, a header dir, a define, libm, and a file not built.
+FLAGS_GUEST = {
+    "include/calc.h": "#define SCALE 3\nint scaled(int x);\n",
+    "src/main.c": '#include <math.h>\n#include "calc.h"\n'
+    "int compute(int x) { return scaled(x) + OFFSET + (int)floor(sqrt((double)x)); }\n",
+    "src/scale.c": '#include "calc.h"\nint scaled(int x) { return x * SCALE; }\n',
+    "attic/old.c": "this is not C and is not among the sources\n",
+}
+FLAGS_MANIFEST = """guest = { name = "c-flags", version = "0.1.0" }
+exports.compute = { params = ["i32"], results = ["i32"] }
+
+[compile]
+sources = ["src/*.c"]
+include = ["include"]
+flags = ["-O2", "-DOFFSET=100", "-Wall", "-Werror"]
+libs = ["m"]
+"""
 
 
 def add_commands(project: Project) -> None:
@@ -39,6 +56,11 @@ def add_commands(project: Project) -> None:
         path.parent.mkdir(parents=True)
         path.write_text(text)
         project.manifest_path(name).write_text(COMMAND_MANIFEST.format(name=name))
+    for name, text in FLAGS_GUEST.items():
+        path = project.guests_dir / "c-flags" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    project.manifest_path("c-flags").write_text(FLAGS_MANIFEST)
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +173,30 @@ def test_a_failing_command_shows_its_diagnostics_and_keeps_the_last_module(built
 def test_doctor_reports_the_zig_toolchain(built: Project) -> None:
     report = run(built.root, "ngixi", "doctor", check=False).stdout
     assert "zig toolchain (C and Zig guests)" in report and "ziglang 0.17.0" in report, report
+
+
+def test_a_c_guest_gives_its_sources_include_dirs_flags_and_libraries(built: Project) -> None:
+    manifest, header, wasm = (
+        built.manifest_path("c-flags"),
+        built.guests_dir / "c-flags" / "include" / "calc.h",
+        built.wasm_path("c-flags"),
+    )
+    assert ngixi_run(built, "wasmer", "c-flags", "compute", "9") == "130\n"  # 9 * 3 + 100 + sqrt(9)
+    first = wasm.read_bytes()
+    wasm.unlink()
+    assert "compile:c-flags" in ran_tasks(run(built.root, "doit", "build").stdout)
+    assert wasm.read_bytes() == first  # reproducible
+    assert "compile:c-flags" not in ran_tasks(run(built.root, "doit", "build").stdout)
+    with edited(header, "#define SCALE 4\nint scaled(int x);\n"):
+        assert "compile:c-flags" in ran_tasks(run(built.root, "doit", "build").stdout)
+        assert ngixi_run(built, "wasmtime", "c-flags", "compute", "9") == "139\n"
+    with edited(manifest, FLAGS_MANIFEST.replace("-DOFFSET=100", "-DOFFSET=200")):
+        assert "compile:c-flags" in ran_tasks(run(built.root, "doit", "build").stdout)
+        assert ngixi_run(built, "wasmtime", "c-flags", "compute", "9") == "230\n"
+    with edited(manifest, FLAGS_MANIFEST.replace('"-O2"', '"-o", "/tmp/elsewhere.wasm"')):
+        refused = run(built.root, "doit", "build", check=False)
+    assert refused.returncode != 0 and "Traceback" not in refused.stdout + refused.stderr
+    assert 'manifests/c-flags.toml: compile.flags[0]: "-o" is not a flag a guest may pass' in refused.stdout
+    assert not Path("/tmp/elsewhere.wasm").exists()
+    run(built.root, "doit", "build")
+    assert wasm.read_bytes() == first

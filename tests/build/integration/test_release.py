@@ -364,6 +364,9 @@ def test_a_secret_key_in_the_source_tree_is_never_released(
 ) -> None:
     secret = project.root / "keys" / "release.key"  # where a README reader might put it: untracked, not ignored
     generate_key_pair(secret_path=secret, public_path=project.root / "keys" / "release.pub", comment="misplaced")
+    os.mkfifo(project.root / "keys" / "pipe.key")  # waited on, it would hang the release
+    (project.root / "keys" / "zero.key").symlink_to("/dev/zero")
+    (project.root / "keys" / "dangling.key").symlink_to(project.root / "keys" / "missing")
     monkeypatch.setenv("NGIXI_RELEASE_VERSION", "1.0.9")
 
     def never(_p: Project, _k: SigningKey, _s: Mapping[str, int]) -> dict[str, bytes]:

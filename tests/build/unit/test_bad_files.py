@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,9 +11,15 @@ import pytest
 
 from ngixi_build.guests import read_guest
 from ngixi_build.project import Project, find_project
+from ngixi_build.stages.bundle import write_bundle
+from ngixi_build.stages.signing import generate_key_pair
+from ngixi_build.workflows.clean import remove_leftovers
+from ngixi_build.workflows.release import ReleaseError, refuse_secret_keys, source_files, tree_digest
 from ngixi_build.workflows.release_history import parse_history
+from ngixi_build.workflows.scaffold import init_project, new_guest
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import read_input_bytes
+from ngixi_runtime.files import open_regular, read_input_bytes, regular_files, sha256_of
+from ngixi_runtime.trust.minisign_format import is_secret_key_file
 
 DEEP = "x = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n"
 
@@ -54,3 +61,77 @@ def test_a_file_over_the_limit_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match=r"big: over 10 bytes, too large for it"):
         read_input_bytes(tmp_path / "big", what="it", limit=10)
     assert read_input_bytes(tmp_path / "big", what="it", limit=11) == bytes(11)
+
+
+def special_entries(directory: Path) -> list[Path]:
+    """A FIFO, a socket, a symlink to /dev/zero, a dangling symlink and a symlinked directory in `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(directory / "fifo.c")
+    os.mknod(directory / "socket.c", stat.S_IFSOCK | 0o600)
+    (directory / "zero.c").symlink_to("/dev/zero")
+    (directory / "dangling.c").symlink_to(directory / "missing")
+    (directory / "linked").symlink_to(directory.parent)
+    return [directory / name for name in ("fifo.c", "socket.c", "zero.c", "dangling.c", "linked")]
+
+
+def test_a_walk_lists_regular_files_only_and_opens_nothing_else(tmp_path: Path) -> None:
+    special = special_entries(tmp_path / "tree" / "src")
+    (tmp_path / "tree" / "src" / "main.c").write_text("int x;\n")
+    (tmp_path / "tree" / "alias.c").symlink_to(tmp_path / "tree" / "src" / "main.c")
+    assert regular_files(tmp_path / "tree") == [tmp_path / "tree" / "alias.c", tmp_path / "tree" / "src" / "main.c"]
+    for path in special:
+        with open_regular(path) as stream:
+            assert stream is None
+        assert not is_secret_key_file(path) and sha256_of(path) is None
+
+
+def test_the_build_sides_walks_pass_over_special_files(tmp_path: Path) -> None:
+    project = Project(tmp_path)
+    special_entries(project.guests_dir / "g")
+    (project.guests_dir / "g" / "main.c").write_text("int x;\n")
+    generate_key_pair(secret_path=tmp_path / "keys" / "k.key", public_path=tmp_path / "keys" / "k.pub", comment="t")
+    special_entries(tmp_path / "keys")
+    assert project.guest_sources("g") == [project.guests_dir / "g" / "main.c"]
+    files = source_files(tmp_path)  # outside git: the walk of the tree
+    assert files == [Path("guests/g/main.c"), Path("keys/k.key"), Path("keys/k.pub")]
+    assert len(tree_digest(tmp_path, files)) == 64
+    with pytest.raises(ReleaseError, match=r"keys/k\.key: a minisign secret key inside the source tree"):
+        refuse_secret_keys(tmp_path, files)
+
+
+def test_clean_removes_a_leftover_symlink_not_what_it_points_at(tmp_path: Path) -> None:
+    project = Project(tmp_path)
+    kept = tmp_path / "kept"
+    (kept / "inside").mkdir(parents=True)
+    project.artifacts_dir.mkdir()
+    (project.artifacts_dir / ".x.abcdefgh.tmp").symlink_to(kept)
+    (project.artifacts_dir / ".y.abcdefgh.tmp").symlink_to(tmp_path / "missing")
+    assert {p.name for p in remove_leftovers(project)} == {".x.abcdefgh.tmp", ".y.abcdefgh.tmp"}
+    assert (kept / "inside").is_dir() and list(project.artifacts_dir.iterdir()) == []
+
+
+def test_new_never_writes_through_a_dangling_symlink(tmp_path: Path) -> None:
+    init_project(tmp_path)
+    (tmp_path / "guests" / "g").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(InvalidInput, match="guest 'g' is taken"):
+        new_guest(find_project(tmp_path), "g", language="c", kind="library", abi="core")
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_bundles_manifest_that_became_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "hello.toml")
+    (tmp_path / "hello.wasm").write_bytes(b"\0asm\1\0\0\0")
+    key = generate_key_pair(secret_path=tmp_path / "k.key", public_path=tmp_path / "k.pub", comment="t")
+    with pytest.raises(InvalidInput, match=r"hello\.toml: a FIFO, not a regular file"):
+        write_bundle(
+            guest="hello",
+            version="0.1.0",
+            manifest_path=tmp_path / "hello.toml",
+            wasm_path=tmp_path / "hello.wasm",
+            artifacts=[],
+            key=key,
+            channel="dev",
+            sequence=1,
+            out_path=tmp_path / "hello.ngx",
+        )
+    assert not (tmp_path / "hello.ngx").exists()

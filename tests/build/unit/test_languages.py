@@ -19,7 +19,7 @@ HEADER = '[guest]\nname = "{name}"\nversion = "0.1.0"\n'
 
 def guest_project(tmp_path: Path, name: str, files: dict[str, str], extra: str = "") -> Project:
     project = Project(tmp_path)
-    project.manifests_dir.mkdir(exist_ok=True)
+    project.manifests_dir.mkdir(parents=True, exist_ok=True)
     for relative, text in files.items():
         path = project.guests_dir / name / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,3 +123,17 @@ def test_a_project_without_its_own_wit_catalog_gets_bindings_of_the_packaged_one
     assert not (project.root / "wit").exists() and project.wit_dir.is_dir()
     assert any(p.suffix == ".zig" and "bindings" in p.parts for p in compile_deps(project, guest).file_dep)
     assert modules(project, project.guests_dir / "z" / "main.zig")[:2] == ["--dep", "ngixi"]
+
+
+def test_a_compile_table_is_for_c_guests_and_part_of_their_settings(tmp_path: Path) -> None:
+    table = '[compile]\nflags = ["-O3"]\n'
+    zig = guest_project(tmp_path / "zig", "g", {"main.zig": ""}, table)
+    with pytest.raises(InvalidInput, match=r"^manifests/g\.toml: compile: is for C guests, and this is a zig guest"):
+        language_of(zig, read_guest(zig, "g"))
+    c = guest_project(tmp_path / "c", "g", {"main.c": ""}, table)
+    assert compile_deps(c, read_guest(c, "g")).settings["compile"] == {
+        "sources": ("**/*.c",),
+        "include": (),
+        "flags": ("-O3",),
+        "libs": (),
+    }

@@ -12,8 +12,9 @@ from packaging.version import Version
 
 from ngixi_build.toolchains import ziglang
 from ngixi_build.toolchains.pinned_wheel import PinnedWheel
-from ngixi_build.toolchains.wit import WASM_TOOLS
+from ngixi_build.toolchains.wit import WASM_TOOLS, wasm_tools
 from ngixi_build.toolchains.ziglang import ZIGLANG
+from ngixi_runtime.errors import ToolchainError
 from tests.conftest import REPO
 
 # The pin file's list of the release's wheels: `#   <wheel file name> <sha256>`.
@@ -77,3 +78,14 @@ def test_the_pinned_wheel_without_its_zig_binary_is_not_a_toolchain(monkeypatch:
     monkeypatch.setattr(ziglang, "zig_executable", lambda: None)
     installed, detail = ziglang.status()
     assert not installed and "has no zig executable" in detail and "doit toolchain" in detail
+
+
+def test_wasm_tools_is_checked_until_found_then_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    wasm_tools.cache_clear()
+    monkeypatch.setattr(PinnedWheel, "status", lambda _self: (False, "not installed; run `doit toolchain`"))
+    with pytest.raises(ToolchainError, match="wasm-tools: not installed"):
+        wasm_tools()
+    monkeypatch.undo()
+    found = wasm_tools()
+    monkeypatch.setattr(PinnedWheel, "status", lambda _self: (False, "gone"))
+    assert wasm_tools() == found

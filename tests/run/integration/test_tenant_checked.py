@@ -350,3 +350,37 @@ def test_a_fifo_or_directory_at_the_path_is_refused_at_once(bundles: Bundles, tm
         with pytest.raises(InvalidInput, match="not a regular file"):
             open_tenant(path, trust_file=bundles.trust, isolated=isolated)
     assert exit_code(["verify", "--trust", str(bundles.trust), str(fifo)]) == 2
+
+
+FAILED_CLEAN_ROOM = """
+import os, sys
+from pathlib import Path
+from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.loading.tenants import open_tenant
+from ngixi_runtime.loading.zygote_server import tenants_forked_here
+
+parent = os.getpid()
+chdir = os.chdir
+def refuse(path):
+    if os.getpid() == parent:
+        return chdir(path)
+    raise PermissionError(13, "refused for the test", path)
+os.chdir = refuse
+try:
+    with tenants_forked_here(), open_tenant(Path(sys.argv[1]), trust_file=Path(sys.argv[2])) as tenant:
+        tenant.call("add", [2, 3])
+except NgixiError as error:
+    print("refused:", error)
+print("ended in", "parent" if os.getpid() == parent else "child")
+"""
+
+
+def test_a_child_forked_from_the_command_that_cannot_enter_its_clean_room_ends_there(
+    bundles: Bundles, tmp_path: Path
+) -> None:
+    command = [sys.executable, "-c", FAILED_CLEAN_ROOM, str(bundles.victim), str(bundles.trust)]
+    finished = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60)
+    assert finished.returncode == 0, finished.stderr
+    lines = finished.stdout.splitlines()
+    assert lines[-1] == "ended in parent" and len(lines) == 2, finished.stdout
+    assert "the tenant process died" in lines[0] and "PermissionError" in lines[0], lines[0]

@@ -276,6 +276,14 @@ def test_a_fuel_ceiling_needs_every_manifest_to_set_fuel_within_it(tmp_path: Pat
             '[capabilities.fs]\nguest_roots = ["data"]\n',
             'capabilities.fs.guest_roots[0]: "data" must be an absolute, normalized guest path like "/data"',
         ),
+        (
+            "[capabilities.fs]\nhost_roots = [1]\n",
+            'capabilities.fs.host_roots[0]: must be a string like "data", not an integer',
+        ),
+        (
+            "[capabilities.fs]\nguest_roots = [true]\n",
+            'capabilities.fs.guest_roots[0]: must be a string like "/data", not a boolean',
+        ),
         ('[capabilities.fs]\nwritable = "no"\n', "capabilities.fs.writable: must be true or false, not a string"),
         (
             '[capabilities.kv]\nnamespace = ["a"]\n',

@@ -37,3 +37,8 @@ def test_printable_json_decodes_to_the_same_value_with_nothing_raw_to_the_termin
     assert json.loads(document) == value
     assert "café" in document
     assert printable_lines(document) == document  # nothing left to escape, line breaks only from the indent
+
+
+def test_printable_json_escapes_del_in_an_ascii_document() -> None:
+    document = printable_json({"message": "rub\x7fout"})
+    assert "\x7f" not in document and json.loads(document) == {"message": "rub\x7fout"}

@@ -1,0 +1,47 @@
+"""`ngixi build`, `ngixi smoke` and `ngixi release`: one of a project's doit tasks, run without a dodo.py.
+
+`doit` itself reads pyproject.toml's `[tool.doit]` before it loads any dodo.py, so a broken pyproject.toml
+shows doit's traceback there; here the project file is read and checked first, and doit is handed its
+settings from the project's root whatever the working directory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from doit.cmd_base import ModuleTaskLoader
+from doit.doit_cmd import DoitConfig, DoitMain
+
+from ngixi_build.project import Project
+from ngixi_build.workflows.dodo_tasks import declare, with_state_dir
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.files import read_toml_file
+from ngixi_runtime.spec.project import PROJECT_FILE
+
+_SECTIONS = ("plugins", "commands", "tasks")
+
+
+def run_task(project: Project, task: str) -> int:
+    """Runs `task` of `project` (as `find_project` gives it) as `doit TASK` in its root would; doit's exit status."""
+    settings = doit_settings(project)
+    tasks = declare(with_state_dir(project))
+    return int(DoitMain(ModuleTaskLoader(tasks), config_filenames=(), extra_config=settings).run([task]))
+
+
+def doit_settings(project: Project) -> dict[str, dict[str, Any]]:
+    """The project's `[tool.doit]` in doit's own layout; a table of the wrong shape is an InvalidInput."""
+    path = project.root / PROJECT_FILE
+    if not path.is_file():
+        return {}
+    tool = read_toml_file(path, what="the project file").get("tool", {})
+    table = tool.get("doit", {}) if isinstance(tool, dict) else {}
+    if not isinstance(table, dict):
+        raise InvalidInput(f"{path}: tool.doit: must be a table ([tool.doit]); see doit's documentation")
+    for section in _SECTIONS:
+        entries = table.get(section, {})
+        if not isinstance(entries, dict) or not all(isinstance(value, dict) for value in entries.values()):
+            raise InvalidInput(f"{path}: tool.doit.{section}: must be a table of tables")
+    unknown = sorted(set(table.get("plugins", {})) - set(DoitConfig.PLUGIN_TYPES))
+    if unknown:
+        raise InvalidInput(f"{path}: tool.doit.plugins.{unknown[0]}: not one of {', '.join(DoitConfig.PLUGIN_TYPES)}")
+    return dict(DoitConfig().load_config_toml(str(path), "tool.doit"))

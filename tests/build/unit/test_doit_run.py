@@ -1,0 +1,48 @@
+"""`ngixi build` runs doit with the project's own `[tool.doit]`, read and checked by us, from any directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ngixi_build.project import Project
+from ngixi_build.workflows.doit_run import doit_settings, run_task
+from ngixi_runtime.errors import InvalidInput
+
+NGIXI = "[tool.ngixi]\n"
+
+
+def project_with(root: Path, text: str) -> Project:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text(text)
+    return Project(root)
+
+
+def test_the_settings_are_doits_layout_of_tool_doit(tmp_path: Path) -> None:
+    project = project_with(tmp_path, NGIXI + '[tool.doit]\nverbosity = 2\n[tool.doit.tasks.build]\nx = "y"\n')
+    assert doit_settings(project) == {"GLOBAL": {"verbosity": 2}, "task:build": {"x": "y"}}
+    assert doit_settings(project_with(tmp_path / "plain", NGIXI)) == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("tool = {ngixi = {}, doit = 3}\n", "tool.doit"),
+        (NGIXI + "[tool.doit]\ntasks = 3\n", "tool.doit.tasks"),
+        (NGIXI + "[tool.doit.commands]\nrun = 3\n", "tool.doit.commands"),
+        (NGIXI + "[tool.doit.plugins.widget]\nx = 'm:C'\n", "tool.doit.plugins.widget"),
+    ],
+)
+def test_a_tool_doit_of_the_wrong_shape_is_one_error(tmp_path: Path, text: str, field: str) -> None:
+    with pytest.raises(InvalidInput, match=rf"pyproject\.toml: {field}: "):
+        doit_settings(project_with(tmp_path, text))
+
+
+def test_a_broken_pyproject_in_the_working_directory_is_not_doits_to_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = project_with(tmp_path / "project", NGIXI)
+    (tmp_path / "pyproject.toml").write_text("[[[ not TOML\n")
+    monkeypatch.chdir(tmp_path)
+    assert run_task(project, "build") == 0  # no guests: nothing to do, and no traceback from doit's reading
