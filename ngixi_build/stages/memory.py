@@ -3,6 +3,8 @@
 Toolchains other than AssemblyScript's (C, Zig, Rust, a prebuilt .wasm) declare no memory maximum
 unless told to. The build gives a module that declares none the maximum `limits.memory_pages`, and
 refuses one whose memory starts, or may grow, beyond it, saying how to fix that for each toolchain.
+A table that declares no maximum (Go's wasip1 output) gets the most elements the guest's tables may
+hold, which Wasmer needs to bound it.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from pathlib import Path
 
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import write_atomic
-from ngixi_runtime.guest.limits import memory_fixes
-from ngixi_runtime.spec.wasm import read_module_info, with_memory_maximum
+from ngixi_runtime.guest.limits import memory_fixes, table_elements
+from ngixi_runtime.spec.wasm import read_module_info, with_memory_maximum, with_table_maximum
 
 
 def bound_memory(*, wasm_path: Path, memory_pages: int) -> bool:
-    """Gives the memory `wasm_path` defines the maximum `memory_pages` when it declares none, rewriting the
-    file atomically; returns whether it did. Imported memories and a second memory are left to validation,
+    """Gives the memory `wasm_path` defines the maximum `memory_pages` when it declares none, and each table it
+    defines without one the most elements its tables may hold, rewriting the file atomically; returns whether it
+    did. Imported memories and tables, a second memory and a table over the ceiling are left to validation,
     which refuses them."""
     wasm = wasm_path.read_bytes()
     source = str(wasm_path)
@@ -35,6 +38,7 @@ def bound_memory(*, wasm_path: Path, memory_pages: int) -> bool:
                 f"{memory_pages}; {memory_fixes(memory_pages)}"
             )
     bounded = with_memory_maximum(wasm, memory_pages, source=source)
+    bounded = with_table_maximum(bounded, table_elements(memory_pages), source=source)
     if bounded == wasm:
         return False
     write_atomic(wasm_path, bounded)

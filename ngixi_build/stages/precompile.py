@@ -13,13 +13,26 @@ from ngixi_runtime.files import write_atomic
 from ngixi_runtime.spec.bundle_format import ArtifactMeta
 from ngixi_runtime.spec.targets import Target
 
+WASMTIME_ALONE = (
+    "build it for Wasmtime alone: in pyproject.toml, [tool.ngixi] targets = []"
+    ' and wasmtime_targets = ["host", "pulley64"]'
+)
+
 
 def wasmer_feature_hint() -> str:
     from ngixi_runtime.engines.wasmer import LACKS_A_FEATURE
 
+    return f"{LACKS_A_FEATURE}; {WASMTIME_ALONE}"
+
+
+def _baseline_hint(target: Target, missing: tuple[str, ...]) -> str:
+    wanted = sorted({*target.cpu_features, *missing})
     return (
-        f"{LACKS_A_FEATURE}; build it for Wasmtime alone: in pyproject.toml, [tool.ngixi] targets = []"
-        ' and wasmtime_targets = ["host", "pulley64"]'
+        "the module uses instructions (SIMD ones, typically) that Wasmer's Cranelift compiles only with"
+        f" {', '.join(missing)}, beyond the baseline {list(target.cpu_features)}: raise it in pyproject.toml,"
+        " [tool.ngixi] targets ="
+        f' [{{ triple = "{target.triple}", cpu_features = {json.dumps(wanted)} }}] (its artifacts then load only on'
+        f" such CPUs; Wasmer may still lack an operator it uses), or {WASMTIME_ALONE}"
     )
 
 
@@ -43,6 +56,8 @@ def precompile_guest(*, wasm_path: Path, target: Target, out_path: Path) -> Arti
             what=f"precompile {wasm_path} for {target.triple}",
         )
     except NgixiError as error:
+        if missing := engine.missing_cpu_features(error):
+            raise InvalidInput(f"{error}; {_baseline_hint(target, missing)}") from None
         if not engine.lacks_a_feature(error, wasm):
             raise
         raise InvalidInput(f"{error}; {wasmer_feature_hint()}") from None

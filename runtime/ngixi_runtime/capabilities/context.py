@@ -165,7 +165,8 @@ class HostContext:
         """Keeps what the guest wrote to stdout (1) or stderr (2), within its quota (core and component guests)."""
         if len(data) > self.stdio_room():
             raise GuestError(
-                f"{self.guest}: stdout/stderr exceeded its quota of {self.stdio_quota} bytes", outcome="quota"
+                f"{self.guest}: stdout/stderr exceeded its quota of {self.stdio_quota} bytes (limits.stdout_bytes)",
+                outcome="quota",
             )
         (self.output.stdout if fd == 1 else self.output.stderr).extend(data)
 

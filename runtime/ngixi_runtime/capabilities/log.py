@@ -22,7 +22,9 @@ def write_log(ctx: HostContext, level: int, length: int, message: Callable[[], s
     An empty line counts as one byte, so that the quota bounds the number of lines too."""
     ctx.output.log_bytes += max(length, 1)
     if ctx.output.log_bytes > ctx.log_quota:
-        raise GuestError(f"{ctx.guest}: log output exceeded its quota of {ctx.log_quota} bytes", outcome="quota")
+        raise GuestError(
+            f"{ctx.guest}: log output exceeded its quota of {ctx.log_quota} bytes (limits.log_bytes)", outcome="quota"
+        )
     name = LOG_LEVELS[level] if 0 <= level < len(LOG_LEVELS) else f"level{level}"
     line = LogLine(name, message())
     ctx.output.logs.append(line)

@@ -201,14 +201,29 @@ LACKS_A_FEATURE = (
 
 
 def lacks_a_feature(error: NgixiError, wasm: bytes) -> bool:
-    """Whether Wasmer refused, as invalid, a module that Wasmtime accepts."""
-    if "Validation error" not in str(error):
+    """Whether Wasmer refused, as invalid or as using an operator it cannot translate (SIMD ops final after
+    Wasmer 2.1), a module that Wasmtime accepts."""
+    if "Validation error" not in str(error) and "Unsupported feature" not in str(error):
         return False
     try:
         from ngixi_runtime.engines import wasmtime as other
     except ImportError:
         return False
     return other.is_valid(wasm)
+
+
+def missing_cpu_features(error: NgixiError) -> tuple[str, ...]:
+    """The CPU features, in Wasmer's names, that Cranelift said it needs for an instruction of the module and
+    the target's baseline lacks ("failed to match ISA requirements: [SSE41]"), or () for another failure."""
+    found = _ISA_REQUIREMENTS.search(str(error))
+    if found is None:
+        return ()
+    names = (_CRANELIFT_FEATURE.sub(r"sse4.\1", name.strip().lower()) for name in found.group(1).split(","))
+    return tuple(name for name in names if name)
+
+
+_ISA_REQUIREMENTS = re.compile(r"failed to match ISA requirements: \[([A-Za-z0-9_, ]*)\]")
+_CRANELIFT_FEATURE = re.compile(r"^sse4(\d)$")
 
 
 def serialize(prepared: WasmerModule) -> bytes:

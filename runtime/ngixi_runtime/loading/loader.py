@@ -46,7 +46,7 @@ from ngixi_runtime.kept import Kept
 from ngixi_runtime.printable import printable
 from ngixi_runtime.spec.bundle_format import WASM_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
-from ngixi_runtime.spec.wasm import ModuleInfo, read_module_info
+from ngixi_runtime.spec.wasm import ModuleInfo, Signature, read_module_info
 from ngixi_runtime.trust.signatures import TrustStore
 
 if TYPE_CHECKING:
@@ -571,6 +571,17 @@ def _instantiating(host_side: Callable[[], HostContext], on_instantiate: Callabl
     return host_side()
 
 
+REACTOR_INITIALIZER = "_initialize"
+NO_VALUES = Signature((), ())
+
+
+def _is_reactor(manifest: Manifest, info: ModuleInfo) -> bool:
+    """Whether the module is a WASI reactor (a library that exports `_initialize: () -> ()`: wasi-libc's runs the
+    C/C++ constructors, Go's starts its runtime), whose `_initialize` must run before any other export."""
+    initializer = info.export(REACTOR_INITIALIZER)
+    return manifest.guest.type.kind == "library" and initializer is not None and initializer.signature == NO_VALUES
+
+
 def _open_core(
     bundle: VerifiedBundle,
     manifest: Manifest,
@@ -604,10 +615,13 @@ def _open_core(
     try:
         imports = core_imports(context, [(imp.module, imp.name) for imp in prepared.info.imports])
         instance = runner.instantiate(prepared, imports=imports, on_memory=link_memory)
+        if _is_reactor(manifest, prepared.info):  # WASI: a reactor's _initialize runs once, before any export
+            context.call_ends_at = time.monotonic() + manifest.limits.timeout_ms / 1000
+            instance.call(REACTOR_INITIALIZER, ())
     except GuestExit:
         context.close()
         raise
-    except NgixiError:  # its start function trapped: after an abort, say the abort
+    except NgixiError:  # its start function or _initialize trapped: after an abort, say the abort
         context.close()
         if context.aborted is None:
             raise

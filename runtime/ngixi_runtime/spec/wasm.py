@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -374,28 +374,49 @@ def with_memory_maximum(data: bytes, pages: int, *, source: str) -> bytes:
     Imported memories are left as they are. The caller checks that `pages` is at least each such
     memory's minimum: this does not.
     """
+    return _with_section_rewritten(data, _MEMORY, lambda body: _bounded(body, pages, "memory", source), source)
+
+
+def with_table_maximum(data: bytes, elements: int, *, source: str) -> bytes:
+    """The module with `elements` as the maximum of each table it defines without one; the rest byte for byte.
+
+    Imported tables are left as they are; so is a table section of a form this does not read (a table with an
+    initializer expression). The caller checks that `elements` is at least each such table's minimum."""
+    try:
+        return _with_section_rewritten(data, _TABLE, lambda body: _bounded(body, elements, "table", source), source)
+    except InvalidInput:
+        return data  # validation reads the module again and says what is wrong with it
+
+
+def _with_section_rewritten(data: bytes, section_id: int, rewrite: Callable[[bytes], bytes], source: str) -> bytes:
     out = bytearray(_MODULE_HEADER)
-    for section_id, start, body, end in section_spans(data, source=source):
-        if section_id != _MEMORY:
+    for found, start, body, end in section_spans(data, source=source):
+        if found != section_id:
             out += data[start:end]
             continue
-        bounded = _bounded_memories(_Reader(data[body:end], source), pages)
-        out += bytes([_MEMORY]) + uleb128(len(bounded)) + bounded
+        rewritten = rewrite(data[body:end])
+        out += bytes([section_id]) + uleb128(len(rewritten)) + rewritten
     return bytes(out)
 
 
-def _bounded_memories(reader: _Reader, pages: int) -> bytes:
+def _bounded(body: bytes, maximum_when_none: int, what: str, source: str) -> bytes:
+    """A memory or table section whose entries without a maximum get `maximum_when_none`."""
+    reader = _Reader(body, source)
     count = reader.u32()
     entries = bytearray(uleb128(count))
     for _ in range(count):
+        if what == "table":
+            type_start = reader.pos
+            reader.valtype()
+            entries += body[type_start : reader.pos]
         flags = reader.byte()
         if flags & ~0x07:
             raise reader.fail(f"unknown limits flags 0x{flags:02x}")
         minimum = reader.u64()
-        maximum = reader.u64() if flags & 1 else pages
+        maximum = reader.u64() if flags & 1 else maximum_when_none
         entries += bytes([flags | 1]) + uleb128(minimum) + uleb128(maximum)
     if reader.pos != len(reader.data):
-        raise reader.fail("the memory section has bytes after its memories")
+        raise reader.fail(f"the {what} section has bytes after its {what}s")
     return bytes(entries)
 
 

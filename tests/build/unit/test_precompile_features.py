@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ngixi_build.stages.precompile import precompile_guest, wasmer_feature_hint
+from ngixi_build.stages.precompile import WASMTIME_ALONE, precompile_guest, wasmer_feature_hint
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.targets import Target
 
@@ -36,3 +36,45 @@ def test_a_module_that_is_not_webassembly_keeps_its_own_error(tmp_path: Path) ->
             wasm_path=wasm_path, target=Target("x86_64-unknown-linux-gnu", ("sse2",)), out_path=tmp_path / "b"
         )
     assert wasmer_feature_hint() not in str(raised.value)
+
+
+def test_a_simd_operator_wasmer_cannot_translate_is_refused_with_the_way_to_build_it(tmp_path: Path) -> None:
+    """itkwasm-compress-stringify-wasi's module (wasi-sdk, -msimd128) met Wasmer's `Unsupported feature: proposed
+    simd operator I64x2ExtendLowI32x4U`, whatever the baseline, and no way forward."""
+    wasmtime = pytest.importorskip("wasmtime")
+    wasm_path = tmp_path / "simd.wasm"
+    wat = (
+        '(module (func (export "f") (param i32) (result v128) (i64x2.extend_low_i32x4_u (i32x4.splat (local.get 0)))))'
+    )
+    wasm_path.write_bytes(wasmtime.wat2wasm(wat))
+    with pytest.raises(InvalidInput) as raised:
+        precompile_guest(
+            wasm_path=wasm_path, target=Target("x86_64-unknown-linux-gnu", ("sse2",)), out_path=tmp_path / "a"
+        )
+    assert "Unsupported feature: proposed simd operator" in str(raised.value)
+    assert str(raised.value).endswith(wasmer_feature_hint())
+
+
+def test_a_simd_instruction_beyond_the_baseline_names_the_cpu_features_to_add(tmp_path: Path) -> None:
+    """The same module under the default baseline met a Cranelift panic, `Cannot emit inst 'pcmpeqq ...' for target;
+    failed to match ISA requirements: [SSE41]`, that named no CPU feature the way targets spell them."""
+    wasmtime = pytest.importorskip("wasmtime")
+    wasm_path = tmp_path / "simd.wasm"
+    wasm_path.write_bytes(
+        wasmtime.wat2wasm(
+            '(module (func (export "f") (param v128 v128) (result v128) (i64x2.eq (local.get 0) (local.get 1))))'
+        )
+    )
+    target = Target("x86_64-unknown-linux-gnu", ("sse2",))
+    with pytest.raises(InvalidInput) as raised:
+        precompile_guest(wasm_path=wasm_path, target=target, out_path=tmp_path / "a.wasmer")
+    message = str(raised.value)
+    assert "Wasmer's Cranelift compiles only with sse4.1, beyond the baseline ['sse2']" in message
+    assert 'cpu_features = ["sse2", "sse4.1"]' in message and message.endswith(WASMTIME_ALONE)
+    assert not list(tmp_path.glob("a.wasmer*"))
+
+    wider = Target("x86_64-unknown-linux-gnu", ("sse2", "sse4.1"))
+    assert (
+        precompile_guest(wasm_path=wasm_path, target=wider, out_path=tmp_path / "b.wasmer").cpu_features
+        == wider.cpu_features
+    )

@@ -80,7 +80,7 @@ def test_echoed_stdin_stays_within_the_output_quota(
     with tenant, pytest.raises(CallFailed) as refused:
         tenant.run()
     assert refused.value.outcome == "quota"
-    assert str(refused.value) == "hello: stdout/stderr exceeded its quota of 3 bytes"
+    assert str(refused.value) == "hello: stdout/stderr exceeded its quota of 3 bytes (limits.stdout_bytes)"
 
 
 def test_stdin_beyond_max_bytes_is_refused_before_the_guest_starts(tmp_path: Path, keys: KeyFiles) -> None:

@@ -25,3 +25,13 @@ def test_an_invalid_module_keeps_wasmers_own_error() -> None:
     with pytest.raises(NgixiError) as raised:
         wasmer_engine.prepare(guest="bad", wasm=b"\0asm\x01\0\0\0\x01\x05", limits=LIMITS)
     assert "--engine wasmtime" not in str(raised.value)
+
+
+def test_a_simd_operator_wasmer_cannot_translate_names_the_engine_that_runs_it() -> None:
+    wat = (
+        '(module (func (export "f") (param i32) (result v128) (i64x2.extend_low_i32x4_u (i32x4.splat (local.get 0)))))'
+    )
+    with pytest.raises(NgixiError) as raised:
+        wasmer_engine.prepare(guest="itk", wasm=bytes(wasmtime.wat2wasm(wat)), limits=LIMITS)
+    assert "Unsupported feature: proposed simd operator" in str(raised.value)
+    assert str(raised.value).endswith(f"; {wasmer_engine.LACKS_A_FEATURE}: run it with --engine wasmtime")
