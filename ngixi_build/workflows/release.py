@@ -468,7 +468,7 @@ def _compare_existing(directory: Path, files: dict[str, bytes]) -> None:
     """An existing release directory must hold the same bundles and release manifest (provenance may differ)."""
     content = {name: data for name, data in files.items() if name.endswith(BUNDLE_SUFFIX) or name in _CONTENT}
     existing = {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file() and p.name in content}
-    existing |= {p.name: p.read_bytes() for p in directory.glob(f"*{BUNDLE_SUFFIX}")}
+    existing |= {p.name: p.read_bytes() for p in directory.glob(f"*{BUNDLE_SUFFIX}") if p.is_file()}
     changed = sorted(name for name in set(content) | set(existing) if content.get(name) != existing.get(name))
     if changed:
         raise ReleaseError(

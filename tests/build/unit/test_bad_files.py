@@ -13,6 +13,7 @@ from ngixi_build.guests import read_guest
 from ngixi_build.project import Project, find_project
 from ngixi_build.stages.bundle import write_bundle
 from ngixi_build.stages.signing import generate_key_pair
+from ngixi_build.workflows import release
 from ngixi_build.workflows.clean import remove_leftovers
 from ngixi_build.workflows.release import ReleaseError, refuse_secret_keys, source_files, tree_digest
 from ngixi_build.workflows.release_history import parse_history
@@ -135,3 +136,10 @@ def test_a_bundles_manifest_that_became_a_fifo_is_refused_not_waited_on(tmp_path
             out_path=tmp_path / "hello.ngx",
         )
     assert not (tmp_path / "hello.ngx").exists()
+
+
+def test_an_existing_release_holding_a_fifo_bundle_is_refused_not_waited_on(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "hello-0.1.0.ngx")
+    (tmp_path / "extra.ngx").mkdir()
+    with pytest.raises(ReleaseError, match=r"different content \(hello-0\.1\.0\.ngx\)"):
+        release._compare_existing(tmp_path, {"hello-0.1.0.ngx": b"bundle"})
