@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from ngixi_build.proc import run
 from ngixi_build.toolchains.pinned_wheel import PinnedWheel
-from ngixi_runtime.errors import NgixiError, ToolchainError
+from ngixi_runtime.errors import InvalidInput, NgixiError, ToolchainError
 from ngixi_runtime.spec.wasm import Signature
 
 WIT_DIR = "wit"
@@ -193,15 +193,19 @@ def resolve_json(wit_dir: Path) -> dict[str, Any]:
 
 @cache
 def load_catalog(wit_dir: Path) -> Catalog:
-    """Resolves and reads the catalog under `wit_dir` (cached per directory for one process)."""
+    """Resolves and reads the catalog under `wit_dir` (cached per directory for one process). A `.wit` that is
+    not a regular file (a FIFO, a device, a dangling link) is refused before wasm-tools or this reads it."""
+    for path in sorted(wit_dir.rglob("*.wit")):
+        if not path.is_file():
+            raise InvalidInput(f"{path}: not a regular file; a WIT catalog holds .wit files only")
     resolved = resolve_json(wit_dir)
     text = "\n".join(p.read_text(encoding="utf-8") for p in sorted(wit_dir.glob("*.wit")))
     return parse_resolved(resolved, text=text)
 
 
 def wit_sources(wit_dir: Path) -> list[Path]:
-    """The files the catalog is made of, for doit's file_dep."""
-    return sorted(wit_dir.rglob("*.wit"))
+    """The regular files the catalog is made of, for doit's file_dep (which opens each to hash it)."""
+    return [path for path in sorted(wit_dir.rglob("*.wit")) if path.is_file()]
 
 
 _CORE_SCALARS = {"bool": "i32", "u8": "i32", "s8": "i32", "u16": "i32", "s16": "i32", "u32": "i32", "s32": "i32"}

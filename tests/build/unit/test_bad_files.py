@@ -13,6 +13,7 @@ from ngixi_build.guests import read_guest
 from ngixi_build.project import Project, find_project
 from ngixi_build.stages.bundle import write_bundle
 from ngixi_build.stages.signing import generate_key_pair
+from ngixi_build.toolchains.wit import load_catalog, wit_sources
 from ngixi_build.workflows import release
 from ngixi_build.workflows.clean import remove_leftovers
 from ngixi_build.workflows.release import ReleaseError, refuse_secret_keys, source_files, tree_digest
@@ -143,3 +144,11 @@ def test_an_existing_release_holding_a_fifo_bundle_is_refused_not_waited_on(tmp_
     (tmp_path / "extra.ngx").mkdir()
     with pytest.raises(ReleaseError, match=r"different content \(hello-0\.1\.0\.ngx\)"):
         release._compare_existing(tmp_path, {"hello-0.1.0.ngx": b"bundle"})
+
+
+def test_a_wit_catalog_entry_that_is_a_fifo_is_refused_not_waited_on(tmp_path: Path) -> None:
+    (tmp_path / "host.wit").write_text("package ngixi:host@0.1.0;\n")
+    os.mkfifo(tmp_path / "extra.wit")
+    assert wit_sources(tmp_path) == [tmp_path / "host.wit"]
+    with pytest.raises(InvalidInput, match=r"extra\.wit: not a regular file"):
+        load_catalog(tmp_path)
