@@ -1,7 +1,7 @@
 """Editing trust files (`ngixi trust add/list/remove`, `ngixi keygen --trust`).
 
 Every edit keeps the rest of the file as written (comments included), is checked by the loader's own
-parser (`trust_from_table`) before it replaces the file, and replaces it atomically, holding the
+parser (`trust_from_text`) before it replaces the file, and replaces it atomically, holding the
 file's directory locked against concurrent edits.
 """
 
