@@ -229,7 +229,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     chosen = trust_file(args)
     bundle = read_bundle(args.bundle, _chosen_trust(args, chosen), rollback=_rollback_guard(args, chosen))
     check_guest_code(bundle)
-    print(printable(f"ok: {_summary(bundle)}"))
+    _line(f"ok: {_summary(bundle)}")
     return 0
 
 
