@@ -543,8 +543,6 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 def _reader_gone() -> int:
     """stdout's reader closed it (`ngixi inspect --json B | head -3`): stop quietly, no flush at exit."""
-    import os
-
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return BROKEN_PIPE_STATUS
 
