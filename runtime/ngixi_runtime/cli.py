@@ -229,7 +229,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     chosen = trust_file(args)
     bundle = read_bundle(args.bundle, _chosen_trust(args, chosen), rollback=_rollback_guard(args, chosen))
     check_guest_code(bundle)
-    print(printable(f"ok: {_summary(bundle)}"))
+    _line(f"ok: {_summary(bundle)}")
     return 0
 
 
@@ -543,8 +543,6 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 def _reader_gone() -> int:
     """stdout's reader closed it (`ngixi inspect --json B | head -3`): stop quietly, no flush at exit."""
-    import os
-
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return BROKEN_PIPE_STATUS
 

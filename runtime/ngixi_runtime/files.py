@@ -1,4 +1,6 @@
-"""Atomic file output: write to a temporary file beside the target, then rename it into place."""
+"""Atomic file output (write to a temporary file beside the target, then rename it into place), and reading
+the files a user names: bounded, regular files only (a FIFO or device is never waited on), TOML with one-line
+errors."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ngixi_runtime.guest.build_command import is_inside
-from ngixi_runtime.spec.schema import ItemCheck, Problems, array, optional_table, string_item
+from ngixi_runtime.spec.schema import Problems, array, optional_table, string_item
 
 COMPILE_KEYS = ("sources", "include", "flags", "libs")
 DEFAULT_SOURCES = ("**/*.c",)
@@ -34,6 +34,8 @@ _REFUSED_SWITCHES = re.compile(
     r"pass-plugin|instrument|xray|stack-usage)|f[a-z0-9-]*(path|dir|file|map|module|output|report)|mexec-model|mllvm)"
 )
 _LIBRARY_RULE = "is not a library name (m for -lm)"
+_INSIDE_RULE = 'must be a relative path inside the guest\'s directory (no "..")'
+_path = string_item(_PATH, _INSIDE_RULE)
 _FLAG_RULE = (
     "is not a flag a guest may pass: use -O1/-O2/-O3/-Os/-Oz, -W<warning>, -std=<standard>, -DNAME[=VALUE], "
     "-UNAME or an -f/-m code generation switch; include dirs, sources and libraries go in [compile] include, "
@@ -56,26 +58,20 @@ def parse_compile(raw: Mapping[str, Any], problems: Problems) -> CompileOptions 
     table = optional_table(raw, "compile", COMPILE_KEYS, problems)
     if table is None:
         return None
-    inside = 'must be a relative path inside the guest\'s directory (no "..")'
     return CompileOptions(
-        sources=array(table, "sources", "compile.sources", problems, item=_inside(inside), default=DEFAULT_SOURCES),
-        include=array(table, "include", "compile.include", problems, item=_inside(inside)),
+        sources=array(table, "sources", "compile.sources", problems, item=_inside, default=DEFAULT_SOURCES),
+        include=array(table, "include", "compile.include", problems, item=_inside),
         flags=array(table, "flags", "compile.flags", problems, item=_flag),
         libs=array(table, "libs", "compile.libs", problems, item=string_item(_LIBRARY, _LIBRARY_RULE)),
     )
 
 
-def _inside(rule: str) -> ItemCheck[str]:
-    relative = string_item(_PATH, rule)
-
-    def check(value: object, field: str, problems: Problems) -> str | None:
-        checked = relative(value, field, problems)
-        if checked is not None and not is_inside(checked):
-            problems.add(field, f'"{checked}" {rule}')
-            return None
-        return checked
-
-    return check
+def _inside(value: object, field: str, problems: Problems) -> str | None:
+    checked = _path(value, field, problems)
+    if checked is not None and not is_inside(checked):
+        problems.add(field, f'"{checked}" {_INSIDE_RULE}')
+        return None
+    return checked
 
 
 def _flag(value: object, field: str, problems: Problems) -> str | None:

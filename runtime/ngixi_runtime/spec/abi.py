@@ -82,7 +82,6 @@ RIGHT_PATH_SYMLINK = 1 << 24
 RIGHT_PATH_REMOVE_DIRECTORY = 1 << 25
 RIGHT_PATH_UNLINK_FILE = 1 << 26
 RIGHT_POLL_FD_READWRITE = 1 << 27
-ALL_RIGHTS = (1 << 30) - 1
 WRITE_RIGHTS = RIGHT_FD_WRITE | RIGHT_FD_ALLOCATE | RIGHT_FD_FILESTAT_SET_SIZE
 # What a regular file's descriptor may hold, and a directory's (as Wasmtime's WASI preview 1 gives them).
 FILE_RIGHTS = (

@@ -1,6 +1,6 @@
-"""SHA-256 and BLAKE2b-512 (the bundle index's, the signatures' and the state files' digests), through
-cryptography, which the run side imports anyway to verify signatures: importing hashlib would load a second
-OpenSSL (`_hashlib`) into every `ngixi run`. Like hashlib, cryptography hashes without holding the GIL."""
+"""The run side's SHA-256 and BLAKE2b-512 digests, through cryptography, which it imports anyway to verify
+signatures: importing hashlib would load a second OpenSSL (`_hashlib`) into every `ngixi run`. Like hashlib,
+cryptography hashes without holding the GIL."""
 
 from __future__ import annotations
 

@@ -349,12 +349,12 @@ def placed_core_modules(data: bytes, *, source: str) -> list[tuple[int, bytes]]:
     """`component_core_modules`, each with where it starts in the component (Wasmtime's backtrace offsets of a
     component's code count from the component's start)."""
     modules = []
-    for section_id, _, start, end in section_spans(data, source=source, header=_COMPONENT_HEADER):
+    for section_id, _, body, end in section_spans(data, source=source, header=_COMPONENT_HEADER):
         if section_id == _CORE_MODULE_SECTION:
-            modules.append((start, data[start:end]))
+            modules.append((body, data[body:end]))
         elif section_id == _COMPONENT_SECTION:
-            nested = placed_core_modules(data[start:end], source=source)
-            modules += [(start + at, module) for at, module in nested]
+            nested = placed_core_modules(data[body:end], source=source)
+            modules += [(body + at, module) for at, module in nested]
     return modules
 
 

@@ -1,7 +1,7 @@
 """Editing trust files (`ngixi trust add/list/remove`, `ngixi keygen --trust`).
 
 Every edit keeps the rest of the file as written (comments included), is checked by the loader's own
-parser (`trust_from_table`) before it replaces the file, and replaces it atomically, holding the
+parser (`trust_from_text`) before it replaces the file, and replaces it atomically, holding the
 file's directory locked against concurrent edits.
 """
 
@@ -24,7 +24,14 @@ import tomli
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import KEY_FILE_LIMIT, read_input_bytes, read_input_text, write_atomic
 from ngixi_runtime.trust.minisign_format import is_secret_key
-from ngixi_runtime.trust.signatures import TrustStore, key_id_of, read_trust_table, trust_from_table, trust_from_text
+from ngixi_runtime.trust.signatures import (
+    TrustStore,
+    key_id_of,
+    load_trust,
+    read_trust_table,
+    trust_from_table,
+    trust_from_text,
+)
 
 _KEYS_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*keys[ \t]*\]\][ \t]*(#.*)?$", re.MULTILINE)
 
@@ -64,7 +71,7 @@ def check_new_trust(trust_file: Path, trust: NewTrust) -> None:
     loader refuses), before a key is made."""
     _trusted(_key_block(minisign.KeyPair.generate().public_key, trust), trust_file)
     if trust_file.exists():
-        trust_from_table(read_trust_table(trust_file), source=str(trust_file))
+        load_trust(trust_file)
 
 
 def remove_key(trust_file: Path, key_id: str) -> None:
