@@ -23,7 +23,7 @@ from ngixi_build.project import Project
 from ngixi_build.stages.signing import SigningKey, release_signing_key
 from ngixi_build.workflows.release import release_version
 from ngixi_build.workflows.release_history import HISTORY_FILE
-from ngixi_runtime.bundles.reader import VerifiedBundle, read_bundle
+from ngixi_runtime.bundles.reader import VerifiedBundle, open_bundle_file, read_bundle
 from ngixi_runtime.errors import InvalidInput, NgixiError, VerificationError
 from ngixi_runtime.files import atomic_output
 from ngixi_runtime.loading.loader import verified_manifest
@@ -185,11 +185,9 @@ class _Upload:
 
 def _prepare(client: oras.client.OrasClient, registry: str, path: Path, key: SigningKey) -> _Upload:
     """Verifies the bundle and builds its manifest; asks the registry what its tag names now."""
-    bundle = read_bundle(path, _trust_of(key))
-    config, annotations = describe(bundle)
+    data, bundle, (config, annotations) = _verified(path, _trust_of(key))
     reference = f"{registry}/{bundle.index.guest}:{oci_tag(bundle.index.version)}"
     container = client.get_container(reference)
-    data = path.read_bytes()
     layer_bytes, config_bytes = compressed(data), json.dumps(config, sort_keys=True).encode()
     layer = _descriptor(GZIP_BUNDLE_MEDIA_TYPE, layer_bytes, {"org.opencontainers.image.title": f"{path.name}.gz"})
     config_descriptor = _descriptor(ARTIFACT_TYPE, config_bytes)
@@ -204,6 +202,18 @@ def _prepare(client: oras.client.OrasClient, registry: str, path: Path, key: Sig
         raise RegistryError(f"{reference}: manifest lookup failed: {printable(str(error))}") from None
     blobs = ((layer, layer_bytes), (config_descriptor, config_bytes))
     return _Upload(reference, container, blobs, manifest, _sha256(manifest), tagged, out_of_order)
+
+
+def _verified(path: Path, trust: TrustStore) -> tuple[bytes, VerifiedBundle, tuple[dict[str, Any], dict[str, str]]]:
+    """The bundle's bytes, read once, verified as they are and described: what is pushed is what was checked,
+    whatever happens at `path` meanwhile."""
+    with os.fdopen(open_bundle_file(path), "rb") as stream:
+        data = stream.read(MAX_BUNDLE_BYTES + 1)
+    with tempfile.TemporaryFile() as copy:
+        copy.write(data)
+        copy.flush()
+        bundle = read_bundle(path, trust, descriptor=copy.fileno())
+        return data, bundle, describe(bundle)
 
 
 def _out_of_order(client: oras.client.OrasClient, registry: str, reference: str, index: BundleIndex) -> str | None:
