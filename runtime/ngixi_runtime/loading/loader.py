@@ -225,10 +225,6 @@ class Guest:
         self._output_kinds, self._unchecked, self.outputless = export_table(manifest)
 
     @property
-    def memory_pages(self) -> int:
-        return self.page_count()
-
-    @property
     def thread_bound(self) -> bool:
         """Whether only the thread that loaded it may call it."""
         return self._instance.thread_bound
