@@ -123,11 +123,6 @@ class WasmerMemory:
             self._view(pointer, len(data))[:] = data
 
     @property
-    def pages(self) -> int:
-        pages: int = self._memory.size
-        return pages
-
-    @property
     def size_bytes(self) -> int:
         size: int = self._memory.data_size
         return size
