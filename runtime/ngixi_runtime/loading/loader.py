@@ -43,6 +43,7 @@ from ngixi_runtime.guest.data import DataKind, DataValue, check_input, encode, k
 from ngixi_runtime.guest.limits import limit_problems
 from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number
 from ngixi_runtime.kept import Kept
+from ngixi_runtime.loading.aot_cache_dir import CacheUnavailable
 from ngixi_runtime.printable import printable
 from ngixi_runtime.spec.bundle_format import WASM_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
@@ -398,7 +399,7 @@ class _Lookup:
 
 
 def _looked_up(key: CacheKey) -> _Lookup:
-    from ngixi_runtime.loading.aot_cache import AotCache, CacheUnavailable, EntryRefused
+    from ngixi_runtime.loading.aot_cache import AotCache, EntryRefused
 
     try:
         cache = AotCache.opened()
@@ -439,8 +440,6 @@ def _host_compiled(
             return prepared, f"host AOT cache {found.cache.entry_path(key)} ({why})"
         except ArtifactRefused as refusal:
             refused = f"its host AOT cache entry was refused ({refusal}) and replaced"
-    from ngixi_runtime.loading.aot_cache import CacheUnavailable
-
     prepared = _compiled(bundle, engine, maker, allow_compile, reasons)
     if found.cache is None:
         return prepared, f"{COMPILED} ({why}); {found.problem}"
