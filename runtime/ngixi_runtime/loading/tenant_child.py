@@ -99,11 +99,10 @@ def _limit_memory(guest: Guest) -> None:
 def _keep_call_buffers(manifest: Manifest) -> None:
     """Lets malloc keep the memory of a call's largest buffers for the next call.
 
-    By default glibc maps a buffer the size of a call's input or output (1 MiB by default) on its own and
-    unmaps it when it is freed, or gives a freed heap top back at once: every call then faults the same
-    pages in again, which costs more than copying them. Buffers up to the call data's size (never less than
-    glibc's default) now come from the heap, and up to twice that stays mapped between calls. A C library
-    without mallopt keeps its defaults.
+    By default glibc maps a buffer the size of a call's input or output on its own and unmaps it when it is
+    freed, or gives a freed heap top back at once: every call then faults the same pages in again, which costs
+    more than copying them. Buffers up to the call data's size (never less than glibc's default) come from the
+    heap instead, and up to twice that stays mapped between calls. A C library without mallopt keeps its defaults.
     """
     import ctypes  # here: the child of a one-shot `ngixi run` answers its call without it (a fork server has it)
 
