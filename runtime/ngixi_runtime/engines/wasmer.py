@@ -196,8 +196,8 @@ LACKS_A_FEATURE = (
 
 
 def lacks_a_feature(error: NgixiError, wasm: bytes) -> bool:
-    """Whether Wasmer refused, as invalid or as using an operator it cannot translate (SIMD ops final after
-    Wasmer 2.1), a module that Wasmtime accepts."""
+    """Whether Wasmer refused, as invalid or as using an operator it cannot translate (a SIMD operator
+    standardised after Wasmer 2.1: its "proposed simd operator"), a module that Wasmtime accepts."""
     if "Validation error" not in str(error) and "Unsupported feature" not in str(error):
         return False
     try:
