@@ -50,23 +50,24 @@ _RFC8032_SIGNATURE = bytes.fromhex(
 )
 _PRELOADED_PACKAGES = ("ngixi_runtime.capabilities", "ngixi_runtime.engines")
 # The tenant child, and what a tenant imports only when its guest needs it (a manifest's [[smoke]] entries, code
-# compiled on this host), which a one-shot `ngixi run` leaves out but every fork of this server should share.
+# compiled on this host, ctypes for tenant_child's malloc settings after a tenant's first call), which a one-shot
+# `ngixi run` leaves out but every fork of this server should share.
 _PRELOADED_MODULES = (
     "ngixi_runtime.loading.tenant_child",
     "ngixi_runtime.guest.smoke",
     "ngixi_runtime.loading.aot_cache",
+    "ctypes",
 )
 # A spawn request's: the child's requests, replies, errors and bundle, then its status pipe.
 _RECEIVED_DESCRIPTORS = 5
 
 
 def _preload() -> None:
-    """Imports what a tenant may need: the tenant child, every capability and every installed engine."""
+    """Imports what a tenant may need: `_PRELOADED_MODULES`, every capability and every installed engine."""
     import pkgutil  # here and below: only the zygote's own process (`ngixi run` forks from itself)
 
     for module_name in _PRELOADED_MODULES:
         importlib.import_module(module_name)
-    importlib.import_module("ctypes")  # for tenant_child's malloc settings, after a tenant's first call
     for package_name in _PRELOADED_PACKAGES:
         package = importlib.import_module(package_name)
         for module in pkgutil.iter_modules(package.__path__, f"{package_name}."):
