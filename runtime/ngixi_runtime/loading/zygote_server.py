@@ -145,7 +145,10 @@ def _fork(control: socket.socket, descriptors: list[int]) -> tuple[int, int | No
         raise
     for descriptor in descriptors[:-1]:
         os.close(descriptor)
-    socket.send_fds(control, [NUMBER.pack(pid)], [] if pidfd is None else [pidfd])
+    # A host gone before the answer (killed, or one that stopped waiting) leaves this tenant to read the end of
+    # its requests; the control socket's end then stops this server. Never a refusal: the request's ends are closed.
+    with contextlib.suppress(OSError):
+        socket.send_fds(control, [NUMBER.pack(pid)], [] if pidfd is None else [pidfd])
     return pid, pidfd
 
 
