@@ -118,6 +118,8 @@ def serve(control: socket.socket) -> None:
                     if len(descriptors) != _RECEIVED_DESCRIPTORS:  # some did not fit this process's table
                         raise OSError(errno.EMFILE, "too many open files: the spawn request's descriptors were cut")
                     pid, pidfd = _fork(control, descriptors)
+                except _HostUnreachable:
+                    return
                 except OSError as error:  # no process or descriptor to be had now: that request fails, not the server
                     _refuse(control, descriptors, error)
                     continue
@@ -145,11 +147,16 @@ def _fork(control: socket.socket, descriptors: list[int]) -> tuple[int, int | No
         raise
     for descriptor in descriptors[:-1]:
         os.close(descriptor)
-    # A host gone before the answer (killed, or one that stopped waiting) leaves this tenant to read the end of
-    # its requests; the control socket's end then stops this server. Never a refusal: the request's ends are closed.
-    with contextlib.suppress(OSError):
+    try:
         socket.send_fds(control, [NUMBER.pack(pid)], [] if pidfd is None else [pidfd])
+    except OSError as error:  # the request's descriptors are closed: no refusal can follow
+        raise _HostUnreachable from error
     return pid, pidfd
+
+
+class _HostUnreachable(Exception):
+    """The answer to a spawn could not be sent (the host has gone, or its socket took no more): the server ends,
+    which a host still there sees as the end of its fork server; the tenant reads the end of its requests."""
 
 
 def _refuse(control: socket.socket, descriptors: list[int], error: OSError) -> None:
