@@ -566,15 +566,15 @@ def _instantiating(host_side: Callable[[], HostContext], on_instantiate: Callabl
     return host_side()
 
 
-REACTOR_INITIALIZER = "_initialize"
-NO_VALUES = Signature((), ())
+_REACTOR_INITIALIZER = "_initialize"
+_NO_VALUES = Signature((), ())
 
 
 def _is_reactor(manifest: Manifest, info: ModuleInfo) -> bool:
     """Whether the module is a WASI reactor (a library that exports `_initialize: () -> ()`: wasi-libc's runs the
     C/C++ constructors, Go's starts its runtime), whose `_initialize` must run before any other export."""
-    initializer = info.export(REACTOR_INITIALIZER)
-    return manifest.guest.type.kind == "library" and initializer is not None and initializer.signature == NO_VALUES
+    initializer = info.export(_REACTOR_INITIALIZER)
+    return manifest.guest.type.kind == "library" and initializer is not None and initializer.signature == _NO_VALUES
 
 
 def _open_core(
@@ -612,7 +612,7 @@ def _open_core(
         instance = runner.instantiate(prepared, imports=imports, on_memory=link_memory)
         if _is_reactor(manifest, prepared.info):  # WASI: a reactor's _initialize runs once, before any export
             context.call_ends_at = time.monotonic() + manifest.limits.timeout_ms / 1000
-            instance.call(REACTOR_INITIALIZER, ())
+            instance.call(_REACTOR_INITIALIZER, ())
     except GuestExit:
         context.close()
         raise
