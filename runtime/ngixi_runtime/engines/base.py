@@ -76,11 +76,8 @@ class RunLimits:
 
 
 class EngineMemory(GuestMemory, Protocol):
-    @property
-    def pages(self) -> int: ...
-
     def page_count(self) -> int:
-        """`pages`, asked without the property's own call: a call's metrics ask it each call."""
+        """Its size now, in pages."""
         ...
 
 

@@ -123,11 +123,6 @@ class WasmerMemory:
             self._view(pointer, len(data))[:] = data
 
     @property
-    def pages(self) -> int:
-        pages: int = self._memory.size
-        return pages
-
-    @property
     def size_bytes(self) -> int:
         size: int = self._memory.data_size
         return size
@@ -201,8 +196,8 @@ LACKS_A_FEATURE = (
 
 
 def lacks_a_feature(error: NgixiError, wasm: bytes) -> bool:
-    """Whether Wasmer refused, as invalid or as using an operator it cannot translate (SIMD ops final after
-    Wasmer 2.1), a module that Wasmtime accepts."""
+    """Whether Wasmer refused, as invalid or as using an operator it cannot translate (a SIMD operator
+    standardised after Wasmer 2.1: its "proposed simd operator"), a module that Wasmtime accepts."""
     if "Validation error" not in str(error) and "Unsupported feature" not in str(error):
         return False
     try:

@@ -295,10 +295,6 @@ class WasmtimeMemory:
             ctypes.memmove(self._address(pointer, len(data)), data, len(data))
 
     @property
-    def pages(self) -> int:
-        return self.page_count()
-
-    @property
     def size_bytes(self) -> int:
         return self._length()
 

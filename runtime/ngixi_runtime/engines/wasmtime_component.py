@@ -143,10 +143,6 @@ class SealedMemory:
     def write(self, pointer: int, data: bytes) -> None:
         raise GuestError("a component's memory is not writable by the host")
 
-    @property
-    def pages(self) -> int:
-        return 0
-
     def page_count(self) -> int:
         return 0
 

@@ -1,5 +1,6 @@
-"""Where the host AOT cache (aot_cache.py) lives: apart from it, for an isolated tenant's parent, which names it
-in the child's environment but neither reads nor writes it."""
+"""Where the host AOT cache (aot_cache.py) lives, and why it cannot be used: apart from it, for an isolated
+tenant's parent, which names it in the child's environment but neither reads nor writes it, and for the loader,
+which imports the cache only when it compiles."""
 
 from __future__ import annotations
 

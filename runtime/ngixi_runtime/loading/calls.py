@@ -155,7 +155,7 @@ def _finished(
         exit_code=exit_code,
         output=guest.output,
         nanoseconds=perf_counter_ns() - start,
-        pages=guest.memory_pages,
+        pages=guest.page_count(),
         failure=failure,
         written=None if output_kind is None else written,
         output_kind=output_kind,
@@ -188,7 +188,7 @@ def _checked_output(
 def _out_of_memory(guest: Guest, export: str, error: GuestError) -> GuestError:
     """A trap with memory grown to its limit is the guest running out of memory: say so."""
     limit = guest.manifest.limits.memory_pages
-    if error.outcome != "trap" or guest.memory_pages < limit or guest.initial_pages >= limit:
+    if error.outcome != "trap" or guest.page_count() < limit or guest.initial_pages >= limit:
         return error
     # Said once: the trap that followed (an allocator's abort, `unreachable`) adds nothing to it.
     return GuestError(

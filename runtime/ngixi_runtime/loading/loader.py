@@ -43,6 +43,7 @@ from ngixi_runtime.guest.data import DataKind, DataValue, check_input, encode, k
 from ngixi_runtime.guest.limits import limit_problems
 from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number
 from ngixi_runtime.kept import Kept
+from ngixi_runtime.loading.aot_cache_dir import CacheUnavailable
 from ngixi_runtime.printable import printable
 from ngixi_runtime.spec.bundle_format import WASM_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
@@ -225,10 +226,6 @@ class Guest:
         self._output_kinds, self._unchecked, self.outputless = export_table(manifest)
 
     @property
-    def memory_pages(self) -> int:
-        return self.page_count()
-
-    @property
     def thread_bound(self) -> bool:
         """Whether only the thread that loaded it may call it."""
         return self._instance.thread_bound
@@ -402,7 +399,7 @@ class _Lookup:
 
 
 def _looked_up(key: CacheKey) -> _Lookup:
-    from ngixi_runtime.loading.aot_cache import AotCache, CacheUnavailable, EntryRefused
+    from ngixi_runtime.loading.aot_cache import AotCache, EntryRefused
 
     try:
         cache = AotCache.opened()
@@ -443,8 +440,6 @@ def _host_compiled(
             return prepared, f"host AOT cache {found.cache.entry_path(key)} ({why})"
         except ArtifactRefused as refusal:
             refused = f"its host AOT cache entry was refused ({refusal}) and replaced"
-    from ngixi_runtime.loading.aot_cache import CacheUnavailable
-
     prepared = _compiled(bundle, engine, maker, allow_compile, reasons)
     if found.cache is None:
         return prepared, f"{COMPILED} ({why}); {found.problem}"
@@ -571,15 +566,15 @@ def _instantiating(host_side: Callable[[], HostContext], on_instantiate: Callabl
     return host_side()
 
 
-REACTOR_INITIALIZER = "_initialize"
-NO_VALUES = Signature((), ())
+_REACTOR_INITIALIZER = "_initialize"
+_NO_VALUES = Signature((), ())
 
 
 def _is_reactor(manifest: Manifest, info: ModuleInfo) -> bool:
     """Whether the module is a WASI reactor (a library that exports `_initialize: () -> ()`: wasi-libc's runs the
     C/C++ constructors, Go's starts its runtime), whose `_initialize` must run before any other export."""
-    initializer = info.export(REACTOR_INITIALIZER)
-    return manifest.guest.type.kind == "library" and initializer is not None and initializer.signature == NO_VALUES
+    initializer = info.export(_REACTOR_INITIALIZER)
+    return manifest.guest.type.kind == "library" and initializer is not None and initializer.signature == _NO_VALUES
 
 
 def _open_core(
@@ -617,7 +612,7 @@ def _open_core(
         instance = runner.instantiate(prepared, imports=imports, on_memory=link_memory)
         if _is_reactor(manifest, prepared.info):  # WASI: a reactor's _initialize runs once, before any export
             context.call_ends_at = time.monotonic() + manifest.limits.timeout_ms / 1000
-            instance.call(REACTOR_INITIALIZER, ())
+            instance.call(_REACTOR_INITIALIZER, ())
     except GuestExit:
         context.close()
         raise

@@ -1,11 +1,12 @@
-"""The tenant child process: `python -I -m ngixi_runtime.loading.tenant_child`, driven by its parent over pipes.
+"""The tenant child process, forked by a fork server (`zygote.py`) or by a one-shot command
+(`zygote_server.fork_here`) and driven by its parent over pipes.
 
 The first request opens the bundle its parent verified, from the open file it inherits, never by
 path: the signature is checked again with the trust file's text the parent read, and the signed
 index must have the bytes the parent checked (its SHA-256), so the parent's rollback and policy
 decisions hold for it. The child says `{"instantiating": true}` before the guest's own code may
 first run, then `ok`. Each later request is a call. Guest output never reaches this process's
-stdout: it is captured and sent back. How the parent starts it (a clean room) is in `loading/tenants.py`.
+stdout: it is captured and sent back. How it is started (a clean room) is in `loading/zygote.py`.
 
 The protocol (frames built and read by `loading/tenant_wire.py`; little-endian; every size in a header):
 - control frame, both ways (the start-up request and its answers): `<BxxxI` kind `C`, the size of
@@ -99,11 +100,10 @@ def _limit_memory(guest: Guest) -> None:
 def _keep_call_buffers(manifest: Manifest) -> None:
     """Lets malloc keep the memory of a call's largest buffers for the next call.
 
-    By default glibc maps a buffer the size of a call's input or output (1 MiB by default) on its own and
-    unmaps it when it is freed, or gives a freed heap top back at once: every call then faults the same
-    pages in again, which costs more than copying them. Buffers up to the call data's size (never less than
-    glibc's default) now come from the heap, and up to twice that stays mapped between calls. A C library
-    without mallopt keeps its defaults.
+    By default glibc maps a buffer the size of a call's input or output on its own and unmaps it when it is
+    freed, or gives a freed heap top back at once: every call then faults the same pages in again, which costs
+    more than copying them. Buffers up to the call data's size (never less than glibc's default) come from the
+    heap instead, and up to twice that stays mapped between calls. A C library without mallopt keeps its defaults.
     """
     import ctypes  # here: the child of a one-shot `ngixi run` answers its call without it (a fork server has it)
 

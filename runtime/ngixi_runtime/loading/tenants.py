@@ -108,7 +108,7 @@ class InProcessTenant:
         self._guest = guest
         self._watchdog = watchdog
         self._lock = threading.Lock()
-        self._owner = threading.get_ident() if guest.thread_bound else None
+        self._owner = get_ident() if guest.thread_bound else None
         self.manifest = guest.manifest
         self.origin = guest.origin
         self.compiled = guest.compiled

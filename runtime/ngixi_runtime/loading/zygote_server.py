@@ -50,23 +50,24 @@ _RFC8032_SIGNATURE = bytes.fromhex(
 )
 _PRELOADED_PACKAGES = ("ngixi_runtime.capabilities", "ngixi_runtime.engines")
 # The tenant child, and what a tenant imports only when its guest needs it (a manifest's [[smoke]] entries, code
-# compiled on this host), which a one-shot `ngixi run` leaves out but every fork of this server should share.
+# compiled on this host, ctypes for tenant_child's malloc settings after a tenant's first call), which a one-shot
+# `ngixi run` leaves out but every fork of this server should share.
 _PRELOADED_MODULES = (
     "ngixi_runtime.loading.tenant_child",
     "ngixi_runtime.guest.smoke",
     "ngixi_runtime.loading.aot_cache",
+    "ctypes",
 )
 # A spawn request's: the child's requests, replies, errors and bundle, then its status pipe.
 _RECEIVED_DESCRIPTORS = 5
 
 
 def _preload() -> None:
-    """Imports what a tenant may need: the tenant child, every capability and every installed engine."""
+    """Imports what a tenant may need: `_PRELOADED_MODULES`, every capability and every installed engine."""
     import pkgutil  # here and below: only the zygote's own process (`ngixi run` forks from itself)
 
     for module_name in _PRELOADED_MODULES:
         importlib.import_module(module_name)
-    importlib.import_module("ctypes")  # for tenant_child's malloc settings, after a tenant's first call
     for package_name in _PRELOADED_PACKAGES:
         package = importlib.import_module(package_name)
         for module in pkgutil.iter_modules(package.__path__, f"{package_name}."):
@@ -117,6 +118,8 @@ def serve(control: socket.socket) -> None:
                     if len(descriptors) != _RECEIVED_DESCRIPTORS:  # some did not fit this process's table
                         raise OSError(errno.EMFILE, "too many open files: the spawn request's descriptors were cut")
                     pid, pidfd = _fork(control, descriptors)
+                except _HostUnreachable:
+                    return
                 except OSError as error:  # no process or descriptor to be had now: that request fails, not the server
                     _refuse(control, descriptors, error)
                     continue
@@ -144,8 +147,16 @@ def _fork(control: socket.socket, descriptors: list[int]) -> tuple[int, int | No
         raise
     for descriptor in descriptors[:-1]:
         os.close(descriptor)
-    socket.send_fds(control, [NUMBER.pack(pid)], [] if pidfd is None else [pidfd])
+    try:
+        socket.send_fds(control, [NUMBER.pack(pid)], [] if pidfd is None else [pidfd])
+    except OSError as error:  # the request's descriptors are closed: no refusal can follow
+        raise _HostUnreachable from error
     return pid, pidfd
+
+
+class _HostUnreachable(Exception):
+    """The answer to a spawn could not be sent (the host has gone, or its socket took no more): the server ends,
+    which a host still there sees as the end of its fork server; the tenant reads the end of its requests."""
 
 
 def _refuse(control: socket.socket, descriptors: list[int], error: OSError) -> None:

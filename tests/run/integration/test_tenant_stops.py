@@ -120,3 +120,26 @@ def test_a_fork_server_out_of_descriptors_refuses_a_spawn_and_serves_on() -> Non
     refusal, same_server = done.stdout.splitlines()
     assert refusal.startswith("the tenant fork server could not start a tenant process: [Errno 24] Too many open")
     assert same_server == "True True"
+
+
+# A host that goes while the fork server forks its tenant (killed, or stopped waiting): the answer cannot be sent.
+HOST_GONE = """
+import os, socket, tempfile
+from ngixi_runtime.loading.zygote import SPAWN
+from ngixi_runtime.loading.zygote_server import serve
+
+ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+with tempfile.TemporaryFile() as bundle, tempfile.TemporaryFile() as errors:
+    requests, replies, status = os.pipe(), os.pipe(), os.pipe()
+    socket.send_fds(ours, [SPAWN], [requests[0], replies[1], errors.fileno(), bundle.fileno(), status[1]])
+    ours.close()
+    for descriptor in (*requests, replies[1], status[1]):  # the server holds its own copies
+        os.close(descriptor)
+    serve(theirs)
+print("served to the end")
+"""
+
+
+def test_a_fork_server_whose_host_went_before_its_answer_ends_without_a_traceback() -> None:
+    done = subprocess.run([sys.executable, "-c", HOST_GONE], capture_output=True, text=True, check=False, timeout=60)
+    assert (done.returncode, done.stderr, done.stdout) == (0, "", "served to the end\n")

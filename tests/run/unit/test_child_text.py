@@ -15,9 +15,6 @@ class _DeadProcess:
     def wait(self) -> int:
         return 1
 
-    def kill(self, _signal: int) -> None:
-        pass
-
     def stop(self) -> None:
         pass
 

@@ -223,7 +223,7 @@ def test_a_write_in_pieces_arrives_whole() -> None:
 
 
 def test_a_large_frame_is_read_in_pieces() -> None:
-    data = os.urandom((17 << 20) + 5)  # past the 16 MiB a buffer takes before its bytes arrive
+    data = os.urandom((17 << 20) + 5)  # many times what a pipe holds, and not a whole number of pieces
     for reading in incoming(frame(call_frame("e", (), data)), struct.pack("<I", 7)):
         request = read_call(reading)
         assert request is not None and request.input == data

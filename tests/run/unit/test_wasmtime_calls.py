@@ -135,7 +135,7 @@ def test_guest_memory_is_read_and_written_up_to_its_end_and_not_past_it(wasmtime
     exported = instance.exports(store)["memory"]
     assert isinstance(exported, wasmtime.Memory)
     memory = WasmtimeMemory(exported, store, "probe")
-    assert (memory.size_bytes, memory.pages) == (65536, 1)
+    assert (memory.size_bytes, memory.page_count()) == (65536, 1)
     memory.write(65534, b"ab")
     memory.write(0, b"cd")
     assert (memory.read(65534, 2), memory.read(0, 2), memory.read(65536, 0)) == (b"ab", b"cd", b"")
@@ -146,7 +146,7 @@ def test_guest_memory_is_read_and_written_up_to_its_end_and_not_past_it(wasmtime
     exported.grow(store, 1)  # a memory that grows may move: each access asks where it is now
     memory.write(131070, b"ef")
     assert (memory.read(65534, 2), memory.read(131070, 2)) == (b"ab", b"ef")
-    assert (memory.size_bytes, memory.pages) == (131072, 2)
+    assert (memory.size_bytes, memory.page_count()) == (131072, 2)
 
 
 # Host functions: `define_host_function` gives Wasmtime their types; they must see the same arguments and
