@@ -139,12 +139,7 @@ def _fork(control: socket.socket, descriptors: list[int]) -> tuple[int, int | No
     pid = os.fork()
     if pid == 0:
         _become_tenant(descriptors[:CHILD_DESCRIPTORS])
-    try:
-        pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
-    except OSError:  # no descriptor for it: the child goes, unseen by its host
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        raise
+    pidfd = _pidfd_of(pid)
     for descriptor in descriptors[:-1]:
         os.close(descriptor)
     try:
@@ -152,6 +147,17 @@ def _fork(control: socket.socket, descriptors: list[int]) -> tuple[int, int | No
     except OSError as error:  # the request's descriptors are closed: no refusal can follow
         raise _HostUnreachable from error
     return pid, pidfd
+
+
+def _pidfd_of(pid: int) -> int | None:
+    """A pidfd for the child just forked (None where the system has none); a child no descriptor can be had for
+    is killed and reaped before the error is raised, so it neither runs unseen by its host nor stays a zombie."""
+    try:
+        return os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
+    except OSError:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
 
 
 class _HostUnreachable(Exception):
@@ -231,8 +237,7 @@ def fork_here(environment: Mapping[str, str], bundle: int, errors: int) -> Forke
         pid = os.fork()
         if pid == 0:
             _become_tenant([requests[0], replies[1], errors, bundle], partial(_enter_clean_room, environment))
-        pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
-        return forked(pid, requests, replies, status=None, pidfd=pidfd)
+        return forked(pid, requests, replies, status=None, pidfd=_pidfd_of(pid))
 
 
 def _enter_clean_room(environment: Mapping[str, str]) -> None:

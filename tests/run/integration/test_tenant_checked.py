@@ -384,3 +384,31 @@ def test_a_child_forked_from_the_command_that_cannot_enter_its_clean_room_ends_t
     lines = finished.stdout.splitlines()
     assert lines[-1] == "ended in parent" and len(lines) == 2, finished.stdout
     assert "the tenant process died" in lines[0] and "PermissionError" in lines[0], lines[0]
+
+
+NO_PIDFD = """
+import errno, os, sys
+from pathlib import Path
+from ngixi_runtime.loading.tenants import open_tenant
+from ngixi_runtime.loading.zygote_server import tenants_forked_here
+
+def no_descriptor(pid, flags=0):
+    raise OSError(errno.EMFILE, "no descriptor for the test")
+os.pidfd_open = no_descriptor
+try:
+    with tenants_forked_here(), open_tenant(Path(sys.argv[1]), trust_file=Path(sys.argv[2])) as tenant:
+        tenant.call("add", [2, 3])
+except BaseException as error:
+    print("refused:", type(error).__name__)
+try:
+    print("child left:", os.waitpid(-1, os.WNOHANG))
+except ChildProcessError:
+    print("no child left")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="a system with pidfds")
+def test_a_child_forked_from_the_command_without_a_pidfd_is_killed_and_reaped(bundles: Bundles, tmp_path: Path) -> None:
+    command = [sys.executable, "-c", NO_PIDFD, str(bundles.victim), str(bundles.trust)]
+    finished = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60)
+    assert finished.stdout.splitlines()[-1] == "no child left", (finished.stdout, finished.stderr)
