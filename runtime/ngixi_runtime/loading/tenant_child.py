@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import math
+import os
 import resource
 import sys
 import time
@@ -119,21 +120,35 @@ def _keep_call_buffers(manifest: Manifest) -> None:
 class _CpuBudget:
     """Caps each call's CPU time at its timeout on top of what was used before it (RLIMIT_CPU, whole seconds).
 
-    The limit is set again only when it changes: calls far shorter than a second mostly leave it as it is.
+    The limit is set again only when it changes, and the CPU time (a system call to read) is read only when it may
+    have grown enough to change it: it grows no faster than the wall clock (read without one) times the machine's
+    processors, so after a read the limit stays right for at least its spare seconds over that many.
     """
 
-    def __init__(self, timeout_ms: int) -> None:
+    def __init__(self, timeout_ms: int, processors: int | None = None) -> None:
         self._seconds = timeout_ms / 1000
         self._hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+        self._processors = processors or os.cpu_count() or 1
         self._soft: int | None = None
+        self._read_at = -math.inf  # the time.monotonic() from which the CPU time must be read again
 
     def renew(self) -> None:
-        soft = math.ceil(time.process_time() + self._seconds) + 1  # the CPU time RLIMIT_CPU counts
-        if self._hard != resource.RLIM_INFINITY:
-            soft = min(soft, self._hard)
+        if time.monotonic() >= self._read_at:
+            self._read()
+
+    def _read(self) -> None:
+        now = time.monotonic()  # before the CPU time is read, so that the spare time below errs on the short side
+        used = time.process_time()  # the CPU time RLIMIT_CPU counts
+        soft = math.ceil(used + self._seconds) + 1
+        capped = self._hard != resource.RLIM_INFINITY and soft >= self._hard
+        if capped:
+            soft = self._hard
         if soft != self._soft:
             resource.setrlimit(resource.RLIMIT_CPU, (soft, self._hard))
             self._soft = soft
+        # The limit is right while the CPU time used stays at most `soft - 1 - seconds`; at the hard limit, always.
+        spare = soft - 1 - self._seconds - used
+        self._read_at = math.inf if capped else now + spare / self._processors
 
 
 def _send(replies: int, message: dict[str, Any]) -> None:

@@ -56,7 +56,11 @@ _PAGE_BYTES = 65536
 # A core guest's results: integers (i32, i64) and floats (f32, f64) as struct codes.
 _NUMBER_CODES = {int: "q", float: "d"}
 _MAX_PACKED = 255
-_ONE_INTEGER = struct.Struct("<3sq")
+_ONE_INTEGER = struct.Struct("<3sq")  # `N`, a count of 1, the code `q`, the integer
+_ONE_INTEGER_CODES = b"N\x01q"
+# The reply to most calls: a success whose one value is an integer, with nothing else to carry.
+_PLAIN_REPLY = struct.Struct(REPLY.format + "3sq")
+_NO_SECTIONS = (0, 0, 0, 0, 0)  # the sizes of a plain success's meta, logs, stdout, stderr and output
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 
 
@@ -112,10 +116,13 @@ class Reply(NamedTuple):
 def write_all(descriptor: int, parts: Sequence[bytes | memoryview], deadline: float | None = None) -> None:
     """Writes `parts` in order, in one system call when the pipe takes them; by `deadline` if one is given
     (`descriptor` then non-blocking), else TimeoutError."""
-    total = sum(map(len, parts))
-    if len(parts) > 1 and total <= _WRITE_BYTES:  # small: one copy beats a vector of pieces
-        parts = [b"".join(parts)]
-    written = _write_now(descriptor, parts) if total else 0
+    if len(parts) == 1:  # a small frame built whole (a plain reply, a call without data)
+        total = len(parts[0])
+    else:
+        total = sum(map(len, parts))
+        if total <= _WRITE_BYTES:  # small: one copy beats a vector of pieces
+            parts = [b"".join(parts)]
+    written = _write_now(descriptor, parts)
     if written < total:
         _write_rest(descriptor, parts, written, deadline)
 
@@ -173,7 +180,14 @@ class Incoming:
             return self._buffer[start : self._at]
         if size > _RECEIVE_BYTES:
             return self._take_large(size)
-        pieces = [self._buffer[self._at :]]
+        if not available:  # the common case: the next frame, which arrives whole in one read
+            chunk = self._read(_RECEIVE_BYTES)
+            if len(chunk) >= size:
+                self._buffer, self._at = chunk, size
+                return chunk[:size]
+            pieces, available = [chunk], len(chunk)
+        else:
+            pieces = [self._buffer[self._at :]]
         while available < size:
             pieces.append(self._read(_RECEIVE_BYTES))
             available += len(pieces[-1])
@@ -259,7 +273,26 @@ def reply_frame(result: CallResult, *, error: str | None = None, error_exit_code
     """A call's reply as the parts to write: ok without `error`. The common case (no logs, output or error)
     has no JSON but its values."""
     metrics = result.metrics
-    values = _encoded_values(result.values) if result.values else b""
+    values = result.values
+    if (
+        len(values) == 1
+        and type(values[0]) is int
+        and _I64_MIN <= values[0] <= _I64_MAX
+        and error is None
+        and error_exit_code is None
+        and metrics.outcome == "ok"
+        and not (metrics.host_calls or result.logs or result.stdout or result.stderr)
+        and result.exit_code is None
+        and result.output is None
+    ):  # the header and its value in one piece
+        pages, duration, output_bytes = metrics.memory_pages, metrics.duration_ms, metrics.output_bytes
+        sizes = (_ONE_INTEGER.size, *_NO_SECTIONS)
+        return [
+            _PLAIN_REPLY.pack(
+                REPLY_KIND, True, 0, pages, duration, output_bytes, 0, *sizes, _ONE_INTEGER_CODES, values[0]
+            )
+        ]
+    encoded = _encoded_values(values) if values else b""
     plain = metrics.outcome == "ok" and not metrics.host_calls and error is None and error_exit_code is None
     meta = b"" if plain else _meta(metrics, error, error_exit_code)
     logs = json.dumps([[line.level, line.message] for line in result.logs]).encode() if result.logs else b""
@@ -273,20 +306,20 @@ def reply_frame(result: CallResult, *, error: str | None = None, error_exit_code
         metrics.duration_ms,
         metrics.output_bytes,
         result.exit_code or 0,
-        len(values),
+        len(encoded),
         len(meta),
         len(logs),
         len(result.stdout),
         len(result.stderr),
         0 if output is None else len(output),
     )
-    return [header, values, meta, logs, result.stdout, result.stderr, output or b""]
+    return [header, encoded, meta, logs, result.stdout, result.stderr, output or b""]
 
 
 def _encoded_values(values: tuple[Any, ...]) -> bytes:
     """A core guest's numbers packed (`N`, their count, a struct code each, the numbers); other values as JSON."""
     if len(values) == 1 and type(values[0]) is int and _I64_MIN <= values[0] <= _I64_MAX:  # the common result
-        return _ONE_INTEGER.pack(b"N\x01q", values[0])
+        return _ONE_INTEGER.pack(_ONE_INTEGER_CODES, values[0])
     codes = "".join(_NUMBER_CODES.get(type(value), "?") for value in values)
     if "?" not in codes and len(codes) <= _MAX_PACKED:
         with contextlib.suppress(struct.error):  # an integer beyond 64 bits
@@ -308,6 +341,10 @@ def read_reply(incoming: Incoming, bounds: ReplyBounds) -> Reply:
     """The next call reply, each size checked against `bounds` before its bytes are read."""
     header = REPLY.unpack(incoming.take(REPLY.size))
     kind, ok, flags, pages, duration, output_bytes, exit_code = header[:7]
+    if kind == REPLY_KIND and ok == 1 and not flags and header[8:] == _NO_SECTIONS and header[7] <= bounds.values:
+        # a plain success (most calls): its values and nothing else
+        values = _decoded_values(incoming.take(header[7])) if header[7] else ()
+        return Reply(True, values, None, (), b"", b"", duration, pages, {}, output_bytes, "ok", None, None, None)
     values_size, meta_size, logs_size, stdout_size, stderr_size, output_size = header[7:]
     if (
         kind != REPLY_KIND
@@ -345,7 +382,7 @@ def read_reply(incoming: Incoming, bounds: ReplyBounds) -> Reply:
 
 
 def _decoded_values(raw: bytes) -> tuple[Any, ...]:
-    if raw[:3] == b"N\x01q" and len(raw) == _ONE_INTEGER.size:
+    if raw[:3] == _ONE_INTEGER_CODES and len(raw) == _ONE_INTEGER.size:
         return _ONE_INTEGER.unpack(raw)[1:]
     if raw[:1] == b"N":
         count = raw[1] if len(raw) > 1 else 0

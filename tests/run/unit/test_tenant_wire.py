@@ -62,7 +62,8 @@ def frame(parts: Sequence[bytes]) -> bytes:
 
 def test_a_plain_reply_is_its_header_and_values() -> None:
     parts = reply_frame(PLAIN)
-    assert frame(parts) == frame([parts[0], b"N\x01q" + struct.pack("<q", 7)])
+    header = REPLY.pack(REPLY_KIND, 1, 0, 1, 0.5, 0, 0, 11, 0, 0, 0, 0, 0)
+    assert parts == [header + b"N\x01q" + struct.pack("<q", 7)]  # one piece, written as it is
     for reading in incoming(frame(parts)):
         reply = read_reply(reading, BOUNDS)
         assert reply.ok and reply.values == (7,) and reply.exit_code is None and reply.output is None
