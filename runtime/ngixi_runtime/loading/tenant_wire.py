@@ -220,7 +220,8 @@ class Incoming:
                 filled += count
 
     def _read(self, most: int) -> bytes:
-        _wait(self._poll, self.deadline)
+        if self.deadline is not None:  # else the read blocks (a child's, which waits for its next request)
+            _wait(self._poll, self.deadline)
         chunk = os.read(self.descriptor, most)
         if not chunk:
             raise EOFError
