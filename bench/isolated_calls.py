@@ -10,7 +10,10 @@ data ABI). Timed, median µs per call:
 - the floor: a bare os.write/os.read round trip of the same bytes (a 4-byte size, then the bytes)
   between this process and a second Python process echoing them back.
 Ratios are over Extism's call and over the floor, measured in the same run (the variants take turns, a few
-calls each, so that all see the same load), with the load average.
+calls each, so that all see the same load), with the load average. Then, for the `nop` of each variant with a
+second process (the floor, ngixi isolated), the CPU time per call on each side: this process's
+(`time.process_time_ns`) and the other's (its main thread's time on a CPU, `/proc/<pid>/schedstat`), which
+the load moves less than the time a call takes.
 
 Run: .venv/bin/python -m bench.isolated_calls [--rounds N]
 """
@@ -34,6 +37,7 @@ import extism
 import wasmtime
 
 from bench.data_abi import EXTISM_ZERO_COPY
+from ngixi_runtime.loading.isolated import IsolatedTenant
 from ngixi_runtime.loading.tenants import open_tenant
 from tests.conftest import make_bundle, make_key
 from tests.run.integration.test_call_data import ECHO, IMPORTS
@@ -42,6 +46,8 @@ from tests.wasmgen import Func, module
 SIZES = (0, 4 << 10, 1 << 20)
 ENGINES = ("wasmer", "wasmtime")
 Call = Callable[[bytes], object]
+# The process a variant's calls go to, by the variant's name (the floor's echo, an isolated tenant's child).
+PEERS: dict[str, int] = {}
 
 NOP = module(functions=[Func("nop", results=["i32"])])
 MEMORY_PAGES = 20  # room for a 1 MiB input at ECHO's buffer
@@ -112,6 +118,8 @@ def ngixi_calls(nop: Path, echo: Path, trust: Path, *, engine: str, isolated: bo
     ):
         if nops.call("nop").values != (0,) or echoes.call("echo", input=b"x").output != b"x":
             raise SystemExit(f"ngixi on {engine} did not answer as expected")
+        if isinstance(nops, IsolatedTenant) and nops.pid is not None:
+            PEERS[f"ngixi {engine}, isolated"] = nops.pid
         yield lambda data: echoes.call("echo", input=data) if data else nops.call("nop")
 
 
@@ -132,6 +140,7 @@ def pipe_floor() -> Iterator[Call]:
     )
     assert process.stdin is not None and process.stdout is not None
     requests, replies = process.stdin.fileno(), process.stdout.fileno()
+    PEERS["pipe round trip (floor)"] = process.pid
 
     def round_trip(data: bytes) -> bytes:
         os.writev(requests, [struct.pack("<I", len(data)), data])
@@ -146,6 +155,26 @@ def pipe_floor() -> Iterator[Call]:
     finally:
         process.stdin.close()
         process.wait()
+
+
+def cpu_us_per_call(variants: dict[str, Call], rounds: int) -> dict[str, tuple[float, float]]:
+    """The CPU µs per `nop` call of each variant with a peer process: this process's and the peer's, in turns."""
+    spent = {name: [0, 0] for name in PEERS}
+    turn = max(1, rounds // 20)
+    for _ in range(0, rounds, turn):
+        for name, peer in PEERS.items():
+            ours, theirs = time.process_time_ns(), _cpu_ns(peer)
+            for _ in range(turn):
+                variants[name](b"")
+            spent[name][0] += time.process_time_ns() - ours
+            spent[name][1] += _cpu_ns(peer) - theirs
+    calls = len(range(0, rounds, turn)) * turn
+    return {name: (ours / calls / 1000, theirs / calls / 1000) for name, (ours, theirs) in spent.items()}
+
+
+def _cpu_ns(pid: int) -> int:
+    """The time the main thread of process `pid` has spent on a CPU (ns)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
 
 
 def rounds_for(size: int, rounds: int) -> int:
@@ -167,6 +196,7 @@ def main() -> None:
                 variants[name] = stack.enter_context(ngixi_calls(nop, echo, trust, engine=engine, isolated=isolated))
         by_size = [medians_us(variants, os.urandom(size), rounds_for(size, options.rounds)) for size in SIZES]
         results = {name: [medians[name] for medians in by_size] for name in variants}
+        cpu = cpu_us_per_call(variants, options.rounds)
     load_after = os.getloadavg()
     print(f"load average {_load(load_before)} before, {_load(load_after)} after, on {os.cpu_count()} cores")
     print(f"extism {version('extism')}, wasmer {version('wasmer')}, wasmtime-py {version('wasmtime')}")
@@ -176,6 +206,10 @@ def main() -> None:
     for name, times in results.items():
         cells = "".join(f"{t:>10.1f} ({t / p:5.2f}x {t / f:5.2f}x)" for t, p, f in zip(times, peer, floor, strict=True))
         print(f"  {name:<28}{cells}")
+    print("CPU µs per nop call: this process, the other; x the floor's")
+    floor_cpu = cpu["pipe round trip (floor)"]
+    for name, (ours, theirs) in cpu.items():
+        print(f"  {name:<28}{ours:10.1f} {theirs:8.1f}   ({ours / floor_cpu[0]:5.2f}x {theirs / floor_cpu[1]:5.2f}x)")
     for engine in ENGINES:
         ratio = results[f"ngixi {engine}, isolated"][0] / peer[0]
         verdict = "met" if ratio <= 2 else "NOT met"
