@@ -27,11 +27,13 @@ child that sends anything else, or dies mid-frame, is stopped as crashed.
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import os
 import resource
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +100,15 @@ def _limit_memory(guest: Guest) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+@functools.cache
+def c_mallopt() -> Callable[[int, int], int] | None:
+    """The C library's mallopt (None without one), looked up once per process: a fork server looks it up before
+    it forks (`zygote_server._warm_up`), so that its tenants find it (a lookup costs a forked child 0.5 ms)."""
+    import ctypes  # here: the child of a one-shot `ngixi run` answers its call without it (a fork server has it)
+
+    return getattr(ctypes.CDLL(None), "mallopt", None)
+
+
 def _keep_call_buffers(manifest: Manifest) -> None:
     """Lets malloc keep the memory of a call's largest buffers for the next call.
 
@@ -106,9 +117,7 @@ def _keep_call_buffers(manifest: Manifest) -> None:
     more than copying them. Buffers up to the call data's size (never less than glibc's default) come from the
     heap instead, and up to twice that stays mapped between calls. A C library without mallopt keeps its defaults.
     """
-    import ctypes  # here: the child of a one-shot `ngixi run` answers its call without it (a fork server has it)
-
-    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    mallopt = c_mallopt()
     if mallopt is None:
         return
     call_data = manifest.limits.input_bytes + manifest.limits.output_bytes

@@ -78,9 +78,10 @@ def _preload() -> None:
 def _warm_up() -> None:
     """Runs once, on fixed inputs, what each tenant's first request would otherwise run for the first time in
     its own process, so that what is made on first use is made here, before any fork, and shared by every
-    tenant: an Ed25519 verification, the digests, a validating base64 decode, a TOML parse, and the host's
-    facts the loader caches (target triple, CPU features, each installed engine's version) and the
-    capability tables. Nothing in it is a guest's, and nothing random is drawn."""
+    tenant: an Ed25519 verification, the digests, a validating base64 decode, a TOML parse, the host's
+    facts the loader caches (target triple, CPU features, each installed engine's version), the C library's
+    mallopt each tenant sets after its first answer, and the capability tables. Nothing in it is a guest's,
+    and nothing random is drawn."""
     public = Ed25519PublicKey.from_public_bytes(_RFC8032_PUBLIC_KEY)
     public.verify(_RFC8032_SIGNATURE, b"")
     sha256_hex(b"")
@@ -90,6 +91,9 @@ def _warm_up() -> None:
     toml_tables('a = "b"', source="")
     host_triple()
     host_cpu_features()
+    from ngixi_runtime.loading.tenant_child import c_mallopt  # here: a one-shot run imports this module, not it
+
+    c_mallopt()
     for name in installed_engines():
         with contextlib.suppress(NgixiError):  # an engine that does not load here: the tenant says so
             engine_named(name).current_engine()

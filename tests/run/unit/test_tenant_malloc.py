@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,6 +20,14 @@ def manifest(input_bytes: int, output_bytes: int) -> Manifest:
     table: dict[str, Any] = toml_tables(HELLO_MANIFEST, source="manifest.toml")
     table.setdefault("limits", {}).update(input_bytes=input_bytes, output_bytes=output_bytes)
     return manifest_from_table(table, source="manifest.toml", stem="hello")
+
+
+@pytest.fixture(autouse=True)
+def _looked_up_afresh() -> Iterator[None]:
+    """Each test's stand-in C library is looked up anew, and the real one after the tests."""
+    tenant_child.c_mallopt.cache_clear()
+    yield
+    tenant_child.c_mallopt.cache_clear()
 
 
 class Libc:
@@ -46,3 +55,17 @@ def test_the_mmap_threshold_is_the_call_data_within_glibc_bounds_and_twice_that_
 def test_a_c_library_without_mallopt_keeps_its_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ctypes, "CDLL", lambda _: object())
     tenant_child._keep_call_buffers(manifest(1 << 20, 1 << 20))  # no error, nothing set
+
+
+def test_the_c_library_is_looked_up_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once, so that a fork server's lookup (zygote_server._warm_up) serves every tenant it forks."""
+    opened: list[object] = []
+
+    def cdll(name: object) -> Libc:
+        opened.append(name)
+        return Libc()
+
+    monkeypatch.setattr(ctypes, "CDLL", cdll)
+    for _ in range(3):
+        tenant_child._keep_call_buffers(manifest(1 << 20, 1 << 20))
+    assert opened == [None]
