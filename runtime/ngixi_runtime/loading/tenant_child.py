@@ -103,7 +103,7 @@ def _limit_memory(guest: Guest) -> None:
 @functools.cache
 def c_mallopt() -> Callable[[int, int], int] | None:
     """The C library's mallopt (None without one), looked up once per process: a fork server looks it up before
-    it forks (`zygote_server._warm_up`), so that its tenants find it (a lookup costs a forked child 0.5 ms)."""
+    it forks (`zygote_server._warm_up`), so that its tenants find it rather than each making a `CDLL` of its own."""
     import ctypes  # here: the child of a one-shot `ngixi run` answers its call without it (a fork server has it)
 
     return getattr(ctypes.CDLL(None), "mallopt", None)

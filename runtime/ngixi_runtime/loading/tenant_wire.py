@@ -272,13 +272,11 @@ def read_call(incoming: Incoming) -> CallRequest | None:
 
 def reply_frame(result: CallResult, *, error: str | None = None, error_exit_code: int | None = None) -> list[bytes]:
     """A call's reply as the parts to write: ok without `error`. The common case (no logs, output or error)
-    has no JSON but its values."""
+    has no JSON but its values; a success with one integer and nothing else is one piece."""
     metrics = result.metrics
     values = result.values
     if (
-        len(values) == 1
-        and type(values[0]) is int
-        and _I64_MIN <= values[0] <= _I64_MAX
+        _one_integer(values)
         and error is None
         and error_exit_code is None
         and metrics.outcome == "ok"
@@ -317,9 +315,14 @@ def reply_frame(result: CallResult, *, error: str | None = None, error_exit_code
     return [header, encoded, meta, logs, result.stdout, result.stderr, output or b""]
 
 
+def _one_integer(values: tuple[Any, ...]) -> bool:
+    """Whether `values` is one integer that fits an i64, the result most calls give."""
+    return len(values) == 1 and type(values[0]) is int and _I64_MIN <= values[0] <= _I64_MAX
+
+
 def _encoded_values(values: tuple[Any, ...]) -> bytes:
     """A core guest's numbers packed (`N`, their count, a struct code each, the numbers); other values as JSON."""
-    if len(values) == 1 and type(values[0]) is int and _I64_MIN <= values[0] <= _I64_MAX:  # the common result
+    if _one_integer(values):  # the common result
         return _ONE_INTEGER.pack(_ONE_INTEGER_CODES, values[0])
     codes = "".join(_NUMBER_CODES.get(type(value), "?") for value in values)
     if "?" not in codes and len(codes) <= _MAX_PACKED:

@@ -82,6 +82,8 @@ def _warm_up() -> None:
     facts the loader caches (target triple, CPU features, each installed engine's version), the C library's
     mallopt each tenant sets after its first answer, and the capability tables. Nothing in it is a guest's,
     and nothing random is drawn."""
+    from ngixi_runtime.loading.tenant_child import c_mallopt  # here: a one-shot run imports this module, not that
+
     public = Ed25519PublicKey.from_public_bytes(_RFC8032_PUBLIC_KEY)
     public.verify(_RFC8032_SIGNATURE, b"")
     sha256_hex(b"")
@@ -91,8 +93,6 @@ def _warm_up() -> None:
     toml_tables('a = "b"', source="")
     host_triple()
     host_cpu_features()
-    from ngixi_runtime.loading.tenant_child import c_mallopt  # here: a one-shot run imports this module, not it
-
     c_mallopt()
     for name in installed_engines():
         with contextlib.suppress(NgixiError):  # an engine that does not load here: the tenant says so
