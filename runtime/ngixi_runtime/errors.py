@@ -31,8 +31,8 @@ class GuestError(NgixiError):
     `outcome` says how the call ended: trap, quota, timeout, cpu, memory or crash; with the call data ABI
     (capabilities/data.py) also range (a range outside guest memory) or output (not the declared kind). A
     trap's `frames` are the engine's (function index, module offset) pairs, innermost first, where it knows them;
-    `named_frames` (function name, offset) where it knows only names (a component's backtrace: offsets in the
-    component).
+    `named_frames` (function name, offset) as the engine names them (a component's backtrace: offsets in the
+    component; a core module's trap, for a load that no longer has the module's bytes).
     """
 
     exit_code = 5

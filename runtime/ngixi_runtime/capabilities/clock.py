@@ -8,6 +8,7 @@ granted) to write.
 
 from __future__ import annotations
 
+import functools
 import struct
 import time
 from collections.abc import Callable
@@ -24,6 +25,18 @@ _CLOCKS: dict[int, Callable[[], int]] = {
     2: time.process_time_ns,
     3: time.thread_time_ns,
 }
+_HOST_CLOCK_IDS = {
+    0: time.CLOCK_REALTIME,
+    1: time.CLOCK_MONOTONIC,
+    2: time.CLOCK_PROCESS_CPUTIME_ID,
+    3: time.CLOCK_THREAD_CPUTIME_ID,
+}
+
+
+@functools.cache
+def _resolution_ns(clock_id: int) -> int:
+    """The host clock's own resolution in nanoseconds (at least 1), as clock_getres(2) reports it."""
+    return max(1, round(time.clock_getres(_HOST_CLOCK_IDS[clock_id]) * 1_000_000_000))
 
 
 def _clock_time_get(ctx: HostContext) -> HostFunction:
@@ -41,7 +54,7 @@ def _clock_res_get(ctx: HostContext) -> HostFunction:
     def clock_res_get(clock_id: int, out: int) -> int:
         if clock_id not in _CLOCKS:
             return Errno.INVAL
-        write_u64(ctx.mem, out, 1000)
+        write_u64(ctx.mem, out, _resolution_ns(clock_id))
         return Errno.SUCCESS
 
     return clock_res_get

@@ -6,6 +6,7 @@ and traps become `NgixiError`s at one point.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -72,12 +73,20 @@ def _engine_failure(what: str, failure: BaseException, error: type[NgixiError]) 
     return error(f"{what}: {message}")
 
 
-# A frame of Wasmer's wasm backtrace: "at <name> (<module>[<function index>]:0x<module offset>)".
-_FRAME = re.compile(r"\[(\d+)\]:0x([0-9a-fA-F]+)\)")
+# A frame of Wasmer's wasm backtrace: "at <name> (<module>[<function index>]:0x<module offset>)"; the name is
+# "<unnamed>" for a function the module's name section does not name.
+_FRAME = re.compile(r"at (.*) \(.*\[(\d+)\]:0x([0-9a-fA-F]+)\)$", re.MULTILINE)
+_UNNAMED = "<unnamed>"
+_FRAMES_KEPT = 1024  # the innermost; a stack exhausted by recursion has hundreds of thousands
 
 
-def _trap_frames(message: str) -> tuple[tuple[int, int], ...]:
-    return tuple((int(index), int(offset, 16)) for index, offset in _FRAME.findall(message))
+def _trap_error(message: str, failure: BaseException) -> GuestError:
+    """The GuestError of a trap, with the (function index, offset) and (function name, offset) of its innermost
+    frames."""
+    found = [match.groups() for match in itertools.islice(_FRAME.finditer(str(failure)), _FRAMES_KEPT)]
+    frames = tuple((int(index), int(offset, 16)) for _, index, offset in found)
+    named = tuple(("" if name == _UNNAMED else name, int(offset, 16)) for name, _, offset in found)
+    return GuestError(message, frames=frames, named_frames=named)
 
 
 def _compiler_store(triple: str | None = None, cpu_features: Sequence[str] = ()) -> wasmer.Store:
@@ -147,7 +156,7 @@ class WasmerInstance:
             raise
         except BaseException as failure:  # pyo3 panics derive from BaseException
             error = _engine_failure(f"{self.guest}: {export} trapped", failure, GuestError)
-            raise GuestError(str(error), frames=_trap_frames(str(failure))) from None
+            raise _trap_error(str(error), failure) from None
         return () if result is None else as_results(result)
 
 

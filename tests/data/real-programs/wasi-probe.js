@@ -1,0 +1,42 @@
+import * as os from "qjs:os";
+import * as std from "qjs:std";
+const say = (what, value) => console.log(what + " " + JSON.stringify(value));
+say("args", scriptArgs);
+say("environ", std.getenviron());
+const [names, listed] = os.readdir("/work/many");
+const sorted = names.filter((name) => name[0] !== ".").sort();
+say("readdir", [listed, names.length, sorted[0], sorted[sorted.length - 1]]);
+const [info, statted] = os.stat("/work/notes.txt");
+say("stat", [statted, info.size, info.mode & 0o170000, os.stat("/work/missing")[1]]);
+say("utimes", [os.utimes("/work/notes.txt", 1000000, 2000000), os.stat("/work/notes.txt")[0].mtime]);
+say("mkdir", [os.mkdir("/work/made"), os.mkdir("/work/made"), os.mkdir("/work/missing/made")]);
+say("remove", [os.remove("/work/nested"), os.remove("/work/missing"), os.remove("/work/made")]);
+say("rename", [os.rename("/work/notes.txt", "/work/nested"), os.rename("/work/notes.txt", "/work/renamed.txt")]);
+say("outside", [os.stat("/work/../etc/passwd")[1], os.readdir("/")[1]]);
+const file = std.open("/work/written.txt", "w+");
+file.puts("line one\nline two\n");
+file.seek(5, std.SEEK_SET);
+file.puts("ONE");
+file.seek(0, std.SEEK_END);
+say("tell", file.tell());
+file.close();
+say("read back", std.loadFile("/work/written.txt"));
+const before = os.now();
+os.sleep(20);
+say("slept at least 20 ms", os.now() - before >= 20000);
+let fired = 0;
+os.setTimeout(() => fired++, 5);
+os.setTimeout(() => fired++, 1);
+const chunk = new ArrayBuffer(7);
+let reads = 0, total = 0, sum = 0;
+for (let got; (got = std.in.read(chunk, 0, 7)) > 0; reads++) {
+  total += got;
+  for (const byte of new Uint8Array(chunk, 0, got)) sum = (sum + byte) % 65521;
+}
+say("stdin in 7-byte reads", [reads, total, sum]);
+os.setTimeout(() => {
+  say("timers fired", fired);
+  std.err.puts("leaving from a nested call\n");
+  const leave = (depth) => (depth === 0 ? std.exit(3) : leave(depth - 1));
+  leave(40);
+}, 10);
