@@ -16,8 +16,7 @@ from __future__ import annotations
 import errno
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from ngixi_runtime.capabilities.base import Mount
 from ngixi_runtime.capabilities.context import HostContext
@@ -37,8 +36,7 @@ _WASI_NAME = re.compile(r"^(wasi:[a-z][a-z-]*/[a-z][a-z-]*)@0\.2\.\d+\Z")
 WitTypes = tuple[tuple[str, ...], tuple[str, ...]]
 
 
-@dataclass(frozen=True)
-class ComponentInfo:
+class ComponentInfo(NamedTuple):
     """What a component imports (interface → its functions) and exports (name → WIT param and result types).
 
     A function of an exported instance is named `instance#function`, like `wasi:cli/run@0.2.12#run`.
@@ -157,14 +155,13 @@ class StdioSink:
             raise refusal
 
 
-@dataclass(frozen=True)
-class WasiSetup:
+class WasiSetup(NamedTuple):
     """All a component guest's WASI sees; nothing else of the host (its env, stdin, network) reaches it."""
 
     args: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
     mounts: tuple[Mount, ...]
-    stdio: StdioSink = field(compare=False)
+    stdio: StdioSink
     stdin: bytes = b""  # the caller's input, for a guest granted stdin (capabilities/stdin.py)
 
 

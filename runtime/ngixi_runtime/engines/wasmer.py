@@ -9,9 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import cache, partial
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import wasmer
 
@@ -151,8 +150,7 @@ class WasmerInstance:
         return () if result is None else as_results(result)
 
 
-@dataclass(frozen=True)
-class WasmerModule:
+class WasmerModule(NamedTuple):
     guest: str
     store: wasmer.Store
     module: wasmer.Module

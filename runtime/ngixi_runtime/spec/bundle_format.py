@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal, NoReturn, cast
+from typing import Any, Literal, NamedTuple, NoReturn, cast
 
 from ngixi_runtime.errors import VerificationError
 from ngixi_runtime.kept import Kept
@@ -45,8 +44,7 @@ _ARTIFACT_PATH = re.compile(r"aot/[a-z0-9_]+(-[a-z0-9_.]+){0,3}\.(wasmer|cwasm)"
 _ARTIFACT_SUFFIXES = {"wasmer": "wasmer", "wasmtime": "cwasm"}
 
 
-@dataclass(frozen=True)
-class ArtifactMeta:
+class ArtifactMeta(NamedTuple):
     engine: str
     engine_version: str
     binding_version: str
@@ -56,8 +54,7 @@ class ArtifactMeta:
     wasm_sha256: str
 
 
-@dataclass(frozen=True)
-class Member:
+class Member(NamedTuple):
     """A bundle member, stored as it is: `size` and the digests describe its bytes in the archive.
 
     Loads check `blake3` (the faster one); `sha256` is for tools that know only SHA-256, and a full read checks it too.
@@ -71,8 +68,7 @@ class Member:
     artifact: ArtifactMeta | None = None
 
 
-@dataclass(frozen=True)
-class BundleIndex:
+class BundleIndex(NamedTuple):
     format: int
     guest: str
     version: str
@@ -116,8 +112,8 @@ def is_artifact_path(path: str) -> bool:
 
 _TOP_KEYS = frozenset({"format", "guest", "version", "channel", "profile", "sequence", "members", "manifest"})
 _MEMBER_KEYS = frozenset({"path", "kind", "size", "sha256", "blake3", "artifact"})
-_ARTIFACT_KEYS = frozenset(ArtifactMeta.__dataclass_fields__)
-_ARTIFACT_TEXT_KEYS = tuple(k for k in ArtifactMeta.__dataclass_fields__ if k != "cpu_features")
+_ARTIFACT_KEYS = frozenset(ArtifactMeta._fields)
+_ARTIFACT_TEXT_KEYS = tuple(k for k in ArtifactMeta._fields if k != "cpu_features")
 _FIXED_PATHS = {"manifest": MANIFEST_NAME, "wasm": WASM_NAME}
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import random
@@ -142,8 +141,8 @@ def relabel_and_resign(s: Scenario) -> None:
     index = s.index()
     artifact = index.members[2]
     assert artifact.artifact is not None
-    moved = dataclasses.replace(artifact, artifact=dataclasses.replace(artifact.artifact, triple="x86_64-apple-darwin"))
-    s.resign(dataclasses.replace(index, members=(*index.members[:2], moved, *index.members[3:])))
+    moved = artifact._replace(artifact=artifact.artifact._replace(triple="x86_64-apple-darwin"))
+    s.resign(index._replace(members=(*index.members[:2], moved, *index.members[3:])))
 
 
 def swap_in_from_another_bundle(s: Scenario) -> None:
@@ -237,7 +236,7 @@ def key_outside_its_channels(s: Scenario) -> None:
 
 def lower_sequence(s: Scenario) -> None:
     RollbackGuard.for_trust_file(s.trust, state_dir=s.state).record(
-        dataclasses.replace(s.index(), sequence=SEQUENCE + 2), source="earlier"
+        s.index()._replace(sequence=SEQUENCE + 2), source="earlier"
     )
 
 
@@ -251,11 +250,11 @@ def altered_trusted_comment(s: Scenario) -> None:
 
 def mismatched_trusted_comment(s: Scenario) -> None:
     index = s.index()
-    s.resign(index, comment=trusted_comment(dataclasses.replace(index, sequence=9)))
+    s.resign(index, comment=trusted_comment(index._replace(sequence=9)))
 
 
 def wrong_format_version(s: Scenario) -> None:
-    s.resign(dataclasses.replace(s.index(), format=2))
+    s.resign(s.index()._replace(format=2))
 
 
 def legacy_signature(s: Scenario) -> None:
@@ -440,7 +439,7 @@ def test_loads_take_the_manifest_from_the_signed_index(scenario: Scenario) -> No
     """A load never parses manifest.toml: its copy in the signed index is what the full read holds it to."""
     index = scenario.index()
     limits = {"log_bytes": 77}
-    scenario.resign(dataclasses.replace(index, manifest={**index.manifest, "limits": limits}))
+    scenario.resign(index._replace(manifest={**index.manifest, "limits": limits}))
     with pytest.raises(VerificationError, match=r"member manifest\.toml differs from the manifest in the signed index"):
         read_bundle(scenario.path, load_trust(scenario.trust))
     loaded = read_bundle(scenario.path, load_trust(scenario.trust), defer_members=True)
