@@ -30,7 +30,7 @@ TYPE_INTERFACES = frozenset({"types"})
 # The manifest's core value types as the WIT types of a component's exports.
 WIT_VALUE_TYPES = {"i32": "s32", "i64": "s64", "f32": "f32", "f64": "f64"}
 # What a command component exports, its `_start` adapted: a function in an exported instance.
-RUN_EXPORT = re.compile(r"^wasi:cli/run@0\.2\.\d+#run\Z")
+RUN_EXPORT = r"^wasi:cli/run@0\.2\.\d+#run\Z"  # a pattern, compiled by `re` when a component is first read
 _WASI_NAME = re.compile(r"^(wasi:[a-z][a-z-]*/[a-z][a-z-]*)@0\.2\.\d+\Z")
 
 WitTypes = tuple[tuple[str, ...], tuple[str, ...]]
@@ -63,7 +63,7 @@ def wit_signature(types: WitTypes) -> str:
 
 def run_export(info: ComponentInfo) -> str | None:
     """A command component's `wasi:cli/run` function, as `wasi:cli/run@0.2.12#run`."""
-    return next((name for name in info.exports if RUN_EXPORT.match(name)), None)
+    return next((name for name in info.exports if re.match(RUN_EXPORT, name)), None)
 
 
 def interface_import(interface: str) -> str:

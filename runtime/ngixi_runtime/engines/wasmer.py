@@ -72,11 +72,11 @@ def _engine_failure(what: str, failure: BaseException, error: type[NgixiError]) 
 
 
 # A frame of Wasmer's wasm backtrace: "at <name> (<module>[<function index>]:0x<module offset>)".
-_FRAME = re.compile(r"\[(\d+)\]:0x([0-9a-fA-F]+)\)")
+_FRAME = r"\[(\d+)\]:0x([0-9a-fA-F]+)\)"  # patterns a trap or a refusal needs: compiled by `re` when first used
 
 
 def _trap_frames(message: str) -> tuple[tuple[int, int], ...]:
-    return tuple((int(index), int(offset, 16)) for index, offset in _FRAME.findall(message))
+    return tuple((int(index), int(offset, 16)) for index, offset in re.findall(_FRAME, message))
 
 
 def _compiler_store(triple: str | None = None, cpu_features: Sequence[str] = ()) -> wasmer.Store:
@@ -208,15 +208,15 @@ def lacks_a_feature(error: NgixiError, wasm: bytes) -> bool:
 def missing_cpu_features(error: NgixiError) -> tuple[str, ...]:
     """The CPU features, in Wasmer's names, that Cranelift said it needs for an instruction of the module and
     the target's baseline lacks ("failed to match ISA requirements: [SSE41]"), or () for another failure."""
-    found = _ISA_REQUIREMENTS.search(str(error))
+    found = re.search(_ISA_REQUIREMENTS, str(error))
     if found is None:
         return ()
-    names = (_CRANELIFT_FEATURE.sub(r"sse4.\1", name.strip().lower()) for name in found.group(1).split(","))
+    names = (re.sub(_CRANELIFT_FEATURE, r"sse4.\1", name.strip().lower()) for name in found.group(1).split(","))
     return tuple(name for name in names if name)
 
 
-_ISA_REQUIREMENTS = re.compile(r"failed to match ISA requirements: \[([A-Za-z0-9_, ]*)\]")
-_CRANELIFT_FEATURE = re.compile(r"^sse4(\d)$")
+_ISA_REQUIREMENTS = r"failed to match ISA requirements: \[([A-Za-z0-9_, ]*)\]"
+_CRANELIFT_FEATURE = r"^sse4(\d)$"
 
 
 def serialize(prepared: WasmerModule) -> bytes:

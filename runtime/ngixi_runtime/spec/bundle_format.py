@@ -35,7 +35,7 @@ CHANNELS: tuple[Channel, ...] = ("dev", "release")
 BuildProfile = Literal["dev", "release"]
 BUILD_PROFILES: tuple[BuildProfile, ...] = ("dev", "release")
 MemberKind = Literal["manifest", "wasm", "artifact"]
-_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+_HEX_DIGITS = "0123456789abcdef"
 # An artifact's engine version, binding version, compiler and CPU feature names: what engines write, and
 # nothing that could change how `ngixi inspect` or a note looks (these strings are the signer's to choose).
 _ARTIFACT_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
@@ -146,7 +146,7 @@ def _parse_artifact(raw: Mapping[str, Any], field: str, strict: _Strict) -> Arti
     meta = ArtifactMeta(
         **{k: strict.get(raw, k, str, field) for k in _ARTIFACT_TEXT_KEYS}, cpu_features=tuple(features)
     )
-    if not _HEX_DIGEST.fullmatch(meta.wasm_sha256):
+    if not _is_hex_digest(meta.wasm_sha256):
         raise strict.fail(f"{field}.wasm_sha256", "is not a sha256 hex digest")
     for key in ("engine_version", "binding_version", "compiler"):
         if not _ARTIFACT_WORD.fullmatch(getattr(meta, key)):
@@ -154,6 +154,11 @@ def _parse_artifact(raw: Mapping[str, Any], field: str, strict: _Strict) -> Arti
     if meta.engine not in _ARTIFACT_SUFFIXES:
         raise strict.fail(f"{field}.engine", f"{meta.engine!r} is not one of {tuple(_ARTIFACT_SUFFIXES)}")
     return meta
+
+
+def _is_hex_digest(text: str) -> bool:
+    """64 lower-case hex digits (`strip` leaves nothing only when every character is one)."""
+    return len(text) == 64 and not text.strip(_HEX_DIGITS)
 
 
 def _parse_size(raw: Mapping[str, Any], field: str, strict: _Strict) -> int:
@@ -165,7 +170,7 @@ def _parse_size(raw: Mapping[str, Any], field: str, strict: _Strict) -> int:
 
 def _parse_digest(raw: Mapping[str, Any], algorithm: str, field: str, strict: _Strict) -> str:
     digest: str = strict.get(raw, algorithm, str, field)
-    if not _HEX_DIGEST.fullmatch(digest):
+    if not _is_hex_digest(digest):
         raise strict.fail(f"{field}.{algorithm}", f"is not a {algorithm} hex digest (64 lower-case hex digits)")
     return digest
 

@@ -292,10 +292,10 @@ def not_json_index(s: Scenario) -> None:
     s.sign_raw(b"format = 2\n")
 
 
-def malformed_digest(algorithm: str) -> Callable[[Scenario], None]:
+def malformed_digest(algorithm: str, change: Callable[[str], str] = str.upper) -> Callable[[Scenario], None]:
     def tamper(s: Scenario) -> None:
         digest = getattr(s.index().members[0], algorithm)
-        s.sign_raw(s.items[0][1].replace(digest.encode(), digest.upper().encode(), 1))
+        s.sign_raw(s.items[0][1].replace(digest.encode(), change(digest).encode(), 1))
 
     return tamper
 
@@ -341,6 +341,16 @@ TAMPERS: list[tuple[str, Callable[[Scenario], None], str]] = [
     ("index not JSON", not_json_index, r"bundle\.json: \(file\): not valid JSON: Expecting value"),
     ("upper-case sha256", malformed_digest("sha256"), r"members\[0\]\.sha256: is not a sha256 hex digest"),
     ("upper-case blake3", malformed_digest("blake3"), r"members\[0\]\.blake3: is not a blake3 hex digest"),
+    (
+        "a non-hex digit inside",
+        malformed_digest("sha256", lambda d: d[:31] + "g" + d[32:]),
+        r"\.sha256: is not a sha256",
+    ),
+    (
+        "a short digest",
+        malformed_digest("blake3", lambda d: d[:63]),
+        r"\.blake3: is not a blake3 hex digest \(64",
+    ),
     ("legacy signature", legacy_signature, r"not prehashed \(minisign -H\)"),
     ("not a tar file", not_a_tar_file, "not a valid bundle archive"),
 ]
