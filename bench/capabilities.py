@@ -6,7 +6,6 @@ Run: .venv/bin/python -m bench.capabilities [--seconds S]
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -51,9 +50,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch, http_server() as server:
         project = copy_project(Path(scratch) / "project", toolchain_from=installed)
         run(project, "doit", *(f"bundle:{guest}" for guest in sorted({case[0] for case in CASES})))
-        sandbox = dataclasses.replace(
-            Sandbox.under(Path(scratch) / "sandbox"), http_routes={("127.0.0.1", 18080): server}
-        )
+        sandbox = Sandbox.under(Path(scratch) / "sandbox")._replace(http_routes={("127.0.0.1", 18080): server})
         for guest, export, what in CASES:
             per_second = rate(project, sandbox, guest, export, options.seconds)
             print(f"{guest}.{export:<16} {per_second:9.0f} calls/s  ({what})")

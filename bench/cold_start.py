@@ -26,7 +26,6 @@ Run: .venv/bin/python -m bench.cold_start [--repeat N] [--functions N] [--guests
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import statistics
 import tempfile
@@ -291,7 +290,7 @@ def aot_cache_at(directory: Path) -> Iterator[None]:
 
 def without_native_code(trust: TrustStore) -> TrustStore:
     """The same keys, none trusted with native code: their bundles' artifacts are not run."""
-    return TrustStore(trust.source, tuple(dataclasses.replace(key, native_code=False) for key in trust.keys))
+    return TrustStore(trust.source, tuple(key._replace(native_code=False) for key in trust.keys))
 
 
 def call_seconds(bundle: Path, trust: TrustStore, engine_name: str, calls: int = 2000) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -45,7 +44,7 @@ def read_guest(project: Project, name: str) -> GuestBuild:
     language = declared.language or _inferred_language(project, name, has_build="build" in raw)
     return GuestBuild(
         name=name,
-        type=dataclasses.replace(declared, language=language),
+        type=declared._replace(language=language),
         version=version if isinstance(version, str) and version else UNKNOWN_VERSION,
         memory_pages=_memory_pages(limits.get("memory_pages")),
         metered="fuel" in limits,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from ngixi_build.guests import GuestBuild
@@ -79,7 +78,7 @@ class C(native.ZigCompiled):
         return core_bindings.c_header(project)
 
     def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
-        return {**super().settings(project, guest), "compile": dataclasses.asdict(guest.compile or CompileOptions())}
+        return {**super().settings(project, guest), "compile": (guest.compile or CompileOptions())._asdict()}
 
     def arguments(self, job: CompileJob, output: Path, manifest: Manifest) -> list[str]:
         return cc_arguments(job, output, manifest)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -69,7 +68,7 @@ def render_index(index: BundleIndex) -> bytes:
         }
         if member.artifact is not None:
             table["artifact"] = {
-                **dataclasses.asdict(member.artifact),
+                **member.artifact._asdict(),
                 "cpu_features": list(member.artifact.cpu_features),
             }
         return table

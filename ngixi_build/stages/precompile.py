@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -120,7 +119,7 @@ def _metadata(ours: EngineId, target: Target, wasm_sha256: str) -> ArtifactMeta:
 
 def _write(out_path: Path, artifact: bytes, meta: ArtifactMeta, *, metered: bool = False) -> None:
     """The artifact, and beside it its metadata and whether fuel metering is compiled in (not in the bundle)."""
-    record = {**dataclasses.asdict(meta), "metered": metered}
+    record = {**meta._asdict(), "metered": metered}
     write_atomic(out_path, artifact)
     write_atomic(metadata_path(out_path), (json.dumps(record, indent=2) + "\n").encode())
 
@@ -152,7 +151,7 @@ def precompile_inputs(target: Target) -> dict[str, object]:
     """What a Wasmer artifact depends on besides the .wasm: its CPU baseline and the engine that builds it."""
     from ngixi_runtime.engines import wasmer as engine
 
-    return {"cpu_features": list(target.cpu_features), "engine": dataclasses.asdict(engine.current_engine())}
+    return {"cpu_features": list(target.cpu_features), "engine": engine.current_engine()._asdict()}
 
 
 def wasmtime_precompile_inputs(target: Target, *, metered: bool) -> dict[str, object]:
@@ -162,5 +161,5 @@ def wasmtime_precompile_inputs(target: Target, *, metered: bool) -> dict[str, ob
     return {
         "cpu_features": list(target.cpu_features),
         "metered": metered,
-        "engine": dataclasses.asdict(engine_wasmtime.compiled_by(target.triple)),
+        "engine": engine_wasmtime.compiled_by(target.triple)._asdict(),
     }

@@ -8,7 +8,6 @@ Each bundle runs in a fresh sandbox directory. A guest granted `http` gets a rea
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import sys
 import tempfile
@@ -116,7 +115,7 @@ def smoke_bundle(*, bundle_path: Path, trust_file: Path, label: str) -> int:
         sandbox = Sandbox.under(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ngixi-smoke-"))))
         if manifest.options(HttpOptions) is not None:
             routes = _loopback_routes(manifest, stack.enter_context(http_server()))
-            sandbox = dataclasses.replace(sandbox, http_routes=routes)
+            sandbox = sandbox._replace(http_routes=routes)
         shared: Guest | None = None
         for index, call in enumerate(manifest.smoke):
             if call.own_instance:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -89,7 +88,7 @@ class CompileDeps:
 
 def compile_deps(project: Project, guest: GuestBuild) -> CompileDeps:
     """The compile task's declaration; a guest whose language is unknown gets a task that reports it."""
-    settings: dict[str, object] = {**dataclasses.asdict(guest.type), "memory_pages": guest.memory_pages}
+    settings: dict[str, object] = {**guest.type._asdict(), "memory_pages": guest.memory_pages}
     try:
         language = language_of(project, guest)
     except InvalidInput:

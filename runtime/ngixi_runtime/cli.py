@@ -8,13 +8,11 @@ when the command line names none of this module's commands, so `ngixi run` reads
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from ngixi_runtime.errors import InvalidInput, NgixiError, unexpected
 from ngixi_runtime.printable import printable, printable_json, printable_lines
@@ -29,6 +27,7 @@ from ngixi_runtime.trust.choice import (
 if TYPE_CHECKING:
     from ngixi_runtime.bundles.reader import VerifiedBundle
     from ngixi_runtime.loading.tenants import CallResult
+    from ngixi_runtime.spec.bundle_format import Member
     from ngixi_runtime.trust.policy import Policy
     from ngixi_runtime.trust.rollback import RollbackGuard
     from ngixi_runtime.trust.signatures import TrustStore
@@ -36,8 +35,7 @@ if TYPE_CHECKING:
 COMMAND_GROUP = "ngixi.commands"
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     """One `ngixi` subcommand: `arguments` declares its options on its parser; `handler` returns the exit code."""
 
     help: str
@@ -261,8 +259,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             "signer": bundle.signer.key_id,
             "host": {"triple": host.triple, "cpu_features": sorted(host.cpu_features), "engine": engine},
             "members": [
-                {**dataclasses.asdict(m), **({"misfit": misfits[m.path]} if m.path in misfits else {})}
-                for m in index.members
+                {**_member_json(m), **({"misfit": misfits[m.path]} if m.path in misfits else {})} for m in index.members
             ],
             "world": world.to_json() if world else None,
             "code": plan,
@@ -283,6 +280,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     for line in world.lines() if world else []:
         _line(f"  {line}")
     return 0
+
+
+def _member_json(member: Member) -> dict[str, Any]:
+    """A member of the index as `inspect --json` shows it, its artifact's metadata an object (a record is a tuple,
+    which JSON would write as an array)."""
+    artifact = None if member.artifact is None else member.artifact._asdict()
+    return {**member._asdict(), "artifact": artifact}
 
 
 def _line(text: str) -> None:

@@ -19,14 +19,14 @@ from ngixi_runtime.errors import InvalidInput
 
 # What our writers leave if killed mid-write, beside the file they were making: `.<name>.<mkstemp's 8
 # random characters>.tmp` (atomic_output, release staging directories) or `.<stem>.<8>.wasm` (compile).
-_TEMPORARY_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.(tmp|wasm)$")
+_TEMPORARY_NAME = r"^\..+\.[a-z0-9_]{8}\.(tmp|wasm)$"  # a pattern, compiled by `re` when first used
 
 
 _SYNC = ContextVar("fsync before rename", default=True)
 
 
 def is_temporary_name(name: str) -> bool:
-    return _TEMPORARY_NAME.match(name) is not None
+    return re.match(_TEMPORARY_NAME, name) is not None
 
 
 @contextmanager

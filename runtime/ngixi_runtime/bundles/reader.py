@@ -15,9 +15,9 @@ import struct
 import threading
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
 from itertools import zip_longest
 from pathlib import Path
+from typing import NamedTuple
 
 import blake3
 import tomli
@@ -71,8 +71,7 @@ _SPECIAL_KINDS = {
 }
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(NamedTuple):
     name: str
     header: int  # offset of its header in the archive
     size: int
@@ -87,8 +86,7 @@ class _Entry:
         return self.data + -(-self.size // _BLOCK) * _BLOCK
 
 
-@dataclass(frozen=True)
-class _Digests:
+class _Digests(NamedTuple):
     """A member's bytes and their digests; `sha256` only where the read asked for it (a full read)."""
 
     data: bytes
@@ -205,17 +203,60 @@ def _claim_once_begun(extents: list[_Extent], begun: _thread.LockType, finished:
         finished.release()
 
 
-@dataclass(frozen=True)
 class VerifiedBundle:
-    source: str
-    index: BundleIndex
-    signer: TrustedKey
-    manifest: Manifest  # from the signed index's copy, checked against the index
-    contents: dict[str, bytes]
-    index_sha256: str = ""  # of the signed index's bytes: what a reader given `index_sha256=` must find
-    _deferred: dict[str, int] = field(default_factory=dict, repr=False)  # path → offset of its data
-    _ahead: _ReadAhead | None = field(default=None, repr=False)
-    _descriptor: int | None = field(default=None, repr=False)  # the caller's open bundle, for deferred reads
+    """A verified bundle: its index, signer and manifest, and the bytes of the members read so far (a code member
+    read later is checked against the signed index first)."""
+
+    __slots__ = (
+        "_ahead",
+        "_deferred",
+        "_descriptor",
+        "contents",
+        "index",
+        "index_sha256",
+        "manifest",
+        "signer",
+        "source",
+    )
+
+    def __init__(
+        self,
+        source: str,
+        index: BundleIndex,
+        signer: TrustedKey,
+        manifest: Manifest,  # from the signed index's copy, checked against the index
+        contents: dict[str, bytes],
+        *,
+        index_sha256: str = "",  # of the signed index's bytes: what a reader given `index_sha256=` must find
+        deferred: dict[str, int] | None = None,  # path → offset of its data
+        ahead: _ReadAhead | None = None,
+        descriptor: int | None = None,  # the caller's open bundle, for deferred reads
+    ) -> None:
+        self.source = source
+        self.index = index
+        self.signer = signer
+        self.manifest = manifest
+        self.contents = contents
+        self.index_sha256 = index_sha256
+        self._deferred = {} if deferred is None else deferred
+        self._ahead = ahead
+        self._descriptor = descriptor
+
+    def __repr__(self) -> str:
+        return f"VerifiedBundle(source={self.source!r}, index={self.index!r}, signer={self.signer!r})"
+
+    def without_descriptor(self) -> VerifiedBundle:
+        """This bundle, reading deferred members by opening its source again."""
+        return VerifiedBundle(
+            self.source,
+            self.index,
+            self.signer,
+            self.manifest,
+            self.contents,
+            index_sha256=self.index_sha256,
+            deferred=self._deferred,
+            ahead=self._ahead,
+        )
 
     def data(self, member: Member) -> bytes:
         """A member's bytes; a code member `read_bundle` deferred is read and checked here, before use."""
@@ -472,10 +513,7 @@ def _kept_manifest(index_bytes: bytes, index: BundleIndex, source: str) -> Manif
     known = _MANIFESTS.get((index_bytes, source))
     if known is None:
         known = _MANIFESTS.keep((index_bytes, source), _checked_manifest(index, source))
-    # The frozen copy made as `replace` would make it, without its per-field __init__ and fields() lookups.
-    copy = object.__new__(Manifest)
-    object.__setattr__(copy, "__dict__", {**vars(known), "capabilities": dict(known.capabilities)})
-    return copy
+    return known._replace(capabilities=dict(known.capabilities))
 
 
 _MANIFESTS: Kept[tuple[bytes, str], Manifest] = Kept(64)
@@ -533,9 +571,9 @@ def _verify_archive(
         manifest,
         contents,
         index_sha256=found_sha256,
-        _deferred=deferred,
-        _ahead=ahead,
-        _descriptor=archive.descriptor,
+        deferred=deferred,
+        ahead=ahead,
+        descriptor=archive.descriptor,
     )
 
 
@@ -573,7 +611,7 @@ def read_bundle(
         verified = _verify_archive(
             archive, trust, rollback=rollback, defer_members=defer_members, prefetch=prefetch, index_sha256=index_sha256
         )
-    return verified if descriptor is not None else replace(verified, _descriptor=None)
+    return verified if descriptor is not None else verified.without_descriptor()
 
 
 def open_bundle_file(path: Path) -> int:

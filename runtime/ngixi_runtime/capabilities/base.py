@@ -9,9 +9,9 @@ instance, and for component guests its WIT interface and the WASI preview 2 func
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple, Protocol
 
 from ngixi_runtime.capabilities.context import CapabilityState, HostContext, HostFunction, Sandbox
 from ngixi_runtime.errors import GuestError
@@ -31,8 +31,7 @@ OptionsParser = Callable[[Mapping[str, Any], str, Problems], CapabilityOptions]
 StateOpener = Callable[[Any, HostContext, Sandbox | None], CapabilityState]
 
 
-@dataclass(frozen=True)
-class HostImport:
+class HostImport(NamedTuple):
     module: str
     name: str
     signature: Signature
@@ -106,54 +105,99 @@ class Ceiling(Protocol):
 CeilingParser = Callable[[Mapping[str, Any], str, Problems], Ceiling]
 
 
-@dataclass(frozen=True)
 class NoOptions:
-    """A capability that takes no options."""
+    """A capability that takes no options (one instance: a record with no fields would be an empty, false tuple)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NoOptions()"
+
+
+_NO_OPTIONS = NoOptions()
 
 
 def no_options(raw: Mapping[str, Any], field: str, problems: Problems) -> NoOptions:
     for key in raw:
         problems.add(f"{field}.{key}", f"unknown key; [{field}] takes no options")
-    return NoOptions()
+    return _NO_OPTIONS
 
 
-@dataclass(frozen=True)
 class NoCeiling:
-    """A capability without options: allowing it is all there is to say."""
+    """A capability without options: allowing it is all there is to say (one instance, as `NoOptions`)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NoCeiling()"
 
     def exceeded(self, options: object, field: str) -> list[str]:
         return []
 
 
+_NO_CEILING = NoCeiling()
+
+
 def no_ceiling(raw: Mapping[str, Any], field: str, problems: Problems) -> NoCeiling:
     no_options(raw, field, problems)
-    return NoCeiling()
+    return _NO_CEILING
 
 
-@dataclass(frozen=True, eq=False)
 class Capability:
     """Everything about one capability; `imports` maps each import it grants to its host function's factory.
 
-    One record per capability module, so two are equal only if they are the same.
+    One record per capability module, so two are equal only if they are the same (a plain class: identity
+    equality and hashing).
     """
 
-    name: str
-    summary: str
-    imports: Mapping[HostImport, HostFunctionFactory]
-    parse_options: OptionsParser = no_options
-    parse_ceiling: CeilingParser = no_ceiling  # the operator policy's ceilings on those options
-    open_state: StateOpener | None = None  # its state in one instance, from its options
-    needs_sandbox: bool = False  # whether that state lives in the tenant's sandbox
-    # Whether its state is the instance's whole WASI descriptor table (fs): granted, it answers alone for
-    # every descriptor, stdio's included, in the imports it shares with other capabilities.
-    descriptor_table: bool = False
-    interface: str | None = None  # its interface in the WIT catalog (wit/), for component guests
-    component_host: Mapping[str, Binder] = field(default_factory=dict)  # that interface's functions
-    wasi_p2: Mapping[str, frozenset[str]] = field(default_factory=dict)  # WASI preview 2 functions it grants
+    __slots__ = (
+        "component_host",
+        "descriptor_table",
+        "imports",
+        "interface",
+        "name",
+        "needs_sandbox",
+        "open_state",
+        "parse_ceiling",
+        "parse_options",
+        "summary",
+        "wasi_p2",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        name: str,
+        summary: str,
+        imports: Mapping[HostImport, HostFunctionFactory],
+        *,
+        parse_options: OptionsParser = no_options,
+        parse_ceiling: CeilingParser = no_ceiling,  # the operator policy's ceilings on those options
+        open_state: StateOpener | None = None,  # its state in one instance, from its options
+        needs_sandbox: bool = False,  # whether that state lives in the tenant's sandbox
+        # Whether its state is the instance's whole WASI descriptor table (fs): granted, it answers alone for
+        # every descriptor, stdio's included, in the imports it shares with other capabilities.
+        descriptor_table: bool = False,
+        interface: str | None = None,  # its interface in the WIT catalog (wit/), for component guests
+        component_host: Mapping[str, Binder] = MappingProxyType({}),  # that interface's functions
+        wasi_p2: Mapping[str, frozenset[str]] = MappingProxyType({}),  # WASI preview 2 functions it grants
+    ) -> None:
+        self.name = name
+        self.summary = summary
+        self.imports = imports
+        self.parse_options = parse_options
+        self.parse_ceiling = parse_ceiling
+        self.open_state = open_state
+        self.needs_sandbox = needs_sandbox
+        self.descriptor_table = descriptor_table
+        self.interface = interface
+        self.component_host = component_host
+        self.wasi_p2 = wasi_p2
+
+    def __repr__(self) -> str:
+        return f"Capability({self.name!r})"
 
 
-@dataclass(frozen=True)
-class Mount:
+class Mount(NamedTuple):
     """A preopened directory: the path the guest sees, and the host directory it resolved to in the sandbox."""
 
     guest_path: str
@@ -164,8 +208,7 @@ class Mount:
 # --- options and ceilings ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Bounds:
+class Bounds(NamedTuple):
     """An integer option's default and its allowed range."""
 
     default: int

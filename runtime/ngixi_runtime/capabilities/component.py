@@ -16,8 +16,7 @@ from __future__ import annotations
 import errno
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from ngixi_runtime.capabilities.base import Mount
 from ngixi_runtime.capabilities.context import HostContext
@@ -31,14 +30,13 @@ TYPE_INTERFACES = frozenset({"types"})
 # The manifest's core value types as the WIT types of a component's exports.
 WIT_VALUE_TYPES = {"i32": "s32", "i64": "s64", "f32": "f32", "f64": "f64"}
 # What a command component exports, its `_start` adapted: a function in an exported instance.
-RUN_EXPORT = re.compile(r"^wasi:cli/run@0\.2\.\d+#run\Z")
+RUN_EXPORT = r"^wasi:cli/run@0\.2\.\d+#run\Z"  # a pattern, compiled by `re` when a component is first read
 _WASI_NAME = re.compile(r"^(wasi:[a-z][a-z-]*/[a-z][a-z-]*)@0\.2\.\d+\Z")
 
 WitTypes = tuple[tuple[str, ...], tuple[str, ...]]
 
 
-@dataclass(frozen=True)
-class ComponentInfo:
+class ComponentInfo(NamedTuple):
     """What a component imports (interface → its functions) and exports (name → WIT param and result types).
 
     A function of an exported instance is named `instance#function`, like `wasi:cli/run@0.2.12#run`.
@@ -65,7 +63,7 @@ def wit_signature(types: WitTypes) -> str:
 
 def run_export(info: ComponentInfo) -> str | None:
     """A command component's `wasi:cli/run` function, as `wasi:cli/run@0.2.12#run`."""
-    return next((name for name in info.exports if RUN_EXPORT.match(name)), None)
+    return next((name for name in info.exports if re.match(RUN_EXPORT, name)), None)
 
 
 def interface_import(interface: str) -> str:
@@ -157,14 +155,13 @@ class StdioSink:
             raise refusal
 
 
-@dataclass(frozen=True)
-class WasiSetup:
+class WasiSetup(NamedTuple):
     """All a component guest's WASI sees; nothing else of the host (its env, stdin, network) reaches it."""
 
     args: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
     mounts: tuple[Mount, ...]
-    stdio: StdioSink = field(compare=False)
+    stdio: StdioSink
     stdin: bytes = b""  # the caller's input, for a guest granted stdin (capabilities/stdin.py)
 
 

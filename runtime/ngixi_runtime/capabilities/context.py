@@ -6,13 +6,12 @@ capability's name; nothing here knows which capabilities exist.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from types import MappingProxyType
+from typing import Any, NamedTuple, Protocol
 
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.spec.abi import GuestMemory
@@ -34,23 +33,33 @@ class GuestExit(Exception):
         self.code = code
 
 
-@dataclass(frozen=True)
-class LogLine:
+class LogLine(NamedTuple):
     level: str
     message: str
 
 
-@dataclass
 class GuestOutput:
-    logs: list[LogLine] = field(default_factory=list)
-    stdout: bytearray = field(default_factory=bytearray)
-    stderr: bytearray = field(default_factory=bytearray)
-    log_bytes: int = 0
-    host_calls: Counter[str] = field(default_factory=Counter)
+    """What the guest logged, printed and called in the current call."""
+
+    __slots__ = ("host_calls", "log_bytes", "logs", "stderr", "stdout")
+
+    def __init__(
+        self,
+        logs: list[LogLine] | None = None,
+        stdout: bytearray | None = None,
+        stderr: bytearray | None = None,
+        log_bytes: int = 0,
+        host_calls: Counter[str] | None = None,
+    ) -> None:
+        self.logs = [] if logs is None else logs
+        self.stdout = bytearray() if stdout is None else stdout
+        self.stderr = bytearray() if stderr is None else stderr
+        self.log_bytes = log_bytes
+        self.host_calls = Counter() if host_calls is None else host_calls
 
     def take(self) -> GuestOutput:
         """Everything one call produced, leaving this empty: output quotas apply per call."""
-        taken = dataclasses.replace(self)
+        taken = GuestOutput(self.logs, self.stdout, self.stderr, self.log_bytes, self.host_calls)
         self.logs, self.stdout, self.stderr, self.log_bytes, self.host_calls = (
             [],
             bytearray(),
@@ -74,15 +83,17 @@ class GuestOutput:
         self.logs.append(LogLine(HOST_LOG_LEVEL, message))
 
 
-@dataclass
 class CallData:
     """The current call's input and the output the guest wrote, for the call data ABI (capabilities/data.py)."""
 
-    input_limit: int = 1 << 20
-    output_limit: int = 1 << 20
-    export: str = ""
-    input: bytes = b""
-    output: bytearray = field(default_factory=bytearray)
+    __slots__ = ("export", "input", "input_limit", "output", "output_limit")
+
+    def __init__(self, input_limit: int = 1 << 20, output_limit: int = 1 << 20) -> None:
+        self.input_limit = input_limit
+        self.output_limit = output_limit
+        self.export = ""
+        self.input = b""
+        self.output = bytearray()
 
     def begin(self, export: str, data: bytes) -> None:
         self.export, self.input = export, data
@@ -98,8 +109,7 @@ class CallData:
         return taken
 
 
-@dataclass(frozen=True)
-class Sandbox:
+class Sandbox(NamedTuple):
     """Where one tenant's guest may touch the host: the root its fs preopens live under, its kv database.
 
     `http_routes` are the operator's overrides of where a (host, port) connects, like curl's
@@ -108,7 +118,7 @@ class Sandbox:
 
     files: Path
     kv_database: Path
-    http_routes: Mapping[Address, Address] = field(default_factory=dict)
+    http_routes: Mapping[Address, Address] = MappingProxyType({})
 
     @classmethod
     def under(cls, directory: Path) -> Sandbox:
@@ -131,25 +141,55 @@ class CapabilityState(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass
 class HostContext:
     """What host functions of one instance share: its memory, quotas, captured output and capability states."""
 
-    guest: str
-    log_quota: int
-    stdio_quota: int
-    memory: GuestMemory | None = None
-    args: Sequence[str] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    stdin: bytes = b""  # what the caller gave the guest to read on fd 0 (capabilities/stdin.py)
-    output: GuestOutput = field(default_factory=GuestOutput)
-    on_log: Callable[[LogLine], None] | None = None
-    grants: frozenset[str] = frozenset()
-    states: dict[str, CapabilityState] = field(default_factory=dict)  # by capability name
-    closers: list[Callable[[], None]] = field(default_factory=list)  # run first by close()
-    call_ends_at: float = math.inf  # when the current call reaches limits.timeout_ms (time.monotonic)
-    data: CallData = field(default_factory=CallData)
-    aborted: str | None = None  # the guest's abort message in the current call (its trap follows)
+    __slots__ = (
+        "aborted",
+        "args",
+        "call_ends_at",
+        "closers",
+        "data",
+        "env",
+        "grants",
+        "guest",
+        "log_quota",
+        "memory",
+        "on_log",
+        "output",
+        "states",
+        "stdin",
+        "stdio_quota",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        guest: str,
+        log_quota: int,
+        stdio_quota: int,
+        *,
+        memory: GuestMemory | None = None,
+        args: Sequence[str] = (),
+        env: Mapping[str, str] = MappingProxyType({}),
+        stdin: bytes = b"",  # what the caller gave the guest to read on fd 0 (capabilities/stdin.py)
+        on_log: Callable[[LogLine], None] | None = None,
+        grants: frozenset[str] = frozenset(),
+    ) -> None:
+        self.guest = guest
+        self.log_quota = log_quota
+        self.stdio_quota = stdio_quota
+        self.memory = memory
+        self.args = args
+        self.env = env
+        self.stdin = stdin
+        self.output = GuestOutput()
+        self.on_log = on_log
+        self.grants = grants
+        self.states: dict[str, CapabilityState] = {}  # by capability name
+        self.closers: list[Callable[[], None]] = []  # run first by close()
+        self.call_ends_at = math.inf  # when the current call reaches limits.timeout_ms (time.monotonic)
+        self.data = CallData()
+        self.aborted: str | None = None  # the guest's abort message in the current call (its trap follows)
 
     @property
     def mem(self) -> GuestMemory:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from ngixi_runtime.capabilities.base import Capability, listing, members, optional_array, string_table
 from ngixi_runtime.errors import InvalidInput
@@ -23,8 +22,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 name_item = string_item(NAME_PATTERN, "is not a variable name: letters, digits and _, not starting with a digit")
 
 
-@dataclass(frozen=True)
-class EnvOptions:
+class EnvOptions(NamedTuple):
     allow: tuple[str, ...]  # names the caller may set
     fixed: Mapping[str, str]  # set for every run
 
@@ -51,8 +49,7 @@ def parse_env(raw: Mapping[str, Any], field: str, problems: Problems) -> EnvOpti
     return EnvOptions(allow, MappingProxyType(fixed))  # read-only: loads of the same signed index share it
 
 
-@dataclass(frozen=True)
-class EnvCeiling:
+class EnvCeiling(NamedTuple):
     allow: tuple[str, ...] | None  # names a manifest may let callers set, or fix
 
     def exceeded(self, options: EnvOptions, field: str) -> list[str]:

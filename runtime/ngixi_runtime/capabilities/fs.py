@@ -16,9 +16,8 @@ import os
 import posixpath
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from ngixi_runtime.capabilities.base import (
     FD_FDSTAT_GET,
@@ -43,15 +42,13 @@ _PREOPEN_KEYS = ("guest", "host", "mode")
 _PREOPEN_EXAMPLE = '{ guest = "/data", host = "data", mode = "rw" }'
 
 
-@dataclass(frozen=True)
-class Preopen:
+class Preopen(NamedTuple):
     guest: str  # absolute, normalized path the guest sees
     host: str  # normalized path relative to the tenant's sandbox root ("." is the root itself)
     mode: Mode
 
 
-@dataclass(frozen=True)
-class FsOptions:
+class FsOptions(NamedTuple):
     preopens: tuple[Preopen, ...]  # none is a grant of its functions alone (C's startup imports fd_close, fd_seek)
 
     @property
@@ -140,8 +137,7 @@ def parse_fs(raw: Mapping[str, Any], field: str, problems: Problems) -> FsOption
 # --- the policy's ceiling --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FsCeiling:
+class FsCeiling(NamedTuple):
     host_roots: tuple[str, ...] | None  # preopen host paths must lie within one of these
     guest_roots: tuple[str, ...] | None  # preopen guest paths must lie within one of these
     writable: bool  # whether a preopen may be "rw"

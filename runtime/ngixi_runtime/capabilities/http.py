@@ -15,8 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from ngixi_runtime.capabilities.base import (
@@ -132,8 +131,7 @@ def parse_http(raw: Mapping[str, Any], field: str, problems: Problems) -> HttpOp
 # --- the policy's ceiling --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class HttpCeiling:
+class HttpCeiling(NamedTuple):
     allow: tuple[Origin, ...] | None
     methods: tuple[str, ...] | None
     max_response_bytes: int | None
@@ -168,8 +166,7 @@ def parse_http_ceiling(raw: Mapping[str, Any], field: str, problems: Problems) -
 # --- the capability --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class HttpResponse:
+class HttpResponse(NamedTuple):
     """The WIT `http.response` record; the engine lowers its fields by name."""
 
     status: int

@@ -17,8 +17,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 from urllib.parse import urljoin, urlsplit
 
 from ngixi_runtime.capabilities.context import Address
@@ -42,8 +41,7 @@ _HOST_HEADERS = frozenset(
 _CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
-@dataclass(frozen=True)
-class Origin:
+class Origin(NamedTuple):
     """One `scheme://host[:port]` allowlist entry; a host `*.example.com` matches its subdomains."""
 
     scheme: str
@@ -71,8 +69,7 @@ class Origin:
         return self.host == other.host
 
 
-@dataclass(frozen=True)
-class HttpOptions:
+class HttpOptions(NamedTuple):
     """The `[capabilities.http]` table (read by http.py)."""
 
     allow: tuple[Origin, ...]
@@ -84,14 +81,12 @@ class HttpOptions:
         return next((entry for entry in self.allow if entry.covers(origin)), None)
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(NamedTuple):
     status: int
     body: bytes
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
     method: str
     url: str
     origin: Origin

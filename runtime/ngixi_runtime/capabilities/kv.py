@@ -17,9 +17,8 @@ import sqlite3
 import struct
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ngixi_runtime.capabilities.base import (
     Binder,
@@ -50,8 +49,7 @@ _SCHEMA = (
 )
 
 
-@dataclass(frozen=True)
-class KvOptions:
+class KvOptions(NamedTuple):
     namespaces: tuple[str, ...]
     max_value_bytes: int
     max_keys: int
@@ -76,8 +74,7 @@ def parse_kv(raw: Mapping[str, Any], field: str, problems: Problems) -> KvOption
     return KvOptions(namespaces, value_bytes, keys)
 
 
-@dataclass(frozen=True)
-class KvCeiling:
+class KvCeiling(NamedTuple):
     """The operator policy's ceiling on `[capabilities.kv]`."""
 
     namespaces: tuple[str, ...] | None

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from functools import cache
-from typing import cast
+from typing import NamedTuple, cast
 
 from ngixi_runtime.capabilities.base import Capability, HostImport
 
@@ -50,8 +49,7 @@ def every_capability() -> tuple[Capability, ...]:
     return tuple(capability(name) for name in REGISTRY)
 
 
-@dataclass(frozen=True)
-class Provision:
+class Provision(NamedTuple):
     """A host import and the capabilities that grant it (any one of them suffices), in registry order."""
 
     host_import: HostImport

@@ -12,8 +12,7 @@ Wasmtime's WASI (`wasi:cli/stdin`); without the grant its stdin is empty.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ngixi_runtime.capabilities.base import (
     FD_FDSTAT_GET,
@@ -51,8 +50,7 @@ _READ_WASI_P2 = {
 }
 
 
-@dataclass(frozen=True)
-class StdinOptions:
+class StdinOptions(NamedTuple):
     max_bytes: int
 
 
@@ -61,8 +59,7 @@ def parse_stdin(raw: Mapping[str, Any], field: str, problems: Problems) -> Stdin
     return StdinOptions(bounded(raw, "max_bytes", field, problems, MAX_BYTES))
 
 
-@dataclass(frozen=True)
-class StdinCeiling:
+class StdinCeiling(NamedTuple):
     max_bytes: int | None
 
     def exceeded(self, options: StdinOptions, field: str) -> list[str]:

@@ -22,7 +22,6 @@ import stat
 import struct
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -161,19 +160,31 @@ class Console(Protocol):
     def capture_stdio(self, fd: int, data: bytes) -> None: ...
 
 
-@dataclass
 class Descriptor:
     """One open descriptor. `host_fd` is -1 for stdin, stdout and stderr, whose `stream` says which they are."""
 
-    host_fd: int
-    mount: Mount | None
-    filetype: int
-    rights: int
-    inheriting: int
-    flags: int = 0
-    preopen: bool = False
-    stream: int | None = None
-    listing: list[bytes] | None = None  # fd_readdir's entries, read again at cookie 0
+    __slots__ = ("filetype", "flags", "host_fd", "inheriting", "listing", "mount", "preopen", "rights", "stream")
+
+    def __init__(
+        self,
+        host_fd: int,
+        mount: Mount | None,
+        filetype: int,
+        rights: int,
+        inheriting: int,
+        flags: int = 0,
+        preopen: bool = False,
+        stream: int | None = None,
+    ) -> None:
+        self.host_fd = host_fd
+        self.mount = mount
+        self.filetype = filetype
+        self.rights = rights
+        self.inheriting = inheriting
+        self.flags = flags
+        self.preopen = preopen
+        self.stream = stream
+        self.listing: list[bytes] | None = None  # fd_readdir's entries, read again at cookie 0
 
     @property
     def is_directory(self) -> bool:
@@ -184,10 +195,12 @@ class Descriptor:
         return self.mount is not None and self.mount.mode == "ro"
 
 
-@dataclass
 class _Stdin:
-    data: bytes = b""
-    position: int = 0
+    __slots__ = ("data", "position")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.position = 0
 
     @property
     def left(self) -> int:

@@ -19,7 +19,7 @@ import os
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ngixi_runtime.spec.abi import AbiFault, Errno
 
@@ -31,8 +31,7 @@ ESCAPE = Errno.PERM
 DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """A path's last component: the descriptor of the directory holding it, and its name ("." for that one)."""
 
     directory: int

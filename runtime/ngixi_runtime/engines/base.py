@@ -11,12 +11,11 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 from ngixi_runtime.capabilities.base import HostImport
 from ngixi_runtime.capabilities.context import HostFunction
@@ -32,8 +31,7 @@ AUTO = "auto"
 ENGINE_VARIABLE = "NGIXI_ENGINE"
 
 
-@dataclass(frozen=True)
-class _EngineEntry:
+class _EngineEntry(NamedTuple):
     module: str  # its module here
     package: str  # the Python package it needs
     meters_fuel: bool  # whether it enforces limits.fuel in-process
@@ -54,16 +52,14 @@ _ENGINES = {
 ENGINE_NAMES = tuple(_ENGINES)
 
 
-@dataclass(frozen=True)
-class EngineId:
+class EngineId(NamedTuple):
     engine: str
     engine_version: str
     binding_version: str
     compiler: str
 
 
-@dataclass(frozen=True)
-class RunLimits:
+class RunLimits(NamedTuple):
     """The manifest's limits an engine may enforce in-process (Wasmer leaves them to the child process)."""
 
     timeout_ms: int

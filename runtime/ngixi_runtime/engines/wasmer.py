@@ -10,9 +10,8 @@ import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import cache, partial
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import wasmer
 
@@ -74,8 +73,9 @@ def _engine_failure(what: str, failure: BaseException, error: type[NgixiError]) 
 
 
 # A frame of Wasmer's wasm backtrace: "at <name> (<module>[<function index>]:0x<module offset>)"; the name is
-# "<unnamed>" for a function the module's name section does not name.
-_FRAME = re.compile(r"at (.*) \(.*\[(\d+)\]:0x([0-9a-fA-F]+)\)$", re.MULTILINE)
+# "<unnamed>" for a function the module's name section does not name. Patterns a trap or a refusal needs are
+# compiled by `re` when first used.
+_FRAME = r"at (.*) \(.*\[(\d+)\]:0x([0-9a-fA-F]+)\)$"
 _UNNAMED = "<unnamed>"
 _FRAMES_KEPT = 1024  # the innermost; a stack exhausted by recursion has hundreds of thousands
 
@@ -83,7 +83,8 @@ _FRAMES_KEPT = 1024  # the innermost; a stack exhausted by recursion has hundred
 def _trap_error(message: str, failure: BaseException) -> GuestError:
     """The GuestError of a trap, with the (function index, offset) and (function name, offset) of its innermost
     frames."""
-    found = [match.groups() for match in itertools.islice(_FRAME.finditer(str(failure)), _FRAMES_KEPT)]
+    frames_found = re.finditer(_FRAME, str(failure), re.MULTILINE)
+    found = [match.groups() for match in itertools.islice(frames_found, _FRAMES_KEPT)]
     frames = tuple((int(index), int(offset, 16)) for _, index, offset in found)
     named = tuple(("" if name == _UNNAMED else name, int(offset, 16)) for name, _, offset in found)
     return GuestError(message, frames=frames, named_frames=named)
@@ -160,8 +161,7 @@ class WasmerInstance:
         return () if result is None else as_results(result)
 
 
-@dataclass(frozen=True)
-class WasmerModule:
+class WasmerModule(NamedTuple):
     guest: str
     store: wasmer.Store
     module: wasmer.Module
@@ -219,15 +219,15 @@ def lacks_a_feature(error: NgixiError, wasm: bytes) -> bool:
 def missing_cpu_features(error: NgixiError) -> tuple[str, ...]:
     """The CPU features, in Wasmer's names, that Cranelift said it needs for an instruction of the module and
     the target's baseline lacks ("failed to match ISA requirements: [SSE41]"), or () for another failure."""
-    found = _ISA_REQUIREMENTS.search(str(error))
+    found = re.search(_ISA_REQUIREMENTS, str(error))
     if found is None:
         return ()
-    names = (_CRANELIFT_FEATURE.sub(r"sse4.\1", name.strip().lower()) for name in found.group(1).split(","))
+    names = (re.sub(_CRANELIFT_FEATURE, r"sse4.\1", name.strip().lower()) for name in found.group(1).split(","))
     return tuple(name for name in names if name)
 
 
-_ISA_REQUIREMENTS = re.compile(r"failed to match ISA requirements: \[([A-Za-z0-9_, ]*)\]")
-_CRANELIFT_FEATURE = re.compile(r"^sse4(\d)$")
+_ISA_REQUIREMENTS = r"failed to match ISA requirements: \[([A-Za-z0-9_, ]*)\]"
+_CRANELIFT_FEATURE = r"^sse4(\d)$"
 
 
 def serialize(prepared: WasmerModule) -> bytes:

@@ -16,9 +16,8 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import cache, partial
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import wasmtime
 
@@ -401,8 +400,7 @@ def epoch_ticks(timeout_ms: int) -> int:
     return max(1, math.ceil(timeout_ms / 1000 / _TICK_SECONDS))
 
 
-@dataclass(frozen=True)
-class WasmtimeModule:
+class WasmtimeModule(NamedTuple):
     guest: str
     engine: wasmtime.Engine
     module: wasmtime.Module

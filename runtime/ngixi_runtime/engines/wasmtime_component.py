@@ -8,15 +8,13 @@ that imports WASI gets Wasmtime's WASI preview 2, configured only from its `Wasi
 from __future__ import annotations
 
 import atexit
-import dataclasses
 import gc
 import re
 import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import wasmtime
 import wasmtime.component as wc
@@ -115,11 +113,12 @@ def precompile(wasm: bytes, *, triple: str, cpu_features: Sequence[str], metered
 
 
 def _lowerable(value: Any) -> Any:
-    """A host function's result as the engine lowers it: a dataclass becomes a component record."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    """A host function's result as the engine lowers it: a NamedTuple becomes a component record (a plain tuple
+    stays a WIT tuple)."""
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
         record = wc.Record()
-        for field in dataclasses.fields(value):
-            setattr(record, field.name, getattr(value, field.name))
+        for name in value._fields:
+            setattr(record, name, getattr(value, name))
         return record
     return value
 
@@ -276,8 +275,7 @@ def _run_command(run: wc.Func, store: wasmtime.Store) -> None:
         raise GuestExit(1)
 
 
-@dataclass(frozen=True)
-class Prepared:
+class Prepared(NamedTuple):
     """A compiled (or deserialized) component, not yet instantiated, and its world."""
 
     component: wc.Component

@@ -24,8 +24,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import wasmtime.component as wc
 
@@ -91,20 +90,34 @@ _RENDERING: dict[type, Callable[[Any], str]] = {
 # --- a type read once --------------------------------------------------------------------------
 
 
-@dataclass(eq=False)
 class WitType:
     """A value type read from the engine once (wasmtime-py builds its type objects anew, through FFI, on
     every access); what lowering and lifting need of it, in plain Python."""
 
-    kind: type  # the engine's class of the type: wc.RecordType, wc.U8, ...
-    text: str  # as WIT writes it
-    classes: frozenset[type]  # the Python classes the engine maps its values to (its `add_classes`)
-    element: WitType | None = None  # list, option
-    elements: tuple[WitType, ...] = ()  # tuple
-    fields: tuple[tuple[str, WitType], ...] = ()  # record
-    names: tuple[str, ...] = ()  # enum, flags
-    cases: tuple[tuple[str, WitType | None], ...] = ()  # variant, option (none, some), result (ok, err)
-    tagged: bool = False  # whether the engine takes and gives this variant-like as a `Variant`
+    __slots__ = ("cases", "classes", "element", "elements", "fields", "kind", "names", "tagged", "text")
+
+    def __init__(
+        self,
+        kind: type,  # the engine's class of the type: wc.RecordType, wc.U8, ...
+        text: str,  # as WIT writes it
+        classes: frozenset[type],  # the Python classes the engine maps its values to (its `add_classes`)
+        *,
+        element: WitType | None = None,  # list, option
+        elements: tuple[WitType, ...] = (),  # tuple
+        fields: tuple[tuple[str, WitType], ...] = (),  # record
+        names: tuple[str, ...] = (),  # enum, flags
+        cases: tuple[tuple[str, WitType | None], ...] = (),  # variant, option (none, some), result (ok, err)
+        tagged: bool = False,  # whether the engine takes and gives this variant-like as a `Variant`
+    ) -> None:
+        self.kind = kind
+        self.text = text
+        self.classes = classes
+        self.element = element
+        self.elements = elements
+        self.fields = fields
+        self.names = names
+        self.cases = cases
+        self.tagged = tagged
 
 
 def read_type(ty: wc.ValType) -> WitType:
@@ -129,8 +142,7 @@ def read_type(ty: wc.ValType) -> WitType:
     return WitType(type(ty), render(ty), frozenset(classes), **parts)
 
 
-@dataclass(frozen=True)
-class TypedFunction:
+class TypedFunction(NamedTuple):
     """An export's parameter and result types, read once."""
 
     params: tuple[tuple[str, WitType], ...]

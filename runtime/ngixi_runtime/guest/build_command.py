@@ -9,17 +9,15 @@ guest's directory, so the build and watch mode see every file the guest is made 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 from ngixi_runtime.spec.schema import Problems, optional_table, string, type_name
 
 BUILD_KEYS = ("command", "workdir", "inputs", "output")
 
 
-@dataclass(frozen=True)
-class BuildCommand:
+class BuildCommand(NamedTuple):
     """`command` is empty for a committed module; paths are relative to guests/<name>/ (`inputs`: globs)."""
 
     command: tuple[str, ...]

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ngixi_runtime.guest.build_command import is_inside
 from ngixi_runtime.spec.schema import Problems, array, optional_table, string_item
@@ -43,8 +42,7 @@ _FLAG_RULE = (
 )
 
 
-@dataclass(frozen=True)
-class CompileOptions:
+class CompileOptions(NamedTuple):
     """Paths relative to guests/<name>/ (`sources`: globs); `flags` come after the build's own."""
 
     sources: tuple[str, ...] = DEFAULT_SOURCES

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from fnmatch import fnmatch
-from typing import Literal, TypeVar
+from typing import Literal, NamedTuple, TypeVar
 
 GuestAbi = Literal["core", "component"]
 GUEST_ABIS: tuple[GuestAbi, ...] = ("core", "component")
@@ -28,8 +27,7 @@ SOURCE_PATTERNS: tuple[tuple[GuestLanguage, tuple[str, ...]], ...] = (
 Choice = TypeVar("Choice", bound=str)
 
 
-@dataclass(frozen=True)
-class GuestType:
+class GuestType(NamedTuple):
     """`abi`: a core module using the ngixi imports, or a component against the WIT catalog.
     `kind`: a library of exports, or a command run through WASI `_start`.
     `language`: what the guest is written in; None when the manifest does not say and (on the

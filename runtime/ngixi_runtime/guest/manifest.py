@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 import tomli
 
@@ -48,16 +47,14 @@ COMPONENT_EXPORT_PATTERN = re.compile(r"^[a-z][a-z0-9]*\Z")
 MAX_MEMORY_PAGES = 65536
 
 
-@dataclass(frozen=True)
-class GuestInfo:
+class GuestInfo(NamedTuple):
     name: str
     version: str
     description: str
     type: GuestType
 
 
-@dataclass(frozen=True)
-class ExportDecl:
+class ExportDecl(NamedTuple):
     name: str
     params: tuple[str, ...]
     results: tuple[str, ...]
@@ -66,8 +63,7 @@ class ExportDecl:
     from_wit: bool = False  # a component's export whose types come from its WIT (guest/typed.py)
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(NamedTuple):
     memory_pages: int
     timeout_ms: int
     log_bytes: int
@@ -77,8 +73,7 @@ class Limits:
     output_bytes: int = 1 << 20  # what a call may write as its output
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(NamedTuple):
     source: str
     guest: GuestInfo
     exports: tuple[ExportDecl, ...]

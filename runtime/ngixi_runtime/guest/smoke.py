@@ -15,8 +15,8 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from ngixi_runtime.errors import counted
 from ngixi_runtime.guest.data import DataKind, kind_word
@@ -47,15 +47,14 @@ _OUTPUTS = ("expect_output", "expect_output_base64", "expect_json")
 _RESULTS = ("expect", *_OUTPUTS, "expect_exit")
 
 
-@dataclass(frozen=True)
-class SmokeCall:
+class SmokeCall(NamedTuple):
     call: str
     args: tuple[Any, ...] = ()  # a library export's arguments (a component's: JSON-able values, guest/typed.py)
     expect: tuple[Any, ...] | None = None
     stdout: str | None = None  # expect_stdout
     argv: tuple[str, ...] = ()  # a command guest's arguments
     input: bytes | None = None  # as the guest reads it
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = MappingProxyType({})
     stdin: bytes | None = None
     expect_output: bytes | None = None  # from expect_output (UTF-8) or expect_output_base64
     expect_json: Any = None
@@ -178,8 +177,7 @@ def parse_entry(entry: Mapping[str, Any], field: str, problems: Problems) -> Smo
     )
 
 
-@dataclass(frozen=True)
-class SmokeTarget:
+class SmokeTarget(NamedTuple):
     """What a smoke entry is held to: the guest's type and grants, and the export it calls (None: undeclared)."""
 
     guest_type: GuestType

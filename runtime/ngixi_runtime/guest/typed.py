@@ -10,7 +10,6 @@ result, compared as JSON: bytes as a list of ints, records as tables).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -71,4 +70,4 @@ def parse_component_entry(entry: Mapping[str, Any], field: str, problems: Proble
     call = parse_entry({k: v for k, v in entry.items() if k not in ("args", "expect")}, field, problems)
     args = json_arguments(entry.get("args", []), f"{field}.args", problems)
     expect = (json_values(entry["expect"], f"{field}.expect", problems),) if "expect" in entry else None
-    return dataclasses.replace(call, args=args, expect=expect, keys=frozenset(entry))
+    return call._replace(args=args, expect=expect, keys=frozenset(entry))

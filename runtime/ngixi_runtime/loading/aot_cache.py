@@ -12,8 +12,8 @@ import errno
 import json
 import os
 import stat
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import NamedTuple
 
 import blake3
 
@@ -33,8 +33,7 @@ class EntryRefused(Exception):
     """An entry that does not hold what its record says (damaged or swapped); it is compiled again."""
 
 
-@dataclass(frozen=True)
-class CacheKey:
+class CacheKey(NamedTuple):
     """Everything the compiled code depends on: the same key is the same machine code."""
 
     # The digest every load of the .wasm checks (a load reading only what it runs checks no other): an entry
@@ -47,16 +46,15 @@ class CacheKey:
     cpu_features: tuple[str, ...]
 
     def record(self) -> dict[str, object]:
-        shallow = {field.name: getattr(self, field.name) for field in fields(self)}  # asdict deep-copies each
-        return {"format": _FORMAT, **shallow, "engine": asdict(self.engine), "cpu_features": sorted(self.cpu_features)}
+        fields = self._asdict()
+        return {"format": _FORMAT, **fields, "engine": self.engine._asdict(), "cpu_features": sorted(self.cpu_features)}
 
     @property
     def name(self) -> str:
         return sha256_hex(json.dumps(self.record(), sort_keys=True).encode())
 
 
-@dataclass(frozen=True)
-class AotCache:
+class AotCache(NamedTuple):
     directory: Path
 
     @classmethod

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from time import perf_counter_ns
-from typing import Any
+from typing import Any, NamedTuple
 
 from ngixi_runtime.capabilities.context import GuestOutput, LogLine
 from ngixi_runtime.errors import GuestError
@@ -16,15 +15,13 @@ from ngixi_runtime.guest.data import DataKind, DataValue, check_output, decode
 from ngixi_runtime.loading.loader import Guest
 from ngixi_runtime.spec.wit_json import to_wire
 
-# A frozen dataclass made as `kind(**fields)` makes it, for every one of its fields, but without its `__init__`,
-# which sets each field through a call of `object.__setattr__` (most of a call's bookkeeping): `_new(kind)`, then
-# `_set(made, "__dict__", fields)`. Inline, not a helper: on a call that does nothing, its call would cost too.
-_new = object.__new__
-_set = object.__setattr__
+# A record made as `kind(*fields)` makes it, without the Python frame of its generated `__new__`:
+# `_made(kind, (field, ...))`, the fields in their declared order. Inline, not a helper: on a call that does nothing,
+# its call would cost too.
+_made = tuple.__new__
 
 
-@dataclass(frozen=True)
-class CallMetrics:
+class CallMetrics(NamedTuple):
     duration_ms: float
     memory_pages: int
     host_calls: dict[str, int]
@@ -32,8 +29,7 @@ class CallMetrics:
     outcome: str
 
 
-@dataclass(frozen=True)
-class CallResult:
+class CallResult(NamedTuple):
     values: tuple[Any, ...]  # numbers; a component's values of its WIT types (engines/wit_values.py)
     exit_code: int | None
     logs: tuple[LogLine, ...]
@@ -54,10 +50,10 @@ class CallResult:
         return {
             "values": to_wire(list(self.values)),
             "exit_code": self.exit_code,
-            "logs": [asdict(line) for line in self.logs],
+            "logs": [line._asdict() for line in self.logs],
             "stdout": base64.b64encode(self.stdout).decode(),
             "stderr": base64.b64encode(self.stderr).decode(),
-            "metrics": asdict(self.metrics),
+            "metrics": self.metrics._asdict(),
             "output": None if self.output is None else base64.b64encode(self.output).decode(),
             "output_kind": self.output_kind,
         }
@@ -91,34 +87,8 @@ def measure(guest: Guest, export: str, args: Sequence[Any], data: bytes | None =
     # Most calls: nothing written, printed, logged or called, so nothing to take, copy, check or count.
     call_data.input = b""  # let go, as take_output does
     pages = guest.page_count()
-    metrics = _new(CallMetrics)
-    _set(
-        metrics,
-        "__dict__",
-        {
-            "duration_ms": _milliseconds(perf_counter_ns() - start),
-            "memory_pages": pages,
-            "host_calls": {},
-            "output_bytes": 0,
-            "outcome": "ok",
-        },
-    )
-    result = _new(CallResult)
-    _set(
-        result,
-        "__dict__",
-        {
-            "values": values,
-            "exit_code": None,
-            "logs": (),
-            "stdout": b"",
-            "stderr": b"",
-            "metrics": metrics,
-            "output": None,
-            "output_kind": None,
-        },
-    )
-    return result
+    metrics = _made(CallMetrics, (_milliseconds(perf_counter_ns() - start), pages, {}, 0, "ok"))
+    return _made(CallResult, (values, None, (), b"", b"", metrics, None, None))
 
 
 def _measured(guest: Guest, export: str, args: Sequence[Any], data: bytes | None, start: int) -> CallResult:
@@ -216,31 +186,7 @@ def _result(
         taken = output.take()
         logs, stdout, stderr = tuple(taken.logs), bytes(taken.stdout), bytes(taken.stderr)
         host_calls, size = dict(taken.host_calls), taken.size
-    metrics = _new(CallMetrics)
-    _set(
-        metrics,
-        "__dict__",
-        {
-            "duration_ms": _milliseconds(nanoseconds),
-            "memory_pages": pages,
-            "host_calls": host_calls,
-            "output_bytes": size + (len(written) if written else 0),  # logs, stdout, stderr and the call's output
-            "outcome": "ok" if failure is None else failure.outcome,
-        },
-    )
-    result = _new(CallResult)
-    _set(
-        result,
-        "__dict__",
-        {
-            "values": values,
-            "exit_code": exit_code,
-            "logs": logs,
-            "stdout": stdout,
-            "stderr": stderr,
-            "metrics": metrics,
-            "output": written,
-            "output_kind": output_kind,
-        },
-    )
-    return result
+    outcome = "ok" if failure is None else failure.outcome
+    output_bytes = size + (len(written) if written else 0)  # logs, stdout, stderr and the call's output
+    metrics = _made(CallMetrics, (_milliseconds(nanoseconds), pages, host_calls, output_bytes, outcome))
+    return _made(CallResult, (values, exit_code, logs, stdout, stderr, metrics, written, output_kind))

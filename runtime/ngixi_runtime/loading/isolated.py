@@ -10,9 +10,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from ngixi_runtime.bundles.reader import VerifiedBundle
 from ngixi_runtime.engines.base import meters_fuel
@@ -49,22 +48,19 @@ CHILD_ENVIRONMENT = ("LANG", "LC_ALL", "LC_CTYPE", "LD_LIBRARY_PATH")
 _LOST = (EOFError, BrokenPipeError, TimeoutError, WireError)
 
 
-@dataclass
 class _Child:
-    process: ForkedProcess
-    errors: IO[bytes]
-    requests: int = field(init=False)  # the descriptors of its pipes (tenant_wire.py's frames)
-    replies: Incoming = field(init=False)
+    __slots__ = ("errors", "process", "replies", "requests")
 
-    def __post_init__(self) -> None:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.requests = self.process.stdin.fileno()
+    def __init__(self, process: ForkedProcess, errors: IO[bytes]) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        self.process = process
+        self.errors = errors
+        self.requests = process.stdin.fileno()  # the descriptors of its pipes (tenant_wire.py's frames)
         os.set_blocking(self.requests, False)  # so that a write, too, waits at most until its deadline
         self.replies = Incoming(self.process.stdout.fileno())
 
 
-@dataclass(frozen=True)
-class CheckedBundle:
+class CheckedBundle(NamedTuple):
     """A verified bundle's open file, what every child of its tenant reads instead of the path."""
 
     descriptor: int
@@ -290,7 +286,7 @@ class IsolatedTenant:
                 self._child = None
             if self._bundle.descriptor >= 0:
                 os.close(self._bundle.descriptor)
-                self._bundle = replace(self._bundle, descriptor=-1)
+                self._bundle = self._bundle._replace(descriptor=-1)
 
     def __enter__(self) -> IsolatedTenant:
         return self

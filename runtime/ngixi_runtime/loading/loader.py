@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 import weakref
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
@@ -59,8 +58,7 @@ Prepared = TypeVar("Prepared")
 Opened = tuple[EngineInstance, HostContext, str]  # the instance, its host side, and which code it runs
 
 
-@dataclass(frozen=True)
-class HostProfile:
+class HostProfile(NamedTuple):
     triple: str
     cpu_features: frozenset[str]
     engine: EngineId
@@ -327,14 +325,25 @@ def _artifact_code(bundle: VerifiedBundle, member: Member) -> dict[str, Any]:
     return {"artifact": bundle.data(member), "target": target}
 
 
-@dataclass(frozen=True)
 class CodeMaker(Generic[Prepared]):
-    """How one engine makes a guest's code: `prepare` takes an `artifact` and its `target`, or the `wasm`."""
+    """How one engine makes a guest's code: `prepare` takes an `artifact` and its `target`, or the `wasm`.
 
-    prepare: Callable[..., Prepared]
-    serialize: Callable[[Prepared], bytes]
-    kind: str  # "module" or "component"
-    settings: str  # the engine settings its code is compiled for, part of its host AOT cache key
+    A plain class: a NamedTuple cannot be generic on Python 3.10.
+    """
+
+    __slots__ = ("kind", "prepare", "serialize", "settings")
+
+    def __init__(
+        self,
+        prepare: Callable[..., Prepared],
+        serialize: Callable[[Prepared], bytes],
+        kind: str,  # "module" or "component"
+        settings: str,  # the engine settings its code is compiled for, part of its host AOT cache key
+    ) -> None:
+        self.prepare = prepare
+        self.serialize = serialize
+        self.kind = kind
+        self.settings = settings
 
 
 def prepare_best_fitting(
@@ -393,8 +402,7 @@ def _cache_key(bundle: VerifiedBundle, engine: Engine, kind: str, settings: str)
     return CacheKey(wasm_blake3, kind, engine.current_engine(), settings, host_triple(), features)
 
 
-@dataclass(frozen=True)
-class _Lookup:
+class _Lookup(NamedTuple):
     cache: AotCache | None  # None: unavailable, for `problem`
     code: bytes | None
     problem: str = ""  # why the cache is unavailable, or why its entry is refused

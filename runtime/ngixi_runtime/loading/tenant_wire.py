@@ -18,7 +18,6 @@ import select
 import struct
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ngixi_runtime.capabilities.context import LogLine
@@ -74,8 +73,7 @@ class CallRequest(NamedTuple):
     input: bytes | None
 
 
-@dataclass(frozen=True)
-class ReplyBounds:
+class ReplyBounds(NamedTuple):
     """The most each section of a call's reply may hold under a guest's limits."""
 
     values: int

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import base64
 import os
-import re
 import threading
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -81,7 +80,8 @@ __all__ = [
     "open_tenant",
 ]
 
-_TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_TENANT_FIRST = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_TENANT_CHARACTERS = _TENANT_FIRST | {"-", "_"}
 DEFAULT_TENANT = "default"
 
 
@@ -163,7 +163,7 @@ def _in_process_watchdog(watch: bool, engine: str) -> ProcessWatchdog | None:
 
 def check_tenant_id(tenant: str) -> None:
     """A tenant id names its sandbox directory, so it must be one safe path component."""
-    if not _TENANT_ID.fullmatch(tenant):
+    if not (0 < len(tenant) <= 64 and tenant[0] in _TENANT_FIRST and _TENANT_CHARACTERS.issuperset(tenant)):
         raise InvalidInput(
             f'tenant: {tenant!r} is not a tenant id; use 1 to 64 lowercase letters, digits, "-" and "_", '
             "starting with a letter or digit"

@@ -47,7 +47,6 @@ import struct
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import IO
 
 from ngixi_runtime.errors import NgixiError
@@ -74,17 +73,26 @@ class SpawnRefused(NgixiError):
     """The zygote could not fork a tenant now (a process or descriptor limit): it serves on, the request failed."""
 
 
-@dataclass
 class ForkedProcess:
     """A tenant forked by a zygote, as its host sees it: its pipes, its pid, its pidfd and its wait status."""
 
-    pid: int
-    stdin: IO[bytes]
-    stdout: IO[bytes]
-    status: int | None  # the read end of the pipe its zygote writes the wait status to; None: this process's child
-    pidfd: int | None
-    returncode: int | None = None
-    status_known: bool = field(default=True)
+    __slots__ = ("pid", "pidfd", "returncode", "status", "status_known", "stdin", "stdout")
+
+    def __init__(
+        self,
+        pid: int,
+        stdin: IO[bytes],
+        stdout: IO[bytes],
+        status: int | None,  # the read end of the pipe its zygote writes the wait status to; None: this process's child
+        pidfd: int | None,
+    ) -> None:
+        self.pid = pid
+        self.stdin = stdin
+        self.stdout = stdout
+        self.status = status
+        self.pidfd = pidfd
+        self.returncode: int | None = None
+        self.status_known = True
 
     def poll(self) -> int | None:
         """The exit code (minus the signal that ended it) once it has ended, else None."""

@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal, NoReturn, cast
+from typing import Any, Literal, NamedTuple, NoReturn, cast
 
 from ngixi_runtime.errors import VerificationError
 from ngixi_runtime.kept import Kept
@@ -36,7 +35,7 @@ CHANNELS: tuple[Channel, ...] = ("dev", "release")
 BuildProfile = Literal["dev", "release"]
 BUILD_PROFILES: tuple[BuildProfile, ...] = ("dev", "release")
 MemberKind = Literal["manifest", "wasm", "artifact"]
-_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+_HEX_DIGITS = "0123456789abcdef"
 # An artifact's engine version, binding version, compiler and CPU feature names: what engines write, and
 # nothing that could change how `ngixi inspect` or a note looks (these strings are the signer's to choose).
 _ARTIFACT_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")
@@ -45,8 +44,7 @@ _ARTIFACT_PATH = re.compile(r"aot/[a-z0-9_]+(-[a-z0-9_.]+){0,3}\.(wasmer|cwasm)"
 _ARTIFACT_SUFFIXES = {"wasmer": "wasmer", "wasmtime": "cwasm"}
 
 
-@dataclass(frozen=True)
-class ArtifactMeta:
+class ArtifactMeta(NamedTuple):
     engine: str
     engine_version: str
     binding_version: str
@@ -56,8 +54,7 @@ class ArtifactMeta:
     wasm_sha256: str
 
 
-@dataclass(frozen=True)
-class Member:
+class Member(NamedTuple):
     """A bundle member, stored as it is: `size` and the digests describe its bytes in the archive.
 
     Loads check `blake3` (the faster one); `sha256` is for tools that know only SHA-256, and a full read checks it too.
@@ -71,8 +68,7 @@ class Member:
     artifact: ArtifactMeta | None = None
 
 
-@dataclass(frozen=True)
-class BundleIndex:
+class BundleIndex(NamedTuple):
     format: int
     guest: str
     version: str
@@ -116,8 +112,8 @@ def is_artifact_path(path: str) -> bool:
 
 _TOP_KEYS = frozenset({"format", "guest", "version", "channel", "profile", "sequence", "members", "manifest"})
 _MEMBER_KEYS = frozenset({"path", "kind", "size", "sha256", "blake3", "artifact"})
-_ARTIFACT_KEYS = frozenset(ArtifactMeta.__dataclass_fields__)
-_ARTIFACT_TEXT_KEYS = tuple(k for k in ArtifactMeta.__dataclass_fields__ if k != "cpu_features")
+_ARTIFACT_KEYS = frozenset(ArtifactMeta._fields)
+_ARTIFACT_TEXT_KEYS = tuple(k for k in ArtifactMeta._fields if k != "cpu_features")
 _FIXED_PATHS = {"manifest": MANIFEST_NAME, "wasm": WASM_NAME}
 
 
@@ -150,7 +146,7 @@ def _parse_artifact(raw: Mapping[str, Any], field: str, strict: _Strict) -> Arti
     meta = ArtifactMeta(
         **{k: strict.get(raw, k, str, field) for k in _ARTIFACT_TEXT_KEYS}, cpu_features=tuple(features)
     )
-    if not _HEX_DIGEST.fullmatch(meta.wasm_sha256):
+    if not _is_hex_digest(meta.wasm_sha256):
         raise strict.fail(f"{field}.wasm_sha256", "is not a sha256 hex digest")
     for key in ("engine_version", "binding_version", "compiler"):
         if not _ARTIFACT_WORD.fullmatch(getattr(meta, key)):
@@ -158,6 +154,11 @@ def _parse_artifact(raw: Mapping[str, Any], field: str, strict: _Strict) -> Arti
     if meta.engine not in _ARTIFACT_SUFFIXES:
         raise strict.fail(f"{field}.engine", f"{meta.engine!r} is not one of {tuple(_ARTIFACT_SUFFIXES)}")
     return meta
+
+
+def _is_hex_digest(text: str) -> bool:
+    """64 lower-case hex digits (`strip` leaves nothing only when every character is one)."""
+    return len(text) == 64 and not text.strip(_HEX_DIGITS)
 
 
 def _parse_size(raw: Mapping[str, Any], field: str, strict: _Strict) -> int:
@@ -169,7 +170,7 @@ def _parse_size(raw: Mapping[str, Any], field: str, strict: _Strict) -> int:
 
 def _parse_digest(raw: Mapping[str, Any], algorithm: str, field: str, strict: _Strict) -> str:
     digest: str = strict.get(raw, algorithm, str, field)
-    if not _HEX_DIGEST.fullmatch(digest):
+    if not _is_hex_digest(digest):
         raise strict.fail(f"{field}.{algorithm}", f"is not a {algorithm} hex digest (64 lower-case hex digits)")
     return digest
 

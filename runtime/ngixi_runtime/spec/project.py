@@ -9,9 +9,11 @@ directory given with --state-dir, so two projects never share state.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import read_toml_file
+from ngixi_runtime.files import read_toml_text, toml_tables
+from ngixi_runtime.kept import Kept
 
 PROJECT_FILE = "pyproject.toml"
 STATE_DIR = ".ngixi"
@@ -24,12 +26,23 @@ def is_project_root(directory: Path) -> bool:
     path = directory / PROJECT_FILE
     if not path.is_file():
         return False
-    tool = read_toml_file(path, what="the project file").get("tool")
+    text = read_toml_text(path, what="the project file")
+    declares = _DECLARES_NGIXI.get(text)
+    if declares is None:  # `ngixi run` looks for its project twice (its trust file, its sandboxes)
+        declares = _DECLARES_NGIXI.keep(text, _declares_ngixi(toml_tables(text, source=str(path)), path))
+    return declares
+
+
+def _declares_ngixi(tables: dict[str, Any], path: Path) -> bool:
+    tool = tables.get("tool")
     if not isinstance(tool, dict) or "ngixi" not in tool:
         return False
     if not isinstance(tool["ngixi"], dict):
         raise InvalidInput(f"{path}: tool.ngixi: must be a table ([tool.ngixi]); see `ngixi init`")
     return True
+
+
+_DECLARES_NGIXI: Kept[str, bool] = Kept(8)  # per exact text of a project file
 
 
 def find_project_root(start: Path) -> Path | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ngixi_runtime.printable import printable
 from ngixi_runtime.spec.wasm import custom_sections, function_bodies, placed_core_modules
@@ -26,8 +26,7 @@ _FUNCTION_NAMES = 1  # the name section's subsection of function names
 Frame = tuple[int, int]  # (function index, module offset)
 
 
-@dataclass(frozen=True)
-class SourceMap:
+class SourceMap(NamedTuple):
     offsets: tuple[int, ...]  # sorted module offsets where a mapping starts
     places: tuple[tuple[int, int, int], ...]  # (source index, line, column), 1-based line and column
     sources: tuple[str, ...]

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.schema import suggestion
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     triple: str
     cpu_features: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Architecture:
+class Architecture(NamedTuple):
     """The CPU-feature names Wasmer 2.1 accepts for an architecture, and those it cannot do without."""
 
     features: tuple[str, ...]

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from ngixi_runtime.errors import InvalidInput
 
@@ -40,8 +39,7 @@ _KINDS: dict[int, ExternKind] = {0: "func", 1: "table", 2: "memory", 3: "global"
 _TYPE, _IMPORT, _FUNCTION, _TABLE, _MEMORY, _EXPORT, _CODE = 1, 2, 3, 4, 5, 7, 10
 
 
-@dataclass(frozen=True)
-class Signature:
+class Signature(NamedTuple):
     params: tuple[str, ...]
     results: tuple[str, ...]
 
@@ -49,8 +47,7 @@ class Signature:
         return f"({', '.join(self.params)}) -> ({', '.join(self.results)})"
 
 
-@dataclass(frozen=True)
-class Import:
+class Import(NamedTuple):
     module: str
     name: str
     kind: ExternKind
@@ -61,27 +58,23 @@ class Import:
         return f"{self.module}.{self.name}"
 
 
-@dataclass(frozen=True)
-class Export:
+class Export(NamedTuple):
     name: str
     kind: ExternKind
     signature: Signature | None
 
 
-@dataclass(frozen=True)
-class MemoryLimits:
+class MemoryLimits(NamedTuple):
     minimum_pages: int
     maximum_pages: int | None
 
 
-@dataclass(frozen=True)
-class TableLimits:
+class TableLimits(NamedTuple):
     minimum_elements: int
     maximum_elements: int | None
 
 
-@dataclass(frozen=True)
-class ModuleInfo:
+class ModuleInfo(NamedTuple):
     """What a module imports and exports, and the memories and tables it declares (or, read from an
     engine's compiled module, those it imports or exports: an engine does not show the others)."""
 
@@ -277,13 +270,15 @@ def _read_function_type_indices(reader: _Reader, types: list[Signature]) -> Sequ
     return [_index(reader, types) for _ in range(count)]
 
 
-@dataclass(frozen=True)
 class _Functions:
     """The module's function signatures by function index, looked up only for the few that are exported."""
 
-    imported: list[Signature | None]
-    type_indices: Sequence[int]
-    types: list[Signature]
+    __slots__ = ("imported", "type_indices", "types")
+
+    def __init__(self, imported: list[Signature | None], type_indices: Sequence[int], types: list[Signature]) -> None:
+        self.imported = imported
+        self.type_indices = type_indices
+        self.types = types
 
     def __len__(self) -> int:
         return len(self.imported) + len(self.type_indices)

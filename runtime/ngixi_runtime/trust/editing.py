@@ -14,9 +14,8 @@ import re
 import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import minisign
 import tomli
@@ -36,8 +35,7 @@ from ngixi_runtime.trust.signatures import (
 _KEYS_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*keys[ \t]*\]\][ \t]*(#.*)?$", re.MULTILINE)
 
 
-@dataclass(frozen=True)
-class NewTrust:
+class NewTrust(NamedTuple):
     """What `add_key` trusts a public key with."""
 
     guests: tuple[str, ...]  # names or patterns (fnmatch)

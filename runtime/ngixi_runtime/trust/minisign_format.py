@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ngixi_runtime.files import open_regular
 
@@ -31,8 +31,7 @@ class FormatError(ValueError):
     """Bytes that are not minisign's key or signature format; the message says what is wrong."""
 
 
-@dataclass(frozen=True)
-class PublicKey:
+class PublicKey(NamedTuple):
     key_id: bytes
     ed25519: bytes
 
@@ -41,8 +40,7 @@ class PublicKey:
         return base64.standard_b64encode(PURE + self.key_id + self.ed25519)
 
 
-@dataclass(frozen=True)
-class Signature:
+class Signature(NamedTuple):
     algorithm: bytes  # PREHASHED or PURE
     key_id: bytes
     signature: bytes  # over the signed file, or its BLAKE2b-512 hash when prehashed

@@ -15,9 +15,8 @@ The format in full is in docs/host-policy.md.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ngixi_runtime.capabilities.base import Ceiling, at_most
 from ngixi_runtime.capabilities.registry import GRANTABLE, capability
@@ -28,8 +27,7 @@ from ngixi_runtime.printable import printable
 from ngixi_runtime.spec.schema import Problems, suggestion, table, type_name
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(NamedTuple):
     source: str
     limits: dict[str, int]
     capabilities: frozenset[str]

@@ -9,7 +9,6 @@ a dev trust file that came with the directory never runs machine code.
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import os
 from collections.abc import Mapping
@@ -108,7 +107,7 @@ def chosen_trust(path: Path, *, found: bool) -> tuple[dict[str, Any], TrustStore
         f"file found so trusts keys for the {DEV_CHANNEL} channel only, whatever it lists: pass --trust FILE "
         "(this file, or the operator's) to verify other channels"
     )
-    store = dataclasses.replace(trust_from_table(scoped, source=str(path)), scope_note=note)
+    store = trust_from_table(scoped, source=str(path))._replace(scope_note=note)
     return {"source": str(path), "table": scoped}, store
 
 

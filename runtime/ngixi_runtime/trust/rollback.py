@@ -15,8 +15,8 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.files import write_atomic
@@ -62,8 +62,7 @@ def is_dev_trust_file(trust_file: Path) -> bool:
     return trust_file.resolve().parts[-len(DEV_TRUST_FILE.parts) :] == DEV_TRUST_FILE.parts
 
 
-@dataclass(frozen=True)
-class RollbackGuard:
+class RollbackGuard(NamedTuple):
     """Refuses a bundle whose sequence is below the highest one accepted for its guest and channel
     in this trust domain; `for_trust_file` makes the guard of a trust file."""
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import fnmatch
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -25,8 +24,7 @@ class MinisignKey(Protocol):
     def to_base64(self) -> bytes: ...
 
 
-@dataclass(frozen=True)
-class TrustedKey:
+class TrustedKey(NamedTuple):
     key_id: str
     public_key: MinisignKey
     guests: tuple[str, ...]
@@ -37,8 +35,7 @@ class TrustedKey:
         return channel in self.channels and any(fnmatch.fnmatchcase(guest, p) for p in self.guests)
 
 
-@dataclass(frozen=True)
-class TrustStore:
+class TrustStore(NamedTuple):
     source: str
     keys: tuple[TrustedKey, ...]
     # Why the keys may sign less than the file says on channels other than dev (a project's dev trust file

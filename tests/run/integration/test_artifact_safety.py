@@ -6,7 +6,6 @@ loader picked the wrong artifact, a child would crash, never the test process.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -84,7 +83,7 @@ def test_foreign_target_artifact_without_a_compiler_is_refused_cleanly(tmp_path:
 
 def test_artifact_from_another_wasmer_version_is_not_deserialized(tmp_path: Path, keys: KeyFiles) -> None:
     foreign = precompiled(tmp_path / "aot", FOREIGN)  # bytes that would crash this host if deserialized
-    older = dataclasses.replace(foreign.meta, triple=HOST, engine_version="2.0.0", binding_version="1.0.0")
+    older = foreign.meta._replace(triple=HOST, engine_version="2.0.0", binding_version="1.0.0")
     bundle = make_bundle(tmp_path, keys.key, wasm=WASM, artifacts=[ArtifactInput(foreign.path, older)])
     result = run_add(bundle, keys)
     assert (result.returncode, result.stdout) == (0, "5\n")

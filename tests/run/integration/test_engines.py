@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -82,7 +81,7 @@ def test_an_artifact_from_another_wasmtime_version_is_not_deserialized(
 ) -> None:
     artifact = wasmtime_artifact(tmp_path, host_triple())
     artifact.path.write_bytes(b"bytes that Wasmtime would refuse, had they been deserialized")
-    older = dataclasses.replace(artifact.meta, engine_version="1.0.0", binding_version="1.0.0")
+    older = artifact.meta._replace(engine_version="1.0.0", binding_version="1.0.0")
     bundle = read_bundle(bundle_with(tmp_path, keys, [ArtifactInput(artifact.path, older)]), load_trust(keys.trust))
     guest = open_guest(bundle, engine="wasmtime")
     assert guest.origin == (
@@ -99,7 +98,7 @@ def test_a_wasmtime_artifact_records_its_cpu_baseline_and_is_not_deserialized_wi
     artifact = wasmtime_artifact(tmp_path, host_triple())
     assert artifact.meta.cpu_features == Project(tmp_path).wasmtime_target(host_triple()).cpu_features
     artifact.path.write_bytes(b"bytes that Wasmtime would refuse, had they been deserialized")
-    demanding = dataclasses.replace(artifact.meta, cpu_features=(*artifact.meta.cpu_features, "no-such-feature"))
+    demanding = artifact.meta._replace(cpu_features=(*artifact.meta.cpu_features, "no-such-feature"))
     bundle = read_bundle(bundle_with(tmp_path, keys, [ArtifactInput(artifact.path, demanding)]), load_trust(keys.trust))
     guest = open_guest(bundle, engine="wasmtime")
     assert guest.origin == (

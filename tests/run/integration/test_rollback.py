@@ -151,7 +151,7 @@ def _record_many(trust: str, state_dir: str, path: str, sequences: list[int]) ->
     guard = RollbackGuard.for_trust_file(Path(trust), state_dir=Path(state_dir), allow_downgrade=True)  # races lose
     index = read_bundle(Path(path), load_trust(Path(trust))).index
     for sequence in sequences:
-        guard.record(dataclasses.replace(index, sequence=sequence), source="racer")
+        guard.record(index._replace(sequence=sequence), source="racer")
         highest = recorded(Path(state_dir), Path(trust))["hello"]["dev"]  # type: ignore[index]
         assert highest >= sequence, f"recorded {sequence}, then another racer wrote {highest} over it"
 

@@ -48,12 +48,14 @@ GRANTED = {REGISTRY["baseline"], REGISTRY["data"], REGISTRY["log"]}
 # Another command's (trust add), the signer's, what only a manifest error, a [build] table or [[smoke]] entries need
 # (this manifest has none), an operator's policy (none given here), a TenantPool's threads, logging (without -v, a
 # run's only messages are warnings, which logging's last resort prints unconfigured) and hashlib (spec/digests.py
-# hashes with cryptography, loaded anyway to verify).
+# hashes with cryptography, loaded anyway to verify); dataclasses, with the inspect it imports (the run side's records
+# are NamedTuples or plain classes: a dataclass compiles its methods from source at every start).
 NOT_FOR_A_RUN = {
     *("ngixi_runtime.trust.editing", "minisign", "difflib", "shlex"),
     *("ngixi_runtime.trust.policy", "concurrent.futures", "ngixi_runtime.guest.build_command", "logging"),
     "ngixi_runtime.guest.smoke",
     *("hashlib", "_hashlib"),
+    *("dataclasses", "inspect"),
 }
 
 # An isolated tenant's machinery: its class, the fork server's host side and the frames between them.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import random
@@ -142,8 +141,8 @@ def relabel_and_resign(s: Scenario) -> None:
     index = s.index()
     artifact = index.members[2]
     assert artifact.artifact is not None
-    moved = dataclasses.replace(artifact, artifact=dataclasses.replace(artifact.artifact, triple="x86_64-apple-darwin"))
-    s.resign(dataclasses.replace(index, members=(*index.members[:2], moved, *index.members[3:])))
+    moved = artifact._replace(artifact=artifact.artifact._replace(triple="x86_64-apple-darwin"))
+    s.resign(index._replace(members=(*index.members[:2], moved, *index.members[3:])))
 
 
 def swap_in_from_another_bundle(s: Scenario) -> None:
@@ -237,7 +236,7 @@ def key_outside_its_channels(s: Scenario) -> None:
 
 def lower_sequence(s: Scenario) -> None:
     RollbackGuard.for_trust_file(s.trust, state_dir=s.state).record(
-        dataclasses.replace(s.index(), sequence=SEQUENCE + 2), source="earlier"
+        s.index()._replace(sequence=SEQUENCE + 2), source="earlier"
     )
 
 
@@ -251,11 +250,11 @@ def altered_trusted_comment(s: Scenario) -> None:
 
 def mismatched_trusted_comment(s: Scenario) -> None:
     index = s.index()
-    s.resign(index, comment=trusted_comment(dataclasses.replace(index, sequence=9)))
+    s.resign(index, comment=trusted_comment(index._replace(sequence=9)))
 
 
 def wrong_format_version(s: Scenario) -> None:
-    s.resign(dataclasses.replace(s.index(), format=2))
+    s.resign(s.index()._replace(format=2))
 
 
 def legacy_signature(s: Scenario) -> None:
@@ -293,10 +292,10 @@ def not_json_index(s: Scenario) -> None:
     s.sign_raw(b"format = 2\n")
 
 
-def malformed_digest(algorithm: str) -> Callable[[Scenario], None]:
+def malformed_digest(algorithm: str, change: Callable[[str], str] = str.upper) -> Callable[[Scenario], None]:
     def tamper(s: Scenario) -> None:
         digest = getattr(s.index().members[0], algorithm)
-        s.sign_raw(s.items[0][1].replace(digest.encode(), digest.upper().encode(), 1))
+        s.sign_raw(s.items[0][1].replace(digest.encode(), change(digest).encode(), 1))
 
     return tamper
 
@@ -342,6 +341,16 @@ TAMPERS: list[tuple[str, Callable[[Scenario], None], str]] = [
     ("index not JSON", not_json_index, r"bundle\.json: \(file\): not valid JSON: Expecting value"),
     ("upper-case sha256", malformed_digest("sha256"), r"members\[0\]\.sha256: is not a sha256 hex digest"),
     ("upper-case blake3", malformed_digest("blake3"), r"members\[0\]\.blake3: is not a blake3 hex digest"),
+    (
+        "a non-hex digit inside",
+        malformed_digest("sha256", lambda d: d[:31] + "g" + d[32:]),
+        r"\.sha256: is not a sha256",
+    ),
+    (
+        "a short digest",
+        malformed_digest("blake3", lambda d: d[:63]),
+        r"\.blake3: is not a blake3 hex digest \(64",
+    ),
     ("legacy signature", legacy_signature, r"not prehashed \(minisign -H\)"),
     ("not a tar file", not_a_tar_file, "not a valid bundle archive"),
 ]
@@ -440,7 +449,7 @@ def test_loads_take_the_manifest_from_the_signed_index(scenario: Scenario) -> No
     """A load never parses manifest.toml: its copy in the signed index is what the full read holds it to."""
     index = scenario.index()
     limits = {"log_bytes": 77}
-    scenario.resign(dataclasses.replace(index, manifest={**index.manifest, "limits": limits}))
+    scenario.resign(index._replace(manifest={**index.manifest, "limits": limits}))
     with pytest.raises(VerificationError, match=r"member manifest\.toml differs from the manifest in the signed index"):
         read_bundle(scenario.path, load_trust(scenario.trust))
     loaded = read_bundle(scenario.path, load_trust(scenario.trust), defer_members=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import hashlib
 import json
@@ -64,8 +63,8 @@ def resign(path: Path, keys: KeyFiles, change: Callable[[BundleIndex], BundleInd
 
 def replace_member(index: BundleIndex, position: int, **changes: object) -> BundleIndex:
     updated = list(index.members)
-    updated[position] = dataclasses.replace(updated[position], **changes)  # type: ignore[arg-type]
-    return dataclasses.replace(index, members=tuple(updated))
+    updated[position] = updated[position]._replace(**changes)  # type: ignore[arg-type]
+    return index._replace(members=tuple(updated))
 
 
 def test_artifact_is_stored_as_it_is_and_read_back(tmp_path: Path, keys: KeyFiles) -> None:
@@ -176,7 +175,7 @@ def test_index_refuses_artifact_metadata_that_is_not_a_plain_word(
     """These strings are the signer's to choose and `ngixi inspect` and a load's note show them."""
     path = bundle_with(tmp_path, keys, ARTIFACT_BYTES)
     meta = artifact(tmp_path, ARTIFACT_BYTES).meta
-    lie = dataclasses.replace(meta, **{field: value})  # type: ignore[arg-type]
+    lie = meta._replace(**{field: value})  # type: ignore[arg-type]
     resign(path, keys, lambda index: replace_member(index, 2, artifact=lie))
     with pytest.raises(VerificationError, match=rf"members\[2\]\.artifact\.{field}: .*letters, digits and _\.\+-"):
         read_bundle(path, load_trust(keys.trust))

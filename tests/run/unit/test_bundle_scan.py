@@ -237,7 +237,7 @@ def test_a_refusal_drops_the_ranges_the_thread_has_not_begun(
     for triple in ("aarch64-unknown-linux-gnu", "x86_64-unknown-linux-gnu"):
         (tmp_path / triple).mkdir()
         made = artifact(tmp_path / triple, random.Random(triple).randbytes(MIB))
-        inputs.append(dataclasses.replace(made, meta=dataclasses.replace(made.meta, triple=triple)))
+        inputs.append(dataclasses.replace(made, meta=made.meta._replace(triple=triple)))
     bundle = make_bundle(tmp_path / "b", keys.key, wasm=WASM, artifacts=inputs)
     items = entries(bundle)
     items[2] = (items[2][0], items[2][1].replace(b"hello", b"hellp"))
@@ -258,7 +258,7 @@ def relabel_manifest(change: Callable[[dict[str, Any]], None]) -> Callable[[Bund
     def relabel(index: BundleIndex) -> BundleIndex:
         manifest = {**index.manifest, "guest": dict(index.manifest["guest"])}
         change(manifest)
-        return dataclasses.replace(index, manifest=manifest)
+        return index._replace(manifest=manifest)
 
     return relabel
 
@@ -266,19 +266,15 @@ def relabel_manifest(change: Callable[[dict[str, Any]], None]) -> Callable[[Bund
 def other_wasm(index: BundleIndex) -> BundleIndex:
     member = index.members[2]
     assert member.artifact is not None
-    moved = dataclasses.replace(member, artifact=dataclasses.replace(member.artifact, wasm_sha256="0" * 64))
-    return dataclasses.replace(index, members=(*index.members[:2], moved))
+    moved = member._replace(artifact=member.artifact._replace(wasm_sha256="0" * 64))
+    return index._replace(members=(*index.members[:2], moved))
 
 
 def unknown_engine(index: BundleIndex) -> BundleIndex:
     member = index.members[2]
     assert member.artifact is not None
-    renamed = dataclasses.replace(
-        member,
-        path=f"aot/{host_triple()}.cwasm",
-        artifact=dataclasses.replace(member.artifact, engine="cwasm"),
-    )
-    return dataclasses.replace(index, members=(*index.members[:2], renamed))
+    renamed = member._replace(path=f"aot/{host_triple()}.cwasm", artifact=member.artifact._replace(engine="cwasm"))
+    return index._replace(members=(*index.members[:2], renamed))
 
 
 def rename_guest(manifest: dict[str, Any]) -> None:

@@ -4,7 +4,6 @@ load keeps (host AOT cache entries, a .wasm's declaration) serves another bundle
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -53,9 +52,9 @@ def _resigned(bundle: Path, keys: KeyFiles, index: BundleIndex) -> Path:
 
 def _claiming(bundle: Path, keys: KeyFiles, trust: Path, **digests: str | int) -> Path:
     index = read_bundle(bundle, load_trust(trust)).index
-    wasm = dataclasses.replace(index.member("wasm"), **digests)  # type: ignore[arg-type]
+    wasm = index.member("wasm")._replace(**digests)  # type: ignore[arg-type]
     members = tuple(wasm if m.kind == "wasm" else m for m in index.members)
-    return _resigned(bundle, keys, dataclasses.replace(index, members=members))
+    return _resigned(bundle, keys, index._replace(members=members))
 
 
 def _sum(bundle: Path, trust: Path, engine: str) -> int:

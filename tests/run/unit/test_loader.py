@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import weakref
 from pathlib import Path
@@ -92,7 +91,7 @@ def test_refuses_without_compiler_and_lists_why(
     tmp_path: Path, keys: KeyFiles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     artifact = host_artifact(tmp_path, WASM)
-    foreign = dataclasses.replace(artifact.meta, triple="aarch64-apple-darwin", cpu_features=())
+    foreign = artifact.meta._replace(triple="aarch64-apple-darwin", cpu_features=())
     path = make_bundle(
         tmp_path / "b", keys.key, wasm=WASM, manifest=MANIFEST, artifacts=[ArtifactInput(artifact.path, foreign)]
     )
@@ -106,7 +105,7 @@ def meta(**changes: object) -> ArtifactMeta:
     base = ArtifactMeta(
         ours.engine, ours.engine_version, ours.binding_version, ours.compiler, host_triple(), ("sse2",), "0" * 64
     )
-    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+    return base._replace(**changes)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

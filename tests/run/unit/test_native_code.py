@@ -6,7 +6,6 @@ its .wasm (here a different `add`; in the wild, code that forks a shell). Digest
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -41,7 +40,7 @@ def crafted_artifact(tmp_path: Path, engine: str) -> ArtifactInput:
         out = tmp_path / "crafted.cwasm"
         target = Project(tmp_path).wasmtime_target(host_triple())
         meta = precompile_wasmtime(wasm_path=source, target=target, metered=False, out_path=out)
-    return ArtifactInput(out, dataclasses.replace(meta, wasm_sha256=hashlib.sha256(HONEST).hexdigest()))
+    return ArtifactInput(out, meta._replace(wasm_sha256=hashlib.sha256(HONEST).hexdigest()))
 
 
 def load(tmp_path: Path, keys: KeyFiles, engine: str, *, artifacts: list[ArtifactInput] | None = None) -> Guest:

@@ -10,7 +10,9 @@ from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.loading.tenants import check_tenant_id, open_tenant
 
 
-@pytest.mark.parametrize("tenant", ["../acme", "..", ".", "a/b", "/tmp", "", "Acme", "-x", "a" * 65, "acme\n", "a b"])
+@pytest.mark.parametrize(
+    "tenant", ["../acme", "..", ".", "a/b", "/tmp", "", "Acme", "-x", "_x", "a" * 65, "acme\n", "a b"]
+)
 def test_a_bad_tenant_id_is_refused_before_the_bundle_is_read(tmp_path: Path, tenant: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         open_tenant(tmp_path / "missing.ngx", trust_file=tmp_path / "missing.toml", tenant=tenant)

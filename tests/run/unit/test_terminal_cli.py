@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -29,6 +28,6 @@ def test_trust_list_shows_a_keys_comment_on_its_own_line_escaped(
 
 def test_a_log_lines_level_from_a_tenant_process_is_escaped_too(capsys: pytest.CaptureFixture[str]) -> None:
     """The level of an isolated call's log line comes over the wire from a process the guest runs in."""
-    result = dataclasses.replace(empty_result("ok"), logs=(LogLine("warn\nngixi: ok\x1b[8m", "said\r\u202e"),))
+    result = empty_result("ok")._replace(logs=(LogLine("warn\nngixi: ok\x1b[8m", "said\r\u202e"),))
     cli._show(result, as_json=False)
     assert capsys.readouterr().err == "warn\\nngixi: ok\\x1b[8m: said\\r\\u202e\n"

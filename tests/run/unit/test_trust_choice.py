@@ -79,6 +79,20 @@ def test_a_trust_file_without_a_project_root_is_not_used(
         chosen_trust_file(None)
 
 
+def test_the_project_file_counts_as_it_is_at_each_look(project_trust: Path, tmp_path: Path) -> None:
+    """Its verdict is kept per exact text: an edit holds at the next look, and a broken one is refused every time."""
+    assert chosen_trust_file(None) == project_trust
+    (tmp_path / "pyproject.toml").write_text("[tool.other]\n")
+    with pytest.raises(InvalidInput, match="no trust file"):
+        chosen_trust_file(None)
+    (tmp_path / "pyproject.toml").write_text("[tool]\nngixi = 1\n")
+    for _ in range(2):
+        with pytest.raises(InvalidInput, match=r"pyproject\.toml: tool\.ngixi: must be a table"):
+            chosen_trust_file(None)
+    (tmp_path / "pyproject.toml").write_text("[tool.ngixi]\n")
+    assert chosen_trust_file(None) == project_trust
+
+
 def test_a_working_directory_without_a_project_has_no_trust_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
