@@ -25,7 +25,8 @@ Opening it (instantiation, start function included) is held to the guest's limit
 
 Each tenant has an id (`tenant=`, default "default"; in a `TenantPool`, the tenant's name): a
 guest granted fs or kv keeps its state in `sandboxes/<tenant id>/<guest>/`, so two tenants
-running the same guest never see each other's files or kv data.
+running the same guest never see each other's files or kv data; and only bundles of the key recorded there
+when it was first used (`local_paths.sandbox_signer`) use it, so neither do two signers of one guest name.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ngixi_runtime.bundles.reader import open_bundle_file, read_bundle
 from ngixi_runtime.capabilities.context import Sandbox, Stdin
-from ngixi_runtime.capabilities.linking import caller_environment, caller_stdin
+from ngixi_runtime.capabilities.linking import caller_environment, caller_stdin, keeps_sandbox_state
 from ngixi_runtime.engines.base import interrupts
 from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.guest.data import DataValue
@@ -58,7 +59,7 @@ from ngixi_runtime.loading.loader import (
     verified_manifest,
 )
 from ngixi_runtime.loading.watchdog import ProcessWatchdog
-from ngixi_runtime.trust.local_paths import redirected_below
+from ngixi_runtime.trust.local_paths import SANDBOX_SIGNER, redirected_below, sandbox_signer
 from ngixi_runtime.trust.project_trust import chosen_trust
 from ngixi_runtime.trust.rollback import RollbackGuard
 
@@ -223,7 +224,8 @@ def open_tenant(
         manifest = verified_manifest(verified)
         if policy is not None:
             policy.check(manifest)
-        sandbox = _sandbox(sandboxes, verified.index.channel if sandbox_per_channel else None, tenant, manifest)
+        channel = verified.index.channel if sandbox_per_channel else None
+        sandbox = _sandbox(sandboxes, channel, tenant, manifest, verified.signer.key_id)
         caller_environment(manifest.guest.name, manifest.capabilities, env or {})  # refused before any child starts
         data = caller_stdin(manifest.guest.name, manifest.capabilities, stdin)
         if not isolated:  # open_guest reads all it needs of the bundle now
@@ -262,9 +264,13 @@ def open_tenant(
     return loaded
 
 
-def _sandbox(sandboxes: Path | None, channel: str | None, tenant: str, manifest: Manifest) -> Sandbox | None:
+def _sandbox(
+    sandboxes: Path | None, channel: str | None, tenant: str, manifest: Manifest, signer: str
+) -> Sandbox | None:
     """The guest's sandbox under the operator's `sandboxes` directory, refused if a symbolic or hard link below it
-    (one left in a directory someone else prepared) would take the guest's files or kv database elsewhere."""
+    (one left in a directory someone else prepared) would take the guest's files or kv database elsewhere, or if
+    it holds the state of another key's bundles (the same guest name on another channel, or signed by another
+    key the trust file allows to sign that name)."""
     if sandboxes is None:
         return None
     base = sandboxes.absolute()
@@ -275,7 +281,24 @@ def _sandbox(sandboxes: Path | None, channel: str | None, tenant: str, manifest:
             f"{manifest.guest.name}: {problem}: a guest's sandbox under {base} must be its own real directories "
             "and files; remove it, or choose another --sandbox"
         )
+    if keeps_sandbox_state(manifest.capabilities):
+        _check_signer(directory, manifest.guest.name, signer)
     return Sandbox.under(directory)
+
+
+def _check_signer(directory: Path, guest: str, signer: str) -> None:
+    """Refuses a bundle whose signer is not the one whose bundles' state `directory` holds (recorded on first use)."""
+    try:
+        recorded = sandbox_signer(directory, signer)
+    except OSError as error:
+        raise InvalidInput(f"{guest}: cannot use {directory} as its sandbox: {error.strerror}") from None
+    if recorded != signer:
+        raise InvalidInput(
+            f"{guest}: its sandbox {directory} holds the state of bundles signed by key {recorded!r}, and key "
+            f"{signer} signed this one: a guest's files and kv data are its signer's alone; run it as another "
+            f"tenant (--tenant) or with another --sandbox, or remove {directory / SANDBOX_SIGNER} to give that "
+            f"state to key {signer}"
+        )
 
 
 class TenantPool:

@@ -9,12 +9,16 @@ members, as under umask 002) counts as this user.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
 
 _GROUP_OR_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
 _SANDBOX_STATE = ("kv.sqlite3", "kv.sqlite3-wal", "kv.sqlite3-shm", "kv.sqlite3-journal")
+# In a guest's sandbox, beside files/ and its kv database: the id of the key whose bundles' state it holds.
+SANDBOX_SIGNER = "signer"
+_SIGNER_BYTES = 64  # a key id is 16 hexadecimal digits
 
 
 def unsafe_because(path: Path) -> str | None:
@@ -66,7 +70,7 @@ def redirected_below(base: Path, inner: Path) -> str | None:
     for part in relative.parts:
         current = current / part
         candidates.append(current)
-    candidates += [inner / "files", *(inner / name for name in _SANDBOX_STATE)]
+    candidates += [inner / "files", inner / SANDBOX_SIGNER, *(inner / name for name in _SANDBOX_STATE)]
     link = next((path for path in candidates if path.is_symlink()), None)
     if link is not None:
         return f"{link} is a symbolic link"
@@ -79,3 +83,28 @@ def _links(path: Path) -> int:
         return os.lstat(path).st_nlink
     except FileNotFoundError:
         return 0
+
+
+def sandbox_signer(directory: Path, signer: str) -> str:
+    """The key whose bundles' state the guest's sandbox `directory` holds: the one recorded there, else `signer`,
+    recorded now (by the first of concurrent loads: the record is linked into place, never replaced). A sandbox
+    made here is private to this user (mode 0700): its files and kv data are the guest's."""
+    import tempfile  # here: only a guest that keeps state in its sandbox records its signer
+
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    record = directory / SANDBOX_SIGNER
+    descriptor, proposed = tempfile.mkstemp(prefix=f".{SANDBOX_SIGNER}.", dir=directory)
+    try:
+        os.write(descriptor, signer.encode())
+        os.close(descriptor)
+        with contextlib.suppress(FileExistsError):
+            os.link(proposed, record)
+    finally:
+        os.unlink(proposed)
+    descriptor = os.open(record, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return "(not a regular file)"
+        return os.read(descriptor, _SIGNER_BYTES).decode(errors="replace").strip()
+    finally:
+        os.close(descriptor)
