@@ -22,9 +22,11 @@ _SIGNER_BYTES = 64  # a key id is 16 hexadecimal digits
 
 
 def unsafe_because(path: Path) -> str | None:
-    """Why someone other than this user (or root) could change `path` or swap it, or None when no one can."""
+    """Why someone other than this user (or root) could change `path` or swap it, or None when no one can: the
+    directories above the path as written count too, since whoever may write one of those could point a symbolic
+    link in it elsewhere."""
     real = Path(os.path.realpath(path))
-    for each in (real, *real.parents):
+    for each in dict.fromkeys((real, *real.parents, *Path(os.path.abspath(path)).parents)):
         try:
             status = os.stat(each)
         except OSError as error:
