@@ -81,17 +81,18 @@ def _given_sandboxes(path: Path | None) -> Path | None:
 
 
 def _default_sandboxes(args: argparse.Namespace) -> Path:
-    """The project's `<state>/sandbox` (the project above --project or the cwd), else the user's state directory's."""
-    from ngixi_runtime.spec.project import SANDBOX_NAME, find_project_root, project_state_dir
+    """The project's `<state>/sandbox` (the project above --project or the cwd), else the user's state directory's;
+    refused when another user could change the project or a directory above the sandboxes, and so swap in
+    symbolic links or a directory of theirs (or read the guests' files and kv data)."""
+    from ngixi_runtime.spec.project import PROJECT_FILE, SANDBOX_NAME, find_project_root, project_state_dir
     from ngixi_runtime.trust.local_paths import unsafe_because
     from ngixi_runtime.trust.rollback import default_state_dir
 
     root = find_project_root(args.project or Path.cwd())
-    if root is None:
-        return default_state_dir() / SANDBOX_NAME
-    state = project_state_dir(root, state_override())
-    problem = unsafe_because(state if state.exists() else root)
-    if problem is not None:  # another user could swap in symlinks, or read the guests' files and kv data
+    state = default_state_dir() if root is None else project_state_dir(root, state_override())
+    existing = next(path for path in (state, *state.absolute().parents) if path.exists())
+    problem = (unsafe_because(root / PROJECT_FILE) if root else None) or unsafe_because(existing)
+    if problem is not None:
         raise InvalidInput(f"{state / SANDBOX_NAME}: not used for the guest's sandbox: {problem}; pass --sandbox DIR")
     return state / SANDBOX_NAME
 

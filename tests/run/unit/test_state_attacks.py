@@ -13,7 +13,8 @@ from ngixi_build.stages.signing import TrustEntry, render_trust_file
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.loading.tenants import open_tenant
 from ngixi_runtime.spec.bundle_format import Channel
-from tests.conftest import KeyFiles, make_bundle, make_key
+from ngixi_runtime.trust.rollback import STATE_VARIABLE
+from tests.conftest import KeyFiles, exit_code, make_bundle, make_key
 from tests.wasmgen import Func, Imp, call_import, load_i32, module, push
 
 # put(v) keeps v under c/k; peek() returns what c/k holds (0 when nothing).
@@ -91,3 +92,29 @@ def test_a_guests_sandbox_is_private_to_this_user(tmp_path: Path) -> None:
     _call(_bundle(tmp_path / "out", owner, "release"), trust, tmp_path / "sandboxes", "put", 1)
     guest = tmp_path / "sandboxes" / "default" / "notes"
     assert stat.S_IMODE(guest.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("shared", ["the state directory", "the project file"])
+def test_a_default_sandbox_another_user_could_swap_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], shared: str
+) -> None:
+    """Without --sandbox, a guest's state goes to the project at or above the working directory, else to the user's
+    state directory: not when another user could change that project (its pyproject.toml, say one planted in /tmp
+    above the operator's own directory) or a directory above the state ($XDG_STATE_HOME=/tmp/x), where they could
+    put their own directory, or symbolic links, in the sandbox's place."""
+    owner, _, trust = _keys(tmp_path, "release")
+    bundle = _bundle(tmp_path / "out", owner, "release")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    if shared == "the project file":
+        planted = tmp_path / "pyproject.toml"
+        planted.write_text("[tool.ngixi]\n")
+        planted.chmod(0o666)
+    else:
+        (tmp_path / "x").mkdir(mode=0o777)
+        (tmp_path / "x").chmod(0o777)
+        monkeypatch.setenv(STATE_VARIABLE, str(tmp_path / "x" / "ngixi"))
+    assert exit_code(["run", "--in-process", "--trust", str(trust), str(bundle), "put", "1"]) == 2
+    assert "not used for the guest's sandbox" in capsys.readouterr().err
+    assert not list(tmp_path.glob("**/kv.sqlite3"))
