@@ -278,8 +278,8 @@ def _sandbox(
     problem = redirected_below(base, directory)
     if problem is not None:
         raise InvalidInput(
-            f"{manifest.guest.name}: {problem}: a guest's sandbox under {base} must be its own real directories "
-            "and files; remove it, or choose another --sandbox"
+            f"{manifest.guest.name}: {problem}: a guest's sandbox under {base} must be real directories and files "
+            "that no one but this user can change; remove it, or choose another --sandbox"
         )
     if keeps_sandbox_state(manifest.capabilities):
         _check_signer(directory, manifest.guest.name, signer)

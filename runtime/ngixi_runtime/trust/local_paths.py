@@ -64,8 +64,9 @@ def _own_group(gid: int) -> bool:
 
 def redirected_below(base: Path, inner: Path) -> str | None:
     """Why the sandbox `inner` under `base` would lead elsewhere, or None: a symbolic link on the way down from
-    `base` (exclusive), at `inner/files` or at a kv database file, or a kv database file with another name
-    (a hard link, which another guest's files could share). Paths that do not exist yet are made later."""
+    `base` (exclusive), at `inner/files`, its signer record or a kv database file, any of those that another user
+    could change, or a kv database file with another name (a hard link, which another guest's files could share).
+    Paths that do not exist yet are made later."""
     relative = inner.relative_to(base)
     current = base
     candidates = []
@@ -76,8 +77,26 @@ def redirected_below(base: Path, inner: Path) -> str | None:
     link = next((path for path in candidates if path.is_symlink()), None)
     if link is not None:
         return f"{link} is a symbolic link"
+    foreign = next(filter(None, map(_not_only_ours, candidates)), None)
+    if foreign is not None:
+        return foreign
     shared = next((inner / name for name in _SANDBOX_STATE if _links(inner / name) > 1), None)
     return None if shared is None else f"{shared} has other names (hard links)"
+
+
+def _not_only_ours(path: Path) -> str | None:
+    """Why another user could change what `path` holds, if it exists: not this user's (or root's), or others may
+    write it (sticky or not: they could make the entries not made yet)."""
+    try:
+        status = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    user = os.geteuid()
+    if status.st_uid not in (user, 0):
+        return f"{path} belongs to user id {status.st_uid}, not to this user ({user}) or root"
+    if status.st_mode & stat.S_IWOTH or (status.st_mode & stat.S_IWGRP and not _own_group(status.st_gid)):
+        return f"{path} may be written by others"
+    return None
 
 
 def _links(path: Path) -> int:

@@ -118,3 +118,16 @@ def test_a_default_sandbox_another_user_could_swap_is_refused(
     assert exit_code(["run", "--in-process", "--trust", str(trust), str(bundle), "put", "1"]) == 2
     assert "not used for the guest's sandbox" in capsys.readouterr().err
     assert not list(tmp_path.glob("**/kv.sqlite3"))
+
+
+@pytest.mark.parametrize("shared", ["default", "default/notes"])
+def test_a_sandbox_directory_another_user_could_change_is_refused(tmp_path: Path, shared: str) -> None:
+    """`--sandbox /tmp` or a shared sandboxes directory: another user who made (or may write) a directory on the
+    way to the guest's sandbox could read its state or swap its kv database for a link after it is checked."""
+    owner, _, trust = _keys(tmp_path, "release")
+    sandboxes = tmp_path / "sandboxes"
+    (sandboxes / shared).mkdir(parents=True)
+    (sandboxes / shared).chmod(0o1777)  # as /tmp: whoever comes first makes the entries below
+    with pytest.raises(InvalidInput, match=f"{sandboxes / shared} may be written by others"):
+        _call(_bundle(tmp_path / "out", owner, "release"), trust, sandboxes, "put", 1)
+    assert not list(sandboxes.glob("**/kv.sqlite3"))
