@@ -59,6 +59,7 @@ from ngixi_runtime.loading.loader import (
     verified_manifest,
 )
 from ngixi_runtime.loading.watchdog import ProcessWatchdog
+from ngixi_runtime.printable import printable
 from ngixi_runtime.trust.local_paths import SANDBOX_SIGNER, redirected_below, sandbox_signer
 from ngixi_runtime.trust.project_trust import chosen_trust
 from ngixi_runtime.trust.rollback import RollbackGuard
@@ -294,7 +295,7 @@ def _check_signer(directory: Path, guest: str, signer: str) -> None:
         raise InvalidInput(f"{guest}: cannot use {directory} as its sandbox: {error.strerror}") from None
     if recorded != signer:
         raise InvalidInput(
-            f"{guest}: its sandbox {directory} holds the state of bundles signed by key {recorded!r}, and key "
+            f"{guest}: its sandbox {directory} holds the state of bundles signed by key {printable(recorded)}, and key "
             f"{signer} signed this one: a guest's files and kv data are its signer's alone; run it as another "
             f"tenant (--tenant) or with another --sandbox, or remove {directory / SANDBOX_SIGNER} to give that "
             f"state to key {signer}"

@@ -37,14 +37,18 @@ def unsafe_because(path: Path) -> str | None:
     return None
 
 
-def _problem(path: Path, status: os.stat_result) -> str | None:
+def _problem(path: Path, status: os.stat_result, *, sticky_protects: bool = True) -> str | None:
+    """Why another user could change `path` (`status`): not this user's or root's, or writable by others; unless
+    `sticky_protects` is False, a sticky directory's entries are safe whoever may write it (their owners alone may
+    rename them)."""
     user = os.geteuid()
     if status.st_uid not in (user, 0):
         return f"{path} belongs to user id {status.st_uid}, not to this user ({user}) or root"
     writable = status.st_mode & _GROUP_OR_OTHERS_WRITE
-    if writable & stat.S_IWOTH and not (stat.S_ISDIR(status.st_mode) and status.st_mode & stat.S_ISVTX):
+    sticky = sticky_protects and status.st_mode & stat.S_ISVTX
+    if writable & stat.S_IWOTH and not (stat.S_ISDIR(status.st_mode) and sticky):
         return f"{path} may be written by any user"
-    if writable & stat.S_IWGRP and not _own_group(status.st_gid) and not status.st_mode & stat.S_ISVTX:
+    if writable & stat.S_IWGRP and not _own_group(status.st_gid) and not sticky:
         return f"{path} may be written by the members of group id {status.st_gid}"
     return None
 
@@ -85,18 +89,12 @@ def redirected_below(base: Path, inner: Path) -> str | None:
 
 
 def _not_only_ours(path: Path) -> str | None:
-    """Why another user could change what `path` holds, if it exists: not this user's (or root's), or others may
-    write it (sticky or not: they could make the entries not made yet)."""
+    """Why another user could change what `path` holds, if it exists; sticky or not: they could make the entries
+    not made yet."""
     try:
-        status = os.lstat(path)
+        return _problem(path, os.lstat(path), sticky_protects=False)
     except FileNotFoundError:
         return None
-    user = os.geteuid()
-    if status.st_uid not in (user, 0):
-        return f"{path} belongs to user id {status.st_uid}, not to this user ({user}) or root"
-    if status.st_mode & stat.S_IWOTH or (status.st_mode & stat.S_IWGRP and not _own_group(status.st_gid)):
-        return f"{path} may be written by others"
-    return None
 
 
 def _links(path: Path) -> int:

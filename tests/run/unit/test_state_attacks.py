@@ -128,6 +128,6 @@ def test_a_sandbox_directory_another_user_could_change_is_refused(tmp_path: Path
     sandboxes = tmp_path / "sandboxes"
     (sandboxes / shared).mkdir(parents=True)
     (sandboxes / shared).chmod(0o1777)  # as /tmp: whoever comes first makes the entries below
-    with pytest.raises(InvalidInput, match=f"{sandboxes / shared} may be written by others"):
+    with pytest.raises(InvalidInput, match=f"{sandboxes / shared} may be written by any user"):
         _call(_bundle(tmp_path / "out", owner, "release"), trust, sandboxes, "put", 1)
     assert not list(sandboxes.glob("**/kv.sqlite3"))
