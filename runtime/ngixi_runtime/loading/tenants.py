@@ -225,10 +225,10 @@ def open_tenant(
         manifest = verified_manifest(verified)
         if policy is not None:
             policy.check(manifest)
-        channel = verified.index.channel if sandbox_per_channel else None
-        sandbox = _sandbox(sandboxes, channel, tenant, manifest, verified.signer.key_id)
         caller_environment(manifest.guest.name, manifest.capabilities, env or {})  # refused before any child starts
         data = caller_stdin(manifest.guest.name, manifest.capabilities, stdin)
+        channel = verified.index.channel if sandbox_per_channel else None  # last: a sandbox used is claimed
+        sandbox = _sandbox(sandboxes, channel, tenant, manifest, verified.signer.key_id)
         if not isolated:  # open_guest reads all it needs of the bundle now
             chosen = guest_engine(manifest, engine, verified.index.artifact_engines)
             watchdog = _in_process_watchdog(watch_in_process, chosen)

@@ -131,3 +131,12 @@ def test_a_sandbox_directory_another_user_could_change_is_refused(tmp_path: Path
     with pytest.raises(InvalidInput, match=f"{sandboxes / shared} may be written by any user"):
         _call(_bundle(tmp_path / "out", owner, "release"), trust, sandboxes, "put", 1)
     assert not list(sandboxes.glob("**/kv.sqlite3"))
+
+
+def test_a_load_refused_before_it_runs_claims_no_sandbox(tmp_path: Path) -> None:
+    """The first key to use a sandbox keeps it: a bundle refused for what its caller passed has not used it."""
+    owner, _, trust = _keys(tmp_path, "release")
+    bundle = _bundle(tmp_path / "out", owner, "release")
+    with pytest.raises(InvalidInput, match="MODE"):
+        open_tenant(bundle, trust_file=trust, isolated=False, sandboxes=tmp_path / "sandboxes", env={"MODE": "x"})
+    assert not (tmp_path / "sandboxes").exists()
