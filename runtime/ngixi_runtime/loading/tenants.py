@@ -183,6 +183,7 @@ def open_tenant(
     stdin: Stdin | None = None,
     rollback: RollbackGuard | None = None,
     sandboxes: Path | None = None,
+    sandboxes_refused: str | None = None,
     tenant: str = DEFAULT_TENANT,
     engine: str | None = None,
     child_env: Mapping[str, str] | None = None,
@@ -196,6 +197,8 @@ def open_tenant(
     A guest granted fs or kv keeps its state under `sandboxes/<tenant>/<guest>`: tenants with
     different ids never share files or kv data, even when they run the same guest. With
     `sandbox_per_channel`, under `sandboxes/<channel>/<tenant>/<guest>`: dev and release bundles apart.
+    `sandboxes_refused`: why no guest may keep state under `sandboxes` (a default another user could change), the
+    refusal of a guest that would.
     `engine` picks the engine ("wasmer", "wasmtime", "auto"; see `chosen_engine`); with Wasmtime
     the timeout, memory and fuel limits also hold in-process. An engine that cannot meter fuel runs
     a guest with limits.fuel only isolated, where its CPU time is capped by limits.timeout_ms instead.
@@ -228,7 +231,9 @@ def open_tenant(
         caller_environment(manifest.guest.name, manifest.capabilities, env or {})  # refused before any child starts
         data = caller_stdin(manifest.guest.name, manifest.capabilities, stdin)
         channel = verified.index.channel if sandbox_per_channel else None  # last: a sandbox used is claimed
-        sandbox = _sandbox(sandboxes, channel, tenant, manifest, verified.signer.key_id)
+        sandbox = _sandbox(
+            sandboxes, channel, tenant, manifest, signer=verified.signer.key_id, refused=sandboxes_refused
+        )
         if not isolated:  # open_guest reads all it needs of the bundle now
             chosen = guest_engine(manifest, engine, verified.index.artifact_engines)
             watchdog = _in_process_watchdog(watch_in_process, chosen)
@@ -266,7 +271,7 @@ def open_tenant(
 
 
 def _sandbox(
-    sandboxes: Path | None, channel: str | None, tenant: str, manifest: Manifest, signer: str
+    sandboxes: Path | None, channel: str | None, tenant: str, manifest: Manifest, *, signer: str, refused: str | None
 ) -> Sandbox | None:
     """The guest's sandbox under the operator's `sandboxes` directory, refused if a symbolic or hard link below it
     (one left in a directory someone else prepared) would take the guest's files or kv database elsewhere, or if
@@ -283,6 +288,8 @@ def _sandbox(
             "that no one but this user can change; remove it, or choose another --sandbox"
         )
     if keeps_sandbox_state(manifest.capabilities):
+        if refused is not None:
+            raise InvalidInput(refused)
         _check_signer(directory, manifest.guest.name, signer)
     return Sandbox.under(directory)
 

@@ -24,11 +24,13 @@ _SIGNER_BYTES = 64  # a key id is 16 hexadecimal digits
 def unsafe_because(path: Path) -> str | None:
     """Why someone other than this user (or root) could change `path` or swap it, or None when no one can: the
     directories above the path as written count too, since whoever may write one of those could point a symbolic
-    link in it elsewhere."""
+    link in it elsewhere. Of a path not made yet, the directories above it that exist."""
     real = Path(os.path.realpath(path))
     for each in dict.fromkeys((real, *real.parents, *Path(os.path.abspath(path)).parents)):
         try:
             status = os.stat(each)
+        except FileNotFoundError:
+            continue
         except OSError as error:
             return f"{each} cannot be checked: {error.strerror}"
         problem = _problem(each, status)

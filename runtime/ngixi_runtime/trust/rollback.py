@@ -179,8 +179,9 @@ def _read_state(path: Path, trust_file: str) -> Sequences:
 
 
 def _check_owner(path: Path) -> None:
-    """Whoever may change the rollback state (when it exists) may lower the sequences it protects."""
-    problem = unsafe_because(path) if path.exists() else None
+    """Whoever may change the rollback state (or, before it is made, a directory above it) may lower the sequences
+    it protects."""
+    problem = unsafe_because(path)
     if problem is not None:
         raise InvalidInput(f"{path}: not used for the rollback state: {problem}; {_CHOOSE_ANOTHER}")
 

@@ -14,7 +14,8 @@ from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.loading.tenants import open_tenant
 from ngixi_runtime.spec.bundle_format import Channel
 from ngixi_runtime.trust.rollback import STATE_VARIABLE
-from tests.conftest import KeyFiles, exit_code, make_bundle, make_key
+from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
+from tests.run.unit.test_working_directory import WASM
 from tests.wasmgen import Func, Imp, call_import, load_i32, module, push
 
 # put(v) keeps v under c/k; peek() returns what c/k holds (0 when nothing).
@@ -116,8 +117,12 @@ def test_a_default_sandbox_another_user_could_swap_is_refused(
         (tmp_path / "x").chmod(0o777)
         monkeypatch.setenv(STATE_VARIABLE, str(tmp_path / "x" / "ngixi"))
     assert exit_code(["run", "--in-process", "--trust", str(trust), str(bundle), "put", "1"]) == 2
-    assert "not used for the guest's sandbox" in capsys.readouterr().err
-    assert not list(tmp_path.glob("**/kv.sqlite3"))
+    assert "may be written by any user" in capsys.readouterr().err  # its sandbox, or its rollback state there
+    assert not list(tmp_path.glob("**/kv.sqlite3")) and not list(tmp_path.glob("x/**/rollback"))
+    if shared == "the project file":  # a guest that keeps no state runs there as before
+        log = HELLO_MANIFEST.replace('"hello"', '"notes"')
+        stateless = make_bundle(tmp_path / "l", owner.key, wasm=WASM, manifest=log, guest="notes", channel="release")
+        assert exit_code(["run", "--in-process", "--trust", str(trust), str(stateless), "add", "2", "3"]) == 0
 
 
 @pytest.mark.parametrize("shared", ["default", "default/notes"])

@@ -181,6 +181,17 @@ def test_a_rollback_state_others_may_write_is_refused(tmp_path: Path, keys: KeyF
     assert exit_code(argv) == 2
 
 
+def test_a_rollback_state_is_not_made_where_others_could_change_it(tmp_path: Path, keys: KeyFiles) -> None:
+    """Made under a directory another user may write, its sequences could be removed by them from the first run."""
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    bundle = make_bundle(tmp_path / "out", keys.key, wasm=WASM, channel="dev")
+    argv = ["verify", "--trust", str(keys.trust), "--state-dir", str(shared / "state"), str(bundle)]
+    assert exit_code(argv) == 2
+    assert not (shared / "state").exists()
+
+
 @pytest.mark.parametrize("name", ["pyproject.toml", "trust.toml"])
 def test_deeply_nested_toml_is_one_line_not_a_traceback(
     in_hostile_project: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str], name: str
