@@ -78,20 +78,19 @@ def _given_sandboxes(path: Path | None) -> Path | None:
     return path
 
 
-def _default_sandboxes(args: argparse.Namespace) -> Path:
-    """The project's `<state>/sandbox` (the project above --project or the cwd), else the user's state directory's."""
-    from ngixi_runtime.spec.project import SANDBOX_NAME, find_project_root, project_state_dir
+def _default_sandboxes(args: argparse.Namespace) -> tuple[Path, str | None]:
+    """The project's `<state>/sandbox` (the project above --project or the cwd), else the user's state directory's,
+    and why no guest may keep state there, if another user could change the project or a directory above the
+    sandboxes, and so swap in symbolic links or a directory of theirs (or read the guests' files and kv data)."""
+    from ngixi_runtime.spec.project import PROJECT_FILE, SANDBOX_NAME, find_project_root, project_state_dir
     from ngixi_runtime.trust.local_paths import unsafe_because
     from ngixi_runtime.trust.rollback import default_state_dir
 
     root = find_project_root(args.project or Path.cwd())
-    if root is None:
-        return default_state_dir() / SANDBOX_NAME
-    state = project_state_dir(root, state_override())
-    problem = unsafe_because(state if state.exists() else root)
-    if problem is not None:  # another user could swap in symlinks, or read the guests' files and kv data
-        raise InvalidInput(f"{state / SANDBOX_NAME}: not used for the guest's sandbox: {problem}; pass --sandbox DIR")
-    return state / SANDBOX_NAME
+    state = default_state_dir() if root is None else project_state_dir(root, state_override())
+    problem = (unsafe_because(root / PROJECT_FILE) if root else None) or unsafe_because(state)
+    refusal = None if problem is None else f"{state / SANDBOX_NAME}: not used for the guest's sandbox: {problem}"
+    return state / SANDBOX_NAME, refusal and f"{refusal}; pass --sandbox DIR"
 
 
 def _rollback_guard(args: argparse.Namespace, trust_file: Path) -> RollbackGuard:
@@ -147,6 +146,8 @@ def _run(args: argparse.Namespace) -> int:
     trust = trust_file(args)
     policy = _policy(args.policy) if args.policy else None
     argv = [a for a in (args.export, *args.args) if a is not None]
+    given = _given_sandboxes(args.sandbox)
+    sandboxes, refused = (given, None) if given is not None else _default_sandboxes(args)
     with open_tenant(
         args.bundle,
         trust_file=trust,
@@ -157,7 +158,8 @@ def _run(args: argparse.Namespace) -> int:
         # read only for a guest granted stdin; `--input -` is the call's input instead (call_io)
         stdin=None if args.input == "-" else lambda limit: sys.stdin.buffer.read(limit + 1),
         rollback=_rollback_guard(args, trust),
-        sandboxes=_given_sandboxes(args.sandbox) or _default_sandboxes(args),
+        sandboxes=sandboxes,
+        sandboxes_refused=refused,
         sandbox_per_channel=args.sandbox is None,
         tenant=args.tenant,
         engine=args.engine,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -27,6 +27,20 @@ _SYNC = ContextVar("fsync before rename", default=True)
 
 def is_temporary_name(name: str) -> bool:
     return re.match(_TEMPORARY_NAME, name) is not None
+
+
+def environment_path(name: str, environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The path `$name` gives, None when it is unset or empty; refused unless absolute: a relative one would name
+    a file in whatever directory a command runs in, such as one someone else prepared."""
+    value = environ.get(name)
+    if not value:
+        return None
+    if not os.path.isabs(value):
+        raise InvalidInput(
+            f"${name}: must be an absolute path, not {value!r}, which would name a file in whatever directory "
+            "ngixi runs in"
+        )
+    return Path(value)
 
 
 @contextmanager

@@ -284,7 +284,12 @@ def _check_read(found: _Digests, member: Member, source: str) -> None:
 
 
 def _octal(field: bytes) -> int:
-    return int(field.strip(b"\0 ") or b"0", 8)
+    """A header's number: octal digits alone, as tar writes them (int() would also take a sign, underscores or a
+    0o prefix, so that a size of -1 passed the scan); ValueError for anything else."""
+    digits = field.strip(b"\0 ")
+    if digits.translate(None, b"01234567"):
+        raise ValueError(f"not an octal number: {field!r}")
+    return int(digits or b"0", 8)
 
 
 def _checksum_holds(block: bytes) -> bool:

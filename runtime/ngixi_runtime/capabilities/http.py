@@ -13,7 +13,6 @@ the same client (http_client.py), whose one exchange on the wire is http_wire.py
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -34,13 +33,19 @@ from ngixi_runtime.capabilities.base import (
 )
 from ngixi_runtime.capabilities.component import granted_state, outcome
 from ngixi_runtime.capabilities.context import HostContext, Sandbox
-from ngixi_runtime.capabilities.http_client import DEFAULT_PORTS, HttpClient, HttpOptions, Origin, parse_headers
+from ngixi_runtime.capabilities.http_client import (
+    DEFAULT_PORTS,
+    HOST_NAME,
+    HttpClient,
+    HttpOptions,
+    Origin,
+    parse_headers,
+)
 from ngixi_runtime.spec.schema import Problems, array, suggestion, type_name
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 RESPONSE_BYTES = Bounds(1 << 20, 1, 1 << 30)
 HTTP_TIMEOUT_MS = Bounds(10_000, 1, 300_000)
-_HOST_NAME = re.compile(r"^(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\Z")
 _EVERY_HOST = 'would allow every host; list each origin, like "https://api.example.com"'
 
 
@@ -80,13 +85,13 @@ def _host_problem(host: str) -> str | None:
     if host == "*":
         return _EVERY_HOST
     if host.startswith("*."):
-        if host.count(".") < 2 or not _HOST_NAME.match(host[2:]):
+        if host.count(".") < 2 or not HOST_NAME.match(host[2:]):
             return 'has a wildcard that does not stand for subdomains of one domain, like "*.example.com"'
         return None
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        if not _HOST_NAME.match(host):
+        if not HOST_NAME.match(host):
             return f'is not scheme://host[:port]: "{host}" is not a host name or IP address'
     return None
 

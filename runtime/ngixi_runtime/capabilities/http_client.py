@@ -32,6 +32,9 @@ RETURN_SECONDS = 0.05  # left of the guest's call for it to take a fetch's TIMEO
 MAX_METHOD_BYTES, MAX_URL_BYTES, MAX_HEADERS_BYTES = 32, 8192, 65536
 DEFAULT_PORTS = {"http": 80, "https": 443}
 METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200"))
+# A host name as an allowlist entry has it, and as a guest's URL must: labels of letters, digits and hyphens. Any
+# other byte (a backslash, an escaped dot) a resolver may read as another name than the allowlist check saw.
+HOST_NAME = re.compile(r"^(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\Z")
 _UNSAFE_IN_TARGET = re.compile(r"[\x00-\x20\x7f]")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 # The host sets these itself; a guest could use them to smuggle a second request or another Host.
@@ -293,7 +296,8 @@ def _split_url(url: str) -> tuple[Origin, str]:
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
         raise AbiFault(Status.INVALID)
+    origin = Origin(scheme, parts.hostname.lower(), port or DEFAULT_PORTS[scheme])
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    if _UNSAFE_IN_TARGET.search(target):
+    if _UNSAFE_IN_TARGET.search(target) or not (HOST_NAME.match(origin.host) or origin.address is not None):
         raise AbiFault(Status.INVALID)
-    return Origin(scheme, parts.hostname.lower(), port or DEFAULT_PORTS[scheme]), target
+    return origin, target

@@ -47,7 +47,7 @@ def open_context(
         on_log=on_log,
         grants=frozenset(grants),
     )
-    if sandbox is None and any(_needs_sandbox(name, options) for name, options in grants.items()):
+    if sandbox is None and keeps_sandbox_state(grants):
         raise InvalidInput(
             f"{guest}: its {_sandboxed()} capabilities need a sandbox directory (ngixi run --sandbox DIR)"
         )
@@ -82,6 +82,11 @@ def caller_stdin(guest: str, grants: Mapping[str, CapabilityOptions], given: Std
 
     options = grants.get("stdin")
     return stdin.caller_input(guest, options if isinstance(options, stdin.StdinOptions) else None, given)
+
+
+def keeps_sandbox_state(grants: Mapping[str, CapabilityOptions]) -> bool:
+    """Whether a capability granted keeps state in the tenant's sandbox (kv does; fs without preopens does not)."""
+    return any(_needs_sandbox(name, options) for name, options in grants.items())
 
 
 def _needs_sandbox(name: str, options: CapabilityOptions) -> bool:

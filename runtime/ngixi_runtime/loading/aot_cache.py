@@ -21,6 +21,7 @@ from ngixi_runtime.engines.base import EngineId
 from ngixi_runtime.files import atomic_output
 from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE, CacheUnavailable, default_cache_dir
 from ngixi_runtime.spec.digests import sha256_hex
+from ngixi_runtime.trust.local_paths import unsafe_because
 
 # Where the cache lives is part of this module's API, kept apart for a tenant's parent (aot_cache_dir.py).
 __all__ = ["CACHE_VARIABLE", "AotCache", "CacheKey", "CacheUnavailable", "EntryRefused", "default_cache_dir"]
@@ -59,7 +60,8 @@ class AotCache(NamedTuple):
 
     @classmethod
     def opened(cls, directory: Path | None = None) -> AotCache:
-        """The cache in `directory` (default: `default_cache_dir`), made if missing; refused if others may write it."""
+        """The cache in `directory` (default: `default_cache_dir`), made if missing; refused if others may write it
+        or a directory above it (`local_paths.unsafe_because`), where they could swap it for one of their own."""
         directory = directory or default_cache_dir()
         try:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -68,10 +70,11 @@ class AotCache(NamedTuple):
             raise CacheUnavailable(
                 f"{directory}: {error.strerror}; set {CACHE_VARIABLE} to a directory of yours"
             ) from None
-        if _others_may_write(status):
+        problem = "others than this user may write it" if _others_may_write(status) else unsafe_because(directory)
+        if problem is not None:
             raise CacheUnavailable(
-                f"{directory}: others than this user may write it, and its entries are machine code this host "
-                f"runs; chmod go-w it, or set {CACHE_VARIABLE} to a directory of yours"
+                f"{directory}: {problem}, and its entries are machine code this host runs; let no one else write it "
+                f"or a directory above it, or set {CACHE_VARIABLE} to a directory of yours"
             )
         return cls(directory)
 

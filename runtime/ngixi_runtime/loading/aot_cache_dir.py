@@ -8,6 +8,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.files import environment_path
+
 CACHE_VARIABLE = "NGIXI_AOT_CACHE"
 
 
@@ -17,10 +20,11 @@ class CacheUnavailable(Exception):
 
 def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
     """$NGIXI_AOT_CACHE (an absolute path), else $XDG_CACHE_HOME/ngixi/aot, else ~/.cache/ngixi/aot."""
-    if environ.get(CACHE_VARIABLE):
-        chosen = Path(environ[CACHE_VARIABLE])
-        if not chosen.is_absolute():
-            raise CacheUnavailable(f"{CACHE_VARIABLE}={chosen}: must be an absolute path")
+    try:
+        chosen = environment_path(CACHE_VARIABLE, environ)
+    except InvalidInput as error:
+        raise CacheUnavailable(str(error)) from None
+    if chosen is not None:
         return chosen
     xdg = environ.get("XDG_CACHE_HOME", "")
     try:

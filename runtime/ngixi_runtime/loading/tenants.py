@@ -25,7 +25,8 @@ Opening it (instantiation, start function included) is held to the guest's limit
 
 Each tenant has an id (`tenant=`, default "default"; in a `TenantPool`, the tenant's name): a
 guest granted fs or kv keeps its state in `sandboxes/<tenant id>/<guest>/`, so two tenants
-running the same guest never see each other's files or kv data.
+running the same guest never see each other's files or kv data; and only bundles of the key recorded there
+when it was first used (`local_paths.sandbox_signer`) use it, so neither do two signers of one guest name.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ngixi_runtime.bundles.reader import open_bundle_file, read_bundle
 from ngixi_runtime.capabilities.context import Sandbox, Stdin
-from ngixi_runtime.capabilities.linking import caller_environment, caller_stdin
+from ngixi_runtime.capabilities.linking import caller_environment, caller_stdin, keeps_sandbox_state
 from ngixi_runtime.engines.base import interrupts
 from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.guest.data import DataValue
@@ -57,7 +58,8 @@ from ngixi_runtime.loading.loader import (
     verified_manifest,
 )
 from ngixi_runtime.loading.watchdog import ProcessWatchdog
-from ngixi_runtime.trust.local_paths import redirected_below
+from ngixi_runtime.printable import printable
+from ngixi_runtime.trust.local_paths import SANDBOX_SIGNER, redirected_below, sandbox_signer
 from ngixi_runtime.trust.project_trust import chosen_trust
 from ngixi_runtime.trust.rollback import RollbackGuard
 
@@ -181,6 +183,7 @@ def open_tenant(
     stdin: Stdin | None = None,
     rollback: RollbackGuard | None = None,
     sandboxes: Path | None = None,
+    sandboxes_refused: str | None = None,
     tenant: str = DEFAULT_TENANT,
     engine: str | None = None,
     child_env: Mapping[str, str] | None = None,
@@ -194,6 +197,8 @@ def open_tenant(
     A guest granted fs or kv keeps its state under `sandboxes/<tenant>/<guest>`: tenants with
     different ids never share files or kv data, even when they run the same guest. With
     `sandbox_per_channel`, under `sandboxes/<channel>/<tenant>/<guest>`: dev and release bundles apart.
+    `sandboxes_refused`: why no guest may keep state under `sandboxes` (a default another user could change), the
+    refusal of a guest that would.
     `engine` picks the engine ("wasmer", "wasmtime", "auto"; see `chosen_engine`); with Wasmtime
     the timeout, memory and fuel limits also hold in-process. An engine that cannot meter fuel runs
     a guest with limits.fuel only isolated, where its CPU time is capped by limits.timeout_ms instead.
@@ -223,9 +228,12 @@ def open_tenant(
         manifest = verified_manifest(verified)
         if policy is not None:
             policy.check(manifest)
-        sandbox = _sandbox(sandboxes, verified.index.channel if sandbox_per_channel else None, tenant, manifest)
         caller_environment(manifest.guest.name, manifest.capabilities, env or {})  # refused before any child starts
         data = caller_stdin(manifest.guest.name, manifest.capabilities, stdin)
+        channel = verified.index.channel if sandbox_per_channel else None  # last: a sandbox used is claimed
+        sandbox = _sandbox(
+            sandboxes, channel, tenant, manifest, signer=verified.signer.key_id, refused=sandboxes_refused
+        )
         if not isolated:  # open_guest reads all it needs of the bundle now
             chosen = guest_engine(manifest, engine, verified.index.artifact_engines)
             watchdog = _in_process_watchdog(watch_in_process, chosen)
@@ -262,9 +270,13 @@ def open_tenant(
     return loaded
 
 
-def _sandbox(sandboxes: Path | None, channel: str | None, tenant: str, manifest: Manifest) -> Sandbox | None:
+def _sandbox(
+    sandboxes: Path | None, channel: str | None, tenant: str, manifest: Manifest, *, signer: str, refused: str | None
+) -> Sandbox | None:
     """The guest's sandbox under the operator's `sandboxes` directory, refused if a symbolic or hard link below it
-    (one left in a directory someone else prepared) would take the guest's files or kv database elsewhere."""
+    (one left in a directory someone else prepared) would take the guest's files or kv database elsewhere, or if
+    it holds the state of another key's bundles (the same guest name on another channel, or signed by another
+    key the trust file allows to sign that name)."""
     if sandboxes is None:
         return None
     base = sandboxes.absolute()
@@ -272,10 +284,29 @@ def _sandbox(sandboxes: Path | None, channel: str | None, tenant: str, manifest:
     problem = redirected_below(base, directory)
     if problem is not None:
         raise InvalidInput(
-            f"{manifest.guest.name}: {problem}: a guest's sandbox under {base} must be its own real directories "
-            "and files; remove it, or choose another --sandbox"
+            f"{manifest.guest.name}: {problem}: a guest's sandbox under {base} must be real directories and files "
+            "that no one but this user can change; remove it, or choose another --sandbox"
         )
+    if keeps_sandbox_state(manifest.capabilities):
+        if refused is not None:
+            raise InvalidInput(refused)
+        _check_signer(directory, manifest.guest.name, signer)
     return Sandbox.under(directory)
+
+
+def _check_signer(directory: Path, guest: str, signer: str) -> None:
+    """Refuses a bundle whose signer is not the one whose bundles' state `directory` holds (recorded on first use)."""
+    try:
+        recorded = sandbox_signer(directory, signer)
+    except OSError as error:
+        raise InvalidInput(f"{guest}: cannot use {directory} as its sandbox: {error.strerror}") from None
+    if recorded != signer:
+        raise InvalidInput(
+            f"{guest}: its sandbox {directory} holds the state of bundles signed by key {printable(recorded)}, and key "
+            f"{signer} signed this one: a guest's files and kv data are its signer's alone; run it as another "
+            f"tenant (--tenant) or with another --sandbox, or remove {directory / SANDBOX_SIGNER} to give that "
+            f"state to key {signer}"
+        )
 
 
 class TenantPool:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.files import environment_path
 from ngixi_runtime.spec.project import DEV_TRUST_NAME, STATE_DIR, find_project_root, project_state_dir
 from ngixi_runtime.trust.local_paths import unsafe_because
 
@@ -54,8 +55,9 @@ def chosen_trust_file(
     `project` (--project), by default the working directory; never a project found from the bundle."""
     if explicit is not None:
         return explicit
-    if environ.get(TRUST_VARIABLE):
-        return Path(environ[TRUST_VARIABLE])
+    from_environment = environment_path(TRUST_VARIABLE, environ)
+    if from_environment is not None:
+        return from_environment
     project_trust = project_trust_file(project or Path.cwd(), environ=environ)
     if project_trust is not None:
         return project_trust

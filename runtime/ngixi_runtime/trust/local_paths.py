@@ -9,20 +9,28 @@ members, as under umask 002) counts as this user.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
 
 _GROUP_OR_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
 _SANDBOX_STATE = ("kv.sqlite3", "kv.sqlite3-wal", "kv.sqlite3-shm", "kv.sqlite3-journal")
+# In a guest's sandbox, beside files/ and its kv database: the id of the key whose bundles' state it holds.
+SANDBOX_SIGNER = "signer"
+_SIGNER_BYTES = 64  # a key id is 16 hexadecimal digits
 
 
 def unsafe_because(path: Path) -> str | None:
-    """Why someone other than this user (or root) could change `path` or swap it, or None when no one can."""
+    """Why someone other than this user (or root) could change `path` or swap it, or None when no one can: the
+    directories above the path as written count too, since whoever may write one of those could point a symbolic
+    link in it elsewhere. Of a path not made yet, the directories above it that exist."""
     real = Path(os.path.realpath(path))
-    for each in (real, *real.parents):
+    for each in dict.fromkeys((real, *real.parents, *Path(os.path.abspath(path)).parents)):
         try:
             status = os.stat(each)
+        except FileNotFoundError:
+            continue
         except OSError as error:
             return f"{each} cannot be checked: {error.strerror}"
         problem = _problem(each, status)
@@ -31,14 +39,18 @@ def unsafe_because(path: Path) -> str | None:
     return None
 
 
-def _problem(path: Path, status: os.stat_result) -> str | None:
+def _problem(path: Path, status: os.stat_result, *, sticky_protects: bool = True) -> str | None:
+    """Why another user could change `path` (`status`): not this user's or root's, or writable by others; unless
+    `sticky_protects` is False, a sticky directory's entries are safe whoever may write it (their owners alone may
+    rename them)."""
     user = os.geteuid()
     if status.st_uid not in (user, 0):
         return f"{path} belongs to user id {status.st_uid}, not to this user ({user}) or root"
     writable = status.st_mode & _GROUP_OR_OTHERS_WRITE
-    if writable & stat.S_IWOTH and not (stat.S_ISDIR(status.st_mode) and status.st_mode & stat.S_ISVTX):
+    sticky = sticky_protects and status.st_mode & stat.S_ISVTX
+    if writable & stat.S_IWOTH and not (stat.S_ISDIR(status.st_mode) and sticky):
         return f"{path} may be written by any user"
-    if writable & stat.S_IWGRP and not _own_group(status.st_gid) and not status.st_mode & stat.S_ISVTX:
+    if writable & stat.S_IWGRP and not _own_group(status.st_gid) and not sticky:
         return f"{path} may be written by the members of group id {status.st_gid}"
     return None
 
@@ -58,20 +70,33 @@ def _own_group(gid: int) -> bool:
 
 def redirected_below(base: Path, inner: Path) -> str | None:
     """Why the sandbox `inner` under `base` would lead elsewhere, or None: a symbolic link on the way down from
-    `base` (exclusive), at `inner/files` or at a kv database file, or a kv database file with another name
-    (a hard link, which another guest's files could share). Paths that do not exist yet are made later."""
+    `base` (exclusive), at `inner/files`, its signer record or a kv database file, any of those that another user
+    could change, or a kv database file with another name (a hard link, which another guest's files could share).
+    Paths that do not exist yet are made later."""
     relative = inner.relative_to(base)
     current = base
     candidates = []
     for part in relative.parts:
         current = current / part
         candidates.append(current)
-    candidates += [inner / "files", *(inner / name for name in _SANDBOX_STATE)]
+    candidates += [inner / "files", inner / SANDBOX_SIGNER, *(inner / name for name in _SANDBOX_STATE)]
     link = next((path for path in candidates if path.is_symlink()), None)
     if link is not None:
         return f"{link} is a symbolic link"
+    foreign = next(filter(None, map(_not_only_ours, candidates)), None)
+    if foreign is not None:
+        return foreign
     shared = next((inner / name for name in _SANDBOX_STATE if _links(inner / name) > 1), None)
     return None if shared is None else f"{shared} has other names (hard links)"
+
+
+def _not_only_ours(path: Path) -> str | None:
+    """Why another user could change what `path` holds, if it exists; sticky or not: they could make the entries
+    not made yet."""
+    try:
+        return _problem(path, os.lstat(path), sticky_protects=False)
+    except FileNotFoundError:
+        return None
 
 
 def _links(path: Path) -> int:
@@ -79,3 +104,28 @@ def _links(path: Path) -> int:
         return os.lstat(path).st_nlink
     except FileNotFoundError:
         return 0
+
+
+def sandbox_signer(directory: Path, signer: str) -> str:
+    """The key whose bundles' state the guest's sandbox `directory` holds: the one recorded there, else `signer`,
+    recorded now (by the first of concurrent loads: the record is linked into place, never replaced). A sandbox
+    made here is private to this user (mode 0700): its files and kv data are the guest's."""
+    import tempfile  # here: only a guest that keeps state in its sandbox records its signer
+
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    record = directory / SANDBOX_SIGNER
+    descriptor, proposed = tempfile.mkstemp(prefix=f".{SANDBOX_SIGNER}.", dir=directory)
+    try:
+        os.write(descriptor, signer.encode())
+        os.close(descriptor)
+        with contextlib.suppress(FileExistsError):
+            os.link(proposed, record)
+    finally:
+        os.unlink(proposed)
+    descriptor = os.open(record, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return "(not a regular file)"
+        return os.read(descriptor, _SIGNER_BYTES).decode(errors="replace").strip()
+    finally:
+        os.close(descriptor)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ngixi_runtime.errors import InvalidInput, VerificationError
-from ngixi_runtime.files import write_atomic
+from ngixi_runtime.files import environment_path, write_atomic
 from ngixi_runtime.spec.bundle_format import BundleIndex
 from ngixi_runtime.spec.digests import sha256_hex
 from ngixi_runtime.trust.choice import DEV_TRUST_FILE
@@ -36,9 +36,10 @@ Sequences = dict[str, dict[str, int]]
 
 
 def default_state_dir(environ: Mapping[str, str] = os.environ) -> Path:
-    """$NGIXI_STATE_DIR, else $XDG_STATE_HOME/ngixi, else ~/.local/state/ngixi."""
-    if environ.get(STATE_VARIABLE):
-        return Path(environ[STATE_VARIABLE])
+    """$NGIXI_STATE_DIR (an absolute path), else $XDG_STATE_HOME/ngixi, else ~/.local/state/ngixi."""
+    from_environment = environment_path(STATE_VARIABLE, environ)
+    if from_environment is not None:
+        return from_environment
     xdg = environ.get("XDG_STATE_HOME", "")
     base = Path(xdg) if Path(xdg).is_absolute() else Path.home() / ".local" / "state"
     return base / "ngixi"
@@ -177,8 +178,9 @@ def _read_state(path: Path, trust_file: str) -> Sequences:
 
 
 def _check_owner(path: Path) -> None:
-    """Whoever may change the rollback state (when it exists) may lower the sequences it protects."""
-    problem = unsafe_because(path) if path.exists() else None
+    """Whoever may change the rollback state (or, before it is made, a directory above it) may lower the sequences
+    it protects."""
+    problem = unsafe_because(path)
     if problem is not None:
         raise InvalidInput(f"{path}: not used for the rollback state: {problem}; {_CHOOSE_ANOTHER}")
 

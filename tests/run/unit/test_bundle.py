@@ -283,6 +283,22 @@ def gnu_header(s: Scenario) -> None:
     s.path.write_bytes(buffer.getvalue())
 
 
+def signed_size(s: Scenario) -> None:
+    """The signature's header gives its size as -1, which Python's int(..., 8) reads and tar refuses; its bytes
+    are left out, so the next header follows at once."""
+    buffer = io.BytesIO()
+    for position, (name, data) in enumerate(s.items):
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        header = bytearray(info.tobuf(format=tarfile.USTAR_FORMAT))
+        kept = data if position != 1 else b""
+        if position == 1:
+            header[124:136], header[148:156] = b"-1".ljust(12, b"\0"), b" " * 8
+            header[148:156] = b"%06o\0 " % sum(header)
+        buffer.write(bytes(header) + kept + bytes(-len(kept) % 512))
+    s.path.write_bytes(buffer.getvalue() + bytes(1024))
+
+
 def repeated_key_in_the_index(s: Scenario) -> None:
     data = s.items[0][1]
     s.sign_raw(data.replace(b'{"channel":', b'{"guest":"other","channel":', 1))
@@ -314,6 +330,7 @@ TAMPERS: list[tuple[str, Callable[[Scenario], None], str]] = [
     ("truncated inside a member", truncate_inside_a_member, "is truncated: the file ends inside it"),
     ("truncated between members", truncate_between_members, "the archive is truncated at byte"),
     ("damaged later header", damage_a_later_header, "the archive has a damaged header at byte"),
+    ("negative size", signed_size, r"the archive has a damaged header at byte \d+$"),
     ("bytes after the end", append_after_the_end, "unexpected bytes after its end-of-archive marker"),
     ("extra member at the end", insert(6, ("notes.txt", b"x")), "unexpected extra member 'notes.txt'"),
     ("unknown member inside", insert(3, ("notes.txt", b"x")), "unknown member 'notes.txt' where guest.wasm belongs"),

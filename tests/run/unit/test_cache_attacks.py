@@ -14,6 +14,7 @@ from ngixi_build.stages.signing import TrustEntry, render_trust_file, sign
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.env import EnvOptions
 from ngixi_runtime.errors import NgixiError, VerificationError
+from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE, AotCache, CacheUnavailable
 from ngixi_runtime.loading.tenants import InProcessTenant, open_tenant
 from ngixi_runtime.spec.bundle_format import INDEX_NAME, SIGNATURE_NAME, BundleIndex, trusted_comment
 from ngixi_runtime.trust.signatures import load_trust
@@ -119,3 +120,23 @@ def test_loads_of_one_signed_index_share_no_mutable_option(tmp_path: Path, keys:
         first.fixed["MODE"] = "debug"  # type: ignore[index]
     again = read_bundle(bundle, load_trust(keys.trust)).manifest.options(EnvOptions)
     assert again is not None and dict(again.fixed) == {"MODE": "production"}
+
+
+@pytest.mark.parametrize("way", ["below it", "through a symbolic link in it"])
+def test_a_cache_directory_another_user_could_swap_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, way: str
+) -> None:
+    """$XDG_CACHE_HOME in a directory any user may write (a /tmp/x someone else made): whoever made it could put
+    a directory of their choice in the place of ngixi/aot, whose entries are machine code this host runs."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    cache_home = shared
+    if way != "below it":
+        (tmp_path / "mine").mkdir()
+        cache_home = shared / "cache"
+        cache_home.symlink_to(tmp_path / "mine")
+    monkeypatch.delenv(CACHE_VARIABLE)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
+    with pytest.raises(CacheUnavailable, match=f"{shared} may be written by any user"):
+        AotCache.opened()

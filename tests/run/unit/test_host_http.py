@@ -96,6 +96,21 @@ def test_unreachable_and_malformed_urls(server: Address) -> None:
         assert refused(http, url) == Status.INVALID
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://evil\\.example.org/",
+        "http://evil.net%2f.example.org/",
+        "http://evil_.example.org/",
+        "http://ev il.example.org/",
+    ],
+)
+def test_a_host_the_resolver_would_read_otherwise_is_refused_before_any_lookup(url: str) -> None:
+    """A wildcard allows names ending in .example.org; the resolver reads "evil\\.example" as one label in .org,
+    outside example.org. Only a host name of letters, digits and hyphens (or an IP address) is looked up."""
+    assert refused(client("http://*.example.org"), url) == Status.INVALID
+
+
 def test_operator_routes_connect_elsewhere_but_the_allowlist_still_applies(server: Address) -> None:
     options = HttpOptions(client("http://127.0.0.1:18080").options.allow, ("GET",), 1000, 5000)
     http = HttpClient(options, guest="g", routes={("127.0.0.1", 18080): server})

@@ -28,15 +28,15 @@ def project_trust(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_an_explicit_trust_file_comes_first(project_trust: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(TRUST_VARIABLE, "from-environment.toml")
+    monkeypatch.setenv(TRUST_VARIABLE, "/etc/from-environment.toml")
     assert chosen_trust_file(Path("explicit.toml")) == Path("explicit.toml")
 
 
 def test_the_environment_comes_before_the_working_directory(
     project_trust: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(TRUST_VARIABLE, "from-environment.toml")
-    assert chosen_trust_file(None) == Path("from-environment.toml")
+    monkeypatch.setenv(TRUST_VARIABLE, "/etc/from-environment.toml")
+    assert chosen_trust_file(None) == Path("/etc/from-environment.toml")
 
 
 def test_the_project_in_the_working_directory_comes_last(project_trust: Path) -> None:

@@ -18,6 +18,7 @@ from ngixi_runtime.loading.tenants import open_tenant
 from ngixi_runtime.trust.choice import DEV_TRUST_FILE, PROJECT_STATE_VARIABLE, TRUST_VARIABLE, chosen_trust_file
 from ngixi_runtime.trust.local_paths import unsafe_because
 from ngixi_runtime.trust.project_trust import register_dev_key, registered_dev_keys
+from ngixi_runtime.trust.rollback import STATE_VARIABLE
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
 from tests.run.unit.test_native_code import HONEST, crafted_artifact
 from tests.wasmgen import ADD_BODY, Func, Imp, module
@@ -180,6 +181,17 @@ def test_a_rollback_state_others_may_write_is_refused(tmp_path: Path, keys: KeyF
     assert exit_code(argv) == 2
 
 
+def test_a_rollback_state_is_not_made_where_others_could_change_it(tmp_path: Path, keys: KeyFiles) -> None:
+    """Made under a directory another user may write, its sequences could be removed by them from the first run."""
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    bundle = make_bundle(tmp_path / "out", keys.key, wasm=WASM, channel="dev")
+    argv = ["verify", "--trust", str(keys.trust), "--state-dir", str(shared / "state"), str(bundle)]
+    assert exit_code(argv) == 2
+    assert not (shared / "state").exists()
+
+
 @pytest.mark.parametrize("name", ["pyproject.toml", "trust.toml"])
 def test_deeply_nested_toml_is_one_line_not_a_traceback(
     in_hostile_project: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str], name: str
@@ -207,3 +219,20 @@ def test_a_kv_database_hard_linked_elsewhere_is_refused(tmp_path: Path, keys: Ke
     os.link(guest / "kv.sqlite3", other / "readable")
     with pytest.raises(InvalidInput, match=r"kv\.sqlite3 has other names"):
         open_tenant(bundle, trust_file=keys.trust, isolated=False, sandboxes=sandboxes, sandbox_per_channel=True)
+
+
+@pytest.mark.parametrize("variable", [TRUST_VARIABLE, STATE_VARIABLE])
+def test_a_relative_path_in_the_environment_is_refused(
+    in_hostile_project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str
+) -> None:
+    """$NGIXI_TRUST=trust.toml (or a relative $NGIXI_STATE_DIR) in the operator's environment would take the file the
+    working directory holds: the attacker's trust file, trusted for every channel and native code, or an empty
+    rollback state under which an older signed bundle runs again."""
+    keys = hostile_project(in_hostile_project, channels=("dev", "release"))
+    release = make_bundle(in_hostile_project / "out", keys.key, wasm=WASM, channel="release")
+    (in_hostile_project / "trust.toml").write_bytes(keys.trust.read_bytes())
+    monkeypatch.setenv(TRUST_VARIABLE, "trust.toml" if variable == TRUST_VARIABLE else str(keys.trust))
+    if variable == STATE_VARIABLE:
+        monkeypatch.setenv(STATE_VARIABLE, "state")
+    assert exit_code(["verify", str(release)]) == 2
+    assert f"${variable}: must be an absolute path" in capsys.readouterr().err

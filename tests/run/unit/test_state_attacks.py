@@ -1,0 +1,147 @@
+"""Attacks on a guest's state (its sandbox's files and kv data) by a signer the operator trusts for other bundles:
+a sandbox is named by tenant and guest, and another key allowed to sign that guest's name (on another channel, or
+a project's dev key found from the working directory) must not read or change the state of the first key's."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from ngixi_build.stages.signing import TrustEntry, render_trust_file
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.loading.tenants import open_tenant
+from ngixi_runtime.spec.bundle_format import Channel
+from ngixi_runtime.trust.rollback import STATE_VARIABLE
+from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
+from tests.run.unit.test_working_directory import WASM
+from tests.wasmgen import Func, Imp, call_import, load_i32, module, push
+
+# put(v) keeps v under c/k; peek() returns what c/k holds (0 when nothing).
+_STORE = b"\x36\x02\x00"  # i32.store align=2 offset=0
+KV_GUEST = module(
+    imports=[Imp("ngixi", "kv_get", ["i32"] * 7, ["i32"]), Imp("ngixi", "kv_set", ["i32"] * 6, ["i32"])],
+    functions=[
+        Func("put", ["i32"], ["i32"], push(16) + b"\x20\x00" + _STORE + call_import(1, 0, 1, 1, 1, 16, 4)),
+        Func("peek", [], ["i32"], call_import(0, 0, 1, 1, 1, 32, 4, 48) + b"\x1a" + load_i32(32)),
+    ],
+    data=[(0, b"ck")],
+)
+KV_MANIFEST = """\
+[guest]
+name = "notes"
+version = "0.1.0"
+
+[exports.put]
+params = ["i32"]
+results = ["i32"]
+
+[exports.peek]
+results = ["i32"]
+
+[capabilities.kv]
+namespaces = ["c"]
+"""
+
+
+def _keys(directory: Path, channel: Channel) -> tuple[KeyFiles, KeyFiles, Path]:
+    """The operator's key for notes on `channel`, and a developer's key for any guest on the dev channel (as a
+    project's dev trust file found from the working directory trusts its key)."""
+    owner = make_key(directory / "owner", guests=["notes"], channels=[channel])
+    developer = make_key(directory / "developer", guests=["*"], channels=["dev"])
+    trust = directory / "trust.toml"
+    owned = TrustEntry(owner.key, ("notes",), (channel,), "owner")
+    trust.write_bytes(render_trust_file([owned, TrustEntry(developer.key, ("*",), ("dev",), "developer")]))
+    return owner, developer, trust
+
+
+def _bundle(directory: Path, keys: KeyFiles, channel: Channel = "dev") -> Path:
+    return make_bundle(directory, keys.key, wasm=KV_GUEST, manifest=KV_MANIFEST, guest="notes", channel=channel)
+
+
+def _call(bundle: Path, trust: Path, sandboxes: Path, export: str, *args: int, per_channel: bool = False) -> int:
+    with open_tenant(
+        bundle, trust_file=trust, isolated=False, sandboxes=sandboxes, sandbox_per_channel=per_channel
+    ) as tenant:
+        return int(tenant.call(export, args).values[0])
+
+
+@pytest.mark.parametrize(
+    ("channel", "per_channel"),
+    [("release", False), ("dev", True)],
+    ids=["one sandboxes directory for every channel", "another dev key"],
+)
+def test_another_signers_bundle_of_the_same_guest_gets_none_of_its_state(
+    tmp_path: Path, channel: Channel, per_channel: bool
+) -> None:
+    """The developer's dev bundle named notes must not read what the owner's bundle of notes keeps: in one
+    sandboxes directory for every channel (`--sandbox DIR`, a TenantPool's), or on the same channel."""
+    owner, developer, trust = _keys(tmp_path, channel)
+    sandboxes = tmp_path / "sandboxes"
+    shipped = _bundle(tmp_path / "owner-out", owner, channel)
+    assert _call(shipped, trust, sandboxes, "put", 4242, per_channel=per_channel) == 0
+    forged = _bundle(tmp_path / "developer-out", developer)
+    with pytest.raises(InvalidInput, match=r"notes: its sandbox .* holds the state of bundles signed by key "):
+        _call(forged, trust, sandboxes, "peek", per_channel=per_channel)
+    assert _call(shipped, trust, sandboxes, "peek", per_channel=per_channel) == 4242  # its own signer's keep it
+
+
+def test_a_guests_sandbox_is_private_to_this_user(tmp_path: Path) -> None:
+    """Its files and kv data are the guest's: no other local user may list or read them, whatever the umask."""
+    owner, _, trust = _keys(tmp_path, "release")
+    _call(_bundle(tmp_path / "out", owner, "release"), trust, tmp_path / "sandboxes", "put", 1)
+    guest = tmp_path / "sandboxes" / "default" / "notes"
+    assert stat.S_IMODE(guest.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("shared", ["the state directory", "the project file"])
+def test_a_default_sandbox_another_user_could_swap_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], shared: str
+) -> None:
+    """Without --sandbox, a guest's state goes to the project at or above the working directory, else to the user's
+    state directory: not when another user could change that project (its pyproject.toml, say one planted in /tmp
+    above the operator's own directory) or a directory above the state ($XDG_STATE_HOME=/tmp/x), where they could
+    put their own directory, or symbolic links, in the sandbox's place."""
+    owner, _, trust = _keys(tmp_path, "release")
+    bundle = _bundle(tmp_path / "out", owner, "release")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    if shared == "the project file":
+        planted = tmp_path / "pyproject.toml"
+        planted.write_text("[tool.ngixi]\n")
+        planted.chmod(0o666)
+    else:
+        (tmp_path / "x").mkdir(mode=0o777)
+        (tmp_path / "x").chmod(0o777)
+        monkeypatch.setenv(STATE_VARIABLE, str(tmp_path / "x" / "ngixi"))
+    assert exit_code(["run", "--in-process", "--trust", str(trust), str(bundle), "put", "1"]) == 2
+    assert "may be written by any user" in capsys.readouterr().err  # its sandbox, or its rollback state there
+    assert not list(tmp_path.glob("**/kv.sqlite3")) and not list(tmp_path.glob("x/**/rollback"))
+    if shared == "the project file":  # a guest that keeps no state runs there as before
+        log = HELLO_MANIFEST.replace('"hello"', '"notes"')
+        stateless = make_bundle(tmp_path / "l", owner.key, wasm=WASM, manifest=log, guest="notes", channel="release")
+        assert exit_code(["run", "--in-process", "--trust", str(trust), str(stateless), "add", "2", "3"]) == 0
+
+
+@pytest.mark.parametrize("shared", ["default", "default/notes"])
+def test_a_sandbox_directory_another_user_could_change_is_refused(tmp_path: Path, shared: str) -> None:
+    """`--sandbox /tmp` or a shared sandboxes directory: another user who made (or may write) a directory on the
+    way to the guest's sandbox could read its state or swap its kv database for a link after it is checked."""
+    owner, _, trust = _keys(tmp_path, "release")
+    sandboxes = tmp_path / "sandboxes"
+    (sandboxes / shared).mkdir(parents=True)
+    (sandboxes / shared).chmod(0o1777)  # as /tmp: whoever comes first makes the entries below
+    with pytest.raises(InvalidInput, match=f"{sandboxes / shared} may be written by any user"):
+        _call(_bundle(tmp_path / "out", owner, "release"), trust, sandboxes, "put", 1)
+    assert not list(sandboxes.glob("**/kv.sqlite3"))
+
+
+def test_a_load_refused_before_it_runs_claims_no_sandbox(tmp_path: Path) -> None:
+    """The first key to use a sandbox keeps it: a bundle refused for what its caller passed has not used it."""
+    owner, _, trust = _keys(tmp_path, "release")
+    bundle = _bundle(tmp_path / "out", owner, "release")
+    with pytest.raises(InvalidInput, match="MODE"):
+        open_tenant(bundle, trust_file=trust, isolated=False, sandboxes=tmp_path / "sandboxes", env={"MODE": "x"})
+    assert not (tmp_path / "sandboxes").exists()
