@@ -203,7 +203,7 @@ def _parse_exports(raw: Mapping[str, Any], problems: Problems, component: bool) 
     exports = []
     for name, decl in table(raw, "exports", "exports", problems).items():
         field = f"exports.{name}"
-        if not EXPORT_NAME_PATTERN.match(name):
+        if not component and not EXPORT_NAME_PATTERN.match(name):  # a component's are checked by _check_component
             problems.add(field, "an export name must be letters, digits and underscores")
         if not isinstance(decl, dict):
             problems.add(field, f"must be a table with params and results, not {type_name(decl)}")
@@ -309,9 +309,10 @@ def _check_component(manifest: Manifest, problems: Problems) -> None:
     """What a component guest may declare: WIT-compatible export names, no fuel."""
     for export in manifest.exports:
         if not COMPONENT_EXPORT_PATTERN.match(export.name):
+            plain = re.sub(r"[^a-z0-9]", "", export.name.lower()).lstrip("0123456789") or "run"
             problems.add(
                 f"exports.{export.name}",
-                "a component guest's export name must be lowercase letters and digits (a WIT name)",
+                f'a component guest\'s export name must be lowercase letters and digits (a WIT name), e.g. "{plain}"',
             )
         if len(export.results) > 1:
             problems.add(f"exports.{export.name}.results", "a component export returns at most one value")
