@@ -49,6 +49,23 @@ flags = ["-O2", "-DOFFSET=100", "-Wall", "-Werror"]
 libs = ["m"]
 """
 
+# A Zig guest with a root that is not main.zig, a module it imports by name and ReleaseSafe's overflow checks, which
+# trap through std.debug.no_panic (the default panic handler would print through WASI files).
+ZIG_MODULES_GUEST = {
+    "src/guest.zig": 'const std = @import("std");\nconst shapes = @import("shapes");\n\n'
+    "pub const panic = std.debug.no_panic;\n\n"
+    "export fn area(w: i32, h: i32) i32 {\n    return shapes.area(w, h) + 1;\n}\n",
+    "src/shapes.zig": "pub fn area(w: i32, h: i32) i32 {\n    return w * h;\n}\n",
+}
+ZIG_MODULES_MANIFEST = """guest = { name = "zig-modules", version = "0.1.0" }
+exports.area = { params = ["i32", "i32"], results = ["i32"] }
+
+[compile]
+root = "src/guest.zig"
+optimize = "ReleaseSafe"
+modules = { shapes = "src/shapes.zig" }
+"""
+
 
 def add_commands(project: Project) -> None:
     for name, (source, text) in COMMANDS.items():
@@ -61,6 +78,11 @@ def add_commands(project: Project) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     project.manifest_path("c-flags").write_text(FLAGS_MANIFEST)
+    for name, text in ZIG_MODULES_GUEST.items():
+        path = project.guests_dir / "zig-modules" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    project.manifest_path("zig-modules").write_text(ZIG_MODULES_MANIFEST)
 
 
 @pytest.fixture(scope="module")
@@ -198,5 +220,29 @@ def test_a_c_guest_gives_its_sources_include_dirs_flags_and_libraries(built: Pro
     assert refused.returncode != 0 and "Traceback" not in refused.stdout + refused.stderr
     assert 'manifests/c-flags.toml: compile.flags[0]: "-o" is not a flag a guest may pass' in refused.stdout
     assert not Path("/tmp/elsewhere.wasm").exists()
+    run(built.root, "doit", "build")
+    assert wasm.read_bytes() == first
+
+
+def test_a_zig_guest_gives_its_root_modules_and_optimize_mode(built: Project) -> None:
+    manifest, wasm = built.manifest_path("zig-modules"), built.wasm_path("zig-modules")
+    for engine in ENGINES:
+        assert ngixi_run(built, engine, "zig-modules", "area", "6", "7") == "43\n"
+    bundle = str(built.bundle_path("zig-modules", "0.1.0"))
+    overflow = run(built.root, "ngixi", "run", bundle, "area", "65536", "65536", check=False)
+    assert overflow.returncode == 5 and "zig-modules: area trapped" in overflow.stderr  # ReleaseSafe's check
+    first = wasm.read_bytes()
+    wasm.unlink()
+    assert "compile:zig-modules" in ran_tasks(run(built.root, "doit", "build").stdout)
+    assert wasm.read_bytes() == first  # reproducible
+    with edited(manifest, ZIG_MODULES_MANIFEST.replace("ReleaseSafe", "ReleaseFast")):
+        assert "compile:zig-modules" in ran_tasks(run(built.root, "doit", "build").stdout)
+        assert ngixi_run(built, "wasmtime", "zig-modules", "area", "65536", "65536") == "1\n"  # no check: it wraps
+    with edited(manifest, ZIG_MODULES_MANIFEST.replace("ReleaseSafe", "Debug")):
+        refused = run(built.root, "doit", "build", check=False)
+    assert refused.returncode != 0 and "Traceback" not in refused.stdout + refused.stderr
+    assert 'manifests/zig-modules.toml: compile.optimize: "Debug" is not an optimize mode a guest may use' in (
+        refused.stdout
+    )
     run(built.root, "doit", "build")
     assert wasm.read_bytes() == first
