@@ -104,7 +104,7 @@ function firstPlaces(mappings) {
 async function bundle(input, out) {
   const { rolldown } = await import(pathToFileURL(require.resolve("rolldown")).href);
   const build = await rolldown({
-    input,
+    input: path.resolve(input), // relative, it would be read as a package name
     cwd: process.cwd(),
     external: [/^(ngixi|wasi):/],
     platform: "neutral",

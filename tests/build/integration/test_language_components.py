@@ -71,19 +71,24 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _add_npm_guest(project: Path) -> None:
     """The generated JavaScript guest's manifest, with a source importing ms and its lock file from npm."""
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("no npm on PATH to write the guest's lock file")
     guest = project / "guests" / NPM_GUEST
     guest.mkdir()
     (guest / "index.js").write_text(MS_SOURCE)
-    (guest / "package.json").write_text('{"name": "ms-js", "private": true}\n')
-    install = [npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", "ms@2.1.3"]
-    subprocess.run(install, cwd=guest, check=True, capture_output=True, timeout=600)
-    shutil.rmtree(guest / "node_modules")  # the build installs it, with npm ci
+    _depend_on_ms(guest)
     template = (project / "manifests" / f"{GENERATED['javascript']}.toml").read_text()
     manifest = template.replace(GENERATED["javascript"], NPM_GUEST).replace('"world"', '"2 days"')
     (project / "manifests" / f"{NPM_GUEST}.toml").write_text(manifest.replace("Hello, world!", "2 days: 172800000"))
+
+
+def _depend_on_ms(guest: Path) -> None:
+    """A package.json and lock file naming npm's ms; the build installs it, with npm ci."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("no npm on PATH to write the guest's lock file")
+    (guest / "package.json").write_text(f'{{"name": "{guest.name}", "private": true}}\n')
+    install = [npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", "ms@2.1.3"]
+    subprocess.run(install, cwd=guest, check=True, capture_output=True, timeout=600)
+    shutil.rmtree(guest / "node_modules")
 
 
 def _imports(project: Path, guest: str) -> set[str]:
@@ -256,6 +261,7 @@ def test_watch_shows_each_tool_s_diagnostic_and_rebuilds_on_save(tmp_path: Path)
     project = Project(keep_only_guests(root, GUESTS), profile="dev")
     set_targets(root, [], [])  # no Wasmtime artifact: the dev bundle holds the component alone
     script, app = project.guests_dir / "counter-js" / "index.js", project.guests_dir / "counter-python" / "app.py"
+    _depend_on_ms(script.parent)  # bundled with it, in watch mode's own directory (a relative entry is no package)
     _edit(script, ("total() + by;", "total() + by +* 1;"))
     _edit(app, ("self.total() + arg0\n", "self.total() + arg0 +\n"))
     watch = WatchProcess(root)
