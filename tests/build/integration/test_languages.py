@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +12,15 @@ import pytest
 from ngixi_build.project import Project
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.spec.wasm import read_module_info
-from tests.integration import copy_project, installed_toolchain, keep_only_guests, ran_tasks, run, set_targets
+from tests.integration import (
+    command_line,
+    copy_project,
+    installed_toolchain,
+    keep_only_guests,
+    ran_tasks,
+    run,
+    set_targets,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -66,6 +75,20 @@ optimize = "ReleaseSafe"
 modules = { shapes = "src/shapes.zig" }
 """
 
+# A C program as one is written: printf and fgets through C's buffered stdio, which imports fd_seek and fd_close.
+PRINTF_SOURCE = """#include <stdio.h>
+int main(int argc, char **argv) {
+    char line[64];
+    if (fgets(line, sizeof line, stdin) == NULL) return 4;
+    printf("%s read %s", argc > 1 ? argv[1] : "?", line);
+    fprintf(stderr, "done\\n");
+    return fclose(stdout) == 0 ? 0 : 5;
+}
+"""
+PRINTF_MANIFEST = """guest = { name = "c-printf", version = "0.1.0", kind = "command" }
+capabilities = { stdio = {}, stdin = {}, args = {} }
+"""
+
 
 def add_commands(project: Project) -> None:
     for name, (source, text) in COMMANDS.items():
@@ -83,6 +106,9 @@ def add_commands(project: Project) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     project.manifest_path("zig-modules").write_text(ZIG_MODULES_MANIFEST)
+    (project.guests_dir / "c-printf").mkdir()
+    (project.guests_dir / "c-printf" / "main.c").write_text(PRINTF_SOURCE)
+    project.manifest_path("c-printf").write_text(PRINTF_MANIFEST)
 
 
 @pytest.fixture(scope="module")
@@ -246,3 +272,16 @@ def test_a_zig_guest_gives_its_root_modules_and_optimize_mode(built: Project) ->
     )
     run(built.root, "doit", "build")
     assert wasm.read_bytes() == first
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("isolation", [[], ["--in-process"]])
+def test_printf_needs_only_the_stdio_grant(built: Project, engine: str, isolation: list[str]) -> None:
+    """C's buffered stdio imports fd_seek and fd_close, which only fs granted: a printf program needed a file
+    system grant to print. stdio and stdin answer them for their own streams."""
+    bundle = str(built.bundle_path("c-printf", "0.1.0"))
+    command = command_line(["ngixi", "run", "--engine", engine, *isolation, bundle, "Ada"])
+    result = subprocess.run(
+        command, cwd=built.root, input="a line\n", capture_output=True, text=True, timeout=120, check=False
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "Ada read a line\n", "done\n")
