@@ -6,6 +6,7 @@ guest with the first error of its first failure.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, TextIO
 
@@ -74,6 +75,9 @@ class ProgressReporter(ConsoleReporter):  # type: ignore[misc]
         self.write(f"{ran}, {self.up_to_date} up to date{failed}{not_run} in {elapsed:.2f} s\n")
 
 
+_COMPILER_ERROR = re.compile(r":\d+:\d+: (?:fatal )?error: ")
+
+
 def failed_guests(failures: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
     """Each failed guest (or task without one) → its first failed task and that failure's first error line."""
     found: dict[str, tuple[str, str]] = {}
@@ -85,13 +89,18 @@ def failed_guests(failures: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
 
 
 def first_error(message: str) -> str:
-    """The line of a failure's message that says what went wrong: the first naming an error, else the first."""
+    """The line of a failure's message that says what went wrong: the first naming an error (asc's, or clang's and
+    Zig's `file:line:column: error:`); else, under a tool's header (`zig build-exe failed (exit 1):`), the header
+    and the tool's first line; else the first."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     if not lines:
         return "failed"
+    diagnostic = next((line for line in lines[1:] if _COMPILER_ERROR.search(line)), None)
+    if diagnostic is not None:
+        return diagnostic
     marked = next((i for i, line in enumerate(lines) if i and line.upper().startswith(("ERROR", "FAILURE"))), None)
     if marked is None:
-        return lines[0]
+        return f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
     where = next((line for line in lines[marked + 1 :] if line.startswith("└─ in ")), None)  # asc's source line
     return f"{lines[marked]} ({where.removeprefix('└─ in ')})" if where else lines[marked]
 

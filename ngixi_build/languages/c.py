@@ -11,7 +11,7 @@ from ngixi_build.languages.wasm import matches
 from ngixi_build.project import Project
 from ngixi_build.stages import core_bindings
 from ngixi_build.stages.compile import CompileError
-from ngixi_runtime.guest.compile_options import CompileOptions
+from ngixi_runtime.guest.compile_options import CompileOptions, ZigCompileOptions
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.spec.bundle_format import BuildProfile
 
@@ -22,7 +22,7 @@ OPTIMIZATION: dict[BuildProfile, tuple[str, ...]] = {"release": ("-O2",), "dev":
 
 def cc_arguments(job: CompileJob, output: Path, manifest: Manifest) -> list[str]:
     project, guest = job.project, job.guest
-    options = manifest.compile or CompileOptions()
+    options = c_options(manifest.compile)
     library = ["-mexec-model=reactor", *(f"-Wl,--export={name}" for name in native.exports_of(guest, manifest))]
     return [
         "cc",
@@ -42,6 +42,11 @@ def cc_arguments(job: CompileJob, output: Path, manifest: Manifest) -> list[str]
         *(library if guest.type.kind == "library" else []),
         *(f"-l{name}" for name in options.libs),
     ]
+
+
+def c_options(options: CompileOptions | ZigCompileOptions | None) -> CompileOptions:
+    """A C guest's table, or the defaults (the language check refused a Zig guest's table before the compile)."""
+    return options if isinstance(options, CompileOptions) else CompileOptions()
 
 
 def source_files(project: Project, guest: str, options: CompileOptions) -> list[str]:
@@ -78,7 +83,7 @@ class C(native.ZigCompiled):
         return core_bindings.c_header(project)
 
     def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
-        return {**super().settings(project, guest), "compile": (guest.compile or CompileOptions())._asdict()}
+        return {**super().settings(project, guest), "compile": c_options(guest.compile)._asdict()}
 
     def arguments(self, job: CompileJob, output: Path, manifest: Manifest) -> list[str]:
         return cc_arguments(job, output, manifest)

@@ -1,6 +1,7 @@
 """JavaScript guests: an ES module (`index.js`, or the guest's only .js/.mjs file) made a component of
 the guest's world by the pinned componentize-js. Its bindings are the granted catalog interfaces,
-imported by their WIT names: `import { write } from "ngixi:host/log@0.1.0"`.
+imported by their WIT names: `import { write } from "ngixi:host/log@0.1.0"`. A guest with npm dependencies
+(`package.json` and its lock file) imports them by package name: the build bundles it with them first.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from ngixi_build.guests import GuestBuild
 from ngixi_build.languages.base import CompileJob, Language, ToolchainStatus
 from ngixi_build.project import Project
 from ngixi_build.stages import component, language_component
-from ngixi_build.toolchains import installs, javascript
+from ngixi_build.toolchains import installs, javascript, npm_deps
 from ngixi_runtime.guest.manifest import Manifest
 
 ENTRIES = ("index.js", "index.mjs")
@@ -35,6 +36,7 @@ class JavaScript(Language):
             "disabled": list(javascript.WASI_FEATURES),
             "stdio": "if granted",
             "thrown errors": "logged if log is granted",
+            "npm dependencies": "bundled with rolldown",
         }
 
     def install(self, state_dir: Path) -> None:
@@ -62,20 +64,30 @@ class JavaScript(Language):
                 cwd=project.root,
                 grants=manifest.grants,
                 exports_wrapper=_exports_wrapper(project, manifest, job.out_path),
+                bundle=_bundle(project, manifest, job.out_path),
             )
 
         return language_component.build_component(project, job.guest.name, job.out_path, build)
 
 
 def _exports_wrapper(project: Project, manifest: Manifest, out_path: Path) -> Path | None:
-    """Where the build's export wrapper goes: beside the component, at a fixed path (its name is in the
-    component); none without the log capability, or outside the project (componentize-js sees only the project).
-    Only its directory is resolved: whatever is at the path itself, a symbolic link too, is replaced, never followed."""
-    if "log" not in manifest.grants:
-        return None
+    """Where the build's export wrapper goes (none without the log capability)."""
+    return _build_file(project, manifest, out_path, "exports") if "log" in manifest.grants else None
+
+
+def _bundle(project: Project, manifest: Manifest, out_path: Path) -> Path | None:
+    """Where the guest is bundled with its npm dependencies (none for a guest without them)."""
+    has_dependencies = npm_deps.has_dependencies(project.guests_dir / manifest.guest.name)
+    return _build_file(project, manifest, out_path, "bundle") if has_dependencies else None
+
+
+def _build_file(project: Project, manifest: Manifest, out_path: Path, role: str) -> Path | None:
+    """A module the driver writes for the build only: beside the component, at a fixed path (its name is in the
+    component); none outside the project (componentize-js sees only the project). Only its directory is
+    resolved: whatever is at the path itself, a symbolic link too, is replaced, never followed."""
     root = project.root.resolve()
-    wrapper = out_path.parent.resolve() / f".{manifest.guest.name}.exports.mjs"
-    return wrapper.relative_to(root) if wrapper.is_relative_to(root) else None
+    path = out_path.parent.resolve() / f".{manifest.guest.name}.{role}.mjs"
+    return path.relative_to(root) if path.is_relative_to(root) else None
 
 
 LANGUAGE = JavaScript()

@@ -9,6 +9,7 @@ from ngixi_build.guests import GuestBuild
 from ngixi_build.languages.base import Language
 from ngixi_build.project import Project
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.guest.compile_options import compile_language, misplaced_compile
 from ngixi_runtime.guest.kind import SOURCE_PATTERNS, GuestLanguage
 
 _MODULES: MappingProxyType[GuestLanguage, str] = MappingProxyType(
@@ -46,8 +47,8 @@ def language_of(project: Project, guest: GuestBuild) -> Language:
     if name not in _MODULES:
         raise InvalidInput(f'{manifest}: guest.language: "{name}" guests cannot be built by this version')
     found = language(name)
-    if guest.compile is not None and name != "c":
-        raise InvalidInput(f"{manifest}: compile: is for C guests, and this is a {name} guest; remove it")
+    if guest.compile is not None and compile_language(guest.compile) != name:
+        raise InvalidInput(f"{manifest}: compile: {misplaced_compile(guest.compile, name)}")
     if guest.type.abi not in found.abis:
         raise InvalidInput(
             f'{manifest}: guest.abi: a {name} guest is built as {" or ".join(found.abis)}, not "{guest.type.abi}"'

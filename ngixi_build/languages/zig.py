@@ -1,31 +1,40 @@
 """Zig guests: `main.zig` (or `src/main.zig`, or the guest's one `.zig` file) built by `zig build-exe` for wasm32-wasi.
 
-The generated bindings are the module `ngixi` (`const ngixi = @import("ngixi");`).
+The generated bindings are the module `ngixi` (`const ngixi = @import("ngixi");`). The manifest's `[compile]` may
+name the root source, the optimize mode (ReleaseSmall by default) and more modules, each `@import`able by its name
+from the root and from each other.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from ngixi_build.guests import GuestBuild
 from ngixi_build.languages import native
 from ngixi_build.languages.base import CompileJob
 from ngixi_build.project import Project
 from ngixi_build.stages import core_bindings
 from ngixi_build.stages.compile import CompileError
+from ngixi_runtime.guest.compile_options import CompileOptions, ZigCompileOptions
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.spec.bundle_format import BuildProfile
 
-# Both keep debug info and names (-fno-strip; the build drops the DWARF, a dev build after making a source map
-# of it); not Zig's Debug mode, whose panic handler imports WASI clocks and files.
-OPTIMIZATION: dict[BuildProfile, tuple[str, ...]] = {
-    "release": ("-O", "ReleaseSmall", "-fno-strip"),
-    "dev": ("-O", "ReleaseSmall", "-fno-strip"),
-}
+# Every mode keeps debug info and names (-fno-strip; the build drops the DWARF, a dev build after making a source map
+# of it); not Zig's Debug mode, whose panic handler imports WASI clocks and files. The dev profile builds the mode
+# the manifest asks for too: the others change which imports the module has.
+OPTIMIZATION: dict[BuildProfile, tuple[str, ...]] = {"release": ("-fno-strip",), "dev": ("-fno-strip",)}
 ROOTS = ("main.zig", "src/main.zig")
 
 
-def root_source(project: Project, guest: str) -> Path:
+def zig_options(options: CompileOptions | ZigCompileOptions | None) -> ZigCompileOptions:
+    """A Zig guest's table, or the defaults (the language check refused a C guest's table before the compile)."""
+    return options if isinstance(options, ZigCompileOptions) else ZigCompileOptions()
+
+
+def root_source(project: Project, guest: str, options: ZigCompileOptions) -> Path:
     directory = project.guests_dir / guest
+    if options.root is not None:
+        return _guest_file(project, guest, options.root, "compile.root")
     for name in ROOTS:
         if (directory / name).is_file():
             return directory / name
@@ -35,40 +44,60 @@ def root_source(project: Project, guest: str) -> Path:
     return found[0]
 
 
+def _guest_file(project: Project, guest: str, name: str, field: str) -> Path:
+    directory = project.guests_dir / guest
+    found = directory / name
+    if not found.is_file() or not found.resolve().is_relative_to(directory.resolve()):
+        manifest = native.relative(project, project.manifest_path(guest))
+        raise CompileError(f"{manifest}: {field}: guests/{guest}/{name} is not a file inside the guest's directory")
+    return found
+
+
 def build_arguments(job: CompileJob, output: Path, manifest: Manifest) -> list[str]:
     project, guest = job.project, job.guest
+    options = zig_options(manifest.compile)
     library = ["-fno-entry", *(f"--export={name}" for name in native.exports_of(guest, manifest))]
     return [
         "build-exe",
         "-target",
         native.WASI_TARGET,
+        "-O",
+        options.optimize,
         *OPTIMIZATION[project.profile],
         *(library if guest.type.kind == "library" else []),
         f"--max-memory={guest.memory_pages * native.PAGE_BYTES}",
         "--stack",
         str(native.STACK_BYTES),
         f"-femit-bin={output}",
-        *modules(project, root_source(project, guest.name)),
+        *modules(project, guest.name, options),
     ]
 
 
-def modules(project: Project, root: Path) -> list[str]:
-    """The root source, with the bindings as the module `ngixi` when the project has a WIT catalog."""
-    if not core_bindings.available(project):
-        return [f"-Mroot={native.relative(project, root)}"]
-    bindings = native.relative(project, core_bindings.zig_module(project))
-    return [
-        "--dep",
-        core_bindings.ZIG_MODULE,
-        f"-Mroot={native.relative(project, root)}",
-        f"-M{core_bindings.ZIG_MODULE}={bindings}",
-    ]
+def modules(project: Project, guest: str, options: ZigCompileOptions) -> list[str]:
+    """The root source and the manifest's modules, each importing the others and the bindings, the module `ngixi`
+    (when the project has a WIT catalog), by name. Each module's `--dep`s come right before its `-M`."""
+    own = {name: _guest_file(project, guest, path, f"compile.modules.{name}") for name, path in options.modules}
+    sources = {"root": root_source(project, guest, options), **own}
+    if core_bindings.available(project):
+        sources[core_bindings.ZIG_MODULE] = core_bindings.zig_module(project)
+    arguments: list[str] = []
+    for name, source in sources.items():
+        imported = [other for other in sources if other not in (name, "root")]
+        imported = [] if name == core_bindings.ZIG_MODULE else imported
+        arguments += [
+            *(part for other in imported for part in ("--dep", other)),
+            f"-M{name}={native.relative(project, source)}",
+        ]
+    return arguments
 
 
 class Zig(native.ZigCompiled):
     name = "zig"
     optimization = OPTIMIZATION
     command = "zig build-exe"
+
+    def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
+        return {**super().settings(project, guest), "compile": zig_options(guest.compile)._asdict()}
 
     def bindings(self, project: Project) -> Path:
         return core_bindings.zig_module(project)

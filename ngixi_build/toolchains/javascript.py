@@ -4,13 +4,14 @@ which makes a JavaScript module a component of a WIT world.
 Installed by `npm ci` from `pins/javascript/package-lock.json` (every package's integrity pinned)
 into `<state>/toolchains/javascript/<key>/`, with the Node.js of the AssemblyScript toolchain; only
 when a guest is in JavaScript. `js/componentize_guest.mjs` drives it: it parses the source first, so
-that a syntax error is reported as `file:line:column` (componentize-js says only how many there were).
+that a syntax error is reported as `file:line:column` (componentize-js says only how many there were), and
+bundles a guest that has npm dependencies with the pinned rolldown (componentize-js resolves no package names).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,26 +89,30 @@ def build_component(
     cwd: Path,
     grants: Collection[str],
     exports_wrapper: Path | None = None,
+    bundle: Path | None = None,
 ) -> None:
     """Makes `out_path` the component of `entry` for `world`; a failure raises its diagnostics.
 
     `exports_wrapper` (under `cwd`, for a guest granted log): where the driver writes, for the build only, the
-    module that logs an Error an export throws before the call traps."""
+    module that logs an Error an export throws before the call traps. `bundle` (under `cwd`, for a guest with npm
+    dependencies): where it bundles the guest with them, for the build only."""
     disabled = ",".join(disabled_features(grants))
-    wrapper = [] if exports_wrapper is None else [exports_wrapper]
+    made = {"wrapper": exports_wrapper, "bundle": bundle}
+    options = [f"--{option}={path}" for option, path in made.items() if path is not None]
     try:
-        _remove_wrapper(cwd, exports_wrapper)  # the driver creates it anew, and never through a link left there
+        _remove_build_files(cwd, made.values())  # the driver creates them anew, never through a link left there
         run(
-            [toolchain.node, DRIVER, toolchain.root, entry, world_dir, world, out_path, disabled, *wrapper],
+            [toolchain.node, DRIVER, toolchain.root, entry, world_dir, world, out_path, disabled, *options],
             what=f"componentize-js {entry}",
             cwd=cwd,
             error=JavaScriptBuildError,
             timeout=900,
         )
-    finally:  # the driver removes it too, but not when it is killed (Ctrl-C, the timeout)
-        _remove_wrapper(cwd, exports_wrapper)
+    finally:  # the driver removes them too, but not when it is killed (Ctrl-C, the timeout)
+        _remove_build_files(cwd, made.values())
 
 
-def _remove_wrapper(cwd: Path, wrapper: Path | None) -> None:
-    if wrapper is not None:
-        (cwd / wrapper).unlink(missing_ok=True)
+def _remove_build_files(cwd: Path, paths: Iterable[Path | None]) -> None:
+    for path in paths:
+        if path is not None:
+            (cwd / path).unlink(missing_ok=True)

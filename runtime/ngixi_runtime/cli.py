@@ -482,7 +482,7 @@ def _parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     parser.add_argument("--version", action=_VersionAction, help="print the installed versions and exit")
-    subcommands = parser.add_subparsers(dest="command", required=True)
+    subcommands = parser.add_subparsers(dest="command", required=True, parser_class=_CommandParser)
     for name, command in commands.items():
         sub = subcommands.add_parser(name, help=command.help, description=command.help)
         sub.set_defaults(handler=command.handler)
@@ -490,6 +490,32 @@ def _parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
         sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log what happens")
         command.arguments(sub)
     return parser
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser, which takes its options between its positional arguments too (`ngixi run BUNDLE
+    --in-process add 2 3`, `ngixi run BUNDLE --env X -- --flag`): argparse's plain parsing fills an optional
+    positional with nothing at the first option and then refuses the rest. `--` still ends the options."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._nested = False  # a command with subcommands of its own (`trust`) parses plainly: argparse has to
+        self._intermixing = False
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        self._nested = True
+        return super().add_subparsers(**kwargs)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._nested or self._intermixing:  # parse_known_intermixed_args calls this method for each pass
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 class _VersionAction(argparse.Action):

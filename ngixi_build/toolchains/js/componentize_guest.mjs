@@ -1,17 +1,23 @@
 // Builds a JavaScript guest into a component with the pinned componentize-js.
 // Usage: node componentize_guest.mjs <toolchain root> <entry.js> <WIT dir> <world> <out.wasm> <disabled features,...>
-//   [<exports wrapper.mjs>]
+//   [--wrapper=<exports wrapper.mjs>] [--bundle=<bundle.mjs>]
 // A syntax error is printed as oxc's code frame, which names file:line:column; any other failure as
 // componentize-js's message. Exit 1 on failure, and <out.wasm> is then not written.
 // With a wrapper path (a guest granted log), the component is built from a module written there for the build:
 // it exports the entry's exports, each function wrapped so that an Error it throws is logged at level error
 // with its message and the guest's line before it traps (componentize-js traps without a word otherwise).
+// With a bundle path (a guest with npm dependencies), the module is first bundled there with the pinned rolldown:
+// componentize-js resolves only relative paths, never a package name in node_modules. The bundle carries a table
+// of its lines' places in the guest's own files, so the wrapper still names the guest's line.
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
-const [root, entry, witPath, worldName, outPath, disabled, wrapperPath] = process.argv.slice(2);
+const [root, entry, witPath, worldName, outPath, disabled, ...options] = process.argv.slice(2);
+const option = (name) => options.find((item) => item.startsWith(`--${name}=`))?.slice(name.length + 3);
+const wrapperPath = option("wrapper");
+const bundlePath = option("bundle");
 const require = createRequire(path.join(root, "package.json"));
 
 function fail(message) {
@@ -34,7 +40,10 @@ const { componentize } = await import(pathToFileURL(componentizeJs).href);
 function report(error) {
   if (!(error instanceof Error) || "payload" in error) return;
   const frame = /^(.*)@(.*):(\d+):\d+$/.exec(String(error.stack ?? "").split("\n")[0]);
-  const where = frame ? ` (at ${frame[2]}:${frame[3]}${frame[1] ? ` in ${frame[1]}` : ""})` : "";
+  let [file, line] = frame ? [frame[2], Number(frame[3])] : [];
+  const place = typeof ngixiBundleLines === "undefined" ? null : ngixiBundleLines.lines[line - 1];
+  if (place) [file, line] = [ngixiBundleLines.sources[place[0]], place[1]];
+  const where = frame ? ` (at ${file}:${line}${frame[1] ? ` in ${frame[1]}` : ""})` : "";
   writeAt("error", `${error.name}: ${error.message}${where}`);
 }
 
@@ -69,13 +78,59 @@ function exportsWrapper(wrapper) {
   return lines.join("\n") + "\n";
 }
 
+// A source map's mappings (base64 VLQ) → for each generated line, the [source, line] (1-based) of its first segment.
+function firstPlaces(mappings) {
+  const digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const state = [0, 0, 0, 0];
+  return mappings.split(";").map((segments) => {
+    let first = null;
+    for (const segment of segments.split(",").filter(Boolean)) {
+      const fields = [];
+      for (let value = 0, shift = 0, i = 0; i < segment.length; i++) {
+        const digit = digits.indexOf(segment[i]);
+        value += (digit & 31) << shift;
+        shift += 5;
+        if (digit & 32) continue;
+        fields.push(value & 1 ? -(value >>> 1) : value >>> 1);
+        value = shift = 0;
+      }
+      for (let f = 1; f < fields.length && f < 4; f++) state[f] += fields[f];
+      if (first === null && fields.length >= 4) first = [state[1], state[2] + 1];
+    }
+    return first;
+  });
+}
+
+async function bundle(input, out) {
+  const { rolldown } = await import(pathToFileURL(require.resolve("rolldown")).href);
+  const build = await rolldown({
+    input: path.resolve(input), // relative, it would be read as a package name
+    cwd: process.cwd(),
+    external: [/^(ngixi|wasi):/],
+    platform: "neutral",
+    resolve: { mainFields: ["module", "main"], conditionNames: ["import", "module", "default", "require"] },
+    // A package name that resolves nowhere would be left as an import componentize-js cannot load: an error here.
+    onLog: (level, log, handler) => handler(log.code === "UNRESOLVED_IMPORT" ? "error" : level, log),
+  });
+  const { output } = await build.generate({ dir: path.dirname(out), format: "esm", sourcemap: "hidden" });
+  await build.close();
+  const [chunk] = output;
+  const sources = chunk.map.sources.map((source) => path.relative(process.cwd(), path.resolve(path.dirname(out), source)));
+  const table = { sources, lines: firstPlaces(chunk.map.mappings) };
+  // Appended, so no line moves; read only when an export throws, long after the module ran.
+  const code = `${chunk.code}\nconst ngixiBundleLines = ${JSON.stringify(table)};\n`;
+  await writeFile(out, code, { flag: "wx" });
+  return out;
+}
+
 let component;
 let failure;
 try {
   // "wx": created here, never written through whatever another process left at the path (a link included).
   if (wrapperPath) await writeFile(wrapperPath, exportsWrapper(wrapperPath), { flag: "wx" });
+  const module = wrapperPath || entry;
   ({ component } = await componentize({
-    sourcePath: wrapperPath || entry,
+    sourcePath: bundlePath ? await bundle(module, bundlePath) : module,
     witPath,
     worldName,
     disableFeatures: disabled ? disabled.split(",") : [],
@@ -83,7 +138,7 @@ try {
 } catch (error) {
   failure = `${entry}: ${error.message}`;
 } finally {
-  if (wrapperPath) await rm(wrapperPath, { force: true });
+  for (const made of [wrapperPath, bundlePath].filter(Boolean)) await rm(made, { force: true });
 }
 if (failure) fail(failure);
 await writeFile(outPath, component);

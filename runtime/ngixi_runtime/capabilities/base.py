@@ -54,6 +54,9 @@ def wasi_import(name: str, params: str) -> HostImport:
 # Granted by both stdio (fds 1 and 2) and fs (its files): each answers for its own descriptors.
 FD_WRITE = wasi_import("fd_write", "i32 i32 i32 i32")
 FD_FDSTAT_GET = wasi_import("fd_fdstat_get", "i32 i32")
+# Granted by stdio and stdin for their streams too: C's buffered stdio imports them with printf or fgets.
+FD_SEEK = wasi_import("fd_seek", "i32 i64 i32 i32")
+FD_CLOSE = wasi_import("fd_close", "i32")
 
 
 def stream_fdstat_get(fds: Collection[int], rights: int) -> HostFunctionFactory:
@@ -69,6 +72,31 @@ def stream_fdstat_get(fds: Collection[int], rights: int) -> HostFunctionFactory:
             return Errno.SUCCESS
 
         return fd_fdstat_get
+
+    return bound
+
+
+def stream_seek(fds: Collection[int]) -> HostFunctionFactory:
+    """`fd_seek` for a capability's standard streams: SPIPE, as a pipe answers (and fs for these streams)."""
+
+    def bound(ctx: HostContext) -> HostFunction:
+        def fd_seek(fd: int, offset: int, whence: int, out: int) -> int:
+            return Errno.SPIPE if fd in fds else Errno.BADF
+
+        return fd_seek
+
+    return bound
+
+
+def stream_close(fds: Collection[int]) -> HostFunctionFactory:
+    """`fd_close` for a capability's standard streams: done, as for a pipe; the host keeps the stream open, so a
+    write after it is still captured (without fs there is no descriptor table to take it out of)."""
+
+    def bound(ctx: HostContext) -> HostFunction:
+        def fd_close(fd: int) -> int:
+            return Errno.SUCCESS if fd in fds else Errno.BADF
+
+        return fd_close
 
     return bound
 

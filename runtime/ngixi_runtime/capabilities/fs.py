@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any, NamedTuple, cast
 
 from ngixi_runtime.capabilities.base import (
+    FD_CLOSE,
     FD_FDSTAT_GET,
+    FD_SEEK,
     FD_WRITE,
     MODES,
     OUTPUT_WASI_P2,
@@ -265,9 +267,9 @@ _IMPORTS = (
     wasi_import("fd_pread", "i32 i32 i32 i64 i32"),
     FD_WRITE,
     wasi_import("fd_pwrite", "i32 i32 i32 i64 i32"),
-    wasi_import("fd_seek", "i32 i64 i32 i32"),
+    FD_SEEK,
     wasi_import("fd_tell", "i32 i32"),
-    wasi_import("fd_close", "i32"),
+    FD_CLOSE,
     wasi_import("fd_sync", "i32"),
     wasi_import("fd_datasync", "i32"),
     FD_FDSTAT_GET,

@@ -15,7 +15,9 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from ngixi_runtime.capabilities.base import (
+    FD_CLOSE,
     FD_FDSTAT_GET,
+    FD_SEEK,
     OUTPUT_WASI_P2,
     Bounds,
     Capability,
@@ -23,7 +25,9 @@ from ngixi_runtime.capabilities.base import (
     bounded,
     ceiling_bound,
     descriptor_methods,
+    stream_close,
     stream_fdstat_get,
+    stream_seek,
     wasi_import,
 )
 from ngixi_runtime.capabilities.context import HostContext, HostFunction, Sandbox, Stdin
@@ -135,7 +139,12 @@ def _fd_read(ctx: HostContext) -> HostFunction:
 CAPABILITY = Capability(
     "stdin",
     "WASI standard input: the caller's bytes",
-    {FD_READ: _fd_read, FD_FDSTAT_GET: stream_fdstat_get((STDIN_FD,), RIGHT_FD_READ)},
+    {
+        FD_READ: _fd_read,
+        FD_FDSTAT_GET: stream_fdstat_get((STDIN_FD,), RIGHT_FD_READ),
+        FD_SEEK: stream_seek((STDIN_FD,)),
+        FD_CLOSE: stream_close((STDIN_FD,)),
+    },
     parse_options=parse_stdin,
     parse_ceiling=parse_stdin_ceiling,
     open_state=_open_state,

@@ -1,11 +1,22 @@
 """The `stdio` capability: WASI stdout and stderr (fds 1 and 2), captured by the host within a quota.
 
-Its two imports are also granted by fs, for files: each capability answers for its own descriptors.
+Its imports are also granted by fs, for files: each capability answers for its own descriptors. `fd_seek` (SPIPE)
+and `fd_close` on these two streams are there for C's buffered stdio, whose `printf` imports them.
 """
 
 from __future__ import annotations
 
-from ngixi_runtime.capabilities.base import FD_FDSTAT_GET, FD_WRITE, OUTPUT_WASI_P2, Capability, stream_fdstat_get
+from ngixi_runtime.capabilities.base import (
+    FD_CLOSE,
+    FD_FDSTAT_GET,
+    FD_SEEK,
+    FD_WRITE,
+    OUTPUT_WASI_P2,
+    Capability,
+    stream_close,
+    stream_fdstat_get,
+    stream_seek,
+)
 from ngixi_runtime.capabilities.context import HostContext, HostFunction
 from ngixi_runtime.spec.abi import (
     RIGHT_FD_WRITE,
@@ -51,6 +62,11 @@ def _fd_write(ctx: HostContext) -> HostFunction:
 CAPABILITY = Capability(
     "stdio",
     "WASI stdout/stderr, captured by the host",
-    {FD_WRITE: _fd_write, FD_FDSTAT_GET: stream_fdstat_get(STDIO_FDS, RIGHT_FD_WRITE)},
+    {
+        FD_WRITE: _fd_write,
+        FD_FDSTAT_GET: stream_fdstat_get(STDIO_FDS, RIGHT_FD_WRITE),
+        FD_SEEK: stream_seek(STDIO_FDS),
+        FD_CLOSE: stream_close(STDIO_FDS),
+    },
     wasi_p2={**OUTPUT_WASI_P2, **_CONSOLE_WASI_P2},
 )

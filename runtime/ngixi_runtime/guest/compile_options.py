@@ -1,4 +1,5 @@
-"""A C guest's `[compile]` table: the files to compile, its flags (defines among them), include dirs and libraries.
+"""A guest's `[compile]` table. A C guest's: the files to compile, its flags (defines among them), include dirs and
+libraries. A Zig guest's: its root source, its optimize mode and the modules its sources `@import` by name.
 
 Every path is a relative one inside the guest's directory (so the build's up-to-date check and watch
 mode see each file the compile reads), and a flag is one of a few forms that change the code, never where
@@ -13,12 +14,18 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from ngixi_runtime.guest.build_command import is_inside
-from ngixi_runtime.spec.schema import Problems, array, optional_table, string_item
+from ngixi_runtime.spec.schema import Problems, array, optional_table, string, string_item, suggestion, table
 
 COMPILE_KEYS = ("sources", "include", "flags", "libs")
+ZIG_COMPILE_KEYS = ("root", "optimize", "modules")
+# Not Debug: its panic handler imports WASI clocks and files, which a guest is not granted for that.
+ZIG_OPTIMIZE_MODES = ("ReleaseSmall", "ReleaseFast", "ReleaseSafe")
+# Names zig gives a module itself, and the generated bindings' module.
+ZIG_RESERVED_MODULES = ("std", "builtin", "root", "ngixi")
 DEFAULT_SOURCES = ("**/*.c",)
 
 _PATH = re.compile(r"^[^\0]+$")
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _LIBRARY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_+.-]*$")
 # -O levels (not -O0: it links a debug wasi-libc importing WASI clocks and files), warnings (not -Wl,/-Wa,/-Wp,),
 # a language standard, defines (-D/-U), and code generation -f/-m switches without a path in them.
@@ -51,8 +58,23 @@ class CompileOptions(NamedTuple):
     libs: tuple[str, ...] = ()
 
 
-def parse_compile(raw: Mapping[str, Any], problems: Problems) -> CompileOptions | None:
-    """The `[compile]` table, if the manifest has one; every problem goes to `problems`."""
+class ZigCompileOptions(NamedTuple):
+    """A Zig guest's table: `root` and each module's path relative to guests/<name>/; `modules` in name order."""
+
+    root: str | None = None
+    optimize: str = ZIG_OPTIMIZE_MODES[0]
+    modules: tuple[tuple[str, str], ...] = ()
+
+
+def parse_compile(
+    raw: Mapping[str, Any], problems: Problems, language: str | None = None
+) -> CompileOptions | ZigCompileOptions | None:
+    """The `[compile]` table, if the manifest has one: a Zig guest's when its language is zig, or (a language told by
+    the guest's files) when it has a key only Zig's table has; else a C guest's. Every problem goes to `problems`."""
+    keys = raw.get("compile")
+    zig_keys = isinstance(keys, dict) and bool(set(keys) & set(ZIG_COMPILE_KEYS))
+    if language == "zig" or (language is None and zig_keys):
+        return _parse_zig(raw, problems)
     table = optional_table(raw, "compile", COMPILE_KEYS, problems)
     if table is None:
         return None
@@ -62,6 +84,63 @@ def parse_compile(raw: Mapping[str, Any], problems: Problems) -> CompileOptions 
         flags=array(table, "flags", "compile.flags", problems, item=_flag),
         libs=array(table, "libs", "compile.libs", problems, item=string_item(_LIBRARY, _LIBRARY_RULE)),
     )
+
+
+def compile_language(options: CompileOptions | ZigCompileOptions) -> str:
+    """The language whose guests take this table."""
+    return "zig" if isinstance(options, ZigCompileOptions) else "c"
+
+
+def misplaced_compile(options: CompileOptions | ZigCompileOptions, language: str) -> str:
+    """Why a guest in `language` cannot take this table, and what it takes instead."""
+    keys = {"c": COMPILE_KEYS, "zig": ZIG_COMPILE_KEYS}.get(language)
+    if keys is None:
+        return f"is for C and Zig guests, and this is {_a(language)} {language} guest; remove it"
+    takes = f"{_a(language)} {language} guest's takes {', '.join(keys)}"
+    return f"this table is for {compile_language(options)} guests; {takes}"
+
+
+def _a(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
+def _parse_zig(raw: Mapping[str, Any], problems: Problems) -> ZigCompileOptions | None:
+    found = optional_table(raw, "compile", ZIG_COMPILE_KEYS, problems)
+    if found is None:
+        return None
+    root = _zig_source(found["root"], "compile.root", problems) if "root" in found else None
+    optimize = string(found, "optimize", "compile.optimize", problems, default=ZIG_OPTIMIZE_MODES[0])
+    if optimize and optimize not in ZIG_OPTIMIZE_MODES:
+        choices = suggestion(optimize, ZIG_OPTIMIZE_MODES, "allowed")
+        debug = " (Debug's panic handler imports WASI clocks and files; ReleaseSafe keeps the safety checks)"
+        problems.add("compile.optimize", f'"{optimize}" is not an optimize mode a guest may use; {choices}{debug}')
+    modules = table(found, "modules", "compile.modules", problems)
+    return ZigCompileOptions(
+        root=root,
+        optimize=optimize,
+        modules=tuple(sorted(_zig_modules(modules, problems))),
+    )
+
+
+def _zig_modules(modules: Mapping[str, Any], problems: Problems) -> list[tuple[str, str]]:
+    checked = []
+    for name, path in modules.items():
+        field = f"compile.modules.{name}"
+        if not _MODULE_NAME.match(name) or name in ZIG_RESERVED_MODULES:
+            reserved = ", ".join(ZIG_RESERVED_MODULES)
+            problems.add(field, f"a module name is a Zig identifier, and not one of {reserved}")
+        source = _zig_source(path, field, problems)
+        if source is not None:
+            checked.append((name, source))
+    return checked
+
+
+def _zig_source(value: object, field: str, problems: Problems) -> str | None:
+    checked = _inside(value, field, problems)
+    if checked is not None and not checked.endswith(".zig"):
+        problems.add(field, f'"{checked}" is not a .zig file')
+        return None
+    return checked
 
 
 def _inside(value: object, field: str, problems: Problems) -> str | None:
@@ -80,8 +159,8 @@ def _flag(value: object, field: str, problems: Problems) -> str | None:
     return checked
 
 
-def lenient_compile(raw: Mapping[str, Any]) -> CompileOptions | None:
+def lenient_compile(raw: Mapping[str, Any], language: str | None) -> CompileOptions | ZigCompileOptions | None:
     """The `[compile]` table for declaring build steps from a manifest that may be broken: None when it is wrong."""
     problems = Problems("")
-    options = parse_compile(raw, problems)
+    options = parse_compile(raw, problems, language)
     return None if problems.lines else options

@@ -28,7 +28,7 @@ from ngixi_runtime.spec.schema import Problems, integer, string, suggestion, tab
 
 if TYPE_CHECKING:
     from ngixi_runtime.guest.build_command import BuildCommand
-    from ngixi_runtime.guest.compile_options import CompileOptions
+    from ngixi_runtime.guest.compile_options import CompileOptions, ZigCompileOptions
     from ngixi_runtime.guest.smoke import SmokeCall
 
 VALUE_TYPES = ("i32", "i64", "f32", "f64")
@@ -81,7 +81,7 @@ class Manifest(NamedTuple):
     limits: Limits
     smoke: tuple[SmokeCall, ...]
     build: BuildCommand | None = None
-    compile: CompileOptions | None = None  # a C guest's [compile] table
+    compile: CompileOptions | ZigCompileOptions | None = None  # a C or Zig guest's [compile] table
 
     @property
     def grants(self) -> frozenset[str]:
@@ -198,7 +198,7 @@ def _parse_exports(raw: Mapping[str, Any], problems: Problems, component: bool) 
     exports = []
     for name, decl in table(raw, "exports", "exports", problems).items():
         field = f"exports.{name}"
-        if not EXPORT_NAME_PATTERN.match(name):
+        if not component and not EXPORT_NAME_PATTERN.match(name):  # a component's are checked by _check_component
             problems.add(field, "an export name must be letters, digits and underscores")
         if not isinstance(decl, dict):
             problems.add(field, f"must be a table with params and results, not {type_name(decl)}")
@@ -273,12 +273,27 @@ def _parse_build(raw: Mapping[str, Any], problems: Problems) -> BuildCommand | N
     return parse_build(raw, problems)
 
 
-def _parse_compile(raw: Mapping[str, Any], problems: Problems) -> CompileOptions | None:
+def _parse_compile(
+    raw: Mapping[str, Any], problems: Problems, language: str | None
+) -> CompileOptions | ZigCompileOptions | None:
     if "compile" not in raw:
         return None
     from ngixi_runtime.guest.compile_options import parse_compile  # here: a run's manifest seldom has one
 
-    return parse_compile(raw, problems)
+    return parse_compile(raw, problems, language)
+
+
+def _check_compile(manifest: Manifest, problems: Problems) -> None:
+    """A [compile] table belongs to a C or Zig guest built from source, not to one with a [build] command."""
+    if manifest.compile is None:
+        return
+    from ngixi_runtime.guest.compile_options import compile_language, misplaced_compile
+
+    language = manifest.guest.type.language
+    if manifest.build is not None:
+        problems.add("compile", "is for C and Zig guests built from source, not one with a [build] command; remove it")
+    elif language is not None and language != compile_language(manifest.compile):
+        problems.add("compile", misplaced_compile(manifest.compile, language))
 
 
 def _check_smoke_targets(manifest: Manifest, problems: Problems) -> None:
@@ -304,9 +319,10 @@ def _check_component(manifest: Manifest, problems: Problems) -> None:
     """What a component guest may declare: WIT-compatible export names, no fuel."""
     for export in manifest.exports:
         if not COMPONENT_EXPORT_PATTERN.match(export.name):
+            plain = re.sub(r"[^a-z0-9]", "", export.name.lower()).lstrip("0123456789") or "run"
             problems.add(
                 f"exports.{export.name}",
-                "a component guest's export name must be lowercase letters and digits (a WIT name)",
+                f'a component guest\'s export name must be lowercase letters and digits (a WIT name), e.g. "{plain}"',
             )
         if len(export.results) > 1:
             problems.add(f"exports.{export.name}.results", "a component export returns at most one value")
@@ -343,10 +359,9 @@ def manifest_from_table(raw: Mapping[str, Any], *, source: str, stem: str) -> Ma
         limits=_parse_limits(raw, problems),
         smoke=_parse_smoke(raw, problems, component),
         build=_parse_build(raw, problems),
-        compile=_parse_compile(raw, problems),
+        compile=_parse_compile(raw, problems, guest.type.language),
     )
-    if manifest.compile is not None and (manifest.build is not None or manifest.guest.type.language not in (None, "c")):
-        problems.add("compile", 'is for C guests ([guest] language = "c", or the guest\'s *.c files); remove it')
+    _check_compile(manifest, problems)
     if manifest.build is not None and manifest.guest.type.language not in (None, "wasm"):
         problems.add("build", f'a [build] command makes a "wasm" guest, not a "{manifest.guest.type.language}" one')
     _check_smoke_targets(manifest, problems)

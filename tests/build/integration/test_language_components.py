@@ -4,6 +4,7 @@ engine each), so the module builds them once, for this host's Wasmtime only."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -35,6 +36,15 @@ JS_RETURN = "  return `Hello, ${name}!`;"
 JS_THROW = '  if (name === "boom") throw new RangeError("no boom here");'  # line 9 of the generated index.js
 COUNTER_BUMP = "  const now = total() + by;"
 COUNTER_THROW = '  if (by === -999) throw new Error("no boom here");'  # line 21 of counter-js's index.js
+NPM_GUEST = "ms-js"  # a JavaScript guest importing npm's ms (CommonJS) by its package name
+MS_SOURCE = """import ms from "ms";
+import { write } from "ngixi:host/log@0.1.0";
+
+export function greet(name) {
+  write(`ms-js greets ${name}`);
+  return `${name}: ${ms(name === "boom" ? "" : name)}`;
+}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +63,32 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     index.write_text(index.read_text().replace(JS_RETURN, f"{JS_THROW}\n{JS_RETURN}"))
     counter = project / "guests" / "counter-js" / "index.js"  # granted stdio: its WASI writers are Wasmtime's
     counter.write_text(counter.read_text().replace(COUNTER_BUMP, f"{COUNTER_THROW}\n{COUNTER_BUMP}"))
-    smoked = run(project, "doit", *(f"smoke:{guest}" for guest in (*GUESTS, *GENERATED.values())))
+    _add_npm_guest(project)
+    smoked = run(project, "doit", *(f"smoke:{guest}" for guest in (*GUESTS, *GENERATED.values(), NPM_GUEST)))
     (project.parent / "smoke.log").write_text(smoked.stdout + smoked.stderr)
     return project
+
+
+def _add_npm_guest(project: Path) -> None:
+    """The generated JavaScript guest's manifest, with a source importing ms and its lock file from npm."""
+    guest = project / "guests" / NPM_GUEST
+    guest.mkdir()
+    (guest / "index.js").write_text(MS_SOURCE)
+    _depend_on_ms(guest)
+    template = (project / "manifests" / f"{GENERATED['javascript']}.toml").read_text()
+    manifest = template.replace(GENERATED["javascript"], NPM_GUEST).replace('"world"', '"2 days"')
+    (project / "manifests" / f"{NPM_GUEST}.toml").write_text(manifest.replace("Hello, world!", "2 days: 172800000"))
+
+
+def _depend_on_ms(guest: Path) -> None:
+    """A package.json and lock file naming npm's ms; the build installs it, with npm ci."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("no npm on PATH to write the guest's lock file")
+    (guest / "package.json").write_text(f'{{"name": "{guest.name}", "private": true}}\n')
+    install = [npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", "ms@2.1.3"]
+    subprocess.run(install, cwd=guest, check=True, capture_output=True, timeout=600)
+    shutil.rmtree(guest / "node_modules")
 
 
 def _imports(project: Path, guest: str) -> set[str]:
@@ -127,6 +160,32 @@ def test_a_javascript_error_is_logged_with_the_guests_line(built: Path) -> None:
     assert failed.returncode == 5
     assert f"error: RangeError: no boom here (at guests/{guest}/index.js:9 in greet)\n" in failed.stderr
     assert not list((built / "artifacts" / "wasm").glob(".*.mjs"))  # the wrapper is the build's only
+
+
+def test_a_javascript_guest_imports_an_npm_package_by_name(built: Path) -> None:
+    """componentize-js resolves no package names: the build bundles the guest with its node_modules first, and an
+    Error thrown in the package still names its file and line, not the bundle's."""
+    assert f"{NPM_GUEST}: 1 smoke call passed" in (built.parent / "smoke.log").read_text()
+    bundle = f"artifacts/bundles/{NPM_GUEST}-0.1.0.ngx"
+    ran = run(built, "ngixi", "run", "--in-process", bundle, "greet", "1h")
+    assert ran.stdout == '"1h: 3600000"\n'
+    failed = run(built, "ngixi", "run", bundle, "greet", "boom", check=False)
+    assert failed.returncode == 5
+    thrown = 'error: Error: val is not a non-empty string or a valid number. val=""'
+    assert f"{thrown} (at guests/{NPM_GUEST}/node_modules/ms/index.js:" in failed.stderr
+    assert not list((built / "artifacts" / "wasm").glob(".*.mjs"))  # the bundle is the build's only
+
+
+def test_a_package_the_guest_did_not_install_is_named(built: Path) -> None:
+    guest = built / "guests" / "unresolved-js"
+    shutil.copytree(built / "guests" / NPM_GUEST, guest, ignore=shutil.ignore_patterns("node_modules"))
+    (guest / "index.js").write_text(MS_SOURCE.replace('from "ms"', 'from "left-pad"'))
+    manifest = (built / "manifests" / f"{NPM_GUEST}.toml").read_text().replace(NPM_GUEST, "unresolved-js")
+    (built / "manifests" / "unresolved-js.toml").write_text(manifest)
+    result = run(built, "doit", "compile:unresolved-js", check=False)
+    assert result.returncode != 0
+    assert "Could not resolve 'left-pad' in guests/unresolved-js/index.js" in result.stdout + result.stderr
+    assert not (built / "artifacts" / "wasm" / "unresolved-js.wasm").exists()
 
 
 def test_a_trapped_component_with_stdio_lets_go_of_its_store(built: Path, tmp_path: Path) -> None:
@@ -202,6 +261,7 @@ def test_watch_shows_each_tool_s_diagnostic_and_rebuilds_on_save(tmp_path: Path)
     project = Project(keep_only_guests(root, GUESTS), profile="dev")
     set_targets(root, [], [])  # no Wasmtime artifact: the dev bundle holds the component alone
     script, app = project.guests_dir / "counter-js" / "index.js", project.guests_dir / "counter-python" / "app.py"
+    _depend_on_ms(script.parent)  # bundled with it, in watch mode's own directory (a relative entry is no package)
     _edit(script, ("total() + by;", "total() + by +* 1;"))
     _edit(app, ("self.total() + arg0\n", "self.total() + arg0 +\n"))
     watch = WatchProcess(root)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +12,15 @@ import pytest
 from ngixi_build.project import Project
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.spec.wasm import read_module_info
-from tests.integration import copy_project, installed_toolchain, keep_only_guests, ran_tasks, run, set_targets
+from tests.integration import (
+    command_line,
+    copy_project,
+    installed_toolchain,
+    keep_only_guests,
+    ran_tasks,
+    run,
+    set_targets,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +58,37 @@ flags = ["-O2", "-DOFFSET=100", "-Wall", "-Werror"]
 libs = ["m"]
 """
 
+# A Zig guest with a root that is not main.zig, a module it imports by name and ReleaseSafe's overflow checks, which
+# trap through std.debug.no_panic (the default panic handler would print through WASI files).
+ZIG_MODULES_GUEST = {
+    "src/guest.zig": 'const std = @import("std");\nconst shapes = @import("shapes");\n\n'
+    "pub const panic = std.debug.no_panic;\n\n"
+    "export fn area(w: i32, h: i32) i32 {\n    return shapes.area(w, h) + 1;\n}\n",
+    "src/shapes.zig": "pub fn area(w: i32, h: i32) i32 {\n    return w * h;\n}\n",
+}
+ZIG_MODULES_MANIFEST = """guest = { name = "zig-modules", version = "0.1.0" }
+exports.area = { params = ["i32", "i32"], results = ["i32"] }
+
+[compile]
+root = "src/guest.zig"
+optimize = "ReleaseSafe"
+modules = { shapes = "src/shapes.zig" }
+"""
+
+# A C program as one is written: printf and fgets through C's buffered stdio, which imports fd_seek and fd_close.
+PRINTF_SOURCE = """#include <stdio.h>
+int main(int argc, char **argv) {
+    char line[64];
+    if (fgets(line, sizeof line, stdin) == NULL) return 4;
+    printf("%s read %s", argc > 1 ? argv[1] : "?", line);
+    fprintf(stderr, "done\\n");
+    return fclose(stdout) == 0 ? 0 : 5;
+}
+"""
+PRINTF_MANIFEST = """guest = { name = "c-printf", version = "0.1.0", kind = "command" }
+capabilities = { stdio = {}, stdin = {}, args = {} }
+"""
+
 
 def add_commands(project: Project) -> None:
     for name, (source, text) in COMMANDS.items():
@@ -61,6 +101,14 @@ def add_commands(project: Project) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     project.manifest_path("c-flags").write_text(FLAGS_MANIFEST)
+    for name, text in ZIG_MODULES_GUEST.items():
+        path = project.guests_dir / "zig-modules" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    project.manifest_path("zig-modules").write_text(ZIG_MODULES_MANIFEST)
+    (project.guests_dir / "c-printf").mkdir()
+    (project.guests_dir / "c-printf" / "main.c").write_text(PRINTF_SOURCE)
+    project.manifest_path("c-printf").write_text(PRINTF_MANIFEST)
 
 
 @pytest.fixture(scope="module")
@@ -200,3 +248,40 @@ def test_a_c_guest_gives_its_sources_include_dirs_flags_and_libraries(built: Pro
     assert not Path("/tmp/elsewhere.wasm").exists()
     run(built.root, "doit", "build")
     assert wasm.read_bytes() == first
+
+
+def test_a_zig_guest_gives_its_root_modules_and_optimize_mode(built: Project) -> None:
+    manifest, wasm = built.manifest_path("zig-modules"), built.wasm_path("zig-modules")
+    for engine in ENGINES:
+        assert ngixi_run(built, engine, "zig-modules", "area", "6", "7") == "43\n"
+    bundle = str(built.bundle_path("zig-modules", "0.1.0"))
+    overflow = run(built.root, "ngixi", "run", bundle, "area", "65536", "65536", check=False)
+    assert overflow.returncode == 5 and "zig-modules: area trapped" in overflow.stderr  # ReleaseSafe's check
+    first = wasm.read_bytes()
+    wasm.unlink()
+    assert "compile:zig-modules" in ran_tasks(run(built.root, "doit", "build").stdout)
+    assert wasm.read_bytes() == first  # reproducible
+    with edited(manifest, ZIG_MODULES_MANIFEST.replace("ReleaseSafe", "ReleaseFast")):
+        assert "compile:zig-modules" in ran_tasks(run(built.root, "doit", "build").stdout)
+        assert ngixi_run(built, "wasmtime", "zig-modules", "area", "65536", "65536") == "1\n"  # no check: it wraps
+    with edited(manifest, ZIG_MODULES_MANIFEST.replace("ReleaseSafe", "Debug")):
+        refused = run(built.root, "doit", "build", check=False)
+    assert refused.returncode != 0 and "Traceback" not in refused.stdout + refused.stderr
+    assert 'manifests/zig-modules.toml: compile.optimize: "Debug" is not an optimize mode a guest may use' in (
+        refused.stdout
+    )
+    run(built.root, "doit", "build")
+    assert wasm.read_bytes() == first
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("isolation", [[], ["--in-process"]])
+def test_printf_needs_only_the_stdio_grant(built: Project, engine: str, isolation: list[str]) -> None:
+    """C's buffered stdio imports fd_seek and fd_close, which only fs granted: a printf program needed a file
+    system grant to print. stdio and stdin answer them for their own streams."""
+    bundle = str(built.bundle_path("c-printf", "0.1.0"))
+    command = command_line(["ngixi", "run", "--engine", engine, *isolation, bundle, "Ada"])
+    result = subprocess.run(
+        command, cwd=built.root, input="a line\n", capture_output=True, text=True, timeout=120, check=False
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "Ada read a line\n", "done\n")

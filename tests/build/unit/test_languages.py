@@ -11,8 +11,10 @@ from ngixi_build.languages.registry import language, language_of, supported, use
 from ngixi_build.languages.wasm import is_declared_input, matches
 from ngixi_build.languages.zig import modules
 from ngixi_build.project import Project
+from ngixi_build.stages.compile import CompileError
 from ngixi_build.workflows.pipeline import compile_deps
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.guest.compile_options import ZigCompileOptions
 
 HEADER = '[guest]\nname = "{name}"\nversion = "0.1.0"\n'
 
@@ -122,13 +124,14 @@ def test_a_project_without_its_own_wit_catalog_gets_bindings_of_the_packaged_one
     guest = read_guest(project, "z")
     assert not (project.root / "wit").exists() and project.wit_dir.is_dir()
     assert any(p.suffix == ".zig" and "bindings" in p.parts for p in compile_deps(project, guest).file_dep)
-    assert modules(project, project.guests_dir / "z" / "main.zig")[:2] == ["--dep", "ngixi"]
+    assert modules(project, "z", ZigCompileOptions())[:2] == ["--dep", "ngixi"]
 
 
-def test_a_compile_table_is_for_c_guests_and_part_of_their_settings(tmp_path: Path) -> None:
+def test_a_compile_table_is_for_its_own_language_and_part_of_its_settings(tmp_path: Path) -> None:
+    """The language told by the guest's files (the manifest names none) must take the table it has."""
     table = '[compile]\nflags = ["-O3"]\n'
     zig = guest_project(tmp_path / "zig", "g", {"main.zig": ""}, table)
-    with pytest.raises(InvalidInput, match=r"^manifests/g\.toml: compile: is for C guests, and this is a zig guest"):
+    with pytest.raises(InvalidInput, match=r"^manifests/g\.toml: compile: this table is for c guests; a zig guest's"):
         language_of(zig, read_guest(zig, "g"))
     c = guest_project(tmp_path / "c", "g", {"main.c": ""}, table)
     assert compile_deps(c, read_guest(c, "g")).settings["compile"] == {
@@ -137,3 +140,29 @@ def test_a_compile_table_is_for_c_guests_and_part_of_their_settings(tmp_path: Pa
         "flags": ("-O3",),
         "libs": (),
     }
+    zig_table = '[compile]\noptimize = "ReleaseFast"\n[compile.modules]\nshapes = "shapes.zig"\n'
+    zig = guest_project(tmp_path / "zig2", "g", {"main.zig": "", "shapes.zig": ""}, zig_table)
+    assert compile_deps(zig, read_guest(zig, "g")).settings["compile"] == {
+        "root": None,
+        "optimize": "ReleaseFast",
+        "modules": (("shapes", "shapes.zig"),),
+    }
+    c_with_zig_table = guest_project(tmp_path / "c2", "g", {"main.c": ""}, zig_table)
+    with pytest.raises(InvalidInput, match=r"compile: this table is for zig guests; a c guest's takes sources"):
+        language_of(c_with_zig_table, read_guest(c_with_zig_table, "g"))
+
+
+def test_a_zig_guests_modules_import_each_other_and_the_bindings_by_name(tmp_path: Path) -> None:
+    files = {"src/guest.zig": "", "src/shapes.zig": "", "lib/utf.zig": ""}
+    project = guest_project(tmp_path, "z", files)
+    options = ZigCompileOptions(root="src/guest.zig", modules=(("shapes", "src/shapes.zig"), ("utf", "lib/utf.zig")))
+    arguments = modules(project, "z", options)
+    bindings = next(a for a in arguments if a.startswith("-Mngixi="))
+    assert arguments == [
+        *("--dep", "shapes", "--dep", "utf", "--dep", "ngixi", "-Mroot=guests/z/src/guest.zig"),
+        *("--dep", "utf", "--dep", "ngixi", "-Mshapes=guests/z/src/shapes.zig"),
+        *("--dep", "shapes", "--dep", "ngixi", "-Mutf=guests/z/lib/utf.zig"),
+        bindings,
+    ]
+    with pytest.raises(CompileError, match=r"compile\.modules\.gone: guests/z/gone\.zig is not a file inside"):
+        modules(project, "z", ZigCompileOptions(modules=(("gone", "gone.zig"),)))

@@ -18,6 +18,17 @@ ERROR TS2304: Cannot find name 'nope'.
 FAILURE 1 compile error(s)
 """
 
+ZIG_FAILURE = """zjson: zig build-exe failed (exit 1):
+guests/zjson/main.zig:18:28: error: enum 'ngixi.log.LogLevel' has no member named 'err'
+        ngixi.log.writeAt(.err, "x");
+artifacts/bindings/zig/ngixi.zig:67:26: note: enum declared here
+"""
+CLANG_FAILURE = """stats: zig cc failed (exit 1):
+In file included from guests/stats/src/main.c:2:
+guests/stats/include/stats.h:3:10: fatal error: 'missing.h' file not found
+1 error generated.
+"""
+
 
 @dataclass
 class FakeTask:
@@ -31,6 +42,20 @@ def test_the_first_error_names_the_source_line() -> None:
     assert first_error(ASC_FAILURE) == "ERROR TS2304: Cannot find name 'nope'. (guests/cmd1/assembly/index.ts(3,14))"
     assert first_error("manifests/a.toml: missing; create it\nmore") == "manifests/a.toml: missing; create it"
     assert first_error("") == "failed"
+
+
+def test_a_compilers_first_error_is_the_line_it_names_and_a_tools_header_keeps_its_first_line() -> None:
+    """Zig's and clang's diagnostics name file, line and column; what a tool said under its header is shown with it,
+    never the header alone, which ends in a colon and says nothing of the error."""
+    assert (
+        first_error(ZIG_FAILURE)
+        == "guests/zjson/main.zig:18:28: error: enum 'ngixi.log.LogLevel' has no member named 'err'"
+    )
+    assert first_error(CLANG_FAILURE) == "guests/stats/include/stats.h:3:10: fatal error: 'missing.h' file not found"
+    assert (
+        first_error("componentize-js guests/x/index.js failed (exit 1):\nguests/x/index.js: Could not resolve 'y'\n")
+        == "componentize-js guests/x/index.js failed (exit 1): guests/x/index.js: Could not resolve 'y'"
+    )
 
 
 def test_each_failed_guest_is_listed_once_with_its_first_failure() -> None:

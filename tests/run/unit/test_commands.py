@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ngixi_runtime.cli import COMMAND_GROUP, Command, _commands_for
+from ngixi_runtime.cli import COMMAND_GROUP, Command, _commands_for, _parser
 from tests.conftest import KeyFiles, exit_code, make_bundle
 from tests.wasmgen import Func, module
 
@@ -97,3 +97,28 @@ def test_a_named_command_gets_its_parser_alone_and_help_or_a_typo_lists_every_co
     assert "invalid choice: 'vreify' (choose from 'run', 'verify', 'inspect', 'trust', 'greet')" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "export", "args", "in_process", "env"),
+    [
+        (["b.ngx", "add", "2", "3"], "add", ["2", "3"], False, []),
+        (["b.ngx", "--in-process", "add", "2", "3"], "add", ["2", "3"], True, []),
+        (["b.ngx", "add", "--in-process", "2", "3"], "add", ["2", "3"], True, []),
+        (["b.ngx", "--env", "X=1", "--", "--save", "-v"], "--save", ["-v"], False, ["X=1"]),
+        (["--in-process", "b.ngx", "Ada", "--env", "X"], "Ada", [], True, ["X"]),
+    ],
+)
+def test_run_takes_its_options_between_the_bundle_the_export_and_its_arguments(
+    argv: list[str], export: str, args: list[str], in_process: bool, env: list[str]
+) -> None:
+    """argparse alone filled the optional export with nothing at the first option after the bundle, then refused the
+    rest (`unrecognized arguments: add 2 3`); `--` still passes what follows to the guest as it is."""
+    parsed = _parser(_commands_for(["run"])).parse_args(["run", *argv])
+    assert (parsed.bundle, parsed.export, parsed.args) == (Path("b.ngx"), export, args)
+    assert (parsed.in_process, parsed.env) == (in_process, env)
+
+
+def test_a_command_with_subcommands_of_its_own_still_parses() -> None:
+    parsed = _parser(_commands_for(["trust"])).parse_args(["trust", "remove", "--trust", "t.toml", "ABCD"])
+    assert (parsed.action, parsed.trust, parsed.key_id) == ("remove", Path("t.toml"), "ABCD")

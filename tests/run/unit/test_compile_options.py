@@ -1,4 +1,5 @@
-"""A C guest's `[compile]` table: paths inside the guest's directory, and only flags that change the code."""
+"""A C or Zig guest's `[compile]` table: paths inside the guest's directory, only flags that change the code (C), an
+optimize mode that imports nothing more and modules named as Zig names them (Zig)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,13 @@ import re
 
 import pytest
 
-from ngixi_runtime.guest.compile_options import CompileOptions
+from ngixi_runtime.guest.compile_options import CompileOptions, ZigCompileOptions
 from ngixi_runtime.guest.manifest import ManifestError, parse_manifest
 
 GUEST = '[guest]\nname = "calc"\nversion = "0.1.0"\n{language}\n[compile]\n'
 
 
-def compile_table(text: str, *, language: str = "") -> CompileOptions | None:
+def compile_table(text: str, *, language: str = "") -> CompileOptions | ZigCompileOptions | None:
     return parse_manifest(GUEST.format(language=language) + text, source="calc.toml", stem="calc").compile
 
 
@@ -22,7 +23,8 @@ def test_a_real_c_projects_options_are_taken_in_order() -> None:
         'flags = ["-O3", "-DFOO", "-DVERSION=\\"1.2\\"", "-UBAR", "-Wall", "-Wno-unused", "-std=c11", '
         '"-fno-builtin", "-fvisibility=hidden", "-msimd128", "-mcpu=generic"]\n'
     )
-    assert options is not None and options.sources == ("src/*.c", "lib/**/*.c") and options.include == ("include",)
+    assert isinstance(options, CompileOptions)
+    assert options.sources == ("src/*.c", "lib/**/*.c") and options.include == ("include",)
     assert options.flags[:3] == ("-O3", "-DFOO", '-DVERSION="1.2"') and options.libs == ("m",)
     assert compile_table("") == CompileOptions(sources=("**/*.c",))
     assert compile_table("", language='language = "c"') is not None
@@ -59,7 +61,43 @@ def test_what_would_break_the_output_or_reproducibility_is_refused_by_field(text
         compile_table(text + "\n")
 
 
-@pytest.mark.parametrize("language", ['language = "zig"', 'language = "assemblyscript"'])
-def test_compile_is_for_c_guests(language: str) -> None:
-    with pytest.raises(ManifestError, match=r"^calc\.toml: compile: is for C guests"):
-        compile_table("", language=language)
+@pytest.mark.parametrize(
+    ("language", "table", "message"),
+    [
+        ("assemblyscript", "", "compile: is for C and Zig guests, and this is an assemblyscript guest; remove it"),
+        ("python", 'optimize = "ReleaseFast"', "compile: is for C and Zig guests, and this is a python guest"),
+        ("c", 'optimize = "ReleaseFast"', "compile.optimize: unknown key; allowed: sources, include, flags, libs"),
+        ("zig", 'flags = ["-O3"]', "compile.flags: unknown key; allowed: root, optimize, modules"),
+    ],
+)
+def test_a_compile_table_is_for_its_own_language(language: str, table: str, message: str) -> None:
+    with pytest.raises(ManifestError, match=f"(?m)^calc\\.toml: {re.escape(message)}"):
+        compile_table(table, language=f'language = "{language}"')
+
+
+def test_a_zig_guests_table_names_its_root_optimize_mode_and_modules() -> None:
+    text = 'root = "src/guest.zig"\noptimize = "ReleaseFast"\n'
+    text += '[compile.modules]\nshapes = "src/shapes.zig"\nutf = "lib/utf.zig"\n'
+    assert compile_table(text, language='language = "zig"') == ZigCompileOptions(
+        root="src/guest.zig", optimize="ReleaseFast", modules=(("shapes", "src/shapes.zig"), ("utf", "lib/utf.zig"))
+    )
+    assert compile_table('optimize = "ReleaseSafe"\n') == ZigCompileOptions(optimize="ReleaseSafe")  # told by its keys
+    assert compile_table("", language='language = "zig"') == ZigCompileOptions()
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "says"),
+    [
+        ('optimize = "Debug"', "compile.optimize", "Debug's panic handler imports WASI clocks and files"),
+        ('optimize = "ReleaseSmal"', "compile.optimize", 'did you mean "ReleaseSmall"?'),
+        ('root = "../x.zig"', "compile.root", "inside the guest's directory"),
+        ('root = "main.c"', "compile.root", "is not a .zig file"),
+        ('flags = ["-O3"]', "compile.flags", "unknown key; allowed: root, optimize, modules"),
+        ('[compile.modules]\nstd = "std.zig"', "compile.modules.std", "not one of std, builtin, root, ngixi"),
+        ('[compile.modules]\n"my-mod" = "m.zig"', "compile.modules.my-mod", "a module name is a Zig identifier"),
+        ('[compile.modules]\nm = "/etc/m.zig"', "compile.modules.m", "inside the guest's directory"),
+    ],
+)
+def test_a_zig_table_refuses_what_zig_could_not_build_reproducibly_by_field(text: str, field: str, says: str) -> None:
+    with pytest.raises(ManifestError, match=rf"^calc\.toml: {re.escape(field)}: .*{re.escape(says)}"):
+        compile_table(text + "\n", language='language = "zig"')

@@ -12,6 +12,7 @@ from ngixi_runtime.capabilities.kv import KvOptions
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.manifest import ManifestError, load_manifest, parse_manifest
 
+COMPONENT_NAME = "a component guest's export name must be lowercase letters and digits (a WIT name), e.g."
 F = "manifests/hello.toml"
 ANY = "…"  # a line the case does not pin down (it is pinned by another case)
 GUEST = '[guest]\nname = "hello"\nversion = "0.1.0"\n'
@@ -72,7 +73,11 @@ INVALID = [
     ),
     (
         GUEST + 'abi = "component"\n[exports.add_two]\n[capabilities.random]\n',
-        [f"{F}: exports.add_two: a component guest's export name must be lowercase letters and digits (a WIT name)"],
+        [f'{F}: exports.add_two: {COMPONENT_NAME} "addtwo"'],
+    ),
+    (  # not also told that any letters, digits and underscores would do
+        GUEST + 'abi = "component"\n[exports.sort-keys]\n[exports."2x"]\n',
+        [f'{F}: exports.sort-keys: {COMPONENT_NAME} "sortkeys"', f'{F}: exports.2x: {COMPONENT_NAME} "x"'],
     ),
     ("[guest\n", [f"{F}: not valid TOML: Expected ']' at the end of a table declaration (at line 1, column 7)"]),
     # fs
