@@ -492,10 +492,14 @@ def _parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     return parser
 
 
+_LATER_DASHES = "\0--"  # a `--` after the first while argparse parses; no argument from argv holds a NUL
+
+
 class _CommandParser(argparse.ArgumentParser):
     """A command's parser, which takes its options between its positional arguments too (`ngixi run BUNDLE
     --in-process add 2 3`, `ngixi run BUNDLE --env X -- --flag`): argparse's plain parsing fills an optional
-    positional with nothing at the first option and then refuses the rest. `--` still ends the options."""
+    positional with nothing at the first option and then refuses the rest. `--` still ends the options, and
+    what follows it is passed as written, a later `--` too (argparse drops every `--`)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -513,9 +517,28 @@ class _CommandParser(argparse.ArgumentParser):
             return super().parse_known_args(args, namespace)
         self._intermixing = True
         try:
-            return self.parse_known_intermixed_args(args, namespace)
+            parsed, extras = self.parse_known_intermixed_args(_later_dashes_hidden(args), namespace)
         finally:
             self._intermixing = False
+        for name, value in vars(parsed).items():
+            setattr(parsed, name, _later_dashes_shown(value))
+        return parsed, _later_dashes_shown(extras)
+
+
+def _later_dashes_hidden(args: Sequence[str] | None) -> list[str]:
+    given = list(sys.argv[1:] if args is None else args)
+    if "--" not in given:
+        return given
+    first = given.index("--") + 1
+    return given[:first] + [_LATER_DASHES if a == "--" else a for a in given[first:]]
+
+
+def _later_dashes_shown(value: Any) -> Any:
+    if value == _LATER_DASHES:
+        return "--"
+    if isinstance(value, list):
+        return [_later_dashes_shown(v) for v in value]
+    return value
 
 
 class _VersionAction(argparse.Action):

@@ -107,13 +107,16 @@ def test_a_named_command_gets_its_parser_alone_and_help_or_a_typo_lists_every_co
         (["b.ngx", "add", "--in-process", "2", "3"], "add", ["2", "3"], True, []),
         (["b.ngx", "--env", "X=1", "--", "--save", "-v"], "--save", ["-v"], False, ["X=1"]),
         (["--in-process", "b.ngx", "Ada", "--env", "X"], "Ada", [], True, ["X"]),
+        (["b.ngx", "main", "--", "--", "-x"], "main", ["--", "-x"], False, []),
+        (["b.ngx", "--in-process", "--", "grep", "-e", "--", "--json"], "grep", ["-e", "--", "--json"], True, []),
     ],
 )
 def test_run_takes_its_options_between_the_bundle_the_export_and_its_arguments(
     argv: list[str], export: str, args: list[str], in_process: bool, env: list[str]
 ) -> None:
     """argparse alone filled the optional export with nothing at the first option after the bundle, then refused the
-    rest (`unrecognized arguments: add 2 3`); `--` still passes what follows to the guest as it is."""
+    rest (`unrecognized arguments: add 2 3`); `--` still passes what follows to the guest as it is, where argparse
+    dropped a later `--` too."""
     parsed = _parser(_commands_for(["run"])).parse_args(["run", *argv])
     assert (parsed.bundle, parsed.export, parsed.args) == (Path("b.ngx"), export, args)
     assert (parsed.in_process, parsed.env) == (in_process, env)
