@@ -56,6 +56,17 @@ def without_fsync() -> Iterator[None]:
         _SYNC.reset(token)
 
 
+def make_directories(path: Path, mode: int) -> None:
+    """Makes `path` and each missing directory above it with `mode` (less the umask), as `mkdir -p -m` would not:
+    `Path.mkdir` gives the directories above the umask's mode alone, group- or world-writable under a umask of 002
+    or 000, where `local_paths` then refuses what this user made."""
+    try:
+        path.mkdir(mode=mode, exist_ok=True)
+    except FileNotFoundError:
+        make_directories(path.parent, mode)
+        path.mkdir(mode=mode, exist_ok=True)
+
+
 @contextmanager
 def atomic_output(path: Path, *, mode: int = 0o644) -> Iterator[IO[bytes]]:
     """Yields a file that replaces `path` only if the block completes; else nothing changes."""

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import blake3
 
 from ngixi_runtime.engines.base import EngineId
-from ngixi_runtime.files import atomic_output
+from ngixi_runtime.files import atomic_output, make_directories
 from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE, CacheUnavailable, default_cache_dir
 from ngixi_runtime.spec.digests import sha256_hex
 from ngixi_runtime.trust.local_paths import unsafe_because
@@ -64,7 +64,7 @@ class AotCache(NamedTuple):
         or a directory above it (`local_paths.unsafe_because`), where they could swap it for one of their own."""
         directory = directory or default_cache_dir()
         try:
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_directories(directory, 0o700)
             status = directory.stat()
         except OSError as error:
             raise CacheUnavailable(

@@ -21,7 +21,7 @@ import minisign
 import tomli
 
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import KEY_FILE_LIMIT, read_input_bytes, read_input_text, write_atomic
+from ngixi_runtime.files import KEY_FILE_LIMIT, make_directories, read_input_bytes, read_input_text, write_atomic
 from ngixi_runtime.trust.minisign_format import is_secret_key
 from ngixi_runtime.trust.signatures import (
     TrustStore,
@@ -84,7 +84,7 @@ def _editing(link_or_file: Path) -> Iterator[Path]:
     locked so that concurrent edits never lose one another."""
     trust_file = link_or_file.resolve() if link_or_file.is_symlink() else link_or_file
     try:
-        trust_file.parent.mkdir(parents=True, exist_ok=True)
+        make_directories(trust_file.parent, 0o755)  # others may read a trust file, never change it
         descriptor = os.open(trust_file.parent, os.O_RDONLY)
     except OSError as error:
         raise InvalidInput(f"{trust_file.parent}: cannot edit trust files there: {error.strerror}") from None

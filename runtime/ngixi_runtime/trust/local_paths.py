@@ -14,6 +14,8 @@ import os
 import stat
 from pathlib import Path
 
+from ngixi_runtime.files import make_directories
+
 _GROUP_OR_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
 _SANDBOX_STATE = ("kv.sqlite3", "kv.sqlite3-wal", "kv.sqlite3-shm", "kv.sqlite3-journal")
 # In a guest's sandbox, beside files/ and its kv database: the id of the key whose bundles' state it holds.
@@ -112,7 +114,7 @@ def sandbox_signer(directory: Path, signer: str) -> str:
     made here is private to this user (mode 0700): its files and kv data are the guest's."""
     import tempfile  # here: only a guest that keeps state in its sandbox records its signer
 
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_directories(directory, 0o700)
     record = directory / SANDBOX_SIGNER
     descriptor, proposed = tempfile.mkstemp(prefix=f".{SANDBOX_SIGNER}.", dir=directory)
     try:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ngixi_runtime.errors import InvalidInput, VerificationError
-from ngixi_runtime.files import environment_path, write_atomic
+from ngixi_runtime.files import environment_path, make_directories, write_atomic
 from ngixi_runtime.spec.bundle_format import BundleIndex
 from ngixi_runtime.spec.digests import sha256_hex
 from ngixi_runtime.trust.choice import DEV_TRUST_FILE
@@ -134,7 +134,7 @@ class RollbackGuard(NamedTuple):
     def _locked(self, source: str) -> Iterator[None]:
         directory = self.state_file.parent
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            make_directories(directory, 0o700)
             descriptor = os.open(f"{self.state_file}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
             raise InvalidInput(

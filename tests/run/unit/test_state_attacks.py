@@ -4,6 +4,7 @@ a project's dev key found from the working directory) must not read or change th
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from ngixi_build.stages.signing import TrustEntry, render_trust_file
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE
 from ngixi_runtime.loading.tenants import open_tenant
 from ngixi_runtime.spec.bundle_format import Channel
 from ngixi_runtime.trust.rollback import STATE_VARIABLE
@@ -145,3 +147,26 @@ def test_a_load_refused_before_it_runs_claims_no_sandbox(tmp_path: Path) -> None
     with pytest.raises(InvalidInput, match="MODE"):
         open_tenant(bundle, trust_file=trust, isolated=False, sandboxes=tmp_path / "sandboxes", env={"MODE": "x"})
     assert not (tmp_path / "sandboxes").exists()
+
+
+def test_what_a_run_makes_under_a_permissive_umask_it_uses_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a umask of 000 (or 002 with a group that others share), the first run made the directories above the
+    guest's sandbox, its rollback state and the AOT cache writable by others, so every later run refused them."""
+    owner, _, trust = _keys(tmp_path, "release")
+    bundle = _bundle(tmp_path / "out", owner, "release")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "pyproject.toml").write_text("[tool.ngixi]\n")
+    monkeypatch.chdir(work)
+    monkeypatch.setenv(STATE_VARIABLE, str(tmp_path / "state" / "ngixi"))
+    monkeypatch.setenv(CACHE_VARIABLE, str(tmp_path / "cache" / "ngixi" / "aot"))
+    run = ["run", "--in-process", "--trust", str(trust), str(bundle), "put", "1"]
+    umask = os.umask(0)
+    try:
+        assert [exit_code(run), exit_code(run)] == [0, 0]
+    finally:
+        os.umask(umask)
+    made = [path for path in (tmp_path / "state", tmp_path / "cache", work / ".ngixi") if path.exists()]
+    assert made and not [p for m in made for p in (m, *m.rglob("*")) if p.is_dir() and p.stat().st_mode & 0o022]
