@@ -38,6 +38,7 @@ from ngixi_runtime.capabilities.base import (
 from ngixi_runtime.capabilities.context import HostContext, Sandbox
 from ngixi_runtime.capabilities.wasi_files import Console, WasiFilesystem, wasi_errno
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.files import make_directories
 from ngixi_runtime.spec.schema import Problems, array, string, type_name
 
 _PREOPEN_KEYS = ("guest", "host", "mode")
@@ -205,7 +206,7 @@ def open_filesystem(
     With a `console`, the guest's stdout and stderr (fds 1 and 2) write to it; with `stdin`, fd 0 reads it.
     """
     try:
-        sandbox.mkdir(parents=True, exist_ok=True)
+        make_directories(sandbox, 0o700)  # private as the guest's sandbox is: whatever the umask
         root = sandbox.resolve(strict=True)
     except OSError as error:
         raise InvalidInput(f"{guest}: cannot use {sandbox} as the sandbox root: {error.strerror}") from None
