@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.trust.editing import NewTrust, add_key, listed_keys, read_public_key, remove_key
+from ngixi_runtime.trust.local_paths import unsafe_because
 from ngixi_runtime.trust.signatures import key_id_of, load_trust
 from tests.conftest import exit_code
 
@@ -113,3 +116,16 @@ def test_concurrent_adds_lose_no_key(tmp_path: Path) -> None:
     with ThreadPoolExecutor(max_workers=6) as pool:
         list(pool.map(lambda key: add_key(trust, key, RELEASE_HELLO), keys))
     assert sorted(k.key_id for k in load_trust(trust).keys) == sorted(key_id_of(k) for k in keys)
+
+
+def test_add_under_a_permissive_umask_makes_directories_no_one_else_may_change(tmp_path: Path) -> None:
+    """Under umask 000 the directories made above a new trust file were world-writable, so a loader looking for it
+    (the project's or the user's) then refused it as one another user could swap."""
+    trust = tmp_path / "etc" / "ngixi" / "trust.toml"
+    umask = os.umask(0)
+    try:
+        add_key(trust, new_public_key(), RELEASE_HELLO)
+    finally:
+        os.umask(umask)
+    assert unsafe_because(trust) is None
+    assert stat.S_IMODE(trust.parent.stat().st_mode) == 0o755  # others may read the keys trusted
