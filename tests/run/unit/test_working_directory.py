@@ -160,6 +160,18 @@ def test_the_dev_key_record_keeps_the_latest_keys(tmp_path: Path) -> None:
     assert registered_dev_keys(record) == ()  # anyone could have added theirs
 
 
+def test_the_dev_key_record_made_under_a_permissive_umask_is_read(tmp_path: Path) -> None:
+    """Under umask 000 the directories made above the record were world-writable, so the key just registered was
+    never read back (and a dev bundle's machine code never ran from the project's dev trust file)."""
+    record = tmp_path / "config" / "ngixi" / "dev-keys"
+    umask = os.umask(0)
+    try:
+        register_dev_key("a", record)
+    finally:
+        os.umask(umask)
+    assert registered_dev_keys(record) == ("a",)
+
+
 def test_a_found_project_others_may_write_holds_no_sandbox(
     in_hostile_project: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str]
 ) -> None:
