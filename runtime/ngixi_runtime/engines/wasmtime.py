@@ -10,6 +10,7 @@ refuses to load them; a refusal becomes `ArtifactRefused`, so that the loader co
 
 from __future__ import annotations
 
+import _thread
 import ctypes
 import math
 import re
@@ -152,6 +153,11 @@ class _EpochTicker:
     `with TICKER.running():` around a call. Entering and leaving take one lock, held only to count the
     calls running: the thread is woken when it sleeps, and goes back to sleep after a tick with no call
     running, so calls in quick succession neither wake it each time nor wait for it.
+
+    The thread is started with `_thread`, not `threading.Thread`, whose `start()` waits until the new thread has
+    run (milliseconds on a loaded machine, in every spawn's first entry). Not waiting leaves the deadline as it
+    was: the thread exists before the guest is entered, and a guest's code runs without the GIL, which is all
+    the thread needs to begin, as it needs it to tick anyway.
     """
 
     def __init__(self) -> None:
@@ -160,7 +166,7 @@ class _EpochTicker:
         self._lock = threading.Lock()
         self._asleep = True  # changed only under the lock
         self._awake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._started = False
 
     def running(self) -> _EpochTicker:
         return self
@@ -178,9 +184,9 @@ class _EpochTicker:
     def _wake(self) -> None:
         self._asleep = False
         self._awake.set()
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._tick, name="wasmtime-epoch", daemon=True)
-            self._thread.start()
+        if not self._started:
+            _thread.start_new_thread(self._tick, ())
+            self._started = True
 
     def _tick(self) -> None:
         while True:

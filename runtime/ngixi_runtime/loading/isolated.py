@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
@@ -81,6 +80,16 @@ class CheckedBundle(NamedTuple):
         return {"descriptor": self.descriptor, "source": self.source, "index_sha256": self.index_sha256}
 
 
+def _error_file() -> IO[bytes]:
+    """A file with no name for a child's error stream, read back if it dies; it lives as long as the child (closed
+    in `_stop`). A memfd where the system has them: `tempfile` and the `random` it imports are not on the way."""
+    if not hasattr(os, "memfd_create"):
+        import tempfile
+
+        return tempfile.TemporaryFile()
+    return open(os.memfd_create("ngixi-tenant-errors"), "w+b")
+
+
 def child_environment(
     extra: Mapping[str, str] | None = None, environ: Mapping[str, str] = os.environ
 ) -> dict[str, str]:
@@ -139,7 +148,7 @@ class IsolatedTenant:
                 self._child = self._spawn()
 
     def _spawn(self) -> _Child:
-        errors = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the child; closed in _stop
+        errors = _error_file()
         try:
             process = spawn_tenant(self._environment, self._bundle.descriptor, errors.fileno())
         except BaseException:

@@ -12,7 +12,6 @@ import os
 import signal
 import site
 import sys
-import traceback
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING
@@ -211,11 +210,12 @@ def _become_tenant(descriptors: list[int], enter: Callable[[], None] | None = No
         from ngixi_runtime.loading import tenant_child
 
         code = tenant_child.main()
-    except BaseException:
+    except BaseException as error:
         if not moved:  # its error on the tenant's error stream, never on the one it was forked with (a terminal)
             with contextlib.suppress(OSError):
                 os.dup2(descriptors[CHILD_ERRORS], 2, inheritable=False)
-        traceback.print_exc()
+        # The interpreter's own printer, not the traceback module's, which a one-shot run's parent would import.
+        sys.__excepthook__(type(error), error, error.__traceback__)
     finally:
         with contextlib.suppress(BaseException):
             sys.stderr.flush()

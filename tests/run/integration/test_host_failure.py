@@ -1,5 +1,6 @@
 """A host function's unexpected exception (a bug) ends the call as one trap line, on both engines, in-process
-and isolated: never a traceback, never a killed child."""
+and isolated: never a traceback, never a killed child. A tenant child's own failure (a bug outside the guest)
+reaches the operator as the child's last words."""
 
 from __future__ import annotations
 
@@ -40,3 +41,26 @@ def test_a_host_function_bug_is_a_one_line_trap(
         "the call was stopped: report it with the guest and its input"
     )
     assert done.returncode == 5, engine_name
+
+
+# `ngixi` whose forked tenant child fails before it reads its first request (a bug in the child's own code).
+BROKEN_CHILD = """
+import sys
+from ngixi_runtime.loading import tenant_child
+def broken(*_): raise ZeroDivisionError("division by zero")
+tenant_child.serve = broken
+from ngixi_runtime.cli import main
+sys.exit(main())
+"""
+
+
+def test_a_tenant_childs_own_failure_is_printed_to_its_error_file(tmp_path: Path, keys: KeyFiles) -> None:
+    bundle = make_bundle(tmp_path, keys.key, wasm=module(functions=[Func("add", ["i32", "i32"], ["i32"], ADD_BODY)]))
+    argv = ["run", "--trust", str(keys.trust), str(bundle), "add", "2", "3"]
+    done = subprocess.run(
+        [sys.executable, "-c", BROKEN_CHILD, *argv], capture_output=True, text=True, timeout=60, check=False
+    )
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("ngixi: error: hello: prepare: the tenant process died (exit status 1): "), line
+    assert "Traceback (most recent call last):" in line and "in broken" in line, line
+    assert line.endswith("\\nZeroDivisionError: division by zero"), line

@@ -61,8 +61,15 @@ NOT_FOR_A_RUN = {
 # An isolated tenant's machinery: its class, the fork server's host side and the frames between them.
 ISOLATED_ONLY = {"ngixi_runtime.loading.isolated", "ngixi_runtime.loading.zygote", "ngixi_runtime.loading.tenant_wire"}
 # What only a fork server needs (its host side starts it with subprocess and talks to it over a socket): `ngixi run`
-# forks its one tenant from itself. And the host AOT cache, which only the child uses (the parent names its directory).
-NOT_IN_AN_ISOLATED_RUNS_PARENT = {"socket", "subprocess", "pkgutil", "selectors", "ngixi_runtime.loading.aot_cache"}
+# forks its one tenant from itself. The host AOT cache, which only the child uses (the parent names its directory). And
+# traceback (with linecache and tokenize): the child's error path prints with the interpreter's own hook.
+NOT_IN_AN_ISOLATED_RUNS_PARENT = {
+    *("socket", "subprocess", "pkgutil", "selectors", "ngixi_runtime.loading.aot_cache"),
+    *("traceback", "linecache", "tokenize"),
+}
+# What a later run of the same bundle (its rollback state written: it writes nothing) does not import either:
+# tempfile (with random), which the child's error file (a memfd) does not need.
+NOT_IN_A_LATER_ISOLATED_RUNS_PARENT = {"tempfile", "random"}
 
 
 def engine_installed(name: str) -> pytest.MarkDecorator:
@@ -129,6 +136,8 @@ def test_an_isolated_runs_parent_imports_no_engine(tmp_path: Path, bundle: tuple
     assert_lean(parsers, modules)
     assert not (ENGINE_MODULES["wasmer"] | ENGINE_MODULES["wasmtime"]) & modules
     assert not NOT_IN_AN_ISOLATED_RUNS_PARENT & modules
+    _, later = run_recorded(tmp_path, bundle)
+    assert not (NOT_IN_AN_ISOLATED_RUNS_PARENT | NOT_IN_A_LATER_ISOLATED_RUNS_PARENT) & later
 
 
 def test_a_warning_reads_as_before_without_logging_configured(tmp_path: Path) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 from types import SimpleNamespace
+
+import pytest
 
 from ngixi_runtime.loading import isolated
 from ngixi_runtime.loading.isolated import IsolatedTenant
@@ -33,3 +36,18 @@ def test_a_dead_childs_last_words_are_one_escaped_line() -> None:
         "noisy: shout: the tenant process died (exit status 1): "
         "panicked\\nngixi: error: forged\\x1b]0;title\\x07\\r\\u202e"
     )
+
+
+@pytest.mark.parametrize("memfd", [True, False], ids=["memfd", "temporary file"])
+def test_a_childs_error_file_has_no_name_and_reads_back(monkeypatch: pytest.MonkeyPatch, memfd: bool) -> None:
+    if not memfd:
+        monkeypatch.delattr(os, "memfd_create", raising=False)
+    elif not hasattr(os, "memfd_create"):
+        pytest.skip("this system has no memfd")
+    with isolated._error_file() as errors:
+        assert not os.get_inheritable(errors.fileno())
+        target = os.readlink(f"/proc/self/fd/{errors.fileno()}")
+        assert target.startswith("/memfd:") if memfd else target.endswith("(deleted)")
+        os.write(errors.fileno(), b"panicked")  # as the child does, on the descriptor
+        errors.seek(0)
+        assert errors.read() == b"panicked"
