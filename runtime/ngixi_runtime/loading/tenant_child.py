@@ -224,6 +224,7 @@ def _open(request: dict[str, Any], replies: int) -> Guest:
 
 def serve(requests: int, replies: int) -> None:
     """Opens the guest the first request names, then answers calls until `requests` ends (descriptors)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file of the guest's memory or the host's secrets
     _limit_stack()
     incoming = Incoming(requests)
     try:

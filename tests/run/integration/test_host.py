@@ -158,6 +158,14 @@ def test_a_guest_recursing_without_end_traps_on_a_bounded_stack(project: Path) -
         assert tenant.call("recurse", (1000,)).values == (1000,)
 
 
+def test_a_tenant_child_writes_no_core_file(project: Path) -> None:
+    """A crashing child's core file would hold its guest's memory and what the host gave it (trust text, stdin)."""
+    with open_tenant(bundle(project, "hostile"), trust_file=trust(project)) as tenant:
+        assert isinstance(tenant, IsolatedTenant) and tenant.pid is not None
+        limits = Path(f"/proc/{tenant.pid}/limits").read_text().splitlines()
+    assert next(line for line in limits if line.startswith("Max core file size")).split()[4:6] == ["0", "0"]
+
+
 @pytest.mark.usefixtures("engine_name")
 @pytest.mark.parametrize("export", ["recurse", "trap", "flood"])
 def test_in_process_tenant_contains_traps_and_quotas(project: Path, export: str) -> None:
