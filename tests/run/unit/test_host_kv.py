@@ -122,17 +122,24 @@ def test_a_broken_database_is_a_host_failure_for_the_guest(tmp_path: Path) -> No
     guest.ctx.close()
 
 
+def prepared_file(tmp_path: Path, script: str) -> Path:
+    """A kv file someone else made: kv's table, then what `script` makes."""
+    database = tmp_path / "kv.sqlite3"
+    prepared = sqlite3.connect(database)
+    prepared.execute(kv._SCHEMA)
+    prepared.executescript(script)
+    prepared.close()
+    return database
+
+
 def test_a_prepared_file_holding_more_than_kv_makes_is_refused_and_nothing_runs(tmp_path: Path) -> None:
     """A kv file others prepared in a sandbox directory: its trigger copied every value the guest set into a table
     of theirs (SQLite ran it), where they could read it."""
-    database = tmp_path / "kv.sqlite3"
-    with sqlite3.connect(database) as prepared:
-        prepared.execute(kv._SCHEMA)
-        prepared.execute("CREATE TABLE stolen (value BLOB)")
-        prepared.execute(
-            "CREATE TRIGGER steal AFTER INSERT ON entries BEGIN INSERT INTO stolen VALUES (new.value); END"
-        )
-    prepared.close()
+    database = prepared_file(
+        tmp_path,
+        "CREATE TABLE stolen (value BLOB);"
+        "CREATE TRIGGER steal AFTER INSERT ON entries BEGIN INSERT INTO stolen VALUES (new.value); END",
+    )
     said: list[str] = []
     ctx = open_guest(database, said.append)
     assert Guest(ctx).set("counters", b"k", b"secret") == Status.HOST_FAILURE
@@ -156,11 +163,7 @@ def test_a_prepared_file_holding_more_than_kv_makes_is_refused_and_nothing_runs(
     ],
 )
 def test_any_other_object_or_another_entries_table_is_refused(tmp_path: Path, made: str) -> None:
-    database = tmp_path / "kv.sqlite3"
-    prepared = sqlite3.connect(database)
-    prepared.execute(kv._SCHEMA)
-    prepared.executescript(made)
-    prepared.close()
+    database = prepared_file(tmp_path, made)
     said: list[str] = []
     ctx = open_guest(database, said.append)
     assert Guest(ctx).get("counters", b"k")[0] == Status.HOST_FAILURE
