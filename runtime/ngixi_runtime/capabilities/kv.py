@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sqlite3
 import struct
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +48,21 @@ _SCHEMA = (
     " namespace TEXT NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL, PRIMARY KEY (namespace, key)"
     ") WITHOUT ROWID"
 )
+# All that kv makes in its file (sqlite_master's type, name and SQL). A file holding anything more (a trigger that
+# copies every value elsewhere, a view, another table) was made by someone else, and is refused, not run.
+_OBJECTS = {("table", "entries", _SCHEMA.replace(" IF NOT EXISTS", ""))}
+# SQLite's settings for a file others may have prepared (Connection.setconfig, Python 3.12 and newer): no schema
+# change beyond the usual, and no trigger or view runs.
+_DEFENSIVE_CONFIG = {
+    "SQLITE_DBCONFIG_DEFENSIVE": True,
+    "SQLITE_DBCONFIG_TRUSTED_SCHEMA": False,
+    "SQLITE_DBCONFIG_ENABLE_TRIGGER": False,
+    "SQLITE_DBCONFIG_ENABLE_VIEW": False,
+}
+
+
+class ForeignObjects(Exception):
+    """A kv file holds what kv did not make."""
 
 
 class KvOptions(NamedTuple):
@@ -129,7 +145,7 @@ class KvStore:
                 connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
-        except sqlite3.Error as error:
+        except (sqlite3.Error, ForeignObjects) as error:
             self.report(f"{self.guest}: kv: {self.database}: {error}")
             raise AbiFault(Status.HOST_FAILURE) from None
 
@@ -137,10 +153,16 @@ class KvStore:
         if self._connection is None:
             self.database.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(self.database, isolation_level=None, timeout=5.0)
-            # WAL without a sync per commit: a power cut may lose the last writes, never consistency.
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute(_SCHEMA)
+            try:
+                _defend(connection)
+                _check_objects(connection)
+                # WAL without a sync per commit: a power cut may lose the last writes, never consistency.
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=NORMAL")
+                connection.execute(_SCHEMA)
+            except BaseException:
+                connection.close()
+                raise
             self._connection = connection
         return self._connection
 
@@ -256,6 +278,31 @@ def _component(method: Callable[[KvStore, str, bytes, tuple[bytes, ...]], Any]) 
         return call
 
     return bind
+
+
+def _defend(connection: sqlite3.Connection) -> None:
+    """Opens a file others may have prepared as SQLite advises: functions with side effects never run from its
+    schema, every cell's size is checked, and on Python 3.12 and newer the defensive flag is on and no trigger or
+    view runs (Python 3.10's sqlite3 has no setconfig)."""
+    connection.execute("PRAGMA trusted_schema=OFF")
+    connection.execute("PRAGMA cell_size_check=ON")
+    if sys.version_info >= (3, 12):
+        for name, on in _DEFENSIVE_CONFIG.items():
+            option = getattr(sqlite3, name, None)  # each exists where the linked SQLite has it
+            if option is not None:
+                connection.setconfig(option, on)
+
+
+def _check_objects(connection: sqlite3.Connection) -> None:
+    """Refuses a file holding anything kv does not make; an empty one is a new store."""
+    found = {tuple(row) for row in connection.execute("SELECT type, name, sql FROM sqlite_master")}
+    foreign = [f"{kind} {name!r}" for kind, name, _ in sorted(found - _OBJECTS)]
+    if foreign:
+        named = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise ForeignObjects(
+            f"holds {named}, not as kv makes them (they could run code on the guest's data): "
+            "move the file away for kv to start an empty store"
+        )
 
 
 def _key(key: bytes) -> bytes:

@@ -67,9 +67,15 @@ def engine_errors(what: str, error: type[NgixiError] = GuestError) -> Iterator[N
 
 
 def _engine_failure(what: str, failure: BaseException, error: type[NgixiError]) -> NgixiError:
-    # Wasmer appends a wasm backtrace ("at <unnamed> (<module>[3]:0x238)") that names nothing useful.
-    message = str(failure).removeprefix("RuntimeError: ").strip().split("\n")[0] or type(failure).__name__
-    return error(f"{what}: {message}")
+    return error(f"{what}: {_first_line(failure) or type(failure).__name__}")
+
+
+def _first_line(failure: BaseException) -> str:
+    """A failure's first line, without "RuntimeError: ". Wasmer appends a wasm backtrace ("at <unnamed>
+    (<module>[3]:0x238)") of every frame, megabytes after a deep recursion, which is not split into lines."""
+    text = str(failure).lstrip()
+    end = text.find("\n")
+    return (text if end < 0 else text[:end]).removeprefix("RuntimeError: ").strip()
 
 
 # A frame of Wasmer's wasm backtrace: "at <name> (<module>[<function index>]:0x<module offset>)"; the name is

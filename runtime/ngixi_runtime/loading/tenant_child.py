@@ -56,6 +56,11 @@ from ngixi_runtime.trust.signatures import TrustStore, trust_from_table, trust_f
 
 # Room for the Python heap beside the guest's own memory under RLIMIT_AS.
 _HEAP_HEADROOM_BYTES = 256 * 1024 * 1024
+# The main thread's stack may grow this far past what the child had used when it started serving: the guest's
+# frames and the host functions it calls share it. Twice Wasmtime's own cap on a guest's frames (512 KiB); Wasmer
+# has none of its own, so without this a recursing guest ran to the operator's `ulimit -s` (8 MiB: 500,000 frames,
+# whose trap Wasmer takes time in proportion to, building its backtrace).
+_STACK_HEADROOM_BYTES = 1024 * 1024
 # A call's input and output may each be held several times at once (received, checked, decoded, sent);
 # checking JSON builds its Python objects, at most about 23 times the document's bytes (measured: a
 # document of empty arrays; one of numbers takes 6).
@@ -98,6 +103,29 @@ def _limit_memory(guest: Guest) -> None:
     allowance += _HEAP_HEADROOM_BYTES
     limit = _virtual_memory_bytes() + allowance
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _stack_bytes() -> int | None:
+    """The size of the main thread's stack mapping (it never shrinks), or None where /proc does not say."""
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                if line.endswith(" [stack]\n"):
+                    start, _, end = line.partition(" ")[0].partition("-")
+                    return int(end, 16) - int(start, 16)
+    except OSError:
+        return None
+    return None
+
+
+def _limit_stack() -> None:
+    """Lets the stack grow at most `_STACK_HEADROOM_BYTES` more, so that a guest recursing without end traps
+    promptly on either engine; never raises a limit the operator set lower."""
+    stack = _stack_bytes()
+    if stack is not None:
+        soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+        wanted = min(limit for limit in (soft, hard, stack + _STACK_HEADROOM_BYTES) if limit != resource.RLIM_INFINITY)
+        resource.setrlimit(resource.RLIMIT_STACK, (wanted, hard))
 
 
 @functools.cache
@@ -196,6 +224,8 @@ def _open(request: dict[str, Any], replies: int) -> Guest:
 
 def serve(requests: int, replies: int) -> None:
     """Opens the guest the first request names, then answers calls until `requests` ends (descriptors)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file of the guest's memory or the host's secrets
+    _limit_stack()
     incoming = Incoming(requests)
     try:
         guest = _open(read_control(incoming, limit=_START_REQUEST_BYTES), replies)

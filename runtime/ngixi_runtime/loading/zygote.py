@@ -195,7 +195,8 @@ class Zygote:
         """Forks a tenant that reads requests from a new pipe, replies on another, and writes errors to `errors`."""
         import socket
 
-        with tenant_pipes(3) as (requests, replies, status):
+        with tenant_pipes(3) as made:
+            requests, replies, status = made.pipes
             handed = [requests[0], replies[1], errors, bundle, status[1]]
             with self._lock:
                 try:
@@ -210,9 +211,9 @@ class Zygote:
                     why = message[len(REFUSED) :].decode(errors="replace")
                     raise SpawnRefused(f"the tenant fork server could not start a tenant process: {why}")
                 raise ZygoteDied("the tenant fork server ended")
-            os.close(status[1])
+            made.close(status[1])
             (pid,) = NUMBER.unpack(message)
-            return forked(pid, requests, replies, status=status[0], pidfd=received[0] if received else None)
+            return forked(pid, made, requests, replies, status=status[0], pidfd=received[0] if received else None)
 
     def close(self) -> None:
         """Closes the control socket: the zygote exits (its tenants serve on until their hosts close them)."""
@@ -223,30 +224,72 @@ class Zygote:
             self._process.wait(timeout=_ANSWER_SECONDS)
 
 
+class Descriptors:
+    """The descriptors made for one tenant, each closed exactly once: by `close`, by the holder `release` hands it
+    to, or by `tenant_pipes` when its block fails. One closed twice could be another thread's by then (a new
+    descriptor takes the lowest free number)."""
+
+    __slots__ = ("_open", "pipes")
+
+    def __init__(self) -> None:
+        self._open: set[int] = set()
+        self.pipes: list[tuple[int, int]] = []
+
+    def pipe(self) -> None:
+        read, write = os.pipe()
+        self._open.update((read, write))
+        self.pipes.append((read, write))
+
+    def release(self, descriptor: int) -> int:
+        """Hands `descriptor` to a holder that closes it from now on."""
+        self._open.remove(descriptor)
+        return descriptor
+
+    def close(self, descriptor: int) -> None:
+        os.close(self.release(descriptor))
+
+    def close_all(self) -> None:
+        while self._open:
+            with contextlib.suppress(OSError):
+                os.close(self._open.pop())
+
+
 @contextlib.contextmanager
-def tenant_pipes(count: int) -> Iterator[list[tuple[int, int]]]:
-    """A tenant's pipes: its requests, its replies, then any other; every end is closed if the block fails (on
-    success `forked` and the block keep or close them)."""
-    made: list[tuple[int, int]] = []
+def tenant_pipes(count: int) -> Iterator[Descriptors]:
+    """A tenant's pipes (`pipes`): its requests, its replies, then any other; every end not yet closed or handed
+    over is closed if the block fails (on success `forked` and the block close or hand over each)."""
+    made = Descriptors()
     try:
         for _ in range(count):
-            made.append(os.pipe())
+            made.pipe()
         yield made
     except BaseException:
-        for pipe in made:
-            for descriptor in pipe:
-                with contextlib.suppress(OSError):
-                    os.close(descriptor)
+        made.close_all()
         raise
 
 
 def forked(
-    pid: int, requests: tuple[int, int], replies: tuple[int, int], *, status: int | None, pidfd: int | None
+    pid: int,
+    made: Descriptors,
+    requests: tuple[int, int],
+    replies: tuple[int, int],
+    *,
+    status: int | None,
+    pidfd: int | None,
 ) -> ForkedProcess:
-    """The host's side of tenant `pid`, forked on `requests` and `replies`: the child's ends closed here."""
+    """The host's side of tenant `pid`, forked on `requests` and `replies` (and `status`) of `made`: the child's
+    ends closed here, this side's handed to the ForkedProcess. `pidfd` is the caller's, handed over."""
     for descriptor in (requests[0], replies[1]):
-        os.close(descriptor)
-    return ForkedProcess(pid, stdin=open(requests[1], "wb"), stdout=open(replies[0], "rb"), status=status, pidfd=pidfd)
+        made.close(descriptor)
+    stdin = open(made.release(requests[1]), "wb")  # noqa: SIM115 - the ForkedProcess's from here
+    try:
+        stdout = open(made.release(replies[0]), "rb")  # noqa: SIM115 - likewise
+    except BaseException:
+        stdin.close()
+        raise
+    return ForkedProcess(
+        pid, stdin=stdin, stdout=stdout, status=None if status is None else made.release(status), pidfd=pidfd
+    )
 
 
 _zygotes: dict[tuple[tuple[str, str], ...], Zygote] = {}

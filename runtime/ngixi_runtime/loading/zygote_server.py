@@ -237,11 +237,12 @@ def fork_here(environment: Mapping[str, str], bundle: int, errors: int) -> Forke
     """
     for stream in (sys.stdout, sys.stderr):  # or the child would write what this process left in their buffers
         stream.flush()
-    with tenant_pipes(2) as (requests, replies):
+    with tenant_pipes(2) as made:
+        requests, replies = made.pipes
         pid = os.fork()
         if pid == 0:
             _become_tenant([requests[0], replies[1], errors, bundle], partial(_enter_clean_room, environment))
-        return forked(pid, requests, replies, status=None, pidfd=_pidfd_of(pid))
+        return forked(pid, made, requests, replies, status=None, pidfd=_pidfd_of(pid))
 
 
 def _enter_clean_room(environment: Mapping[str, str]) -> None:

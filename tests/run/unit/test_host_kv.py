@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 import struct
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from ngixi_runtime.capabilities import kv
 from ngixi_runtime.capabilities.context import HostContext
 from ngixi_runtime.capabilities.kv import MAX_KEY_BYTES, KvOptions, KvStore
 from ngixi_runtime.capabilities.linking import core_imports
@@ -52,9 +54,9 @@ class Guest:
         return status, keys
 
 
-def open_guest(database: Path) -> HostContext:
+def open_guest(database: Path, report: Callable[[str], None] | None = None) -> HostContext:
     ctx = HostContext(guest="g", log_quota=100, stdio_quota=100, memory=FakeMemory(8192), grants=frozenset({"kv"}))
-    ctx.states["kv"] = KvStore(OPTIONS, database, guest="g")
+    ctx.states["kv"] = KvStore(OPTIONS, database, guest="g", report=report)
     return ctx
 
 
@@ -118,3 +120,68 @@ def test_a_broken_database_is_a_host_failure_for_the_guest(tmp_path: Path) -> No
     guest = Guest(open_guest(database))
     assert guest.set("counters", b"k", b"v") == Status.HOST_FAILURE
     guest.ctx.close()
+
+
+def prepared_file(tmp_path: Path, script: str) -> Path:
+    """A kv file someone else made: kv's table, then what `script` makes."""
+    database = tmp_path / "kv.sqlite3"
+    prepared = sqlite3.connect(database)
+    prepared.execute(kv._SCHEMA)
+    prepared.executescript(script)
+    prepared.close()
+    return database
+
+
+def test_a_prepared_file_holding_more_than_kv_makes_is_refused_and_nothing_runs(tmp_path: Path) -> None:
+    """A kv file others prepared in a sandbox directory: its trigger copied every value the guest set into a table
+    of theirs (SQLite ran it), where they could read it."""
+    database = prepared_file(
+        tmp_path,
+        "CREATE TABLE stolen (value BLOB);"
+        "CREATE TRIGGER steal AFTER INSERT ON entries BEGIN INSERT INTO stolen VALUES (new.value); END",
+    )
+    said: list[str] = []
+    ctx = open_guest(database, said.append)
+    assert Guest(ctx).set("counters", b"k", b"secret") == Status.HOST_FAILURE
+    ctx.close()
+    assert said == [
+        f"g: kv: {database}: holds table 'stolen', trigger 'steal', not as kv makes them (they could run code on "
+        "the guest's data): move the file away for kv to start an empty store"
+    ]
+    with sqlite3.connect(database) as after:
+        assert after.execute("SELECT count(*) FROM stolen").fetchall() == [(0,)]
+        assert after.execute("SELECT count(*) FROM entries").fetchall() == [(0,)]
+    after.close()
+
+
+@pytest.mark.parametrize(
+    "made",
+    [
+        "CREATE VIEW everything AS SELECT * FROM entries",
+        "CREATE INDEX by_value ON entries (value)",
+        "DROP TABLE entries; CREATE TABLE entries (namespace TEXT, key BLOB, value BLOB CHECK (abs(1)))",
+    ],
+)
+def test_any_other_object_or_another_entries_table_is_refused(tmp_path: Path, made: str) -> None:
+    database = prepared_file(tmp_path, made)
+    said: list[str] = []
+    ctx = open_guest(database, said.append)
+    assert Guest(ctx).get("counters", b"k")[0] == Status.HOST_FAILURE
+    ctx.close()
+    assert len(said) == 1 and "not as kv makes them" in said[0]
+
+
+def test_a_store_kv_made_opens_again_with_the_defensive_settings(tmp_path: Path) -> None:
+    database = tmp_path / "kv.sqlite3"
+    store = KvStore(OPTIONS, database, guest="g")
+    store.set("counters", b"hits", b"7")
+    connection = store._connect()
+    assert connection.execute("PRAGMA trusted_schema").fetchall() == [(0,)]
+    assert connection.execute("PRAGMA cell_size_check").fetchall() == [(1,)]
+    if sys.version_info >= (3, 12):
+        assert connection.getconfig(sqlite3.SQLITE_DBCONFIG_DEFENSIVE)
+        assert not connection.getconfig(sqlite3.SQLITE_DBCONFIG_ENABLE_TRIGGER)
+    store.close()
+    second = Guest(open_guest(database))
+    assert second.get("counters", b"hits") == (Status.OK, b"7")
+    second.ctx.close()
