@@ -48,9 +48,15 @@ _SCHEMA = (
     " namespace TEXT NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL, PRIMARY KEY (namespace, key)"
     ") WITHOUT ROWID"
 )
-# All that kv makes in its file (sqlite_master's type, name and SQL). A file holding anything more (a trigger that
-# copies every value elsewhere, a view, another table) was made by someone else, and is refused, not run.
-_OBJECTS = {("table", "entries", _SCHEMA.replace(" IF NOT EXISTS", ""))}
+# All that kv and SQLite make in its file (sqlite_master's type, name and SQL): the entries table, and the statistics
+# tables of an ANALYZE or PRAGMA optimize (an operator's tool may run one; no one else can make them, and they hold
+# no code). A file holding anything more (a trigger that copies every value elsewhere, a view, another table) was
+# made by someone else, and is refused, not run.
+_OBJECTS = {
+    ("table", "entries", _SCHEMA.replace(" IF NOT EXISTS", "")),
+    ("table", "sqlite_stat1", "CREATE TABLE sqlite_stat1(tbl,idx,stat)"),
+    ("table", "sqlite_stat4", "CREATE TABLE sqlite_stat4(tbl,idx,neq,nlt,ndlt,sample)"),
+}
 # SQLite's settings for a file others may have prepared (Connection.setconfig, Python 3.12 and newer): no schema
 # change beyond the usual, and no trigger or view runs.
 _DEFENSIVE_CONFIG = {

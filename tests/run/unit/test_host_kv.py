@@ -185,3 +185,20 @@ def test_a_store_kv_made_opens_again_with_the_defensive_settings(tmp_path: Path)
     second = Guest(open_guest(database))
     assert second.get("counters", b"hits") == (Status.OK, b"7")
     second.ctx.close()
+
+
+def test_a_store_an_operator_analyzed_still_opens(tmp_path: Path) -> None:
+    """ANALYZE (or PRAGMA optimize) adds SQLite's own sqlite_stat1 table to the file: kv refused the store after it,
+    and its message had the operator move the guest's data away."""
+    database = tmp_path / "kv.sqlite3"
+    store = KvStore(OPTIONS, database, guest="g")
+    for number in range(3):
+        store.set("counters", bytes([number]), b"7")
+    store.close()
+    with sqlite3.connect(database) as operator:
+        operator.execute("ANALYZE")
+        assert operator.execute("SELECT count(*) FROM sqlite_stat1").fetchall() == [(1,)]
+    operator.close()
+    guest = Guest(open_guest(database))
+    assert guest.get("counters", bytes([2])) == (Status.OK, b"7")
+    guest.ctx.close()
