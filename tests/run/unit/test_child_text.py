@@ -38,6 +38,28 @@ def test_a_dead_childs_last_words_are_one_escaped_line() -> None:
     )
 
 
+class _CountedReads(io.BytesIO):
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.bytes_read = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.bytes_read += len(data)
+        return data
+
+
+def test_only_the_end_of_a_dead_childs_error_file_is_read() -> None:
+    """The whole file was read into the host's memory to quote its last 500 bytes, gigabytes if the child wrote them."""
+    tenant = object.__new__(IsolatedTenant)
+    tenant.manifest = SimpleNamespace(guest=SimpleNamespace(name="noisy"))  # type: ignore[assignment]
+    child = object.__new__(isolated._Child)
+    child.process = _DeadProcess()  # type: ignore[assignment]
+    child.errors = errors = _CountedReads(b"x" * 4_000_000 + b"the end")
+    assert str(tenant._died(child, "shout")).endswith("xxx" + "the end")
+    assert errors.bytes_read == 500
+
+
 @pytest.mark.parametrize("memfd", [True, False], ids=["memfd", "temporary file"])
 def test_a_childs_error_file_has_no_name_and_reads_back(monkeypatch: pytest.MonkeyPatch, memfd: bool) -> None:
     if not memfd:
