@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from ngixi_runtime.errors import InvalidInput, NgixiError, unexpected
@@ -534,10 +534,12 @@ def _later_dashes_hidden(args: Sequence[str] | None) -> list[str]:
 
 
 def _later_dashes_shown(value: Any) -> Any:
-    if value == _LATER_DASHES:
-        return "--"
+    """`value` with each hidden `--` shown again, one an argument's type made a path of (`ngixi trust add -- --`)
+    too."""
     if isinstance(value, list):
         return [_later_dashes_shown(v) for v in value]
+    if isinstance(value, (str, PurePath)) and str(value) == _LATER_DASHES:
+        return type(value)("--")
     return value
 
 

@@ -122,6 +122,19 @@ def test_run_takes_its_options_between_the_bundle_the_export_and_its_arguments(
     assert (parsed.in_process, parsed.env) == (in_process, env)
 
 
+@pytest.mark.parametrize(
+    ("argv", "name", "path"),
+    [
+        (["trust", "add", "--trust", "t.toml", "--guest", "g", "--channel", "dev", "--", "--"], "public_key", "--"),
+        (["run", "--", "--", "greet"], "bundle", "--"),
+    ],
+)
+def test_a_later_dashes_argument_made_a_path_is_the_path_it_names(argv: list[str], name: str, path: str) -> None:
+    """The hidden `--` reached a path argument as the NUL-prefixed token (`ngixi trust add ... -- --` ended in
+    `unexpected ValueError: embedded null byte`)."""
+    assert getattr(_parser(_commands_for(argv[:1])).parse_args(argv), name) == Path(path)
+
+
 def test_a_command_with_subcommands_of_its_own_still_parses() -> None:
     parsed = _parser(_commands_for(["trust"])).parse_args(["trust", "remove", "--trust", "t.toml", "ABCD"])
     assert (parsed.action, parsed.trust, parsed.key_id) == ("remove", Path("t.toml"), "ABCD")
