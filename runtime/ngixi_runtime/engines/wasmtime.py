@@ -173,20 +173,20 @@ class _EpochTicker:
 
     def __enter__(self) -> None:
         with self._lock:
-            self._active += 1
             if self._asleep:
                 self._wake()
+            self._active += 1
 
     def __exit__(self, *_: object) -> None:
         with self._lock:
             self._active -= 1
 
     def _wake(self) -> None:
-        self._asleep = False
-        self._awake.set()
-        if not self._started:
+        if not self._started:  # first, so that a thread that could not start is started by a later call
             _thread.start_new_thread(self._tick, ())
             self._started = True
+        self._asleep = False
+        self._awake.set()
 
     def _tick(self) -> None:
         while True:

@@ -3,8 +3,10 @@ measure(), and its result and metrics are those of the long way; nothing of one 
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -92,6 +94,28 @@ def test_wasmtime_times_a_call_out_after_its_epoch_ticker_has_gone_idle(tmp_path
         assert wasmtime.TICKER._asleep
         with pytest.raises(GuestError, match=r"^hello: spin exceeded its 100 ms timeout \(limits.timeout_ms\)$"):
             tenant.call("spin")
+
+
+def test_the_epoch_ticker_starts_at_a_later_call_when_its_thread_could_not_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A thread that could not start (`can't start new thread` at a process limit) left the ticker counted awake
+    with a call running and no thread: no later call of the process ever timed out."""
+    wasmtime = pytest.importorskip("ngixi_runtime.engines.wasmtime")
+    ticker = wasmtime._EpochTicker()
+
+    def refuse(*_: object) -> int:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(wasmtime, "_thread", SimpleNamespace(start_new_thread=refuse))
+    with pytest.raises(RuntimeError), ticker.running():
+        pass
+    monkeypatch.undo()
+    ticked = threading.Event()
+    ticker.engines.append(SimpleNamespace(increment_epoch=ticked.set))
+    with ticker.running():
+        assert ticked.wait(2)
+    assert ticker._active == 0
 
 
 def test_a_library_guest_that_declares_start_is_still_not_run_as_a_command(tmp_path: Path, keys: KeyFiles) -> None:
