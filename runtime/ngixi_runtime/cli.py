@@ -492,14 +492,16 @@ def _parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     return parser
 
 
-_LATER_DASHES = "\0--"  # a `--` after the first while argparse parses; no argument from argv holds a NUL
+# Marks an argument after the first `--` that starts with "-" while argparse parses (no argument from argv holds a
+# NUL): argparse drops every `--`, and its intermixed parsing takes a "-x" after `--` for an unknown option.
+_OPERAND = "\0"
 
 
 class _CommandParser(argparse.ArgumentParser):
     """A command's parser, which takes its options between its positional arguments too (`ngixi run BUNDLE
     --in-process add 2 3`, `ngixi run BUNDLE --env X -- --flag`): argparse's plain parsing fills an optional
     positional with nothing at the first option and then refuses the rest. `--` still ends the options, and
-    what follows it is passed as written, a later `--` too (argparse drops every `--`)."""
+    what follows it is passed as written: a later `--`, which argparse drops, and a "-B" it refuses, too."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -517,29 +519,28 @@ class _CommandParser(argparse.ArgumentParser):
             return super().parse_known_args(args, namespace)
         self._intermixing = True
         try:
-            parsed, extras = self.parse_known_intermixed_args(_later_dashes_hidden(args), namespace)
+            parsed, extras = self.parse_known_intermixed_args(_operands_marked(args), namespace)
         finally:
             self._intermixing = False
         for name, value in vars(parsed).items():
-            setattr(parsed, name, _later_dashes_shown(value))
-        return parsed, _later_dashes_shown(extras)
+            setattr(parsed, name, _operands_unmarked(value))
+        return parsed, _operands_unmarked(extras)
 
 
-def _later_dashes_hidden(args: Sequence[str] | None) -> list[str]:
+def _operands_marked(args: Sequence[str] | None) -> list[str]:
     given = list(sys.argv[1:] if args is None else args)
     if "--" not in given:
         return given
     first = given.index("--") + 1
-    return given[:first] + [_LATER_DASHES if a == "--" else a for a in given[first:]]
+    return given[:first] + [_OPERAND + a if a.startswith("-") else a for a in given[first:]]
 
 
-def _later_dashes_shown(value: Any) -> Any:
-    """`value` with each hidden `--` shown again, one an argument's type made a path of (`ngixi trust add -- --`)
-    too."""
+def _operands_unmarked(value: Any) -> Any:
+    """`value` as given, where an argument's type made a path of it too (`ngixi trust add ... -- --`)."""
     if isinstance(value, list):
-        return [_later_dashes_shown(v) for v in value]
-    if isinstance(value, (str, PurePath)) and str(value) == _LATER_DASHES:
-        return type(value)("--")
+        return [_operands_unmarked(v) for v in value]
+    if isinstance(value, (str, PurePath)) and str(value).startswith(_OPERAND):
+        return type(value)(str(value).removeprefix(_OPERAND))
     return value
 
 

@@ -123,16 +123,22 @@ def test_run_takes_its_options_between_the_bundle_the_export_and_its_arguments(
 
 
 @pytest.mark.parametrize(
-    ("argv", "name", "path"),
+    ("argv", "name", "value"),
     [
-        (["trust", "add", "--trust", "t.toml", "--guest", "g", "--channel", "dev", "--", "--"], "public_key", "--"),
-        (["run", "--", "--", "greet"], "bundle", "--"),
+        (
+            ["trust", "add", "--trust", "t.toml", "--guest", "g", "--channel", "dev", "--", "--"],
+            "public_key",
+            Path("--"),
+        ),
+        (["run", "--", "--", "greet"], "bundle", Path("--")),
+        (["run", "--", "-b.ngx", "-e"], "bundle", Path("-b.ngx")),
+        (["trust", "remove", "--trust", "t.toml", "--", "-AB"], "key_id", "-AB"),
     ],
 )
-def test_a_later_dashes_argument_made_a_path_is_the_path_it_names(argv: list[str], name: str, path: str) -> None:
-    """The hidden `--` reached a path argument as the NUL-prefixed token (`ngixi trust add ... -- --` ended in
-    `unexpected ValueError: embedded null byte`)."""
-    assert getattr(_parser(_commands_for(argv[:1])).parse_args(argv), name) == Path(path)
+def test_what_follows_the_first_dashes_is_the_operand_as_written(argv: list[str], name: str, value: object) -> None:
+    """A later `--` reached a path argument as the NUL-prefixed token that hid it (`ngixi trust add ... -- --` ended
+    in `unexpected ValueError: embedded null byte`), and a "-b.ngx" after `--` was refused as a missing bundle."""
+    assert getattr(_parser(_commands_for(argv[:1])).parse_args(argv), name) == value
 
 
 def test_a_command_with_subcommands_of_its_own_still_parses() -> None:
