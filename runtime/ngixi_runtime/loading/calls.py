@@ -64,6 +64,17 @@ def empty_result(outcome: str) -> CallResult:
     return CallResult((), None, (), b"", b"", CallMetrics(0.0, 0, {}, 0, outcome))
 
 
+# How a trap that ran out of native stack ends its message, on either engine. On Wasmer the trap unwinds through
+# whatever ran on that stack, host functions' Python frames among them, and leaves the interpreter of the process
+# that ran it damaged (its recursion count, a host function's state left half-done).
+_STACK_EXHAUSTED = "trapped: call stack exhausted"
+
+
+def exhausted_stack(outcome: str, error: str | None) -> bool:
+    """Whether a call's failure was its guest running out of stack: an isolated child that served it is replaced."""
+    return outcome == "trap" and error is not None and _STACK_EXHAUSTED in error
+
+
 class CallFailed(GuestError):
     """A call that did not complete; carries the call's metrics and what it printed."""
 

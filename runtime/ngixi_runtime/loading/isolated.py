@@ -18,7 +18,7 @@ from ngixi_runtime.errors import InvalidInput, NgixiError, error_with_exit_code
 from ngixi_runtime.guest.data import DataKind, DataValue
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE, CacheUnavailable, default_cache_dir
-from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, empty_result
+from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, empty_result, exhausted_stack
 from ngixi_runtime.loading.loader import check_call, encoded_input, export_table, guest_engine
 from ngixi_runtime.loading.tenant_wire import (
     Incoming,
@@ -188,6 +188,9 @@ class IsolatedTenant:
             except CallFailed:
                 self._child = None
                 raise
+            if exhausted_stack(reply.outcome, reply.error):  # the child ends itself after this reply
+                self._stop(self._child)
+                self._child = None
         if not reply.ok and reply.error_exit_code == InvalidInput.exit_code:
             raise InvalidInput(str(reply.error))  # e.g. an argument a component's export cannot take
         result = self._result(export, reply)

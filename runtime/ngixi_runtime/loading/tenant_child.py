@@ -41,7 +41,7 @@ from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.context import Sandbox
 from ngixi_runtime.errors import GuestError, NgixiError
 from ngixi_runtime.guest.manifest import Manifest
-from ngixi_runtime.loading.calls import CallFailed, empty_result, measure
+from ngixi_runtime.loading.calls import CallFailed, empty_result, exhausted_stack, measure
 from ngixi_runtime.loading.loader import Guest, likely_artifacts, open_guest
 from ngixi_runtime.loading.tenant_wire import (
     CallRequest,
@@ -238,21 +238,25 @@ def serve(requests: int, replies: int) -> None:
     answered = False
     while (request := read_call(incoming)) is not None:
         budget.renew()
-        write_all(replies, _answer(guest, request))
+        reply, damaged = _answer(guest, request)
+        write_all(replies, reply)
+        if damaged:  # the parent, seeing the same reply, replaces this process
+            return
         if not answered:  # after the first answer, which a one-shot run waits for and then stops the child
             _keep_call_buffers(guest.manifest)
             answered = True
 
 
-def _answer(guest: Guest, request: CallRequest) -> list[bytes]:
+def _answer(guest: Guest, request: CallRequest) -> tuple[list[bytes], bool]:
+    """The reply to a call, and whether the call may have left this process damaged (it then serves no more)."""
     try:
         result = measure(guest, request.export, request.args, request.input)
     except CallFailed as failure:
-        return reply_frame(failure.result, error=str(failure))
+        return reply_frame(failure.result, error=str(failure)), exhausted_stack(failure.outcome, str(failure))
     except NgixiError as error:
         outcome = error.outcome if isinstance(error, GuestError) else "refused"
-        return reply_frame(empty_result(outcome), error=str(error), error_exit_code=error.exit_code)
-    return reply_frame(result)
+        return reply_frame(empty_result(outcome), error=str(error), error_exit_code=error.exit_code), False
+    return reply_frame(result), False
 
 
 def main() -> int:
