@@ -238,13 +238,19 @@ def serve(requests: int, replies: int) -> None:
     answered = False
     while (request := read_call(incoming)) is not None:
         budget.renew()
-        reply, damaged = _answer(guest, request)
-        write_all(replies, reply)
-        if damaged:  # the parent, seeing the same reply, replaces this process
+        if _answered_and_damaged(guest, request, replies):  # the parent, seeing the same reply, replaces this process
             return
         if not answered:  # after the first answer, which a one-shot run waits for and then stops the child
             _keep_call_buffers(guest.manifest)
             answered = True
+
+
+def _answered_and_damaged(guest: Guest, request: CallRequest, replies: int) -> bool:
+    """Answers a call; whether it may have left this process damaged. The reply's buffers are let go on return,
+    before the next call reads its input, so that the next call can reuse their memory."""
+    reply, damaged = _answer(guest, request)
+    write_all(replies, reply)
+    return damaged
 
 
 def _answer(guest: Guest, request: CallRequest) -> tuple[list[bytes], bool]:
