@@ -19,7 +19,7 @@ test: $(STAMP) lint toolchain test-loader
 	$(VENV)/bin/pytest -n auto --dist loadfile
 
 test-loader: $(LOADER_STAMP) $(STAMP)
-	NGIXI_TEST_INSTALLED_RUNTIME=1 $(LOADER_VENV)/bin/pytest -p no:cacheprovider tests/run
+	NGIXI_TEST_INSTALLED_RUNTIME=1 $(LOADER_VENV)/bin/pytest -p no:cacheprovider -n auto --dist loadfile tests/run
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
