@@ -1,10 +1,10 @@
 """Whole-process start: `ngixi run … add 2 3` against the interpreter's own start and Extism's, side by side.
 
-Each variant is a fresh process started from this venv; the rounds alternate between the variants (so a
-change in the machine's load hits them all alike) and each figure is the median wall time of its rounds
-(and its CPU time, user and system, of the process and the children it waited for: steadier under load),
-after one warm-up run (which writes the bytecode caches, even under PYTHONDONTWRITEBYTECODE, and fills the
-host AOT cache where a variant compiles):
+Each variant is a fresh process started as from an installed ngixi-runtime (below); the rounds alternate
+between the variants (so a change in the machine's load hits them all alike) and each figure is the median
+wall time of its rounds (and its CPU time, user and system, of the process and the children it waited for:
+steadier under load), after one warm-up run (which writes the bytecode caches, even under
+PYTHONDONTWRITEBYTECODE, and fills the host AOT cache where a variant compiles):
 - `python -c pass`: the floor every Python tool pays, and the unit of the ratios;
 - Python + Extism: `import extism`, a `Plugin` of a one-function module, one call (the peer);
 - wasmtime-py: `import wasmtime`, compile, instantiate and call an `add` module (the floor of a
@@ -12,6 +12,13 @@ host AOT cache where a variant compiles):
 - `ngixi run --in-process BUNDLE add 2 3` on Wasmer and on Wasmtime, and `ngixi run BUNDLE add 2 3`
   (isolated, the default engine): the goals are 2.5x and 4x `python -c pass` (issue 24).
 The bundle is the project's built `hello` (`doit bundle:hello`), checked against its dev trust file.
+
+As installed, not as developed: this venv installs ngixi-runtime and ngixi-build editable, and the finders
+their `.pth` files install import pathlib, re and importlib.util at every start of its python, which
+doubles `python -c pass` and would flatter every ratio (a user's `pip install ngixi-runtime` has no such
+finder). So the variants run in a scratch venv of the same base interpreter whose one `.pth` puts the
+run side's sources and this venv's site-packages on `sys.path`, as an installed wheel's modules are found,
+with this venv's `ngixi` script; this venv's own `python -c pass` is printed too, for comparison.
 
 Run: .venv/bin/python -m bench.startup [--rounds N] [--bundle PATH]
 """
@@ -23,15 +30,18 @@ import os
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
+import venv
 from importlib.util import find_spec
 from pathlib import Path
 
 import wasmtime
 
-PYTHON = sys.executable
-NGIXI = str(Path(sys.executable).parent / "ngixi")
+import ngixi_runtime
+
+DEV_NGIXI = Path(sys.executable).parent / "ngixi"
 HELLO = Path("artifacts/bundles/hello-0.1.0.ngx")
 ADD = '(module (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))'
 # An Extism plugin's one-shot work: its output is its input (no copy, the least a call can do).
@@ -45,8 +55,23 @@ EXTISM_ECHO = """(module
 GOALS = {"in-process": 2.5, "isolated": 4.0}
 
 
+def installed(scratch: Path) -> tuple[str, str]:
+    """The python and `ngixi` script of a scratch venv that finds the run side's modules and this venv's
+    dependencies on `sys.path`, as an installed wheel's are found, without this venv's editable finders."""
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(scratch)
+    python = scratch / "bin" / "python"
+    site_packages = Path(sysconfig.get_paths(vars={"base": str(scratch)})["purelib"])
+    sources = Path(ngixi_runtime.__file__).parent.parent
+    (site_packages / "ngixi.pth").write_text(f"{sources}\n{sysconfig.get_paths()['purelib']}\n")
+    script = scratch / "bin" / "ngixi"
+    script.write_text(f"#!{python}\n" + DEV_NGIXI.read_text().split("\n", 1)[1])  # pip's, with our python
+    script.chmod(0o755)
+    return str(python), str(script)
+
+
 def variants(bundle: Path, scratch: Path) -> dict[str, tuple[list[str], float | None]]:
     """Name → (command line, goal as a multiple of `python -c pass`, if any)."""
+    python, ngixi = installed(scratch / "venv")
     add_wasm, echo_wasm = scratch / "add.wasm", scratch / "echo.wasm"
     add_wasm.write_bytes(wasmtime.wat2wasm(ADD))
     echo_wasm.write_bytes(wasmtime.wat2wasm(EXTISM_ECHO))
@@ -62,15 +87,16 @@ def variants(bundle: Path, scratch: Path) -> dict[str, tuple[list[str], float | 
         "print(wasmtime.Instance(store, module, []).exports(store)['add'](store, 2, 3))\n"
     )
     found: dict[str, tuple[list[str], float | None]] = {
-        "python -c pass": ([PYTHON, "-c", "pass"], None),
-        "python + extism, one call": ([PYTHON, "-c", extism], None),
-        "python + wasmtime-py, one call": ([PYTHON, "-c", floor], None),
+        "python -c pass": ([python, "-c", "pass"], None),
+        "python -c pass (dev venv, editable)": ([sys.executable, "-c", "pass"], None),
+        "python + extism, one call": ([python, "-c", extism], None),
+        "python + wasmtime-py, one call": ([python, "-c", floor], None),
     }
     engines = [name for name in ("wasmer", "wasmtime") if find_spec(name) is not None]
     for engine in engines:
-        command = [NGIXI, "run", "--in-process", "--engine", engine, str(bundle), "add", "2", "3"]
+        command = [ngixi, "run", "--in-process", "--engine", engine, str(bundle), "add", "2", "3"]
         found[f"ngixi run --in-process ({engine})"] = (command, GOALS["in-process"])
-    found[f"ngixi run, isolated ({engines[0]})"] = ([NGIXI, "run", str(bundle), "add", "2", "3"], GOALS["isolated"])
+    found[f"ngixi run, isolated ({engines[0]})"] = ([ngixi, "run", str(bundle), "add", "2", "3"], GOALS["isolated"])
     return found
 
 
