@@ -12,10 +12,11 @@ import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ngixi_runtime.errors import InvalidInput, NgixiError, unexpected
 from ngixi_runtime.printable import printable, printable_json, printable_lines
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.trust.choice import (
     DEV_TRUST_FILE,
     TRUST_VARIABLE,

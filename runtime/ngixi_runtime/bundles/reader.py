@@ -17,7 +17,6 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from itertools import zip_longest
 from pathlib import Path
-from typing import NamedTuple
 
 import blake3
 import tomli
@@ -25,6 +24,7 @@ import tomli
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.guest.manifest import Manifest, manifest_from_table
 from ngixi_runtime.kept import Kept
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.bundle_format import (
     FORMAT_VERSION,
     INDEX_NAME,

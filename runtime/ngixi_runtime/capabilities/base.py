@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, Protocol
 
 from ngixi_runtime.capabilities.context import CapabilityState, HostContext, HostFunction, Sandbox
 from ngixi_runtime.errors import GuestError
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import FILETYPE_STREAM, AbiFault, Errno, Status, fdstat, write_u32
 from ngixi_runtime.spec.schema import Problems, array, integer
 from ngixi_runtime.spec.wasm import Signature

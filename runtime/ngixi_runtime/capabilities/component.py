@@ -16,11 +16,12 @@ from __future__ import annotations
 import errno
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ngixi_runtime.capabilities.base import Mount
 from ngixi_runtime.capabilities.context import HostContext
 from ngixi_runtime.errors import GuestError
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import AbiFault, Status
 
 HOST_PACKAGE = "ngixi:host"

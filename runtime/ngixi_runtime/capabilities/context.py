@@ -11,9 +11,10 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from ngixi_runtime.errors import GuestError
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import GuestMemory
 
 HostFunction = Callable[..., int | None]

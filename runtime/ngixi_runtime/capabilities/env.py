@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any
 
 from ngixi_runtime.capabilities.base import Capability, listing, members, optional_array, string_table
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.schema import Problems, array, string_item, table, type_name
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")

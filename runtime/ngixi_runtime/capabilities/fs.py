@@ -17,7 +17,7 @@ import posixpath
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 from ngixi_runtime.capabilities.base import (
     FD_CLOSE,
@@ -39,6 +39,7 @@ from ngixi_runtime.capabilities.context import HostContext, Sandbox
 from ngixi_runtime.capabilities.wasi_files import Console, WasiFilesystem, wasi_errno
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import make_directories
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.schema import Problems, array, string, type_name
 
 _PREOPEN_KEYS = ("guest", "host", "mode")

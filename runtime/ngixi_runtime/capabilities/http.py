@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlsplit
 
 from ngixi_runtime.capabilities.base import (
@@ -41,6 +41,7 @@ from ngixi_runtime.capabilities.http_client import (
     Origin,
     parse_headers,
 )
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.schema import Problems, array, suggestion, type_name
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

@@ -17,10 +17,11 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NoReturn
 from urllib.parse import urljoin, urlsplit
 
 from ngixi_runtime.capabilities.context import Address
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import AbiFault, GuestMemory, Status, read_utf8
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from ngixi_runtime.capabilities.base import (
     Binder,
@@ -37,6 +37,7 @@ from ngixi_runtime.capabilities.base import (
 )
 from ngixi_runtime.capabilities.component import granted_state, outcome
 from ngixi_runtime.capabilities.context import HostContext, Sandbox
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import AbiFault, GuestMemory, Status, copy_out, read_utf8
 from ngixi_runtime.spec.schema import SLUG_PATTERN, Problems, array, string_item
 

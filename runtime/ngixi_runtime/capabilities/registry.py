@@ -13,9 +13,10 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable, Mapping
 from functools import cache
-from typing import NamedTuple, cast
+from typing import cast
 
 from ngixi_runtime.capabilities.base import Capability, HostImport
+from ngixi_runtime.records import NamedTuple
 
 BASELINE = "baseline"  # granted to every guest: abort and exit
 DATA = "data"  # granted to every guest too: the call's input and output

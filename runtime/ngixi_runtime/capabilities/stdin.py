@@ -12,7 +12,7 @@ Wasmtime's WASI (`wasi:cli/stdin`); without the grant its stdin is empty.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from ngixi_runtime.capabilities.base import (
     FD_CLOSE,
@@ -32,6 +32,7 @@ from ngixi_runtime.capabilities.base import (
 )
 from ngixi_runtime.capabilities.context import HostContext, HostFunction, Sandbox, Stdin
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import (
     RIGHT_FD_READ,
     AbiFault,

@@ -19,8 +19,8 @@ import os
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import NamedTuple
 
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import AbiFault, Errno
 
 MAX_SYMLINKS = 32

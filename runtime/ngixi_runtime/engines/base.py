@@ -15,13 +15,14 @@ from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
 from types import ModuleType
-from typing import Any, NamedTuple, Protocol, cast
+from typing import Any, Protocol, cast
 
 from ngixi_runtime.capabilities.base import HostImport
 from ngixi_runtime.capabilities.context import HostFunction
 from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.guest.limits import table_elements
 from ngixi_runtime.guest.manifest import Number
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import GuestMemory
 from ngixi_runtime.spec.wasm import ModuleInfo
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache, partial
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import wasmer
 
@@ -19,6 +19,7 @@ from ngixi_runtime.capabilities.base import HostImport
 from ngixi_runtime.capabilities.context import GuestExit, HostFunction
 from ngixi_runtime.engines.base import EngineId, EngineMemory, RunLimits, as_results
 from ngixi_runtime.errors import GuestError, NgixiError
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.wasm import Export, ExternKind, Import, MemoryLimits, ModuleInfo, Signature
 
 ENGINE = "wasmer"

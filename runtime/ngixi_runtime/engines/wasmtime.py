@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import cache, partial
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import wasmtime
 
@@ -36,6 +36,7 @@ from ngixi_runtime.engines.base import (
 from ngixi_runtime.errors import ArtifactRefused, GuestError, NgixiError
 from ngixi_runtime.guest.limits import MAX_MEMORIES, MAX_TABLES
 from ngixi_runtime.guest.manifest import Number
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.spec.wasm import Export, ExternKind, Import, MemoryLimits, ModuleInfo, Signature
 

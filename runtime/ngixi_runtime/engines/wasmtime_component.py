@@ -14,7 +14,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import wasmtime
 import wasmtime.component as wc
@@ -38,6 +38,7 @@ from ngixi_runtime.engines.wasmtime import (
 from ngixi_runtime.engines.wit_values import TypedFunction, lift_result, lower_arguments, render
 from ngixi_runtime.errors import GuestError, NgixiError, VerificationError
 from ngixi_runtime.guest.component_memory import memory_floor_problem
+from ngixi_runtime.records import NamedTuple
 
 # How long closing waits for Wasmtime to release a store's WASI writers: before looking for reference
 # cycles that may hold the store, and in all.

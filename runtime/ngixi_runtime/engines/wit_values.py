@@ -24,11 +24,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import wasmtime.component as wc
 
 from ngixi_runtime.errors import InvalidInput, counted
+from ngixi_runtime.records import NamedTuple
 
 _INTEGERS: dict[type, tuple[str, int, int]] = {
     wc.U8: ("u8", 0, 2**8 - 1),

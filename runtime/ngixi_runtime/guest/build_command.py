@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import PurePosixPath
-from typing import Any, NamedTuple
+from typing import Any
 
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.schema import Problems, optional_table, string, type_name
 
 BUILD_KEYS = ("command", "workdir", "inputs", "output")

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 from ngixi_runtime.guest.build_command import is_inside
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.schema import Problems, array, optional_table, string, string_item, suggestion, table
 
 COMPILE_KEYS = ("sources", "include", "flags", "libs")

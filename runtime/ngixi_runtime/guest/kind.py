@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from fnmatch import fnmatch
-from typing import Literal, NamedTuple, TypeVar
+from typing import Literal, TypeVar
+
+from ngixi_runtime.records import NamedTuple
 
 GuestAbi = Literal["core", "component"]
 GUEST_ABIS: tuple[GuestAbi, ...] = ("core", "component")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import tomli
 
@@ -24,6 +24,7 @@ from ngixi_runtime.guest.kind import (
     GuestType,
 )
 from ngixi_runtime.guest.typed import parse_component_entry, wit_type_names
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.schema import Problems, integer, string, suggestion, table, type_name
 
 if TYPE_CHECKING:

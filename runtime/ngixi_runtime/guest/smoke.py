@@ -16,11 +16,12 @@ import binascii
 import json
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any
 
 from ngixi_runtime.errors import counted
 from ngixi_runtime.guest.data import DataKind, kind_word
 from ngixi_runtime.guest.kind import GuestType
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.schema import Problems, string, type_name
 
 Number = int | float

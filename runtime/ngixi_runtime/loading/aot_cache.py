@@ -13,13 +13,13 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import NamedTuple
 
 import blake3
 
 from ngixi_runtime.engines.base import EngineId
 from ngixi_runtime.files import atomic_output, make_directories
 from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE, CacheUnavailable, default_cache_dir
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.digests import sha256_hex
 from ngixi_runtime.trust.local_paths import unsafe_because
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from time import perf_counter_ns
-from typing import Any, NamedTuple
+from typing import Any
 
 from ngixi_runtime.capabilities.context import GuestOutput, LogLine
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.guest.data import DataKind, DataValue, check_output, decode
 from ngixi_runtime.loading.loader import Guest
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.wit_json import to_wire
 
 # A record made as `kind(*fields)` makes it, without the Python frame of its generated `__new__`:

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
 from types import TracebackType
-from typing import IO, Any, NamedTuple
+from typing import IO, Any
 
 from ngixi_runtime.bundles.reader import VerifiedBundle
 from ngixi_runtime.engines.base import meters_fuel
@@ -33,6 +33,7 @@ from ngixi_runtime.loading.tenant_wire import (
 )
 from ngixi_runtime.loading.zygote import CHILD_BUNDLE, ForkedProcess, spawn_tenant
 from ngixi_runtime.printable import printable
+from ngixi_runtime.records import NamedTuple
 
 # Time allowed on top of the guest's own timeout for the child to answer over the pipe.
 _IPC_GRACE_SECONDS = 0.25

@@ -10,7 +10,7 @@ import time
 import weakref
 from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ngixi_runtime.bundles.reader import VerifiedBundle
 from ngixi_runtime.capabilities.component import ComponentInfo, imports_wasi, wasi_setup
@@ -44,6 +44,7 @@ from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number
 from ngixi_runtime.kept import Kept
 from ngixi_runtime.loading.aot_cache_dir import CacheUnavailable
 from ngixi_runtime.printable import printable
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.bundle_format import WASM_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
 from ngixi_runtime.spec.wasm import ModuleInfo, Signature, read_module_info

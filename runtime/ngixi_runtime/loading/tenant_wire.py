@@ -18,10 +18,11 @@ import select
 import struct
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from ngixi_runtime.capabilities.context import LogLine
 from ngixi_runtime.guest.manifest import Limits
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.wit_json import from_wire, to_wire
 
 if TYPE_CHECKING:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Literal, NamedTuple, NoReturn, cast
+from typing import Any, Literal, NoReturn, cast
 
 from ngixi_runtime.errors import VerificationError
 from ngixi_runtime.kept import Kept
+from ngixi_runtime.records import NamedTuple
 
 FORMAT_VERSION = 3
 INDEX_NAME = "bundle.json"

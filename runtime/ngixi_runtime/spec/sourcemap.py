@@ -12,9 +12,9 @@ from __future__ import annotations
 import bisect
 import json
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
 
 from ngixi_runtime.printable import printable
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.wasm import custom_sections, function_bodies, placed_core_modules
 
 SOURCE_MAP_SECTION = "ngixi:source-map"

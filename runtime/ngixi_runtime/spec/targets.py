@@ -6,9 +6,9 @@ import os
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import NamedTuple
 
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.schema import suggestion
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Literal, NamedTuple
+from typing import Literal
 
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.records import NamedTuple
 
 ExternKind = Literal["func", "table", "memory", "global", "tag"]
 

@@ -15,13 +15,14 @@ import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import minisign
 import tomli
 
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import KEY_FILE_LIMIT, make_directories, read_input_bytes, read_input_text, write_atomic
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.trust.minisign_format import is_secret_key
 from ngixi_runtime.trust.signatures import (
     TrustStore,

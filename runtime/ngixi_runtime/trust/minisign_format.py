@@ -13,9 +13,9 @@ from __future__ import annotations
 import base64
 import binascii
 from pathlib import Path
-from typing import NamedTuple
 
 from ngixi_runtime.files import open_regular
+from ngixi_runtime.records import NamedTuple
 
 PURE = b"Ed"
 PREHASHED = b"ED"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from ngixi_runtime.capabilities.base import Ceiling, at_most
 from ngixi_runtime.capabilities.registry import GRANTABLE, capability
@@ -24,6 +24,7 @@ from ngixi_runtime.errors import InvalidInput, PolicyError
 from ngixi_runtime.files import read_toml_file
 from ngixi_runtime.guest.manifest import LIMIT_KEYS, Manifest
 from ngixi_runtime.printable import printable
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.schema import Problems, suggestion, table, type_name
 
 

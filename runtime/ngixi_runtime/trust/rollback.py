@@ -16,10 +16,10 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
 
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.files import environment_path, make_directories, write_atomic
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.bundle_format import BundleIndex
 from ngixi_runtime.spec.digests import sha256_hex
 from ngixi_runtime.trust.choice import DEV_TRUST_FILE

@@ -6,13 +6,14 @@ import fnmatch
 import functools
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.files import read_toml_file, read_toml_text, toml_tables
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.bundle_format import CHANNELS, BundleIndex, trusted_comment
 from ngixi_runtime.spec.digests import blake2b_512
 from ngixi_runtime.trust.minisign_format import FormatError, Signature, public_key_from_base64, signature_from_bytes
