@@ -11,6 +11,7 @@ the host calls once it has read the result, which unpins what the lowering alloc
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from ngixi_build.toolchains.asbindings import PACKAGE as HOST_PACKAGE
@@ -73,7 +74,7 @@ def _params(codegen: Codegen, function: Function) -> tuple[list[str], list[str],
 
 def _export(codegen: Codegen, function: Function) -> list[str]:
     codegen.where = f"export {function.name}"
-    if not EXPORT_NAME.match(function.name):
+    if not re.match(EXPORT_NAME, function.name):
         raise WitError(f"{codegen.where}: a component guest's export name is lowercase letters and digits")
     name = camel(function.name)
     core_params, body, arguments = _params(codegen, function)

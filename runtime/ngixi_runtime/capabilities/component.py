@@ -32,7 +32,7 @@ TYPE_INTERFACES = frozenset({"types"})
 WIT_VALUE_TYPES = {"i32": "s32", "i64": "s64", "f32": "f32", "f64": "f64"}
 # What a command component exports, its `_start` adapted: a function in an exported instance.
 RUN_EXPORT = r"^wasi:cli/run@0\.2\.\d+#run\Z"  # a pattern, compiled by `re` when a component is first read
-_WASI_NAME = re.compile(r"^(wasi:[a-z][a-z-]*/[a-z][a-z-]*)@0\.2\.\d+\Z")
+_WASI_NAME = r"^(wasi:[a-z][a-z-]*/[a-z][a-z-]*)@0\.2\.\d+\Z"  # as RUN_EXPORT
 
 WitTypes = tuple[tuple[str, ...], tuple[str, ...]]
 
@@ -106,7 +106,7 @@ def granted_state(ctx: HostContext, capability: str) -> Any:
 
 def wasi_interface(name: str) -> str | None:
     """`wasi:cli/stdout@0.2.12` → "wasi:cli/stdout"; None for anything that is not WASI preview 2."""
-    match = _WASI_NAME.match(name)
+    match = re.match(_WASI_NAME, name)
     return match.group(1) if match else None
 
 

@@ -13,6 +13,7 @@ tenant cannot overshoot the quota together.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import struct
 import sys
@@ -39,7 +40,7 @@ from ngixi_runtime.capabilities.component import granted_state, outcome
 from ngixi_runtime.capabilities.context import HostContext, Sandbox
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import AbiFault, GuestMemory, Status, copy_out, read_utf8
-from ngixi_runtime.spec.schema import SLUG_PATTERN, Problems, array, string_item
+from ngixi_runtime.spec.schema import Problems, array, string_item
 
 MAX_KEY_BYTES = 1024
 VALUE_BYTES = Bounds(65536, 1, 16 << 20)
@@ -78,7 +79,8 @@ class KvOptions(NamedTuple):
     max_keys: int
 
 
-namespace_item = string_item(SLUG_PATTERN, 'must be lowercase letters, digits, "-" and "_", starting with a letter')
+_NAMESPACE = re.compile(r"^[a-z][a-z0-9_-]{0,62}\Z")
+namespace_item = string_item(_NAMESPACE, 'must be lowercase letters, digits, "-" and "_", starting with a letter')
 
 
 def parse_kv(raw: Mapping[str, Any], field: str, problems: Problems) -> KvOptions:

@@ -37,14 +37,14 @@ Number = int | float
 OptionsT = TypeVar("OptionsT")
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,62}\Z")
-SEMVER_PATTERN = re.compile(
+SEMVER_PATTERN = (  # a pattern, compiled by `re` for a version that is not a plain MAJOR.MINOR.PATCH
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?\Z"
 )
 EXPORT_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
-# A WIT name that AssemblyScript can also export as it is.
-COMPONENT_EXPORT_PATTERN = re.compile(r"^[a-z][a-z0-9]*\Z")
+# A WIT name that AssemblyScript can also export as it is: a pattern, compiled by `re` when a component is checked.
+COMPONENT_EXPORT_PATTERN = r"^[a-z][a-z0-9]*\Z"
 MAX_MEMORY_PAGES = 65536
 
 
@@ -171,7 +171,7 @@ def _parse_guest(raw: Mapping[str, Any], stem: str, problems: Problems) -> Guest
     elif name and name != stem:
         problems.add("guest.name", f'"{name}" must match the file name "{stem}.toml"; rename one of them')
     version = string(guest, "version", "guest.version", problems) if guest else ""
-    if version and not SEMVER_PATTERN.match(version):
+    if version and not (_plain_release(version) or re.match(SEMVER_PATTERN, version)):
         problems.add("guest.version", f'"{version}" is not a semantic version like "1.2.3"')
     kind = string(guest, "kind", "guest.kind", problems, default="library")
     if kind not in GUEST_KINDS:
@@ -316,10 +316,16 @@ def _check_smoke_targets(manifest: Manifest, problems: Problems) -> None:
         check_entry(call, f"smoke[{index}]", target, problems)
 
 
+def _plain_release(version: str) -> bool:
+    """MAJOR.MINOR.PATCH in ASCII digits without leading zeros: a version SEMVER_PATTERN takes, told without it."""
+    parts = version.split(".")
+    return len(parts) == 3 and all(p.isascii() and p.isdigit() and (p == "0" or p[0] != "0") for p in parts)
+
+
 def _check_component(manifest: Manifest, problems: Problems) -> None:
     """What a component guest may declare: WIT-compatible export names, no fuel."""
     for export in manifest.exports:
-        if not COMPONENT_EXPORT_PATTERN.match(export.name):
+        if not re.match(COMPONENT_EXPORT_PATTERN, export.name):
             plain = re.sub(r"[^a-z0-9]", "", export.name.lower()).lstrip("0123456789") or "run"
             problems.add(
                 f"exports.{export.name}",

@@ -10,7 +10,6 @@ from ngixi_runtime.printable import printable
 
 T = TypeVar("T")
 ItemCheck = Callable[[object, str, "Problems"], T | None]
-SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}\Z")
 
 
 class Problems:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +33,9 @@ _DEV_CHANNEL = "dev"
 
 Sequences = dict[str, dict[str, int]]
 
+# What a state file's name keeps of its trust file's (any other character becomes "_").
+_READABLE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+
 
 def default_state_dir(environ: Mapping[str, str] = os.environ) -> Path:
     """$NGIXI_STATE_DIR (an absolute path), else $XDG_STATE_HOME/ngixi, else ~/.local/state/ngixi."""
@@ -54,7 +56,7 @@ def trust_domain(trust_file: Path) -> Path:
 def state_file_for(trust_file: Path, state_dir: Path) -> Path:
     """Where the rollback state of the trust domain `trust_file` defines is kept: one file per trust file."""
     resolved = trust_domain(trust_file)
-    readable = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{resolved.parent.name}-{resolved.stem}")[:64]
+    readable = "".join(c if c in _READABLE else "_" for c in f"{resolved.parent.name}-{resolved.stem}")[:64]
     return state_dir / STATE_SUBDIR / f"{readable}-{sha256_hex(str(resolved).encode())[:16]}.json"
 
 

@@ -287,3 +287,12 @@ def test_a_projects_own_dev_builds_never_trip_it_but_its_release_channel_does(tm
     accept(bundle(tmp_path, project_keys, 5, channel="release"), project_keys, state_dir)
     with pytest.raises(VerificationError, match="sequence 4 of guest 'hello' on channel 'release' is lower than 5"):
         accept(bundle(tmp_path, project_keys, 4, channel="release"), project_keys, state_dir)
+
+
+@pytest.mark.parametrize("parent, stem", [("proj", "trust"), ("my proj", "dé-v.1"), ("a/b", "ключи"), ("x" * 80, "t")])
+def test_state_file_name_keeps_what_it_kept(tmp_path: Path, parent: str, stem: str) -> None:
+    """The state file's readable part is the trust file's directory and stem with every other character "_" (as
+    `re.sub(r"[^A-Za-z0-9_.-]", "_", …)` made it): a changed name would lose the sequences already accepted."""
+    trust = tmp_path / parent / f"{stem}.toml"
+    readable = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{trust.parent.name}-{stem}")[:64]
+    assert state_file_for(trust, tmp_path).name.startswith(f"{readable}-")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from ngixi_runtime.capabilities.fs import FsOptions, Preopen
 from ngixi_runtime.capabilities.http_client import HttpOptions, Origin
 from ngixi_runtime.capabilities.kv import KvOptions
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.guest.manifest import ManifestError, load_manifest, parse_manifest
+from ngixi_runtime.guest.manifest import SEMVER_PATTERN, ManifestError, load_manifest, parse_manifest
 
 COMPONENT_NAME = "a component guest's export name must be lowercase letters and digits (a WIT name), e.g."
 F = "manifests/hello.toml"
@@ -349,3 +351,19 @@ def test_capability_options_become_typed_records() -> None:
 def test_options_of_an_ungranted_capability_are_none() -> None:
     manifest = parse_manifest(GUEST + "[capabilities.log]\n", source=F, stem="hello")
     assert manifest.options(FsOptions) is None and manifest.grants == frozenset({"log"})
+
+
+@pytest.mark.parametrize(
+    "version",
+    ["0.1.0", "10.20.30", "1.2.3-rc.1", "1.2.3+build.5", "01.2.3", "1.02.3", "1.2", "1.2.3.4", "1..3", "1.2.",
+     "\u0661.2.3", "1.2.\u0663", "+1.2.3", " 1.2.3", "1.2.3\n", "1.2.3-", "0.0.0"],
+)  # fmt: skip
+def test_version_checked_as_the_semver_pattern_says(version: str) -> None:
+    """A plain MAJOR.MINOR.PATCH is told without compiling the pattern; every version gets the pattern's verdict."""
+    try:
+        parse_manifest(GUEST.replace('"0.1.0"', json.dumps(version)), source=F, stem="hello")
+        lines: list[str] = []
+    except ManifestError as error:
+        lines = error.lines
+    refused = any("guest.version:" in line and "is not a semantic version" in line for line in lines)
+    assert refused == (re.match(SEMVER_PATTERN, version) is None)
