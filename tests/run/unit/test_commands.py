@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import gc
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 
-from ngixi_runtime.cli import COMMAND_GROUP, Command, _commands_for, _parser
+from ngixi_runtime.cli import COMMAND_GROUP, Command, _collection_paused, _commands_for, _parser
 from tests.conftest import KeyFiles, exit_code, make_bundle
 from tests.wasmgen import Func, module
 
@@ -144,3 +145,21 @@ def test_what_follows_the_first_dashes_is_the_operand_as_written(argv: list[str]
 def test_a_command_with_subcommands_of_its_own_still_parses() -> None:
     parsed = _parser(_commands_for(["trust"])).parse_args(["trust", "remove", "--trust", "t.toml", "ABCD"])
     assert (parsed.action, parsed.trust, parsed.key_id) == ("remove", Path("t.toml"), "ABCD")
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_a_start_pauses_collection_and_freezes_only_its_own_process(collecting: bool) -> None:
+    """`main` called in a process that goes on (these tests) keeps the collector as it found it and freezes
+    nothing; a command's own process freezes what its start made."""
+    (gc.enable if collecting else gc.disable)()
+    frozen = gc.get_freeze_count()
+    try:
+        with _collection_paused(own_process=False):
+            assert not gc.isenabled()
+        assert (gc.isenabled(), gc.get_freeze_count()) == (collecting, frozen)
+        with _collection_paused(own_process=True):
+            pass
+        assert gc.isenabled() == collecting and gc.get_freeze_count() > frozen
+    finally:
+        gc.unfreeze()
+        gc.enable()
