@@ -598,11 +598,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 @contextmanager
 def _collection_paused(own_process: bool) -> Iterator[None]:
     """Python's cyclic garbage collector off within the block, for a command's start: importing modules and building
-    its parser make many objects and almost no cyclic garbage (an `ngixi run` set off 29 collections, which freed
-    438 objects). In the command's own process what the block made is then frozen (`gc.freeze`): the collections
-    the guest's calls set off do not go through it again, nor write to its pages in a forked child; a cycle left
-    there is kept to the end of the process. Not when `main` is called in a process that goes on (tests): its
-    own garbage would be kept too."""
+    its parser make many objects and almost no cyclic garbage, so the collections they set off find next to nothing
+    (docs/performance.md, eighth pass). In the command's own process what the block made is then frozen
+    (`gc.freeze`): the collections the guest's calls set off do not go through it again, nor write to its pages in
+    a forked child; a cycle left there is kept to the end of the process. Not when `main` is called in a process
+    that goes on (tests): its own garbage would be kept too."""
     collecting = gc.isenabled()
     gc.disable()
     try:

@@ -2,8 +2,8 @@
 each field's annotation.
 
 `typing.NamedTuple` passes every annotation through its type check, which, for the string annotations that
-`from __future__ import annotations` makes, compiles each one into a `ForwardRef`: about half of the cost of
-creating a record, paid for each record at every start. Nothing reads a record's annotations at run time, so
+`from __future__ import annotations` makes, compiles each one into a `ForwardRef`: a large part of the cost
+of creating a record, paid for each record at every start. Nothing reads a record's annotations at run time, so
 this one keeps them as written (in `__annotations__`) and otherwise does what `typing.NamedTuple` does on
 Python 3.10: `collections.namedtuple` of the annotated fields with their defaults, then the class body's
 docstring, methods and attributes. Type checkers see `typing.NamedTuple` itself.
