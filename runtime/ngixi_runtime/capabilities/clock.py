@@ -120,7 +120,9 @@ def _descriptor_event(ctx: HostContext, userdata: int, tag: int, fd: int) -> byt
         return EVENT.pack(userdata, error, tag, available, 0)
     stdout = tag == _FD_WRITE and fd in (1, 2) and "stdio" in ctx.grants
     stdin = tag == _FD_READ and fd == 0 and "stdin" in ctx.grants
-    return EVENT.pack(userdata, Errno.SUCCESS if stdout or stdin else Errno.BADF, tag, 0, 0)
+    return EVENT.pack(
+        userdata, Errno.SUCCESS if stdout or stdin else Errno.BADF, tag, ctx.stdio_room() if stdout else 0, 0
+    )
 
 
 _NOW = frozenset({"now", "resolution"})
