@@ -476,6 +476,94 @@ static void the_rest(void) {
     }
 }
 
+static void descriptors(void) {
+    static uint8_t buffer[8192];
+    __wasi_size_t n = 99;
+    __wasi_fdstat_t fs;
+    __wasi_filesize_t position;
+    __wasi_subscription_t s[1];
+    E("prestat_dir_name into 0 bytes", __wasi_fd_prestat_dir_name(ROOT, buffer, 0));
+    E("prestat_dir_name into 8 bytes", __wasi_fd_prestat_dir_name(ROOT, buffer, 8));
+    E("prestat_dir_name of stdout", __wasi_fd_prestat_dir_name(1, buffer, 8));
+    E("write no iovecs to stdout", __wasi_fd_write(1, NULL, 0, &n));
+    printf("  wrote %u\n", n);
+    E("write no iovecs to a closed descriptor", __wasi_fd_write(99, NULL, 0, &n));
+    E("read no iovecs from a closed descriptor", __wasi_fd_read(99, NULL, 0, &n));
+    E("write to stdin", __wasi_fd_write(0, &(__wasi_ciovec_t){buffer, 1}, 1, &n));
+    E("read from stdout", __wasi_fd_read(1, &(__wasi_iovec_t){buffer, 1}, 1, &n));
+    E("tell stdout", __wasi_fd_tell(1, &position));
+    E("seek stdin", __wasi_fd_seek(0, 0, __WASI_WHENCE_CUR, &position));
+    E("pwrite stdin", __wasi_fd_pwrite(0, &(__wasi_ciovec_t){buffer, 1}, 1, 0, &n));
+    E("sync stdout", __wasi_fd_sync(1));
+    E("datasync stdout", __wasi_fd_datasync(1));
+    E("sync a directory", __wasi_fd_sync(ROOT));
+    E("allocate a directory", __wasi_fd_allocate(ROOT, 0, 1));
+    E("set_size stdout", __wasi_fd_filestat_set_size(1, 0));
+    E("set_times stdout", __wasi_fd_filestat_set_times(1, 0, 0, __WASI_FSTFLAGS_MTIM_NOW));
+    E("advise stdout", __wasi_fd_advise(1, 0, 0, __WASI_ADVICE_NORMAL));
+    E("fdstat stdin", __wasi_fd_fdstat_get(0, &fs));
+    printf("  type %d flags %d\n", fs.fs_filetype, fs.fs_flags);
+    size_t total = 0;
+    for (int guard = 0; guard < 100; guard++) {
+        __wasi_errno_t error = __wasi_fd_read(0, &(__wasi_iovec_t){buffer, sizeof buffer}, 1, &n);
+        if (error || n == 0) break;
+        total += n;
+    }
+    printf("stdin read to its end: %zu bytes\n", total);
+    E("read stdin at its end", __wasi_fd_read(0, &(__wasi_iovec_t){buffer, 8}, 1, &n));
+    printf("  read %u\n", n);
+    s[0] = on_fd(30, __WASI_EVENTTYPE_FD_READ, 0);
+    poll("poll stdin at its end", s, 1, 0);
+    put("data/r.txt", "rights");
+    __wasi_fd_t fd = open_file("open data/r.txt", "data/r.txt", 0, 0);
+    E("narrow to read and seek", __wasi_fd_fdstat_set_rights(fd, __WASI_RIGHTS_FD_READ | __WASI_RIGHTS_FD_SEEK, 0));
+    E("widen again", __wasi_fd_fdstat_set_rights(fd, FILE_RIGHTS, 0));
+    E("read after narrowing", __wasi_fd_read(fd, &(__wasi_iovec_t){buffer, 3}, 1, &n));
+    __wasi_fd_close(fd);
+    E("mkdir data/ld", __wasi_path_create_directory(ROOT, "data/ld"));
+    E("symlink ld -> data/ldlink", __wasi_path_symlink("ld", ROOT, "data/ldlink"));
+    E("rmdir a symlink to a dir", __wasi_path_remove_directory(ROOT, "data/ldlink"));
+    E("unlink a symlink to a dir", __wasi_path_unlink_file(ROOT, "data/ldlink"));
+    E("rmdir ld", __wasi_path_remove_directory(ROOT, "data/ld"));
+    /* A listing read in pieces while it changes: names added after the first call. */
+    __wasi_fd_t dir;
+    E("mkdir data/grow", __wasi_path_create_directory(ROOT, "data/grow"));
+    put("data/grow/a", "a");
+    E("open data/grow", __wasi_path_open(ROOT, 1, "data/grow", __WASI_OFLAGS_DIRECTORY, DIR_RIGHTS, 0, 0, &dir));
+    E("readdir the first entry", __wasi_fd_readdir(dir, buffer, sizeof(__wasi_dirent_t), 0, &n));
+    __wasi_dirent_t first;
+    memcpy(&first, buffer, sizeof first);
+    put("data/grow/b", "b");
+    int count = 1;
+    __wasi_errno_t error = 0;
+    for (__wasi_dircookie_t cookie = first.d_next; count < 10 && !error; count++) {
+        error = __wasi_fd_readdir(dir, buffer, sizeof(__wasi_dirent_t) + 2, cookie, &n);
+        if (n < sizeof(__wasi_dirent_t)) break;
+        memcpy(&first, buffer, sizeof first);
+        cookie = first.d_next;
+    }
+    printf("readdir on from its cookies: error %d, %d entries\n", error, count);
+    E("readdir from the start", __wasi_fd_readdir(dir, buffer, sizeof buffer, 0, &n));
+    int again = 0;
+    for (__wasi_size_t at = 0; at + sizeof(__wasi_dirent_t) <= n; again++) {
+        memcpy(&first, buffer + at, sizeof first);
+        at += sizeof first + first.d_namlen;
+    }
+    printf("  %d entries now\n", again);
+    __wasi_fd_close(dir);
+}
+
+/* Last: what becomes of the preopen when a program closes it or renumbers a file over it. */
+static void preopen_replaced(void) {
+    put("data/last", "last");
+    __wasi_fd_t fd = open_file("open data/last", "data/last", 0, 0), again;
+    E("renumber a file over the preopen", __wasi_fd_renumber(fd, ROOT));
+    E("path_open under it", __wasi_path_open(ROOT, 0, "data", 0, 0, 0, 0, &again));
+    E("prestat_get of it", __wasi_fd_prestat_get(ROOT, &(__wasi_prestat_t){0}));
+    E("close it", __wasi_fd_close(ROOT));
+    E("close it again", __wasi_fd_close(ROOT));
+}
+
 int main(void) {
     E("mkdir data/edges", __wasi_path_create_directory(ROOT, "data/edges"));
     polling();
@@ -489,5 +577,7 @@ int main(void) {
     reading_directories();
     command_line();
     the_rest();
+    descriptors();
+    preopen_replaced();
     return 0;
 }
