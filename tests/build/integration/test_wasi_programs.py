@@ -2,7 +2,7 @@
 the loader, compared with wasmtime-py's own WASI running the same module on an identical directory tree.
 
 Each program uses libc or Zig's std as programs do (stdio files, stat, directories, links, renames, argv, environ,
-stdin, clocks, exit codes) and prints what each call returned. It runs as a signed bundle, isolated, on
+stdin, clocks, exit codes) and prints what each call returned. It runs as a signed bundle, isolated and in-process, on
 Wasmer and on Wasmtime, granted fs (its root preopened as `/`), stdio, stdin, env and args; the reference
 is the same module under `wasmtime.WasiConfig`. Stdout, stderr, the exit code and the tree the program
 leaves must be the same, except for the differences in `KNOWN`, each where the reference departs from
@@ -319,11 +319,12 @@ def reference(run: Run, wasm: bytes, work: Path) -> Outcome:
     return Outcome(exit_code, stdout, stderr, tree(root))
 
 
-def ours(run: Run, bundle: Path, keys: KeyFiles, sandboxes: Path, engine: str) -> Outcome:
+def ours(run: Run, bundle: Path, keys: KeyFiles, sandboxes: Path, engine: str, *, isolated: bool) -> Outcome:
     root = fresh_root(sandboxes / TENANT / run.name / "files" / "root")
     with open_tenant(
         bundle,
         trust_file=keys.trust,
+        isolated=isolated,
         args=run.args,
         env=ENV,
         stdin=STDIN,
@@ -358,9 +359,10 @@ def test_a_program_behaves_as_under_wasmtimes_own_wasi(
     wasm = (bundle.parent / f"{run.name}.wasm").read_bytes()  # make_bundle keeps it beside the bundle
     expected = reference(run, wasm, tmp_path / "reference")
     expected = Outcome(expected.exit_code, as_we_answer(run.name, expected.stdout), expected.stderr, expected.tree)
-    for engine in ENGINES:
+    for engine, isolated in ((engine, isolated) for engine in ENGINES for isolated in (True, False)):
         pytest.importorskip(engine)
-        got = ours(run, bundle, keys, tmp_path / engine, engine)
-        assert got.stdout.split("\n") == expected.stdout.split("\n"), f"{run} on {engine}: stdout"
-        assert (got.exit_code, got.stderr) == (expected.exit_code, expected.stderr), f"{run} on {engine}"
-        assert got.tree == expected.tree, f"{run} on {engine}: the tree it left"
+        how = f"{'isolated' if isolated else 'in-process'} on {engine}"
+        got = ours(run, bundle, keys, tmp_path / how.replace(" ", "-"), engine, isolated=isolated)
+        assert got.stdout.split("\n") == expected.stdout.split("\n"), f"{run} {how}: stdout"
+        assert (got.exit_code, got.stderr) == (expected.exit_code, expected.stderr), f"{run} {how}"
+        assert got.tree == expected.tree, f"{run} {how}: the tree it left"

@@ -115,13 +115,15 @@ static void polling(void) {
     s[1] = clock_at(15, __WASI_CLOCKID_MONOTONIC, 2000 * ms, 0);
     poll("poll stdout writable with a 2 s clock", s, 2, 0);
     s[0] = on_fd(16, __WASI_EVENTTYPE_FD_READ, 0);
-    s[1] = clock_at(17, __WASI_CLOCKID_MONOTONIC, 0, 0);
-    poll("poll stdin with a due clock", s, 2, 0);
+    s[1] = clock_at(17, __WASI_CLOCKID_MONOTONIC, 2000 * ms, 0);
+    poll("poll stdin with a 2 s clock", s, 2, 0);
     put("data/poll.txt", "0123456789");
     __wasi_fd_t file = open_file("open data/poll.txt", "data/poll.txt", 0, 0);
+    /* One way per call: Wasmtime's answer to both at once has one event or two, as its threads race. */
     s[0] = on_fd(18, __WASI_EVENTTYPE_FD_READ, file);
-    s[1] = on_fd(19, __WASI_EVENTTYPE_FD_WRITE, file);
-    poll("poll a file both ways", s, 2, 0);
+    poll("poll a file for reading", s, 1, 0);
+    s[0] = on_fd(19, __WASI_EVENTTYPE_FD_WRITE, file);
+    poll("poll a file for writing", s, 1, 0);
     s[0] = on_fd(20, __WASI_EVENTTYPE_FD_READ, 99);
     poll("poll a closed descriptor", s, 1, 0);
     s[0] = on_fd(21, __WASI_EVENTTYPE_FD_READ, ROOT);
@@ -129,7 +131,7 @@ static void polling(void) {
     s[0] = on_fd(22, __WASI_EVENTTYPE_FD_WRITE, 1);
     s[1] = on_fd(23, __WASI_EVENTTYPE_FD_READ, 99);
     poll("poll stdout and a closed descriptor", s, 2, 0);
-    for (int i = 0; i < 100; i++) s[i] = on_fd(100 + i, __WASI_EVENTTYPE_FD_WRITE, i % 2 ? 1 : file);
+    for (int i = 0; i < 100; i++) s[i] = on_fd(100 + i, __WASI_EVENTTYPE_FD_WRITE, 1 + i % 2);
     poll("poll 100 descriptors", s, 100, 0);
     for (int i = 0; i < 100; i++) s[i] = clock_at(100 + i, __WASI_CLOCKID_MONOTONIC, i < 50 ? 0 : 3000 * ms, 0);
     poll("poll 100 clocks, 50 due", s, 100, 0);
