@@ -3,9 +3,11 @@
    and short readlink buffers, renames over what exists, path_open's flag combinations, fd_readdir with tiny
    buffers and cookies, the errno of each failure, args and environ as the host lays them out, sockets, clocks,
    random_get at its sizes. Prints each result. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <wasi/api.h>
 
 #define E(label, call) printf("%-44s %d\n", label, (int)(call))
@@ -566,6 +568,26 @@ static void preopen_replaced(void) {
     E("close it again", __wasi_fd_close(ROOT));
 }
 
+/* What wasi-libc's fcntl(F_GETFL) makes of each descriptor's rights and flags: the access mode a program sees. */
+static void access_modes(void) {
+    put("data/modes", "m");
+    const struct { const char *label; int flags; } opens[] = {
+        {"O_RDONLY", O_RDONLY}, {"O_WRONLY", O_WRONLY}, {"O_RDWR", O_RDWR},
+        {"O_WRONLY|O_APPEND", O_WRONLY | O_APPEND}, {"O_RDONLY|O_NONBLOCK", O_RDONLY | O_NONBLOCK},
+    };
+    for (size_t i = 0; i < sizeof opens / sizeof *opens; i++) {
+        int fd = open("data/modes", opens[i].flags);
+        int got = fcntl(fd, F_GETFL);
+        printf("F_GETFL of %-24s accmode %d append %d nonblock %d\n", opens[i].label, got & O_ACCMODE,
+               !!(got & O_APPEND), !!(got & O_NONBLOCK));
+        close(fd);
+    }
+    int dir = open("data", O_RDONLY | O_DIRECTORY);
+    printf("F_GETFL of a directory accmode %d\n", fcntl(dir, F_GETFL) & O_ACCMODE);
+    close(dir);
+    for (int fd = 0; fd < 3; fd++) printf("F_GETFL of %d accmode %d\n", fd, fcntl(fd, F_GETFL) & O_ACCMODE);
+}
+
 int main(void) {
     E("mkdir data/edges", __wasi_path_create_directory(ROOT, "data/edges"));
     polling();
@@ -580,6 +602,7 @@ int main(void) {
     command_line();
     the_rest();
     descriptors();
+    access_modes();
     preopen_replaced();
     return 0;
 }
