@@ -107,13 +107,15 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> tuple[KeyFiles, dict[str,
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("case", CASES, ids=lambda case: f"{case.language}/{case.name}")
 def test_conformance(case: Case, engine: str, suite: tuple[KeyFiles, dict[str, Path]], tmp_path: Path) -> None:
-    """Isolated, then in-process: the second finds the code the first compiled in the host's cache."""
     pytest.importorskip(engine)
     keys, bundles = suite
-    for isolated, how in ((True, "isolated"), (False, "in-process")):
-        check_case(
-            case, bundles[case.guest], keys, tmp_path / how, engine=engine, how=f"{how} on {engine}", isolated=isolated
-        )
+    check_both_ways(case, bundles[case.guest], keys, tmp_path, engine=engine, how=f"on {engine}")
+
+
+def check_both_ways(case: Case, bundle: Path, keys: KeyFiles, tmp_path: Path, *, engine: str, how: str) -> None:
+    """Isolated, then in-process: the second finds the code the first compiled in the host's cache."""
+    for isolated, way in ((True, "isolated"), (False, "in-process")):
+        check_case(case, bundle, keys, tmp_path / way, engine=engine, how=f"{way} {how}", isolated=isolated)
 
 
 def check_case(
