@@ -67,6 +67,13 @@ _CLOCK, _FD_READ, _FD_WRITE = 0, 1, 2
 _ABSTIME = 1
 
 
+class Input(Protocol):
+    """The caller's bytes on stdin, as poll_oneoff asks them without fs (stdin's state)."""
+
+    @property
+    def left(self) -> int: ...
+
+
 class Descriptors(Protocol):
     """The instance's descriptor table, as poll_oneoff asks it (fs's state)."""
 
@@ -118,9 +125,12 @@ def _descriptor_event(ctx: HostContext, userdata: int, tag: int, fd: int) -> byt
     if table is not None:
         error, available = cast(Descriptors, table).ready(fd, tag == _FD_WRITE)
         return EVENT.pack(userdata, error, tag, available, 0)
-    stdout = tag == _FD_WRITE and fd in (1, 2) and "stdio" in ctx.grants
-    stdin = tag == _FD_READ and fd == 0 and "stdin" in ctx.grants
-    return EVENT.pack(userdata, Errno.SUCCESS if stdout or stdin else Errno.BADF, tag, 0, 0)
+    if tag == _FD_WRITE and fd in (1, 2) and "stdio" in ctx.grants:
+        return EVENT.pack(userdata, Errno.SUCCESS, tag, ctx.stdio_room(), 0)
+    stdin = ctx.states.get("stdin")
+    if tag == _FD_READ and fd == 0 and stdin is not None:
+        return EVENT.pack(userdata, Errno.SUCCESS, tag, cast(Input, stdin).left, 0)
+    return EVENT.pack(userdata, Errno.BADF, tag, 0, 0)
 
 
 _NOW = frozenset({"now", "resolution"})

@@ -104,6 +104,10 @@ class StdinState:
         self.data = data
         self.position = 0
 
+    @property
+    def left(self) -> int:
+        return len(self.data) - self.position
+
     def read(self, length: int) -> bytes:
         chunk = self.data[self.position : self.position + length]
         self.position += len(chunk)

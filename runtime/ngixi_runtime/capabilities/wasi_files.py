@@ -296,14 +296,15 @@ class WasiFilesystem:
         return fd
 
     def ready(self, fd: int, writing: bool) -> tuple[int, int]:
-        """poll_oneoff's answer for a descriptor: (errno, bytes available: what is left to read, or 0)."""
+        """poll_oneoff's answer for a descriptor: (errno, bytes available to read or to write)."""
         descriptor = self._table.get(fd)
         if descriptor is None:
             return Errno.BADF, 0
         if descriptor.rights & RIGHT_POLL_FD_READWRITE == 0:
             return Errno.NOTCAPABLE, 0
-        if writing:
-            return Errno.SUCCESS, 0
+        if writing:  # what one fd_write may take now: the room left under the output quota, or a file's most
+            room = self._console.stdio_room() if self._console is not None else 0
+            return Errno.SUCCESS, room if descriptor.host_fd < 0 else MAX_WRITE
         if descriptor.host_fd < 0:
             return Errno.SUCCESS, self._stdin.left
         try:
@@ -358,6 +359,8 @@ class WasiFilesystem:
         # then opens files through it to write them. Only fd_fdstat_set_rights narrows what a directory hands down.
         rights &= parent.inheriting
         if fdflags & ~_FDFLAGS or oflags & ~(OFLAG_CREAT | OFLAG_DIRECTORY | OFLAG_EXCL | OFLAG_TRUNC):
+            raise AbiFault(Errno.INVAL)
+        if oflags & OFLAG_CREAT and oflags & OFLAG_DIRECTORY:  # open(2) creates no directory: INVAL, as Linux's
             raise AbiFault(Errno.INVAL)
         # O_CREAT|O_EXCL never follows a final symlink: the name exists, whatever it points to (POSIX open)
         exclusive = oflags & (OFLAG_CREAT | OFLAG_EXCL) == OFLAG_CREAT | OFLAG_EXCL
@@ -710,6 +713,8 @@ def _open_file(target: Target, oflags: int, fdflags: int, rights: int) -> int:
     if fdflags & (FDFLAG_SYNC | FDFLAG_RSYNC):
         flags |= os.O_SYNC
     if target.trailing_slash:
+        if oflags & OFLAG_CREAT:  # open(2): a name ending in a slash can only be a directory, which O_CREAT never makes
+            raise AbiFault(Errno.ISDIR)
         flags |= os.O_DIRECTORY
     if flags & os.O_DIRECTORY and writes:
         raise AbiFault(Errno.ISDIR if _is_directory(target) else Errno.NOTDIR)

@@ -2,7 +2,7 @@
 the loader, compared with wasmtime-py's own WASI running the same module on an identical directory tree.
 
 Each program uses libc or Zig's std as programs do (stdio files, stat, directories, links, renames, argv, environ,
-stdin, clocks, exit codes) and prints what each call returned. It runs as a signed bundle, isolated, on
+stdin, clocks, exit codes) and prints what each call returned. It runs as a signed bundle, isolated and in-process, on
 Wasmer and on Wasmtime, granted fs (its root preopened as `/`), stdio, stdin, env and args; the reference
 is the same module under `wasmtime.WasiConfig`. Stdout, stderr, the exit code and the tree the program
 leaves must be the same, except for the differences in `KNOWN`, each where the reference departs from
@@ -51,9 +51,8 @@ class Run:
 ENDINGS = ("return", "exit255", "exit256", "exit-1", "_Exit", "abort", "assert")
 COMMAND_LINE = ("one arg", "", "--exit=7", "ünïcödé ✓")
 RUNS = [
-    *(Run(name) for name in NAMES if name not in ("cli", "zigcli", "exits")),
-    Run("cli", COMMAND_LINE),
-    Run("zigcli", COMMAND_LINE),
+    *(Run(name) for name in NAMES if name not in ("cli", "zigcli", "edges", "exits")),
+    *(Run(name, COMMAND_LINE) for name in ("cli", "zigcli", "edges")),
     *(Run("exits", (ending,)) for ending in ENDINGS),
 ]
 
@@ -69,6 +68,24 @@ class Known:
 
 _RIGHTS = "a directory has no read/write/seek rights; Wasmtime's WASI ignores rights and answers BADF"
 _TRAILING = "wasi-testsuite's remove_directory_trailing_slashes: `dir/` must be removed; Wasmtime gives INVAL"
+_READDIR_FILE = "a file has no readdir right; NOTDIR, as POSIX getdents on a file"
+
+
+def _errno(label: str, theirs: int, ours: int, why: str) -> Known:
+    """A line of edges.c's: the label, then the errno each answers."""
+    return Known(f"{label:<44} {theirs}", f"{label:<44} {ours}", why)
+
+
+def _poll(label: str, ours: str, why: str) -> Known:
+    """A poll line of edges.c's where Wasmtime fails the whole call with BADF."""
+    return Known(f"{label:<44} 8", f"{label:<44} 0, {ours}", why)
+
+
+_PER_SUBSCRIPTION = (
+    "witx gives each event its own error: a closed descriptor is that subscription's BADF, as poll(2) flags the one "
+    "descriptor (POLLNVAL) instead of failing the call; Wasmtime fails the whole call with BADF"
+)
+_CPU_CLOCKS = "witx defines the process and thread CPU-time clocks and we keep them; Wasmtime's WASI has neither (BADF)"
 KNOWN: dict[str, tuple[Known, ...]] = {
     "files": (Known("rmdir d2/ -> -1 Invalid argument", "rmdir d2/ -> 0 ", _TRAILING),),
     "dirs": (
@@ -92,13 +109,102 @@ KNOWN: dict[str, tuple[Known, ...]] = {
         Known("rmdir data/t/                            28", "rmdir data/t/                            0", _TRAILING),
         Known("rmdir t2/                                28", "rmdir t2/                                0", _TRAILING),
         Known(
-            "readdir on file                          8",
-            "readdir on file                          54",
-            "a file has no readdir right; NOTDIR, as POSIX getdents on a file",
+            "readdir on file                          8", "readdir on file                          54", _READDIR_FILE
         ),
         *(
             Known(f"{label:<40} 8", f"{label:<40} 76", _RIGHTS)
             for label in ("seek on dir", "read on dir", "write on dir", "set_size on dir")
+        ),
+    ),
+    "edges": (
+        _poll(
+            "poll a closed descriptor",
+            "1 events, waited enough: [20: error 8 type 1 bytes 0 hangup 0]",
+            _PER_SUBSCRIPTION,
+        ),
+        _poll(
+            "poll a directory",
+            "1 events, waited enough: [21: error 0 type 1 bytes 1 hangup 0]",
+            "a directory is always ready, as poll(2) answers for one; Wasmtime fails the whole call with BADF",
+        ),
+        _poll(
+            "poll stdout and a closed descriptor",
+            "2 events, waited enough: [22: error 0 type 2 bytes 1 hangup 0] [23: error 8 type 1 bytes 0 hangup 0]",
+            _PER_SUBSCRIPTION,
+        ),
+        *(
+            _errno(
+                f"set {flag}",
+                28,
+                58,
+                "Linux cannot change O_SYNC/O_DSYNC on an open file: NOTSUP; Wasmtime calls a flag witx defines "
+                "invalid (INVAL)",
+            )
+            for flag in ("SYNC", "DSYNC", "RSYNC")
+        ),
+        *(
+            _errno(label, 8, 0, "fcntl(F_SETFL) works on a stream; Wasmtime's stdio answers BADF")
+            for label in ("set APPEND on stdout", "set NONBLOCK on stdin")
+        ),
+        _errno("pread a directory", 8, 76, _RIGHTS),
+        _errno("read it without the right", 0, 76, "opened with no rights; Wasmtime's WASI ignores rights"),
+        _errno(
+            "DIRECTORY|TRUNC a dir",
+            28,
+            31,
+            "open(2) answers EISDIR to O_TRUNC on a directory; Wasmtime calls O_DIRECTORY|O_TRUNC invalid",
+        ),
+        _errno("readdir a file", 8, 54, _READDIR_FILE),
+        *(_errno(f"clock_{call} {clock}", 8, 0, _CPU_CLOCKS) for clock in (2, 3) for call in ("time_get", "res_get")),
+        _errno(
+            "prestat_dir_name of stdout",
+            54,
+            8,
+            "a descriptor that is no preopen: BADF, as prestat_get answers for it (Wasmtime's too)",
+        ),
+        *(
+            _errno(label, 8, 76, _RIGHTS)
+            for label in (
+                "write to stdin",
+                "read from stdout",
+                "sync stdout",
+                "datasync stdout",
+                "allocate a directory",
+                "set_size stdout",
+                "set_times stdout",
+                "advise stdout",
+            )
+        ),
+        _errno("pwrite stdin", 8, 70, "pwrite(2) on a stream is ESPIPE before it asks whether the stream is writable"),
+        _errno(
+            "sync a directory", 8, 0, "fsync(2) on a directory is how a program makes a rename or a new name durable"
+        ),
+        Known("  type 0 flags 0", "  type 0 flags 4", "NONBLOCK was set on stdin above, which Wasmtime refused"),
+        Known(
+            f"{'poll stdin at its end':<44} 0, 1 events, waited enough: [30: error 0 type 1 bytes 1 hangup 0]",
+            f"{'poll stdin at its end':<44} 0, 1 events, waited enough: [30: error 0 type 1 bytes 0 hangup 0]",
+            "witx: nbytes is what is available to read, none at the end of stdin; Wasmtime says 1",
+        ),
+        *(
+            _errno(
+                label,
+                58,
+                ours,
+                "witx: fd_fdstat_set_rights removes rights, and adding one is NOTCAPABLE; Wasmtime's is NOTSUP",
+            )
+            for label, ours in (("narrow to read and seek", 0), ("widen again", 76))
+        ),
+        Known(
+            "  wrote 2 of their 2048 bytes",
+            "  wrote 2048 of their 2048 bytes",
+            "a short write is allowed, and Wasmtime writes the first iovec only; we write them all, as writev(2)",
+        ),
+        _errno("write 1025 iovecs", 0, 28, "writev(2) refuses more than IOV_MAX (1024, wasi-libc's too): INVAL"),
+        Known(
+            "readdir on from its cookies: error 0, 4 entries",
+            "readdir on from its cookies: error 0, 3 entries",
+            "a listing is read once, at cookie 0, and read on from its cookies (POSIX leaves open whether a name "
+            "added since opendir is seen); Wasmtime reads the directory again at each call",
         ),
     ),
 }
@@ -219,11 +325,12 @@ def reference(run: Run, wasm: bytes, work: Path) -> Outcome:
     return Outcome(exit_code, stdout, stderr, tree(root))
 
 
-def ours(run: Run, bundle: Path, keys: KeyFiles, sandboxes: Path, engine: str) -> Outcome:
+def ours(run: Run, bundle: Path, keys: KeyFiles, sandboxes: Path, engine: str, *, isolated: bool) -> Outcome:
     root = fresh_root(sandboxes / TENANT / run.name / "files" / "root")
     with open_tenant(
         bundle,
         trust_file=keys.trust,
+        isolated=isolated,
         args=run.args,
         env=ENV,
         stdin=STDIN,
@@ -258,9 +365,10 @@ def test_a_program_behaves_as_under_wasmtimes_own_wasi(
     wasm = (bundle.parent / f"{run.name}.wasm").read_bytes()  # make_bundle keeps it beside the bundle
     expected = reference(run, wasm, tmp_path / "reference")
     expected = Outcome(expected.exit_code, as_we_answer(run.name, expected.stdout), expected.stderr, expected.tree)
-    for engine in ENGINES:
+    for engine, isolated in ((engine, isolated) for engine in ENGINES for isolated in (True, False)):
         pytest.importorskip(engine)
-        got = ours(run, bundle, keys, tmp_path / engine, engine)
-        assert got.stdout.split("\n") == expected.stdout.split("\n"), f"{run} on {engine}: stdout"
-        assert (got.exit_code, got.stderr) == (expected.exit_code, expected.stderr), f"{run} on {engine}"
-        assert got.tree == expected.tree, f"{run} on {engine}: the tree it left"
+        how = f"{'isolated' if isolated else 'in-process'} on {engine}"
+        got = ours(run, bundle, keys, tmp_path / how.replace(" ", "-"), engine, isolated=isolated)
+        assert got.stdout.split("\n") == expected.stdout.split("\n"), f"{run} {how}: stdout"
+        assert (got.exit_code, got.stderr) == (expected.exit_code, expected.stderr), f"{run} {how}"
+        assert got.tree == expected.tree, f"{run} {how}: the tree it left"

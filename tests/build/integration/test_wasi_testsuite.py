@@ -2,7 +2,7 @@
 
 Each upstream test becomes a signed bundle granting what its JSON specification needs (args, env, its
 `root` preopened as `/` read-write, stdin/stdout/stderr), its memory bounded as the build bounds a
-module that declares no maximum; each runs isolated on Wasmer and on Wasmtime, in a
+module that declares no maximum; each runs isolated and in-process on Wasmer and on Wasmtime, each time in a
 fresh copy of its fixture directory, and passes as upstream's runner decides: the exit code matches,
 and so does the start of stdout when the specification gives one.
 """
@@ -109,10 +109,18 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> tuple[KeyFiles, dict[str,
 def test_conformance(case: Case, engine: str, suite: tuple[KeyFiles, dict[str, Path]], tmp_path: Path) -> None:
     pytest.importorskip(engine)
     keys, bundles = suite
-    check_case(case, bundles[case.guest], keys, tmp_path, engine=engine, how=f"on {engine}")
+    check_both_ways(case, bundles[case.guest], keys, tmp_path, engine=engine, how=f"on {engine}")
 
 
-def check_case(case: Case, bundle: Path, keys: KeyFiles, tmp_path: Path, *, engine: str, how: str) -> None:
+def check_both_ways(case: Case, bundle: Path, keys: KeyFiles, tmp_path: Path, *, engine: str, how: str) -> None:
+    """Isolated, then in-process: the second finds the code the first compiled in the host's cache."""
+    for isolated, way in ((True, "isolated"), (False, "in-process")):
+        check_case(case, bundle, keys, tmp_path / way, engine=engine, how=f"{way} {how}", isolated=isolated)
+
+
+def check_case(
+    case: Case, bundle: Path, keys: KeyFiles, tmp_path: Path, *, engine: str, how: str, isolated: bool = True
+) -> None:
     """Runs the test's bundle as upstream's runner does (its args, env and root directory) and compares its
     exit code and the start of its stdout."""
     if case.root is not None:
@@ -120,6 +128,7 @@ def check_case(case: Case, bundle: Path, keys: KeyFiles, tmp_path: Path, *, engi
     with open_tenant(
         bundle,
         trust_file=keys.trust,
+        isolated=isolated,
         args=case.args,
         env=case.env,
         sandboxes=tmp_path,

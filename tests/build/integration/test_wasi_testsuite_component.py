@@ -2,8 +2,8 @@
 
 A component guest's WASI preview 1 is the pinned adapter over Wasmtime's WASI preview 2, not the host's
 own (docs/components.md). Each upstream test is made a command component by the build's own stage
-(`componentize_guest`, with the adapter), signed, and run isolated through the loader on Wasmtime,
-checked as test_wasi_testsuite.py checks core guests. Where that implementation differs from the
+(`componentize_guest`, with the adapter), signed, and run through the loader on Wasmtime, isolated and
+in-process, checked as test_wasi_testsuite.py checks core guests. Where that implementation differs from the
 suite, the case is an expected failure that names why (strict: it fails the run once it passes).
 """
 
@@ -15,7 +15,7 @@ import pytest
 
 from ngixi_build.project import Project
 from ngixi_build.stages.component import componentize_guest
-from tests.build.integration.test_wasi_testsuite import CASES, Case, check_case, manifest_for
+from tests.build.integration.test_wasi_testsuite import CASES, Case, check_both_ways, manifest_for
 from tests.conftest import REPO, KeyFiles, make_bundle, make_key
 from tests.integration import copy_project
 
@@ -89,4 +89,4 @@ def components(tmp_path_factory: pytest.TempPathFactory) -> tuple[KeyFiles, dict
 def test_conformance_as_a_component(case: Case, components: tuple[KeyFiles, dict[str, Path]], tmp_path: Path) -> None:
     pytest.importorskip("wasmtime")
     keys, bundles = components
-    check_case(case, bundles[case.guest], keys, tmp_path, engine="wasmtime", how="as a component")
+    check_both_ways(case, bundles[case.guest], keys, tmp_path, engine="wasmtime", how="as a component")

@@ -7,10 +7,11 @@ import time
 
 import pytest
 
-from ngixi_runtime.capabilities.clock import SUBSCRIPTION
+from ngixi_runtime.capabilities.clock import EVENT, SUBSCRIPTION
 from ngixi_runtime.capabilities.context import GuestExit, HostContext
 from ngixi_runtime.capabilities.linking import core_imports
 from ngixi_runtime.capabilities.registry import every_capability
+from ngixi_runtime.capabilities.stdin import StdinState
 from ngixi_runtime.cli import process_exit_code
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.spec.abi import MAX_IOVECS, AbiFault, Errno, gather
@@ -162,6 +163,29 @@ def test_a_sleep_past_the_calls_end_ends_the_call_as_a_timeout() -> None:
     with pytest.raises(GuestError, match=r"g: reached its limits\.timeout_ms while sleeping") as stopped:
         poll_oneoff(0, 100, 1, 200)
     assert stopped.value.outcome == "timeout" and time.monotonic() - started < 2
+
+
+def test_an_undefined_clock_or_event_type_is_inval_and_stdio_counts_its_bytes() -> None:
+    """Where Wasmtime traps the guest (README's WASI section); a writable stream's event counts the bytes its
+    output quota still takes, stdin's the bytes left to read (witx: the bytes available), without fs as with it."""
+    ctx = context()
+    ctx.states["stdin"] = StdinState(b"abcde")
+    ctx.capture_stdio(1, b"x" * 40)
+    assert host(ctx, "wasi_snapshot_preview1.clock_time_get")(99, 0, 0) == Errno.INVAL
+    assert host(ctx, "wasi_snapshot_preview1.clock_res_get")(99, 0) == Errno.INVAL
+    undefined = SUBSCRIPTION.pack(1, 0, 99, 0, 0, 0) + SUBSCRIPTION.pack(2, 7, 1, 0, 0, 0)  # clock 99, event type 7
+    stdio = SUBSCRIPTION.pack(3, 2, 1, 0, 0, 0) + SUBSCRIPTION.pack(
+        4, 1, 0, 0, 0, 0
+    )  # the fd sits where a clock id does
+    ctx.mem.write(0, undefined + stdio)
+    assert host(ctx, "wasi_snapshot_preview1.poll_oneoff")(0, 300, 4, 500) == Errno.SUCCESS
+    events = sorted(EVENT.unpack_from(ctx.mem.read(300 + i * EVENT.size, EVENT.size)) for i in range(4))
+    assert [(userdata, error, nbytes) for userdata, error, _, nbytes, _ in events] == [
+        (1, Errno.INVAL, 0),
+        (2, Errno.INVAL, 0),
+        (3, Errno.SUCCESS, 60),
+        (4, Errno.SUCCESS, 5),
+    ]
 
 
 def test_abort_reads_assemblyscript_strings() -> None:

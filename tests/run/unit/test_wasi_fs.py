@@ -16,6 +16,7 @@ from ngixi_runtime.capabilities.wasi_paths import ESCAPE
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.abi import (
     FDFLAG_APPEND,
+    FILE_RIGHTS,
     FILETYPE_CHARACTER_DEVICE,
     FILETYPE_DIRECTORY,
     FILETYPE_REGULAR_FILE,
@@ -304,3 +305,18 @@ def test_readdir_stops_at_the_guests_buffer(guest: Guest, sandbox: Path) -> None
 
 def test_paths_longer_than_path_max_are_refused_before_they_are_read(guest: Guest) -> None:
     assert guest.call("path_open", DATA, 0, 0, 1 << 20, 0, RIGHT_FD_READ, 0, 0, OUT) == Errno.NAMETOOLONG
+
+
+def test_values_outside_witxs_enums_and_flags_are_inval(guest: Guest, sandbox: Path) -> None:
+    """Where Wasmtime traps the guest (README's WASI section), an undefined whence, flag bit or advice is INVAL."""
+    (sandbox / "data" / "f").write_text("f")
+    fd = guest.open(DATA, "f", rights=FILE_RIGHTS)
+    path = guest.path("f")
+    assert {
+        "whence": guest.call("fd_seek", fd, 0, 9, OUT),
+        "fdflags": guest.call("fd_fdstat_set_flags", fd, 1 << 6),
+        "fstflags": guest.call("path_filestat_set_times", DATA, 0, *path, 0, 0, 1 << 5),
+        "oflags": guest.try_open(DATA, "f", 1 << 5),
+        "open's fdflags": guest.try_open(DATA, "f", fdflags=1 << 6),
+        "advice": guest.call("fd_advise", fd, 0, 0, 9),
+    } == dict.fromkeys(("whence", "fdflags", "fstflags", "oflags", "open's fdflags", "advice"), Errno.INVAL)
