@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ngixi_build.guests import GuestBuild
@@ -15,6 +16,7 @@ from ngixi_runtime.guest.compile_options import CompileOptions, ZigCompileOption
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.spec.bundle_format import BuildProfile
 
+_NOT_FOUND = re.compile(r"symbol exported via --export not found: (\S+)")
 # Dev keeps debug info (turned into a source map); not -O0, with which zig links a debug wasi-libc and UBSan
 # runtime that import WASI clocks, files and random_get. Neither strips: the name section stays.
 OPTIMIZATION: dict[BuildProfile, tuple[str, ...]] = {"release": ("-O2",), "dev": ("-O1", "-g")}
@@ -87,6 +89,13 @@ class C(native.ZigCompiled):
 
     def arguments(self, job: CompileJob, output: Path, manifest: Manifest) -> list[str]:
         return cc_arguments(job, output, manifest)
+
+    def arguments_again(self, arguments: list[str], failure: str) -> list[str] | None:
+        """Without `--export=NAME` for each export no C function is named: one marked
+        `__attribute__((export_name("NAME")))` exports itself, and validation names an export still missing.
+        (zig cc has no `--export-if-defined`.)"""
+        missing = {f"-Wl,--export={name}" for name in _NOT_FOUND.findall(failure)}
+        return [a for a in arguments if a not in missing] if missing else None
 
 
 LANGUAGE = C()

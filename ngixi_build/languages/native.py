@@ -92,12 +92,26 @@ class ZigCompiled(Language):
         zig = ziglang.ensure_zig(project.state_dir)
         manifest = load_manifest(project.manifest_path(guest.name))  # a broken manifest fails the compile here
         with compiled_into(job.out_path) as temporary:
-            run(
-                [zig, *self.arguments(job, temporary, manifest)],
-                what=f"{guest.name}: {self.command}",
-                cwd=project.root,
-                env=ziglang.zig_env(project.state_dir),
-                error=CompileError,
-            )
+            arguments = self.arguments(job, temporary, manifest)
+            try:
+                self._run_zig(project, guest, [zig, *arguments])
+            except CompileError as failed:
+                again = self.arguments_again(arguments, str(failed))
+                if again is None:
+                    raise
+                self._run_zig(project, guest, [zig, *again])
             temporary.write_bytes(debug_info_for(project, guest.name, temporary.read_bytes(), source=str(temporary)))
         return job.out_path.stat().st_size
+
+    def arguments_again(self, arguments: list[str], failure: str) -> list[str] | None:
+        """The arguments to compile with once more after a compile failed saying `failure`, or None: fail."""
+        return None
+
+    def _run_zig(self, project: Project, guest: GuestBuild, command: list[str | Path]) -> None:
+        run(
+            command,
+            what=f"{guest.name}: {self.command}",
+            cwd=project.root,
+            env=ziglang.zig_env(project.state_dir),
+            error=CompileError,
+        )

@@ -321,6 +321,18 @@ def host_failure(ctx: HostContext, error: OSError) -> int:
     return Status.HOST_FAILURE
 
 
+def wasi_string_problem(value: str) -> str | None:
+    """Why `value` cannot be one of WASI's NUL-terminated UTF-8 strings (an argument, a variable's value), or None:
+    a NUL would cut it short, and a lone surrogate (a command line's bytes that are not UTF-8) has no UTF-8."""
+    if "\0" in value:
+        return "holds a NUL character"
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return "is not valid UTF-8 (WASI strings are UTF-8)"
+    return None
+
+
 def string_table(name: str, items: Callable[[HostContext], list[bytes]]) -> dict[HostImport, HostFunctionFactory]:
     """The WASI `<name>_sizes_get` / `<name>_get` pair for a list of NUL-terminated strings."""
 

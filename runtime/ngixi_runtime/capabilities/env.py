@@ -14,8 +14,16 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from ngixi_runtime.capabilities.base import Capability, listing, members, optional_array, string_table
+from ngixi_runtime.capabilities.base import (
+    Capability,
+    listing,
+    members,
+    optional_array,
+    string_table,
+    wasi_string_problem,
+)
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.printable import printable
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.schema import Problems, array, string_item, table, type_name
 
@@ -82,8 +90,9 @@ def guest_environment(guest: str, options: EnvOptions | None, given: Mapping[str
                 f"{guest}: environment variable {name} is not allowed by its manifest; "
                 f"capabilities.env.allow lists: {listing(options.allow)}"
             )
-        if "\0" in value:
-            raise InvalidInput(f"{guest}: environment variable {name}: its value holds a NUL character")
+        problem = wasi_string_problem(value)
+        if problem is not None:
+            raise InvalidInput(f"{guest}: environment variable {name}: its value {printable(repr(value))} {problem}")
     return {**options.fixed, **given}
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from ngixi_runtime.capabilities.base import CapabilityOptions, ComponentFunction, HostImport
+from ngixi_runtime.capabilities.base import CapabilityOptions, ComponentFunction, HostImport, wasi_string_problem
 from ngixi_runtime.capabilities.component import interface_import
 from ngixi_runtime.capabilities.context import GuestExit, HostContext, HostFunction, LogLine, Sandbox, Stdin
 from ngixi_runtime.capabilities.registry import capability, every_capability, provisions
 from ngixi_runtime.errors import GuestError, InvalidInput, NgixiError
+from ngixi_runtime.printable import printable
 from ngixi_runtime.spec.abi import Errno
 
 Result = TypeVar("Result")
@@ -41,7 +42,7 @@ def open_context(
         guest=guest,
         log_quota=log_quota,
         stdio_quota=stdio_quota,
-        args=tuple(args),
+        args=caller_arguments(guest, grants, args),
         env=caller_environment(guest, grants, env or {}),
         stdin=caller_stdin(guest, grants, stdin),
         on_log=on_log,
@@ -71,6 +72,17 @@ def caller_environment(guest: str, grants: Mapping[str, CapabilityOptions], give
 
     options = grants.get("env")
     return env.guest_environment(guest, options if isinstance(options, env.EnvOptions) else None, given)
+
+
+def caller_arguments(guest: str, grants: Mapping[str, CapabilityOptions], given: Sequence[str]) -> tuple[str, ...]:
+    """The command-line arguments the caller gives, refused when a guest granted `args` could not be given one:
+    WASI passes each as a NUL-terminated UTF-8 string."""
+    if "args" in grants:
+        for position, argument in enumerate(given, start=1):
+            problem = wasi_string_problem(argument)
+            if problem is not None:
+                raise InvalidInput(f"{guest}: argument {position}, {printable(repr(argument))}, {problem}")
+    return tuple(given)
 
 
 def caller_stdin(guest: str, grants: Mapping[str, CapabilityOptions], given: Stdin | None) -> bytes:

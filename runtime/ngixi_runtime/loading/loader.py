@@ -161,11 +161,17 @@ def _check_data(manifest: Manifest, declared: ExportDecl, data: bytes | None) ->
     guest, export = manifest.guest.name, declared.name
     if declared.input is None:
         if data is not None:
-            raise InvalidInput(f"{guest}: {export} takes no input (its manifest declares none)")
+            raise InvalidInput(f"{guest}: {export} takes no input ({_why_no_input(manifest)})")
         return
     if data is None:
         raise InvalidInput(f"{guest}: {export} takes {kind_word(declared.input)} input: use --input")
     check_input(guest, export, declared.input, data, manifest.limits.input_bytes)
+
+
+def _why_no_input(manifest: Manifest) -> str:
+    if manifest.guest.type.is_component:  # no call data ABI: its exports take WIT values
+        return "a component's export takes its WIT arguments: ngixi run BUNDLE EXPORT ARG..., each as JSON"
+    return "its manifest declares none"
 
 
 def encoded_input(manifest: Manifest, export: str, value: DataValue | None) -> bytes | None:

@@ -43,7 +43,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ngixi_runtime.bundles.reader import open_bundle_file, read_bundle
 from ngixi_runtime.capabilities.context import Sandbox, Stdin
-from ngixi_runtime.capabilities.linking import caller_environment, caller_stdin, keeps_sandbox_state
+from ngixi_runtime.capabilities.linking import (
+    caller_arguments,
+    caller_environment,
+    caller_stdin,
+    keeps_sandbox_state,
+)
 from ngixi_runtime.engines.base import interrupts
 from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.guest.data import DataValue
@@ -229,6 +234,7 @@ def open_tenant(
         if policy is not None:
             policy.check(manifest)
         caller_environment(manifest.guest.name, manifest.capabilities, env or {})  # refused before any child starts
+        caller_arguments(manifest.guest.name, manifest.capabilities, args)
         data = caller_stdin(manifest.guest.name, manifest.capabilities, stdin)
         channel = verified.index.channel if sandbox_per_channel else None  # last: a sandbox used is claimed
         sandbox = _sandbox(

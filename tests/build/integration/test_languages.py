@@ -250,6 +250,32 @@ def test_a_c_guest_gives_its_sources_include_dirs_flags_and_libraries(built: Pro
     assert wasm.read_bytes() == first
 
 
+# Exports named as clang has them named, by an attribute on C functions of other names, beside plain helpers.
+NAMED_EXPORTS_SOURCE = """static int twice(int x) { return 2 * x; }
+__attribute__((export_name("double"))) int double_it(int x) { return twice(x); }
+__attribute__((export_name("triple"))) int triple_it(int x) { return 3 * x; }
+"""
+NAMED_EXPORTS_MANIFEST = """guest = { name = "c-named", version = "0.1.0" }
+exports.double = { params = ["i32"], results = ["i32"] }
+exports.triple = { params = ["i32"], results = ["i32"] }
+"""
+
+
+def test_a_c_guest_may_name_its_exports_by_the_export_name_attribute(built: Project) -> None:
+    (built.guests_dir / "c-named").mkdir()
+    (built.guests_dir / "c-named" / "exports.c").write_text(NAMED_EXPORTS_SOURCE)
+    manifest = built.manifest_path("c-named")
+    manifest.write_text(NAMED_EXPORTS_MANIFEST)
+    run(built.root, "doit", "build")
+    assert ngixi_run(built, "wasmtime", "c-named", "double", "21") == "42\n"
+    assert ngixi_run(built, "wasmer", "c-named", "triple", "5") == "15\n"
+    with edited(manifest, NAMED_EXPORTS_MANIFEST.replace("triple", "tripel")):  # no function has that name
+        refused = run(built.root, "doit", "build", check=False)
+    assert refused.returncode != 0 and "Traceback" not in refused.stdout + refused.stderr
+    missing = "exports.tripel: the .wasm has no function export 'tripel'; it exports: _initialize, double, triple"
+    assert missing in refused.stdout, refused.stdout
+
+
 def test_a_zig_guest_gives_its_root_modules_and_optimize_mode(built: Project) -> None:
     manifest, wasm = built.manifest_path("zig-modules"), built.wasm_path("zig-modules")
     for engine in ENGINES:

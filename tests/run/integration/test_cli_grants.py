@@ -28,6 +28,7 @@ def bundles(tmp_path: Path, keys: KeyFiles) -> dict[str, Path]:
     return {
         "echo": make_bundle(tmp_path / "echo", keys.key, wasm=STDIN_ECHO, manifest=STDIN_GRANT),
         "environ": make_bundle(tmp_path / "environ", keys.key, wasm=ENVIRON, manifest=ENV_GRANT),
+        "args": make_bundle(tmp_path / "args", keys.key, wasm=ENVIRON, manifest=ENV_GRANT + "[capabilities.args]\n"),
         "no-grants": make_bundle(
             tmp_path / "plain", keys.key, wasm=ENVIRON, manifest=COMMAND + "[capabilities.stdio]\n[capabilities.env]\n"
         ),
@@ -58,8 +59,14 @@ def test_run_passes_stdin_and_env_to_a_guest_granted_them(
             "hello: environment variable LANG is not allowed by its manifest; capabilities.env.allow lists: none",
         ),
         ("echo", ["--env", "LANG=C"], "hello: it is not granted [capabilities.env], so it takes no environment"),
+        (  # a command line's bytes that are not UTF-8 reach Python as lone surrogates (surrogateescape)
+            "environ",
+            ["--env", "LANG=C\udcff"],
+            "hello: environment variable LANG: its value 'C\\udcff' is not valid UTF-8 (WASI strings are UTF-8)\n",
+        ),
+        ("args", ["--", "a", "b\udcff"], "hello: argument 2, 'b\\udcff', is not valid UTF-8 (WASI strings are UTF-8)"),
     ],
-    ids=["not allowed", "fixed", "unset here", "env allowing nothing", "no env grant"],
+    ids=["not allowed", "fixed", "unset here", "env allowing nothing", "no env grant", "env not UTF-8", "bad args"],
 )
 def test_run_refuses_variables_the_manifest_does_not_take(
     tmp_path: Path, keys: KeyFiles, bundles: dict[str, Path], case: tuple[str, list[str], str]

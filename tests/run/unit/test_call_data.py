@@ -155,6 +155,9 @@ def test_values_cross_as_bytes_str_or_json() -> None:
     assert decode("bytes", b"\0") == b"\0"
 
 
+COMPONENT = '[guest]\nname = "c"\nversion = "0.1.0"\nabi = "component"\n[exports.digest]\nparams = ["list<u8>"]\n'
+
+
 def test_a_call_gives_input_exactly_when_the_export_declares_it() -> None:
     manifest = parse_manifest(WORDS + "[exports.add]\nparams = ['i32']\n", source="g.toml", stem="g")
     check_call(manifest, "words", (), b"hi")
@@ -162,6 +165,9 @@ def test_a_call_gives_input_exactly_when_the_export_declares_it() -> None:
         check_call(manifest, "words", ())
     with pytest.raises(InvalidInput, match=r"g: add takes no input \(its manifest declares none\)"):
         check_call(manifest, "add", (1,), encoded_input(manifest, "add", "x"))
+    component = parse_manifest(COMPONENT, source="c.toml", stem="c")
+    with pytest.raises(InvalidInput, match=r"^c: digest takes no input \(a component's export takes its WIT arguments"):
+        check_call(component, "digest", ([1],), b"x")
 
 
 def test_the_policy_caps_the_data_limits_and_data_is_not_a_grantable_capability(tmp_path: Path) -> None:

@@ -9,7 +9,13 @@ import pytest
 
 from ngixi_runtime.capabilities.component import ComponentInfo
 from ngixi_runtime.capabilities.context import HostContext
-from ngixi_runtime.capabilities.linking import caller_environment, caller_stdin, core_imports, open_context
+from ngixi_runtime.capabilities.linking import (
+    caller_arguments,
+    caller_environment,
+    caller_stdin,
+    core_imports,
+    open_context,
+)
 from ngixi_runtime.errors import InvalidInput, PolicyError
 from ngixi_runtime.guest.check import check_component
 from ngixi_runtime.guest.manifest import ManifestError, parse_manifest
@@ -54,9 +60,21 @@ def test_the_environment_is_the_fixed_variables_and_the_allowed_ones_given() -> 
     assert caller_environment("hello", grants, {}) == {"MODE": "prod"}
     with pytest.raises(InvalidInput, match="hello: environment variable PATH is not allowed by its manifest"):
         caller_environment("hello", grants, {"PATH": "/bin"})
-    with pytest.raises(InvalidInput, match="its value holds a NUL character"):
+    with pytest.raises(InvalidInput, match=r"its value 'C\\x00evil' holds a NUL character"):
         caller_environment("hello", grants, {"LANG": "C\0evil"})
     assert caller_environment("hello", {}, {}) == {}
+    with pytest.raises(InvalidInput, match=r"variable LANG: its value 'C\\udcff' is not valid UTF-8"):
+        caller_environment("hello", grants, {"LANG": "C\udcff"})
+
+
+def test_arguments_a_guest_granted_args_cannot_be_given_are_refused_naming_them() -> None:
+    grants = manifest("[capabilities.args]\n").capabilities
+    assert caller_arguments("hello", grants, ["a", "é😀", ""]) == ("a", "é😀", "")
+    with pytest.raises(InvalidInput, match=r"^hello: argument 2, 'x\\x00y', holds a NUL character$"):
+        caller_arguments("hello", grants, ["a", "x\0y"])
+    with pytest.raises(InvalidInput, match=r"^hello: argument 1, '\\ud800', is not valid UTF-8"):
+        caller_arguments("hello", grants, ["\ud800"])
+    assert caller_arguments("hello", {}, ["\ud800"]) == ("\ud800",)  # never given to it as WASI arguments
 
 
 def test_stdin_is_checked_and_a_reader_asked_only_with_the_grant() -> None:
