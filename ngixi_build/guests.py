@@ -9,7 +9,7 @@ from ngixi_build.project import Project
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import read_toml_file
 from ngixi_runtime.guest.build_command import BuildCommand, lenient_build
-from ngixi_runtime.guest.compile_options import CompileOptions, ZigCompileOptions, lenient_compile
+from ngixi_runtime.guest.compile_options import CCompileOptions, ZigCompileOptions, lenient_compile
 from ngixi_runtime.guest.kind import GuestLanguage, GuestType, infer_language, lenient_guest_type
 from ngixi_runtime.guest.manifest import DEFAULT_LIMITS
 
@@ -30,7 +30,7 @@ class GuestBuild:
     memory_pages: int
     metered: bool  # [limits] fuel is set: Wasmtime artifacts count fuel
     build: BuildCommand | None = None  # a "wasm" guest's [build] table
-    compile: CompileOptions | ZigCompileOptions | None = None  # a C or Zig guest's [compile] table
+    compile: CCompileOptions | ZigCompileOptions | None = None  # a C or Zig guest's [compile] table
 
 
 def read_guest(project: Project, name: str) -> GuestBuild:
