@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ngixi_build.files import regular_files, sha256_of
 from ngixi_build.guests import read_guest, read_guests
 from ngixi_build.project import Project, find_project
 from ngixi_build.stages.bundle import write_bundle
@@ -20,7 +21,7 @@ from ngixi_build.workflows.release import ReleaseError, refuse_secret_keys, sour
 from ngixi_build.workflows.release_history import parse_history
 from ngixi_build.workflows.scaffold import init_project, new_guest
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import open_regular, read_input_bytes, regular_files, sha256_of
+from ngixi_runtime.files import open_regular, read_input_bytes
 from ngixi_runtime.trust.minisign_format import is_secret_key_file
 
 DEEP = "x = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n"
