@@ -9,7 +9,7 @@ from ngixi_build.project import Project
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import read_toml_file
 from ngixi_runtime.guest.build_command import BuildCommand, lenient_build
-from ngixi_runtime.guest.compile_options import CompileOptions, ZigCompileOptions, lenient_compile
+from ngixi_runtime.guest.compile_options import CCompileOptions, ZigCompileOptions, lenient_compile
 from ngixi_runtime.guest.kind import GuestLanguage, GuestType, infer_language, lenient_guest_type
 from ngixi_runtime.guest.manifest import DEFAULT_LIMITS
 
@@ -30,7 +30,7 @@ class GuestBuild:
     memory_pages: int
     metered: bool  # [limits] fuel is set: Wasmtime artifacts count fuel
     build: BuildCommand | None = None  # a "wasm" guest's [build] table
-    compile: CompileOptions | ZigCompileOptions | None = None  # a C or Zig guest's [compile] table
+    compile: CCompileOptions | ZigCompileOptions | None = None  # a C or Zig guest's [compile] table
 
 
 def read_guest(project: Project, name: str) -> GuestBuild:
@@ -62,8 +62,17 @@ def _inferred_language(project: Project, name: str, *, has_build: bool) -> Guest
 
 
 def read_guests(project: Project) -> dict[str, GuestBuild]:
-    """Every guest of the project by name, in name order."""
-    return {name: read_guest(project, name) for name in project.guest_names()}
+    """Every guest of the project by name, in name order; InvalidInput for a manifest whose guest has no directory,
+    which the build would otherwise pass over without a word."""
+    names = project.guest_names()
+    manifests = sorted(project.manifests_dir.glob("*.toml")) if project.manifests_dir.is_dir() else []
+    orphan = next((path for path in manifests if path.stem not in names), None)
+    if orphan is not None:
+        missing = f"{project.guests_dir / orphan.stem}/"
+        raise InvalidInput(
+            f"{orphan}: guest {orphan.stem!r} has no directory {missing}; put its sources there, or remove it"
+        )
+    return {name: read_guest(project, name) for name in names}
 
 
 def _table(value: object) -> Mapping[str, object]:

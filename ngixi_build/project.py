@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from ngixi_build.files import regular_files
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import read_toml_file, regular_files
+from ngixi_runtime.files import read_toml_file
 from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX, BuildProfile, artifact_path
 from ngixi_runtime.spec.project import DEV_TRUST_NAME, PROJECT_FILE, find_project_root, project_state_dir
 from ngixi_runtime.spec.targets import DEFAULT_TARGETS, SUPPORTED_TARGETS, Target, host_triple, resolve_target

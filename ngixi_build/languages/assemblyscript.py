@@ -15,7 +15,7 @@ from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_fo
 from ngixi_runtime.guest.manifest import load_manifest
 
 
-def compile_inputs(project: Project, guest: GuestBuild) -> tuple[Path, compile_stage.CompileOptions]:
+def compile_inputs(project: Project, guest: GuestBuild) -> tuple[Path, compile_stage.AscOptions]:
     """The guest's entry (relative to the project root) and its compile options from the manifest.
 
     A library component's entry is its export glue, written here from its world (`component.write_guest_bindings`).
@@ -33,7 +33,7 @@ def compile_inputs(project: Project, guest: GuestBuild) -> tuple[Path, compile_s
         extra = ("--path", bindings, *asdata.compile_arguments(project.root))
     if npm_deps.has_dependencies(guest_dir):  # imports by package name resolve in the guest's node_modules
         extra += ("--path", str((guest_dir / NODE_MODULES).relative_to(project.root)))
-    return entry, compile_stage.CompileOptions(
+    return entry, compile_stage.AscOptions(
         kind=kind, memory_pages=guest.memory_pages, extra_arguments=extra, profile=project.profile
     )
 

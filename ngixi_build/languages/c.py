@@ -12,7 +12,7 @@ from ngixi_build.languages.wasm import matches
 from ngixi_build.project import Project
 from ngixi_build.stages import core_bindings
 from ngixi_build.stages.compile import CompileError
-from ngixi_runtime.guest.compile_options import CompileOptions, ZigCompileOptions
+from ngixi_runtime.guest.compile_options import CCompileOptions, ZigCompileOptions
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.spec.bundle_format import BuildProfile
 
@@ -46,12 +46,12 @@ def cc_arguments(job: CompileJob, output: Path, manifest: Manifest) -> list[str]
     ]
 
 
-def c_options(options: CompileOptions | ZigCompileOptions | None) -> CompileOptions:
+def c_options(options: CCompileOptions | ZigCompileOptions | None) -> CCompileOptions:
     """A C guest's table, or the defaults (the language check refused a Zig guest's table before the compile)."""
-    return options if isinstance(options, CompileOptions) else CompileOptions()
+    return options if isinstance(options, CCompileOptions) else CCompileOptions()
 
 
-def source_files(project: Project, guest: str, options: CompileOptions) -> list[str]:
+def source_files(project: Project, guest: str, options: CCompileOptions) -> list[str]:
     """The guest's .c files `[compile] sources` matches (every one by default), in path order."""
     directory = project.guests_dir / guest
     files = {p.relative_to(directory).as_posix(): p for p in project.guest_sources(guest) if p.suffix == ".c"}
@@ -62,7 +62,7 @@ def source_files(project: Project, guest: str, options: CompileOptions) -> list[
     return [native.relative(project, path) for path in chosen]
 
 
-def include_dirs(project: Project, guest: str, options: CompileOptions) -> list[str]:
+def include_dirs(project: Project, guest: str, options: CCompileOptions) -> list[str]:
     directory = project.guests_dir / guest
     for index, name in enumerate(options.include):
         found = directory / name

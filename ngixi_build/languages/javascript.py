@@ -65,6 +65,7 @@ class JavaScript(Language):
                 grants=manifest.grants,
                 exports_wrapper=_exports_wrapper(project, manifest, job.out_path),
                 bundle=_bundle(project, manifest, job.out_path),
+                guest_dir=(project.guests_dir / job.guest.name).relative_to(project.root),
             )
 
         return language_component.build_component(project, job.guest.name, job.out_path, build)

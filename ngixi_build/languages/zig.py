@@ -15,7 +15,7 @@ from ngixi_build.languages.base import CompileJob
 from ngixi_build.project import Project
 from ngixi_build.stages import core_bindings
 from ngixi_build.stages.compile import CompileError
-from ngixi_runtime.guest.compile_options import CompileOptions, ZigCompileOptions
+from ngixi_runtime.guest.compile_options import CCompileOptions, ZigCompileOptions
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.spec.bundle_format import BuildProfile
 
@@ -26,7 +26,7 @@ OPTIMIZATION: dict[BuildProfile, tuple[str, ...]] = {"release": ("-fno-strip",),
 ROOTS = ("main.zig", "src/main.zig")
 
 
-def zig_options(options: CompileOptions | ZigCompileOptions | None) -> ZigCompileOptions:
+def zig_options(options: CCompileOptions | ZigCompileOptions | None) -> ZigCompileOptions:
     """A Zig guest's table, or the defaults (the language check refused a C guest's table before the compile)."""
     return options if isinstance(options, ZigCompileOptions) else ZigCompileOptions()
 

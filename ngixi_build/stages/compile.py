@@ -34,7 +34,9 @@ OPTIMIZATION_FLAGS: dict[BuildProfile, tuple[str, ...]] = {
 
 
 @dataclass(frozen=True)
-class CompileOptions:
+class AscOptions:
+    """What an AssemblyScript guest's `asc` run is given beyond its entry and output."""
+
     kind: GuestKind
     memory_pages: int
     extra_arguments: tuple[str, ...] = ()  # e.g. a component guest's bindings
@@ -42,7 +44,7 @@ class CompileOptions:
 
 
 def asc_arguments(
-    toolchain: Toolchain, project_root: Path, entry: Path, output: Path, options: CompileOptions
+    toolchain: Toolchain, project_root: Path, entry: Path, output: Path, options: AscOptions
 ) -> list[str]:
     arguments = [
         str(entry),
@@ -66,7 +68,7 @@ def compile_guest(
     project_root: Path,
     entry: Path,
     out_path: Path,
-    options: CompileOptions,
+    options: AscOptions,
 ) -> int:
     """Compiles `entry` (relative to the project root) into `out_path`; returns the .wasm size."""
     with compiled_into(out_path) as temporary, asc_output(temporary, options.profile):

@@ -482,7 +482,9 @@ def _commands_for(argv: Sequence[str]) -> Mapping[str, Command]:
 
 def _parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ngixi", description="Verify and run Ngixi WebAssembly guests; with ngixi-build installed, build them too."
+        prog="ngixi",
+        description="Verify and run Ngixi WebAssembly guests; with ngixi-build installed, build them too.",
+        allow_abbrev=False,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     parser.add_argument("--version", action=_VersionAction, help="print the installed versions and exit")
@@ -505,10 +507,12 @@ class _CommandParser(argparse.ArgumentParser):
     """A command's parser, which takes its options between its positional arguments too (`ngixi run BUNDLE
     --in-process add 2 3`, `ngixi run BUNDLE --env X -- --flag`): argparse's plain parsing fills an optional
     positional with nothing at the first option and then refuses the rest. `--` still ends the options, and
-    what follows it is passed as written: a later `--`, which argparse drops, and a "-B" it refuses, too."""
+    what follows it is passed as written: a later `--`, which argparse drops, and a "-B" it refuses, too.
+    An option is taken only as spelled in full: an abbreviation a script used would stop working, or mean
+    another option, once an option sharing its start is added."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**{**kwargs, "allow_abbrev": False})
         self._nested = False  # a command with subcommands of its own (`trust`) parses plainly: argparse has to
         self._intermixing = False
 

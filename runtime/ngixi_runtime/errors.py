@@ -28,8 +28,9 @@ class ToolchainError(NgixiError):
 class GuestError(NgixiError):
     """The guest trapped, exited with an error or broke a limit while running.
 
-    `outcome` says how the call ended: trap, quota, timeout, cpu, memory or crash; with the call data ABI
-    (capabilities/data.py) also range (a range outside guest memory) or output (not the declared kind). A
+    `outcome` says how the call ended (one of `OUTCOMES`): trap, quota, timeout, fuel, cpu, memory or crash; with
+    the call data ABI (capabilities/data.py) also range (a range outside guest memory) or output (not the declared
+    kind); a call refused before the guest ran is refused, and one that succeeded ok. A
     trap's `frames` are the engine's (function index, module offset) pairs, innermost first, where it knows them;
     `named_frames` (function name, offset) as the engine names them (a component's backtrace: offsets in the
     component; a core module's trap, for a load that no longer has the module's bytes).
@@ -64,10 +65,22 @@ def unexpected(error: Exception) -> NgixiError:
     return NgixiError(f"unexpected {type(error).__name__}: {error}; run with -v for the traceback and report it")
 
 
+OUTCOMES = frozenset(("ok", "refused", "trap", "quota", "timeout", "fuel", "cpu", "memory", "crash", "range", "output"))
+_REPORTED: tuple[type[NgixiError], ...] = (
+    NgixiError,
+    InvalidInput,
+    VerificationError,
+    ToolchainError,
+    GuestError,
+    PolicyError,
+)
+# The exit codes an error reported across a process boundary may carry.
+ERROR_EXIT_CODES = frozenset(cls.exit_code for cls in _REPORTED)
+
+
 def error_with_exit_code(message: str, exit_code: int) -> NgixiError:
     """Rebuilds an error reported across a process boundary as the class its exit code stands for."""
-    classes: tuple[type[NgixiError], ...] = (InvalidInput, VerificationError, ToolchainError, GuestError, PolicyError)
-    cls = next((c for c in classes if c.exit_code == exit_code), NgixiError)
+    cls = next((c for c in _REPORTED if c.exit_code == exit_code), NgixiError)
     return cls(message)
 
 

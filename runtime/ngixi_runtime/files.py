@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -92,25 +92,6 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         stream.write(data)
 
 
-def sha256_of(path: Path) -> str | None:
-    """The file's sha256 (hex), or None if it cannot be read or is not a regular file."""
-    import hashlib  # here: only the build side hashes files
-
-    digest = hashlib.sha256()
-    try:
-        with open_regular(path) as stream:
-            if stream is None:
-                return None
-            while chunk := stream.read(_CHUNK):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()
-
-
-_CHUNK = 1 << 20
-
-
 # What a file the user names may hold at most, unless its reader says otherwise: far above any real
 # manifest, policy, trust file or configuration, far below what /dev/zero would feed a reader.
 INPUT_FILE_LIMIT = 16 << 20
@@ -183,17 +164,6 @@ def toml_tables(text: str, *, source: str) -> dict[str, Any]:
         return tomli.loads(text)
     except (tomli.TOMLDecodeError, RecursionError) as error:
         raise InvalidInput(f"{source}: not valid TOML: {error}") from None
-
-
-def regular_files(directory: Path, *, enter: Callable[[str], bool] = lambda _name: True) -> list[Path]:
-    """The regular files under `directory` (a symlink to one counts), sorted; directories whose name `enter`
-    refuses are skipped. A FIFO, socket, device, dangling symlink or symlinked directory is never listed or opened.
-    """
-    found = []
-    for root, dirs, files in os.walk(directory):
-        dirs[:] = [name for name in dirs if enter(name)]
-        found += [path for path in (Path(root) / name for name in files) if path.is_file()]
-    return sorted(found)
 
 
 @contextmanager

@@ -1,6 +1,6 @@
 // Builds a JavaScript guest into a component with the pinned componentize-js.
 // Usage: node componentize_guest.mjs <toolchain root> <entry.js> <WIT dir> <world> <out.wasm> <disabled features,...>
-//   [--wrapper=<exports wrapper.mjs>] [--bundle=<bundle.mjs>]
+//   [--wrapper=<exports wrapper.mjs>] [--bundle=<bundle.mjs> --guest=<the guest's directory>]
 // A syntax error is printed as oxc's code frame, which names file:line:column; any other failure as
 // componentize-js's message. Exit 1 on failure, and <out.wasm> is then not written.
 // With a wrapper path (a guest granted log), the component is built from a module written there for the build:
@@ -8,7 +8,10 @@
 // with its message and the guest's line before it traps (componentize-js traps without a word otherwise).
 // With a bundle path (a guest with npm dependencies), the module is first bundled there with the pinned rolldown:
 // componentize-js resolves only relative paths, never a package name in node_modules. The bundle carries a table
-// of its lines' places in the guest's own files, so the wrapper still names the guest's line.
+// of its lines' places in the guest's own files, so the wrapper still names the guest's line. Every file it takes
+// must be under the guest's directory (its node_modules included), after links: a package's "main" or a link in
+// it could otherwise build any file of the build machine into the guest.
+import { realpathSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
@@ -18,6 +21,7 @@ const [root, entry, witPath, worldName, outPath, disabled, ...options] = process
 const option = (name) => options.find((item) => item.startsWith(`--${name}=`))?.slice(name.length + 3);
 const wrapperPath = option("wrapper");
 const bundlePath = option("bundle");
+const guestDir = option("guest");
 const require = createRequire(path.join(root, "package.json"));
 
 function fail(message) {
@@ -101,10 +105,29 @@ function firstPlaces(mappings) {
   });
 }
 
+// A rolldown plugin refusing a file outside `directory` (the build's own `input`, the exports wrapper, apart).
+function guestFilesOnly(directory, input) {
+  const inside = realpathSync(directory);
+  return {
+    name: "ngixi-guest-files-only",
+    load(id) {
+      if (id.startsWith("\0") || id === input) return null; // a virtual module of rolldown's; the wrapper
+      const relative = path.relative(inside, realpathSync(id));
+      if (relative === ".." || relative.startsWith(`..${path.sep}`) || path.isAbsolute(relative)) {
+        const named = path.relative(process.cwd(), id);
+        fail(`${named}: outside the guest's directory ${directory} (it is ${realpathSync(id)}); a guest's npm ` +
+          `packages must be files under it, node_modules included: not a link or a package.json "main" out of it`);
+      }
+      return null;
+    },
+  };
+}
+
 async function bundle(input, out) {
   const { rolldown } = await import(pathToFileURL(require.resolve("rolldown")).href);
   const build = await rolldown({
     input: path.resolve(input), // relative, it would be read as a package name
+    plugins: [guestFilesOnly(guestDir, path.resolve(input))],
     cwd: process.cwd(),
     external: [/^(ngixi|wasi):/],
     platform: "neutral",

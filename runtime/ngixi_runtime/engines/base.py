@@ -26,6 +26,9 @@ from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import GuestMemory
 from ngixi_runtime.spec.wasm import ModuleInfo
 
+# How a trap that ran out of native stack is worded on either engine: Wasmer's own words, which the Wasmtime engine
+# gives its STACK_OVERFLOW trap too (loading.calls.exhausted_stack tells such a trap by them).
+STACK_EXHAUSTED = "call stack exhausted"
 # Wasmtime's portable interpreter target: its artifacts run on any host with the same Wasmtime.
 PORTABLE_TRIPLE = "pulley64"
 AUTO = "auto"

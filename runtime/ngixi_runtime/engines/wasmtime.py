@@ -27,6 +27,7 @@ from ngixi_runtime.capabilities.context import HostFunction
 from ngixi_runtime.engines import wasmtime_fastpath
 from ngixi_runtime.engines.base import (
     PORTABLE_TRIPLE,
+    STACK_EXHAUSTED,
     EngineId,
     EngineMemory,
     RunLimits,
@@ -75,7 +76,7 @@ _CRANELIFT_SETTINGS = {
 
 _WASMER_WORDING = {
     wasmtime.TrapCode.UNREACHABLE: "unreachable",
-    wasmtime.TrapCode.STACK_OVERFLOW: "call stack exhausted",
+    wasmtime.TrapCode.STACK_OVERFLOW: STACK_EXHAUSTED,
 }
 
 

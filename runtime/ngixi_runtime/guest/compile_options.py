@@ -50,8 +50,9 @@ _FLAG_RULE = (
 )
 
 
-class CompileOptions(NamedTuple):
-    """Paths relative to guests/<name>/ (`sources`: globs); `flags` come after the build's own."""
+class CCompileOptions(NamedTuple):
+    """A C guest's `[compile]` table: paths relative to guests/<name>/ (`sources`: globs); `flags` come after the
+    build's own."""
 
     sources: tuple[str, ...] = DEFAULT_SOURCES
     include: tuple[str, ...] = ()
@@ -69,7 +70,7 @@ class ZigCompileOptions(NamedTuple):
 
 def parse_compile(
     raw: Mapping[str, Any], problems: Problems, language: str | None = None
-) -> CompileOptions | ZigCompileOptions | None:
+) -> CCompileOptions | ZigCompileOptions | None:
     """The `[compile]` table, if the manifest has one: a Zig guest's when its language is zig, or (a language told by
     the guest's files) when it has a key only Zig's table has; else a C guest's. Every problem goes to `problems`."""
     keys = raw.get("compile")
@@ -79,7 +80,7 @@ def parse_compile(
     table = optional_table(raw, "compile", COMPILE_KEYS, problems)
     if table is None:
         return None
-    return CompileOptions(
+    return CCompileOptions(
         sources=array(table, "sources", "compile.sources", problems, item=_inside, default=DEFAULT_SOURCES),
         include=array(table, "include", "compile.include", problems, item=_inside),
         flags=array(table, "flags", "compile.flags", problems, item=_flag),
@@ -87,12 +88,12 @@ def parse_compile(
     )
 
 
-def compile_language(options: CompileOptions | ZigCompileOptions) -> str:
+def compile_language(options: CCompileOptions | ZigCompileOptions) -> str:
     """The language whose guests take this table."""
     return "zig" if isinstance(options, ZigCompileOptions) else "c"
 
 
-def misplaced_compile(options: CompileOptions | ZigCompileOptions, language: str) -> str:
+def misplaced_compile(options: CCompileOptions | ZigCompileOptions, language: str) -> str:
     """Why a guest in `language` cannot take this table, and what it takes instead."""
     keys = {"c": COMPILE_KEYS, "zig": ZIG_COMPILE_KEYS}.get(language)
     if keys is None:
@@ -160,7 +161,7 @@ def _flag(value: object, field: str, problems: Problems) -> str | None:
     return checked
 
 
-def lenient_compile(raw: Mapping[str, Any], language: str | None) -> CompileOptions | ZigCompileOptions | None:
+def lenient_compile(raw: Mapping[str, Any], language: str | None) -> CCompileOptions | ZigCompileOptions | None:
     """The `[compile]` table for declaring build steps from a manifest that may be broken: None when it is wrong."""
     problems = Problems("")
     options = parse_compile(raw, problems, language)

@@ -29,7 +29,7 @@ from ngixi_runtime.spec.schema import Problems, integer, string, suggestion, tab
 
 if TYPE_CHECKING:
     from ngixi_runtime.guest.build_command import BuildCommand
-    from ngixi_runtime.guest.compile_options import CompileOptions, ZigCompileOptions
+    from ngixi_runtime.guest.compile_options import CCompileOptions, ZigCompileOptions
     from ngixi_runtime.guest.smoke import SmokeCall
 
 VALUE_TYPES = ("i32", "i64", "f32", "f64")
@@ -82,7 +82,7 @@ class Manifest(NamedTuple):
     limits: Limits
     smoke: tuple[SmokeCall, ...]
     build: BuildCommand | None = None
-    compile: CompileOptions | ZigCompileOptions | None = None  # a C or Zig guest's [compile] table
+    compile: CCompileOptions | ZigCompileOptions | None = None  # a C or Zig guest's [compile] table
 
     @property
     def grants(self) -> frozenset[str]:
@@ -276,7 +276,7 @@ def _parse_build(raw: Mapping[str, Any], problems: Problems) -> BuildCommand | N
 
 def _parse_compile(
     raw: Mapping[str, Any], problems: Problems, language: str | None
-) -> CompileOptions | ZigCompileOptions | None:
+) -> CCompileOptions | ZigCompileOptions | None:
     if "compile" not in raw:
         return None
     from ngixi_runtime.guest.compile_options import parse_compile  # here: a run's manifest seldom has one

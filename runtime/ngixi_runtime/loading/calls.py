@@ -10,6 +10,7 @@ from time import perf_counter_ns
 from typing import Any
 
 from ngixi_runtime.capabilities.context import GuestOutput, LogLine
+from ngixi_runtime.engines.base import STACK_EXHAUSTED
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.guest.data import DataKind, DataValue, check_output, decode
 from ngixi_runtime.loading.loader import Guest
@@ -68,7 +69,7 @@ def empty_result(outcome: str) -> CallResult:
 # How a trap that ran out of native stack ends its message, on either engine. On Wasmer the trap unwinds through
 # whatever ran on that stack, host functions' Python frames among them, and leaves the interpreter of the process
 # that ran it damaged (its recursion count, a host function's state left half-done).
-_STACK_EXHAUSTED = "trapped: call stack exhausted"
+_STACK_EXHAUSTED = f"trapped: {STACK_EXHAUSTED}"
 
 
 def exhausted_stack(outcome: str, error: str | None) -> bool:

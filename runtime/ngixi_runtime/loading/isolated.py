@@ -14,7 +14,7 @@ from typing import IO, Any
 
 from ngixi_runtime.bundles.reader import VerifiedBundle
 from ngixi_runtime.engines.base import meters_fuel
-from ngixi_runtime.errors import InvalidInput, NgixiError, error_with_exit_code
+from ngixi_runtime.errors import ERROR_EXIT_CODES, InvalidInput, NgixiError, error_with_exit_code
 from ngixi_runtime.guest.data import DataKind, DataValue
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE, CacheUnavailable, default_cache_dir
@@ -129,12 +129,12 @@ class IsolatedTenant:
         self._request = {"bundle": {**bundle.to_json(), "descriptor": CHILD_BUNDLE}, "trust": dict(trust), **options}
         self._environment = dict(environment)
         self._child: _Child | None = None
-        self._bounds = ReplyBounds.of(manifest.limits)
         self._output_kinds, unchecked, _ = export_table(manifest)
         # The request of a call without arguments or input, which check_call would pass, for each export that
         # takes none: made once, sent as it is.
         self._plain_requests = {export: [b"".join(call_frame(export, (), None))] for export in unchecked}
         self._call_seconds = manifest.limits.timeout_ms / 1000 + _IPC_GRACE_SECONDS
+        self._bounds = ReplyBounds.of(manifest.limits, self._call_seconds)
         self._lock = threading.Lock()
         self.origin = ""
         self.compiled = False
@@ -328,6 +328,8 @@ def _start_reply_problem(reply: Mapping[str, Any]) -> str | None:
         return "its start-up answer is not what the protocol allows"
     if ok and len(reply) != len(fields):
         return "its start-up answer lacks the code's origin"
+    if not ok and reply.get("exit_code", NgixiError.exit_code) not in ERROR_EXIT_CODES:
+        return "its start-up answer's exit code is not an error's"
     return None
 
 

@@ -5,7 +5,7 @@ follows; bytes (input, output, stdout, stderr) and a core guest's numbers travel
 carries what is small or rare (arguments, a component's values, logs, host call counts, an error).
 A frame goes out in one write and is read with as few reads as the pipe allows. The parent never
 trusts what its child sends: each size is held to what the manifest's limits allow before anything
-is read for it, and anything malformed is a `WireError`.
+is read for it, every number is held to the range it can have, and anything malformed is a `WireError`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ngixi_runtime.capabilities.context import LogLine
+from ngixi_runtime.errors import ERROR_EXIT_CODES, OUTCOMES
 from ngixi_runtime.guest.manifest import Limits
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.wit_json import from_wire, to_wire
@@ -62,6 +63,7 @@ _ONE_INTEGER_CODES = b"N\x01q"
 _PLAIN_REPLY = struct.Struct(REPLY.format + "3sq")
 _NO_SECTIONS = (0, 0, 0, 0, 0)  # the sizes of a plain success's meta, logs, stdout, stderr and output
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
+_U32_MAX = (1 << 32) - 1  # a guest's exit code: WASI's exitcode is a u32
 
 
 class WireError(Exception):
@@ -75,21 +77,28 @@ class CallRequest(NamedTuple):
 
 
 class ReplyBounds(NamedTuple):
-    """The most each section of a call's reply may hold under a guest's limits."""
+    """The most each section of a call's reply may hold, and each of its numbers be, under a guest's limits."""
 
     values: int
     logs: int
     stdio: int  # stdout and stderr together
     output: int
+    memory_pages: int
+    duration_ms: float  # the parent waits no longer than this for a reply
+    output_bytes: int  # logs, stdout, stderr and output as the call counted them
 
     @classmethod
-    def of(cls, limits: Limits) -> ReplyBounds:
+    def of(cls, limits: Limits, wait_seconds: float) -> ReplyBounds:
         memory = limits.memory_pages * _PAGE_BYTES
+        logs = _JSON_INFLATION * limits.log_bytes + _LOG_STRUCTURE_BYTES
         return cls(
             values=_JSON_INFLATION * memory + _VALUES_BASE_BYTES,
-            logs=_JSON_INFLATION * limits.log_bytes + _LOG_STRUCTURE_BYTES,
+            logs=logs,
             stdio=limits.stdout_bytes,
             output=limits.output_bytes,
+            memory_pages=limits.memory_pages,
+            duration_ms=wait_seconds * 1000,
+            output_bytes=logs + limits.stdout_bytes + limits.output_bytes,
         )
 
 
@@ -344,6 +353,13 @@ def read_reply(incoming: Incoming, bounds: ReplyBounds) -> Reply:
     """The next call reply, each size checked against `bounds` before its bytes are read."""
     header = REPLY.unpack(incoming.take(REPLY.size))
     kind, ok, flags, pages, duration, output_bytes, exit_code = header[:7]
+    if kind == REPLY_KIND and not (
+        pages <= bounds.memory_pages
+        and 0.0 <= duration <= bounds.duration_ms  # not NaN either
+        and output_bytes <= bounds.output_bytes
+        and (0 <= exit_code <= _U32_MAX if flags & HAS_EXIT_CODE else exit_code == 0)
+    ):
+        raise _out_of_range(header[3:7], bounds)
     if kind == REPLY_KIND and ok == 1 and not flags and header[8:] == _NO_SECTIONS and header[7] <= bounds.values:
         # a plain success (most calls): its values and nothing else
         values = _decoded_values(incoming.take(header[7])) if header[7] else ()
@@ -418,12 +434,25 @@ def _oversized(sizes: Sequence[int], bounds: ReplyBounds) -> WireError:
     return WireError(f"a call reply's {name} of {size} bytes is over its limit of {limit}")
 
 
+def _out_of_range(numbers: Sequence[Any], bounds: ReplyBounds) -> WireError:
+    pages, duration, output_bytes, exit_code = numbers
+    if pages > bounds.memory_pages:
+        return WireError(f"a call reply's {pages} memory pages are over the limit of {bounds.memory_pages}")
+    if not 0.0 <= duration <= bounds.duration_ms:
+        return WireError(f"a call reply's duration of {duration} ms is not between 0 and {bounds.duration_ms:g}")
+    if output_bytes > bounds.output_bytes:
+        return WireError(f"a call reply's {output_bytes} output bytes are over the limit of {bounds.output_bytes}")
+    return WireError(f"a call reply's exit code {exit_code} is not a guest's exit code")
+
+
 def _checked_meta(meta: Any) -> dict[str, Any]:
     expected: dict[str, type] = {"outcome": str, "host_calls": dict, "error": str, "exit_code": int}
     if not isinstance(meta, dict) or any(type(meta[key]) is not expected.get(key) for key in meta):
         raise WireError("a call reply's meta is not what the protocol allows")
+    if meta.get("outcome", "ok") not in OUTCOMES or meta.get("exit_code", 1) not in ERROR_EXIT_CODES:
+        raise WireError("a call reply's outcome or error exit code is not one the protocol allows")
     counts = meta.get("host_calls", {})
-    if not all(isinstance(name, str) and type(count) is int for name, count in counts.items()):
+    if not all(isinstance(name, str) and type(count) is int and count >= 0 for name, count in counts.items()):
         raise WireError("a call reply's host call counts are not names and numbers")
     return meta
 

@@ -4,6 +4,7 @@ engine each), so the module builds them once, for this host's Wasmtime only."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -176,16 +177,42 @@ def test_a_javascript_guest_imports_an_npm_package_by_name(built: Path) -> None:
     assert not list((built / "artifacts" / "wasm").glob(".*.mjs"))  # the bundle is the build's only
 
 
+def _failed_npm_guest_compile(built: Path, guest: Path, package: str) -> str:
+    """What compiling `guest` (its files written, importing `package` where ms's guest imports ms) with ms's guest's
+    manifest printed; it must fail and leave no component."""
+    (guest / "index.js").write_text(MS_SOURCE.replace('from "ms"', f'from "{package}"'))
+    manifest = (built / "manifests" / f"{NPM_GUEST}.toml").read_text().replace(NPM_GUEST, guest.name)
+    (built / "manifests" / f"{guest.name}.toml").write_text(manifest)
+    result = run(built, "doit", f"compile:{guest.name}", check=False)
+    assert result.returncode != 0
+    assert not (built / "artifacts" / "wasm" / f"{guest.name}.wasm").exists()
+    return result.stdout + result.stderr
+
+
 def test_a_package_the_guest_did_not_install_is_named(built: Path) -> None:
     guest = built / "guests" / "unresolved-js"
     shutil.copytree(built / "guests" / NPM_GUEST, guest, ignore=shutil.ignore_patterns("node_modules"))
-    (guest / "index.js").write_text(MS_SOURCE.replace('from "ms"', 'from "left-pad"'))
-    manifest = (built / "manifests" / f"{NPM_GUEST}.toml").read_text().replace(NPM_GUEST, "unresolved-js")
-    (built / "manifests" / "unresolved-js.toml").write_text(manifest)
-    result = run(built, "doit", "compile:unresolved-js", check=False)
-    assert result.returncode != 0
-    assert "Could not resolve 'left-pad' in guests/unresolved-js/index.js" in result.stdout + result.stderr
-    assert not (built / "artifacts" / "wasm" / "unresolved-js.wasm").exists()
+    printed = _failed_npm_guest_compile(built, guest, "left-pad")
+    assert "Could not resolve 'left-pad' in guests/unresolved-js/index.js" in printed
+
+
+def test_a_package_file_outside_the_guest_is_refused(built: Path, tmp_path: Path) -> None:
+    """rolldown followed a link out of a package (a package.json "main" likewise) and built that file of the build
+    machine into the guest."""
+    guest = built / "guests" / "outside-js"
+    (guest / "near").mkdir(parents=True)
+    (guest / "package.json").write_text('{"name": "outside-js", "dependencies": {"near": "file:near"}}\n')
+    lock = {
+        "": {"dependencies": {"near": "file:near"}},
+        "near": {},
+        "node_modules/near": {"resolved": "near", "link": True},
+    }
+    (guest / "package-lock.json").write_text(json.dumps({"lockfileVersion": 3, "requires": True, "packages": lock}))
+    (guest / "near" / "package.json").write_text('{"name": "near", "main": "index.js"}\n')
+    (tmp_path / "elsewhere.js").write_text("module.exports = () => 'from elsewhere on the build machine';\n")
+    (guest / "near" / "index.js").symlink_to(tmp_path / "elsewhere.js")
+    printed = _failed_npm_guest_compile(built, guest, "near")
+    assert "elsewhere.js: outside the guest's directory guests/outside-js" in printed
 
 
 def test_a_trapped_component_with_stdio_lets_go_of_its_store(built: Path, tmp_path: Path) -> None:

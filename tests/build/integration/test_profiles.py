@@ -11,7 +11,7 @@ import pytest
 
 from ngixi_build.project import Project
 from ngixi_build.stages.bundle import render_index
-from ngixi_build.stages.compile import CompileOptions, asc_arguments
+from ngixi_build.stages.compile import AscOptions, asc_arguments
 from ngixi_build.stages.signing import sign
 from ngixi_build.toolchains.assemblyscript import toolchain_for
 from ngixi_build.workflows.clean import remove_leftovers
@@ -76,12 +76,12 @@ def test_profiles_compile_with_their_own_flags_into_their_own_outputs(tmp_path: 
     toolchain = toolchain_for(tmp_path / ".ngixi")
     entry, output = Path("guests/hello/assembly/index.ts"), Path("out.wasm")
 
-    def flags(options: CompileOptions) -> list[str]:
+    def flags(options: AscOptions) -> list[str]:
         arguments = asc_arguments(toolchain, tmp_path, entry, output, options)
         return arguments[arguments.index(str(output)) + 1 : arguments.index("--maximumMemory")]
 
-    assert flags(CompileOptions("library", 16)) == ["-O3", "--debug"]
-    assert flags(CompileOptions("library", 16, profile="dev")) == ["-O0", "--debug", "--sourceMap"]
+    assert flags(AscOptions("library", 16)) == ["-O3", "--debug"]
+    assert flags(AscOptions("library", 16, profile="dev")) == ["-O0", "--debug", "--sourceMap"]
 
 
 def test_clean_removes_what_a_killed_write_left_and_nothing_of_the_users(tmp_path: Path, keys: KeyFiles) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ngixi_build.guests import read_guest
+from ngixi_build.files import regular_files, sha256_of
+from ngixi_build.guests import read_guest, read_guests
 from ngixi_build.project import Project, find_project
 from ngixi_build.stages.bundle import write_bundle
 from ngixi_build.stages.signing import generate_key_pair
@@ -20,7 +21,7 @@ from ngixi_build.workflows.release import ReleaseError, refuse_secret_keys, sour
 from ngixi_build.workflows.release_history import parse_history
 from ngixi_build.workflows.scaffold import init_project, new_guest
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import open_regular, read_input_bytes, regular_files, sha256_of
+from ngixi_runtime.files import open_regular, read_input_bytes
 from ngixi_runtime.trust.minisign_format import is_secret_key_file
 
 DEEP = "x = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n"
@@ -152,3 +153,15 @@ def test_a_wit_catalog_entry_that_is_a_fifo_is_refused_not_waited_on(tmp_path: P
     assert wit_sources(tmp_path) == [tmp_path / "host.wit"]
     with pytest.raises(InvalidInput, match=r"extra\.wit: not a regular file"):
         load_catalog(tmp_path)
+
+
+def test_a_manifest_whose_guest_has_no_directory_is_named_not_passed_over(tmp_path: Path) -> None:
+    """`doit build` built the other guests and ended with status 0, saying nothing of manifests/gone.toml."""
+    init_project(tmp_path)
+    new_guest(Project(tmp_path), "kept", language="c", kind="library", abi="core")
+    (tmp_path / "manifests" / "gone.toml").write_text('[guest]\nname = "gone"\n')
+    with pytest.raises(InvalidInput, match=r"manifests/gone\.toml: guest 'gone' has no directory .*/guests/gone/; put"):
+        read_guests(Project(tmp_path))
+    (tmp_path / "guests" / "gone").mkdir()
+    (tmp_path / "guests" / "gone" / "main.c").write_text("int main(void) { return 0; }\n")
+    assert list(read_guests(Project(tmp_path))) == ["gone", "kept"]

@@ -6,9 +6,11 @@ placed in one here, which is the moment to decide where it stands.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from tests.build.unit.test_import_graph import imported_names, project_sources
+from tests.build.unit.test_import_graph import PACKAGE_DIRS, imported_names, module_name, project_sources
 
 RUN_LAYERS = (
     ("ngixi_runtime", "ngixi_runtime.errors", "ngixi_runtime.kept", "ngixi_runtime.printable"),
@@ -22,7 +24,7 @@ RUN_LAYERS = (
     ("ngixi_runtime.cli", "ngixi_runtime.call_io"),
 )
 BUILD_LAYERS = (
-    ("ngixi_build", "ngixi_build.proc", "ngixi_build.locking", "ngixi_build.reporter"),
+    ("ngixi_build", "ngixi_build.proc", "ngixi_build.locking", "ngixi_build.reporter", "ngixi_build.files"),
     ("ngixi_build.project",),
     ("ngixi_build.guests",),
     ("ngixi_build.toolchains",),
@@ -70,3 +72,45 @@ def test_imports_point_down_only() -> None:
 )
 def test_a_module_takes_the_rank_of_its_longest_declared_prefix(module: str, rank: int) -> None:
     assert rank_of(module) == rank
+
+
+# Names the run side defines that only the build side uses, kept there on purpose: the formats and contracts both
+# sides share (a bundle's, a target's, a module's, a manifest's, a trust file's, a source map's), the manifest
+# tables' lenient readers beside their strict ones, and atomic output's own switch and leftovers.
+SHARED_CONTRACTS = {
+    "ngixi_runtime.engines.wasmer": {"missing_cpu_features"},
+    "ngixi_runtime.files": {"is_temporary_name", "without_fsync"},
+    "ngixi_runtime.guest.build_command": {"lenient_build"},
+    "ngixi_runtime.guest.check": {"check_core_guest"},
+    "ngixi_runtime.guest.compile_options": {"lenient_compile"},
+    "ngixi_runtime.guest.component_memory": {"component_memory_problems"},
+    "ngixi_runtime.guest.kind": {"lenient_guest_type", "infer_language"},
+    "ngixi_runtime.guest.manifest": {"load_manifest"},
+    "ngixi_runtime.spec.bundle_format": {"BUNDLE_SUFFIX"},
+    "ngixi_runtime.spec.sourcemap": {"vlq"},
+    "ngixi_runtime.spec.targets": {"DEFAULT_TARGETS", "resolve_target"},
+    "ngixi_runtime.spec.wasm": {"with_memory_maximum", "with_table_maximum", "custom_section"},
+    "ngixi_runtime.trust.editing": {"check_new_trust", "render_keys"},
+    "ngixi_runtime.trust.minisign_format": {"is_secret_key_file"},
+}
+
+
+def test_the_run_side_keeps_no_helper_only_the_build_side_uses() -> None:
+    """The run side installs alone on 3.12 with Wasmtime: a helper only the build calls belongs to the build side
+    (sha256_of and regular_files lived in ngixi_runtime.files)."""
+    sources = {
+        module_name(package, path): path.read_text()
+        for package, directory in PACKAGE_DIRS.items()
+        for path in sorted(directory.rglob("*.py"))
+    }
+    run_side = {name: text for name, text in sources.items() if name.startswith("ngixi_runtime")}
+    build_side = [text for name, text in sources.items() if name.startswith("ngixi_build")]
+    build_only: dict[str, set[str]] = {}
+    for module, text in run_side.items():
+        for found in re.findall(r"^(?:def|class) ([A-Za-z]\w*)|^([A-Z][A-Z0-9_]*) = ", text, re.MULTILINE):
+            name = next(filter(None, found))
+            used = re.compile(rf"\b{name}\b")
+            elsewhere_on_run_side = any(used.search(t) for m, t in run_side.items() if m != module)
+            if len(used.findall(text)) == 1 and not elsewhere_on_run_side and any(map(used.search, build_side)):
+                build_only.setdefault(module, set()).add(name)
+    assert build_only == SHARED_CONTRACTS

@@ -163,3 +163,52 @@ def test_a_start_pauses_collection_and_freezes_only_its_own_process(collecting: 
     finally:
         gc.unfreeze()
         gc.enable()
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """`parser` and every parser of its subcommands, theirs included."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                found.extend(_parsers(sub))
+    return found
+
+
+def test_no_parser_takes_an_abbreviated_option() -> None:
+    """`--js` was taken for `--json`: a script using an abbreviation breaks, or means another option, once an option
+    sharing its start is added. Every command is here, the build side's (found by entry point) too."""
+    parsers = _parsers(_parser(_commands_for(["--help"])))
+    assert {"run", "verify", "inspect", "trust", "add", "remove", "list"} <= {p.prog.split()[-1] for p in parsers}
+    assert [p.prog for p in parsers if p.allow_abbrev] == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "b.ngx", "--js"],
+        ["--verb", "verify", "b.ngx"],
+        ["inspect", "b.ngx", "--tru", "t.toml"],
+        ["trust", "add", "--trust", "t.toml", "--guest", "g", "--channel", "dev", "--native", "k.pub"],
+    ],
+)
+def test_an_abbreviated_option_is_refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        _parser(_commands_for(argv[:1])).parse_args(argv)
+    assert exited.value.code == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_options_in_full_with_their_value_after_equals_and_combined_short_flags_still_parse() -> None:
+    parsed = _parser(_commands_for(["run"])).parse_args(
+        ["-vv", "run", "b.ngx", "--trust=t.toml", "--env=X=1", "-vv", "--json", "add"]
+    )
+    assert (parsed.verbose, parsed.trust, parsed.env, parsed.json, parsed.export) == (
+        True,
+        Path("t.toml"),
+        ["X=1"],
+        True,
+        "add",
+    )
+    parsed = _parser(_commands_for(["trust"])).parse_args(["trust", "-vv", "remove", "--trust=t.toml", "ABCD"])
+    assert (parsed.trust, parsed.verbose, parsed.key_id) == (Path("t.toml"), True, "ABCD")

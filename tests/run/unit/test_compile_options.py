@@ -7,13 +7,13 @@ import re
 
 import pytest
 
-from ngixi_runtime.guest.compile_options import CompileOptions, ZigCompileOptions
+from ngixi_runtime.guest.compile_options import CCompileOptions, ZigCompileOptions
 from ngixi_runtime.guest.manifest import ManifestError, parse_manifest
 
 GUEST = '[guest]\nname = "calc"\nversion = "0.1.0"\n{language}\n[compile]\n'
 
 
-def compile_table(text: str, *, language: str = "") -> CompileOptions | ZigCompileOptions | None:
+def compile_table(text: str, *, language: str = "") -> CCompileOptions | ZigCompileOptions | None:
     return parse_manifest(GUEST.format(language=language) + text, source="calc.toml", stem="calc").compile
 
 
@@ -23,10 +23,10 @@ def test_a_real_c_projects_options_are_taken_in_order() -> None:
         'flags = ["-O3", "-DFOO", "-DVERSION=\\"1.2\\"", "-UBAR", "-Wall", "-Wno-unused", "-std=c11", '
         '"-fno-builtin", "-fvisibility=hidden", "-msimd128", "-mcpu=generic"]\n'
     )
-    assert isinstance(options, CompileOptions)
+    assert isinstance(options, CCompileOptions)
     assert options.sources == ("src/*.c", "lib/**/*.c") and options.include == ("include",)
     assert options.flags[:3] == ("-O3", "-DFOO", '-DVERSION="1.2"') and options.libs == ("m",)
-    assert compile_table("") == CompileOptions(sources=("**/*.c",))
+    assert compile_table("") == CCompileOptions(sources=("**/*.c",))
     assert compile_table("", language='language = "c"') is not None
 
 

@@ -69,6 +69,9 @@ def tenant(
         [{"ok": True, "origin": 1, "compiled": False}],
         [{"ok": True, "origin": "x", "compiled": "no"}],
         [{"ok": False, "error": "refused", "exit_code": "3"}],
+        [{"ok": False, "error": "refused", "exit_code": -1}],  # an error's exit code is one of NgixiError's
+        [{"ok": False, "error": "refused", "exit_code": 0}],
+        [{"ok": False, "error": "refused", "exit_code": 1 << 70}],
         [{"ok": False, "error": ["refused"]}],
         [{"ok": [1]}],
         [{"instantiating": True}, {"instantiating": True}],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import re
 import socket
 import struct
 import tempfile
@@ -12,10 +13,13 @@ import threading
 import time
 import tracemalloc
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import pytest
 
+from ngixi_runtime import errors
 from ngixi_runtime.capabilities.context import LogLine
+from ngixi_runtime.errors import OUTCOMES
 from ngixi_runtime.guest.manifest import Limits
 from ngixi_runtime.loading.tenant_wire import (
     CALL,
@@ -35,7 +39,7 @@ from ngixi_runtime.loading.tenant_wire import (
 from ngixi_runtime.loading.tenants import CallMetrics, CallResult, empty_result
 
 LIMITS = Limits(memory_pages=1, timeout_ms=1000, log_bytes=100, stdout_bytes=64, output_bytes=1 << 20)
-BOUNDS = ReplyBounds.of(LIMITS)
+BOUNDS = ReplyBounds.of(LIMITS, wait_seconds=1.25)
 PLAIN = CallResult((7,), None, (), b"", b"", CallMetrics(0.5, 1, {}, 0, "ok"))
 FULL = CallResult(
     values=(-1, 2.5),
@@ -116,8 +120,15 @@ def test_control_frames_round_trip_and_are_bounded() -> None:
             read_control(reading, limit=50)
 
 
-def header(*, ok: int = 1, flags: int = 0, sizes: Sequence[int] = (0,) * 6, kind: int = REPLY_KIND) -> bytes:
-    return REPLY.pack(kind, ok, flags, 1, 0.0, 0, 0, *sizes)
+def header(
+    *,
+    ok: int = 1,
+    flags: int = 0,
+    sizes: Sequence[int] = (0,) * 6,
+    kind: int = REPLY_KIND,
+    numbers: tuple[int, float, int, int] = (1, 0.0, 0, 0),  # memory pages, duration, output bytes, exit code
+) -> bytes:
+    return REPLY.pack(kind, ok, flags, *numbers, *sizes)
 
 
 def section(index: int, body: bytes) -> bytes:
@@ -161,6 +172,19 @@ def test_a_size_over_the_limits_is_refused_before_it_is_read(sizes: Sequence[int
         (section(1, b'{"other": ""}'), "meta is not what"),
         (section(1, b'{"exit_code": true}'), "meta is not what"),
         (section(1, b'{"host_calls": {"log": ""}}'), "host call counts"),
+        (section(1, b'{"host_calls": {"log": -1}}'), "host call counts"),
+        (section(1, b'{"outcome": "fine"}'), "outcome or error exit code"),
+        (section(1, b'{"exit_code": -2}'), "outcome or error exit code"),
+        (section(1, b'{"exit_code": 0}'), "outcome or error exit code"),
+        (header(numbers=(1, float("nan"), 0, 0)), "duration of nan ms is not between 0 and 1250"),
+        (header(numbers=(1, float("inf"), 0, 0)), "duration of inf ms"),
+        (header(numbers=(1, -0.5, 0, 0)), "duration of -0.5 ms"),
+        (header(numbers=(1, 1250.5, 0, 0)), "duration of 1250.5 ms"),  # longer than the parent waited
+        (header(numbers=(2, 0.0, 0, 0)), "2 memory pages are over the limit of 1"),
+        (header(numbers=(1, 0.0, 1 << 63, 0)), "output bytes are over the limit of"),
+        (header(numbers=(1, 0.0, 0, 3)), "exit code 3 is not"),  # without its flag
+        (header(flags=1, numbers=(1, 0.0, 0, -1)), "exit code -1 is not"),
+        (header(flags=1, numbers=(1, 0.0, 0, 1 << 32)), "exit code 4294967296 is not"),
         (section(2, b'[["a"]'), "logs: not JSON"),
         (section(2, b'[["a"]]'), "logs are not"),
         (section(2, b'[["a", 1]] '), "logs are not"),
@@ -179,6 +203,20 @@ def test_a_malformed_reply_is_a_wire_error(frame_bytes: bytes, what: str) -> Non
     for reading in incoming(frame_bytes):
         with pytest.raises(WireError, match=what):
             read_reply(reading, BOUNDS)
+
+
+def test_numbers_at_the_ends_of_their_ranges_are_taken() -> None:
+    most = (LIMITS.memory_pages, 1250.0, BOUNDS.output_bytes, (1 << 32) - 1)
+    for reading in incoming(header(flags=1, numbers=most), header(numbers=(0, 0.0, 0, 0))):
+        assert read_reply(reading, BOUNDS)[6:10] == (1250.0, 1, {}, BOUNDS.output_bytes)
+        assert read_reply(reading, BOUNDS).duration_ms == 0.0
+
+
+def test_every_outcome_the_run_side_names_can_cross_the_wire() -> None:
+    """An outcome missing from errors.OUTCOMES would make a real child's reply a wire error."""
+    sources = Path(errors.__file__).parent.rglob("*.py")
+    named = {name for path in sources for name in re.findall(r'outcome="(\w+)"', path.read_text())}
+    assert named and named <= OUTCOMES
 
 
 @pytest.mark.parametrize("cut", [1, REPLY.size - 1, REPLY.size + 1, REPLY.size + 5])
@@ -313,7 +351,7 @@ def test_a_section_sent_a_byte_per_write_costs_its_bytes_not_an_object_each() ->
     reading.deadline = time.monotonic() + 60
     tracemalloc.start()
     try:
-        reply = read_reply(reading, ReplyBounds.of(limits))
+        reply = read_reply(reading, ReplyBounds.of(limits, wait_seconds=60))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -27,9 +27,16 @@ from ngixi_runtime.capabilities.registry import provisions
 from ngixi_runtime.engines import base as engines_base
 from ngixi_runtime.engines import wasmtime_fastpath
 from ngixi_runtime.engines.base import as_results
-from ngixi_runtime.engines.wasmtime import WasmtimeMemory, define_host_function, export_call, failure_summary
+from ngixi_runtime.engines.wasmtime import (
+    WasmtimeMemory,
+    define_host_function,
+    export_call,
+    failure_summary,
+    trap_message,
+)
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.guest.manifest import Number
+from ngixi_runtime.loading.calls import exhausted_stack
 from ngixi_runtime.spec.wasm import Signature
 from tests.wasmgen import Func, Imp, module
 
@@ -329,3 +336,17 @@ def test_a_failed_component_call_names_the_guests_own_functions_of_an_unnamed_mo
     assert failure_summary(error) == (
         "unreachable (in guests/calc/assembly/index/pick < artifacts/bindings/guests/calc/exports/pick)"
     )
+
+
+def test_a_stack_overflow_is_worded_as_the_loader_tells_an_exhausted_stack() -> None:
+    """The wording lives once (engines.base.STACK_EXHAUSTED): had Wasmtime's spelling of it drifted from what
+    loading.calls looks for, an isolated child whose stack ran out would have gone on serving."""
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    recursing = wasmtime.Module(engine, '(module (func $f (export "f") call $f))')
+    recurse = wasmtime.Instance(store, recursing, []).exports(store)["f"]
+    assert isinstance(recurse, wasmtime.Func)
+    with pytest.raises(wasmtime.Trap) as trapped:
+        recurse(store)
+    assert trap_message(trapped.value) == engines_base.STACK_EXHAUSTED
+    assert exhausted_stack("trap", f"g: f trapped: {trap_message(trapped.value)}")

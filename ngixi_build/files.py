@@ -1,0 +1,38 @@
+"""The build's walks and digests of a project's files: regular files only (a FIFO or device is never listed,
+opened or waited on)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from ngixi_runtime.files import open_regular
+
+_CHUNK = 1 << 20
+
+
+def sha256_of(path: Path) -> str | None:
+    """The file's sha256 (hex), or None if it cannot be read or is not a regular file."""
+    digest = hashlib.sha256()
+    try:
+        with open_regular(path) as stream:
+            if stream is None:
+                return None
+            while chunk := stream.read(_CHUNK):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def regular_files(directory: Path, *, enter: Callable[[str], bool] = lambda _name: True) -> list[Path]:
+    """The regular files under `directory` (a symlink to one counts), sorted; directories whose name `enter`
+    refuses are skipped. A FIFO, socket, device, dangling symlink or symlinked directory is never listed or opened.
+    """
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = [name for name in dirs if enter(name)]
+        found += [path for path in (Path(root) / name for name in files) if path.is_file()]
+    return sorted(found)
