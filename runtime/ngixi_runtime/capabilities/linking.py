@@ -75,13 +75,15 @@ def caller_environment(guest: str, grants: Mapping[str, CapabilityOptions], give
 
 
 def caller_arguments(guest: str, grants: Mapping[str, CapabilityOptions], given: Sequence[str]) -> tuple[str, ...]:
-    """The command-line arguments the caller gives, refused when a guest granted `args` could not be given one:
-    WASI passes each as a NUL-terminated UTF-8 string."""
-    if "args" in grants:
-        for position, argument in enumerate(given, start=1):
-            problem = wasi_string_problem(argument)
-            if problem is not None:
-                raise InvalidInput(f"{guest}: argument {position}, {printable(repr(argument))}, {problem}")
+    """The command-line arguments the guest sees: those the caller gives to a guest granted `args`, each refused
+    if WASI cannot pass it (a NUL-terminated UTF-8 string); none for a guest not granted it, which cannot read them
+    (nor are they handed to a component's WASI, which would have to encode them)."""
+    if "args" not in grants:
+        return ()
+    for position, argument in enumerate(given, start=1):
+        problem = wasi_string_problem(argument)
+        if problem is not None:
+            raise InvalidInput(f"{guest}: argument {position}, {printable(repr(argument))}, {problem}")
     return tuple(given)
 
 
