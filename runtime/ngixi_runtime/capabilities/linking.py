@@ -10,12 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from ngixi_runtime.capabilities.base import CapabilityOptions, ComponentFunction, HostImport, wasi_string_problem
+from ngixi_runtime.capabilities.base import (
+    CapabilityOptions,
+    ComponentFunction,
+    HostImport,
+    wasi_string_problem,
+    wasi_string_shown,
+)
 from ngixi_runtime.capabilities.component import interface_import
 from ngixi_runtime.capabilities.context import GuestExit, HostContext, HostFunction, LogLine, Sandbox, Stdin
 from ngixi_runtime.capabilities.registry import capability, every_capability, provisions
 from ngixi_runtime.errors import GuestError, InvalidInput, NgixiError
-from ngixi_runtime.printable import printable
 from ngixi_runtime.spec.abi import Errno
 
 Result = TypeVar("Result")
@@ -83,7 +88,7 @@ def caller_arguments(guest: str, grants: Mapping[str, CapabilityOptions], given:
     for position, argument in enumerate(given, start=1):
         problem = wasi_string_problem(argument)
         if problem is not None:
-            raise InvalidInput(f"{guest}: argument {position}, {printable(repr(argument))}, {problem}")
+            raise InvalidInput(f"{guest}: argument {position}, {wasi_string_shown(argument)}, {problem}")
     return tuple(given)
 
 
