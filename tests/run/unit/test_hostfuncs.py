@@ -12,6 +12,7 @@ from ngixi_runtime.capabilities.context import GuestExit, HostContext
 from ngixi_runtime.capabilities.linking import core_imports
 from ngixi_runtime.capabilities.registry import every_capability
 from ngixi_runtime.capabilities.stdin import StdinState
+from ngixi_runtime.capabilities.wasi_files import WasiFilesystem
 from ngixi_runtime.cli import process_exit_code
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.spec.abi import MAX_IOVECS, AbiFault, Errno, gather
@@ -185,6 +186,27 @@ def test_an_undefined_clock_or_event_type_is_inval_and_stdio_counts_its_bytes() 
         (2, Errno.INVAL, 0),
         (3, Errno.SUCCESS, 60),
         (4, Errno.SUCCESS, 5),
+    ]
+
+
+@pytest.mark.parametrize("with_fs", [False, True])
+def test_stdio_polled_against_its_direction_is_badf_with_fs_or_without(with_fs: bool) -> None:
+    """Reading stdout or writing stdin is no event of theirs (Wasmtime fails the call with BADF): with fs granted
+    its table answered them with stdin's bytes left and stdout's room."""
+    ctx = context()
+    ctx.states["stdin"] = StdinState(b"abcde")
+    if with_fs:
+        ctx.states["fs"] = WasiFilesystem.over([], guest="g", console=ctx, stdin=b"abcde")
+    along = SUBSCRIPTION.pack(1, 2, 1, 0, 0, 0) + SUBSCRIPTION.pack(2, 1, 0, 0, 0, 0)  # write stdout, read stdin
+    against = SUBSCRIPTION.pack(3, 1, 1, 0, 0, 0) + SUBSCRIPTION.pack(4, 2, 0, 0, 0, 0)  # read stdout, write stdin
+    ctx.mem.write(0, along + against)
+    assert host(ctx, "wasi_snapshot_preview1.poll_oneoff")(0, 300, 4, 500) == Errno.SUCCESS
+    events = sorted(EVENT.unpack_from(ctx.mem.read(300 + i * EVENT.size, EVENT.size)) for i in range(4))
+    assert [(userdata, error, nbytes) for userdata, error, _, nbytes, _ in events] == [
+        (1, Errno.SUCCESS, 100),
+        (2, Errno.SUCCESS, 5),
+        (3, Errno.BADF, 0),
+        (4, Errno.BADF, 0),
     ]
 
 
