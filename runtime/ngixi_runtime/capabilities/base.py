@@ -15,12 +15,14 @@ from typing import Any, Literal, Protocol
 
 from ngixi_runtime.capabilities.context import CapabilityState, HostContext, HostFunction, Sandbox
 from ngixi_runtime.errors import GuestError
+from ngixi_runtime.printable import printable
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import FILETYPE_STREAM, AbiFault, Errno, Status, fdstat, write_u32
 from ngixi_runtime.spec.schema import Problems, array, integer
 from ngixi_runtime.spec.wasm import Signature
 
 WASI = "wasi_snapshot_preview1"
+_SHOWN_CHARACTERS = 60  # of a caller's value an error line shows
 
 Mode = Literal["ro", "rw"]
 MODES: tuple[Mode, ...] = ("ro", "rw")
@@ -331,6 +333,18 @@ def wasi_string_problem(value: str) -> str | None:
     except UnicodeEncodeError:
         return "is not valid UTF-8 (WASI strings are UTF-8)"
     return None
+
+
+def wasi_string_shown(value: str) -> str:
+    """A value `wasi_string_problem` refused, as its one line shows it: its repr, escaped for the terminal; of a
+    long one (a file's text passed as an argument), the part around the first character WASI cannot carry."""
+    if len(value) <= _SHOWN_CHARACTERS:
+        return printable(repr(value))
+    first = next((i for i, c in enumerate(value) if c == "\0" or "\ud800" <= c <= "\udfff"), 0)
+    start = max(0, min(first - _SHOWN_CHARACTERS // 2, len(value) - _SHOWN_CHARACTERS))
+    end = start + _SHOWN_CHARACTERS
+    excerpt = f"{'...' if start else ''}{value[start:end]!r}{'...' if end < len(value) else ''}"
+    return printable(f"{excerpt} ({len(value)} characters)")
 
 
 def string_table(name: str, items: Callable[[HostContext], list[bytes]]) -> dict[HostImport, HostFunctionFactory]:

@@ -21,9 +21,9 @@ from ngixi_runtime.capabilities.base import (
     optional_array,
     string_table,
     wasi_string_problem,
+    wasi_string_shown,
 )
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.printable import printable
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.schema import Problems, array, string_item, table, type_name
 
@@ -92,7 +92,7 @@ def guest_environment(guest: str, options: EnvOptions | None, given: Mapping[str
             )
         problem = wasi_string_problem(value)
         if problem is not None:
-            raise InvalidInput(f"{guest}: environment variable {name}: its value {printable(repr(value))} {problem}")
+            raise InvalidInput(f"{guest}: environment variable {name}: its value {wasi_string_shown(value)} {problem}")
     return {**options.fixed, **given}
 
 

@@ -10,12 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from ngixi_runtime.capabilities.base import CapabilityOptions, ComponentFunction, HostImport, wasi_string_problem
+from ngixi_runtime.capabilities.base import (
+    CapabilityOptions,
+    ComponentFunction,
+    HostImport,
+    wasi_string_problem,
+    wasi_string_shown,
+)
 from ngixi_runtime.capabilities.component import interface_import
 from ngixi_runtime.capabilities.context import GuestExit, HostContext, HostFunction, LogLine, Sandbox, Stdin
 from ngixi_runtime.capabilities.registry import capability, every_capability, provisions
 from ngixi_runtime.errors import GuestError, InvalidInput, NgixiError
-from ngixi_runtime.printable import printable
 from ngixi_runtime.spec.abi import Errno
 
 Result = TypeVar("Result")
@@ -75,13 +80,15 @@ def caller_environment(guest: str, grants: Mapping[str, CapabilityOptions], give
 
 
 def caller_arguments(guest: str, grants: Mapping[str, CapabilityOptions], given: Sequence[str]) -> tuple[str, ...]:
-    """The command-line arguments the caller gives, refused when a guest granted `args` could not be given one:
-    WASI passes each as a NUL-terminated UTF-8 string."""
-    if "args" in grants:
-        for position, argument in enumerate(given, start=1):
-            problem = wasi_string_problem(argument)
-            if problem is not None:
-                raise InvalidInput(f"{guest}: argument {position}, {printable(repr(argument))}, {problem}")
+    """The command-line arguments the guest sees: those the caller gives to a guest granted `args`, each refused
+    if WASI cannot pass it (a NUL-terminated UTF-8 string); none for a guest not granted it, which cannot read them
+    (nor are they handed to a component's WASI, which would have to encode them)."""
+    if "args" not in grants:
+        return ()
+    for position, argument in enumerate(given, start=1):
+        problem = wasi_string_problem(argument)
+        if problem is not None:
+            raise InvalidInput(f"{guest}: argument {position}, {wasi_string_shown(argument)}, {problem}")
     return tuple(given)
 
 

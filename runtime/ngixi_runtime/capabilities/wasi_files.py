@@ -302,16 +302,24 @@ class WasiFilesystem:
             return Errno.BADF, 0
         if descriptor.rights & RIGHT_POLL_FD_READWRITE == 0:
             return Errno.NOTCAPABLE, 0
-        if writing:  # what one fd_write may take now: the room left under the output quota, or a file's most
-            room = self._console.stdio_room() if self._console is not None else 0
-            return Errno.SUCCESS, room if descriptor.host_fd < 0 else MAX_WRITE
         if descriptor.host_fd < 0:
-            return Errno.SUCCESS, self._stdin.left
+            return self._stream_ready(descriptor, writing)
+        if writing:  # the most one fd_write moves
+            return Errno.SUCCESS, MAX_WRITE
         try:
             info = os.fstat(descriptor.host_fd)
             return Errno.SUCCESS, max(0, info.st_size - os.lseek(descriptor.host_fd, 0, os.SEEK_CUR))
         except OSError as error:
             return wasi_errno(error), 0
+
+    def _stream_ready(self, stdio: Descriptor, writing: bool) -> tuple[int, int]:
+        """`ready` for stdio: stdin's bytes left to read, stdout's or stderr's room left under the output quota;
+        BADF for stdin written or stdout read, as without fs (clock.py)."""
+        if writing == (stdio.stream == STDIN):
+            return Errno.BADF, 0
+        if writing:
+            return Errno.SUCCESS, self._console.stdio_room() if self._console is not None else 0
+        return Errno.SUCCESS, self._stdin.left
 
     @property
     def mounts(self) -> list[Mount]:

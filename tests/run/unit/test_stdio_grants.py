@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ngixi_runtime.capabilities.component import ComponentInfo
+from ngixi_runtime.capabilities.component import ComponentInfo, wasi_setup
 from ngixi_runtime.capabilities.context import HostContext
 from ngixi_runtime.capabilities.linking import (
     caller_arguments,
@@ -74,7 +74,32 @@ def test_arguments_a_guest_granted_args_cannot_be_given_are_refused_naming_them(
         caller_arguments("hello", grants, ["a", "x\0y"])
     with pytest.raises(InvalidInput, match=r"^hello: argument 1, '\\ud800', is not valid UTF-8"):
         caller_arguments("hello", grants, ["\ud800"])
-    assert caller_arguments("hello", {}, ["\ud800"]) == ("\ud800",)  # never given to it as WASI arguments
+    assert caller_arguments("hello", {}, ["\ud800", "a"]) == ()  # not granted: it sees none
+
+
+def test_a_long_value_refused_is_shown_around_what_wasi_cannot_carry() -> None:
+    """A file's text passed as an argument or a variable's value: the line shows 60 characters of it, not all."""
+    grants = manifest('[capabilities.args]\n[capabilities.env]\nallow = ["LANG"]\n').capabilities
+    long = "a" * 100_000 + "\udcff" + "b" * 100
+    shown = r"\.\.\.'a{30}\\udcffb{29}'\.\.\. \(100101 characters\)"
+    with pytest.raises(InvalidInput, match=rf"^hello: argument 2, {shown}, is not valid UTF-8"):
+        caller_arguments("hello", grants, ["x", long])
+    with pytest.raises(InvalidInput, match=rf"^hello: environment variable LANG: its value {shown} is not valid"):
+        caller_environment("hello", grants, {"LANG": long})
+    with pytest.raises(InvalidInput, match=r"^hello: argument 1, '\\x00b{59}'\.\.\. \(200 characters\), holds a NUL"):
+        caller_arguments("hello", grants, ["\0" + "b" * 199])
+
+
+def test_a_component_not_granted_args_is_given_none_to_encode() -> None:
+    """Its WASI gets argv from the context: a caller's word that is not UTF-8 (a CLI export name, a call's
+    argument) was handed to Wasmtime, which could not encode it, and the guest failed to start."""
+    from ngixi_runtime.engines.wasmtime_component import _StdioWriters, _wasi_config
+
+    grants = manifest("[capabilities.stdio]\n").capabilities
+    context = open_context("hello", grants, log_quota=0, stdio_quota=0, sandbox=None, args=["sh\udcffow", "a\0b"])
+    setup = wasi_setup(context)
+    assert setup.args == ("hello",)
+    _wasi_config(setup, _StdioWriters())
 
 
 def test_stdin_is_checked_and_a_reader_asked_only_with_the_grant() -> None:
