@@ -41,6 +41,11 @@ else:
 
     class _RecordMeta(type):
         def __new__(cls, typename: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
+            if "__annotate__" in namespace and "__annotations__" not in namespace:
+                raise TypeError(
+                    f"{namespace['__module__']}.{typename}: a record's module needs `from __future__ import "
+                    "annotations` (without it, Python 3.14 keeps no annotations in the class body)"
+                )
             fields = namespace.get("__annotations__", {})
             defaults = [namespace[name] for name in _defaulted(fields, namespace)]
             record = namedtuple(typename, fields, defaults=defaults, module=namespace["__module__"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,17 @@ def test_refuses_what_typing_refuses() -> None:
                 a: int
 
                 def _replace(self) -> None: ...
+
+
+def test_a_class_body_without_stringized_annotations_is_refused() -> None:
+    """Python 3.14 keeps a module's annotations in the class body only under `from __future__ import annotations`;
+    without it the body holds an `__annotate__` function, and a record made from the body would have no fields."""
+
+    def lazily_annotated(namespace: dict[str, Any]) -> None:
+        namespace.update(__module__=__name__, __annotate__=lambda _format: {"value": int})
+
+    with pytest.raises(TypeError, match=r"Lazy: a record's module needs `from __future__ import annotations`"):
+        types.new_class("Lazy", (records.NamedTuple,), exec_body=lazily_annotated)
 
 
 def test_run_side_records_use_it() -> None:
