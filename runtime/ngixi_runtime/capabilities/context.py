@@ -26,6 +26,28 @@ HOST_LOG_LEVEL = "host"  # log lines the host adds for the operator
 Stdin = bytes | Callable[[int], bytes]
 
 
+class StdinState:
+    """The input of one instance, and how much of it the guest has read."""
+
+    __slots__ = ("data", "position")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.position = 0
+
+    @property
+    def left(self) -> int:
+        return len(self.data) - self.position
+
+    def read(self, length: int) -> bytes:
+        chunk = self.data[self.position : self.position + length]
+        self.position += len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        self.data = b""
+
+
 class GuestExit(Exception):
     """Raised by proc_exit to unwind the guest; carries its exit code."""
 

@@ -30,7 +30,7 @@ from ngixi_runtime.capabilities.base import (
     stream_seek,
     wasi_import,
 )
-from ngixi_runtime.capabilities.context import HostContext, HostFunction, Sandbox, Stdin
+from ngixi_runtime.capabilities.context import HostContext, HostFunction, Sandbox, Stdin, StdinState
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import (
@@ -95,26 +95,6 @@ def caller_input(guest: str, options: StdinOptions | None, given: Stdin | None) 
             "give less, or raise max_bytes in the manifest"
         )
     return bytes(data)
-
-
-class StdinState:
-    """The input of one instance, and how much of it the guest has read."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.position = 0
-
-    @property
-    def left(self) -> int:
-        return len(self.data) - self.position
-
-    def read(self, length: int) -> bytes:
-        chunk = self.data[self.position : self.position + length]
-        self.position += len(chunk)
-        return chunk
-
-    def close(self) -> None:
-        self.data = b""
 
 
 def _open_state(options: StdinOptions, context: HostContext, sandbox: Sandbox | None) -> StdinState:

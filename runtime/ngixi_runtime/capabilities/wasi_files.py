@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ngixi_runtime.capabilities.base import Mount
+from ngixi_runtime.capabilities.context import StdinState
 from ngixi_runtime.capabilities.wasi_paths import (
     DIRECTORY_FLAGS,
     ESCAPE,
@@ -195,30 +196,13 @@ class Descriptor:
         return self.mount is not None and self.mount.mode == "ro"
 
 
-class _Stdin:
-    __slots__ = ("data", "position")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.position = 0
-
-    @property
-    def left(self) -> int:
-        return len(self.data) - self.position
-
-    def read(self, size: int) -> bytes:
-        chunk = self.data[self.position : self.position + size]
-        self.position += len(chunk)
-        return chunk
-
-
 class WasiFilesystem:
     """The descriptors of one guest instance: stdio (0-2), its preopens (3, 4, … in manifest order) and files."""
 
     def __init__(self, console: Console | None = None, stdin: bytes = b"") -> None:
         self._table: dict[int, Descriptor] = {}
         self._console = console
-        self._stdin = _Stdin(stdin)
+        self._stdin = StdinState(stdin)
 
     @classmethod
     def over(

@@ -8,10 +8,9 @@ import time
 import pytest
 
 from ngixi_runtime.capabilities.clock import EVENT, SUBSCRIPTION
-from ngixi_runtime.capabilities.context import GuestExit, HostContext
+from ngixi_runtime.capabilities.context import GuestExit, HostContext, StdinState
 from ngixi_runtime.capabilities.linking import core_imports
 from ngixi_runtime.capabilities.registry import every_capability
-from ngixi_runtime.capabilities.stdin import StdinState
 from ngixi_runtime.capabilities.wasi_files import WasiFilesystem
 from ngixi_runtime.cli import process_exit_code
 from ngixi_runtime.errors import GuestError
