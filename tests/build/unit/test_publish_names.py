@@ -37,6 +37,7 @@ def test_a_registry_refusal_quotes_its_body_on_one_escaped_line() -> None:
     """The registry's error body is foreign text: no escape sequence or forged line reaches the terminal."""
     response = requests.Response()
     response.status_code, response._content = 500, b"\x1b]0;pwned\x07oops\nngixi: ok " + b"x" * 1000
+    response._content_consumed = True  # as requests leaves a response whose body was read
     with pytest.raises(RegistryError) as refused:
         publish._checked(response, "r/hello:0.1.0", "manifest push")
     message = str(refused.value)
