@@ -92,6 +92,24 @@ def checked_registry(registry: str, *, source: str) -> str:
     return registry
 
 
+def checked_reference(reference: str) -> str:
+    """host[:port]/repository[/...] with :tag or @sha256:digest, each part as `checked_registry` and `oci_tag`
+    allow them: anything else (a userinfo `@`, a missing tag) could be read one way here, where loopback earns
+    plain HTTP, and another by oras, which picks the host the requests go to."""
+    name, at, digest = reference.partition("@")
+    path, colon, tag = name.rpartition(":") if not at and ":" in name.partition("/")[2] else (name, "", "")
+    host, _, repository = path.partition("/")
+    pinned = _DIGEST.fullmatch(digest) if at else _TAG.fullmatch(tag) if colon else None
+    components = repository.split("/")
+    if not (pinned and _HOST.fullmatch(host) and all(_REPOSITORY_COMPONENT.fullmatch(c) for c in components)):
+        raise InvalidInput(
+            f"{printable(reference)}: not a bundle reference: give host[:port]/repository:version or "
+            "host[:port]/repository@sha256:<64 hex digits> (as `doit publish` prints it), the repository in "
+            "lowercase letters and digits separated by '/', '.', '_' or '-'"
+        )
+    return reference
+
+
 def oci_tag(version: str) -> str:
     """The tag a guest version is published under: a semantic version's build metadata "+" (not allowed in
     tags) becomes "_", as Helm does."""
@@ -469,7 +487,7 @@ def _bundle_layer(content: bytes, reference: str) -> dict[str, Any]:
 def pull_bundle(*, reference: str, out_dir: Path, trust: TrustStore) -> Path:
     """Fetches a bundle by reference (registry/guest:tag or registry/guest@sha256:...), checks every digest,
     verifies it, then moves it into out_dir as <guest>-<version>.ngx."""
-    client = _client(reference.split("/", maxsplit=1)[0])
+    client = _client(checked_reference(reference).split("/", maxsplit=1)[0])
     _reachable(client, reference)
     try:
         container = client.get_container(reference)
