@@ -51,20 +51,28 @@ def _public_key_file(key: SigningKey) -> bytes:
 
 
 def generate_key_pair(*, secret_path: Path, public_path: Path, comment: str) -> SigningKey:
-    """Writes a new unencrypted minisign key pair; never overwrites an existing file."""
+    """Writes a new unencrypted minisign key pair; never over an existing file, even one another process (a
+    second keygen, a parallel build's first dev key) makes meanwhile: a secret key replaced is lost."""
     for path in (secret_path, public_path):
-        if path.exists():
-            raise InvalidInput(f"{path}: already exists; move it away or choose another path")
+        if os.path.lexists(path):
+            raise _taken(path)
     pair = minisign.KeyPair.generate()
     key = SigningKey(pair.secret_key, pair.public_key)
     pair.secret_key.untrusted_comment = f"minisign secret key {key.key_id} ({comment})"
-    write_atomic(secret_path, bytes(pair.secret_key) + b"\n", mode=0o600)
     try:
-        write_atomic(public_path, _public_key_file(key))
-    except BaseException:  # Ctrl-C or a failed write: no secret key without its public half
+        write_atomic(secret_path, bytes(pair.secret_key) + b"\n", mode=0o600, new=True)
+    except FileExistsError:
+        raise _taken(secret_path) from None
+    try:
+        write_atomic(public_path, _public_key_file(key), new=True)
+    except BaseException as error:  # Ctrl-C or a failed write: no secret key without its public half
         secret_path.unlink(missing_ok=True)
-        raise
+        raise _taken(public_path) if isinstance(error, FileExistsError) else error from None
     return key
+
+
+def _taken(path: Path) -> InvalidInput:
+    return InvalidInput(f"{path}: already exists; move it away or choose another path")
 
 
 def load_signing_key(path: Path) -> SigningKey:
@@ -157,8 +165,13 @@ def ensure_dev_key(*, keys_dir: Path, trust_file: Path) -> tuple[SigningKey, boo
     secret_path, public_path = keys_dir / "dev.key", keys_dir / "dev.pub"
     created = not secret_path.exists()
     if created:
-        key = generate_key_pair(secret_path=secret_path, public_path=public_path, comment="ngixi dev key")
-    else:
+        try:
+            key = generate_key_pair(secret_path=secret_path, public_path=public_path, comment="ngixi dev key")
+        except InvalidInput:
+            if not os.path.lexists(secret_path):
+                raise  # a public half without its secret: the user's to sort out
+            created = False  # another build made the key meanwhile: use theirs
+    if not created:
         key = load_signing_key(secret_path)
     if not public_path.exists():
         write_atomic(public_path, _public_key_file(key))
