@@ -26,7 +26,7 @@ from ngixi_build.workflows.release import release_version
 from ngixi_build.workflows.release_history import HISTORY_FILE
 from ngixi_runtime.bundles.reader import VerifiedBundle, open_bundle_file, read_bundle
 from ngixi_runtime.errors import InvalidInput, NgixiError, VerificationError
-from ngixi_runtime.files import write_atomic
+from ngixi_runtime.files import sha256_of, write_atomic
 from ngixi_runtime.loading.loader import verified_manifest
 from ngixi_runtime.printable import printable
 from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX, MAX_BUNDLE_BYTES, BundleIndex
@@ -532,7 +532,7 @@ def _check_named(index: BundleIndex, container: Container, reference: str) -> No
 
 def _write_new(path: Path, data: bytes) -> None:
     """Writes the pulled bundle, never over a file with other bytes (the same bytes are left as they are)."""
-    if path.is_file() and path.read_bytes() == data:
+    if _size_of(path) == len(data) and sha256_of(path) == hashlib.sha256(data).hexdigest():  # never read whole
         return
     try:
         write_atomic(path, data, new=True)  # nor over one another pull or process makes meanwhile
@@ -541,6 +541,13 @@ def _write_new(path: Path, data: bytes) -> None:
             f"{path}: already exists, with other content than this pull's ({_sha256(data)}); "
             "move it away or pull into another --out directory"
         ) from None
+
+
+def _size_of(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
 
 
 def _pulled_manifest(client: oras.client.OrasClient, container: Container, reference: str) -> bytes:

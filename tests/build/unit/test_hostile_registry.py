@@ -230,3 +230,17 @@ def _stall(handler: BaseHTTPRequestHandler, stop: threading.Event) -> None:
     handler.wfile.write(b"{" * 500)
     handler.wfile.flush()
     stop.wait(30)
+
+
+def test_a_huge_file_where_the_bundle_goes_is_refused_unread(
+    registry: FakeRegistry, release_keys: KeyFiles, tmp_path: Path
+) -> None:
+    """Someone who can write the --out directory leaves a link to a file of 64 GiB under the bundle's name."""
+    registry.tag("0.1.0", _release_bundle(tmp_path / "b", release_keys))
+    huge = tmp_path / "huge"
+    with huge.open("wb") as stream:
+        stream.truncate(64 << 30)  # sparse
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "hello-0.1.0.ngx").symlink_to(huge)
+    with pytest.raises(NgixiError, match=r"hello-0\.1\.0\.ngx: already exists, with other content than this pull's"):
+        _pull(f"{registry.repository}/hello:0.1.0", tmp_path / "out", release_keys)
