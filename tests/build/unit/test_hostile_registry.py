@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 
+from ngixi_build.stages.signing import TrustEntry, render_trust_file
 from ngixi_build.workflows import publish
 from ngixi_build.workflows.publish import RegistryError, pull_bundle
 from ngixi_runtime.errors import NgixiError, VerificationError
+from ngixi_runtime.trust.choice import TRUST_VARIABLE
 from ngixi_runtime.trust.signatures import load_trust
-from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle, make_key
+from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 
 ADD_WASM = module(
@@ -244,3 +246,21 @@ def test_a_huge_file_where_the_bundle_goes_is_refused_unread(
     (tmp_path / "out" / "hello-0.1.0.ngx").symlink_to(huge)
     with pytest.raises(NgixiError, match=r"hello-0\.1\.0\.ngx: already exists, with other content than this pull's"):
         _pull(f"{registry.repository}/hello:0.1.0", tmp_path / "out", release_keys)
+
+
+def test_a_trust_file_found_from_the_working_directory_verifies_no_release_bundle(
+    registry: FakeRegistry, release_keys: KeyFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """An unpacked project whose .ngixi/trust.toml trusts its author's key for every channel: `ngixi pull` without
+    --trust finds it and, as `ngixi run` does, takes its keys for the dev channel only."""
+    registry.tag("0.1.0", _release_bundle(tmp_path / "b", release_keys))
+    project = tmp_path / "unpacked"
+    (project / ".ngixi").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[tool.ngixi]\n")
+    everything = TrustEntry(release_keys.key, ("*",), ("dev", "release"), "the author's", native_code=True)
+    (project / ".ngixi" / "trust.toml").write_bytes(render_trust_file([everything]))
+    monkeypatch.delenv(TRUST_VARIABLE, raising=False)
+    monkeypatch.chdir(project)
+    pulled = exit_code(["pull", f"{registry.repository}/hello:0.1.0", "--out", str(tmp_path / "out")])
+    assert pulled == 3 and "for the dev channel only" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "hello-0.1.0.ngx").exists()
