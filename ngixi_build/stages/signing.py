@@ -156,7 +156,8 @@ def _register_dev_key(key: SigningKey) -> None:
 
 
 def ensure_dev_key(*, keys_dir: Path, trust_file: Path) -> tuple[SigningKey, bool]:
-    """The project's development key, created on first use with a trust file for local runs.
+    """The project's development key, created on first use with a trust file for local runs; only a key created
+    here is recorded as this user's (`register_dev_key`), whose artifacts a found dev trust file lets run.
 
     A public key or trust file missing beside an existing secret key (a build killed while
     creating them) is written again from the secret key. A dev trust file written before trust
@@ -179,8 +180,8 @@ def ensure_dev_key(*, keys_dir: Path, trust_file: Path) -> tuple[SigningKey, boo
     entry = TrustEntry(key, ("*",), ("dev",), DEV_TRUST_COMMENT, native_code=True)
     if not trust_file.exists() or _written_before_native_code(trust_file, entry):
         write_atomic(trust_file, render_trust_file([entry]))
-    _register_dev_key(key)
-    if created:
+    if created:  # never a key that came with the project: its author could sign anything with it
+        _register_dev_key(key)
         log.warning(
             "created a development signing key %s in %s (dev channel only, never commit it); trust file: %s",
             key.key_id,

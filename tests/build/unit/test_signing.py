@@ -17,6 +17,7 @@ from ngixi_build.stages.signing import (
     release_signing_key,
 )
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.trust.project_trust import registered_dev_keys
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import KeyFiles
 
@@ -126,3 +127,18 @@ def test_two_builds_making_the_first_dev_key_at_once_end_with_one(
     theirs = _racing(tmp_path, monkeypatch, keys_dir)
     key, created = ensure_dev_key(keys_dir=keys_dir, trust_file=trust)
     assert not created and key.key_id == theirs.key_id == load_trust(trust).keys[0].key_id
+
+
+def test_only_a_dev_key_this_build_made_is_recorded_as_this_users(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A project that came with .ngixi/keys/dev.key (a tarball, a clone): building it uses that key, but never
+    records it, so its author's later bundles get no native code from a dev trust file found near them."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    shipped = tmp_path / "theirs" / "keys"
+    theirs = generate_key_pair(secret_path=shipped / "dev.key", public_path=shipped / "dev.pub", comment="theirs")
+    used, created = ensure_dev_key(keys_dir=shipped, trust_file=tmp_path / "theirs" / "trust.toml")
+    assert not created and used.key_id == theirs.key_id
+    assert theirs.public_base64 not in registered_dev_keys()
+    ours, created = ensure_dev_key(keys_dir=tmp_path / "ours" / "keys", trust_file=tmp_path / "ours" / "trust.toml")
+    assert created and registered_dev_keys() == (ours.public_base64,)
