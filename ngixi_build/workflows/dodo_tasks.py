@@ -20,7 +20,7 @@ from ngixi_build.project import NODE_MODULES, Project
 from ngixi_build.reporter import ProgressReporter
 from ngixi_build.stages import component, core_bindings
 from ngixi_build.stages.precompile import metadata_path, precompile_inputs, wasmtime_precompile_inputs
-from ngixi_build.toolchains import npm_deps
+from ngixi_build.toolchains import installs, npm_deps
 from ngixi_build.toolchains.assemblyscript import PIN_FILES, toolchain_for
 from ngixi_build.workflows import clean, pipeline, publish, release
 from ngixi_build.workflows.scaffold import editor_link
@@ -126,8 +126,13 @@ class ProjectTasks:
                     }
                 ),
                 pipeline.wasm_tools_installed,
+                self.toolchains_stamped,  # never the doit record's word alone: it may have come with the project
             ],
         }
+
+    def toolchains_stamped(self) -> bool:
+        """Whether this user's builds made every toolchain install the build uses (`installs.is_complete`)."""
+        return all(installs.is_complete(marker.parent) for marker in (self.toolchain_done, *self.language_toolchains))
 
     def task_devkey(self) -> Task:
         """Create the development signing key and its trust file on first use."""

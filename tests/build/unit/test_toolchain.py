@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from ngixi_build.toolchains import assemblyscript as toolchain
+from ngixi_build.toolchains import installs
 from ngixi_runtime.errors import ToolchainError
+
+
+@pytest.fixture(autouse=True)
+def user_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The user's state directory, where the install stamp key is kept."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "user-state"))
+    return tmp_path / "user-state"
 
 
 def test_failed_install_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -26,7 +34,7 @@ def test_complete_install_is_reused_and_stale_ones_removed(tmp_path: Path, monke
 
     def fake_install(chain: toolchain.Toolchain) -> None:
         calls.append(chain.root)
-        (chain.root / ".complete").write_text("x")
+        installs.mark_complete(chain.root)
 
     stale = tmp_path / "toolchain" / "0000000000000000"
     stale.mkdir(parents=True)
@@ -40,7 +48,7 @@ def test_complete_install_is_reused_and_stale_ones_removed(tmp_path: Path, monke
 def test_half_done_install_is_redone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     chain = toolchain.toolchain_for(tmp_path)
     (chain.root / "node_modules").mkdir(parents=True)
-    monkeypatch.setattr(toolchain, "_install", lambda c: (c.root / ".complete").write_text("x"))
+    monkeypatch.setattr(toolchain, "_install", lambda c: installs.mark_complete(c.root))
     toolchain.ensure_toolchain(state_dir=tmp_path)
     assert chain.complete and not (chain.root / "node_modules").exists()
 
@@ -50,3 +58,42 @@ def test_pins_key_changes_with_the_lock_file(monkeypatch: pytest.MonkeyPatch) ->
     real = toolchain.pin_bytes()
     monkeypatch.setattr(toolchain, "pin_bytes", lambda: {**real, "package-lock.json": b"{}"})
     assert toolchain.toolchain_key() != before
+
+
+@pytest.mark.parametrize("marker", ["plain", "another user's"])
+def test_a_toolchain_that_came_with_the_project_is_installed_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, marker: str
+) -> None:
+    """A tarball's .ngixi/toolchain/<key>/ with a `node` of its author's and a marker: never run, replaced."""
+    chain = toolchain.toolchain_for(tmp_path / "project" / ".ngixi")
+    (chain.root / "env" / "bin").mkdir(parents=True)
+    (chain.root / "env" / "bin" / "node").write_text("#!/bin/sh\necho theirs\n")
+    if marker == "plain":
+        (chain.root / ".complete").write_text(toolchain.toolchain_key() + "\n")  # as builds wrote it before
+    else:
+        monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "their-state"))
+        installs.mark_complete(chain.root)
+        monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "user-state"))
+    assert not chain.complete
+    monkeypatch.setattr(toolchain, "_install", lambda c: installs.mark_complete(c.root))
+    assert toolchain.ensure_toolchain(state_dir=tmp_path / "project" / ".ngixi") == chain
+    assert chain.complete and not (chain.root / "env").exists()
+
+
+def test_a_language_install_that_came_with_the_project_is_installed_afresh(tmp_path: Path) -> None:
+    root = installs.install_root(tmp_path, "javascript", {"package.json": b"{}"})
+    root.mkdir(parents=True)
+    (root / installs.COMPLETE).write_text(root.name + "\n")  # as builds wrote it before
+    installed: list[Path] = []
+    installs.ensure_install(root, installed.append)
+    assert installed == [root] and installs.is_complete(root)
+    installs.ensure_install(root, installed.append)
+    assert installed == [root]  # this user's install is reused
+
+
+def test_a_stamp_key_others_may_read_is_refused(user_state: Path, tmp_path: Path) -> None:
+    installs.stamp(tmp_path)
+    key = user_state / "ngixi" / "install-stamp.key"
+    key.chmod(0o644)
+    with pytest.raises(ToolchainError, match=r"install-stamp\.key: not used as the toolchain install stamp key: "):
+        installs.stamp(tmp_path)
