@@ -67,7 +67,13 @@ def mark_complete(root: Path) -> None:
 def stamp(root: Path) -> str:
     """This user's stamp for the install at `root`: it names the pins (the directory's name), not the place,
     so a copy of the project this user makes keeps its installs."""
-    return hmac.new(_stamp_key(), f"ngixi install {root.name}".encode(), hashlib.sha256).hexdigest()
+    return user_stamp("install", root.name.encode())
+
+
+def user_stamp(purpose: str, data: bytes) -> str:
+    """A keyed digest of `data` that only this user's builds can make: what they made for `purpose` (a
+    toolchain install, an AOT artifact) is told from what came with a project."""
+    return hmac.new(_stamp_key(), f"ngixi {purpose}\0".encode() + data, hashlib.sha256).hexdigest()
 
 
 def _stamp_key() -> bytes:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ngixi_build.project import find_project
+from ngixi_build.stages import precompile
 from ngixi_build.toolchains import assemblyscript as toolchain
 from ngixi_build.toolchains import installs
+from ngixi_build.workflows.dodo_tasks import ProjectTasks
+from ngixi_build.workflows.scaffold import init_project, new_guest
 from ngixi_runtime.errors import ToolchainError
+from ngixi_runtime.spec.bundle_format import ArtifactMeta
 
 
 @pytest.fixture(autouse=True)
@@ -97,3 +104,40 @@ def test_a_stamp_key_others_may_read_is_refused(user_state: Path, tmp_path: Path
     key.chmod(0o644)
     with pytest.raises(ToolchainError, match=r"install-stamp\.key: not used as the toolchain install stamp key: "):
         installs.stamp(tmp_path)
+
+
+def test_only_an_artifact_this_users_build_compiled_is_made_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Machine code that came with a project (its metadata too, a doit record calling it current) is never
+    signed with this user's dev key: the precompile task runs again, and the bundle step refuses it."""
+    meta = ArtifactMeta("wasmer", "6", "1", "cranelift", "x86_64-unknown-linux-gnu", (), "0" * 64)
+    ours = tmp_path / "ours.bin"
+    precompile._write(ours, b"machine code", meta)
+    assert precompile.made_here(ours) and precompile.read_metadata(ours) == meta
+    shipped = tmp_path / "shipped.bin"
+    shipped.write_bytes(b"their machine code")
+    record = {**meta._asdict(), "metered": False}
+    precompile.metadata_path(shipped).write_text(json.dumps(record))  # as builds wrote it before stamps
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "their-state"))
+    theirs = tmp_path / "theirs.bin"
+    precompile._write(theirs, b"their machine code", meta)  # stamped with their key
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "user-state"))
+    ours.write_bytes(b"changed")
+    assert not any(precompile.made_here(path) for path in (shipped, theirs, ours, tmp_path / "missing.bin"))
+
+
+def test_every_precompile_task_asks_whether_its_artifact_was_made_here(tmp_path: Path) -> None:
+    init_project(tmp_path / "p")
+    new_guest(find_project(tmp_path / "p"), "hello", language="c", kind="library", abi="core")
+    tasks = list(ProjectTasks(find_project(tmp_path / "p")).task_precompile())
+    assert tasks and all(_asks_made_here(task) for task in tasks)
+
+
+def _asks_made_here(task: dict[str, Any]) -> bool:
+    """Its last up-to-date check is true for an artifact this user compiled, false once the bytes change."""
+    artifact, check = Path(task["targets"][0]), task["uptodate"][-1]
+    precompile._write(artifact, b"code", ArtifactMeta("e", "1", "1", "c", "t", (), "0" * 64))
+    made = check()
+    artifact.write_bytes(b"other code")
+    return made is True and check() is False
