@@ -158,12 +158,13 @@ def read_metadata(artifact_path: Path) -> ArtifactMeta:
 
 
 def wasmtime_artifact_is_current(artifact_path: Path, *, target: Target, wasm_sha256: str, metered: bool) -> bool:
-    """Whether the Wasmtime artifact on disk was built from that .wasm for `target` by this Wasmtime, and is
+    """Whether the Wasmtime artifact on disk was built here from that .wasm for `target` by this Wasmtime, and is
     metered as asked: Wasmtime loads an artifact only into an engine that meters fuel alike."""
     try:
-        return _read_record(artifact_path) == (wasmtime_artifact_metadata(target, wasm_sha256), metered)
+        current = _read_record(artifact_path) == (wasmtime_artifact_metadata(target, wasm_sha256), metered)
     except InvalidInput:  # missing or unreadable: build it again
         return False
+    return current and made_here(artifact_path)
 
 
 def precompile_inputs(target: Target) -> dict[str, object]:

@@ -16,6 +16,7 @@ from ngixi_build.workflows.dodo_tasks import ProjectTasks
 from ngixi_build.workflows.scaffold import init_project, new_guest
 from ngixi_runtime.errors import ToolchainError
 from ngixi_runtime.spec.bundle_format import ArtifactMeta
+from ngixi_runtime.spec.targets import resolve_target
 
 
 @pytest.fixture(autouse=True)
@@ -141,3 +142,15 @@ def _asks_made_here(task: dict[str, Any]) -> bool:
     made = check()
     artifact.write_bytes(b"other code")
     return made is True and check() is False
+
+
+def test_watch_mode_compiles_again_an_artifact_not_made_here(tmp_path: Path) -> None:
+    """Watch mode asks the artifact's metadata whether it is current: a record that came with the project is not."""
+    pytest.importorskip("wasmtime")
+    target = resolve_target("x86_64-unknown-linux-gnu", source="test")
+    meta, artifact = precompile.wasmtime_artifact_metadata(target, "0" * 64), tmp_path / "a.cwasm"
+    artifact.write_bytes(b"their machine code")
+    precompile.metadata_path(artifact).write_text(json.dumps({**meta._asdict(), "metered": False}))
+    assert not precompile.wasmtime_artifact_is_current(artifact, target=target, wasm_sha256="0" * 64, metered=False)
+    precompile._write(artifact, b"our machine code", meta)
+    assert precompile.wasmtime_artifact_is_current(artifact, target=target, wasm_sha256="0" * 64, metered=False)
