@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from ngixi_build.project import Project, find_project
-from ngixi_runtime.cli import Command, add_trust_option, add_trust_scope_options, trust_file
+from ngixi_runtime.cli import Command, add_trust_option, add_trust_scope_options, trusted_keys
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.kind import GUEST_ABIS, GUEST_KINDS
 from ngixi_runtime.trust.choice import state_override
@@ -131,10 +131,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_pull(args: argparse.Namespace) -> int:
     from ngixi_build.workflows.publish import pull_bundle
-    from ngixi_runtime.trust.signatures import load_trust
 
-    trust = load_trust(trust_file(args))
-    path = pull_bundle(reference=args.reference, out_dir=args.out, trust=trust)
+    path = pull_bundle(reference=args.reference, out_dir=args.out, trust=trusted_keys(args))
     print(f"ok: {path}")
     return 0
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ngixi_build.proc import run
+from ngixi_build.toolchains import asdata
 from ngixi_build.toolchains.assemblyscript import Toolchain
 from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.files import write_atomic
@@ -56,10 +57,11 @@ def asc_arguments(
         "--noColors",
     ]
     arguments += options.extra_arguments
-    if options.kind == "command":
-        # asc resolves the shim's "lib" wrongly from an absolute --config path; a relative one works.
-        arguments += ["--config", os.path.relpath(toolchain.wasi_shim_config, project_root)]
-    return arguments
+    # Always a configuration of ours: without --config, asc reads the project's asconfig.json, whose
+    # "transform" entries are JavaScript it runs and whose textFile/bindings write anywhere. (asc resolves
+    # the shim's "lib" wrongly from an absolute --config path; a relative one works.)
+    config = toolchain.wasi_shim_config if options.kind == "command" else asdata.EMPTY_ASCONFIG
+    return [*arguments, "--config", os.path.relpath(config, project_root)]
 
 
 def compile_guest(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from pathlib import Path
 
+from ngixi_build.toolchains import installs
 from ngixi_runtime.engines.base import EngineId
 from ngixi_runtime.errors import InvalidInput, NgixiError
 from ngixi_runtime.files import write_atomic
@@ -118,10 +120,26 @@ def _metadata(ours: EngineId, target: Target, wasm_sha256: str) -> ArtifactMeta:
 
 
 def _write(out_path: Path, artifact: bytes, meta: ArtifactMeta, *, metered: bool = False) -> None:
-    """The artifact, and beside it its metadata and whether fuel metering is compiled in (not in the bundle)."""
-    record = {**meta._asdict(), "metered": metered}
+    """The artifact, and beside it its metadata, whether fuel metering is compiled in and this user's stamp of
+    its bytes (neither in the bundle)."""
+    record = {**meta._asdict(), "metered": metered, "stamp": _artifact_stamp(artifact)}
     write_atomic(out_path, artifact)
     write_atomic(metadata_path(out_path), (json.dumps(record, indent=2) + "\n").encode())
+
+
+def _artifact_stamp(artifact: bytes) -> str:
+    return installs.user_stamp("artifact", hashlib.sha256(artifact).digest())
+
+
+def made_here(artifact_path: Path) -> bool:
+    """Whether this user's build compiled the artifact: machine code that came with a project (with a doit
+    record saying it is current) must never be signed with this user's dev key, whose artifacts run natively."""
+    try:
+        recorded = json.loads(metadata_path(artifact_path).read_text()).get("stamp")
+        artifact = artifact_path.read_bytes()
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(recorded, str) and hmac.compare_digest(recorded, _artifact_stamp(artifact))
 
 
 def _read_record(artifact_path: Path) -> tuple[ArtifactMeta, bool]:
@@ -129,6 +147,7 @@ def _read_record(artifact_path: Path) -> tuple[ArtifactMeta, bool]:
     try:
         raw = json.loads(path.read_text())
         metered = raw.pop("metered", False) is True
+        raw.pop("stamp", None)
         return ArtifactMeta(**{**raw, "cpu_features": tuple(raw["cpu_features"])}), metered
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
         raise InvalidInput(f"{path}: unreadable artifact metadata ({error}); run `doit clean` then build") from None
@@ -139,12 +158,13 @@ def read_metadata(artifact_path: Path) -> ArtifactMeta:
 
 
 def wasmtime_artifact_is_current(artifact_path: Path, *, target: Target, wasm_sha256: str, metered: bool) -> bool:
-    """Whether the Wasmtime artifact on disk was built from that .wasm for `target` by this Wasmtime, and is
+    """Whether the Wasmtime artifact on disk was built here from that .wasm for `target` by this Wasmtime, and is
     metered as asked: Wasmtime loads an artifact only into an engine that meters fuel alike."""
     try:
-        return _read_record(artifact_path) == (wasmtime_artifact_metadata(target, wasm_sha256), metered)
+        current = _read_record(artifact_path) == (wasmtime_artifact_metadata(target, wasm_sha256), metered)
     except InvalidInput:  # missing or unreadable: build it again
         return False
+    return current and made_here(artifact_path)
 
 
 def precompile_inputs(target: Target) -> dict[str, object]:

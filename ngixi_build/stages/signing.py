@@ -51,20 +51,28 @@ def _public_key_file(key: SigningKey) -> bytes:
 
 
 def generate_key_pair(*, secret_path: Path, public_path: Path, comment: str) -> SigningKey:
-    """Writes a new unencrypted minisign key pair; never overwrites an existing file."""
+    """Writes a new unencrypted minisign key pair; never over an existing file, even one another process (a
+    second keygen, a parallel build's first dev key) makes meanwhile: a secret key replaced is lost."""
     for path in (secret_path, public_path):
-        if path.exists():
-            raise InvalidInput(f"{path}: already exists; move it away or choose another path")
+        if os.path.lexists(path):
+            raise _taken(path)
     pair = minisign.KeyPair.generate()
     key = SigningKey(pair.secret_key, pair.public_key)
     pair.secret_key.untrusted_comment = f"minisign secret key {key.key_id} ({comment})"
-    write_atomic(secret_path, bytes(pair.secret_key) + b"\n", mode=0o600)
     try:
-        write_atomic(public_path, _public_key_file(key))
-    except BaseException:  # Ctrl-C or a failed write: no secret key without its public half
+        write_atomic(secret_path, bytes(pair.secret_key) + b"\n", mode=0o600, new=True)
+    except FileExistsError:
+        raise _taken(secret_path) from None
+    try:
+        write_atomic(public_path, _public_key_file(key), new=True)
+    except BaseException as error:  # Ctrl-C or a failed write: no secret key without its public half
         secret_path.unlink(missing_ok=True)
-        raise
+        raise _taken(public_path) if isinstance(error, FileExistsError) else error from None
     return key
+
+
+def _taken(path: Path) -> InvalidInput:
+    return InvalidInput(f"{path}: already exists; move it away or choose another path")
 
 
 def load_signing_key(path: Path) -> SigningKey:
@@ -148,7 +156,8 @@ def _register_dev_key(key: SigningKey) -> None:
 
 
 def ensure_dev_key(*, keys_dir: Path, trust_file: Path) -> tuple[SigningKey, bool]:
-    """The project's development key, created on first use with a trust file for local runs.
+    """The project's development key, created on first use with a trust file for local runs; only a key created
+    here is recorded as this user's (`register_dev_key`), whose artifacts a found dev trust file lets run.
 
     A public key or trust file missing beside an existing secret key (a build killed while
     creating them) is written again from the secret key. A dev trust file written before trust
@@ -157,8 +166,13 @@ def ensure_dev_key(*, keys_dir: Path, trust_file: Path) -> tuple[SigningKey, boo
     secret_path, public_path = keys_dir / "dev.key", keys_dir / "dev.pub"
     created = not secret_path.exists()
     if created:
-        key = generate_key_pair(secret_path=secret_path, public_path=public_path, comment="ngixi dev key")
-    else:
+        try:
+            key = generate_key_pair(secret_path=secret_path, public_path=public_path, comment="ngixi dev key")
+        except InvalidInput:
+            if not os.path.lexists(secret_path):
+                raise  # a public half without its secret: the user's to sort out
+            created = False  # another build made the key meanwhile: use theirs
+    if not created:
         key = load_signing_key(secret_path)
     if not public_path.exists():
         write_atomic(public_path, _public_key_file(key))
@@ -166,8 +180,8 @@ def ensure_dev_key(*, keys_dir: Path, trust_file: Path) -> tuple[SigningKey, boo
     entry = TrustEntry(key, ("*",), ("dev",), DEV_TRUST_COMMENT, native_code=True)
     if not trust_file.exists() or _written_before_native_code(trust_file, entry):
         write_atomic(trust_file, render_trust_file([entry]))
-    _register_dev_key(key)
-    if created:
+    if created:  # never a key that came with the project: its author could sign anything with it
+        _register_dev_key(key)
         log.warning(
             "created a development signing key %s in %s (dev channel only, never commit it); trust file: %s",
             key.key_id,

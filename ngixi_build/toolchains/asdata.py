@@ -16,6 +16,7 @@ PACKAGE = "ngixi-data"
 LIBRARY_DIR = Path(__file__).parent / "aslib"
 SOURCE = LIBRARY_DIR / PACKAGE / "index.ts"
 EXPORT_CHECK = Path(__file__).parent / "js" / "export_check.mjs"
+EMPTY_ASCONFIG = Path(__file__).parent / "js" / "asconfig.json"  # {}: asc's configuration when the shim's is not
 
 
 def compile_arguments(project_root: Path) -> list[str]:

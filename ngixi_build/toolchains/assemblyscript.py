@@ -26,13 +26,13 @@ import tomli
 
 from ngixi_build.locking import file_lock
 from ngixi_build.proc import run
+from ngixi_build.toolchains import installs
 from ngixi_runtime.errors import ToolchainError
 from ngixi_runtime.guest.kind import GUEST_KINDS, GuestKind
 
 log = logging.getLogger(__name__)
 
 PIN_FILES = ("pins.toml", "package.json", "package-lock.json")
-_COMPLETE = ".complete"
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class Toolchain:
 
     @property
     def complete(self) -> bool:
-        return (self.root / _COMPLETE).exists()
+        return installs.is_complete(self.root)
 
 
 def pin_bytes() -> dict[str, bytes]:
@@ -160,7 +160,7 @@ def _install(toolchain: Toolchain) -> None:
         timeout=900,
     )
     _install_wasi_adapter(toolchain, npm, env)
-    (toolchain.root / _COMPLETE).write_text(toolchain_key() + "\n")
+    installs.mark_complete(toolchain.root)
 
 
 def _install_wasi_adapter(toolchain: Toolchain, npm: Path, env: dict[str, str]) -> None:

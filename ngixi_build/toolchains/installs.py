@@ -3,19 +3,33 @@
 Each lives in `<state>/toolchains/<name>/<key>/`, where the key digests the pin files, so changing a
 pin installs afresh and an unchanged one is reused. A `.complete` marker is written last; an install
 that failed or was killed is removed and redone, and installs made for earlier pins are removed.
+
+The marker holds a stamp only this user's builds can make (a keyed digest of the install's key, the key of
+it kept in the user's state directory): a project's `.ngixi/` can come with the project (a tarball, a clone),
+and a toolchain in it with a plain marker ran its author's programs (a `node` of theirs) at the first build.
+An install whose marker does not hold the stamp is installed afresh from the pins.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import os
+import secrets
 import shutil
 from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 
 from ngixi_build.locking import file_lock
+from ngixi_runtime.errors import InvalidInput, ToolchainError
+from ngixi_runtime.files import read_input_bytes, write_atomic
+from ngixi_runtime.trust.local_paths import unsafe_because
+from ngixi_runtime.trust.project_trust import dev_keys_file
 
 COMPLETE = ".complete"
+_STAMP_KEY_NAME = "install-stamp.key"
+_STAMP_KEY_BYTES = 32
 
 
 def pin_files(folder: str, names: tuple[str, ...]) -> dict[str, bytes]:
@@ -37,7 +51,45 @@ def install_root(state_dir: Path, name: str, files: Mapping[str, bytes]) -> Path
 
 
 def is_complete(root: Path) -> bool:
-    return (root / COMPLETE).exists()
+    """Whether this user's build finished the install at `root` (its marker holds this user's stamp)."""
+    try:
+        marker = read_input_bytes(root / COMPLETE, what="the install marker", limit=256)
+    except InvalidInput:  # missing, not a regular file, too large
+        return False
+    return hmac.compare_digest(marker.strip(), stamp(root).encode())
+
+
+def mark_complete(root: Path) -> None:
+    """Writes the install's marker, last."""
+    (root / COMPLETE).write_text(stamp(root) + "\n")
+
+
+def stamp(root: Path) -> str:
+    """This user's stamp for the install at `root`: it names the pins (the directory's name), not the place,
+    so a copy of the project this user makes keeps its installs."""
+    return user_stamp("install", root.name.encode())
+
+
+def user_stamp(purpose: str, data: bytes) -> str:
+    """A keyed digest of `data` that only this user's builds can make: what they made for `purpose` (a
+    toolchain install, an AOT artifact) is told from what came with a project."""
+    return hmac.new(_stamp_key(), f"ngixi {purpose}\0".encode() + data, hashlib.sha256).hexdigest()
+
+
+def _stamp_key() -> bytes:
+    """The user's stamp key, made on first use beside the record of their dev keys; refused where others could
+    read or change it."""
+    path = dev_keys_file().parent / _STAMP_KEY_NAME
+    try:
+        write_atomic(path, secrets.token_hex(_STAMP_KEY_BYTES).encode(), mode=0o600, new=True)
+    except FileExistsError:
+        pass
+    except (OSError, RuntimeError) as error:  # RuntimeError: no home directory
+        raise ToolchainError(f"{path}: cannot keep the toolchain install stamp key there: {error}") from None
+    problem = unsafe_because(path) or (os.stat(path).st_mode & 0o077 and "others may read it")
+    if problem:
+        raise ToolchainError(f"{path}: not used as the toolchain install stamp key: {problem}; remove it")
+    return read_input_bytes(path, what="the toolchain install stamp key", limit=256)
 
 
 def ensure_install(root: Path, install: Callable[[Path], None]) -> Path:
@@ -52,7 +104,7 @@ def ensure_install(root: Path, install: Callable[[Path], None]) -> Path:
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
-        (root / COMPLETE).write_text(root.name + "\n")
+        mark_complete(root)
         for other in root.parent.iterdir():
             if other.is_dir() and other != root:
                 shutil.rmtree(other, ignore_errors=True)

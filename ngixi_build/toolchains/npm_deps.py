@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from ngixi_runtime.files import write_atomic
 
 PACKAGE_JSON = "package.json"
 LOCK_FILE = "package-lock.json"
+NPM_SETTINGS = ".npmrc"
 
 RECORD = ".ngixi-dependencies.json"
 
@@ -49,6 +51,7 @@ def install_dependencies(toolchain: Toolchain, guest_dir: Path) -> Path:
         )
     lock_sha256 = hashlib.sha256(lock.read_bytes()).hexdigest()
     if _recorded_lock(guest_dir) != lock_sha256:
+        _refuse_npm_settings(guest_dir)
         npm, env = toolchain.npm()
         run(
             [npm, "ci", "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts"],
@@ -65,6 +68,19 @@ def install_dependencies(toolchain: Toolchain, guest_dir: Path) -> Path:
     if not path.is_file() or path.read_bytes() != data:  # unchanged bytes keep the compile up to date
         write_atomic(path, data)
     return path
+
+
+def _refuse_npm_settings(guest_dir: Path) -> None:
+    """npm reads `.npmrc` beside the package.json it installs (or a workspace's above it), and such a file can
+    name a program npm runs whatever --ignore-scripts says (`git=./x.sh` ran ./x.sh for a git dependency): a
+    project's own npm settings are refused, in the guest, guests/ and the project's root."""
+    for directory in (guest_dir, guest_dir.parent, guest_dir.parent.parent):
+        settings = directory / NPM_SETTINGS
+        if os.path.lexists(settings):
+            raise InvalidInput(
+                f"{settings}: npm settings in a project are not used (they can name programs npm runs); remove "
+                "it, and keep registry settings in your own ~/.npmrc"
+            )
 
 
 def _top_level_packages(node_modules: Path) -> list[Path]:

@@ -36,7 +36,7 @@ from ngixi_build.project import Project
 from ngixi_build.stages import component, core_bindings
 from ngixi_build.stages.compile import CompileError, asc_arguments, asc_output
 from ngixi_build.stages.memory import bound_memory
-from ngixi_build.stages.precompile import artifact_metadata, read_metadata, wasmtime_artifact_is_current
+from ngixi_build.stages.precompile import artifact_metadata, made_here, read_metadata, wasmtime_artifact_is_current
 from ngixi_build.toolchains.asc_server import AscReply, AscServer, CompilerDied
 from ngixi_build.toolchains.assemblyscript import toolchain_for
 from ngixi_build.workflows import pipeline
@@ -225,12 +225,13 @@ class DevBuilder:
         return sha256_of(self.project.wasm_path(guest))
 
     def _artifact_fits(self, guest: str, target: Target, wasm_sha256: str) -> bool:
-        """Whether the artifact on disk was built from this .wasm for this baseline by this engine."""
+        """Whether the artifact on disk was built here from this .wasm for this baseline by this engine."""
+        path = self.project.artifact_path(guest, target.triple)
         try:
-            built = read_metadata(self.project.artifact_path(guest, target.triple))
+            built = read_metadata(path)
         except NgixiError:
             return False
-        return built == artifact_metadata(target, wasm_sha256)
+        return built == artifact_metadata(target, wasm_sha256) and made_here(path)
 
     def _wasmtime_artifact_fits(self, guest: GuestBuild, triple: str, wasm_sha256: str) -> bool:
         return wasmtime_artifact_is_current(

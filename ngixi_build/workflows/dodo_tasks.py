@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -19,8 +20,8 @@ from ngixi_build.guests import read_guests
 from ngixi_build.project import NODE_MODULES, Project
 from ngixi_build.reporter import ProgressReporter
 from ngixi_build.stages import component, core_bindings
-from ngixi_build.stages.precompile import metadata_path, precompile_inputs, wasmtime_precompile_inputs
-from ngixi_build.toolchains import npm_deps
+from ngixi_build.stages.precompile import made_here, metadata_path, precompile_inputs, wasmtime_precompile_inputs
+from ngixi_build.toolchains import installs, npm_deps
 from ngixi_build.toolchains.assemblyscript import PIN_FILES, toolchain_for
 from ngixi_build.workflows import clean, pipeline, publish, release
 from ngixi_build.workflows.scaffold import editor_link
@@ -69,6 +70,12 @@ def with_state_dir(project: Project) -> Project:
     except OSError as error:
         fail(InvalidInput(f"{project.state_dir}: cannot make the project's state directory: {error.strerror}"))
     return project
+
+
+def made_here_check(artifact: Path) -> Callable[[], bool]:
+    """An up-to-date check that the artifact is this user's build's (`precompile.made_here`): doit's record sits
+    in .ngixi/, which may have come with the project, with the artifacts."""
+    return lambda: made_here(artifact)
 
 
 def declare(project: Project) -> dict[str, Any]:
@@ -126,8 +133,13 @@ class ProjectTasks:
                     }
                 ),
                 pipeline.wasm_tools_installed,
+                self.toolchains_stamped,  # never the doit record's word alone: it may have come with the project
             ],
         }
+
+    def toolchains_stamped(self) -> bool:
+        """Whether this user's builds made every toolchain install the build uses (`installs.is_complete`)."""
+        return all(installs.is_complete(marker.parent) for marker in (self.toolchain_done, *self.language_toolchains))
 
     def task_devkey(self) -> Task:
         """Create the development signing key and its trust file on first use."""
@@ -209,7 +221,11 @@ class ProjectTasks:
                     "file_dep": [str(self.project.wasm_path(name))],
                     "task_dep": [f"validate:{name}"],  # never minutes of compiling what validation refuses
                     "targets": [str(artifact), str(metadata_path(artifact))],
-                    "uptodate": [config_changed(precompile_inputs(target)), TargetsUnchanged()],
+                    "uptodate": [
+                        config_changed(precompile_inputs(target)),
+                        TargetsUnchanged(),
+                        made_here_check(artifact),
+                    ],
                     "clean": True,
                 }
             for triple in self.wasmtime_for[name]:
@@ -223,7 +239,7 @@ class ProjectTasks:
                     "file_dep": [str(self.project.wasm_path(name))],
                     "task_dep": [f"validate:{name}"],
                     "targets": [str(artifact), str(metadata_path(artifact))],
-                    "uptodate": [config_changed(inputs), TargetsUnchanged()],
+                    "uptodate": [config_changed(inputs), TargetsUnchanged(), made_here_check(artifact)],
                     "clean": True,
                 }
 

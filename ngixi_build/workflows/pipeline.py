@@ -14,7 +14,7 @@ from ngixi_build.project import Project
 from ngixi_build.stages import component
 from ngixi_build.stages.bundle import ArtifactInput, write_bundle
 from ngixi_build.stages.memory import bound_memory
-from ngixi_build.stages.precompile import precompile_guest, precompile_wasmtime, read_metadata
+from ngixi_build.stages.precompile import made_here, precompile_guest, precompile_wasmtime, read_metadata
 from ngixi_build.stages.signing import SigningKey, ensure_dev_key
 from ngixi_build.stages.smoke import smoke_bundle
 from ngixi_build.stages.validate import check_validated, validate_guest
@@ -188,6 +188,12 @@ def bundle(
         *(project.artifact_path(name, t) for t in triples),
         *(project.artifact_path(name, t, "wasmtime") for t in wasmtime_triples),
     ]
+    for path in paths:
+        if not made_here(path):
+            raise InvalidInput(
+                f"{path}: not compiled by your builds (it came with the project?): this machine code would be "
+                "signed with your key; run `doit clean`, then build"
+            )
     artifacts = [ArtifactInput(path, read_metadata(path)) for path in paths]
     out_path = project.bundle_path(name, guest.version)
     if out_dir is not None:

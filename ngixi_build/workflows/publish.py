@@ -18,14 +18,16 @@ from typing import Any, Literal
 import oras.client
 import requests
 from oras.container import Container
+from requests.adapters import HTTPAdapter
 
+from ngixi_build.files import sha256_of
 from ngixi_build.project import Project
 from ngixi_build.stages.signing import SigningKey, release_signing_key
 from ngixi_build.workflows.release import release_version
 from ngixi_build.workflows.release_history import HISTORY_FILE
 from ngixi_runtime.bundles.reader import VerifiedBundle, open_bundle_file, read_bundle
 from ngixi_runtime.errors import InvalidInput, NgixiError, VerificationError
-from ngixi_runtime.files import atomic_output
+from ngixi_runtime.files import write_atomic
 from ngixi_runtime.loading.loader import verified_manifest
 from ngixi_runtime.printable import printable
 from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX, MAX_BUNDLE_BYTES, BundleIndex
@@ -44,7 +46,10 @@ REGISTRY_VARIABLE = "NGIXI_REGISTRY"
 USERNAME_VARIABLE = "NGIXI_REGISTRY_USERNAME"
 PASSWORD_VARIABLE = "NGIXI_REGISTRY_PASSWORD"
 INSECURE_VARIABLE = "NGIXI_REGISTRY_INSECURE"
-REACH_TIMEOUT_SECONDS = 10
+REACH_TIMEOUT_SECONDS = 10  # for each connect and each read: a registry that stops answering fails the command
+# The OCI distribution spec's floor for the manifests a registry accepts (containerd's ceiling on what it reads).
+MAX_MANIFEST_BYTES = 4 << 20
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _BODY_SHOWN = 300  # characters of a refusal's body quoted in the error
 _HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 _REPOSITORY_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
@@ -88,6 +93,24 @@ def checked_registry(registry: str, *, source: str) -> str:
     return registry
 
 
+def checked_reference(reference: str) -> str:
+    """host[:port]/repository[/...] with :tag or @sha256:digest, each part as `checked_registry` and `oci_tag`
+    allow them: anything else (a userinfo `@`, a missing tag) could be read one way here, where loopback earns
+    plain HTTP, and another by oras, which picks the host the requests go to."""
+    name, at, digest = reference.partition("@")
+    path, colon, tag = name.rpartition(":") if not at and ":" in name.partition("/")[2] else (name, "", "")
+    host, _, repository = path.partition("/")
+    pinned = _DIGEST.fullmatch(digest) if at else _TAG.fullmatch(tag) if colon else None
+    components = repository.split("/")
+    if not (pinned and _HOST.fullmatch(host) and all(_REPOSITORY_COMPONENT.fullmatch(c) for c in components)):
+        raise InvalidInput(
+            f"{printable(reference)}: not a bundle reference: give host[:port]/repository:version or "
+            "host[:port]/repository@sha256:<64 hex digits> (as `doit publish` prints it), the repository in "
+            "lowercase letters and digits separated by '/', '.', '_' or '-'"
+        )
+    return reference
+
+
 def oci_tag(version: str) -> str:
     """The tag a guest version is published under: a semantic version's build metadata "+" (not allowed in
     tags) becomes "_", as Helm does."""
@@ -104,11 +127,27 @@ def _reachable(client: oras.client.OrasClient, registry: str) -> None:
     try:
         requests.get(f"{client.prefix}://{host}/v2/", timeout=REACH_TIMEOUT_SECONDS)
     except requests.RequestException as error:
-        reason = re.search(r"\[Errno -?\d+\] [^'\")]+|timed out|certificate verify failed[^'\")]*", str(error))
         raise RegistryError(
-            f"{host}: cannot reach the registry ({reason.group(0) if reason else type(error).__name__}); "
+            f"{host}: cannot reach the registry ({_reason(error)}); "
             f"check {REGISTRY_VARIABLE} (plain HTTP only on loopback or with {INSECURE_VARIABLE}=1)"
         ) from None
+
+
+def _reason(error: requests.RequestException) -> str:
+    """What went wrong with a request, in a few words rather than urllib3's nested reprs."""
+    found = re.search(r"\[Errno -?\d+\] [^'\")]+|timed out|certificate verify failed[^'\")]*", str(error))
+    if found and found.group(0) == "timed out":
+        return f"the registry did not answer within {REACH_TIMEOUT_SECONDS} s"
+    return found.group(0) if found else type(error).__name__
+
+
+class _Deadlines(HTTPAdapter):
+    """Every request of the client's session waits at most REACH_TIMEOUT_SECONDS to connect and for each read:
+    oras sets no timeout, so a registry that stopped answering held a pull or publish forever."""
+
+    def send(self, request: requests.PreparedRequest, **options: Any) -> requests.Response:  # type: ignore[override]
+        options["timeout"] = options.get("timeout") or REACH_TIMEOUT_SECONDS  # requests passes every option by name
+        return super().send(request, **options)
 
 
 def _is_loopback(registry: str) -> bool:
@@ -125,6 +164,8 @@ def _client(registry: str) -> oras.client.OrasClient:
     """A client for the registry: plain HTTP only on loopback or when asked; login from the environment."""
     insecure = _is_loopback(registry) or os.environ.get(INSECURE_VARIABLE) == "1"
     client = oras.client.OrasClient(insecure=insecure)
+    for scheme in ("http://", "https://"):
+        client.session.mount(scheme, _Deadlines())
     username, password = os.environ.get(USERNAME_VARIABLE), os.environ.get(PASSWORD_VARIABLE)
     if username and password:
         client.login(username=username, password=password, hostname=registry.split("/", maxsplit=1)[0])
@@ -243,16 +284,52 @@ def _published_configs(client: oras.client.OrasClient, repository: str) -> list[
     found = []
     for tag in tags:
         container = client.get_container(f"{repository}:{tag}")
-        response = client.do_request(
-            f"{client.prefix}://{container.manifest_url(tag)}", "GET", headers={"Accept": MANIFEST_MEDIA_TYPE}
-        )
-        config = response.json().get("config", {}) if response.status_code == 200 else {}
-        if config.get("mediaType") != ARTIFACT_TYPE:
-            continue
-        blob = client.get_blob(container, config["digest"])
-        if blob.status_code == 200 and _sha256(blob.content) == config["digest"]:
-            found.append((tag, json.loads(blob.content)))
+        response = _get(client, f"{client.prefix}://{container.manifest_url(tag)}", accept=MANIFEST_MEDIA_TYPE)
+        document = _document(_body(response, MAX_MANIFEST_BYTES, container.uri, "manifest"))
+        config = document.get("config") if response.status_code == 200 and document else None
+        if not isinstance(config, dict) or config.get("mediaType") != ARTIFACT_TYPE or not _is_digest(config):
+            continue  # not a bundle this tool published
+        blob = _get(client, f"{client.prefix}://{container.get_blob_url(config['digest'])}")
+        content = _body(blob, MAX_MANIFEST_BYTES, container.uri, "config")
+        if blob.status_code == 200 and _sha256(content) == config["digest"] and (described := _document(content)):
+            found.append((tag, described))
     return found
+
+
+def _get(client: oras.client.OrasClient, url: str, *, accept: str | None = None) -> requests.Response:
+    """A streamed GET, tried once: oras's own requests retry a failure five times, sleeping 131 s in all. Only
+    a registry asking to authenticate goes through oras, which knows its token dance."""
+    headers = {"Accept": accept} if accept else {}
+    response: requests.Response = client.session.get(url, headers=headers, stream=True)
+    if response.status_code in (401, 403):
+        response.close()
+        authenticated: requests.Response = client.do_request(url, "GET", headers=headers, stream=True)
+        return authenticated
+    return response
+
+
+def _body(response: requests.Response, limit: int, reference: str, what: str) -> bytes:
+    """A response's body, refused once it passes `limit` bytes, before the rest is read."""
+    received = bytearray()
+    for chunk in response.iter_content(chunk_size=1 << 16):
+        received += chunk
+        if len(received) > limit:
+            response.close()
+            raise VerificationError(f"{reference}: the {what} is larger than {limit} bytes; refused unread")
+    return bytes(received)
+
+
+def _document(content: bytes) -> dict[str, Any] | None:
+    """A JSON object, or None for anything else."""
+    try:
+        document = json.loads(content)
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _is_digest(descriptor: dict[str, Any]) -> bool:
+    return isinstance(descriptor.get("digest"), str) and bool(_DIGEST.fullmatch(descriptor["digest"]))
 
 
 def _push(client: oras.client.OrasClient, upload: _Upload, *, force: bool) -> Published:
@@ -326,14 +403,14 @@ def _manifest_bytes(config: dict[str, Any], layer: dict[str, Any], annotations: 
 
 def _tagged(client: oras.client.OrasClient, container: Container) -> tuple[str, dict[str, Any]] | None:
     """The digest and bundle layer of the manifest the tag names now; None when the tag is new."""
-    response = client.do_request(
-        f"{client.prefix}://{container.manifest_url(container.tag)}", "GET", headers={"Accept": MANIFEST_MEDIA_TYPE}
-    )
+    url = f"{client.prefix}://{container.manifest_url(container.tag)}"
+    response = _get(client, url, accept=MANIFEST_MEDIA_TYPE)
     if response.status_code == 404:
         return None
     _checked(response, container.uri, "manifest lookup")
-    digest = response.headers.get("Docker-Content-Digest") or _sha256(response.content)
-    return digest, _bundle_layer(response.json(), container.uri)
+    content = _body(response, MAX_MANIFEST_BYTES, container.uri, "manifest")
+    digest = response.headers.get("Docker-Content-Digest") or _sha256(content)
+    return digest, _bundle_layer(content, container.uri)
 
 
 def _put_manifest(
@@ -358,7 +435,8 @@ def _put_manifest(
 
 def _checked(response: requests.Response, reference: str, what: str) -> None:
     if response.status_code not in (200, 201, 202):
-        body = printable(response.text[:_BODY_SHOWN])  # the registry's text, one line
+        start = next(response.iter_content(chunk_size=4 * _BODY_SHOWN), b"")  # never the whole of a huge body
+        body = printable(start.decode("utf-8", "replace")[:_BODY_SHOWN])  # the registry's text, one line
         raise RegistryError(f"{reference}: {what} refused by the registry: HTTP {response.status_code} {body}")
 
 
@@ -386,26 +464,36 @@ def publish_release(*, release_dir: Path, registry: str, key: SigningKey, force:
     return [_push(client, upload, force=force) for upload in uploads]
 
 
-def _bundle_layer(manifest: dict[str, Any], reference: str) -> dict[str, Any]:
-    layers = [layer for layer in manifest.get("layers", []) if layer.get("mediaType") in BUNDLE_MEDIA_TYPES]
-    if len(layers) != 1:
+def _bundle_layer(content: bytes, reference: str) -> dict[str, Any]:
+    """The one bundle layer of a manifest's bytes, its digest and size checked: the registry's answer is
+    foreign input."""
+    manifest = _document(content)
+    layers = manifest.get("layers") if manifest else None
+    if not isinstance(layers, list) or not all(isinstance(layer, dict) for layer in layers):
+        raise VerificationError(f"{reference}: the registry's manifest is not an OCI image manifest")
+    found = [layer for layer in layers if layer.get("mediaType") in BUNDLE_MEDIA_TYPES]
+    if len(found) != 1:
         kinds = " or ".join(BUNDLE_MEDIA_TYPES)
-        raise VerificationError(f"{reference}: expected one {kinds} layer, found {len(layers)}")
-    layer: dict[str, Any] = layers[0]
-    if not isinstance(layer.get("size"), int) or not 0 < layer["size"] <= MAX_BUNDLE_BYTES:
-        raise VerificationError(f"{reference}: bundle layer size {layer.get('size')!r} is out of bounds")
+        raise VerificationError(f"{reference}: expected one {kinds} layer, found {len(found)}")
+    layer: dict[str, Any] = found[0]
+    size = layer.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= MAX_BUNDLE_BYTES:
+        raise VerificationError(f"{reference}: bundle layer size {printable(repr(size))} is out of bounds")
+    if not _is_digest(layer):
+        digest = printable(repr(layer.get("digest")))
+        raise VerificationError(f"{reference}: bundle layer digest {digest} is not a sha256 digest")
     return layer
 
 
 def pull_bundle(*, reference: str, out_dir: Path, trust: TrustStore) -> Path:
     """Fetches a bundle by reference (registry/guest:tag or registry/guest@sha256:...), checks every digest,
     verifies it, then moves it into out_dir as <guest>-<version>.ngx."""
-    client = _client(reference.split("/", maxsplit=1)[0])
+    client = _client(checked_reference(reference).split("/", maxsplit=1)[0])
     _reachable(client, reference)
     try:
         container = client.get_container(reference)
         layer = _bundle_layer(_pulled_manifest(client, container, reference), reference)
-        response = client.get_blob(container, layer["digest"], stream=True)
+        response = _get(client, f"{client.prefix}://{container.get_blob_url(layer['digest'])}")
         response.raise_for_status()
         with tempfile.TemporaryDirectory() as scratch:
             blob, staged = Path(scratch) / "blob", Path(scratch) / f"{container.repository.rsplit('/', 1)[-1]}.ngx"
@@ -417,36 +505,60 @@ def pull_bundle(*, reference: str, out_dir: Path, trust: TrustStore) -> Path:
             else:
                 blob.rename(staged)
             index = read_bundle(staged, trust).index
+            _check_named(index, container, reference)
             final = out_dir / f"{index.guest}-{index.version}{BUNDLE_SUFFIX}"  # both checked by the reader
             _write_new(final, staged.read_bytes())
-    except (requests.RequestException, ValueError) as error:
+    except requests.RequestException as error:
+        raise RegistryError(f"{reference}: pull failed: {_reason(error)}") from None
+    except ValueError as error:
         raise RegistryError(f"{reference}: pull failed: {printable(str(error))}") from None
     return final
 
 
+def _check_named(index: BundleIndex, container: Container, reference: str) -> None:
+    """The bundle is the guest the reference names, and, pulled by tag, the version the tag names: a signature
+    says who made a bundle, not that it is the one asked for, so a registry (or whoever moved a tag) could
+    otherwise hand out an older signed version with its known holes, or another guest the key signed."""
+    if index.guest != container.repository.rsplit("/", 1)[-1]:
+        raise VerificationError(
+            f"{reference}: the registry returned guest {index.guest}, not {container.repository}; refused"
+        )
+    if not container.digest and oci_tag(index.version) != container.tag:
+        raise VerificationError(
+            f"{reference}: the registry returned {index.guest} {index.version}, not {container.tag}; refused "
+            f"(a tag names one published version: pull {index.guest}:{oci_tag(index.version)} or pin a digest "
+            "if this version is the one wanted)"
+        )
+
+
 def _write_new(path: Path, data: bytes) -> None:
     """Writes the pulled bundle, never over a file with other bytes (the same bytes are left as they are)."""
-    if path.is_file() and path.read_bytes() == data:
+    if _size_of(path) == len(data) and sha256_of(path) == hashlib.sha256(data).hexdigest():  # never read whole
         return
-    if path.exists() or path.is_symlink():
+    try:
+        write_atomic(path, data, new=True)  # nor over one another pull or process makes meanwhile
+    except FileExistsError:
         raise InvalidInput(
             f"{path}: already exists, with other content than this pull's ({_sha256(data)}); "
             "move it away or pull into another --out directory"
-        )
-    with atomic_output(path) as stream:
-        stream.write(data)
+        ) from None
 
 
-def _pulled_manifest(client: oras.client.OrasClient, container: Container, reference: str) -> dict[str, Any]:
+def _size_of(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+def _pulled_manifest(client: oras.client.OrasClient, container: Container, reference: str) -> bytes:
     """The manifest a reference names; pulled by digest, its bytes must have that digest."""
-    response = client.do_request(
-        f"{client.prefix}://{container.manifest_url()}", "GET", headers={"Accept": MANIFEST_MEDIA_TYPE}
-    )
+    response = _get(client, f"{client.prefix}://{container.manifest_url()}", accept=MANIFEST_MEDIA_TYPE)
     _checked(response, reference, "manifest lookup")
-    if container.digest and _sha256(response.content) != container.digest:
+    content = _body(response, MAX_MANIFEST_BYTES, reference, "manifest")
+    if container.digest and _sha256(content) != container.digest:
         raise VerificationError(f"{reference}: the registry returned a manifest with another digest")
-    manifest: dict[str, Any] = response.json()
-    return manifest
+    return content
 
 
 def _download(response: requests.Response, path: Path, size: int, reference: str) -> str:

@@ -68,6 +68,12 @@ def trust_file(args: argparse.Namespace) -> Path:
     return chosen_trust_file(args.trust, project=args.project)
 
 
+def trusted_keys(args: argparse.Namespace) -> TrustStore:
+    """The keys the options' trust file trusts, scoped as a found project's dev trust file is: every command
+    that verifies a bundle reads them so (`run`, `verify`, `inspect`, and the build side's `pull`)."""
+    return _chosen_trust(args, trust_file(args))
+
+
 def _chosen_trust(args: argparse.Namespace, path: Path) -> TrustStore:
     """The keys the trust file `trust_file(args)` chose trusts, scoped as a found project's dev trust file is."""
     from ngixi_runtime.trust.project_trust import load_chosen_trust
@@ -249,7 +255,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         verified_manifest,
     )
 
-    bundle = read_bundle(args.bundle, _chosen_trust(args, trust_file(args)))
+    bundle = read_bundle(args.bundle, trusted_keys(args))
     world = bundle_world(bundle)  # a component guest's; None for a core guest
     engine = guest_engine(verified_manifest(bundle), args.engine, bundle.index.artifact_engines)
     runner = engine_named(engine)

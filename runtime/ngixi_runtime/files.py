@@ -68,8 +68,12 @@ def make_directories(path: Path, mode: int) -> None:
 
 
 @contextmanager
-def atomic_output(path: Path, *, mode: int = 0o644) -> Iterator[IO[bytes]]:
-    """Yields a file that replaces `path` only if the block completes; else nothing changes."""
+def atomic_output(path: Path, *, mode: int = 0o644, new: bool = False) -> Iterator[IO[bytes]]:
+    """Yields a file that replaces `path` only if the block completes; else nothing changes.
+
+    `new`: `path` must not exist, even if something (another process) made it while the block ran: then
+    FileExistsError, and what is there stays. A look before writing cannot promise that; a hard link can.
+    """
     import tempfile  # here: it imports shutil and random, which a run that writes nothing never needs
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,14 +85,31 @@ def atomic_output(path: Path, *, mode: int = 0o644) -> Iterator[IO[bytes]]:
             if _SYNC.get():
                 os.fsync(stream.fileno())
         os.chmod(temporary, mode)
-        os.replace(temporary, path)
+        if new:
+            _link_new(temporary, path)
+        else:
+            os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    with atomic_output(path, mode=mode) as stream:
+def _link_new(temporary: str, path: Path) -> None:
+    """Puts the finished file at `path` only if nothing is there (a dangling symlink counts)."""
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        raise
+    except OSError:  # a filesystem without hard links: the look and the rename leave a narrow window
+        if os.path.lexists(path):
+            raise FileExistsError(str(path)) from None
+        os.replace(temporary, path)
+        return
+    os.unlink(temporary)
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, new: bool = False) -> None:
+    with atomic_output(path, mode=mode, new=new) as stream:
         stream.write(data)
 
 

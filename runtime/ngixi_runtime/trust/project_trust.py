@@ -3,7 +3,7 @@
 The operator did not name it, so a directory someone else prepared (an unpacked tarball, a clone, a shared
 directory) must not make them trust a key. It is used only when no one but this user (or root) can change it
 (`local_paths.unsafe_because`), and then only for the dev channel. Its keys' native_code counts only for the
-dev keys this user's own builds made or used (`register_dev_key`, recorded in the user's `dev_keys_file`):
+dev keys this user's own builds made (`register_dev_key`, recorded in the user's `dev_keys_file`):
 a dev trust file that came with the directory never runs machine code.
 """
 
@@ -21,7 +21,7 @@ from ngixi_runtime.trust.local_paths import unsafe_because
 from ngixi_runtime.trust.signatures import TrustStore, read_trust, read_trust_table, trust_from_table
 
 DEV_CHANNEL = "dev"
-# The public keys of the dev keys this user's builds made or used, one a line, the latest last.
+# The public keys of the dev keys this user's builds made, one a line, the latest last.
 DEV_KEYS_NAME = "dev-keys"
 _KEPT_DEV_KEYS = 1000
 
@@ -49,7 +49,7 @@ def registered_dev_keys(path: Path | None = None) -> tuple[str, ...]:
 
 
 def register_dev_key(public_key: str, path: Path | None = None) -> None:
-    """Records a dev key this user's build made or used, so that its bundles' artifacts may run from the project's
+    """Records a dev key this user's build made, so that its bundles' artifacts may run from the project's
     dev trust file; only the latest keys are kept. An OSError is the caller's: a build that cannot record it
     still builds."""
     path = path or dev_keys_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from collections.abc import Iterator
@@ -77,3 +78,20 @@ def test_a_killed_compiler_is_replaced(project: Project, server: AscServer, tmp_
     os.kill(first, signal.SIGKILL)
     assert server.compile(argv, timeout=TIMEOUT).ok
     assert compiler_processes(os.getpid()) not in ([], [first])
+
+
+def test_a_projects_asconfig_never_runs_or_writes_anything(project: Project, server: AscServer, tmp_path: Path) -> None:
+    """asc reads asconfig.json from the project's root unless given --config: its "transform" is JavaScript it
+    runs, its "textFile" a file it writes anywhere. Neither the command line nor the warm compiler reads it."""
+    ran, written = tmp_path / "transform-ran", tmp_path / "text-written"
+    transform = project.root / "evil.mjs"
+    transform.write_text(f'import fs from "fs";\nfs.writeFileSync({str(ran)!r}, "ran");\nexport default class X {{}}\n')
+    config = {"options": {"transform": ["./evil.mjs"], "textFile": str(written)}}
+    (project.root / "asconfig.json").write_text(json.dumps(config))
+    try:
+        reply = server.compile(guest_argv(project, "hello", tmp_path / "warm.wasm"), timeout=TIMEOUT)
+        assert reply.ok, reply.diagnostics
+        pipeline.compile_guest(project, read_guest(project, "hello"))
+    finally:
+        (project.root / "asconfig.json").unlink()
+    assert not ran.exists() and not written.exists()

@@ -227,14 +227,14 @@ def test_publish_pull_verify_run_round_trip(
 
 
 def push_layer(registry: str, tag: str, blob: bytes, media_type: str, scratch: Path) -> str:
-    """Pushes `blob` as hello's only layer under `tag`, as another (or an older) publisher would."""
+    """Pushes `blob` as hello's only layer under `tag`, as another (or an older) publisher would; returns the
+    reference pinned to the manifest's digest (a tag other than the bundle's version is refused by pull)."""
     path = scratch / "layer"
     path.write_bytes(blob)
-    reference = f"{registry}/hello:{tag}"
-    publish._client(registry).push(
-        target=reference, files=[f"{path}:{media_type}"], disable_path_validation=True, quiet=True
+    response = publish._client(registry).push(
+        target=f"{registry}/hello:{tag}", files=[f"{path}:{media_type}"], disable_path_validation=True, quiet=True
     )
-    return reference
+    return f"{registry}/hello@{response.headers['Docker-Content-Digest']}"
 
 
 def test_the_layer_is_deterministic_gzip_and_the_uncompressed_one_still_pulls(

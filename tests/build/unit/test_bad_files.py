@@ -21,7 +21,7 @@ from ngixi_build.workflows.release import ReleaseError, refuse_secret_keys, sour
 from ngixi_build.workflows.release_history import parse_history
 from ngixi_build.workflows.scaffold import init_project, new_guest
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import open_regular, read_input_bytes
+from ngixi_runtime.files import atomic_output, open_regular, read_input_bytes, write_atomic
 from ngixi_runtime.trust.minisign_format import is_secret_key_file
 
 DEEP = "x = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n"
@@ -165,3 +165,20 @@ def test_a_manifest_whose_guest_has_no_directory_is_named_not_passed_over(tmp_pa
     (tmp_path / "guests" / "gone").mkdir()
     (tmp_path / "guests" / "gone" / "main.c").write_text("int main(void) { return 0; }\n")
     assert list(read_guests(Project(tmp_path))) == ["gone", "kept"]
+
+
+@pytest.mark.parametrize("hard_links", [True, False], ids=["linked", "no-hard-links"])
+def test_a_new_file_is_never_put_over_one_made_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hard_links: bool
+) -> None:
+    """`new=True` writes only where nothing is, a dangling symlink included, and leaves no temporary file."""
+    if not hard_links:
+        monkeypatch.setattr(os, "link", lambda *_: (_ for _ in ()).throw(PermissionError("no hard links")))
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for name in ("theirs", "dangling"):
+        with pytest.raises(FileExistsError), atomic_output(tmp_path / name, new=True) as stream:
+            (tmp_path / "theirs").write_bytes(b"theirs")  # another process, while ours is being written
+            stream.write(b"ours")
+    write_atomic(tmp_path / "fresh", b"ours", new=True)
+    assert (tmp_path / "theirs").read_bytes() == b"theirs" and (tmp_path / "fresh").read_bytes() == b"ours"
+    assert sorted(os.listdir(tmp_path)) == ["dangling", "fresh", "theirs"]

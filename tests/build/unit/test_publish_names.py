@@ -3,12 +3,15 @@ registry's refusal quoted on one line."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import requests
 
 from ngixi_build.workflows import publish
-from ngixi_build.workflows.publish import RegistryError, checked_registry, oci_tag
+from ngixi_build.workflows.publish import RegistryError, checked_reference, checked_registry, oci_tag
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.trust.signatures import TrustStore
 
 
 @pytest.mark.parametrize(
@@ -26,6 +29,40 @@ def test_a_registry_the_spec_refuses_is_named_with_the_form_to_give(registry: st
         checked_registry(registry, source="NGIXI_REGISTRY")
 
 
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "127.0.0.1:5000/ngixi/hello:0.1.0",
+        "localhost:5000/hello:1.2.3-rc.1_build.5",
+        "registry.example.com/a/b/hello@sha256:" + "0" * 64,
+    ],
+)
+def test_a_bundle_reference_as_publish_prints_it_is_accepted(reference: str) -> None:
+    assert checked_reference(reference) == reference
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "localhost:80@evil.example/ngixi/hello:0.1.0",  # oras read the host as docker.io, here loopback: plain HTTP
+        "127.0.0.1:1@evil.example:443/ngixi/hello:0.1.0",
+        "127.0.0.1:5000/ngixi/hello",  # no tag: oras would ask for "latest"
+        "127.0.0.1:5000/ngixi/hello@sha256:abc",
+        "127.0.0.1:5000/ngixi/hello@0.1.0",
+        "127.0.0.1:5000/ngixi/Hello:0.1.0",
+        "127.0.0.1:5000:0.1.0",
+        "hello:0.1.0",
+        "127.0.0.1:5000/ngixi/../hello:0.1.0",
+    ],
+)
+def test_a_bundle_reference_read_two_ways_is_refused_before_any_request(
+    reference: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(publish, "_client", lambda registry: pytest.fail(f"a client for {registry}"))
+    with pytest.raises(InvalidInput, match=r": not a bundle reference: give host\[:port\]/repository:version or "):
+        publish.pull_bundle(reference=reference, out_dir=tmp_path, trust=TrustStore("none", ()))
+
+
 def test_a_versions_build_metadata_becomes_an_underscore_in_its_tag() -> None:
     assert oci_tag("1.2.3") == "1.2.3"
     assert oci_tag("1.2.3-rc.1+build.5") == "1.2.3-rc.1_build.5"
@@ -37,6 +74,7 @@ def test_a_registry_refusal_quotes_its_body_on_one_escaped_line() -> None:
     """The registry's error body is foreign text: no escape sequence or forged line reaches the terminal."""
     response = requests.Response()
     response.status_code, response._content = 500, b"\x1b]0;pwned\x07oops\nngixi: ok " + b"x" * 1000
+    response._content_consumed = True  # as requests leaves a response whose body was read
     with pytest.raises(RegistryError) as refused:
         publish._checked(response, "r/hello:0.1.0", "manifest push")
     message = str(refused.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import minisign
@@ -10,11 +11,13 @@ import pytest
 from ngixi_build.stages.signing import (
     PASSWORD_VARIABLE,
     RELEASE_KEY_VARIABLE,
+    SigningKey,
     ensure_dev_key,
     generate_key_pair,
     release_signing_key,
 )
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.trust.project_trust import registered_dev_keys
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import KeyFiles
 
@@ -89,3 +92,53 @@ def test_a_dev_trust_file_from_before_native_code_is_given_it_unless_edited(tmp_
     trust.write_text(edited)
     ensure_dev_key(keys_dir=keys_dir, trust_file=trust)
     assert trust.read_text() == edited and not load_trust(trust).keys[0].native_code
+
+
+def _racing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keys_dir: Path) -> SigningKey:
+    """Makes another process's key pair at keys_dir/dev.{key,pub} while ours is being generated."""
+    theirs = generate_key_pair(secret_path=tmp_path / "theirs.key", public_path=tmp_path / "theirs.pub", comment="t")
+    generate = minisign.KeyPair.generate
+
+    def meanwhile() -> minisign.KeyPair:
+        keys_dir.mkdir(parents=True, exist_ok=True)
+        for suffix in ("key", "pub"):
+            (keys_dir / f"dev.{suffix}").write_bytes((tmp_path / f"theirs.{suffix}").read_bytes())
+        return generate()
+
+    monkeypatch.setattr(minisign.KeyPair, "generate", meanwhile)
+    return theirs
+
+
+def test_a_key_made_by_another_process_meanwhile_is_never_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys_dir = tmp_path / "keys"
+    _racing(tmp_path, monkeypatch, keys_dir)
+    secret = (tmp_path / "theirs.key").read_bytes()
+    with pytest.raises(InvalidInput, match=r"dev\.key: already exists; move it away or choose another path$"):
+        generate_key_pair(secret_path=keys_dir / "dev.key", public_path=keys_dir / "dev.pub", comment="ours")
+    assert (keys_dir / "dev.key").read_bytes() == secret and sorted(os.listdir(keys_dir)) == ["dev.key", "dev.pub"]
+
+
+def test_two_builds_making_the_first_dev_key_at_once_end_with_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys_dir, trust = tmp_path / "keys", tmp_path / "trust.toml"
+    theirs = _racing(tmp_path, monkeypatch, keys_dir)
+    key, created = ensure_dev_key(keys_dir=keys_dir, trust_file=trust)
+    assert not created and key.key_id == theirs.key_id == load_trust(trust).keys[0].key_id
+
+
+def test_only_a_dev_key_this_build_made_is_recorded_as_this_users(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A project that came with .ngixi/keys/dev.key (a tarball, a clone): building it uses that key, but never
+    records it, so its author's later bundles get no native code from a dev trust file found near them."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    shipped = tmp_path / "theirs" / "keys"
+    theirs = generate_key_pair(secret_path=shipped / "dev.key", public_path=shipped / "dev.pub", comment="theirs")
+    used, created = ensure_dev_key(keys_dir=shipped, trust_file=tmp_path / "theirs" / "trust.toml")
+    assert not created and used.key_id == theirs.key_id
+    assert theirs.public_base64 not in registered_dev_keys()
+    ours, created = ensure_dev_key(keys_dir=tmp_path / "ours" / "keys", trust_file=tmp_path / "ours" / "trust.toml")
+    assert created and registered_dev_keys() == (ours.public_base64,)

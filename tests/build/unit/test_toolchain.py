@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ngixi_build.project import find_project
+from ngixi_build.stages import precompile
 from ngixi_build.toolchains import assemblyscript as toolchain
+from ngixi_build.toolchains import installs
+from ngixi_build.workflows.dodo_tasks import ProjectTasks
+from ngixi_build.workflows.scaffold import init_project, new_guest
 from ngixi_runtime.errors import ToolchainError
+from ngixi_runtime.spec.bundle_format import ArtifactMeta
+from ngixi_runtime.spec.targets import resolve_target
+
+
+@pytest.fixture(autouse=True)
+def user_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The user's state directory, where the install stamp key is kept."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "user-state"))
+    return tmp_path / "user-state"
 
 
 def test_failed_install_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -26,7 +42,7 @@ def test_complete_install_is_reused_and_stale_ones_removed(tmp_path: Path, monke
 
     def fake_install(chain: toolchain.Toolchain) -> None:
         calls.append(chain.root)
-        (chain.root / ".complete").write_text("x")
+        installs.mark_complete(chain.root)
 
     stale = tmp_path / "toolchain" / "0000000000000000"
     stale.mkdir(parents=True)
@@ -40,7 +56,7 @@ def test_complete_install_is_reused_and_stale_ones_removed(tmp_path: Path, monke
 def test_half_done_install_is_redone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     chain = toolchain.toolchain_for(tmp_path)
     (chain.root / "node_modules").mkdir(parents=True)
-    monkeypatch.setattr(toolchain, "_install", lambda c: (c.root / ".complete").write_text("x"))
+    monkeypatch.setattr(toolchain, "_install", lambda c: installs.mark_complete(c.root))
     toolchain.ensure_toolchain(state_dir=tmp_path)
     assert chain.complete and not (chain.root / "node_modules").exists()
 
@@ -50,3 +66,91 @@ def test_pins_key_changes_with_the_lock_file(monkeypatch: pytest.MonkeyPatch) ->
     real = toolchain.pin_bytes()
     monkeypatch.setattr(toolchain, "pin_bytes", lambda: {**real, "package-lock.json": b"{}"})
     assert toolchain.toolchain_key() != before
+
+
+@pytest.mark.parametrize("marker", ["plain", "another user's"])
+def test_a_toolchain_that_came_with_the_project_is_installed_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, marker: str
+) -> None:
+    """A tarball's .ngixi/toolchain/<key>/ with a `node` of its author's and a marker: never run, replaced."""
+    chain = toolchain.toolchain_for(tmp_path / "project" / ".ngixi")
+    (chain.root / "env" / "bin").mkdir(parents=True)
+    (chain.root / "env" / "bin" / "node").write_text("#!/bin/sh\necho theirs\n")
+    if marker == "plain":
+        (chain.root / ".complete").write_text(toolchain.toolchain_key() + "\n")  # as builds wrote it before
+    else:
+        monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "their-state"))
+        installs.mark_complete(chain.root)
+        monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "user-state"))
+    assert not chain.complete
+    monkeypatch.setattr(toolchain, "_install", lambda c: installs.mark_complete(c.root))
+    assert toolchain.ensure_toolchain(state_dir=tmp_path / "project" / ".ngixi") == chain
+    assert chain.complete and not (chain.root / "env").exists()
+
+
+def test_a_language_install_that_came_with_the_project_is_installed_afresh(tmp_path: Path) -> None:
+    root = installs.install_root(tmp_path, "javascript", {"package.json": b"{}"})
+    root.mkdir(parents=True)
+    (root / installs.COMPLETE).write_text(root.name + "\n")  # as builds wrote it before
+    installed: list[Path] = []
+    installs.ensure_install(root, installed.append)
+    assert installed == [root] and installs.is_complete(root)
+    installs.ensure_install(root, installed.append)
+    assert installed == [root]  # this user's install is reused
+
+
+def test_a_stamp_key_others_may_read_is_refused(user_state: Path, tmp_path: Path) -> None:
+    installs.stamp(tmp_path)
+    key = user_state / "ngixi" / "install-stamp.key"
+    key.chmod(0o644)
+    with pytest.raises(ToolchainError, match=r"install-stamp\.key: not used as the toolchain install stamp key: "):
+        installs.stamp(tmp_path)
+
+
+def test_only_an_artifact_this_users_build_compiled_is_made_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Machine code that came with a project (its metadata too, a doit record calling it current) is never
+    signed with this user's dev key: the precompile task runs again, and the bundle step refuses it."""
+    meta = ArtifactMeta("wasmer", "6", "1", "cranelift", "x86_64-unknown-linux-gnu", (), "0" * 64)
+    ours = tmp_path / "ours.bin"
+    precompile._write(ours, b"machine code", meta)
+    assert precompile.made_here(ours) and precompile.read_metadata(ours) == meta
+    shipped = tmp_path / "shipped.bin"
+    shipped.write_bytes(b"their machine code")
+    record = {**meta._asdict(), "metered": False}
+    precompile.metadata_path(shipped).write_text(json.dumps(record))  # as builds wrote it before stamps
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "their-state"))
+    theirs = tmp_path / "theirs.bin"
+    precompile._write(theirs, b"their machine code", meta)  # stamped with their key
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "user-state"))
+    ours.write_bytes(b"changed")
+    assert not any(precompile.made_here(path) for path in (shipped, theirs, ours, tmp_path / "missing.bin"))
+
+
+def test_every_precompile_task_asks_whether_its_artifact_was_made_here(tmp_path: Path) -> None:
+    init_project(tmp_path / "p")
+    new_guest(find_project(tmp_path / "p"), "hello", language="c", kind="library", abi="core")
+    tasks = list(ProjectTasks(find_project(tmp_path / "p")).task_precompile())
+    assert tasks and all(_asks_made_here(task) for task in tasks)
+
+
+def _asks_made_here(task: dict[str, Any]) -> bool:
+    """Its last up-to-date check is true for an artifact this user compiled, false once the bytes change."""
+    artifact, check = Path(task["targets"][0]), task["uptodate"][-1]
+    precompile._write(artifact, b"code", ArtifactMeta("e", "1", "1", "c", "t", (), "0" * 64))
+    made = check()
+    artifact.write_bytes(b"other code")
+    return made is True and check() is False
+
+
+def test_watch_mode_compiles_again_an_artifact_not_made_here(tmp_path: Path) -> None:
+    """Watch mode asks the artifact's metadata whether it is current: a record that came with the project is not."""
+    pytest.importorskip("wasmtime")
+    target = resolve_target("x86_64-unknown-linux-gnu", source="test")
+    meta, artifact = precompile.wasmtime_artifact_metadata(target, "0" * 64), tmp_path / "a.cwasm"
+    artifact.write_bytes(b"their machine code")
+    precompile.metadata_path(artifact).write_text(json.dumps({**meta._asdict(), "metered": False}))
+    assert not precompile.wasmtime_artifact_is_current(artifact, target=target, wasm_sha256="0" * 64, metered=False)
+    precompile._write(artifact, b"our machine code", meta)
+    assert precompile.wasmtime_artifact_is_current(artifact, target=target, wasm_sha256="0" * 64, metered=False)
