@@ -14,7 +14,7 @@ from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.trust.signatures import load_trust
 from tests.integration import copy_project, ran_tasks, run
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
 TRIPLES = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu", "x86_64-apple-darwin", "aarch64-apple-darwin"]
 
