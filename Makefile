@@ -15,10 +15,13 @@ RUNTIME_FILES := $(shell find runtime \( -name build -o -name '*.egg-info' -o -n
 build: $(STAMP)
 	$(VENV)/bin/ngixi build
 
+# .ci/run makes the targets two at a time: lint and the 3.12 environment beside the toolchain's install; the
+# loader's suite, whose integration tests build their bundles with that toolchain, waits for it. Each suite
+# gives its workers whole modules (a module's fixtures are built once), heavy ones first (tests/conftest.py).
 test: $(STAMP) lint toolchain test-loader
 	$(VENV)/bin/pytest -n auto --dist loadfile
 
-test-loader: $(LOADER_STAMP) $(STAMP)
+test-loader: $(LOADER_STAMP) $(STAMP) toolchain
 	NGIXI_TEST_INSTALLED_RUNTIME=1 $(LOADER_VENV)/bin/pytest -p no:cacheprovider -n auto --dist loadfile tests/run
 
 lint: $(STAMP)
@@ -33,6 +36,7 @@ $(STAMP): pyproject.toml runtime/pyproject.toml constraints.txt scripts/make-ven
 	scripts/make-venv $(VENV)
 	touch $@
 
-$(LOADER_STAMP): constraints.txt scripts/make-loader-venv scripts/find-python $(RUNTIME_FILES)
+# After .venv's: both pip installs build runtime/ in place.
+$(LOADER_STAMP): constraints.txt scripts/make-loader-venv scripts/find-python $(RUNTIME_FILES) | $(STAMP)
 	scripts/make-loader-venv $(LOADER_VENV)
 	touch $@

@@ -6,6 +6,7 @@ import io
 import os
 import signal
 import tarfile
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -28,6 +29,16 @@ def pytest_configure() -> None:
     tests that stop a watcher with Ctrl-C need SIGINT delivered to it, as in a run in the foreground."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Sorts the modules in the order pytest-xdist (`--dist loadfile`, with pyproject's `--no-loadscope-reorder`)
+    hands them to its workers: those marked `heavy`, then the other integration modules, then the unit modules,
+    most tests first within each. By xdist's own order, most tests first, the heavy modules, which have
+    few tests, came last, and one worker ran them for minutes after the other had run out of modules."""
+    counts = Counter(item.path for item in items)
+    heavy = {item.path for item in items if item.get_closest_marker("heavy")}
+    items.sort(key=lambda item: (item.path not in heavy, item.path.parent.name != "integration", -counts[item.path]))
 
 
 REPO = Path(__file__).resolve().parents[1]

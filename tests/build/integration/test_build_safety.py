@@ -24,7 +24,7 @@ from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import REPO, KeyFiles, make_bundle
 from tests.integration import BIN, LANGUAGE_COMPONENTS, copy_project, run
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
 EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
 KILLS = 3

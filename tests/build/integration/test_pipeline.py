@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,9 @@ from ngixi_build.project import Project
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.trust.signatures import load_trust
-from tests.integration import copy_project, ran_tasks, run
+from tests.integration import copy_project, keep_only_guests, ran_tasks, run
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
 TRIPLES = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu", "x86_64-apple-darwin", "aarch64-apple-darwin"]
 
@@ -175,7 +176,7 @@ def test_compile_error_shows_asc_diagnostics_without_traceback(tmp_path: Path, b
 
 
 def test_bad_manifest_fails_validation_cleanly(tmp_path: Path, built: Path) -> None:
-    project = copy_project(tmp_path / "p", toolchain_from=built)
+    project = keep_only_guests(copy_project(tmp_path / "p", toolchain_from=built), ["hello"])
     manifest = project / "manifests" / "hello.toml"
     manifest.write_text(manifest.read_text().replace("[capabilities.log]\n", ""))
     result = run(project, "doit", "build", check=False)
@@ -187,7 +188,8 @@ def test_bad_manifest_fails_validation_cleanly(tmp_path: Path, built: Path) -> N
 
 def test_clean_removes_build_outputs_but_keeps_the_dev_key(tmp_path: Path, built: Path) -> None:
     project = copy_project(tmp_path / "p", toolchain_from=built)
-    run(project, "doit", "build")
+    for outputs in ("artifacts", ".ngixi/keys"):  # the module's build, every guest and target, and its dev key
+        shutil.copytree(built / outputs, project / outputs)
     killed = [  # what killed writers leave behind, and watch mode's dev outputs
         project / "artifacts" / "wasm" / ".hello.k2j4_x9q.wasm",
         project / "artifacts" / "bundles" / ".hello-0.1.0.ngx.a1b2c3d4.tmp",

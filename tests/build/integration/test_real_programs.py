@@ -22,7 +22,7 @@ import pytest
 from ngixi_runtime.spec.targets import host_triple
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
 REQUIREMENTS = REPO / "tests" / "data" / "real-programs" / "requirements.txt"
 NGIXI = Path(sys.executable).with_name("ngixi")

@@ -34,7 +34,7 @@ from tests.integration import copy_project, installed_toolchain, run, set_target
 from tests.system import require_program
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
 EPOCH = "1767225600"
 GUESTS = ["hello", "wasi-hello"]  # [tool.ngixi] release of the copy: two guests keep the builds short

@@ -33,7 +33,7 @@ from tests.integration import (
     wait_until,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
 HELLO_SOURCE = (REPO / "guests" / "hello" / "assembly" / "index.ts").read_text()
 
