@@ -211,8 +211,7 @@ def ensure_toolchain(*, state_dir: Path) -> Toolchain:
     with file_lock(state_dir / "toolchain" / ".lock"):
         if toolchain.complete:
             return toolchain
-        shutil.rmtree(toolchain.root, ignore_errors=True)
-        toolchain.root.mkdir(parents=True)
+        installs.start_afresh(toolchain.root)
         try:
             _install(toolchain)
         except BaseException:

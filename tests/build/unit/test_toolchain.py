@@ -70,7 +70,7 @@ def test_pins_key_changes_with_the_lock_file(monkeypatch: pytest.MonkeyPatch) ->
 
 @pytest.mark.parametrize("marker", ["plain", "another user's"])
 def test_a_toolchain_that_came_with_the_project_is_installed_afresh(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, marker: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, marker: str
 ) -> None:
     """A tarball's .ngixi/toolchain/<key>/ with a `node` of its author's and a marker: never run, replaced."""
     chain = toolchain.toolchain_for(tmp_path / "project" / ".ngixi")
@@ -86,9 +86,12 @@ def test_a_toolchain_that_came_with_the_project_is_installed_afresh(
     monkeypatch.setattr(toolchain, "_install", lambda c: installs.mark_complete(c.root))
     assert toolchain.ensure_toolchain(state_dir=tmp_path / "project" / ".ngixi") == chain
     assert chain.complete and not (chain.root / "env").exists()
+    assert f"{chain.root}: installing afresh: its marker is not one your builds made" in caplog.text
 
 
-def test_a_language_install_that_came_with_the_project_is_installed_afresh(tmp_path: Path) -> None:
+def test_a_language_install_that_came_with_the_project_is_installed_afresh(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     root = installs.install_root(tmp_path, "javascript", {"package.json": b"{}"})
     root.mkdir(parents=True)
     (root / installs.COMPLETE).write_text(root.name + "\n")  # as builds wrote it before
@@ -97,14 +100,31 @@ def test_a_language_install_that_came_with_the_project_is_installed_afresh(tmp_p
     assert installed == [root] and installs.is_complete(root)
     installs.ensure_install(root, installed.append)
     assert installed == [root]  # this user's install is reused
+    assert caplog.text.count("installing afresh") == 1  # said of the one made before stamps only
 
 
-def test_a_stamp_key_others_may_read_is_refused(user_state: Path, tmp_path: Path) -> None:
-    installs.stamp(tmp_path)
-    key = user_state / "ngixi" / "install-stamp.key"
-    key.chmod(0o644)
-    with pytest.raises(ToolchainError, match=r"install-stamp\.key: not used as the toolchain install stamp key: "):
-        installs.stamp(tmp_path)
+def test_a_stamp_key_others_may_read_is_not_used(
+    user_state: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    kept = installs.stamp(tmp_path)
+    (user_state / "ngixi" / "install-stamp.key").chmod(0o644)
+    assert installs.stamp(tmp_path) != kept  # this process's own key, which no one else has
+    assert "install-stamp.key: the key that marks what your builds made is not used: others may read it" in caplog.text
+
+
+def test_builds_go_on_where_the_stamp_key_cannot_be_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A read-only home (a container's, a sandboxed build's) failed every build, with doit's traceback; it built
+    before stamps. What the build makes then counts in this process only, said once."""
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "a-file" / "state"))
+    root = tmp_path / "toolchain" / "0123456789abcdef"
+    installed: list[Path] = []
+    for _ in range(2):
+        installs.ensure_install(root, installed.append)
+    assert installed == [root] and installs.is_complete(root)
+    assert caplog.text.count("cannot be kept there") == 1 and "set XDG_STATE_HOME" in caplog.text
 
 
 def test_only_an_artifact_this_users_build_compiled_is_made_here(
