@@ -36,3 +36,15 @@ def regular_files(directory: Path, *, enter: Callable[[str], bool] = lambda _nam
         dirs[:] = [name for name in dirs if enter(name)]
         found += [path for path in (Path(root) / name for name in files) if path.is_file()]
     return sorted(found)
+
+
+def link_out_of(directory: Path) -> tuple[Path, Path] | None:
+    """A symbolic link under `directory` whose target is not under it, with that target, or None: a copy that
+    follows links (or a bundler) would otherwise take any file of the build machine into a guest."""
+    inside = Path(os.path.realpath(directory))
+    for root, dirs, files in os.walk(directory):
+        for path in (Path(root) / name for name in (*dirs, *files)):
+            target = Path(os.path.realpath(path))
+            if path.is_symlink() and target != inside and inside not in target.parents:
+                return path, target
+    return None

@@ -18,9 +18,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ngixi_build.files import link_out_of
 from ngixi_build.proc import run
 from ngixi_build.toolchains import installs
-from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.errors import InvalidInput, NgixiError
 
 NAME = "python"
 PIN_FILES = ("requirements.txt",)
@@ -140,6 +141,13 @@ def build_component(
     env = {**os.environ, "PYTHONPATH": str(toolchain.site), "RUST_BACKTRACE": "0"}
     command: list[str | Path] = [sys.executable, "-c", _MAIN, "--quiet", "-d", world_dir, "-w", world, "componentize"]
     # A copy, because the embedded interpreter writes __pycache__ beside the modules it imports.
+    outside = link_out_of(source_dir)
+    if outside is not None:
+        link, target = outside
+        raise InvalidInput(
+            f"{shown_as / link.relative_to(source_dir)}: a link out of the guest's directory {shown_as} (to "
+            f"{target}); a Python guest's files must be under it: copy what it needs there"
+        )
     with tempfile.TemporaryDirectory(prefix="ngixi-python-") as copy:
         sources = Path(copy) / "src"
         shutil.copytree(source_dir, sources, ignore=shutil.ignore_patterns("__pycache__", ".*"))
