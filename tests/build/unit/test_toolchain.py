@@ -8,13 +8,15 @@ from typing import Any
 
 import pytest
 
+from ngixi_build.guests import read_guest
 from ngixi_build.project import find_project
-from ngixi_build.stages import precompile
+from ngixi_build.stages import precompile, validate
 from ngixi_build.toolchains import assemblyscript as toolchain
 from ngixi_build.toolchains import installs
+from ngixi_build.workflows import pipeline
 from ngixi_build.workflows.dodo_tasks import ProjectTasks
 from ngixi_build.workflows.scaffold import init_project, new_guest
-from ngixi_runtime.errors import ToolchainError
+from ngixi_runtime.errors import InvalidInput, ToolchainError
 from ngixi_runtime.spec.bundle_format import ArtifactMeta
 from ngixi_runtime.spec.targets import resolve_target
 
@@ -146,6 +148,30 @@ def test_only_an_artifact_this_users_build_compiled_is_made_here(
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "user-state"))
     ours.write_bytes(b"changed")
     assert not any(precompile.made_here(path) for path in (shipped, theirs, ours, tmp_path / "missing.bin"))
+
+
+@pytest.mark.parametrize("engine", ["wasmer", "wasmtime"])
+def test_the_bundle_step_refuses_an_artifact_not_made_here(tmp_path: Path, engine: str) -> None:
+    """The last stop before this user's dev key signs machine code: one that came with the project is refused, and
+    no bundle is written."""
+    init_project(tmp_path / "p")
+    project = find_project(tmp_path / "p")
+    new_guest(project, "hello", language="c", kind="library", abi="core")
+    project.wasm_path("hello").parent.mkdir(parents=True)
+    project.wasm_path("hello").write_bytes(b"\0asm\1\0\0\0")
+    project.validated_path("hello").parent.mkdir(parents=True)
+    digests = validate._digests(project.manifest_path("hello"), project.wasm_path("hello"))
+    project.validated_path("hello").write_text(json.dumps(digests))
+    triple = "x86_64-unknown-linux-gnu"
+    shipped = project.artifact_path("hello", triple, engine)
+    shipped.parent.mkdir(parents=True)
+    shipped.write_bytes(b"their machine code")
+    record = {**ArtifactMeta(engine, "1", "1", "c", triple, (), "0" * 64)._asdict(), "metered": False}
+    precompile.metadata_path(shipped).write_text(json.dumps(record))
+    wasmer, wasmtime = ([triple], []) if engine == "wasmer" else ([], [triple])
+    with pytest.raises(InvalidInput, match=r"hello.*: not compiled by your builds \(it came with the project\?\)"):
+        pipeline.bundle(project, read_guest(project, "hello"), wasmer, wasmtime_triples=wasmtime)
+    assert not project.bundle_path("hello", read_guest(project, "hello").version).parent.exists()
 
 
 def test_every_precompile_task_asks_whether_its_artifact_was_made_here(tmp_path: Path) -> None:
