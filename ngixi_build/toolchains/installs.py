@@ -94,12 +94,16 @@ def _stamp_key() -> bytes:
 def _kept_stamp_key() -> bytes:
     """The user's stamp key, made on first use beside the record of their dev keys; refused where others could
     read or change it."""
-    path = dev_keys_file().parent / _STAMP_KEY_NAME
     try:
-        write_atomic(path, secrets.token_hex(_STAMP_KEY_BYTES).encode(), mode=0o600, new=True)
+        path = dev_keys_file().parent / _STAMP_KEY_NAME
+    except RuntimeError as error:  # no home directory
+        raise _unkept(Path("~/.local/state/ngixi", _STAMP_KEY_NAME), f"cannot be kept: {error}") from None
+    try:
+        if not os.path.lexists(path):  # a look first: every check stamps
+            write_atomic(path, secrets.token_hex(_STAMP_KEY_BYTES).encode(), mode=0o600, new=True)
     except FileExistsError:
         pass
-    except (OSError, RuntimeError) as error:  # RuntimeError: no home directory
+    except OSError as error:
         raise _unkept(path, f"cannot be kept there: {error}") from None
     problem = unsafe_because(path) or (os.stat(path).st_mode & 0o077 and "others may read it")
     if problem:

@@ -114,6 +114,14 @@ def test_a_stamp_key_others_may_read_is_not_used(
     assert "install-stamp.key: the key that marks what your builds made is not used: others may read it" in caplog.text
 
 
+def test_a_stamp_once_the_key_is_there_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every up-to-date check of an install or artifact stamps, and each wrote (and synced) a key to find one
+    there."""
+    kept = installs.stamp(tmp_path)
+    monkeypatch.setattr(installs, "write_atomic", lambda *_args, **_kwargs: pytest.fail("a key written"))
+    assert installs.stamp(tmp_path) == kept
+
+
 def test_builds_go_on_where_the_stamp_key_cannot_be_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
