@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -13,7 +13,9 @@ from ngixi_build.project import find_project
 from ngixi_build.stages import precompile, validate
 from ngixi_build.toolchains import assemblyscript as toolchain
 from ngixi_build.toolchains import installs
+from ngixi_build.toolchains.asc_server import AscServer
 from ngixi_build.workflows import pipeline
+from ngixi_build.workflows.devbuild import DevBuilder
 from ngixi_build.workflows.dodo_tasks import ProjectTasks
 from ngixi_build.workflows.scaffold import init_project, new_guest
 from ngixi_runtime.errors import InvalidInput, ToolchainError
@@ -208,3 +210,21 @@ def test_watch_mode_compiles_again_an_artifact_not_made_here(tmp_path: Path) -> 
     assert not precompile.wasmtime_artifact_is_current(artifact, target=target, wasm_sha256="0" * 64, metered=False)
     precompile._write(artifact, b"our machine code", meta)
     assert precompile.wasmtime_artifact_is_current(artifact, target=target, wasm_sha256="0" * 64, metered=False)
+
+
+def test_watch_mode_compiles_again_a_wasmer_artifact_not_made_here(tmp_path: Path) -> None:
+    """As for Wasmtime's: DevBuilder's own check of a Wasmer artifact, whose metadata came with the project."""
+    init_project(tmp_path / "p")
+    project = find_project(tmp_path / "p")
+    target = resolve_target("x86_64-unknown-linux-gnu", source="test")
+    builder = DevBuilder(project, cast(AscServer, None))
+    artifact, meta = (
+        builder.project.artifact_path("hello", target.triple),
+        precompile.artifact_metadata(target, "0" * 64),
+    )
+    artifact.parent.mkdir(parents=True)
+    artifact.write_bytes(b"their machine code")
+    precompile.metadata_path(artifact).write_text(json.dumps({**meta._asdict(), "metered": False}))
+    assert not builder._artifact_fits("hello", target, "0" * 64)
+    precompile._write(artifact, b"our machine code", meta)
+    assert builder._artifact_fits("hello", target, "0" * 64)
