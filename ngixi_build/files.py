@@ -36,3 +36,17 @@ def regular_files(directory: Path, *, enter: Callable[[str], bool] = lambda _nam
         dirs[:] = [name for name in dirs if enter(name)]
         found += [path for path in (Path(root) / name for name in files) if path.is_file()]
     return sorted(found)
+
+
+def link_out_of(directory: Path, *, ignored: Callable[[str], bool] = lambda _name: False) -> tuple[Path, Path] | None:
+    """A symbolic link under `directory` whose target is not under it, with that target, or None: a copy that
+    follows links (or a bundler) would otherwise take any file of the build machine into a guest. Names
+    `ignored` (what the copy leaves out) are passed over, and so is all under such a directory."""
+    inside = Path(os.path.realpath(directory))
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = [name for name in dirs if not ignored(name)]
+        for path in (Path(root) / name for name in (*dirs, *files) if not ignored(name)):
+            target = Path(os.path.realpath(path))
+            if path.is_symlink() and target != inside and inside not in target.parents:
+                return path, target
+    return None

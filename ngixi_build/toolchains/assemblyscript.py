@@ -81,11 +81,15 @@ class Toolchain:
         """The WASI preview 1 adapter a component guest of this kind that imports WASI is made with."""
         return self.root / "wasi-adapter" / f"{kind}.wasm"
 
-    def npm(self) -> tuple[Path, dict[str, str]]:
-        """The toolchain's npm (the system's with a system Node.js) and the environment that runs it with its node."""
+    def npm(self, package: Path, *arguments: str) -> tuple[list[str], dict[str, str]]:
+        """The toolchain's npm (the system's with a system Node.js) given `arguments` for the package at `package`,
+        and the environment that runs it with its node. --prefix holds npm to that folder: without it npm walks up
+        to a workspace root that lists the folder, anywhere above it (a repository holding the project), and reads
+        that root's .npmrc and installs that root's lock file."""
         bin_dir = self.root / "env" / "bin"
         npm = bin_dir / "npm" if (bin_dir / "npm").exists() else Path(shutil.which("npm") or "npm")
-        return npm, {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+        command = [str(npm), *arguments, "--prefix", str(package)]
+        return command, {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
 
     @property
     def complete(self) -> bool:
@@ -151,25 +155,26 @@ def _install(toolchain: Toolchain) -> None:
     for name, data in pin_bytes().items():
         if name != "pins.toml":
             (toolchain.root / name).write_bytes(data)
-    npm, env = toolchain.npm()
+    command, env = toolchain.npm(toolchain.root, "ci", "--no-audit", "--no-fund", "--ignore-scripts")
     run(
-        [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
+        command,
         what="npm ci (AssemblyScript toolchain)",
         cwd=toolchain.root,
         env=env,
         timeout=900,
     )
-    _install_wasi_adapter(toolchain, npm, env)
+    _install_wasi_adapter(toolchain)
     installs.mark_complete(toolchain.root)
 
 
-def _install_wasi_adapter(toolchain: Toolchain, npm: Path, env: dict[str, str]) -> None:
+def _install_wasi_adapter(toolchain: Toolchain) -> None:
     """Fetches the pinned package's tarball, checks it and the adapters in it, and keeps only the adapters."""
     pin = adapter_pin()
     spec = f"{pin.package}@{pin.version}"
     with tempfile.TemporaryDirectory(dir=toolchain.root) as work:
+        command, env = toolchain.npm(toolchain.root, "pack", spec, "--ignore-scripts", "--pack-destination", work)
         run(
-            [npm, "pack", spec, "--ignore-scripts", "--pack-destination", work],
+            command,
             what=f"npm pack {spec} (WASI adapter)",
             cwd=toolchain.root,
             env=env,
@@ -206,8 +211,7 @@ def ensure_toolchain(*, state_dir: Path) -> Toolchain:
     with file_lock(state_dir / "toolchain" / ".lock"):
         if toolchain.complete:
             return toolchain
-        shutil.rmtree(toolchain.root, ignore_errors=True)
-        toolchain.root.mkdir(parents=True)
+        installs.start_afresh(toolchain.root)
         try:
             _install(toolchain)
         except BaseException:

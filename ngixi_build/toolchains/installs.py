@@ -12,8 +12,10 @@ An install whose marker does not hold the stamp is installed afresh from the pin
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import shutil
@@ -22,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 
 from ngixi_build.locking import file_lock
-from ngixi_runtime.errors import InvalidInput, ToolchainError
+from ngixi_runtime.errors import InvalidInput, NgixiError, ToolchainError
 from ngixi_runtime.files import read_input_bytes, write_atomic
 from ngixi_runtime.trust.local_paths import unsafe_because
 from ngixi_runtime.trust.project_trust import dev_keys_file
@@ -30,6 +32,9 @@ from ngixi_runtime.trust.project_trust import dev_keys_file
 COMPLETE = ".complete"
 _STAMP_KEY_NAME = "install-stamp.key"
 _STAMP_KEY_BYTES = 32
+_PROCESS_STAMP_KEY = secrets.token_bytes(_STAMP_KEY_BYTES)  # at import: doit's forked workers share it
+
+log = logging.getLogger(__name__)
 
 
 def pin_files(folder: str, names: tuple[str, ...]) -> dict[str, bytes]:
@@ -77,19 +82,46 @@ def user_stamp(purpose: str, data: bytes) -> str:
 
 
 def _stamp_key() -> bytes:
+    """The user's stamp key, or, where it cannot be kept (a read-only home, a key others could read or change),
+    this process's own: what it makes is then made afresh by the next build, never taken from anyone else."""
+    try:
+        return _kept_stamp_key()
+    except (NgixiError, OSError) as error:  # OSError: a link to nowhere where the key would be
+        _warn_once(str(error))
+        return _PROCESS_STAMP_KEY
+
+
+def _kept_stamp_key() -> bytes:
     """The user's stamp key, made on first use beside the record of their dev keys; refused where others could
     read or change it."""
-    path = dev_keys_file().parent / _STAMP_KEY_NAME
     try:
-        write_atomic(path, secrets.token_hex(_STAMP_KEY_BYTES).encode(), mode=0o600, new=True)
+        path = dev_keys_file().parent / _STAMP_KEY_NAME
+    except RuntimeError as error:  # no home directory
+        raise _unkept(Path("~/.local/state/ngixi", _STAMP_KEY_NAME), f"cannot be kept: {error}") from None
+    try:
+        if not os.path.lexists(path):  # a look first: every check stamps
+            write_atomic(path, secrets.token_hex(_STAMP_KEY_BYTES).encode(), mode=0o600, new=True)
     except FileExistsError:
         pass
-    except (OSError, RuntimeError) as error:  # RuntimeError: no home directory
-        raise ToolchainError(f"{path}: cannot keep the toolchain install stamp key there: {error}") from None
+    except OSError as error:
+        raise _unkept(path, f"cannot be kept there: {error}") from None
     problem = unsafe_because(path) or (os.stat(path).st_mode & 0o077 and "others may read it")
     if problem:
-        raise ToolchainError(f"{path}: not used as the toolchain install stamp key: {problem}; remove it")
+        raise _unkept(path, f"is not used: {problem} (remove it)")
     return read_input_bytes(path, what="the toolchain install stamp key", limit=256)
+
+
+def _unkept(path: Path, problem: str) -> ToolchainError:
+    return ToolchainError(
+        f"{path}: the key that marks what your builds made {problem}; toolchains are installed and artifacts "
+        "compiled afresh at every build until it can be kept (set XDG_STATE_HOME to a directory of yours that "
+        "outlives builds)"
+    )
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    log.warning("%s", message)
 
 
 def ensure_install(root: Path, install: Callable[[Path], None]) -> Path:
@@ -97,8 +129,7 @@ def ensure_install(root: Path, install: Callable[[Path], None]) -> Path:
     with file_lock(root.parent / ".lock"):
         if is_complete(root):
             return root
-        shutil.rmtree(root, ignore_errors=True)
-        root.mkdir(parents=True)
+        start_afresh(root)
         try:
             install(root)
         except BaseException:
@@ -109,6 +140,18 @@ def ensure_install(root: Path, install: Callable[[Path], None]) -> Path:
             if other.is_dir() and other != root:
                 shutil.rmtree(other, ignore_errors=True)
     return root
+
+
+def start_afresh(root: Path) -> None:
+    """Empties `root` for an install, saying so when it held a finished one this user's builds did not make."""
+    if os.path.lexists(root / COMPLETE):
+        log.warning(
+            "%s: installing afresh: its marker is not one your builds made (made before ngixi stamped its "
+            "installs, or it came with the project)",
+            root,
+        )
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
 
 
 def describe(version: str, root: Path) -> str:

@@ -56,14 +56,15 @@ def toolchain_for(state_dir: Path) -> JavaScriptToolchain:
 
 def ensure_javascript_toolchain(*, state_dir: Path) -> JavaScriptToolchain:
     """Installs the pinned componentize-js once (and the Node.js it runs on)."""
-    npm, env = ensure_toolchain(state_dir=state_dir).npm()
+    node_toolchain = ensure_toolchain(state_dir=state_dir)
     toolchain = toolchain_for(state_dir)
 
     def install(root: Path) -> None:
         for name, data in pins().items():
             (root / name).write_bytes(data)
+        command, env = node_toolchain.npm(root, "ci", "--no-audit", "--no-fund", "--ignore-scripts")
         run(
-            [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
+            command,
             what="npm ci (componentize-js)",
             cwd=root,
             env=env,

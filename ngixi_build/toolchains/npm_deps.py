@@ -52,9 +52,9 @@ def install_dependencies(toolchain: Toolchain, guest_dir: Path) -> Path:
     lock_sha256 = hashlib.sha256(lock.read_bytes()).hexdigest()
     if _recorded_lock(guest_dir) != lock_sha256:
         _refuse_npm_settings(guest_dir)
-        npm, env = toolchain.npm()
+        command, env = toolchain.npm(guest_dir, "ci", "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts")
         run(
-            [npm, "ci", "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts"],
+            command,
             what=f"npm ci ({guest_dir.name}'s dependencies)",
             cwd=guest_dir,
             env=env,
@@ -71,16 +71,15 @@ def install_dependencies(toolchain: Toolchain, guest_dir: Path) -> Path:
 
 
 def _refuse_npm_settings(guest_dir: Path) -> None:
-    """npm reads `.npmrc` beside the package.json it installs (or a workspace's above it), and such a file can
-    name a program npm runs whatever --ignore-scripts says (`git=./x.sh` ran ./x.sh for a git dependency): a
-    project's own npm settings are refused, in the guest, guests/ and the project's root."""
-    for directory in (guest_dir, guest_dir.parent, guest_dir.parent.parent):
-        settings = directory / NPM_SETTINGS
-        if os.path.lexists(settings):
-            raise InvalidInput(
-                f"{settings}: npm settings in a project are not used (they can name programs npm runs); remove "
-                "it, and keep registry settings in your own ~/.npmrc"
-            )
+    """npm reads `.npmrc` beside the package.json it installs (`Toolchain.npm` keeps it from any above), and such
+    a file can name a program npm runs whatever --ignore-scripts says (`git=./x.sh` ran ./x.sh for a git
+    dependency): a guest's own npm settings are refused."""
+    settings = guest_dir / NPM_SETTINGS
+    if os.path.lexists(settings):
+        raise InvalidInput(
+            f"{settings}: a guest's npm settings are not used (they can name programs npm runs); remove it, and "
+            "keep registry settings in your own ~/.npmrc"
+        )
 
 
 def _top_level_packages(node_modules: Path) -> list[Path]:

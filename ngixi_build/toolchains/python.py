@@ -16,11 +16,13 @@ import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
 
+from ngixi_build.files import link_out_of
 from ngixi_build.proc import run
 from ngixi_build.toolchains import installs
-from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.errors import InvalidInput, NgixiError
 
 NAME = "python"
 PIN_FILES = ("requirements.txt",)
@@ -39,6 +41,7 @@ _MOUNTED = re.compile(r'"/0/')
 # standard output and error made to go nowhere (every WASI call is a stub that traps: a print would end the call),
 # and an export's uncaught exception logged (with the log capability) as its message and the guest's line.
 _ENTRY_MODULE = "ngixi_guest_entry"
+_NOT_COPIED = ("__pycache__", ".*")  # of the guest's folder, into what componentize-py is given
 # That module's frame in a traceback of the guest's module failing to import, which diagnostics leave out.
 _ENTRY_FRAME = re.compile(rf'  File "[^"]*/{_ENTRY_MODULE}\.py", line \d+, in <module>\n.*\n(?: *\^+\n)?')
 _ENTRY = """import sys
@@ -123,6 +126,11 @@ def ensure_python_toolchain(*, state_dir: Path) -> PythonToolchain:
     return toolchain
 
 
+def not_copied(name: str) -> bool:
+    """Whether a file or folder of this name in a guest's folder is left out of what componentize-py is given."""
+    return any(fnmatch(name, pattern) for pattern in _NOT_COPIED)
+
+
 def build_component(
     toolchain: PythonToolchain,
     *,
@@ -140,9 +148,16 @@ def build_component(
     env = {**os.environ, "PYTHONPATH": str(toolchain.site), "RUST_BACKTRACE": "0"}
     command: list[str | Path] = [sys.executable, "-c", _MAIN, "--quiet", "-d", world_dir, "-w", world, "componentize"]
     # A copy, because the embedded interpreter writes __pycache__ beside the modules it imports.
+    outside = link_out_of(source_dir, ignored=not_copied)
+    if outside is not None:
+        link, target = outside
+        raise InvalidInput(
+            f"{shown_as / link.relative_to(source_dir)}: a link out of the guest's directory {shown_as} (to "
+            f"{target}); a Python guest's files must be under it: copy what it needs there"
+        )
     with tempfile.TemporaryDirectory(prefix="ngixi-python-") as copy:
         sources = Path(copy) / "src"
-        shutil.copytree(source_dir, sources, ignore=shutil.ignore_patterns("__pycache__", ".*"))
+        shutil.copytree(source_dir, sources, ignore=shutil.ignore_patterns(*_NOT_COPIED))
         (sources / f"{_ENTRY_MODULE}.py").write_text(
             _ENTRY.format(module=module, shown_as=shown_as.as_posix()), encoding="utf-8"
         )

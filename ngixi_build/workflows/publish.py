@@ -104,9 +104,9 @@ def checked_reference(reference: str) -> str:
     components = repository.split("/")
     if not (pinned and _HOST.fullmatch(host) and all(_REPOSITORY_COMPONENT.fullmatch(c) for c in components)):
         raise InvalidInput(
-            f"{printable(reference)}: not a bundle reference: give host[:port]/repository:version or "
-            "host[:port]/repository@sha256:<64 hex digits> (as `doit publish` prints it), the repository in "
-            "lowercase letters and digits separated by '/', '.', '_' or '-'"
+            f"{printable(reference)}: not a bundle reference: give host[:port]/repository:version, the version's "
+            "'+' as '_', or host[:port]/repository@sha256:<64 hex digits>, not both (as `doit publish` prints "
+            "them), the repository in lowercase letters and digits separated by '/', '.', '_' or '-'"
         )
     return reference
 

@@ -19,12 +19,14 @@ INFO = LOG_LEVELS.index("info")
 def write_log(ctx: HostContext, level: int, length: int, message: Callable[[], str]) -> None:
     """Records one log line of `length` bytes, within the guest's log quota (core and component guests).
 
-    An empty line counts as one byte, so that the quota bounds the number of lines too."""
-    ctx.output.log_bytes += max(length, 1)
-    if ctx.output.log_bytes > ctx.log_quota:
+    An empty line counts as one byte, so that the quota bounds the number of lines too. A line over the quota is
+    not counted either: the call's output bytes are what it kept, within what an isolated child's reply may say."""
+    counted = ctx.output.log_bytes + max(length, 1)
+    if counted > ctx.log_quota:
         raise GuestError(
             f"{ctx.guest}: log output exceeded its quota of {ctx.log_quota} bytes (limits.log_bytes)", outcome="quota"
         )
+    ctx.output.log_bytes = counted
     name = LOG_LEVELS[level] if 0 <= level < len(LOG_LEVELS) else f"level{level}"
     line = LogLine(name, message())
     ctx.output.logs.append(line)

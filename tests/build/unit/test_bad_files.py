@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from ngixi_build.files import regular_files, sha256_of
+from ngixi_build.files import link_out_of, regular_files, sha256_of
 from ngixi_build.guests import read_guest, read_guests
 from ngixi_build.project import Project, find_project
 from ngixi_build.stages.bundle import write_bundle
 from ngixi_build.stages.signing import generate_key_pair
+from ngixi_build.toolchains import python
 from ngixi_build.toolchains.wit import load_catalog, wit_sources
 from ngixi_build.workflows import release
 from ngixi_build.workflows.clean import remove_leftovers
@@ -86,6 +88,35 @@ def test_a_walk_lists_regular_files_only_and_opens_nothing_else(tmp_path: Path) 
         with open_regular(path) as stream:
             assert stream is None
         assert not is_secret_key_file(path) and sha256_of(path) is None
+
+
+@pytest.mark.parametrize("linked", ["secret.py", "package"])
+def test_a_python_guests_link_out_of_its_directory_is_refused_before_componentize_py(
+    tmp_path: Path, linked: str
+) -> None:
+    """componentize-py is given a copy of the guest's folder, and the copy followed links: a file or package
+    linked from elsewhere on the build machine went into the copy the guest is built from (componentize-py ran)."""
+    guest = tmp_path / "guests" / "g"
+    (guest / "helpers").mkdir(parents=True)
+    (guest / "app.py").write_text("import secret\n")
+    (guest / "same.py").symlink_to(guest / "app.py")  # a link inside the folder is copied as before
+    (guest / "helpers-again").symlink_to(guest / "helpers")
+    (guest / ".venv" / "bin").mkdir(parents=True)
+    (guest / ".venv" / "bin" / "python").symlink_to(sys.executable)  # not copied: not refused
+    assert link_out_of(guest, ignored=python.not_copied) is None
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "secret.py").write_text("KEY = 'the build machine'\n")
+    (guest / linked).symlink_to(tmp_path / "elsewhere" / ("secret.py" if linked == "secret.py" else ""))
+    with pytest.raises(InvalidInput, match=rf"guests/g/{linked}: a link out of the guest's directory guests/g \(to "):
+        python.build_component(
+            python.PythonToolchain(tmp_path / "toolchain"),
+            module="app",
+            source_dir=guest,
+            shown_as=Path("guests/g"),
+            world_dir=tmp_path / "wit",
+            world="w",
+            out_path=tmp_path / "out.wasm",
+        )
 
 
 def test_the_build_sides_walks_pass_over_special_files(tmp_path: Path) -> None:

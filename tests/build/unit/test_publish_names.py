@@ -53,13 +53,17 @@ def test_a_bundle_reference_as_publish_prints_it_is_accepted(reference: str) -> 
         "127.0.0.1:5000:0.1.0",
         "hello:0.1.0",
         "127.0.0.1:5000/ngixi/../hello:0.1.0",
+        "127.0.0.1:5000/ngixi/hello:0.1.0+build.5",  # the version as written, not as its tag
+        "127.0.0.1:5000/ngixi/hello:0.1.0@sha256:" + "0" * 64,
     ],
 )
 def test_a_bundle_reference_read_two_ways_is_refused_before_any_request(
     reference: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(publish, "_client", lambda registry: pytest.fail(f"a client for {registry}"))
-    with pytest.raises(InvalidInput, match=r": not a bundle reference: give host\[:port\]/repository:version or "):
+    with pytest.raises(
+        InvalidInput, match=r": not a bundle reference: .*:version, the version's '\+' as '_', or .*, not both"
+    ):
         publish.pull_bundle(reference=reference, out_dir=tmp_path, trust=TrustStore("none", ()))
 
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
+from ngixi_build.guests import read_guest
 from ngixi_build.project import find_project
-from ngixi_build.stages import precompile
+from ngixi_build.stages import precompile, validate
 from ngixi_build.toolchains import assemblyscript as toolchain
 from ngixi_build.toolchains import installs
+from ngixi_build.toolchains.asc_server import AscServer
+from ngixi_build.workflows import pipeline
+from ngixi_build.workflows.devbuild import DevBuilder
 from ngixi_build.workflows.dodo_tasks import ProjectTasks
 from ngixi_build.workflows.scaffold import init_project, new_guest
-from ngixi_runtime.errors import ToolchainError
+from ngixi_runtime.errors import InvalidInput, ToolchainError
 from ngixi_runtime.spec.bundle_format import ArtifactMeta
 from ngixi_runtime.spec.targets import resolve_target
 
@@ -70,7 +74,7 @@ def test_pins_key_changes_with_the_lock_file(monkeypatch: pytest.MonkeyPatch) ->
 
 @pytest.mark.parametrize("marker", ["plain", "another user's"])
 def test_a_toolchain_that_came_with_the_project_is_installed_afresh(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, marker: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, marker: str
 ) -> None:
     """A tarball's .ngixi/toolchain/<key>/ with a `node` of its author's and a marker: never run, replaced."""
     chain = toolchain.toolchain_for(tmp_path / "project" / ".ngixi")
@@ -86,9 +90,12 @@ def test_a_toolchain_that_came_with_the_project_is_installed_afresh(
     monkeypatch.setattr(toolchain, "_install", lambda c: installs.mark_complete(c.root))
     assert toolchain.ensure_toolchain(state_dir=tmp_path / "project" / ".ngixi") == chain
     assert chain.complete and not (chain.root / "env").exists()
+    assert f"{chain.root}: installing afresh: its marker is not one your builds made" in caplog.text
 
 
-def test_a_language_install_that_came_with_the_project_is_installed_afresh(tmp_path: Path) -> None:
+def test_a_language_install_that_came_with_the_project_is_installed_afresh(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     root = installs.install_root(tmp_path, "javascript", {"package.json": b"{}"})
     root.mkdir(parents=True)
     (root / installs.COMPLETE).write_text(root.name + "\n")  # as builds wrote it before
@@ -97,14 +104,39 @@ def test_a_language_install_that_came_with_the_project_is_installed_afresh(tmp_p
     assert installed == [root] and installs.is_complete(root)
     installs.ensure_install(root, installed.append)
     assert installed == [root]  # this user's install is reused
+    assert caplog.text.count("installing afresh") == 1  # said of the one made before stamps only
 
 
-def test_a_stamp_key_others_may_read_is_refused(user_state: Path, tmp_path: Path) -> None:
-    installs.stamp(tmp_path)
-    key = user_state / "ngixi" / "install-stamp.key"
-    key.chmod(0o644)
-    with pytest.raises(ToolchainError, match=r"install-stamp\.key: not used as the toolchain install stamp key: "):
-        installs.stamp(tmp_path)
+def test_a_stamp_key_others_may_read_is_not_used(
+    user_state: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    kept = installs.stamp(tmp_path)
+    (user_state / "ngixi" / "install-stamp.key").chmod(0o644)
+    assert installs.stamp(tmp_path) != kept  # this process's own key, which no one else has
+    assert "install-stamp.key: the key that marks what your builds made is not used: others may read it" in caplog.text
+
+
+def test_a_stamp_once_the_key_is_there_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every up-to-date check of an install or artifact stamps, and each wrote (and synced) a key to find one
+    there."""
+    kept = installs.stamp(tmp_path)
+    monkeypatch.setattr(installs, "write_atomic", lambda *_args, **_kwargs: pytest.fail("a key written"))
+    assert installs.stamp(tmp_path) == kept
+
+
+def test_builds_go_on_where_the_stamp_key_cannot_be_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A read-only home (a container's, a sandboxed build's) failed every build, with doit's traceback; it built
+    before stamps. What the build makes then counts in this process only, said once."""
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "a-file" / "state"))
+    root = tmp_path / "toolchain" / "0123456789abcdef"
+    installed: list[Path] = []
+    for _ in range(2):
+        installs.ensure_install(root, installed.append)
+    assert installed == [root] and installs.is_complete(root)
+    assert caplog.text.count("cannot be kept there") == 1 and "set XDG_STATE_HOME" in caplog.text
 
 
 def test_only_an_artifact_this_users_build_compiled_is_made_here(
@@ -126,6 +158,30 @@ def test_only_an_artifact_this_users_build_compiled_is_made_here(
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "user-state"))
     ours.write_bytes(b"changed")
     assert not any(precompile.made_here(path) for path in (shipped, theirs, ours, tmp_path / "missing.bin"))
+
+
+@pytest.mark.parametrize("engine", ["wasmer", "wasmtime"])
+def test_the_bundle_step_refuses_an_artifact_not_made_here(tmp_path: Path, engine: str) -> None:
+    """The last stop before this user's dev key signs machine code: one that came with the project is refused, and
+    no bundle is written."""
+    init_project(tmp_path / "p")
+    project = find_project(tmp_path / "p")
+    new_guest(project, "hello", language="c", kind="library", abi="core")
+    project.wasm_path("hello").parent.mkdir(parents=True)
+    project.wasm_path("hello").write_bytes(b"\0asm\1\0\0\0")
+    project.validated_path("hello").parent.mkdir(parents=True)
+    digests = validate._digests(project.manifest_path("hello"), project.wasm_path("hello"))
+    project.validated_path("hello").write_text(json.dumps(digests))
+    triple = "x86_64-unknown-linux-gnu"
+    shipped = project.artifact_path("hello", triple, engine)
+    shipped.parent.mkdir(parents=True)
+    shipped.write_bytes(b"their machine code")
+    record = {**ArtifactMeta(engine, "1", "1", "c", triple, (), "0" * 64)._asdict(), "metered": False}
+    precompile.metadata_path(shipped).write_text(json.dumps(record))
+    wasmer, wasmtime = ([triple], []) if engine == "wasmer" else ([], [triple])
+    with pytest.raises(InvalidInput, match=r"hello.*: not compiled by your builds \(it came with the project\?\)"):
+        pipeline.bundle(project, read_guest(project, "hello"), wasmer, wasmtime_triples=wasmtime)
+    assert not project.bundle_path("hello", read_guest(project, "hello").version).parent.exists()
 
 
 def test_every_precompile_task_asks_whether_its_artifact_was_made_here(tmp_path: Path) -> None:
@@ -154,3 +210,21 @@ def test_watch_mode_compiles_again_an_artifact_not_made_here(tmp_path: Path) -> 
     assert not precompile.wasmtime_artifact_is_current(artifact, target=target, wasm_sha256="0" * 64, metered=False)
     precompile._write(artifact, b"our machine code", meta)
     assert precompile.wasmtime_artifact_is_current(artifact, target=target, wasm_sha256="0" * 64, metered=False)
+
+
+def test_watch_mode_compiles_again_a_wasmer_artifact_not_made_here(tmp_path: Path) -> None:
+    """As for Wasmtime's: DevBuilder's own check of a Wasmer artifact, whose metadata came with the project."""
+    init_project(tmp_path / "p")
+    project = find_project(tmp_path / "p")
+    target = resolve_target("x86_64-unknown-linux-gnu", source="test")
+    builder = DevBuilder(project, cast(AscServer, None))
+    artifact, meta = (
+        builder.project.artifact_path("hello", target.triple),
+        precompile.artifact_metadata(target, "0" * 64),
+    )
+    artifact.parent.mkdir(parents=True)
+    artifact.write_bytes(b"their machine code")
+    precompile.metadata_path(artifact).write_text(json.dumps({**meta._asdict(), "metered": False}))
+    assert not builder._artifact_fits("hello", target, "0" * 64)
+    precompile._write(artifact, b"our machine code", meta)
+    assert builder._artifact_fits("hello", target, "0" * 64)

@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 
 from ngixi_runtime import errors
-from ngixi_runtime.capabilities.context import LogLine
-from ngixi_runtime.errors import OUTCOMES
+from ngixi_runtime.capabilities.context import HostContext, LogLine
+from ngixi_runtime.capabilities.log import write_log
+from ngixi_runtime.errors import OUTCOMES, GuestError
 from ngixi_runtime.guest.manifest import Limits
+from ngixi_runtime.loading import calls
 from ngixi_runtime.loading.tenant_wire import (
     CALL,
     REPLY,
@@ -210,6 +212,29 @@ def test_numbers_at_the_ends_of_their_ranges_are_taken() -> None:
     for reading in incoming(header(flags=1, numbers=most), header(numbers=(0, 0.0, 0, 0))):
         assert read_reply(reading, BOUNDS)[6:10] == (1250.0, 1, {}, BOUNDS.output_bytes)
         assert read_reply(reading, BOUNDS).duration_ms == 0.0
+
+
+def test_a_call_stopped_at_its_log_quota_crosses_the_wire() -> None:
+    """The log line that went over the quota was counted though never kept: a guest logging 2 GiB at once (its
+    length alone, nothing read) made its call's output bytes far over what a reply may say, and the isolated
+    child's reply was taken for a crash's, not the call's quota failure."""
+    ctx = HostContext(guest="g", log_quota=LIMITS.log_bytes, stdio_quota=LIMITS.stdout_bytes, grants=frozenset())
+    write_log(ctx, 2, 60, lambda: "x" * 60)
+    with pytest.raises(GuestError, match="exceeded its quota") as refused:
+        write_log(ctx, 2, 1 << 31, lambda: pytest.fail("read"))
+    result = calls._result(
+        values=(),
+        exit_code=None,
+        output=ctx.output,
+        nanoseconds=0,
+        pages=0,
+        failure=refused.value,
+        written=None,
+        output_kind=None,
+    )
+    assert result.metrics.output_bytes == 60
+    for reading in incoming(frame(reply_frame(result, error=str(refused.value)))):
+        assert read_reply(reading, BOUNDS).outcome == "quota"
 
 
 def test_every_outcome_the_run_side_names_can_cross_the_wire() -> None:
