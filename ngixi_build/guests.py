@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from ngixi_build.project import Project
 from ngixi_runtime.errors import InvalidInput
@@ -62,17 +63,23 @@ def _inferred_language(project: Project, name: str, *, has_build: bool) -> Guest
 
 
 def read_guests(project: Project) -> dict[str, GuestBuild]:
-    """Every guest of the project by name, in name order; InvalidInput for a manifest whose guest has no directory,
-    which the build would otherwise pass over without a word."""
-    names = project.guest_names()
+    """Every guest of the project by name, in name order."""
+    return {name: read_guest(project, name) for name in project.guest_names()}
+
+
+def manifests_without_guest(project: Project) -> list[Path]:
+    """Manifests whose guest has no directory under guests/, which the build would otherwise pass over."""
+    names = set(project.guest_names())
     manifests = sorted(project.manifests_dir.glob("*.toml")) if project.manifests_dir.is_dir() else []
-    orphan = next((path for path in manifests if path.stem not in names), None)
-    if orphan is not None:
-        missing = f"{project.guests_dir / orphan.stem}/"
-        raise InvalidInput(
-            f"{orphan}: guest {orphan.stem!r} has no directory {missing}; put its sources there, or remove it"
-        )
-    return {name: read_guest(project, name) for name in names}
+    return [path for path in manifests if path.stem not in names]
+
+
+def refuse_manifest_without_guest(*, project: Project, manifest: Path) -> None:
+    """The failure of a guest that has a manifest and no directory."""
+    missing = f"{project.guests_dir / manifest.stem}/"
+    raise InvalidInput(
+        f"{manifest}: guest {manifest.stem!r} has no directory {missing}; put its sources there, or remove it"
+    )
 
 
 def _table(value: object) -> Mapping[str, object]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from doit.tools import config_changed, run_once
 
-from ngixi_build.guests import read_guests
+from ngixi_build.guests import manifests_without_guest, read_guests, refuse_manifest_without_guest
 from ngixi_build.project import NODE_MODULES, Project
 from ngixi_build.reporter import ProgressReporter
 from ngixi_build.stages import component, core_bindings
@@ -91,6 +91,7 @@ class ProjectTasks:
     def __init__(self, project: Project) -> None:
         self.project = project
         self.guests = read_guests(project)  # read once: every task below is declared from these
+        self.manifests_without_guest = manifests_without_guest(project)
         self.plans = {g: pipeline.artifact_plan(project, guest) for g, guest in self.guests.items()}
         self.wasmer_triples = {g: [t.triple for t in targets] for g, (targets, _) in self.plans.items()}
         self.wasmtime_for = {g: triples for g, (_, triples) in self.plans.items()}  # components: Wasmtime only
@@ -283,6 +284,14 @@ class ProjectTasks:
                     TargetsUnchanged(),
                 ],
                 "clean": True,
+            }
+
+        for manifest in self.manifests_without_guest:  # fails alone: the other guests are built
+            yield {
+                "name": manifest.stem,
+                "actions": [
+                    as_action(refuse_manifest_without_guest, locked=False, project=self.project, manifest=manifest)
+                ],
             }
 
     def task_smoke(self) -> Any:

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from doit.exceptions import TaskFailed
 
-from ngixi_build.workflows.scaffold import init_project
+from ngixi_build.project import Project
+from ngixi_build.workflows.dodo_tasks import ProjectTasks
+from ngixi_build.workflows.scaffold import init_project, new_guest
 from tests.conftest import make_bundle, make_key
 from tests.wasmgen import ADD_BODY, Func, module
 
@@ -165,3 +168,15 @@ def test_keygen_leaves_no_secret_key_without_its_public_half(world: World) -> No
     done = ngixi(["keygen", "--secret", str(secret), "--public", str(public)], world.root)
     assert_refused(done, str(public.parent))
     assert not secret.exists()
+
+
+def test_a_manifest_without_its_guest_fails_its_own_bundle_task_and_stops_no_other(tmp_path: Path) -> None:
+    """Refused while doit loaded the tasks, it stopped every doit command (`doit list` and `doit clean` too)."""
+    init_project(tmp_path)
+    new_guest(Project(tmp_path), "kept", language="c", kind="library", abi="core")
+    (tmp_path / "manifests" / "gone.toml").write_text('[guest]\nname = "gone"\n')
+    bundles = {task["name"]: task for task in ProjectTasks(Project(tmp_path)).task_bundle()}
+    assert sorted(bundles) == ["gone", "kept"]
+    action, _, _ = bundles["gone"]["actions"][0]
+    failure = action()
+    assert isinstance(failure, TaskFailed) and "guest 'gone' has no directory" in str(failure)

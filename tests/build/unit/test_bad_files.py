@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ngixi_build.files import link_out_of, regular_files, sha256_of
-from ngixi_build.guests import read_guest, read_guests
+from ngixi_build.guests import manifests_without_guest, read_guest, read_guests, refuse_manifest_without_guest
 from ngixi_build.project import Project, find_project
 from ngixi_build.stages.bundle import write_bundle
 from ngixi_build.stages.signing import generate_key_pair
@@ -191,10 +191,14 @@ def test_a_manifest_whose_guest_has_no_directory_is_named_not_passed_over(tmp_pa
     init_project(tmp_path)
     new_guest(Project(tmp_path), "kept", language="c", kind="library", abi="core")
     (tmp_path / "manifests" / "gone.toml").write_text('[guest]\nname = "gone"\n')
+    assert list(read_guests(Project(tmp_path))) == ["kept"]
+    assert manifests_without_guest(Project(tmp_path)) == [tmp_path / "manifests" / "gone.toml"]
     with pytest.raises(InvalidInput, match=r"manifests/gone\.toml: guest 'gone' has no directory .*/guests/gone/; put"):
-        read_guests(Project(tmp_path))
+        refuse_manifest_without_guest(project=Project(tmp_path), manifest=tmp_path / "manifests" / "gone.toml")
     (tmp_path / "guests" / "gone").mkdir()
     (tmp_path / "guests" / "gone" / "main.c").write_text("int main(void) { return 0; }\n")
+    assert manifests_without_guest(Project(tmp_path)) == []
+
     assert list(read_guests(Project(tmp_path))) == ["gone", "kept"]
 
 
