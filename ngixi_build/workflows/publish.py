@@ -51,7 +51,7 @@ REACH_TIMEOUT_SECONDS = 10  # for each connect and each read: a registry that st
 MAX_MANIFEST_BYTES = 4 << 20
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _BODY_SHOWN = 300  # characters of a refusal's body quoted in the error
-_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
+_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d{1,5}))?")
 _REPOSITORY_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 
@@ -81,11 +81,17 @@ def registry_from_environment() -> str:
     return checked_registry(registry, source=REGISTRY_VARIABLE)
 
 
+def _is_host(text: str) -> bool:
+    """host[:port], the port one a TCP connection can be made to."""
+    found = _HOST.fullmatch(text)
+    return found is not None and (found["port"] is None or 0 < int(found["port"]) <= 65535)
+
+
 def checked_registry(registry: str, *, source: str) -> str:
     """host[:port][/namespace], the namespace as the OCI distribution spec allows repository names."""
     host, _, namespace = registry.partition("/")
     components = namespace.split("/") if namespace else []
-    if not _HOST.fullmatch(host) or not all(_REPOSITORY_COMPONENT.fullmatch(c) for c in components):
+    if not _is_host(host) or not all(_REPOSITORY_COMPONENT.fullmatch(c) for c in components):
         raise InvalidInput(
             f"{source}: {registry!r} is not a registry: give host[:port][/namespace], the namespace in lowercase "
             "letters and digits separated by '/', '.', '_' or '-'"
@@ -102,7 +108,7 @@ def checked_reference(reference: str) -> str:
     host, _, repository = path.partition("/")
     pinned = _DIGEST.fullmatch(digest) if at else _TAG.fullmatch(tag) if colon else None
     components = repository.split("/")
-    if not (pinned and _HOST.fullmatch(host) and all(_REPOSITORY_COMPONENT.fullmatch(c) for c in components)):
+    if not (pinned and _is_host(host) and all(_REPOSITORY_COMPONENT.fullmatch(c) for c in components)):
         raise InvalidInput(
             f"{printable(reference)}: not a bundle reference: give host[:port]/repository:version, the version's "
             "'+' as '_', or host[:port]/repository@sha256:<64 hex digits>, not both (as `doit publish` prints "

@@ -22,7 +22,8 @@ def test_a_registry_with_a_lowercase_namespace_is_accepted(registry: str) -> Non
 
 
 @pytest.mark.parametrize(
-    "registry", ["127.0.0.1:5000/NGIXI", "host/a b", "https://host/x", "host//x", "host/-x", "ho st"]
+    "registry",
+    ["127.0.0.1:5000/NGIXI", "host/a b", "https://host/x", "host//x", "host/-x", "ho st", "host:65536", "host:0/x"],
 )
 def test_a_registry_the_spec_refuses_is_named_with_the_form_to_give(registry: str) -> None:
     with pytest.raises(InvalidInput, match=r"^NGIXI_REGISTRY: .* is not a registry: give host\[:port\]\[/namespace\]"):
@@ -51,6 +52,7 @@ def test_a_bundle_reference_as_publish_prints_it_is_accepted(reference: str) -> 
         "127.0.0.1:5000/ngixi/hello@0.1.0",
         "127.0.0.1:5000/ngixi/Hello:0.1.0",
         "127.0.0.1:5000:0.1.0",
+        "127.0.0.1:99999/ngixi/hello:0.1.0",  # no such port: requests would fail later, less clearly
         "hello:0.1.0",
         "127.0.0.1:5000/ngixi/../hello:0.1.0",
         "127.0.0.1:5000/ngixi/hello:0.1.0+build.5",  # the version as written, not as its tag
