@@ -76,9 +76,9 @@ def trusted_keys(args: argparse.Namespace) -> TrustStore:
 
 def _chosen_trust(args: argparse.Namespace, path: Path) -> TrustStore:
     """The keys the trust file `trust_file(args)` chose trusts, scoped as a found project's dev trust file is."""
-    from ngixi_runtime.trust.project_trust import load_chosen_trust
+    from ngixi_runtime.trust.project_trust import chosen_trust
 
-    return load_chosen_trust(path, found=is_implicit_choice(args.trust))
+    return chosen_trust(path, found=is_implicit_choice(args.trust))
 
 
 def _given_sandboxes(path: Path | None) -> Path | None:

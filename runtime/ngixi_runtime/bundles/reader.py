@@ -213,7 +213,7 @@ class VerifiedBundle:
         "_descriptor",
         "contents",
         "index",
-        "index_sha256",
+        "index_bytes",
         "manifest",
         "signer",
         "source",
@@ -227,7 +227,7 @@ class VerifiedBundle:
         manifest: Manifest,  # from the signed index's copy, checked against the index
         contents: dict[str, bytes],
         *,
-        index_sha256: str = "",  # of the signed index's bytes: what a reader given `index_sha256=` must find
+        index_bytes: bytes = b"",  # the signed index's bytes, which `reopen_verified` holds the file to
         deferred: dict[str, int] | None = None,  # path → offset of its data
         ahead: _ReadAhead | None = None,
         descriptor: int | None = None,  # the caller's open bundle, for deferred reads
@@ -237,7 +237,7 @@ class VerifiedBundle:
         self.signer = signer
         self.manifest = manifest
         self.contents = contents
-        self.index_sha256 = index_sha256
+        self.index_bytes = index_bytes
         self._deferred = {} if deferred is None else deferred
         self._ahead = ahead
         self._descriptor = descriptor
@@ -253,7 +253,7 @@ class VerifiedBundle:
             self.signer,
             self.manifest,
             self.contents,
-            index_sha256=self.index_sha256,
+            index_bytes=self.index_bytes,
             deferred=self._deferred,
             ahead=self._ahead,
         )
@@ -545,19 +545,33 @@ def _verify_archive(
     rollback: RollbackGuard | None,
     defer_members: bool,
     prefetch: Collection[str],
-    index_sha256: str | None,
 ) -> VerifiedBundle:
     source = archive.source
     entries = archive.scan()
     index_bytes, signature = archive.read(entries[0]), archive.read(entries[1])
-    found_sha256 = sha256_hex(index_bytes)
-    if index_sha256 is not None and found_sha256 != index_sha256:
-        raise VerificationError(f"{source}: the bundle changed since it was verified (its signed index differs)")
     signer, comment = verify_index(index_bytes, signature, trust, source=source, comment_signature=not defer_members)
     index = parse_index(index_bytes, source=source)
     check_scope(index, signer, comment, source=source, scope_note=trust.scope_note)
     if rollback is not None:
         rollback.check(index, source=source)
+    return _verified(
+        archive, index_bytes, index, signer, entries, rollback=rollback, defer_members=defer_members, prefetch=prefetch
+    )
+
+
+def _verified(
+    archive: _Archive,
+    index_bytes: bytes,
+    index: BundleIndex,
+    signer: TrustedKey,
+    entries: list[_Entry],
+    *,
+    rollback: RollbackGuard | None,
+    defer_members: bool,
+    prefetch: Collection[str],
+) -> VerifiedBundle:
+    """The bundle of a verified index: its entries held to the index, its members read (or deferred) and checked."""
+    source = archive.source
     members = archive.match(entries[2:], index)
     ahead = archive.hash_ahead(members, prefetch if defer_members else None)
     try:
@@ -575,7 +589,7 @@ def _verify_archive(
         signer,
         manifest,
         contents,
-        index_sha256=found_sha256,
+        index_bytes=index_bytes,
         deferred=deferred,
         ahead=ahead,
         descriptor=archive.descriptor,
@@ -590,7 +604,6 @@ def read_bundle(
     defer_members: bool = False,
     prefetch: Collection[str] = (),
     descriptor: int | None = None,
-    index_sha256: str | None = None,
 ) -> VerifiedBundle:
     """Opens and verifies a bundle; nothing unverified reaches the caller.
 
@@ -604,19 +617,41 @@ def read_bundle(
 
     With `descriptor`, the bundle is read from that open file, which the caller keeps open while the
     result is used, and `path` only names it; a later rename or removal at the path changes nothing.
-    With `index_sha256`, a bundle whose signed index has other bytes (say, one verified earlier
-    and changed since) is refused.
     """
     opened = _opened(path) if descriptor is None else _reading(descriptor, str(path))
     with opened as bundle:
-        size = os.fstat(bundle).st_size
-        if size > MAX_BUNDLE_BYTES:
-            raise VerificationError(f"{path}: {size} bytes is over the {MAX_BUNDLE_BYTES} bundle limit")
-        archive = _Archive(bundle, size, str(path))
-        verified = _verify_archive(
-            archive, trust, rollback=rollback, defer_members=defer_members, prefetch=prefetch, index_sha256=index_sha256
-        )
+        archive = _archive(bundle, str(path))
+        verified = _verify_archive(archive, trust, rollback=rollback, defer_members=defer_members, prefetch=prefetch)
     return verified if descriptor is not None else verified.without_descriptor()
+
+
+def reopen_verified(
+    descriptor: int, source: str, index_bytes: bytes, signer: TrustedKey, *, prefetch: Collection[str] = ()
+) -> VerifiedBundle:
+    """A bundle another process verified (`read_bundle` with `descriptor`), read again from the same open file by a
+    process that process trusts and started (a tenant's child), as `read_bundle(defer_members=True)` reads it.
+
+    `index_bytes` and `signer` are the verified bundle's (`VerifiedBundle.index_bytes`, `signer`): the file's
+    index must have exactly those bytes, or the bundle is refused as changed since it was verified. Their
+    signature, trust scope and rollback state were checked on those bytes and are not checked again; every
+    member is still held to that index's digests as it is read, so a file changed in place never runs.
+    """
+    with _reading(descriptor, source):
+        archive = _archive(descriptor, source)
+        entries = archive.scan()
+        if archive.read(entries[0]) != index_bytes:
+            raise VerificationError(f"{source}: the bundle changed since it was verified (its signed index differs)")
+        index = parse_index(index_bytes, source=source)
+        return _verified(
+            archive, index_bytes, index, signer, entries, rollback=None, defer_members=True, prefetch=prefetch
+        )
+
+
+def _archive(descriptor: int, source: str) -> _Archive:
+    size = os.fstat(descriptor).st_size
+    if size > MAX_BUNDLE_BYTES:
+        raise VerificationError(f"{source}: {size} bytes is over the {MAX_BUNDLE_BYTES} bundle limit")
+    return _Archive(descriptor, size, source)
 
 
 def open_bundle_file(path: Path) -> int:

@@ -4,6 +4,7 @@ this process imports none of it."""
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import threading
@@ -63,16 +64,19 @@ class _Child:
 
 
 class CheckedBundle(NamedTuple):
-    """A verified bundle's open file, what every child of its tenant reads instead of the path."""
+    """A verified bundle's open file, what every child of its tenant reads instead of the path, with the signed
+    index's bytes that were verified and the key that signed them (`bundles.reader.reopen_verified`)."""
 
     descriptor: int
     source: str  # the path it was opened at, to name it in messages
-    index_sha256: str  # of the signed index that was checked
+    index_bytes: bytes  # the signed index that was verified
+    signer: Mapping[str, Any]  # the trusted key that signed it, as its trust file's table (`TrustedKey.to_table`)
     wasm_bytes: int = 0  # the size of the module a child may have to compile
 
     @classmethod
     def of(cls, verified: VerifiedBundle, descriptor: int) -> CheckedBundle:
-        return cls(descriptor, verified.source, verified.index_sha256, verified.index.member("wasm").size)
+        size = verified.index.member("wasm").size
+        return cls(descriptor, verified.source, verified.index_bytes, verified.signer.to_table(), size)
 
     @property
     def prepare_seconds(self) -> float:
@@ -80,7 +84,12 @@ class CheckedBundle(NamedTuple):
         return _PREPARE_TIMEOUT_SECONDS + self.wasm_bytes / _COMPILED_BYTES_PER_SECOND
 
     def to_json(self) -> dict[str, Any]:
-        return {"descriptor": self.descriptor, "source": self.source, "index_sha256": self.index_sha256}
+        return {
+            "descriptor": self.descriptor,
+            "source": self.source,
+            "index": base64.b64encode(self.index_bytes).decode("ascii"),
+            "signer": dict(self.signer),
+        }
 
 
 def _error_file() -> IO[bytes]:
@@ -112,21 +121,21 @@ def _aot_cache_variable(environ: Mapping[str, str]) -> dict[str, str]:
 class IsolatedTenant:
     """A guest in its own child process, restarted after any failure that killed it.
 
-    It owns `bundle`'s descriptor, and closes it with the tenant. `trust` is the trust file that
-    was read to check it (its source and text), which the child checks the signature with again.
+    It owns `bundle`'s descriptor, and closes it with the tenant. Each child reads the bundle from that open
+    file, held to the index bytes verified here and every member to that index's digests; the signature, its
+    trust scope and the rollback state, checked here on those bytes, are not checked again there.
     """
 
     def __init__(
         self,
         bundle: CheckedBundle,
-        trust: Mapping[str, Any],
         manifest: Manifest,
         options: Mapping[str, Any],
         environment: Mapping[str, str],
     ) -> None:
         self.manifest = manifest
         self._bundle = bundle
-        self._request = {"bundle": {**bundle.to_json(), "descriptor": CHILD_BUNDLE}, "trust": dict(trust), **options}
+        self._request = {"bundle": {**bundle.to_json(), "descriptor": CHILD_BUNDLE}, **options}
         self._environment = dict(environment)
         self._child: _Child | None = None
         self._output_kinds, unchecked, _ = export_table(manifest)

@@ -2,9 +2,10 @@
 (`zygote_server.fork_here`) and driven by its parent over pipes.
 
 The first request opens the bundle its parent verified, from the open file it inherits, never by
-path: the signature is checked again with the trust file's text the parent read, and the signed
-index must have the bytes the parent checked (its SHA-256), so the parent's rollback and policy
-decisions hold for it. The child says `{"instantiating": true}` before the guest's own code may
+path: the file's signed index must have exactly the bytes the parent verified, which the request
+carries with the key that signed them (`bundles.reader.reopen_verified`), so the parent's signature,
+trust, rollback and policy decisions hold for it; every member is held to that index's digests as it
+is read. The child says `{"instantiating": true}` before the guest's own code may
 first run, then `ok`. Each later request is a call. Guest output never reaches this process's
 stdout: it is captured and sent back. How it is started (a clean room) is in `loading/zygote.py`.
 
@@ -37,7 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.bundles.reader import reopen_verified
 from ngixi_runtime.capabilities.context import Sandbox
 from ngixi_runtime.errors import GuestError, NgixiError
 from ngixi_runtime.guest.manifest import Manifest
@@ -52,7 +53,7 @@ from ngixi_runtime.loading.tenant_wire import (
     reply_frame,
     write_all,
 )
-from ngixi_runtime.trust.signatures import TrustStore, trust_from_table, trust_from_text
+from ngixi_runtime.trust.signatures import trusted_key_from_table
 
 # Room for the Python heap beside the guest's own memory under RLIMIT_AS.
 _HEAP_HEADROOM_BYTES = 256 * 1024 * 1024
@@ -70,7 +71,7 @@ _PAGE_BYTES = 65536
 # glibc's mallopt parameters, its default mmap threshold and the largest it takes on a 64-bit machine.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _MMAP_THRESHOLD_DEFAULT, _MMAP_THRESHOLD_MAX = 128 << 10, 32 << 20
-# The first request carries the trust file's text (or the tables the parent scoped) and the guest's stdin (base64):
+# The first request carries the signed index the parent verified and the guest's stdin (base64):
 # its parent is trusted.
 _START_REQUEST_BYTES = 1 << 30
 
@@ -192,22 +193,15 @@ def _send(replies: int, message: dict[str, Any]) -> None:
     write_all(replies, [control_frame(message)])
 
 
-def _trust(chosen: dict[str, Any]) -> TrustStore:
-    """The keys the parent trusts: its trust file's text, or the tables it scoped (`tenants._trust`)."""
-    if "table" in chosen:
-        return trust_from_table(chosen["table"], source=chosen["source"])
-    return trust_from_text(chosen["text"], source=chosen["source"])
-
-
 def _open(request: dict[str, Any], replies: int) -> Guest:
     checked = request["bundle"]
-    bundle = read_bundle(
-        Path(checked["source"]),
-        _trust(request["trust"]),
-        defer_members=True,
+    source = checked["source"]
+    bundle = reopen_verified(
+        checked["descriptor"],
+        source,
+        base64.b64decode(checked["index"]),
+        trusted_key_from_table(checked["signer"], source=source),
         prefetch=likely_artifacts(request.get("engine")),
-        descriptor=checked["descriptor"],
-        index_sha256=checked["index_sha256"],
     )
     sandbox = Sandbox.from_json(request["sandbox"]) if request.get("sandbox") else None
     return open_guest(

@@ -12,8 +12,9 @@ starts a fresh child. `isolated=False` runs the guest in this process (fast, for
 A tenant runs exactly what was checked. The bundle is opened once, and the signature, trust
 scope, rollback state and policy are checked on that open file; every child, the first and each
 restarted one, inherits the same open file (never the path, which may since name another file)
-and refuses it unless its signed index has the very bytes checked here. Its members are held to
-that index's digests as they are read, so a file changed in place is refused, never run.
+and is handed the signed index's bytes checked here, which it refuses the file unless its index
+has (it does not check the signature again). Its members are held to that index's digests as they
+are read, so a file changed in place is refused, never run.
 
 The child is a clean room: `python -I` (no working directory, user site or PYTHON* variables on
 its path), started in `/`, with an environment of only `CHILD_ENVIRONMENT`'s variables that the
@@ -218,7 +219,7 @@ def open_tenant(
     that exists to run this guest, such as `ngixi run --in-process`.
     """
     check_tenant_id(tenant)
-    child_trust, trust = chosen_trust(trust_file, found=project_trust)
+    trust = chosen_trust(trust_file, found=project_trust)
     descriptor = open_bundle_file(bundle)
     owned_by_tenant = False
     try:
@@ -259,7 +260,6 @@ def open_tenant(
 
         loaded = IsolatedTenant(
             CheckedBundle.of(verified, descriptor),
-            child_trust,
             manifest,
             {**options, "engine": isolated_engine(manifest, engine, verified.index.artifact_engines)},
             child_environment(child_env),

@@ -18,7 +18,7 @@ from typing import Any
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import make_directories, write_atomic
 from ngixi_runtime.trust.local_paths import unsafe_because
-from ngixi_runtime.trust.signatures import TrustStore, read_trust, read_trust_table, trust_from_table
+from ngixi_runtime.trust.signatures import TrustStore, load_trust, read_trust_table, trust_from_table
 
 DEV_CHANNEL = "dev"
 # The public keys of the dev keys this user's builds made, one a line, the latest last.
@@ -94,23 +94,15 @@ def _dev_scope(key: object, registered: frozenset[str]) -> object | None:
     return scoped
 
 
-def chosen_trust(path: Path, *, found: bool) -> tuple[dict[str, Any], TrustStore]:
-    """The keys the trust file at `path` trusts, and the same keys as a child process is handed them
-    (`tenant_child`): the file's text, or with `found` (a project's dev trust file the operator did not name, see
-    `choice.is_implicit_choice`) its tables as `project_trust_table` scopes them."""
+def chosen_trust(path: Path, *, found: bool) -> TrustStore:
+    """The keys the trust file at `path` trusts; with `found` (a project's dev trust file the operator did not
+    name, see `choice.is_implicit_choice`) as `project_trust_table` scopes them."""
     if not found:
-        text, store = read_trust(path)
-        return {"source": str(path), "text": text}, store
+        return load_trust(path)
     scoped = project_trust_table(read_trust_table(path), source=path)
     note = (
         f"the trust file {path} was found from the working directory (or --project), and a project's dev trust "
         f"file found so trusts keys for the {DEV_CHANNEL} channel only, whatever it lists: pass --trust FILE "
         "(this file, or the operator's) to verify other channels"
     )
-    store = trust_from_table(scoped, source=str(path))._replace(scope_note=note)
-    return {"source": str(path), "table": scoped}, store
-
-
-def load_chosen_trust(path: Path, *, found: bool) -> TrustStore:
-    """The keys `chosen_trust` says the trust file at `path` trusts."""
-    return chosen_trust(path, found=found)[1]
+    return trust_from_table(scoped, source=str(path))._replace(scope_note=note)

@@ -35,6 +35,16 @@ class TrustedKey(NamedTuple):
     def may_sign(self, guest: str, channel: str) -> bool:
         return channel in self.channels and any(fnmatch.fnmatchcase(guest, p) for p in self.guests)
 
+    def to_table(self) -> dict[str, Any]:
+        """The key as a trust file's `[[keys]]` table lists it (`trusted_key_from_table` reads it back)."""
+        return {
+            "id": self.key_id,
+            "public_key": self.public_key.to_base64().decode("ascii"),
+            "guests": list(self.guests),
+            "channels": list(self.channels),
+            "native_code": self.native_code,
+        }
+
 
 class TrustStore(NamedTuple):
     source: str
@@ -151,6 +161,11 @@ def trust_from_table(raw: Mapping[str, Any], *, source: str) -> TrustStore:
     if not isinstance(keys, list) or not keys:
         raise InvalidInput(f"{source}: keys: list at least one [[keys]] table")
     return TrustStore(source, tuple(_parse_key(k, f"keys[{i}]", source) for i, k in enumerate(keys)))
+
+
+def trusted_key_from_table(raw: Mapping[str, Any], *, source: str) -> TrustedKey:
+    """One key as `TrustedKey.to_table` gives it; `source` names where it came from in messages."""
+    return _parse_key(dict(raw), "key", source)
 
 
 # A signature file's fields (an immutable `Signature`) depend on its bytes alone: parsed once per exact bytes.

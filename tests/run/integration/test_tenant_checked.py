@@ -21,6 +21,7 @@ from ngixi_runtime.loading.tenants import CallFailed, TenantPool, open_tenant
 from ngixi_runtime.trust.policy import Policy, load_policy
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
 from tests.run.integration.test_rollback import wait_until_dead
+from tests.run.unit.test_bundle import rewritten_in_place
 from tests.wasmgen import ADD_BODY, Func, Imp, module, push
 
 LOG = Imp("ngixi", "log", ["i32"] * 3)
@@ -155,6 +156,21 @@ def end_child(tenant: IsolatedTenant) -> None:
     wait_until_dead(pid)
     with pytest.raises(CallFailed, match="the tenant process died"):
         tenant.call("add", (2, 3))
+
+
+@pytest.mark.usefixtures("engine_name")
+def test_a_member_changed_in_place_after_the_check_never_runs(bundles: Bundles) -> None:
+    """The signed index is left as it was and only guest.wasm is rewritten in the file, at its size, with an add
+    that says 666: a restarted child, which does not check the signature again, runs the verified code (from the
+    host AOT cache, found by the signed digest) or refuses the changed bytes; it never runs them."""
+    with open_tenant(bundles.victim, trust_file=bundles.trust) as tenant:
+        assert isinstance(tenant, IsolatedTenant) and call_add(tenant) == (5,)
+        rewritten_in_place(bundles.victim, "guest.wasm", lambda _: guest_wasm(push(666) + b"\x01\x01"))  # nop, nop
+        end_child(tenant)
+        try:
+            assert call_add(tenant) == (5,)
+        except VerificationError as refused:
+            assert "guest.wasm does not match its digest in the signed index" in str(refused)
 
 
 def test_a_bundle_removed_after_the_check_still_restarts(bundles: Bundles) -> None:

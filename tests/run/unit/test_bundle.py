@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import random
 import re
 import tarfile
@@ -16,7 +17,7 @@ import pytest
 from ngixi_build.stages.bundle import ArtifactInput, render_index
 from ngixi_build.stages.signing import sign
 from ngixi_runtime.bundles import reader as bundle_reader
-from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.bundles.reader import read_bundle, reopen_verified
 from ngixi_runtime.errors import NgixiError, VerificationError
 from ngixi_runtime.loading.loader import verified_manifest
 from ngixi_runtime.spec.bundle_format import (
@@ -29,7 +30,7 @@ from ngixi_runtime.spec.bundle_format import (
     trusted_comment,
 )
 from ngixi_runtime.trust.rollback import RollbackGuard
-from ngixi_runtime.trust.signatures import load_trust
+from ngixi_runtime.trust.signatures import load_trust, trusted_key_from_table
 from tests.conftest import (
     HELLO_MANIFEST,
     WASMER_ENGINE,
@@ -495,3 +496,39 @@ def test_a_bundle_replaced_while_it_is_read_is_read_from_the_file_opened(
     monkeypatch.setattr(bundle_reader._Archive, "hash_ahead", replace_then_read_ahead)
     bundle = read_bundle(scenario.path, load_trust(scenario.trust), defer_members=True, prefetch=["manifest.toml"])
     assert bundle.data(bundle.index.member("manifest")) == HELLO_MANIFEST.encode()
+
+
+def rewritten_in_place(path: Path, name: str, change: Callable[[bytes], bytes]) -> None:
+    """Overwrites one member's bytes in the bundle file itself, at the same size (a writer with access to it)."""
+    with tarfile.open(path) as archive:
+        member = archive.getmember(name)
+    with path.open("r+b") as file:
+        file.seek(member.offset_data)
+        data = change(file.read(member.size))
+        assert len(data) == member.size
+        file.seek(member.offset_data)
+        file.write(data)
+
+
+def test_a_reopened_bundle_is_held_to_the_verified_index_without_the_trust_file(scenario: Scenario) -> None:
+    """A tenant's child reads again the bundle its parent verified, from the same open file, with the index bytes and
+    signer the parent checked: the trust file is not read again, a changed index is refused at once, and a member
+    changed in place after the check is refused when read, never returned."""
+    descriptor = bundle_reader.open_bundle_file(scenario.path)
+    try:
+        verified = read_bundle(scenario.path, load_trust(scenario.trust), defer_members=True, descriptor=descriptor)
+        signer = trusted_key_from_table(verified.signer.to_table(), source="the parent")
+        assert signer == verified.signer
+        scenario.trust.unlink()
+        source = str(scenario.path)
+        again = reopen_verified(descriptor, source, verified.index_bytes, signer)
+        assert (again.index, again.manifest, again.signer) == (verified.index, verified.manifest, verified.signer)
+        assert again.data(again.index.member("wasm")) == WASM
+        with pytest.raises(VerificationError, match="the bundle changed since it was verified"):
+            reopen_verified(descriptor, source, verified.index_bytes + b" ", signer)
+        rewritten_in_place(scenario.path, "guest.wasm", lambda wasm: wasm[:-1] + bytes([wasm[-1] ^ 1]))
+        again = reopen_verified(descriptor, source, verified.index_bytes, signer)
+        with pytest.raises(VerificationError, match=r"guest\.wasm does not match its digest in the signed index"):
+            again.data(again.index.member("wasm"))
+    finally:
+        os.close(descriptor)

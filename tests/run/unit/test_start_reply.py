@@ -59,7 +59,7 @@ def tenant(
 
     monkeypatch.setattr(isolated, "spawn_tenant", spawn)
     manifest = parse_manifest(HELLO_MANIFEST, source="hello.toml", stem="hello")
-    return IsolatedTenant(CheckedBundle(-1, "hello.ngx", "0" * 64), {}, manifest, {}, {})
+    return IsolatedTenant(CheckedBundle(-1, "hello.ngx", b"{}", {}), manifest, {}, {})
 
 
 @pytest.mark.parametrize(
