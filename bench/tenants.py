@@ -6,7 +6,7 @@
   runtime reads at every `Plugin` as "no cache"). The fork server's own start, paid once per host
   process and child environment, is printed apart. Beside each engine's spawn: its child's minor page
   faults from fork to first call returned (/proc/<pid>/stat), the copy-on-write copies and first touches
-  of code.
+  of code, and the CPU time its threads used meanwhile (/proc/<pid>/task/*/schedstat).
 - memory: the PSS (/proc/<pid>/smaps_rollup) of 1, 16, 64 and 256 `hello` tenants and their fork
   server summed, and the time to spawn them, against the goals (2 GiB; 256 x Extism's spawn).
 - whole process: `ngixi run hello add 2 3` (isolated) against `python -c pass`.
@@ -58,16 +58,19 @@ def spawn_and_call(bundle: Path, trust: Path, engine: str) -> None:
         assert tenant.call("add", (2, 3)).values == (5,)
 
 
-def first_call_faults(bundle: Path, trust: Path, engine: str, rounds: int) -> float:
+def first_call_costs(bundle: Path, trust: Path, engine: str, rounds: int) -> tuple[float, float]:
     """The median minor page faults of a tenant's child from its fork to its first call returned (copy-on-write
-    of the fork server's pages, and the first touch of the code it runs)."""
-    faults = []
+    of the fork server's pages, and the first touch of the code it runs), and the median CPU time (ms) its threads
+    used meanwhile (/proc/<pid>/task/*/schedstat), which the load moves less than a wall time."""
+    faults, cpu = [], []
     for _ in range(rounds):
         with open_tenant(bundle, trust_file=trust, engine=engine) as tenant:
             tenant.call("add", (2, 3))
             assert isinstance(tenant, IsolatedTenant) and tenant.pid is not None
             faults.append(int(Path(f"/proc/{tenant.pid}/stat").read_text().rpartition(")")[2].split()[7]))
-    return statistics.median(faults)
+            tasks = Path(f"/proc/{tenant.pid}/task").glob("*/schedstat")
+            cpu.append(sum(int(task.read_text().split()[0]) for task in tasks) / 1e6)
+    return statistics.median(faults), statistics.median(cpu)
 
 
 def extism_imports() -> list[object]:
@@ -167,8 +170,8 @@ def main() -> None:
             ms = median_ms(partial(spawn_and_call, bundle, trust, engine), options.rounds)
             ratio = ms / extism_ms
             print(f"spawn to first call, isolated {engine}: {ms:.2f} ms = {ratio:.2f}x extism (goal 1x; {_load()})")
-            faults = first_call_faults(bundle, trust, engine, options.rounds)
-            print(f"  its child's minor page faults from fork to first call: {faults:.0f} (median)")
+            faults, cpu_ms = first_call_costs(bundle, trust, engine, options.rounds)
+            print(f"  its child from fork to first call: {faults:.0f} minor page faults, {cpu_ms:.2f} ms CPU (medians)")
         for count in counts:
             seconds, kib = tenants_memory(bundle, trust, count)
             at_256 = kib * 1024 / (2 * GIB) * 256 / count
