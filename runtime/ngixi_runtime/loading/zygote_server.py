@@ -29,6 +29,7 @@ from ngixi_runtime.loading.zygote import (
     MAX_MESSAGE,
     NUMBER,
     REFUSED,
+    SPAWN,
     ForkedProcess,
     forked,
     forking_from_this_process,
@@ -39,7 +40,6 @@ from ngixi_runtime.spec.digests import blake2b_512, sha256_hex
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
 
 if TYPE_CHECKING:
-    import selectors
     import socket
 
 # RFC 8032's first Ed25519 test vector: a public key and its signature of the empty message.
@@ -104,52 +104,115 @@ def _warm_up() -> None:
 
 def serve(control: socket.socket) -> None:
     """Forks a tenant for each spawn request until the host closes the control socket."""
-    import selectors
-    import socket
-
-    selector = selectors.DefaultSelector()
-    selector.register(control, selectors.EVENT_READ)
-    statuses: dict[int, int] = {}  # pid -> the write end of its status pipe
-    pidfds: dict[int, int] = {}
-    while True:
-        for key, _ in selector.select(None if hasattr(os, "pidfd_open") else 0.1):
-            if key.fileobj is control:
-                message, descriptors, _, _ = socket.recv_fds(control, MAX_MESSAGE, _RECEIVED_DESCRIPTORS)
-                if not message:
-                    return
-                try:
-                    if len(descriptors) != _RECEIVED_DESCRIPTORS:  # some did not fit this process's table
-                        raise OSError(errno.EMFILE, "too many open files: the spawn request's descriptors were cut")
-                    pid, pidfd = _fork(control, descriptors)
-                except _HostUnreachable:
-                    return
-                except OSError as error:  # no process or descriptor to be had now: that request fails, not the server
-                    _refuse(control, descriptors, error)
-                    continue
-                statuses[pid] = descriptors[-1]
-                if pidfd is not None:
-                    pidfds[pid] = pidfd
-                    selector.register(pidfd, selectors.EVENT_READ)
-        _reap(statuses, pidfds, selector)
+    _Server(control).serve()
 
 
-def _fork(control: socket.socket, descriptors: list[int]) -> tuple[int, int | None]:
-    """Forks a tenant on the received descriptors; tells the host its pid and passes it its pidfd."""
-    import socket
+class _Spare:
+    """A tenant process forked ahead of its spawn request, so that the fork and what a new process does first (the
+    interpreter's after-fork work, the copies of the first pages it writes) are off the spawn's path. It waits on
+    its end of `handoff` for its tenant's descriptors (`_await_tenant`); nothing else is sent to it."""
 
-    if threads() != 1:
-        raise RuntimeError("the tenant fork server must be single-threaded when it forks")
-    pid = os.fork()
-    if pid == 0:
-        _become_tenant(descriptors[:CHILD_DESCRIPTORS])
-    pidfd = _pidfd_of(pid)
-    for descriptor in descriptors[:-1]:
-        os.close(descriptor)
-    try:
-        socket.send_fds(control, [NUMBER.pack(pid)], [] if pidfd is None else [pidfd])
-    except OSError as error:  # the request's descriptors are closed: no refusal can follow
-        raise _HostUnreachable from error
-    return pid, pidfd
+    __slots__ = ("handoff", "pid", "pidfd")
+
+    def __init__(self, pid: int, pidfd: int | None, handoff: socket.socket) -> None:
+        self.pid = pid
+        self.pidfd = pidfd
+        self.handoff = handoff
+
+    def discard(self) -> None:
+        """Closes this server's ends: a spare still waiting reads the end of its handoff socket and exits."""
+        self.handoff.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+
+
+class _Server:
+    """The fork server's state: each tenant's status pipe and pidfd by pid, and the spare forked for the next one."""
+
+    def __init__(self, control: socket.socket) -> None:
+        import selectors
+
+        self.control = control
+        self.selector = selectors.DefaultSelector()
+        self.readable = selectors.EVENT_READ
+        self.selector.register(control, self.readable)
+        self.statuses: dict[int, int] = {}  # pid -> the write end of its status pipe
+        self.pidfds: dict[int, int] = {}
+        self.spare: _Spare | None = None
+
+    def serve(self) -> None:
+        import socket
+
+        self.spare = _spare_or_none()
+        while True:
+            for key, _ in self.selector.select(None if hasattr(os, "pidfd_open") else 0.1):
+                if key.fileobj is self.control:
+                    message, descriptors, _, _ = socket.recv_fds(self.control, MAX_MESSAGE, _RECEIVED_DESCRIPTORS)
+                    if not message:
+                        return
+                    try:
+                        self._spawn(descriptors)
+                    except _HostUnreachable:
+                        return
+            self._reap()
+
+    def _spawn(self, descriptors: list[int]) -> None:
+        """Hands a spare (or a process forked now) the request's descriptors and tells the host its pid and pidfd;
+        then forks the next spare, while the new tenant starts."""
+        try:
+            if len(descriptors) != _RECEIVED_DESCRIPTORS:  # some did not fit this process's table
+                raise OSError(errno.EMFILE, "too many open files: the spawn request's descriptors were cut")
+            tenant = self._handed_over(descriptors[:CHILD_DESCRIPTORS])
+        except OSError as error:  # no process or descriptor to be had now: that request fails, not the server
+            _refuse(self.control, descriptors, error)
+            return
+        self.statuses[tenant.pid] = descriptors[-1]
+        for descriptor in descriptors[:-1]:
+            os.close(descriptor)
+        _answer(self.control, tenant)
+        if tenant.pidfd is not None:
+            self.pidfds[tenant.pid] = tenant.pidfd
+            self.selector.register(tenant.pidfd, self.readable)
+        self.spare = _spare_or_none()
+
+    def _handed_over(self, descriptors: list[int]) -> _Spare:
+        """The spare, once it holds `descriptors` (one forked now if there is none, or it cannot take them)."""
+        import socket
+
+        for attempt in range(2):
+            spare, self.spare = self.spare or _forked_spare(), None
+            try:
+                socket.send_fds(spare.handoff, [SPAWN], descriptors)
+            except OSError:  # it has died (say, killed): it is reaped as any child is
+                spare.discard()
+                if attempt:
+                    raise
+                continue
+            spare.handoff.close()
+            return spare
+        raise AssertionError("unreachable")
+
+    def _reap(self) -> None:
+        """Reaps every ended child and writes a tenant's wait status to its status pipe."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if self.spare is not None and self.spare.pid == pid:  # it died waiting
+                self.spare.discard()
+                self.spare = None
+            writer = self.statuses.pop(pid, None)
+            if writer is not None:
+                with contextlib.suppress(BrokenPipeError):  # its host is gone or no longer asks
+                    os.write(writer, NUMBER.pack(status))
+                os.close(writer)
+            pidfd = self.pidfds.pop(pid, None)
+            if pidfd is not None:
+                self.selector.unregister(pidfd)
+                os.close(pidfd)
 
 
 def _pidfd_of(pid: int) -> int | None:
@@ -175,23 +238,64 @@ def _refuse(control: socket.socket, descriptors: list[int], error: OSError) -> N
     control.send((REFUSED + str(error).encode(errors="replace"))[:MAX_MESSAGE])
 
 
-def _reap(statuses: dict[int, int], pidfds: dict[int, int], selector: selectors.BaseSelector) -> None:
-    """Reaps every ended child and writes its wait status to its status pipe."""
-    while statuses:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        writer = statuses.pop(pid)
-        with contextlib.suppress(BrokenPipeError):  # its host is gone or no longer asks
-            os.write(writer, NUMBER.pack(status))
-        os.close(writer)
-        pidfd = pidfds.pop(pid, None)
-        if pidfd is not None:
-            selector.unregister(pidfd)
-            os.close(pidfd)
+def _answer(control: socket.socket, tenant: _Spare) -> None:
+    """Tells the host the new tenant's pid and passes it a pidfd (this server keeps its own)."""
+    import socket
+
+    try:
+        socket.send_fds(control, [NUMBER.pack(tenant.pid)], [] if tenant.pidfd is None else [tenant.pidfd])
+    except OSError as error:  # the request's descriptors are closed: no refusal can follow
+        raise _HostUnreachable from error
+
+
+def _spare_or_none() -> _Spare | None:
+    """A spare for the next spawn request, or None if none can be had now (that request forks its own, or fails)."""
+    try:
+        return _forked_spare()
+    except OSError:
+        return None
+
+
+def _forked_spare() -> _Spare:
+    """Forks a spare waiting for its tenant's descriptors on a socket of its own."""
+    import socket
+
+    if threads() != 1:
+        raise RuntimeError("the tenant fork server must be single-threaded when it forks")
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        pid = os.fork()
+    except BaseException:
+        ours.close()
+        theirs.close()
+        raise
+    if pid == 0:
+        _await_tenant(theirs)
+    theirs.close()
+    try:
+        pidfd = _pidfd_of(pid)
+    except BaseException:
+        ours.close()
+        raise
+    return _Spare(pid, pidfd, ours)
+
+
+def _await_tenant(handoff: socket.socket) -> None:
+    """In a spare: closes every descriptor but its handoff socket's and the standard streams (the control socket,
+    other tenants' status pipes and pidfds), waits for its tenant's descriptors and becomes that tenant; exits if
+    the server ends first. Never returns."""
+    import socket
+
+    try:
+        os.closerange(3, handoff.fileno())
+        os.closerange(handoff.fileno() + 1, os.sysconf("SC_OPEN_MAX"))
+        _, descriptors, _, _ = socket.recv_fds(handoff, MAX_MESSAGE, CHILD_DESCRIPTORS)
+        handoff.detach()  # closed with every other descriptor by _become_tenant, never by this object
+    except BaseException:
+        os._exit(1)
+    if len(descriptors) != CHILD_DESCRIPTORS:  # the server ended (or sent something else): no tenant to become
+        os._exit(0)
+    _become_tenant(descriptors)
 
 
 def _become_tenant(descriptors: list[int], enter: Callable[[], None] | None = None) -> None:

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 from ngixi_runtime.loading.zygote import spawn_tenant, zygote_pids
+from tests.run.integration.test_rollback import wait_until_dead
+from tests.run.integration.test_tenant_fork import kill_and_wait
 
 SPAWNS = 500
 # A child of a single-threaded process, as `ngixi run` forks its one-shot tenant: SPAWNS forks and stops, then
@@ -50,11 +52,12 @@ def children_of(pid: int) -> list[int]:
 
 
 def settled_descriptors(zygote: int) -> int:
-    """The fork server's open descriptors once it has reaped every child (and closed its pidfd and status pipe)."""
+    """The fork server's open descriptors once it has reaped every child but the spare it forks ahead of the next
+    spawn (and closed each one's pidfd and status pipe)."""
     deadline = time.monotonic() + 10
-    while children_of(zygote) and time.monotonic() < deadline:
+    while len(children_of(zygote)) > 1 and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not children_of(zygote)
+    assert len(children_of(zygote)) == 1
     return open_descriptors(zygote)
 
 
@@ -118,7 +121,7 @@ def test_a_fork_server_out_of_descriptors_refuses_a_spawn_and_serves_on() -> Non
     )
     assert done.returncode == 0 and done.stderr == "", done.stderr  # no traceback from the server or a child
     refusal, same_server = done.stdout.splitlines()
-    assert refusal.startswith("the tenant fork server could not start a tenant process: [Errno 24] Too many open")
+    assert refusal.startswith("the tenant fork server could not start a tenant process: [Errno 24] "), refusal
     assert same_server == "True True"
 
 
@@ -143,3 +146,40 @@ print("served to the end")
 def test_a_fork_server_whose_host_went_before_its_answer_ends_without_a_traceback() -> None:
     done = subprocess.run([sys.executable, "-c", HOST_GONE], capture_output=True, text=True, check=False, timeout=60)
     assert (done.returncode, done.stderr, done.stdout) == (0, "", "served to the end\n")
+
+
+def spare_of(zygote: int, *tenants: int) -> int:
+    """The child the fork server forked ahead of the next spawn (its only child that is not one of `tenants`)."""
+    deadline = time.monotonic() + 10
+    while not (spares := set(children_of(zygote)) - set(tenants)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (spare,) = spares
+    return spare
+
+
+def test_a_spare_holds_nothing_of_the_server_and_one_killed_or_left_alone_ends_cleanly() -> None:
+    """The spare waits with the standard streams and its own socket alone (not the control socket, nor another
+    tenant's status pipe); killed, it is replaced at the next spawn; its server gone, it ends."""
+    environment = {"LANG": "C.UTF-8", "NGIXI_TEST": "test_a_spare"}  # a fork server of its own
+    with tempfile.TemporaryFile() as bundle, tempfile.TemporaryFile() as errors:
+        others = set(zygote_pids())
+        first = spawn_tenant(environment, bundle.fileno(), errors.fileno())
+        (zygote,) = set(zygote_pids()) - others
+        spare = spare_of(zygote, first.pid)
+        deadline = time.monotonic() + 10
+        while open_descriptors(spare) != 4 and time.monotonic() < deadline:  # until it has closed the server's
+            time.sleep(0.01)
+        held = {name: os.readlink(f"/proc/{spare}/fd/{name}") for name in os.listdir(f"/proc/{spare}/fd")}
+        servers = {os.readlink(f"/proc/{zygote}/fd/{name}") for name in os.listdir(f"/proc/{zygote}/fd")}
+        (own,) = set(held) - {"0", "1", "2"}
+        assert held[own].startswith("socket:") and held[own] not in servers, (held, servers)
+        kill_and_wait(spare)
+        second = spawn_tenant(environment, bundle.fileno(), errors.fileno())
+        assert second.pid != spare and second.poll() is None
+        last_spare = spare_of(zygote, first.pid, second.pid)
+        kill_and_wait(zygote)
+        wait_until_dead(last_spare)
+        for tenant in (first, second):
+            assert tenant.poll() is None  # tenants serve on without their server
+            tenant.stop()
+            tenant.close()
