@@ -21,7 +21,7 @@ its path), started in `/`, with an environment of only `CHILD_ENVIRONMENT`'s var
 host has set (what the interpreter needs to start and to decode file names as the host does),
 the host AOT cache this process uses (`NGIXI_AOT_CACHE`, named absolutely), plus what the operator
 passes as `child_env`. It opens no path but its sandbox's, made absolute:
-the bundle is the inherited file, and the trust file's text is the one read here.
+the bundle is the inherited file, and the index it holds the file to is the one verified here.
 Opening it (instantiation, start function included) is held to the guest's limits.timeout_ms.
 
 Each tenant has an id (`tenant=`, default "default"; in a `TenantPool`, the tenant's name): a

@@ -5,8 +5,9 @@ imports the loader, the engines and every capability module, runs once on fixed 
 child would otherwise run for the first time (`zygote_server._warm_up`: OpenSSL's Ed25519 set-up, the
 host facts the loader caches; nothing random, nothing a guest's), freezes what it has made
 (`gc.freeze`, so that the collector never writes to those pages and children share them), and
-then forks one child per tenant. A child imports nothing new and runs no code of the zygote's but
-`tenant_child.serve`.
+then forks one child per tenant, each ahead of its spawn request (a spare, `zygote_server._Spare`,
+handed its descriptors when the request comes). A child imports nothing new and runs no code of the
+zygote's but `tenant_child.serve`.
 
 A host process starts one zygote per tenant environment (`isolated.child_environment`: the host's
 `CHILD_ENVIRONMENT` variables, its AOT cache, the operator's `child_env`), lazily, on the first
@@ -19,9 +20,10 @@ What a forked tenant gets is what a fresh child got: its own process and session
 zygote's clean environment and working directory, descriptors 0-3 only (its requests, its replies,
 its stderr file, the verified bundle's open file; every other one closed, the control socket
 included), the signal handlers the interpreter starts with (the zygote sets none), Python's
-`random` seeded anew (CPython does so after every fork). It opens the bundle from descriptor 3 and
-checks its signature and index digest again, sets its rlimits before the guest's first instruction
-(tenant_child.py), and serves its host over its own pipes: the zygote never sees a request.
+`random` seeded anew (CPython does so after every fork). It opens the bundle from descriptor 3, held
+to the signed index bytes its host verified (`bundles.reader.reopen_verified`), sets its rlimits
+before the guest's first instruction (tenant_child.py), and serves its host over its own pipes: the
+zygote never sees a request.
 
 Shared by all children of one zygote: the str hash seed (`PYTHONHASHSEED` is drawn once per
 interpreter) and the read-only pages of imported code. A guest cannot read either.
