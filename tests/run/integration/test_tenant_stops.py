@@ -52,13 +52,26 @@ def children_of(pid: int) -> list[int]:
 
 
 def settled_descriptors(zygote: int) -> int:
-    """The fork server's open descriptors once it has reaped every child but the spare it forks ahead of the next
-    spawn (and closed each one's pidfd and status pipe)."""
+    """The fork server's open descriptors once it has reaped every tenant (and closed each one's pidfd and status
+    pipe) and its one child is the spare it forks ahead of the next spawn, waiting with its four descriptors."""
     deadline = time.monotonic() + 10
-    while len(children_of(zygote)) > 1 and time.monotonic() < deadline:
+    while (settled := _settled(zygote)) is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert len(children_of(zygote)) == 1
-    return open_descriptors(zygote)
+    assert settled is not None
+    return settled
+
+
+def _settled(zygote: int) -> int | None:
+    """The server's descriptors if it has only a waiting spare and they stay the same for a moment, else None."""
+    children = children_of(zygote)
+    try:
+        if len(children) != 1 or open_descriptors(children[0]) != 4:
+            return None
+    except FileNotFoundError:  # ended meanwhile
+        return None
+    held = open_descriptors(zygote)
+    time.sleep(0.05)
+    return held if children_of(zygote) == children and open_descriptors(zygote) == held else None
 
 
 def test_spawning_and_stopping_many_tenants_from_a_fork_server_leaks_nothing() -> None:
