@@ -39,7 +39,13 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from ngixi_build.guests import read_guest
+from ngixi_build.guests import (
+    folder_without_manifest_warning,
+    folders_without_manifest,
+    manifest_without_guest_problem,
+    manifests_without_guest,
+    read_guest,
+)
 from ngixi_build.languages.wasm import is_declared_input
 from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
@@ -206,15 +212,35 @@ class _Session:
                 self.known.add(guest)
                 self.echo(f"{guest}: new guest")
             self.rebuild(guest, first_event)
-        elif guest in self.known:
+            return
+        known = guest in self.known
+        if known:
             self.known.discard(guest)
             self.builder.drop(guest)
+        if not self._not_a_guest(guest) and known:
             self.echo(f"{guest}: removed; no longer built")
 
+    def _not_a_guest(self, name: str) -> bool:
+        """Says what `doit build` says of a manifest without its guest's directory (a failure) or a folder under
+        guests/ without a manifest (passed over), if `name` is either; whether it was."""
+        manifest, folder = self.project.manifest_path(name), self.project.guests_dir / name
+        if manifest.is_file() and not folder.is_dir():
+            self.echo(f"{name}: failed\n{manifest_without_guest_problem(self.project, manifest)}")
+        elif folder in folders_without_manifest(self.project):
+            self.echo(folder_without_manifest_warning(self.project, folder))
+        else:
+            return False
+        return True
+
     def build_all(self) -> None:
-        """Every guest once, so the bundles match the sources before the first change; warms the compiler."""
+        """Every guest once, so the bundles match the sources before the first change; warms the compiler. A manifest
+        without its guest's directory fails, and a folder without a manifest is passed over, as in `doit build`."""
         for guest in sorted(self.known):
             self.rebuild(guest)
+        for manifest in manifests_without_guest(self.project):
+            self._not_a_guest(manifest.stem)
+        for folder in folders_without_manifest(self.project):
+            self._not_a_guest(folder.name)
         self.builder.warm_up(sorted(self.known))
 
     def rebuild(self, guest: str, first_event: float | None = None) -> None:
