@@ -235,3 +235,6 @@ def test_watch_and_build_say_the_same_of_a_manifest_without_guest_and_a_folder_w
     shutil.rmtree(tmp_path / "guests" / "kept")
     session.handle("kept")
     assert lines[5].startswith("kept: failed\n") and "guest 'kept' has no directory" in lines[5]
+    project.manifest_path("kept").unlink()
+    session.handle("kept")
+    assert lines[6:] == ["kept: removed; no longer built"]
