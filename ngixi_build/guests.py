@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from ngixi_runtime.guest.kind import GuestLanguage, GuestType, infer_language, l
 from ngixi_runtime.guest.manifest import DEFAULT_LIMITS
 
 UNKNOWN_VERSION = "unknown"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -76,10 +79,34 @@ def manifests_without_guest(project: Project) -> list[Path]:
 
 def refuse_manifest_without_guest(*, project: Project, manifest: Path) -> None:
     """The failure of a guest that has a manifest and no directory."""
+    raise InvalidInput(manifest_without_guest_problem(project, manifest))
+
+
+def manifest_without_guest_problem(project: Project, manifest: Path) -> str:
     missing = f"{project.guests_dir / manifest.stem}/"
-    raise InvalidInput(
-        f"{manifest}: guest {manifest.stem!r} has no directory {missing}; put its sources there, or remove it"
+    return f"{manifest}: guest {manifest.stem!r} has no directory {missing}; put its sources there, or remove it"
+
+
+def folders_without_manifest(project: Project) -> list[Path]:
+    """Folders under guests/ that are no guest (no manifest, no assembly/index.ts), which the build passes over."""
+    if not project.guests_dir.is_dir():
+        return []
+    names = set(project.guest_names())
+    found = (d for d in project.guests_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    return sorted(d for d in found if d.name not in names)
+
+
+def folder_without_manifest_warning(project: Project, folder: Path) -> str:
+    return (
+        f"{folder}/: not built: it has no manifest {project.manifest_path(folder.name)}; write one to build it as a "
+        "guest, or move the folder out of guests/ (a guest's compile reads only its own folder: code guests share "
+        "is copied into each)"
     )
+
+
+def warn_folder_without_manifest(*, project: Project, folder: Path) -> None:
+    """What the build says of a folder under guests/ that is no guest: it passes it over."""
+    log.warning("%s", folder_without_manifest_warning(project, folder))
 
 
 def _table(value: object) -> Mapping[str, object]:

@@ -38,10 +38,17 @@ def copy_project(
     skipped = _NOT_COPIED if with_language_components else _NOT_COPIED | _LANGUAGE_COMPONENT_FILES
     shutil.copytree(REPO, destination, ignore=lambda _d, names: [n for n in names if n in skipped])
     if toolchain_from is not None:
-        shutil.copytree(toolchain_from / ".ngixi" / "toolchain", destination / ".ngixi" / "toolchain", symlinks=True)
-        if (toolchain_from / ".ngixi" / "toolchains").is_dir():  # componentize-js is 386 MB: shared, not copied
-            (destination / ".ngixi" / "toolchains").symlink_to(toolchain_from / ".ngixi" / "toolchains")
+        share_toolchains(toolchain_from / ".ngixi", destination / ".ngixi")
     return destination
+
+
+def share_toolchains(from_state: Path, to_state: Path) -> None:
+    """Links a project's state directory to another's installed toolchains: a copy would be installed afresh, its
+    stamp naming another place (componentize-js alone is 386 MB)."""
+    to_state.mkdir(parents=True, exist_ok=True)
+    for name in ("toolchain", "toolchains"):
+        if (from_state / name).is_dir():
+            (to_state / name).symlink_to(from_state / name)
 
 
 def set_targets(project: Path, triples: Sequence[str], wasmtime_targets: Sequence[str] = ()) -> None:

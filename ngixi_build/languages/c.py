@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 
 from ngixi_build.guests import GuestBuild
-from ngixi_build.languages import native
+from ngixi_build.languages import native, native_reads
 from ngixi_build.languages.base import CompileJob
 from ngixi_build.languages.wasm import matches
 from ngixi_build.project import Project
 from ngixi_build.stages import core_bindings
 from ngixi_build.stages.compile import CompileError
+from ngixi_build.toolchains import ziglang
 from ngixi_runtime.guest.compile_options import CCompileOptions, ZigCompileOptions
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.spec.bundle_format import BuildProfile
@@ -27,15 +29,7 @@ def cc_arguments(job: CompileJob, output: Path, manifest: Manifest) -> list[str]
     options = c_options(manifest.compile)
     library = ["-mexec-model=reactor", *(f"-Wl,--export={name}" for name in native.exports_of(guest, manifest))]
     return [
-        "cc",
-        f"--target={native.WASI_TARGET}",
-        *OPTIMIZATION[project.profile],
-        *options.flags,
-        "-I",
-        native.relative(project, project.guests_dir / guest.name),
-        "-I",
-        native.relative(project, core_bindings.c_header(project).parent),
-        *(argument for directory in include_dirs(project, guest.name, options) for argument in ("-I", directory)),
+        *_compiler_arguments(project, guest.name, options),
         *source_files(project, guest.name, options),
         "-o",
         str(output),
@@ -43,6 +37,29 @@ def cc_arguments(job: CompileJob, output: Path, manifest: Manifest) -> list[str]
         f"-Wl,-z,stack-size={native.STACK_BYTES}",
         *(library if guest.type.kind == "library" else []),
         *(f"-l{name}" for name in options.libs),
+    ]
+
+
+def preprocess_arguments(
+    project: Project, guest: str, options: CCompileOptions, source: str, scratch: Path
+) -> list[str]:
+    """zig's arguments that preprocess `source` as its compile does into `scratch`/out.i, with clang's list of the
+    files it read in `scratch`/out.d."""
+    output = scratch / "out.i"
+    return [*_compiler_arguments(project, guest, options), "-E", "-MD", "-MF", f"{output}.d", "-o", str(output), source]
+
+
+def _compiler_arguments(project: Project, guest: str, options: CCompileOptions) -> list[str]:
+    return [
+        "cc",
+        f"--target={native.WASI_TARGET}",
+        *OPTIMIZATION[project.profile],
+        *options.flags,
+        "-I",
+        native.relative(project, project.guests_dir / guest),
+        "-I",
+        native.relative(project, core_bindings.c_header(project).parent),
+        *(argument for directory in include_dirs(project, guest, options) for argument in ("-I", directory)),
     ]
 
 
@@ -89,6 +106,22 @@ class C(native.ZigCompiled):
 
     def arguments(self, job: CompileJob, output: Path, manifest: Manifest) -> list[str]:
         return cc_arguments(job, output, manifest)
+
+    def refuse_reads(self, job: CompileJob, manifest: Manifest, zig: Path) -> None:
+        """Preprocesses each source as its compile does: clang's list of the files that read, and the assembly."""
+        project, guest = job.project, job.guest
+        options = c_options(manifest.compile)
+        allowed = [project.guests_dir / guest.name, core_bindings.bindings_dir(project), ziglang.lib_dir(zig)]
+        with tempfile.TemporaryDirectory(prefix="ngixi-cc-") as scratch:
+            for source in source_files(project, guest.name, options):
+                self.run_zig(
+                    project, guest, [zig, *preprocess_arguments(project, guest.name, options, source, Path(scratch))]
+                )
+                read = native_reads.make_dependencies((Path(scratch) / "out.i.d").read_text(encoding="utf-8"))
+                native_reads.refuse_reads_outside(guest.name, source, read, project.root, allowed)
+                preprocessed = (Path(scratch) / "out.i").read_text(encoding="latin-1")
+                tokens = native_reads.c_tokens(preprocessed, source)
+                native_reads.refuse_assembly(guest.name, source, tokens, native_reads.C_ASSEMBLY)
 
     def arguments_again(self, arguments: list[str], failure: str) -> list[str] | None:
         """Without `--export=NAME` for each export no C function is named: one marked

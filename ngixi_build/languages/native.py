@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ngixi_build.guests import GuestBuild
+from ngixi_build.languages import native_reads
 from ngixi_build.languages.base import CompileJob, Language, ToolchainStatus
 from ngixi_build.proc import run
 from ngixi_build.project import Project
@@ -91,23 +92,31 @@ class ZigCompiled(Language):
         core_bindings.generate(project)  # unchanged ones are left alone (a release builds without doit)
         zig = ziglang.ensure_zig(project.state_dir)
         manifest = load_manifest(project.manifest_path(guest.name))  # a broken manifest fails the compile here
+        directory = project.guests_dir / guest.name
+        native_reads.refuse_links_out(guest.name, directory, relative(project, directory))
+        self.refuse_reads(job, manifest, zig)
         with compiled_into(job.out_path) as temporary:
             arguments = self.arguments(job, temporary, manifest)
             try:
-                self._run_zig(project, guest, [zig, *arguments])
+                self.run_zig(project, guest, [zig, *arguments])
             except CompileError as failed:
                 again = self.arguments_again(arguments, str(failed))
                 if again is None:
                     raise
-                self._run_zig(project, guest, [zig, *again])
+                self.run_zig(project, guest, [zig, *again])
             temporary.write_bytes(debug_info_for(project, guest.name, temporary.read_bytes(), source=str(temporary)))
         return job.out_path.stat().st_size
+
+    @abstractmethod
+    def refuse_reads(self, job: CompileJob, manifest: Manifest, zig: Path) -> None:
+        """Refuses a guest whose compile would read a file other than its own, the toolchain's or the bindings'
+        (`native_reads`), or that has inline assembly."""
 
     def arguments_again(self, arguments: list[str], failure: str) -> list[str] | None:
         """The arguments to compile with once more after a compile failed saying `failure`, or None: fail."""
         return None
 
-    def _run_zig(self, project: Project, guest: GuestBuild, command: list[str | Path]) -> None:
+    def run_zig(self, project: Project, guest: GuestBuild, command: list[str | Path]) -> None:
         run(
             command,
             what=f"{guest.name}: {self.command}",

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ngixi_build.files import regular_files
 from ngixi_build.guests import GuestBuild
-from ngixi_build.languages import native
+from ngixi_build.languages import native, native_reads
 from ngixi_build.languages.base import CompileJob
 from ngixi_build.project import Project
 from ngixi_build.stages import core_bindings
@@ -104,6 +105,16 @@ class Zig(native.ZigCompiled):
 
     def arguments(self, job: CompileJob, output: Path, manifest: Manifest) -> list[str]:
         return build_arguments(job, output, manifest)
+
+    def refuse_reads(self, job: CompileJob, manifest: Manifest, zig: Path) -> None:
+        """Zig reads no file outside a module's folder (and links out of the guest's are refused): only its
+        assembly is looked for, in every .zig file of the guest's folder, hidden ones too (every module is in it)."""
+        project, guest = job.project, job.guest
+        for path in regular_files(project.guests_dir / guest.name):
+            if path.suffix == ".zig":
+                source = native.relative(project, path)
+                tokens = native_reads.zig_tokens(path.read_text(encoding="latin-1"), source)
+                native_reads.refuse_assembly(guest.name, source, tokens, native_reads.ZIG_ASSEMBLY)
 
 
 LANGUAGE = Zig()

@@ -4,10 +4,11 @@ Each lives in `<state>/toolchains/<name>/<key>/`, where the key digests the pin 
 pin installs afresh and an unchanged one is reused. A `.complete` marker is written last; an install
 that failed or was killed is removed and redone, and installs made for earlier pins are removed.
 
-The marker holds a stamp only this user's builds can make (a keyed digest of the install's key, the key of
+The marker holds a stamp only this user's builds can make (a keyed digest of the install's real path, the key of
 it kept in the user's state directory): a project's `.ngixi/` can come with the project (a tarball, a clone),
 and a toolchain in it with a plain marker ran its author's programs (a `node` of theirs) at the first build.
-An install whose marker does not hold the stamp is installed afresh from the pins.
+An install whose marker does not hold the stamp is installed afresh from the pins; so is a copy of an install this
+user made (a project copied, or shipped with its `.ngixi/` and unpacked elsewhere), whose stamp names another place.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from importlib import resources
 from pathlib import Path
 
@@ -32,7 +34,10 @@ from ngixi_runtime.trust.project_trust import dev_keys_file
 COMPLETE = ".complete"
 _STAMP_KEY_NAME = "install-stamp.key"
 _STAMP_KEY_BYTES = 32
-_PROCESS_STAMP_KEY = secrets.token_bytes(_STAMP_KEY_BYTES)  # at import: doit's forked workers share it
+# Where the user's key cannot be kept, the build's own: made once, in the process that first imports this module, and
+# passed to doit's workers through the environment, since a worker that is not forked (forkserver, spawn) imports
+# this module afresh.
+_PROCESS_KEY_VARIABLE = "NGIXI_BUILD_PROCESS_STAMP_KEY"
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +75,9 @@ def mark_complete(root: Path) -> None:
 
 
 def stamp(root: Path) -> str:
-    """This user's stamp for the install at `root`: it names the pins (the directory's name), not the place,
-    so a copy of the project this user makes keeps its installs."""
-    return user_stamp("install", root.name.encode())
+    """This user's stamp for the install at `root`: it names the pins (the directory's name) and the place, so
+    that a stamped install copied elsewhere (into another project) is not taken for this user's."""
+    return user_stamp("install", os.fsencode(os.path.realpath(root)))
 
 
 def user_stamp(purpose: str, data: bytes) -> str:
@@ -89,6 +94,19 @@ def _stamp_key() -> bytes:
     except (NgixiError, OSError) as error:  # OSError: a link to nowhere where the key would be
         _warn_once(str(error))
         return _PROCESS_STAMP_KEY
+
+
+def _process_stamp_key(environ: MutableMapping[str, str] = os.environ) -> bytes:
+    """The build's own stamp key, from the process that started it (through `environ`), or made and put there."""
+    inherited = environ.get(_PROCESS_KEY_VARIABLE, "")
+    if re.fullmatch(r"[0-9a-f]{64}", inherited):
+        return bytes.fromhex(inherited)
+    key = secrets.token_bytes(_STAMP_KEY_BYTES)
+    environ[_PROCESS_KEY_VARIABLE] = key.hex()
+    return key
+
+
+_PROCESS_STAMP_KEY = _process_stamp_key()
 
 
 def _kept_stamp_key() -> bytes:
@@ -146,8 +164,8 @@ def start_afresh(root: Path) -> None:
     """Empties `root` for an install, saying so when it held a finished one this user's builds did not make."""
     if os.path.lexists(root / COMPLETE):
         log.warning(
-            "%s: installing afresh: its marker is not one your builds made (made before ngixi stamped its "
-            "installs, or it came with the project)",
+            "%s: installing afresh: its marker is not one your builds made here (made before ngixi stamped its "
+            "installs, copied or moved from elsewhere, or it came with the project)",
             root,
         )
     shutil.rmtree(root, ignore_errors=True)

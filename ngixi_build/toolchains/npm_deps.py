@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from ngixi_build.files import regular_files
 from ngixi_build.proc import run
 from ngixi_build.project import NODE_MODULES
 from ngixi_build.toolchains.assemblyscript import Toolchain
+from ngixi_build.toolchains.npm_settings import check_npm_settings
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import write_atomic
 
@@ -51,7 +51,7 @@ def install_dependencies(toolchain: Toolchain, guest_dir: Path) -> Path:
         )
     lock_sha256 = hashlib.sha256(lock.read_bytes()).hexdigest()
     if _recorded_lock(guest_dir) != lock_sha256:
-        _refuse_npm_settings(guest_dir)
+        check_npm_settings(guest_dir / NPM_SETTINGS)  # read beside package.json (`Toolchain.npm` keeps those above out)
         command, env = toolchain.npm(guest_dir, "ci", "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts")
         run(
             command,
@@ -68,18 +68,6 @@ def install_dependencies(toolchain: Toolchain, guest_dir: Path) -> Path:
     if not path.is_file() or path.read_bytes() != data:  # unchanged bytes keep the compile up to date
         write_atomic(path, data)
     return path
-
-
-def _refuse_npm_settings(guest_dir: Path) -> None:
-    """npm reads `.npmrc` beside the package.json it installs (`Toolchain.npm` keeps it from any above), and such
-    a file can name a program npm runs whatever --ignore-scripts says (`git=./x.sh` ran ./x.sh for a git
-    dependency): a guest's own npm settings are refused."""
-    settings = guest_dir / NPM_SETTINGS
-    if os.path.lexists(settings):
-        raise InvalidInput(
-            f"{settings}: a guest's npm settings are not used (they can name programs npm runs); remove it, and "
-            "keep registry settings in your own ~/.npmrc"
-        )
 
 
 def _top_level_packages(node_modules: Path) -> list[Path]:

@@ -40,6 +40,11 @@ def ensure_zig(state_dir: Path) -> Path:
     return executable
 
 
+def lib_dir(executable: Path) -> Path:
+    """The headers, libc sources and standard library that come with the zig at `executable`."""
+    return executable.parent / "lib"
+
+
 def zig_env(state_dir: Path) -> dict[str, str]:
     """The environment zig runs in: its per-project cache under the state directory, not the guest's."""
     return {**os.environ, "ZIG_LOCAL_CACHE_DIR": str(state_dir / "zig-cache")}

@@ -16,7 +16,13 @@ from typing import Any
 
 from doit.tools import config_changed, run_once
 
-from ngixi_build.guests import manifests_without_guest, read_guests, refuse_manifest_without_guest
+from ngixi_build.guests import (
+    folders_without_manifest,
+    manifests_without_guest,
+    read_guests,
+    refuse_manifest_without_guest,
+    warn_folder_without_manifest,
+)
 from ngixi_build.project import NODE_MODULES, Project
 from ngixi_build.reporter import ProgressReporter
 from ngixi_build.stages import component, core_bindings
@@ -92,6 +98,7 @@ class ProjectTasks:
         self.project = project
         self.guests = read_guests(project)  # read once: every task below is declared from these
         self.manifests_without_guest = manifests_without_guest(project)
+        self.folders_without_manifest = folders_without_manifest(project)
         self.plans = {g: pipeline.artifact_plan(project, guest) for g, guest in self.guests.items()}
         self.wasmer_triples = {g: [t.triple for t in targets] for g, (targets, _) in self.plans.items()}
         self.wasmtime_for = {g: triples for g, (_, triples) in self.plans.items()}  # components: Wasmtime only
@@ -292,6 +299,11 @@ class ProjectTasks:
                 "actions": [
                     as_action(refuse_manifest_without_guest, locked=False, project=self.project, manifest=manifest)
                 ],
+            }
+        for folder in self.folders_without_manifest:  # passed over, said at every build
+            yield {
+                "name": folder.name,
+                "actions": [as_action(warn_folder_without_manifest, locked=False, project=self.project, folder=folder)],
             }
 
     def task_smoke(self) -> Any:

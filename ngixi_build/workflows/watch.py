@@ -39,7 +39,13 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from ngixi_build.guests import read_guest
+from ngixi_build.guests import (
+    folder_without_manifest_warning,
+    folders_without_manifest,
+    manifest_without_guest_problem,
+    manifests_without_guest,
+    read_guest,
+)
 from ngixi_build.languages.wasm import is_declared_input
 from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
@@ -206,16 +212,42 @@ class _Session:
                 self.known.add(guest)
                 self.echo(f"{guest}: new guest")
             self.rebuild(guest, first_event)
-        elif guest in self.known:
-            self.known.discard(guest)
+            return
+        known = guest in self.known
+        if known:
             self.builder.drop(guest)
+        if self._not_a_guest(guest):
+            return
+        if known:
+            self.known.discard(guest)
             self.echo(f"{guest}: removed; no longer built")
 
+    def _not_a_guest(self, name: str) -> bool:
+        """Says what `doit build` says of a manifest without its guest's directory (a failure: the name stays known,
+        so that removing the manifest too says the guest is removed) or of a folder under guests/ without a manifest
+        (passed over), if `name` is either; whether it was."""
+        manifest, folder = self.project.manifest_path(name), self.project.guests_dir / name
+        if manifest.is_file() and not folder.is_dir():
+            self.known.add(name)
+            self.echo(f"{name}: failed\n{manifest_without_guest_problem(self.project, manifest)}")
+        elif folder in folders_without_manifest(self.project):
+            self.known.discard(name)
+            self.echo(folder_without_manifest_warning(self.project, folder))
+        else:
+            return False
+        return True
+
     def build_all(self) -> None:
-        """Every guest once, so the bundles match the sources before the first change; warms the compiler."""
-        for guest in sorted(self.known):
+        """Every guest once, so the bundles match the sources before the first change; warms the compiler. A manifest
+        without its guest's directory fails, and a folder without a manifest is passed over, as in `doit build`."""
+        guests = sorted(self.known)
+        for guest in guests:
             self.rebuild(guest)
-        self.builder.warm_up(sorted(self.known))
+        for manifest in manifests_without_guest(self.project):
+            self._not_a_guest(manifest.stem)
+        for folder in folders_without_manifest(self.project):
+            self._not_a_guest(folder.name)
+        self.builder.warm_up(guests)
 
     def rebuild(self, guest: str, first_event: float | None = None) -> None:
         """Rebuilds and says how long it took from the guest's first event (the save), if there was one."""

@@ -4,18 +4,23 @@ traceback, no wait on a FIFO or a device."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pytest
 from doit.exceptions import TaskFailed
 
+from ngixi_build.guests import folders_without_manifest
 from ngixi_build.project import Project
+from ngixi_build.workflows.devbuild import DevBuilder
 from ngixi_build.workflows.dodo_tasks import ProjectTasks
 from ngixi_build.workflows.scaffold import init_project, new_guest
+from ngixi_build.workflows.watch import _Session
 from tests.conftest import make_bundle, make_key
 from tests.wasmgen import ADD_BODY, Func, module
 
@@ -180,3 +185,56 @@ def test_a_manifest_without_its_guest_fails_its_own_bundle_task_and_stops_no_oth
     action, _, _ = bundles["gone"]["actions"][0]
     failure = action()
     assert isinstance(failure, TaskFailed) and "guest 'gone' has no directory" in str(failure)
+
+
+class _Builder:
+    """What the watch session asks of its builder, building nothing."""
+
+    def __init__(self) -> None:
+        self.built: list[str] = []
+
+    def rebuild(self, guest: str, _times: object) -> object:
+        self.built.append(guest)
+        return object()
+
+    def warm_up(self, _guests: list[str]) -> None:
+        pass
+
+    def drop(self, _guest: str) -> None:
+        pass
+
+
+def test_watch_and_build_say_the_same_of_a_manifest_without_guest_and_a_folder_without_manifest(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`ngixi watch` passed over a manifest whose guest has no directory (`doit build` fails that guest), and both
+    passed over a folder under guests/ without a manifest, saying nothing."""
+    init_project(tmp_path)
+    project = Project(tmp_path)
+    new_guest(project, "kept", language="c", kind="library", abi="core")
+    (tmp_path / "manifests" / "gone.toml").write_text('[guest]\nname = "gone"\n')
+    (tmp_path / "guests" / "common").mkdir()
+    (tmp_path / "guests" / "common" / "util.c").write_text("int util(void) { return 1; }\n")
+    (tmp_path / "guests" / ".hidden").mkdir()
+    assert folders_without_manifest(project) == [tmp_path / "guests" / "common"]
+    bundles = {task["name"]: task for task in ProjectTasks(project).task_bundle()}
+    action, _, _ = bundles["common"]["actions"][0]
+    assert action() is None  # the build goes on
+    passed_over = f"{tmp_path}/guests/common/: not built: it has no manifest {tmp_path}/manifests/common.toml; write"
+    assert passed_over in caplog.text
+    lines: list[str] = []
+    builder = _Builder()
+    session = _Session(project, cast(DevBuilder, builder), smoke=False, echo=lines.append)
+    session.build_all()
+    failed = f"gone: failed\n{tmp_path}/manifests/gone.toml: guest 'gone' has no directory {tmp_path}/guests/gone/"
+    assert builder.built == ["kept"] and lines[0].startswith("kept: rebuilt") and len(lines) == 3, lines
+    assert lines[1].startswith(failed) and lines[2].startswith(passed_over)
+    session.handle("common")
+    session.handle("gone")
+    assert lines[3:] == [lines[2], lines[1]]
+    shutil.rmtree(tmp_path / "guests" / "kept")
+    session.handle("kept")
+    assert lines[5].startswith("kept: failed\n") and "guest 'kept' has no directory" in lines[5]
+    project.manifest_path("kept").unlink()
+    session.handle("kept")
+    assert lines[6:] == ["kept: removed; no longer built"]

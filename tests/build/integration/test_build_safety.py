@@ -22,7 +22,7 @@ from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import REPO, KeyFiles, make_bundle
-from tests.integration import BIN, LANGUAGE_COMPONENTS, copy_project, run
+from tests.integration import BIN, LANGUAGE_COMPONENTS, copy_project, run, share_toolchains
 
 pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
@@ -84,7 +84,7 @@ def test_two_builds_in_different_conditions_give_identical_bundles(tmp_path: Pat
     project = tmp_path / "p"
     with umask(0o077):
         copy_in_reverse_order(copy_project(tmp_path / "staging"), project, rng)
-        shutil.copytree(built.project / ".ngixi" / "toolchain", project / ".ngixi" / "toolchain", symlinks=True)
+        share_toolchains(built.project / ".ngixi", project / ".ngixi")
         with_dev_key_of(project, built)
         run(project, "doit", "build", env=EPOCH)
     guests = [guest for guest in Project(REPO).guest_names() if guest not in LANGUAGE_COMPONENTS]

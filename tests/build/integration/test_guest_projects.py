@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.integration import WatchProcess, copy_project, ran_tasks, run_in
+from tests.integration import WatchProcess, copy_project, ran_tasks, run_in, share_toolchains
 
 pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
@@ -322,8 +322,7 @@ def test_watch_rebuilds_a_guest_of_an_installed_project(tool: Installed, project
     (root / "guests" / "oops" / "assembly" / "index.ts").write_text(OUT_OF_BOUNDS)
     tool.run(root, "ngixi", "new", "zig-oops", "--lang", "zig")
     zig_line = with_trapping_add(root, "zig-oops", "main.zig", ZIG_TRAP)
-    toolchain = root / ".ngixi" / "toolchain"
-    shutil.copytree(project / ".ngixi" / "toolchain", toolchain, symlinks=True)  # installed once per module
+    share_toolchains(project / ".ngixi", root / ".ngixi")  # installed once per module
     watcher = WatchProcess(root, command=(str(tool.bin_dir / "ngixi"), "watch", "--smoke"))
     try:
         watcher.until("watching ", timeout=400)

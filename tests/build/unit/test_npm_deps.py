@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from ngixi_build.project import Project
-from ngixi_build.toolchains import npm_deps
+from ngixi_build.toolchains import npm_deps, npm_settings
 from ngixi_build.toolchains.assemblyscript import Toolchain
 from ngixi_runtime.errors import InvalidInput
 
@@ -59,10 +60,46 @@ def test_an_install_records_each_package_and_gives_it_an_entry(tmp_path: Path) -
     assert json.loads(record.read_text())["packages"][0]["sha256"] != package["sha256"]
 
 
-def test_a_guests_npm_settings_are_refused_before_npm_runs(tmp_path: Path) -> None:
+ALLOWED_SETTINGS = """# a company's registry, as a guest's project keeps it
+registry=https://registry.npmjs.org/
+@corp:registry = https://npm.corp.example/api/npm/
+save-exact=true
+legacy-peer-deps
+; the rest
+engine-strict=false\r\nfetch-retries=3
+loglevel=warn
+"""
+REFUSED_SETTINGS = {
+    "git=./x.sh": "'git' is not a setting a guest may give npm",
+    "script-shell=/tmp/x": "'script-shell' is not a setting",
+    "node-options=--require ./x.js": "'node-options' is not a setting",
+    "prefix=/home/u": "'prefix' is not a setting",
+    "strict-ssl=false": "'strict-ssl' is not a setting",
+    "_authToken=abc": "'_authToken' is a section or credentials",
+    "//registry.npmjs.org/:_authToken=abc": "'//registry.npmjs.org/:_authToken' is a section or credentials",
+    "@corp:_auth=abc": "'@corp:_auth' is a section or credentials",
+    "registry=${EVIL}": "npm would put your environment's values in place of ${…}",
+    "${KEY}=x": "npm would put your environment's values",
+    "[section]": "'[section]' is a section or credentials",
+    "registry=file:///etc": "registry=file:///etc is not a value npm takes for registry",
+    "save-exact=yes": "save-exact=yes is not a value",
+    "save-exact=true\rgit=./x.sh": "'git' is not a setting",
+}
+
+
+def test_a_guests_npm_settings_may_set_the_registry_and_harmless_switches(tmp_path: Path) -> None:
+    (tmp_path / ".npmrc").write_text(ALLOWED_SETTINGS, newline="")
+    npm_settings.check_npm_settings(tmp_path / ".npmrc")
+    npm_settings.check_npm_settings(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("line", REFUSED_SETTINGS)
+def test_a_guests_npm_settings_that_run_move_or_leak_are_refused_before_npm_runs(tmp_path: Path, line: str) -> None:
     """`.npmrc` can name programs npm runs whatever --ignore-scripts says: `git=./x.sh` ran ./x.sh (npm 10) for
-    a git dependency of the lock file."""
+    a git dependency of the lock file; others move files, weaken TLS or carry (or expand) credentials."""
     guest = _guest_with_a_dependency(tmp_path)
-    (guest / ".npmrc").write_text("git=./x.sh\n")
-    with pytest.raises(InvalidInput, match=r"g/\.npmrc: a guest's npm settings are not used \(they can name"):
+    (guest / ".npmrc").write_text(f"registry=https://registry.npmjs.org/\n\n{line}\n", newline="")
+    number = 4 if "\r" in line else 3  # npm takes a lone CR for a line's end
+    where = re.escape(f"{guest / '.npmrc'}:{number}: {REFUSED_SETTINGS[line]}")
+    with pytest.raises(InvalidInput, match=rf"^{where}.*; move it to your own ~/\.npmrc$"):
         npm_deps.install_dependencies(Toolchain(tmp_path / "no-toolchain"), guest)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any, cast
 
@@ -137,6 +138,23 @@ def test_builds_go_on_where_the_stamp_key_cannot_be_kept(
         installs.ensure_install(root, installed.append)
     assert installed == [root] and installs.is_complete(root)
     assert caplog.text.count("cannot be kept there") == 1 and "set XDG_STATE_HOME" in caplog.text
+
+
+def test_a_stamped_install_copied_elsewhere_is_installed_afresh(tmp_path: Path) -> None:
+    """The stamp named the pins only: this user's stamped `.ngixi/`, shipped in a tarball with another `node` in it
+    and unpacked as another project, was taken for this user's install."""
+    root = installs.install_root(tmp_path / "mine" / ".ngixi", "javascript", {"package.json": b"{}"})
+
+    def install(place: Path) -> None:
+        (place / "node").write_text("mine\n")
+
+    installs.ensure_install(root, install)
+    copy = installs.install_root(tmp_path / "theirs" / ".ngixi", "javascript", {"package.json": b"{}"})
+    shutil.copytree(root, copy)
+    (copy / "node").write_text("theirs\n")
+    assert installs.is_complete(root) and not installs.is_complete(copy)
+    (tmp_path / "link").symlink_to(tmp_path / "mine")
+    assert installs.is_complete(tmp_path / "link" / root.relative_to(tmp_path / "mine"))  # the real path counts
 
 
 def test_only_an_artifact_this_users_build_compiled_is_made_here(

@@ -1,0 +1,135 @@
+"""What a C or Zig guest's compile may read: the guest's own folder, the toolchain's files and the generated bindings.
+
+A guest's sources choose files for the compiler to read (`#include "/home/u/.ssh/id_rsa"`, `#embed`, a link out of
+its folder, inline assembly's `.incbin`), and what it reads can end up in a signed guest. So the build refuses,
+before the compile: a C file whose preprocessing reads a file elsewhere (clang's own dependency list, `-MD -MF`),
+a link out of a Zig guest's folder (Zig itself refuses `@embedFile` and `@import` outside a module's folder, but
+follows links), and inline assembly other than the empty `asm volatile ("" ::: "memory")` barrier in either
+language: the assembler's `.incbin` and `.include` read any file, and no dependency list shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from ngixi_build.files import link_out_of
+from ngixi_build.stages.compile import CompileError
+
+# A `zig cc -E` output's line markers (`# 12 "guests/g/x.h" 2`): which file the lines after come from.
+_C_TOKEN = re.compile(
+    r'(?P<marker>^\# (?P<line>\d+) "(?P<file>(?:\\.|[^"\\\n])*)"(?: [1-4])*$)'
+    r'|(?P<string>(?:u8|[uUL])?"(?:\\.|[^"\\\n])*")'
+    r"|(?:u8|[uUL])?'(?:\\.|[^'\\\n])*'"
+    r"|(?P<word>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<newline>\n)"
+    r"|(?P<other>\S)",
+    re.MULTILINE,
+)
+_ZIG_TOKEN = re.compile(
+    r"//[^\n]*"
+    r"|\\\\[^\n]*"
+    r'|(?P<string>"(?:\\.|[^"\\\n])*")'
+    r"|'(?:\\.|[^'\\\n])*'"
+    r"|(?P<word>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<newline>\n)"
+    r"|(?P<other>\S)"
+)
+C_ASSEMBLY = frozenset(("asm", "__asm", "__asm__"))
+ZIG_ASSEMBLY = frozenset(("asm",))
+_QUALIFIERS = {"volatile", "__volatile", "__volatile__", "goto", "inline", "__inline", "__inline__"}
+_ASSEMBLY_RULE = (
+    'inline assembly is refused, other than an empty barrier (asm volatile ("" ::: "memory")): its .incbin '
+    "and .include directives read any file of the build machine into the guest"
+)
+
+
+class Token(NamedTuple):
+    text: str
+    kind: str  # "string", "word" or "other"
+    file: str
+    line: int
+
+
+def refuse_reads_outside(
+    guest: str, source: str, dependencies: Sequence[str], root: Path, allowed: Sequence[Path]
+) -> None:
+    """Refuses a file among the compile's `dependencies` (paths relative to `root`) under none of the `allowed`
+    folders once links are resolved."""
+    folders = [Path(os.path.realpath(folder)) for folder in allowed]
+    for name in dependencies:
+        read = Path(os.path.realpath(root / name))
+        if not any(read == folder or folder in read.parents for folder in folders):
+            raise CompileError(
+                f"{guest}: {source} reads {read}, outside the guest's folder; a guest's compile reads only its own "
+                f"folder, the toolchain's headers and the generated bindings: copy the file into guests/{guest}/"
+            )
+
+
+def refuse_links_out(guest: str, directory: Path, shown_as: str) -> None:
+    """Refuses a link in the guest's folder to a file or folder elsewhere: the compiler would follow it."""
+    outside = link_out_of(directory)
+    if outside is not None:
+        link, target = outside
+        raise CompileError(
+            f"{guest}: {shown_as}/{link.relative_to(directory).as_posix()} is a link out of the guest's folder (to "
+            f"{target}); a guest's compile reads only its own folder: copy the file there"
+        )
+
+
+def refuse_assembly(guest: str, source: str, tokens: Iterator[Token], keywords: frozenset[str]) -> None:
+    """Refuses an `asm` statement of `tokens` (one source's, preprocessed for C) whose template is not empty."""
+    pending = list(tokens)
+    for index, token in enumerate(pending):
+        if token.kind == "word" and token.text in keywords and not _empty_barrier(pending, index + 1):
+            where = f"{token.file}:{token.line}"
+            raise CompileError(
+                f"{guest}: {where if token.file == source else f'{source} (in {where})'}: {_ASSEMBLY_RULE}"
+            )
+
+
+def _empty_barrier(tokens: list[Token], index: int) -> bool:
+    """Whether the words after `asm` make an empty template (`("")` or `("" :`), or no assembly at all (not `(`)."""
+    while index < len(tokens) and tokens[index].text in _QUALIFIERS:
+        index += 1
+    following = [token.text for token in tokens[index : index + 3]]
+    if following[:1] != ["("]:
+        return True  # `asm` as a name (C without GNU keywords), not a statement
+    return following[1:2] == ['""'] and following[2:3] in ([":"], [")"])
+
+
+def c_tokens(preprocessed: str, source: str) -> Iterator[Token]:
+    """The tokens of `zig cc -E` output, each with the file and line it came from."""
+    file, line = source, 1
+    for match in _C_TOKEN.finditer(preprocessed):
+        if match["marker"]:
+            file, line = match["file"].replace('\\"', '"').replace("\\\\", "\\"), int(match["line"]) - 1
+        elif match["newline"]:
+            line += 1
+        elif kind := _kind(match):
+            yield Token(match[kind], kind, file, line)
+
+
+def zig_tokens(text: str, source: str) -> Iterator[Token]:
+    """The tokens of a Zig source, without its comments and multiline string lines."""
+    line = 1
+    for match in _ZIG_TOKEN.finditer(text):
+        if match["newline"]:
+            line += 1
+        elif kind := _kind(match):
+            yield Token(match[kind], kind, source, line)
+
+
+def _kind(match: re.Match[str]) -> str | None:
+    return next((kind for kind in ("string", "word", "other") if match[kind] is not None), None)
+
+
+def make_dependencies(text: str) -> list[str]:
+    """The prerequisites of a make rule as `clang -MD -MF` writes it (one target; `\\ ` in names, `$$` for `$`)."""
+    joined = text.replace("\\\n", " ")
+    _target, _colon, rest = joined.partition(": ")
+    words = re.findall(r"(?:\\.|[^\s\\])+", rest)
+    return [re.sub(r"\\(.)", r"\1", word).replace("$$", "$") for word in words]

@@ -1,0 +1,25 @@
+"""Install and artifact stamps made by doit's workers, whichever way they are started."""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from ngixi_build.toolchains import installs
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_worker_that_is_not_forked_stamps_with_the_builds_own_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the user's key cannot be kept, the build's own key was made at import: a doit worker started by spawn
+    or forkserver (Python 3.14's default) made its own, and the bundle step refused the other workers' artifacts."""
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "a-file" / "state"))
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as worker:
+        theirs = worker.submit(installs.user_stamp, "artifact", b"machine code").result()
+    assert theirs == installs.user_stamp("artifact", b"machine code")

@@ -1,0 +1,119 @@
+"""A C or Zig guest's compile reads only the guest's folder, the toolchain's files and the generated bindings: the
+sources of a project someone else made chose which files of the build machine went into the signed guest."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ngixi_build.guests import read_guest
+from ngixi_build.languages import c, native_reads, zig
+from ngixi_build.languages.base import CompileJob
+from ngixi_build.project import Project
+from ngixi_build.stages.compile import CompileError
+
+pytestmark = pytest.mark.integration
+
+MANIFEST = 'guest = { name = "g", version = "0.1.0" }\nexports.get = { results = ["i32"] }\n'
+SECRET = "THE BUILD MACHINE'S SECRET"
+# Each source reads the secret its own way; {secret} is its absolute path.
+READS = {
+    "an absolute #include": '#include "{secret}.h"\nint get(void) { return secret; }\n',
+    "#embed": 'static const char s[] = {\n#embed "{secret}"\n};\nint get(void) { return s[0]; }\n',
+    "a relative #include out of the project": '#include "../../../outside/secret.h"\n'
+    + "int get(void) { return secret; }\n",
+    "a link in the guest's folder": '#include "linked.h"\nint get(void) { return secret; }\n',
+    "an #include in a header": '#include "include/inner.h"\nint get(void) { return secret; }\n',
+}
+INCBIN = '__asm__(".section .rodata.s,\\"\\",@\\n.globl s\\ns:\\n.inc" "bin \\"{secret}\\"\\n");\n'
+ASSEMBLY = {
+    "inline assembly": ("guests/g/main.c:1", INCBIN + "extern const char s[];\nint get(void) { return s[0]; }\n"),
+    "inline assembly in a header": (
+        "guests/g/main.c (in guests/g/include/asm.h:2)",
+        '#include "include/asm.h"\nextern const char s[];\nint get(void) { return s[0]; }\n',
+    ),
+}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text(SECRET)
+    (outside / "secret.h").write_text("int secret = 42;\n")
+    guest = tmp_path / "project" / "guests" / "g"
+    (guest / "include").mkdir(parents=True)
+    (guest / "linked.h").symlink_to(outside / "secret.h")
+    (guest / "include" / "inner.h").write_text(f'#include "{outside / "secret.h"}"\n')
+    (guest / "include" / "asm.h").write_text("\n" + INCBIN.replace("{secret}", str(outside / "secret")))
+    (tmp_path / "project" / "manifests").mkdir()
+    (tmp_path / "project" / "manifests" / "g.toml").write_text(MANIFEST)
+    return Project(tmp_path / "project")
+
+
+def compile_guest(project: Project, source: str, language: c.C | zig.Zig = c.LANGUAGE, name: str = "main.c") -> Path:
+    (project.guests_dir / "g" / name).write_text(
+        source.replace("{secret}", str(project.root.parent / "outside" / "secret"))
+    )
+    job = CompileJob(project, read_guest(project, "g"), project.wasm_path("g"))
+    language.compile(job)
+    return job.out_path
+
+
+@pytest.mark.parametrize("how", READS)
+def test_a_c_guest_that_reads_a_file_outside_its_folder_is_refused(project: Project, how: str) -> None:
+    if how != "a link in the guest's folder":
+        (project.guests_dir / "g" / "linked.h").unlink()
+    with pytest.raises(CompileError) as refused:
+        compile_guest(project, READS[how])
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith("g: "), message
+    if how == "a link in the guest's folder":
+        assert "g: guests/g/linked.h is a link out of the guest's folder (to " in message
+    else:
+        assert f"g: guests/g/main.c reads {project.root.parent / 'outside' / 'secret'}" in message, message
+        assert "outside the guest's folder" in message and "copy the file into guests/g/" in message
+    assert not project.wasm_path("g").exists()
+
+
+@pytest.mark.parametrize("how", ASSEMBLY)
+def test_a_c_guests_inline_assembly_is_refused(project: Project, how: str) -> None:
+    (project.guests_dir / "g" / "linked.h").unlink()
+    where, source = ASSEMBLY[how]
+    with pytest.raises(CompileError, match=rf"^g: {re.escape(where)}: inline assembly is refused"):
+        compile_guest(project, source)
+    assert not project.wasm_path("g").exists()
+
+
+def test_a_c_guest_reading_its_own_headers_the_bindings_and_libc_builds(project: Project) -> None:
+    (project.guests_dir / "g" / "linked.h").unlink()
+    (project.guests_dir / "g" / "include" / "inner.h").write_text("#define ANSWER 42\n")
+    source = (
+        '#include <string.h>\n#include "ngixi.h"\n#include "include/inner.h"\n'
+        'int get(void) { __asm__ __volatile__("" ::: "memory"); return ANSWER + (int)strlen(""); }\n'
+    )
+    assert compile_guest(project, source).read_bytes()[:4] == b"\0asm"
+
+
+def test_a_zig_guests_link_out_or_assembly_is_refused(project: Project) -> None:
+    (project.guests_dir / "g" / "linked.h").unlink()
+    (project.guests_dir / "g" / "include").rename(project.guests_dir / "g" / ".hidden")
+    (project.guests_dir / "g" / ".hidden" / "x.zig").write_text('comptime { asm (".incbin \\"/etc/passwd\\"");\n}\n')
+    with pytest.raises(CompileError, match=r"^g: guests/g/\.hidden/x\.zig:1: inline assembly is refused"):
+        compile_guest(project, "export fn get() i32 { return 1; }\n", zig.LANGUAGE, "main.zig")
+    (project.guests_dir / "g" / ".hidden" / "x.zig").unlink()
+    (project.guests_dir / "g" / "key.txt").symlink_to(project.root.parent / "outside" / "secret")
+    with pytest.raises(CompileError, match=r"^g: guests/g/key\.txt is a link out of the guest's folder \(to "):
+        compile_guest(project, 'export fn get() u8 { return @embedFile("key.txt")[0]; }\n', zig.LANGUAGE, "main.zig")
+    assert not project.wasm_path("g").exists()
+
+
+def test_an_empty_barrier_and_asm_in_comments_or_strings_are_not_assembly() -> None:
+    text = 'asm volatile ("" ::: .{ .memory = true }); // asm (".incbin")\nconst s = "asm (";\n\\\\ asm ("x")\n'
+    native_reads.refuse_assembly("g", "main.zig", native_reads.zig_tokens(text, "main.zig"), native_reads.ZIG_ASSEMBLY)
+    c_text = '# 1 "a.c"\nint asm = 1; char *s = "__asm__(\\".incbin\\")";\n__asm__ goto ("" : : : : out);\n'
+    native_reads.refuse_assembly("g", "a.c", native_reads.c_tokens(c_text, "a.c"), native_reads.C_ASSEMBLY)
+    made = "out.i: guests/g/a\\ b.c \\\n  /usr/x$$y.h guests/g/\\#c.h\n"
+    assert native_reads.make_dependencies(made) == ["guests/g/a b.c", "/usr/x$y.h", "guests/g/#c.h"]
