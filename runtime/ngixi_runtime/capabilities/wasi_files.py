@@ -358,8 +358,8 @@ class WasiFilesystem:
         exclusive = oflags & (OFLAG_CREAT | OFLAG_EXCL) == OFLAG_CREAT | OFLAG_EXCL
         follow = bool(lookup & LOOKUP_SYMLINK_FOLLOW) and not exclusive
         with beneath(parent.host_fd, _path(memory, path, path_length), follow=follow) as target:
-            host_fd = _open_file(target, oflags, fdflags, rights)
-        filetype = _filetype(os.fstat(host_fd).st_mode)
+            host_fd, mode = _open_file(target, oflags, fdflags, rights)
+        filetype = _filetype(mode)
         allowed = DIRECTORY_RIGHTS if filetype == FILETYPE_DIRECTORY else FILE_RIGHTS
         descriptor = Descriptor(
             host_fd, parent.mount, filetype, rights & allowed, parent.inheriting, fdflags & _FDFLAGS
@@ -686,10 +686,12 @@ def _path(memory: GuestMemory, pointer: int, length: int) -> str:
     return path
 
 
-def _open_file(target: Target, oflags: int, fdflags: int, rights: int) -> int:
+def _open_file(target: Target, oflags: int, fdflags: int, rights: int) -> tuple[int, int]:
+    """The new host descriptor and its file's mode: a regular file or a directory, never a special file."""
     reads = bool(rights & (RIGHT_FD_READ | RIGHT_FD_READDIR))
     writes = bool(rights & WRITE_RIGHTS or oflags & OFLAG_TRUNC or fdflags & FDFLAG_APPEND)
-    flags = os.O_NOFOLLOW | os.O_CLOEXEC
+    # Opened without waiting (a FIFO's open waits for its other end), never as the controlling terminal.
+    flags = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
     flags |= os.O_RDWR if reads and writes else os.O_WRONLY if writes else os.O_RDONLY
     for bit, host in (
         (OFLAG_CREAT, os.O_CREAT),
@@ -699,7 +701,7 @@ def _open_file(target: Target, oflags: int, fdflags: int, rights: int) -> int:
     ):
         if oflags & bit:
             flags |= host
-    for bit, host in ((FDFLAG_APPEND, os.O_APPEND), (FDFLAG_NONBLOCK, os.O_NONBLOCK), (FDFLAG_DSYNC, os.O_DSYNC)):
+    for bit, host in ((FDFLAG_APPEND, os.O_APPEND), (FDFLAG_DSYNC, os.O_DSYNC)):
         if fdflags & bit:
             flags |= host
     if fdflags & (FDFLAG_SYNC | FDFLAG_RSYNC):
@@ -711,11 +713,18 @@ def _open_file(target: Target, oflags: int, fdflags: int, rights: int) -> int:
     if flags & os.O_DIRECTORY and writes:
         raise AbiFault(Errno.ISDIR if _is_directory(target) else Errno.NOTDIR)
     try:
-        return os.open(target.name, flags, 0o644, dir_fd=target.directory)
+        host_fd = os.open(target.name, flags, 0o644, dir_fd=target.directory)
     except OSError as error:
         if error.errno == errno.ELOOP and not flags & os.O_CREAT and link_target(target.directory, target.name):
             raise AbiFault(Errno.NOTDIR if flags & os.O_DIRECTORY else Errno.LOOP) from None
         raise
+    mode = os.fstat(host_fd).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        os.close(host_fd)
+        # A FIFO, device or socket can block the host in read or write past the call's deadline: NXIO, as
+        # open(2) answers for a socket and for a FIFO with no reader.
+        raise AbiFault(Errno.NXIO)
+    return host_fd, mode  # O_NONBLOCK left on: reads and writes of regular files and directories ignore it
 
 
 def _is_directory(target: Target) -> bool:

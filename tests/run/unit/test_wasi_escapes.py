@@ -8,8 +8,11 @@ real sandbox directory with a secret beside it that nothing may reach.
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import struct
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -173,6 +176,39 @@ def test_hard_links_work_inside_a_preopen_and_never_reach_out(guest: Guest, sand
     assert link(guest, DATA, "file", DATA, "../escaped") == wasi_paths.ESCAPE
     assert link(guest, DATA, "../config/settings.txt", DATA, "stolen") == wasi_paths.ESCAPE
     untouched(sandbox)
+
+
+@pytest.mark.parametrize("rights", [RIGHT_FD_READ, RIGHT_FD_WRITE, RIGHT_FD_READ | RIGHT_FD_WRITE])
+def test_a_special_file_in_a_preopen_is_refused_without_waiting(guest: Guest, sandbox: Path, rights: int) -> None:
+    """Opening a FIFO waited for its other end, holding the host in path_open past the call's deadline (which
+    cannot stop a guest inside a host call): a FIFO, socket or device is NXIO, checked on the opened file."""
+    os.mkfifo(sandbox / "data" / "pipe")
+    (sandbox / "data" / "link").symlink_to("pipe")
+    descriptors = len(os.listdir("/proc/self/fd"))
+    with socket.socket(socket.AF_UNIX) as listening, _alarm(5):  # without the fix the first open waits for ever
+        listening.bind(str(sandbox / "data" / "socket"))
+        for name in ("pipe", "link", "socket"):
+            assert guest.try_open(DATA, name, rights=rights, lookup=LOOKUP_SYMLINK_FOLLOW) == Errno.NXIO, name
+        reader = os.open(sandbox / "data" / "pipe", os.O_RDONLY | os.O_NONBLOCK)  # a writer's open would not wait
+        assert guest.try_open(DATA, "pipe", rights=rights) == Errno.NXIO
+        os.close(reader)
+    assert len(os.listdir("/proc/self/fd")) == descriptors  # nothing refused was left open
+
+
+@contextmanager
+def _alarm(seconds: int) -> Iterator[None]:
+    """Ends a test stuck in a system call with an error (EINTR) instead of hanging the suite."""
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise TimeoutError(f"still waiting after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, interrupted)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def test_dotdot_and_renames_cannot_leave_the_preopen(guest: Guest, sandbox: Path) -> None:
