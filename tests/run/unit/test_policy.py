@@ -155,6 +155,10 @@ def exceeded(tmp_path: Path, policy: str, manifest: Manifest = ASKING) -> list[s
             ['capabilities.fs.preopens[0].mode: "rw" is not allowed: the policy allows only read-only mounts'],
         ),
         (
+            "[capabilities.fs]\nmax_bytes = 1048576\nmax_files = 10000\n",  # the manifest's defaults: 1 GiB, 10,000
+            ["capabilities.fs.max_bytes: asks for 1073741824, the policy allows at most 1048576"],
+        ),
+        (
             '[capabilities.kv]\nnamespaces = ["counters"]\n',
             ['capabilities.kv.namespaces[1]: "secrets" is not allowed by the policy (it allows: counters)'],
         ),

@@ -39,7 +39,7 @@ from ngixi_runtime.spec.abi import (
     RIGHT_PATH_OPEN,
     Errno,
 )
-from tests.run.unit.test_wasi_fs import BUFFER, CONFIG, DATA, IOV, OUT, PATH, Guest, granted
+from tests.run.unit.test_wasi_fs import BUFFER, CONFIG, DATA, IOV, OPTIONS, OUT, PATH, Guest, granted
 
 SECRET = b"the host's secret\n"
 OTHER = PATH + 200  # a second path argument's place in memory
@@ -388,3 +388,59 @@ def test_stdout_renumbered_still_counts_against_the_quota(sandbox: Path) -> None
             guest.write(2, b"y" * 60)
         assert bytes(guest.ctx.output.stdout) == b"x" * 60
     assert (sandbox / "data" / "file").read_bytes() == b""
+
+
+# --- the disk quota of the rw preopens ---------------------------------------------------------
+
+QUOTA = OPTIONS._replace(max_bytes=100, max_files=3)
+
+
+def _quota_guest(sandbox: Path) -> Iterator[Guest]:
+    return granted(sandbox, "fs", options=QUOTA)
+
+
+def _file(guest: Guest, name: str) -> int:
+    rights = RIGHT_FD_WRITE | RIGHT_FD_SEEK | RIGHT_FD_FILESTAT_SET_SIZE | RIGHT_FD_ALLOCATE
+    return guest.open(DATA, name, OFLAG_CREAT, rights)
+
+
+def test_a_guest_cannot_fill_the_disk_through_its_rw_preopens(sandbox: Path) -> None:
+    """Nothing bounded what a guest wrote, or how many names it made, under a rw preopen: one call after
+    another filled the host's disk. Growth past max_bytes and names past max_files are DQUOT, and undone."""
+    (sandbox / "data").mkdir()
+    (sandbox / "data" / "old").write_bytes(b"o" * 40)  # there before the load: counted
+    for guest in _quota_guest(sandbox):
+        file = _file(guest, "new")  # names: old, new
+        assert guest.write(file, b"x" * 50) == Errno.SUCCESS  # 90 bytes
+        assert guest.write(file, b"x" * 20) == Errno.DQUOT
+        guest.memory.write(BUFFER, b"y")
+        guest.memory.write(IOV, struct.pack("<II", BUFFER, 1))
+        assert guest.call("fd_pwrite", file, IOV, 1, 1 << 40, OUT) == Errno.DQUOT
+        assert guest.call("fd_filestat_set_size", file, 1 << 40) == Errno.DQUOT
+        assert guest.call("fd_allocate", file, 0, 1 << 40) == Errno.DQUOT
+        assert os.stat(sandbox / "data" / "new").st_size == 50
+        assert guest.call("path_create_directory", DATA, *guest.path("dir")) == Errno.SUCCESS  # 3 names
+        assert symlink(guest, "new", DATA, "alias") == Errno.DQUOT
+        assert link(guest, DATA, "new", DATA, "hard") == Errno.DQUOT
+        assert guest.try_open(DATA, "more", OFLAG_CREAT, RIGHT_FD_WRITE) == Errno.DQUOT
+        assert guest.call("path_unlink_file", DATA, *guest.path("old")) == Errno.SUCCESS  # 40 bytes, a name back
+        assert guest.write(file, b"x" * 20) == Errno.SUCCESS
+        assert guest.call("fd_filestat_set_size", file, 10) == Errno.SUCCESS  # 10 bytes
+        assert guest.call("fd_allocate", file, 0, 100) == Errno.SUCCESS
+    assert sorted(p.name for p in (sandbox / "data").iterdir()) == ["dir", "new"]
+    for guest in _quota_guest(sandbox):  # a new load counts what the last one left
+        assert guest.call("fd_filestat_set_size", _file(guest, "new"), 101) == Errno.DQUOT
+
+
+def test_a_removed_file_frees_nothing_while_open_or_named_elsewhere(sandbox: Path) -> None:
+    for guest in _quota_guest(sandbox):
+        kept_open = _file(guest, "a")
+        assert guest.write(kept_open, b"a" * 60) == Errno.SUCCESS
+        assert guest.call("path_unlink_file", DATA, *guest.path("a")) == Errno.SUCCESS  # still on disk
+        other = _file(guest, "b")
+        assert guest.write(other, b"b" * 40) == Errno.SUCCESS
+        assert link(guest, DATA, "b", DATA, "c") == Errno.SUCCESS
+        assert rename(guest, DATA, "c", DATA, "b") == Errno.SUCCESS  # two names of one file: nothing happens
+        assert guest.call("path_unlink_file", DATA, *guest.path("b")) == Errno.SUCCESS  # its other name is gone
+        assert guest.write(other, b"b") == Errno.DQUOT
+        assert guest.call("fd_close", kept_open) == Errno.SUCCESS
