@@ -1,16 +1,19 @@
 """How much a guest may keep under its `rw` preopens: `max_bytes` in its files, `max_files` names (fs).
 
 Measured when the preopens are opened (a walk that never follows a symlink, each file's bytes counted
-once however many names it has), then kept up to date by every WASI function that grows or shrinks a
-file or adds or removes a name. A change past either limit is refused with DQUOT before it is made, so
-neither one call nor many calls nor many loads of the guest can fill the host's disk.
+once however many names it has, and no deeper than a path may reach), then kept up to date by every
+WASI function that grows or shrinks a file or adds or removes a name. A change past either limit is
+refused with DQUOT before it is made, so neither one call nor many calls nor many loads of the guest
+can fill the host's disk.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from collections import deque
 
+from ngixi_runtime.capabilities.wasi_paths import DIRECTORY_FLAGS, MAX_DEPTH
 from ngixi_runtime.spec.abi import AbiFault, Errno
 
 UNBOUNDED = 1 << 62  # a quota no file system reaches
@@ -31,24 +34,52 @@ class DiskQuota:
     def measured(cls, directories: list[int], max_bytes: int, max_names: int) -> DiskQuota:
         """The quota with what the directories (open descriptors, none inside another) hold now.
 
-        The walk stops past `max_names`: the guest may then add nothing until it removes names.
+        The walk stops past `max_names`, or below `MAX_DEPTH` directories (deeper than any path the guest
+        may give, but a guest can build it one directory descriptor at a time): the quota is then taken
+        as full, and the guest may add nothing until it removes what it holds.
         """
         quota = cls(max_bytes, max_names)
         seen: set[tuple[int, int]] = set()
         for directory in directories:
-            for _, folders, files, folder in os.fwalk(".", dir_fd=directory, follow_symlinks=False):
-                for name in (*folders, *files):
-                    quota.used_names += 1
-                    if quota.used_names > max_names:
-                        return quota
-                    try:
-                        info = os.stat(name, dir_fd=folder, follow_symlinks=False)
-                    except FileNotFoundError:  # removed meanwhile
-                        continue
-                    if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) not in seen:
-                        seen.add((info.st_dev, info.st_ino))
-                        quota.used_bytes += info.st_size
+            if not quota._walk(directory, seen):  # not measured whole: taken as full
+                quota.used_names, quota.used_bytes = max(quota.used_names, max_names), max(quota.used_bytes, max_bytes)
+                break
         return quota
+
+    def _walk(self, root: int, seen: set[tuple[int, int]]) -> bool:
+        """Counts the names and file bytes under `root`; False once past `max_names` or `MAX_DEPTH`.
+
+        Depth first, holding one descriptor per level (a directory's names are read whole when it is
+        entered), without recursion: neither a deep tree nor a wide one runs the host out of either.
+        """
+        levels = [(os.dup(root), deque(os.listdir(root)))]
+        try:
+            while levels:
+                directory, names = levels[-1]
+                if not names:
+                    os.close(levels.pop()[0])
+                    continue
+                name = names.popleft()
+                self.used_names += 1
+                if self.used_names > self.max_names:
+                    return False
+                try:
+                    info = os.stat(name, dir_fd=directory, follow_symlinks=False)
+                except FileNotFoundError:  # removed meanwhile
+                    continue
+                if stat.S_ISDIR(info.st_mode):
+                    if len(levels) > MAX_DEPTH:
+                        return False
+                    inner = os.open(name, DIRECTORY_FLAGS, dir_fd=directory)
+                    levels.append((inner, deque()))
+                    levels[-1][1].extend(os.listdir(inner))
+                elif stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) not in seen:
+                    seen.add((info.st_dev, info.st_ino))
+                    self.used_bytes += info.st_size
+            return True
+        finally:
+            for directory, _ in levels:
+                os.close(directory)
 
     def grow(self, size: int, end: int) -> None:
         """Refuses a file of `size` bytes growing to `end` past the limit; counts what it grows by."""

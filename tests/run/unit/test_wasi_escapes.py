@@ -444,3 +444,24 @@ def test_a_removed_file_frees_nothing_while_open_or_named_elsewhere(sandbox: Pat
         assert guest.call("path_unlink_file", DATA, *guest.path("b")) == Errno.SUCCESS  # its other name is gone
         assert guest.write(other, b"b") == Errno.DQUOT
         assert guest.call("fd_close", kept_open) == Errno.SUCCESS
+
+
+def test_a_tree_too_deep_to_walk_fills_the_quota_instead_of_hiding_from_it(sandbox: Path) -> None:
+    """A guest can nest directories one descriptor at a time, deeper than any path reaches. The first walk
+    recursed once per level (1,200 levels: RecursionError at the next load) and held a descriptor per level;
+    a tree deeper than wasi_paths.MAX_DEPTH now counts as a full quota: nothing may grow or be added."""
+    (sandbox / "data").mkdir()
+    (sandbox / "data" / "top").write_bytes(b"t")
+    bottom = os.open(sandbox / "data", os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(wasi_paths.MAX_DEPTH + 10):
+        os.mkdir("d", dir_fd=bottom)
+        inner = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=bottom)
+        os.close(bottom)
+        bottom = inner
+    hidden = os.open("hidden", os.O_CREAT | os.O_WRONLY, dir_fd=bottom)
+    os.ftruncate(hidden, 1 << 30)
+    os.close(hidden)
+    os.close(bottom)
+    for guest in granted(sandbox, "fs", options=OPTIONS._replace(max_bytes=2 << 30, max_files=100_000)):
+        assert guest.write(_file(guest, "top"), b"more") == Errno.DQUOT
+        assert guest.call("path_create_directory", DATA, *guest.path("new")) == Errno.DQUOT
