@@ -162,6 +162,9 @@ class Console(Protocol):
     def capture_stdio(self, fd: int, data: bytes) -> None: ...
 
 
+_PROC_FD = Path("/proc/self/fd")
+
+
 class Descriptor:
     """One open descriptor. `host_fd` is -1 for stdin, stdout and stderr, whose `stream` says which they are."""
 
@@ -321,8 +324,18 @@ class WasiFilesystem:
 
     @property
     def mounts(self) -> list[Mount]:
-        """The preopens, checked and resolved under the sandbox root, in manifest order."""
-        return [d.mount for d in self._table.values() if d.preopen and d.mount is not None]
+        """The preopens in manifest order, each named by the descriptor opened and checked here (/proc/self/fd/N).
+
+        Whoever opens them again by path (Wasmtime's WASI, for component guests) then gets the directory that
+        was checked, even if another instance of the tenant has since swapped its name for a symlink out of
+        the sandbox; without /proc, the path checked and resolved under the sandbox root.
+        """
+        pinned = _PROC_FD.is_dir()
+        return [
+            d.mount._replace(host_path=_PROC_FD / str(d.host_fd)) if pinned else d.mount
+            for d in self._table.values()
+            if d.preopen and d.mount is not None
+        ]
 
     # --- preopens --------------------------------------------------------------------------
 
