@@ -453,8 +453,10 @@ class WasiFilesystem:
             start = size
         else:
             start = os.lseek(descriptor.host_fd, 0, os.SEEK_CUR) if offset is None else offset
-        self._quota.grow(size, start + len(data))
-        written = os.write(descriptor.host_fd, data) if offset is None else os.pwrite(descriptor.host_fd, data, offset)
+        with self._quota.growing(size, start + len(data)):
+            written = (
+                os.write(descriptor.host_fd, data) if offset is None else os.pwrite(descriptor.host_fd, data, offset)
+            )
         self._quota.shrink(max(size, start + len(data)) - max(size, start + written))  # what was counted, not written
         return written
 
@@ -483,8 +485,8 @@ class WasiFilesystem:
         descriptor = self._changing(fd, RIGHT_FD_FILESTAT_SET_SIZE)
         _refuse_on_stream(descriptor, Errno.INVAL)
         new_size, old_size = _offset(size), os.fstat(descriptor.host_fd).st_size
-        self._quota.grow(old_size, new_size)
-        os.ftruncate(descriptor.host_fd, new_size)
+        with self._quota.growing(old_size, new_size):
+            os.ftruncate(descriptor.host_fd, new_size)
         self._quota.shrink(old_size - new_size)
 
     def fd_allocate(self, memory: GuestMemory, fd: int, offset: int, length: int) -> None:
@@ -495,8 +497,8 @@ class WasiFilesystem:
             raise AbiFault(Errno.FBIG)
         size = os.fstat(descriptor.host_fd).st_size
         if size < end:
-            self._quota.grow(size, end)
-            os.ftruncate(descriptor.host_fd, end)
+            with self._quota.growing(size, end):
+                os.ftruncate(descriptor.host_fd, end)
 
     def fd_advise(self, memory: GuestMemory, fd: int, offset: int, length: int, advice: int) -> None:
         descriptor = self._get(fd, RIGHT_FD_ADVISE)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import stat
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ngixi_runtime.capabilities.wasi_paths import DIRECTORY_FLAGS, MAX_DEPTH
 from ngixi_runtime.spec.abi import AbiFault, Errno
@@ -81,12 +83,19 @@ class DiskQuota:
             for directory, _ in levels:
                 os.close(directory)
 
-    def grow(self, size: int, end: int) -> None:
-        """Refuses a file of `size` bytes growing to `end` past the limit; counts what it grows by."""
-        if end > size:
-            if self.used_bytes + end - size > self.max_bytes:
-                raise AbiFault(Errno.DQUOT)
-            self.used_bytes += end - size
+    @contextmanager
+    def growing(self, size: int, end: int) -> Iterator[None]:
+        """Refuses a file of `size` bytes growing to `end` past the limit, else counts what it grows by while
+        the change is made (and no longer if making it fails)."""
+        grown = max(0, end - size)
+        if self.used_bytes + grown > self.max_bytes:
+            raise AbiFault(Errno.DQUOT)
+        self.used_bytes += grown
+        try:
+            yield
+        except BaseException:
+            self.shrink(grown)
+            raise
 
     def shrink(self, freed: int) -> None:
         self.used_bytes = max(0, self.used_bytes - freed)

@@ -7,6 +7,7 @@ real sandbox directory with a secret beside it that nothing may reach.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ import pytest
 from ngixi_runtime.capabilities import wasi_paths
 from ngixi_runtime.capabilities.base import Mount
 from ngixi_runtime.capabilities.wasi_files import WasiFilesystem
+from ngixi_runtime.capabilities.wasi_quota import DiskQuota
 from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.spec.abi import (
     FDFLAG_APPEND,
@@ -465,3 +467,12 @@ def test_a_tree_too_deep_to_walk_fills_the_quota_instead_of_hiding_from_it(sandb
     for guest in granted(sandbox, "fs", options=OPTIONS._replace(max_bytes=2 << 30, max_files=100_000)):
         assert guest.write(_file(guest, "top"), b"more") == Errno.DQUOT
         assert guest.call("path_create_directory", DATA, *guest.path("new")) == Errno.DQUOT
+
+
+def test_a_change_that_fails_counts_nothing() -> None:
+    quota = DiskQuota(100, 10)
+    with pytest.raises(OSError), quota.growing(0, 60):
+        raise OSError(errno.EIO, "the disk failed")
+    with quota.growing(0, 100):  # all of it is still there
+        pass
+    assert quota.used_bytes == 100
