@@ -581,8 +581,9 @@ class WasiFilesystem:
 
     def path_create_directory(self, memory: GuestMemory, fd: int, path: int, length: int) -> None:
         parent = self._writable_directory(fd, RIGHT_PATH_CREATE_DIRECTORY)
-        self._quota.room_for_name()
         with beneath(parent.host_fd, _path(memory, path, length), follow=False) as target:
+            if _existing(target) is None:  # an existing name is EXIST, as mkdir(2) answers, whatever the quota
+                self._quota.room_for_name()
             os.mkdir(target.name, 0o755, dir_fd=target.directory)
         self._quota.named()
 

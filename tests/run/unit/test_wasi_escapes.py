@@ -423,6 +423,7 @@ def test_a_guest_cannot_fill_the_disk_through_its_rw_preopens(sandbox: Path) -> 
         assert os.stat(sandbox / "data" / "new").st_size == 50
         assert guest.call("path_create_directory", DATA, *guest.path("dir")) == Errno.SUCCESS  # 3 names
         assert symlink(guest, "new", DATA, "alias") == Errno.DQUOT
+        assert guest.call("path_create_directory", DATA, *guest.path("dir")) == Errno.EXIST  # as mkdir(2) says
         assert link(guest, DATA, "new", DATA, "hard") == Errno.DQUOT
         assert guest.try_open(DATA, "more", OFLAG_CREAT, RIGHT_FD_WRITE) == Errno.DQUOT
         assert guest.call("path_unlink_file", DATA, *guest.path("old")) == Errno.SUCCESS  # 40 bytes, a name back
