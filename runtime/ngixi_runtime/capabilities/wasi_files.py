@@ -806,7 +806,9 @@ def _open_file(target: Target, oflags: int, fdflags: int, rights: int) -> tuple[
         # A FIFO, device or socket can block the host in read or write past the call's deadline: NXIO, as
         # open(2) answers for a socket and for a FIFO with no reader.
         raise AbiFault(Errno.NXIO)
-    return host_fd, mode  # O_NONBLOCK left on: reads and writes of regular files and directories ignore it
+    if not fdflags & FDFLAG_NONBLOCK:  # as asked: a file system may honour it (FUSE can)
+        os.set_blocking(host_fd, True)
+    return host_fd, mode
 
 
 def _existing(target: Target) -> os.stat_result | None:

@@ -195,6 +195,11 @@ def test_a_special_file_in_a_preopen_is_refused_without_waiting(guest: Guest, sa
         assert guest.try_open(DATA, "pipe", rights=rights) == Errno.NXIO
         os.close(reader)
     assert len(os.listdir("/proc/self/fd")) == descriptors  # nothing refused was left open
+    (sandbox / "data" / "plain").write_text("x")
+    files = guest.ctx.states["fs"]
+    assert isinstance(files, WasiFilesystem)
+    plain = files._table[guest.open(DATA, "plain", rights=rights)]
+    assert os.get_blocking(plain.host_fd)  # opened without waiting, then as the guest asked
 
 
 @contextmanager
