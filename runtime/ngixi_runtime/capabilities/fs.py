@@ -169,6 +169,8 @@ class FsCeiling(NamedTuple):
             found += _outside(f"{at}.guest", preopen.guest, self.guest_roots, "guest_roots")
             if preopen.mode == "rw" and not self.writable:
                 found.append(f'{at}.mode: "rw" is not allowed: the policy allows only read-only mounts')
+        if not any(preopen.mode == "rw" for preopen in options.preopens):
+            return found  # the quota bounds what rw preopens hold: without one it bounds nothing
         found += at_most(f"{field}.max_bytes", options.max_bytes, self.max_bytes)
         return found + at_most(f"{field}.max_files", options.max_files, self.max_files)
 

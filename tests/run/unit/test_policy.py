@@ -180,6 +180,16 @@ def test_each_ceiling_refuses_exactly_what_exceeds_it(tmp_path: Path, ceilings: 
     assert exceeded(tmp_path, ALL + ceilings) == expected
 
 
+def test_the_disk_quota_ceiling_leaves_a_guest_without_rw_preopens_alone(tmp_path: Path) -> None:
+    reader = parse_manifest(
+        '[guest]\nname = "reader"\nversion = "0.1.0"\n[capabilities.fs]\n'
+        'preopens = [{ guest = "/data", host = "data" }]\n',
+        source="m",
+        stem="reader",
+    )
+    assert exceeded(tmp_path, "[capabilities.fs]\nmax_bytes = 1024\nmax_files = 1\n", reader) == []
+
+
 def test_log_and_stdout_quotas_have_ceilings(tmp_path: Path) -> None:
     assert exceeded(tmp_path, "[limits]\nlog_bytes = 65536\nstdout_bytes = 4096\n") == [
         "limits.log_bytes: asks for 100000, the policy allows at most 65536"
