@@ -2,6 +2,8 @@
 
 [capabilities.fs]
 preopens = [{ guest = "/data", host = "data", mode = "rw" }]   # host: relative to the tenant's sandbox; may be []
+max_bytes = 1073741824   # what the files under the rw preopens may hold together (wasi_quota.py)
+max_files = 10000        # how many names (files, directories, links) they may hold
 
 Without preopens, the guest still has its descriptor functions (C's start-up code imports fd_close and
 fd_seek) over stdin, stdout and stderr.
@@ -26,9 +28,13 @@ from ngixi_runtime.capabilities.base import (
     FD_WRITE,
     MODES,
     OUTPUT_WASI_P2,
+    Bounds,
     Capability,
     Mode,
     Mount,
+    at_most,
+    bounded,
+    ceiling_bound,
     descriptor_methods,
     listing,
     optional_array,
@@ -52,8 +58,14 @@ class Preopen(NamedTuple):
     mode: Mode
 
 
+FILE_BYTES = Bounds(1 << 30, 0, 1 << 50)
+FILE_NAMES = Bounds(10_000, 0, 1_000_000)
+
+
 class FsOptions(NamedTuple):
     preopens: tuple[Preopen, ...]  # none is a grant of its functions alone (C's startup imports fd_close, fd_seek)
+    max_bytes: int = FILE_BYTES.default  # what the files under the rw preopens may hold together
+    max_files: int = FILE_NAMES.default  # how many names they may hold
 
     @property
     def needs_sandbox(self) -> bool:
@@ -117,7 +129,7 @@ def reachable_for_writing(ro: str, mounts: list[tuple[str, Mode]]) -> bool:
 
 
 def parse_fs(raw: Mapping[str, Any], field: str, problems: Problems) -> FsOptions:
-    problems.unknown_keys(raw, ("preopens",), field)
+    problems.unknown_keys(raw, ("preopens", "max_bytes", "max_files"), field)
     count = len(problems.lines)
     preopens = array(
         raw,
@@ -135,7 +147,8 @@ def parse_fs(raw: Mapping[str, Any], field: str, problems: Problems) -> FsOption
                 f"{field}.preopens[{index}].host",
                 f'"{preopen.host}" is read-only, but a rw preopen reaches it; move it out or make both ro',
             )
-    return FsOptions(preopens)
+    max_bytes = bounded(raw, "max_bytes", field, problems, FILE_BYTES)
+    return FsOptions(preopens, max_bytes, bounded(raw, "max_files", field, problems, FILE_NAMES))
 
 
 # --- the policy's ceiling --------------------------------------------------------------------------
@@ -145,6 +158,8 @@ class FsCeiling(NamedTuple):
     host_roots: tuple[str, ...] | None  # preopen host paths must lie within one of these
     guest_roots: tuple[str, ...] | None  # preopen guest paths must lie within one of these
     writable: bool  # whether a preopen may be "rw"
+    max_bytes: int | None = None
+    max_files: int | None = None
 
     def exceeded(self, options: FsOptions, field: str) -> list[str]:
         found = []
@@ -154,7 +169,10 @@ class FsCeiling(NamedTuple):
             found += _outside(f"{at}.guest", preopen.guest, self.guest_roots, "guest_roots")
             if preopen.mode == "rw" and not self.writable:
                 found.append(f'{at}.mode: "rw" is not allowed: the policy allows only read-only mounts')
-        return found
+        if not any(preopen.mode == "rw" for preopen in options.preopens):
+            return found  # the quota bounds what rw preopens hold: without one it bounds nothing
+        found += at_most(f"{field}.max_bytes", options.max_bytes, self.max_bytes)
+        return found + at_most(f"{field}.max_files", options.max_files, self.max_files)
 
 
 def _outside(field: str, path: str, roots: tuple[str, ...] | None, key: str) -> list[str]:
@@ -185,7 +203,7 @@ _guest_root = _root_reader("/data", guest_path_problem, str)
 
 
 def parse_fs_ceiling(raw: Mapping[str, Any], field: str, problems: Problems) -> FsCeiling:
-    problems.unknown_keys(raw, ("host_roots", "guest_roots", "writable"), field)
+    problems.unknown_keys(raw, ("host_roots", "guest_roots", "writable", "max_bytes", "max_files"), field)
     writable = raw.get("writable", True)
     if not isinstance(writable, bool):
         problems.add(f"{field}.writable", f"must be true or false, not {type_name(writable)}")
@@ -193,6 +211,8 @@ def parse_fs_ceiling(raw: Mapping[str, Any], field: str, problems: Problems) -> 
         host_roots=optional_array(raw, "host_roots", field, problems, _host_root),
         guest_roots=optional_array(raw, "guest_roots", field, problems, _guest_root),
         writable=writable is not False,
+        max_bytes=ceiling_bound(raw, "max_bytes", field, problems, FILE_BYTES),
+        max_files=ceiling_bound(raw, "max_files", field, problems, FILE_NAMES),
     )
 
 
@@ -216,7 +236,8 @@ def open_filesystem(
         for i, preopen in enumerate(options.preopens)
     ]
     _refuse_writable_read_only(mounts, guest)
-    return WasiFilesystem.over(mounts, guest=guest, root=root, console=console, stdin=stdin)
+    quota = (options.max_bytes, options.max_files)
+    return WasiFilesystem.over(mounts, guest=guest, root=root, console=console, stdin=stdin, quota=quota)
 
 
 def _mount_point(root: Path, host: str, guest_path: str, mode: Mode, field: str) -> Mount:

@@ -8,15 +8,17 @@ max_keys = 1000
 Keys and values are bytes. A guest reaches only the namespaces its manifest names; `max_keys`
 counts its keys across those namespaces, `max_value_bytes` bounds each value. A new key is
 counted and inserted in one `BEGIN IMMEDIATE` transaction, so concurrent instances of the same
-tenant cannot overshoot the quota together.
+tenant cannot overshoot the quota together; waiting for another one's transaction ends by the call's deadline.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import sqlite3
 import struct
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,6 +45,7 @@ from ngixi_runtime.spec.abi import AbiFault, GuestMemory, Status, copy_out, read
 from ngixi_runtime.spec.schema import Problems, array, string_item
 
 MAX_KEY_BYTES = 1024
+BUSY_SECONDS = 5.0  # the longest kv waits for another instance of the tenant holding the store
 VALUE_BYTES = Bounds(65536, 1, 16 << 20)
 KV_KEYS = Bounds(1000, 1, 1_000_000)
 _SCHEMA = (
@@ -126,17 +129,27 @@ def parse_kv_ceiling(raw: Mapping[str, Any], field: str, problems: Problems) -> 
 class KvStore:
     """One guest instance's view of its tenant's store; the database opens on first use.
 
-    `report` tells the operator about refusals and storage failures.
+    `report` tells the operator about refusals and storage failures; `call_ends_at` says when the guest's
+    current call reaches its own timeout (time.monotonic), which a wait for the store's lock never outlasts:
+    the engine's deadline cannot stop a guest inside a host function.
     """
 
     def __init__(
-        self, options: KvOptions, database: Path, *, guest: str, report: Callable[[str], None] | None = None
+        self,
+        options: KvOptions,
+        database: Path,
+        *,
+        guest: str,
+        report: Callable[[str], None] | None = None,
+        call_ends_at: Callable[[], float] = lambda: math.inf,
     ) -> None:
         self.options = options
         self.database = database
         self.guest = guest
         self.report = report or (lambda message: None)
+        self.call_ends_at = call_ends_at
         self._connection: sqlite3.Connection | None = None
+        self._busy_ms = -1  # the connection's busy timeout
 
     def close(self) -> None:
         if self._connection is not None:
@@ -147,6 +160,7 @@ class KvStore:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         try:
             connection = self._connect()
+            self._wait_at_most(connection, self._wait_ms())
             connection.execute("BEGIN IMMEDIATE")
             try:
                 yield connection
@@ -161,7 +175,9 @@ class KvStore:
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
             self.database.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.database, isolation_level=None, timeout=5.0)
+            wait_ms = self._wait_ms()
+            connection = sqlite3.connect(self.database, isolation_level=None, timeout=wait_ms / 1000)
+            self._busy_ms = wait_ms
             try:
                 _defend(connection)
                 _check_objects(connection)
@@ -174,6 +190,15 @@ class KvStore:
                 raise
             self._connection = connection
         return self._connection
+
+    def _wait_ms(self) -> int:
+        left = self.call_ends_at() - time.monotonic()
+        return max(0, int(min(BUSY_SECONDS, left) * 1000))
+
+    def _wait_at_most(self, connection: sqlite3.Connection, wait_ms: int) -> None:
+        if wait_ms != self._busy_ms:
+            connection.execute(f"PRAGMA busy_timeout = {wait_ms}")
+            self._busy_ms = wait_ms
 
     # --- the store -------------------------------------------------------------------------
 
@@ -320,7 +345,13 @@ def _key(key: bytes) -> bytes:
 
 def _open_state(options: KvOptions, context: HostContext, sandbox: Sandbox | None) -> KvStore:
     assert sandbox is not None  # needs_sandbox: opening the context refused a missing one
-    return KvStore(options, sandbox.kv_database, guest=context.guest, report=context.output.host_says)
+    return KvStore(
+        options,
+        sandbox.kv_database,
+        guest=context.guest,
+        report=context.output.host_says,
+        call_ends_at=lambda: context.call_ends_at,
+    )
 
 
 _IMPORTS = (

@@ -35,6 +35,7 @@ from ngixi_runtime.capabilities.wasi_paths import (
     link_target,
     open_directory_beneath,
 )
+from ngixi_runtime.capabilities.wasi_quota import UNBOUNDED, DiskQuota
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.abi import (
     DIRECTORY_RIGHTS,
@@ -161,6 +162,9 @@ class Console(Protocol):
     def capture_stdio(self, fd: int, data: bytes) -> None: ...
 
 
+_PROC_FD = Path("/proc/self/fd")
+
+
 class Descriptor:
     """One open descriptor. `host_fd` is -1 for stdin, stdout and stderr, whose `stream` says which they are."""
 
@@ -203,6 +207,7 @@ class WasiFilesystem:
         self._table: dict[int, Descriptor] = {}
         self._console = console
         self._stdin = StdinState(stdin)
+        self._quota = DiskQuota(UNBOUNDED, UNBOUNDED)  # what the rw preopens may hold (set by `over`)
 
     @classmethod
     def over(
@@ -213,10 +218,12 @@ class WasiFilesystem:
         root: Path | None = None,
         console: Console | None = None,
         stdin: bytes | None = None,
+        quota: tuple[int, int] | None = None,
     ) -> WasiFilesystem:
         """Opens each mount (checked and resolved under the sandbox `root`) as a preopen, beneath `root`.
 
-        With a `console`, stdout and stderr (fds 1 and 2) write to it; with `stdin`, fd 0 reads it.
+        With a `console`, stdout and stderr (fds 1 and 2) write to it; with `stdin`, fd 0 reads it. With a
+        `quota` (max_bytes, max_files), the `rw` mounts may hold no more (wasi_quota.py).
         """
         filesystem = cls(console, stdin or b"")
         if stdin is not None:
@@ -231,10 +238,20 @@ class WasiFilesystem:
                     host_fd, mount, FILETYPE_DIRECTORY, DIRECTORY_RIGHTS, DIRECTORY_RIGHTS | FILE_RIGHTS, preopen=True
                 )
                 filesystem._add(descriptor)
+            if quota is not None:
+                filesystem._quota = DiskQuota.measured(filesystem._outermost_writable(), *quota)
         except OSError as error:
             filesystem.close()
             raise InvalidInput(f"{guest}: cannot open the preopen {error.filename}: {error.strerror}") from None
         return filesystem
+
+    def _outermost_writable(self) -> list[int]:
+        """The descriptors of the rw preopens that lie in no other one (each directory measured once)."""
+        places: dict[Path, int] = {}
+        for descriptor in self._table.values():
+            if descriptor.preopen and descriptor.mount is not None and descriptor.mount.mode == "rw":
+                places.setdefault(descriptor.mount.host_path, descriptor.host_fd)
+        return [fd for place, fd in places.items() if not any(other in place.parents for other in places)]
 
     def close(self) -> None:
         for descriptor in self._table.values():
@@ -307,8 +324,18 @@ class WasiFilesystem:
 
     @property
     def mounts(self) -> list[Mount]:
-        """The preopens, checked and resolved under the sandbox root, in manifest order."""
-        return [d.mount for d in self._table.values() if d.preopen and d.mount is not None]
+        """The preopens in manifest order, each named by the descriptor opened and checked here (/proc/self/fd/N).
+
+        Whoever opens them again by path (Wasmtime's WASI, for component guests) then gets the directory that
+        was checked, even if another instance of the tenant has since swapped its name for a symlink out of
+        the sandbox; without /proc, the path checked and resolved under the sandbox root.
+        """
+        pinned = _PROC_FD.is_dir()
+        return [
+            d.mount._replace(host_path=_PROC_FD / str(d.host_fd)) if pinned else d.mount
+            for d in self._table.values()
+            if d.preopen and d.mount is not None
+        ]
 
     # --- preopens --------------------------------------------------------------------------
 
@@ -358,8 +385,15 @@ class WasiFilesystem:
         exclusive = oflags & (OFLAG_CREAT | OFLAG_EXCL) == OFLAG_CREAT | OFLAG_EXCL
         follow = bool(lookup & LOOKUP_SYMLINK_FOLLOW) and not exclusive
         with beneath(parent.host_fd, _path(memory, path, path_length), follow=follow) as target:
-            host_fd = _open_file(target, oflags, fdflags, rights)
-        filetype = _filetype(os.fstat(host_fd).st_mode)
+            before = _existing(target) if oflags & (OFLAG_CREAT | OFLAG_TRUNC) else None
+            if before is None and oflags & OFLAG_CREAT:
+                self._quota.room_for_name()
+            host_fd, mode = _open_file(target, oflags, fdflags, rights)
+        if before is None and oflags & OFLAG_CREAT:
+            self._quota.named()
+        elif before is not None and oflags & OFLAG_TRUNC and stat.S_ISREG(before.st_mode):
+            self._quota.shrink(before.st_size)
+        filetype = _filetype(mode)
         allowed = DIRECTORY_RIGHTS if filetype == FILETYPE_DIRECTORY else FILE_RIGHTS
         descriptor = Descriptor(
             host_fd, parent.mount, filetype, rights & allowed, parent.inheriting, fdflags & _FDFLAGS
@@ -396,7 +430,7 @@ class WasiFilesystem:
         if descriptor.stream is not None:
             write_u32(memory, done, self._to_console(descriptor.stream, memory, iovs, count))
             return
-        write_u32(memory, done, os.write(descriptor.host_fd, gather(memory, iovs, count, MAX_WRITE)))
+        write_u32(memory, done, self._write(descriptor, gather(memory, iovs, count, MAX_WRITE), None))
 
     def _to_console(self, stream: int, memory: GuestMemory, iovs: int, count: int) -> int:
         if self._console is None or stream == STDIN:
@@ -410,7 +444,21 @@ class WasiFilesystem:
         _refuse_on_stream(self._get(fd))
         descriptor = self._changing(fd, RIGHT_FD_WRITE | RIGHT_FD_SEEK)
         data = gather(memory, iovs, count, MAX_WRITE)
-        write_u32(memory, done, os.pwrite(descriptor.host_fd, data, _offset(offset)))
+        write_u32(memory, done, self._write(descriptor, data, _offset(offset)))
+
+    def _write(self, descriptor: Descriptor, data: bytes, offset: int | None) -> int:
+        """Writes `data` to a file at `offset` (None: where the descriptor is), within the disk quota."""
+        size = os.fstat(descriptor.host_fd).st_size
+        if descriptor.flags & FDFLAG_APPEND:  # Linux's pwrite appends too, at any offset
+            start = size
+        else:
+            start = os.lseek(descriptor.host_fd, 0, os.SEEK_CUR) if offset is None else offset
+        with self._quota.growing(size, start + len(data)):
+            written = (
+                os.write(descriptor.host_fd, data) if offset is None else os.pwrite(descriptor.host_fd, data, offset)
+            )
+        self._quota.shrink(max(size, start + len(data)) - max(size, start + written))  # what was counted, not written
+        return written
 
     def fd_seek(self, memory: GuestMemory, fd: int, offset: int, whence: int, out: int) -> None:
         needed = RIGHT_FD_TELL if offset == 0 and whence == 1 else _SEEK_RIGHTS
@@ -436,7 +484,10 @@ class WasiFilesystem:
     def fd_filestat_set_size(self, memory: GuestMemory, fd: int, size: int) -> None:
         descriptor = self._changing(fd, RIGHT_FD_FILESTAT_SET_SIZE)
         _refuse_on_stream(descriptor, Errno.INVAL)
-        os.ftruncate(descriptor.host_fd, _offset(size))
+        new_size, old_size = _offset(size), os.fstat(descriptor.host_fd).st_size
+        with self._quota.growing(old_size, new_size):
+            os.ftruncate(descriptor.host_fd, new_size)
+        self._quota.shrink(old_size - new_size)
 
     def fd_allocate(self, memory: GuestMemory, fd: int, offset: int, length: int) -> None:
         descriptor = self._changing(fd, RIGHT_FD_ALLOCATE)
@@ -444,8 +495,10 @@ class WasiFilesystem:
         end = (offset & U64) + (length & U64)
         if end > (1 << 63) - 1:
             raise AbiFault(Errno.FBIG)
-        if os.fstat(descriptor.host_fd).st_size < end:
-            os.ftruncate(descriptor.host_fd, end)
+        size = os.fstat(descriptor.host_fd).st_size
+        if size < end:
+            with self._quota.growing(size, end):
+                os.ftruncate(descriptor.host_fd, end)
 
     def fd_advise(self, memory: GuestMemory, fd: int, offset: int, length: int, advice: int) -> None:
         descriptor = self._get(fd, RIGHT_FD_ADVISE)
@@ -529,18 +582,24 @@ class WasiFilesystem:
     def path_create_directory(self, memory: GuestMemory, fd: int, path: int, length: int) -> None:
         parent = self._writable_directory(fd, RIGHT_PATH_CREATE_DIRECTORY)
         with beneath(parent.host_fd, _path(memory, path, length), follow=False) as target:
+            if _existing(target) is None:  # an existing name is EXIST, as mkdir(2) answers, whatever the quota
+                self._quota.room_for_name()
             os.mkdir(target.name, 0o755, dir_fd=target.directory)
+        self._quota.named()
 
     def path_remove_directory(self, memory: GuestMemory, fd: int, path: int, length: int) -> None:
         parent = self._writable_directory(fd, RIGHT_PATH_REMOVE_DIRECTORY)
         with beneath(parent.host_fd, _path(memory, path, length), follow=False) as target:
             os.rmdir(target.name, dir_fd=target.directory)
+        self._quota.unnamed()
 
     def path_unlink_file(self, memory: GuestMemory, fd: int, path: int, length: int) -> None:
         parent = self._writable_directory(fd, RIGHT_PATH_UNLINK_FILE)
         with beneath(parent.host_fd, _path(memory, path, length), follow=False) as target:
             _existing_directory_if_slashed(target)
+            removed = _lstat(target)
             os.unlink(target.name, dir_fd=target.directory)
+        self._unnamed(removed)
 
     def path_rename(
         self, memory: GuestMemory, fd: int, old: int, old_length: int, new_fd: int, new: int, new_length: int
@@ -552,18 +611,24 @@ class WasiFilesystem:
             beneath(destination.host_fd, _path(memory, new, new_length), follow=False) as new_target,
         ):
             slashed = old_target.trailing_slash or new_target.trailing_slash
-            if slashed and not stat.S_ISDIR(_lstat(old_target).st_mode):
+            moved = _lstat(old_target)
+            if slashed and not stat.S_ISDIR(moved.st_mode):
                 raise AbiFault(Errno.NOTDIR)
+            replaced = _existing(new_target)
             os.rename(
                 old_target.name, new_target.name, src_dir_fd=old_target.directory, dst_dir_fd=new_target.directory
             )
+        if replaced is not None and (replaced.st_dev, replaced.st_ino) != (moved.st_dev, moved.st_ino):
+            self._unnamed(replaced)
 
     def path_symlink(self, memory: GuestMemory, old: int, old_length: int, fd: int, new: int, new_length: int) -> None:
         parent = self._writable_directory(fd, RIGHT_PATH_SYMLINK)
         contents = _path(memory, old, old_length)
         with beneath(parent.host_fd, _path(memory, new, new_length), follow=False) as target:
             _new_name(target)
+            self._quota.room_for_name()
             os.symlink(contents, target.name, dir_fd=target.directory)
+        self._quota.named()
 
     def path_link(
         self,
@@ -585,6 +650,7 @@ class WasiFilesystem:
         ):
             _existing_directory_if_slashed(old_target)
             _new_name(new_target)
+            self._quota.room_for_name()
             os.link(
                 old_target.name,
                 new_target.name,
@@ -592,6 +658,22 @@ class WasiFilesystem:
                 dst_dir_fd=new_target.directory,
                 follow_symlinks=False,
             )
+        self._quota.named()
+
+    def _unnamed(self, removed: os.stat_result) -> None:
+        """Counts a name gone, and its file's bytes when that was its last name and nothing here holds it open."""
+        self._quota.unnamed()
+        if stat.S_ISREG(removed.st_mode) and removed.st_nlink == 1 and not self._holds(removed):
+            self._quota.shrink(removed.st_size)
+
+    def _holds(self, file: os.stat_result) -> bool:
+        """Whether a descriptor of this instance has the file open (its bytes stay on disk until it is closed)."""
+        for descriptor in self._table.values():
+            if descriptor.host_fd >= 0 and not descriptor.is_directory:
+                info = os.fstat(descriptor.host_fd)
+                if (info.st_dev, info.st_ino) == (file.st_dev, file.st_ino):
+                    return True
+        return False
 
     def path_readlink(
         self, memory: GuestMemory, fd: int, path: int, length: int, buffer: int, buffer_length: int, used: int
@@ -686,10 +768,12 @@ def _path(memory: GuestMemory, pointer: int, length: int) -> str:
     return path
 
 
-def _open_file(target: Target, oflags: int, fdflags: int, rights: int) -> int:
+def _open_file(target: Target, oflags: int, fdflags: int, rights: int) -> tuple[int, int]:
+    """The new host descriptor and its file's mode: a regular file or a directory, never a special file."""
     reads = bool(rights & (RIGHT_FD_READ | RIGHT_FD_READDIR))
     writes = bool(rights & WRITE_RIGHTS or oflags & OFLAG_TRUNC or fdflags & FDFLAG_APPEND)
-    flags = os.O_NOFOLLOW | os.O_CLOEXEC
+    # Opened without waiting (a FIFO's open waits for its other end), never as the controlling terminal.
+    flags = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
     flags |= os.O_RDWR if reads and writes else os.O_WRONLY if writes else os.O_RDONLY
     for bit, host in (
         (OFLAG_CREAT, os.O_CREAT),
@@ -699,7 +783,7 @@ def _open_file(target: Target, oflags: int, fdflags: int, rights: int) -> int:
     ):
         if oflags & bit:
             flags |= host
-    for bit, host in ((FDFLAG_APPEND, os.O_APPEND), (FDFLAG_NONBLOCK, os.O_NONBLOCK), (FDFLAG_DSYNC, os.O_DSYNC)):
+    for bit, host in ((FDFLAG_APPEND, os.O_APPEND), (FDFLAG_DSYNC, os.O_DSYNC)):
         if fdflags & bit:
             flags |= host
     if fdflags & (FDFLAG_SYNC | FDFLAG_RSYNC):
@@ -711,11 +795,28 @@ def _open_file(target: Target, oflags: int, fdflags: int, rights: int) -> int:
     if flags & os.O_DIRECTORY and writes:
         raise AbiFault(Errno.ISDIR if _is_directory(target) else Errno.NOTDIR)
     try:
-        return os.open(target.name, flags, 0o644, dir_fd=target.directory)
+        host_fd = os.open(target.name, flags, 0o644, dir_fd=target.directory)
     except OSError as error:
         if error.errno == errno.ELOOP and not flags & os.O_CREAT and link_target(target.directory, target.name):
             raise AbiFault(Errno.NOTDIR if flags & os.O_DIRECTORY else Errno.LOOP) from None
         raise
+    mode = os.fstat(host_fd).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        os.close(host_fd)
+        # A FIFO, device or socket can block the host in read or write past the call's deadline: NXIO, as
+        # open(2) answers for a socket and for a FIFO with no reader.
+        raise AbiFault(Errno.NXIO)
+    if not fdflags & FDFLAG_NONBLOCK:  # as asked: a file system may honour it (FUSE can)
+        os.set_blocking(host_fd, True)
+    return host_fd, mode
+
+
+def _existing(target: Target) -> os.stat_result | None:
+    """The name's own status (a symlink's, not its target's), or None when there is no such name."""
+    try:
+        return os.stat(target.name, dir_fd=target.directory, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
 
 
 def _is_directory(target: Target) -> bool:

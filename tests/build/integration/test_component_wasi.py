@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,7 @@ from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.base import WASI
 from ngixi_runtime.capabilities.context import Sandbox
 from ngixi_runtime.capabilities.registry import every_capability
+from ngixi_runtime.engines import wasmtime_component
 from ngixi_runtime.engines.wasmtime_component import read_component
 from ngixi_runtime.errors import GuestError, VerificationError
 from ngixi_runtime.guest.check import check_component
@@ -273,6 +275,31 @@ def test_nothing_outside_the_mounts_is_reachable(probe: Guest) -> None:
     assert probe.call("peek", (0,)) == (5,)
     assert [probe.call("peek", (which,)) for which in range(1, 5)] == [(-EPERM,)] * 4  # .., links out, absolute
     assert probe.call("peek", (5,)) == (-EBADF,)  # fd 5: no third preopen
+
+
+def test_a_mount_swapped_for_a_symlink_after_its_check_is_still_the_checked_directory(
+    built: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Wasmtime's WASI opened each preopen again by its path after the loader had checked and opened it: a
+    directory swapped for a symlink out of the sandbox meanwhile (by another instance of the tenant, whose
+    rw mount holds it) became the component's /data. Wasmtime now gets the descriptor the loader opened."""
+    outside = sandbox.files.parent.parent / "elsewhere"
+    outside.mkdir()
+    (outside / "existing.txt").write_text("the host's own\n")
+    real_instantiate = wasmtime_component.instantiate
+
+    def swapped_first(*args: Any, **kwargs: Any) -> Any:
+        (sandbox.files / "data").rename(sandbox.files / "checked")
+        (sandbox.files / "data").symlink_to(outside)
+        return real_instantiate(*args, **kwargs)
+
+    monkeypatch.setattr(wasmtime_component, "instantiate", swapped_first)
+    bundle = read_bundle(built / f"artifacts/bundles/{PROBE}-0.1.0.ngx", load_trust(built / ".ngixi" / "trust.toml"))
+    with open_guest(bundle, sandbox=sandbox) as guest:
+        assert guest.call("peek", (0,)) == (len("kept\n"),)  # not the 15 bytes of the file outside
+        assert guest.call("change", (0, 3)) == (0,)
+    assert (sandbox.files / "checked" / "new.txt").exists()
+    assert sorted(p.name for p in outside.iterdir()) == ["existing.txt"]
 
 
 def test_stdout_is_captured_within_its_quota(probe: Guest) -> None:

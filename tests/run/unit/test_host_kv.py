@@ -5,13 +5,14 @@ from __future__ import annotations
 import sqlite3
 import struct
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from ngixi_runtime.capabilities import kv
-from ngixi_runtime.capabilities.context import HostContext
+from ngixi_runtime.capabilities.context import HostContext, Sandbox
 from ngixi_runtime.capabilities.kv import MAX_KEY_BYTES, KvOptions, KvStore
 from ngixi_runtime.capabilities.linking import core_imports
 from ngixi_runtime.spec.abi import Status
@@ -120,6 +121,27 @@ def test_a_broken_database_is_a_host_failure_for_the_guest(tmp_path: Path) -> No
     guest = Guest(open_guest(database))
     assert guest.set("counters", b"k", b"v") == Status.HOST_FAILURE
     guest.ctx.close()
+
+
+def test_a_wait_for_the_stores_lock_ends_with_the_guests_call(tmp_path: Path) -> None:
+    """The engine's deadline cannot stop a guest inside a host function: kv waited its 5 s for another
+    instance holding the store whatever was left of the call, so a call ran up to 5 s past its timeout."""
+    sandbox = Sandbox.under(tmp_path / "tenant")
+    ctx = HostContext(guest="g", log_quota=100, stdio_quota=100, memory=FakeMemory(8192), grants=frozenset({"kv"}))
+    ctx.states["kv"] = kv._open_state(OPTIONS, ctx, sandbox)  # the store as a loaded guest has it
+    guest = Guest(ctx)
+    assert guest.set("counters", b"k", b"v") == Status.OK
+    holder = sqlite3.connect(sandbox.kv_database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another instance of the tenant, in the middle of a change
+    ctx.call_ends_at = time.monotonic()  # the call's time is up
+    started = time.monotonic()
+    assert guest.set("counters", b"k", b"w") == Status.HOST_FAILURE
+    assert time.monotonic() - started < kv.BUSY_SECONDS / 2
+    holder.execute("ROLLBACK")
+    ctx.call_ends_at = time.monotonic() + 60  # the next call: a free store, and the whole wait again
+    assert guest.set("counters", b"k", b"w") == Status.OK
+    holder.close()
+    ctx.close()
 
 
 def prepared_file(tmp_path: Path, script: str) -> Path:

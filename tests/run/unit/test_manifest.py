@@ -263,6 +263,13 @@ INVALID = [
         ],
     ),
     (
+        GUEST + "[capabilities.fs]\nmax_bytes = -1\nmax_files = 1e3\n",
+        [
+            f"{F}: capabilities.fs.max_bytes: must be between 0 and {1 << 50}, not -1",
+            f"{F}: capabilities.fs.max_files: must be an integer, not a number",
+        ],
+    ),
+    (
         KV + 'namespace = ["a"]\n',
         [f'{F}: capabilities.kv.namespace: unknown key; did you mean "namespaces"?', ANY],
     ),

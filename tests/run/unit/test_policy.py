@@ -155,6 +155,10 @@ def exceeded(tmp_path: Path, policy: str, manifest: Manifest = ASKING) -> list[s
             ['capabilities.fs.preopens[0].mode: "rw" is not allowed: the policy allows only read-only mounts'],
         ),
         (
+            "[capabilities.fs]\nmax_bytes = 1048576\nmax_files = 10000\n",  # the manifest's defaults: 1 GiB, 10,000
+            ["capabilities.fs.max_bytes: asks for 1073741824, the policy allows at most 1048576"],
+        ),
+        (
             '[capabilities.kv]\nnamespaces = ["counters"]\n',
             ['capabilities.kv.namespaces[1]: "secrets" is not allowed by the policy (it allows: counters)'],
         ),
@@ -174,6 +178,16 @@ def exceeded(tmp_path: Path, policy: str, manifest: Manifest = ASKING) -> list[s
 )
 def test_each_ceiling_refuses_exactly_what_exceeds_it(tmp_path: Path, ceilings: str, expected: list[str]) -> None:
     assert exceeded(tmp_path, ALL + ceilings) == expected
+
+
+def test_the_disk_quota_ceiling_leaves_a_guest_without_rw_preopens_alone(tmp_path: Path) -> None:
+    reader = parse_manifest(
+        '[guest]\nname = "reader"\nversion = "0.1.0"\n[capabilities.fs]\n'
+        'preopens = [{ guest = "/data", host = "data" }]\n',
+        source="m",
+        stem="reader",
+    )
+    assert exceeded(tmp_path, "[capabilities.fs]\nmax_bytes = 1024\nmax_files = 1\n", reader) == []
 
 
 def test_log_and_stdout_quotas_have_ceilings(tmp_path: Path) -> None:

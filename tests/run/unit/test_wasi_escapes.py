@@ -7,9 +7,13 @@ real sandbox directory with a secret beside it that nothing may reach.
 
 from __future__ import annotations
 
+import errno
 import os
+import signal
+import socket
 import struct
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,6 +21,7 @@ import pytest
 from ngixi_runtime.capabilities import wasi_paths
 from ngixi_runtime.capabilities.base import Mount
 from ngixi_runtime.capabilities.wasi_files import WasiFilesystem
+from ngixi_runtime.capabilities.wasi_quota import DiskQuota
 from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.spec.abi import (
     FDFLAG_APPEND,
@@ -36,7 +41,7 @@ from ngixi_runtime.spec.abi import (
     RIGHT_PATH_OPEN,
     Errno,
 )
-from tests.run.unit.test_wasi_fs import BUFFER, CONFIG, DATA, IOV, OUT, PATH, Guest, granted
+from tests.run.unit.test_wasi_fs import BUFFER, CONFIG, DATA, IOV, OPTIONS, OUT, PATH, Guest, granted
 
 SECRET = b"the host's secret\n"
 OTHER = PATH + 200  # a second path argument's place in memory
@@ -173,6 +178,44 @@ def test_hard_links_work_inside_a_preopen_and_never_reach_out(guest: Guest, sand
     assert link(guest, DATA, "file", DATA, "../escaped") == wasi_paths.ESCAPE
     assert link(guest, DATA, "../config/settings.txt", DATA, "stolen") == wasi_paths.ESCAPE
     untouched(sandbox)
+
+
+@pytest.mark.parametrize("rights", [RIGHT_FD_READ, RIGHT_FD_WRITE, RIGHT_FD_READ | RIGHT_FD_WRITE])
+def test_a_special_file_in_a_preopen_is_refused_without_waiting(guest: Guest, sandbox: Path, rights: int) -> None:
+    """Opening a FIFO waited for its other end, holding the host in path_open past the call's deadline (which
+    cannot stop a guest inside a host call): a FIFO, socket or device is NXIO, checked on the opened file."""
+    os.mkfifo(sandbox / "data" / "pipe")
+    (sandbox / "data" / "link").symlink_to("pipe")
+    descriptors = len(os.listdir("/proc/self/fd"))
+    with socket.socket(socket.AF_UNIX) as listening, _alarm(5):  # without the fix the first open waits for ever
+        listening.bind(str(sandbox / "data" / "socket"))
+        for name in ("pipe", "link", "socket"):
+            assert guest.try_open(DATA, name, rights=rights, lookup=LOOKUP_SYMLINK_FOLLOW) == Errno.NXIO, name
+        reader = os.open(sandbox / "data" / "pipe", os.O_RDONLY | os.O_NONBLOCK)  # a writer's open would not wait
+        assert guest.try_open(DATA, "pipe", rights=rights) == Errno.NXIO
+        os.close(reader)
+    assert len(os.listdir("/proc/self/fd")) == descriptors  # nothing refused was left open
+    (sandbox / "data" / "plain").write_text("x")
+    files = guest.ctx.states["fs"]
+    assert isinstance(files, WasiFilesystem)
+    plain = files._table[guest.open(DATA, "plain", rights=rights)]
+    assert os.get_blocking(plain.host_fd)  # opened without waiting, then as the guest asked
+
+
+@contextmanager
+def _alarm(seconds: int) -> Iterator[None]:
+    """Ends a test stuck in a system call with an error (EINTR) instead of hanging the suite."""
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise TimeoutError(f"still waiting after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, interrupted)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def test_dotdot_and_renames_cannot_leave_the_preopen(guest: Guest, sandbox: Path) -> None:
@@ -352,3 +395,90 @@ def test_stdout_renumbered_still_counts_against_the_quota(sandbox: Path) -> None
             guest.write(2, b"y" * 60)
         assert bytes(guest.ctx.output.stdout) == b"x" * 60
     assert (sandbox / "data" / "file").read_bytes() == b""
+
+
+# --- the disk quota of the rw preopens ---------------------------------------------------------
+
+QUOTA = OPTIONS._replace(max_bytes=100, max_files=3)
+
+
+def _quota_guest(sandbox: Path) -> Iterator[Guest]:
+    return granted(sandbox, "fs", options=QUOTA)
+
+
+def _file(guest: Guest, name: str) -> int:
+    rights = RIGHT_FD_WRITE | RIGHT_FD_SEEK | RIGHT_FD_FILESTAT_SET_SIZE | RIGHT_FD_ALLOCATE
+    return guest.open(DATA, name, OFLAG_CREAT, rights)
+
+
+def test_a_guest_cannot_fill_the_disk_through_its_rw_preopens(sandbox: Path) -> None:
+    """Nothing bounded what a guest wrote, or how many names it made, under a rw preopen: one call after
+    another filled the host's disk. Growth past max_bytes and names past max_files are DQUOT, and undone."""
+    (sandbox / "data").mkdir()
+    (sandbox / "data" / "old").write_bytes(b"o" * 40)  # there before the load: counted
+    for guest in _quota_guest(sandbox):
+        file = _file(guest, "new")  # names: old, new
+        assert guest.write(file, b"x" * 50) == Errno.SUCCESS  # 90 bytes
+        assert guest.write(file, b"x" * 20) == Errno.DQUOT
+        guest.memory.write(BUFFER, b"y")
+        guest.memory.write(IOV, struct.pack("<II", BUFFER, 1))
+        assert guest.call("fd_pwrite", file, IOV, 1, 1 << 40, OUT) == Errno.DQUOT
+        assert guest.call("fd_filestat_set_size", file, 1 << 40) == Errno.DQUOT
+        assert guest.call("fd_allocate", file, 0, 1 << 40) == Errno.DQUOT
+        assert os.stat(sandbox / "data" / "new").st_size == 50
+        assert guest.call("path_create_directory", DATA, *guest.path("dir")) == Errno.SUCCESS  # 3 names
+        assert symlink(guest, "new", DATA, "alias") == Errno.DQUOT
+        assert guest.call("path_create_directory", DATA, *guest.path("dir")) == Errno.EXIST  # as mkdir(2) says
+        assert link(guest, DATA, "new", DATA, "hard") == Errno.DQUOT
+        assert guest.try_open(DATA, "more", OFLAG_CREAT, RIGHT_FD_WRITE) == Errno.DQUOT
+        assert guest.call("path_unlink_file", DATA, *guest.path("old")) == Errno.SUCCESS  # 40 bytes, a name back
+        assert guest.write(file, b"x" * 20) == Errno.SUCCESS
+        assert guest.call("fd_filestat_set_size", file, 10) == Errno.SUCCESS  # 10 bytes
+        assert guest.call("fd_allocate", file, 0, 100) == Errno.SUCCESS
+    assert sorted(p.name for p in (sandbox / "data").iterdir()) == ["dir", "new"]
+    for guest in _quota_guest(sandbox):  # a new load counts what the last one left
+        assert guest.call("fd_filestat_set_size", _file(guest, "new"), 101) == Errno.DQUOT
+
+
+def test_a_removed_file_frees_nothing_while_open_or_named_elsewhere(sandbox: Path) -> None:
+    for guest in _quota_guest(sandbox):
+        kept_open = _file(guest, "a")
+        assert guest.write(kept_open, b"a" * 60) == Errno.SUCCESS
+        assert guest.call("path_unlink_file", DATA, *guest.path("a")) == Errno.SUCCESS  # still on disk
+        other = _file(guest, "b")
+        assert guest.write(other, b"b" * 40) == Errno.SUCCESS
+        assert link(guest, DATA, "b", DATA, "c") == Errno.SUCCESS
+        assert rename(guest, DATA, "c", DATA, "b") == Errno.SUCCESS  # two names of one file: nothing happens
+        assert guest.call("path_unlink_file", DATA, *guest.path("b")) == Errno.SUCCESS  # its other name is gone
+        assert guest.write(other, b"b") == Errno.DQUOT
+        assert guest.call("fd_close", kept_open) == Errno.SUCCESS
+
+
+def test_a_tree_too_deep_to_walk_fills_the_quota_instead_of_hiding_from_it(sandbox: Path) -> None:
+    """A guest can nest directories one descriptor at a time, deeper than any path reaches. The first walk
+    recursed once per level (1,200 levels: RecursionError at the next load) and held a descriptor per level;
+    a tree deeper than wasi_paths.MAX_DEPTH now counts as a full quota: nothing may grow or be added."""
+    (sandbox / "data").mkdir()
+    (sandbox / "data" / "top").write_bytes(b"t")
+    bottom = os.open(sandbox / "data", os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(wasi_paths.MAX_DEPTH + 10):
+        os.mkdir("d", dir_fd=bottom)
+        inner = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=bottom)
+        os.close(bottom)
+        bottom = inner
+    hidden = os.open("hidden", os.O_CREAT | os.O_WRONLY, dir_fd=bottom)
+    os.ftruncate(hidden, 1 << 30)
+    os.close(hidden)
+    os.close(bottom)
+    for guest in granted(sandbox, "fs", options=OPTIONS._replace(max_bytes=2 << 30, max_files=100_000)):
+        assert guest.write(_file(guest, "top"), b"more") == Errno.DQUOT
+        assert guest.call("path_create_directory", DATA, *guest.path("new")) == Errno.DQUOT
+
+
+def test_a_change_that_fails_counts_nothing() -> None:
+    quota = DiskQuota(100, 10)
+    with pytest.raises(OSError), quota.growing(0, 60):
+        raise OSError(errno.EIO, "the disk failed")
+    with quota.growing(0, 100):  # all of it is still there
+        pass
+    assert quota.used_bytes == 100

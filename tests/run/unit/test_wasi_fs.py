@@ -96,9 +96,9 @@ def guest(sandbox: Path) -> Iterator[Guest]:
     yield from granted(sandbox, "fs")
 
 
-def granted(sandbox: Path, *grants: str) -> Iterator[Guest]:
+def granted(sandbox: Path, *grants: str, options: FsOptions = OPTIONS) -> Iterator[Guest]:
     ctx = HostContext(guest="g", log_quota=100, stdio_quota=100, memory=FakeMemory(8192), grants=frozenset(grants))
-    ctx.states["fs"] = open_filesystem(OPTIONS, sandbox, guest="g", console=ctx if "stdio" in grants else None)
+    ctx.states["fs"] = open_filesystem(options, sandbox, guest="g", console=ctx if "stdio" in grants else None)
     yield Guest(ctx)
     ctx.close()
 
