@@ -112,3 +112,24 @@ def test_reads_the_reference_types_of_exceptions_and_gc() -> None:
     )
     bounded = read_module_info(with_memory_maximum(wasm, 4, source="m.wasm"), source="m.wasm")
     assert bounded.memories == (MemoryLimits(1, 4),)
+
+
+def test_reads_a_module_with_gc_types_and_counts_their_indices() -> None:
+    """A GC module (a recursion group, a subtype, a struct with a packed field, an array) was "not a valid
+    WebAssembly module: expected a function type"; its function types keep their indices past the others."""
+    wasmtime = pytest.importorskip("wasmtime")
+    wasm = wasmtime.wat2wasm("""(module
+      (rec (type $node (sub (struct (field i8) (field (mut (ref null $node)))))) (type $list (array i32)))
+      (type $f (func (param i32) (result i32)))
+      (func (export "id") (type $f) (local.get 0))
+      (memory (export "memory") 1 1 shared))""")
+    info = read_module_info(wasm, source="gc.wasm")
+    assert info.export("id").signature == Signature(("i32",), ("i32",))  # type: ignore[union-attr]
+    assert info.memories == (MemoryLimits(1, 1, shared=True),)
+
+
+def test_refuses_a_function_of_a_struct_type() -> None:
+    # types: one struct; functions: one, of type 0
+    types = b"\x01\x03\x01\x5f\x00"
+    with pytest.raises(InvalidInput, match="type 0 is not a function type"):
+        read_module_info(b"\0asm\x01\0\0\0" + types + b"\x03\x02\x01\x00", source="m.wasm")
