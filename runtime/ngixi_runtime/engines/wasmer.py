@@ -7,7 +7,9 @@ and traps become `NgixiError`s at one point.
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache, partial
@@ -111,9 +113,26 @@ def _compiler_store(triple: str | None = None, cpu_features: Sequence[str] = ())
 
 def precompile(wasm: bytes, *, triple: str, cpu_features: Sequence[str], what: str) -> bytes:
     """Cross-compiles a module for a target and returns the serialized artifact."""
-    with engine_errors(what, NgixiError):
+    with engine_errors(what, NgixiError), _panic_messages_dropped():
         data: bytes = wasmer.Module(_compiler_store(triple, cpu_features), wasm).serialize()
         return data
+
+
+@contextmanager
+def _panic_messages_dropped() -> Iterator[None]:
+    """Sends what is written to descriptor 2 nowhere meanwhile: Rust's panic hook writes a caught panic's message
+    there ("thread '<unnamed>' panicked at 'Cannot emit inst ...'", for a SIMD instruction beyond the target's
+    CPU baseline), which the panic's one-line error says anyway."""
+    sys.stderr.flush()
+    kept = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(kept, 2)
+        os.close(kept)
+        os.close(null)
 
 
 class WasmerMemory:

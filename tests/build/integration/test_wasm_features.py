@@ -1,6 +1,7 @@
 """Prebuilt modules using the WebAssembly features real toolchains emit, as `wasm` guests of one project built for
 Wasmer and Wasmtime (this machine and pulley64): each runs alike isolated and in-process on both engines, or its
-build is refused in one line naming the guest and the feature (never a traceback, never a refusal at run time)."""
+build is refused in one line naming the guest and the feature (never a traceback, never a refusal at run time). A
+library's start function that calls the host runs too: the build exports it as `_initialize`."""
 
 from __future__ import annotations
 
@@ -58,6 +59,12 @@ RUNS = {  # guest: the module's fields besides its memory, and what `run` answer
         ' (func (export "run") (result i32) (global.get $g))',
         "42",
     ),
+    "start-calls-the-host": (  # the loader had not linked its memory yet: refused at every load on both engines
+        '(import "ngixi" "log" (func $log (param i32 i32 i32))) (data (i32.const 0) "from start")'
+        " (func $init (call $log (i32.const 2) (i32.const 0) (i32.const 10))) (start $init)"
+        ' (func (export "run") (result i32) (i32.const 42))',
+        "42",
+    ),
     "large-table": ('(table $t 60000 60000 funcref) (func (export "run") (result i32) (table.size $t))', "60000"),
     "custom-sections": ('(func $answer (export "run") (result i32) (i32.const 42))', "42"),
 }
@@ -104,13 +111,16 @@ description = "a module using {name}"
 [exports.run]
 results = ["i32"]
 
+[capabilities.log]
+
 [limits]
 memory_pages = 1
 """
+LOGGED = {"start-calls-the-host": "info: from start\n"}
 
 
 def module(name: str, fields: str) -> bytes:
-    wasm = bytes(wasmtime.wat2wasm(fields if name == "threads" else f"(module {MEMORY} {fields})"))
+    wasm = bytes(wasmtime.wat2wasm(fields if name == "threads" else f"(module {fields} {MEMORY})"))
     if name == "custom-sections":  # what a C or Rust toolchain leaves in: producers, and DWARF a debugger reads
         wasm += custom_section("producers", b"\x01\x08language\x01\x04Rust\x06 1.80.0")
         wasm += custom_section(".debug_info", b"\x07\x00\x00\x00\x04\x00" + bytes(64))
@@ -165,7 +175,7 @@ def test_a_feature_both_engines_run_answers_alike_in_every_mode(built: tuple[Pat
                 mode,
                 0,
                 RUNS[guest][1],
-                "",
+                LOGGED.get(guest, ""),
             )
 
 

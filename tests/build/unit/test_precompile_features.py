@@ -58,9 +58,12 @@ def test_a_simd_operator_wasmer_cannot_translate_is_refused_with_the_way_to_buil
     )
 
 
-def test_a_simd_instruction_beyond_the_baseline_names_the_cpu_features_to_add(tmp_path: Path) -> None:
+def test_a_simd_instruction_beyond_the_baseline_names_the_cpu_features_to_add(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     """The same module under the default baseline met a Cranelift panic, `Cannot emit inst 'pcmpeqq ...' for target;
-    failed to match ISA requirements: [SSE41]`, that named no CPU feature the way targets spell them."""
+    failed to match ISA requirements: [SSE41]`, that named no CPU feature the way targets spell them; and Rust's
+    panic hook wrote "thread '<unnamed>' panicked at ..." and a backtrace note on the build's stderr."""
     wasmtime = pytest.importorskip("wasmtime")
     wasm_path = tmp_path / "simd.wasm"
     wasm_path.write_bytes(
@@ -74,6 +77,7 @@ def test_a_simd_instruction_beyond_the_baseline_names_the_cpu_features_to_add(tm
     message = str(raised.value)
     assert "Wasmer's Cranelift compiles only with sse4.1, beyond the baseline ['sse2']" in message
     assert 'cpu_features = ["sse2", "sse4.1"]' in message and message.endswith(WASMTIME_ALONE)
+    assert capfd.readouterr().err == ""
     assert not list(tmp_path.glob("a.wasmer*"))
 
     wider = Target("x86_64-unknown-linux-gnu", ("sse2", "sse4.1"))
