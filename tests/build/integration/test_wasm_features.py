@@ -100,7 +100,10 @@ REFUSED = {  # guest: the module's fields besides its memory, and what its build
         "it has 2 memories; a guest may have 1",
     ),
 }
-SHARED_MEMORY = '(memory (export "memory") 1 1 shared) (func (export "run") (result i32) (i32.const 42))'
+SHARED_MEMORY = (  # a wasm32-wasip1-threads build: its first line was about importing a memory
+    '(import "env" "memory" (memory 1 1 shared)) (import "wasi" "thread-spawn" (func (param i32) (result i32)))'
+    ' (export "memory" (memory 0)) (func (export "run") (result i32) (i32.const 42))'
+)
 MANIFEST = """\
 [guest]
 name = "{name}"
