@@ -9,12 +9,15 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ngixi_build.toolchains import installs
-from ngixi_runtime.engines.base import EngineId
+from ngixi_runtime.engines.base import PORTABLE_TRIPLE, EngineId
 from ngixi_runtime.errors import InvalidInput, NgixiError
 from ngixi_runtime.files import write_atomic
 from ngixi_runtime.spec.bundle_format import ArtifactMeta
 from ngixi_runtime.spec.targets import Target
 
+WASMTIME_ON_THIS_MACHINE = (  # for a module that Wasmtime's portable pulley64 does not run (atomics)
+    'build it for Wasmtime alone: in pyproject.toml, [tool.ngixi] targets = [] and wasmtime_targets = ["host"]'
+)
 WASMTIME_ALONE = (
     "build it for Wasmtime alone: in pyproject.toml, [tool.ngixi] targets = []"
     ' and wasmtime_targets = ["host", "pulley64"]'
@@ -66,7 +69,9 @@ def _wasmer_refusal(error: NgixiError, wasm: bytes) -> NgixiError:
     from ngixi_runtime.engines import wasmer, wasmtime
 
     if lacking := wasmer.what_wasmer_lacks(error, wasm):
-        return InvalidInput(f"{error}; {lacking}: {WASMTIME_ALONE}")
+        if wasmtime.is_valid(wasm, target=PORTABLE_TRIPLE):
+            return InvalidInput(f"{error}; {lacking}: {WASMTIME_ALONE}")
+        return InvalidInput(f"{error}; {lacking}: {WASMTIME_ON_THIS_MACHINE}")
     if "Validation error" in str(error) and (reason := wasmtime.invalid_because(wasm)):
         return InvalidInput(f"{error}; Wasmtime refuses it too: {reason}")
     return error

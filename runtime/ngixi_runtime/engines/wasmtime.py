@@ -119,11 +119,11 @@ _PROPOSALS = (
 )
 
 
-def invalid_because(wasm: bytes) -> str | None:
-    """Why Wasmtime (with the features this host's engine enables) refuses the module as invalid, on one line; None
-    when it accepts it."""
+def invalid_because(wasm: bytes, *, target: str | None = None) -> str | None:
+    """Why Wasmtime (with the features the engine for this host, or `target`, enables) refuses the module as invalid,
+    on one line; None when it accepts it."""
     try:
-        wasmtime.Module.validate(engine_for(None), wasm)
+        wasmtime.Module.validate(engine_for(target), wasm)
     except wasmtime.WasmtimeError as error:
         return with_advice(_with_causes(error))
     return None
@@ -144,9 +144,9 @@ def with_advice(reason: str) -> str:
     return f"{reason}; {_STANDARD_EXCEPTIONS}" if _LEGACY_EXCEPTIONS in reason else reason
 
 
-def is_valid(wasm: bytes) -> bool:
-    """Whether Wasmtime (with the features this host's engine enables) accepts the module as valid."""
-    return invalid_because(wasm) is None
+def is_valid(wasm: bytes, *, target: str | None = None) -> bool:
+    """Whether Wasmtime (with the features the engine for this host, or `target`, enables) accepts the module."""
+    return invalid_because(wasm, target=target) is None
 
 
 def proposals_used(wasm: bytes) -> tuple[str, ...]:

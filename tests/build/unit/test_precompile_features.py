@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ngixi_build.stages.precompile import WASMTIME_ALONE, precompile_guest
+from ngixi_build.stages.precompile import WASMTIME_ALONE, WASMTIME_ON_THIS_MACHINE, precompile_guest
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.targets import Target
 
@@ -84,4 +84,19 @@ def test_a_simd_instruction_beyond_the_baseline_names_the_cpu_features_to_add(
     assert (
         precompile_guest(wasm_path=wasm_path, target=wider, out_path=tmp_path / "b.wasmer").cpu_features
         == wider.cpu_features
+    )
+
+
+def test_atomics_are_sent_to_wasmtime_on_this_machine_alone(tmp_path: Path) -> None:
+    """Wasmtime's portable pulley64 does not run atomics either: building for it, as the hint said, failed next."""
+    wasmtime = pytest.importorskip("wasmtime")
+    wasm_path = tmp_path / "atomics.wasm"
+    wasm_path.write_bytes(wasmtime.wat2wasm("(module (memory 1 1) (func (drop (i32.atomic.load (i32.const 0)))))"))
+    with pytest.raises(InvalidInput) as raised:
+        precompile_guest(
+            wasm_path=wasm_path, target=Target("x86_64-unknown-linux-gnu", ("sse2",)), out_path=tmp_path / "a"
+        )
+    assert str(raised.value).endswith(
+        "; the module uses threads (atomic instructions or a shared memory), which Wasmtime runs and Wasmer 2.1 does"
+        " not: " + WASMTIME_ON_THIS_MACHINE
     )
