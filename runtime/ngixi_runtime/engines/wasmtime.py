@@ -125,7 +125,7 @@ def invalid_because(wasm: bytes, *, target: str | None = None) -> str | None:
     try:
         wasmtime.Module.validate(engine_for(target), wasm)
     except wasmtime.WasmtimeError as error:
-        return with_advice(_with_causes(error))
+        return _with_advice(_with_causes(error))
     return None
 
 
@@ -139,7 +139,7 @@ _STANDARD_EXCEPTIONS = (
 )
 
 
-def with_advice(reason: str) -> str:
+def _with_advice(reason: str) -> str:
     """Wasmtime's reason for refusing a module, with what to do when the reason is one a toolchain can avoid."""
     return f"{reason}; {_STANDARD_EXCEPTIONS}" if _LEGACY_EXCEPTIONS in reason else reason
 
@@ -278,7 +278,7 @@ def precompile(wasm: bytes, *, triple: str, cpu_features: Sequence[str], metered
     try:
         return bytes(wasmtime.Module(engine, wasm).serialize())
     except wasmtime.WasmtimeError as error:
-        reason = with_advice(_with_causes(error))  # its first line alone: "failed to compile: wasm[0]::function[0]"
+        reason = _with_advice(_with_causes(error))  # its first line alone: "failed to compile: wasm[0]::function[0]"
     if triple == PORTABLE_TRIPLE and is_valid(wasm):
         raise NgixiError(
             f"{what}: {reason}; Wasmtime runs the module on this machine, but its portable {PORTABLE_TRIPLE} does not"
