@@ -5,25 +5,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 from ngixi_build.toolchains import installs
-from ngixi_runtime.engines.base import EngineId
+from ngixi_runtime.engines.base import PORTABLE_TRIPLE, EngineId
 from ngixi_runtime.errors import InvalidInput, NgixiError
 from ngixi_runtime.files import write_atomic
 from ngixi_runtime.spec.bundle_format import ArtifactMeta
 from ngixi_runtime.spec.targets import Target
 
+WASMTIME_ON_THIS_MACHINE = (  # for a module that Wasmtime's portable pulley64 does not run (atomics)
+    'build it for Wasmtime alone: in pyproject.toml, [tool.ngixi] targets = [] and wasmtime_targets = ["host"]'
+)
 WASMTIME_ALONE = (
     "build it for Wasmtime alone: in pyproject.toml, [tool.ngixi] targets = []"
     ' and wasmtime_targets = ["host", "pulley64"]'
 )
-
-
-def wasmer_feature_hint() -> str:
-    from ngixi_runtime.engines.wasmer import LACKS_A_FEATURE
-
-    return f"{LACKS_A_FEATURE}; {WASMTIME_ALONE}"
 
 
 def _baseline_hint(target: Target, missing: tuple[str, ...]) -> str:
@@ -59,12 +57,24 @@ def precompile_guest(*, wasm_path: Path, target: Target, out_path: Path) -> Arti
     except NgixiError as error:
         if missing := engine.missing_cpu_features(error):
             raise InvalidInput(f"{error}; {_baseline_hint(target, missing)}") from None
-        if not engine.lacks_a_feature(error, wasm):
-            raise
-        raise InvalidInput(f"{error}; {wasmer_feature_hint()}") from None
+        raise _wasmer_refusal(error, wasm) from None
     meta = artifact_metadata(target, hashlib.sha256(wasm).hexdigest())
     _write(out_path, artifact, meta)
     return meta
+
+
+def _wasmer_refusal(error: NgixiError, wasm: bytes) -> NgixiError:
+    """Wasmer's refusal of a module, with the feature it lacks and how to build the guest for Wasmtime alone when
+    Wasmtime runs the module, or Wasmtime's own reason when Wasmtime refuses it too."""
+    from ngixi_runtime.engines import wasmer, wasmtime
+
+    if lacking := wasmer.what_wasmer_lacks(error, wasm):
+        if wasmtime.is_valid(wasm, target=PORTABLE_TRIPLE):
+            return InvalidInput(f"{error}; {lacking}: {WASMTIME_ALONE}")
+        return InvalidInput(f"{error}; {lacking}: {WASMTIME_ON_THIS_MACHINE}")
+    if "Validation error" in str(error) and (reason := wasmtime.invalid_because(wasm)):
+        return InvalidInput(f"{error}; Wasmtime refuses it too: {reason}")
+    return error
 
 
 def artifact_metadata(target: Target, wasm_sha256: str) -> ArtifactMeta:
@@ -96,7 +106,7 @@ def precompile_wasmtime(*, wasm_path: Path, target: Target, metered: bool, out_p
         what=f"precompile {wasm_path} with Wasmtime for {target.triple}",
     )
     meta = wasmtime_artifact_metadata(target, hashlib.sha256(wasm).hexdigest())
-    _write(out_path, artifact, meta, metered=metered)
+    _write(out_path, artifact, meta, metered=metered, settings=engine_wasmtime.SETTINGS)
     return meta
 
 
@@ -119,10 +129,17 @@ def _metadata(ours: EngineId, target: Target, wasm_sha256: str) -> ArtifactMeta:
     )
 
 
-def _write(out_path: Path, artifact: bytes, meta: ArtifactMeta, *, metered: bool = False) -> None:
-    """The artifact, and beside it its metadata, whether fuel metering is compiled in and this user's stamp of
-    its bytes (neither in the bundle)."""
-    record = {**meta._asdict(), "metered": metered, "stamp": _artifact_stamp(artifact)}
+def _write(
+    out_path: Path,
+    artifact: bytes,
+    meta: ArtifactMeta,
+    *,
+    metered: bool = False,
+    settings: Mapping[str, object] | None = None,
+) -> None:
+    """The artifact, and beside it its metadata, whether fuel metering is compiled in, the engine's other settings
+    and this user's stamp of its bytes (none of them in the bundle)."""
+    record = {**meta._asdict(), "metered": metered, "settings": settings, "stamp": _artifact_stamp(artifact)}
     write_atomic(out_path, artifact)
     write_atomic(metadata_path(out_path), (json.dumps(record, indent=2) + "\n").encode())
 
@@ -142,13 +159,15 @@ def made_here(artifact_path: Path) -> bool:
     return isinstance(recorded, str) and hmac.compare_digest(recorded, _artifact_stamp(artifact))
 
 
-def _read_record(artifact_path: Path) -> tuple[ArtifactMeta, bool]:
+def _read_record(artifact_path: Path) -> tuple[ArtifactMeta, bool, object]:
+    """An artifact's metadata, whether it meters fuel, and the engine's other settings it was compiled with."""
     path = metadata_path(artifact_path)
     try:
         raw = json.loads(path.read_text())
         metered = raw.pop("metered", False) is True
+        settings = raw.pop("settings", None)
         raw.pop("stamp", None)
-        return ArtifactMeta(**{**raw, "cpu_features": tuple(raw["cpu_features"])}), metered
+        return ArtifactMeta(**{**raw, "cpu_features": tuple(raw["cpu_features"])}), metered, settings
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
         raise InvalidInput(f"{path}: unreadable artifact metadata ({error}); run `doit clean` then build") from None
 
@@ -160,8 +179,11 @@ def read_metadata(artifact_path: Path) -> ArtifactMeta:
 def wasmtime_artifact_is_current(artifact_path: Path, *, target: Target, wasm_sha256: str, metered: bool) -> bool:
     """Whether the Wasmtime artifact on disk was built here from that .wasm for `target` by this Wasmtime, and is
     metered as asked: Wasmtime loads an artifact only into an engine that meters fuel alike."""
+    from ngixi_runtime.engines import wasmtime as engine_wasmtime
+
+    expected = (wasmtime_artifact_metadata(target, wasm_sha256), metered, engine_wasmtime.SETTINGS)
     try:
-        current = _read_record(artifact_path) == (wasmtime_artifact_metadata(target, wasm_sha256), metered)
+        current = _read_record(artifact_path) == expected
     except InvalidInput:  # missing or unreadable: build it again
         return False
     return current and made_here(artifact_path)
@@ -181,5 +203,6 @@ def wasmtime_precompile_inputs(target: Target, *, metered: bool) -> dict[str, ob
     return {
         "cpu_features": list(target.cpu_features),
         "metered": metered,
+        "settings": engine_wasmtime.SETTINGS,
         "engine": engine_wasmtime.compiled_by(target.triple)._asdict(),
     }

@@ -35,7 +35,6 @@ from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
 from ngixi_build.stages import component, core_bindings
 from ngixi_build.stages.compile import CompileError, asc_arguments, asc_output
-from ngixi_build.stages.memory import bound_memory
 from ngixi_build.stages.precompile import artifact_metadata, made_here, read_metadata, wasmtime_artifact_is_current
 from ngixi_build.toolchains.asc_server import AscReply, AscServer, CompilerDied
 from ngixi_build.toolchains.assemblyscript import toolchain_for
@@ -138,8 +137,8 @@ class DevBuilder:
                     component.componentize_guest(self.project, name, core_wasm=self._scratch(name))
                 else:
                     write_atomic(self.project.wasm_path(name), self._scratch(name).read_bytes())
-                    if not guest.type.is_component:  # as doit build does: any toolchain's module gets a maximum
-                        bound_memory(wasm_path=self.project.wasm_path(name), memory_pages=guest.memory_pages)
+                    if not guest.type.is_component:  # as doit build does
+                        pipeline.fit_core_module(self.project.wasm_path(name), guest)
             with step("validate"):
                 pipeline.validate(self.project, name)
             wasm_sha256 = hashlib.sha256(self.project.wasm_path(name).read_bytes()).hexdigest()

@@ -17,6 +17,7 @@ from ngixi_build.stages.memory import bound_memory
 from ngixi_build.stages.precompile import made_here, precompile_guest, precompile_wasmtime, read_metadata
 from ngixi_build.stages.signing import SigningKey, ensure_dev_key
 from ngixi_build.stages.smoke import smoke_bundle
+from ngixi_build.stages.start import export_start
 from ngixi_build.stages.validate import check_validated, validate_guest
 from ngixi_build.toolchains import npm_deps
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
@@ -112,9 +113,18 @@ def compile_guest(project: Project, guest: GuestBuild) -> None:
     language = language_of(project, guest)
     wasm_path = project.wasm_path(guest.name)
     size = language.compile(CompileJob(project, guest, wasm_path))
-    if not guest.type.is_component and bound_memory(wasm_path=wasm_path, memory_pages=guest.memory_pages):
-        log.info("%s: its memory declared no maximum; set to limits.memory_pages = %d", guest.name, guest.memory_pages)
+    if not guest.type.is_component:
+        fit_core_module(wasm_path, guest)
     log.debug("%s: %d bytes of %s wasm", guest.name, size, language.name)
+
+
+def fit_core_module(wasm_path: Path, guest: GuestBuild) -> None:
+    """What the build changes of any toolchain's core module: a memory maximum where it declares none, and a
+    library's start function exported as `_initialize`."""
+    if bound_memory(wasm_path=wasm_path, memory_pages=guest.memory_pages):
+        log.info("%s: its memory declared no maximum; set to limits.memory_pages = %d", guest.name, guest.memory_pages)
+    if export_start(wasm_path=wasm_path, library=guest.type.kind == "library"):
+        log.info("%s: its start function is exported as _initialize, run once its memory is linked", guest.name)
 
 
 def validate(project: Project, guest: str) -> None:

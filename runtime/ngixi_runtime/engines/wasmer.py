@@ -7,7 +7,9 @@ and traps become `NgixiError`s at one point.
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache, partial
@@ -111,9 +113,26 @@ def _compiler_store(triple: str | None = None, cpu_features: Sequence[str] = ())
 
 def precompile(wasm: bytes, *, triple: str, cpu_features: Sequence[str], what: str) -> bytes:
     """Cross-compiles a module for a target and returns the serialized artifact."""
-    with engine_errors(what, NgixiError):
+    with engine_errors(what, NgixiError), _panic_messages_dropped():
         data: bytes = wasmer.Module(_compiler_store(triple, cpu_features), wasm).serialize()
         return data
+
+
+@contextmanager
+def _panic_messages_dropped() -> Iterator[None]:
+    """Sends what is written to descriptor 2 nowhere meanwhile: Rust's panic hook writes a caught panic's message
+    there ("thread '<unnamed>' panicked at 'Cannot emit inst ...'", for a SIMD instruction beyond the target's
+    CPU baseline), which the panic's one-line error says anyway."""
+    sys.stderr.flush()
+    kept = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+        yield
+    finally:
+        os.dup2(kept, 2)
+        os.close(kept)
+        os.close(null)
 
 
 class WasmerMemory:
@@ -200,27 +219,30 @@ def prepare(
                 module = wasmer.Module(store, wasm)
             return WasmerModule(guest, store, module, _module_info(module))
     except NgixiError as error:
-        if artifact is not None or wasm is None or not lacks_a_feature(error, wasm):
+        lacking = None if artifact is not None or wasm is None else what_wasmer_lacks(error, wasm)
+        if lacking is None:
             raise
-        raise NgixiError(f"{error}; {LACKS_A_FEATURE}: run it with --engine wasmtime") from None
+        raise NgixiError(f"{error}; {lacking}: run it with --engine wasmtime") from None
 
 
-LACKS_A_FEATURE = (
-    "the module is valid for Wasmtime, but Wasmer 2.1 does not know every WebAssembly feature it uses"
-    " (exception handling, for one, which C++ and setjmp/longjmp builds use)"
-)
+_PROPOSED_SIMD = r"proposed simd operator (\w+)"
 
 
-def lacks_a_feature(error: NgixiError, wasm: bytes) -> bool:
-    """Whether Wasmer refused, as invalid or as using an operator it cannot translate (a SIMD operator
-    standardised after Wasmer 2.1: its "proposed simd operator"), a module that Wasmtime accepts."""
-    if "Validation error" not in str(error) and "Unsupported feature" not in str(error):
-        return False
+def what_wasmer_lacks(error: NgixiError, wasm: bytes) -> str | None:
+    """What Wasmer 2.1 lacks, in words, of a module it refused as invalid or could not translate (a SIMD operator
+    standardised after it: its "proposed simd operator") that Wasmtime accepts; None for another failure."""
+    text = str(error)
+    if "Validation error" not in text and "Unsupported feature" not in text:
+        return None
     try:
         from ngixi_runtime.engines import wasmtime as other
     except ImportError:
-        return False
-    return other.is_valid(wasm)
+        return None
+    if not other.is_valid(wasm):
+        return None
+    operator = re.search(_PROPOSED_SIMD, text)
+    used = [f"the SIMD operator {operator.group(1)}"] if operator else list(other.proposals_used(wasm))
+    return f"the module uses {', '.join(used) or 'a WebAssembly feature'}, which Wasmtime runs and Wasmer 2.1 does not"
 
 
 def missing_cpu_features(error: NgixiError) -> tuple[str, ...]:

@@ -101,13 +101,76 @@ def compiler_available() -> bool:
     return True
 
 
-def is_valid(wasm: bytes) -> bool:
-    """Whether Wasmtime (with the features this host's engine enables) accepts the module as valid."""
+# Wasmtime's switches of the WebAssembly proposals it runs by default and Wasmer 2.1 does not, each with its name in
+# messages. GC's switch also covers what the GC proposal allows of constant expressions (`global.get` of a global the
+# module defines), which C and Rust toolchains emit with extended constant expressions.
+_PROPOSALS = (
+    ("wasm_exceptions", "exception handling"),
+    ("wasm_tail_call", "tail calls"),
+    ("wasm_threads", "threads (atomic instructions or a shared memory)"),
+    ("wasm_gc", "GC types or extended constant expressions"),
+    ("wasm_function_references", "typed function references"),
+    ("wasm_memory64", "a 64-bit memory (memory64)"),
+    ("wasm_multi_memory", "multiple memories"),
+    ("wasm_relaxed_simd", "relaxed SIMD"),
+    ("wasm_wide_arithmetic", "wide arithmetic"),
+    ("wasm_custom_page_sizes", "custom page sizes"),
+    ("wasm_stack_switching", "stack switching"),
+)
+
+
+def invalid_because(wasm: bytes, *, target: str | None = None) -> str | None:
+    """Why Wasmtime (with the features the engine for this host, or `target`, enables) refuses the module as invalid,
+    on one line; None when it accepts it."""
     try:
-        wasmtime.Module.validate(engine_for(None), wasm)
-    except wasmtime.WasmtimeError:
-        return False
-    return True
+        wasmtime.Module.validate(engine_for(target), wasm)
+    except wasmtime.WasmtimeError as error:
+        return _with_advice(_with_causes(error))
+    return None
+
+
+# LLVM before 21 (clang, Emscripten, wasi-sdk's -fwasm-exceptions) emits the first, withdrawn form of exception
+# handling (`try`, `catch`, `rethrow`), which neither engine runs.
+_LEGACY_EXCEPTIONS = "legacy_exceptions feature required"
+_STANDARD_EXCEPTIONS = (
+    "the module uses the withdrawn form of exception handling (try/catch/rethrow), which neither engine runs:"
+    " rebuild it with the standard one (clang -fwasm-exceptions -mllvm -wasm-use-legacy-eh=false,"
+    " Emscripten -sWASM_LEGACY_EXCEPTIONS=0)"
+)
+
+
+def _with_advice(reason: str) -> str:
+    """Wasmtime's reason for refusing a module, with what to do when the reason is one a toolchain can avoid."""
+    return f"{reason}; {_STANDARD_EXCEPTIONS}" if _LEGACY_EXCEPTIONS in reason else reason
+
+
+def is_valid(wasm: bytes, *, target: str | None = None) -> bool:
+    """Whether Wasmtime (with the features the engine for this host, or `target`, enables) accepts the module."""
+    return invalid_because(wasm, target=target) is None
+
+
+def proposals_used(wasm: bytes) -> tuple[str, ...]:
+    """The names of the proposals of `_PROPOSALS` a module valid for Wasmtime uses: those without which it is not."""
+    used = []
+    for switch, name in _PROPOSALS:
+        try:
+            wasmtime.Module.validate(_engine_without(switch), wasm)
+        except wasmtime.WasmtimeError:
+            used.append(name)
+    return tuple(used)
+
+
+@cache
+def _engine_without(switch: str) -> wasmtime.Engine:
+    config = wasmtime.Config()
+    setattr(config, switch, False)
+    return wasmtime.Engine(config)
+
+
+# Settings of every engine here besides fuel, which an artifact records (Wasmtime loads one only into an engine set
+# alike). Relaxed SIMD's operators may answer differently by machine (its NaN and out-of-range lanes): deterministic,
+# they answer the same in a host artifact, a pulley64 one and a compilation on any machine.
+SETTINGS = {"relaxed_simd_deterministic": True}
 
 
 def _config(*, metered: bool) -> wasmtime.Config:
@@ -115,6 +178,7 @@ def _config(*, metered: bool) -> wasmtime.Config:
     config = wasmtime.Config()
     config.epoch_interruption = True
     config.consume_fuel = metered
+    config.wasm_relaxed_simd_deterministic = SETTINGS["relaxed_simd_deterministic"]
     return config
 
 
@@ -214,7 +278,13 @@ def precompile(wasm: bytes, *, triple: str, cpu_features: Sequence[str], metered
     try:
         return bytes(wasmtime.Module(engine, wasm).serialize())
     except wasmtime.WasmtimeError as error:
-        raise NgixiError(f"{what}: {first_line(error)}") from None
+        reason = _with_advice(_with_causes(error))  # its first line alone: "failed to compile: wasm[0]::function[0]"
+    if triple == PORTABLE_TRIPLE and is_valid(wasm):
+        raise NgixiError(
+            f"{what}: {reason}; Wasmtime runs the module on this machine, but its portable {PORTABLE_TRIPLE} does not"
+            f" run every feature it uses: leave {PORTABLE_TRIPLE} out of [tool.ngixi] wasmtime_targets"
+        )
+    raise NgixiError(f"{what}: {reason}")
 
 
 def first_line(error: Exception) -> str:

@@ -149,9 +149,14 @@ def _command_hint(info: ModuleInfo) -> str:
 
 def check_core_guest(manifest: Manifest, info: ModuleInfo) -> list[str]:
     """Everything a load on any engine refuses of a core module (`info` read from the .wasm itself): the
-    lines of `check_module`, then its memories and tables against the manifest's limits (guest/limits.py)."""
-    limits = limit_problems(manifest, info, engine_caps_growth=False)
-    return check_module(manifest, info) + [f"{manifest.source}: limits.memory_pages: {p}" for p in limits]
+    lines of `check_module`, then its memories and tables against the manifest's limits (guest/limits.py); a
+    shared memory's line first, as the one that says what to do with a threads build."""
+    limits = [
+        f"{manifest.source}: limits.memory_pages: {p}" for p in limit_problems(manifest, info, engine_caps_growth=False)
+    ]
+    if any(memory.shared for memory in info.memories):  # a threads build: that, not its imports, says what to do
+        return limits + check_module(manifest, info)
+    return check_module(manifest, info) + limits
 
 
 # --- components ------------------------------------------------------------------------------------

@@ -42,7 +42,12 @@ def memory_problems(manifest: Manifest, info: ModuleInfo) -> list[str]:
         return [f"it has {count} memories; a guest may have {MAX_MEMORIES}, bounded by limits.memory_pages"]
     problems = []
     for memory in info.memories:
-        if memory.maximum_pages is None:
+        if memory.shared:
+            problems.append(
+                "its memory is shared (threads: a -pthread or wasm32-wasip1-threads build), which a guest may not "
+                "have: no engine here runs a shared memory; build it without threads"
+            )
+        elif memory.maximum_pages is None:
             problems.append(
                 f"its memory declares no maximum: build it with ngixi-build, which sets limits.memory_pages = "
                 f"{limit} on a module that declares none, or {memory_fixes(limit)}"

@@ -583,14 +583,14 @@ def _instantiating(host_side: Callable[[], HostContext], on_instantiate: Callabl
     return host_side()
 
 
-_REACTOR_INITIALIZER = "_initialize"
+REACTOR_INITIALIZER = "_initialize"
 _NO_VALUES = Signature((), ())
 
 
 def _is_reactor(manifest: Manifest, info: ModuleInfo) -> bool:
     """Whether the module is a WASI reactor (a library that exports `_initialize: () -> ()`: wasi-libc's runs the
     C/C++ constructors, Go's starts its runtime), whose `_initialize` must run before any other export."""
-    initializer = info.export(_REACTOR_INITIALIZER)
+    initializer = info.export(REACTOR_INITIALIZER)
     return manifest.guest.type.kind == "library" and initializer is not None and initializer.signature == _NO_VALUES
 
 
@@ -629,7 +629,7 @@ def _open_core(
         instance = runner.instantiate(prepared, imports=imports, on_memory=link_memory)
         if _is_reactor(manifest, prepared.info):  # WASI: a reactor's _initialize runs once, before any export
             context.call_ends_at = time.monotonic() + manifest.limits.timeout_ms / 1000
-            instance.call(_REACTOR_INITIALIZER, ())
+            instance.call(REACTOR_INITIALIZER, ())
     except GuestExit:
         context.close()
         raise

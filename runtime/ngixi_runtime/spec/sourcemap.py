@@ -70,6 +70,23 @@ def parse_source_map(text: bytes) -> SourceMap | None:
     return SourceMap(tuple(offsets[i] for i in order), tuple(places[i] for i in order), tuple(sources))
 
 
+def moved_source_map(text: bytes, by: int) -> bytes:
+    """The source map with every module offset it maps moved `by` bytes, as the code was moved; unchanged if it is
+    not one. Offsets after the first are relative to the one before, so only the first changes."""
+    try:
+        document = json.loads(text)
+        segments = str(document["mappings"]).replace(";", ",").split(",")  # one line, as `parse_source_map` reads it
+    except (ValueError, KeyError, TypeError):
+        return text
+    first = next((number for number, segment in enumerate(segments) if _vlq(segment)), None)
+    if first is None:
+        return text
+    fields = _vlq(segments[first])
+    segments[first] = "".join(vlq(value) for value in [fields[0] + by, *fields[1:]])
+    document["mappings"] = ",".join(segments)
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
 def _vlq(segment: str) -> list[int]:
     values, value, shift = [], 0, 0
     for char in segment:

@@ -36,6 +36,7 @@ _ABSTRACT_HEAP_TYPES = {
     0x69: "exn",
 }
 _REF_NULL, _REF = 0x63, 0x64
+_SHARED = 0x02  # of a memory's limits flags
 _KINDS: dict[int, ExternKind] = {0: "func", 1: "table", 2: "memory", 3: "global", 4: "tag"}
 _TYPE, _IMPORT, _FUNCTION, _TABLE, _MEMORY, _EXPORT, _CODE = 1, 2, 3, 4, 5, 7, 10
 
@@ -68,6 +69,7 @@ class Export(NamedTuple):
 class MemoryLimits(NamedTuple):
     minimum_pages: int
     maximum_pages: int | None
+    shared: bool = False  # the threads proposal's shared memory
 
 
 class TableLimits(NamedTuple):
@@ -103,6 +105,10 @@ class _Reader:
         value = self.data[self.pos]
         self.pos += 1
         return value
+
+    def peek(self) -> int | None:
+        """The next byte, not consumed; None at the end."""
+        return self.data[self.pos] if self.pos < len(self.data) else None
 
     def u32(self) -> int:
         return self._unsigned(last_shift=28)
@@ -147,27 +153,28 @@ class _Reader:
 
     def heap_type(self) -> str:
         """An abstract heap type's name, or a concrete one's type index (a non-negative s33)."""
-        code = self.data[self.pos] if self.pos < len(self.data) else None
+        code = self.peek()
         if code in _ABSTRACT_HEAP_TYPES:
             self.pos += 1
             return _ABSTRACT_HEAP_TYPES[code]
         return str(self.u32())
 
-    def limits(self) -> tuple[int, int | None]:
-        """A limits record; a memory64 record's wider bounds read as LEB128 integers all the same."""
+    def limits(self) -> tuple[int, int | None, int]:
+        """A limits record and its flags; a memory64 record's wider bounds read as LEB128 integers all the same."""
         flags = self.byte()
         if flags & ~0x07:
             raise self.fail(f"unknown limits flags 0x{flags:02x}")
         minimum = self.u64()
         maximum = self.u64() if flags & 1 else None
-        return minimum, maximum
+        return minimum, maximum, flags
 
     def memory(self) -> MemoryLimits:
-        return MemoryLimits(*self.limits())
+        minimum, maximum, flags = self.limits()
+        return MemoryLimits(minimum, maximum, shared=bool(flags & _SHARED))
 
     def table(self) -> TableLimits:
         self.valtype()
-        return TableLimits(*self.limits())
+        return TableLimits(*self.limits()[:2])
 
 
 def custom_sections(data: bytes, *, source: str) -> dict[str, bytes]:
@@ -245,28 +252,67 @@ def _vec(reader: _Reader) -> list[_Reader]:
     return [reader] * reader.u32()
 
 
-def _index(reader: _Reader, table: list[Signature]) -> int:
+def _index(reader: _Reader, table: list[Signature | None]) -> int:
+    """A function's type index: in range, and a function type's."""
     index = reader.u32()
     if index >= len(table):
         raise reader.fail(f"type index {index} out of range")
+    if table[index] is None:
+        raise reader.fail(f"type {index} is not a function type")
     return index
 
 
-def _read_types(reader: _Reader) -> list[Signature]:
-    types = []
+_FUNC_TYPE, _STRUCT_TYPE, _ARRAY_TYPE, _REC_GROUP, _SUB_TYPE, _SUB_FINAL_TYPE = 0x60, 0x5F, 0x5E, 0x4E, 0x50, 0x4F
+_PACKED_TYPES = (0x78, 0x77)  # i8 and i16, a GC field's storage types
+
+
+def _read_types(reader: _Reader) -> list[Signature | None]:
+    """Each type by index: a function's signature, or None for the GC proposal's struct and array types (a
+    recursion group's types each take an index)."""
+    types: list[Signature | None] = []
     for r in _vec(reader):
-        if r.byte() != 0x60:
-            raise r.fail("expected a function type")
-        params = tuple(r.valtype() for _ in range(r.u32()))
-        results = tuple(r.valtype() for _ in range(r.u32()))
-        types.append(Signature(params, results))
+        if r.peek() == _REC_GROUP:
+            r.pos += 1
+            types += [_sub_type(r) for _ in range(r.u32())]
+        else:
+            types.append(_sub_type(r))
     return types
 
 
-def _read_function_type_indices(reader: _Reader, types: list[Signature]) -> Sequence[int]:
+def _sub_type(r: _Reader) -> Signature | None:
+    if r.peek() in (_SUB_TYPE, _SUB_FINAL_TYPE):
+        r.pos += 1
+        for _ in range(r.u32()):
+            r.u32()  # a supertype's index
+    form = r.byte()
+    if form == _FUNC_TYPE:
+        params = tuple(r.valtype() for _ in range(r.u32()))
+        results = tuple(r.valtype() for _ in range(r.u32()))
+        return Signature(params, results)
+    if form == _STRUCT_TYPE:
+        for _ in range(r.u32()):
+            _field(r)
+    elif form == _ARRAY_TYPE:
+        _field(r)
+    else:
+        raise r.fail(f"unknown type form 0x{form:02x}")
+    return None
+
+
+def _field(r: _Reader) -> None:
+    """Skips a struct's or an array's field type: its storage type and mutability."""
+    if r.peek() in _PACKED_TYPES:
+        r.pos += 1
+    else:
+        r.valtype()
+    r.byte()
+
+
+def _read_function_type_indices(reader: _Reader, types: list[Signature | None]) -> Sequence[int]:
     count = reader.u32()
     indices = reader.data[reader.pos :]
-    if len(indices) == count and not indices.translate(None, bytes(range(min(len(types), 0x80)))):
+    all_functions = None not in types
+    if all_functions and len(indices) == count and not indices.translate(None, bytes(range(min(len(types), 0x80)))):
         return indices  # the common case, all one-byte indices, checked at C speed
     return [_index(reader, types) for _ in range(count)]
 
@@ -276,7 +322,9 @@ class _Functions:
 
     __slots__ = ("imported", "type_indices", "types")
 
-    def __init__(self, imported: list[Signature | None], type_indices: Sequence[int], types: list[Signature]) -> None:
+    def __init__(
+        self, imported: list[Signature | None], type_indices: Sequence[int], types: list[Signature | None]
+    ) -> None:
         self.imported = imported
         self.type_indices = type_indices
         self.types = types
@@ -291,7 +339,7 @@ class _Functions:
 
 
 def _read_imports(
-    reader: _Reader, types: list[Signature]
+    reader: _Reader, types: list[Signature | None]
 ) -> tuple[tuple[Import, ...], tuple[MemoryLimits, ...], tuple[TableLimits, ...]]:
     """The imports, and the limits of the memories and tables among them."""
     imports, memories, tables = [], [], []
@@ -414,6 +462,54 @@ def _bounded(body: bytes, maximum_when_none: int, what: str, source: str) -> byt
     if reader.pos != len(reader.data):
         raise reader.fail(f"the {what} section has bytes after its {what}s")
     return bytes(entries)
+
+
+_START = 8
+# Where each known section must stand: the data count (12) goes before the code, tags (13) before the globals.
+_SECTION_ORDER = (1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11)
+
+
+def with_start_exported(data: bytes, name: str, *, source: str) -> bytes:
+    """The module without its start section, its start function exported as `name` instead (for the host to call
+    once the instance's memory is linked to its host functions); the module as it is without a start section, or
+    when it already exports `name`."""
+    spans = list(section_spans(data, source=source))
+    starts = [_Reader(data[body:end], source).u32() for found, _, body, end in spans if found == _START]
+    if not starts or read_module_info(data, source=source).export(name) is not None:
+        return data
+    entry = uleb128(len(name.encode())) + name.encode() + b"\0" + uleb128(starts[0])
+    out, exported = bytearray(_MODULE_HEADER), False
+    for found, start, body, end in spans:
+        if found == _START:
+            continue
+        if found == _EXPORT:
+            exports = _Reader(data[body:end], source)
+            entries = uleb128(exports.u32() + 1) + data[body + exports.pos : end] + entry
+            out += bytes([_EXPORT]) + uleb128(len(entries)) + entries
+            exported = True
+            continue
+        if not exported and found in _SECTION_ORDER[_SECTION_ORDER.index(_EXPORT) + 1 :]:
+            out += bytes([_EXPORT]) + uleb128(len(entry) + 1) + b"\x01" + entry
+            exported = True
+        out += data[start:end]
+    return bytes(out)
+
+
+def code_start(data: bytes, *, source: str) -> int | None:
+    """Where the module's code section's body starts (a module offset), or None without one."""
+    return next((body for found, _, body, _ in section_spans(data, source=source) if found == _CODE), None)
+
+
+def with_custom_section_replaced(data: bytes, name: str, replace: Callable[[bytes], bytes], *, source: str) -> bytes:
+    """The module with the payload of each custom section named `name` replaced by `replace(payload)`."""
+
+    def replaced(body: bytes) -> bytes:
+        named = _Reader(body, source)
+        if named.name() != name:
+            return body
+        return body[: named.pos] + replace(body[named.pos :])
+
+    return _with_section_rewritten(data, 0, replaced, source)
 
 
 def custom_section(name: str, payload: bytes) -> bytes:

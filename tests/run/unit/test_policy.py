@@ -43,6 +43,13 @@ def test_every_memory_counts_exported_or_not() -> None:
         check_memory_limit(MANIFEST, info)
 
 
+def test_a_shared_memory_is_refused_before_an_engine_sees_it() -> None:
+    """Wasmtime compiled a -pthread build's shared memory for this machine, then refused it at its first load."""
+    info = wat_info('(module (memory (export "memory") 1 16 shared))')
+    with pytest.raises(PolicyError, match=r"hello: its memory is shared .* build it without threads$"):
+        check_memory_limit(MANIFEST, info)
+
+
 @pytest.mark.parametrize(
     ("table", "caps_growth", "refusal"),
     [

@@ -3,7 +3,15 @@ from __future__ import annotations
 import pytest
 
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.spec.wasm import MemoryLimits, Signature, TableLimits, read_module_info, with_memory_maximum
+from ngixi_runtime.spec.wasm import (
+    Export,
+    MemoryLimits,
+    Signature,
+    TableLimits,
+    read_module_info,
+    with_memory_maximum,
+    with_start_exported,
+)
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 
 
@@ -112,3 +120,54 @@ def test_reads_the_reference_types_of_exceptions_and_gc() -> None:
     )
     bounded = read_module_info(with_memory_maximum(wasm, 4, source="m.wasm"), source="m.wasm")
     assert bounded.memories == (MemoryLimits(1, 4),)
+
+
+def test_reads_a_module_with_gc_types_and_counts_their_indices() -> None:
+    """A GC module (a recursion group, a subtype, a struct with a packed field, an array) was "not a valid
+    WebAssembly module: expected a function type"; its function types keep their indices past the others."""
+    wasmtime = pytest.importorskip("wasmtime")
+    wasm = wasmtime.wat2wasm("""(module
+      (rec (type $node (sub (struct (field i8) (field (mut (ref null $node)))))) (type $list (array i32)))
+      (type $f (func (param i32) (result i32)))
+      (func (export "id") (type $f) (local.get 0))
+      (memory (export "memory") 1 1 shared))""")
+    info = read_module_info(wasm, source="gc.wasm")
+    assert info.export("id").signature == Signature(("i32",), ("i32",))  # type: ignore[union-attr]
+    assert info.memories == (MemoryLimits(1, 1, shared=True),)
+
+
+def test_refuses_a_function_of_a_struct_type() -> None:
+    # types: one struct; functions: one, of type 0
+    types = b"\x01\x03\x01\x5f\x00"
+    with pytest.raises(InvalidInput, match="type 0 is not a function type"):
+        read_module_info(b"\0asm\x01\0\0\0" + types + b"\x03\x02\x01\x00", source="m.wasm")
+
+
+@pytest.mark.parametrize(
+    "wat",
+    [
+        '(module (memory (export "memory") 1 1) (func $init) (start $init) (func (export "run")))',
+        '(module (func $init) (start $init) (data "x") (func (i32.const 1) drop))',  # no export section: one is added
+    ],
+)
+def test_a_start_function_becomes_an_export_in_place_of_the_start_section(wat: str) -> None:
+    wasmtime = pytest.importorskip("wasmtime")
+    exported = with_start_exported(wasmtime.wat2wasm(wat), "_initialize", source="m.wasm")
+    wasmtime.Module.validate(wasmtime.Engine(), exported)  # sections still in their order
+    assert b"\x08\x01\x00" not in exported  # the start section, naming function 0
+    assert read_module_info(exported, source="m.wasm").export("_initialize") == Export(
+        "_initialize", "func", Signature((), ())
+    )
+
+
+@pytest.mark.parametrize(
+    "wat",
+    [
+        '(module (func (export "run")))',
+        '(module (func $init) (start $init) (func (export "_initialize")))',  # its own: the start section stays
+    ],
+)
+def test_a_module_without_a_start_function_or_with_its_own_initializer_is_left_as_it_is(wat: str) -> None:
+    wasmtime = pytest.importorskip("wasmtime")
+    wasm = bytes(wasmtime.wat2wasm(wat))
+    assert with_start_exported(wasm, "_initialize", source="m.wasm") == wasm
