@@ -8,15 +8,18 @@ max_keys = 1000
 Keys and values are bytes. A guest reaches only the namespaces its manifest names; `max_keys`
 counts its keys across those namespaces, `max_value_bytes` bounds each value. A new key is
 counted and inserted in one `BEGIN IMMEDIATE` transaction, so concurrent instances of the same
-tenant cannot overshoot the quota together.
+tenant cannot overshoot the quota together. A call waits for another instance's transaction 5 s at most, and
+never past its own call's limits.timeout_ms: then the call ends as timed out.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import sqlite3
 import struct
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,11 +41,13 @@ from ngixi_runtime.capabilities.base import (
 )
 from ngixi_runtime.capabilities.component import granted_state, outcome
 from ngixi_runtime.capabilities.context import HostContext, Sandbox
+from ngixi_runtime.errors import GuestError
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import AbiFault, GuestMemory, Status, copy_out, read_utf8
 from ngixi_runtime.spec.schema import Problems, array, string_item
 
 MAX_KEY_BYTES = 1024
+BUSY_MS = 5000  # the longest a call waits for another instance's transaction to end
 VALUE_BYTES = Bounds(65536, 1, 16 << 20)
 KV_KEYS = Bounds(1000, 1, 1_000_000)
 _SCHEMA = (
@@ -130,13 +135,21 @@ class KvStore:
     """
 
     def __init__(
-        self, options: KvOptions, database: Path, *, guest: str, report: Callable[[str], None] | None = None
+        self,
+        options: KvOptions,
+        database: Path,
+        *,
+        guest: str,
+        report: Callable[[str], None] | None = None,
+        call_ends_at: Callable[[], float] = lambda: math.inf,
     ) -> None:
         self.options = options
         self.database = database
         self.guest = guest
         self.report = report or (lambda message: None)
+        self.call_ends_at = call_ends_at  # when the guest's current call reaches its limits.timeout_ms
         self._connection: sqlite3.Connection | None = None
+        self._busy_ms = BUSY_MS  # the connection's busy timeout
 
     def close(self) -> None:
         if self._connection is not None:
@@ -145,8 +158,13 @@ class KvStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        left_ms = (self.call_ends_at() - time.monotonic()) * 1000
+        busy_ms = BUSY_MS if left_ms >= BUSY_MS else max(0, math.ceil(left_ms))
         try:
-            connection = self._connect()
+            connection = self._connect(busy_ms)
+            if busy_ms != self._busy_ms:
+                connection.execute(f"PRAGMA busy_timeout = {busy_ms}")
+                self._busy_ms = busy_ms
             connection.execute("BEGIN IMMEDIATE")
             try:
                 yield connection
@@ -155,13 +173,19 @@ class KvStore:
                 raise
             connection.execute("COMMIT")
         except (sqlite3.Error, ForeignObjects) as error:
+            if busy_ms < BUSY_MS and isinstance(error, sqlite3.OperationalError) and "is locked" in str(error):
+                raise GuestError(
+                    f"{self.guest}: reached its limits.timeout_ms while waiting for another instance's kv transaction",
+                    outcome="timeout",
+                ) from None
             self.report(f"{self.guest}: kv: {self.database}: {error}")
             raise AbiFault(Status.HOST_FAILURE) from None
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, busy_ms: int) -> sqlite3.Connection:
         if self._connection is None:
             self.database.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.database, isolation_level=None, timeout=5.0)
+            connection = sqlite3.connect(self.database, isolation_level=None, timeout=busy_ms / 1000)
+            self._busy_ms = busy_ms
             try:
                 _defend(connection)
                 _check_objects(connection)
@@ -320,7 +344,13 @@ def _key(key: bytes) -> bytes:
 
 def _open_state(options: KvOptions, context: HostContext, sandbox: Sandbox | None) -> KvStore:
     assert sandbox is not None  # needs_sandbox: opening the context refused a missing one
-    return KvStore(options, sandbox.kv_database, guest=context.guest, report=context.output.host_says)
+    return KvStore(
+        options,
+        sandbox.kv_database,
+        guest=context.guest,
+        report=context.output.host_says,
+        call_ends_at=lambda: context.call_ends_at,
+    )
 
 
 _IMPORTS = (

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import struct
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from ngixi_runtime.capabilities import kv
 from ngixi_runtime.capabilities.context import HostContext
 from ngixi_runtime.capabilities.kv import MAX_KEY_BYTES, KvOptions, KvStore
 from ngixi_runtime.capabilities.linking import core_imports
+from ngixi_runtime.errors import GuestError
 from ngixi_runtime.spec.abi import Status
 from tests.conftest import FakeMemory
 
@@ -56,7 +59,7 @@ class Guest:
 
 def open_guest(database: Path, report: Callable[[str], None] | None = None) -> HostContext:
     ctx = HostContext(guest="g", log_quota=100, stdio_quota=100, memory=FakeMemory(8192), grants=frozenset({"kv"}))
-    ctx.states["kv"] = KvStore(OPTIONS, database, guest="g", report=report)
+    ctx.states["kv"] = KvStore(OPTIONS, database, guest="g", report=report, call_ends_at=lambda: ctx.call_ends_at)
     return ctx
 
 
@@ -175,7 +178,7 @@ def test_a_store_kv_made_opens_again_with_the_defensive_settings(tmp_path: Path)
     database = tmp_path / "kv.sqlite3"
     store = KvStore(OPTIONS, database, guest="g")
     store.set("counters", b"hits", b"7")
-    connection = store._connect()
+    connection = store._connect(kv.BUSY_MS)
     assert connection.execute("PRAGMA trusted_schema").fetchall() == [(0,)]
     assert connection.execute("PRAGMA cell_size_check").fetchall() == [(1,)]
     if sys.version_info >= (3, 12):
@@ -201,4 +204,33 @@ def test_a_store_an_operator_analyzed_still_opens(tmp_path: Path) -> None:
     operator.close()
     guest = Guest(open_guest(database))
     assert guest.get("counters", bytes([2])) == (Status.OK, b"7")
+    guest.ctx.close()
+
+
+def test_a_call_waits_for_another_transaction_no_longer_than_its_own_deadline(guest: Guest, tmp_path: Path) -> None:
+    """SQLite's busy timeout (5 s) held a call whose limits.timeout_ms was nearer: the wait ends with the call's
+    time, as a timeout, and the next call with time to spare waits the whole 5 s again."""
+    assert guest.set("counters", b"a", b"1") == Status.OK
+    with sqlite3.connect(tmp_path / "tenant" / "kv.sqlite3", isolation_level=None) as other:
+        other.execute("BEGIN IMMEDIATE")
+        guest.ctx.call_ends_at = time.monotonic() + 0.3
+        started = time.monotonic()
+        with pytest.raises(GuestError, match=r"^g: reached its limits\.timeout_ms while waiting for another") as late:
+            guest.set("counters", b"b", b"2")
+        assert late.value.outcome == "timeout" and 0.25 < time.monotonic() - started < 2
+        other.execute("ROLLBACK")
+    guest.ctx.call_ends_at = math.inf
+    assert guest.set("counters", b"b", b"2") == Status.OK
+
+
+def test_a_lock_held_past_the_busy_timeout_is_a_host_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kv, "BUSY_MS", 100)
+    said: list[str] = []
+    guest = Guest(open_guest(tmp_path / "kv.sqlite3", report=said.append))
+    assert guest.set("counters", b"a", b"1") == Status.OK
+    with sqlite3.connect(tmp_path / "kv.sqlite3", isolation_level=None) as other:
+        other.execute("BEGIN IMMEDIATE")
+        assert guest.set("counters", b"b", b"2") == Status.HOST_FAILURE
+        other.execute("ROLLBACK")
+    assert said == [f"g: kv: {tmp_path / 'kv.sqlite3'}: database is locked"]
     guest.ctx.close()
