@@ -6,15 +6,14 @@ import os
 
 from ngixi_runtime.capabilities.base import Capability, wasi_import
 from ngixi_runtime.capabilities.context import HostContext, HostFunction
-from ngixi_runtime.spec.abi import Errno
+from ngixi_runtime.spec.abi import Errno, guest_range
 
 _CHUNK = 65536
-_U32 = 0xFFFFFFFF
 
 
 def _random_get(ctx: HostContext) -> HostFunction:
     def random_get(pointer: int, length: int) -> int:
-        pointer, length = pointer & _U32, length & _U32  # witx: a pointer and a size, however the engine signs them
+        pointer, length = guest_range(pointer, length)
         if pointer + length > ctx.mem.size_bytes:
             ctx.mem.read(pointer, length)  # raises before anything is drawn: the guest traps, as under Wasmtime
         for offset in range(0, length, _CHUNK):
