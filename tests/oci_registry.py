@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -71,15 +71,26 @@ def _wait_for(port: int, server: subprocess.Popen[bytes]) -> None:
 Picks = Callable[[str, str], bool]  # (method, path with query) -> whether this answer is slowed
 
 
-class RegistryProxy(ThreadingHTTPServer):
+class StoppingServer(ThreadingHTTPServer):
+    """An HTTP server on loopback whose handlers end when `stop` is set."""
+
+    daemon_threads = True
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+        self.stop = threading.Event()
+
+
+Served = TypeVar("Served", bound=StoppingServer)
+
+
+class RegistryProxy(StoppingServer):
     """Forwards each request to the registry and sends back its answer: after `delay` seconds for those `delayed`
     picks, a byte every `trickle_gap` seconds for those `trickled` picks (from the status line on, or from the body
     on with `trickle_body_only`). `requests` lists (method, path) of everything forwarded."""
 
-    daemon_threads = True
-
     def __init__(self, upstream: str) -> None:
-        super().__init__(("127.0.0.1", 0), _Forward)
+        super().__init__(_Forward)
         self.upstream = upstream
         self.delayed: Picks = lambda method, path: False
         self.delay = 0.0
@@ -87,7 +98,6 @@ class RegistryProxy(ThreadingHTTPServer):
         self.trickle_body_only = False
         self.trickle_gap = 0.05
         self.requests: list[tuple[str, str]] = []
-        self.stop = threading.Event()
 
     @property
     def host(self) -> str:
@@ -151,13 +161,13 @@ class _Forward(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def proxy_of(upstream: str) -> Iterator[RegistryProxy]:
-    proxy = RegistryProxy(upstream)
-    thread = threading.Thread(target=proxy.serve_forever, args=(0.01,), daemon=True)
+def serving(server: Served) -> Iterator[Served]:
+    """Serves on a thread until the block ends; then `stop` tells handlers still trickling or waiting to end."""
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     try:
-        yield proxy
+        yield server
     finally:
-        proxy.stop.set()
-        proxy.shutdown()
-        proxy.server_close()
+        server.stop.set()
+        server.shutdown()
+        server.server_close()

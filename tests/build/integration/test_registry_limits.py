@@ -20,7 +20,7 @@ from ngixi_build.workflows.publish import publish_release, pull_bundle
 from ngixi_build.workflows.registry_client import OutOfTime, RegistryError
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
-from tests.oci_registry import LOGIN, RegistryProxy, proxy_of, serve_registry
+from tests.oci_registry import LOGIN, RegistryProxy, serve_registry, serving
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 
 pytestmark = pytest.mark.integration
@@ -45,8 +45,8 @@ def locked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def proxy(registry: str) -> Iterator[RegistryProxy]:
-    with proxy_of(registry) as serving:
-        yield serving
+    with serving(RegistryProxy(registry)) as proxy:
+        yield proxy
 
 
 @pytest.fixture(scope="module")

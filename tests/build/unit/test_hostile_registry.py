@@ -10,7 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from ngixi_runtime.errors import NgixiError, VerificationError
 from ngixi_runtime.trust.choice import TRUST_VARIABLE
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
+from tests.oci_registry import StoppingServer, serving
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 
 ADD_WASM = module(
@@ -32,17 +33,14 @@ ADD_WASM = module(
 Answer = Callable[[BaseHTTPRequestHandler], None]
 
 
-class FakeRegistry(ThreadingHTTPServer):
+class FakeRegistry(StoppingServer):
     """Answers /v2/, manifests by tag or digest and blobs by digest from its tables."""
 
-    daemon_threads = True
-
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.manifests: dict[str, Answer] = {}
         self.blobs: dict[str, Answer] = {}
         self.paths: dict[str, Answer] = {}  # any other path, without its query
-        self.stop = threading.Event()
 
     @property
     def repository(self) -> str:
@@ -95,15 +93,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def registry() -> Iterator[FakeRegistry]:
-    server = FakeRegistry()
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    try:
+    with serving(FakeRegistry()) as server:
         yield server
-    finally:
-        server.stop.set()
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
