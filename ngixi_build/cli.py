@@ -124,15 +124,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from ngixi_build.workflows.publish import publish_project_release
+    from ngixi_build.workflows.registry_client import checked_timeout
 
-    publish_project_release(chosen_project(args), force=args.force)  # it logs each tag and its pin
+    timeout = checked_timeout(args.timeout)
+    publish_project_release(chosen_project(args), force=args.force, timeout=timeout)  # logs each tag, its pin
     return 0
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
     from ngixi_build.workflows.publish import pull_bundle
+    from ngixi_build.workflows.registry_client import checked_timeout
 
-    path = pull_bundle(reference=args.reference, out_dir=args.out, trust=trusted_keys(args))
+    timeout = checked_timeout(args.timeout)
+    path = pull_bundle(reference=args.reference, out_dir=args.out, trust=trusted_keys(args), timeout=timeout)
     print(f"ok: {path}")
     return 0
 
@@ -178,12 +182,23 @@ def _publish_arguments(parser: argparse.ArgumentParser) -> None:
         help="overwrite a tag that names other content (hosts may have pulled it), or publish a sequence not above "
         "another published version's (hosts refuse it as a rollback)",
     )
+    _timeout_option(parser, "publish")
 
 
 def _pull_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("reference", help="registry/name:tag, or registry/name@sha256:... as publish prints it")
     parser.add_argument("--out", type=Path, default=Path("."), help="directory to write the bundle into")
     add_trust_option(parser)
+    _timeout_option(parser, "pull")
+
+
+def _timeout_option(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"the most the whole {command} may take (default 600); a read may wait 10 s at most for a byte",
+    )
 
 
 def _wit_arguments(parser: argparse.ArgumentParser) -> None:

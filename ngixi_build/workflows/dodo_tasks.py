@@ -355,7 +355,14 @@ class ProjectTasks:
                     "type": bool,
                     "default": False,
                     "help": "overwrite a changed tag, or publish a sequence below a published one",
-                }
+                },
+                {
+                    "name": "timeout",
+                    "long": "timeout",
+                    "type": float,
+                    "default": None,
+                    "help": "the most the whole publish may take, in seconds",
+                },
             ],
             "uptodate": [False],
             "verbosity": 2,

@@ -4,29 +4,35 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import ipaddress
 import json
 import logging
 import os
 import re
 import tempfile
+import urllib.parse
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import oras.client
 import requests
 from oras.container import Container
-from requests.adapters import HTTPAdapter
 
 from ngixi_build.files import sha256_of
 from ngixi_build.project import Project
 from ngixi_build.stages.signing import SigningKey, release_signing_key
+from ngixi_build.workflows.registry_client import (
+    Client,
+    OutOfTime,
+    RegistryError,
+    connect,
+    reason,
+    within,
+)
 from ngixi_build.workflows.release import release_version
 from ngixi_build.workflows.release_history import HISTORY_FILE
 from ngixi_runtime.bundles.reader import VerifiedBundle, open_bundle_file, read_bundle
-from ngixi_runtime.errors import InvalidInput, NgixiError, VerificationError
+from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.files import write_atomic
 from ngixi_runtime.loading.loader import verified_manifest
 from ngixi_runtime.printable import printable
@@ -43,21 +49,18 @@ COMPRESSION_LEVEL = 6
 ARTIFACT_TYPE = "application/vnd.ngixi.bundle.config.v1+json"
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 REGISTRY_VARIABLE = "NGIXI_REGISTRY"
-USERNAME_VARIABLE = "NGIXI_REGISTRY_USERNAME"
-PASSWORD_VARIABLE = "NGIXI_REGISTRY_PASSWORD"
-INSECURE_VARIABLE = "NGIXI_REGISTRY_INSECURE"
-REACH_TIMEOUT_SECONDS = 10  # for each connect and each read: a registry that stops answering fails the command
 # The OCI distribution spec's floor for the manifests a registry accepts (containerd's ceiling on what it reads).
 MAX_MANIFEST_BYTES = 4 << 20
+# Publish's sequence check reads at most this many of a repository's tags (each costs two requests), asking for
+# them a page at a time; a page's answer is read up to MAX_TAG_PAGE_BYTES (128 tags of 128 characters is 17 KiB).
+MAX_TAGS_READ = 1000
+TAGS_PER_PAGE = 100
+MAX_TAG_PAGE_BYTES = 1 << 20
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _BODY_SHOWN = 300  # characters of a refusal's body quoted in the error
 _HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d{1,5}))?")
 _REPOSITORY_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
-
-
-class RegistryError(NgixiError):
-    """The registry refused or failed a push or pull."""
 
 
 PublishState = Literal["published", "unchanged", "overwritten"]
@@ -126,56 +129,8 @@ def oci_tag(version: str) -> str:
     return tag
 
 
-def _reachable(client: oras.client.OrasClient, registry: str) -> None:
-    """One quick look at the registry's API root, so that an unreachable one is one line now, not minutes of
-    oras's retries."""
-    host = registry.split("/", maxsplit=1)[0]
-    try:
-        requests.get(f"{client.prefix}://{host}/v2/", timeout=REACH_TIMEOUT_SECONDS)
-    except requests.RequestException as error:
-        raise RegistryError(
-            f"{host}: cannot reach the registry ({_reason(error)}); "
-            f"check {REGISTRY_VARIABLE} (plain HTTP only on loopback or with {INSECURE_VARIABLE}=1)"
-        ) from None
-
-
-def _reason(error: requests.RequestException) -> str:
-    """What went wrong with a request, in a few words rather than urllib3's nested reprs."""
-    found = re.search(r"\[Errno -?\d+\] [^'\")]+|timed out|certificate verify failed[^'\")]*", str(error))
-    if found and found.group(0) == "timed out":
-        return f"the registry did not answer within {REACH_TIMEOUT_SECONDS} s"
-    return found.group(0) if found else type(error).__name__
-
-
-class _Deadlines(HTTPAdapter):
-    """Every request of the client's session waits at most REACH_TIMEOUT_SECONDS to connect and for each read:
-    oras sets no timeout, so a registry that stopped answering held a pull or publish forever."""
-
-    def send(self, request: requests.PreparedRequest, **options: Any) -> requests.Response:  # type: ignore[override]
-        options["timeout"] = options.get("timeout") or REACH_TIMEOUT_SECONDS  # requests passes every option by name
-        return super().send(request, **options)
-
-
-def _is_loopback(registry: str) -> bool:
-    host = registry.split("/", maxsplit=1)[0].rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _client(registry: str) -> oras.client.OrasClient:
-    """A client for the registry: plain HTTP only on loopback or when asked; login from the environment."""
-    insecure = _is_loopback(registry) or os.environ.get(INSECURE_VARIABLE) == "1"
-    client = oras.client.OrasClient(insecure=insecure)
-    for scheme in ("http://", "https://"):
-        client.session.mount(scheme, _Deadlines())
-    username, password = os.environ.get(USERNAME_VARIABLE), os.environ.get(PASSWORD_VARIABLE)
-    if username and password:
-        client.login(username=username, password=password, hostname=registry.split("/", maxsplit=1)[0])
-    return client
+def _client(registry: str) -> Client:
+    return connect(registry.split("/", maxsplit=1)[0])
 
 
 def _trust_of(key: SigningKey) -> TrustStore:
@@ -230,7 +185,7 @@ class _Upload:
         )
 
 
-def _prepare(client: oras.client.OrasClient, registry: str, path: Path, key: SigningKey) -> _Upload:
+def _prepare(client: Client, registry: str, path: Path, key: SigningKey) -> _Upload:
     """Verifies the bundle and builds its manifest; asks the registry what its tag names now."""
     data, bundle, (config, annotations) = _verified(path, _trust_of(key))
     reference = f"{registry}/{bundle.index.guest}:{oci_tag(bundle.index.version)}"
@@ -263,7 +218,7 @@ def _verified(path: Path, trust: TrustStore) -> tuple[bytes, VerifiedBundle, tup
         return data, bundle, describe(bundle)
 
 
-def _out_of_order(client: oras.client.OrasClient, registry: str, reference: str, index: BundleIndex) -> str | None:
+def _out_of_order(client: Client, registry: str, reference: str, index: BundleIndex) -> str | None:
     """Another published version of the guest on its channel with the same or a higher sequence: hosts
     could not order the two, or would refuse this one as a rollback."""
     for tag, config in _published_configs(client, f"{registry}/{index.guest}"):
@@ -281,14 +236,10 @@ def _out_of_order(client: oras.client.OrasClient, registry: str, reference: str,
     return None
 
 
-def _published_configs(client: oras.client.OrasClient, repository: str) -> list[tuple[str, dict[str, Any]]]:
-    """(tag, ngixi config) of every tag in the repository that names a bundle this tool published."""
-    try:
-        tags = client.get_tags(client.get_container(repository))
-    except (requests.RequestException, ValueError):
-        return []  # a repository not made yet
+def _published_configs(client: Client, repository: str) -> list[tuple[str, dict[str, Any]]]:
+    """(tag, ngixi config) of each tag read from the repository that names a bundle this tool published."""
     found = []
-    for tag in tags:
+    for tag in _tags(client, repository):
         container = client.get_container(f"{repository}:{tag}")
         response = _get(client, f"{client.prefix}://{container.manifest_url(tag)}", accept=MANIFEST_MEDIA_TYPE)
         document = _document(_body(response, MAX_MANIFEST_BYTES, container.uri, "manifest"))
@@ -302,15 +253,36 @@ def _published_configs(client: oras.client.OrasClient, repository: str) -> list[
     return found
 
 
-def _get(client: oras.client.OrasClient, url: str, *, accept: str | None = None) -> requests.Response:
-    """A streamed GET, tried once: oras's own requests retry a failure five times, sleeping 131 s in all. Only
-    a registry asking to authenticate goes through oras, which knows its token dance."""
+def _tags(client: Client, repository: str) -> list[str]:
+    """The repository's tags, TAGS_PER_PAGE at a time (the distribution spec's `n`, then each answer's `Link`),
+    MAX_TAGS_READ at most: a repository of a million tags is not read whole, nor is a registry's page that is."""
+    url: str | None = f"{client.prefix}://{client.get_container(repository).tags_url(N=TAGS_PER_PAGE)}"
+    tags: list[str] = []
+    while url and len(tags) <= MAX_TAGS_READ:
+        response = _get(client, url)
+        if response.status_code == 404:
+            return []  # a repository not made yet
+        _checked(response, repository, "tag listing")
+        page = (_document(_body(response, MAX_TAG_PAGE_BYTES, repository, "tag list")) or {}).get("tags")
+        if not isinstance(page, list) or not all(isinstance(tag, str) for tag in page):
+            raise VerificationError(f"{repository}: the registry's tag list is not a list of tags")
+        tags += page
+        link = response.links.get("next", {}).get("url")
+        url = urllib.parse.urljoin(response.url, link) if link and page else None
+    if len(tags) > MAX_TAGS_READ:
+        log.warning(
+            "%s: more than %d tags; the sequence check read the first %d the registry listed",
+            repository,
+            MAX_TAGS_READ,
+            MAX_TAGS_READ,
+        )
+    return tags[:MAX_TAGS_READ]
+
+
+def _get(client: Client, url: str, *, accept: str | None = None) -> requests.Response:
+    """A streamed GET, tried once."""
     headers = {"Accept": accept} if accept else {}
-    response: requests.Response = client.session.get(url, headers=headers, stream=True)
-    if response.status_code in (401, 403):
-        response.close()
-        authenticated: requests.Response = client.do_request(url, "GET", headers=headers, stream=True)
-        return authenticated
+    response: requests.Response = client.do_request(url, "GET", headers=headers, stream=True)
     return response
 
 
@@ -338,7 +310,7 @@ def _is_digest(descriptor: dict[str, Any]) -> bool:
     return isinstance(descriptor.get("digest"), str) and bool(_DIGEST.fullmatch(descriptor["digest"]))
 
 
-def _push(client: oras.client.OrasClient, upload: _Upload, *, force: bool) -> Published:
+def _push(client: Client, upload: _Upload, *, force: bool) -> Published:
     """Pushes content-addressed: the blobs, the manifest by digest, and only then the tag, asking the
     registry to tag only if the tag still names what it named when checked (a conditional PUT, which
     registries without RFC 7232 support ignore); then reads the tag back to see which push won."""
@@ -376,7 +348,7 @@ def _refuse_if_tagged_since(upload: _Upload, now: tuple[str, Any] | None, *, for
     )
 
 
-def _check_won(client: oras.client.OrasClient, upload: _Upload) -> None:
+def _check_won(client: Client, upload: _Upload) -> None:
     """The tag read back after tagging: another digest there means a concurrent publisher tagged after us."""
     now = _tagged(client, upload.container)
     if now is not None and now[0] != upload.digest:
@@ -407,7 +379,7 @@ def _manifest_bytes(config: dict[str, Any], layer: dict[str, Any], annotations: 
     return json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _tagged(client: oras.client.OrasClient, container: Container) -> tuple[str, dict[str, Any]] | None:
+def _tagged(client: Client, container: Container) -> tuple[str, dict[str, Any]] | None:
     """The digest and bundle layer of the manifest the tag names now; None when the tag is new."""
     url = f"{client.prefix}://{container.manifest_url(container.tag)}"
     response = _get(client, url, accept=MANIFEST_MEDIA_TYPE)
@@ -420,7 +392,7 @@ def _tagged(client: oras.client.OrasClient, container: Container) -> tuple[str, 
 
 
 def _put_manifest(
-    client: oras.client.OrasClient,
+    client: Client,
     container: Container,
     target: str,
     document: bytes,
@@ -451,8 +423,16 @@ def compressed(bundle: bytes) -> bytes:
     return gzip.compress(bundle, compresslevel=COMPRESSION_LEVEL, mtime=0)
 
 
-def publish_release(*, release_dir: Path, registry: str, key: SigningKey, force: bool = False) -> list[Published]:
-    """Pushes every bundle of a release directory, each verified with the release key first.
+def publish_release(
+    *,
+    release_dir: Path,
+    registry: str,
+    key: SigningKey,
+    force: bool = False,
+    timeout: float | None = None,
+) -> list[Published]:
+    """Pushes every bundle of a release directory, each verified with the release key first, all within `timeout`
+    seconds.
 
     A tag already naming another bundle is refused unless `force` (hosts that pulled it rely on it);
     then nothing is pushed.
@@ -461,13 +441,22 @@ def publish_release(*, release_dir: Path, registry: str, key: SigningKey, force:
     if not bundles:
         raise InvalidInput(f"{release_dir}: no bundles to publish; run `doit release` first")
     checked_registry(registry, source="registry")
-    client = _client(registry)
-    _reachable(client, registry)
-    uploads = [_prepare(client, registry, path, key) for path in bundles]
-    refusals = [r for u in uploads if (r := u.refusal())]
-    if refusals and not force:
-        raise RegistryError("\n".join(refusals))  # before anything is pushed: a release is published whole or not
-    return [_push(client, upload, force=force) for upload in uploads]
+    published: list[Published] = []
+    try:
+        with within(timeout):
+            client = _client(registry)
+            uploads = [_prepare(client, registry, path, key) for path in bundles]
+            refusals = [r for u in uploads if (r := u.refusal())]
+            if refusals and not force:
+                raise RegistryError("\n".join(refusals))  # before anything is pushed: published whole or not
+            published.extend(_push(client, upload, force=force) for upload in uploads)
+    except OutOfTime as late:
+        done = ", ".join(item.reference for item in published) or "nothing"
+        raise OutOfTime(
+            f"{registry}: the publish {late}; tagged before it stopped: {done}; publish again to finish (what is "
+            "already there with this content is left as it is), with more time: --timeout SECONDS"
+        ) from None
+    return published
 
 
 def _bundle_layer(content: bytes, reference: str) -> dict[str, Any]:
@@ -491,11 +480,21 @@ def _bundle_layer(content: bytes, reference: str) -> dict[str, Any]:
     return layer
 
 
-def pull_bundle(*, reference: str, out_dir: Path, trust: TrustStore) -> Path:
+def pull_bundle(*, reference: str, out_dir: Path, trust: TrustStore, timeout: float | None = None) -> Path:
     """Fetches a bundle by reference (registry/guest:tag or registry/guest@sha256:...), checks every digest,
-    verifies it, then moves it into out_dir as <guest>-<version>.ngx."""
-    client = _client(checked_reference(reference).split("/", maxsplit=1)[0])
-    _reachable(client, reference)
+    verifies it, then moves it into out_dir as <guest>-<version>.ngx; all within `timeout` seconds."""
+    checked_reference(reference)
+    try:
+        with within(timeout):
+            return _pull(reference, out_dir, trust)
+    except OutOfTime as late:
+        raise OutOfTime(
+            f"{reference}: the pull {late}; nothing was written (with more time: --timeout SECONDS)"
+        ) from None
+
+
+def _pull(reference: str, out_dir: Path, trust: TrustStore) -> Path:
+    client = _client(reference)
     try:
         container = client.get_container(reference)
         layer = _bundle_layer(_pulled_manifest(client, container, reference), reference)
@@ -515,7 +514,7 @@ def pull_bundle(*, reference: str, out_dir: Path, trust: TrustStore) -> Path:
             final = out_dir / f"{index.guest}-{index.version}{BUNDLE_SUFFIX}"  # both checked by the reader
             _write_new(final, staged.read_bytes())
     except requests.RequestException as error:
-        raise RegistryError(f"{reference}: pull failed: {_reason(error)}") from None
+        raise RegistryError(f"{reference}: pull failed: {reason(error)}") from None
     except ValueError as error:
         raise RegistryError(f"{reference}: pull failed: {printable(str(error))}") from None
     return final
@@ -557,7 +556,7 @@ def _size_of(path: Path) -> int | None:
         return None
 
 
-def _pulled_manifest(client: oras.client.OrasClient, container: Container, reference: str) -> bytes:
+def _pulled_manifest(client: Client, container: Container, reference: str) -> bytes:
     """The manifest a reference names; pulled by digest, its bytes must have that digest."""
     response = _get(client, f"{client.prefix}://{container.manifest_url()}", accept=MANIFEST_MEDIA_TYPE)
     _checked(response, reference, "manifest lookup")
@@ -597,7 +596,7 @@ def _decompress(blob: Path, path: Path, reference: str) -> None:
         raise VerificationError(f"{reference}: the bundle layer is not valid gzip: {error}") from None
 
 
-def publish_project_release(project: Project, *, force: bool = False) -> list[Published]:
+def publish_project_release(project: Project, *, force: bool = False, timeout: float | None = None) -> list[Published]:
     """`doit publish`: pushes artifacts/release/<version>/ to $NGIXI_REGISTRY."""
     version = release_version(project)
     published = publish_release(
@@ -605,6 +604,7 @@ def publish_project_release(project: Project, *, force: bool = False) -> list[Pu
         registry=registry_from_environment(),
         key=release_signing_key(),
         force=force,
+        timeout=timeout,
     )
     for item in published:
         log.info("%s", describe_published(item))

@@ -164,6 +164,9 @@ class CapabilityState(Protocol):
     def close(self) -> None: ...
 
 
+DEFAULT_OPEN_FILES = 128  # limits.open_files unless the manifest says otherwise
+
+
 class HostContext:
     """What host functions of one instance share: its memory, quotas, captured output and capability states."""
 
@@ -179,6 +182,7 @@ class HostContext:
         "log_quota",
         "memory",
         "on_log",
+        "open_files",
         "output",
         "states",
         "stdin",
@@ -197,6 +201,7 @@ class HostContext:
         stdin: bytes = b"",  # what the caller gave the guest to read on fd 0 (capabilities/stdin.py)
         on_log: Callable[[LogLine], None] | None = None,
         grants: frozenset[str] = frozenset(),
+        open_files: int = DEFAULT_OPEN_FILES,
     ) -> None:
         self.guest = guest
         self.log_quota = log_quota
@@ -208,6 +213,7 @@ class HostContext:
         self.output = GuestOutput()
         self.on_log = on_log
         self.grants = grants
+        self.open_files = open_files  # limits.open_files: WASI descriptors open at once
         self.states: dict[str, CapabilityState] = {}  # by capability name
         self.closers: list[Callable[[], None]] = []  # run first by close()
         self.call_ends_at = math.inf  # when the current call reaches limits.timeout_ms (time.monotonic)

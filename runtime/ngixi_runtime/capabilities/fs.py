@@ -41,7 +41,7 @@ from ngixi_runtime.capabilities.base import (
     state_method,
     wasi_import,
 )
-from ngixi_runtime.capabilities.context import HostContext, Sandbox
+from ngixi_runtime.capabilities.context import DEFAULT_OPEN_FILES, HostContext, Sandbox
 from ngixi_runtime.capabilities.wasi_files import Console, WasiFilesystem, wasi_errno
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import make_directories
@@ -220,7 +220,13 @@ def parse_fs_ceiling(raw: Mapping[str, Any], field: str, problems: Problems) -> 
 
 
 def open_filesystem(
-    options: FsOptions, sandbox: Path, *, guest: str, console: Console | None = None, stdin: bytes | None = None
+    options: FsOptions,
+    sandbox: Path,
+    *,
+    guest: str,
+    console: Console | None = None,
+    stdin: bytes | None = None,
+    open_files: int = DEFAULT_OPEN_FILES,
 ) -> WasiFilesystem:
     """Opens every preopen under `sandbox` (created when missing); refuses any that leaves it.
 
@@ -237,7 +243,9 @@ def open_filesystem(
     ]
     _refuse_writable_read_only(mounts, guest)
     quota = (options.max_bytes, options.max_files)
-    return WasiFilesystem.over(mounts, guest=guest, root=root, console=console, stdin=stdin, quota=quota)
+    return WasiFilesystem.over(
+        mounts, guest=guest, root=root, console=console, stdin=stdin, quota=quota, open_files=open_files
+    )
 
 
 def _mount_point(root: Path, host: str, guest_path: str, mode: Mode, field: str) -> Mount:
@@ -270,9 +278,11 @@ def _open_state(options: FsOptions, context: HostContext, sandbox: Sandbox | Non
     console = context if "stdio" in context.grants else None
     stdin = context.stdin if "stdin" in context.grants else None
     if not options.preopens:
-        return WasiFilesystem.over([], guest=context.guest, console=console, stdin=stdin)
+        return WasiFilesystem.over([], guest=context.guest, console=console, stdin=stdin, open_files=context.open_files)
     assert sandbox is not None  # needs_sandbox: opening the context refused a missing one
-    return open_filesystem(options, sandbox.files, guest=context.guest, console=console, stdin=stdin)
+    return open_filesystem(
+        options, sandbox.files, guest=context.guest, console=console, stdin=stdin, open_files=context.open_files
+    )
 
 
 # --- the capability --------------------------------------------------------------------------------

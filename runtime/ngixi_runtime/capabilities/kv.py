@@ -8,7 +8,8 @@ max_keys = 1000
 Keys and values are bytes. A guest reaches only the namespaces its manifest names; `max_keys`
 counts its keys across those namespaces, `max_value_bytes` bounds each value. A new key is
 counted and inserted in one `BEGIN IMMEDIATE` transaction, so concurrent instances of the same
-tenant cannot overshoot the quota together; waiting for another one's transaction ends by the call's deadline.
+tenant cannot overshoot the quota together. A call waits for another instance's transaction 5 s at most, and
+never past its own call's limits.timeout_ms: then the call ends as timed out.
 """
 
 from __future__ import annotations
@@ -40,12 +41,13 @@ from ngixi_runtime.capabilities.base import (
 )
 from ngixi_runtime.capabilities.component import granted_state, outcome
 from ngixi_runtime.capabilities.context import HostContext, Sandbox
+from ngixi_runtime.errors import GuestError
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import AbiFault, GuestMemory, Status, copy_out, read_utf8
 from ngixi_runtime.spec.schema import Problems, array, string_item
 
 MAX_KEY_BYTES = 1024
-BUSY_SECONDS = 5.0  # the longest kv waits for another instance of the tenant holding the store
+BUSY_MS = 5000  # the longest a call waits for another instance's transaction to end
 VALUE_BYTES = Bounds(65536, 1, 16 << 20)
 KV_KEYS = Bounds(1000, 1, 1_000_000)
 _SCHEMA = (
@@ -129,9 +131,7 @@ def parse_kv_ceiling(raw: Mapping[str, Any], field: str, problems: Problems) -> 
 class KvStore:
     """One guest instance's view of its tenant's store; the database opens on first use.
 
-    `report` tells the operator about refusals and storage failures; `call_ends_at` says when the guest's
-    current call reaches its own timeout (time.monotonic), which a wait for the store's lock never outlasts:
-    the engine's deadline cannot stop a guest inside a host function.
+    `report` tells the operator about refusals and storage failures.
     """
 
     def __init__(
@@ -147,9 +147,9 @@ class KvStore:
         self.database = database
         self.guest = guest
         self.report = report or (lambda message: None)
-        self.call_ends_at = call_ends_at
+        self.call_ends_at = call_ends_at  # when the guest's current call reaches its limits.timeout_ms
         self._connection: sqlite3.Connection | None = None
-        self._busy_ms = -1  # the connection's busy timeout
+        self._busy_ms = BUSY_MS  # the connection's busy timeout
 
     def close(self) -> None:
         if self._connection is not None:
@@ -158,9 +158,13 @@ class KvStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        left_ms = (self.call_ends_at() - time.monotonic()) * 1000
+        busy_ms = BUSY_MS if left_ms >= BUSY_MS else max(0, math.ceil(left_ms))
         try:
-            connection = self._connect()
-            self._wait_at_most(connection, self._wait_ms())
+            connection = self._connect(busy_ms)
+            if busy_ms != self._busy_ms:
+                connection.execute(f"PRAGMA busy_timeout = {busy_ms}")
+                self._busy_ms = busy_ms
             connection.execute("BEGIN IMMEDIATE")
             try:
                 yield connection
@@ -169,15 +173,19 @@ class KvStore:
                 raise
             connection.execute("COMMIT")
         except (sqlite3.Error, ForeignObjects) as error:
+            if busy_ms < BUSY_MS and isinstance(error, sqlite3.OperationalError) and "is locked" in str(error):
+                raise GuestError(
+                    f"{self.guest}: reached its limits.timeout_ms while waiting for another instance's kv transaction",
+                    outcome="timeout",
+                ) from None
             self.report(f"{self.guest}: kv: {self.database}: {error}")
             raise AbiFault(Status.HOST_FAILURE) from None
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, busy_ms: int) -> sqlite3.Connection:
         if self._connection is None:
             self.database.parent.mkdir(parents=True, exist_ok=True)
-            wait_ms = self._wait_ms()
-            connection = sqlite3.connect(self.database, isolation_level=None, timeout=wait_ms / 1000)
-            self._busy_ms = wait_ms
+            connection = sqlite3.connect(self.database, isolation_level=None, timeout=busy_ms / 1000)
+            self._busy_ms = busy_ms
             try:
                 _defend(connection)
                 _check_objects(connection)
@@ -190,15 +198,6 @@ class KvStore:
                 raise
             self._connection = connection
         return self._connection
-
-    def _wait_ms(self) -> int:
-        left = self.call_ends_at() - time.monotonic()
-        return max(0, int(min(BUSY_SECONDS, left) * 1000))
-
-    def _wait_at_most(self, connection: sqlite3.Connection, wait_ms: int) -> None:
-        if wait_ms != self._busy_ms:
-            connection.execute(f"PRAGMA busy_timeout = {wait_ms}")
-            self._busy_ms = wait_ms
 
     # --- the store -------------------------------------------------------------------------
 

@@ -18,7 +18,15 @@ from ngixi_runtime.capabilities.base import (
     wasi_string_shown,
 )
 from ngixi_runtime.capabilities.component import interface_import
-from ngixi_runtime.capabilities.context import GuestExit, HostContext, HostFunction, LogLine, Sandbox, Stdin
+from ngixi_runtime.capabilities.context import (
+    DEFAULT_OPEN_FILES,
+    GuestExit,
+    HostContext,
+    HostFunction,
+    LogLine,
+    Sandbox,
+    Stdin,
+)
 from ngixi_runtime.capabilities.registry import capability, every_capability, provisions
 from ngixi_runtime.errors import GuestError, InvalidInput, NgixiError
 from ngixi_runtime.spec.abi import Errno
@@ -37,6 +45,7 @@ def open_context(
     env: Mapping[str, str] | None = None,
     stdin: Stdin | None = None,
     on_log: Callable[[LogLine], None] | None = None,
+    open_files: int = DEFAULT_OPEN_FILES,
 ) -> HostContext:
     """The host side of one instance, with the state of each capability granted (name → its options).
 
@@ -52,6 +61,7 @@ def open_context(
         stdin=caller_stdin(guest, grants, stdin),
         on_log=on_log,
         grants=frozenset(grants),
+        open_files=open_files,
     )
     if sandbox is None and keeps_sandbox_state(grants):
         raise InvalidInput(

@@ -6,16 +6,16 @@ import os
 
 from ngixi_runtime.capabilities.base import Capability, wasi_import
 from ngixi_runtime.capabilities.context import HostContext, HostFunction
-from ngixi_runtime.spec.abi import Errno
+from ngixi_runtime.spec.abi import Errno, guest_range
 
 _CHUNK = 65536
 
 
 def _random_get(ctx: HostContext) -> HostFunction:
     def random_get(pointer: int, length: int) -> int:
-        if length < 0:
-            return Errno.INVAL
-        ctx.mem.write(pointer + length, b"")  # the end must lie in guest memory before anything is drawn
+        pointer, length = guest_range(pointer, length)
+        if pointer + length > ctx.mem.size_bytes:
+            ctx.mem.read(pointer, length)  # raises before anything is drawn: the guest traps, as under Wasmtime
         for offset in range(0, length, _CHUNK):
             ctx.mem.write(pointer + offset, os.urandom(min(_CHUNK, length - offset)))
         return Errno.SUCCESS

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ngixi_runtime.capabilities.base import Mount
-from ngixi_runtime.capabilities.context import StdinState
+from ngixi_runtime.capabilities.context import DEFAULT_OPEN_FILES, StdinState
 from ngixi_runtime.capabilities.wasi_paths import (
     DIRECTORY_FLAGS,
     ESCAPE,
@@ -100,7 +100,6 @@ from ngixi_runtime.spec.abi import (
     write_u64,
 )
 
-MAX_OPEN_FILES = 128
 MAX_PATH = 4096  # bytes, as PATH_MAX on Linux
 MAX_READ = MAX_WRITE = 16 << 20  # bytes one call moves; a larger request is a short read or write
 FIRST_PREOPEN_FD = 3
@@ -203,8 +202,11 @@ class Descriptor:
 class WasiFilesystem:
     """The descriptors of one guest instance: stdio (0-2), its preopens (3, 4, … in manifest order) and files."""
 
-    def __init__(self, console: Console | None = None, stdin: bytes = b"") -> None:
+    def __init__(
+        self, console: Console | None = None, stdin: bytes = b"", *, open_files: int = DEFAULT_OPEN_FILES
+    ) -> None:
         self._table: dict[int, Descriptor] = {}
+        self._open_files = open_files
         self._console = console
         self._stdin = StdinState(stdin)
         self._quota = DiskQuota(UNBOUNDED, UNBOUNDED)  # what the rw preopens may hold (set by `over`)
@@ -219,13 +221,14 @@ class WasiFilesystem:
         console: Console | None = None,
         stdin: bytes | None = None,
         quota: tuple[int, int] | None = None,
+        open_files: int = DEFAULT_OPEN_FILES,
     ) -> WasiFilesystem:
         """Opens each mount (checked and resolved under the sandbox `root`) as a preopen, beneath `root`.
 
         With a `console`, stdout and stderr (fds 1 and 2) write to it; with `stdin`, fd 0 reads it. With a
         `quota` (max_bytes, max_files), the `rw` mounts may hold no more (wasi_quota.py).
         """
-        filesystem = cls(console, stdin or b"")
+        filesystem = cls(console, stdin or b"", open_files=open_files)
         if stdin is not None:
             filesystem._table[STDIN] = Descriptor(-1, None, FILETYPE_STREAM, _STDIN_RIGHTS, 0, stream=STDIN)
         if console is not None:
@@ -243,6 +246,12 @@ class WasiFilesystem:
         except OSError as error:
             filesystem.close()
             raise InvalidInput(f"{guest}: cannot open the preopen {error.filename}: {error.strerror}") from None
+        except AbiFault:  # MFILE
+            filesystem.close()
+            raise InvalidInput(
+                f"{guest}: limits.open_files = {open_files} does not hold its {len(mounts)} preopens and stdio: "
+                "raise it"
+            ) from None
         return filesystem
 
     def _outermost_writable(self) -> list[int]:
@@ -289,10 +298,10 @@ class WasiFilesystem:
         return self._get(fd, rights)
 
     def _add(self, descriptor: Descriptor) -> int:
-        if len(self._table) >= MAX_OPEN_FILES:
+        if len(self._table) >= self._open_files:
             _release(descriptor)
             raise AbiFault(Errno.MFILE)
-        fd = next(n for n in range(FIRST_PREOPEN_FD, FIRST_PREOPEN_FD + MAX_OPEN_FILES + 1) if n not in self._table)
+        fd = next(n for n in range(FIRST_PREOPEN_FD, FIRST_PREOPEN_FD + self._open_files + 1) if n not in self._table)
         self._table[fd] = descriptor
         return fd
 

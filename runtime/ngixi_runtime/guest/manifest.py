@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import tomli
 
 from ngixi_runtime.capabilities.base import CapabilityOptions
+from ngixi_runtime.capabilities.context import DEFAULT_OPEN_FILES
 from ngixi_runtime.capabilities.registry import GRANTABLE, capability
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import read_input_text
@@ -72,6 +73,7 @@ class Limits(NamedTuple):
     fuel: int | None = None  # instructions per call (Wasmtime's fuel); None: not metered
     input_bytes: int = 1 << 20  # a call's input through the call data ABI
     output_bytes: int = 1 << 20  # what a call may write as its output
+    open_files: int = DEFAULT_OPEN_FILES  # WASI descriptors open at once, stdio and preopens included
 
 
 class Manifest(NamedTuple):
@@ -111,6 +113,7 @@ DEFAULT_LIMITS = {
     "stdout_bytes": 1 << 20,
     "input_bytes": 1 << 20,
     "output_bytes": 1 << 20,
+    "open_files": DEFAULT_OPEN_FILES,
 }
 _LIMIT_RANGES = {
     "memory_pages": (1, MAX_MEMORY_PAGES),
@@ -119,6 +122,7 @@ _LIMIT_RANGES = {
     "stdout_bytes": (0, 1 << 30),
     "input_bytes": (0, 1 << 30),
     "output_bytes": (0, 1 << 30),
+    "open_files": (8, 65536),
 }
 # Optional limits, without a default: unset means that quota is not enforced.
 _FUEL_RANGE = (1, (1 << 63) - 1)

@@ -548,6 +548,7 @@ def open_guest(
         manifest.capabilities,
         log_quota=manifest.limits.log_bytes,
         stdio_quota=manifest.limits.stdout_bytes,
+        open_files=manifest.limits.open_files,
         sandbox=sandbox,
         args=args,
         env=env,

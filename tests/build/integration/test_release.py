@@ -8,10 +8,8 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,8 @@ from ngixi_build.project import Project
 from ngixi_build.stages.signing import SigningKey, generate_key_pair
 from ngixi_build.toolchains.assemblyscript import adapter_pin
 from ngixi_build.workflows import publish
-from ngixi_build.workflows.publish import RegistryError, publish_release, pull_bundle
+from ngixi_build.workflows.publish import publish_release, pull_bundle
+from ngixi_build.workflows.registry_client import RegistryError
 from ngixi_build.workflows.release import ReleaseError, build_bundles, make_release
 from ngixi_build.workflows.release_history import read_history
 from ngixi_runtime.bundles.reader import read_bundle
@@ -31,6 +30,7 @@ from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle, make_key
 from tests.integration import copy_project, installed_toolchain, run, set_targets
+from tests.oci_registry import free_port, serve_registry
 from tests.system import require_program
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 
@@ -181,37 +181,10 @@ def test_gate_refuses_a_nondeterministic_build_naming_the_members(
     assert not (project.artifacts_dir / "release" / "2.0.0").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real CNCF distribution registry (Debian's docker-registry) on loopback."""
-    program = require_program("docker-registry", "docker-registry")
-    root = tmp_path_factory.mktemp("registry")
-    port = _free_port()
-    config = root / "config.yml"
-    config.write_text(
-        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\nhttp:\n  addr: 127.0.0.1:{port}\n"
-    )
-    server = subprocess.Popen([program, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    pytest.fail("the registry did not start")
-                time.sleep(0.1)
-        yield f"127.0.0.1:{port}/ngixi"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with serve_registry(tmp_path_factory.mktemp("registry")) as host:
+        yield f"{host}/ngixi"
 
 
 def test_publish_pull_verify_run_round_trip(
@@ -518,7 +491,7 @@ def test_an_unreachable_registry_is_one_line_at_once(released: Path, release_key
     with pytest.raises(
         RegistryError, match=r"^127\.0\.0\.1:\d+: cannot reach the registry \(\[Errno 111\] Connection refused\)"
     ):
-        publish_release(release_dir=released, registry=f"127.0.0.1:{_free_port()}/ngixi", key=release_keys.key)
+        publish_release(release_dir=released, registry=f"127.0.0.1:{free_port()}/ngixi", key=release_keys.key)
     assert time.monotonic() - started < 5  # not oras's retries, which take minutes
 
 

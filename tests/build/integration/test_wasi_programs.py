@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,8 @@ KNOWN: dict[str, tuple[Known, ...]] = {
         ),
     ),
     "edges": (
+        # Wasmtime 51 (the 3.12 run side's) answers INTR (27); 50 read no bytes, as preadv(2) of no iovecs does.
+        _errno("pread no iovecs", 27, 0, "a pread of no iovecs reads nothing; Wasmtime 51 says INTR"),
         _poll(
             "poll a closed descriptor",
             "1 events, waited enough: [20: error 8 type 1 bytes 0 hangup 0]",
@@ -347,9 +350,12 @@ def ours(run: Run, bundle: Path, keys: KeyFiles, sandboxes: Path, engine: str, *
 
 
 def as_we_answer(name: str, stdout: str) -> str:
-    """The reference's stdout with each known difference replaced by our answer (each must be there)."""
+    """The reference's stdout with each known difference replaced by our answer (each must be there, or our answer
+    in its place: Wasmtime 51 removes `dir/` as we do, where 50 answered INVAL)."""
     lines = stdout.split("\n")
     for known in KNOWN.get(name, ()):
+        if known.ours in lines and known.theirs not in lines:
+            continue
         assert known.theirs in lines, f"{name}: the reference no longer answers {known.theirs!r} ({known.why})"
         lines[lines.index(known.theirs)] = known.ours
     return "\n".join(lines)
@@ -365,8 +371,10 @@ def test_a_program_behaves_as_under_wasmtimes_own_wasi(
     wasm = (bundle.parent / f"{run.name}.wasm").read_bytes()  # make_bundle keeps it beside the bundle
     expected = reference(run, wasm, tmp_path / "reference")
     expected = Outcome(expected.exit_code, as_we_answer(run.name, expected.stdout), expected.stderr, expected.tree)
-    for engine, isolated in ((engine, isolated) for engine in ENGINES for isolated in (True, False)):
-        pytest.importorskip(engine)
+    installed = [engine for engine in ENGINES if find_spec(engine) is not None]  # 3.12's run side: Wasmtime alone
+    if not installed:
+        pytest.skip("no engine installed")
+    for engine, isolated in ((engine, isolated) for engine in installed for isolated in (True, False)):
         how = f"{'isolated' if isolated else 'in-process'} on {engine}"
         got = ours(run, bundle, keys, tmp_path / how.replace(" ", "-"), engine, isolated=isolated)
         assert got.stdout.split("\n") == expected.stdout.split("\n"), f"{run} {how}: stdout"

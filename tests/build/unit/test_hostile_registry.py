@@ -8,20 +8,23 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ngixi_build.stages.signing import TrustEntry, render_trust_file
-from ngixi_build.workflows import publish
-from ngixi_build.workflows.publish import RegistryError, pull_bundle
+from ngixi_build.workflows import publish, registry_client
+from ngixi_build.workflows.publish import pull_bundle
+from ngixi_build.workflows.registry_client import RegistryError
 from ngixi_runtime.errors import NgixiError, VerificationError
 from ngixi_runtime.trust.choice import TRUST_VARIABLE
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
+from tests.oci_registry import StoppingServer, serving
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 
 ADD_WASM = module(
@@ -30,16 +33,14 @@ ADD_WASM = module(
 Answer = Callable[[BaseHTTPRequestHandler], None]
 
 
-class FakeRegistry(ThreadingHTTPServer):
+class FakeRegistry(StoppingServer):
     """Answers /v2/, manifests by tag or digest and blobs by digest from its tables."""
 
-    daemon_threads = True
-
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.manifests: dict[str, Answer] = {}
         self.blobs: dict[str, Answer] = {}
-        self.stop = threading.Event()
+        self.paths: dict[str, Answer] = {}  # any other path, without its query
 
     @property
     def repository(self) -> str:
@@ -77,6 +78,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/v2/":
             return _reply(self, b"{}")
+        if self.path.split("?")[0] in self.server.paths:
+            return self.server.paths[self.path.split("?")[0]](self)
         kind, _, reference = self.path.rpartition("/")
         if kind.endswith("/manifests") and reference in self.server.manifests:
             return self.server.manifests[reference](self)
@@ -90,15 +93,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def registry() -> Iterator[FakeRegistry]:
-    server = FakeRegistry()
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    try:
+    with serving(FakeRegistry()) as server:
         yield server
-    finally:
-        server.stop.set()
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
@@ -213,7 +209,7 @@ def test_a_manifest_larger_than_the_spec_allows_is_refused_unread(
 def test_a_registry_that_stops_answering_times_out_in_one_line(
     registry: FakeRegistry, release_keys: KeyFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stalls: str
 ) -> None:
-    monkeypatch.setattr(publish, "REACH_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(registry_client, "REACH_TIMEOUT_SECONDS", 0.2)
     registry.tag("0.1.0", _release_bundle(tmp_path / "b", release_keys))
     table: dict[str, Any] = registry.manifests if stalls == "manifest" else registry.blobs
     for name in table:
@@ -264,3 +260,79 @@ def test_a_trust_file_found_from_the_working_directory_verifies_no_release_bundl
     pulled = exit_code(["pull", f"{registry.repository}/hello:0.1.0", "--out", str(tmp_path / "out")])
     assert pulled == 3 and "for the dev channel only" in capsys.readouterr().err
     assert not (tmp_path / "out" / "hello-0.1.0.ngx").exists()
+
+
+def _locked(answer: Answer, registry: FakeRegistry) -> Answer:
+    """`answer` for a request with the token the fake's /token grants; a Bearer challenge for any other."""
+
+    def guarded(handler: BaseHTTPRequestHandler) -> None:
+        if handler.headers.get("Authorization") == "Bearer granted":
+            return answer(handler)
+        handler.send_response(401)
+        realm = f"http://{registry.repository.split('/')[0]}/token"
+        handler.send_header("WWW-Authenticate", f'Bearer realm="{realm}",service="fake",scope="repository:x:pull"')
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+        return None
+
+    return guarded
+
+
+@pytest.mark.parametrize("granted", [True, False])
+def test_a_registry_asking_for_a_token_gets_one_or_is_one_line_at_once(
+    registry: FakeRegistry, release_keys: KeyFiles, tmp_path: Path, capsys: Any, granted: bool
+) -> None:
+    """A registry answering 401 with a Bearer challenge, whose token service grants an anonymous token or refuses
+    one: oras's token dance is used, tried once (oras retried the refusal five times over 131 s)."""
+    registry.tag("0.1.0", _release_bundle(tmp_path / "b", release_keys))
+    for table in (registry.manifests, registry.blobs):
+        for name, answer in table.items():
+            table[name] = _locked(answer, registry)
+    token = b'{"token": "granted"}' if granted else None
+    registry.paths["/token"] = lambda handler: _reply(handler, token) if token else handler.send_error(401)
+    reference = f"{registry.repository}/hello:0.1.0"
+    argv = ["pull", reference, "--trust", str(release_keys.trust), "--out", str(tmp_path)]
+    started = time.monotonic()
+    pulled = exit_code(argv)
+    assert time.monotonic() - started < 5
+    err = capsys.readouterr().err
+    if granted:
+        assert pulled == 0 and (tmp_path / "hello-0.1.0.ngx").exists()
+    else:
+        assert pulled == 1 and err.count("\n") == 1
+        assert err.startswith(
+            f"ngixi: error: {registry.repository.split('/')[0]}: the registry asks for a login (HTTP 401"
+        )
+
+
+def test_tags_are_read_a_page_at_a_time_up_to_a_cap(
+    registry: FakeRegistry, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """Pages as the distribution spec gives them: `n` tags, and a Link header to the next page."""
+    pages = [["a", "b"], ["c", "d"], ["e"]]
+    asked: list[str] = []
+
+    def page(handler: BaseHTTPRequestHandler) -> None:
+        asked.append(handler.path)
+        number = len(asked) - 1
+        body = json.dumps({"name": "ngixi/hello", "tags": pages[number]}).encode()
+        handler.send_response(200)
+        if number + 1 < len(pages):
+            handler.send_header("Link", f'</v2/ngixi/hello/tags/list?n=2&last={pages[number][-1]}>; rel="next"')
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    registry.paths["/v2/ngixi/hello/tags/list"] = page
+    monkeypatch.setattr(publish, "TAGS_PER_PAGE", 2)
+    client = registry_client.connect(registry.repository.split("/")[0])
+    assert publish._tags(client, f"{registry.repository}/hello") == ["a", "b", "c", "d", "e"]
+    assert asked == [
+        "/v2/ngixi/hello/tags/list?n=2",
+        "/v2/ngixi/hello/tags/list?n=2&last=b",
+        "/v2/ngixi/hello/tags/list?n=2&last=d",
+    ]
+    asked.clear()
+    monkeypatch.setattr(publish, "MAX_TAGS_READ", 3)
+    assert publish._tags(client, f"{registry.repository}/hello") == ["a", "b", "c"]
+    assert len(asked) == 2 and "more than 3 tags; the sequence check read the first 3" in caplog.text

@@ -9,7 +9,8 @@ import pytest
 import requests
 
 from ngixi_build.workflows import publish
-from ngixi_build.workflows.publish import RegistryError, checked_reference, checked_registry, oci_tag
+from ngixi_build.workflows.publish import checked_reference, checked_registry, oci_tag
+from ngixi_build.workflows.registry_client import RegistryError
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.trust.signatures import TrustStore
 

@@ -226,16 +226,23 @@ def test_iovecs_within_the_quota_are_written_whole(sprayer: Guest) -> None:
     assert len(sprayer.output.stdout) == 8 * 65536
 
 
-def test_random_get_of_a_gibibyte_is_refused_before_it_is_drawn(sprayer: Guest) -> None:
+@pytest.mark.parametrize("pointer, length", [(0, 1 << 30), (0, -(1 << 31)), (0, -1), (-16, 8), (65530, 16)])
+def test_random_get_outside_the_memory_traps_before_anything_is_drawn(
+    sprayer: Guest, pointer: int, length: int
+) -> None:
+    """As under Wasmtime: a buffer of 2 GiB or more (a negative i32 to the engine, a u32 to WASI) or one ending past
+    the memory traps the guest; it answered INVAL to the first, and drew into the memory up to its end."""
+
     def draw() -> None:
         with pytest.raises(GuestError, match="outside the guest's memory"):
-            sprayer.call("draw", (0, 1 << 30))
+            sprayer.call("draw", (pointer, length))
 
+    memory = sprayer._context.mem
+    before = memory.read(0, 65536)
     assert peak_python_allocation(draw) < MiB
-    with pytest.raises(GuestError, match="outside the guest's memory"):
-        sprayer.call("draw", (65530, 16))
-    assert sprayer.call("draw", (0, -1)) == (INVAL,)
+    assert memory.read(0, 65536) == before
     assert sprayer.call("draw", (0, 65536)) == (0,)
+    assert memory.read(0, 65536) != before
 
 
 @needs_wasmer
@@ -248,3 +255,30 @@ def test_wasmer_checks_the_wasm_even_when_it_loads_an_artifact(tmp_path: Path, k
     )
     with pytest.raises(PolicyError, match="hostile: its table 0 declares no maximum"):
         open_guest(read_bundle(path, load_trust(keys.trust)), engine="wasmer")
+
+
+HIGH = 0x90000000  # 2.25 GiB: an i32 the engines hand over negative
+HIGH_WRITER = f"""(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "random_get" (func $random (param i32 i32) (result i32)))
+  (memory (export "memory") 37000 37000)
+  (data (i32.const {HIGH + 16}) "high")
+  (func (export "write") (result i32)
+    (i32.store (i32.const {HIGH}) (i32.const {HIGH + 16}))
+    (i32.store (i32.const {HIGH + 4}) (i32.const 4))
+    (call $fd_write (i32.const 1) (i32.const {HIGH}) (i32.const 1) (i32.const {HIGH + 8})))
+  (func (export "draw") (result i32) (call $random (i32.const {HIGH + 32}) (i32.const 16))))"""
+
+
+def test_host_functions_take_pointers_above_2_gib(tmp_path: Path, keys: KeyFiles, engine_name: str) -> None:
+    """A memory over 2 GiB (limits.memory_pages up to 65536) has addresses an i32 holds negative: host functions
+    read them as the u32s they are, as Wasmtime does, where they trapped as outside the memory."""
+    exports = '[exports.write]\nresults = ["i32"]\n[exports.draw]\nresults = ["i32"]\n'
+    manifest = guest_manifest(
+        exports, capabilities="[capabilities.stdio]\n[capabilities.random]\n", limits="memory_pages = 37000\n"
+    )
+    with loaded(tmp_path, keys, HIGH_WRITER, manifest, engine_name) as guest:
+        assert guest.call("write", ()) == (0,)
+        assert guest.output.stdout == b"high"
+        assert guest._context.mem.read(HIGH + 8, 4) == b"\x04\0\0\0"
+        assert guest.call("draw", ()) == (0,)

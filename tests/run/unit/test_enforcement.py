@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import wasmtime
 
 from ngixi_build.stages.smoke import http_server
 from ngixi_build.stages.validate import validate
@@ -247,3 +248,37 @@ def test_host_functions_refuse_pointers_outside_the_guest_s_memory(tmp_path: Pat
             guest.call("log_past_the_end", ())
         with pytest.raises(GuestError, match=rf"probe: pointer {PAGE - 2}\+4 is outside the guest's memory"):
             guest.call("write_count_past_the_end", ())
+
+
+OPENER = bytes(
+    wasmtime.wat2wasm(f"""(module
+  (import "wasi_snapshot_preview1" "path_open" (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (memory (export "memory") 1 1)
+  (data (i32.const 100) "note.txt")
+  (func (export "opened") (result i32)
+    (local $n i32)
+    (block $refused (loop $more
+      (br_if $refused (call $open (i32.const 3) (i32.const 0) (i32.const 100) (i32.const 8) (i32.const {OFLAG_CREAT})
+        (i64.const {RIGHT_FD_READ}) (i64.const 0) (i32.const 0) (i32.const 200)))
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (br_if $more (i32.lt_u (local.get $n) (i32.const 1000)))))
+    (local.get $n)))""")
+)
+PREOPEN = '[capabilities.fs]\npreopens = [{ guest = "/data", host = "data", mode = "rw" }]\n'
+
+
+@pytest.mark.parametrize(("limit", "opened"), [("", 127), ("open_files = 300\n", 299)])
+def test_limits_open_files_bounds_the_descriptors_a_guest_holds(
+    tmp_path: Path, keys: KeyFiles, limit: str, opened: int
+) -> None:
+    """128 by default, the preopen among them: a program keeping 200 files open (fine under Wasmtime, which has no
+    such limit) declares what it needs, as far as the operator's policy allows."""
+    with load(tmp_path, keys, OPENER, GUEST + exports("opened") + PREOPEN + f"[limits]\n{limit}") as guest:
+        assert returns(guest, "opened") == opened
+
+
+def test_preopens_over_limits_open_files_are_refused(tmp_path: Path, keys: KeyFiles) -> None:
+    mounts = ", ".join(f'{{ guest = "/d{n}", host = "d{n}" }}' for n in range(9))
+    manifest = GUEST + exports("opened") + f"[capabilities.fs]\npreopens = [{mounts}]\n[limits]\nopen_files = 8\n"
+    with pytest.raises(InvalidInput, match=r"^probe: limits\.open_files = 8 does not hold its 9 preopens and stdio"):
+        load(tmp_path, keys, OPENER, manifest)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import struct
 import sys
@@ -12,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from ngixi_runtime.capabilities import kv
-from ngixi_runtime.capabilities.context import HostContext, Sandbox
+from ngixi_runtime.capabilities.context import HostContext
 from ngixi_runtime.capabilities.kv import MAX_KEY_BYTES, KvOptions, KvStore
 from ngixi_runtime.capabilities.linking import core_imports
+from ngixi_runtime.errors import GuestError
 from ngixi_runtime.spec.abi import Status
 from tests.conftest import FakeMemory
 
@@ -57,7 +59,7 @@ class Guest:
 
 def open_guest(database: Path, report: Callable[[str], None] | None = None) -> HostContext:
     ctx = HostContext(guest="g", log_quota=100, stdio_quota=100, memory=FakeMemory(8192), grants=frozenset({"kv"}))
-    ctx.states["kv"] = KvStore(OPTIONS, database, guest="g", report=report)
+    ctx.states["kv"] = KvStore(OPTIONS, database, guest="g", report=report, call_ends_at=lambda: ctx.call_ends_at)
     return ctx
 
 
@@ -123,27 +125,6 @@ def test_a_broken_database_is_a_host_failure_for_the_guest(tmp_path: Path) -> No
     guest.ctx.close()
 
 
-def test_a_wait_for_the_stores_lock_ends_with_the_guests_call(tmp_path: Path) -> None:
-    """The engine's deadline cannot stop a guest inside a host function: kv waited its 5 s for another
-    instance holding the store whatever was left of the call, so a call ran up to 5 s past its timeout."""
-    sandbox = Sandbox.under(tmp_path / "tenant")
-    ctx = HostContext(guest="g", log_quota=100, stdio_quota=100, memory=FakeMemory(8192), grants=frozenset({"kv"}))
-    ctx.states["kv"] = kv._open_state(OPTIONS, ctx, sandbox)  # the store as a loaded guest has it
-    guest = Guest(ctx)
-    assert guest.set("counters", b"k", b"v") == Status.OK
-    holder = sqlite3.connect(sandbox.kv_database, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")  # another instance of the tenant, in the middle of a change
-    ctx.call_ends_at = time.monotonic()  # the call's time is up
-    started = time.monotonic()
-    assert guest.set("counters", b"k", b"w") == Status.HOST_FAILURE
-    assert time.monotonic() - started < kv.BUSY_SECONDS / 2
-    holder.execute("ROLLBACK")
-    ctx.call_ends_at = time.monotonic() + 60  # the next call: a free store, and the whole wait again
-    assert guest.set("counters", b"k", b"w") == Status.OK
-    holder.close()
-    ctx.close()
-
-
 def prepared_file(tmp_path: Path, script: str) -> Path:
     """A kv file someone else made: kv's table, then what `script` makes."""
     database = tmp_path / "kv.sqlite3"
@@ -197,7 +178,7 @@ def test_a_store_kv_made_opens_again_with_the_defensive_settings(tmp_path: Path)
     database = tmp_path / "kv.sqlite3"
     store = KvStore(OPTIONS, database, guest="g")
     store.set("counters", b"hits", b"7")
-    connection = store._connect()
+    connection = store._connect(kv.BUSY_MS)
     assert connection.execute("PRAGMA trusted_schema").fetchall() == [(0,)]
     assert connection.execute("PRAGMA cell_size_check").fetchall() == [(1,)]
     if sys.version_info >= (3, 12):
@@ -223,4 +204,33 @@ def test_a_store_an_operator_analyzed_still_opens(tmp_path: Path) -> None:
     operator.close()
     guest = Guest(open_guest(database))
     assert guest.get("counters", bytes([2])) == (Status.OK, b"7")
+    guest.ctx.close()
+
+
+def test_a_call_waits_for_another_transaction_no_longer_than_its_own_deadline(guest: Guest, tmp_path: Path) -> None:
+    """SQLite's busy timeout (5 s) held a call whose limits.timeout_ms was nearer: the wait ends with the call's
+    time, as a timeout, and the next call with time to spare waits the whole 5 s again."""
+    assert guest.set("counters", b"a", b"1") == Status.OK
+    with sqlite3.connect(tmp_path / "tenant" / "kv.sqlite3", isolation_level=None) as other:
+        other.execute("BEGIN IMMEDIATE")
+        guest.ctx.call_ends_at = time.monotonic() + 0.3
+        started = time.monotonic()
+        with pytest.raises(GuestError, match=r"^g: reached its limits\.timeout_ms while waiting for another") as late:
+            guest.set("counters", b"b", b"2")
+        assert late.value.outcome == "timeout" and 0.25 < time.monotonic() - started < 2
+        other.execute("ROLLBACK")
+    guest.ctx.call_ends_at = math.inf
+    assert guest.set("counters", b"b", b"2") == Status.OK
+
+
+def test_a_lock_held_past_the_busy_timeout_is_a_host_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kv, "BUSY_MS", 100)
+    said: list[str] = []
+    guest = Guest(open_guest(tmp_path / "kv.sqlite3", report=said.append))
+    assert guest.set("counters", b"a", b"1") == Status.OK
+    with sqlite3.connect(tmp_path / "kv.sqlite3", isolation_level=None) as other:
+        other.execute("BEGIN IMMEDIATE")
+        assert guest.set("counters", b"b", b"2") == Status.HOST_FAILURE
+        other.execute("ROLLBACK")
+    assert said == [f"g: kv: {tmp_path / 'kv.sqlite3'}: database is locked"]
     guest.ctx.close()
