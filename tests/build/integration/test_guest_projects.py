@@ -145,6 +145,12 @@ def new_project(tool: Installed, directory: Path) -> Path:
     return directory
 
 
+def with_toolchain_of(project: Path, state_dir: Path) -> None:
+    """Gives the project whose state is `state_dir` a copy of the module project's installed toolchain, stamp
+    included: the module project's first build installs it from the pins; other projects need not again."""
+    shutil.copytree(project / ".ngixi" / "toolchain", state_dir / "toolchain", symlinks=True)
+
+
 def add_counter(project: Path) -> None:
     """The repository's kv counter sample, as a guest of `project`."""
     shutil.copytree(REPO / "guests" / "counter", project / "guests" / "counter")
@@ -286,6 +292,7 @@ def test_two_projects_with_a_same_named_guest_keep_their_own_state(
 ) -> None:
     other = new_project(tool, tmp_path / "other")
     add_counter(other)
+    with_toolchain_of(project, other / ".ngixi")
     tool.run(other, "ngixi", "build")
     counter = "artifacts/bundles/counter-0.1.0.ngx"
     assert tool.run(project, "ngixi", "run", counter, "increment").stdout == "1\n"
@@ -302,10 +309,11 @@ def test_two_projects_with_a_same_named_guest_keep_their_own_state(
     assert (other / ".ngixi" / "keys" / "dev.pub").read_text() != (project / ".ngixi" / "keys" / "dev.pub").read_text()
 
 
-def test_a_state_dir_moves_every_piece_of_state(tool: Installed, tmp_path: Path) -> None:
+def test_a_state_dir_moves_every_piece_of_state(tool: Installed, project: Path, tmp_path: Path) -> None:
     root = new_project(tool, tmp_path / "moved")
     tool.run(root, "ngixi", "new", "solo")
     state = tmp_path / "state"
+    with_toolchain_of(project, state)  # a build looking for it under the project would install it in root/.ngixi
     tool.run(root, "ngixi", "build", "--state-dir", str(state))
     assert not (root / ".ngixi").exists()
     assert (state / "keys" / "dev.pub").is_file() and (state / "trust.toml").is_file()
@@ -322,8 +330,7 @@ def test_watch_rebuilds_a_guest_of_an_installed_project(tool: Installed, project
     (root / "guests" / "oops" / "assembly" / "index.ts").write_text(OUT_OF_BOUNDS)
     tool.run(root, "ngixi", "new", "zig-oops", "--lang", "zig")
     zig_line = with_trapping_add(root, "zig-oops", "main.zig", ZIG_TRAP)
-    toolchain = root / ".ngixi" / "toolchain"
-    shutil.copytree(project / ".ngixi" / "toolchain", toolchain, symlinks=True)  # installed once per module
+    with_toolchain_of(project, root / ".ngixi")
     watcher = WatchProcess(root, command=(str(tool.bin_dir / "ngixi"), "watch", "--smoke"))
     try:
         watcher.until("watching ", timeout=400)
