@@ -22,7 +22,7 @@ from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import REPO, KeyFiles, make_bundle
-from tests.integration import BIN, LANGUAGE_COMPONENTS, copy_project, run, share_toolchains
+from tests.integration import BIN, LANGUAGE_COMPONENTS, copy_project, installed_toolchain, run, share_toolchains
 
 pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
@@ -46,7 +46,9 @@ def bundles_of(project: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    project = copy_project(tmp_path_factory.mktemp("safety") / "project")
+    # The installed toolchain, linked: `doit toolchain` only checks its stamp, where installing afresh ran npm ci and
+    # pip again.
+    project = copy_project(tmp_path_factory.mktemp("safety") / "project", toolchain_from=installed_toolchain())
     run(project, "doit", "toolchain")
     started = time.monotonic()
     run(project, "doit", "build", env=EPOCH)

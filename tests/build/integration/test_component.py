@@ -135,8 +135,8 @@ def test_an_ungranted_interface_is_refused_at_load(built: Path, keys: KeyFiles, 
     assert exit_code(["run", "--trust", str(keys.trust), str(bundle), "add", "1", "2"]) == 3
 
 
-def test_a_change_of_the_catalog_regenerates_the_bindings(tmp_path: Path) -> None:
-    project = copy_project(tmp_path / "project")
+def test_a_change_of_the_catalog_regenerates_the_bindings(built: Path, tmp_path: Path) -> None:
+    project = copy_project(tmp_path / "project", toolchain_from=built)  # the bindings task needs the toolchain task
     run(project, "doit", "bindings")
     catalog = project / "wit" / "host.wit"
     catalog.write_text(catalog.read_text().replace("One log line at level info.", "One line at level info."))

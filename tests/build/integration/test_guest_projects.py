@@ -286,6 +286,7 @@ def test_two_projects_with_a_same_named_guest_keep_their_own_state(
 ) -> None:
     other = new_project(tool, tmp_path / "other")
     add_counter(other)
+    share_toolchains(project / ".ngixi", other / ".ngixi")
     tool.run(other, "ngixi", "build")
     counter = "artifacts/bundles/counter-0.1.0.ngx"
     assert tool.run(project, "ngixi", "run", counter, "increment").stdout == "1\n"
@@ -302,10 +303,11 @@ def test_two_projects_with_a_same_named_guest_keep_their_own_state(
     assert (other / ".ngixi" / "keys" / "dev.pub").read_text() != (project / ".ngixi" / "keys" / "dev.pub").read_text()
 
 
-def test_a_state_dir_moves_every_piece_of_state(tool: Installed, tmp_path: Path) -> None:
+def test_a_state_dir_moves_every_piece_of_state(tool: Installed, project: Path, tmp_path: Path) -> None:
     root = new_project(tool, tmp_path / "moved")
     tool.run(root, "ngixi", "new", "solo")
     state = tmp_path / "state"
+    share_toolchains(project / ".ngixi", state)  # a build looking under the project would install it in root/.ngixi
     tool.run(root, "ngixi", "build", "--state-dir", str(state))
     assert not (root / ".ngixi").exists()
     assert (state / "keys" / "dev.pub").is_file() and (state / "trust.toml").is_file()

@@ -7,6 +7,7 @@ placed in one here, which is the moment to decide where it stands.
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import pytest
 
@@ -110,14 +111,15 @@ def test_the_run_side_keeps_no_helper_only_the_build_side_uses() -> None:
         for package, directory in PACKAGE_DIRS.items()
         for path in sorted(directory.rglob("*.py"))
     }
+    # A name's whole-word uses (`\bname\b`) are its maximal runs of word characters: counted once per module.
+    words = {name: Counter(re.findall(r"\w+", text)) for name, text in sources.items()}
     run_side = {name: text for name, text in sources.items() if name.startswith("ngixi_runtime")}
-    build_side = [text for name, text in sources.items() if name.startswith("ngixi_build")]
+    build_side_words = set().union(*(w for name, w in words.items() if name.startswith("ngixi_build")))
     build_only: dict[str, set[str]] = {}
     for module, text in run_side.items():
         for found in re.findall(r"^(?:def|class) ([A-Za-z]\w*)|^([A-Z][A-Z0-9_]*) = ", text, re.MULTILINE):
             name = next(filter(None, found))
-            used = re.compile(rf"\b{name}\b")
-            elsewhere_on_run_side = any(used.search(t) for m, t in run_side.items() if m != module)
-            if len(used.findall(text)) == 1 and not elsewhere_on_run_side and any(map(used.search, build_side)):
+            elsewhere_on_run_side = any(words[m][name] for m in run_side if m != module)
+            if words[module][name] == 1 and not elsewhere_on_run_side and name in build_side_words:
                 build_only.setdefault(module, set()).add(name)
     assert build_only == SHARED_CONTRACTS
