@@ -33,12 +33,26 @@ def pytest_configure() -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Sorts the modules in the order pytest-xdist (`--dist loadfile`, with pyproject's `--no-loadscope-reorder`)
-    hands them to its workers: those marked `heavy`, then the other integration modules, then the unit modules,
-    most tests first within each. By xdist's own order, most tests first, the heavy modules, which have
-    few tests, came last, and one worker ran them for minutes after the other had run out of modules."""
+    hands them to its workers: those marked `heavy`, costliest first, then the other integration modules, then the
+    unit modules, most tests first within each. By xdist's own order, most tests first, the heavy modules, which
+    have few tests, came last, and one worker ran them for minutes after the other had run out of modules; a heavy
+    module of few tests handed out late was the run's tail in the same way."""
     counts = Counter(item.path for item in items)
-    heavy = {item.path for item in items if item.get_closest_marker("heavy")}
-    items.sort(key=lambda item: (item.path not in heavy, item.path.parent.name != "integration", -counts[item.path]))
+    cost = {item.path: _heavy_cost(item) for item in items}
+    items.sort(
+        key=lambda item: (
+            cost[item.path] == 0,
+            item.path.parent.name != "integration",
+            -cost[item.path],
+            -counts[item.path],
+        )
+    )
+
+
+def _heavy_cost(item: pytest.Item) -> float:
+    """The CPU seconds a `heavy` module's mark gives (0 for a module not marked heavy)."""
+    mark = item.get_closest_marker("heavy")
+    return 0.0 if mark is None else float(mark.kwargs["cpu_seconds"])
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import REPO
 from tests.integration import WatchProcess, copy_project, ran_tasks, run_in, share_toolchains
 
-pytestmark = [pytest.mark.integration, pytest.mark.heavy]
+pytestmark = [pytest.mark.integration, pytest.mark.heavy(cpu_seconds=155)]
 
 TEMPLATES = [("library", "core"), ("command", "core"), ("library", "component"), ("command", "component")]
 NATIVE_TEMPLATES = [("c", "library"), ("c", "command"), ("zig", "library"), ("zig", "command")]

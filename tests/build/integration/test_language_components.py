@@ -26,7 +26,7 @@ from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import REPO
 from tests.integration import WatchProcess, copy_project, keep_only_guests, run, set_targets
 
-pytestmark = [pytest.mark.integration, pytest.mark.heavy]
+pytestmark = [pytest.mark.integration, pytest.mark.heavy(cpu_seconds=240)]
 
 GUESTS = ("counter-js", "counter-python")
 # A guest from each of these languages' `ngixi new` templates, built with the samples.

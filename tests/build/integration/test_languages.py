@@ -22,7 +22,7 @@ from tests.integration import (
     set_targets,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.heavy]
+pytestmark = [pytest.mark.integration, pytest.mark.heavy(cpu_seconds=25)]
 
 GUESTS = ("c-counter", "zig-notes", "handmade")
 ENGINES = ("wasmer", "wasmtime")

@@ -15,7 +15,7 @@ from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.trust.signatures import load_trust
 from tests.integration import copy_project, keep_only_guests, ran_tasks, run
 
-pytestmark = [pytest.mark.integration, pytest.mark.heavy]
+pytestmark = [pytest.mark.integration, pytest.mark.heavy(cpu_seconds=80)]
 
 TRIPLES = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu", "x86_64-apple-darwin", "aarch64-apple-darwin"]
 

@@ -23,7 +23,7 @@ import pytest
 from ngixi_runtime.spec.targets import host_triple
 from tests.conftest import REPO
 
-pytestmark = [pytest.mark.integration, pytest.mark.heavy]
+pytestmark = [pytest.mark.integration, pytest.mark.heavy(cpu_seconds=50)]
 
 REQUIREMENTS = REPO / "tests" / "data" / "real-programs" / "requirements.txt"
 NGIXI = Path(sys.executable).with_name("ngixi")

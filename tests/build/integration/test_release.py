@@ -34,7 +34,7 @@ from tests.oci_registry import free_port, serve_registry
 from tests.system import require_program
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 
-pytestmark = [pytest.mark.integration, pytest.mark.heavy]
+pytestmark = [pytest.mark.integration, pytest.mark.heavy(cpu_seconds=60)]
 
 EPOCH = "1767225600"
 GUESTS = ["hello", "wasi-hello"]  # [tool.ngixi] release of the copy: two guests keep the builds short

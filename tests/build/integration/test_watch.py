@@ -33,7 +33,7 @@ from tests.integration import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.heavy]
+pytestmark = [pytest.mark.integration, pytest.mark.heavy(cpu_seconds=35)]
 
 HELLO_SOURCE = (REPO / "guests" / "hello" / "assembly" / "index.ts").read_text()
 

@@ -23,7 +23,7 @@ from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.trust.policy import load_policy
 from tests.integration import copy_project, installed_toolchain, run, set_targets
 
-pytestmark = [pytest.mark.integration, pytest.mark.heavy]
+pytestmark = [pytest.mark.integration, pytest.mark.heavy(cpu_seconds=40)]
 
 FIXTURES = Path(__file__).parents[2] / "fixtures"
 HOSTILE = [
