@@ -4,14 +4,17 @@ finds rather than is given.
 A file is safe to trust when it and every directory above it belong to this user or root and no one else may
 change them: not writable by group or others, except a directory with the sticky bit (such as /tmp), whose
 entries only their owners may rename. A group that is this user's own (a user-private group with no other
-members, as under umask 002) counts as this user.
+members, as under umask 002) counts as this user; a POSIX ACL that lets another user or group write does not
+(`setfacl -m u:NAME:rwx` shows only as group-write bits, its mask).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
+import struct
 from pathlib import Path
 
 from ngixi_runtime.files import make_directories
@@ -21,6 +24,12 @@ _SANDBOX_STATE = ("kv.sqlite3", "kv.sqlite3-wal", "kv.sqlite3-shm", "kv.sqlite3-
 # In a guest's sandbox, beside files/ and its kv database: the id of the key whose bundles' state it holds.
 SANDBOX_SIGNER = "signer"
 _SIGNER_BYTES = 64  # a key id is 16 hexadecimal digits
+# Linux's access ACL: a 4-byte version, then (tag, permissions, id) entries; the tags and the write bit of acl.h.
+_ACCESS_ACL = "system.posix_acl_access"
+_ACL_HEADER = 4
+_ACL_ENTRY = struct.Struct("<HHI")
+_ACL_USER, _ACL_GROUP, _ACL_WRITE = 0x02, 0x08, 0x02
+_NO_ACL = (errno.ENODATA, errno.EOPNOTSUPP)
 
 
 def unsafe_because(path: Path) -> str | None:
@@ -52,8 +61,27 @@ def _problem(path: Path, status: os.stat_result, *, sticky_protects: bool = True
     sticky = sticky_protects and status.st_mode & stat.S_ISVTX
     if writable & stat.S_IWOTH and not (stat.S_ISDIR(status.st_mode) and sticky):
         return f"{path} may be written by any user"
-    if writable & stat.S_IWGRP and not _own_group(status.st_gid) and not sticky:
-        return f"{path} may be written by the members of group id {status.st_gid}"
+    if writable & stat.S_IWGRP and not sticky:
+        if not _own_group(status.st_gid):
+            return f"{path} may be written by the members of group id {status.st_gid}"
+        return _acl_writer(path)  # the group bits of a file with an ACL are its mask: for named users and groups too
+    return None
+
+
+def _acl_writer(path: Path) -> str | None:
+    """Why `path`'s access ACL lets a user other than this one (or root), or a group not this user's own, write it."""
+    try:
+        acl = os.getxattr(path, _ACCESS_ACL)  # as os.stat: a symlink above a path is checked as its target
+    except OSError as error:
+        return None if error.errno in _NO_ACL else f"{path}: its ACL cannot be checked: {error.strerror}"
+    for offset in range(_ACL_HEADER, len(acl) - _ACL_ENTRY.size + 1, _ACL_ENTRY.size):
+        tag, permissions, identity = _ACL_ENTRY.unpack_from(acl, offset)
+        if not permissions & _ACL_WRITE:
+            continue
+        if tag == _ACL_USER and identity not in (os.geteuid(), 0):
+            return f"{path} may be written by user id {identity} (its ACL)"
+        if tag == _ACL_GROUP and not _own_group(identity):
+            return f"{path} may be written by the members of group id {identity} (its ACL)"
     return None
 
 

@@ -8,7 +8,9 @@ this user's own builds registered. A guest's sandbox under the project is refuse
 
 from __future__ import annotations
 
+import errno
 import os
+import struct
 from pathlib import Path
 
 import pytest
@@ -76,6 +78,41 @@ def test_sticky_world_writable_directories_above_are_safe(tmp_path: Path) -> Non
     mine = shared / "mine"
     mine.mkdir(mode=0o755)
     assert unsafe_because(mine) is None
+
+
+def give_by_acl(path: Path, tag: int, identity: int, permissions: int) -> None:
+    """Lets user (tag 2) or group (tag 8) `identity` at `path` through a POSIX access ACL, as `setfacl -m` does; its
+    mask (the group bits `stat` shows) then allows writing. Skips where the file system keeps no ACLs."""
+    unset = 0xFFFFFFFF
+    entries = [(0x01, 7, unset), (tag, permissions, identity), (0x04, 0, unset), (0x10, 7, unset), (0x20, 0, unset)]
+    acl = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *entry) for entry in sorted(entries))  # by tag
+    try:
+        os.setxattr(path, "system.posix_acl_access", acl)
+    except OSError as error:
+        if error.errno in (errno.EOPNOTSUPP, errno.ENOTSUP):
+            pytest.skip("this file system keeps no POSIX ACLs")
+        raise
+
+
+@pytest.mark.parametrize(("tag", "who"), [(0x02, "user id 65534"), (0x08, "the members of group id 65534")])
+def test_a_directory_whose_acl_lets_another_user_write_is_unsafe(tmp_path: Path, tag: int, who: str) -> None:
+    """Its mode said 0770 with this user's private group, which counted as this user's alone (umask 002 makes
+    such directories), while its ACL let another user swap what is in it: a dev-keys record there (machine code
+    for the keys it lists), a trust file, rollback state."""
+    shared = tmp_path / "state"
+    shared.mkdir(mode=0o700)
+    give_by_acl(shared, tag, 65534, 7)
+    assert unsafe_because(shared / "ngixi" / "dev-keys") == f"{shared} may be written by {who} (its ACL)"
+    record = shared / "dev-keys"
+    register_dev_key("a", record)
+    assert registered_dev_keys(record) == ()
+
+
+def test_an_acl_that_lets_others_only_read_is_safe(tmp_path: Path) -> None:
+    readable = tmp_path / "state"
+    readable.mkdir(mode=0o700)
+    give_by_acl(readable, 0x02, 65534, 5)
+    assert unsafe_because(readable) is None
 
 
 def test_a_found_dev_trust_file_trusts_no_key_for_release(
