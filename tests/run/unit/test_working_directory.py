@@ -8,9 +8,11 @@ this user's own builds registered. A guest's sandbox under the project is refuse
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import struct
+import threading
 from pathlib import Path
 
 import pytest
@@ -207,6 +209,29 @@ def test_the_dev_key_record_made_under_a_permissive_umask_is_read(tmp_path: Path
     finally:
         os.umask(umask)
     assert registered_dev_keys(record) == ("a",)
+
+
+def fifo_released_later(path: Path) -> threading.Timer:
+    """A FIFO at `path`, whose other end is opened and closed after 5 s: a reader that waits on it (as the run side
+    did) then reads nothing, rather than holding the suite for ever. Cancel the timer at the end."""
+    os.mkfifo(path, 0o600)
+
+    def release() -> None:
+        with contextlib.suppress(OSError):  # ENXIO: no reader waited
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+    timer = threading.Timer(5, release)
+    timer.start()
+    return timer
+
+
+def test_a_dev_key_record_that_is_a_fifo_is_not_waited_on(tmp_path: Path) -> None:
+    timer = fifo_released_later(tmp_path / "dev-keys")
+    try:
+        assert registered_dev_keys(tmp_path / "dev-keys") == ()
+        assert timer.is_alive()  # answered at once: a `ngixi run` in a project waited here for ever
+    finally:
+        timer.cancel()
 
 
 def test_a_found_project_others_may_write_holds_no_sandbox(
