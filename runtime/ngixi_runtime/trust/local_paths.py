@@ -30,12 +30,18 @@ _ACL_HEADER = 4
 _ACL_ENTRY = struct.Struct("<HHI")
 _ACL_USER, _ACL_GROUP, _ACL_WRITE = 0x02, 0x08, 0x02
 _NO_ACL = (errno.ENODATA, errno.EOPNOTSUPP)
+_MAX_LINKS = 40  # as Linux's MAXSYMLINKS: resolving stops there
 
 
 def unsafe_because(path: Path) -> str | None:
     """Why someone other than this user (or root) could change `path` or swap it, or None when no one can: the
     directories above the path as written count too, since whoever may write one of those could point a symbolic
-    link in it elsewhere. Of a path not made yet, the directories above it that exist."""
+    link in it elsewhere, and so does every symbolic link on the way: its owner may point it elsewhere whenever
+    they like (in a sticky directory such as /tmp, nothing else stops them). Of a path not made yet, the
+    directories above it that exist."""
+    foreign = _foreign_link(path)
+    if foreign is not None:
+        return foreign
     real = Path(os.path.realpath(path))
     for each in dict.fromkeys((real, *real.parents, *Path(os.path.abspath(path)).parents)):
         try:
@@ -47,6 +53,34 @@ def unsafe_because(path: Path) -> str | None:
         problem = _problem(each, status)
         if problem is not None:
             return problem
+    return None
+
+
+def _foreign_link(path: Path) -> str | None:
+    """A symbolic link that resolving `path` follows (its own or one in a link's target) and that belongs to a
+    user other than this one or root, who may point it elsewhere; None when there is none, or where resolving
+    stops (a missing name, a loop: os.path.realpath's checks then say what they find)."""
+    user = os.geteuid()
+    current, pending, hops = Path("/"), list(reversed(Path(os.path.abspath(path)).parts[1:])), 0
+    while pending and hops <= _MAX_LINKS:
+        part = pending.pop()
+        if part == "..":
+            current = current.parent
+            continue
+        candidate = current / part
+        try:
+            status = os.lstat(candidate)
+        except OSError:
+            return None
+        if not stat.S_ISLNK(status.st_mode):
+            current = candidate
+            continue
+        if status.st_uid not in (user, 0):
+            return f"{candidate} is a symbolic link of user id {status.st_uid}, who may point it elsewhere"
+        target = Path(os.readlink(candidate))
+        current = Path("/") if target.is_absolute() else current
+        pending.extend(reversed(target.parts[1:] if target.is_absolute() else target.parts))
+        hops += 1
     return None
 
 

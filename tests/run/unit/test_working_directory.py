@@ -117,6 +117,31 @@ def test_an_acl_that_lets_others_only_read_is_safe(tmp_path: Path) -> None:
     assert unsafe_because(readable) is None
 
 
+def foreign_link(link: Path, target: Path) -> Path:
+    """A symbolic link at `link` to `target`, given to user 65534, as one they made in a sticky directory."""
+    link.symlink_to(target)
+    os.lchown(link, 65534, 65534)
+    return link
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a symbolic link to another user needs root")
+def test_a_symbolic_link_another_user_owns_on_the_way_is_unsafe(tmp_path: Path) -> None:
+    """Only the directories a path resolves through were checked, not the links: /tmp/state -> ~/state, made by
+    another user in sticky /tmp, passed, and its owner could point it at any directory later."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o700)
+    link = foreign_link(shared / "state", mine)
+    refused = f"{link} is a symbolic link of user id 65534, who may point it elsewhere"
+    assert unsafe_because(link / "rollback") == refused
+    (mine / "inner").symlink_to("../shared/state")  # ours, but it goes through theirs
+    assert unsafe_because(mine / "inner" / "x") == refused
+    os.lchown(link, 0, 0)
+    assert unsafe_because(mine / "inner" / "x") is None
+
+
 def test_a_found_dev_trust_file_trusts_no_key_for_release(
     in_hostile_project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
