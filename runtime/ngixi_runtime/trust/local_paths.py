@@ -104,6 +104,8 @@ def _problem(path: Path, status: os.stat_result, *, sticky_protects: bool = True
 
 def _acl_writer(path: Path) -> str | None:
     """Why `path`'s access ACL lets a user other than this one (or root), or a group not this user's own, write it."""
+    if not hasattr(os, "getxattr"):  # Linux's: macOS keeps its ACLs otherwise, and they are not read here
+        return None
     try:
         acl = os.getxattr(path, _ACCESS_ACL)  # as os.stat: a symlink above a path is checked as its target
     except OSError as error:
