@@ -153,6 +153,7 @@ def test_a_cache_directory_through_another_users_link_is_not_used(tmp_path: Path
     shared.mkdir()
     shared.chmod(0o1777)
     (tmp_path / "mine").mkdir(mode=0o700)
-    link = foreign_link(shared / "aot", tmp_path / "mine")
+    link = foreign_link(shared / "aot", tmp_path / "mine" / "not-yet")
     with pytest.raises(CacheUnavailable, match=f"{link} is a symbolic link of user id 65534"):
         AotCache.opened(link)
+    assert list((tmp_path / "mine").iterdir()) == []  # nothing made where their link leads
