@@ -63,6 +63,8 @@ class AotCache(NamedTuple):
         """The cache in `directory` (default: `default_cache_dir`), made if missing; refused if others may write it
         or a directory above it (`local_paths.unsafe_because`), where they could swap it for one of their own."""
         directory = directory or default_cache_dir()
+        if not directory.is_dir():  # checked before it is made: nothing made where another user's link leads
+            _refuse_if(directory, unsafe_because(directory))
         try:
             make_directories(directory, 0o700)
             status = directory.stat()
@@ -70,12 +72,9 @@ class AotCache(NamedTuple):
             raise CacheUnavailable(
                 f"{directory}: {error.strerror}; set {CACHE_VARIABLE} to a directory of yours"
             ) from None
-        problem = "others than this user may write it" if _others_may_write(status) else unsafe_because(directory)
-        if problem is not None:
-            raise CacheUnavailable(
-                f"{directory}: {problem}, and its entries are machine code this host runs; let no one else write it "
-                f"or a directory above it, or set {CACHE_VARIABLE} to a directory of yours"
-            )
+        _refuse_if(
+            directory, "others than this user may write it" if _others_may_write(status) else unsafe_because(directory)
+        )
         return cls(directory)
 
     def entry_path(self, key: CacheKey) -> Path:
@@ -108,6 +107,14 @@ class AotCache(NamedTuple):
                 stream.write(code)
         except OSError as error:
             raise CacheUnavailable(f"{self.directory}: cannot write an entry: {error.strerror}") from None
+
+
+def _refuse_if(directory: Path, problem: str | None) -> None:
+    if problem is not None:
+        raise CacheUnavailable(
+            f"{directory}: {problem}, and its entries are machine code this host runs; let no one else write it "
+            f"or a directory above it, or set {CACHE_VARIABLE} to a directory of yours"
+        )
 
 
 def _others_may_write(status: os.stat_result) -> bool:

@@ -21,7 +21,7 @@ import minisign
 import tomli
 
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import KEY_FILE_LIMIT, make_directories, read_input_bytes, read_input_text, write_atomic
+from ngixi_runtime.files import KEY_FILE_LIMIT, atomic_output, make_directories, read_input_bytes, read_input_text
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.trust.minisign_format import is_secret_key
 from ngixi_runtime.trust.signatures import (
@@ -107,7 +107,7 @@ def _add(trust_file: Path, public_key: minisign.PublicKey, trust: NewTrust) -> s
                 f"`ngixi trust remove {key_id} --trust {trust_file}` and add it again"
             )
     block = _key_block(public_key, trust)
-    _replace(trust_file, (text.rstrip("\n") + "\n\n" if text.strip() else "") + block)
+    _replace(trust_file, (text.rstrip("\n") + "\n\n" if text.strip() else "") + block, edited=text)
     return key_id
 
 
@@ -129,7 +129,7 @@ def _remove(trust_file: Path, key_id: str) -> None:
     remaining = _without_block(text, key_id, trust_file)
     if [k.key_id for k in _trusted(remaining, trust_file).keys] != [k.key_id for k in known.keys if k.key_id != key_id]:
         raise InvalidInput(f"{trust_file}: key {key_id} cannot be cut out of this layout on its own; edit the file")
-    _replace(trust_file, remaining)
+    _replace(trust_file, remaining, edited=text)
 
 
 def listed_keys(trust_file: Path) -> list[dict[str, Any]]:
@@ -159,13 +159,21 @@ def _trusted(text: str, trust_file: Path) -> TrustStore:
     return trust_from_text(text, source=str(trust_file))
 
 
-def _replace(trust_file: Path, text: str) -> None:
+def _replace(trust_file: Path, text: str, *, edited: str) -> None:
+    """Puts `text` in place of `edited`, what the file held when it was read, unless it has changed since: an
+    operator's edit by hand (one that revokes a key) made meanwhile is kept, not overwritten with the old keys."""
     _trusted(text, trust_file)  # never write what the loader would refuse
     try:
         mode = stat.S_IMODE(trust_file.stat().st_mode)  # who may read it stays as the operator set it
     except FileNotFoundError:
         mode = 0o644
-    write_atomic(trust_file, text.encode(), mode=mode)
+    with atomic_output(trust_file, mode=mode) as stream:
+        stream.write(text.encode())
+        if _current_text(trust_file) != edited:  # the last look before it is replaced: a hand edit takes no lock
+            raise InvalidInput(
+                f"{trust_file}: it changed while ngixi edited it (an edit by hand?); nothing was written: "
+                "run the command again"
+            )
 
 
 def render_keys(keys: Sequence[tuple[minisign.PublicKey, NewTrust]]) -> str:

@@ -4,14 +4,17 @@ finds rather than is given.
 A file is safe to trust when it and every directory above it belong to this user or root and no one else may
 change them: not writable by group or others, except a directory with the sticky bit (such as /tmp), whose
 entries only their owners may rename. A group that is this user's own (a user-private group with no other
-members, as under umask 002) counts as this user.
+members, as under umask 002) counts as this user; a POSIX ACL that lets another user or group write does not
+(`setfacl -m u:NAME:rwx` shows only as group-write bits, its mask).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
+import struct
 from pathlib import Path
 
 from ngixi_runtime.files import make_directories
@@ -21,12 +24,24 @@ _SANDBOX_STATE = ("kv.sqlite3", "kv.sqlite3-wal", "kv.sqlite3-shm", "kv.sqlite3-
 # In a guest's sandbox, beside files/ and its kv database: the id of the key whose bundles' state it holds.
 SANDBOX_SIGNER = "signer"
 _SIGNER_BYTES = 64  # a key id is 16 hexadecimal digits
+# Linux's access ACL: a 4-byte version, then (tag, permissions, id) entries; the tags and the write bit of acl.h.
+_ACCESS_ACL = "system.posix_acl_access"
+_ACL_HEADER = 4
+_ACL_ENTRY = struct.Struct("<HHI")
+_ACL_USER, _ACL_GROUP, _ACL_WRITE = 0x02, 0x08, 0x02
+_NO_ACL = (errno.ENODATA, errno.EOPNOTSUPP)
+_MAX_LINKS = 40  # as Linux's MAXSYMLINKS: resolving stops there
 
 
 def unsafe_because(path: Path) -> str | None:
     """Why someone other than this user (or root) could change `path` or swap it, or None when no one can: the
     directories above the path as written count too, since whoever may write one of those could point a symbolic
-    link in it elsewhere. Of a path not made yet, the directories above it that exist."""
+    link in it elsewhere, and so does every symbolic link on the way: its owner may point it elsewhere whenever
+    they like (in a sticky directory such as /tmp, nothing else stops them). Of a path not made yet, the
+    directories above it that exist."""
+    foreign = _foreign_link(path)
+    if foreign is not None:
+        return foreign
     real = Path(os.path.realpath(path))
     for each in dict.fromkeys((real, *real.parents, *Path(os.path.abspath(path)).parents)):
         try:
@@ -41,6 +56,34 @@ def unsafe_because(path: Path) -> str | None:
     return None
 
 
+def _foreign_link(path: Path) -> str | None:
+    """A symbolic link that resolving `path` follows (its own or one in a link's target) and that belongs to a
+    user other than this one or root, who may point it elsewhere; None when there is none, or where resolving
+    stops (a missing name, a loop: os.path.realpath's checks then say what they find)."""
+    user = os.geteuid()
+    current, pending, hops = Path("/"), list(reversed(Path(os.path.abspath(path)).parts[1:])), 0
+    while pending and hops <= _MAX_LINKS:
+        part = pending.pop()
+        if part == "..":
+            current = current.parent
+            continue
+        candidate = current / part
+        try:
+            status = os.lstat(candidate)
+        except OSError:
+            return None
+        if not stat.S_ISLNK(status.st_mode):
+            current = candidate
+            continue
+        if status.st_uid not in (user, 0):
+            return f"{candidate} is a symbolic link of user id {status.st_uid}, who may point it elsewhere"
+        target = Path(os.readlink(candidate))
+        current = Path("/") if target.is_absolute() else current
+        pending.extend(reversed(target.parts[1:] if target.is_absolute() else target.parts))
+        hops += 1
+    return None
+
+
 def _problem(path: Path, status: os.stat_result, *, sticky_protects: bool = True) -> str | None:
     """Why another user could change `path` (`status`): not this user's or root's, or writable by others; unless
     `sticky_protects` is False, a sticky directory's entries are safe whoever may write it (their owners alone may
@@ -52,8 +95,29 @@ def _problem(path: Path, status: os.stat_result, *, sticky_protects: bool = True
     sticky = sticky_protects and status.st_mode & stat.S_ISVTX
     if writable & stat.S_IWOTH and not (stat.S_ISDIR(status.st_mode) and sticky):
         return f"{path} may be written by any user"
-    if writable & stat.S_IWGRP and not _own_group(status.st_gid) and not sticky:
-        return f"{path} may be written by the members of group id {status.st_gid}"
+    if writable & stat.S_IWGRP and not sticky:
+        if not _own_group(status.st_gid):
+            return f"{path} may be written by the members of group id {status.st_gid}"
+        return _acl_writer(path)  # the group bits of a file with an ACL are its mask: for named users and groups too
+    return None
+
+
+def _acl_writer(path: Path) -> str | None:
+    """Why `path`'s access ACL lets a user other than this one (or root), or a group not this user's own, write it."""
+    if not hasattr(os, "getxattr"):  # Linux's: macOS keeps its ACLs otherwise, and they are not read here
+        return None
+    try:
+        acl = os.getxattr(path, _ACCESS_ACL)  # as os.stat: a symlink above a path is checked as its target
+    except OSError as error:
+        return None if error.errno in _NO_ACL else f"{path}: its ACL cannot be checked: {error.strerror}"
+    for offset in range(_ACL_HEADER, len(acl) - _ACL_ENTRY.size + 1, _ACL_ENTRY.size):
+        tag, permissions, identity = _ACL_ENTRY.unpack_from(acl, offset)
+        if not permissions & _ACL_WRITE:
+            continue
+        if tag == _ACL_USER and identity not in (os.geteuid(), 0):
+            return f"{path} may be written by user id {identity} (its ACL)"
+        if tag == _ACL_GROUP and not _own_group(identity):
+            return f"{path} may be written by the members of group id {identity} (its ACL)"
     return None
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import make_directories, write_atomic
+from ngixi_runtime.files import make_directories, read_input_bytes, write_atomic
 from ngixi_runtime.trust.local_paths import unsafe_because
 from ngixi_runtime.trust.signatures import TrustStore, load_trust, read_trust_table, trust_from_table
 
@@ -40,10 +40,10 @@ def registered_dev_keys(path: Path | None = None) -> tuple[str, ...]:
     """The dev public keys this user's builds registered; none when the record is missing or others could write it."""
     try:
         path = path or dev_keys_file()
-        text = path.read_text(encoding="ascii")
-    except (OSError, RuntimeError, UnicodeDecodeError):  # RuntimeError: no home directory
-        return ()
-    if unsafe_because(path) is not None:
+        if unsafe_because(path) is not None:
+            return ()
+        text = read_input_bytes(path, what="the dev key record").decode("ascii")  # a FIFO there waited for ever
+    except (OSError, InvalidInput, RuntimeError, UnicodeDecodeError):  # RuntimeError: no home directory
         return ()
     return tuple(line.strip() for line in text.splitlines() if line.strip())
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ngixi_runtime.errors import InvalidInput, VerificationError
-from ngixi_runtime.files import environment_path, make_directories, write_atomic
+from ngixi_runtime.files import environment_path, make_directories, read_input_bytes, write_atomic
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.bundle_format import BundleIndex
 from ngixi_runtime.spec.digests import sha256_hex
@@ -164,19 +164,22 @@ def _describe(index: BundleIndex) -> str:
 
 
 def _read_state(path: Path, trust_file: str) -> Sequences:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    """The sequences `path` holds, checked before it is read: a FIFO, a device or a link to one waited or read
+    without end, where it is refused in one line."""
+    if not path.exists():
         if path.is_symlink():  # state kept elsewhere, and that is gone: never a fresh start
-            raise _damaged(path, "(file)", f"a symbolic link to {os.readlink(path)}, which is missing") from None
+            raise _damaged(path, "(file)", f"a symbolic link to {os.readlink(path)}, which is missing")
         _check_owner(path.parent)  # one who could remove the state could forget its sequences
         return {}
-    except OSError as error:
-        raise InvalidInput(f"{path}: cannot read the rollback state: {error.strerror}; {_CHOOSE_ANOTHER}") from None
+    _check_owner(path)
+    try:
+        data = read_input_bytes(path, what="the rollback state")
+    except InvalidInput as error:
+        raise InvalidInput(f"{error}; {_CHOOSE_ANOTHER}") from None
+    try:
+        return _parsed_state(path, data.decode("utf-8"), trust_file)
     except UnicodeDecodeError as error:
         raise _damaged(path, "(file)", f"not UTF-8 ({error})") from None
-    _check_owner(path)
-    return _parsed_state(path, text, trust_file)
 
 
 def _check_owner(path: Path) -> None:

@@ -22,6 +22,7 @@ from ngixi_runtime.trust.choice import DEV_TRUST_FILE
 from ngixi_runtime.trust.rollback import RollbackGuard, default_state_dir, state_file_for
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
+from tests.run.unit.test_working_directory import fifo_released_later, foreign_link
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 
 WASM = module(imports=[Imp("ngixi", "log", ["i32"] * 3)], functions=[Func("add", ["i32", "i32"], ["i32"], ADD_BODY)])
@@ -115,6 +116,32 @@ def test_a_damaged_state_file_is_named_with_what_to_do_and_kept(
     with pytest.raises(InvalidInput, match=expected):
         accept(bundle(tmp_path, keys, 9), keys, state_dir)
     assert state_file.read_text() == content.replace("TRUST", trust)  # never silently reset
+
+
+def test_a_state_file_that_is_a_fifo_is_refused_at_once(tmp_path: Path, keys: KeyFiles, state_dir: Path) -> None:
+    """Its read waited for a writer (a link to /dev/zero read without end), where one line says what is wrong."""
+    state_file = state_file_for(keys.trust, state_dir)
+    state_file.parent.mkdir(parents=True)
+    timer = fifo_released_later(state_file)
+    try:
+        with pytest.raises(InvalidInput, match=re.escape(f"{state_file}: a FIFO, not a regular file")):
+            accept(bundle(tmp_path, keys, 9), keys, state_dir)
+        assert timer.is_alive()
+    finally:
+        timer.cancel()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a symbolic link to another user needs root")
+def test_a_state_directory_through_another_users_link_is_refused(tmp_path: Path, keys: KeyFiles) -> None:
+    """$NGIXI_STATE_DIR=/tmp/state, a link another user made there to a directory of the operator's: its owner
+    pointed it at another of the operator's directories once sequence 9 was recorded, and sequence 5 passed."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    (tmp_path / "kept").mkdir(mode=0o700)
+    link = foreign_link(shared / "state", tmp_path / "kept")
+    with pytest.raises(InvalidInput, match=re.escape(f"{link} is a symbolic link of user id 65534")):
+        accept(bundle(tmp_path, keys, 9), keys, link)
 
 
 def test_a_symlinked_state_file_is_followed_and_a_dangling_one_refused(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from ngixi_runtime.loading.tenants import InProcessTenant, open_tenant
 from ngixi_runtime.spec.bundle_format import INDEX_NAME, SIGNATURE_NAME, BundleIndex, trusted_comment
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import KeyFiles, entries, make_bundle, make_key, repack
+from tests.run.unit.test_working_directory import foreign_link
 from tests.wasmgen import ADD_BODY, Func, module
 
 ADD = '[exports.add]\nparams = ["i32", "i32"]\nresults = ["i32"]\n'
@@ -140,3 +142,18 @@ def test_a_cache_directory_another_user_could_swap_is_not_used(
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
     with pytest.raises(CacheUnavailable, match=f"{shared} may be written by any user"):
         AotCache.opened()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a symbolic link to another user needs root")
+def test_a_cache_directory_through_another_users_link_is_not_used(tmp_path: Path) -> None:
+    """NGIXI_AOT_CACHE=/tmp/aot, a link another user made in sticky /tmp to a directory of the operator's, was
+    used: its owner could point it at any directory of the operator's whose files they can have the operator write
+    (a guest's rw preopen), and the next load ran those bytes as this host's compiled code."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    (tmp_path / "mine").mkdir(mode=0o700)
+    link = foreign_link(shared / "aot", tmp_path / "mine" / "not-yet")
+    with pytest.raises(CacheUnavailable, match=f"{link} is a symbolic link of user id 65534"):
+        AotCache.opened(link)
+    assert list((tmp_path / "mine").iterdir()) == []  # nothing made where their link leads

@@ -11,9 +11,10 @@ import minisign
 import pytest
 
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.trust import editing
 from ngixi_runtime.trust.editing import NewTrust, add_key, listed_keys, read_public_key, remove_key
 from ngixi_runtime.trust.local_paths import unsafe_because
-from ngixi_runtime.trust.signatures import key_id_of, load_trust
+from ngixi_runtime.trust.signatures import TrustStore, key_id_of, load_trust
 from tests.conftest import exit_code
 
 
@@ -116,6 +117,30 @@ def test_concurrent_adds_lose_no_key(tmp_path: Path) -> None:
     with ThreadPoolExecutor(max_workers=6) as pool:
         list(pool.map(lambda key: add_key(trust, key, RELEASE_HELLO), keys))
     assert sorted(k.key_id for k in load_trust(trust).keys) == sorted(key_id_of(k) for k in keys)
+
+
+@pytest.mark.parametrize("edit", ["add", "remove"])
+def test_a_hand_edit_made_while_ngixi_edits_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edit: str) -> None:
+    """The operator revokes a key by hand while `ngixi trust add` (or remove) runs: the command wrote back the text
+    it had read, with the revoked key in it. It now refuses and leaves the operator's edit."""
+    trust = tmp_path / "trust.toml"
+    revoked, kept, added = new_public_key(), new_public_key(), new_public_key()
+    for key in (revoked, kept, added):
+        add_key(trust, key, RELEASE_HELLO)
+    remove_key(trust, key_id_of(added))
+    by_hand = "".join(trust.read_text().partition("[[keys]]")[1:]).split("\n\n", 1)[1]  # the first table cut out
+    real_trusted = editing._trusted
+
+    def revoking_meanwhile(text: str, trust_file: Path) -> TrustStore:
+        trust.write_text(by_hand)
+        return real_trusted(text, trust_file)
+
+    monkeypatch.setattr(editing, "_trusted", revoking_meanwhile)
+    with pytest.raises(InvalidInput, match=r"it changed while ngixi edited it .*nothing was written: run the command"):
+        add_key(trust, added, RELEASE_HELLO) if edit == "add" else remove_key(trust, key_id_of(kept))
+    assert trust.read_text() == by_hand
+    assert [k.key_id for k in load_trust(trust).keys] == [key_id_of(kept)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trust.toml"]
 
 
 def test_add_under_a_permissive_umask_makes_directories_no_one_else_may_change(tmp_path: Path) -> None:

@@ -8,7 +8,11 @@ this user's own builds registered. A guest's sandbox under the project is refuse
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import struct
+import threading
 from pathlib import Path
 
 import pytest
@@ -76,6 +80,66 @@ def test_sticky_world_writable_directories_above_are_safe(tmp_path: Path) -> Non
     mine = shared / "mine"
     mine.mkdir(mode=0o755)
     assert unsafe_because(mine) is None
+
+
+def give_by_acl(path: Path, tag: int, identity: int, permissions: int) -> None:
+    """Lets user (tag 2) or group (tag 8) `identity` at `path` through a POSIX access ACL, as `setfacl -m` does; its
+    mask (the group bits `stat` shows) then allows writing. Skips where the file system keeps no ACLs."""
+    unset = 0xFFFFFFFF
+    entries = [(0x01, 7, unset), (tag, permissions, identity), (0x04, 0, unset), (0x10, 7, unset), (0x20, 0, unset)]
+    acl = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *entry) for entry in sorted(entries))  # by tag
+    try:
+        os.setxattr(path, "system.posix_acl_access", acl)
+    except OSError as error:
+        if error.errno in (errno.EOPNOTSUPP, errno.ENOTSUP):
+            pytest.skip("this file system keeps no POSIX ACLs")
+        raise
+
+
+@pytest.mark.parametrize(("tag", "who"), [(0x02, "user id 65534"), (0x08, "the members of group id 65534")])
+def test_a_directory_whose_acl_lets_another_user_write_is_unsafe(tmp_path: Path, tag: int, who: str) -> None:
+    """Its mode said 0770 with this user's private group, which counted as this user's alone (umask 002 makes
+    such directories), while its ACL let another user swap what is in it: a dev-keys record there (machine code
+    for the keys it lists), a trust file, rollback state."""
+    shared = tmp_path / "state"
+    shared.mkdir(mode=0o700)
+    give_by_acl(shared, tag, 65534, 7)
+    assert unsafe_because(shared / "ngixi" / "dev-keys") == f"{shared} may be written by {who} (its ACL)"
+    record = shared / "dev-keys"
+    register_dev_key("a", record)
+    assert registered_dev_keys(record) == ()
+
+
+def test_an_acl_that_lets_others_only_read_is_safe(tmp_path: Path) -> None:
+    readable = tmp_path / "state"
+    readable.mkdir(mode=0o700)
+    give_by_acl(readable, 0x02, 65534, 5)
+    assert unsafe_because(readable) is None
+
+
+def foreign_link(link: Path, target: Path) -> Path:
+    """A symbolic link at `link` to `target`, given to user 65534, as one they made in a sticky directory."""
+    link.symlink_to(target)
+    os.lchown(link, 65534, 65534)
+    return link
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a symbolic link to another user needs root")
+def test_a_symbolic_link_another_user_owns_on_the_way_is_unsafe(tmp_path: Path) -> None:
+    """Only the directories a path resolves through were checked, not the links: /tmp/state -> ~/state, made by
+    another user in sticky /tmp, passed, and its owner could point it at any directory later."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o700)
+    link = foreign_link(shared / "state", mine)
+    refused = f"{link} is a symbolic link of user id 65534, who may point it elsewhere"
+    assert unsafe_because(link / "rollback") == refused
+    (mine / "inner").symlink_to("../shared/state")  # ours, but it goes through theirs
+    assert unsafe_because(mine / "inner" / "x") == refused
+    os.lchown(link, 0, 0)
+    assert unsafe_because(mine / "inner" / "x") is None
 
 
 def test_a_found_dev_trust_file_trusts_no_key_for_release(
@@ -170,6 +234,29 @@ def test_the_dev_key_record_made_under_a_permissive_umask_is_read(tmp_path: Path
     finally:
         os.umask(umask)
     assert registered_dev_keys(record) == ("a",)
+
+
+def fifo_released_later(path: Path) -> threading.Timer:
+    """A FIFO at `path`, whose other end is opened and closed after 5 s: a reader that waits on it (as the run side
+    did) then reads nothing, rather than holding the suite for ever. Cancel the timer at the end."""
+    os.mkfifo(path, 0o600)
+
+    def release() -> None:
+        with contextlib.suppress(OSError):  # ENXIO: no reader waited
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+    timer = threading.Timer(5, release)
+    timer.start()
+    return timer
+
+
+def test_a_dev_key_record_that_is_a_fifo_is_not_waited_on(tmp_path: Path) -> None:
+    timer = fifo_released_later(tmp_path / "dev-keys")
+    try:
+        assert registered_dev_keys(tmp_path / "dev-keys") == ()
+        assert timer.is_alive()  # answered at once: a `ngixi run` in a project waited here for ever
+    finally:
+        timer.cancel()
 
 
 def test_a_found_project_others_may_write_holds_no_sandbox(
