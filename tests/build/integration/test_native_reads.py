@@ -1,9 +1,12 @@
-"""A C or Zig guest's compile reads only the guest's folder, the toolchain's files and the generated bindings: the
-sources of a project someone else made chose which files of the build machine went into the signed guest."""
+"""A C or Zig guest's compile reads only the guest's folder, the project's declared shared folders, the toolchain's
+files and the generated bindings: the sources of a project someone else made chose which files of the build machine
+went into the signed guest."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,9 @@ from ngixi_build.languages import c, native_reads, zig
 from ngixi_build.languages.base import CompileJob
 from ngixi_build.project import Project
 from ngixi_build.stages.compile import CompileError
+from ngixi_runtime.spec.targets import host_triple
+from tests.conftest import REPO
+from tests.integration import ran_tasks, run, share_toolchains
 
 pytestmark = pytest.mark.integration
 
@@ -117,3 +123,56 @@ def test_an_empty_barrier_and_asm_in_comments_or_strings_are_not_assembly() -> N
     native_reads.refuse_assembly("g", "a.c", native_reads.c_tokens(c_text, "a.c"), native_reads.C_ASSEMBLY)
     made = "out.i: guests/g/a\\ b.c \\\n  /usr/x$$y.h guests/g/\\#c.h\n"
     assert native_reads.make_dependencies(made) == ["guests/g/a b.c", "/usr/x$y.h", "guests/g/#c.h"]
+
+
+def test_a_header_outside_the_guest_is_refused_until_its_folder_is_declared_shared(project: Project) -> None:
+    (project.guests_dir / "g" / "linked.h").unlink()
+    (project.guests_dir / "common").mkdir()
+    (project.guests_dir / "common" / "util.h").write_text("#define ANSWER 42\n")
+    (project.root / "lib").mkdir()
+    (project.root / "lib" / "twice.h").write_text("#define TWICE(x) (2 * (x))\n")
+    source = '#include "../common/util.h"\n#include "twice.h"\nint get(void) { return TWICE(ANSWER); }\n'
+    with pytest.raises(CompileError) as refused:
+        compile_guest(project, source.replace('#include "twice.h"', "#define TWICE(x) x"))
+    assert f"g: guests/g/main.c reads {project.guests_dir / 'common' / 'util.h'}, outside" in str(refused.value)
+    assert str(refused.value).endswith('declare its folder there (shared_sources = ["guests/common"])')
+    (project.root / "pyproject.toml").write_text('[tool.ngixi]\nshared_sources = ["guests/common", "lib"]\n')
+    assert compile_guest(Project(project.root), source).read_bytes()[:4] == b"\0asm"  # lib/ is on the include path
+
+
+SHARED_GUEST = '#include "../common/util.h"\nint get(void) {{ return ANSWER * {factor}; }}\n'
+
+
+def test_two_c_guests_sharing_a_header_build_and_rebuild_when_it_changes(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    (root / "guests" / "common").mkdir(parents=True)
+    (root / "guests" / "common" / "util.h").write_text("#define ANSWER 21\n")
+    (root / "manifests").mkdir()
+    for name, factor in (("a", 1), ("b", 2)):
+        (root / "guests" / name).mkdir()
+        (root / "guests" / name / "main.c").write_text(SHARED_GUEST.format(factor=factor))
+        (root / "manifests" / f"{name}.toml").write_text(MANIFEST.replace('"g"', f'"{name}"'))
+    targets = json.dumps([host_triple()])
+    (root / "pyproject.toml").write_text(f'[tool.ngixi]\ntargets = {targets}\nshared_sources = ["guests/common"]\n')
+    shutil.copy(REPO / "ngixi_build" / "templates" / "project" / "dodo.py.tmpl", root / "dodo.py")
+    share_toolchains(REPO / ".ngixi", root / ".ngixi")
+    built = run(root, "doit", "build")
+    assert "not built" not in built.stdout + built.stderr  # guests/common/ is no guest without a manifest
+    project = Project(root)
+    first = {name: project.wasm_path(name).read_bytes() for name in ("a", "b")}
+    assert not {"compile:a", "compile:b"} & ran_tasks(run(root, "doit", "build").stdout)
+    (root / "guests" / "common" / "util.h").write_text("#define ANSWER 50\n")
+    assert {"compile:a", "compile:b"} <= ran_tasks(run(root, "doit", "build").stdout)
+    assert all(project.wasm_path(name).read_bytes() != first[name] for name in ("a", "b"))
+
+
+def test_a_zig_guest_imports_a_shared_folders_file_as_a_module(project: Project) -> None:
+    (project.guests_dir / "g" / "linked.h").unlink()
+    (project.root / "lib").mkdir()
+    (project.root / "lib" / "answer.zig").write_text('const ngixi = @import("ngixi");\npub const value: i32 = 42;\n')
+    (project.root / "pyproject.toml").write_text('[tool.ngixi]\nshared_sources = ["lib"]\n')
+    source = 'const answer = @import("answer");\nexport fn get() i32 { return answer.value; }\n'
+    assert compile_guest(project, source, zig.LANGUAGE, "main.zig").read_bytes()[:4] == b"\0asm"
+    (project.root / "lib" / "ngixi.zig").write_text("\n")
+    with pytest.raises(CompileError, match=r"shared_sources: lib/ngixi\.zig would be the Zig module 'ngixi', which"):
+        compile_guest(project, source, zig.LANGUAGE, "main.zig")
