@@ -18,7 +18,7 @@ from typing import ClassVar
 from ngixi_build.guests import GuestBuild
 from ngixi_build.languages import native_reads
 from ngixi_build.languages.base import CompileJob, Language, ToolchainStatus
-from ngixi_build.proc import run
+from ngixi_build.proc import run, tool_limits
 from ngixi_build.project import Project
 from ngixi_build.stages import core_bindings
 from ngixi_build.stages.compile import CompileError, compiled_into
@@ -130,4 +130,5 @@ class ZigCompiled(Language):
             cwd=project.root,
             env=ziglang.zig_env(project.state_dir),
             error=CompileError,
+            limits=tool_limits(),
         )

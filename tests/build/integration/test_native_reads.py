@@ -5,6 +5,7 @@ went into the signed guest."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -176,3 +177,34 @@ def test_a_zig_guest_imports_a_shared_folders_file_as_a_module(project: Project)
     (project.root / "lib" / "ngixi.zig").write_text("\n")
     with pytest.raises(CompileError, match=r"shared_sources: lib/ngixi\.zig would be the Zig module 'ngixi', which"):
         compile_guest(project, source, zig.LANGUAGE, "main.zig")
+
+
+FIFO_READS: dict[str, tuple[str, c.C | zig.Zig, str, str]] = {
+    "c": ('#include "fifo.h"\nint get(void) { return 1; }\n', c.LANGUAGE, "main.c", "zig cc"),
+    "zig": ('export fn get() u8 { return @embedFile("fifo.h")[0]; }\n', zig.LANGUAGE, "main.zig", "zig build-exe"),
+}
+
+
+@pytest.mark.parametrize("language", FIFO_READS)
+def test_a_source_that_makes_the_compiler_wait_forever_stops_at_the_time_limit(
+    project: Project, monkeypatch: pytest.MonkeyPatch, language: str
+) -> None:
+    """A FIFO in the guest's folder (no link, so no read outside it) blocks the compiler's read for ever."""
+    source, compiler, name, tool = FIFO_READS[language]
+    (project.guests_dir / "g" / "linked.h").unlink()
+    os.mkfifo(project.guests_dir / "g" / "fifo.h")
+    monkeypatch.setenv("NGIXI_TOOL_LIMITS", "seconds=2")
+    with pytest.raises(CompileError) as stopped:
+        compile_guest(project, source, compiler, name)
+    message = str(stopped.value)
+    assert message.startswith(f"g: {tool}: stopped at its time limit of 2 s (") and "\n" not in message, message
+    assert message.endswith("raise it: NGIXI_TOOL_LIMITS=seconds=N)"), message
+    assert not project.wasm_path("g").exists()
+
+
+def test_an_include_of_dev_zero_is_refused_without_reading_it(project: Project) -> None:
+    """The preprocessing pass reads /dev/zero as empty (without its -MD, clang reads it for ever): the file read
+    outside the guest's folder is refused before the compile reads it."""
+    (project.guests_dir / "g" / "linked.h").unlink()
+    with pytest.raises(CompileError, match=r"^g: guests/g/main\.c reads /dev/zero, outside the guest's folder"):
+        compile_guest(project, '#include "/dev/zero"\nint get(void) { return 1; }\n')
