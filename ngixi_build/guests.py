@@ -92,7 +92,7 @@ def folders_without_manifest(project: Project) -> list[Path]:
     if not project.guests_dir.is_dir():
         return []
     names = set(project.guest_names())
-    shared = set(project.shared_sources())
+    shared = set(project.declared_shared_sources())
     found = (d for d in project.guests_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
     return sorted(d for d in found if d.name not in names and d not in shared)
 

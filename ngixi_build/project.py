@@ -174,6 +174,13 @@ class Project:
             raise InvalidInput(f'{field}: must be an array of folders of the project, e.g. ["guests/common", "lib"]')
         return tuple(self._shared_folder(entry, f"{field}[{index}]") for index, entry in enumerate(entries))
 
+    def declared_shared_sources(self) -> tuple[Path, ...]:
+        """The folders `shared_sources` names, unchecked: for telling which files they hold (a wrong entry fails the
+        build of each guest that reads them, through `shared_sources`)."""
+        entries = self.config.get("shared_sources", [])
+        named = entries if isinstance(entries, list) else []
+        return tuple(self.root / os.path.normpath(e) for e in named if isinstance(e, str) and e)
+
     def _shared_folder(self, entry: object, field: str) -> Path:
         if not isinstance(entry, str) or not entry or Path(entry).is_absolute():
             raise InvalidInput(f'{field}: must be a folder\'s path relative to the project root, e.g. "lib"')

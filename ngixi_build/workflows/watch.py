@@ -158,7 +158,7 @@ class _GuestEvents(FileSystemEventHandler):
 def changed_inputs(project: Project, path: Path) -> list[str]:
     """The guests whose build reads `path`: every C and Zig guest for a file of a shared source folder, else
     `changed_guest`'s, if it reads the file (a [build] command's own output is none of its inputs)."""
-    shared = next((folder for folder in project.shared_sources() if path.is_relative_to(folder)), None)
+    shared = next((folder for folder in project.declared_shared_sources() if path.is_relative_to(folder)), None)
     if shared is not None:
         parts = path.relative_to(shared).parts
         return [] if any(is_editor_noise(part) for part in parts) else shared_source_readers(project)
