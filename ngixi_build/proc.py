@@ -60,12 +60,16 @@ def tool_limits() -> ToolLimits:
 
 
 # Sets the limits, then becomes the tool: preexec_fn would run Python between fork and exec, unsafe in a process with
-# threads (watch mode's).
+# threads (watch mode's). A lower limit the user already has is kept.
 _LIMITED_EXEC = (
-    "import os, resource, sys\n"
+    "import os, resource as r, sys\n"
+    "def lower(kind, soft, hard):\n"
+    "    _, current = r.getrlimit(kind)\n"
+    "    capped = lambda value: value if current == r.RLIM_INFINITY else min(value, current)\n"
+    "    r.setrlimit(kind, (capped(soft), capped(hard)))\n"
     "data, cpu = int(sys.argv[1]), int(sys.argv[2])\n"
-    "resource.setrlimit(resource.RLIMIT_DATA, (data, data))\n"
-    "resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))\n"
+    "lower(r.RLIMIT_DATA, data, data)\n"
+    "lower(r.RLIMIT_CPU, cpu, cpu + 1)\n"
     "os.execv(sys.argv[3], sys.argv[3:])\n"
 )
 

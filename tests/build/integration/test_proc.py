@@ -3,6 +3,7 @@ is bounded."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import pytest
@@ -41,3 +42,17 @@ def test_the_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.setenv(LIMITS_VARIABLE, wrong)
         with pytest.raises(InvalidInput, match=rf"^{LIMITS_VARIABLE}: '{wrong}' is not a limit; write name=number"):
             tool_limits()
+
+
+def test_a_lower_limit_the_user_has_is_kept() -> None:
+    """Asking for more than the hard limit a user set (`ulimit -d`) would fail every tool."""
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_DATA, (1 << 31, 1 << 31))\n"
+        "from ngixi_build.proc import DEFAULT_LIMITS, run\n"
+        "limits = run([sys.executable, '-c', 'import resource; print(resource.getrlimit(resource.RLIMIT_DATA))'],"
+        " what='t', limits=DEFAULT_LIMITS)\n"
+        "print(limits.stdout, end='')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout == f"({1 << 31}, {1 << 31})\n"
