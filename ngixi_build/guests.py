@@ -92,15 +92,16 @@ def folders_without_manifest(project: Project) -> list[Path]:
     if not project.guests_dir.is_dir():
         return []
     names = set(project.guest_names())
+    shared = set(project.declared_shared_sources())
     found = (d for d in project.guests_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
-    return sorted(d for d in found if d.name not in names)
+    return sorted(d for d in found if d.name not in names and d not in shared)
 
 
 def folder_without_manifest_warning(project: Project, folder: Path) -> str:
     return (
         f"{folder}/: not built: it has no manifest {project.manifest_path(folder.name)}; write one to build it as a "
-        "guest, or move the folder out of guests/ (a guest's compile reads only its own folder: code guests share "
-        "is copied into each)"
+        "guest, or, if it holds C or Zig code guests share, declare it in pyproject.toml: [tool.ngixi] "
+        f'shared_sources = ["{folder.relative_to(project.root).as_posix()}"]'
     )
 
 

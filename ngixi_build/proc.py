@@ -1,20 +1,84 @@
-"""The one subprocess helper: find the program, log the command, capture output, fail typed."""
+"""The one subprocess helper: find the program, log the command, capture output, fail typed, and bound a tool that
+reads a guest's sources (`ToolLimits`)."""
 
 from __future__ import annotations
 
 import logging
+import math
+import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
-from ngixi_runtime.errors import NgixiError, ToolchainError
+from ngixi_runtime.errors import InvalidInput, NgixiError, ToolchainError
 
 log = logging.getLogger(__name__)
 
 # Terminal colours: tools colour their output when they think it is read by a person (asc: whenever `CI` is set).
 TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+LIMITS_VARIABLE = "NGIXI_TOOL_LIMITS"
+# How each tool says an allocation failed: clang/LLVM, Zig, Rust (wasm-tools, componentize-py), V8, Python, libc.
+_OUT_OF_MEMORY = re.compile(
+    r"out of memory|OutOfMemory|memory allocation of \d+ bytes failed|MemoryError|Cannot allocate memory|bad_alloc",
+    re.IGNORECASE,
+)
+
+
+class ToolLimits(NamedTuple):
+    """Bounds on a tool that reads a guest's sources, which may be someone else's: `#include "/dev/zero"` or a FIFO
+    would have the compiler read (and grow) forever. `memory_mib` bounds the child's writable memory (RLIMIT_DATA,
+    not its address space: Node and Wasmtime reserve tens of GiB they never touch); `cpu_seconds` its processor
+    time (RLIMIT_CPU, which still holds if the build is killed and the wall-clock limit with it)."""
+
+    seconds: float
+    memory_mib: float
+    cpu_seconds: float
+
+
+DEFAULT_LIMITS = ToolLimits(seconds=900, memory_mib=8192, cpu_seconds=3600)
+
+
+def tool_limits() -> ToolLimits:
+    """The default limits, with those `NGIXI_TOOL_LIMITS` sets (`seconds=60,memory_mib=2048,cpu_seconds=120`, any
+    of them) instead."""
+    text = os.environ.get(LIMITS_VARIABLE, "").strip()
+    values: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = item.partition("=")
+        if name not in ToolLimits._fields or not re.fullmatch(r"[0-9]+(\.[0-9]+)?", value) or float(value) <= 0:
+            raise InvalidInput(
+                f"{LIMITS_VARIABLE}: {item!r} is not a limit; write name=number pairs separated by commas, with names "
+                f"{', '.join(ToolLimits._fields)}, e.g. {LIMITS_VARIABLE}=seconds=1800,memory_mib=16384"
+            )
+        values[name] = float(value)
+    return DEFAULT_LIMITS._replace(**values)
+
+
+# Sets the limits, then becomes the tool: preexec_fn would run Python between fork and exec, unsafe in a process with
+# threads (watch mode's). A lower limit the user already has is kept.
+_LIMITED_EXEC = (
+    "import os, resource as r, sys\n"
+    "def lower(kind, soft, hard):\n"
+    "    _, current = r.getrlimit(kind)\n"
+    "    capped = lambda value: value if current == r.RLIM_INFINITY else min(value, current)\n"
+    "    r.setrlimit(kind, (capped(soft), capped(hard)))\n"
+    "data, cpu = int(sys.argv[1]), int(sys.argv[2])\n"
+    "lower(r.RLIMIT_DATA, data, data)\n"
+    "lower(r.RLIMIT_CPU, cpu, cpu + 1)\n"
+    "os.execv(sys.argv[3], sys.argv[3:])\n"
+)
+
+
+def limited(args: Sequence[str], limits: ToolLimits) -> list[str]:
+    """`args` run under `limits`: SIGXCPU at the CPU limit (SIGKILL a second after), allocations failing past the
+    memory limit."""
+    memory, cpu = int(limits.memory_mib * 1024 * 1024), max(1, math.ceil(limits.cpu_seconds))
+    return [sys.executable, "-I", "-S", "-c", _LIMITED_EXEC, str(memory), str(cpu), *args]
 
 
 def run(
@@ -25,8 +89,10 @@ def run(
     env: Mapping[str, str] | None = None,
     error: type[NgixiError] = ToolchainError,
     timeout: float | None = None,
+    limits: ToolLimits | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Runs a command to completion; on failure raises `error` with its output."""
+    """Runs a command to completion; on failure raises `error` with its output. With `limits`, the command is a
+    tool reading a guest's sources: its time and memory are bounded, and a limit it reached is said in one line."""
     program = str(command[0])
     resolved = program if "/" in program else shutil.which(program, path=(env or {}).get("PATH"))
     if resolved is None or not Path(resolved).exists():
@@ -34,7 +100,7 @@ def run(
     args = [resolved, *map(str, command[1:])]
     log.debug("running %s", " ".join(args))
     with subprocess.Popen(
-        args,
+        args if limits is None else limited(args, limits),
         cwd=cwd,
         env=None if env is None else dict(env),
         stdin=subprocess.DEVNULL,
@@ -43,17 +109,38 @@ def run(
         text=True,
     ) as process:
         try:
-            stdout, stderr = process.communicate(timeout=timeout)
+            stdout, stderr = process.communicate(timeout=timeout if limits is None else limits.seconds)
         except subprocess.TimeoutExpired:
             _stop(process)
+            if limits is not None:
+                raise error(
+                    f"{what}: stopped at its time limit of {limits.seconds:g} s ({_raising('seconds')})"
+                ) from None
             raise error(f"{what}: {program} did not finish within {timeout} s") from None
         except BaseException:
             _stop(process)
             raise
     if process.returncode != 0:
         output = TERMINAL_ESCAPE.sub("", "\n".join(part.strip() for part in (stdout, stderr) if part.strip()))
+        if limits is not None:
+            _refuse_limit_reached(what, process.returncode, output, limits, error)
         raise error(f"{what} failed (exit {process.returncode}):\n{output}")
     return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
+
+
+def _refuse_limit_reached(what: str, returncode: int, output: str, limits: ToolLimits, error: type[NgixiError]) -> None:
+    """Raises one line if the failure is a limit's: the CPU limit's signals, or the tool saying it is out of memory."""
+    if returncode == -signal.SIGXCPU:
+        raise error(f"{what}: stopped at its limit of {limits.cpu_seconds:g} s of CPU time ({_raising('cpu_seconds')})")
+    if _OUT_OF_MEMORY.search(output):
+        raise error(f"{what}: ran out of its {limits.memory_mib:g} MiB memory limit ({_raising('memory_mib')})")
+
+
+def _raising(field: str) -> str:
+    return (
+        'a guest\'s sources can make a tool read forever, #include "/dev/zero"; if the build needs more, raise it: '
+        f"{LIMITS_VARIABLE}={field}=N"
+    )
 
 
 def _stop(process: subprocess.Popen[str]) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from ngixi_build.files import regular_files
+from ngixi_build.files import link_out_of, regular_files
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import read_toml_file
@@ -18,7 +18,7 @@ from ngixi_runtime.spec.targets import DEFAULT_TARGETS, SUPPORTED_TARGETS, Targe
 
 GUEST_ENTRY = Path("assembly/index.ts")
 # `release`: the guests `doit release` ships (read by workflows/release.py).
-_CONFIG_KEYS = ("targets", "wasmtime_targets", "release")
+_CONFIG_KEYS = ("targets", "wasmtime_targets", "release", "shared_sources")
 # The WIT catalog of host capabilities shipped with this package, for projects without their own wit/.
 PACKAGED_WIT = Path(__file__).parent / "wit"
 WIT_DIR = "wit"
@@ -135,6 +135,7 @@ class Project:
         self.targets()
         self.wasmtime_triples()
         self.release_guests()
+        self.shared_sources()
 
     def targets(self) -> tuple[Target, ...]:
         """The configured targets: triples, or `{ triple = ..., cpu_features = [...] }` tables."""
@@ -163,6 +164,49 @@ class Project:
         if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
             raise InvalidInput(f"{self.root / 'pyproject.toml'}: tool.ngixi.release: must be an array of guest names")
         return list(entries)
+
+    def shared_sources(self) -> tuple[Path, ...]:
+        """`[tool.ngixi] shared_sources`: folders of the project whose code C and Zig guests share (each guest's
+        compile may read them, and each of their files is an input of each such guest)."""
+        field = f"{self.root / PROJECT_FILE}: tool.ngixi.shared_sources"
+        entries = self.config.get("shared_sources", [])
+        if not isinstance(entries, list):
+            raise InvalidInput(f'{field}: must be an array of folders of the project, e.g. ["guests/common", "lib"]')
+        return tuple(self._shared_folder(entry, f"{field}[{index}]") for index, entry in enumerate(entries))
+
+    def declared_shared_sources(self) -> tuple[Path, ...]:
+        """The folders `shared_sources` names, unchecked: for telling which files they hold (a wrong entry fails the
+        build of each guest that reads them, through `shared_sources`)."""
+        entries = self.config.get("shared_sources", [])
+        named = entries if isinstance(entries, list) else []
+        return tuple(self.root / os.path.normpath(e) for e in named if isinstance(e, str) and e)
+
+    def _shared_folder(self, entry: object, field: str) -> Path:
+        if not isinstance(entry, str) or not entry or Path(entry).is_absolute():
+            raise InvalidInput(f'{field}: must be a folder\'s path relative to the project root, e.g. "lib"')
+        root = Path(os.path.realpath(self.root))
+        folder = Path(os.path.realpath(self.root / entry))
+        if not folder.is_relative_to(root):
+            raise InvalidInput(f"{field}: {entry!r} is outside the project ({folder}); shared code must be inside it")
+        if not folder.is_dir():
+            raise InvalidInput(f"{field}: {entry!r} is not a folder of the project; make it, or remove the entry")
+        for kept in (self.state_dir, self.artifacts_dir, self.root / ".git"):
+            real = Path(os.path.realpath(kept))
+            if folder.is_relative_to(real) or real.is_relative_to(folder):
+                raise InvalidInput(
+                    f"{field}: {entry!r} holds or is in {kept.name}/, which the build writes or keeps apart; "
+                    'name a folder of sources only, e.g. "lib"'
+                )
+        outside = link_out_of(folder)
+        if outside is not None:
+            link, target = outside
+            raise InvalidInput(f"{field}: {link} is a link out of {entry!r} (to {target}); copy the file there")
+        return self.root / os.path.normpath(entry)
+
+    def shared_source_files(self) -> list[Path]:
+        """Every file of the shared folders (hidden ones and node_modules/ aside), each once, sorted."""
+        found = (regular_files(folder, enter=_is_guest_source_dir) for folder in self.shared_sources())
+        return sorted({path for files in found for path in files if not path.name.startswith(".")})
 
     def wasmtime_target(self, triple: str) -> Target:
         """A Wasmtime artifact's target: the host's gets the CPU baseline its Wasmer artifact has (or the default)."""

@@ -60,6 +60,7 @@ def _compiler_arguments(project: Project, guest: str, options: CCompileOptions) 
         "-I",
         native.relative(project, core_bindings.c_header(project).parent),
         *(argument for directory in include_dirs(project, guest, options) for argument in ("-I", directory)),
+        *(argument for folder in project.shared_sources() for argument in ("-I", native.relative(project, folder))),
     ]
 
 
@@ -111,7 +112,12 @@ class C(native.ZigCompiled):
         """Preprocesses each source as its compile does: clang's list of the files that read, and the assembly."""
         project, guest = job.project, job.guest
         options = c_options(manifest.compile)
-        allowed = [project.guests_dir / guest.name, core_bindings.bindings_dir(project), ziglang.lib_dir(zig)]
+        allowed = [
+            project.guests_dir / guest.name,
+            *project.shared_sources(),
+            core_bindings.bindings_dir(project),
+            ziglang.lib_dir(zig),
+        ]
         with tempfile.TemporaryDirectory(prefix="ngixi-cc-") as scratch:
             for source in source_files(project, guest.name, options):
                 self.run_zig(

@@ -1,4 +1,5 @@
-"""What C and Zig guests share: the pinned zig, the memory maximum, the exports, the output written atomically.
+"""What C and Zig guests share: the pinned zig, the memory maximum, the exports, the output written atomically,
+the project's shared source folders (`[tool.ngixi] shared_sources`: inputs of every such guest).
 
 A library guest exports what its manifest declares under [exports] (the linker keeps those and
 no others of its functions); a command guest is a WASI program with `_start`. The memory maximum
@@ -17,7 +18,7 @@ from typing import ClassVar
 from ngixi_build.guests import GuestBuild
 from ngixi_build.languages import native_reads
 from ngixi_build.languages.base import CompileJob, Language, ToolchainStatus
-from ngixi_build.proc import run
+from ngixi_build.proc import run, tool_limits
 from ngixi_build.project import Project
 from ngixi_build.stages import core_bindings
 from ngixi_build.stages.compile import CompileError, compiled_into
@@ -29,6 +30,8 @@ from ngixi_runtime.spec.bundle_format import BuildProfile
 PAGE_BYTES = 65536
 STACK_BYTES = 65536
 WASI_TARGET = "wasm32-wasi"
+# The languages whose guests read the project's shared source folders: ZigCompiled's (C's and Zig's names).
+SHARED_SOURCE_LANGUAGES = ("c", "zig")
 
 
 def exports_of(guest: GuestBuild, manifest: Manifest) -> tuple[str, ...]:
@@ -42,14 +45,14 @@ def relative(project: Project, path: Path) -> str:
 
 def debug_info_for(project: Project, guest: str, wasm: bytes, *, source: str) -> bytes:
     """The module without DWARF, keeping its names (a trap names the guest's function); a dev build's with a
-    source map of the guest's own files, so that a trap names its file and line."""
+    source map of the guest's own and shared files, so that a trap names its file and line."""
     if project.profile != "dev":
         return without_debug_sections(wasm, source=source)
-    own = project.guests_dir / guest
+    own = [project.guests_dir / guest, *project.shared_sources()]
 
     def shown(path: str) -> str | None:
         absolute = project.root / path
-        return relative(project, absolute) if absolute.is_relative_to(own) else None
+        return relative(project, absolute) if any(absolute.is_relative_to(folder) for folder in own) else None
 
     return with_line_source_map(wasm, shown, source=source)
 
@@ -69,7 +72,11 @@ class ZigCompiled(Language):
         """zig's arguments that compile the guest to `output` as its manifest says (`exports_of`, [compile])."""
 
     def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
-        return [project.manifest_path(guest.name), *core_bindings.inputs(project, self.bindings(project))]
+        return [
+            project.manifest_path(guest.name),
+            *core_bindings.inputs(project, self.bindings(project)),
+            *project.shared_source_files(),
+        ]
 
     def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
         return {
@@ -123,4 +130,5 @@ class ZigCompiled(Language):
             cwd=project.root,
             env=ziglang.zig_env(project.state_dir),
             error=CompileError,
+            limits=tool_limits(),
         )

@@ -1,4 +1,5 @@
-"""What a C or Zig guest's compile may read: the guest's own folder, the toolchain's files and the generated bindings.
+"""What a C or Zig guest's compile may read: the guest's own folder, the project's shared source folders
+(`[tool.ngixi] shared_sources`, checked by `Project.shared_sources`), the toolchain's files and the generated bindings.
 
 A guest's sources choose files for the compiler to read (`#include "/home/u/.ssh/id_rsa"`, `#embed`, a link out of
 its folder, inline assembly's `.incbin`), and what it reads can end up in a signed guest. So the build refuses,
@@ -65,8 +66,16 @@ def refuse_reads_outside(
         if not any(read == folder or folder in read.parents for folder in folders):
             raise CompileError(
                 f"{guest}: {source} reads {read}, outside the guest's folder; a guest's compile reads only its own "
-                f"folder, the toolchain's headers and the generated bindings: copy the file into guests/{guest}/"
+                f"folder, the toolchain's headers, the generated bindings and the folders pyproject.toml's "
+                f"[tool.ngixi] shared_sources names: copy the file into guests/{guest}/, or declare its folder there "
+                f'(shared_sources = ["{_suggested(read, root)}"])'
             )
+
+
+def _suggested(read: Path, root: Path) -> str:
+    """The folder of `read` to declare as shared, relative to the project root (its absolute path if outside)."""
+    real_root = Path(os.path.realpath(root))
+    return read.parent.relative_to(real_root).as_posix() if read.is_relative_to(real_root) else str(read.parent)
 
 
 def refuse_links_out(guest: str, directory: Path, shown_as: str) -> None:

@@ -2,7 +2,8 @@
 
 The generated bindings are the module `ngixi` (`const ngixi = @import("ngixi");`). The manifest's `[compile]` may
 name the root source, the optimize mode (ReleaseSmall by default) and more modules, each `@import`able by its name
-from the root and from each other.
+from the root and from each other. Each `.zig` file directly in a folder `[tool.ngixi] shared_sources` names is a
+module of every Zig guest, by its file's stem (`lib/geometry.zig`: `@import("geometry")`): Zig's code shared by guests.
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ from ngixi_build.stages.compile import CompileError
 from ngixi_runtime.guest.compile_options import CCompileOptions, ZigCompileOptions
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.spec.bundle_format import BuildProfile
+from ngixi_runtime.spec.project import PROJECT_FILE
 
 # Every mode keeps debug info and names (-fno-strip; the build drops the DWARF, a dev build after making a source map
 # of it); not Zig's Debug mode, whose panic handler imports WASI clocks and files. The dev profile builds the mode
 # the manifest asks for too: the others change which imports the module has.
 OPTIMIZATION: dict[BuildProfile, tuple[str, ...]] = {"release": ("-fno-strip",), "dev": ("-fno-strip",)}
 ROOTS = ("main.zig", "src/main.zig")
+# Module names a shared file cannot have: Zig's own, the guest's root's and the bindings'.
+RESERVED_MODULES = ("std", "builtin", "root", core_bindings.ZIG_MODULE)
 
 
 def zig_options(options: CCompileOptions | ZigCompileOptions | None) -> ZigCompileOptions:
@@ -79,6 +83,13 @@ def modules(project: Project, guest: str, options: ZigCompileOptions) -> list[st
     (when the project has a WIT catalog), by name. Each module's `--dep`s come right before its `-M`."""
     own = {name: _guest_file(project, guest, path, f"compile.modules.{name}") for name, path in options.modules}
     sources = {"root": root_source(project, guest, options), **own}
+    for name, path in shared_modules(project).items():
+        if name in sources:
+            raise CompileError(
+                f"{native.relative(project, project.manifest_path(guest))}: compile.modules.{name}: a shared module "
+                f"has that name ({native.relative(project, path)}); rename the guest's"
+            )
+        sources[name] = path
     if core_bindings.available(project):
         sources[core_bindings.ZIG_MODULE] = core_bindings.zig_module(project)
     arguments: list[str] = []
@@ -90,6 +101,20 @@ def modules(project: Project, guest: str, options: ZigCompileOptions) -> list[st
             f"-M{name}={native.relative(project, source)}",
         ]
     return arguments
+
+
+def shared_modules(project: Project) -> dict[str, Path]:
+    """The `.zig` files directly in the shared source folders, by module name (their stem)."""
+    found: dict[str, Path] = {}
+    files = (path for folder in project.shared_sources() for path in sorted(folder.glob("*.zig")) if path.is_file())
+    for path in files:
+        if path.stem in found or path.stem in RESERVED_MODULES:
+            raise CompileError(
+                f"{project.root / PROJECT_FILE}: tool.ngixi.shared_sources: {native.relative(project, path)} would "
+                f"be the Zig module {path.stem!r}, which {found.get(path.stem, 'Zig or the bindings')} is; rename it"
+            )
+        found[path.stem] = path
+    return found
 
 
 class Zig(native.ZigCompiled):
@@ -107,10 +132,12 @@ class Zig(native.ZigCompiled):
         return build_arguments(job, output, manifest)
 
     def refuse_reads(self, job: CompileJob, manifest: Manifest, zig: Path) -> None:
-        """Zig reads no file outside a module's folder (and links out of the guest's are refused): only its
-        assembly is looked for, in every .zig file of the guest's folder, hidden ones too (every module is in it)."""
+        """Zig reads no file outside a module's folder (and links out of the guest's and the shared folders are
+        refused): only its assembly is looked for, in every .zig file of the guest's folder and the shared folders,
+        hidden ones too (every module is in one)."""
         project, guest = job.project, job.guest
-        for path in regular_files(project.guests_dir / guest.name):
+        folders = [project.guests_dir / guest.name, *project.shared_sources()]
+        for path in (path for folder in folders for path in regular_files(folder)):
             if path.suffix == ".zig":
                 source = native.relative(project, path)
                 tokens = native_reads.zig_tokens(path.read_text(encoding="latin-1"), source)

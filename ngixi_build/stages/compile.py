@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ngixi_build.proc import run
+from ngixi_build.proc import run, tool_limits
 from ngixi_build.toolchains import asdata
 from ngixi_build.toolchains.assemblyscript import Toolchain
 from ngixi_runtime.errors import NgixiError
@@ -79,6 +79,7 @@ def compile_guest(
             what=f"asc {entry}",
             cwd=project_root,
             error=CompileError,
+            limits=tool_limits(),
         )
     return out_path.stat().st_size
 

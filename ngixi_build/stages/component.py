@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from ngixi_build.proc import run
+from ngixi_build.proc import run, tool_limits
 from ngixi_build.project import Project
 from ngixi_build.toolchains import asbindings, ascanon, asexports
 from ngixi_build.toolchains.asbindings import CABI, INDEX, write_bindings
@@ -188,7 +188,7 @@ def componentize(
 
 def _wasm_tools(arguments: Sequence[str | Path], guest: str) -> None:
     what = f"{guest}: wasm-tools {' '.join(map(str, arguments[:2]))}"
-    run([wasm_tools(), *arguments], what=what, error=ComponentError)
+    run([wasm_tools(), *arguments], what=what, error=ComponentError, limits=tool_limits())
 
 
 def componentize_guest(project: Project, guest: str, *, core_wasm: Path | None = None) -> int:

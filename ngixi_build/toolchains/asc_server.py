@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from ngixi_build.files import sha256_of
+from ngixi_build.proc import limited, tool_limits
 from ngixi_build.toolchains.assemblyscript import Toolchain
 from ngixi_runtime.errors import ToolchainError
 
@@ -65,8 +66,10 @@ class _Connection:
 
     def __init__(self, toolchain: Toolchain, project_root: Path) -> None:
         script = resources.files("ngixi_build.toolchains") / "js" / "asc_server.mjs"
+        # Bounded as a one-off asc run is; reaching the CPU limit (over many compiles) restarts it, as any death does.
+        command = [str(toolchain.node), *_NODE_OPTIONS, str(script), str(toolchain.asc_module)]
         self.process = subprocess.Popen(
-            [str(toolchain.node), *_NODE_OPTIONS, str(script), str(toolchain.asc_module)],
+            limited(command, tool_limits()),
             cwd=project_root,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

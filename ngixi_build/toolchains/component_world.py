@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ngixi_build.proc import run
+from ngixi_build.proc import run, tool_limits
 from ngixi_build.toolchains.wit import qualified_name, wasm_tools
 from ngixi_runtime.capabilities.component import ComponentInfo, WitTypes
 from ngixi_runtime.errors import VerificationError
@@ -32,8 +32,11 @@ def read_component_world(wasm_path: Path) -> ComponentInfo:
 
 def _wasm_tools(arguments: list[str | Path], wasm_path: Path) -> subprocess.CompletedProcess[str]:
     try:
-        return run([wasm_tools(), *arguments], what=f"wasm-tools {arguments[0]}", error=VerificationError)
+        what = f"{wasm_path}: wasm-tools {arguments[0]}"
+        return run([wasm_tools(), *arguments], what=what, error=VerificationError, limits=tool_limits())
     except VerificationError as error:
+        if "\n" not in str(error):
+            raise  # a limit reached, said in one line
         detail = " ".join(line.strip() for line in str(error).splitlines()[1:] if line.strip())
         raise VerificationError(f"{wasm_path}: not a valid component: {detail}") from None
 

@@ -15,7 +15,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ngixi_build.proc import run
+from ngixi_build.proc import run, tool_limits
 from ngixi_build.toolchains import installs
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain
 from ngixi_build.toolchains.assemblyscript import toolchain_for as node_toolchain_for
@@ -108,7 +108,7 @@ def build_component(
             what=f"componentize-js {entry}",
             cwd=cwd,
             error=JavaScriptBuildError,
-            timeout=900,
+            limits=tool_limits(),
         )
     finally:  # the driver removes them too, but not when it is killed (Ctrl-C, the timeout)
         _remove_build_files(cwd, made.values())

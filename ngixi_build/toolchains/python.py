@@ -20,7 +20,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from ngixi_build.files import link_out_of
-from ngixi_build.proc import run
+from ngixi_build.proc import run, tool_limits
 from ngixi_build.toolchains import installs
 from ngixi_runtime.errors import InvalidInput, NgixiError
 
@@ -163,7 +163,7 @@ def build_component(
         )
         try:
             arguments: list[str | Path] = ["--stub-wasi", "-p", sources, _ENTRY_MODULE, "-o", out_path]
-            run([*command, *arguments], what=f"componentize-py {shown_as}", env=env, timeout=900)
+            run([*command, *arguments], what=f"componentize-py {shown_as}", env=env, limits=tool_limits())
         except NgixiError as error:
             diagnostics = str(error).split("\n\nCaused by:", 1)[0]
             raise PythonBuildError(_ENTRY_FRAME.sub("", _MOUNTED.sub(f'"{shown_as}/', diagnostics))) from None

@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from ngixi_build.proc import run
+from ngixi_build.proc import run, tool_limits
 from ngixi_build.toolchains.pinned_wheel import PinnedWheel
 from ngixi_runtime.errors import InvalidInput, NgixiError, ToolchainError
 from ngixi_runtime.spec.wasm import Signature
@@ -186,6 +186,7 @@ def resolve_json(wit_dir: Path) -> dict[str, Any]:
         [wasm_tools(), "component", "wit", wit_dir, "--json"],
         what=f"wasm-tools component wit {wit_dir}",
         error=WitError,
+        limits=tool_limits(),
     )
     resolved: dict[str, Any] = json.loads(done.stdout)
     return resolved

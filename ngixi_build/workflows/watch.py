@@ -45,7 +45,9 @@ from ngixi_build.guests import (
     manifest_without_guest_problem,
     manifests_without_guest,
     read_guest,
+    read_guests,
 )
+from ngixi_build.languages.native import SHARED_SOURCE_LANGUAGES
 from ngixi_build.languages.wasm import is_declared_input
 from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
@@ -149,17 +151,27 @@ class _GuestEvents(FileSystemEventHandler):
         if event.is_directory and event.event_type == EVENT_TYPE_MODIFIED:
             return  # an entry inside changed; that entry has its own event
         for raw in (event.src_path, event.dest_path):
-            guest = changed_input(self.project, Path(os.fsdecode(raw))) if raw else None
-            if guest is not None:
+            for guest in changed_inputs(self.project, Path(os.fsdecode(raw))) if raw else []:
                 self.changed(guest)
 
 
-def changed_input(project: Project, path: Path) -> str | None:
-    """`changed_guest`, but only for a file its build reads: a [build] command's own output is none."""
+def changed_inputs(project: Project, path: Path) -> list[str]:
+    """The guests whose build reads `path`: every C and Zig guest for a file of a shared source folder, else
+    `changed_guest`'s, if it reads the file (a [build] command's own output is none of its inputs)."""
+    shared = next((folder for folder in project.declared_shared_sources() if path.is_relative_to(folder)), None)
+    if shared is not None:
+        parts = path.relative_to(shared).parts
+        return [] if any(is_editor_noise(part) for part in parts) else shared_source_readers(project)
     guest = changed_guest(project, path)
     if guest is None or not path.is_relative_to(project.guests_dir):
-        return guest
-    return guest if is_declared_input(project, read_guest(project, guest), path) else None
+        return [] if guest is None else [guest]
+    return [guest] if is_declared_input(project, read_guest(project, guest), path) else []
+
+
+def shared_source_readers(project: Project) -> list[str]:
+    """The guests whose compile reads the shared source folders: the C and Zig ones."""
+    guests = read_guests(project).values()
+    return [guest.name for guest in guests if guest.type.language in SHARED_SOURCE_LANGUAGES]
 
 
 def _start_observer(project: Project, debouncer: Debouncer, *, poll: bool) -> BaseObserver:
@@ -169,6 +181,9 @@ def _start_observer(project: Project, debouncer: Debouncer, *, poll: bool) -> Ba
         if not directory.is_dir():
             raise InvalidInput(f"{directory}: missing; watch needs guests/ and manifests/")
         observer.schedule(handler, str(directory), recursive=True, event_filter=_EVENTS)
+    for folder in project.shared_sources():
+        if not folder.is_relative_to(project.guests_dir):
+            observer.schedule(handler, str(folder), recursive=True, event_filter=_EVENTS)
     observer.daemon = True
     try:
         observer.start()

@@ -1,9 +1,13 @@
-"""A C or Zig guest's compile reads only the guest's folder, the toolchain's files and the generated bindings: the
-sources of a project someone else made chose which files of the build machine went into the signed guest."""
+"""A C or Zig guest's compile reads only the guest's folder, the project's declared shared folders, the toolchain's
+files and the generated bindings: the sources of a project someone else made chose which files of the build machine
+went into the signed guest."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,9 @@ from ngixi_build.languages import c, native_reads, zig
 from ngixi_build.languages.base import CompileJob
 from ngixi_build.project import Project
 from ngixi_build.stages.compile import CompileError
+from ngixi_runtime.spec.targets import host_triple
+from tests.conftest import REPO
+from tests.integration import ran_tasks, run, share_toolchains
 
 pytestmark = pytest.mark.integration
 
@@ -117,3 +124,87 @@ def test_an_empty_barrier_and_asm_in_comments_or_strings_are_not_assembly() -> N
     native_reads.refuse_assembly("g", "a.c", native_reads.c_tokens(c_text, "a.c"), native_reads.C_ASSEMBLY)
     made = "out.i: guests/g/a\\ b.c \\\n  /usr/x$$y.h guests/g/\\#c.h\n"
     assert native_reads.make_dependencies(made) == ["guests/g/a b.c", "/usr/x$y.h", "guests/g/#c.h"]
+
+
+def test_a_header_outside_the_guest_is_refused_until_its_folder_is_declared_shared(project: Project) -> None:
+    (project.guests_dir / "g" / "linked.h").unlink()
+    (project.guests_dir / "common").mkdir()
+    (project.guests_dir / "common" / "util.h").write_text("#define ANSWER 42\n")
+    (project.root / "lib").mkdir()
+    (project.root / "lib" / "twice.h").write_text("#define TWICE(x) (2 * (x))\n")
+    source = '#include "../common/util.h"\n#include "twice.h"\nint get(void) { return TWICE(ANSWER); }\n'
+    with pytest.raises(CompileError) as refused:
+        compile_guest(project, source.replace('#include "twice.h"', "#define TWICE(x) x"))
+    assert f"g: guests/g/main.c reads {project.guests_dir / 'common' / 'util.h'}, outside" in str(refused.value)
+    assert str(refused.value).endswith('declare its folder there (shared_sources = ["guests/common"])')
+    (project.root / "pyproject.toml").write_text('[tool.ngixi]\nshared_sources = ["guests/common", "lib"]\n')
+    assert compile_guest(Project(project.root), source).read_bytes()[:4] == b"\0asm"  # lib/ is on the include path
+
+
+SHARED_GUEST = '#include "../common/util.h"\nint get(void) {{ return ANSWER * {factor}; }}\n'
+
+
+def test_two_c_guests_sharing_a_header_build_and_rebuild_when_it_changes(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    (root / "guests" / "common").mkdir(parents=True)
+    (root / "guests" / "common" / "util.h").write_text("#define ANSWER 21\n")
+    (root / "manifests").mkdir()
+    for name, factor in (("a", 1), ("b", 2)):
+        (root / "guests" / name).mkdir()
+        (root / "guests" / name / "main.c").write_text(SHARED_GUEST.format(factor=factor))
+        (root / "manifests" / f"{name}.toml").write_text(MANIFEST.replace('"g"', f'"{name}"'))
+    targets = json.dumps([host_triple()])
+    (root / "pyproject.toml").write_text(f'[tool.ngixi]\ntargets = {targets}\nshared_sources = ["guests/common"]\n')
+    shutil.copy(REPO / "ngixi_build" / "templates" / "project" / "dodo.py.tmpl", root / "dodo.py")
+    share_toolchains(REPO / ".ngixi", root / ".ngixi")
+    built = run(root, "doit", "build")
+    assert "not built" not in built.stdout + built.stderr  # guests/common/ is no guest without a manifest
+    project = Project(root)
+    first = {name: project.wasm_path(name).read_bytes() for name in ("a", "b")}
+    assert not {"compile:a", "compile:b"} & ran_tasks(run(root, "doit", "build").stdout)
+    (root / "guests" / "common" / "util.h").write_text("#define ANSWER 50\n")
+    assert {"compile:a", "compile:b"} <= ran_tasks(run(root, "doit", "build").stdout)
+    assert all(project.wasm_path(name).read_bytes() != first[name] for name in ("a", "b"))
+
+
+def test_a_zig_guest_imports_a_shared_folders_file_as_a_module(project: Project) -> None:
+    (project.guests_dir / "g" / "linked.h").unlink()
+    (project.root / "lib").mkdir()
+    (project.root / "lib" / "answer.zig").write_text('const ngixi = @import("ngixi");\npub const value: i32 = 42;\n')
+    (project.root / "pyproject.toml").write_text('[tool.ngixi]\nshared_sources = ["lib"]\n')
+    source = 'const answer = @import("answer");\nexport fn get() i32 { return answer.value; }\n'
+    assert compile_guest(project, source, zig.LANGUAGE, "main.zig").read_bytes()[:4] == b"\0asm"
+    (project.root / "lib" / "ngixi.zig").write_text("\n")
+    with pytest.raises(CompileError, match=r"shared_sources: lib/ngixi\.zig would be the Zig module 'ngixi', which"):
+        compile_guest(project, source, zig.LANGUAGE, "main.zig")
+
+
+FIFO_READS: dict[str, tuple[str, c.C | zig.Zig, str, str]] = {
+    "c": ('#include "fifo.h"\nint get(void) { return 1; }\n', c.LANGUAGE, "main.c", "zig cc"),
+    "zig": ('export fn get() u8 { return @embedFile("fifo.h")[0]; }\n', zig.LANGUAGE, "main.zig", "zig build-exe"),
+}
+
+
+@pytest.mark.parametrize("language", FIFO_READS)
+def test_a_source_that_makes_the_compiler_wait_forever_stops_at_the_time_limit(
+    project: Project, monkeypatch: pytest.MonkeyPatch, language: str
+) -> None:
+    """A FIFO in the guest's folder (no link, so no read outside it) blocks the compiler's read for ever."""
+    source, compiler, name, tool = FIFO_READS[language]
+    (project.guests_dir / "g" / "linked.h").unlink()
+    os.mkfifo(project.guests_dir / "g" / "fifo.h")
+    monkeypatch.setenv("NGIXI_TOOL_LIMITS", "seconds=2")
+    with pytest.raises(CompileError) as stopped:
+        compile_guest(project, source, compiler, name)
+    message = str(stopped.value)
+    assert message.startswith(f"g: {tool}: stopped at its time limit of 2 s (") and "\n" not in message, message
+    assert message.endswith("raise it: NGIXI_TOOL_LIMITS=seconds=N)"), message
+    assert not project.wasm_path("g").exists()
+
+
+def test_an_include_of_dev_zero_is_refused_without_reading_it(project: Project) -> None:
+    """The preprocessing pass reads /dev/zero as empty (without its -MD, clang reads it for ever): the file read
+    outside the guest's folder is refused before the compile reads it."""
+    (project.guests_dir / "g" / "linked.h").unlink()
+    with pytest.raises(CompileError, match=r"^g: guests/g/main\.c reads /dev/zero, outside the guest's folder"):
+        compile_guest(project, '#include "/dev/zero"\nint get(void) { return 1; }\n')

@@ -1,11 +1,15 @@
-"""The subprocess helper: a failing tool's output reaches the error as plain text."""
+"""The subprocess helper: a failing tool's output reaches the error as plain text; a tool reading a guest's sources
+is bounded."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
-from ngixi_build.proc import run
-from ngixi_runtime.errors import ToolchainError
+from ngixi_build.proc import DEFAULT_LIMITS, LIMITS_VARIABLE, ToolLimits, run, tool_limits
+from ngixi_runtime.errors import InvalidInput, ToolchainError
 
 
 def test_a_tools_terminal_colours_are_left_out_of_its_error() -> None:
@@ -13,3 +17,42 @@ def test_a_tools_terminal_colours_are_left_out_of_its_error() -> None:
     with pytest.raises(ToolchainError) as failure:
         run(["sh", "-c", coloured], what="tool")
     assert str(failure.value) == "tool failed (exit 1):\nERROR TS2304: nope"
+
+
+def test_a_tool_is_stopped_at_its_cpu_and_memory_limits_in_one_line() -> None:
+    spin = ["sh", "-c", "while :; do :; done"]
+    with pytest.raises(ToolchainError) as stopped:
+        run(spin, what="g: spin", limits=ToolLimits(seconds=60, memory_mib=1024, cpu_seconds=1))
+    assert str(stopped.value).startswith("g: spin: stopped at its limit of 1 s of CPU time (a guest's sources can")
+    assert str(stopped.value).endswith("raise it: NGIXI_TOOL_LIMITS=cpu_seconds=N)")
+    grow = [sys.executable, "-c", "bytearray(64 << 20)"]
+    run(grow, what="g: grow", limits=DEFAULT_LIMITS)
+    with pytest.raises(ToolchainError) as stopped:
+        run(grow, what="g: grow", limits=ToolLimits(seconds=60, memory_mib=32, cpu_seconds=60))
+    assert str(stopped.value).startswith("g: grow: ran out of its 32 MiB memory limit (") and "\n" not in str(
+        stopped.value
+    )
+
+
+def test_the_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert tool_limits() == DEFAULT_LIMITS
+    monkeypatch.setenv(LIMITS_VARIABLE, " seconds=1.5 , memory_mib=100")
+    assert tool_limits() == DEFAULT_LIMITS._replace(seconds=1.5, memory_mib=100)
+    for wrong in ("seconds", "seconds=0", "minutes=3", "memory_mib=-1", "cpu_seconds=1e9"):
+        monkeypatch.setenv(LIMITS_VARIABLE, wrong)
+        with pytest.raises(InvalidInput, match=rf"^{LIMITS_VARIABLE}: '{wrong}' is not a limit; write name=number"):
+            tool_limits()
+
+
+def test_a_lower_limit_the_user_has_is_kept() -> None:
+    """Asking for more than the hard limit a user set (`ulimit -d`) would fail every tool."""
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_DATA, (1 << 31, 1 << 31))\n"
+        "from ngixi_build.proc import DEFAULT_LIMITS, run\n"
+        "limits = run([sys.executable, '-c', 'import resource; print(resource.getrlimit(resource.RLIMIT_DATA))'],"
+        " what='t', limits=DEFAULT_LIMITS)\n"
+        "print(limits.stdout, end='')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout == f"({1 << 31}, {1 << 31})\n"
