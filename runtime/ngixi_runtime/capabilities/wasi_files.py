@@ -208,6 +208,7 @@ class WasiFilesystem:
         self._console = console
         self._stdin = StdinState(stdin)
         self._quota = DiskQuota(UNBOUNDED, UNBOUNDED)  # what the rw preopens may hold (set by `over`)
+        self._removed_open: set[tuple[int, int]] = set()  # files with no name left whose bytes a descriptor holds
 
     @classmethod
     def over(
@@ -401,16 +402,25 @@ class WasiFilesystem:
         write_u32(memory, opened, self._add(descriptor))
 
     def fd_close(self, memory: GuestMemory, fd: int) -> None:
-        _release(self._get(fd))
-        del self._table[fd]
+        self._get(fd)
+        self._drop(fd)
 
     def fd_renumber(self, memory: GuestMemory, fd: int, to: int) -> None:
-        descriptor, replaced = self._get(fd), self._get(to)
+        self._get(fd)
+        self._get(to)
         if fd == to:
             return
-        _release(replaced)
-        self._table[to] = descriptor
-        del self._table[fd]
+        self._drop(to)
+        self._table[to] = self._table.pop(fd)
+
+    def _drop(self, fd: int) -> None:
+        """Closes a descriptor; the last one of a file removed while open frees its bytes (they leave the disk)."""
+        descriptor = self._table.pop(fd)
+        removed = os.fstat(descriptor.host_fd) if descriptor.host_fd >= 0 and self._removed_open else None
+        _release(descriptor)
+        if removed is not None and (removed.st_dev, removed.st_ino) in self._removed_open and not self._holds(removed):
+            self._removed_open.discard((removed.st_dev, removed.st_ino))
+            self._quota.shrink(removed.st_size)
 
     # --- data ------------------------------------------------------------------------------
 
@@ -661,9 +671,14 @@ class WasiFilesystem:
         self._quota.named()
 
     def _unnamed(self, removed: os.stat_result) -> None:
-        """Counts a name gone, and its file's bytes when that was its last name and nothing here holds it open."""
+        """Counts a name gone, and its file's bytes when that was its last name: now, or when the last descriptor
+        here that holds it open closes (`_drop`)."""
         self._quota.unnamed()
-        if stat.S_ISREG(removed.st_mode) and removed.st_nlink == 1 and not self._holds(removed):
+        if not stat.S_ISREG(removed.st_mode) or removed.st_nlink != 1:
+            return
+        if self._holds(removed):
+            self._removed_open.add((removed.st_dev, removed.st_ino))
+        else:
             self._quota.shrink(removed.st_size)
 
     def _holds(self, file: os.stat_result) -> bool:

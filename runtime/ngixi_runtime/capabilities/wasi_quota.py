@@ -98,7 +98,8 @@ class DiskQuota:
             raise
 
     def shrink(self, freed: int) -> None:
-        self.used_bytes = max(0, self.used_bytes - freed)
+        """Counts `freed` bytes gone; a negative amount (a file that grew) frees nothing: `growing` counts growth."""
+        self.used_bytes = max(0, self.used_bytes - max(0, freed))
 
     def room_for_name(self) -> None:
         """Refuses a new name past the limit (count it with `named` once it is made)."""
