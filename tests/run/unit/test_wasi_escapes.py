@@ -521,3 +521,32 @@ def test_a_removed_file_frees_its_bytes_when_its_last_descriptor_closes(sandbox:
         assert guest.write(_file(guest, "d"), b"d" * 60) == Errno.DQUOT
         assert guest.call("fd_close", again) == Errno.SUCCESS
         assert guest.write(_file(guest, "d"), b"d" * 60) == Errno.SUCCESS
+
+
+@pytest.mark.parametrize("meanwhile", ["removed", "a symlink", "a file"])
+def test_a_directory_that_changes_during_the_walk_is_passed_over(
+    sandbox: Path, monkeypatch: pytest.MonkeyPatch, meanwhile: str
+) -> None:
+    """Another instance of the tenant may remove or replace a directory between the walk's listing of its name and
+    its open: the next load failed with "cannot open the preopen" naming the directory inside it."""
+    data = sandbox / "data"
+    (data / "going").mkdir(parents=True)
+    (data / "kept").write_bytes(b"k" * 10)
+    real_open = os.open
+
+    def changing_first(name: str, flags: int, *args: object, dir_fd: int | None = None) -> int:
+        if name == "going" and (data / "going").is_dir():
+            (data / "going").rmdir()
+            if meanwhile == "a symlink":
+                (data / "going").symlink_to("/")
+            elif meanwhile == "a file":
+                (data / "going").write_bytes(b"")
+        return real_open(name, flags, *args, dir_fd=dir_fd)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", changing_first)
+    directory = real_open(data, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        quota = DiskQuota.measured([directory], 100, 10)
+    finally:
+        os.close(directory)
+    assert (quota.used_bytes, quota.used_names) == (10, 2)
