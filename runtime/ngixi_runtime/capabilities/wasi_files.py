@@ -592,8 +592,7 @@ class WasiFilesystem:
     def path_create_directory(self, memory: GuestMemory, fd: int, path: int, length: int) -> None:
         parent = self._writable_directory(fd, RIGHT_PATH_CREATE_DIRECTORY)
         with beneath(parent.host_fd, _path(memory, path, length), follow=False) as target:
-            if _existing(target) is None:  # an existing name is EXIST, as mkdir(2) answers, whatever the quota
-                self._quota.room_for_name()
+            self._room_for_name(target)
             os.mkdir(target.name, 0o755, dir_fd=target.directory)
         self._quota.named()
 
@@ -636,7 +635,7 @@ class WasiFilesystem:
         contents = _path(memory, old, old_length)
         with beneath(parent.host_fd, _path(memory, new, new_length), follow=False) as target:
             _new_name(target)
-            self._quota.room_for_name()
+            self._room_for_name(target)
             os.symlink(contents, target.name, dir_fd=target.directory)
         self._quota.named()
 
@@ -660,7 +659,7 @@ class WasiFilesystem:
         ):
             _existing_directory_if_slashed(old_target)
             _new_name(new_target)
-            self._quota.room_for_name()
+            self._room_for_name(new_target)
             os.link(
                 old_target.name,
                 new_target.name,
@@ -669,6 +668,12 @@ class WasiFilesystem:
                 follow_symlinks=False,
             )
         self._quota.named()
+
+    def _room_for_name(self, target: Target) -> None:
+        """DQUOT for a new name past the quota; a name that exists is left to the call, which answers EXIST as
+        mkdir(2), symlink(2) and link(2) do, whatever the quota."""
+        if _existing(target) is None:
+            self._quota.room_for_name()
 
     def _unnamed(self, removed: os.stat_result) -> None:
         """Counts a name gone, and its file's bytes when that was its last name: now, or when the last descriptor

@@ -28,6 +28,7 @@ from ngixi_runtime.spec.abi import (
     LOOKUP_SYMLINK_FOLLOW,
     OFLAG_CREAT,
     OFLAG_DIRECTORY,
+    OFLAG_EXCL,
     OFLAG_TRUNC,
     RIGHT_FD_ALLOCATE,
     RIGHT_FD_FDSTAT_SET_FLAGS,
@@ -550,3 +551,16 @@ def test_a_directory_that_changes_during_the_walk_is_passed_over(
     finally:
         os.close(directory)
     assert (quota.used_bytes, quota.used_names) == (10, 2)
+
+
+def test_a_name_that_exists_is_exist_whatever_the_quota(sandbox: Path) -> None:
+    """With the names quota full, path_symlink and path_link to a name that exists answered DQUOT where
+    symlink(2) and link(2) say EXIST (a lock taken by link() or symlink() reads EXIST as "held")."""
+    for guest in _quota_guest(sandbox):
+        for name in ("a", "b", "c"):
+            _file(guest, name)
+        assert symlink(guest, "a", DATA, "b") == Errno.EXIST
+        assert link(guest, DATA, "a", DATA, "b") == Errno.EXIST
+        assert guest.call("path_create_directory", DATA, *guest.path("b")) == Errno.EXIST
+        assert guest.try_open(DATA, "b", OFLAG_CREAT | OFLAG_EXCL, RIGHT_FD_WRITE) == Errno.EXIST
+        assert symlink(guest, "a", DATA, "d") == Errno.DQUOT
