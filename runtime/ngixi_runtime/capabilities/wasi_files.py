@@ -403,19 +403,19 @@ class WasiFilesystem:
 
     def fd_close(self, memory: GuestMemory, fd: int) -> None:
         self._get(fd)
-        self._drop(fd)
+        self._closed(self._table.pop(fd))
 
     def fd_renumber(self, memory: GuestMemory, fd: int, to: int) -> None:
-        self._get(fd)
-        self._get(to)
+        descriptor, replaced = self._get(fd), self._get(to)
         if fd == to:
             return
-        self._drop(to)
-        self._table[to] = self._table.pop(fd)
+        self._table[to] = descriptor
+        del self._table[fd]
+        self._closed(replaced)
 
-    def _drop(self, fd: int) -> None:
-        """Closes a descriptor; the last one of a file removed while open frees its bytes (they leave the disk)."""
-        descriptor = self._table.pop(fd)
+    def _closed(self, descriptor: Descriptor) -> None:
+        """Closes a descriptor taken out of the table; the last one of a file removed while open frees its bytes
+        (they leave the disk)."""
         removed = os.fstat(descriptor.host_fd) if descriptor.host_fd >= 0 and self._removed_open else None
         _release(descriptor)
         if removed is not None and (removed.st_dev, removed.st_ino) in self._removed_open and not self._holds(removed):
@@ -677,7 +677,7 @@ class WasiFilesystem:
 
     def _unnamed(self, removed: os.stat_result) -> None:
         """Counts a name gone, and its file's bytes when that was its last name: now, or when the last descriptor
-        here that holds it open closes (`_drop`)."""
+        here that holds it open closes (`_closed`)."""
         self._quota.unnamed()
         if not stat.S_ISREG(removed.st_mode) or removed.st_nlink != 1:
             return
