@@ -416,11 +416,12 @@ class WasiFilesystem:
     def _closed(self, descriptor: Descriptor) -> None:
         """Closes a descriptor taken out of the table; the last one of a file removed while open frees its bytes
         (they leave the disk)."""
-        removed = os.fstat(descriptor.host_fd) if descriptor.host_fd >= 0 and self._removed_open else None
+        file = os.fstat(descriptor.host_fd) if descriptor.host_fd >= 0 and self._removed_open else None
         _release(descriptor)
-        if removed is not None and (removed.st_dev, removed.st_ino) in self._removed_open and not self._holds(removed):
-            self._removed_open.discard((removed.st_dev, removed.st_ino))
-            self._quota.shrink(removed.st_size)
+        if file is None or (file.st_dev, file.st_ino) not in self._removed_open or self._holds(file):
+            return
+        self._removed_open.discard((file.st_dev, file.st_ino))
+        self._quota.shrink(file.st_size)
 
     # --- data ------------------------------------------------------------------------------
 
