@@ -34,7 +34,7 @@ from ngixi_runtime.bundles.reader import open_bundle_file, read_bundle
 from ngixi_runtime.loading.loader import likely_artifacts, open_guest
 from ngixi_runtime.loading.tenants import InProcessTenant, measure, open_tenant
 from ngixi_runtime.spec.targets import SUPPORTED_TARGETS, host_triple
-from ngixi_runtime.trust.signatures import read_trust
+from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import KeyFiles, make_bundle, make_key
 from tests.wasmgen import Func, module
 
@@ -138,7 +138,7 @@ def load_stages(fixture: Fixture, engine: str, loads: int) -> dict[str, float]:
     spent = dict.fromkeys(("trust file", "verify bundle (signature, index)", "open guest", "first call, close"), 0.0)
     for _ in range(loads):
         marks = [time.process_time()]
-        _, trust = read_trust(fixture.keys.trust)
+        trust = load_trust(fixture.keys.trust)
         marks.append(time.process_time())
         descriptor = open_bundle_file(fixture.bundle)
         verified = read_bundle(

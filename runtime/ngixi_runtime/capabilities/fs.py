@@ -71,6 +71,11 @@ class FsOptions(NamedTuple):
     def needs_sandbox(self) -> bool:
         return bool(self.preopens)
 
+    @property
+    def writes(self) -> bool:
+        """Whether a preopen is rw: only then does the disk quota bound anything."""
+        return any(preopen.mode == "rw" for preopen in self.preopens)
+
 
 # --- options ---------------------------------------------------------------------------------------
 
@@ -169,10 +174,22 @@ class FsCeiling(NamedTuple):
             found += _outside(f"{at}.guest", preopen.guest, self.guest_roots, "guest_roots")
             if preopen.mode == "rw" and not self.writable:
                 found.append(f'{at}.mode: "rw" is not allowed: the policy allows only read-only mounts')
-        if not any(preopen.mode == "rw" for preopen in options.preopens):
-            return found  # the quota bounds what rw preopens hold: without one it bounds nothing
+        if not options.writes:
+            return found
         found += at_most(f"{field}.max_bytes", options.max_bytes, self.max_bytes)
         return found + at_most(f"{field}.max_files", options.max_files, self.max_files)
+
+    def unheld_by_a_component(self, options: FsOptions, field: str) -> list[str]:
+        """The disk quota ceilings, which a component guest's rw preopens are not held to: its files are Wasmtime's
+        WASI, which keeps no quota. A ceiling the host cannot hold refuses the guest rather than pass it silently."""
+        ceilings = [key for key in ("max_bytes", "max_files") if getattr(self, key) is not None]
+        if not ceilings or not options.writes:
+            return []
+        return [
+            f"{field}.preopens: the policy sets {' and '.join(ceilings)}, which a component guest's rw preopens are not"
+            " held to (its files are Wasmtime's WASI, which keeps no disk quota); make them ro, or run it under a"
+            " policy without these ceilings and its sandbox on a file system with its own limit"
+        ]
 
 
 def _outside(field: str, path: str, roots: tuple[str, ...] | None, key: str) -> list[str]:

@@ -210,6 +210,7 @@ class WasiFilesystem:
         self._console = console
         self._stdin = StdinState(stdin)
         self._quota = DiskQuota(UNBOUNDED, UNBOUNDED)  # what the rw preopens may hold (set by `over`)
+        self._removed_open: set[tuple[int, int]] = set()  # files with no name left whose bytes a descriptor holds
 
     @classmethod
     def over(
@@ -410,16 +411,26 @@ class WasiFilesystem:
         write_u32(memory, opened, self._add(descriptor))
 
     def fd_close(self, memory: GuestMemory, fd: int) -> None:
-        _release(self._get(fd))
-        del self._table[fd]
+        self._get(fd)
+        self._closed(self._table.pop(fd))
 
     def fd_renumber(self, memory: GuestMemory, fd: int, to: int) -> None:
         descriptor, replaced = self._get(fd), self._get(to)
         if fd == to:
             return
-        _release(replaced)
         self._table[to] = descriptor
         del self._table[fd]
+        self._closed(replaced)
+
+    def _closed(self, descriptor: Descriptor) -> None:
+        """Closes a descriptor taken out of the table; the last one of a file removed while open frees its bytes
+        (they leave the disk)."""
+        file = os.fstat(descriptor.host_fd) if descriptor.host_fd >= 0 and self._removed_open else None
+        _release(descriptor)
+        if file is None or (file.st_dev, file.st_ino) not in self._removed_open or self._holds(file):
+            return
+        self._removed_open.discard((file.st_dev, file.st_ino))
+        self._quota.shrink(file.st_size)
 
     # --- data ------------------------------------------------------------------------------
 
@@ -591,8 +602,7 @@ class WasiFilesystem:
     def path_create_directory(self, memory: GuestMemory, fd: int, path: int, length: int) -> None:
         parent = self._writable_directory(fd, RIGHT_PATH_CREATE_DIRECTORY)
         with beneath(parent.host_fd, _path(memory, path, length), follow=False) as target:
-            if _existing(target) is None:  # an existing name is EXIST, as mkdir(2) answers, whatever the quota
-                self._quota.room_for_name()
+            self._room_for_name(target)
             os.mkdir(target.name, 0o755, dir_fd=target.directory)
         self._quota.named()
 
@@ -635,7 +645,7 @@ class WasiFilesystem:
         contents = _path(memory, old, old_length)
         with beneath(parent.host_fd, _path(memory, new, new_length), follow=False) as target:
             _new_name(target)
-            self._quota.room_for_name()
+            self._room_for_name(target)
             os.symlink(contents, target.name, dir_fd=target.directory)
         self._quota.named()
 
@@ -659,7 +669,7 @@ class WasiFilesystem:
         ):
             _existing_directory_if_slashed(old_target)
             _new_name(new_target)
-            self._quota.room_for_name()
+            self._room_for_name(new_target)
             os.link(
                 old_target.name,
                 new_target.name,
@@ -669,10 +679,21 @@ class WasiFilesystem:
             )
         self._quota.named()
 
+    def _room_for_name(self, target: Target) -> None:
+        """DQUOT for a new name past the quota; a name that exists is left to the call, which answers EXIST as
+        mkdir(2), symlink(2) and link(2) do, whatever the quota."""
+        if _existing(target) is None:
+            self._quota.room_for_name()
+
     def _unnamed(self, removed: os.stat_result) -> None:
-        """Counts a name gone, and its file's bytes when that was its last name and nothing here holds it open."""
+        """Counts a name gone, and its file's bytes when that was its last name: now, or when the last descriptor
+        here that holds it open closes (`_closed`)."""
         self._quota.unnamed()
-        if stat.S_ISREG(removed.st_mode) and removed.st_nlink == 1 and not self._holds(removed):
+        if not stat.S_ISREG(removed.st_mode) or removed.st_nlink != 1:
+            return
+        if self._holds(removed):
+            self._removed_open.add((removed.st_dev, removed.st_ino))
+        else:
             self._quota.shrink(removed.st_size)
 
     def _holds(self, file: os.stat_result) -> bool:

@@ -67,12 +67,14 @@ class DiskQuota:
                     return False
                 try:
                     info = os.stat(name, dir_fd=directory, follow_symlinks=False)
-                except FileNotFoundError:  # removed meanwhile
+                except FileNotFoundError:  # removed meanwhile (by another instance of the tenant)
                     continue
                 if stat.S_ISDIR(info.st_mode):
                     if len(levels) > MAX_DEPTH:
                         return False
-                    inner = os.open(name, DIRECTORY_FLAGS, dir_fd=directory)
+                    inner = _directory_still(name, directory)
+                    if inner is None:
+                        continue
                     levels.append((inner, deque()))
                     levels[-1][1].extend(os.listdir(inner))
                 elif stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) not in seen:
@@ -98,7 +100,8 @@ class DiskQuota:
             raise
 
     def shrink(self, freed: int) -> None:
-        self.used_bytes = max(0, self.used_bytes - freed)
+        """Counts `freed` bytes gone; a negative amount (a file that grew) frees nothing: `growing` counts growth."""
+        self.used_bytes = max(0, self.used_bytes - max(0, freed))
 
     def room_for_name(self) -> None:
         """Refuses a new name past the limit (count it with `named` once it is made)."""
@@ -110,3 +113,12 @@ class DiskQuota:
 
     def unnamed(self) -> None:
         self.used_names = max(0, self.used_names - 1)
+
+
+def _directory_still(name: str, parent: int) -> int | None:
+    """The directory `name` open, or None if it was removed or replaced meanwhile (by a file, or by a symlink, which
+    is never followed: O_DIRECTORY with O_NOFOLLOW refuses it with ENOTDIR)."""
+    try:
+        return os.open(name, DIRECTORY_FLAGS, dir_fd=parent)
+    except (FileNotFoundError, NotADirectoryError):
+        return None

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ngixi_runtime.capabilities.base import Ceiling, at_most
+from ngixi_runtime.capabilities.fs import FsCeiling, FsOptions
 from ngixi_runtime.capabilities.registry import GRANTABLE, capability
 from ngixi_runtime.errors import InvalidInput, PolicyError
 from ngixi_runtime.files import read_toml_file
@@ -45,6 +46,9 @@ class Policy(NamedTuple):
                 found.append(f"capabilities.{name}: not allowed by the policy (it allows: {allowed})")
             elif name in self.ceilings:
                 found += self.ceilings[name].exceeded(options, f"capabilities.{name}")
+        fs, fs_ceiling = manifest.options(FsOptions), self.ceilings.get("fs")
+        if manifest.guest.type.is_component and fs is not None and isinstance(fs_ceiling, FsCeiling):
+            found += fs_ceiling.unheld_by_a_component(fs, "capabilities.fs")
         return found
 
     def check(self, manifest: Manifest) -> None:

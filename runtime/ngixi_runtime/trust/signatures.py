@@ -134,13 +134,7 @@ def _native_code(raw: dict[str, object], field: str, source: str) -> bool:
 
 def load_trust(path: Path) -> TrustStore:
     """Reads a trust file: `[[keys]]` with id, public_key, guests (patterns), channels and native_code."""
-    return read_trust(path)[1]
-
-
-def read_trust(path: Path) -> tuple[str, TrustStore]:
-    """A trust file's text and the keys it lists, from one read of it (`trust_from_text` of that text)."""
-    text = read_toml_text(path, what="the trust file")
-    return text, trust_from_text(text, source=str(path))
+    return trust_from_text(read_toml_text(path, what="the trust file"), source=str(path))
 
 
 @functools.lru_cache(maxsize=32)

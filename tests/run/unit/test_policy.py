@@ -197,6 +197,24 @@ def test_the_disk_quota_ceiling_leaves_a_guest_without_rw_preopens_alone(tmp_pat
     assert exceeded(tmp_path, "[capabilities.fs]\nmax_bytes = 1024\nmax_files = 1\n", reader) == []
 
 
+def test_a_disk_quota_ceiling_refuses_a_component_guest_it_cannot_hold(tmp_path: Path) -> None:
+    """A component guest's files are Wasmtime's WASI, which keeps no disk quota: a policy's max_bytes or max_files
+    passed its rw preopens, which then held whatever they wrote."""
+    component = '[guest]\nname = "c"\nversion = "0.1.0"\nabi = "component"\n[exports.run]\n[capabilities.fs]\n'
+    writer = parse_manifest(
+        component + 'preopens = [{ guest = "/data", host = "data", mode = "rw" }]\n', source="m", stem="c"
+    )
+    reader = parse_manifest(component + 'preopens = [{ guest = "/data", host = "data" }]\n', source="m", stem="c")
+    quota = "[capabilities.fs]\nmax_files = 100000\n"
+    assert exceeded(tmp_path, quota, writer) == [
+        "capabilities.fs.preopens: the policy sets max_files, which a component guest's rw preopens are not held to"
+        " (its files are Wasmtime's WASI, which keeps no disk quota); make them ro, or run it under a policy without"
+        " these ceilings and its sandbox on a file system with its own limit"
+    ]
+    assert exceeded(tmp_path, quota, reader) == []
+    assert exceeded(tmp_path, '[capabilities.fs]\nhost_roots = ["data"]\n', writer) == []
+
+
 def test_log_and_stdout_quotas_have_ceilings(tmp_path: Path) -> None:
     assert exceeded(tmp_path, "[limits]\nlog_bytes = 65536\nstdout_bytes = 4096\n") == [
         "limits.log_bytes: asks for 100000, the policy allows at most 65536"

@@ -9,7 +9,7 @@ import pytest
 
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.loading.tenants import open_tenant
-from ngixi_runtime.trust.signatures import read_trust
+from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import KeyFiles, make_bundle, make_key
 from tests.run.unit.test_loader import MANIFEST, WASM
 
@@ -24,13 +24,12 @@ def add(bundle: Path, trust: Path) -> tuple[int, ...]:
 
 
 def test_the_same_text_is_parsed_once_and_named_by_its_own_path(tmp_path: Path, keys: KeyFiles) -> None:
-    text, store = read_trust(keys.trust)
-    assert read_trust(keys.trust) == (text, store)
-    assert read_trust(keys.trust)[1] is store
+    store = load_trust(keys.trust)
+    assert load_trust(keys.trust) is store
     copy = tmp_path / "copy.toml"
     shutil.copyfile(keys.trust, copy)
-    assert read_trust(copy)[1].source == str(copy)
-    assert read_trust(copy)[1].keys == store.keys
+    assert load_trust(copy).source == str(copy)
+    assert load_trust(copy).keys == store.keys
 
 
 def test_an_edited_trust_file_holds_at_the_next_load(tmp_path: Path, keys: KeyFiles) -> None:

@@ -28,6 +28,7 @@ from ngixi_runtime.spec.abi import (
     LOOKUP_SYMLINK_FOLLOW,
     OFLAG_CREAT,
     OFLAG_DIRECTORY,
+    OFLAG_EXCL,
     OFLAG_TRUNC,
     RIGHT_FD_ALLOCATE,
     RIGHT_FD_FDSTAT_SET_FLAGS,
@@ -482,3 +483,84 @@ def test_a_change_that_fails_counts_nothing() -> None:
     with quota.growing(0, 100):  # all of it is still there
         pass
     assert quota.used_bytes == 100
+
+
+def test_a_file_grown_by_set_size_counts_its_growth_once(sandbox: Path) -> None:
+    """fd_filestat_set_size counted a file's growth while it grew it, then "gave back" a negative amount: the
+    growth twice, so a guest that set a file to 60 bytes under a 100-byte quota could write nothing more."""
+    for guest in _quota_guest(sandbox):
+        file = _file(guest, "grown")
+        assert guest.call("fd_filestat_set_size", file, 60) == Errno.SUCCESS
+        assert guest.call("fd_pwrite", file, *_one_byte_at(guest, 99)) == Errno.SUCCESS  # 100 bytes, not 160
+        assert guest.call("fd_pwrite", file, *_one_byte_at(guest, 100)) == Errno.DQUOT
+
+
+def _one_byte_at(guest: Guest, offset: int) -> tuple[int, int, int, int]:
+    guest.memory.write(BUFFER, b"y")
+    guest.memory.write(IOV, struct.pack("<II", BUFFER, 1))
+    return IOV, 1, offset, OUT
+
+
+def test_a_removed_file_frees_its_bytes_when_its_last_descriptor_closes(sandbox: Path) -> None:
+    """A file removed while open (tmpfile's way: create, unlink, use, close) kept its bytes counted after its
+    last descriptor closed, when they leave the disk: a tenant's instance doing so twice was out of quota with
+    an empty directory. They are freed by the close (or renumber) of its last descriptor."""
+    for guest in _quota_guest(sandbox):
+        for name in ("a", "b", "c"):
+            temporary = _file(guest, name)
+            assert guest.write(temporary, b"t" * 60) == Errno.SUCCESS
+            assert guest.call("path_unlink_file", DATA, *guest.path(name)) == Errno.SUCCESS
+            if name == "b":  # its last descriptor is replaced by another
+                assert guest.call("fd_renumber", _file(guest, "kept"), temporary) == Errno.SUCCESS
+            else:
+                assert guest.call("fd_close", temporary) == Errno.SUCCESS
+        shared = _file(guest, "shared")  # two descriptors of one removed file: the last close frees it
+        assert guest.write(shared, b"s" * 60) == Errno.SUCCESS
+        again = guest.open(DATA, "shared", 0, RIGHT_FD_WRITE)
+        assert guest.call("path_unlink_file", DATA, *guest.path("shared")) == Errno.SUCCESS
+        assert guest.call("fd_close", shared) == Errno.SUCCESS
+        assert guest.write(_file(guest, "d"), b"d" * 60) == Errno.DQUOT
+        assert guest.call("fd_close", again) == Errno.SUCCESS
+        assert guest.write(_file(guest, "d"), b"d" * 60) == Errno.SUCCESS
+
+
+@pytest.mark.parametrize("meanwhile", ["removed", "a symlink", "a file"])
+def test_a_directory_that_changes_during_the_walk_is_passed_over(
+    sandbox: Path, monkeypatch: pytest.MonkeyPatch, meanwhile: str
+) -> None:
+    """Another instance of the tenant may remove or replace a directory between the walk's listing of its name and
+    its open: the next load failed with "cannot open the preopen" naming the directory inside it."""
+    data = sandbox / "data"
+    (data / "going").mkdir(parents=True)
+    (data / "kept").write_bytes(b"k" * 10)
+    real_open = os.open
+
+    def changing_first(name: str, flags: int, *args: object, dir_fd: int | None = None) -> int:
+        if name == "going" and (data / "going").is_dir():
+            (data / "going").rmdir()
+            if meanwhile == "a symlink":
+                (data / "going").symlink_to("/")
+            elif meanwhile == "a file":
+                (data / "going").write_bytes(b"")
+        return real_open(name, flags, *args, dir_fd=dir_fd)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", changing_first)
+    directory = real_open(data, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        quota = DiskQuota.measured([directory], 100, 10)
+    finally:
+        os.close(directory)
+    assert (quota.used_bytes, quota.used_names) == (10, 2)
+
+
+def test_a_name_that_exists_is_exist_whatever_the_quota(sandbox: Path) -> None:
+    """With the names quota full, path_symlink and path_link to a name that exists answered DQUOT where
+    symlink(2) and link(2) say EXIST (a lock taken by link() or symlink() reads EXIST as "held")."""
+    for guest in _quota_guest(sandbox):
+        for name in ("a", "b", "c"):
+            _file(guest, name)
+        assert symlink(guest, "a", DATA, "b") == Errno.EXIST
+        assert link(guest, DATA, "a", DATA, "b") == Errno.EXIST
+        assert guest.call("path_create_directory", DATA, *guest.path("b")) == Errno.EXIST
+        assert guest.try_open(DATA, "b", OFLAG_CREAT | OFLAG_EXCL, RIGHT_FD_WRITE) == Errno.EXIST
+        assert symlink(guest, "a", DATA, "d") == Errno.DQUOT
