@@ -19,10 +19,13 @@ from typing import NamedTuple
 from ngixi_build.files import link_out_of
 from ngixi_build.stages.compile import CompileError
 
-# A `zig cc -E` output's line markers (`# 12 "guests/g/x.h" 2`): which file the lines after come from.
+# A `zig cc -E` output's line markers (`# 12 "guests/g/x.h" 2`): which file the lines after come from. Raw strings
+# (clang's GNU C) and numbers with digit separators (C23's 1'000) are read whole: their quotes open no literal.
 _C_TOKEN = re.compile(
     r'(?P<marker>^\# (?P<line>\d+) "(?P<file>(?:\\.|[^"\\\n])*)"(?: [1-4])*$)'
+    r'|(?P<raw>(?:u8|[uUL])?R"(?P<delimiter>[^\s()\\]{0,16})\((?s:.)*?\)(?P=delimiter)")'
     r'|(?P<string>(?:u8|[uUL])?"(?:\\.|[^"\\\n])*")'
+    r"|(?P<number>\.?[0-9](?:[eEpP][+-]|'[0-9A-Za-z_]|[0-9A-Za-z_.])*)"
     r"|(?:u8|[uUL])?'(?:\\.|[^'\\\n])*'"
     r"|(?P<word>[A-Za-z_][A-Za-z0-9_]*)"
     r"|(?P<newline>\n)"
@@ -109,6 +112,11 @@ def c_tokens(preprocessed: str, source: str) -> Iterator[Token]:
             file, line = match["file"].replace('\\"', '"').replace("\\\\", "\\"), int(match["line"]) - 1
         elif match["newline"]:
             line += 1
+        elif match["raw"]:
+            yield Token(match["raw"], "string", file, line)
+            line += match["raw"].count("\n")
+        elif match["number"]:
+            yield Token(match["number"], "other", file, line)
         elif kind := _kind(match):
             yield Token(match[kind], kind, file, line)
 

@@ -30,6 +30,14 @@ READS = {
 INCBIN = '__asm__(".section .rodata.s,\\"\\",@\\n.globl s\\ns:\\n.inc" "bin \\"{secret}\\"\\n");\n'
 ASSEMBLY = {
     "inline assembly": ("guests/g/main.c:1", INCBIN + "extern const char s[];\nint get(void) { return s[0]; }\n"),
+    "inline assembly after a raw string": (
+        "guests/g/main.c:1",
+        'const char *r = R"(")";' + INCBIN + "extern const char s[];\nint get(void) { return s[0] + r[0]; }\n",
+    ),
+    "inline assembly between digit separators": (
+        "guests/g/main.c:1",
+        "int n = 1'2; " + INCBIN.rstrip() + " int m = 3'4;\nextern const char s[];\nint get(void) { return s[0]; }\n",
+    ),
     "inline assembly in a header": (
         "guests/g/main.c (in guests/g/include/asm.h:2)",
         '#include "include/asm.h"\nextern const char s[];\nint get(void) { return s[0]; }\n',
@@ -81,6 +89,7 @@ def test_a_c_guest_that_reads_a_file_outside_its_folder_is_refused(project: Proj
 @pytest.mark.parametrize("how", ASSEMBLY)
 def test_a_c_guests_inline_assembly_is_refused(project: Project, how: str) -> None:
     (project.guests_dir / "g" / "linked.h").unlink()
+    (project.root / "manifests" / "g.toml").write_text(MANIFEST + 'compile.flags = ["-std=gnu23"]\n')  # 1'2, R"()"
     where, source = ASSEMBLY[how]
     with pytest.raises(CompileError, match=rf"^g: {re.escape(where)}: inline assembly is refused"):
         compile_guest(project, source)
@@ -113,7 +122,10 @@ def test_a_zig_guests_link_out_or_assembly_is_refused(project: Project) -> None:
 def test_an_empty_barrier_and_asm_in_comments_or_strings_are_not_assembly() -> None:
     text = 'asm volatile ("" ::: .{ .memory = true }); // asm (".incbin")\nconst s = "asm (";\n\\\\ asm ("x")\n'
     native_reads.refuse_assembly("g", "main.zig", native_reads.zig_tokens(text, "main.zig"), native_reads.ZIG_ASSEMBLY)
-    c_text = '# 1 "a.c"\nint asm = 1; char *s = "__asm__(\\".incbin\\")";\n__asm__ goto ("" : : : : out);\n'
+    c_text = (
+        '# 1 "a.c"\nint asm = 1; char *s = "__asm__(\\".incbin\\")";\n__asm__ goto ("" : : : : out);\n'
+        'char *r = R"x(\nasm (".incbin")\n)x"; int n = 1\'000;\n'
+    )
     native_reads.refuse_assembly("g", "a.c", native_reads.c_tokens(c_text, "a.c"), native_reads.C_ASSEMBLY)
     made = "out.i: guests/g/a\\ b.c \\\n  /usr/x$$y.h guests/g/\\#c.h\n"
     assert native_reads.make_dependencies(made) == ["guests/g/a b.c", "/usr/x$y.h", "guests/g/#c.h"]
