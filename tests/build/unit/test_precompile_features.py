@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,17 @@ def test_atomics_are_sent_to_wasmtime_on_this_machine_alone(tmp_path: Path) -> N
         "; the module uses threads (atomic instructions or a shared memory), which Wasmtime runs and Wasmer 2.1 does"
         " not: " + WASMTIME_ON_THIS_MACHINE
     )
+
+
+def test_what_else_is_written_to_stderr_during_wasmer_s_compile_still_shows(capfd: pytest.CaptureFixture[str]) -> None:
+    """Descriptor 2 was sent nowhere during the compile to hide Rust's panic reports: anything else written there
+    meanwhile (another thread's log line, a warning of Wasmer's own) was lost."""
+    from ngixi_runtime.engines import wasmer
+
+    panic = (
+        b"thread '<unnamed>' panicked at 'Cannot emit inst', emit.rs:140:9\n"
+        b"note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n"
+    )
+    with wasmer._stderr_without_panic_reports():
+        os.write(2, b"before\n" + panic + b"a real error\n")
+    assert capfd.readouterr().err == "before\na real error\n"
