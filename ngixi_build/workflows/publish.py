@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import ipaddress
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ from requests.adapters import HTTPAdapter
 from ngixi_build.files import sha256_of
 from ngixi_build.project import Project
 from ngixi_build.stages.signing import SigningKey, release_signing_key
+from ngixi_build.toolchains.npm_settings import is_loopback_host
 from ngixi_build.workflows.release import release_version
 from ngixi_build.workflows.release_history import HISTORY_FILE
 from ngixi_runtime.bundles.reader import VerifiedBundle, open_bundle_file, read_bundle
@@ -157,13 +157,7 @@ class _Deadlines(HTTPAdapter):
 
 
 def _is_loopback(registry: str) -> bool:
-    host = registry.split("/", maxsplit=1)[0].rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(registry.split("/", maxsplit=1)[0].rsplit(":", 1)[0].strip("[]"))
 
 
 def _client(registry: str) -> oras.client.OrasClient:
