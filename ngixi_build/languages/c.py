@@ -120,8 +120,7 @@ class C(native.ZigCompiled):
                 read = native_reads.make_dependencies((Path(scratch) / "out.i.d").read_text(encoding="utf-8"))
                 native_reads.refuse_reads_outside(guest.name, source, read, project.root, allowed)
                 preprocessed = (Path(scratch) / "out.i").read_text(encoding="latin-1")
-                tokens = native_reads.c_tokens(preprocessed, source)
-                native_reads.refuse_assembly(guest.name, source, tokens, native_reads.C_ASSEMBLY)
+                native_reads.refuse_c_assembly(guest.name, source, preprocessed)
 
     def arguments_again(self, arguments: list[str], failure: str) -> list[str] | None:
         """Without `--export=NAME` for each export no C function is named: one marked

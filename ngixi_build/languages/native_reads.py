@@ -10,27 +10,27 @@ language: the assembler's `.incbin` and `.include` read any file, and no depende
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Iterator, Sequence
+from functools import cache
 from pathlib import Path
 from typing import NamedTuple
 
 from ngixi_build.files import link_out_of
 from ngixi_build.stages.compile import CompileError
 
-# A `zig cc -E` output's line markers (`# 12 "guests/g/x.h" 2`): which file the lines after come from. Raw strings
-# (clang's GNU C) and numbers with digit separators (C23's 1'000) are read whole: their quotes open no literal.
-_C_TOKEN = re.compile(
-    r'(?P<marker>^\# (?P<line>\d+) "(?P<file>(?:\\.|[^"\\\n])*)"(?: [1-4])*$)'
-    r'|(?P<raw>(?:u8|[uUL])?R"(?P<delimiter>[^\s()\\]{0,16})\((?s:.)*?\)(?P=delimiter)")'
-    r'|(?P<string>(?:u8|[uUL])?"(?:\\.|[^"\\\n])*")'
-    r"|(?P<number>\.?[0-9](?:[eEpP][+-]|'[0-9A-Za-z_]|[0-9A-Za-z_.])*)"
+# A `zig cc -E` output's line markers (`# 12 "guests/g/x.h" 2`): which file the lines after come from.
+_C_MARKER = r'(?P<marker>^\# (?P<line>\d+) "(?P<file>(?:\\.|[^"\\\n])*)"(?: [1-4])*$)'
+_C_RAW_STRING = r'(?P<raw>(?:u8|[uUL])?R"(?P<delimiter>[^\s()\\]{0,16})\((?s:.)*?\)(?P=delimiter)")'
+_C_SEPARATED_NUMBER = r"(?P<number>\.?[0-9](?:[eEpP][+-]|'[0-9A-Za-z_]|[0-9A-Za-z_.])*)"
+_C_REST = (
+    r'(?P<string>(?:u8|[uUL])?"(?:\\.|[^"\\\n])*")'
     r"|(?:u8|[uUL])?'(?:\\.|[^'\\\n])*'"
     r"|(?P<word>[A-Za-z_][A-Za-z0-9_]*)"
     r"|(?P<newline>\n)"
-    r"|(?P<other>\S)",
-    re.MULTILINE,
+    r"|(?P<other>\S)"
 )
 _ZIG_TOKEN = re.compile(
     r"//[^\n]*"
@@ -104,18 +104,36 @@ def _empty_barrier(tokens: list[Token], index: int) -> bool:
     return following[1:2] == ['""'] and following[2:3] in ([":"], [")"])
 
 
-def c_tokens(preprocessed: str, source: str) -> Iterator[Token]:
-    """The tokens of `zig cc -E` output, each with the file and line it came from."""
+def refuse_c_assembly(guest: str, source: str, preprocessed: str) -> None:
+    """Refuses `asm` in a C source's `zig cc -E` output, in each way clang may read it: whether a quote opens a raw
+    string (`R"(...)"`, GNU C's) and whether one separates a number's digits (C23's `1'000`) depend on the language
+    mode and on -f switches, and a reading that is not clang's can take code for the inside of a literal."""
+    for raw_strings, digit_separators in itertools.product((False, True), repeat=2):
+        tokens = c_tokens(preprocessed, source, raw_strings=raw_strings, digit_separators=digit_separators)
+        refuse_assembly(guest, source, tokens, C_ASSEMBLY)
+
+
+@cache
+def _c_token_pattern(*, raw_strings: bool, digit_separators: bool) -> re.Pattern[str]:
+    chosen = [_C_MARKER, *[_C_RAW_STRING] * raw_strings, *[_C_SEPARATED_NUMBER] * digit_separators, _C_REST]
+    return re.compile("|".join(chosen), re.MULTILINE)
+
+
+def c_tokens(preprocessed: str, source: str, *, raw_strings: bool, digit_separators: bool) -> Iterator[Token]:
+    """The tokens of `zig cc -E` output, each with the file and line it came from, read with or without raw strings
+    and digit separators."""
     file, line = source, 1
-    for match in _C_TOKEN.finditer(preprocessed):
+    pattern = _c_token_pattern(raw_strings=raw_strings, digit_separators=digit_separators)
+    for match in pattern.finditer(preprocessed):
+        groups = match.groupdict()
         if match["marker"]:
             file, line = match["file"].replace('\\"', '"').replace("\\\\", "\\"), int(match["line"]) - 1
         elif match["newline"]:
             line += 1
-        elif match["raw"]:
+        elif groups.get("raw"):
             yield Token(match["raw"], "string", file, line)
             line += match["raw"].count("\n")
-        elif match["number"]:
+        elif groups.get("number"):
             yield Token(match["number"], "other", file, line)
         elif kind := _kind(match):
             yield Token(match[kind], kind, file, line)

@@ -28,19 +28,29 @@ READS = {
     "an #include in a header": '#include "include/inner.h"\nint get(void) { return secret; }\n',
 }
 INCBIN = '__asm__(".section .rodata.s,\\"\\",@\\n.globl s\\ns:\\n.inc" "bin \\"{secret}\\"\\n");\n'
-ASSEMBLY = {
-    "inline assembly": ("guests/g/main.c:1", INCBIN + "extern const char s[];\nint get(void) { return s[0]; }\n"),
+ASSEMBLY = {  # each: where it is refused, the source, and the C standard it is built with
+    "inline assembly": (
+        "guests/g/main.c:1",
+        INCBIN + "extern const char s[];\nint get(void) { return s[0]; }\n",
+        "c17",
+    ),
     "inline assembly after a raw string": (
         "guests/g/main.c:1",
         'const char *r = R"(")";' + INCBIN + "extern const char s[];\nint get(void) { return s[0] + r[0]; }\n",
+        "gnu17",
     ),
-    "inline assembly between digit separators": (
-        "guests/g/main.c:1",
-        "int n = 1'2; " + INCBIN.rstrip() + " int m = 3'4;\nextern const char s[];\nint get(void) { return s[0]; }\n",
+    "inline assembly between digit separators, in what a GNU C reads as a raw string": (
+        "guests/g/main.c:2",
+        '#pragma ngixi R"(\n'  # a pragma of no compiler's: taken for nothing whatever it holds
+        + "int n = 1'2; "
+        + INCBIN.rstrip()
+        + " int m = 3'4;\n#pragma ngixi )\"\nextern const char s[];\nint get(void) { return s[0]; }\n",
+        "c23",
     ),
     "inline assembly in a header": (
         "guests/g/main.c (in guests/g/include/asm.h:2)",
         '#include "include/asm.h"\nextern const char s[];\nint get(void) { return s[0]; }\n',
+        "c17",
     ),
 }
 
@@ -89,8 +99,8 @@ def test_a_c_guest_that_reads_a_file_outside_its_folder_is_refused(project: Proj
 @pytest.mark.parametrize("how", ASSEMBLY)
 def test_a_c_guests_inline_assembly_is_refused(project: Project, how: str) -> None:
     (project.guests_dir / "g" / "linked.h").unlink()
-    (project.root / "manifests" / "g.toml").write_text(MANIFEST + 'compile.flags = ["-std=gnu23"]\n')  # 1'2, R"()"
-    where, source = ASSEMBLY[how]
+    where, source, standard = ASSEMBLY[how]
+    (project.root / "manifests" / "g.toml").write_text(MANIFEST + f'compile.flags = ["-std={standard}"]\n')
     with pytest.raises(CompileError, match=rf"^g: {re.escape(where)}: inline assembly is refused"):
         compile_guest(project, source)
     assert not project.wasm_path("g").exists()
@@ -123,9 +133,8 @@ def test_an_empty_barrier_and_asm_in_comments_or_strings_are_not_assembly() -> N
     text = 'asm volatile ("" ::: .{ .memory = true }); // asm (".incbin")\nconst s = "asm (";\n\\\\ asm ("x")\n'
     native_reads.refuse_assembly("g", "main.zig", native_reads.zig_tokens(text, "main.zig"), native_reads.ZIG_ASSEMBLY)
     c_text = (
-        '# 1 "a.c"\nint asm = 1; char *s = "__asm__(\\".incbin\\")";\n__asm__ goto ("" : : : : out);\n'
-        'char *r = R"x(\nasm (".incbin")\n)x"; int n = 1\'000;\n'
+        '# 1 "a.c"\nint asm = 1; char *s = "__asm__(\\".incbin\\")";\n__asm__ goto ("" : : : : out);\nint n = 1\'000;\n'
     )
-    native_reads.refuse_assembly("g", "a.c", native_reads.c_tokens(c_text, "a.c"), native_reads.C_ASSEMBLY)
+    native_reads.refuse_c_assembly("g", "a.c", c_text)
     made = "out.i: guests/g/a\\ b.c \\\n  /usr/x$$y.h guests/g/\\#c.h\n"
     assert native_reads.make_dependencies(made) == ["guests/g/a b.c", "/usr/x$y.h", "guests/g/#c.h"]
