@@ -25,7 +25,7 @@ _BOOLEAN = re.compile(r"^(true|false|)$")
 _NUMBER = re.compile(r"^[0-9]{1,9}$")
 _REGISTRY = re.compile(r"^https?://[A-Za-z0-9._~:/?&=%+@!,*-]+$")
 _SCOPED_REGISTRY = re.compile(r"^@[a-z0-9][a-z0-9._-]*:registry$")
-ALLOWED: dict[str, re.Pattern[str]] = {
+_ALLOWED: dict[str, re.Pattern[str]] = {
     "registry": _REGISTRY,
     **dict.fromkeys(
         (
@@ -82,9 +82,9 @@ def _problem(line: str) -> str | None:
     if key.startswith("[") or key.startswith("//") or key.startswith("_") or ":_" in key:
         return f"{key!r} is a section or credentials, never a guest's; {_MOVE}"
     registry = _SCOPED_REGISTRY.match(key) or key == "registry"
-    pattern = _REGISTRY if registry else ALLOWED.get(key)
+    pattern = _REGISTRY if registry else _ALLOWED.get(key)
     if pattern is None:
-        allowed = ", ".join(["@scope:registry", *ALLOWED])
+        allowed = ", ".join(["@scope:registry", *_ALLOWED])
         return f"{key!r} is not a setting a guest may give npm (a guest's .npmrc may set {allowed}); {_MOVE}"
     value = _ini_value(raw_value) if equals else ""
     if value is None or not pattern.match(value) or (registry and not _registry_safe(value)):
