@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache, partial
@@ -120,6 +121,7 @@ def precompile(wasm: bytes, *, triple: str, cpu_features: Sequence[str], what: s
 
 
 # Rust's panic hook's report of a caught panic: its first line, then the note on backtraces or the backtrace.
+_STDERR_HOLDER = threading.Lock()
 _PANIC_REPORT = re.compile(rb"thread '[^'\n]*' panicked at .*\n(?:(?:note: .*|stack backtrace:|\s+.*)\n)*")
 
 
@@ -127,7 +129,14 @@ _PANIC_REPORT = re.compile(rb"thread '[^'\n]*' panicked at .*\n(?:(?:note: .*|st
 def _stderr_without_panic_reports() -> Iterator[None]:
     """Holds what is written to descriptor 2 meanwhile and writes it there afterwards, less Rust's reports of caught
     panics ("thread '<unnamed>' panicked at 'Cannot emit inst ...'", for a SIMD instruction beyond the target's CPU
-    baseline), whose message the panic's one-line error gives anyway; anything else written there still shows."""
+    baseline), whose message the panic's one-line error gives anyway; anything else written there still shows. One
+    compile at a time holds it (doit's threads): another's restore would leave descriptor 2 on a file nobody reads."""
+    with _STDERR_HOLDER, _stderr_held():
+        yield
+
+
+@contextmanager
+def _stderr_held() -> Iterator[None]:
     sys.stderr.flush()
     kept = os.dup(2)
     with tempfile.TemporaryFile() as held:

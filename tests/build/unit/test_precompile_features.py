@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,32 @@ def test_what_else_is_written_to_stderr_during_wasmer_s_compile_still_shows(capf
     with wasmer._stderr_without_panic_reports():
         os.write(2, b"before\n" + panic + b"a real error\n")
     assert capfd.readouterr().err == "before\na real error\n"
+
+
+def test_two_threads_compiling_at_once_leave_stderr_where_it_was(capfd: pytest.CaptureFixture[str]) -> None:
+    """With doit's threads (-P thread), the second compile kept the first one's file as the descriptor to restore,
+    and restored it after the first ended: everything written to stderr afterwards went to a removed file."""
+    from ngixi_runtime.engines import wasmer
+
+    a_inside, b_inside, a_done = threading.Event(), threading.Event(), threading.Event()
+
+    def first() -> None:
+        with wasmer._stderr_without_panic_reports():
+            a_inside.set()
+            b_inside.wait(0.2)  # without one holder at a time, the second is inside by now
+        a_done.set()
+
+    def second() -> None:
+        with wasmer._stderr_without_panic_reports():
+            b_inside.set()
+            a_done.wait(1)
+
+    a = threading.Thread(target=first)
+    a.start()
+    a_inside.wait(5)
+    b = threading.Thread(target=second)
+    b.start()
+    a.join()
+    b.join()
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"
