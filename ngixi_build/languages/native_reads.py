@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import NamedTuple
@@ -60,16 +60,46 @@ class Token(NamedTuple):
 def refuse_reads_outside(
     guest: str, source: str, dependencies: Sequence[str], root: Path, allowed: Sequence[Path]
 ) -> None:
-    """Refuses a file among the compile's `dependencies` (paths relative to `root`) under none of the `allowed`
-    folders once links are resolved."""
+    """Refuses a file among the compile's `dependencies` (paths relative to `root`, the project's) under none of the
+    `allowed` folders once links are resolved, or whose path the list may not show as it is."""
     folders = [Path(os.path.realpath(folder)) for folder in allowed]
+    unplain = cache(_unplain_name_in)
     for name in dependencies:
-        read = Path(os.path.realpath(root / name))
+        try:
+            read = _listed_path(root, name, unplain)
+        except ValueError as problem:
+            raise CompileError(f"{guest}: {source}: {problem}") from None
         if not any(read == folder or folder in read.parents for folder in folders):
             raise CompileError(
                 f"{guest}: {source} reads {read}, outside the guest's folder; a guest's compile reads only its own "
                 f"folder, the toolchain's headers and the generated bindings: copy the file into guests/{guest}/"
             )
+
+
+def _listed_path(root: Path, name: str, unplain: Callable[[str], str | None]) -> Path:
+    """The real path of a file the list names, walked a part at a time as the system resolves it. clang's list
+    writes a backslash in a name as `/` and leaves a tab as it is, so a folder of the project (where the files of a
+    project someone else made are) holding such a name could make the list name another file than the one read:
+    such a folder on the way, or a part that is not there as listed, is a ValueError."""
+    project = os.path.realpath(root)
+    current = "/" if os.path.isabs(name) else project
+    for part in name.split("/"):
+        if part in ("", "."):
+            continue
+        if (current == project or current.startswith(project + os.sep)) and (entry := unplain(current)):
+            raise ValueError(
+                f"{current}/, which its compile reads through, holds {entry!r}, a name clang's list of the files a "
+                "compile reads shows otherwise (a backslash as /, a tab as a space): rename it"
+            )
+        current = os.path.realpath(os.path.join(current, part))
+        if not os.path.lexists(current):
+            raise ValueError(f"clang's list of the files it read names {name!r}, but {current} is not there")
+    return Path(current)
+
+
+def _unplain_name_in(directory: str) -> str | None:
+    """A name in `directory` with a backslash or a character that is not printable (a tab), if any."""
+    return next((entry for entry in os.listdir(directory) if "\\" in entry or not entry.isprintable()), None)
 
 
 def refuse_links_out(guest: str, directory: Path, shown_as: str) -> None:
@@ -153,9 +183,18 @@ def _kind(match: re.Match[str]) -> str | None:
     return next((kind for kind in ("string", "word", "other") if match[kind] is not None), None)
 
 
+_MAKE_PIECE = re.compile(r"\\[ #]|\$\$|.", re.DOTALL)
+
+
 def make_dependencies(text: str) -> list[str]:
-    """The prerequisites of a make rule as `clang -MD -MF` writes it (one target; `\\ ` in names, `$$` for `$`)."""
-    joined = text.replace("\\\n", " ")
-    _target, _colon, rest = joined.partition(": ")
-    words = re.findall(r"(?:\\.|[^\s\\])+", rest)
-    return [re.sub(r"\\(.)", r"\1", word).replace("$$", "$") for word in words]
+    """The prerequisites of a make rule as `clang -MD -MF` writes it (one target): names end at a space or a line's
+    end; `\\ ` is a space in a name, `\\#` a `#`, `$$` a `$`, and any other character (a tab) is the name's."""
+    _target, _colon, rest = text.replace("\\\n", " ").partition(": ")
+    names, name = [], ""
+    for piece in _MAKE_PIECE.findall(rest):
+        if piece in (" ", "\n"):
+            names.append(name)
+            name = ""
+        else:
+            name += {"\\ ": " ", "\\#": "#", "$$": "$"}.get(piece, piece)
+    return [found for found in [*names, name] if found]

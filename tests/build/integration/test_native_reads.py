@@ -96,6 +96,27 @@ def test_a_c_guest_that_reads_a_file_outside_its_folder_is_refused(project: Proj
     assert not project.wasm_path("g").exists()
 
 
+@pytest.mark.parametrize("folder", ["q\\a\\b\\c", "d\tx"])
+def test_a_c_guest_reading_through_a_name_the_dependency_list_garbles_is_refused(project: Project, folder: str) -> None:
+    """clang's dependency list writes a backslash in a name as `/` (q/a/b/c: three folders deeper) and does not
+    escape a tab (read as two names, the second from the project's root, where x was a link deep into the guest):
+    through a folder of the guest's so named, `#embed` read a file outside the project while the list, as read,
+    named only files inside the guest's folder."""
+    guest = project.guests_dir / "g"
+    (guest / "linked.h").unlink()
+    (guest / folder).mkdir()
+    for decoy in ("q/a/b/c", "include/a/b/c", "outside"):  # what the list, as read, names (zig's cache reads it)
+        (guest / decoy).mkdir(parents=True)
+    (guest / "outside" / "secret").write_text("a decoy")
+    (guest / "d").write_text("")
+    (project.root / "x").symlink_to(guest / "include" / "a" / "b" / "c")
+    embed = f'#embed "{folder}/../../../../outside/secret"'
+    source = f"static const char s[] = {{\n{embed}\n}};\nint get(void) {{ return s[0]; }}\n"
+    with pytest.raises(CompileError, match=rf"^g: guests/g/main\.c: {re.escape(str(guest))}/, which its compile "):
+        compile_guest(project, source)
+    assert not project.wasm_path("g").exists()
+
+
 @pytest.mark.parametrize("how", ASSEMBLY)
 def test_a_c_guests_inline_assembly_is_refused(project: Project, how: str) -> None:
     (project.guests_dir / "g" / "linked.h").unlink()
@@ -136,5 +157,13 @@ def test_an_empty_barrier_and_asm_in_comments_or_strings_are_not_assembly() -> N
         '# 1 "a.c"\nint asm = 1; char *s = "__asm__(\\".incbin\\")";\n__asm__ goto ("" : : : : out);\nint n = 1\'000;\n'
     )
     native_reads.refuse_c_assembly("g", "a.c", c_text)
-    made = "out.i: guests/g/a\\ b.c \\\n  /usr/x$$y.h guests/g/\\#c.h\n"
-    assert native_reads.make_dependencies(made) == ["guests/g/a b.c", "/usr/x$y.h", "guests/g/#c.h"]
+    made = "out.i: guests/g/a\\ b.c \\\n  /usr/x$$y.h guests/g/\\#c.h guests/g/d\tx.h\n"
+    assert native_reads.make_dependencies(made) == ["guests/g/a b.c", "/usr/x$y.h", "guests/g/#c.h", "guests/g/d\tx.h"]
+
+
+def test_an_embed_of_a_file_that_is_not_there_fails_in_one_line(project: Project) -> None:
+    """zig cc -E took it without an error and wrote no list of the files it read: the check's read of that list
+    failed with a traceback."""
+    (project.guests_dir / "g" / "linked.h").unlink()
+    with pytest.raises(CompileError, match=r"^g: guests/g/main\.c: its preprocessing listed no files it read"):
+        compile_guest(project, 'static const char s[] = {\n#embed "missing"\n};\nint get(void) { return s[0]; }\n')
