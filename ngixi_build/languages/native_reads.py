@@ -86,11 +86,8 @@ def _listed_path(root: Path, name: str, unplain: Callable[[str], str | None]) ->
     for part in name.split("/"):
         if part in ("", "."):
             continue
-        if (current == project or current.startswith(project + os.sep)) and (entry := unplain(current)):
-            raise ValueError(
-                f"{current}/, which its compile reads through, holds {entry!r}, a name clang's list of the files a "
-                "compile reads shows otherwise (a backslash as /, a tab as a space): rename it"
-            )
+        if (current == project or current.startswith(project + os.sep)) and (problem := unplain(current)):
+            raise ValueError(f"{current}/, which its compile reads through, {problem}")
         current = os.path.realpath(os.path.join(current, part))
         if not os.path.lexists(current):
             raise ValueError(f"clang's list of the files it read names {name!r}, but {current} is not there")
@@ -98,8 +95,19 @@ def _listed_path(root: Path, name: str, unplain: Callable[[str], str | None]) ->
 
 
 def _unplain_name_in(directory: str) -> str | None:
-    """A name in `directory` with a backslash or a character that is not printable (a tab), if any."""
-    return next((entry for entry in os.listdir(directory) if "\\" in entry or not entry.isprintable()), None)
+    """What is wrong with `directory`, if it holds a name with a backslash or a character that is not printable (a
+    tab), or cannot be listed (it could hold one)."""
+    try:
+        entries = os.listdir(directory)
+    except OSError as error:
+        return f"cannot be listed ({error.strerror}) to check its names: make it readable"
+    unplain = next((entry for entry in entries if "\\" in entry or not entry.isprintable()), None)
+    if unplain is None:
+        return None
+    return (
+        f"holds {unplain!r}, a name clang's list of the files a compile reads shows otherwise (a backslash as /, a "
+        "tab as a space): rename it"
+    )
 
 
 def refuse_links_out(guest: str, directory: Path, shown_as: str) -> None:

@@ -3,6 +3,7 @@ sources of a project someone else made chose which files of the build machine we
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -115,6 +116,22 @@ def test_a_c_guest_reading_through_a_name_the_dependency_list_garbles_is_refused
     with pytest.raises(CompileError, match=rf"^g: guests/g/main\.c: {re.escape(str(guest))}/, which its compile "):
         compile_guest(project, source)
     assert not project.wasm_path("g").exists()
+
+
+def test_a_folder_the_check_cannot_list_is_refused(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder of the project a compile reads through that cannot be listed could hold such a name (a tarball
+    keeps a mode of 0111; root lists it all the same, hence the stand-in)."""
+    (project.guests_dir / "g" / "linked.h").unlink()
+    unlisted, real_listdir = os.path.realpath(project.guests_dir / "g" / "include"), os.listdir
+
+    def listdir(directory: str) -> list[str]:
+        if directory == unlisted:
+            raise PermissionError(13, "Permission denied")
+        return real_listdir(directory)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    with pytest.raises(CompileError, match=r"include/, which its compile reads through, cannot be listed"):
+        compile_guest(project, '#include "include/inner.h"\nint get(void) { return secret; }\n')
 
 
 @pytest.mark.parametrize("how", ASSEMBLY)
