@@ -5,7 +5,9 @@ its folder, inline assembly's `.incbin`), and what it reads can end up in a sign
 before the compile: a C file whose preprocessing reads a file elsewhere (clang's own dependency list, `-MD -MF`),
 a link out of a Zig guest's folder (Zig itself refuses `@embedFile` and `@import` outside a module's folder, but
 follows links), and inline assembly other than the empty `asm volatile ("" ::: "memory")` barrier in either
-language: the assembler's `.incbin` and `.include` read any file, and no dependency list shows them.
+language: the assembler's `.incbin` and `.include` read any file, and no dependency list shows them. clang's list
+shows some names otherwise than they are (a backslash as `/`, a tab unescaped), so each listed path is walked as the
+system resolves it, and a folder of the project holding such a name on the way is refused.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ _ZIG_TOKEN = re.compile(
     r"|(?P<newline>\n)"
     r"|(?P<other>\S)"
 )
-C_ASSEMBLY = frozenset(("asm", "__asm", "__asm__"))
+_C_ASSEMBLY = frozenset(("asm", "__asm", "__asm__"))
 ZIG_ASSEMBLY = frozenset(("asm",))
 _QUALIFIERS = {"volatile", "__volatile", "__volatile__", "goto", "inline", "__inline", "__inline__"}
 _ASSEMBLY_RULE = (
@@ -148,7 +150,7 @@ def refuse_c_assembly(guest: str, source: str, preprocessed: str) -> None:
     mode and on -f switches, and a reading that is not clang's can take code for the inside of a literal."""
     for raw_strings, digit_separators in itertools.product((False, True), repeat=2):
         tokens = c_tokens(preprocessed, source, raw_strings=raw_strings, digit_separators=digit_separators)
-        refuse_assembly(guest, source, tokens, C_ASSEMBLY)
+        refuse_assembly(guest, source, tokens, _C_ASSEMBLY)
 
 
 @cache
