@@ -123,11 +123,16 @@ class C(native.ZigCompiled):
                 self.run_zig(
                     project, guest, [zig, *preprocess_arguments(project, guest.name, options, source, Path(scratch))]
                 )
-                read = native_reads.make_dependencies((Path(scratch) / "out.i.d").read_text(encoding="utf-8"))
+                listed = Path(scratch) / "out.i.d"
+                if not listed.is_file():  # seen for an #embed of a file that is not there: no error, no list
+                    raise CompileError(
+                        f"{guest.name}: {source}: its preprocessing listed no files it read (an #embed of a file "
+                        "that is not there?): check its #include and #embed lines"
+                    )
+                read = native_reads.make_dependencies(listed.read_text(encoding="utf-8", errors="surrogateescape"))
                 native_reads.refuse_reads_outside(guest.name, source, read, project.root, allowed)
                 preprocessed = (Path(scratch) / "out.i").read_text(encoding="latin-1")
-                tokens = native_reads.c_tokens(preprocessed, source)
-                native_reads.refuse_assembly(guest.name, source, tokens, native_reads.C_ASSEMBLY)
+                native_reads.refuse_c_assembly(guest.name, source, preprocessed)
 
     def arguments_again(self, arguments: list[str], failure: str) -> list[str] | None:
         """Without `--export=NAME` for each export no C function is named: one marked

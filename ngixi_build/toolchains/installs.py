@@ -17,11 +17,11 @@ import functools
 import hashlib
 import hmac
 import logging
+import multiprocessing
 import os
-import re
 import secrets
 import shutil
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -34,10 +34,6 @@ from ngixi_runtime.trust.project_trust import dev_keys_file
 COMPLETE = ".complete"
 _STAMP_KEY_NAME = "install-stamp.key"
 _STAMP_KEY_BYTES = 32
-# Where the user's key cannot be kept, the build's own: made once, in the process that first imports this module, and
-# passed to doit's workers through the environment, since a worker that is not forked (forkserver, spawn) imports
-# this module afresh.
-_PROCESS_KEY_VARIABLE = "NGIXI_BUILD_PROCESS_STAMP_KEY"
 
 log = logging.getLogger(__name__)
 
@@ -93,20 +89,15 @@ def _stamp_key() -> bytes:
         return _kept_stamp_key()
     except (NgixiError, OSError) as error:  # OSError: a link to nowhere where the key would be
         _warn_once(str(error))
-        return _PROCESS_STAMP_KEY
+        return _build_stamp_key()
 
 
-def _process_stamp_key(environ: MutableMapping[str, str] = os.environ) -> bytes:
-    """The build's own stamp key, from the process that started it (through `environ`), or made and put there."""
-    inherited = environ.get(_PROCESS_KEY_VARIABLE, "")
-    if re.fullmatch(r"[0-9a-f]{64}", inherited):
-        return bytes.fromhex(inherited)
-    key = secrets.token_bytes(_STAMP_KEY_BYTES)
-    environ[_PROCESS_KEY_VARIABLE] = key.hex()
-    return key
-
-
-_PROCESS_STAMP_KEY = _process_stamp_key()
+def _build_stamp_key() -> bytes:
+    """The build's own stamp key, drawn from multiprocessing's authentication key: random in the process that starts
+    the build and handed to each doit worker however it is started (fork, forkserver, spawn), but to no other
+    program the build runs (npm, zig, a guest's build-time code), as a variable of the environment would be."""
+    authkey = multiprocessing.current_process().authkey
+    return hmac.new(authkey, b"ngixi build stamp key", hashlib.sha256).digest()
 
 
 def _kept_stamp_key() -> bytes:

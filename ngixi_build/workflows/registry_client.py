@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import ipaddress
 import os
 import re
 import socket
@@ -25,6 +24,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import PoolManager
 
+from ngixi_build.toolchains.npm_settings import is_loopback_host
 from ngixi_runtime.errors import InvalidInput, NgixiError
 
 USERNAME_VARIABLE = "NGIXI_REGISTRY_USERNAME"
@@ -261,13 +261,8 @@ def connect(host: str) -> Client:
 
 
 def is_loopback(host: str) -> bool:
-    name = host.rsplit(":", 1)[0].strip("[]") if not host.endswith("]") else host.strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    """Whether a registry's host[:port] is this machine."""
+    return is_loopback_host(host.rsplit(":", 1)[0].strip("[]") if not host.endswith("]") else host.strip("[]"))
 
 
 def reason(error: requests.RequestException) -> str:

@@ -10,6 +10,8 @@ import itertools
 import os
 import re
 import sys
+import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache, partial
@@ -114,26 +116,41 @@ def _compiler_store(triple: str | None = None, cpu_features: Sequence[str] = ())
 
 def precompile(wasm: bytes, *, triple: str, cpu_features: Sequence[str], what: str) -> bytes:
     """Cross-compiles a module for a target and returns the serialized artifact."""
-    with engine_errors(what, NgixiError), _panic_messages_dropped():
+    with engine_errors(what, NgixiError), _stderr_without_panic_reports():
         data: bytes = wasmer.Module(_compiler_store(triple, cpu_features), wasm).serialize()
         return data
 
 
+# Rust's panic hook's report of a caught panic: its first line, then the note on backtraces or the backtrace.
+_STDERR_HOLDER = threading.Lock()
+_PANIC_REPORT = re.compile(rb"thread '[^'\n]*' panicked at .*\n(?:(?:note: .*|stack backtrace:|\s+.*)\n)*")
+
+
 @contextmanager
-def _panic_messages_dropped() -> Iterator[None]:
-    """Sends what is written to descriptor 2 nowhere meanwhile: Rust's panic hook writes a caught panic's message
-    there ("thread '<unnamed>' panicked at 'Cannot emit inst ...'", for a SIMD instruction beyond the target's
-    CPU baseline), which the panic's one-line error says anyway."""
+def _stderr_without_panic_reports() -> Iterator[None]:
+    """Holds what is written to descriptor 2 meanwhile and writes it there afterwards, less Rust's reports of caught
+    panics ("thread '<unnamed>' panicked at 'Cannot emit inst ...'", for a SIMD instruction beyond the target's CPU
+    baseline), whose message the panic's one-line error gives anyway; anything else written there still shows. One
+    compile at a time holds it (doit's threads): another's restore would leave descriptor 2 on a file nobody reads."""
+    with _STDERR_HOLDER, _stderr_held():
+        yield
+
+
+@contextmanager
+def _stderr_held() -> Iterator[None]:
     sys.stderr.flush()
     kept = os.dup(2)
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 2)
-        yield
-    finally:
-        os.dup2(kept, 2)
-        os.close(kept)
-        os.close(null)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(kept, 2)
+            os.close(kept)
+            held.seek(0)
+            rest = _PANIC_REPORT.sub(b"", held.read())
+            if rest:
+                os.write(2, rest)
 
 
 class WasmerMemory:

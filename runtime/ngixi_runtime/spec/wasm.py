@@ -465,33 +465,30 @@ def _bounded(body: bytes, maximum_when_none: int, what: str, source: str) -> byt
 
 
 _START = 8
-# Where each known section must stand: the data count (12) goes before the code, tags (13) before the globals.
-_SECTION_ORDER = (1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11)
 
 
 def with_start_exported(data: bytes, name: str, *, source: str) -> bytes:
     """The module without its start section, its start function exported as `name` instead (for the host to call
     once the instance's memory is linked to its host functions); the module as it is without a start section, or
-    when it already exports `name`."""
+    when it already exports `name`. A module with no export section gets one where its start section stood: the
+    export section comes right before it in a module's order."""
     spans = list(section_spans(data, source=source))
     starts = [_Reader(data[body:end], source).u32() for found, _, body, end in spans if found == _START]
     if not starts or read_module_info(data, source=source).export(name) is not None:
         return data
     entry = uleb128(len(name.encode())) + name.encode() + b"\0" + uleb128(starts[0])
-    out, exported = bytearray(_MODULE_HEADER), False
+    has_exports = any(found == _EXPORT for found, *_ in spans)
+    out = bytearray(_MODULE_HEADER)
     for found, start, body, end in spans:
-        if found == _START:
-            continue
         if found == _EXPORT:
             exports = _Reader(data[body:end], source)
             entries = uleb128(exports.u32() + 1) + data[body + exports.pos : end] + entry
             out += bytes([_EXPORT]) + uleb128(len(entries)) + entries
-            exported = True
-            continue
-        if not exported and found in _SECTION_ORDER[_SECTION_ORDER.index(_EXPORT) + 1 :]:
-            out += bytes([_EXPORT]) + uleb128(len(entry) + 1) + b"\x01" + entry
-            exported = True
-        out += data[start:end]
+        elif found == _START:
+            if not has_exports:
+                out += bytes([_EXPORT]) + uleb128(len(entry) + 1) + b"\x01" + entry
+        else:
+            out += data[start:end]
     return bytes(out)
 
 

@@ -35,11 +35,29 @@ READS = {
     "an #include in a header": '#include "include/inner.h"\nint get(void) { return secret; }\n',
 }
 INCBIN = '__asm__(".section .rodata.s,\\"\\",@\\n.globl s\\ns:\\n.inc" "bin \\"{secret}\\"\\n");\n'
-ASSEMBLY = {
-    "inline assembly": ("guests/g/main.c:1", INCBIN + "extern const char s[];\nint get(void) { return s[0]; }\n"),
+ASSEMBLY = {  # each: where it is refused, the source, and the C standard it is built with
+    "inline assembly": (
+        "guests/g/main.c:1",
+        INCBIN + "extern const char s[];\nint get(void) { return s[0]; }\n",
+        "c17",
+    ),
+    "inline assembly after a raw string": (
+        "guests/g/main.c:1",
+        'const char *r = R"(")";' + INCBIN + "extern const char s[];\nint get(void) { return s[0] + r[0]; }\n",
+        "gnu17",
+    ),
+    "inline assembly between digit separators, in what a GNU C reads as a raw string": (
+        "guests/g/main.c:2",
+        '#pragma ngixi R"(\n'  # a pragma of no compiler's: taken for nothing whatever it holds
+        + "int n = 1'2; "
+        + INCBIN.rstrip()
+        + " int m = 3'4;\n#pragma ngixi )\"\nextern const char s[];\nint get(void) { return s[0]; }\n",
+        "c23",
+    ),
     "inline assembly in a header": (
         "guests/g/main.c (in guests/g/include/asm.h:2)",
         '#include "include/asm.h"\nextern const char s[];\nint get(void) { return s[0]; }\n',
+        "c17",
     ),
 }
 
@@ -85,10 +103,48 @@ def test_a_c_guest_that_reads_a_file_outside_its_folder_is_refused(project: Proj
     assert not project.wasm_path("g").exists()
 
 
+@pytest.mark.parametrize("folder", ["q\\a\\b\\c", "d\tx"])
+def test_a_c_guest_reading_through_a_name_the_dependency_list_garbles_is_refused(project: Project, folder: str) -> None:
+    """clang's dependency list writes a backslash in a name as `/` (q/a/b/c: three folders deeper) and does not
+    escape a tab (read as two names, the second from the project's root, where x was a link deep into the guest):
+    through a folder of the guest's so named, `#embed` read a file outside the project while the list, as read,
+    named only files inside the guest's folder."""
+    guest = project.guests_dir / "g"
+    (guest / "linked.h").unlink()
+    (guest / folder).mkdir()
+    for decoy in ("q/a/b/c", "include/a/b/c", "outside"):  # what the list, as read, names (zig's cache reads it)
+        (guest / decoy).mkdir(parents=True)
+    (guest / "outside" / "secret").write_text("a decoy")
+    (guest / "d").write_text("")
+    (project.root / "x").symlink_to(guest / "include" / "a" / "b" / "c")
+    embed = f'#embed "{folder}/../../../../outside/secret"'
+    source = f"static const char s[] = {{\n{embed}\n}};\nint get(void) {{ return s[0]; }}\n"
+    with pytest.raises(CompileError, match=rf"^g: guests/g/main\.c: {re.escape(str(guest))}/, which its compile "):
+        compile_guest(project, source)
+    assert not project.wasm_path("g").exists()
+
+
+def test_a_folder_the_check_cannot_list_is_refused(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder of the project a compile reads through that cannot be listed could hold such a name (a tarball
+    keeps a mode of 0111; root lists it all the same, hence the stand-in)."""
+    (project.guests_dir / "g" / "linked.h").unlink()
+    unlisted, real_listdir = os.path.realpath(project.guests_dir / "g" / "include"), os.listdir
+
+    def listdir(directory: str) -> list[str]:
+        if directory == unlisted:
+            raise PermissionError(13, "Permission denied")
+        return real_listdir(directory)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    with pytest.raises(CompileError, match=r"include/, which its compile reads through, cannot be listed"):
+        compile_guest(project, '#include "include/inner.h"\nint get(void) { return secret; }\n')
+
+
 @pytest.mark.parametrize("how", ASSEMBLY)
 def test_a_c_guests_inline_assembly_is_refused(project: Project, how: str) -> None:
     (project.guests_dir / "g" / "linked.h").unlink()
-    where, source = ASSEMBLY[how]
+    where, source, standard = ASSEMBLY[how]
+    (project.root / "manifests" / "g.toml").write_text(MANIFEST + f'compile.flags = ["-std={standard}"]\n')
     with pytest.raises(CompileError, match=rf"^g: {re.escape(where)}: inline assembly is refused"):
         compile_guest(project, source)
     assert not project.wasm_path("g").exists()
@@ -120,10 +176,12 @@ def test_a_zig_guests_link_out_or_assembly_is_refused(project: Project) -> None:
 def test_an_empty_barrier_and_asm_in_comments_or_strings_are_not_assembly() -> None:
     text = 'asm volatile ("" ::: .{ .memory = true }); // asm (".incbin")\nconst s = "asm (";\n\\\\ asm ("x")\n'
     native_reads.refuse_assembly("g", "main.zig", native_reads.zig_tokens(text, "main.zig"), native_reads.ZIG_ASSEMBLY)
-    c_text = '# 1 "a.c"\nint asm = 1; char *s = "__asm__(\\".incbin\\")";\n__asm__ goto ("" : : : : out);\n'
-    native_reads.refuse_assembly("g", "a.c", native_reads.c_tokens(c_text, "a.c"), native_reads.C_ASSEMBLY)
-    made = "out.i: guests/g/a\\ b.c \\\n  /usr/x$$y.h guests/g/\\#c.h\n"
-    assert native_reads.make_dependencies(made) == ["guests/g/a b.c", "/usr/x$y.h", "guests/g/#c.h"]
+    c_text = (
+        '# 1 "a.c"\nint asm = 1; char *s = "__asm__(\\".incbin\\")";\n__asm__ goto ("" : : : : out);\nint n = 1\'000;\n'
+    )
+    native_reads.refuse_c_assembly("g", "a.c", c_text)
+    made = "out.i: guests/g/a\\ b.c \\\n  /usr/x$$y.h guests/g/\\#c.h guests/g/d\tx.h\n"
+    assert native_reads.make_dependencies(made) == ["guests/g/a b.c", "/usr/x$y.h", "guests/g/#c.h", "guests/g/d\tx.h"]
 
 
 def test_a_header_outside_the_guest_is_refused_until_its_folder_is_declared_shared(project: Project) -> None:
@@ -208,3 +266,11 @@ def test_an_include_of_dev_zero_is_refused_without_reading_it(project: Project) 
     (project.guests_dir / "g" / "linked.h").unlink()
     with pytest.raises(CompileError, match=r"^g: guests/g/main\.c reads /dev/zero, outside the guest's folder"):
         compile_guest(project, '#include "/dev/zero"\nint get(void) { return 1; }\n')
+
+
+def test_an_embed_of_a_file_that_is_not_there_fails_in_one_line(project: Project) -> None:
+    """zig cc -E took it without an error and wrote no list of the files it read: the check's read of that list
+    failed with a traceback."""
+    (project.guests_dir / "g" / "linked.h").unlink()
+    with pytest.raises(CompileError, match=r"^g: guests/g/main\.c: its preprocessing listed no files it read"):
+        compile_guest(project, 'static const char s[] = {\n#embed "missing"\n};\nint get(void) { return s[0]; }\n')

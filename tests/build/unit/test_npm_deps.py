@@ -60,9 +60,10 @@ def test_an_install_records_each_package_and_gives_it_an_entry(tmp_path: Path) -
     assert json.loads(record.read_text())["packages"][0]["sha256"] != package["sha256"]
 
 
-ALLOWED_SETTINGS = """# a company's registry, as a guest's project keeps it
-registry=https://registry.npmjs.org/
+ALLOWED_SETTINGS = """\ufeff# a company's registry, as a guest's project keeps it (a byte order mark first)
+registry=https://registry.npmjs.org/ ; the public one
 @corp:registry = https://npm.corp.example/api/npm/
+@local:registry="http://127.0.0.1:4873/"
 save-exact=true
 legacy-peer-deps
 ; the rest
@@ -83,6 +84,9 @@ REFUSED_SETTINGS = {
     "[section]": "'[section]' is a section or credentials",
     "registry=file:///etc": "registry=file:///etc is not a value npm takes for registry",
     "save-exact=yes": "save-exact=yes is not a value",
+    "registry=http://registry.npmjs.org/": "registry=http://registry.npmjs.org/ is not a value",
+    "@corp:registry=https://me:pw@npm.corp.example/": "@corp:registry=https://me:pw@npm.corp.example/ is not a",
+    'registry="https:\\u002f/x.example/\\u0024{TOKEN}"': "registry=",
     "save-exact=true\rgit=./x.sh": "'git' is not a setting",
 }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,46 @@ def test_atomics_are_sent_to_wasmtime_on_this_machine_alone(tmp_path: Path) -> N
         "; the module uses threads (atomic instructions or a shared memory), which Wasmtime runs and Wasmer 2.1 does"
         " not: " + WASMTIME_ON_THIS_MACHINE
     )
+
+
+def test_what_else_is_written_to_stderr_during_wasmer_s_compile_still_shows(capfd: pytest.CaptureFixture[str]) -> None:
+    """Descriptor 2 was sent nowhere during the compile to hide Rust's panic reports: anything else written there
+    meanwhile (another thread's log line, a warning of Wasmer's own) was lost."""
+    from ngixi_runtime.engines import wasmer
+
+    panic = (
+        b"thread '<unnamed>' panicked at 'Cannot emit inst', emit.rs:140:9\n"
+        b"note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n"
+    )
+    with wasmer._stderr_without_panic_reports():
+        os.write(2, b"before\n" + panic + b"a real error\n")
+    assert capfd.readouterr().err == "before\na real error\n"
+
+
+def test_two_threads_compiling_at_once_leave_stderr_where_it_was(capfd: pytest.CaptureFixture[str]) -> None:
+    """With doit's threads (-P thread), the second compile kept the first one's file as the descriptor to restore,
+    and restored it after the first ended: everything written to stderr afterwards went to a removed file."""
+    from ngixi_runtime.engines import wasmer
+
+    a_inside, b_inside, a_done = threading.Event(), threading.Event(), threading.Event()
+
+    def first() -> None:
+        with wasmer._stderr_without_panic_reports():
+            a_inside.set()
+            b_inside.wait(0.2)  # without one holder at a time, the second is inside by now
+        a_done.set()
+
+    def second() -> None:
+        with wasmer._stderr_without_panic_reports():
+            b_inside.set()
+            a_done.wait(1)
+
+    a = threading.Thread(target=first)
+    a.start()
+    a_inside.wait(5)
+    b = threading.Thread(target=second)
+    b.start()
+    a.join()
+    b.join()
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"

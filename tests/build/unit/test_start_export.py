@@ -46,3 +46,23 @@ def test_a_command_keeps_its_start_section(tmp_path: Path) -> None:
     path.write_bytes(bytes(wasmtime.wat2wasm(WAT)))
     assert not export_start(wasm_path=path, library=False)
     assert path.read_bytes() == bytes(wasmtime.wat2wasm(WAT))
+
+
+@pytest.mark.parametrize(
+    "wat",
+    [
+        '(module (import "env" "f" (func $f)) (start $f))',  # no code: the start was the last known section
+        '(module (import "env" "f" (func $f)) (start $f) (func (export "run")))',
+        '(module (func $init) (start $init) (data "x") (memory 1))',
+    ],
+)
+def test_a_start_function_is_exported_whatever_sections_follow_it(tmp_path: Path, wat: str) -> None:
+    """The export section was added before the first known section after it: a module whose start section came
+    last (an imported start function, no code) lost its start function and exported nothing."""
+    path = tmp_path / "guest.wasm"
+    path.write_bytes(bytes(wasmtime.wat2wasm(wat)))
+    assert export_start(wasm_path=path, library=True)
+    exported = path.read_bytes()
+    wasmtime.Module.validate(wasmtime.Engine(), exported)
+    initializer = read_module_info(exported, source="m.wasm").export("_initialize")
+    assert initializer is not None and initializer.kind == "func"
