@@ -3,6 +3,7 @@ this process (a one-shot command's `fork_here`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -162,12 +163,23 @@ def test_a_fork_server_whose_host_went_before_its_answer_ends_without_a_tracebac
 
 
 def spare_of(zygote: int, *tenants: int) -> int:
-    """The child the fork server forked ahead of the next spawn (its only child that is not one of `tenants`)."""
+    """The child the fork server forked ahead of the next spawn: its only living child that is not one of `tenants`
+    (a spare killed before is a zombie until the server reaps it, after the spawn that found it dead)."""
     deadline = time.monotonic() + 10
-    while not (spares := set(children_of(zygote)) - set(tenants)) and time.monotonic() < deadline:
+    while len(spares := _living(set(children_of(zygote)) - set(tenants))) != 1 and time.monotonic() < deadline:
         time.sleep(0.01)
     (spare,) = spares
     return spare
+
+
+def _living(pids: set[int]) -> set[int]:
+    """The processes of `pids` that are neither zombies nor gone."""
+    living = set()
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            if Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+                living.add(pid)
+    return living
 
 
 def test_a_spare_holds_nothing_of_the_server_and_one_killed_or_left_alone_ends_cleanly() -> None:
