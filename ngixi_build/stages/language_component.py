@@ -3,8 +3,8 @@
 The guest's world imports only the host interfaces its manifest grants (these tools import every
 interface of the world, used or not) and exports the functions its manifest declares. So the
 generated bindings offer exactly the granted capabilities: importing another one is the tool's own
-error, with file and line, after a line naming the grant it needs. The component is written to a temporary file and renamed into place:
-a failed build leaves no output.
+error, with file and line, after a line naming the grant it needs. The component is written to a
+temporary file and renamed into place: a failed build leaves no output.
 """
 
 from __future__ import annotations
