@@ -33,6 +33,8 @@ GUESTS = ("counter-js", "counter-python")
 GENERATED = {"javascript": "greet-js", "python": "greet-python"}
 RETURN = '        return f"Hello, {arg0}!"'
 RAISE = '            raise ValueError("no boom here")'  # line 15 of the generated app.py
+# Line 17, raised in the standard library's traceback.py (loaded at build: an import at run time would read files).
+DEEPER = '        if arg0 == "deeper":\n            __import__("traceback").format_exception(arg0)'
 JS_RETURN = "  return `Hello, ${name}!`;"
 JS_THROW = '  if (name === "boom") throw new RangeError("no boom here");'  # line 9 of the generated index.js
 COUNTER_BUMP = "  const now = total() + by;"
@@ -59,7 +61,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for lang, guest in GENERATED.items():
         run(project, "ngixi", "new", guest, "--lang", lang)  # a library component: these languages' only template
     app = project / "guests" / GENERATED["python"] / "app.py"
-    app.write_text(app.read_text().replace(RETURN, f'        if arg0 == "boom":\n{RAISE}\n{RETURN}'))
+    app.write_text(app.read_text().replace(RETURN, f'        if arg0 == "boom":\n{RAISE}\n{DEEPER}\n{RETURN}'))
     index = project / "guests" / GENERATED["javascript"] / "index.js"
     index.write_text(index.read_text().replace(JS_RETURN, f"{JS_THROW}\n{JS_RETURN}"))
     counter = project / "guests" / "counter-js" / "index.js"  # granted stdio: its WASI writers are Wasmtime's
@@ -151,6 +153,11 @@ def test_a_python_exception_is_logged_with_the_guests_line(built: Path) -> None:
     failed = run(built, "ngixi", "run", f"artifacts/bundles/{guest}-0.1.0.ngx", "greet", "boom", check=False)
     assert failed.returncode == 5
     assert f"error: ValueError: no boom here (at guests/{guest}/app.py:15 in greet)\n" in failed.stderr
+    deeper = run(built, "ngixi", "run", f"artifacts/bundles/{guest}-0.1.0.ngx", "greet", "deeper", check=False)
+    assert deeper.returncode == 5  # the guest's own line, not traceback.py's where the exception was raised
+    assert f"error: TypeError: Exception expected for value, str found (at guests/{guest}/app.py:17 in greet)\n" in (
+        deeper.stderr
+    )
 
 
 def test_a_javascript_error_is_logged_with_the_guests_line(built: Path) -> None:
