@@ -254,6 +254,25 @@ def _broken_guest(project: Path, name: str, template: str, entry: str, source: s
     (project / "manifests" / f"{name}.toml").write_text(manifest)
 
 
+def test_a_build_error_in_a_package_names_the_package_s_file(built: Path) -> None:
+    """SpiderMonkey has no ICU: a Unicode property escape fails the build where the regex is, which was a line of the
+    bundle (artifacts/wasm/.NAME.bundle.mjs:5064:83), a file the build removes; it is the package's own file."""
+    guest = built / "guests" / "unicode-js"
+    (guest / "uni").mkdir(parents=True)
+    (guest / "package.json").write_text('{"name": "unicode-js", "dependencies": {"uni": "file:uni"}}\n')
+    lock = {
+        "": {"dependencies": {"uni": "file:uni"}},
+        "uni": {},
+        "node_modules/uni": {"resolved": "uni", "link": True},
+    }
+    (guest / "package-lock.json").write_text(json.dumps({"lockfileVersion": 3, "requires": True, "packages": lock}))
+    (guest / "uni" / "package.json").write_text('{"name": "uni", "main": "index.js"}\n')
+    (guest / "uni" / "index.js").write_text("// upper case?\nmodule.exports = (text) => /\\p{Lu}/u.test(text);\n")
+    printed = _failed_npm_guest_compile(built, guest, "uni")
+    assert "guests/unicode-js/uni/index.js:2 SyntaxError: invalid property name in regular expression" in printed
+    assert ".bundle.mjs" not in printed
+
+
 def test_compiler_errors_name_file_and_line_and_leave_no_output(built: Path) -> None:
     _broken_guest(built, "bad-js", "counter-js", "index.js", "export function bump(by) {\n  return by +* 1;\n}\n")
     python = "import wit_world\n\n\nclass WitWorld(wit_world.WitWorld):\n    def bump(self, arg0):\n        return (\n"
@@ -275,6 +294,10 @@ def test_importing_an_ungranted_interface_is_the_tool_s_own_error(built: Path) -
     assert result.returncode != 0
     assert 'File "guests/greedy-python/app.py", line' in result.stdout + result.stderr
     assert "cannot import name 'http'" in result.stdout + result.stderr
+    assert (  # and first, what to grant
+        "manifests/greedy-python.toml: capabilities.http: the guest imports the host's http interface, which needs"
+        " [capabilities.http]; grant it in the manifest or remove the import"
+    ) in result.stdout + result.stderr
 
 
 def _edit(path: Path, *replacements: tuple[str, str]) -> None:
