@@ -196,6 +196,21 @@ def _failed_npm_guest_compile(built: Path, guest: Path, package: str) -> str:
     return result.stdout + result.stderr
 
 
+def _with_local_package(guest: Path, name: str) -> Path:
+    """Makes `guest` depend on its own folder `name` (`file:name`, linked into node_modules by npm ci) with a
+    package.json whose main is index.js; returns that folder, for its index.js."""
+    (guest / name).mkdir(parents=True)
+    (guest / "package.json").write_text(json.dumps({"name": guest.name, "dependencies": {name: f"file:{name}"}}))
+    lock = {
+        "": {"dependencies": {name: f"file:{name}"}},
+        name: {},
+        f"node_modules/{name}": {"resolved": name, "link": True},
+    }
+    (guest / "package-lock.json").write_text(json.dumps({"lockfileVersion": 3, "requires": True, "packages": lock}))
+    (guest / name / "package.json").write_text(json.dumps({"name": name, "main": "index.js"}))
+    return guest / name
+
+
 def test_a_package_the_guest_did_not_install_is_named(built: Path) -> None:
     guest = built / "guests" / "unresolved-js"
     shutil.copytree(built / "guests" / NPM_GUEST, guest, ignore=shutil.ignore_patterns("node_modules"))
@@ -207,17 +222,9 @@ def test_a_package_file_outside_the_guest_is_refused(built: Path, tmp_path: Path
     """rolldown followed a link out of a package (a package.json "main" likewise) and built that file of the build
     machine into the guest."""
     guest = built / "guests" / "outside-js"
-    (guest / "near").mkdir(parents=True)
-    (guest / "package.json").write_text('{"name": "outside-js", "dependencies": {"near": "file:near"}}\n')
-    lock = {
-        "": {"dependencies": {"near": "file:near"}},
-        "near": {},
-        "node_modules/near": {"resolved": "near", "link": True},
-    }
-    (guest / "package-lock.json").write_text(json.dumps({"lockfileVersion": 3, "requires": True, "packages": lock}))
-    (guest / "near" / "package.json").write_text('{"name": "near", "main": "index.js"}\n')
+    package = _with_local_package(guest, "near")
     (tmp_path / "elsewhere.js").write_text("module.exports = () => 'from elsewhere on the build machine';\n")
-    (guest / "near" / "index.js").symlink_to(tmp_path / "elsewhere.js")
+    (package / "index.js").symlink_to(tmp_path / "elsewhere.js")
     printed = _failed_npm_guest_compile(built, guest, "near")
     assert "elsewhere.js: outside the guest's directory guests/outside-js" in printed
 
@@ -258,16 +265,9 @@ def test_a_build_error_in_a_package_names_the_package_s_file(built: Path) -> Non
     """SpiderMonkey has no ICU: a Unicode property escape fails the build where the regex is, which was a line of the
     bundle (artifacts/wasm/.NAME.bundle.mjs:5064:83), a file the build removes; it is the package's own file."""
     guest = built / "guests" / "unicode-js"
-    (guest / "uni").mkdir(parents=True)
-    (guest / "package.json").write_text('{"name": "unicode-js", "dependencies": {"uni": "file:uni"}}\n')
-    lock = {
-        "": {"dependencies": {"uni": "file:uni"}},
-        "uni": {},
-        "node_modules/uni": {"resolved": "uni", "link": True},
-    }
-    (guest / "package-lock.json").write_text(json.dumps({"lockfileVersion": 3, "requires": True, "packages": lock}))
-    (guest / "uni" / "package.json").write_text('{"name": "uni", "main": "index.js"}\n')
-    (guest / "uni" / "index.js").write_text("// upper case?\nmodule.exports = (text) => /\\p{Lu}/u.test(text);\n")
+    (_with_local_package(guest, "uni") / "index.js").write_text(
+        "// upper case?\nmodule.exports = (text) => /\\p{Lu}/u.test(text);\n"
+    )
     printed = _failed_npm_guest_compile(built, guest, "uni")
     assert "guests/unicode-js/uni/index.js:2 SyntaxError: invalid property name in regular expression" in printed
     assert ".bundle.mjs" not in printed
