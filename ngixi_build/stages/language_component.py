@@ -3,13 +3,14 @@
 The guest's world imports only the host interfaces its manifest grants (these tools import every
 interface of the world, used or not) and exports the functions its manifest declares. So the
 generated bindings offer exactly the granted capabilities: importing another one is the tool's own
-error, with file and line. The component is written to a temporary file and renamed into place:
-a failed build leaves no output.
+error, with file and line, after a line naming the grant it needs. The component is written to a
+temporary file and renamed into place: a failed build leaves no output.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -18,10 +19,16 @@ from pathlib import Path
 from ngixi_build.project import Project
 from ngixi_build.stages.component import world_dir, world_text
 from ngixi_build.toolchains.wit import qualified_name
-from ngixi_runtime.capabilities.registry import capability
-from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.capabilities.registry import capability, every_capability
+from ngixi_runtime.errors import InvalidInput, NgixiError
 from ngixi_runtime.guest.manifest import Manifest, load_manifest
 
+# A host interface the guest imports and its world lacks, as componentize-js (loading the module) and componentize-py
+# (importing from the generated bindings) report it.
+_MISSING_INTERFACE = re.compile(
+    r'Error loading module "ngixi:host/(?P<js>[a-z0-9-]+)@|'
+    r"cannot import name '(?P<py>[a-z0-9_]+)' from 'wit_world\.imports'"
+)
 # Makes the component of the guest's world (WIT directory; the manifest, whose guest names the world) at the given path.
 Builder = Callable[[Path, Manifest, Path], None]
 
@@ -66,6 +73,28 @@ def build_component(project: Project, guest: str, out_path: Path, builder: Build
         tempfile.TemporaryDirectory(prefix=f".{guest}-", dir=out_path.parent) as work,
     ):
         built = Path(work) / "component.wasm"
-        builder(world_dir, manifest, built)
+        try:
+            builder(world_dir, manifest, built)
+        except NgixiError as error:
+            missing = ungranted_import(str(error), manifest)
+            if missing is None:
+                raise
+            raise type(error)(f"{project.manifest_path(guest).relative_to(project.root)}: {missing}\n{error}") from None
         os.replace(built, out_path)
     return out_path.stat().st_size
+
+
+def ungranted_import(diagnostics: str, manifest: Manifest) -> str | None:
+    """What to grant, when the tool's diagnostics say the guest imports a host interface its manifest does not grant
+    (the guest's world, and so its bindings, has only the granted ones)."""
+    found = _MISSING_INTERFACE.search(diagnostics)
+    if found is None:
+        return None
+    interface = (found["js"] or found["py"]).replace("_", "-")
+    name = next((c.name for c in every_capability() if c.interface == interface), None)
+    if name is None or name in manifest.grants:
+        return None
+    return (
+        f"capabilities.{name}: the guest imports the host's {interface} interface, which needs [capabilities.{name}];"
+        " grant it in the manifest or remove the import"
+    )

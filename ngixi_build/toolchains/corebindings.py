@@ -385,9 +385,39 @@ def _zig_errors() -> list[str]:
     return lines
 
 
+_ZIG_PANIC = """\
+/// The guest's panic handler: `pub const panic = ngixi.panic;` in its root file. A `@panic` or a failed safety
+/// check ends the call with its message, in one line naming the guest and the export, through the `env.abort`
+/// every guest is granted; std's default handler would print it through WASI files the guest is not granted.
+pub const panic = std.debug.FullPanic(panicToHost);
+
+const raw_abort = @extern(
+    *const fn (?[*]const u16, ?[*]const u16, u32, u32) callconv(.c) void,
+    .{ .name = "abort", .library_name = "env" },
+);
+const panic_capacity = 1024;
+var panic_text: [2 + panic_capacity]u16 align(4) = undefined;
+
+fn panicToHost(message: []const u8, _: ?usize) noreturn {
+    @branchHint(.cold);
+    // env.abort reads an AssemblyScript string: UTF-16LE, its byte length in the u32 just before it.
+    var end = @min(message.len, panic_capacity);
+    while (end < message.len and end > 0 and message[end] & 0xC0 == 0x80) end -= 1; // a whole character
+    const text = panic_text[2..];
+    const units = std.unicode.utf8ToUtf16Le(text, message[0..end]) catch latin1: {
+        for (message[0..end], 0..) |byte, i| text[i] = byte;
+        break :latin1 end;
+    };
+    std.mem.writeInt(u32, std.mem.asBytes(panic_text[0..2]), @intCast(units * 2), .little);
+    raw_abort(text.ptr, null, 0, 0);
+    @trap();
+}
+"""
+
+
 def zig_module(catalog: Catalog) -> str:
     used = bindings(catalog)
-    top_level = frozenset({"std", "Status", "Error", "failure", *(_zig_name(b.interface) for b in used)})
+    top_level = frozenset({"std", "Status", "Error", "failure", "panic", *(_zig_name(b.interface) for b in used)})
     lines = [f"//! {_HEADER.format(package=catalog.package)}", "", 'const std = @import("std");', ""]
     lines += ["pub const Status = enum(i32) {"]
     lines += [f"    {_zig_name(status.name)} = {status.value}," for status in Status]
@@ -401,7 +431,7 @@ def zig_module(catalog: Catalog) -> str:
         for binding in mine:
             lines += _zig_wrapper(binding, top_level)
         lines += ["};", ""]
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n" + _ZIG_PANIC
 
 
 # --- AssemblyScript ---------------------------------------------------------------------------------

@@ -68,9 +68,11 @@ except ImportError:  # no log capability: an exception's message has nowhere to 
 
 def _report(kind, value, trace):
     # componentize-py shows an export's exception with sys.excepthook, then traps: its message and the guest's
-    # line go to the log, without reading source lines (every WASI call, a file's open too, traps)
+    # line go to the log, without reading source lines (every WASI call, a file's open too, traps); the line is
+    # the innermost in the guest's own files (/0/), not in the standard library's or the bindings' it called
     frames = traceback.StackSummary.extract(traceback.walk_tb(trace), lookup_lines=False)
-    where = [f"{{f.filename.replace('/0/', '{shown_as}/', 1)}}:{{f.lineno}} in {{f.name}}" for f in frames[-1:]]
+    own = [f for f in frames if f.filename.startswith("/0/")] or frames
+    where = [f"{{f.filename.replace('/0/', '{shown_as}/', 1)}}:{{f.lineno}} in {{f.name}}" for f in own[-1:]]
     if _log is not None:
         _log.write_at(_log.Level.ERROR, f"{{kind.__name__}}: {{value}}" + (f" (at {{where[0]}})" if where else ""))
 

@@ -123,6 +123,19 @@ function guestFilesOnly(directory, input) {
   };
 }
 
+// The bundle's table of its lines' places in the guest's files (set once bundled).
+let bundleTable = null;
+
+// `message` with each place in the bundle, a file removed after the build, named by the file and line it came from.
+function placedInGuest(message) {
+  if (!bundleTable) return message;
+  const escaped = bundlePath.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return message.replace(new RegExp(`(?:[^\\s"'(]*/)?${escaped}:(\\d+)(?::\\d+)?`, "g"), (whole, line) => {
+    const place = bundleTable.lines[Number(line) - 1];
+    return place ? `${bundleTable.sources[place[0]]}:${place[1]}` : whole;
+  });
+}
+
 async function bundle(input, out) {
   const { rolldown } = await import(pathToFileURL(require.resolve("rolldown")).href);
   const build = await rolldown({
@@ -139,7 +152,7 @@ async function bundle(input, out) {
   await build.close();
   const [chunk] = output;
   const sources = chunk.map.sources.map((source) => path.relative(process.cwd(), path.resolve(path.dirname(out), source)));
-  const table = { sources, lines: firstPlaces(chunk.map.mappings) };
+  const table = (bundleTable = { sources, lines: firstPlaces(chunk.map.mappings) });
   // Appended, so no line moves; read only when an export throws, long after the module ran.
   const code = `${chunk.code}\nconst ngixiBundleLines = ${JSON.stringify(table)};\n`;
   await writeFile(out, code, { flag: "wx" });
@@ -159,7 +172,7 @@ try {
     disableFeatures: disabled ? disabled.split(",") : [],
   }));
 } catch (error) {
-  failure = `${entry}: ${error.message}`;
+  failure = `${entry}: ${placedInGuest(error.message)}`;
 } finally {
   for (const made of [wrapperPath, bundlePath].filter(Boolean)) await rm(made, { force: true });
 }

@@ -19,8 +19,9 @@ def _abort(ctx: HostContext) -> HostFunction:
     def abort(message: int, file_name: int, line: int, column: int) -> None:
         # Returns: the compiler's `unreachable` after the call traps with the guest's frames, which say
         # where in its own code it was; the loader reports the trap with this message.
-        where = f"{read_string(file_name)}:{line}:{column}"
-        ctx.aborted = f"{ctx.guest}: guest aborted: {read_string(message)} (at {where})"
+        what = f"{ctx.guest}: {ctx.data.export or 'guest'} aborted"  # no export yet: its start function
+        where = f" (at {read_string(file_name)}:{line}:{column})" if file_name or line or column else ""
+        ctx.aborted = f"{what}: {read_string(message)}{where}"
 
     return abort
 

@@ -304,10 +304,10 @@ def failure_summary(error: Exception) -> str:
     backtrace, _, cause = str(error).partition("Caused by:")
     reason = " ".join(line.strip() for line in cause.splitlines() if line.strip())
     reason = _INSTRUCTION_TRAP.sub(r"\1", reason.removeprefix("wasm trap:").strip()) or first_line(error)
-    from ngixi_runtime.spec.sourcemap import LIBRARY_PREFIX  # on a failure only: not on every run's path
+    from ngixi_runtime.spec.sourcemap import LIBRARY_PREFIXES  # on a failure only: not on every run's path
 
     named = [shown for _, frame in _FRAME.findall(backtrace) if (shown := _frame_name(frame))]
-    own = [name for name in named if not name.startswith(LIBRARY_PREFIX)] or named  # past AssemblyScript's ~lib/
+    own = [name for name in named if not name.startswith(LIBRARY_PREFIXES)] or named  # past AssemblyScript's ~lib/
     return f"{reason} (in {' < '.join(own[:_FRAMES_SHOWN])})" if own else reason
 
 

@@ -18,7 +18,9 @@ from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.wasm import custom_sections, function_bodies, placed_core_modules
 
 SOURCE_MAP_SECTION = "ngixi:source-map"
-LIBRARY_PREFIX = "~lib/"
+# Where no guest's own code is: AssemblyScript's library, and the panic handler of the Zig bindings (ngixi.zig)
+# with std's parts that call it, so that a Zig panic's trap names the guest's function that panicked.
+LIBRARY_PREFIXES = ("~lib/", "ngixi.", "debug.FullPanic(", "debug.panicExtra")
 _DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _BASE64 = {c: i for i, c in enumerate(_DIGITS)}
 _FUNCTION_NAMES = 1  # the name section's subsection of function names
@@ -156,7 +158,7 @@ def trap_location(wasm: bytes, frames: Sequence[Frame], *, source: str) -> str |
         bodies = function_bodies(wasm, source=source)
         for index, offset in frames:
             place = source_map.locate(offset, bodies.get(index, (offset, offset + 1)))
-            if place is not None and not place[0].startswith(LIBRARY_PREFIX):
+            if place is not None and not place[0].startswith(LIBRARY_PREFIXES):
                 function = f" (in {names[index]})" if index in names else ""
                 return printable(f"at {place[0]}:{place[1]}:{place[2]}{function}")  # the guest's names
     return named_location(names[index] for index, _ in frames if index in names)
@@ -164,7 +166,7 @@ def trap_location(wasm: bytes, frames: Sequence[Frame], *, source: str) -> str |
 
 def named_location(names: Iterable[str]) -> str | None:
     """ "in NAME": the innermost of a trap's function names (innermost first) that is the guest's own, if any."""
-    own = next((name for name in names if name and not name.startswith(LIBRARY_PREFIX)), None)
+    own = next((name for name in names if name and not name.startswith(LIBRARY_PREFIXES)), None)
     return printable(f"in {own}") if own else None
 
 

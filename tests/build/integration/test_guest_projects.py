@@ -336,7 +336,7 @@ def test_watch_rebuilds_a_guest_of_an_installed_project(tool: Installed, project
         trapped = tool.run(root, "ngixi", "run", "artifacts/dev/bundles/oops-0.1.0.ngx", "add", "5", "1", check=False)
         assert trapped.returncode == 5
         assert trapped.stderr.endswith(
-            "oops: guest aborted: Index out of range (at ~lib/array.ts:114:42)"
+            "oops: add aborted: Index out of range (at ~lib/array.ts:114:42)"
             " at guests/oops/assembly/index.ts:5:10 (in guests/oops/assembly/index/add)\n"
         )
         live = tool.run(root, "ngixi", "run", "artifacts/dev/bundles/live-0.1.0.ngx", "add", "5", "1", check=False)
@@ -396,7 +396,7 @@ def test_a_trap_in_a_release_profile_bundle_names_the_guests_function(tool: Inst
     trapped = tool.run(project, "ngixi", "run", "artifacts/bundles/oops-0.1.0.ngx", "add", "5", "1", check=False)
     assert trapped.returncode == 5
     assert trapped.stderr.endswith(
-        "oops: guest aborted: Index out of range (at ~lib/array.ts:114:42) in guests/oops/assembly/index/add\n"
+        "oops: add aborted: Index out of range (at ~lib/array.ts:114:42) in guests/oops/assembly/index/add\n"
     )
     c = tool.run(project, "ngixi", "run", "artifacts/bundles/c-library-0.1.0.ngx", "add", "5", "1", check=False)
     assert (c.returncode, c.stderr) == (5, "ngixi: error: c-library: add trapped: unreachable in add\n")

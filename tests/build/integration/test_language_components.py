@@ -33,6 +33,8 @@ GUESTS = ("counter-js", "counter-python")
 GENERATED = {"javascript": "greet-js", "python": "greet-python"}
 RETURN = '        return f"Hello, {arg0}!"'
 RAISE = '            raise ValueError("no boom here")'  # line 15 of the generated app.py
+# Line 17, raised in the standard library's traceback.py (loaded at build: an import at run time would read files).
+DEEPER = '        if arg0 == "deeper":\n            __import__("traceback").format_exception(arg0)'
 JS_RETURN = "  return `Hello, ${name}!`;"
 JS_THROW = '  if (name === "boom") throw new RangeError("no boom here");'  # line 9 of the generated index.js
 COUNTER_BUMP = "  const now = total() + by;"
@@ -59,7 +61,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for lang, guest in GENERATED.items():
         run(project, "ngixi", "new", guest, "--lang", lang)  # a library component: these languages' only template
     app = project / "guests" / GENERATED["python"] / "app.py"
-    app.write_text(app.read_text().replace(RETURN, f'        if arg0 == "boom":\n{RAISE}\n{RETURN}'))
+    app.write_text(app.read_text().replace(RETURN, f'        if arg0 == "boom":\n{RAISE}\n{DEEPER}\n{RETURN}'))
     index = project / "guests" / GENERATED["javascript"] / "index.js"
     index.write_text(index.read_text().replace(JS_RETURN, f"{JS_THROW}\n{JS_RETURN}"))
     counter = project / "guests" / "counter-js" / "index.js"  # granted stdio: its WASI writers are Wasmtime's
@@ -151,6 +153,11 @@ def test_a_python_exception_is_logged_with_the_guests_line(built: Path) -> None:
     failed = run(built, "ngixi", "run", f"artifacts/bundles/{guest}-0.1.0.ngx", "greet", "boom", check=False)
     assert failed.returncode == 5
     assert f"error: ValueError: no boom here (at guests/{guest}/app.py:15 in greet)\n" in failed.stderr
+    deeper = run(built, "ngixi", "run", f"artifacts/bundles/{guest}-0.1.0.ngx", "greet", "deeper", check=False)
+    assert deeper.returncode == 5  # the guest's own line, not traceback.py's where the exception was raised
+    assert f"error: TypeError: Exception expected for value, str found (at guests/{guest}/app.py:17 in greet)\n" in (
+        deeper.stderr
+    )
 
 
 def test_a_javascript_error_is_logged_with_the_guests_line(built: Path) -> None:
@@ -189,6 +196,21 @@ def _failed_npm_guest_compile(built: Path, guest: Path, package: str) -> str:
     return result.stdout + result.stderr
 
 
+def _with_local_package(guest: Path, name: str) -> Path:
+    """Makes `guest` depend on its own folder `name` (`file:name`, linked into node_modules by npm ci) with a
+    package.json whose main is index.js; returns that folder, for its index.js."""
+    (guest / name).mkdir(parents=True)
+    (guest / "package.json").write_text(json.dumps({"name": guest.name, "dependencies": {name: f"file:{name}"}}))
+    lock = {
+        "": {"dependencies": {name: f"file:{name}"}},
+        name: {},
+        f"node_modules/{name}": {"resolved": name, "link": True},
+    }
+    (guest / "package-lock.json").write_text(json.dumps({"lockfileVersion": 3, "requires": True, "packages": lock}))
+    (guest / name / "package.json").write_text(json.dumps({"name": name, "main": "index.js"}))
+    return guest / name
+
+
 def test_a_package_the_guest_did_not_install_is_named(built: Path) -> None:
     guest = built / "guests" / "unresolved-js"
     shutil.copytree(built / "guests" / NPM_GUEST, guest, ignore=shutil.ignore_patterns("node_modules"))
@@ -200,17 +222,9 @@ def test_a_package_file_outside_the_guest_is_refused(built: Path, tmp_path: Path
     """rolldown followed a link out of a package (a package.json "main" likewise) and built that file of the build
     machine into the guest."""
     guest = built / "guests" / "outside-js"
-    (guest / "near").mkdir(parents=True)
-    (guest / "package.json").write_text('{"name": "outside-js", "dependencies": {"near": "file:near"}}\n')
-    lock = {
-        "": {"dependencies": {"near": "file:near"}},
-        "near": {},
-        "node_modules/near": {"resolved": "near", "link": True},
-    }
-    (guest / "package-lock.json").write_text(json.dumps({"lockfileVersion": 3, "requires": True, "packages": lock}))
-    (guest / "near" / "package.json").write_text('{"name": "near", "main": "index.js"}\n')
+    package = _with_local_package(guest, "near")
     (tmp_path / "elsewhere.js").write_text("module.exports = () => 'from elsewhere on the build machine';\n")
-    (guest / "near" / "index.js").symlink_to(tmp_path / "elsewhere.js")
+    (package / "index.js").symlink_to(tmp_path / "elsewhere.js")
     printed = _failed_npm_guest_compile(built, guest, "near")
     assert "elsewhere.js: outside the guest's directory guests/outside-js" in printed
 
@@ -247,6 +261,18 @@ def _broken_guest(project: Path, name: str, template: str, entry: str, source: s
     (project / "manifests" / f"{name}.toml").write_text(manifest)
 
 
+def test_a_build_error_in_a_package_names_the_package_s_file(built: Path) -> None:
+    """SpiderMonkey has no ICU: a Unicode property escape fails the build where the regex is, which was a line of the
+    bundle (artifacts/wasm/.NAME.bundle.mjs:5064:83), a file the build removes; it is the package's own file."""
+    guest = built / "guests" / "unicode-js"
+    (_with_local_package(guest, "uni") / "index.js").write_text(
+        "// upper case?\nmodule.exports = (text) => /\\p{Lu}/u.test(text);\n"
+    )
+    printed = _failed_npm_guest_compile(built, guest, "uni")
+    assert "guests/unicode-js/uni/index.js:2 SyntaxError: invalid property name in regular expression" in printed
+    assert ".bundle.mjs" not in printed
+
+
 def test_compiler_errors_name_file_and_line_and_leave_no_output(built: Path) -> None:
     _broken_guest(built, "bad-js", "counter-js", "index.js", "export function bump(by) {\n  return by +* 1;\n}\n")
     python = "import wit_world\n\n\nclass WitWorld(wit_world.WitWorld):\n    def bump(self, arg0):\n        return (\n"
@@ -268,6 +294,10 @@ def test_importing_an_ungranted_interface_is_the_tool_s_own_error(built: Path) -
     assert result.returncode != 0
     assert 'File "guests/greedy-python/app.py", line' in result.stdout + result.stderr
     assert "cannot import name 'http'" in result.stdout + result.stderr
+    assert (  # and first, what to grant
+        "manifests/greedy-python.toml: capabilities.http: the guest imports the host's http interface, which needs"
+        " [capabilities.http]; grant it in the manifest or remove the import"
+    ) in result.stdout + result.stderr
 
 
 def _edit(path: Path, *replacements: tuple[str, str]) -> None:

@@ -89,6 +89,8 @@ def test_the_zig_module_names_imports_apart_and_quotes_keywords() -> None:
         "pub fn getAlloc(namespace: []const u8, key: []const u8, allocator: std.mem.Allocator) Error![]u8 {"
     ) in module
     assert "        .not_found => error.NotFound," in module
+    assert "pub const panic = std.debug.FullPanic(panicToHost);" in module  # the panic handler a guest declares
+    assert '.{ .name = "abort", .library_name = "env" },' in module  # its message goes to the host's abort
 
 
 def test_the_assemblyscript_module_escapes_reserved_names() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from ngixi_build.languages.python import refuse_stdio
 from ngixi_build.project import Project
-from ngixi_build.stages.language_component import entry_file, guest_world_text
+from ngixi_build.stages.language_component import entry_file, guest_world_text, ungranted_import
 from ngixi_build.toolchains import installs, javascript, python
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.manifest import load_manifest
@@ -28,6 +28,28 @@ results = ["i32"]
 [capabilities.kv]
 namespaces = ["n"]
 """
+
+
+# What componentize-js and componentize-py say of an import of an interface the guest's world lacks.
+JS_MISSING = (
+    'ReferenceError: Error loading module "ngixi:host/http@0.1.0" (resolved path '
+    '"guests/x/ngixi:host/http@0.1.0"): No such file or directory'
+)
+PY_MISSING = "ImportError: cannot import name 'http' from 'wit_world.imports' (/world/wit_world/imports/__init__.py)"
+
+
+def test_an_import_the_manifest_does_not_grant_is_named_with_its_grant(tmp_path: Path) -> None:
+    (tmp_path / "tally.toml").write_text(MANIFEST)
+    manifest = load_manifest(tmp_path / "tally.toml")
+    wanted = (
+        "capabilities.http: the guest imports the host's http interface, which needs [capabilities.http];"
+        " grant it in the manifest or remove the import"
+    )
+    assert ungranted_import(f"componentize-js failed:\n{JS_MISSING}", manifest) == wanted
+    assert ungranted_import(f"componentize-py failed:\n{PY_MISSING}", manifest) == wanted
+    assert ungranted_import(PY_MISSING.replace("'http'", "'kv'"), manifest) is None  # granted: something else
+    assert ungranted_import(JS_MISSING.replace("http@", "nosuch@"), manifest) is None  # no capability has it
+    assert ungranted_import("SyntaxError: unexpected token", manifest) is None
 
 
 def test_the_world_imports_only_the_granted_interfaces(tmp_path: Path) -> None:

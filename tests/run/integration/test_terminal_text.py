@@ -62,7 +62,7 @@ def test_run_shows_guest_text_escaped_one_line_per_log_call(
     assert json.loads(as_json.stdout)["logs"][0] == {"level": "warn", "message": FORGED}
     failed = ngixi("run", *where, "--trust", str(trust), str(path), "fail", cwd=tmp_path)
     assert failed.returncode == 5
-    assert shown(failed.stderr) == [f"ngixi: error: noisy: guest aborted: {SHOWN} (at ?:1:2)"]
+    assert shown(failed.stderr) == [f"ngixi: error: noisy: fail aborted: {SHOWN} (at ?:1:2)"]
 
 
 def shown(stderr: bytes) -> list[str]:

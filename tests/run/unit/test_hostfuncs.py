@@ -216,4 +216,7 @@ def test_abort_reads_assemblyscript_strings() -> None:
     message = "boom".encode("utf-16-le")
     ctx.mem.write(60, struct.pack("<I", len(message)) + message)
     host(ctx, "env.abort")(64, 0, 3, 4)  # returns: the trap that follows ends the call, with this message
-    assert ctx.aborted == "g: guest aborted: boom (at ?:3:4)"
+    assert ctx.aborted == "g: guest aborted: boom (at ?:3:4)"  # no export yet: a start function
+    ctx.data.begin("run", b"")
+    host(ctx, "env.abort")(64, 0, 0, 0)  # AssemblyScript's abort("boom"), and a Zig panic: no file, no line
+    assert ctx.aborted == "g: run aborted: boom"

@@ -105,6 +105,8 @@ def test_a_trap_the_engine_names_is_placed_in_the_guests_innermost_own_function(
     assert named_location(["", "~lib/helper", "abort", "main"]) == "in abort"
     assert named_location(["~lib/helper", ""]) is None
     assert named_location(["fails\nngixi: ok"]) == "in fails\\nngixi: ok"
+    zig_panic = ["ngixi.panicToHost", "debug.FullPanic((function 'panicToHost')).integerOverflow", "main.area"]
+    assert named_location(zig_panic) == "in main.area"  # past the bindings' panic handler: the guest's function
 
 
 def test_the_guests_names_are_shown_escaped() -> None:
@@ -142,9 +144,9 @@ def test_an_abort_reports_its_message_at_load_and_in_a_call(engine: str, tmp_pat
     bundle = make_bundle(tmp_path / "calls", keys.key, wasm=calls, manifest=manifest)
     guest = open_guest(read_bundle(bundle, load_trust(keys.trust)), engine=engine)
     with guest:
-        with pytest.raises(GuestError, match=r"^hello: guest aborted: \? \(at \?:3:4\)$"):
+        with pytest.raises(GuestError, match=r"^hello: fails aborted: \? \(at \?:3:4\)$"):
             guest.call("fails", ())
-        with pytest.raises(GuestError, match=r"^hello: guest aborted: \? \(at \?:5:6\)$"):
+        with pytest.raises(GuestError, match=r"^hello: returns aborted: \? \(at \?:5:6\)$"):
             guest.call("returns", ())
     at_start = module(imports=abort, functions=[Func("boot", body=aborting), Func("fails")], start="boot")
     bundle = make_bundle(tmp_path / "start", keys.key, wasm=at_start, manifest=MANIFEST)

@@ -1,6 +1,10 @@
 //! A Zig command guest: a WASI program; its arguments come from the caller, its lines go to stdout.
 const std = @import("std");
 const wasi = std.os.wasi;
+const ngixi = @import("ngixi");
+
+/// A `@panic` or a failed safety check ends the run with its message (std's handler would need WASI files).
+pub const panic = ngixi.panic;
 
 const stdout: wasi.fd_t = 1;
 const stderr: wasi.fd_t = 2;

@@ -5,6 +5,9 @@ const ngixi = @import("ngixi");
 
 const allocator = std.heap.wasm_allocator;
 
+/// A `@panic` or a failed safety check ends the call with its message (std's handler would need WASI files).
+pub const panic = ngixi.panic;
+
 /// "Hello, <input>!"
 export fn greet() void {
     const name = ngixi.data.inputAlloc(allocator) catch return;
