@@ -115,8 +115,6 @@ _PROPOSALS = (
     ("wasm_multi_memory", "multiple memories"),
     ("wasm_relaxed_simd", "relaxed SIMD"),
     ("wasm_wide_arithmetic", "wide arithmetic"),
-    ("wasm_custom_page_sizes", "custom page sizes"),
-    ("wasm_stack_switching", "stack switching"),
 )
 
 
