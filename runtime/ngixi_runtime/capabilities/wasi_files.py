@@ -908,10 +908,16 @@ def _filestat(info: os.stat_result) -> bytes:
         _filetype(info.st_mode),
         info.st_nlink,
         info.st_size,
-        info.st_atime_ns,
-        info.st_mtime_ns,
-        info.st_ctime_ns,
+        _timestamp(info.st_atime_ns),
+        _timestamp(info.st_mtime_ns),
+        _timestamp(info.st_ctime_ns),
     )
+
+
+def _timestamp(nanoseconds: int) -> int:
+    """A host file time as a WASI timestamp (u64 nanoseconds since 1970): one before 1970 is 0, as Wasmtime's
+    WASI says, and one past 2554 the largest."""
+    return min(max(nanoseconds, 0), U64)
 
 
 def _entries(directory: int) -> list[bytes]:

@@ -70,6 +70,7 @@ class Known:
 _RIGHTS = "a directory has no read/write/seek rights; Wasmtime's WASI ignores rights and answers BADF"
 _TRAILING = "wasi-testsuite's remove_directory_trailing_slashes: `dir/` must be removed; Wasmtime gives INVAL"
 _READDIR_FILE = "a file has no readdir right; NOTDIR, as POSIX getdents on a file"
+_UNGRANTED = "opened without that right: NOTCAPABLE (witx); Wasmtime's WASI ignores rights"
 
 
 def _errno(label: str, theirs: int, ours: int, why: str) -> Known:
@@ -150,7 +151,41 @@ KNOWN: dict[str, tuple[Known, ...]] = {
             for label in ("set APPEND on stdout", "set NONBLOCK on stdin")
         ),
         _errno("pread a directory", 8, 76, _RIGHTS),
-        _errno("read it without the right", 0, 76, "opened with no rights; Wasmtime's WASI ignores rights"),
+        *(
+            _errno(label, 0, 76, _UNGRANTED)
+            for label in (
+                "read it without the right",
+                "tell without the right",
+                "seek CUR 0 without the right",
+                "readdir it",
+                "set APPEND on it",
+                "mkdir below it",
+                "unlink below it",
+            )
+        ),
+        *(
+            _errno(
+                label,
+                theirs,
+                76,
+                f"{_UNGRANTED} and answers {name}; wasi-testsuite's path_open_read_write takes BADF or NOTCAPABLE",
+            )
+            for label, theirs, name in (("write it", 8, "BADF"), ("set_size it", 28, "INVAL"))
+        ),
+        *(_errno(label, 8, 76, _RIGHTS) for label in ("tell a directory", "seek a directory CUR 0")),
+        _errno(
+            "mkdir under a file fd",
+            8,
+            54,
+            "a file is no directory: NOTDIR, as mkdirat(2) and path_open (wasi-testsuite's path_open_dirfd_not_dir) "
+            "answer; Wasmtime says BADF",
+        ),
+        Known(
+            "  7 entries, 7 go on from their d_next, 6 with their file's inode",
+            "  7 entries, 7 go on from their d_next, 7 with their file's inode",
+            "a `..` entry's d_ino is the parent's inode, as getdents(2) gives it; Wasmtime repeats the directory's own "
+            "(its source says: incorrect, legacy)",
+        ),
         _errno(
             "DIRECTORY|TRUNC a dir",
             28,
@@ -288,8 +323,13 @@ def tree(root: Path) -> dict[str, tuple[object, ...]]:
     return found
 
 
+OLD_NS = -(10**18)  # 1938-04-24: a file dated before 1970, which a timestamp (u64) cannot hold
+
+
 def fresh_root(root: Path) -> Path:
     (root / "data").mkdir(parents=True)
+    (root / "old").write_text("from 1938")
+    os.utime(root / "old", ns=(OLD_NS, OLD_NS))
     return root
 
 

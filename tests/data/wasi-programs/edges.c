@@ -557,6 +557,172 @@ static void descriptors(void) {
     __wasi_fd_close(dir);
 }
 
+/* What fd_filestat_get says of stdio, and the stat of a file the host dated before 1970 (the test's fixture). */
+static void stats(void) {
+    __wasi_filestat_t st;
+    for (__wasi_fd_t fd = 0; fd < 3; fd++) {
+        char label[64];
+        snprintf(label, sizeof label, "filestat of %u", fd);
+        E(label, __wasi_fd_filestat_get(fd, &st));
+        printf("  type %d size %llu times zero %d\n", st.filetype, (unsigned long long)st.size, !st.atim && !st.mtim && !st.ctim);
+    }
+    E("path_filestat_get of a 1938 file", __wasi_path_filestat_get(ROOT, 0, "old", &st));
+    printf("  size %llu mtim %llu\n", (unsigned long long)st.size, (unsigned long long)st.mtim);
+    __wasi_fd_t fd = open_file("open it", "old", 0, 0);
+    E("fd_filestat_get of it", __wasi_fd_filestat_get(fd, &st));
+    printf("  size %llu mtim %llu\n", (unsigned long long)st.size, (unsigned long long)st.mtim);
+    __wasi_fd_close(fd);
+}
+
+/* Seeking and telling at their edges: before the start, from the end, an unknown whence, offsets near 2^63, a
+   directory, a descriptor without the seek and tell rights. */
+static void seeking(void) {
+    __wasi_filesize_t position = 99;
+    __wasi_fd_t fd, limited;
+    put("data/s.txt", "0123456789");
+    fd = open_file("open data/s.txt", "data/s.txt", 0, 0);
+    E("seek CUR -1 at the start", __wasi_fd_seek(fd, -1, __WASI_WHENCE_CUR, &position));
+    printf("  position %llu\n", (unsigned long long)position);
+    E("seek END -10 (the start)", __wasi_fd_seek(fd, -10, __WASI_WHENCE_END, &position));
+    printf("  position %llu\n", (unsigned long long)position);
+    E("seek END -11", __wasi_fd_seek(fd, -11, __WASI_WHENCE_END, &position));
+    E("seek CUR +7", __wasi_fd_seek(fd, 7, __WASI_WHENCE_CUR, &position));
+    E("seek CUR -3", __wasi_fd_seek(fd, -3, __WASI_WHENCE_CUR, &position));
+    printf("  position %llu\n", (unsigned long long)position);
+    /* 1 TiB: within every Linux file system's largest file (ext4 refuses 2^62, tmpfs takes 2^63-1) */
+    E("seek SET 2^40", __wasi_fd_seek(fd, 1LL << 40, __WASI_WHENCE_SET, &position));
+    printf("  position %llu\n", (unsigned long long)position);
+    E("seek CUR -(2^40+1)", __wasi_fd_seek(fd, -(1LL << 40) - 1, __WASI_WHENCE_CUR, &position));
+    E("tell after", __wasi_fd_tell(fd, &position));
+    printf("  position %llu\n", (unsigned long long)position);
+    __wasi_fd_close(fd);
+    E("tell a directory", __wasi_fd_tell(ROOT, &position));
+    E("seek a directory CUR 0", __wasi_fd_seek(ROOT, 0, __WASI_WHENCE_CUR, &position));
+    E("tell closed", __wasi_fd_tell(99, &position));
+    E("open read-only, no seek or tell", __wasi_path_open(ROOT, 1, "data/s.txt", 0, __WASI_RIGHTS_FD_READ, 0, 0, &limited));
+    E("tell without the right", __wasi_fd_tell(limited, &position));
+    E("seek CUR 0 without the right", __wasi_fd_seek(limited, 0, __WASI_WHENCE_CUR, &position));
+    __wasi_fd_close(limited);
+}
+
+/* `.` and `..` as a path's last component, trailing slashes on a file, and paths that leave the preopen. */
+static void dots(void) {
+    __wasi_fd_t fd;
+    __wasi_filestat_t st = {0};
+    E("mkdir data/dd", __wasi_path_create_directory(ROOT, "data/dd"));
+    put("data/dd/f", "f");
+    E("mkdir data/dd/.", __wasi_path_create_directory(ROOT, "data/dd/."));
+    E("mkdir data/dd/..", __wasi_path_create_directory(ROOT, "data/dd/.."));
+    E("mkdir data/dd/new/", __wasi_path_create_directory(ROOT, "data/dd/new/"));
+    E("rmdir data/dd/new/.", __wasi_path_remove_directory(ROOT, "data/dd/new/."));
+    E("rmdir data/dd/new/..", __wasi_path_remove_directory(ROOT, "data/dd/new/.."));
+    E("rmdir .", __wasi_path_remove_directory(ROOT, "."));
+    E("rmdir data/dd/f/", __wasi_path_remove_directory(ROOT, "data/dd/f/"));
+    E("unlink data/dd/.", __wasi_path_unlink_file(ROOT, "data/dd/."));
+    E("unlink data/dd/..", __wasi_path_unlink_file(ROOT, "data/dd/.."));
+    E("unlink data/dd/f/.", __wasi_path_unlink_file(ROOT, "data/dd/f/."));
+    E("unlink data/dd/new/", __wasi_path_unlink_file(ROOT, "data/dd/new/"));
+    E("rename data/dd/new/. away", __wasi_path_rename(ROOT, "data/dd/new/.", ROOT, "data/dd/x"));
+    E("rename a file onto data/dd/.", __wasi_path_rename(ROOT, "data/dd/f", ROOT, "data/dd/."));
+    E("rename a dir onto data/dd/new/..", __wasi_path_rename(ROOT, "data/dd/new", ROOT, "data/dd/new/.."));
+    E("rename data/dd/f/ away", __wasi_path_rename(ROOT, "data/dd/f/", ROOT, "data/dd/g"));
+    E("link data/dd/f onto data/dd/.", __wasi_path_link(ROOT, 0, "data/dd/f", ROOT, "data/dd/."));
+    E("link data/dd/f/ away", __wasi_path_link(ROOT, 0, "data/dd/f/", ROOT, "data/dd/g"));
+    E("symlink onto data/dd/..", __wasi_path_symlink("f", ROOT, "data/dd/.."));
+    E("set_times data/dd/f/", __wasi_path_filestat_set_times(ROOT, 0, "data/dd/f/", 0, 0, __WASI_FSTFLAGS_MTIM_NOW));
+    E("filestat data/dd/..", __wasi_path_filestat_get(ROOT, 0, "data/dd/..", &st));
+    printf("  type %d\n", st.filetype);
+    E("open data/dd/..", __wasi_path_open(ROOT, 0, "data/dd/..", __WASI_OFLAGS_DIRECTORY, DIR_RIGHTS, 0, 0, &fd));
+    if (fd != (__wasi_fd_t)-1) __wasi_fd_close(fd);
+    open_file("open data/dd/f/..", "data/dd/f/..", 0, 0);
+    open_file("open data/dd/f/.", "data/dd/f/.", 0, 0);
+    open_file("CREAT data/dd/.", "data/dd/.", __WASI_OFLAGS_CREAT, 0);
+    open_file("CREAT|EXCL data/dd/..", "data/dd/..", __WASI_OFLAGS_CREAT | __WASI_OFLAGS_EXCL, 0);
+    open_file("open ..", "..", 0, 0);
+    open_file("open data/../..", "data/../..", 0, 0);
+    open_file("open data/../../data", "data/../../data", 0, 0);
+    open_file("open /data", "/data", 0, 0);
+    E("symlink to an absolute path", __wasi_path_symlink("/data/dd/f", ROOT, "data/dd/abs"));
+    open_file("open it, following", "data/dd/abs", 0, 0);
+    E("stat it, not following", __wasi_path_filestat_get(ROOT, 0, "data/dd/abs", &st));
+    E("symlink up and out", __wasi_path_symlink("../../..", ROOT, "data/dd/up"));
+    E("stat up and out, following", __wasi_path_filestat_get(ROOT, 1, "data/dd/up", &st));
+    E("symlink up and back in", __wasi_path_symlink("../dd/f", ROOT, "data/dd/back"));
+    E("stat up and back in, following", __wasi_path_filestat_get(ROOT, 1, "data/dd/back", &st));
+    printf("  type %d size %llu\n", st.filetype, (unsigned long long)st.size);
+}
+
+/* A listing read whole against the same listing read on from each entry's d_next: each cookie must go on with the
+   next entry, and a name's d_ino must be its file's. */
+static void cookies(void) {
+    static uint8_t whole[4096], part[4096];
+    __wasi_size_t used = 0, again = 0;
+    __wasi_fd_t dir;
+    __wasi_dirent_t entry, next;
+    E("mkdir data/ck", __wasi_path_create_directory(ROOT, "data/ck"));
+    const char *files[] = {"data/ck/one", "data/ck/two", "data/ck/three", "data/ck/four", "data/ck/a-longer-name"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) put(files[i], files[i]);
+    E("open data/ck", __wasi_path_open(ROOT, 1, "data/ck", __WASI_OFLAGS_DIRECTORY, DIR_RIGHTS, 0, 0, &dir));
+    E("readdir whole", __wasi_fd_readdir(dir, whole, sizeof whole, 0, &used));
+    int entries = 0, follows = 0, inodes = 0;
+    for (__wasi_size_t at = 0; at + sizeof entry <= used; at += sizeof entry + entry.d_namlen, entries++) {
+        memcpy(&entry, whole + at, sizeof entry);
+        __wasi_size_t after = at + sizeof entry + entry.d_namlen;
+        __wasi_errno_t error = __wasi_fd_readdir(dir, part, sizeof part, entry.d_next, &again);
+        if (after + sizeof next <= used) {
+            memcpy(&next, whole + after, sizeof next);
+            follows += !error && again == used - after && !memcmp(part, whole + after, again);
+        } else {
+            follows += !error && again == 0;
+        }
+        char path[64] = "data/ck/";
+        memcpy(path + 8, whole + at + sizeof entry, entry.d_namlen < 55 ? entry.d_namlen : 55);
+        __wasi_filestat_t st;
+        if (!__wasi_path_filestat_get(ROOT, 0, path, &st)) inodes += st.ino == entry.d_ino;
+    }
+    printf("  %d entries, %d go on from their d_next, %d with their file's inode\n", entries, follows, inodes);
+    E("readdir whole again", __wasi_fd_readdir(dir, part, sizeof part, 0, &again));
+    printf("  the same bytes %d\n", again == used && !memcmp(part, whole, used));
+    E("readdir without the right", __wasi_fd_readdir(ROOT, part, sizeof part, 0, &again));
+    __wasi_fd_t limited;
+    E("open data/ck without readdir", __wasi_path_open(ROOT, 1, "data/ck", __WASI_OFLAGS_DIRECTORY, __WASI_RIGHTS_PATH_OPEN, 0, 0, &limited));
+    E("readdir it", __wasi_fd_readdir(limited, part, sizeof part, 0, &again));
+    __wasi_fd_close(limited);
+    __wasi_fd_close(dir);
+}
+
+/* Rights: what fdstat reports, narrowing, what a directory's inheriting rights allow below it. */
+static void rights(void) {
+    __wasi_fdstat_t fs;
+    __wasi_fd_t fd, dir, below;
+    __wasi_size_t n;
+    put("data/rt", "rights");
+    E("open data/rt read only", __wasi_path_open(ROOT, 1, "data/rt", 0, __WASI_RIGHTS_FD_READ, 0, 0, &fd));
+    E("fdstat", __wasi_fd_fdstat_get(fd, &fs));
+    printf("  base has write %d, has read %d\n", !!(fs.fs_rights_base & __WASI_RIGHTS_FD_WRITE), !!(fs.fs_rights_base & __WASI_RIGHTS_FD_READ));
+    E("write it", __wasi_fd_write(fd, &(__wasi_ciovec_t){(const uint8_t *)"x", 1}, 1, &n));
+    E("set_size it", __wasi_fd_filestat_set_size(fd, 0));
+    E("set APPEND on it", __wasi_fd_fdstat_set_flags(fd, __WASI_FDFLAGS_APPEND));
+    __wasi_fd_close(fd);
+    E("open data with no inheriting rights", __wasi_path_open(ROOT, 1, "data", __WASI_OFLAGS_DIRECTORY, DIR_RIGHTS, 0, 0, &dir));
+    E("open below it for reading", __wasi_path_open(dir, 1, "rt", 0, __WASI_RIGHTS_FD_READ, 0, 0, &below));
+    E("mkdir below it", __wasi_path_create_directory(dir, "rtd"));
+    E("unlink below it", __wasi_path_unlink_file(dir, "rt"));
+    __wasi_fd_close(dir);
+    (void)__wasi_path_unlink_file(ROOT, "data/rt"); /* the reference, ignoring rights, did both */
+    (void)__wasi_path_remove_directory(ROOT, "data/rtd");
+    put("data/rt2", "file");
+    E("open data/rt2 as a dir fd", __wasi_path_open(ROOT, 1, "data/rt2", 0, FILE_RIGHTS, 0, 0, &fd));
+    E("open under a file fd", __wasi_path_open(fd, 1, "x", 0, FILE_RIGHTS, 0, 0, &below));
+    E("mkdir under a file fd", __wasi_path_create_directory(fd, "x"));
+    E("sock_shutdown a file", __wasi_sock_shutdown(fd, __WASI_SDFLAGS_RD));
+    E("sock_recv a file", __wasi_sock_recv(fd, &(__wasi_iovec_t){(uint8_t *)&n, 1}, 1, 0, &n, &(__wasi_roflags_t){0}));
+    E("sock_send a directory", __wasi_sock_send(ROOT, &(__wasi_ciovec_t){(const uint8_t *)"x", 1}, 1, 0, &n));
+    E("sock_shutdown stdout", __wasi_sock_shutdown(1, __WASI_SDFLAGS_RD));
+    E("sock_accept stdout", __wasi_sock_accept(1, 0, &below));
+    __wasi_fd_close(fd);
+}
+
 /* Last: what becomes of the preopen when a program closes it or renumbers a file over it. */
 static void preopen_replaced(void) {
     put("data/last", "last");
@@ -652,6 +818,11 @@ int main(void) {
     descriptors();
     access_modes();
     names();
+    stats();
+    seeking();
+    dots();
+    cookies();
+    rights();
     preopen_replaced();
     return 0;
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from ngixi_runtime.capabilities.base import WASI
 from ngixi_runtime.capabilities.context import HostContext
 from ngixi_runtime.capabilities.fs import FsOptions, Preopen, open_filesystem
 from ngixi_runtime.capabilities.linking import core_imports
+from ngixi_runtime.capabilities.wasi_files import _filestat
 from ngixi_runtime.capabilities.wasi_paths import ESCAPE
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.abi import (
@@ -32,6 +34,7 @@ from ngixi_runtime.spec.abi import (
     RIGHT_FD_SEEK,
     RIGHT_FD_TELL,
     RIGHT_FD_WRITE,
+    U64,
     Errno,
 )
 from tests.conftest import FakeMemory
@@ -200,6 +203,18 @@ def test_directories_and_metadata(guest: Guest, sandbox: Path) -> None:
     assert guest.call("path_unlink_file", DATA, *guest.path("g.txt")) == Errno.SUCCESS
     assert guest.call("path_remove_directory", DATA, *guest.path("d")) == Errno.SUCCESS
     assert list((sandbox / "data").iterdir()) == []
+
+
+def test_a_file_dated_before_1970_stats_as_time_0(guest: Guest, sandbox: Path) -> None:
+    """A timestamp is a u64 of nanoseconds since 1970: an older host file (or one past 2554, which btrfs can
+    hold) once failed every stat of it as a host error that stopped the guest."""
+    (sandbox / "data" / "old").write_text("1938")
+    os.utime(sandbox / "data" / "old", ns=(-(10**18), -(10**18)))
+    assert guest.call("path_filestat_get", DATA, 0, *guest.path("old"), OUT) == Errno.SUCCESS
+    assert struct.unpack("<QQ", guest.memory.read(OUT + 40, 16)) == (0, 0)  # atim, mtim
+    times = {"st_atime_ns": 1 << 70, "st_mtime_ns": 1 << 64, "st_ctime_ns": -1}
+    far = os.stat_result((0o100644, 1, 2, 1, 0, 0, 5, 0, 0, 0), times)
+    assert struct.unpack_from("<QQQ", _filestat(far), 40) == (U64, U64, 0)
 
 
 def test_stdout_is_not_a_file_without_stdio(guest: Guest) -> None:
