@@ -884,8 +884,8 @@ def _new_times(atime: int, mtime: int, flags: int) -> tuple[int | None, int | No
     ):
         raise AbiFault(Errno.INVAL)
     now = time.time_ns()
-    access = now if flags & _ATIM_NOW else _offset(atime) if flags & _ATIM else None
-    modification = now if flags & _MTIM_NOW else _offset(mtime) if flags & _MTIM else None
+    access = now if flags & _ATIM_NOW else atime & U64 if flags & _ATIM else None  # any u64: the kernel clamps
+    modification = now if flags & _MTIM_NOW else mtime & U64 if flags & _MTIM else None
     return access, modification
 
 

@@ -723,6 +723,51 @@ static void rights(void) {
     __wasi_fd_close(fd);
 }
 
+/* What is left of a directory and a file removed while open, and a preopen moved to another number and back. */
+static void gone(void) {
+    static uint8_t buffer[1024];
+    __wasi_size_t used = 99, n = 0;
+    __wasi_filestat_t st;
+    __wasi_fd_t dir, fd, moved;
+    E("mkdir data/gone", __wasi_path_create_directory(ROOT, "data/gone"));
+    E("open data/gone", __wasi_path_open(ROOT, 1, "data/gone", __WASI_OFLAGS_DIRECTORY, DIR_RIGHTS | __WASI_RIGHTS_PATH_CREATE_DIRECTORY | __WASI_RIGHTS_PATH_CREATE_FILE, FILE_RIGHTS, 0, &dir));
+    E("rmdir it while open", __wasi_path_remove_directory(ROOT, "data/gone"));
+    E("readdir it", __wasi_fd_readdir(dir, buffer, sizeof buffer, 0, &used));
+    int names = 0;
+    for (__wasi_size_t at = 0; at + sizeof(__wasi_dirent_t) <= used; names++) {
+        __wasi_dirent_t entry;
+        memcpy(&entry, buffer + at, sizeof entry);
+        at += sizeof entry + entry.d_namlen;
+    }
+    printf("  %d names\n", names);
+    E("filestat it", __wasi_fd_filestat_get(dir, &st));
+    printf("  type %d nlink %llu\n", st.filetype, (unsigned long long)st.nlink);
+    E("mkdir in it", __wasi_path_create_directory(dir, "x"));
+    E("create in it", __wasi_path_open(dir, 0, "f", __WASI_OFLAGS_CREAT, FILE_RIGHTS, 0, 0, &fd));
+    E("open . in it", __wasi_path_open(dir, 0, ".", 0, DIR_RIGHTS, 0, 0, &fd));
+    __wasi_fd_close(dir);
+    put("data/unlinked", "still here");
+    fd = open_file("open data/unlinked", "data/unlinked", 0, 0);
+    E("unlink it while open", __wasi_path_unlink_file(ROOT, "data/unlinked"));
+    E("write to it", __wasi_fd_write(fd, &(__wasi_ciovec_t){(const uint8_t *)"!", 1}, 1, &n));
+    E("filestat it", __wasi_fd_filestat_get(fd, &st));
+    printf("  nlink %llu size %llu\n", (unsigned long long)st.nlink, (unsigned long long)st.size);
+    E("pread it", __wasi_fd_pread(fd, &(__wasi_iovec_t){buffer, 5}, 1, 0, &n));
+    printf("  %u bytes %.5s\n", n, buffer);
+    __wasi_fd_close(fd);
+    E("renumber the preopen to 60", __wasi_fd_renumber(ROOT, 60));
+    E("prestat_get of 60", __wasi_fd_prestat_get(60, &(__wasi_prestat_t){0}));
+    E("prestat_get of the old number", __wasi_fd_prestat_get(ROOT, &(__wasi_prestat_t){0}));
+    E("open data through 60", __wasi_path_open(60, 0, "data", __WASI_OFLAGS_DIRECTORY, DIR_RIGHTS, 0, 0, &moved));
+    __wasi_fd_close(moved);
+    E("renumber it back", __wasi_fd_renumber(60, ROOT));
+    E("prestat_get of 60 now", __wasi_fd_prestat_get(60, &(__wasi_prestat_t){0}));
+    E("set_times to 2^64-1", __wasi_path_filestat_set_times(ROOT, 0, "data/s.txt", ~0ULL, ~0ULL, __WASI_FSTFLAGS_ATIM | __WASI_FSTFLAGS_MTIM));
+    E("fd set_times to 2^63", __wasi_fd_filestat_set_times(ROOT, 1ULL << 63, 1ULL << 63, __WASI_FSTFLAGS_ATIM | __WASI_FSTFLAGS_MTIM));
+    E("filestat it", __wasi_path_filestat_get(ROOT, 0, "data/s.txt", &st));
+    printf("  mtim past 2400 %d\n", st.mtim > 13569465600ULL * 1000000000ULL);
+}
+
 /* Last: what becomes of the preopen when a program closes it or renumbers a file over it. */
 static void preopen_replaced(void) {
     put("data/last", "last");
@@ -823,6 +868,7 @@ int main(void) {
     dots();
     cookies();
     rights();
+    gone();
     preopen_replaced();
     return 0;
 }
