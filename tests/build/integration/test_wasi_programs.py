@@ -147,6 +147,14 @@ KNOWN: dict[str, tuple[Known, ...]] = {
             for flag in ("SYNC", "DSYNC", "RSYNC")
         ),
         *(
+            Known(
+                f"{label:<44} 58, flags -1",
+                f"{label:<44} 0, flags {flag}",
+                "witx's path_open takes the SYNC, DSYNC and RSYNC fdflags and open(2) has them; Wasmtime's is NOTSUP",
+            )
+            for label, flag in (("open with SYNC", 16), ("open with DSYNC", 2), ("open with RSYNC", 8))
+        ),
+        *(
             _errno(label, 8, 0, "fcntl(F_SETFL) works on a stream; Wasmtime's stdio answers BADF")
             for label in ("set APPEND on stdout", "set NONBLOCK on stdin")
         ),

@@ -179,6 +179,16 @@ static void flags(void) {
     E("fdstat", __wasi_fd_fdstat_get(fd, &st));
     printf("  flags %d\n", st.fs_flags);
     __wasi_fd_close(fd);
+    const struct { const char *label; __wasi_fdflags_t flag; } syncs[] = {
+        {"open with SYNC", __WASI_FDFLAGS_SYNC}, {"open with DSYNC", __WASI_FDFLAGS_DSYNC},
+        {"open with RSYNC", __WASI_FDFLAGS_RSYNC},
+    };
+    for (int i = 0; i < 3; i++) {
+        __wasi_errno_t error = __wasi_path_open(ROOT, 1, "data/flags.txt", 0, FILE_RIGHTS, 0, syncs[i].flag, &fd);
+        if (!error) error = __wasi_fd_fdstat_get(fd, &st);
+        printf("%-44s %d, flags %d\n", syncs[i].label, error, error ? -1 : st.fs_flags);
+        if (!error) __wasi_fd_close(fd);
+    }
 }
 
 static void renumbering(void) {
