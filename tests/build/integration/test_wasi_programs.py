@@ -87,6 +87,10 @@ _PER_SUBSCRIPTION = (
     "witx gives each event its own error: a closed descriptor is that subscription's BADF, as poll(2) flags the one "
     "descriptor (POLLNVAL) instead of failing the call; Wasmtime fails the whole call with BADF"
 )
+_UNPOLLABLE = (
+    f"{'poll it without the poll right':<44} 0, 1 events, waited enough: [24: error {{error}} type 1 bytes {{ready}} "
+    "hangup 0]"
+)
 _CPU_CLOCKS = "witx defines the process and thread CPU-time clocks and we keep them; Wasmtime's WASI has neither (BADF)"
 KNOWN: dict[str, tuple[Known, ...]] = {
     "files": (Known("rmdir d2/ -> -1 Invalid argument", "rmdir d2/ -> 0 ", _TRAILING),),
@@ -125,6 +129,12 @@ KNOWN: dict[str, tuple[Known, ...]] = {
             "poll a closed descriptor",
             "1 events, waited enough: [20: error 8 type 1 bytes 0 hangup 0]",
             _PER_SUBSCRIPTION,
+        ),
+        Known(
+            _UNPOLLABLE.format(error=0, ready=1),
+            _UNPOLLABLE.format(error=76, ready=0),
+            "witx (after CloudABI): subscribing needs POLL_FD_READWRITE besides FD_READ; NOTCAPABLE in that "
+            "subscription's event; Wasmtime's WASI ignores rights",
         ),
         _poll(
             "poll a directory",

@@ -126,6 +126,11 @@ static void polling(void) {
     poll("poll a file for reading", s, 1, 0);
     s[0] = on_fd(19, __WASI_EVENTTYPE_FD_WRITE, file);
     poll("poll a file for writing", s, 1, 0);
+    __wasi_fd_t plain;
+    E("open it with FD_READ alone", __wasi_path_open(ROOT, 1, "data/poll.txt", 0, __WASI_RIGHTS_FD_READ, 0, 0, &plain));
+    s[0] = on_fd(24, __WASI_EVENTTYPE_FD_READ, plain);
+    poll("poll it without the poll right", s, 1, 0);
+    __wasi_fd_close(plain);
     s[0] = on_fd(20, __WASI_EVENTTYPE_FD_READ, 99);
     poll("poll a closed descriptor", s, 1, 0);
     s[0] = on_fd(21, __WASI_EVENTTYPE_FD_READ, ROOT);
