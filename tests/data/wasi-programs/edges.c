@@ -770,6 +770,11 @@ static void gone(void) {
     E("pread it", __wasi_fd_pread(fd, &(__wasi_iovec_t){buffer, 5}, 1, 0, &n));
     printf("  %u bytes %.5s\n", n, buffer);
     __wasi_fd_close(fd);
+    E("rename a name over its own hard link", __wasi_path_rename(ROOT, "data/src", ROOT, "data/hard"));
+    E("close stdin", __wasi_fd_close(0));
+    fd = open_file("open data/hard", "data/hard", 0, 0);
+    printf("  at 0 %d\n", fd == 0);
+    __wasi_fd_close(fd);
     E("renumber the preopen to 60", __wasi_fd_renumber(ROOT, 60));
     E("prestat_get of 60", __wasi_fd_prestat_get(60, &(__wasi_prestat_t){0}));
     E("prestat_get of the old number", __wasi_fd_prestat_get(ROOT, &(__wasi_prestat_t){0}));
