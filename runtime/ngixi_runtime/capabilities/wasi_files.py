@@ -86,6 +86,7 @@ from ngixi_runtime.spec.abi import (
     RIGHT_PATH_SYMLINK,
     RIGHT_PATH_UNLINK_FILE,
     RIGHT_POLL_FD_READWRITE,
+    U32,
     U64,
     WRITE_RIGHTS,
     AbiFault,
@@ -360,7 +361,7 @@ class WasiFilesystem:
 
     def fd_prestat_dir_name(self, memory: GuestMemory, fd: int, buffer: int, length: int) -> None:
         name = self._preopen(fd).guest_path.encode()
-        if length < len(name):
+        if length & U32 < len(name):
             raise AbiFault(Errno.NAMETOOLONG)
         memory.write(buffer, name)
 
@@ -587,6 +588,7 @@ class WasiFilesystem:
     def fd_readdir(self, memory: GuestMemory, fd: int, buffer: int, length: int, cookie: int, used: int) -> None:
         descriptor = self._directory(fd, RIGHT_FD_READDIR)
         cookie &= U64
+        length &= U32  # the engines hand an i32 over signed: a buffer of 2 GiB or more arrives negative
         if cookie == 0 or descriptor.listing is None:
             descriptor.listing = _entries(descriptor.host_fd)
         entries = bytearray()
@@ -714,7 +716,7 @@ class WasiFilesystem:
                 _existing_directory_if_slashed(target)
                 raise AbiFault(Errno.INVAL)
             contents = os.fsencode(os.readlink(target.name, dir_fd=target.directory))
-        contents = contents[: max(0, buffer_length)]
+        contents = contents[: buffer_length & U32]
         memory.write(buffer, contents)
         write_u32(memory, used, len(contents))
 
@@ -785,10 +787,10 @@ def _readable(memory: GuestMemory, iovs: int, count: int) -> int:
 
 
 def _path(memory: GuestMemory, pointer: int, length: int) -> str:
-    length &= 0xFFFFFFFF
+    length &= U32
     if length > MAX_PATH:
         raise AbiFault(Errno.NAMETOOLONG)
-    path = read_utf8(memory, pointer & 0xFFFFFFFF, length, fault=Errno.ILSEQ)
+    path = read_utf8(memory, pointer & U32, length, fault=Errno.ILSEQ)
     if "\0" in path:
         raise AbiFault(Errno.INVAL)
     if not path:

@@ -130,6 +130,7 @@ FILETYPE_REGULAR_FILE, FILETYPE_SOCKET_STREAM, FILETYPE_SYMBOLIC_LINK = 4, 6, 7
 # stdin, stdout and stderr are streams the host captures, never a terminal: typed as Wasmtime's WASI types
 # non-terminal stdio, so that a guest's isatty() (wasi-libc: a character device that cannot seek) answers no.
 FILETYPE_STREAM = FILETYPE_UNKNOWN
+U32 = (1 << 32) - 1
 U64 = (1 << 64) - 1
 
 

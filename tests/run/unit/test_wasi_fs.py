@@ -318,6 +318,20 @@ def test_readdir_stops_at_the_guests_buffer(guest: Guest, sandbox: Path) -> None
     assert guest.u32(OUT) == 100  # full: the guest asks again from a later cookie
 
 
+def test_a_buffer_of_2_gib_or_more_is_a_large_buffer_not_a_negative_one(guest: Guest, sandbox: Path) -> None:
+    """The engines hand an i32 over signed: fd_readdir once failed as a host error on such a length, readlink read
+    nothing and prestat_dir_name said NAMETOOLONG."""
+    (sandbox / "data" / "file").touch()
+    (sandbox / "data" / "alias").symlink_to("file")
+    directory = guest.open(DATA, ".", OFLAG_DIRECTORY, RIGHT_FD_READDIR)
+    assert guest.call("fd_readdir", directory, BUFFER, -(1 << 31), 0, OUT) == Errno.SUCCESS
+    assert guest.u32(OUT) == 4 * 24 + len(".." + "alias" + "file" + ".")
+    assert guest.call("path_readlink", DATA, *guest.path("alias"), BUFFER, -1, OUT) == Errno.SUCCESS
+    assert guest.memory.read(BUFFER, guest.u32(OUT)) == b"file"
+    assert guest.call("fd_prestat_dir_name", DATA, BUFFER, -1) == Errno.SUCCESS
+    assert guest.memory.read(BUFFER, 5) == b"/data"
+
+
 def test_paths_longer_than_path_max_are_refused_before_they_are_read(guest: Guest) -> None:
     assert guest.call("path_open", DATA, 0, 0, 1 << 20, 0, RIGHT_FD_READ, 0, 0, OUT) == Errno.NAMETOOLONG
 
