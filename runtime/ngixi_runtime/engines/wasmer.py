@@ -10,7 +10,6 @@ import itertools
 import os
 import re
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -138,6 +137,8 @@ def _stderr_without_panic_reports() -> Iterator[None]:
 
 @contextmanager
 def _stderr_held() -> Iterator[None]:
+    import tempfile  # with random: only a compile needs it, not a load of a verified artifact
+
     sys.stderr.flush()
     kept = os.dup(2)
     with tempfile.TemporaryFile() as held:
