@@ -9,6 +9,10 @@ PYTHONDONTWRITEBYTECODE, and fills the host AOT cache where a variant compiles):
 - Python + Extism: `import extism`, a `Plugin` of a one-function module, one call (the peer);
 - wasmtime-py: `import wasmtime`, compile, instantiate and call an `add` module (the floor of a
   Python host on Wasmtime);
+- wasmer-python: `import wasmer`, deserialize the same module compiled ahead, instantiate and call `add` (the
+  engine's own floor under `ngixi run` on Wasmer); and the same after importing the libraries a verified run
+  needs whatever its own code does (argparse, pathlib, json, tomli for the trust file, blake3 and
+  cryptography's Ed25519 and hashes): how far below them a goal lies;
 - `ngixi run --in-process BUNDLE add 2 3` on Wasmer and on Wasmtime, and `ngixi run BUNDLE add 2 3`
   (isolated, the default engine): the goals are 2.5x and 4x `python -c pass` (issue 24).
 The bundle is the project's built `hello` (`doit bundle:hello`), checked against its dev trust file.
@@ -53,6 +57,13 @@ EXTISM_ECHO = """(module
   (func (export "echo") (result i32) (call $output_set (call $input_offset) (call $input_length)) (i32.const 0)))
 """
 GOALS = {"in-process": 2.5, "isolated": 4.0}
+# What `ngixi run` imports for any guest, whatever its own code: its command line, paths, the index's JSON, the
+# trust file's TOML, the members' BLAKE3 and the signature's Ed25519 with the index's digests.
+VERIFYING_LIBRARIES = (
+    "import argparse, json, pathlib, blake3, tomli\n"
+    "from cryptography.hazmat.primitives import hashes\n"
+    "from cryptography.hazmat.primitives.asymmetric import ed25519\n"
+)
 
 
 def installed(scratch: Path) -> tuple[str, str]:
@@ -67,6 +78,19 @@ def installed(scratch: Path) -> tuple[str, str]:
     script.write_text(f"#!{python}\n" + DEV_NGIXI.read_text().split("\n", 1)[1])  # pip's, with our python
     script.chmod(0o755)
     return str(python), str(script)
+
+
+def wasmer_one_call(wasm: Path, serialized: Path) -> str:
+    """A script deserializing `wasm` compiled ahead into `serialized` (written here), instantiating it and calling
+    `add`: a verified artifact's load without the verifying."""
+    import wasmer
+
+    serialized.write_bytes(wasmer.Module(wasmer.Store(), wasm.read_bytes()).serialize())
+    return (
+        "import wasmer\n"
+        f"module = wasmer.Module.deserialize(wasmer.Store(), open({str(serialized)!r}, 'rb').read())\n"
+        "print(wasmer.Instance(module).exports.add(2, 3))\n"
+    )
 
 
 def variants(bundle: Path, scratch: Path) -> dict[str, tuple[list[str], float | None]]:
@@ -93,6 +117,10 @@ def variants(bundle: Path, scratch: Path) -> dict[str, tuple[list[str], float | 
         "python + wasmtime-py, one call": ([python, "-c", floor], None),
     }
     engines = [name for name in ("wasmer", "wasmtime") if find_spec(name) is not None]
+    if "wasmer" in engines:
+        wasmer_call = wasmer_one_call(add_wasm, scratch / "add.wasmer")
+        found["python + wasmer-python, one call"] = ([python, "-c", wasmer_call], None)
+        found["wasmer-python, after a run's libs"] = ([python, "-c", VERIFYING_LIBRARIES + wasmer_call], None)
     for engine in engines:
         command = [ngixi, "run", "--in-process", "--engine", engine, str(bundle), "add", "2", "3"]
         found[f"ngixi run --in-process ({engine})"] = (command, GOALS["in-process"])
