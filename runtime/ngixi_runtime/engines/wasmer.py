@@ -10,7 +10,6 @@ import itertools
 import os
 import re
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -121,9 +120,10 @@ def precompile(wasm: bytes, *, triple: str, cpu_features: Sequence[str], what: s
         return data
 
 
-# Rust's panic hook's report of a caught panic: its first line, then the note on backtraces or the backtrace.
+# Rust's panic hook's report of a caught panic: its first line, then the note on backtraces or the backtrace (compiled
+# by `re` when a compile first holds stderr).
 _STDERR_HOLDER = threading.Lock()
-_PANIC_REPORT = re.compile(rb"thread '[^'\n]*' panicked at .*\n(?:(?:note: .*|stack backtrace:|\s+.*)\n)*")
+_PANIC_REPORT = rb"thread '[^'\n]*' panicked at .*\n(?:(?:note: .*|stack backtrace:|\s+.*)\n)*"
 
 
 @contextmanager
@@ -138,6 +138,8 @@ def _stderr_without_panic_reports() -> Iterator[None]:
 
 @contextmanager
 def _stderr_held() -> Iterator[None]:
+    import tempfile  # with random: only a compile needs it, not a load of a verified artifact
+
     sys.stderr.flush()
     kept = os.dup(2)
     with tempfile.TemporaryFile() as held:
@@ -148,7 +150,7 @@ def _stderr_held() -> Iterator[None]:
             os.dup2(kept, 2)
             os.close(kept)
             held.seek(0)
-            rest = _PANIC_REPORT.sub(b"", held.read())
+            rest = re.sub(_PANIC_REPORT, b"", held.read())
             if rest:
                 os.write(2, rest)
 

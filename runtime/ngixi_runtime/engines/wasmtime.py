@@ -81,9 +81,10 @@ _WASMER_WORDING = {
 }
 
 
-# A backtrace line of a Wasmtime error: "   3: 0xaac52a - libc.so!stdio_get_write_stream".
-_FRAME = re.compile(r"^\s*\d+:\s+0x([0-9a-f]+) - (.+)$", re.MULTILINE)
-_INSTRUCTION_TRAP = re.compile(r"wasm `(\w+)` instruction executed")
+# A backtrace line of a Wasmtime error: "   3: 0xaac52a - libc.so!stdio_get_write_stream"; a trap's patterns are
+# compiled by `re` when first used, not at every start.
+_FRAME = r"^\s*\d+:\s+0x([0-9a-f]+) - (.+)$"
+_INSTRUCTION_TRAP = r"wasm `(\w+)` instruction executed"
 _FRAMES_SHOWN = 3
 
 
@@ -301,18 +302,18 @@ def failure_summary(error: Exception) -> str:
     innermost named functions of its backtrace, e.g. `unreachable (in libc.so!stdout_get_stdout < libc.so!write)`."""
     backtrace, _, cause = str(error).partition("Caused by:")
     reason = " ".join(line.strip() for line in cause.splitlines() if line.strip())
-    reason = _INSTRUCTION_TRAP.sub(r"\1", reason.removeprefix("wasm trap:").strip()) or first_line(error)
+    reason = re.sub(_INSTRUCTION_TRAP, r"\1", reason.removeprefix("wasm trap:").strip()) or first_line(error)
     from ngixi_runtime.spec.sourcemap import LIBRARY_PREFIXES  # on a failure only: not on every run's path
 
-    named = [shown for _, frame in _FRAME.findall(backtrace) if (shown := _frame_name(frame))]
+    named = [shown for _, frame in re.findall(_FRAME, backtrace, re.MULTILINE) if (shown := _frame_name(frame))]
     own = [name for name in named if not name.startswith(LIBRARY_PREFIXES)] or named  # past AssemblyScript's ~lib/
     return f"{reason} (in {' < '.join(own[:_FRAMES_SHOWN])})" if own else reason
 
 
 def backtrace_frames(error: Exception) -> tuple[tuple[str, int], ...]:
     """A Wasmtime error's backtrace as (function name, offset) pairs, innermost first."""
-    backtrace = str(error).partition("Caused by:")[0]
-    return tuple((frame.rpartition("!")[2], int(offset, 16)) for offset, frame in _FRAME.findall(backtrace))
+    frames = re.findall(_FRAME, str(error).partition("Caused by:")[0], re.MULTILINE)
+    return tuple((frame.rpartition("!")[2], int(offset, 16)) for offset, frame in frames)
 
 
 def _frame_name(frame: str) -> str | None:

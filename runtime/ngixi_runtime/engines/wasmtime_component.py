@@ -60,7 +60,7 @@ def _close_open_instances() -> None:
 
 
 _INTERRUPTED = "wasm trap: interrupt"
-_MEMORY_TOO_LARGE = re.compile(r"memory minimum size of (\d+) pages exceeds memory limits")
+_MEMORY_TOO_LARGE = r"memory minimum size of (\d+) pages exceeds memory limits"  # compiled by `re` on a refusal
 
 # A component's preamble: the magic, version 0x0d and layer 1 (a core module has layer 0).
 _COMPONENT_PREAMBLE = b"\0asm\x0d\x00\x01\x00"
@@ -336,7 +336,7 @@ def _give_stdin(config: wasmtime.WasiConfig, data: bytes) -> None:
 
 def _memory_hint(message: str, limits: RunLimits) -> str:
     """Wasmtime's refusal of a memory that starts above the store's limit, said in the manifest's terms."""
-    found = _MEMORY_TOO_LARGE.search(message)
+    found = re.search(_MEMORY_TOO_LARGE, message)
     return memory_floor_problem(int(found.group(1)), limits.memory_pages) if found else message
 
 

@@ -70,6 +70,9 @@ NOT_IN_AN_ISOLATED_RUNS_PARENT = {
 # What a later run of the same bundle (its rollback state written: it writes nothing) does not import either:
 # tempfile (with random), which the child's error file (a memfd) does not need.
 NOT_IN_A_LATER_ISOLATED_RUNS_PARENT = {"tempfile", "random"}
+# Nor does a later in-process run loading a verified Wasmer artifact: tempfile is Wasmer's for a compile's stderr, and
+# the watchdog kills without `signal` (its enums).
+NOT_IN_A_LATER_IN_PROCESS_WASMER_RUN = {"tempfile", "random", "signal"}
 
 
 def engine_installed(name: str) -> pytest.MarkDecorator:
@@ -129,6 +132,8 @@ def test_a_run_of_a_fitting_artifact_imports_no_host_aot_cache(tmp_path: Path) -
     path = make_bundle(tmp_path / "bundle", keys.key, wasm=WASM, manifest=MANIFEST, artifacts=[artifact])
     _, modules = run_recorded(tmp_path, (path, keys), "--in-process", "--engine", "wasmer")
     assert "ngixi_runtime.loading.aot_cache" not in modules
+    _, later = run_recorded(tmp_path, (path, keys), "--in-process", "--engine", "wasmer")
+    assert not NOT_IN_A_LATER_IN_PROCESS_WASMER_RUN & later
 
 
 def test_an_isolated_runs_parent_imports_no_engine(tmp_path: Path, bundle: tuple[Path, KeyFiles]) -> None:
