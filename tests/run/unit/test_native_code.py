@@ -103,6 +103,27 @@ def _swap_in_crafted_code(path: Path, tmp_path: Path, engine: str, cache_dir: Pa
     os.replace(other, path)
 
 
+def test_an_entry_this_users_loads_did_not_make_is_never_loaded(
+    tmp_path: Path, engine_name: str, aot_cache_dir: Path
+) -> None:
+    """An entry with the right record and digests that another program wrote into the cache (copied from another
+    machine or user, or made by a process of the operator's from bytes a guest chose) was deserialized: entries
+    carry a keyed digest only this user's loads can make, and one without it is compiled again and replaced."""
+    keys = make_key(tmp_path / "keys", native_code=False)
+    load(tmp_path, keys, engine_name)
+    [entry] = cache_entries(aot_cache_dir)
+    header, _, code = entry.read_bytes().partition(b"\n")
+    record = json.loads(header)
+    for planted in ({**record, "mac": "0" * 64}, {k: v for k, v in record.items() if k != "mac"}):
+        entry.write_bytes(json.dumps(planted).encode() + b"\n" + code)
+        guest = load(tmp_path / "again", keys, engine_name)
+        assert "refused (this user's loads did not make it: its keyed digest does not match) and replaced" in (
+            guest.origin
+        )
+        assert guest.compiled and guest.call("add", (2, 3)) == (5,)
+    assert load(tmp_path / "third", keys, engine_name).origin.startswith("host AOT cache ")
+
+
 def test_a_truncated_cache_entry_is_refused_before_any_of_it_is_deserialized(
     tmp_path: Path, engine_name: str, aot_cache_dir: Path
 ) -> None:
