@@ -137,10 +137,11 @@ def chosen_trust(path: Path, *, found: bool) -> TrustStore:
     name, see `choice.is_implicit_choice`) as `project_trust_table` scopes them."""
     if not found:
         return load_trust(path)
-    scoped = project_trust_table(read_trust_table(path), source=path)
+    raw, text = read_trust_table(path)
+    scoped = project_trust_table(raw, source=path)
     note = (
         f"the trust file {path} was found from the working directory (or --project), and a project's dev trust "
         f"file found so trusts keys for the {DEV_CHANNEL} channel only, whatever it lists: pass --trust FILE "
         "(this file, or the operator's) to verify other channels"
     )
-    return trust_from_table(scoped, source=str(path))._replace(scope_note=note)
+    return trust_from_table(scoped, source=str(path), text=text)._replace(scope_note=note)
