@@ -6,9 +6,12 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from ngixi_runtime.printable import printable
+from ngixi_runtime.printable import clipped, printable
 
 T = TypeVar("T")
+# A field and a message quote what the file's author wrote (keys, values): each is cut there, with a note.
+_FIELD_LIMIT = 200
+_MESSAGE_LIMIT = 1000
 ItemCheck = Callable[[object, str, "Problems"], T | None]
 
 
@@ -20,7 +23,9 @@ class Problems:
         self.lines: list[str] = []
 
     def add(self, field: str, message: str) -> None:
-        self.lines.append(printable(f"{self.source}: {field}: {message}"))
+        self.lines.append(
+            printable(f"{self.source}: {clipped(field, _FIELD_LIMIT)}: {clipped(message, _MESSAGE_LIMIT)}")
+        )
 
     def unknown_keys(self, table: Mapping[str, Any], allowed: Sequence[str], prefix: str) -> None:
         for key in table:
