@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import struct
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +30,11 @@ def watched_opens(path: Path) -> Iterator[Callable[[], int]]:
             try:
                 events += os.read(watcher, 4096)
             except BlockingIOError:
-                return len(events) // 16  # struct inotify_event, no name for a watched file
+                break
+        # struct inotify_event without a name (a watched file): wd, mask, cookie, len. IN_IGNORED comes unasked
+        # when the file is removed.
+        masks = [struct.unpack_from("<iIII", events, offset)[1] for offset in range(0, len(events), 16)]
+        return sum(1 for mask in masks if mask & _IN_OPEN)
 
     try:
         yield opens

@@ -23,6 +23,7 @@ from ngixi_runtime.loading.loader import Guest, likely_artifacts, open_guest
 from ngixi_runtime.spec.targets import SUPPORTED_TARGETS, host_triple
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import KeyFiles, exit_code, make_bundle, make_key
+from tests.file_events import watched_opens
 from tests.wasmgen import ADD_BODY, Func, module
 
 HONEST = module(functions=[Func("add", ["i32", "i32"], ["i32"], ADD_BODY)])
@@ -198,7 +199,9 @@ def test_a_fifo_at_an_entry_does_not_block_the_load_and_is_replaced(
     [entry] = cache_entries(aot_cache_dir)
     entry.unlink()
     os.mkfifo(entry, 0o600)
-    guest = load(tmp_path / "again", keys, engine_name)
+    with watched_opens(entry) as opens:
+        guest = load(tmp_path / "again", keys, engine_name)
+        assert opens() == 0  # refused unopened: an open would wake a writer waiting on it
     assert "its host AOT cache entry was refused (it is not a regular file) and replaced" in guest.origin
     assert load(tmp_path / "third", keys, engine_name).origin.startswith("host AOT cache ")
 
