@@ -12,14 +12,14 @@ again and replaced.
 from __future__ import annotations
 
 import errno
-import hashlib
-import hmac
 import json
 import os
 import stat
 from pathlib import Path
 
 import blake3
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, hmac
 
 from ngixi_runtime.engines.base import EngineId
 from ngixi_runtime.files import SpecialFileError, atomic_output, make_directories, open_plain
@@ -117,7 +117,7 @@ class AotCache(NamedTuple):
     def store(self, key: CacheKey, code: bytes) -> None:
         """Keeps `code`, this host's compilation for `key`, as one file: its record line, then the code."""
         record = _record(key, code)
-        record["mac"] = _mac(record, self.key)
+        record["mac"] = _mac(record, self.key).finalize().hex()
         try:
             with atomic_output(self.entry_path(key), mode=0o600) as stream:
                 stream.write(json.dumps(record, sort_keys=True).encode() + b"\n")
@@ -143,8 +143,11 @@ def _record(key: CacheKey, code: bytes) -> dict[str, object]:
     return {**key.record(), "size": len(code), "blake3": blake3.blake3(code).hexdigest()}
 
 
-def _mac(record: dict[str, object], mac_key: bytes) -> str:
-    return hmac.new(mac_key, json.dumps(record, sort_keys=True).encode(), hashlib.sha256).hexdigest()
+def _mac(record: dict[str, object], mac_key: bytes) -> hmac.HMAC:
+    """HMAC-SHA256 of the record, with cryptography's (loaded to verify anyway; hashlib is not, in a run)."""
+    mac = hmac.HMAC(mac_key, hashes.SHA256())
+    mac.update(json.dumps(record, sort_keys=True).encode())
+    return mac
 
 
 def _checked_code(descriptor: int, key: CacheKey, mac_key: bytes) -> bytes:
@@ -167,6 +170,8 @@ def _checked_code(descriptor: int, key: CacheKey, mac_key: bytes) -> bytes:
     expected = _record(key, code)
     if record != expected:
         raise EntryRefused("its code does not match the digest and key of its record")
-    if not hmac.compare_digest(str(mac), _mac(expected, mac_key)):
-        raise EntryRefused("this user's loads did not make it: its keyed digest does not match")
+    try:
+        _mac(expected, mac_key).verify(bytes.fromhex(mac) if isinstance(mac, str) else b"")  # in constant time
+    except (InvalidSignature, ValueError):  # ValueError: not hexadecimal
+        raise EntryRefused("this user's loads did not make it: its keyed digest does not match") from None
     return code

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -57,7 +56,7 @@ def kept_secret(name: str, environ: Mapping[str, str] = os.environ) -> bytes:
         raise SecretUnkept(Path("~/.local/state/ngixi", name), f"cannot be kept: {error}") from None
     try:
         if not os.path.lexists(path):  # a look first: it is read far more often than made
-            write_atomic(path, secrets.token_hex(_SECRET_BYTES).encode(), mode=0o600, new=True)
+            write_atomic(path, os.urandom(_SECRET_BYTES).hex().encode(), mode=0o600, new=True)
     except FileExistsError:
         pass
     except OSError as error:
