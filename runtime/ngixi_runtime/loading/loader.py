@@ -520,6 +520,11 @@ def check_memory_limit(manifest: Manifest, info: ModuleInfo, *, engine_caps_grow
         raise PolicyError(f"{manifest.guest.name}: " + "; ".join(problems))
 
 
+def has_preopens(manifest: Manifest) -> bool:
+    """Whether the guest is granted directories of the host (`own_state_paths` are looked up only then)."""
+    return bool(getattr(manifest.capabilities.get("fs"), "preopens", ()))  # no import of the fs module
+
+
 def own_state_paths(trust_file: Path | None = None, rollback: Path | None = None) -> tuple[str, ...]:
     """Where ngixi keeps what decides what this host trusts and runs, which no guest's preopen may hold
     (`Sandbox.state_paths`): the trust file and rollback state in use (this user's default rollback state when
@@ -569,7 +574,7 @@ def open_guest(
     """
     manifest = verified_manifest(bundle)
     if sandbox is not None and sandbox.state_paths is None:
-        sandbox = sandbox._replace(state_paths=own_state_paths())
+        sandbox = sandbox._replace(state_paths=own_state_paths() if has_preopens(manifest) else ())
     host_side = partial(
         open_context,
         manifest.guest.name,

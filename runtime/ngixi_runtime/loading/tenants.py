@@ -59,6 +59,7 @@ from ngixi_runtime.loading.loader import (
     Guest,
     encoded_input,
     guest_engine,
+    has_preopens,
     likely_artifacts,
     open_guest,
     own_state_paths,
@@ -244,7 +245,8 @@ def open_tenant(
         )
         if sandbox is not None:
             rollback_state = None if rollback is None else rollback.state_file.parent
-            sandbox = sandbox._replace(state_paths=own_state_paths(trust_file, rollback_state))
+            state = own_state_paths(trust_file, rollback_state) if has_preopens(manifest) else ()
+            sandbox = sandbox._replace(state_paths=state)
         if not isolated:  # open_guest reads all it needs of the bundle now
             chosen = guest_engine(manifest, engine, verified.index.artifact_engines)
             watchdog = _in_process_watchdog(watch_in_process, chosen)
