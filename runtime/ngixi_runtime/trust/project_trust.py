@@ -68,9 +68,12 @@ def kept_secret(name: str, environ: Mapping[str, str] = os.environ) -> bytes:
     if problem:
         raise SecretUnkept(path, f"is not used: {problem} (remove it)")
     try:
-        return read_input_bytes(path, what="a key of this user's", limit=256)
+        secret = read_input_bytes(path, what="a key of this user's", limit=256)
     except InvalidInput as error:
         raise SecretUnkept(path, f"is not used: {error}") from None
+    if len(secret) < _SECRET_BYTES:  # made with twice as many (hexadecimal): an empty or cut key keys nothing
+        raise SecretUnkept(path, f"is not used: it holds {len(secret)} bytes, under {_SECRET_BYTES} (remove it)")
+    return secret
 
 
 def registered_dev_keys(path: Path | None = None) -> tuple[str, ...]:

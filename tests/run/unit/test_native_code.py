@@ -310,3 +310,14 @@ def test_nothing_is_read_ahead_for_a_trust_file_that_trusts_no_key_with_native_c
     trusted, untrusted = make_key(tmp_path / "a"), make_key(tmp_path / "b", native_code=False)
     assert likely_artifacts("wasmtime", load_trust(trusted.trust)) == (f"aot/{host_triple()}.cwasm",)
     assert likely_artifacts("wasmtime", load_trust(untrusted.trust)) == ()
+
+
+def test_an_empty_cache_key_keys_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty (or cut) key of this user's made every entry's keyed digest one anyone could compute."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    key = tmp_path / "state" / "ngixi" / "aot-cache.key"
+    key.parent.mkdir(parents=True, mode=0o700)
+    key.write_bytes(b"")
+    key.chmod(0o600)
+    with pytest.raises(CacheUnavailable, match=rf"^{key}: is not used: it holds 0 bytes, under 32 \(remove it\)"):
+        AotCache.opened(tmp_path / "aot")
