@@ -401,3 +401,14 @@ def test_an_index_repeating_a_key_names_that_key_alone() -> None:
     repeated = r"^b: bundle\.json: \(file\): not valid JSON: an object repeats the key 'k7'$"
     with pytest.raises(VerificationError, match=repeated):
         parse_index(f'{{{keys}, "k7": 1}}'.encode(), source="b")
+
+
+def test_a_file_of_thousands_of_problems_reports_the_first_twenty() -> None:
+    """A signed manifest of 20,000 unknown keys printed 20,000 lines (1.8 MB) at every load."""
+    text = GUEST + "".join(f"k{n} = 1\n" for n in range(20_000))
+    with pytest.raises(ManifestError) as refused:
+        parse_manifest(text, source=F, stem="hello")
+    lines = str(refused.value).splitlines()
+    assert len(refused.value.lines) == 20_000 and len(lines) == 21
+    assert lines[0].startswith(f"{F}: guest.k0: unknown key")
+    assert lines[-1] == "… and 19980 more problems in the same file: fix those above first"
