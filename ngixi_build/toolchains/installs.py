@@ -19,7 +19,6 @@ import hmac
 import logging
 import multiprocessing
 import os
-import secrets
 import shutil
 from collections.abc import Callable, Mapping
 from importlib import resources
@@ -27,13 +26,11 @@ from pathlib import Path
 
 from ngixi_build.locking import file_lock
 from ngixi_runtime.errors import InvalidInput, NgixiError, ToolchainError
-from ngixi_runtime.files import read_input_bytes, write_atomic
-from ngixi_runtime.trust.local_paths import unsafe_because
-from ngixi_runtime.trust.project_trust import dev_keys_file
+from ngixi_runtime.files import read_input_bytes
+from ngixi_runtime.trust.project_trust import SecretUnkept, kept_secret
 
 COMPLETE = ".complete"
 _STAMP_KEY_NAME = "install-stamp.key"
-_STAMP_KEY_BYTES = 32
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +84,7 @@ def _stamp_key() -> bytes:
     this process's own: what it makes is then made afresh by the next build, never taken from anyone else."""
     try:
         return _kept_stamp_key()
-    except (NgixiError, OSError) as error:  # OSError: a link to nowhere where the key would be
+    except NgixiError as error:
         _warn_once(str(error))
         return _build_stamp_key()
 
@@ -104,20 +101,9 @@ def _kept_stamp_key() -> bytes:
     """The user's stamp key, made on first use beside the record of their dev keys; refused where others could
     read or change it."""
     try:
-        path = dev_keys_file().parent / _STAMP_KEY_NAME
-    except RuntimeError as error:  # no home directory
-        raise _unkept(Path("~/.local/state/ngixi", _STAMP_KEY_NAME), f"cannot be kept: {error}") from None
-    try:
-        if not os.path.lexists(path):  # a look first: every check stamps
-            write_atomic(path, secrets.token_hex(_STAMP_KEY_BYTES).encode(), mode=0o600, new=True)
-    except FileExistsError:
-        pass
-    except OSError as error:
-        raise _unkept(path, f"cannot be kept there: {error}") from None
-    problem = unsafe_because(path) or (os.stat(path).st_mode & 0o077 and "others may read it")
-    if problem:
-        raise _unkept(path, f"is not used: {problem} (remove it)")
-    return read_input_bytes(path, what="the toolchain install stamp key", limit=256)
+        return kept_secret(_STAMP_KEY_NAME)
+    except SecretUnkept as unkept:
+        raise _unkept(unkept.path, unkept.problem) from None
 
 
 def _unkept(path: Path, problem: str) -> ToolchainError:

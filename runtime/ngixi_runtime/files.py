@@ -4,11 +4,13 @@ errors."""
 
 from __future__ import annotations
 
+import errno
+import functools
 import os
 import re
 import stat
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from pathlib import Path
 from typing import IO, Any
@@ -120,6 +122,86 @@ INPUT_FILE_LIMIT = 16 << 20
 KEY_FILE_LIMIT = 64 << 10
 
 
+# Where a descriptor opened with O_PATH can be opened again for reading or writing (Linux): a name is looked at
+# without opening what it names, and only a regular file or directory is then opened, through that descriptor.
+_O_PATH = getattr(os, "O_PATH", 0)
+_REOPEN = "/proc/self/fd/"
+_CREATED_MEANWHILE_TRIES = 8
+
+
+class SpecialFileError(OSError):
+    """A FIFO, device or socket where a regular file or directory was to be opened; it was not opened."""
+
+    def __init__(self, status: os.stat_result) -> None:
+        super().__init__(errno.ENXIO, f"{kind_of(status.st_mode)}, not a regular file or directory")
+        self.status = status
+
+
+def open_plain(name: str | Path, flags: int, mode: int = 0o644, *, dir_fd: int | None = None) -> tuple[int, int]:
+    """`os.open(name, flags, mode, dir_fd=dir_fd)` and the file's type (`stat.S_IFMT`), for a regular file or
+    directory only.
+
+    A FIFO, device or socket is a `SpecialFileError` and is never opened: a FIFO's open would wake its writer,
+    a device's open runs its driver. On Linux the name is opened with O_PATH (which opens nothing), its type read
+    from that descriptor, and only then opened again through it, so a file swapped in between changes nothing.
+    Elsewhere it is looked at, opened without waiting and looked at again (a device swapped in between has been
+    opened). With O_CREAT, `flags`
+    must hold O_NOFOLLOW: a name made meanwhile is looked at again, never followed.
+    """
+    if not _can_reopen():
+        return _open_then_look(name, flags, mode, dir_fd)
+    for _ in range(_CREATED_MEANWHILE_TRIES):
+        try:
+            probe = os.open(name, _O_PATH | os.O_CLOEXEC | flags & (os.O_NOFOLLOW | os.O_DIRECTORY), dir_fd=dir_fd)
+        except FileNotFoundError:
+            if not flags & os.O_CREAT:
+                raise
+            with suppress(FileExistsError):  # new, so a regular file; one made meanwhile is looked at again
+                return os.open(name, flags | os.O_EXCL, mode, dir_fd=dir_fd), stat.S_IFREG
+            continue
+        try:
+            return _reopen(probe, name, flags)
+        finally:
+            os.close(probe)
+    raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(name))
+
+
+@functools.cache
+def _can_reopen() -> bool:
+    return bool(_O_PATH) and os.path.isdir(_REOPEN)
+
+
+def _reopen(probe: int, name: str | Path, flags: int) -> tuple[int, int]:
+    status = os.fstat(probe)
+    if flags & os.O_CREAT and flags & os.O_EXCL:
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(name))
+    if stat.S_ISLNK(status.st_mode):  # opened as itself: only O_NOFOLLOW does that, and open(2) says ELOOP
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(name))
+    _refuse_special(status)
+    reopened = flags & ~(os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW)  # the magic link is a link
+    return os.open(f"{_REOPEN}{probe}", reopened), stat.S_IFMT(status.st_mode)
+
+
+def _refuse_special(status: os.stat_result) -> None:
+    if not (stat.S_ISREG(status.st_mode) or stat.S_ISDIR(status.st_mode) or stat.S_ISLNK(status.st_mode)):
+        raise SpecialFileError(status)
+
+
+def _open_then_look(name: str | Path, flags: int, mode: int, dir_fd: int | None) -> tuple[int, int]:
+    with suppress(FileNotFoundError):  # looked at first, then again through the descriptor (swapped meanwhile)
+        _refuse_special(os.stat(name, dir_fd=dir_fd, follow_symlinks=not flags & os.O_NOFOLLOW))
+    descriptor = os.open(name, flags | os.O_NONBLOCK | os.O_NOCTTY, mode, dir_fd=dir_fd)
+    status = os.fstat(descriptor)
+    try:
+        _refuse_special(status)
+    except SpecialFileError:
+        os.close(descriptor)
+        raise
+    if not flags & os.O_NONBLOCK:
+        os.set_blocking(descriptor, True)
+    return descriptor, stat.S_IFMT(status.st_mode)
+
+
 def read_input_bytes(path: Path, *, what: str, limit: int = INPUT_FILE_LIMIT) -> bytes:
     """A file the user named, whole; anything but a regular file of at most `limit` bytes is an InvalidInput.
 
@@ -127,13 +209,16 @@ def read_input_bytes(path: Path, *, what: str, limit: int = INPUT_FILE_LIMIT) ->
     that grows past `limit` is never read whole.
     """
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        descriptor, _ = open_plain(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except SpecialFileError as error:
+        kind = kind_of(error.status.st_mode)
+        raise InvalidInput(f"{path}: {kind}, not a regular file; name the file of {what}") from None
     except OSError as error:
         raise InvalidInput(f"{path}: cannot read {what}: {error.strerror}") from None
     status = os.fstat(descriptor)
     if not stat.S_ISREG(status.st_mode):
         os.close(descriptor)
-        raise InvalidInput(f"{path}: {_kind_of(status.st_mode)}, not a regular file; name the file of {what}")
+        raise InvalidInput(f"{path}: {kind_of(status.st_mode)}, not a regular file; name the file of {what}") from None
     try:  # a read sets aside as many bytes as asked for: ask for the size, then for what it grew by
         data = _read_at_most(descriptor, min(status.st_size, limit) + 1)
         if len(data) > status.st_size:
@@ -156,7 +241,7 @@ def _read_at_most(descriptor: int, count: int) -> bytes:
     return b"".join(chunks)
 
 
-def _kind_of(mode: int) -> str:
+def kind_of(mode: int) -> str:
     kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
     return next((name for test, name in kinds if test(mode)), "a device")
 
@@ -191,14 +276,15 @@ def toml_tables(text: str, *, source: str) -> dict[str, Any]:
 def open_regular(path: Path) -> Iterator[IO[bytes] | None]:
     """The file at `path` open for reading if it is a regular file (a symlink to one counts), else None.
 
-    Anything else is never waited on: it is looked at before it is opened, opened without blocking, and
-    looked at again through the open descriptor (a FIFO swapped in between is still refused).
+    Anything else is never opened (`open_plain`).
     """
-    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY) if path.is_file() else -1
-    if descriptor >= 0 and not stat.S_ISREG(os.fstat(descriptor).st_mode):
-        os.close(descriptor)
-        descriptor = -1
-    if descriptor < 0:
+    try:
+        descriptor, kind = open_plain(path, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError, SpecialFileError):
+        kind = 0
+    if kind != stat.S_IFREG:
+        if kind:
+            os.close(descriptor)
         yield None
         return
     with os.fdopen(descriptor, "rb") as stream:

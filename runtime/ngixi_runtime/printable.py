@@ -32,6 +32,16 @@ def printable(text: str) -> str:
     return re.sub(_ESCAPED, _escape, text)
 
 
+def clipped(text: str, limit: int) -> str:
+    """`text`, or its first and last `limit // 2` characters and how many were left out between: a message quoting
+    a value a file's author chose (a key, a string) of 100,000 characters would make a line no one reads, and its
+    end says what to do."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}…({len(text) - 2 * half} characters left out)…{text[-half:]}"
+
+
 def printable_lines(text: str) -> str:
     """A message of several lines, each made `printable`: for a message whose line breaks are ngixi's own."""
     return "\n".join(printable(line) for line in text.split("\n"))

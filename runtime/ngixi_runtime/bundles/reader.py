@@ -505,11 +505,23 @@ def _read_members(
 def _check_manifest_copy(manifest: bytes, index: BundleIndex, source: str) -> None:
     """A full read also holds the index's copy of the manifest to manifest.toml's bytes."""
     try:
-        same = tomli.loads(manifest.decode("utf-8")) == index.manifest
+        same = _same_values(tomli.loads(manifest.decode("utf-8")), index.manifest)
     except (UnicodeDecodeError, tomli.TOMLDecodeError, RecursionError):
         same = False
     if not same:
         raise VerificationError(f"{source}: member {MANIFEST_NAME} differs from the manifest in the signed index")
+
+
+def _same_values(shown: object, signed: object) -> bool:
+    """Equal values of the same types: Python's == holds `true` equal to 1 and `1.0` to 1, which a reviewer reading
+    manifest.toml would not."""
+    if type(shown) is not type(signed):
+        return False
+    if isinstance(shown, dict) and isinstance(signed, dict):
+        return shown.keys() == signed.keys() and all(_same_values(shown[key], signed[key]) for key in shown)
+    if isinstance(shown, list) and isinstance(signed, list):
+        return len(shown) == len(signed) and all(map(_same_values, shown, signed))
+    return shown == signed
 
 
 def _kept_manifest(index_bytes: bytes, index: BundleIndex, source: str) -> Manifest:

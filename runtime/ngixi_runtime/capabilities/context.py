@@ -142,6 +142,9 @@ class Sandbox(NamedTuple):
     files: Path
     kv_database: Path
     http_routes: Mapping[Address, Address] = MappingProxyType({})
+    # ngixi's own state (the trust file, rollback state, the AOT cache and this user's keys, a project's .ngixi/),
+    # which no preopen may hold: a guest there could change what this host trusts and runs. None: the loader's.
+    state_paths: tuple[str, ...] | None = None
 
     @classmethod
     def under(cls, directory: Path) -> Sandbox:
@@ -150,12 +153,14 @@ class Sandbox(NamedTuple):
 
     def to_json(self) -> dict[str, Any]:
         routes = [[*source, *target] for source, target in self.http_routes.items()]
-        return {"files": str(self.files), "kv_database": str(self.kv_database), "http_routes": routes}
+        state = None if self.state_paths is None else list(self.state_paths)
+        return {"files": str(self.files), "kv_database": str(self.kv_database), "http_routes": routes, "state": state}
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Sandbox:
         routes = {(host, port): (address, target) for host, port, address, target in raw["http_routes"]}
-        return cls(Path(raw["files"]), Path(raw["kv_database"]), routes)
+        state = None if raw.get("state") is None else tuple(raw["state"])
+        return cls(Path(raw["files"]), Path(raw["kv_database"]), routes, state)
 
 
 class CapabilityState(Protocol):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -244,8 +244,10 @@ def open_filesystem(
     console: Console | None = None,
     stdin: bytes | None = None,
     open_files: int = DEFAULT_OPEN_FILES,
+    state_paths: Sequence[str] = (),
 ) -> WasiFilesystem:
-    """Opens every preopen under `sandbox` (created when missing); refuses any that leaves it.
+    """Opens every preopen under `sandbox` (created when missing); refuses any that leaves it, or that holds one of
+    `state_paths` (ngixi's own state, `Sandbox.state_paths`).
 
     With a `console`, the guest's stdout and stderr (fds 1 and 2) write to it; with `stdin`, fd 0 reads it.
     """
@@ -259,6 +261,7 @@ def open_filesystem(
         for i, preopen in enumerate(options.preopens)
     ]
     _refuse_writable_read_only(mounts, guest)
+    _refuse_state_holders(mounts, state_paths, guest)
     quota = (options.max_bytes, options.max_files)
     return WasiFilesystem.over(
         mounts, guest=guest, root=root, console=console, stdin=stdin, quota=quota, open_files=open_files
@@ -290,6 +293,20 @@ def _refuse_writable_read_only(mounts: list[Mount], guest: str) -> None:
             )
 
 
+def _refuse_state_holders(mounts: list[Mount], state_paths: Sequence[str], guest: str) -> None:
+    """A preopen holding ngixi's own state: read, it gives a guest this user's keys; written, its trust file,
+    rollback state, AOT cache entries or dev-keys record, and with them its own or another guest's rights."""
+    for index, mount in enumerate(mounts):
+        for held in state_paths:
+            real = Path(os.path.realpath(held))
+            if real == mount.host_path or mount.host_path in real.parents:
+                raise InvalidInput(
+                    f"{guest}: capabilities.fs.preopens[{index}].host: {mount.host_path} holds {held}, ngixi's own "
+                    "state, which a guest must not read or change; choose a --sandbox apart from it, or keep that "
+                    "state elsewhere"
+                )
+
+
 def _open_state(options: FsOptions, context: HostContext, sandbox: Sandbox | None) -> WasiFilesystem:
     # fs's table answers for fds 0-2 too, each only when its own capability is granted.
     console = context if "stdio" in context.grants else None
@@ -298,7 +315,13 @@ def _open_state(options: FsOptions, context: HostContext, sandbox: Sandbox | Non
         return WasiFilesystem.over([], guest=context.guest, console=console, stdin=stdin, open_files=context.open_files)
     assert sandbox is not None  # needs_sandbox: opening the context refused a missing one
     return open_filesystem(
-        options, sandbox.files, guest=context.guest, console=console, stdin=stdin, open_files=context.open_files
+        options,
+        sandbox.files,
+        guest=context.guest,
+        console=console,
+        stdin=stdin,
+        open_files=context.open_files,
+        state_paths=sandbox.state_paths or (),
     )
 
 

@@ -37,6 +37,7 @@ from ngixi_runtime.capabilities.wasi_paths import (
 )
 from ngixi_runtime.capabilities.wasi_quota import UNBOUNDED, DiskQuota
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.files import open_plain
 from ngixi_runtime.spec.abi import (
     DIRECTORY_RIGHTS,
     FDFLAG_APPEND,
@@ -804,7 +805,6 @@ def _open_file(target: Target, oflags: int, fdflags: int, rights: int) -> tuple[
     """The new host descriptor and its file's mode: a regular file or a directory, never a special file."""
     reads = bool(rights & (RIGHT_FD_READ | RIGHT_FD_READDIR))
     writes = bool(rights & WRITE_RIGHTS or oflags & OFLAG_TRUNC or fdflags & FDFLAG_APPEND)
-    # Opened without waiting (a FIFO's open waits for its other end), never as the controlling terminal.
     flags = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
     flags |= os.O_RDWR if reads and writes else os.O_WRONLY if writes else os.O_RDONLY
     for bit, host in (
@@ -827,17 +827,13 @@ def _open_file(target: Target, oflags: int, fdflags: int, rights: int) -> tuple[
     if flags & os.O_DIRECTORY and writes:
         raise AbiFault(Errno.ISDIR if _is_directory(target) else Errno.NOTDIR)
     try:
-        host_fd = os.open(target.name, flags, 0o644, dir_fd=target.directory)
+        # A FIFO, device or socket is never opened (a FIFO's writer would wake, a device's driver run) and would
+        # block the host in read or write past the call's deadline: NXIO, as open(2) answers for a socket.
+        host_fd, mode = open_plain(target.name, flags, 0o644, dir_fd=target.directory)
     except OSError as error:
         if error.errno == errno.ELOOP and not flags & os.O_CREAT and link_target(target.directory, target.name):
             raise AbiFault(Errno.NOTDIR if flags & os.O_DIRECTORY else Errno.LOOP) from None
         raise
-    mode = os.fstat(host_fd).st_mode
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        os.close(host_fd)
-        # A FIFO, device or socket can block the host in read or write past the call's deadline: NXIO, as
-        # open(2) answers for a socket and for a FIFO with no reader.
-        raise AbiFault(Errno.NXIO)
     if not fdflags & FDFLAG_NONBLOCK:  # as asked: a file system may honour it (FUSE can)
         os.set_blocking(host_fd, True)
     return host_fd, mode

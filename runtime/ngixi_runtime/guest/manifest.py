@@ -26,7 +26,7 @@ from ngixi_runtime.guest.kind import (
 )
 from ngixi_runtime.guest.typed import parse_component_entry, wit_type_names
 from ngixi_runtime.records import NamedTuple
-from ngixi_runtime.spec.schema import Problems, integer, string, suggestion, table, type_name
+from ngixi_runtime.spec.schema import Problems, integer, reported, string, suggestion, table, type_name
 
 if TYPE_CHECKING:
     from ngixi_runtime.guest.build_command import BuildCommand
@@ -102,7 +102,7 @@ class ManifestError(InvalidInput):
     """All problems of one manifest, one `FILE: field: message` line each."""
 
     def __init__(self, lines: list[str]) -> None:
-        super().__init__("\n".join(lines))
+        super().__init__(reported(lines))
         self.lines = lines
 
 

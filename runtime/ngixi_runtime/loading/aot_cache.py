@@ -3,7 +3,10 @@
 A bundle's own artifacts run only when its signer is trusted with native code; any other bundle's
 .wasm is compiled here and kept, so its second load deserializes like an AOT load. An entry is
 filled only from this host's compilation, never from bundle bytes. It is machine code, so it lives
-in a directory only this user may write, and its digest is checked before it is deserialized.
+in a directory only this user may write, and its digest is checked before it is deserialized. Its record
+carries a keyed digest (HMAC) made with a key of this user's (`project_trust.kept_secret`): an entry another
+program wrote there, or one copied in from elsewhere, is never loaded, even with matching digests; it is compiled
+again and replaced.
 """
 
 from __future__ import annotations
@@ -15,17 +18,21 @@ import stat
 from pathlib import Path
 
 import blake3
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, hmac
 
 from ngixi_runtime.engines.base import EngineId
-from ngixi_runtime.files import atomic_output, make_directories
+from ngixi_runtime.files import SpecialFileError, atomic_output, make_directories, open_plain
 from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE, CacheUnavailable, default_cache_dir
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.digests import sha256_hex
 from ngixi_runtime.trust.local_paths import unsafe_because
+from ngixi_runtime.trust.project_trust import SecretUnkept, kept_secret
 
 # Where the cache lives is part of this module's API, kept apart for a tenant's parent (aot_cache_dir.py).
 __all__ = ["CACHE_VARIABLE", "AotCache", "CacheKey", "CacheUnavailable", "EntryRefused", "default_cache_dir"]
-_FORMAT = "ngixi-aot 2"
+_FORMAT = "ngixi-aot 3"
+_KEY_NAME = "aot-cache.key"
 _OTHERS_MAY_WRITE = stat.S_IWGRP | stat.S_IWOTH
 _RECORD_LIMIT = 4096  # an entry's first line, its record, is far shorter
 
@@ -57,6 +64,7 @@ class CacheKey(NamedTuple):
 
 class AotCache(NamedTuple):
     directory: Path
+    key: bytes  # this user's: only entries this user's loads made carry its keyed digest
 
     @classmethod
     def opened(cls, directory: Path | None = None) -> AotCache:
@@ -75,7 +83,13 @@ class AotCache(NamedTuple):
         _refuse_if(
             directory, "others than this user may write it" if _others_may_write(status) else unsafe_because(directory)
         )
-        return cls(directory)
+        try:
+            return cls(directory, kept_secret(_KEY_NAME))
+        except SecretUnkept as unkept:
+            raise CacheUnavailable(
+                f"{unkept}; the key that marks this user's entries is needed to use them (set XDG_STATE_HOME "
+                "to a directory of yours)"
+            ) from None
 
     def entry_path(self, key: CacheKey) -> Path:
         return self.directory / f"{key.name}.aot"
@@ -84,15 +98,17 @@ class AotCache(NamedTuple):
         """The entry's machine code, or None when it is missing; `EntryRefused` when it is not what was stored."""
         path = self.entry_path(key)
         try:
-            descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO must not block the load
+            descriptor, _ = open_plain(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
             return None
+        except SpecialFileError:  # never opened: a FIFO's open would wake its writer, a device's run its driver
+            raise EntryRefused("it is not a regular file") from None
         except OSError as error:
             if error.errno == errno.ELOOP:
                 raise EntryRefused("it is a symbolic link") from None
             raise CacheUnavailable(f"{path}: {error.strerror}") from None
         try:
-            return _checked_code(descriptor, key)
+            return _checked_code(descriptor, key, self.key)
         except OSError as error:
             raise CacheUnavailable(f"{path}: {error.strerror}") from None
         finally:
@@ -100,7 +116,8 @@ class AotCache(NamedTuple):
 
     def store(self, key: CacheKey, code: bytes) -> None:
         """Keeps `code`, this host's compilation for `key`, as one file: its record line, then the code."""
-        record = {**key.record(), "size": len(code), "blake3": blake3.blake3(code).hexdigest()}
+        record = _record(key, code)
+        record["mac"] = _mac(record, self.key).finalize().hex()
         try:
             with atomic_output(self.entry_path(key), mode=0o600) as stream:
                 stream.write(json.dumps(record, sort_keys=True).encode() + b"\n")
@@ -121,7 +138,19 @@ def _others_may_write(status: os.stat_result) -> bool:
     return status.st_uid != os.geteuid() or bool(status.st_mode & _OTHERS_MAY_WRITE)
 
 
-def _checked_code(descriptor: int, key: CacheKey) -> bytes:
+def _record(key: CacheKey, code: bytes) -> dict[str, object]:
+    """An entry's record but its keyed digest: its cache key, its code's size and digest."""
+    return {**key.record(), "size": len(code), "blake3": blake3.blake3(code).hexdigest()}
+
+
+def _mac(record: dict[str, object], mac_key: bytes) -> hmac.HMAC:
+    """HMAC-SHA256 of the record, with cryptography's (loaded to verify anyway; hashlib is not, in a run)."""
+    mac = hmac.HMAC(mac_key, hashes.SHA256())
+    mac.update(json.dumps(record, sort_keys=True).encode())
+    return mac
+
+
+def _checked_code(descriptor: int, key: CacheKey, mac_key: bytes) -> bytes:
     """The code after the entry's record line, read on its own (a slice would copy it), if the record holds."""
     status = os.fstat(descriptor)
     if _others_may_write(status):
@@ -137,6 +166,12 @@ def _checked_code(descriptor: int, key: CacheKey) -> bytes:
     if not isinstance(size, int) or status.st_size != len(header) + 1 + size:
         raise EntryRefused("its record is damaged or does not give its code's size")
     code = os.pread(descriptor, size, len(header) + 1)
-    if record != {**key.record(), "size": len(code), "blake3": blake3.blake3(code).hexdigest()}:
+    mac = record.pop("mac", None) if isinstance(record, dict) else None
+    expected = _record(key, code)
+    if record != expected:
         raise EntryRefused("its code does not match the digest and key of its record")
+    try:
+        _mac(expected, mac_key).verify(bytes.fromhex(mac) if isinstance(mac, str) else b"")  # in constant time
+    except (InvalidSignature, ValueError):  # ValueError: not hexadecimal
+        raise EntryRefused("this user's loads did not make it: its keyed digest does not match") from None
     return code

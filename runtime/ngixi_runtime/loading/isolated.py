@@ -35,6 +35,7 @@ from ngixi_runtime.loading.tenant_wire import (
 from ngixi_runtime.loading.zygote import CHILD_BUNDLE, ForkedProcess, spawn_tenant
 from ngixi_runtime.printable import printable
 from ngixi_runtime.records import NamedTuple
+from ngixi_runtime.trust.project_trust import dev_keys_file
 
 # Time allowed on top of the guest's own timeout for the child to answer over the pipe.
 _IPC_GRACE_SECONDS = 0.25
@@ -111,10 +112,14 @@ def child_environment(
 
 
 def _aot_cache_variable(environ: Mapping[str, str]) -> dict[str, str]:
-    """The host AOT cache this process uses, named absolutely: the child has no HOME or XDG_* to find it by."""
+    """The host AOT cache this process uses and the state directory holding the key of its entries, named
+    absolutely: the child has no HOME or XDG_* to find them by."""
     try:
-        return {CACHE_VARIABLE: str(default_cache_dir(environ))}
-    except CacheUnavailable:
+        return {
+            CACHE_VARIABLE: str(default_cache_dir(environ)),
+            "XDG_STATE_HOME": str(dev_keys_file(environ).parent.parent),
+        }
+    except (CacheUnavailable, RuntimeError):  # RuntimeError: no home directory
         return {}
 
 

@@ -6,10 +6,13 @@ capabilities a guest is granted. Component guests bring Wasmtime's component mod
 
 from __future__ import annotations
 
+import os
 import time
 import weakref
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import suppress
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ngixi_runtime.bundles.reader import VerifiedBundle
@@ -517,6 +520,34 @@ def check_memory_limit(manifest: Manifest, info: ModuleInfo, *, engine_caps_grow
         raise PolicyError(f"{manifest.guest.name}: " + "; ".join(problems))
 
 
+def has_preopens(manifest: Manifest) -> bool:
+    """Whether the guest is granted directories of the host (`own_state_paths` are looked up only then)."""
+    return bool(getattr(manifest.capabilities.get("fs"), "preopens", ()))  # no import of the fs module
+
+
+def own_state_paths(trust_file: Path | None = None, rollback: Path | None = None) -> tuple[str, ...]:
+    """Where ngixi keeps what decides what this host trusts and runs, which no guest's preopen may hold
+    (`Sandbox.state_paths`): the trust file and rollback state in use (this user's default rollback state when
+    none is given), this user's keys and dev-keys record, the host AOT cache, and the state directory of the
+    project at the working directory (its dev trust file and key)."""
+    from ngixi_runtime.loading.aot_cache_dir import default_cache_dir
+    from ngixi_runtime.spec.project import find_project_root, project_state_dir
+    from ngixi_runtime.trust.choice import state_override
+    from ngixi_runtime.trust.project_trust import dev_keys_file
+    from ngixi_runtime.trust.rollback import default_state_dir
+
+    def project_state() -> Path | None:
+        root = find_project_root(Path.cwd())
+        return None if root is None else project_state_dir(root, state_override())
+
+    found = [trust_file, rollback]
+    defaults: list[Callable[[], Path | None]] = [lambda: dev_keys_file().parent, default_cache_dir, project_state]
+    for where in defaults if rollback is not None else [default_state_dir, *defaults]:
+        with suppress(CacheUnavailable, InvalidInput, OSError, RuntimeError):  # none to be found: none to hold
+            found.append(where())
+    return tuple(dict.fromkeys(os.path.abspath(path) for path in found if path is not None))
+
+
 def open_guest(
     bundle: VerifiedBundle,
     *,
@@ -542,6 +573,8 @@ def open_guest(
     code may first run (its start function, at instantiation).
     """
     manifest = verified_manifest(bundle)
+    if sandbox is not None and sandbox.state_paths is None:
+        sandbox = sandbox._replace(state_paths=own_state_paths() if has_preopens(manifest) else ())
     host_side = partial(
         open_context,
         manifest.guest.name,

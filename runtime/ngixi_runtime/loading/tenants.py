@@ -59,8 +59,10 @@ from ngixi_runtime.loading.loader import (
     Guest,
     encoded_input,
     guest_engine,
+    has_preopens,
     likely_artifacts,
     open_guest,
+    own_state_paths,
     verified_manifest,
 )
 from ngixi_runtime.loading.watchdog import ProcessWatchdog
@@ -241,6 +243,10 @@ def open_tenant(
         sandbox = _sandbox(
             sandboxes, channel, tenant, manifest, signer=verified.signer.key_id, refused=sandboxes_refused
         )
+        if sandbox is not None:
+            rollback_state = None if rollback is None else rollback.state_file.parent
+            state = own_state_paths(trust_file, rollback_state) if has_preopens(manifest) else ()
+            sandbox = sandbox._replace(state_paths=state)
         if not isolated:  # open_guest reads all it needs of the bundle now
             chosen = guest_engine(manifest, engine, verified.index.artifact_engines)
             watchdog = _in_process_watchdog(watch_in_process, chosen)

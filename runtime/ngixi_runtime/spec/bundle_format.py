@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, Literal, NoReturn, cast
 
 from ngixi_runtime.errors import VerificationError
 from ngixi_runtime.kept import Kept
+from ngixi_runtime.printable import clipped
 from ngixi_runtime.records import NamedTuple
 
 FORMAT_VERSION = 3
@@ -125,7 +127,8 @@ class _Strict:
         self.source = source
 
     def fail(self, field: str, message: str) -> VerificationError:
-        return VerificationError(f"{self.source}: {INDEX_NAME}: {field}: {message}")
+        """The error naming `field`; a key or value the signer chose is cut short in it (`printable.clipped`)."""
+        return VerificationError(f"{self.source}: {INDEX_NAME}: {clipped(field, 200)}: {clipped(message, 1000)}")
 
     def get(self, table: Mapping[str, Any], key: str, kind: type, within: str = "") -> Any:
         """`table[key]`, which must be exactly of type `kind` (JSON's types: so no bool for int)."""
@@ -207,7 +210,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """JSON objects as dicts, refusing a repeated key (which plain `json` would silently overwrite)."""
     table = dict(pairs)
     if len(table) != len(pairs):
-        raise ValueError(f"an object repeats a key among {sorted(table)}")
+        counts = Counter(key for key, _ in pairs)
+        raise ValueError(f"an object repeats the key {next(key for key, _ in pairs if counts[key] > 1)!r}")
     return table
 
 

@@ -6,9 +6,13 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from ngixi_runtime.printable import printable
+from ngixi_runtime.printable import clipped, printable
 
 T = TypeVar("T")
+# A field and a message quote what the file's author wrote (keys, values): each is cut there, with a note.
+_FIELD_LIMIT = 200
+_MESSAGE_LIMIT = 1000
+_REPORTED_LINES = 20
 ItemCheck = Callable[[object, str, "Problems"], T | None]
 
 
@@ -20,7 +24,9 @@ class Problems:
         self.lines: list[str] = []
 
     def add(self, field: str, message: str) -> None:
-        self.lines.append(printable(f"{self.source}: {field}: {message}"))
+        self.lines.append(
+            printable(f"{self.source}: {clipped(field, _FIELD_LIMIT)}: {clipped(message, _MESSAGE_LIMIT)}")
+        )
 
     def unknown_keys(self, table: Mapping[str, Any], allowed: Sequence[str], prefix: str) -> None:
         for key in table:
@@ -28,6 +34,14 @@ class Problems:
                 continue
             field = f"{prefix}.{key}" if prefix else key
             self.add(field, f"unknown key; {suggestion(key, allowed, 'allowed')}")
+
+
+def reported(lines: Sequence[str]) -> str:
+    """The problems of one file as a message: the first `_REPORTED_LINES`, then how many more there are (a file of
+    20,000 unknown keys printed 20,000 lines)."""
+    shown = "\n".join(lines[:_REPORTED_LINES])
+    more = len(lines) - _REPORTED_LINES
+    return shown if more <= 0 else f"{shown}\n… and {more} more problems in the same file: fix those above first"
 
 
 def suggestion(word: str, choices: Sequence[str], listing: str) -> str:

@@ -134,8 +134,8 @@ def _remove(trust_file: Path, key_id: str) -> None:
 
 def listed_keys(trust_file: Path) -> list[dict[str, Any]]:
     """The trust file's keys as the loader reads them, with each one's comment."""
-    raw = read_trust_table(trust_file)
-    store = trust_from_table(raw, source=str(trust_file))
+    raw, text = read_trust_table(trust_file)
+    store = trust_from_table(raw, source=str(trust_file), text=text)
     return [
         {
             "id": key.key_id,

@@ -17,7 +17,7 @@ import stat
 import struct
 from pathlib import Path
 
-from ngixi_runtime.files import make_directories
+from ngixi_runtime.files import SpecialFileError, make_directories, open_plain
 
 _GROUP_OR_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
 _SANDBOX_STATE = ("kv.sqlite3", "kv.sqlite3-wal", "kv.sqlite3-shm", "kv.sqlite3-journal")
@@ -188,9 +188,12 @@ def sandbox_signer(directory: Path, signer: str) -> str:
             os.link(proposed, record)
     finally:
         os.unlink(proposed)
-    descriptor = os.open(record, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        descriptor, kind = open_plain(record, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except SpecialFileError:
+        return "(not a regular file)"
+    try:
+        if kind != stat.S_IFREG:
             return "(not a regular file)"
         return os.read(descriptor, _SIGNER_BYTES).decode(errors="replace").strip()
     finally:

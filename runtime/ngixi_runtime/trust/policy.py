@@ -26,7 +26,7 @@ from ngixi_runtime.files import read_toml_file
 from ngixi_runtime.guest.manifest import LIMIT_KEYS, Manifest
 from ngixi_runtime.printable import printable
 from ngixi_runtime.records import NamedTuple
-from ngixi_runtime.spec.schema import Problems, suggestion, table, type_name
+from ngixi_runtime.spec.schema import Problems, reported, suggestion, table, type_name
 
 
 class Policy(NamedTuple):
@@ -113,5 +113,5 @@ def load_policy(path: Path) -> Policy:
     allow = _allow(capabilities, problems)
     ceilings = _ceilings(capabilities, allow, problems)
     if problems.lines:
-        raise InvalidInput("\n".join(problems.lines))
+        raise InvalidInput(reported(problems.lines))
     return Policy(str(path), limits, allow, ceilings)

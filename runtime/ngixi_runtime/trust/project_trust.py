@@ -24,6 +24,7 @@ DEV_CHANNEL = "dev"
 # The public keys of the dev keys this user's builds made, one a line, the latest last.
 DEV_KEYS_NAME = "dev-keys"
 _KEPT_DEV_KEYS = 1000
+_SECRET_BYTES = 32
 
 
 def dev_keys_file(environ: Mapping[str, str] = os.environ) -> Path:
@@ -34,6 +35,45 @@ def dev_keys_file(environ: Mapping[str, str] = os.environ) -> Path:
     xdg = environ.get("XDG_STATE_HOME", "")
     base = Path(xdg) if Path(xdg).is_absolute() else Path.home() / ".local" / "state"
     return base / "ngixi" / DEV_KEYS_NAME
+
+
+class SecretUnkept(Exception):
+    """Why a key of this user's cannot be kept (`kept_secret`): `path` and the problem there."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+def kept_secret(name: str, environ: Mapping[str, str] = os.environ) -> bytes:
+    """This user's secret key `name`, beside the record of their dev keys: made on first use (random, 0600),
+    refused where others could read or change it (`SecretUnkept`). What is keyed with it (a toolchain's install
+    stamp, a host AOT cache entry) is told from what anyone else, or another machine, made."""
+    try:
+        path = dev_keys_file(environ).parent / name
+    except RuntimeError as error:  # no home directory
+        raise SecretUnkept(Path("~/.local/state/ngixi", name), f"cannot be kept: {error}") from None
+    try:
+        if not os.path.lexists(path):  # a look first: it is read far more often than made
+            write_atomic(path, os.urandom(_SECRET_BYTES).hex().encode(), mode=0o600, new=True)
+    except FileExistsError:
+        pass
+    except OSError as error:
+        raise SecretUnkept(path, f"cannot be kept there: {error}") from None
+    try:
+        problem = unsafe_because(path) or (os.stat(path).st_mode & 0o077 and "others may read it")
+    except OSError as error:  # a link to nowhere where the key would be
+        raise SecretUnkept(path, f"cannot be kept there: {error}") from None
+    if problem:
+        raise SecretUnkept(path, f"is not used: {problem} (remove it)")
+    try:
+        secret = read_input_bytes(path, what="a key of this user's", limit=256)
+    except InvalidInput as error:
+        raise SecretUnkept(path, f"is not used: {error}") from None
+    if len(secret) < _SECRET_BYTES:  # made with twice as many (hexadecimal): an empty or cut key keys nothing
+        raise SecretUnkept(path, f"is not used: it holds {len(secret)} bytes, under {_SECRET_BYTES} (remove it)")
+    return secret
 
 
 def registered_dev_keys(path: Path | None = None) -> tuple[str, ...]:
@@ -99,10 +139,11 @@ def chosen_trust(path: Path, *, found: bool) -> TrustStore:
     name, see `choice.is_implicit_choice`) as `project_trust_table` scopes them."""
     if not found:
         return load_trust(path)
-    scoped = project_trust_table(read_trust_table(path), source=path)
+    raw, text = read_trust_table(path)
+    scoped = project_trust_table(raw, source=path)
     note = (
         f"the trust file {path} was found from the working directory (or --project), and a project's dev trust "
         f"file found so trusts keys for the {DEV_CHANNEL} channel only, whatever it lists: pass --trust FILE "
         "(this file, or the operator's) to verify other channels"
     )
-    return trust_from_table(scoped, source=str(path))._replace(scope_note=note)
+    return trust_from_table(scoped, source=str(path), text=text)._replace(scope_note=note)

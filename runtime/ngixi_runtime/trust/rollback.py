@@ -21,7 +21,8 @@ from ngixi_runtime.files import environment_path, make_directories, read_input_b
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.bundle_format import BundleIndex
 from ngixi_runtime.spec.digests import sha256_hex
-from ngixi_runtime.trust.choice import DEV_TRUST_FILE
+from ngixi_runtime.spec.project import DEV_TRUST_NAME, STATE_DIR, is_project_root
+from ngixi_runtime.trust.choice import state_override
 from ngixi_runtime.trust.local_paths import unsafe_because
 
 STATE_VARIABLE = "NGIXI_STATE_DIR"
@@ -60,9 +61,20 @@ def state_file_for(trust_file: Path, state_dir: Path) -> Path:
     return state_dir / STATE_SUBDIR / f"{readable}-{sha256_hex(str(resolved).encode())[:16]}.json"
 
 
-def is_dev_trust_file(trust_file: Path) -> bool:
-    """Whether this is a project's own dev trust file, the one its builds write."""
-    return trust_file.resolve().parts[-len(DEV_TRUST_FILE.parts) :] == DEV_TRUST_FILE.parts
+def is_dev_trust_file(trust_file: Path, environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether this is a project's own dev trust file, the one its builds write: `.ngixi/trust.toml` in a project's
+    root (a pyproject.toml with [tool.ngixi] beside it), or `trust.toml` in the project state directory
+    $NGIXI_PROJECT_STATE names. Not any file so named: one in a directory that is no project is guarded."""
+    path = trust_file.resolve()
+    if path.name != DEV_TRUST_NAME:
+        return False
+    override = state_override(environ)
+    if override is not None and path.parent == override.resolve():
+        return True
+    try:
+        return path.parent.name == STATE_DIR and is_project_root(path.parent.parent)
+    except InvalidInput:  # a broken project file: not a project's, so guarded
+        return False
 
 
 class RollbackGuard(NamedTuple):

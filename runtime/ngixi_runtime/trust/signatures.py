@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -12,7 +13,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ngixi_runtime.errors import InvalidInput, VerificationError
-from ngixi_runtime.files import read_toml_file, read_toml_text, toml_tables
+from ngixi_runtime.files import read_toml_text, toml_tables
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.bundle_format import CHANNELS, BundleIndex, trusted_comment
 from ngixi_runtime.spec.digests import blake2b_512
@@ -141,20 +142,45 @@ def load_trust(path: Path) -> TrustStore:
 def trust_from_text(text: str, *, source: str) -> TrustStore:
     """The trusted keys a trust file's text lists; parsed once per exact text and source in a process (a host
     that loads again and again), which the immutable `TrustStore` may be shared for."""
-    return trust_from_table(toml_tables(text, source=source), source=source)
+    return trust_from_table(toml_tables(text, source=source), source=source, text=text)
 
 
-def read_trust_table(path: Path) -> dict[str, Any]:
-    """A trust file's TOML tables, unchecked: for `trust_from_table`."""
-    return read_toml_file(path, what="the trust file")
+def read_trust_table(path: Path) -> tuple[dict[str, Any], str]:
+    """A trust file's TOML tables, unchecked, and its text: for `trust_from_table`."""
+    text = read_toml_text(path, what="the trust file")
+    return toml_tables(text, source=str(path)), text
 
 
-def trust_from_table(raw: Mapping[str, Any], *, source: str) -> TrustStore:
-    """The trusted keys a trust file's tables list; `source` names the file in messages."""
+def trust_from_table(raw: Mapping[str, Any], *, source: str, text: str = "") -> TrustStore:
+    """The trusted keys a trust file's tables list; `source` names the file in messages, its `text` (when given)
+    the lines of entries in them."""
     keys = raw.get("keys", [])
     if not isinstance(keys, list) or not keys:
         raise InvalidInput(f"{source}: keys: list at least one [[keys]] table")
-    return TrustStore(source, tuple(_parse_key(k, f"keys[{i}]", source) for i, k in enumerate(keys)))
+    parsed = tuple(_parse_key(k, f"keys[{i}]", source) for i, k in enumerate(keys))
+    _refuse_repeated_ids(parsed, source, text)
+    return TrustStore(source, parsed)
+
+
+def _refuse_repeated_ids(keys: tuple[TrustedKey, ...], source: str, text: str) -> None:
+    """One key id in two entries: a signature names its key by id alone, so only the first entry would ever be
+    found, and the second (its guests, channels, native code) would be shadowed by it, or shadow a later one."""
+    first: dict[str, int] = {}
+    for index, key in enumerate(keys):
+        earlier = first.setdefault(key.key_id, index)
+        if earlier != index:
+            where = _entry_lines(text, len(keys))
+            raise InvalidInput(
+                f"{source}: keys[{earlier}]{where.get(earlier, '')} and keys[{index}]{where.get(index, '')} both "
+                f"trust key {key.key_id}, and a signature is matched by key id alone; keep one entry for it (list "
+                "all its guests and channels there) and delete the other"
+            )
+
+
+def _entry_lines(text: str, count: int) -> dict[int, str]:
+    """` (line N)` of each `[[keys]]` header, by entry; nothing when the entries are not all written so."""
+    lines = [n for n, line in enumerate(text.splitlines(), 1) if re.match(r"\s*\[\[\s*keys\s*\]\]", line)]
+    return {index: f" (line {line})" for index, line in enumerate(lines)} if len(lines) == count else {}
 
 
 def trusted_key_from_table(raw: Mapping[str, Any], *, source: str) -> TrustedKey:

@@ -25,6 +25,7 @@ from ngixi_build.workflows.scaffold import init_project, new_guest
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import atomic_output, open_regular, read_input_bytes, write_atomic
 from ngixi_runtime.trust.minisign_format import is_secret_key_file
+from tests.file_events import watched_opens
 
 DEEP = "x = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n"
 
@@ -57,8 +58,10 @@ def test_a_manifest_that_is_a_fifo_is_read_leniently_without_waiting(tmp_path: P
 def test_only_a_regular_file_is_read(tmp_path: Path, make: Callable[[Path], object]) -> None:
     path = tmp_path / "input"
     make(path)
-    with pytest.raises(InvalidInput, match=r"input: a (FIFO|directory), not a regular file; name the file of it"):
-        read_input_bytes(path, what="it")
+    with watched_opens(path) as opens:
+        with pytest.raises(InvalidInput, match=r"input: a (FIFO|directory), not a regular file; name the file of it"):
+            read_input_bytes(path, what="it")
+        assert opens() == 0 or make is Path.mkdir  # a FIFO is refused unopened: an open would wake its writer
 
 
 def test_a_file_over_the_limit_is_refused(tmp_path: Path) -> None:
@@ -87,6 +90,8 @@ def test_a_walk_lists_regular_files_only_and_opens_nothing_else(tmp_path: Path) 
     for path in special:
         with open_regular(path) as stream:
             assert stream is None
+    with watched_opens(special[0]) as opens, open_regular(special[0]) as stream:
+        assert stream is None and opens() == 0  # a FIFO refused unopened: an open would wake its writer
         assert not is_secret_key_file(path) and sha256_of(path) is None
 
 

@@ -22,6 +22,7 @@ from ngixi_build.workflows.scaffold import init_project, new_guest
 from ngixi_runtime.errors import InvalidInput, ToolchainError
 from ngixi_runtime.spec.bundle_format import ArtifactMeta
 from ngixi_runtime.spec.targets import resolve_target
+from ngixi_runtime.trust import project_trust
 
 
 @pytest.fixture(autouse=True)
@@ -121,7 +122,7 @@ def test_a_stamp_once_the_key_is_there_writes_nothing(tmp_path: Path, monkeypatc
     """Every up-to-date check of an install or artifact stamps, and each wrote (and synced) a key to find one
     there."""
     kept = installs.stamp(tmp_path)
-    monkeypatch.setattr(installs, "write_atomic", lambda *_args, **_kwargs: pytest.fail("a key written"))
+    monkeypatch.setattr(project_trust, "write_atomic", lambda *_args, **_kwargs: pytest.fail("a key written"))
     assert installs.stamp(tmp_path) == kept
 
 

@@ -214,6 +214,7 @@ def test_cli_refuses_a_state_dir_that_is_a_file_for_every_bundle(
     if trust == "dev trust file":
         trust_file = tmp_path / "project" / DEV_TRUST_FILE
         trust_file.parent.mkdir(parents=True)
+        (tmp_path / "project" / "pyproject.toml").write_text("[tool.ngixi]\n")
         trust_file.write_bytes(keys.trust.read_bytes())
     (tmp_path / "file").write_text("")
     for command in (["run", "--in-process"], ["verify"]):
@@ -306,6 +307,7 @@ def test_a_projects_own_dev_builds_never_trip_it_but_its_release_channel_does(tm
     keys = make_key(tmp_path / "keys", channels=["dev", "release"])
     dev_trust = tmp_path / "project" / DEV_TRUST_FILE
     dev_trust.parent.mkdir(parents=True)
+    (tmp_path / "project" / "pyproject.toml").write_text("[tool.ngixi]\n")
     dev_trust.write_bytes(keys.trust.read_bytes())
     project_keys = KeyFiles(keys.key, keys.secret, keys.public, dev_trust)
     assert accept(bundle(tmp_path, project_keys, 1796319643), project_keys, state_dir) == 1796319643

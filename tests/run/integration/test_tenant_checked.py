@@ -19,6 +19,7 @@ from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE, default_cache_dir
 from ngixi_runtime.loading.isolated import CHILD_ENVIRONMENT, IsolatedTenant
 from ngixi_runtime.loading.tenants import CallFailed, TenantPool, open_tenant
 from ngixi_runtime.trust.policy import Policy, load_policy
+from ngixi_runtime.trust.project_trust import dev_keys_file
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
 from tests.run.integration.test_rollback import wait_until_dead
 from tests.run.unit.test_bundle import rewritten_in_place
@@ -274,9 +275,10 @@ def test_the_child_sees_only_allowlisted_and_operator_passed_variables(
         assert isinstance(tenant, IsolatedTenant) and tenant.pid is not None
         environ = child_environ(tenant.pid)
         assert call_add(tenant) == (5,)
-    assert set(environ) <= {*CHILD_ENVIRONMENT, CACHE_VARIABLE, "SSL_CERT_FILE"}
+    assert set(environ) <= {*CHILD_ENVIRONMENT, CACHE_VARIABLE, "XDG_STATE_HOME", "SSL_CERT_FILE"}
     assert environ["SSL_CERT_FILE"] == "/etc/ca.pem" and environ["LANG"] == "C.UTF-8"
     assert environ[CACHE_VARIABLE] == str(default_cache_dir())
+    assert environ["XDG_STATE_HOME"] == str(dev_keys_file().parent.parent)  # the key of the cache's entries
     assert "hunter2" not in str(environ) and "hunter3" not in str(environ)
 
 

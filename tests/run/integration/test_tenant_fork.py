@@ -75,7 +75,7 @@ def test_a_forked_tenant_is_a_clean_room_of_its_own(
         held = descriptors(pid)
         assert session(pid) == pid and os.getsid(pid) != os.getsid(0)
         assert Path(f"/proc/{pid}/cwd").readlink() == Path("/")
-        assert set(child_environ(pid)) <= {*CHILD_ENVIRONMENT, CACHE_VARIABLE, "SSL_CERT_FILE"}
+        assert set(child_environ(pid)) <= {*CHILD_ENVIRONMENT, CACHE_VARIABLE, "XDG_STATE_HOME", "SSL_CERT_FILE"}
         assert child_environ(pid)["SSL_CERT_FILE"] == "/etc/ca.pem" and "hunter2" not in str(child_environ(pid))
         capped = limits(pid)
         assert capped["Max address space"] != "unlimited"  # set once the guest was instantiated

@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+import blake3
 import pytest
 
 from ngixi_build.stages.bundle import ArtifactInput, render_index
@@ -461,6 +462,27 @@ def test_a_manifest_the_index_cannot_copy_is_never_signed(
 ) -> None:
     with pytest.raises(NgixiError, match=reason):
         make_bundle(tmp_path, keys.key, wasm=WASM, manifest=HELLO_MANIFEST.encode() + extra)
+
+
+@pytest.mark.parametrize("shown", ["1.0", "true"])
+def test_the_manifest_member_is_held_to_the_types_of_the_signed_copy(
+    tmp_path: Path, keys: KeyFiles, state_dir: Path, shown: str
+) -> None:
+    """Python's == holds `1.0` equal to 1 (and `true` to 1): manifest.toml, what a reviewer reads in the archive,
+    passed `ngixi verify` showing a value of another type than the one in the signed index the loader uses."""
+    path = build(tmp_path / "b", keys, manifest=f"{HELLO_MANIFEST}\n[limits]\ntimeout_ms = 1\n")
+    bundle = Scenario(path, keys, tmp_path, state_dir, keys.trust)
+    index = bundle.index()
+    bundle.edit(2, lambda text: text.replace(b"timeout_ms = 1\n", f"timeout_ms = {shown}\n".encode()))
+    shown_bytes = bundle.items[2][1]
+    member = index.member("manifest")._replace(
+        size=len(shown_bytes),
+        sha256=hashlib.sha256(shown_bytes).hexdigest(),
+        blake3=blake3.blake3(shown_bytes).hexdigest(),
+    )
+    bundle.resign(index._replace(members=tuple(member if m.kind == "manifest" else m for m in index.members)))
+    with pytest.raises(VerificationError, match=r"member manifest\.toml differs from the manifest in the signed index"):
+        read_bundle(path, load_trust(keys.trust))
 
 
 def test_loads_take_the_manifest_from_the_signed_index(scenario: Scenario) -> None:

@@ -17,7 +17,9 @@ from ngixi_runtime.capabilities.wasi_paths import ESCAPE
 from ngixi_runtime.errors import GuestError, InvalidInput, VerificationError
 from ngixi_runtime.guest.manifest import ManifestError
 from ngixi_runtime.loading.loader import Guest, open_guest
+from ngixi_runtime.loading.tenants import open_tenant
 from ngixi_runtime.spec.abi import OFLAG_CREAT, RIGHT_FD_READ, RIGHT_FD_WRITE, Errno, Status
+from ngixi_runtime.trust.rollback import RollbackGuard
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import KeyFiles, make_bundle
 from tests.wasmgen import DROP, I64, Func, Imp, call_import, load_i32, module, push
@@ -132,6 +134,37 @@ def test_a_preopen_symlinked_out_of_the_sandbox_is_refused_at_load(tmp_path: Pat
     (files / "data").symlink_to(tmp_path)
     with pytest.raises(InvalidInput, match=r'preopens\[0\]\.host: "data" resolves to .*, outside the sandbox'):
         load(tmp_path, keys, FS_WASM, FS_MANIFEST)
+
+
+@pytest.mark.parametrize("state", ["XDG_STATE_HOME", "NGIXI_AOT_CACHE", "project", "trust file", "rollback"])
+def test_a_preopen_holding_ngixis_own_state_is_refused_at_load(
+    tmp_path: Path, keys: KeyFiles, monkeypatch: pytest.MonkeyPatch, state: str
+) -> None:
+    """A sandbox placed where ngixi keeps state (a --sandbox over the home directory, a state directory set inside
+    a sandbox) let a guest read this user's keys or write its dev-keys record, AOT cache, the trust file or
+    rollback state, and so widen its own or another guest's rights. Such a grant is refused, whatever its mode."""
+    data = tmp_path / "sandboxes" / "default" / "probe" / "files" / "data"
+    data.mkdir(parents=True)
+    held = data / "inner"
+    trust, rollback = keys.trust, None
+    if state == "project":
+        (data / "pyproject.toml").write_text("[tool.ngixi]\n")
+        monkeypatch.delenv("NGIXI_PROJECT_STATE", raising=False)
+        monkeypatch.chdir(data)
+        held = data / ".ngixi"
+    elif state == "trust file":
+        trust = data / "trust.toml"
+        trust.write_bytes(keys.trust.read_bytes())
+        held = trust
+    elif state == "rollback":
+        rollback = RollbackGuard.for_trust_file(keys.trust, state_dir=held)
+        held = held / "rollback"
+    else:
+        monkeypatch.setenv(state, str(held))
+    bundle = make_bundle(tmp_path / "bundle", keys.key, wasm=FS_WASM, manifest=FS_MANIFEST, guest="probe")
+    message = rf"^probe: capabilities\.fs\.preopens\[0\]\.host: {data} holds {held}(/ngixi)?, ngixi's own state"
+    with pytest.raises(InvalidInput, match=message):
+        open_tenant(bundle, trust_file=trust, rollback=rollback, isolated=False, sandboxes=tmp_path / "sandboxes")
 
 
 # --- http --------------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ import pytest
 from ngixi_runtime.capabilities.fs import FsOptions, Preopen
 from ngixi_runtime.capabilities.http_client import HttpOptions, Origin
 from ngixi_runtime.capabilities.kv import KvOptions
-from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.guest.manifest import SEMVER_PATTERN, ManifestError, load_manifest, parse_manifest
+from ngixi_runtime.spec.bundle_format import parse_index
 
 COMPONENT_NAME = "a component guest's export name must be lowercase letters and digits (a WIT name), e.g."
 F = "manifests/hello.toml"
@@ -374,3 +375,40 @@ def test_version_checked_as_the_semver_pattern_says(version: str) -> None:
         lines = error.lines
     refused = any("guest.version:" in line and "is not a semantic version" in line for line in lines)
     assert refused == (re.match(SEMVER_PATTERN, version) is None)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        GUEST + f"{'y' * 100_000} = 1\n",
+        HTTP + f'allow = ["{"h" * 100_000}"]\n',
+        GUEST + f'[exports.f]\nparams = ["{"x" * 100_000}"]\n',
+    ],
+    ids=["key", "value", "export parameter"],
+)
+def test_a_huge_key_or_value_is_quoted_cut_short(text: str) -> None:
+    """A signer's manifest quoted in full a key or value of 100,000 characters (200,000 where a message names it
+    twice) on the operator's terminal: each field and message is cut in its middle, keeping what to do at its end."""
+    with pytest.raises(ManifestError) as refused:
+        parse_manifest(text, source=F, stem="hello")
+    [line] = str(refused.value).splitlines()
+    assert len(line) < 1300 and "characters left out)…" in line, line[:200]
+
+
+def test_an_index_repeating_a_key_names_that_key_alone() -> None:
+    """A signed index object of 100,000 keys, one repeated, listed them all in one line."""
+    keys = ", ".join(f'"k{n}": 0' for n in range(100_000))
+    repeated = r"^b: bundle\.json: \(file\): not valid JSON: an object repeats the key 'k7'$"
+    with pytest.raises(VerificationError, match=repeated):
+        parse_index(f'{{{keys}, "k7": 1}}'.encode(), source="b")
+
+
+def test_a_file_of_thousands_of_problems_reports_the_first_twenty() -> None:
+    """A signed manifest of 20,000 unknown keys printed 20,000 lines (1.8 MB) at every load."""
+    text = GUEST + "".join(f"k{n} = 1\n" for n in range(20_000))
+    with pytest.raises(ManifestError) as refused:
+        parse_manifest(text, source=F, stem="hello")
+    lines = str(refused.value).splitlines()
+    assert len(refused.value.lines) == 20_000 and len(lines) == 21
+    assert lines[0].startswith(f"{F}: guest.k0: unknown key")
+    assert lines[-1] == "… and 19980 more problems in the same file: fix those above first"

@@ -23,6 +23,7 @@ from ngixi_runtime.loading.loader import Guest, likely_artifacts, open_guest
 from ngixi_runtime.spec.targets import SUPPORTED_TARGETS, host_triple
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import KeyFiles, exit_code, make_bundle, make_key
+from tests.file_events import watched_opens
 from tests.wasmgen import ADD_BODY, Func, module
 
 HONEST = module(functions=[Func("add", ["i32", "i32"], ["i32"], ADD_BODY)])
@@ -103,6 +104,27 @@ def _swap_in_crafted_code(path: Path, tmp_path: Path, engine: str, cache_dir: Pa
     os.replace(other, path)
 
 
+def test_an_entry_this_users_loads_did_not_make_is_never_loaded(
+    tmp_path: Path, engine_name: str, aot_cache_dir: Path
+) -> None:
+    """An entry with the right record and digests that another program wrote into the cache (copied from another
+    machine or user, or made by a process of the operator's from bytes a guest chose) was deserialized: entries
+    carry a keyed digest only this user's loads can make, and one without it is compiled again and replaced."""
+    keys = make_key(tmp_path / "keys", native_code=False)
+    load(tmp_path, keys, engine_name)
+    [entry] = cache_entries(aot_cache_dir)
+    header, _, code = entry.read_bytes().partition(b"\n")
+    record = json.loads(header)
+    for planted in ({**record, "mac": "0" * 64}, {k: v for k, v in record.items() if k != "mac"}):
+        entry.write_bytes(json.dumps(planted).encode() + b"\n" + code)
+        guest = load(tmp_path / "again", keys, engine_name)
+        assert "refused (this user's loads did not make it: its keyed digest does not match) and replaced" in (
+            guest.origin
+        )
+        assert guest.compiled and guest.call("add", (2, 3)) == (5,)
+    assert load(tmp_path / "third", keys, engine_name).origin.startswith("host AOT cache ")
+
+
 def test_a_truncated_cache_entry_is_refused_before_any_of_it_is_deserialized(
     tmp_path: Path, engine_name: str, aot_cache_dir: Path
 ) -> None:
@@ -177,7 +199,9 @@ def test_a_fifo_at_an_entry_does_not_block_the_load_and_is_replaced(
     [entry] = cache_entries(aot_cache_dir)
     entry.unlink()
     os.mkfifo(entry, 0o600)
-    guest = load(tmp_path / "again", keys, engine_name)
+    with watched_opens(entry) as opens:
+        guest = load(tmp_path / "again", keys, engine_name)
+        assert opens() == 0  # refused unopened: an open would wake a writer waiting on it
     assert "its host AOT cache entry was refused (it is not a regular file) and replaced" in guest.origin
     assert load(tmp_path / "third", keys, engine_name).origin.startswith("host AOT cache ")
 
@@ -286,3 +310,14 @@ def test_nothing_is_read_ahead_for_a_trust_file_that_trusts_no_key_with_native_c
     trusted, untrusted = make_key(tmp_path / "a"), make_key(tmp_path / "b", native_code=False)
     assert likely_artifacts("wasmtime", load_trust(trusted.trust)) == (f"aot/{host_triple()}.cwasm",)
     assert likely_artifacts("wasmtime", load_trust(untrusted.trust)) == ()
+
+
+def test_an_empty_cache_key_keys_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty (or cut) key of this user's made every entry's keyed digest one anyone could compute."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    key = tmp_path / "state" / "ngixi" / "aot-cache.key"
+    key.parent.mkdir(parents=True, mode=0o700)
+    key.write_bytes(b"")
+    key.chmod(0o600)
+    with pytest.raises(CacheUnavailable, match=rf"^{key}: is not used: it holds 0 bytes, under 32 \(remove it\)"):
+        AotCache.opened(tmp_path / "aot")

@@ -15,7 +15,8 @@ from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE
 from ngixi_runtime.loading.tenants import open_tenant
 from ngixi_runtime.spec.bundle_format import Channel
-from ngixi_runtime.trust.rollback import STATE_VARIABLE
+from ngixi_runtime.trust.choice import PROJECT_STATE_VARIABLE
+from ngixi_runtime.trust.rollback import STATE_VARIABLE, RollbackGuard
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
 from tests.run.unit.test_working_directory import WASM
 from tests.wasmgen import Func, Imp, call_import, load_i32, module, push
@@ -175,3 +176,29 @@ def test_what_a_run_makes_under_a_permissive_umask_it_uses_again(
     made = [path for path in (tmp_path / "state", tmp_path / "cache", work / ".ngixi") if path.exists()]
     made_by_ngixi = [p for m in made for p in (m, *m.rglob("*")) if "files" not in p.parent.parts]  # not the guest
     assert made and not [p for p in made_by_ngixi if p.is_dir() and p.stat().st_mode & 0o022]
+
+
+def test_only_a_projects_own_dev_trust_file_leaves_its_dev_channel_unguarded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any trust file named `.ngixi/trust.toml` went unguarded on the dev channel, so a production trust file kept
+    so (an unpacked directory, a deployment's own `.ngixi/`) let a signer trusted for dev roll its guests back. It is
+    a project's dev trust file only beside a project's pyproject.toml, or in $NGIXI_PROJECT_STATE."""
+    monkeypatch.delenv(PROJECT_STATE_VARIABLE, raising=False)
+    trust = tmp_path / "deployment" / ".ngixi" / "trust.toml"
+    trust.parent.mkdir(parents=True)
+    trust.write_text("")
+
+    def unguarded(path: Path) -> frozenset[str]:
+        return RollbackGuard.for_trust_file(path, state_dir=tmp_path / "state").unguarded_channels
+
+    assert unguarded(trust) == frozenset()
+    (tmp_path / "deployment" / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    assert unguarded(trust) == frozenset()
+    (tmp_path / "deployment" / "pyproject.toml").write_text("[tool.ngixi]\n")
+    assert unguarded(trust) == {"dev"}
+    moved = tmp_path / "project-state" / "trust.toml"
+    moved.parent.mkdir()
+    assert unguarded(moved) == frozenset()
+    monkeypatch.setenv(PROJECT_STATE_VARIABLE, str(moved.parent))
+    assert unguarded(moved) == {"dev"}

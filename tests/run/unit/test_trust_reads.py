@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.loading.tenants import open_tenant
+from ngixi_runtime.trust.project_trust import chosen_trust
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import KeyFiles, make_bundle, make_key
 from tests.run.unit.test_loader import MANIFEST, WASM
@@ -59,3 +61,28 @@ def test_a_bad_trust_file_is_refused_each_time_and_not_remembered(
             add(bundle, keys.trust)
     keys.trust.write_bytes(trusted)
     assert add(bundle, keys.trust) == (5,)
+
+
+def _entry(public_key: str, key_id: str, guests: str) -> str:
+    return f'[[keys]]\nid = "{key_id}"\npublic_key = "{public_key}"\nguests = [{guests}]\nchannels = ["dev"]\n'
+
+
+def test_two_entries_for_one_key_id_are_refused_naming_both(tmp_path: Path, keys: KeyFiles) -> None:
+    """A signature names its key by id alone, and the first entry with that id was taken: a signer trusted for one
+    guest who made a key of another signer's id (minisign's id is any 8 bytes) shadowed that signer's entry,
+    found or named, for every load (or a second entry for one key was silently never read)."""
+    victim = load_trust(keys.trust).keys[0]
+    raw = base64.b64decode(load_trust(make_key(tmp_path / "other").trust).keys[0].public_key.to_base64())
+    forged = base64.b64encode(raw[:2] + int(victim.key_id, 16).to_bytes(8, "little") + raw[10:]).decode()
+    public = victim.public_key.to_base64().decode()
+    trust = tmp_path / "trust.toml"
+    trust.write_text(_entry(public, victim.key_id, '"hello"') + _entry(forged, victim.key_id, '"*"'))
+    message = (
+        rf"^{trust}: keys\[0\] \(line 1\) and keys\[1\] \(line 6\) both trust key {victim.key_id}, and a signature "
+        r"is matched by key id alone; keep one entry for it \(list all its guests and channels there\) and delete "
+        r"the other$"
+    )
+    with pytest.raises(InvalidInput, match=message):
+        load_trust(trust)
+    with pytest.raises(InvalidInput, match=message):
+        chosen_trust(trust, found=True)

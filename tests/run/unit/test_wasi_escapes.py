@@ -43,6 +43,7 @@ from ngixi_runtime.spec.abi import (
     RIGHT_PATH_OPEN,
     Errno,
 )
+from tests.file_events import watched_opens
 from tests.run.unit.test_wasi_fs import BUFFER, CONFIG, DATA, IOV, OPTIONS, OUT, PATH, Guest, granted
 
 SECRET = b"the host's secret\n"
@@ -197,6 +198,10 @@ def test_a_special_file_in_a_preopen_is_refused_without_waiting(guest: Guest, sa
         assert guest.try_open(DATA, "pipe", rights=rights) == Errno.NXIO
         os.close(reader)
     assert len(os.listdir("/proc/self/fd")) == descriptors  # nothing refused was left open
+    with watched_opens(sandbox / "data" / "pipe") as opens:
+        assert guest.try_open(DATA, "pipe", rights=rights) == Errno.NXIO
+        assert guest.try_open(DATA, "link", rights=rights, lookup=LOOKUP_SYMLINK_FOLLOW) == Errno.NXIO
+        assert opens() == 0  # refused unopened: an open wakes a FIFO's writer, runs a device's driver
     (sandbox / "data" / "plain").write_text("x")
     files = guest.ctx.states["fs"]
     assert isinstance(files, WasiFilesystem)
