@@ -52,6 +52,10 @@ class Language(ABC):
         """What else decides the output (flags, toolchain version): a change recompiles."""
         return {}
 
+    def not_reproducible(self) -> str | None:
+        """Why two builds of the same guest in this language differ (None: they give the same bytes)."""
+        return None
+
     def toolchain_marker(self, state_dir: Path) -> Path | None:
         """The file an install of a toolchain kept in `state_dir` writes last (the toolchain task's target)."""
         return None

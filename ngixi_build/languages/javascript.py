@@ -42,6 +42,9 @@ class JavaScript(Language):
     def install(self, state_dir: Path) -> None:
         javascript.ensure_javascript_toolchain(state_dir=state_dir)
 
+    def not_reproducible(self) -> str | None:
+        return "componentize-js snapshots its engine with the random numbers and clock readings of the build"
+
     def toolchain_status(self, project: Project, guests: list[GuestBuild]) -> ToolchainStatus:
         root = javascript.toolchain_for(project.state_dir).root
         return ToolchainStatus(

@@ -39,6 +39,9 @@ class Python(Language):
     def install(self, state_dir: Path) -> None:
         python.ensure_python_toolchain(state_dir=state_dir)
 
+    def not_reproducible(self) -> str | None:
+        return "componentize-py snapshots its interpreter with the random string hashes of the build"
+
     def toolchain_status(self, project: Project, guests: list[GuestBuild]) -> ToolchainStatus:
         root = python.toolchain_for(project.state_dir).root
         return ToolchainStatus(

@@ -30,6 +30,7 @@ from urllib.parse import quote
 from ngixi_build import __version__
 from ngixi_build.files import regular_files, sha256_of
 from ngixi_build.guests import read_guest
+from ngixi_build.languages import registry
 from ngixi_build.locking import file_lock
 from ngixi_build.proc import run
 from ngixi_build.project import Project, git_output
@@ -172,7 +173,23 @@ def release_guests(project: Project, requested: Sequence[str] = ()) -> list[str]
     for index, name in enumerate(chosen):
         if name not in known:
             raise InvalidInput(f"{source}[{index}]: no guest {name!r}; {suggestion(name, known, 'guests')}")
-    return sorted(set(chosen)) or known
+    released = sorted(set(chosen)) or known
+    _refuse_unreproducible(project, released, source if chosen else f"{source} (not set: every guest)")
+    return released
+
+
+def _refuse_unreproducible(project: Project, guests: list[str], source: str) -> None:
+    """A guest whose language's toolchain does not build reproducibly: the release's two builds would differ, after
+    building everything twice."""
+    for name in guests:
+        language = read_guest(project, name).type.language
+        known = language is not None and language in registry.supported()
+        why = registry.language(language).not_reproducible() if known and language is not None else None
+        if why is not None:
+            raise InvalidInput(
+                f"{source}: {name} is a {language} guest, and two builds of it differ ({why}; docs/dependencies.md):"
+                " a release cannot reproduce it; release the others (list them in tool.ngixi.release or with --guest)"
+            )
 
 
 def tree_digest(root: Path, files: list[Path]) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +22,7 @@ from ngixi_build.project import Project
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX
+from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import REPO, KeyFiles, make_bundle
 from tests.integration import BIN, LANGUAGE_COMPONENTS, copy_project, installed_toolchain, run, share_toolchains
@@ -28,6 +31,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.heavy(cpu_seconds=200)]
 
 EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
 KILLS = 3
+# Core guests get Wasmtime artifacts too (by default they have Wasmer's alone): about 0.1 s each.
+WASMTIME_TARGETS = '[tool.ngixi]\nwasmtime_targets = ["host", "pulley64"]\n'
 
 
 @dataclass(frozen=True)
@@ -44,11 +49,19 @@ def bundles_of(project: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((project / "artifacts" / "bundles").glob(f"*{BUNDLE_SUFFIX}"))}
 
 
+def with_wasmtime_artifacts(project: Path) -> Path:
+    """The project, every guest of which gets Wasmtime artifacts for this host and pulley64 besides Wasmer's."""
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("[tool.ngixi]\n", WASMTIME_TARGETS, 1))
+    return project
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     # The installed toolchain, linked: `doit toolchain` only checks its stamp, where installing afresh ran npm ci and
     # pip again.
     project = copy_project(tmp_path_factory.mktemp("safety") / "project", toolchain_from=installed_toolchain())
+    with_wasmtime_artifacts(project)
     run(project, "doit", "toolchain")
     started = time.monotonic()
     run(project, "doit", "build", env=EPOCH)
@@ -85,13 +98,22 @@ def test_two_builds_in_different_conditions_give_identical_bundles(tmp_path: Pat
     rng = random.Random(5)
     project = tmp_path / "p"
     with umask(0o077):
-        copy_in_reverse_order(copy_project(tmp_path / "staging"), project, rng)
+        copy_in_reverse_order(with_wasmtime_artifacts(copy_project(tmp_path / "staging")), project, rng)
         share_toolchains(built.project / ".ngixi", project / ".ngixi")
         with_dev_key_of(project, built)
         run(project, "doit", "build", env=EPOCH)
     guests = [guest for guest in Project(REPO).guest_names() if guest not in LANGUAGE_COMPONENTS]
     assert sorted(built.bundles) == [f"{guest}-0.1.0.ngx" for guest in guests]
     assert bundles_of(project) == built.bundles
+    for name, data in built.bundles.items():
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            members = tar.getmembers()
+        # Nothing of the builder's: the sequence as the only time, no owner, one mode.
+        assert {(m.mtime, m.uid, m.gid, m.uname, m.gname, m.mode, m.type) for m in members} == {
+            (int(EPOCH["SOURCE_DATE_EPOCH"]), 0, 0, "", "", 0o644, tarfile.REGTYPE)
+        }, name
+        artifacts = {m.name for m in members if m.name.startswith("aot/")}
+        assert {"aot/pulley64.cwasm", f"aot/{host_triple()}.cwasm"} <= artifacts, name  # Wasmtime's, every guest
 
 
 def unfinished_bundles(project: Path, trust: Path) -> list[str]:
@@ -123,7 +145,9 @@ def kill_build_after(project: Path, seconds: float) -> None:
 
 
 def test_builds_killed_at_random_points_leave_no_partial_bundle(tmp_path: Path, built: Built) -> None:
-    project = with_dev_key_of(copy_project(tmp_path / "p", toolchain_from=built.project), built)
+    project = with_dev_key_of(
+        with_wasmtime_artifacts(copy_project(tmp_path / "p", toolchain_from=built.project)), built
+    )
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     trust = project / ".ngixi" / "trust.toml"

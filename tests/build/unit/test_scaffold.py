@@ -127,6 +127,24 @@ def test_the_release_key_chooses_the_guests_a_release_ships(project: Project) ->
     assert str(typo.value).startswith(f"{pyproject}: tool.ngixi.release[0]: no guest 'btea'; ")
 
 
+@pytest.mark.parametrize(("language", "tool"), [("javascript", "componentize-js"), ("python", "componentize-py")])
+def test_a_release_refuses_a_guest_whose_builds_differ_before_building(
+    project: Project, language: str, tool: str
+) -> None:
+    new_guest(project, "alpha", language="assemblyscript", kind="library", abi="core")
+    new_guest(project, "beta", language=language, kind="library", abi="component")
+    pyproject = project.root / "pyproject.toml"
+    with pytest.raises(InvalidInput) as every:
+        release_guests(project)
+    assert str(every.value).startswith(
+        f"{pyproject}: tool.ngixi.release (not set: every guest): beta is a {language} guest, and two builds of it "
+        f"differ ({tool} snapshots "
+    )
+    with pytest.raises(InvalidInput, match=r"^--guest: beta is a .*; release the others"):
+        release_guests(project, ["beta", "alpha"])
+    assert release_guests(project, ["alpha"]) == ["alpha"]
+
+
 def test_init_overwrites_nothing_and_says_which_file_is_in_the_way(tmp_path: Path) -> None:
     folder = tmp_path / "python-project"
     folder.mkdir()
