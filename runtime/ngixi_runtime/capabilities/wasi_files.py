@@ -115,30 +115,8 @@ _FILETYPES = (
     (stat.S_ISLNK, FILETYPE_SYMBOLIC_LINK),
 )
 _WHENCE = {0: os.SEEK_SET, 1: os.SEEK_CUR, 2: os.SEEK_END}
-_HOST_ERRNO = {
-    errno.EACCES: Errno.ACCES,
-    errno.EBADF: Errno.BADF,
-    errno.EBUSY: Errno.BUSY,
-    errno.EDQUOT: Errno.DQUOT,
-    errno.EEXIST: Errno.EXIST,
-    errno.EFBIG: Errno.FBIG,
-    errno.EINVAL: Errno.INVAL,
-    errno.EISDIR: Errno.ISDIR,
-    errno.ELOOP: Errno.LOOP,
-    errno.EMFILE: Errno.MFILE,
-    errno.EMLINK: Errno.MLINK,
-    errno.ENAMETOOLONG: Errno.NAMETOOLONG,
-    errno.ENOENT: Errno.NOENT,
-    errno.ENOSPC: Errno.NOSPC,
-    errno.ENOTDIR: Errno.NOTDIR,
-    errno.ENOTEMPTY: Errno.NOTEMPTY,
-    errno.ENOTSUP: Errno.NOTSUP,
-    errno.ENXIO: Errno.NXIO,
-    errno.EPERM: Errno.PERM,
-    errno.EROFS: Errno.ROFS,
-    errno.ESPIPE: Errno.SPIPE,
-    errno.EXDEV: Errno.XDEV,
-}
+# Each host errno WASI has a name for, under that name (ENOTSUP and EOPNOTSUPP are one number on Linux).
+_HOST_ERRNO = {getattr(errno, f"E{code.name}"): code for code in Errno if hasattr(errno, f"E{code.name}")}
 _HOST_FDFLAGS = ((FDFLAG_APPEND, os.O_APPEND), (FDFLAG_NONBLOCK, os.O_NONBLOCK))
 _SYNC_FDFLAGS = FDFLAG_DSYNC | FDFLAG_RSYNC | FDFLAG_SYNC
 _FDFLAGS = FDFLAG_APPEND | FDFLAG_NONBLOCK | _SYNC_FDFLAGS
