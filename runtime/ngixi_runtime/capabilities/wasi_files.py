@@ -193,6 +193,7 @@ class WasiFilesystem:
         self._stdin = StdinState(stdin)
         self._quota = DiskQuota(UNBOUNDED, UNBOUNDED)  # what the rw preopens may hold (set by `over`)
         self._removed_open: set[tuple[int, int]] = set()  # files with no name left whose bytes a descriptor holds
+        self._roots: set[tuple[int, int]] = set()  # each preopen's directory (st_dev, st_ino)
 
     @classmethod
     def over(
@@ -220,6 +221,8 @@ class WasiFilesystem:
         try:
             for mount in mounts:
                 host_fd = _open_mount(mount, root)
+                opened = os.fstat(host_fd)
+                filesystem._roots.add((opened.st_dev, opened.st_ino))
                 descriptor = Descriptor(
                     host_fd, mount, FILETYPE_DIRECTORY, DIRECTORY_RIGHTS, DIRECTORY_RIGHTS | FILE_RIGHTS, preopen=True
                 )
@@ -571,7 +574,7 @@ class WasiFilesystem:
         cookie &= U64
         length &= U32  # the engines hand an i32 over signed: a buffer of 2 GiB or more arrives negative
         if cookie == 0 or descriptor.listing is None:
-            descriptor.listing = _entries(descriptor.host_fd)
+            descriptor.listing = _entries(descriptor.host_fd, self._roots)
         entries = bytearray()
         for entry in descriptor.listing[cookie:]:
             if len(entries) >= length:  # a full buffer tells the guest to ask again from a later cookie
@@ -903,10 +906,15 @@ def _timestamp(nanoseconds: int) -> int:
     return min(max(nanoseconds, 0), U64)
 
 
-def _entries(directory: int) -> list[bytes]:
-    """Every dirent of a directory, "." and ".." first, each with the cookie of the one after it."""
-    found = [(".", os.stat(".", dir_fd=directory).st_ino, FILETYPE_DIRECTORY)]
-    found.append(("..", os.stat("..", dir_fd=directory).st_ino, FILETYPE_DIRECTORY))
+def _entries(directory: int, roots: set[tuple[int, int]]) -> list[bytes]:
+    """Every dirent of a directory, "." and ".." first, each with the cookie of the one after it.
+
+    A preopen's own ".." is the preopen again (its inode), as Wasmtime's WASI answers: the directory above it is
+    the host's, whose inode the guest has no business knowing.
+    """
+    itself = os.fstat(directory)
+    above = itself if (itself.st_dev, itself.st_ino) in roots else os.stat("..", dir_fd=directory)
+    found = [(".", itself.st_ino, FILETYPE_DIRECTORY), ("..", above.st_ino, FILETYPE_DIRECTORY)]
     with os.scandir(directory) as listing:
         found += sorted((entry.name, entry.inode(), _entry_type(entry)) for entry in listing)
     return [_dirent(name, inode, kind, index + 1) for index, (name, inode, kind) in enumerate(found)]

@@ -385,6 +385,25 @@ def test_odd_bytes_and_huge_numbers_are_answered_not_crashed_on(guest: Guest, sa
     assert guest.call("fd_fdstat_set_rights", file, -1, -1) == Errno.NOTCAPABLE
 
 
+def _listed_inodes(guest: Guest, directory: int) -> dict[str, int]:
+    assert guest.call("fd_readdir", directory, BUFFER, 1024, 0, OUT) == Errno.SUCCESS
+    listing, inodes = guest.memory.read(BUFFER, guest.u32(OUT)), {}
+    while listing:
+        inode, length = struct.unpack_from("<QI", listing, 8)
+        inodes[listing[24 : 24 + length].decode()] = inode
+        listing = listing[24 + length :]
+    return inodes
+
+
+def test_a_preopens_dotdot_entry_shows_the_preopen_not_the_host_directory_above(guest: Guest, sandbox: Path) -> None:
+    (sandbox / "data" / "sub").mkdir()
+    data, sub = (sandbox / "data").stat().st_ino, (sandbox / "data" / "sub").stat().st_ino
+    for directory in (DATA, guest.open(DATA, "sub/..", OFLAG_DIRECTORY, RIGHT_FD_READDIR)):
+        assert _listed_inodes(guest, directory) == {".": data, "..": data, "sub": sub}
+    below = guest.open(DATA, "sub", OFLAG_DIRECTORY, RIGHT_FD_READDIR)
+    assert _listed_inodes(guest, below) == {".": sub, "..": data}  # beneath a preopen, the parent as it is
+
+
 # --- stdio in the descriptor table, and its quota ---------------------------------------------
 
 
