@@ -61,7 +61,7 @@ export function read_note(): i32 {
   return length;
 }
 
-/** Fails under the read-only mount: returns 69 (ROFS). */
+/** Fails under the read-only mount: returns 63 (PERM). */
 export function write_config(): i32 {
   return writeFile(CONFIG, "settings.txt", "overwritten\n");
 }

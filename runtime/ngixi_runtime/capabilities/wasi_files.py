@@ -6,7 +6,7 @@ opens. Each descriptor keeps its rights, narrowed at every `path_open` to what i
 down and by `fd_fdstat_set_rights`, never widened, and checked by every function that uses it.
 
 Paths are resolved by wasi_paths.py, so neither `..`, nor a symlink (made by the guest or not), nor a
-hard link can reach outside a preopen. A `ro` preopen refuses with ROFS every call that would change a
+hard link can reach outside a preopen. A `ro` preopen refuses with PERM every call that would change a
 file or a directory under it, whatever descriptor the guest reaches it by.
 
 Methods take the guest memory and the raw import arguments, return nothing on success and raise
@@ -116,30 +116,8 @@ _FILETYPES = (
     (stat.S_ISLNK, FILETYPE_SYMBOLIC_LINK),
 )
 _WHENCE = {0: os.SEEK_SET, 1: os.SEEK_CUR, 2: os.SEEK_END}
-_HOST_ERRNO = {
-    errno.EACCES: Errno.ACCES,
-    errno.EBADF: Errno.BADF,
-    errno.EBUSY: Errno.BUSY,
-    errno.EDQUOT: Errno.DQUOT,
-    errno.EEXIST: Errno.EXIST,
-    errno.EFBIG: Errno.FBIG,
-    errno.EINVAL: Errno.INVAL,
-    errno.EISDIR: Errno.ISDIR,
-    errno.ELOOP: Errno.LOOP,
-    errno.EMFILE: Errno.MFILE,
-    errno.EMLINK: Errno.MLINK,
-    errno.ENAMETOOLONG: Errno.NAMETOOLONG,
-    errno.ENOENT: Errno.NOENT,
-    errno.ENOSPC: Errno.NOSPC,
-    errno.ENOTDIR: Errno.NOTDIR,
-    errno.ENOTEMPTY: Errno.NOTEMPTY,
-    errno.ENOTSUP: Errno.NOTSUP,
-    errno.ENXIO: Errno.NXIO,
-    errno.EPERM: Errno.PERM,
-    errno.EROFS: Errno.ROFS,
-    errno.ESPIPE: Errno.SPIPE,
-    errno.EXDEV: Errno.XDEV,
-}
+# Each host errno WASI has a name for, under that name (ENOTSUP and EOPNOTSUPP are one number on Linux).
+_HOST_ERRNO = {getattr(errno, f"E{code.name}"): code for code in Errno if hasattr(errno, f"E{code.name}")}
 _HOST_FDFLAGS = ((FDFLAG_APPEND, os.O_APPEND), (FDFLAG_NONBLOCK, os.O_NONBLOCK))
 _SYNC_FDFLAGS = FDFLAG_DSYNC | FDFLAG_RSYNC | FDFLAG_SYNC
 _FDFLAGS = FDFLAG_APPEND | FDFLAG_NONBLOCK | _SYNC_FDFLAGS
@@ -149,6 +127,9 @@ _OUTPUT_RIGHTS = RIGHT_FD_WRITE | RIGHT_FD_FDSTAT_SET_FLAGS | RIGHT_FD_FILESTAT_
 _ATIM, _ATIM_NOW, _MTIM, _MTIM_NOW = 1, 2, 4, 8
 _ADVICE_COUNT = 6  # normal, sequential, random, willneed, dontneed, noreuse
 _SEEK_RIGHTS = RIGHT_FD_SEEK | RIGHT_FD_TELL
+# What a change under a `ro` preopen answers: PERM, as Wasmtime's WASI (its DirPerms and FilePerms) answers and
+# its own preview 1 test programs expect, so that core and component guests agree; the witx leaves it open.
+READ_ONLY = Errno.PERM
 
 
 def wasi_errno(error: OSError) -> int:
@@ -213,6 +194,7 @@ class WasiFilesystem:
         self._stdin = StdinState(stdin)
         self._quota = DiskQuota(UNBOUNDED, UNBOUNDED)  # what the rw preopens may hold (set by `over`)
         self._removed_open: set[tuple[int, int]] = set()  # files with no name left whose bytes a descriptor holds
+        self._roots: set[tuple[int, int]] = set()  # each preopen's directory (st_dev, st_ino)
 
     @classmethod
     def over(
@@ -240,6 +222,8 @@ class WasiFilesystem:
         try:
             for mount in mounts:
                 host_fd = _open_mount(mount, root)
+                opened = os.fstat(host_fd)
+                filesystem._roots.add((opened.st_dev, opened.st_ino))
                 descriptor = Descriptor(
                     host_fd, mount, FILETYPE_DIRECTORY, DIRECTORY_RIGHTS, DIRECTORY_RIGHTS | FILE_RIGHTS, preopen=True
                 )
@@ -291,7 +275,7 @@ class WasiFilesystem:
         return self._directory(fd, rights)
 
     def _changing(self, fd: int, rights: int) -> Descriptor:
-        """A descriptor to change a file through: ROFS under a `ro` preopen whatever its rights, then `rights`."""
+        """A descriptor to change a file through: PERM under a `ro` preopen whatever its rights, then `rights`."""
         _refuse_on_ro(self._get(fd))
         return self._get(fd, rights)
 
@@ -591,7 +575,7 @@ class WasiFilesystem:
         cookie &= U64
         length &= U32  # the engines hand an i32 over signed: a buffer of 2 GiB or more arrives negative
         if cookie == 0 or descriptor.listing is None:
-            descriptor.listing = _entries(descriptor.host_fd)
+            descriptor.listing = _entries(descriptor.host_fd, self._roots)
         entries = bytearray()
         for entry in descriptor.listing[cookie:]:
             if len(entries) >= length:  # a full buffer tells the guest to ask again from a later cookie
@@ -761,7 +745,7 @@ def _release(descriptor: Descriptor) -> None:
 
 def _refuse_on_ro(descriptor: Descriptor) -> None:
     if descriptor.read_only:
-        raise AbiFault(Errno.ROFS)
+        raise AbiFault(READ_ONLY)
 
 
 def _refuse_on_stream(descriptor: Descriptor, code: int = Errno.SPIPE) -> None:
@@ -918,10 +902,15 @@ def _timestamp(nanoseconds: int) -> int:
     return min(max(nanoseconds, 0), U64)
 
 
-def _entries(directory: int) -> list[bytes]:
-    """Every dirent of a directory, "." and ".." first, each with the cookie of the one after it."""
-    found = [(".", os.stat(".", dir_fd=directory).st_ino, FILETYPE_DIRECTORY)]
-    found.append(("..", os.stat("..", dir_fd=directory).st_ino, FILETYPE_DIRECTORY))
+def _entries(directory: int, roots: set[tuple[int, int]]) -> list[bytes]:
+    """Every dirent of a directory, "." and ".." first, each with the cookie of the one after it.
+
+    A preopen's own ".." is the preopen again (its inode), as Wasmtime's WASI answers: the directory above it is
+    the host's, whose inode the guest has no business knowing.
+    """
+    itself = os.fstat(directory)
+    above = itself if (itself.st_dev, itself.st_ino) in roots else os.stat("..", dir_fd=directory)
+    found = [(".", itself.st_ino, FILETYPE_DIRECTORY), ("..", above.st_ino, FILETYPE_DIRECTORY)]
     with os.scandir(directory) as listing:
         found += sorted((entry.name, entry.inode(), _entry_type(entry)) for entry in listing)
     return [_dirent(name, inode, kind, index + 1) for index, (name, inode, kind) in enumerate(found)]

@@ -20,37 +20,18 @@ class GuestMemory(Protocol):
     def size_bytes(self) -> int: ...
 
 
-class Errno(enum.IntEnum):
-    """The WASI preview 1 errno values the host returns."""
-
-    SUCCESS = 0
-    ACCES = 2
-    BADF = 8
-    BUSY = 10
-    DQUOT = 19
-    EXIST = 20
-    FBIG = 22
-    ILSEQ = 25
-    INVAL = 28
-    IO = 29
-    ISDIR = 31
-    LOOP = 32
-    MFILE = 33
-    MLINK = 34
-    NAMETOOLONG = 37
-    NOENT = 44
-    NOSPC = 51
-    NOTDIR = 54
-    NOSYS = 52
-    NOTEMPTY = 55
-    NOTSOCK = 57
-    NOTSUP = 58
-    NXIO = 60
-    PERM = 63
-    ROFS = 69
-    SPIPE = 70
-    XDEV = 75
-    NOTCAPABLE = 76
+# WASI preview 1's errno enum, in witx order (a member's value is its position). The host passes a host
+# errno under its WASI name (E2BIG as 2BIG, reached as Errno["2BIG"]); wasi_files.wasi_errno maps them.
+Errno = enum.IntEnum(
+    "Errno",
+    "SUCCESS 2BIG ACCES ADDRINUSE ADDRNOTAVAIL AFNOSUPPORT AGAIN ALREADY BADF BADMSG BUSY CANCELED CHILD"
+    " CONNABORTED CONNREFUSED CONNRESET DEADLK DESTADDRREQ DOM DQUOT EXIST FAULT FBIG HOSTUNREACH IDRM ILSEQ"
+    " INPROGRESS INTR INVAL IO ISCONN ISDIR LOOP MFILE MLINK MSGSIZE MULTIHOP NAMETOOLONG NETDOWN NETRESET"
+    " NETUNREACH NFILE NOBUFS NODEV NOENT NOEXEC NOLCK NOLINK NOMEM NOMSG NOPROTOOPT NOSPC NOSYS NOTCONN"
+    " NOTDIR NOTEMPTY NOTRECOVERABLE NOTSOCK NOTSUP NOTTY NXIO OVERFLOW OWNERDEAD PERM PIPE PROTO"
+    " PROTONOSUPPORT PROTOTYPE RANGE ROFS SPIPE SRCH STALE TIMEDOUT TXTBSY XDEV NOTCAPABLE",
+    start=0,
+)
 
 
 # WASI rights, oflags, fdflags and file types the host functions use.

@@ -95,7 +95,7 @@ def test_cli_runs_capability_guests_with_a_sandbox_directory(built: Path) -> Non
     assert run(built, "ngixi", "run", notes, "write_note").stdout == "0\n"
     assert run(built, "ngixi", "run", notes, "read_note").stdout == "remember the milk\n18\n"
     assert (built / ".ngixi" / "sandbox" / "dev" / "default" / "notes" / "files" / "data" / "note.txt").exists()
-    assert run(built, "ngixi", "run", notes, "write_config").stdout == "69\n"
+    assert run(built, "ngixi", "run", notes, "write_config").stdout == "63\n"
     assert [run(built, "ngixi", "run", counter, "increment").stdout for _ in range(2)] == ["1\n", "2\n"]
     other = run(built, "ngixi", "run", counter, "increment", "--sandbox", "elsewhere", "--in-process").stdout
     assert other == "1\n" and (built / "elsewhere" / "default" / "counter" / "kv.sqlite3").exists()

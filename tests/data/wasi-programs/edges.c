@@ -709,6 +709,13 @@ static void cookies(void) {
     E("readdir it", __wasi_fd_readdir(limited, part, sizeof part, 0, &again));
     __wasi_fd_close(limited);
     __wasi_fd_close(dir);
+    /* The preopen's own '..' names the host directory above the sandbox: it must show the preopen again. */
+    E("open the preopen's '.'", __wasi_path_open(ROOT, 1, ".", __WASI_OFLAGS_DIRECTORY, DIR_RIGHTS, 0, 0, &dir));
+    E("readdir it whole", __wasi_fd_readdir(dir, whole, sizeof whole, 0, &used));
+    memcpy(&entry, whole, sizeof entry);
+    memcpy(&next, whole + sizeof entry + entry.d_namlen, sizeof next);
+    printf("  '%.*s' and '..' share an inode %d\n", (int)entry.d_namlen, whole + sizeof entry, entry.d_ino == next.d_ino);
+    __wasi_fd_close(dir);
 }
 
 /* Rights: what fdstat reports, narrowing, what a directory's inheriting rights allow below it. */

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import importlib.util
 import os
+import re
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +16,7 @@ from ngixi_runtime.capabilities.base import WASI
 from ngixi_runtime.capabilities.context import HostContext
 from ngixi_runtime.capabilities.fs import FsOptions, Preopen, open_filesystem
 from ngixi_runtime.capabilities.linking import core_imports
-from ngixi_runtime.capabilities.wasi_files import _filestat
+from ngixi_runtime.capabilities.wasi_files import _filestat, wasi_errno
 from ngixi_runtime.capabilities.wasi_paths import ESCAPE
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.abi import (
@@ -131,14 +134,14 @@ def test_the_ro_mount_refuses_every_change(guest: Guest, sandbox: Path) -> None:
         (OFLAG_TRUNC, RIGHT_FD_READ, 0),
         (0, RIGHT_FD_READ, FDFLAG_APPEND),
     ):
-        assert guest.try_open(CONFIG, "settings.txt", oflags, rights, fdflags=fdflags) == Errno.ROFS
+        assert guest.try_open(CONFIG, "settings.txt", oflags, rights, fdflags=fdflags) == Errno.PERM
     for name in ("path_unlink_file", "path_create_directory", "path_remove_directory"):
-        assert guest.call(name, CONFIG, *guest.path("settings.txt")) == Errno.ROFS
+        assert guest.call(name, CONFIG, *guest.path("settings.txt")) == Errno.PERM
     old, new = guest.path("settings.txt"), guest.path("moved.txt", at=PATH + 100)
-    assert guest.call("path_rename", CONFIG, *old, DATA, *new) == Errno.ROFS
+    assert guest.call("path_rename", CONFIG, *old, DATA, *new) == Errno.PERM
     fd = guest.open(CONFIG, "settings.txt")
-    assert guest.write(fd, b"overwritten\n") == Errno.ROFS
-    assert guest.call("fd_filestat_set_size", fd, 0) == Errno.ROFS
+    assert guest.write(fd, b"overwritten\n") == Errno.PERM
+    assert guest.call("fd_filestat_set_size", fd, 0) == Errno.PERM
     assert guest.read(fd) == b"original\n"
     assert (sandbox / "config" / "settings.txt").read_text() == "original\n"
     assert sorted(p.name for p in (sandbox / "config").iterdir()) == ["settings.txt"]
@@ -349,3 +352,20 @@ def test_values_outside_witxs_enums_and_flags_are_inval(guest: Guest, sandbox: P
         "open's fdflags": guest.try_open(DATA, "f", fdflags=1 << 6),
         "advice": guest.call("fd_advise", fd, 0, 0, 9),
     } == dict.fromkeys(("whence", "fdflags", "fstflags", "oflags", "open's fdflags", "advice"), Errno.INVAL)
+
+
+def test_every_host_errno_wasi_names_passes_under_its_name() -> None:
+    named = [code for code in Errno if hasattr(errno, f"E{code.name}")]
+    assert len(named) == len(Errno) - 2  # all but SUCCESS and NOTCAPABLE, which no host errno is
+    for code in named:
+        assert wasi_errno(OSError(getattr(errno, f"E{code.name}"), "")) == code, code
+    assert wasi_errno(OSError(errno.ENODATA, "")) == Errno.IO  # WASI has no name for it
+
+
+def test_errno_is_witxs_enum_as_wasi_libc_numbers_it() -> None:
+    ziglang = importlib.util.find_spec("ziglang")  # the build side's toolchain carries wasi-libc's header
+    if ziglang is None or ziglang.origin is None:
+        pytest.skip("no wasi-libc header without the build side's ziglang")
+    header = Path(ziglang.origin).parent / "lib" / "libc" / "include" / "wasm-wasi-musl" / "wasi" / "api.h"
+    numbered = re.findall(r"#define __WASI_ERRNO_(\w+) \(UINT16_C\((\d+)\)\)", header.read_text(encoding="utf-8"))
+    assert [(code.name, code.value) for code in Errno] == [(name, int(value)) for name, value in numbered]

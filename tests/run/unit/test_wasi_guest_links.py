@@ -80,7 +80,7 @@ def test_links_a_guest_makes_never_lead_out_of_its_preopen(tmp_path: Path, keys:
         "read_up": ESCAPE,
         "link_sideways": Errno.SUCCESS,
         "write_sideways": ESCAPE,  # each preopen is its own root
-        "hard_link_ro": Errno.ROFS,  # a hard link would make the read-only file writable
+        "hard_link_ro": Errno.PERM,  # a hard link would make the read-only file writable
     }
     assert (files / "config" / "settings.txt").read_text() == "original\n"
     assert sorted(p.name for p in (files / "data").iterdir()) == ["sideways", "up"]
