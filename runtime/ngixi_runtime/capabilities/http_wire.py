@@ -21,52 +21,72 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CHUNK = 65536
 
 
+class _Watchdog:
+    """Shuts the connection's socket down at the deadline: whatever read or write waits on it then
+    (the TLS handshake, a header dripping in byte by byte, the body) ends at once.
+
+    The socket is handed over by the connection once it exists (`guard`): a deadline that passes while the
+    connection is still being made shuts the socket down as soon as it is handed over."""
+
+    def __init__(self, deadline: float) -> None:
+        self.fired = False
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def guard(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sock = sock
+            fired = self.fired
+        if fired:
+            _shut_down(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            sock = self._sock
+        if sock is not None:
+            _shut_down(sock)
+
+    def stop(self) -> None:
+        self._timer.cancel()
+
+
+def _shut_down(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        # socket.socket's own shutdown, on the descriptor: a TLS socket's would tear its state down under the
+        # thread reading it.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
 class _PinnedHTTPConnection(http.client.HTTPConnection):
     """Sends `Host: host` but connects to an address chosen (and checked) beforehand."""
 
-    def __init__(self, host: str, port: int, address: Address, timeout: float) -> None:
+    def __init__(self, host: str, port: int, address: Address, timeout: float, watchdog: _Watchdog) -> None:
         super().__init__(host, port, timeout=timeout)
         self._address = address
+        self._watchdog = watchdog
 
     def connect(self) -> None:
         self.sock = socket.create_connection(self._address, self.timeout)
+        self._watchdog.guard(self.sock)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, host: str, port: int, address: Address, timeout: float) -> None:
+    def __init__(self, host: str, port: int, address: Address, timeout: float, watchdog: _Watchdog) -> None:
         super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
         self._address = address
+        self._watchdog = watchdog
 
     def connect(self) -> None:
         sock = socket.create_connection(self._address, self.timeout)
         context: ssl.SSLContext = self._context  # type: ignore[attr-defined]
         # The handshake runs after the TLS socket is in place, so that the watchdog can cut it off too.
         self.sock = context.wrap_socket(sock, server_hostname=self.host, do_handshake_on_connect=False)
+        self._watchdog.guard(self.sock)
         self.sock.do_handshake()
-
-
-class _Watchdog:
-    """Shuts the connection's socket down at the deadline: whatever read or write waits on it then
-    (the TLS handshake, a header dripping in byte by byte, the body) ends at once."""
-
-    def __init__(self, connection: http.client.HTTPConnection, deadline: float) -> None:
-        self._connection = connection
-        self.fired = False
-        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _fire(self) -> None:
-        self.fired = True
-        sock = self._connection.sock
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                # socket.socket's own shutdown, on the descriptor: a TLS socket's would tear its state down
-                # under the thread reading it.
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-    def stop(self) -> None:
-        self._timer.cancel()
 
 
 def exchange(
@@ -88,8 +108,9 @@ def exchange(
     deadline, wherever the exchange is then: connecting, sending, reading the headers or the body.
     """
     kind = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
-    connection = kind(host, port, address, _remaining(deadline))
-    watchdog = _Watchdog(connection, deadline)
+    timeout = _remaining(deadline)
+    watchdog = _Watchdog(deadline)
+    connection = kind(host, port, address, timeout, watchdog)
     try:
         result = _exchange(connection, method=method, target=target, headers=headers, body=body, limit=limit)
     except (OSError, http.client.HTTPException, ValueError):

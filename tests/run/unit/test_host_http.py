@@ -159,3 +159,19 @@ def test_the_test_server_takes_a_client_hanging_up_early_quietly(capfd: pytest.C
             connection.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             assert connection.recv(1024).startswith(b"HTTP/1.0 200")
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_deadline_passing_while_connecting_still_cuts_the_exchange() -> None:
+    """The watchdog's timer fires before the connection has a socket (a busy machine can take that long to
+    connect): the socket is shut down when the connection hands it over, or a server dripping bytes within
+    the socket's timeout would hold the host call for as long as it drips."""
+    from ngixi_runtime.capabilities.http_wire import _Watchdog
+
+    watchdog = _Watchdog(deadline=0.0)  # long past: the timer fires at once, with no socket yet
+    watchdog._timer.join(5)
+    assert watchdog.fired
+    ours, peer = socket.socketpair()
+    with ours, peer:
+        ours.settimeout(5)
+        watchdog.guard(ours)
+        assert ours.recv(1) == b""  # shut down: the read ends at once, not at the peer's next byte
