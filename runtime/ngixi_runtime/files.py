@@ -150,6 +150,10 @@ def open_plain(name: str | Path, flags: int, mode: int = 0o644, *, dir_fd: int |
     """
     if not _can_reopen():
         return _open_then_look(name, flags, mode, dir_fd)
+    if flags & os.O_CREAT and flags & os.O_DIRECTORY:  # open(2) refuses the pair before it looks (Linux 6.4)
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), str(name))
+    if flags & os.O_CREAT and os.fspath(name).endswith("/"):  # only a directory is so named, and O_CREAT makes none
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(name))
     for _ in range(_CREATED_MEANWHILE_TRIES):
         try:
             probe = os.open(name, _O_PATH | os.O_CLOEXEC | flags & (os.O_NOFOLLOW | os.O_DIRECTORY), dir_fd=dir_fd)
@@ -177,6 +181,8 @@ def _reopen(probe: int, name: str | Path, flags: int) -> tuple[int, int]:
         raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(name))
     if stat.S_ISLNK(status.st_mode):  # opened as itself: only O_NOFOLLOW does that, and open(2) says ELOOP
         raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(name))
+    if flags & os.O_CREAT and stat.S_ISDIR(status.st_mode):  # open(2) creates no directory, and opens none so
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(name))
     _refuse_special(status)
     reopened = flags & ~(os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW)  # the magic link is a link
     return os.open(f"{_REOPEN}{probe}", reopened), stat.S_IFMT(status.st_mode)
