@@ -19,6 +19,7 @@ from ngixi_runtime.guest.manifest import ManifestError
 from ngixi_runtime.loading.loader import Guest, open_guest
 from ngixi_runtime.loading.tenants import open_tenant
 from ngixi_runtime.spec.abi import OFLAG_CREAT, RIGHT_FD_READ, RIGHT_FD_WRITE, Errno, Status
+from ngixi_runtime.trust.policy import load_policy
 from ngixi_runtime.trust.rollback import RollbackGuard
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import KeyFiles, make_bundle
@@ -136,7 +137,7 @@ def test_a_preopen_symlinked_out_of_the_sandbox_is_refused_at_load(tmp_path: Pat
         load(tmp_path, keys, FS_WASM, FS_MANIFEST)
 
 
-@pytest.mark.parametrize("state", ["XDG_STATE_HOME", "NGIXI_AOT_CACHE", "project", "trust file", "rollback"])
+@pytest.mark.parametrize("state", ["XDG_STATE_HOME", "NGIXI_AOT_CACHE", "project", "trust file", "rollback", "policy"])
 def test_a_preopen_holding_ngixis_own_state_is_refused_at_load(
     tmp_path: Path, keys: KeyFiles, monkeypatch: pytest.MonkeyPatch, state: str
 ) -> None:
@@ -146,7 +147,7 @@ def test_a_preopen_holding_ngixis_own_state_is_refused_at_load(
     data = tmp_path / "sandboxes" / "default" / "probe" / "files" / "data"
     data.mkdir(parents=True)
     held = data / "inner"
-    trust, rollback = keys.trust, None
+    trust, rollback, policy = keys.trust, None, None
     if state == "project":
         (data / "pyproject.toml").write_text("[tool.ngixi]\n")
         monkeypatch.delenv("NGIXI_PROJECT_STATE", raising=False)
@@ -156,6 +157,10 @@ def test_a_preopen_holding_ngixis_own_state_is_refused_at_load(
         trust = data / "trust.toml"
         trust.write_bytes(keys.trust.read_bytes())
         held = trust
+    elif state == "policy":  # the operator's: rewritten, it would let this guest or another do more next time
+        held = data / "policy.toml"
+        held.write_text('[capabilities]\nallow = ["fs", "stdio"]\n')
+        policy = load_policy(held)
     elif state == "rollback":
         rollback = RollbackGuard.for_trust_file(keys.trust, state_dir=held)
         held = held / "rollback"
@@ -164,7 +169,9 @@ def test_a_preopen_holding_ngixis_own_state_is_refused_at_load(
     bundle = make_bundle(tmp_path / "bundle", keys.key, wasm=FS_WASM, manifest=FS_MANIFEST, guest="probe")
     message = rf"^probe: capabilities\.fs\.preopens\[0\]\.host: {data} holds {held}(/ngixi)?, ngixi's own state"
     with pytest.raises(InvalidInput, match=message):
-        open_tenant(bundle, trust_file=trust, rollback=rollback, isolated=False, sandboxes=tmp_path / "sandboxes")
+        open_tenant(
+            bundle, trust_file=trust, rollback=rollback, policy=policy, isolated=False, sandboxes=tmp_path / "sandboxes"
+        )
 
 
 # --- http --------------------------------------------------------------------------------------
