@@ -278,6 +278,10 @@ def toml_tables(text: str, *, source: str) -> dict[str, Any]:
         raise InvalidInput(f"{source}: not valid TOML: {error}") from None
 
 
+# Nothing there to open, as Path.is_file sees it: missing, under a file, or a symbolic link that loops.
+_NO_FILE_THERE = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
+
+
 @contextmanager
 def open_regular(path: Path) -> Iterator[IO[bytes] | None]:
     """The file at `path` open for reading if it is a regular file (a symlink to one counts), else None.
@@ -286,7 +290,9 @@ def open_regular(path: Path) -> Iterator[IO[bytes] | None]:
     """
     try:
         descriptor, kind = open_plain(path, os.O_RDONLY | os.O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError, SpecialFileError):
+    except OSError as error:
+        if not isinstance(error, SpecialFileError) and error.errno not in _NO_FILE_THERE:
+            raise
         kind = 0
     if kind != stat.S_IFREG:
         if kind:
