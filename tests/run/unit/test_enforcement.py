@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -172,6 +174,31 @@ def test_a_preopen_holding_ngixis_own_state_is_refused_at_load(
         open_tenant(
             bundle, trust_file=trust, rollback=rollback, policy=policy, isolated=False, sandboxes=tmp_path / "sandboxes"
         )
+
+
+_MS_BIND, _MNT_DETACH = 4096, 2  # mount(2), umount2(2)
+
+
+def test_a_preopen_bind_mounted_over_ngixis_own_state_is_refused_at_load(
+    tmp_path: Path, keys: KeyFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bind mount (a container given one directory at two paths) shows this user's state directory at a path no
+    state path resolves under: the preopen is known by what it is too."""
+    data = tmp_path / "sandboxes" / "default" / "probe" / "files" / "data"
+    data.mkdir(parents=True)
+    state = tmp_path / "state"
+    state.mkdir()
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    bundle = make_bundle(tmp_path / "bundle", keys.key, wasm=FS_WASM, manifest=FS_MANIFEST, guest="probe")
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(bytes(state), bytes(data), None, _MS_BIND, None) != 0:
+        pytest.skip(f"no bind mount here: {os.strerror(ctypes.get_errno())}")
+    try:
+        message = rf"^probe: capabilities\.fs\.preopens\[0\]\.host: {data} holds {state}/ngixi, ngixi's own state"
+        with pytest.raises(InvalidInput, match=message):
+            open_tenant(bundle, trust_file=keys.trust, isolated=False, sandboxes=tmp_path / "sandboxes")
+    finally:
+        assert libc.umount2(bytes(data), _MNT_DETACH) == 0  # detached even while a guest it loaded holds it
 
 
 # --- http --------------------------------------------------------------------------------------
