@@ -148,12 +148,12 @@ def open_plain(name: str | Path, flags: int, mode: int = 0o644, *, dir_fd: int |
     opened). With O_CREAT, `flags`
     must hold O_NOFOLLOW: a name made meanwhile is looked at again, never followed.
     """
-    if not _can_reopen():
-        return _open_then_look(name, flags, mode, dir_fd)
     if flags & os.O_CREAT and flags & os.O_DIRECTORY:  # open(2) refuses the pair before it looks (Linux 6.4)
         raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), str(name))
     if flags & os.O_CREAT and os.fspath(name).endswith("/"):  # only a directory is so named, and O_CREAT makes none
         raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(name))
+    if not _can_reopen():
+        return _open_then_look(name, flags, mode, dir_fd)
     for _ in range(_CREATED_MEANWHILE_TRIES):
         try:
             probe = os.open(name, _O_PATH | os.O_CLOEXEC | flags & (os.O_NOFOLLOW | os.O_DIRECTORY), dir_fd=dir_fd)

@@ -224,10 +224,21 @@ _OPEN_FLAGS = [
 ]
 
 
+@pytest.mark.parametrize("through_proc", [True, False])
 @pytest.mark.parametrize("follow", [False, True])
-def test_open_plain_answers_as_open_does_for_all_but_special_files(tmp_path: Path, follow: bool) -> None:
+def test_open_plain_answers_as_open_does_for_all_but_special_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, follow: bool, through_proc: bool
+) -> None:
     """open_plain looks with O_PATH and opens through /proc: it once opened a directory asked for with O_CREAT
-    (open(2): EISDIR; path_open with OFLAG_CREAT on a directory succeeded) and took O_CREAT | O_DIRECTORY (EINVAL)."""
+    (open(2): EISDIR; path_open with OFLAG_CREAT on a directory succeeded) and took O_CREAT | O_DIRECTORY (EINVAL).
+    Without /proc it looks, opens and looks again; a FIFO is refused unopened both ways."""
+    if not through_proc:
+        monkeypatch.setattr(files, "_can_reopen", lambda: False)
+    os.mkfifo(tmp_path / "fifo")
+    with watched_opens(tmp_path / "fifo") as opens:
+        with pytest.raises(files.SpecialFileError):
+            files.open_plain(tmp_path / "fifo", os.O_RDONLY | os.O_NONBLOCK)
+        assert opens() == 0
     (tmp_path / "dir").mkdir()
     (tmp_path / "file").write_text("x")
     for name, target in (("to-file", "file"), ("to-dir", "dir"), ("dangling", "nowhere")):
