@@ -133,7 +133,7 @@ class SpecialFileError(OSError):
     """A FIFO, device or socket where a regular file or directory was to be opened; it was not opened."""
 
     def __init__(self, status: os.stat_result) -> None:
-        super().__init__(errno.ENXIO, f"{kind_of(status.st_mode)}, not a regular file or directory")
+        super().__init__(errno.ENXIO, f"{_kind_of(status.st_mode)}, not a regular file or directory")
         self.status = status
 
 
@@ -215,16 +215,16 @@ def read_input_bytes(path: Path, *, what: str, limit: int = INPUT_FILE_LIMIT) ->
     that grows past `limit` is never read whole.
     """
     try:
-        descriptor, _ = open_plain(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        descriptor, kind = open_plain(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except SpecialFileError as error:
-        kind = kind_of(error.status.st_mode)
-        raise InvalidInput(f"{path}: {kind}, not a regular file; name the file of {what}") from None
+        kind = stat.S_IFMT(error.status.st_mode)
     except OSError as error:
         raise InvalidInput(f"{path}: cannot read {what}: {error.strerror}") from None
+    if kind != stat.S_IFREG:
+        if kind == stat.S_IFDIR:
+            os.close(descriptor)
+        raise InvalidInput(f"{path}: {_kind_of(kind)}, not a regular file; name the file of {what}")
     status = os.fstat(descriptor)
-    if not stat.S_ISREG(status.st_mode):
-        os.close(descriptor)
-        raise InvalidInput(f"{path}: {kind_of(status.st_mode)}, not a regular file; name the file of {what}") from None
     try:  # a read sets aside as many bytes as asked for: ask for the size, then for what it grew by
         data = _read_at_most(descriptor, min(status.st_size, limit) + 1)
         if len(data) > status.st_size:
@@ -247,7 +247,7 @@ def _read_at_most(descriptor: int, count: int) -> bytes:
     return b"".join(chunks)
 
 
-def kind_of(mode: int) -> str:
+def _kind_of(mode: int) -> str:
     kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
     return next((name for test, name in kinds if test(mode)), "a device")
 
