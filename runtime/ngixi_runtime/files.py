@@ -133,7 +133,7 @@ class SpecialFileError(OSError):
     """A FIFO, device or socket where a regular file or directory was to be opened; it was not opened."""
 
     def __init__(self, status: os.stat_result) -> None:
-        super().__init__(errno.ENXIO, f"{kind_of(status.st_mode)}, not a regular file or directory")
+        super().__init__(errno.ENXIO, f"{_kind_of(status.st_mode)}, not a regular file or directory")
         self.status = status
 
 
@@ -148,6 +148,10 @@ def open_plain(name: str | Path, flags: int, mode: int = 0o644, *, dir_fd: int |
     opened). With O_CREAT, `flags`
     must hold O_NOFOLLOW: a name made meanwhile is looked at again, never followed.
     """
+    if flags & os.O_CREAT and flags & os.O_DIRECTORY:  # open(2) refuses the pair before it looks (Linux 6.4)
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), str(name))
+    if flags & os.O_CREAT and os.fspath(name).endswith("/"):  # only a directory is so named, and O_CREAT makes none
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(name))
     if not _can_reopen():
         return _open_then_look(name, flags, mode, dir_fd)
     for _ in range(_CREATED_MEANWHILE_TRIES):
@@ -177,6 +181,8 @@ def _reopen(probe: int, name: str | Path, flags: int) -> tuple[int, int]:
         raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(name))
     if stat.S_ISLNK(status.st_mode):  # opened as itself: only O_NOFOLLOW does that, and open(2) says ELOOP
         raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(name))
+    if flags & os.O_CREAT and stat.S_ISDIR(status.st_mode):  # open(2) creates no directory, and opens none so
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(name))
     _refuse_special(status)
     reopened = flags & ~(os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW)  # the magic link is a link
     return os.open(f"{_REOPEN}{probe}", reopened), stat.S_IFMT(status.st_mode)
@@ -209,16 +215,16 @@ def read_input_bytes(path: Path, *, what: str, limit: int = INPUT_FILE_LIMIT) ->
     that grows past `limit` is never read whole.
     """
     try:
-        descriptor, _ = open_plain(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        descriptor, kind = open_plain(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except SpecialFileError as error:
-        kind = kind_of(error.status.st_mode)
-        raise InvalidInput(f"{path}: {kind}, not a regular file; name the file of {what}") from None
+        kind = stat.S_IFMT(error.status.st_mode)
     except OSError as error:
         raise InvalidInput(f"{path}: cannot read {what}: {error.strerror}") from None
+    if kind != stat.S_IFREG:
+        if kind == stat.S_IFDIR:
+            os.close(descriptor)
+        raise InvalidInput(f"{path}: {_kind_of(kind)}, not a regular file; name the file of {what}")
     status = os.fstat(descriptor)
-    if not stat.S_ISREG(status.st_mode):
-        os.close(descriptor)
-        raise InvalidInput(f"{path}: {kind_of(status.st_mode)}, not a regular file; name the file of {what}") from None
     try:  # a read sets aside as many bytes as asked for: ask for the size, then for what it grew by
         data = _read_at_most(descriptor, min(status.st_size, limit) + 1)
         if len(data) > status.st_size:
@@ -241,7 +247,7 @@ def _read_at_most(descriptor: int, count: int) -> bytes:
     return b"".join(chunks)
 
 
-def kind_of(mode: int) -> str:
+def _kind_of(mode: int) -> str:
     kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
     return next((name for test, name in kinds if test(mode)), "a device")
 
@@ -272,6 +278,10 @@ def toml_tables(text: str, *, source: str) -> dict[str, Any]:
         raise InvalidInput(f"{source}: not valid TOML: {error}") from None
 
 
+# Nothing there to open, as Path.is_file sees it: missing, under a file, or a symbolic link that loops.
+_NO_FILE_THERE = (errno.ENOENT, errno.ENOTDIR, errno.ELOOP)
+
+
 @contextmanager
 def open_regular(path: Path) -> Iterator[IO[bytes] | None]:
     """The file at `path` open for reading if it is a regular file (a symlink to one counts), else None.
@@ -280,7 +290,9 @@ def open_regular(path: Path) -> Iterator[IO[bytes] | None]:
     """
     try:
         descriptor, kind = open_plain(path, os.O_RDONLY | os.O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError, SpecialFileError):
+    except OSError as error:
+        if not isinstance(error, SpecialFileError) and error.errno not in _NO_FILE_THERE:
+            raise
         kind = 0
     if kind != stat.S_IFREG:
         if kind:

@@ -295,16 +295,33 @@ def _refuse_writable_read_only(mounts: list[Mount], guest: str) -> None:
 
 def _refuse_state_holders(mounts: list[Mount], state_paths: Sequence[str], guest: str) -> None:
     """A preopen holding ngixi's own state: read, it gives a guest this user's keys; written, its trust file,
-    rollback state, AOT cache entries or dev-keys record, and with them its own or another guest's rights."""
+    rollback state, AOT cache entries or dev-keys record, and with them its own or another guest's rights. A
+    preopen is known by its path and by what it is (a bind mount shows a directory at a second path)."""
+    holders = {held: _directories_holding(held) for held in state_paths}
     for index, mount in enumerate(mounts):
-        for held in state_paths:
-            real = Path(os.path.realpath(held))
-            if real == mount.host_path or mount.host_path in real.parents:
+        identity = _identity(mount.host_path)
+        for held, (paths, identities) in holders.items():
+            if mount.host_path in paths or identity in identities:
                 raise InvalidInput(
                     f"{guest}: capabilities.fs.preopens[{index}].host: {mount.host_path} holds {held}, ngixi's own "
                     "state, which a guest must not read or change; choose a --sandbox apart from it, or keep that "
                     "state elsewhere"
                 )
+
+
+def _directories_holding(held: str) -> tuple[frozenset[Path], frozenset[tuple[int, int] | None]]:
+    """The state path and the directories above it, resolved, and the identities of those that exist."""
+    real = Path(os.path.realpath(held))
+    paths = frozenset((real, *real.parents))
+    return paths, frozenset(_identity(path) for path in paths) - {None}
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 def _open_state(options: FsOptions, context: HostContext, sandbox: Sandbox | None) -> WasiFilesystem:

@@ -525,11 +525,13 @@ def has_preopens(manifest: Manifest) -> bool:
     return bool(getattr(manifest.capabilities.get("fs"), "preopens", ()))  # no import of the fs module
 
 
-def own_state_paths(trust_file: Path | None = None, rollback: Path | None = None) -> tuple[str, ...]:
+def own_state_paths(
+    trust_file: Path | None = None, rollback: Path | None = None, policy: Path | None = None
+) -> tuple[str, ...]:
     """Where ngixi keeps what decides what this host trusts and runs, which no guest's preopen may hold
-    (`Sandbox.state_paths`): the trust file and rollback state in use (this user's default rollback state when
-    none is given), this user's keys and dev-keys record, the host AOT cache, and the state directory of the
-    project at the working directory (its dev trust file and key)."""
+    (`Sandbox.state_paths`): the trust file, rollback state and policy file in use (this user's default rollback
+    state when none is given), this user's keys and dev-keys record, the host AOT cache, and the state directory of
+    the project at the working directory (its dev trust file and key)."""
     from ngixi_runtime.loading.aot_cache_dir import default_cache_dir
     from ngixi_runtime.spec.project import find_project_root, project_state_dir
     from ngixi_runtime.trust.choice import state_override
@@ -540,7 +542,7 @@ def own_state_paths(trust_file: Path | None = None, rollback: Path | None = None
         root = find_project_root(Path.cwd())
         return None if root is None else project_state_dir(root, state_override())
 
-    found = [trust_file, rollback]
+    found = [trust_file, rollback, policy]
     defaults: list[Callable[[], Path | None]] = [lambda: dev_keys_file().parent, default_cache_dir, project_state]
     for where in defaults if rollback is not None else [default_state_dir, *defaults]:
         with suppress(CacheUnavailable, InvalidInput, OSError, RuntimeError):  # none to be found: none to hold

@@ -245,7 +245,8 @@ def open_tenant(
         )
         if sandbox is not None:
             rollback_state = None if rollback is None else rollback.state_file.parent
-            state = own_state_paths(trust_file, rollback_state) if has_preopens(manifest) else ()
+            policy_file = None if policy is None else Path(policy.source)
+            state = own_state_paths(trust_file, rollback_state, policy_file) if has_preopens(manifest) else ()
             sandbox = sandbox._replace(state_paths=state)
         if not isolated:  # open_guest reads all it needs of the bundle now
             chosen = guest_engine(manifest, engine, verified.index.artifact_engines)

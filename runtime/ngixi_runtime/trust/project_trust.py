@@ -18,7 +18,13 @@ from typing import Any
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import make_directories, read_input_bytes, write_atomic
 from ngixi_runtime.trust.local_paths import unsafe_because
-from ngixi_runtime.trust.signatures import TrustStore, load_trust, read_trust_table, trust_from_table
+from ngixi_runtime.trust.signatures import (
+    TrustStore,
+    load_trust,
+    read_trust_table,
+    refuse_repeated_ids,
+    trust_from_table,
+)
 
 DEV_CHANNEL = "dev"
 # The public keys of the dev keys this user's builds made, one a line, the latest last.
@@ -140,6 +146,11 @@ def chosen_trust(path: Path, *, found: bool) -> TrustStore:
     if not found:
         return load_trust(path)
     raw, text = read_trust_table(path)
+    entries = raw.get("keys")
+    if isinstance(entries, list):  # the whole file's entries, numbered as written: scoping leaves some out
+        refuse_repeated_ids(
+            [entry.get("id") if isinstance(entry, dict) else None for entry in entries], str(path), text
+        )
     scoped = project_trust_table(raw, source=path)
     note = (
         f"the trust file {path} was found from the working directory (or --project), and a project's dev trust "

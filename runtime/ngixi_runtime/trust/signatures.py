@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -158,21 +158,24 @@ def trust_from_table(raw: Mapping[str, Any], *, source: str, text: str = "") -> 
     if not isinstance(keys, list) or not keys:
         raise InvalidInput(f"{source}: keys: list at least one [[keys]] table")
     parsed = tuple(_parse_key(k, f"keys[{i}]", source) for i, k in enumerate(keys))
-    _refuse_repeated_ids(parsed, source, text)
+    refuse_repeated_ids([key.key_id for key in parsed], source, text)
     return TrustStore(source, parsed)
 
 
-def _refuse_repeated_ids(keys: tuple[TrustedKey, ...], source: str, text: str) -> None:
-    """One key id in two entries: a signature names its key by id alone, so only the first entry would ever be
-    found, and the second (its guests, channels, native code) would be shadowed by it, or shadow a later one."""
+def refuse_repeated_ids(ids: Sequence[object], source: str, text: str) -> None:
+    """One key id in two entries (`ids`: each `[[keys]]` entry's, in the file's order): a signature names its key
+    by id alone, so only the first entry would ever be found, and the second (its guests, channels, native code)
+    would be shadowed by it, or shadow a later one."""
     first: dict[str, int] = {}
-    for index, key in enumerate(keys):
-        earlier = first.setdefault(key.key_id, index)
+    for index, key_id in enumerate(ids):
+        if not isinstance(key_id, str):
+            continue  # not an id: parsing the entry says so
+        earlier = first.setdefault(key_id, index)
         if earlier != index:
-            where = _entry_lines(text, len(keys))
+            where = _entry_lines(text, len(ids))
             raise InvalidInput(
                 f"{source}: keys[{earlier}]{where.get(earlier, '')} and keys[{index}]{where.get(index, '')} both "
-                f"trust key {key.key_id}, and a signature is matched by key id alone; keep one entry for it (list "
+                f"trust key {key_id}, and a signature is matched by key id alone; keep one entry for it (list "
                 "all its guests and channels there) and delete the other"
             )
 

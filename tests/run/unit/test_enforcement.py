@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from ngixi_runtime.guest.manifest import ManifestError
 from ngixi_runtime.loading.loader import Guest, open_guest
 from ngixi_runtime.loading.tenants import open_tenant
 from ngixi_runtime.spec.abi import OFLAG_CREAT, RIGHT_FD_READ, RIGHT_FD_WRITE, Errno, Status
+from ngixi_runtime.trust.policy import load_policy
 from ngixi_runtime.trust.rollback import RollbackGuard
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import KeyFiles, make_bundle
@@ -136,7 +139,7 @@ def test_a_preopen_symlinked_out_of_the_sandbox_is_refused_at_load(tmp_path: Pat
         load(tmp_path, keys, FS_WASM, FS_MANIFEST)
 
 
-@pytest.mark.parametrize("state", ["XDG_STATE_HOME", "NGIXI_AOT_CACHE", "project", "trust file", "rollback"])
+@pytest.mark.parametrize("state", ["XDG_STATE_HOME", "NGIXI_AOT_CACHE", "project", "trust file", "rollback", "policy"])
 def test_a_preopen_holding_ngixis_own_state_is_refused_at_load(
     tmp_path: Path, keys: KeyFiles, monkeypatch: pytest.MonkeyPatch, state: str
 ) -> None:
@@ -146,7 +149,7 @@ def test_a_preopen_holding_ngixis_own_state_is_refused_at_load(
     data = tmp_path / "sandboxes" / "default" / "probe" / "files" / "data"
     data.mkdir(parents=True)
     held = data / "inner"
-    trust, rollback = keys.trust, None
+    trust, rollback, policy = keys.trust, None, None
     if state == "project":
         (data / "pyproject.toml").write_text("[tool.ngixi]\n")
         monkeypatch.delenv("NGIXI_PROJECT_STATE", raising=False)
@@ -156,6 +159,10 @@ def test_a_preopen_holding_ngixis_own_state_is_refused_at_load(
         trust = data / "trust.toml"
         trust.write_bytes(keys.trust.read_bytes())
         held = trust
+    elif state == "policy":  # the operator's: rewritten, it would let this guest or another do more next time
+        held = data / "policy.toml"
+        held.write_text('[capabilities]\nallow = ["fs", "stdio"]\n')
+        policy = load_policy(held)
     elif state == "rollback":
         rollback = RollbackGuard.for_trust_file(keys.trust, state_dir=held)
         held = held / "rollback"
@@ -164,7 +171,34 @@ def test_a_preopen_holding_ngixis_own_state_is_refused_at_load(
     bundle = make_bundle(tmp_path / "bundle", keys.key, wasm=FS_WASM, manifest=FS_MANIFEST, guest="probe")
     message = rf"^probe: capabilities\.fs\.preopens\[0\]\.host: {data} holds {held}(/ngixi)?, ngixi's own state"
     with pytest.raises(InvalidInput, match=message):
-        open_tenant(bundle, trust_file=trust, rollback=rollback, isolated=False, sandboxes=tmp_path / "sandboxes")
+        open_tenant(
+            bundle, trust_file=trust, rollback=rollback, policy=policy, isolated=False, sandboxes=tmp_path / "sandboxes"
+        )
+
+
+_MS_BIND, _MNT_DETACH = 4096, 2  # mount(2), umount2(2)
+
+
+def test_a_preopen_bind_mounted_over_ngixis_own_state_is_refused_at_load(
+    tmp_path: Path, keys: KeyFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bind mount (a container given one directory at two paths) shows this user's state directory at a path no
+    state path resolves under: the preopen is known by what it is too."""
+    data = tmp_path / "sandboxes" / "default" / "probe" / "files" / "data"
+    data.mkdir(parents=True)
+    state = tmp_path / "state"
+    state.mkdir()
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    bundle = make_bundle(tmp_path / "bundle", keys.key, wasm=FS_WASM, manifest=FS_MANIFEST, guest="probe")
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(bytes(state), bytes(data), None, _MS_BIND, None) != 0:
+        pytest.skip(f"no bind mount here: {os.strerror(ctypes.get_errno())}")
+    try:
+        message = rf"^probe: capabilities\.fs\.preopens\[0\]\.host: {data} holds {state}/ngixi, ngixi's own state"
+        with pytest.raises(InvalidInput, match=message):
+            open_tenant(bundle, trust_file=keys.trust, isolated=False, sandboxes=tmp_path / "sandboxes")
+    finally:
+        assert libc.umount2(bytes(data), _MNT_DETACH) == 0  # detached even while a guest it loaded holds it
 
 
 # --- http --------------------------------------------------------------------------------------

@@ -86,3 +86,17 @@ def test_two_entries_for_one_key_id_are_refused_naming_both(tmp_path: Path, keys
         load_trust(trust)
     with pytest.raises(InvalidInput, match=message):
         chosen_trust(trust, found=True)
+
+
+def test_a_found_trust_file_names_the_entries_of_a_repeated_id_as_written(tmp_path: Path, keys: KeyFiles) -> None:
+    """A found project's trust file is scoped to its dev entries before it is read: a repeated id was numbered
+    among those (keys[0] for the file's keys[1]) without lines, and one in an entry for release alone passed there
+    where --trust refused the same file."""
+    victim = load_trust(keys.trust).keys[0]
+    public = victim.public_key.to_base64().decode()
+    release = _entry(public, victim.key_id, '"*"').replace('["dev"]', '["release"]')
+    trust = tmp_path / "trust.toml"
+    trust.write_text(release + _entry(public, victim.key_id, '"hello"'))
+    message = rf"^{trust}: keys\[0\] \(line 1\) and keys\[1\] \(line 6\) both trust key {victim.key_id}"
+    with pytest.raises(InvalidInput, match=message):
+        chosen_trust(trust, found=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from ngixi_runtime import files
 from ngixi_runtime.capabilities import wasi_paths
 from ngixi_runtime.capabilities.base import Mount
 from ngixi_runtime.capabilities.wasi_files import WasiFilesystem
@@ -207,6 +208,70 @@ def test_a_special_file_in_a_preopen_is_refused_without_waiting(guest: Guest, sa
     assert isinstance(files, WasiFilesystem)
     plain = files._table[guest.open(DATA, "plain", rights=rights)]
     assert os.get_blocking(plain.host_fd)  # opened without waiting, then as the guest asked
+
+
+_OPEN_FLAGS = [
+    os.O_RDONLY,
+    os.O_WRONLY,
+    os.O_RDWR,
+    os.O_CREAT,
+    os.O_CREAT | os.O_WRONLY | os.O_TRUNC,
+    os.O_CREAT | os.O_EXCL,
+    os.O_DIRECTORY,
+    os.O_CREAT | os.O_DIRECTORY,
+    os.O_CREAT | os.O_EXCL | os.O_DIRECTORY,
+    os.O_TRUNC | os.O_WRONLY,
+]
+
+
+@pytest.mark.parametrize("through_proc", [True, False])
+@pytest.mark.parametrize("follow", [False, True])
+def test_open_plain_answers_as_open_does_for_all_but_special_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, follow: bool, through_proc: bool
+) -> None:
+    """open_plain looks with O_PATH and opens through /proc: it once opened a directory asked for with O_CREAT
+    (open(2): EISDIR; path_open with OFLAG_CREAT on a directory succeeded) and took O_CREAT | O_DIRECTORY (EINVAL).
+    Without /proc it looks, opens and looks again; a FIFO is refused unopened both ways."""
+    if not through_proc:
+        monkeypatch.setattr(files, "_can_reopen", lambda: False)
+    os.mkfifo(tmp_path / "fifo")
+    with watched_opens(tmp_path / "fifo") as opens:
+        with pytest.raises(files.SpecialFileError):
+            files.open_plain(tmp_path / "fifo", os.O_RDONLY | os.O_NONBLOCK)
+        assert opens() == 0
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file").write_text("x")
+    for name, target in (("to-file", "file"), ("to-dir", "dir"), ("dangling", "nowhere")):
+        (tmp_path / name).symlink_to(target)
+    names = ["file", "to-file", "dir", "to-dir", "dir/", "dangling", "file/x", "missing", "missing/"]
+    directory = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+
+    def answer(opener: Callable[[str, int], int], name: str, flags: int) -> str:
+        try:
+            os.close(opener(name, flags))
+        except OSError as error:
+            return errno.errorcode.get(error.errno or 0, str(error))
+        (tmp_path / "missing").unlink(missing_ok=True)
+        return "opened"
+
+    try:
+        for name in names:
+            for asked in _OPEN_FLAGS:
+                if asked & os.O_CREAT and follow:
+                    continue  # open_plain creates with O_NOFOLLOW only
+                flags = asked | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+                expected = answer(lambda n, f: os.open(n, f, 0o644, dir_fd=directory), name, flags)
+                got = answer(lambda n, f: files.open_plain(n, f, 0o644, dir_fd=directory)[0], name, flags)
+                assert got == expected, (name, flags)
+    finally:
+        os.close(directory)
+
+
+def test_path_open_of_a_directory_with_creat_is_isdir(guest: Guest, sandbox: Path) -> None:
+    (sandbox / "data" / "made").mkdir()
+    assert guest.try_open(DATA, "made", OFLAG_CREAT) == Errno.ISDIR
+    assert guest.try_open(DATA, "made", OFLAG_CREAT | OFLAG_DIRECTORY, RIGHT_FD_READDIR) == Errno.INVAL
+    assert guest.try_open(DATA, "made", OFLAG_CREAT | OFLAG_EXCL) == Errno.EXIST
 
 
 @contextmanager
