@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.files import open_lock_file
 
 log = logging.getLogger(__name__)
 
@@ -16,14 +20,20 @@ def file_lock(path: Path, *, shared: bool = False, on_wait: Callable[[], None] |
     """Holds a lock on `path` for the block; `on_wait` is called if another holder makes us wait."""
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
+    try:
+        descriptor = open_lock_file(path)
+    except OSError as error:
+        raise InvalidInput(f"{path}: cannot take this lock: {error.strerror}; remove it and run again") from None
+    try:
         try:
-            fcntl.flock(handle, mode | fcntl.LOCK_NB)
+            fcntl.flock(descriptor, mode | fcntl.LOCK_NB)
         except BlockingIOError:
             if on_wait is not None:
                 on_wait()
-            fcntl.flock(handle, mode)
+            fcntl.flock(descriptor, mode)
         yield
+    finally:
+        os.close(descriptor)
 
 
 def build_lock(state_dir: Path, *, shared: bool = False) -> AbstractContextManager[None]:

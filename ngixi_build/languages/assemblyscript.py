@@ -80,11 +80,12 @@ class AssemblyScript(Language):
 
     def compile(self, job: CompileJob) -> int:
         project, guest = job.project, job.guest
+        toolchain = ensure_toolchain(state_dir=project.state_dir)
         if not guest.type.is_component:
             core_bindings.generate(project)  # unchanged ones are left alone (a release builds without doit)
         entry, options = compile_inputs(project, guest)
         size = compile_stage.compile_guest(
-            toolchain=toolchain_for(project.state_dir),
+            toolchain=toolchain,
             project_root=project.root,
             entry=entry,
             out_path=component.core_path(project, guest.name) if guest.type.is_component else job.out_path,

@@ -70,4 +70,6 @@ class Language(ABC):
 
     @abstractmethod
     def compile(self, job: CompileJob) -> int:
-        """Writes `job.out_path` (atomically: nothing on failure); returns its size."""
+        """Writes `job.out_path` (atomically: nothing on failure); returns its size. The toolchain is ensured here,
+        not assumed from doit's toolchain task: watch mode and a release's clean copy compile without it, and ran
+        a missing install (componentize-js: "Cannot find module 'oxc-parser'") or one that came with the project."""

@@ -54,7 +54,7 @@ class JavaScript(Language):
     def compile(self, job: CompileJob) -> int:
         project = job.project
         entry = language_component.entry_file(project, job.guest.name, ENTRIES, SUFFIXES).relative_to(project.root)
-        toolchain = javascript.toolchain_for(project.state_dir)
+        toolchain = javascript.ensure_javascript_toolchain(state_dir=project.state_dir)
 
         def build(world_dir: Path, manifest: Manifest, out: Path) -> None:
             world = manifest.guest.name

@@ -52,7 +52,7 @@ class Python(Language):
         project = job.project
         refuse_stdio(load_manifest(project.manifest_path(job.guest.name)))
         entry = language_component.entry_file(project, job.guest.name, ENTRIES, SUFFIXES)
-        toolchain = python.toolchain_for(project.state_dir)
+        toolchain = python.ensure_python_toolchain(state_dir=project.state_dir)
 
         def build(world_dir: Path, manifest: Manifest, out: Path) -> None:
             python.build_component(

@@ -170,6 +170,18 @@ def open_plain(name: str | Path, flags: int, mode: int = 0o644, *, dir_fd: int |
     raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(name))
 
 
+def open_lock_file(path: str | Path, mode: int = 0o600) -> int:
+    """A descriptor of the lock file at `path` for `fcntl.flock`, made if missing. Anything but a regular file
+    there is an OSError naming `path`: a symlink is never followed to a file someone else chose, a FIFO, device or
+    socket never opened (`open_plain`)."""
+    try:
+        return open_plain(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode)[0]
+    except OSError as error:
+        link = error.errno == errno.ELOOP
+        why = "a symbolic link, which a lock file is never opened through" if link else error.strerror
+        raise OSError(error.errno, why, str(path)) from None
+
+
 @functools.cache
 def _can_reopen() -> bool:
     return bool(_O_PATH) and os.path.isdir(_REOPEN)

@@ -25,7 +25,7 @@ from ngixi_runtime.capabilities.base import (
 )
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.records import NamedTuple
-from ngixi_runtime.spec.schema import Problems, array, string_item, table, type_name
+from ngixi_runtime.spec.schema import NAME_BYTES, Problems, array, string_item, table, too_long, type_name
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 name_item = string_item(NAME_PATTERN, "is not a variable name: letters, digits and _, not starting with a digit")
@@ -39,7 +39,9 @@ class EnvOptions(NamedTuple):
 def _fixed(raw: Mapping[str, Any], field: str, problems: Problems) -> dict[str, str]:
     fixed = {}
     for name, value in table(raw, "fixed", f"{field}.fixed", problems).items():
-        if not NAME_PATTERN.match(name):
+        if why := too_long(name, NAME_BYTES):
+            problems.add(f"{field}.fixed.{name}", f"the name {why}")
+        elif not NAME_PATTERN.match(name):
             problems.add(f"{field}.fixed.{name}", "is not a variable name: letters, digits and _")
         elif not isinstance(value, str) or "\0" in value:
             problems.add(f"{field}.fixed.{name}", f"must be a string without NUL, not {type_name(value)}")

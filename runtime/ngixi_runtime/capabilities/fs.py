@@ -46,7 +46,7 @@ from ngixi_runtime.capabilities.wasi_files import Console, WasiFilesystem, wasi_
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import make_directories
 from ngixi_runtime.records import NamedTuple
-from ngixi_runtime.spec.schema import Problems, array, string, type_name
+from ngixi_runtime.spec.schema import PATH_BYTES, Problems, array, string, too_long, type_name
 
 _PREOPEN_KEYS = ("guest", "host", "mode")
 _PREOPEN_EXAMPLE = '{ guest = "/data", host = "data", mode = "rw" }'
@@ -81,7 +81,9 @@ class FsOptions(NamedTuple):
 
 
 def host_path_problem(host: str) -> str | None:
-    """Why a preopen's host path could leave the sandbox root, or None when it cannot."""
+    """Why a preopen's host path could leave the sandbox root or is too long, or None when neither."""
+    if why := too_long(host, PATH_BYTES):
+        return why
     if host.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", host):
         return "is absolute; give a path relative to the tenant's sandbox root"
     if ".." in re.split(r"[/\\]", host):
@@ -97,7 +99,9 @@ def normalized_host_path(host: str) -> str:
 
 
 def guest_path_problem(guest: str) -> str | None:
-    """Why a guest path is not an absolute, normalized path, or None when it is."""
+    """Why a guest path is not an absolute, normalized path of at most `PATH_BYTES`, or None when it is."""
+    if why := too_long(guest, PATH_BYTES):
+        return why
     if not guest.startswith("/") or guest.startswith("//") or posixpath.normpath(guest) != guest:
         return 'must be an absolute, normalized guest path like "/data"'
     return None

@@ -15,7 +15,16 @@ from typing import Any
 
 from ngixi_runtime.guest.build_command import is_inside
 from ngixi_runtime.records import NamedTuple
-from ngixi_runtime.spec.schema import Problems, array, optional_table, string, string_item, suggestion, table
+from ngixi_runtime.spec.schema import (
+    PATH_BYTES,
+    Problems,
+    array,
+    optional_table,
+    string,
+    string_item,
+    suggestion,
+    table,
+)
 
 COMPILE_KEYS = ("sources", "include", "flags", "libs")
 ZIG_COMPILE_KEYS = ("root", "optimize", "modules")
@@ -42,7 +51,7 @@ _REFUSED_SWITCHES = re.compile(
 )
 _LIBRARY_RULE = "is not a library name (m for -lm)"
 _INSIDE_RULE = 'must be a relative path inside the guest\'s directory (no "..")'
-_path = string_item(_PATH, _INSIDE_RULE)
+_path = string_item(_PATH, _INSIDE_RULE, limit=PATH_BYTES)
 _FLAG_RULE = (
     "is not a flag a guest may pass: use -O1/-O2/-O3/-Os/-Oz, -W<warning>, -std=<standard>, -DNAME[=VALUE], "
     "-UNAME or an -f/-m code generation switch; include dirs, sources and libraries go in [compile] include, "
@@ -154,7 +163,7 @@ def _inside(value: object, field: str, problems: Problems) -> str | None:
 
 
 def _flag(value: object, field: str, problems: Problems) -> str | None:
-    checked = string_item(_FLAG, _FLAG_RULE)(value, field, problems)
+    checked = string_item(_FLAG, _FLAG_RULE, limit=PATH_BYTES)(value, field, problems)
     if checked is not None and _REFUSED_SWITCHES.match(checked):
         problems.add(field, f'"{checked}" {_FLAG_RULE}')
         return None

@@ -26,7 +26,17 @@ from ngixi_runtime.guest.kind import (
 )
 from ngixi_runtime.guest.typed import parse_component_entry, wit_type_names
 from ngixi_runtime.records import NamedTuple
-from ngixi_runtime.spec.schema import Problems, integer, reported, string, suggestion, table, type_name
+from ngixi_runtime.spec.schema import (
+    NAME_BYTES,
+    Problems,
+    integer,
+    reported,
+    string,
+    suggestion,
+    table,
+    too_long,
+    type_name,
+)
 
 if TYPE_CHECKING:
     from ngixi_runtime.guest.build_command import BuildCommand
@@ -203,6 +213,9 @@ def _parse_exports(raw: Mapping[str, Any], problems: Problems, component: bool) 
     exports = []
     for name, decl in table(raw, "exports", "exports", problems).items():
         field = f"exports.{name}"
+        if why := too_long(name, NAME_BYTES):
+            problems.add(field, f"the export name {why}")
+            continue
         if not component and not EXPORT_NAME_PATTERN.match(name):  # a component's are checked by _check_component
             problems.add(field, "an export name must be letters, digits and underscores")
         if not isinstance(decl, dict):

@@ -13,6 +13,11 @@ T = TypeVar("T")
 _FIELD_LIMIT = 200
 _MESSAGE_LIMIT = 1000
 _REPORTED_LINES = 20
+# The longest name (an export, an environment variable) and path (a guest's or a file's) a manifest or policy may
+# hold, in UTF-8 bytes: far above any real one and within what engines and the WASI and component ABIs take;
+# without them a 100,000-character name was carried into every signed index, load and error message.
+NAME_BYTES = 1024
+PATH_BYTES = 4096  # PATH_MAX on Linux
 ItemCheck = Callable[[object, str, "Problems"], T | None]
 
 
@@ -134,12 +139,22 @@ def array(
     return tuple(items)
 
 
-def string_item(pattern: re.Pattern[str], rule: str) -> ItemCheck[str]:
-    """An `array` item check for strings that must match `pattern`; `rule` says what they must be."""
+def too_long(value: str, limit: int) -> str | None:
+    """Why `value` is over `limit` UTF-8 bytes, or None when it is not."""
+    size = len(value.encode("utf-8", "surrogatepass"))
+    return f"is {size} bytes long, over the limit of {limit} bytes" if size > limit else None
+
+
+def string_item(pattern: re.Pattern[str], rule: str, *, limit: int = NAME_BYTES) -> ItemCheck[str]:
+    """An `array` item check for strings of at most `limit` bytes that must match `pattern`; `rule` says what
+    they must be."""
 
     def check(value: object, field: str, problems: Problems) -> str | None:
         if not isinstance(value, str):
             problems.add(field, f"must be a string, not {type_name(value)}")
+            return None
+        if why := too_long(value, limit):
+            problems.add(field, why)
             return None
         if not pattern.match(value):
             problems.add(field, f'"{value}" {rule}')

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import make_directories, read_input_bytes, write_atomic
+from ngixi_runtime.files import make_directories, open_lock_file, read_input_bytes, write_atomic
 from ngixi_runtime.trust.local_paths import unsafe_because
 from ngixi_runtime.trust.signatures import (
     TrustStore,
@@ -102,7 +102,7 @@ def register_dev_key(public_key: str, path: Path | None = None) -> None:
     if registered_dev_keys(path)[-1:] == (public_key,):
         return
     make_directories(path.parent, 0o700)
-    lock = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    lock = open_lock_file(f"{path}.lock")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)  # builds running at once each keep their key
         others = [key for key in registered_dev_keys(path) if key != public_key]

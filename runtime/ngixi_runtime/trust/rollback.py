@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ngixi_runtime.errors import InvalidInput, VerificationError
-from ngixi_runtime.files import environment_path, make_directories, read_input_bytes, write_atomic
+from ngixi_runtime.files import environment_path, make_directories, open_lock_file, read_input_bytes, write_atomic
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.bundle_format import BundleIndex
 from ngixi_runtime.spec.digests import sha256_hex
@@ -146,13 +146,14 @@ class RollbackGuard(NamedTuple):
 
     @contextmanager
     def _locked(self, source: str) -> Iterator[None]:
-        directory = self.state_file.parent
+        lock = f"{self.state_file}.lock"
         try:
-            make_directories(directory, 0o700)
-            descriptor = os.open(f"{self.state_file}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            make_directories(self.state_file.parent, 0o700)
+            descriptor = open_lock_file(lock, 0o644)
         except OSError as error:
+            where = error.filename or self.state_file.parent
             raise InvalidInput(
-                f"{directory}: cannot record the sequence of {source}: {error.strerror}; {_CHOOSE_ANOTHER}"
+                f"{where}: cannot record the sequence of {source}: {error.strerror}; {_CHOOSE_ANOTHER}"
             ) from None
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from ngixi_build.guests import read_guest
+from ngixi_build.languages import assemblyscript as assemblyscript_languages
+from ngixi_build.languages.base import CompileJob
 from ngixi_build.languages.registry import language, language_of, supported, used_languages
 from ngixi_build.languages.wasm import is_declared_input, matches
 from ngixi_build.languages.zig import modules
 from ngixi_build.project import Project
 from ngixi_build.stages.compile import CompileError
+from ngixi_build.toolchains import javascript as javascript_toolchain
+from ngixi_build.toolchains import python as python_toolchain
 from ngixi_build.workflows.pipeline import compile_deps
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.compile_options import ZigCompileOptions
 
 HEADER = '[guest]\nname = "{name}"\nversion = "0.1.0"\n'
+COMPONENT = 'abi = "component"\n'
 
 
 def guest_project(tmp_path: Path, name: str, files: dict[str, str], extra: str = "") -> Project:
@@ -166,3 +172,35 @@ def test_a_zig_guests_modules_import_each_other_and_the_bindings_by_name(tmp_pat
     ]
     with pytest.raises(CompileError, match=r"compile\.modules\.gone: guests/z/gone\.zig is not a file inside"):
         modules(project, "z", ZigCompileOptions(modules=(("gone", "gone.zig"),)))
+
+
+class _Ensured(Exception):
+    """What the fake install below raises: the compile asked for its toolchain before running it."""
+
+
+# Each language's compile, the module whose install it calls, and a guest of that language's files and manifest.
+ENSURED: dict[str, tuple[ModuleType, str, dict[str, str], str]] = {
+    "javascript": (javascript_toolchain, "ensure_javascript_toolchain", {"index.js": ""}, COMPONENT),
+    "python": (python_toolchain, "ensure_python_toolchain", {"app.py": ""}, COMPONENT),
+    "assemblyscript": (assemblyscript_languages, "ensure_toolchain", {"assembly/index.ts": ""}, ""),
+}
+
+
+@pytest.mark.parametrize("language_name", ENSURED)
+def test_a_compile_installs_its_toolchain_when_this_user_has_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, language_name: str
+) -> None:
+    """Watch mode and a release's clean copy compile without doit's toolchain task: a JavaScript guest's compile
+    ran componentize-js from a state directory without it ("Cannot find module 'oxc-parser'"), or from one that came
+    with a copied project."""
+
+    def install(**_: object) -> None:
+        raise _Ensured
+
+    module, ensure, files, extra = ENSURED[language_name]
+    monkeypatch.setattr(module, ensure, install)
+    project = guest_project(tmp_path, "g", files, extra)
+    guest = read_guest(project, "g")
+    assert language_of(project, guest).name == language_name
+    with pytest.raises(_Ensured):
+        language_of(project, guest).compile(CompileJob(project, guest, project.wasm_path("g")))

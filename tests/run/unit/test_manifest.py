@@ -412,3 +412,34 @@ def test_a_file_of_thousands_of_problems_reports_the_first_twenty() -> None:
     assert len(refused.value.lines) == 20_000 and len(lines) == 21
     assert lines[0].startswith(f"{F}: guest.k0: unknown key")
     assert lines[-1] == "… and 19980 more problems in the same file: fix those above first"
+
+
+LONG_NAME = "n" * 1025
+LONG_PATH = "/" + "p" * 4096
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "limit"),
+    [
+        (GUEST + f"[exports.{LONG_NAME}]\n", "exports.n", "the export name is 1025 bytes long, over the limit of 1024"),
+        (GUEST + f'[capabilities.env]\nallow = ["{LONG_NAME}"]\n', "capabilities.env.allow[0]", "is 1025 bytes"),
+        (GUEST + f'[capabilities.env.fixed]\n{LONG_NAME} = "v"\n', "capabilities.env.fixed.n", "the name is 1025"),
+        (FS + f'[{PREOPENS}guest = "{LONG_PATH}"\nhost = "d"\n', "capabilities.fs.preopens[0].guest", "is 4097 bytes"),
+        (FS + f'[{PREOPENS}guest = "/d"\nhost = "{LONG_PATH[1:]}x"\n', "capabilities.fs.preopens[0].host", "4097"),
+    ],
+    ids=["export", "env allow", "env fixed", "guest path", "host path"],
+)
+def test_a_name_or_path_over_its_limit_is_one_problem_naming_the_limit(text: str, field: str, limit: str) -> None:
+    """A 100,000-character export or variable name, or guest path, was accepted, and carried into every signed
+    index and load: names are at most 1,024 bytes and paths 4,096 (README.md, Manifests)."""
+    with pytest.raises(ManifestError) as refused:
+        parse_manifest(text, source=F, stem="hello")
+    [line] = refused.value.lines
+    assert line.startswith(f"{F}: {field}") and limit in line and "bytes" in line, line[:300]
+
+
+def test_a_name_and_a_path_at_their_limits_are_accepted() -> None:
+    exports = f'kind = "library"\n[exports.{"n" * 1024}]\n'
+    preopen = f'[capabilities.fs]\n[{PREOPENS}guest = "/{"p" * 4095}"\nhost = "d"\n'
+    manifest = parse_manifest(GUEST + exports + preopen, source=F, stem="hello")
+    assert len(manifest.exports[0].name) == 1024
