@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ngixi_runtime.bundles.reader import VerifiedBundle
 from ngixi_runtime.capabilities.component import ComponentInfo, imports_wasi, wasi_setup
-from ngixi_runtime.capabilities.context import CallData, GuestExit, GuestOutput, HostContext, LogLine, Sandbox, Stdin
+from ngixi_runtime.capabilities.context import (
+    CallData,
+    GuestExit,
+    GuestOutput,
+    HostContext,
+    LogLine,
+    Sandbox,
+    Stdin,
+    StdioSink,
+)
 from ngixi_runtime.capabilities.linking import component_functions, core_imports, open_context
 from ngixi_runtime.engines.base import (
     PORTABLE_TRIPLE,
@@ -524,6 +533,7 @@ def open_guest(
     env: Mapping[str, str] | None = None,
     stdin: Stdin | None = None,
     on_log: Callable[[LogLine], None] | None = None,
+    on_stdio: StdioSink | None = None,
     allow_compile: bool = True,
     sandbox: Sandbox | None = None,
     engine: str | None = None,
@@ -534,7 +544,8 @@ def open_guest(
 
     `sandbox` says where the guest's fs preopens and kv database live; a guest granted fs or kv needs one.
     `env` and `stdin` are the caller's environment variables and standard input, refused unless the manifest
-    takes them (`[capabilities.env]`, `[capabilities.stdin]`).
+    takes them (`[capabilities.env]`, `[capabilities.stdin]`). With `on_stdio`, what the guest writes to stdout
+    and stderr goes there as it is written, not into its calls' results.
     `engine` names the engine to run it on ("wasmer", "wasmtime", "auto"; see `chosen_engine`).
     `cpu_capped` says this process's CPU time is capped (the tenant child), which stands in for
     limits.fuel on an engine that cannot meter it; otherwise such a guest is refused there.
@@ -554,6 +565,7 @@ def open_guest(
         env=env,
         stdin=stdin,
         on_log=on_log,
+        on_stdio=on_stdio,
     )
     ready = partial(_instantiating, host_side, on_instantiate)
     chosen = guest_engine(manifest, engine, bundle.index.artifact_engines)

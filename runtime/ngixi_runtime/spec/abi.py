@@ -47,6 +47,7 @@ class Errno(enum.IntEnum):
     NOTSUP = 58
     NXIO = 60
     PERM = 63
+    PIPE = 64
     ROFS = 69
     SPIPE = 70
     XDEV = 75
