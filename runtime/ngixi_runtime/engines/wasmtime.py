@@ -78,6 +78,7 @@ _CRANELIFT_SETTINGS = {
 _WASMER_WORDING = {
     wasmtime.TrapCode.UNREACHABLE: "unreachable",
     wasmtime.TrapCode.STACK_OVERFLOW: STACK_EXHAUSTED,
+    wasmtime.TrapCode.MEMORY_OUT_OF_BOUNDS: "out of bounds memory access",  # Wasmtime: "memory out of bounds"
 }
 
 

@@ -27,6 +27,12 @@ CASES = {
         ' (func (export "run") (result i32) (call $guess) i32.const 0))',
         "g: run aborted in guess",
     ),
+    # A load past the memory (a C guest's stack overflowing its shadow stack ends so): engines word it apart.
+    "memory": (
+        '(module (memory (export "memory") 1 1) (func $read (result i32) i32.const 70000 i32.load)'
+        ' (func (export "run") (result i32) call $read))',
+        "g: run trapped: out of bounds memory access in read",
+    ),
 }
 
 
