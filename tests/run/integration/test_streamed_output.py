@@ -110,3 +110,23 @@ def test_a_closed_stdout_fails_the_guests_writes_and_the_host_ends_cleanly(
     finally:
         os.close(writer)
     assert (run.returncode, _without_notes(run.stderr)) == (64, b"err one\n")  # WASI's EPIPE, then stderr still written
+
+
+# A library whose _initialize (run at load, before any call) writes to stdout, as its export does.
+INITIALIZED = f"""(module {_PRELUDE}
+  (func $hello (drop (call $say (i32.const 1) (i32.const 4))))
+  (export "_initialize" (func $hello))
+  (func (export "run") (result i32) (call $hello) (i32.const 7)))
+"""
+LIBRARY = '[guest]\nname = "talker"\nversion = "0.1.0"\n\n[exports.run]\nresults = ["i32"]\n\n[capabilities.stdio]\n'
+
+
+@pytest.mark.parametrize("where", WHERE, ids=["isolated", "in-process"])
+def test_what_a_guest_writes_while_it_loads_is_passed_on_too(
+    tmp_path: Path, keys: KeyFiles, engine_name: str, where: tuple[str, ...]
+) -> None:
+    wasm = bytes(wasmtime.wat2wasm(INITIALIZED))
+    bundle = make_bundle(tmp_path, keys.key, wasm=wasm, manifest=LIBRARY, guest="talker")
+    command = [*_command(keys, bundle, engine_name, where), "run"]
+    run = subprocess.run(command, check=False, cwd=tmp_path, capture_output=True)
+    assert (run.returncode, run.stdout) == (0, b"waiting\nwaiting\n7\n")
