@@ -13,7 +13,7 @@ from ngixi_build.languages.base import CompileJob, Language, ToolchainStatus
 from ngixi_build.project import Project
 from ngixi_build.stages import component, language_component
 from ngixi_build.toolchains import installs, javascript, npm_deps
-from ngixi_runtime.guest.manifest import Manifest
+from ngixi_runtime.guest.manifest import ExportDecl, Manifest
 
 ENTRIES = ("index.js", "index.mjs")
 SUFFIXES = (".js", ".mjs")
@@ -35,7 +35,7 @@ class JavaScript(Language):
             "toolchain": javascript.pinned_version(),
             "disabled": list(javascript.WASI_FEATURES),
             "stdio": "if granted",
-            "thrown errors": "logged if log is granted",
+            "thrown errors": "logged if log is granted, any value and rejections too, but a result's err",
             "npm dependencies": "bundled with rolldown",
         }
 
@@ -67,11 +67,18 @@ class JavaScript(Language):
                 cwd=project.root,
                 grants=manifest.grants,
                 exports_wrapper=_exports_wrapper(project, manifest, job.out_path),
+                result_exports=[export.name for export in manifest.exports if _returns_result(export)],
                 bundle=_bundle(project, manifest, job.out_path),
                 guest_dir=(project.guests_dir / job.guest.name).relative_to(project.root),
             )
 
         return language_component.build_component(project, job.guest.name, job.out_path, build)
+
+
+def _returns_result(export: ExportDecl) -> bool:
+    """Whether an export's WIT type returns a `result` (what it throws is then its err)."""
+    first = export.results[0] if export.results else ""
+    return first == "result" or first.startswith("result<")
 
 
 def _exports_wrapper(project: Project, manifest: Manifest, out_path: Path) -> Path | None:

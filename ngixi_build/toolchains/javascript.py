@@ -90,17 +90,21 @@ def build_component(
     cwd: Path,
     grants: Collection[str],
     exports_wrapper: Path | None = None,
+    result_exports: Collection[str] = (),
     bundle: Path | None = None,
     guest_dir: Path | None = None,
 ) -> None:
     """Makes `out_path` the component of `entry` for `world`; a failure raises its diagnostics.
 
     `exports_wrapper` (under `cwd`, for a guest granted log): where the driver writes, for the build only, the
-    module that logs an Error an export throws before the call traps. `bundle` (under `cwd`, for a guest with npm
+    module that logs what an export throws before the call traps, but the err of one of `result_exports` (those
+    returning a WIT result). `bundle` (under `cwd`, for a guest with npm
     dependencies): where it bundles the guest with them, for the build only, from files under `guest_dir` alone."""
     disabled = ",".join(disabled_features(grants))
     made = {"wrapper": exports_wrapper, "bundle": bundle}
     options = [f"--{option}={path}" for option, path in {**made, "guest": guest_dir}.items() if path is not None]
+    if exports_wrapper is not None and result_exports:
+        options.append(f"--results={','.join(result_exports)}")
     try:
         _remove_build_files(cwd, made.values())  # the driver creates them anew, never through a link left there
         run(

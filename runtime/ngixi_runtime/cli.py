@@ -29,6 +29,7 @@ from ngixi_runtime.trust.choice import (
 
 if TYPE_CHECKING:
     from ngixi_runtime.bundles.reader import VerifiedBundle
+    from ngixi_runtime.capabilities.context import StdioSink
     from ngixi_runtime.loading.tenants import CallResult
     from ngixi_runtime.spec.bundle_format import Member
     from ngixi_runtime.trust.policy import Policy
@@ -175,6 +176,7 @@ def _run(args: argparse.Namespace) -> int:
         engine=args.engine,
         project_trust=is_implicit_choice(args.trust),
         watch_in_process=args.own_process,
+        stdio=None if args.json else _passed_on(),  # --json: in its document
     ) as tenant:
         manifest = tenant.manifest
         if tenant.compiled or args.verbose:
@@ -192,6 +194,32 @@ def _run(args: argparse.Namespace) -> int:
             raise
     _show(result, as_json=args.json, output_file=args.output)
     return process_exit_code(result.exit_code or 0)
+
+
+def _passed_on() -> StdioSink:
+    """Writes a guest's stdout and stderr to this process's own as the guest writes them, raw and in that order.
+    A stream whose reader is gone (a closed pipe: `ngixi run B | head -1`) takes nothing more: the guest's writes
+    to it fail (EPIPE), and what this process had left to write there is dropped rather than failing at exit."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    gone: set[int] = set()
+
+    def write(stream: int, data: bytes) -> bool:
+        if stream in gone:
+            return False
+        target = (sys.stdout if stream == 1 else sys.stderr).buffer
+        try:
+            target.write(data)
+            target.flush()
+        except BrokenPipeError:
+            gone.add(stream)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, target.fileno())
+            os.close(devnull)
+            return False
+        return True
+
+    return write
 
 
 def process_exit_code(guest_code: int) -> int:

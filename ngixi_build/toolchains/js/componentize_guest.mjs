@@ -1,11 +1,13 @@
 // Builds a JavaScript guest into a component with the pinned componentize-js.
 // Usage: node componentize_guest.mjs <toolchain root> <entry.js> <WIT dir> <world> <out.wasm> <disabled features,...>
-//   [--wrapper=<exports wrapper.mjs>] [--bundle=<bundle.mjs> --guest=<the guest's directory>]
+//   [--wrapper=<exports wrapper.mjs> --results=<exports returning a result<>,...>]
+//   [--bundle=<bundle.mjs> --guest=<the guest's directory>]
 // A syntax error is printed as oxc's code frame, which names file:line:column; any other failure as
 // componentize-js's message. Exit 1 on failure, and <out.wasm> is then not written.
 // With a wrapper path (a guest granted log), the component is built from a module written there for the build:
-// it exports the entry's exports, each function wrapped so that an Error it throws is logged at level error
-// with its message and the guest's line before it traps (componentize-js traps without a word otherwise).
+// it exports the entry's exports, each function wrapped so that what it throws, or its promise rejects with, is logged
+// at level error (an Error's message and the guest's line) before it traps (componentize-js traps without a word
+// otherwise); what an export returning a result<> throws is its err, unless it is an Error.
 // With a bundle path (a guest with npm dependencies), the module is first bundled there with the pinned rolldown:
 // componentize-js resolves only relative paths, never a package name in node_modules. The bundle carries a table
 // of its lines' places in the guest's own files, so the wrapper still names the guest's line. Every file it takes
@@ -22,6 +24,7 @@ const option = (name) => options.find((item) => item.startsWith(`--${name}=`))?.
 const wrapperPath = option("wrapper");
 const bundlePath = option("bundle");
 const guestDir = option("guest");
+const resultExports = (option("results") ?? "").split(",").filter(Boolean); // exports whose WIT result is a result<>
 const require = createRequire(path.join(root, "package.json"));
 
 function fail(message) {
@@ -39,27 +42,48 @@ if (errors.length > 0) fail(errors.map((error) => error.codeframe || `${entry}: 
 const componentizeJs = path.join(root, "node_modules", "@bytecodealliance", "componentize-js", "src", "componentize.js");
 const { componentize } = await import(pathToFileURL(componentizeJs).href);
 // The wrapper's own functions, written into it by their source text (`writeAt` is the wrapper's import).
-// report: logs an Error an export throws as "Name: message (at file:line in function)"; any other thrown value
-// is a result's err (componentize-js returns it as the err), or traps as before.
-function report(error) {
-  if (!(error instanceof Error) || "payload" in error) return;
-  const frame = /^(.*)@(.*):(\d+):\d+$/.exec(String(error.stack ?? "").split("\n")[0]);
+// report: logs what an export throws (or its promise rejects with) as "Name: message (at file:line in function)"
+// for an Error, "uncaught VALUE (in export)" for anything else; from an export returning a result, a thrown value
+// that is not an Error (or has a payload) is the result's err, which componentize-js returns: not logged.
+function report(error, exported, returnsResult) {
+  const isError = error instanceof Error;
+  if (returnsResult && !(isError && !("payload" in error))) return;
+  if (!isError) return writeAt("error", `uncaught ${shownValue(error)} (in ${exported})`);
+  const made = error.constructor?.name;
+  const name = error.name === "Error" && made ? made : error.name;
+  // The first frame outside the error's constructor (a subclass's is where the class is, not the throw).
+  const frame = String(error.stack ?? "")
+    .split("\n")
+    .map((line) => /^(.*)@(.*):(\d+):\d+$/.exec(line))
+    .find((found) => found && found[1] !== made);
   let [file, line] = frame ? [frame[2], Number(frame[3])] : [];
   const place = typeof ngixiBundleLines === "undefined" ? null : ngixiBundleLines.lines[line - 1];
   if (place) [file, line] = [ngixiBundleLines.sources[place[0]], place[1]];
-  const where = frame ? ` (at ${file}:${line}${frame[1] ? ` in ${frame[1]}` : ""})` : "";
-  writeAt("error", `${error.name}: ${error.message}${where}`);
+  const where = frame ? ` (at ${file}:${line}${frame[1] ? ` in ${frame[1]}` : ""})` : ` (in ${exported})`;
+  writeAt("error", `${name}: ${error.message}${where}`);
 }
 
-function wrapped(value) {
+function shownValue(value) {
+  try {
+    const json = JSON.stringify(value);
+    if (json !== undefined) return json.length > 200 ? `${json.slice(0, 200)}...` : json;
+  } catch {} // a cycle, a BigInt
+  return String(value);
+}
+
+function wrapped(value, exported, returnsResult) {
   if (typeof value !== "function") return value;
   return function (...args) {
+    let returned;
     try {
-      return value.apply(this, args);
+      returned = value.apply(this, args);
     } catch (error) {
-      report(error);
+      report(error, exported, returnsResult);
       throw error;
     }
+    // An async export's rejection, reported before componentize-js (which settles the promise after the call) traps.
+    if (typeof returned?.then === "function") returned.then(undefined, (error) => report(error, exported, returnsResult));
+    return returned;
   };
 }
 
@@ -75,8 +99,12 @@ function exportsWrapper(wrapper) {
     `import { writeAt } from "ngixi:host/log@0.1.0";`,
     `export * from ${JSON.stringify(specifier)};`,
     String(report),
+    String(shownValue),
     String(wrapped),
-    ...names.map((name, n) => `const export${n} = wrapped(guest[${JSON.stringify(name)}]);`),
+    ...names.map((name, n) => {
+      const quoted = JSON.stringify(name);
+      return `const export${n} = wrapped(guest[${quoted}], ${quoted}, ${resultExports.includes(name)});`;
+    }),
     ...names.map((name, n) => `export { export${n} as ${JSON.stringify(name)} };`),
   ];
   return lines.join("\n") + "\n";

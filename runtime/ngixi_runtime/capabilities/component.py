@@ -142,11 +142,11 @@ class StdioSink:
                 return -errno.EBADF  # as for a core guest without [capabilities.stdio]
             self._context.output.host_calls["stdio"] += 1
             try:
-                self._context.capture_stdio(fd, data)
+                delivered = self._context.capture_stdio(fd, data)
             except GuestError as refusal:
                 self._refusal = self._refusal or refusal
                 return -errno.EDQUOT
-            return len(data)
+            return len(data) if delivered else -errno.EPIPE
 
         return write
 

@@ -24,6 +24,9 @@ HOST_LOG_LEVEL = "host"  # log lines the host adds for the operator
 # Standard input a caller gives a guest: the bytes, or a reader asked for at most `limit + 1` bytes only when
 # the guest is granted stdin (`ngixi run` reads its own stdin so, and never for a guest that may not read it).
 Stdin = bytes | Callable[[int], bytes]
+# Where a guest's stdout (1) and stderr (2) go as they are written, instead of into its call's result (`ngixi run`
+# passes them on to its own): takes a write's bytes; False when the stream's reader is gone (a closed pipe).
+StdioSink = Callable[[int, bytes], bool]
 
 
 class StdinState:
@@ -64,7 +67,7 @@ class LogLine(NamedTuple):
 class GuestOutput:
     """What the guest logged, printed and called in the current call."""
 
-    __slots__ = ("host_calls", "log_bytes", "logs", "stderr", "stdout")
+    __slots__ = ("host_calls", "log_bytes", "logs", "stderr", "stdout", "streamed")
 
     def __init__(
         self,
@@ -73,33 +76,44 @@ class GuestOutput:
         stderr: bytearray | None = None,
         log_bytes: int = 0,
         host_calls: Counter[str] | None = None,
+        *,
+        streamed: int = 0,
     ) -> None:
         self.logs = [] if logs is None else logs
         self.stdout = bytearray() if stdout is None else stdout
         self.stderr = bytearray() if stderr is None else stderr
         self.log_bytes = log_bytes
         self.host_calls = Counter() if host_calls is None else host_calls
+        self.streamed = streamed  # stdout and stderr bytes passed on as written (`StdioSink`), not kept here
 
     def take(self) -> GuestOutput:
         """Everything one call produced, leaving this empty: output quotas apply per call."""
-        taken = GuestOutput(self.logs, self.stdout, self.stderr, self.log_bytes, self.host_calls)
-        self.logs, self.stdout, self.stderr, self.log_bytes, self.host_calls = (
+        taken = GuestOutput(
+            self.logs, self.stdout, self.stderr, self.log_bytes, self.host_calls, streamed=self.streamed
+        )
+        self.logs, self.stdout, self.stderr, self.log_bytes, self.host_calls, self.streamed = (
             [],
             bytearray(),
             bytearray(),
             0,
             Counter(),
+            0,
         )
         return taken
 
     @property
+    def stdio_bytes(self) -> int:
+        """What stdout and stderr took in this call, kept or passed on."""
+        return len(self.stdout) + len(self.stderr) + self.streamed
+
+    @property
     def size(self) -> int:
-        return self.log_bytes + len(self.stdout) + len(self.stderr)
+        return self.log_bytes + self.stdio_bytes
 
     @property
     def empty(self) -> bool:
         """Whether nothing was logged, printed or called since the last `take`."""
-        return not (self.logs or self.stdout or self.stderr or self.host_calls or self.log_bytes)
+        return not (self.logs or self.stdout or self.stderr or self.host_calls or self.log_bytes or self.streamed)
 
     def host_says(self, message: str) -> None:
         """A line from the host for the operator (a refused request, a storage failure), among the logs."""
@@ -187,6 +201,7 @@ class HostContext:
         "log_quota",
         "memory",
         "on_log",
+        "on_stdio",
         "open_files",
         "output",
         "states",
@@ -207,6 +222,7 @@ class HostContext:
         on_log: Callable[[LogLine], None] | None = None,
         grants: frozenset[str] = frozenset(),
         open_files: int = DEFAULT_OPEN_FILES,
+        on_stdio: StdioSink | None = None,
     ) -> None:
         self.guest = guest
         self.log_quota = log_quota
@@ -217,6 +233,7 @@ class HostContext:
         self.stdin = stdin
         self.output = GuestOutput()
         self.on_log = on_log
+        self.on_stdio = on_stdio
         self.grants = grants
         self.open_files = open_files  # limits.open_files: WASI descriptors open at once
         self.states: dict[str, CapabilityState] = {}  # by capability name
@@ -233,16 +250,21 @@ class HostContext:
 
     def stdio_room(self) -> int:
         """How many more bytes stdout and stderr may take in this call."""
-        return max(0, self.stdio_quota - len(self.output.stdout) - len(self.output.stderr))
+        return max(0, self.stdio_quota - self.output.stdio_bytes)
 
-    def capture_stdio(self, fd: int, data: bytes) -> None:
-        """Keeps what the guest wrote to stdout (1) or stderr (2), within its quota (core and component guests)."""
+    def capture_stdio(self, fd: int, data: bytes) -> bool:
+        """Keeps what the guest wrote to stdout (1) or stderr (2), or passes it on to `on_stdio`, within its quota
+        (core and component guests); False if the stream's reader is gone (the guest's write fails with EPIPE)."""
         if len(data) > self.stdio_room():
             raise GuestError(
                 f"{self.guest}: stdout/stderr exceeded its quota of {self.stdio_quota} bytes (limits.stdout_bytes)",
                 outcome="quota",
             )
-        (self.output.stdout if fd == 1 else self.output.stderr).extend(data)
+        if self.on_stdio is None:
+            (self.output.stdout if fd == 1 else self.output.stderr).extend(data)
+            return True
+        self.output.streamed += len(data)
+        return self.on_stdio(fd, data)
 
     def close(self) -> None:
         """Releases the instance (what registered in `closers`), then each capability's state."""

@@ -26,6 +26,7 @@ from ngixi_runtime.capabilities.context import (
     LogLine,
     Sandbox,
     Stdin,
+    StdioSink,
 )
 from ngixi_runtime.capabilities.registry import capability, every_capability, provisions
 from ngixi_runtime.errors import GuestError, InvalidInput, NgixiError
@@ -46,6 +47,7 @@ def open_context(
     stdin: Stdin | None = None,
     on_log: Callable[[LogLine], None] | None = None,
     open_files: int = DEFAULT_OPEN_FILES,
+    on_stdio: StdioSink | None = None,
 ) -> HostContext:
     """The host side of one instance, with the state of each capability granted (name → its options).
 
@@ -62,6 +64,7 @@ def open_context(
         on_log=on_log,
         grants=frozenset(grants),
         open_files=open_files,
+        on_stdio=on_stdio,
     )
     if sandbox is None and keeps_sandbox_state(grants):
         raise InvalidInput(

@@ -52,7 +52,8 @@ def _fd_write(ctx: HostContext) -> HostFunction:
             data = gather(ctx.mem, iovs, count, ctx.stdio_room() + 1)
         except AbiFault as fault:
             return fault.code
-        ctx.capture_stdio(fd, data)
+        if not ctx.capture_stdio(fd, data):
+            return Errno.PIPE
         write_u32(ctx.mem, written, len(data))
         return Errno.SUCCESS
 

@@ -141,7 +141,7 @@ class Console(Protocol):
 
     def stdio_room(self) -> int: ...
 
-    def capture_stdio(self, fd: int, data: bytes) -> None: ...
+    def capture_stdio(self, fd: int, data: bytes) -> bool: ...
 
 
 _PROC_FD = Path("/proc/self/fd")
@@ -443,7 +443,8 @@ class WasiFilesystem:
             raise AbiFault(Errno.BADF)
         # One byte over the quota is enough for capture_stdio to refuse it.
         data = gather(memory, iovs, count, self._console.stdio_room() + 1)
-        self._console.capture_stdio(stream, data)
+        if not self._console.capture_stdio(stream, data):
+            raise AbiFault(Errno.PIPE)
         return len(data)
 
     def fd_pwrite(self, memory: GuestMemory, fd: int, iovs: int, count: int, offset: int, done: int) -> None:

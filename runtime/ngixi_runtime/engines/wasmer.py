@@ -298,7 +298,15 @@ def instantiate(
         import_object = wasmer.ImportObject()
         for namespace, functions in _group(prepared.store, imports).items():
             import_object.register(namespace, functions)
+    try:
         instance = WasmerInstance(wasmer.Instance(prepared.module, import_object), prepared.guest)
+    except _PASS_THROUGH:
+        raise
+    except BaseException as failure:  # a start function's trap has wasm frames; a link error has none
+        if re.search(_FRAME, str(failure), re.MULTILINE):
+            trapped = f"{prepared.guest}: its start function trapped: {_first_line(failure)}"
+            raise _trap_error(trapped, failure) from None
+        raise _engine_failure(f"{prepared.guest}: cannot load the guest", failure, NgixiError) from None
     on_memory(instance.memory)
     return instance
 

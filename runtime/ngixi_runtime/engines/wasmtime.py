@@ -78,6 +78,7 @@ _CRANELIFT_SETTINGS = {
 _WASMER_WORDING = {
     wasmtime.TrapCode.UNREACHABLE: "unreachable",
     wasmtime.TrapCode.STACK_OVERFLOW: STACK_EXHAUSTED,
+    wasmtime.TrapCode.MEMORY_OUT_OF_BOUNDS: "out of bounds memory access",  # Wasmtime: "memory out of bounds"
 }
 
 
@@ -299,14 +300,15 @@ def _with_causes(error: Exception) -> str:
 
 def failure_summary(error: Exception) -> str:
     """A failed call's Wasmtime error on one line: its cause (a trap's, worded like `trap_message`) and the
-    innermost named functions of its backtrace, e.g. `unreachable (in libc.so!stdout_get_stdout < libc.so!write)`."""
+    innermost named functions of its backtrace that can be the guest's own, e.g. `unreachable (in greet)`."""
     backtrace, _, cause = str(error).partition("Caused by:")
     reason = " ".join(line.strip() for line in cause.splitlines() if line.strip())
     reason = re.sub(_INSTRUCTION_TRAP, r"\1", reason.removeprefix("wasm trap:").strip()) or first_line(error)
-    from ngixi_runtime.spec.sourcemap import LIBRARY_PREFIXES  # on a failure only: not on every run's path
+    from ngixi_runtime.spec.sourcemap import is_own  # on a failure only: not on every run's path
 
-    named = [shown for _, frame in re.findall(_FRAME, backtrace, re.MULTILINE) if (shown := _frame_name(frame))]
-    own = [name for name in named if not name.startswith(LIBRARY_PREFIXES)] or named  # past AssemblyScript's ~lib/
+    # Past AssemblyScript's ~lib/, C's abort, a language runtime's libraries: none of them is the guest's place.
+    frames = re.findall(_FRAME, backtrace, re.MULTILINE)
+    own = [shown for _, frame in frames if (shown := _frame_name(frame)) and is_own(shown)]
     return f"{reason} (in {' < '.join(own[:_FRAMES_SHOWN])})" if own else reason
 
 
@@ -462,10 +464,7 @@ def call_within_deadline(
             raise deadline.error() from None
         if trap.trap_code == wasmtime.TrapCode.OUT_OF_FUEL:
             raise deadline.out_of_fuel(export) from None
-        frames = tuple((frame.func_index, frame.module_offset) for frame in trap.frames)
-        named = tuple((frame.func_name or "", frame.module_offset) for frame in trap.frames)
-        message = f"{deadline.guest}: {export} trapped: {trap_message(trap)}"
-        raise GuestError(message, frames=frames, named_frames=named) from None
+        raise _trap_error(f"{deadline.guest}: {export} trapped: {trap_message(trap)}", trap) from None
     except wasmtime.WasmtimeError as error:
         raise GuestError(
             f"{deadline.guest}: {export} failed: {failure_summary(error)}", named_frames=backtrace_frames(error)
@@ -473,6 +472,13 @@ def call_within_deadline(
     finally:
         deadline.ends_at = math.inf
     return as_results(result)
+
+
+def _trap_error(message: str, trap: wasmtime.Trap) -> GuestError:
+    """The GuestError of a trap, with its frames by (function index, offset) and by (function name, offset)."""
+    frames = tuple((frame.func_index, frame.module_offset) for frame in trap.frames)
+    named = tuple((frame.func_name or "", frame.module_offset) for frame in trap.frames)
+    return GuestError(message, frames=frames, named_frames=named)
 
 
 def epoch_ticks(timeout_ms: int) -> int:
@@ -553,7 +559,7 @@ def instantiate(
             raise deadline.error() from None
         if trap.trap_code == wasmtime.TrapCode.OUT_OF_FUEL:
             raise deadline.out_of_fuel("its start") from None
-        raise GuestError(f"{guest}: cannot load the guest: {trap_message(trap)}") from None
+        raise _trap_error(f"{guest}: its start function trapped: {trap_message(trap)}", trap) from None
     except wasmtime.WasmtimeError as error:
         raise NgixiError(f"{guest}: cannot load the guest: {first_line(error)}") from None
     on_memory(instance.memory)

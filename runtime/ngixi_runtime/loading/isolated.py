@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from ngixi_runtime.bundles.reader import VerifiedBundle
+from ngixi_runtime.capabilities.context import StdioSink
 from ngixi_runtime.engines.base import meters_fuel
 from ngixi_runtime.errors import ERROR_EXIT_CODES, InvalidInput, NgixiError, error_with_exit_code
 from ngixi_runtime.guest.data import DataKind, DataValue
@@ -27,7 +28,9 @@ from ngixi_runtime.loading.tenant_wire import (
     ReplyBounds,
     WireError,
     call_frame,
+    closed_frame,
     control_frame,
+    forward_stdio,
     read_control,
     read_reply,
     write_all,
@@ -53,7 +56,7 @@ _LOST = (EOFError, BrokenPipeError, TimeoutError, WireError)
 
 
 class _Child:
-    __slots__ = ("errors", "process", "replies", "requests")
+    __slots__ = ("closed", "errors", "process", "replies", "requests")
 
     def __init__(self, process: ForkedProcess, errors: IO[bytes]) -> None:
         assert process.stdin is not None and process.stdout is not None
@@ -62,6 +65,7 @@ class _Child:
         self.requests = process.stdin.fileno()  # the descriptors of its pipes (tenant_wire.py's frames)
         os.set_blocking(self.requests, False)  # so that a write, too, waits at most until its deadline
         self.replies = Incoming(self.process.stdout.fileno())
+        self.closed: set[int] = set()  # the streams it was told their reader is gone (`closed_frame`)
 
 
 class CheckedBundle(NamedTuple):
@@ -137,10 +141,16 @@ class IsolatedTenant:
         manifest: Manifest,
         options: Mapping[str, Any],
         environment: Mapping[str, str],
+        stdio: StdioSink | None = None,
     ) -> None:
         self.manifest = manifest
         self._bundle = bundle
-        self._request = {"bundle": {**bundle.to_json(), "descriptor": CHILD_BUNDLE}, **options}
+        self._stdio = stdio  # where the guest's stdout and stderr go as written (else into each call's result)
+        self._request = {
+            "bundle": {**bundle.to_json(), "descriptor": CHILD_BUNDLE},
+            **options,
+            **({"stream_stdio": True} if stdio is not None else {}),
+        }
         self._environment = dict(environment)
         self._child: _Child | None = None
         self._output_kinds, unchecked, _ = export_table(manifest)
@@ -225,13 +235,30 @@ class IsolatedTenant:
         try:
             write_all(child.requests, request, deadline)
             child.replies.deadline = deadline
-            reply = read_reply(child.replies, self._bounds)
+            reply = read_reply(child.replies, self._bounds, self._forwarding(child, deadline))
         except _LOST as error:
             raise self._lost(child, what, error) from None
         if reply.output is not None and self._output_kind(what) is None:
             self._stop(child)
             raise self._malformed(what, "output where its export declares none")
         return reply
+
+    def _forwarding(self, child: _Child, deadline: float) -> StdioSink | None:
+        """What passes the child's stdio frames on to `self._stdio`, telling the child when a stream's reader is
+        gone; None when the guest's output comes in the reply."""
+        sink = self._stdio
+        if sink is None:
+            return None
+
+        def forward(stream: int, data: bytes) -> bool:
+            if sink(stream, data):
+                return True
+            if stream not in child.closed:
+                child.closed.add(stream)
+                write_all(child.requests, [closed_frame(stream)], deadline)
+            return False
+
+        return forward
 
     def _output_kind(self, export: str) -> DataKind | None:
         return self._output_kinds.get(export)
@@ -256,7 +283,10 @@ class IsolatedTenant:
     def _reply(self, child: _Child, *, deadline: float, what: str) -> dict[str, Any]:
         """Reads the next control frame from the child (how its start-up went)."""
         child.replies.deadline = deadline
+        forward = self._forwarding(child, deadline)
         try:
+            if forward is not None:  # what a start function printed
+                forward_stdio(child.replies, self.manifest.limits.stdout_bytes, forward)
             return read_control(child.replies)
         except _LOST as error:
             raise self._lost(child, what, error) from None

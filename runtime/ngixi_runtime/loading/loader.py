@@ -17,7 +17,16 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ngixi_runtime.bundles.reader import VerifiedBundle
 from ngixi_runtime.capabilities.component import ComponentInfo, imports_wasi, wasi_setup
-from ngixi_runtime.capabilities.context import CallData, GuestExit, GuestOutput, HostContext, LogLine, Sandbox, Stdin
+from ngixi_runtime.capabilities.context import (
+    CallData,
+    GuestExit,
+    GuestOutput,
+    HostContext,
+    LogLine,
+    Sandbox,
+    Stdin,
+    StdioSink,
+)
 from ngixi_runtime.capabilities.linking import component_functions, core_imports, open_context
 from ngixi_runtime.engines.base import (
     PORTABLE_TRIPLE,
@@ -268,7 +277,7 @@ class Guest:
         try:
             values = self._instance.call(export, args)
         except GuestError as error:
-            raise self._explained(error) from None
+            raise self._explained(error, export) from None
         if context.aborted is not None:  # an abort the guest returned from: still the call's end
             raise GuestError(context.aborted)
         return values
@@ -285,25 +294,35 @@ class Guest:
             return exit_.code
         return 0
 
-    def _explained(self, error: GuestError) -> GuestError:
+    def _explained(self, error: GuestError, export: str) -> GuestError:
         aborted = self._context.aborted if error.outcome == "trap" else None
         message = aborted or str(error)
-        where = None
-        if (error.frames or error.named_frames) and self._wasm is not None:
-            from ngixi_runtime.spec.sourcemap import component_trap_location, named_location, trap_location
+        if not (error.frames or error.named_frames) or self._wasm is None:
+            return GuestError(message, outcome=error.outcome, frames=error.frames)
+        from ngixi_runtime.spec.sourcemap import ABORT_FUNCTION
 
-            try:
-                wasm = self._wasm()
-            except NgixiError:  # the bundle is closed (an in-process load from an artifact): the engine's names
-                wasm = b""
-            source = f"{self.manifest.guest.name}: guest.wasm"
-            if self.manifest.guest.type.is_component:
-                where = component_trap_location(wasm, error.named_frames, source=source) if wasm else None
-            elif wasm:
-                where = trap_location(wasm, error.frames, source=source)
-            else:
-                where = named_location(name for name, _ in error.named_frames)
+        innermost = error.named_frames[0][0] if error.named_frames else None
+        if not aborted and error.outcome == "trap" and innermost == ABORT_FUNCTION:  # C's abort(), on purpose
+            message = f"{self.manifest.guest.name}: {export} aborted"
+        try:
+            wasm = self._wasm()
+        except NgixiError:  # the bundle is closed (an in-process load from an artifact): the engine's names
+            wasm = b""
+        where = trap_place(self.manifest, error, wasm)
         return GuestError(f"{message} {where}" if where else message, outcome=error.outcome, frames=error.frames)
+
+
+def trap_place(manifest: Manifest, error: GuestError, wasm: bytes) -> str | None:
+    """Where in the guest's own code `error` trapped (`spec/sourcemap.py`), from its `wasm` (b"": not at hand, the
+    engine's names of the frames then), if that can be said."""
+    from ngixi_runtime.spec.sourcemap import component_trap_location, named_location, trap_location
+
+    source = f"{manifest.guest.name}: guest.wasm"
+    if manifest.guest.type.is_component:
+        return component_trap_location(wasm, error.named_frames, source=source) if wasm else None
+    if wasm:
+        return trap_location(wasm, error.frames, source=source)
+    return named_location(name for name, _ in error.named_frames)
 
 
 def verified_manifest(bundle: VerifiedBundle) -> Manifest:
@@ -557,6 +576,7 @@ def open_guest(
     env: Mapping[str, str] | None = None,
     stdin: Stdin | None = None,
     on_log: Callable[[LogLine], None] | None = None,
+    on_stdio: StdioSink | None = None,
     allow_compile: bool = True,
     sandbox: Sandbox | None = None,
     engine: str | None = None,
@@ -567,7 +587,8 @@ def open_guest(
 
     `sandbox` says where the guest's fs preopens and kv database live; a guest granted fs or kv needs one.
     `env` and `stdin` are the caller's environment variables and standard input, refused unless the manifest
-    takes them (`[capabilities.env]`, `[capabilities.stdin]`).
+    takes them (`[capabilities.env]`, `[capabilities.stdin]`). With `on_stdio`, what the guest writes to stdout
+    and stderr goes there as it is written, not into its calls' results.
     `engine` names the engine to run it on ("wasmer", "wasmtime", "auto"; see `chosen_engine`).
     `cpu_capped` says this process's CPU time is capped (the tenant child), which stands in for
     limits.fuel on an engine that cannot meter it; otherwise such a guest is refused there.
@@ -589,6 +610,7 @@ def open_guest(
         env=env,
         stdin=stdin,
         on_log=on_log,
+        on_stdio=on_stdio,
     )
     ready = partial(_instantiating, host_side, on_instantiate)
     chosen = guest_engine(manifest, engine, bundle.index.artifact_engines)
@@ -669,11 +691,15 @@ def _open_core(
     except GuestExit:
         context.close()
         raise
-    except NgixiError:  # its start function or _initialize trapped: after an abort, say the abort
+    except GuestError as error:  # its start function or _initialize trapped: after an abort, say the abort
         context.close()
-        if context.aborted is None:
-            raise
-        raise GuestError(context.aborted) from None
+        if context.aborted is not None:
+            raise GuestError(context.aborted) from None
+        where = trap_place(manifest, error, bundle.data(bundle.index.member("wasm"))) if error.frames else None
+        raise GuestError(f"{error} {where}" if where else str(error), frames=error.frames) from None
+    except NgixiError:
+        context.close()
+        raise
     except Exception as error:  # a binding's own failure to link: one line, never a traceback or a dead child
         context.close()
         raise NgixiError(f"{manifest.guest.name}: cannot link the guest: {type(error).__name__}: {error}") from None

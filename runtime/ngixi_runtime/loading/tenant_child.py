@@ -20,7 +20,12 @@ The protocol (frames built and read by `loading/tenant_wire.py`; little-endian; 
   then those six. Values are `N`, their count, a struct code per number (`q` or `d`) and the packed
   numbers, or JSON for others; meta is a JSON object of what differs from a plain success (outcome,
   host_calls, error, exit_code of a call refused before the guest ran); logs are JSON
-  `[[level, message], ...]`; stdout, stderr and output are raw bytes.
+  `[[level, message], ...]`; stdout, stderr and output are raw bytes;
+- stdio frame, child to parent, before a reply (or a start-up answer) when the start-up request asked for
+  `stream_stdio`: `<BBxxI` kind `O`, the stream (1 stdout, 2 stderr), the size of the bytes written, then
+  them; the parent holds them to the stdout quota with the reply's own;
+- closed-stream notice, parent to child, during or after a call: a call request's header of kind `P` whose
+  flags name the stream whose reader is gone, with no sections; the guest's later writes to it fail (EPIPE).
 The parent holds each size of a reply to what the guest's limits allow before reading it, and a
 child that sends anything else, or dies mid-frame, is stopped as crashed.
 """
@@ -45,12 +50,15 @@ from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.loading.calls import CallFailed, empty_result, exhausted_stack, measure
 from ngixi_runtime.loading.loader import Guest, likely_artifacts, open_guest
 from ngixi_runtime.loading.tenant_wire import (
+    STDIO_STREAMS,
     CallRequest,
     Incoming,
     control_frame,
     read_call,
+    read_closed,
     read_control,
     reply_frame,
+    stdio_frame,
     write_all,
 )
 from ngixi_runtime.trust.signatures import trusted_key_from_table
@@ -193,7 +201,29 @@ def _send(replies: int, message: dict[str, Any]) -> None:
     write_all(replies, [control_frame(message)])
 
 
-def _open(request: dict[str, Any], replies: int) -> Guest:
+class _StdioToParent:
+    """A guest's stdout and stderr sent to the parent as they are written (`stdio_frame`s before the call's reply),
+    for a parent that passes them on; a stream whose reader the parent says is gone (`closed_frame`, read when one
+    is waiting) fails the guest's writes from then on, as a closed pipe does."""
+
+    def __init__(self, incoming: Incoming, replies: int) -> None:
+        self._incoming = incoming
+        self._replies = replies
+        self.closed: set[int] = set()
+
+    def __call__(self, stream: int, data: bytes) -> bool:
+        try:
+            while self._incoming.ready():
+                self.closed.add(read_closed(self._incoming))
+        except EOFError:  # the parent is gone
+            self.closed.update(STDIO_STREAMS)
+        if stream in self.closed:
+            return False
+        write_all(self._replies, stdio_frame(stream, data))
+        return True
+
+
+def _open(request: dict[str, Any], replies: int, stdio: _StdioToParent) -> Guest:
     checked = request["bundle"]
     source = checked["source"]
     bundle = reopen_verified(
@@ -209,6 +239,7 @@ def _open(request: dict[str, Any], replies: int) -> Guest:
         args=request.get("args", ()),
         env=request.get("env", {}),
         stdin=base64.b64decode(request.get("stdin", "")),
+        on_stdio=stdio if request.get("stream_stdio") else None,
         sandbox=sandbox,
         engine=request.get("engine"),
         cpu_capped=True,  # serve() caps every call's CPU time
@@ -221,8 +252,9 @@ def serve(requests: int, replies: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file of the guest's memory or the host's secrets
     _limit_stack()
     incoming = Incoming(requests)
+    stdio = _StdioToParent(incoming, replies)
     try:
-        guest = _open(read_control(incoming, limit=_START_REQUEST_BYTES), replies)
+        guest = _open(read_control(incoming, limit=_START_REQUEST_BYTES), replies, stdio)
     except NgixiError as error:
         _send(replies, {"ok": False, "error": str(error), "exit_code": error.exit_code})
         return
@@ -230,7 +262,7 @@ def serve(requests: int, replies: int) -> None:
     _limit_memory(guest)
     budget = _CpuBudget(guest.manifest.limits.timeout_ms)
     answered = False
-    while (request := read_call(incoming)) is not None:
+    while (request := read_call(incoming, stdio.closed.add)) is not None:
         budget.renew()
         if _answered_and_damaged(guest, request, replies):  # the parent, seeing the same reply, replaces this process
             return

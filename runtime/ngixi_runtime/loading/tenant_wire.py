@@ -17,7 +17,7 @@ import os
 import select
 import struct
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ngixi_runtime.capabilities.context import LogLine
@@ -34,7 +34,9 @@ CALL = struct.Struct("<BBxxIII")  # kind, flags, sizes of the export's name, the
 # kind, ok, flags, memory pages, duration in ms, output_bytes, exit code; sizes of the values (packed numbers
 # or JSON), meta (JSON), logs (JSON), stdout, stderr and output
 REPLY = struct.Struct("<BBBxIdQq6I")
-CONTROL_KIND, CALL_KIND, REPLY_KIND = 0x43, 0x52, 0x41
+STDIO = struct.Struct("<BBxxI")  # kind, stream (1 stdout, 2 stderr), size of the bytes that follow
+CONTROL_KIND, CALL_KIND, REPLY_KIND, STDIO_KIND, CLOSED_KIND = 0x43, 0x52, 0x41, 0x4F, 0x50
+STDIO_STREAMS = (1, 2)
 HAS_INPUT = HAS_EXIT_CODE = 1
 HAS_OUTPUT = 2
 # A frame up to this size is written in one piece.
@@ -179,6 +181,16 @@ class Incoming:
         self._poll = select.poll()
         self._poll.register(descriptor, select.POLLIN)
 
+    def peek(self) -> int:
+        """The next byte, left to be taken; EOFError if the stream ends first, TimeoutError at the deadline."""
+        if self._at == len(self._buffer):
+            self._buffer, self._at = self._read(_RECEIVE_BYTES), 0
+        return self._buffer[self._at]
+
+    def ready(self) -> bool:
+        """Whether a byte (or the end of the stream) can be read now, without waiting."""
+        return self._at < len(self._buffer) or bool(self._poll.poll(0))
+
     def take(self, size: int) -> bytes:
         """The next `size` bytes; EOFError if the stream ends first, TimeoutError at the deadline."""
         available = len(self._buffer) - self._at
@@ -254,6 +266,40 @@ def read_control(incoming: Incoming, limit: int = _CONTROL_BYTES) -> dict[str, A
     return document
 
 
+def stdio_frame(stream: int, data: bytes) -> list[bytes]:
+    """What a guest wrote to stdout (1) or stderr (2), sent by the child as it is written, before the reply."""
+    return [STDIO.pack(STDIO_KIND, stream, len(data)), data]
+
+
+def closed_frame(stream: int) -> bytes:
+    """The parent's notice, on the request pipe during a call, that the reader of stdout (1) or stderr (2) is
+    gone: the child fails the guest's later writes to it (EPIPE). A call frame's header with no sections."""
+    return CALL.pack(CLOSED_KIND, stream, 0, 0, 0)
+
+
+def read_closed(incoming: Incoming) -> int:
+    """The stream a `closed_frame` names, which must come next."""
+    kind, stream, *sizes = CALL.unpack(incoming.take(CALL.size))
+    if kind != CLOSED_KIND or stream not in STDIO_STREAMS or any(sizes):
+        raise WireError(f"expected a closed-stream notice, got kind {kind:#x}")
+    return int(stream)
+
+
+def forward_stdio(incoming: Incoming, room: int, on_stdio: Callable[[int, bytes], object]) -> int:
+    """Passes the stdio frames that come next to `on_stdio`, stopping before any other frame; the bytes they
+    held, which must fit `room` (what the guest's stdout quota leaves)."""
+    streamed = 0
+    while incoming.peek() == STDIO_KIND:
+        _, stream, size = STDIO.unpack(incoming.take(STDIO.size))
+        if stream not in STDIO_STREAMS:
+            raise WireError(f"a stdio frame names stream {stream}, not stdout or stderr")
+        streamed += size
+        if streamed > room:
+            raise WireError(f"stdout and stderr of over {room} bytes, their limit")
+        on_stdio(stream, incoming.take(size))
+    return streamed
+
+
 def call_frame(export: str, args: Sequence[Any], data: bytes | None) -> list[bytes]:
     """A call request as the parts to write: header, export name, arguments, input."""
     name = export.encode()
@@ -263,9 +309,12 @@ def call_frame(export: str, args: Sequence[Any], data: bytes | None) -> list[byt
     return [header, name, arguments, data or b""]
 
 
-def read_call(incoming: Incoming) -> CallRequest | None:
-    """The next call request, a child reads it from its parent; None when the parent closed the pipe."""
+def read_call(incoming: Incoming, on_closed: Callable[[int], None] = lambda stream: None) -> CallRequest | None:
+    """The next call request, a child reads it from its parent; None when the parent closed the pipe. A
+    closed-stream notice that comes first goes to `on_closed`."""
     try:
+        while incoming.peek() == CLOSED_KIND:
+            on_closed(read_closed(incoming))
         header = incoming.take(CALL.size)
     except EOFError:
         return None
@@ -349,8 +398,13 @@ def _meta(metrics: CallMetrics, error: str | None, error_exit_code: int | None) 
     return json.dumps({name: value for name, value in fields.items() if value is not None}).encode()
 
 
-def read_reply(incoming: Incoming, bounds: ReplyBounds) -> Reply:
-    """The next call reply, each size checked against `bounds` before its bytes are read."""
+def read_reply(
+    incoming: Incoming, bounds: ReplyBounds, on_stdio: Callable[[int, bytes], object] | None = None
+) -> Reply:
+    """The next call reply, each size checked against `bounds` before its bytes are read. With `on_stdio`, the
+    guest's stdout and stderr frames before it go there (within the same bound as the reply's own)."""
+    if on_stdio is not None:
+        bounds = bounds._replace(stdio=bounds.stdio - forward_stdio(incoming, bounds.stdio, on_stdio))
     header = REPLY.unpack(incoming.take(REPLY.size))
     kind, ok, flags, pages, duration, output_bytes, exit_code = header[:7]
     if kind == REPLY_KIND and not (

@@ -43,7 +43,7 @@ from threading import get_ident
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ngixi_runtime.bundles.reader import open_bundle_file, read_bundle
-from ngixi_runtime.capabilities.context import Sandbox, Stdin
+from ngixi_runtime.capabilities.context import Sandbox, Stdin, StdioSink
 from ngixi_runtime.capabilities.linking import (
     caller_arguments,
     caller_environment,
@@ -198,6 +198,7 @@ def open_tenant(
     sandbox_per_channel: bool = False,
     project_trust: bool = False,
     watch_in_process: bool = False,
+    stdio: StdioSink | None = None,
 ) -> InProcessTenant | IsolatedTenant:
     """Verifies a bundle, checks it against the operator's policy, and loads it as a tenant.
 
@@ -219,6 +220,8 @@ def open_tenant(
     `watch_in_process`: in-process, on an engine that cannot interrupt the guest (Wasmer), this whole process is
     ended when the guest's instantiation or a call outlives limits.timeout_ms (`watchdog.py`); for a process
     that exists to run this guest, such as `ngixi run --in-process`.
+    `stdio`: where the guest's stdout and stderr go as it writes them (`ngixi run` passes them on to its own, in
+    the order written), held to limits.stdout_bytes as ever; without it they are kept in each call's result.
     """
     check_tenant_id(tenant)
     trust = chosen_trust(trust_file, found=project_trust)
@@ -251,7 +254,9 @@ def open_tenant(
         if not isolated:  # open_guest reads all it needs of the bundle now
             chosen = guest_engine(manifest, engine, verified.index.artifact_engines)
             watchdog = _in_process_watchdog(watch_in_process, chosen)
-            opening = partial(open_guest, verified, args=args, env=env, stdin=data, sandbox=sandbox, engine=chosen)
+            opening = partial(
+                open_guest, verified, args=args, env=env, stdin=data, on_stdio=stdio, sandbox=sandbox, engine=chosen
+            )
             if watchdog is None:
                 return InProcessTenant(opening())
             with _watched(watchdog, manifest, "start"):
@@ -270,6 +275,7 @@ def open_tenant(
             manifest,
             {**options, "engine": isolated_engine(manifest, engine, verified.index.artifact_engines)},
             child_environment(child_env),
+            stdio,
         )
         owned_by_tenant = True
     finally:

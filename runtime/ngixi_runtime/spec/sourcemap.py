@@ -21,6 +21,16 @@ SOURCE_MAP_SECTION = "ngixi:source-map"
 # Where no guest's own code is: AssemblyScript's library, and the panic handler of the Zig bindings (ngixi.zig)
 # with std's parts that call it, so that a Zig panic's trap names the guest's function that panicked.
 LIBRARY_PREFIXES = ("~lib/", "ngixi.", "debug.FullPanic(", "debug.panicExtra")
+# Functions of a language's runtime that a trap passes through on the guest's behalf, never the guest's place: C's
+# abort and its callers in wasi-libc (a failed assert, a stack protector), Rust's standard library and panic machinery.
+_RUNTIME_FUNCTIONS = frozenset({"abort", "__assert_fail", "__stack_chk_fail", "__chk_fail", "rust_panic"})
+_RUNTIME_PREFIXES = tuple(f"{lt}{crate}::" for lt in ("", "<") for crate in ("core", "std", "alloc", "panic_abort"))
+_RUNTIME_PREFIXES += ("__rust_",)
+# The modules of a component that are its language's runtime (componentize-py's): a Python guest's code is
+# interpreted by them, never a wasm frame of its own; so are the shared libraries it links (`libc.so`, ...).
+_RUNTIME_MODULES = ("componentize_py_runtime.",)
+# The function whose trap is the guest's abort (C's abort(), which wasi-libc ends with `unreachable`).
+ABORT_FUNCTION = "abort"
 _DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _BASE64 = {c: i for i, c in enumerate(_DIGITS)}
 _FUNCTION_NAMES = 1  # the name section's subsection of function names
@@ -159,15 +169,28 @@ def trap_location(wasm: bytes, frames: Sequence[Frame], *, source: str) -> str |
         for index, offset in frames:
             place = source_map.locate(offset, bodies.get(index, (offset, offset + 1)))
             if place is not None and not place[0].startswith(LIBRARY_PREFIXES):
-                function = f" (in {names[index]})" if index in names else ""
+                function = f" (in {names[index]})" if names.get(index, "") and is_own(names[index]) else ""
                 return printable(f"at {place[0]}:{place[1]}:{place[2]}{function}")  # the guest's names
     return named_location(names[index] for index, _ in frames if index in names)
 
 
 def named_location(names: Iterable[str]) -> str | None:
     """ "in NAME": the innermost of a trap's function names (innermost first) that is the guest's own, if any."""
-    own = next((name for name in names if name and not name.startswith(LIBRARY_PREFIXES)), None)
+    own = next((name for name in names if is_own(name)), None)
     return printable(f"in {own}") if own else None
+
+
+def is_own(name: str) -> bool:
+    """Whether a function name (`module!function` in a component's backtrace) can be the guest's own: not its
+    language's library or runtime, nor in a component's runtime module or a shared library it links."""
+    module, _, function = name.rpartition("!")
+    return (
+        bool(function)
+        and not module.endswith(".so")
+        and not module.startswith(_RUNTIME_MODULES)
+        and function not in _RUNTIME_FUNCTIONS
+        and not function.startswith(LIBRARY_PREFIXES + _RUNTIME_PREFIXES)
+    )
 
 
 def component_trap_location(component: bytes, frames: Sequence[tuple[str, int]], *, source: str) -> str | None:

@@ -37,6 +37,14 @@ RAISE = '            raise ValueError("no boom here")'  # line 15 of the generat
 DEEPER = '        if arg0 == "deeper":\n            __import__("traceback").format_exception(arg0)'
 JS_RETURN = "  return `Hello, ${name}!`;"
 JS_THROW = '  if (name === "boom") throw new RangeError("no boom here");'  # line 9 of the generated index.js
+# Lines 10 and 11; then, at the end of the file, the Error subclass and an async export (rejected at its line 3).
+JS_THROW_MORE = (
+    '  if (name === "plain") throw "not an Error";\n  if (name === "refused") throw new Refused("not today");'
+)
+JS_MORE = (
+    "\nclass Refused extends Error {}\n\nexport async function later(name) {\n  throw new TypeError(`no ${name}`);\n}\n"
+)
+JS_LATER_LINE = 18
 COUNTER_BUMP = "  const now = total() + by;"
 COUNTER_THROW = '  if (by === -999) throw new Error("no boom here");'  # line 21 of counter-js's index.js
 NPM_GUEST = "ms-js"  # a JavaScript guest importing npm's ms (CommonJS) by its package name
@@ -63,10 +71,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     app = project / "guests" / GENERATED["python"] / "app.py"
     app.write_text(app.read_text().replace(RETURN, f'        if arg0 == "boom":\n{RAISE}\n{DEEPER}\n{RETURN}'))
     index = project / "guests" / GENERATED["javascript"] / "index.js"
-    index.write_text(index.read_text().replace(JS_RETURN, f"{JS_THROW}\n{JS_RETURN}"))
+    index.write_text(index.read_text().replace(JS_RETURN, f"{JS_THROW}\n{JS_THROW_MORE}\n{JS_RETURN}") + JS_MORE)
     counter = project / "guests" / "counter-js" / "index.js"  # granted stdio: its WASI writers are Wasmtime's
     counter.write_text(counter.read_text().replace(COUNTER_BUMP, f"{COUNTER_THROW}\n{COUNTER_BUMP}"))
-    _add_npm_guest(project)
+    _add_npm_guest(project)  # from greet-js's manifest as generated
+    with (project / "manifests" / f"{GENERATED['javascript']}.toml").open("a") as manifest:
+        manifest.write('\n[exports.later]\nparams = ["string"]\nresults = ["string"]\n')
     smoked = run(project, "doit", *(f"smoke:{guest}" for guest in (*GUESTS, *GENERATED.values(), NPM_GUEST)))
     (project.parent / "smoke.log").write_text(smoked.stdout + smoked.stderr)
     return project
@@ -153,6 +163,9 @@ def test_a_python_exception_is_logged_with_the_guests_line(built: Path) -> None:
     failed = run(built, "ngixi", "run", f"artifacts/bundles/{guest}-0.1.0.ngx", "greet", "boom", check=False)
     assert failed.returncode == 5
     assert f"error: ValueError: no boom here (at guests/{guest}/app.py:15 in greet)\n" in failed.stderr
+    trap = failed.stderr.splitlines()[-1]  # names no frame of the Python runtime's (libc.so, its Rust std)
+    assert trap.startswith(f"ngixi: error: {guest}: greet failed: unreachable") and ".so!" not in trap, trap
+    assert "std::" not in trap and "componentize_py_runtime" not in trap, trap
     deeper = run(built, "ngixi", "run", f"artifacts/bundles/{guest}-0.1.0.ngx", "greet", "deeper", check=False)
     assert deeper.returncode == 5  # the guest's own line, not traceback.py's where the exception was raised
     assert f"error: TypeError: Exception expected for value, str found (at guests/{guest}/app.py:17 in greet)\n" in (
@@ -162,11 +175,20 @@ def test_a_python_exception_is_logged_with_the_guests_line(built: Path) -> None:
 
 def test_a_javascript_error_is_logged_with_the_guests_line(built: Path) -> None:
     """componentize-js traps without a word on an uncaught Error (a guest without stdio); the build's wrapper of
-    the exports logs it first. A thrown string is a result's err, not logged (docs/components.md)."""
+    the exports logs it first: any thrown value, an Error subclass by its name and the line it was thrown at, and
+    an async export's rejection. From an export returning a result, a thrown value is its err (docs/components.md)."""
     guest = GENERATED["javascript"]
-    failed = run(built, "ngixi", "run", f"artifacts/bundles/{guest}-0.1.0.ngx", "greet", "boom", check=False)
-    assert failed.returncode == 5
-    assert f"error: RangeError: no boom here (at guests/{guest}/index.js:9 in greet)\n" in failed.stderr
+    bundle = f"artifacts/bundles/{guest}-0.1.0.ngx"
+    lines = {
+        ("greet", "boom"): f"error: RangeError: no boom here (at guests/{guest}/index.js:9 in greet)",
+        ("greet", "plain"): 'error: uncaught "not an Error" (in greet)',
+        ("greet", "refused"): f"error: Refused: not today (at guests/{guest}/index.js:11 in greet)",
+        ("later", "soon"): f"error: TypeError: no soon (at guests/{guest}/index.js:{JS_LATER_LINE} in later)",
+    }
+    for (export, argument), line in lines.items():
+        failed = run(built, "ngixi", "run", bundle, export, argument, check=False)
+        assert failed.returncode == 5
+        assert f"{line}\n" in failed.stderr
     assert not list((built / "artifacts" / "wasm").glob(".*.mjs"))  # the wrapper is the build's only
 
 

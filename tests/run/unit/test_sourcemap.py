@@ -102,7 +102,9 @@ def test_without_a_source_map_the_guests_function_is_named() -> None:
 
 def test_a_trap_the_engine_names_is_placed_in_the_guests_innermost_own_function() -> None:
     """A load that no longer has the module's bytes (in-process, from an artifact) has the engine's names alone."""
-    assert named_location(["", "~lib/helper", "abort", "main"]) == "in abort"
+    assert named_location(["", "~lib/helper", "abort", "main"]) == "in main"  # C's abort is libc's, not the guest's
+    rust = ["core::panicking::panic_fmt", "<std::io::Stdout as std::io::Write>::write", "__rust_start_panic", "run"]
+    assert named_location(rust) == "in run"
     assert named_location(["~lib/helper", ""]) is None
     assert named_location(["fails\nngixi: ok"]) == "in fails\\nngixi: ok"
     zig_panic = ["ngixi.panicToHost", "debug.FullPanic((function 'panicToHost')).integerOverflow", "main.area"]

@@ -31,11 +31,13 @@ from ngixi_runtime.loading.tenant_wire import (
     ReplyBounds,
     WireError,
     call_frame,
+    closed_frame,
     control_frame,
     read_call,
     read_control,
     read_reply,
     reply_frame,
+    stdio_frame,
     write_all,
 )
 from ngixi_runtime.loading.tenants import CallMetrics, CallResult, empty_result
@@ -385,3 +387,34 @@ def test_a_section_sent_a_byte_per_write_costs_its_bytes_not_an_object_each() ->
         theirs.close()
     assert reply.output == output
     assert peak < 3 * size + (256 << 10)
+
+
+def test_stdio_frames_before_a_reply_are_passed_on_in_order_and_held_to_the_stdout_quota() -> None:
+    shown: list[tuple[int, bytes]] = []
+    written = [*stdio_frame(1, b"out "), *stdio_frame(2, b"err"), *stdio_frame(1, b"")]
+    for frames in incoming(*written, frame(reply_frame(FULL._replace(output=None)))):
+        reply = read_reply(frames, BOUNDS, lambda stream, data: shown.append((stream, data)))
+    assert shown == [(1, b"out "), (2, b"err"), (1, b"")]
+    assert (reply.stdout, reply.stderr) == (b"out\x00", b"err")
+    for frames in incoming(*stdio_frame(3, b"x"), frame(reply_frame(PLAIN))):
+        with pytest.raises(WireError, match="names stream 3"):
+            read_reply(frames, BOUNDS, lambda stream, data: None)
+    over = [*stdio_frame(1, b"x" * 60), *stdio_frame(2, b"y" * 5)]  # 65 bytes against a quota of 64
+    for frames in incoming(*over, frame(reply_frame(PLAIN))):
+        with pytest.raises(WireError, match="over 64 bytes"):
+            read_reply(frames, BOUNDS, lambda stream, data: None)
+    too_much = [*stdio_frame(1, b"x" * 60), *reply_frame(FULL._replace(output=None))]  # the reply's 7 on top
+    for frames in incoming(frame(too_much)):
+        with pytest.raises(WireError, match="stdout and stderr of 7 bytes is over its limit of 4"):
+            read_reply(frames, BOUNDS, lambda stream, data: None)
+    without_streaming = [*stdio_frame(1, b"x"), *reply_frame(PLAIN)]  # a host that did not ask for them
+    for frames in incoming(frame(without_streaming)):
+        with pytest.raises(WireError):
+            read_reply(frames, BOUNDS)
+
+
+def test_closed_stream_notices_before_a_call_are_read_with_it() -> None:
+    told: list[int] = []
+    for frames in incoming(closed_frame(1), closed_frame(2), frame(call_frame("f", (), b""))):
+        request = read_call(frames, told.append)
+    assert told == [1, 2] and request is not None and request.export == "f"

@@ -310,18 +310,24 @@ def test_on_another_wasmtime_py_nothing_private_is_imported_and_calls_take_the_p
 
 
 def test_a_failed_call_is_summed_up_by_its_cause_and_its_innermost_named_functions() -> None:
-    error = wasmtime.WasmtimeError(
+    """Never by a language runtime's frames: shared libraries a component links, componentize-py's runtime module,
+    Rust's std, C's abort (a Python guest's own code is interpreted: no frame of its own)."""
+    runtime = (
         "error while executing at wasm backtrace:\n"
         "    0: 0xa9608f - <unknown>!<wasm function 0>\n"
         "    1: 0xaa9b2a - libc.so!stdout_get_stdout\n"
         "    2: 0xaac52a - libc.so!stdio_get_write_stream\n"
         "    3: 0xaa1581 - libc.so!write\n"
-        "    4: 0xe213d8 - libpython3.14.so!_Py_write\n\n"
-        "Caused by:\n    wasm trap: wasm `unreachable` instruction executed\n"
+        "    4: 0xe213d8 - libpython3.14.so!_Py_write\n"
+        "    5: 0xe213d9 - componentize_py_runtime.wasm!<std::sys::stdio::unix::Stderr as std::io::Write>::write_all\n"
+        "    6: 0xe213da - componentize_py_runtime.wasm!exports\n"
+        "    7: 0xe213db - std::panicking::begin_panic_handler\n"
+        "    8: 0xe213dc - abort\n"
     )
-    assert failure_summary(error) == (
-        "unreachable (in libc.so!stdout_get_stdout < libc.so!stdio_get_write_stream < libc.so!write)"
-    )
+    trap = "Caused by:\n    wasm trap: wasm `unreachable` instruction executed\n"
+    assert failure_summary(wasmtime.WasmtimeError(runtime + "\n" + trap)) == "unreachable"
+    own = runtime + "    9: 0xe213dd - <unknown>!greet\n    10: 0xe213de - guest.wasm!helper\n\n"
+    assert failure_summary(wasmtime.WasmtimeError(own + trap)) == "unreachable (in greet < guest.wasm!helper)"
     assert failure_summary(wasmtime.WasmtimeError("out of fuel\nmore")) == "out of fuel"
 
 

@@ -1,0 +1,49 @@
+"""What an operator sees when a guest fails: one line naming the guest, the export, what happened and the guest's
+own place, with the same exit code on both engines, isolated and in-process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import wasmtime
+
+from tests.conftest import KeyFiles, make_bundle
+
+NGIXI = Path(sys.executable).parent / "ngixi"
+LIBRARY = '[guest]\nname = "g"\nversion = "0.1.0"\n\n[exports.run]\nresults = ["i32"]\n'
+CASES = {
+    # A start function that traps: Wasmer said "cannot load the guest" with exit 1, Wasmtime exit 5.
+    "start": (
+        '(module (memory (export "memory") 1 1) (func $setup unreachable) (start $setup)'
+        ' (func (export "run") (result i32) i32.const 1))',
+        "g: its start function trapped: unreachable in setup",
+    ),
+    # C's abort() (wasi-libc's ends in `unreachable`): the place was libc's abort, the cause "unreachable".
+    "abort": (
+        '(module (memory (export "memory") 1 1) (func $abort unreachable) (func $guess (call $abort))'
+        ' (func (export "run") (result i32) (call $guess) i32.const 0))',
+        "g: run aborted in guess",
+    ),
+    # A load past the memory (a C guest's stack overflowing its shadow stack ends so): engines word it apart.
+    "memory": (
+        '(module (memory (export "memory") 1 1) (func $read (result i32) i32.const 70000 i32.load)'
+        ' (func (export "run") (result i32) call $read))',
+        "g: run trapped: out of bounds memory access in read",
+    ),
+}
+
+
+@pytest.mark.parametrize("where", [(), ("--in-process",)], ids=["isolated", "in-process"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_failing_guest_is_one_line_and_exit_code_5(
+    tmp_path: Path, keys: KeyFiles, engine_name: str, where: tuple[str, ...], case: str
+) -> None:
+    wat, line = CASES[case]
+    bundle = make_bundle(tmp_path, keys.key, wasm=bytes(wasmtime.wat2wasm(wat)), manifest=LIBRARY, guest="g")
+    command = [str(NGIXI), "run", *where, "--engine", engine_name, "--trust", str(keys.trust), str(bundle), "run"]
+    ran = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
+    shown = [shown for shown in ran.stderr.splitlines() if not shown.startswith("note: ")]
+    assert (ran.returncode, shown) == (5, [f"ngixi: error: {line}"])

@@ -1,0 +1,132 @@
+"""`ngixi run` passes a guest's stdout and stderr on as it writes them, in that order, isolated and in-process on
+both engines; a stream whose reader is gone fails the guest's writes to it (EPIPE) and the host ends cleanly."""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import wasmtime
+
+from tests.conftest import KeyFiles, make_bundle
+
+NGIXI = Path(sys.executable).parent / "ngixi"
+COMMAND = '[guest]\nname = "talker"\nversion = "0.1.0"\nkind = "command"\n\n[capabilities.stdio]\n'
+WHERE = [(), ("--in-process",)]
+
+# $say(fd, text at 16 + 8 * n, 8 bytes): one fd_write of the n-th 8-byte text; its errno.
+_PRELUDE = """
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1 1)
+  (data (i32.const 16) "out one\\nerr one\\nout two\\nerr two\\nwaiting\\n")
+  (func $say (param $fd i32) (param $n i32) (result i32)
+    (i32.store (i32.const 0) (i32.add (i32.const 16) (i32.mul (local.get $n) (i32.const 8))))
+    (i32.store (i32.const 4) (i32.const 8))
+    (call $fd_write (local.get $fd) (i32.const 0) (i32.const 1) (i32.const 8)))
+"""
+ALTERNATING = f"""(module {_PRELUDE}
+  (func (export "_start")
+    (drop (call $say (i32.const 1) (i32.const 0)))
+    (drop (call $say (i32.const 2) (i32.const 1)))
+    (drop (call $say (i32.const 1) (i32.const 2)))
+    (drop (call $say (i32.const 2) (i32.const 3)))))
+"""
+WAITING = f"""(module {_PRELUDE}
+  (func (export "_start")
+    (drop (call $say (i32.const 1) (i32.const 4)))
+    (loop $forever (br $forever))))
+"""
+# Writes to stdout until a write fails (at most 1,000 times), says so on stderr, and exits with that write's errno.
+UNTIL_REFUSED = f"""(module {_PRELUDE}
+  (func (export "_start") (local $errno i32) (local $tries i32)
+    (block $refused
+      (loop $again
+        (local.set $errno (call $say (i32.const 1) (i32.const 0)))
+        (br_if $refused (local.get $errno))
+        (local.set $tries (i32.add (local.get $tries) (i32.const 1)))
+        (br_if $again (i32.lt_u (local.get $tries) (i32.const 1000)))))
+    (drop (call $say (i32.const 2) (i32.const 1)))
+    (call $proc_exit (local.get $errno))))
+"""
+
+
+def _bundle(tmp_path: Path, keys: KeyFiles, wat: str, limits: str = "") -> Path:
+    return make_bundle(
+        tmp_path, keys.key, wasm=bytes(wasmtime.wat2wasm(wat)), manifest=COMMAND + limits, guest="talker"
+    )
+
+
+def _without_notes(shown: bytes) -> bytes:
+    """What a run showed without its `note:` line (the guest was compiled at load)."""
+    return b"".join(line for line in shown.splitlines(keepends=True) if not line.startswith(b"note: "))
+
+
+def _command(keys: KeyFiles, bundle: Path, engine: str, where: tuple[str, ...]) -> list[str]:
+    return [str(NGIXI), "run", *where, "--engine", engine, "--trust", str(keys.trust), str(bundle)]
+
+
+@pytest.mark.parametrize("where", WHERE, ids=["isolated", "in-process"])
+def test_stdout_and_stderr_reach_the_operator_in_the_order_written(
+    tmp_path: Path, keys: KeyFiles, engine_name: str, where: tuple[str, ...]
+) -> None:
+    bundle = _bundle(tmp_path, keys, ALTERNATING)
+    command = _command(keys, bundle, engine_name, where)
+    run = subprocess.run(command, check=False, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert (run.returncode, _without_notes(run.stdout)) == (0, b"out one\nerr one\nout two\nerr two\n")
+
+
+@pytest.mark.parametrize("where", WHERE, ids=["isolated", "in-process"])
+def test_what_a_guest_wrote_is_shown_while_it_still_runs(
+    tmp_path: Path, keys: KeyFiles, engine_name: str, where: tuple[str, ...]
+) -> None:
+    bundle = _bundle(tmp_path, keys, WAITING, "\n[limits]\ntimeout_ms = 20000\n")
+    with subprocess.Popen(
+        _command(keys, bundle, engine_name, where), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    ) as process:
+        assert process.stdout is not None
+        try:
+            assert select.select([process.stdout], [], [], 15)[0], "nothing shown while the guest ran"
+            assert process.stdout.readline() == b"waiting\n"
+            assert process.poll() is None  # still running: shown as written, not at the end
+        finally:
+            process.kill()
+
+
+@pytest.mark.parametrize("where", WHERE, ids=["isolated", "in-process"])
+def test_a_closed_stdout_fails_the_guests_writes_and_the_host_ends_cleanly(
+    tmp_path: Path, keys: KeyFiles, engine_name: str, where: tuple[str, ...]
+) -> None:
+    bundle = _bundle(tmp_path, keys, UNTIL_REFUSED)
+    reader, writer = os.pipe()
+    os.close(reader)  # `ngixi run B | head -0`: the reader is gone before the guest writes
+    try:
+        command = _command(keys, bundle, engine_name, where)
+        run = subprocess.run(command, check=False, cwd=tmp_path, stdout=writer, stderr=subprocess.PIPE)
+    finally:
+        os.close(writer)
+    assert (run.returncode, _without_notes(run.stderr)) == (64, b"err one\n")  # WASI's EPIPE, then stderr still written
+
+
+# A library whose _initialize (run at load, before any call) writes to stdout, as its export does.
+INITIALIZED = f"""(module {_PRELUDE}
+  (func $hello (drop (call $say (i32.const 1) (i32.const 4))))
+  (export "_initialize" (func $hello))
+  (func (export "run") (result i32) (call $hello) (i32.const 7)))
+"""
+LIBRARY = '[guest]\nname = "talker"\nversion = "0.1.0"\n\n[exports.run]\nresults = ["i32"]\n\n[capabilities.stdio]\n'
+
+
+@pytest.mark.parametrize("where", WHERE, ids=["isolated", "in-process"])
+def test_what_a_guest_writes_while_it_loads_is_passed_on_too(
+    tmp_path: Path, keys: KeyFiles, engine_name: str, where: tuple[str, ...]
+) -> None:
+    wasm = bytes(wasmtime.wat2wasm(INITIALIZED))
+    bundle = make_bundle(tmp_path, keys.key, wasm=wasm, manifest=LIBRARY, guest="talker")
+    command = [*_command(keys, bundle, engine_name, where), "run"]
+    run = subprocess.run(command, check=False, cwd=tmp_path, capture_output=True)
+    assert (run.returncode, run.stdout) == (0, b"waiting\nwaiting\n7\n")
