@@ -62,8 +62,8 @@ class Wasm(Language):
     name = "wasm"
     abis = ("core", "component")
 
-    def sources(self, project: Project, guest: GuestBuild) -> list[Path]:
-        return [path for path in project.guest_sources(guest.name) if is_declared_input(project, guest, path)]
+    def is_source(self, project: Project, guest: GuestBuild, path: Path) -> bool:
+        return is_declared_input(project, guest, path) and super().is_source(project, guest, path)
 
     def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
         return [project.manifest_path(guest.name)]  # the command and its paths are read from it
