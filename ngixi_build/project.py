@@ -100,6 +100,12 @@ class Project:
         directory = self.guests_dir / guest
         return [path for path in regular_files(directory) if self.is_guest_source(guest, path)]
 
+    def visible_guest_sources(self, guest: str) -> list[Path]:
+        """`guest_sources` but those hidden or in a hidden folder: the files a language picks what to compile from
+        (its .c files, its only .zig or .wasm file) and a guest's language is told by."""
+        directory = self.guests_dir / guest
+        return [path for path in self.guest_sources(guest) if not is_hidden(path, directory)]
+
     def is_guest_source(self, guest: str, path: Path) -> bool:
         """Whether `path`, under the guest's folder, is one of `guest_sources` (or a folder that may hold them)."""
         parts = path.relative_to(self.guests_dir / guest).parts
@@ -231,6 +237,11 @@ class Project:
             return int(value)
         committed = git_output(self.root, "log", "-1", "--format=%ct")
         return int(committed) if committed else 0
+
+
+def is_hidden(path: Path, folder: Path) -> bool:
+    """Whether `path`, under `folder`, is hidden or in a hidden folder there."""
+    return any(part.startswith(".") for part in path.relative_to(folder).parts)
 
 
 def git_output(root: Path, *args: str) -> str | None:

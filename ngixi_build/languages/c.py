@@ -1,4 +1,5 @@
-"""C guests: every `*.c` file of `guests/<name>/`, compiled by `zig cc` for wasm32-wasi against Zig's wasi-libc."""
+"""C guests: every `*.c` file of `guests/<name>/`, compiled by `zig cc` for wasm32-wasi against Zig's wasi-libc, and
+linked with the shared source folders' `.c` files as a static library (the linker takes the members the guest uses)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from ngixi_build.guests import GuestBuild
 from ngixi_build.languages import native, native_reads
 from ngixi_build.languages.base import CompileJob
 from ngixi_build.languages.wasm import matches
-from ngixi_build.project import Project
+from ngixi_build.project import Project, is_hidden
 from ngixi_build.stages import core_bindings
 from ngixi_build.stages.compile import CompileError
 from ngixi_build.toolchains import ziglang
@@ -21,6 +22,7 @@ from ngixi_runtime.spec.bundle_format import BuildProfile
 _NOT_FOUND = re.compile(r"symbol exported via --export not found: (\S+)")
 # Dev keeps debug info (turned into a source map); not -O0, with which zig links a debug wasi-libc and UBSan
 # runtime that import WASI clocks, files and random_get. Neither strips: the name section stays.
+SHARED_ARCHIVE = "libngixi-shared.a"
 OPTIMIZATION: dict[BuildProfile, tuple[str, ...]] = {"release": ("-O2",), "dev": ("-O1", "-g")}
 
 
@@ -64,6 +66,21 @@ def _compiler_arguments(project: Project, guest: str, options: CCompileOptions) 
     ]
 
 
+def shared_c_files(project: Project) -> list[str]:
+    """The `.c` files of the shared source folders (not hidden ones), which each C guest links as a library."""
+    folders = project.shared_sources()
+    return [
+        native.relative(project, path)
+        for path in project.shared_source_files()
+        if path.suffix == ".c" and not any(is_hidden(path, folder) for folder in folders if path.is_relative_to(folder))
+    ]
+
+
+def object_arguments(project: Project, guest: str, options: CCompileOptions, source: str, output: Path) -> list[str]:
+    """zig's arguments that compile `source` alone into the object `output`, as the guest's own files are."""
+    return [*_compiler_arguments(project, guest, options), "-c", "-o", str(output), source]
+
+
 def c_options(options: CCompileOptions | ZigCompileOptions | None) -> CCompileOptions:
     """A C guest's table, or the defaults (the language check refused a Zig guest's table before the compile)."""
     return options if isinstance(options, CCompileOptions) else CCompileOptions()
@@ -72,7 +89,7 @@ def c_options(options: CCompileOptions | ZigCompileOptions | None) -> CCompileOp
 def source_files(project: Project, guest: str, options: CCompileOptions) -> list[str]:
     """The guest's .c files `[compile] sources` matches (every one by default), in path order."""
     directory = project.guests_dir / guest
-    files = {p.relative_to(directory).as_posix(): p for p in project.guest_sources(guest) if p.suffix == ".c"}
+    files = {p.relative_to(directory).as_posix(): p for p in project.visible_guest_sources(guest) if p.suffix == ".c"}
     for index, pattern in enumerate(options.sources):
         if not any(matches(pattern, name) for name in files):
             raise CompileError(f"{_manifest(project, guest)}: compile.sources[{index}]: {pattern!r} matches no .c file")
@@ -119,7 +136,7 @@ class C(native.ZigCompiled):
             ziglang.lib_dir(zig),
         ]
         with tempfile.TemporaryDirectory(prefix="ngixi-cc-") as scratch:
-            for source in source_files(project, guest.name, options):
+            for source in [*source_files(project, guest.name, options), *shared_c_files(project)]:
                 self.run_zig(
                     project, guest, [zig, *preprocess_arguments(project, guest.name, options, source, Path(scratch))]
                 )
@@ -133,6 +150,21 @@ class C(native.ZigCompiled):
                 native_reads.refuse_reads_outside(guest.name, source, read, project.root, allowed)
                 preprocessed = (Path(scratch) / "out.i").read_text(encoding="latin-1")
                 native_reads.refuse_c_assembly(guest.name, source, preprocessed)
+
+    def libraries(self, job: CompileJob, manifest: Manifest, zig: Path, scratch: Path) -> list[str]:
+        """The shared folders' `.c` files, each compiled as the guest's own are, in one archive: like any static
+        library, the linker takes a member only for a function or variable the guest uses and does not define."""
+        project, guest = job.project, job.guest
+        sources = shared_c_files(project)
+        if not sources:
+            return []
+        options = c_options(manifest.compile)
+        objects = [scratch / f"{index}-{Path(source).stem}.o" for index, source in enumerate(sources)]
+        for source, output in zip(sources, objects, strict=True):
+            self.run_zig(project, guest, [zig, *object_arguments(project, guest.name, options, source, output)])
+        archive = scratch / SHARED_ARCHIVE
+        self.run_zig(project, guest, [zig, "ar", "rcs", archive, *objects])
+        return [str(archive)]
 
     def arguments_again(self, arguments: list[str], failure: str) -> list[str] | None:
         """Without `--export=NAME` for each export no C function is named: one marked

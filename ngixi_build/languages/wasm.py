@@ -93,7 +93,7 @@ class Wasm(Language):
         return len(data)
 
     def _committed_module(self, project: Project, guest: str) -> Path:
-        found = [path for path in project.guest_sources(guest) if path.suffix == ".wasm"]
+        found = [path for path in project.visible_guest_sources(guest) if path.suffix == ".wasm"]
         if len(found) != 1:
             listed = ", ".join(str(p.relative_to(project.root)) for p in found) or "none"
             raise CompileError(

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from ngixi_build.guests import read_guest
+from ngixi_build.languages.c import shared_c_files, source_files
 from ngixi_build.languages.registry import language, language_of, supported, used_languages
 from ngixi_build.languages.wasm import is_declared_input, matches
 from ngixi_build.languages.zig import modules
@@ -15,7 +16,7 @@ from ngixi_build.stages.compile import CompileError
 from ngixi_build.workflows.pipeline import compile_deps
 from ngixi_build.workflows.watch import changed_inputs
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.guest.compile_options import ZigCompileOptions
+from ngixi_runtime.guest.compile_options import CCompileOptions, ZigCompileOptions
 
 HEADER = '[guest]\nname = "{name}"\nversion = "0.1.0"\n'
 
@@ -217,3 +218,15 @@ def test_a_guest_language_is_not_inferred_from_hidden_files(tmp_path: Path) -> N
     project.manifests_dir.mkdir()
     project.manifest_path("g").write_text(HEADER.format(name="g"))
     assert read_guest(project, "g").type.language == "python"
+
+
+def test_hidden_c_files_are_inputs_but_neither_a_guest_nor_a_shared_folder_compiles_them(tmp_path: Path) -> None:
+    project = guest_project(tmp_path, "g", {"main.c": "\n", ".old.c": "\n", ".wip/x.c": "\n"})
+    for name in ("lib/util.c", "lib/.old.c", "lib/.wip/x.c", "lib/sub/more.c"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("\n")
+    (tmp_path / "pyproject.toml").write_text('[tool.ngixi]\nshared_sources = ["lib"]\n')
+    project = Project(tmp_path)
+    assert source_files(project, "g", CCompileOptions()) == ["guests/g/main.c"]
+    assert shared_c_files(project) == ["lib/sub/more.c", "lib/util.c"]
+    assert project.guests_dir / "g" / ".old.c" in compile_deps(project, read_guest(project, "g")).file_dep
