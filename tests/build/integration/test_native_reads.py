@@ -220,8 +220,8 @@ def test_a_c_guest_links_what_it_uses_of_the_shared_folders_c_files(project: Pro
     linker.define_wasi()
     store = wasmtime.Store(engine)
     store.set_wasi(wasmtime.WasiConfig())
-    exports = linker.instantiate(store, wasmtime.Module.from_file(engine, str(wasm))).exports(store)
-    assert exports["get"](store) == 42
+    get = linker.instantiate(store, wasmtime.Module.from_file(engine, str(wasm))).exports(store)["get"]
+    assert isinstance(get, wasmtime.Func) and get(store) == 42
 
 
 SHARED_GUEST = '#include "../common/util.h"\nint get(void) {{ return ANSWER * {factor}; }}\n'
