@@ -3,8 +3,11 @@ linked with the shared source folders' `.c` files as a static library (the linke
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import tempfile
+from itertools import pairwise
 from pathlib import Path
 
 from ngixi_build.guests import GuestBuild
@@ -15,14 +18,18 @@ from ngixi_build.project import Project, is_hidden
 from ngixi_build.stages import core_bindings
 from ngixi_build.stages.compile import CompileError
 from ngixi_build.toolchains import ziglang
+from ngixi_runtime.files import open_regular
 from ngixi_runtime.guest.compile_options import CCompileOptions, ZigCompileOptions
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.spec.bundle_format import BuildProfile
+
+log = logging.getLogger(__name__)
 
 _NOT_FOUND = re.compile(r"symbol exported via --export not found: (\S+)")
 # Dev keeps debug info (turned into a source map); not -O0, with which zig links a debug wasi-libc and UBSan
 # runtime that import WASI clocks, files and random_get. Neither strips: the name section stays.
 SHARED_ARCHIVE = "libngixi-shared.a"
+EDITOR_FLAGS = "compile_flags.txt"  # clangd's flags for the guest's files, which `ngixi new` writes
 OPTIMIZATION: dict[BuildProfile, tuple[str, ...]] = {"release": ("-O2",), "dev": ("-O1", "-g")}
 
 
@@ -111,6 +118,35 @@ def _manifest(project: Project, guest: str) -> str:
     return native.relative(project, project.manifest_path(guest))
 
 
+def editor_include_dirs(project: Project, guest: str) -> list[str]:
+    """The shared source folders as a guest's `compile_flags.txt` names them: relative to the guest's folder."""
+    directory = project.guests_dir / guest
+    return [Path(os.path.relpath(folder, directory)).as_posix() for folder in project.shared_sources()]
+
+
+def editor_flags_warning(project: Project, guest: str) -> str | None:
+    """What the guest's `compile_flags.txt` (clangd's view of its compile), if it has one, lacks of the shared
+    folders' include paths, in one line saying what to add; None when it lacks none."""
+    path = project.guests_dir / guest / EDITOR_FLAGS
+    try:
+        with open_regular(path) as stream:
+            if stream is None:
+                return None
+            lines = [line.strip() for line in stream.read().decode("utf-8", errors="replace").splitlines()]
+    except OSError:
+        return None
+    given = {os.path.normpath(line[2:]) for line in lines if line.startswith("-I") and line != "-I"}
+    given |= {os.path.normpath(after) for line, after in pairwise(lines) if line == "-I"}
+    missing = [f"-I{folder}" for folder in editor_include_dirs(project, guest) if os.path.normpath(folder) not in given]
+    if not missing:
+        return None
+    lines_to_add = "that line" if len(missing) == 1 else "those lines"
+    return (
+        f"warning: {native.relative(project, path)}: no {' '.join(missing)} for tool.ngixi.shared_sources; add "
+        f"{lines_to_add} so that clangd finds the headers the compile finds"
+    )
+
+
 class C(native.ZigCompiled):
     name = "c"
     optimization = OPTIMIZATION
@@ -118,6 +154,12 @@ class C(native.ZigCompiled):
 
     def bindings(self, project: Project) -> Path:
         return core_bindings.c_header(project)
+
+    def compile(self, job: CompileJob) -> int:
+        warning = editor_flags_warning(job.project, job.guest.name)
+        if warning is not None:
+            log.warning("%s", warning)
+        return super().compile(job)
 
     def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
         return {**super().settings(project, guest), "compile": c_options(guest.compile)._asdict()}

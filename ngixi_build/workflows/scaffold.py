@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ngixi_build.languages import c
 from ngixi_build.project import Project
 from ngixi_build.toolchains import asdata
 from ngixi_runtime.errors import InvalidInput
@@ -85,6 +86,7 @@ def new_guest(project: Project, name: str, *, language: str, kind: str, abi: str
         "name": name,
         "state": _relative(project.state_dir, guest_dir),
         "artifacts": _relative(project.artifacts_dir, guest_dir),
+        "shared_includes": "".join(f"-I{folder}\n" for folder in c.editor_include_dirs(project, name)),
     }
     written = _write_all(guest_dir, _rendered(template.folder / "guest", values))
     written += _write_all(manifest.parent, {manifest.name: _render(template.folder / "manifest.toml", values)})
