@@ -109,7 +109,13 @@ def link_for_editors(state_dir: Path, node_modules: Path) -> Path:
     """Points `editor_link` at the toolchain's AssemblyScript (a stable path while the toolchain's changes), and
     `<state>/editor/ngixi-data` at the call data ABI's package; returns `editor_link`."""
     _link(state_dir / EDITOR_LINKS / asdata.PACKAGE, asdata.LIBRARY_DIR / asdata.PACKAGE)
-    return _link(editor_link(state_dir), node_modules / "assemblyscript")
+    return _link(editor_link(state_dir), _from_link(editor_link(state_dir), node_modules / "assemblyscript", state_dir))
+
+
+def _from_link(link: Path, target: Path, state_dir: Path) -> Path:
+    """`target` as `link` should name it: relative when both are in the state directory, which moves with the
+    project (a link there stays good when the project is moved or renamed)."""
+    return Path(os.path.relpath(target, link.parent)) if target.is_relative_to(state_dir) else target
 
 
 def _link(link: Path, target: Path) -> Path:

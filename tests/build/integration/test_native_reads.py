@@ -248,6 +248,9 @@ def test_two_c_guests_sharing_a_header_build_and_rebuild_when_it_changes(tmp_pat
     (root / "guests" / "common" / "util.h").write_text("#define ANSWER 50\n")
     assert {"compile:a", "compile:b"} <= ran_tasks(run(root, "doit", "build").stdout)
     assert all(project.wasm_path(name).read_bytes() != first[name] for name in ("a", "b"))
+    moved = root.rename(tmp_path / "moved")  # with its .ngixi/: doit's record names the files from the root
+    assert ran_tasks(run(moved, "doit", "build").stdout) == set()
+    assert ran_tasks(run(moved / "guests" / "a", "ngixi", "build").stdout) == set()
 
 
 def test_a_zig_guest_imports_a_shared_folders_file_as_a_module(project: Project) -> None:
