@@ -174,6 +174,13 @@ def shared_source_readers(project: Project) -> list[str]:
     return [guest.name for guest in guests if guest.type.language in SHARED_SOURCE_LANGUAGES]
 
 
+def watched_folders(project: Project) -> str:
+    """The folders watch follows, as its first line names them: guests/, manifests/ and the shared ones outside."""
+    outside = (folder for folder in project.shared_sources() if not folder.is_relative_to(project.guests_dir))
+    names = [f"{name}/" for name in ("guests", "manifests", *(str(f.relative_to(project.root)) for f in outside))]
+    return ", ".join(names[:-1]) + f" and {names[-1]}"
+
+
 def _start_observer(project: Project, debouncer: Debouncer, *, poll: bool) -> BaseObserver:
     observer: BaseObserver = PollingObserver(timeout=POLL_SECONDS) if poll else Observer()
     handler = _GuestEvents(project, debouncer.add)
@@ -344,7 +351,7 @@ def watch(
             session.build_all()
             how = "polling" if poll else "file events"
             bundles = builder.project.outputs_dir.relative_to(project.root) / "bundles"
-            echo(f"watching guests/ and manifests/ ({how}); {profile}-profile bundles in {bundles}/; Ctrl-C stops")
+            echo(f"watching {watched_folders(project)} ({how}); {profile}-profile bundles in {bundles}/; Ctrl-C stops")
             _loop(session, debouncer)
     except KeyboardInterrupt:
         echo("stopped")

@@ -8,7 +8,7 @@ import pytest
 
 from ngixi_build.guests import folders_without_manifest
 from ngixi_build.project import Project
-from ngixi_build.workflows.watch import Debouncer, _start_observer, changed_inputs
+from ngixi_build.workflows.watch import Debouncer, _start_observer, changed_inputs, watched_folders
 from ngixi_runtime.errors import InvalidInput
 
 FIELD = "tool.ngixi.shared_sources"
@@ -43,6 +43,8 @@ def test_shared_folders_are_listed_with_their_files_and_are_no_guest(tmp_path: P
     assert changed_inputs(project, tmp_path / "lib" / ".defs.h") == ["a", "b"]
     assert changed_inputs(project, tmp_path / "guests" / "js" / "index.js") == ["js"]
     assert changed_inputs(project, tmp_path / "README.md") == []
+    assert watched_folders(project) == "guests/, manifests/, lib/ and lib/sub/"
+    assert watched_folders(Project(tmp_path / "none")) == "guests/ and manifests/"
 
 
 @pytest.mark.parametrize(
