@@ -98,7 +98,9 @@ class Project:
         too, but editors' scratch files and, in a guest with npm dependencies (a package.json), node_modules/, whose
         install record is the compile's input instead."""
         directory = self.guests_dir / guest
-        return [path for path in regular_files(directory) if self.is_guest_source(guest, path)]
+        installed = (directory / PACKAGE_JSON).is_file()  # node_modules/ is not walked: it may hold 10,000s of files
+        found = regular_files(directory, enter=lambda name: name != NODE_MODULES or not installed)
+        return [path for path in found if self.is_guest_source(guest, path)]
 
     def visible_guest_sources(self, guest: str) -> list[Path]:
         """`guest_sources` but those hidden or in a hidden folder: the files a language picks what to compile from
