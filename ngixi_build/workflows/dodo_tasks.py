@@ -92,13 +92,20 @@ def declare(project: Project) -> dict[str, Any]:
     dodo.py, and `ngixi build` runs its tasks), a file of the project is named relative to it, so that a project
     moved or renamed with its .ngixi/ finds its builds up to date."""
     tasks = ProjectTasks(project)
-    inside = project.root if Path.cwd().resolve() == project.root.resolve() else None
+    inside = project.root if _working_in(project.root) else None
     declared: dict[str, Any] = {
         name: _files_named_from(inside, method)
         for name, method in inspect.getmembers(tasks)
         if name.startswith("task_")
     }
     return {"DOIT_CONFIG": tasks.config(), **declared}
+
+
+def _working_in(root: Path) -> bool:
+    try:
+        return Path.cwd().resolve() == root.resolve()
+    except OSError:  # the working directory was removed
+        return False
 
 
 def _files_named_from(root: Path | None, method: Callable[[], Any]) -> Callable[[], Any]:
