@@ -62,7 +62,7 @@ def _inferred_language(project: Project, name: str, *, has_build: bool) -> Guest
     if has_build:
         return "wasm"
     directory = project.guests_dir / name
-    return infer_language(path.relative_to(directory).as_posix() for path in project.guest_sources(name))
+    return infer_language(path.relative_to(directory).as_posix() for path in project.visible_guest_sources(name))
 
 
 def read_guests(project: Project) -> dict[str, GuestBuild]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from ngixi_build.files import link_out_of, regular_files
+from ngixi_build.files import is_editor_noise, link_out_of, regular_files
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import read_toml_file
@@ -23,6 +23,7 @@ _CONFIG_KEYS = ("targets", "wasmtime_targets", "release", "shared_sources")
 PACKAGED_WIT = Path(__file__).parent / "wit"
 WIT_DIR = "wit"
 NODE_MODULES = "node_modules"
+PACKAGE_JSON = "package.json"
 # Wasmtime's wheel compiles only for the machine it runs on and for its portable interpreter.
 WASMTIME_TARGETS = ("host", PORTABLE_TRIPLE)
 _TARGET_KEYS = ("triple", "cpu_features")
@@ -93,12 +94,26 @@ class Project:
         return self.manifest_path(directory.name).is_file() or (directory / GUEST_ENTRY).is_file()
 
     def guest_sources(self, guest: str) -> list[Path]:
-        """The files a guest's compile depends on (sources, any asconfig, package.json and its lock file).
+        """The files of a guest's folder its compile may read: every one, hidden ones and those in hidden folders
+        too, but editors' scratch files and, in a guest with npm dependencies (a package.json), node_modules/, whose
+        install record is the compile's input instead."""
+        directory = self.guests_dir / guest
+        installed = (directory / PACKAGE_JSON).is_file()  # node_modules/ is not walked: it may hold 10,000s of files
+        found = regular_files(directory, enter=lambda name: name != NODE_MODULES or not installed)
+        return [path for path in found if self.is_guest_source(guest, path)]
 
-        Never its installed npm packages (node_modules/): their record is the compile's input instead.
-        """
-        found = regular_files(self.guests_dir / guest, enter=_is_guest_source_dir)
-        return [p for p in found if not p.name.startswith(".")]
+    def visible_guest_sources(self, guest: str) -> list[Path]:
+        """`guest_sources` but those hidden or in a hidden folder: the files a language picks what to compile from
+        (its .c files, its only .zig or .wasm file) and a guest's language is told by."""
+        directory = self.guests_dir / guest
+        return [path for path in self.guest_sources(guest) if not is_hidden(path, directory)]
+
+    def is_guest_source(self, guest: str, path: Path) -> bool:
+        """Whether `path`, under the guest's folder, is one of `guest_sources` (or a folder that may hold them)."""
+        parts = path.relative_to(self.guests_dir / guest).parts
+        if parts and is_editor_noise(parts[-1]):
+            return False
+        return NODE_MODULES not in parts or not (self.guests_dir / guest / PACKAGE_JSON).is_file()
 
     def manifest_path(self, guest: str) -> Path:
         return self.manifests_dir / f"{guest}.toml"
@@ -204,9 +219,9 @@ class Project:
         return self.root / os.path.normpath(entry)
 
     def shared_source_files(self) -> list[Path]:
-        """Every file of the shared folders (hidden ones and node_modules/ aside), each once, sorted."""
-        found = (regular_files(folder, enter=_is_guest_source_dir) for folder in self.shared_sources())
-        return sorted({path for files in found for path in files if not path.name.startswith(".")})
+        """Every file of the shared folders (hidden ones too, editors' scratch files aside), each once, sorted."""
+        found = (regular_files(folder) for folder in self.shared_sources())
+        return sorted({path for files in found for path in files if not is_editor_noise(path.name)})
 
     def wasmtime_target(self, triple: str) -> Target:
         """A Wasmtime artifact's target: the host's gets the CPU baseline its Wasmer artifact has (or the default)."""
@@ -224,6 +239,11 @@ class Project:
             return int(value)
         committed = git_output(self.root, "log", "-1", "--format=%ct")
         return int(committed) if committed else 0
+
+
+def is_hidden(path: Path, folder: Path) -> bool:
+    """Whether `path`, under `folder`, is hidden or in a hidden folder there."""
+    return any(part.startswith(".") for part in path.relative_to(folder).parts)
 
 
 def git_output(root: Path, *args: str) -> str | None:
@@ -262,7 +282,3 @@ def find_project(start: Path, *, state_dir: Path | None = None) -> Project:
     project = Project(root, state_override=state_dir)
     project.check_config()
     return project
-
-
-def _is_guest_source_dir(name: str) -> bool:
-    return name != NODE_MODULES and not name.startswith(".")

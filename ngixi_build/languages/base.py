@@ -37,8 +37,12 @@ class Language(ABC):
     abis: ClassVar[tuple[GuestAbi, ...]] = ("core",)
 
     def sources(self, project: Project, guest: GuestBuild) -> list[Path]:
-        """The guest's own files its compile reads (its up-to-date check and watch mode follow them)."""
-        return project.guest_sources(guest.name)
+        """The guest's own files its compile may read (its up-to-date check follows them; watch mode, `is_source`)."""
+        return [path for path in project.guest_sources(guest.name) if self.is_source(project, guest, path)]
+
+    def is_source(self, project: Project, guest: GuestBuild, path: Path) -> bool:
+        """Whether `path`, under the guest's folder, is (or may hold) one of `sources`: `Project.guest_sources`'."""
+        return project.is_guest_source(guest.name, path)
 
     def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
         """Other files its compile reads: a toolchain's marker, generated bindings, the manifest."""

@@ -1,26 +1,35 @@
-"""C guests: every `*.c` file of `guests/<name>/`, compiled by `zig cc` for wasm32-wasi against Zig's wasi-libc."""
+"""C guests: every `*.c` file of `guests/<name>/`, compiled by `zig cc` for wasm32-wasi against Zig's wasi-libc, and
+linked with the shared source folders' `.c` files as a static library (the linker takes the members the guest uses)."""
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import tempfile
+from itertools import pairwise
 from pathlib import Path
 
 from ngixi_build.guests import GuestBuild
 from ngixi_build.languages import native, native_reads
 from ngixi_build.languages.base import CompileJob
 from ngixi_build.languages.wasm import matches
-from ngixi_build.project import Project
+from ngixi_build.project import Project, is_hidden
 from ngixi_build.stages import core_bindings
 from ngixi_build.stages.compile import CompileError
 from ngixi_build.toolchains import ziglang
+from ngixi_runtime.files import open_regular
 from ngixi_runtime.guest.compile_options import CCompileOptions, ZigCompileOptions
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.spec.bundle_format import BuildProfile
 
+log = logging.getLogger(__name__)
+
 _NOT_FOUND = re.compile(r"symbol exported via --export not found: (\S+)")
 # Dev keeps debug info (turned into a source map); not -O0, with which zig links a debug wasi-libc and UBSan
 # runtime that import WASI clocks, files and random_get. Neither strips: the name section stays.
+SHARED_ARCHIVE = "libngixi-shared.a"
+EDITOR_FLAGS = "compile_flags.txt"  # clangd's flags for the guest's files, which `ngixi new` writes
 OPTIMIZATION: dict[BuildProfile, tuple[str, ...]] = {"release": ("-O2",), "dev": ("-O1", "-g")}
 
 
@@ -64,6 +73,21 @@ def _compiler_arguments(project: Project, guest: str, options: CCompileOptions) 
     ]
 
 
+def shared_c_files(project: Project) -> list[str]:
+    """The `.c` files of the shared source folders (not hidden ones), which each C guest links as a library."""
+    folders = project.shared_sources()
+    return [
+        native.relative(project, path)
+        for path in project.shared_source_files()
+        if path.suffix == ".c" and not any(is_hidden(path, folder) for folder in folders if path.is_relative_to(folder))
+    ]
+
+
+def object_arguments(project: Project, guest: str, options: CCompileOptions, source: str, output: Path) -> list[str]:
+    """zig's arguments that compile `source` alone into the object `output`, as the guest's own files are."""
+    return [*_compiler_arguments(project, guest, options), "-c", "-o", str(output), source]
+
+
 def c_options(options: CCompileOptions | ZigCompileOptions | None) -> CCompileOptions:
     """A C guest's table, or the defaults (the language check refused a Zig guest's table before the compile)."""
     return options if isinstance(options, CCompileOptions) else CCompileOptions()
@@ -72,7 +96,7 @@ def c_options(options: CCompileOptions | ZigCompileOptions | None) -> CCompileOp
 def source_files(project: Project, guest: str, options: CCompileOptions) -> list[str]:
     """The guest's .c files `[compile] sources` matches (every one by default), in path order."""
     directory = project.guests_dir / guest
-    files = {p.relative_to(directory).as_posix(): p for p in project.guest_sources(guest) if p.suffix == ".c"}
+    files = {p.relative_to(directory).as_posix(): p for p in project.visible_guest_sources(guest) if p.suffix == ".c"}
     for index, pattern in enumerate(options.sources):
         if not any(matches(pattern, name) for name in files):
             raise CompileError(f"{_manifest(project, guest)}: compile.sources[{index}]: {pattern!r} matches no .c file")
@@ -94,6 +118,35 @@ def _manifest(project: Project, guest: str) -> str:
     return native.relative(project, project.manifest_path(guest))
 
 
+def editor_include_dirs(project: Project, guest: str) -> list[str]:
+    """The shared source folders as a guest's `compile_flags.txt` names them: relative to the guest's folder."""
+    directory = project.guests_dir / guest
+    return [Path(os.path.relpath(folder, directory)).as_posix() for folder in project.shared_sources()]
+
+
+def editor_flags_warning(project: Project, guest: str) -> str | None:
+    """What the guest's `compile_flags.txt` (clangd's view of its compile), if it has one, lacks of the shared
+    folders' include paths, in one line saying what to add; None when it lacks none."""
+    path = project.guests_dir / guest / EDITOR_FLAGS
+    try:
+        with open_regular(path) as stream:
+            if stream is None:
+                return None
+            lines = [line.strip() for line in stream.read().decode("utf-8", errors="replace").splitlines()]
+    except OSError:
+        return None
+    given = {os.path.normpath(line[2:]) for line in lines if line.startswith("-I") and line != "-I"}
+    given |= {os.path.normpath(after) for line, after in pairwise(lines) if line == "-I"}
+    missing = [f"-I{folder}" for folder in editor_include_dirs(project, guest) if os.path.normpath(folder) not in given]
+    if not missing:
+        return None
+    lines_to_add = "that line" if len(missing) == 1 else "those lines"
+    return (
+        f"warning: {native.relative(project, path)}: no {' '.join(missing)} for tool.ngixi.shared_sources; add "
+        f"{lines_to_add} so that clangd finds the headers the compile finds"
+    )
+
+
 class C(native.ZigCompiled):
     name = "c"
     optimization = OPTIMIZATION
@@ -101,6 +154,12 @@ class C(native.ZigCompiled):
 
     def bindings(self, project: Project) -> Path:
         return core_bindings.c_header(project)
+
+    def compile(self, job: CompileJob) -> int:
+        warning = editor_flags_warning(job.project, job.guest.name)
+        if warning is not None:
+            log.warning("%s", warning)
+        return super().compile(job)
 
     def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
         return {**super().settings(project, guest), "compile": c_options(guest.compile)._asdict()}
@@ -119,7 +178,7 @@ class C(native.ZigCompiled):
             ziglang.lib_dir(zig),
         ]
         with tempfile.TemporaryDirectory(prefix="ngixi-cc-") as scratch:
-            for source in source_files(project, guest.name, options):
+            for source in [*source_files(project, guest.name, options), *shared_c_files(project)]:
                 self.run_zig(
                     project, guest, [zig, *preprocess_arguments(project, guest.name, options, source, Path(scratch))]
                 )
@@ -133,6 +192,21 @@ class C(native.ZigCompiled):
                 native_reads.refuse_reads_outside(guest.name, source, read, project.root, allowed)
                 preprocessed = (Path(scratch) / "out.i").read_text(encoding="latin-1")
                 native_reads.refuse_c_assembly(guest.name, source, preprocessed)
+
+    def libraries(self, job: CompileJob, manifest: Manifest, zig: Path, scratch: Path) -> list[str]:
+        """The shared folders' `.c` files, each compiled as the guest's own are, in one archive: like any static
+        library, the linker takes a member only for a function or variable the guest uses and does not define."""
+        project, guest = job.project, job.guest
+        sources = shared_c_files(project)
+        if not sources:
+            return []
+        options = c_options(manifest.compile)
+        objects = [scratch / f"{index}-{Path(source).stem}.o" for index, source in enumerate(sources)]
+        for source, output in zip(sources, objects, strict=True):
+            self.run_zig(project, guest, [zig, *object_arguments(project, guest.name, options, source, output)])
+        archive = scratch / SHARED_ARCHIVE
+        self.run_zig(project, guest, [zig, "ar", "rcs", archive, *objects])
+        return [str(archive)]
 
     def arguments_again(self, arguments: list[str], failure: str) -> list[str] | None:
         """Without `--export=NAME` for each export no C function is named: one marked

@@ -10,6 +10,7 @@ and drops the DWARF; a dev build turns the DWARF line table of the guest's own f
 
 from __future__ import annotations
 
+import tempfile
 from abc import abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -102,8 +103,8 @@ class ZigCompiled(Language):
         directory = project.guests_dir / guest.name
         native_reads.refuse_links_out(guest.name, directory, relative(project, directory))
         self.refuse_reads(job, manifest, zig)
-        with compiled_into(job.out_path) as temporary:
-            arguments = self.arguments(job, temporary, manifest)
+        with compiled_into(job.out_path) as temporary, tempfile.TemporaryDirectory(prefix="ngixi-link-") as scratch:
+            arguments = [*self.arguments(job, temporary, manifest), *self.libraries(job, manifest, zig, Path(scratch))]
             try:
                 self.run_zig(project, guest, [zig, *arguments])
             except CompileError as failed:
@@ -118,6 +119,10 @@ class ZigCompiled(Language):
     def refuse_reads(self, job: CompileJob, manifest: Manifest, zig: Path) -> None:
         """Refuses a guest whose compile would read a file other than its own, the toolchain's or the bindings'
         (`native_reads`), or that has inline assembly."""
+
+    def libraries(self, job: CompileJob, manifest: Manifest, zig: Path, scratch: Path) -> list[str]:
+        """Archives made in `scratch` for the guest to link with (the linker takes only the members it needs)."""
+        return []
 
     def arguments_again(self, arguments: list[str], failure: str) -> list[str] | None:
         """The arguments to compile with once more after a compile failed saying `failure`, or None: fail."""

@@ -23,8 +23,8 @@ class Python(Language):
     name = "python"
     abis = ("component",)
 
-    def sources(self, project: Project, guest: GuestBuild) -> list[Path]:
-        return [p for p in project.guest_sources(guest.name) if "__pycache__" not in p.parts]
+    def is_source(self, project: Project, guest: GuestBuild, path: Path) -> bool:
+        return "__pycache__" not in path.parts and super().is_source(project, guest, path)
 
     def toolchain_marker(self, state_dir: Path) -> Path:
         return python.toolchain_for(state_dir).root / installs.COMPLETE

@@ -62,8 +62,8 @@ class Wasm(Language):
     name = "wasm"
     abis = ("core", "component")
 
-    def sources(self, project: Project, guest: GuestBuild) -> list[Path]:
-        return [path for path in project.guest_sources(guest.name) if is_declared_input(project, guest, path)]
+    def is_source(self, project: Project, guest: GuestBuild, path: Path) -> bool:
+        return is_declared_input(project, guest, path) and super().is_source(project, guest, path)
 
     def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
         return [project.manifest_path(guest.name)]  # the command and its paths are read from it
@@ -93,7 +93,7 @@ class Wasm(Language):
         return len(data)
 
     def _committed_module(self, project: Project, guest: str) -> Path:
-        found = [path for path in project.guest_sources(guest) if path.suffix == ".wasm"]
+        found = [path for path in project.visible_guest_sources(guest) if path.suffix == ".wasm"]
         if len(found) != 1:
             listed = ", ".join(str(p.relative_to(project.root)) for p in found) or "none"
             raise CompileError(

@@ -43,7 +43,7 @@ def root_source(project: Project, guest: str, options: ZigCompileOptions) -> Pat
     for name in ROOTS:
         if (directory / name).is_file():
             return directory / name
-    found = [p for p in project.guest_sources(guest) if p.suffix == ".zig"]
+    found = [p for p in project.visible_guest_sources(guest) if p.suffix == ".zig"]
     if len(found) != 1:
         raise CompileError(f"guests/{guest}: a Zig guest's root is {' or '.join(ROOTS)} (or its only .zig file)")
     return found[0]

@@ -16,13 +16,12 @@ from typing import Any
 
 from ngixi_build.files import regular_files
 from ngixi_build.proc import run
-from ngixi_build.project import NODE_MODULES
+from ngixi_build.project import NODE_MODULES, PACKAGE_JSON
 from ngixi_build.toolchains.assemblyscript import Toolchain
 from ngixi_build.toolchains.npm_settings import check_npm_settings
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import write_atomic
 
-PACKAGE_JSON = "package.json"
 LOCK_FILE = "package-lock.json"
 NPM_SETTINGS = ".npmrc"
 

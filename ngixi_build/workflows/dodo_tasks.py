@@ -7,6 +7,7 @@ the same tasks for the project found from the working directory, with no dodo.py
 
 from __future__ import annotations
 
+import functools
 import inspect
 import sys
 from collections.abc import Callable
@@ -85,10 +86,50 @@ def made_here_check(artifact: Path) -> Callable[[], bool]:
 
 
 def declare(project: Project) -> dict[str, Any]:
-    """What a dodo.py holds for `project`: DOIT_CONFIG and every task_* function."""
+    """What a dodo.py holds for `project`: DOIT_CONFIG and every task_* function.
+
+    doit keeps its record of each file by the name a task gives it. Run in the project's root (as doit runs a
+    dodo.py, and `ngixi build` runs its tasks), a file of the project is named relative to it, so that a project
+    moved or renamed with its .ngixi/ finds its builds up to date."""
     tasks = ProjectTasks(project)
-    declared: dict[str, Any] = {name: method for name, method in inspect.getmembers(tasks) if name.startswith("task_")}
+    inside = project.root if _working_in(project.root) else None
+    declared: dict[str, Any] = {
+        name: _files_named_from(inside, method)
+        for name, method in inspect.getmembers(tasks)
+        if name.startswith("task_")
+    }
     return {"DOIT_CONFIG": tasks.config(), **declared}
+
+
+def _working_in(root: Path) -> bool:
+    try:
+        return Path.cwd().resolve() == root.resolve()
+    except OSError:  # the working directory was removed
+        return False
+
+
+def _files_named_from(root: Path | None, method: Callable[[], Any]) -> Callable[[], Any]:
+    """`method`, a task_* method, with its tasks' files under `root` named relative to it (all, with no root)."""
+    if root is None:
+        return method
+
+    @functools.wraps(method)
+    def declared() -> Any:
+        made = method()
+        return _named_from(root, made) if isinstance(made, dict) else (_named_from(root, task) for task in made)
+
+    return declared
+
+
+def _named_from(root: Path, task: Task) -> Task:
+    for key in ("file_dep", "targets"):
+        if key in task:
+            task[key] = [_relative_if_inside(root, Path(path)) for path in task[key]]
+    return task
+
+
+def _relative_if_inside(root: Path, path: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 class ProjectTasks:

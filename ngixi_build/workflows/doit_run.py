@@ -7,6 +7,10 @@ settings from the project's root whatever the working directory.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from doit.cmd_base import ModuleTaskLoader
@@ -24,8 +28,19 @@ _SECTIONS = ("plugins", "commands", "tasks")
 def run_task(project: Project, task: str) -> int:
     """Runs `task` of `project` (as `find_project` gives it) as `doit TASK` in its root would; doit's exit status."""
     settings = doit_settings(project)
-    tasks = declare(with_state_dir(project))
-    return int(DoitMain(ModuleTaskLoader(tasks), config_filenames=(), extra_config=settings).run([task]))
+    with _working_in(project.root):  # as doit runs a dodo.py: the tasks name the project's files from its root
+        tasks = declare(with_state_dir(project))
+        return int(DoitMain(ModuleTaskLoader(tasks), config_filenames=(), extra_config=settings).run([task]))
+
+
+@contextmanager
+def _working_in(directory: Path) -> Iterator[None]:
+    previous = os.getcwd()
+    os.chdir(directory)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 def doit_settings(project: Project) -> dict[str, dict[str, Any]]:

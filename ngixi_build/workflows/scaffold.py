@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ngixi_build.languages import c
 from ngixi_build.project import Project
 from ngixi_build.toolchains import asdata
 from ngixi_runtime.errors import InvalidInput
@@ -85,6 +86,7 @@ def new_guest(project: Project, name: str, *, language: str, kind: str, abi: str
         "name": name,
         "state": _relative(project.state_dir, guest_dir),
         "artifacts": _relative(project.artifacts_dir, guest_dir),
+        "shared_includes": "".join(f"-I{folder}\n" for folder in c.editor_include_dirs(project, name)),
     }
     written = _write_all(guest_dir, _rendered(template.folder / "guest", values))
     written += _write_all(manifest.parent, {manifest.name: _render(template.folder / "manifest.toml", values)})
@@ -107,7 +109,13 @@ def link_for_editors(state_dir: Path, node_modules: Path) -> Path:
     """Points `editor_link` at the toolchain's AssemblyScript (a stable path while the toolchain's changes), and
     `<state>/editor/ngixi-data` at the call data ABI's package; returns `editor_link`."""
     _link(state_dir / EDITOR_LINKS / asdata.PACKAGE, asdata.LIBRARY_DIR / asdata.PACKAGE)
-    return _link(editor_link(state_dir), node_modules / "assemblyscript")
+    return _link(editor_link(state_dir), _from_link(editor_link(state_dir), node_modules / "assemblyscript", state_dir))
+
+
+def _from_link(link: Path, target: Path, state_dir: Path) -> Path:
+    """`target` as `link` should name it: relative when both are in the state directory, which moves with the
+    project (a link there stays good when the project is moved or renamed)."""
+    return Path(os.path.relpath(target, link.parent)) if target.is_relative_to(state_dir) else target
 
 
 def _link(link: Path, target: Path) -> Path:

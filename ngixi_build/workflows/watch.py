@@ -39,6 +39,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from ngixi_build.files import is_editor_noise
 from ngixi_build.guests import (
     folder_without_manifest_warning,
     folders_without_manifest,
@@ -48,7 +49,7 @@ from ngixi_build.guests import (
     read_guests,
 )
 from ngixi_build.languages.native import SHARED_SOURCE_LANGUAGES
-from ngixi_build.languages.wasm import is_declared_input
+from ngixi_build.languages.registry import language_of
 from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
 from ngixi_build.stages.smoke import smoke_bundle
@@ -75,29 +76,23 @@ _EVENTS = [
     DirDeletedEvent,
     DirMovedEvent,
 ]
-# Editors' swap, backup, lock and probe files (vim, emacs, JetBrains, and the like).
-_NOISE_SUFFIXES = ("~", ".swp", ".swx", ".swo", ".tmp", ".bak", ".orig", "___jb_tmp___", "___jb_old___")
-_NOISE_NAMES = {"4913"}
-
 Echo = Callable[[str], None]
 
 
-def is_editor_noise(name: str) -> bool:
-    return name.startswith((".", "#")) or name.endswith(_NOISE_SUFFIXES) or name in _NOISE_NAMES
-
-
 def changed_guest(project: Project, path: Path) -> str | None:
-    """The guest whose inputs include `path`, or None for editor noise and files no guest reads."""
+    """The guest whose inputs include `path` (its folder's files as `Project.guest_sources` has them, and its
+    manifest), or None for editor noise and files no guest reads."""
     for root in (project.guests_dir, project.manifests_dir):
         try:
             parts = path.relative_to(root).parts
         except ValueError:
             continue
-        if not parts or any(is_editor_noise(part) for part in parts):
+        if not parts or parts[0].startswith("."):  # no guest's folder or manifest
             return None
         if root == project.guests_dir:
-            return parts[0]
-        return parts[0].removesuffix(".toml") if len(parts) == 1 and parts[0].endswith(".toml") else None
+            return parts[0] if project.is_guest_source(parts[0], path) else None
+        named = len(parts) == 1 and parts[0].endswith(".toml") and not is_editor_noise(parts[0])
+        return parts[0].removesuffix(".toml") if named else None
     return None
 
 
@@ -157,21 +152,33 @@ class _GuestEvents(FileSystemEventHandler):
 
 def changed_inputs(project: Project, path: Path) -> list[str]:
     """The guests whose build reads `path`: every C and Zig guest for a file of a shared source folder, else
-    `changed_guest`'s, if it reads the file (a [build] command's own output is none of its inputs)."""
+    `changed_guest`'s, if its language's compile may read the file (a [build] command's own output is none of
+    its inputs; nor is a Python guest's __pycache__/)."""
     shared = next((folder for folder in project.declared_shared_sources() if path.is_relative_to(folder)), None)
     if shared is not None:
-        parts = path.relative_to(shared).parts
-        return [] if any(is_editor_noise(part) for part in parts) else shared_source_readers(project)
+        return [] if is_editor_noise(path.name) else shared_source_readers(project)
     guest = changed_guest(project, path)
     if guest is None or not path.is_relative_to(project.guests_dir):
         return [] if guest is None else [guest]
-    return [guest] if is_declared_input(project, read_guest(project, guest), path) else []
+    build = read_guest(project, guest)
+    try:
+        reads = language_of(project, build).is_source(project, build, path)
+    except InvalidInput:  # a guest of no known language: its build says so
+        reads = True
+    return [guest] if reads else []
 
 
 def shared_source_readers(project: Project) -> list[str]:
     """The guests whose compile reads the shared source folders: the C and Zig ones."""
     guests = read_guests(project).values()
     return [guest.name for guest in guests if guest.type.language in SHARED_SOURCE_LANGUAGES]
+
+
+def watched_folders(project: Project) -> str:
+    """The folders watch follows, as its first line names them: guests/, manifests/ and the shared ones outside."""
+    outside = (folder for folder in project.shared_sources() if not folder.is_relative_to(project.guests_dir))
+    names = [f"{name}/" for name in ("guests", "manifests", *(str(f.relative_to(project.root)) for f in outside))]
+    return ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
 def _start_observer(project: Project, debouncer: Debouncer, *, poll: bool) -> BaseObserver:
@@ -344,7 +351,7 @@ def watch(
             session.build_all()
             how = "polling" if poll else "file events"
             bundles = builder.project.outputs_dir.relative_to(project.root) / "bundles"
-            echo(f"watching guests/ and manifests/ ({how}); {profile}-profile bundles in {bundles}/; Ctrl-C stops")
+            echo(f"watching {watched_folders(project)} ({how}); {profile}-profile bundles in {bundles}/; Ctrl-C stops")
             _loop(session, debouncer)
     except KeyboardInterrupt:
         echo("stopped")

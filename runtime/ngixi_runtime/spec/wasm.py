@@ -37,6 +37,11 @@ _ABSTRACT_HEAP_TYPES = {
 }
 _REF_NULL, _REF = 0x63, 0x64
 _SHARED = 0x02  # of a memory's limits flags
+_PAGE_SIZE = 0x08  # of a memory's limits flags: the custom page sizes proposal's (a page size follows the bounds)
+_CUSTOM_PAGE_SIZES = (
+    "a memory declares its own page size (the custom page sizes proposal), which neither engine runs:"
+    " build it with WebAssembly's 64 KiB pages"
+)
 _KINDS: dict[int, ExternKind] = {0: "func", 1: "table", 2: "memory", 3: "global", 4: "tag"}
 _TYPE, _IMPORT, _FUNCTION, _TABLE, _MEMORY, _EXPORT, _CODE = 1, 2, 3, 4, 5, 7, 10
 
@@ -161,12 +166,19 @@ class _Reader:
 
     def limits(self) -> tuple[int, int | None, int]:
         """A limits record and its flags; a memory64 record's wider bounds read as LEB128 integers all the same."""
-        flags = self.byte()
-        if flags & ~0x07:
-            raise self.fail(f"unknown limits flags 0x{flags:02x}")
+        flags = self.limits_flags()
         minimum = self.u64()
         maximum = self.u64() if flags & 1 else None
         return minimum, maximum, flags
+
+    def limits_flags(self) -> int:
+        """A limits record's flags: a maximum (1), shared (2), 64-bit (4); a page size (8) is refused by name."""
+        flags = self.byte()
+        if flags & _PAGE_SIZE and not flags & ~0x0F:
+            raise InvalidInput(f"{self.source}: {_CUSTOM_PAGE_SIZES}")
+        if flags & ~0x07:
+            raise self.fail(f"unknown limits flags 0x{flags:02x}")
+        return flags
 
     def memory(self) -> MemoryLimits:
         minimum, maximum, flags = self.limits()
@@ -453,9 +465,7 @@ def _bounded(body: bytes, maximum_when_none: int, what: str, source: str) -> byt
             type_start = reader.pos
             reader.valtype()
             entries += body[type_start : reader.pos]
-        flags = reader.byte()
-        if flags & ~0x07:
-            raise reader.fail(f"unknown limits flags 0x{flags:02x}")
+        flags = reader.limits_flags()
         minimum = reader.u64()
         maximum = reader.u64() if flags & 1 else maximum_when_none
         entries += bytes([flags | 1]) + uleb128(minimum) + uleb128(maximum)

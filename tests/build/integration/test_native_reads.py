@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import wasmtime
 
 from ngixi_build.guests import read_guest
 from ngixi_build.languages import c, native_reads, zig
@@ -199,6 +200,30 @@ def test_a_header_outside_the_guest_is_refused_until_its_folder_is_declared_shar
     assert compile_guest(Project(project.root), source).read_bytes()[:4] == b"\0asm"  # lib/ is on the include path
 
 
+def test_a_c_guest_links_what_it_uses_of_the_shared_folders_c_files(project: Project) -> None:
+    """Each shared `.c` file is compiled as the guest's own are and linked as a static library's member: only when
+    the guest uses something it defines and does not define itself. Its reads are held to the same rules."""
+    (project.guests_dir / "g" / "linked.h").unlink()
+    (project.root / "lib").mkdir()
+    (project.root / "lib" / "twice.h").write_text("int twice(int x);\n")
+    (project.root / "lib" / "twice.c").write_text('#include "twice.h"\nint twice(int x) { return 2 * x; }\n')
+    (project.root / "lib" / "other.c").write_text("int get(void) { return -1; }\n")  # the guest's own get wins
+    (project.root / "lib" / "reads.c").write_text(f'#include "{project.root.parent / "outside" / "secret.h"}"\n')
+    (project.root / "pyproject.toml").write_text('[tool.ngixi]\nshared_sources = ["lib"]\n')
+    source = '#include "twice.h"\nint get(void) { return twice(21); }\n'
+    with pytest.raises(CompileError, match=r"^g: lib/reads\.c reads .*outside/secret\.h, outside the guest's folder"):
+        compile_guest(Project(project.root), source)
+    (project.root / "lib" / "reads.c").unlink()
+    wasm = compile_guest(Project(project.root), source)
+    engine = wasmtime.Engine()
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    store = wasmtime.Store(engine)
+    store.set_wasi(wasmtime.WasiConfig())
+    get = linker.instantiate(store, wasmtime.Module.from_file(engine, str(wasm))).exports(store)["get"]
+    assert isinstance(get, wasmtime.Func) and get(store) == 42
+
+
 SHARED_GUEST = '#include "../common/util.h"\nint get(void) {{ return ANSWER * {factor}; }}\n'
 
 
@@ -223,6 +248,9 @@ def test_two_c_guests_sharing_a_header_build_and_rebuild_when_it_changes(tmp_pat
     (root / "guests" / "common" / "util.h").write_text("#define ANSWER 50\n")
     assert {"compile:a", "compile:b"} <= ran_tasks(run(root, "doit", "build").stdout)
     assert all(project.wasm_path(name).read_bytes() != first[name] for name in ("a", "b"))
+    moved = root.rename(tmp_path / "moved")  # with its .ngixi/: doit's record names the files from the root
+    assert ran_tasks(run(moved, "doit", "build").stdout) == set()
+    assert ran_tasks(run(moved / "guests" / "a", "ngixi", "build").stdout) == set()
 
 
 def test_a_zig_guest_imports_a_shared_folders_file_as_a_module(project: Project) -> None:

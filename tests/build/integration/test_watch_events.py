@@ -44,7 +44,8 @@ PROJECT = Project(Path("/p"))
         ("guests/hello/assembly/#index.ts#", None),
         ("guests/hello/assembly/index.ts.tmp", None),
         ("guests/hello/assembly/index.ts___jb_tmp___", None),
-        ("guests/hello/.cache/x.ts", None),
+        ("guests/hello/.cache/x.ts", "hello"),  # hidden, but an import may name it
+        ("guests/.hidden/x.ts", None),
         ("manifests/hello.toml.swp", None),
         ("manifests/.hello.toml.swp", None),
     ],

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ngixi_build.project import Project
+from ngixi_build.workflows.dodo_tasks import declare
 from ngixi_build.workflows.doit_run import doit_settings, run_task
 from ngixi_runtime.errors import InvalidInput
 
@@ -46,3 +48,23 @@ def test_a_broken_pyproject_in_the_working_directory_is_not_doits_to_read(
     (tmp_path / "pyproject.toml").write_text("[[[ not TOML\n")
     monkeypatch.chdir(tmp_path)
     assert run_task(project, "build") == 0  # no guests: nothing to do, and no traceback from doit's reading
+
+
+def test_tasks_run_in_the_root_name_its_files_from_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """doit keeps its record by a file's name: relative ones keep a moved project up to date."""
+    project = project_with(tmp_path / "p", NGIXI)
+    (project.guests_dir / "g").mkdir(parents=True)
+    (project.guests_dir / "g" / "g.wasm").write_bytes(b"\0asm\1\0\0\0")
+    project.manifests_dir.mkdir()
+    project.manifest_path("g").write_text('[guest]\nname = "g"\nversion = "0.1.0"\nlanguage = "wasm"\n')
+
+    def compile_task() -> dict[str, Any]:
+        task: dict[str, Any]
+        (task,) = declare(project)["task_compile"]()
+        return task
+
+    monkeypatch.chdir(project.root)
+    assert compile_task()["file_dep"] == ["guests/g/g.wasm", "manifests/g.toml"]
+    assert compile_task()["targets"] == ["artifacts/wasm/g.wasm"]
+    monkeypatch.chdir(tmp_path)  # `doit --dir` elsewhere: names that hold from there
+    assert compile_task()["file_dep"] == [str(project.guests_dir / "g" / "g.wasm"), str(project.manifest_path("g"))]

@@ -10,6 +10,7 @@ import pytest
 from ngixi_build.guests import read_guest
 from ngixi_build.languages import assemblyscript as assemblyscript_languages
 from ngixi_build.languages.base import CompileJob
+from ngixi_build.languages.c import shared_c_files, source_files
 from ngixi_build.languages.registry import language, language_of, supported, used_languages
 from ngixi_build.languages.wasm import is_declared_input, matches
 from ngixi_build.languages.zig import modules
@@ -18,8 +19,9 @@ from ngixi_build.stages.compile import CompileError
 from ngixi_build.toolchains import javascript as javascript_toolchain
 from ngixi_build.toolchains import python as python_toolchain
 from ngixi_build.workflows.pipeline import compile_deps
+from ngixi_build.workflows.watch import changed_inputs
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.guest.compile_options import ZigCompileOptions
+from ngixi_runtime.guest.compile_options import CCompileOptions, ZigCompileOptions
 
 HEADER = '[guest]\nname = "{name}"\nversion = "0.1.0"\n'
 COMPONENT = 'abi = "component"\n'
@@ -204,3 +206,65 @@ def test_a_compile_installs_its_toolchain_when_this_user_has_not(
     assert language_of(project, guest).name == language_name
     with pytest.raises(_Ensured):
         language_of(project, guest).compile(CompileJob(project, guest, project.wasm_path("g")))
+
+
+HIDDEN = {".config.h": "#define N 1\n", ".gen/table.inc": "1,\n", ".data": "x\n"}
+SCRATCH = (".main.swp", ".#main", "#main#", "main~", "4913", ".DS_Store")
+
+
+@pytest.mark.parametrize(
+    ("entry", "extra"),
+    [
+        ("main.c", ""),
+        ("main.zig", ""),
+        ("assembly/index.ts", ""),
+        ("index.js", ""),
+        ("app.py", ""),
+        ("build.sh", '[build]\ncommand = ["./build.sh"]\noutput = "out.wasm"\ninputs = ["**/*", "*"]\n'),
+    ],
+)
+def test_a_compile_follows_the_hidden_files_it_may_read_and_no_editor_scratch(
+    tmp_path: Path, entry: str, extra: str
+) -> None:
+    """A hidden file (`#include ".config.h"`, `@embedFile(".data")`, an import of `./.gen/...`) is an input of the
+    compile and of watch mode, in every language; an editor's scratch file is neither."""
+    project = guest_project(tmp_path, "g", {entry: "\n", **HIDDEN, **dict.fromkeys(SCRATCH, "")}, extra)
+    guest = read_guest(project, "g")
+    directory = project.guests_dir / "g"
+    file_dep = compile_deps(project, guest).file_dep
+    followed = {path.relative_to(directory).as_posix() for path in file_dep if path.is_relative_to(directory)}
+    assert {entry, *HIDDEN} <= followed
+    assert not followed & set(SCRATCH)
+    assert [name for name in (entry, *HIDDEN) if changed_inputs(project, directory / name) != ["g"]] == []
+    assert [name for name in SCRATCH if changed_inputs(project, directory / name)] == []
+
+
+def test_node_modules_is_a_source_only_without_npm_dependencies(tmp_path: Path) -> None:
+    project = guest_project(tmp_path, "g", {"main.c": "\n", "node_modules/lib/x.h": "\n"})
+    header = project.guests_dir / "g" / "node_modules" / "lib" / "x.h"
+    assert header in project.guest_sources("g")
+    (project.guests_dir / "g" / "package.json").write_text("{}\n")  # the install's record stands for it
+    assert header not in project.guest_sources("g")
+    assert changed_inputs(project, header) == []
+
+
+def test_a_guest_language_is_not_inferred_from_hidden_files(tmp_path: Path) -> None:
+    project = Project(tmp_path)
+    (project.guests_dir / "g" / ".venv" / "lib").mkdir(parents=True)
+    (project.guests_dir / "g" / ".venv" / "lib" / "x.js").write_text("\n")
+    (project.guests_dir / "g" / "app.py").write_text("\n")
+    project.manifests_dir.mkdir()
+    project.manifest_path("g").write_text(HEADER.format(name="g"))
+    assert read_guest(project, "g").type.language == "python"
+
+
+def test_hidden_c_files_are_inputs_but_neither_a_guest_nor_a_shared_folder_compiles_them(tmp_path: Path) -> None:
+    project = guest_project(tmp_path, "g", {"main.c": "\n", ".old.c": "\n", ".wip/x.c": "\n"})
+    for name in ("lib/util.c", "lib/.old.c", "lib/.wip/x.c", "lib/sub/more.c"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("\n")
+    (tmp_path / "pyproject.toml").write_text('[tool.ngixi]\nshared_sources = ["lib"]\n')
+    project = Project(tmp_path)
+    assert source_files(project, "g", CCompileOptions()) == ["guests/g/main.c"]
+    assert shared_c_files(project) == ["lib/sub/more.c", "lib/util.c"]
+    assert project.guests_dir / "g" / ".old.c" in compile_deps(project, read_guest(project, "g")).file_dep

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ngixi_build.languages.c import editor_flags_warning
 from ngixi_build.languages.registry import supported
 from ngixi_build.project import Project, find_project
 from ngixi_build.workflows.release import release_guests
@@ -155,3 +156,27 @@ def test_init_overwrites_nothing_and_says_which_file_is_in_the_way(tmp_path: Pat
         f"ngixi init: {folder / 'pyproject.toml'} already exists; ngixi init overwrites nothing, move it away first"
     )
     assert sorted(p.name for p in folder.iterdir()) == ["pyproject.toml"]
+
+
+def test_a_c_guests_editor_flags_name_the_shared_folders_and_the_build_says_what_they_lack(project: Project) -> None:
+    (project.root / "lib").mkdir()
+    new_guest(project, "a", language="c", kind="library", abi="core")
+    flags = project.guests_dir / "a" / "compile_flags.txt"
+    assert flags.read_text().splitlines() == ["--target=wasm32-wasi", "-I.", "-I../../artifacts/bindings/c"]
+    assert editor_flags_warning(project, "a") is None
+    with (project.root / "pyproject.toml").open("a") as pyproject:
+        pyproject.write('shared_sources = ["lib", "guests/common"]\n')
+    (project.guests_dir / "common").mkdir()
+    project = Project(project.root)
+    assert editor_flags_warning(project, "a") == (
+        "warning: guests/a/compile_flags.txt: no -I../../lib -I../common for tool.ngixi.shared_sources; add those"
+        " lines so that clangd finds the headers the compile finds"
+    )
+    new_guest(project, "b", language="c", kind="command", abi="core")
+    assert (project.guests_dir / "b" / "compile_flags.txt").read_text().splitlines()[-2:] == [
+        "-I../../lib",
+        "-I../common",
+    ]
+    assert editor_flags_warning(project, "b") is None
+    flags.write_text("--target=wasm32-wasi\n-I\n../../lib/\n-I../common\n")  # either way of writing -I
+    assert editor_flags_warning(project, "a") is None

@@ -8,7 +8,7 @@ import pytest
 
 from ngixi_build.guests import folders_without_manifest
 from ngixi_build.project import Project
-from ngixi_build.workflows.watch import Debouncer, _start_observer, changed_inputs
+from ngixi_build.workflows.watch import Debouncer, _start_observer, changed_inputs, watched_folders
 from ngixi_runtime.errors import InvalidInput
 
 FIELD = "tool.ngixi.shared_sources"
@@ -25,6 +25,7 @@ def project_sharing(root: Path, shared: str) -> Project:
     (root / "lib" / "sub").mkdir(parents=True)
     (root / "lib" / "sub" / "math.h").write_text("\n")
     (root / "lib" / ".swp").write_text("\n")
+    (root / "lib" / ".defs.h").write_text("\n")  # hidden, but `#include ".defs.h"` reads it
     (root / "pyproject.toml").write_text(f"[tool.ngixi]\nshared_sources = {shared}\n")
     return Project(root)
 
@@ -33,13 +34,17 @@ def test_shared_folders_are_listed_with_their_files_and_are_no_guest(tmp_path: P
     project = project_sharing(tmp_path, '["guests/common", "lib/", "lib/sub"]')
     project.check_config()
     assert project.shared_sources() == (tmp_path / "guests/common", tmp_path / "lib", tmp_path / "lib/sub")
-    assert project.shared_source_files() == [tmp_path / "guests/common/util.h", tmp_path / "lib/sub/math.h"]
+    files = ["guests/common/util.h", "lib/.defs.h", "lib/sub/math.h"]
+    assert project.shared_source_files() == [tmp_path / name for name in files]
     assert folders_without_manifest(project) == []
     assert changed_inputs(project, tmp_path / "lib" / "sub" / "math.h") == ["a", "b"]  # the C and Zig guests
     assert changed_inputs(project, tmp_path / "guests" / "common" / "util.h") == ["a", "b"]
     assert changed_inputs(project, tmp_path / "lib" / ".util.h.swp") == []
+    assert changed_inputs(project, tmp_path / "lib" / ".defs.h") == ["a", "b"]
     assert changed_inputs(project, tmp_path / "guests" / "js" / "index.js") == ["js"]
     assert changed_inputs(project, tmp_path / "README.md") == []
+    assert watched_folders(project) == "guests/, manifests/, lib/ and lib/sub/"
+    assert watched_folders(Project(tmp_path / "none")) == "guests/ and manifests/"
 
 
 @pytest.mark.parametrize(

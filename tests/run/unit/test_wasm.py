@@ -54,8 +54,21 @@ def test_reads_wide_limits() -> None:
 
 
 def test_refuses_unknown_limits_flags() -> None:
-    with pytest.raises(InvalidInput, match="unknown limits flags 0x08"):
-        read_module_info(b"\0asm\x01\0\0\0\x05\x04\x01\x08\x01\x01", source="m.wasm")
+    with pytest.raises(InvalidInput, match="unknown limits flags 0x10"):
+        read_module_info(b"\0asm\x01\0\0\0\x05\x04\x01\x10\x01\x01", source="m.wasm")
+
+
+@pytest.mark.parametrize("flags", [0x08, 0x09])
+def test_names_custom_page_sizes_when_reading_and_bounding(flags: int) -> None:
+    # (memory 1 [2] (pagesize 1)): the bounds, then the page size's log2
+    wasm = b"\0asm\x01\0\0\0\x05" + bytes([5 if flags & 1 else 4, 1, flags, 1, *([2] if flags & 1 else []), 0])
+    for read in (read_module_info, lambda data, source: with_memory_maximum(data, 4, source=source)):
+        with pytest.raises(InvalidInput) as caught:
+            read(wasm, source="artifacts/wasm/paged.wasm")
+        assert str(caught.value) == (
+            "artifacts/wasm/paged.wasm: a memory declares its own page size (the custom page sizes proposal), which"
+            " neither engine runs: build it with WebAssembly's 64 KiB pages"
+        )
 
 
 @pytest.mark.parametrize(
