@@ -17,6 +17,7 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ngixi_runtime.errors import InvalidInput, NgixiError, unexpected
+from ngixi_runtime.files import write_by
 from ngixi_runtime.printable import printable, printable_json, printable_lines
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.trust.choice import (
@@ -198,23 +199,22 @@ def _run(args: argparse.Namespace) -> int:
 
 def _passed_on() -> StdioSink:
     """Writes a guest's stdout and stderr to this process's own as the guest writes them, raw and in that order.
-    A stream whose reader is gone (a closed pipe: `ngixi run B | head -1`) takes nothing more: the guest's writes
+    A reader that takes nothing by the call's deadline ends the call (TimeoutError) rather than holding it. A
+    stream whose reader is gone (a closed pipe: `ngixi run B | head -1`) takes nothing more: the guest's writes
     to it fail (EPIPE), and what this process had left to write there is dropped rather than failing at exit."""
     sys.stdout.flush()
     sys.stderr.flush()
     gone: set[int] = set()
 
-    def write(stream: int, data: bytes) -> bool:
+    def write(stream: int, data: bytes, deadline: float) -> bool:
         if stream in gone:
             return False
-        target = (sys.stdout if stream == 1 else sys.stderr).buffer
         try:
-            target.write(data)
-            target.flush()
+            write_by(stream, data, deadline)
         except BrokenPipeError:
             gone.add(stream)
             devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, target.fileno())
+            os.dup2(devnull, stream)
             os.close(devnull)
             return False
         return True

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import errno
 import functools
+import math
 import os
 import re
+import select
 import stat
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
@@ -257,6 +260,21 @@ def _read_at_most(descriptor: int, count: int) -> bytes:
         chunks.append(chunk)
         count -= len(chunk)
     return b"".join(chunks)
+
+
+def write_by(descriptor: int, data: bytes, deadline: float) -> None:
+    """Writes all of `data` to a descriptor this process shares (its stdout, a terminal), waiting for its reader at
+    most until `deadline` (time.monotonic; math.inf waits as long as it takes), else TimeoutError. The descriptor
+    stays blocking, as the shell sharing it expects: each write, made once the reader has room, is at most
+    PIPE_BUF bytes, which a pipe with room takes whole."""
+    writable = select.poll()
+    writable.register(descriptor, select.POLLOUT)
+    view = memoryview(data)
+    while view:
+        left = deadline - time.monotonic()
+        if left <= 0 or not writable.poll(None if math.isinf(left) else math.ceil(left * 1000)):
+            raise TimeoutError
+        view = view[os.write(descriptor, view[: select.PIPE_BUF]) :]
 
 
 def _kind_of(mode: int) -> str:

@@ -25,8 +25,9 @@ HOST_LOG_LEVEL = "host"  # log lines the host adds for the operator
 # the guest is granted stdin (`ngixi run` reads its own stdin so, and never for a guest that may not read it).
 Stdin = bytes | Callable[[int], bytes]
 # Where a guest's stdout (1) and stderr (2) go as they are written, instead of into its call's result (`ngixi run`
-# passes them on to its own): takes a write's bytes; False when the stream's reader is gone (a closed pipe).
-StdioSink = Callable[[int, bytes], bool]
+# passes them on to its own): takes a write's bytes and the call's deadline (time.monotonic), by which a reader
+# must take them, else TimeoutError; False when the stream's reader is gone (a closed pipe).
+StdioSink = Callable[[int, bytes, float], bool]
 
 
 class StdinState:
@@ -263,8 +264,17 @@ class HostContext:
         if self.on_stdio is None:
             (self.output.stdout if fd == 1 else self.output.stderr).extend(data)
             return True
+        if not data:
+            return True
         self.output.streamed += len(data)
-        return self.on_stdio(fd, data)
+        try:
+            return self.on_stdio(fd, data, self.call_ends_at)
+        except TimeoutError:
+            raise GuestError(
+                f"{self.guest}: reached its limits.timeout_ms while the reader of its "
+                f"{'stdout' if fd == 1 else 'stderr'} took nothing",
+                outcome="timeout",
+            ) from None
 
     def close(self) -> None:
         """Releases the instance (what registered in `closers`), then each capability's state."""

@@ -9,7 +9,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from types import TracebackType
 from typing import IO, Any
 
@@ -243,7 +243,7 @@ class IsolatedTenant:
             raise self._malformed(what, "output where its export declares none")
         return reply
 
-    def _forwarding(self, child: _Child, deadline: float) -> StdioSink | None:
+    def _forwarding(self, child: _Child, deadline: float) -> Callable[[int, bytes], bool] | None:
         """What passes the child's stdio frames on to `self._stdio`, telling the child when a stream's reader is
         gone; None when the guest's output comes in the reply."""
         sink = self._stdio
@@ -251,7 +251,7 @@ class IsolatedTenant:
             return None
 
         def forward(stream: int, data: bytes) -> bool:
-            if sink(stream, data):
+            if sink(stream, data, deadline):  # TimeoutError: a reader took nothing by then
                 return True
             if stream not in child.closed:
                 child.closed.add(stream)

@@ -22,8 +22,9 @@ The protocol (frames built and read by `loading/tenant_wire.py`; little-endian; 
   host_calls, error, exit_code of a call refused before the guest ran); logs are JSON
   `[[level, message], ...]`; stdout, stderr and output are raw bytes;
 - stdio frame, child to parent, before a reply (or a start-up answer) when the start-up request asked for
-  `stream_stdio`: `<BBxxI` kind `O`, the stream (1 stdout, 2 stderr), the size of the bytes written, then
-  them; the parent holds them to the stdout quota with the reply's own;
+  `stream_stdio`: `<BBxxI` kind `O`, the stream (1 stdout, 2 stderr), the size of the bytes written (never
+  0), then them; the parent holds them to the stdout quota with the reply's own, and a reader of its own that
+  takes nothing by the call's deadline to that deadline;
 - closed-stream notice, parent to child, during or after a call: a call request's header of kind `P` whose
   flags name the stream whose reader is gone, with no sections; the guest's later writes to it fail (EPIPE).
 The parent holds each size of a reply to what the guest's limits allow before reading it, and a
@@ -211,7 +212,7 @@ class _StdioToParent:
         self._replies = replies
         self.closed: set[int] = set()
 
-    def __call__(self, stream: int, data: bytes) -> bool:
+    def __call__(self, stream: int, data: bytes, deadline: float) -> bool:  # the deadline is the parent's to keep
         try:
             while self._incoming.ready():
                 self.closed.add(read_closed(self._incoming))

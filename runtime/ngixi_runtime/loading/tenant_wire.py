@@ -293,6 +293,8 @@ def forward_stdio(incoming: Incoming, room: int, on_stdio: Callable[[int, bytes]
         _, stream, size = STDIO.unpack(incoming.take(STDIO.size))
         if stream not in STDIO_STREAMS:
             raise WireError(f"a stdio frame names stream {stream}, not stdout or stderr")
+        if not size:  # the child sends none: empty ones, never counted against `room`, would come without end
+            raise WireError("an empty stdio frame")
         streamed += size
         if streamed > room:
             raise WireError(f"stdout and stderr of over {room} bytes, their limit")

@@ -130,3 +130,25 @@ def test_what_a_guest_writes_while_it_loads_is_passed_on_too(
     command = [*_command(keys, bundle, engine_name, where), "run"]
     run = subprocess.run(command, check=False, cwd=tmp_path, capture_output=True)
     assert (run.returncode, run.stdout) == (0, b"waiting\nwaiting\n7\n")
+
+
+# Writes to stdout without end: a reader that never reads fills the pipe within the first 64 KiB.
+FOREVER = f"""(module {_PRELUDE}
+  (func (export "_start") (loop $again (drop (call $say (i32.const 1) (i32.const 0))) (br $again))))
+"""
+
+
+@pytest.mark.parametrize("where", WHERE, ids=["isolated", "in-process"])
+def test_a_reader_that_never_reads_does_not_hold_the_guest_past_its_timeout(
+    tmp_path: Path, keys: KeyFiles, engine_name: str, where: tuple[str, ...]
+) -> None:
+    bundle = _bundle(tmp_path, keys, FOREVER, "\n[limits]\ntimeout_ms = 300\n")
+    reader, writer = os.pipe()  # `ngixi run B | sleep 100`: the reader is there and never reads
+    try:
+        command = _command(keys, bundle, engine_name, where)
+        run = subprocess.run(command, check=False, cwd=tmp_path, stdout=writer, stderr=subprocess.PIPE, timeout=30)
+    finally:
+        os.close(writer)
+        os.close(reader)
+    assert run.returncode != 0
+    assert b"limits.timeout_ms" in run.stderr

@@ -220,3 +220,27 @@ def test_abort_reads_assemblyscript_strings() -> None:
     ctx.data.begin("run", b"")
     host(ctx, "env.abort")(64, 0, 0, 0)  # AssemblyScript's abort("boom"), and a Zig panic: no file, no line
     assert ctx.aborted == "g: run aborted: boom"
+
+
+def test_a_sink_gets_each_write_with_the_calls_deadline_and_a_reader_past_it_ends_the_call() -> None:
+    """An empty write is passed on to no sink (an isolated child would send a frame its parent refuses); the
+    deadline is the call's, and a reader that took nothing by then ends the call as a timeout."""
+    passed: list[tuple[int, bytes, float]] = []
+    ctx = HostContext(guest="g", log_quota=100, stdio_quota=100, memory=FakeMemory(), grants=GRANTS)
+
+    def keep(stream: int, data: bytes, deadline: float) -> bool:
+        passed.append((stream, data, deadline))
+        return True
+
+    ctx.on_stdio = keep
+    ctx.call_ends_at = 12.5
+    assert ctx.capture_stdio(1, b"") and ctx.capture_stdio(2, b"e")
+    assert passed == [(2, b"e", 12.5)]
+
+    def never_read(stream: int, data: bytes, deadline: float) -> bool:
+        raise TimeoutError
+
+    ctx.on_stdio = never_read
+    with pytest.raises(GuestError, match=r"limits\.timeout_ms while the reader of its stdout") as raised:
+        ctx.capture_stdio(1, b"x")
+    assert raised.value.outcome == "timeout"

@@ -391,13 +391,17 @@ def test_a_section_sent_a_byte_per_write_costs_its_bytes_not_an_object_each() ->
 
 def test_stdio_frames_before_a_reply_are_passed_on_in_order_and_held_to_the_stdout_quota() -> None:
     shown: list[tuple[int, bytes]] = []
-    written = [*stdio_frame(1, b"out "), *stdio_frame(2, b"err"), *stdio_frame(1, b"")]
+    written = [*stdio_frame(1, b"out "), *stdio_frame(2, b"err"), *stdio_frame(1, b"!")]
     for frames in incoming(*written, frame(reply_frame(FULL._replace(output=None)))):
         reply = read_reply(frames, BOUNDS, lambda stream, data: shown.append((stream, data)))
-    assert shown == [(1, b"out "), (2, b"err"), (1, b"")]
+    assert shown == [(1, b"out "), (2, b"err"), (1, b"!")]
     assert (reply.stdout, reply.stderr) == (b"out\x00", b"err")
     for frames in incoming(*stdio_frame(3, b"x"), frame(reply_frame(PLAIN))):
         with pytest.raises(WireError, match="names stream 3"):
+            read_reply(frames, BOUNDS, lambda stream, data: None)
+    # empty frames count nothing against the quota: a child could send them without end
+    for frames in incoming(frame([*stdio_frame(1, b"")] * 1000 + reply_frame(PLAIN))):
+        with pytest.raises(WireError, match="an empty stdio frame"):
             read_reply(frames, BOUNDS, lambda stream, data: None)
     over = [*stdio_frame(1, b"x" * 60), *stdio_frame(2, b"y" * 5)]  # 65 bytes against a quota of 64
     for frames in incoming(*over, frame(reply_frame(PLAIN))):
