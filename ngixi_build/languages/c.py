@@ -55,7 +55,16 @@ def preprocess_arguments(
     """zig's arguments that preprocess `source` as its compile does into `scratch`/out.i, with clang's list of the
     files it read in `scratch`/out.d."""
     output = scratch / "out.i"
-    return [*_compiler_arguments(project, guest, options), "-E", "-MD", "-MF", f"{output}.d", "-o", str(output), source]
+    return [
+        *_compiler_arguments(project, guest, options),
+        "-E",
+        "-MD",
+        "-MF",
+        f"{output}.d",
+        "-o",
+        str(output),
+        _input(source),
+    ]
 
 
 def _compiler_arguments(project: Project, guest: str, options: CCompileOptions) -> list[str]:
@@ -85,7 +94,13 @@ def shared_c_files(project: Project) -> list[str]:
 
 def object_arguments(project: Project, guest: str, options: CCompileOptions, source: str, output: Path) -> list[str]:
     """zig's arguments that compile `source` alone into the object `output`, as the guest's own files are."""
-    return [*_compiler_arguments(project, guest, options), "-c", "-o", str(output), source]
+    return [*_compiler_arguments(project, guest, options), "-c", "-o", str(output), _input(source)]
+
+
+def _input(source: str) -> str:
+    """`source` as zig's input file: a shared folder at the root named `-DX` or `-fplugin=...` would otherwise be
+    read as an option, past the check of `[compile] flags`."""
+    return f"./{source}" if source.startswith("-") else source
 
 
 def c_options(options: CCompileOptions | ZigCompileOptions | None) -> CCompileOptions:

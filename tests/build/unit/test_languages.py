@@ -10,7 +10,7 @@ import pytest
 from ngixi_build.guests import read_guest
 from ngixi_build.languages import assemblyscript as assemblyscript_languages
 from ngixi_build.languages.base import CompileJob
-from ngixi_build.languages.c import shared_c_files, source_files
+from ngixi_build.languages.c import object_arguments, preprocess_arguments, shared_c_files, source_files
 from ngixi_build.languages.registry import language, language_of, supported, used_languages
 from ngixi_build.languages.wasm import is_declared_input, matches
 from ngixi_build.languages.zig import modules
@@ -268,3 +268,17 @@ def test_hidden_c_files_are_inputs_but_neither_a_guest_nor_a_shared_folder_compi
     assert source_files(project, "g", CCompileOptions()) == ["guests/g/main.c"]
     assert shared_c_files(project) == ["lib/sub/more.c", "lib/util.c"]
     assert project.guests_dir / "g" / ".old.c" in compile_deps(project, read_guest(project, "g")).file_dep
+
+
+def test_a_shared_folder_named_like_an_option_is_compiled_as_a_file(tmp_path: Path) -> None:
+    """A folder `-DX` at the root holds `-DX/x.c`, which zig would take for the option -DX/x.c (past the check of
+    [compile] flags, so -fplugin= too) and find no input."""
+    project = guest_project(tmp_path, "g", {"main.c": "\n"})
+    (tmp_path / "-DX").mkdir()
+    (tmp_path / "-DX" / "x.c").write_text("\n")
+    (tmp_path / "pyproject.toml").write_text('[tool.ngixi]\nshared_sources = ["-DX"]\n')
+    project = Project(tmp_path)
+    [source] = shared_c_files(project)
+    options = CCompileOptions()
+    assert preprocess_arguments(project, "g", options, source, tmp_path)[-1] == "./-DX/x.c"
+    assert object_arguments(project, "g", options, source, tmp_path / "x.o")[-1] == "./-DX/x.c"
