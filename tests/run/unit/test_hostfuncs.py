@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import struct
+import threading
 import time
 
 import pytest
@@ -14,6 +17,7 @@ from ngixi_runtime.capabilities.registry import every_capability
 from ngixi_runtime.capabilities.wasi_files import WasiFilesystem
 from ngixi_runtime.cli import process_exit_code
 from ngixi_runtime.errors import GuestError
+from ngixi_runtime.files import write_by
 from ngixi_runtime.spec.abi import MAX_IOVECS, AbiFault, Errno, gather
 from tests.conftest import FakeMemory
 
@@ -244,3 +248,29 @@ def test_a_sink_gets_each_write_with_the_calls_deadline_and_a_reader_past_it_end
     with pytest.raises(GuestError, match=r"limits\.timeout_ms while the reader of its stdout") as raised:
         ctx.capture_stdio(1, b"x")
     assert raised.value.outcome == "timeout"
+
+
+def test_a_write_passed_on_waits_for_its_reader_until_the_deadline_only() -> None:
+    """ngixi run's write of a guest's output to its own (a blocking descriptor, as a shell leaves it): all of it, in
+    order, to a reader that drains a full pipe late; TimeoutError at the deadline when the reader takes nothing."""
+    reader, writer = os.pipe()
+    data = bytes(range(256)) * 1024  # 256 KiB: four times a pipe's buffer
+    try:
+        with pytest.raises(TimeoutError):
+            write_by(writer, data, time.monotonic() + 0.2)
+        drained = bytearray()
+
+        def drain_all() -> None:
+            while piece := os.read(reader, 1 << 16):
+                drained.extend(piece)
+
+        drain = threading.Thread(target=drain_all)
+        drain.start()
+        write_by(writer, data, time.monotonic() + 30)
+        os.close(writer)
+        drain.join()
+    finally:
+        os.close(reader)
+        with contextlib.suppress(OSError):
+            os.close(writer)
+    assert drained.endswith(data) and len(drained) < 2 * len(data)
