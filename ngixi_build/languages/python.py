@@ -24,7 +24,10 @@ class Python(Language):
     abis = ("component",)
 
     def is_source(self, project: Project, guest: GuestBuild, path: Path) -> bool:
-        return "__pycache__" not in path.parts and super().is_source(project, guest, path)
+        """Only what componentize-py is given of the guest's folder (no __pycache__/, nothing hidden: an author's
+        .venv/ there is no input), which is all its compile reads there."""
+        parts = path.relative_to(project.guests_dir / guest.name).parts
+        return not any(map(python.not_copied, parts)) and super().is_source(project, guest, path)
 
     def toolchain_marker(self, state_dir: Path) -> Path:
         return python.toolchain_for(state_dir).root / installs.COMPLETE

@@ -218,8 +218,7 @@ SCRATCH = (".main.swp", ".#main", "#main#", "main~", "4913", ".DS_Store")
         ("main.c", ""),
         ("main.zig", ""),
         ("assembly/index.ts", ""),
-        ("index.js", ""),
-        ("app.py", ""),
+        ("index.js", COMPONENT),
         ("build.sh", '[build]\ncommand = ["./build.sh"]\noutput = "out.wasm"\ninputs = ["**/*", "*"]\n'),
     ],
 )
@@ -230,6 +229,7 @@ def test_a_compile_follows_the_hidden_files_it_may_read_and_no_editor_scratch(
     compile and of watch mode, in every language; an editor's scratch file is neither."""
     project = guest_project(tmp_path, "g", {entry: "\n", **HIDDEN, **dict.fromkeys(SCRATCH, "")}, extra)
     guest = read_guest(project, "g")
+    language_of(project, guest)  # a known language: not the fallback of a guest whose language is unknown
     directory = project.guests_dir / "g"
     file_dep = compile_deps(project, guest).file_dep
     followed = {path.relative_to(directory).as_posix() for path in file_dep if path.is_relative_to(directory)}
@@ -237,6 +237,21 @@ def test_a_compile_follows_the_hidden_files_it_may_read_and_no_editor_scratch(
     assert not followed & set(SCRATCH)
     assert [name for name in (entry, *HIDDEN) if changed_inputs(project, directory / name) != ["g"]] == []
     assert [name for name in SCRATCH if changed_inputs(project, directory / name)] == []
+
+
+def test_a_python_guests_inputs_are_what_componentize_py_is_given(tmp_path: Path) -> None:
+    """Its compile copies the guest's folder without hidden files and __pycache__/ (`not_copied`): an author's
+    .venv/ there, thousands of files, was an input of doit and watch mode, never read by the compile."""
+    venv = {".venv/lib/site.py": "\n", ".venv/pyvenv.cfg": "\n", ".env": "\n", "__pycache__/app.pyc": ""}
+    project = guest_project(tmp_path, "g", {"app.py": "\n", "lib/util.py": "\n", **venv}, COMPONENT)
+    directory = project.guests_dir / "g"
+    guest = read_guest(project, "g")
+    assert language_of(project, guest).name == "python"
+    file_dep = compile_deps(project, guest).file_dep
+    followed = {path.relative_to(directory).as_posix() for path in file_dep if path.is_relative_to(directory)}
+    assert followed == {"app.py", "lib/util.py"}
+    assert [name for name in venv if changed_inputs(project, directory / name)] == []
+    assert changed_inputs(project, directory / "lib" / "util.py") == ["g"]
 
 
 def test_node_modules_is_a_source_only_without_npm_dependencies(tmp_path: Path) -> None:
