@@ -738,10 +738,22 @@ def _open_component(
         wasi = wasi_setup(context) if imports_wasi(prepared.info.imports) else None
         instance = wasmtime_component.instantiate(prepared, guest=guest, functions=functions, limits=limits, wasi=wasi)
         context.closers.append(_weak_closer(instance.close))
+    except GuestError as error:  # a start function trapped: where, as a core guest's says
+        context.close()
+        where = _component_place(manifest, error, bundle) if error.outcome == "trap" else None
+        raise GuestError(f"{error} {where}" if where else str(error), outcome=error.outcome) from None
     except BaseException:
         context.close()
         raise
     return instance, context, origin
+
+
+def _component_place(manifest: Manifest, error: GuestError, bundle: VerifiedBundle) -> str | None:
+    """Where in a component's own code `error` trapped: its source map's place, else its innermost own function."""
+    from ngixi_runtime.spec.sourcemap import named_location
+
+    wasm = bundle.data(bundle.index.member("wasm"))
+    return trap_place(manifest, error, wasm) or named_location(name for name, _ in error.named_frames)
 
 
 def _weak_closer(close: Callable[[], None]) -> Callable[[], None]:

@@ -36,14 +36,33 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("where", [(), ("--in-process",)], ids=["isolated", "in-process"])
+# A component whose core module's start function traps: it said "cannot load the guest" with exit 1.
+COMPONENT_START = (
+    '(component (core module $m (memory (export "memory") 1 1) (func $setup unreachable) (start $setup)'
+    ' (func (export "run") (result i32) i32.const 1)) (core instance $i (instantiate $m))'
+    ' (func (export "run") (result s32) (canon lift (core func $i "run"))))'
+)
+WHERE = pytest.mark.parametrize("where", [(), ("--in-process",)], ids=["isolated", "in-process"])
+
+
+@WHERE
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_failing_guest_is_one_line_and_exit_code_5(
     tmp_path: Path, keys: KeyFiles, engine_name: str, where: tuple[str, ...], case: str
 ) -> None:
     wat, line = CASES[case]
-    bundle = make_bundle(tmp_path, keys.key, wasm=bytes(wasmtime.wat2wasm(wat)), manifest=LIBRARY, guest="g")
-    command = [str(NGIXI), "run", *where, "--engine", engine_name, "--trust", str(keys.trust), str(bundle), "run"]
+    _fails_so(tmp_path, keys, wat, LIBRARY, options=[*where, "--engine", engine_name], line=line)
+
+
+@WHERE
+def test_a_components_start_trap_reads_as_a_core_guests(tmp_path: Path, keys: KeyFiles, where: tuple[str, ...]) -> None:
+    manifest = LIBRARY.replace('version = "0.1.0"', 'version = "0.1.0"\nabi = "component"').replace("i32", "s32")
+    _fails_so(tmp_path, keys, COMPONENT_START, manifest, options=list(where), line=CASES["start"][1])
+
+
+def _fails_so(tmp_path: Path, keys: KeyFiles, wat: str, manifest: str, *, options: list[str], line: str) -> None:
+    bundle = make_bundle(tmp_path, keys.key, wasm=bytes(wasmtime.wat2wasm(wat)), manifest=manifest, guest="g")
+    command = [str(NGIXI), "run", *options, "--trust", str(keys.trust), str(bundle), "run"]
     ran = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
     shown = [shown for shown in ran.stderr.splitlines() if not shown.startswith("note: ")]
     assert (ran.returncode, shown) == (5, [f"ngixi: error: {line}"])
