@@ -109,29 +109,24 @@ def _rollback_guard(args: argparse.Namespace, trust_file: Path) -> RollbackGuard
     return RollbackGuard.for_trust_file(trust_file, state_dir=args.state_dir, allow_downgrade=args.allow_downgrade)
 
 
-def _show(result: CallResult, *, as_json: bool, error: str | None = None, output_file: Path | None = None) -> None:
+def _show(result: CallResult, *, as_json: bool, output_file: Path | None = None) -> None:
     """Prints a call's output: values on stdout, logs and guest stderr on stderr (or one JSON document); the
     call data ABI's output as `call_io.write_output` shows it."""
-    from ngixi_runtime.call_io import json_output, write_output
-    from ngixi_runtime.spec.wit_json import shown, to_json
+    from ngixi_runtime.call_io import write_output
 
     if as_json:
-        document = {"ok": error is None, **({"error": error} if error else {}), **result.to_json()}
-        document["values"] = to_json(list(result.values))
-        document["stdout"], document["stderr"] = (
-            result.stdout.decode(errors="replace"),
-            result.stderr.decode(errors="replace"),
-        )
-        document |= json_output(result.output, result.output_kind, result.data)
-        print(printable_json(document, indent=2))
-        if output_file is not None and result.output is not None:  # the file too, as without --json
+        if output_file is not None and result.output is not None:  # the file too, as without --json; first, so
+            # that a file it cannot write is the run's one failure document
             write_output(result.output, "bytes", to_file=output_file, stdout=sys.stdout.buffer, stderr=sys.stderr)
+        print(printable_json({"ok": True, **_call_document(result)}, indent=2))
         return
     for line in result.logs:
         print(printable(f"{line.level}: {line.message}"), file=sys.stderr)  # an isolated child says the level
     sys.stdout.buffer.write(result.stdout)
     sys.stderr.buffer.write(result.stderr)
     if result.values:
+        from ngixi_runtime.spec.wit_json import shown
+
         print(" ".join(shown(v) for v in result.values))
     if result.output is not None and result.output_kind is not None:
         sys.stdout.flush()
@@ -140,7 +135,43 @@ def _show(result: CallResult, *, as_json: bool, error: str | None = None, output
         )
 
 
+def _call_document(result: CallResult) -> dict[str, Any]:
+    """A call's fields in `ngixi run --json`'s document, whether it succeeded or failed."""
+    from ngixi_runtime.call_io import json_output
+    from ngixi_runtime.spec.wit_json import to_json
+
+    document = result.to_json()
+    document["values"] = to_json(list(result.values))
+    document["stdout"], document["stderr"] = (
+        result.stdout.decode(errors="replace"),
+        result.stderr.decode(errors="replace"),
+    )
+    return document | json_output(result.output, result.output_kind, result.data)
+
+
+def _show_failure(error: Exception) -> None:
+    """`ngixi run --json`'s one document for a run that failed, wherever it did (bad options, the bundle refused,
+    the load or the call): what failed, with the call's fields when the call ran."""
+    from ngixi_runtime.loading.calls import CallFailed
+
+    reported = error if isinstance(error, NgixiError) else unexpected(error)
+    failure = {"kind": reported.kind, "message": str(reported), "exit_code": reported.exit_code}
+    called = _call_document(error.result) if isinstance(error, CallFailed) else {}
+    print(printable_json({"ok": False, "error": failure, **called}, indent=2))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        return _run_isolating(args)
+    except BrokenPipeError:
+        raise
+    except Exception as error:  # the error line on stderr follows (`main`), with the same exit code
+        if args.json:
+            _show_failure(error)
+        raise
+
+
+def _run_isolating(args: argparse.Namespace) -> int:
     if args.in_process:
         return _run(args)
     from ngixi_runtime.loading.zygote_server import tenants_forked_here
@@ -190,7 +221,8 @@ def _run(args: argparse.Namespace) -> int:
             else:
                 result = call_export(tenant, args.bundle, args.export, args.args, args.input, output_file=args.output)
         except CallFailed as failure:
-            _show(failure.result, as_json=args.json, error=str(failure))
+            if not args.json:  # --json: in its failure document
+                _show(failure.result, as_json=False)
             raise
     _show(result, as_json=args.json, output_file=args.output)
     return process_exit_code(result.exit_code or 0)
