@@ -112,6 +112,11 @@ def _rollback_guard(args: argparse.Namespace, trust_file: Path) -> RollbackGuard
 def _show(result: CallResult, *, as_json: bool, output_file: Path | None = None) -> None:
     """Prints a call's output: values on stdout, logs and guest stderr on stderr (or one JSON document); the
     call data ABI's output as `call_io.write_output` shows it."""
+    with _reader_may_go():
+        _write_call(result, as_json=as_json, output_file=output_file)
+
+
+def _write_call(result: CallResult, *, as_json: bool, output_file: Path | None) -> None:
     from ngixi_runtime.call_io import write_output
 
     if as_json:
@@ -157,7 +162,20 @@ def _show_failure(error: Exception) -> None:
     reported = error if isinstance(error, NgixiError) else unexpected(error)
     failure = {"kind": reported.kind, "message": str(reported), "exit_code": reported.exit_code}
     called = _call_document(error.result) if isinstance(error, CallFailed) else {}
-    print(printable_json({"ok": False, "error": failure, **called}, indent=2))
+    with _reader_may_go():
+        print(printable_json({"ok": False, "error": failure, **called}, indent=2))
+
+
+@contextmanager
+def _reader_may_go() -> Iterator[None]:
+    """`ngixi run`'s own writes to stdout (values, output, --json), stopped quietly when its reader went away (`ngixi
+    run B | head -1`): the exit code stays the run's, as when the guest's own writes found the reader gone, and
+    whether the reader left before or after a write does not change it."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _discarded(sys.stdout.fileno())
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -245,9 +263,7 @@ def _passed_on() -> StdioSink:
             target.flush()
         except BrokenPipeError:
             gone.add(stream)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, target.fileno())
-            os.close(devnull)
+            _discarded(target.fileno())
             return False
         return True
 
@@ -694,9 +710,16 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 
 def _reader_gone() -> int:
-    """stdout's reader closed it (`ngixi inspect --json B | head -3`): stop quietly, no flush at exit."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    """stdout's reader closed it (`ngixi inspect --json B | head -3`): stop quietly, with a shell's status for it."""
+    _discarded(sys.stdout.fileno())
     return BROKEN_PIPE_STATUS
+
+
+def _discarded(descriptor: int) -> None:
+    """A stream whose reader is gone: what is still written or buffered there goes nowhere, with no error at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)
 
 
 if __name__ == "__main__":

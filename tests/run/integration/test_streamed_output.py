@@ -130,3 +130,34 @@ def test_what_a_guest_writes_while_it_loads_is_passed_on_too(
     command = [*_command(keys, bundle, engine_name, where), "run"]
     run = subprocess.run(command, check=False, cwd=tmp_path, capture_output=True)
     assert (run.returncode, run.stdout) == (0, b"waiting\nwaiting\n7\n")
+
+
+# A library that writes nothing itself, so that only ngixi's own writes find its reader gone: (the export's code,
+# ngixi run's options, its exit code).
+CLOSED_STDOUT_CASES = {
+    "values": ("i32.const 7", (), 0),
+    "json": ("i32.const 7", ("--json",), 0),
+    "failure json": ("unreachable", ("--json",), 5),
+}
+
+
+@pytest.mark.parametrize("case", list(CLOSED_STDOUT_CASES))
+@pytest.mark.parametrize("where", WHERE, ids=["isolated", "in-process"])
+def test_a_closed_stdout_leaves_the_runs_exit_code_as_it_is(
+    tmp_path: Path, keys: KeyFiles, where: tuple[str, ...], case: str
+) -> None:
+    """ngixi's own writes (its values, its JSON document) fail as the guest's would: the run still ends with its
+    own exit code, as when the guest's writes failed (it was 141, a shell's for SIGPIPE: `set -o pipefail` saw
+    `ngixi run B | head -0` fail or not by whether head left before the write or after it)."""
+    code, options, expected = CLOSED_STDOUT_CASES[case]
+    wat = f'(module (memory (export "memory") 1 1) (func (export "run") (result i32) {code}))'
+    bundle = make_bundle(tmp_path, keys.key, wasm=bytes(wasmtime.wat2wasm(wat)), manifest=LIBRARY, guest="talker")
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        command = [str(NGIXI), "run", *where, *options, "--trust", str(keys.trust), str(bundle), "run"]
+        run = subprocess.run(command, check=False, cwd=tmp_path, stdout=writer, stderr=subprocess.PIPE)
+    finally:
+        os.close(writer)
+    shown = b"ngixi: error: talker: run trapped: unreachable\n" if expected else b""
+    assert (run.returncode, _without_notes(run.stderr)) == (expected, shown)
