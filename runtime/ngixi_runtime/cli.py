@@ -29,7 +29,7 @@ from ngixi_runtime.trust.choice import (
 
 if TYPE_CHECKING:
     from ngixi_runtime.bundles.reader import VerifiedBundle
-    from ngixi_runtime.capabilities.context import StdioSink
+    from ngixi_runtime.capabilities.context import LogLine, LogSink, StdioSink
     from ngixi_runtime.loading.tenants import CallResult
     from ngixi_runtime.spec.bundle_format import Member
     from ngixi_runtime.trust.policy import Policy
@@ -125,8 +125,8 @@ def _write_call(result: CallResult, *, as_json: bool, output_file: Path | None) 
             write_output(result.output, "bytes", to_file=output_file, stdout=sys.stdout.buffer, stderr=sys.stderr)
         print(printable_json({"ok": True, **_call_document(result)}, indent=2))
         return
-    for line in result.logs:
-        print(printable(f"{line.level}: {line.message}"), file=sys.stderr)  # an isolated child says the level
+    for line in result.logs:  # none, when they were passed on as logged
+        print(printable(f"{line.level}: {line.message}"), file=sys.stderr)
     sys.stdout.buffer.write(result.stdout)
     sys.stderr.buffer.write(result.stderr)
     if result.values:
@@ -208,6 +208,7 @@ def _run(args: argparse.Namespace) -> int:
     argv = [a for a in (args.export, *args.args) if a is not None]
     given = _given_sandboxes(args.sandbox)
     sandboxes, refused = (given, None) if given is not None else _default_sandboxes(args)
+    passed_on = None if args.json else _passed_on()  # --json: in its document
     with open_tenant(
         args.bundle,
         trust_file=trust,
@@ -225,7 +226,8 @@ def _run(args: argparse.Namespace) -> int:
         engine=args.engine,
         project_trust=is_implicit_choice(args.trust),
         watch_in_process=args.own_process,
-        stdio=None if args.json else _passed_on(),  # --json: in its document
+        stdio=None if passed_on is None else passed_on.stdio,
+        logs=None if passed_on is None else passed_on.logs,
     ) as tenant:
         manifest = tenant.manifest
         if tenant.compiled or args.verbose:
@@ -246,10 +248,18 @@ def _run(args: argparse.Namespace) -> int:
     return process_exit_code(result.exit_code or 0)
 
 
-def _passed_on() -> StdioSink:
-    """Writes a guest's stdout and stderr to this process's own as the guest writes them, raw and in that order.
-    A stream whose reader is gone (a closed pipe: `ngixi run B | head -1`) takes nothing more: the guest's writes
-    to it fail (EPIPE), and what this process had left to write there is dropped rather than failing at exit."""
+class _PassedOn(NamedTuple):
+    """`open_tenant`'s sinks for what a guest writes and logs."""
+
+    stdio: StdioSink
+    logs: LogSink
+
+
+def _passed_on() -> _PassedOn:
+    """Writes a guest's stdout and stderr to this process's own as the guest writes them, raw, and its log lines to
+    stderr as it logs them (escaped), in that order. A stream whose reader is gone (a closed pipe: `ngixi run B |
+    head -1`) takes nothing more: the guest's writes to it fail (EPIPE), and what this process had left to write
+    there is dropped rather than failing at exit."""
     sys.stdout.flush()
     sys.stderr.flush()
     gone: set[int] = set()
@@ -267,7 +277,11 @@ def _passed_on() -> StdioSink:
             return False
         return True
 
-    return write
+    def log(line: LogLine) -> None:
+        shown = printable(f"{line.level}: {line.message}") + "\n"  # a child says the level too
+        write(2, shown.encode(sys.stderr.encoding or "utf-8", errors="backslashreplace"))
+
+    return _PassedOn(write, log)
 
 
 def process_exit_code(guest_code: int) -> int:

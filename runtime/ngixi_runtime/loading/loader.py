@@ -588,7 +588,8 @@ def open_guest(
     `sandbox` says where the guest's fs preopens and kv database live; a guest granted fs or kv needs one.
     `env` and `stdin` are the caller's environment variables and standard input, refused unless the manifest
     takes them (`[capabilities.env]`, `[capabilities.stdin]`). With `on_stdio`, what the guest writes to stdout
-    and stderr goes there as it is written, not into its calls' results.
+    and stderr goes there as it is written, not into its calls' results; with `on_log`, its log lines (the host's
+    own for the operator too) as they are logged.
     `engine` names the engine to run it on ("wasmer", "wasmtime", "auto"; see `chosen_engine`).
     `cpu_capped` says this process's CPU time is capped (the tenant child), which stands in for
     limits.fuel on an engine that cannot meter it; otherwise such a guest is refused there.

@@ -112,6 +112,29 @@ def test_a_closed_stdout_fails_the_guests_writes_and_the_host_ends_cleanly(
     assert (run.returncode, _without_notes(run.stderr)) == (64, b"err one\n")  # WASI's EPIPE, then stderr still written
 
 
+# Writes, logs (a line with an escape sequence too) and writes again: the log lines among what it writes.
+LOGGING = f"""(module (import "ngixi" "log" (func $log (param i32 i32 i32))) {_PRELUDE}
+  (data (i32.const 100) "\\1b[2J")
+  (func (export "_start")
+    (drop (call $say (i32.const 1) (i32.const 0)))
+    (call $log (i32.const 2) (i32.const 48) (i32.const 7))
+    (drop (call $say (i32.const 2) (i32.const 1)))
+    (call $log (i32.const 4) (i32.const 100) (i32.const 4))
+    (drop (call $say (i32.const 1) (i32.const 2)))))
+"""
+
+
+@pytest.mark.parametrize("where", WHERE, ids=["isolated", "in-process"])
+def test_log_lines_are_shown_as_logged_among_stdout_and_stderr(
+    tmp_path: Path, keys: KeyFiles, engine_name: str, where: tuple[str, ...]
+) -> None:
+    bundle = _bundle(tmp_path, keys, LOGGING, "[capabilities.log]\n")
+    command = _command(keys, bundle, engine_name, where)
+    run = subprocess.run(command, check=False, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    shown = b"out one\ninfo: waiting\nerr one\nerror: \\x1b[2J\nout two\n"  # they came after the call's end
+    assert (run.returncode, _without_notes(run.stdout)) == (0, shown)
+
+
 # A library whose _initialize (run at load, before any call) writes to stdout, as its export does.
 INITIALIZED = f"""(module {_PRELUDE}
   (func $hello (drop (call $say (i32.const 1) (i32.const 4))))
