@@ -30,7 +30,7 @@ from ngixi_runtime.trust.choice import (
 
 if TYPE_CHECKING:
     from ngixi_runtime.bundles.reader import VerifiedBundle
-    from ngixi_runtime.capabilities.context import StdioSink
+    from ngixi_runtime.capabilities.context import LogLine, LogSink, StdioSink
     from ngixi_runtime.loading.tenants import CallResult
     from ngixi_runtime.spec.bundle_format import Member
     from ngixi_runtime.trust.policy import Policy
@@ -110,29 +110,29 @@ def _rollback_guard(args: argparse.Namespace, trust_file: Path) -> RollbackGuard
     return RollbackGuard.for_trust_file(trust_file, state_dir=args.state_dir, allow_downgrade=args.allow_downgrade)
 
 
-def _show(result: CallResult, *, as_json: bool, error: str | None = None, output_file: Path | None = None) -> None:
+def _show(result: CallResult, *, as_json: bool, output_file: Path | None = None) -> None:
     """Prints a call's output: values on stdout, logs and guest stderr on stderr (or one JSON document); the
     call data ABI's output as `call_io.write_output` shows it."""
-    from ngixi_runtime.call_io import json_output, write_output
-    from ngixi_runtime.spec.wit_json import shown, to_json
+    with _reader_may_go():
+        _write_call(result, as_json=as_json, output_file=output_file)
+
+
+def _write_call(result: CallResult, *, as_json: bool, output_file: Path | None) -> None:
+    from ngixi_runtime.call_io import write_output
 
     if as_json:
-        document = {"ok": error is None, **({"error": error} if error else {}), **result.to_json()}
-        document["values"] = to_json(list(result.values))
-        document["stdout"], document["stderr"] = (
-            result.stdout.decode(errors="replace"),
-            result.stderr.decode(errors="replace"),
-        )
-        document |= json_output(result.output, result.output_kind, result.data)
-        print(printable_json(document, indent=2))
-        if output_file is not None and result.output is not None:  # the file too, as without --json
+        if output_file is not None and result.output is not None:  # the file too, as without --json; first, so
+            # that a file it cannot write is the run's one failure document
             write_output(result.output, "bytes", to_file=output_file, stdout=sys.stdout.buffer, stderr=sys.stderr)
+        print(printable_json({"ok": True, **_call_document(result)}, indent=2))
         return
-    for line in result.logs:
-        print(printable(f"{line.level}: {line.message}"), file=sys.stderr)  # an isolated child says the level
+    for line in result.logs:  # none, when they were passed on as logged
+        print(printable(f"{line.level}: {line.message}"), file=sys.stderr)
     sys.stdout.buffer.write(result.stdout)
     sys.stderr.buffer.write(result.stderr)
     if result.values:
+        from ngixi_runtime.spec.wit_json import shown
+
         print(" ".join(shown(v) for v in result.values))
     if result.output is not None and result.output_kind is not None:
         sys.stdout.flush()
@@ -141,7 +141,56 @@ def _show(result: CallResult, *, as_json: bool, error: str | None = None, output
         )
 
 
+def _call_document(result: CallResult) -> dict[str, Any]:
+    """A call's fields in `ngixi run --json`'s document, whether it succeeded or failed."""
+    from ngixi_runtime.call_io import json_output
+    from ngixi_runtime.spec.wit_json import to_json
+
+    document = result.to_json()
+    document["values"] = to_json(list(result.values))
+    document["stdout"], document["stderr"] = (
+        result.stdout.decode(errors="replace"),
+        result.stderr.decode(errors="replace"),
+    )
+    return document | json_output(result.output, result.output_kind, result.data)
+
+
+def _show_failure(error: Exception) -> None:
+    """`ngixi run --json`'s one document for a run that failed, wherever it did (bad options, the bundle refused,
+    the load or the call): what failed, with the call's fields when the call ran."""
+    from ngixi_runtime.loading.calls import CallFailed
+
+    reported = error if isinstance(error, NgixiError) else unexpected(error)
+    failure = {"kind": reported.kind, "message": str(reported), "exit_code": reported.exit_code}
+    called = _call_document(error.result) if isinstance(error, CallFailed) else {}
+    with _reader_may_go():
+        print(printable_json({"ok": False, "error": failure, **called}, indent=2))
+
+
+@contextmanager
+def _reader_may_go() -> Iterator[None]:
+    """`ngixi run`'s own writes to stdout (values, output, --json), stopped quietly when its reader went away (`ngixi
+    run B | head -1`): the exit code stays the run's, as when the guest's own writes found the reader gone, and
+    whether the reader left before or after a write does not change it."""
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _discarded(sys.stdout.fileno())
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        return _run_isolating(args)
+    except BrokenPipeError:
+        raise
+    except Exception as error:  # the error line on stderr follows (`main`), with the same exit code
+        if args.json:
+            _show_failure(error)
+        raise
+
+
+def _run_isolating(args: argparse.Namespace) -> int:
     if args.in_process:
         return _run(args)
     from ngixi_runtime.loading.zygote_server import tenants_forked_here
@@ -160,6 +209,7 @@ def _run(args: argparse.Namespace) -> int:
     argv = [a for a in (args.export, *args.args) if a is not None]
     given = _given_sandboxes(args.sandbox)
     sandboxes, refused = (given, None) if given is not None else _default_sandboxes(args)
+    passed_on = None if args.json else _passed_on()  # --json: in its document
     with open_tenant(
         args.bundle,
         trust_file=trust,
@@ -177,7 +227,8 @@ def _run(args: argparse.Namespace) -> int:
         engine=args.engine,
         project_trust=is_implicit_choice(args.trust),
         watch_in_process=args.own_process,
-        stdio=None if args.json else _passed_on(),  # --json: in its document
+        stdio=None if passed_on is None else passed_on.stdio,
+        logs=None if passed_on is None else passed_on.logs,
     ) as tenant:
         manifest = tenant.manifest
         if tenant.compiled or args.verbose:
@@ -191,17 +242,26 @@ def _run(args: argparse.Namespace) -> int:
             else:
                 result = call_export(tenant, args.bundle, args.export, args.args, args.input, output_file=args.output)
         except CallFailed as failure:
-            _show(failure.result, as_json=args.json, error=str(failure))
+            if not args.json:  # --json: in its failure document
+                _show(failure.result, as_json=False)
             raise
     _show(result, as_json=args.json, output_file=args.output)
     return process_exit_code(result.exit_code or 0)
 
 
-def _passed_on() -> StdioSink:
-    """Writes a guest's stdout and stderr to this process's own as the guest writes them, raw and in that order.
-    A reader that takes nothing by the call's deadline ends the call (TimeoutError) rather than holding it. A
-    stream whose reader is gone (a closed pipe: `ngixi run B | head -1`) takes nothing more: the guest's writes
-    to it fail (EPIPE), and what this process had left to write there is dropped rather than failing at exit."""
+class _PassedOn(NamedTuple):
+    """`open_tenant`'s sinks for what a guest writes and logs."""
+
+    stdio: StdioSink
+    logs: LogSink
+
+
+def _passed_on() -> _PassedOn:
+    """Writes a guest's stdout and stderr to this process's own as the guest writes them, raw, and its log lines to
+    stderr as it logs them (escaped), in that order. A reader that takes nothing by the call's deadline ends the
+    call (TimeoutError) rather than holding it. A stream whose reader is gone (a closed pipe: `ngixi run B |
+    head -1`) takes nothing more: the guest's writes to it fail (EPIPE), and what this process had left to write
+    there is dropped rather than failing at exit."""
     sys.stdout.flush()
     sys.stderr.flush()
     gone: set[int] = set()
@@ -213,13 +273,15 @@ def _passed_on() -> StdioSink:
             write_by(stream, data, deadline)
         except BrokenPipeError:
             gone.add(stream)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, stream)
-            os.close(devnull)
+            _discarded(stream)
             return False
         return True
 
-    return write
+    def log(line: LogLine, deadline: float) -> None:
+        shown = printable(f"{line.level}: {line.message}") + "\n"  # a child says the level too
+        write(2, shown.encode(sys.stderr.encoding or "utf-8", errors="backslashreplace"), deadline)
+
+    return _PassedOn(write, log)
 
 
 def process_exit_code(guest_code: int) -> int:
@@ -662,9 +724,16 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 
 def _reader_gone() -> int:
-    """stdout's reader closed it (`ngixi inspect --json B | head -3`): stop quietly, no flush at exit."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    """stdout's reader closed it (`ngixi inspect --json B | head -3`): stop quietly, with a shell's status for it."""
+    _discarded(sys.stdout.fileno())
     return BROKEN_PIPE_STATUS
+
+
+def _discarded(descriptor: int) -> None:
+    """A stream whose reader is gone: what is still written or buffered there goes nowhere, with no error at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -2,27 +2,32 @@
 
 
 class NgixiError(Exception):
-    """A failure with a message meant for the user; never shown with a traceback."""
+    """A failure with a message meant for the user; never shown with a traceback. `kind` names its class in
+    `ngixi run --json`'s failure document, as `exit_code` does for a shell."""
 
     exit_code = 1
+    kind = "error"
 
 
 class InvalidInput(NgixiError):
     """A file or argument the user gave is wrong; the message names it and what to do."""
 
     exit_code = 2
+    kind = "input"
 
 
 class VerificationError(NgixiError):
     """A bundle was refused: bad signature, untrusted key, damaged or unexpected member."""
 
     exit_code = 3
+    kind = "verification"
 
 
 class ToolchainError(NgixiError):
     """An external tool (node, npm, asc) is missing or failed."""
 
     exit_code = 4
+    kind = "toolchain"
 
 
 class GuestError(NgixiError):
@@ -37,6 +42,7 @@ class GuestError(NgixiError):
     """
 
     exit_code = 5
+    kind = "guest"
 
     def __init__(
         self,
@@ -56,6 +62,7 @@ class PolicyError(NgixiError):
     """A bundle asks for more than its limits or the operator's policy allow."""
 
     exit_code = 6
+    kind = "policy"
 
 
 def unexpected(error: Exception) -> NgixiError:

@@ -65,10 +65,16 @@ class LogLine(NamedTuple):
     message: str
 
 
+# Where a guest's log lines (and the host's own for the operator) go as they are logged, instead of into its call's
+# result (`ngixi run` shows them on its stderr, in order with the guest's stdout and stderr), with the call's deadline
+# (time.monotonic), by which a sink that cannot pass a line on raises TimeoutError, as a `StdioSink` does.
+LogSink = Callable[[LogLine, float], None]
+
+
 class GuestOutput:
     """What the guest logged, printed and called in the current call."""
 
-    __slots__ = ("host_calls", "log_bytes", "logs", "stderr", "stdout", "streamed")
+    __slots__ = ("host_calls", "log_bytes", "logs", "on_log", "stderr", "stdout", "streamed")
 
     def __init__(
         self,
@@ -79,7 +85,9 @@ class GuestOutput:
         host_calls: Counter[str] | None = None,
         *,
         streamed: int = 0,
+        on_log: Callable[[LogLine], None] | None = None,
     ) -> None:
+        self.on_log = on_log  # where log lines go as they are logged, instead of into `logs`
         self.logs = [] if logs is None else logs
         self.stdout = bytearray() if stdout is None else stdout
         self.stderr = bytearray() if stderr is None else stderr
@@ -116,9 +124,16 @@ class GuestOutput:
         """Whether nothing was logged, printed or called since the last `take`."""
         return not (self.logs or self.stdout or self.stderr or self.host_calls or self.log_bytes or self.streamed)
 
+    def log(self, line: LogLine) -> None:
+        """Keeps a log line, or passes it on to `on_log` (the quota was checked)."""
+        if self.on_log is None:
+            self.logs.append(line)
+        else:
+            self.on_log(line)
+
     def host_says(self, message: str) -> None:
         """A line from the host for the operator (a refused request, a storage failure), among the logs."""
-        self.logs.append(LogLine(HOST_LOG_LEVEL, message))
+        self.log(LogLine(HOST_LOG_LEVEL, message))
 
 
 class CallData:
@@ -201,7 +216,6 @@ class HostContext:
         "guest",
         "log_quota",
         "memory",
-        "on_log",
         "on_stdio",
         "open_files",
         "output",
@@ -220,7 +234,7 @@ class HostContext:
         args: Sequence[str] = (),
         env: Mapping[str, str] = MappingProxyType({}),
         stdin: bytes = b"",  # what the caller gave the guest to read on fd 0 (capabilities/stdin.py)
-        on_log: Callable[[LogLine], None] | None = None,
+        on_log: LogSink | None = None,
         grants: frozenset[str] = frozenset(),
         open_files: int = DEFAULT_OPEN_FILES,
         on_stdio: StdioSink | None = None,
@@ -232,8 +246,7 @@ class HostContext:
         self.args = args
         self.env = env
         self.stdin = stdin
-        self.output = GuestOutput()
-        self.on_log = on_log
+        self.output = GuestOutput(on_log=None if on_log is None else lambda line: on_log(line, self.call_ends_at))
         self.on_stdio = on_stdio
         self.grants = grants
         self.open_files = open_files  # limits.open_files: WASI descriptors open at once

@@ -23,7 +23,7 @@ from ngixi_runtime.capabilities.context import (
     GuestExit,
     HostContext,
     HostFunction,
-    LogLine,
+    LogSink,
     Sandbox,
     Stdin,
     StdioSink,
@@ -45,7 +45,7 @@ def open_context(
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     stdin: Stdin | None = None,
-    on_log: Callable[[LogLine], None] | None = None,
+    on_log: LogSink | None = None,
     open_files: int = DEFAULT_OPEN_FILES,
     on_stdio: StdioSink | None = None,
 ) -> HostContext:

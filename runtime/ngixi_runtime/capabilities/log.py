@@ -28,10 +28,7 @@ def write_log(ctx: HostContext, level: int, length: int, message: Callable[[], s
         )
     ctx.output.log_bytes = counted
     name = LOG_LEVELS[level] if 0 <= level < len(LOG_LEVELS) else f"level{level}"
-    line = LogLine(name, message())
-    ctx.output.logs.append(line)
-    if ctx.on_log is not None:
-        ctx.on_log(line)
+    ctx.output.log(LogLine(name, message()))
 
 
 def _log(ctx: HostContext) -> HostFunction:

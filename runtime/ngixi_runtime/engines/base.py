@@ -29,6 +29,8 @@ from ngixi_runtime.spec.wasm import ModuleInfo
 # How a trap that ran out of native stack is worded on either engine: Wasmer's own words, which the Wasmtime engine
 # gives its STACK_OVERFLOW trap too (loading.calls.exhausted_stack tells such a trap by them).
 STACK_EXHAUSTED = "call stack exhausted"
+# How a load whose start function trapped says so, before the cause: on either engine, core module or component.
+START_TRAPPED = "its start function trapped"
 # Wasmtime's portable interpreter target: its artifacts run on any host with the same Wasmtime.
 PORTABLE_TRIPLE = "pulley64"
 AUTO = "auto"

@@ -20,7 +20,7 @@ import wasmer
 
 from ngixi_runtime.capabilities.base import HostImport
 from ngixi_runtime.capabilities.context import GuestExit, HostFunction
-from ngixi_runtime.engines.base import EngineId, EngineMemory, RunLimits, as_results
+from ngixi_runtime.engines.base import START_TRAPPED, EngineId, EngineMemory, RunLimits, as_results
 from ngixi_runtime.errors import GuestError, NgixiError
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import guest_range
@@ -304,7 +304,7 @@ def instantiate(
         raise
     except BaseException as failure:  # a start function's trap has wasm frames; a link error has none
         if re.search(_FRAME, str(failure), re.MULTILINE):
-            trapped = f"{prepared.guest}: its start function trapped: {_first_line(failure)}"
+            trapped = f"{prepared.guest}: {START_TRAPPED}: {_first_line(failure)}"
             raise _trap_error(trapped, failure) from None
         raise _engine_failure(f"{prepared.guest}: cannot load the guest", failure, NgixiError) from None
     on_memory(instance.memory)

@@ -28,6 +28,7 @@ from ngixi_runtime.engines import wasmtime_fastpath
 from ngixi_runtime.engines.base import (
     PORTABLE_TRIPLE,
     STACK_EXHAUSTED,
+    START_TRAPPED,
     EngineId,
     EngineMemory,
     RunLimits,
@@ -302,14 +303,25 @@ def failure_summary(error: Exception) -> str:
     """A failed call's Wasmtime error on one line: its cause (a trap's, worded like `trap_message`) and the
     innermost named functions of its backtrace that can be the guest's own, e.g. `unreachable (in greet)`."""
     backtrace, _, cause = str(error).partition("Caused by:")
-    reason = " ".join(line.strip() for line in cause.splitlines() if line.strip())
-    reason = re.sub(_INSTRUCTION_TRAP, r"\1", reason.removeprefix("wasm trap:").strip()) or first_line(error)
+    reason = _worded_cause(cause) or first_line(error)
     from ngixi_runtime.spec.sourcemap import is_own  # on a failure only: not on every run's path
 
     # Past AssemblyScript's ~lib/, C's abort, a language runtime's libraries: none of them is the guest's place.
     frames = re.findall(_FRAME, backtrace, re.MULTILINE)
     own = [shown for _, frame in frames if (shown := _frame_name(frame)) and is_own(shown)]
     return f"{reason} (in {' < '.join(own[:_FRAMES_SHOWN])})" if own else reason
+
+
+def trap_cause(error: Exception) -> str | None:
+    """The cause, worded like `trap_message`, of a Wasmtime error that a trap caused (a component's start function);
+    None for another error."""
+    cause = str(error).partition("Caused by:")[2].strip()
+    return _worded_cause(cause) if cause.startswith("wasm trap:") else None
+
+
+def _worded_cause(cause: str) -> str:
+    reason = " ".join(line.strip() for line in cause.splitlines() if line.strip())
+    return re.sub(_INSTRUCTION_TRAP, r"\1", reason.removeprefix("wasm trap:").strip())
 
 
 def backtrace_frames(error: Exception) -> tuple[tuple[str, int], ...]:
@@ -464,7 +476,7 @@ def call_within_deadline(
             raise deadline.error() from None
         if trap.trap_code == wasmtime.TrapCode.OUT_OF_FUEL:
             raise deadline.out_of_fuel(export) from None
-        raise _trap_error(f"{deadline.guest}: {export} trapped: {trap_message(trap)}", trap) from None
+        raise trap_error(f"{deadline.guest}: {export} trapped: {trap_message(trap)}", trap) from None
     except wasmtime.WasmtimeError as error:
         raise GuestError(
             f"{deadline.guest}: {export} failed: {failure_summary(error)}", named_frames=backtrace_frames(error)
@@ -474,7 +486,7 @@ def call_within_deadline(
     return as_results(result)
 
 
-def _trap_error(message: str, trap: wasmtime.Trap) -> GuestError:
+def trap_error(message: str, trap: wasmtime.Trap) -> GuestError:
     """The GuestError of a trap, with its frames by (function index, offset) and by (function name, offset)."""
     frames = tuple((frame.func_index, frame.module_offset) for frame in trap.frames)
     named = tuple((frame.func_name or "", frame.module_offset) for frame in trap.frames)
@@ -559,7 +571,7 @@ def instantiate(
             raise deadline.error() from None
         if trap.trap_code == wasmtime.TrapCode.OUT_OF_FUEL:
             raise deadline.out_of_fuel("its start") from None
-        raise _trap_error(f"{guest}: its start function trapped: {trap_message(trap)}", trap) from None
+        raise trap_error(f"{guest}: {START_TRAPPED}: {trap_message(trap)}", trap) from None
     except wasmtime.WasmtimeError as error:
         raise NgixiError(f"{guest}: cannot load the guest: {first_line(error)}") from None
     on_memory(instance.memory)

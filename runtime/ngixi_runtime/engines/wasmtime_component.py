@@ -22,10 +22,11 @@ import wasmtime.component as wc
 from ngixi_runtime.capabilities.base import ComponentFunction
 from ngixi_runtime.capabilities.component import ComponentInfo, WasiSetup, run_export
 from ngixi_runtime.capabilities.context import GuestExit
-from ngixi_runtime.engines.base import RunLimits
+from ngixi_runtime.engines.base import START_TRAPPED, RunLimits
 from ngixi_runtime.engines.wasmtime import (
     TICKER,
     Deadline,
+    backtrace_frames,
     call_within_deadline,
     compiling_engine,
     deserialize,
@@ -33,6 +34,8 @@ from ngixi_runtime.engines.wasmtime import (
     epoch_ticks,
     first_line,
     limit_store,
+    trap_cause,
+    trap_error,
     trap_message,
 )
 from ngixi_runtime.engines.wit_values import TypedFunction, lift_result, lower_arguments, render
@@ -370,11 +373,14 @@ def instantiate(
         with TICKER.running():
             instance = linker.instantiate(store, prepared.component)
     except wasmtime.Trap as trap:
-        raise GuestError(f"{guest}: cannot load the guest: {trap_message(trap)}") from None
+        raise trap_error(f"{guest}: {START_TRAPPED}: {trap_message(trap)}", trap) from None
     except wasmtime.WasmtimeError as error:
         if _INTERRUPTED in str(error):  # a language runtime's start-up under the deadline
             deadline.export = "instantiating the component"
             raise deadline.error() from None
+        cause = trap_cause(error)  # a core module's start function, or a language runtime's start-up, trapped
+        if cause is not None:
+            raise GuestError(f"{guest}: {START_TRAPPED}: {cause}", named_frames=backtrace_frames(error)) from None
         raise NgixiError(f"{guest}: cannot load the guest: {_memory_hint(first_line(error), limits)}") from None
     return ComponentInstance(
         instance, store, deadline, None if wasi is None else (wasi, writers), run_export(prepared.info)

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from ngixi_runtime.bundles.reader import VerifiedBundle
-from ngixi_runtime.capabilities.context import StdioSink
+from ngixi_runtime.capabilities.context import LogSink, StdioSink
 from ngixi_runtime.engines.base import meters_fuel
 from ngixi_runtime.errors import ERROR_EXIT_CODES, InvalidInput, NgixiError, error_with_exit_code
 from ngixi_runtime.guest.data import DataKind, DataValue
@@ -26,11 +26,12 @@ from ngixi_runtime.loading.tenant_wire import (
     Incoming,
     Reply,
     ReplyBounds,
+    Streamed,
     WireError,
     call_frame,
     closed_frame,
     control_frame,
-    forward_stdio,
+    forward_streamed,
     read_control,
     read_reply,
     write_all,
@@ -141,15 +142,19 @@ class IsolatedTenant:
         manifest: Manifest,
         options: Mapping[str, Any],
         environment: Mapping[str, str],
+        *,
         stdio: StdioSink | None = None,
+        logs: LogSink | None = None,
     ) -> None:
         self.manifest = manifest
         self._bundle = bundle
         self._stdio = stdio  # where the guest's stdout and stderr go as written (else into each call's result)
+        self._logs = logs  # where its log lines go as logged (else into each call's result)
         self._request = {
             "bundle": {**bundle.to_json(), "descriptor": CHILD_BUNDLE},
             **options,
             **({"stream_stdio": True} if stdio is not None else {}),
+            **({"stream_logs": True} if logs is not None else {}),
         }
         self._environment = dict(environment)
         self._child: _Child | None = None
@@ -243,9 +248,17 @@ class IsolatedTenant:
             raise self._malformed(what, "output where its export declares none")
         return reply
 
-    def _forwarding(self, child: _Child, deadline: float) -> Callable[[int, bytes], bool] | None:
-        """What passes the child's stdio frames on to `self._stdio`, telling the child when a stream's reader is
-        gone; None when the guest's output comes in the reply."""
+    def _forwarding(self, child: _Child, deadline: float) -> Streamed | None:
+        """Where the child's stdio and log frames go: stdio frames to `self._stdio`, telling the child when a stream's
+        reader is gone, log lines to `self._logs`; None when the guest's output all comes in the reply."""
+        if self._stdio is None and self._logs is None:
+            return None
+        logs = self._logs
+        return Streamed(
+            self._stdio_forwarding(child, deadline), None if logs is None else lambda line: logs(line, deadline)
+        )
+
+    def _stdio_forwarding(self, child: _Child, deadline: float) -> Callable[[int, bytes], bool] | None:
         sink = self._stdio
         if sink is None:
             return None
@@ -285,8 +298,8 @@ class IsolatedTenant:
         child.replies.deadline = deadline
         forward = self._forwarding(child, deadline)
         try:
-            if forward is not None:  # what a start function printed
-                forward_stdio(child.replies, self.manifest.limits.stdout_bytes, forward)
+            if forward is not None:  # what a start function printed or logged
+                forward_streamed(child.replies, self._bounds, forward)
             return read_control(child.replies)
         except _LOST as error:
             raise self._lost(child, what, error) from None

@@ -22,7 +22,7 @@ from ngixi_runtime.capabilities.context import (
     GuestExit,
     GuestOutput,
     HostContext,
-    LogLine,
+    LogSink,
     Sandbox,
     Stdin,
     StdioSink,
@@ -575,7 +575,7 @@ def open_guest(
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     stdin: Stdin | None = None,
-    on_log: Callable[[LogLine], None] | None = None,
+    on_log: LogSink | None = None,
     on_stdio: StdioSink | None = None,
     allow_compile: bool = True,
     sandbox: Sandbox | None = None,
@@ -588,7 +588,8 @@ def open_guest(
     `sandbox` says where the guest's fs preopens and kv database live; a guest granted fs or kv needs one.
     `env` and `stdin` are the caller's environment variables and standard input, refused unless the manifest
     takes them (`[capabilities.env]`, `[capabilities.stdin]`). With `on_stdio`, what the guest writes to stdout
-    and stderr goes there as it is written, not into its calls' results.
+    and stderr goes there as it is written, not into its calls' results; with `on_log`, its log lines (the host's
+    own for the operator too) as they are logged.
     `engine` names the engine to run it on ("wasmer", "wasmtime", "auto"; see `chosen_engine`).
     `cpu_capped` says this process's CPU time is capped (the tenant child), which stands in for
     limits.fuel on an engine that cannot meter it; otherwise such a guest is refused there.
@@ -738,10 +739,22 @@ def _open_component(
         wasi = wasi_setup(context) if imports_wasi(prepared.info.imports) else None
         instance = wasmtime_component.instantiate(prepared, guest=guest, functions=functions, limits=limits, wasi=wasi)
         context.closers.append(_weak_closer(instance.close))
+    except GuestError as error:  # a start function trapped: where, as a core guest's says
+        context.close()
+        where = _component_place(manifest, error, bundle) if error.outcome == "trap" else None
+        raise GuestError(f"{error} {where}" if where else str(error), outcome=error.outcome) from None
     except BaseException:
         context.close()
         raise
     return instance, context, origin
+
+
+def _component_place(manifest: Manifest, error: GuestError, bundle: VerifiedBundle) -> str | None:
+    """Where in a component's own code `error` trapped: its source map's place, else its innermost own function."""
+    from ngixi_runtime.spec.sourcemap import named_location
+
+    wasm = bundle.data(bundle.index.member("wasm"))
+    return trap_place(manifest, error, wasm) or named_location(name for name, _ in error.named_frames)
 
 
 def _weak_closer(close: Callable[[], None]) -> Callable[[], None]:

@@ -25,6 +25,8 @@ The protocol (frames built and read by `loading/tenant_wire.py`; little-endian; 
   `stream_stdio`: `<BBxxI` kind `O`, the stream (1 stdout, 2 stderr), the size of the bytes written (never
   0), then them; the parent holds them to the stdout quota with the reply's own, and a reader of its own that
   takes nothing by the call's deadline to that deadline;
+- log frame, child to parent, likewise when the start-up request asked for `stream_logs`: a stdio frame's header
+  of kind `L` and stream 0, then the line as JSON `[level, message]`; held to the log quota with the reply's own;
 - closed-stream notice, parent to child, during or after a call: a call request's header of kind `P` whose
   flags name the stream whose reader is gone, with no sections; the guest's later writes to it fail (EPIPE).
 The parent holds each size of a reply to what the guest's limits allow before reading it, and a
@@ -45,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from ngixi_runtime.bundles.reader import reopen_verified
-from ngixi_runtime.capabilities.context import Sandbox
+from ngixi_runtime.capabilities.context import LogLine, Sandbox
 from ngixi_runtime.errors import GuestError, NgixiError
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.loading.calls import CallFailed, empty_result, exhausted_stack, measure
@@ -55,6 +57,7 @@ from ngixi_runtime.loading.tenant_wire import (
     CallRequest,
     Incoming,
     control_frame,
+    log_frame,
     read_call,
     read_closed,
     read_control,
@@ -202,6 +205,10 @@ def _send(replies: int, message: dict[str, Any]) -> None:
     write_all(replies, [control_frame(message)])
 
 
+def _send_log(replies: int, line: LogLine, _deadline: float) -> None:
+    write_all(replies, log_frame(line))  # the parent holds the call's deadline
+
+
 class _StdioToParent:
     """A guest's stdout and stderr sent to the parent as they are written (`stdio_frame`s before the call's reply),
     for a parent that passes them on; a stream whose reader the parent says is gone (`closed_frame`, read when one
@@ -241,6 +248,7 @@ def _open(request: dict[str, Any], replies: int, stdio: _StdioToParent) -> Guest
         env=request.get("env", {}),
         stdin=base64.b64decode(request.get("stdin", "")),
         on_stdio=stdio if request.get("stream_stdio") else None,
+        on_log=functools.partial(_send_log, replies) if request.get("stream_logs") else None,
         sandbox=sandbox,
         engine=request.get("engine"),
         cpu_capped=True,  # serve() caps every call's CPU time

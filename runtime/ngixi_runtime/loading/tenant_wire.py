@@ -34,8 +34,8 @@ CALL = struct.Struct("<BBxxIII")  # kind, flags, sizes of the export's name, the
 # kind, ok, flags, memory pages, duration in ms, output_bytes, exit code; sizes of the values (packed numbers
 # or JSON), meta (JSON), logs (JSON), stdout, stderr and output
 REPLY = struct.Struct("<BBBxIdQq6I")
-STDIO = struct.Struct("<BBxxI")  # kind, stream (1 stdout, 2 stderr), size of the bytes that follow
-CONTROL_KIND, CALL_KIND, REPLY_KIND, STDIO_KIND, CLOSED_KIND = 0x43, 0x52, 0x41, 0x4F, 0x50
+STDIO = struct.Struct("<BBxxI")  # kind, stream (1 stdout, 2 stderr; 0 for a log line), size of the bytes that follow
+CONTROL_KIND, CALL_KIND, REPLY_KIND, STDIO_KIND, CLOSED_KIND, LOG_KIND = 0x43, 0x52, 0x41, 0x4F, 0x50, 0x4C
 STDIO_STREAMS = (1, 2)
 HAS_INPUT = HAS_EXIT_CODE = 1
 HAS_OUTPUT = 2
@@ -102,6 +102,14 @@ class ReplyBounds(NamedTuple):
             duration_ms=wait_seconds * 1000,
             output_bytes=logs + limits.stdout_bytes + limits.output_bytes,
         )
+
+
+class Streamed(NamedTuple):
+    """Where the frames a child streams before a reply go: stdio frames to `stdio`, log frames to `logs` (None: the
+    child was not asked for them)."""
+
+    stdio: Callable[[int, bytes], object] | None
+    logs: Callable[[LogLine], object] | None
 
 
 class Reply(NamedTuple):
@@ -285,21 +293,34 @@ def read_closed(incoming: Incoming) -> int:
     return int(stream)
 
 
-def forward_stdio(incoming: Incoming, room: int, on_stdio: Callable[[int, bytes], object]) -> int:
-    """Passes the stdio frames that come next to `on_stdio`, stopping before any other frame; the bytes they
-    held, which must fit `room` (what the guest's stdout quota leaves)."""
-    streamed = 0
-    while incoming.peek() == STDIO_KIND:
+def log_frame(line: LogLine) -> list[bytes]:
+    """A log line, sent by the child as it is logged, before the reply: a stdio frame's header of kind `L` and
+    stream 0, then the line as JSON `[level, message]`."""
+    document = json.dumps([line.level, line.message]).encode()
+    return [STDIO.pack(LOG_KIND, 0, len(document)), document]
+
+
+def forward_streamed(incoming: Incoming, bounds: ReplyBounds, streamed: Streamed) -> ReplyBounds:
+    """Passes the stdio and log frames that come next on as `streamed` says, stopping before any other frame;
+    `bounds` less what they held, which must fit them (what the guest's stdout and log quotas leave)."""
+    stdio, logs = bounds.stdio, bounds.logs
+    while (kind := incoming.peek()) in (STDIO_KIND, LOG_KIND):
         _, stream, size = STDIO.unpack(incoming.take(STDIO.size))
-        if stream not in STDIO_STREAMS:
-            raise WireError(f"a stdio frame names stream {stream}, not stdout or stderr")
-        if not size:  # the child sends none: empty ones, never counted against `room`, would come without end
+        if kind == LOG_KIND:
+            logs -= size
+            if streamed.logs is None or stream or logs < 0:
+                raise WireError(f"a log frame of {size} bytes where none, or none so large, may come")
+            streamed.logs(_log_lines([_json(incoming.take(size), "log line")])[0])
+            continue
+        if streamed.stdio is None or stream not in STDIO_STREAMS:
+            raise WireError(f"a stdio frame for stream {stream} where none may come")
+        if not size:  # the child sends none: empty ones, never counted against the quota, would come without end
             raise WireError("an empty stdio frame")
-        streamed += size
-        if streamed > room:
-            raise WireError(f"stdout and stderr of over {room} bytes, their limit")
-        on_stdio(stream, incoming.take(size))
-    return streamed
+        stdio -= size
+        if stdio < 0:
+            raise WireError(f"stdout and stderr of over {bounds.stdio} bytes, their limit")
+        streamed.stdio(stream, incoming.take(size))
+    return bounds._replace(stdio=stdio, logs=logs)
 
 
 def call_frame(export: str, args: Sequence[Any], data: bytes | None) -> list[bytes]:
@@ -400,13 +421,11 @@ def _meta(metrics: CallMetrics, error: str | None, error_exit_code: int | None) 
     return json.dumps({name: value for name, value in fields.items() if value is not None}).encode()
 
 
-def read_reply(
-    incoming: Incoming, bounds: ReplyBounds, on_stdio: Callable[[int, bytes], object] | None = None
-) -> Reply:
-    """The next call reply, each size checked against `bounds` before its bytes are read. With `on_stdio`, the
-    guest's stdout and stderr frames before it go there (within the same bound as the reply's own)."""
-    if on_stdio is not None:
-        bounds = bounds._replace(stdio=bounds.stdio - forward_stdio(incoming, bounds.stdio, on_stdio))
+def read_reply(incoming: Incoming, bounds: ReplyBounds, streamed: Streamed | None = None) -> Reply:
+    """The next call reply, each size checked against `bounds` before its bytes are read. With `streamed`, the
+    guest's stdout, stderr and log frames before it go there (within the same bounds as the reply's own)."""
+    if streamed is not None:
+        bounds = forward_streamed(incoming, bounds, streamed)
     header = REPLY.unpack(incoming.take(REPLY.size))
     kind, ok, flags, pages, duration, output_bytes, exit_code = header[:7]
     if kind == REPLY_KIND and not (

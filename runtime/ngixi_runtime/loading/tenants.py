@@ -43,7 +43,7 @@ from threading import get_ident
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ngixi_runtime.bundles.reader import open_bundle_file, read_bundle
-from ngixi_runtime.capabilities.context import Sandbox, Stdin, StdioSink
+from ngixi_runtime.capabilities.context import LogSink, Sandbox, Stdin, StdioSink
 from ngixi_runtime.capabilities.linking import (
     caller_arguments,
     caller_environment,
@@ -199,6 +199,7 @@ def open_tenant(
     project_trust: bool = False,
     watch_in_process: bool = False,
     stdio: StdioSink | None = None,
+    logs: LogSink | None = None,
 ) -> InProcessTenant | IsolatedTenant:
     """Verifies a bundle, checks it against the operator's policy, and loads it as a tenant.
 
@@ -222,6 +223,8 @@ def open_tenant(
     that exists to run this guest, such as `ngixi run --in-process`.
     `stdio`: where the guest's stdout and stderr go as it writes them (`ngixi run` passes them on to its own, in
     the order written), held to limits.stdout_bytes as ever; without it they are kept in each call's result.
+    `logs`: where the guest's log lines go as it logs them (the host's own lines for the operator too), in order
+    with what `stdio` gets, held to limits.log_bytes as ever; without it they are kept in each call's result.
     """
     check_tenant_id(tenant)
     trust = chosen_trust(trust_file, found=project_trust)
@@ -255,7 +258,15 @@ def open_tenant(
             chosen = guest_engine(manifest, engine, verified.index.artifact_engines)
             watchdog = _in_process_watchdog(watch_in_process, chosen)
             opening = partial(
-                open_guest, verified, args=args, env=env, stdin=data, on_stdio=stdio, sandbox=sandbox, engine=chosen
+                open_guest,
+                verified,
+                args=args,
+                env=env,
+                stdin=data,
+                on_stdio=stdio,
+                on_log=logs,
+                sandbox=sandbox,
+                engine=chosen,
             )
             if watchdog is None:
                 return InProcessTenant(opening())
@@ -275,7 +286,8 @@ def open_tenant(
             manifest,
             {**options, "engine": isolated_engine(manifest, engine, verified.index.artifact_engines)},
             child_environment(child_env),
-            stdio,
+            stdio=stdio,
+            logs=logs,
         )
         owned_by_tenant = True
     finally:

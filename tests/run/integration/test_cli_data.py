@@ -56,6 +56,10 @@ def test_json_wraps_the_output_value_and_the_metrics(
     assert document["metrics"]["outcome"] == "ok"
     assert document["metrics"]["output_bytes"] == len('{"a": [1, "é"]}'.encode())  # the input, echoed
     assert json.loads(out.read_text()) == {"a": [1, "é"]}  # --output is honoured beside --json
+    # An --output it cannot write: one document, the failure's (it printed the success's, then failed)
+    assert exit_code([*bundle, "json", "--input", "1", "--json", "--output", str(out / "x")]) == 2
+    failure = json.loads(capsys.readouterr().out)
+    assert (failure["ok"], failure["error"]["kind"]) == (False, "input")
 
 
 @pytest.mark.parametrize(

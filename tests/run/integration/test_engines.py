@@ -254,7 +254,7 @@ def test_wasmtime_stops_an_endless_loop_at_its_timeout_in_process(
 def test_wasmtime_checks_the_deadline_when_a_slow_host_call_returns(
     tmp_path: Path, keys: KeyFiles, wasmtime_call_path: str
 ) -> None:
-    def slow(line: LogLine) -> None:
+    def slow(line: LogLine, deadline: float) -> None:
         time.sleep(0.3)
 
     bundle = read_bundle(bundle_with(tmp_path, keys, [], LIMITED), load_trust(keys.trust))

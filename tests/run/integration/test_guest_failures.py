@@ -3,6 +3,7 @@ own place, with the same exit code on both engines, isolated and in-process."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import wasmtime
 
-from tests.conftest import KeyFiles, make_bundle
+from tests.conftest import KeyFiles, make_bundle, make_key
 
 NGIXI = Path(sys.executable).parent / "ngixi"
 LIBRARY = '[guest]\nname = "g"\nversion = "0.1.0"\n\n[exports.run]\nresults = ["i32"]\n'
@@ -36,14 +37,60 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("where", [(), ("--in-process",)], ids=["isolated", "in-process"])
+# A component whose core module's start function traps: it said "cannot load the guest" with exit 1.
+COMPONENT_START = (
+    '(component (core module $m (memory (export "memory") 1 1) (func $setup unreachable) (start $setup)'
+    ' (func (export "run") (result i32) i32.const 1)) (core instance $i (instantiate $m))'
+    ' (func (export "run") (result s32) (canon lift (core func $i "run"))))'
+)
+WHERE = pytest.mark.parametrize("where", [(), ("--in-process",)], ids=["isolated", "in-process"])
+
+
+@WHERE
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_failing_guest_is_one_line_and_exit_code_5(
     tmp_path: Path, keys: KeyFiles, engine_name: str, where: tuple[str, ...], case: str
 ) -> None:
     wat, line = CASES[case]
-    bundle = make_bundle(tmp_path, keys.key, wasm=bytes(wasmtime.wat2wasm(wat)), manifest=LIBRARY, guest="g")
-    command = [str(NGIXI), "run", *where, "--engine", engine_name, "--trust", str(keys.trust), str(bundle), "run"]
+    _fails_so(tmp_path, keys, wat, LIBRARY, options=[*where, "--engine", engine_name], line=line)
+
+
+@WHERE
+def test_a_components_start_trap_reads_as_a_core_guests(tmp_path: Path, keys: KeyFiles, where: tuple[str, ...]) -> None:
+    manifest = LIBRARY.replace('version = "0.1.0"', 'version = "0.1.0"\nabi = "component"').replace("i32", "s32")
+    _fails_so(tmp_path, keys, COMPONENT_START, manifest, options=list(where), line=CASES["start"][1])
+
+
+def _fails_so(tmp_path: Path, keys: KeyFiles, wat: str, manifest: str, *, options: list[str], line: str) -> None:
+    bundle = make_bundle(tmp_path, keys.key, wasm=bytes(wasmtime.wat2wasm(wat)), manifest=manifest, guest="g")
+    command = [str(NGIXI), "run", *options, "--trust", str(keys.trust), str(bundle), "run"]
     ran = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
     shown = [shown for shown in ran.stderr.splitlines() if not shown.startswith("note: ")]
     assert (ran.returncode, shown) == (5, [f"ngixi: error: {line}"])
+
+
+# ngixi run --json's failures, each with its exit code: those at load printed no document, only the error line.
+JSON_FAILURES = {"start": 5, "call": 5, "untrusted": 3, "tampered": 3, "policy": 6, "missing export": 3}
+
+
+@WHERE
+@pytest.mark.parametrize("case", list(JSON_FAILURES))
+def test_run_json_prints_one_document_for_every_failure(
+    tmp_path: Path, keys: KeyFiles, where: tuple[str, ...], case: str
+) -> None:
+    wat = CASES["abort" if case == "call" else "start"][0]
+    if case == "missing export":
+        wat = wat.replace('(export "run")', '(export "go")')
+    bundle = make_bundle(tmp_path, keys.key, wasm=bytes(wasmtime.wat2wasm(wat)), manifest=LIBRARY, guest="g")
+    trust = make_key(tmp_path / "other").trust if case == "untrusted" else keys.trust
+    if case == "tampered":
+        bundle.write_bytes(bundle.read_bytes()[:-1] + b"\1")
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[limits]\ntimeout_ms = 1\n" if case == "policy" else "")
+    options = [*where, "--json", "--policy", str(policy), "--trust", str(trust), str(bundle), "run"]
+    ran = subprocess.run([str(NGIXI), "run", *options], cwd=tmp_path, capture_output=True, text=True, check=False)
+    document = json.loads(ran.stdout)
+    error = document["error"]
+    assert (ran.returncode, error["exit_code"], document["ok"]) == (JSON_FAILURES[case], JSON_FAILURES[case], False)
+    assert f"ngixi: error: {error['message']}" in ran.stderr and error["kind"] in ("guest", "verification", "policy")
+    assert ("metrics" in document) == (case == "call")  # the call's fields, when the call ran

@@ -112,6 +112,29 @@ def test_a_closed_stdout_fails_the_guests_writes_and_the_host_ends_cleanly(
     assert (run.returncode, _without_notes(run.stderr)) == (64, b"err one\n")  # WASI's EPIPE, then stderr still written
 
 
+# Writes, logs (a line with an escape sequence too) and writes again: the log lines among what it writes.
+LOGGING = f"""(module (import "ngixi" "log" (func $log (param i32 i32 i32))) {_PRELUDE}
+  (data (i32.const 100) "\\1b[2J")
+  (func (export "_start")
+    (drop (call $say (i32.const 1) (i32.const 0)))
+    (call $log (i32.const 2) (i32.const 48) (i32.const 7))
+    (drop (call $say (i32.const 2) (i32.const 1)))
+    (call $log (i32.const 4) (i32.const 100) (i32.const 4))
+    (drop (call $say (i32.const 1) (i32.const 2)))))
+"""
+
+
+@pytest.mark.parametrize("where", WHERE, ids=["isolated", "in-process"])
+def test_log_lines_are_shown_as_logged_among_stdout_and_stderr(
+    tmp_path: Path, keys: KeyFiles, engine_name: str, where: tuple[str, ...]
+) -> None:
+    bundle = _bundle(tmp_path, keys, LOGGING, "[capabilities.log]\n")
+    command = _command(keys, bundle, engine_name, where)
+    run = subprocess.run(command, check=False, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    shown = b"out one\ninfo: waiting\nerr one\nerror: \\x1b[2J\nout two\n"  # they came after the call's end
+    assert (run.returncode, _without_notes(run.stdout)) == (0, shown)
+
+
 # A library whose _initialize (run at load, before any call) writes to stdout, as its export does.
 INITIALIZED = f"""(module {_PRELUDE}
   (func $hello (drop (call $say (i32.const 1) (i32.const 4))))
@@ -152,3 +175,34 @@ def test_a_reader_that_never_reads_does_not_hold_the_guest_past_its_timeout(
         os.close(reader)
     assert run.returncode != 0
     assert b"limits.timeout_ms" in run.stderr
+
+
+# A library that writes nothing itself, so that only ngixi's own writes find its reader gone: (the export's code,
+# ngixi run's options, its exit code).
+CLOSED_STDOUT_CASES = {
+    "values": ("i32.const 7", (), 0),
+    "json": ("i32.const 7", ("--json",), 0),
+    "failure json": ("unreachable", ("--json",), 5),
+}
+
+
+@pytest.mark.parametrize("case", list(CLOSED_STDOUT_CASES))
+@pytest.mark.parametrize("where", WHERE, ids=["isolated", "in-process"])
+def test_a_closed_stdout_leaves_the_runs_exit_code_as_it_is(
+    tmp_path: Path, keys: KeyFiles, where: tuple[str, ...], case: str
+) -> None:
+    """ngixi's own writes (its values, its JSON document) fail as the guest's would: the run still ends with its
+    own exit code, as when the guest's writes failed (it was 141, a shell's for SIGPIPE: `set -o pipefail` saw
+    `ngixi run B | head -0` fail or not by whether head left before the write or after it)."""
+    code, options, expected = CLOSED_STDOUT_CASES[case]
+    wat = f'(module (memory (export "memory") 1 1) (func (export "run") (result i32) {code}))'
+    bundle = make_bundle(tmp_path, keys.key, wasm=bytes(wasmtime.wat2wasm(wat)), manifest=LIBRARY, guest="talker")
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        command = [str(NGIXI), "run", *where, *options, "--trust", str(keys.trust), str(bundle), "run"]
+        run = subprocess.run(command, check=False, cwd=tmp_path, stdout=writer, stderr=subprocess.PIPE)
+    finally:
+        os.close(writer)
+    shown = b"ngixi: error: talker: run trapped: unreachable\n" if expected else b""
+    assert (run.returncode, _without_notes(run.stderr)) == (expected, shown)

@@ -25,14 +25,18 @@ from ngixi_runtime.guest.manifest import Limits
 from ngixi_runtime.loading import calls
 from ngixi_runtime.loading.tenant_wire import (
     CALL,
+    LOG_KIND,
     REPLY,
     REPLY_KIND,
+    STDIO,
     Incoming,
     ReplyBounds,
+    Streamed,
     WireError,
     call_frame,
     closed_frame,
     control_frame,
+    log_frame,
     read_call,
     read_control,
     read_reply,
@@ -393,28 +397,49 @@ def test_stdio_frames_before_a_reply_are_passed_on_in_order_and_held_to_the_stdo
     shown: list[tuple[int, bytes]] = []
     written = [*stdio_frame(1, b"out "), *stdio_frame(2, b"err"), *stdio_frame(1, b"!")]
     for frames in incoming(*written, frame(reply_frame(FULL._replace(output=None)))):
-        reply = read_reply(frames, BOUNDS, lambda stream, data: shown.append((stream, data)))
+        reply = read_reply(frames, BOUNDS, Streamed(lambda stream, data: shown.append((stream, data)), None))
     assert shown == [(1, b"out "), (2, b"err"), (1, b"!")]
     assert (reply.stdout, reply.stderr) == (b"out\x00", b"err")
+    ignored = Streamed(lambda stream, data: None, None)
     for frames in incoming(*stdio_frame(3, b"x"), frame(reply_frame(PLAIN))):
-        with pytest.raises(WireError, match="names stream 3"):
-            read_reply(frames, BOUNDS, lambda stream, data: None)
+        with pytest.raises(WireError, match="for stream 3"):
+            read_reply(frames, BOUNDS, ignored)
     # empty frames count nothing against the quota: a child could send them without end
     for frames in incoming(frame([*stdio_frame(1, b"")] * 1000 + reply_frame(PLAIN))):
         with pytest.raises(WireError, match="an empty stdio frame"):
-            read_reply(frames, BOUNDS, lambda stream, data: None)
+            read_reply(frames, BOUNDS, ignored)
     over = [*stdio_frame(1, b"x" * 60), *stdio_frame(2, b"y" * 5)]  # 65 bytes against a quota of 64
     for frames in incoming(*over, frame(reply_frame(PLAIN))):
         with pytest.raises(WireError, match="over 64 bytes"):
-            read_reply(frames, BOUNDS, lambda stream, data: None)
+            read_reply(frames, BOUNDS, ignored)
     too_much = [*stdio_frame(1, b"x" * 60), *reply_frame(FULL._replace(output=None))]  # the reply's 7 on top
     for frames in incoming(frame(too_much)):
         with pytest.raises(WireError, match="stdout and stderr of 7 bytes is over its limit of 4"):
-            read_reply(frames, BOUNDS, lambda stream, data: None)
+            read_reply(frames, BOUNDS, ignored)
     without_streaming = [*stdio_frame(1, b"x"), *reply_frame(PLAIN)]  # a host that did not ask for them
     for frames in incoming(frame(without_streaming)):
         with pytest.raises(WireError):
             read_reply(frames, BOUNDS)
+
+
+def test_log_frames_come_in_order_with_stdio_frames_held_to_the_log_quota() -> None:
+    shown: list[object] = []
+    streamed = Streamed(lambda stream, data: shown.append((stream, data)), shown.append)
+    written = [*stdio_frame(1, b"out"), *log_frame(LogLine("info", "\x1b[2J")), *stdio_frame(2, b"err")]
+    for frames in incoming(*written, frame(reply_frame(PLAIN))):
+        assert read_reply(frames, BOUNDS, streamed).values == (7,)
+    assert shown == [(1, b"out"), LogLine("info", "\x1b[2J"), (2, b"err")]  # escaped where shown, not here
+    line = log_frame(LogLine("info", "x" * 20))
+    for frames in incoming(*line, frame(reply_frame(PLAIN))):  # over what the log quota allows
+        with pytest.raises(WireError, match="log frame"):
+            read_reply(frames, BOUNDS._replace(logs=20), streamed)
+    for frames in incoming(*line, frame(reply_frame(PLAIN))):  # a host that did not ask for them
+        with pytest.raises(WireError, match="log frame"):
+            read_reply(frames, BOUNDS, Streamed(lambda stream, data: None, None))
+    not_a_line = STDIO.pack(LOG_KIND, 0, 8) + b'["info"]'
+    for frames in incoming(not_a_line, frame(reply_frame(PLAIN))):
+        with pytest.raises(WireError):
+            read_reply(frames, BOUNDS, streamed)
 
 
 def test_closed_stream_notices_before_a_call_are_read_with_it() -> None:
