@@ -136,11 +136,11 @@ def _exchange(
     limit: int,
 ) -> tuple[int, str | None, bytes]:
     connection.request(method, target, body=body or None, headers=dict(headers))
-    response = connection.getresponse()
-    location = response.getheader("Location")
-    if response.status in REDIRECT_STATUSES and location:
-        return response.status, location, b""
-    return response.status, None, _read_body(response, limit)
+    with connection.getresponse() as response:  # closed whatever happens: it holds the socket's descriptor
+        location = response.getheader("Location")
+        if response.status in REDIRECT_STATUSES and location:
+            return response.status, location, b""
+        return response.status, None, _read_body(response, limit)
 
 
 def _read_body(response: http.client.HTTPResponse, limit: int) -> bytes:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
+import os
 import socket
 from collections.abc import Iterator
 
@@ -175,3 +177,18 @@ def test_a_deadline_passing_while_connecting_still_cuts_the_exchange() -> None:
         ours.settimeout(5)
         watchdog.guard(ours)
         assert ours.recv(1) == b""  # shut down: the read ends at once, not at the peer's next byte
+
+
+def test_a_body_refused_as_too_large_leaves_no_descriptor_open(server: Address) -> None:
+    """The response holds the connection's socket once the headers are read: a refusal while reading its body
+    closed the connection, not the response, and the descriptor stayed open until the collector found it."""
+    _, port = server
+    origin = f"http://127.0.0.1:{port}"
+    http = client(origin, max_response_bytes=100)
+    gc.disable()
+    try:
+        before = len(os.listdir("/proc/self/fd"))
+        assert refused(http, f"{origin}/bytes?n=101") == Status.TOO_LARGE
+        assert len(os.listdir("/proc/self/fd")) == before
+    finally:
+        gc.enable()
