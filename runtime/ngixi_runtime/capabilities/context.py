@@ -246,7 +246,7 @@ class HostContext:
         self.args = args
         self.env = env
         self.stdin = stdin
-        self.output = GuestOutput(on_log=None if on_log is None else lambda line: on_log(line, self.call_ends_at))
+        self.output = GuestOutput(on_log=None if on_log is None else self._by_the_deadline(on_log))
         self.on_stdio = on_stdio
         self.grants = grants
         self.open_files = open_files  # limits.open_files: WASI descriptors open at once
@@ -288,6 +288,20 @@ class HostContext:
                 f"{'stdout' if fd == 1 else 'stderr'} took nothing",
                 outcome="timeout",
             ) from None
+
+    def _by_the_deadline(self, sink: LogSink) -> Callable[[LogLine], None]:
+        """Passes log lines on to `sink` by the call's deadline: a reader that takes nothing by then ends the call."""
+
+        def pass_on(line: LogLine) -> None:
+            try:
+                sink(line, self.call_ends_at)
+            except TimeoutError:
+                raise GuestError(
+                    f"{self.guest}: reached its limits.timeout_ms while the reader of its log lines took nothing",
+                    outcome="timeout",
+                ) from None
+
+        return pass_on
 
     def close(self) -> None:
         """Releases the instance (what registered in `closers`), then each capability's state."""

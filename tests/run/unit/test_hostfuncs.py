@@ -11,7 +11,7 @@ import time
 import pytest
 
 from ngixi_runtime.capabilities.clock import EVENT, SUBSCRIPTION
-from ngixi_runtime.capabilities.context import GuestExit, HostContext, StdinState
+from ngixi_runtime.capabilities.context import HOST_LOG_LEVEL, GuestExit, HostContext, LogLine, StdinState
 from ngixi_runtime.capabilities.linking import core_imports
 from ngixi_runtime.capabilities.registry import every_capability
 from ngixi_runtime.capabilities.wasi_files import WasiFilesystem
@@ -274,3 +274,28 @@ def test_a_write_passed_on_waits_for_its_reader_until_the_deadline_only() -> Non
         with contextlib.suppress(OSError):
             os.close(writer)
     assert drained.endswith(data) and len(drained) < 2 * len(data)
+
+
+def test_a_log_line_gets_the_calls_deadline_and_a_reader_past_it_ends_the_call() -> None:
+    """Log lines passed on as logged (`ngixi run`) wait for their reader as stdout and stderr do: no longer than the
+    call's deadline, after which the call ends as a timeout."""
+    passed: list[tuple[LogLine, float]] = []
+    ctx = HostContext(
+        guest="g",
+        log_quota=100,
+        stdio_quota=100,
+        memory=FakeMemory(),
+        grants=GRANTS,
+        on_log=lambda line, deadline: passed.append((line, deadline)),
+    )
+    ctx.call_ends_at = 12.5
+    ctx.output.host_says("refused")
+    assert passed == [(LogLine(HOST_LOG_LEVEL, "refused"), 12.5)]
+
+    def never_read(line: LogLine, deadline: float) -> None:
+        raise TimeoutError
+
+    ctx = HostContext(guest="g", log_quota=100, stdio_quota=100, memory=FakeMemory(), grants=GRANTS, on_log=never_read)
+    with pytest.raises(GuestError, match=r"limits\.timeout_ms while the reader of its log lines") as raised:
+        ctx.output.host_says("refused")
+    assert raised.value.outcome == "timeout"
