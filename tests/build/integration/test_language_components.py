@@ -333,13 +333,11 @@ def _edit(path: Path, *replacements: tuple[str, str]) -> None:
 
 def test_watch_shows_each_tool_s_diagnostic_and_rebuilds_on_save(tmp_path: Path) -> None:
     """The watcher starts on a syntax error in each guest (its first build is the failing one), keeps
-    watching, and one save of each fixes it: a verified dev bundle of the new source. componentize-py is not
-    shared, as in a fresh clone or after `git clean`: watch mode installs it (it ran a missing one)."""
-    JAVASCRIPT.install(REPO / ".ngixi")
-    root = copy_project(tmp_path / "project", with_language_components=True)
-    (root / ".ngixi" / "toolchains").mkdir(parents=True)
-    for shared in ("toolchain", "toolchains/javascript"):
-        (root / ".ngixi" / shared).symlink_to(REPO / ".ngixi" / shared)
+    watching, and one save of each fixes it: a verified dev bundle of the new source. (That a compile installs
+    its toolchain where missing, as watch mode needs, is test_languages's.)"""
+    for language in (JAVASCRIPT, PYTHON):
+        language.install(REPO / ".ngixi")
+    root = copy_project(tmp_path / "project", toolchain_from=REPO, with_language_components=True)
     project = Project(keep_only_guests(root, GUESTS), profile="dev")
     set_targets(root, [], [])  # no Wasmtime artifact: the dev bundle holds the component alone
     script, app = project.guests_dir / "counter-js" / "index.js", project.guests_dir / "counter-python" / "app.py"
