@@ -30,6 +30,7 @@ from ngixi_runtime.spec.schema import (
     NAME_BYTES,
     Problems,
     integer,
+    oversized,
     reported,
     string,
     suggestion,
@@ -372,6 +373,9 @@ def parse_manifest(text: str, *, source: str, stem: str) -> Manifest:
 def manifest_from_table(raw: Mapping[str, Any], *, source: str, stem: str) -> Manifest:
     """Checks a manifest's parsed TOML table (or its copy in a bundle's signed index, as JSON)."""
     problems = Problems(source)
+    oversized(raw, problems)
+    if problems.lines:  # the fields' own checks would quote what is too large, and walk what is too deep
+        raise ManifestError(problems.lines)
     problems.unknown_keys(raw, _TOP_KEYS, "")
     guest = _parse_guest(raw, stem, problems)
     component = guest.type.is_component

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -18,6 +19,12 @@ _REPORTED_LINES = 20
 # without them a 100,000-character name was carried into every signed index, load and error message.
 NAME_BYTES = 1024
 PATH_BYTES = 4096  # PATH_MAX on Linux
+# What any other string (a description, a fixed variable's value, a smoke call's input), array or table of a
+# manifest may hold, and how deep its tables and arrays may nest: what a signer wrote is carried into every signed
+# index, load and message, and no real manifest comes near.
+TEXT_BYTES = 64 << 10
+ITEMS = 10_000
+DEPTH = 32
 ItemCheck = Callable[[object, str, "Problems"], T | None]
 
 
@@ -137,6 +144,29 @@ def array(
         seen.add(identity(checked) if identity else index)
         items.append(checked)
     return tuple(items)
+
+
+def oversized(raw: Mapping[str, Any], problems: Problems) -> None:
+    """Every key or string longer than `TEXT_BYTES`, array or table of more than `ITEMS` entries and nesting
+    deeper than `DEPTH` in `raw`, whatever its fields; the fields' own checks bound names and paths further."""
+    pending: deque[tuple[str, object, int]] = deque([("", raw, 0)])
+    while pending:
+        field, value, depth = pending.popleft()
+        if isinstance(value, (dict, list)) and depth >= DEPTH:
+            problems.add(field, f"nests tables and arrays over {DEPTH} deep; no manifest field is")
+        elif isinstance(value, (dict, list)) and len(value) > ITEMS:
+            problems.add(field, f"has {len(value)} entries, over the limit of {ITEMS}")
+        elif isinstance(value, dict):
+            for key, inner in value.items():
+                at = f"{field}.{key}" if field else key
+                if why := too_long(key, TEXT_BYTES):
+                    problems.add(at, f"the key {why}")
+                else:
+                    pending.append((at, inner, depth + 1))
+        elif isinstance(value, list):
+            pending.extend((f"{field}[{index}]", inner, depth + 1) for index, inner in enumerate(value))
+        elif isinstance(value, str) and (why := too_long(value, TEXT_BYTES)):
+            problems.add(field, why)
 
 
 def too_long(value: str, limit: int) -> str | None:

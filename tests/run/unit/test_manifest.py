@@ -381,8 +381,8 @@ def test_version_checked_as_the_semver_pattern_says(version: str) -> None:
     "text",
     [
         GUEST + f"{'y' * 100_000} = 1\n",
-        HTTP + f'allow = ["{"h" * 100_000}"]\n',
-        GUEST + f'[exports.f]\nparams = ["{"x" * 100_000}"]\n',
+        HTTP + f'allow = ["{"h" * 60_000}"]\n',  # under TEXT_BYTES, which ends the check before it is quoted
+        GUEST + f'[exports.f]\nparams = ["{"x" * 60_000}"]\n',
     ],
     ids=["key", "value", "export parameter"],
 )
@@ -404,14 +404,15 @@ def test_an_index_repeating_a_key_names_that_key_alone() -> None:
 
 
 def test_a_file_of_thousands_of_problems_reports_the_first_twenty() -> None:
-    """A signed manifest of 20,000 unknown keys printed 20,000 lines (1.8 MB) at every load."""
-    text = GUEST + "".join(f"k{n} = 1\n" for n in range(20_000))
+    """A signed manifest of 20,000 unknown keys printed 20,000 lines (1.8 MB) at every load (a table may now hold
+    at most 10,000 entries)."""
+    text = GUEST + "".join(f"k{n} = 1\n" for n in range(9_000))
     with pytest.raises(ManifestError) as refused:
         parse_manifest(text, source=F, stem="hello")
     lines = str(refused.value).splitlines()
-    assert len(refused.value.lines) == 20_000 and len(lines) == 21
+    assert len(refused.value.lines) == 9_000 and len(lines) == 21
     assert lines[0].startswith(f"{F}: guest.k0: unknown key")
-    assert lines[-1] == "… and 19980 more problems in the same file: fix those above first"
+    assert lines[-1] == "… and 8980 more problems in the same file: fix those above first"
 
 
 LONG_NAME = "n" * 1025
@@ -443,3 +444,28 @@ def test_a_name_and_a_path_at_their_limits_are_accepted() -> None:
     preopen = f'[capabilities.fs]\n[{PREOPENS}guest = "/{"p" * 4095}"\nhost = "d"\n'
     manifest = parse_manifest(GUEST + exports + preopen, source=F, stem="hello")
     assert len(manifest.exports[0].name) == 1024
+
+
+DEEP = "[" * 40 + "]" * 40
+LONG_TEXT = "t" * (64 * 1024 + 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "limit"),
+    [
+        (GUEST + f'description = "{LONG_TEXT}"\n', "guest.description", "is 65537 bytes long, over the limit of 65536"),
+        (GUEST + f'[capabilities.env.fixed]\nMODE = "{LONG_TEXT}"\n', "capabilities.env.fixed.MODE", "65537 bytes"),
+        (HTTP + "allow = [" + '"http://a",' * 10_001 + "]\n", "capabilities.http.allow", "has 10001 entries"),
+        (GUEST + "[exports]\n" + "".join(f"f{n} = {{}}\n" for n in range(10_001)), "exports", "10001 entries"),
+        (GUEST + f"[[smoke]]\ncall = 'f'\nargs = [{DEEP}]\n", "smoke[0].args", "nests tables and arrays over 32"),
+    ],
+    ids=["description", "env fixed value", "array", "table", "nesting"],
+)
+def test_every_string_array_and_table_of_a_manifest_is_bounded(text: str, field: str, limit: str) -> None:
+    """A signer's description or fixed variable's value had no limit (a 100 MB one was carried into every signed
+    index and load), nor had the number of entries of an array or table, nor how deep they nest: any key or string
+    is at most 64 KiB, any array or table 10,000 entries, 32 deep, each refused naming its field."""
+    with pytest.raises(ManifestError) as refused:
+        parse_manifest(text, source=F, stem="hello")
+    [line] = refused.value.lines
+    assert line.startswith(f"{F}: {field}") and limit in line, line[:300]
