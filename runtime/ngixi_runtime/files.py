@@ -223,11 +223,13 @@ def _open_then_look(name: str | Path, flags: int, mode: int, dir_fd: int | None)
     return descriptor, stat.S_IFMT(status.st_mode)
 
 
-def read_input_bytes(path: Path, *, what: str, limit: int = INPUT_FILE_LIMIT) -> bytes:
+def read_input_bytes(path: Path, *, what: str, limit: int = INPUT_FILE_LIMIT, own_state: bool = False) -> bytes:
     """A file the user named, whole; anything but a regular file of at most `limit` bytes is an InvalidInput.
 
     A FIFO, device or directory at the path is refused at once (it is opened without blocking), and a file
-    that grows past `limit` is never read whole.
+    that grows past `limit` is never read whole. With `own_state` (ngixi's trust, policy, rollback state and
+    keys), a file with other names (hard links) is refused too: one of them could lie in a folder a guest is
+    granted, where no check of paths or directories finds it.
     """
     try:
         descriptor, kind = open_plain(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -240,6 +242,9 @@ def read_input_bytes(path: Path, *, what: str, limit: int = INPUT_FILE_LIMIT) ->
             os.close(descriptor)
         raise InvalidInput(f"{path}: {_kind_of(kind)}, not a regular file; name the file of {what}")
     status = os.fstat(descriptor)
+    if own_state and status.st_nlink > 1:
+        os.close(descriptor)
+        raise OtherNames(_other_names(path, what, status.st_nlink))
     try:  # a read sets aside as many bytes as asked for: ask for the size, then for what it grew by
         data = _read_at_most(descriptor, min(status.st_size, limit) + 1)
         if len(data) > status.st_size:
@@ -251,6 +256,18 @@ def read_input_bytes(path: Path, *, what: str, limit: int = INPUT_FILE_LIMIT) ->
     if len(data) > limit:
         raise InvalidInput(f"{path}: over {limit} bytes, too large for {what}")
     return data
+
+
+class OtherNames(InvalidInput):
+    """ngixi's own state with other names (hard links): `read_input_bytes` with `own_state`."""
+
+
+def _other_names(path: Path, what: str, links: int) -> str:
+    return (
+        f"{path}: {what} has {links - 1} other name(s) (hard links), and is not used: one in a folder a guest is "
+        f"granted would let it read or change {what}; remove the others (`find / -xdev -samefile {path}` lists "
+        "them) or put a copy in its place"
+    )
 
 
 def _read_at_most(descriptor: int, count: int) -> bytes:
@@ -282,22 +299,23 @@ def _kind_of(mode: int) -> str:
     return next((name for test, name in kinds if test(mode)), "a device")
 
 
-def read_input_text(path: Path, *, what: str, limit: int = INPUT_FILE_LIMIT) -> str:
+def read_input_text(path: Path, *, what: str, limit: int = INPUT_FILE_LIMIT, own_state: bool = False) -> str:
     """`read_input_bytes`, decoded as UTF-8; other bytes are an InvalidInput naming the file."""
     try:
-        return read_input_bytes(path, what=what, limit=limit).decode("utf-8")
+        return read_input_bytes(path, what=what, limit=limit, own_state=own_state).decode("utf-8")
     except UnicodeDecodeError as error:
         raise InvalidInput(f"{path}: {what} is not UTF-8 text: {error}") from None
 
 
-def read_toml_file(path: Path, *, what: str) -> dict[str, Any]:
+def read_toml_file(path: Path, *, what: str, own_state: bool = False) -> dict[str, Any]:
     """A TOML file's tables; an unreadable or malformed file is an InvalidInput naming it."""
-    return toml_tables(read_toml_text(path, what=what), source=str(path))
+    return toml_tables(read_toml_text(path, what=what, own_state=own_state), source=str(path))
 
 
-def read_toml_text(path: Path, *, what: str) -> str:
-    """A TOML file's text, unparsed (`toml_tables`); an unreadable file is an InvalidInput naming it."""
-    return read_input_text(path, what=what)
+def read_toml_text(path: Path, *, what: str, own_state: bool = False) -> str:
+    """A TOML file's text, unparsed (`toml_tables`); an unreadable file is an InvalidInput naming it
+    (`own_state`: as `read_input_bytes`)."""
+    return read_input_text(path, what=what, own_state=own_state)
 
 
 def toml_tables(text: str, *, source: str) -> dict[str, Any]:

@@ -300,17 +300,46 @@ def _refuse_writable_read_only(mounts: list[Mount], guest: str) -> None:
 def _refuse_state_holders(mounts: list[Mount], state_paths: Sequence[str], guest: str) -> None:
     """A preopen holding ngixi's own state: read, it gives a guest this user's keys; written, its trust file,
     rollback state, AOT cache entries or dev-keys record, and with them its own or another guest's rights. A
-    preopen is known by its path and by what it is (a bind mount shows a directory at a second path)."""
+    preopen is known by its path and by what it is (a bind mount shows a directory at a second path), and so is
+    every mount inside it (a state directory or file bind-mounted further down). A hard link to a state file is
+    refused where the file is read (`files.read_input_bytes`' own_state)."""
+    if not state_paths or not mounts:
+        return
     holders = {held: _directories_holding(held) for held in state_paths}
+    inner = _mount_points()
     for index, mount in enumerate(mounts):
-        identity = _identity(mount.host_path)
-        for held, (paths, identities) in holders.items():
-            if mount.host_path in paths or identity in identities:
+        top = str(mount.host_path)
+        inside = [point for point in inner if str(point) != top and within(str(point), top)]
+        for place in (mount.host_path, *inside):
+            identity = _identity(place)
+            held = next((held for held, (paths, ids) in holders.items() if place in paths or identity in ids), None)
+            if held is not None:
+                where = "" if place == mount.host_path else f" (mounted at {place})"
                 raise InvalidInput(
-                    f"{guest}: capabilities.fs.preopens[{index}].host: {mount.host_path} holds {held}, ngixi's own "
-                    "state, which a guest must not read or change; choose a --sandbox apart from it, or keep that "
+                    f"{guest}: capabilities.fs.preopens[{index}].host: {mount.host_path} holds {held}{where}, ngixi's "
+                    "own state, which a guest must not read or change; choose a --sandbox apart from it, or keep that "
                     "state elsewhere"
                 )
+
+
+_MOUNTINFO = "/proc/self/mountinfo"
+_ESCAPED = re.compile(rb"\\([0-7]{3})")  # mountinfo writes space, tab, newline and backslash as \ooo
+
+
+def _mount_points() -> list[Path]:
+    """Where this process sees a file system or bind mount (Linux's /proc/self/mountinfo; none elsewhere)."""
+    try:
+        with open(_MOUNTINFO, "rb") as listing:
+            lines = listing.read().splitlines()
+    except OSError:
+        return []
+    points = []
+    for line in lines:
+        fields = line.split(b" ")
+        if len(fields) > 4:
+            point = _ESCAPED.sub(lambda octal: bytes([int(octal[1], 8)]), fields[4])
+            points.append(Path(os.fsdecode(point)))
+    return points
 
 
 def _directories_holding(held: str) -> tuple[frozenset[Path], frozenset[tuple[int, int] | None]]:

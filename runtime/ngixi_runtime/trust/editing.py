@@ -21,7 +21,14 @@ import minisign
 import tomli
 
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import KEY_FILE_LIMIT, atomic_output, make_directories, read_input_bytes, read_input_text
+from ngixi_runtime.files import (
+    KEY_FILE_LIMIT,
+    atomic_output,
+    make_directories,
+    open_plain,
+    read_input_bytes,
+    read_input_text,
+)
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.trust.minisign_format import is_secret_key
 from ngixi_runtime.trust.signatures import (
@@ -82,11 +89,13 @@ def remove_key(trust_file: Path, key_id: str) -> None:
 @contextmanager
 def _editing(link_or_file: Path) -> Iterator[Path]:
     """Yields the file to edit, the one a symbolic link names (the link stays), holding its directory
-    locked so that concurrent edits never lose one another."""
+    locked so that concurrent edits never lose one another. The directory is opened as the one the edit writes
+    in (through a link above it, as the write goes) and as a directory only: a FIFO or device swapped in for it
+    is never opened (`files.open_plain`), the descriptor never passed on to a program ngixi starts."""
     trust_file = link_or_file.resolve() if link_or_file.is_symlink() else link_or_file
     try:
         make_directories(trust_file.parent, 0o755)  # others may read a trust file, never change it
-        descriptor = os.open(trust_file.parent, os.O_RDONLY)
+        descriptor, _ = open_plain(trust_file.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as error:
         raise InvalidInput(f"{trust_file.parent}: cannot edit trust files there: {error.strerror}") from None
     try:
@@ -151,7 +160,7 @@ def listed_keys(trust_file: Path) -> list[dict[str, Any]]:
 def _current_text(trust_file: Path) -> str:
     if not trust_file.exists():
         return ""
-    return read_input_text(trust_file, what="the trust file")
+    return read_input_text(trust_file, what="the trust file", own_state=True)
 
 
 def _trusted(text: str, trust_file: Path) -> TrustStore:

@@ -105,7 +105,7 @@ def _ceilings(capabilities: Mapping[str, Any], allow: frozenset[str], problems: 
 
 def load_policy(path: Path) -> Policy:
     """Reads a policy file; every problem in it is reported at once, one `FILE: field: message` line each."""
-    raw = read_toml_file(path, what="the policy")
+    raw = read_toml_file(path, what="the policy", own_state=True)
     problems = Problems(str(path))
     problems.unknown_keys(raw, ("limits", "capabilities"), "")
     limits = _limits(raw, problems)

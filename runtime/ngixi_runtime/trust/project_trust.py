@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import make_directories, open_lock_file, read_input_bytes, write_atomic
+from ngixi_runtime.files import OtherNames, make_directories, open_lock_file, read_input_bytes, write_atomic
 from ngixi_runtime.trust.local_paths import unsafe_because
 from ngixi_runtime.trust.signatures import (
     TrustStore,
@@ -31,6 +32,7 @@ DEV_CHANNEL = "dev"
 DEV_KEYS_NAME = "dev-keys"
 _KEPT_DEV_KEYS = 1000
 _SECRET_BYTES = 32
+_MADE_MEANWHILE_TRIES, _MADE_MEANWHILE_WAIT = 3, 0.01  # seconds
 
 
 def dev_keys_file(environ: Mapping[str, str] = os.environ) -> Path:
@@ -74,12 +76,23 @@ def kept_secret(name: str, environ: Mapping[str, str] = os.environ) -> bytes:
     if problem:
         raise SecretUnkept(path, f"is not used: {problem} (remove it)")
     try:
-        secret = read_input_bytes(path, what="a key of this user's", limit=256)
+        secret = _read_secret(path)
     except InvalidInput as error:
         raise SecretUnkept(path, f"is not used: {error}") from None
     if len(secret) < _SECRET_BYTES:  # made with twice as many (hexadecimal): an empty or cut key keys nothing
         raise SecretUnkept(path, f"is not used: it holds {len(secret)} bytes, under {_SECRET_BYTES} (remove it)")
     return secret
+
+
+def _read_secret(path: Path) -> bytes:
+    """The key at `path`; while another process makes it (`write_atomic(new=True)` links it into place, then
+    removes its temporary name) it has two names for a moment, which a reader waits out."""
+    for _ in range(_MADE_MEANWHILE_TRIES):
+        try:
+            return read_input_bytes(path, what="a key of this user's", limit=256, own_state=True)
+        except OtherNames:
+            time.sleep(_MADE_MEANWHILE_WAIT)
+    return read_input_bytes(path, what="a key of this user's", limit=256, own_state=True)
 
 
 def registered_dev_keys(path: Path | None = None) -> tuple[str, ...]:
@@ -88,7 +101,8 @@ def registered_dev_keys(path: Path | None = None) -> tuple[str, ...]:
         path = path or dev_keys_file()
         if unsafe_because(path) is not None:
             return ()
-        text = read_input_bytes(path, what="the dev key record").decode("ascii")  # a FIFO there waited for ever
+        # A FIFO there waited for ever; a hard link is refused (as the user's other state, `read_input_bytes`).
+        text = read_input_bytes(path, what="the dev key record", own_state=True).decode("ascii")
     except (OSError, InvalidInput, RuntimeError, UnicodeDecodeError):  # RuntimeError: no home directory
         return ()
     return tuple(line.strip() for line in text.splitlines() if line.strip())

@@ -186,7 +186,7 @@ def _read_state(path: Path, trust_file: str) -> Sequences:
         return {}
     _check_owner(path)
     try:
-        data = read_input_bytes(path, what="the rollback state")
+        data = read_input_bytes(path, what="the rollback state", own_state=True)
     except InvalidInput as error:
         raise InvalidInput(f"{error}; {_CHOOSE_ANOTHER}") from None
     try:

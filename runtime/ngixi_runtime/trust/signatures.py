@@ -135,7 +135,7 @@ def _native_code(raw: dict[str, object], field: str, source: str) -> bool:
 
 def load_trust(path: Path) -> TrustStore:
     """Reads a trust file: `[[keys]]` with id, public_key, guests (patterns), channels and native_code."""
-    return trust_from_text(read_toml_text(path, what="the trust file"), source=str(path))
+    return trust_from_text(read_toml_text(path, what="the trust file", own_state=True), source=str(path))
 
 
 @functools.lru_cache(maxsize=32)
@@ -147,7 +147,7 @@ def trust_from_text(text: str, *, source: str) -> TrustStore:
 
 def read_trust_table(path: Path) -> tuple[dict[str, Any], str]:
     """A trust file's TOML tables, unchecked, and its text: for `trust_from_table`."""
-    text = read_toml_text(path, what="the trust file")
+    text = read_toml_text(path, what="the trust file", own_state=True)
     return toml_tables(text, source=str(path)), text
 
 

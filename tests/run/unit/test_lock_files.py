@@ -13,8 +13,12 @@ from ngixi_build.locking import file_lock
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import open_lock_file
 from ngixi_runtime.spec.bundle_format import BundleIndex
+from ngixi_runtime.trust import editing
+from ngixi_runtime.trust.editing import add_key
 from ngixi_runtime.trust.project_trust import register_dev_key
 from ngixi_runtime.trust.rollback import RollbackGuard
+from tests.file_events import watched_opens
+from tests.run.unit.test_trust_editing import RELEASE_HELLO, new_public_key
 
 
 def _symlink_to_victim(path: Path) -> Path:
@@ -79,3 +83,22 @@ def test_the_dev_key_records_lock_is_not_followed(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="a symbolic link"):  # the build's signing step warns and builds on
         register_dev_key("key", record)
     assert not victim.exists() and not record.exists()
+
+
+def test_trust_editings_lock_never_opens_a_fifo_swapped_in_for_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ngixi trust add/remove` locked the trust file's folder by opening it as whatever was there: a FIFO swapped
+    in once the folder was made was opened (its writer woken; without one, the edit waited for ever). It is opened
+    as a directory only, never the FIFO, and the edit says why it cannot go on."""
+    folder = tmp_path / "trust"
+    os.mkfifo(folder, 0o600)
+    writer = os.open(folder, os.O_RDWR)  # so that an open of it shows at once, where it would wait
+    monkeypatch.setattr(editing, "make_directories", lambda path, mode: None)  # made, then swapped
+    try:
+        with watched_opens(folder) as opens:
+            with pytest.raises(InvalidInput, match=rf"^{folder}: cannot edit trust files there: Not a directory$"):
+                add_key(folder / "trust.toml", new_public_key(), RELEASE_HELLO)
+            assert opens() == 0
+    finally:
+        os.close(writer)

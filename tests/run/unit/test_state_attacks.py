@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from ngixi_build.stages.signing import TrustEntry, render_trust_file
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.loading.aot_cache import AotCache, CacheUnavailable
 from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE
 from ngixi_runtime.loading.tenants import open_tenant
-from ngixi_runtime.spec.bundle_format import Channel
+from ngixi_runtime.spec.bundle_format import BundleIndex, Channel
 from ngixi_runtime.trust.choice import PROJECT_STATE_VARIABLE
+from ngixi_runtime.trust.policy import load_policy
 from ngixi_runtime.trust.rollback import STATE_VARIABLE, RollbackGuard
+from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
 from tests.run.unit.test_working_directory import WASM
 from tests.wasmgen import Func, Imp, call_import, load_i32, module, push
@@ -202,3 +206,54 @@ def test_only_a_projects_own_dev_trust_file_leaves_its_dev_channel_unguarded(
     assert unguarded(moved) == frozenset()
     monkeypatch.setenv(PROJECT_STATE_VARIABLE, str(moved.parent))
     assert unguarded(moved) == {"dev"}
+
+
+def _hard_linked_trust_file(state: Path, keys: KeyFiles) -> Callable[[], object]:
+    trust = state / "trust.toml"
+    trust.write_bytes(keys.trust.read_bytes())
+    os.link(trust, state / "granted" / "trust.toml")
+    return lambda: load_trust(trust)
+
+
+def _hard_linked_policy(state: Path, keys: KeyFiles) -> Callable[[], object]:
+    policy = state / "policy.toml"
+    policy.write_text('[capabilities]\nallow = ["fs"]\n')
+    os.link(policy, state / "granted" / "policy.toml")
+    return lambda: load_policy(policy)
+
+
+def _hard_linked_rollback_state(state: Path, keys: KeyFiles) -> Callable[[], object]:
+    guard = RollbackGuard.for_trust_file(keys.trust, state_dir=state / "rollback")
+    guard.record(BundleIndex(1, "hello", "0.1.0", "release", 3, (), {}), source="here.ngx")
+    os.link(guard.state_file, state / "granted" / "rollback.json")
+    return lambda: guard.check(BundleIndex(1, "hello", "0.1.0", "release", 3, (), {}), source="here.ngx")
+
+
+def _hard_linked_key(state: Path, keys: KeyFiles) -> Callable[[], object]:
+    AotCache.opened(state / "aot")  # makes the key, under $XDG_STATE_HOME
+    os.link(state / "ngixi" / "aot-cache.key", state / "granted" / "aot-cache.key")
+    return lambda: AotCache.opened(state / "aot")
+
+
+HARD_LINKED = {
+    "trust file": _hard_linked_trust_file,
+    "policy": _hard_linked_policy,
+    "rollback state": _hard_linked_rollback_state,
+    "AOT cache key": _hard_linked_key,
+}
+
+
+@pytest.mark.parametrize("state_file", HARD_LINKED)
+def test_ngixis_own_state_with_another_name_is_refused_naming_it(
+    tmp_path: Path, keys: KeyFiles, monkeypatch: pytest.MonkeyPatch, state_file: str
+) -> None:
+    """A hard link puts a file in a folder a guest is granted with no path or directory in common: a trust file,
+    policy, rollback state or key linked there, the guest could read this user's key or rewrite what decides what
+    runs. Checks of paths, devices and inodes of directories cannot find it; such a file is refused where it is
+    read, naming it and what to do."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    (tmp_path / "granted").mkdir()
+    use = HARD_LINKED[state_file](tmp_path, keys)
+    refused = r"has 1 other name\(s\) \(hard links\), and is not used"
+    with pytest.raises((InvalidInput, CacheUnavailable), match=refused):
+        use()
