@@ -158,17 +158,30 @@ class InProcessTenant:
 
 def _watched(watchdog: ProcessWatchdog, manifest: Manifest, what: str) -> AbstractContextManager[None]:
     timeout = manifest.limits.timeout_ms
+    why = (
+        "Wasmtime's WASI, which serves a component's files, cannot be interrupted while it waits in the host (as "
+        "it does opening a FIFO or device someone put in a preopen), so the process was stopped: run it isolated "
+        "(without --in-process)"
+        if _waits_uninterrupted(manifest)
+        else "its engine cannot interrupt a guest in this process, so the process was stopped: run it isolated "
+        "(without --in-process) or on wasmtime"
+    )
     return watchdog.limit(
-        timeout / 1000,
-        f"{manifest.guest.name}: {what} exceeded its {timeout} ms timeout (limits.timeout_ms); its engine cannot "
-        "interrupt a guest in this process, so the process was stopped: run it isolated (without --in-process) "
-        "or on wasmtime",
+        timeout / 1000, f"{manifest.guest.name}: {what} exceeded its {timeout} ms timeout (limits.timeout_ms); {why}"
     )
 
 
-def _in_process_watchdog(watch: bool, engine: str) -> ProcessWatchdog | None:
-    """A watchdog for a guest whose engine would not stop it at limits.timeout_ms in this process."""
-    return ProcessWatchdog() if watch and not interrupts(engine) else None
+def _in_process_watchdog(watch: bool, engine: str, manifest: Manifest) -> ProcessWatchdog | None:
+    """A watchdog for a guest that would not be stopped at limits.timeout_ms in this process: on an engine that
+    cannot interrupt it, or a component granted preopens (`_waits_uninterrupted`)."""
+    return ProcessWatchdog() if watch and (not interrupts(engine) or _waits_uninterrupted(manifest)) else None
+
+
+def _waits_uninterrupted(manifest: Manifest) -> bool:
+    """Whether the guest's calls may wait in the host where no deadline reaches: a component's files are Wasmtime's
+    WASI, which opens whatever a guest names in a preopen, a FIFO (until a writer comes) or device included, and
+    whose waits in the host an epoch deadline does not end."""
+    return manifest.guest.type.is_component and has_preopens(manifest)
 
 
 def check_tenant_id(tenant: str) -> None:
@@ -256,7 +269,7 @@ def open_tenant(
             sandbox = sandbox._replace(state_paths=state)
         if not isolated:  # open_guest reads all it needs of the bundle now
             chosen = guest_engine(manifest, engine, verified.index.artifact_engines)
-            watchdog = _in_process_watchdog(watch_in_process, chosen)
+            watchdog = _in_process_watchdog(watch_in_process, chosen, manifest)
             opening = partial(
                 open_guest,
                 verified,

@@ -11,8 +11,10 @@ from types import SimpleNamespace
 import pytest
 
 from ngixi_runtime.errors import GuestError, InvalidInput
+from ngixi_runtime.guest.manifest import load_manifest
+from ngixi_runtime.loading import tenants
 from ngixi_runtime.loading.tenants import CallFailed, CallMetrics, CallResult, InProcessTenant, open_tenant
-from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle
+from tests.conftest import HELLO_MANIFEST, REPO, KeyFiles, make_bundle
 from tests.run.unit.test_loader import ADD, GREET, LOG, TRAP
 from tests.wasmgen import DROP, Func, Imp, call_import, module
 
@@ -142,3 +144,22 @@ def test_a_call_refused_for_its_output_keeps_what_it_logged(tmp_path: Path, keys
     assert (caught.value.outcome, result.metrics.outcome) == ("output", "output")
     assert [line.level for line in result.logs] == ["info"]
     assert result.metrics.host_calls == {"log": 1, "data": 1}
+
+
+@pytest.mark.parametrize(
+    ("guest", "engine", "watched"),
+    [
+        ("notes-component", "wasmtime", True),
+        ("hello-component", "wasmtime", False),
+        ("notes", "wasmtime", False),
+        ("notes", "wasmer", True),
+    ],
+)
+def test_a_component_granted_preopens_is_watched_in_process(guest: str, engine: str, watched: bool) -> None:
+    """A component's files are Wasmtime's WASI, which opens a FIFO a guest names in a preopen and waits for its
+    writer in the host, where Wasmtime's epoch deadline never reaches: `ngixi run --in-process` of the notes
+    component with its note swapped for a FIFO waited past 20 s (timeout_ms 1000). Such a guest gets the watchdog
+    that ends the process at limits.timeout_ms, as a guest on Wasmer does; other Wasmtime guests need none."""
+    manifest = load_manifest(REPO / "manifests" / f"{guest}.toml")
+    watchdog = tenants._in_process_watchdog(True, engine, manifest)
+    assert (watchdog is not None) == watched
