@@ -309,7 +309,7 @@ def _refuse_state_holders(mounts: list[Mount], state_paths: Sequence[str], guest
     inner = _mount_points()
     for index, mount in enumerate(mounts):
         top = str(mount.host_path)
-        inside = [point for point in inner if str(point) != top and within(str(point), top)]
+        inside = [Path(point) for point in inner if point != top and within(point, top)]
         for place in (mount.host_path, *inside):
             identity = _identity(place)
             held = next((held for held, (paths, ids) in holders.items() if place in paths or identity in ids), None)
@@ -326,20 +326,19 @@ _MOUNTINFO = "/proc/self/mountinfo"
 _ESCAPED = re.compile(rb"\\([0-7]{3})")  # mountinfo writes space, tab, newline and backslash as \ooo
 
 
-def _mount_points() -> list[Path]:
+def _mount_points() -> list[str]:
     """Where this process sees a file system or bind mount (Linux's /proc/self/mountinfo; none elsewhere)."""
     try:
         with open(_MOUNTINFO, "rb") as listing:
             lines = listing.read().splitlines()
     except OSError:
         return []
-    points = []
-    for line in lines:
-        fields = line.split(b" ")
-        if len(fields) > 4:
-            point = _ESCAPED.sub(lambda octal: bytes([int(octal[1], 8)]), fields[4])
-            points.append(Path(os.fsdecode(point)))
-    return points
+    fields = [line.split(b" ", 5) for line in lines]
+    return [os.fsdecode(_ESCAPED.sub(_unescaped, each[4])) for each in fields if len(each) > 4]
+
+
+def _unescaped(octal: re.Match[bytes]) -> bytes:
+    return bytes([int(octal[1], 8)])
 
 
 def _directories_holding(held: str) -> tuple[frozenset[Path], frozenset[tuple[int, int] | None]]:

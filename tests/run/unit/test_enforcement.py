@@ -206,13 +206,14 @@ def test_ngixis_own_state_mounted_deeper_inside_a_preopen_is_refused_at_load(
     tmp_path: Path, keys: KeyFiles, monkeypatch: pytest.MonkeyPatch, what: str
 ) -> None:
     """A bind mount further down in a preopen (this user's state directory, or the trust file alone, mounted at
-    data/deep/x) is neither the preopen's path nor what it is: every mount this process sees inside a preopen is
+    data/deep dir/x) is neither the preopen's path nor what it is: every mount this process sees inside a preopen is
     looked at too."""
     data = tmp_path / "sandboxes" / "default" / "probe" / "files" / "data"
     state = tmp_path / "state"
     state.mkdir()
     monkeypatch.setenv("XDG_STATE_HOME", str(state))
-    source, target = (state, data / "deep" / "x") if what == "state directory" else (keys.trust, data / "trust.toml")
+    deep = data / "deep dir" / "x"  # mountinfo writes the space as \040
+    source, target = (state, deep) if what == "state directory" else (keys.trust, data / "trust.toml")
     target.parent.mkdir(parents=True)
     target.mkdir() if source.is_dir() else target.touch()
     held = f"{state}/ngixi" if source.is_dir() else str(keys.trust)
