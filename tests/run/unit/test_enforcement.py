@@ -179,54 +179,37 @@ def test_a_preopen_holding_ngixis_own_state_is_refused_at_load(
 _MS_BIND, _MNT_DETACH = 4096, 2  # mount(2), umount2(2)
 
 
-def test_a_preopen_bind_mounted_over_ngixis_own_state_is_refused_at_load(
-    tmp_path: Path, keys: KeyFiles, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("mounted", ["over the preopen", "state directory deeper", "trust file deeper"])
+def test_a_preopen_bind_mounted_over_or_holding_ngixis_own_state_is_refused_at_load(
+    tmp_path: Path, keys: KeyFiles, monkeypatch: pytest.MonkeyPatch, mounted: str
 ) -> None:
     """A bind mount (a container given one directory at two paths) shows this user's state directory at a path no
-    state path resolves under: the preopen is known by what it is too."""
-    data = tmp_path / "sandboxes" / "default" / "probe" / "files" / "data"
-    data.mkdir(parents=True)
-    state = tmp_path / "state"
-    state.mkdir()
-    monkeypatch.setenv("XDG_STATE_HOME", str(state))
-    bundle = make_bundle(tmp_path / "bundle", keys.key, wasm=FS_WASM, manifest=FS_MANIFEST, guest="probe")
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.mount(bytes(state), bytes(data), None, _MS_BIND, None) != 0:
-        pytest.skip(f"no bind mount here: {os.strerror(ctypes.get_errno())}")
-    try:
-        message = rf"^probe: capabilities\.fs\.preopens\[0\]\.host: {data} holds {state}/ngixi, ngixi's own state"
-        with pytest.raises(InvalidInput, match=message):
-            open_tenant(bundle, trust_file=keys.trust, isolated=False, sandboxes=tmp_path / "sandboxes")
-    finally:
-        assert libc.umount2(bytes(data), _MNT_DETACH) == 0  # detached even while a guest it loaded holds it
-
-
-@pytest.mark.parametrize("what", ["state directory", "trust file"])
-def test_ngixis_own_state_mounted_deeper_inside_a_preopen_is_refused_at_load(
-    tmp_path: Path, keys: KeyFiles, monkeypatch: pytest.MonkeyPatch, what: str
-) -> None:
-    """A bind mount further down in a preopen (this user's state directory, or the trust file alone, mounted at
-    data/deep dir/x) is neither the preopen's path nor what it is: every mount this process sees inside a preopen is
-    looked at too."""
+    state path resolves under: the preopen is known by what it is too. Mounted further down in a preopen (the state
+    directory, or the trust file alone), it is neither the preopen's path nor what it is: every mount this process
+    sees inside a preopen is looked at too."""
     data = tmp_path / "sandboxes" / "default" / "probe" / "files" / "data"
     state = tmp_path / "state"
     state.mkdir()
     monkeypatch.setenv("XDG_STATE_HOME", str(state))
-    deep = data / "deep dir" / "x"  # mountinfo writes the space as \040
-    source, target = (state, deep) if what == "state directory" else (keys.trust, data / "trust.toml")
-    target.parent.mkdir(parents=True)
+    source, target = {
+        "over the preopen": (state, data),
+        "state directory deeper": (state, data / "deep dir" / "x"),  # mountinfo writes the space as \040
+        "trust file deeper": (keys.trust, data / "trust.toml"),
+    }[mounted]
+    target.parent.mkdir(parents=True, exist_ok=True)
     target.mkdir() if source.is_dir() else target.touch()
     held = f"{state}/ngixi" if source.is_dir() else str(keys.trust)
+    where = "" if target == data else rf" \(mounted at {target}\)"
     bundle = make_bundle(tmp_path / "bundle", keys.key, wasm=FS_WASM, manifest=FS_MANIFEST, guest="probe")
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.mount(bytes(source), bytes(target), None, _MS_BIND, None) != 0:
         pytest.skip(f"no bind mount here: {os.strerror(ctypes.get_errno())}")
     try:
-        message = rf"^probe: capabilities\.fs\.preopens\[0\]\.host: {data} holds {held} \(mounted at {target}\), ngixi"
+        message = rf"^probe: capabilities\.fs\.preopens\[0\]\.host: {data} holds {held}{where}, ngixi's own state"
         with pytest.raises(InvalidInput, match=message):
             open_tenant(bundle, trust_file=keys.trust, isolated=False, sandboxes=tmp_path / "sandboxes")
     finally:
-        assert libc.umount2(bytes(target), _MNT_DETACH) == 0
+        assert libc.umount2(bytes(target), _MNT_DETACH) == 0  # detached even while a guest it loaded holds it
 
 
 # --- http --------------------------------------------------------------------------------------
