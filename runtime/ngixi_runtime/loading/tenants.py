@@ -92,6 +92,9 @@ __all__ = [
 
 _TENANT_FIRST = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 _TENANT_CHARACTERS = _TENANT_FIRST | {"-", "_"}
+# How long after limits.timeout_ms the watchdog of a component waiting in Wasmtime's WASI ends the process: a guest
+# still in its own code is ended by Wasmtime's deadline first, with the timeout as the call's outcome.
+_HOST_WAIT_GRACE = 1.0  # seconds
 DEFAULT_TENANT = "default"
 
 
@@ -158,17 +161,21 @@ class InProcessTenant:
 
 def _watched(watchdog: ProcessWatchdog, manifest: Manifest, what: str) -> AbstractContextManager[None]:
     timeout = manifest.limits.timeout_ms
-    why = (
-        "Wasmtime's WASI, which serves a component's files, cannot be interrupted while it waits in the host (as "
-        "it does opening a FIFO or device someone put in a preopen), so the process was stopped: run it isolated "
-        "(without --in-process)"
-        if _waits_uninterrupted(manifest)
-        else "its engine cannot interrupt a guest in this process, so the process was stopped: run it isolated "
-        "(without --in-process) or on wasmtime"
-    )
-    return watchdog.limit(
-        timeout / 1000, f"{manifest.guest.name}: {what} exceeded its {timeout} ms timeout (limits.timeout_ms); {why}"
-    )
+    if _waits_uninterrupted(manifest):  # Wasmtime's own deadline ends a guest in its code: the watchdog only after
+        seconds = timeout / 1000 + _HOST_WAIT_GRACE
+        why = (
+            "Wasmtime's WASI, which serves a component's files, cannot be interrupted while it waits in the host (as "
+            "it does opening a FIFO or device someone put in a preopen), so the process was stopped: run it isolated "
+            "(without --in-process)"
+        )
+    else:
+        seconds = timeout / 1000
+        why = (
+            "its engine cannot interrupt a guest in this process, so the process was stopped: run it isolated "
+            "(without --in-process) or on wasmtime"
+        )
+    message = f"{manifest.guest.name}: {what} exceeded its {timeout} ms timeout (limits.timeout_ms); {why}"
+    return watchdog.limit(seconds, message)
 
 
 def _in_process_watchdog(watch: bool, engine: str, manifest: Manifest) -> ProcessWatchdog | None:

@@ -14,6 +14,7 @@ from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.guest.manifest import load_manifest
 from ngixi_runtime.loading import tenants
 from ngixi_runtime.loading.tenants import CallFailed, CallMetrics, CallResult, InProcessTenant, open_tenant
+from ngixi_runtime.loading.watchdog import ProcessWatchdog
 from tests.conftest import HELLO_MANIFEST, REPO, KeyFiles, make_bundle
 from tests.run.unit.test_loader import ADD, GREET, LOG, TRAP
 from tests.wasmgen import DROP, Func, Imp, call_import, module
@@ -163,3 +164,16 @@ def test_a_component_granted_preopens_is_watched_in_process(guest: str, engine: 
     manifest = load_manifest(REPO / "manifests" / f"{guest}.toml")
     watchdog = tenants._in_process_watchdog(True, engine, manifest)
     assert (watchdog is not None) == watched
+
+
+def test_a_components_watchdog_leaves_wasmtimes_own_deadline_to_end_a_guest_in_its_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Set at limits.timeout_ms as for Wasmer, the watchdog and Wasmtime's epoch deadline would race for a
+    component spinning in its own code: the process killed (exit 137) where the call ended as a timeout. A
+    component's watchdog ends the process only a grace after the deadline; a Wasmer guest's at the deadline."""
+    limits: list[float] = []
+    monkeypatch.setattr(ProcessWatchdog, "limit", lambda self, seconds, message: limits.append(seconds))
+    for guest in ("notes-component", "notes"):  # timeout_ms 1000 and 5000 (the default)
+        tenants._watched(ProcessWatchdog(), load_manifest(REPO / "manifests" / f"{guest}.toml"), "show")
+    assert limits == [1 + tenants._HOST_WAIT_GRACE, 5]
