@@ -67,7 +67,7 @@ from ngixi_runtime.loading.loader import (
 )
 from ngixi_runtime.loading.watchdog import ProcessWatchdog
 from ngixi_runtime.printable import printable
-from ngixi_runtime.trust.local_paths import SANDBOX_SIGNER, redirected_below, sandbox_signer
+from ngixi_runtime.trust.local_paths import SANDBOX_SIGNER, enclosing_sandbox, redirected_below, sandbox_signer
 from ngixi_runtime.trust.project_trust import chosen_trust
 from ngixi_runtime.trust.rollback import RollbackGuard
 
@@ -327,7 +327,7 @@ def _sandbox(
     """The guest's sandbox under the operator's `sandboxes` directory, refused if a symbolic or hard link below it
     (one left in a directory someone else prepared) would take the guest's files or kv database elsewhere, or if
     it holds the state of another key's bundles (the same guest name on another channel, or signed by another
-    key the trust file allows to sign that name)."""
+    key the trust file allows to sign that name), or lies in another guest's files."""
     if sandboxes is None:
         return None
     base = sandboxes.absolute()
@@ -341,8 +341,20 @@ def _sandbox(
     if keeps_sandbox_state(manifest.capabilities):
         if refused is not None:
             raise InvalidInput(refused)
+        _refuse_enclosed(directory, manifest.guest.name)
         _check_signer(directory, manifest.guest.name, signer)
     return Sandbox.under(directory)
+
+
+def _refuse_enclosed(directory: Path, guest: str) -> None:
+    """Refuses a sandbox inside another guest's files (`local_paths.enclosing_sandbox`)."""
+    enclosing = enclosing_sandbox(directory)
+    if enclosing is not None:
+        raise InvalidInput(
+            f"{guest}: its sandbox {directory} lies in {enclosing / 'files'}, where the guest of the sandbox "
+            f"{enclosing} keeps its files and could change this guest's files and kv data; choose a --sandbox apart "
+            "from every guest's sandbox"
+        )
 
 
 def _check_signer(directory: Path, guest: str, signer: str) -> None:

@@ -156,6 +156,17 @@ def redirected_below(base: Path, inner: Path) -> str | None:
     return None if shared is None else f"{shared} has other names (hard links)"
 
 
+def enclosing_sandbox(directory: Path) -> Path | None:
+    """The sandbox of another guest whose `files/` holds `directory` (resolved), or None: a sandbox is known by its
+    signer record beside its `files/`. That guest's preopens lie in its `files/`, so it could change whatever a
+    sandbox inside them holds (another guest's files, kv data and signer record)."""
+    real = Path(os.path.realpath(directory))
+    for above in real.parents:
+        if above.name == "files" and os.path.isfile(above.parent / SANDBOX_SIGNER):
+            return above.parent
+    return None
+
+
 def _not_only_ours(path: Path) -> str | None:
     """Why another user could change what `path` holds, if it exists; sticky or not: they could make the entries
     not made yet."""

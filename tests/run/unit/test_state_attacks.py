@@ -257,3 +257,19 @@ def test_ngixis_own_state_with_another_name_is_refused_naming_it(
     refused = r"has 1 other name\(s\) \(hard links\), and is not used"
     with pytest.raises((InvalidInput, CacheUnavailable), match=refused):
         use()
+
+
+def test_a_sandbox_inside_another_guests_files_is_refused(tmp_path: Path) -> None:
+    """Sandboxes nested by the operator (`--sandbox` inside a guest's own files) let that guest, through its
+    preopens, rewrite the other guest's kv data, files and signer record: the inner sandbox is refused, naming the
+    guest whose files hold it."""
+    owner, _, trust = _keys(tmp_path, "release")
+    bundle = _bundle(tmp_path / "out", owner, "release")
+    outer = tmp_path / "sandboxes"
+    assert _call(bundle, trust, outer, "put", 7) == 0
+    enclosing = outer / "default" / "notes"
+    inner = enclosing / "files" / "data" / "nested"
+    refused = rf"^notes: its sandbox {inner}/default/notes lies in {enclosing}/files, where the guest of the sandbox"
+    with pytest.raises(InvalidInput, match=refused):
+        _call(bundle, trust, inner, "put", 8)
+    assert not (inner / "default").exists()
