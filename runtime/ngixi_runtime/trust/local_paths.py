@@ -157,11 +157,12 @@ def redirected_below(base: Path, inner: Path) -> str | None:
 
 
 def enclosing_sandbox(directory: Path) -> Path | None:
-    """The sandbox of another guest whose `files/` holds `directory` (resolved), or None: a sandbox is known by its
-    signer record beside its `files/`. That guest's preopens lie in its `files/`, so it could change whatever a
-    sandbox inside them holds (another guest's files, kv data and signer record)."""
+    """The sandbox of another guest whose `files/` is or holds `directory` (resolved), or None: a sandbox is known
+    by its signer record beside its `files/`. That guest's preopens lie in its `files/`, so it could change whatever
+    a sandbox there holds (another guest's files, kv data and signer record). A guest named "files" in a sandboxes
+    directory laid out per channel is such a sandbox of another layout's guest (DIR/release/hello/files)."""
     real = Path(os.path.realpath(directory))
-    for above in real.parents:
+    for above in (real, *real.parents):
         if above.name == "files" and os.path.isfile(above.parent / SANDBOX_SIGNER):
             return above.parent
     return None

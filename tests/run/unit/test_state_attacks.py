@@ -18,6 +18,7 @@ from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE
 from ngixi_runtime.loading.tenants import open_tenant
 from ngixi_runtime.spec.bundle_format import BundleIndex, Channel
 from ngixi_runtime.trust.choice import PROJECT_STATE_VARIABLE
+from ngixi_runtime.trust.local_paths import enclosing_sandbox
 from ngixi_runtime.trust.policy import load_policy
 from ngixi_runtime.trust.rollback import STATE_VARIABLE, RollbackGuard
 from ngixi_runtime.trust.signatures import load_trust
@@ -262,7 +263,8 @@ def test_ngixis_own_state_with_another_name_is_refused_naming_it(
 def test_a_sandbox_inside_another_guests_files_is_refused(tmp_path: Path) -> None:
     """Sandboxes nested by the operator (`--sandbox` inside a guest's own files) let that guest, through its
     preopens, rewrite the other guest's kv data, files and signer record: the inner sandbox is refused, naming the
-    guest whose files hold it."""
+    guest whose files hold it. So is a sandbox that is another guest's files/ (a guest named "files" in a sandboxes
+    directory laid out per channel, DIR/release/notes/files, where DIR/release/notes is tenant release's notes)."""
     owner, _, trust = _keys(tmp_path, "release")
     bundle = _bundle(tmp_path / "out", owner, "release")
     outer = tmp_path / "sandboxes"
@@ -273,3 +275,5 @@ def test_a_sandbox_inside_another_guests_files_is_refused(tmp_path: Path) -> Non
     with pytest.raises(InvalidInput, match=refused):
         _call(bundle, trust, inner, "put", 8)
     assert not (inner / "default").exists()
+    assert enclosing_sandbox(enclosing / "files") == enclosing
+    assert enclosing_sandbox(enclosing) is None
