@@ -149,6 +149,8 @@ def array(
 def oversized(raw: Mapping[str, Any], problems: Problems) -> None:
     """Every key or string longer than `TEXT_BYTES`, array or table of more than `ITEMS` entries and nesting
     deeper than `DEPTH` in `raw`, whatever its fields; the fields' own checks bound names and paths further."""
+    if _within_bounds(raw):  # the walk naming each field only where something is out of bounds
+        return
     pending: deque[tuple[str, object, int]] = deque([("", raw, 0)])
     while pending:
         field, value, depth = pending.popleft()
@@ -167,6 +169,29 @@ def oversized(raw: Mapping[str, Any], problems: Problems) -> None:
             pending.extend((f"{field}[{index}]", inner, depth + 1) for index, inner in enumerate(value))
         elif isinstance(value, str) and (why := too_long(value, TEXT_BYTES)):
             problems.add(field, why)
+
+
+def _within_bounds(raw: Mapping[str, Any]) -> bool:
+    """Whether `oversized` would find nothing in `raw`: the same bounds, no field named."""
+    pending: list[tuple[object, int]] = [(raw, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            if depth >= DEPTH or len(value) > ITEMS or any(map(_may_be_too_long, value)):
+                return False
+            pending.extend((inner, depth + 1) for inner in value.values())
+        elif isinstance(value, list):
+            if depth >= DEPTH or len(value) > ITEMS:
+                return False
+            pending.extend((inner, depth + 1) for inner in value)
+        elif isinstance(value, str) and _may_be_too_long(value):
+            return False
+    return True
+
+
+def _may_be_too_long(text: str) -> bool:
+    """Whether `text` may be over `TEXT_BYTES` in UTF-8: a character takes at most 4 bytes."""
+    return len(text) > TEXT_BYTES // 4 and too_long(text, TEXT_BYTES) is not None
 
 
 def too_long(value: str, limit: int) -> str | None:
