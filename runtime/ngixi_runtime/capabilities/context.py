@@ -175,6 +175,9 @@ class Sandbox(NamedTuple):
     # ngixi's own state (the trust file, rollback state, the AOT cache and this user's keys, a project's .ngixi/),
     # which no preopen may hold: a guest there could change what this host trusts and runs. None: the loader's.
     state_paths: tuple[str, ...] | None = None
+    # The operator's policy's capabilities.fs.host_roots, which each preopen must lie within once resolved too (a
+    # symbolic link the guest made under one could lead elsewhere in its files); None: no such ceiling.
+    host_roots: tuple[str, ...] | None = None
 
     @classmethod
     def under(cls, directory: Path) -> Sandbox:
@@ -184,13 +187,21 @@ class Sandbox(NamedTuple):
     def to_json(self) -> dict[str, Any]:
         routes = [[*source, *target] for source, target in self.http_routes.items()]
         state = None if self.state_paths is None else list(self.state_paths)
-        return {"files": str(self.files), "kv_database": str(self.kv_database), "http_routes": routes, "state": state}
+        roots = None if self.host_roots is None else list(self.host_roots)
+        return {
+            "files": str(self.files),
+            "kv_database": str(self.kv_database),
+            "http_routes": routes,
+            "state": state,
+            "host_roots": roots,
+        }
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Sandbox:
         routes = {(host, port): (address, target) for host, port, address, target in raw["http_routes"]}
         state = None if raw.get("state") is None else tuple(raw["state"])
-        return cls(Path(raw["files"]), Path(raw["kv_database"]), routes, state)
+        roots = None if raw.get("host_roots") is None else tuple(raw["host_roots"])
+        return cls(Path(raw["files"]), Path(raw["kv_database"]), routes, state, roots)
 
 
 class CapabilityState(Protocol):

@@ -249,9 +249,10 @@ def open_filesystem(
     stdin: bytes | None = None,
     open_files: int = DEFAULT_OPEN_FILES,
     state_paths: Sequence[str] = (),
+    host_roots: Sequence[str] | None = None,
 ) -> WasiFilesystem:
-    """Opens every preopen under `sandbox` (created when missing); refuses any that leaves it, or that holds one of
-    `state_paths` (ngixi's own state, `Sandbox.state_paths`).
+    """Opens every preopen under `sandbox` (created when missing); refuses any that leaves it, that holds one of
+    `state_paths` (ngixi's own state, `Sandbox.state_paths`), or that resolves outside `host_roots` (the policy's).
 
     With a `console`, the guest's stdout and stderr (fds 1 and 2) write to it; with `stdin`, fd 0 reads it.
     """
@@ -265,6 +266,8 @@ def open_filesystem(
         for i, preopen in enumerate(options.preopens)
     ]
     _refuse_writable_read_only(mounts, guest)
+    if host_roots is not None:
+        _refuse_outside_roots(mounts, root, host_roots, guest)
     _refuse_state_holders(mounts, state_paths, guest)
     quota = (options.max_bytes, options.max_files)
     return WasiFilesystem.over(
@@ -294,6 +297,19 @@ def _refuse_writable_read_only(mounts: list[Mount], guest: str) -> None:
             raise InvalidInput(
                 f"{guest}: capabilities.fs.preopens[{index}].host: {mount.host_path} is read-only, "
                 "but a rw preopen reaches it through a symlink; remove the link"
+            )
+
+
+def _refuse_outside_roots(mounts: list[Mount], root: Path, host_roots: Sequence[str], guest: str) -> None:
+    """The policy's host_roots were checked against the manifest's paths; a symbolic link under the sandbox (one
+    the guest made in a rw preopen, say) can still lead a preopen elsewhere in it."""
+    allowed = [os.path.realpath(root / host_root) for host_root in host_roots]
+    for index, mount in enumerate(mounts):
+        if not any(within(str(mount.host_path), directory) for directory in allowed):
+            raise InvalidInput(
+                f"{guest}: capabilities.fs.preopens[{index}].host: resolves to {mount.host_path}, outside the "
+                f"policy's host_roots ({listing(host_roots)}) under {root}, through a symbolic link; remove "
+                "the link"
             )
 
 
@@ -371,6 +387,7 @@ def _open_state(options: FsOptions, context: HostContext, sandbox: Sandbox | Non
         stdin=stdin,
         open_files=context.open_files,
         state_paths=sandbox.state_paths or (),
+        host_roots=sandbox.host_roots,
     )
 
 

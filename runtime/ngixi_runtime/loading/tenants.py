@@ -273,7 +273,7 @@ def open_tenant(
             rollback_state = None if rollback is None else rollback.state_file.parent
             policy_file = None if policy is None else Path(policy.source)
             state = own_state_paths(trust_file, rollback_state, policy_file) if has_preopens(manifest) else ()
-            sandbox = sandbox._replace(state_paths=state)
+            sandbox = sandbox._replace(state_paths=state, host_roots=None if policy is None else policy.host_roots)
         if not isolated:  # open_guest reads all it needs of the bundle now
             chosen = guest_engine(manifest, engine, verified.index.artifact_engines)
             watchdog = _in_process_watchdog(watch_in_process, chosen, manifest)

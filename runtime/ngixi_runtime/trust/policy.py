@@ -51,6 +51,12 @@ class Policy(NamedTuple):
             found += fs_ceiling.unheld_by_a_component(fs, "capabilities.fs")
         return found
 
+    @property
+    def host_roots(self) -> tuple[str, ...] | None:
+        """The directories of a guest's sandbox its preopens must lie within (capabilities.fs.host_roots)."""
+        fs_ceiling = self.ceilings.get("fs")
+        return fs_ceiling.host_roots if isinstance(fs_ceiling, FsCeiling) else None
+
     def check(self, manifest: Manifest) -> None:
         problems = self.exceeded(manifest)
         if problems:

@@ -176,6 +176,28 @@ def test_a_preopen_holding_ngixis_own_state_is_refused_at_load(
         )
 
 
+def test_a_preopen_a_link_leads_outside_the_policys_host_roots_is_refused_at_load(
+    tmp_path: Path, keys: KeyFiles
+) -> None:
+    """A policy's host_roots were held to the manifest's paths alone: a guest granted public/ rw could make a link
+    public/link -> ../private, and a bundle of its signer preopening public/link (within host_roots by its path)
+    then had private/, which the operator kept out of reach. A preopen must lie within host_roots once resolved."""
+    files = tmp_path / "sandboxes" / "default" / "probe" / "files"
+    (files / "private").mkdir(parents=True)
+    (files / "public").mkdir()
+    (files / "public" / "link").symlink_to("../private")
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[capabilities]\nallow = ["fs", "stdio"]\n[capabilities.fs]\nhost_roots = ["public"]\n')
+    preopens = '[{ guest = "/data", host = "public/link", mode = "rw" }, { guest = "/config", host = "public" }]'
+    manifest = FS_MANIFEST.replace(FS, f"[capabilities.fs]\npreopens = {preopens}\n[capabilities.stdio]\n")
+    bundle = make_bundle(tmp_path / "bundle", keys.key, wasm=FS_WASM, manifest=manifest, guest="probe")
+    refused = rf"^probe: capabilities\.fs\.preopens\[0\]\.host: resolves to {files}/private, outside the policy's"
+    with pytest.raises(InvalidInput, match=refused + r" host_roots \(public\)"):
+        open_tenant(
+            bundle, trust_file=keys.trust, policy=load_policy(policy), isolated=False, sandboxes=files.parents[2]
+        )
+
+
 _MS_BIND, _MNT_DETACH = 4096, 2  # mount(2), umount2(2)
 
 
