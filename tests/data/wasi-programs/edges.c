@@ -813,7 +813,7 @@ static void wasmtime_programs(void) {
     int zeros = 0;
     for (__wasi_fd_t stdio = 0; stdio < 3; stdio++)
         zeros += !__wasi_fd_filestat_get(stdio, &st) && !st.size && !st.atim && !st.mtim && !st.ctim;
-    printf("stdio filestats all zero %d\n", zeros);
+    printf("stdio filestats all zero %d, isatty %d %d %d\n", zeros, isatty(0), isatty(1), isatty(2));
     put("data/wp", "0123456789");
     E("open it with FD_READ alone", __wasi_path_open(ROOT, 0, "data/wp", 0, __WASI_RIGHTS_FD_READ, 0, 0, &reader));
     E("  seek", __wasi_fd_seek(reader, 2, __WASI_WHENCE_SET, &position));
@@ -825,6 +825,7 @@ static void wasmtime_programs(void) {
     E("  write nothing", __wasi_fd_write(reader, &(__wasi_ciovec_t){(const uint8_t *)buffer, 0}, 1, &n));
     E("  set_size", __wasi_fd_filestat_set_size(reader, 100));
     E("  allocate", __wasi_fd_allocate(reader, 0, 100));
+    printf("  isatty %d\n", isatty(reader));
     E("  fdstat", __wasi_fd_fdstat_get(reader, &fs));
     printf("  read %d write %d readdir %d\n", !!(fs.fs_rights_base & __WASI_RIGHTS_FD_READ),
            !!(fs.fs_rights_base & __WASI_RIGHTS_FD_WRITE), !!(fs.fs_rights_base & __WASI_RIGHTS_FD_READDIR));
@@ -840,6 +841,9 @@ static void wasmtime_programs(void) {
     E("  tell", __wasi_fd_tell(writer, &position));
     printf("  position %llu\n", (unsigned long long)position);
     E("  pwrite", __wasi_fd_pwrite(writer, &(__wasi_ciovec_t){(const uint8_t *)"P", 1}, 1, 0, &n));
+    E("  pwrite 0 bytes at 80", __wasi_fd_pwrite(writer, &(__wasi_ciovec_t){(const uint8_t *)"P", 0}, 1, 80, &n));
+    E("  filestat", __wasi_fd_filestat_get(writer, &st));
+    printf("  size %llu\n", (unsigned long long)st.size);
     E("  read", __wasi_fd_read(writer, &(__wasi_iovec_t){(uint8_t *)buffer, 4}, 1, &n));
     __wasi_subscription_t s[2] = {on_fd(40, __WASI_EVENTTYPE_FD_READ, reader)};
     poll("poll the reader for reading", s, 1, 0);
@@ -873,6 +877,10 @@ static void wasmtime_programs(void) {
     E("  readdir", __wasi_fd_readdir(dir, (uint8_t *)buffer, sizeof buffer, 0, &n));
     E("  create a file in it", __wasi_path_open(dir, 0, "f", __WASI_OFLAGS_CREAT, 0, 0, 0, &fd));
     E("  close it", __wasi_fd_close(fd));
+    E("  readdir from past its end", __wasi_fd_readdir(dir, (uint8_t *)buffer, sizeof buffer, 4, &n));
+    printf("  used %u\n", n);
+    E("  readdir into 0 bytes", __wasi_fd_readdir(dir, (uint8_t *)buffer, 0, 0, &n));
+    printf("  used %u\n", n);
     E("  prestat_dir_name", __wasi_fd_prestat_dir_name(dir, (uint8_t *)buffer, sizeof buffer));
     __wasi_fd_close(dir);
     E("prestat_dir_name into 0 bytes", __wasi_fd_prestat_dir_name(ROOT, (uint8_t *)buffer, 0));
