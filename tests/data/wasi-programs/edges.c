@@ -887,6 +887,9 @@ static void wasmtime_programs(void) {
     E("prestat_dir_name into more", __wasi_fd_prestat_dir_name(ROOT, (uint8_t *)buffer, sizeof buffer));
     E("renumber stdout to 101", __wasi_fd_renumber(1, 101));
     E("renumber the preopen to 2^32-1", __wasi_fd_renumber(ROOT, 0xffffffff));
+    E("create data/wpc with FD_READ alone", __wasi_path_open(ROOT, 0, "data/wpc", __WASI_OFLAGS_CREAT, __WASI_RIGHTS_FD_READ, 0, 0, &fd));
+    E("  write nothing to it", __wasi_fd_write(fd, &(__wasi_ciovec_t){(const uint8_t *)"", 0}, 1, &n));
+    __wasi_fd_close(fd);
     E("open data/wp with APPEND and CREAT", __wasi_path_open(ROOT, 0, "data/wp", __WASI_OFLAGS_CREAT, __WASI_RIGHTS_FD_READ | __WASI_RIGHTS_FD_WRITE, 0, __WASI_FDFLAGS_APPEND, &fd));
     E("  fdstat", __wasi_fd_fdstat_get(fd, &fs));
     printf("  flags %d\n", fs.fs_flags);
