@@ -383,6 +383,30 @@ def test_rights_are_narrowed_and_enforced(guest: Guest, sandbox: Path) -> None:
     assert guest.try_open(directory, "file", 0, RIGHT_FD_READ) == Errno.NOTCAPABLE  # no PATH_OPEN left
 
 
+def test_rights_path_open_asks_for_beyond_reading_and_writing_narrow_nothing(guest: Guest, sandbox: Path) -> None:
+    """Wasmtime's own p1 programs open files with FD_READ or FD_WRITE alone, then seek, tell, stat, pread and
+    poll them; they expect a directory to be BADF for every call that reads, writes, seeks or syncs it."""
+    (sandbox / "data" / "file").write_text("mine")
+    reader = guest.open(DATA, "file", 0, RIGHT_FD_READ)
+    assert guest.call("fd_seek", reader, 2, 0, OUT) == Errno.SUCCESS
+    assert guest.call("fd_tell", reader, OUT) == Errno.SUCCESS
+    assert guest.call("fd_filestat_get", reader, OUT) == Errno.SUCCESS
+    assert guest.call("fd_pread", reader, IOV, 1, 0, OUT) == Errno.SUCCESS
+    assert guest.write(reader, b"") == Errno.BADF
+    writer = guest.open(DATA, "file", 0, RIGHT_FD_WRITE)
+    assert guest.call("fd_read", writer, IOV, 1, OUT) == Errno.BADF
+    directory = guest.open(DATA, ".", OFLAG_DIRECTORY, 0)
+    calls: list[tuple[str, tuple[int, ...]]] = [
+        ("fd_sync", ()),
+        ("fd_datasync", ()),
+        ("fd_fdstat_set_flags", (4,)),  # NONBLOCK
+        ("fd_allocate", (0, 0)),
+    ]
+    for call, args in calls:
+        assert guest.call(call, directory, *args) == Errno.BADF, call
+    assert (sandbox / "data" / "file").read_text() == "mine"
+
+
 def _read_only_mine(g: Guest) -> int:
     return g.open(DATA, "file", 0, RIGHT_FD_READ | RIGHT_FD_SEEK | RIGHT_FD_TELL)
 
