@@ -2,8 +2,11 @@
 
 One table holds every descriptor of an instance: stdin, stdout and stderr (0-2, the output captured
 by the host within the guest's quota), the preopens (3, 4, … in manifest order) and what the guest
-opens. Each descriptor keeps its rights, narrowed at every `path_open` to what its directory may hand
-down and by `fd_fdstat_set_rights`, never widened, and checked by every function that uses it.
+opens. Each descriptor holds the rights its file's type and its access mode give (a file opened without
+writing cannot be written: BADF, as a POSIX descriptor not open for it answers), less what
+`fd_fdstat_set_rights` removed from it or its directory (NOTCAPABLE), and every function checks them. The other
+rights `path_open` asks for narrow nothing: Wasmtime's WASI ignores them, and wasi-libc, Rust's std and
+Wasmtime's own test programs ask for reading or writing alone before they seek, stat or poll.
 
 Paths are resolved by wasi_paths.py, so neither `..`, nor a symlink (made by the guest or not), nor a
 hard link can reach outside a preopen. A `ro` preopen refuses with PERM every call that would change a
@@ -60,7 +63,6 @@ from ngixi_runtime.spec.abi import (
     OFLAG_EXCL,
     OFLAG_TRUNC,
     RIGHT_FD_ADVISE,
-    RIGHT_FD_ALLOCATE,
     RIGHT_FD_DATASYNC,
     RIGHT_FD_FDSTAT_SET_FLAGS,
     RIGHT_FD_FILESTAT_GET,
@@ -127,6 +129,7 @@ _OUTPUT_RIGHTS = RIGHT_FD_WRITE | RIGHT_FD_FDSTAT_SET_FLAGS | RIGHT_FD_FILESTAT_
 _ATIM, _ATIM_NOW, _MTIM, _MTIM_NOW = 1, 2, 4, 8
 _ADVICE_COUNT = 6  # normal, sequential, random, willneed, dontneed, noreuse
 _SEEK_RIGHTS = RIGHT_FD_SEEK | RIGHT_FD_TELL
+_READ_RIGHTS = RIGHT_FD_READ | RIGHT_FD_READDIR
 # What a change under a `ro` preopen answers: PERM, as Wasmtime's WASI (its DirPerms and FilePerms) answers and
 # its own preview 1 test programs expect, so that core and component guests agree; the witx leaves it open.
 READ_ONLY = Errno.PERM
@@ -150,7 +153,18 @@ _PROC_FD = Path("/proc/self/fd")
 class Descriptor:
     """One open descriptor. `host_fd` is -1 for stdin, stdout and stderr, whose `stream` says which they are."""
 
-    __slots__ = ("filetype", "flags", "host_fd", "inheriting", "listing", "mount", "preopen", "rights", "stream")
+    __slots__ = (
+        "dropped",
+        "filetype",
+        "flags",
+        "host_fd",
+        "inheriting",
+        "listing",
+        "mount",
+        "preopen",
+        "rights",
+        "stream",
+    )
 
     def __init__(
         self,
@@ -162,6 +176,7 @@ class Descriptor:
         flags: int = 0,
         preopen: bool = False,
         stream: int | None = None,
+        dropped: int = 0,
     ) -> None:
         self.host_fd = host_fd
         self.mount = mount
@@ -171,6 +186,7 @@ class Descriptor:
         self.flags = flags
         self.preopen = preopen
         self.stream = stream
+        self.dropped = dropped  # rights fd_fdstat_set_rights removed, here or from the directory it came from
         self.listing: list[bytes] | None = None  # fd_readdir's entries, read again at cookie 0
 
     @property
@@ -260,8 +276,9 @@ class WasiFilesystem:
         descriptor = self._table.get(fd)
         if descriptor is None:
             raise AbiFault(Errno.BADF)
-        if descriptor.rights & rights != rights:
-            raise AbiFault(Errno.NOTCAPABLE)
+        missing = rights & ~descriptor.rights
+        if missing:
+            raise AbiFault(Errno.NOTCAPABLE if missing & descriptor.dropped else Errno.BADF)
         return descriptor
 
     def _directory(self, fd: int, rights: int = 0) -> Descriptor:
@@ -280,8 +297,9 @@ class WasiFilesystem:
         return self._get(fd, rights)
 
     def _seekable(self, fd: int, rights: int) -> Descriptor:
-        """A descriptor to seek or read/write at an offset: SPIPE for a stream (as a pipe answers), then `rights`."""
-        _refuse_on_stream(self._get(fd))
+        """A descriptor to seek or read/write at an offset: one not open for reading or writing as asked is BADF
+        (stdin written, as Wasmtime answers), then a stream SPIPE (as a pipe answers), then the seek rights."""
+        _refuse_on_stream(self._get(fd, rights & ~_SEEK_RIGHTS))
         return self._get(fd, rights)
 
     def _add(self, descriptor: Descriptor) -> int:
@@ -293,12 +311,12 @@ class WasiFilesystem:
         return fd
 
     def ready(self, fd: int, writing: bool) -> tuple[int, int]:
-        """poll_oneoff's answer for a descriptor: (errno, bytes available to read or to write)."""
-        descriptor = self._table.get(fd)
-        if descriptor is None:
-            return Errno.BADF, 0
-        if descriptor.rights & RIGHT_POLL_FD_READWRITE == 0:
-            return Errno.NOTCAPABLE, 0
+        """poll_oneoff's answer for a descriptor: (errno, bytes available to read or to write). A file is ready
+        either way, whatever it was opened for (as Wasmtime's); a stream only its own way, and a closed descriptor
+        or a directory never: BADF, which fails the whole call."""
+        descriptor = self._get(fd)
+        if descriptor.filetype != FILETYPE_REGULAR_FILE:
+            self._get(fd, RIGHT_FD_WRITE if writing else RIGHT_FD_READ)
         if descriptor.host_fd < 0:
             return self._stream_ready(descriptor, writing)
         if writing:  # the most one fd_write moves
@@ -310,10 +328,7 @@ class WasiFilesystem:
             return wasi_errno(error), 0
 
     def _stream_ready(self, stdio: Descriptor, writing: bool) -> tuple[int, int]:
-        """`ready` for stdio: stdin's bytes left to read, stdout's or stderr's room left under the output quota;
-        BADF for stdin written or stdout read, as without fs (clock.py)."""
-        if writing == (stdio.stream == STDIN):
-            return Errno.BADF, 0
+        """`ready` for stdio: stdin's bytes left to read, stdout's or stderr's room left under the output quota."""
         if writing:
             return Errno.SUCCESS, self._console.stdio_room() if self._console is not None else 0
         return Errno.SUCCESS, self._stdin.left
@@ -345,6 +360,8 @@ class WasiFilesystem:
         memory.write(out, struct.pack("<B3xI", 0, len(self._preopen(fd).guest_path.encode())))
 
     def fd_prestat_dir_name(self, memory: GuestMemory, fd: int, buffer: int, length: int) -> None:
+        if not self._get(fd).preopen:  # as Wasmtime's WASI answers (fd_prestat_get's is BADF in both)
+            raise AbiFault(Errno.NOTDIR)
         name = self._preopen(fd).guest_path.encode()
         if length & U32 < len(name):
             raise AbiFault(Errno.NAMETOOLONG)
@@ -372,11 +389,13 @@ class WasiFilesystem:
         # What the new descriptor may hand down is its parent's, whatever `inheriting` asks: Wasmtime's WASI
         # ignores it, and Zig's std asks a directory for inheriting rights without reading or writing files,
         # then opens files through it to write them. Only fd_fdstat_set_rights narrows what a directory hands down.
-        rights &= parent.inheriting
+        rights = _access_rights(rights & parent.inheriting, oflags, fdflags)
         if fdflags & ~_FDFLAGS or oflags & ~(OFLAG_CREAT | OFLAG_DIRECTORY | OFLAG_EXCL | OFLAG_TRUNC):
             raise AbiFault(Errno.INVAL)
         if oflags & OFLAG_CREAT and oflags & OFLAG_DIRECTORY:  # open(2) creates no directory: INVAL, as Linux's
             raise AbiFault(Errno.INVAL)
+        if fdflags & _SYNC_FDFLAGS:  # not supported, as Wasmtime's WASI answers and its test programs expect
+            raise AbiFault(Errno.NOTSUP)
         # O_CREAT|O_EXCL never follows a final symlink: the name exists, whatever it points to (POSIX open)
         exclusive = oflags & (OFLAG_CREAT | OFLAG_EXCL) == OFLAG_CREAT | OFLAG_EXCL
         follow = bool(lookup & LOOKUP_SYMLINK_FOLLOW) and not exclusive
@@ -392,7 +411,13 @@ class WasiFilesystem:
         filetype = _filetype(mode)
         allowed = DIRECTORY_RIGHTS if filetype == FILETYPE_DIRECTORY else FILE_RIGHTS
         descriptor = Descriptor(
-            host_fd, parent.mount, filetype, rights & allowed, parent.inheriting, fdflags & _FDFLAGS
+            host_fd,
+            parent.mount,
+            filetype,
+            rights & allowed & parent.inheriting,
+            parent.inheriting,
+            fdflags & _FDFLAGS,
+            dropped=allowed & ~parent.inheriting,
         )
         write_u32(memory, opened, self._add(descriptor))
 
@@ -448,8 +473,8 @@ class WasiFilesystem:
         return len(data)
 
     def fd_pwrite(self, memory: GuestMemory, fd: int, iovs: int, count: int, offset: int, done: int) -> None:
-        _refuse_on_stream(self._get(fd))
-        descriptor = self._changing(fd, RIGHT_FD_WRITE | RIGHT_FD_SEEK)
+        _refuse_on_stream(self._changing(fd, RIGHT_FD_WRITE))
+        descriptor = self._get(fd, RIGHT_FD_SEEK)
         data = gather(memory, iovs, count, MAX_WRITE)
         write_u32(memory, done, self._write(descriptor, data, _offset(offset)))
 
@@ -480,36 +505,30 @@ class WasiFilesystem:
 
     def fd_sync(self, memory: GuestMemory, fd: int) -> None:
         descriptor = self._get(fd, RIGHT_FD_SYNC)
-        _refuse_on_stream(descriptor, Errno.INVAL)
         os.fsync(descriptor.host_fd)
 
     def fd_datasync(self, memory: GuestMemory, fd: int) -> None:
         descriptor = self._get(fd, RIGHT_FD_DATASYNC)
-        _refuse_on_stream(descriptor, Errno.INVAL)
         getattr(os, "fdatasync", os.fsync)(descriptor.host_fd)
 
     def fd_filestat_set_size(self, memory: GuestMemory, fd: int, size: int) -> None:
-        descriptor = self._changing(fd, RIGHT_FD_FILESTAT_SET_SIZE)
-        _refuse_on_stream(descriptor, Errno.INVAL)
+        descriptor = self._changing(fd, 0)
+        if descriptor.filetype == FILETYPE_REGULAR_FILE and not (descriptor.rights | descriptor.dropped) & WRITE_RIGHTS:
+            raise AbiFault(Errno.INVAL)  # ftruncate(2) of a file not open for writing, as Wasmtime answers
+        self._get(fd, RIGHT_FD_FILESTAT_SET_SIZE)
         new_size, old_size = _offset(size), os.fstat(descriptor.host_fd).st_size
         with self._quota.growing(old_size, new_size):
             os.ftruncate(descriptor.host_fd, new_size)
         self._quota.shrink(old_size - new_size)
 
     def fd_allocate(self, memory: GuestMemory, fd: int, offset: int, length: int) -> None:
-        descriptor = self._changing(fd, RIGHT_FD_ALLOCATE)
-        _refuse_on_stream(descriptor)
-        end = (offset & U64) + (length & U64)
-        if end > (1 << 63) - 1:
-            raise AbiFault(Errno.FBIG)
-        size = os.fstat(descriptor.host_fd).st_size
-        if size < end:
-            with self._quota.growing(size, end):
-                os.ftruncate(descriptor.host_fd, end)
+        """NOTSUP for every file, as Wasmtime's WASI answers and its own test programs expect (BADF for others)."""
+        if self._changing(fd, 0).filetype != FILETYPE_REGULAR_FILE:
+            raise AbiFault(Errno.BADF)
+        raise AbiFault(Errno.NOTSUP)
 
     def fd_advise(self, memory: GuestMemory, fd: int, offset: int, length: int, advice: int) -> None:
-        descriptor = self._get(fd, RIGHT_FD_ADVISE)
-        _refuse_on_stream(descriptor)
+        self._get(fd, RIGHT_FD_ADVISE)
         if not 0 <= advice < _ADVICE_COUNT:
             raise AbiFault(Errno.INVAL)
         _offset(offset)
@@ -525,8 +544,8 @@ class WasiFilesystem:
         descriptor = self._get(fd, RIGHT_FD_FDSTAT_SET_FLAGS)
         if flags & ~_FDFLAGS:
             raise AbiFault(Errno.INVAL)
-        if flags & _SYNC_FDFLAGS != descriptor.flags & _SYNC_FDFLAGS:
-            raise AbiFault(Errno.NOTSUP)  # Linux cannot change O_SYNC/O_DSYNC on an open file
+        if flags & _SYNC_FDFLAGS:  # as Wasmtime's WASI: Linux cannot change O_SYNC/O_DSYNC on an open file
+            raise AbiFault(Errno.INVAL)
         if flags & FDFLAG_APPEND and not descriptor.flags & FDFLAG_APPEND:
             _refuse_on_ro(descriptor)  # appending is writing
         if descriptor.host_fd >= 0:
@@ -540,6 +559,7 @@ class WasiFilesystem:
         descriptor = self._get(fd)
         if rights & ~descriptor.rights or inheriting & ~descriptor.inheriting:
             raise AbiFault(Errno.NOTCAPABLE)
+        descriptor.dropped |= descriptor.rights & ~rights
         descriptor.rights, descriptor.inheriting = rights, inheriting
 
     def fd_filestat_get(self, memory: GuestMemory, fd: int, out: int) -> None:
@@ -551,7 +571,6 @@ class WasiFilesystem:
 
     def fd_filestat_set_times(self, memory: GuestMemory, fd: int, atime: int, mtime: int, flags: int) -> None:
         descriptor = self._changing(fd, RIGHT_FD_FILESTAT_SET_TIMES)
-        _refuse_on_stream(descriptor, Errno.INVAL)
         times = _new_times(atime, mtime, flags)
         os.utime(descriptor.host_fd, ns=_times(os.fstat(descriptor.host_fd), *times))
 
@@ -749,9 +768,18 @@ def _refuse_on_ro(descriptor: Descriptor) -> None:
         raise AbiFault(READ_ONLY)
 
 
-def _refuse_on_stream(descriptor: Descriptor, code: int = Errno.SPIPE) -> None:
+def _refuse_on_stream(descriptor: Descriptor) -> None:
     if descriptor.host_fd < 0:
-        raise AbiFault(code)
+        raise AbiFault(Errno.SPIPE)
+
+
+def _access_rights(rights: int, oflags: int, fdflags: int) -> int:
+    """What `path_open`'s `rights` give a new descriptor: every right but reading and writing, which follow its
+    access mode as open(2)'s do. It writes if a write right, TRUNC or APPEND asks, and reads if FD_READ or
+    FD_READDIR asks or it does not write (O_RDONLY)."""
+    writes = bool(rights & WRITE_RIGHTS or oflags & OFLAG_TRUNC or fdflags & FDFLAG_APPEND)
+    reads = bool(rights & _READ_RIGHTS) or not writes
+    return ~((0 if reads else _READ_RIGHTS) | (0 if writes else WRITE_RIGHTS)) & (FILE_RIGHTS | DIRECTORY_RIGHTS)
 
 
 def _oflag_rights(oflags: int) -> int:
@@ -788,8 +816,7 @@ def _path(memory: GuestMemory, pointer: int, length: int) -> str:
 
 def _open_file(target: Target, oflags: int, fdflags: int, rights: int) -> tuple[int, int]:
     """The new host descriptor and its file's mode: a regular file or a directory, never a special file."""
-    reads = bool(rights & (RIGHT_FD_READ | RIGHT_FD_READDIR))
-    writes = bool(rights & WRITE_RIGHTS or oflags & OFLAG_TRUNC or fdflags & FDFLAG_APPEND)
+    reads, writes = bool(rights & _READ_RIGHTS), bool(rights & WRITE_RIGHTS)
     flags = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
     flags |= os.O_RDWR if reads and writes else os.O_WRONLY if writes else os.O_RDONLY
     for bit, host in (
@@ -800,11 +827,8 @@ def _open_file(target: Target, oflags: int, fdflags: int, rights: int) -> tuple[
     ):
         if oflags & bit:
             flags |= host
-    for bit, host in ((FDFLAG_APPEND, os.O_APPEND), (FDFLAG_DSYNC, os.O_DSYNC)):
-        if fdflags & bit:
-            flags |= host
-    if fdflags & (FDFLAG_SYNC | FDFLAG_RSYNC):
-        flags |= os.O_SYNC
+    if fdflags & FDFLAG_APPEND:
+        flags |= os.O_APPEND
     if target.trailing_slash:
         if oflags & OFLAG_CREAT:  # open(2): a name ending in a slash can only be a directory, which O_CREAT never makes
             raise AbiFault(Errno.ISDIR)

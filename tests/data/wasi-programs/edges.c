@@ -800,6 +800,106 @@ static void gone(void) {
     printf("  mtim past 2400 %d\n", st.mtim > 13569465600ULL * 1000000000ULL);
 }
 
+/* What Wasmtime's own preview 1 test programs (crates/test-programs, p1_*) expect where wasi-testsuite does not look:
+   rights beyond reading and writing narrow nothing, a descriptor not open for a way is BADF, a directory is neither
+   read, written, seeked, synced nor given flags, stdio stats as zeros, fd_allocate is NOTSUP. */
+static void wasmtime_programs(void) {
+    char buffer[8];
+    __wasi_size_t n = 99;
+    __wasi_filestat_t st;
+    __wasi_fdstat_t fs;
+    __wasi_filesize_t position = 99;
+    __wasi_fd_t reader, writer, dir, fd;
+    int zeros = 0;
+    for (__wasi_fd_t stdio = 0; stdio < 3; stdio++)
+        zeros += !__wasi_fd_filestat_get(stdio, &st) && !st.size && !st.atim && !st.mtim && !st.ctim;
+    printf("stdio filestats all zero %d, isatty %d %d %d\n", zeros, isatty(0), isatty(1), isatty(2));
+    put("data/wp", "0123456789");
+    E("open it with FD_READ alone", __wasi_path_open(ROOT, 0, "data/wp", 0, __WASI_RIGHTS_FD_READ, 0, 0, &reader));
+    E("  seek", __wasi_fd_seek(reader, 2, __WASI_WHENCE_SET, &position));
+    E("  tell", __wasi_fd_tell(reader, &position));
+    E("  filestat", __wasi_fd_filestat_get(reader, &st));
+    E("  pread", __wasi_fd_pread(reader, &(__wasi_iovec_t){(uint8_t *)buffer, 4}, 1, 0, &n));
+    E("  advise", __wasi_fd_advise(reader, 0, 0, __WASI_ADVICE_NORMAL));
+    E("  sync", __wasi_fd_sync(reader));
+    E("  write nothing", __wasi_fd_write(reader, &(__wasi_ciovec_t){(const uint8_t *)buffer, 0}, 1, &n));
+    E("  set_size", __wasi_fd_filestat_set_size(reader, 100));
+    E("  allocate", __wasi_fd_allocate(reader, 0, 100));
+    printf("  isatty %d\n", isatty(reader));
+    E("  fdstat", __wasi_fd_fdstat_get(reader, &fs));
+    printf("  read %d write %d readdir %d\n", !!(fs.fs_rights_base & __WASI_RIGHTS_FD_READ),
+           !!(fs.fs_rights_base & __WASI_RIGHTS_FD_WRITE), !!(fs.fs_rights_base & __WASI_RIGHTS_FD_READDIR));
+    E("open it with FD_WRITE alone", __wasi_path_open(ROOT, 0, "data/wp", 0, __WASI_RIGHTS_FD_WRITE, 0, __WASI_FDFLAGS_NONBLOCK, &writer));
+    E("  fdstat", __wasi_fd_fdstat_get(writer, &fs));
+    printf("  read %d write %d readdir %d\n", !!(fs.fs_rights_base & __WASI_RIGHTS_FD_READ),
+           !!(fs.fs_rights_base & __WASI_RIGHTS_FD_WRITE), !!(fs.fs_rights_base & __WASI_RIGHTS_FD_READDIR));
+    E("  seek 50", __wasi_fd_seek(writer, 50, __WASI_WHENCE_SET, &position));
+    E("  write 0 bytes there", __wasi_fd_write(writer, &(__wasi_ciovec_t){(const uint8_t *)buffer, 0}, 1, &n));
+    E("  filestat", __wasi_fd_filestat_get(writer, &st));
+    printf("  size %llu\n", (unsigned long long)st.size);
+    E("  write 1 byte there", __wasi_fd_write(writer, &(__wasi_ciovec_t){(const uint8_t *)"!", 1}, 1, &n));
+    E("  tell", __wasi_fd_tell(writer, &position));
+    printf("  position %llu\n", (unsigned long long)position);
+    E("  pwrite", __wasi_fd_pwrite(writer, &(__wasi_ciovec_t){(const uint8_t *)"P", 1}, 1, 0, &n));
+    E("  pwrite 0 bytes at 80", __wasi_fd_pwrite(writer, &(__wasi_ciovec_t){(const uint8_t *)"P", 0}, 1, 80, &n));
+    E("  filestat", __wasi_fd_filestat_get(writer, &st));
+    printf("  size %llu\n", (unsigned long long)st.size);
+    E("  read", __wasi_fd_read(writer, &(__wasi_iovec_t){(uint8_t *)buffer, 4}, 1, &n));
+    __wasi_subscription_t s[2] = {on_fd(40, __WASI_EVENTTYPE_FD_READ, reader)};
+    poll("poll the reader for reading", s, 1, 0);
+    s[0] = on_fd(41, __WASI_EVENTTYPE_FD_WRITE, writer);
+    poll("poll the writer for writing", s, 1, 0);
+    s[0] = on_fd(42, __WASI_EVENTTYPE_FD_WRITE, reader);
+    poll("poll the reader for writing", s, 1, 0);
+    s[0] = on_fd(43, __WASI_EVENTTYPE_FD_READ, 0xffffffff);
+    s[1] = on_fd(44, __WASI_EVENTTYPE_FD_WRITE, 0xffffffff);
+    poll("poll descriptor 2^32-1 both ways", s, 2, 0);
+    s[0] = clock_at(45, 99, 0, 0);
+    poll("poll an undefined clock", s, 1, 0);
+    __wasi_fd_close(reader);
+    __wasi_fd_close(writer);
+    E("mkdir data/wpd", __wasi_path_create_directory(ROOT, "data/wpd"));
+    E("open it with no rights", __wasi_path_open(ROOT, 0, "data/wpd", __WASI_OFLAGS_DIRECTORY, 0, 0, 0, &dir));
+    E("  filestat", __wasi_fd_filestat_get(dir, &st));
+    printf("  type %d\n", st.filetype);
+    E("  read", __wasi_fd_read(dir, &(__wasi_iovec_t){(uint8_t *)buffer, 4}, 1, &n));
+    E("  pread", __wasi_fd_pread(dir, &(__wasi_iovec_t){(uint8_t *)buffer, 4}, 1, 0, &n));
+    E("  write", __wasi_fd_write(dir, &(__wasi_ciovec_t){(const uint8_t *)"x", 1}, 1, &n));
+    E("  pwrite", __wasi_fd_pwrite(dir, &(__wasi_ciovec_t){(const uint8_t *)"x", 1}, 1, 0, &n));
+    for (__wasi_whence_t whence = 0; whence < 3; whence++) E("  seek", __wasi_fd_seek(dir, 0, whence, &position));
+    E("  tell", __wasi_fd_tell(dir, &position));
+    E("  advise", __wasi_fd_advise(dir, 0, 0, __WASI_ADVICE_DONTNEED));
+    E("  allocate", __wasi_fd_allocate(dir, 0, 0));
+    E("  datasync", __wasi_fd_datasync(dir));
+    E("  sync", __wasi_fd_sync(dir));
+    E("  set NONBLOCK", __wasi_fd_fdstat_set_flags(dir, __WASI_FDFLAGS_NONBLOCK));
+    E("  set_size", __wasi_fd_filestat_set_size(dir, 0));
+    E("  readdir", __wasi_fd_readdir(dir, (uint8_t *)buffer, sizeof buffer, 0, &n));
+    E("  create a file in it", __wasi_path_open(dir, 0, "f", __WASI_OFLAGS_CREAT, 0, 0, 0, &fd));
+    E("  close it", __wasi_fd_close(fd));
+    E("  readdir from past its end", __wasi_fd_readdir(dir, (uint8_t *)buffer, sizeof buffer, 4, &n));
+    printf("  used %u\n", n);
+    E("  readdir into 0 bytes", __wasi_fd_readdir(dir, (uint8_t *)buffer, 0, 0, &n));
+    printf("  used %u\n", n);
+    E("  prestat_dir_name", __wasi_fd_prestat_dir_name(dir, (uint8_t *)buffer, sizeof buffer));
+    __wasi_fd_close(dir);
+    E("prestat_dir_name into 0 bytes", __wasi_fd_prestat_dir_name(ROOT, (uint8_t *)buffer, 0));
+    E("prestat_dir_name into more", __wasi_fd_prestat_dir_name(ROOT, (uint8_t *)buffer, sizeof buffer));
+    E("renumber stdout to 101", __wasi_fd_renumber(1, 101));
+    E("renumber the preopen to 2^32-1", __wasi_fd_renumber(ROOT, 0xffffffff));
+    E("create data/wpc with FD_READ alone", __wasi_path_open(ROOT, 0, "data/wpc", __WASI_OFLAGS_CREAT, __WASI_RIGHTS_FD_READ, 0, 0, &fd));
+    E("  write nothing to it", __wasi_fd_write(fd, &(__wasi_ciovec_t){(const uint8_t *)"", 0}, 1, &n));
+    __wasi_fd_close(fd);
+    E("open data/wp with APPEND and CREAT", __wasi_path_open(ROOT, 0, "data/wp", __WASI_OFLAGS_CREAT, __WASI_RIGHTS_FD_READ | __WASI_RIGHTS_FD_WRITE, 0, __WASI_FDFLAGS_APPEND, &fd));
+    E("  fdstat", __wasi_fd_fdstat_get(fd, &fs));
+    printf("  flags %d\n", fs.fs_flags);
+    E("  write", __wasi_fd_write(fd, &(__wasi_ciovec_t){(const uint8_t *)"A", 1}, 1, &n));
+    __wasi_fd_close(fd);
+    show("data/wp");
+    E("rmdir a file", __wasi_path_remove_directory(ROOT, "data/wp"));
+    E("rmdir a file/", __wasi_path_remove_directory(ROOT, "data/wp/"));
+}
+
 /* Last: what becomes of the preopen when a program closes it or renumbers a file over it. */
 static void preopen_replaced(void) {
     put("data/last", "last");
@@ -898,6 +998,7 @@ int main(void) {
     stats();
     seeking();
     dots();
+    wasmtime_programs();
     cookies();
     rights();
     gone();
