@@ -539,12 +539,20 @@ def check_memory_limit(manifest: Manifest, info: ModuleInfo, *, engine_caps_grow
         raise PolicyError(f"{manifest.guest.name}: " + "; ".join(problems))
 
 
-def has_preopens(manifest: Manifest) -> bool:
-    """Whether the guest is granted directories of the host (`own_state_paths` are looked up only then)."""
-    return bool(getattr(manifest.capabilities.get("fs"), "preopens", ()))  # no import of the fs module
+def guarding_own_state(
+    sandbox: Sandbox,
+    manifest: Manifest,
+    trust_file: Path | None = None,
+    rollback: Path | None = None,
+    policy: Path | None = None,
+) -> Sandbox:
+    """`sandbox` with its `state_paths` set: ngixi's own state (`_own_state_paths`) for a guest granted directories
+    of the host, looked up only then; none for any other."""
+    preopens = getattr(manifest.capabilities.get("fs"), "preopens", ())  # no import of the fs module
+    return sandbox._replace(state_paths=_own_state_paths(trust_file, rollback, policy) if preopens else ())
 
 
-def own_state_paths(
+def _own_state_paths(
     trust_file: Path | None = None, rollback: Path | None = None, policy: Path | None = None
 ) -> tuple[str, ...]:
     """Where ngixi keeps what decides what this host trusts and runs, which no guest's preopen may hold
@@ -598,7 +606,7 @@ def open_guest(
     """
     manifest = verified_manifest(bundle)
     if sandbox is not None and sandbox.state_paths is None:
-        sandbox = sandbox._replace(state_paths=own_state_paths() if has_preopens(manifest) else ())
+        sandbox = guarding_own_state(sandbox, manifest)
     host_side = partial(
         open_context,
         manifest.guest.name,

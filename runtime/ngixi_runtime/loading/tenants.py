@@ -58,11 +58,10 @@ from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, emp
 from ngixi_runtime.loading.loader import (
     Guest,
     encoded_input,
+    guarding_own_state,
     guest_engine,
-    has_preopens,
     likely_artifacts,
     open_guest,
-    own_state_paths,
     verified_manifest,
 )
 from ngixi_runtime.loading.watchdog import ProcessWatchdog
@@ -252,8 +251,7 @@ def open_tenant(
         if sandbox is not None:
             rollback_state = None if rollback is None else rollback.state_file.parent
             policy_file = None if policy is None else Path(policy.source)
-            state = own_state_paths(trust_file, rollback_state, policy_file) if has_preopens(manifest) else ()
-            sandbox = sandbox._replace(state_paths=state)
+            sandbox = guarding_own_state(sandbox, manifest, trust_file, rollback_state, policy_file)
         if not isolated:  # open_guest reads all it needs of the bundle now
             chosen = guest_engine(manifest, engine, verified.index.artifact_engines)
             watchdog = _in_process_watchdog(watch_in_process, chosen)
