@@ -35,7 +35,7 @@ from __future__ import annotations
 import base64
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
@@ -165,9 +165,11 @@ def _watched(watchdog: ProcessWatchdog, manifest: Manifest, what: str) -> Abstra
     )
 
 
-def _in_process_watchdog(watch: bool, engine: str) -> ProcessWatchdog | None:
+def _in_process_watchdog(
+    watch: bool, engine: str, report: Callable[[str], str] | None = None
+) -> ProcessWatchdog | None:
     """A watchdog for a guest whose engine would not stop it at limits.timeout_ms in this process."""
-    return ProcessWatchdog() if watch and not interrupts(engine) else None
+    return ProcessWatchdog(report) if watch and not interrupts(engine) else None
 
 
 def check_tenant_id(tenant: str) -> None:
@@ -197,6 +199,7 @@ def open_tenant(
     sandbox_per_channel: bool = False,
     project_trust: bool = False,
     watch_in_process: bool = False,
+    watchdog_report: Callable[[str], str] | None = None,
     stdio: StdioSink | None = None,
     logs: LogSink | None = None,
 ) -> InProcessTenant | IsolatedTenant:
@@ -219,7 +222,8 @@ def open_tenant(
     trusted for the dev channel only, native code only as `project_trust.project_trust_table` says.
     `watch_in_process`: in-process, on an engine that cannot interrupt the guest (Wasmer), this whole process is
     ended when the guest's instantiation or a call outlives limits.timeout_ms (`watchdog.py`); for a process
-    that exists to run this guest, such as `ngixi run --in-process`.
+    that exists to run this guest, such as `ngixi run --in-process`. `watchdog_report` makes what is written to
+    stdout then from the error line written to stderr (`ngixi run --json`'s failure document, exit status 137).
     `stdio`: where the guest's stdout and stderr go as it writes them (`ngixi run` passes them on to its own, in
     the order written), held to limits.stdout_bytes as ever; without it they are kept in each call's result.
     `logs`: where the guest's log lines go as it logs them (the host's own lines for the operator too), in order
@@ -254,7 +258,7 @@ def open_tenant(
             sandbox = guarding_own_state(sandbox, manifest, trust_file, rollback_state, policy_file)
         if not isolated:  # open_guest reads all it needs of the bundle now
             chosen = guest_engine(manifest, engine, verified.index.artifact_engines)
-            watchdog = _in_process_watchdog(watch_in_process, chosen)
+            watchdog = _in_process_watchdog(watch_in_process, chosen, watchdog_report)
             opening = partial(
                 open_guest,
                 verified,
