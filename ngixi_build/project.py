@@ -99,18 +99,25 @@ class Project:
             return False
         return self.manifest_path(directory.name).is_file() or (directory / GUEST_ENTRY).is_file()
 
-    def guest_sources(self, guest: str, *, enter: Callable[[str], bool] = lambda _name: True) -> list[Path]:
+    def guest_sources(
+        self,
+        guest: str,
+        *,
+        enter: Callable[[str], bool] = lambda _name: True,
+        never_read: frozenset[str] = NEVER_READ,
+    ) -> list[Path]:
         """The files of a guest's folder its compile may read: every one, hidden ones and those in hidden folders
-        too, but editors' scratch files, version control's and editors' folders (`NEVER_READ`) and, in a guest with
+        too, but editors' scratch files, version control's and editors' folders (`never_read`) and, in a guest with
         npm dependencies (a package.json), node_modules/, whose install record is the compile's input instead.
         Folders whose name `enter` refuses are not walked (their files are no sources either)."""
         directory = self.guests_dir / guest
         installed = (directory / PACKAGE_JSON).is_file()  # node_modules/ is not walked: it may hold 10,000s of files
 
         def walked(name: str) -> bool:
-            return name not in NEVER_READ and (name != NODE_MODULES or not installed) and enter(name)
+            return name not in never_read and (name != NODE_MODULES or not installed) and enter(name)
 
-        return [path for path in regular_files(directory, enter=walked) if self.is_guest_source(guest, path)]
+        found = regular_files(directory, enter=walked)
+        return [path for path in found if self.is_guest_source(guest, path, never_read=never_read)]
 
     def visible_guest_sources(self, guest: str) -> list[Path]:
         """`guest_sources` but those hidden or in a hidden folder: the files a language picks what to compile from
@@ -119,10 +126,10 @@ class Project:
         found = self.guest_sources(guest, enter=lambda name: not name.startswith("."))
         return [path for path in found if not is_hidden(path, directory)]
 
-    def is_guest_source(self, guest: str, path: Path) -> bool:
+    def is_guest_source(self, guest: str, path: Path, *, never_read: frozenset[str] = NEVER_READ) -> bool:
         """Whether `path`, under the guest's folder, is one of `guest_sources` (or a folder that may hold them)."""
         directory = self.guests_dir / guest
-        if never_an_input(path, directory):
+        if never_an_input(path, directory, never_read):
             return False
         return NODE_MODULES not in path.relative_to(directory).parts or not (directory / PACKAGE_JSON).is_file()
 
@@ -257,11 +264,11 @@ class Project:
         return int(committed) if committed else 0
 
 
-def never_an_input(path: Path, folder: Path) -> bool:
+def never_an_input(path: Path, folder: Path, never_read: frozenset[str] = NEVER_READ) -> bool:
     """Whether `path`, under `folder`, is an editor's scratch file or in a folder of version control's or an
-    editor's (`NEVER_READ`): no compile reads it, in any language."""
+    editor's (`never_read`): no compile reads it, in any language (but a [build] command naming it)."""
     parts = path.relative_to(folder).parts
-    return (bool(parts) and is_editor_noise(parts[-1])) or not NEVER_READ.isdisjoint(parts)
+    return (bool(parts) and is_editor_noise(parts[-1])) or not never_read.isdisjoint(parts)
 
 
 def is_hidden(path: Path, folder: Path) -> bool:

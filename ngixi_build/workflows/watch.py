@@ -90,7 +90,8 @@ def changed_guest(project: Project, path: Path) -> str | None:
         if not parts or parts[0].startswith("."):  # no guest's folder or manifest
             return None
         if root == project.guests_dir:
-            return parts[0] if project.is_guest_source(parts[0], path) else None
+            # version control's folders too: a [build] command may name them (its language's `is_source` decides)
+            return parts[0] if project.is_guest_source(parts[0], path, never_read=frozenset()) else None
         named = len(parts) == 1 and parts[0].endswith(".toml") and not is_editor_noise(parts[0])
         return parts[0].removesuffix(".toml") if named else None
     return None

@@ -279,6 +279,18 @@ def test_the_folders_no_compile_reads_are_not_walked(
     assert [path for path in walked if never_walked & set(path.parts)] == []
 
 
+def test_a_build_command_that_names_a_version_control_file_has_it_as_input(tmp_path: Path) -> None:
+    """`git describe` in a [build] command reads .git/: an input pattern naming it brings it back, a wildcard not."""
+    extra = '[build]\ncommand = ["./build.sh"]\noutput = "out.wasm"\ninputs = ["*", ".git/HEAD", ".git/refs/**/*"]\n'
+    files = {"build.sh": "", ".git/HEAD": "", ".git/refs/heads/main": "", ".git/index": "", ".idea/x.xml": ""}
+    project = guest_project(tmp_path, "g", files, extra)
+    directory = project.guests_dir / "g"
+    file_dep = compile_deps(project, read_guest(project, "g")).file_dep
+    followed = {path.relative_to(directory).as_posix() for path in file_dep if path.is_relative_to(directory)}
+    assert followed == {"build.sh", ".git/HEAD", ".git/refs/heads/main"}
+    assert {name for name in files if changed_inputs(project, directory / name)} == followed
+
+
 def test_a_shared_folders_version_control_and_editor_folders_are_no_inputs(tmp_path: Path) -> None:
     project = guest_project(tmp_path, "g", {"main.c": "\n"})
     for name in ("lib/util.c", *(f"lib/{tool}" for tool in TOOLS)):
