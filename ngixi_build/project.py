@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -23,6 +24,11 @@ _CONFIG_KEYS = ("targets", "wasmtime_targets", "release", "shared_sources")
 PACKAGED_WIT = Path(__file__).parent / "wit"
 WIT_DIR = "wit"
 NODE_MODULES = "node_modules"
+# Version control's and editors' folders and Python's bytecode: no compile reads them, in a guest's folder or a
+# shared one.
+NEVER_READ = frozenset(
+    {".git", ".hg", ".svn", ".bzr", ".jj", "CVS", ".idea", ".vscode", ".vs", ".fleet", "__pycache__"}
+)
 PACKAGE_JSON = "package.json"
 # Wasmtime's wheel compiles only for the machine it runs on and for its portable interpreter.
 WASMTIME_TARGETS = ("host", PORTABLE_TRIPLE)
@@ -93,27 +99,39 @@ class Project:
             return False
         return self.manifest_path(directory.name).is_file() or (directory / GUEST_ENTRY).is_file()
 
-    def guest_sources(self, guest: str) -> list[Path]:
+    def guest_sources(
+        self,
+        guest: str,
+        *,
+        enter: Callable[[str], bool] = lambda _name: True,
+        never_read: frozenset[str] = NEVER_READ,
+    ) -> list[Path]:
         """The files of a guest's folder its compile may read: every one, hidden ones and those in hidden folders
-        too, but editors' scratch files and, in a guest with npm dependencies (a package.json), node_modules/, whose
-        install record is the compile's input instead."""
+        too, but editors' scratch files, version control's and editors' folders (`never_read`) and, in a guest with
+        npm dependencies (a package.json), node_modules/, whose install record is the compile's input instead.
+        Folders whose name `enter` refuses are not walked (their files are no sources either)."""
         directory = self.guests_dir / guest
         installed = (directory / PACKAGE_JSON).is_file()  # node_modules/ is not walked: it may hold 10,000s of files
-        found = regular_files(directory, enter=lambda name: name != NODE_MODULES or not installed)
-        return [path for path in found if self.is_guest_source(guest, path)]
+
+        def walked(name: str) -> bool:
+            return name not in never_read and (name != NODE_MODULES or not installed) and enter(name)
+
+        found = regular_files(directory, enter=walked)
+        return [path for path in found if self.is_guest_source(guest, path, never_read=never_read)]
 
     def visible_guest_sources(self, guest: str) -> list[Path]:
         """`guest_sources` but those hidden or in a hidden folder: the files a language picks what to compile from
         (its .c files, its only .zig or .wasm file) and a guest's language is told by."""
         directory = self.guests_dir / guest
-        return [path for path in self.guest_sources(guest) if not is_hidden(path, directory)]
+        found = self.guest_sources(guest, enter=lambda name: not name.startswith("."))
+        return [path for path in found if not is_hidden(path, directory)]
 
-    def is_guest_source(self, guest: str, path: Path) -> bool:
+    def is_guest_source(self, guest: str, path: Path, *, never_read: frozenset[str] = NEVER_READ) -> bool:
         """Whether `path`, under the guest's folder, is one of `guest_sources` (or a folder that may hold them)."""
-        parts = path.relative_to(self.guests_dir / guest).parts
-        if parts and is_editor_noise(parts[-1]):
+        directory = self.guests_dir / guest
+        if never_an_input(path, directory, never_read):
             return False
-        return NODE_MODULES not in parts or not (self.guests_dir / guest / PACKAGE_JSON).is_file()
+        return NODE_MODULES not in path.relative_to(directory).parts or not (directory / PACKAGE_JSON).is_file()
 
     def manifest_path(self, guest: str) -> Path:
         return self.manifests_dir / f"{guest}.toml"
@@ -219,9 +237,14 @@ class Project:
         return self.root / os.path.normpath(entry)
 
     def shared_source_files(self) -> list[Path]:
-        """Every file of the shared folders (hidden ones too, editors' scratch files aside), each once, sorted."""
-        found = (regular_files(folder) for folder in self.shared_sources())
-        return sorted({path for files in found for path in files if not is_editor_noise(path.name)})
+        """Every file of the shared folders (hidden ones too, but `never_an_input`), each once, sorted."""
+        found = {
+            path
+            for folder in self.shared_sources()
+            for path in regular_files(folder, enter=lambda name: name not in NEVER_READ)
+            if not never_an_input(path, folder)
+        }
+        return sorted(found)
 
     def wasmtime_target(self, triple: str) -> Target:
         """A Wasmtime artifact's target: the host's gets the CPU baseline its Wasmer artifact has (or the default)."""
@@ -239,6 +262,13 @@ class Project:
             return int(value)
         committed = git_output(self.root, "log", "-1", "--format=%ct")
         return int(committed) if committed else 0
+
+
+def never_an_input(path: Path, folder: Path, never_read: frozenset[str] = NEVER_READ) -> bool:
+    """Whether `path`, under `folder`, is an editor's scratch file or in a folder of version control's or an
+    editor's (`never_read`): no compile reads it, in any language (but a [build] command naming it)."""
+    parts = path.relative_to(folder).parts
+    return (bool(parts) and is_editor_noise(parts[-1])) or not never_read.isdisjoint(parts)
 
 
 def is_hidden(path: Path, folder: Path) -> bool:

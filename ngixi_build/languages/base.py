@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from ngixi_build.guests import GuestBuild
-from ngixi_build.project import Project
+from ngixi_build.project import NEVER_READ, Project
 from ngixi_runtime.guest.kind import GuestAbi, GuestLanguage
 
 
@@ -38,11 +38,24 @@ class Language(ABC):
 
     def sources(self, project: Project, guest: GuestBuild) -> list[Path]:
         """The guest's own files its compile may read (its up-to-date check follows them; watch mode, `is_source`)."""
-        return [path for path in project.guest_sources(guest.name) if self.is_source(project, guest, path)]
+        found = project.guest_sources(guest.name, enter=self.may_read, never_read=self.never_read(guest))
+        return [path for path in found if self.is_source(project, guest, path)]
 
     def is_source(self, project: Project, guest: GuestBuild, path: Path) -> bool:
-        """Whether `path`, under the guest's folder, is (or may hold) one of `sources`: `Project.guest_sources`'."""
-        return project.is_guest_source(guest.name, path)
+        """Whether `path`, under the guest's folder, is (or may hold) one of `sources`: `Project.guest_sources`'
+        with no file or folder on its way there that `may_read` refuses."""
+        parts = path.relative_to(project.guests_dir / guest.name).parts
+        never_read = self.never_read(guest)
+        return all(map(self.may_read, parts)) and project.is_guest_source(guest.name, path, never_read=never_read)
+
+    def may_read(self, name: str) -> bool:
+        """Whether its compile may read a file or folder of this name in a guest's folder (all but `NEVER_READ`
+        and the like, which `Project.guest_sources` leaves out for every language)."""
+        return True
+
+    def never_read(self, guest: GuestBuild) -> frozenset[str]:
+        """The folders of version control and editors its compile does not read (`project.NEVER_READ`: all)."""
+        return NEVER_READ
 
     def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
         """Other files its compile reads: a toolchain's marker, generated bindings, the manifest."""

@@ -30,6 +30,7 @@ _NOT_FOUND = re.compile(r"symbol exported via --export not found: (\S+)")
 # runtime that import WASI clocks, files and random_get. Neither strips: the name section stays.
 SHARED_ARCHIVE = "libngixi-shared.a"
 EDITOR_FLAGS = "compile_flags.txt"  # clangd's flags for the guest's files, which `ngixi new` writes
+EDITOR_FLAGS_READ = 64 * 1024  # a larger compile_flags.txt is not clangd's few lines of flags: not looked into
 OPTIMIZATION: dict[BuildProfile, tuple[str, ...]] = {"release": ("-O2",), "dev": ("-O1", "-g")}
 
 
@@ -141,15 +142,21 @@ def editor_include_dirs(project: Project, guest: str) -> list[str]:
 
 def editor_flags_warning(project: Project, guest: str) -> str | None:
     """What the guest's `compile_flags.txt` (clangd's view of its compile), if it has one, lacks of the shared
-    folders' include paths, in one line saying what to add; None when it lacks none."""
+    folders' include paths, in one line saying what to add; None when it lacks none (or is past EDITOR_FLAGS_READ).
+
+    Each compile of the guest says it, as a compiler repeats its warnings: a compile runs only when one of the
+    guest's inputs changed (the file is one), where the author is looking, until the file is fixed."""
     path = project.guests_dir / guest / EDITOR_FLAGS
     try:
         with open_regular(path) as stream:
             if stream is None:
                 return None
-            lines = [line.strip() for line in stream.read().decode("utf-8", errors="replace").splitlines()]
+            data = stream.read(EDITOR_FLAGS_READ + 1)
     except OSError:
         return None
+    if len(data) > EDITOR_FLAGS_READ:
+        return None
+    lines = [line.strip() for line in data.decode("utf-8", errors="replace").splitlines()]
     given = {os.path.normpath(line[2:]) for line in lines if line.startswith("-I") and line != "-I"}
     given |= {os.path.normpath(after) for line, after in pairwise(lines) if line == "-I"}
     missing = [f"-I{folder}" for folder in editor_include_dirs(project, guest) if os.path.normpath(folder) not in given]

@@ -23,11 +23,10 @@ class Python(Language):
     name = "python"
     abis = ("component",)
 
-    def is_source(self, project: Project, guest: GuestBuild, path: Path) -> bool:
+    def may_read(self, name: str) -> bool:
         """Only what componentize-py is given of the guest's folder (no __pycache__/, nothing hidden: an author's
-        .venv/ there is no input), which is all its compile reads there."""
-        parts = path.relative_to(project.guests_dir / guest.name).parts
-        return not any(map(python.not_copied, parts)) and super().is_source(project, guest, path)
+        .venv/ there is no input, nor walked), which is all its compile reads there."""
+        return not python.not_copied(name)
 
     def toolchain_marker(self, state_dir: Path) -> Path:
         return python.toolchain_for(state_dir).root / installs.COMPLETE

@@ -15,12 +15,12 @@ import re
 import shutil
 import sys
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ngixi_build.guests import GuestBuild
 from ngixi_build.languages.base import CompileJob, Language, ToolchainStatus
 from ngixi_build.proc import run
-from ngixi_build.project import Project
+from ngixi_build.project import NEVER_READ, Project
 from ngixi_build.stages.compile import CompileError
 from ngixi_runtime.files import write_atomic
 from ngixi_runtime.guest.build_command import BuildCommand
@@ -64,6 +64,12 @@ class Wasm(Language):
 
     def is_source(self, project: Project, guest: GuestBuild, path: Path) -> bool:
         return is_declared_input(project, guest, path) and super().is_source(project, guest, path)
+
+    def never_read(self, guest: GuestBuild) -> frozenset[str]:
+        """All but those a [build] command's inputs name (`".git/HEAD"` for a version stamp); a wildcard names none."""
+        build = guest.build
+        patterns = build.inputs if build is not None and build.command else ()
+        return NEVER_READ.difference(part for pattern in patterns for part in PurePosixPath(pattern).parts)
 
     def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
         return [project.manifest_path(guest.name)]  # the command and its paths are read from it

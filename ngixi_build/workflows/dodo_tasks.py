@@ -92,7 +92,7 @@ def declare(project: Project) -> dict[str, Any]:
     dodo.py, and `ngixi build` runs its tasks), a file of the project is named relative to it, so that a project
     moved or renamed with its .ngixi/ finds its builds up to date."""
     tasks = ProjectTasks(project)
-    inside = project.root if _working_in(project.root) else None
+    inside = project.root if _is_working_directory(project.root) else None
     declared: dict[str, Any] = {
         name: _files_named_from(inside, method)
         for name, method in inspect.getmembers(tasks)
@@ -101,7 +101,7 @@ def declare(project: Project) -> dict[str, Any]:
     return {"DOIT_CONFIG": tasks.config(), **declared}
 
 
-def _working_in(root: Path) -> bool:
+def _is_working_directory(root: Path) -> bool:
     try:
         return Path.cwd().resolve() == root.resolve()
     except OSError:  # the working directory was removed

@@ -28,13 +28,14 @@ _SECTIONS = ("plugins", "commands", "tasks")
 def run_task(project: Project, task: str) -> int:
     """Runs `task` of `project` (as `find_project` gives it) as `doit TASK` in its root would; doit's exit status."""
     settings = doit_settings(project)
-    with _working_in(project.root):  # as doit runs a dodo.py: the tasks name the project's files from its root
+    with _switched_to(project.root):  # as doit runs a dodo.py: the tasks name the project's files from its root
         tasks = declare(with_state_dir(project))
         return int(DoitMain(ModuleTaskLoader(tasks), config_filenames=(), extra_config=settings).run([task]))
 
 
 @contextmanager
-def _working_in(directory: Path) -> Iterator[None]:
+def _switched_to(directory: Path) -> Iterator[None]:
+    """The working directory is `directory` within, the one before it after."""
     previous = os.getcwd()
     os.chdir(directory)
     try:

@@ -121,6 +121,9 @@ def within(seconds: float | None) -> Iterator[Deadline]:
         _ACTIVE.reset(active)
 
 
+# Through public names only, so no version check: requests' HTTPAdapter.init_poolmanager and proxy_manager_for (for
+# subclasses), urllib3's PoolManager.pool_classes_by_scheme, HTTPConnectionPool.ConnectionCls (typed attributes of
+# its API reference) and http.client's HTTPConnection.connect and .sock.
 class _WatchedConnection(HTTPConnection):
     def connect(self) -> None:
         super().connect()

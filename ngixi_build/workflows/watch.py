@@ -51,7 +51,7 @@ from ngixi_build.guests import (
 from ngixi_build.languages.native import SHARED_SOURCE_LANGUAGES
 from ngixi_build.languages.registry import language_of
 from ngixi_build.locking import build_lock
-from ngixi_build.project import Project
+from ngixi_build.project import Project, never_an_input
 from ngixi_build.stages.smoke import smoke_bundle
 from ngixi_build.toolchains.asc_server import AscServer
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain
@@ -90,7 +90,8 @@ def changed_guest(project: Project, path: Path) -> str | None:
         if not parts or parts[0].startswith("."):  # no guest's folder or manifest
             return None
         if root == project.guests_dir:
-            return parts[0] if project.is_guest_source(parts[0], path) else None
+            # version control's folders too: a [build] command may name them (its language's `is_source` decides)
+            return parts[0] if project.is_guest_source(parts[0], path, never_read=frozenset()) else None
         named = len(parts) == 1 and parts[0].endswith(".toml") and not is_editor_noise(parts[0])
         return parts[0].removesuffix(".toml") if named else None
     return None
@@ -156,7 +157,7 @@ def changed_inputs(project: Project, path: Path) -> list[str]:
     its inputs; nor is a Python guest's __pycache__/)."""
     shared = next((folder for folder in project.declared_shared_sources() if path.is_relative_to(folder)), None)
     if shared is not None:
-        return [] if is_editor_noise(path.name) else shared_source_readers(project)
+        return [] if never_an_input(path, shared) else shared_source_readers(project)
     guest = changed_guest(project, path)
     if guest is None or not path.is_relative_to(project.guests_dir):
         return [] if guest is None else [guest]

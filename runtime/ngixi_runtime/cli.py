@@ -13,7 +13,9 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path, PurePath
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ngixi_runtime.errors import InvalidInput, NgixiError, unexpected
@@ -161,10 +163,19 @@ def _show_failure(error: Exception) -> None:
     from ngixi_runtime.loading.calls import CallFailed
 
     reported = error if isinstance(error, NgixiError) else unexpected(error)
-    failure = {"kind": reported.kind, "message": str(reported), "exit_code": reported.exit_code}
     called = _call_document(error.result) if isinstance(error, CallFailed) else {}
+    _print_failure(reported.kind, str(reported), reported.exit_code, called)
+
+
+def failure_document(kind: str, message: str, exit_code: int, called: Mapping[str, Any] = MappingProxyType({})) -> str:
+    """`ngixi run --json`'s document for a run that failed, with the call's fields (`called`) when it ran."""
+    failure = {"kind": kind, "message": message, "exit_code": exit_code}
+    return printable_json({"ok": False, "error": failure, **called}, indent=2)
+
+
+def _print_failure(kind: str, message: str, exit_code: int, called: Mapping[str, Any] = MappingProxyType({})) -> None:
     with _reader_may_go():
-        print(printable_json({"ok": False, "error": failure, **called}, indent=2))
+        print(failure_document(kind, message, exit_code, called))
 
 
 @contextmanager
@@ -183,6 +194,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         return _run_isolating(args)
     except BrokenPipeError:
+        raise
+    except KeyboardInterrupt:  # `main` ends as Ctrl-C ends a shell's command
+        if args.json:
+            _print_failure("interrupted", "interrupted (SIGINT)", INTERRUPTED_STATUS)
         raise
     except Exception as error:  # the error line on stderr follows (`main`), with the same exit code
         if args.json:
@@ -227,6 +242,7 @@ def _run(args: argparse.Namespace) -> int:
         engine=args.engine,
         project_trust=is_implicit_choice(args.trust),
         watch_in_process=args.own_process,
+        watchdog_report=partial(failure_document, "guest", exit_code=KILLED_STATUS) if args.json else None,
         stdio=None if passed_on is None else passed_on.stdio,
         logs=None if passed_on is None else passed_on.logs,
     ) as tenant:
@@ -576,17 +592,19 @@ def _commands_for(argv: Sequence[str]) -> Mapping[str, Command]:
     return {**COMMANDS, **{n: c for n, c in installed_commands().items() if n not in COMMANDS}}
 
 
-def _parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _parser(commands: Mapping[str, Command], *, json_failures: bool = False) -> argparse.ArgumentParser:
+    """The command line's parser; `json_failures`: a usage error prints `ngixi run --json`'s failure document too."""
+    parser = _Parser(
         prog="ngixi",
         description="Verify and run Ngixi WebAssembly guests; with ngixi-build installed, build them too.",
         allow_abbrev=False,
+        json_failures=json_failures,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     parser.add_argument("--version", action=_VersionAction, help="print the installed versions and exit")
     subcommands = parser.add_subparsers(dest="command", required=True, parser_class=_CommandParser)
     for name, command in commands.items():
-        sub = subcommands.add_parser(name, help=command.help, description=command.help)
+        sub = subcommands.add_parser(name, help=command.help, description=command.help, json_failures=json_failures)
         sub.set_defaults(handler=command.handler)
         # Also after the command (`ngixi run -v ...`); suppressed, so an unset one keeps `ngixi -v run`'s.
         sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log what happens")
@@ -599,7 +617,28 @@ def _parser(commands: Mapping[str, Command]) -> argparse.ArgumentParser:
 _OPERAND = "\0"
 
 
-class _CommandParser(argparse.ArgumentParser):
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors (exit 2) print `ngixi run --json`'s failure document when asked to."""
+
+    def __init__(self, *, json_failures: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._json_failures = json_failures
+
+    def error(self, message: str) -> NoReturn:
+        if self._json_failures:
+            _print_failure("input", f"{self.prog}: {message}", InvalidInput.exit_code)
+        super().error(message)
+
+
+def _asks_for_json_failures(arguments: Sequence[str]) -> bool:
+    """Whether the command line is `ngixi run ... --json` (an option before any `--`; the top level's options
+    take no values, so its first other argument is the command)."""
+    options = arguments[: arguments.index("--")] if "--" in arguments else arguments
+    command = next((argument for argument in options if not argument.startswith("-")), None)
+    return command == "run" and "--json" in options
+
+
+class _CommandParser(_Parser):
     """A command's parser, which takes its options between its positional arguments too (`ngixi run BUNDLE
     --in-process add 2 3`, `ngixi run BUNDLE --env X -- --flag`): argparse's plain parsing fills an optional
     positional with nothing at the first option and then refuses the rest. `--` still ends the options, and
@@ -669,6 +708,8 @@ class _VersionAction(argparse.Action):
 
 # A shell's status for a command whose reader went away (128 + SIGPIPE), as `yes | head` ends.
 BROKEN_PIPE_STATUS = 141
+INTERRUPTED_STATUS = 130  # and for one ended by Ctrl-C (128 + SIGINT)
+KILLED_STATUS = 137  # and by SIGKILL (128 + 9): `ngixi run --in-process`'s watchdog ends it so
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -676,7 +717,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     which `ngixi run --in-process` may end at a guest's timeout on an engine that cannot interrupt it."""
     arguments = sys.argv[1:] if argv is None else list(argv)
     with _collection_paused(own_process=argv is None):
-        args = _parser(_commands_for(arguments)).parse_args(arguments)
+        parser = _parser(_commands_for(arguments), json_failures=_asks_for_json_failures(arguments))
+        args = parser.parse_args(arguments)
     args.own_process = argv is None
     _configure_logging(args)
     try:
@@ -687,7 +729,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NgixiError as error:
         fail(error)
     except KeyboardInterrupt:
-        return 130
+        return INTERRUPTED_STATUS
     except Exception as error:  # a bug or an input no check foresaw: still one line, unless -v asks for more
         if args.verbose:
             raise

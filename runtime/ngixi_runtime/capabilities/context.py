@@ -294,11 +294,7 @@ class HostContext:
         try:
             return self.on_stdio(fd, data, self.call_ends_at)
         except TimeoutError:
-            raise GuestError(
-                f"{self.guest}: reached its limits.timeout_ms while the reader of its "
-                f"{'stdout' if fd == 1 else 'stderr'} took nothing",
-                outcome="timeout",
-            ) from None
+            raise self._reader_too_slow("stdout" if fd == 1 else "stderr") from None
 
     def _by_the_deadline(self, sink: LogSink) -> Callable[[LogLine], None]:
         """Passes log lines on to `sink` by the call's deadline: a reader that takes nothing by then ends the call."""
@@ -307,12 +303,17 @@ class HostContext:
             try:
                 sink(line, self.call_ends_at)
             except TimeoutError:
-                raise GuestError(
-                    f"{self.guest}: reached its limits.timeout_ms while the reader of its log lines took nothing",
-                    outcome="timeout",
-                ) from None
+                raise self._reader_too_slow("log lines") from None
 
         return pass_on
+
+    def _reader_too_slow(self, output: str) -> GuestError:
+        """The call's end as a timeout: the reader of the guest's `output` took nothing by the call's deadline
+        (a sink's TimeoutError)."""
+        return GuestError(
+            f"{self.guest}: reached its limits.timeout_ms while the reader of its {output} took nothing",
+            outcome="timeout",
+        )
 
     def close(self) -> None:
         """Releases the instance (what registered in `closers`), then each capability's state."""

@@ -87,6 +87,7 @@ _WASMER_WORDING = {
 # compiled by `re` when first used, not at every start.
 _FRAME = r"^\s*\d+:\s+0x([0-9a-f]+) - (.+)$"
 _INSTRUCTION_TRAP = r"wasm `(\w+)` instruction executed"
+_TRAP_CAUSE = r"^\s*(?:\d+:\s*)?(wasm trap:.*)$"  # the trap among a cause's lines ("1: wasm trap: ...")
 _FRAMES_SHOWN = 3
 
 
@@ -313,10 +314,10 @@ def failure_summary(error: Exception) -> str:
 
 
 def trap_cause(error: Exception) -> str | None:
-    """The cause, worded like `trap_message`, of a Wasmtime error that a trap caused (a component's start function);
-    None for another error."""
-    cause = str(error).partition("Caused by:")[2].strip()
-    return _worded_cause(cause) if cause.startswith("wasm trap:") else None
+    """The cause, worded like `trap_message`, of a Wasmtime error that a trap caused (a component's start function
+    or call); None for another error."""
+    trap = re.search(_TRAP_CAUSE, str(error).partition("Caused by:")[2], re.MULTILINE)
+    return None if trap is None else _worded_cause(trap[1])
 
 
 def _worded_cause(cause: str) -> str:
@@ -324,10 +325,11 @@ def _worded_cause(cause: str) -> str:
     return re.sub(_INSTRUCTION_TRAP, r"\1", reason.removeprefix("wasm trap:").strip())
 
 
-def backtrace_frames(error: Exception) -> tuple[tuple[str, int], ...]:
-    """A Wasmtime error's backtrace as (function name, offset) pairs, innermost first."""
+def named_frames(error: Exception) -> tuple[tuple[str, int], ...]:
+    """A Wasmtime error's backtrace as (function name as shown, `module!function` where the module is known, or ""
+    for an unnamed one; offset) pairs, innermost first."""
     frames = re.findall(_FRAME, str(error).partition("Caused by:")[0], re.MULTILINE)
-    return tuple((frame.rpartition("!")[2], int(offset, 16)) for offset, frame in frames)
+    return tuple((_frame_name(frame) or "", int(offset, 16)) for offset, frame in frames)
 
 
 def _frame_name(frame: str) -> str | None:
@@ -477,10 +479,11 @@ def call_within_deadline(
         if trap.trap_code == wasmtime.TrapCode.OUT_OF_FUEL:
             raise deadline.out_of_fuel(export) from None
         raise trap_error(f"{deadline.guest}: {export} trapped: {trap_message(trap)}", trap) from None
-    except wasmtime.WasmtimeError as error:
-        raise GuestError(
-            f"{deadline.guest}: {export} failed: {failure_summary(error)}", named_frames=backtrace_frames(error)
-        ) from None
+    except wasmtime.WasmtimeError as error:  # a component's call: its trap reads as a core guest's (where: loader)
+        cause = trap_cause(error)
+        if cause is not None:
+            raise GuestError(f"{deadline.guest}: {export} trapped: {cause}", named_frames=named_frames(error)) from None
+        raise GuestError(f"{deadline.guest}: {export} failed: {failure_summary(error)}") from None
     finally:
         deadline.ends_at = math.inf
     return as_results(result)

@@ -26,7 +26,6 @@ from ngixi_runtime.engines.base import START_TRAPPED, RunLimits
 from ngixi_runtime.engines.wasmtime import (
     TICKER,
     Deadline,
-    backtrace_frames,
     call_within_deadline,
     compiling_engine,
     deserialize,
@@ -34,6 +33,7 @@ from ngixi_runtime.engines.wasmtime import (
     epoch_ticks,
     first_line,
     limit_store,
+    named_frames,
     trap_cause,
     trap_error,
     trap_message,
@@ -380,7 +380,7 @@ def instantiate(
             raise deadline.error() from None
         cause = trap_cause(error)  # a core module's start function, or a language runtime's start-up, trapped
         if cause is not None:
-            raise GuestError(f"{guest}: {START_TRAPPED}: {cause}", named_frames=backtrace_frames(error)) from None
+            raise GuestError(f"{guest}: {START_TRAPPED}: {cause}", named_frames=named_frames(error)) from None
         raise NgixiError(f"{guest}: cannot load the guest: {_memory_hint(first_line(error), limits)}") from None
     return ComponentInstance(
         instance, store, deadline, None if wasi is None else (wasi, writers), run_export(prepared.info)

@@ -301,7 +301,7 @@ class Guest:
             return GuestError(message, outcome=error.outcome, frames=error.frames)
         from ngixi_runtime.spec.sourcemap import ABORT_FUNCTION
 
-        innermost = error.named_frames[0][0] if error.named_frames else None
+        innermost = function_of(error.named_frames[0][0]) if error.named_frames else None
         if not aborted and error.outcome == "trap" and innermost == ABORT_FUNCTION:  # C's abort(), on purpose
             message = f"{self.manifest.guest.name}: {export} aborted"
         try:
@@ -315,14 +315,22 @@ class Guest:
 def trap_place(manifest: Manifest, error: GuestError, wasm: bytes) -> str | None:
     """Where in the guest's own code `error` trapped (`spec/sourcemap.py`), from its `wasm` (b"": not at hand, the
     engine's names of the frames then), if that can be said."""
-    from ngixi_runtime.spec.sourcemap import component_trap_location, named_location, trap_location
+    from ngixi_runtime.spec.sourcemap import component_trap_location, is_own, named_location, trap_location
 
     source = f"{manifest.guest.name}: guest.wasm"
-    if manifest.guest.type.is_component:
-        return component_trap_location(wasm, error.named_frames, source=source) if wasm else None
+    if manifest.guest.type.is_component:  # its frames named `module!function` (`wasmtime.named_frames`)
+        functions = tuple((function_of(name), offset) for name, offset in error.named_frames)
+        mapped = component_trap_location(wasm, functions, source=source) if wasm else None
+        own = next((name for name, _ in error.named_frames if is_own(name)), None)
+        return mapped or (None if own is None else named_location([function_of(own)]))
     if wasm:
         return trap_location(wasm, error.frames, source=source)
     return named_location(name for name, _ in error.named_frames)
+
+
+def function_of(frame_name: str) -> str:
+    """A frame's function name without the module a component's backtrace names it by (`module!function`)."""
+    return frame_name.rpartition("!")[2]
 
 
 def verified_manifest(bundle: VerifiedBundle) -> Manifest:
@@ -539,12 +547,25 @@ def check_memory_limit(manifest: Manifest, info: ModuleInfo, *, engine_caps_grow
         raise PolicyError(f"{manifest.guest.name}: " + "; ".join(problems))
 
 
+def guarding_own_state(
+    sandbox: Sandbox,
+    manifest: Manifest,
+    trust_file: Path | None = None,
+    rollback: Path | None = None,
+    policy: Path | None = None,
+) -> Sandbox:
+    """`sandbox` with its `state_paths` set: ngixi's own state (`_own_state_paths`) for a guest granted directories
+    of the host, looked up only then; none for any other."""
+    state = _own_state_paths(trust_file, rollback, policy) if has_preopens(manifest) else ()
+    return sandbox._replace(state_paths=state)
+
+
 def has_preopens(manifest: Manifest) -> bool:
-    """Whether the guest is granted directories of the host (`own_state_paths` are looked up only then)."""
+    """Whether the guest is granted directories of the host."""
     return bool(getattr(manifest.capabilities.get("fs"), "preopens", ()))  # no import of the fs module
 
 
-def own_state_paths(
+def _own_state_paths(
     trust_file: Path | None = None, rollback: Path | None = None, policy: Path | None = None
 ) -> tuple[str, ...]:
     """Where ngixi keeps what decides what this host trusts and runs, which no guest's preopen may hold
@@ -598,7 +619,7 @@ def open_guest(
     """
     manifest = verified_manifest(bundle)
     if sandbox is not None and sandbox.state_paths is None:
-        sandbox = sandbox._replace(state_paths=own_state_paths() if has_preopens(manifest) else ())
+        sandbox = guarding_own_state(sandbox, manifest)
     host_side = partial(
         open_context,
         manifest.guest.name,
@@ -741,20 +762,13 @@ def _open_component(
         context.closers.append(_weak_closer(instance.close))
     except GuestError as error:  # a start function trapped: where, as a core guest's says
         context.close()
-        where = _component_place(manifest, error, bundle) if error.outcome == "trap" else None
+        wasm = bundle.data(bundle.index.member("wasm"))
+        where = trap_place(manifest, error, wasm) if error.outcome == "trap" else None
         raise GuestError(f"{error} {where}" if where else str(error), outcome=error.outcome) from None
     except BaseException:
         context.close()
         raise
     return instance, context, origin
-
-
-def _component_place(manifest: Manifest, error: GuestError, bundle: VerifiedBundle) -> str | None:
-    """Where in a component's own code `error` trapped: its source map's place, else its innermost own function."""
-    from ngixi_runtime.spec.sourcemap import named_location
-
-    wasm = bundle.data(bundle.index.member("wasm"))
-    return trap_place(manifest, error, wasm) or named_location(name for name, _ in error.named_frames)
 
 
 def _weak_closer(close: Callable[[], None]) -> Callable[[], None]:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import base64
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
@@ -58,11 +58,11 @@ from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, emp
 from ngixi_runtime.loading.loader import (
     Guest,
     encoded_input,
+    guarding_own_state,
     guest_engine,
     has_preopens,
     likely_artifacts,
     open_guest,
-    own_state_paths,
     verified_manifest,
 )
 from ngixi_runtime.loading.watchdog import ProcessWatchdog
@@ -178,10 +178,13 @@ def _watched(watchdog: ProcessWatchdog, manifest: Manifest, what: str) -> Abstra
     return watchdog.limit(seconds, message)
 
 
-def _in_process_watchdog(watch: bool, engine: str, manifest: Manifest) -> ProcessWatchdog | None:
+def _in_process_watchdog(
+    watch: bool, engine: str, manifest: Manifest, report: Callable[[str], str] | None = None
+) -> ProcessWatchdog | None:
     """A watchdog for a guest that would not be stopped at limits.timeout_ms in this process: on an engine that
     cannot interrupt it, or a component granted preopens (`_waits_uninterrupted`)."""
-    return ProcessWatchdog() if watch and (not interrupts(engine) or _waits_uninterrupted(manifest)) else None
+    stoppable = interrupts(engine) and not _waits_uninterrupted(manifest)
+    return ProcessWatchdog(report) if watch and not stoppable else None
 
 
 def _waits_uninterrupted(manifest: Manifest) -> bool:
@@ -218,6 +221,7 @@ def open_tenant(
     sandbox_per_channel: bool = False,
     project_trust: bool = False,
     watch_in_process: bool = False,
+    watchdog_report: Callable[[str], str] | None = None,
     stdio: StdioSink | None = None,
     logs: LogSink | None = None,
 ) -> InProcessTenant | IsolatedTenant:
@@ -240,7 +244,8 @@ def open_tenant(
     trusted for the dev channel only, native code only as `project_trust.project_trust_table` says.
     `watch_in_process`: in-process, on an engine that cannot interrupt the guest (Wasmer), this whole process is
     ended when the guest's instantiation or a call outlives limits.timeout_ms (`watchdog.py`); for a process
-    that exists to run this guest, such as `ngixi run --in-process`.
+    that exists to run this guest, such as `ngixi run --in-process`. `watchdog_report` makes what is written to
+    stdout then from the error line written to stderr (`ngixi run --json`'s failure document, exit status 137).
     `stdio`: where the guest's stdout and stderr go as it writes them (`ngixi run` passes them on to its own, in
     the order written), held to limits.stdout_bytes as ever; without it they are kept in each call's result.
     `logs`: where the guest's log lines go as it logs them (the host's own lines for the operator too), in order
@@ -272,11 +277,11 @@ def open_tenant(
         if sandbox is not None:
             rollback_state = None if rollback is None else rollback.state_file.parent
             policy_file = None if policy is None else Path(policy.source)
-            state = own_state_paths(trust_file, rollback_state, policy_file) if has_preopens(manifest) else ()
-            sandbox = sandbox._replace(state_paths=state, host_roots=None if policy is None else policy.host_roots)
+            sandbox = guarding_own_state(sandbox, manifest, trust_file, rollback_state, policy_file)
+            sandbox = sandbox._replace(host_roots=None if policy is None else policy.host_roots)
         if not isolated:  # open_guest reads all it needs of the bundle now
             chosen = guest_engine(manifest, engine, verified.index.artifact_engines)
-            watchdog = _in_process_watchdog(watch_in_process, chosen, manifest)
+            watchdog = _in_process_watchdog(watch_in_process, chosen, manifest, watchdog_report)
             opening = partial(
                 open_guest,
                 verified,

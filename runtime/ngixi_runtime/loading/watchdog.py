@@ -11,22 +11,25 @@ import os
 import select
 import struct
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 
-_ORDER = struct.Struct("<dI")  # the deadline (time.monotonic, 0: none) and the length of the message after it
+# The deadline (time.monotonic, 0: none) and the lengths of the stderr line and the stdout report after it.
+_ORDER = struct.Struct("<dII")
 # POSIX fixes SIGKILL's number; `signal` (its enums, about 1 ms) would be imported by every in-process run for it.
 _SIGKILL = 9
 
 
 class ProcessWatchdog:
-    """Ends this process (SIGKILL), with a one-line error on stderr, when a `limit` block outlives its time.
+    """Ends this process (SIGKILL), with a one-line error on stderr, when a `limit` block outlives its time; with
+    `report`, what it makes of that line (`ngixi run --json`'s failure document) is written to stdout first.
 
     The watcher is forked on first use and reads its orders from a pipe; it exits when this process does.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, report: Callable[[str], str] | None = None) -> None:
         self._orders: int | None = None
+        self._report = report
 
     @contextmanager
     def limit(self, seconds: float, message: str) -> Iterator[None]:
@@ -43,18 +46,19 @@ class ProcessWatchdog:
 
     def _order(self, deadline: float, message: str) -> None:
         if self._orders is None:
-            self._orders = _fork_watcher()
+            self._orders = _fork_watcher(keep_stdout=self._report is not None)
         text = f"ngixi: error: {message}\n".encode(errors="replace") if message else b""
-        os.write(self._orders, _ORDER.pack(deadline, len(text)) + text)
+        report = f"{self._report(message)}\n".encode(errors="replace") if message and self._report else b""
+        os.write(self._orders, _ORDER.pack(deadline, len(text), len(report)) + text + report)
 
 
-def _fork_watcher() -> int:
+def _fork_watcher(*, keep_stdout: bool) -> int:
     """Forks the watcher; the write end of its order pipe."""
     reading, writing = os.pipe()
     parent = os.getpid()
     if os.fork() == 0:
         try:
-            _keep_only(reading)
+            _keep_only(reading, keep_stdout=keep_stdout)
             _watch(reading, parent)
         finally:
             os._exit(0)
@@ -63,21 +67,24 @@ def _fork_watcher() -> int:
     return writing
 
 
-def _keep_only(orders: int) -> None:
-    """Closes every descriptor but stderr and `orders`: the watcher holds no pipe of the guest's process open."""
-    os.closerange(0, 2)
+def _keep_only(orders: int, *, keep_stdout: bool) -> None:
+    """Closes every descriptor but stderr, `orders` and stdout if kept: the watcher holds no other pipe of the
+    guest's process open (a kept stdout's reader sees its end once this process and the watcher have ended)."""
+    os.closerange(0, 1 if keep_stdout else 2)
     os.closerange(3, orders)
     os.closerange(orders + 1, os.sysconf("SC_OPEN_MAX"))
 
 
 def _watch(orders: int, parent: int) -> None:
-    deadline, message = 0.0, b""
+    deadline, message, report = 0.0, b"", b""
     pending = b""
     while True:
         timeout = None if deadline == 0 else max(0.0, deadline - time.monotonic())
         ready, _, _ = select.select([orders], [], [], timeout)
         if not ready:
-            os.write(2, message)
+            for descriptor, text in ((1, report), (2, message)):
+                with suppress(OSError):  # a reader gone: the process is ended all the same
+                    _write_all(descriptor, text)
             os.kill(parent, _SIGKILL)
             return
         chunk = os.read(orders, 65536)
@@ -85,8 +92,14 @@ def _watch(orders: int, parent: int) -> None:
             return  # the guest's process is gone
         pending += chunk
         while len(pending) >= _ORDER.size:
-            next_deadline, length = _ORDER.unpack_from(pending)
-            end = _ORDER.size + length
+            next_deadline, length, report_length = _ORDER.unpack_from(pending)
+            split, end = _ORDER.size + length, _ORDER.size + length + report_length
             if len(pending) < end:
                 break
-            deadline, message, pending = next_deadline, pending[_ORDER.size : end], pending[end:]
+            deadline, message, report = next_deadline, pending[_ORDER.size : split], pending[split:end]
+            pending = pending[end:]
+
+
+def _write_all(descriptor: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(descriptor, data) :]

@@ -164,7 +164,7 @@ def test_a_python_exception_is_logged_with_the_guests_line(built: Path) -> None:
     assert failed.returncode == 5
     assert f"error: ValueError: no boom here (at guests/{guest}/app.py:15 in greet)\n" in failed.stderr
     trap = failed.stderr.splitlines()[-1]  # names no frame of the Python runtime's (libc.so, its Rust std)
-    assert trap.startswith(f"ngixi: error: {guest}: greet failed: unreachable") and ".so!" not in trap, trap
+    assert trap.startswith(f"ngixi: error: {guest}: greet trapped: unreachable") and ".so!" not in trap, trap
     assert "std::" not in trap and "componentize_py_runtime" not in trap, trap
     deeper = run(built, "ngixi", "run", f"artifacts/bundles/{guest}-0.1.0.ngx", "greet", "deeper", check=False)
     assert deeper.returncode == 5  # the guest's own line, not traceback.py's where the exception was raised

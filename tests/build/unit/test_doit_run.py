@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ngixi_build.project import Project
-from ngixi_build.workflows.dodo_tasks import declare
+from ngixi_build.workflows.dodo_tasks import declare, project_tasks
 from ngixi_build.workflows.doit_run import doit_settings, run_task
 from ngixi_runtime.errors import InvalidInput
 
@@ -68,3 +68,18 @@ def test_tasks_run_in_the_root_name_its_files_from_it(tmp_path: Path, monkeypatc
     assert compile_task()["targets"] == ["artifacts/wasm/g.wasm"]
     monkeypatch.chdir(tmp_path)  # `doit --dir` elsewhere: names that hold from there
     assert compile_task()["file_dep"] == [str(project.guests_dir / "g" / "g.wasm"), str(project.manifest_path("g"))]
+
+
+def test_plain_doit_says_what_is_wrong_in_tool_ngixi_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`doit build` loads dodo.py, which hands doit the project's tasks: a bad [tool.ngixi] ends it as `ngixi build`
+    ends, not with a traceback of the dodo.py doit could not load."""
+    project = project_with(tmp_path, NGIXI + "targets = 3\n")
+    with pytest.raises(SystemExit) as ended:
+        project_tasks(project.root)
+    assert ended.value.code == 2
+    assert capsys.readouterr().err == (
+        f"ngixi: error: {tmp_path / 'pyproject.toml'}: tool.ngixi.targets: must be an array of target triples or "
+        "{ triple, cpu_features } tables\n"
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -210,6 +212,8 @@ def test_a_compile_installs_its_toolchain_when_this_user_has_not(
 
 HIDDEN = {".config.h": "#define N 1\n", ".gen/table.inc": "1,\n", ".data": "x\n"}
 SCRATCH = (".main.swp", ".#main", "#main#", "main~", "4913", ".DS_Store")
+# Version control's and editors' folders (`NEVER_READ`), and a submodule's or worktree's .git file.
+TOOLS = (".git/HEAD", ".hg/store/data", ".svn/wc.db", ".idea/workspace.xml", ".vscode/settings.json", "sub/.git")
 
 
 @pytest.mark.parametrize(
@@ -226,17 +230,76 @@ def test_a_compile_follows_the_hidden_files_it_may_read_and_no_editor_scratch(
     tmp_path: Path, entry: str, extra: str
 ) -> None:
     """A hidden file (`#include ".config.h"`, `@embedFile(".data")`, an import of `./.gen/...`) is an input of the
-    compile and of watch mode, in every language; an editor's scratch file is neither."""
-    project = guest_project(tmp_path, "g", {entry: "\n", **HIDDEN, **dict.fromkeys(SCRATCH, "")}, extra)
+    compile and of watch mode, in every language; an editor's scratch file, version control's and editors' folders
+    are neither."""
+    noise = dict.fromkeys((*SCRATCH, *TOOLS), "")
+    project = guest_project(tmp_path, "g", {entry: "\n", **HIDDEN, **noise}, extra)
     guest = read_guest(project, "g")
     language_of(project, guest)  # a known language: not the fallback of a guest whose language is unknown
     directory = project.guests_dir / "g"
     file_dep = compile_deps(project, guest).file_dep
     followed = {path.relative_to(directory).as_posix() for path in file_dep if path.is_relative_to(directory)}
     assert {entry, *HIDDEN} <= followed
-    assert not followed & set(SCRATCH)
+    assert not followed & set(noise)
     assert [name for name in (entry, *HIDDEN) if changed_inputs(project, directory / name) != ["g"]] == []
-    assert [name for name in SCRATCH if changed_inputs(project, directory / name)] == []
+    assert [name for name in noise if changed_inputs(project, directory / name)] == []
+
+
+@pytest.mark.parametrize(
+    ("files", "extra", "never_walked"),
+    [
+        (
+            {"main.c": "", ".git/HEAD": "", ".idea/x.xml": "", "node_modules/x/y.js": "", "package.json": ""},
+            "",
+            {".git", ".idea", "node_modules"},
+        ),
+        (
+            {"app.py": "", ".venv/lib/site.py": "", "__pycache__/app.pyc": "", ".vscode/x.json": ""},
+            COMPONENT,
+            {".venv", "__pycache__", ".vscode"},
+        ),
+    ],
+)
+def test_the_folders_no_compile_reads_are_not_walked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, str], extra: str, never_walked: set[str]
+) -> None:
+    """A guest's .venv/ or .git/ may hold 10,000s of files: finding its inputs or its language does not walk them."""
+    project = guest_project(tmp_path, "g", files, extra)
+    walked: list[Path] = []
+    walk = os.walk
+
+    def watched(top: Path) -> Iterator[tuple[str, list[str], list[str]]]:
+        for found in walk(top):
+            walked.append(Path(found[0]))
+            yield found
+
+    monkeypatch.setattr(os, "walk", watched)
+    compile_deps(project, read_guest(project, "g"))
+    assert walked
+    assert [path for path in walked if never_walked & set(path.parts)] == []
+
+
+def test_a_build_command_that_names_a_version_control_file_has_it_as_input(tmp_path: Path) -> None:
+    """`git describe` in a [build] command reads .git/: an input pattern naming it brings it back, a wildcard not."""
+    extra = '[build]\ncommand = ["./build.sh"]\noutput = "out.wasm"\ninputs = ["*", ".git/HEAD", ".git/refs/**/*"]\n'
+    files = {"build.sh": "", ".git/HEAD": "", ".git/refs/heads/main": "", ".git/index": "", ".idea/x.xml": ""}
+    project = guest_project(tmp_path, "g", files, extra)
+    directory = project.guests_dir / "g"
+    file_dep = compile_deps(project, read_guest(project, "g")).file_dep
+    followed = {path.relative_to(directory).as_posix() for path in file_dep if path.is_relative_to(directory)}
+    assert followed == {"build.sh", ".git/HEAD", ".git/refs/heads/main"}
+    assert {name for name in files if changed_inputs(project, directory / name)} == followed
+
+
+def test_a_shared_folders_version_control_and_editor_folders_are_no_inputs(tmp_path: Path) -> None:
+    project = guest_project(tmp_path, "g", {"main.c": "\n"})
+    for name in ("lib/util.c", *(f"lib/{tool}" for tool in TOOLS)):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("\n")
+    (tmp_path / "pyproject.toml").write_text('[tool.ngixi]\nshared_sources = ["lib"]\n')
+    project = Project(tmp_path)
+    assert project.shared_source_files() == [tmp_path / "lib" / "util.c"]
+    assert [tool for tool in TOOLS if changed_inputs(project, tmp_path / "lib" / tool)] == []
 
 
 def test_a_python_guests_inputs_are_what_componentize_py_is_given(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ngixi_build.languages.c import editor_flags_warning
+from ngixi_build.languages.c import EDITOR_FLAGS_READ, editor_flags_warning
 from ngixi_build.languages.registry import supported
 from ngixi_build.project import Project, find_project
 from ngixi_build.workflows.release import release_guests
@@ -179,4 +179,6 @@ def test_a_c_guests_editor_flags_name_the_shared_folders_and_the_build_says_what
     ]
     assert editor_flags_warning(project, "b") is None
     flags.write_text("--target=wasm32-wasi\n-I\n../../lib/\n-I../common\n")  # either way of writing -I
+    assert editor_flags_warning(project, "a") is None
+    flags.write_text("-DX\n" * (EDITOR_FLAGS_READ // 4 + 1))  # not clangd's few flags: not read whole, no warning
     assert editor_flags_warning(project, "a") is None

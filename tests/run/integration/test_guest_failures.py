@@ -61,6 +61,20 @@ def test_a_components_start_trap_reads_as_a_core_guests(tmp_path: Path, keys: Ke
     _fails_so(tmp_path, keys, COMPONENT_START, manifest, options=list(where), line=CASES["start"][1])
 
 
+@pytest.mark.parametrize("case", ["abort", "memory"])
+def test_a_components_trap_in_a_call_reads_as_a_core_guests(tmp_path: Path, keys: KeyFiles, case: str) -> None:
+    """It read `run failed: unreachable (in m!guess < m!run)`, and a load past memory `run failed: 0: memory fault
+    at wasm address 0x11170 ... 1: wasm trap: out of bounds memory access (in m!read < m!run)`."""
+    manifest = LIBRARY.replace('version = "0.1.0"', 'version = "0.1.0"\nabi = "component"').replace("i32", "s32")
+    core = CASES[case][0].replace("(module ", "(core module $m ").replace('(export "run")', '(export "core-run")')
+    component = (
+        f"(component {core} (core instance $i (instantiate $m))"
+        ' (func (export "run") (result s32) (canon lift (core func $i "core-run"))))'
+    )
+    line = CASES[case][1]
+    _fails_so(tmp_path, keys, component, manifest, options=["--in-process"], line=line)
+
+
 def _fails_so(tmp_path: Path, keys: KeyFiles, wat: str, manifest: str, *, options: list[str], line: str) -> None:
     bundle = make_bundle(tmp_path, keys.key, wasm=bytes(wasmtime.wat2wasm(wat)), manifest=manifest, guest="g")
     command = [str(NGIXI), "run", *options, "--trust", str(keys.trust), str(bundle), "run"]

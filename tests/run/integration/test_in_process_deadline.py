@@ -4,6 +4,7 @@ that ends the process."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -29,11 +30,21 @@ def spinning(start: bool) -> bytes:
 def test_a_spinning_guest_in_process_is_stopped_at_its_timeout(
     tmp_path: Path, keys: KeyFiles, start: bool, engine_name: str
 ) -> None:
+    """With --json (the start function's case), one failure document on stdout: on Wasmer the watcher writes it,
+    with the exit status it gives the process (it printed none)."""
     bundle = make_bundle(tmp_path / "out", keys.key, wasm=spinning(start), manifest=TIMED)
     began = time.monotonic()
     argv = [str(BIN / "ngixi"), "run", "--in-process", "--engine", engine_name, "--trust", str(keys.trust)]
+    argv += ["--json"] if start else []
     result = run_in(tmp_path, [*argv, str(bundle), "add", "1", "2"], env=dict(os.environ), check=False, timeout=60)
     assert result.returncode == (-9 if engine_name == "wasmer" else 5), result.stderr
     what = "start" if start else "add"
-    assert f"ngixi: error: hello: {what} exceeded its 200 ms timeout (limits.timeout_ms)" in result.stderr
+    line = f"ngixi: error: hello: {what} exceeded its 200 ms timeout (limits.timeout_ms)"
+    assert line in result.stderr
     assert time.monotonic() - began < 20
+    if start:
+        error = json.loads(result.stdout)["error"]
+        assert error["exit_code"] == (137 if engine_name == "wasmer" else 5)
+        assert (error["kind"], f"ngixi: error: {error['message']}".startswith(line)) == ("guest", True)
+    else:
+        assert result.stdout == ""

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 
-from ngixi_runtime.cli import COMMAND_GROUP, Command, _collection_paused, _commands_for, _parser
+from ngixi_runtime import cli
+from ngixi_runtime.cli import COMMAND_GROUP, Command, _collection_paused, _commands_for, _parser, main
 from tests.conftest import KeyFiles, exit_code, make_bundle
 from tests.wasmgen import Func, module
 
@@ -212,3 +214,46 @@ def test_options_in_full_with_their_value_after_equals_and_combined_short_flags_
     )
     parsed = _parser(_commands_for(["trust"])).parse_args(["trust", "-vv", "remove", "--trust=t.toml", "ABCD"])
     assert (parsed.trust, parsed.verbose, parsed.key_id) == (Path("t.toml"), True, "ABCD")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--json"], "ngixi run: the following arguments are required: bundle"),
+        (["-v", "run", "b.ngx", "--json", "--engine", "x"], "ngixi run: argument --engine: invalid choice: 'x'"),
+        (["run", "--json", "b.ngx", "--bogus"], "ngixi: unrecognized arguments: --bogus"),
+    ],
+)
+def test_run_json_prints_a_failure_document_for_a_usage_error(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    """A command-line error (exit 2) printed argparse's usage and no document."""
+    with pytest.raises(SystemExit) as ended:
+        main(argv)
+    shown = capsys.readouterr()
+    error = json.loads(shown.out)["error"]
+    assert (ended.value.code, error["exit_code"], error["kind"]) == (2, 2, "input")
+    assert error["message"].startswith(message)
+    assert shown.err.startswith("usage: ")
+
+
+@pytest.mark.parametrize("argv", [["run", "b.ngx", "--bogus"], ["inspect", "--json"], ["run", "b", "--", "--json"]])
+def test_only_run_json_prints_a_document_for_a_usage_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        main([*argv, "--no-such-option"])
+    assert capsys.readouterr().out == ""
+
+
+def test_run_json_prints_a_failure_document_when_interrupted(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(_: argparse.Namespace) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_run_isolating", interrupted)
+    assert main(["run", "--json", "b.ngx"]) == 130
+    document = json.loads(capsys.readouterr().out)
+    assert document == {
+        "ok": False,
+        "error": {"kind": "interrupted", "message": "interrupted (SIGINT)", "exit_code": 130},
+    }

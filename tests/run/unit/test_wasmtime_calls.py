@@ -32,11 +32,14 @@ from ngixi_runtime.engines.wasmtime import (
     define_host_function,
     export_call,
     failure_summary,
+    named_frames,
+    trap_cause,
     trap_message,
 )
 from ngixi_runtime.errors import GuestError
-from ngixi_runtime.guest.manifest import Number
+from ngixi_runtime.guest.manifest import Number, parse_manifest
 from ngixi_runtime.loading.calls import exhausted_stack
+from ngixi_runtime.loading.loader import trap_place
 from ngixi_runtime.spec.wasm import Signature
 from tests.wasmgen import Func, Imp, module
 
@@ -329,6 +332,32 @@ def test_a_failed_call_is_summed_up_by_its_cause_and_its_innermost_named_functio
     own = runtime + "    9: 0xe213dd - <unknown>!greet\n    10: 0xe213de - guest.wasm!helper\n\n"
     assert failure_summary(wasmtime.WasmtimeError(own + trap)) == "unreachable (in greet < guest.wasm!helper)"
     assert failure_summary(wasmtime.WasmtimeError("out of fuel\nmore")) == "out of fuel"
+
+
+def test_a_python_components_trap_names_the_guests_own_function_as_a_core_guests_does() -> None:
+    """A trap's line names no frame of the language runtime (libc.so, libpython, componentize-py's, Rust's std):
+    `greet trapped: unreachable in greet`, where it read `greet failed: unreachable (in greet < guest.wasm!helper)`."""
+    runtime = "".join(f"    {n}: 0x{n:x} - {name}\n" for n, name in enumerate(_PYTHON_RUNTIME_FRAMES))
+    own = "    9: 0xe213dd - <unknown>!greet\n    10: 0xe213de - guest.wasm!helper\n\n"
+    error = wasmtime.WasmtimeError("error while executing at wasm backtrace:\n" + runtime + own + _UNREACHABLE)
+    assert trap_cause(error) == "unreachable"
+    manifest = parse_manifest('[guest]\nname = "g"\nversion = "0.1.0"\nabi = "component"\n', source="g.toml", stem="g")
+    assert trap_place(manifest, GuestError("g: greet trapped: unreachable", named_frames=named_frames(error)), b"") == (
+        "in greet"
+    )
+
+
+_PYTHON_RUNTIME_FRAMES = (
+    "<unknown>!<wasm function 0>",
+    "libc.so!stdout_get_stdout",
+    "libc.so!stdio_get_write_stream",
+    "libc.so!write",
+    "libpython3.14.so!_Py_write",
+    "componentize_py_runtime.wasm!exports",
+    "std::panicking::begin_panic_handler",
+    "abort",
+)
+_UNREACHABLE = "Caused by:\n    0: error while executing\n    1: wasm trap: wasm `unreachable` instruction executed\n"
 
 
 def test_a_failed_component_call_names_the_guests_own_functions_of_an_unnamed_module() -> None:
