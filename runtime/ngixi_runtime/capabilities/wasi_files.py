@@ -590,6 +590,7 @@ class WasiFilesystem:
     def path_create_directory(self, memory: GuestMemory, fd: int, path: int, length: int) -> None:
         parent = self._writable_directory(fd, RIGHT_PATH_CREATE_DIRECTORY)
         with beneath(parent.host_fd, _path(memory, path, length), follow=False) as target:
+            _not_through_a_link(target, Errno.EXIST)
             self._room_for_name(target)
             os.mkdir(target.name, 0o755, dir_fd=target.directory)
         self._quota.named()
@@ -597,6 +598,7 @@ class WasiFilesystem:
     def path_remove_directory(self, memory: GuestMemory, fd: int, path: int, length: int) -> None:
         parent = self._writable_directory(fd, RIGHT_PATH_REMOVE_DIRECTORY)
         with beneath(parent.host_fd, _path(memory, path, length), follow=False) as target:
+            _not_through_a_link(target)
             os.rmdir(target.name, dir_fd=target.directory)
         self._quota.unnamed()
 
@@ -617,6 +619,8 @@ class WasiFilesystem:
             beneath(source.host_fd, _path(memory, old, old_length), follow=False) as old_target,
             beneath(destination.host_fd, _path(memory, new, new_length), follow=False) as new_target,
         ):
+            _not_through_a_link(old_target)
+            _not_through_a_link(new_target)
             slashed = old_target.trailing_slash or new_target.trailing_slash
             moved = _lstat(old_target)
             if slashed and not stat.S_ISDIR(moved.st_mode):
@@ -847,6 +851,13 @@ def _existing_directory_if_slashed(target: Target) -> None:
     """A name written with a trailing slash must be a directory."""
     if target.trailing_slash:
         _lstat(target)
+
+
+def _not_through_a_link(target: Target, answer: Errno = Errno.NOTDIR) -> None:
+    """`link/` names the symlink itself to a call that makes, removes or moves a name, never what it points to:
+    rmdir(2) and rename(2) answer NOTDIR for a symlink, mkdir(2) EXIST (a dangling one too)."""
+    if target.slashed_link:
+        raise AbiFault(answer)
 
 
 def _new_name(target: Target) -> None:

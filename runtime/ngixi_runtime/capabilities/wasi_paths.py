@@ -9,7 +9,9 @@ make the host hold more than that many descriptors. The last component is handed
 `follow_symlinks=False`, unlinkat, renameat), so a symlink swapped in while a path is resolved makes
 the call fail instead of leaving the root.
 A trailing slash is never passed to the kernel (which would follow a final symlink): it is kept as
-`Target.trailing_slash`, and a final symlink before it is resolved here.
+`Target.trailing_slash`, and a final symlink before it is resolved here (`Target.slashed_link`: a call acting on
+the name itself, rmdir or rename, then answers NOTDIR, as Linux and Wasmtime do, instead of acting on the link's
+target).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Target(NamedTuple):
     directory: int
     name: str
     trailing_slash: bool = False
+    slashed_link: bool = False  # the name was a symlink, followed only because a slash came after it
 
 
 @contextmanager
@@ -53,6 +56,7 @@ def beneath(root_fd: int, path: str, *, follow: bool) -> Iterator[Target]:
 def _walk(stack: list[int], path: str, follow: bool) -> Target:
     pending = deque(path.split("/"))
     links = 0
+    slashed_link = False
     while pending:
         name = pending.popleft()
         last = not any(pending)
@@ -63,7 +67,7 @@ def _walk(stack: list[int], path: str, follow: bool) -> Target:
             os.close(stack.pop())
         if name in ("", ".", ".."):
             if last:
-                return Target(stack[-1], ".", trailing)
+                return Target(stack[-1], ".", trailing, slashed_link)
             continue
         target = link_target(stack[-1], name) if follow or trailing or not last else None
         if target is not None:
@@ -72,10 +76,11 @@ def _walk(stack: list[int], path: str, follow: bool) -> Target:
                 raise AbiFault(Errno.LOOP)
             if target.startswith("/"):
                 raise AbiFault(ESCAPE)
+            slashed_link = slashed_link or (trailing and not follow)
             pending.extendleft(reversed(target.split("/") + ([""] if trailing else [])))
             continue
         if last:
-            return Target(stack[-1], name, trailing)
+            return Target(stack[-1], name, trailing, slashed_link)
         if len(stack) > MAX_DEPTH:
             raise AbiFault(Errno.NAMETOOLONG)
         stack.append(os.open(name, DIRECTORY_FLAGS, dir_fd=stack[-1]))

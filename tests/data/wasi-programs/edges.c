@@ -646,6 +646,16 @@ static void dots(void) {
     E("rename a file onto data/dd/.", __wasi_path_rename(ROOT, "data/dd/f", ROOT, "data/dd/."));
     E("rename a dir onto data/dd/new/..", __wasi_path_rename(ROOT, "data/dd/new", ROOT, "data/dd/new/.."));
     E("rename data/dd/f/ away", __wasi_path_rename(ROOT, "data/dd/f/", ROOT, "data/dd/g"));
+    E("mkdir data/dd/to", __wasi_path_create_directory(ROOT, "data/dd/to"));
+    E("mkdir data/dd/em", __wasi_path_create_directory(ROOT, "data/dd/em"));
+    E("symlink data/dd/ln to it", __wasi_path_symlink("to", ROOT, "data/dd/ln"));
+    E("rmdir data/dd/ln/", __wasi_path_remove_directory(ROOT, "data/dd/ln/"));
+    E("rename data/dd/ln/ away", __wasi_path_rename(ROOT, "data/dd/ln/", ROOT, "data/dd/x"));
+    E("rename a dir onto data/dd/ln/", __wasi_path_rename(ROOT, "data/dd/em", ROOT, "data/dd/ln/"));
+    E("unlink data/dd/ln/", __wasi_path_unlink_file(ROOT, "data/dd/ln/"));
+    E("stat data/dd/to, still there", __wasi_path_filestat_get(ROOT, 0, "data/dd/to", &st));
+    E("symlink data/dd/dg to nothing", __wasi_path_symlink("gone", ROOT, "data/dd/dg"));
+    E("mkdir data/dd/dg/", __wasi_path_create_directory(ROOT, "data/dd/dg/"));
     E("link data/dd/f onto data/dd/.", __wasi_path_link(ROOT, 0, "data/dd/f", ROOT, "data/dd/."));
     E("link data/dd/f/ away", __wasi_path_link(ROOT, 0, "data/dd/f/", ROOT, "data/dd/g"));
     E("symlink onto data/dd/..", __wasi_path_symlink("f", ROOT, "data/dd/.."));

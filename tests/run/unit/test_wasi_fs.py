@@ -278,6 +278,38 @@ def test_readlink_of_a_name_with_a_trailing_slash_answers_as_readlink_does(guest
     }
 
 
+def test_a_slash_after_a_symlink_never_removes_or_moves_the_directory_it_points_to(guest: Guest, sandbox: Path) -> None:
+    """QuickJS's `os.remove("/data/link/")` removed the directory the link named and `os.mkdir("/data/dangling/")`
+    made the one a dangling link names (rmdir, rename and mkdir followed the link); Linux and Wasmtime 51 answer
+    NOTDIR to rmdir/rename of `link/` and EXIST to its mkdir, where `dir/` itself is a directory."""
+    data = sandbox / "data"
+    for name in ("dir", "empty"):
+        (data / name).mkdir()
+    (data / "link").symlink_to("dir")
+    (data / "chain").symlink_to("link")
+    (data / "dot").symlink_to(".")
+    (data / "dangling").symlink_to("nowhere")
+
+    def answers(call: str, *paths: str) -> int:
+        arguments = [DATA, *guest.path(paths[0])]
+        if len(paths) == 2:
+            arguments += [DATA, *guest.path(paths[1], at=PATH + 256)]
+        return guest.call(call, *arguments)
+
+    assert answers("path_remove_directory", "link/") == Errno.NOTDIR
+    assert answers("path_remove_directory", "chain//") == Errno.NOTDIR
+    assert answers("path_remove_directory", "dot/") == Errno.NOTDIR
+    assert answers("path_rename", "link/", "moved") == Errno.NOTDIR
+    assert answers("path_rename", "empty", "link/") == Errno.NOTDIR
+    assert answers("path_rename", "empty/", "chain/") == Errno.NOTDIR
+    assert answers("path_remove_directory", "dangling/") == Errno.NOTDIR
+    assert answers("path_create_directory", "dangling/") == Errno.EXIST  # mkdir(2) never makes a link's target
+    assert answers("path_unlink_file", "link/") == Errno.ISDIR  # as Wasmtime answers (Linux: NOTDIR)
+    assert sorted(path.name for path in data.iterdir()) == ["chain", "dangling", "dir", "dot", "empty", "link"]
+    assert (data / "dir").is_dir() and (data / "link").readlink() == Path("dir")
+    assert answers("path_remove_directory", "empty/") == Errno.SUCCESS  # a real directory's `dir/` still goes
+
+
 def test_missing_preopen_directories_are_created(tmp_path: Path) -> None:
     open_filesystem(OPTIONS, tmp_path / "new", guest="g").close()
     assert (tmp_path / "new" / "data").is_dir() and (tmp_path / "new" / "config").is_dir()
