@@ -656,6 +656,15 @@ static void dots(void) {
     E("stat data/dd/to, still there", __wasi_path_filestat_get(ROOT, 0, "data/dd/to", &st));
     E("symlink data/dd/dg to nothing", __wasi_path_symlink("gone", ROOT, "data/dd/dg"));
     E("mkdir data/dd/dg/", __wasi_path_create_directory(ROOT, "data/dd/dg/"));
+    E("symlink data/dd/lp to itself", __wasi_path_symlink("lp", ROOT, "data/dd/lp"));
+    E("symlink data/dd/out out", __wasi_path_symlink("../../..", ROOT, "data/dd/out"));
+    E("mkdir data/dd/lp/", __wasi_path_create_directory(ROOT, "data/dd/lp/"));
+    E("mkdir data/dd/out/", __wasi_path_create_directory(ROOT, "data/dd/out/"));
+    E("rename data/dd/lp/ away", __wasi_path_rename(ROOT, "data/dd/lp/", ROOT, "data/dd/x"));
+    E("rename data/dd/out/ away", __wasi_path_rename(ROOT, "data/dd/out/", ROOT, "data/dd/x"));
+    open_file("CREAT data/dd/out/", "data/dd/out/", __WASI_OFLAGS_CREAT, 0);
+    E("rename missing onto data/dd/ln/", __wasi_path_rename(ROOT, "data/dd/missing", ROOT, "data/dd/ln/"));
+    E("link missing onto data/dd/to/", __wasi_path_link(ROOT, 0, "data/dd/missing", ROOT, "data/dd/to/"));
     E("link data/dd/f onto data/dd/.", __wasi_path_link(ROOT, 0, "data/dd/f", ROOT, "data/dd/."));
     E("link data/dd/f/ away", __wasi_path_link(ROOT, 0, "data/dd/f/", ROOT, "data/dd/g"));
     E("symlink onto data/dd/..", __wasi_path_symlink("f", ROOT, "data/dd/.."));
