@@ -399,7 +399,9 @@ class WasiFilesystem:
         # O_CREAT|O_EXCL never follows a final symlink: the name exists, whatever it points to (POSIX open)
         exclusive = oflags & (OFLAG_CREAT | OFLAG_EXCL) == OFLAG_CREAT | OFLAG_EXCL
         follow = bool(lookup & LOOKUP_SYMLINK_FOLLOW) and not exclusive
-        with beneath(parent.host_fd, _path(memory, path, path_length), follow=follow) as target:
+        # O_CREAT looks at the name itself: `link/` is ISDIR, as for any name with a slash, wherever the link points
+        creates = bool(oflags & OFLAG_CREAT)
+        with beneath(parent.host_fd, _path(memory, path, path_length), follow=follow, name_itself=creates) as target:
             before = _existing(target) if oflags & (OFLAG_CREAT | OFLAG_TRUNC) else None
             if before is None and oflags & OFLAG_CREAT:
                 self._quota.room_for_name()
@@ -608,14 +610,16 @@ class WasiFilesystem:
 
     def path_create_directory(self, memory: GuestMemory, fd: int, path: int, length: int) -> None:
         parent = self._writable_directory(fd, RIGHT_PATH_CREATE_DIRECTORY)
-        with beneath(parent.host_fd, _path(memory, path, length), follow=False) as target:
+        with beneath(parent.host_fd, _path(memory, path, length), follow=False, name_itself=True) as target:
+            _not_through_a_link(target, Errno.EXIST)
             self._room_for_name(target)
             os.mkdir(target.name, 0o755, dir_fd=target.directory)
         self._quota.named()
 
     def path_remove_directory(self, memory: GuestMemory, fd: int, path: int, length: int) -> None:
         parent = self._writable_directory(fd, RIGHT_PATH_REMOVE_DIRECTORY)
-        with beneath(parent.host_fd, _path(memory, path, length), follow=False) as target:
+        with beneath(parent.host_fd, _path(memory, path, length), follow=False, name_itself=True) as target:
+            _not_through_a_link(target)
             os.rmdir(target.name, dir_fd=target.directory)
         self._quota.unnamed()
 
@@ -633,11 +637,15 @@ class WasiFilesystem:
         source = self._writable_directory(fd, RIGHT_PATH_RENAME_SOURCE)
         destination = self._writable_directory(new_fd, RIGHT_PATH_RENAME_TARGET)
         with (
-            beneath(source.host_fd, _path(memory, old, old_length), follow=False) as old_target,
-            beneath(destination.host_fd, _path(memory, new, new_length), follow=False) as new_target,
+            beneath(source.host_fd, _path(memory, old, old_length), follow=False, name_itself=True) as old_target,
+            beneath(destination.host_fd, _path(memory, new, new_length), follow=False, name_itself=True) as new_target,
         ):
-            slashed = old_target.trailing_slash or new_target.trailing_slash
+            if old_target.name == ".":  # rename(2) of `.` or `..` is BUSY before the new name is looked at
+                raise AbiFault(Errno.BUSY)
+            _not_through_a_link(old_target)
             moved = _lstat(old_target)
+            _not_through_a_link(new_target)
+            slashed = old_target.trailing_slash or new_target.trailing_slash
             if slashed and not stat.S_ISDIR(moved.st_mode):
                 raise AbiFault(Errno.NOTDIR)
             replaced = _existing(new_target)
@@ -674,7 +682,7 @@ class WasiFilesystem:
             beneath(source.host_fd, _path(memory, old, old_length), follow=follow) as old_target,
             beneath(destination.host_fd, _path(memory, new, new_length), follow=False) as new_target,
         ):
-            _existing_directory_if_slashed(old_target)
+            _lstat(old_target)  # a missing source is NOENT before anything is said of the new name, as link(2)
             _new_name(new_target)
             self._room_for_name(new_target)
             os.link(
@@ -871,6 +879,13 @@ def _existing_directory_if_slashed(target: Target) -> None:
     """A name written with a trailing slash must be a directory."""
     if target.trailing_slash:
         _lstat(target)
+
+
+def _not_through_a_link(target: Target, answer: Errno = Errno.NOTDIR) -> None:
+    """`link/` names the symlink itself to a call that makes, removes or moves a name, never what it points to
+    (even out of the preopen or in a loop): rmdir(2) and rename(2) answer NOTDIR for a symlink, mkdir(2) EXIST."""
+    if target.slashed_link:
+        raise AbiFault(answer)
 
 
 def _new_name(target: Target) -> None:

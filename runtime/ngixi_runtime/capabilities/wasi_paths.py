@@ -9,7 +9,9 @@ make the host hold more than that many descriptors. The last component is handed
 `follow_symlinks=False`, unlinkat, renameat), so a symlink swapped in while a path is resolved makes
 the call fail instead of leaving the root.
 A trailing slash is never passed to the kernel (which would follow a final symlink): it is kept as
-`Target.trailing_slash`, and a final symlink before it is resolved here.
+`Target.trailing_slash`, and a final symlink before it is resolved here, but for a call that makes, removes or
+moves that name (`name_itself`): Linux's mkdir, rmdir and rename look at the link itself, whatever it points to
+(`Target.slashed_link`).
 """
 
 from __future__ import annotations
@@ -37,20 +39,22 @@ class Target(NamedTuple):
     directory: int
     name: str
     trailing_slash: bool = False
+    slashed_link: bool = False  # the name is a symlink with a slash after it, left unfollowed (`name_itself`)
 
 
 @contextmanager
-def beneath(root_fd: int, path: str, *, follow: bool) -> Iterator[Target]:
-    """Resolves `path` beneath `root_fd`; `follow` also follows a symlink in the last component."""
+def beneath(root_fd: int, path: str, *, follow: bool, name_itself: bool = False) -> Iterator[Target]:
+    """Resolves `path` beneath `root_fd`; `follow` also follows a symlink in the last component, as a slash after
+    it does unless the call acts on the `name_itself`."""
     stack = [root_fd]  # the root stays the caller's; only the directories opened on the way are closed
     try:
-        yield _walk(stack, path, follow)
+        yield _walk(stack, path, follow, name_itself)
     finally:
         for fd in stack[1:]:
             os.close(fd)
 
 
-def _walk(stack: list[int], path: str, follow: bool) -> Target:
+def _walk(stack: list[int], path: str, follow: bool, name_itself: bool) -> Target:
     pending = deque(path.split("/"))
     links = 0
     while pending:
@@ -66,6 +70,8 @@ def _walk(stack: list[int], path: str, follow: bool) -> Target:
                 return Target(stack[-1], ".", trailing)
             continue
         target = link_target(stack[-1], name) if follow or trailing or not last else None
+        if target is not None and trailing and name_itself:
+            return Target(stack[-1], name, trailing, slashed_link=True)
         if target is not None:
             links += 1
             if links > MAX_SYMLINKS:

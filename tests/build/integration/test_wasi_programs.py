@@ -108,6 +108,13 @@ KNOWN: dict[str, tuple[Known, ...]] = {
             for label in ("set APPEND on stdout", "set NONBLOCK on stdin")
         ),
         _errno(
+            "rmdir data/dd/ln/",
+            28,
+            54,
+            "`link/` names the symlink, which rmdir(2) answers NOTDIR for, as Wasmtime 51 does; 50 answers INVAL "
+            "to any `name/`",
+        ),
+        _errno(
             "mkdir under a file fd",
             8,
             54,

@@ -105,8 +105,9 @@ def test_a_symlink_the_guest_makes_may_point_anywhere_but_is_never_followed_out(
         assert guest.try_open(DATA, "link/x", OFLAG_CREAT, RIGHT_FD_WRITE) == wasi_paths.ESCAPE
         assert guest.call("path_filestat_get", DATA, lookup, *guest.path("link/"), OUT) == wasi_paths.ESCAPE
     assert guest.call("path_create_directory", DATA, *guest.path("link/new")) == wasi_paths.ESCAPE
-    assert rename(guest, DATA, "link/", DATA, "moved") == wasi_paths.ESCAPE
-    assert guest.call("path_remove_directory", DATA, *guest.path("link/")) == wasi_paths.ESCAPE
+    # rename and rmdir of `link/` act on the link itself, never following it: NOTDIR, as Linux and Wasmtime 51 answer
+    assert rename(guest, DATA, "link/", DATA, "moved") == Errno.NOTDIR
+    assert guest.call("path_remove_directory", DATA, *guest.path("link/")) == Errno.NOTDIR
     assert link(guest, DATA, "link", DATA, "hard", lookup=LOOKUP_SYMLINK_FOLLOW) == wasi_paths.ESCAPE
     untouched(sandbox)
 
