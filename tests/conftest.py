@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
 import tarfile
 from collections import Counter
@@ -93,10 +94,28 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     return directory
 
 
+@pytest.fixture(scope="session")
+def _aot_cache_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("aot")
+
+
 @pytest.fixture(autouse=True)
-def aot_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh host AOT cache per test, also seen by the ngixi processes tests start."""
-    directory = tmp_path_factory.mktemp("aot")
+def aot_cache_dir(
+    _aot_cache_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """An empty host AOT cache for each test, also seen by the ngixi processes tests start. Always at one path:
+    isolated tenants are forked by a fork server per environment, the cache's path part of it, and a path per test
+    started a fork server (its imports and warm-up) for every test that ran an isolated tenant. The last test's
+    cache is moved away whole (a link or a directory opened to others included), so that a tenant it left running
+    writes there, not here, then removed."""
+    directory = _aot_cache_path
+    if directory.is_symlink() or directory.exists():
+        used = tmp_path_factory.mktemp("aot-used") / "aot"
+        directory.rename(used)
+        if not used.is_symlink():
+            used.chmod(0o700)
+            shutil.rmtree(used, ignore_errors=True)
+    directory.mkdir(mode=0o700)
     monkeypatch.setenv(CACHE_VARIABLE, str(directory))
     return directory
 
