@@ -27,7 +27,7 @@ from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import REPO, KeyFiles, make_bundle
 from tests.integration import BIN, LANGUAGE_COMPONENTS, copy_project, installed_toolchain, run, share_toolchains
 
-pytestmark = [pytest.mark.integration, pytest.mark.heavy(cpu_seconds=200)]
+pytestmark = [pytest.mark.integration, pytest.mark.heavy(cpu_seconds=130)]
 
 EPOCH = {"SOURCE_DATE_EPOCH": "1700000000"}
 KILLS = 3
