@@ -30,7 +30,7 @@ from ngixi_build.stages import component, core_bindings
 from ngixi_build.stages.precompile import made_here, metadata_path, precompile_inputs, wasmtime_precompile_inputs
 from ngixi_build.toolchains import installs, npm_deps
 from ngixi_build.toolchains.assemblyscript import PIN_FILES, toolchain_for
-from ngixi_build.workflows import clean, pipeline, publish, release
+from ngixi_build.workflows import clean, pipeline, release
 from ngixi_build.workflows.scaffold import editor_link
 from ngixi_build.workflows.tasks import TargetsUnchanged, TreeUnchanged, as_action, existing, precompile_subtask
 from ngixi_build.workflows.watch import WatchAction
@@ -50,6 +50,14 @@ def project_tasks(root: Path) -> dict[str, Any]:
         return declare(project)
     except NgixiError as error:
         fail(error)
+
+
+def publish_project_release(project: Project, *, force: bool = False, timeout: float | None = None) -> None:
+    """`doit publish`'s action. The registry client (oras, requests, jsonschema) is imported by the one task that
+    uses it: at the top of this module it was half of every doit command's start-up."""
+    from ngixi_build.workflows.publish import publish_project_release as publish
+
+    publish(project, force=force, timeout=timeout)
 
 
 def quiet_interrupt(kind: type[BaseException], value: BaseException, traceback: TracebackType | None) -> None:
@@ -388,7 +396,7 @@ class ProjectTasks:
     def task_publish(self) -> Task:
         """Push the release bundles to the OCI registry in $NGIXI_REGISTRY."""
         return {
-            "actions": [as_action(publish.publish_project_release, locked=False, project=self.project)],
+            "actions": [as_action(publish_project_release, locked=False, project=self.project)],
             "params": [
                 {
                     "name": "force",
