@@ -32,7 +32,7 @@ class ProcessWatchdog:
 
     def __init__(self, report: Callable[[str], str] | None = None) -> None:
         self._orders: int | None = None
-        self._watcher = 0
+        self._watcher = self._forked_by = 0
         self._report = report
 
     @contextmanager
@@ -47,15 +47,20 @@ class ProcessWatchdog:
         """Ends the watcher; once this returns it writes nothing more (or it fired, and this process is ended)."""
         if self._orders is None:
             return
-        os.write(self._orders, _ORDER.pack(_STOP, 0, 0))
-        os.close(self._orders)
-        self._orders = None
-        with suppress(ChildProcessError):  # reaped by someone else: it is gone all the same
-            os.waitpid(self._watcher, 0)
+        orders, self._orders = self._orders, None
+        try:
+            if os.getpid() == self._forked_by:  # a process forked since would end its parent's watcher
+                with suppress(BrokenPipeError):  # it is gone already
+                    os.write(orders, _ORDER.pack(_STOP, 0, 0))
+                with suppress(ChildProcessError):  # reaped by someone else
+                    os.waitpid(self._watcher, 0)
+        finally:
+            os.close(orders)
 
     def _order(self, deadline: float, message: str) -> None:
         if self._orders is None:
             self._watcher, self._orders = _fork_watcher(keep_stdout=self._report is not None)
+            self._forked_by = os.getpid()
         text = f"ngixi: error: {message}\n".encode(errors="replace") if message else b""
         report = f"{self._report(message)}\n".encode(errors="replace") if message and self._report else b""
         os.write(self._orders, _ORDER.pack(deadline, len(text), len(report)) + text + report)

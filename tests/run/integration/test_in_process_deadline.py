@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -69,4 +70,10 @@ def test_a_closed_watchdog_has_ended_its_watcher() -> None:
     with watchdog.limit(60, "never reached"):
         assert len(_children() - before) == 1
     watchdog.close()
+    assert _children() == before
+    with watchdog.limit(60, "never reached"):
+        [watcher] = _children() - before
+    os.kill(int(watcher), signal.SIGKILL)
+    os.waitpid(int(watcher), 0)
+    watchdog.close()  # a watcher gone already: closed all the same
     assert _children() == before
