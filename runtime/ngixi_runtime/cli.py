@@ -122,10 +122,7 @@ def _show(result: CallResult, *, as_json: bool, output_file: Path | None = None)
 def _write_call(result: CallResult, *, as_json: bool, output_file: Path | None) -> None:
     from ngixi_runtime.call_io import write_output
 
-    if as_json:
-        if output_file is not None and result.output is not None:  # the file too, as without --json; first, so
-            # that a file it cannot write is the run's one failure document
-            write_output(result.output, "bytes", to_file=output_file, stdout=sys.stdout.buffer, stderr=sys.stderr)
+    if as_json:  # the output file, if any, is written (`_run`)
         print(printable_json({"ok": True, **_call_document(result)}, indent=2))
         return
     for line in result.logs:  # none, when they were passed on as logged
@@ -192,7 +189,7 @@ def _reader_may_go() -> Iterator[None]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     try:
-        return _run_isolating(args)
+        result = _run_isolating(args)
     except BrokenPipeError:
         raise
     except KeyboardInterrupt:  # `main` ends as Ctrl-C ends a shell's command
@@ -203,9 +200,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.json:
             _show_failure(error)
         raise
+    # Out of the try: --json's one document has begun, and what ends the run while it is written (Ctrl-C, a write
+    # that fails) is told on stderr alone, never as a second document after part of the first.
+    _show(result, as_json=args.json, output_file=args.output)
+    return process_exit_code(result.exit_code or 0)
 
 
-def _run_isolating(args: argparse.Namespace) -> int:
+def _run_isolating(args: argparse.Namespace) -> CallResult:
     if args.in_process:
         return _run(args)
     from ngixi_runtime.loading.zygote_server import tenants_forked_here
@@ -214,9 +215,10 @@ def _run_isolating(args: argparse.Namespace) -> int:
         return _run(args)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> CallResult:
+    """The guest's run or call, with --json's output file written (the document is `cmd_run`'s to print)."""
     with _collection_paused(args.own_process):
-        from ngixi_runtime.call_io import call_export
+        from ngixi_runtime.call_io import call_export, write_output
         from ngixi_runtime.loading.tenants import CallFailed, open_tenant
 
     trust = trust_file(args)
@@ -261,8 +263,10 @@ def _run(args: argparse.Namespace) -> int:
             if not args.json:  # --json: in its failure document
                 _show(failure.result, as_json=False)
             raise
-    _show(result, as_json=args.json, output_file=args.output)
-    return process_exit_code(result.exit_code or 0)
+    if args.json and args.output is not None and result.output is not None:  # the file too, as without --json;
+        # before the document, so that a file it cannot write is the run's one failure document
+        write_output(result.output, "bytes", to_file=args.output, stdout=sys.stdout.buffer, stderr=sys.stderr)
+    return result
 
 
 class _PassedOn(NamedTuple):

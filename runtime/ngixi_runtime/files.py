@@ -229,7 +229,8 @@ def read_input_bytes(path: Path, *, what: str, limit: int = INPUT_FILE_LIMIT, ow
     A FIFO, device or directory at the path is refused at once (it is opened without blocking), and a file
     that grows past `limit` is never read whole. With `own_state` (ngixi's trust, policy, rollback state and
     keys), a file with other names (hard links) is refused too: one of them could lie in a folder a guest is
-    granted, where no check of paths or directories finds it.
+    granted, where no check of paths or directories finds it; but for a file anyone may read and this process may
+    not write (`_public_and_fixed`), as an OS image's or package store's files are (ostree's, Nix's: linked).
     """
     try:
         descriptor, kind = open_plain(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
@@ -242,7 +243,7 @@ def read_input_bytes(path: Path, *, what: str, limit: int = INPUT_FILE_LIMIT, ow
             os.close(descriptor)
         raise InvalidInput(f"{path}: {_kind_of(kind)}, not a regular file; name the file of {what}")
     status = os.fstat(descriptor)
-    if own_state and status.st_nlink > 1:
+    if own_state and status.st_nlink > 1 and not _public_and_fixed(status):
         os.close(descriptor)
         raise OtherNames(_other_names(path, what, status.st_nlink))
     try:  # a read sets aside as many bytes as asked for: ask for the size, then for what it grew by
@@ -256,6 +257,15 @@ def read_input_bytes(path: Path, *, what: str, limit: int = INPUT_FILE_LIMIT, ow
     if len(data) > limit:
         raise InvalidInput(f"{path}: over {limit} bytes, too large for {what}")
     return data
+
+
+def _public_and_fixed(status: os.stat_result) -> bool:
+    """Whether a file is no secret (anyone may read it) and no name of it lets this process change it: it is not
+    root, and the file's mode lets neither its group nor others write it, nor this user as its owner (a guest has
+    no call that changes a mode)."""
+    mode, user = status.st_mode, os.geteuid()
+    owner_writes = status.st_uid == user and mode & stat.S_IWUSR
+    return bool(mode & stat.S_IROTH) and user != 0 and not owner_writes and not mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
 class OtherNames(InvalidInput):

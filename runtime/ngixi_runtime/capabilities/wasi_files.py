@@ -313,8 +313,9 @@ class WasiFilesystem:
     def ready(self, fd: int, writing: bool) -> tuple[int, int]:
         """poll_oneoff's answer for a descriptor: (errno, bytes available to read or to write). A file is ready
         either way, whatever it was opened for (as Wasmtime's); a stream only its own way, and a closed descriptor
-        or a directory never: BADF, which fails the whole call."""
-        descriptor = self._get(fd)
+        or a directory never: BADF, which fails the whole call, as a descriptor fd_fdstat_set_rights took
+        POLL_FD_READWRITE from does (NOTCAPABLE)."""
+        descriptor = self._get(fd, RIGHT_POLL_FD_READWRITE)
         if descriptor.filetype != FILETYPE_REGULAR_FILE:
             self._get(fd, RIGHT_FD_WRITE if writing else RIGHT_FD_READ)
         if descriptor.host_fd < 0:

@@ -295,8 +295,12 @@ def open_tenant(
             )
             if watchdog is None:
                 return InProcessTenant(opening())
-            with _watched(watchdog, manifest, "start"):
-                return InProcessTenant(opening(), watchdog)
+            try:
+                with _watched(watchdog, manifest, "start"):
+                    return InProcessTenant(opening(), watchdog)
+            except BaseException:  # its watcher ended before the failure is told (`ProcessWatchdog.close`)
+                watchdog.close()
+                raise
         options = {
             "args": list(args),
             "env": dict(env or {}),

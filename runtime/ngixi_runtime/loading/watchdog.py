@@ -16,6 +16,7 @@ from contextlib import contextmanager, suppress
 
 # The deadline (time.monotonic, 0: none) and the lengths of the stderr line and the stdout report after it.
 _ORDER = struct.Struct("<dII")
+_STOP = -1.0  # an order's deadline that ends the watcher (`close`)
 # POSIX fixes SIGKILL's number; `signal` (its enums, about 1 ms) would be imported by every in-process run for it.
 _SIGKILL = 9
 
@@ -24,11 +25,14 @@ class ProcessWatchdog:
     """Ends this process (SIGKILL), with a one-line error on stderr, when a `limit` block outlives its time; with
     `report`, what it makes of that line (`ngixi run --json`'s failure document) is written to stdout first.
 
-    The watcher is forked on first use and reads its orders from a pipe; it exits when this process does.
+    The watcher is forked on first use and reads its orders from a pipe; it exits when this process does, or at
+    `close`, which waits for it: whatever this process writes after that (`ngixi run --json`'s own document) never
+    meets a report of a watcher that fired as the last `limit` block ended.
     """
 
     def __init__(self, report: Callable[[str], str] | None = None) -> None:
         self._orders: int | None = None
+        self._watcher = self._forked_by = 0
         self._report = report
 
     @contextmanager
@@ -40,23 +44,34 @@ class ProcessWatchdog:
             self._order(0.0, "")
 
     def close(self) -> None:
-        if self._orders is not None:
-            os.close(self._orders)
-            self._orders = None
+        """Ends the watcher; once this returns it writes nothing more (or it fired, and this process is ended)."""
+        if self._orders is None:
+            return
+        orders, self._orders = self._orders, None
+        try:
+            if os.getpid() == self._forked_by:  # a process forked since would end its parent's watcher
+                with suppress(BrokenPipeError):  # it is gone already
+                    os.write(orders, _ORDER.pack(_STOP, 0, 0))
+                with suppress(ChildProcessError):  # reaped by someone else
+                    os.waitpid(self._watcher, 0)
+        finally:
+            os.close(orders)
 
     def _order(self, deadline: float, message: str) -> None:
         if self._orders is None:
-            self._orders = _fork_watcher(keep_stdout=self._report is not None)
+            self._watcher, self._orders = _fork_watcher(keep_stdout=self._report is not None)
+            self._forked_by = os.getpid()
         text = f"ngixi: error: {message}\n".encode(errors="replace") if message else b""
         report = f"{self._report(message)}\n".encode(errors="replace") if message and self._report else b""
         os.write(self._orders, _ORDER.pack(deadline, len(text), len(report)) + text + report)
 
 
-def _fork_watcher(*, keep_stdout: bool) -> int:
-    """Forks the watcher; the write end of its order pipe."""
+def _fork_watcher(*, keep_stdout: bool) -> tuple[int, int]:
+    """Forks the watcher; its process id and the write end of its order pipe."""
     reading, writing = os.pipe()
     parent = os.getpid()
-    if os.fork() == 0:
+    watcher = os.fork()
+    if watcher == 0:
         try:
             _keep_only(reading, keep_stdout=keep_stdout)
             _watch(reading, parent)
@@ -64,7 +79,7 @@ def _fork_watcher(*, keep_stdout: bool) -> int:
             os._exit(0)
     os.close(reading)
     os.set_inheritable(writing, False)
-    return writing
+    return watcher, writing
 
 
 def _keep_only(orders: int, *, keep_stdout: bool) -> None:
@@ -98,6 +113,8 @@ def _watch(orders: int, parent: int) -> None:
                 break
             deadline, message, report = next_deadline, pending[_ORDER.size : split], pending[split:end]
             pending = pending[end:]
+        if deadline == _STOP:
+            return
 
 
 def _write_all(descriptor: int, data: bytes) -> None:

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from ngixi_runtime.loading.watchdog import ProcessWatchdog
 from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle
 from tests.integration import BIN, run_in
 from tests.wasmgen import Func, Imp, module
@@ -48,3 +51,29 @@ def test_a_spinning_guest_in_process_is_stopped_at_its_timeout(
         assert (error["kind"], f"ngixi: error: {error['message']}".startswith(line)) == ("guest", True)
     else:
         assert result.stdout == ""
+
+
+def _children() -> set[str]:
+    """This thread's child processes, unreaped ones included (Linux's /proc)."""
+    listing = Path(f"/proc/self/task/{threading.get_native_id()}/children")
+    if not listing.exists():
+        pytest.skip("this kernel does not list a thread's children")
+    return set(listing.read_text().split())
+
+
+def test_a_closed_watchdog_has_ended_its_watcher() -> None:
+    """`ngixi run --json` prints its document once the tenant is closed: a watcher still running then could fire
+    at the deadline of a call that had just ended and write its own document too, before or after that one.
+    close() ends the watcher and waits for it (a limit block and a close, no deadline reached)."""
+    before = _children()
+    watchdog = ProcessWatchdog(lambda message: message)
+    with watchdog.limit(60, "never reached"):
+        assert len(_children() - before) == 1
+    watchdog.close()
+    assert _children() == before
+    with watchdog.limit(60, "never reached"):
+        [watcher] = _children() - before
+    os.kill(int(watcher), signal.SIGKILL)
+    os.waitpid(int(watcher), 0)
+    watchdog.close()  # a watcher gone already: closed all the same
+    assert _children() == before

@@ -12,8 +12,8 @@ import pytest
 
 from ngixi_runtime import cli
 from ngixi_runtime.cli import COMMAND_GROUP, Command, _collection_paused, _commands_for, _parser, main
-from tests.conftest import KeyFiles, exit_code, make_bundle
-from tests.wasmgen import Func, module
+from tests.conftest import KeyFiles, exit_code, make_bundle, make_key
+from tests.wasmgen import ADD_BODY, Func, module
 
 
 def _greet(args: argparse.Namespace) -> int:
@@ -257,3 +257,23 @@ def test_run_json_prints_a_failure_document_when_interrupted(
         "ok": False,
         "error": {"kind": "interrupted", "message": "interrupted (SIGINT)", "exit_code": 130},
     }
+
+
+def test_run_json_stays_one_document_when_interrupted_while_printing_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the call's document was written (a reader slow to take it) added the interrupted document
+    after the part written; what was begun is left, with exit code 130 and no second document."""
+    keys = make_key(tmp_path / "keys")
+    bundle = make_bundle(
+        tmp_path / "bundle", keys.key, wasm=module(functions=[Func("add", ["i32", "i32"], ["i32"], ADD_BODY)])
+    )
+
+    def cut_short(result: object, *, as_json: bool, output_file: Path | None) -> None:
+        print('{"ok": true,', end="")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_write_call", cut_short)
+    argv = ["run", "--json", "--in-process", str(bundle), "add", "2", "3", "--trust", str(keys.trust)]
+    assert main(argv) == 130
+    assert capsys.readouterr().out == '{"ok": true,'

@@ -18,7 +18,7 @@ from ngixi_runtime.capabilities.wasi_files import WasiFilesystem
 from ngixi_runtime.cli import process_exit_code
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.files import write_by
-from ngixi_runtime.spec.abi import MAX_IOVECS, AbiFault, Errno, gather
+from ngixi_runtime.spec.abi import MAX_IOVECS, RIGHT_FD_READ, AbiFault, Errno, gather
 from tests.conftest import FakeMemory
 
 GRANTS = frozenset({"log", "stdio", "clock", "random", "args", "env"})
@@ -213,6 +213,18 @@ def test_stdio_polled_against_its_direction_is_badf_with_fs_or_without(with_fs: 
     for against in [(3, 1, 1), (4, 2, 0), (5, 1, 99)]:  # read stdout, write stdin, read a closed descriptor
         assert poll(ctx, *along, against) == Errno.BADF
     assert polled(ctx, *along) == [(1, Errno.SUCCESS, 100), (2, Errno.SUCCESS, 5)]
+
+
+def test_a_descriptor_whose_poll_right_was_dropped_is_not_polled() -> None:
+    """fd_fdstat_set_rights narrows every call a right names: poll_oneoff's is POLL_FD_READWRITE, which a file or
+    stream dropped still answered for (NOTCAPABLE, as each dropped right's call answers)."""
+    ctx = context()
+    ctx.states["stdin"] = StdinState(b"abcde")
+    filesystem = WasiFilesystem.over([], guest="g", console=ctx, stdin=b"abcde")
+    ctx.states["fs"] = filesystem
+    assert polled(ctx, (1, 1, 0)) == [(1, Errno.SUCCESS, 5)]
+    filesystem.fd_fdstat_set_rights(ctx.mem, 0, RIGHT_FD_READ, 0)
+    assert poll(ctx, (1, 1, 0)) == Errno.NOTCAPABLE
 
 
 def test_abort_reads_assemblyscript_strings() -> None:

@@ -260,6 +260,46 @@ def test_ngixis_own_state_with_another_name_is_refused_naming_it(
         use()
 
 
+@pytest.mark.parametrize(
+    ("mode", "owner", "refused"),
+    [
+        (0o444, 0, False),
+        (0o644, 0, False),
+        (0o444, 1000, False),
+        (0o644, 1000, True),
+        (0o440, 0, True),
+        (0o664, 0, True),
+        (0o646, 0, True),
+    ],
+)
+def test_a_linked_state_file_this_user_can_neither_change_nor_keep_secret_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int, owner: int, refused: bool
+) -> None:
+    """An OS image's or package store's files have several names (ostree links /usr into its repository, Nix
+    links identical files together): a policy or trust file shipped there was refused. A guest given another name
+    of it could only read what anyone may read; a file this user (not root) may change, or others may not read,
+    is still refused."""
+    (tmp_path / "store").mkdir()
+    policy = tmp_path / "store" / "policy.toml"
+    policy.write_text('[capabilities]\nallow = ["fs"]\n')
+    os.link(policy, tmp_path / "policy.toml")
+    policy.chmod(mode)
+    real_stat = os.fstat
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "fstat", lambda fd: _owned_by(real_stat(fd), owner))
+    if refused:
+        with pytest.raises(InvalidInput, match=r"has 1 other name\(s\)"):
+            load_policy(tmp_path / "policy.toml")
+    else:
+        assert load_policy(tmp_path / "policy.toml").capabilities == frozenset({"fs"})
+
+
+def _owned_by(status: os.stat_result, owner: int) -> os.stat_result:
+    fields = list(status)
+    fields[stat.ST_UID] = owner
+    return os.stat_result(fields)
+
+
 def test_a_sandbox_inside_another_guests_files_is_refused(tmp_path: Path) -> None:
     """Sandboxes nested by the operator (`--sandbox` inside a guest's own files) let that guest, through its
     preopens, rewrite the other guest's kv data, files and signer record: the inner sandbox is refused, naming the
