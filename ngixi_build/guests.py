@@ -36,6 +36,11 @@ class GuestBuild:
     build: BuildCommand | None = None  # a "wasm" guest's [build] table
     compile: CCompileOptions | ZigCompileOptions | None = None  # a C or Zig guest's [compile] table
 
+    @property
+    def is_prebuilt(self) -> bool:
+        """A "wasm" guest without a [build] command: a module the project takes as it is."""
+        return self.type.language == "wasm" and (self.build is None or not self.build.command)
+
 
 def read_guest(project: Project, name: str) -> GuestBuild:
     try:  # leniently: the validate task reports what is wrong with the manifest

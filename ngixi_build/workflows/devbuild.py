@@ -138,7 +138,7 @@ class DevBuilder:
                 else:
                     write_atomic(self.project.wasm_path(name), self._scratch(name).read_bytes())
                     if not guest.type.is_component:  # as doit build does
-                        pipeline.fit_core_module(self.project.wasm_path(name), guest)
+                        pipeline.fit_core_module(self.project, self.project.wasm_path(name), guest)
             with step("validate"):
                 pipeline.validate(self.project, name)
             wasm_sha256 = hashlib.sha256(self.project.wasm_path(name).read_bytes()).hexdigest()

@@ -114,14 +114,15 @@ def compile_guest(project: Project, guest: GuestBuild) -> None:
     wasm_path = project.wasm_path(guest.name)
     size = language.compile(CompileJob(project, guest, wasm_path))
     if not guest.type.is_component:
-        fit_core_module(wasm_path, guest)
+        fit_core_module(project, wasm_path, guest)
     log.debug("%s: %d bytes of %s wasm", guest.name, size, language.name)
 
 
-def fit_core_module(wasm_path: Path, guest: GuestBuild) -> None:
+def fit_core_module(project: Project, wasm_path: Path, guest: GuestBuild) -> None:
     """What the build changes of any toolchain's core module: a memory maximum where it declares none, and a
     library's start function exported as `_initialize`."""
-    if bound_memory(wasm_path=wasm_path, memory_pages=guest.memory_pages):
+    prebuilt_manifest = project.manifest_path(guest.name) if guest.is_prebuilt else None
+    if bound_memory(wasm_path=wasm_path, memory_pages=guest.memory_pages, prebuilt_manifest=prebuilt_manifest):
         log.info("%s: its memory declared no maximum; set to limits.memory_pages = %d", guest.name, guest.memory_pages)
     if export_start(wasm_path=wasm_path, library=guest.type.kind == "library"):
         log.info("%s: its start function is exported as _initialize, run once its memory is linked", guest.name)

@@ -47,6 +47,11 @@ def memory_problems(manifest: Manifest, info: ModuleInfo) -> list[str]:
                 "its memory is shared (threads: a -pthread or wasm32-wasip1-threads build), which a guest may not "
                 "have: no engine here runs a shared memory; build it without threads"
             )
+        elif memory.minimum_pages > limit:  # no maximum could fit: only the manifest's limit can make room
+            problems.append(
+                f"its memory starts at {memory.minimum_pages} pages, over limits.memory_pages = {limit}; "
+                f"raise limits.memory_pages to at least {memory.minimum_pages}"
+            )
         elif memory.maximum_pages is None:
             problems.append(
                 f"its memory declares no maximum: build it with ngixi-build, which sets limits.memory_pages = "

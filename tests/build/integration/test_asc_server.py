@@ -52,7 +52,8 @@ def test_warm_compiles_give_the_command_lines_bytes_whatever_came_before(
     assert (tmp_path / "0-wasi-hello.wasm").read_bytes() == (tmp_path / "2-wasi-hello.wasm").read_bytes()
     hello = read_guest(project, "hello")
     pipeline.compile_guest(project, hello)
-    pipeline.fit_core_module(tmp_path / "1-hello.wasm", hello)  # what the build changes of asc's module, as it did
+    # what the build changes of asc's module, as it did
+    pipeline.fit_core_module(project, tmp_path / "1-hello.wasm", hello)
     assert (tmp_path / "1-hello.wasm").read_bytes() == project.wasm_path("hello").read_bytes()
 
 

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from ngixi_build.guests import read_guest
+from ngixi_build.project import Project
 from ngixi_build.stages.memory import bound_memory
 from ngixi_build.stages.validate import validate
+from ngixi_build.workflows.pipeline import compile_guest
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.limits import table_elements
 from ngixi_runtime.guest.manifest import ManifestError
@@ -53,7 +56,25 @@ def test_a_memory_beyond_the_limit_is_refused_with_how_to_fix_it(
         bound_memory(wasm_path=path, memory_pages=16)
     if memory[1] is not None:
         assert all(fix in str(refused.value) for fix in TOOLCHAIN_FIXES)
+    else:  # a guest compiled from source may be rebuilt with a smaller initial memory
+        assert "--initial-memory=" in str(refused.value)
     assert path.read_bytes() == wasm
+
+
+def test_a_prebuilt_module_starting_above_the_limit_is_told_to_raise_it_in_its_manifest(tmp_path: Path) -> None:
+    # Someone else's .wasm cannot be rebuilt: only its manifest's limit can make room for its memory.
+    project = Project(tmp_path)
+    project.manifests_dir.mkdir()
+    (project.guests_dir / "g").mkdir(parents=True)
+    (project.guests_dir / "g" / "g.wasm").write_bytes(module(functions=[ADD], memory=(32, None)))
+    manifest = project.manifest_path("g")
+    manifest.write_text('[guest]\nname = "g"\nversion = "0.1.0"\nlanguage = "wasm"\n[limits]\nmemory_pages = 16\n')
+    with pytest.raises(InvalidInput) as refused:
+        compile_guest(project, read_guest(project, "g"))
+    assert str(refused.value) == (
+        f"{manifest}: limits.memory_pages = 16, but its prebuilt module starts with 32 pages of memory; "
+        f"raise limits.memory_pages in {manifest} to at least 32"
+    )
 
 
 def validation_problems(tmp_path: Path, wasm: bytes, manifest: str = LIMITED) -> str:
@@ -68,6 +89,15 @@ def test_validation_refuses_a_memory_without_a_maximum_saying_how_to_fix_it(tmp_
     problems = validation_problems(tmp_path, module(functions=[ADD], memory=(1, None)))
     assert problems.startswith(f"{tmp_path / 'hello.toml'}: limits.memory_pages: its memory declares no maximum")
     assert all(fix in problems for fix in TOOLCHAIN_FIXES)
+
+
+def test_validation_and_loads_tell_a_memory_starting_above_the_limit_to_raise_it(tmp_path: Path) -> None:
+    # no maximum of at most limits.memory_pages could fit it, so none is suggested
+    problems = validation_problems(tmp_path, module(functions=[ADD], memory=(32, 64)))
+    assert problems == (
+        f"{tmp_path / 'hello.toml'}: limits.memory_pages: its memory starts at 32 pages, over limits.memory_pages = "
+        "16; raise limits.memory_pages to at least 32"
+    )
 
 
 def test_validation_refuses_what_a_load_on_any_engine_refuses(tmp_path: Path) -> None:
