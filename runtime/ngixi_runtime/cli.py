@@ -208,11 +208,44 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_isolating(args: argparse.Namespace) -> CallResult:
     if args.in_process:
-        return _run(args)
+        with _ctrl_c_interrupts_wasmtime(own_process=args.own_process):
+            return _run(args)
     from ngixi_runtime.loading.zygote_server import tenants_forked_here
 
     with tenants_forked_here():  # one tenant: not worth starting a fork server for
         return _run(args)
+
+
+@contextmanager
+def _ctrl_c_interrupts_wasmtime(*, own_process: bool) -> Iterator[None]:
+    """Ctrl-C ends a Wasmtime call in the guest's own code at once, not at its deadline: Python raises
+    KeyboardInterrupt only once the call has returned, so a thread woken by the signal (Python's wakeup fd, set in
+    the command's own process alone, from its main thread) makes the call's deadline come now."""
+    if not own_process:
+        yield
+        return
+    import _thread  # threading.Thread's start() would wait for the thread to run, in every run
+    import signal
+
+    readable, writable = os.pipe()
+    os.set_blocking(writable, False)
+    previous = signal.set_wakeup_fd(writable, warn_on_full_buffer=False)
+    _thread.start_new_thread(_interrupt_on_sigint, (readable,))
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.close(writable)  # the thread reads the end of the pipe and stops
+
+
+def _interrupt_on_sigint(readable: int) -> None:
+    import signal
+
+    with open(readable, "rb", buffering=0) as pipe:
+        while signals := pipe.read(64):
+            wasmtime_engine = sys.modules.get("ngixi_runtime.engines.wasmtime")  # never imported: no call to end
+            if signal.SIGINT in signals and wasmtime_engine is not None:
+                wasmtime_engine.TICKER.interrupt()
 
 
 def _run(args: argparse.Namespace) -> CallResult:

@@ -48,6 +48,7 @@ PAGE_BYTES = 65536
 Code = TypeVar("Code")
 ExportCall = Callable[[wasmtime.Store, Sequence[Number]], Any]
 _TICK_SECONDS = 0.01
+_INTERRUPT_BURST = 1000  # epochs advanced at once to end the running calls: ten seconds of deadline
 _VALUE_TYPES = {
     "i32": wasmtime.ValType.i32,
     "i64": wasmtime.ValType.i64,
@@ -256,6 +257,15 @@ class _EpochTicker:
             self._started = True
         self._asleep = False
         self._awake.set()
+
+    def interrupt(self) -> None:
+        """Ends the calls running now at their next epoch check, as their deadlines would (Ctrl-C): advances every
+        engine's epoch in bursts until no call runs, whatever deadline each was given."""
+        while self._active:
+            for engine in self.engines:
+                for _ in range(_INTERRUPT_BURST):
+                    engine.increment_epoch()
+            time.sleep(_TICK_SECONDS)
 
     def _tick(self) -> None:
         while True:

@@ -15,7 +15,7 @@ import pytest
 
 from ngixi_runtime.loading.watchdog import ProcessWatchdog
 from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle
-from tests.integration import BIN, run_in
+from tests.integration import BIN, WatchProcess, run_in
 from tests.wasmgen import Func, Imp, module
 
 SPIN = b"\x03\x40\x0c\x00\x0b\x00"  # loop: br 0; end; unreachable
@@ -51,6 +51,23 @@ def test_a_spinning_guest_in_process_is_stopped_at_its_timeout(
         assert (error["kind"], f"ngixi: error: {error['message']}".startswith(line)) == ("guest", True)
     else:
         assert result.stdout == ""
+
+
+@pytest.mark.parametrize("where", [["--in-process"], []], ids=["in-process", "isolated"])
+def test_ctrl_c_ends_a_spinning_call_at_once_on_wasmtime(tmp_path: Path, keys: KeyFiles, where: list[str]) -> None:
+    """In process, Python raises KeyboardInterrupt only once Wasmtime's call returns: Ctrl-C waited for the guest's
+    deadline (a minute here) before its one interrupted document and exit 130. Isolated, it never waited."""
+    bundle = make_bundle(tmp_path / "out", keys.key, wasm=spinning(False), manifest=TIMED.replace("200", "60000"))
+    argv = ["ngixi", "run", *where, "--engine", "wasmtime", "-v", "--json", "--trust", str(keys.trust)]
+    run = WatchProcess(tmp_path, [*argv, str(bundle), "add", "1", "2"])
+    run.until("note: hello:", timeout=60)  # printed as the call begins
+    time.sleep(0.3)
+    sent = time.monotonic()
+    assert run.stop() == 130
+    assert time.monotonic() - sent < 10
+    output = run.until("}")  # the rest of the output: the document, then its end
+    document = json.loads("\n".join(line.text for line in output if not line.text.startswith(("note:", "ngixi"))))
+    assert document["error"] == {"kind": "interrupted", "message": "interrupted (SIGINT)", "exit_code": 130}
 
 
 def _children() -> set[str]:
