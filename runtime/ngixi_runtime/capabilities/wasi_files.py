@@ -626,8 +626,8 @@ class WasiFilesystem:
 
     def path_unlink_file(self, memory: GuestMemory, fd: int, path: int, length: int) -> None:
         parent = self._writable_directory(fd, RIGHT_PATH_UNLINK_FILE)
-        with beneath(parent.host_fd, _path(memory, path, length), follow=False) as target:
-            _existing_directory_if_slashed(target)
+        with beneath(parent.host_fd, _path(memory, path, length), follow=False, name_itself=True) as target:
+            _not_through_a_link(target)
             removed = _lstat(target)
             os.unlink(target.name, dir_fd=target.directory)
         self._unnamed(removed)
@@ -659,7 +659,7 @@ class WasiFilesystem:
     def path_symlink(self, memory: GuestMemory, old: int, old_length: int, fd: int, new: int, new_length: int) -> None:
         parent = self._writable_directory(fd, RIGHT_PATH_SYMLINK)
         contents = _path(memory, old, old_length)
-        with beneath(parent.host_fd, _path(memory, new, new_length), follow=False) as target:
+        with beneath(parent.host_fd, _path(memory, new, new_length), follow=False, name_itself=True) as target:
             _new_name(target)
             self._room_for_name(target)
             os.symlink(contents, target.name, dir_fd=target.directory)
@@ -681,7 +681,7 @@ class WasiFilesystem:
         follow = bool(lookup & LOOKUP_SYMLINK_FOLLOW)
         with (
             beneath(source.host_fd, _path(memory, old, old_length), follow=follow) as old_target,
-            beneath(destination.host_fd, _path(memory, new, new_length), follow=False) as new_target,
+            beneath(destination.host_fd, _path(memory, new, new_length), follow=False, name_itself=True) as new_target,
         ):
             _lstat(old_target)  # a missing source is NOENT before anything is said of the new name, as link(2)
             _new_name(new_target)
@@ -884,20 +884,17 @@ def _existing_directory_if_slashed(target: Target) -> None:
 
 def _not_through_a_link(target: Target, answer: Errno = Errno.NOTDIR) -> None:
     """`link/` names the symlink itself to a call that makes, removes or moves a name, never what it points to
-    (even out of the preopen or in a loop): rmdir(2) and rename(2) answer NOTDIR for a symlink, mkdir(2) EXIST."""
+    (even out of the preopen or in a loop): unlink(2), rmdir(2) and rename(2) answer NOTDIR for a symlink, mkdir(2)
+    EXIST."""
     if target.slashed_link:
         raise AbiFault(answer)
 
 
 def _new_name(target: Target) -> None:
-    """A name to create a link at: with a trailing slash, only a directory could be meant, which exists."""
-    if not target.trailing_slash:
-        return
-    try:
-        info = os.stat(target.name, dir_fd=target.directory, follow_symlinks=False)
-    except FileNotFoundError:
-        raise AbiFault(Errno.NOENT) from None
-    raise AbiFault(Errno.EXIST if stat.S_ISDIR(info.st_mode) else Errno.NOTDIR)
+    """A name to create a link at, written with a trailing slash: EXIST when the name is there, whatever it is (a
+    symlink itself, never followed), else NOENT (only a directory could be meant), as symlink(2) and link(2) answer."""
+    if target.trailing_slash:
+        raise AbiFault(Errno.NOENT if _existing(target) is None else Errno.EXIST)
 
 
 def _new_times(atime: int, mtime: int, flags: int) -> tuple[int | None, int | None]:

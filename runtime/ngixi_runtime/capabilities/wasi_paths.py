@@ -10,8 +10,8 @@ make the host hold more than that many descriptors. The last component is handed
 the call fail instead of leaving the root.
 A trailing slash is never passed to the kernel (which would follow a final symlink): it is kept as
 `Target.trailing_slash`, and a final symlink before it is resolved here, but for a call that makes, removes or
-moves that name (`name_itself`): Linux's mkdir, rmdir and rename look at the link itself, whatever it points to
-(`Target.slashed_link`).
+moves that name (`name_itself`): Linux's mkdir, rmdir, unlink, symlink, link and rename look at the link itself,
+whatever it points to (`Target.slashed_link`).
 """
 
 from __future__ import annotations

@@ -69,6 +69,7 @@ class Known:
 
 _TRAILING = "wasi-testsuite's remove_directory_trailing_slashes: `dir/` must be removed; Wasmtime gives INVAL"
 _READDIR_FILE = "a file has no readdir right; NOTDIR, as POSIX getdents on a file"
+_SLASHED_LINK = "`link/` names the symlink, which unlink(2) and rmdir(2) answer NOTDIR for; Wasmtime 50 follows it"
 _FILE_RIGHTS = "fdstat shows a file no readdir right, which no file has; Wasmtime shows every right but read or write"
 
 
@@ -79,7 +80,14 @@ def _errno(label: str, theirs: int, ours: int, why: str) -> Known:
 
 _CPU_CLOCKS = "witx defines the process and thread CPU-time clocks and we keep them; Wasmtime's WASI has neither (BADF)"
 KNOWN: dict[str, tuple[Known, ...]] = {
-    "files": (Known("rmdir d2/ -> -1 Invalid argument", "rmdir d2/ -> 0 ", _TRAILING),),
+    "files": (
+        Known("rmdir d2/ -> -1 Invalid argument", "rmdir d2/ -> 0 ", _TRAILING),
+        Known(
+            "unlink symlink to dir/ -> -1 No such file or directory",
+            "unlink symlink to dir/ -> -1 Not a directory",
+            _SLASHED_LINK,
+        ),
+    ),
     "dirs": (
         Known(
             "removed while iterating 103",
@@ -113,6 +121,27 @@ KNOWN: dict[str, tuple[Known, ...]] = {
             54,
             "`link/` names the symlink, which rmdir(2) answers NOTDIR for, as Wasmtime 51 does; 50 answers INVAL "
             "to any `name/`",
+        ),
+        *(
+            _errno(
+                f"{call} data/dd/{name}/",
+                theirs,
+                54,
+                _SLASHED_LINK,
+            )
+            for call in ("unlink", "rmdir")
+            for name, theirs in (("dg", 44), ("lp", 32), ("out", 63), *((("ln", 31),) if call == "unlink" else ()))
+        ),
+        *(
+            _errno(
+                f"{call} onto data/dd/{name}/",
+                theirs,
+                20,
+                f"{call}(2) answers EXIST to `name/` where the name exists, a symlink never followed; Wasmtime 50 "
+                "follows it, and answers NOTDIR for a file",
+            )
+            for call in ("symlink", "link")
+            for name, theirs in (("lf", 54), ("dg", 44), ("lp", 32), ("out", 63), ("f", 54))
         ),
         _errno(
             "mkdir under a file fd",

@@ -662,6 +662,29 @@ static void dots(void) {
     E("mkdir data/dd/out/", __wasi_path_create_directory(ROOT, "data/dd/out/"));
     E("rename data/dd/lp/ away", __wasi_path_rename(ROOT, "data/dd/lp/", ROOT, "data/dd/x"));
     E("rename data/dd/out/ away", __wasi_path_rename(ROOT, "data/dd/out/", ROOT, "data/dd/x"));
+    E("symlink data/dd/lf to a file", __wasi_path_symlink("f", ROOT, "data/dd/lf"));
+    E("mkdir data/dd/lf/", __wasi_path_create_directory(ROOT, "data/dd/lf/"));
+    E("rename data/dd/lf/ away", __wasi_path_rename(ROOT, "data/dd/lf/", ROOT, "data/dd/x"));
+    E("rename a dir onto data/dd/lf/", __wasi_path_rename(ROOT, "data/dd/em", ROOT, "data/dd/lf/"));
+    open_file("CREAT data/dd/lf/", "data/dd/lf/", __WASI_OFLAGS_CREAT, 0);
+    /* `link/` names the link itself to unlink(2), rmdir(2), symlink(2) and link(2), wherever it points */
+    for (const char **name = (const char *[]){"data/dd/lf/", "data/dd/dg/", "data/dd/lp/", "data/dd/out/", 0}; *name;
+         name++) {
+        char label[44];
+        snprintf(label, sizeof label, "unlink %s", *name);
+        E(label, __wasi_path_unlink_file(ROOT, *name));
+        snprintf(label, sizeof label, "rmdir %s", *name);
+        E(label, __wasi_path_remove_directory(ROOT, *name));
+    }
+    for (const char **name = (const char *[]){"data/dd/lf/", "data/dd/dg/", "data/dd/lp/", "data/dd/out/",
+                                              "data/dd/ln/", "data/dd/f/", 0};
+         *name; name++) {
+        char label[44];
+        snprintf(label, sizeof label, "symlink onto %s", *name);
+        E(label, __wasi_path_symlink("f", ROOT, *name));
+        snprintf(label, sizeof label, "link onto %s", *name);
+        E(label, __wasi_path_link(ROOT, 0, "data/dd/f", ROOT, *name));
+    }
     open_file("CREAT data/dd/out/", "data/dd/out/", __WASI_OFLAGS_CREAT, 0);
     E("rename missing onto data/dd/ln/", __wasi_path_rename(ROOT, "data/dd/missing", ROOT, "data/dd/ln/"));
     E("link missing onto data/dd/to/", __wasi_path_link(ROOT, 0, "data/dd/missing", ROOT, "data/dd/to/"));
