@@ -6,6 +6,7 @@ import gc
 import ipaddress
 import os
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -189,6 +190,15 @@ def test_a_body_refused_as_too_large_leaves_no_descriptor_open(server: Address) 
     try:
         before = len(os.listdir("/proc/self/fd"))
         assert refused(http, f"{origin}/bytes?n=101") == Status.TOO_LARGE
-        assert len(os.listdir("/proc/self/fd")) == before
+        assert _descriptors_settle_to(before) <= before
     finally:
         gc.enable()
+
+
+def _descriptors_settle_to(count: int) -> int:
+    """This process's open descriptors once they are down to `count`, or after 5 s: the test server's thread, in this
+    process too, closes its side of a connection a moment after the client has let go of it."""
+    deadline = time.monotonic() + 5
+    while (now := len(os.listdir("/proc/self/fd"))) > count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return now
