@@ -113,9 +113,7 @@ def run(
         except subprocess.TimeoutExpired:
             _stop(process)
             if limits is not None:
-                raise error(
-                    f"{what}: stopped at its time limit of {limits.seconds:g} s ({_raising('seconds')})"
-                ) from None
+                raise error(time_limit_reached(what, limits)) from None
             raise error(f"{what}: {program} did not finish within {timeout} s") from None
         except BaseException:
             _stop(process)
@@ -134,6 +132,10 @@ def _refuse_limit_reached(what: str, returncode: int, output: str, limits: ToolL
         raise error(f"{what}: stopped at its limit of {limits.cpu_seconds:g} s of CPU time ({_raising('cpu_seconds')})")
     if _OUT_OF_MEMORY.search(output):
         raise error(f"{what}: ran out of its {limits.memory_mib:g} MiB memory limit ({_raising('memory_mib')})")
+
+
+def time_limit_reached(what: str, limits: ToolLimits) -> str:
+    return f"{what}: stopped at its time limit of {limits.seconds:g} s ({_raising('seconds')})"
 
 
 def _raising(field: str) -> str:

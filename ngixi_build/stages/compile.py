@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ngixi_build.proc import run, tool_limits
+from ngixi_build.proc import TERMINAL_ESCAPE, run, time_limit_reached, tool_limits
 from ngixi_build.toolchains import asdata
+from ngixi_build.toolchains.asc_server import CompilerDied, CompileTimedOut, shared_server
 from ngixi_build.toolchains.assemblyscript import Toolchain
 from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.files import write_atomic
@@ -19,6 +21,8 @@ from ngixi_runtime.guest.kind import GuestKind
 from ngixi_runtime.spec.bundle_format import BuildProfile
 from ngixi_runtime.spec.sourcemap import SOURCE_MAP_SECTION
 from ngixi_runtime.spec.wasm import custom_section
+
+log = logging.getLogger(__name__)
 
 
 class CompileError(NgixiError):
@@ -74,14 +78,31 @@ def compile_guest(
 ) -> int:
     """Compiles `entry` (relative to the project root) into `out_path`; returns the .wasm size."""
     with compiled_into(out_path) as temporary, asc_output(temporary, options.profile):
-        run(
-            [*toolchain.asc, *asc_arguments(toolchain, project_root, entry, temporary, options)],
-            what=f"asc {entry}",
-            cwd=project_root,
-            error=CompileError,
-            limits=tool_limits(),
-        )
+        argv = asc_arguments(toolchain, project_root, entry, temporary, options)
+        compile_with_asc(toolchain, project_root, argv, what=f"asc {entry}")
     return out_path.stat().st_size
+
+
+def compile_with_asc(toolchain: Toolchain, project_root: Path, argv: Sequence[str], *, what: str) -> None:
+    """Runs one asc command line in this process's warm compiler (`asc_server.shared_server`): a one-off asc paid
+    Node's start and asc's loading at every guest. If that compiler dies, a one-off asc compiles instead, and
+    names the limit it reached, if any."""
+    limits = tool_limits()
+    try:
+        reply = shared_server(toolchain, project_root).compile(argv, timeout=limits.seconds, retry=False)
+    except CompileTimedOut:
+        raise CompileError(time_limit_reached(what, limits)) from None
+    except CompilerDied as died:
+        log.info("%s; compiling with a one-off asc", died)
+        run([*toolchain.asc, *argv], what=what, cwd=project_root, error=CompileError, limits=limits)
+        return
+    if not reply.ok:
+        raise asc_failure(what, reply.diagnostics)
+
+
+def asc_failure(what: str, diagnostics: str) -> CompileError:
+    """asc's diagnostics of a source it rejected, under a header naming the compile."""
+    return CompileError(f"{what} failed:\n{TERMINAL_ESCAPE.sub('', diagnostics)}")
 
 
 @contextmanager

@@ -1,18 +1,21 @@
-"""A long-lived Node process that keeps the AssemblyScript compiler loaded, for watch mode.
+"""A long-lived Node process that keeps the AssemblyScript compiler loaded, for watch mode and builds.
 
 `node js/asc_server.mjs` answers one JSON line per request (see that file for the protocol);
 a warm compile of a small guest costs a fraction of a fresh `asc` run, which pays Node
 start-up and compiler loading every time. A process that dies is replaced on the next request.
+A build's compiles share one per process (`shared_server`).
 """
 
 from __future__ import annotations
 
+import atexit
 import collections
 import concurrent.futures
 import contextlib
 import itertools
 import json
 import logging
+import os
 import subprocess
 import threading
 from collections.abc import Mapping, Sequence
@@ -40,6 +43,10 @@ class CompilerDied(ToolchainError):
     """The Node process exited before answering; the next request starts a new one."""
 
 
+class CompileTimedOut(ToolchainError):
+    """A compile did not finish in time; the Node process was stopped."""
+
+
 @dataclass(frozen=True)
 class AscReply:
     ok: bool
@@ -64,7 +71,7 @@ def _reply(message: Mapping[str, object]) -> AscReply:
 class _Connection:
     """One Node process, its pending requests and the threads that read its output."""
 
-    def __init__(self, toolchain: Toolchain, project_root: Path) -> None:
+    def __init__(self, toolchain: Toolchain, project_root: Path, *, own_session: bool) -> None:
         script = resources.files("ngixi_build.toolchains") / "js" / "asc_server.mjs"
         # Bounded as a one-off asc run is; reaching the CPU limit (over many compiles) restarts it, as any death does.
         command = [str(toolchain.node), *_NODE_OPTIONS, str(script), str(toolchain.asc_module)]
@@ -74,7 +81,7 @@ class _Connection:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            start_new_session=True,  # Ctrl-C reaches the watcher only; it stops this process itself
+            start_new_session=own_session,
         )
         log.debug("started the AssemblyScript compiler (node pid %d)", self.process.pid)
         self.pending: dict[int, Future[AscReply]] = {}
@@ -158,25 +165,34 @@ class _Connection:
 
 
 class AscServer:
-    """Compiles with a warm AssemblyScript compiler; requests are answered in submission order."""
+    """Compiles with a warm AssemblyScript compiler; requests are answered in submission order.
 
-    def __init__(self, toolchain: Toolchain, project_root: Path) -> None:
+    `own_session` keeps the terminal's Ctrl-C from Node (watch mode stops it itself); without it, a signal to the
+    build's process group reaches Node as it reached a one-off asc."""
+
+    def __init__(self, toolchain: Toolchain, project_root: Path, *, own_session: bool = True) -> None:
         self._toolchain = toolchain
         self._project_root = project_root
+        self._own_session = own_session
         self._connection: _Connection | None = None
         self._ids = itertools.count(1)
+        self._starting = threading.Lock()
 
     def submit(self, argv: Sequence[str]) -> Future[AscReply]:
         """Sends one asc command line (relative paths are from the project root); starts Node if needed."""
-        if self._connection is None or not self._connection.alive:
-            self._connection = _Connection(self._toolchain, self._project_root)
-        return self._connection.send(next(self._ids), argv)
+        with self._starting:
+            if self._connection is None or not self._connection.alive:
+                self._connection = _Connection(self._toolchain, self._project_root, own_session=self._own_session)
+            connection = self._connection
+        return connection.send(next(self._ids), argv)
 
-    def compile(self, argv: Sequence[str], *, timeout: float) -> AscReply:
-        """Compiles and waits; if Node dies meanwhile, retries once in a new process."""
+    def compile(self, argv: Sequence[str], *, timeout: float, retry: bool = True) -> AscReply:
+        """Compiles and waits; if Node dies meanwhile, retries once in a new process (with `retry`)."""
         try:
             return self._wait(self.submit(argv), timeout)
         except CompilerDied as died:
+            if not retry:
+                raise
             log.warning("%s; starting it again", died)
         return self._wait(self.submit(argv), timeout)
 
@@ -185,7 +201,7 @@ class AscServer:
             return future.result(timeout=timeout)
         except concurrent.futures.TimeoutError:
             self.close()
-            raise ToolchainError(f"asc did not finish within {timeout:.0f} s; the compiler was stopped") from None
+            raise CompileTimedOut(f"asc did not finish within {timeout:.0f} s; the compiler was stopped") from None
 
     def close(self) -> None:
         if self._connection is not None:
@@ -197,3 +213,33 @@ class AscServer:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+class _Shared:
+    """The one warm compiler of this process's builds, for one toolchain and project at a time."""
+
+    lock = threading.Lock()
+    key: tuple[Path, Path] | None = None
+    owner = 0  # the process that started it: one inherited through a fork is its parent's
+    server: AscServer | None = None
+
+
+def shared_server(toolchain: Toolchain, project_root: Path) -> AscServer:
+    """The warm compiler a build's AssemblyScript compiles share: started on the first, stopped at exit (or when a
+    compile in this process asks for another toolchain or project); Node also ends when this process dies, at the
+    end of its input."""
+    key = (toolchain.root, project_root)
+    with _Shared.lock:
+        if _Shared.server is None or _Shared.key != key or _Shared.owner != os.getpid():
+            stop_shared_server()
+            _Shared.key, _Shared.owner = key, os.getpid()
+            _Shared.server = AscServer(toolchain, project_root, own_session=False)
+        return _Shared.server
+
+
+@atexit.register
+def stop_shared_server() -> None:
+    """Stops this process's `shared_server`, if it started one (at exit; a test, between tests)."""
+    if _Shared.server is not None and _Shared.owner == os.getpid():
+        _Shared.server.close()
+    _Shared.server = None

@@ -34,7 +34,7 @@ from ngixi_build.languages.registry import language_of
 from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
 from ngixi_build.stages import component, core_bindings
-from ngixi_build.stages.compile import CompileError, asc_arguments, asc_output
+from ngixi_build.stages.compile import asc_arguments, asc_failure, asc_output
 from ngixi_build.stages.precompile import artifact_metadata, made_here, read_metadata, wasmtime_artifact_is_current
 from ngixi_build.toolchains.asc_server import AscReply, AscServer, CompilerDied
 from ngixi_build.toolchains.assemblyscript import toolchain_for
@@ -205,8 +205,7 @@ class DevBuilder:
             if reply is None:
                 reply = self.server.compile(argv, timeout=COMPILE_TIMEOUT_SECONDS)
             if not reply.ok:
-                entry = argv[0]
-                raise CompileError(f"{entry}: asc reports:\n{reply.diagnostics}")
+                raise asc_failure(f"asc {argv[0]}", reply.diagnostics)
 
     def _prefetched_reply(self, guest: str, argv: tuple[str, ...]) -> AscReply | None:
         started = self._compiles.pop(guest, None)

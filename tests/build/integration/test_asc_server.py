@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 from ngixi_build.guests import read_guest
 from ngixi_build.languages import assemblyscript
 from ngixi_build.project import Project
-from ngixi_build.stages.compile import asc_arguments
-from ngixi_build.toolchains.asc_server import AscServer
+from ngixi_build.stages import compile as compile_stage
+from ngixi_build.stages.compile import CompileError, asc_arguments
+from ngixi_build.toolchains.asc_server import AscReply, AscServer, CompilerDied, stop_shared_server
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
 from ngixi_build.workflows import pipeline
 from tests.conftest import REPO
@@ -37,24 +40,96 @@ def server(project: Project) -> Iterator[AscServer]:
         yield server
 
 
+@pytest.fixture(autouse=True)
+def _no_shared_compiler_left() -> Iterator[None]:
+    """Each test starts without the build's warm compiler, and leaves none (it counts this process's compilers)."""
+    yield
+    stop_shared_server()
+
+
 def guest_argv(project: Project, guest: str, output: Path) -> list[str]:
     entry, options = assemblyscript.compile_inputs(project, read_guest(project, guest))
     return asc_arguments(toolchain_for(project.state_dir), project.root, entry, output, options)
 
 
 def test_warm_compiles_give_the_command_lines_bytes_whatever_came_before(
-    project: Project, server: AscServer, tmp_path: Path
+    project: Project, server: AscServer, one_off_hello: OneOff, tmp_path: Path
 ) -> None:
     # A WASI guest's shim (--lib) must not leak into the library guest compiled after it.
     for n, guest in enumerate(("wasi-hello", "hello", "wasi-hello")):
         reply = server.compile(guest_argv(project, guest, tmp_path / f"{n}-{guest}.wasm"), timeout=TIMEOUT)
         assert reply.ok, reply.diagnostics
     assert (tmp_path / "0-wasi-hello.wasm").read_bytes() == (tmp_path / "2-wasi-hello.wasm").read_bytes()
-    hello = read_guest(project, "hello")
-    pipeline.compile_guest(project, hello)
-    # what the build changes of asc's module, as it did
-    pipeline.fit_core_module(project, tmp_path / "1-hello.wasm", hello)
-    assert (tmp_path / "1-hello.wasm").read_bytes() == project.wasm_path("hello").read_bytes()
+    assert (tmp_path / "1-hello.wasm").read_bytes() == one_off_hello.asc_wrote
+
+
+class OneOff(NamedTuple):
+    asc_wrote: bytes
+    build_made: bytes  # of what asc wrote, by `fit_core_module`
+
+
+@pytest.fixture(scope="module")
+def one_off_hello(project: Project, tmp_path_factory: pytest.TempPathFactory) -> OneOff:
+    """The hello guest as the asc command line compiles it, in a Node process of its own."""
+    output = tmp_path_factory.mktemp("one-off") / "hello.wasm"
+    asc_wrote = one_off_asc(project, "hello", output)
+    pipeline.fit_core_module(project, output, read_guest(project, "hello"))
+    return OneOff(asc_wrote, output.read_bytes())
+
+
+def one_off_asc(project: Project, guest: str, output: Path) -> bytes:
+    """What the asc command line writes for the guest, in a Node process of its own."""
+    asc = toolchain_for(project.state_dir).asc
+    subprocess.run([*asc, *guest_argv(project, guest, output)], cwd=project.root, check=True, capture_output=True)
+    return output.read_bytes()
+
+
+def test_a_builds_compiles_share_one_warm_compiler_with_the_command_lines_bytes(
+    project: Project, one_off_hello: OneOff
+) -> None:
+    """A one-off asc per guest paid Node's start and asc's loading every time: most of a build's time."""
+    before = set(compiler_processes(os.getpid()))
+    for guest in ("wasi-hello", "hello"):
+        pipeline.compile_guest(project, read_guest(project, guest))
+        (started,) = set(compiler_processes(os.getpid())) - before
+    assert project.wasm_path("hello").read_bytes() == one_off_hello.build_made
+    assert set(compiler_processes(os.getpid())) - before == {started}
+
+
+def test_a_compile_whose_warm_compiler_dies_is_done_by_a_one_off_asc(
+    project: Project, one_off_hello: OneOff, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Dying:
+        def compile(self, argv: Sequence[str], *, timeout: float, retry: bool) -> AscReply:
+            raise CompilerDied("the AssemblyScript compiler (node) exited with status -9")
+
+    monkeypatch.setattr(compile_stage, "shared_server", lambda toolchain, root: Dying())
+    project.wasm_path("hello").unlink(missing_ok=True)
+    pipeline.compile_guest(project, read_guest(project, "hello"))
+    assert project.wasm_path("hello").read_bytes() == one_off_hello.build_made
+
+
+def test_a_source_the_warm_compiler_reads_for_ever_stops_at_the_time_limit(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FIFO it imports blocks asc's read; the time limit is one line, as a one-off asc's, and the next compile
+    gets a new compiler."""
+    scratch = project.root / "scratch"
+    scratch.mkdir(exist_ok=True)
+    os.mkfifo(scratch / "waits.ts")
+    (scratch / "user.ts").write_text('import { x } from "./waits";\nexport function f(): i32 { return x; }\n')
+    monkeypatch.setenv("NGIXI_TOOL_LIMITS", "seconds=2")
+    toolchain = toolchain_for(project.state_dir)
+    argv = ["scratch/user.ts", "-o", str(tmp_path / "user.wasm")]
+    with pytest.raises(CompileError) as stopped:
+        compile_stage.compile_with_asc(toolchain, project.root, argv, what="asc scratch/user.ts")
+    message = str(stopped.value)
+    assert message.startswith("asc scratch/user.ts: stopped at its time limit of 2 s (") and "\n" not in message
+    (scratch / "waits.ts").unlink()
+    (scratch / "waits.ts").write_text("export const x: i32 = 1;\n")
+    monkeypatch.delenv("NGIXI_TOOL_LIMITS")  # a new compiler's start takes longer than 2 s on a busy machine
+    compile_stage.compile_with_asc(toolchain, project.root, argv, what="asc scratch/user.ts")
+    assert (tmp_path / "user.wasm").read_bytes()[:4] == b"\0asm"
 
 
 def test_diagnostics_come_back_and_inputs_tell_when_a_result_is_stale(
@@ -94,7 +169,7 @@ def test_a_projects_asconfig_never_runs_or_writes_anything(project: Project, ser
     try:
         reply = server.compile(guest_argv(project, "hello", tmp_path / "warm.wasm"), timeout=TIMEOUT)
         assert reply.ok, reply.diagnostics
-        pipeline.compile_guest(project, read_guest(project, "hello"))
+        one_off_asc(project, "hello", tmp_path / "cold.wasm")
     finally:
         (project.root / "asconfig.json").unlink()
     assert not ran.exists() and not written.exists()
