@@ -47,15 +47,11 @@ JS_MORE = (
 JS_LATER_LINE = 18
 COUNTER_BUMP = "  const now = total() + by;"
 COUNTER_THROW = '  if (by === -999) throw new Error("no boom here");'  # line 21 of counter-js's index.js
-NPM_GUEST = "ms-js"  # a JavaScript guest importing npm's ms (CommonJS) by its package name
-MS_SOURCE = """import ms from "ms";
-import { write } from "ngixi:host/log@0.1.0";
-
-export function greet(name) {
-  write(`ms-js greets ${name}`);
-  return `${name}: ${ms(name === "boom" ? "" : name)}`;
-}
-"""
+# The generated JavaScript guest also imports npm's ms (CommonJS) by its package name, on its import's line (line 4):
+# one component checks both, the guest's own lines still its own through the bundle.
+LOG_IMPORT = 'import { write } from "ngixi:host/log@0.1.0";'
+MS_IMPORT = 'import ms from "ms";'
+MS_EXPORT = '\nexport function span(name) {\n  return `${name}: ${ms(name === "boom" ? "" : name)}`;\n}\n'
 
 
 @pytest.fixture(scope="module")
@@ -71,26 +67,17 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     app = project / "guests" / GENERATED["python"] / "app.py"
     app.write_text(app.read_text().replace(RETURN, f'        if arg0 == "boom":\n{RAISE}\n{DEEPER}\n{RETURN}'))
     index = project / "guests" / GENERATED["javascript"] / "index.js"
-    index.write_text(index.read_text().replace(JS_RETURN, f"{JS_THROW}\n{JS_THROW_MORE}\n{JS_RETURN}") + JS_MORE)
+    _edit(index, (JS_RETURN, f"{JS_THROW}\n{JS_THROW_MORE}\n{JS_RETURN}"), (LOG_IMPORT, f"{LOG_IMPORT} {MS_IMPORT}"))
+    index.write_text(index.read_text() + JS_MORE + MS_EXPORT)
+    _depend_on_ms(index.parent)
     counter = project / "guests" / "counter-js" / "index.js"  # granted stdio: its WASI writers are Wasmtime's
     counter.write_text(counter.read_text().replace(COUNTER_BUMP, f"{COUNTER_THROW}\n{COUNTER_BUMP}"))
-    _add_npm_guest(project)  # from greet-js's manifest as generated
     with (project / "manifests" / f"{GENERATED['javascript']}.toml").open("a") as manifest:
-        manifest.write('\n[exports.later]\nparams = ["string"]\nresults = ["string"]\n')
-    smoked = run(project, "doit", *(f"smoke:{guest}" for guest in (*GUESTS, *GENERATED.values(), NPM_GUEST)))
+        for export in ("later", "span"):
+            manifest.write(f'\n[exports.{export}]\nparams = ["string"]\nresults = ["string"]\n')
+    smoked = run(project, "doit", *(f"smoke:{guest}" for guest in (*GUESTS, *GENERATED.values())))
     (project.parent / "smoke.log").write_text(smoked.stdout + smoked.stderr)
     return project
-
-
-def _add_npm_guest(project: Path) -> None:
-    """The generated JavaScript guest's manifest, with a source importing ms and its lock file from npm."""
-    guest = project / "guests" / NPM_GUEST
-    guest.mkdir()
-    (guest / "index.js").write_text(MS_SOURCE)
-    _depend_on_ms(guest)
-    template = (project / "manifests" / f"{GENERATED['javascript']}.toml").read_text()
-    manifest = template.replace(GENERATED["javascript"], NPM_GUEST).replace('"world"', '"2 days"')
-    (project / "manifests" / f"{NPM_GUEST}.toml").write_text(manifest.replace("Hello, world!", "2 days: 172800000"))
 
 
 def _depend_on_ms(guest: Path) -> None:
@@ -194,23 +181,26 @@ def test_a_javascript_error_is_logged_with_the_guests_line(built: Path) -> None:
 
 def test_a_javascript_guest_imports_an_npm_package_by_name(built: Path) -> None:
     """componentize-js resolves no package names: the build bundles the guest with its node_modules first, and an
-    Error thrown in the package still names its file and line, not the bundle's."""
-    assert f"{NPM_GUEST}: 1 smoke call passed" in (built.parent / "smoke.log").read_text()
-    bundle = f"artifacts/bundles/{NPM_GUEST}-0.1.0.ngx"
-    ran = run(built, "ngixi", "run", "--in-process", bundle, "greet", "1h")
+    Error thrown in the package still names its file and line, not the bundle's (the guest's own lines are
+    test_a_javascript_error_is_logged_with_the_guests_line's)."""
+    guest = GENERATED["javascript"]
+    bundle = f"artifacts/bundles/{guest}-0.1.0.ngx"
+    ran = run(built, "ngixi", "run", "--in-process", bundle, "span", "1h")
     assert ran.stdout == '"1h: 3600000"\n'
-    failed = run(built, "ngixi", "run", bundle, "greet", "boom", check=False)
+    failed = run(built, "ngixi", "run", bundle, "span", "boom", check=False)
     assert failed.returncode == 5
     thrown = 'error: Error: val is not a non-empty string or a valid number. val=""'
-    assert f"{thrown} (at guests/{NPM_GUEST}/node_modules/ms/index.js:" in failed.stderr
+    assert f"{thrown} (at guests/{guest}/node_modules/ms/index.js:" in failed.stderr
     assert not list((built / "artifacts" / "wasm").glob(".*.mjs"))  # the bundle is the build's only
 
 
 def _failed_npm_guest_compile(built: Path, guest: Path, package: str) -> str:
-    """What compiling `guest` (its files written, importing `package` where ms's guest imports ms) with ms's guest's
-    manifest printed; it must fail and leave no component."""
-    (guest / "index.js").write_text(MS_SOURCE.replace('from "ms"', f'from "{package}"'))
-    manifest = (built / "manifests" / f"{NPM_GUEST}.toml").read_text().replace(NPM_GUEST, guest.name)
+    """What compiling `guest` (its files written, importing `package` where the generated JavaScript guest imports
+    ms) with that guest's manifest printed; it must fail and leave no component."""
+    template = GENERATED["javascript"]
+    source = (built / "guests" / template / "index.js").read_text()
+    (guest / "index.js").write_text(source.replace(MS_IMPORT, MS_IMPORT.replace('"ms"', f'"{package}"')))
+    manifest = (built / "manifests" / f"{template}.toml").read_text().replace(template, guest.name)
     (built / "manifests" / f"{guest.name}.toml").write_text(manifest)
     result = run(built, "doit", f"compile:{guest.name}", check=False)
     assert result.returncode != 0
@@ -235,7 +225,7 @@ def _with_local_package(guest: Path, name: str) -> Path:
 
 def test_a_package_the_guest_did_not_install_is_named(built: Path) -> None:
     guest = built / "guests" / "unresolved-js"
-    shutil.copytree(built / "guests" / NPM_GUEST, guest, ignore=shutil.ignore_patterns("node_modules"))
+    shutil.copytree(built / "guests" / GENERATED["javascript"], guest, ignore=shutil.ignore_patterns("node_modules"))
     printed = _failed_npm_guest_compile(built, guest, "left-pad")
     assert "Could not resolve 'left-pad' in guests/unresolved-js/index.js" in printed
 
