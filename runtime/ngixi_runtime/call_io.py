@@ -53,12 +53,22 @@ def call_export(
     what = f"{guest}: {declared.name}"
     if output_file is not None and declared.output is None:
         raise InvalidInput(f"{what} declares no output, so --output {output_file} would stay empty: drop --output")
+    if output_file is not None:
+        _check_output_file(output_file)
     if input_spec == STDIN and "stdin" in manifest.grants:
         raise InvalidInput(f"{what}: the guest reads standard input itself ([capabilities.stdin]): use --input @FILE")
     data = None if input_spec is None else read_input(input_spec, limit=manifest.limits.input_bytes, what=what)
     if manifest.guest.type.is_component:  # JSON arguments, checked against the component's WIT by the engine
         return tenant.call(declared.name, json_arguments(arguments), input=data)
     return tenant.call(declared.name, parse_arguments(declared, arguments, guest=guest), input=data)
+
+
+def _check_output_file(path: Path) -> None:
+    """Before the call: `--output` names a file in a folder that exists (a mistyped folder is not made)."""
+    if path.is_dir():
+        raise InvalidInput(f"--output {path}: it is a folder; name a file")
+    if not path.parent.is_dir():
+        raise InvalidInput(f"--output {path}: {path.parent} is not a folder; name a file in an existing folder")
 
 
 def read_input(spec: str, *, limit: int, what: str, stdin: BinaryIO | None = None) -> bytes:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from functools import partial
 from pathlib import Path, PurePath
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 from ngixi_runtime.errors import InvalidInput, NgixiError, unexpected
 from ngixi_runtime.files import write_by
@@ -187,7 +187,33 @@ def _reader_may_go() -> Iterator[None]:
         _discarded(sys.stdout.fileno())
 
 
+class _StderrMayGo:
+    """`ngixi run`'s stderr: once its reader is gone (`ngixi run B 2>&1 | head -1`), what ngixi still writes there
+    (a note, the error line) goes nowhere, and the run ends with its own exit code, as when stdout's reader went."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            _discarded(self._stream.fileno())
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            _discarded(self._stream.fileno())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.own_process:
+        sys.stderr = cast("TextIO", _StderrMayGo(sys.stderr))
     try:
         result = _run_isolating(args)
     except BrokenPipeError:

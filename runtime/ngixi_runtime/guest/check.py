@@ -34,6 +34,14 @@ from ngixi_runtime.guest.typed import as_wit, wit_type_matches
 from ngixi_runtime.spec.wasm import Import, ModuleInfo, Signature
 
 _NAMED = 3  # the functions named of a module the host does not know
+_OLD_WASI_MODULE = "wasi_unstable"  # WASI snapshot 0
+_OLD_WASI = (
+    "not WASI preview 1 (wasi_snapshot_preview1), the one WASI a core guest may import; rebuild it for wasm32-wasip1"
+)
+_OTHER_HOST = (
+    "it was built for another host; a core guest imports only wasi_snapshot_preview1, ngixi and env.abort "
+    "(docs/host-abi.md)"
+)
 
 
 def _granted_then_every(problems: Callable[[bool], list[str]]) -> list[str]:
@@ -69,13 +77,11 @@ def _import_problem(manifest: Manifest, imp: Import, known: Mapping[tuple[str, s
 
 
 def _unknown_module_problem(module: str, names: list[str]) -> str:
-    if len(names) == 1:
-        return f'capabilities: the guest imports {module}.{names[0]} from unknown module "{module}"'
     named = ", ".join(names[:_NAMED]) + (", ..." if len(names) > _NAMED else "")
-    return (
-        f'capabilities: the guest imports {len(names)} functions from unknown module "{module}" ({named}):'
-        " it was built for another host"
-    )
+    what = f"{module}.{names[0]}" if len(names) == 1 else f"{len(names)} functions"
+    listed = "" if len(names) == 1 else f" ({named})"
+    advice = _OLD_WASI if module == _OLD_WASI_MODULE else _OTHER_HOST
+    return f'capabilities: the guest imports {what} from unknown module "{module}"{listed}: {advice}'
 
 
 def _import_problems(manifest: Manifest, info: ModuleInfo) -> list[str]:

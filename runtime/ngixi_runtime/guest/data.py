@@ -1,7 +1,8 @@
 """What crosses the call data ABI (capabilities/data.py): bytes, text or JSON, checked at the boundary.
 
 A manifest declares, per export, `input = "bytes" | "text" | "json"` and `output = ...`. Text is
-UTF-8; JSON is one UTF-8 JSON document (no NaN or Infinity, no number beyond a double's range).
+UTF-8; JSON is one UTF-8 JSON document (no NaN or Infinity, no number beyond a double's range, arrays and
+objects nested at most MAX_JSON_DEPTH deep).
 The host holds the input to `limits.input_bytes` before the call and the guest's output to
 `limits.output_bytes` while it writes; each refusal is one line naming the guest, the export and
 the limit or declaration.
@@ -11,7 +12,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+import operator
+import re
+from collections.abc import Callable, Iterator
+from itertools import accumulate, count
 from typing import Any, Literal
 
 from ngixi_runtime.errors import GuestError, InvalidInput
@@ -23,6 +27,13 @@ DataValue = Any  # bytes for "bytes", str for "text", a JSON value (dict, list, 
 INPUT_IMPORT = ("ngixi", "input_read")
 OUTPUT_IMPORT = ("ngixi", "output_write")
 _KIND_WORDS = {"bytes": "bytes", "text": "text", "json": "JSON"}
+MAX_JSON_DEPTH = 512  # the same in every process and at every depth of the host's own stack
+_LARGEST_DOUBLE_DIGITS = 309  # 1.8e308
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_OTHER_THAN_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_OBJECTS_AS_ARRAYS = bytes.maketrans(b"{}", b"[]")
+_AS_STEPS = bytes.maketrans(b"[]", b"\x02\x00")  # a bracket's step in depth, plus one
+_CHEAP_PASSES = 4
 
 
 def kind_word(kind: DataKind) -> str:
@@ -34,11 +45,44 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _out_of_range(number: str) -> ValueError:
+    shown = number if len(number) <= 40 else f"{number[:20]}... ({len(number)} characters)"
+    return ValueError(f"the number {shown} is out of range of a double")
+
+
 def _finite(number: str) -> float:
     value = float(number)
     if not math.isfinite(value):
-        raise ValueError(f"the number {number} is out of range of a double")
+        raise _out_of_range(number)
     return value
+
+
+def _integer(number: str) -> int:
+    """An integer within a double's range, kept exact (a 64-bit id stays itself)."""
+    if len(number.lstrip("-")) <= _LARGEST_DOUBLE_DIGITS:
+        value = int(number)
+        try:
+            float(value)
+            return value
+        except OverflowError:
+            pass
+    raise _out_of_range(number)
+
+
+def _nested_too_deeply(raw: bytes) -> bool:
+    """Whether the document's arrays and objects nest deeper than MAX_JSON_DEPTH (brackets in strings aside):
+    the parser's own recursion would give way at a depth that depends on the host's stack."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
+        return False
+    brackets = _STRING.sub(b"", raw).translate(_OBJECTS_AS_ARRAYS, _OTHER_THAN_BRACKETS)
+    levels = 0
+    while levels < _CHEAP_PASSES and b"[]" in brackets:  # a pass takes away the innermost level of nesting
+        brackets = brackets.replace(b"[]", b"")
+        levels += 1
+    if levels + brackets.count(b"[") <= MAX_JSON_DEPTH:
+        return False
+    depths: Iterator[int] = map(operator.sub, accumulate(brackets.translate(_AS_STEPS)), count(1))  # in C
+    return levels + max(depths) > MAX_JSON_DEPTH
 
 
 def _problem(kind: DataKind, raw: bytes) -> str | None:
@@ -49,14 +93,18 @@ def _problem(kind: DataKind, raw: bytes) -> str | None:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         return f"not valid UTF-8 (byte {error.start})"
-    if kind == "text":
-        return None
+    return None if kind == "text" else _json_problem(raw, text)
+
+
+def _json_problem(raw: bytes, text: str) -> str | None:
+    if _nested_too_deeply(raw):
+        return f"JSON nested more than {MAX_JSON_DEPTH} deep, past the host's limit"
     try:
-        json.loads(text, parse_constant=_no_constants, parse_float=_finite)
+        json.loads(text, parse_constant=_no_constants, parse_float=_finite, parse_int=_integer)
     except ValueError as error:
         return f"not valid JSON: {error}"
-    except RecursionError:
-        return "not valid JSON: nested too deeply"
+    except RecursionError:  # an API caller's own stack already deep
+        return f"JSON nested {MAX_JSON_DEPTH} deep or less, but deeper than this caller's stack leaves room for"
     return None
 
 

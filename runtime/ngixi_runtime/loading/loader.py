@@ -278,6 +278,10 @@ class Guest:
             values = self._instance.call(export, args)
         except GuestError as error:
             raise self._explained(error, export) from None
+        except GuestExit as exit_:
+            if export == "_start":
+                raise
+            raise self._exited(export, exit_.code) from None
         if context.aborted is not None:  # an abort the guest returned from: still the call's end
             raise GuestError(context.aborted)
         return values
@@ -293,6 +297,13 @@ class Guest:
         except GuestExit as exit_:
             return exit_.code
         return 0
+
+    def _exited(self, export: str, code: int) -> GuestError:
+        """An export of a library that called proc_exit (C's `exit()`): the call fails, with nothing to return."""
+        return GuestError(
+            f"{self.manifest.guest.name}: {export} called proc_exit({code}), which ends a command guest;"
+            " an export returns instead"
+        )
 
     def _explained(self, error: GuestError, export: str) -> GuestError:
         aborted = self._context.aborted if error.outcome == "trap" else None
@@ -704,15 +715,20 @@ def _open_core(
         # instance's memory would make a cycle through native code that no garbage collector can free.
         context.memory = weakref.proxy(memory)
 
+    running = "its start function"
     try:
         imports = core_imports(context, [(imp.module, imp.name) for imp in prepared.info.imports])
         instance = runner.instantiate(prepared, imports=imports, on_memory=link_memory)
         if _is_reactor(manifest, prepared.info):  # WASI: a reactor's _initialize runs once, before any export
             context.call_ends_at = time.monotonic() + manifest.limits.timeout_ms / 1000
+            running = REACTOR_INITIALIZER
             instance.call(REACTOR_INITIALIZER, ())
-    except GuestExit:
+    except GuestExit as exit_:
         context.close()
-        raise
+        raise GuestError(
+            f"{manifest.guest.name}: {running} called proc_exit({exit_.code}) as the guest loaded;"
+            " only a command's _start may exit"
+        ) from None
     except GuestError as error:  # its start function or _initialize trapped: after an abort, say the abort
         context.close()
         if context.aborted is not None:

@@ -83,6 +83,20 @@ def test_bad_input_is_one_line_with_what_to_do(
     assert error.startswith(f"ngixi: error: {message}")
 
 
+def test_output_to_a_missing_folder_or_a_folder_is_refused_before_the_call(
+    bundle: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped folder was made, silently, after the call; a folder failed only once the call was done."""
+    missing = tmp_path / "resluts" / "out.txt"
+    assert exit_code([*bundle, "echo", "--input", "x", "--output", str(missing)]) == 2
+    assert f"--output {missing}: {missing.parent} is not a folder; name a file in an existing folder" in (
+        capsys.readouterr().err
+    )
+    assert not missing.parent.exists()
+    assert exit_code([*bundle, "echo", "--input", "x", "--output", str(tmp_path)]) == 2
+    assert f"--output {tmp_path}: it is a folder; name a file" in capsys.readouterr().err
+
+
 def test_a_file_or_stdin_over_the_limit_is_refused_before_it_is_read(
     bundle: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

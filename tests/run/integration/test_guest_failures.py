@@ -34,6 +34,19 @@ CASES = {
         ' (func (export "run") (result i32) call $read))',
         "g: run trapped: out of bounds memory access in read",
     ),
+    # C's exit() in a library's export or _initialize: a traceback (in-process, "unexpected GuestExit"; isolated,
+    # "the tenant process died" with the child's traceback), exit 1 or 5.
+    "exit": (
+        '(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))'
+        ' (memory (export "memory") 1 1) (func (export "run") (result i32) i32.const 7 call $exit i32.const 0))',
+        "g: run called proc_exit(7), which ends a command guest; an export returns instead",
+    ),
+    "initialize exit": (
+        '(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))'
+        ' (memory (export "memory") 1 1) (func (export "_initialize") i32.const 0 call $exit)'
+        ' (func (export "run") (result i32) i32.const 1))',
+        "g: _initialize called proc_exit(0) as the guest loaded; only a command's _start may exit",
+    ),
 }
 
 

@@ -206,3 +206,21 @@ def test_a_closed_stdout_leaves_the_runs_exit_code_as_it_is(
         os.close(writer)
     shown = b"ngixi: error: talker: run trapped: unreachable\n" if expected else b""
     assert (run.returncode, _without_notes(run.stderr)) == (expected, shown)
+
+
+@pytest.mark.parametrize("options", [("--in-process",), ("--json",)], ids=["in-process", "isolated-json"])
+def test_a_closed_stderr_leaves_a_failed_runs_exit_code_as_it_is(
+    tmp_path: Path, keys: KeyFiles, options: tuple[str, ...]
+) -> None:
+    """`ngixi run B 2>&1 | head -0`: a note or the error line found its reader gone, and the run ended with 141 (or
+    1), not its own 5."""
+    wat = '(module (memory (export "memory") 1 1) (func (export "run") (result i32) unreachable))'
+    bundle = make_bundle(tmp_path, keys.key, wasm=bytes(wasmtime.wat2wasm(wat)), manifest=LIBRARY, guest="talker")
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        command = [str(NGIXI), "run", *options, "--trust", str(keys.trust), str(bundle), "run"]
+        run = subprocess.run(command, check=False, cwd=tmp_path, stdout=writer, stderr=writer)
+    finally:
+        os.close(writer)
+    assert run.returncode == 5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -126,7 +127,12 @@ def test_the_module_must_import_what_its_declarations_need_and_nothing_more() ->
         ("text", b"ok \xff", r"g: words takes text input, and this is not valid UTF-8 \(byte 3\)"),
         ("json", b"{", "g: words takes JSON input, and this is not valid JSON: Expecting"),
         ("json", b"NaN", "not valid JSON: NaN is not JSON"),
-        ("json", b"[" * 100_000, "not valid JSON: nested too deeply"),
+        ("json", b"[" * 100_000, "this is JSON nested more than 512 deep, past the host's limit"),
+        ("json", b"[" * 513 + b"]" * 513, "this is JSON nested more than 512 deep"),
+        ("json", b'{"a": ' * 400 + b"[" * 113 + b"]" * 113 + b"}" * 400, "this is JSON nested more than 512 deep"),
+        ("json", b"1" + b"0" * 400, r"number 10000000000000000000\.\.\. \(401 characters\) is out of range of a"),
+        ("json", b"[-1" + b"0" * 5000 + b"]", r"number -1000000000000000000\.\.\. \(5002 characters\) is out of range"),
+        ("json", b"1" + b"0" * 500 + b".5", r"number 10000000000000000000\.\.\. \(503 characters\) is out of range"),
         ("bytes", b"x" * 17, r"g: words: the input is 17 bytes, over its limit of 16 \(limits.input_bytes\)"),
     ],
 )
@@ -134,6 +140,26 @@ def test_bad_input_is_refused_in_one_line(kind: str, raw: bytes, message: str) -
     with pytest.raises(InvalidInput, match=message) as error:
         check_input("g", "words", kind, raw, 16 if kind == "bytes" else 1 << 20)  # type: ignore[arg-type]
     assert "\n" not in str(error.value)
+
+
+def _at_stack_depth(frames: int, call: Callable[[], object]) -> object:
+    return call() if frames == 0 else _at_stack_depth(frames - 1, call)
+
+
+@pytest.mark.parametrize("frames", [0, 400])
+def test_json_limits_are_the_same_whatever_the_host_s_stack(frames: int) -> None:
+    """512 deep passes and 513 does not, however deep the host's own stack (an isolated child's is deeper);
+    integers keep their value up to a double's range; brackets in strings are text."""
+    deepest = b'["[[[{{", ' * 511 + b"[]" + b"]" * 511
+    _at_stack_depth(frames, lambda: check_input("g", "f", "json", deepest, 1 << 20))
+    _at_stack_depth(frames, lambda: check_input("g", "f", "json", b"[" * 512 + b"]" * 512, 1 << 20))
+    with pytest.raises(InvalidInput, match="nested more than 512 deep"):
+        _at_stack_depth(frames, lambda: check_input("g", "f", "json", b"[" * 513 + b"]" * 513, 1 << 20))
+    with pytest.raises(GuestError, match='declares output = "json", but wrote JSON nested more than 512 deep'):
+        _at_stack_depth(frames, lambda: check_output("g", "f", "json", b"{}" + b"[" * 600 + b"]" * 600))
+    largest = str(2**1024 - 2**971).encode()  # the largest double, as an integer
+    check_input("g", "f", "json", b"[18446744073709551616, -" + largest + b", 1e-400]", 1 << 20)
+    assert decode("json", b"18446744073709551617") == 2**64 + 1
 
 
 def test_output_must_be_what_the_export_declares() -> None:

@@ -42,7 +42,8 @@ def test_wrong_import_signature() -> None:
 def test_unknown_module_and_unknown_function() -> None:
     wasm = module(imports=[Imp("mystery", "f"), Imp("ngixi", "telepathy")], functions=[ADD])
     assert problems(HELLO_MANIFEST, wasm) == [
-        f'{F}: capabilities: the guest imports mystery.f from unknown module "mystery"',
+        f'{F}: capabilities: the guest imports mystery.f from unknown module "mystery": it was built for another host;'
+        " a core guest imports only wasi_snapshot_preview1, ngixi and env.abort (docs/host-abi.md)",
         f"{F}: capabilities: the guest imports ngixi.telepathy, which no Ngixi capability provides",
     ]
 
@@ -128,6 +129,18 @@ def test_the_imports_of_a_module_no_capability_has_make_one_line() -> None:
     wasm = module(imports=[LOG, *imports, Imp("canonical_abi", "drop")], functions=[ADD])
     assert problems(HELLO_MANIFEST, wasm) == [
         f'{F}: capabilities: the guest imports 4 functions from unknown module "rb-js-abi-host"'
-        " (eval-js, is-js, global-this, ...): it was built for another host",
-        f'{F}: capabilities: the guest imports canonical_abi.drop from unknown module "canonical_abi"',
+        " (eval-js, is-js, global-this, ...): it was built for another host; a core guest imports only"
+        " wasi_snapshot_preview1, ngixi and env.abort (docs/host-abi.md)",
+        f'{F}: capabilities: the guest imports canonical_abi.drop from unknown module "canonical_abi": it was built'
+        " for another host; a core guest imports only wasi_snapshot_preview1, ngixi and env.abort (docs/host-abi.md)",
+    ]
+
+
+def test_a_module_of_an_older_wasi_is_told_to_rebuild_for_preview_1() -> None:
+    """WASI snapshot 0 (`wasi_unstable`, old wasi-sdk and Rust's wasm32-wasi before 2020) has the same functions
+    under another module name, some with other signatures."""
+    wasm = module(imports=[Imp("wasi_unstable", "fd_write", ["i32"] * 4, ["i32"])], functions=[ADD])
+    assert problems(HELLO_MANIFEST, wasm) == [
+        f'{F}: capabilities: the guest imports wasi_unstable.fd_write from unknown module "wasi_unstable": not WASI'
+        " preview 1 (wasi_snapshot_preview1), the one WASI a core guest may import; rebuild it for wasm32-wasip1"
     ]
