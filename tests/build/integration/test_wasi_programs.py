@@ -216,8 +216,8 @@ class Outcome:
 
 def compile_program(name: str, output: Path) -> None:
     """As the build compiles a C or Zig command for wasm32-wasi: its memory bounded, its stack the build's, not
-    stripped. Zig builds wasi-libc once for each set of flags that changes it (30 to 50 s of CPU, again for each
-    place the environment is in): a stripped program's was a second build of it in a run of the suite."""
+    stripped (Zig builds wasi-libc once for each set of flags that changes it, stripping among them: a stripped
+    program's was a second build of it in each run of the suite)."""
     source, zig = SOURCES[name], [sys.executable, "-m", "ziglang"]
     if source.suffix == ".c":
         command = [*zig, "cc", f"--target={WASI_TARGET}", "-O2", "-w", str(source), "-o", str(output)]
