@@ -22,6 +22,7 @@ from ngixi_build.workflows.dodo_tasks import ProjectTasks
 from ngixi_build.workflows.scaffold import init_project, new_guest
 from ngixi_build.workflows.watch import _Session
 from tests.conftest import make_bundle, make_key
+from tests.integration import installed_toolchain, share_toolchains
 from tests.wasmgen import ADD_BODY, Func, module
 
 BIN = Path(sys.executable).parent
@@ -156,6 +157,9 @@ def test_a_bad_project_file_is_named_by_every_project_command(world: World, prob
 def test_doit_names_a_bad_manifest_without_a_traceback(world: World, kind: str) -> None:
     project = world.root / "doit" / kind
     init_project(project)
+    toolchain = installed_toolchain()
+    if toolchain is not None:  # the guest's compile is refused; installing the toolchain again is no part of it
+        share_toolchains(toolchain / ".ngixi", project / ".ngixi")
     (project / "guests" / "hi" / "assembly").mkdir(parents=True)
     (project / "guests" / "hi" / "assembly" / "index.ts").write_text("export function one(): i32 { return 1 }\n")
     manifest = project / "manifests" / "hi.toml"

@@ -29,7 +29,7 @@ from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle, make_key
-from tests.integration import copy_project, installed_toolchain, run, set_targets
+from tests.integration import copy_project, installed_toolchain, keep_only_guests, run, set_targets
 from tests.oci_registry import free_port, serve_registry
 from tests.system import require_program
 from tests.wasmgen import ADD_BODY, Func, Imp, module
@@ -37,7 +37,9 @@ from tests.wasmgen import ADD_BODY, Func, Imp, module
 pytestmark = [pytest.mark.integration, pytest.mark.heavy(cpu_seconds=60)]
 
 EPOCH = "1767225600"
-GUESTS = ["hello", "wasi-hello"]  # [tool.ngixi] release of the copy: two guests keep the builds short
+# [tool.ngixi] release of the copy, the only guests it keeps: an AssemblyScript guest and one whose [build] command
+# takes a tenth of a second, which the tests that release again bump and change.
+GUESTS = ["handmade", "hello"]
 BOMB_LIMIT = 1 << 20
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Release Tests",
@@ -67,8 +69,9 @@ def release_keys(tmp_path_factory: pytest.TempPathFactory) -> KeyFiles:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    """A git repository holding a copy of the project, releasing hello and wasi-hello for this host only."""
+    """A git repository holding a copy of the project with hello and handmade alone, released for this host only."""
     root = copy_project(tmp_path_factory.mktemp("release") / "project", toolchain_from=installed_toolchain())
+    keep_only_guests(root, GUESTS)
     set_targets(root, [host_triple()])
     pyproject = root / "pyproject.toml"
     config = re.sub(r"(?m)^release = .*\n", "", pyproject.read_text())  # the repository's own choice
@@ -146,8 +149,8 @@ def test_rerelease_identical_is_accepted_and_different_is_refused(
     monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
     bundles = {p.name: p.read_bytes() for p in released.glob("*.ngx")}
     assert make_release(project, key=release_keys.key, builder=lambda _p, _k, _s: bundles).already_existed
-    changed = {**bundles, "hello-0.1.0.ngx": bundles["wasi-hello-0.1.0.ngx"]}
-    with pytest.raises(ReleaseError, match=r"the build made hello-0\.1\.0\.ngx, wasi-hello-0\.1\.0\.ngx, not one"):
+    changed = {**bundles, "hello-0.1.0.ngx": bundles["handmade-0.1.0.ngx"]}
+    with pytest.raises(ReleaseError, match=r"the build made handmade-0\.1\.0\.ngx, hello-0\.1\.0\.ngx, not one"):
         make_release(project, key=release_keys.key, builder=lambda _p, _k, _s: changed)
 
 
@@ -177,7 +180,7 @@ def test_gate_refuses_a_nondeterministic_build_naming_the_members(
 
     with pytest.raises(ReleaseError, match=r"hello-0\.1\.0\.ngx: .*guest\.wasm.* differ") as caught:
         make_release(project, key=release_keys.key, builder=nondeterministic)
-    assert "wasi-hello" not in str(caught.value)
+    assert "handmade" not in str(caught.value)
     assert not (project.artifacts_dir / "release" / "2.0.0").exists()
 
 
@@ -267,7 +270,7 @@ def test_pull_refuses_a_bundle_signed_by_an_untrusted_key(
 
 
 # Releases that mean what they say: the record, dirty trees, bumped versions, immutable tags. These run after
-# the tests above, which expect hello at 0.1.0: they bump it.
+# the tests above, which expect both guests at 0.1.0: they bump handmade.
 
 ADD_WASM = module(
     imports=[Imp("ngixi", "log", ["i32"] * 3)], functions=[Func("add", ["i32", "i32"], ["i32"], ADD_BODY)]
@@ -359,45 +362,44 @@ def bump(project: Project, guest: str, old: str, new: str) -> None:
 def test_a_bumped_release_pulls_and_runs_and_the_older_one_is_a_rollback(
     project: Project, released: Path, release_keys: KeyFiles, registry: str, tmp_path: Path
 ) -> None:
-    bump(project, "hello", "0.1.0", "0.2.0")
-    result = run(project.root, "doit", "release", "--guest", "hello", env=release_env(release_keys, "1.1.0"))
-    assert "release 1.1.0 will ship:\n  hello 0.2.0: new, sequence 2\n" in result.stderr
+    bump(project, "handmade", "0.1.0", "0.2.0")
+    result = run(project.root, "doit", "release", "--guest", "handmade", env=release_env(release_keys, "1.1.0"))
+    assert "release 1.1.0 will ship:\n  handmade 0.2.0: new, sequence 2\n" in result.stderr
     commit_all(project.root, "record release 1.1.0")
     published = run(
         project.root, "doit", "publish", env={**release_env(release_keys, "1.1.0"), "NGIXI_REGISTRY": registry}
     )
     pin = re.search(
-        rf"{re.escape(registry)}/hello:0\.2\.0: published; pin (\S+@sha256:[0-9a-f]{{64}})", published.stderr
+        rf"{re.escape(registry)}/handmade:0\.2\.0: published; pin (\S+@sha256:[0-9a-f]{{64}})", published.stderr
     )
     assert pin is not None, published.stderr
     host_trust = tmp_path / "host" / "trust.toml"  # the operator's, as the README has them make it
-    trust_add = ["trust", "add", str(release_keys.public), "--guest", "hello", "--channel", "release"]
+    trust_add = ["trust", "add", str(release_keys.public), "--guest", "handmade", "--channel", "release"]
     run(tmp_path, "ngixi", *trust_add, "--trust", str(host_trust))
     older_dir, newer_dir = tmp_path / "older", tmp_path / "newer"
     trust = load_trust(host_trust)
     newer = pull_bundle(reference=pin.group(1), out_dir=newer_dir, trust=trust)
-    older = pull_bundle(reference=f"{registry}/hello:0.1.0", out_dir=older_dir, trust=trust)
-    assert newer.name == "hello-0.2.0.ngx" and read_bundle(newer, trust).index.sequence == 2
-    ran = run(tmp_path, "ngixi", "run", "--trust", str(host_trust), str(newer), "add", "2", "3")
-    assert ran.stdout == "5\n"
-    refused = run(tmp_path, "ngixi", "run", "--trust", str(host_trust), str(older), "add", "2", "3", check=False)
+    older = pull_bundle(reference=f"{registry}/handmade:0.1.0", out_dir=older_dir, trust=trust)
+    assert newer.name == "handmade-0.2.0.ngx" and read_bundle(newer, trust).index.sequence == 2
+    ran = run(tmp_path, "ngixi", "run", "--trust", str(host_trust), str(newer), "answer")
+    assert ran.stdout == "42\n"
+    refused = run(tmp_path, "ngixi", "run", "--trust", str(host_trust), str(older), "answer", check=False)
     assert refused.returncode == 3
-    assert "sequence 1 of guest 'hello' on channel 'release' is lower than 2" in refused.stderr
+    assert "sequence 1 of guest 'handmade' on channel 'release' is lower than 2" in refused.stderr
 
 
 def test_a_released_version_with_other_content_is_refused(project: Project, release_keys: KeyFiles) -> None:
-    source = project.guests_dir / "hello" / "assembly" / "index.ts"
-    source.write_text(source.read_text().replace("hello from the hello guest", "hello, changed"))
-    commit_all(project.root, "hello: other content, same version")
+    (project.guests_dir / "handmade" / "answer.txt").write_text("43\n")
+    commit_all(project.root, "handmade: other content, same version")
     history = (project.root / "release-history.toml").read_bytes()
     refused = run(
-        project.root, "doit", "release", "--guest", "hello", check=False, env=release_env(release_keys, "1.2.0")
+        project.root, "doit", "release", "--guest", "handmade", check=False, env=release_env(release_keys, "1.2.0")
     )
-    recorded = read_history(project.root).released("hello", "0.2.0", "release")
+    recorded = read_history(project.root).released("handmade", "0.2.0", "release")
     assert recorded is not None
     assert (
-        f"hello 0.2.0 was released in 1.1.0 as {recorded.guest.digest}; this build is sha256:" in refused.stdout
-        and "bump [guest].version in manifests/hello.toml" in refused.stdout
+        f"handmade 0.2.0 was released in 1.1.0 as {recorded.guest.digest}; this build is sha256:" in refused.stdout
+        and "bump [guest].version in manifests/handmade.toml" in refused.stdout
     ), refused.stdout
     assert not (project.artifacts_dir / "release" / "1.2.0").exists()
     assert (project.root / "release-history.toml").read_bytes() == history
@@ -412,27 +414,28 @@ def test_a_release_from_an_older_commit_still_gets_a_higher_sequence(
     git(project.root, "worktree", "add", "-q", "--detach", str(older.root), first_record)
     older.state_dir.mkdir()
     (older.state_dir / "toolchain").symlink_to(project.state_dir / "toolchain")
-    bump(older, "hello", "0.1.0", "0.1.1")
+    bump(older, "handmade", "0.1.0", "0.1.1")
     monkeypatch.setenv("NGIXI_RELEASE_VERSION", "1.0.2")
     asked: dict[str, int] = {}
 
     def hotfix(_clean: Project, key: SigningKey, sequences: Mapping[str, int]) -> dict[str, bytes]:
         asked.update(sequences)
-        manifest = HELLO_MANIFEST.replace('version = "0.1.0"', 'version = "0.1.1"')
+        manifest = HELLO_MANIFEST.replace('name = "hello"', 'name = "handmade"').replace('"0.1.0"', '"0.1.1"')
         directory = tmp_path / f"hotfix-{len(asked)}-{time.perf_counter_ns()}"
         path = make_bundle(
             directory,
             key,
             wasm=ADD_WASM,
             manifest=manifest,
+            guest="handmade",
             version="0.1.1",
             channel="release",
-            sequence=sequences["hello"],
+            sequence=sequences["handmade"],
         )
-        return {"hello-0.1.1.ngx": path.read_bytes()}
+        return {"handmade-0.1.1.ngx": path.read_bytes()}
 
-    make_release(older, key=release_keys.key, builder=hotfix, guests=["hello"])
-    assert asked == {"hello": 3}  # above 1.1.0's hello 0.2.0 (sequence 2), which only the branch's record names
+    make_release(older, key=release_keys.key, builder=hotfix, guests=["handmade"])
+    assert asked == {"handmade": 3}  # above 1.1.0's handmade 0.2.0 (sequence 2), which only the branch's record names
     merged = read_history(older.root)
     assert [r.version for r in merged.releases if r.version.startswith("1.")] == ["1.0.0", "1.0.1", "1.1.0", "1.0.2"]
 
@@ -456,7 +459,7 @@ def test_a_published_tag_is_immutable_unless_forced(
     other = make_bundle(other_dir, release_keys.key, wasm=ADD_WASM, channel="release", sequence=7)
     fresh_manifest = HELLO_MANIFEST.replace('name = "hello"', 'name = "fresh"')
     make_bundle(other_dir, release_keys.key, wasm=ADD_WASM, manifest=fresh_manifest, guest="fresh", channel="release")
-    hello = first[0]
+    (hello,) = [p for p in first if p.reference.endswith("/hello:0.1.0")]
     with pytest.raises(RegistryError) as refused:
         publish_release(release_dir=other_dir, registry=namespace, key=release_keys.key)
     client = publish._client(namespace)

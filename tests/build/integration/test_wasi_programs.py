@@ -215,13 +215,15 @@ class Outcome:
 
 
 def compile_program(name: str, output: Path) -> None:
-    """As the build compiles a C or Zig command for wasm32-wasi: its memory bounded, its stack the build's."""
+    """As the build compiles a C or Zig command for wasm32-wasi: its memory bounded, its stack the build's, not
+    stripped (Zig builds wasi-libc once for each set of flags that changes it, stripping among them: a stripped
+    program's was a second build of it in each run of the suite)."""
     source, zig = SOURCES[name], [sys.executable, "-m", "ziglang"]
     if source.suffix == ".c":
-        command = [*zig, "cc", f"--target={WASI_TARGET}", "-O2", "-s", "-w", str(source), "-o", str(output)]
+        command = [*zig, "cc", f"--target={WASI_TARGET}", "-O2", "-w", str(source), "-o", str(output)]
         command += [f"-Wl,--max-memory={MEMORY_PAGES * PAGE_BYTES}", f"-Wl,-z,stack-size={STACK_BYTES}"]
     else:
-        command = [*zig, "build-exe", "-target", WASI_TARGET, "-O", "ReleaseSmall", "-fstrip", str(source)]
+        command = [*zig, "build-exe", "-target", WASI_TARGET, "-O", "ReleaseSmall", str(source)]
         command += [f"-femit-bin={output}", f"--max-memory={MEMORY_PAGES * PAGE_BYTES}", "--stack", str(STACK_BYTES)]
     subprocess.run(command, check=True, capture_output=True, timeout=300, cwd=output.parent)
 

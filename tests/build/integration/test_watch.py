@@ -81,7 +81,7 @@ def new_project(directory: Path, guests: tuple[str, ...]) -> Project:
 
 @pytest.fixture(scope="module")
 def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Watched]:
-    project = new_project(tmp_path_factory.mktemp("watch"), ("hello", "wasi-hello"))
+    project = new_project(tmp_path_factory.mktemp("watch"), ("hello", "handmade"))
     config = project.root / "pyproject.toml"  # Wasmtime artifacts too, so the background steps build both kinds
     config.write_text(config.read_text().replace("[tool.ngixi]\n", '[tool.ngixi]\nwasmtime_targets = ["host"]\n'))
     watch = WatchProcess(project.root)
@@ -95,7 +95,7 @@ def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Watched]:
 
 
 def test_dev_bundles_of_unedited_guests_pass_their_smoke_calls(watched: Watched) -> None:
-    for guest in ("hello", "wasi-hello"):
+    for guest in ("hello", "handmade"):
         bundle = watched.bundle(guest)
         assert bundle.index.profile == "dev"
         label = str(watched.project.manifest_path(guest))
@@ -133,19 +133,19 @@ def test_outputs_state_and_editor_files_trigger_nothing(watched: Watched) -> Non
     for noise in (".index.ts.swp", "index.ts~", "4913", ".#index.ts", "index.ts.tmp"):
         (sources / noise).write_text("x")
         (sources / noise).unlink()
-    manifest = project.manifest_path("wasi-hello")
+    manifest = project.manifest_path("handmade")
     manifest.write_text(manifest.read_text() + "# touched\n")
-    lines = texts(watched.rebuild_of("wasi-hello"))
-    assert len(lines) == 1 and lines[0].startswith("wasi-hello: rebuilt"), lines
+    lines = texts(watched.rebuild_of("handmade"))
+    assert len(lines) == 1 and lines[0].startswith("handmade: rebuilt"), lines
 
 
 def test_editing_one_guest_leaves_the_other_alone(watched: Watched) -> None:
-    watched.settled("wasi-hello")
-    other = watched.project.bundle_path("wasi-hello", "0.1.0")
+    watched.settled("handmade")
+    other = watched.project.bundle_path("handmade", "0.1.0")
     before = other.stat().st_mtime_ns
     watched.write_hello("a + b + 300")
     lines = texts(watched.rebuild_of("hello"))
-    assert not any("wasi-hello" in line for line in lines), lines
+    assert not any("handmade" in line for line in lines), lines
     watched.settled("hello")
     assert other.stat().st_mtime_ns == before
 
