@@ -89,7 +89,8 @@ def compile_with_asc(toolchain: Toolchain, project_root: Path, argv: Sequence[st
     names the limit it reached, if any."""
     limits = tool_limits()
     try:
-        reply = shared_server(toolchain, project_root).compile(argv, timeout=limits.seconds, retry=False)
+        server = shared_server(toolchain, project_root)
+        reply = server.compile(argv, timeout=limits.seconds, retry=False, cwd=project_root)
     except CompileTimedOut:
         raise CompileError(time_limit_reached(what, limits)) from None
     except CompilerDied as died:

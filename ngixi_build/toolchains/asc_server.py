@@ -95,14 +95,17 @@ class _Connection:
         for thread in self.threads:
             thread.start()
 
-    def send(self, request_id: int, argv: Sequence[str]) -> Future[AscReply]:
+    def send(self, request_id: int, argv: Sequence[str], cwd: Path | None) -> Future[AscReply]:
         future: Future[AscReply] = Future()
         with self.lock:
             if not self.alive:
                 future.set_exception(CompilerDied("the AssemblyScript compiler is not running"))
                 return future
             self.pending[request_id] = future
-        line = json.dumps({"id": request_id, "argv": list(argv)}) + "\n"
+        request: dict[str, object] = {"id": request_id, "argv": list(argv)}
+        if cwd is not None:
+            request["cwd"] = str(cwd)
+        line = json.dumps(request) + "\n"
         stdin = self.process.stdin
         assert stdin is not None
         with contextlib.suppress(OSError):  # if it died, the reply reader fails every pending request
@@ -178,23 +181,24 @@ class AscServer:
         self._ids = itertools.count(1)
         self._starting = threading.Lock()
 
-    def submit(self, argv: Sequence[str]) -> Future[AscReply]:
-        """Sends one asc command line (relative paths are from the project root); starts Node if needed."""
+    def submit(self, argv: Sequence[str], *, cwd: Path | None = None) -> Future[AscReply]:
+        """Sends one asc command line (relative paths are from `cwd`, by default the project root); starts Node if
+        needed."""
         with self._starting:
             if self._connection is None or not self._connection.alive:
                 self._connection = _Connection(self._toolchain, self._project_root, own_session=self._own_session)
             connection = self._connection
-        return connection.send(next(self._ids), argv)
+        return connection.send(next(self._ids), argv, cwd)
 
-    def compile(self, argv: Sequence[str], *, timeout: float, retry: bool = True) -> AscReply:
+    def compile(self, argv: Sequence[str], *, timeout: float, retry: bool = True, cwd: Path | None = None) -> AscReply:
         """Compiles and waits; if Node dies meanwhile, retries once in a new process (with `retry`)."""
         try:
-            return self._wait(self.submit(argv), timeout)
+            return self._wait(self.submit(argv, cwd=cwd), timeout)
         except CompilerDied as died:
             if not retry:
                 raise
             log.warning("%s; starting it again", died)
-        return self._wait(self.submit(argv), timeout)
+        return self._wait(self.submit(argv, cwd=cwd), timeout)
 
     def _wait(self, future: Future[AscReply], timeout: float) -> AscReply:
         try:
@@ -216,23 +220,23 @@ class AscServer:
 
 
 class _Shared:
-    """The one warm compiler of this process's builds, for one toolchain and project at a time."""
+    """The one warm compiler of this process's builds, for one toolchain at a time."""
 
     lock = threading.Lock()
-    key: tuple[Path, Path] | None = None
+    toolchain: Path | None = None
     owner = 0  # the process that started it: one inherited through a fork is its parent's
     server: AscServer | None = None
 
 
 def shared_server(toolchain: Toolchain, project_root: Path) -> AscServer:
-    """The warm compiler a build's AssemblyScript compiles share: started on the first, stopped at exit (or when a
-    compile in this process asks for another toolchain or project); Node also ends when this process dies, at the
-    end of its input."""
-    key = (toolchain.root, project_root)
+    """The warm compiler a build's AssemblyScript compiles share, whatever project each is of (a release builds in
+    clean copies; give each compile its `cwd`): started on the first, stopped at exit (or when a compile in this
+    process asks for another toolchain); Node also ends when this process dies, at the end of its input."""
+    installed = toolchain.root.resolve()  # a release's clean copy links the project's
     with _Shared.lock:
-        if _Shared.server is None or _Shared.key != key or _Shared.owner != os.getpid():
+        if _Shared.server is None or _Shared.toolchain != installed or _Shared.owner != os.getpid():
             stop_shared_server()
-            _Shared.key, _Shared.owner = key, os.getpid()
+            _Shared.toolchain, _Shared.owner = installed, os.getpid()
             _Shared.server = AscServer(toolchain, project_root, own_session=False)
         return _Shared.server
 

@@ -1,6 +1,7 @@
 // Keeps the AssemblyScript compiler loaded for watch mode.
 // Usage: node asc_server.mjs <path to assemblyscript/dist/asc.js>; run with the project root as cwd.
-// Protocol: one JSON request per stdin line, {"id": n, "argv": [...]}, answered in order by one
+// Protocol: one JSON request per stdin line, {"id": n, "argv": [...]} or {"id": n, "argv": [...], "cwd":
+// "/abs/project"} (compiled from that folder, as if started there), answered in order by one
 // JSON line on stdout: {"id": n, "ok": bool, "diagnostics": "...", "inputs": {path: sha256|null}}.
 // `inputs` is every file asc asked for (null: it was absent), so the caller can tell whether a
 // result still matches the sources. End of stdin ends the process once queued requests are done.
@@ -44,6 +45,7 @@ async function compile(request) {
   const stdout = asc.createMemoryStream();
   const stderr = asc.createMemoryStream();
   resetLibrary();
+  if (request.cwd !== undefined) process.chdir(request.cwd);
   const result = await asc.main(request.argv, { stdout, stderr, readFile: readTracked });
   return {
     id: request.id,

@@ -85,14 +85,18 @@ def one_off_asc(project: Project, guest: str, output: Path) -> bytes:
 
 
 def test_a_builds_compiles_share_one_warm_compiler_with_the_command_lines_bytes(
-    project: Project, one_off_hello: OneOff
+    project: Project, one_off_hello: OneOff, tmp_path: Path
 ) -> None:
-    """A one-off asc per guest paid Node's start and asc's loading every time: most of a build's time."""
+    """A one-off asc per guest paid Node's start and asc's loading every time: most of a build's time. Projects
+    that share a toolchain share the compiler."""
     before = set(compiler_processes(os.getpid()))
-    for guest in ("wasi-hello", "hello"):
-        pipeline.compile_guest(project, read_guest(project, guest))
+    other = Project(copy_project(tmp_path / "other", toolchain_from=project.root))  # as a release's clean copy
+    for built, guest in ((other, "wasi-hello"), (project, "wasi-hello"), (project, "hello"), (other, "hello")):
+        pipeline.compile_guest(built, read_guest(built, guest))
         (started,) = set(compiler_processes(os.getpid())) - before
     assert project.wasm_path("hello").read_bytes() == one_off_hello.build_made
+    assert other.wasm_path("hello").read_bytes() == one_off_hello.build_made
+    assert other.wasm_path("wasi-hello").read_bytes() == project.wasm_path("wasi-hello").read_bytes()
     assert set(compiler_processes(os.getpid())) - before == {started}
 
 
@@ -100,7 +104,7 @@ def test_a_compile_whose_warm_compiler_dies_is_done_by_a_one_off_asc(
     project: Project, one_off_hello: OneOff, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     class Dying:
-        def compile(self, argv: Sequence[str], *, timeout: float, retry: bool) -> AscReply:
+        def compile(self, argv: Sequence[str], *, timeout: float, retry: bool, cwd: Path) -> AscReply:
             raise CompilerDied("the AssemblyScript compiler (node) exited with status -9")
 
     monkeypatch.setattr(compile_stage, "shared_server", lambda toolchain, root: Dying())
