@@ -39,7 +39,7 @@ from ngixi_runtime.engines.wasmtime import (
     trap_message,
 )
 from ngixi_runtime.engines.wit_values import TypedFunction, lift_result, lower_arguments, render
-from ngixi_runtime.errors import GuestError, NgixiError, VerificationError
+from ngixi_runtime.errors import GuestError, NgixiError
 from ngixi_runtime.guest.component_memory import memory_floor_problem
 from ngixi_runtime.records import NamedTuple
 
@@ -97,15 +97,6 @@ def component_info(component: wc.Component, engine: wasmtime.Engine) -> Componen
                     exports[f"{name}#{inner}"] = _func_types(function.ty)
     imports = {name: _func_names(item.ty, engine) for name, item in component_type.imports(engine).items()}
     return ComponentInfo(imports, exports)
-
-
-def read_component(wasm: bytes, *, source: str) -> ComponentInfo:
-    """The world of a component (without instantiating it); a broken one is a VerificationError."""
-    engine = engine_for(None)
-    try:
-        return component_info(wc.Component(engine, wasm), engine)
-    except wasmtime.WasmtimeError as error:
-        raise VerificationError(f"{source}: not a valid component: {first_line(error)}") from None
 
 
 def precompile(wasm: bytes, *, triple: str, cpu_features: Sequence[str], metered: bool, what: str) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,7 @@ from ngixi_build.stages.precompile import read_metadata
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain
 from ngixi_runtime.bundles.reader import VerifiedBundle, read_bundle
 from ngixi_runtime.capabilities.context import Sandbox
+from ngixi_runtime.engines import wasmtime_component
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE
 from ngixi_runtime.errors import NgixiError, VerificationError
 from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE
@@ -114,6 +116,21 @@ def test_smoke_and_inspect(built: Path) -> None:
     shown = run(built, "ngixi", "inspect", BUNDLE).stdout
     assert "  import ngixi:host/kv@0.1.0: get, set\n" in shown
     assert "  export add: (s32, s32) -> (s32)\n" in shown
+
+
+def test_inspect_reads_the_world_from_the_code_a_load_would_run(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It compiled the component only to read its types: about 20 s of CPU for a JavaScript guest's."""
+    made: list[str] = []
+    prepare = wasmtime_component.prepare
+
+    def recorded(**code: Any) -> wasmtime_component.Prepared:
+        made.append("compiled" if code.get("wasm") is not None else "deserialized")
+        return prepare(**code)
+
+    monkeypatch.setattr(wasmtime_component, "prepare", recorded)
+    monkeypatch.chdir(built)  # the project's dev trust: its key may run native code
+    assert exit_code(["inspect", BUNDLE]) == 0
+    assert made == ["deserialized"]
 
 
 def test_an_ungranted_interface_is_refused_at_build(built: Path, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import wasmtime.component as wc
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain
 from ngixi_build.toolchains.component_world import read_component_world
 from ngixi_build.toolchains.wit import wasm_tools
-from ngixi_runtime.engines.wasmtime_component import read_component
+from ngixi_runtime.engines import wasmtime_component
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.loading.isolated import IsolatedTenant
 from ngixi_runtime.loading.tenants import InProcessTenant, open_tenant
@@ -74,7 +74,7 @@ def test_the_component_validates_and_exports_the_world(project: Path) -> None:
     wit = subprocess.run([str(wasm_tools()), "component", "wit", str(wasm)], check=True, capture_output=True, text=True)
     assert "export echoresult: func(v: result<list<string>, string>) -> result<list<string>, string>;" in wit.stdout
     # validate's view of the component is the engine's
-    assert read_component_world(wasm) == read_component(wasm.read_bytes(), source=GUEST)
+    assert read_component_world(wasm) == wasmtime_component.prepare(guest=GUEST, wasm=wasm.read_bytes()).info
 
 
 def test_strings_bytes_and_records_round_trip(call: Any) -> None:

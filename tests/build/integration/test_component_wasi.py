@@ -22,7 +22,6 @@ from ngixi_runtime.capabilities.base import WASI
 from ngixi_runtime.capabilities.context import Sandbox
 from ngixi_runtime.capabilities.registry import every_capability
 from ngixi_runtime.engines import wasmtime_component
-from ngixi_runtime.engines.wasmtime_component import read_component
 from ngixi_runtime.errors import GuestError, VerificationError
 from ngixi_runtime.guest.check import check_component
 from ngixi_runtime.guest.manifest import parse_manifest
@@ -319,7 +318,7 @@ def test_args_and_env_are_only_what_the_caller_gives(probe: Guest) -> None:
 
 def test_every_registry_wasi_function_maps_to_its_capabilities(built: Path) -> None:
     wasm = built / "artifacts" / "wasm" / f"{PROBE}.wasm"
-    info = read_component(wasm.read_bytes(), source=PROBE)
+    info = wasmtime_component.prepare(guest=PROBE, wasm=wasm.read_bytes()).info
     assert read_component_world(wasm) == info  # validate's view of WASI's interfaces and resources is the engine's
 
     def problems(*without: str) -> str:
