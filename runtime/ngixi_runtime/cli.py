@@ -484,8 +484,8 @@ def cmd_trust(args: argparse.Namespace) -> int:
         key_id = editing.add_key(trust_file, editing.read_public_key(args.public_key), trust)
         print(f"trusted key {key_id} in {trust_file}: {_scope(trust.guests, trust.channels, trust.native_code)}")
     elif args.action == "remove":
-        editing.remove_key(trust_file, args.key_id)
-        print(f"removed key {args.key_id} from {trust_file}")
+        key_id = editing.remove_key(trust_file, args.key_id)
+        print(f"removed key {key_id} from {trust_file}")
     else:
         for key in editing.listed_keys(trust_file):
             comment = f"  # {printable(key['comment'])}" if key["comment"] else ""  # a project's file is foreign

@@ -563,7 +563,7 @@ def _verify_archive(
     index_bytes, signature = archive.read(entries[0]), archive.read(entries[1])
     signer, comment = verify_index(index_bytes, signature, trust, source=source, comment_signature=not defer_members)
     index = parse_index(index_bytes, source=source)
-    check_scope(index, signer, comment, source=source, scope_note=trust.scope_note)
+    check_scope(index, signer, comment, trust, source=source)
     if rollback is not None:
         rollback.check(index, source=source)
     return _verified(

@@ -80,10 +80,12 @@ def check_new_trust(trust_file: Path, trust: NewTrust) -> None:
         load_trust(trust_file)
 
 
-def remove_key(trust_file: Path, key_id: str) -> None:
-    """Removes the [[keys]] table of `key_id`, keeping the rest of the file as it was."""
+def remove_key(trust_file: Path, key_id: str) -> str:
+    """Removes the [[keys]] table of `key_id` (its hex digits in either case, as minisign prints them or not),
+    keeping the rest of the file as it was; returns the id as the file lists it."""
     with _editing(trust_file) as edited:
-        _remove(edited, key_id)
+        _remove(edited, key_id.upper())
+    return key_id.upper()
 
 
 @contextmanager

@@ -206,8 +206,20 @@ def signer_of(signature_bytes: bytes, trust: TrustStore, *, source: str) -> tupl
     key_id = _key_id_text(signature.key_id)
     key = trust.find(key_id)
     if key is None:
-        raise VerificationError(f"{source}: signed by key {key_id}, which {trust.source} does not trust")
+        raise VerificationError(
+            f"{source}: signed by key {key_id}, which {trust.source} does not trust; {_how_to_trust(trust)}"
+        )
     return key, signature
+
+
+def _how_to_trust(trust: TrustStore) -> str:
+    """What an operator does about a signature by a key the trust file does not list (never listed, or removed)."""
+    if trust.scope_note:
+        return trust.scope_note
+    return (
+        "if you trust its signer, add their public key (the .pub file, from them): `ngixi trust add KEY.pub "
+        f"--guest NAME --channel CHANNEL --trust {trust.source}`"
+    )
 
 
 def verify_index(
@@ -245,12 +257,23 @@ def _holds(public_key: bytes, signature: bytes, message: bytes) -> bool:
     return True
 
 
-def check_scope(index: BundleIndex, key: TrustedKey, comment: str, *, source: str, scope_note: str = "") -> None:
+def check_scope(index: BundleIndex, key: TrustedKey, comment: str, trust: TrustStore, *, source: str) -> None:
     """The signed index must match its (verified) trusted comment, and the key must be allowed to sign it."""
     if comment != trusted_comment(index):
         raise VerificationError(f"{source}: the signature's trusted comment {comment!r} does not match the index")
     if not key.may_sign(index.guest, index.channel):
-        why = f"; {scope_note}" if scope_note and index.channel != "dev" else ""
         raise VerificationError(
-            f"{source}: key {key.key_id} may not sign guest {index.guest!r} on channel {index.channel!r}{why}"
+            f"{source}: key {key.key_id} may not sign guest {index.guest!r} on channel {index.channel!r}; "
+            f"{_how_to_widen(key, index.channel, trust)}"
         )
+
+
+def _how_to_widen(key: TrustedKey, channel: str, trust: TrustStore) -> str:
+    """What an operator does about a trusted key's bundle of a guest or channel its entry does not list."""
+    if trust.scope_note and channel != "dev":
+        return trust.scope_note
+    return (
+        f"{trust.source} trusts it for guests {', '.join(key.guests)} on channels {', '.join(key.channels)} only. "
+        f"If its signer should sign this too, `ngixi trust remove {key.key_id} --trust {trust.source}` and "
+        "`ngixi trust add` its public key again with every --guest and --channel it may sign"
+    )

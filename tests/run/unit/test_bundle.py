@@ -346,8 +346,18 @@ TAMPERS: list[tuple[str, Callable[[Scenario], None], str]] = [
     ("device", insert(6, special("aot/zero", tarfile.CHRTYPE)), "member 'aot/zero' is a device"),
     ("directory", insert(6, special("aot/more", tarfile.DIRTYPE)), "member 'aot/more' is a directory"),
     ("pax extended header", pax_member, "member 'guest.wasm' carries pax extended headers"),
-    ("untrusted key", untrusted_key, "which .*trust.toml does not trust"),
-    ("key outside its guests", key_outside_its_guests, "may not sign guest 'hello' on channel 'dev'"),
+    (
+        "untrusted key",
+        untrusted_key,
+        r"which (.*trust.toml) does not trust; if you trust its signer, .*`ngixi trust add KEY\.pub --guest NAME "
+        r"--channel CHANNEL --trust \1`$",
+    ),
+    (
+        "key outside its guests",
+        key_outside_its_guests,
+        r"may not sign guest 'hello' on channel 'dev'; (.*trust.toml) trusts it for guests \S+ on channels dev only\. "
+        r"If its signer should sign this too, `ngixi trust remove [0-9A-F]{16} --trust \1` and `ngixi trust add`",
+    ),
     ("key outside its channels", key_outside_its_channels, "may not sign guest 'hello' on channel 'release'"),
     ("lower sequence", lower_sequence, "sequence 5 of guest 'hello' on channel 'dev' is lower than 7"),
     ("oversized index", oversized_index, "member bundle.json is \\d+ bytes, over its limit of 65536"),
