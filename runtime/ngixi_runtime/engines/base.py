@@ -19,7 +19,7 @@ from typing import Any, Protocol, cast
 
 from ngixi_runtime.capabilities.base import HostImport
 from ngixi_runtime.capabilities.context import HostFunction
-from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.errors import InvalidInput, NgixiError
 from ngixi_runtime.guest.limits import table_elements
 from ngixi_runtime.guest.manifest import Number
 from ngixi_runtime.records import NamedTuple
@@ -168,6 +168,7 @@ def chosen_engine(
     """
     if component:
         return _component_engine(name)
+    where = "" if name else f"${ENGINE_VARIABLE}: "
     name = name or os.environ.get(ENGINE_VARIABLE) or AUTO
     installed = installed_engines()
     if name == AUTO:
@@ -177,7 +178,7 @@ def chosen_engine(
         pool = metering if wants_fuel and metering else installed
         return next((n for n in pool if n in shipped), pool[0])
     if name not in _ENGINES:
-        raise NgixiError(f"unknown engine {name!r}; known engines: {', '.join(_ENGINES)} (or {AUTO})")
+        raise InvalidInput(f"{where}unknown engine {name!r}; known engines: {', '.join(_ENGINES)} (or {AUTO})")
     if name not in installed:
         raise NgixiError(f"engine {name} is not installed here; {_how_to_get(name)}")
     return name

@@ -319,9 +319,10 @@ def test_the_engine_option_overrides_the_environment(
     document = json.loads(capsys.readouterr().out)
     assert document["host"]["engine"] == "wasmtime"
     assert [m.get("misfit", "-") for m in document["members"]] == ["-", "-", None]
-    assert exit_code(["run", *trust, str(path), "add", "2", "3"]) == 1
-    assert "ngixi: error: unknown engine 'no-such-engine'; known engines: wasmer, wasmtime (or auto)" in (
-        capsys.readouterr().err
+    assert exit_code(["run", *trust, str(path), "add", "2", "3"]) == 2  # bad input, naming where it came from
+    assert (
+        "ngixi: error: $NGIXI_ENGINE: unknown engine 'no-such-engine'; known engines: wasmer, wasmtime (or auto)"
+        in capsys.readouterr().err
     )
 
 
