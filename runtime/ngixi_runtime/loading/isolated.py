@@ -118,13 +118,17 @@ def child_environment(
 
 def _aot_cache_variable(environ: Mapping[str, str]) -> dict[str, str]:
     """The host AOT cache this process uses and the state directory holding the key of its entries, named
-    absolutely: the child has no HOME or XDG_* to find them by."""
+    absolutely: the child has no HOME or XDG_* to find them by. A cache this process may not use (a relative
+    `$NGIXI_AOT_CACHE`) is named to the child as it was, so the child does without it and says why, as this process
+    would: left out, the child used the default cache instead, silently."""
     try:
         return {
             CACHE_VARIABLE: str(default_cache_dir(environ)),
             "XDG_STATE_HOME": str(dev_keys_file(environ).parent.parent),
         }
-    except (CacheUnavailable, RuntimeError):  # RuntimeError: no home directory
+    except CacheUnavailable:
+        return {CACHE_VARIABLE: environ[CACHE_VARIABLE]} if environ.get(CACHE_VARIABLE) else {}
+    except RuntimeError:  # no home directory
         return {}
 
 

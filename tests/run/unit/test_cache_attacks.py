@@ -15,7 +15,8 @@ from ngixi_build.stages.signing import TrustEntry, render_trust_file, sign
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.env import EnvOptions
 from ngixi_runtime.errors import NgixiError, VerificationError
-from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE, AotCache, CacheUnavailable
+from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE, AotCache, CacheUnavailable, default_cache_dir
+from ngixi_runtime.loading.isolated import child_environment
 from ngixi_runtime.loading.tenants import InProcessTenant, open_tenant
 from ngixi_runtime.spec.bundle_format import INDEX_NAME, SIGNATURE_NAME, BundleIndex, trusted_comment
 from ngixi_runtime.trust.signatures import load_trust
@@ -157,3 +158,14 @@ def test_a_cache_directory_through_another_users_link_is_not_used(tmp_path: Path
     with pytest.raises(CacheUnavailable, match=f"{link} is a symbolic link of user id 65534"):
         AotCache.opened(link)
     assert list((tmp_path / "mine").iterdir()) == []  # nothing made where their link leads
+
+
+def test_a_cache_the_host_may_not_use_is_not_used_by_its_tenants_either(tmp_path: Path) -> None:
+    """A relative $NGIXI_AOT_CACHE is refused (it would name a directory of whatever folder ngixi runs in): an
+    isolated tenant's child was handed no cache then, and found the default one, silently."""
+    host = {CACHE_VARIABLE: "cache", "HOME": str(tmp_path)}
+    with pytest.raises(CacheUnavailable, match=r"\$NGIXI_AOT_CACHE: must be an absolute path"):
+        default_cache_dir(host)
+    child = child_environment(environ=host)
+    with pytest.raises(CacheUnavailable, match=r"\$NGIXI_AOT_CACHE: must be an absolute path"):
+        default_cache_dir(child)
