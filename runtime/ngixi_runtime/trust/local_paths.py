@@ -149,6 +149,10 @@ def redirected_below(base: Path, inner: Path) -> str | None:
     link = next((path for path in candidates if path.is_symlink()), None)
     if link is not None:
         return f"{link} is a symbolic link"
+    records = {inner / SANDBOX_SIGNER, *(inner / name for name in _SANDBOX_STATE)}
+    misplaced = next(filter(None, (_wrong_kind(path, directory=path not in records) for path in candidates)), None)
+    if misplaced is not None:
+        return misplaced
     foreign = next(filter(None, map(_not_only_ours, candidates)), None)
     if foreign is not None:
         return foreign
@@ -175,6 +179,18 @@ def _not_only_ours(path: Path) -> str | None:
         return _problem(path, os.lstat(path), sticky_protects=False)
     except FileNotFoundError:
         return None
+
+
+def _wrong_kind(path: Path, *, directory: bool) -> str | None:
+    """Why `path`, if it exists, is not what a sandbox keeps there (a directory, else a regular file): a directory
+    named kv.sqlite3 was reported as a hard link (its link count), a FIFO would be opened."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    if directory:
+        return None if stat.S_ISDIR(mode) else f"{path} is not a directory"
+    return None if stat.S_ISREG(mode) else f"{path} is not a regular file"
 
 
 def _links(path: Path) -> int:

@@ -146,6 +146,28 @@ def test_a_sandbox_directory_another_user_could_change_is_refused(tmp_path: Path
     assert not list(sandboxes.glob("**/kv.sqlite3"))
 
 
+@pytest.mark.parametrize(
+    ("place", "make", "kind"),
+    [
+        ("default/notes/kv.sqlite3", Path.mkdir, "a regular file"),
+        ("default/notes/signer", os.mkfifo, "a regular file"),
+        ("default/notes", Path.touch, "a directory"),
+    ],
+    ids=["kv database a directory", "signer record a FIFO", "guest's sandbox a file"],
+)
+def test_a_sandbox_entry_of_the_wrong_kind_is_named_as_such(
+    tmp_path: Path, place: str, make: Callable[[Path], object], kind: str
+) -> None:
+    """What a sandbox keeps at each name must be a directory or a regular file; a directory named kv.sqlite3 was
+    reported as a hard link (its link count)."""
+    owner, _, trust = _keys(tmp_path, "release")
+    sandboxes = tmp_path / "sandboxes"
+    (sandboxes / place).parent.mkdir(parents=True, exist_ok=True)
+    make(sandboxes / place)
+    with pytest.raises(InvalidInput, match=rf"{sandboxes / place} is not {kind}: a guest's sandbox under "):
+        _call(_bundle(tmp_path / "out", owner, "release"), trust, sandboxes, "peek")
+
+
 def test_a_load_refused_before_it_runs_claims_no_sandbox(tmp_path: Path) -> None:
     """The first key to use a sandbox keeps it: a bundle refused for what its caller passed has not used it."""
     owner, _, trust = _keys(tmp_path, "release")
