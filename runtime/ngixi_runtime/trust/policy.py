@@ -23,7 +23,7 @@ from ngixi_runtime.capabilities.fs import FsCeiling, FsOptions
 from ngixi_runtime.capabilities.registry import GRANTABLE, capability
 from ngixi_runtime.errors import InvalidInput, PolicyError
 from ngixi_runtime.files import read_toml_file
-from ngixi_runtime.guest.manifest import LIMIT_KEYS, Manifest
+from ngixi_runtime.guest.manifest import DEFAULT_LIMITS, LIMIT_KEYS, Manifest
 from ngixi_runtime.printable import printable
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.schema import Problems, reported, suggestion, table, type_name
@@ -39,7 +39,7 @@ class Policy(NamedTuple):
         """Each way the manifest asks for more than this policy allows, one line each naming the field."""
         found = []
         for key, ceiling in sorted(self.limits.items()):
-            found += at_most(f"limits.{key}", getattr(manifest.limits, key), ceiling)
+            found += at_most(f"limits.{key}", getattr(manifest.limits, key), ceiling, default=DEFAULT_LIMITS.get(key))
         allowed = ", ".join(sorted(self.capabilities)) or "none"
         for name, options in sorted(manifest.capabilities.items()):
             if name not in self.capabilities:

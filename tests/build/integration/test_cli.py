@@ -53,7 +53,7 @@ def test_validate_checks_a_manifest_against_a_policy_as_run_does(
     refused = capsys.readouterr().err
     assert refused == (
         f"ngixi: error: {policy} refuses hello 0.1.0:\n"
-        "  limits.memory_pages: asks for 16, the policy allows at most 8\n"
+        "  limits.memory_pages: asks for 16 (the default, unless the manifest sets it), the policy allows at most 8\n"
         "  capabilities.log: not allowed by the policy (it allows: stdio)\n"
     )
     bundle = make_bundle(tmp_path, keys.key, wasm=HELLO_WASM, manifest=manifest.read_text())

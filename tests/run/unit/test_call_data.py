@@ -202,7 +202,8 @@ def test_the_policy_caps_the_data_limits_and_data_is_not_a_grantable_capability(
     manifest = parse_manifest(WORDS, source="g.toml", stem="g")
     assert load_policy(policy_file).exceeded(manifest) == [
         "limits.input_bytes: asks for 16, the policy allows at most 8",
-        "limits.output_bytes: asks for 1048576, the policy allows at most 4096",
+        "limits.output_bytes: asks for 1048576 (the default, unless the manifest sets it), "
+        "the policy allows at most 4096",
     ]
     with pytest.raises(ManifestError, match=r"capabilities\.data: unknown capability"):
         parse_manifest(HEADER + "[capabilities.data]\n", source="g.toml", stem="g")

@@ -86,7 +86,7 @@ def test_policy_lists_everything_a_manifest_exceeds(tmp_path: Path) -> None:
     path = tmp_path / "policy.toml"
     path.write_text('[limits]\nmemory_pages = 8\n[capabilities]\nallow = ["stdio"]\n')
     assert load_policy(path).exceeded(MANIFEST) == [
-        "limits.memory_pages: asks for 16, the policy allows at most 8",
+        "limits.memory_pages: asks for 16 (the default, unless the manifest sets it), the policy allows at most 8",
         "capabilities.log: not allowed by the policy (it allows: stdio)",
     ]
 
@@ -353,3 +353,16 @@ def test_the_documented_policy_is_valid_and_sets_every_ceiling(tmp_path: Path) -
     assert set(policy.limits) == set(LIMIT_KEYS)
     assert set(policy.ceilings) == {"fs", "http", "kv"}
     assert all(isinstance(ceiling, tuple) and None not in ceiling for ceiling in policy.ceilings.values())
+
+
+def test_a_quota_the_manifest_leaves_at_its_default_is_said_to_be_the_default(tmp_path: Path) -> None:
+    """hello grants no stdio and sets no stdout_bytes: the operator reading the refusal learns the 1 MiB is the
+    default, not something its author asked for."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[limits]\nstdout_bytes = 10\ntimeout_ms = 10\n")
+    manifest = parse_manifest(HELLO_MANIFEST + "[limits]\ntimeout_ms = 20\n", source="m", stem="hello")
+    assert load_policy(policy).exceeded(manifest) == [
+        "limits.stdout_bytes: asks for 1048576 (the default, unless the manifest sets it), "
+        "the policy allows at most 10",
+        "limits.timeout_ms: asks for 20, the policy allows at most 10",
+    ]
