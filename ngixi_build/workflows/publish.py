@@ -484,6 +484,8 @@ def pull_bundle(*, reference: str, out_dir: Path, trust: TrustStore, timeout: fl
     """Fetches a bundle by reference (registry/guest:tag or registry/guest@sha256:...), checks every digest,
     verifies it, then moves it into out_dir as <guest>-<version>.ngx; all within `timeout` seconds."""
     checked_reference(reference)
+    if out_dir.exists() and not out_dir.is_dir():  # known before a byte is fetched; made later if missing
+        raise InvalidInput(f"--out {out_dir}: not a directory; name the directory to write the bundle in")
     try:
         with within(timeout):
             return _pull(reference, out_dir, trust)

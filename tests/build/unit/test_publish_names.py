@@ -70,6 +70,16 @@ def test_a_bundle_reference_read_two_ways_is_refused_before_any_request(
         publish.pull_bundle(reference=reference, out_dir=tmp_path, trust=TrustStore("none", ()))
 
 
+def test_a_pull_into_a_file_is_refused_before_any_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It was found only when the bundle, fetched and verified, was written: a FileExistsError from mkdir."""
+    monkeypatch.setattr(publish, "_client", lambda registry: pytest.fail(f"a client for {registry}"))
+    (tmp_path / "bundles").touch()
+    with pytest.raises(InvalidInput, match=r"^--out .*bundles: not a directory; name the directory"):
+        publish.pull_bundle(
+            reference="127.0.0.1:5000/ngixi/hello:0.1.0", out_dir=tmp_path / "bundles", trust=TrustStore("none", ())
+        )
+
+
 def test_a_versions_build_metadata_becomes_an_underscore_in_its_tag() -> None:
     assert oci_tag("1.2.3") == "1.2.3"
     assert oci_tag("1.2.3-rc.1+build.5") == "1.2.3-rc.1_build.5"
