@@ -478,7 +478,7 @@ def _line(text: str) -> None:
 def cmd_trust(args: argparse.Namespace) -> int:
     from ngixi_runtime.trust import editing
 
-    trust_file = chosen_trust_file(args.trust)
+    trust_file = _trust_file_to_edit(args)
     if args.action == "add":
         trust = editing.NewTrust(tuple(args.guest), tuple(dict.fromkeys(args.channel)), args.native_code, args.comment)
         key_id = editing.add_key(trust_file, editing.read_public_key(args.public_key), trust)
@@ -491,6 +491,28 @@ def cmd_trust(args: argparse.Namespace) -> int:
             comment = f"  # {printable(key['comment'])}" if key["comment"] else ""  # a project's file is foreign
             print(f"{key['id']}  {_scope(key['guests'], key['channels'], key['native_code'])}{comment}")
     return 0
+
+
+def _trust_file_to_edit(args: argparse.Namespace) -> Path:
+    """The trust file `ngixi trust` shows or edits: `--trust`, `$NGIXI_TRUST` or `--project`'s, as the loader takes
+    them (--project was ignored). One found from the working directory is only listed, with a note saying how the
+    loader reads it; editing it is refused: an operator's key added there, in whatever project they stood in, would
+    be trusted by no host's run (the loader takes a found file's keys for the dev channel only)."""
+    chosen = trust_file(args)
+    if not is_implicit_choice(args.trust):
+        return chosen
+    if args.action != "list" and args.project is None:
+        raise InvalidInput(
+            f"{chosen}: found from the working directory; `ngixi trust {args.action}` edits only a trust file you "
+            f"name: pass --trust FILE (or set ${TRUST_VARIABLE}) for the operator's, or --trust {chosen} for this one"
+        )
+    if args.action == "list":
+        note = (
+            f"note: {chosen} was found from the working directory (or --project): its keys are trusted for the dev "
+            "channel only, and with native code only if this user's builds made them (--trust FILE: as written)"
+        )
+        print(printable(note), file=sys.stderr)
+    return chosen
 
 
 def _scope(guests: Sequence[str], channels: Sequence[str], native_code: bool) -> str:

@@ -166,6 +166,34 @@ def test_a_found_dev_trust_file_with_release_keys_only_says_so(
     assert f"lists none for it: pass --trust {keys.trust}" in capsys.readouterr().err
 
 
+def test_trust_commands_edit_no_found_trust_file_and_list_it_as_the_loader_reads_it(
+    in_hostile_project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator's `ngixi trust add` in whatever project they stood in wrote the key into its dev trust file, which
+    no host's run takes for release; `ngixi trust list` showed a found file's channels and native code as written,
+    and `--project` was taken by the trust commands and ignored."""
+    keys = hostile_project(in_hostile_project, channels=("dev", "release"))
+    before = keys.trust.read_bytes()
+    other = make_key(in_hostile_project.parent / "operator")
+    add = ["trust", "add", str(other.public), "--guest", "hello", "--channel", "release"]
+    assert exit_code(add) == 2
+    assert f"{keys.trust}: found from the working directory; `ngixi trust add` edits only a trust file you name" in (
+        capsys.readouterr().err
+    )
+    assert keys.trust.read_bytes() == before
+    assert exit_code(["trust", "list"]) == 0
+    listed = capsys.readouterr()
+    assert listed.out.startswith(keys.key.key_id) and "channels dev,release; native code yes" in listed.out
+    assert f"note: {keys.trust} was found from the working directory (or --project): its keys are trusted for " in (
+        listed.err
+    )
+    elsewhere = in_hostile_project.parent / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert exit_code(["trust", "list", "--project", str(in_hostile_project)]) == 0
+    assert capsys.readouterr().out.startswith(keys.key.key_id)
+
+
 def _run_add(bundle: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     code = exit_code(["run", "--in-process", "--engine", "wasmtime", str(bundle), "add", "2", "3"])
     out, err = capsys.readouterr()
