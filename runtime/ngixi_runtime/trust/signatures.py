@@ -17,6 +17,7 @@ from ngixi_runtime.files import read_toml_text, toml_tables
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.bundle_format import CHANNELS, BundleIndex, trusted_comment
 from ngixi_runtime.spec.digests import blake2b_512
+from ngixi_runtime.spec.schema import suggestion
 from ngixi_runtime.trust.minisign_format import FormatError, Signature, public_key_from_base64, signature_from_bytes
 
 
@@ -79,12 +80,23 @@ def _string_list(raw: dict[str, object], key: str, field: str, source: str) -> t
     return tuple(str(v) for v in value)
 
 
+_ENTRY_KEYS = ("id", "public_key", "guests", "channels", "native_code", "comment")
+
+
 def _parse_key(raw: object, field: str, source: str) -> TrustedKey:
     if not isinstance(raw, dict):
         raise InvalidInput(f"{source}: {field}: must be a table")
-    unknown = set(raw) - {"id", "public_key", "guests", "channels", "native_code", "comment"}
+    unknown = sorted(set(raw) - set(_ENTRY_KEYS))
     if unknown:
-        raise InvalidInput(f"{source}: {field}: unknown keys {sorted(unknown)}")
+        hint = suggestion(unknown[0], _ENTRY_KEYS, "a key entry holds")
+        raise InvalidInput(f"{source}: {field}: unknown keys {unknown}; {hint}")
+    missing = [name for name in ("id", "public_key", "guests", "channels") if name not in raw]
+    if missing:
+        raise InvalidInput(
+            f"{source}: {field}: missing {', '.join(missing)} (a key entry holds {', '.join(_ENTRY_KEYS)})"
+        )
+    if not isinstance(raw.get("comment", ""), str):
+        raise InvalidInput(f"{source}: {field}.comment: must be a string")
     try:
         public_key = public_key_from_base64(str(raw.get("public_key", "")))
     except FormatError as error:

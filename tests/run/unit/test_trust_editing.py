@@ -50,7 +50,7 @@ def test_add_refuses_a_key_already_there_and_a_file_the_loader_refuses(tmp_path:
         add_key(trust, key, NewTrust(("*",), ("dev",)))
     broken = tmp_path / "broken.toml"
     broken.write_text('[[keys]]\nid = "00"\n')
-    with pytest.raises(InvalidInput, match=r"broken\.toml: keys\[0\]\.public_key: not a minisign public key"):
+    with pytest.raises(InvalidInput, match=r"broken\.toml: keys\[0\]: missing public_key, guests, channels \(a key "):
         add_key(broken, new_public_key(), RELEASE_HELLO)
     assert trust.read_bytes() == before and broken.read_text() == '[[keys]]\nid = "00"\n'
 

@@ -100,3 +100,26 @@ def test_a_found_trust_file_names_the_entries_of_a_repeated_id_as_written(tmp_pa
     message = rf"^{trust}: keys\[0\] \(line 1\) and keys\[1\] \(line 6\) both trust key {victim.key_id}"
     with pytest.raises(InvalidInput, match=message):
         chosen_trust(trust, found=True)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (('comment = "test key"', "comment = 5"), r"keys\[0\]\.comment: must be a string$"),
+        (
+            ('comment = "test key"', 'coment = "x"'),
+            r"keys\[0\]: unknown keys \['coment'\]; did you mean \"comment\"\?$",
+        ),
+        (("channels = ", "# channels = "), r"keys\[0\]: missing channels \(a key entry holds id, public_key, guests, "),
+    ],
+    ids=["comment not a string", "misspelt key", "missing channels"],
+)
+def test_a_trust_entry_says_which_key_is_wrong_or_missing(
+    tmp_path: Path, keys: KeyFiles, edit: tuple[str, str], message: str
+) -> None:
+    """A comment of another type was taken (and printed by `ngixi trust list` as its Python repr), a misspelt key
+    got no suggestion, and a missing public_key read as one of an invalid length."""
+    trust = tmp_path / "trust.toml"
+    trust.write_text(keys.trust.read_text().replace(*edit))
+    with pytest.raises(InvalidInput, match=message):
+        load_trust(trust)
