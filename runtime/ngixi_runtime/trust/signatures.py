@@ -154,13 +154,24 @@ def load_trust(path: Path) -> TrustStore:
 def trust_from_text(text: str, *, source: str) -> TrustStore:
     """The trusted keys a trust file's text lists; parsed once per exact text and source in a process (a host
     that loads again and again), which the immutable `TrustStore` may be shared for."""
-    return trust_from_table(toml_tables(text, source=source), source=source, text=text)
+    return trust_from_table(_trust_tables(text, source), source=source, text=text)
 
 
 def read_trust_table(path: Path) -> tuple[dict[str, Any], str]:
     """A trust file's TOML tables, unchecked, and its text: for `trust_from_table`."""
     text = read_toml_text(path, what="the trust file", own_state=True)
-    return toml_tables(text, source=str(path)), text
+    return _trust_tables(text, str(path)), text
+
+
+def _trust_tables(text: str, source: str) -> dict[str, Any]:
+    """The TOML tables of a trust file's text; a minisign key file given as one (`--trust release.pub`) is named
+    as such rather than as TOML it is not."""
+    if text.startswith(("untrusted comment:", "\ufeffuntrusted comment:")):
+        raise InvalidInput(
+            f"{source}: a minisign key file, not a trust file: trust a public key by adding it to one "
+            f"(`ngixi trust add {source} --guest NAME --channel CHANNEL --trust FILE`) and pass that --trust FILE"
+        )
+    return toml_tables(text, source=source)
 
 
 def trust_from_table(raw: Mapping[str, Any], *, source: str, text: str = "") -> TrustStore:

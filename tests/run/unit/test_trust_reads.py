@@ -123,3 +123,9 @@ def test_a_trust_entry_says_which_key_is_wrong_or_missing(
     trust.write_text(keys.trust.read_text().replace(*edit))
     with pytest.raises(InvalidInput, match=message):
         load_trust(trust)
+
+
+def test_a_public_key_given_as_the_trust_file_is_named_as_such(keys: KeyFiles) -> None:
+    """`--trust release.pub` was 'not valid TOML: Expected '=' after a key', which says nothing of trust files."""
+    with pytest.raises(InvalidInput, match=r"test\.pub: a minisign key file, not a trust file: .*`ngixi trust add "):
+        load_trust(keys.public)
