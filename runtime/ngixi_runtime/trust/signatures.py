@@ -177,6 +177,11 @@ def _trust_tables(text: str, source: str) -> dict[str, Any]:
 def trust_from_table(raw: Mapping[str, Any], *, source: str, text: str = "") -> TrustStore:
     """The trusted keys a trust file's tables list; `source` names the file in messages, its `text` (when given)
     the lines of entries in them."""
+    unknown = sorted(set(raw) - {"keys"})
+    if unknown:  # a misspelt `[[key]]` beside the file's keys trusted nothing, silently
+        raise InvalidInput(
+            f"{source}: unknown keys {unknown}; {suggestion(unknown[0], ['keys'], 'a trust file holds')}"
+        )
     keys = raw.get("keys", [])
     if not isinstance(keys, list) or not keys:
         raise InvalidInput(f"{source}: keys: list at least one [[keys]] table")

@@ -111,8 +111,9 @@ def test_a_found_trust_file_names_the_entries_of_a_repeated_id_as_written(tmp_pa
             r"keys\[0\]: unknown keys \['coment'\]; did you mean \"comment\"\?$",
         ),
         (("channels = ", "# channels = "), r"keys\[0\]: missing channels \(a key entry holds id, public_key, guests, "),
+        (("[[keys]]", '[[key]]\nid = "x"\n[[keys]]'), r"trust\.toml: unknown keys \['key'\]; did you mean \"keys\"\?$"),
     ],
-    ids=["comment not a string", "misspelt key", "missing channels"],
+    ids=["comment not a string", "misspelt key", "missing channels", "misspelt table"],
 )
 def test_a_trust_entry_says_which_key_is_wrong_or_missing(
     tmp_path: Path, keys: KeyFiles, edit: tuple[str, str], message: str
