@@ -7,6 +7,7 @@ checked again against every capability, to say which one would grant it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 
 from ngixi_runtime.capabilities.base import FD_WRITE, Capability
@@ -29,7 +30,7 @@ from ngixi_runtime.capabilities.registry import (
 )
 from ngixi_runtime.guest.data import module_problems
 from ngixi_runtime.guest.limits import limit_problems
-from ngixi_runtime.guest.manifest import Manifest
+from ngixi_runtime.guest.manifest import VALUE_TYPES, Manifest
 from ngixi_runtime.guest.typed import as_wit, wit_type_matches
 from ngixi_runtime.spec.wasm import Import, ModuleInfo, Signature
 
@@ -128,12 +129,24 @@ def _export_problems(manifest: Manifest, info: ModuleInfo) -> list[str]:
                 f"it exports: {', '.join(exported) or 'nothing'}"
             )
         elif found.signature != declared:
-            problems.append(f"exports.{decl.name}: declared as {declared}, but the .wasm exports {found.signature}")
+            problems.append(_signature_problem(decl.name, declared, found.signature))
     if manifest.guest.type.kind == "command":
         start = info.export("_start")
         if start is None or start.signature != Signature((), ()):
             problems.append(f"guest.kind: a command guest must export _start: () -> (); {_command_hint(info)}")
     return problems
+
+
+def _signature_problem(name: str, declared: Signature, exported: Signature | None) -> str:
+    """A declared signature the module's function does not have, and the manifest lines that would match it."""
+    mismatch = f"exports.{name}: declared as {declared}, but the .wasm exports {exported}"
+    if exported is None or not set(exported.params + exported.results) <= set(VALUE_TYPES):
+        return f"{mismatch}; the host passes only {', '.join(VALUE_TYPES)}: change the guest's function"
+    params, results = (", ".join(map(json.dumps, types)) for types in exported)
+    return (
+        f"{mismatch}; declare params = [{params}], results = [{results}] under [exports.{name}], "
+        "or change the guest's function to match the manifest"
+    )
 
 
 def check_module(manifest: Manifest, info: ModuleInfo) -> list[str]:
