@@ -318,8 +318,10 @@ def _check_compile(manifest: Manifest, problems: Problems) -> None:
 def _check_smoke_targets(manifest: Manifest, problems: Problems) -> None:
     if not manifest.smoke:
         return
-    from ngixi_runtime.guest.smoke import SmokeTarget, check_entry
+    from ngixi_runtime.guest.smoke import SmokeLimits, SmokeTarget, check_entry
 
+    limits = manifest.limits
+    sizes = SmokeLimits(limits.input_bytes, limits.output_bytes, limits.stdout_bytes)
     for index, call in enumerate(manifest.smoke):
         declared = manifest.export(call.call)
         target = SmokeTarget(
@@ -330,6 +332,7 @@ def _check_smoke_targets(manifest: Manifest, problems: Problems) -> None:
             None if declared is None else declared.output,
             tuple(getattr(manifest.capabilities.get("env"), "allow", ())),  # no import of the env module
             results=None if declared is None or declared.from_wit else len(declared.results),
+            limits=sizes,
         )
         check_entry(call, f"smoke[{index}]", target, problems)
 

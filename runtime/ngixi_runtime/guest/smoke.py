@@ -188,12 +188,23 @@ class SmokeTarget(NamedTuple):
     output: DataKind | None = None
     env_allow: tuple[str, ...] = ()  # the variables [capabilities.env] lets a caller set
     results: int | None = None  # how many values the export returns, where the manifest says
+    limits: SmokeLimits | None = None
+
+
+class SmokeLimits(NamedTuple):
+    """The guest's limits a smoke entry's data must fit (limits.*)."""
+
+    input_bytes: int
+    output_bytes: int
+    stdout_bytes: int
 
 
 def check_entry(call: SmokeCall, field: str, target: SmokeTarget, problems: Problems) -> None:
     """Refuses what the entry's guest or export cannot honour, one line per problem."""
     add: Callable[[str, str], None] = lambda key, message: problems.add(f"{field}.{key}", message)  # noqa: E731
     _check_shared(call, target, add)
+    if target.limits is not None:
+        _check_sizes(call, target.limits, add)
     if call.is_command and target.guest_type.kind == "command":
         _check_command(call, target, add)
     elif target.params is None:
@@ -218,6 +229,30 @@ def _check_shared(call: SmokeCall, target: SmokeTarget, add: Callable[[str, str]
     if call.expect_error is not None:
         for key in sorted(call.keys & set(_RESULTS)):
             add(key, "an entry expecting an error (expect_error) expects no result; remove one of them")
+
+
+def _check_sizes(call: SmokeCall, limits: SmokeLimits, add: Callable[[str, str], None]) -> None:
+    """Data a call under the guest's limits could never pass or give: refused now, not when the smoke call runs."""
+    if call.input is not None and len(call.input) > limits.input_bytes and call.expect_error is None:
+        add(
+            next(key for key in _INPUTS if key in call.keys),
+            f"is {len(call.input)} bytes, over limits.input_bytes ({limits.input_bytes}): shorten it, raise the "
+            'limit, or expect the refusal (expect_error = "over its limit")',
+        )
+    if call.expect_output is not None and len(call.expect_output) > limits.output_bytes:
+        key = next(key for key in _OUTPUTS if key in call.keys)
+        add(
+            key,
+            f"is {len(call.expect_output)} bytes, over limits.output_bytes ({limits.output_bytes}), which "
+            "the guest's output cannot pass: shorten it, or raise the limit",
+        )
+    if call.stdout is not None and len(call.stdout.encode()) > limits.stdout_bytes:
+        key = "expect_stdout" if "expect_stdout" in call.keys else "stdout"
+        add(
+            key,
+            f"is {len(call.stdout.encode())} bytes, over limits.stdout_bytes ({limits.stdout_bytes}), "
+            "which the guest's standard output cannot pass: shorten it, or raise the limit",
+        )
 
 
 def _check_command(call: SmokeCall, target: SmokeTarget, add: Callable[[str, str], None]) -> None:

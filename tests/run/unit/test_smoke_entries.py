@@ -134,11 +134,32 @@ def problems(manifest: str, smoke: str) -> list[str]:
             "smoke[0].stdout: is the older name of expect_stdout: give one of them",
         ),
         (LIBRARY, 'call = "echo"\ninput = "x"\nexpect_outptu = "x"\n', "smoke[0].expect_outptu: unknown key"),
+        (  # data the guest's limits could never let through: refused when read, not when the smoke call runs
+            LIBRARY,
+            f'call = "echo"\ninput_base64 = "{"A" * 5464}"\n',
+            "smoke[0].input_base64: is 4098 bytes, over limits.input_bytes (4096): shorten it, raise the limit, or "
+            'expect the refusal (expect_error = "over its limit")',
+        ),
+        (
+            LIBRARY,
+            f'call = "echo"\ninput = "x"\nexpect_output = "{"x" * 4097}"\n',
+            "smoke[0].expect_output: is 4097 bytes, over limits.output_bytes (4096), which the guest's output cannot",
+        ),
+        (
+            COMMAND + "[limits]\nstdout_bytes = 4\n",
+            'call = "_start"\nexpect_stdout = "hello"\n',
+            "smoke[0].expect_stdout: is 5 bytes, over limits.stdout_bytes (4), which the guest's standard output",
+        ),
     ],
 )
 def test_an_entry_its_guest_cannot_honour_is_refused_not_dropped(manifest: str, smoke: str, expected: str) -> None:
     found = problems(manifest, "[[smoke]]\n" + smoke)
     assert any(line.startswith(expected) for line in found), found
+
+
+def test_an_input_over_its_limit_may_be_smoke_tested_as_refused() -> None:
+    entry = f'[[smoke]]\ncall = "echo"\ninput = "{"x" * 4097}"\nexpect_error = "over its limit"\n'
+    assert parse_manifest(LIBRARY + entry, source="m", stem="echo").smoke[0].expect_error == "over its limit"
 
 
 def test_the_older_stdout_key_still_works() -> None:
