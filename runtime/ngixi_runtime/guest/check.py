@@ -28,6 +28,7 @@ from ngixi_runtime.capabilities.registry import (
     provisions,
     wasi_p2_grants,
 )
+from ngixi_runtime.errors import counted
 from ngixi_runtime.guest.data import module_problems
 from ngixi_runtime.guest.limits import limit_problems
 from ngixi_runtime.guest.manifest import VALUE_TYPES, Manifest
@@ -257,6 +258,23 @@ def _component_export_problems(manifest: Manifest, info: ComponentInfo) -> list[
                 f"exports.{decl.name}: declared as {wit_signature((as_wit(decl.params), as_wit(decl.results)))}, "
                 f"the component exports {wit_signature(found)}; fix the manifest, or leave out params and "
                 "results to take the types from the component's WIT"
+            )
+    return problems + _smoke_arity_problems(manifest, info)
+
+
+def _smoke_arity_problems(manifest: Manifest, info: ComponentInfo) -> list[str]:
+    """A smoke call gives as many arguments as the component's function takes: a manifest that leaves the types
+    to the WIT leaves the count to it too, so reading the manifest alone could not tell."""
+    problems = []
+    for index, call in enumerate(manifest.smoke):
+        found = info.exports.get(call.call)
+        if found is None or call.expect_error is not None or manifest.export(call.call) is None:
+            continue
+        params = found[0]
+        if len(call.args) != len(params):
+            problems.append(
+                f"smoke[{index}].args: {call.call} takes {counted(len(params), 'argument')} ({', '.join(params)}), "
+                f"the smoke call gives {len(call.args)}"
             )
     return problems
 
