@@ -143,11 +143,16 @@ def _signature_problem(name: str, declared: Signature, exported: Signature | Non
     mismatch = f"exports.{name}: declared as {declared}, but the .wasm exports {exported}"
     if exported is None or not set(exported.params + exported.results) <= set(VALUE_TYPES):
         return f"{mismatch}; the host passes only {', '.join(VALUE_TYPES)}: change the guest's function"
-    params, results = (", ".join(map(json.dumps, types)) for types in exported)
     return (
-        f"{mismatch}; declare params = [{params}], results = [{results}] under [exports.{name}], "
-        "or change the guest's function to match the manifest"
+        f"{mismatch}; declare {_declaration(exported)} under [exports.{name}], or change the guest's function to "
+        "match the manifest"
     )
+
+
+def _declaration(types: tuple[Sequence[str], Sequence[str]]) -> str:
+    """The manifest's lines declaring these parameter and result types."""
+    params, results = (", ".join(map(json.dumps, listed)) for listed in types)
+    return f"params = [{params}], results = [{results}]"
 
 
 def check_module(manifest: Manifest, info: ModuleInfo) -> list[str]:
@@ -256,8 +261,8 @@ def _component_export_problems(manifest: Manifest, info: ComponentInfo) -> list[
         elif not decl.from_wit and not _types_match((decl.params, decl.results), found):
             problems.append(
                 f"exports.{decl.name}: declared as {wit_signature((as_wit(decl.params), as_wit(decl.results)))}, "
-                f"the component exports {wit_signature(found)}; fix the manifest, or leave out params and "
-                "results to take the types from the component's WIT"
+                f"the component exports {wit_signature(found)}; declare {_declaration(found)}, or leave out params "
+                "and results to take the types from the component's WIT"
             )
     return problems + _smoke_arity_problems(manifest, info)
 

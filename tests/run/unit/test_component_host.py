@@ -119,8 +119,9 @@ def test_a_smoke_call_gives_the_arguments_of_an_export_typed_by_its_wit() -> Non
             {},
             {"add": (("s64", "s32"), ())},
             [
-                f"{F}: exports.add: declared as (s32, s32) -> (s32), the component exports (s64, s32) -> (); fix the "
-                "manifest, or leave out params and results to take the types from the component's WIT"
+                f"{F}: exports.add: declared as (s32, s32) -> (s32), the component exports (s64, s32) -> (); declare "
+                'params = ["s64", "s32"], results = [], or leave out params and results to take the types from the '
+                "component's WIT"
             ],
         ),
     ],

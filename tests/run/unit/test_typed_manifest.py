@@ -46,7 +46,8 @@ def test_core_value_types_still_name_their_wit_types() -> None:
 def test_a_mismatch_is_refused_with_both_signatures() -> None:
     assert problems('[exports.analyze]\nparams = ["list<u8>"]\nresults = ["record"]\n') == [
         f"{F}: exports.analyze: declared as (list<u8>) -> (record), the component exports (string) -> ({STATS}); "
-        "fix the manifest, or leave out params and results to take the types from the component's WIT"
+        f'declare params = ["string"], results = ["{STATS}"], or leave out params and results to take the types '
+        "from the component's WIT"
     ]
     assert "declared as (string) -> ()" in problems('[exports.analyze]\nparams = ["string"]\n')[0]
 
