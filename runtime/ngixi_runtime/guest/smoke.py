@@ -21,10 +21,12 @@ from typing import Any
 from ngixi_runtime.errors import counted
 from ngixi_runtime.guest.data import DataKind, kind_word
 from ngixi_runtime.guest.kind import GuestType
+from ngixi_runtime.guest.manifest import value_problem
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.schema import Problems, string, type_name
 
 Number = int | float
+CoreTypes = tuple[tuple[str, ...], tuple[str, ...]]
 START = "_start"
 SMOKE_KEYS = (
     "call",
@@ -189,6 +191,7 @@ class SmokeTarget(NamedTuple):
     env_allow: tuple[str, ...] = ()  # the variables [capabilities.env] lets a caller set
     results: int | None = None  # how many values the export returns, where the manifest says
     limits: SmokeLimits | None = None
+    core_types: CoreTypes | None = None  # a core export's params and results
 
 
 class SmokeLimits(NamedTuple):
@@ -271,6 +274,8 @@ def _check_library(call: SmokeCall, target: SmokeTarget, params: int, add: Calla
         add("expect_exit", f"{name} is a library export: it has no exit code (use expect for its values)")
     if call.expect is not None and target.results is not None and len(call.expect) != target.results:
         add("expect", f"{name} returns {target.results} values, the smoke call expects {len(call.expect)}")
+    if target.core_types is not None:
+        _check_values(call, target.core_types, add)
     given = sorted(call.keys & set(_INPUTS))
     if target.input is None:
         for key in given:
@@ -280,6 +285,17 @@ def _check_library(call: SmokeCall, target: SmokeTarget, params: int, add: Calla
     elif "input_json" in given and target.input != "json":
         add("input_json", f"{name} takes {kind_word(target.input)} input, not JSON: use input or input_base64")
     _check_expected_output(call, target, add)
+
+
+def _check_values(call: SmokeCall, types: CoreTypes, add: Callable[[str, str], None]) -> None:
+    """Arguments the export's parameters cannot take (refused when the call runs, so fine for an entry expecting
+    that error) and results it cannot return."""
+    params, results = types
+    args = call.args if call.expect_error is None else ()
+    for key, values, kinds in (("args", args, params), ("expect", call.expect or (), results)):
+        for index, (value, kind) in enumerate(zip(values, kinds, strict=False)):
+            if (problem := value_problem(value, kind)) is not None:
+                add(f"{key}[{index}]", problem)
 
 
 def _check_expected_output(call: SmokeCall, target: SmokeTarget, add: Callable[[str, str], None]) -> None:

@@ -134,6 +134,8 @@ def problems(manifest: str, smoke: str) -> list[str]:
             "smoke[0].stdout: is the older name of expect_stdout: give one of them",
         ),
         (LIBRARY, 'call = "echo"\ninput = "x"\nexpect_outptu = "x"\n', "smoke[0].expect_outptu: unknown key"),
+        (LIBRARY, 'call = "add"\nargs = [2.5]\n', "smoke[0].args[0]: 2.5 is not an i32 (a whole number from"),
+        (LIBRARY, 'call = "add"\nargs = [2147483648]\n', "smoke[0].args[0]: 2147483648 does not fit in i32: give"),
         (  # data the guest's limits could never let through: refused when read, not when the smoke call runs
             LIBRARY,
             f'call = "echo"\ninput_base64 = "{"A" * 5464}"\n',
