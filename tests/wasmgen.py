@@ -6,7 +6,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-_TYPES = {"i32": 0x7F, "i64": 0x7E, "f32": 0x7D, "f64": 0x7C}
+_TYPES = {"i32": 0x7F, "i64": 0x7E, "f32": 0x7D, "f64": 0x7C, "v128": 0x7B}
 _ZERO = {"i32": b"\x41\x00", "i64": b"\x42\x00", "f32": b"\x43" + bytes(4), "f64": b"\x44" + bytes(8)}
 
 

@@ -19,10 +19,9 @@ from typing import IO, Any, BinaryIO
 
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import write_atomic
-from ngixi_runtime.guest.data import kind_word
+from ngixi_runtime.guest.data import MAX_JSON_DEPTH, BeyondJsonLimits, kind_word, read_json
 from ngixi_runtime.loading.loader import parse_arguments
 from ngixi_runtime.loading.tenants import CallResult, Tenant
-from ngixi_runtime.spec.wit_json import json_arguments
 
 STDIN = "-"
 
@@ -59,8 +58,29 @@ def call_export(
         raise InvalidInput(f"{what}: the guest reads standard input itself ([capabilities.stdin]): use --input @FILE")
     data = None if input_spec is None else read_input(input_spec, limit=manifest.limits.input_bytes, what=what)
     if manifest.guest.type.is_component:  # JSON arguments, checked against the component's WIT by the engine
-        return tenant.call(declared.name, json_arguments(arguments), input=data)
+        return tenant.call(declared.name, json_arguments(arguments, what=what), input=data)
     return tenant.call(declared.name, parse_arguments(declared, arguments, guest=guest), input=data)
+
+
+def json_arguments(raw: Sequence[str], *, what: str) -> tuple[Any, ...]:
+    """Command-line arguments of a typed (component) export: each one JSON, else taken as a string.
+
+    So `analyze "two words"` passes the text as it is, `add 2 3` numbers, `tag '{"name": "x"}'` a record;
+    a JSON string (`'"3"'`) passes text that would otherwise read as JSON. JSON past the fixed limits of call
+    data (nested more than MAX_JSON_DEPTH deep, a number beyond a double's range) is refused, not taken as text.
+    """
+    values = []
+    for position, text in enumerate(raw, start=1):
+        try:
+            values.append(read_json(text))
+        except BeyondJsonLimits as error:
+            raise InvalidInput(
+                f"{what}: argument {position} is {error}; pass at most {MAX_JSON_DEPTH} levels and numbers a "
+                "double holds, or quote it as a JSON string for text"
+            ) from None
+        except ValueError:
+            values.append(text)
+    return tuple(values)
 
 
 def _check_output_file(path: Path) -> None:

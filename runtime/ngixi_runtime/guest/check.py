@@ -7,6 +7,7 @@ checked again against every capability, to say which one would grant it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 
 from ngixi_runtime.capabilities.base import FD_WRITE, Capability
@@ -27,9 +28,10 @@ from ngixi_runtime.capabilities.registry import (
     provisions,
     wasi_p2_grants,
 )
+from ngixi_runtime.errors import counted
 from ngixi_runtime.guest.data import module_problems
 from ngixi_runtime.guest.limits import limit_problems
-from ngixi_runtime.guest.manifest import Manifest
+from ngixi_runtime.guest.manifest import VALUE_TYPES, Manifest
 from ngixi_runtime.guest.typed import as_wit, wit_type_matches
 from ngixi_runtime.spec.wasm import Import, ModuleInfo, Signature
 
@@ -128,12 +130,29 @@ def _export_problems(manifest: Manifest, info: ModuleInfo) -> list[str]:
                 f"it exports: {', '.join(exported) or 'nothing'}"
             )
         elif found.signature != declared:
-            problems.append(f"exports.{decl.name}: declared as {declared}, but the .wasm exports {found.signature}")
+            problems.append(_signature_problem(decl.name, declared, found.signature))
     if manifest.guest.type.kind == "command":
         start = info.export("_start")
         if start is None or start.signature != Signature((), ()):
             problems.append(f"guest.kind: a command guest must export _start: () -> (); {_command_hint(info)}")
     return problems
+
+
+def _signature_problem(name: str, declared: Signature, exported: Signature | None) -> str:
+    """A declared signature the module's function does not have, and the manifest lines that would match it."""
+    mismatch = f"exports.{name}: declared as {declared}, but the .wasm exports {exported}"
+    if exported is None or not set(exported.params + exported.results) <= set(VALUE_TYPES):
+        return f"{mismatch}; the host passes only {', '.join(VALUE_TYPES)}: change the guest's function"
+    return (
+        f"{mismatch}; declare {_declaration(exported)} under [exports.{name}], or change the guest's function to "
+        "match the manifest"
+    )
+
+
+def _declaration(types: tuple[Sequence[str], Sequence[str]]) -> str:
+    """The manifest's lines declaring these parameter and result types."""
+    params, results = (", ".join(map(json.dumps, listed)) for listed in types)
+    return f"params = [{params}], results = [{results}]"
 
 
 def check_module(manifest: Manifest, info: ModuleInfo) -> list[str]:
@@ -242,8 +261,25 @@ def _component_export_problems(manifest: Manifest, info: ComponentInfo) -> list[
         elif not decl.from_wit and not _types_match((decl.params, decl.results), found):
             problems.append(
                 f"exports.{decl.name}: declared as {wit_signature((as_wit(decl.params), as_wit(decl.results)))}, "
-                f"the component exports {wit_signature(found)}; fix the manifest, or leave out params and "
-                "results to take the types from the component's WIT"
+                f"the component exports {wit_signature(found)}; declare {_declaration(found)}, or leave out params "
+                "and results to take the types from the component's WIT"
+            )
+    return problems + _smoke_arity_problems(manifest, info)
+
+
+def _smoke_arity_problems(manifest: Manifest, info: ComponentInfo) -> list[str]:
+    """A smoke call gives as many arguments as the component's function takes: a manifest that leaves the types
+    to the WIT leaves the count to it too, so reading the manifest alone could not tell."""
+    problems = []
+    for index, call in enumerate(manifest.smoke):
+        found = info.exports.get(call.call)
+        if found is None or call.expect_error is not None or manifest.export(call.call) is None:
+            continue
+        params = found[0]
+        if len(call.args) != len(params):
+            problems.append(
+                f"smoke[{index}].args: {call.call} takes {counted(len(params), 'argument')} ({', '.join(params)}), "
+                f"the smoke call gives {len(call.args)}"
             )
     return problems
 

@@ -45,9 +45,14 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _out_of_range(number: str) -> ValueError:
+class BeyondJsonLimits(ValueError):
+    """JSON the host refuses to read though the grammar allows it: nested deeper than MAX_JSON_DEPTH, or a number
+    beyond a double's range."""
+
+
+def _out_of_range(number: str) -> BeyondJsonLimits:
     shown = number if len(number) <= 40 else f"{number[:20]}... ({len(number)} characters)"
-    return ValueError(f"the number {shown} is out of range of a double")
+    return BeyondJsonLimits(f"JSON with the number {shown}, out of range of a double")
 
 
 def _finite(number: str) -> float:
@@ -96,15 +101,27 @@ def _problem(kind: DataKind, raw: bytes) -> str | None:
     return None if kind == "text" else _json_problem(raw, text)
 
 
-def _json_problem(raw: bytes, text: str) -> str | None:
-    if _nested_too_deeply(raw):
-        return f"JSON nested more than {MAX_JSON_DEPTH} deep, past the host's limit"
+def read_json(text: str, raw: bytes | None = None) -> Any:
+    """One JSON document (`raw`: the same as UTF-8, if the caller has it), read within the host's fixed limits.
+
+    Raises ValueError when it is not JSON, BeyondJsonLimits (a ValueError) when it is but past the limits."""
+    if _nested_too_deeply(text.encode() if raw is None else raw):
+        raise BeyondJsonLimits(f"JSON nested more than {MAX_JSON_DEPTH} deep, past the host's limit")
     try:
-        json.loads(text, parse_constant=_no_constants, parse_float=_finite, parse_int=_integer)
+        return json.loads(text, parse_constant=_no_constants, parse_float=_finite, parse_int=_integer)
+    except RecursionError:  # an API caller's own stack already deep
+        raise BeyondJsonLimits(
+            f"JSON nested {MAX_JSON_DEPTH} deep or less, but deeper than this caller's stack leaves room for"
+        ) from None
+
+
+def _json_problem(raw: bytes, text: str) -> str | None:
+    try:
+        read_json(text, raw)
+    except BeyondJsonLimits as error:
+        return str(error)
     except ValueError as error:
         return f"not valid JSON: {error}"
-    except RecursionError:  # an API caller's own stack already deep
-        return f"JSON nested {MAX_JSON_DEPTH} deep or less, but deeper than this caller's stack leaves room for"
     return None
 
 

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from ngixi_runtime.guest.smoke import SmokeCall
 
 VALUE_TYPES = ("i32", "i64", "f32", "f64")
+_INTEGER_BITS = {"i32": 32, "i64": 64}
 Number = int | float
 OptionsT = TypeVar("OptionsT")
 
@@ -141,6 +142,20 @@ LIMIT_KEYS = (*DEFAULT_LIMITS, "fuel")
 _TOP_KEYS = ("guest", "exports", "capabilities", "limits", "smoke", "build", "compile")
 _GUEST_KEYS = ("name", "version", "kind", "description", "abi", "language")
 _EXPORT_KEYS = ("params", "results", "input", "output")
+
+
+def value_problem(value: object, kind: str) -> str | None:
+    """Why `value` cannot be a core `kind` value (an i32/i64 is a whole number in its signed range: an engine would
+    wrap one beyond it), or None."""
+    bits = _INTEGER_BITS.get(kind)
+    if bits is None:
+        return None
+    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"{value!r} is not an {kind} (a whole number from {low} to {high})"
+    if not low <= value <= high:
+        return f"{value} does not fit in {kind}: give a whole number from {low} to {high}"
+    return None
 
 
 def _value_types(raw: Mapping[str, Any], key: str, field: str, problems: Problems) -> tuple[str, ...]:
@@ -318,8 +333,11 @@ def _check_compile(manifest: Manifest, problems: Problems) -> None:
 def _check_smoke_targets(manifest: Manifest, problems: Problems) -> None:
     if not manifest.smoke:
         return
-    from ngixi_runtime.guest.smoke import SmokeTarget, check_entry
+    from ngixi_runtime.guest.smoke import SmokeLimits, SmokeTarget, check_entry
 
+    limits = manifest.limits
+    sizes = SmokeLimits(limits.input_bytes, limits.output_bytes, limits.stdout_bytes)
+    is_component = manifest.guest.type.is_component
     for index, call in enumerate(manifest.smoke):
         declared = manifest.export(call.call)
         target = SmokeTarget(
@@ -330,6 +348,8 @@ def _check_smoke_targets(manifest: Manifest, problems: Problems) -> None:
             None if declared is None else declared.output,
             tuple(getattr(manifest.capabilities.get("env"), "allow", ())),  # no import of the env module
             results=None if declared is None or declared.from_wit else len(declared.results),
+            limits=sizes,
+            core_types=None if declared is None or is_component else (declared.params, declared.results),
         )
         check_entry(call, f"smoke[{index}]", target, problems)
 

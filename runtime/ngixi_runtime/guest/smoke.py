@@ -21,10 +21,12 @@ from typing import Any
 from ngixi_runtime.errors import counted
 from ngixi_runtime.guest.data import DataKind, kind_word
 from ngixi_runtime.guest.kind import GuestType
+from ngixi_runtime.guest.manifest import value_problem
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.schema import Problems, string, type_name
 
 Number = int | float
+CoreTypes = tuple[tuple[str, ...], tuple[str, ...]]
 START = "_start"
 SMOKE_KEYS = (
     "call",
@@ -188,12 +190,24 @@ class SmokeTarget(NamedTuple):
     output: DataKind | None = None
     env_allow: tuple[str, ...] = ()  # the variables [capabilities.env] lets a caller set
     results: int | None = None  # how many values the export returns, where the manifest says
+    limits: SmokeLimits | None = None
+    core_types: CoreTypes | None = None  # a core export's params and results
+
+
+class SmokeLimits(NamedTuple):
+    """The guest's limits a smoke entry's data must fit (limits.*)."""
+
+    input_bytes: int
+    output_bytes: int
+    stdout_bytes: int
 
 
 def check_entry(call: SmokeCall, field: str, target: SmokeTarget, problems: Problems) -> None:
     """Refuses what the entry's guest or export cannot honour, one line per problem."""
     add: Callable[[str, str], None] = lambda key, message: problems.add(f"{field}.{key}", message)  # noqa: E731
     _check_shared(call, target, add)
+    if target.limits is not None:
+        _check_sizes(call, target.limits, add)
     if call.is_command and target.guest_type.kind == "command":
         _check_command(call, target, add)
     elif target.params is None:
@@ -220,6 +234,30 @@ def _check_shared(call: SmokeCall, target: SmokeTarget, add: Callable[[str, str]
             add(key, "an entry expecting an error (expect_error) expects no result; remove one of them")
 
 
+def _check_sizes(call: SmokeCall, limits: SmokeLimits, add: Callable[[str, str], None]) -> None:
+    """Data a call under the guest's limits could never pass or give: refused now, not when the smoke call runs."""
+    if call.input is not None and len(call.input) > limits.input_bytes and call.expect_error is None:
+        add(
+            next(key for key in _INPUTS if key in call.keys),
+            f"is {len(call.input)} bytes, over limits.input_bytes ({limits.input_bytes}): shorten it, raise the "
+            'limit, or expect the refusal (expect_error = "over its limit")',
+        )
+    if call.expect_output is not None and len(call.expect_output) > limits.output_bytes:
+        key = next(key for key in _OUTPUTS if key in call.keys)
+        add(
+            key,
+            f"is {len(call.expect_output)} bytes, over limits.output_bytes ({limits.output_bytes}), which "
+            "the guest's output cannot pass: shorten it, or raise the limit",
+        )
+    if call.stdout is not None and len(call.stdout.encode()) > limits.stdout_bytes:
+        key = "expect_stdout" if "expect_stdout" in call.keys else "stdout"
+        add(
+            key,
+            f"is {len(call.stdout.encode())} bytes, over limits.stdout_bytes ({limits.stdout_bytes}), "
+            "which the guest's standard output cannot pass: shorten it, or raise the limit",
+        )
+
+
 def _check_command(call: SmokeCall, target: SmokeTarget, add: Callable[[str, str], None]) -> None:
     for key in sorted(call.keys & {*_INPUTS, *_OUTPUTS, "expect"}):
         hint = "; use expect_exit for its exit code" if key == "expect" else ""
@@ -236,6 +274,8 @@ def _check_library(call: SmokeCall, target: SmokeTarget, params: int, add: Calla
         add("expect_exit", f"{name} is a library export: it has no exit code (use expect for its values)")
     if call.expect is not None and target.results is not None and len(call.expect) != target.results:
         add("expect", f"{name} returns {target.results} values, the smoke call expects {len(call.expect)}")
+    if target.core_types is not None:
+        _check_values(call, target.core_types, add)
     given = sorted(call.keys & set(_INPUTS))
     if target.input is None:
         for key in given:
@@ -245,6 +285,17 @@ def _check_library(call: SmokeCall, target: SmokeTarget, params: int, add: Calla
     elif "input_json" in given and target.input != "json":
         add("input_json", f"{name} takes {kind_word(target.input)} input, not JSON: use input or input_base64")
     _check_expected_output(call, target, add)
+
+
+def _check_values(call: SmokeCall, types: CoreTypes, add: Callable[[str, str], None]) -> None:
+    """Arguments the export's parameters cannot take (refused when the call runs, so fine for an entry expecting
+    that error) and results it cannot return."""
+    params, results = types
+    args = call.args if call.expect_error is None else ()
+    for key, values, kinds in (("args", args, params), ("expect", call.expect or (), results)):
+        for index, (value, kind) in enumerate(zip(values, kinds, strict=False)):
+            if (problem := value_problem(value, kind)) is not None:
+                add(f"{key}[{index}]", problem)
 
 
 def _check_expected_output(call: SmokeCall, target: SmokeTarget, add: Callable[[str, str], None]) -> None:

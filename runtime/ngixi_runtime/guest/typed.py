@@ -11,11 +11,19 @@ result, compared as JSON: bytes as a list of ints, records as tables).
 from __future__ import annotations
 
 import datetime
+import difflib
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ngixi_runtime.capabilities.component import WIT_VALUE_TYPES
 from ngixi_runtime.spec.schema import Problems, type_name
+
+_TYPE_WORDS = (
+    *("bool", "char", "string", "f32", "f64", "s8", "s16", "s32", "s64", "u8", "u16", "u32", "u64"),
+    *WIT_VALUE_TYPES,
+    *("list", "option", "result", "tuple", "record", "variant", "enum", "flags", "own", "borrow", "_"),
+)
 
 if TYPE_CHECKING:
     from ngixi_runtime.guest.smoke import SmokeCall
@@ -25,7 +33,33 @@ def wit_type_names(value: object, field: str, problems: Problems) -> tuple[str, 
     if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
         problems.add(field, f'must be an array of WIT types like "string" or "list<u8>", not {type_name(value)}')
         return ()
+    for index, text in enumerate(value):
+        if (problem := _type_text_problem(text)) is not None:
+            problems.add(
+                f"{field}[{index}]",
+                f"{problem} (ngixi inspect shows a bundle's types; or leave out params and results to take them "
+                "from the component)",
+            )
     return tuple(value)
+
+
+def _type_text_problem(text: str) -> str | None:
+    """Why a declared type is not WIT's text of a type (its words checked where no record's field names can be)."""
+    depth = 0
+    for bracket in re.findall(r"[<>{}]", text):
+        depth += 1 if bracket in "<{" else -1
+        if depth < 0:
+            break
+    if depth != 0:
+        return f"{text!r} is not a WIT type: its brackets do not pair up"
+    words = re.findall(r"[A-Za-z_][\w-]*", text)
+    checked = words[:1] if "{" in text else words
+    unknown = [word for word in checked if word not in _TYPE_WORDS]
+    if not unknown:
+        return None
+    close = difflib.get_close_matches(unknown[0], _TYPE_WORDS, n=1)
+    where = "" if unknown[0] == text.strip() else f"{text!r}: "
+    return f"{where}{unknown[0]!r} is not a WIT type" + (f"; did you mean {close[0]!r}?" if close else "")
 
 
 def as_wit(declared: tuple[str, ...]) -> tuple[str, ...]:

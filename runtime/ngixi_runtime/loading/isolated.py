@@ -17,7 +17,7 @@ from ngixi_runtime.bundles.reader import VerifiedBundle
 from ngixi_runtime.capabilities.context import LogSink, StdioSink
 from ngixi_runtime.engines.base import meters_fuel
 from ngixi_runtime.errors import ERROR_EXIT_CODES, InvalidInput, NgixiError, error_with_exit_code
-from ngixi_runtime.guest.data import DataKind, DataValue
+from ngixi_runtime.guest.data import MAX_JSON_DEPTH, DataKind, DataValue
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE, CacheUnavailable, default_cache_dir
 from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, empty_result, exhausted_stack
@@ -39,6 +39,7 @@ from ngixi_runtime.loading.tenant_wire import (
 from ngixi_runtime.loading.zygote import CHILD_BUNDLE, ForkedProcess, spawn_tenant
 from ngixi_runtime.printable import printable
 from ngixi_runtime.records import NamedTuple
+from ngixi_runtime.spec.wit_json import TooDeepForTheWire
 from ngixi_runtime.trust.project_trust import dev_keys_file
 
 # Time allowed on top of the guest's own timeout for the child to answer over the pipe.
@@ -207,13 +208,25 @@ class IsolatedTenant:
         self.compiled = bool(reply["compiled"])
         return child
 
+    def _refused(self, export: str, problem: str) -> InvalidInput:
+        """Arguments that cannot cross to the child, as a call in-process would refuse them: before the guest runs."""
+        return InvalidInput(
+            f"{self.manifest.guest.name}: {export}'s arguments {problem}: pass values of its WIT types (ngixi "
+            "inspect lists them)"
+        )
+
     def call(self, export: str, args: Sequence[Any] = (), *, input: DataValue | None = None) -> CallResult:
         """Calls `export`; `input` (bytes, str or a JSON value) for an export that declares one."""
         request = None if args or input is not None else self._plain_requests.get(export)
         if request is None:
             data = encoded_input(self.manifest, export, input)
             check_call(self.manifest, export, args, data)  # here, so that a refused input never reaches the child
-            request = call_frame(export, args, data)
+            try:
+                request = call_frame(export, args, data)
+            except TooDeepForTheWire:
+                raise self._refused(export, f"nest lists, tuples or records more than {MAX_JSON_DEPTH} deep") from None
+            except ValueError as error:
+                raise self._refused(export, str(error)) from None
         with self._lock:
             if self._child is None:
                 self._child = self._spawn()

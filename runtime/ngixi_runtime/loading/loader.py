@@ -52,7 +52,7 @@ from ngixi_runtime.errors import (
 from ngixi_runtime.guest.check import check_component, check_module
 from ngixi_runtime.guest.data import DataKind, DataValue, check_input, encode, kind_word
 from ngixi_runtime.guest.limits import limit_problems
-from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number
+from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number, value_problem
 from ngixi_runtime.kept import Kept
 from ngixi_runtime.loading.aot_cache_dir import CacheUnavailable
 from ngixi_runtime.printable import printable
@@ -855,16 +855,8 @@ def parse_arguments(decl: ExportDecl, raw: Sequence[str], *, guest: str) -> tupl
     return tuple(values)
 
 
-_INTEGER_BITS = {"i32": 32, "i64": 64}
-
-
 def check_integer(value: Number, kind: str, *, what: str) -> None:
     """An i32/i64 argument must be in its signed range: an engine would wrap one beyond it."""
-    bits = _INTEGER_BITS.get(kind)
-    if bits is None:
-        return
-    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"{what}: {value!r} is not an {kind} (a whole number from {low} to {high})")
-    if not low <= value <= high:
-        raise InvalidInput(f"{what}: {value} does not fit in {kind}: give a whole number from {low} to {high}")
+    problem = value_problem(value, kind)
+    if problem is not None:
+        raise InvalidInput(f"{what}: {problem}")

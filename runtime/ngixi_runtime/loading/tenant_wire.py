@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ngixi_runtime.capabilities.context import LogLine
 from ngixi_runtime.errors import ERROR_EXIT_CODES, OUTCOMES
+from ngixi_runtime.guest.data import MAX_JSON_DEPTH
 from ngixi_runtime.guest.manifest import Limits
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.wit_json import from_wire, to_wire
@@ -324,9 +325,10 @@ def forward_streamed(incoming: Incoming, bounds: ReplyBounds, streamed: Streamed
 
 
 def call_frame(export: str, args: Sequence[Any], data: bytes | None) -> list[bytes]:
-    """A call request as the parts to write: header, export name, arguments, input."""
+    """A call request as the parts to write: header, export name, arguments, input; ValueError (saying what the
+    arguments hold) if they cannot cross as JSON, nested at most MAX_JSON_DEPTH deep as call data is."""
     name = export.encode()
-    arguments = json.dumps(to_wire(list(args))).encode() if args else b""
+    arguments = json.dumps(to_wire(list(args), MAX_JSON_DEPTH + 1)).encode() if args else b""
     flags = 0 if data is None else HAS_INPUT
     header = CALL.pack(CALL_KIND, flags, len(name), len(arguments), len(data or b""))
     return [header, name, arguments, data or b""]

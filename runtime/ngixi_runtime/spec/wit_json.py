@@ -9,15 +9,15 @@ and its child: `{"$bytes": base64}` and `{"$tuple": [...]}` (WIT names never sta
 from __future__ import annotations
 
 import base64
-import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.printable import printable_json
 
 _BYTES, _TUPLE = "$bytes", "$tuple"
+_LEAVES = (str, int, float, type(None))  # bool is an int
+_LARGEST_DOUBLE_BITS = 1024
 
 
 def to_json(value: Any) -> Any:
@@ -33,45 +33,65 @@ def to_json(value: Any) -> Any:
     return value
 
 
-def to_wire(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray)):
-        return {_BYTES: base64.b64encode(value).decode("ascii")}
-    if isinstance(value, tuple):
-        return {_TUPLE: [to_wire(item) for item in value]}
-    if isinstance(value, list):
-        return [to_wire(item) for item in value]
-    if isinstance(value, Mapping):
-        return {key: to_wire(item) for key, item in value.items()}
-    return value
+class TooDeepForTheWire(ValueError):
+    """Values nested deeper than `to_wire` was told to carry."""
+
+
+def to_wire(value: Any, levels: int = 1 << 30) -> Any:
+    """`value` in the wire form, lists, tuples and records nested at most `levels` deep (deeper: TooDeepForTheWire);
+    ValueError, saying what the arguments hold, for an integer beyond a double's range or a value of a type no
+    WIT type takes. Other iterables (a set of flags) become lists. Without recursion: the levels a caller
+    allows must not depend on how deep its own stack already is."""
+    root: list[Any] = [None]
+    pending: list[tuple[Any, Any, Any, int]] = [(value, root, 0, levels)]  # a value, where it goes, levels left
+    while pending:
+        item, parent, key, left = pending.pop()
+        if isinstance(item, _LEAVES):
+            if isinstance(item, int) and item.bit_length() > _LARGEST_DOUBLE_BITS:
+                raise ValueError(f"hold an integer of {item.bit_length()} bits, beyond a double's range")
+            parent[key] = item
+            continue
+        if isinstance(item, (bytes, bytearray)):
+            parent[key] = {_BYTES: base64.b64encode(item).decode("ascii")}
+            continue
+        if left <= 0:
+            raise TooDeepForTheWire
+        if isinstance(item, Mapping):
+            parent[key] = fields = dict.fromkeys(item)
+            pending.extend((inner, fields, name, left - 1) for name, inner in item.items())
+        elif isinstance(item, Iterable):
+            items = list(item)
+            out = [None] * len(items)
+            parent[key] = {_TUPLE: out} if isinstance(item, tuple) else out
+            pending.extend((inner, out, index, left - 1) for index, inner in enumerate(items))
+        else:
+            raise ValueError(f"hold a {type(item).__name__}, which no WIT type takes")
+    return root[0]
 
 
 def from_wire(value: Any) -> Any:
-    if isinstance(value, list):
-        return [from_wire(item) for item in value]
-    if isinstance(value, Mapping):
-        if list(value) == [_BYTES]:
-            return base64.b64decode(value[_BYTES])
-        if list(value) == [_TUPLE]:
-            return tuple(from_wire(item) for item in value[_TUPLE])
-        return {key: from_wire(item) for key, item in value.items()}
-    return value
-
-
-def json_arguments(raw: Sequence[str]) -> tuple[Any, ...]:
-    """Command-line arguments of a typed (component) export: each one JSON, else taken as a string.
-
-    So `analyze "two words"` passes the text as it is, `add 2 3` numbers, `tag '{"name": "x"}'` a record;
-    a JSON string (`'"3"'`) passes text that would otherwise read as JSON.
-    """
-    values = []
-    for position, text in enumerate(raw, start=1):
-        try:
-            values.append(json.loads(text))
-        except ValueError:
-            values.append(text)
-        except RecursionError:
-            raise InvalidInput(f"argument {position} is JSON nested too deeply to read") from None
-    return tuple(values)
+    """The value `to_wire` made, read back without recursion (as deep as the JSON reader let it be)."""
+    root: list[Any] = [None]
+    pending: list[tuple[Any, Any, Any, bool]] = [(value, root, 0, False)]  # a value, where it goes, a tuple's end
+    while pending:
+        item, parent, key, tuple_made = pending.pop()
+        if tuple_made:  # its elements, below it on the stack, are all in
+            parent[key] = tuple(item)
+        elif isinstance(item, Mapping) and list(item) == [_BYTES]:
+            parent[key] = base64.b64decode(item[_BYTES])
+        elif isinstance(item, Mapping) and list(item) == [_TUPLE]:
+            elements = [None] * len(item[_TUPLE])
+            pending.append((elements, parent, key, True))
+            pending.extend((inner, elements, index, False) for index, inner in enumerate(item[_TUPLE]))
+        elif isinstance(item, Mapping):
+            parent[key] = fields = dict.fromkeys(item)
+            pending.extend((inner, fields, name, False) for name, inner in item.items())
+        elif isinstance(item, list):
+            parent[key] = out = [None] * len(item)
+            pending.extend((inner, out, index, False) for index, inner in enumerate(item))
+        else:
+            parent[key] = item
+    return root[0]
 
 
 def shown(value: Any) -> str:

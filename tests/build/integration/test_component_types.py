@@ -175,6 +175,26 @@ def test_a_bad_argument_is_refused_before_the_call_and_the_next_call_works(
     assert tenant.call("echostr", ["ok"]).values == ("ok",)
 
 
+def test_arguments_past_the_fixed_limits_are_refused_alike_in_process_and_isolated(
+    tenant: InProcessTenant | IsolatedTenant,
+) -> None:
+    deep: list[Any] = ["x"]
+    for _ in range(510):
+        deep = [deep]
+    too_deep: Any = deep
+    for _ in range(100_000):  # the isolated wire's own stack gave way
+        too_deep = [too_deep]
+    not_a_string = r"^typed: echostr's (v expects a string, got list|arguments nest lists, tuples or records more "
+    with pytest.raises(InvalidInput, match=not_a_string + r"than 512 deep)"):
+        tenant.call("echostr", [too_deep])
+    with pytest.raises(InvalidInput, match=r"^typed: echostr's v expects a string, got \[\["):
+        tenant.call("echostr", [deep])  # within the limit, it reaches the type check (in the child, when isolated)
+    huge = r"^typed: ints's (a expects a u8, got int|arguments hold an integer of 16610 bits)"
+    with pytest.raises(InvalidInput, match=huge):
+        tenant.call("ints", [10**5000, 0, 0, 0, 0, 0])  # JSON refuses to write it, Python to show it
+    assert tenant.call("echoperms", [{"read"}]).values == (["read"],)  # flags: any iterable, isolated too
+
+
 def test_what_the_component_receives_is_the_case_named_or_the_argument_is_refused(
     tenant: InProcessTenant | IsolatedTenant,
 ) -> None:

@@ -66,7 +66,20 @@ def test_missing_export_and_wrong_export_signature() -> None:
     wasm = module(imports=[LOG], functions=[Func("greet")])
     assert problems(text, wasm) == [
         f"{F}: exports.add: the .wasm has no function export 'add'; it exports: greet",
-        f"{F}: exports.greet: declared as (i64) -> (), but the .wasm exports () -> ()",
+        f"{F}: exports.greet: declared as (i64) -> (), but the .wasm exports () -> (); declare params = [], "
+        "results = [] under [exports.greet], or change the guest's function to match the manifest",
+    ]
+
+
+def test_a_signature_mismatch_says_what_to_declare_or_that_the_host_cannot_pass_it() -> None:
+    text = HELLO_MANIFEST + '[exports.greet]\nparams = ["i32"]\n[exports.sum]\n'
+    wasm = module(imports=[LOG], functions=[ADD, Func("greet", ["i64", "f64"], ["i32"]), Func("sum", ["v128"])])
+    assert problems(text, wasm) == [
+        f"{F}: exports.greet: declared as (i32) -> (), but the .wasm exports (i64, f64) -> (i32); declare params = "
+        '["i64", "f64"], results = ["i32"] under [exports.greet], or change the guest\'s function to match the '
+        "manifest",
+        f"{F}: exports.sum: declared as () -> (), but the .wasm exports (v128) -> (); the host passes only i32, i64, "
+        "f32, f64: change the guest's function",
     ]
 
 

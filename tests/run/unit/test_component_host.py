@@ -55,6 +55,17 @@ def context(manifest: Manifest, tmp_path: Path) -> HostContext:
     )
 
 
+def test_a_smoke_call_gives_the_arguments_of_an_export_typed_by_its_wit() -> None:
+    text = MANIFEST + '[exports.tally]\n[[smoke]]\ncall = "tally"\nargs = ["a b"]\nexpect = 2\n'
+    exports = {**ADD, "tally": (("string", "u32"), ("u32",))}
+    typed = parse_manifest(text, source=F, stem="hello-component")
+    assert check_component(typed, ComponentInfo({}, exports)) == [
+        f"{F}: smoke[0].args: tally takes 2 arguments (string, u32), the smoke call gives 1"
+    ]
+    refusal = text.replace("expect = 2", 'expect_error = "takes 2 arguments"')
+    assert check_component(parse_manifest(refusal, source=F, stem="hello-component"), ComponentInfo({}, exports)) == []
+
+
 @pytest.mark.parametrize(
     ("imports", "exports", "expected"),
     [
@@ -108,8 +119,9 @@ def context(manifest: Manifest, tmp_path: Path) -> HostContext:
             {},
             {"add": (("s64", "s32"), ())},
             [
-                f"{F}: exports.add: declared as (s32, s32) -> (s32), the component exports (s64, s32) -> (); fix the "
-                "manifest, or leave out params and results to take the types from the component's WIT"
+                f"{F}: exports.add: declared as (s32, s32) -> (s32), the component exports (s64, s32) -> (); declare "
+                'params = ["s64", "s32"], results = [], or leave out params and results to take the types from the '
+                "component's WIT"
             ],
         ),
     ],

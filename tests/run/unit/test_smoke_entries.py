@@ -134,6 +134,24 @@ def problems(manifest: str, smoke: str) -> list[str]:
             "smoke[0].stdout: is the older name of expect_stdout: give one of them",
         ),
         (LIBRARY, 'call = "echo"\ninput = "x"\nexpect_outptu = "x"\n', "smoke[0].expect_outptu: unknown key"),
+        (LIBRARY, 'call = "add"\nargs = [2.5]\n', "smoke[0].args[0]: 2.5 is not an i32 (a whole number from"),
+        (LIBRARY, 'call = "add"\nargs = [2147483648]\n', "smoke[0].args[0]: 2147483648 does not fit in i32: give"),
+        (  # data the guest's limits could never let through: refused when read, not when the smoke call runs
+            LIBRARY,
+            f'call = "echo"\ninput_base64 = "{"A" * 5464}"\n',
+            "smoke[0].input_base64: is 4098 bytes, over limits.input_bytes (4096): shorten it, raise the limit, or "
+            'expect the refusal (expect_error = "over its limit")',
+        ),
+        (
+            LIBRARY,
+            f'call = "echo"\ninput = "x"\nexpect_output = "{"x" * 4097}"\n',
+            "smoke[0].expect_output: is 4097 bytes, over limits.output_bytes (4096), which the guest's output cannot",
+        ),
+        (
+            COMMAND + "[limits]\nstdout_bytes = 4\n",
+            'call = "_start"\nexpect_stdout = "hello"\n',
+            "smoke[0].expect_stdout: is 5 bytes, over limits.stdout_bytes (4), which the guest's standard output",
+        ),
     ],
 )
 def test_an_entry_its_guest_cannot_honour_is_refused_not_dropped(manifest: str, smoke: str, expected: str) -> None:
@@ -195,6 +213,7 @@ expect_error = "anything"
 call = "broken"
 expect_error = "not this"
 """
+    smoke += f'[[smoke]]\ncall = "echo"\ninput = "{"x" * 4097}"\nexpect_error = "over its limit"\n'  # as README says
     assert run_smoke(tmp_path, keys, ECHO_MANIFEST, ECHO_WASM, smoke) == [
         "m.toml: smoke[4]: echo(input of 1 bytes) gave 'a', expected 'b'",
         "m.toml: smoke[5]: json(input of 3 bytes) gave [1], expected [2]",

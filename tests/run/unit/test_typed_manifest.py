@@ -46,7 +46,8 @@ def test_core_value_types_still_name_their_wit_types() -> None:
 def test_a_mismatch_is_refused_with_both_signatures() -> None:
     assert problems('[exports.analyze]\nparams = ["list<u8>"]\nresults = ["record"]\n') == [
         f"{F}: exports.analyze: declared as (list<u8>) -> (record), the component exports (string) -> ({STATS}); "
-        "fix the manifest, or leave out params and results to take the types from the component's WIT"
+        f'declare params = ["string"], results = ["{STATS}"], or leave out params and results to take the types '
+        "from the component's WIT"
     ]
     assert "declared as (string) -> ()" in problems('[exports.analyze]\nparams = ["string"]\n')[0]
 
@@ -90,6 +91,18 @@ def test_a_command_components_smoke_args_are_its_argv() -> None:
             'exports.analyze.params: must be an array of WIT types like "string"',
         ),
         ('[exports.analyze]\nparams = [""]\n', "exports.analyze.params: must be an array of WIT types"),
+        (  # a typo in a type is named when the manifest is read, not only as a mismatch with the component
+            '[exports.analyze]\nparams = ["strng"]\n',
+            "exports.analyze.params[0]: 'strng' is not a WIT type; did you mean 'string'? (ngixi inspect shows",
+        ),
+        (
+            '[exports.analyze]\nresults = ["option<u32>", "list<strin>"]\n',
+            "exports.analyze.results[1]: 'list<strin>': 'strin' is not a WIT type; did you mean 'string'?",
+        ),
+        (
+            '[exports.analyze]\nparams = ["list<u8"]\n',
+            "exports.analyze.params[0]: 'list<u8' is not a WIT type: its brackets do not pair up",
+        ),
         ('[exports.analyze]\n[[smoke]]\ncall = "analyze"\nargs = "a b"\n', "smoke[0].args: must be an array of the"),
         (
             '[exports.analyze]\n[[smoke]]\ncall = "analyze"\nargs = [1979-05-27]\n',

@@ -6,6 +6,7 @@ are in tests/build/integration/test_component_types.py.
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from typing import Any
 
@@ -13,9 +14,10 @@ import pytest
 import wasmtime
 import wasmtime.component as wc
 
+from ngixi_runtime.call_io import json_arguments
 from ngixi_runtime.engines.wit_values import TypedFunction, lift, lower_arguments
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.spec.wit_json import from_wire, json_arguments, shown, to_json, to_wire
+from ngixi_runtime.spec.wit_json import TooDeepForTheWire, from_wire, shown, to_json, to_wire
 
 TYPES = {
     "bool": "bool",
@@ -204,8 +206,23 @@ def test_values_cross_a_process_boundary_exactly_and_print_as_json() -> None:
     assert [shown(v) for v in (5, 1.5, "é", b"\x01", None, True)] == ["5", "1.5", '"é"', "[1]", "null", "true"]
 
 
+def test_the_wire_carries_values_at_any_stack_depth_within_a_fixed_nesting() -> None:
+    deep: Any = ("x", b"\x01")
+    for _ in range(400):  # 800 levels: recursion took a frame or two a level, past Python's 1000
+        deep = [{"k": deep}]
+    assert from_wire(json.loads(json.dumps(to_wire(deep)))) == deep
+    assert to_wire({"read"}) == ["read"]  # flags: any iterable
+    with pytest.raises(TooDeepForTheWire):
+        to_wire([[[1]]], 2)
+    assert to_wire([[[1]]], 3) == [[[1]]]
+    with pytest.raises(ValueError, match=r"^hold an integer of 1025 bits, beyond a double's range$"):
+        to_wire([2**1024])
+    with pytest.raises(ValueError, match=r"^hold a object, which no WIT type takes$"):
+        to_wire([object()])
+
+
 def test_command_line_arguments_are_json_else_text() -> None:
-    assert json_arguments(["3", '"3"', "two words", '{"a": [1]}', "[1,", "null"]) == (
+    assert json_arguments(["3", '"3"', "two words", '{"a": [1]}', "[1,", "null"], what="g: f") == (
         3,
         "3",
         "two words",
@@ -215,9 +232,26 @@ def test_command_line_arguments_are_json_else_text() -> None:
     )
 
 
-def test_arguments_nested_past_what_json_reads_are_refused_in_one_line() -> None:
-    with pytest.raises(InvalidInput, match=r"^argument 2 is JSON nested too deeply to read$"):
-        json_arguments(["1", "[" * 100_000 + "]" * 100_000])
+def test_arguments_past_the_fixed_json_limits_are_refused_in_one_line_not_taken_as_text() -> None:
+    assert json_arguments(["[" * 512 + "]" * 512, "NaN", str(2**64)], what="g: f") == (
+        json.loads("[" * 512 + "]" * 512),
+        "NaN",
+        2**64,
+    )
+    with pytest.raises(
+        InvalidInput, match=r"^g: f: argument 2 is JSON nested more than 512 deep, past the host's limit; "
+    ):
+        json_arguments(["1", "[" * 513 + "]" * 513], what="g: f")
+    with pytest.raises(InvalidInput, match=r"^g: f: argument 1 is JSON nested more than 512 deep"):
+        json_arguments(["[" * 100_000 + "]" * 100_000], what="g: f")
+    with pytest.raises(
+        InvalidInput, match=r"^g: f: argument 1 is JSON with the number 99999999999999999999\.\.\. \(5000 "
+    ):
+        json_arguments(["9" * 5000], what="g: f")  # past Python's 4,300 digits: it was text
+    with pytest.raises(
+        InvalidInput, match=r"^g: f: argument 1 is JSON with the number 1e400, out of range of a double; "
+    ):
+        json_arguments(["1e400"], what="g: f")
     deep: Any = []
     for _ in range(5000):
         deep = [deep]
