@@ -18,6 +18,7 @@ from ngixi_runtime.printable import printable_json
 _BYTES, _TUPLE = "$bytes", "$tuple"
 _LEAVES = (str, int, float, type(None))  # bool is an int
 _LARGEST_DOUBLE_BITS = 1024
+_PLAIN = frozenset({str, int, float, bool})
 
 
 def to_json(value: Any) -> Any:
@@ -42,6 +43,8 @@ def to_wire(value: Any, levels: int = 1 << 30) -> Any:
     ValueError, saying what the arguments hold, for an integer beyond a double's range or a value of a type no
     WIT type takes. Other iterables (a set of flags) become lists. Without recursion: the levels a caller
     allows must not depend on how deep its own stack already is."""
+    if _plain(value):  # most calls' arguments, numbers and strings: as they are
+        return value
     root: list[Any] = [None]
     pending: list[tuple[Any, Any, Any, int]] = [(value, root, 0, levels)]  # a value, where it goes, levels left
     while pending:
@@ -69,8 +72,17 @@ def to_wire(value: Any, levels: int = 1 << 30) -> Any:
     return root[0]
 
 
+def _plain(value: Any) -> bool:
+    """A list of strings, floats and integers within a double's range, which the wire takes as they are."""
+    return type(value) is list and all(
+        type(item) in _PLAIN and (type(item) is not int or item.bit_length() <= _LARGEST_DOUBLE_BITS) for item in value
+    )
+
+
 def from_wire(value: Any) -> Any:
     """The value `to_wire` made, read back without recursion (as deep as the JSON reader let it be)."""
+    if _plain(value):
+        return value
     root: list[Any] = [None]
     pending: list[tuple[Any, Any, Any, bool]] = [(value, root, 0, False)]  # a value, where it goes, a tuple's end
     while pending:
