@@ -29,6 +29,7 @@ from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.schema import (
     NAME_BYTES,
     Problems,
+    closest,
     integer,
     oversized,
     reported,
@@ -165,10 +166,8 @@ def _value_types(raw: Mapping[str, Any], key: str, field: str, problems: Problem
         return ()
     for index, item in enumerate(value):
         if item not in VALUE_TYPES:
-            import difflib
-
-            close = difflib.get_close_matches(str(item), VALUE_TYPES, n=1)
-            hint = f'; did you mean "{close[0]}"?' if close else ""
+            close = closest(str(item), VALUE_TYPES)
+            hint = f'; did you mean "{close}"?' if close else ""
             problems.add(f"{field}[{index}]", f"{item!r} is not one of {', '.join(VALUE_TYPES)}{hint}")
     return tuple(str(item) for item in value)
 

@@ -11,13 +11,12 @@ result, compared as JSON: bytes as a list of ints, records as tables).
 from __future__ import annotations
 
 import datetime
-import difflib
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ngixi_runtime.capabilities.component import WIT_VALUE_TYPES
-from ngixi_runtime.spec.schema import Problems, type_name
+from ngixi_runtime.spec.schema import Problems, closest, type_name
 
 _TYPE_WORDS = (
     *("bool", "char", "string", "f32", "f64", "s8", "s16", "s32", "s64", "u8", "u16", "u32", "u64"),
@@ -57,9 +56,9 @@ def _type_text_problem(text: str) -> str | None:
     unknown = [word for word in checked if word not in _TYPE_WORDS]
     if not unknown:
         return None
-    close = difflib.get_close_matches(unknown[0], _TYPE_WORDS, n=1)
+    close = closest(unknown[0], _TYPE_WORDS)
     where = "" if unknown[0] == text.strip() else f"{text!r}: "
-    return f"{where}{unknown[0]!r} is not a WIT type" + (f"; did you mean {close[0]!r}?" if close else "")
+    return f"{where}{unknown[0]!r} is not a WIT type" + (f"; did you mean {close!r}?" if close else "")
 
 
 def as_wit(declared: tuple[str, ...]) -> tuple[str, ...]:

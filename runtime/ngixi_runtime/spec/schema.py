@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ngixi_runtime.printable import clipped, printable
@@ -58,10 +58,16 @@ def reported(lines: Sequence[str]) -> str:
 
 def suggestion(word: str, choices: Sequence[str], listing: str) -> str:
     """`did you mean "x"?` for a likely typo, else the list of choices."""
+    close = closest(word, choices)
+    return f'did you mean "{close}"?' if close else f"{listing}: {', '.join(choices)}"
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice `word` is likely a typo of, if any (difflib is imported only for a problem to report)."""
     import difflib
 
     close = difflib.get_close_matches(word, list(choices), n=1)
-    return f'did you mean "{close[0]}"?' if close else f"{listing}: {', '.join(choices)}"
+    return close[0] if close else None
 
 
 def type_name(value: object) -> str:
