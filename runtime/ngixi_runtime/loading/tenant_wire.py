@@ -68,6 +68,9 @@ _NO_SECTIONS = (0, 0, 0, 0, 0)  # the sizes of a plain success's meta, logs, std
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 _U32_MAX = (1 << 32) - 1  # a guest's exit code: WASI's exitcode is a u32
 
+# A call's arguments and results nest as call data JSON may, plus the list that holds them.
+_WIRE_LEVELS = MAX_JSON_DEPTH + 1
+
 
 class WireError(Exception):
     """A frame that is not what the protocol allows: the peer is treated as crashed."""
@@ -328,7 +331,7 @@ def call_frame(export: str, args: Sequence[Any], data: bytes | None) -> list[byt
     """A call request as the parts to write: header, export name, arguments, input; ValueError (saying what the
     arguments hold) if they cannot cross as JSON, nested at most MAX_JSON_DEPTH deep as call data is."""
     name = export.encode()
-    arguments = json.dumps(to_wire(list(args), MAX_JSON_DEPTH + 1)).encode() if args else b""
+    arguments = json.dumps(to_wire(list(args), _WIRE_LEVELS)).encode() if args else b""
     flags = 0 if data is None else HAS_INPUT
     header = CALL.pack(CALL_KIND, flags, len(name), len(arguments), len(data or b""))
     return [header, name, arguments, data or b""]
@@ -347,7 +350,7 @@ def read_call(incoming: Incoming, on_closed: Callable[[int], None] = lambda stre
     if kind != CALL_KIND:
         raise WireError(f"expected a call frame, got kind {kind:#x}")
     export = incoming.take(name_size).decode()
-    args = from_wire(_json(incoming.take(args_size), "arguments")) if args_size else []
+    args = from_wire(_json(incoming.take(args_size), "arguments"), _WIRE_LEVELS) if args_size else []
     data = incoming.take(input_size) if flags & HAS_INPUT else None
     return CallRequest(export, args, data)
 
@@ -493,7 +496,7 @@ def _decoded_values(raw: bytes) -> tuple[Any, ...]:
     if not isinstance(values, list):
         raise WireError("a call reply's values are not a list")
     try:
-        return tuple(from_wire(values))
+        return tuple(from_wire(values, _WIRE_LEVELS))
     except (TypeError, ValueError, RecursionError):  # a $bytes or $tuple that is not one, or nesting too deep
         raise WireError("a call reply's values are not in the wire form of values") from None
 

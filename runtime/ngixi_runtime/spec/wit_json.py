@@ -79,30 +79,37 @@ def _plain(value: Any) -> bool:
     )
 
 
-def from_wire(value: Any) -> Any:
-    """The value `to_wire` made, read back without recursion (as deep as the JSON reader let it be)."""
+def from_wire(value: Any, levels: int = 1 << 30) -> Any:
+    """The value `to_wire` made, read back without recursion, its lists, tuples and records nested at most `levels`
+    deep (deeper: TooDeepForTheWire), whatever depth the JSON reader of this Python let through."""
     if _plain(value):
         return value
     root: list[Any] = [None]
-    pending: list[tuple[Any, Any, Any, bool]] = [(value, root, 0, False)]  # a value, where it goes, a tuple's end
+    # a value, where it goes, levels left; None for a tuple's end, its elements below it on the stack all in
+    pending: list[tuple[Any, Any, Any, int | None]] = [(value, root, 0, levels)]
     while pending:
-        item, parent, key, tuple_made = pending.pop()
-        if tuple_made:  # its elements, below it on the stack, are all in
+        item, parent, key, left = pending.pop()
+        if left is None:
             parent[key] = tuple(item)
-        elif isinstance(item, Mapping) and list(item) == [_BYTES]:
+            continue
+        if isinstance(item, Mapping) and list(item) == [_BYTES]:
             parent[key] = base64.b64decode(item[_BYTES])
-        elif isinstance(item, Mapping) and list(item) == [_TUPLE]:
+            continue
+        if not isinstance(item, (Mapping, list)):
+            parent[key] = item
+            continue
+        if left <= 0:
+            raise TooDeepForTheWire
+        if isinstance(item, Mapping) and list(item) == [_TUPLE]:
             elements = [None] * len(item[_TUPLE])
-            pending.append((elements, parent, key, True))
-            pending.extend((inner, elements, index, False) for index, inner in enumerate(item[_TUPLE]))
+            pending.append((elements, parent, key, None))
+            pending.extend((inner, elements, index, left - 1) for index, inner in enumerate(item[_TUPLE]))
         elif isinstance(item, Mapping):
             parent[key] = fields = dict.fromkeys(item)
-            pending.extend((inner, fields, name, False) for name, inner in item.items())
-        elif isinstance(item, list):
-            parent[key] = out = [None] * len(item)
-            pending.extend((inner, out, index, False) for index, inner in enumerate(item))
+            pending.extend((inner, fields, name, left - 1) for name, inner in item.items())
         else:
-            parent[key] = item
+            parent[key] = out = [None] * len(item)
+            pending.extend((inner, out, index, left - 1) for index, inner in enumerate(item))
     return root[0]
 
 

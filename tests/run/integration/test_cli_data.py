@@ -71,7 +71,10 @@ def test_json_wraps_the_output_value_and_the_metrics(
         (["echo", "--input", "@/nonexistent/in.txt"], "echo: echo: --input @/nonexistent/in.txt: cannot read it"),
         (["echo", "--input", "x" * 4097], "echo: echo: the input is 4097 bytes, over its limit of 4096"),
         (["echo", "--input", os.fsdecode(b"a\xffb")], "echo: echo takes text input, and this is not valid UTF-8 (byte"),
-        (["json", "--input", "[1e400]"], "echo: json takes JSON input, and this is not valid JSON: the number 1e400"),
+        (
+            ["json", "--input", "[1e400]"],
+            "echo: json takes JSON input, and this is JSON with the number 1e400, out of range",
+        ),
         (["lenptr", "--input", "x", "--output", "out"], "echo: lenptr declares no output, so --output out would stay"),
     ],
 )
