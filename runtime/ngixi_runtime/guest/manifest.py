@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from ngixi_runtime.guest.smoke import SmokeCall
 
 VALUE_TYPES = ("i32", "i64", "f32", "f64")
-_INTEGER_BITS = {"i32": 32, "i64": 64}
 Number = int | float
 OptionsT = TypeVar("OptionsT")
 
@@ -143,20 +142,6 @@ LIMIT_KEYS = (*DEFAULT_LIMITS, "fuel")
 _TOP_KEYS = ("guest", "exports", "capabilities", "limits", "smoke", "build", "compile")
 _GUEST_KEYS = ("name", "version", "kind", "description", "abi", "language")
 _EXPORT_KEYS = ("params", "results", "input", "output")
-
-
-def value_problem(value: object, kind: str) -> str | None:
-    """Why `value` cannot be a core `kind` value (an i32/i64 is a whole number in its signed range: an engine would
-    wrap one beyond it), or None."""
-    bits = _INTEGER_BITS.get(kind)
-    if bits is None:
-        return None
-    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    if isinstance(value, bool) or not isinstance(value, int):
-        return f"{value!r} is not an {kind} (a whole number from {low} to {high})"
-    if not low <= value <= high:
-        return f"{value} does not fit in {kind}: give a whole number from {low} to {high}"
-    return None
 
 
 def _value_types(raw: Mapping[str, Any], key: str, field: str, problems: Problems) -> tuple[str, ...]:

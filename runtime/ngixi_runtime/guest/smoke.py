@@ -21,9 +21,9 @@ from typing import Any
 from ngixi_runtime.errors import counted
 from ngixi_runtime.guest.data import DataKind, kind_word
 from ngixi_runtime.guest.kind import GuestType
-from ngixi_runtime.guest.manifest import value_problem
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.schema import Problems, string, type_name
+from ngixi_runtime.spec.wasm import value_problem
 
 Number = int | float
 CoreTypes = tuple[tuple[str, ...], tuple[str, ...]]

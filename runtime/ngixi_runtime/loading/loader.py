@@ -52,14 +52,14 @@ from ngixi_runtime.errors import (
 from ngixi_runtime.guest.check import check_component, check_module
 from ngixi_runtime.guest.data import DataKind, DataValue, check_input, encode, kind_word
 from ngixi_runtime.guest.limits import limit_problems
-from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number, value_problem
+from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number
 from ngixi_runtime.kept import Kept
 from ngixi_runtime.loading.aot_cache_dir import CacheUnavailable
 from ngixi_runtime.printable import printable
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.bundle_format import WASM_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
-from ngixi_runtime.spec.wasm import ModuleInfo, Signature, read_module_info
+from ngixi_runtime.spec.wasm import ModuleInfo, Signature, read_module_info, value_problem
 from ngixi_runtime.trust.signatures import TrustStore
 
 if TYPE_CHECKING:

@@ -533,3 +533,20 @@ def uleb128(value: int) -> bytes:
         out.append(byte | (0x80 if value else 0))
         if not value:
             return bytes(out)
+
+
+_INTEGER_BITS = {"i32": 32, "i64": 64}
+
+
+def value_problem(value: object, kind: str) -> str | None:
+    """Why `value` cannot be a core `kind` value (an i32/i64 is a whole number in its signed range: an engine would
+    wrap one beyond it), or None."""
+    bits = _INTEGER_BITS.get(kind)
+    if bits is None:
+        return None
+    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"{value!r} is not an {kind} (a whole number from {low} to {high})"
+    if not low <= value <= high:
+        return f"{value} does not fit in {kind}: give a whole number from {low} to {high}"
+    return None
