@@ -83,9 +83,10 @@ def check_new_trust(trust_file: Path, trust: NewTrust) -> None:
 def remove_key(trust_file: Path, key_id: str) -> str:
     """Removes the [[keys]] table of `key_id` (its hex digits in either case, as minisign prints them or not),
     keeping the rest of the file as it was; returns the id as the file lists it."""
+    listed = key_id.upper()
     with _editing(trust_file) as edited:
-        _remove(edited, key_id.upper())
-    return key_id.upper()
+        _remove(edited, listed)
+    return listed
 
 
 @contextmanager
