@@ -88,8 +88,8 @@ def compile_with_asc(toolchain: Toolchain, project_root: Path, argv: Sequence[st
     Node's start and asc's loading at every guest. If that compiler dies, a one-off asc compiles instead, and
     names the limit it reached, if any."""
     limits = tool_limits()
+    server = shared_server(toolchain, project_root)
     try:
-        server = shared_server(toolchain, project_root)
         reply = server.compile(argv, timeout=limits.seconds, retry=False, cwd=project_root)
     except CompileTimedOut:
         raise CompileError(time_limit_reached(what, limits)) from None
