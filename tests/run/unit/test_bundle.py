@@ -355,8 +355,9 @@ TAMPERS: list[tuple[str, Callable[[Scenario], None], str]] = [
     (
         "key outside its guests",
         key_outside_its_guests,
-        r"may not sign guest 'hello' on channel 'dev'; (.*trust.toml) trusts it for guests \S+ on channels dev only\. "
-        r"If its signer should sign this too, `ngixi trust remove [0-9A-F]{16} --trust \1` and `ngixi trust add`",
+        r"key ([0-9A-F]{1,16}) may not sign guest 'hello' on channel 'dev'; (.*trust.toml) trusts it for guests \S+ on "
+        r"channels dev only\. If its signer should sign this too, `ngixi trust remove \1 --trust \2` and `ngixi trust "
+        r"add`",
     ),
     ("key outside its channels", key_outside_its_channels, "may not sign guest 'hello' on channel 'release'"),
     ("lower sequence", lower_sequence, "sequence 5 of guest 'hello' on channel 'dev' is lower than 7"),
