@@ -30,6 +30,7 @@ import wasmtime.component as wc
 
 from ngixi_runtime.errors import InvalidInput, counted
 from ngixi_runtime.records import NamedTuple
+from ngixi_runtime.spec.doubles import beyond_double
 
 _INTEGERS: dict[type, tuple[str, int, int]] = {
     wc.U8: ("u8", 0, 2**8 - 1),
@@ -213,6 +214,8 @@ def _float(ty: WitType, value: object, where: _Where) -> float:
         return float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise where.refuse(ty, value)
+    if isinstance(value, int) and beyond_double(value):
+        raise where.refuse(ty, value, " (beyond a double's range)")
     number = float(value)
     if ty.kind is wc.F32 and math.isfinite(number) and abs(number) > _F32_MAX:
         raise where.refuse(ty, value, " (out of range for an f32)")

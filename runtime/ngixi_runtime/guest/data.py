@@ -19,6 +19,7 @@ from itertools import accumulate, count
 from typing import Any, Literal
 
 from ngixi_runtime.errors import GuestError, InvalidInput
+from ngixi_runtime.spec.doubles import beyond_double
 from ngixi_runtime.spec.wasm import ModuleInfo
 
 DataKind = Literal["bytes", "text", "json"]
@@ -66,11 +67,8 @@ def _integer(number: str) -> int:
     """An integer within a double's range, kept exact (a 64-bit id stays itself)."""
     if len(number.lstrip("-")) <= _LARGEST_DOUBLE_DIGITS:
         value = int(number)
-        try:
-            float(value)
+        if not beyond_double(value):
             return value
-        except OverflowError:
-            pass
     raise _out_of_range(number)
 
 

@@ -14,10 +14,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ngixi_runtime.printable import printable_json
+from ngixi_runtime.spec.doubles import beyond_double
 
 _BYTES, _TUPLE = "$bytes", "$tuple"
 _LEAVES = (str, int, float, type(None))  # bool is an int
-_LARGEST_DOUBLE_BITS = 1024
 _PLAIN = frozenset({str, int, float, bool})
 
 
@@ -50,7 +50,7 @@ def to_wire(value: Any, levels: int = 1 << 30) -> Any:
     while pending:
         item, parent, key, left = pending.pop()
         if isinstance(item, _LEAVES):
-            if isinstance(item, int) and item.bit_length() > _LARGEST_DOUBLE_BITS:
+            if isinstance(item, int) and beyond_double(item):
                 raise ValueError(f"hold an integer of {item.bit_length()} bits, beyond a double's range")
             parent[key] = item
             continue
@@ -75,7 +75,7 @@ def to_wire(value: Any, levels: int = 1 << 30) -> Any:
 def _plain(value: Any) -> bool:
     """A list of strings, floats and integers within a double's range, which the wire takes as they are."""
     return type(value) is list and all(
-        type(item) in _PLAIN and (type(item) is not int or item.bit_length() <= _LARGEST_DOUBLE_BITS) for item in value
+        type(item) in _PLAIN and (type(item) is not int or not beyond_double(item)) for item in value
     )
 
 

@@ -221,6 +221,30 @@ def test_the_wire_carries_values_at_any_stack_depth_within_a_fixed_nesting() -> 
         to_wire([object()])
 
 
+LEAST_BEYOND_A_DOUBLE = 2**1024 - 2**970  # halfway past the largest double: reads as infinity
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_one_boundary_of_a_double_s_range_on_the_command_line_in_process_and_on_the_wire(sign: int) -> None:
+    """The integers just below 2**1024 were let through the isolated tenant's wire (at most 1,024 bits) and
+    refused as command-line JSON (float() overflowing); and an in-process f64 argument beyond a double was
+    Python's OverflowError, not a refusal."""
+    within, beyond = sign * (LEAST_BEYOND_A_DOUBLE - 1), sign * LEAST_BEYOND_A_DOUBLE
+    assert json_arguments([str(within)], what="g: f") == (within,)
+    assert to_wire([within]) == [within]
+    assert to_wire([{"n": within}]) == [{"n": within}]
+    assert round_trip("f64", within) == sign * 1.7976931348623157e308
+    with pytest.raises(
+        InvalidInput, match=r"^g: f: argument 1 is JSON with the number -?17976931348\d*\.\.\. \(3\d\d characters\)"
+    ):
+        json_arguments([str(beyond)], what="g: f")
+    for arguments in ([beyond], [{"n": beyond}]):
+        with pytest.raises(ValueError, match=r"^hold an integer of 1024 bits, beyond a double's range$"):
+            to_wire(arguments)
+    with pytest.raises(InvalidInput, match=r"^f's v expects an f64, got -?17976931\S* \(beyond a double's range\)$"):
+        round_trip("f64", beyond)
+
+
 def test_command_line_arguments_are_json_else_text() -> None:
     assert json_arguments(["3", '"3"', "two words", '{"a": [1]}', "[1,", "null"], what="g: f") == (
         3,
