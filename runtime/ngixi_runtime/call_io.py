@@ -19,11 +19,12 @@ from typing import IO, Any, BinaryIO
 
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import write_atomic
-from ngixi_runtime.guest.data import MAX_JSON_DEPTH, BeyondJsonLimits, kind_word, read_json
+from ngixi_runtime.guest.data import MAX_JSON_DEPTH, BeyondJsonLimits, NumberBeyondADouble, kind_word, read_json
 from ngixi_runtime.loading.loader import parse_arguments
 from ngixi_runtime.loading.tenants import CallResult, Tenant
 
 STDIN = "-"
+_NUMBER_STARTS = frozenset("-0123456789")  # how a JSON document that is one number starts
 
 
 def call_export(
@@ -74,13 +75,21 @@ def json_arguments(raw: Sequence[str], *, what: str) -> tuple[Any, ...]:
         try:
             values.append(read_json(text))
         except BeyondJsonLimits as error:
-            raise InvalidInput(
-                f"{what}: argument {position} is {error}; pass at most {MAX_JSON_DEPTH} levels and numbers a "
-                "double holds, or quote it as a JSON string for text"
-            ) from None
+            raise InvalidInput(f"{what}: argument {position} is {error}; {_within_limits(error, text)}") from None
         except ValueError:
             values.append(text)
     return tuple(values)
+
+
+def _within_limits(error: BeyondJsonLimits, text: str) -> str:
+    """What to do about a command-line argument past one of call data's JSON limits: the limit it passed, and
+    quoting where the argument as text could be what was meant."""
+    as_text = "or quote it as a JSON string ('\"...\"') to pass it as text"
+    if isinstance(error, NumberBeyondADouble):
+        if text.lstrip()[:1] in _NUMBER_STARTS:  # the argument is the number, not an array or object holding it
+            return f"give a number within a double's range (about ±1.8e308), {as_text}"
+        return "give numbers within a double's range (about ±1.8e308)"
+    return f"nest arrays and objects at most {MAX_JSON_DEPTH} deep, {as_text}"
 
 
 def _check_output_file(path: Path) -> None:

@@ -47,13 +47,20 @@ def _no_constants(name: str) -> Any:
 
 
 class BeyondJsonLimits(ValueError):
-    """JSON the host refuses to read though the grammar allows it: nested deeper than MAX_JSON_DEPTH, or a number
-    beyond a double's range."""
+    """JSON the host refuses to read though the grammar allows it: one of the two kinds below."""
 
 
-def _out_of_range(number: str) -> BeyondJsonLimits:
+class NestedTooDeeply(BeyondJsonLimits):
+    """Arrays and objects nested deeper than MAX_JSON_DEPTH."""
+
+
+class NumberBeyondADouble(BeyondJsonLimits):
+    """A number beyond a double's range (spec/doubles.py)."""
+
+
+def _out_of_range(number: str) -> NumberBeyondADouble:
     shown = number if len(number) <= 40 else f"{number[:20]}... ({len(number)} characters)"
-    return BeyondJsonLimits(f"JSON with the number {shown}, out of range of a double")
+    return NumberBeyondADouble(f"JSON with the number {shown}, out of range of a double")
 
 
 def _finite(number: str) -> float:
@@ -104,11 +111,11 @@ def read_json(text: str, raw: bytes | None = None) -> Any:
 
     Raises ValueError when it is not JSON, BeyondJsonLimits (a ValueError) when it is but past the limits."""
     if _nested_too_deeply(text.encode() if raw is None else raw):
-        raise BeyondJsonLimits(f"JSON nested more than {MAX_JSON_DEPTH} deep, past the host's limit")
+        raise NestedTooDeeply(f"JSON nested more than {MAX_JSON_DEPTH} deep, past the host's limit")
     try:
         return json.loads(text, parse_constant=_no_constants, parse_float=_finite, parse_int=_integer)
     except RecursionError:  # an API caller's own stack already deep
-        raise BeyondJsonLimits(
+        raise NestedTooDeeply(
             f"JSON nested {MAX_JSON_DEPTH} deep or less, but deeper than this caller's stack leaves room for"
         ) from None
 

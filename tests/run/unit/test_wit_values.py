@@ -281,3 +281,19 @@ def test_arguments_past_the_fixed_json_limits_are_refused_in_one_line_not_taken_
         deep = [deep]
     with pytest.raises(InvalidInput, match=r"^f's v\[0\] expects a string, got list$"):
         round_trip("strings", deep)
+
+
+@pytest.mark.parametrize(
+    ("argument", "advice"),
+    [
+        ("[" * 513 + "]" * 513, "nest arrays and objects at most 512 deep, or quote it as a JSON string"),
+        (" 1e400", "give a number within a double's range (about ±1.8e308), or quote it as a JSON string"),
+        ("-" + "9" * 400, "give a number within a double's range (about ±1.8e308), or quote it as a JSON string"),
+        ('{"n": [1e400]}', "give numbers within a double's range (about ±1.8e308)"),
+    ],
+)
+def test_the_advice_on_an_argument_past_a_json_limit_is_about_that_limit(argument: str, advice: str) -> None:
+    """Each refusal advised both limits (levels and numbers) and quoting, also for a number inside a record."""
+    with pytest.raises(InvalidInput) as refused:
+        json_arguments([argument], what="g: f")
+    assert str(refused.value).endswith(f"; {advice}" + (" ('\"...\"') to pass it as text" if "quote" in advice else ""))
