@@ -266,9 +266,10 @@ def optional_array(
     return array(raw, key, f"{field}.{key}", problems, item=item, identity=str) if key in raw else None
 
 
-def at_most(field: str, asked: int | None, ceiling: int | None, *, default: int | None = None) -> list[str]:
+def at_most(field: str, asked: int | None, ceiling: int | None, *, default: int | None) -> list[str]:
     """`asked` None is an optional limit left unset, so unlimited: over any ceiling. An `asked` equal to the field's
-    `default` is said to be it: a manifest that sets no quota of a capability it never uses still asks for it."""
+    `default` (None: it has none) is said to be it: a manifest that sets no quota of a capability it never uses
+    still asks for it."""
     if ceiling is None or (asked is not None and asked <= ceiling):
         return []
     if asked is None:

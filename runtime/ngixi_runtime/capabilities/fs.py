@@ -180,8 +180,8 @@ class FsCeiling(NamedTuple):
                 found.append(f'{at}.mode: "rw" is not allowed: the policy allows only read-only mounts')
         if not options.writes:
             return found
-        found += at_most(f"{field}.max_bytes", options.max_bytes, self.max_bytes)
-        return found + at_most(f"{field}.max_files", options.max_files, self.max_files)
+        found += at_most(f"{field}.max_bytes", options.max_bytes, self.max_bytes, default=FILE_BYTES.default)
+        return found + at_most(f"{field}.max_files", options.max_files, self.max_files, default=FILE_NAMES.default)
 
     def unheld_by_a_component(self, options: FsOptions, field: str) -> list[str]:
         """The disk quota ceilings, which a component guest's rw preopens are not held to: its files are Wasmtime's

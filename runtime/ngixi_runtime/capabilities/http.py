@@ -154,8 +154,13 @@ class HttpCeiling(NamedTuple):
         return [
             *found,
             *members(f"{field}.methods", options.methods, self.methods),
-            *at_most(f"{field}.max_response_bytes", options.max_response_bytes, self.max_response_bytes),
-            *at_most(f"{field}.timeout_ms", options.timeout_ms, self.timeout_ms),
+            *at_most(
+                f"{field}.max_response_bytes",
+                options.max_response_bytes,
+                self.max_response_bytes,
+                default=RESPONSE_BYTES.default,
+            ),
+            *at_most(f"{field}.timeout_ms", options.timeout_ms, self.timeout_ms, default=HTTP_TIMEOUT_MS.default),
         ]
 
 

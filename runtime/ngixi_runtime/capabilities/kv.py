@@ -114,8 +114,10 @@ class KvCeiling(NamedTuple):
     def exceeded(self, options: KvOptions, field: str) -> list[str]:
         return [
             *members(f"{field}.namespaces", options.namespaces, self.namespaces),
-            *at_most(f"{field}.max_value_bytes", options.max_value_bytes, self.max_value_bytes),
-            *at_most(f"{field}.max_keys", options.max_keys, self.max_keys),
+            *at_most(
+                f"{field}.max_value_bytes", options.max_value_bytes, self.max_value_bytes, default=VALUE_BYTES.default
+            ),
+            *at_most(f"{field}.max_keys", options.max_keys, self.max_keys, default=KV_KEYS.default),
         ]
 
 

@@ -68,7 +68,7 @@ class StdinCeiling(NamedTuple):
     max_bytes: int | None
 
     def exceeded(self, options: StdinOptions, field: str) -> list[str]:
-        return at_most(f"{field}.max_bytes", options.max_bytes, self.max_bytes)
+        return at_most(f"{field}.max_bytes", options.max_bytes, self.max_bytes, default=MAX_BYTES.default)
 
 
 def parse_stdin_ceiling(raw: Mapping[str, Any], field: str, problems: Problems) -> StdinCeiling:

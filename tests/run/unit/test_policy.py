@@ -17,6 +17,7 @@ from tests.conftest import HELLO_MANIFEST, REPO
 from tests.wasmgen import module
 
 MANIFEST = parse_manifest(HELLO_MANIFEST + "[limits]\nmemory_pages = 16\n", source="m", stem="hello")
+DEFAULT = " (the default, unless the manifest sets it)"
 
 
 def test_memory_without_maximum_is_refused() -> None:
@@ -141,7 +142,7 @@ def exceeded(tmp_path: Path, policy: str, manifest: Manifest = ASKING) -> list[s
         ),
         (
             "[capabilities.http]\nmax_response_bytes = 65536\n",  # the manifest's default: 1 MiB
-            ["capabilities.http.max_response_bytes: asks for 1048576, the policy allows at most 65536"],
+            [f"capabilities.http.max_response_bytes: asks for 1048576{DEFAULT}, the policy allows at most 65536"],
         ),
         (
             "[capabilities.http]\ntimeout_ms = 10000\n",
@@ -163,7 +164,7 @@ def exceeded(tmp_path: Path, policy: str, manifest: Manifest = ASKING) -> list[s
         ),
         (
             "[capabilities.fs]\nmax_bytes = 1048576\nmax_files = 10000\n",  # the manifest's defaults: 1 GiB, 10,000
-            ["capabilities.fs.max_bytes: asks for 1073741824, the policy allows at most 1048576"],
+            [f"capabilities.fs.max_bytes: asks for 1073741824{DEFAULT}, the policy allows at most 1048576"],
         ),
         (
             '[capabilities.kv]\nnamespaces = ["counters"]\n',
@@ -366,3 +367,36 @@ def test_a_quota_the_manifest_leaves_at_its_default_is_said_to_be_the_default(tm
         "the policy allows at most 10",
         "limits.timeout_ms: asks for 20, the policy allows at most 10",
     ]
+
+
+CAPABILITY_DEFAULTS = [
+    ('[capabilities.kv]\nnamespaces = ["n"]\nmax_keys = 5\n', "kv", {"max_value_bytes": 65536}, {"max_keys": 5}),
+    (
+        '[capabilities.http]\nallow = ["https://example.com"]\ntimeout_ms = 5\n',
+        "http",
+        {"max_response_bytes": 1 << 20},
+        {"timeout_ms": 5},
+    ),
+    (
+        '[capabilities.fs]\npreopens = [{ guest = "/d", host = "d", mode = "rw" }]\nmax_files = 5\n',
+        "fs",
+        {"max_bytes": 1 << 30},
+        {"max_files": 5},
+    ),
+    ("[capabilities.stdin]\n", "stdin", {"max_bytes": 1 << 20}, {}),
+]
+
+
+@pytest.mark.parametrize(("table", "name", "defaulted", "given"), CAPABILITY_DEFAULTS)
+def test_a_capability_quota_left_at_its_default_is_said_to_be_the_default_as_limits_are(
+    tmp_path: Path, table: str, name: str, defaulted: dict[str, int], given: dict[str, int]
+) -> None:
+    """[limits]' refusals said when the value was the default; capability ceilings' did not."""
+    policy = tmp_path / "policy.toml"
+    ceilings = "".join(f"{key} = 1\n" for key in (*defaulted, *given))
+    policy.write_text(f'[capabilities]\nallow = ["log", "{name}"]\n[capabilities.{name}]\n{ceilings}')
+    manifest = parse_manifest(HELLO_MANIFEST + table, source="m", stem="hello")
+    asked = [(key, f"{value}{DEFAULT}") for key, value in defaulted.items()] + [(k, str(v)) for k, v in given.items()]
+    assert sorted(load_policy(policy).exceeded(manifest)) == sorted(
+        f"capabilities.{name}.{key}: asks for {value}, the policy allows at most 1" for key, value in asked
+    )
