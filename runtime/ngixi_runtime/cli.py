@@ -19,7 +19,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 from ngixi_runtime.errors import InvalidInput, NgixiError, unexpected
-from ngixi_runtime.files import write_by
+from ngixi_runtime.files import not_a_directory, write_by
 from ngixi_runtime.printable import printable, printable_json, printable_lines
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.trust.choice import (
@@ -63,13 +63,41 @@ def add_trust_option(parser: argparse.ArgumentParser) -> None:
         " --project or the working directory; never one near the bundle)",
     )
     parser.add_argument(
-        "--project", type=Path, help="the project whose dev trust and sandboxes to use (default: the one above the cwd)"
+        "--project",
+        type=Path,
+        help="the project whose dev trust file (unless --trust or $NGIXI_TRUST names one) and sandboxes (unless "
+        "--sandbox) to use (default: the one above the cwd); refused where it would choose neither",
     )
 
 
-def trust_file(args: argparse.Namespace) -> Path:
-    """The trust file the options choose (`add_trust_option`'s)."""
-    return chosen_trust_file(args.trust, project=args.project)
+def trust_file(args: argparse.Namespace, *, existing: bool = True) -> Path:
+    """The trust file the options choose (`add_trust_option`'s); `existing`: one they name must be there."""
+    _refuse_unused_project(args)
+    return chosen_trust_file(args.trust, project=args.project, existing=existing)
+
+
+def _refuse_unused_project(args: argparse.Namespace) -> None:
+    """--project chooses a project's dev trust file and, for `ngixi run` without --sandbox, its sandboxes: given
+    where --trust or $NGIXI_TRUST names the trust file and nothing else is chosen, it would be ignored silently."""
+    sandbox = getattr(args, "sandbox", False)  # False: the command has no sandboxes
+    if args.project is None or is_implicit_choice(args.trust) or sandbox is None:
+        return
+    if args.trust is not None:
+        named, undo, and_sandbox = f"--trust {args.trust}", "--trust", " and --sandbox"
+    else:
+        named, undo = f"${TRUST_VARIABLE} ({os.environ[TRUST_VARIABLE]})", f"unset {TRUST_VARIABLE}"
+        and_sandbox = " and drop --sandbox"
+    chosen, given = "dev trust file", ""
+    if sandbox:
+        chosen, given, undo = (
+            "dev trust file and sandboxes",
+            f" and --sandbox {sandbox} the sandboxes",
+            undo + and_sandbox,
+        )
+    raise InvalidInput(
+        f"--project {args.project}: it would choose the project's {chosen}, but {named} names the trust file{given}; "
+        f"drop --project, or {undo} to use the project's"
+    )
 
 
 def trusted_keys(args: argparse.Namespace) -> TrustStore:
@@ -86,8 +114,10 @@ def _chosen_trust(args: argparse.Namespace, path: Path) -> TrustStore:
 
 
 def _given_sandboxes(path: Path | None) -> Path | None:
-    if path is not None and path.exists() and not path.is_dir():
-        raise InvalidInput(f"--sandbox {path}: not a directory; name a directory (it is made if missing)")
+    """--sandbox's directory, refused if it, or the nearest of the directories above it that exists, is not one."""
+    what = None if path is None else not_a_directory(path)
+    if what is not None:
+        raise InvalidInput(f"--sandbox {path}: it {what}; name a directory (it is made if missing)")
     return path
 
 
@@ -278,8 +308,9 @@ def _run(args: argparse.Namespace) -> CallResult:
     """The guest's run or call, with --json's output file written (the document is `cmd_run`'s to print)."""
     with _collection_paused(args.own_process):
         from ngixi_runtime.call_io import call_export, write_output
-        from ngixi_runtime.loading.tenants import CallFailed, open_tenant
+        from ngixi_runtime.loading.tenants import CallFailed, check_tenant_id, open_tenant
 
+    check_tenant_id(args.tenant, given_as="--tenant")
     trust = trust_file(args)
     policy = _policy(args.policy) if args.policy else None
     argv = [a for a in (args.export, *args.args) if a is not None]
@@ -498,7 +529,7 @@ def _trust_file_to_edit(args: argparse.Namespace) -> Path:
     them (--project was ignored). One found from the working directory is only listed, with a note saying how the
     loader reads it; editing it is refused: an operator's key added there, in whatever project they stood in, would
     be trusted by no host's run (the loader takes a found file's keys for the dev channel only)."""
-    chosen = trust_file(args)
+    chosen = trust_file(args, existing=args.action != "add")
     if not is_implicit_choice(args.trust):
         return chosen
     if args.action != "list" and args.project is None:

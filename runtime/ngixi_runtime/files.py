@@ -61,6 +61,15 @@ def without_fsync() -> Iterator[None]:
         _SYNC.reset(token)
 
 
+def not_a_directory(path: Path) -> str | None:
+    """Why `path` cannot be a directory, made if missing: it, or the nearest of the paths above it that exists,
+    is not one ("is not a directory", "is under /dev/null, which is not a directory"); None when it can."""
+    existing = next((p for p in (path, *path.absolute().parents) if p.exists()), None)
+    if existing is None or existing.is_dir():
+        return None
+    return "is not a directory" if existing == path else f"is under {existing}, which is not a directory"
+
+
 def make_directories(path: Path, mode: int) -> None:
     """Makes `path` and each missing directory above it with `mode` (less the umask), as `mkdir -p -m` would not:
     `Path.mkdir` gives the directories above the umask's mode alone, group- or world-writable under a umask of 002

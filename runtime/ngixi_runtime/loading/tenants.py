@@ -194,11 +194,12 @@ def _waits_uninterrupted(manifest: Manifest) -> bool:
     return manifest.guest.type.is_component and has_preopens(manifest)
 
 
-def check_tenant_id(tenant: str) -> None:
-    """A tenant id names its sandbox directory, so it must be one safe path component."""
+def check_tenant_id(tenant: str, *, given_as: str = "tenant") -> None:
+    """A tenant id names its sandbox directory, so it must be one safe path component; `given_as`: the keyword
+    or option that gave it, which the refusal names."""
     if not (0 < len(tenant) <= 64 and tenant[0] in _TENANT_FIRST and _TENANT_CHARACTERS.issuperset(tenant)):
         raise InvalidInput(
-            f'tenant: {tenant!r} is not a tenant id; use 1 to 64 lowercase letters, digits, "-" and "_", '
+            f'{given_as}: {tenant!r} is not a tenant id; use 1 to 64 lowercase letters, digits, "-" and "_", '
             "starting with a letter or digit"
         )
 

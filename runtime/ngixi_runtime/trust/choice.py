@@ -49,19 +49,46 @@ def is_implicit_choice(explicit: Path | None, *, environ: Mapping[str, str] = os
 
 
 def chosen_trust_file(
-    explicit: Path | None, *, project: Path | None = None, environ: Mapping[str, str] = os.environ
+    explicit: Path | None,
+    *,
+    project: Path | None = None,
+    environ: Mapping[str, str] = os.environ,
+    existing: bool = False,
 ) -> Path:
     """`explicit` (--trust), else $NGIXI_TRUST, else the dev trust file of the project at or above
-    `project` (--project), by default the working directory; never a project found from the bundle."""
+    `project` (--project), by default the working directory; never a project found from the bundle. `existing`: a
+    file the option or the variable names must be there (for a command that reads it, not one that makes it),
+    refused naming which of them named it."""
     if explicit is not None:
-        return explicit
+        return _named(explicit, f"--trust {explicit}", "name the operator's trust file", existing=existing)
     from_environment = environment_path(TRUST_VARIABLE, environ)
     if from_environment is not None:
-        return from_environment
-    project_trust = project_trust_file(project or Path.cwd(), environ=environ)
+        named = f"${TRUST_VARIABLE} ({from_environment})"
+        advice = f"set {TRUST_VARIABLE} to the operator's trust file, or unset it"
+        return _named(from_environment, named, advice, existing=existing)
+    start = project or Path.cwd()
+    project_trust = project_trust_file(start, environ=environ)
     if project_trust is not None:
         return project_trust
-    raise InvalidInput(
-        f"no trust file: pass --trust FILE or set {TRUST_VARIABLE}"
-        f" (or run inside a project, or name one with --project, whose builds wrote {DEV_TRUST_FILE})"
-    )
+    why = _why_no_project_trust(start, environ)
+    raise InvalidInput(f"no trust file: pass --trust FILE or set {TRUST_VARIABLE}{why}")
+
+
+def _named(path: Path, named: str, advice: str, *, existing: bool) -> Path:
+    if existing and path.is_dir():
+        raise InvalidInput(f"{named}: a directory, not a trust file; {advice}")
+    if existing and not path.exists():
+        raise InvalidInput(f"{named}: no such file; {advice}")
+    return path
+
+
+def _why_no_project_trust(start: Path, environ: Mapping[str, str]) -> str:
+    """Why no project's dev trust file stood in for --trust: no project, or where the project's state was looked
+    for (its builds write it there; $NGIXI_PROJECT_STATE moves it)."""
+    root = find_project_root(start)
+    if root is None:
+        return f" (or run inside a project, or name one with --project, whose builds wrote {DEV_TRUST_FILE})"
+    override = state_override(environ)
+    trust = project_state_dir(root, override) / DEV_TRUST_NAME
+    moved = "" if override is None else f" (${PROJECT_STATE_VARIABLE} moves its state)"
+    return f"; the project at {root} has no {trust}{moved}: its builds write it (doit build)"

@@ -17,7 +17,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ngixi_runtime.errors import InvalidInput, VerificationError
-from ngixi_runtime.files import environment_path, make_directories, open_lock_file, read_input_bytes, write_atomic
+from ngixi_runtime.files import (
+    environment_path,
+    make_directories,
+    not_a_directory,
+    open_lock_file,
+    read_input_bytes,
+    write_atomic,
+)
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.bundle_format import BundleIndex
 from ngixi_runtime.spec.digests import sha256_hex
@@ -165,9 +172,8 @@ class RollbackGuard(NamedTuple):
 def _usable_directory(state_dir: Path) -> Path:
     """`state_dir`, refused if it or the nearest of its parents that exists is not a directory: a bundle on an
     unguarded channel would never write there, and so would not tell."""
-    existing = next((path for path in (state_dir, *state_dir.parents) if path.exists()), None)
-    if existing is not None and not existing.is_dir():
-        what = "is not a directory" if existing == state_dir else f"is under {existing}, which is not a directory"
+    what = not_a_directory(state_dir)
+    if what is not None:
         raise InvalidInput(f"{state_dir}: the rollback state directory {what}; {_CHOOSE_ANOTHER}")
     return state_dir
 

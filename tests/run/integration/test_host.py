@@ -326,7 +326,7 @@ def test_cli_runs_each_tenant_in_its_own_sandbox(project: Path) -> None:
     assert (project / ".ngixi" / "sandbox" / "dev" / "acme" / "counter" / "kv.sqlite3").exists()
     bad = run(project, "ngixi", "run", "--tenant", "../acme", counter, "increment", check=False)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
-    assert "tenant: '../acme' is not a tenant id" in bad.stderr
+    assert "ngixi: error: --tenant: '../acme' is not a tenant id" in bad.stderr
 
 
 def test_cli_refuses_a_bundle_over_the_policy_ceilings(project: Path, tmp_path: Path) -> None:

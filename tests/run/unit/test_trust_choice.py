@@ -144,3 +144,72 @@ def test_run_keeps_sandboxes_in_the_projects_state_per_channel(
         assert exit_code(["run", "--in-process", *trust, "--project", str(tmp_path), str(bundle), "add", "1", "2"]) == 0
         assert (tmp_path / ".ngixi" / "sandbox" / channel / "default" / "hello" / "files" / "data").is_dir()
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_named_trust_file_that_is_not_there_is_refused_naming_who_named_it(
+    tmp_path: Path, keys: KeyFiles, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`$NGIXI_TRUST=/missing` said only "/missing: cannot read the trust file", leaving the operator to guess where
+    the path came from; `ngixi trust add` still makes a missing file."""
+    bundle = make_bundle(tmp_path / "out", keys.key, wasm=WASM)
+    missing = tmp_path / "missing.toml"
+    monkeypatch.delenv(TRUST_VARIABLE, raising=False)
+    assert exit_code(["verify", "--trust", str(missing), str(bundle)]) == 2
+    assert capsys.readouterr().err == (
+        f"ngixi: error: --trust {missing}: no such file; name the operator's trust file\n"
+    )
+    monkeypatch.setenv(TRUST_VARIABLE, str(missing))
+    assert exit_code(["run", "--in-process", str(bundle), "add", "1", "2"]) == 2
+    assert capsys.readouterr().err == (
+        f"ngixi: error: ${TRUST_VARIABLE} ({missing}): no such file; set {TRUST_VARIABLE} to the operator's trust "
+        "file, or unset it\n"
+    )
+    monkeypatch.setenv(TRUST_VARIABLE, str(tmp_path))
+    assert exit_code(["trust", "list"]) == 2
+    assert f"${TRUST_VARIABLE} ({tmp_path}): a directory, not a trust file;" in capsys.readouterr().err
+    monkeypatch.setenv(TRUST_VARIABLE, str(missing))
+    assert exit_code(["trust", "add", str(keys.trust.parent / "test.pub"), "--guest", "x", "--channel", "dev"]) == 0
+    assert missing.is_file()
+
+
+def test_project_where_a_named_trust_file_leaves_it_nothing_to_choose_is_refused(
+    project_trust: Path,
+    tmp_path: Path,
+    keys: KeyFiles,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--project chooses the project's dev trust file (and `ngixi run`'s sandboxes): with --trust or $NGIXI_TRUST
+    it was ignored without a word where it chose nothing else."""
+    bundle = str(make_bundle(tmp_path / "out", keys.key, wasm=WASM))
+    project = str(tmp_path)
+    assert exit_code(["verify", "--project", project, "--trust", str(keys.trust), bundle]) == 2
+    assert capsys.readouterr().err == (
+        f"ngixi: error: --project {project}: it would choose the project's dev trust file, but --trust {keys.trust} "
+        "names the trust file; drop --project, or --trust to use the project's\n"
+    )
+    sandbox = str(tmp_path / "sandboxes")
+    run = ["run", "--in-process", "--project", project, "--sandbox", sandbox, bundle, "add", "1", "2"]
+    monkeypatch.setenv(TRUST_VARIABLE, str(keys.trust))
+    assert exit_code(run) == 2
+    assert capsys.readouterr().err == (
+        f"ngixi: error: --project {project}: it would choose the project's dev trust file and sandboxes, but "
+        f"${TRUST_VARIABLE} ({keys.trust}) names the trust file and --sandbox {sandbox} the sandboxes; drop "
+        f"--project, or unset {TRUST_VARIABLE} and drop --sandbox to use the project's\n"
+    )
+    assert exit_code(["trust", "list", "--project", project]) == 2
+    assert exit_code(run[:4] + run[6:]) == 0  # the project's sandboxes, the variable's trust file
+
+
+def test_no_trust_file_says_where_the_project_s_was_looked_for(
+    project_trust: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project_trust.unlink()
+    with pytest.raises(InvalidInput, match=rf"; the project at {tmp_path} has no {project_trust}: its builds write"):
+        chosen_trust_file(None)
+    monkeypatch.setenv(PROJECT_STATE_VARIABLE, str(tmp_path / "moved"))
+    with pytest.raises(
+        InvalidInput,
+        match=rf"has no {tmp_path / 'moved' / 'trust.toml'} \(\${PROJECT_STATE_VARIABLE} moves its state\)",
+    ):
+        chosen_trust_file(None)
