@@ -264,23 +264,30 @@ def _component_export_problems(manifest: Manifest, info: ComponentInfo) -> list[
                 f"the component exports {wit_signature(found)}; declare {_declaration(found)}, or leave out params "
                 "and results to take the types from the component's WIT"
             )
-    return problems + _smoke_arity_problems(manifest, info)
+    return problems + _smoke_call_problems(manifest, info)
 
 
-def _smoke_arity_problems(manifest: Manifest, info: ComponentInfo) -> list[str]:
-    """A smoke call gives as many arguments as the component's function takes: a manifest that leaves the types
-    to the WIT leaves the count to it too, so reading the manifest alone could not tell."""
+def _smoke_call_problems(manifest: Manifest, info: ComponentInfo) -> list[str]:
+    """A smoke call gives as many arguments as the component's function takes, and expects a value its result type
+    could be: a manifest that leaves the types to the WIT leaves these to it too, so reading the manifest alone
+    could not tell (and one naming a type by its kind, `record`, told its shape only)."""
     problems = []
     for index, call in enumerate(manifest.smoke):
         found = info.exports.get(call.call)
         if found is None or call.expect_error is not None or manifest.export(call.call) is None:
             continue
-        params = found[0]
+        params, results = found
         if len(call.args) != len(params):
             problems.append(
                 f"smoke[{index}].args: {call.call} takes {counted(len(params), 'argument')} ({', '.join(params)}), "
                 f"the smoke call gives {len(call.args)}"
             )
+        if call.expect:
+            from ngixi_runtime.guest.smoke_values import expect_problem  # here: only for a smoke call's expect
+
+            expected = expect_problem(call.call, results, call.expect[0])
+            if expected is not None:
+                problems.append(f"smoke[{index}].expect{expected[0]}: {expected[1]}")
     return problems
 
 

@@ -24,7 +24,7 @@ from ngixi_runtime.guest.kind import (
     GuestLanguage,
     GuestType,
 )
-from ngixi_runtime.guest.typed import parse_component_entry, wit_type_names
+from ngixi_runtime.guest.typed import as_wit, parse_component_entry, wit_type_names
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.schema import (
     NAME_BYTES,
@@ -334,6 +334,7 @@ def _check_smoke_targets(manifest: Manifest, problems: Problems) -> None:
             results=None if declared is None or declared.from_wit else len(declared.results),
             limits=sizes,
             core_types=None if declared is None or is_component else (declared.params, declared.results),
+            wit_results=as_wit(declared.results) if declared and is_component and not declared.from_wit else None,
         )
         check_entry(call, f"smoke[{index}]", target, problems)
 

@@ -192,6 +192,7 @@ class SmokeTarget(NamedTuple):
     results: int | None = None  # how many values the export returns, where the manifest says
     limits: SmokeLimits | None = None
     core_types: CoreTypes | None = None  # a core export's params and results
+    wit_results: tuple[str, ...] | None = None  # a component export's declared result types (WIT text)
 
 
 class SmokeLimits(NamedTuple):
@@ -276,6 +277,8 @@ def _check_library(call: SmokeCall, target: SmokeTarget, params: int, add: Calla
         add("expect", f"{name} returns {target.results} values, the smoke call expects {len(call.expect)}")
     if target.core_types is not None:
         _check_values(call, target.core_types, add)
+    if target.wit_results and call.expect is not None and call.expect_error is None:
+        _check_expected_value(call, target.wit_results, add)
     given = sorted(call.keys & set(_INPUTS))
     if target.input is None:
         for key in given:
@@ -296,6 +299,16 @@ def _check_values(call: SmokeCall, types: CoreTypes, add: Callable[[str, str], N
         for index, (value, kind) in enumerate(zip(values, kinds, strict=False)):
             if (problem := value_problem(value, kind)) is not None:
                 add(f"{key}[{index}]", problem)
+
+
+def _check_expected_value(call: SmokeCall, wit_results: tuple[str, ...], add: Callable[[str, str], None]) -> None:
+    """A component's expected value its export's declared result type can never equal."""
+    from ngixi_runtime.guest.smoke_values import expect_problem  # here: only for a component's expect
+
+    problem = expect_problem(call.call, wit_results, call.expect[0] if call.expect else None)
+    if problem is not None:
+        path, message = problem
+        add(f"expect{path}", message)
 
 
 def _check_expected_output(call: SmokeCall, target: SmokeTarget, add: Callable[[str, str], None]) -> None:

@@ -66,6 +66,70 @@ def test_a_smoke_call_gives_the_arguments_of_an_export_typed_by_its_wit() -> Non
     assert check_component(parse_manifest(refusal, source=F, stem="hello-component"), ComponentInfo({}, exports)) == []
 
 
+RECORD = "record { words: u32, longest: string }"
+# (the result's WIT type, the smoke call's expect in TOML, what is refused: None when it could match)
+EXPECTED_VALUES = [
+    ("u32", "2", None),
+    ("u32", "2.0", None),  # compared as numbers
+    ("u32", "-1", "smoke[0].expect: tally returns a u32, never -1 (out of range: u32 is 0 to 4294967295)"),
+    ("u32", '"2"', 'smoke[0].expect: tally returns a u32, never "2"'),
+    ("u32", "true", "smoke[0].expect: tally returns a u32, never true"),
+    ("bool", "1", "smoke[0].expect: tally returns a bool, never 1"),
+    ("f32", "0.5", None),
+    ("f32", "0.1", "smoke[0].expect: tally returns an f32, never 0.1 (no f32 is exactly this number; write the f32's"),
+    ("f64", '"NaN"', None),
+    ("f64", "nan", None),
+    ("char", '"ab"', 'smoke[0].expect: tally returns a char, never "ab" (a char is one character)'),
+    ("list<u8>", "[0, 255]", None),
+    ("list<u8>", "[0, 256]", "smoke[0].expect[1]: tally's result holds a u8 there, never 256 (out of range: u8 is 0"),
+    (RECORD, '{ words = 1, longest = "x" }', None),
+    (
+        RECORD,
+        '{ words = "nine", longest = "x" }',
+        'smoke[0].expect.words: tally\'s result holds a u32 there, never "nine"',
+    ),
+    (RECORD, "{ words = 1 }", f'smoke[0].expect: tally returns a {RECORD}, never {{"words": 1}} (missing longest)'),
+    (f"list<{RECORD}>", "[{ words = 1, longest = 2 }]", "smoke[0].expect[0].longest: tally's result holds a string"),
+    ("tuple<s64, string>", '[1, "x"]', None),
+    ("tuple<s64, string>", "[1]", "smoke[0].expect: tally returns a tuple<s64, string>, never [1] (a list of 2)"),
+    ("option<u8>", "3", None),
+    ("option<option<u8>>", "{ some = 3 }", None),
+    ("option<option<u8>>", "3", "smoke[0].expect: tally returns an option<option<u8>>, never 3 (a value of a nested"),
+    ("result<string, enum { a, b }>", '{ ok = "x" }', None),
+    ("result<string, enum { a, b }>", '{ err = "c" }', "smoke[0].expect.err: tally's result holds an enum { a, b }"),
+    ("result", "{ ok = 1 }", 'smoke[0].expect: tally returns a result, never {"ok": 1} (ok has no value)'),
+    ("variant { circle(f32), empty }", "{ circle = 2.5 }", None),
+    ("variant { circle(f32), empty }", '"empty"', "smoke[0].expect: tally returns a variant { circle(f32), empty }, "),
+    ("flags { read, write, exec }", '["read", "exec"]', None),
+    (
+        "flags { read, write, exec }",
+        '["exec", "read"]',
+        "smoke[0].expect: tally returns a flags { read, write, exec }, ",
+    ),
+    ("own<thing>", "1", None),  # not a value this check knows
+]
+
+
+@pytest.mark.parametrize(("result", "expect", "refused"), EXPECTED_VALUES)
+def test_a_smoke_call_expects_a_value_the_wit_result_type_could_be(
+    result: str, expect: str, refused: str | None
+) -> None:
+    """Its arguments' count was checked against the WIT, its expected value never: one the result could never
+    equal passed validation and failed only when the smoke call ran."""
+    text = MANIFEST + f'[exports.tally]\n[[smoke]]\ncall = "tally"\nargs = ["a b"]\nexpect = {expect}\n'
+    exports = {**ADD, "tally": (("string",), (result,))}
+    found = check_component(parse_manifest(text, source=F, stem="hello-component"), ComponentInfo({}, exports))
+    assert found == [] if refused is None else (len(found) == 1 and found[0].startswith(f"{F}: {refused}")), found
+
+
+def test_a_smoke_call_expects_no_value_of_a_function_that_returns_none() -> None:
+    text = MANIFEST + '[exports.tally]\n[[smoke]]\ncall = "tally"\nargs = ["a b"]\nexpect = 2\n'
+    info = ComponentInfo({}, {**ADD, "tally": (("string",), ())})
+    assert check_component(parse_manifest(text, source=F, stem="hello-component"), info) == [
+        f"{F}: smoke[0].expect: tally returns nothing: remove expect"
+    ]
+
+
 @pytest.mark.parametrize(
     ("imports", "exports", "expected"),
     [

@@ -17,6 +17,11 @@ from tests.wasmgen import DROP, Func, Imp, call_import, load_i32, module, push
 LIBRARY = ECHO_MANIFEST + "[exports.add]\nparams = ['i32']\n"
 COMMAND = '[guest]\nname = "echo"\nversion = "0.1.0"\nkind = "command"\n[capabilities.stdio]\n'
 COMPONENT_COMMAND = COMMAND.replace('kind = "command"', 'kind = "command"\nabi = "component"')
+COMPONENT_LIBRARY = (
+    '[guest]\nname = "echo"\nversion = "0.1.0"\nabi = "component"\n'
+    '[exports.count]\nparams = ["string"]\nresults = ["i32"]\n'
+    '[exports.stats]\nparams = ["string"]\nresults = ["record"]\n'
+)
 
 
 def problems(manifest: str, smoke: str) -> list[str]:
@@ -134,6 +139,16 @@ def problems(manifest: str, smoke: str) -> list[str]:
             "smoke[0].stdout: is the older name of expect_stdout: give one of them",
         ),
         (LIBRARY, 'call = "echo"\ninput = "x"\nexpect_outptu = "x"\n', "smoke[0].expect_outptu: unknown key"),
+        (  # a component's declared result type, before its WIT is at hand
+            COMPONENT_LIBRARY,
+            'call = "count"\nargs = ["a"]\nexpect = "two"\n',
+            'smoke[0].expect: count returns an s32, never "two"',
+        ),
+        (
+            COMPONENT_LIBRARY,
+            'call = "stats"\nargs = ["a"]\nexpect = 3\n',
+            "smoke[0].expect: stats returns a record, never 3",
+        ),
         (LIBRARY, 'call = "add"\nargs = [2.5]\n', "smoke[0].args[0]: 2.5 is not an i32 (a whole number from"),
         (LIBRARY, 'call = "add"\nargs = [2147483648]\n', "smoke[0].args[0]: 2147483648 does not fit in i32: give"),
         (  # data the guest's limits could never let through: refused when read, not when the smoke call runs
