@@ -268,9 +268,14 @@ def _component_export_problems(manifest: Manifest, info: ComponentInfo) -> list[
 
 
 def _smoke_call_problems(manifest: Manifest, info: ComponentInfo) -> list[str]:
-    """A smoke call gives as many arguments as the component's function takes, and expects a value its result type
-    could be: a manifest that leaves the types to the WIT leaves these to it too, so reading the manifest alone
-    could not tell (and one naming a type by its kind, `record`, told its shape only)."""
+    """A smoke call gives as many arguments as the component's function takes, each a value its parameter takes,
+    and expects a value its result type could be: a manifest that leaves the types to the WIT leaves these to it
+    too, so reading the manifest alone could not tell (and one naming a type by its kind, `record`, told its shape
+    only)."""
+    if not manifest.smoke:
+        return []
+    from ngixi_runtime.guest.smoke import typed_call_problems  # here: only for a manifest with smoke entries
+
     problems = []
     for index, call in enumerate(manifest.smoke):
         found = info.exports.get(call.call)
@@ -282,12 +287,7 @@ def _smoke_call_problems(manifest: Manifest, info: ComponentInfo) -> list[str]:
                 f"smoke[{index}].args: {call.call} takes {counted(len(params), 'argument')} ({', '.join(params)}), "
                 f"the smoke call gives {len(call.args)}"
             )
-        if call.expect:
-            from ngixi_runtime.guest.smoke_values import expect_problem  # here: only for a smoke call's expect
-
-            expected = expect_problem(call.call, results, call.expect[0])
-            if expected is not None:
-                problems.append(f"smoke[{index}].expect{expected[0]}: {expected[1]}")
+        problems += [f"smoke[{index}].{key}: {message}" for key, message in typed_call_problems(call, params, results)]
     return problems
 
 

@@ -331,12 +331,16 @@ def _check_smoke_targets(manifest: Manifest, problems: Problems) -> None:
             None if declared is None else declared.input,
             None if declared is None else declared.output,
             tuple(getattr(manifest.capabilities.get("env"), "allow", ())),  # no import of the env module
-            results=None if declared is None or declared.from_wit else len(declared.results),
+            results=None if declared is None or declared.from_wit or is_component else len(declared.results),
             limits=sizes,
             core_types=None if declared is None or is_component else (declared.params, declared.results),
-            wit_results=as_wit(declared.results) if declared and is_component and not declared.from_wit else None,
+            wit_types=_declared_wit(declared) if declared and is_component and not declared.from_wit else None,
         )
         check_entry(call, f"smoke[{index}]", target, problems)
+
+
+def _declared_wit(declared: ExportDecl) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return as_wit(declared.params), as_wit(declared.results)
 
 
 def _plain_release(version: str) -> bool:

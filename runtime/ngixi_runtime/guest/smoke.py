@@ -192,7 +192,7 @@ class SmokeTarget(NamedTuple):
     results: int | None = None  # how many values the export returns, where the manifest says
     limits: SmokeLimits | None = None
     core_types: CoreTypes | None = None  # a core export's params and results
-    wit_results: tuple[str, ...] | None = None  # a component export's declared result types (WIT text)
+    wit_types: CoreTypes | None = None  # a component export's declared params and results (WIT text)
 
 
 class SmokeLimits(NamedTuple):
@@ -277,8 +277,9 @@ def _check_library(call: SmokeCall, target: SmokeTarget, params: int, add: Calla
         add("expect", f"{name} returns {target.results} values, the smoke call expects {len(call.expect)}")
     if target.core_types is not None:
         _check_values(call, target.core_types, add)
-    if target.wit_results and call.expect is not None and call.expect_error is None:
-        _check_expected_value(call, target.wit_results, add)
+    if target.wit_types is not None:
+        for key, message in typed_call_problems(call, *target.wit_types):
+            add(key, message)
     given = sorted(call.keys & set(_INPUTS))
     if target.input is None:
         for key in given:
@@ -301,14 +302,20 @@ def _check_values(call: SmokeCall, types: CoreTypes, add: Callable[[str, str], N
                 add(f"{key}[{index}]", problem)
 
 
-def _check_expected_value(call: SmokeCall, wit_results: tuple[str, ...], add: Callable[[str, str], None]) -> None:
-    """A component's expected value its export's declared result type can never equal."""
-    from ngixi_runtime.guest.smoke_values import expect_problem  # here: only for a component's expect
+def typed_call_problems(call: SmokeCall, params: tuple[str, ...], results: tuple[str, ...]) -> list[tuple[str, str]]:
+    """What a component smoke call's `args` and `expect` could never be, given its export's parameter and result
+    types (WIT text), as (the key under the entry, the message). The arguments of an entry expecting an error, or
+    of one giving the wrong count of them (a problem of its own), are left alone."""
+    from ngixi_runtime.guest.smoke_values import argument_problems, expect_problem  # here: only for a component
 
-    problem = expect_problem(call.call, wit_results, call.expect[0] if call.expect else None)
-    if problem is not None:
-        path, message = problem
-        add(f"expect{path}", message)
+    found = []
+    if call.expect_error is None and len(call.args) == len(params):
+        found += [(f"args{where}", message) for where, message in argument_problems(call.call, params, call.args)]
+    if call.expect:
+        expected = expect_problem(call.call, results, call.expect[0])
+        if expected is not None:
+            found.append((f"expect{expected[0]}", expected[1]))
+    return found
 
 
 def _check_expected_output(call: SmokeCall, target: SmokeTarget, add: Callable[[str, str], None]) -> None:

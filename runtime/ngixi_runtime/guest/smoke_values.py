@@ -1,12 +1,13 @@
-"""Whether a component smoke call's `expect` could ever equal what its export returns, from the WIT text of the
-result's type (as `ngixi inspect` and the manifest write it).
+"""Whether a component smoke call's `expect` could ever equal what its export returns, and whether its `args` are
+values its parameters take, from the WIT text of their types (as `ngixi inspect` and the manifest write them).
 
 The smoke harness compares the result as JSON (spec/wit_json.py): bytes as a list of ints, tuples as lists, a
 record as a table of its fields, an option as its value, a result as `{ok = v}` or `{err = e}`, a variant as
 `{case = v}`, an enum as its name, flags as the list of the set ones in declaration order, a float that JSON
-cannot write as "NaN", "Infinity" or "-Infinity". An expected value no result of the type could be is refused
-when the manifest is checked, not when the smoke call runs. A type named by its kind alone (`record`) is checked
-for its shape only; one this module does not know (a resource) is not checked.
+cannot write as "NaN", "Infinity" or "-Infinity". An argument may also be a variant's case without a value by
+its name, flags in any order, an f32 any number in its range (the engine rounds it). A value that could never fit
+is refused when the manifest is checked, not when the smoke call runs. A type named by its kind alone (`record`)
+is checked for its shape only; one this module does not know (a resource) is not checked.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import math
 import re
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ngixi_runtime.records import NamedTuple
@@ -41,11 +42,25 @@ class WitType(NamedTuple):
 
 
 class Mismatch(NamedTuple):
-    """Where in the expected value (`.words`, `[2]`, `.ok`) it can never match, the type there, and why."""
+    """Where in the value (`.words`, `[2]`, `.ok`) it can never fit, the type there, and why."""
 
     path: str
     type_text: str
     detail: str = ""
+
+
+class _At(NamedTuple):
+    """Where a check is in the value, and whether the value is an argument (the engine's forms, spec/wit_json.py
+    and engines/wit_values.py) or an expected result (what the harness compares with)."""
+
+    path: str
+    argument: bool
+
+    def inside(self, step: str) -> _At:
+        return self._replace(path=self.path + step)
+
+    def misfit(self, ty: WitType, detail: str = "") -> Mismatch:
+        return Mismatch(self.path, _text(ty), detail)
 
 
 def parse_wit_type(text: str) -> WitType | None:
@@ -114,130 +129,135 @@ def _braced(kind: str, tokens: list[str], at: int) -> tuple[WitType, int]:
     return WitType(kind, tuple(items)), at + 1
 
 
-def never_equal(ty: WitType, value: object, text: str, path: str = "") -> Mismatch | None:
-    """Why `value`, a smoke call's expectation in TOML's values, can never equal a result of type `ty` as the
-    harness compares it (`text`: the type's WIT text, for the message), or None when it could."""
+def misfit(ty: WitType, value: object, *, argument: bool) -> Mismatch | None:
+    """Why `value` (TOML's) can never be an argument of type `ty`, or equal a result of it as the harness compares
+    it; None when it could."""
+    return _check(ty, value, _At("", argument))
+
+
+def _check(ty: WitType, value: object, at: _At) -> Mismatch | None:
     if ty.named_alone:
-        return _shape(ty, value, text, path)
+        return _shape(ty, value, at)
     check = _CHECKS.get(ty.kind)
-    return None if check is None else check(ty, value, text, path)
+    return None if check is None else check(ty, value, at)
 
 
-def _integer(ty: WitType, value: object, text: str, path: str) -> Mismatch | None:
+def _integer(ty: WitType, value: object, at: _At) -> Mismatch | None:
     low, high = _INTEGERS[ty.kind]
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        return Mismatch(path, text)
-    return None if low <= value <= high else Mismatch(path, text, f"out of range: {ty.kind} is {low} to {high}")
+        return at.misfit(ty)
+    return None if low <= value <= high else at.misfit(ty, f"out of range: {ty.kind} is {low} to {high}")
 
 
-def _float(ty: WitType, value: object, text: str, path: str) -> Mismatch | None:
+def _float(ty: WitType, value: object, at: _At) -> Mismatch | None:
     if isinstance(value, str) and value in _NON_FINITE:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return Mismatch(path, text)
+        return at.misfit(ty)
     if ty.kind == "f64" or not math.isfinite(value):
         return None
     try:
         exact = struct.unpack("<f", struct.pack("<f", value))[0] == value
     except OverflowError:
-        return Mismatch(path, text, "out of range for an f32")
-    return None if exact else Mismatch(path, text, "no f32 is exactly this number; write the f32's value")
+        return at.misfit(ty, "out of range for an f32")
+    return None if exact or at.argument else at.misfit(ty, "no f32 is exactly this number; write the f32's value")
 
 
-def _kind_is(expected: type | tuple[type, ...]) -> Callable[[WitType, object, str, str], Mismatch | None]:
-    def check(ty: WitType, value: object, text: str, path: str) -> Mismatch | None:
+def _kind_is(expected: type) -> Callable[[WitType, object, _At], Mismatch | None]:
+    def check(ty: WitType, value: object, at: _At) -> Mismatch | None:
         if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
-            return Mismatch(path, text)
+            return at.misfit(ty)
         if ty.kind == "char" and isinstance(value, str) and len(value) != 1:
-            return Mismatch(path, text, "a char is one character")
+            return at.misfit(ty, "a char is one character")
         return None
 
     return check
 
 
-def _list(ty: WitType, value: object, text: str, path: str) -> Mismatch | None:
+def _list(ty: WitType, value: object, at: _At) -> Mismatch | None:
     if not isinstance(value, list):
-        return Mismatch(path, text)
+        return at.misfit(ty)
     (element,) = ty.parts
-    return _first(never_equal(element, item, _text(element), f"{path}[{i}]") for i, item in enumerate(value))
+    return _first(_check(element, item, at.inside(f"[{i}]")) for i, item in enumerate(value))
 
 
-def _tuple(ty: WitType, value: object, text: str, path: str) -> Mismatch | None:
+def _tuple(ty: WitType, value: object, at: _At) -> Mismatch | None:
     if not isinstance(value, list) or len(value) != len(ty.parts):
-        return Mismatch(path, text, f"a list of {len(ty.parts)}")
+        return at.misfit(ty, f"a list of {len(ty.parts)}")
     pairs = enumerate(zip(ty.parts, value, strict=True))
-    return _first(never_equal(t, item, _text(t), f"{path}[{i}]") for i, (t, item) in pairs)
+    return _first(_check(t, item, at.inside(f"[{i}]")) for i, (t, item) in pairs)
 
 
-def _record(ty: WitType, value: object, text: str, path: str) -> Mismatch | None:
+def _record(ty: WitType, value: object, at: _At) -> Mismatch | None:
     if not isinstance(value, Mapping):
-        return Mismatch(path, text)
+        return at.misfit(ty)
     names = [name for name, _ in ty.parts]
     missing, extra = [n for n in names if n not in value], [k for k in value if k not in names]
     if missing or extra:
         problems = [f"missing {', '.join(missing)}"] * bool(missing) + [f"no field {', '.join(extra)}"] * bool(extra)
-        return Mismatch(path, text, "; ".join(problems))
-    return _first(never_equal(t, value[name], _text(t), f"{path}.{name}") for name, t in ty.parts)
+        return at.misfit(ty, "; ".join(problems))
+    return _first(_check(t, value[name], at.inside(f".{name}")) for name, t in ty.parts)
 
 
-def _option(ty: WitType, value: object, text: str, path: str) -> Mismatch | None:
+def _option(ty: WitType, value: object, at: _At) -> Mismatch | None:
     (inner,) = ty.parts
     if inner.kind != "option" or inner.named_alone:
-        return never_equal(inner, value, _text(inner), path)
+        return _check(inner, value, at)
     if not (isinstance(value, Mapping) and list(value) == ["some"]):
-        return Mismatch(path, text, "a value of a nested option comes back as {some = ...}")
-    return never_equal(inner, value["some"], _text(inner), f"{path}.some")
+        return at.misfit(ty, "a value of a nested option is written {some = ...}")
+    return _check(inner, value["some"], at.inside(".some"))
 
 
-def _cases(ty: WitType, value: object, text: str, path: str) -> Mismatch | None:
-    """A result (`ok`, `err`) or a variant: a table of one case's name and its value."""
+def _cases(ty: WitType, value: object, at: _At) -> Mismatch | None:
+    """A result (`ok`, `err`) or a variant: a table of one case's name and its value (an argument: a variant's
+    case without a value by its name)."""
     cases = dict(zip(("ok", "err"), ty.parts, strict=True)) if ty.kind == "result" else dict(ty.parts)
+    if at.argument and ty.kind == "variant" and isinstance(value, str) and cases.get(value, ty) is None:
+        return None
     if not (isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in cases):
-        return Mismatch(path, text, f"a table of one of {', '.join(cases)}, with its value")
+        return at.misfit(ty, f"a table of one of {', '.join(cases)}, with its value")
     ((name, payload),) = value.items()
     payload_type = cases[name]
     if payload_type is None:
-        return Mismatch(path, text, f"{name} has no value")
-    return never_equal(payload_type, payload, _text(payload_type), f"{path}.{name}")
+        return at.misfit(ty, f"{name} has no value")
+    return _check(payload_type, payload, at.inside(f".{name}"))
 
 
-def _enum(ty: WitType, value: object, text: str, path: str) -> Mismatch | None:
-    return None if isinstance(value, str) and value in ty.parts else Mismatch(path, text)
+def _enum(ty: WitType, value: object, at: _At) -> Mismatch | None:
+    return None if isinstance(value, str) and value in ty.parts else at.misfit(ty)
 
 
-def _flags(ty: WitType, value: object, text: str, path: str) -> Mismatch | None:
+def _flags(ty: WitType, value: object, at: _At) -> Mismatch | None:
     if not isinstance(value, list) or not all(isinstance(f, str) and f in ty.parts for f in value):
-        return Mismatch(path, text)
+        return at.misfit(ty)
     in_order = [name for name in ty.parts if name in value]
-    return (
-        None
-        if value == in_order
-        else Mismatch(path, text, f"they come back in declaration order: {json.dumps(in_order)}")
-    )
+    if at.argument or value == in_order:
+        return None
+    return at.misfit(ty, f"they come back in declaration order: {json.dumps(in_order)}")
 
 
-def _shape(ty: WitType, value: object, text: str, path: str) -> Mismatch | None:
+def _shape(ty: WitType, value: object, at: _At) -> Mismatch | None:
     """A type named by its kind alone: a value of that kind's shape."""
     shapes: dict[str, Callable[[object], bool]] = {
         "record": lambda v: isinstance(v, Mapping),
-        "variant": lambda v: isinstance(v, Mapping) and len(v) == 1,
+        "variant": lambda v: (isinstance(v, Mapping) and len(v) == 1) or (at.argument and isinstance(v, str)),
         "enum": lambda v: isinstance(v, str),
         "flags": lambda v: isinstance(v, list) and all(isinstance(f, str) for f in v),
         "list": lambda v: isinstance(v, list),
         "tuple": lambda v: isinstance(v, list),
     }
     fits = shapes.get(ty.kind)
-    return None if fits is None or fits(value) else Mismatch(path, text)
+    return None if fits is None or fits(value) else at.misfit(ty)
 
 
-def _first(mismatches: Any) -> Mismatch | None:
+def _first(mismatches: Iterable[Mismatch | None]) -> Mismatch | None:
     return next((m for m in mismatches if m is not None), None)
 
 
 def _text(ty: WitType) -> str:
-    """A part's WIT text, for messages."""
+    """A type's WIT text, for messages."""
     if ty.named_alone or not ty.parts:
         return ty.kind
     if ty.kind in _BRACKETED:
@@ -250,7 +270,7 @@ def _text(ty: WitType) -> str:
     return f"{ty.kind} {{ {', '.join(ty.parts)} }}"
 
 
-_CHECKS: dict[str, Callable[[WitType, object, str, str], Mismatch | None]] = {
+_CHECKS: dict[str, Callable[[WitType, object, _At], Mismatch | None]] = {
     **dict.fromkeys(_INTEGERS, _integer),
     "f32": _float,
     "f64": _float,
@@ -274,24 +294,36 @@ def expect_problem(function: str, result_types: tuple[str, ...], expected: objec
     if not result_types:
         return "", f"{function} returns nothing: remove expect"
     ty = parse_wit_type(result_types[0])
-    if ty is None:
-        return None
-    mismatch = never_equal(ty, expected, result_types[0])
+    mismatch = None if ty is None else misfit(ty, expected, argument=False)
     if mismatch is None:
         return None
+    returned = f"{function} returns" if not mismatch.path else f"{function}'s result holds"
+    return mismatch.path, _message(returned, mismatch, expected)
+
+
+def argument_problems(function: str, param_types: tuple[str, ...], args: tuple[Any, ...]) -> list[tuple[str, str]]:
+    """Why each of a component smoke call's `args` can never be the argument its parameter takes, as (where in
+    args, the message); arguments beyond the parameters are the count's problem."""
+    found = []
+    for index, (text, value) in enumerate(zip(param_types, args, strict=False)):
+        ty = parse_wit_type(text)
+        mismatch = None if ty is None else misfit(ty, value, argument=True)
+        if mismatch is not None:
+            taken = f"{function}'s parameter {index + 1} {'takes' if not mismatch.path else 'holds'}"
+            found.append((f"[{index}]{mismatch.path}", _message(taken, mismatch, value)))
+    return found
+
+
+def _message(what: str, mismatch: Mismatch, value: object) -> str:
     detail = f" ({mismatch.detail})" if mismatch.detail else ""
     article = "an" if mismatch.type_text[:1] in "aeio" or re.match(r"[sf]\d", mismatch.type_text) else "a"
-    returned = f"{function} returns" if not mismatch.path else f"{function}'s result holds"
-    there = "" if not mismatch.path else " there"
-    shown = _shown(expected, mismatch.path)
-    return mismatch.path, f"{returned} {article} {mismatch.type_text}{there}, never {shown}{detail}"
+    there = " there" if mismatch.path else ""
+    return f"{what} {article} {mismatch.type_text}{there}, never {_shown(value, mismatch.path)}{detail}"
 
 
-def _shown(expected: object, path: str) -> str:
-    """The part of the expected value at `path`, as JSON."""
-    value = expected
-    for step in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path):
-        name, index = step
+def _shown(value: object, path: str) -> str:
+    """The part of `value` at `path`, as JSON."""
+    for name, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path):
         value = value[int(index)] if index else value[name]  # type: ignore[index]
     try:
         text = json.dumps(value, ensure_ascii=False)

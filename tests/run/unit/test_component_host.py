@@ -122,6 +122,41 @@ def test_a_smoke_call_expects_a_value_the_wit_result_type_could_be(
     assert found == [] if refused is None else (len(found) == 1 and found[0].startswith(f"{F}: {refused}")), found
 
 
+# (the parameter's WIT type, the smoke call's argument in TOML, what is refused: None when the engine takes it)
+ARGUMENTS = [
+    ("u32", "2", None),
+    ("u32", '"2"', 'smoke[0].args[1]: tally\'s parameter 2 takes a u32, never "2"'),
+    ("u8", "256", "smoke[0].args[1]: tally's parameter 2 takes a u8, never 256 (out of range: u8 is 0 to 255)"),
+    ("f32", "0.1", None),  # the engine rounds it
+    ("f32", "1e39", "smoke[0].args[1]: tally's parameter 2 takes an f32, never 1e+39 (out of range for an f32)"),
+    ("variant { circle(f32), empty }", '"empty"', None),  # a case without a value, by its name
+    ("variant { circle(f32), empty }", '"circle"', "smoke[0].args[1]: tally's parameter 2 takes a variant {"),
+    ("flags { read, write, exec }", '["exec", "read"]', None),  # any order
+    (
+        RECORD,
+        "{ words = 1, longest = 2 }",
+        "smoke[0].args[1].longest: tally's parameter 2 holds a string there, never 2",
+    ),
+]
+
+
+@pytest.mark.parametrize(("param", "argument", "refused"), ARGUMENTS)
+def test_a_smoke_call_gives_arguments_its_wit_parameter_types_take(
+    param: str, argument: str, refused: str | None
+) -> None:
+    text = MANIFEST + f'[exports.tally]\n[[smoke]]\ncall = "tally"\nargs = ["a b", {argument}]\n'
+    exports = {**ADD, "tally": (("string", param), ())}
+    found = check_component(parse_manifest(text, source=F, stem="hello-component"), ComponentInfo({}, exports))
+    assert found == [] if refused is None else (len(found) == 1 and found[0].startswith(f"{F}: {refused}")), found
+    expecting_the_refusal = text + 'expect_error = "expects"\n'
+    assert (
+        check_component(
+            parse_manifest(expecting_the_refusal, source=F, stem="hello-component"), ComponentInfo({}, exports)
+        )
+        == []
+    )
+
+
 def test_a_smoke_call_expects_no_value_of_a_function_that_returns_none() -> None:
     text = MANIFEST + '[exports.tally]\n[[smoke]]\ncall = "tally"\nargs = ["a b"]\nexpect = 2\n'
     info = ComponentInfo({}, {**ADD, "tally": (("string",), ())})

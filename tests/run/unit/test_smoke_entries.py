@@ -149,6 +149,11 @@ def problems(manifest: str, smoke: str) -> list[str]:
             'call = "stats"\nargs = ["a"]\nexpect = 3\n',
             "smoke[0].expect: stats returns a record, never 3",
         ),
+        (
+            COMPONENT_LIBRARY,
+            'call = "count"\nargs = [1]\n',
+            "smoke[0].args[0]: count's parameter 1 takes a string, never 1",
+        ),
         (LIBRARY, 'call = "add"\nargs = [2.5]\n', "smoke[0].args[0]: 2.5 is not an i32 (a whole number from"),
         (LIBRARY, 'call = "add"\nargs = [2147483648]\n', "smoke[0].args[0]: 2147483648 does not fit in i32: give"),
         (  # data the guest's limits could never let through: refused when read, not when the smoke call runs
