@@ -95,6 +95,7 @@ def load_signing_key(path: Path) -> SigningKey:
 
 def release_signing_key(explicit: Path | None = None) -> SigningKey:
     """The release key: `explicit`, else the path in NGIXI_SIGNING_KEY. It never creates one."""
+    where = f"{explicit}"
     if explicit is None:
         named = os.environ.get(RELEASE_KEY_VARIABLE, "")
         if not named:
@@ -102,9 +103,9 @@ def release_signing_key(explicit: Path | None = None) -> SigningKey:
                 f"{RELEASE_KEY_VARIABLE} is not set: point it at a minisign secret key (`ngixi keygen` makes one); "
                 "releases are never signed with the development key, and no key is ever created"
             )
-        explicit = Path(named)
+        explicit, where = Path(named), f"${RELEASE_KEY_VARIABLE} ({named})"
     if not explicit.is_file():
-        raise InvalidInput(f"{explicit}: no release signing key there; it is never created: give an existing key")
+        raise InvalidInput(f"{where}: no release signing key there; it is never created: give an existing key")
     return load_signing_key(explicit)
 
 
