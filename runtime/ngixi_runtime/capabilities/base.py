@@ -282,12 +282,18 @@ def listing(items: Sequence[object]) -> str:
     return ", ".join(str(item) for item in items) or "none"
 
 
-def members(field: str, asked: Sequence[str], allowed: Sequence[str] | None) -> list[str]:
-    """A line for each asked value the policy's `allowed` list leaves out (None allows anything)."""
+def members(
+    field: str, asked: Sequence[str], allowed: Sequence[str] | None, *, default: Sequence[str] | None
+) -> list[str]:
+    """A line for each asked value the policy's `allowed` list leaves out (None allows anything); `asked` equal to
+    the field's `default` (None: it has none) is said to be it, as `at_most` says."""
     if allowed is None:
         return []
+    which = (
+        " (the default, unless the manifest sets it)" if default is not None and tuple(asked) == tuple(default) else ""
+    )
     return [
-        f'{field}[{index}]: "{item}" is not allowed by the policy (it allows: {listing(allowed)})'
+        f'{field}[{index}]: "{item}"{which} is not allowed by the policy (it allows: {listing(allowed)})'
         for index, item in enumerate(asked)
         if item not in allowed
     ]

@@ -64,8 +64,8 @@ class EnvCeiling(NamedTuple):
     allow: tuple[str, ...] | None  # names a manifest may let callers set, or fix
 
     def exceeded(self, options: EnvOptions, field: str) -> list[str]:
-        return members(f"{field}.allow", options.allow, self.allow) + members(
-            f"{field}.fixed", sorted(options.fixed), self.allow
+        return members(f"{field}.allow", options.allow, self.allow, default=None) + members(
+            f"{field}.fixed", sorted(options.fixed), self.allow, default=None
         )
 
 

@@ -45,6 +45,7 @@ from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.schema import Problems, array, suggestion, type_name
 
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+DEFAULT_METHODS = ("GET",)
 RESPONSE_BYTES = Bounds(1 << 20, 1, 1 << 30)
 HTTP_TIMEOUT_MS = Bounds(10_000, 1, 300_000)
 _EVERY_HOST = 'would allow every host; list each origin, like "https://api.example.com"'
@@ -128,7 +129,9 @@ def parse_http(raw: Mapping[str, Any], field: str, problems: Problems) -> HttpOp
         required='list the origins the guest may fetch, like ["https://api.example.com"]',
         identity=str,
     )
-    methods = array(raw, "methods", f"{field}.methods", problems, item=method_item, default=("GET",), identity=str)
+    methods = array(
+        raw, "methods", f"{field}.methods", problems, item=method_item, default=DEFAULT_METHODS, identity=str
+    )
     size = bounded(raw, "max_response_bytes", field, problems, RESPONSE_BYTES)
     timeout = bounded(raw, "timeout_ms", field, problems, HTTP_TIMEOUT_MS)
     return HttpOptions(allow, methods, size, timeout)
@@ -153,7 +156,7 @@ class HttpCeiling(NamedTuple):
             ]
         return [
             *found,
-            *members(f"{field}.methods", options.methods, self.methods),
+            *members(f"{field}.methods", options.methods, self.methods, default=DEFAULT_METHODS),
             *at_most(
                 f"{field}.max_response_bytes",
                 options.max_response_bytes,

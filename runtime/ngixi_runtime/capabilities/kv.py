@@ -113,7 +113,7 @@ class KvCeiling(NamedTuple):
 
     def exceeded(self, options: KvOptions, field: str) -> list[str]:
         return [
-            *members(f"{field}.namespaces", options.namespaces, self.namespaces),
+            *members(f"{field}.namespaces", options.namespaces, self.namespaces, default=None),
             *at_most(
                 f"{field}.max_value_bytes", options.max_value_bytes, self.max_value_bytes, default=VALUE_BYTES.default
             ),

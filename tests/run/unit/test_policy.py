@@ -400,3 +400,14 @@ def test_a_capability_quota_left_at_its_default_is_said_to_be_the_default_as_lim
     assert sorted(load_policy(policy).exceeded(manifest)) == sorted(
         f"capabilities.{name}.{key}: asks for {value}, the policy allows at most 1" for key, value in asked
     )
+
+
+def test_http_methods_left_at_their_default_are_said_to_be_the_default(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[capabilities.http]\nmethods = ["HEAD"]\n')
+    manifest = parse_manifest(
+        HELLO_MANIFEST + '[capabilities.http]\nallow = ["https://example.com"]\n', source="m", stem="hello"
+    )
+    assert load_policy(policy).exceeded(manifest) == [
+        f'capabilities.http.methods[0]: "GET"{DEFAULT} is not allowed by the policy (it allows: HEAD)'
+    ]
