@@ -113,11 +113,12 @@ def _chosen_trust(args: argparse.Namespace, path: Path) -> TrustStore:
     return chosen_trust(path, found=is_implicit_choice(args.trust))
 
 
-def _given_sandboxes(path: Path | None) -> Path | None:
-    """--sandbox's directory, refused if it, or the nearest of the directories above it that exists, is not one."""
+def _given_directory(option: str, path: Path | None) -> Path | None:
+    """The directory an option names (--sandbox, --state-dir), refused if it, or the nearest of the directories
+    above it that exists, is not one."""
     what = None if path is None else not_a_directory(path)
     if what is not None:
-        raise InvalidInput(f"--sandbox {path}: it {what}; name a directory (it is made if missing)")
+        raise InvalidInput(f"{option} {path}: it {what}; name a directory (it is made if missing)")
     return path
 
 
@@ -139,7 +140,8 @@ def _default_sandboxes(args: argparse.Namespace) -> tuple[Path, str | None]:
 def _rollback_guard(args: argparse.Namespace, trust_file: Path) -> RollbackGuard:
     from ngixi_runtime.trust.rollback import RollbackGuard
 
-    return RollbackGuard.for_trust_file(trust_file, state_dir=args.state_dir, allow_downgrade=args.allow_downgrade)
+    state_dir = _given_directory("--state-dir", args.state_dir)
+    return RollbackGuard.for_trust_file(trust_file, state_dir=state_dir, allow_downgrade=args.allow_downgrade)
 
 
 def _show(result: CallResult, *, as_json: bool, output_file: Path | None = None) -> None:
@@ -314,7 +316,7 @@ def _run(args: argparse.Namespace) -> CallResult:
     trust = trust_file(args)
     policy = _policy(args.policy) if args.policy else None
     argv = [a for a in (args.export, *args.args) if a is not None]
-    given = _given_sandboxes(args.sandbox)
+    given = _given_directory("--sandbox", args.sandbox)
     sandboxes, refused = (given, None) if given is not None else _default_sandboxes(args)
     passed_on = None if args.json else _passed_on()  # --json: in its document
     with open_tenant(

@@ -99,7 +99,12 @@ class RollbackGuard(NamedTuple):
     ) -> RollbackGuard:
         """The guard of `trust_file`'s domain, its state under `state_dir` (default: `default_state_dir()`)."""
         unguarded = frozenset({_DEV_CHANNEL}) if is_dev_trust_file(trust_file) else frozenset()
-        state_file = state_file_for(trust_file, _usable_directory(state_dir or default_state_dir()))
+        if state_dir is None:
+            state_dir = default_state_dir()
+            named = f"${STATE_VARIABLE} ({state_dir})" if os.environ.get(STATE_VARIABLE) else str(state_dir)
+        else:
+            named = str(state_dir)
+        state_file = state_file_for(trust_file, _usable_directory(state_dir, named))
         return cls(state_file, str(trust_domain(trust_file)), allow_downgrade, unguarded)
 
     def check(self, index: BundleIndex, *, source: str) -> None:
@@ -169,12 +174,12 @@ class RollbackGuard(NamedTuple):
             os.close(descriptor)
 
 
-def _usable_directory(state_dir: Path) -> Path:
+def _usable_directory(state_dir: Path, named: str) -> Path:
     """`state_dir`, refused if it or the nearest of its parents that exists is not a directory: a bundle on an
-    unguarded channel would never write there, and so would not tell."""
+    unguarded channel would never write there, and so would not tell. `named`: how the message names it."""
     what = not_a_directory(state_dir)
     if what is not None:
-        raise InvalidInput(f"{state_dir}: the rollback state directory {what}; {_CHOOSE_ANOTHER}")
+        raise InvalidInput(f"{named}: the rollback state directory {what}; {_CHOOSE_ANOTHER}")
     return state_dir
 
 

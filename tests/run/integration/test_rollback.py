@@ -229,8 +229,17 @@ def test_cli_refuses_a_state_dir_that_is_a_file_for_every_bundle(
         assert exit_code(argv + (["add", "2", "3"] if command[0] == "run" else [])) == 2
         err = capsys.readouterr().err
         assert err == (
-            f"ngixi: error: {tmp_path / 'file'}: the rollback state directory is not a directory;"
-            " set NGIXI_STATE_DIR (or --state-dir) to a writable directory\n"
+            f"ngixi: error: --state-dir {tmp_path / 'file'}: it is not a directory; name a directory (it is made if "
+            "missing)\n"
+        )
+        without_option = [a for a in argv if a not in ("--state-dir", str(tmp_path / "file"))]
+        with pytest.MonkeyPatch.context() as environment:  # named as the variable gave it
+            environment.setenv("NGIXI_STATE_DIR", str(tmp_path / "file" / "state"))
+            assert exit_code(without_option + (["add", "2", "3"] if command[0] == "run" else [])) == 2
+        assert capsys.readouterr().err == (
+            f"ngixi: error: $NGIXI_STATE_DIR ({tmp_path / 'file' / 'state'}): the rollback state directory is under "
+            f"{tmp_path / 'file'}, which is not a directory; set NGIXI_STATE_DIR (or --state-dir) to a writable "
+            "directory\n"
         )
 
 
