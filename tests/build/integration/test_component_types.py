@@ -193,6 +193,12 @@ def test_arguments_past_the_fixed_limits_are_refused_alike_in_process_and_isolat
     with pytest.raises(InvalidInput, match=huge):
         tenant.call("ints", [10**5000, 0, 0, 0, 0, 0])  # JSON refuses to write it, Python to show it
     assert tenant.call("echoperms", [{"read"}]).values == (["read"],)  # flags: any iterable, isolated too
+    least_beyond_a_double = 2**1024 - 2**970  # one test of a double's range on both paths (spec/doubles.py)
+    largest = 1.7976931348623157e308
+    assert tenant.call("echofloats", [0.5, least_beyond_a_double - 1]).values == ((0.5, largest),)
+    beyond = r"^typed: echofloats's (b expects an f64, got \d+\.\.\. \(|arguments hold an integer of 1024 bits, )"
+    with pytest.raises(InvalidInput, match=beyond + r"beyond a double's range"):
+        tenant.call("echofloats", [0.5, least_beyond_a_double])
 
 
 def test_what_the_component_receives_is_the_case_named_or_the_argument_is_refused(
