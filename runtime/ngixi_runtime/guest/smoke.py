@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -23,7 +24,7 @@ from ngixi_runtime.guest.data import DataKind, kind_word
 from ngixi_runtime.guest.kind import GuestType
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.schema import Problems, string, type_name
-from ngixi_runtime.spec.wasm import value_problem
+from ngixi_runtime.spec.wasm import nearest_f32, value_problem
 
 Number = int | float
 CoreTypes = tuple[tuple[str, ...], tuple[str, ...]]
@@ -298,8 +299,20 @@ def _check_values(call: SmokeCall, types: CoreTypes, add: Callable[[str, str], N
     args = call.args if call.expect_error is None else ()
     for key, values, kinds in (("args", args, params), ("expect", call.expect or (), results)):
         for index, (value, kind) in enumerate(zip(values, kinds, strict=False)):
-            if (problem := value_problem(value, kind)) is not None:
+            problem = value_problem(value, kind) or (_never_returned(value, kind) if key == "expect" else None)
+            if problem is not None:
                 add(f"{key}[{index}]", problem)
+
+
+def _never_returned(value: Number, kind: str) -> str | None:
+    """Why an f32 result can never equal `value`: no float32 is exactly it (an argument is rounded, a result is
+    compared as it is)."""
+    if kind != "f32" or not isinstance(value, float) or not math.isfinite(value):
+        return None
+    nearest = nearest_f32(value)
+    if nearest is None:
+        return f"{value!r} is beyond an f32's range"
+    return None if nearest == value else f"no f32 is exactly {value!r}; expect {nearest!r}"
 
 
 def typed_call_problems(call: SmokeCall, params: tuple[str, ...], results: tuple[str, ...]) -> list[tuple[str, str]]:

@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import math
 import re
-import struct
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ngixi_runtime.records import NamedTuple
+from ngixi_runtime.spec.wasm import nearest_f32
 
 _TOKENS = re.compile(r"[%\w][\w%-]*|[<>{}(),:]")
 _INTEGERS = {
@@ -158,11 +158,12 @@ def _float(ty: WitType, value: object, at: _At) -> Mismatch | None:
         return at.misfit(ty)
     if ty.kind == "f64" or not math.isfinite(value):
         return None
-    try:
-        exact = struct.unpack("<f", struct.pack("<f", value))[0] == value
-    except OverflowError:
+    nearest = nearest_f32(value)
+    if nearest is None:
         return at.misfit(ty, "out of range for an f32")
-    return None if exact or at.argument else at.misfit(ty, "no f32 is exactly this number; write the f32's value")
+    return (
+        None if nearest == value or at.argument else at.misfit(ty, f"no f32 is exactly this number; expect {nearest!r}")
+    )
 
 
 def _kind_is(expected: type) -> Callable[[WitType, object, _At], Mismatch | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
@@ -550,3 +551,12 @@ def value_problem(value: object, kind: str) -> str | None:
     if not low <= value <= high:
         return f"{value} does not fit in {kind}: give a whole number from {low} to {high}"
     return None
+
+
+def nearest_f32(value: float) -> float | None:
+    """The float32 nearest `value` (a double): what an f32 holds of it, None beyond an f32's range."""
+    try:
+        nearest: float = struct.unpack("<f", struct.pack("<f", value))[0]
+    except OverflowError:
+        return None
+    return nearest

@@ -76,7 +76,11 @@ EXPECTED_VALUES = [
     ("u32", "true", "smoke[0].expect: tally returns a u32, never true"),
     ("bool", "1", "smoke[0].expect: tally returns a bool, never 1"),
     ("f32", "0.5", None),
-    ("f32", "0.1", "smoke[0].expect: tally returns an f32, never 0.1 (no f32 is exactly this number; write the f32's"),
+    (
+        "f32",
+        "0.1",
+        "smoke[0].expect: tally returns an f32, never 0.1 (no f32 is exactly this number; expect 0.10000000149",
+    ),
     ("f64", '"NaN"', None),
     ("f64", "nan", None),
     ("char", '"ab"', 'smoke[0].expect: tally returns a char, never "ab" (a char is one character)'),
