@@ -24,7 +24,7 @@ from ngixi_runtime.guest.data import DataKind, kind_word
 from ngixi_runtime.guest.kind import GuestType
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.schema import Problems, string, type_name
-from ngixi_runtime.spec.wasm import nearest_f32, value_problem
+from ngixi_runtime.spec.wasm import argument_problem, nearest_f32, value_problem
 
 Number = int | float
 CoreTypes = tuple[tuple[str, ...], tuple[str, ...]]
@@ -299,7 +299,10 @@ def _check_values(call: SmokeCall, types: CoreTypes, add: Callable[[str, str], N
     args = call.args if call.expect_error is None else ()
     for key, values, kinds in (("args", args, params), ("expect", call.expect or (), results)):
         for index, (value, kind) in enumerate(zip(values, kinds, strict=False)):
-            problem = value_problem(value, kind) or (_never_returned(value, kind) if key == "expect" else None)
+            if key == "args":
+                problem = argument_problem(value, kind)
+            else:
+                problem = value_problem(value, kind) or _never_returned(value, kind)
             if problem is not None:
                 add(f"{key}[{index}]", problem)
 

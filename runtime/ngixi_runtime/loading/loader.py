@@ -59,7 +59,7 @@ from ngixi_runtime.printable import printable
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.bundle_format import WASM_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
-from ngixi_runtime.spec.wasm import ModuleInfo, Signature, read_module_info, value_problem
+from ngixi_runtime.spec.wasm import ModuleInfo, Signature, argument_problem, read_module_info, value_problem
 from ngixi_runtime.trust.signatures import TrustStore
 
 if TYPE_CHECKING:
@@ -158,7 +158,8 @@ def check_call(manifest: Manifest, export: str, args: Sequence[Any], data: bytes
         if len(args) != len(declared.params):
             raise InvalidInput(f"{guest}: {export} takes {counted(len(declared.params), 'argument')}, got {len(args)}")
         for position, (value, kind) in enumerate(zip(args, declared.params, strict=True), start=1):
-            check_integer(value, kind, what=f"{guest}: {export} argument {position}")
+            if (problem := argument_problem(value, kind)) is not None:
+                raise InvalidInput(f"{guest}: {export} argument {position}: {problem}")
     _check_data(manifest, declared, data)
 
 

@@ -537,6 +537,7 @@ def uleb128(value: int) -> bytes:
 
 
 _INTEGER_BITS = {"i32": 32, "i64": 64}
+_FLOAT_KINDS = frozenset({"f32", "f64"})
 
 
 def value_problem(value: object, kind: str) -> str | None:
@@ -547,10 +548,29 @@ def value_problem(value: object, kind: str) -> str | None:
         return None
     low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     if isinstance(value, bool) or not isinstance(value, int):
-        return f"{value!r} is not an {kind} (a whole number from {low} to {high})"
+        return f"{_shown(value)} is not an {kind} (a whole number from {low} to {high})"
     if not low <= value <= high:
-        return f"{value} does not fit in {kind}: give a whole number from {low} to {high}"
+        return f"{_shown(value)} does not fit in {kind}: give a whole number from {low} to {high}"
     return None
+
+
+def argument_problem(value: object, kind: str) -> str | None:
+    """Why `value` cannot be passed as a core `kind` argument: `value_problem`'s, or for an f32/f64 anything but a
+    float, which is all the engines take (an int is written as a float: 2.0), or None."""
+    if kind in _FLOAT_KINDS and not isinstance(value, float):
+        hint = ""
+        if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() <= 53:
+            hint = f"; pass {float(value)!r}"
+        return f"{_shown(value)} is not an {kind} (a float){hint}"
+    return value_problem(value, kind)
+
+
+def _shown(value: object) -> str:
+    """A value in a refusal, short: an integer of more digits than Python writes is told by its size."""
+    if isinstance(value, int) and value.bit_length() > 128:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def nearest_f32(value: float) -> float | None:

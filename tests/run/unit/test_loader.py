@@ -12,8 +12,8 @@ from ngixi_build.stages.bundle import ArtifactInput
 from ngixi_build.stages.precompile import precompile_guest
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.errors import GuestError, InvalidInput, VerificationError
-from ngixi_runtime.guest.manifest import ExportDecl
-from ngixi_runtime.loading.loader import HostProfile, artifact_misfit, open_guest, parse_arguments
+from ngixi_runtime.guest.manifest import ExportDecl, parse_manifest
+from ngixi_runtime.loading.loader import HostProfile, artifact_misfit, check_call, open_guest, parse_arguments
 from ngixi_runtime.spec.bundle_format import ArtifactMeta
 from ngixi_runtime.spec.targets import SUPPORTED_TARGETS, host_cpu_features, host_triple
 from ngixi_runtime.trust.signatures import load_trust
@@ -136,3 +136,32 @@ def test_parse_arguments_converts_and_checks() -> None:
     assert parse_arguments(decl, ["2147483647", "1", "-2147483648"], guest="g")[::2] == (2147483647, -2147483648)
     with pytest.raises(InvalidInput, match="argument 2: 'x' is not an f64"):
         parse_arguments(decl, ["1", "x", "1"], guest="g")
+
+
+@pytest.mark.parametrize(
+    ("args", "refused"),
+    [
+        ((1.5, 2), None),
+        ((2, 2), "g: f argument 1: 2 is not an f64 (a float); pass 2.0"),
+        ((True, 2), "g: f argument 1: True is not an f64 (a float)"),
+        (("1.5", 2), "g: f argument 1: '1.5' is not an f64 (a float)"),
+        ((2.0**1023 * 2 - 1, 2), None),  # a float is as it is
+        ((2**1024, 2), "g: f argument 1: an integer of 1025 bits is not an f64 (a float)"),
+        ((1.5, 10**5000), "g: f argument 2: an integer of 16610 bits does not fit in i32: give a whole number from "),
+    ],
+)
+def test_a_core_call_s_arguments_are_refused_before_any_engine_sees_them(
+    args: tuple[object, ...], refused: str
+) -> None:
+    """Through the API, an int for an f64 reached the engine, which refused it as a trap (Wasmer) or a TypeError
+    (Wasmtime), and only the isolated wire refused one beyond a double; an integer past Python's 4,300 digits for an
+    i32 raised ValueError from the refusal itself. check_call runs in-process and in the isolated tenant's host."""
+    manifest = parse_manifest(
+        '[guest]\nname = "g"\nversion = "0.1.0"\n[exports.f]\nparams = ["f64", "i32"]\n', source="m", stem="g"
+    )
+    if refused is None:
+        check_call(manifest, "f", args)
+        return
+    with pytest.raises(InvalidInput) as error:
+        check_call(manifest, "f", args)
+    assert str(error.value).startswith(refused)

@@ -159,6 +159,11 @@ def problems(manifest: str, smoke: str) -> list[str]:
             'call = "half"\nargs = [0.1]\nexpect = [0.1]\n',
             "smoke[0].expect[0]: no f32 is exactly 0.1; expect 0.10000000149011612",
         ),
+        (  # TOML's 2 is an int, which no engine takes for an f32
+            LIBRARY + '[exports.half]\nparams = ["f32"]\nresults = ["f32"]\n',
+            'call = "half"\nargs = [2]\nexpect = [1]\n',
+            "smoke[0].args[0]: 2 is not an f32 (a float); pass 2.0",
+        ),
         (LIBRARY, 'call = "add"\nargs = [2.5]\n', "smoke[0].args[0]: 2.5 is not an i32 (a whole number from"),
         (LIBRARY, 'call = "add"\nargs = [2147483648]\n', "smoke[0].args[0]: 2147483648 does not fit in i32: give"),
         (  # data the guest's limits could never let through: refused when read, not when the smoke call runs
