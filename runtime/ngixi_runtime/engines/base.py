@@ -187,7 +187,10 @@ def chosen_engine(
 def _component_engine(name: str | None) -> str:
     able = [n for n, entry in _ENGINES.items() if entry.runs_components]
     if name not in (None, AUTO, *able):
-        raise NgixiError(f"a component guest runs only on {', '.join(able)}, not on {name}")
+        raise InvalidInput(
+            f"a component guest runs only on {' or '.join(able)}, not on the engine asked for ({name}): "
+            f"ask for {' or '.join(able)}, or auto"
+        )
     return chosen_engine(able[0])
 
 

@@ -21,7 +21,7 @@ from ngixi_runtime.capabilities.registry import provisions
 from ngixi_runtime.engines import base as engines
 from ngixi_runtime.engines import wasmtime as engine_wasmtime
 from ngixi_runtime.engines.base import RunLimits
-from ngixi_runtime.errors import GuestError, NgixiError, PolicyError
+from ngixi_runtime.errors import GuestError, InvalidInput, NgixiError, PolicyError
 from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.loading.tenants import open_tenant
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
@@ -345,5 +345,9 @@ def test_a_component_guest_runs_on_an_engine_with_the_component_model(monkeypatc
     monkeypatch.setenv("NGIXI_ENGINE", "wasmer")
     assert engines.chosen_engine(None, component=True) == "wasmtime"
     assert engines.chosen_engine("auto", component=True) == "wasmtime"
-    with pytest.raises(NgixiError, match=r"^a component guest runs only on wasmtime, not on wasmer$"):
+    with pytest.raises(
+        InvalidInput,
+        match=r"^a component guest runs only on wasmtime, not on the engine asked for "
+        r"\(wasmer\): ask for wasmtime, or auto$",
+    ):
         engines.chosen_engine("wasmer", component=True)
