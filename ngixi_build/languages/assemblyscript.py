@@ -43,17 +43,14 @@ class AssemblyScript(Language):
     abis = ("core", "component")
 
     def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
-        marker = [toolchain_for(project.state_dir).root / ".complete"]
         if not guest.type.is_component:
             return [
-                *marker,
                 *core_bindings.inputs(project, core_bindings.as_module(project)),
                 asdata.SOURCE,
                 asdata.EXPORT_CHECK,
             ]
         # A component embeds its world, made of the catalog and the manifest's exports.
         return [
-            *marker,
             *component.catalog_sources(project),
             *component.bindings_paths(project),
             *(Path(p) for p in component.GLUE_GENERATOR),
@@ -64,7 +61,10 @@ class AssemblyScript(Language):
         return [component.core_path(project, guest.name)] if guest.type.is_component else []
 
     def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
-        return {"flags": list(compile_stage.OPTIMIZATION_FLAGS[project.profile])}
+        return {
+            "flags": list(compile_stage.OPTIMIZATION_FLAGS[project.profile]),
+            "pins": toolchain_for(project.state_dir).root.name,
+        }
 
     def install(self, state_dir: Path) -> None:
         ensure_toolchain(state_dir=state_dir)

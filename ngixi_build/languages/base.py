@@ -58,7 +58,8 @@ class Language(ABC):
         return NEVER_READ
 
     def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
-        """Other files its compile reads: a toolchain's marker, generated bindings, the manifest."""
+        """Other files its compile reads: generated bindings, the manifest. A toolchain is told by its pins in
+        `settings`, not by its install's marker, whose stamp names where it is."""
         return []
 
     def intermediates(self, project: Project, guest: GuestBuild) -> list[Path]:
@@ -66,7 +67,7 @@ class Language(ABC):
         return []
 
     def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
-        """What else decides the output (flags, toolchain version): a change recompiles."""
+        """What else decides the output (flags, toolchain version and pins): a change recompiles."""
         return {}
 
     def not_reproducible(self) -> str | None:

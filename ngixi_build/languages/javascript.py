@@ -27,12 +27,12 @@ class JavaScript(Language):
         return javascript.toolchain_for(state_dir).root / installs.COMPLETE
 
     def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
-        marker = self.toolchain_marker(project.state_dir)
-        return [marker, *component.catalog_sources(project), project.manifest_path(guest.name)]
+        return [*component.catalog_sources(project), project.manifest_path(guest.name)]
 
     def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
         return {
             "toolchain": javascript.pinned_version(),
+            "pins": javascript.toolchain_for(project.state_dir).root.name,
             "disabled": list(javascript.WASI_FEATURES),
             "stdio": "if granted",
             "thrown errors": "logged if log is granted, any value and rejections too, but a result's err",

@@ -88,7 +88,7 @@ class ZigCompiled(Language):
         }
 
     def install(self, state_dir: Path) -> None:
-        ziglang.ensure_zig(state_dir)
+        ziglang.ensure_zig()
 
     def toolchain_status(self, project: Project, guests: list[GuestBuild]) -> ToolchainStatus:
         ok, detail = ziglang.status()
@@ -98,7 +98,7 @@ class ZigCompiled(Language):
         """Runs `zig <arguments>` in the project root; returns the module's size."""
         project, guest = job.project, job.guest
         core_bindings.generate(project)  # unchanged ones are left alone (a release builds without doit)
-        zig = ziglang.ensure_zig(project.state_dir)
+        zig = ziglang.ensure_zig()
         manifest = load_manifest(project.manifest_path(guest.name))  # a broken manifest fails the compile here
         directory = project.guests_dir / guest.name
         native_reads.refuse_links_out(guest.name, directory, relative(project, directory))

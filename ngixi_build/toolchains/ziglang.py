@@ -1,19 +1,22 @@
 """The pinned Zig toolchain (PyPI `ziglang`, `pins/ziglang.txt`): Zig guests, and C guests through `zig cc`.
 
-Installed as a `PinnedWheel` when a guest needs it. Zig's caches stay
-out of the guests' directories: the compiled wasi-libc in Zig's global cache (shared by projects),
-per-project results in `.ngixi/zig-cache/`.
+Installed once per user, version and platform, when a guest needs it, into `$XDG_CACHE_HOME/ngixi/toolchains/
+ziglang/<key>/` (else `~/.cache/ngixi/...`), which every Python environment's build uses. Zig's global cache keys
+the wasi-libc it compiles on the path of its lib directory: a zig in each environment compiled wasi-libc again at
+each new environment's first C or Zig build. Per-project results go to `.ngixi/zig-cache/`, never into `guests/`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
+import platform
 import sys
 from pathlib import Path
 
+from ngixi_build.toolchains import installs
 from ngixi_build.toolchains.pinned_wheel import PinnedWheel
 from ngixi_runtime.errors import ToolchainError
+from ngixi_runtime.files import user_cache_dir
 
 ZIGLANG = PinnedWheel("ziglang", "ziglang.txt", "C and Zig guests")
 
@@ -22,21 +25,29 @@ def pinned_version() -> str:
     return ZIGLANG.pinned_version()
 
 
+def install_root() -> Path:
+    """Where this user's install of the pinned ziglang for this platform lives (installed or not)."""
+    pins = {ZIGLANG.pin_file: ZIGLANG.requirements().encode(), "platform": _platform().encode()}
+    return user_cache_dir() / "toolchains" / "ziglang" / f"{pinned_version()}-{installs.install_key(pins)}"
+
+
+def _platform() -> str:
+    return f"{sys.platform}-{platform.machine()}"
+
+
 def zig_executable() -> Path | None:
-    """The zig binary of the installed wheel, if it is the pinned version."""
-    spec = importlib.util.find_spec(ZIGLANG.package)
-    if spec is None or spec.origin is None or not ZIGLANG.is_installed():
-        return None
-    executable = Path(spec.origin).parent / "zig"
-    return executable if executable.is_file() else None
+    """The pinned zig, if this user has installed it."""
+    root = install_root()
+    executable = root / ZIGLANG.package / "zig"
+    return executable if installs.is_complete(root) and executable.is_file() else None
 
 
-def ensure_zig(state_dir: Path) -> Path:
+def ensure_zig() -> Path:
     """The pinned zig, installed first if it is missing."""
-    ZIGLANG.ensure(state_dir)
-    executable = zig_executable()
-    if executable is None:
-        raise ToolchainError(f"ziglang {pinned_version()} has no zig executable in {sys.prefix}")
+    root = installs.ensure_shared_install(install_root(), ZIGLANG.install_into)
+    executable = root / ZIGLANG.package / "zig"
+    if not executable.is_file():
+        raise ToolchainError(f"ziglang {pinned_version()} has no zig executable in {root}")
     return executable
 
 
@@ -55,7 +66,4 @@ def status() -> tuple[bool, str]:
     executable = zig_executable()
     if executable is not None:
         return True, f"ziglang {pinned_version()} at {executable}"
-    installed, detail = ZIGLANG.status()
-    if installed:  # the pinned wheel, but not its binary
-        return False, f"ziglang {pinned_version()} has no zig executable in {sys.prefix}; run `doit toolchain`"
-    return False, detail
+    return False, f"ziglang {pinned_version()} is not installed in {install_root()}; run `doit toolchain`"

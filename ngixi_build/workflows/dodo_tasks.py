@@ -32,7 +32,14 @@ from ngixi_build.toolchains import installs, npm_deps
 from ngixi_build.toolchains.assemblyscript import PIN_FILES, toolchain_for
 from ngixi_build.workflows import clean, pipeline, release
 from ngixi_build.workflows.scaffold import editor_link
-from ngixi_build.workflows.tasks import TargetsUnchanged, TreeUnchanged, as_action, existing, precompile_subtask
+from ngixi_build.workflows.tasks import (
+    TargetsUnchanged,
+    ToolFilesUnchanged,
+    TreeUnchanged,
+    as_action,
+    existing,
+    precompile_subtask,
+)
 from ngixi_build.workflows.watch import WatchAction
 from ngixi_runtime.cli import fail
 from ngixi_runtime.errors import InvalidInput, NgixiError
@@ -40,6 +47,7 @@ from ngixi_runtime.spec.bundle_format import FORMAT_VERSION
 from ngixi_runtime.trust.choice import state_override
 
 Task = dict[str, Any]
+PACKAGE_DIR = Path(__file__).parent.parent  # ngixi_build/, wherever it is installed
 
 
 def project_tasks(root: Path) -> dict[str, Any]:
@@ -98,13 +106,13 @@ def declare(project: Project) -> dict[str, Any]:
 
     doit keeps its record of each file by the name a task gives it. Run in the project's root (as doit runs a
     dodo.py, and `ngixi build` runs its tasks), a file of the project is named relative to it, so that a project
-    moved or renamed with its .ngixi/ finds its builds up to date."""
+    moved or renamed with its .ngixi/ finds its builds up to date. The files of ngixi-build itself that a task
+    reads are not named at all: `ToolFilesUnchanged` checks their content, so that the same ngixi-build installed
+    elsewhere (another environment, a moved checkout) leaves every task up to date."""
     tasks = ProjectTasks(project)
     inside = project.root if _is_working_directory(project.root) else None
     declared: dict[str, Any] = {
-        name: _files_named_from(inside, method)
-        for name, method in inspect.getmembers(tasks)
-        if name.startswith("task_")
+        name: _portable(inside, method) for name, method in inspect.getmembers(tasks) if name.startswith("task_")
     }
     return {"DOIT_CONFIG": tasks.config(), **declared}
 
@@ -116,20 +124,26 @@ def _is_working_directory(root: Path) -> bool:
         return False
 
 
-def _files_named_from(root: Path | None, method: Callable[[], Any]) -> Callable[[], Any]:
-    """`method`, a task_* method, with its tasks' files under `root` named relative to it (all, with no root)."""
-    if root is None:
-        return method
+def _portable(root: Path | None, method: Callable[[], Any]) -> Callable[[], Any]:
+    """`method`, a task_* method, with its tasks' files named so that a task stays up to date wherever the project
+    and ngixi-build are: the project's files relative to `root` (all absolute, with no root), ngixi-build's by
+    content alone."""
 
     @functools.wraps(method)
     def declared() -> Any:
         made = method()
-        return _named_from(root, made) if isinstance(made, dict) else (_named_from(root, task) for task in made)
+        return _made_portable(root, made) if isinstance(made, dict) else (_made_portable(root, t) for t in made)
 
     return declared
 
 
-def _named_from(root: Path, task: Task) -> Task:
+def _made_portable(root: Path | None, task: Task) -> Task:
+    tool_files = [Path(p) for p in task.get("file_dep", []) if Path(p).is_relative_to(PACKAGE_DIR)]
+    if tool_files:
+        task["file_dep"] = [p for p in task["file_dep"] if not Path(p).is_relative_to(PACKAGE_DIR)]
+        task["uptodate"] = [*task.get("uptodate", []), ToolFilesUnchanged(tool_files, PACKAGE_DIR)]
+    if root is None:
+        return task
     for key in ("file_dep", "targets"):
         if key in task:
             task[key] = [_relative_if_inside(root, Path(path)) for path in task[key]]
@@ -186,7 +200,7 @@ class ProjectTasks:
                     {
                         "pins": self.toolchain.root.name,
                         "files": list(PIN_FILES),
-                        "others": [str(m) for m in self.language_toolchains],
+                        "others": [str(m.relative_to(self.project.state_dir)) for m in self.language_toolchains],
                     }
                 ),
                 pipeline.wasm_tools_installed,
@@ -234,9 +248,13 @@ class ProjectTasks:
                 yield {
                     "name": name,
                     "actions": [as_action(pipeline.install_dependencies, project=self.project, guest=name)],
-                    "file_dep": [*existing(npm_deps.dependency_inputs(guest_dir)), str(self.toolchain_done)],
+                    "file_dep": existing(npm_deps.dependency_inputs(guest_dir)),
+                    "task_dep": ["toolchain"],
                     "targets": [str(npm_deps.record_path(guest_dir))],
-                    "uptodate": [TreeUnchanged(guest_dir / NODE_MODULES)],
+                    "uptodate": [
+                        config_changed({"pins": self.toolchain.root.name}),
+                        TreeUnchanged(guest_dir / NODE_MODULES),
+                    ],
                 }
 
     def task_compile(self) -> Any:
@@ -247,6 +265,7 @@ class ProjectTasks:
                 "name": name,
                 "actions": [as_action(pipeline.compile_guest, project=self.project, guest=guest)],
                 "file_dep": [str(p) for p in [*deps.file_dep, *self.dependency_record(name)]],
+                "task_dep": ["toolchain"],  # its install is told by the pins in the language's settings
                 "targets": [str(p) for p in deps.targets],
                 "uptodate": [config_changed(deps.settings), TargetsUnchanged()],
                 "clean": True,

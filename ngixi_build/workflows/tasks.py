@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from ngixi_runtime.errors import NgixiError, unexpected
 
 _TARGETS_KEY = "targets"
 _TREE_KEY = "tree"
+_TOOL_FILES_KEY = "tool files"
 
 
 def precompile_subtask(guest: str, triple: str, engine: str = "wasmer") -> str:
@@ -125,3 +127,29 @@ class TreeUnchanged:
 
     def __call__(self, task: Task, values: dict[str, Any]) -> bool:
         return bool(values.get(_TREE_KEY) == tree_stat(self.directory))
+
+
+class ToolFilesUnchanged:
+    """doit's `uptodate` check that files of ngixi-build itself a task reads (a generator, a library it compiles
+    guests with) still hold what they held when it ran. They are told by their name inside the package and their
+    content, not by where the package is installed, as a `file_dep` would be: the same files in another
+    environment, a moved checkout or a reinstall keep the task up to date; changed ones run it again."""
+
+    def __init__(self, files: list[Path], package_dir: Path) -> None:
+        self.files = files
+        self.package_dir = package_dir
+
+    def digests(self) -> dict[str, str | None]:
+        return {path.relative_to(self.package_dir).as_posix(): _content_digest(path) for path in self.files}
+
+    def configure_task(self, task: Task) -> None:
+        task.value_savers.append(lambda: {_TOOL_FILES_KEY: self.digests()})
+
+    def __call__(self, task: Task, values: dict[str, Any]) -> bool:
+        return bool(values.get(_TOOL_FILES_KEY) == self.digests())
+
+
+@functools.cache
+def _content_digest(path: Path) -> str | None:
+    """A tool file's digest, read once per process (doit declares many tasks that read the same few files)."""
+    return sha256_of(path)

@@ -48,6 +48,13 @@ def environment_path(name: str, environ: Mapping[str, str] = os.environ) -> Path
     return Path(value)
 
 
+def user_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """This user's cache of ngixi: $XDG_CACHE_HOME/ngixi (when absolute), else ~/.cache/ngixi; RuntimeError when
+    there is no home directory to be found."""
+    xdg = environ.get("XDG_CACHE_HOME", "")
+    return (Path(xdg) if Path(xdg).is_absolute() else Path.home() / ".cache") / "ngixi"
+
+
 @contextmanager
 def without_fsync() -> Iterator[None]:
     """Atomic writes in this block skip fsync: still whole or absent, but maybe lost in a power cut.

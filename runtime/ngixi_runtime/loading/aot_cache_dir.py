@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import environment_path
+from ngixi_runtime.files import environment_path, user_cache_dir
 
 CACHE_VARIABLE = "NGIXI_AOT_CACHE"
 
@@ -26,9 +26,7 @@ def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
         raise CacheUnavailable(str(error)) from None
     if chosen is not None:
         return chosen
-    xdg = environ.get("XDG_CACHE_HOME", "")
     try:
-        base = Path(xdg) if Path(xdg).is_absolute() else Path.home() / ".cache"
+        return user_cache_dir(environ) / "aot"
     except RuntimeError as error:  # no home directory to be found
         raise CacheUnavailable(f"{error}; set {CACHE_VARIABLE}") from None
-    return base / "ngixi" / "aot"

@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from ngixi_build.languages.native import PAGE_BYTES, STACK_BYTES, WASI_TARGET
+from ngixi_build.toolchains import ziglang
 from ngixi_runtime.loading.tenants import CallFailed, open_tenant
 from tests.conftest import REPO, KeyFiles, make_bundle, make_key
 
@@ -218,7 +218,7 @@ def compile_program(name: str, output: Path) -> None:
     """As the build compiles a C or Zig command for wasm32-wasi: its memory bounded, its stack the build's, not
     stripped (Zig builds wasi-libc once for each set of flags that changes it, stripping among them: a stripped
     program's was a second build of it in each run of the suite)."""
-    source, zig = SOURCES[name], [sys.executable, "-m", "ziglang"]
+    source, zig = SOURCES[name], [str(ziglang.ensure_zig())]
     if source.suffix == ".c":
         command = [*zig, "cc", f"--target={WASI_TARGET}", "-O2", "-w", str(source), "-o", str(output)]
         command += [f"-Wl,--max-memory={MEMORY_PAGES * PAGE_BYTES}", f"-Wl,-z,stack-size={STACK_BYTES}"]

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from doit.task import Task
+from doit.tools import config_changed
 
-from ngixi_build.project import find_project
+from ngixi_build.project import Project, find_project
 from ngixi_build.toolchains import installs
-from ngixi_build.workflows.dodo_tasks import ProjectTasks, quiet_interrupt
+from ngixi_build.workflows.dodo_tasks import PACKAGE_DIR, ProjectTasks, declare, quiet_interrupt
 from ngixi_build.workflows.scaffold import init_project
+from ngixi_build.workflows.tasks import ToolFilesUnchanged
+from tests.conftest import REPO
 
 
 def test_the_catalogs_bindings_wait_for_the_toolchain_that_installs_wasm_tools(tmp_path: Path) -> None:
@@ -39,3 +46,43 @@ def test_the_toolchain_task_never_trusts_the_doit_record_alone(tmp_path: Path, m
     assert not tasks.toolchains_stamped()
     installs.mark_complete(tasks.toolchain.root)
     assert tasks.toolchains_stamped()
+
+
+def repository_tasks(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Every task of the repository's project (guests in every language), as doit gets them."""
+    monkeypatch.setattr(Project, "source_epoch", lambda _self: 1)  # git's, which a unit test does not run
+    tasks: list[dict[str, Any]] = []
+    for name, declared in declare(find_project(REPO)).items():
+        if name.startswith("task_"):
+            made = declared()
+            tasks += [made] if isinstance(made, dict) else list(made)
+    return tasks
+
+
+def test_no_task_names_where_ngixi_build_or_an_install_lives(monkeypatch: pytest.MonkeyPatch) -> None:
+    """doit's record holds what a task names: a path of ngixi-build (another environment's is elsewhere) or an
+    install's marker (its stamp names its place) ran every compile again in a moved project or a new environment."""
+    tasks = repository_tasks(monkeypatch)
+    named = [path for task in tasks for path in task.get("file_dep", [])]
+    assert named and not [p for p in named if Path(p).is_relative_to(PACKAGE_DIR) or Path(p).name == installs.COMPLETE]
+    assert any(isinstance(check, ToolFilesUnchanged) for task in tasks for check in task.get("uptodate", []))
+    settings = [
+        json.dumps(check.config, default=str)
+        for t in tasks
+        for check in t.get("uptodate", [])
+        if isinstance(check, config_changed)
+    ]
+    places = (str(REPO), str(PACKAGE_DIR), sys.prefix, str(Path.home()))
+    assert settings and not [s for s in settings if any(place in s for place in places)]
+
+
+def test_ngixi_builds_files_are_told_by_their_name_in_the_package_and_content(tmp_path: Path) -> None:
+    for package in ("here", "there"):
+        (tmp_path / package / "toolchains").mkdir(parents=True)
+        (tmp_path / package / "toolchains" / "gen.py").write_text("same")
+    here = ToolFilesUnchanged([tmp_path / "here" / "toolchains" / "gen.py"], tmp_path / "here")
+    there = ToolFilesUnchanged([tmp_path / "there" / "toolchains" / "gen.py"], tmp_path / "there")
+    recorded = {"tool files": here.digests()}
+    assert there(Task("t", None), recorded)
+    changed = ToolFilesUnchanged([tmp_path / "here" / "toolchains" / "gen.py"], tmp_path)
+    assert not changed(Task("t", None), recorded)  # another file of the package

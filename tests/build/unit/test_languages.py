@@ -20,6 +20,7 @@ from ngixi_build.project import Project
 from ngixi_build.stages.compile import CompileError
 from ngixi_build.toolchains import javascript as javascript_toolchain
 from ngixi_build.toolchains import python as python_toolchain
+from ngixi_build.toolchains.assemblyscript import toolchain_for
 from ngixi_build.workflows.pipeline import compile_deps
 from ngixi_build.workflows.watch import changed_inputs
 from ngixi_runtime.errors import InvalidInput
@@ -50,7 +51,7 @@ def test_an_assemblyscript_guest_compiles_its_sources_with_the_toolchain(tmp_pat
     assert language_of(project, guest).name == "assemblyscript"
     deps = compile_deps(project, guest)
     assert project.guests_dir / "g" / "assembly" / "index.ts" in deps.file_dep
-    assert any(p.name == ".complete" for p in deps.file_dep)
+    assert deps.settings["pins"] == toolchain_for(project.state_dir).root.name  # not its install's marker
     assert deps.targets == [project.wasm_path("g")]
     assert deps.settings["language"] == "assemblyscript"
 

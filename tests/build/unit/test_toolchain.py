@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -13,7 +15,7 @@ from ngixi_build.guests import read_guest
 from ngixi_build.project import find_project
 from ngixi_build.stages import precompile, validate
 from ngixi_build.toolchains import assemblyscript as toolchain
-from ngixi_build.toolchains import installs
+from ngixi_build.toolchains import installs, ziglang
 from ngixi_build.toolchains.asc_server import AscServer
 from ngixi_build.workflows import pipeline
 from ngixi_build.workflows.devbuild import DevBuilder
@@ -251,3 +253,89 @@ def test_watch_mode_compiles_again_a_wasmer_artifact_not_made_here(tmp_path: Pat
     assert not builder._artifact_fits("hello", target, "0" * 64)
     precompile._write(artifact, b"our machine code", meta)
     assert builder._artifact_fits("hello", target, "0" * 64)
+
+
+def test_a_shared_install_is_made_whole_beside_its_place_then_moved_in(tmp_path: Path) -> None:
+    """Every environment's build uses the one install: none may see half of it, or another one being made."""
+    root = tmp_path / "cache" / "ziglang" / "0.17.0-key"
+    seen: list[Path] = []
+
+    def install(place: Path) -> None:
+        seen.append(place)
+        assert place.parent == root.parent and not root.exists()
+        (place / "zig").write_text("zig\n")
+
+    assert installs.ensure_shared_install(root, install) == root
+    assert installs.ensure_shared_install(root, install) == root
+    assert len(seen) == 1 and not seen[0].exists() and (root / "zig").read_text() == "zig\n"
+    assert installs.is_complete(root)
+    assert sorted(p.name for p in root.parent.iterdir() if not p.name.endswith(".lock")) == ["0.17.0-key"]
+
+
+def test_a_failed_shared_install_leaves_nothing_and_another_version_is_kept(tmp_path: Path) -> None:
+    other = tmp_path / "ziglang" / "0.16.0-key"  # another environment's pins: in use there
+    installs.ensure_shared_install(other, lambda place: (place / "zig").write_text("old\n"))
+    root = tmp_path / "ziglang" / "0.17.0-key"
+
+    def broken(place: Path) -> None:
+        (place / "zig").write_text("half\n")
+        raise ToolchainError("pip failed")
+
+    with pytest.raises(ToolchainError, match="pip failed"):
+        installs.ensure_shared_install(root, broken)
+    assert sorted(p.name for p in root.parent.iterdir() if not p.name.endswith(".lock")) == ["0.16.0-key"]
+    assert installs.is_complete(other)
+
+
+def test_two_shared_installs_at_once_install_once(tmp_path: Path) -> None:
+    root = tmp_path / "ziglang" / "0.17.0-key"
+    calls: list[int] = []
+    started = threading.Event()
+
+    def slow_install(place: Path) -> None:
+        calls.append(1)
+        started.set()
+        time.sleep(0.2)
+        (place / "zig").write_text("zig\n")
+
+    other = threading.Thread(target=installs.ensure_shared_install, args=(root, slow_install))
+    other.start()
+    started.wait(5)
+    assert installs.ensure_shared_install(root, slow_install) == root
+    other.join(5)
+    assert calls == [1] and installs.is_complete(root)
+
+
+def test_a_shared_install_not_this_users_is_installed_afresh(tmp_path: Path) -> None:
+    root = tmp_path / "ziglang" / "0.17.0-key"
+    root.mkdir(parents=True)
+    (root / "zig").write_text("someone else's\n")
+    (root / installs.COMPLETE).write_text("0.17.0-key\n")
+    installs.ensure_shared_install(root, lambda place: (place / "zig").write_text("pinned\n"))
+    assert (root / "zig").read_text() == "pinned\n" and installs.is_complete(root)
+
+
+def test_a_shared_install_where_others_may_write_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(ToolchainError, match=f"{shared} may be written by any user; set XDG_CACHE_HOME"):
+        installs.ensure_shared_install(shared / "ziglang" / "0.17.0-key", lambda place: None)
+    assert list(shared.iterdir()) == []
+
+
+def test_the_pinned_zig_is_one_per_user_version_and_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Zig's global cache keys the wasi-libc it compiles on its lib directory's path: a zig in each environment
+    compiled it again (about 50 s) at each new environment's first C or Zig build."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = ziglang.install_root()
+    assert root.parent == tmp_path / "cache" / "ngixi" / "toolchains" / "ziglang"
+    assert root.name.startswith(f"{ziglang.pinned_version()}-")
+    installed, detail = ziglang.status()
+    assert not installed and detail == f"ziglang 0.17.0 is not installed in {root}; run `doit toolchain`"
+    (root / "ziglang").mkdir(parents=True)
+    (root / "ziglang" / "zig").write_text("")
+    assert ziglang.zig_executable() is None  # not finished by this user's build
+    installs.mark_complete(root)
+    assert ziglang.zig_executable() == root / "ziglang" / "zig"
+    assert ziglang.lib_dir(root / "ziglang" / "zig") == root / "ziglang" / "lib"

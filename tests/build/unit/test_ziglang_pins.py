@@ -10,7 +10,6 @@ from packaging.tags import Tag, compatible_tags, mac_platforms, sys_tags
 from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
-from ngixi_build.toolchains import ziglang
 from ngixi_build.toolchains.pinned_wheel import PinnedWheel
 from ngixi_build.toolchains.wit import WASM_TOOLS, wasm_tools
 from ngixi_build.toolchains.ziglang import ZIGLANG
@@ -64,20 +63,6 @@ def test_the_wheel_pip_picks_on_each_platform_is_hashed(wheel: PinnedWheel, plat
 def test_the_repositorys_environment_pins_the_same_wasm_tools() -> None:
     constraints = (REPO / "constraints.txt").read_text()
     assert f"{WASM_TOOLS.package}=={WASM_TOOLS.pinned_version()}\n" in constraints
-
-
-def test_the_pinned_wheel_without_its_zig_binary_is_not_a_toolchain(monkeypatch: pytest.MonkeyPatch) -> None:
-    class InstalledWheel:
-        def status(self) -> tuple[bool, str]:
-            return True, "ziglang 0.17.0 in /venv"
-
-        def pinned_version(self) -> str:
-            return "0.17.0"
-
-    monkeypatch.setattr(ziglang, "ZIGLANG", InstalledWheel())
-    monkeypatch.setattr(ziglang, "zig_executable", lambda: None)
-    installed, detail = ziglang.status()
-    assert not installed and "has no zig executable" in detail and "doit toolchain" in detail
 
 
 def test_wasm_tools_is_checked_until_found_then_kept(monkeypatch: pytest.MonkeyPatch) -> None:
