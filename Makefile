@@ -19,10 +19,10 @@ build: $(STAMP)
 # loader's suite, whose integration tests build their bundles with that toolchain, waits for it. Each suite
 # gives its workers whole modules (a module's fixtures are built once), heavy ones first (tests/conftest.py).
 test: $(STAMP) lint toolchain test-loader
-	$(VENV)/bin/pytest -n auto --dist loadfile
+	$(VENV)/bin/pytest -n auto
 
 test-loader: $(LOADER_STAMP) $(STAMP) toolchain
-	NGIXI_TEST_INSTALLED_RUNTIME=1 $(LOADER_VENV)/bin/pytest -p no:cacheprovider -n auto --dist loadfile tests/run
+	NGIXI_TEST_INSTALLED_RUNTIME=1 $(LOADER_VENV)/bin/pytest -p no:cacheprovider -n auto tests/run
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
