@@ -101,7 +101,12 @@ def test_ngixi_task_commands_take_every_option_their_doit_task_does(
     listed = capsys.readouterr().out
     assert all(option in listed for option in options)
     ran: list[tuple[str, ...]] = []
-    monkeypatch.setattr(doit_run, "run_task", lambda _project, *argv: ran.append(argv) or 0)
+
+    def run_task(_project: Project, *argv: str) -> int:
+        ran.append(argv)
+        return 0
+
+    monkeypatch.setattr(doit_run, "run_task", run_task)
     given = [word for option in options for word in (option, "g") if option != "--allow-dirty"]
     given += ["--allow-dirty"] if "--allow-dirty" in options else []
     assert exit_code([task, "--project", str(tmp_path), *given]) == 0
