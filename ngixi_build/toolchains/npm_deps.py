@@ -95,9 +95,9 @@ def check_lock_matches(guest_dir: Path) -> None:
 
 def _json_object(path: Path, remedy: str) -> dict[str, Any]:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InvalidInput(f"{path}: not readable JSON ({error}); {remedy}") from None
+        document = _parsed_json(path)
+    except InvalidInput as error:
+        raise InvalidInput(f"{error}; {remedy}") from None
     if not isinstance(document, dict):
         raise InvalidInput(f"{path}: holds a JSON {type(document).__name__}, not an object; {remedy}")
     return document
@@ -180,8 +180,12 @@ def _recorded_lock(guest_dir: Path) -> str | None:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    document = _parsed_json(path)
+    return document if isinstance(document, dict) else {}
+
+
+def _parsed_json(path: Path) -> Any:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InvalidInput(f"{path}: not readable JSON: {error}") from None
-    return document if isinstance(document, dict) else {}

@@ -112,7 +112,7 @@ def test_a_guests_npm_settings_that_run_move_or_leak_are_refused_before_npm_runs
 @pytest.mark.parametrize(
     ("package_json", "lock", "refusal"),
     [
-        ('{"dependencies": {"as-thing": "^1.0.0"}}', "{", r"package-lock\.json: not readable JSON \(Expecting"),
+        ('{"dependencies": {"as-thing": "^1.0.0"}}', "{", r"package-lock\.json: not readable JSON: Expecting"),
         ("[]", json.dumps(LOCK), r"package\.json: holds a JSON list, not an object; fix it, then run"),
         ('{"dependencies": {"as-thing": "^1.0.0"}}', '{"packages": {}}', r"lock\.json: lockfileVersion: None, not one"),
         ('{"dependencies": {"as-thing": "^2.0.0"}}', json.dumps(LOCK), r'packages\[""\]\.dependencies differs from'),
