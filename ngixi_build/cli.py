@@ -33,10 +33,10 @@ def chosen_project(args: argparse.Namespace) -> Project:
     return find_project(args.project or Path.cwd(), state_dir=args.state_dir or state_override())
 
 
-def _run_tasks(args: argparse.Namespace, task: str) -> int:
+def _run_tasks(args: argparse.Namespace, task: str, *options: str) -> int:
     from ngixi_build.workflows.doit_run import run_task
 
-    return run_task(chosen_project(args), task)
+    return run_task(chosen_project(args), task, *options)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -48,7 +48,17 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    return _run_tasks(args, "release")
+    chosen = [option for guest in args.guest for option in ("--guest", guest)]
+    return _run_tasks(args, "release", *chosen, *(["--allow-dirty"] if args.allow_dirty else []))
+
+
+def _release_arguments(parser: argparse.ArgumentParser) -> None:
+    """`doit release`'s own options, as its task declares them."""
+    add_project_options(parser)
+    parser.add_argument(
+        "--guest", action="append", default=[], help="a guest to release (repeat; wins over [tool.ngixi] release)"
+    )
+    parser.add_argument("--allow-dirty", action="store_true", help="release from a tree with uncommitted changes")
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -250,7 +260,7 @@ PUBLISH = Command(
 )
 BUILD = Command("build every guest of the project (doit build, with no dodo.py)", cmd_build, add_project_options)
 SMOKE = Command("build, then run every guest's [[smoke]] calls (doit smoke)", cmd_smoke, add_project_options)
-RELEASE = Command("build the project's release (doit release)", cmd_release, add_project_options)
+RELEASE = Command("build the project's release (doit release)", cmd_release, _release_arguments)
 PULL = Command("fetch a bundle from an OCI registry and verify it", cmd_pull, _pull_arguments)
 WIT = Command("print the WIT catalog of host capabilities (wit/) for component guests", cmd_wit, _wit_arguments)
 INIT = Command("create a guest project: pyproject.toml, dodo.py, .gitignore, README", cmd_init, _init_arguments)

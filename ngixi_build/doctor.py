@@ -32,7 +32,8 @@ def _python() -> Finding:
         return Finding(
             "python + wasmer",
             False,
-            f"Python {version}: {error}; use CPython 3.10 (`make build` sets it up)",
+            f"Python {version}: {error}; install ngixi-build into a CPython 3.10 environment "
+            '(README, "Your own guest project")',
         )
     return Finding("python + wasmer", True, f"Python {version} with wasmer and the Cranelift compiler")
 
@@ -63,7 +64,7 @@ def _project_findings(start: Path) -> list[Finding]:
         return [Finding("project", False, f"{error}; run ngixi doctor inside the project")]
     dev_key = project.keys_dir / "dev.key"
     return [
-        *_toolchain_findings(project),
+        *toolchain_findings(project),
         Finding(
             "dev signing key",
             dev_key.exists(),
@@ -72,7 +73,7 @@ def _project_findings(start: Path) -> list[Finding]:
     ]
 
 
-def _toolchain_findings(project: Project) -> list[Finding]:
+def toolchain_findings(project: Project) -> list[Finding]:
     """The AssemblyScript toolchain (the build always installs it) and each other one a guest needs."""
     guests = list(read_guests(project).values())
     languages: list[Language] = [assemblyscript.LANGUAGE, *used_languages(project, guests)]

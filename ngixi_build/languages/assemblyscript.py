@@ -10,7 +10,7 @@ from ngixi_build.languages.base import CompileJob, Language, ToolchainStatus
 from ngixi_build.project import GUEST_ENTRY, NODE_MODULES, Project
 from ngixi_build.stages import compile as compile_stage
 from ngixi_build.stages import component, core_bindings
-from ngixi_build.toolchains import asdata, npm_deps
+from ngixi_build.toolchains import asdata, installs, npm_deps
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
 from ngixi_runtime.guest.manifest import load_manifest
 
@@ -71,11 +71,7 @@ class AssemblyScript(Language):
 
     def toolchain_status(self, project: Project, guests: list[GuestBuild]) -> ToolchainStatus:
         toolchain = toolchain_for(project.state_dir)
-        detail = (
-            f"installed in {toolchain.root}"
-            if toolchain.complete
-            else "not installed; run `doit toolchain` (or `make build`)"
-        )
+        detail = f"installed in {toolchain.root}" if toolchain.complete else installs.not_installed(toolchain.root)
         return ToolchainStatus("assemblyscript toolchain", toolchain.complete, detail)
 
     def compile(self, job: CompileJob) -> int:

@@ -187,4 +187,15 @@ def describe(version: str, root: Path) -> str:
     """What `ngixi doctor` says of a toolchain the build installs when a guest needs it."""
     if is_complete(root):
         return f"{version} installed in {root}"
-    return f"{version} not installed; `doit toolchain` installs it"
+    return f"{version} {not_installed(root)}"
+
+
+def not_installed(root: Path) -> str:
+    """Why the install at `root` is not used, and what installs it: a finished install this user's builds did not
+    make there (a project moved, copied, or one that came with its `.ngixi/`) is installed again, not missing."""
+    if os.path.lexists(root / COMPLETE):
+        return (
+            f"in {root} is not one your builds installed there (moved, copied or it came with the project); "
+            "`doit toolchain` (or the next build) installs it again"
+        )
+    return f"not installed in {root}; `doit toolchain` installs it"

@@ -51,6 +51,7 @@ def install_dependencies(toolchain: Toolchain, guest_dir: Path) -> Path:
     lock_sha256 = hashlib.sha256(lock.read_bytes()).hexdigest()
     if _recorded_lock(guest_dir) != lock_sha256:
         check_npm_settings(guest_dir / NPM_SETTINGS)  # read beside package.json (`Toolchain.npm` keeps those above out)
+        check_lock_matches(guest_dir)
         command, env = toolchain.npm(guest_dir, "ci", "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts")
         run(
             command,
@@ -67,6 +68,39 @@ def install_dependencies(toolchain: Toolchain, guest_dir: Path) -> Path:
     if not path.is_file() or path.read_bytes() != data:  # unchanged bytes keep the compile up to date
         write_atomic(path, data)
     return path
+
+
+DEPENDENCY_FIELDS = ("dependencies", "devDependencies")
+
+
+def check_lock_matches(guest_dir: Path) -> None:
+    """Refuses, in one line naming the file and field, what `npm ci` would refuse in a page of usage text: a
+    package.json or lock file that is not a JSON object, a lock file older than npm 5's, or one that declares other
+    dependencies than package.json does."""
+    remake = f"run `npm install --package-lock-only` in {guest_dir}"
+    manifest = _json_object(guest_dir / PACKAGE_JSON, f"fix it, then {remake}")
+    lock = _json_object(guest_dir / LOCK_FILE, remake)
+    version = lock.get("lockfileVersion")
+    if type(version) is not int or version < 1:
+        raise InvalidInput(f"{guest_dir / LOCK_FILE}: lockfileVersion: {version!r}, not one npm ci reads; {remake}")
+    root = lock.get("packages", {}).get("", {}) if version >= 2 and isinstance(lock.get("packages"), dict) else None
+    if not isinstance(root, dict):
+        return  # a version 1 lock lists no root entry: npm ci itself compares it
+    for field in DEPENDENCY_FIELDS:
+        if (manifest.get(field) or {}) != (root.get(field) or {}):
+            raise InvalidInput(
+                f'{guest_dir / LOCK_FILE}: packages[""].{field} differs from {PACKAGE_JSON}\'s {field}; {remake}'
+            )
+
+
+def _json_object(path: Path, remedy: str) -> dict[str, Any]:
+    try:
+        document = _parsed_json(path)
+    except InvalidInput as error:
+        raise InvalidInput(f"{error}; {remedy}") from None
+    if not isinstance(document, dict):
+        raise InvalidInput(f"{path}: holds a JSON {type(document).__name__}, not an object; {remedy}")
+    return document
 
 
 def _top_level_packages(node_modules: Path) -> list[Path]:
@@ -146,8 +180,12 @@ def _recorded_lock(guest_dir: Path) -> str | None:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    document = _parsed_json(path)
+    return document if isinstance(document, dict) else {}
+
+
+def _parsed_json(path: Path) -> Any:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InvalidInput(f"{path}: not readable JSON: {error}") from None
-    return document if isinstance(document, dict) else {}

@@ -66,4 +66,4 @@ def status() -> tuple[bool, str]:
     executable = zig_executable()
     if executable is not None:
         return True, f"ziglang {pinned_version()} at {executable}"
-    return False, f"ziglang {pinned_version()} is not installed in {install_root()}; run `doit toolchain`"
+    return False, f"ziglang {pinned_version()} {installs.not_installed(install_root())}"

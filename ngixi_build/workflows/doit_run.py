@@ -25,12 +25,13 @@ from ngixi_runtime.spec.project import PROJECT_FILE
 _SECTIONS = ("plugins", "commands", "tasks")
 
 
-def run_task(project: Project, task: str) -> int:
-    """Runs `task` of `project` (as `find_project` gives it) as `doit TASK` in its root would; doit's exit status."""
+def run_task(project: Project, task: str, *options: str) -> int:
+    """Runs `task` of `project` (as `find_project` gives it) as `doit TASK OPTIONS...` in its root would; doit's exit
+    status."""
     settings = doit_settings(project)
     with _switched_to(project.root):  # as doit runs a dodo.py: the tasks name the project's files from its root
         tasks = declare(with_state_dir(project))
-        return int(DoitMain(ModuleTaskLoader(tasks), config_filenames=(), extra_config=settings).run([task]))
+        return int(DoitMain(ModuleTaskLoader(tasks), config_filenames=(), extra_config=settings).run([task, *options]))
 
 
 @contextmanager

@@ -59,26 +59,36 @@ def call_export(
         raise InvalidInput(f"{what}: the guest reads standard input itself ([capabilities.stdin]): use --input @FILE")
     data = None if input_spec is None else read_input(input_spec, limit=manifest.limits.input_bytes, what=what)
     if manifest.guest.type.is_component:  # JSON arguments, checked against the component's WIT by the engine
-        return tenant.call(declared.name, json_arguments(arguments, what=what), input=data)
+        return tenant.call(declared.name, json_arguments(arguments, what=what, types=declared.params), input=data)
     return tenant.call(declared.name, parse_arguments(declared, arguments, guest=guest), input=data)
 
 
-def json_arguments(raw: Sequence[str], *, what: str) -> tuple[Any, ...]:
+def json_arguments(raw: Sequence[str], *, what: str, types: Sequence[str] = ()) -> tuple[Any, ...]:
     """Command-line arguments of a typed (component) export: each one JSON, else taken as a string.
 
     So `analyze "two words"` passes the text as it is, `add 2 3` numbers, `tag '{"name": "x"}'` a record;
-    a JSON string (`'"3"'`) passes text that would otherwise read as JSON. JSON past the fixed limits of call
-    data (nested more than MAX_JSON_DEPTH deep, a number beyond a double's range) is refused, not taken as text.
+    a JSON string (`'"3"'`) passes text that would otherwise read as JSON. An argument whose declared WIT type
+    (`types`, the manifest's params) is `string` is its text unless it is a JSON string: `greet 42` passes "42".
+    JSON past the fixed limits of call data (nested more than MAX_JSON_DEPTH deep, a number beyond a double's
+    range) is refused, not taken as text.
     """
     values = []
     for position, text in enumerate(raw, start=1):
         try:
-            values.append(read_json(text))
+            value = read_json(text)
         except BeyondJsonLimits as error:
-            raise InvalidInput(f"{what}: argument {position} is {error}; {_within_limits(error, text)}") from None
+            if _declared(types, position) != "string":
+                raise InvalidInput(f"{what}: argument {position} is {error}; {_within_limits(error, text)}") from None
+            value = text
         except ValueError:
-            values.append(text)
+            value = text
+        is_text = _declared(types, position) == "string" and not isinstance(value, str)
+        values.append(text if is_text else value)
     return tuple(values)
+
+
+def _declared(types: Sequence[str], position: int) -> str | None:
+    return types[position - 1].strip() if position <= len(types) else None
 
 
 def _within_limits(error: BeyondJsonLimits, text: str) -> str:

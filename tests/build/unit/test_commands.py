@@ -8,6 +8,8 @@ import pytest
 
 from ngixi_build.project import Project
 from ngixi_build.stages.signing import ensure_dev_key
+from ngixi_build.workflows import doit_run
+from ngixi_build.workflows.dodo_tasks import declare
 from ngixi_runtime.trust.choice import PROJECT_STATE_VARIABLE, TRUST_VARIABLE, chosen_trust_file
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import exit_code
@@ -83,3 +85,29 @@ def test_keygen_warns_when_the_secret_lands_in_a_git_work_tree(
     keys = tmp_path / "keys"
     assert exit_code(["keygen", "--secret", str(keys / "release.key"), "--public", str(keys / "release.pub")]) == 0
     assert f"the secret key {keys / 'release.key'} is inside the git work tree {tmp_path}" in caplog.text
+
+
+@pytest.mark.parametrize("task", ["build", "smoke", "release"])
+def test_ngixi_task_commands_take_every_option_their_doit_task_does(
+    task: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ngixi release --guest hello` was refused ("unrecognized arguments") though README's `doit release --guest
+    hello` chooses the guests: `ngixi release` is doit's task run without a dodo.py, and it took none of its options."""
+    (tmp_path / "pyproject.toml").write_text("[tool.ngixi]\n")
+    made = declare(Project(tmp_path))[f"task_{task}"]()
+    declared = [made] if isinstance(made, dict) else list(made)
+    options = [f"--{param['long']}" for each in declared for param in each.get("params", [])]
+    assert exit_code([task, "--help"]) == 0
+    listed = capsys.readouterr().out
+    assert all(option in listed for option in options)
+    ran: list[tuple[str, ...]] = []
+
+    def run_task(_project: Project, *argv: str) -> int:
+        ran.append(argv)
+        return 0
+
+    monkeypatch.setattr(doit_run, "run_task", run_task)
+    given = [word for option in options for word in (option, "g") if option != "--allow-dirty"]
+    given += ["--allow-dirty"] if "--allow-dirty" in options else []
+    assert exit_code([task, "--project", str(tmp_path), *given]) == 0
+    assert ran == [(task, *given)]

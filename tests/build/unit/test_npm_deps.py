@@ -107,3 +107,26 @@ def test_a_guests_npm_settings_that_run_move_or_leak_are_refused_before_npm_runs
     where = re.escape(f"{guest / '.npmrc'}:{number}: {REFUSED_SETTINGS[line]}")
     with pytest.raises(InvalidInput, match=rf"^{where}.*; move it to your own ~/\.npmrc$"):
         npm_deps.install_dependencies(Toolchain(tmp_path / "no-toolchain"), guest)
+
+
+@pytest.mark.parametrize(
+    ("package_json", "lock", "refusal"),
+    [
+        ('{"dependencies": {"as-thing": "^1.0.0"}}', "{", r"package-lock\.json: not readable JSON: Expecting"),
+        ("[]", json.dumps(LOCK), r"package\.json: holds a JSON list, not an object; fix it, then run"),
+        ('{"dependencies": {"as-thing": "^1.0.0"}}', '{"packages": {}}', r"lock\.json: lockfileVersion: None, not one"),
+        ('{"dependencies": {"as-thing": "^2.0.0"}}', json.dumps(LOCK), r'packages\[""\]\.dependencies differs from'),
+        ('{"devDependencies": {"x": "1.0.0"}, "dependencies": {"as-thing": "^1.0.0"}}', json.dumps(LOCK), "devDep"),
+    ],
+)
+def test_a_lock_file_npm_ci_would_refuse_is_refused_in_one_line_before_npm_runs(
+    tmp_path: Path, package_json: str, lock: str, refusal: str
+) -> None:
+    """A broken or out-of-step lock file failed the build with a page of `npm ci`'s usage text (`npm error code
+    EUSAGE` ... `Options:`), naming neither the file nor what to change."""
+    guest = _guest_with_a_dependency(tmp_path)
+    (guest / "package.json").write_text(package_json)
+    (guest / "package-lock.json").write_text(lock)
+    with pytest.raises(InvalidInput, match=refusal) as refused:
+        npm_deps.install_dependencies(Toolchain(tmp_path / "no-toolchain"), guest)
+    assert "\n" not in str(refused.value) and str(refused.value).endswith(f"--package-lock-only` in {guest}")

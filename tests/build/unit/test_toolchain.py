@@ -11,11 +11,12 @@ from typing import Any, cast
 
 import pytest
 
+from ngixi_build import doctor
 from ngixi_build.guests import read_guest
 from ngixi_build.project import find_project
 from ngixi_build.stages import precompile, validate
 from ngixi_build.toolchains import assemblyscript as toolchain
-from ngixi_build.toolchains import installs, ziglang
+from ngixi_build.toolchains import installs, javascript, ziglang
 from ngixi_build.toolchains.asc_server import AscServer
 from ngixi_build.workflows import pipeline
 from ngixi_build.workflows.devbuild import DevBuilder
@@ -95,6 +96,26 @@ def test_a_toolchain_that_came_with_the_project_is_installed_afresh(
     assert toolchain.ensure_toolchain(state_dir=tmp_path / "project" / ".ngixi") == chain
     assert chain.complete and not (chain.root / "env").exists()
     assert f"{chain.root}: installing afresh: its marker is not one your builds made" in caplog.text
+
+
+def test_doctor_says_a_moved_projects_toolchains_are_installed_again_not_missing(tmp_path: Path) -> None:
+    """After a project moved with its `.ngixi/`, `ngixi doctor` called its stamped toolchains "not installed" and
+    told an author outside this repository to run `make build`: they are there, and the next build installs them
+    again in the new place."""
+    init_project(tmp_path / "before")
+    project = find_project(tmp_path / "before")
+    new_guest(project, "js", language="javascript", kind="library", abi="component")
+    for root in (toolchain.toolchain_for(project.state_dir).root, javascript.toolchain_for(project.state_dir).root):
+        root.mkdir(parents=True)
+        installs.mark_complete(root)
+    assert all(finding.ok for finding in doctor.toolchain_findings(project))
+    (tmp_path / "before").rename(tmp_path / "after")
+    findings = doctor.toolchain_findings(find_project(tmp_path / "after"))
+    assert [finding.what for finding in findings] == ["assemblyscript toolchain", "javascript toolchain"]
+    for finding in findings:
+        assert not finding.ok and "make" not in finding.detail
+        assert "is not one your builds installed there (moved, copied or it came with the project)" in finding.detail
+        assert finding.detail.endswith("`doit toolchain` (or the next build) installs it again")
 
 
 def test_a_language_install_that_came_with_the_project_is_installed_afresh(
@@ -332,7 +353,7 @@ def test_the_pinned_zig_is_one_per_user_version_and_platform(tmp_path: Path, mon
     assert root.parent == tmp_path / "cache" / "ngixi" / "toolchains" / "ziglang"
     assert root.name.startswith(f"{ziglang.pinned_version()}-")
     installed, detail = ziglang.status()
-    assert not installed and detail == f"ziglang 0.17.0 is not installed in {root}; run `doit toolchain`"
+    assert not installed and detail == f"ziglang 0.17.0 not installed in {root}; `doit toolchain` installs it"
     (root / "ziglang").mkdir(parents=True)
     (root / "ziglang" / "zig").write_text("")
     assert ziglang.zig_executable() is None  # not finished by this user's build

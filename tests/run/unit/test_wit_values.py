@@ -256,6 +256,22 @@ def test_command_line_arguments_are_json_else_text() -> None:
     )
 
 
+def test_a_command_line_argument_declared_a_string_is_its_text() -> None:
+    """`ngixi run greet.ngx greet 3.12` (`params = ["string"]`, as `ngixi new` writes it) was refused: "greet's arg0
+    expects a string, got 3.12", as was `greet true` or `greet null`; text cannot mean anything else there."""
+    raw = ["3.12", "true", "null", '"quoted"', "[" * 600 + "]" * 600, "2", "two words"]
+    types = ("string", "string", " string ", "string", "string", "u8")
+    assert json_arguments(raw, what="g: f", types=types) == (
+        "3.12",
+        "true",
+        "null",
+        "quoted",
+        "[" * 600 + "]" * 600,
+        2,
+        "two words",
+    )
+
+
 def test_arguments_past_the_fixed_json_limits_are_refused_in_one_line_not_taken_as_text() -> None:
     assert json_arguments(["[" * 512 + "]" * 512, "NaN", str(2**64)], what="g: f") == (
         json.loads("[" * 512 + "]" * 512),
