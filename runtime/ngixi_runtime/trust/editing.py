@@ -95,7 +95,12 @@ def _editing(link_or_file: Path) -> Iterator[Path]:
     locked so that concurrent edits never lose one another. The directory is opened as the one the edit writes
     in (through a link above it, as the write goes) and as a directory only: a FIFO or device swapped in for it
     is never opened (`files.open_plain`), the descriptor never passed on to a program ngixi starts."""
-    trust_file = link_or_file.resolve() if link_or_file.is_symlink() else link_or_file
+    try:
+        trust_file = link_or_file.resolve() if link_or_file.is_symlink() else link_or_file
+    except (RuntimeError, OSError):  # Python before 3.13 raises RuntimeError for a loop
+        raise InvalidInput(
+            f"{link_or_file}: a symbolic link that never ends in a file (a loop); name the trust file"
+        ) from None
     try:
         make_directories(trust_file.parent, 0o755)  # others may read a trust file, never change it
         descriptor, _ = open_plain(trust_file.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -117,6 +117,17 @@ def test_removing_a_key_never_gives_another_key_its_text(tmp_path: Path) -> None
     assert [(k.key_id, k.guests, k.native_code) for k in load_trust(trust).keys] == [(kept_id, ("b",), False)]
 
 
+def test_a_trust_file_link_that_loops_is_refused_in_one_line(tmp_path: Path) -> None:
+    link = tmp_path / "one.toml"
+    link.symlink_to(tmp_path / "two.toml")
+    (tmp_path / "two.toml").symlink_to(link)
+    refused = r"one\.toml: a symbolic link that never ends in a file \(a loop\)"
+    with pytest.raises(InvalidInput, match=refused):
+        add_key(link, new_public_key(), RELEASE_HELLO)
+    with pytest.raises(InvalidInput, match=refused):
+        remove_key(link, "AB")
+
+
 def test_a_public_key_file_that_is_not_one_is_named(tmp_path: Path) -> None:
     path = tmp_path / "key.pub"
     path.write_text("not a key\n")
