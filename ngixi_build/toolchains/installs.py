@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ngixi_build.locking import file_lock
 from ngixi_runtime.errors import InvalidInput, NgixiError, ToolchainError
-from ngixi_runtime.files import read_input_bytes
+from ngixi_runtime.files import make_directories, read_input_bytes
 from ngixi_runtime.trust.local_paths import unsafe_because
 from ngixi_runtime.trust.project_trust import SecretUnkept, kept_secret
 
@@ -156,9 +156,14 @@ def ensure_shared_install(root: Path, install: Callable[[Path], object]) -> Path
     directory beside it, renamed into place whole, so that no build sees half an install; concurrent callers wait
     for the first. Refused where another user could change it. Installs beside it (other versions, which other
     environments may use) are left alone."""
-    problem = unsafe_because(root)
-    if problem is not None:
-        raise ToolchainError(f"{root}: not used: {problem}; set XDG_CACHE_HOME to a directory of yours")
+    _refuse_unsafe(root)
+    try:  # not file_lock's: under a umask of 000 its directories were anyone's, where another could swap the install
+        make_directories(root.parent, 0o755)
+    except OSError as error:
+        raise ToolchainError(
+            f"{root.parent}: cannot be made: {error.strerror}; set XDG_CACHE_HOME to a directory of yours"
+        ) from None
+    _refuse_unsafe(root)
     if is_complete(root):
         return root
     with file_lock(root.parent / f".{root.name}.lock"):
@@ -174,6 +179,12 @@ def ensure_shared_install(root: Path, install: Callable[[Path], object]) -> Path
         finally:
             shutil.rmtree(temporary, ignore_errors=True)
     return root
+
+
+def _refuse_unsafe(root: Path) -> None:
+    problem = unsafe_because(root)
+    if problem is not None:
+        raise ToolchainError(f"{root}: not used: {problem}; set XDG_CACHE_HOME to a directory of yours")
 
 
 def _remove_abandoned(root: Path) -> None:

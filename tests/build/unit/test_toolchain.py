@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 import time
@@ -370,6 +371,20 @@ def test_a_link_where_a_project_install_goes_is_refused_and_where_it_points_kept
     with pytest.raises(ToolchainError, match=rf"^{state / linked}: is a symbolic link, where the build makes"):
         installs.ensure_install(root, lambda place: None)
     assert sorted(p.name for p in victim.iterdir()) == ["precious"]
+
+
+def test_a_shared_install_under_a_umask_of_000_makes_directories_no_one_else_may_change(tmp_path: Path) -> None:
+    """The folders above the install were made with the umask's mode alone: anyone's under 000, where another user
+    could swap the install for their own zig after it was checked (and the next build refused the place)."""
+    root = tmp_path / "cache" / "ngixi" / "toolchains" / "ziglang" / "0.17.0-key"
+    previous = os.umask(0)
+    try:
+        installs.ensure_shared_install(root, lambda place: (place / "zig").write_text("zig\n"))
+    finally:
+        os.umask(previous)
+    for made in (root.parent, root.parent.parent, tmp_path / "cache"):
+        assert made.stat().st_mode & 0o022 == 0, oct(made.stat().st_mode)
+    assert installs.ensure_shared_install(root, lambda place: None) == root
 
 
 def test_the_pinned_zig_is_one_per_user_version_and_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
