@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import pytest
 
+from ngixi_build.files import sha256_of
 from ngixi_build.guests import read_guest
 from ngixi_build.languages import assemblyscript
 from ngixi_build.project import Project
@@ -111,6 +112,32 @@ def test_a_compile_whose_warm_compiler_dies_is_done_by_a_one_off_asc(
     project.wasm_path("hello").unlink(missing_ok=True)
     pipeline.compile_guest(project, read_guest(project, "hello"))
     assert project.wasm_path("hello").read_bytes() == one_off_hello.build_made
+
+
+@pytest.mark.parametrize("changes", [1, 2])
+def test_a_source_changed_as_asc_read_it_is_compiled_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, changes: int
+) -> None:
+    """The build records the sources as they are after the compile: one changed as asc read it was taken as built
+    when it was not. It is compiled again; a source changing at every compile is one line."""
+    source = tmp_path / "index.ts"
+    source.write_text("export const x = 1;\n")
+    calls: list[Sequence[str]] = []
+
+    class Changing:
+        def compile(self, argv: Sequence[str], *, timeout: float, retry: bool, cwd: Path) -> AscReply:
+            calls.append(argv)
+            read = "0" * 64 if len(calls) <= changes else sha256_of(source)
+            return AscReply(ok=True, diagnostics="", inputs={str(source): read})
+
+    monkeypatch.setattr(compile_stage, "shared_server", lambda toolchain, root: Changing())
+    toolchain = toolchain_for(tmp_path)
+    if changes == 1:
+        compile_stage.compile_with_asc(toolchain, tmp_path, ["index.ts"], what="asc index.ts")
+    else:
+        with pytest.raises(CompileError, match=r"^asc index\.ts: its sources changed while asc compiled them, 2 "):
+            compile_stage.compile_with_asc(toolchain, tmp_path, ["index.ts"], what="asc index.ts")
+    assert len(calls) == 2
 
 
 def test_a_source_the_warm_compiler_reads_for_ever_stops_at_the_time_limit(
