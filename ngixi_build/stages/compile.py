@@ -23,6 +23,7 @@ from ngixi_runtime.spec.sourcemap import SOURCE_MAP_SECTION
 from ngixi_runtime.spec.wasm import custom_section
 
 log = logging.getLogger(__name__)
+_ATTEMPTS = 2  # compiles of a guest whose sources change as asc reads them
 
 
 class CompileError(NgixiError):
@@ -89,16 +90,20 @@ def compile_with_asc(toolchain: Toolchain, project_root: Path, argv: Sequence[st
     names the limit it reached, if any."""
     limits = tool_limits()
     server = shared_server(toolchain, project_root)
-    try:
-        reply = server.compile(argv, timeout=limits.seconds, retry=False, cwd=project_root)
-    except CompileTimedOut:
-        raise CompileError(time_limit_reached(what, limits)) from None
-    except CompilerDied as died:
-        log.info("%s; compiling with a one-off asc", died)
-        run([*toolchain.asc, *argv], what=what, cwd=project_root, error=CompileError, limits=limits)
-        return
-    if not reply.ok:
-        raise asc_failure(what, reply.diagnostics)
+    for _attempt in range(_ATTEMPTS):
+        try:
+            reply = server.compile(argv, timeout=limits.seconds, retry=False, cwd=project_root)
+        except CompileTimedOut:
+            raise CompileError(time_limit_reached(what, limits)) from None
+        except CompilerDied as died:
+            log.info("%s; compiling with a one-off asc", died)
+            run([*toolchain.asc, *argv], what=what, cwd=project_root, error=CompileError, limits=limits)
+            return
+        if not reply.ok:
+            raise asc_failure(what, reply.diagnostics)
+        if reply.still_current():  # else a source changed as asc read it: the build would record the new one
+            return
+    raise CompileError(f"{what}: its sources changed while asc compiled them, {_ATTEMPTS} times; build again")
 
 
 def asc_failure(what: str, diagnostics: str) -> CompileError:

@@ -17,6 +17,7 @@ environments share (`ensure_shared_install`), stamped the same way.
 from __future__ import annotations
 
 import functools
+import glob
 import hashlib
 import hmac
 import logging
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from ngixi_build.locking import file_lock
 from ngixi_runtime.errors import InvalidInput, NgixiError, ToolchainError
-from ngixi_runtime.files import read_input_bytes
+from ngixi_runtime.files import make_directories, read_input_bytes
 from ngixi_runtime.trust.local_paths import unsafe_because
 from ngixi_runtime.trust.project_trust import SecretUnkept, kept_secret
 
@@ -125,7 +126,15 @@ def _warn_once(message: str) -> None:
 
 
 def ensure_install(root: Path, install: Callable[[Path], None]) -> Path:
-    """Runs `install(root)` once for this root; concurrent callers wait for the first."""
+    """Runs `install(root)` once for this root; concurrent callers wait for the first. Refused where the folders
+    it makes, removes and empties (`<state>/toolchains/<name>/<key>`) are symbolic links: a project's `.ngixi/`
+    may come with it, and a link there made the build remove the directories where it points."""
+    link = next((p for p in (root, root.parent, root.parent.parent) if p.is_symlink()), None)
+    if link is not None:
+        raise ToolchainError(
+            f"{link}: is a symbolic link, where the build makes a folder of its own (did it come with the "
+            "project?): remove it and build again"
+        )
     with file_lock(root.parent / ".lock"):
         if is_complete(root):
             return root
@@ -147,23 +156,43 @@ def ensure_shared_install(root: Path, install: Callable[[Path], object]) -> Path
     directory beside it, renamed into place whole, so that no build sees half an install; concurrent callers wait
     for the first. Refused where another user could change it. Installs beside it (other versions, which other
     environments may use) are left alone."""
-    problem = unsafe_because(root)
-    if problem is not None:
-        raise ToolchainError(f"{root}: not used: {problem}; set XDG_CACHE_HOME to a directory of yours")
+    _refuse_unsafe(root)
+    try:  # not file_lock's: under a umask of 000 its directories were anyone's, where another could swap the install
+        make_directories(root.parent, 0o755)
+    except OSError as error:
+        raise ToolchainError(
+            f"{root.parent}: cannot be made: {error.strerror}; set XDG_CACHE_HOME to a directory of yours"
+        ) from None
+    _refuse_unsafe(root)
     if is_complete(root):
         return root
     with file_lock(root.parent / f".{root.name}.lock"):
         if is_complete(root):
             return root
+        _remove_abandoned(root)
         temporary = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
         try:
             install(temporary)
+            remove_unfinished(root)  # first: the stamp names the real path, which a link there would change
             (temporary / COMPLETE).write_text(stamp(root) + "\n")
-            remove_unfinished(root)
             os.rename(temporary, root)
         finally:
             shutil.rmtree(temporary, ignore_errors=True)
     return root
+
+
+def _refuse_unsafe(root: Path) -> None:
+    problem = unsafe_because(root)
+    if problem is not None:
+        raise ToolchainError(f"{root}: not used: {problem}; set XDG_CACHE_HOME to a directory of yours")
+
+
+def _remove_abandoned(root: Path) -> None:
+    """Removes the temporary directories of installs of `root` that were killed half way (a build holding the
+    install's lock has none of its own yet): each is as large as the install, and no build would reuse it."""
+    for other in root.parent.glob(f".{glob.escape(root.name)}.*"):
+        if other.is_dir() and not other.is_symlink():
+            shutil.rmtree(other, ignore_errors=True)
 
 
 def start_afresh(root: Path) -> None:
@@ -180,7 +209,10 @@ def remove_unfinished(root: Path) -> None:
             "installs, copied or moved from elsewhere, or it came with the project)",
             root,
         )
-    shutil.rmtree(root, ignore_errors=True)
+    if os.path.islink(root) or (os.path.lexists(root) and not root.is_dir()):
+        root.unlink()  # a link or file of this user's (a place others could change is refused before)
+    else:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def describe(version: str, root: Path) -> str:

@@ -4,14 +4,19 @@
 // "/abs/project"} (compiled from that folder, as if started there), answered in order by one
 // JSON line on stdout: {"id": n, "ok": bool, "diagnostics": "...", "inputs": {path: sha256|null}}.
 // `inputs` is every file asc asked for (null: it was absent), so the caller can tell whether a
-// result still matches the sources. End of stdin ends the process once queued requests are done.
+// result still matches the sources. A FIFO, a device or a file over MAX_SOURCE_BYTES is never read (it
+// could block the compiler, which every project of a build shares, or exhaust its memory): it is
+// absent to asc, and `diagnostics` says so. End of stdin ends the process at once: its client is
+// gone or stopping it, and nothing reads a reply (a compile stuck on a guest's input would keep it).
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { open } from "node:fs/promises";
 import path from "node:path";
 import readline from "node:readline";
 import { pathToFileURL } from "node:url";
 
 const asc = (await import(pathToFileURL(process.argv[2]).href)).default;
+const MAX_SOURCE_BYTES = 64 * 1024 * 1024;
 
 // asc.main adds the files of a --lib directory to the shared `libraryFiles` and never removes
 // them, so every later compile would parse them too (a WASI guest's shim breaks the next
@@ -29,18 +34,35 @@ function reply(message) {
   process.stdout.write(JSON.stringify(message) + "\n");
 }
 
+class NotRead extends Error {}
+
+// The bytes of a regular file, opened without waiting for a writer (a FIFO's open would wait).
+async function readRegular(resolved) {
+  const handle = await open(resolved, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const status = await handle.stat();
+    if (status.isDirectory()) return null;
+    if (!status.isFile()) throw new NotRead("not a regular file (a FIFO or a device)");
+    if (status.size > MAX_SOURCE_BYTES) throw new NotRead(`${status.size} bytes, over ${MAX_SOURCE_BYTES}`);
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
+}
+
 async function compile(request) {
   const inputs = {};
+  const notRead = [];
   const readTracked = async (filename, baseDir) => {
     const resolved = path.resolve(baseDir, filename);
+    let bytes = null;
     try {
-      const bytes = await readFile(resolved);
-      inputs[resolved] = createHash("sha256").update(bytes).digest("hex");
-      return bytes.toString("utf8");
-    } catch {
-      inputs[resolved] = null;
-      return null;
+      bytes = await readRegular(resolved);
+    } catch (error) {
+      if (error instanceof NotRead) notRead.push(`${resolved}: ${error.message}; not read`);
     }
+    inputs[resolved] = bytes === null ? null : createHash("sha256").update(bytes).digest("hex");
+    return bytes === null ? null : bytes.toString("utf8");
   };
   const stdout = asc.createMemoryStream();
   const stderr = asc.createMemoryStream();
@@ -50,7 +72,7 @@ async function compile(request) {
   return {
     id: request.id,
     ok: result.error === null,
-    diagnostics: (stderr.toString() + stdout.toString()).trim(),
+    diagnostics: [...notRead, stderr.toString() + stdout.toString()].join("\n").trim(),
     inputs,
   };
 }
@@ -73,5 +95,5 @@ readline
   .on("line", (line) => {
     queue = queue.then(() => handle(line));
   })
-  .on("close", () => queue.then(() => process.exit(0)));
+  .on("close", () => process.exit(0));
 reply({ ready: true, version: asc.version });

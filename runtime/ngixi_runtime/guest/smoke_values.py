@@ -12,16 +12,22 @@ is checked for its shape only; one this module does not know (a resource) is not
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
+from ngixi_runtime.printable import clipped
 from ngixi_runtime.records import NamedTuple
+from ngixi_runtime.spec.schema import DEPTH
 from ngixi_runtime.spec.wasm import nearest_f32
 
 _TOKENS = re.compile(r"[%\w][\w%-]*|[<>{}(),:]")
+_WORD = re.compile(r"[%\w][\w%-]*")
 _INTEGERS = {
     **{f"u{bits}": (0, 2**bits - 1) for bits in (8, 16, 32, 64)},
     **{f"s{bits}": (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) for bits in (8, 16, 32, 64)},
@@ -29,16 +35,21 @@ _INTEGERS = {
 _NON_FINITE = frozenset({"NaN", "Infinity", "-Infinity"})
 _BRACKETED = frozenset({"list", "option", "tuple", "result"})
 _BRACED = frozenset({"record", "variant", "enum", "flags"})
+_SHOWN_CHARACTERS = 80  # of a type or a value quoted in a message
 
 
 class WitType(NamedTuple):
     """A type as its WIT text says: its kind (`u32`, `list`, `record`, ...) and its parts: the element of a
     list or option; a tuple's elements; a result's ok and err (None: no value); a record's (name, type) fields;
-    a variant's (name, type or None) cases; an enum's or flags' names. No parts for a kind named alone."""
+    a variant's (name, type or None) cases; an enum's or flags' names. No parts for a kind named alone. `text`
+    is the type's text as the manifest writes it; `order` a record's, variant's, enum's or flags' names with
+    their positions in `parts`."""
 
     kind: str
     parts: tuple[Any, ...] = ()
     named_alone: bool = False
+    text: str = ""
+    order: Mapping[str, int] = MappingProxyType({})
 
 
 class Mismatch(NamedTuple):
@@ -60,73 +71,93 @@ class _At(NamedTuple):
         return self._replace(path=self.path + step)
 
     def misfit(self, ty: WitType, detail: str = "") -> Mismatch:
-        return Mismatch(self.path, _text(ty), detail)
+        return Mismatch(self.path, ty.text, detail)
 
 
+@functools.lru_cache(maxsize=64)  # every smoke entry of an export reads the same text
 def parse_wit_type(text: str) -> WitType | None:
-    """The type `text` writes, or None if it is not a WIT type's text this module reads."""
-    tokens = _TOKENS.findall(text)
+    """The type `text` writes, or None if it is not a WIT type's text this module reads (nor one nested deeper
+    than a manifest's values may be)."""
+    reader = _Reader(text, list(_TOKENS.finditer(text)))
     try:
-        parsed, end = _parse(tokens, 0)
+        parsed = reader.type(0)
     except (IndexError, ValueError):
         return None
-    return parsed if end == len(tokens) else None
+    return parsed if reader.at == len(reader.tokens) else None
 
 
-def _parse(tokens: list[str], at: int) -> tuple[WitType, int]:
-    word = tokens[at]
-    after = tokens[at + 1] if at + 1 < len(tokens) else ""
-    if word in _BRACKETED and after == "<":
-        return _bracketed(word, tokens, at + 2)
-    if word in _BRACED and after == "{":
-        return _braced(word, tokens, at + 2)
-    if not re.fullmatch(r"[%\w][\w%-]*", word):
-        raise ValueError(word)
-    if word == "result":  # WIT's text of a result without values
-        return WitType(word, (None, None)), at + 1
-    return WitType(word, named_alone=word in _BRACED or word in _BRACKETED), at + 1
+class _Reader:
+    """Reads a type from its tokens, each step one nesting level down (no deeper than `DEPTH`)."""
 
+    def __init__(self, text: str, tokens: list[re.Match[str]]) -> None:
+        self.text, self.tokens, self.at = text, tokens, 0
 
-def _bracketed(kind: str, tokens: list[str], at: int) -> tuple[WitType, int]:
-    parts: list[WitType | None] = []
-    while True:
-        if tokens[at] == "_":
-            parts.append(None)
-            at += 1
+    def peek(self) -> str:
+        return self.tokens[self.at].group() if self.at < len(self.tokens) else ""
+
+    def take(self, *expected: str) -> str:
+        token = self.tokens[self.at].group()
+        if expected and token not in expected:
+            raise ValueError(token)
+        self.at += 1
+        return token
+
+    def word(self) -> str:
+        token = self.take()
+        if not _WORD.fullmatch(token):
+            raise ValueError(token)
+        return token
+
+    def type(self, depth: int) -> WitType:
+        if depth > DEPTH:
+            raise ValueError("nested too deep")
+        start = self.at
+        kind = self.word()
+        if kind == "_":  # no value: only a result's part
+            raise ValueError(kind)
+        parts: tuple[Any, ...]
+        if kind in _BRACKETED and self.peek() == "<":
+            self.take()
+            parts, order = self.bracketed(kind, depth), {}
+        elif kind in _BRACED and self.peek() == "{":
+            self.take()
+            parts = self.braced(kind, depth)
+            order = {(part if isinstance(part, str) else part[0]): index for index, part in enumerate(parts)}
+            if len(order) != len(parts):
+                raise ValueError("a name given twice")
+        elif kind == "result":  # WIT's text of a result without values
+            return WitType(kind, (None, None), text=kind)
         else:
-            part, at = _parse(tokens, at)
-            parts.append(part)
-        at += 1
-        if tokens[at - 1] == ">":
-            break
-        if tokens[at - 1] != ",":
-            raise ValueError(tokens[at - 1])
-    if kind == "result":
-        parts += [None] * (2 - len(parts))
-    return WitType(kind, tuple(parts)), at
+            return WitType(kind, named_alone=kind in _BRACED or kind in _BRACKETED, text=kind)
+        text = self.text[self.tokens[start].start() : self.tokens[self.at - 1].end()]
+        return WitType(kind, parts, text=text, order=MappingProxyType(order))
 
+    def bracketed(self, kind: str, depth: int) -> tuple[WitType | None, ...]:
+        parts: list[WitType | None] = []
+        while not parts or self.take(",", ">") == ",":
+            parts.append(None if kind == "result" and self.peek() == "_" and self.take() else self.type(depth + 1))
+        if kind == "result":
+            parts += [None] * (2 - len(parts))
+        if len(parts) != {"list": 1, "option": 1, "result": 2}.get(kind, len(parts)):
+            raise ValueError(f"{kind} of {len(parts)}")
+        return tuple(parts)
 
-def _braced(kind: str, tokens: list[str], at: int) -> tuple[WitType, int]:
-    items: list[Any] = []
-    while tokens[at] != "}":
-        name = tokens[at]
-        at += 1
-        if kind == "record":
-            if tokens[at] != ":":
-                raise ValueError(tokens[at])
-            field, at = _parse(tokens, at + 1)
-            items.append((name, field))
-        elif kind == "variant" and tokens[at] == "(":
-            payload, at = _parse(tokens, at + 1)
-            if tokens[at] != ")":
-                raise ValueError(tokens[at])
-            items.append((name, payload))
-            at += 1
-        else:
-            items.append((name, None) if kind == "variant" else name)
-        if tokens[at] == ",":
-            at += 1
-    return WitType(kind, tuple(items)), at + 1
+    def braced(self, kind: str, depth: int) -> tuple[Any, ...]:
+        items: list[Any] = []
+        while self.peek() != "}" or not self.take():
+            name = self.word()
+            if kind == "record":
+                self.take(":")
+                items.append((name, self.type(depth + 1)))
+            elif kind == "variant" and self.peek() == "(":
+                self.take()
+                items.append((name, self.type(depth + 1)))
+                self.take(")")
+            else:
+                items.append((name, None) if kind == "variant" else name)
+            if self.take(",", "}") == "}":
+                break
+        return tuple(items)
 
 
 def misfit(ty: WitType, value: object, *, argument: bool) -> Mismatch | None:
@@ -194,10 +225,12 @@ def _tuple(ty: WitType, value: object, at: _At) -> Mismatch | None:
 def _record(ty: WitType, value: object, at: _At) -> Mismatch | None:
     if not isinstance(value, Mapping):
         return at.misfit(ty)
-    names = [name for name, _ in ty.parts]
-    missing, extra = [n for n in names if n not in value], [k for k in value if k not in names]
-    if missing or extra:
-        problems = [f"missing {', '.join(missing)}"] * bool(missing) + [f"no field {', '.join(extra)}"] * bool(extra)
+    extra = [key for key in value if key not in ty.order]
+    if extra or len(value) != len(ty.parts):
+        missing = (name for name, _ in ty.parts if name not in value)
+        missing_count = len(ty.parts) - len(value) + len(extra)
+        problems = [f"missing {_listed(missing, missing_count)}"] * bool(missing_count)
+        problems += [f"no field {_listed(iter(extra), len(extra))}"] * bool(extra)
         return at.misfit(ty, "; ".join(problems))
     return _first(_check(t, value[name], at.inside(f".{name}")) for name, t in ty.parts)
 
@@ -214,29 +247,31 @@ def _option(ty: WitType, value: object, at: _At) -> Mismatch | None:
 def _cases(ty: WitType, value: object, at: _At) -> Mismatch | None:
     """A result (`ok`, `err`) or a variant: a table of one case's name and its value (an argument: a variant's
     case without a value by its name)."""
-    cases = dict(zip(("ok", "err"), ty.parts, strict=True)) if ty.kind == "result" else dict(ty.parts)
-    if at.argument and ty.kind == "variant" and isinstance(value, str) and cases.get(value, ty) is None:
-        return None
-    if not (isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in cases):
-        return at.misfit(ty, f"a table of one of {', '.join(cases)}, with its value")
+    order = {"ok": 0, "err": 1} if ty.kind == "result" else ty.order
+    payloads = ty.parts if ty.kind == "result" else [payload for _, payload in ty.parts]
+    if at.argument and ty.kind == "variant" and isinstance(value, str) and value in order:
+        return None if payloads[order[value]] is None else at.misfit(ty, f"{value} has a value: {{{value} = ...}}")
+    if not (isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in order):
+        return at.misfit(ty, f"a table of one of {_listed(iter(order), len(order))}, with its value")
     ((name, payload),) = value.items()
-    payload_type = cases[name]
+    payload_type = payloads[order[name]]
     if payload_type is None:
         return at.misfit(ty, f"{name} has no value")
     return _check(payload_type, payload, at.inside(f".{name}"))
 
 
 def _enum(ty: WitType, value: object, at: _At) -> Mismatch | None:
-    return None if isinstance(value, str) and value in ty.parts else at.misfit(ty)
+    return None if isinstance(value, str) and value in ty.order else at.misfit(ty)
 
 
 def _flags(ty: WitType, value: object, at: _At) -> Mismatch | None:
-    if not isinstance(value, list) or not all(isinstance(f, str) and f in ty.parts for f in value):
+    if not isinstance(value, list) or not all(isinstance(f, str) and f in ty.order for f in value):
         return at.misfit(ty)
-    in_order = [name for name in ty.parts if name in value]
-    if at.argument or value == in_order:
+    positions = [ty.order[name] for name in value]
+    if at.argument or all(a < b for a, b in itertools.pairwise(positions)):
         return None
-    return at.misfit(ty, f"they come back in declaration order: {json.dumps(in_order)}")
+    in_order = sorted(set(value), key=ty.order.__getitem__)
+    return at.misfit(ty, f"they come back in declaration order: {clipped(json.dumps(in_order), _SHOWN_CHARACTERS)}")
 
 
 def _shape(ty: WitType, value: object, at: _At) -> Mismatch | None:
@@ -257,18 +292,10 @@ def _first(mismatches: Iterable[Mismatch | None]) -> Mismatch | None:
     return next((m for m in mismatches if m is not None), None)
 
 
-def _text(ty: WitType) -> str:
-    """A type's WIT text, for messages."""
-    if ty.named_alone or not ty.parts:
-        return ty.kind
-    if ty.kind in _BRACKETED:
-        inner = ", ".join("_" if p is None else _text(p) for p in ty.parts).removesuffix(", _")
-        return ty.kind if inner == "_" else f"{ty.kind}<{inner}>"
-    if ty.kind == "record":
-        return f"record {{ {', '.join(f'{n}: {_text(t)}' for n, t in ty.parts)} }}"
-    if ty.kind == "variant":
-        return f"variant {{ {', '.join(n if t is None else f'{n}({_text(t)})' for n, t in ty.parts)} }}"
-    return f"{ty.kind} {{ {', '.join(ty.parts)} }}"
+def _listed(names: Iterator[str], count: int) -> str:
+    """`count` names for a message: the first few of a long list, and how many more."""
+    more = f" and {count - 5} more" if count > 5 else ""
+    return ", ".join(itertools.islice(names, 5)) + more
 
 
 _CHECKS: dict[str, Callable[[WitType, object, _At], Mismatch | None]] = {
@@ -319,7 +346,8 @@ def _message(what: str, mismatch: Mismatch, value: object) -> str:
     detail = f" ({mismatch.detail})" if mismatch.detail else ""
     article = "an" if mismatch.type_text[:1] in "aeio" or re.match(r"[sf]\d", mismatch.type_text) else "a"
     there = " there" if mismatch.path else ""
-    return f"{what} {article} {mismatch.type_text}{there}, never {_shown(value, mismatch.path)}{detail}"
+    shown_type = clipped(mismatch.type_text, _SHOWN_CHARACTERS)
+    return f"{what} {article} {shown_type}{there}, never {_shown(value, mismatch.path)}{detail}"
 
 
 def _shown(value: object, path: str) -> str:

@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ngixi_runtime.capabilities.component import WIT_VALUE_TYPES
-from ngixi_runtime.spec.schema import Problems, closest, type_name
+from ngixi_runtime.printable import clipped
+from ngixi_runtime.spec.schema import DEPTH, Problems, closest, type_name
 
 _TYPE_WORDS = (
     *("bool", "char", "string", "f32", "f64", "s8", "s16", "s32", "s64", "u8", "u16", "u32", "u64"),
@@ -44,13 +45,16 @@ def wit_type_names(value: object, field: str, problems: Problems) -> tuple[str, 
 
 def _type_text_problem(text: str) -> str | None:
     """Why a declared type is not WIT's text of a type (its words checked where no record's field names can be)."""
-    depth = 0
+    depth = deepest = 0
     for bracket in re.findall(r"[<>{}]", text):
         depth += 1 if bracket in "<{" else -1
+        deepest = max(depth, deepest)
         if depth < 0:
             break
     if depth != 0:
-        return f"{text!r} is not a WIT type: its brackets do not pair up"
+        return f"{clipped(text, 80)!r} is not a WIT type: its brackets do not pair up"
+    if deepest > DEPTH:
+        return f"{clipped(text, 80)!r} nests types {deepest} deep, over the limit of {DEPTH}"
     words = re.findall(r"[A-Za-z_][\w-]*", text)
     checked = words[:1] if "{" in text else words
     unknown = [word for word in checked if word not in _TYPE_WORDS]

@@ -95,7 +95,12 @@ def _editing(link_or_file: Path) -> Iterator[Path]:
     locked so that concurrent edits never lose one another. The directory is opened as the one the edit writes
     in (through a link above it, as the write goes) and as a directory only: a FIFO or device swapped in for it
     is never opened (`files.open_plain`), the descriptor never passed on to a program ngixi starts."""
-    trust_file = link_or_file.resolve() if link_or_file.is_symlink() else link_or_file
+    try:
+        trust_file = link_or_file.resolve() if link_or_file.is_symlink() else link_or_file
+    except (RuntimeError, OSError):  # Python before 3.13 raises RuntimeError for a loop
+        raise InvalidInput(
+            f"{link_or_file}: a symbolic link that never ends in a file (a loop); name the trust file"
+        ) from None
     try:
         make_directories(trust_file.parent, 0o755)  # others may read a trust file, never change it
         descriptor, _ = open_plain(trust_file.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -138,10 +143,7 @@ def _remove(trust_file: Path, key_id: str) -> None:
             f"{trust_file}: key {key_id} is the only key there, and a trust file lists at least one: "
             "remove the file instead"
         )
-    remaining = _without_block(text, key_id, trust_file)
-    if [k.key_id for k in _trusted(remaining, trust_file).keys] != [k.key_id for k in known.keys if k.key_id != key_id]:
-        raise InvalidInput(f"{trust_file}: key {key_id} cannot be cut out of this layout on its own; edit the file")
-    _replace(trust_file, remaining, edited=text)
+    _replace(trust_file, _without_block(text, key_id, trust_file), edited=text)
 
 
 def listed_keys(trust_file: Path) -> list[dict[str, Any]]:
@@ -212,19 +214,32 @@ def _string(value: str) -> str:
 
 
 def _without_block(text: str, key_id: str, trust_file: Path) -> str:
-    """The text without the [[keys]] table of `key_id`: from its header to the next table header."""
-    headers = [m.start() for m in _KEYS_HEADER.finditer(text)]
+    """The text without the [[keys]] table of `key_id`, from its header to the next table header: the first such
+    cut after which the file holds every other table exactly as before. A `[[keys]]` line inside a multi-line
+    comment is no header, and cutting there (with a closing quote after it) changed how the rest of the file
+    reads: another key took the removed one's text as its own fields, its guests and native code with them."""
+    expected = [table for table in tomli.loads(text)["keys"] if table.get("id") != key_id]
     next_table = re.compile(r"^[ \t]*\[", re.MULTILINE)
-    for start in headers:
-        following = next_table.search(text, text.index("\n", start) + 1 if "\n" in text[start:] else len(text))
+    for header in _KEYS_HEADER.finditer(text):
+        start = header.start()
+        following = next_table.search(text, header.end() + 1)
         end = following.start() if following else len(text)
-        block = text[start:end]
-        try:
-            table = tomli.loads(block).get("keys", [{}])[0]
-        except (tomli.TOMLDecodeError, RecursionError):
-            continue
-        if table.get("id") == key_id:
-            return text[:start] + text[end:]
+        remaining = text[:start] + text[end:]
+        if _table_id(text[start:end]) == key_id and _tables(remaining) == {"keys": expected}:
+            return remaining
     raise InvalidInput(
         f"{trust_file}: key {key_id} is not written as a [[keys]] table this command can remove; edit the file"
     )
+
+
+def _table_id(block: str) -> object:
+    """The id of the one [[keys]] table `block` holds (None if it is no such table)."""
+    tables = _tables(block)
+    return tables["keys"][0].get("id") if tables is not None else None
+
+
+def _tables(text: str) -> dict[str, Any] | None:
+    try:
+        return tomli.loads(text)
+    except (tomli.TOMLDecodeError, RecursionError):
+        return None

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import pytest
 
+from ngixi_build.files import sha256_of
 from ngixi_build.guests import read_guest
 from ngixi_build.languages import assemblyscript
 from ngixi_build.project import Project
@@ -113,15 +114,42 @@ def test_a_compile_whose_warm_compiler_dies_is_done_by_a_one_off_asc(
     assert project.wasm_path("hello").read_bytes() == one_off_hello.build_made
 
 
+@pytest.mark.parametrize("changes", [1, 2])
+def test_a_source_changed_as_asc_read_it_is_compiled_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, changes: int
+) -> None:
+    """The build records the sources as they are after the compile: one changed as asc read it was taken as built
+    when it was not. It is compiled again; a source changing at every compile is one line."""
+    source = tmp_path / "index.ts"
+    source.write_text("export const x = 1;\n")
+    calls: list[Sequence[str]] = []
+
+    class Changing:
+        def compile(self, argv: Sequence[str], *, timeout: float, retry: bool, cwd: Path) -> AscReply:
+            calls.append(argv)
+            read = "0" * 64 if len(calls) <= changes else sha256_of(source)
+            return AscReply(ok=True, diagnostics="", inputs={str(source): read})
+
+    monkeypatch.setattr(compile_stage, "shared_server", lambda toolchain, root: Changing())
+    toolchain = toolchain_for(tmp_path)
+    if changes == 1:
+        compile_stage.compile_with_asc(toolchain, tmp_path, ["index.ts"], what="asc index.ts")
+    else:
+        with pytest.raises(CompileError, match=r"^asc index\.ts: its sources changed while asc compiled them, 2 "):
+            compile_stage.compile_with_asc(toolchain, tmp_path, ["index.ts"], what="asc index.ts")
+    assert len(calls) == 2
+
+
 def test_a_source_the_warm_compiler_reads_for_ever_stops_at_the_time_limit(
     project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A FIFO it imports blocks asc's read; the time limit is one line, as a one-off asc's, and the next compile
-    gets a new compiler."""
+    """A source asc takes longer than the limit to compile (a FIFO it imports blocked its read, before it stopped
+    reading them); the time limit is one line, as a one-off asc's, and the next compile gets a new compiler."""
     scratch = project.root / "scratch"
     scratch.mkdir(exist_ok=True)
-    os.mkfifo(scratch / "waits.ts")
-    (scratch / "user.ts").write_text('import { x } from "./waits";\nexport function f(): i32 { return x; }\n')
+    body = "  x = x * 3 + 1;\n" * 400_000
+    (scratch / "waits.ts").write_text(f"export function slow(): i32 {{\n  let x: i32 = 0;\n{body}  return x;\n}}\n")
+    (scratch / "user.ts").write_text('import { slow } from "./waits";\nexport function f(): i32 { return slow(); }\n')
     monkeypatch.setenv("NGIXI_TOOL_LIMITS", "seconds=2")
     toolchain = toolchain_for(project.state_dir)
     argv = ["scratch/user.ts", "-o", str(tmp_path / "user.wasm")]
@@ -129,8 +157,7 @@ def test_a_source_the_warm_compiler_reads_for_ever_stops_at_the_time_limit(
         compile_stage.compile_with_asc(toolchain, project.root, argv, what="asc scratch/user.ts")
     message = str(stopped.value)
     assert message.startswith("asc scratch/user.ts: stopped at its time limit of 2 s (") and "\n" not in message
-    (scratch / "waits.ts").unlink()
-    (scratch / "waits.ts").write_text("export const x: i32 = 1;\n")
+    (scratch / "waits.ts").write_text("export function slow(): i32 { return 1; }\n")
     monkeypatch.delenv("NGIXI_TOOL_LIMITS")  # a new compiler's start takes longer than 2 s on a busy machine
     compile_stage.compile_with_asc(toolchain, project.root, argv, what="asc scratch/user.ts")
     assert (tmp_path / "user.wasm").read_bytes()[:4] == b"\0asm"
@@ -177,3 +204,45 @@ def test_a_projects_asconfig_never_runs_or_writes_anything(project: Project, ser
     finally:
         (project.root / "asconfig.json").unlink()
     assert not ran.exists() and not written.exists()
+
+
+def test_an_import_of_a_fifo_or_device_is_not_read_and_the_compiler_goes_on(
+    project: Project, server: AscServer, tmp_path: Path
+) -> None:
+    """The warm compiler is shared by every project of a build: a guest importing a FIFO blocked it (and, with
+    the build killed, Node waited on it for ever); a device (/dev/zero) grew its memory without end."""
+    scratch = project.root / "scratch"
+    scratch.mkdir(exist_ok=True)
+    os.mkfifo(scratch / "pipe.ts")
+    (scratch / "zero.ts").symlink_to("/dev/zero")
+    try:
+        for name in ("pipe", "zero"):
+            source = scratch / f"imports-{name}.ts"
+            source.write_text(f'import {{ x }} from "./{name}";\nexport function f(): i32 {{ return x; }}\n')
+            reply = server.compile([f"scratch/imports-{name}.ts", "-o", str(tmp_path / "f.wasm")], timeout=60)
+            assert not reply.ok
+            assert f"{scratch / name}.ts: not a regular file (a FIFO or a device); not read" in reply.diagnostics
+        (scratch / "tiny.ts").write_text("export function f(): i32 { return 1; }\n")
+        assert server.compile(["scratch/tiny.ts", "-o", str(tmp_path / "tiny.wasm")], timeout=TIMEOUT).ok
+    finally:
+        (scratch / "pipe.ts").unlink()
+        (scratch / "zero.ts").unlink()
+
+
+def test_the_compiler_ends_at_the_end_of_its_input_without_finishing_a_compile(project: Project) -> None:
+    """Its client is gone (a build killed) or stopping it: no one reads a reply, and a compile stuck on a guest's
+    input kept Node running after the build."""
+    toolchain = toolchain_for(project.state_dir)
+    script = Path(compile_stage.__file__).parent.parent / "toolchains" / "js" / "asc_server.mjs"
+    request = json.dumps({"id": 1, "argv": guest_argv(project, "hello", project.root / "unused.wasm")}) + "\n"
+    done = subprocess.run(
+        [str(toolchain.node), str(script), str(toolchain.asc_module)],
+        cwd=project.root,
+        input=request.encode(),
+        capture_output=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    replies = [json.loads(line) for line in done.stdout.splitlines()]
+    assert done.returncode == 0 and all("id" not in reply for reply in replies), replies
+    assert not (project.root / "unused.wasm").exists()

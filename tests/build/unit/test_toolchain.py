@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 import time
@@ -343,6 +344,68 @@ def test_a_shared_install_where_others_may_write_is_refused(tmp_path: Path) -> N
     with pytest.raises(ToolchainError, match=f"{shared} may be written by any user; set XDG_CACHE_HOME"):
         installs.ensure_shared_install(shared / "ziglang" / "0.17.0-key", lambda place: None)
     assert list(shared.iterdir()) == []
+
+
+def test_a_shared_install_killed_half_way_is_cleared_by_the_next_build(tmp_path: Path) -> None:
+    """A build killed while installing left its temporary directory (as large as the install) for good."""
+    root = tmp_path / "ziglang" / "0.17.0-key"
+    abandoned = tmp_path / "ziglang" / ".0.17.0-key.k1lled00"
+    (abandoned / "ziglang").mkdir(parents=True)
+    (abandoned / "ziglang" / "zig").write_text("half\n")
+    other_version = tmp_path / "ziglang" / ".0.16.0-key.k1lled00"  # another version's: its own builds clear it
+    other_version.mkdir()
+    installs.ensure_shared_install(root, lambda place: (place / "zig").write_text("zig\n"))
+    assert not abandoned.exists() and other_version.exists() and installs.is_complete(root)
+
+
+def test_a_link_at_the_shared_install_place_is_replaced_and_the_install_kept(tmp_path: Path) -> None:
+    """A link of this user's at the place (a stale one, or to an install elsewhere) failed the rename with a
+    traceback; stamped through the link, the install was then made afresh at every build."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "mine").write_text("kept\n")
+    root = tmp_path / "ziglang" / "0.17.0-key"
+    root.parent.mkdir()
+    root.symlink_to(elsewhere)
+    calls: list[Path] = []
+
+    def install(place: Path) -> None:
+        calls.append(place)
+        (place / "zig").write_text("zig\n")
+
+    assert installs.ensure_shared_install(root, install) == root
+    assert installs.ensure_shared_install(root, install) == root
+    assert len(calls) == 1 and not root.is_symlink() and installs.is_complete(root)
+    assert (elsewhere / "mine").read_text() == "kept\n"
+
+
+@pytest.mark.parametrize("linked", ["toolchains", "toolchains/python", "toolchains/python/key"])
+def test_a_link_where_a_project_install_goes_is_refused_and_where_it_points_kept(tmp_path: Path, linked: str) -> None:
+    """A project's `.ngixi/` may come with it: a link at toolchains/python made the build remove every directory
+    where it pointed but its own install."""
+    victim = tmp_path / "home"
+    (victim / "precious").mkdir(parents=True)
+    state = tmp_path / "project" / ".ngixi"
+    (state / linked).parent.mkdir(parents=True, exist_ok=True)
+    (state / linked).symlink_to(victim)
+    root = state / "toolchains" / "python" / "key"
+    with pytest.raises(ToolchainError, match=rf"^{state / linked}: is a symbolic link, where the build makes"):
+        installs.ensure_install(root, lambda place: None)
+    assert sorted(p.name for p in victim.iterdir()) == ["precious"]
+
+
+def test_a_shared_install_under_a_umask_of_000_makes_directories_no_one_else_may_change(tmp_path: Path) -> None:
+    """The folders above the install were made with the umask's mode alone: anyone's under 000, where another user
+    could swap the install for their own zig after it was checked (and the next build refused the place)."""
+    root = tmp_path / "cache" / "ngixi" / "toolchains" / "ziglang" / "0.17.0-key"
+    previous = os.umask(0)
+    try:
+        installs.ensure_shared_install(root, lambda place: (place / "zig").write_text("zig\n"))
+    finally:
+        os.umask(previous)
+    for made in (root.parent, root.parent.parent, tmp_path / "cache"):
+        assert made.stat().st_mode & 0o022 == 0, oct(made.stat().st_mode)
+    assert installs.ensure_shared_install(root, lambda place: None) == root
 
 
 def test_the_pinned_zig_is_one_per_user_version_and_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -98,6 +98,36 @@ def test_remove_refuses_a_layout_it_cannot_cut(tmp_path: Path) -> None:
         remove_key(inline, key_id_of(one))
 
 
+def test_removing_a_key_never_gives_another_key_its_text(tmp_path: Path) -> None:
+    """A `[[keys]]` line inside a multi-line comment was cut as the removed key's table: the rest of the file then
+    read differently, and the key kept took the removed one's comment as its own fields (every guest, native
+    code). Every other key stays exactly as it was, comments included, or nothing is written."""
+    kept, removed = new_public_key(), new_public_key()
+    kept_id, removed_id = key_id_of(kept), key_id_of(removed)
+    trust = tmp_path / "trust.toml"
+    trust.write_text(
+        f'[[keys]]\nid = "{kept_id}"\npublic_key = "{kept.to_base64().decode()}"\nchannels = ["dev"]\n'
+        f'comment = """\n[[keys]]\nid = "{removed_id}"\nx = \'\'\'\n"""\nguests = ["b"] # \'\'\'\n'
+        f'[[keys]]\nid = "{removed_id}"\npublic_key = "{removed.to_base64().decode()}"\nguests = ["a"]\n'
+        'channels = ["dev"]\ncomment = """\nguests = ["*"]\nnative_code = true\n# """\n'
+    )
+    before = listed_keys(trust)[0]
+    remove_key(trust, removed_id)
+    assert listed_keys(trust) == [before]
+    assert [(k.key_id, k.guests, k.native_code) for k in load_trust(trust).keys] == [(kept_id, ("b",), False)]
+
+
+def test_a_trust_file_link_that_loops_is_refused_in_one_line(tmp_path: Path) -> None:
+    link = tmp_path / "one.toml"
+    link.symlink_to(tmp_path / "two.toml")
+    (tmp_path / "two.toml").symlink_to(link)
+    refused = r"one\.toml: a symbolic link that never ends in a file \(a loop\)"
+    with pytest.raises(InvalidInput, match=refused):
+        add_key(link, new_public_key(), RELEASE_HELLO)
+    with pytest.raises(InvalidInput, match=refused):
+        remove_key(link, "AB")
+
+
 def test_a_public_key_file_that_is_not_one_is_named(tmp_path: Path) -> None:
     path = tmp_path / "key.pub"
     path.write_text("not a key\n")
