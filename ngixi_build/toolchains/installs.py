@@ -126,9 +126,12 @@ def _warn_once(message: str) -> None:
 
 
 def ensure_install(root: Path, install: Callable[[Path], None]) -> Path:
-    """Runs `install(root)` once for this root; concurrent callers wait for the first. Refused where the folders
-    it makes, removes and empties (`<state>/toolchains/<name>/<key>`) are symbolic links: a project's `.ngixi/`
-    may come with it, and a link there made the build remove the directories where it points."""
+    """Runs `install(root)` once for this root; concurrent callers wait for the first. An install this user's
+    build finished is used wherever a link leads to it (its stamp names its real place). Installing is refused
+    where the folders it makes, removes and empties (`<state>/toolchains/<name>/<key>`) are symbolic links: a
+    project's `.ngixi/` may come with it, and a link there made the build remove the directories where it points."""
+    if is_complete(root):
+        return root
     link = next((p for p in (root, root.parent, root.parent.parent) if p.is_symlink()), None)
     if link is not None:
         raise ToolchainError(

@@ -394,6 +394,20 @@ def test_a_link_where_a_project_install_goes_is_refused_and_where_it_points_kept
     assert sorted(p.name for p in victim.iterdir()) == ["precious"]
 
 
+def test_a_link_to_an_install_this_user_finished_is_used_and_nothing_beside_it_removed(tmp_path: Path) -> None:
+    """Projects that share another's installs (a link at toolchains/, as the suite's copies do) build with them:
+    only an install through a link is refused, not the use of one this user's build finished."""
+    finished = tmp_path / "home" / "toolchains" / "python" / "key"
+    installs.ensure_install(finished, lambda place: (place / "tool").mkdir())
+    (finished.parent / "other-version").mkdir()
+    state = tmp_path / "project" / ".ngixi"
+    state.mkdir(parents=True)
+    (state / "toolchains").symlink_to(tmp_path / "home" / "toolchains")
+    root = state / "toolchains" / "python" / "key"
+    assert installs.ensure_install(root, lambda place: pytest.fail("installed again")) == root
+    assert sorted(p.name for p in finished.parent.iterdir() if not p.name.startswith(".")) == ["key", "other-version"]
+
+
 def test_a_shared_install_under_a_umask_of_000_makes_directories_no_one_else_may_change(tmp_path: Path) -> None:
     """The folders above the install were made with the umask's mode alone: anyone's under 000, where another user
     could swap the install for their own zig after it was checked (and the next build refused the place)."""
