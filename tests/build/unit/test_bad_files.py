@@ -139,6 +139,20 @@ def test_the_build_sides_walks_pass_over_special_files(tmp_path: Path) -> None:
         refuse_secret_keys(tmp_path, files)
 
 
+def test_a_python_environment_by_any_name_is_not_source(tmp_path: Path) -> None:
+    """An author's `venv/` or `.venv-3.12/` (not .venv, not ignored by git) went into a release's clean copies and
+    its source digest: thousands of files, none of them the project's. (Outside git here: unit tests start no
+    process; git's list goes through the same filter.)"""
+    for environment in ("venv", "tools/.venv-3.12"):
+        (tmp_path / environment / "lib").mkdir(parents=True)
+        (tmp_path / environment / "pyvenv.cfg").write_text("home = /usr/bin\n")
+        (tmp_path / environment / "lib" / "site.py").write_text("")
+    (tmp_path / "guests" / "g").mkdir(parents=True)
+    (tmp_path / "guests" / "g" / "main.c").write_text("")
+    (tmp_path / "tools" / "gen.py").write_text("")
+    assert source_files(tmp_path) == [Path("guests/g/main.c"), Path("tools/gen.py")]  # as git's list is filtered
+
+
 def test_clean_removes_a_leftover_symlink_not_what_it_points_at(tmp_path: Path) -> None:
     project = Project(tmp_path)
     kept = tmp_path / "kept"
