@@ -70,7 +70,7 @@ CHANNEL: Channel = "release"
 _CHANGED = "no longer a readable regular file: the source tree changed during the release; run it again"
 _NOT_SOURCE = {".git", ".venv", ".ngixi", "artifacts", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
 # A Python environment (`venv/`, `.venv-3.12/`: any folder holding this file) is never source, by whatever name.
-PYTHON_ENVIRONMENT_MARKER = "pyvenv.cfg"
+_PYTHON_ENVIRONMENT_MARKER = "pyvenv.cfg"
 
 # (clean copy, key, sequence per guest to build) -> bundle file name -> bytes
 Builder = Callable[[Project, SigningKey, Mapping[str, int]], dict[str, bytes]]
@@ -141,7 +141,7 @@ def source_files(root: Path) -> list[Path]:
     else:
         found = (p.relative_to(root) for p in regular_files(root, enter=lambda name: name not in _NOT_SOURCE))
     kept = [p for p in found if not _NOT_SOURCE & set(p.parts) and p.as_posix() != HISTORY_FILE]
-    environments = {p.parent for p in kept if p.name == PYTHON_ENVIRONMENT_MARKER}
+    environments = {p.parent for p in kept if p.name == _PYTHON_ENVIRONMENT_MARKER}
     return sorted(p for p in kept if environments.isdisjoint(p.parents))
 
 
