@@ -437,3 +437,22 @@ def test_the_pinned_zig_is_one_per_user_version_and_platform(tmp_path: Path, mon
     installs.mark_complete(root)
     assert ziglang.zig_executable() == root / "ziglang" / "zig"
     assert ziglang.lib_dir(root / "ziglang" / "zig") == root / "ziglang" / "lib"
+
+
+def test_a_project_install_under_a_umask_of_000_is_no_one_elses_to_change(tmp_path: Path) -> None:
+    """Under a umask of 000 a project's install (npm's and pip's files) and the folders its lock made were anyone's:
+    another user could change the compiler the project's builds run."""
+    root = tmp_path / ".ngixi" / "toolchains" / "javascript" / "key"
+
+    def install(place: Path) -> None:
+        (place / "node_modules" / "asc").mkdir(parents=True)
+        (place / "node_modules" / "asc" / "asc.js").write_text("compile()\n")
+
+    previous = os.umask(0)
+    try:
+        installs.ensure_install(root, install)
+    finally:
+        os.umask(previous)
+    made = [root.parent, root.parent.parent, tmp_path / ".ngixi", *root.rglob("*"), root]
+    assert [p for p in made if p.stat().st_mode & 0o022] == []
+    assert os.umask(previous) == previous  # the umask is the caller's again
