@@ -253,7 +253,7 @@ def read_input_bytes(path: Path, *, what: str, limit: int = INPUT_FILE_LIMIT, ow
     except SpecialFileError as error:
         kind = stat.S_IFMT(error.status.st_mode)
     except OSError as error:
-        raise InvalidInput(f"{path}: cannot read {what}: {error.strerror}{_advice(error)}") from None
+        raise InvalidInput(f"{path}: cannot read {what}: {error.strerror}{advice(error)}") from None
     if kind != stat.S_IFREG:
         if kind == stat.S_IFDIR:
             os.close(descriptor)
@@ -283,7 +283,7 @@ _ADVICE = {
 }
 
 
-def _advice(error: OSError) -> str:
+def advice(error: OSError) -> str:
     """What to do about a file that could not be opened, where the error says."""
     advice = _ADVICE.get(error.errno or 0)
     return f"; {advice}" if advice else ""
