@@ -625,7 +625,10 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", type=Path)
     parser.add_argument("export", nargs="?", help="the export to call; omit for a command guest")
     parser.add_argument(
-        "args", nargs="*", help="arguments, converted to the declared types (after --, those that start with -)"
+        "args",
+        nargs="*",
+        default=[],  # else argparse lists it among the required arguments of a bare `ngixi run`
+        help="arguments, converted to the declared types (after --, those that start with -)",
     )
     parser.add_argument("--in-process", action="store_true", help="run in this process: faster, no isolation")
     parser.add_argument(
