@@ -394,6 +394,23 @@ def test_a_link_where_a_project_install_goes_is_refused_and_where_it_points_kept
     assert sorted(p.name for p in victim.iterdir()) == ["precious"]
 
 
+@pytest.mark.parametrize("linked", ["toolchain", f"toolchain/{toolchain.toolchain_key()}"])
+def test_a_link_where_the_assemblyscript_toolchain_goes_is_refused_and_where_it_points_kept(
+    tmp_path: Path, linked: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The AssemblyScript toolchain had an install loop of its own, without the refusal of links: a project that came
+    with `.ngixi/toolchain` linked to `../..` had its build remove every other folder there (the user's projects)."""
+    victim = tmp_path / "home"
+    (victim / "precious").mkdir(parents=True)
+    state = tmp_path / "project" / ".ngixi"
+    (state / linked).parent.mkdir(parents=True, exist_ok=True)
+    (state / linked).symlink_to(victim)
+    monkeypatch.setattr(toolchain, "_install", lambda made: (made.root / "env").mkdir())
+    with pytest.raises(ToolchainError, match=rf"^{state / linked}: is a symbolic link, where the build makes"):
+        toolchain.ensure_toolchain(state_dir=state)
+    assert sorted(p.name for p in victim.iterdir()) == ["precious"]
+
+
 def test_a_link_to_an_install_this_user_finished_is_used_and_nothing_beside_it_removed(tmp_path: Path) -> None:
     """Projects that share another's installs (a link at toolchains/, as the suite's copies do) build with them:
     only an install through a link is refused, not the use of one this user's build finished."""
