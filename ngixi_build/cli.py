@@ -48,6 +48,9 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 
 def cmd_release(args: argparse.Namespace) -> int:
+    from ngixi_build.workflows.release import release_guests
+
+    release_guests(chosen_project(args), args.guest)  # before the toolchain's install: a mistyped --guest at once
     chosen = [option for guest in args.guest for option in ("--guest", guest)]
     return _run_tasks(args, "release", *chosen, *(["--allow-dirty"] if args.allow_dirty else []))
 

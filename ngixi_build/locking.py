@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import open_lock_file
+from ngixi_runtime.files import make_directories, open_lock_file
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 def file_lock(path: Path, *, shared: bool = False, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
     """Holds a lock on `path` for the block; `on_wait` is called if another holder makes us wait."""
     mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_directories(path.parent, 0o755)
     try:
         descriptor = open_lock_file(path)
     except OSError as error:

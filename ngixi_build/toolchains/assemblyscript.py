@@ -24,7 +24,6 @@ from pathlib import Path
 
 import tomli
 
-from ngixi_build.locking import file_lock
 from ngixi_build.proc import run
 from ngixi_build.toolchains import installs
 from ngixi_runtime.errors import ToolchainError
@@ -164,7 +163,6 @@ def _install(toolchain: Toolchain) -> None:
         timeout=900,
     )
     _install_wasi_adapter(toolchain)
-    installs.mark_complete(toolchain.root)
 
 
 def _install_wasi_adapter(toolchain: Toolchain) -> None:
@@ -206,23 +204,8 @@ def _tar_file(archive: tarfile.TarFile, path: str) -> bytes:
 
 
 def ensure_toolchain(*, state_dir: Path) -> Toolchain:
-    """Installs the pinned toolchain once; concurrent callers wait for the first."""
+    """Installs the pinned toolchain once, as every project install is (`installs.ensure_install`: concurrent
+    callers wait for the first, earlier pins' installs go, and never through a link that came with the project)."""
     toolchain = toolchain_for(state_dir)
-    with file_lock(state_dir / "toolchain" / ".lock"):
-        if toolchain.complete:
-            return toolchain
-        installs.start_afresh(toolchain.root)
-        try:
-            _install(toolchain)
-        except BaseException:
-            shutil.rmtree(toolchain.root, ignore_errors=True)
-            raise
-        _remove_other_installs(toolchain)
+    installs.ensure_install(toolchain.root, lambda root: _install(Toolchain(root)))
     return toolchain
-
-
-def _remove_other_installs(current: Toolchain) -> None:
-    """Drops installs made for earlier pins; they are never used again."""
-    for directory in current.root.parent.iterdir():
-        if directory.is_dir() and directory != current.root:
-            shutil.rmtree(directory, ignore_errors=True)

@@ -25,7 +25,8 @@ import multiprocessing
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -141,17 +142,30 @@ def ensure_install(root: Path, install: Callable[[Path], None]) -> Path:
     with file_lock(root.parent / ".lock"):
         if is_complete(root):
             return root
-        start_afresh(root)
-        try:
-            install(root)
-        except BaseException:
-            shutil.rmtree(root, ignore_errors=True)
-            raise
-        mark_complete(root)
+        with _others_may_not_write():
+            start_afresh(root)
+            try:
+                install(root)
+            except BaseException:
+                shutil.rmtree(root, ignore_errors=True)
+                raise
+            mark_complete(root)
         for other in root.parent.iterdir():
             if other.is_dir() and other != root:
                 shutil.rmtree(other, ignore_errors=True)
     return root
+
+
+@contextmanager
+def _others_may_not_write() -> Iterator[None]:
+    """The block's new files and folders (npm's, pip's) without write access for group and others, whatever the
+    umask: under 000 or 002 another user could change an install the project's builds then run."""
+    previous = os.umask(0o022)
+    os.umask(previous | 0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 def ensure_shared_install(root: Path, install: Callable[[Path], object]) -> Path:

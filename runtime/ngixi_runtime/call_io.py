@@ -13,10 +13,11 @@ from __future__ import annotations
 import base64
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
+from ngixi_runtime.capabilities.component import text_positions
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import write_atomic
 from ngixi_runtime.guest.data import MAX_JSON_DEPTH, BeyondJsonLimits, NumberBeyondADouble, kind_word, read_json
@@ -59,16 +60,17 @@ def call_export(
         raise InvalidInput(f"{what}: the guest reads standard input itself ([capabilities.stdin]): use --input @FILE")
     data = None if input_spec is None else read_input(input_spec, limit=manifest.limits.input_bytes, what=what)
     if manifest.guest.type.is_component:  # JSON arguments, checked against the component's WIT by the engine
-        return tenant.call(declared.name, json_arguments(arguments, what=what, types=declared.params), input=data)
+        texts = tenant.text_parameters(declared.name) if declared.from_wit else text_positions(declared.params)
+        return tenant.call(declared.name, json_arguments(arguments, what=what, texts=texts), input=data)
     return tenant.call(declared.name, parse_arguments(declared, arguments, guest=guest), input=data)
 
 
-def json_arguments(raw: Sequence[str], *, what: str, types: Sequence[str] = ()) -> tuple[Any, ...]:
+def json_arguments(raw: Sequence[str], *, what: str, texts: Collection[int] = frozenset()) -> tuple[Any, ...]:
     """Command-line arguments of a typed (component) export: each one JSON, else taken as a string.
 
     So `analyze "two words"` passes the text as it is, `add 2 3` numbers, `tag '{"name": "x"}'` a record;
-    a JSON string (`'"3"'`) passes text that would otherwise read as JSON. An argument whose declared WIT type
-    (`types`, the manifest's params) is `string` is its text unless it is a JSON string: `greet 42` passes "42".
+    a JSON string (`'"3"'`) passes text that would otherwise read as JSON. An argument whose WIT type is `string`
+    (its position, from 1, in `texts`) is its text unless it is a JSON string: `greet 42` passes "42".
     JSON past the fixed limits of call data (nested more than MAX_JSON_DEPTH deep, a number beyond a double's
     range) is refused, not taken as text.
     """
@@ -77,18 +79,14 @@ def json_arguments(raw: Sequence[str], *, what: str, types: Sequence[str] = ()) 
         try:
             value = read_json(text)
         except BeyondJsonLimits as error:
-            if _declared(types, position) != "string":
+            if position not in texts:
                 raise InvalidInput(f"{what}: argument {position} is {error}; {_within_limits(error, text)}") from None
             value = text
         except ValueError:
             value = text
-        is_text = _declared(types, position) == "string" and not isinstance(value, str)
+        is_text = position in texts and not isinstance(value, str)
         values.append(text if is_text else value)
     return tuple(values)
-
-
-def _declared(types: Sequence[str], position: int) -> str | None:
-    return types[position - 1].strip() if position <= len(types) else None
 
 
 def _within_limits(error: BeyondJsonLimits, text: str) -> str:

@@ -106,6 +106,14 @@ def trusted_keys(args: argparse.Namespace) -> TrustStore:
     return _chosen_trust(args, trust_file(args))
 
 
+def _check_bundle_path(path: Path) -> None:
+    """A path that names no bundle file is told first, before any trust file is looked for: a mistyped path is
+    the likelier mistake, and "no trust file" would send the user the wrong way."""
+    from ngixi_runtime.bundles.reader import open_bundle_file
+
+    os.close(open_bundle_file(path))
+
+
 def _chosen_trust(args: argparse.Namespace, path: Path) -> TrustStore:
     """The keys the trust file `trust_file(args)` chose trusts, scoped as a found project's dev trust file is."""
     from ngixi_runtime.trust.project_trust import chosen_trust
@@ -313,6 +321,7 @@ def _run(args: argparse.Namespace) -> CallResult:
         from ngixi_runtime.loading.tenants import CallFailed, check_tenant_id, open_tenant
 
     check_tenant_id(args.tenant, given_as="--tenant")
+    _check_bundle_path(args.bundle)
     trust = trust_file(args)
     policy = _policy(args.policy) if args.policy else None
     argv = [a for a in (args.export, *args.args) if a is not None]
@@ -438,6 +447,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from ngixi_runtime.bundles.reader import read_bundle
     from ngixi_runtime.loading.loader import check_guest_code
 
+    _check_bundle_path(args.bundle)
     chosen = trust_file(args)
     bundle = read_bundle(args.bundle, _chosen_trust(args, chosen), rollback=_rollback_guard(args, chosen))
     check_guest_code(bundle)
@@ -457,6 +467,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         verified_manifest,
     )
 
+    _check_bundle_path(args.bundle)
     bundle = read_bundle(args.bundle, trusted_keys(args))
     world = bundle_world(bundle)  # a component guest's; None for a core guest
     engine = guest_engine(verified_manifest(bundle), args.engine, bundle.index.artifact_engines)
@@ -614,7 +625,10 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", type=Path)
     parser.add_argument("export", nargs="?", help="the export to call; omit for a command guest")
     parser.add_argument(
-        "args", nargs="*", help="arguments, converted to the declared types (after --, those that start with -)"
+        "args",
+        nargs="*",
+        default=[],  # else argparse lists it among the required arguments of a bare `ngixi run`
+        help="arguments, converted to the declared types (after --, those that start with -)",
     )
     parser.add_argument("--in-process", action="store_true", help="run in this process: faster, no isolation")
     parser.add_argument(

@@ -253,7 +253,7 @@ def read_input_bytes(path: Path, *, what: str, limit: int = INPUT_FILE_LIMIT, ow
     except SpecialFileError as error:
         kind = stat.S_IFMT(error.status.st_mode)
     except OSError as error:
-        raise InvalidInput(f"{path}: cannot read {what}: {error.strerror}") from None
+        raise InvalidInput(f"{path}: cannot read {what}: {error.strerror}{advice(error)}") from None
     if kind != stat.S_IFREG:
         if kind == stat.S_IFDIR:
             os.close(descriptor)
@@ -273,6 +273,20 @@ def read_input_bytes(path: Path, *, what: str, limit: int = INPUT_FILE_LIMIT, ow
     if len(data) > limit:
         raise InvalidInput(f"{path}: over {limit} bytes, too large for {what}")
     return data
+
+
+_ADVICE = {
+    errno.ENOENT: "name an existing file",
+    errno.ENOTDIR: "name an existing file",
+    errno.EACCES: "let this user read it, or name another",
+    errno.ELOOP: "its symbolic links loop; name the file itself",
+}
+
+
+def advice(error: OSError) -> str:
+    """What to do about a file that could not be opened, where the error says."""
+    advice = _ADVICE.get(error.errno or 0)
+    return f"; {advice}" if advice else ""
 
 
 def _public_and_fixed(status: os.stat_result) -> bool:

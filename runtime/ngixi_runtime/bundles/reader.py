@@ -22,6 +22,7 @@ import blake3
 import tomli
 
 from ngixi_runtime.errors import InvalidInput, VerificationError
+from ngixi_runtime.files import advice
 from ngixi_runtime.guest.manifest import Manifest, manifest_from_table
 from ngixi_runtime.kept import Kept
 from ngixi_runtime.records import NamedTuple
@@ -685,7 +686,7 @@ def _read_errors(path: Path | str) -> Iterator[None]:
     try:
         yield
     except OSError as error:
-        raise InvalidInput(f"{path}: cannot read the bundle: {error.strerror}") from None
+        raise InvalidInput(f"{path}: cannot read the bundle: {error.strerror}{advice(error)}") from None
 
 
 @contextmanager

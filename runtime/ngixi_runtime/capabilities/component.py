@@ -62,6 +62,12 @@ def wit_signature(types: WitTypes) -> str:
     return f"({', '.join(types[0])}) -> ({', '.join(types[1])})"
 
 
+def text_positions(params: Sequence[str]) -> frozenset[int]:
+    """Which of a function's parameters (counted from 1) are WIT `string`s: there a command-line argument is its
+    text."""
+    return frozenset(position for position, wit in enumerate(params, start=1) if wit.strip() == "string")
+
+
 def run_export(info: ComponentInfo) -> str | None:
     """A command component's `wasi:cli/run` function, as `wasi:cli/run@0.2.12#run`."""
     return next((name for name in info.exports if re.match(RUN_EXPORT, name)), None)

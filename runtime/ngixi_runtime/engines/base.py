@@ -91,6 +91,10 @@ class EngineInstance(Protocol):
 
     def call(self, export: str, args: Sequence[Number]) -> tuple[Number, ...]: ...
 
+    def text_parameters(self, export: str) -> frozenset[int]:
+        """Which of a component export's parameters (from 1) are WIT strings; none for a core module's."""
+        ...
+
 
 class PreparedModule(Protocol):
     """A compiled or deserialized module, not yet instantiated; `info` is what that code imports and exports."""

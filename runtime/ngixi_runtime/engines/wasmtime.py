@@ -461,6 +461,9 @@ class WasmtimeInstance:
             raise GuestError(f"{self.guest}: its export `memory` is not a memory")
         self.memory = WasmtimeMemory(memory, store, self.guest)
 
+    def text_parameters(self, export: str) -> frozenset[int]:
+        return frozenset()  # a core function's parameters are numbers
+
     def call(self, export: str, args: Sequence[Number]) -> tuple[Number, ...]:
         function = self._functions.get(export) or self._function(export)
         return call_within_deadline(self._store, self._deadline, export, lambda: function(self._store, args))

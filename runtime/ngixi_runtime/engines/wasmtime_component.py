@@ -20,7 +20,7 @@ import wasmtime
 import wasmtime.component as wc
 
 from ngixi_runtime.capabilities.base import ComponentFunction
-from ngixi_runtime.capabilities.component import ComponentInfo, WasiSetup, run_export
+from ngixi_runtime.capabilities.component import ComponentInfo, WasiSetup, run_export, text_positions
 from ngixi_runtime.capabilities.context import GuestExit
 from ngixi_runtime.engines.base import START_TRAPPED, RunLimits
 from ngixi_runtime.engines.wasmtime import (
@@ -187,13 +187,14 @@ class ComponentInstance:
         store: wasmtime.Store,
         deadline: Deadline,
         wasi: tuple[WasiSetup, _StdioWriters] | None,
-        run: str | None = None,
+        info: ComponentInfo,
     ) -> None:
         self._instance: wc.Instance | None = instance
         self._store = store
         self._deadline = deadline
         self._wasi = wasi
-        self._run = run  # a command's `wasi:cli/run@…#run`, which `_start` calls
+        self._run = run_export(info)  # a command's `wasi:cli/run@…#run`, which `_start` calls
+        self._exports = info.exports
         self._typed: dict[str, tuple[wc.Func, TypedFunction]] = {}
         self.memory = SealedMemory()
         if wasi is not None:
@@ -222,6 +223,10 @@ class ComponentInstance:
         function, typed = self._typed_function(self._instance, export)
         lowered = lower_arguments(f"{self._deadline.guest}: {export}", typed, args)
         return self._within_deadline(export, lambda: lift_result(typed, function(self._store, *lowered)))
+
+    def text_parameters(self, export: str) -> frozenset[int]:
+        params, _ = self._exports.get(export, ((), ()))
+        return text_positions(params)
 
     def _typed_function(self, instance: wc.Instance, export: str) -> tuple[wc.Func, TypedFunction]:
         """An export and its types, read on its first call."""
@@ -373,6 +378,4 @@ def instantiate(
         if cause is not None:
             raise GuestError(f"{guest}: {START_TRAPPED}: {cause}", named_frames=named_frames(error)) from None
         raise NgixiError(f"{guest}: cannot load the guest: {_memory_hint(first_line(error), limits)}") from None
-    return ComponentInstance(
-        instance, store, deadline, None if wasi is None else (wasi, writers), run_export(prepared.info)
-    )
+    return ComponentInstance(instance, store, deadline, None if wasi is None else (wasi, writers), prepared.info)

@@ -172,6 +172,7 @@ class IsolatedTenant:
         self._lock = threading.Lock()
         self.origin = ""
         self.compiled = False
+        self._text_params: dict[str, frozenset[int]] = {}
 
     @property
     def pid(self) -> int | None:
@@ -206,6 +207,7 @@ class IsolatedTenant:
             raise error_with_exit_code(message, int(reply.get("exit_code", NgixiError.exit_code)))
         self.origin = str(reply["origin"])
         self.compiled = bool(reply["compiled"])
+        self._text_params = {name: frozenset(positions) for name, positions in reply["text_params"].items()}
         return child
 
     def _refused(self, export: str, problem: str) -> InvalidInput:
@@ -244,6 +246,10 @@ class IsolatedTenant:
         if not reply.ok:
             raise CallFailed(str(reply.error), outcome=reply.outcome, result=result)
         return result
+
+    def text_parameters(self, export: str) -> frozenset[int]:
+        self.start()
+        return self._text_params.get(export, frozenset())
 
     def run(self) -> CallResult:
         return self.call("_start", ())
@@ -389,9 +395,16 @@ class IsolatedTenant:
 
 # The fields of a child's last start-up answer, by whether it started, and their types.
 _START_FIELDS: dict[bool, dict[str, type]] = {
-    True: {"ok": bool, "origin": str, "compiled": bool},
+    True: {"ok": bool, "origin": str, "compiled": bool, "text_params": dict},
     False: {"ok": bool, "error": str, "exit_code": int},
 }
+
+
+def _positions_by_name(texts: Mapping[Any, Any]) -> bool:
+    return all(
+        type(name) is str and type(positions) is list and all(type(p) is int and p > 0 for p in positions)
+        for name, positions in texts.items()
+    )
 
 
 def _start_reply_problem(reply: Mapping[str, Any]) -> str | None:
@@ -401,7 +414,9 @@ def _start_reply_problem(reply: Mapping[str, Any]) -> str | None:
     if not fields or any(type(reply[name]) is not fields.get(name) for name in reply):
         return "its start-up answer is not what the protocol allows"
     if ok and len(reply) != len(fields):
-        return "its start-up answer lacks the code's origin"
+        return "its start-up answer lacks a field the protocol requires"
+    if ok and not _positions_by_name(reply["text_params"]):
+        return "its start-up answer's text parameters are not positions by export"
     if not ok and reply.get("exit_code", NgixiError.exit_code) not in ERROR_EXIT_CODES:
         return "its start-up answer's exit code is not an error's"
     return None

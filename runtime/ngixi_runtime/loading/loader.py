@@ -249,6 +249,10 @@ class Guest:
         """Whether only the thread that loaded it may call it."""
         return self._instance.thread_bound
 
+    def text_parameters(self, export: str) -> frozenset[int]:
+        """Which of a component export's parameters (from 1) its WIT types as strings."""
+        return self._instance.text_parameters(export)
+
     def close(self) -> None:
         """Closes the guest's open files and database; the guest must not be called after this."""
         self._context.close()

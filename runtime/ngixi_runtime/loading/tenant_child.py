@@ -256,6 +256,12 @@ def _open(request: dict[str, Any], replies: int, stdio: _StdioToParent) -> Guest
     )
 
 
+def _texts(guest: Guest) -> dict[str, list[int]]:
+    """Which parameters of each declared export are WIT strings (`Tenant.text_parameters`), where any are."""
+    exports = (declared.name for declared in guest.manifest.exports)
+    return {name: sorted(texts) for name in exports if (texts := guest.text_parameters(name))}
+
+
 def serve(requests: int, replies: int) -> None:
     """Opens the guest the first request names, then answers calls until `requests` ends (descriptors)."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file of the guest's memory or the host's secrets
@@ -267,7 +273,7 @@ def serve(requests: int, replies: int) -> None:
     except NgixiError as error:
         _send(replies, {"ok": False, "error": str(error), "exit_code": error.exit_code})
         return
-    _send(replies, {"ok": True, "origin": guest.origin, "compiled": guest.compiled})
+    _send(replies, {"ok": True, "origin": guest.origin, "compiled": guest.compiled, "text_params": _texts(guest)})
     _limit_memory(guest)
     budget = _CpuBudget(guest.manifest.limits.timeout_ms)
     answered = False

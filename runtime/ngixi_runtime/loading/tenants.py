@@ -105,6 +105,11 @@ class Tenant(Protocol):
 
     def call(self, export: str, args: Sequence[Any] = (), *, input: DataValue | None = None) -> CallResult: ...
 
+    def text_parameters(self, export: str) -> frozenset[int]:
+        """Which of a component export's parameters (from 1) its WIT types as strings: where the command line's
+        argument is its text."""
+        ...
+
     def run(self) -> CallResult: ...
 
     def close(self) -> None: ...
@@ -136,6 +141,9 @@ class InProcessTenant:
                 return measure(self._guest, export, args, data)
             with _watched(self._watchdog, self.manifest, export):
                 return measure(self._guest, export, args, data)
+
+    def text_parameters(self, export: str) -> frozenset[int]:
+        return self._guest.text_parameters(export)
 
     def run(self) -> CallResult:
         return self.call("_start")

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.printable import clipped
 from ngixi_runtime.records import NamedTuple
 
 ExternKind = Literal["func", "table", "memory", "global", "tag"]
@@ -569,8 +570,7 @@ def _shown(value: object) -> str:
     """A value in a refusal, short: an integer of more digits than Python writes is told by its size."""
     if isinstance(value, int) and value.bit_length() > 128:
         return f"an integer of {value.bit_length()} bits"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return clipped(repr(value), 40)
 
 
 def nearest_f32(value: float) -> float | None:

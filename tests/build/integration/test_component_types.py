@@ -246,9 +246,19 @@ def test_the_cli_takes_json_arguments_and_prints_json_results(project: Path) -> 
     assert json.loads(floats.stdout)["values"] == [["Infinity", "NaN"]]  # JSON has no NaN: a string, as accepted
 
 
+def test_an_argument_the_components_wit_types_as_a_string_is_its_text(project: Path) -> None:
+    """`echostr` leaves its types to the WIT (no params in the manifest): `echostr 3` was refused ("expects a
+    string, got 3") though `greet 3` passes "3" where the manifest declares `params = ["string"]`. The tenant
+    says which parameters its component types as strings, isolated or in this process."""
+    for where in ((), ("--in-process",)):
+        assert run(project, "ngixi", "run", *where, BUNDLE, "echostr", "3").stdout == '"3"\n'
+        assert run(project, "ngixi", "run", *where, BUNDLE, "echostr", "null").stdout == '"null"\n'
+        assert run(project, "ngixi", "run", *where, BUNDLE, "echostr", '"4"').stdout == '"4"\n'
+
+
 def test_the_cli_refuses_a_bad_argument_in_one_line(project: Path) -> None:
-    refused = run(project, "ngixi", "run", BUNDLE, "echostr", "3", check=False)
-    assert (refused.returncode, refused.stderr) == (2, "ngixi: error: typed: echostr's v expects a string, got 3\n")
+    refused = run(project, "ngixi", "run", BUNDLE, "echobytes", "3", check=False)
+    assert (refused.returncode, refused.stderr) == (2, "ngixi: error: typed: echobytes's v expects a list<u8>, got 3\n")
     wrapped = run(project, "ngixi", "run", BUNDLE, "ints", "1", "2", "3", "4", "5", str(2**31), check=False)
     assert "ints's f expects an s32, got 2147483648 (out of range: s32 is -2147483648 to 2147483647)" in wrapped.stderr
     assert "Traceback" not in refused.stderr + wrapped.stderr

@@ -444,7 +444,13 @@ def test_an_unknown_guest_to_release_is_named(project: Project, release_keys: Ke
     refused = run(
         project.root, "doit", "release", "--guest", "helo", check=False, env=release_env(release_keys, "9.0.0")
     )
-    assert "--guest[0]: no guest 'helo'; did you mean \"hello\"?" in refused.stdout, refused.stdout
+    assert "--guest helo: no guest 'helo'; did you mean \"hello\"?" in refused.stdout, refused.stdout
+    # `ngixi release` says so before any task runs (it named the field `--guest[0]`, after the toolchain's task)
+    direct = run(
+        project.root, "ngixi", "release", "--guest", "helo", check=False, env=release_env(release_keys, "9.0.0")
+    )
+    expected = "ngixi: error: --guest helo: no guest 'helo'; did you mean \"hello\"?\n"
+    assert (direct.returncode, direct.stdout, direct.stderr) == (2, "", expected)
 
 
 def test_a_published_tag_is_immutable_unless_forced(

@@ -94,6 +94,8 @@ def test_ngixi_task_commands_take_every_option_their_doit_task_does(
     """`ngixi release --guest hello` was refused ("unrecognized arguments") though README's `doit release --guest
     hello` chooses the guests: `ngixi release` is doit's task run without a dodo.py, and it took none of its options."""
     (tmp_path / "pyproject.toml").write_text("[tool.ngixi]\n")
+    (tmp_path / "guests" / "g" / "assembly").mkdir(parents=True)
+    (tmp_path / "guests" / "g" / "assembly" / "index.ts").write_text("export function f(): void {}\n")
     made = declare(Project(tmp_path))[f"task_{task}"]()
     declared = [made] if isinstance(made, dict) else list(made)
     options = [f"--{param['long']}" for each in declared for param in each.get("params", [])]

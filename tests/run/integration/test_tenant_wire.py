@@ -38,7 +38,7 @@ from ngixi_runtime.loading import tenant_wire as wire
 from ngixi_runtime.loading.tenants import empty_result
 incoming = wire.Incoming(0)
 wire.read_control(incoming, limit=1 << 30)
-wire.write_all(1, [wire.control_frame({"ok": True, "origin": "stand-in", "compiled": False})])
+wire.write_all(1, [wire.control_frame({"ok": True, "origin": "stand-in", "compiled": False, "text_params": {}})])
 while (request := wire.read_call(incoming)) is not None:
     header, *sections = wire.reply_frame(empty_result("ok"))
     fields = list(wire.REPLY.unpack(header))

@@ -277,3 +277,10 @@ def test_run_json_stays_one_document_when_interrupted_while_printing_it(
     argv = ["run", "--json", "--in-process", str(bundle), "add", "2", "3", "--trust", str(keys.trust)]
     assert main(argv) == 130
     assert capsys.readouterr().out == '{"ok": true,'
+
+
+def test_a_bare_run_names_only_the_bundle_as_required(capsys: pytest.CaptureFixture[str]) -> None:
+    """`ngixi run` alone said "the following arguments are required: bundle, args", though arguments are optional."""
+    with pytest.raises(SystemExit):
+        main(["run"])
+    assert capsys.readouterr().err.endswith("ngixi run: error: the following arguments are required: bundle\n")

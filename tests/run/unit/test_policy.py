@@ -411,3 +411,15 @@ def test_http_methods_left_at_their_default_are_said_to_be_the_default(tmp_path:
     assert load_policy(policy).exceeded(manifest) == [
         f'capabilities.http.methods[0]: "GET"{DEFAULT} is not allowed by the policy (it allows: HEAD)'
     ]
+
+
+def test_a_policy_file_that_cannot_be_opened_is_refused_saying_what_to_do(tmp_path: Path) -> None:
+    """`--policy /missing` said "cannot read the policy: No such file or directory", and no more."""
+    with pytest.raises(InvalidInput, match=r"/missing\.toml: cannot read the policy: .*; name an existing file$"):
+        load_policy(tmp_path / "missing.toml")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(InvalidInput, match=r"file/policy\.toml: .*Not a directory; name an existing file$"):
+        load_policy(tmp_path / "file" / "policy.toml")
+    (tmp_path / "loop.toml").symlink_to("loop.toml")
+    with pytest.raises(InvalidInput, match=r"loop\.toml: .*; its symbolic links loop; name the file itself$"):
+        load_policy(tmp_path / "loop.toml")

@@ -75,7 +75,12 @@ def tenant(
         [{"ok": False, "error": ["refused"]}],
         [{"ok": [1]}],
         [{"instantiating": True}, {"instantiating": True}],
-        [{"ok": True, "origin": "x", "compiled": False, "more": 1}],
+        [{"ok": True, "origin": "x", "compiled": False, "text_params": {}, "more": 1}],
+        [{"ok": True, "origin": "x", "compiled": False}],
+        [{"ok": True, "origin": "x", "compiled": False, "text_params": []}],
+        [{"ok": True, "origin": "x", "compiled": False, "text_params": {"f": [0]}}],
+        [{"ok": True, "origin": "x", "compiled": False, "text_params": {"f": [True]}}],
+        [{"ok": True, "origin": "x", "compiled": False, "text_params": {"f": 1}}],
     ],
 )
 def test_a_malformed_start_up_answer_stops_the_child_as_crashed(
@@ -90,9 +95,11 @@ def test_a_malformed_start_up_answer_stops_the_child_as_crashed(
 def test_a_well_formed_answer_starts_or_refuses(
     monkeypatch: pytest.MonkeyPatch, spawned: list[_StandInProcess]
 ) -> None:
-    started = tenant(monkeypatch, spawned, [{"instantiating": True}, {"ok": True, "origin": "o", "compiled": True}])
+    answer = {"ok": True, "origin": "o", "compiled": True, "text_params": {"greet": [1, 3]}}
+    started = tenant(monkeypatch, spawned, [{"instantiating": True}, answer])
     started.start()
     assert (started.origin, started.compiled) == ("o", True)
+    assert (started.text_parameters("greet"), started.text_parameters("add")) == (frozenset({1, 3}), frozenset())
     started._stop(started._child)  # type: ignore[arg-type]
     refused = tenant(monkeypatch, spawned, [{"ok": False, "error": "no trust", "exit_code": 3}])
     with pytest.raises(NgixiError, match="no trust") as failed:

@@ -15,6 +15,7 @@ import wasmtime
 import wasmtime.component as wc
 
 from ngixi_runtime.call_io import json_arguments
+from ngixi_runtime.capabilities.component import text_positions
 from ngixi_runtime.engines.wit_values import TypedFunction, lift, lower_arguments
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.wit_json import TooDeepForTheWire, from_wire, shown, to_json, to_wire
@@ -260,8 +261,8 @@ def test_a_command_line_argument_declared_a_string_is_its_text() -> None:
     """`ngixi run greet.ngx greet 3.12` (`params = ["string"]`, as `ngixi new` writes it) was refused: "greet's arg0
     expects a string, got 3.12", as was `greet true` or `greet null`; text cannot mean anything else there."""
     raw = ["3.12", "true", "null", '"quoted"', "[" * 600 + "]" * 600, "2", "two words"]
-    types = ("string", "string", " string ", "string", "string", "u8")
-    assert json_arguments(raw, what="g: f", types=types) == (
+    texts = text_positions(("string", "string", " string ", "string", "string", "u8"))
+    assert json_arguments(raw, what="g: f", texts=texts) == (
         "3.12",
         "true",
         "null",
