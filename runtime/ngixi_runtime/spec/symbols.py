@@ -64,7 +64,7 @@ def rust_path(name: str) -> str:
             return _V0(name).symbol()
         if name.startswith(("_ZN", "__ZN")):
             return _legacy(name)
-    except (_Unreadable, IndexError, ValueError):
+    except (_Unreadable, IndexError, ValueError, OverflowError):  # a part cut short, a number out of range
         return name
     return name
 

@@ -49,10 +49,14 @@ def test_a_mangled_name_reads_as_rust_writes_its_path(mangled: str, path: str) -
 
 @pytest.mark.parametrize(
     "name",
-    ["main", "__main_void", "_ZN3abc", "_ZN3fooEx", "_R", "_RZ", "_RB_", "_RNvB_3foo", "_R0NvC1a1f"],
+    [
+        *("main", "__main_void", "_ZN3abc", "_ZN3fooEx", "_ZN99999999999999999999aE", "_R", "_RZ", "_RB_"),
+        *("_RNvB_3foo", "_R0NvC1a1f", f"_RINvC1a1fKc{'f' * 20}_E", "_RINvC1a1fKc110000_E"),
+    ],
 )
 def test_a_name_that_mangles_no_rust_path_stays_as_it_is(name: str) -> None:
-    """C's names, cut or damaged names, a backref that points forward or at itself, an unknown encoding version."""
+    """C's names, cut or damaged names, a backref that points forward or at itself, an unknown encoding version, a
+    char constant beyond Unicode."""
     assert rust_path(name) == name
 
 
