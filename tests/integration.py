@@ -27,7 +27,7 @@ BUILD_BIN = BIN if (BIN / "doit").exists() else REPO / ".venv" / "bin"
 # 2,900 files a copied project would carry into each release's clean copies).
 _NOT_COPIED = {".venv", ".venv-loader", ".ngixi", "artifacts", ".git", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
 _NOT_COPIED |= {"__pycache__"}
-_NOT_COPIED |= {"wasi-testsuite"}  # the vendored conformance tests, which no project copy needs
+_NOT_COPIED |= {"wasi-testsuite", "rust-programs"}  # vendored .wasm test data, which no project copy needs
 # The JavaScript and Python samples take minutes to build and precompile: only the tests of those
 # languages (test_language_components.py) copy them.
 LANGUAGE_COMPONENTS = ("counter-js", "counter-python")

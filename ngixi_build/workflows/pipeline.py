@@ -147,11 +147,14 @@ def validate(project: Project, guest: str) -> None:
 
 
 def undeclared_exports(manifest: Manifest, wasm_path: Path) -> list[str]:
-    """A core guest's exported functions its manifest does not declare (`_`-prefixed runtime helpers aside)."""
+    """A core guest's exported functions its manifest does not declare (`_`-prefixed runtime helpers aside, and a
+    command's `main`: the function its `_start` calls, which Rust 1.63's wasm32-wasi programs export)."""
     if manifest.guest.type.is_component:
         return []
     info = read_module_info(wasm_path.read_bytes(), source=str(wasm_path))
     declared = {e.name for e in manifest.exports}
+    if manifest.guest.type.kind == "command":
+        declared.add("main")
     return sorted(e.name for e in info.exports if e.kind == "func" and e.name not in declared and e.name[:1] != "_")
 
 

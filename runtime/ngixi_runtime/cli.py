@@ -269,7 +269,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Out of the try: --json's one document has begun, and what ends the run while it is written (Ctrl-C, a write
     # that fails) is told on stderr alone, never as a second document after part of the first.
     _show(result, as_json=args.json, output_file=args.output)
-    return process_exit_code(result.exit_code or 0)
+    code = result.exit_code or 0
+    if process_exit_code(code) != code:  # Rust's process::exit(-1) is proc_exit(4294967295)
+        print(f"note: the guest exited with status {code}, outside 0-255: ngixi run exits 1", file=sys.stderr)
+    return process_exit_code(code)
 
 
 def _run_isolating(args: argparse.Namespace) -> CallResult:

@@ -316,11 +316,13 @@ class Guest:
         message = aborted or str(error)
         if not (error.frames or error.named_frames) or self._wasm is None:
             return GuestError(message, outcome=error.outcome, frames=error.frames)
-        from ngixi_runtime.spec.sourcemap import ABORT_FUNCTION
+        from ngixi_runtime.spec.sourcemap import ABORT_FUNCTION, is_panic
 
-        innermost = function_of(error.named_frames[0][0]) if error.named_frames else None
-        if not aborted and error.outcome == "trap" and innermost == ABORT_FUNCTION:  # C's abort(), on purpose
+        names = [function_of(name) for name, _ in error.named_frames]
+        if not aborted and error.outcome == "trap" and names[:1] == [ABORT_FUNCTION]:  # C's abort(), on purpose
             message = f"{self.manifest.guest.name}: {export} aborted"
+        elif not aborted and error.outcome == "trap" and is_panic(names):  # Rust's panic, its message on stderr
+            message = f"{self.manifest.guest.name}: {export} panicked"
         try:
             wasm = self._wasm()
         except NgixiError:  # the bundle is closed (an in-process load from an artifact): the engine's names

@@ -95,6 +95,10 @@ _TENANT_CHARACTERS = _TENANT_FIRST | {"-", "_"}
 # How long after limits.timeout_ms the watchdog of a component waiting in Wasmtime's WASI ends the process: a guest
 # still in its own code is ended by Wasmtime's deadline first, with the timeout as the call's outcome.
 _HOST_WAIT_GRACE = 1.0  # seconds
+# How long after limits.timeout_ms the watchdog of a guest on an engine that cannot interrupt it ends the process: a
+# host function that waits until the call's deadline (a sleep in poll_oneoff, kv's lock, an HTTP request) ends the call
+# itself then, with the timeout as the call's outcome; the watchdog stopped the process at that same moment.
+_HOST_RETURN_GRACE = 0.25  # seconds
 DEFAULT_TENANT = "default"
 
 
@@ -177,7 +181,7 @@ def _watched(watchdog: ProcessWatchdog, manifest: Manifest, what: str) -> Abstra
             "(without --in-process)"
         )
     else:
-        seconds = timeout / 1000
+        seconds = timeout / 1000 + _HOST_RETURN_GRACE
         why = (
             "its engine cannot interrupt a guest in this process, so the process was stopped: run it isolated "
             "(without --in-process) or on wasmtime"

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 
 from ngixi_runtime.printable import printable
 from ngixi_runtime.records import NamedTuple
+from ngixi_runtime.spec.symbols import rust_path
 from ngixi_runtime.spec.wasm import custom_sections, function_bodies, placed_core_modules
 
 SOURCE_MAP_SECTION = "ngixi:source-map"
@@ -22,10 +23,19 @@ SOURCE_MAP_SECTION = "ngixi:source-map"
 # with std's parts that call it, so that a Zig panic's trap names the guest's function that panicked.
 LIBRARY_PREFIXES = ("~lib/", "ngixi.", "debug.FullPanic(", "debug.panicExtra")
 # Functions of a language's runtime that a trap passes through on the guest's behalf, never the guest's place: C's
-# abort and its callers in wasi-libc (a failed assert, a stack protector), Rust's standard library and panic machinery.
-_RUNTIME_FUNCTIONS = frozenset({"abort", "__assert_fail", "__stack_chk_fail", "__chk_fail", "rust_panic"})
-_RUNTIME_PREFIXES = tuple(f"{lt}{crate}::" for lt in ("", "<") for crate in ("core", "std", "alloc", "panic_abort"))
-_RUNTIME_PREFIXES += ("__rust_",)
+# abort and its callers in wasi-libc (a failed assert, a stack protector), the memory functions a guest's copy past the
+# memory's end or onto an overflowed stack traps in (its caller is the place to look), Rust's standard library and
+# panic machinery (its names as `rust_path` reads them: rustc's name sections keep them mangled).
+_RUNTIME_FUNCTIONS = frozenset(
+    {"abort", "__assert_fail", "__stack_chk_fail", "__chk_fail", "memcpy", "memmove", "memset"}
+    | {"rust_panic", "rust_begin_unwind", "rust_oom"}
+)
+_RUNTIME_PREFIXES = tuple(
+    f"{lt}{crate}::" for lt in ("", "<") for crate in ("core", "std", "alloc", "panic_abort", "__rustc")
+)
+_RUNTIME_PREFIXES += ("__rust_", "__rdl_", "__rg_")
+# The functions a Rust panic passes through (`panic = "abort"`, wasm32-wasi's), by the last part of their path.
+_PANIC_FUNCTIONS = frozenset({"rust_begin_unwind", "rust_panic", "__rust_start_panic"})
 # The modules of a component that are its language's runtime (componentize-py's): a Python guest's code is
 # interpreted by them, never a wasm frame of its own; so are the shared libraries it links (`libc.so`, ...).
 _RUNTIME_MODULES = ("componentize_py_runtime.",)
@@ -169,21 +179,29 @@ def trap_location(wasm: bytes, frames: Sequence[Frame], *, source: str) -> str |
         for index, offset in frames:
             place = source_map.locate(offset, bodies.get(index, (offset, offset + 1)))
             if place is not None and not place[0].startswith(LIBRARY_PREFIXES):
-                function = f" (in {names[index]})" if names.get(index, "") and is_own(names[index]) else ""
+                name = rust_path(names.get(index, ""))
+                function = f" (in {name})" if name and is_own(name) else ""
                 return printable(f"at {place[0]}:{place[1]}:{place[2]}{function}")  # the guest's names
     return named_location(names[index] for index, _ in frames if index in names)
 
 
 def named_location(names: Iterable[str]) -> str | None:
-    """ "in NAME": the innermost of a trap's function names (innermost first) that is the guest's own, if any."""
-    own = next((name for name in names if is_own(name)), None)
+    """ "in NAME": the innermost of a trap's function names (innermost first) that is the guest's own, if any (a
+    Rust name as Rust writes its path)."""
+    own = next((readable for name in names if is_own(readable := rust_path(name))), None)
     return printable(f"in {own}") if own else None
+
+
+def is_panic(names: Iterable[str]) -> bool:
+    """Whether a trap's function names are those of a Rust panic's abort (its message is on stderr already)."""
+    return any(rust_path(name).rpartition("::")[2] in _PANIC_FUNCTIONS for name in names)
 
 
 def is_own(name: str) -> bool:
     """Whether a function name (`module!function` in a component's backtrace) can be the guest's own: not its
     language's library or runtime, nor in a component's runtime module or a shared library it links."""
     module, _, function = name.rpartition("!")
+    function = rust_path(function)
     return (
         bool(function)
         and not module.endswith(".so")

@@ -22,6 +22,7 @@ import pytest
 
 from ngixi_runtime.spec.targets import host_triple
 from tests.conftest import REPO
+from tests.integration import installed_toolchain, share_toolchains
 
 pytestmark = [pytest.mark.integration, pytest.mark.heavy(cpu_seconds=50)]
 
@@ -89,6 +90,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     root = tmp_path_factory.mktemp("real")
     (root / "pyproject.toml").write_text(f'[tool.ngixi]\ntargets = ["{host_triple()}"]\nwasmtime_targets = ["host"]\n')
+    if (repository := installed_toolchain()) is not None:  # the AssemblyScript toolchain every project installs
+        share_toolchains(repository / ".ngixi", root / ".ngixi")
     (root / "manifests").mkdir()
     for name, distribution, member, mounts in PROGRAMS:
         preopens = ", ".join(f'{{ guest = "/{mount}", host = "{mount}", mode = "rw" }}' for mount in mounts)
@@ -122,15 +125,17 @@ def reference(
     *,
     env: tuple[tuple[str, str], ...] = (),
     mounts: tuple[str, ...] = WORK,
+    read_only: tuple[str, ...] = (),
 ) -> tuple[int, bytes]:
     """What wasmtime-py's own WASI makes of the module, with `directory` as /work (and each other of `mounts`
-    beside it as /NAME): its exit code and stdout (its stderr is left in `reference.err` beside `directory`)."""
+    beside it as /NAME, those in `read_only` so): its exit code and stdout (its stderr is left in `reference.err`
+    beside `directory`)."""
     wasmtime = pytest.importorskip("wasmtime")
     config = wasmtime.WasiConfig()
     config.argv = argv
     config.env = list(env)
     for mount in mounts:
-        config.preopen_dir(str(directory.parent / mount), f"/{mount}")
+        config.preopen_dir(str(directory.parent / mount), f"/{mount}", mount not in read_only)
     config.stdin_file = str(stdin)
     config.stdout_file = str(directory.parent / "reference.out")
     config.stderr_file = str(directory.parent / "reference.err")

@@ -96,6 +96,26 @@ def _fails_so(tmp_path: Path, keys: KeyFiles, wat: str, manifest: str, *, option
     assert (ran.returncode, shown) == (5, [f"ngixi: error: {line}"])
 
 
+@WHERE
+@pytest.mark.parametrize(("status", "shown"), [(256, 256), (-1, 4294967295)])
+def test_an_exit_status_no_shell_can_read_is_exit_1_with_a_note(
+    tmp_path: Path, keys: KeyFiles, where: tuple[str, ...], status: int, shown: int
+) -> None:
+    """C's exit(256) and Rust's process::exit(-1): `ngixi run` exited 1, and nothing said why."""
+    wat = (
+        '(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))'
+        f' (memory (export "memory") 1 1) (func (export "_start") i32.const {status} call $exit))'
+    )
+    manifest = '[guest]\nname = "g"\nversion = "0.1.0"\nkind = "command"\n'
+    bundle = make_bundle(tmp_path, keys.key, wasm=bytes(wasmtime.wat2wasm(wat)), manifest=manifest, guest="g")
+    command = [str(NGIXI), "run", *where, "--trust", str(keys.trust), str(bundle)]
+    ran = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert (ran.returncode, ran.stderr.splitlines()[-1]) == (
+        1,
+        f"note: the guest exited with status {shown}, outside 0-255: ngixi run exits 1",
+    )
+
+
 # ngixi run --json's failures, each with its exit code: those at load printed no document, only the error line.
 JSON_FAILURES = {"start": 5, "call": 5, "untrusted": 3, "tampered": 3, "policy": 6, "missing export": 3}
 

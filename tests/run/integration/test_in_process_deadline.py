@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import struct
 import threading
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from ngixi_runtime.loading.watchdog import ProcessWatchdog
 from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle
 from tests.integration import BIN, WatchProcess, run_in
-from tests.wasmgen import Func, Imp, module
+from tests.wasmgen import DROP, Func, Imp, call_import, module, push
 
 SPIN = b"\x03\x40\x0c\x00\x0b\x00"  # loop: br 0; end; unreachable
 TIMED = HELLO_MANIFEST.replace("[capabilities.log]", "[limits]\ntimeout_ms = 200\n\n[capabilities.log]")
@@ -51,6 +52,28 @@ def test_a_spinning_guest_in_process_is_stopped_at_its_timeout(
         assert (error["kind"], f"ngixi: error: {error['message']}".startswith(line)) == ("guest", True)
     else:
         assert result.stdout == ""
+
+
+def sleeping() -> bytes:
+    """`add` sleeps 10 s in poll_oneoff: one subscription to the monotonic clock (witx's layout, 48 bytes at 0)."""
+    subscription = struct.pack("<QB7xI4xQQH6x", 1, 0, 1, 10 * 10**9, 0, 0)
+    poll = Imp("wasi_snapshot_preview1", "poll_oneoff", ["i32"] * 4, ["i32"])
+    body = call_import(0, 0, 64, 1, 128) + DROP + push(0)
+    return module(imports=[poll], functions=[Func("add", ["i32", "i32"], ["i32"], body)], data=[(0, subscription)])
+
+
+def test_a_guest_sleeping_past_its_timeout_in_process_ends_its_call_itself(
+    tmp_path: Path, keys: KeyFiles, engine_name: str
+) -> None:
+    """A sleep the host serves (Rust's thread::sleep, C's nanosleep) ends at the call's deadline as the call's timeout,
+    on Wasmer too: its watcher stopped the whole process at the same moment, saying the engine could not
+    interrupt the guest."""
+    manifest = TIMED.replace("[capabilities.log]", "[capabilities.clock]")
+    bundle = make_bundle(tmp_path / "out", keys.key, wasm=sleeping(), manifest=manifest)
+    argv = [str(BIN / "ngixi"), "run", "--in-process", "--engine", engine_name, "--trust", str(keys.trust)]
+    result = run_in(tmp_path, [*argv, str(bundle), "add", "1", "2"], env=dict(os.environ), check=False, timeout=60)
+    assert result.returncode == 5, result.stderr
+    assert result.stderr.endswith("ngixi: error: hello: reached its limits.timeout_ms while sleeping in poll_oneoff\n")
 
 
 @pytest.mark.parametrize("where", [["--in-process"], []], ids=["in-process", "isolated"])

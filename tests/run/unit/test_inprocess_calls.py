@@ -171,9 +171,10 @@ def test_a_components_watchdog_leaves_wasmtimes_own_deadline_to_end_a_guest_in_i
 ) -> None:
     """Set at limits.timeout_ms as for Wasmer, the watchdog and Wasmtime's epoch deadline would race for a
     component spinning in its own code: the process killed (exit 137) where the call ended as a timeout. A
-    component's watchdog ends the process only a grace after the deadline; a Wasmer guest's at the deadline."""
+    component's watchdog ends the process only a grace after the deadline; a Wasmer guest's a quarter of a second
+    after it, so that a host function's own wait (a sleep in poll_oneoff) ends the call at the deadline first."""
     limits: list[float] = []
     monkeypatch.setattr(ProcessWatchdog, "limit", lambda self, seconds, message: limits.append(seconds))
     for guest in ("notes-component", "notes"):  # timeout_ms 1000 and 5000 (the default)
         tenants._watched(ProcessWatchdog(), load_manifest(REPO / "manifests" / f"{guest}.toml"), "show")
-    assert limits == [1 + tenants._HOST_WAIT_GRACE, 5]
+    assert limits == [1 + tenants._HOST_WAIT_GRACE, 5 + tenants._HOST_RETURN_GRACE]
