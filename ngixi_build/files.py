@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.files import open_regular
 
 _CHUNK = 1 << 20
@@ -60,3 +61,15 @@ def link_out_of(directory: Path, *, ignored: Callable[[str], bool] = lambda _nam
             if path.is_symlink() and target != inside and inside not in target.parents:
                 return path, target
     return None
+
+
+def refuse_links(folders: Iterable[Path], error: type[NgixiError]) -> None:
+    """Refuses (`error`) a symbolic link at any of `folders`, where the build makes, writes by fixed names, empties
+    or removes folders of its own: a project's `.ngixi/` may come with it, and the build would act where a link
+    there points (remove the user's other folders, write over their files)."""
+    link = next((folder for folder in folders if folder.is_symlink()), None)
+    if link is not None:
+        raise error(
+            f"{link}: is a symbolic link, where the build makes a folder of its own (did it come with the "
+            "project?): remove it and build again"
+        )

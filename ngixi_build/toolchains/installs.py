@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
+from ngixi_build.files import refuse_links
 from ngixi_build.locking import file_lock
 from ngixi_runtime.errors import InvalidInput, NgixiError, ToolchainError
 from ngixi_runtime.files import make_directories, read_input_bytes
@@ -133,12 +134,7 @@ def ensure_install(root: Path, install: Callable[[Path], None]) -> Path:
     project's `.ngixi/` may come with it, and a link there made the build remove the directories where it points."""
     if is_complete(root):
         return root
-    link = next((p for p in (root, root.parent, root.parent.parent) if p.is_symlink()), None)
-    if link is not None:
-        raise ToolchainError(
-            f"{link}: is a symbolic link, where the build makes a folder of its own (did it come with the "
-            "project?): remove it and build again"
-        )
+    refuse_links((root, root.parent, root.parent.parent), ToolchainError)
     with file_lock(root.parent / ".lock"):
         if is_complete(root):
             return root

@@ -26,7 +26,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ngixi_build.files import sha256_of
+from ngixi_build.files import refuse_links, sha256_of
 from ngixi_build.guests import GuestBuild, read_guest
 from ngixi_build.languages import assemblyscript
 from ngixi_build.languages.base import CompileJob
@@ -34,13 +34,13 @@ from ngixi_build.languages.registry import language_of
 from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
 from ngixi_build.stages import component, core_bindings
-from ngixi_build.stages.compile import asc_arguments, asc_failure, asc_output
+from ngixi_build.stages.compile import asc_arguments, asc_failure, asc_output, source_map_path
 from ngixi_build.stages.precompile import artifact_metadata, made_here, read_metadata, wasmtime_artifact_is_current
 from ngixi_build.toolchains.asc_server import AscReply, AscServer, CompilerDied
 from ngixi_build.toolchains.assemblyscript import toolchain_for
 from ngixi_build.workflows import pipeline
 from ngixi_runtime.bundles.reader import VerifiedBundle, read_bundle
-from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.errors import InvalidInput, NgixiError
 from ngixi_runtime.files import without_fsync, write_atomic
 from ngixi_runtime.spec.bundle_format import BuildProfile
 from ngixi_runtime.spec.targets import Target, host_triple
@@ -191,7 +191,15 @@ class DevBuilder:
         return tuple(asc_arguments(self.toolchain, self.project.root, entry, self._scratch(guest.name), options))
 
     def _scratch(self, guest: str) -> Path:
-        return self.project.watch_dir / self.project.profile / f"{guest}.wasm"
+        """Where asc writes a guest's module (and its source map), which it opens by name: never through a link
+        that came with the project's `.ngixi/`, which would have it write over the file the link names."""
+        folder = self.project.watch_dir / self.project.profile
+        refuse_links((self.project.watch_dir, folder), InvalidInput)
+        path = folder / f"{guest}.wasm"
+        for written in (path, source_map_path(path)):
+            if written.is_symlink():
+                written.unlink()
+        return path
 
     def _compile(self, guest: GuestBuild) -> None:
         """Compiles into the scratch file, reusing a prefetched compile of the same sources."""

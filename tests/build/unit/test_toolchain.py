@@ -277,6 +277,27 @@ def test_watch_mode_compiles_again_a_wasmer_artifact_not_made_here(tmp_path: Pat
     assert builder._artifact_fits("hello", target, "0" * 64)
 
 
+def test_watch_never_has_asc_write_through_a_link_that_came_with_the_project(tmp_path: Path) -> None:
+    """Watch mode's asc wrote each module by its fixed name under `.ngixi/watch/dev/`: a link there that came with the
+    project (`hello.wasm` to the user's ~/.bashrc, or `watch/` to another folder) had the file it named overwritten."""
+    init_project(tmp_path / "p")
+    project = find_project(tmp_path / "p")
+    victim = tmp_path / "bashrc"
+    victim.write_text("mine\n")
+    folder = project.watch_dir / "dev"
+    folder.mkdir(parents=True)
+    for name in ("hello.wasm", "hello.wasm.map"):
+        (folder / name).symlink_to(victim)
+    builder = DevBuilder(project, cast(AscServer, None))
+    scratch = builder._scratch("hello")
+    assert scratch == folder / "hello.wasm" and not os.path.lexists(scratch)
+    assert not os.path.lexists(folder / "hello.wasm.map") and victim.read_text() == "mine\n"
+    shutil.rmtree(project.watch_dir)
+    project.watch_dir.symlink_to(tmp_path)
+    with pytest.raises(InvalidInput, match=rf"^{project.watch_dir}: is a symbolic link, where the build makes"):
+        builder._scratch("hello")
+
+
 def test_a_shared_install_is_made_whole_beside_its_place_then_moved_in(tmp_path: Path) -> None:
     """Every environment's build uses the one install: none may see half of it, or another one being made."""
     root = tmp_path / "cache" / "ziglang" / "0.17.0-key"
