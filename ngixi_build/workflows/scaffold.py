@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ngixi_build.files import refuse_links
 from ngixi_build.languages import c
 from ngixi_build.project import Project
 from ngixi_build.toolchains import asdata
@@ -108,6 +109,7 @@ def editor_link(state_dir: Path) -> Path:
 def link_for_editors(state_dir: Path, node_modules: Path) -> Path:
     """Points `editor_link` at the toolchain's AssemblyScript (a stable path while the toolchain's changes), and
     `<state>/editor/ngixi-data` at the call data ABI's package; returns `editor_link`."""
+    refuse_links((state_dir / EDITOR_LINKS,), InvalidInput)  # its links are replaced by name
     _link(state_dir / EDITOR_LINKS / asdata.PACKAGE, asdata.LIBRARY_DIR / asdata.PACKAGE)
     return _link(editor_link(state_dir), _from_link(editor_link(state_dir), node_modules / "assemblyscript", state_dir))
 

@@ -16,6 +16,7 @@ from ngixi_build.workflows.scaffold import (
     guest_templates,
     init_project,
     languages,
+    link_for_editors,
     new_guest,
 )
 from ngixi_runtime.errors import InvalidInput
@@ -182,3 +183,19 @@ def test_a_c_guests_editor_flags_name_the_shared_folders_and_the_build_says_what
     assert editor_flags_warning(project, "a") is None
     flags.write_text("-DX\n" * (EDITOR_FLAGS_READ // 4 + 1))  # not clangd's few flags: not read whole, no warning
     assert editor_flags_warning(project, "a") is None
+
+
+def test_the_editor_links_are_never_made_through_a_link_that_came_with_the_project(tmp_path: Path) -> None:
+    """Every build replaces `.ngixi/editor/assemblyscript` and `ngixi-data` by name: with `editor/` a link that came
+    with the project, it wrote them into the folder the link named, over any file of those names there."""
+    victim = tmp_path / "home"
+    victim.mkdir()
+    (victim / "assemblyscript").write_text("mine\n")
+    state = tmp_path / "project" / ".ngixi"
+    state.mkdir(parents=True)
+    (state / "editor").symlink_to(victim)
+    with pytest.raises(InvalidInput, match=rf"^{state / 'editor'}: is a symbolic link, where the build makes"):
+        link_for_editors(state, tmp_path / "toolchain" / "node_modules")
+    assert (victim / "assemblyscript").read_text() == "mine\n" and sorted(victim.iterdir()) == [
+        victim / "assemblyscript"
+    ]
