@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +44,7 @@ from ngixi_build.workflows.tasks import (
 from ngixi_build.workflows.watch import WatchAction
 from ngixi_runtime.cli import fail
 from ngixi_runtime.errors import InvalidInput, NgixiError
+from ngixi_runtime.files import open_regular
 from ngixi_runtime.spec.bundle_format import FORMAT_VERSION
 from ngixi_runtime.trust.choice import state_override
 
@@ -58,6 +60,23 @@ def project_tasks(root: Path) -> dict[str, Any]:
         return declare(project)
     except NgixiError as error:
         fail(error)
+
+
+_SQLITE_HEADER = b"SQLite format 3\0"
+
+
+def doit_database(path: Path) -> Path:
+    """doit's record of the project's tasks, refused in one line where doit would show its traceback: anything but
+    a regular file (a link that came with the project would have doit write into the file it names), or a file
+    that is not a SQLite database (damaged, or another file)."""
+    again = "remove it (the next build runs every task once and makes it again)"
+    if path.is_symlink() or (os.path.lexists(path) and not path.is_file()):
+        raise InvalidInput(f"{path}: doit's record of the tasks is not a regular file; {again}")
+    with open_regular(path) as stream:
+        header = b"" if stream is None else stream.read(len(_SQLITE_HEADER))
+    if header and header != _SQLITE_HEADER:
+        raise InvalidInput(f"{path}: not a doit database (damaged, or another file); {again}")
+    return path
 
 
 def publish_project_release(project: Project, *, force: bool = False, timeout: float | None = None) -> None:
@@ -181,7 +200,7 @@ class ProjectTasks:
         return {
             "default_tasks": ["build"],
             "reporter": ProgressReporter,
-            "dep_file": str(self.project.doit_db),
+            "dep_file": str(doit_database(self.project.doit_db)),
             "backend": "sqlite3",
             "continue": True,  # one broken guest does not stop the others; the summary lists each
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,10 @@ from doit.tools import config_changed
 
 from ngixi_build.project import Project, find_project
 from ngixi_build.toolchains import installs
-from ngixi_build.workflows.dodo_tasks import PACKAGE_DIR, ProjectTasks, declare, quiet_interrupt
+from ngixi_build.workflows.dodo_tasks import PACKAGE_DIR, ProjectTasks, declare, doit_database, quiet_interrupt
 from ngixi_build.workflows.scaffold import init_project
 from ngixi_build.workflows.tasks import ToolFilesUnchanged
+from ngixi_runtime.errors import InvalidInput
 from tests.conftest import REPO
 
 
@@ -86,3 +88,30 @@ def test_ngixi_builds_files_are_told_by_their_name_in_the_package_and_content(tm
     assert there(Task("t", None), recorded)
     changed = ToolFilesUnchanged([tmp_path / "here" / "toolchains" / "gen.py"], tmp_path)
     assert not changed(Task("t", None), recorded)  # another file of the package
+
+
+@pytest.mark.parametrize("kind", ["link", "garbage", "folder", "short"])
+def test_a_doit_database_doit_cannot_use_is_refused_in_one_line(tmp_path: Path, kind: str) -> None:
+    """A doit.db that was not SQLite's (damaged, or a link that came with the project to a file of the user's) made
+    every `ngixi build` and `doit` print doit's traceback, and a link to a database had doit write into it."""
+    database = tmp_path / "doit.db"
+    victim = tmp_path / "mine.txt"
+    victim.write_text("mine\n")
+    if kind == "link":
+        database.symlink_to(victim)
+    elif kind == "folder":
+        database.mkdir()
+    else:
+        database.write_bytes(b"garbage, not a database" if kind == "garbage" else b"SQLite")
+    with pytest.raises(InvalidInput, match=rf"^{database}: .*; remove it \(the next build runs every task once"):
+        doit_database(database)
+    assert victim.read_text() == "mine\n"
+
+
+def test_a_missing_empty_or_sqlite_doit_database_is_doits(tmp_path: Path) -> None:
+    database = tmp_path / "doit.db"
+    assert doit_database(database) == database
+    database.write_bytes(b"")
+    assert doit_database(database) == database
+    sqlite3.connect(database).execute("create table t (x)").connection.commit()
+    assert doit_database(database) == database
