@@ -35,7 +35,7 @@ from ngixi_runtime.bundles.reader import VerifiedBundle, open_bundle_file, read_
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.files import write_atomic
 from ngixi_runtime.loading.loader import verified_manifest
-from ngixi_runtime.printable import printable
+from ngixi_runtime.printable import clipped, printable
 from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX, MAX_BUNDLE_BYTES, BundleIndex
 from ngixi_runtime.trust.signatures import TrustedKey, TrustStore
 
@@ -56,6 +56,9 @@ MAX_MANIFEST_BYTES = 4 << 20
 MAX_TAGS_READ = 1000
 TAGS_PER_PAGE = 100
 MAX_TAG_PAGE_BYTES = 1 << 20
+# A published bundle's config document (this tool writes a few hundred bytes: guest, version, channel, sequence,
+# capabilities, targets); publish's sequence check reads one per tag.
+MAX_CONFIG_BYTES = 64 << 10
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _BODY_SHOWN = 300  # characters of a refusal's body quoted in the error
 _HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d{1,5}))?")
@@ -221,23 +224,32 @@ def _verified(path: Path, trust: TrustStore) -> tuple[bytes, VerifiedBundle, tup
 def _out_of_order(client: Client, registry: str, reference: str, index: BundleIndex) -> str | None:
     """Another published version of the guest on its channel with the same or a higher sequence: hosts
     could not order the two, or would refuse this one as a rollback."""
-    for tag, config in _published_configs(client, f"{registry}/{index.guest}"):
-        if config.get("channel") != index.channel or config.get("version") == index.version:
+    for other in _published_versions(client, f"{registry}/{index.guest}"):
+        if other.channel != index.channel or other.version == index.version:
             continue
-        sequence = config.get("sequence")
-        if isinstance(sequence, int) and sequence >= index.sequence:
+        if isinstance(other.sequence, int) and other.sequence >= index.sequence:
+            outcome = "not know which is newer" if other.sequence == index.sequence else "refuse this one as a rollback"
             return (
-                f"{reference}: sequence {index.sequence}, but {registry}/{index.guest}:{tag} ({config['version']}) "
-                f"was published with sequence {sequence}: hosts that pulled it would "
-                f"{'not know which is newer' if sequence == index.sequence else 'refuse this one as a rollback'}; "
+                f"{reference}: sequence {index.sequence}, but {registry}/{index.guest}:{other.tag} ({other.version}) "
+                f"was published with sequence {other.sequence}: hosts that pulled it would {outcome}; "
                 f"if {HISTORY_FILE} lost releases (another clone, a deleted record), restore or merge it and release "
                 "again with a bumped version (or --force to publish anyway)"
             )
     return None
 
 
-def _published_configs(client: Client, repository: str) -> list[tuple[str, dict[str, Any]]]:
-    """(tag, ngixi config) of each tag read from the repository that names a bundle this tool published."""
+@dataclass(frozen=True)
+class _PublishedVersion:
+    """What the sequence check reads of a tag's config document (and keeps: not the document, whatever its size)."""
+
+    tag: str
+    channel: object
+    version: object
+    sequence: object
+
+
+def _published_versions(client: Client, repository: str) -> list[_PublishedVersion]:
+    """The published version each tag read from the repository names, if it names a bundle this tool published."""
     found = []
     for tag in _tags(client, repository):
         container = client.get_container(f"{repository}:{tag}")
@@ -247,16 +259,19 @@ def _published_configs(client: Client, repository: str) -> list[tuple[str, dict[
         if not isinstance(config, dict) or config.get("mediaType") != ARTIFACT_TYPE or not _is_digest(config):
             continue  # not a bundle this tool published
         blob = _get(client, f"{client.prefix}://{container.get_blob_url(config['digest'])}")
-        content = _body(blob, MAX_MANIFEST_BYTES, container.uri, "config")
+        content = _body(blob, MAX_CONFIG_BYTES, container.uri, "config")
         if blob.status_code == 200 and _sha256(content) == config["digest"] and (described := _document(content)):
-            found.append((tag, described))
+            found.append(
+                _PublishedVersion(tag, described.get("channel"), described.get("version"), described.get("sequence"))
+            )
     return found
 
 
 def _tags(client: Client, repository: str) -> list[str]:
     """The repository's tags, TAGS_PER_PAGE at a time (the distribution spec's `n`, then each answer's `Link`),
     MAX_TAGS_READ at most: a repository of a million tags is not read whole, nor is a registry's page that is."""
-    url: str | None = f"{client.prefix}://{client.get_container(repository).tags_url(N=TAGS_PER_PAGE)}"
+    first = f"{client.prefix}://{client.get_container(repository).tags_url(N=TAGS_PER_PAGE)}"
+    url: str | None = first
     tags: list[str] = []
     while url and len(tags) <= MAX_TAGS_READ:
         response = _get(client, url)
@@ -268,7 +283,7 @@ def _tags(client: Client, repository: str) -> list[str]:
             raise VerificationError(f"{repository}: the registry's tag list is not a list of tags")
         tags += page
         link = response.links.get("next", {}).get("url")
-        url = urllib.parse.urljoin(response.url, link) if link and page else None
+        url = _same_origin(urllib.parse.urljoin(response.url, link), first, repository) if link and page else None
     if len(tags) > MAX_TAGS_READ:
         log.warning(
             "%s: more than %d tags; the sequence check read the first %d the registry listed",
@@ -277,6 +292,18 @@ def _tags(client: Client, repository: str) -> list[str]:
             MAX_TAGS_READ,
         )
     return tags[:MAX_TAGS_READ]
+
+
+def _same_origin(url: str, registry_url: str, repository: str) -> str:
+    """`url`, a link the registry's answer gave, if it leads to the registry itself: the next request carries the
+    login, which goes to the registry alone (and over plain HTTP only to a loopback one)."""
+    origin = urllib.parse.urlsplit(url)[:2]
+    if origin != urllib.parse.urlsplit(registry_url)[:2]:
+        raise VerificationError(
+            f"{repository}: the registry's tag list links to {clipped(printable(url), 200)}, not to the registry "
+            "itself; refused"
+        )
+    return url
 
 
 def _get(client: Client, url: str, *, accept: str | None = None) -> requests.Response:
