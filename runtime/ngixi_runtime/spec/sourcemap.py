@@ -13,7 +13,7 @@ import bisect
 import json
 from collections.abc import Iterable, Sequence
 
-from ngixi_runtime.printable import printable
+from ngixi_runtime.printable import clipped, printable
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.wasm import custom_sections, function_bodies, placed_core_modules
 
@@ -34,6 +34,7 @@ ABORT_FUNCTION = "abort"
 _DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _BASE64 = {c: i for i, c in enumerate(_DIGITS)}
 _FUNCTION_NAMES = 1  # the name section's subsection of function names
+_NAME_SHOWN = 200  # characters of a name the guest gives that a message shows
 
 Frame = tuple[int, int]  # (function index, module offset)
 
@@ -169,15 +170,21 @@ def trap_location(wasm: bytes, frames: Sequence[Frame], *, source: str) -> str |
         for index, offset in frames:
             place = source_map.locate(offset, bodies.get(index, (offset, offset + 1)))
             if place is not None and not place[0].startswith(LIBRARY_PREFIXES):
-                function = f" (in {names[index]})" if names.get(index, "") and is_own(names[index]) else ""
-                return printable(f"at {place[0]}:{place[1]}:{place[2]}{function}")  # the guest's names
+                function = f" (in {shown_name(names[index])})" if names.get(index, "") and is_own(names[index]) else ""
+                return printable(f"at {shown_name(place[0])}:{place[1]}:{place[2]}{function}")  # the guest's names
     return named_location(names[index] for index, _ in frames if index in names)
 
 
 def named_location(names: Iterable[str]) -> str | None:
     """ "in NAME": the innermost of a trap's function names (innermost first) that is the guest's own, if any."""
     own = next((name for name in names if is_own(name)), None)
-    return printable(f"in {own}") if own else None
+    return printable(f"in {shown_name(own)}") if own else None
+
+
+def shown_name(name: str) -> str:
+    """A function or file name a guest's module gives, for a message: cut in the middle past `_NAME_SHOWN`
+    characters (the name section holds names of any length; one of 100,000 characters made a trap's line)."""
+    return clipped(name, _NAME_SHOWN)
 
 
 def is_own(name: str) -> bool:
