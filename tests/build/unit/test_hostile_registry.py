@@ -386,3 +386,21 @@ def test_a_published_config_is_read_up_to_what_a_bundles_holds(registry: FakeReg
     client = registry_client.connect(registry.repository.split("/")[0])
     with pytest.raises(VerificationError, match=r"hello:0\.0\.1: the config is larger than 65536 bytes; refused"):
         publish._published_versions(client, f"{registry.repository}/hello")
+
+
+@pytest.mark.parametrize(
+    ("link", "followed"),
+    [
+        ("https://r.example/v2/g/tags/list?last=a", True),
+        ("https://R.EXAMPLE:443/v2/g/tags/list?last=a", True),  # the same origin, written otherwise
+        ("http://r.example/v2/g/tags/list?last=a", False),
+        ("https://r.example:8443/v2/g/tags/list?last=a", False),
+        ("https://r.example.evil/v2/g/tags/list?last=a", False),
+    ],
+)
+def test_a_next_page_is_followed_on_the_registrys_own_origin_only(link: str, followed: bool) -> None:
+    if followed:
+        assert publish._same_origin(link, "https://r.example/v2/g/tags/list?n=100", "r.example/g") == link
+    else:
+        with pytest.raises(VerificationError, match=r"not to the registry itself; refused$"):
+            publish._same_origin(link, "https://r.example/v2/g/tags/list?n=100", "r.example/g")
