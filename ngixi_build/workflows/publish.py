@@ -346,7 +346,7 @@ def _is_digest(descriptor: dict[str, Any]) -> bool:
     return isinstance(descriptor.get("digest"), str) and bool(_DIGEST.fullmatch(descriptor["digest"]))
 
 
-def _push(client: Client, upload: _Upload, *, force: bool) -> Published:
+def _push(client: Client, upload: _Upload) -> Published:
     """Pushes content-addressed: the blobs, the manifest by digest, and only then the tag, asking the
     registry to tag only if the tag still names what it named when checked (a conditional PUT, which
     registries without RFC 7232 support ignore); then reads the tag back to see which push won."""
@@ -363,7 +363,7 @@ def _push(client: Client, upload: _Upload, *, force: bool) -> Published:
         now = _tagged(client, upload.container)
         if now is not None and now[0] == upload.digest:
             return Published(upload.reference, upload.digest, "unchanged")  # another publisher, the same bytes
-        _refuse_if_tagged_since(upload, now, force=force)
+        _refuse_if_tagged_since(upload, now)
         precondition = {"If-Match": f'"{now[0]}"'} if now else {"If-None-Match": "*"}
         _put_manifest(
             client, upload.container, upload.container.tag, upload.manifest, upload.reference, precondition=precondition
@@ -371,12 +371,14 @@ def _push(client: Client, upload: _Upload, *, force: bool) -> Published:
         _check_won(client, upload)
     except (requests.RequestException, ValueError) as error:
         raise RegistryError(f"{upload.reference}: push failed: {printable(str(error))}") from None
-    return Published(upload.reference, upload.digest, "published" if upload.tagged is None else "overwritten")
+    return Published(upload.reference, upload.digest, "published" if now is None else "overwritten")
 
 
-def _refuse_if_tagged_since(upload: _Upload, now: tuple[str, Any] | None, *, force: bool) -> None:
-    """Another publisher may have tagged it since it was checked: refused unless forced."""
-    if force or now is None or (upload.tagged is not None and now[0] == upload.tagged[0]):
+def _refuse_if_tagged_since(upload: _Upload, now: tuple[str, Any] | None) -> None:
+    """Another publisher may have tagged it since it was checked: refused, --force or not. --force replaces what
+    the check found (or publishes out of sequence), never a tag someone made meanwhile, which its output would have
+    called "published"."""
+    if now is None or (upload.tagged is not None and now[0] == upload.tagged[0]):
         return
     raise RegistryError(
         f"{upload.reference}: another publisher tagged it as {now[0]} while this publish ran; not tagged "
@@ -485,7 +487,7 @@ def publish_release(
             refusals = [r for u in uploads if (r := u.refusal())]
             if refusals and not force:
                 raise RegistryError("\n".join(refusals))  # before anything is pushed: published whole or not
-            published.extend(_push(client, upload, force=force) for upload in uploads)
+            published.extend(_push(client, upload) for upload in uploads)
     except OutOfTime as late:
         done = ", ".join(item.reference for item in published) or "nothing"
         raise OutOfTime(
