@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import json
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from ngixi_runtime.printable import clipped, printable
 from ngixi_runtime.records import NamedTuple
@@ -59,13 +60,23 @@ class SourceMap(NamedTuple):
         return (self.sources[source], line, column) if source < len(self.sources) else None
 
 
-def parse_source_map(text: bytes) -> SourceMap | None:
-    """A version 3 source map of a module; None for anything else."""
+def _read(text: bytes) -> tuple[dict[str, Any], str, list[str]] | None:
+    """A source map's document, its mappings and its sources as text; None for anything else: not JSON, fields of
+    other types, or nested deeper than Python's decoder goes (the section is the module's author's: 100,000 `[`
+    were a traceback at a trap)."""
     try:
         document = json.loads(text)
-        mappings, sources = str(document["mappings"]), [str(s) for s in document["sources"]]
-    except (ValueError, KeyError, TypeError):
+        return document, str(document["mappings"]), [str(s) for s in document["sources"]]
+    except (ValueError, KeyError, TypeError, RecursionError):
         return None
+
+
+def parse_source_map(text: bytes) -> SourceMap | None:
+    """A version 3 source map of a module; None for anything else."""
+    read = _read(text)
+    if read is None:
+        return None
+    _, mappings, sources = read
     offsets: list[int] = []
     places: list[tuple[int, int, int]] = []
     column = source = line = source_column = 0
@@ -86,11 +97,11 @@ def parse_source_map(text: bytes) -> SourceMap | None:
 def moved_source_map(text: bytes, by: int) -> bytes:
     """The source map with every module offset it maps moved `by` bytes, as the code was moved; unchanged if it is
     not one. Offsets after the first are relative to the one before, so only the first changes."""
-    try:
-        document = json.loads(text)
-        segments = str(document["mappings"]).replace(";", ",").split(",")  # one line, as `parse_source_map` reads it
-    except (ValueError, KeyError, TypeError):
+    read = _read(text)
+    if read is None:
         return text
+    document, mappings, _ = read
+    segments = mappings.replace(";", ",").split(",")  # one line, as `parse_source_map` reads it
     first = next((number for number, segment in enumerate(segments) if _vlq(segment)), None)
     if first is None:
         return text

@@ -14,6 +14,7 @@ from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.spec.sourcemap import (
     SOURCE_MAP_SECTION,
     component_trap_location,
+    moved_source_map,
     named_location,
     parse_source_map,
     trap_location,
@@ -132,6 +133,15 @@ def test_the_guests_long_names_are_cut_in_the_middle() -> None:
     assert where is not None and len(where) < 500 and where.endswith(f"index.ts:12:3 (in {shown_name})")
     backtrace = f"error while executing at wasm backtrace:\n    0:   0x2a - <unknown>!{long_name}\n"
     assert failure_summary(RuntimeError(backtrace)) == f"error while executing at wasm backtrace: (in {shown_name})"
+
+
+def test_a_source_map_nested_past_what_json_decodes_is_no_source_map() -> None:
+    """The section is the module's author's: 100,000 `[` made a trap a Python traceback (isolated) or an
+    "unexpected RecursionError" (in-process), and the build's move of a start function's map failed likewise."""
+    nested = b"[" * 100_000
+    wasm = _with_debug_info(source_map=False) + custom_section(SOURCE_MAP_SECTION, nested)
+    assert parse_source_map(nested) is None and moved_source_map(nested, by=5) == nested
+    assert trap_location(wasm, ((0, 0), (1, 0)), source="test") == "in assembly/index/fails"
 
 
 def test_a_damaged_source_map_is_ignored() -> None:
