@@ -404,3 +404,28 @@ def test_a_next_page_is_followed_on_the_registrys_own_origin_only(link: str, fol
     else:
         with pytest.raises(VerificationError, match=r"not to the registry itself; refused$"):
             publish._same_origin(link, "https://r.example/v2/g/tags/list?n=100", "r.example/g")
+
+
+def test_a_redirect_over_plain_http_goes_to_this_machine_only(
+    registry: FakeRegistry, release_keys: KeyFiles, tmp_path: Path
+) -> None:
+    """Plain HTTP goes to a loopback registry only (or with NGIXI_REGISTRY_INSECURE=1), but requests followed a
+    registry's redirect anywhere: a blob's sent the pull to a host of the network over plain HTTP (a GET the registry
+    chose, to a machine it cannot reach itself). Storage on this machine still serves a blob."""
+    registry.tag("0.1.0", _release_bundle(tmp_path / "b", release_keys))
+    (digest,) = registry.blobs
+    with serving(FakeRegistry()) as storage:
+        storage.blobs[digest] = registry.blobs[digest]
+        registry.blobs[digest] = lambda handler: _redirect(handler, f"http://{storage.repository}/blobs/{digest}")
+        assert _pull(f"{registry.repository}/hello:0.1.0", tmp_path / "out", release_keys).name == "hello-0.1.0.ngx"
+    registry.blobs[digest] = lambda handler: _redirect(handler, "http://storage.example/internal/admin")
+    with pytest.raises(RegistryError, match=r"^http://storage\.example/internal/admin: the registry redirected a"):
+        _pull(f"{registry.repository}/hello:0.1.0", tmp_path / "again", release_keys)
+    assert list((tmp_path / "again").iterdir()) == []
+
+
+def _redirect(handler: BaseHTTPRequestHandler, location: str) -> None:
+    handler.send_response(307)
+    handler.send_header("Location", location)
+    handler.send_header("Content-Length", "0")
+    handler.end_headers()
