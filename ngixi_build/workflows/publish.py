@@ -26,6 +26,7 @@ from ngixi_build.workflows.registry_client import (
     OutOfTime,
     RegistryError,
     connect,
+    origin,
     reason,
     within,
 )
@@ -297,22 +298,12 @@ def _tags(client: Client, repository: str) -> list[str]:
 def _same_origin(url: str, registry_url: str, repository: str) -> str:
     """`url`, a link the registry's answer gave, if it leads to the registry itself: the next request carries the
     login, which goes to the registry alone (and over plain HTTP only to a loopback one)."""
-    if _origin(url) != _origin(registry_url):
+    if origin(url) != origin(registry_url):
         raise VerificationError(
             f"{repository}: the registry's tag list links to {clipped(printable(url), 200)}, not to the registry "
             "itself; refused"
         )
     return url
-
-
-def _origin(url: str) -> tuple[str, str | None, int | None]:
-    """A URL's scheme, host and port, the port given or the scheme's own."""
-    parts = urllib.parse.urlsplit(url)
-    try:
-        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    except ValueError:  # not a port: no origin this one could be
-        port = -1
-    return parts.scheme, parts.hostname, port
 
 
 def _get(client: Client, url: str, *, accept: str | None = None) -> requests.Response:

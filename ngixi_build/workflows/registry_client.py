@@ -205,6 +205,11 @@ class Client(oras.client.OrasClient):  # type: ignore[misc]
         json: Any = None,
         stream: bool = False,
     ) -> requests.Response:
+        if origin(url) != origin(f"{self.prefix}://{self.host}/"):  # an upload's location elsewhere (its storage)
+            elsewhere: requests.Response = self.session.request(
+                method, url, data=data, json=json, headers=headers, stream=stream
+            )
+            return elsewhere  # without the login, which is the registry's alone
         headers = {**(headers or {}), **self.auth.get_auth_header(), **self._sent_basic}
         response: requests.Response = self.session.request(
             method, url, data=data, json=json, headers=headers, stream=stream
@@ -262,6 +267,16 @@ def connect(host: str) -> Client:
             f"check the registry's address (plain HTTP only on loopback or with {INSECURE_VARIABLE}=1)"
         ) from None
     return client
+
+
+def origin(url: str) -> tuple[str, str | None, int | None]:
+    """A URL's scheme, host and port (the scheme's own when it gives none): where a login may be sent."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:  # not a port: no origin this one could be
+        port = -1
+    return parts.scheme, parts.hostname, port
 
 
 def plain_http_allowed(host: str) -> bool:

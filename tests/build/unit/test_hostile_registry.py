@@ -429,3 +429,28 @@ def _redirect(handler: BaseHTTPRequestHandler, location: str) -> None:
     handler.send_header("Location", location)
     handler.send_header("Content-Length", "0")
     handler.end_headers()
+
+
+def test_the_login_goes_to_the_registry_alone(registry: FakeRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registry names where an upload goes (its `Location`), which may be its storage elsewhere: the client sent
+    NGIXI_REGISTRY_USERNAME/PASSWORD, or the token the registry gave, along to whatever host it named."""
+    asked: list[str | None] = []
+
+    def locked(handler: BaseHTTPRequestHandler) -> None:
+        asked.append(handler.headers.get("Authorization"))
+        if asked[-1] is None:
+            handler.send_response(401)
+            handler.send_header("WWW-Authenticate", 'Basic realm="fake"')
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        _reply(handler, b"{}")
+
+    monkeypatch.setenv(registry_client.USERNAME_VARIABLE, "ngixi")
+    monkeypatch.setenv(registry_client.PASSWORD_VARIABLE, "s3cret")
+    with serving(FakeRegistry()) as storage:
+        registry.paths["/ngixi/locked"] = storage.paths["/ngixi/locked"] = locked
+        client = registry_client.connect(registry.repository.split("/")[0])
+        assert client.do_request(f"http://{registry.repository}/locked").status_code == 200
+        assert client.do_request(f"http://{storage.repository}/locked").status_code == 401
+    assert asked == [None, "Basic bmdpeGk6czNjcmV0", None]
