@@ -45,20 +45,27 @@ def world_info(resolved: Mapping[str, Any]) -> ComponentInfo:
     """The `ComponentInfo` of wasm-tools' decoding of a component (its one world, `root`)."""
     world = next(w for w in reversed(resolved["worlds"]) if w["name"] == "root")
     types = _Types(resolved["types"])
-    imports = {
-        _item_name(resolved, key, item): frozenset(_interface(resolved, item).get("functions", {}))
+    import_types = {
+        _item_name(resolved, key, item): {
+            name: types.signature(function) for name, function in _functions(resolved, item).items()
+        }
         for key, item in world["imports"].items()
         if "type" not in item  # the world's own named types, which a component defines rather than imports
     }
+    imports = {name: frozenset(functions) for name, functions in import_types.items()}
     exports: dict[str, WitTypes] = {}
     for key, item in world["exports"].items():
         if "function" in item:
             exports[key] = types.signature(item["function"])
         elif "interface" in item:
             name = _item_name(resolved, key, item)
-            for function_name, function in _interface(resolved, item).get("functions", {}).items():
+            for function_name, function in _functions(resolved, item).items():
                 exports[f"{name}#{function_name}"] = types.signature(function)
-    return ComponentInfo(imports, exports)
+    return ComponentInfo(imports, exports, import_types)
+
+
+def _functions(resolved: Mapping[str, Any], item: Mapping[str, Any]) -> Mapping[str, Any]:
+    return dict(_interface(resolved, item).get("functions", {}))
 
 
 def _interface(resolved: Mapping[str, Any], item: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -26,6 +26,7 @@ from ngixi_build.workflows.registry_client import (
     OutOfTime,
     RegistryError,
     connect,
+    origin,
     reason,
     within,
 )
@@ -35,7 +36,7 @@ from ngixi_runtime.bundles.reader import VerifiedBundle, open_bundle_file, read_
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.files import write_atomic
 from ngixi_runtime.loading.loader import verified_manifest
-from ngixi_runtime.printable import printable
+from ngixi_runtime.printable import clipped, printable
 from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX, MAX_BUNDLE_BYTES, BundleIndex
 from ngixi_runtime.trust.signatures import TrustedKey, TrustStore
 
@@ -56,6 +57,9 @@ MAX_MANIFEST_BYTES = 4 << 20
 MAX_TAGS_READ = 1000
 TAGS_PER_PAGE = 100
 MAX_TAG_PAGE_BYTES = 1 << 20
+# A published bundle's config document (this tool writes a few hundred bytes: guest, version, channel, sequence,
+# capabilities, targets); publish's sequence check reads one per tag.
+MAX_CONFIG_BYTES = 64 << 10
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _BODY_SHOWN = 300  # characters of a refusal's body quoted in the error
 _HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d{1,5}))?")
@@ -221,23 +225,32 @@ def _verified(path: Path, trust: TrustStore) -> tuple[bytes, VerifiedBundle, tup
 def _out_of_order(client: Client, registry: str, reference: str, index: BundleIndex) -> str | None:
     """Another published version of the guest on its channel with the same or a higher sequence: hosts
     could not order the two, or would refuse this one as a rollback."""
-    for tag, config in _published_configs(client, f"{registry}/{index.guest}"):
-        if config.get("channel") != index.channel or config.get("version") == index.version:
+    for other in _published_versions(client, f"{registry}/{index.guest}"):
+        if other.channel != index.channel or other.version == index.version:
             continue
-        sequence = config.get("sequence")
-        if isinstance(sequence, int) and sequence >= index.sequence:
+        if isinstance(other.sequence, int) and other.sequence >= index.sequence:
+            outcome = "not know which is newer" if other.sequence == index.sequence else "refuse this one as a rollback"
             return (
-                f"{reference}: sequence {index.sequence}, but {registry}/{index.guest}:{tag} ({config['version']}) "
-                f"was published with sequence {sequence}: hosts that pulled it would "
-                f"{'not know which is newer' if sequence == index.sequence else 'refuse this one as a rollback'}; "
+                f"{reference}: sequence {index.sequence}, but {registry}/{index.guest}:{other.tag} ({other.version}) "
+                f"was published with sequence {other.sequence}: hosts that pulled it would {outcome}; "
                 f"if {HISTORY_FILE} lost releases (another clone, a deleted record), restore or merge it and release "
                 "again with a bumped version (or --force to publish anyway)"
             )
     return None
 
 
-def _published_configs(client: Client, repository: str) -> list[tuple[str, dict[str, Any]]]:
-    """(tag, ngixi config) of each tag read from the repository that names a bundle this tool published."""
+@dataclass(frozen=True)
+class _PublishedVersion:
+    """What the sequence check reads of a tag's config document (and keeps: not the document, whatever its size)."""
+
+    tag: str
+    channel: object
+    version: object
+    sequence: object
+
+
+def _published_versions(client: Client, repository: str) -> list[_PublishedVersion]:
+    """The published version each tag read from the repository names, if it names a bundle this tool published."""
     found = []
     for tag in _tags(client, repository):
         container = client.get_container(f"{repository}:{tag}")
@@ -247,16 +260,19 @@ def _published_configs(client: Client, repository: str) -> list[tuple[str, dict[
         if not isinstance(config, dict) or config.get("mediaType") != ARTIFACT_TYPE or not _is_digest(config):
             continue  # not a bundle this tool published
         blob = _get(client, f"{client.prefix}://{container.get_blob_url(config['digest'])}")
-        content = _body(blob, MAX_MANIFEST_BYTES, container.uri, "config")
+        content = _body(blob, MAX_CONFIG_BYTES, container.uri, "config")
         if blob.status_code == 200 and _sha256(content) == config["digest"] and (described := _document(content)):
-            found.append((tag, described))
+            found.append(
+                _PublishedVersion(tag, described.get("channel"), described.get("version"), described.get("sequence"))
+            )
     return found
 
 
 def _tags(client: Client, repository: str) -> list[str]:
     """The repository's tags, TAGS_PER_PAGE at a time (the distribution spec's `n`, then each answer's `Link`),
     MAX_TAGS_READ at most: a repository of a million tags is not read whole, nor is a registry's page that is."""
-    url: str | None = f"{client.prefix}://{client.get_container(repository).tags_url(N=TAGS_PER_PAGE)}"
+    first = f"{client.prefix}://{client.get_container(repository).tags_url(N=TAGS_PER_PAGE)}"
+    url: str | None = first
     tags: list[str] = []
     while url and len(tags) <= MAX_TAGS_READ:
         response = _get(client, url)
@@ -268,7 +284,7 @@ def _tags(client: Client, repository: str) -> list[str]:
             raise VerificationError(f"{repository}: the registry's tag list is not a list of tags")
         tags += page
         link = response.links.get("next", {}).get("url")
-        url = urllib.parse.urljoin(response.url, link) if link and page else None
+        url = _same_origin(urllib.parse.urljoin(response.url, link), first, repository) if link and page else None
     if len(tags) > MAX_TAGS_READ:
         log.warning(
             "%s: more than %d tags; the sequence check read the first %d the registry listed",
@@ -277,6 +293,17 @@ def _tags(client: Client, repository: str) -> list[str]:
             MAX_TAGS_READ,
         )
     return tags[:MAX_TAGS_READ]
+
+
+def _same_origin(url: str, registry_url: str, repository: str) -> str:
+    """`url`, a link the registry's answer gave, if it leads to the registry itself: the next request carries the
+    login, which goes to the registry alone (and over plain HTTP only to a loopback one)."""
+    if origin(url) != origin(registry_url):
+        raise VerificationError(
+            f"{repository}: the registry's tag list links to {clipped(printable(url), 200)}, not to the registry "
+            "itself; refused"
+        )
+    return url
 
 
 def _get(client: Client, url: str, *, accept: str | None = None) -> requests.Response:
@@ -310,7 +337,7 @@ def _is_digest(descriptor: dict[str, Any]) -> bool:
     return isinstance(descriptor.get("digest"), str) and bool(_DIGEST.fullmatch(descriptor["digest"]))
 
 
-def _push(client: Client, upload: _Upload, *, force: bool) -> Published:
+def _push(client: Client, upload: _Upload) -> Published:
     """Pushes content-addressed: the blobs, the manifest by digest, and only then the tag, asking the
     registry to tag only if the tag still names what it named when checked (a conditional PUT, which
     registries without RFC 7232 support ignore); then reads the tag back to see which push won."""
@@ -327,7 +354,7 @@ def _push(client: Client, upload: _Upload, *, force: bool) -> Published:
         now = _tagged(client, upload.container)
         if now is not None and now[0] == upload.digest:
             return Published(upload.reference, upload.digest, "unchanged")  # another publisher, the same bytes
-        _refuse_if_tagged_since(upload, now, force=force)
+        _refuse_if_tagged_since(upload, now)
         precondition = {"If-Match": f'"{now[0]}"'} if now else {"If-None-Match": "*"}
         _put_manifest(
             client, upload.container, upload.container.tag, upload.manifest, upload.reference, precondition=precondition
@@ -335,12 +362,14 @@ def _push(client: Client, upload: _Upload, *, force: bool) -> Published:
         _check_won(client, upload)
     except (requests.RequestException, ValueError) as error:
         raise RegistryError(f"{upload.reference}: push failed: {printable(str(error))}") from None
-    return Published(upload.reference, upload.digest, "published" if upload.tagged is None else "overwritten")
+    return Published(upload.reference, upload.digest, "published" if now is None else "overwritten")
 
 
-def _refuse_if_tagged_since(upload: _Upload, now: tuple[str, Any] | None, *, force: bool) -> None:
-    """Another publisher may have tagged it since it was checked: refused unless forced."""
-    if force or now is None or (upload.tagged is not None and now[0] == upload.tagged[0]):
+def _refuse_if_tagged_since(upload: _Upload, now: tuple[str, Any] | None) -> None:
+    """Another publisher may have tagged it since it was checked: refused, --force or not. --force replaces what
+    the check found (or publishes out of sequence), never a tag someone made meanwhile, which its output would have
+    called "published"."""
+    if now is None or (upload.tagged is not None and now[0] == upload.tagged[0]):
         return
     raise RegistryError(
         f"{upload.reference}: another publisher tagged it as {now[0]} while this publish ran; not tagged "
@@ -449,7 +478,7 @@ def publish_release(
             refusals = [r for u in uploads if (r := u.refusal())]
             if refusals and not force:
                 raise RegistryError("\n".join(refusals))  # before anything is pushed: published whole or not
-            published.extend(_push(client, upload, force=force) for upload in uploads)
+            published.extend(_push(client, upload) for upload in uploads)
     except OutOfTime as late:
         done = ", ".join(item.reference for item in published) or "nothing"
         raise OutOfTime(

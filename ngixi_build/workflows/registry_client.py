@@ -26,6 +26,7 @@ from urllib3.poolmanager import PoolManager
 
 from ngixi_build.toolchains.npm_settings import is_loopback_host
 from ngixi_runtime.errors import InvalidInput, NgixiError
+from ngixi_runtime.printable import clipped, printable
 
 USERNAME_VARIABLE = "NGIXI_REGISTRY_USERNAME"
 PASSWORD_VARIABLE = "NGIXI_REGISTRY_PASSWORD"
@@ -166,6 +167,7 @@ class _Limits(HTTPAdapter):
         return manager
 
     def send(self, request: requests.PreparedRequest, **options: Any) -> requests.Response:  # type: ignore[override]
+        _refuse_plain_http(str(request.url))  # a redirect comes here too
         stall = float(REACH_TIMEOUT_SECONDS)
         answer = stall + int(request.headers.get("Content-Length") or 0) / ANSWER_BYTES_PER_SECOND
         deadline = _ACTIVE.get()
@@ -203,6 +205,11 @@ class Client(oras.client.OrasClient):  # type: ignore[misc]
         json: Any = None,
         stream: bool = False,
     ) -> requests.Response:
+        if origin(url) != origin(f"{self.prefix}://{self.host}/"):  # an upload's location elsewhere (its storage)
+            elsewhere: requests.Response = self.session.request(
+                method, url, data=data, json=json, headers=headers, stream=stream
+            )
+            return elsewhere  # without the login, which is the registry's alone
         headers = {**(headers or {}), **self.auth.get_auth_header(), **self._sent_basic}
         response: requests.Response = self.session.request(
             method, url, data=data, json=json, headers=headers, stream=stream
@@ -249,8 +256,7 @@ class Client(oras.client.OrasClient):  # type: ignore[misc]
 def connect(host: str) -> Client:
     """A client for the registry at host[:port]: plain HTTP only on loopback or when asked, the login from the
     environment; one quick look at the registry's API root first, so that an unreachable one is one line now."""
-    insecure = is_loopback(host) or os.environ.get(INSECURE_VARIABLE) == "1"
-    client = Client(host, insecure=insecure)
+    client = Client(host, insecure=plain_http_allowed(host))
     try:
         client.session.get(f"{client.prefix}://{host}/v2/").close()
     except requests.RequestException as error:
@@ -261,6 +267,32 @@ def connect(host: str) -> Client:
             f"check the registry's address (plain HTTP only on loopback or with {INSECURE_VARIABLE}=1)"
         ) from None
     return client
+
+
+def origin(url: str) -> tuple[str, str | None, int | None]:
+    """A URL's scheme, host and port (the scheme's own when it gives none): where a login may be sent."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:  # not a port: no origin this one could be
+        port = -1
+    return parts.scheme, parts.hostname, port
+
+
+def plain_http_allowed(host: str) -> bool:
+    """Whether plain HTTP may carry requests to host[:port]: on this machine, or when the user asks for it."""
+    return is_loopback(host) or os.environ.get(INSECURE_VARIABLE) == "1"
+
+
+def _refuse_plain_http(url: str) -> None:
+    """Refuses a plain-HTTP request the rule does not allow: a registry's redirect (a blob's, to its storage) could
+    otherwise send the client to any host over plain HTTP, the registry's own being HTTPS."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "http" and not plain_http_allowed(parts.netloc):
+        raise RegistryError(
+            f"{clipped(printable(url), 200)}: the registry redirected a request there, over plain HTTP, which goes "
+            f"only to this machine or with {INSECURE_VARIABLE}=1; refused"
+        )
 
 
 def is_loopback(host: str) -> bool:

@@ -17,6 +17,9 @@ from typing import Any
 _BEYOND_C0 = "\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff"
 _ESCAPED = f"[\x00-\x08\x0a-\x1f{_BEYOND_C0}]"  # and the C0 controls but tab
 _NAMED = {"\n": "\\n", "\r": "\\r"}
+# The longest line of an error ngixi prints whole: its start says what was refused, its end what to do, and what it
+# quotes in between (a name a module carries, an argument) may be of any length.
+ERROR_LINE_LIMIT = 4000
 
 
 def _escape(found: re.Match[str]) -> str:
@@ -43,8 +46,9 @@ def clipped(text: str, limit: int) -> str:
 
 
 def printable_lines(text: str) -> str:
-    """A message of several lines, each made `printable`: for a message whose line breaks are ngixi's own."""
-    return "\n".join(printable(line) for line in text.split("\n"))
+    """A message of several lines, each made `printable` and `clipped` past `ERROR_LINE_LIMIT` characters: for a
+    message whose line breaks are ngixi's own."""
+    return "\n".join(clipped(printable(line), ERROR_LINE_LIMIT) for line in text.split("\n"))
 
 
 def printable_json(value: Any, *, indent: int | None = None) -> str:

@@ -183,6 +183,7 @@ class Capability:
 
     __slots__ = (
         "component_host",
+        "component_types",
         "descriptor_table",
         "imports",
         "interface",
@@ -210,6 +211,8 @@ class Capability:
         descriptor_table: bool = False,
         interface: str | None = None,  # its interface in the WIT catalog (wit/), for component guests
         component_host: Mapping[str, Binder] = MappingProxyType({}),  # that interface's functions
+        # and their WIT param and result types, which a component's import of each must have
+        component_types: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = MappingProxyType({}),
         wasi_p2: Mapping[str, frozenset[str]] = MappingProxyType({}),  # WASI preview 2 functions it grants
     ) -> None:
         self.name = name
@@ -222,6 +225,7 @@ class Capability:
         self.descriptor_table = descriptor_table
         self.interface = interface
         self.component_host = component_host
+        self.component_types = component_types
         self.wasi_p2 = wasi_p2
 
     def __repr__(self) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 from ngixi_runtime.capabilities.base import Mount
@@ -35,6 +36,16 @@ RUN_EXPORT = r"^wasi:cli/run@0\.2\.\d+#run\Z"  # a pattern, compiled by `re` whe
 _WASI_NAME = r"^(wasi:[a-z][a-z-]*/[a-z][a-z-]*)@0\.2\.\d+\Z"  # as RUN_EXPORT
 
 WitTypes = tuple[tuple[str, ...], tuple[str, ...]]
+# The catalog's `types.error`, as `engines.wit_values.render` writes it: how a fallible host function fails.
+ERROR_TYPE = (
+    "enum { denied, address-refused, method-not-allowed, invalid, too-large, timeout, unreachable, "
+    "too-many-redirects, not-found, quota-exceeded, host-failure }"
+)
+
+
+def fallible(ok: str) -> str:
+    """The WIT result type of a host function that returns `ok` or fails with the catalog's error."""
+    return f"result<{ok}, {ERROR_TYPE}>"
 
 
 class ComponentInfo(NamedTuple):
@@ -45,6 +56,9 @@ class ComponentInfo(NamedTuple):
 
     imports: Mapping[str, frozenset[str]]
     exports: Mapping[str, WitTypes]
+    # interface → function → its WIT param and result types, as the component declares them (which need not be
+    # the host's: an import is linked by name, and the host function is handed what the component's types lift to)
+    import_types: Mapping[str, Mapping[str, WitTypes]] = MappingProxyType({})
 
     def to_json(self) -> dict[str, Any]:
         return {

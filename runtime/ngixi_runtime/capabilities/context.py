@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from ngixi_runtime.errors import GuestError
+from ngixi_runtime.printable import clipped
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import GuestMemory
 
@@ -21,6 +22,11 @@ HostFunction = Callable[..., int | None]
 Address = tuple[str, int]
 
 HOST_LOG_LEVEL = "host"  # log lines the host adds for the operator
+# The host's own lines a call may add, and the characters of each: they count against no quota of the guest's, which
+# chooses what they quote (a refused request's URL), and a guest asking again and again for a refused URL made a line
+# of 8 KB each time (180 MB in 5 s in-process; isolated, its child was stopped as sending "a malformed reply").
+HOST_LINES_PER_CALL = 100
+_HOST_LINE_CHARACTERS = 2000
 # Standard input a caller gives a guest: the bytes, or a reader asked for at most `limit + 1` bytes only when
 # the guest is granted stdin (`ngixi run` reads its own stdin so, and never for a guest that may not read it).
 Stdin = bytes | Callable[[int], bytes]
@@ -74,7 +80,7 @@ LogSink = Callable[[LogLine, float], None]
 class GuestOutput:
     """What the guest logged, printed and called in the current call."""
 
-    __slots__ = ("host_calls", "log_bytes", "logs", "on_log", "stderr", "stdout", "streamed")
+    __slots__ = ("host_calls", "host_lines", "log_bytes", "logs", "on_log", "stderr", "stdout", "streamed")
 
     def __init__(
         self,
@@ -94,6 +100,7 @@ class GuestOutput:
         self.log_bytes = log_bytes
         self.host_calls = Counter() if host_calls is None else host_calls
         self.streamed = streamed  # stdout and stderr bytes passed on as written (`StdioSink`), not kept here
+        self.host_lines = 0  # the host's own lines of this call, shown or not
 
     def take(self) -> GuestOutput:
         """Everything one call produced, leaving this empty: output quotas apply per call."""
@@ -108,6 +115,7 @@ class GuestOutput:
             Counter(),
             0,
         )
+        self.host_lines = 0
         return taken
 
     @property
@@ -132,8 +140,15 @@ class GuestOutput:
             self.on_log(line)
 
     def host_says(self, message: str) -> None:
-        """A line from the host for the operator (a refused request, a storage failure), among the logs."""
-        self.log(LogLine(HOST_LOG_LEVEL, message))
+        """A line from the host for the operator (a refused request, a storage failure), among the logs: the first
+        `HOST_LINES_PER_CALL` of a call, each cut in the middle past `_HOST_LINE_CHARACTERS`, then one that says
+        the rest are left out."""
+        self.host_lines += 1
+        if self.host_lines <= HOST_LINES_PER_CALL:
+            self.log(LogLine(HOST_LOG_LEVEL, clipped(message, _HOST_LINE_CHARACTERS)))
+        elif self.host_lines == HOST_LINES_PER_CALL + 1:
+            left_out = f"this call's further lines from the host are left out (at most {HOST_LINES_PER_CALL} a call)"
+            self.log(LogLine(HOST_LOG_LEVEL, left_out))
 
 
 class CallData:

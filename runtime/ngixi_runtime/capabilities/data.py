@@ -10,7 +10,7 @@ one-line error naming the guest, the export and the limit. The host never alloca
 from __future__ import annotations
 
 from ngixi_runtime.capabilities.base import Capability, ComponentFunction, host_import
-from ngixi_runtime.capabilities.component import outcome
+from ngixi_runtime.capabilities.component import fallible, outcome
 from ngixi_runtime.capabilities.context import HostContext, HostFunction
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.spec.abi import U32, AbiFault, Status, copy_out
@@ -98,4 +98,5 @@ CAPABILITY = Capability(
     },
     interface="data",
     component_host={"input": _input, "output": _output},
+    component_types={"input": ((), (fallible("list<u8>"),)), "output": (("list<u8>",), (fallible("_"),))},
 )

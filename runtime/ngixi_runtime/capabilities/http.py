@@ -31,7 +31,7 @@ from ngixi_runtime.capabilities.base import (
     optional_array,
     state_method,
 )
-from ngixi_runtime.capabilities.component import granted_state, outcome
+from ngixi_runtime.capabilities.component import fallible, granted_state, outcome
 from ngixi_runtime.capabilities.context import HostContext, Sandbox
 from ngixi_runtime.capabilities.http_client import (
     DEFAULT_PORTS,
@@ -222,4 +222,7 @@ CAPABILITY = Capability(
     open_state=_open_state,
     interface="http",
     component_host={"fetch": _fetch},
+    component_types={
+        "fetch": (("string", "string", "string", "list<u8>"), (fallible("record { status: u16, body: list<u8> }"),))
+    },
 )

@@ -39,7 +39,7 @@ from ngixi_runtime.capabilities.base import (
     optional_array,
     state_method,
 )
-from ngixi_runtime.capabilities.component import granted_state, outcome
+from ngixi_runtime.capabilities.component import fallible, granted_state, outcome
 from ngixi_runtime.capabilities.context import HostContext, Sandbox
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.records import NamedTuple
@@ -377,5 +377,11 @@ CAPABILITY = Capability(
         "set": _component(lambda store, ns, key, rest: store.set(ns, _key(key), rest[0])),
         "delete": _component(lambda store, ns, key, _: store.delete(ns, _key(key))),
         "keys": _component(lambda store, ns, prefix, _: store.keys(ns, prefix)),
+    },
+    component_types={
+        "get": (("string", "list<u8>"), (fallible("list<u8>"),)),
+        "set": (("string", "list<u8>", "list<u8>"), (fallible("_"),)),
+        "delete": (("string", "list<u8>"), (fallible("_"),)),
+        "keys": (("string", "list<u8>"), (fallible("list<list<u8>>"),)),
     },
 )

@@ -52,4 +52,8 @@ CAPABILITY = Capability(
     {host_import("ngixi", "log", "i32 i32 i32"): _log},
     interface="log",
     component_host={"write": _write, "write-at": _write_at},
+    component_types={
+        "write": (("string",), ()),
+        "write-at": ((f"enum {{ {', '.join(LOG_LEVELS)} }}", "string"), ()),
+    },
 )

@@ -315,11 +315,11 @@ def failure_summary(error: Exception) -> str:
     innermost named functions of its backtrace that can be the guest's own, e.g. `unreachable (in greet)`."""
     backtrace, _, cause = str(error).partition("Caused by:")
     reason = _worded_cause(cause) or first_line(error)
-    from ngixi_runtime.spec.sourcemap import is_own  # on a failure only: not on every run's path
+    from ngixi_runtime.spec.sourcemap import is_own, shown_name  # on a failure only: not on every run's path
 
     # Past AssemblyScript's ~lib/, C's abort, a language runtime's libraries: none of them is the guest's place.
     frames = re.findall(_FRAME, backtrace, re.MULTILINE)
-    own = [shown for _, frame in frames if (shown := _frame_name(frame)) and is_own(shown)]
+    own = [shown_name(shown) for _, frame in frames if (shown := _frame_name(frame)) and is_own(shown)]
     return f"{reason} (in {' < '.join(own[:_FRAMES_SHOWN])})" if own else reason
 
 

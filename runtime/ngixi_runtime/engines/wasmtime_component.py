@@ -20,7 +20,7 @@ import wasmtime
 import wasmtime.component as wc
 
 from ngixi_runtime.capabilities.base import ComponentFunction
-from ngixi_runtime.capabilities.component import ComponentInfo, WasiSetup, run_export, text_positions
+from ngixi_runtime.capabilities.component import ComponentInfo, WasiSetup, WitTypes, run_export, text_positions
 from ngixi_runtime.capabilities.context import GuestExit
 from ngixi_runtime.engines.base import START_TRAPPED, RunLimits
 from ngixi_runtime.engines.wasmtime import (
@@ -79,10 +79,12 @@ def _func_types(function: wc.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]
     return tuple(render(t) for _, t in function.params), result
 
 
-def _func_names(instance_type: object, engine: wasmtime.Engine) -> frozenset[str]:
+def _functions(instance_type: object, engine: wasmtime.Engine) -> dict[str, WitTypes]:
+    """The param and result types of each function an imported instance has."""
     if not isinstance(instance_type, wc.ComponentInstanceType):
-        return frozenset()
-    return frozenset(n for n, item in instance_type.exports(engine).items() if isinstance(item.ty, wc.FuncType))
+        return {}
+    items = instance_type.exports(engine).items()
+    return {name: _func_types(item.ty) for name, item in items if isinstance(item.ty, wc.FuncType)}
 
 
 def component_info(component: wc.Component, engine: wasmtime.Engine) -> ComponentInfo:
@@ -95,8 +97,9 @@ def component_info(component: wc.Component, engine: wasmtime.Engine) -> Componen
             for inner, function in item.ty.exports(engine).items():
                 if isinstance(function.ty, wc.FuncType):
                     exports[f"{name}#{inner}"] = _func_types(function.ty)
-    imports = {name: _func_names(item.ty, engine) for name, item in component_type.imports(engine).items()}
-    return ComponentInfo(imports, exports)
+    import_types = {name: _functions(item.ty, engine) for name, item in component_type.imports(engine).items()}
+    imports = {name: frozenset(functions) for name, functions in import_types.items()}
+    return ComponentInfo(imports, exports, import_types)
 
 
 def precompile(wasm: bytes, *, triple: str, cpu_features: Sequence[str], metered: bool, what: str) -> bytes:

@@ -213,9 +213,16 @@ def _wasi_problems(
 
 
 def _interface_problems(
-    manifest: Manifest, name: str, functions: frozenset[str], capabilities: Sequence[Capability]
+    manifest: Manifest,
+    name: str,
+    functions: frozenset[str],
+    types: Mapping[str, WitTypes],
+    capabilities: Sequence[Capability],
 ) -> list[str]:
-    """What the manifest does not grant of an Ngixi interface a component imports as `name`."""
+    """What the manifest does not grant of an Ngixi interface a component imports as `name`, and each function it
+    imports with other types than the host's (`types`: the component's): an import is linked by name, and the
+    host's function was handed what the component's types lift to (a `string` where it counts the bytes of a
+    `list<u8>` value against kv's max_value_bytes, a level it has no name for)."""
     interface = interface_of(name)
     if interface in TYPE_INTERFACES:
         return []
@@ -228,7 +235,15 @@ def _interface_problems(
             f"[capabilities.{providing.name}]; grant it in the manifest or remove the import"
         ]
     unknown = sorted(functions - set(providing.component_host))
-    return [f"capabilities.{providing.name}: {name} has no function {f!r} on this host" for f in unknown]
+    problems = [f"capabilities.{providing.name}: {name} has no function {f!r} on this host" for f in unknown]
+    for function, found in sorted(types.items()):
+        expected = providing.component_types.get(function)
+        if expected is not None and found != expected:
+            problems.append(
+                f"capabilities.{providing.name}: the component imports {name} {function} as {wit_signature(found)}, "
+                f"and this host's is {wit_signature(expected)}: build it against the host's WIT (`ngixi wit`)"
+            )
+    return problems
 
 
 def _component_import_problems(manifest: Manifest, info: ComponentInfo) -> list[str]:
@@ -240,7 +255,7 @@ def _component_import_problems(manifest: Manifest, info: ComponentInfo) -> list[
             if name.startswith("wasi:"):
                 found += _wasi_problems(manifest, name, functions, grants)
             else:
-                found += _interface_problems(manifest, name, functions, capabilities)
+                found += _interface_problems(manifest, name, functions, info.import_types.get(name, {}), capabilities)
         return found
 
     return _granted_then_every(problems)

@@ -58,6 +58,7 @@ from ngixi_runtime.loading.aot_cache_dir import CacheUnavailable
 from ngixi_runtime.printable import printable
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.bundle_format import WASM_NAME, ArtifactMeta, BundleIndex, Member, artifact_path
+from ngixi_runtime.spec.schema import reported
 from ngixi_runtime.spec.targets import host_cpu_features, host_triple
 from ngixi_runtime.spec.wasm import ModuleInfo, Signature, argument_problem, read_module_info, value_problem
 from ngixi_runtime.trust.signatures import TrustStore
@@ -420,7 +421,7 @@ def prepare_best_fitting(
     prepared, origin = _first_accepted(bundle, engine, maker, allow_compile)
     problems = problems_of(prepared)
     if problems:
-        raise VerificationError("\n".join(map(printable, problems)))
+        raise VerificationError(reported([printable(line) for line in problems]))
     return prepared, origin
 
 
@@ -825,7 +826,7 @@ def check_guest_code(bundle: VerifiedBundle) -> None:
     info = read_module_info(wasm, source=f"{bundle.source}!{WASM_NAME}")
     problems = check_module(manifest, info)
     if problems:
-        raise VerificationError("\n".join(map(printable, problems)))
+        raise VerificationError(reported([printable(line) for line in problems]))
     check_memory_limit(manifest, info)
 
 

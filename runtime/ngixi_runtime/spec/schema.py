@@ -14,6 +14,8 @@ T = TypeVar("T")
 _FIELD_LIMIT = 200
 _MESSAGE_LIMIT = 1000
 _REPORTED_LINES = 20
+# A reported line may quote names a module's author chose (its imports, its functions): each is cut there too.
+_LINE_LIMIT = 2000
 # The longest name (an export, an environment variable) and path (a guest's or a file's) a manifest or policy may
 # hold, in UTF-8 bytes: far above any real one and within what engines and the WASI and component ABIs take;
 # without them a 100,000-character name was carried into every signed index, load and error message.
@@ -49,9 +51,10 @@ class Problems:
 
 
 def reported(lines: Sequence[str]) -> str:
-    """The problems of one file as a message: the first `_REPORTED_LINES`, then how many more there are (a file of
-    20,000 unknown keys printed 20,000 lines)."""
-    shown = "\n".join(lines[:_REPORTED_LINES])
+    """The problems of one file as a message: the first `_REPORTED_LINES`, each cut to `_LINE_LIMIT` characters,
+    then how many more there are (a file of 20,000 unknown keys printed 20,000 lines, a module importing a
+    100,000-character name a line of that length)."""
+    shown = "\n".join(clipped(line, _LINE_LIMIT) for line in lines[:_REPORTED_LINES])
     more = len(lines) - _REPORTED_LINES
     return shown if more <= 0 else f"{shown}\n… and {more} more problems in the same file: fix those above first"
 

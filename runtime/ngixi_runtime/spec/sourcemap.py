@@ -12,8 +12,9 @@ from __future__ import annotations
 import bisect
 import json
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from ngixi_runtime.printable import printable
+from ngixi_runtime.printable import clipped, printable
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.symbols import rust_path
 from ngixi_runtime.spec.wasm import custom_sections, function_bodies, placed_core_modules
@@ -44,6 +45,7 @@ ABORT_FUNCTION = "abort"
 _DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _BASE64 = {c: i for i, c in enumerate(_DIGITS)}
 _FUNCTION_NAMES = 1  # the name section's subsection of function names
+_NAME_SHOWN = 200  # characters of a name the guest gives that a message shows
 
 Frame = tuple[int, int]  # (function index, module offset)
 
@@ -68,13 +70,23 @@ class SourceMap(NamedTuple):
         return (self.sources[source], line, column) if source < len(self.sources) else None
 
 
-def parse_source_map(text: bytes) -> SourceMap | None:
-    """A version 3 source map of a module; None for anything else."""
+def _read(text: bytes) -> tuple[dict[str, Any], str, list[str]] | None:
+    """A source map's document, its mappings and its sources as text; None for anything else: not JSON, fields of
+    other types, or nested deeper than Python's decoder goes (the section is the module's author's: 100,000 `[`
+    were a traceback at a trap)."""
     try:
         document = json.loads(text)
-        mappings, sources = str(document["mappings"]), [str(s) for s in document["sources"]]
-    except (ValueError, KeyError, TypeError):
+        return document, str(document["mappings"]), [str(s) for s in document["sources"]]
+    except (ValueError, KeyError, TypeError, RecursionError):
         return None
+
+
+def parse_source_map(text: bytes) -> SourceMap | None:
+    """A version 3 source map of a module; None for anything else."""
+    read = _read(text)
+    if read is None:
+        return None
+    _, mappings, sources = read
     offsets: list[int] = []
     places: list[tuple[int, int, int]] = []
     column = source = line = source_column = 0
@@ -95,11 +107,11 @@ def parse_source_map(text: bytes) -> SourceMap | None:
 def moved_source_map(text: bytes, by: int) -> bytes:
     """The source map with every module offset it maps moved `by` bytes, as the code was moved; unchanged if it is
     not one. Offsets after the first are relative to the one before, so only the first changes."""
-    try:
-        document = json.loads(text)
-        segments = str(document["mappings"]).replace(";", ",").split(",")  # one line, as `parse_source_map` reads it
-    except (ValueError, KeyError, TypeError):
+    read = _read(text)
+    if read is None:
         return text
+    document, mappings, _ = read
+    segments = mappings.replace(";", ",").split(",")  # one line, as `parse_source_map` reads it
     first = next((number for number, segment in enumerate(segments) if _vlq(segment)), None)
     if first is None:
         return text
@@ -180,8 +192,8 @@ def trap_location(wasm: bytes, frames: Sequence[Frame], *, source: str) -> str |
             place = source_map.locate(offset, bodies.get(index, (offset, offset + 1)))
             if place is not None and not place[0].startswith(LIBRARY_PREFIXES):
                 name = rust_path(names.get(index, ""))
-                function = f" (in {name})" if name and is_own(name) else ""
-                return printable(f"at {place[0]}:{place[1]}:{place[2]}{function}")  # the guest's names
+                function = f" (in {shown_name(name)})" if name and is_own(name) else ""
+                return printable(f"at {shown_name(place[0])}:{place[1]}:{place[2]}{function}")  # the guest's names
     return named_location(names[index] for index, _ in frames if index in names)
 
 
@@ -189,7 +201,13 @@ def named_location(names: Iterable[str]) -> str | None:
     """ "in NAME": the innermost of a trap's function names (innermost first) that is the guest's own, if any (a
     Rust name as Rust writes its path)."""
     own = next((readable for name in names if is_own(readable := rust_path(name))), None)
-    return printable(f"in {own}") if own else None
+    return printable(f"in {shown_name(own)}") if own else None
+
+
+def shown_name(name: str) -> str:
+    """A function or file name a guest's module gives, for a message: cut in the middle past `_NAME_SHOWN`
+    characters (the name section holds names of any length; one of 100,000 characters made a trap's line)."""
+    return clipped(name, _NAME_SHOWN)
 
 
 def is_panic(names: Iterable[str]) -> bool:

@@ -207,18 +207,25 @@ _COMPONENT_HEADER = b"\0asm\x0d\x00\x01\x00"
 _HEADER_NAMES = {_MODULE_HEADER: "the \\0asm version 1 header", _COMPONENT_HEADER: "the component header"}
 
 
-def section_spans(data: bytes, *, source: str, header: bytes = _MODULE_HEADER) -> Iterator[tuple[int, int, int, int]]:
+def section_spans(
+    data: bytes, *, source: str, header: bytes = _MODULE_HEADER, within: tuple[int, int] | None = None
+) -> Iterator[tuple[int, int, int, int]]:
     """Each section of a module (a component: its `header`) after its checked header: its id, where it starts,
-    where its body starts, where it ends."""
+    where its body starts, where it ends; `within`: of the one that `data[start:end]` holds (a component's
+    nested component), its places counted in `data`, with no copy of its bytes."""
+    start, end = (0, len(data)) if within is None else within
     reader = _Reader(data, source)
+    reader.pos = start
     if reader.take(len(header)) != header:
         raise reader.fail(f"missing {_HEADER_NAMES[header]}")
-    while reader.pos < len(data):
-        start, section_id = reader.pos, reader.byte()
+    while reader.pos < end:
+        section_start, section_id = reader.pos, reader.byte()
         size = reader.u32()
         body = reader.pos
-        reader.take(size)
-        yield section_id, start, body, reader.pos
+        if body + size > end:
+            raise reader.fail("unexpected end")
+        reader.pos += size
+        yield section_id, section_start, body, reader.pos
 
 
 def _sections(data: bytes, source: str) -> Iterator[tuple[int, int, bytes]]:
@@ -405,15 +412,19 @@ def component_core_modules(data: bytes, *, source: str) -> list[bytes]:
 
 def placed_core_modules(data: bytes, *, source: str) -> list[tuple[int, bytes]]:
     """`component_core_modules`, each with where it starts in the component (Wasmtime's backtrace offsets of a
-    component's code count from the component's start)."""
+    component's code count from the component's start), in the order they are written. Nested components are
+    read from a list, not by recursion, and in place: Wasmtime loads a component nested 999 deep, which was a
+    RecursionError here (and each level a copy of the rest)."""
     modules = []
-    for section_id, _, body, end in section_spans(data, source=source, header=_COMPONENT_HEADER):
-        if section_id == _CORE_MODULE_SECTION:
-            modules.append((body, data[body:end]))
-        elif section_id == _COMPONENT_SECTION:
-            nested = placed_core_modules(data[body:end], source=source)
-            modules += [(body + at, module) for at, module in nested]
-    return modules
+    pending = [(0, len(data))]  # the components still to read, where each starts and ends
+    while pending:
+        component = pending.pop()
+        for section_id, _, body, end in section_spans(data, source=source, header=_COMPONENT_HEADER, within=component):
+            if section_id == _CORE_MODULE_SECTION:
+                modules.append((body, data[body:end]))
+            elif section_id == _COMPONENT_SECTION:
+                pending.append((body, end))
+    return sorted(modules, key=lambda placed: placed[0])
 
 
 def component_memory_floor(data: bytes, *, source: str) -> int:

@@ -360,3 +360,29 @@ def test_validate_refuses_a_broken_component_in_one_line(project: Path, tmp_path
     with pytest.raises(VerificationError, match=r"broken\.wasm: not a valid component: \S") as caught:
         read_component_world(broken)
     assert "\n" not in str(caught.value)
+
+
+def test_each_capability_declares_the_catalogs_types_of_its_component_functions(tmp_path: Path) -> None:
+    """The host checks a component's imports against each capability's `component_types`: they are the WIT
+    catalog's, as Wasmtime (at load) and wasm-tools (at build) read a component importing every interface."""
+    from ngixi_build.project import PACKAGED_WIT
+    from ngixi_runtime.capabilities.component import interface_import
+    from ngixi_runtime.capabilities.registry import every_capability
+
+    wit = tmp_path / "wit"
+    wit.mkdir()
+    catalog = (PACKAGED_WIT / "host.wit").read_text()
+    (wit / "host.wit").write_text(catalog + "\nworld everything { import log; import http; import kv; import data; }\n")
+    tools, core, component = str(wasm_tools()), tmp_path / "core.wasm", tmp_path / "component.wasm"
+    embed = [tools, "component", "embed", "--dummy", str(wit), "--world", "everything", "-o", str(core)]
+    subprocess.run(embed, check=True)
+    subprocess.run([tools, "component", "new", str(core), "-o", str(component)], check=True)
+    engine = wasmtime.Engine()
+    at_load = wasmtime_component.component_info(wc.Component.from_file(engine, str(component)), engine)
+    at_build = read_component_world(component)
+    declared = {interface_import(c.interface): dict(c.component_types) for c in every_capability() if c.interface}
+    declared = {name: types for name, types in declared.items() if types}
+    assert set(declared) == {interface_import(name) for name in ("log", "http", "kv", "data")}
+    for name, types in declared.items():
+        assert at_load.import_types[name] == types
+        assert at_build.import_types[name] == types

@@ -572,10 +572,19 @@ def assert_rival_won(lost: RegistryError, rival: publish.Published, happened: st
     assert publish._tagged(client, client.get_container(rival.reference))[0] == rival.digest  # type: ignore[index]
 
 
+@pytest.mark.parametrize("force", [False, True])
 def test_a_rival_tagging_after_our_check_leaves_the_tag_to_it(
-    released: Path, release_keys: KeyFiles, registry: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    released: Path,
+    release_keys: KeyFiles,
+    registry: str,
+    tmp_path: Path,
+    *,
+    monkeypatch: pytest.MonkeyPatch,
+    force: bool,
 ) -> None:
-    namespace = f"{registry}-race-before"
+    """With --force too (given to publish out of sequence, or over the tag the check found), which overwrote the
+    rival's new tag and called it "published"."""
+    namespace = f"{registry}-race-before-{'forced' if force else 'plain'}"
     ours, rival_publishes = racing_publishers(released, release_keys, namespace, tmp_path)
     tagged, looked, rival = publish._tagged, [], []
 
@@ -587,7 +596,7 @@ def test_a_rival_tagging_after_our_check_leaves_the_tag_to_it(
 
     monkeypatch.setattr(publish, "_tagged", rival_between_check_and_tag)
     with pytest.raises(RegistryError) as lost:
-        publish_release(release_dir=ours, registry=namespace, key=release_keys.key)
+        publish_release(release_dir=ours, registry=namespace, key=release_keys.key, force=force)
     assert_rival_won(lost.value, rival[0], "while this publish ran; not tagged (this bundle's manifest is at ")
 
 

@@ -15,7 +15,15 @@ RESOLVED: dict[str, Any] = {
         {"name": "root:component"},
     ],
     "interfaces": [
-        {"name": "kv", "package": 0, "functions": {"get": {}, "set": {}}, "types": {"error": 0}},
+        {
+            "name": "kv",
+            "package": 0,
+            "functions": {
+                "get": {"name": "get", "params": [], "result": None},
+                "set": {"name": "set", "params": [{"name": "value", "type": "string"}], "result": 8},
+            },
+            "types": {"error": 0},
+        },
         {"name": "run", "package": 1, "functions": {"run": {"name": "run", "params": [], "result": 7}}},
     ],
     "types": [
@@ -59,7 +67,12 @@ RESOLVED: dict[str, Any] = {
 
 
 def test_imports_are_interfaces_by_full_name_with_their_functions_and_bare_functions() -> None:
-    assert world_info(RESOLVED).imports == {"ngixi:host/kv@0.1.0": frozenset({"get", "set"}), "tick": frozenset()}
+    info = world_info(RESOLVED)
+    assert info.imports == {"ngixi:host/kv@0.1.0": frozenset({"get", "set"}), "tick": frozenset()}
+    assert info.import_types["ngixi:host/kv@0.1.0"] == {
+        "get": ((), ()),
+        "set": (("string",), ("result<_, enum { denied, too-large }>",)),
+    }  # as the host's own, which the check holds them to
 
 
 def test_exports_write_types_as_the_engine_does() -> None:

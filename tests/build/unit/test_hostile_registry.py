@@ -336,3 +336,121 @@ def test_tags_are_read_a_page_at_a_time_up_to_a_cap(
     monkeypatch.setattr(publish, "MAX_TAGS_READ", 3)
     assert publish._tags(client, f"{registry.repository}/hello") == ["a", "b", "c"]
     assert len(asked) == 2 and "more than 3 tags; the sequence check read the first 3" in caplog.text
+
+
+def test_a_tag_list_linking_to_another_host_is_refused_before_the_login_goes_there(
+    registry: FakeRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry's Link header names the next page's URL, and every request carries the login: a next page on
+    another host (here another port) would hand that host the password, over plain HTTP as the registry's was."""
+    reached: list[str | None] = []
+
+    class _Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            reached.append(self.headers.get("Authorization"))
+            _reply(self, b'{"tags": []}')
+
+    def page(handler: BaseHTTPRequestHandler) -> None:
+        if handler.headers.get("Authorization") is None:
+            handler.send_response(401)
+            handler.send_header("WWW-Authenticate", 'Basic realm="fake"')
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        body = b'{"tags": ["a"]}'
+        handler.send_response(200)
+        handler.send_header("Link", f'<http://127.0.0.1:{elsewhere.server_address[1]}/v2/x/tags/list>; rel="next"')
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    monkeypatch.setenv(registry_client.USERNAME_VARIABLE, "ngixi")
+    monkeypatch.setenv(registry_client.PASSWORD_VARIABLE, "s3cret")
+    registry.paths["/v2/ngixi/hello/tags/list"] = page
+    with serving(StoppingServer(_Elsewhere)) as elsewhere:
+        client = registry_client.connect(registry.repository.split("/")[0])
+        with pytest.raises(VerificationError, match=r"tag list links to http://127\.0\.0\.1:\d+/v2/x/tags/list, not"):
+            publish._tags(client, f"{registry.repository}/hello")
+    assert reached == []
+
+
+def test_a_published_config_is_read_up_to_what_a_bundles_holds(registry: FakeRegistry) -> None:
+    """Publish reads each tag's config for its sequence: 1,000 tags of 4 MiB configs, each kept parsed, took
+    gigabytes (about 16 MB a config of zeros); a config is a few hundred bytes, and only its version is kept."""
+    config = json.dumps({"channel": "release", "version": "0.0.1", "sequence": 1, "pad": "x" * (64 << 10)})
+    digest = f"sha256:{hashlib.sha256(config.encode()).hexdigest()}"
+    registry.blobs[digest] = lambda handler: _reply(handler, config.encode())
+    described = {"mediaType": publish.ARTIFACT_TYPE, "digest": digest, "size": len(config)}
+    registry.serve_manifest("0.0.1", json.dumps({"schemaVersion": 2, "config": described, "layers": []}).encode())
+    registry.paths["/v2/ngixi/hello/tags/list"] = lambda handler: _reply(handler, b'{"tags": ["0.0.1"]}')
+    client = registry_client.connect(registry.repository.split("/")[0])
+    with pytest.raises(VerificationError, match=r"hello:0\.0\.1: the config is larger than 65536 bytes; refused"):
+        publish._published_versions(client, f"{registry.repository}/hello")
+
+
+@pytest.mark.parametrize(
+    ("link", "followed"),
+    [
+        ("https://r.example/v2/g/tags/list?last=a", True),
+        ("https://R.EXAMPLE:443/v2/g/tags/list?last=a", True),  # the same origin, written otherwise
+        ("http://r.example/v2/g/tags/list?last=a", False),
+        ("https://r.example:8443/v2/g/tags/list?last=a", False),
+        ("https://r.example.evil/v2/g/tags/list?last=a", False),
+    ],
+)
+def test_a_next_page_is_followed_on_the_registrys_own_origin_only(link: str, followed: bool) -> None:
+    if followed:
+        assert publish._same_origin(link, "https://r.example/v2/g/tags/list?n=100", "r.example/g") == link
+    else:
+        with pytest.raises(VerificationError, match=r"not to the registry itself; refused$"):
+            publish._same_origin(link, "https://r.example/v2/g/tags/list?n=100", "r.example/g")
+
+
+def test_a_redirect_over_plain_http_goes_to_this_machine_only(
+    registry: FakeRegistry, release_keys: KeyFiles, tmp_path: Path
+) -> None:
+    """Plain HTTP goes to a loopback registry only (or with NGIXI_REGISTRY_INSECURE=1), but requests followed a
+    registry's redirect anywhere: a blob's sent the pull to a host of the network over plain HTTP (a GET the registry
+    chose, to a machine it cannot reach itself). Storage on this machine still serves a blob."""
+    registry.tag("0.1.0", _release_bundle(tmp_path / "b", release_keys))
+    (digest,) = registry.blobs
+    with serving(FakeRegistry()) as storage:
+        storage.blobs[digest] = registry.blobs[digest]
+        registry.blobs[digest] = lambda handler: _redirect(handler, f"http://{storage.repository}/blobs/{digest}")
+        assert _pull(f"{registry.repository}/hello:0.1.0", tmp_path / "out", release_keys).name == "hello-0.1.0.ngx"
+    registry.blobs[digest] = lambda handler: _redirect(handler, "http://storage.example/internal/admin")
+    with pytest.raises(RegistryError, match=r"^http://storage\.example/internal/admin: the registry redirected a"):
+        _pull(f"{registry.repository}/hello:0.1.0", tmp_path / "again", release_keys)
+    assert list((tmp_path / "again").iterdir()) == []
+
+
+def _redirect(handler: BaseHTTPRequestHandler, location: str) -> None:
+    handler.send_response(307)
+    handler.send_header("Location", location)
+    handler.send_header("Content-Length", "0")
+    handler.end_headers()
+
+
+def test_the_login_goes_to_the_registry_alone(registry: FakeRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registry names where an upload goes (its `Location`), which may be its storage elsewhere: the client sent
+    NGIXI_REGISTRY_USERNAME/PASSWORD, or the token the registry gave, along to whatever host it named."""
+    asked: list[str | None] = []
+
+    def locked(handler: BaseHTTPRequestHandler) -> None:
+        asked.append(handler.headers.get("Authorization"))
+        if asked[-1] is None:
+            handler.send_response(401)
+            handler.send_header("WWW-Authenticate", 'Basic realm="fake"')
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        _reply(handler, b"{}")
+
+    monkeypatch.setenv(registry_client.USERNAME_VARIABLE, "ngixi")
+    monkeypatch.setenv(registry_client.PASSWORD_VARIABLE, "s3cret")
+    with serving(FakeRegistry()) as storage:
+        registry.paths["/ngixi/locked"] = storage.paths["/ngixi/locked"] = locked
+        client = registry_client.connect(registry.repository.split("/")[0])
+        assert client.do_request(f"http://{registry.repository}/locked").status_code == 200
+        assert client.do_request(f"http://{storage.repository}/locked").status_code == 401
+    assert asked == [None, "Basic bmdpeGk6czNjcmV0", None]

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
+from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.errors import VerificationError
 from ngixi_runtime.guest.check import check_module
 from ngixi_runtime.guest.manifest import parse_manifest
+from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.spec.wasm import read_module_info
-from tests.conftest import HELLO_MANIFEST
+from ngixi_runtime.trust.signatures import load_trust
+from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 
 F = "manifests/hello.toml"
@@ -157,3 +164,25 @@ def test_a_module_of_an_older_wasi_is_told_to_rebuild_for_preview_1() -> None:
         f'{F}: capabilities: the guest imports wasi_unstable.fd_write from unknown module "wasi_unstable": not WASI'
         " preview 1 (wasi_snapshot_preview1), the one WASI a core guest may import; rebuild it for wasm32-wasip1"
     ]
+
+
+@pytest.mark.parametrize("command", ["verify", "load"])
+def test_a_module_of_many_long_imports_is_refused_in_a_bounded_message(
+    command: str, tmp_path: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The import names are the module's author's: 20,000 imports printed 20,000 lines (2.7 MB) at `ngixi verify`
+    and an in-process load, and an isolated one reported a "malformed reply" (its 2.8 MB error was over the wire's
+    limit); one name of 100,000 characters made a line of that length. As a manifest's: 20 lines, each cut."""
+    imports = [Imp("ngixi", "x" * 100_000), *(Imp("ngixi", f"a{n}") for n in range(2_000))]
+    bundle = make_bundle(tmp_path, keys.key, wasm=module(imports=imports, functions=[ADD]))
+    if command == "verify":
+        assert exit_code(["verify", str(bundle), "--trust", str(keys.trust)]) == 3
+        message = capsys.readouterr().err
+    else:
+        with pytest.raises(VerificationError) as refused:
+            open_guest(read_bundle(bundle, load_trust(keys.trust)), engine="wasmtime")
+        message = str(refused.value)
+    lines = message.splitlines()
+    assert len(lines) == 21 and max(map(len, lines)) < 2_100
+    assert re.search(r"imports ngixi\.x+…\(\d+ characters left out\)…x+, which no Ngixi capability provides$", lines[0])
+    assert lines[-1] == "… and 1981 more problems in the same file: fix those above first"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 
-from ngixi_runtime.capabilities.component import ComponentInfo
+from ngixi_runtime.capabilities.component import ComponentInfo, WitTypes, fallible
 from ngixi_runtime.capabilities.context import HostContext, Sandbox
 from ngixi_runtime.capabilities.linking import open_context
 from ngixi_runtime.capabilities.registry import capability
@@ -37,6 +38,7 @@ log_bytes = 10
 LOG, KV, HTTP, TYPES = (f"ngixi:host/{i}@0.1.0" for i in ("log", "kv", "http", "types"))
 ADD = {"add": (("s32", "s32"), ("s32",))}
 FS_TYPES, OPEN_AT = "wasi:filesystem/types@0.2.12", "[method]descriptor.open-at"
+KV_SET_RESULT = (fallible("_"),)
 
 
 @pytest.fixture
@@ -262,3 +264,23 @@ def test_kv_functions_return_values_or_error_cases(context: HostContext) -> None
 def test_an_ungranted_capability_traps(context: HostContext) -> None:
     with pytest.raises(GuestError, match=r"called http without \[capabilities.http\]"):
         capability("http").component_host["fetch"](context)("GET", "http://127.0.0.1/", "", b"")
+
+
+def test_an_import_of_the_hosts_interface_with_other_types_is_refused(manifest: Manifest) -> None:
+    """Imports are linked by name, and the host function was handed what the component's own types lift to: a kv
+    value declared a `string` was held to max_value_bytes in characters (4 bytes each, at most), a log level a
+    `u32` failed the call as the host's fault ("report it")."""
+    own: dict[str, Mapping[str, WitTypes]] = {
+        LOG: {"write-at": (("u32", "string"), ())},
+        KV: {**capability("kv").component_types, "set": (("string", "list<u8>", "string"), KV_SET_RESULT)},
+    }
+    info = ComponentInfo({name: frozenset(functions) for name, functions in own.items()}, ADD, own)
+    assert check_component(manifest, info) == [
+        f"{F}: capabilities.kv: the component imports {KV} set as (string, list<u8>, string) -> ({KV_SET_RESULT[0]}), "
+        f"and this host's is (string, list<u8>, list<u8>) -> ({KV_SET_RESULT[0]}): build it against the host's WIT "
+        "(`ngixi wit`)",
+        f"{F}: capabilities.log: the component imports {LOG} write-at as (u32, string) -> (), and this host's is "
+        "(enum { trace, debug, info, warn, error }, string) -> (): build it against the host's WIT (`ngixi wit`)",
+    ]
+    matching = {LOG: capability("log").component_types, KV: capability("kv").component_types}
+    assert check_component(manifest, ComponentInfo(info.imports, ADD, matching)) == []

@@ -11,7 +11,7 @@ from ngixi_runtime.engines.wasmtime_component import _memory_hint
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.component_memory import component_memory_problems
 from ngixi_runtime.guest.manifest import load_manifest
-from ngixi_runtime.spec.wasm import component_core_modules, component_memory_floor
+from ngixi_runtime.spec.wasm import component_core_modules, component_memory_floor, uleb128
 from tests.wasmgen import module
 
 HEADER = b"\0asm\x0d\x00\x01\x00"
@@ -33,6 +33,17 @@ def test_core_modules_of_nested_components_count() -> None:
     wasm = component(_section(1, outer), _section(4, inner))
     assert component_core_modules(wasm, source="c") == [outer, module(memory=(200, None))]
     assert component_memory_floor(wasm, source="c") == 200
+
+
+def test_components_nested_deeper_than_pythons_recursion_are_read_in_order() -> None:
+    """Wasmtime loads a component nested 999 deep: reading it by recursion was a RecursionError at a trap (which
+    looks for the guest's source map in its core modules) and at validation."""
+    wasm = component(_section(1, module(memory=(1, None))))
+    for depth in range(2, 1_500):
+        wasm = component(_section(1, module(memory=(depth, None))), b"\x04" + uleb128(len(wasm)) + wasm)
+    modules = component_core_modules(wasm, source="c")
+    assert modules[0] == module(memory=(1_499, None)) and modules[-1] == module(memory=(1, None))
+    assert len(modules) == 1_499 and component_memory_floor(wasm, source="c") == 1_499
 
 
 def test_a_component_without_memories_has_no_floor() -> None:

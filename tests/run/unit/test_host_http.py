@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from ngixi_build.stages.smoke import GREETING, http_server
-from ngixi_runtime.capabilities.context import Address
+from ngixi_runtime.capabilities.context import HOST_LINES_PER_CALL, Address, GuestOutput
 from ngixi_runtime.capabilities.http import parse_http
 from ngixi_runtime.capabilities.http_client import HttpClient, HttpOptions, Response, address_kind, parse_headers
 from ngixi_runtime.spec.abi import AbiFault, Status
@@ -202,3 +202,20 @@ def _descriptors_settle_to(count: int) -> int:
     while (now := len(os.listdir("/proc/self/fd"))) > count and time.monotonic() < deadline:
         time.sleep(0.01)
     return now
+
+
+def test_a_guest_asking_again_and_again_for_a_refused_url_gets_the_operator_a_hundred_lines_a_call() -> None:
+    """The host's lines count against no quota of the guest's, and each quotes the guest's URL (up to 8 KB): a loop
+    of refused fetches printed 180 MB in 5 s in-process, and an isolated child was stopped as "a malformed reply"."""
+    output = GuestOutput()
+    options = parse_http({"allow": ["https://a.example"]}, "http", Problems("test"))
+    http = HttpClient(options, guest="g", report=output.host_says)
+    url = "https://denied.example/" + "x" * 8000
+    for _ in range(1_000):
+        assert refused(http, url) == Status.DENIED
+    lines = [line.message for line in output.take().logs]
+    assert len(lines) == HOST_LINES_PER_CALL + 1 and max(map(len, lines)) < 2_100
+    assert lines[0].startswith("g: http: GET https://denied.example/xxx") and "characters left out" in lines[0]
+    assert lines[-1] == "this call's further lines from the host are left out (at most 100 a call)"
+    assert refused(http, url) == Status.DENIED  # the next call has its own hundred
+    assert len(output.take().logs) == 1

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from ngixi_runtime.printable import printable, printable_json, printable_lines
+from ngixi_runtime.printable import ERROR_LINE_LIMIT, printable, printable_json, printable_lines
+from tests.conftest import KeyFiles, exit_code, make_bundle
+from tests.wasmgen import ADD_BODY, Func, Imp, module
 
 
 @pytest.mark.parametrize(
@@ -42,3 +45,17 @@ def test_printable_json_decodes_to_the_same_value_with_nothing_raw_to_the_termin
 def test_printable_json_escapes_del_in_an_ascii_document() -> None:
     document = printable_json({"message": "rub\x7fout"})
     assert "\x7f" not in document and json.loads(document) == {"message": "rub\x7fout"}
+
+
+def test_an_error_line_quoting_something_long_keeps_its_start_and_its_advice(
+    tmp_path: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whatever a refusal quotes (an argument, a name an engine's message carries) is of any length: an argument of
+    100,000 digits made a 100,000-character error line."""
+    add = module(imports=[Imp("ngixi", "log", ["i32"] * 3)], functions=[Func("add", ["i32", "i32"], ["i32"], ADD_BODY)])
+    bundle = make_bundle(tmp_path, keys.key, wasm=add)
+    assert exit_code(["run", str(bundle), "add", "1", "9" * 100_000, "--in-process", "--trust", str(keys.trust)]) == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("note: ")]
+    assert len(line) < ERROR_LINE_LIMIT + 60 and "characters left out" in line
+    assert line.startswith("ngixi: error: hello: add argument 2: '999")
+    assert line.endswith('to pass text, declare input = "text" on the export (docs/host-abi.md, "Call data")')

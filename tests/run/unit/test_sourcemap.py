@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.engines.wasmtime import failure_summary
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.spec.sourcemap import (
     SOURCE_MAP_SECTION,
     component_trap_location,
+    moved_source_map,
     named_location,
     parse_source_map,
     trap_location,
@@ -115,6 +117,31 @@ def test_the_guests_names_are_shown_escaped() -> None:
     """A name or source file is the guest's to choose; the trap's one line of error shows it escaped."""
     wasm = BASE + _names({0: "~lib/helper", 1: "fails\nngixi: ok\x1b[2J"})
     assert trap_location(wasm, ((0, 0), (1, 0)), source="test") == "in fails\\nngixi: ok\\x1b[2J"
+
+
+def test_the_guests_long_names_are_cut_in_the_middle() -> None:
+    """A name section's or source map's names are of any length: one of 100,000 characters made a trap's error
+    line that long, on both engines, isolated and in-process (`ngixi run`, `--json`)."""
+    long_name, long_file = "f" * 100_000, "guests/" + "d/" * 50_000 + "index.ts"
+    shown_name = "f" * 100 + "…(99800 characters left out)…" + "f" * 100
+    wasm = BASE + _names({0: "~lib/helper", 1: long_name})
+    assert trap_location(wasm, ((0, 0), (1, 0)), source="test") == f"in {shown_name}"
+    assert named_location([long_name]) == f"in {shown_name}"
+    bodies = function_bodies(BASE, source="test")
+    wasm += _source_map([(bodies[1][0] + 2, 0, 11, 2)], [long_file])
+    where = trap_location(wasm, ((0, 0), (1, bodies[1][0] + 2)), source="test")
+    assert where is not None and len(where) < 500 and where.endswith(f"index.ts:12:3 (in {shown_name})")
+    backtrace = f"error while executing at wasm backtrace:\n    0:   0x2a - <unknown>!{long_name}\n"
+    assert failure_summary(RuntimeError(backtrace)) == f"error while executing at wasm backtrace: (in {shown_name})"
+
+
+def test_a_source_map_nested_past_what_json_decodes_is_no_source_map() -> None:
+    """The section is the module's author's: 100,000 `[` made a trap a Python traceback (isolated) or an
+    "unexpected RecursionError" (in-process), and the build's move of a start function's map failed likewise."""
+    nested = b"[" * 100_000
+    wasm = _with_debug_info(source_map=False) + custom_section(SOURCE_MAP_SECTION, nested)
+    assert parse_source_map(nested) is None and moved_source_map(nested, by=5) == nested
+    assert trap_location(wasm, ((0, 0), (1, 0)), source="test") == "in assembly/index/fails"
 
 
 def test_a_damaged_source_map_is_ignored() -> None:
