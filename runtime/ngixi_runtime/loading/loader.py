@@ -322,7 +322,7 @@ class Guest:
         names = [function_of(name) for name, _ in error.named_frames]
         if not aborted and error.outcome == "trap" and names[:1] == [ABORT_FUNCTION]:  # C's abort(), on purpose
             message = f"{self.manifest.guest.name}: {export} aborted"
-        elif not aborted and error.outcome == "trap" and is_panic(names):  # Rust's panic, its message on stderr
+        elif not aborted and error.outcome == "trap" and is_panic(name for name, _ in error.named_frames):
             message = f"{self.manifest.guest.name}: {export} panicked"
         try:
             wasm = self._wasm()

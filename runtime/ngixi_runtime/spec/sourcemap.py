@@ -211,8 +211,19 @@ def shown_name(name: str) -> str:
 
 
 def is_panic(names: Iterable[str]) -> bool:
-    """Whether a trap's function names are those of a Rust panic's abort (its message is on stderr already)."""
-    return any(rust_path(name).rpartition("::")[2] in _PANIC_FUNCTIONS for name in names)
+    """Whether a trap's function names (`module!function` in a component's backtrace) are those of the guest's own
+    Rust panic's abort (its message is on stderr already): not a language runtime's, as componentize-py's Rust ends
+    a Python guest's uncaught exception."""
+    return any(
+        rust_path(function).rpartition("::")[2] in _PANIC_FUNCTIONS
+        for module, _, function in (name.rpartition("!") for name in names)
+        if not _in_runtime_module(module)
+    )
+
+
+def _in_runtime_module(module: str) -> bool:
+    """Whether a component's module (by its backtrace's name) is its language's runtime or a shared library."""
+    return module.endswith(".so") or module.startswith(_RUNTIME_MODULES)
 
 
 def is_own(name: str) -> bool:
@@ -222,8 +233,7 @@ def is_own(name: str) -> bool:
     function = rust_path(function)
     return (
         bool(function)
-        and not module.endswith(".so")
-        and not module.startswith(_RUNTIME_MODULES)
+        and not _in_runtime_module(module)
         and function not in _RUNTIME_FUNCTIONS
         and not function.startswith(LIBRARY_PREFIXES + _RUNTIME_PREFIXES)
     )

@@ -98,3 +98,11 @@ def test_a_rust_traps_place_is_the_guests_own_function_by_its_path() -> None:
     assert not is_panic(frames)
     assert is_panic(["__rust_start_panic", "rust_begin_unwind", "_ZN3cli4main17hc0ccd4fe09910014E"])
     assert is_panic(["_RNvCsGIExRX8pES_7___rustc18___rust_start_panic"])
+
+
+def test_a_language_runtimes_panic_is_not_the_guests() -> None:
+    """componentize-py's Rust runtime ends a Python guest's uncaught exception with a panic of its own: the trap was
+    said to be the guest's panic ("greet panicked in greet"), though the guest wrote no Rust."""
+    runtime = ["libcomponentize_py_runtime.so!rust_panic", "componentize_py_runtime.wasm!rust_begin_unwind"]
+    assert not is_panic([*runtime, "app.wasm!greet"])
+    assert is_panic(["guest.wasm!rust_begin_unwind", "guest.wasm!_ZN3cli4main17hc0ccd4fe09910014E"])
