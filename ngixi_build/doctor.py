@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ngixi_build.guests import read_guests
-from ngixi_build.languages import assemblyscript
-from ngixi_build.languages.base import Language
-from ngixi_build.languages.registry import used_languages
+from ngixi_build.languages.registry import needs_node, toolchain_languages
 from ngixi_build.project import Project, find_project
 from ngixi_build.toolchains.assemblyscript import node_pins, system_node
 from ngixi_build.toolchains.wit import WASM_TOOLS, wasm_tools
@@ -61,9 +59,10 @@ def _project_findings(start: Path) -> list[Finding]:
     try:
         project = find_project(start)
     except InvalidInput as error:
-        return [Finding("project", False, f"{error}; run ngixi doctor inside the project")]
+        return [_node(), Finding("project", False, f"{error}; run ngixi doctor inside the project")]
     dev_key = project.keys_dir / "dev.key"
     return [
+        *([_node()] if needs_node(toolchain_languages(project, list(read_guests(project).values()))) else []),
         *toolchain_findings(project),
         Finding(
             "dev signing key",
@@ -74,16 +73,17 @@ def _project_findings(start: Path) -> list[Finding]:
 
 
 def toolchain_findings(project: Project) -> list[Finding]:
-    """The AssemblyScript toolchain (the build always installs it) and each other one a guest needs."""
+    """Each toolchain the project's guests need (`registry.toolchain_languages`); one they do not need is left out,
+    never reported missing (a project of C, Zig and `wasm` guests needs no Node.js)."""
     guests = list(read_guests(project).values())
-    languages: list[Language] = [assemblyscript.LANGUAGE, *used_languages(project, guests)]
     statuses = [
         language.toolchain_status(project, [g for g in guests if g.type.language == language.name])
-        for language in languages
+        for language in toolchain_languages(project, guests)
     ]
     unique = {status.what: status for status in statuses}  # languages sharing a toolchain report it once
     return [Finding(status.what, status.ok, status.detail) for status in unique.values()]
 
 
 def diagnose(start: Path) -> list[Finding]:
-    return [_python(), _wasm_tools(), _node(), *_project_findings(start)]
+    """What the machine has, then the project's toolchains (Node.js outside a project, or where a guest needs it)."""
+    return [_python(), _wasm_tools(), *_project_findings(start)]

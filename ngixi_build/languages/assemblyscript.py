@@ -66,6 +66,9 @@ class AssemblyScript(Language):
             "pins": toolchain_for(project.state_dir).root.name,
         }
 
+    def toolchain_marker(self, state_dir: Path) -> Path:
+        return toolchain_for(state_dir).root / installs.COMPLETE
+
     def install(self, state_dir: Path) -> None:
         ensure_toolchain(state_dir=state_dir)
 

@@ -35,6 +35,8 @@ class Language(ABC):
 
     name: ClassVar[GuestLanguage]
     abis: ClassVar[tuple[GuestAbi, ...]] = ("core",)
+    # The languages whose toolchains this one's runs on, installed with it (JavaScript: AssemblyScript's Node.js).
+    runs_on: ClassVar[tuple[GuestLanguage, ...]] = ()
 
     def sources(self, project: Project, guest: GuestBuild) -> list[Path]:
         """The guest's own files its compile may read (its up-to-date check follows them; watch mode, `is_source`)."""

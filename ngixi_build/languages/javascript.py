@@ -22,6 +22,7 @@ SUFFIXES = (".js", ".mjs")
 class JavaScript(Language):
     name = "javascript"
     abis = ("component",)
+    runs_on = ("assemblyscript",)
 
     def toolchain_marker(self, state_dir: Path) -> Path:
         return javascript.toolchain_for(state_dir).root / installs.COMPLETE

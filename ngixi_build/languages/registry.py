@@ -8,6 +8,7 @@ from types import MappingProxyType
 from ngixi_build.guests import GuestBuild
 from ngixi_build.languages.base import Language
 from ngixi_build.project import Project
+from ngixi_build.toolchains import npm_deps
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.compile_options import compile_language, misplaced_compile
 from ngixi_runtime.guest.kind import SOURCE_PATTERNS, GuestLanguage
@@ -60,3 +61,20 @@ def used_languages(project: Project, guests: list[GuestBuild]) -> list[Language]
     """The languages of `guests` this build knows, each once."""
     names = dict.fromkeys(g.type.language for g in guests if g.type.language in _MODULES)
     return [language(name) for name in names if name is not None]
+
+
+def toolchain_languages(project: Project, guests: list[GuestBuild]) -> list[Language]:
+    """The languages whose toolchains building `guests` needs, each once: their own languages, those their
+    toolchains run on, and AssemblyScript for a guest of any language with npm dependencies (its npm installs them).
+    Guests of C, Zig and other toolchains (`wasm`) need no Node.js."""
+    used = used_languages(project, guests)
+    npm = any(npm_deps.has_dependencies(project.guests_dir / guest.name) for guest in guests)
+    names: list[GuestLanguage] = ["assemblyscript"] if npm else []
+    names += [name for found in used for name in found.runs_on]
+    names += [found.name for found in used]
+    return [language(name) for name in dict.fromkeys(names)]
+
+
+def needs_node(languages: list[Language]) -> bool:
+    """Whether these languages' toolchains include the AssemblyScript one (Node.js, npm, asc, the WASI adapters)."""
+    return any(found.name == "assemblyscript" for found in languages)

@@ -51,8 +51,12 @@ class PinnedWheel:
         return self.installed_version() == self.pinned_version()
 
     def ensure(self, state_dir: Path) -> None:
-        """Installs the pinned wheel unless it is there; concurrent builds wait for the first."""
-        with file_lock(state_dir / "toolchain" / f".{self.package}.lock"):
+        """Installs the pinned wheel unless it is there; concurrent builds wait for the first. Their lock is in the
+        project's state directory, not in `toolchain/`: that is the AssemblyScript toolchain's, which many projects
+        never install."""
+        if self.is_installed():
+            return
+        with file_lock(state_dir / f".{self.package}.lock"):
             if self.is_installed():
                 return
             log.info("installing %s %s (pip, hash-checked) for %s", self.package, self.pinned_version(), self.purpose)

@@ -37,7 +37,7 @@ from ngixi_build.stages import component, core_bindings
 from ngixi_build.stages.compile import asc_arguments, asc_failure, asc_output, source_map_path
 from ngixi_build.stages.precompile import artifact_metadata, made_here, read_metadata, wasmtime_artifact_is_current
 from ngixi_build.toolchains.asc_server import AscReply, AscServer, CompilerDied
-from ngixi_build.toolchains.assemblyscript import toolchain_for
+from ngixi_build.toolchains.assemblyscript import Toolchain, ensure_toolchain
 from ngixi_build.workflows import pipeline
 from ngixi_runtime.bundles.reader import VerifiedBundle, read_bundle
 from ngixi_runtime.errors import InvalidInput, NgixiError
@@ -93,7 +93,7 @@ class DevBuilder:
     def __init__(self, project: Project, server: AscServer, *, profile: BuildProfile = "dev") -> None:
         self.project = dataclasses.replace(project, profile=profile)
         self.server = server
-        self.toolchain = toolchain_for(project.state_dir)
+        self._toolchain: Toolchain | None = None
         self._compiles: dict[str, _Compile] = {}
         self._background: dict[str, _Remaining] = {}
 
@@ -101,7 +101,7 @@ class DevBuilder:
         """Starts compiling now (e.g. while events settle); `rebuild` uses the result if the sources still match."""
         if guest not in self._compiles and guest in self.project.guest_names():
             build = read_guest(self.project, guest)
-            if _compiled_by_asc(build):
+            if _compiled_by_asc(build) and self._toolchain is not None:  # a rebuild installs it, reporting failures
                 argv = self._argv(build)
                 self._compiles[guest] = _Compile(argv, self.server.submit(argv))
 
@@ -110,7 +110,7 @@ class DevBuilder:
         it has run them a few times."""
         builds = (read_guest(self.project, guest) for guest in guests)
         first = next((build for build in builds if _compiled_by_asc(build)), None)
-        if first is None:
+        if first is None or self._toolchain is None:  # none compiled, or its install failed (the rebuild said so)
             return
         argv = self._argv(first)
         for _ in range(WARM_UP_COMPILES):
@@ -186,9 +186,16 @@ class DevBuilder:
         """Dev outputs are rebuilt on the next save and verified when read: no need to wait for the disk."""
         return without_fsync() if self.project.profile == "dev" else nullcontext()
 
+    def _asc_toolchain(self) -> Toolchain:
+        """The AssemblyScript toolchain, installed by the first compile that needs it rather than when watching
+        starts (a project of other guests needs no Node.js; one that gains an AssemblyScript guest installs it then)."""
+        if self._toolchain is None:
+            self._toolchain = ensure_toolchain(state_dir=self.project.state_dir)
+        return self._toolchain
+
     def _argv(self, guest: GuestBuild) -> tuple[str, ...]:
         entry, options = assemblyscript.compile_inputs(self.project, guest)
-        return tuple(asc_arguments(self.toolchain, self.project.root, entry, self._scratch(guest.name), options))
+        return tuple(asc_arguments(self._asc_toolchain(), self.project.root, entry, self._scratch(guest.name), options))
 
     def _scratch(self, guest: str) -> Path:
         """Where asc writes a guest's module (and its source map), which it opens by name: never through a link

@@ -25,12 +25,13 @@ from ngixi_build.guests import (
     refuse_manifest_without_guest,
     warn_folder_without_manifest,
 )
+from ngixi_build.languages.registry import needs_node, toolchain_languages
 from ngixi_build.project import NODE_MODULES, Project
 from ngixi_build.reporter import ProgressReporter
 from ngixi_build.stages import component, core_bindings
 from ngixi_build.stages.precompile import made_here, metadata_path, precompile_inputs, wasmtime_precompile_inputs
 from ngixi_build.toolchains import installs, npm_deps
-from ngixi_build.toolchains.assemblyscript import PIN_FILES, toolchain_for
+from ngixi_build.toolchains.assemblyscript import toolchain_for
 from ngixi_build.workflows import clean, pipeline, release
 from ngixi_build.workflows.scaffold import editor_link
 from ngixi_build.workflows.tasks import (
@@ -184,12 +185,10 @@ class ProjectTasks:
         self.plans = {g: pipeline.artifact_plan(project, guest) for g, guest in self.guests.items()}
         self.wasmer_triples = {g: [t.triple for t in targets] for g, (targets, _) in self.plans.items()}
         self.wasmtime_for = {g: triples for g, (_, triples) in self.plans.items()}  # components: Wasmtime only
-        self.toolchain = toolchain_for(project.state_dir)
-        self.language_toolchains = pipeline.toolchain_markers(project)  # componentize-js/-py, when a guest needs them
-
-    @property
-    def toolchain_done(self) -> Path:
-        return self.toolchain.root / ".complete"
+        self.toolchain = toolchain_for(project.state_dir)  # the AssemblyScript one, whose npm installs dependencies
+        languages = toolchain_languages(project, list(self.guests.values()))  # none of C, Zig or wasm guests' Node
+        self.toolchain_markers = pipeline.toolchain_markers(project, languages)
+        self.editor_links = [editor_link(project.state_dir)] if needs_node(languages) else []
 
     def dependency_record(self, guest: str) -> list[Path]:
         """What the guest's installed npm packages are, for a guest that has any."""
@@ -206,21 +205,14 @@ class ProjectTasks:
         }
 
     def task_toolchain(self) -> Task:
-        """Install the pinned Node.js/AssemblyScript toolchain (nodeenv + npm ci)."""
+        """Install wasm-tools and the pinned toolchains the guests need (AssemblyScript's: nodeenv + npm ci)."""
         return {
             "actions": [as_action(pipeline.install_toolchain, project=self.project)],
-            "targets": [
-                str(self.toolchain_done),
-                str(editor_link(self.project.state_dir)),
-                *(str(m) for m in self.language_toolchains),
-            ],
+            "targets": [str(p) for p in [*self.toolchain_markers, *self.editor_links]],
             "uptodate": [
+                # each install's key (its pins) is in its marker's path; a guest in a new language adds one
                 config_changed(
-                    {
-                        "pins": self.toolchain.root.name,
-                        "files": list(PIN_FILES),
-                        "others": [str(m.relative_to(self.project.state_dir)) for m in self.language_toolchains],
-                    }
+                    {"toolchains": [str(m.relative_to(self.project.state_dir)) for m in self.toolchain_markers]}
                 ),
                 pipeline.wasm_tools_installed,
                 self.toolchains_stamped,  # never the doit record's word alone: it may have come with the project
@@ -229,7 +221,7 @@ class ProjectTasks:
 
     def toolchains_stamped(self) -> bool:
         """Whether this user's builds made every toolchain install the build uses (`installs.is_complete`)."""
-        return all(installs.is_complete(marker.parent) for marker in (self.toolchain_done, *self.language_toolchains))
+        return all(installs.is_complete(marker.parent) for marker in self.toolchain_markers)
 
     def task_devkey(self) -> Task:
         """Create the development signing key and its trust file on first use."""

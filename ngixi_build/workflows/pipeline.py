@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ngixi_build.guests import GuestBuild, read_guests
-from ngixi_build.languages.base import CompileJob
-from ngixi_build.languages.registry import language_of, used_languages
+from ngixi_build.languages.base import CompileJob, Language
+from ngixi_build.languages.registry import language_of, needs_node, toolchain_languages
 from ngixi_build.project import Project
 from ngixi_build.stages import component
 from ngixi_build.stages.bundle import ArtifactInput, write_bundle
@@ -40,12 +40,14 @@ def artifact_plan(project: Project, guest: GuestBuild) -> tuple[list[Target], li
 
 
 def install_toolchain(project: Project) -> None:
-    """The AssemblyScript toolchain, and every other toolchain a guest of the project needs."""
-    toolchain = ensure_toolchain(state_dir=project.state_dir)
+    """wasm-tools, and the toolchain of each language the project's guests need (`registry.toolchain_languages`): a
+    project of C, Zig and `wasm` guests installs no Node.js."""
     WASM_TOOLS.ensure(project.state_dir)  # every build resolves the WIT catalog with it
-    link_for_editors(project.state_dir, toolchain.root / "node_modules")
-    for language in used_languages(project, list(read_guests(project).values())):
+    languages = toolchain_languages(project, list(read_guests(project).values()))
+    for language in languages:
         language.install(project.state_dir)
+    if needs_node(languages):
+        link_for_editors(project.state_dir, toolchain_for(project.state_dir).root / "node_modules")
 
 
 def wasm_tools_installed() -> bool:
@@ -53,10 +55,10 @@ def wasm_tools_installed() -> bool:
     return WASM_TOOLS.is_installed()
 
 
-def toolchain_markers(project: Project) -> list[Path]:
-    """The files the installs of the toolchains kept in the project's state write last."""
-    languages = used_languages(project, list(read_guests(project).values()))
-    return [m for m in (language.toolchain_marker(project.state_dir) for language in languages) if m is not None]
+def toolchain_markers(project: Project, languages: list[Language]) -> list[Path]:
+    """The files the installs of these languages' toolchains kept in the project's state write last."""
+    markers = (language.toolchain_marker(project.state_dir) for language in languages)
+    return [marker for marker in markers if marker is not None]
 
 
 def make_dev_key(project: Project) -> None:
@@ -64,8 +66,10 @@ def make_dev_key(project: Project) -> None:
 
 
 def install_dependencies(project: Project, guest: str) -> None:
-    """The guest's own npm dependencies (package.json + package-lock.json), installed when its lock changed."""
-    npm_deps.install_dependencies(toolchain_for(project.state_dir), project.guests_dir / guest)
+    """The guest's own npm dependencies (package.json + package-lock.json), installed when its lock changed by the
+    AssemblyScript toolchain's npm, whatever the guest's language (watch mode and a release's clean copy run no
+    toolchain task)."""
+    npm_deps.install_dependencies(ensure_toolchain(state_dir=project.state_dir), project.guests_dir / guest)
 
 
 def install_dependencies_if_any(project: Project, guest: str) -> None:

@@ -408,10 +408,13 @@ def provenance(
     guests: tuple[ReleasedGuest, ...],
     source: SourceState,
     dependencies: Mapping[str, list[dict[str, str]]] | None = None,
+    assemblyscript_toolchain: bool,
 ) -> dict[str, Any]:
     """An in-toto v1 statement with a SLSA v1 provenance predicate; no wall-clock anywhere.
 
     `dependencies`: each guest's npm packages as its build installed them (`pipeline.guest_dependencies`).
+    `assemblyscript_toolchain`: whether the build used it (`registry.needs_node`): its Node.js, asc and WASI adapters
+    are named then.
     """
     ours = engine.current_engine()
     return {
@@ -437,11 +440,11 @@ def provenance(
                     "wasmer": ours.engine_version,
                     "wasmer_python": ours.binding_version,
                     "compiler": ours.compiler,
-                    **_toolchain_versions(project),
+                    **(_toolchain_versions(project) if assemblyscript_toolchain else {}),
                 },
                 "resolvedDependencies": [
                     _source_tree(source_digest, source),
-                    *_adapter_dependencies(),
+                    *(_adapter_dependencies() if assemblyscript_toolchain else []),
                     *npm_dependencies(dependencies or {}),
                 ],
             },
@@ -573,7 +576,7 @@ def _make_release(
     plan = plan_release(project, history, release_guests(project, guests))
     _check_release_version(history, version, plan)
     log.info("release %s will ship:\n  %s", version, "\n  ".join(p.describe() for p in plan))
-    ensure_toolchain(state_dir=project.state_dir)
+    assemblyscript_toolchain = _ensure_assemblyscript_toolchain(project, plan)
     builds = []
     with tempfile.TemporaryDirectory(prefix="ngixi-release-") as scratch, _source_date_epoch(project.source_epoch()):
         for attempt in ("first", "second"):
@@ -594,9 +597,21 @@ def _make_release(
         source=source,
         key=key,
         dependencies=dependencies,
+        assemblyscript_toolchain=assemblyscript_toolchain,
     )
     write_history(project.root, history.adding(record))
     return result
+
+
+def _ensure_assemblyscript_toolchain(project: Project, plan: list[PlannedGuest]) -> bool:
+    """Installs the AssemblyScript toolchain if building the planned guests needs it (`registry.needs_node`), here:
+    the clean copies' `.ngixi/toolchain` links to the project's, and nothing is installed through a link. Returns
+    whether they need it."""
+    guests = [read_guest(project, planned.name) for planned in plan]
+    needed = registry.needs_node(registry.toolchain_languages(project, guests))
+    if needed:
+        ensure_toolchain(state_dir=project.state_dir)
+    return needed
 
 
 def _write_or_confirm(
@@ -608,6 +623,7 @@ def _write_or_confirm(
     source: SourceState,
     key: SigningKey,
     dependencies: Mapping[str, list[dict[str, str]]],
+    assemblyscript_toolchain: bool,
 ) -> Release:
     sums = checksums(bundles)
     statement = provenance(
@@ -618,6 +634,7 @@ def _write_or_confirm(
         guests=record.guests,
         source=source,
         dependencies=dependencies,
+        assemblyscript_toolchain=assemblyscript_toolchain,
     )
     release_files = {
         **bundles,

@@ -54,7 +54,7 @@ from ngixi_build.locking import build_lock
 from ngixi_build.project import Project, never_an_input
 from ngixi_build.stages.smoke import smoke_bundle
 from ngixi_build.toolchains.asc_server import AscServer
-from ngixi_build.toolchains.assemblyscript import ensure_toolchain
+from ngixi_build.toolchains.assemblyscript import toolchain_for
 from ngixi_build.workflows.devbuild import DevBuilder, StepTimes
 from ngixi_build.workflows.pipeline import make_dev_key, smoke_summary
 from ngixi_build.workflows.tasks import clean_failure, show_logs
@@ -340,7 +340,7 @@ def watch(
     echo: Echo = print_now,
 ) -> None:
     """Watches until Ctrl-C or SIGTERM; builds every guest once first."""
-    toolchain = ensure_toolchain(state_dir=project.state_dir)
+    toolchain = toolchain_for(project.state_dir)  # its Node starts, installed, at the first AssemblyScript compile
     with build_lock(project.state_dir):
         make_dev_key(project)
     debouncer = Debouncer(DEBOUNCE_SECONDS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,15 +14,17 @@ import pytest
 from ngixi_build.project import Project
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.spec.wasm import read_module_info
+from tests.build.integration.test_release import git
+from tests.conftest import REPO, make_key
 from tests.integration import (
     command_line,
     copy_project,
-    installed_toolchain,
     keep_only_guests,
     ran_tasks,
     run,
     set_targets,
 )
+from tests.wasmgen import Func, module
 
 pytestmark = [pytest.mark.integration, pytest.mark.heavy(cpu_seconds=25)]
 
@@ -85,6 +89,7 @@ int main(int argc, char **argv) {
     return fclose(stdout) == 0 ? 0 : 5;
 }
 """
+ANSWER_MANIFEST = 'guest = { name = "answer", version = "0.1.0" }\nexports.answer = { results = ["i32"] }\n'
 PRINTF_MANIFEST = """guest = { name = "c-printf", version = "0.1.0", kind = "command" }
 capabilities = { stdio = {}, stdin = {}, args = {} }
 """
@@ -114,7 +119,7 @@ def add_commands(project: Project) -> None:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """A copy of the project with the C, Zig and any-toolchain samples only, built for this host on both engines."""
-    root = copy_project(tmp_path_factory.mktemp("languages") / "project", toolchain_from=installed_toolchain())
+    root = copy_project(tmp_path_factory.mktemp("languages") / "project")  # its guests need no Node.js
     project = Project(keep_only_guests(root, GUESTS))
     add_commands(project)
     set_targets(project.root, [host_triple()], ["host"])
@@ -221,6 +226,33 @@ def test_a_failing_command_shows_its_diagnostics_and_keeps_the_last_module(built
 def test_doctor_reports_the_zig_toolchain(built: Project) -> None:
     report = run(built.root, "ngixi", "doctor", check=False).stdout
     assert "zig toolchain (C and Zig guests)" in report and "ziglang 0.17.0" in report, report
+    assert "assemblyscript" not in report and "node" not in report  # neither needed nor missing
+
+
+def test_c_and_committed_wasm_guests_build_and_release_without_node(tmp_path: Path) -> None:
+    """Every project's first build (and `doit release`) installed Node.js and AssemblyScript with npm into
+    `.ngixi/toolchain/` (about 100 MB, and npm's registry) though only AssemblyScript and JavaScript guests run them."""
+    root = tmp_path / "project"
+    shutil.copytree(REPO / "guests" / "c-counter", root / "guests" / "c-counter")
+    (root / "manifests").mkdir()
+    shutil.copy(REPO / "manifests" / "c-counter.toml", root / "manifests")
+    shutil.copy(REPO / "dodo.py", root)
+    (root / "guests" / "answer").mkdir()
+    (root / "guests" / "answer" / "answer.wasm").write_bytes(module(functions=[Func("answer", (), ("i32",))]))
+    (root / "manifests" / "answer.toml").write_text(ANSWER_MANIFEST)
+    (root / "pyproject.toml").write_text(f'[tool.ngixi]\ntargets = ["{host_triple()}"]\nwasmtime_targets = []\n')
+    (root / ".gitignore").write_text("artifacts/\n.ngixi/\n")
+    run(root, "doit", "build")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "the project")
+    key = make_key(tmp_path / "key", channels=["release"])
+    run(root, "doit", "release", env={"NGIXI_SIGNING_KEY": str(key.secret), "NGIXI_RELEASE_VERSION": "1.0.0"})
+    released = root / "artifacts" / "release" / "1.0.0"
+    assert {"answer-0.1.0.ngx", "c-counter-0.1.0.ngx"} <= {p.name for p in released.iterdir()}
+    parameters = json.loads((released / "provenance.json").read_text())["predicate"]["buildDefinition"]
+    assert "node" not in parameters["internalParameters"]  # nor the WASI adapters among its resolved dependencies
+    assert sorted(p.name for p in (root / ".ngixi").iterdir() if "toolchain" in p.name) == []
 
 
 def test_a_c_guest_gives_its_sources_include_dirs_flags_and_libraries(built: Project) -> None:

@@ -22,7 +22,6 @@ import pytest
 
 from ngixi_runtime.spec.targets import host_triple
 from tests.conftest import REPO
-from tests.integration import installed_toolchain, share_toolchains
 
 pytestmark = [pytest.mark.integration, pytest.mark.heavy(cpu_seconds=50)]
 
@@ -90,8 +89,6 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     root = tmp_path_factory.mktemp("real")
     (root / "pyproject.toml").write_text(f'[tool.ngixi]\ntargets = ["{host_triple()}"]\nwasmtime_targets = ["host"]\n')
-    if (repository := installed_toolchain()) is not None:  # the AssemblyScript toolchain every project installs
-        share_toolchains(repository / ".ngixi", root / ".ngixi")
     (root / "manifests").mkdir()
     for name, distribution, member, mounts in PROGRAMS:
         preopens = ", ".join(f'{{ guest = "/{mount}", host = "{mount}", mode = "rw" }}' for mount in mounts)

@@ -21,7 +21,7 @@ from ngixi_runtime.spec.targets import host_triple
 from tests.build.integration.test_real_programs import NGIXI, TRAPPED, environment, reference, run
 from tests.build.integration.test_wasi_programs import Known, as_we_answer, tree
 from tests.conftest import REPO
-from tests.integration import installed_toolchain, run_in, share_toolchains
+from tests.integration import run_in
 
 pytestmark = pytest.mark.integration
 
@@ -85,8 +85,6 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     The build warns of nothing (rustc's `main` export of a command is no undeclared export)."""
     root = tmp_path_factory.mktemp("rust")
     (root / "pyproject.toml").write_text(f'[tool.ngixi]\ntargets = ["{host_triple()}"]\nwasmtime_targets = ["host"]\n')
-    if (repository := installed_toolchain()) is not None:  # the AssemblyScript toolchain every project installs
-        share_toolchains(repository / ".ngixi", root / ".ngixi")
     (root / "manifests").mkdir()
     for name, grants in GRANTS.items():
         header = f'[guest]\nname = "{name}"\nversion = "0.1.0"\nkind = "command"\n\n[limits]\nmemory_pages = 512\n\n'

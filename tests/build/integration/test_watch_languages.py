@@ -10,7 +10,7 @@ from ngixi_build.project import Project
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.trust.signatures import load_trust
-from tests.integration import WatchProcess, copy_project, installed_toolchain, keep_only_guests, set_targets
+from tests.integration import WatchProcess, copy_project, keep_only_guests, set_targets
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ results = ["i32"]
 
 @pytest.fixture(scope="module")
 def watching(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, WatchProcess]]:
-    root = copy_project(tmp_path_factory.mktemp("watch-languages") / "project", toolchain_from=installed_toolchain())
+    root = copy_project(tmp_path_factory.mktemp("watch-languages") / "project")
     project = Project(keep_only_guests(root, ("handmade", "c-counter")))
     set_targets(project.root, ["x86_64-unknown-linux-gnu"])
     (project.guests_dir / "zig-watch").mkdir()
@@ -40,6 +40,7 @@ def watching(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project
         assert any(t.startswith("zig-watch: rebuilt") for t in started), started
         assert any(t.startswith("handmade: rebuilt") for t in started), started
         assert any(t.startswith("c-counter: rebuilt") for t in started), started  # dev-profile C imports no more
+        assert not (project.state_dir / "toolchain").exists()  # watching started no install of Node.js
         yield Project(project.root, profile="dev"), watch
     finally:
         watch.stop()

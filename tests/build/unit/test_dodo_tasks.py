@@ -15,7 +15,7 @@ from doit.tools import config_changed
 from ngixi_build.project import Project, find_project
 from ngixi_build.toolchains import installs
 from ngixi_build.workflows.dodo_tasks import PACKAGE_DIR, ProjectTasks, declare, doit_database, quiet_interrupt
-from ngixi_build.workflows.scaffold import init_project
+from ngixi_build.workflows.scaffold import editor_link, init_project, new_guest
 from ngixi_build.workflows.tasks import ToolFilesUnchanged
 from ngixi_runtime.errors import InvalidInput
 from tests.conftest import REPO
@@ -41,13 +41,29 @@ def test_the_toolchain_task_never_trusts_the_doit_record_alone(tmp_path: Path, m
     for this user's stamp on each install every time."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "user-state"))
     init_project(tmp_path / "p")
+    new_guest(find_project(tmp_path / "p"), "hello", language="assemblyscript", kind="library", abi="core")
     tasks = ProjectTasks(find_project(tmp_path / "p"))
     assert tasks.toolchains_stamped in tasks.task_toolchain()["uptodate"]
     tasks.toolchain.root.mkdir(parents=True)
-    (tasks.toolchain_done).write_text(tasks.toolchain.root.name + "\n")
+    (tasks.toolchain.root / installs.COMPLETE).write_text(tasks.toolchain.root.name + "\n")
     assert not tasks.toolchains_stamped()
     installs.mark_complete(tasks.toolchain.root)
     assert tasks.toolchains_stamped()
+
+
+def test_the_toolchain_task_installs_node_once_an_assemblyscript_guest_needs_it(tmp_path: Path) -> None:
+    """A project of C and `wasm` guests installed Node.js and AssemblyScript at its first build; one that gains an
+    AssemblyScript guest later installs them then (the task's targets and its recorded configuration change)."""
+    init_project(tmp_path / "p")
+    new_guest(find_project(tmp_path / "p"), "c", language="c", kind="library", abi="core")
+    before = ProjectTasks(find_project(tmp_path / "p"))
+    assert before.task_toolchain()["targets"] == [] and before.toolchains_stamped()
+    new_guest(find_project(tmp_path / "p"), "hello", language="assemblyscript", kind="library", abi="core")
+    after = ProjectTasks(find_project(tmp_path / "p"))
+    task = after.task_toolchain()
+    assert task["targets"] == [str(after.toolchain.root / installs.COMPLETE), str(editor_link(after.project.state_dir))]
+    assert task["uptodate"][0].config != before.task_toolchain()["uptodate"][0].config
+    assert not after.toolchains_stamped()
 
 
 def repository_tasks(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from ngixi_build.guests import read_guest
 from ngixi_build.languages import assemblyscript as assemblyscript_languages
 from ngixi_build.languages.base import CompileJob
 from ngixi_build.languages.c import object_arguments, preprocess_arguments, shared_c_files, source_files
-from ngixi_build.languages.registry import language, language_of, supported, used_languages
+from ngixi_build.languages.registry import language, language_of, supported, toolchain_languages, used_languages
 from ngixi_build.languages.wasm import is_declared_input, matches
 from ngixi_build.languages.zig import modules
 from ngixi_build.project import Project
@@ -54,6 +54,25 @@ def test_an_assemblyscript_guest_compiles_its_sources_with_the_toolchain(tmp_pat
     assert deps.settings["pins"] == toolchain_for(project.state_dir).root.name  # not its install's marker
     assert deps.targets == [project.wasm_path("g")]
     assert deps.settings["language"] == "assemblyscript"
+
+
+def needed(project: Project, *guests: str) -> list[str]:
+    return [found.name for found in toolchain_languages(project, [read_guest(project, g) for g in guests])]
+
+
+def test_only_guests_that_need_node_install_the_assemblyscript_toolchain(tmp_path: Path) -> None:
+    """Every build installed Node.js and AssemblyScript (about 100 MB, npm's registry) for guests of any language:
+    C, Zig and `wasm` guests need none; JavaScript's componentize-js runs on its Node.js, and a guest of any
+    language with npm dependencies has its npm install them."""
+    project = guest_project(tmp_path, "c", {"main.c": ""})
+    guest_project(tmp_path, "z", {"main.zig": ""})
+    guest_project(tmp_path, "w", {"w.wasm": ""})
+    guest_project(tmp_path, "js", {"index.js": ""}, COMPONENT)
+    guest_project(tmp_path, "npm", {"w.wasm": "", "package.json": "{}"})
+    assert needed(project, "c", "z", "w") == ["c", "zig", "wasm"]
+    assert needed(project, "w", "js") == ["assemblyscript", "wasm", "javascript"]
+    assert needed(project, "npm", "c") == ["assemblyscript", "wasm", "c"]
+    assert needed(project) == []
 
 
 def test_a_guest_of_no_known_language_says_how_to_declare_it(tmp_path: Path) -> None:

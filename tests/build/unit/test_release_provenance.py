@@ -61,6 +61,7 @@ def test_the_provenance_statement_resolves_the_guests_dependencies(
         guests=(ReleasedGuest("b64", "0.1.0", "release", 1, "sha256:" + "1" * 64),),
         source=SourceState(commit="", changes=()),
         dependencies={"b64": [AS_BASE64, SCOPED]},
+        assemblyscript_toolchain=True,
     )
     resolved = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
     npm = [d for d in resolved if d.get("uri", "").startswith("pkg:npm/")]

@@ -19,7 +19,7 @@ from ngixi_build.stages import precompile, validate
 from ngixi_build.toolchains import assemblyscript as toolchain
 from ngixi_build.toolchains import installs, javascript, ziglang
 from ngixi_build.toolchains.asc_server import AscServer
-from ngixi_build.workflows import pipeline
+from ngixi_build.workflows import devbuild, pipeline
 from ngixi_build.workflows.devbuild import DevBuilder
 from ngixi_build.workflows.dodo_tasks import ProjectTasks
 from ngixi_build.workflows.scaffold import init_project, new_guest
@@ -257,6 +257,31 @@ def test_watch_mode_compiles_again_an_artifact_not_made_here(tmp_path: Path) -> 
     settings = pytest.importorskip("ngixi_runtime.engines.wasmtime").SETTINGS
     precompile._write(artifact, b"our machine code", meta, settings=settings)
     assert precompile.wasmtime_artifact_is_current(artifact, target=target, wasm_sha256="0" * 64, metered=False)
+
+
+def test_watch_mode_installs_the_assemblyscript_toolchain_at_the_first_compile_of_such_a_guest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Watching installed Node.js and AssemblyScript at its start whatever the guests: a project of others needs
+    none, and one that gains an AssemblyScript guest while watched installs them at that guest's first compile (a
+    compile started early, while events settle, waits for that install and reports no failure of it)."""
+    init_project(tmp_path / "p")
+    project = find_project(tmp_path / "p")
+    new_guest(project, "hello", language="assemblyscript", kind="library", abi="core")
+    installed: list[Path] = []
+
+    def install(*, state_dir: Path) -> toolchain.Toolchain:
+        installed.append(state_dir)
+        return toolchain.toolchain_for(state_dir)
+
+    monkeypatch.setattr(devbuild, "ensure_toolchain", install)
+    builder = DevBuilder(project, cast(AscServer, None))  # no compile is submitted before the install
+    builder.prefetch("hello")
+    builder.warm_up(["hello"])
+    assert installed == []
+    guest = read_guest(project, "hello")
+    assert builder._argv(guest) == builder._argv(guest)
+    assert installed == [project.state_dir]
 
 
 def test_watch_mode_compiles_again_a_wasmer_artifact_not_made_here(tmp_path: Path) -> None:
