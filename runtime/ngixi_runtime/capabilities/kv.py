@@ -42,6 +42,7 @@ from ngixi_runtime.capabilities.base import (
 from ngixi_runtime.capabilities.component import fallible, granted_state, outcome
 from ngixi_runtime.capabilities.context import HostContext, Sandbox
 from ngixi_runtime.errors import GuestError
+from ngixi_runtime.files import make_directories, private_creation
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import AbiFault, GuestMemory, Status, copy_out, read_utf8
 from ngixi_runtime.spec.schema import Problems, array, string_item
@@ -185,19 +186,21 @@ class KvStore:
 
     def _connect(self, busy_ms: int) -> sqlite3.Connection:
         if self._connection is None:
-            self.database.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.database, isolation_level=None, timeout=busy_ms / 1000)
-            self._busy_ms = busy_ms
-            try:
-                _defend(connection)
-                _check_objects(connection)
-                # WAL without a sync per commit: a power cut may lose the last writes, never consistency.
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute("PRAGMA synchronous=NORMAL")
-                connection.execute(_SCHEMA)
-            except BaseException:
-                connection.close()
-                raise
+            make_directories(self.database.parent, 0o700)
+            # SQLite makes the database 0644 less the umask, and its -wal, -shm and -journal files as the database
+            with private_creation():
+                connection = sqlite3.connect(self.database, isolation_level=None, timeout=busy_ms / 1000)
+                self._busy_ms = busy_ms
+                try:
+                    _defend(connection)
+                    _check_objects(connection)
+                    # WAL without a sync per commit: a power cut may lose the last writes, never consistency.
+                    connection.execute("PRAGMA journal_mode=WAL")
+                    connection.execute("PRAGMA synchronous=NORMAL")
+                    connection.execute(_SCHEMA)
+                except BaseException:
+                    connection.close()
+                    raise
             self._connection = connection
         return self._connection
 

@@ -614,7 +614,7 @@ class WasiFilesystem:
         with beneath(parent.host_fd, _path(memory, path, length), follow=False, name_itself=True) as target:
             _not_through_a_link(target, Errno.EXIST)
             self._room_for_name(target)
-            os.mkdir(target.name, 0o755, dir_fd=target.directory)
+            os.mkdir(target.name, 0o700, dir_fd=target.directory)  # the guest's alone, whatever the umask
         self._quota.named()
 
     def path_remove_directory(self, memory: GuestMemory, fd: int, path: int, length: int) -> None:
@@ -847,7 +847,7 @@ def _open_file(target: Target, oflags: int, fdflags: int, rights: int) -> tuple[
     try:
         # A FIFO, device or socket is never opened (a FIFO's writer would wake, a device's driver run) and would
         # block the host in read or write past the call's deadline: NXIO, as open(2) answers for a socket.
-        host_fd, mode = open_plain(target.name, flags, 0o644, dir_fd=target.directory)
+        host_fd, mode = open_plain(target.name, flags, 0o600, dir_fd=target.directory)  # a new file: the guest's alone
     except OSError as error:
         if error.errno == errno.ELOOP and not flags & os.O_CREAT and link_target(target.directory, target.name):
             raise AbiFault(Errno.NOTDIR if flags & os.O_DIRECTORY else Errno.LOOP) from None

@@ -40,6 +40,7 @@ from ngixi_runtime.engines.wasmtime import (
 )
 from ngixi_runtime.engines.wit_values import TypedFunction, lift_result, lower_arguments, render
 from ngixi_runtime.errors import GuestError, NgixiError
+from ngixi_runtime.files import private_creation
 from ngixi_runtime.guest.component_memory import memory_floor_problem
 from ngixi_runtime.records import NamedTuple
 
@@ -241,7 +242,8 @@ class ComponentInstance:
 
     def _within_deadline(self, export: str, invoke: Callable[[], Any]) -> tuple[Any, ...]:
         try:
-            return call_within_deadline(self._store, self._deadline, export, invoke)
+            with private_creation():  # what the component makes in its preopens is its user's alone (`instantiate`)
+                return call_within_deadline(self._store, self._deadline, export, invoke)
         except GuestError as failure:
             # Raised again without the frames (and Wasmtime's error) that hold the store: a caller keeping the
             # error would keep the store, and `close` would wait for the stdio writers in vain.
@@ -369,7 +371,7 @@ def instantiate(
                     for name, function in named.items():
                         linked.add_func(name, _host_function(function, deadline))
         store.set_epoch_deadline(epoch_ticks(limits.timeout_ms))
-        with TICKER.running():
+        with TICKER.running(), private_creation():  # Wasmtime's WASI makes files 0666 and folders 0777 less the umask
             instance = linker.instantiate(store, prepared.component)
     except wasmtime.Trap as trap:
         raise trap_error(f"{guest}: {START_TRAPPED}: {trap_message(trap)}", trap) from None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
+import stat
 import struct
 import sys
 import time
@@ -115,6 +117,20 @@ def test_values_persist_across_instances_and_the_file_is_created_on_first_use(tm
     second = Guest(open_guest(database))
     assert second.get("counters", b"hits") == (Status.OK, b"7")
     second.ctx.close()
+
+
+def test_the_store_and_its_journals_are_this_users_alone_whatever_the_umask(tmp_path: Path) -> None:
+    umask = os.umask(0)
+    try:
+        guest = Guest(open_guest(tmp_path / "tenant" / "kv.sqlite3"))
+        assert guest.set("counters", b"hits", b"7") == Status.OK
+        assert os.umask(0) == 0  # the umask the caller had is back after the call
+    finally:
+        os.umask(umask)
+    made = ["tenant", "tenant/kv.sqlite3", "tenant/kv.sqlite3-wal", "tenant/kv.sqlite3-shm"]
+    modes = [stat.S_IMODE((tmp_path / name).stat().st_mode) for name in made]
+    guest.ctx.close()
+    assert modes == [0o700, 0o600, 0o600, 0o600]
 
 
 def test_a_broken_database_is_a_host_failure_for_the_guest(tmp_path: Path) -> None:
