@@ -15,8 +15,10 @@ never past its own call's limits.timeout_ms: then the call ends as timed out.
 from __future__ import annotations
 
 import math
+import os
 import re
 import sqlite3
+import stat
 import struct
 import sys
 import time
@@ -77,6 +79,38 @@ _DEFENSIVE_CONFIG = {
 
 class ForeignObjects(Exception):
     """A kv file holds what kv did not make."""
+
+
+class SwappedStore(Exception):
+    """A kv file is no longer what the sandbox's check at load found (`_refuse_swapped`)."""
+
+
+_STORE_FILES = ("", "-wal", "-shm", "-journal")  # the database and what SQLite opens beside it by name
+
+
+def _refuse_swapped(database: Path) -> None:
+    """Checked again when the store is first opened, maybe long after the sandbox's check at load: SQLite opens
+    its files by name and follows a symbolic link, so one put there meanwhile would have it write elsewhere. Each
+    must be missing or a regular file of this user's with no other name."""
+    for suffix in _STORE_FILES:
+        path = Path(f"{database}{suffix}")
+        try:
+            found = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        problem = _swapped(found)
+        if problem is not None:
+            raise SwappedStore(f"{path.name} {problem} since the guest was loaded; remove it")
+
+
+def _swapped(found: os.stat_result) -> str | None:
+    if stat.S_ISLNK(found.st_mode):
+        return "became a symbolic link"
+    if not stat.S_ISREG(found.st_mode):
+        return "is no longer a regular file"
+    if found.st_nlink != 1:
+        return "was given other names (hard links)"
+    return None if found.st_uid == os.geteuid() else "belongs to another user"
 
 
 class KvOptions(NamedTuple):
@@ -175,7 +209,7 @@ class KvStore:
                 connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
-        except (sqlite3.Error, ForeignObjects) as error:
+        except (sqlite3.Error, ForeignObjects, SwappedStore) as error:
             if busy_ms < BUSY_MS and isinstance(error, sqlite3.OperationalError) and "is locked" in str(error):
                 raise GuestError(
                     f"{self.guest}: reached its limits.timeout_ms while waiting for another instance's kv transaction",
@@ -187,6 +221,7 @@ class KvStore:
     def _connect(self, busy_ms: int) -> sqlite3.Connection:
         if self._connection is None:
             make_directories(self.database.parent, 0o700)
+            _refuse_swapped(self.database)
             # SQLite makes the database 0644 less the umask, and its -wal, -shm and -journal files as the database
             with private_creation():
                 connection = sqlite3.connect(self.database, isolation_level=None, timeout=busy_ms / 1000)

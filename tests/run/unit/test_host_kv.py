@@ -141,6 +141,32 @@ def test_a_broken_database_is_a_host_failure_for_the_guest(tmp_path: Path) -> No
     guest.ctx.close()
 
 
+@pytest.mark.parametrize(
+    ("name", "put", "why"),
+    [
+        ("kv.sqlite3", lambda path, elsewhere: path.symlink_to(elsewhere), "became a symbolic link"),
+        ("kv.sqlite3-wal", lambda path, elsewhere: path.symlink_to(elsewhere), "became a symbolic link"),
+        ("kv.sqlite3", lambda path, elsewhere: os.link(elsewhere, path), "was given other names (hard links)"),
+        ("kv.sqlite3", lambda path, elsewhere: os.mkfifo(path), "is no longer a regular file"),
+    ],
+    ids=["link", "wal-link", "hard-link", "fifo"],
+)
+def test_a_store_file_swapped_after_load_is_never_opened(
+    tmp_path: Path, name: str, put: Callable[[Path, Path], None], why: str
+) -> None:
+    """The sandbox's check ran at load; what is put there before the first kv call is refused as it would have been."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_bytes(b"")
+    reports: list[str] = []
+    guest = Guest(open_guest(tmp_path / "tenant" / "kv.sqlite3", reports.append))
+    (tmp_path / "tenant").mkdir()
+    put(tmp_path / "tenant" / name, elsewhere)
+    assert guest.set("counters", b"k", b"v") == Status.HOST_FAILURE
+    guest.ctx.close()
+    assert elsewhere.read_bytes() == b""
+    assert reports == [f"g: kv: {tmp_path}/tenant/kv.sqlite3: {name} {why} since the guest was loaded; remove it"]
+
+
 def prepared_file(tmp_path: Path, script: str) -> Path:
     """A kv file someone else made: kv's table, then what `script` makes."""
     database = tmp_path / "kv.sqlite3"
