@@ -14,6 +14,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import wasmtime
@@ -242,7 +243,7 @@ class ComponentInstance:
 
     def _within_deadline(self, export: str, invoke: Callable[[], Any]) -> tuple[Any, ...]:
         try:
-            with private_creation():  # what the component makes in its preopens is its user's alone (`instantiate`)
+            with _private_files(None if self._wasi is None else self._wasi[0]):
                 return call_within_deadline(self._store, self._deadline, export, invoke)
         except GuestError as failure:
             # Raised again without the frames (and Wasmtime's error) that hold the store: a caller keeping the
@@ -268,6 +269,13 @@ class ComponentInstance:
     def _raise_stdio_refusal(self) -> None:
         if self._wasi is not None:
             self._wasi[0].stdio.raise_refusal()
+
+
+def _private_files(wasi: WasiSetup | None) -> AbstractContextManager[None]:
+    """What a component makes under a rw preopen is its user's alone: Wasmtime's WASI makes files 0666 and folders
+    0777 less the umask, so the process's umask is narrowed while it may (`files.private_creation`)."""
+    writes = wasi is not None and any(mount.mode == "rw" for mount in wasi.mounts)
+    return private_creation() if writes else nullcontext()
 
 
 def _run_command(run: wc.Func, store: wasmtime.Store) -> None:
@@ -371,7 +379,7 @@ def instantiate(
                     for name, function in named.items():
                         linked.add_func(name, _host_function(function, deadline))
         store.set_epoch_deadline(epoch_ticks(limits.timeout_ms))
-        with TICKER.running(), private_creation():  # Wasmtime's WASI makes files 0666 and folders 0777 less the umask
+        with TICKER.running(), _private_files(wasi):
             instance = linker.instantiate(store, prepared.component)
     except wasmtime.Trap as trap:
         raise trap_error(f"{guest}: {START_TRAPPED}: {trap_message(trap)}", trap) from None
