@@ -59,9 +59,11 @@ class Guest:
         return status, keys
 
 
-def open_guest(database: Path, report: Callable[[str], None] | None = None) -> HostContext:
+def open_guest(
+    database: Path, report: Callable[[str], None] | None = None, options: KvOptions = OPTIONS
+) -> HostContext:
     ctx = HostContext(guest="g", log_quota=100, stdio_quota=100, memory=FakeMemory(8192), grants=frozenset({"kv"}))
-    ctx.states["kv"] = KvStore(OPTIONS, database, guest="g", report=report, call_ends_at=lambda: ctx.call_ends_at)
+    ctx.states["kv"] = KvStore(options, database, guest="g", report=report, call_ends_at=lambda: ctx.call_ends_at)
     return ctx
 
 
@@ -101,6 +103,17 @@ def test_quotas_hold(guest: Guest, tmp_path: Path) -> None:
     assert guest.set("counters", b"", b"v") == Status.INVALID
     with sqlite3.connect(tmp_path / "tenant" / "kv.sqlite3") as db:
         assert db.execute("SELECT COUNT(*) FROM entries").fetchone() == (3,)
+
+
+def test_keys_of_namespaces_no_longer_granted_still_count(tmp_path: Path) -> None:
+    """A signer's next version naming new namespaces does not get max_keys more of the operator's disk."""
+    database = tmp_path / "tenant" / "kv.sqlite3"
+    earlier = Guest(open_guest(database, options=OPTIONS._replace(namespaces=("old",))))
+    assert [earlier.set("old", key, b"v") for key in (b"a", b"b", b"c")] == [Status.OK] * 3
+    earlier.ctx.close()
+    later = Guest(open_guest(database))
+    assert later.set("counters", b"new", b"v") == Status.QUOTA_EXCEEDED
+    later.ctx.close()
 
 
 def test_only_granted_namespaces_are_reachable(guest: Guest) -> None:
