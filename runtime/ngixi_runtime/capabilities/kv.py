@@ -6,10 +6,9 @@ max_value_bytes = 65536
 max_keys = 1000
 
 Keys and values are bytes. A guest reaches only the namespaces its manifest names; `max_keys`
-counts every key in its file (those of namespaces an earlier version named too), `max_value_bytes` bounds each
-value. A new key is
-counted and inserted in one `BEGIN IMMEDIATE` transaction, so concurrent instances of the same
-tenant cannot overshoot the quota together. A call waits for another instance's transaction 5 s at most, and
+counts every key in its file (those of namespaces an earlier version named too), `max_value_bytes` bounds
+each value. A new key is counted and inserted in one `BEGIN IMMEDIATE` transaction, so concurrent instances
+of the same tenant cannot overshoot the quota together. A call waits for another instance's transaction 5 s at most, and
 never past its own call's limits.timeout_ms: then the call ends as timed out.
 """
 

@@ -264,8 +264,8 @@ class WasiFilesystem:
         preopens = [d for d in self._table.values() if d.preopen and d.mount is not None]
         read_only = {d.mount.host_path: d.host_fd for d in preopens if d.mount is not None and d.mount.mode == "ro"}
         writable = {d.mount.host_path: d.host_fd for d in preopens if d.mount is not None and d.mount.mode == "rw"}
-        if root is None:
-            return DiskQuota.measured(_outermost(writable, within=None), *quota)
+        if root is None:  # no preopens: nothing to hold
+            return DiskQuota(*quota)
         places = [(found.st_dev, found.st_ino) for found in map(os.fstat, [*read_only.values(), *writable.values()])]
         mounts = Mounts(unnamed=frozenset(places), unread=frozenset(places[: len(read_only)]))
         inside_read_only = _outermost(writable, within=set(read_only))
@@ -768,11 +768,10 @@ class WasiFilesystem:
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _outermost(places: dict[Path, int], *, within: set[Path] | None) -> list[int]:
-    """The descriptors of `places` that lie in no other one of them (each directory measured once), only those in
-    one of the folders `within` when given."""
-    if within is not None:
-        places = {path: fd for path, fd in places.items() if any(w == path or w in path.parents for w in within)}
+def _outermost(places: dict[Path, int], *, within: set[Path]) -> list[int]:
+    """The descriptors of `places` in one of the folders `within` that lie in no other one of them (each directory
+    measured once)."""
+    places = {path: fd for path, fd in places.items() if any(w == path or w in path.parents for w in within)}
     return [fd for place, fd in places.items() if not any(other in place.parents for other in places)]
 
 

@@ -1,4 +1,5 @@
-"""How much a guest may keep under its `rw` preopens: `max_bytes` in its files, `max_files` names (fs).
+"""How much a guest may keep in its sandbox's `files/` (but what `ro` preopens hold): `max_bytes` in its files,
+`max_files` names (fs).
 
 Measured when the preopens are opened (a walk that never follows a symlink, each file's bytes counted
 once however many names it has, and no deeper than a path may reach), then kept up to date by every
@@ -30,7 +31,7 @@ class Mounts(NamedTuple):
 
 
 class DiskQuota:
-    """What the `rw` preopens hold now (`used_bytes`, `used_names`), and at most."""
+    """What the guest holds now (`used_bytes`, `used_names`), and at most."""
 
     __slots__ = ("max_bytes", "max_names", "used_bytes", "used_names")
 
