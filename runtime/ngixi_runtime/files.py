@@ -11,6 +11,7 @@ import os
 import re
 import select
 import stat
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -86,6 +87,37 @@ def make_directories(path: Path, mode: int) -> None:
     except FileNotFoundError:
         make_directories(path.parent, mode)
         path.mkdir(mode=mode, exist_ok=True)
+
+
+class _PrivateCreation:
+    """Narrows the process's umask to its user alone while any caller is inside (`private_creation`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._before = 0
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if not self._inside:
+                self._before = os.umask(0o077)
+                os.umask(self._before | 0o077)
+            self._inside += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._inside -= 1
+                if not self._inside:
+                    os.umask(self._before)
+
+
+private_creation = _PrivateCreation()
+"""While inside, what this process creates is its user's alone (mode bits of group and others cleared), whatever
+the umask: for code that makes a guest's files with modes we cannot choose (Wasmtime's WASI, SQLite). The umask is
+process-wide: other threads' files made meanwhile are private too; the one before is back when the last caller
+leaves."""
 
 
 @contextmanager

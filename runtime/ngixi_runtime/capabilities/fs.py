@@ -281,7 +281,7 @@ def _mount_point(root: Path, host: str, guest_path: str, mode: Mode, field: str)
     if real != root and root not in real.parents:
         raise InvalidInput(f'{field}.host: "{host}" resolves to {real}, outside the sandbox {root}; remove the symlink')
     try:
-        real.mkdir(parents=True, exist_ok=True)
+        make_directories(real, 0o700)
     except OSError as error:
         raise InvalidInput(
             f'{field}.host: "{host}" cannot be made a directory under {root}: {error.strerror}'

@@ -6,17 +6,19 @@ max_value_bytes = 65536
 max_keys = 1000
 
 Keys and values are bytes. A guest reaches only the namespaces its manifest names; `max_keys`
-counts its keys across those namespaces, `max_value_bytes` bounds each value. A new key is
-counted and inserted in one `BEGIN IMMEDIATE` transaction, so concurrent instances of the same
-tenant cannot overshoot the quota together. A call waits for another instance's transaction 5 s at most, and
+counts every key in its file (those of namespaces an earlier version named too), `max_value_bytes` bounds
+each value. A new key is counted and inserted in one `BEGIN IMMEDIATE` transaction, so concurrent instances
+of the same tenant cannot overshoot the quota together. A call waits for another instance's transaction 5 s at most, and
 never past its own call's limits.timeout_ms: then the call ends as timed out.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
 import sqlite3
+import stat
 import struct
 import sys
 import time
@@ -42,6 +44,7 @@ from ngixi_runtime.capabilities.base import (
 from ngixi_runtime.capabilities.component import fallible, granted_state, outcome
 from ngixi_runtime.capabilities.context import HostContext, Sandbox
 from ngixi_runtime.errors import GuestError
+from ngixi_runtime.files import make_directories, private_creation
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import AbiFault, GuestMemory, Status, copy_out, read_utf8
 from ngixi_runtime.spec.schema import Problems, array, string_item
@@ -76,6 +79,38 @@ _DEFENSIVE_CONFIG = {
 
 class ForeignObjects(Exception):
     """A kv file holds what kv did not make."""
+
+
+class SwappedStore(Exception):
+    """A kv file is no longer what the sandbox's check at load found (`_refuse_swapped`)."""
+
+
+_STORE_FILES = ("", "-wal", "-shm", "-journal")  # the database and what SQLite opens beside it by name
+
+
+def _refuse_swapped(database: Path) -> None:
+    """Checked again when the store is first opened, maybe long after the sandbox's check at load: SQLite opens
+    its files by name and follows a symbolic link, so one put there meanwhile would have it write elsewhere. Each
+    must be missing or a regular file of this user's with no other name."""
+    for suffix in _STORE_FILES:
+        path = Path(f"{database}{suffix}")
+        try:
+            found = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        problem = _swapped(found)
+        if problem is not None:
+            raise SwappedStore(f"{path.name} {problem} since the guest was loaded; remove it")
+
+
+def _swapped(found: os.stat_result) -> str | None:
+    if stat.S_ISLNK(found.st_mode):
+        return "became a symbolic link"
+    if not stat.S_ISREG(found.st_mode):
+        return "is no longer a regular file"
+    if found.st_nlink != 1:
+        return "was given other names (hard links)"
+    return None if found.st_uid == os.geteuid() else "belongs to another user"
 
 
 class KvOptions(NamedTuple):
@@ -174,7 +209,7 @@ class KvStore:
                 connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
-        except (sqlite3.Error, ForeignObjects) as error:
+        except (sqlite3.Error, ForeignObjects, SwappedStore) as error:
             if busy_ms < BUSY_MS and isinstance(error, sqlite3.OperationalError) and "is locked" in str(error):
                 raise GuestError(
                     f"{self.guest}: reached its limits.timeout_ms while waiting for another instance's kv transaction",
@@ -185,19 +220,22 @@ class KvStore:
 
     def _connect(self, busy_ms: int) -> sqlite3.Connection:
         if self._connection is None:
-            self.database.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.database, isolation_level=None, timeout=busy_ms / 1000)
-            self._busy_ms = busy_ms
-            try:
-                _defend(connection)
-                _check_objects(connection)
-                # WAL without a sync per commit: a power cut may lose the last writes, never consistency.
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute("PRAGMA synchronous=NORMAL")
-                connection.execute(_SCHEMA)
-            except BaseException:
-                connection.close()
-                raise
+            make_directories(self.database.parent, 0o700)
+            _refuse_swapped(self.database)
+            # SQLite makes the database 0644 less the umask, and its -wal, -shm and -journal files as the database
+            with private_creation():
+                connection = sqlite3.connect(self.database, isolation_level=None, timeout=busy_ms / 1000)
+                self._busy_ms = busy_ms
+                try:
+                    _defend(connection)
+                    _check_objects(connection)
+                    # WAL without a sync per commit: a power cut may lose the last writes, never consistency.
+                    connection.execute("PRAGMA journal_mode=WAL")
+                    connection.execute("PRAGMA synchronous=NORMAL")
+                    connection.execute(_SCHEMA)
+                except BaseException:
+                    connection.close()
+                    raise
             self._connection = connection
         return self._connection
 
@@ -214,13 +252,12 @@ class KvStore:
     def set(self, namespace: str, key: bytes, value: bytes) -> None:
         if len(value) > self.options.max_value_bytes:
             raise AbiFault(Status.TOO_LARGE)
-        marks = ", ".join("?" * len(self.options.namespaces))
         with self._transaction() as db:
             known = db.execute("SELECT 1 FROM entries WHERE namespace = ? AND key = ?", (namespace, key)).fetchone()
             if known is None:
-                (count,) = db.execute(
-                    f"SELECT COUNT(*) FROM entries WHERE namespace IN ({marks})", self.options.namespaces
-                ).fetchone()
+                # Every namespace's: those an earlier version was granted count too, or each version naming new ones
+                # would add max_keys more to the file.
+                (count,) = db.execute("SELECT COUNT(*) FROM entries").fetchone()
                 if count >= self.options.max_keys:
                     raise AbiFault(Status.QUOTA_EXCEEDED)
             db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", (namespace, key, value))

@@ -38,7 +38,7 @@ from ngixi_runtime.capabilities.wasi_paths import (
     link_target,
     open_directory_beneath,
 )
-from ngixi_runtime.capabilities.wasi_quota import UNBOUNDED, DiskQuota
+from ngixi_runtime.capabilities.wasi_quota import UNBOUNDED, DiskQuota, Mounts
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import open_plain
 from ngixi_runtime.spec.abi import (
@@ -245,7 +245,7 @@ class WasiFilesystem:
                 )
                 filesystem._add(descriptor)
             if quota is not None:
-                filesystem._quota = DiskQuota.measured(filesystem._outermost_writable(), *quota)
+                filesystem._quota = filesystem._measured(root, quota)
         except OSError as error:
             filesystem.close()
             raise InvalidInput(f"{guest}: cannot open the preopen {error.filename}: {error.strerror}") from None
@@ -257,13 +257,25 @@ class WasiFilesystem:
             ) from None
         return filesystem
 
-    def _outermost_writable(self) -> list[int]:
-        """The descriptors of the rw preopens that lie in no other one (each directory measured once)."""
-        places: dict[Path, int] = {}
-        for descriptor in self._table.values():
-            if descriptor.preopen and descriptor.mount is not None and descriptor.mount.mode == "rw":
-                places.setdefault(descriptor.mount.host_path, descriptor.host_fd)
-        return [fd for place, fd in places.items() if not any(other in place.parents for other in places)]
+    def _measured(self, root: Path | None, quota: tuple[int, int]) -> DiskQuota:
+        """What the guest holds: the whole sandbox `root` but the ro preopens' contents, which the guest cannot
+        change and an operator may fill (a rw preopen inside one is measured by itself). Folders an earlier version
+        mounted count too, or each version naming new ones would get max_bytes more of the disk."""
+        preopens = [d for d in self._table.values() if d.preopen and d.mount is not None]
+        read_only = {d.mount.host_path: d.host_fd for d in preopens if d.mount is not None and d.mount.mode == "ro"}
+        writable = {d.mount.host_path: d.host_fd for d in preopens if d.mount is not None and d.mount.mode == "rw"}
+        if root is None:  # no preopens: nothing to hold
+            return DiskQuota(*quota)
+        places = [(found.st_dev, found.st_ino) for found in map(os.fstat, [*read_only.values(), *writable.values()])]
+        mounts = Mounts(unnamed=frozenset(places), unread=frozenset(places[: len(read_only)]))
+        inside_read_only = _outermost(writable, within=set(read_only))
+        root_fd = os.open(root, DIRECTORY_FLAGS)
+        try:
+            found = os.fstat(root_fd)
+            whole = [] if (found.st_dev, found.st_ino) in mounts.unread else [root_fd]
+            return DiskQuota.measured(whole + inside_read_only, *quota, mounts=mounts)
+        finally:
+            os.close(root_fd)
 
     def close(self) -> None:
         for descriptor in self._table.values():
@@ -614,7 +626,7 @@ class WasiFilesystem:
         with beneath(parent.host_fd, _path(memory, path, length), follow=False, name_itself=True) as target:
             _not_through_a_link(target, Errno.EXIST)
             self._room_for_name(target)
-            os.mkdir(target.name, 0o755, dir_fd=target.directory)
+            os.mkdir(target.name, 0o700, dir_fd=target.directory)  # the guest's alone, whatever the umask
         self._quota.named()
 
     def path_remove_directory(self, memory: GuestMemory, fd: int, path: int, length: int) -> None:
@@ -756,6 +768,13 @@ class WasiFilesystem:
 # --- helpers -----------------------------------------------------------------------------------
 
 
+def _outermost(places: dict[Path, int], *, within: set[Path]) -> list[int]:
+    """The descriptors of `places` in one of the folders `within` that lie in no other one of them (each directory
+    measured once)."""
+    places = {path: fd for path, fd in places.items() if any(w == path or w in path.parents for w in within)}
+    return [fd for place, fd in places.items() if not any(other in place.parents for other in places)]
+
+
 def _open_mount(mount: Mount, root: Path | None) -> int:
     assert root is not None, "preopens are opened beneath the sandbox root"
     root_fd = os.open(root, DIRECTORY_FLAGS & ~os.O_NOFOLLOW)
@@ -847,7 +866,7 @@ def _open_file(target: Target, oflags: int, fdflags: int, rights: int) -> tuple[
     try:
         # A FIFO, device or socket is never opened (a FIFO's writer would wake, a device's driver run) and would
         # block the host in read or write past the call's deadline: NXIO, as open(2) answers for a socket.
-        host_fd, mode = open_plain(target.name, flags, 0o644, dir_fd=target.directory)
+        host_fd, mode = open_plain(target.name, flags, 0o600, dir_fd=target.directory)  # a new file: the guest's alone
     except OSError as error:
         if error.errno == errno.ELOOP and not flags & os.O_CREAT and link_target(target.directory, target.name):
             raise AbiFault(Errno.NOTDIR if flags & os.O_DIRECTORY else Errno.LOOP) from None

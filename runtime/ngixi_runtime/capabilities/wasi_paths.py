@@ -103,6 +103,6 @@ def open_directory_beneath(root_fd: int, path: str) -> int:
     parts = [part for part in path.split("/") if part not in ("", ".")]
     for count in range(1, len(parts) + 1):
         with beneath(root_fd, "/".join(parts[:count]), follow=True) as target, suppress(FileExistsError):
-            os.mkdir(target.name, 0o755, dir_fd=target.directory)
+            os.mkdir(target.name, 0o700, dir_fd=target.directory)
     with beneath(root_fd, "/".join(parts) or ".", follow=True) as target:
         return os.open(target.name, DIRECTORY_FLAGS, dir_fd=target.directory)

@@ -1,4 +1,5 @@
-"""How much a guest may keep under its `rw` preopens: `max_bytes` in its files, `max_files` names (fs).
+"""How much a guest may keep in its sandbox's `files/` (but what `ro` preopens hold): `max_bytes` in its files,
+`max_files` names (fs).
 
 Measured when the preopens are opened (a walk that never follows a symlink, each file's bytes counted
 once however many names it has, and no deeper than a path may reach), then kept up to date by every
@@ -16,13 +17,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ngixi_runtime.capabilities.wasi_paths import DIRECTORY_FLAGS, MAX_DEPTH
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import AbiFault, Errno
 
 UNBOUNDED = 1 << 62  # a quota no file system reaches
 
 
+class Mounts(NamedTuple):
+    """Directories (device, inode) a walk of a whole sandbox treats apart (`DiskQuota.measured`)."""
+
+    unnamed: frozenset[tuple[int, int]]  # every preopen's own directory: a name the guest did not make
+    unread: frozenset[tuple[int, int]]  # the read-only ones: what they hold is the operator's, not the guest's
+
+
 class DiskQuota:
-    """What the `rw` preopens hold now (`used_bytes`, `used_names`), and at most."""
+    """What the guest holds now (`used_bytes`, `used_names`), and at most."""
 
     __slots__ = ("max_bytes", "max_names", "used_bytes", "used_names")
 
@@ -33,8 +42,11 @@ class DiskQuota:
         self.used_names = used_names
 
     @classmethod
-    def measured(cls, directories: list[int], max_bytes: int, max_names: int) -> DiskQuota:
-        """The quota with what the directories (open descriptors, none inside another) hold now.
+    def measured(
+        cls, directories: list[int], max_bytes: int, max_names: int, *, mounts: Mounts | None = None
+    ) -> DiskQuota:
+        """The quota with what the directories (open descriptors, none inside another) hold now; `mounts`: the
+        directories (device and inode) whose own names are not counted, and those whose contents are not either.
 
         The walk stops past `max_names`, or below `MAX_DEPTH` directories (deeper than any path the guest
         may give, but a guest can build it one directory descriptor at a time): the quota is then taken
@@ -42,13 +54,14 @@ class DiskQuota:
         """
         quota = cls(max_bytes, max_names)
         seen: set[tuple[int, int]] = set()
+        apart = mounts or Mounts(frozenset(), frozenset())
         for directory in directories:
-            if not quota._walk(directory, seen):  # not measured whole: taken as full
+            if not quota._walk(directory, seen, apart):  # not measured whole: taken as full
                 quota.used_names, quota.used_bytes = max(quota.used_names, max_names), max(quota.used_bytes, max_bytes)
                 break
         return quota
 
-    def _walk(self, root: int, seen: set[tuple[int, int]]) -> bool:
+    def _walk(self, root: int, seen: set[tuple[int, int]], mounts: Mounts) -> bool:
         """Counts the names and file bytes under `root`; False once past `max_names` or `MAX_DEPTH`.
 
         Depth first, holding one descriptor per level (a directory's names are read whole when it is
@@ -62,13 +75,17 @@ class DiskQuota:
                     os.close(levels.pop()[0])
                     continue
                 name = names.popleft()
-                self.used_names += 1
-                if self.used_names > self.max_names:
-                    return False
                 try:
                     info = os.stat(name, dir_fd=directory, follow_symlinks=False)
                 except FileNotFoundError:  # removed meanwhile (by another instance of the tenant)
                     continue
+                place = (info.st_dev, info.st_ino)
+                if stat.S_ISDIR(info.st_mode) and place in mounts.unread:
+                    continue
+                if not (stat.S_ISDIR(info.st_mode) and place in mounts.unnamed):
+                    self.used_names += 1
+                if self.used_names > self.max_names:
+                    return False
                 if stat.S_ISDIR(info.st_mode):
                     if len(levels) > MAX_DEPTH:
                         return False

@@ -14,6 +14,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import wasmtime
@@ -40,6 +41,7 @@ from ngixi_runtime.engines.wasmtime import (
 )
 from ngixi_runtime.engines.wit_values import TypedFunction, lift_result, lower_arguments, render
 from ngixi_runtime.errors import GuestError, NgixiError
+from ngixi_runtime.files import private_creation
 from ngixi_runtime.guest.component_memory import memory_floor_problem
 from ngixi_runtime.records import NamedTuple
 
@@ -241,7 +243,8 @@ class ComponentInstance:
 
     def _within_deadline(self, export: str, invoke: Callable[[], Any]) -> tuple[Any, ...]:
         try:
-            return call_within_deadline(self._store, self._deadline, export, invoke)
+            with _private_files(None if self._wasi is None else self._wasi[0]):
+                return call_within_deadline(self._store, self._deadline, export, invoke)
         except GuestError as failure:
             # Raised again without the frames (and Wasmtime's error) that hold the store: a caller keeping the
             # error would keep the store, and `close` would wait for the stdio writers in vain.
@@ -266,6 +269,13 @@ class ComponentInstance:
     def _raise_stdio_refusal(self) -> None:
         if self._wasi is not None:
             self._wasi[0].stdio.raise_refusal()
+
+
+def _private_files(wasi: WasiSetup | None) -> AbstractContextManager[None]:
+    """What a component makes under a rw preopen is its user's alone: Wasmtime's WASI makes files 0666 and folders
+    0777 less the umask, so the process's umask is narrowed while it may (`files.private_creation`)."""
+    writes = wasi is not None and any(mount.mode == "rw" for mount in wasi.mounts)
+    return private_creation() if writes else nullcontext()
 
 
 def _run_command(run: wc.Func, store: wasmtime.Store) -> None:
@@ -369,7 +379,7 @@ def instantiate(
                     for name, function in named.items():
                         linked.add_func(name, _host_function(function, deadline))
         store.set_epoch_deadline(epoch_ticks(limits.timeout_ms))
-        with TICKER.running():
+        with TICKER.running(), _private_files(wasi):
             instance = linker.instantiate(store, prepared.component)
     except wasmtime.Trap as trap:
         raise trap_error(f"{guest}: {START_TRAPPED}: {trap_message(trap)}", trap) from None

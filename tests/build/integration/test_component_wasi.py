@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -219,12 +221,14 @@ def probe(built: Path, sandbox: Sandbox) -> Iterator[Guest]:
 
 def test_the_sample_saves_shows_and_cannot_deface_through_the_cli(built: Path) -> None:
     for where in ((), ("--in-process",)):
-        assert run(built, "ngixi", "run", *where, SAMPLE_BUNDLE, "save").stdout == "0\n"
+        with any_umask():
+            assert run(built, "ngixi", "run", *where, SAMPLE_BUNDLE, "save").stdout == "0\n"
         shown = run(built, "ngixi", "run", *where, SAMPLE_BUNDLE, "show")
         assert (shown.stdout, shown.stderr) == ("remember the milk\n18\n", "")
         assert run(built, "ngixi", "run", *where, SAMPLE_BUNDLE, "deface").stdout == f"{EPERM}\n"
     files = built / ".ngixi" / "sandbox" / "dev" / "default" / SAMPLE / "files"
     assert (files / "data" / "note.txt").read_text() == "remember the milk\n"
+    assert stat.S_IMODE((files / "data" / "note.txt").stat().st_mode) == 0o600  # made isolated, under umask 000
     assert list((files / "config").iterdir()) == []
     assert f"smoke:{SAMPLE} ok" in run(built, "doit", f"smoke:{SAMPLE}").stdout
 
@@ -259,6 +263,24 @@ def test_a_read_write_mount_takes_every_change(probe: Guest, sandbox: Sandbox) -
     assert [probe.call("change", (op, 3)) for op in range(6)] == [(0,)] * 6
     data = sandbox.files / "data"
     assert sorted(p.name for p in data.iterdir()) == ["abs", "made", "moved.txt", "up"]
+
+
+def test_what_a_component_makes_is_its_users_alone_whatever_the_umask(probe: Guest, sandbox: Sandbox) -> None:
+    with any_umask():
+        assert [probe.call("change", (op, 3)) for op in (0, 3)] == [(0,), (0,)]
+        assert os.umask(0) == 0  # the umask the caller had is back after each call
+    data = sandbox.files / "data"
+    assert [stat.S_IMODE((data / name).stat().st_mode) for name in ("new.txt", "made")] == [0o600, 0o700]
+
+
+@contextmanager
+def any_umask() -> Iterator[None]:
+    """A umask that takes nothing away, as a careless operator's."""
+    before = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(before)
 
 
 def test_a_read_only_mount_refuses_every_change(probe: Guest, sandbox: Sandbox) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import struct
 from pathlib import Path
 
@@ -233,3 +235,45 @@ def test_fs_without_stdio_is_refused_for_a_guest_that_writes(tmp_path: Path, key
     bundle = make_bundle(tmp_path, keys.key, wasm=C_STARTUP, manifest=COMMAND + "[capabilities.fs]\n")
     with pytest.raises(NgixiError, match=r"capabilities\.stdio: the guest imports wasi_snapshot_preview1\.fd_write"):
         open_tenant(bundle, trust_file=keys.trust, isolated=False, engine=engine_name)
+
+
+# --- what a guest makes is its user's alone ------------------------------------------------------------
+
+MAKES_A_FILE = module(  # mkdir d, then path_open(d/f, CREAT, read and write); exits with path_open's errno
+    imports=[
+        Imp(WASI, "path_create_directory", ["i32"] * 3, ["i32"]),
+        Imp(WASI, "path_open", ["i32"] * 5 + ["i64", "i64", "i32", "i32"], ["i32"]),
+        PROC_EXIT,
+    ],
+    functions=[
+        Func(
+            "_start",
+            body=call_import(0, 3, 500, 1)
+            + DROP
+            + call_import(1, 3, 0, 510, 3, 1, I64(66), I64(0), 0, 700)
+            + call_import(2),
+        )
+    ],
+    data=[(500, b"d"), (510, b"d/f")],
+)
+READ_WRITE_DATA = '[capabilities.fs]\npreopens = [{ guest = "/data", host = "data", mode = "rw" }]\n'
+
+
+def test_files_and_folders_a_guest_makes_are_its_users_alone(
+    tmp_path: Path, keys: KeyFiles, engine_name: str, isolated: bool
+) -> None:
+    """Whatever the umask and the mode of a sandbox made beforehand: 0700 folders (the preopen's too), 0600 files."""
+    bundle = make_bundle(tmp_path, keys.key, wasm=MAKES_A_FILE, manifest=COMMAND + READ_WRITE_DATA)
+    files = tmp_path / "sandboxes" / "default" / "hello" / "files"
+    files.mkdir(parents=True)
+    files.chmod(0o755)
+    umask = os.umask(0)
+    try:
+        with open_tenant(
+            bundle, trust_file=keys.trust, isolated=isolated, engine=engine_name, sandboxes=tmp_path / "sandboxes"
+        ) as tenant:
+            assert tenant.run().exit_code == 0
+    finally:
+        os.umask(umask)
+    modes = {path: stat.S_IMODE(path.stat().st_mode) for path in (files / "data", files / "data/d", files / "data/d/f")}
+    assert modes == {files / "data": 0o700, files / "data/d": 0o700, files / "data/d/f": 0o600}

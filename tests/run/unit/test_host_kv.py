@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
+import stat
 import struct
 import sys
 import time
@@ -57,9 +59,11 @@ class Guest:
         return status, keys
 
 
-def open_guest(database: Path, report: Callable[[str], None] | None = None) -> HostContext:
+def open_guest(
+    database: Path, report: Callable[[str], None] | None = None, options: KvOptions = OPTIONS
+) -> HostContext:
     ctx = HostContext(guest="g", log_quota=100, stdio_quota=100, memory=FakeMemory(8192), grants=frozenset({"kv"}))
-    ctx.states["kv"] = KvStore(OPTIONS, database, guest="g", report=report, call_ends_at=lambda: ctx.call_ends_at)
+    ctx.states["kv"] = KvStore(options, database, guest="g", report=report, call_ends_at=lambda: ctx.call_ends_at)
     return ctx
 
 
@@ -101,6 +105,17 @@ def test_quotas_hold(guest: Guest, tmp_path: Path) -> None:
         assert db.execute("SELECT COUNT(*) FROM entries").fetchone() == (3,)
 
 
+def test_keys_of_namespaces_no_longer_granted_still_count(tmp_path: Path) -> None:
+    """A signer's next version naming new namespaces does not get max_keys more of the operator's disk."""
+    database = tmp_path / "tenant" / "kv.sqlite3"
+    earlier = Guest(open_guest(database, options=OPTIONS._replace(namespaces=("old",))))
+    assert [earlier.set("old", key, b"v") for key in (b"a", b"b", b"c")] == [Status.OK] * 3
+    earlier.ctx.close()
+    later = Guest(open_guest(database))
+    assert later.set("counters", b"new", b"v") == Status.QUOTA_EXCEEDED
+    later.ctx.close()
+
+
 def test_only_granted_namespaces_are_reachable(guest: Guest) -> None:
     assert guest.set("sessions", b"k", b"v") == Status.DENIED
     assert guest.get("sessions", b"k")[0] == Status.DENIED
@@ -117,12 +132,52 @@ def test_values_persist_across_instances_and_the_file_is_created_on_first_use(tm
     second.ctx.close()
 
 
+def test_the_store_and_its_journals_are_this_users_alone_whatever_the_umask(tmp_path: Path) -> None:
+    umask = os.umask(0)
+    try:
+        guest = Guest(open_guest(tmp_path / "tenant" / "kv.sqlite3"))
+        assert guest.set("counters", b"hits", b"7") == Status.OK
+        assert os.umask(0) == 0  # the umask the caller had is back after the call
+    finally:
+        os.umask(umask)
+    made = ["tenant", "tenant/kv.sqlite3", "tenant/kv.sqlite3-wal", "tenant/kv.sqlite3-shm"]
+    modes = [stat.S_IMODE((tmp_path / name).stat().st_mode) for name in made]
+    guest.ctx.close()
+    assert modes == [0o700, 0o600, 0o600, 0o600]
+
+
 def test_a_broken_database_is_a_host_failure_for_the_guest(tmp_path: Path) -> None:
     database = tmp_path / "kv.sqlite3"
     database.write_bytes(b"this is not a database" * 100)
     guest = Guest(open_guest(database))
     assert guest.set("counters", b"k", b"v") == Status.HOST_FAILURE
     guest.ctx.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "put", "why"),
+    [
+        ("kv.sqlite3", lambda path, elsewhere: path.symlink_to(elsewhere), "became a symbolic link"),
+        ("kv.sqlite3-wal", lambda path, elsewhere: path.symlink_to(elsewhere), "became a symbolic link"),
+        ("kv.sqlite3", lambda path, elsewhere: os.link(elsewhere, path), "was given other names (hard links)"),
+        ("kv.sqlite3", lambda path, elsewhere: os.mkfifo(path), "is no longer a regular file"),
+    ],
+    ids=["link", "wal-link", "hard-link", "fifo"],
+)
+def test_a_store_file_swapped_after_load_is_never_opened(
+    tmp_path: Path, name: str, put: Callable[[Path, Path], None], why: str
+) -> None:
+    """The sandbox's check ran at load; what is put there before the first kv call is refused as it would have been."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_bytes(b"")
+    reports: list[str] = []
+    guest = Guest(open_guest(tmp_path / "tenant" / "kv.sqlite3", reports.append))
+    (tmp_path / "tenant").mkdir()
+    put(tmp_path / "tenant" / name, elsewhere)
+    assert guest.set("counters", b"k", b"v") == Status.HOST_FAILURE
+    guest.ctx.close()
+    assert elsewhere.read_bytes() == b""
+    assert reports == [f"g: kv: {tmp_path}/tenant/kv.sqlite3: {name} {why} since the guest was loaded; remove it"]
 
 
 def prepared_file(tmp_path: Path, script: str) -> Path:

@@ -560,6 +560,17 @@ def test_a_guest_cannot_fill_the_disk_through_its_rw_preopens(sandbox: Path) -> 
         assert guest.call("fd_filestat_set_size", _file(guest, "new"), 101) == Errno.DQUOT
 
 
+def test_what_an_earlier_version_left_outside_the_mounts_counts_and_read_only_contents_do_not(sandbox: Path) -> None:
+    """The walk measured only the rw preopens: each version of a guest mounting a new folder got max_bytes more of
+    the disk, and what the last one filled stayed. The whole sandbox counts now, but what ro preopens hold."""
+    (sandbox / "earlier").mkdir()
+    (sandbox / "earlier" / "filled").write_bytes(b"e" * 90)
+    (sandbox / "config" / "large").write_bytes(b"c" * 1000)  # the operator's: the guest cannot change it
+    for guest in _quota_guest(sandbox):
+        assert guest.write(_file(guest, "new"), b"x" * 20) == Errno.DQUOT
+        assert guest.write(_file(guest, "new"), b"x" * 10) == Errno.SUCCESS
+
+
 def test_a_removed_file_frees_nothing_while_open_or_named_elsewhere(sandbox: Path) -> None:
     for guest in _quota_guest(sandbox):
         kept_open = _file(guest, "a")
