@@ -25,15 +25,14 @@ import multiprocessing
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 
 from ngixi_build.files import refuse_links
 from ngixi_build.locking import file_lock
 from ngixi_runtime.errors import InvalidInput, NgixiError, ToolchainError
-from ngixi_runtime.files import make_directories, read_input_bytes
+from ngixi_runtime.files import make_directories, private_creation, read_input_bytes
 from ngixi_runtime.trust.local_paths import unsafe_because
 from ngixi_runtime.trust.project_trust import SecretUnkept, kept_secret
 
@@ -138,7 +137,7 @@ def ensure_install(root: Path, install: Callable[[Path], None]) -> Path:
     with file_lock(root.parent / ".lock"):
         if is_complete(root):
             return root
-        with _others_may_not_write():
+        with private_creation():  # npm's and pip's files: under a umask of 000, anyone's to change
             start_afresh(root)
             try:
                 install(root)
@@ -150,18 +149,6 @@ def ensure_install(root: Path, install: Callable[[Path], None]) -> Path:
             if other.is_dir() and other != root:
                 shutil.rmtree(other, ignore_errors=True)
     return root
-
-
-@contextmanager
-def _others_may_not_write() -> Iterator[None]:
-    """The block's new files and folders (npm's, pip's) without write access for group and others, whatever the
-    umask: under 000 or 002 another user could change an install the project's builds then run."""
-    previous = os.umask(0o022)
-    os.umask(previous | 0o022)
-    try:
-        yield
-    finally:
-        os.umask(previous)
 
 
 def ensure_shared_install(root: Path, install: Callable[[Path], object]) -> Path:
