@@ -8,6 +8,7 @@ import pytest
 
 from ngixi_runtime.capabilities.context import LOG_LINES_PER_CALL
 from ngixi_runtime.errors import GuestError
+from ngixi_runtime.loading.isolated import IsolatedTenant
 from ngixi_runtime.loading.tenants import open_tenant
 from tests.conftest import KeyFiles, make_bundle
 from tests.wasmgen import I64, Func, Imp, call_import, load_i32, module, push
@@ -66,6 +67,7 @@ WASM = module(
     data=[(DOT_AT, b"."), (LINE_AT, b"ok")],
 )
 MFILE = 33
+HOST_ROOM = 64  # the descriptors a tenant child keeps for a call's own beside those it held when the guest opened
 
 
 @pytest.fixture
@@ -82,4 +84,23 @@ def test_a_call_logs_a_bounded_number_of_lines_whatever_its_log_quota(
         with pytest.raises(GuestError, match=f"hoarder: log output exceeded {LOG_LINES_PER_CALL} lines in one call"):
             tenant.call("flood")
         result = tenant.call("hoard")
+    assert result.values == (MFILE,) and [line.message for line in result.logs] == ["ok"]
+
+
+def _max_open_files(pid: int) -> int:
+    line = next(line for line in Path(f"/proc/{pid}/limits").read_text().splitlines() if line.startswith("Max open"))
+    return int(line.split()[3])
+
+
+def test_a_tenant_child_holds_descriptors_for_itself_and_its_guests_open_files_only(
+    bundle: Path, keys: KeyFiles, tmp_path: Path, engine_name: str
+) -> None:
+    """The child's RLIMIT_NOFILE is what it holds (a few dozen at most) + the host's room + limits.open_files, which is
+    what bounds a component (whose WASI files nothing else counts); a core guest at its open_files still gets its own
+    error (MFILE), its log line and its reply."""
+    with open_tenant(bundle, trust_file=keys.trust, isolated=True, sandboxes=tmp_path / "sandboxes") as tenant:
+        result = tenant.call("hoard")
+        assert isinstance(tenant, IsolatedTenant) and tenant.pid is not None
+        assert _max_open_files(tenant.pid) - HOST_ROOM - OPEN_FILES in range(3, 32)
+        assert tenant.call("hoard").values == (MFILE,)
     assert result.values == (MFILE,) and [line.message for line in result.logs] == ["ok"]
