@@ -26,6 +26,9 @@ HOST_LOG_LEVEL = "host"  # log lines the host adds for the operator
 # chooses what they quote (a refused request's URL), and a guest asking again and again for a refused URL made a line
 # of 8 KB each time (180 MB in 5 s in-process; isolated, its child was stopped as sending "a malformed reply").
 HOST_LINES_PER_CALL = 100
+# A guest's log lines in one call, whatever its log_bytes: each line costs the host memory beside its bytes, so an
+# empty line (one byte of the quota) is not repeated without end under a large quota.
+LOG_LINES_PER_CALL = 65536
 _HOST_LINE_CHARACTERS = 2000
 # Standard input a caller gives a guest: the bytes, or a reader asked for at most `limit + 1` bytes only when
 # the guest is granted stdin (`ngixi run` reads its own stdin so, and never for a guest that may not read it).
@@ -80,7 +83,17 @@ LogSink = Callable[[LogLine, float], None]
 class GuestOutput:
     """What the guest logged, printed and called in the current call."""
 
-    __slots__ = ("host_calls", "host_lines", "log_bytes", "logs", "on_log", "stderr", "stdout", "streamed")
+    __slots__ = (
+        "host_calls",
+        "host_lines",
+        "log_bytes",
+        "log_lines",
+        "logs",
+        "on_log",
+        "stderr",
+        "stdout",
+        "streamed",
+    )
 
     def __init__(
         self,
@@ -101,6 +114,7 @@ class GuestOutput:
         self.host_calls = Counter() if host_calls is None else host_calls
         self.streamed = streamed  # stdout and stderr bytes passed on as written (`StdioSink`), not kept here
         self.host_lines = 0  # the host's own lines of this call, shown or not
+        self.log_lines = 0  # the guest's log lines of this call, kept or passed on
 
     def take(self) -> GuestOutput:
         """Everything one call produced, leaving this empty: output quotas apply per call."""
@@ -115,7 +129,7 @@ class GuestOutput:
             Counter(),
             0,
         )
-        self.host_lines = 0
+        self.host_lines = self.log_lines = 0
         return taken
 
     @property

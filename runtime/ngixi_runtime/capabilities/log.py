@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ngixi_runtime.capabilities.base import Capability, ComponentFunction, host_import
-from ngixi_runtime.capabilities.context import HostContext, HostFunction, LogLine
+from ngixi_runtime.capabilities.context import LOG_LINES_PER_CALL, HostContext, HostFunction, LogLine
 from ngixi_runtime.errors import GuestError
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
@@ -19,14 +19,18 @@ INFO = LOG_LEVELS.index("info")
 def write_log(ctx: HostContext, level: int, length: int, message: Callable[[], str]) -> None:
     """Records one log line of `length` bytes, within the guest's log quota (core and component guests).
 
-    An empty line counts as one byte, so that the quota bounds the number of lines too. A line over the quota is
-    not counted either: the call's output bytes are what it kept, within what an isolated child's reply may say."""
+    An empty line counts as one byte, and a call logs at most `LOG_LINES_PER_CALL` lines, so that what the lines cost
+    the host beside their bytes is bounded whatever the quota. A line over either is not counted: the call's output
+    bytes are what it kept, within what an isolated child's reply may say."""
     counted = ctx.output.log_bytes + max(length, 1)
     if counted > ctx.log_quota:
         raise GuestError(
             f"{ctx.guest}: log output exceeded its quota of {ctx.log_quota} bytes (limits.log_bytes)", outcome="quota"
         )
+    if ctx.output.log_lines >= LOG_LINES_PER_CALL:
+        raise GuestError(f"{ctx.guest}: log output exceeded {LOG_LINES_PER_CALL} lines in one call", outcome="quota")
     ctx.output.log_bytes = counted
+    ctx.output.log_lines += 1
     name = LOG_LEVELS[level] if 0 <= level < len(LOG_LEVELS) else f"level{level}"
     ctx.output.log(LogLine(name, message()))
 

@@ -67,6 +67,10 @@ from ngixi_runtime.loading.tenant_wire import (
 )
 from ngixi_runtime.trust.signatures import trusted_key_from_table
 
+# Descriptors the host may open in a call beside those it holds when the guest is open: SQLite's journal, HTTP
+# sockets and name lookups, a module imported late, Wasmtime's own.
+_HOST_CALL_DESCRIPTORS = 64
+_DESCRIPTOR_FOLDER = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
 # Room for the Python heap beside the guest's own memory under RLIMIT_AS.
 _HEAP_HEADROOM_BYTES = 256 * 1024 * 1024
 # The main thread's stack may grow this far past what the child had used when it started serving: the guest's
@@ -129,6 +133,17 @@ def _stack_bytes() -> int | None:
     except OSError:
         return None
     return None
+
+
+def _limit_descriptors(guest: Guest) -> None:
+    """Caps descriptor numbers (RLIMIT_NOFILE) at those this process holds once the guest is open, the host's room for
+    a call's own and the guest's limits.open_files: a guest keeping files open through Wasmtime's WASI (a component's,
+    which nothing else counts) is answered EMFILE here rather than taking descriptors of the whole system."""
+    held = max(int(name) for name in os.listdir(_DESCRIPTOR_FOLDER)) + 1
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    wanted = held + _HOST_CALL_DESCRIPTORS + guest.manifest.limits.open_files
+    limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
 
 def _limit_stack() -> None:
@@ -275,6 +290,7 @@ def serve(requests: int, replies: int) -> None:
         return
     _send(replies, {"ok": True, "origin": guest.origin, "compiled": guest.compiled, "text_params": _texts(guest)})
     _limit_memory(guest)
+    _limit_descriptors(guest)
     budget = _CpuBudget(guest.manifest.limits.timeout_ms)
     answered = False
     while (request := read_call(incoming, stdio.closed.add)) is not None:

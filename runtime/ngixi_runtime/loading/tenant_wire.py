@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ngixi_runtime.capabilities.context import LogLine
+from ngixi_runtime.capabilities.context import HOST_LINES_PER_CALL, LOG_LINES_PER_CALL, LogLine
 from ngixi_runtime.errors import ERROR_EXIT_CODES, OUTCOMES
 from ngixi_runtime.guest.data import MAX_JSON_DEPTH
 from ngixi_runtime.guest.manifest import Limits
@@ -52,6 +52,8 @@ _JSON_INFLATION = 6
 _META_BYTES = 4 << 20
 # Room beside the log quota's bytes for the lines' structure and the host's own lines among them.
 _LOG_STRUCTURE_BYTES = 16 << 20
+# A call's guest lines, then the host's and the one that says the rest of the host's are left out.
+_MOST_LOG_LINES = LOG_LINES_PER_CALL + HOST_LINES_PER_CALL + 1
 # Room for JSON values beyond what a guest's whole memory can hold.
 _VALUES_BASE_BYTES = 1 << 20
 # A control frame from the child: how its start-up went.
@@ -542,6 +544,8 @@ def _log_lines(raw: Any) -> tuple[LogLine, ...]:
         isinstance(line, list) and len(line) == 2 and all(isinstance(part, str) for part in line) for line in raw
     ):
         raise WireError("a call reply's logs are not [level, message] pairs")
+    if len(raw) > _MOST_LOG_LINES:
+        raise WireError(f"a call reply has {len(raw)} log lines, more than {_MOST_LOG_LINES}")
     return tuple(LogLine(level, message) for level, message in raw)
 
 

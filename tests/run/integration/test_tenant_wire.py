@@ -28,13 +28,14 @@ from tests.wasmgen import Func, module
 
 pytestmark = pytest.mark.integration
 
-EXPORTS = ("nop", "bogus_size", "killed_mid_reply", "garbage", "early_eof")
+EXPORTS = ("nop", "bogus_size", "killed_mid_reply", "garbage", "early_eof", "endless_log")
 MANIFEST = '[guest]\nname = "wire"\nversion = "0.1.0"\n\n' + "".join(
     f'[exports.{name}]\nresults = ["i32"]\n\n' for name in EXPORTS
 )
 STAND_IN = """
 import os, sys
 from ngixi_runtime.loading import tenant_wire as wire
+from ngixi_runtime.capabilities.context import LogLine
 from ngixi_runtime.loading.tenants import empty_result
 incoming = wire.Incoming(0)
 wire.read_control(incoming, limit=1 << 30)
@@ -53,6 +54,8 @@ while (request := wire.read_call(incoming)) is not None:
         os.write(1, b"not a frame at all " * 10)
     elif request.export == "early_eof":
         sys.exit(0)
+    elif request.export == "endless_log":  # more lines than a call may log, within the logs' bytes
+        wire.write_all(1, wire.reply_frame(empty_result("ok")._replace(logs=(LogLine("info", ""),) * 70000)))
     else:
         wire.write_all(1, [header, *sections])
 """
@@ -129,6 +132,7 @@ def tenant(bundle: tuple[Path, Path]) -> Iterator[IsolatedTenant]:
         ("killed_mid_reply", "the tenant process died (signal SIGKILL)"),
         ("garbage", "sent a malformed reply (a call reply's header is not one the protocol allows"),
         ("early_eof", "the tenant process died (exit status 0)"),
+        ("endless_log", "sent a malformed reply (a call reply has 70000 log lines, more than 65637)"),
     ],
 )
 def test_a_child_misbehaving_on_the_wire_is_a_crash_and_the_next_call_starts_afresh(
