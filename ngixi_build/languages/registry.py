@@ -78,3 +78,8 @@ def toolchain_languages(project: Project, guests: list[GuestBuild]) -> list[Lang
 def needs_node(languages: list[Language]) -> bool:
     """Whether these languages' toolchains include the AssemblyScript one (Node.js, npm, asc, the WASI adapters)."""
     return any(found.name == "assemblyscript" for found in languages)
+
+
+def needs_zig(languages: list[Language]) -> bool:
+    """Whether these languages are compiled by the pinned ziglang (Zig, and C through `zig cc`)."""
+    return any(found.name in ("c", "zig") for found in languages)

@@ -100,21 +100,23 @@ class DevBuilder:
     def prefetch(self, guest: str) -> None:
         """Starts compiling now (e.g. while events settle); `rebuild` uses the result if the sources still match."""
         if guest not in self._compiles and guest in self.project.guest_names():
-            build = read_guest(self.project, guest)
-            if _compiled_by_asc(build) and self._toolchain is not None:  # a rebuild installs it, reporting failures
-                argv = self._argv(build)
-                self._compiles[guest] = _Compile(argv, self.server.submit(argv))
+            with _reported_by_the_rebuild(f"{guest}: early compile"):
+                build = read_guest(self.project, guest)
+                if _compiled_by_asc(build) and self._toolchain is not None:  # a rebuild installs it, reporting failures
+                    argv = self._argv(build)
+                    self._compiles[guest] = _Compile(argv, self.server.submit(argv))
 
     def warm_up(self, guests: list[str]) -> None:
         """A few throw-away compiles of the first AssemblyScript guest: V8 optimizes asc's hot paths only after
         it has run them a few times."""
-        builds = (read_guest(self.project, guest) for guest in guests)
-        first = next((build for build in builds if _compiled_by_asc(build)), None)
-        if first is None or self._toolchain is None:  # none compiled, or its install failed (the rebuild said so)
-            return
-        argv = self._argv(first)
-        for _ in range(WARM_UP_COMPILES):
-            self.server.compile(argv, timeout=COMPILE_TIMEOUT_SECONDS)
+        with _reported_by_the_rebuild("warm-up"):
+            builds = (read_guest(self.project, guest) for guest in guests)
+            first = next((build for build in builds if _compiled_by_asc(build)), None)
+            if first is None or self._toolchain is None:  # none compiled, or its install failed (the rebuild said so)
+                return
+            argv = self._argv(first)
+            for _ in range(WARM_UP_COMPILES):
+                self.server.compile(argv, timeout=COMPILE_TIMEOUT_SECONDS)
 
     def rebuild(self, name: str, times: StepTimes | None = None) -> VerifiedBundle:
         """The foreground steps; raises NgixiError (compile or manifest errors) with the diagnostics."""
@@ -267,6 +269,16 @@ class DevBuilder:
 
     def _verify(self, bundle: Path) -> VerifiedBundle:
         return read_bundle(bundle, load_trust(self.project.dev_trust_file))
+
+
+@contextmanager
+def _reported_by_the_rebuild(step: str) -> Iterator[None]:
+    """A step that only saves time before a rebuild: what fails in it (a manifest saved half-edited, a compiler
+    that died) fails the guest's rebuild too, which reports it as watch reports build errors."""
+    try:
+        yield
+    except (NgixiError, OSError) as error:
+        log.debug("%s skipped: %s", step, error)
 
 
 def _compiled_by_asc(guest: GuestBuild) -> bool:

@@ -41,7 +41,9 @@ from ngixi_build.stages.signing import (
     release_signing_key,
     sign,
 )
+from ngixi_build.toolchains import ziglang
 from ngixi_build.toolchains.assemblyscript import adapter_pin, ensure_toolchain, toolchain_for
+from ngixi_build.toolchains.wit import WASM_TOOLS
 from ngixi_build.workflows import pipeline
 from ngixi_build.workflows.release_history import (
     HISTORY_FILE,
@@ -342,6 +344,33 @@ def checksums(bundles: dict[str, bytes]) -> bytes:
     return "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(bundles.items())).encode()
 
 
+@dataclass(frozen=True)
+class BuiltWith:
+    """The pinned toolchains the released guests were built with: the provenance names each one that was used."""
+
+    assemblyscript: bool = False  # Node.js, asc and the WASI adapters (`registry.needs_node`)
+    ziglang: bool = False  # C and Zig guests (`registry.needs_zig`)
+    wasm_tools: bool = False  # component guests, made and read by wasm-tools
+
+
+def built_with(project: Project, guests: Sequence[str]) -> BuiltWith:
+    builds = [read_guest(project, name) for name in guests]
+    languages = registry.toolchain_languages(project, builds)
+    return BuiltWith(
+        assemblyscript=registry.needs_node(languages),
+        ziglang=registry.needs_zig(languages),
+        wasm_tools=any(build.type.is_component for build in builds),
+    )
+
+
+def _versions(project: Project, toolchains: BuiltWith) -> dict[str, str]:
+    return {
+        **(_toolchain_versions(project) if toolchains.assemblyscript else {}),
+        **({"ziglang": ziglang.pinned_version()} if toolchains.ziglang else {}),
+        **({"wasm_tools": f"{WASM_TOOLS.package}@{WASM_TOOLS.pinned_version()}"} if toolchains.wasm_tools else {}),
+    }
+
+
 def _toolchain_versions(project: Project) -> dict[str, str]:
     chain = toolchain_for(project.state_dir)
     node = run([chain.node, "--version"], what="node --version", timeout=60).stdout.strip()
@@ -408,13 +437,13 @@ def provenance(
     guests: tuple[ReleasedGuest, ...],
     source: SourceState,
     dependencies: Mapping[str, list[dict[str, str]]] | None = None,
-    assemblyscript_toolchain: bool,
+    toolchains: BuiltWith,
 ) -> dict[str, Any]:
     """An in-toto v1 statement with a SLSA v1 provenance predicate; no wall-clock anywhere.
 
     `dependencies`: each guest's npm packages as its build installed them (`pipeline.guest_dependencies`).
-    `assemblyscript_toolchain`: whether the build used it (`registry.needs_node`): its Node.js, asc and WASI adapters
-    are named then.
+    `toolchains`: those the build used, each named with its pinned version (the AssemblyScript one's Node.js, asc and
+    WASI adapters; ziglang; wasm-tools).
     """
     ours = engine.current_engine()
     return {
@@ -440,11 +469,11 @@ def provenance(
                     "wasmer": ours.engine_version,
                     "wasmer_python": ours.binding_version,
                     "compiler": ours.compiler,
-                    **(_toolchain_versions(project) if assemblyscript_toolchain else {}),
+                    **_versions(project, toolchains),
                 },
                 "resolvedDependencies": [
                     _source_tree(source_digest, source),
-                    *(_adapter_dependencies() if assemblyscript_toolchain else []),
+                    *(_adapter_dependencies() if toolchains.assemblyscript else []),
                     *npm_dependencies(dependencies or {}),
                 ],
             },
@@ -576,7 +605,7 @@ def _make_release(
     plan = plan_release(project, history, release_guests(project, guests))
     _check_release_version(history, version, plan)
     log.info("release %s will ship:\n  %s", version, "\n  ".join(p.describe() for p in plan))
-    assemblyscript_toolchain = _ensure_assemblyscript_toolchain(project, plan)
+    toolchains = _ensure_assemblyscript_toolchain(project, plan)
     builds = []
     with tempfile.TemporaryDirectory(prefix="ngixi-release-") as scratch, _source_date_epoch(project.source_epoch()):
         for attempt in ("first", "second"):
@@ -597,21 +626,20 @@ def _make_release(
         source=source,
         key=key,
         dependencies=dependencies,
-        assemblyscript_toolchain=assemblyscript_toolchain,
+        toolchains=toolchains,
     )
     write_history(project.root, history.adding(record))
     return result
 
 
-def _ensure_assemblyscript_toolchain(project: Project, plan: list[PlannedGuest]) -> bool:
+def _ensure_assemblyscript_toolchain(project: Project, plan: list[PlannedGuest]) -> BuiltWith:
     """Installs the AssemblyScript toolchain if building the planned guests needs it (`registry.needs_node`), here:
     the clean copies' `.ngixi/toolchain` links to the project's, and nothing is installed through a link. Returns
-    whether they need it."""
-    guests = [read_guest(project, planned.name) for planned in plan]
-    needed = registry.needs_node(registry.toolchain_languages(project, guests))
-    if needed:
+    the toolchains they need."""
+    toolchains = built_with(project, [planned.name for planned in plan])
+    if toolchains.assemblyscript:
         ensure_toolchain(state_dir=project.state_dir)
-    return needed
+    return toolchains
 
 
 def _write_or_confirm(
@@ -623,7 +651,7 @@ def _write_or_confirm(
     source: SourceState,
     key: SigningKey,
     dependencies: Mapping[str, list[dict[str, str]]],
-    assemblyscript_toolchain: bool,
+    toolchains: BuiltWith,
 ) -> Release:
     sums = checksums(bundles)
     statement = provenance(
@@ -634,7 +662,7 @@ def _write_or_confirm(
         guests=record.guests,
         source=source,
         dependencies=dependencies,
-        assemblyscript_toolchain=assemblyscript_toolchain,
+        toolchains=toolchains,
     )
     release_files = {
         **bundles,

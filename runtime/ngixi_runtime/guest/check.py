@@ -44,6 +44,22 @@ _OTHER_HOST = (
     "it was built for another host; a core guest imports only wasi_snapshot_preview1, ngixi and env.abort "
     "(docs/host-abi.md)"
 )
+_IMPORTED_BY_STD = {  # what a bare grant of a capability a language's standard library imports anyway passes
+    "env": "passes no variables",
+    "args": "passes only the arguments a caller gives",
+}
+
+
+def _grant_advice(capability: str) -> str:
+    """What to do of an import the manifest does not grant: for one a standard library imports in every program,
+    that removing the import is not the author's to do and that a bare grant gives nothing away."""
+    passes = _IMPORTED_BY_STD.get(capability)
+    if passes is None:
+        return "grant it in the manifest or remove the import"
+    return (
+        f"a language's standard library may import it (Rust's std, wasi-libc): grant it in the manifest, where a bare "
+        f"[capabilities.{capability}] {passes}, or remove the import"
+    )
 
 
 def _granted_then_every(problems: Callable[[bool], list[str]]) -> list[str]:
@@ -71,10 +87,7 @@ def _import_problem(manifest: Manifest, imp: Import, known: Mapping[tuple[str, s
     names = [c.name for c in found.capabilities]
     if not found.is_baseline and not manifest.grants & set(names):
         tables = " or ".join(f"[capabilities.{name}]" for name in names)
-        return (
-            f"capabilities.{names[0]}: import {imp.qualified} needs {tables}; "
-            "grant it in the manifest or remove the import"
-        )
+        return f"capabilities.{names[0]}: import {imp.qualified} needs {tables}; {_grant_advice(names[0])}"
     return None
 
 
@@ -207,7 +220,7 @@ def _wasi_problems(
         tables = " or ".join(f"[capabilities.{c}]" for c in capabilities)
         problems.append(
             f"capabilities.{capabilities[0]}: the component imports {', '.join(names)} from {name}, "
-            f"which needs {tables}; grant it in the manifest or remove the import"
+            f"which needs {tables}; {_grant_advice(capabilities[0])}"
         )
     return problems
 

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -17,6 +18,8 @@ from doit.exceptions import TaskFailed
 
 from ngixi_build.guests import folders_without_manifest
 from ngixi_build.project import Project
+from ngixi_build.toolchains.asc_server import AscServer
+from ngixi_build.toolchains.assemblyscript import toolchain_for
 from ngixi_build.workflows.devbuild import DevBuilder
 from ngixi_build.workflows.dodo_tasks import ProjectTasks
 from ngixi_build.workflows.scaffold import init_project, new_guest
@@ -242,3 +245,42 @@ def test_watch_and_build_say_the_same_of_a_manifest_without_guest_and_a_folder_w
     project.manifest_path("kept").unlink()
     session.handle("kept")
     assert lines[6:] == ["kept: removed; no longer built"]
+
+
+class _IdleServer:
+    """A warm compiler that accepts compiles and never finishes one: a broken manifest fails before its result."""
+
+    def submit(self, _argv: object) -> Future[object]:
+        return Future()
+
+    def compile(self, _argv: object, *, timeout: float) -> None:
+        pass
+
+
+BROKEN_FIELDS = {
+    "half-edited": "[exports.greet]\nparams = [",
+    "wrong-type": '[exports.greet]\nparams = "string"',
+    "unknown-field": "[exports.greet]\nparms = []",
+}
+
+
+@pytest.mark.parametrize("broken", sorted(BROKEN_FIELDS))
+def test_watch_reports_a_manifest_broken_while_it_runs_and_keeps_going(tmp_path: Path, broken: str) -> None:
+    """The compile started while events settle (and the warm-up) read the manifest unguarded: a library
+    component's manifest saved half-edited ended `ngixi watch` instead of failing the rebuild that follows."""
+    init_project(tmp_path)
+    project = Project(tmp_path)
+    new_guest(project, "lib", language="assemblyscript", kind="library", abi="component")
+    path = project.manifest_path("lib")
+    path.write_text(path.read_text().replace('[exports.greet]\nparams = ["string"]', BROKEN_FIELDS[broken]))
+    builder = DevBuilder(project, cast(AscServer, _IdleServer()))
+    builder._toolchain = toolchain_for(project.state_dir)  # as after the first AssemblyScript compile
+    lines: list[str] = []
+    session = _Session(project, builder, smoke=False, echo=lines.append)
+    session.arrived("lib")
+    builder.warm_up(["lib"])
+    session.handle("lib")
+    [line] = lines  # one failure line, then one line per problem, each naming the file and the field
+    heading, *problems = line.splitlines()
+    assert heading.startswith("lib: failed after ") and problems, line
+    assert all(problem.startswith(f"{path}: ") for problem in problems), line

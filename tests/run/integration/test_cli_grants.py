@@ -45,6 +45,8 @@ def test_run_passes_stdin_and_env_to_a_guest_granted_them(
     run = ["run", *where, *trust, str(bundles["environ"]), "--env", "LANG=C.UTF-8", "--env", "DEBUG"]
     shown = ngixi(*run, cwd=tmp_path, env={"DEBUG": "1"})
     assert (shown.returncode, shown.stdout) == (0, b"MODE=prod\0LANG=C.UTF-8\0DEBUG=1\0")  # as given
+    bare = ngixi("run", *where, *trust, str(bundles["no-grants"]), cwd=tmp_path, env={"DEBUG": "1"})
+    assert (bare.returncode, bare.stdout) == (0, b""), bare.stderr  # a bare [capabilities.env] passes no variable
 
 
 @pytest.mark.parametrize(

@@ -186,3 +186,20 @@ def test_a_module_of_many_long_imports_is_refused_in_a_bounded_message(
     assert len(lines) == 21 and max(map(len, lines)) < 2_100
     assert re.search(r"imports ngixi\.x+…\(\d+ characters left out\)…x+, which no Ngixi capability provides$", lines[0])
     assert lines[-1] == "… and 1981 more problems in the same file: fix those above first"
+
+
+@pytest.mark.parametrize(
+    ("capability", "imported", "passes"),
+    [("env", "environ_get", "passes no variables"), ("args", "args_get", "passes only the arguments a caller gives")],
+)
+def test_an_import_every_standard_library_makes_says_a_bare_grant_passes_nothing(
+    capability: str, imported: str, passes: str
+) -> None:
+    """Rust's std imports environ_get in every program: "remove the import" asked the impossible."""
+    wasm = module(imports=[Imp("wasi_snapshot_preview1", imported, ["i32", "i32"], ["i32"])], functions=[ADD])
+    assert problems(HELLO_MANIFEST, wasm) == [
+        f"{F}: capabilities.{capability}: import wasi_snapshot_preview1.{imported} needs [capabilities.{capability}]; "
+        f"a language's standard library may import it (Rust's std, wasi-libc): grant it in the manifest, where a bare "
+        f"[capabilities.{capability}] {passes}, or remove the import"
+    ]
+    assert problems(HELLO_MANIFEST + f"[capabilities.{capability}]\n", wasm) == []

@@ -208,6 +208,15 @@ def test_a_smoke_call_expects_no_value_of_a_function_that_returns_none() -> None
                 f"{F}: capabilities: the component imports wasi:sockets/tcp@0.2.12, which no Ngixi capability provides",
             ],
         ),
+        (  # Rust's std (wasm32-wasip2) imports it in every program: removing the import is not the author's to do
+            {"wasi:cli/environment@0.2.0": frozenset({"get-environment"})},
+            ADD,
+            [
+                f"{F}: capabilities.env: the component imports get-environment from wasi:cli/environment@0.2.0, which "
+                "needs [capabilities.env]; a language's standard library may import it (Rust's std, wasi-libc): grant "
+                "it in the manifest, where a bare [capabilities.env] passes no variables, or remove the import"
+            ],
+        ),
         (
             {"wasi:cli/exit@0.3.0": frozenset({"exit"})},
             ADD,

@@ -67,6 +67,15 @@ def test_the_environment_is_the_fixed_variables_and_the_allowed_ones_given() -> 
         caller_environment("hello", grants, {"LANG": "C\udcff"})
 
 
+@pytest.mark.parametrize("grant", ["", "allow = []\n", "allow = []\nfixed = {}\n"])
+def test_env_granted_with_no_variables_is_valid_and_passes_none(grant: str) -> None:
+    """What the build's refusal of an environ_get import (Rust's std imports it in every program) tells authors."""
+    grants = manifest(f"[capabilities.env]\n{grant}").capabilities
+    assert "env" in grants and caller_environment("hello", grants, {}) == {}
+    with pytest.raises(InvalidInput, match="environment variable HOME is not allowed by its manifest"):
+        caller_environment("hello", grants, {"HOME": "/root"})
+
+
 def test_arguments_a_guest_granted_args_cannot_be_given_are_refused_naming_them() -> None:
     grants = manifest("[capabilities.args]\n").capabilities
     assert caller_arguments("hello", grants, ["a", "é😀", ""]) == ("a", "é😀", "")
