@@ -319,8 +319,8 @@ class Guest:
             return GuestError(message, outcome=error.outcome, frames=error.frames)
         from ngixi_runtime.spec.sourcemap import ABORT_FUNCTION, is_panic
 
-        names = [function_of(name) for name, _ in error.named_frames]
-        if not aborted and error.outcome == "trap" and names[:1] == [ABORT_FUNCTION]:  # C's abort(), on purpose
+        innermost = function_of(error.named_frames[0][0]) if error.named_frames else None
+        if not aborted and error.outcome == "trap" and innermost == ABORT_FUNCTION:  # C's abort(), on purpose
             message = f"{self.manifest.guest.name}: {export} aborted"
         elif not aborted and error.outcome == "trap" and is_panic(name for name, _ in error.named_frames):
             message = f"{self.manifest.guest.name}: {export} panicked"
