@@ -59,34 +59,30 @@ class PinnedWheel:
         with file_lock(state_dir / f".{self.package}.lock"):
             if self.is_installed():
                 return
-            log.info("installing %s %s (pip, hash-checked) for %s", self.package, self.pinned_version(), self.purpose)
             # Not in the project's .ngixi/, which may come with the project: a link at the pins file's name there was
             # followed, and the file it pointed to overwritten.
             with tempfile.TemporaryDirectory(prefix="ngixi-pins-") as work:
-                pins = Path(work) / self.pin_file
-                pins.write_text(self.requirements(), encoding="utf-8")
-                run(
-                    [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-                     *self.pip_options, "--require-hashes", "-r", pins],
-                    what=f"pip install {self.package} (pins/{self.pin_file})",
-                    timeout=INSTALL_TIMEOUT_SECONDS,
-                )  # fmt: skip
+                self._pip_install(Path(work) / self.pin_file)
             importlib.invalidate_caches()
         if not self.is_installed():
             raise ToolchainError(f"{self.package} {self.pinned_version()} did not install into {sys.prefix}")
 
     def install_into(self, target: Path) -> None:
         """Installs the pinned wheel into the folder `target` (pip --target), not into the build's environment."""
-        log.info("installing %s %s (pip, hash-checked) for %s", self.package, self.pinned_version(), self.purpose)
         pins = target / f".{self.pin_file}"
+        self._pip_install(pins, "--only-binary=:all:", "--target", str(target))
+        pins.unlink()
+
+    def _pip_install(self, pins: Path, *options: str) -> None:
+        """Writes the pins to `pins` and has pip install them, hash-checked, without dependencies."""
+        log.info("installing %s %s (pip, hash-checked) for %s", self.package, self.pinned_version(), self.purpose)
         pins.write_text(self.requirements(), encoding="utf-8")
         run(
             [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-             "--only-binary=:all:", *self.pip_options, "--require-hashes", "--target", target, "-r", pins],
+             *options, *self.pip_options, "--require-hashes", "-r", pins],
             what=f"pip install {self.package} (pins/{self.pin_file})",
             timeout=INSTALL_TIMEOUT_SECONDS,
         )  # fmt: skip
-        pins.unlink()
 
     def status(self) -> tuple[bool, str]:
         """Whether the pinned version is installed, and what to do if not."""
