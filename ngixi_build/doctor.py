@@ -6,7 +6,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ngixi_build.guests import read_guests
+from ngixi_build.guests import GuestBuild, read_guests
+from ngixi_build.languages.base import Language
 from ngixi_build.languages.registry import needs_node, toolchain_languages
 from ngixi_build.project import Project, find_project
 from ngixi_build.toolchains.assemblyscript import node_pins, system_node
@@ -61,9 +62,11 @@ def _project_findings(start: Path) -> list[Finding]:
     except InvalidInput as error:
         return [_node(), Finding("project", False, f"{error}; run ngixi doctor inside the project")]
     dev_key = project.keys_dir / "dev.key"
+    guests = list(read_guests(project).values())
+    languages = toolchain_languages(project, guests)
     return [
-        *([_node()] if needs_node(toolchain_languages(project, list(read_guests(project).values()))) else []),
-        *toolchain_findings(project),
+        *([_node()] if needs_node(languages) else []),
+        *_toolchain_findings(project, guests, languages),
         Finding(
             "dev signing key",
             dev_key.exists(),
@@ -76,9 +79,13 @@ def toolchain_findings(project: Project) -> list[Finding]:
     """Each toolchain the project's guests need (`registry.toolchain_languages`); one they do not need is left out,
     never reported missing (a project of C, Zig and `wasm` guests needs no Node.js)."""
     guests = list(read_guests(project).values())
+    return _toolchain_findings(project, guests, toolchain_languages(project, guests))
+
+
+def _toolchain_findings(project: Project, guests: list[GuestBuild], languages: list[Language]) -> list[Finding]:
     statuses = [
         language.toolchain_status(project, [g for g in guests if g.type.language == language.name])
-        for language in toolchain_languages(project, guests)
+        for language in languages
     ]
     unique = {status.what: status for status in statuses}  # languages sharing a toolchain report it once
     return [Finding(status.what, status.ok, status.detail) for status in unique.values()]
