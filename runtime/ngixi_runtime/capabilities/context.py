@@ -17,6 +17,7 @@ from ngixi_runtime.errors import GuestError
 from ngixi_runtime.printable import clipped
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import GuestMemory
+from ngixi_runtime.spec.sandbox_layout import KV_STORE
 
 HostFunction = Callable[..., int | None]
 Address = tuple[str, int]
@@ -211,7 +212,7 @@ class Sandbox(NamedTuple):
     @classmethod
     def under(cls, directory: Path) -> Sandbox:
         """The layout of a sandbox directory: `files/` and `kv.sqlite3`."""
-        return cls(directory / "files", directory / "kv.sqlite3")
+        return cls(directory / "files", directory / KV_STORE)
 
     def to_json(self) -> dict[str, Any]:
         routes = [[*source, *target] for source, target in self.http_routes.items()]

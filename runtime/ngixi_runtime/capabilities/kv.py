@@ -47,6 +47,7 @@ from ngixi_runtime.errors import GuestError
 from ngixi_runtime.files import make_directories, private_creation
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import AbiFault, GuestMemory, Status, copy_out, read_utf8
+from ngixi_runtime.spec.sandbox_layout import KV_STORE_ENDINGS
 from ngixi_runtime.spec.schema import Problems, array, string_item
 
 MAX_KEY_BYTES = 1024
@@ -85,14 +86,11 @@ class SwappedStore(Exception):
     """A kv file is no longer what the sandbox's check at load found (`_refuse_swapped`)."""
 
 
-_STORE_FILES = ("", "-wal", "-shm", "-journal")  # the database and what SQLite opens beside it by name
-
-
 def _refuse_swapped(database: Path) -> None:
     """Checked again when the store is first opened, maybe long after the sandbox's check at load: SQLite opens
     its files by name and follows a symbolic link, so one put there meanwhile would have it write elsewhere. Each
     must be missing or a regular file of this user's with no other name."""
-    for suffix in _STORE_FILES:
+    for suffix in KV_STORE_ENDINGS:
         path = Path(f"{database}{suffix}")
         try:
             found = os.lstat(path)

@@ -18,9 +18,10 @@ import struct
 from pathlib import Path
 
 from ngixi_runtime.files import SpecialFileError, make_directories, open_plain
+from ngixi_runtime.spec.sandbox_layout import KV_STORE, KV_STORE_ENDINGS
 
 _GROUP_OR_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
-_SANDBOX_STATE = ("kv.sqlite3", "kv.sqlite3-wal", "kv.sqlite3-shm", "kv.sqlite3-journal")
+_SANDBOX_STATE = tuple(f"{KV_STORE}{ending}" for ending in KV_STORE_ENDINGS)
 # In a guest's sandbox, beside files/ and its kv database: the id of the key whose bundles' state it holds.
 SANDBOX_SIGNER = "signer"
 _SIGNER_BYTES = 64  # a key id is 16 hexadecimal digits
