@@ -317,8 +317,8 @@ _ADVICE = {
 
 def advice(error: OSError) -> str:
     """What to do about a file that could not be opened, where the error says."""
-    advice = _ADVICE.get(error.errno or 0)
-    return f"; {advice}" if advice else ""
+    what_to_do = _ADVICE.get(error.errno or 0)
+    return f"; {what_to_do}" if what_to_do else ""
 
 
 def _public_and_fixed(status: os.stat_result) -> bool:
