@@ -12,6 +12,9 @@ from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import environment_path, user_cache_dir
 
 CACHE_VARIABLE = "NGIXI_AOT_CACHE"
+LIMIT_VARIABLE = "NGIXI_AOT_CACHE_MAX_MB"
+DEFAULT_LIMIT_MB = 1024
+_MIB = 1 << 20
 
 
 class CacheUnavailable(Exception):
@@ -30,3 +33,16 @@ def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
         return user_cache_dir(environ) / "aot"
     except RuntimeError as error:  # no home directory to be found
         raise CacheUnavailable(f"{error}; set {CACHE_VARIABLE}") from None
+
+
+def cache_limit(environ: Mapping[str, str] = os.environ) -> int:
+    """The bytes the cache's entries may take together: $NGIXI_AOT_CACHE_MAX_MB MiB, else `DEFAULT_LIMIT_MB`."""
+    value = environ.get(LIMIT_VARIABLE, "").strip()
+    if not value:
+        return DEFAULT_LIMIT_MB * _MIB
+    if not value.isascii() or not value.isdigit():
+        raise CacheUnavailable(
+            f"${LIMIT_VARIABLE}: {value[:40]!r} is not a whole number of MiB; set it to one (0 keeps nothing, "
+            f"the default is {DEFAULT_LIMIT_MB})"
+        )
+    return int(value) * _MIB

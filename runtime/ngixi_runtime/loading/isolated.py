@@ -19,7 +19,7 @@ from ngixi_runtime.engines.base import meters_fuel
 from ngixi_runtime.errors import ERROR_EXIT_CODES, InvalidInput, NgixiError, error_with_exit_code
 from ngixi_runtime.guest.data import MAX_JSON_DEPTH, DataKind, DataValue
 from ngixi_runtime.guest.manifest import Manifest
-from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE, CacheUnavailable, default_cache_dir
+from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE, LIMIT_VARIABLE, CacheUnavailable, default_cache_dir
 from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, empty_result, exhausted_stack
 from ngixi_runtime.loading.loader import check_call, encoded_input, export_table, guest_engine
 from ngixi_runtime.loading.tenant_wire import (
@@ -118,19 +118,21 @@ def child_environment(
 
 
 def _aot_cache_variable(environ: Mapping[str, str]) -> dict[str, str]:
-    """The host AOT cache this process uses and the state directory holding the key of its entries, named
-    absolutely: the child has no HOME or XDG_* to find them by. A cache this process may not use (a relative
-    `$NGIXI_AOT_CACHE`) is named to the child as it was, so the child does without it and says why, as this process
-    would: left out, the child used the default cache instead, silently."""
+    """The host AOT cache this process uses, its size limit, and the state directory holding the key of its
+    entries, named absolutely: the child has no HOME or XDG_* to find them by. A cache this process may not use (a
+    relative `$NGIXI_AOT_CACHE`) is named to the child as it was, so the child does without it and says why, as
+    this process would: left out, the child used the default cache instead, silently."""
+    limit = {LIMIT_VARIABLE: environ[LIMIT_VARIABLE]} if LIMIT_VARIABLE in environ else {}
     try:
         return {
             CACHE_VARIABLE: str(default_cache_dir(environ)),
             "XDG_STATE_HOME": str(dev_keys_file(environ).parent.parent),
+            **limit,
         }
     except CacheUnavailable:
-        return {CACHE_VARIABLE: environ[CACHE_VARIABLE]} if environ.get(CACHE_VARIABLE) else {}
+        return {CACHE_VARIABLE: environ[CACHE_VARIABLE], **limit} if environ.get(CACHE_VARIABLE) else limit
     except RuntimeError:  # no home directory
-        return {}
+        return limit
 
 
 class IsolatedTenant:

@@ -497,6 +497,8 @@ def _host_compiled(
     bundle: VerifiedBundle, engine: Engine, maker: CodeMaker[Prepared], allow_compile: bool, reasons: list[str]
 ) -> tuple[Prepared, str]:
     """The .wasm compiled on this host: from the host AOT cache, else compiled now and kept there."""
+    from ngixi_runtime.loading.aot_cache import EntryNotKept
+
     why = _why_compiled(bundle, reasons)
     key = _cache_key(bundle, engine, maker.kind, maker.settings)
     found = _looked_up(key)
@@ -514,6 +516,8 @@ def _host_compiled(
         found.cache.store(key, maker.serialize(prepared))
     except CacheUnavailable as problem:
         return prepared, f"{COMPILED} ({why}); {_UNCACHED}: {problem}"
+    except EntryNotKept as too_large:
+        return prepared, f"{COMPILED} ({why}); not kept in the host AOT cache: {too_large}"
     kept = f"kept in the host AOT cache {found.cache.directory}"
     return prepared, f"{COMPILED} ({why}); {'; '.join(filter(None, (refused, kept)))}"
 
