@@ -23,9 +23,10 @@ BIN = Path(sys.executable).parent
 # The build side (doit, asc, Wasmer) needs Python 3.10. Where these tests run on a loader-only Python
 # (3.12 with Wasmtime alone: `make test-loader`), the project's own 3.10 environment builds the bundles.
 BUILD_BIN = BIN if (BIN / "doit").exists() else REPO / ".venv" / "bin"
-# The repository's environments, state and caches (`.venv-loader`, made by `make test` before this suite, holds
-# 2,900 files a copied project would carry into each release's clean copies).
-_NOT_COPIED = {".venv", ".venv-loader", ".ngixi", "artifacts", ".git", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
+# The repository's environments (`.venv*`: `.venv-loader` and `.venv-loader-3.13`, made by `make test` before this
+# suite, hold 2,900 files each a copied project would carry into each release's clean copies), state and caches.
+_ENVIRONMENTS = ".venv"
+_NOT_COPIED = {".ngixi", "artifacts", ".git", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
 _NOT_COPIED |= {"__pycache__"}
 _NOT_COPIED |= {"wasi-testsuite", "rust-programs"}  # vendored .wasm test data, which no project copy needs
 # The JavaScript and Python samples take minutes to build and precompile: only the tests of those
@@ -39,7 +40,9 @@ def copy_project(
 ) -> Path:
     """A copy of the repository's project files; optionally reusing an installed toolchain."""
     skipped = _NOT_COPIED if with_language_components else _NOT_COPIED | _LANGUAGE_COMPONENT_FILES
-    shutil.copytree(REPO, destination, ignore=lambda _d, names: [n for n in names if n in skipped])
+    shutil.copytree(
+        REPO, destination, ignore=lambda _d, names: [n for n in names if n in skipped or n.startswith(_ENVIRONMENTS)]
+    )
     if toolchain_from is not None:
         share_toolchains(toolchain_from / ".ngixi", destination / ".ngixi")
     return destination

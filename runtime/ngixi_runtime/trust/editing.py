@@ -97,10 +97,10 @@ def _editing(link_or_file: Path) -> Iterator[Path]:
     is never opened (`files.open_plain`), the descriptor never passed on to a program ngixi starts."""
     try:
         trust_file = link_or_file.resolve() if link_or_file.is_symlink() else link_or_file
-    except (RuntimeError, OSError):  # Python before 3.13 raises RuntimeError for a loop
-        raise InvalidInput(
-            f"{link_or_file}: a symbolic link that never ends in a file (a loop); name the trust file"
-        ) from None
+    except (RuntimeError, OSError):  # a loop, before Python 3.13
+        trust_file = link_or_file
+    if trust_file.is_symlink():  # a loop: Python 3.13 and newer resolve it to one of its links
+        raise InvalidInput(f"{link_or_file}: a symbolic link that never ends in a file (a loop); name the trust file")
     try:
         make_directories(trust_file.parent, 0o755)  # others may read a trust file, never change it
         descriptor, _ = open_plain(trust_file.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

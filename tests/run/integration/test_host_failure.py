@@ -62,5 +62,5 @@ def test_a_tenant_childs_own_failure_is_printed_to_its_error_file(tmp_path: Path
     )
     (line,) = done.stderr.splitlines()
     assert line.startswith("ngixi: error: hello: prepare: the tenant process died (exit status 1): "), line
-    assert "Traceback (most recent call last):" in line and "in broken" in line, line
+    assert "in broken" in line, line  # the traceback's last 500 bytes (Python 3.13's marks its lines: longer)
     assert line.endswith("\\nZeroDivisionError: division by zero"), line

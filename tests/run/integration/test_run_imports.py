@@ -17,9 +17,12 @@ from ngixi_runtime.capabilities.registry import REGISTRY
 from tests.conftest import KeyFiles, make_bundle, make_key
 from tests.run.unit.test_loader import MANIFEST, WASM, host_artifact
 
-# Runs the CLI's main as the console script does; records the parsers made and the modules imported.
+# Runs the CLI's main as the console script does; records the parsers made and the modules imported, leaving out
+# those the interpreter imported before it (Python 3.13's start imports linecache).
 PROBE = """\
-import argparse, json, sys
+import sys
+started = set(sys.modules)
+import argparse, json
 from pathlib import Path
 made = []
 original = argparse.ArgumentParser.__init__
@@ -31,7 +34,7 @@ from ngixi_runtime.cli import main
 try:
     main(sys.argv[2:])
 finally:
-    Path(sys.argv[1]).write_text(json.dumps({"parsers": made, "modules": sorted(sys.modules)}))
+    Path(sys.argv[1]).write_text(json.dumps({"parsers": made, "modules": sorted(set(sys.modules) - started)}))
 """
 ENGINE_MODULES = {
     "wasmer": {"wasmer", "wasmer_compiler_cranelift", "ngixi_runtime.engines.wasmer"},

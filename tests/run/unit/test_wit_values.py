@@ -296,7 +296,8 @@ def test_arguments_past_the_fixed_json_limits_are_refused_in_one_line_not_taken_
     deep: Any = []
     for _ in range(5000):
         deep = [deep]
-    with pytest.raises(InvalidInput, match=r"^f's v\[0\] expects a string, got list$"):
+    # Python 3.13 and newer write it as JSON, cut short; before, it was too deep for json.dumps
+    with pytest.raises(InvalidInput, match=r"^f's v\[0\] expects a string, got (list|\[\[\[+\.\.\.)$"):
         round_trip("strings", deep)
 
 
