@@ -46,6 +46,9 @@ _DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _BASE64 = {c: i for i, c in enumerate(_DIGITS)}
 _FUNCTION_NAMES = 1  # the name section's subsection of function names
 _NAME_SHOWN = 200  # characters of a name the guest gives that a message shows
+# The largest source map a trap reads: reading one costs the host CPU at every trap, in-process the host's own, and a
+# module may carry one of hundreds of megabytes; a dev build's is far smaller. A larger one is read as none.
+SOURCE_MAP_LIMIT = 4 << 20
 
 Frame = tuple[int, int]  # (function index, module offset)
 
@@ -185,7 +188,8 @@ def trap_location(wasm: bytes, frames: Sequence[Frame], *, source: str) -> str |
         return None
     sections = custom_sections(wasm, source=source)
     names = function_names(sections.get("name", b""))
-    source_map = parse_source_map(sections[SOURCE_MAP_SECTION]) if SOURCE_MAP_SECTION in sections else None
+    text = sections.get(SOURCE_MAP_SECTION, b"")
+    source_map = parse_source_map(text) if 0 < len(text) <= SOURCE_MAP_LIMIT else None
     if source_map is not None:
         bodies = function_bodies(wasm, source=source)
         for index, offset in frames:

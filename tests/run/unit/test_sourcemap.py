@@ -11,6 +11,7 @@ from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.engines.wasmtime import failure_summary
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.loading.loader import open_guest
+from ngixi_runtime.spec import sourcemap
 from ngixi_runtime.spec.sourcemap import (
     SOURCE_MAP_SECTION,
     component_trap_location,
@@ -94,6 +95,20 @@ def test_a_components_backtrace_is_located_in_its_core_module_that_has_a_source_
         "at guests/hello/assembly/index.ts:12:3 (in assembly/index/fails)"
     )
     assert component_trap_location(b"\0asm\x0d\x00\x01\x00" + sections[0], frames, source="test") is None
+
+
+def test_a_source_map_past_the_limit_is_read_as_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading a source map costs the host CPU at every trap (about half a second a MiB, in-process the host's own),
+    and a signer may put one of hundreds of MiB in a module: past `SOURCE_MAP_LIMIT` the function's name is said."""
+    wasm = _with_debug_info(source_map=True)
+    frames = ((0, 0), (1, function_bodies(wasm, source="test")[1][0]))
+    size = len(custom_sections(wasm, source="test")[SOURCE_MAP_SECTION])
+    monkeypatch.setattr(sourcemap, "SOURCE_MAP_LIMIT", size)
+    assert (
+        trap_location(wasm, frames, source="test") == "at guests/hello/assembly/index.ts:12:3 (in assembly/index/fails)"
+    )
+    monkeypatch.setattr(sourcemap, "SOURCE_MAP_LIMIT", size - 1)
+    assert trap_location(wasm, frames, source="test") == "in assembly/index/fails"
 
 
 def test_without_a_source_map_the_guests_function_is_named() -> None:
