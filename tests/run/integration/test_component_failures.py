@@ -71,15 +71,19 @@ LIST_MANIFEST += "[limits]\nmemory_pages = 16\ntimeout_ms = 50\n"
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     directory = tmp_path_factory.mktemp("components")
     keys = make_key(directory / "keys")
-    failing = make_bundle(directory / "failing", keys.key, wasm=wasmtime.wat2wasm(COMPONENT), manifest=MANIFEST, guest="g")
+    failing = make_bundle(
+        directory / "failing", keys.key, wasm=bytes(wasmtime.wat2wasm(COMPONENT)), manifest=MANIFEST, guest="g"
+    )
     listing = make_bundle(
-        directory / "list", keys.key, wasm=wasmtime.wat2wasm(LIST_COMPONENT), manifest=LIST_MANIFEST, guest="g"
+        directory / "list", keys.key, wasm=bytes(wasmtime.wat2wasm(LIST_COMPONENT)), manifest=LIST_MANIFEST, guest="g"
     )
     return failing, listing, keys.trust
 
 
 @pytest.fixture(params=["in-process", "isolated"])
-def tenant(request: pytest.FixtureRequest, bundles: tuple[Path, Path, Path]) -> Iterator[InProcessTenant | IsolatedTenant]:
+def tenant(
+    request: pytest.FixtureRequest, bundles: tuple[Path, Path, Path]
+) -> Iterator[InProcessTenant | IsolatedTenant]:
     failing, _, trust = bundles
     with open_tenant(failing, trust_file=trust, isolated=request.param == "isolated") as opened:
         yield opened
