@@ -51,7 +51,7 @@ from ngixi_runtime.capabilities.linking import (
     keeps_sandbox_state,
 )
 from ngixi_runtime.engines.base import interrupts
-from ngixi_runtime.errors import GuestError, InvalidInput
+from ngixi_runtime.errors import InvalidInput, NgixiError
 from ngixi_runtime.guest.data import DataValue
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, empty_result, measure
@@ -437,13 +437,14 @@ class TenantPool:
     def call(self, name: str, export: str, args: Sequence[Any] = (), input: DataValue | None = None) -> CallResult:
         return self._tenants[name].call(export, args, input=input)
 
-    def call_many(self, calls: Sequence[tuple[str, str, Sequence[Any]]]) -> list[CallResult | GuestError]:
-        """Dispatches calls concurrently; each entry is its result or the GuestError it raised."""
+    def call_many(self, calls: Sequence[tuple[str, str, Sequence[Any]]]) -> list[CallResult | NgixiError]:
+        """Dispatches calls concurrently; each entry is its result or the error it raised: a GuestError, or another
+        NgixiError (a tenant whose new child could not start, arguments refused), which fails that call alone."""
 
-        def one(call: tuple[str, str, Sequence[Any]]) -> CallResult | GuestError:
+        def one(call: tuple[str, str, Sequence[Any]]) -> CallResult | NgixiError:
             try:
                 return self.call(*call)
-            except GuestError as error:
+            except NgixiError as error:
                 return error
 
         return list(self._executor.map(one, calls))

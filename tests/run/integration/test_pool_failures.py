@@ -1,0 +1,52 @@
+"""A TenantPool serving several tenants: what fails one tenant's call stays that tenant's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import wasmtime
+
+from ngixi_runtime.errors import VerificationError
+from ngixi_runtime.loading.tenants import CallFailed, CallResult, TenantPool
+from tests.conftest import KeyFiles, make_bundle
+
+pytestmark = pytest.mark.integration
+
+WAT = """(module (memory (export "memory") 1 1)
+  (func (export "run") (result i32) (i32.const 1))
+  (func (export "spin") (result i32) (loop $again (br $again)) (i32.const 0)))"""
+MANIFEST = """[guest]
+name = "g"
+version = "0.1.0"
+
+[exports.run]
+results = ["i32"]
+
+[exports.spin]
+results = ["i32"]
+
+[limits]
+timeout_ms = 100
+"""
+
+
+def test_one_tenant_that_cannot_restart_fails_its_own_call_alone(tmp_path: Path, keys: KeyFiles) -> None:
+    """call_many caught only GuestError: a tenant whose next child could not start (its bundle file rewritten in
+    place since it was verified) raised out of call_many, and every other tenant's result of that batch was lost."""
+    wasm = bytes(wasmtime.wat2wasm(WAT))
+    first = make_bundle(tmp_path / "a", keys.key, wasm=wasm, manifest=MANIFEST, guest="g")
+    second = make_bundle(tmp_path / "b", keys.key, wasm=wasm, manifest=MANIFEST, guest="g")
+    other = make_bundle(tmp_path / "c", keys.key, wasm=wasm, manifest=MANIFEST, guest="g", sequence=2)
+    with TenantPool(trust_file=keys.trust, state_dir=tmp_path / "state") as pool:
+        pool.add("a", first)
+        pool.add("b", second)
+        with pytest.raises(CallFailed, match="timeout"):
+            pool.call("a", "spin")  # its child is stopped: the next call starts another
+        with open(first, "r+b") as rewritten:  # as `cp` writes over a file: in place
+            rewritten.write(other.read_bytes())
+            rewritten.truncate()
+        refused, served = pool.call_many([("a", "run", ()), ("b", "run", ())])
+    assert isinstance(refused, VerificationError)
+    assert "the bundle changed since it was verified" in str(refused)
+    assert isinstance(served, CallResult) and served.values == (1,)
