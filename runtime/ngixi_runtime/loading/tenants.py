@@ -67,7 +67,13 @@ from ngixi_runtime.loading.loader import (
 )
 from ngixi_runtime.loading.watchdog import ProcessWatchdog
 from ngixi_runtime.printable import printable
-from ngixi_runtime.trust.local_paths import SANDBOX_SIGNER, enclosing_sandbox, redirected_below, sandbox_signer
+from ngixi_runtime.trust.local_paths import (
+    SANDBOX_SIGNER,
+    enclosing_sandbox,
+    redirected_below,
+    sandbox_signer,
+    sandbox_within,
+)
 from ngixi_runtime.trust.project_trust import chosen_trust
 from ngixi_runtime.trust.rollback import RollbackGuard
 
@@ -364,6 +370,8 @@ def _sandbox(
         if refused is not None:
             raise InvalidInput(refused)
         _refuse_enclosed(directory, manifest.guest.name)
+        if not (directory / SANDBOX_SIGNER).exists():  # claimed now: what its files/ holds is the guest's from now on
+            _refuse_enclosing(directory, manifest.guest.name)
         _check_signer(directory, manifest.guest.name, signer)
     return Sandbox.under(directory)
 
@@ -376,6 +384,17 @@ def _refuse_enclosed(directory: Path, guest: str) -> None:
             f"{guest}: its sandbox {directory} lies in {enclosing / 'files'}, where the guest of the sandbox "
             f"{enclosing} keeps its files and could change this guest's files and kv data; choose a --sandbox apart "
             "from every guest's sandbox"
+        )
+
+
+def _refuse_enclosing(directory: Path, guest: str) -> None:
+    """Refuses to claim a sandbox whose files/ already holds another guest's sandbox (`local_paths.sandbox_within`)."""
+    inner = sandbox_within(directory / "files")
+    if inner is not None:
+        raise InvalidInput(
+            f"{guest}: its sandbox {directory} holds the sandbox {inner} of another guest in its files, which this "
+            "guest could change (its files, kv data and signer record) through its preopens; choose a --sandbox "
+            "apart from every guest's sandbox"
         )
 
 
