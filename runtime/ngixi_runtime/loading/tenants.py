@@ -434,27 +434,46 @@ class TenantPool:
         self._policy = policy
         self._sandboxes = sandboxes
         self._rollback = RollbackGuard.for_trust_file(trust_file, state_dir=state_dir, allow_downgrade=allow_downgrade)
-        self._tenants: dict[str, IsolatedTenant | InProcessTenant] = {}
+        self._tenants: dict[str, IsolatedTenant | InProcessTenant | None] = {}  # None: being added
+        self._names = threading.Lock()  # held to claim or give up a name, never while a tenant opens
         from concurrent.futures import ThreadPoolExecutor  # here: a one-shot run makes no pool
 
         self._executor = ThreadPoolExecutor(max_workers=workers)
 
     def add(self, name: str, bundle: Path, *, isolated: bool = True, tenant: str | None = None) -> None:
-        """Loads a bundle as tenant `name`; its sandbox id is `tenant`, by default `name` itself."""
-        if name in self._tenants:
-            raise InvalidInput(f"tenant {name!r} is already in the pool; close the pool or use another name")
-        self._tenants[name] = open_tenant(
-            bundle,
-            trust_file=self._trust_file,
-            policy=self._policy,
-            isolated=isolated,
-            rollback=self._rollback,
-            sandboxes=self._sandboxes,
-            tenant=name if tenant is None else tenant,
-        )
+        """Loads a bundle as tenant `name`; its sandbox id is `tenant`, by default `name` itself. The name is claimed
+        before the bundle is opened: of two threads adding one name at once, the second is refused, and no tenant
+        is opened only to be lost."""
+        with self._names:
+            if name in self._tenants:
+                raise InvalidInput(f"tenant {name!r} is already in the pool; close the pool or use another name")
+            self._tenants[name] = None
+        try:
+            opened = open_tenant(
+                bundle,
+                trust_file=self._trust_file,
+                policy=self._policy,
+                isolated=isolated,
+                rollback=self._rollback,
+                sandboxes=self._sandboxes,
+                tenant=name if tenant is None else tenant,
+            )
+        except BaseException:
+            with self._names:
+                del self._tenants[name]
+            raise
+        with self._names:
+            self._tenants[name] = opened
 
     def call(self, name: str, export: str, args: Sequence[Any] = (), input: DataValue | None = None) -> CallResult:
-        return self._tenants[name].call(export, args, input=input)
+        return self._tenant(name).call(export, args, input=input)
+
+    def _tenant(self, name: str) -> IsolatedTenant | InProcessTenant:
+        found = self._tenants.get(name)
+        if found is None:
+            state = "is still being added" if name in self._tenants else "is not in the pool"
+            raise InvalidInput(f"tenant {name!r} {state}; add it (pool.add) before calling it")
+        return found
 
     def call_many(self, calls: Sequence[tuple[str, str, Sequence[Any]]]) -> list[CallResult | NgixiError]:
         """Dispatches calls concurrently; each entry is its result or the error it raised: a GuestError, or another
@@ -470,7 +489,8 @@ class TenantPool:
 
     def close(self) -> None:
         for tenant in self._tenants.values():
-            tenant.close()
+            if tenant is not None:
+                tenant.close()
         self._executor.shutdown()
 
     def __enter__(self) -> TenantPool:
