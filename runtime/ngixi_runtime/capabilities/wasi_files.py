@@ -106,6 +106,10 @@ from ngixi_runtime.spec.abi import (
 
 MAX_PATH = 4096  # bytes, as PATH_MAX on Linux
 MAX_READ = MAX_WRITE = 16 << 20  # bytes one call moves; a larger request is a short read or write
+# What fd_readdir's listings kept for their later cookies may hold in all, per instance: a guest holding many
+# directories open (limits.open_files) must not make the host hold a listing for each.
+LISTINGS_BYTES = 4 << 20
+_ENTRY_OVERHEAD = 48  # a listing's entry is a bytes object, and a pointer to it
 FIRST_PREOPEN_FD = 3
 STDIN, STDOUT, STDERR = 0, 1, 2
 
@@ -159,7 +163,6 @@ class Descriptor:
         "flags",
         "host_fd",
         "inheriting",
-        "listing",
         "mount",
         "preopen",
         "rights",
@@ -187,7 +190,6 @@ class Descriptor:
         self.preopen = preopen
         self.stream = stream
         self.dropped = dropped  # rights fd_fdstat_set_rights removed, here or from the directory it came from
-        self.listing: list[bytes] | None = None  # fd_readdir's entries, read again at cookie 0
 
     @property
     def is_directory(self) -> bool:
@@ -211,6 +213,10 @@ class WasiFilesystem:
         self._quota = DiskQuota(UNBOUNDED, UNBOUNDED)  # what the rw preopens may hold (set by `over`)
         self._removed_open: set[tuple[int, int]] = set()  # files with no name left whose bytes a descriptor holds
         self._roots: set[tuple[int, int]] = set()  # each preopen's directory (st_dev, st_ino)
+        # fd_readdir's listing of each directory descriptor, read at cookie 0 and read on from its later cookies, with
+        # its size; the least recently read ones beyond LISTINGS_BYTES in all are let go (`_listed`).
+        self._listings: dict[Descriptor, tuple[list[bytes], int]] = {}
+        self._listed_bytes = 0
 
     @classmethod
     def over(
@@ -281,6 +287,7 @@ class WasiFilesystem:
         for descriptor in self._table.values():
             _release(descriptor)
         self._table.clear()
+        self._listings.clear()
 
     # --- descriptors -----------------------------------------------------------------------
 
@@ -453,6 +460,7 @@ class WasiFilesystem:
         (they leave the disk)."""
         file = os.fstat(descriptor.host_fd) if descriptor.host_fd >= 0 and self._removed_open else None
         _release(descriptor)
+        self._forget_listing(descriptor)
         if file is None or (file.st_dev, file.st_ino) not in self._removed_open or self._holds(file):
             return
         self._removed_open.discard((file.st_dev, file.st_ino))
@@ -609,15 +617,32 @@ class WasiFilesystem:
         descriptor = self._directory(fd, RIGHT_FD_READDIR)
         cookie &= U64
         length &= U32  # the engines hand an i32 over signed: a buffer of 2 GiB or more arrives negative
-        if cookie == 0 or descriptor.listing is None:
-            descriptor.listing = _entries(descriptor.host_fd, self._roots)
+        kept = self._listings.pop(descriptor, None)  # put back last: the most recently read
+        if cookie == 0 or kept is None:
+            self._listed_bytes -= 0 if kept is None else kept[1]
+            listing = _entries(descriptor.host_fd, self._roots)
+            kept = (listing, sum(map(len, listing)) + _ENTRY_OVERHEAD * len(listing))
+            self._listed_bytes += kept[1]
+        self._listings[descriptor] = kept
+        self._let_go_of_listings()
         entries = bytearray()
-        for entry in descriptor.listing[cookie:]:
+        for entry in kept[0][cookie:]:
             if len(entries) >= length:  # a full buffer tells the guest to ask again from a later cookie
                 break
             entries += entry
         memory.write(buffer, bytes(entries[:length]))
         write_u32(memory, used, min(len(entries), length))
+
+    def _let_go_of_listings(self) -> None:
+        """Lets go of the least recently read listings while they hold more than LISTINGS_BYTES, but the last one
+        read: one let go is read again from the directory at its next cookie, as Wasmtime's WASI reads each time."""
+        while self._listed_bytes > LISTINGS_BYTES and len(self._listings) > 1:
+            self._forget_listing(next(iter(self._listings)))
+
+    def _forget_listing(self, descriptor: Descriptor) -> None:
+        kept = self._listings.pop(descriptor, None)
+        if kept is not None:
+            self._listed_bytes -= kept[1]
 
     # --- directories and links -------------------------------------------------------------
 

@@ -323,6 +323,10 @@ def failure_summary(error: Exception) -> str:
     return f"{reason} (in {' < '.join(own[:_FRAMES_SHOWN])})" if own else reason
 
 
+# A Wasmtime error's cause (`trap_cause`) when the epoch deadline ended the guest: a component's call or start-up.
+INTERRUPTED = "interrupt"
+
+
 def trap_cause(error: Exception) -> str | None:
     """The cause, worded like `trap_message`, of a Wasmtime error that a trap caused (a component's start function
     or call); None for another error."""
@@ -494,6 +498,8 @@ def call_within_deadline(
         raise trap_error(f"{deadline.guest}: {export} trapped: {trap_message(trap)}", trap) from None
     except wasmtime.WasmtimeError as error:  # a component's call: its trap reads as a core guest's (where: loader)
         cause = trap_cause(error)
+        if cause == INTERRUPTED:  # its deadline, as a core guest's `TrapCode.INTERRUPT`
+            raise deadline.error() from None
         if cause is not None:
             raise GuestError(f"{deadline.guest}: {export} trapped: {cause}", named_frames=named_frames(error)) from None
         raise GuestError(f"{deadline.guest}: {export} failed: {failure_summary(error)}") from None

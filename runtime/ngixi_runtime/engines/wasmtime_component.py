@@ -25,6 +25,7 @@ from ngixi_runtime.capabilities.component import ComponentInfo, WasiSetup, WitTy
 from ngixi_runtime.capabilities.context import GuestExit
 from ngixi_runtime.engines.base import START_TRAPPED, RunLimits
 from ngixi_runtime.engines.wasmtime import (
+    INTERRUPTED,
     TICKER,
     Deadline,
     call_within_deadline,
@@ -64,7 +65,6 @@ def _close_open_instances() -> None:
         instance.close()
 
 
-_INTERRUPTED = "wasm trap: interrupt"
 _MEMORY_TOO_LARGE = r"memory minimum size of (\d+) pages exceeds memory limits"  # compiled by `re` on a refusal
 
 # A component's preamble: the magic, version 0x0d and layer 1 (a core module has layer 0).
@@ -182,27 +182,29 @@ class _StdioWriters:
 
 
 class ComponentInstance:
-    """An instantiated component."""
+    """An instantiated component.
+
+    A call that failed (a trap, its timeout, a quota a host function refused) leaves the instance one that Wasmtime
+    never enters again, as the component model says: the next call instantiates the component afresh in a new store
+    (its start functions run again, its memory starts anew), as a tenant's next call after a failure starts afresh.
+    """
 
     thread_bound = False
 
-    def __init__(
-        self,
-        instance: wc.Instance,
-        store: wasmtime.Store,
-        deadline: Deadline,
-        wasi: tuple[WasiSetup, _StdioWriters] | None,
-        info: ComponentInfo,
-    ) -> None:
-        self._instance: wc.Instance | None = instance
-        self._store = store
-        self._deadline = deadline
-        self._wasi = wasi
+    def __init__(self, maker: _Maker, info: ComponentInfo) -> None:
+        self._maker = maker
+        self._deadline = maker.deadline
         self._run = run_export(info)  # a command's `wasi:cli/run@…#run`, which `_start` calls
         self._exports = info.exports
         self._typed: dict[str, tuple[wc.Func, TypedFunction]] = {}
         self.memory = SealedMemory()
-        if wasi is not None:
+        self._instance: wc.Instance | None = None
+        self._spent = False  # the last call failed: Wasmtime refuses to enter the instance again
+        self._enter(*maker.instantiated())
+
+    def _enter(self, instance: wc.Instance, store: wasmtime.Store, writers: _StdioWriters | None) -> None:
+        self._instance, self._store, self._writers = instance, store, writers
+        if writers is not None:
             _OPEN.add(self)
 
     def close(self) -> None:
@@ -210,10 +212,11 @@ class ComponentInstance:
         if self._instance is None:
             return
         self._instance = None
+        self._typed.clear()  # its functions are the store's
         del self._store
-        if self._wasi is not None:
+        writers = self._writers
+        if writers is not None:
             _OPEN.discard(self)
-            writers = self._wasi[1]
             if not writers.wait(_PROMPT_SECONDS):
                 gc.collect()  # a traceback's frame in a reference cycle may still hold the store
                 writers.wait(_RELEASE_SECONDS)
@@ -222,12 +225,31 @@ class ComponentInstance:
         """Calls an export with Python (or JSON) values of its WIT types (`wit_values`); returns its result's."""
         if self._instance is None:
             raise GuestError(f"{self._deadline.guest}: called after the guest was closed")
+        if self._spent:
+            self._renew()
         if export == "_start":
             function = self._function(self._instance, export)
             return self._within_deadline(export, lambda: _run_command(function, self._store))
         function, typed = self._typed_function(self._instance, export)
         lowered = lower_arguments(f"{self._deadline.guest}: {export}", typed, args)
-        return self._within_deadline(export, lambda: lift_result(typed, function(self._store, *lowered)))
+        return self._within_deadline(export, lambda: self._in_time(lift_result(typed, function(self._store, *lowered))))
+
+    def _renew(self) -> None:
+        """Instantiates the component afresh after a failed call, the old store dropped first (an isolated child's
+        address-space cap holds one). A new instance that fails to start fails this call, and the next tries again."""
+        old_store = weakref.ref(self._store)
+        self.close()
+        if old_store() is not None:  # Wasmtime's error, in a reference cycle with its traceback, holds it still
+            gc.collect()
+        self._enter(*self._maker.instantiated())
+        self._spent = False
+
+    def _in_time(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The call's values, unless lifting them (the engine's copy, then ours) took it past its deadline: a result
+        of millions of values takes seconds, in the host where no epoch deadline reaches."""
+        if time.monotonic() > self._deadline.ends_at:
+            raise self._deadline.error()
+        return values
 
     def text_parameters(self, export: str) -> frozenset[int]:
         params, _ = self._exports.get(export, ((), ()))
@@ -243,13 +265,17 @@ class ComponentInstance:
 
     def _within_deadline(self, export: str, invoke: Callable[[], Any]) -> tuple[Any, ...]:
         try:
-            with _private_files(None if self._wasi is None else self._wasi[0]):
+            with _private_files(self._maker.wasi):
                 return call_within_deadline(self._store, self._deadline, export, invoke)
         except GuestError as failure:
+            self._spent = True
             # Raised again without the frames (and Wasmtime's error) that hold the store: a caller keeping the
             # error would keep the store, and `close` would wait for the stdio writers in vain.
             failure.__context__ = None
             raise failure.with_traceback(None) from None
+        except GuestExit:
+            self._spent = True
+            raise
         finally:
             self._raise_stdio_refusal()  # also the cause when the guest failed after a refused write
 
@@ -267,8 +293,8 @@ class ComponentInstance:
         return function
 
     def _raise_stdio_refusal(self) -> None:
-        if self._wasi is not None:
-            self._wasi[0].stdio.raise_refusal()
+        if self._maker.wasi is not None:
+            self._maker.wasi.stdio.raise_refusal()
 
 
 def _private_files(wasi: WasiSetup | None) -> AbstractContextManager[None]:
@@ -294,6 +320,43 @@ class Prepared(NamedTuple):
     component: wc.Component
     engine: wasmtime.Engine
     info: ComponentInfo
+
+
+class _Maker(NamedTuple):
+    """What instantiates a linked component in a store of its own: at load, and again after a failed call."""
+
+    prepared: Prepared
+    linker: wc.Linker
+    limits: RunLimits
+    wasi: WasiSetup | None
+    deadline: Deadline
+
+    def instantiated(self) -> tuple[wc.Instance, wasmtime.Store, _StdioWriters | None]:
+        """A new store and the component's instance in it, its start functions run under the deadline."""
+        guest = self.deadline.guest
+        try:
+            store = wasmtime.Store(self.prepared.engine)
+            limit_store(store, self.limits, memories=COMPONENT_MEMORIES, instances=COMPONENT_INSTANCES)
+            writers = None
+            if self.wasi is not None:
+                writers = _StdioWriters()
+                store.set_wasi(_wasi_config(self.wasi, writers))
+            store.set_epoch_deadline(epoch_ticks(self.limits.timeout_ms))
+            with TICKER.running(), _private_files(self.wasi):
+                instance = self.linker.instantiate(store, self.prepared.component)
+        except wasmtime.Trap as trap:
+            raise trap_error(f"{guest}: {START_TRAPPED}: {trap_message(trap)}", trap) from None
+        except wasmtime.WasmtimeError as error:
+            cause = trap_cause(error)  # a core module's start function, or a language runtime's start-up, trapped
+            if cause == INTERRUPTED:  # a language runtime's start-up under the deadline
+                self.deadline.export = "instantiating the component"
+                raise self.deadline.error() from None
+            if cause is not None:
+                raise GuestError(f"{guest}: {START_TRAPPED}: {cause}", named_frames=named_frames(error)) from None
+            raise NgixiError(
+                f"{guest}: cannot load the guest: {_memory_hint(first_line(error), self.limits)}"
+            ) from None
+        return instance, store, writers
 
 
 def prepare(
@@ -366,29 +429,14 @@ def instantiate(
     """
     deadline = Deadline(guest, limits.timeout_ms)
     try:
-        store = wasmtime.Store(prepared.engine)
-        limit_store(store, limits, memories=COMPONENT_MEMORIES, instances=COMPONENT_INSTANCES)
         linker = wc.Linker(prepared.engine)
-        writers = _StdioWriters()
         if wasi is not None:
             linker.add_wasip2()
-            store.set_wasi(_wasi_config(wasi, writers))
         with linker.root() as root:
             for interface, named in functions.items():
                 with root.add_instance(interface) as linked:
                     for name, function in named.items():
                         linked.add_func(name, _host_function(function, deadline))
-        store.set_epoch_deadline(epoch_ticks(limits.timeout_ms))
-        with TICKER.running(), _private_files(wasi):
-            instance = linker.instantiate(store, prepared.component)
-    except wasmtime.Trap as trap:
-        raise trap_error(f"{guest}: {START_TRAPPED}: {trap_message(trap)}", trap) from None
     except wasmtime.WasmtimeError as error:
-        if _INTERRUPTED in str(error):  # a language runtime's start-up under the deadline
-            deadline.export = "instantiating the component"
-            raise deadline.error() from None
-        cause = trap_cause(error)  # a core module's start function, or a language runtime's start-up, trapped
-        if cause is not None:
-            raise GuestError(f"{guest}: {START_TRAPPED}: {cause}", named_frames=named_frames(error)) from None
-        raise NgixiError(f"{guest}: cannot load the guest: {_memory_hint(first_line(error), limits)}") from None
-    return ComponentInstance(instance, store, deadline, None if wasi is None else (wasi, writers), prepared.info)
+        raise NgixiError(f"{guest}: cannot load the guest: {first_line(error)}") from None
+    return ComponentInstance(_Maker(prepared, linker, limits, wasi, deadline), prepared.info)

@@ -20,7 +20,7 @@ from ngixi_runtime.errors import ERROR_EXIT_CODES, InvalidInput, NgixiError, err
 from ngixi_runtime.guest.data import MAX_JSON_DEPTH, DataKind, DataValue
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE, LIMIT_VARIABLE, CacheUnavailable, default_cache_dir
-from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, empty_result, exhausted_stack
+from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, empty_result, spends_the_instance
 from ngixi_runtime.loading.loader import check_call, encoded_input, export_table, guest_engine
 from ngixi_runtime.loading.tenant_wire import (
     Incoming,
@@ -239,7 +239,7 @@ class IsolatedTenant:
             except CallFailed:
                 self._child = None
                 raise
-            if exhausted_stack(reply.outcome, reply.error):  # the child ends itself after this reply
+            if self._spent(reply):  # the child ends itself after this reply
                 self._stop(self._child)
                 self._child = None
         if not reply.ok and reply.error_exit_code == InvalidInput.exit_code:
@@ -248,6 +248,13 @@ class IsolatedTenant:
         if not reply.ok:
             raise CallFailed(str(reply.error), outcome=reply.outcome, result=result)
         return result
+
+    def _spent(self, reply: Reply) -> bool:
+        """Whether the call the child answered so failed that the next call needs a new child (`spends_the_instance`);
+        a call refused before the guest ran (its error's exit code) did not run it."""
+        component = self.manifest.guest.type.is_component
+        failed = not reply.ok and reply.error_exit_code is None
+        return failed and spends_the_instance(component, reply.outcome, reply.error)
 
     def text_parameters(self, export: str) -> frozenset[int]:
         self.start()

@@ -50,7 +50,7 @@ from ngixi_runtime.bundles.reader import reopen_verified
 from ngixi_runtime.capabilities.context import LogLine, Sandbox
 from ngixi_runtime.errors import GuestError, NgixiError
 from ngixi_runtime.guest.manifest import Manifest
-from ngixi_runtime.loading.calls import CallFailed, empty_result, exhausted_stack, measure
+from ngixi_runtime.loading.calls import CallFailed, empty_result, measure, spends_the_instance
 from ngixi_runtime.loading.loader import Guest, likely_artifacts, open_guest
 from ngixi_runtime.loading.tenant_wire import (
     STDIO_STREAMS,
@@ -315,7 +315,10 @@ def _answer(guest: Guest, request: CallRequest) -> tuple[list[bytes], bool]:
     try:
         result = measure(guest, request.export, request.args, request.input)
     except CallFailed as failure:
-        return reply_frame(failure.result, error=str(failure)), exhausted_stack(failure.outcome, str(failure))
+        component = guest.manifest.guest.type.is_component
+        return reply_frame(failure.result, error=str(failure)), spends_the_instance(
+            component, failure.outcome, str(failure)
+        )
     except NgixiError as error:
         outcome = error.outcome if isinstance(error, GuestError) else "refused"
         return reply_frame(empty_result(outcome), error=str(error), error_exit_code=error.exit_code), False

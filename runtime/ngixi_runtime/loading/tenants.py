@@ -51,7 +51,7 @@ from ngixi_runtime.capabilities.linking import (
     keeps_sandbox_state,
 )
 from ngixi_runtime.engines.base import interrupts
-from ngixi_runtime.errors import GuestError, InvalidInput
+from ngixi_runtime.errors import InvalidInput, NgixiError
 from ngixi_runtime.guest.data import DataValue
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, empty_result, measure
@@ -67,7 +67,13 @@ from ngixi_runtime.loading.loader import (
 )
 from ngixi_runtime.loading.watchdog import ProcessWatchdog
 from ngixi_runtime.printable import printable
-from ngixi_runtime.trust.local_paths import SANDBOX_SIGNER, enclosing_sandbox, redirected_below, sandbox_signer
+from ngixi_runtime.trust.local_paths import (
+    SANDBOX_SIGNER,
+    enclosing_sandbox,
+    redirected_below,
+    sandbox_signer,
+    sandbox_within,
+)
 from ngixi_runtime.trust.project_trust import chosen_trust
 from ngixi_runtime.trust.rollback import RollbackGuard
 
@@ -364,6 +370,8 @@ def _sandbox(
         if refused is not None:
             raise InvalidInput(refused)
         _refuse_enclosed(directory, manifest.guest.name)
+        if not (directory / SANDBOX_SIGNER).exists():  # claimed now: what its files/ holds is the guest's from now on
+            _refuse_enclosing(directory, manifest.guest.name)
         _check_signer(directory, manifest.guest.name, signer)
     return Sandbox.under(directory)
 
@@ -376,6 +384,17 @@ def _refuse_enclosed(directory: Path, guest: str) -> None:
             f"{guest}: its sandbox {directory} lies in {enclosing / 'files'}, where the guest of the sandbox "
             f"{enclosing} keeps its files and could change this guest's files and kv data; choose a --sandbox apart "
             "from every guest's sandbox"
+        )
+
+
+def _refuse_enclosing(directory: Path, guest: str) -> None:
+    """Refuses to claim a sandbox whose files/ already holds another guest's sandbox (`local_paths.sandbox_within`)."""
+    inner = sandbox_within(directory / "files")
+    if inner is not None:
+        raise InvalidInput(
+            f"{guest}: its sandbox {directory} holds the sandbox {inner} of another guest in its files, which this "
+            "guest could change (its files, kv data and signer record) through its preopens; choose a --sandbox "
+            "apart from every guest's sandbox"
         )
 
 
@@ -415,42 +434,63 @@ class TenantPool:
         self._policy = policy
         self._sandboxes = sandboxes
         self._rollback = RollbackGuard.for_trust_file(trust_file, state_dir=state_dir, allow_downgrade=allow_downgrade)
-        self._tenants: dict[str, IsolatedTenant | InProcessTenant] = {}
+        self._tenants: dict[str, IsolatedTenant | InProcessTenant | None] = {}  # None: being added
+        self._names = threading.Lock()  # held to claim or give up a name, never while a tenant opens
         from concurrent.futures import ThreadPoolExecutor  # here: a one-shot run makes no pool
 
         self._executor = ThreadPoolExecutor(max_workers=workers)
 
     def add(self, name: str, bundle: Path, *, isolated: bool = True, tenant: str | None = None) -> None:
-        """Loads a bundle as tenant `name`; its sandbox id is `tenant`, by default `name` itself."""
-        if name in self._tenants:
-            raise InvalidInput(f"tenant {name!r} is already in the pool; close the pool or use another name")
-        self._tenants[name] = open_tenant(
-            bundle,
-            trust_file=self._trust_file,
-            policy=self._policy,
-            isolated=isolated,
-            rollback=self._rollback,
-            sandboxes=self._sandboxes,
-            tenant=name if tenant is None else tenant,
-        )
+        """Loads a bundle as tenant `name`; its sandbox id is `tenant`, by default `name` itself. The name is claimed
+        before the bundle is opened: of two threads adding one name at once, the second is refused, and no tenant
+        is opened only to be lost."""
+        with self._names:
+            if name in self._tenants:
+                raise InvalidInput(f"tenant {name!r} is already in the pool; close the pool or use another name")
+            self._tenants[name] = None
+        try:
+            opened = open_tenant(
+                bundle,
+                trust_file=self._trust_file,
+                policy=self._policy,
+                isolated=isolated,
+                rollback=self._rollback,
+                sandboxes=self._sandboxes,
+                tenant=name if tenant is None else tenant,
+            )
+        except BaseException:
+            with self._names:
+                del self._tenants[name]
+            raise
+        with self._names:
+            self._tenants[name] = opened
 
     def call(self, name: str, export: str, args: Sequence[Any] = (), input: DataValue | None = None) -> CallResult:
-        return self._tenants[name].call(export, args, input=input)
+        return self._tenant(name).call(export, args, input=input)
 
-    def call_many(self, calls: Sequence[tuple[str, str, Sequence[Any]]]) -> list[CallResult | GuestError]:
-        """Dispatches calls concurrently; each entry is its result or the GuestError it raised."""
+    def _tenant(self, name: str) -> IsolatedTenant | InProcessTenant:
+        found = self._tenants.get(name)
+        if found is None:
+            state = "is still being added" if name in self._tenants else "is not in the pool"
+            raise InvalidInput(f"tenant {name!r} {state}; add it (pool.add) before calling it")
+        return found
 
-        def one(call: tuple[str, str, Sequence[Any]]) -> CallResult | GuestError:
+    def call_many(self, calls: Sequence[tuple[str, str, Sequence[Any]]]) -> list[CallResult | NgixiError]:
+        """Dispatches calls concurrently; each entry is its result or the error it raised: a GuestError, or another
+        NgixiError (a tenant whose new child could not start, arguments refused), which fails that call alone."""
+
+        def one(call: tuple[str, str, Sequence[Any]]) -> CallResult | NgixiError:
             try:
                 return self.call(*call)
-            except GuestError as error:
+            except NgixiError as error:
                 return error
 
         return list(self._executor.map(one, calls))
 
     def close(self) -> None:
         for tenant in self._tenants.values():
-            tenant.close()
+            if tenant is not None:
+                tenant.close()
         self._executor.shutdown()
 
     def __enter__(self) -> TenantPool:

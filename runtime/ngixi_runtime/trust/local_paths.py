@@ -173,6 +173,18 @@ def enclosing_sandbox(directory: Path) -> Path | None:
     return None
 
 
+def sandbox_within(directory: Path) -> Path | None:
+    """A sandbox that `directory` (a guest's `files/`, not yet claimed by its signer record) holds, at any depth, or
+    None: one known by its signer record beside its kv store or its `files/`. Made before the guest claimed its own,
+    it escaped `enclosing_sandbox`, which is asked when the inner one is made; the guest would reach it through its
+    preopens. Symbolic links are not followed (a preopen through one is checked where it leads)."""
+    for place, folders, names in os.walk(directory):
+        state = SANDBOX_SIGNER in names and (KV_STORE in names or "files" in folders)
+        if state and os.path.isfile(os.path.join(place, SANDBOX_SIGNER)):
+            return Path(place)
+    return None
+
+
 def _not_only_ours(path: Path) -> str | None:
     """Why another user could change what `path` holds, if it exists; sticky or not: they could make the entries
     not made yet."""

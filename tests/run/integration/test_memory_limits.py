@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.capabilities.context import Sandbox
+from ngixi_runtime.capabilities.wasi_files import LISTINGS_BYTES
 from ngixi_runtime.errors import GuestError, NgixiError, PolicyError
 from ngixi_runtime.loading.loader import Guest, open_guest
 from ngixi_runtime.trust.signatures import load_trust
@@ -58,6 +60,8 @@ _MEASURE = (
 import json, sys
 from pathlib import Path
 from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.capabilities.context import Sandbox
+from ngixi_runtime.capabilities.wasi_files import LISTINGS_BYTES
 from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.trust.signatures import load_trust
@@ -243,6 +247,48 @@ def test_random_get_outside_the_memory_traps_before_anything_is_drawn(
     assert memory.read(0, 65536) == before
     assert sprayer.call("draw", (0, 65536)) == (0,)
     assert memory.read(0, 65536) != before
+
+
+# `list(count)` opens the preopen's root `count` times more and lists each from cookie 0 into a 64-byte buffer.
+LISTER = """(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_readdir" (func $readdir (param i32 i32 i32 i64 i32) (result i32)))
+  (memory (export "memory") 1 1)
+  (data (i32.const 0) ".")
+  (func (export "list") (param $count i32) (result i32) (local $i i32)
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $count)))
+      ;; path_open(3, 0, ".", 1, DIRECTORY, FD_READDIR, 0, 0, &fd) with the new descriptor at 16
+      (br_if $done (call $open (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 2)
+        (i64.const 0x4000) (i64.const 0) (i32.const 0) (i32.const 16)))
+      (drop (call $readdir (i32.load (i32.const 16)) (i32.const 64) (i32.const 64) (i64.const 0) (i32.const 20)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next)))
+    (local.get $i)))"""
+LISTER_MANIFEST = guest_manifest(
+    '[exports.list]\nparams = ["i32"]\nresults = ["i32"]\n',
+    capabilities='[capabilities.fs]\npreopens = [{ guest = "/data", host = "data" }]\n',
+    limits="memory_pages = 1\n",
+)
+
+
+def test_directories_held_open_hold_one_listing_in_the_host(tmp_path: Path, keys: KeyFiles, engine_name: str) -> None:
+    """fd_readdir kept each descriptor's whole listing until it was closed: a guest of one page listing a ro preopen
+    of 5,000 long names through 125 descriptors held 200 MB in the host (in-process; an isolated child ran out of
+    memory at 10,000), limits.open_files times what one listing holds. Those read least recently are let go past
+    LISTINGS_BYTES."""
+    sandbox = Sandbox.under(tmp_path / "sandbox")
+    data = sandbox.files / "data"
+    data.mkdir(parents=True)
+    for number in range(500):
+        (data / f"{number:04}{'x' * 200}").touch()
+    bundle = read_bundle(hostile_bundle(tmp_path, keys, LISTER, LISTER_MANIFEST), load_trust(keys.trust))
+    with open_guest(bundle, engine=engine_name, sandbox=sandbox) as guest:
+        results: list[tuple[object, ...]] = []
+        peak = peak_python_allocation(lambda: results.append(guest.call("list", (120,))))
+        assert results == [(120,)]
+        assert peak < LISTINGS_BYTES + MiB  # one listing of 500 names is about 130 KiB; 120 of them, 16 MiB
 
 
 @needs_wasmer

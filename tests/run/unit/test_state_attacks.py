@@ -339,3 +339,19 @@ def test_a_sandbox_inside_another_guests_files_is_refused(tmp_path: Path) -> Non
     assert not (inner / "default").exists()
     assert enclosing_sandbox(enclosing / "files") == enclosing
     assert enclosing_sandbox(enclosing) is None
+
+
+def test_a_sandbox_whose_files_already_hold_another_guests_is_not_claimed(tmp_path: Path) -> None:
+    """The same nesting made in the other order: the inner sandbox first, then the guest whose files/ hold it was
+    given them, and through a preopen its kv data and signer record. A guest named "files" of tenant hello, in a
+    sandboxes directory laid out per channel (DIR/release/hello/files), is the files/ of tenant release's hello."""
+    owner, _, trust = _keys(tmp_path, "release")
+    bundle = _bundle(tmp_path / "out", owner, "release")
+    outer = tmp_path / "sandboxes"
+    inner = outer / "default" / "notes" / "files" / "data" / "nested"
+    assert _call(bundle, trust, inner, "put", 8) == 0
+    held = rf"^notes: its sandbox {outer}/default/notes holds the sandbox {inner}/default/notes of another guest in "
+    with pytest.raises(InvalidInput, match=held):
+        _call(bundle, trust, outer, "put", 7)
+    assert not (outer / "default" / "notes" / "signer").exists()
+    assert _call(bundle, trust, inner, "peek") == 8
