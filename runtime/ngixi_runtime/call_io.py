@@ -120,6 +120,8 @@ def read_input(spec: str, *, limit: int, what: str, stdin: BinaryIO | None = Non
         return data
     if spec.startswith("@@"):
         return os.fsencode(spec[1:])
+    if spec == "@":
+        raise InvalidInput(f"{what}: --input @ names no file: give @FILE, or @@ for the text @")
     if spec.startswith("@"):
         return _read_file(Path(spec[1:]), limit=limit, what=what)
     return os.fsencode(spec)  # the argument's bytes as given, even when they are not UTF-8

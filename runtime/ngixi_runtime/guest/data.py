@@ -150,16 +150,27 @@ def check_output(guest: str, export: str, kind: DataKind, raw: bytes) -> None:
 
 def encode(kind: DataKind, value: DataValue, *, what: str) -> bytes:
     """A caller's value as the bytes the guest reads: bytes as they are (for JSON: a document), str as UTF-8,
-    anything else (JSON only) serialized."""
+    anything else (JSON only) serialized. A JSON string holding a lone surrogate is written with `\\u` escapes, as
+    JSON can carry it and the caller's `json.loads` reads it back; as text it is refused, as UTF-8 has no form of it."""
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
     if kind == "json":
         try:
-            return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+            document = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         except (TypeError, ValueError) as error:
             raise InvalidInput(f"{what}: the input cannot be written as JSON: {error}") from None
+        try:
+            return document.encode()
+        except UnicodeEncodeError:  # a lone surrogate, which only an escape can hold
+            return json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
     if isinstance(value, str):
-        return value.encode("utf-8", errors="strict")
+        try:
+            return value.encode()
+        except UnicodeEncodeError as error:
+            raise InvalidInput(
+                f"{what} takes text input, and this str holds a lone surrogate ({error.object[error.start]!a} at "
+                f"index {error.start}), which UTF-8 cannot carry: pass valid text, or bytes"
+            ) from None
     raise InvalidInput(f"{what} takes {kind_word(kind)} input: pass bytes or str, not {type(value).__name__}")
 
 

@@ -148,6 +148,9 @@ def check_call(manifest: Manifest, export: str, args: Sequence[Any], data: bytes
     A component's exports take their types from its WIT: the engine checks the arguments against them.
     """
     guest = manifest.guest.name
+    if isinstance(args, str | bytes | bytearray) or not isinstance(args, Sequence):
+        kind = type(args).__name__
+        raise InvalidInput(f"{guest}: {export}'s arguments are a tuple or list, like (value,), not {kind}")
     if export == "_start":
         if manifest.guest.type.kind != "command":
             raise InvalidInput(f"{guest} is a library guest; name an export to call")
@@ -179,7 +182,9 @@ def _check_data(manifest: Manifest, declared: ExportDecl, data: bytes | None) ->
             raise InvalidInput(f"{guest}: {export} takes no input ({_why_no_input(manifest)})")
         return
     if data is None:
-        raise InvalidInput(f"{guest}: {export} takes {kind_word(declared.input)} input: use --input")
+        null = ", where JSON's null is b'null'" if declared.input == "json" else ""  # None is no input there
+        kind = kind_word(declared.input)
+        raise InvalidInput(f"{guest}: {export} takes {kind} input: use --input (input=... in the API{null})")
     check_input(guest, export, declared.input, data, manifest.limits.input_bytes)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ngixi_runtime.call_io import read_input
 from ngixi_runtime.capabilities.context import CallData, HostContext
 from ngixi_runtime.capabilities.linking import core_imports
 from ngixi_runtime.errors import GuestError, InvalidInput
@@ -181,14 +182,36 @@ def test_values_cross_as_bytes_str_or_json() -> None:
     assert decode("bytes", b"\0") == b"\0"
 
 
+@pytest.mark.parametrize("value", ["\ud800", {"k\udcff": ["é", "x\ud83c"]}])
+def test_a_lone_surrogate_crosses_as_json_and_is_refused_as_text(value: object) -> None:
+    """JSON carries a lone surrogate as a \\u escape, which the caller's json.loads reads back as it was; UTF-8 text
+    has no form of it: a one-line refusal, not the encoder's UnicodeEncodeError (a traceback for an operator)."""
+    raw = encode("json", value, what="w")
+    check_input("g", "f", "json", raw, 1 << 20)
+    assert decode("json", raw) == value
+    with pytest.raises(InvalidInput, match=r"^w takes text input, and this str holds a lone surrogate \('\\ud800' at"):
+        encode("text", "ab\ud800", what="w")
+
+
+def test_arguments_that_are_no_sequence_of_them_are_refused_in_one_line() -> None:
+    manifest = parse_manifest(WORDS + "[exports.add]\nparams = ['i32']\n", source="g.toml", stem="g")
+    for args in (5, "5", b"5"):
+        with pytest.raises(InvalidInput, match=r"^g: add's arguments are a tuple or list, like \(value,\), not "):
+            check_call(manifest, "add", args)  # type: ignore[arg-type]
+    check_call(manifest, "add", [5])
+
+
 COMPONENT = '[guest]\nname = "c"\nversion = "0.1.0"\nabi = "component"\n[exports.digest]\nparams = ["list<u8>"]\n'
 
 
 def test_a_call_gives_input_exactly_when_the_export_declares_it() -> None:
     manifest = parse_manifest(WORDS + "[exports.add]\nparams = ['i32']\n", source="g.toml", stem="g")
     check_call(manifest, "words", (), b"hi")
-    with pytest.raises(InvalidInput, match="g: words takes text input: use --input"):
+    with pytest.raises(InvalidInput, match=r"g: words takes text input: use --input \(input=\.\.\. in the API\)$"):
         check_call(manifest, "words", ())
+    json_export = parse_manifest(WORDS.replace('input = "text"', 'input = "json"'), source="g.toml", stem="g")
+    with pytest.raises(InvalidInput, match=r"in the API, where JSON's null is b'null'\)$"):
+        check_call(json_export, "words", ())
     with pytest.raises(InvalidInput, match=r"g: add takes no input \(its manifest declares none\)"):
         check_call(manifest, "add", (1,), encoded_input(manifest, "add", "x"))
     component = parse_manifest(COMPONENT, source="c.toml", stem="c")
@@ -227,3 +250,10 @@ def test_the_data_abi_outside_a_call_is_refused_in_one_line(function: str, args:
     ctx = HostContext(guest="g", log_quota=0, stdio_quota=0, memory=FakeMemory(4096))  # a start function's
     with pytest.raises(GuestError, match=f"^g: {function} was called outside an export's call"):
         host(ctx, function)(*args)
+
+
+def test_input_at_sign_alone_names_no_file() -> None:
+    """`--input @` read the working directory ("cannot read it: Is a directory", naming `@.`, which nobody typed)."""
+    with pytest.raises(InvalidInput, match=r"^g: f: --input @ names no file: give @FILE, or @@ for the text @$"):
+        read_input("@", limit=10, what="g: f")
+    assert read_input("@@", limit=10, what="g: f") == b"@"
