@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterator
 
 import pytest
@@ -70,7 +72,8 @@ output = "text"
 output = "json"
 
 [limits]
-memory_pages = 32
+memory_pages = 256
+timeout_ms = 1000
 """
 
 
@@ -126,6 +129,26 @@ def test_bytes_text_and_json_in_one_line_each(tenant: InProcessTenant) -> None:
 )
 def test_json_values_survive_the_guests_parser_and_writer(tenant: InProcessTenant, value: object) -> None:
     assert tenant.call("roundtrip", input=value).data == value
+
+
+def test_json_that_utf_8_or_a_shortcut_would_change_survives(tenant: InProcessTenant) -> None:
+    """Lone surrogates (AssemblyScript strings hold them; UTF-8 does not) were written raw, and the host refused the
+    output as not UTF-8; -0.0 came back as 0."""
+    value = ["\ud800", "a\udc00b", "\U0001f600 \ud83d", -0.0, 0.0, "\u001f\u2028"]
+    data = tenant.call("roundtrip", input=value).data
+    assert data == value and math.copysign(1, data[3]) == -1 and math.copysign(1, data[4]) == 1
+
+
+def test_large_documents_take_time_and_memory_in_proportion(tenant: InProcessTenant) -> None:
+    """An object of 30,000 keys took time quadratic in them (each key searched for among those before it: past the
+    1 s limit already at 20,000), and every value held three arrays of its own (10,000 small objects, 335 KB, ran out
+    of the 256 pages)."""
+    many_keys = {f"k{n}": n for n in range(30_000)}
+    assert tenant.call("roundtrip", input=many_keys).data == many_keys
+    objects = [{"a": n, "b": [n, n / 2]} for n in range(10_000)]
+    assert tenant.call("roundtrip", input=objects).data == objects
+    duplicates = "{" + ",".join(f'"k{n % 20}": {n}' for n in range(40)) + "}"  # past the keys looked up in a map
+    assert tenant.call("roundtrip", input=duplicates.encode()).data == json.loads(duplicates)
 
 
 def test_a_value_built_in_the_guest_is_valid_json(tenant: InProcessTenant) -> None:

@@ -48,9 +48,11 @@ export namespace output {
     outputWrite(changetype<usize>(data), data.byteLength);
   }
 
-  /** Writes a JSON value as the call's output. */
+  /** Writes a JSON value as the call's output, in pieces as it goes: never its whole text at once. */
   export function json(value: Json): void {
-    text(value.toString());
+    const sink = new TextSink(true);
+    write(value, sink);
+    sink.flush();
   }
 }
 
@@ -69,9 +71,31 @@ export class Json {
   bool: bool = false;
   number: f64 = 0;
   string: string = "";
-  items: Json[] = [];
-  keys: string[] = [];
-  values: Json[] = [];
+  // Made when first asked for: a document's numbers and strings, most of its values, need none of them.
+  private _items: Json[] | null = null;
+  private _keys: string[] | null = null;
+  private _values: Json[] | null = null;
+
+  /** An array's values. */
+  get items(): Json[] {
+    let items = this._items;
+    if (items == null) this._items = items = [];
+    return items;
+  }
+
+  /** An object's keys, in order; `values` holds the value of each. */
+  get keys(): string[] {
+    let keys = this._keys;
+    if (keys == null) this._keys = keys = [];
+    return keys;
+  }
+
+  /** An object's values, in the order of its keys. */
+  get values(): Json[] {
+    let values = this._values;
+    if (values == null) this._values = values = [];
+    return values;
+  }
 
   static null(): Json {
     return new Json();
@@ -135,9 +159,9 @@ export class Json {
   }
 
   toString(): string {
-    const parts = new Array<string>();
-    write(this, parts);
-    return parts.join("");
+    const sink = new TextSink(false);
+    write(this, sink);
+    return sink.parts.join("");
   }
 
   static parse(text: string): Json {
@@ -149,65 +173,106 @@ export class Json {
   }
 }
 
-function write(value: Json, parts: string[]): void {
+// How many UTF-16 units of a value's text `output.json` gathers before it writes them.
+const OUTPUT_PIECE = 16384;
+
+/** Where `write` puts a value's text: its pieces, kept (for `toString`) or written to the output as they gather. */
+class TextSink {
+  parts: string[] = [];
+  gathered: i32 = 0;
+
+  constructor(public streaming: bool) {}
+
+  push(piece: string): void {
+    this.parts.push(piece);
+    this.gathered += piece.length;
+    if (this.streaming && this.gathered >= OUTPUT_PIECE) this.flush();
+  }
+
+  flush(): void {
+    output.text(this.parts.join(""));
+    this.parts = [];
+    this.gathered = 0;
+  }
+}
+
+function write(value: Json, sink: TextSink): void {
   switch (value.kind) {
     case JsonKind.Null:
-      parts.push("null");
+      sink.push("null");
       break;
     case JsonKind.Bool:
-      parts.push(value.bool ? "true" : "false");
+      sink.push(value.bool ? "true" : "false");
       break;
     case JsonKind.Number:
-      parts.push(numberText(value.number));
+      sink.push(numberText(value.number));
       break;
     case JsonKind.String:
-      quote(value.string, parts);
+      quote(value.string, sink);
       break;
     case JsonKind.Array:
-      parts.push("[");
+      sink.push("[");
       for (let i = 0; i < value.items.length; i++) {
-        if (i > 0) parts.push(",");
-        write(value.items[i], parts);
+        if (i > 0) sink.push(",");
+        write(value.items[i], sink);
       }
-      parts.push("]");
+      sink.push("]");
       break;
     default:
-      parts.push("{");
+      sink.push("{");
       for (let i = 0; i < value.keys.length; i++) {
-        if (i > 0) parts.push(",");
-        quote(value.keys[i], parts);
-        parts.push(":");
-        write(value.values[i], parts);
+        if (i > 0) sink.push(",");
+        quote(value.keys[i], sink);
+        sink.push(":");
+        write(value.values[i], sink);
       }
-      parts.push("}");
+      sink.push("}");
   }
 }
 
 function numberText(value: f64): string {
   if (!isFinite(value)) return "null"; // JSON has no NaN or Infinity
+  if (value == 0 && 1 / value < 0) return "-0.0"; // as Python writes it; "-0" reads back as the integer 0
   if (value == Math.floor(value) && Math.abs(value) < 9007199254740992) return (<i64>value).toString();
   return value.toString();
 }
 
 const HEX = "0123456789abcdef";
 
-function quote(text: string, parts: string[]): void {
-  parts.push('"');
+function quote(text: string, sink: TextSink): void {
+  sink.push('"');
   let start = 0;
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
-    if (code >= 0x20 && code != 0x22 && code != 0x5c) continue;
-    parts.push(text.substring(start, i));
-    if (code == 0x22) parts.push('\\"');
-    else if (code == 0x5c) parts.push("\\\\");
-    else if (code == 0x0a) parts.push("\\n");
-    else if (code == 0x0d) parts.push("\\r");
-    else if (code == 0x09) parts.push("\\t");
-    else parts.push("\\u00" + HEX.charAt(code >> 4) + HEX.charAt(code & 15));
+    if (code >= 0x20 && code != 0x22 && code != 0x5c && (code & 0xf800) != 0xd800) continue;
+    if ((code & 0xfc00) == 0xd800 && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) == 0xdc00) {
+      i++; // a surrogate pair: one character, written as it is
+      continue;
+    }
+    sink.push(text.substring(start, i));
+    if (code == 0x22) sink.push('\\"');
+    else if (code == 0x5c) sink.push("\\\\");
+    else if (code == 0x0a) sink.push("\\n");
+    else if (code == 0x0d) sink.push("\\r");
+    else if (code == 0x09) sink.push("\\t");
+    else sink.push("\\u" + hex4(code)); // a control character, or a lone surrogate, which UTF-8 cannot hold
     start = i + 1;
   }
-  parts.push(text.substring(start));
-  parts.push('"');
+  sink.push(text.substring(start));
+  sink.push('"');
+}
+
+function hex4(code: i32): string {
+  return HEX.charAt((code >> 12) & 15) + HEX.charAt((code >> 8) & 15) + HEX.charAt((code >> 4) & 15) + HEX.charAt(code & 15);
+}
+
+// How many keys an object being read has before its keys are looked up in a map rather than searched.
+const INDEXED_KEYS = 16;
+
+function placesOf(keys: string[]): Map<string, i32> {
+  const places = new Map<string, i32>();
+  for (let i = 0; i < keys.length; i++) places.set(keys[i], i);
+  return places;
 }
 
 class Parser {
@@ -257,12 +322,25 @@ class Parser {
       this.at++;
       return object;
     }
+    const keys = object.keys;
+    const values = object.values;
+    // Each key's place once there are many: searching the keys for each would take time quadratic in them.
+    let places: Map<string, i32> | null = null;
     while (true) {
       this.space();
       const key = this.string();
       this.space();
       this.expect(":");
-      object.set(key, this.value());
+      const value = this.value();
+      if (places == null && keys.length >= INDEXED_KEYS) places = placesOf(keys);
+      const place = places == null ? keys.indexOf(key) : places.has(key) ? places.get(key) : -1;
+      if (place >= 0) {
+        values[place] = value; // a key given twice: its last value, as `set` and Python's json keep
+      } else {
+        if (places != null) places.set(key, keys.length);
+        keys.push(key);
+        values.push(value);
+      }
       this.space();
       if (this.text.charCodeAt(this.at) == 0x2c) {
         this.at++;
@@ -295,19 +373,22 @@ class Parser {
 
   string(): string {
     this.expect('"');
-    const parts = new Array<string>();
+    let parts: string[] | null = null; // only for a string with escapes
     let start = this.at;
     while (this.at < this.text.length) {
       const code = this.text.charCodeAt(this.at);
       if (code == 0x22) {
-        parts.push(this.text.substring(start, this.at));
+        const last = this.text.substring(start, this.at);
         this.at++;
+        if (parts == null) return last;
+        parts.push(last);
         return parts.join("");
       }
       if (code != 0x5c) {
         this.at++;
         continue;
       }
+      if (parts == null) parts = new Array<string>();
       parts.push(this.text.substring(start, this.at));
       parts.push(this.escape());
       start = this.at;
