@@ -322,19 +322,33 @@ class Guest:
         message = aborted or str(error)
         if not (error.frames or error.named_frames) or self._wasm is None:
             return GuestError(message, outcome=error.outcome, frames=error.frames)
-        from ngixi_runtime.spec.sourcemap import ABORT_FUNCTION, is_panic
+        from ngixi_runtime.spec.sourcemap import ABORT_FUNCTION, is_allocator_failure, is_panic
 
         innermost = function_of(error.named_frames[0][0]) if error.named_frames else None
-        if not aborted and error.outcome == "trap" and innermost == ABORT_FUNCTION:  # C's abort(), on purpose
+        outcome = error.outcome
+        if not aborted and outcome == "trap" and innermost == ABORT_FUNCTION:  # C's abort(), on purpose
             message = f"{self.manifest.guest.name}: {export} aborted"
-        elif not aborted and error.outcome == "trap" and is_panic(name for name, _ in error.named_frames):
+        elif not aborted and outcome == "trap" and is_panic(name for name, _ in error.named_frames):
             message = f"{self.manifest.guest.name}: {export} panicked"
+        elif not aborted and outcome == "trap" and is_allocator_failure(innermost, message) and not self._at_limit():
+            message, outcome = self._out_of_memory(export), "memory"  # at its limit, `calls` says that instead
         try:
             wasm = self._wasm()
         except NgixiError:  # the bundle is closed (an in-process load from an artifact): the engine's names
             wasm = b""
         where = trap_place(self.manifest, error, wasm)
-        return GuestError(f"{message} {where}" if where else message, outcome=error.outcome, frames=error.frames)
+        return GuestError(f"{message} {where}" if where else message, outcome=outcome, frames=error.frames)
+
+    def _at_limit(self) -> bool:
+        return self.page_count() >= self.manifest.limits.memory_pages
+
+    def _out_of_memory(self, export: str) -> str:
+        """An allocation the memory could not grow for: its limit may be pages away yet (a large one failed)."""
+        limit = self.manifest.limits.memory_pages
+        return (
+            f"{self.manifest.guest.name}: {export} ran out of memory (an allocation needed more than"
+            f" limits.memory_pages = {limit} allows; {self.page_count()} pages were in use)"
+        )
 
 
 def trap_place(manifest: Manifest, error: GuestError, wasm: bytes) -> str | None:

@@ -42,6 +42,9 @@ _PANIC_FUNCTIONS = frozenset({"rust_begin_unwind", "rust_panic", "__rust_start_p
 _RUNTIME_MODULES = ("componentize_py_runtime.",)
 # The function whose trap is the guest's abort (C's abort(), which wasi-libc ends with `unreachable`).
 ABORT_FUNCTION = "abort"
+# Where a language's allocator traps with `unreachable` when the memory cannot grow for an allocation: every
+# `unreachable` of AssemblyScript's runtime (its allocators, TLSF and stub, inlined into `~lib/rt/itcms/__new` by -O3).
+_ALLOCATOR_PREFIXES = ("~lib/rt/",)
 _DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _BASE64 = {c: i for i, c in enumerate(_DIGITS)}
 _FUNCTION_NAMES = 1  # the name section's subsection of function names
@@ -212,6 +215,11 @@ def shown_name(name: str) -> str:
     """A function or file name a guest's module gives, for a message: cut in the middle past `_NAME_SHOWN`
     characters (the name section holds names of any length; one of 100,000 characters made a trap's line)."""
     return clipped(name, _NAME_SHOWN)
+
+
+def is_allocator_failure(innermost: str | None, message: str) -> bool:
+    """Whether a trap (its innermost function's name, its message) is a language's allocator finding no memory."""
+    return innermost is not None and innermost.startswith(_ALLOCATOR_PREFIXES) and message.endswith(": unreachable")
 
 
 def is_panic(names: Iterable[str]) -> bool:

@@ -29,6 +29,8 @@ FIXTURES = Path(__file__).parents[2] / "fixtures"
 HOSTILE = [
     ("spin", (), "timeout", "hostile: spin exceeded its 2000 ms timeout (limits.timeout_ms)"),
     ("hog", (), "memory", "hostile: hog ran out of memory at its limit of 32 pages (limits.memory_pages)"),
+    # Its allocator's `unreachable`, with the memory pages away from its limit: once "trapped: unreachable".
+    ("gulp", (), "memory", "hostile: gulp ran out of memory (an allocation needed more than limits.memory_pages = 32"),
     ("recurse", (100_000_000,), "trap", "hostile: recurse trapped: call stack exhausted"),
     ("trap", (), "trap", "hostile: trap trapped: unreachable"),
     ("flood", (), "quota", "hostile: log output exceeded its quota of 10000 bytes"),
@@ -172,12 +174,13 @@ def test_a_tenant_child_writes_no_core_file(project: Path) -> None:
 
 
 @pytest.mark.usefixtures("engine_name")
-@pytest.mark.parametrize("export", ["recurse", "trap", "flood"])
+@pytest.mark.parametrize("export", ["recurse", "trap", "flood", "gulp"])
 def test_in_process_tenant_contains_traps_and_quotas(project: Path, export: str) -> None:
     args = (100_000_000,) if export == "recurse" else ()
     with open_tenant(bundle(project, "hostile"), trust_file=trust(project), isolated=False) as tenant:
-        with pytest.raises(CallFailed):
+        with pytest.raises(CallFailed) as caught:
             tenant.call(export, args)
+        assert export != "gulp" or caught.value.outcome == "memory"
         assert tenant.call("add", (2, 3)).values == (5,)
 
 
