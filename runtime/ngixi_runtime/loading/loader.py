@@ -347,7 +347,7 @@ class Guest:
         limit = self.manifest.limits.memory_pages
         return (
             f"{self.manifest.guest.name}: {export} ran out of memory (an allocation needed more than"
-            f" limits.memory_pages = {limit} allows; {self.page_count()} pages were in use)"
+            f" limits.memory_pages = {limit} allows; {counted(self.page_count(), 'page')} in use)"
         )
 
 

@@ -223,9 +223,17 @@ def test_every_template_builds_runs_and_passes_its_smoke_calls(tool: Installed, 
         assert f"{language}-command: 2 smoke calls passed" in smoke
     added = tool.run(project / "guests", "ngixi", "run", "../artifacts/bundles/library-core-0.1.0.ngx", "add", "2", "3")
     assert added.stdout == "5\n"
-    for guest in ("library-core", "c-library", "zig-library"):
-        greeted = tool.run(project, "ngixi", "run", f"artifacts/bundles/{guest}-0.1.0.ngx", "greet", "--input", "Grüße")
+    (project / "large.txt").write_text("x" * (1 << 20))  # the default limits.input_bytes, past 16 pages of memory
+    for guest, no_memory in (
+        ("library-core", "greet ran out of memory (an allocation needed more than limits.memory_pages = 16 allows"),
+        ("c-library", "no memory for the input: raise [limits] memory_pages\nngixi: error: c-library: greet aborted"),
+        ("zig-library", "greet aborted: OutOfMemory in main.greet"),
+    ):
+        bundle = f"artifacts/bundles/{guest}-0.1.0.ngx"
+        greeted = tool.run(project, "ngixi", "run", bundle, "greet", "--input", "Grüße")
         assert (greeted.stdout, greeted.stderr) == ("Hello, Grüße!", f"info: {guest} greets Grüße\n")
+        large = tool.run(project, "ngixi", "run", bundle, "greet", "--input", "@large.txt", check=False)
+        assert (large.returncode, large.stdout) == (5, "") and no_memory in large.stderr  # once an empty success
     for guest in ("command-core", "command-component"):
         greeted = tool.run(project, "ngixi", "run", f"artifacts/bundles/{guest}-0.1.0.ngx", "Ada", "Grace")
         assert greeted.stdout == "Hello, Ada!\nHello, Grace!\n"

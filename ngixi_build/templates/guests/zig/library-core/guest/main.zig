@@ -10,7 +10,8 @@ pub const panic = ngixi.panic;
 
 /// "Hello, <input>!"
 export fn greet() void {
-    const name = ngixi.data.inputAlloc(allocator) catch return;
+    // No memory for the input ends the call with the error's name, never an answer as if it were empty.
+    const name = ngixi.data.inputAlloc(allocator) catch |err| @panic(@errorName(err));
     defer allocator.free(name);
     var line: [128]u8 = undefined;
     const logged = std.fmt.bufPrint(&line, "{{name}} greets {s}", .{name}) catch "{{name}} greets someone";
