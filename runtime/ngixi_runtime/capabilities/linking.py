@@ -28,7 +28,7 @@ from ngixi_runtime.capabilities.context import (
     Stdin,
     StdioSink,
 )
-from ngixi_runtime.capabilities.registry import capability, every_capability, provisions
+from ngixi_runtime.capabilities.registry import capability, provisions
 from ngixi_runtime.errors import GuestError, InvalidInput, NgixiError
 from ngixi_runtime.spec.abi import Errno
 
@@ -67,8 +67,11 @@ def open_context(
         on_stdio=on_stdio,
     )
     if sandbox is None and keeps_sandbox_state(grants):
+        kept = [name for name, options in grants.items() if _needs_sandbox(name, options)]
+        which = f"{kept[0]} capability keeps" if len(kept) == 1 else f"{' and '.join(kept)} capabilities keep"
         raise InvalidInput(
-            f"{guest}: its {_sandboxed()} capabilities need a sandbox directory (ngixi run --sandbox DIR)"
+            f"{guest}: its {which} state in a sandbox directory: give one (ngixi run --sandbox DIR; "
+            "sandboxes=DIR to open_tenant or TenantPool)"
         )
     try:
         for name, options in grants.items():
@@ -124,12 +127,6 @@ def keeps_sandbox_state(grants: Mapping[str, CapabilityOptions]) -> bool:
 def _needs_sandbox(name: str, options: CapabilityOptions) -> bool:
     """Whether the capability keeps this grant's state in the tenant's sandbox (fs without preopens does not)."""
     return capability(name).needs_sandbox and getattr(options, "needs_sandbox", True)
-
-
-def _sandboxed() -> str:
-    """Every capability whose state lives in the tenant's sandbox, as "fs and kv"."""
-    *others, last = [c.name for c in every_capability() if c.needs_sandbox]
-    return f"{', '.join(others)} and {last}" if others else last
 
 
 def counting_calls(function: Callable[..., Result], capability: str, context: HostContext) -> Callable[..., Result]:

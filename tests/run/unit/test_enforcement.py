@@ -315,7 +315,9 @@ def test_kv_quotas_hold_on_real_sqlite(tmp_path: Path, keys: KeyFiles) -> None:
 def test_fs_and_kv_need_a_sandbox(tmp_path: Path, keys: KeyFiles) -> None:
     bundle = make_bundle(tmp_path / "bundle", keys.key, wasm=KV_WASM, manifest=KV_MANIFEST, guest="probe")
     with pytest.raises(
-        InvalidInput, match=r"probe: its fs and kv capabilities need a sandbox directory \(ngixi run --sandbox DIR\)"
+        InvalidInput,
+        match=r"^probe: its kv capability keeps state in a sandbox directory: give one \(ngixi run --sandbox DIR; "
+        r"sandboxes=DIR to open_tenant or TenantPool\)$",
     ):
         open_guest(read_bundle(bundle, load_trust(keys.trust)))
 

@@ -144,7 +144,7 @@ def test_fs_without_preopens_needs_no_sandbox() -> None:
     grants = manifest("[capabilities.fs]\n").capabilities
     context: HostContext = open_context("hello", grants, log_quota=0, stdio_quota=0, sandbox=None)
     context.close()
-    with pytest.raises(InvalidInput, match="need a sandbox directory"):
+    with pytest.raises(InvalidInput, match=r"^hello: its fs capability keeps state in a sandbox directory: give one"):
         open_context(
             "hello",
             manifest('[capabilities.fs]\npreopens = [{ guest = "/d", host = "d" }]\n').capabilities,
