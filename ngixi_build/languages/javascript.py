@@ -28,7 +28,8 @@ class JavaScript(Language):
         return javascript.toolchain_for(state_dir).root / installs.COMPLETE
 
     def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
-        return [*component.catalog_sources(project), project.manifest_path(guest.name)]
+        # The driver too: what it writes into the component (the exports wrapper, the corrected glue) is its own.
+        return [*component.catalog_sources(project), project.manifest_path(guest.name), javascript.DRIVER]
 
     def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
         return {

@@ -35,7 +35,11 @@ class Python(Language):
         return [*component.catalog_sources(project), project.manifest_path(guest.name)]
 
     def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
-        return {"toolchain": python.pinned_version(), "pins": python.toolchain_for(project.state_dir).root.name}
+        return {
+            "toolchain": python.pinned_version(),
+            "pins": python.toolchain_for(project.state_dir).root.name,
+            "entry module": python.ENTRY_DIGEST,  # built into the component beside the guest's own modules
+        }
 
     def install(self, state_dir: Path) -> None:
         python.ensure_python_toolchain(state_dir=state_dir)

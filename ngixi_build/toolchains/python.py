@@ -10,6 +10,7 @@ host offers a component only the interfaces its manifest grants.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -79,6 +80,7 @@ def _report(kind, value, trace):
 
 sys.excepthook = _report
 """
+ENTRY_DIGEST = hashlib.sha256(_ENTRY.encode()).hexdigest()  # a compile's setting: a changed module rebuilds guests
 
 
 class PythonBuildError(NgixiError):

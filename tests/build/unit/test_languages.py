@@ -56,6 +56,18 @@ def test_an_assemblyscript_guest_compiles_its_sources_with_the_toolchain(tmp_pat
     assert deps.settings["language"] == "assemblyscript"
 
 
+def test_what_the_build_writes_into_a_javascript_or_python_component_is_part_of_its_up_to_date_check(
+    tmp_path: Path,
+) -> None:
+    """The JavaScript driver (its exports wrapper, its correction of componentize-js's glue) and the Python guests'
+    entry module go into the component: a new ngixi-build whose driver or module differs rebuilds them, as one whose
+    AssemblyScript library differs rebuilds those guests."""
+    js = guest_project(tmp_path / "js", "g", {"index.js": "export function f() {}\n"}, COMPONENT)
+    assert javascript_toolchain.DRIVER in compile_deps(js, read_guest(js, "g")).file_dep
+    py = guest_project(tmp_path / "py", "g", {"app.py": "import wit_world\n"}, COMPONENT)
+    assert compile_deps(py, read_guest(py, "g")).settings["entry module"] == python_toolchain.ENTRY_DIGEST
+
+
 def needed(project: Project, *guests: str) -> list[str]:
     return [found.name for found in toolchain_languages(project, [read_guest(project, g) for g in guests])]
 
