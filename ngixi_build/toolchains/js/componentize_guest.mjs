@@ -39,8 +39,41 @@ const errors = parsed.errors.filter((error) => error.severity === "Error");
 if (errors.length > 0) fail(errors.map((error) => error.codeframe || `${entry}: ${error.message}`).join("\n"));
 
 // The package exports only an ES module entry, which require.resolve does not see.
-const componentizeJs = path.join(root, "node_modules", "@bytecodealliance", "componentize-js", "src", "componentize.js");
-const { componentize } = await import(pathToFileURL(componentizeJs).href);
+const componentizeJsRoot = path.join(root, "node_modules", "@bytecodealliance", "componentize-js");
+const { componentize } = await import(pathToFileURL(path.join(componentizeJsRoot, "src", "componentize.js")).href);
+// The same module instance componentize.js splices the world's bindings with.
+const splicerModule = path.join(componentizeJsRoot, "lib", "spidermonkey-embedding-splicer.js");
+const { splicer } = await import(pathToFileURL(splicerModule).href);
+
+// componentize-js 0.23.0's glue for a world's exports (jco's bindings, run inside the component) changed values that
+// cross it: its UTF-8 decoder (`new TextDecoder()`) drops a string argument's leading U+FEFF, and its engine hands a
+// core i64 argument over as an unsigned BigInt and takes a returned one as unsigned, where the glue treats both as
+// signed, as JavaScript's WebAssembly API does: an s64 argument of -1 arrived as 18446744073709551615n, and an s64
+// result of -1n trapped (bytecodealliance/ComponentizeJS#343 is the same for imports). The glue is corrected as it is
+// spliced: each export's i64 arguments read as signed, its i64 result given as unsigned; a u64's own conversions, which
+// the glue makes, are unchanged by either. A glue not of the expected form fails the build rather than build it so.
+function correctedGlue(made) {
+  let glue = made.jsBindings.replaceAll("new TextDecoder()", "new TextDecoder('utf-8', { ignoreBOM: true })");
+  for (const [name, signature] of made.exports) {
+    const wide = signature.params.flatMap((type, index) => (type === "i64" ? [index] : []));
+    if (wide.length === 0 && signature.ret !== "i64") continue;
+    const opening = new RegExp(`\\bfunction ${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\(([^)]*)\\) \\{\n`).exec(glue);
+    const end = opening && glue.indexOf("\n}\n", opening.index);
+    if (!opening || end < 0) fail(`componentize-js's glue has no function ${name} of the form this build corrects`);
+    const names = opening[1].split(",").map((param) => param.trim());
+    let body = glue.slice(opening.index + opening[0].length, end);
+    body = wide.map((index) => `  ${names[index]} = BigInt.asIntN(64, BigInt(${names[index]}));\n`).join("") + body;
+    if (signature.ret === "i64") {
+      const returned = body.replace(/\breturn (toU?[Ii]nt64\(ret\));/, "return BigInt.asUintN(64, $1);");
+      if (returned === body) fail(`componentize-js's glue of ${name} returns its i64 in a form this build does not know`);
+      body = returned;
+    }
+    glue = glue.slice(0, opening.index + opening[0].length) + body + glue.slice(end);
+  }
+  return { ...made, jsBindings: glue };
+}
+const spliceBindings = splicer.spliceBindings;
+splicer.spliceBindings = (...args) => correctedGlue(spliceBindings(...args));
 // The wrapper's own functions, written into it by their source text (`writeAt` is the wrapper's import).
 // report: logs what an export throws (or its promise rejects with) as "Name: message (at file:line in function)"
 // for an Error, "uncaught VALUE (in export)" for anything else; from an export returning a result, a thrown value

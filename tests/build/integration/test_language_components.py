@@ -22,6 +22,7 @@ from ngixi_runtime.errors import GuestError
 from ngixi_runtime.guest.component_memory import component_memory_problems
 from ngixi_runtime.guest.manifest import load_manifest
 from ngixi_runtime.loading.loader import open_guest
+from ngixi_runtime.loading.tenants import open_tenant
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import REPO
 from tests.integration import WatchProcess, copy_project, keep_only_guests, run, set_targets
@@ -52,6 +53,12 @@ COUNTER_THROW = '  if (by === -999) throw new Error("no boom here");'  # line 21
 LOG_IMPORT = 'import { write } from "ngixi:host/log@0.1.0";'
 MS_IMPORT = 'import ms from "ms";'
 MS_EXPORT = '\nexport function span(name) {\n  return `${name}: ${ms(name === "boom" ? "" : name)}`;\n}\n'
+# Values componentize-js's own glue changed (the build corrects it): an s64 each way, a string's leading U+FEFF.
+JS_VALUES = (
+    "\nexport function less(by, from) {\n  return from - by;\n}\n"
+    "\nexport function echo(text) {\n  return `${text.length}:${text}`;\n}\n"
+)
+JS_VALUE_EXPORTS = {"less": (["u64", "s64"], ["s64"]), "echo": (["string"], ["string"])}
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +75,15 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     app.write_text(app.read_text().replace(RETURN, f'        if arg0 == "boom":\n{RAISE}\n{DEEPER}\n{RETURN}'))
     index = project / "guests" / GENERATED["javascript"] / "index.js"
     _edit(index, (JS_RETURN, f"{JS_THROW}\n{JS_THROW_MORE}\n{JS_RETURN}"), (LOG_IMPORT, f"{LOG_IMPORT} {MS_IMPORT}"))
-    index.write_text(index.read_text() + JS_MORE + MS_EXPORT)
+    index.write_text(index.read_text() + JS_MORE + MS_EXPORT + JS_VALUES)
     _depend_on_ms(index.parent)
     counter = project / "guests" / "counter-js" / "index.js"  # granted stdio: its WASI writers are Wasmtime's
     counter.write_text(counter.read_text().replace(COUNTER_BUMP, f"{COUNTER_THROW}\n{COUNTER_BUMP}"))
     with (project / "manifests" / f"{GENERATED['javascript']}.toml").open("a") as manifest:
         for export in ("later", "span"):
             manifest.write(f'\n[exports.{export}]\nparams = ["string"]\nresults = ["string"]\n')
+        for export, (params, results) in JS_VALUE_EXPORTS.items():
+            manifest.write(f"\n[exports.{export}]\nparams = {json.dumps(params)}\nresults = {json.dumps(results)}\n")
     smoked = run(project, "doit", *(f"smoke:{guest}" for guest in (*GUESTS, *GENERATED.values())))
     (project.parent / "smoke.log").write_text(smoked.stdout + smoked.stderr)
     return project
@@ -177,6 +186,20 @@ def test_a_javascript_error_is_logged_with_the_guests_line(built: Path) -> None:
         assert failed.returncode == 5
         assert f"{line}\n" in failed.stderr
     assert not list((built / "artifacts" / "wasm").glob(".*.mjs"))  # the wrapper is the build's only
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+def test_a_javascript_guest_takes_and_gives_signed_64_bit_integers_and_any_string(built: Path, isolated: bool) -> None:
+    """componentize-js 0.23.0's engine hands an export's i64 over as unsigned and takes a returned one as unsigned,
+    where its glue treats both as signed (an s64 of -1 arrived as 18446744073709551615n; a result of -1n trapped),
+    and its glue's TextDecoder dropped a string's leading U+FEFF. The build corrects the glue; a u64 is unchanged."""
+    guest = GENERATED["javascript"]
+    bundle = built / "artifacts" / "bundles" / f"{guest}-0.1.0.ngx"
+    with open_tenant(bundle, trust_file=built / ".ngixi" / "trust.toml", isolated=isolated) as tenant:
+        assert tenant.call("less", (1, -1)).values == (-2,)
+        assert tenant.call("less", (2**63, 2**63 - 1)).values == (-1,)
+        assert tenant.call("less", (0, -(2**63))).values == (-(2**63),)
+        assert tenant.call("echo", ("\ufeffx",)).values == ("2:\ufeffx",)
 
 
 def test_a_javascript_guest_imports_an_npm_package_by_name(built: Path) -> None:
