@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -156,8 +157,9 @@ def array(
 
 
 def oversized(raw: Mapping[str, Any], problems: Problems) -> None:
-    """Every key or string longer than `TEXT_BYTES`, array or table of more than `ITEMS` entries and nesting
-    deeper than `DEPTH` in `raw`, whatever its fields; the fields' own checks bound names and paths further."""
+    """Every key or string longer than `TEXT_BYTES`, array or table of more than `ITEMS` entries, nesting
+    deeper than `DEPTH` and value JSON has no form of (a date, nan, inf: a manifest is carried in its bundle's JSON
+    index) in `raw`, whatever its fields; the fields' own checks bound names and paths further."""
     if _within_bounds(raw):  # the walk naming each field only where something is out of bounds
         return
     pending: deque[tuple[str, object, int]] = deque([("", raw, 0)])
@@ -178,6 +180,22 @@ def oversized(raw: Mapping[str, Any], problems: Problems) -> None:
             pending.extend((f"{field}[{index}]", inner, depth + 1) for index, inner in enumerate(value))
         elif isinstance(value, str) and (why := too_long(value, TEXT_BYTES)):
             problems.add(field, why)
+        elif not _has_json_form(value):
+            problems.add(field, _without_json_form(value, field))
+
+
+def _has_json_form(value: object) -> bool:
+    """Whether a TOML value (not a table or array) has a JSON form: all but dates, times, nan and the infinities."""
+    return isinstance(value, str | int) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _without_json_form(value: object, field: str) -> str:
+    if not isinstance(value, float):  # a date or time
+        return (
+            f"a {type_name(value)}: a manifest goes into its bundle's JSON index, which has none; write it as a string"
+        )
+    instead = ' (a float\'s is written "NaN", "Infinity" or "-Infinity")' if field.startswith("smoke[") else ""
+    return f"{value!r}: a manifest goes into its bundle's JSON index, which has no form of it; remove it{instead}"
 
 
 def _within_bounds(raw: Mapping[str, Any]) -> bool:
@@ -193,7 +211,7 @@ def _within_bounds(raw: Mapping[str, Any]) -> bool:
             if depth >= DEPTH or len(value) > ITEMS:
                 return False
             pending.extend((inner, depth + 1) for inner in value)
-        elif isinstance(value, str) and _may_be_too_long(value):
+        elif not _has_json_form(value) or (isinstance(value, str) and _may_be_too_long(value)):
             return False
     return True
 

@@ -3,6 +3,7 @@ and what the harness reports when a call does not do what its entry expects."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -122,11 +123,11 @@ def problems(manifest: str, smoke: str) -> list[str]:
         ),
         (LIBRARY, 'call = "echo"\ninput_base64 = "not base64!"\n', "smoke[0].input_base64: is not base64"),
         (LIBRARY, 'call = "echo"\ninput = "x"\nexpect = 0\n', "smoke[0].expect: echo returns 0 values, the smoke"),
-        (LIBRARY, 'call = "json"\ninput_json = [nan]\n', "smoke[0].input_json: an array cannot be written as JSON"),
+        (LIBRARY, 'call = "json"\ninput_json = [nan]\n', "smoke[0].input_json[0]: nan: a manifest goes into its"),
         (
             LIBRARY,
             'call = "json"\ninput = "1"\nexpect_json = { a = inf }\n',
-            "smoke[0].expect_json: a table cannot be written as JSON",
+            "smoke[0].expect_json.a: inf: a manifest goes into its bundle's JSON index",
         ),
         (
             LIBRARY,
@@ -164,6 +165,24 @@ def problems(manifest: str, smoke: str) -> list[str]:
             'call = "half"\nargs = [2]\nexpect = [1]\n',
             "smoke[0].args[0]: 2 is not an f32 (a float); pass 2.0",
         ),
+        (  # TOML has nan and inf; a bundle's JSON index does not: refused when read, not at the bundle's step
+            LIBRARY + '[exports.half]\nparams = ["f64"]\nresults = ["f64"]\n',
+            'call = "half"\nargs = [nan]\nexpect = [1.0]\n',
+            "smoke[0].args[0]: nan: a manifest goes into its bundle's JSON index, which has no form of it; remove it "
+            '(a float\'s is written "NaN", "Infinity" or "-Infinity")',
+        ),
+        (
+            COMPONENT_LIBRARY,
+            'call = "count"\nargs = ["x"]\nexpect = -inf\n',
+            "smoke[0].expect: -inf: a manifest goes into its bundle's JSON index",
+        ),
+        (
+            LIBRARY,
+            'call = "add"\nargs = [1]\nexpect_error = 1979-05-27T07:32:00Z\n',
+            "smoke[0].expect_error: a datetime: a manifest goes into its bundle's JSON index, which has none; write it",
+        ),
+        (LIBRARY, 'call = "add"\nargs = ["NaN"]\n', "smoke[0].args[0]: nan is not an i32 (a whole number from"),
+        (LIBRARY, 'call = "add"\nargs = ["2"]\n', "smoke[0].args[0]: must be a number (a float's NaN and"),
         (LIBRARY, 'call = "add"\nargs = [2.5]\n', "smoke[0].args[0]: 2.5 is not an i32 (a whole number from"),
         (LIBRARY, 'call = "add"\nargs = [2147483648]\n', "smoke[0].args[0]: 2147483648 does not fit in i32: give"),
         (  # data the guest's limits could never let through: refused when read, not when the smoke call runs
@@ -187,6 +206,14 @@ def problems(manifest: str, smoke: str) -> list[str]:
 def test_an_entry_its_guest_cannot_honour_is_refused_not_dropped(manifest: str, smoke: str, expected: str) -> None:
     found = problems(manifest, "[[smoke]]\n" + smoke)
     assert any(line.startswith(expected) for line in found), found
+
+
+def test_a_core_float_s_nan_and_infinities_are_written_as_the_cli_s_json_writes_them() -> None:
+    smoke = '[[smoke]]\ncall = "half"\nargs = ["NaN"]\nexpect = ["-Infinity"]\n'
+    text = LIBRARY + '[exports.half]\nparams = ["f64"]\nresults = ["f64"]\n' + smoke
+    (call,) = parse_manifest(text, source="m", stem="echo").smoke
+    assert math.isnan(call.args[0]) and call.expect == (-math.inf,)
+    assert parse_manifest(text.replace('"NaN"', '"Infinity"'), source="m", stem="echo").smoke[0].args == (math.inf,)
 
 
 def test_the_older_stdout_key_still_works() -> None:

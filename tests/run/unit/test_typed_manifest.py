@@ -106,7 +106,7 @@ def test_a_command_components_smoke_args_are_its_argv() -> None:
         ('[exports.analyze]\n[[smoke]]\ncall = "analyze"\nargs = "a b"\n', "smoke[0].args: must be an array of the"),
         (
             '[exports.analyze]\n[[smoke]]\ncall = "analyze"\nargs = [1979-05-27]\n',
-            "smoke[0].args[0]: must be a JSON value; write a date or time as a string",
+            "smoke[0].args[0]: a date: a manifest goes into its bundle's JSON index, which has none; write it as a",
         ),
     ],
 )
