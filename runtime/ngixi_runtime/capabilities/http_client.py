@@ -208,9 +208,7 @@ class HttpClient:
             )
         origin, target = _split_url(url)
         if self.options.allowing(origin) is None:
-            self._refuse(
-                Status.DENIED, what, f'{origin} is not in [capabilities.http] allow; add "{origin}" to allow it'
-            )
+            self._refuse(Status.DENIED, what, f"{origin} is not in [capabilities.http] allow; {_to_allow(origin)}")
         return Request(method, url, origin, target, headers, body)
 
     def _redirected(self, request: Request, status: int, url: str, *, first: str) -> Request:
@@ -248,22 +246,50 @@ class HttpClient:
     def _exchange(self, request: Request, deadline: float) -> tuple[int, str | None, bytes]:
         """One request; returns (status, redirect location or None, body)."""
         origin = request.origin
-        return self._send(
-            scheme=origin.scheme,
-            host=origin.host,
-            port=origin.port,
-            address=self._address(request, deadline),
-            method=request.method,
-            target=request.target,
-            headers=request.headers,
-            body=request.body,
-            deadline=deadline,
-            limit=self.options.max_response_bytes,
-        )
+        try:
+            return self._send(
+                scheme=origin.scheme,
+                host=origin.host,
+                port=origin.port,
+                address=self._address(request, deadline),
+                method=request.method,
+                target=request.target,
+                headers=request.headers,
+                body=request.body,
+                deadline=deadline,
+                limit=self.options.max_response_bytes,
+            )
+        except AbiFault as fault:
+            if (why := self._failure(fault.code, deadline)) is not None:
+                self.report(f"{self.guest}: http: {request.method} {request.url} {why}")
+            raise
+
+    def _failure(self, code: int, deadline: float) -> str | None:
+        """What the operator is told of a request that failed on its way (the refusals before it are `_refuse`'s)."""
+        options = self.options
+        if code == Status.TOO_LARGE:
+            size = f"[capabilities.http] max_response_bytes ({options.max_response_bytes})"
+            return f"refused: the response is over {size}; raise it to allow it"
+        if code == Status.TIMEOUT:
+            own = self.call_ends_at() - RETURN_SECONDS <= deadline  # the call's deadline came first
+            ended = "the call's limits.timeout_ms" if own else f"[capabilities.http] timeout_ms ({options.timeout_ms})"
+            return f"timed out: no whole response within {ended}"
+        if code == Status.UNREACHABLE:
+            return "failed: the host could not be resolved or connected to, or gave no whole response"
+        return None
 
     def _refuse(self, status: Status, what: str, why: str) -> NoReturn:
         self.report(f"{self.guest}: http: {what} refused: {why}")
         raise AbiFault(status)
+
+
+def _to_allow(origin: Origin) -> str:
+    """How an allow entry would let a request to `origin` through: a localhost name resolves to a loopback address,
+    which only an entry naming the address itself permits (RFC 6761: such a name is always loopback)."""
+    if origin.host == "localhost" or origin.host.endswith(".localhost"):
+        exact = Origin(origin.scheme, "127.0.0.1", origin.port)
+        return f'{origin.host} is a loopback address, which only its own entry allows: add "{exact}" and fetch that'
+    return f'add "{origin}" to allow it'
 
 
 def _resolved(origin: Origin, deadline: float) -> list[Any]:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ngixi_runtime.capabilities.base import (
     Binder,
@@ -248,8 +248,7 @@ class KvStore:
         return value
 
     def set(self, namespace: str, key: bytes, value: bytes) -> None:
-        if len(value) > self.options.max_value_bytes:
-            raise AbiFault(Status.TOO_LARGE)
+        self.checked_value(len(value))
         with self._transaction() as db:
             known = db.execute("SELECT 1 FROM entries WHERE namespace = ? AND key = ?", (namespace, key)).fetchone()
             if known is None:
@@ -257,7 +256,11 @@ class KvStore:
                 # would add max_keys more to the file.
                 (count,) = db.execute("SELECT COUNT(*) FROM entries").fetchone()
                 if count >= self.options.max_keys:
-                    raise AbiFault(Status.QUOTA_EXCEEDED)
+                    self._refuse(
+                        Status.QUOTA_EXCEEDED,
+                        f"a new key refused: the store holds {count} keys, its limit "
+                        "([capabilities.kv] max_keys); raise it, or delete keys",
+                    )
             db.execute("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", (namespace, key, value))
 
     def delete(self, namespace: str, key: bytes) -> None:
@@ -279,20 +282,35 @@ class KvStore:
     def granted(self, namespace: str) -> str:
         """The namespace, if the manifest grants it (else DENIED, and the operator is told)."""
         if namespace not in self.options.namespaces:
-            self.report(
-                f'{self.guest}: kv: namespace "{namespace}" refused: not in [capabilities.kv] namespaces; '
-                "add it to allow it"
+            self._refuse(
+                Status.DENIED,
+                f'namespace "{namespace}" refused: not in [capabilities.kv] namespaces; add it to allow it',
             )
-            raise AbiFault(Status.DENIED)
         return namespace
 
-    @staticmethod
-    def checked_key(length: int, key: Callable[[], bytes]) -> bytes:
+    def checked_key(self, length: int, key: Callable[[], bytes]) -> bytes:
         if length == 0:
-            raise AbiFault(Status.INVALID)
+            self._refuse(Status.INVALID, "an empty key refused: a key is 1 to 1024 bytes")
         if length > MAX_KEY_BYTES:
-            raise AbiFault(Status.TOO_LARGE)
+            self._refuse(Status.TOO_LARGE, f"a key of {length} bytes refused: a key is 1 to {MAX_KEY_BYTES} bytes")
         return key()
+
+    def given_key(self, key: bytes) -> bytes:
+        """A component's key, checked as a core guest's is."""
+        return self.checked_key(len(key), lambda: key)
+
+    def checked_value(self, length: int) -> None:
+        if length > self.options.max_value_bytes:
+            self._refuse(
+                Status.TOO_LARGE,
+                f"a value of {length} bytes refused: over [capabilities.kv] max_value_bytes "
+                f"({self.options.max_value_bytes}); raise it to allow it",
+            )
+
+    def _refuse(self, status: Status, why: str) -> NoReturn:
+        """Tells the operator why the guest's call is refused (a line of level host), and refuses it."""
+        self.report(f"{self.guest}: kv: {why}")
+        raise AbiFault(status)
 
     def _namespace(self, memory: GuestMemory, pointer: int, length: int) -> str:
         return self.granted(read_utf8(memory, pointer, length))
@@ -309,8 +327,7 @@ class KvStore:
     def kv_set(
         self, memory: GuestMemory, ns: int, ns_length: int, key: int, key_length: int, value: int, value_length: int
     ) -> None:
-        if value_length > self.options.max_value_bytes:
-            raise AbiFault(Status.TOO_LARGE)
+        self.checked_value(value_length)  # before the namespace and key are read: their lengths are the guest's
         namespace, name = self._namespace(memory, ns, ns_length), self._key(memory, key, key_length)
         self.set(namespace, name, memory.read(value, value_length))
 
@@ -329,7 +346,7 @@ class KvStore:
         out: int,
     ) -> None:
         if prefix_length > MAX_KEY_BYTES:
-            raise AbiFault(Status.TOO_LARGE)
+            self._refuse(Status.TOO_LARGE, f"a prefix of {prefix_length} bytes refused: a key is 1 to {MAX_KEY_BYTES}")
         keys = self.keys(self._namespace(memory, ns, ns_length), memory.read(prefix, prefix_length))
         copy_out(memory, b"".join(struct.pack("<I", len(k)) + k for k in keys), buffer, size, out)
 
@@ -375,10 +392,6 @@ def _check_objects(connection: sqlite3.Connection) -> None:
         )
 
 
-def _key(key: bytes) -> bytes:
-    return KvStore.checked_key(len(key), lambda: key)
-
-
 def _open_state(options: KvOptions, context: HostContext, sandbox: Sandbox | None) -> KvStore:
     assert sandbox is not None  # needs_sandbox: opening the context refused a missing one
     return KvStore(
@@ -408,9 +421,9 @@ CAPABILITY = Capability(
     needs_sandbox=True,
     interface="kv",
     component_host={
-        "get": _component(lambda store, ns, key, _: store.get(ns, _key(key))),
-        "set": _component(lambda store, ns, key, rest: store.set(ns, _key(key), rest[0])),
-        "delete": _component(lambda store, ns, key, _: store.delete(ns, _key(key))),
+        "get": _component(lambda store, ns, key, _: store.get(ns, store.given_key(key))),
+        "set": _component(lambda store, ns, key, rest: store.set(ns, store.given_key(key), rest[0])),
+        "delete": _component(lambda store, ns, key, _: store.delete(ns, store.given_key(key))),
         "keys": _component(lambda store, ns, prefix, _: store.keys(ns, prefix)),
     },
     component_types={

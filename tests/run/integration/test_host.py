@@ -278,6 +278,8 @@ def test_a_fetch_stalled_past_the_guests_deadline_ends_with_timeout_inside_the_c
         assert time.monotonic() - started < 1.5
         assert StallingHandler.paths.get(timeout=5) == "/stall"  # the guest was inside http_fetch
         assert result.values == (-Status.TIMEOUT,)
+        (said,) = [line.message for line in result.logs if line.level == "host"]  # the operator is told which limit
+        assert said.endswith("/stall timed out: no whole response within the call's limits.timeout_ms")
         assert tenant.call("fetch_elsewhere", ()).values == (-1,)
 
 

@@ -266,7 +266,11 @@ def test_kv_functions_return_values_or_error_cases(context: HostContext) -> None
     assert kv["get"]("other", b"n") == "denied"
     assert kv["get"]("counters", b"") == "invalid"
     assert kv["delete"]("counters", b"n") is None
-    assert context.output.logs[-1].message.startswith('hello-component: kv: namespace "other" refused')
+    assert [line.message.partition(" refused")[0] for line in context.output.logs] == [
+        "hello-component: kv: a new key",
+        'hello-component: kv: namespace "other"',
+        "hello-component: kv: an empty key",
+    ]
 
 
 def test_an_ungranted_capability_traps(context: HostContext) -> None:

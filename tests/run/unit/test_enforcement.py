@@ -271,7 +271,8 @@ def test_http_is_allowed_only_where_the_list_says(tmp_path: Path, keys: KeyFiles
         assert returns(guest, "other_host") == Status.DENIED
         assert returns(guest, "redirected") == Status.DENIED
         assert [r.split(" refused: ")[1] for r in host_lines(guest)] == [
-            f'http://localhost:{port} is not in [capabilities.http] allow; add "http://localhost:{port}" to allow it'
+            f"http://localhost:{port} is not in [capabilities.http] allow; localhost is a loopback address, which only "
+            f'its own entry allows: add "http://127.0.0.1:{port}" and fetch that'
         ] * 2
 
 

@@ -105,6 +105,27 @@ def test_quotas_hold(guest: Guest, tmp_path: Path) -> None:
         assert db.execute("SELECT COUNT(*) FROM entries").fetchone() == (3,)
 
 
+def test_each_refusal_is_told_to_the_operator_with_the_option_to_raise(tmp_path: Path) -> None:
+    """README: refusals are reported as host lines; a namespace's were, a value, key or quota refusal was the guest's
+    status alone (TOO_LARGE, QUOTA_EXCEEDED, INVALID), leaving the operator to guess which limit."""
+    told: list[str] = []
+    guest = Guest(open_guest(tmp_path / "kv.sqlite3", report=told.append))
+    assert guest.set("counters", b"big", b"123456789") == Status.TOO_LARGE
+    assert guest.set("counters", b"", b"v") == Status.INVALID
+    assert guest.get("counters", b"x" * (MAX_KEY_BYTES + 1))[0] == Status.TOO_LARGE
+    assert [guest.set("counters", key, b"v") for key in (b"a", b"b", b"c", b"d")][-1] == Status.QUOTA_EXCEEDED
+    assert guest.set("sessions", b"k", b"v") == Status.DENIED
+    assert told == [
+        "g: kv: a value of 9 bytes refused: over [capabilities.kv] max_value_bytes (8); raise it to allow it",
+        "g: kv: an empty key refused: a key is 1 to 1024 bytes",
+        "g: kv: a key of 1025 bytes refused: a key is 1 to 1024 bytes",
+        "g: kv: a new key refused: the store holds 3 keys, its limit ([capabilities.kv] max_keys); raise it, or delete"
+        " keys",
+        'g: kv: namespace "sessions" refused: not in [capabilities.kv] namespaces; add it to allow it',
+    ]
+    guest.ctx.close()
+
+
 def test_keys_of_namespaces_no_longer_granted_still_count(tmp_path: Path) -> None:
     """A signer's next version naming new namespaces does not get max_keys more of the operator's disk."""
     database = tmp_path / "tenant" / "kv.sqlite3"
