@@ -7,6 +7,7 @@ capability's name; nothing here knows which capabilities exist.
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -250,6 +251,7 @@ class HostContext:
         "aborted",
         "args",
         "call_ends_at",
+        "clock_origin_ns",
         "closers",
         "data",
         "env",
@@ -294,6 +296,7 @@ class HostContext:
         self.states: dict[str, CapabilityState] = {}  # by capability name
         self.closers: list[Callable[[], None]] = []  # run first by close()
         self.call_ends_at = math.inf  # when the current call reaches limits.timeout_ms (time.monotonic)
+        self.clock_origin_ns = time.monotonic_ns()  # where the guest's monotonic clock reads 0 (capabilities/clock.py)
         self.data = CallData()
         self.aborted: str | None = None  # the guest's abort message in the current call (its trap follows)
 
