@@ -242,6 +242,9 @@ class CapabilityState(Protocol):
 
 
 DEFAULT_OPEN_FILES = 128  # limits.open_files unless the manifest says otherwise
+# Directories one path's resolution holds open at once (capabilities/wasi_paths.py), each a host descriptor; a call
+# resolving two paths (a rename, a link) holds twice as many.
+MAX_PATH_DEPTH = 256
 
 
 class HostContext:

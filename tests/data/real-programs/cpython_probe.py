@@ -563,6 +563,19 @@ def name_too_long() -> None:
 
 
 @check
+def deep_directories() -> list[object]:
+    import shutil
+
+    deepest = "/work/deep/" + "d/" * 200
+    os.makedirs(deepest)
+    Path(deepest, "f").write_text("at the bottom")
+    os.rename(deepest + "f", deepest + "g")
+    found: list[object] = [len(deepest), Path(deepest, "g").read_text()]
+    shutil.rmtree("/work/deep")
+    return [*found, os.path.exists("/work/deep")]
+
+
+@check
 def renaming() -> list[object]:
     Path("/work/first.txt").write_text("first")
     Path("/work/second.txt").write_text("second")
