@@ -415,6 +415,20 @@ def large_write() -> list[object]:
 
 
 @check
+def one_write_of_20_mib() -> list[object]:
+    data = bytes(20 << 20)
+    fd = os.open("/work/once.bin", os.O_WRONLY | os.O_CREAT)
+    written = os.write(fd, data)  # what one write moves, which a program must check
+    os.close(fd)
+    with open("/work/buffered.bin", "wb") as buffered:
+        buffered.write(data)  # writes on until all is written
+    found: list[object] = [written, os.path.getsize("/work/once.bin"), os.path.getsize("/work/buffered.bin")]
+    os.unlink("/work/once.bin")
+    os.unlink("/work/buffered.bin")
+    return found
+
+
+@check
 def seek_and_tell() -> list[object]:
     with open("/work/seek.txt", "w+b") as file:
         file.write(b"0123456789")
