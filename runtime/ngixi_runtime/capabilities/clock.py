@@ -1,5 +1,8 @@
 """The `clock` capability: WASI clocks (wall, monotonic, process and thread CPU time), and waiting on them.
 
+The monotonic clock counts from the instance's start (its host context's making), as Wasmtime's WASI does (a
+component guest's too): the host's own counts from its boot, which a guest has no business knowing.
+
 `poll_oneoff` sleeps until the first clock subscription is due (at most until the call's own deadline);
 descriptor subscriptions are answered by the fs capability's descriptor table when it is granted (files
 are always ready), else stdin (when granted) is ready to read and stdout and stderr (when stdio is
@@ -21,9 +24,10 @@ from ngixi_runtime.capabilities.context import HostContext, HostFunction
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.spec.abi import U64, AbiFault, Errno, write_u32, write_u64
 
+_MONOTONIC = 1
 _CLOCKS: dict[int, Callable[[], int]] = {
     0: time.time_ns,
-    1: time.monotonic_ns,
+    _MONOTONIC: time.monotonic_ns,
     2: time.process_time_ns,
     3: time.thread_time_ns,
 }
@@ -41,12 +45,21 @@ def _resolution_ns(clock_id: int) -> int:
     return max(1, round(time.clock_getres(_HOST_CLOCK_IDS[clock_id]) * 1_000_000_000))
 
 
+def _now(ctx: HostContext, clock_id: int) -> int:
+    """The guest's reading of a clock WASI defines (else `INVAL`)."""
+    clock = _CLOCKS.get(clock_id)
+    if clock is None:
+        raise AbiFault(Errno.INVAL)
+    return clock() - ctx.clock_origin_ns if clock_id == _MONOTONIC else clock()
+
+
 def _clock_time_get(ctx: HostContext) -> HostFunction:
     def clock_time_get(clock_id: int, precision: int, out: int) -> int:
-        clock = _CLOCKS.get(clock_id)
-        if clock is None:
-            return Errno.INVAL
-        write_u64(ctx.mem, out, clock())
+        try:
+            now = _now(ctx, clock_id)
+        except AbiFault as fault:
+            return fault.code
+        write_u64(ctx.mem, out, now)
         return Errno.SUCCESS
 
     return clock_time_get
@@ -104,10 +117,8 @@ def _answer(ctx: HostContext, subscriptions: list[tuple[int, int, int, int, int,
     for userdata, tag, clock_id, timeout, _, flags in subscriptions:
         if tag != _CLOCK:
             continue
-        clock = _CLOCKS.get(clock_id)
-        if clock is None:
-            raise AbiFault(Errno.INVAL)
-        due.append((max(0, (timeout & U64) - clock()) if flags & _ABSTIME else timeout & U64, userdata))
+        now = _now(ctx, clock_id)
+        due.append((max(0, (timeout & U64) - now) if flags & _ABSTIME else timeout & U64, userdata))
     if found or not due:
         return found
     wait = min(delay for delay, _ in due)

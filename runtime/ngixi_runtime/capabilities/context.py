@@ -7,6 +7,7 @@ capability's name; nothing here knows which capabilities exist.
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -241,6 +242,9 @@ class CapabilityState(Protocol):
 
 
 DEFAULT_OPEN_FILES = 128  # limits.open_files unless the manifest says otherwise
+# Directories one path's resolution holds open at once (capabilities/wasi_paths.py), each a host descriptor; a call
+# resolving two paths (a rename, a link) holds twice as many.
+MAX_PATH_DEPTH = 256
 
 
 class HostContext:
@@ -250,6 +254,7 @@ class HostContext:
         "aborted",
         "args",
         "call_ends_at",
+        "clock_origin_ns",
         "closers",
         "data",
         "env",
@@ -294,6 +299,7 @@ class HostContext:
         self.states: dict[str, CapabilityState] = {}  # by capability name
         self.closers: list[Callable[[], None]] = []  # run first by close()
         self.call_ends_at = math.inf  # when the current call reaches limits.timeout_ms (time.monotonic)
+        self.clock_origin_ns = time.monotonic_ns()  # where the guest's monotonic clock reads 0 (capabilities/clock.py)
         self.data = CallData()
         self.aborted: str | None = None  # the guest's abort message in the current call (its trap follows)
 

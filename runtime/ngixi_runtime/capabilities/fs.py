@@ -373,9 +373,11 @@ def _identity(path: Path) -> tuple[int, int] | None:
 
 
 def _open_state(options: FsOptions, context: HostContext, sandbox: Sandbox | None) -> WasiFilesystem:
-    # fs's table answers for fds 0-2 too, each only when its own capability is granted.
+    # fs's table answers for fds 0-2 too: 1 and 2 only when stdio is granted; 0 reads the caller's input when stdin
+    # is, else none (end of file), as Wasmtime's WASI (a component guest's too) gives a program no input: CPython
+    # opens all three as it starts, and a 0 not open stopped it there.
     console = context if "stdio" in context.grants else None
-    stdin = context.stdin if "stdin" in context.grants else None
+    stdin = context.stdin  # empty unless granted (linking.caller_stdin)
     if not options.preopens:
         return WasiFilesystem.over([], guest=context.guest, console=console, stdin=stdin, open_files=context.open_files)
     assert sandbox is not None  # needs_sandbox: opening the context refused a missing one

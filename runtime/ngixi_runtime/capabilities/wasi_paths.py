@@ -3,7 +3,7 @@
 Every step opens the next directory with `O_NOFOLLOW` relative to the one before (openat), and a
 symlink is read and followed here, by the same rules, only while its target stays beneath the
 root: an absolute target or a `..` above the root is `ESCAPE`, more than `MAX_SYMLINKS` links
-is LOOP, a path (links expanded) deeper than `MAX_DEPTH` directories is NAMETOOLONG, so no path can
+is LOOP, a path (links expanded) deeper than `MAX_PATH_DEPTH` directories is NAMETOOLONG, so no path can
 make the host hold more than that many descriptors. The last component is handed to the caller as
 (directory descriptor, name), for a system call that does not follow symlinks itself (`O_NOFOLLOW`,
 `follow_symlinks=False`, unlinkat, renameat), so a symlink swapped in while a path is resolved makes
@@ -22,11 +22,11 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
+from ngixi_runtime.capabilities.context import MAX_PATH_DEPTH
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import AbiFault, Errno
 
 MAX_SYMLINKS = 32
-MAX_DEPTH = 256  # directories held open at once while resolving one path (each is a host descriptor)
 # What a path leaving its root answers: PERM, as Wasmtime's WASI (cap-std) answers, so that core guests and
 # component guests (whose WASI is Wasmtime's) agree; the witx leaves the errno open.
 ESCAPE = Errno.PERM
@@ -82,7 +82,7 @@ def _walk(stack: list[int], path: str, follow: bool, name_itself: bool) -> Targe
             continue
         if last:
             return Target(stack[-1], name, trailing)
-        if len(stack) > MAX_DEPTH:
+        if len(stack) > MAX_PATH_DEPTH:
             raise AbiFault(Errno.NAMETOOLONG)
         stack.append(os.open(name, DIRECTORY_FLAGS, dir_fd=stack[-1]))
     return Target(stack[-1], ".")

@@ -16,7 +16,8 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ngixi_runtime.capabilities.wasi_paths import DIRECTORY_FLAGS, MAX_DEPTH
+from ngixi_runtime.capabilities.context import MAX_PATH_DEPTH
+from ngixi_runtime.capabilities.wasi_paths import DIRECTORY_FLAGS
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import AbiFault, Errno
 
@@ -48,7 +49,7 @@ class DiskQuota:
         """The quota with what the directories (open descriptors, none inside another) hold now; `mounts`: the
         directories (device and inode) whose own names are not counted, and those whose contents are not either.
 
-        The walk stops past `max_names`, or below `MAX_DEPTH` directories (deeper than any path the guest
+        The walk stops past `max_names`, or below `MAX_PATH_DEPTH` directories (deeper than any path the guest
         may give, but a guest can build it one directory descriptor at a time): the quota is then taken
         as full, and the guest may add nothing until it removes what it holds.
         """
@@ -62,7 +63,7 @@ class DiskQuota:
         return quota
 
     def _walk(self, root: int, seen: set[tuple[int, int]], mounts: Mounts) -> bool:
-        """Counts the names and file bytes under `root`; False once past `max_names` or `MAX_DEPTH`.
+        """Counts the names and file bytes under `root`; False once past `max_names` or `MAX_PATH_DEPTH`.
 
         Depth first, holding one descriptor per level (a directory's names are read whole when it is
         entered), without recursion: neither a deep tree nor a wide one runs the host out of either.
@@ -87,7 +88,7 @@ class DiskQuota:
                 if self.used_names > self.max_names:
                     return False
                 if stat.S_ISDIR(info.st_mode):
-                    if len(levels) > MAX_DEPTH:
+                    if len(levels) > MAX_PATH_DEPTH:
                         return False
                     inner = _directory_still(name, directory)
                     if inner is None:

@@ -50,15 +50,16 @@ _IMPORTED_BY_STD = {  # what a bare grant of a capability a language's standard 
 }
 
 
-def _grant_advice(capability: str) -> str:
-    """What to do of an import the manifest does not grant: for one a standard library imports in every program,
-    that removing the import is not the author's to do and that a bare grant gives nothing away."""
+def _grant_advice(capability: str, imports: int = 1) -> str:
+    """What to do of imports the manifest does not grant: for those a standard library makes in every program,
+    that removing them is not the author's to do and that a bare grant gives nothing away."""
+    them, imported = ("it", "the import") if imports == 1 else ("them", "the imports")
     passes = _IMPORTED_BY_STD.get(capability)
     if passes is None:
-        return "grant it in the manifest or remove the import"
+        return f"grant it in the manifest or remove {imported}"
     return (
-        f"a language's standard library may import it (Rust's std, wasi-libc): grant it in the manifest, where a bare "
-        f"[capabilities.{capability}] {passes}, or remove the import"
+        f"a language's standard library may import {them} (Rust's std, wasi-libc): grant it in the manifest, where a "
+        f"bare [capabilities.{capability}] {passes}, or remove {imported}"
     )
 
 
@@ -84,11 +85,28 @@ def _import_problem(manifest: Manifest, imp: Import, known: Mapping[tuple[str, s
             f"capabilities: the guest imports {imp.qualified} as {imp.signature}, "
             f"but the host provides {found.host_import.signature}"
         )
-    names = [c.name for c in found.capabilities]
-    if not found.is_baseline and not manifest.grants & set(names):
-        tables = " or ".join(f"[capabilities.{name}]" for name in names)
-        return f"capabilities.{names[0]}: import {imp.qualified} needs {tables}; {_grant_advice(names[0])}"
     return None
+
+
+def _grants_needed(manifest: Manifest, imp: Import, known: Mapping[tuple[str, str], Provision]) -> tuple[str, ...]:
+    """The capabilities that would each grant a host function the module imports as the host provides it, when the
+    manifest grants none of them (else nothing)."""
+    found = known.get((imp.module, imp.name))
+    if imp.kind != "func" or found is None or found.is_baseline or imp.signature != found.host_import.signature:
+        return ()
+    names = tuple(c.name for c in found.capabilities)
+    return () if manifest.grants & set(names) else names
+
+
+def _grant_problem(capabilities: tuple[str, ...], module: str, names: list[str]) -> str:
+    """One line for the imports of `module` that these capabilities would grant: a prebuilt program imports dozens
+    of WASI functions, and a line for each hid the grants past the first 20 problems."""
+    tables = " or ".join(f"[capabilities.{name}]" for name in capabilities)
+    advice = _grant_advice(capabilities[0], len(names))
+    if len(names) == 1:
+        return f"capabilities.{capabilities[0]}: import {module}.{names[0]} needs {tables}; {advice}"
+    named = ", ".join(names[:_NAMED]) + (", ..." if len(names) > _NAMED else "")
+    return f"capabilities.{capabilities[0]}: {len(names)} imports of {module} ({named}) need {tables}; {advice}"
 
 
 def _unknown_module_problem(module: str, names: list[str]) -> str:
@@ -99,20 +117,30 @@ def _unknown_module_problem(module: str, names: list[str]) -> str:
     return f'capabilities: the guest imports {what} from unknown module "{module}"{listed}: {advice}'
 
 
+ImportGroup = tuple[str, tuple[str, ...]]  # a module, and the capabilities that would grant its imports (none: unknown)
+
+
+def _group_problem(group: ImportGroup, names: list[str]) -> str:
+    module, capabilities = group
+    return _grant_problem(capabilities, module, names) if capabilities else _unknown_module_problem(module, names)
+
+
 def _import_problems(manifest: Manifest, info: ModuleInfo) -> list[str]:
     def problems(everything: bool) -> list[str]:
         known = provisions() if everything else provisions(manifest.grants)
         hosted = {module for module, _ in known}  # of the granted only, first: a module not among them is a problem
-        unknown: dict[str, list[str]] = {}  # one line per module no capability has, at its first import
-        found: list[str | tuple[str, list[str]]] = []
+        grouped: dict[ImportGroup, list[str]] = {}  # one line per group, where its first import is
+        found: list[str | ImportGroup] = []
         for imp in info.imports:
-            if imp.kind == "func" and imp.module not in hosted:
-                if imp.module not in unknown:
-                    found.append((imp.module, unknown.setdefault(imp.module, [])))
-                unknown[imp.module].append(imp.name)
+            unknown_module = imp.kind == "func" and imp.module not in hosted
+            needed = () if unknown_module else _grants_needed(manifest, imp, known)
+            if unknown_module or needed:
+                if (imp.module, needed) not in grouped:
+                    found.append((imp.module, needed))
+                grouped.setdefault((imp.module, needed), []).append(imp.name)
             elif problem := _import_problem(manifest, imp, known):
                 found.append(problem)
-        return [p if isinstance(p, str) else _unknown_module_problem(*p) for p in found]
+        return [p if isinstance(p, str) else _group_problem(p, grouped[p]) for p in found]
 
     return _granted_then_every(problems)
 

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from ngixi_runtime.bundles.reader import reopen_verified
-from ngixi_runtime.capabilities.context import LogLine, Sandbox
+from ngixi_runtime.capabilities.context import MAX_PATH_DEPTH, LogLine, Sandbox
 from ngixi_runtime.errors import GuestError, NgixiError
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.loading.calls import CallFailed, empty_result, measure, spends_the_instance
@@ -137,11 +137,12 @@ def _stack_bytes() -> int | None:
 
 def _limit_descriptors(guest: Guest) -> None:
     """Caps descriptor numbers (RLIMIT_NOFILE) at those this process holds once the guest is open, the host's room for
-    a call's own and the guest's limits.open_files: a guest keeping files open through Wasmtime's WASI (a component's,
-    which nothing else counts) is answered EMFILE here rather than taking descriptors of the whole system."""
+    a call's own (the directories of the two paths a rename resolves among them) and the guest's limits.open_files: a
+    guest keeping files open through Wasmtime's WASI (a component's, which nothing else counts) is answered EMFILE here
+    rather than taking descriptors of the whole system."""
     held = max(int(name) for name in os.listdir(_DESCRIPTOR_FOLDER)) + 1
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    wanted = held + _HOST_CALL_DESCRIPTORS + guest.manifest.limits.open_files
+    wanted = held + _HOST_CALL_DESCRIPTORS + 2 * MAX_PATH_DEPTH + guest.manifest.limits.open_files
     limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 

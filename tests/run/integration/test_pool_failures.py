@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import wasmtime
 
 from ngixi_runtime.errors import InvalidInput, NgixiError, VerificationError
-from ngixi_runtime.loading.tenants import CallFailed, CallResult, TenantPool
+from ngixi_runtime.loading import tenants
+from ngixi_runtime.loading.isolated import IsolatedTenant
+from ngixi_runtime.loading.tenants import CallFailed, CallResult, InProcessTenant, TenantPool, open_tenant
 from tests.conftest import KeyFiles, make_bundle
 
 pytestmark = pytest.mark.integration
@@ -73,3 +77,26 @@ def test_one_name_added_from_two_threads_at_once_opens_one_tenant(tmp_path: Path
         unknown, served = pool.call_many([("b", "run", ()), ("a", "run", ())])
     assert isinstance(unknown, NgixiError) and str(unknown).startswith("tenant 'b' is not in the pool")
     assert isinstance(served, CallResult) and served.values == (1,)
+
+
+def test_a_tenant_whose_pool_closed_while_it_opened_is_closed_too(
+    tmp_path: Path, keys: KeyFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """close() closed the tenants it found, and add() then stored the one it was opening: its child process and
+    bundle descriptor lived until the host ended (close() also iterated the names while add() changed them)."""
+    bundle = make_bundle(tmp_path, keys.key, wasm=bytes(wasmtime.wat2wasm(WAT)), manifest=MANIFEST, guest="g")
+    pool = TenantPool(trust_file=keys.trust, state_dir=tmp_path / "state")
+    descriptors = len(os.listdir("/proc/self/fd"))
+
+    def closing_meanwhile(*args: Any, **kwargs: Any) -> IsolatedTenant | InProcessTenant:
+        opened = open_tenant(*args, **kwargs)
+        assert opened.call("run").values == (1,)  # its child is running
+        pool.close()
+        return opened
+
+    monkeypatch.setattr(tenants, "open_tenant", closing_meanwhile)
+    with pytest.raises(InvalidInput, match=r"^tenant 'a': the pool was closed while it was being added$"):
+        pool.add("a", bundle)
+    assert len(os.listdir("/proc/self/fd")) == descriptors  # its bundle and its child's pipes
+    with pytest.raises(InvalidInput, match=r"^tenant 'b': the pool is closed; add tenants to a new one$"):
+        pool.add("b", bundle)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ngixi_runtime.capabilities.context import LOG_LINES_PER_CALL
+from ngixi_runtime.capabilities.context import LOG_LINES_PER_CALL, MAX_PATH_DEPTH
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.loading.isolated import IsolatedTenant
 from ngixi_runtime.loading.tenants import open_tenant
@@ -67,7 +67,9 @@ WASM = module(
     data=[(DOT_AT, b"."), (LINE_AT, b"ok")],
 )
 MFILE = 33
-HOST_ROOM = 64  # the descriptors a tenant child keeps for a call's own beside those it held when the guest opened
+# The descriptors a tenant child keeps for a call's own beside those it held when the guest opened: 64, and the
+# directories of the two paths a rename resolves.
+HOST_ROOM = 64 + 2 * MAX_PATH_DEPTH
 
 
 @pytest.fixture

@@ -156,6 +156,28 @@ def test_the_imports_of_a_module_no_capability_has_make_one_line() -> None:
     ]
 
 
+def test_the_imports_one_grant_would_cover_make_one_line() -> None:
+    """CPython's python.wasm imports 45 WASI functions: with nothing granted, a line for each hid all but the first
+    20 (args, env, clock and most of fs) behind "… and 17 more problems", and stdin and random were found only at
+    the next build."""
+    wasi = "wasi_snapshot_preview1"
+    fs = [Imp(wasi, name, ["i32", "i32"], ["i32"]) for name in ("fd_prestat_get", "fd_filestat_get")]
+    fs += [PATH_OPEN, Imp(wasi, "fd_sync", ["i32"], ["i32"]), Imp(wasi, "fd_datasync", ["i32"], ["i32"])]
+    environ = [Imp(wasi, name, ["i32", "i32"], ["i32"]) for name in ("environ_sizes_get", "environ_get")]
+    random = Imp(wasi, "random_get", ["i32", "i32"], ["i32"])
+    wasm = module(imports=[LOG, environ[0], *fs[:2], random, *fs[2:], environ[1]], functions=[ADD])
+    assert problems(HELLO_MANIFEST, wasm) == [
+        f"{F}: capabilities.env: 2 imports of {wasi} (environ_sizes_get, environ_get) need [capabilities.env]; a "
+        "language's standard library may import them (Rust's std, wasi-libc): grant it in the manifest, where a bare "
+        "[capabilities.env] passes no variables, or remove the imports",
+        f"{F}: capabilities.fs: 5 imports of {wasi} (fd_prestat_get, fd_filestat_get, path_open, ...) need "
+        "[capabilities.fs]; grant it in the manifest or remove the imports",
+        f"{F}: capabilities.random: import {wasi}.random_get needs [capabilities.random]; grant it in the manifest "
+        "or remove the import",
+    ]
+    assert problems(HELLO_MANIFEST + "[capabilities.env]\n[capabilities.fs]\n[capabilities.random]\n", wasm) == []
+
+
 def test_a_module_of_an_older_wasi_is_told_to_rebuild_for_preview_1() -> None:
     """WASI snapshot 0 (`wasi_unstable`, old wasi-sdk and Rust's wasm32-wasi before 2020) has the same functions
     under another module name, some with other signatures."""

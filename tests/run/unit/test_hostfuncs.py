@@ -150,6 +150,27 @@ def test_clock_res_get_answers_each_host_clocks_own_resolution() -> None:
     assert host(ctx, "wasi_snapshot_preview1.clock_res_get")(4, 8) == Errno.INVAL
 
 
+def monotonic(ctx: HostContext) -> int:
+    assert host(ctx, "wasi_snapshot_preview1.clock_time_get")(1, 0, 8) == Errno.SUCCESS
+    return int(struct.unpack("<Q", ctx.mem.read(8, 8))[0])
+
+
+def test_the_monotonic_clock_counts_from_the_instances_start_not_the_hosts_boot() -> None:
+    """Found by CPython's time.monotonic() in a guest: it read the host's uptime (971 s), where Wasmtime's WASI (and
+    a component guest's) reads the time since the instance started (0.06 s). A sleep until a time of that clock
+    (ABSTIME, as clock_nanosleep asks it) still sleeps until then."""
+    first = context()
+    time.sleep(0.05)
+    second = context()
+    first_reads, second_reads = monotonic(first), monotonic(second)
+    assert first_reads - second_reads >= 50_000_000 and second_reads < 10**9
+    poll_oneoff = host(second, "wasi_snapshot_preview1.poll_oneoff")
+    second.mem.write(0, SUBSCRIPTION.pack(7, 0, 1, monotonic(second) + 30_000_000, 0, 1))  # ABSTIME, 30 ms on
+    started = time.monotonic()
+    assert poll_oneoff(0, 100, 1, 200) == Errno.SUCCESS
+    assert 0.03 <= time.monotonic() - started < 1
+
+
 def test_ngixi_run_exits_with_the_guests_code_or_1_for_one_no_process_can_exit_with() -> None:
     codes = [0, 7, 255, 256, 512, 0xFFFFFFFF]
     assert [process_exit_code(code) for code in codes] == [0, 7, 255, 1, 1, 1]  # 256 would read as success

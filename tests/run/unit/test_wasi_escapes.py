@@ -22,6 +22,7 @@ import pytest
 from ngixi_runtime import files
 from ngixi_runtime.capabilities import wasi_paths
 from ngixi_runtime.capabilities.base import Mount
+from ngixi_runtime.capabilities.context import MAX_PATH_DEPTH
 from ngixi_runtime.capabilities.wasi_files import WasiFilesystem
 from ngixi_runtime.capabilities.wasi_quota import DiskQuota
 from ngixi_runtime.errors import GuestError, InvalidInput
@@ -588,11 +589,11 @@ def test_a_removed_file_frees_nothing_while_open_or_named_elsewhere(sandbox: Pat
 def test_a_tree_too_deep_to_walk_fills_the_quota_instead_of_hiding_from_it(sandbox: Path) -> None:
     """A guest can nest directories one descriptor at a time, deeper than any path reaches. The first walk
     recursed once per level (1,200 levels: RecursionError at the next load) and held a descriptor per level;
-    a tree deeper than wasi_paths.MAX_DEPTH now counts as a full quota: nothing may grow or be added."""
+    a tree deeper than MAX_PATH_DEPTH now counts as a full quota: nothing may grow or be added."""
     (sandbox / "data").mkdir()
     (sandbox / "data" / "top").write_bytes(b"t")
     bottom = os.open(sandbox / "data", os.O_RDONLY | os.O_DIRECTORY)
-    for _ in range(wasi_paths.MAX_DEPTH + 10):
+    for _ in range(MAX_PATH_DEPTH + 10):
         os.mkdir("d", dir_fd=bottom)
         inner = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=bottom)
         os.close(bottom)
