@@ -3,6 +3,7 @@ reads a guest's sources (`ToolLimits`)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -107,6 +108,7 @@ def run(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # a process group of its own, which `_stop` stops whole
     ) as process:
         try:
             stdout, stderr = process.communicate(timeout=timeout if limits is None else limits.seconds)
@@ -146,10 +148,15 @@ def _raising(field: str) -> str:
 
 
 def _stop(process: subprocess.Popen[str]) -> None:
-    """Asks a child to stop, then insists; never leaves it running."""
-    process.terminate()
-    try:
+    """Asks a child and the processes it started to stop, then insists; never leaves one running (`zig cc` runs
+    clang and the linker as processes of their own, which would otherwise go on, writing the output)."""
+    _signal_group(process, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    _signal_group(process, signal.SIGKILL)
+    process.wait()
+
+
+def _signal_group(process: subprocess.Popen[str], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # all of them ended already
+        os.killpg(process.pid, signum)

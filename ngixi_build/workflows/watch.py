@@ -200,16 +200,22 @@ def _start_observer(project: Project, debouncer: Debouncer, *, poll: bool) -> Ba
     return observer
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # a service manager's stop, the terminal closing
+
+
 @contextmanager
-def interrupt_on_sigterm() -> Iterator[None]:
+def interrupt_on_stop_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP stop the watcher as Ctrl-C does, so that a compiler it runs is stopped too."""
+
     def interrupt(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {signum: signal.signal(signum, interrupt) for signum in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class _Session:
@@ -346,7 +352,7 @@ def watch(
     debouncer = Debouncer(DEBOUNCE_SECONDS)
     observer = _start_observer(project, debouncer, poll=poll)
     try:
-        with interrupt_on_sigterm(), AscServer(toolchain, project.root) as server:
+        with interrupt_on_stop_signals(), AscServer(toolchain, project.root) as server:
             builder = DevBuilder(project, server, profile=profile)
             session = _Session(project, builder, smoke=smoke, echo=echo)
             session.build_all()

@@ -3,8 +3,14 @@ is bounded."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +62,57 @@ def test_a_lower_limit_the_user_has_is_kept() -> None:
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60)
     assert done.stdout == f"({1 << 31}, {1 << 31})\n"
+
+
+# A tool that starts a process of its own and waits for it, as `zig cc` runs clang and the linker.
+_STARTS_A_CHILD = (
+    "import subprocess, sys\n"
+    "child = subprocess.Popen(['sleep', '60'])\n"
+    "open(sys.argv[1], 'w').write(str(child.pid))\n"
+    "child.wait()\n"
+)
+
+
+def _ended(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state == "Z"
+
+
+def _assert_ends(pid_file: Path) -> None:
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while not _ended(pid):
+        assert time.monotonic() < deadline, f"the tool's own child {pid} is still running"
+        time.sleep(0.02)
+
+
+@contextmanager
+def _interrupted_after(seconds: float) -> Iterator[None]:
+    """Ctrl-C in `seconds` (as watch mode turns SIGTERM into one), however the block waits."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_tool_stopped_at_its_time_limit_or_by_ctrl_c_leaves_none_of_its_processes(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    tool = [sys.executable, "-c", _STARTS_A_CHILD, str(pid_file)]
+    with pytest.raises(ToolchainError, match=r"^g: tool: stopped at its time limit of 1 s"):
+        run(tool, what="g: tool", limits=ToolLimits(seconds=1, memory_mib=1024, cpu_seconds=60))
+    _assert_ends(pid_file)
+    pid_file.unlink()
+    with pytest.raises(KeyboardInterrupt), _interrupted_after(1.0):
+        run(tool, what="g: tool")
+    _assert_ends(pid_file)
+    assert os.getpgid(0) == os.getpgrp()  # our own group was left alone

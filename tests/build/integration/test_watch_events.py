@@ -16,7 +16,7 @@ from ngixi_build import locking
 from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
 from ngixi_build.stages.validate import check_validated, validate_guest
-from ngixi_build.workflows.watch import Debouncer, changed_guest, interrupt_on_sigterm
+from ngixi_build.workflows.watch import STOP_SIGNALS, Debouncer, changed_guest, interrupt_on_stop_signals
 from ngixi_runtime.errors import InvalidInput
 from tests.conftest import HELLO_MANIFEST
 from tests.wasmgen import ADD_BODY, Func, module
@@ -122,9 +122,10 @@ def test_bundle_step_refuses_a_wasm_that_was_not_validated(tmp_path: Path) -> No
         check_validated(record_path=record, manifest_path=manifest, wasm_path=wasm)
 
 
-def test_sigterm_stops_the_watcher_as_ctrl_c_does() -> None:
-    before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(KeyboardInterrupt), interrupt_on_sigterm():
-        os.kill(os.getpid(), signal.SIGTERM)
+@pytest.mark.parametrize("signum", STOP_SIGNALS)
+def test_sigterm_and_sighup_stop_the_watcher_as_ctrl_c_does(signum: int) -> None:
+    before = signal.getsignal(signum)
+    with pytest.raises(KeyboardInterrupt), interrupt_on_stop_signals():
+        os.kill(os.getpid(), signum)
         time.sleep(10)  # interrupted as soon as the handler runs
-    assert signal.getsignal(signal.SIGTERM) == before
+    assert signal.getsignal(signum) == before
