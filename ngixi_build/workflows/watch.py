@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -50,7 +50,7 @@ from ngixi_build.guests import (
 )
 from ngixi_build.languages.native import SHARED_SOURCE_LANGUAGES
 from ngixi_build.languages.registry import language_of
-from ngixi_build.locking import build_lock
+from ngixi_build.locking import build_lock, file_lock
 from ngixi_build.project import Project, never_an_input
 from ngixi_build.stages.smoke import smoke_bundle
 from ngixi_build.toolchains.asc_server import AscServer
@@ -345,7 +345,25 @@ def watch(
     profile: BuildProfile = "dev",
     echo: Echo = print_now,
 ) -> None:
-    """Watches until Ctrl-C or SIGTERM; builds every guest once first."""
+    """Watches until Ctrl-C, SIGTERM or SIGHUP; builds every guest once first."""
+    with only_watcher(project, profile):
+        _watch(project, poll=poll, smoke=smoke, profile=profile, echo=echo)
+
+
+def only_watcher(project: Project, profile: BuildProfile) -> AbstractContextManager[None]:
+    """Refuses a second watcher of a project's profile: both would compile into the same scratch files, one reading
+    what the other was writing (a module that exports nothing), and each rebuild would run twice."""
+
+    def refuse() -> None:
+        raise InvalidInput(
+            f"{project.root}: another `ngixi watch` is building its {profile}-profile bundles; stop that one first, "
+            "or use it (a watcher of the other profile may run beside it)"
+        )
+
+    return file_lock(project.watch_dir / f"{profile}.lock", on_wait=refuse)
+
+
+def _watch(project: Project, *, poll: bool, smoke: bool, profile: BuildProfile, echo: Echo) -> None:
     toolchain = toolchain_for(project.state_dir)  # its Node starts, installed, at the first AssemblyScript compile
     with build_lock(project.state_dir):
         make_dev_key(project)

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from ngixi_build import locking
-from ngixi_build.locking import build_lock
+from ngixi_build.locking import build_lock, file_lock
 from ngixi_build.project import Project
 from ngixi_build.stages.validate import check_validated, validate_guest
-from ngixi_build.workflows.watch import STOP_SIGNALS, Debouncer, changed_guest, interrupt_on_stop_signals
+from ngixi_build.workflows.watch import STOP_SIGNALS, Debouncer, changed_guest, interrupt_on_stop_signals, only_watcher, watch
 from ngixi_runtime.errors import InvalidInput
 from tests.conftest import HELLO_MANIFEST
 from tests.wasmgen import ADD_BODY, Func, module
@@ -129,3 +129,17 @@ def test_sigterm_and_sighup_stop_the_watcher_as_ctrl_c_does(signum: int) -> None
         os.kill(os.getpid(), signum)
         time.sleep(10)  # interrupted as soon as the handler runs
     assert signal.getsignal(signum) == before
+
+
+def test_a_second_watcher_of_a_projects_profile_is_refused_in_one_line(tmp_path: Path) -> None:
+    project = Project(tmp_path)
+    with only_watcher(project, "dev"), pytest.raises(InvalidInput) as refused:
+        watch(project, echo=print)
+    assert str(refused.value) == (
+        f"{tmp_path}: another `ngixi watch` is building its dev-profile bundles; stop that one first, or use it "
+        "(a watcher of the other profile may run beside it)"
+    )
+    with only_watcher(project, "dev"), only_watcher(project, "release"):
+        pass  # a dev and a release watcher write apart
+    with file_lock(project.watch_dir / "dev.lock"):
+        pass  # released when the watcher ends
