@@ -8,6 +8,7 @@ compiler process, and its result is used only if the sources still match after t
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -60,6 +61,7 @@ from ngixi_build.workflows.pipeline import make_dev_key, smoke_summary
 from ngixi_build.workflows.tasks import clean_failure, show_logs
 from ngixi_runtime.errors import InvalidInput, NgixiError
 from ngixi_runtime.spec.bundle_format import BuildProfile
+from ngixi_runtime.spec.project import PROJECT_FILE
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ _EVENTS = [
     DirMovedEvent,
 ]
 Echo = Callable[[str], None]
+CONFIG_CHANGED = PROJECT_FILE  # what the events hand over for pyproject.toml: no guest's name has a dot
 
 
 def changed_guest(project: Project, path: Path) -> str | None:
@@ -138,7 +141,9 @@ class Debouncer:
         return batch
 
 
-class _GuestEvents(FileSystemEventHandler):
+class ChangeEvents(FileSystemEventHandler):
+    """Hands over the guest each file event concerns, and CONFIG_CHANGED for pyproject.toml."""
+
     def __init__(self, project: Project, changed: Callable[[str], None]) -> None:
         self.project = project
         self.changed = changed
@@ -146,8 +151,10 @@ class _GuestEvents(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory and event.event_type == EVENT_TYPE_MODIFIED:
             return  # an entry inside changed; that entry has its own event
-        for raw in (event.src_path, event.dest_path):
-            for guest in changed_inputs(self.project, Path(os.fsdecode(raw))) if raw else []:
+        for path in (Path(os.fsdecode(raw)) for raw in (event.src_path, event.dest_path) if raw):
+            if path == self.project.root / PROJECT_FILE:
+                self.changed(CONFIG_CHANGED)
+            for guest in changed_inputs(self.project, path):
                 self.changed(guest)
 
 
@@ -182,9 +189,19 @@ def watched_folders(project: Project) -> str:
     return ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
+@contextmanager
+def _observing(project: Project, debouncer: Debouncer, *, poll: bool) -> Iterator[None]:
+    observer = _start_observer(project, debouncer, poll=poll)
+    try:
+        yield
+    finally:
+        observer.stop()
+        observer.join()
+
+
 def _start_observer(project: Project, debouncer: Debouncer, *, poll: bool) -> BaseObserver:
     observer: BaseObserver = PollingObserver(timeout=POLL_SECONDS) if poll else Observer()
-    handler = _GuestEvents(project, debouncer.add)
+    handler = ChangeEvents(project, debouncer.add)
     for directory in (project.guests_dir, project.manifests_dir):
         if not directory.is_dir():
             raise InvalidInput(f"{directory}: missing; watch needs guests/ and manifests/")
@@ -192,6 +209,7 @@ def _start_observer(project: Project, debouncer: Debouncer, *, poll: bool) -> Ba
     for folder in project.shared_sources():
         if not folder.is_relative_to(project.guests_dir):
             observer.schedule(handler, str(folder), recursive=True, event_filter=_EVENTS)
+    observer.schedule(handler, str(project.root), recursive=False, event_filter=_EVENTS)  # for pyproject.toml
     observer.daemon = True
     try:
         observer.start()
@@ -228,9 +246,12 @@ class _Session:
         self.echo = echo
         self.known = set(project.guest_names())
         self._first_events: dict[str, float] = {}
+        self._config_broken = False
 
     def arrived(self, guest: str) -> None:
         """A guest's first event of a batch: its compile starts now, while the events settle."""
+        if guest == CONFIG_CHANGED:
+            return
         self._first_events.setdefault(guest, time.perf_counter())
         self.builder.prefetch(guest)
 
@@ -266,9 +287,28 @@ class _Session:
             return False
         return True
 
-    def build_all(self) -> None:
-        """Every guest once, so the bundles match the sources before the first change; warms the compiler. A manifest
-        without its guest's directory fails, and a folder without a manifest is passed over, as in `doit build`."""
+    def reloaded(self) -> Project | None:
+        """The project with pyproject.toml read again, if its settings changed; a file that is wrong is reported and
+        the settings it had are kept."""
+        project = dataclasses.replace(self.project)  # with its configuration read again
+        try:
+            project.check_config()
+        except InvalidInput as error:
+            self._config_broken = True
+            self.echo(f"{PROJECT_FILE}: not used; watch goes on with the settings it had\n{error}")
+            return None
+        if project.config == self.project.config:
+            if self._config_broken:
+                self.echo(f"{PROJECT_FILE}: fixed; its settings are those watch has")
+            self._config_broken = False
+            return None
+        self.echo(f"{PROJECT_FILE}: changed; building every guest with its new settings")
+        return project
+
+    def build_all(self, *, warm_up: bool) -> None:
+        """Every guest once, so the bundles match the sources before the first change; warms the compiler if asked.
+        A manifest without its guest's directory fails, and a folder without a manifest is passed over, as in
+        `doit build`."""
         guests = sorted(self.known)
         for guest in guests:
             self.rebuild(guest)
@@ -276,7 +316,8 @@ class _Session:
             self._not_a_guest(manifest.stem)
         for folder in folders_without_manifest(self.project):
             self._not_a_guest(folder.name)
-        self.builder.warm_up(guests)
+        if warm_up:
+            self.builder.warm_up(guests)
 
     def rebuild(self, guest: str, first_event: float | None = None) -> None:
         """Rebuilds and says how long it took from the guest's first event (the save), if there was one."""
@@ -368,21 +409,23 @@ def _watch(project: Project, *, poll: bool, smoke: bool, profile: BuildProfile, 
     with build_lock(project.state_dir):
         make_dev_key(project)
     debouncer = Debouncer(DEBOUNCE_SECONDS)
-    observer = _start_observer(project, debouncer, poll=poll)
+    first = True
     try:
         with interrupt_on_stop_signals(), AscServer(toolchain, project.root) as server:
-            builder = DevBuilder(project, server, profile=profile)
-            session = _Session(project, builder, smoke=smoke, echo=echo)
-            session.build_all()
-            how = "polling" if poll else "file events"
-            bundles = builder.project.outputs_dir.relative_to(project.root) / "bundles"
-            echo(f"watching {watched_folders(project)} ({how}); {profile}-profile bundles in {bundles}/; Ctrl-C stops")
-            _loop(session, debouncer)
+            while True:  # once more each time pyproject.toml's settings change
+                with _observing(project, debouncer, poll=poll):
+                    builder = DevBuilder(project, server, profile=profile)
+                    session = _Session(project, builder, smoke=smoke, echo=echo)
+                    session.build_all(warm_up=first)
+                    how = "polling" if poll else "file events"
+                    bundles = builder.project.outputs_dir.relative_to(project.root) / "bundles"
+                    echo(
+                        f"watching {watched_folders(project)} ({how}); {profile}-profile bundles in {bundles}/; "
+                        "Ctrl-C stops"
+                    )
+                    project, first = _loop(session, debouncer), False
     except KeyboardInterrupt:
         echo("stopped")
-    finally:
-        observer.stop()
-        observer.join()
 
 
 @dataclass(frozen=True)
@@ -397,10 +440,16 @@ class WatchAction:
         return clean_failure(lambda: watch(self.project, poll=poll, smoke=smoke, profile=profile))
 
 
-def _loop(session: _Session, debouncer: Debouncer) -> None:
+def _loop(session: _Session, debouncer: Debouncer) -> Project:
+    """Rebuilds what changes until pyproject.toml's settings do; returns the project with the new ones."""
     while True:
         builder = session.builder
         batch = debouncer.next_batch(block=not builder.has_background_work, on_arrival=session.arrived)
+        if CONFIG_CHANGED in batch:
+            batch.discard(CONFIG_CHANGED)
+            reloaded = session.reloaded()
+            if reloaded is not None:
+                return reloaded  # every guest is built again, those of this batch too
         for guest in sorted(batch):
             session.handle(guest)
         if not batch and builder.has_background_work:

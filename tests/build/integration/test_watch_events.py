@@ -11,12 +11,22 @@ import time
 from pathlib import Path
 
 import pytest
+from watchdog.events import FileCreatedEvent, FileModifiedEvent, FileMovedEvent
 
 from ngixi_build import locking
 from ngixi_build.locking import build_lock, file_lock
 from ngixi_build.project import Project
 from ngixi_build.stages.validate import check_validated, validate_guest
-from ngixi_build.workflows.watch import STOP_SIGNALS, Debouncer, changed_guest, interrupt_on_stop_signals, only_watcher, watch
+from ngixi_build.workflows.watch import (
+    CONFIG_CHANGED,
+    STOP_SIGNALS,
+    ChangeEvents,
+    Debouncer,
+    changed_guest,
+    interrupt_on_stop_signals,
+    only_watcher,
+    watch,
+)
 from ngixi_runtime.errors import InvalidInput
 from tests.conftest import HELLO_MANIFEST
 from tests.wasmgen import ADD_BODY, Func, module
@@ -143,3 +153,19 @@ def test_a_second_watcher_of_a_projects_profile_is_refused_in_one_line(tmp_path:
         pass  # a dev and a release watcher write apart
     with file_lock(project.watch_dir / "dev.lock"):
         pass  # released when the watcher ends
+
+
+def test_pyproject_toml_saved_in_place_or_moved_there_is_a_change_of_settings(tmp_path: Path) -> None:
+    project = Project(tmp_path)
+    changed: list[str] = []
+    events = ChangeEvents(project, changed.append)
+    config, backup = str(tmp_path / "pyproject.toml"), str(tmp_path / "pyproject.toml~")
+    events.on_any_event(FileModifiedEvent(config))
+    events.on_any_event(FileMovedEvent(config, backup))  # vim: the old one moved aside, the new one written
+    events.on_any_event(FileCreatedEvent(config))
+    events.on_any_event(FileMovedEvent(f"{config}___jb_tmp___", config))  # JetBrains' safe write
+    assert changed == [CONFIG_CHANGED] * 4
+    changed.clear()
+    for noise in (backup, str(tmp_path / ".pyproject.toml.swp"), str(tmp_path / "sub" / "pyproject.toml")):
+        events.on_any_event(FileModifiedEvent(noise))
+    assert changed == []

@@ -88,3 +88,27 @@ def test_a_command_guest_rebuilds_on_its_inputs_never_on_its_output(watching: tu
 def test_sources_are_left_without_compiler_caches(watching: tuple[Project, WatchProcess]) -> None:
     project, _ = watching
     assert sorted(p.name for p in (project.guests_dir / "zig-watch").iterdir()) == ["main.zig"]
+
+
+def test_pyproject_settings_changed_while_watching_are_used_without_a_restart(
+    watching: tuple[Project, WatchProcess],
+) -> None:
+    project, watch = watching
+    (project.root / "inc").mkdir()
+    (project.root / "inc" / "bonus.h").write_text("#define BONUS 0\n")
+    source = project.guests_dir / "c-counter" / "counter.c"
+    source.write_text('#include "../../inc/bonus.h"\n' + source.read_text())
+    failed = rebuilt(watch, "c-counter")
+    assert failed[-1].startswith("c-counter: failed"), failed
+    assert "outside the guest's folder" in watch.until("c-counter: guests/c-counter/counter.c reads")[-1].text
+    config = project.root / "pyproject.toml"
+    settings = config.read_text()
+    config.write_text(settings.replace("[tool.ngixi]\n", '[tool.ngixi]\nshared_sources = ["inc"\n'))
+    broken = [line.text for line in watch.until("pyproject.toml: not used", timeout=30)]
+    assert broken[-1] == "pyproject.toml: not used; watch goes on with the settings it had", broken
+    assert "not valid TOML" in watch.until(str(config))[-1].text
+    config.write_text(settings.replace("[tool.ngixi]\n", '[tool.ngixi]\nshared_sources = ["inc"]\n'))
+    again = [line.text for line in watch.until("watching", timeout=60)]
+    assert again[0] == "pyproject.toml: changed; building every guest with its new settings", again
+    assert {"c-counter", "handmade", "zig-watch"} <= {t.split(":")[0] for t in again if ": rebuilt" in t}, again
+    assert again[-1].startswith("watching guests/, manifests/ and inc/ "), again
