@@ -37,7 +37,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
+from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 from ngixi_build.files import is_editor_noise
@@ -189,19 +189,71 @@ def watched_folders(project: Project) -> str:
     return ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
+class LinkedFolderEvents(FileSystemEventHandler):
+    """Hands the events of guest folders that are links, which the observer of guests/ does not enter, to `events`
+    as if they came from the link: each is watched at its target, here named in `links` (target → the links to it).
+    """
+
+    def __init__(self, events: ChangeEvents) -> None:
+        self.events = events
+        self.links: dict[Path, list[Path]] = {}
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        for target, links in self.links.items():
+            for link in links:
+                src, dest = (self._as_from(link, target, raw) for raw in (event.src_path, event.dest_path))
+                if src or dest:
+                    self.events.on_any_event(dataclasses.replace(event, src_path=src, dest_path=dest))
+
+    @staticmethod
+    def _as_from(link: Path, target: Path, raw: bytes | str) -> str:
+        """The path under `link` of a path under `target`, or "" for one elsewhere."""
+        path = Path(os.fsdecode(raw)) if raw else None
+        return str(link / path.relative_to(target)) if path is not None and path.is_relative_to(target) else ""
+
+
+def linked_guest_folders(project: Project) -> dict[Path, list[Path]]:
+    """The folders of guests/ that are links to folders, by target."""
+    found: dict[Path, list[Path]] = {}
+    for entry in sorted(project.guests_dir.iterdir()) if project.guests_dir.is_dir() else []:
+        if entry.is_symlink() and entry.is_dir() and not entry.name.startswith("."):
+            found.setdefault(Path(os.path.realpath(entry)), []).append(entry)
+    return found
+
+
+class Watches:
+    """The observer, and the targets of linked guest folders it follows (`follow_links` after each change)."""
+
+    def __init__(self, observer: BaseObserver, events: ChangeEvents) -> None:
+        self.observer = observer
+        self.linked = LinkedFolderEvents(events)
+        self._watched: dict[Path, ObservedWatch] = {}
+
+    def follow_links(self) -> None:
+        links = linked_guest_folders(self.linked.events.project)
+        for target in set(self._watched) - set(links):
+            self.observer.unschedule(self._watched.pop(target))
+        self.linked.links = links
+        for target in set(links) - set(self._watched):
+            self._watched[target] = self.observer.schedule(
+                self.linked, str(target), recursive=True, event_filter=_EVENTS
+            )
+
+
 @contextmanager
-def _observing(project: Project, debouncer: Debouncer, *, poll: bool) -> Iterator[None]:
-    observer = _start_observer(project, debouncer, poll=poll)
+def _observing(project: Project, debouncer: Debouncer, *, poll: bool) -> Iterator[Watches]:
+    watches = _start_observer(project, debouncer, poll=poll)
     try:
-        yield
+        yield watches
     finally:
-        observer.stop()
-        observer.join()
+        watches.observer.stop()
+        watches.observer.join()
 
 
-def _start_observer(project: Project, debouncer: Debouncer, *, poll: bool) -> BaseObserver:
+def _start_observer(project: Project, debouncer: Debouncer, *, poll: bool) -> Watches:
     observer: BaseObserver = PollingObserver(timeout=POLL_SECONDS) if poll else Observer()
     handler = ChangeEvents(project, debouncer.add)
+    watches = Watches(observer, handler)
     for directory in (project.guests_dir, project.manifests_dir):
         if not directory.is_dir():
             raise InvalidInput(f"{directory}: missing; watch needs guests/ and manifests/")
@@ -213,9 +265,10 @@ def _start_observer(project: Project, debouncer: Debouncer, *, poll: bool) -> Ba
     observer.daemon = True
     try:
         observer.start()
+        watches.follow_links()
     except OSError as error:
         raise InvalidInput(f"cannot watch {project.root} for changes ({error}); try --poll") from None
-    return observer
+    return watches
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # a service manager's stop, the terminal closing
@@ -413,7 +466,7 @@ def _watch(project: Project, *, poll: bool, smoke: bool, profile: BuildProfile, 
     try:
         with interrupt_on_stop_signals(), AscServer(toolchain, project.root) as server:
             while True:  # once more each time pyproject.toml's settings change
-                with _observing(project, debouncer, poll=poll):
+                with _observing(project, debouncer, poll=poll) as watches:
                     builder = DevBuilder(project, server, profile=profile)
                     session = _Session(project, builder, smoke=smoke, echo=echo)
                     session.build_all(warm_up=first)
@@ -423,7 +476,7 @@ def _watch(project: Project, *, poll: bool, smoke: bool, profile: BuildProfile, 
                         f"watching {watched_folders(project)} ({how}); {profile}-profile bundles in {bundles}/; "
                         "Ctrl-C stops"
                     )
-                    project, first = _loop(session, debouncer), False
+                    project, first = _loop(session, debouncer, watches), False
     except KeyboardInterrupt:
         echo("stopped")
 
@@ -440,7 +493,7 @@ class WatchAction:
         return clean_failure(lambda: watch(self.project, poll=poll, smoke=smoke, profile=profile))
 
 
-def _loop(session: _Session, debouncer: Debouncer) -> Project:
+def _loop(session: _Session, debouncer: Debouncer, watches: Watches) -> Project:
     """Rebuilds what changes until pyproject.toml's settings do; returns the project with the new ones."""
     while True:
         builder = session.builder
@@ -450,6 +503,8 @@ def _loop(session: _Session, debouncer: Debouncer) -> Project:
             reloaded = session.reloaded()
             if reloaded is not None:
                 return reloaded  # every guest is built again, those of this batch too
+        if batch:
+            watches.follow_links()  # a guest folder that became a link, or another one
         for guest in sorted(batch):
             session.handle(guest)
         if not batch and builder.has_background_work:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from watchdog.events import FileCreatedEvent, FileModifiedEvent, FileMovedEvent
+from watchdog.events import DirModifiedEvent, FileCreatedEvent, FileModifiedEvent, FileMovedEvent
 
 from ngixi_build import locking
 from ngixi_build.locking import build_lock, file_lock
@@ -22,6 +22,8 @@ from ngixi_build.workflows.watch import (
     STOP_SIGNALS,
     ChangeEvents,
     Debouncer,
+    LinkedFolderEvents,
+    _observing,
     changed_guest,
     interrupt_on_stop_signals,
     only_watcher,
@@ -169,3 +171,51 @@ def test_pyproject_toml_saved_in_place_or_moved_there_is_a_change_of_settings(tm
     for noise in (backup, str(tmp_path / ".pyproject.toml.swp"), str(tmp_path / "sub" / "pyproject.toml")):
         events.on_any_event(FileModifiedEvent(noise))
     assert changed == []
+
+
+def _linked_guest(project: Project, name: str, elsewhere: Path) -> Path:
+    """A guest whose folder is a link to `elsewhere/name`; its index.ts."""
+    (elsewhere / name / "assembly").mkdir(parents=True)
+    (elsewhere / name / "assembly" / "index.ts").write_text("export function add(a: i32, b: i32): i32 { return a; }\n")
+    project.manifest_path(name).write_text(HELLO_MANIFEST.replace('"hello"', f'"{name}"'))
+    (project.guests_dir / name).symlink_to(elsewhere / name)
+    return elsewhere / name / "assembly" / "index.ts"
+
+
+def test_an_event_under_a_linked_guest_folders_target_is_the_guests(tmp_path: Path) -> None:
+    project = Project(tmp_path / "project")
+    for folder in (project.guests_dir, project.manifests_dir):
+        folder.mkdir(parents=True)
+    source = _linked_guest(project, "linked", tmp_path / "elsewhere")
+    changed: list[str] = []
+    linked = LinkedFolderEvents(ChangeEvents(project, changed.append))
+    linked.links = {source.parent.parent: [project.guests_dir / "linked"]}
+    linked.on_any_event(FileModifiedEvent(str(source)))
+    linked.on_any_event(FileMovedEvent(f"{source}___jb_tmp___", str(source)))
+    assert changed == ["linked", "linked"]
+    linked.on_any_event(DirModifiedEvent(str(source.parent)))
+    linked.on_any_event(FileCreatedEvent(f"{source.parent}/.index.ts.swp"))
+    linked.on_any_event(FileModifiedEvent(str(tmp_path / "elsewhere" / "other.ts")))
+    assert changed == ["linked", "linked"]
+
+
+def test_a_save_in_a_linked_guest_folder_is_seen_also_of_one_linked_while_watching(tmp_path: Path) -> None:
+    project = Project(tmp_path / "project")
+    for folder in (project.guests_dir, project.manifests_dir):
+        folder.mkdir(parents=True)
+    source = _linked_guest(project, "linked", tmp_path / "elsewhere")
+    debouncer = Debouncer(0.01)
+    no_event = threading.Timer(20, debouncer.add, args=("no event",))  # not to wait for ever if none comes
+    no_event.daemon = True
+    no_event.start()
+    with _observing(project, debouncer, poll=False) as watches:
+        source.write_text(source.read_text() + "\n")
+        assert debouncer.next_batch(block=True, on_arrival=lambda _: None) == {"linked"}
+        late = _linked_guest(project, "late", tmp_path / "elsewhere")
+        assert debouncer.next_batch(block=True, on_arrival=lambda _: None) == {"late"}  # the link's own event
+        time.sleep(0.2)
+        debouncer.next_batch(block=False, on_arrival=lambda _: None)  # any later event of making it
+        watches.follow_links()
+        late.write_text(late.read_text() + "\n")
+        assert debouncer.next_batch(block=True, on_arrival=lambda _: None) == {"late"}
+    no_event.cancel()

@@ -8,7 +8,7 @@ import pytest
 
 from ngixi_build.guests import folders_without_manifest
 from ngixi_build.project import Project
-from ngixi_build.workflows.watch import Debouncer, _start_observer, changed_inputs, watched_folders
+from ngixi_build.workflows.watch import Debouncer, _observing, changed_inputs, watched_folders
 from ngixi_runtime.errors import InvalidInput
 
 FIELD = "tool.ngixi.shared_sources"
@@ -80,10 +80,6 @@ def test_a_wrong_shared_folder_is_refused_in_one_line(tmp_path: Path, shared: st
 def test_watch_sees_an_edit_in_a_shared_folder_outside_guests(tmp_path: Path) -> None:
     project = project_sharing(tmp_path, '["lib"]')
     debouncer = Debouncer(0.05)
-    observer = _start_observer(project, debouncer, poll=False)
-    try:
+    with _observing(project, debouncer, poll=False):
         (tmp_path / "lib" / "sub" / "math.h").write_text("#define TWO 2\n")
         assert debouncer.next_batch(block=True, on_arrival=lambda _guest: None) == {"a", "b"}
-    finally:
-        observer.stop()
-        observer.join()
