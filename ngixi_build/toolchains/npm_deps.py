@@ -42,16 +42,17 @@ def record_path(guest_dir: Path) -> Path:
 
 
 def install_dependencies(toolchain: Toolchain, guest_dir: Path) -> Path:
-    """`npm ci` into the guest when its lock file changed since the last install; returns the record."""
+    """`npm ci` into the guest when its lock file changed since the last install; returns the record. A lock file
+    out of step with package.json is refused, installed or not."""
     lock = guest_dir / LOCK_FILE
     if not lock.is_file():
         raise InvalidInput(
             f"{lock}: missing; a guest with {PACKAGE_JSON} needs its lock file (run `npm install` in {guest_dir})"
         )
+    check_lock_matches(guest_dir)  # also when installed: package.json may have been edited since, its lock not
     lock_sha256 = hashlib.sha256(lock.read_bytes()).hexdigest()
     if _recorded_lock(guest_dir) != lock_sha256:
         check_npm_settings(guest_dir / NPM_SETTINGS)  # read beside package.json (`Toolchain.npm` keeps those above out)
-        check_lock_matches(guest_dir)
         command, env = toolchain.npm(guest_dir, "ci", "--prefer-offline", "--no-audit", "--no-fund", "--ignore-scripts")
         run(
             command,

@@ -130,3 +130,14 @@ def test_a_lock_file_npm_ci_would_refuse_is_refused_in_one_line_before_npm_runs(
     with pytest.raises(InvalidInput, match=refusal) as refused:
         npm_deps.install_dependencies(Toolchain(tmp_path / "no-toolchain"), guest)
     assert "\n" not in str(refused.value) and str(refused.value).endswith(f"--package-lock-only` in {guest}")
+
+
+def test_a_dependency_added_to_package_json_alone_is_refused_though_its_lock_was_installed(tmp_path: Path) -> None:
+    """The lock file alone decided whether to install: package.json edited by hand, its lock not made again, was
+    built (and watched) from the old install without a word."""
+    guest = _guest_with_a_dependency(tmp_path)
+    lock_sha256 = hashlib.sha256((guest / "package-lock.json").read_bytes()).hexdigest()
+    npm_deps.record_path(guest).write_text(json.dumps({"lock_sha256": lock_sha256}))
+    (guest / "package.json").write_text('{"dependencies": {"as-thing": "^1.0.0", "as-other": "1.0.0"}}')
+    with pytest.raises(InvalidInput, match=r'packages\[""\]\.dependencies differs from package\.json'):
+        npm_deps.install_dependencies(Toolchain(tmp_path / "no-toolchain"), guest)
