@@ -122,14 +122,27 @@ def compile_guest(project: Project, guest: GuestBuild) -> None:
     log.debug("%s: %d bytes of %s wasm", guest.name, size, language.name)
 
 
+# A note that says what each build of the same sources does, not what happened this time: watch says it once.
+SAME_EACH_BUILD = {"same_each_build": True}
+
+
 def fit_core_module(project: Project, wasm_path: Path, guest: GuestBuild) -> None:
     """What the build changes of any toolchain's core module: a memory maximum where it declares none, and a
     library's start function exported as `_initialize`."""
     prebuilt_manifest = project.manifest_path(guest.name) if guest.is_prebuilt else None
     if bound_memory(wasm_path=wasm_path, memory_pages=guest.memory_pages, prebuilt_manifest=prebuilt_manifest):
-        log.info("%s: its memory declared no maximum; set to limits.memory_pages = %d", guest.name, guest.memory_pages)
+        log.info(
+            "%s: its memory declared no maximum; set to limits.memory_pages = %d",
+            guest.name,
+            guest.memory_pages,
+            extra=SAME_EACH_BUILD,
+        )
     if export_start(wasm_path=wasm_path, library=guest.type.kind == "library"):
-        log.info("%s: its start function is exported as _initialize, run once its memory is linked", guest.name)
+        log.info(
+            "%s: its start function is exported as _initialize, run once its memory is linked",
+            guest.name,
+            extra=SAME_EACH_BUILD,
+        )
 
 
 def validate(project: Project, guest: str) -> None:

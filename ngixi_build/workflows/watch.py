@@ -427,6 +427,35 @@ def smoke_in_child(bundle: Path, *, trust_file: Path, label: str) -> str:
         child.join()
 
 
+class SaidOnce(logging.Filter):
+    """Lets each note marked `pipeline.SAME_EACH_BUILD` through once: after each save it would say it again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._said: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "same_each_build", False):
+            return True
+        text = record.getMessage()
+        said = text in self._said
+        self._said.add(text)
+        return not said
+
+
+@contextmanager
+def notes_said_once() -> Iterator[None]:
+    """While watching, the handlers of the log say each note the same at every build once."""
+    filters = [(handler, SaidOnce()) for handler in logging.getLogger().handlers]  # each its own: each says it
+    for handler, said_once in filters:
+        handler.addFilter(said_once)
+    try:
+        yield
+    finally:
+        for handler, said_once in filters:
+            handler.removeFilter(said_once)
+
+
 def print_now(line: str) -> None:
     print(line, flush=True)
 
@@ -440,7 +469,7 @@ def watch(
     echo: Echo = print_now,
 ) -> None:
     """Watches until Ctrl-C, SIGTERM or SIGHUP; builds every guest once first."""
-    with only_watcher(project, profile):
+    with only_watcher(project, profile), notes_said_once():
         _watch(project, poll=poll, smoke=smoke, profile=profile, echo=echo)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import multiprocessing.synchronize
 import os
@@ -14,9 +15,11 @@ import pytest
 from watchdog.events import DirModifiedEvent, FileCreatedEvent, FileModifiedEvent, FileMovedEvent
 
 from ngixi_build import locking
+from ngixi_build.guests import read_guest
 from ngixi_build.locking import build_lock, file_lock
 from ngixi_build.project import Project
 from ngixi_build.stages.validate import check_validated, validate_guest
+from ngixi_build.workflows.pipeline import fit_core_module
 from ngixi_build.workflows.watch import (
     CONFIG_CHANGED,
     STOP_SIGNALS,
@@ -26,6 +29,7 @@ from ngixi_build.workflows.watch import (
     _observing,
     changed_guest,
     interrupt_on_stop_signals,
+    notes_said_once,
     only_watcher,
     watch,
 )
@@ -219,3 +223,23 @@ def test_a_save_in_a_linked_guest_folder_is_seen_also_of_one_linked_while_watchi
         late.write_text(late.read_text() + "\n")
         assert debouncer.next_batch(block=True, on_arrival=lambda _: None) == {"late"}
     no_event.cancel()
+
+
+def test_a_note_each_build_of_a_guest_gives_is_said_once_while_watching(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An AssemblyScript library's every save said `its start function is exported as _initialize` above its
+    `rebuilt` line."""
+    project = Project(tmp_path)
+    project.manifests_dir.mkdir()
+    project.manifest_path("hello").write_text(HELLO_MANIFEST)
+    wasm = tmp_path / "hello.wasm"
+    caplog.set_level(logging.INFO)
+    with notes_said_once():
+        for _ in range(3):
+            wasm.write_bytes(module(functions=[Func("init")], start="init"))
+            fit_core_module(project, wasm, read_guest(project, "hello"))
+            logging.getLogger("ngixi_build.locking").warning("waiting for another build")  # not a note: each time
+    said = [record.getMessage() for record in caplog.records]
+    note = "hello: its start function is exported as _initialize, run once its memory is linked"
+    assert said == [note, *["waiting for another build"] * 3], said
