@@ -66,6 +66,7 @@ from ngixi_runtime.spec.project import PROJECT_FILE
 log = logging.getLogger(__name__)
 
 DEBOUNCE_SECONDS = 0.1
+BUSY_SECONDS = 1.0
 POLL_SECONDS = 0.5
 SMOKE_TIMEOUT_SECONDS = 60.0
 _EVENTS = [
@@ -101,19 +102,24 @@ def changed_guest(project: Project, path: Path) -> str | None:
 
 
 class Debouncer:
-    """Collects changed guests and hands them over once no event has come for `quiet` seconds."""
+    """Collects changed guests and hands them over once no event has come for `quiet` seconds; when events have come
+    without such a pause for `busy` seconds (a file some tool keeps writing), each guest quiet for `quiet` seconds is
+    handed over without waiting for the others."""
 
-    def __init__(self, quiet: float) -> None:
+    def __init__(self, quiet: float, busy: float = BUSY_SECONDS) -> None:
         self._quiet = quiet
+        self._busy = busy
         self._condition = threading.Condition()
-        self._pending: set[str] = set()
+        self._pending: dict[str, float] = {}  # guest → its last event
         self._announced: set[str] = set()
-        self._last_event = 0.0
+        self._busy_since = 0.0
 
     def add(self, guest: str) -> None:
         with self._condition:
-            self._pending.add(guest)
-            self._last_event = time.monotonic()
+            now = time.monotonic()
+            if not self._pending:
+                self._busy_since = now
+            self._pending[guest] = now
             self._condition.notify_all()
 
     def next_batch(self, *, block: bool, on_arrival: Callable[[str], None]) -> set[str]:
@@ -123,22 +129,36 @@ class Debouncer:
         """
         while True:
             with self._condition:
-                arrivals = self._pending - self._announced
+                arrivals = set(self._pending) - self._announced
                 self._announced |= arrivals
                 if not arrivals:
-                    settle_in = self._last_event + self._quiet - time.monotonic() if self._pending else None
-                    if settle_in is not None and settle_in <= 0:
-                        return self._take()
-                    if settle_in is None and not block:
+                    settled, look_again = self._settled(time.monotonic())
+                    if settled:
+                        return self._take(settled)
+                    if look_again is None and not block:
                         return set()
-                    self._condition.wait(settle_in)
+                    self._condition.wait(look_again)
                     continue
             for guest in sorted(arrivals):
                 on_arrival(guest)
 
-    def _take(self) -> set[str]:
-        batch, self._pending, self._announced = self._pending, set(), set()
-        return batch
+    def _settled(self, now: float) -> tuple[set[str], float | None]:
+        """The guests to hand over now, else how long until some may be (None: when an event comes)."""
+        if not self._pending:
+            return set(), None
+        last = max(self._pending.values())
+        if now >= last + self._quiet:
+            return set(self._pending), None
+        if now < self._busy_since + self._busy:
+            return set(), min(last + self._quiet, self._busy_since + self._busy) - now
+        settled = {guest for guest, event in self._pending.items() if now >= event + self._quiet}
+        return settled, None if settled else min(self._pending.values()) + self._quiet - now
+
+    def _take(self, settled: set[str]) -> set[str]:
+        for guest in settled:
+            del self._pending[guest]
+        self._announced -= settled
+        return settled
 
 
 class ChangeEvents(FileSystemEventHandler):

@@ -94,6 +94,37 @@ def test_debouncer_waits_for_quiet_before_handing_over() -> None:
     assert time.monotonic() - started >= 0.2
 
 
+def test_a_guest_whose_file_is_written_all_the_time_holds_back_no_other_guest() -> None:
+    """A tool writing a file of one guest every 50 ms kept every other guest's save from being built until it
+    stopped: the events never paused for the debounce."""
+    debouncer = Debouncer(0.2, busy=0.5)
+    stop = threading.Event()
+
+    def chatter() -> None:
+        while not stop.wait(0.01):
+            debouncer.add("chatty")
+
+    writer = threading.Thread(target=chatter)
+    writer.start()
+    try:
+        threading.Timer(0.05, debouncer.add, args=("saved",)).start()
+        started = time.monotonic()
+        assert debouncer.next_batch(block=True, on_arrival=lambda _: None) == {"saved"}
+        assert time.monotonic() - started < 1.0  # the busy time, not the end of the writes
+    finally:
+        stop.set()
+        writer.join()
+    assert debouncer.next_batch(block=True, on_arrival=lambda _: None) == {"chatty"}
+
+
+def test_a_burst_shorter_than_the_busy_time_is_handed_over_whole() -> None:
+    debouncer = Debouncer(0.05, busy=10)
+    for guest in ("a", "b", "c"):
+        debouncer.add(guest)
+        time.sleep(0.03)
+    assert debouncer.next_batch(block=True, on_arrival=lambda _: None) == {"a", "b", "c"}
+
+
 Event = multiprocessing.synchronize.Event
 
 
