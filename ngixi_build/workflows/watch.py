@@ -378,19 +378,24 @@ class _Session:
         self.echo(f"{PROJECT_FILE}: changed; building every guest with its new settings")
         return project
 
-    def build_all(self, *, warm_up: bool) -> None:
-        """Every guest once, so the bundles match the sources before the first change; warms the compiler if asked.
-        A manifest without its guest's directory fails, and a folder without a manifest is passed over, as in
-        `doit build`."""
+    def build_all(self, *, known_before: set[str] | None = None) -> None:
+        """Every guest once, so the bundles match the sources before the first change; warms the compiler at the
+        start. A manifest without its guest's directory fails, and a folder without a manifest is passed over, as in
+        `doit build`. After new settings, says which guests came or went since (`known_before`: those known then)."""
         guests = sorted(self.known)
         for guest in guests:
+            if known_before is not None and guest not in known_before:
+                self.echo(f"{guest}: new guest")
             self.rebuild(guest)
         for manifest in manifests_without_guest(self.project):
             self._not_a_guest(manifest.stem)
         for folder in folders_without_manifest(self.project):
             self._not_a_guest(folder.name)
-        if warm_up:
+        if known_before is None:
             self.builder.warm_up(guests)
+            return
+        for guest in sorted(known_before - self.known):
+            self.echo(f"{guest}: removed; no longer built")
 
     def rebuild(self, guest: str, first_event: float | None = None) -> None:
         """Rebuilds and says how long it took from the guest's first event (the save), if there was one."""
@@ -511,21 +516,21 @@ def _watch(project: Project, *, poll: bool, smoke: bool, profile: BuildProfile, 
     with build_lock(project.state_dir):
         make_dev_key(project)
     debouncer = Debouncer(DEBOUNCE_SECONDS)
-    first = True
+    known: set[str] | None = None  # the guests known before pyproject.toml's settings changed
     try:
         with interrupt_on_stop_signals(), AscServer(toolchain, project.root) as server:
             while True:  # once more each time pyproject.toml's settings change
                 with _observing(project, debouncer, poll=poll) as watches:
                     builder = DevBuilder(project, server, profile=profile)
                     session = _Session(project, builder, smoke=smoke, echo=echo)
-                    session.build_all(warm_up=first)
+                    session.build_all(known_before=known)
                     how = "polling" if poll else "file events"
                     bundles = builder.project.outputs_dir.relative_to(project.root) / "bundles"
                     echo(
                         f"watching {watched_folders(project)} ({how}); {profile}-profile bundles in {bundles}/; "
                         "Ctrl-C stops"
                     )
-                    project, first = _loop(session, debouncer, watches), False
+                    project, known = _loop(session, debouncer, watches), session.known
     except KeyboardInterrupt:
         echo("stopped")
 

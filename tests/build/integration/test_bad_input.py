@@ -232,7 +232,7 @@ def test_watch_and_build_say_the_same_of_a_manifest_without_guest_and_a_folder_w
     lines: list[str] = []
     builder = _Builder()
     session = _Session(project, cast(DevBuilder, builder), smoke=False, echo=lines.append)
-    session.build_all(warm_up=True)
+    session.build_all()
     failed = f"gone: failed\n{tmp_path}/manifests/gone.toml: guest 'gone' has no directory {tmp_path}/guests/gone/"
     assert builder.built == ["kept"] and lines[0].startswith("kept: rebuilt") and len(lines) == 3, lines
     assert lines[1].startswith(failed) and lines[2].startswith(passed_over)

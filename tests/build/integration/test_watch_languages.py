@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -107,8 +108,14 @@ def test_pyproject_settings_changed_while_watching_are_used_without_a_restart(
     broken = [line.text for line in watch.until("pyproject.toml: not used", timeout=30)]
     assert broken[-1] == "pyproject.toml: not used; watch goes on with the settings it had", broken
     assert "not valid TOML" in watch.until(str(config))[-1].text
+    (project.guests_dir / "zig-two").mkdir()  # a guest added and one removed with the same save
+    (project.guests_dir / "zig-two" / "main.zig").write_text(ZIG_SOURCE)
+    project.manifest_path("zig-two").write_text(ZIG_MANIFEST.replace('"zig-watch"', '"zig-two"'))
+    shutil.rmtree(project.guests_dir / "handmade")
+    project.manifest_path("handmade").unlink()
     config.write_text(settings.replace("[tool.ngixi]\n", '[tool.ngixi]\nshared_sources = ["inc"]\n'))
     again = [line.text for line in watch.until("watching", timeout=60)]
-    assert again[0] == "pyproject.toml: changed; building every guest with its new settings", again
-    assert {"c-counter", "handmade", "zig-watch"} <= {t.split(":")[0] for t in again if ": rebuilt" in t}, again
+    assert "pyproject.toml: changed; building every guest with its new settings" in again, again
+    assert {"c-counter", "zig-two", "zig-watch"} <= {t.split(":")[0] for t in again if ": rebuilt" in t}, again
+    assert {"zig-two: new guest", "handmade: removed; no longer built"} <= set(again), again
     assert again[-1].startswith("watching guests/, manifests/ and inc/ "), again
