@@ -80,7 +80,14 @@ _EVENTS = [
     DirMovedEvent,
 ]
 Echo = Callable[[str], None]
-CONFIG_CHANGED = PROJECT_FILE  # what the events hand over for pyproject.toml: no guest's name has a dot
+# What the events hand over for pyproject.toml, and for a watched folder made, removed or moved ("guests/"): no
+# guest's name has a dot or a slash.
+CONFIG_CHANGED = PROJECT_FILE
+
+
+def is_marker(name: str) -> bool:
+    """Whether a name the events hand over is CONFIG_CHANGED or a watched folder's, not a guest's."""
+    return name == CONFIG_CHANGED or name.endswith("/")
 
 
 def changed_guest(project: Project, path: Path) -> str | None:
@@ -162,7 +169,8 @@ class Debouncer:
 
 
 class ChangeEvents(FileSystemEventHandler):
-    """Hands over the guest each file event concerns, and CONFIG_CHANGED for pyproject.toml."""
+    """Hands over the guest each file event concerns, CONFIG_CHANGED for pyproject.toml and "guests/" (say) for a
+    watched folder made, removed or moved, whose watch does not outlive it."""
 
     def __init__(self, project: Project, changed: Callable[[str], None]) -> None:
         self.project = project
@@ -174,6 +182,8 @@ class ChangeEvents(FileSystemEventHandler):
         for path in (Path(os.fsdecode(raw)) for raw in (event.src_path, event.dest_path) if raw):
             if path == self.project.root / PROJECT_FILE:
                 self.changed(CONFIG_CHANGED)
+            if event.is_directory and path in watched_roots(self.project, present=False):
+                self.changed(f"{path.relative_to(self.project.root)}/")
             for guest in changed_inputs(self.project, path):
                 self.changed(guest)
 
@@ -202,10 +212,18 @@ def shared_source_readers(project: Project) -> list[str]:
     return [guest.name for guest in guests if guest.type.language in SHARED_SOURCE_LANGUAGES]
 
 
+def watched_roots(project: Project, *, present: bool = True) -> list[Path]:
+    """The folders watched recursively: guests/, manifests/ and the shared folders outside guests/; with `present`,
+    those that are there (a shared folder missing fails the builds that read it)."""
+    outside = (folder for folder in project.declared_shared_sources() if not folder.is_relative_to(project.guests_dir))
+    folders = [project.guests_dir, project.manifests_dir, *outside]
+    return [folder for folder in folders if folder.is_dir() or not present]
+
+
 def watched_folders(project: Project) -> str:
     """The folders watch follows, as its first line names them: guests/, manifests/ and the shared ones outside."""
-    outside = (folder for folder in project.shared_sources() if not folder.is_relative_to(project.guests_dir))
-    names = [f"{name}/" for name in ("guests", "manifests", *(str(f.relative_to(project.root)) for f in outside))]
+    shared = (f for f in watched_roots(project) if f not in (project.guests_dir, project.manifests_dir))
+    names = [f"{name}/" for name in ("guests", "manifests", *(str(f.relative_to(project.root)) for f in shared))]
     return ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
@@ -262,6 +280,7 @@ class Watches:
 
 @contextmanager
 def _observing(project: Project, debouncer: Debouncer, *, poll: bool) -> Iterator[Watches]:
+    """Watches the folders that are there, and the project's root for pyproject.toml and those folders."""
     watches = _start_observer(project, debouncer, poll=poll)
     try:
         yield watches
@@ -274,14 +293,9 @@ def _start_observer(project: Project, debouncer: Debouncer, *, poll: bool) -> Wa
     observer: BaseObserver = PollingObserver(timeout=POLL_SECONDS) if poll else Observer()
     handler = ChangeEvents(project, debouncer.add)
     watches = Watches(observer, handler)
-    for directory in (project.guests_dir, project.manifests_dir):
-        if not directory.is_dir():
-            raise InvalidInput(f"{directory}: missing; watch needs guests/ and manifests/")
-        observer.schedule(handler, str(directory), recursive=True, event_filter=_EVENTS)
-    for folder in project.shared_sources():
-        if not folder.is_relative_to(project.guests_dir):
-            observer.schedule(handler, str(folder), recursive=True, event_filter=_EVENTS)
-    observer.schedule(handler, str(project.root), recursive=False, event_filter=_EVENTS)  # for pyproject.toml
+    for folder in watched_roots(project):
+        observer.schedule(handler, str(folder), recursive=True, event_filter=_EVENTS)
+    observer.schedule(handler, str(project.root), recursive=False, event_filter=_EVENTS)
     observer.daemon = True
     try:
         observer.start()
@@ -323,7 +337,7 @@ class _Session:
 
     def arrived(self, guest: str) -> None:
         """A guest's first event of a batch: its compile starts now, while the events settle."""
-        if guest == CONFIG_CHANGED:
+        if is_marker(guest):
             return
         self._first_events.setdefault(guest, time.perf_counter())
         self.builder.prefetch(guest)
@@ -359,6 +373,16 @@ class _Session:
         else:
             return False
         return True
+
+    def restarted(self, markers: set[str]) -> Project | None:
+        """The project to watch anew if pyproject.toml's settings changed or a watched folder was made, removed or
+        moved (the markers say which); None to go on."""
+        project = self.reloaded() if CONFIG_CHANGED in markers else None
+        folders = sorted(markers - {CONFIG_CHANGED})
+        if project is None and folders:
+            self.echo(f"{', '.join(folders)}: made, removed or moved; watching anew and building every guest")
+            return self.project
+        return project
 
     def reloaded(self) -> Project | None:
         """The project with pyproject.toml read again, if its settings changed; a file that is wrong is reported and
@@ -512,14 +536,18 @@ def only_watcher(project: Project, profile: BuildProfile) -> AbstractContextMana
 
 
 def _watch(project: Project, *, poll: bool, smoke: bool, profile: BuildProfile, echo: Echo) -> None:
+    for directory in (project.guests_dir, project.manifests_dir):
+        if not directory.is_dir():
+            raise InvalidInput(f"{directory}: missing; watch needs guests/ and manifests/")
+    project.shared_sources()  # refuses a wrong entry before watching: later, a missing folder fails the builds only
     toolchain = toolchain_for(project.state_dir)  # its Node starts, installed, at the first AssemblyScript compile
     with build_lock(project.state_dir):
         make_dev_key(project)
     debouncer = Debouncer(DEBOUNCE_SECONDS)
-    known: set[str] | None = None  # the guests known before pyproject.toml's settings changed
+    known: set[str] | None = None  # the guests known before watching anew
     try:
         with interrupt_on_stop_signals(), AscServer(toolchain, project.root) as server:
-            while True:  # once more each time pyproject.toml's settings change
+            while True:  # anew each time pyproject.toml's settings or the watched folders change
                 with _observing(project, debouncer, poll=poll) as watches:
                     builder = DevBuilder(project, server, profile=profile)
                     session = _Session(project, builder, smoke=smoke, echo=echo)
@@ -548,15 +576,17 @@ class WatchAction:
 
 
 def _loop(session: _Session, debouncer: Debouncer, watches: Watches) -> Project:
-    """Rebuilds what changes until pyproject.toml's settings do; returns the project with the new ones."""
+    """Rebuilds what changes until pyproject.toml's settings or the watched folders do; returns the project to watch
+    anew."""
     while True:
         builder = session.builder
         batch = debouncer.next_batch(block=not builder.has_background_work, on_arrival=session.arrived)
-        if CONFIG_CHANGED in batch:
-            batch.discard(CONFIG_CHANGED)
-            reloaded = session.reloaded()
-            if reloaded is not None:
-                return reloaded  # every guest is built again, those of this batch too
+        markers = {name for name in batch if is_marker(name)}
+        if markers:
+            batch -= markers
+            restarted = session.restarted(markers)
+            if restarted is not None:
+                return restarted  # every guest is built again, those of this batch too
         if batch:
             watches.follow_links()  # a guest folder that became a link, or another one
         for guest in sorted(batch):

@@ -12,7 +12,16 @@ import time
 from pathlib import Path
 
 import pytest
-from watchdog.events import DirModifiedEvent, FileCreatedEvent, FileModifiedEvent, FileMovedEvent
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirModifiedEvent,
+    DirMovedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+)
 
 from ngixi_build import locking
 from ngixi_build.guests import read_guest
@@ -274,3 +283,39 @@ def test_a_note_each_build_of_a_guest_gives_is_said_once_while_watching(
     said = [record.getMessage() for record in caplog.records]
     note = "hello: its start function is exported as _initialize, run once its memory is linked"
     assert said == [note, *["waiting for another build"] * 3], said
+
+
+def test_a_watched_folder_made_removed_or_moved_is_handed_over_as_such(tmp_path: Path) -> None:
+    """Its watch ends with it: `rm -rf guests manifests` then `git checkout -- guests manifests` left watch blind."""
+    (tmp_path / "pyproject.toml").write_text('[tool.ngixi]\nshared_sources = ["lib", "guests/common"]\n')
+    project = Project(tmp_path)
+    changed: list[str] = []
+    events = ChangeEvents(project, changed.append)
+    events.on_any_event(DirDeletedEvent(str(tmp_path / "guests")))
+    events.on_any_event(DirCreatedEvent(str(tmp_path / "lib")))
+    events.on_any_event(DirMovedEvent(str(tmp_path / "manifests"), str(tmp_path / "manifests.old")))
+    assert changed == ["guests/", "lib/", "manifests/"]
+    changed.clear()
+    for other in (DirCreatedEvent(str(tmp_path / "docs")), FileDeletedEvent(str(tmp_path / "guests.txt"))):
+        events.on_any_event(other)
+    events.on_any_event(DirDeletedEvent(str(tmp_path / "guests" / "common")))  # in guests/: watched with it
+    assert all(not name.endswith("/") for name in changed), changed
+
+
+def test_a_watched_folder_removed_and_made_again_is_watched_anew(tmp_path: Path) -> None:
+    project = Project(tmp_path)
+    for folder in (project.guests_dir, project.manifests_dir):
+        folder.mkdir()
+    debouncer = Debouncer(0.05)
+    no_event = threading.Timer(20, debouncer.add, args=("no event",))  # not to wait for ever if none comes
+    no_event.daemon = True
+    no_event.start()
+    with _observing(project, debouncer, poll=False):
+        project.manifests_dir.rmdir()
+        assert "manifests/" in debouncer.next_batch(block=True, on_arrival=lambda _: None)
+        project.manifests_dir.mkdir()
+        assert "manifests/" in debouncer.next_batch(block=True, on_arrival=lambda _: None)
+    with _observing(project, debouncer, poll=False):  # as watch does then
+        project.manifest_path("hello").write_text(HELLO_MANIFEST)
+        assert debouncer.next_batch(block=True, on_arrival=lambda _: None) == {"hello"}
+    no_event.cancel()

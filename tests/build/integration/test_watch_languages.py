@@ -119,3 +119,15 @@ def test_pyproject_settings_changed_while_watching_are_used_without_a_restart(
     assert {"c-counter", "zig-two", "zig-watch"} <= {t.split(":")[0] for t in again if ": rebuilt" in t}, again
     assert {"zig-two: new guest", "handmade: removed; no longer built"} <= set(again), again
     assert again[-1].startswith("watching guests/, manifests/ and inc/ "), again
+
+
+def test_a_watched_folder_moved_away_and_back_is_watched_anew(watching: tuple[Project, WatchProcess]) -> None:
+    project, watch = watching
+    project.manifests_dir.rename(project.root / "manifests.old")
+    assert watch.until("manifests/: made, removed or moved", timeout=30)[-1].text.endswith("building every guest")
+    watch.until("watching", timeout=60)
+    (project.root / "manifests.old").rename(project.manifests_dir)
+    assert "zig-watch: rebuilt" in {t.split(" in ")[0] for t in (line.text for line in watch.until("watching"))}
+    (project.guests_dir / "zig-watch" / "main.zig").write_text(ZIG_SOURCE.replace("n * 2", "n * 4"))
+    assert rebuilt(watch, "zig-watch")[-1].startswith("zig-watch: rebuilt")
+    assert call(project, "zig-watch", "twice", 5) == 20
