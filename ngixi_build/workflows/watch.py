@@ -1,9 +1,10 @@
 """`ngixi watch` / `doit watch`: rebuild a guest's dev bundle whenever its sources or manifest change.
 
-Only guests/ and manifests/ are watched (never artifacts/ or .ngixi/, so our own outputs cannot
-trigger a rebuild). Events are debounced and coalesced; a change during a rebuild leads to one
-more rebuild once it is done. Compiling starts as soon as a change arrives, in a long-lived
-compiler process, and its result is used only if the sources still match after the debounce.
+Only guests/, manifests/ and the shared source folders are watched recursively (never artifacts/ or .ngixi/, so
+our own outputs cannot trigger a rebuild), and the project's root alone, for pyproject.toml and for those folders
+made, removed or moved: either has watch start anew. Events are debounced and coalesced; a change during a rebuild
+leads to one more rebuild once it is done. Compiling starts as soon as a change arrives, in a long-lived compiler
+process, and its result is used only if the sources still match after the debounce.
 """
 
 from __future__ import annotations
