@@ -183,10 +183,15 @@ class ChangeEvents(FileSystemEventHandler):
         for path in (Path(os.fsdecode(raw)) for raw in (event.src_path, event.dest_path) if raw):
             if path == self.project.root / PROJECT_FILE:
                 self.changed(CONFIG_CHANGED)
-            if event.is_directory and path in watched_roots(self.project, present=False):
+            if event.is_directory and self._holds_a_watched_folder(path):
                 self.changed(f"{path.relative_to(self.project.root)}/")
             for guest in changed_inputs(self.project, path):
                 self.changed(guest)
+
+    def _holds_a_watched_folder(self, path: Path) -> bool:
+        """Whether the folder `path` is a watched one or holds one (`src/` of a shared `src/common/`)."""
+        roots = watched_roots(self.project, present=False)
+        return path != self.project.root and any(root.is_relative_to(path) for root in roots)
 
 
 def changed_inputs(project: Project, path: Path) -> list[str]:
@@ -226,6 +231,11 @@ def watched_folders(project: Project) -> str:
     shared = (f for f in watched_roots(project) if f not in (project.guests_dir, project.manifests_dir))
     names = [f"{name}/" for name in ("guests", "manifests", *(str(f.relative_to(project.root)) for f in shared))]
     return ", ".join(names[:-1]) + f" and {names[-1]}"
+
+
+def nearest_folder(path: Path) -> Path:
+    """`path` if it is a folder, else the nearest folder above it."""
+    return next(folder for folder in (path, *path.parents) if folder.is_dir())
 
 
 class LinkedFolderEvents(FileSystemEventHandler):
@@ -296,7 +306,9 @@ def _start_observer(project: Project, debouncer: Debouncer, *, poll: bool) -> Wa
     watches = Watches(observer, handler)
     for folder in watched_roots(project):
         observer.schedule(handler, str(folder), recursive=True, event_filter=_EVENTS)
-    observer.schedule(handler, str(project.root), recursive=False, event_filter=_EVENTS)
+    missing = (folder for folder in watched_roots(project, present=False) if not folder.is_dir())
+    for folder in {project.root, *map(nearest_folder, missing)}:  # for a watched folder made there
+        observer.schedule(handler, str(folder), recursive=False, event_filter=_EVENTS)
     observer.daemon = True
     try:
         observer.start()

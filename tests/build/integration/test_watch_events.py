@@ -300,6 +300,10 @@ def test_a_watched_folder_made_removed_or_moved_is_handed_over_as_such(tmp_path:
         events.on_any_event(other)
     events.on_any_event(DirDeletedEvent(str(tmp_path / "guests" / "common")))  # in guests/: watched with it
     assert all(not name.endswith("/") for name in changed), changed
+    (tmp_path / "pyproject.toml").write_text('[tool.ngixi]\nshared_sources = ["src/c/common"]\n')
+    changed.clear()
+    ChangeEvents(Project(tmp_path), changed.append).on_any_event(DirCreatedEvent(str(tmp_path / "src")))
+    assert changed == ["src/"]  # a folder that holds one
 
 
 def test_a_watched_folder_removed_and_made_again_is_watched_anew(tmp_path: Path) -> None:
@@ -318,4 +322,9 @@ def test_a_watched_folder_removed_and_made_again_is_watched_anew(tmp_path: Path)
     with _observing(project, debouncer, poll=False):  # as watch does then
         project.manifest_path("hello").write_text(HELLO_MANIFEST)
         assert debouncer.next_batch(block=True, on_arrival=lambda _: None) == {"hello"}
+    (tmp_path / "pyproject.toml").write_text('[tool.ngixi]\nshared_sources = ["src/c/common"]\n')
+    (tmp_path / "src").mkdir()
+    with _observing(Project(tmp_path), debouncer, poll=False):  # a shared folder below the root, not there yet
+        (tmp_path / "src" / "c").mkdir()
+        assert debouncer.next_batch(block=True, on_arrival=lambda _: None) == {"src/c/"}
     no_event.cancel()
