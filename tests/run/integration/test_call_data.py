@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import statistics
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -218,7 +219,8 @@ def _minor_faults(pid: int) -> int:
 
 def test_an_isolated_tenant_keeps_the_memory_of_a_large_call_for_the_next(engine_name: str, tmp_path: Path) -> None:
     """A MiB in and out does not fault a MiB of pages in again on every call (256 pages; it cost more than
-    the call's copies)."""
+    the call's copies). The median call, since the allocator may give a MiB back now and then (once in
+    ten calls, seen under a loaded suite)."""
     wasmtime = pytest.importorskip("wasmtime")  # for its WAT assembler
     keys = make_key(tmp_path / "keys")
     path = make_bundle(
@@ -229,7 +231,11 @@ def test_an_isolated_tenant_keeps_the_memory_of_a_large_call_for_the_next(engine
         for _ in range(3):
             assert tenant.call("echo", input=data).output == data
         assert isinstance(tenant, IsolatedTenant) and tenant.pid is not None
-        before = _minor_faults(tenant.pid)
-        for _ in range(10):
-            tenant.call("echo", input=data)
-        assert (_minor_faults(tenant.pid) - before) / 10 < 16
+        assert statistics.median(_faults_of_a_call(tenant, data) for _ in range(15)) < 16
+
+
+def _faults_of_a_call(tenant: IsolatedTenant, data: bytes) -> int:
+    assert tenant.pid is not None
+    before = _minor_faults(tenant.pid)
+    tenant.call("echo", input=data)
+    return _minor_faults(tenant.pid) - before
