@@ -110,7 +110,8 @@ def test_a_guest_whose_file_is_written_all_the_time_holds_back_no_other_guest() 
     stop = threading.Event()
 
     def chatter() -> None:
-        while not stop.wait(0.01):
+        writes_end = time.monotonic() + 5
+        while not stop.wait(0.01) and time.monotonic() < writes_end:
             debouncer.add("chatty")
 
     writer = threading.Thread(target=chatter)
@@ -119,7 +120,7 @@ def test_a_guest_whose_file_is_written_all_the_time_holds_back_no_other_guest() 
         threading.Timer(0.05, debouncer.add, args=("saved",)).start()
         started = time.monotonic()
         assert debouncer.next_batch(block=True, on_arrival=lambda _: None) == {"saved"}
-        assert time.monotonic() - started < 1.0  # the busy time, not the end of the writes
+        assert time.monotonic() - started < 3.0  # the busy time, not the end of the writes
     finally:
         stop.set()
         writer.join()
