@@ -14,7 +14,9 @@ scope, rollback state and policy are checked on that open file; every child, the
 restarted one, inherits the same open file (never the path, which may since name another file)
 and is handed the signed index's bytes checked here, which it refuses the file unless its index
 has (it does not check the signature again). Its members are held to that index's digests as they
-are read, so a file changed in place is refused, never run.
+are read, so a file changed in place is refused, never run. Before each restarted child the trust file
+and the rollback state are read again: a key removed or narrowed since, or a newer sequence accepted,
+refuses the restart; native code taken from the key is not run.
 
 The child is a clean room: `python -I` (no working directory, user site or PYTHON* variables on
 its path), started in `/`, with an environment of only `CHILD_ENVIRONMENT`'s variables that the
@@ -67,6 +69,7 @@ from ngixi_runtime.loading.loader import (
 )
 from ngixi_runtime.loading.watchdog import ProcessWatchdog
 from ngixi_runtime.printable import printable
+from ngixi_runtime.spec.bundle_format import BundleIndex
 from ngixi_runtime.trust.local_paths import (
     SANDBOX_SIGNER,
     enclosing_sandbox,
@@ -76,6 +79,7 @@ from ngixi_runtime.trust.local_paths import (
 )
 from ngixi_runtime.trust.project_trust import chosen_trust
 from ngixi_runtime.trust.rollback import RollbackGuard
+from ngixi_runtime.trust.signatures import TrustedKey, still_trusted
 
 if TYPE_CHECKING:
     from ngixi_runtime.loading.isolated import IsolatedTenant
@@ -336,6 +340,9 @@ def open_tenant(
             child_environment(child_env),
             stdio=stdio,
             logs=logs,
+            recheck=partial(
+                _still_trusted, verified.index, verified.signer, verified.source, (trust_file, project_trust), rollback
+            ),
         )
         owned_by_tenant = True
     finally:
@@ -347,6 +354,19 @@ def open_tenant(
         loaded.close()
         raise
     return loaded
+
+
+def _still_trusted(
+    index: BundleIndex, signer: TrustedKey, source: str, trust: tuple[Path, bool], rollback: RollbackGuard | None
+) -> dict[str, Any]:
+    """How the trust file `trust` (its path, and whether it was found rather than named), read again, trusts the key
+    that signed the bundle `source` (`signatures.still_trusted`), checked against the rollback state as it is now:
+    the signer an isolated tenant's restarted child is given."""
+    trust_file, found = trust
+    key = still_trusted(index, signer, chosen_trust(trust_file, found=found), source=source)
+    if rollback is not None:
+        rollback.check(index, source=source)
+    return key.to_table()
 
 
 def _sandbox(
