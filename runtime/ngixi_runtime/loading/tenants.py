@@ -69,6 +69,7 @@ from ngixi_runtime.loading.loader import (
 )
 from ngixi_runtime.loading.watchdog import ProcessWatchdog
 from ngixi_runtime.printable import printable
+from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.bundle_format import BundleIndex
 from ngixi_runtime.trust.local_paths import (
     SANDBOX_SIGNER,
@@ -340,9 +341,15 @@ def open_tenant(
             child_environment(child_env),
             stdio=stdio,
             logs=logs,
-            recheck=partial(
-                _still_trusted, verified.index, verified.signer, verified.source, (trust_file, project_trust), rollback
-            ),
+            recheck=_Recheck(
+                verified.index,
+                verified.signer,
+                verified.source,
+                trust_file,
+                project_trust,
+                rollback,
+                claimed=_state_kept_in(sandbox, manifest),
+            ).signer_now,
         )
         owned_by_tenant = True
     finally:
@@ -356,17 +363,34 @@ def open_tenant(
     return loaded
 
 
-def _still_trusted(
-    index: BundleIndex, signer: TrustedKey, source: str, trust: tuple[Path, bool], rollback: RollbackGuard | None
-) -> dict[str, Any]:
-    """How the trust file `trust` (its path, and whether it was found rather than named), read again, trusts the key
-    that signed the bundle `source` (`signatures.still_trusted`), checked against the rollback state as it is now:
-    the signer an isolated tenant's restarted child is given."""
-    trust_file, found = trust
-    key = still_trusted(index, signer, chosen_trust(trust_file, found=found), source=source)
-    if rollback is not None:
-        rollback.check(index, source=source)
-    return key.to_table()
+def _state_kept_in(sandbox: Sandbox | None, manifest: Manifest) -> Path | None:
+    """The sandbox directory the guest keeps state in, claimed for its signer (`_check_signer`); None: it keeps none."""
+    if sandbox is None or not keeps_sandbox_state(manifest.capabilities):
+        return None
+    return sandbox.files.parent
+
+
+class _Recheck(NamedTuple):
+    """What the host of an isolated tenant checks again before each restarted child (`signer_now`)."""
+
+    bundle_index: BundleIndex
+    signer: TrustedKey
+    source: str  # the bundle's path, to name it
+    trust_file: Path
+    found: bool  # a project's dev trust file found, not named (`chosen_trust`)
+    rollback: RollbackGuard | None
+    claimed: Path | None  # the sandbox directory whose signer record must still name the key (state kept there)
+
+    def signer_now(self) -> dict[str, Any]:
+        """How the trust file, read again, trusts the key that signed the bundle (`signatures.still_trusted`), checked
+        against the rollback state and the sandbox's signer record as they are now: the signer the child is given."""
+        trust = chosen_trust(self.trust_file, found=self.found)
+        key = still_trusted(self.bundle_index, self.signer, trust, source=self.source)
+        if self.rollback is not None:
+            self.rollback.check(self.bundle_index, source=self.source)
+        if self.claimed is not None:
+            _check_signer(self.claimed, self.bundle_index.guest, self.signer.key_id)
+        return key.to_table()
 
 
 def _sandbox(

@@ -29,6 +29,7 @@ from tests.wasmgen import ADD_BODY, Func, Imp, module, push
 LOG = Imp("ngixi", "log", ["i32"] * 3)
 SPIN_BODY = b"\x03\x40\x0c\x00\x0b"  # loop, br 0, end
 TIMEOUT_MS = 300
+FS_GRANT = '[capabilities.fs]\npreopens = [{ guest = "/data", host = "data", mode = "rw" }]\n'
 HOSTILE_MODULES = ("json", "resource", "select", "math", "sitecustomize", "usercustomize", "ngixi_runtime")
 
 
@@ -243,6 +244,30 @@ def test_native_code_taken_from_a_key_is_not_run_by_a_restarted_child(
         trusting(bundles, native_code=True)
         end_child(tenant)
         assert call_add(tenant) == (5,)
+
+
+def test_a_restarted_child_is_refused_once_its_sandbox_was_handed_to_another_key(
+    bundles: Bundles, tmp_path: Path
+) -> None:
+    """The operator removes the sandbox's signer record to give the guest's state to another key, whose bundle then
+    claims it: the first key's running tenant restarted onto that state, two signers' guests sharing it."""
+    second = make_key(tmp_path / "second")
+    trusting(bundles)
+    bundles.trust.write_bytes(
+        bundles.trust.read_bytes() + render_trust_file([TrustEntry(second.key, ("*",), ("dev",), "b")])
+    )
+    granted = manifest("hello", extra=FS_GRANT)
+    first = make_bundle(tmp_path / "first", bundles.victim_key.key, wasm=guest_wasm(), manifest=granted)
+    other = make_bundle(tmp_path / "other", second.key, wasm=guest_wasm(push(777)), manifest=granted)
+    sandboxes = tmp_path / "sandboxes"
+    with open_tenant(first, trust_file=bundles.trust, sandboxes=sandboxes) as tenant:
+        assert isinstance(tenant, IsolatedTenant) and call_add(tenant) == (5,)
+        (sandboxes / "default" / "hello" / "signer").unlink()
+        with open_tenant(other, trust_file=bundles.trust, sandboxes=sandboxes) as claimed:
+            assert call_add(claimed) == (777,)
+        end_child(tenant)
+        with pytest.raises(InvalidInput, match=f"signed by key {second.key.key_id}, and key .* signed this one"):
+            call_add(tenant)
 
 
 def test_a_pools_restarted_child_is_refused_once_a_newer_version_was_accepted(tmp_path: Path, keys: KeyFiles) -> None:
