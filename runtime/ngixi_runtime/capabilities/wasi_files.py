@@ -38,7 +38,7 @@ from ngixi_runtime.capabilities.wasi_paths import (
     link_target,
     open_directory_beneath,
 )
-from ngixi_runtime.capabilities.wasi_quota import UNBOUNDED, DiskQuota, Mounts
+from ngixi_runtime.capabilities.wasi_quota import UNBOUNDED, DiskQuota, Mounts, holds_bytes
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import open_plain
 from ngixi_runtime.spec.abi import (
@@ -699,7 +699,8 @@ class WasiFilesystem:
         with beneath(parent.host_fd, _path(memory, new, new_length), follow=False, name_itself=True) as target:
             _new_name(target)
             self._room_for_name(target)
-            os.symlink(contents, target.name, dir_fd=target.directory)
+            with self._quota.growing(0, len(os.fsencode(contents))):
+                os.symlink(contents, target.name, dir_fd=target.directory)
         self._quota.named()
 
     def path_link(
@@ -742,7 +743,7 @@ class WasiFilesystem:
         """Counts a name gone, and its file's bytes when that was its last name: now, or when the last descriptor
         here that holds it open closes (`_closed`)."""
         self._quota.unnamed()
-        if not stat.S_ISREG(removed.st_mode) or removed.st_nlink != 1:
+        if not holds_bytes(removed) or removed.st_nlink != 1:
             return
         if self._holds(removed):
             self._removed_open.add((removed.st_dev, removed.st_ino))

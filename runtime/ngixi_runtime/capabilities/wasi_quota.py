@@ -1,5 +1,5 @@
-"""How much a guest may keep in its sandbox's `files/` (but what `ro` preopens hold): `max_bytes` in its files,
-`max_files` names (fs).
+"""How much a guest may keep in its sandbox's `files/` (but what `ro` preopens hold): `max_bytes` in its files
+and its symbolic links' targets, `max_files` names (fs).
 
 Measured when the preopens are opened (a walk that never follows a symlink, each file's bytes counted
 once however many names it has, and no deeper than a path may reach), then kept up to date by every
@@ -95,8 +95,8 @@ class DiskQuota:
                         continue
                     levels.append((inner, deque()))
                     levels[-1][1].extend(os.listdir(inner))
-                elif stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) not in seen:
-                    seen.add((info.st_dev, info.st_ino))
+                elif holds_bytes(info) and place not in seen:
+                    seen.add(place)
                     self.used_bytes += info.st_size
             return True
         finally:
@@ -131,6 +131,11 @@ class DiskQuota:
 
     def unnamed(self) -> None:
         self.used_names = max(0, self.used_names - 1)
+
+
+def holds_bytes(info: os.stat_result) -> bool:
+    """Whether a name's `st_size` is bytes the guest keeps on disk: a file's data, or a symbolic link's target."""
+    return stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode)
 
 
 def _directory_still(name: str, parent: int) -> int | None:

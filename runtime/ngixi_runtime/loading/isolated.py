@@ -140,7 +140,9 @@ class IsolatedTenant:
 
     It owns `bundle`'s descriptor, and closes it with the tenant. Each child reads the bundle from that open
     file, held to the index bytes verified here and every member to that index's digests; the signature, its
-    trust scope and the rollback state, checked here on those bytes, are not checked again there.
+    trust scope and the rollback state, checked here on those bytes, are not checked again there. Before each
+    child but the first, `recheck` says how the trust file trusts the signer now (its `TrustedKey.to_table`), or
+    raises when the operator no longer trusts the bundle (the key removed, the rollback state past it).
     """
 
     def __init__(
@@ -152,9 +154,12 @@ class IsolatedTenant:
         *,
         stdio: StdioSink | None = None,
         logs: LogSink | None = None,
+        recheck: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         self.manifest = manifest
         self._bundle = bundle
+        self._recheck = recheck
+        self._spawned = False
         self._stdio = stdio  # where the guest's stdout and stderr go as written (else into each call's result)
         self._logs = logs  # where its log lines go as logged (else into each call's result)
         self._request = {
@@ -188,6 +193,9 @@ class IsolatedTenant:
                 self._child = self._spawn()
 
     def _spawn(self) -> _Child:
+        if self._spawned and self._recheck is not None:
+            self._request = {**self._request, "bundle": {**self._request["bundle"], "signer": self._recheck()}}
+        self._spawned = True
         errors = _error_file()
         try:
             process = spawn_tenant(self._environment, self._bundle.descriptor, errors.fileno())

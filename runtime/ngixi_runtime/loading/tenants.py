@@ -14,7 +14,9 @@ scope, rollback state and policy are checked on that open file; every child, the
 restarted one, inherits the same open file (never the path, which may since name another file)
 and is handed the signed index's bytes checked here, which it refuses the file unless its index
 has (it does not check the signature again). Its members are held to that index's digests as they
-are read, so a file changed in place is refused, never run.
+are read, so a file changed in place is refused, never run. Before each restarted child the trust file
+and the rollback state are read again: a key removed or narrowed since, or a newer sequence accepted,
+refuses the restart; native code taken from the key is not run.
 
 The child is a clean room: `python -I` (no working directory, user site or PYTHON* variables on
 its path), started in `/`, with an environment of only `CHILD_ENVIRONMENT`'s variables that the
@@ -67,6 +69,8 @@ from ngixi_runtime.loading.loader import (
 )
 from ngixi_runtime.loading.watchdog import ProcessWatchdog
 from ngixi_runtime.printable import printable
+from ngixi_runtime.records import NamedTuple
+from ngixi_runtime.spec.bundle_format import BundleIndex
 from ngixi_runtime.trust.local_paths import (
     SANDBOX_SIGNER,
     enclosing_sandbox,
@@ -76,6 +80,7 @@ from ngixi_runtime.trust.local_paths import (
 )
 from ngixi_runtime.trust.project_trust import chosen_trust
 from ngixi_runtime.trust.rollback import RollbackGuard
+from ngixi_runtime.trust.signatures import TrustedKey, still_trusted
 
 if TYPE_CHECKING:
     from ngixi_runtime.loading.isolated import IsolatedTenant
@@ -336,6 +341,15 @@ def open_tenant(
             child_environment(child_env),
             stdio=stdio,
             logs=logs,
+            recheck=_Recheck(
+                verified.index,
+                verified.signer,
+                verified.source,
+                trust_file,
+                project_trust,
+                rollback,
+                claimed=_state_kept_in(sandbox, manifest),
+            ).signer_now,
         )
         owned_by_tenant = True
     finally:
@@ -347,6 +361,36 @@ def open_tenant(
         loaded.close()
         raise
     return loaded
+
+
+def _state_kept_in(sandbox: Sandbox | None, manifest: Manifest) -> Path | None:
+    """The sandbox directory the guest keeps state in, claimed for its signer (`_check_signer`); None: it keeps none."""
+    if sandbox is None or not keeps_sandbox_state(manifest.capabilities):
+        return None
+    return sandbox.files.parent
+
+
+class _Recheck(NamedTuple):
+    """What the host of an isolated tenant checks again before each restarted child (`signer_now`)."""
+
+    bundle_index: BundleIndex
+    signer: TrustedKey
+    source: str  # the bundle's path, to name it
+    trust_file: Path
+    found: bool  # a project's dev trust file found, not named (`chosen_trust`)
+    rollback: RollbackGuard | None
+    claimed: Path | None  # the sandbox directory whose signer record must still name the key (state kept there)
+
+    def signer_now(self) -> dict[str, Any]:
+        """How the trust file, read again, trusts the key that signed the bundle (`signatures.still_trusted`), checked
+        against the rollback state and the sandbox's signer record as they are now: the signer the child is given."""
+        trust = chosen_trust(self.trust_file, found=self.found)
+        key = still_trusted(self.bundle_index, self.signer, trust, source=self.source)
+        if self.rollback is not None:
+            self.rollback.check(self.bundle_index, source=self.source)
+        if self.claimed is not None:
+            _check_signer(self.claimed, self.bundle_index.guest, self.signer.key_id)
+        return key.to_table()
 
 
 def _sandbox(

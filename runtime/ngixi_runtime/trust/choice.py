@@ -19,9 +19,9 @@ DEV_TRUST_FILE = Path(STATE_DIR) / DEV_TRUST_NAME
 
 
 def state_override(environ: Mapping[str, str] = os.environ) -> Path | None:
-    """$NGIXI_PROJECT_STATE as a path, when set."""
-    value = environ.get(PROJECT_STATE_VARIABLE)
-    return Path(value) if value else None
+    """$NGIXI_PROJECT_STATE as a path, when set; refused unless absolute (`files.environment_path`): a relative one
+    named a directory of the working directory, whatever project --project named."""
+    return environment_path(PROJECT_STATE_VARIABLE, environ)
 
 
 def project_trust_file(start: Path, *, environ: Mapping[str, str] = os.environ) -> Path | None:

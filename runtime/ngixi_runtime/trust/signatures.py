@@ -289,11 +289,30 @@ def check_scope(index: BundleIndex, key: TrustedKey, comment: str, trust: TrustS
     """The signed index must match its (verified) trusted comment, and the key must be allowed to sign it."""
     if comment != trusted_comment(index):
         raise VerificationError(f"{source}: the signature's trusted comment {comment!r} does not match the index")
+    _check_may_sign(index, key, trust, source=source)
+
+
+def _check_may_sign(index: BundleIndex, key: TrustedKey, trust: TrustStore, *, source: str) -> None:
     if not key.may_sign(index.guest, index.channel):
         raise VerificationError(
             f"{source}: key {key.key_id} may not sign guest {index.guest!r} on channel {index.channel!r}; "
             f"{_how_to_widen(key, index.channel, trust)}"
         )
+
+
+def still_trusted(index: BundleIndex, signer: TrustedKey, trust: TrustStore, *, source: str) -> TrustedKey:
+    """The key that signed an index verified earlier, as `trust` (the trust file read again) trusts it now: refused
+    when it is no longer listed (or its id names another public key) or may no longer sign the index's guest and
+    channel; trusted with native code only if it was at the first check and still is. Its signature over those
+    bytes held with that public key, so it is not checked again."""
+    key = trust.find(signer.key_id)
+    if key is None or key.public_key.to_base64() != signer.public_key.to_base64():
+        raise VerificationError(
+            f"{source}: signed by key {signer.key_id}, which {trust.source} no longer trusts (it was trusted when the "
+            f"bundle was opened); {_how_to_trust(trust)}"
+        )
+    _check_may_sign(index, key, trust, source=source)
+    return key._replace(native_code=key.native_code and signer.native_code)
 
 
 def _how_to_widen(key: TrustedKey, channel: str, trust: TrustStore) -> str:

@@ -23,11 +23,13 @@ from ngixi_runtime.trust.project_trust import dev_keys_file
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
 from tests.run.integration.test_rollback import wait_until_dead
 from tests.run.unit.test_bundle import rewritten_in_place
+from tests.run.unit.test_native_code import HONEST, crafted_artifact
 from tests.wasmgen import ADD_BODY, Func, Imp, module, push
 
 LOG = Imp("ngixi", "log", ["i32"] * 3)
 SPIN_BODY = b"\x03\x40\x0c\x00\x0b"  # loop, br 0, end
 TIMEOUT_MS = 300
+FS_GRANT = '[capabilities.fs]\npreopens = [{ guest = "/data", host = "data", mode = "rw" }]\n'
 HOSTILE_MODULES = ("json", "resource", "select", "math", "sitecustomize", "usercustomize", "ngixi_runtime")
 
 
@@ -183,13 +185,104 @@ def test_a_bundle_removed_after_the_check_still_restarts(bundles: Bundles) -> No
         assert call_add(tenant) == (5,)
 
 
-def test_a_restarted_child_keeps_the_trust_it_was_checked_with(bundles: Bundles) -> None:
-    """The trust file is read once, at open: one changed under a running tenant decides nothing for its children."""
+def trusting(bundles: Bundles, *, victim_guests: tuple[str, ...] | None = ("*",), native_code: bool = False) -> None:
+    """Rewrites the trust file as an operator would: the victim's key for `victim_guests` (None: removed)."""
+    entries = [TrustEntry(bundles.other_key.key, ("other",), ("dev",), "another signer")]
+    if victim_guests is not None:
+        entries.append(TrustEntry(bundles.victim_key.key, victim_guests, ("dev",), "victim", native_code=native_code))
+    bundles.trust.write_bytes(render_trust_file(entries))
+
+
+@pytest.mark.parametrize("removal", ["key removed", "narrowed to another guest"])
+def test_a_restarted_child_is_refused_once_the_operator_no_longer_trusts_its_signer(
+    bundles: Bundles, removal: str
+) -> None:
+    """The operator takes the key out of the trust file (or its scope off this guest) while a host runs: the tenant's
+    next child does not start, with the reason a new load would give; trusted again, it starts again."""
+    with open_tenant(bundles.victim, trust_file=bundles.trust) as tenant:
+        assert isinstance(tenant, IsolatedTenant) and call_add(tenant) == (5,)
+        trusting(bundles, victim_guests=None if removal == "key removed" else ("other",))
+        end_child(tenant)
+        key = bundles.victim_key.key.key_id
+        refusal = "no longer trusts" if removal == "key removed" else f"key {key} may not sign guest 'hello'"
+        for _ in range(2):
+            with pytest.raises(VerificationError, match=refusal):
+                call_add(tenant)
+        trusting(bundles)
+        assert call_add(tenant) == (5,)
+
+
+def test_a_restarted_child_is_refused_while_the_trust_file_cannot_be_read(bundles: Bundles) -> None:
+    """Refused, not run with what the file said before: the operator may be taking the key out."""
     with open_tenant(bundles.victim, trust_file=bundles.trust) as tenant:
         assert isinstance(tenant, IsolatedTenant)
+        text = bundles.trust.read_bytes()
         bundles.trust.write_text("not = [a trust file")
         end_child(tenant)
+        with pytest.raises(NgixiError, match=str(bundles.trust)):
+            call_add(tenant)
+        bundles.trust.write_bytes(text)
         assert call_add(tenant) == (5,)
+
+
+def test_native_code_taken_from_a_key_is_not_run_by_a_restarted_child(
+    tmp_path: Path, bundles: Bundles, engine_name: str, aot_cache_dir: Path
+) -> None:
+    """The key's artifact (its add says 666, its .wasm's 5) runs while the key is trusted with native code; once
+    the operator takes that away, a restarted child compiles the .wasm. Given back, it is not given to a running
+    tenant's next child: a trust file changed under a host only narrows what its tenants were checked for."""
+    artifact = crafted_artifact(tmp_path, engine_name)
+    trusting(bundles, native_code=True)
+    bundle = make_bundle(tmp_path / "native", bundles.victim_key.key, wasm=HONEST, artifacts=[artifact])
+    with open_tenant(bundle, trust_file=bundles.trust) as tenant:
+        assert isinstance(tenant, IsolatedTenant) and call_add(tenant) == (666,)
+        trusting(bundles, native_code=False)
+        end_child(tenant)
+        assert call_add(tenant) == (5,) and tenant.compiled
+    with open_tenant(bundle, trust_file=bundles.trust) as tenant:
+        assert isinstance(tenant, IsolatedTenant) and call_add(tenant) == (5,)
+        trusting(bundles, native_code=True)
+        end_child(tenant)
+        assert call_add(tenant) == (5,)
+
+
+def test_a_restarted_child_is_refused_once_its_sandbox_was_handed_to_another_key(
+    bundles: Bundles, tmp_path: Path
+) -> None:
+    """The operator removes the sandbox's signer record to give the guest's state to another key, whose bundle then
+    claims it: the first key's running tenant restarted onto that state, two signers' guests sharing it."""
+    second = make_key(tmp_path / "second")
+    trusting(bundles)
+    bundles.trust.write_bytes(
+        bundles.trust.read_bytes() + render_trust_file([TrustEntry(second.key, ("*",), ("dev",), "b")])
+    )
+    granted = manifest("hello", extra=FS_GRANT)
+    first = make_bundle(tmp_path / "first", bundles.victim_key.key, wasm=guest_wasm(), manifest=granted)
+    other = make_bundle(tmp_path / "other", second.key, wasm=guest_wasm(push(777)), manifest=granted)
+    sandboxes = tmp_path / "sandboxes"
+    with open_tenant(first, trust_file=bundles.trust, sandboxes=sandboxes) as tenant:
+        assert isinstance(tenant, IsolatedTenant) and call_add(tenant) == (5,)
+        (sandboxes / "default" / "hello" / "signer").unlink()
+        with open_tenant(other, trust_file=bundles.trust, sandboxes=sandboxes) as claimed:
+            assert call_add(claimed) == (777,)
+        end_child(tenant)
+        with pytest.raises(InvalidInput, match=f"signed by key {second.key.key_id}, and key .* signed this one"):
+            call_add(tenant)
+
+
+def test_a_pools_restarted_child_is_refused_once_a_newer_version_was_accepted(tmp_path: Path, keys: KeyFiles) -> None:
+    """A host that accepted sequence 2 of a guest (in this pool, or another process with the same rollback state)
+    restarts no child of its sequence 1: that is a rollback, as a new load of it would be."""
+    older, newer = sequence_bundle(tmp_path, keys, 1), sequence_bundle(tmp_path, keys, 2)
+    with TenantPool(trust_file=keys.trust) as pool:
+        pool.add("old", older)
+        assert pool.call("old", "add", (1, 2)).values == (3,)
+        assert exit_code(["verify", "--trust", str(keys.trust), str(newer)]) == 0
+        old = pool._tenant("old")
+        assert isinstance(old, IsolatedTenant)
+        end_child(old)
+        with pytest.raises(VerificationError, match="sequence 1 of guest 'hello' on channel 'dev' is lower than 2"):
+            pool.call("old", "add", (1, 2))
 
 
 def test_a_bundle_truncated_in_place_is_refused_at_restart(bundles: Bundles) -> None:

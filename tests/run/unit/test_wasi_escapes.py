@@ -695,3 +695,21 @@ def test_a_name_that_exists_is_exist_whatever_the_quota(sandbox: Path) -> None:
         assert guest.call("path_create_directory", DATA, *guest.path("b")) == Errno.EXIST
         assert guest.try_open(DATA, "b", OFLAG_CREAT | OFLAG_EXCL, RIGHT_FD_WRITE) == Errno.EXIST
         assert symlink(guest, "a", DATA, "d") == Errno.DQUOT
+
+
+def test_a_symlinks_target_counts_as_bytes(sandbox: Path) -> None:
+    """A symbolic link's target is bytes the guest chose, kept on disk (a block of its own past 60 bytes on ext4):
+    max_files symlinks of 4 KiB targets each held 4 KiB beyond max_bytes. It counts against max_bytes now, made,
+    found at load, and freed when the link's last name goes."""
+    target = "t" * 60
+    for guest in _quota_guest(sandbox):
+        assert symlink(guest, target, DATA, "first") == Errno.SUCCESS
+        assert symlink(guest, target, DATA, "second") == Errno.DQUOT
+        assert guest.write(_file(guest, "file"), b"x" * 41) == Errno.DQUOT
+        assert link(guest, DATA, "first", DATA, "again") == Errno.SUCCESS  # the same link: nothing more
+        assert guest.call("path_unlink_file", DATA, *guest.path("first")) == Errno.SUCCESS
+        assert symlink(guest, target, DATA, "second") == Errno.DQUOT  # `again` still holds it
+        assert rename(guest, DATA, "file", DATA, "again") == Errno.SUCCESS
+        assert symlink(guest, target, DATA, "second") == Errno.SUCCESS
+    for guest in _quota_guest(sandbox):  # a new load counts the link it finds
+        assert guest.write(_file(guest, "again"), b"x" * 41) == Errno.DQUOT

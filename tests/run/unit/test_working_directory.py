@@ -363,3 +363,20 @@ def test_a_relative_path_in_the_environment_is_refused(
         monkeypatch.setenv(STATE_VARIABLE, "state")
     assert exit_code(["verify", str(release)]) == 2
     assert f"${variable}: must be an absolute path" in capsys.readouterr().err
+
+
+def test_a_relative_project_state_directory_is_refused(
+    in_hostile_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """$NGIXI_PROJECT_STATE=state, meant for the operator's own project, named `state/` of the working directory
+    whatever --project said: the attacker's dev trust file there stood in for the project's, so a dev bundle of
+    their key verified as the operator's project's own."""
+    own = tmp_path / "own"
+    make_key(own / "state")
+    (own / "pyproject.toml").write_text("[tool.ngixi]\n")
+    attacker = make_key(in_hostile_project / "state")
+    (in_hostile_project / "pyproject.toml").write_text("[tool.ngixi]\n")
+    bundle = make_bundle(in_hostile_project / "out", attacker.key, wasm=WASM)
+    monkeypatch.setenv(PROJECT_STATE_VARIABLE, "state")
+    assert exit_code(["verify", "--project", str(own), str(bundle)]) == 2
+    assert f"${PROJECT_STATE_VARIABLE}: must be an absolute path, not 'state'" in capsys.readouterr().err
