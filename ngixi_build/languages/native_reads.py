@@ -134,6 +134,18 @@ def refuse_links_out(guest: str, directory: Path, shown_as: str) -> None:
         )
 
 
+def may_hold_assembly(text: str, keywords: frozenset[str]) -> bool:
+    """Whether `text` has one of `keywords` as a word a tokenizer here may read: a word token starts after no letter
+    or underscore (a digit before it is a token of its own unless numbers are read), so a text without such a match
+    has no `asm` token however it is read, and need not be tokenized."""
+    return _assembly_word(keywords).search(text) is not None
+
+
+@cache
+def _assembly_word(keywords: frozenset[str]) -> re.Pattern[str]:
+    return re.compile(rf"(?<![A-Za-z_])(?:{'|'.join(sorted(keywords))})(?![A-Za-z0-9_])")
+
+
 def refuse_assembly(guest: str, source: str, tokens: Iterator[Token], keywords: frozenset[str]) -> None:
     """Refuses an `asm` statement of `tokens` (one source's, preprocessed for C) whose template is not empty."""
     pending = list(tokens)
@@ -159,6 +171,8 @@ def refuse_c_assembly(guest: str, source: str, preprocessed: str) -> None:
     """Refuses `asm` in a C source's `zig cc -E` output, in each way clang may read it: whether a quote opens a raw
     string (`R"(...)"`, GNU C's) and whether one separates a number's digits (C23's `1'000`) depend on the language
     mode and on -f switches, and a reading that is not clang's can take code for the inside of a literal."""
+    if not may_hold_assembly(preprocessed, _C_ASSEMBLY):
+        return
     for raw_strings, digit_separators in itertools.product((False, True), repeat=2):
         tokens = c_tokens(preprocessed, source, raw_strings=raw_strings, digit_separators=digit_separators)
         refuse_assembly(guest, source, tokens, _C_ASSEMBLY)

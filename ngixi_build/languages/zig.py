@@ -138,9 +138,10 @@ class Zig(native.ZigCompiled):
         project, guest = job.project, job.guest
         folders = [project.guests_dir / guest.name, *project.shared_sources()]
         for path in (path for folder in folders for path in regular_files(folder)):
-            if path.suffix == ".zig":
+            text = path.read_text(encoding="latin-1") if path.suffix == ".zig" else ""
+            if native_reads.may_hold_assembly(text, native_reads.ZIG_ASSEMBLY):
                 source = native.relative(project, path)
-                tokens = native_reads.zig_tokens(path.read_text(encoding="latin-1"), source)
+                tokens = native_reads.zig_tokens(text, source)
                 native_reads.refuse_assembly(guest.name, source, tokens, native_reads.ZIG_ASSEMBLY)
 
 

@@ -4,6 +4,7 @@ went into the signed guest."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -183,6 +184,21 @@ def test_an_empty_barrier_and_asm_in_comments_or_strings_are_not_assembly() -> N
     native_reads.refuse_c_assembly("g", "a.c", c_text)
     made = "out.i: guests/g/a\\ b.c \\\n  /usr/x$$y.h guests/g/\\#c.h guests/g/d\tx.h\n"
     assert native_reads.make_dependencies(made) == ["guests/g/a b.c", "/usr/x$y.h", "guests/g/#c.h", "guests/g/d\tx.h"]
+
+
+@pytest.mark.parametrize(
+    ("text", "may_hold"),
+    [("wasm_x = __wasm32__; asm2; x_asm", False), ("1asm", True), ('"s"__asm__', True), ("\nasm\n", True)],
+)
+def test_only_a_text_with_an_asm_word_is_tokenized(text: str, may_hold: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A preprocessed C file names `wasm` hundreds of times and rarely holds `asm`: tokenizing it four ways in Python
+    is most of the check's time."""
+    assert native_reads.may_hold_assembly(text, frozenset(("asm", "__asm", "__asm__"))) is may_hold
+    statement = [native_reads.Token(*token, "a.c", 1) for token in (("asm", "word"), ("(", "other"), ('"x"', "string"))]
+    monkeypatch.setattr(native_reads, "c_tokens", lambda *_, **__: iter(statement))
+    refused = pytest.raises(CompileError) if may_hold else contextlib.nullcontext()
+    with refused:
+        native_reads.refuse_c_assembly("g", "a.c", text)
 
 
 def test_a_header_outside_the_guest_is_refused_until_its_folder_is_declared_shared(project: Project) -> None:
