@@ -112,6 +112,12 @@ KNOWN = (  # the probe's lines where the reference answers `theirs`, we `ours`, 
         "removing_a_directory_with_a_slash: {true}",
         "wasi-testsuite's remove_directory_trailing_slashes: `dir/` must be removed; Wasmtime gives INVAL",
     ),
+    Known(
+        'removing_a_link_with_a_slash: {nil, "/work/moved-link/: Invalid argument", 28}',
+        'removing_a_link_with_a_slash: {nil, "/work/moved-link/: Not a directory", 54}',
+        "`link/` names the symlink to unlink(2), NOTDIR (README); Wasmtime 50 follows it to the directory, ISDIR, and"
+        " remove() then rmdirs `link/`: INVAL",
+    ),
 )
 
 
@@ -142,6 +148,10 @@ LINKS = {  # each host link the probe reads through, and its target
     "ro/outside": "../../etc/passwd",
     "work/wlink": "target.txt",
     "work/wdirlink": "wdir",
+    "work/wdirlink2": "full",
+    "work/dangle": "created.txt",
+    "work/dangle-out": "../out.txt",
+    "work/dangle-abs": "/work/abs.txt",
 }
 
 

@@ -8,7 +8,8 @@
 -- /ro (read-only) holds given.txt ("given\n"), big.bin (20 MiB), tree/x.txt and the host's links: link ->
 -- given.txt, chain -> link, dirlink -> tree, loop -> loop, dangling -> nowhere, absolute -> /ro/given.txt, up ->
 -- ../ro/given.txt, outside -> ../../etc/passwd. /work holds target.txt, wlink -> target.txt, wdirlink -> wdir,
--- wdir/, full/inner.txt, empty/ and empty2/; /tmp starts empty. Arguments come as -D defines (ARG1, ARG2), the environment grants
+-- wdirlink2 -> full, dangle -> created.txt, dangle-out -> ../out.txt, dangle-abs -> /work/abs.txt, wdir/,
+-- full/inner.txt, empty/ and empty2/; /tmp starts empty. Arguments come as -D defines (ARG1, ARG2), the environment grants
 -- GREETING, TMPDIR, EMPTY and EQUALS, and standard input is 3,000 numbered lines.
 
 local function show(value)
@@ -356,6 +357,16 @@ add("writing_through_a_link", function()
   file:close()
   return read_all("/work/target.txt")
 end)
+add("through_dangling_links", function()
+  local found = { opened("/work/dangle", "w"), opened("/work/dangle-out", "w"), opened("/work/dangle-abs", "w") }
+  found[#found + 1] = opened("/work/created.txt", "r")
+  found[#found + 1] = pack(os.rename("/work/target.txt", "/work/dangle-abs"))
+  found[#found + 1] = pack(os.remove("/work/dangle-out"))
+  found[#found + 1] = pack(os.rename("/work/wdirlink2", "/work/moved-link"))
+  found[#found + 1] = opened("/work/moved-link/inner.txt", "r")
+  return found
+end)
+add("removing_a_link_with_a_slash", function() return pack(os.remove("/work/moved-link/")) end)
 add("renaming_a_missing_file", function() return pack(os.rename("/work/missing.txt", "/work/x.txt")) end)
 add("moving_across_mounts", function()
   write_all("/tmp/across.txt", "across")
