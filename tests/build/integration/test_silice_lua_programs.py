@@ -10,11 +10,12 @@ command.
 
 tests/data/real-programs/silice_probe.lua reaches WASI through Lua's io and os libraries, one line per check (files
 in both kinds of mount, their errors and errno, the host's links followed, looping, dangling and escaping, directories
-and links removed and renamed, seeks far and before the start, 12, 17 and 20 MiB reads and writes, a file grown past
-the disk quota, stdin to its end, arguments as -D defines, the environment, clocks, 2,000 lines of output), then ends
-with exit code 3. This build's pcall catches no error (a Lua error ends the program), so every other ending is a run
-of its own: 0, false, a Lua error, Lua recursion and C recursion past Lua's limits, memory past limits.memory_pages,
-and a source nested past the C stack of Silice's parser (a trap).
+and links removed and renamed, files open after their name is removed, renamed or truncated, seeks far and before
+the start, 12, 17 and 20 MiB reads and writes, a file grown past the disk quota, stdin to its end, arguments as -D
+defines, the environment, clocks, 2,000 lines of output), then ends with exit code 3. This build's pcall catches no
+error (a Lua error ends the program), so every other ending is a run of its own: 0, false, a Lua error, Lua recursion
+and C recursion past Lua's limits, memory past limits.memory_pages, and a source nested past the C stack of Silice's
+parser (a trap).
 
 Cost: the module is compiled three times, by wasmtime-py for the reference and once per engine by the build (this
 host's triple alone). The probe and the trap run on both engines, isolated and in-process; memory past its limit (a

@@ -305,6 +305,26 @@ add("a_directory_for_writing", function() return opened("/work", "w") end)
 
 -- names: remove and rename ---------------------------------------------------------------------------------------
 
+add("open_files_outliving_their_names", function()
+  write_all("/work/held.txt", "held")
+  local reader = assert(io.open("/work/held.txt", "r"))
+  local removed = os.remove("/work/held.txt")
+  local after_removal = reader:read("a")
+  reader:close()
+  local writer = assert(io.open("/work/before.txt", "w"))
+  writer:write("one ")
+  writer:flush()
+  local renamed = os.rename("/work/before.txt", "/work/after.txt")
+  writer:write("two")
+  writer:close()
+  local written = read_all("/work/after.txt")
+  local first = assert(io.open("/work/after.txt", "r"))
+  local cut = assert(io.open("/work/after.txt", "w"))
+  local seen = first:read("a")
+  cut:close()
+  first:close()
+  return { removed, after_removal, renamed, written, seen, opened("/work/before.txt", "r") }
+end)
 add("removing", function()
   write_all("/work/gone.txt", "gone")
   return { os.remove("/work/gone.txt"), pack(os.remove("/work/gone.txt")) }
