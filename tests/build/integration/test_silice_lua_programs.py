@@ -48,7 +48,7 @@ from tests.build.integration.test_real_programs import (
 )
 from tests.build.integration.test_wasi_programs import Known
 
-pytestmark = [pytest.mark.integration, pytest.mark.heavy(cpu_seconds=25)]
+pytestmark = [pytest.mark.integration, pytest.mark.heavy(cpu_seconds=28)]
 
 PROBE = REQUIREMENTS.parent / "silice_probe.lua"
 FRAMEWORKS = "yowasp_silice/share/silice/frameworks/"
