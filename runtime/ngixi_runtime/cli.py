@@ -50,8 +50,21 @@ class Command(NamedTuple):
     arguments: Callable[[argparse.ArgumentParser], None]
 
 
+class _GuestStderr:
+    """Whether the guest's stderr, passed on as it writes it, was left in the middle of a line (a prompt, or a
+    terminal colour code with no newline after it): ngixi's own lines after it begin a line of their own."""
+
+    mid_line = False
+
+
+def _own_line() -> str:
+    """What goes before a line of ngixi's own on stderr: a newline ending the guest's unfinished line, if any."""
+    left, _GuestStderr.mid_line = _GuestStderr.mid_line, False
+    return "\n" if left else ""
+
+
 def fail(error: NgixiError) -> NoReturn:
-    print(f"ngixi: error: {printable_lines(str(error))}", file=sys.stderr)
+    print(f"{_own_line()}ngixi: error: {printable_lines(str(error))}", file=sys.stderr)
     sys.exit(error.exit_code)
 
 
@@ -271,7 +284,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     _show(result, as_json=args.json, output_file=args.output)
     code = result.exit_code or 0
     if process_exit_code(code) != code:  # Rust's process::exit(-1) is proc_exit(4294967295)
-        print(f"note: the guest exited with status {code}, outside 0-255: ngixi run exits 1", file=sys.stderr)
+        note = f"note: the guest exited with status {code}, outside 0-255: ngixi run exits 1"
+        print(f"{_own_line()}{note}", file=sys.stderr)
     return process_exit_code(code)
 
 
@@ -399,10 +413,12 @@ def _passed_on() -> _PassedOn:
             gone.add(stream)
             _discarded(stream)
             return False
+        if stream == 2 and data:
+            _GuestStderr.mid_line = not data.endswith(b"\n")
         return True
 
     def log(line: LogLine, deadline: float) -> None:
-        shown = printable(f"{line.level}: {line.message}") + "\n"  # a child says the level too
+        shown = _own_line() + printable(f"{line.level}: {line.message}") + "\n"  # a child says the level too
         write(2, shown.encode(sys.stderr.encoding or "utf-8", errors="backslashreplace"), deadline)
 
     return _PassedOn(write, log)

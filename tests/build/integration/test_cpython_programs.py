@@ -26,16 +26,22 @@ from pathlib import Path
 import pytest
 
 from tests.build.integration.test_real_programs import (
+    MODE_IDS,
+    MODES,
     REQUIREMENTS,
     TRAPPED,
+    Ended,
+    assert_ended_as,
     built_project,
     emptied,
     pinned_wheel_member,
-    reference,
+    reference_ended,
     run,
+    run_ended,
+    sandbox_files,
     wheel_cache,
 )
-from tests.build.integration.test_wasi_programs import Known, as_we_answer, tree
+from tests.build.integration.test_wasi_programs import Known
 
 pytestmark = [pytest.mark.integration, pytest.mark.heavy(cpu_seconds=40)]
 
@@ -112,8 +118,6 @@ KNOWN = (  # the probe's lines where the reference answers `theirs`, we `ours`, 
         "fd_fdstat_set_flags sets NONBLOCK on stdio as fcntl(2) does (README); Wasmtime answers BADF",
     ),
 )
-MODES = [(engine, mode) for engine in ("wasmer", "wasmtime") for mode in ((), ("--in-process",))]
-Ended = tuple[int, str, str, dict[str, tuple[object, ...]]]  # exit code, stdout, stderr, the files left
 
 
 @pytest.fixture(scope="module")
@@ -151,10 +155,6 @@ def given(base: Path, case: str) -> Path:
     return base / "work"
 
 
-def left(base: Path) -> dict[str, tuple[object, ...]]:
-    return {f"{mount}/{name}": kind for mount in MOUNTS for name, kind in tree(base / mount).items()}
-
-
 @pytest.fixture(scope="module")
 def expected(project: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Ended]:
     """What wasmtime-py's own WASI makes of each case, once for every engine and mode (the probe's stdout with our
@@ -164,34 +164,24 @@ def expected(project: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     wasm = (project / "artifacts" / "wasm" / "python.wasm").read_bytes()  # with the build's memory maximum
     ended = {}
     for case, argv in CASES.items():
-        work = given(base, case)
-        code, stdout = reference(
-            wasm, work, ["python", *argv], base / "stdin", env=ENV, mounts=MOUNTS, read_only=("ro",)
+        given(base, case)
+        known = KNOWN if case == "probe" else ()
+        ended[case] = reference_ended(
+            wasm, base, ["python", *argv], env=ENV, mounts=MOUNTS, read_only=("ro",), known=known
         )
-        shown = as_we_answer("python", stdout.decode(), KNOWN if case == "probe" else ())
-        ended[case] = (code, shown, (base / "reference.err").read_text(), left(base))
     return ended
 
 
-def ours(project: Path, engine: str, mode: tuple[str, ...], case: str) -> Ended:
-    base = project / ".ngixi" / "sandbox" / "dev" / "default" / "python" / "files"
-    given(base, case)
-    env = [arg for name, value in ENV for arg in ("--env", f"{name}={value}")]
-    ran = run(project, engine, *CASES[case], stdin=STDIN, guest="python", mode=(*mode, *env))
-    return ran.returncode, ran.stdout.decode(), ran.stderr.decode(), left(base)
-
-
-@pytest.mark.parametrize(("engine", "mode"), MODES, ids=[f"{e}-{'in-process' if m else 'isolated'}" for e, m in MODES])
+@pytest.mark.parametrize(("engine", "mode"), MODES, ids=MODE_IDS)
 def test_python_scripts_behave_as_under_wasmtime_py(
     project: Path, expected: dict[str, Ended], engine: str, mode: tuple[str, ...]
 ) -> None:
-    for case in CASES:
+    for case, argv in CASES.items():
         if case in ONCE and (engine, mode) != ("wasmtime", ()):
             continue
-        code, stdout, stderr, files = expected[case]
-        got_code, got_stdout, got_stderr, got_files = ours(project, engine, mode, case)
-        assert got_stdout.splitlines() == stdout.splitlines(), case  # a differing line names its check
-        assert (got_code, got_stderr, got_files) == (code, stderr + ENDINGS.get(case, ""), files), case
+        given(sandbox_files(project, "python"), case)
+        got = run_ended(project, engine, mode, argv, guest="python", stdin=STDIN, env=ENV, mounts=MOUNTS)
+        assert_ended_as(got, expected[case], case, said=ENDINGS.get(case, ""))
 
 
 def test_the_references_runs_are_what_the_script_was_written_to_do(expected: dict[str, Ended]) -> None:

@@ -15,12 +15,14 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ngixi_runtime.spec.targets import host_triple
+from tests.build.integration.test_wasi_programs import Known, as_we_answer, tree
 from tests.conftest import REPO
 from tests.integration import run_in
 
@@ -180,6 +182,63 @@ def run(
     return subprocess.run(
         command, check=False, cwd=project, input=stdin, capture_output=True, env=environment(project), timeout=120
     )
+
+
+MODES = [(engine, mode) for engine in ("wasmer", "wasmtime") for mode in ((), ("--in-process",))]
+MODE_IDS = [f"{engine}-{'in-process' if mode else 'isolated'}" for engine, mode in MODES]
+Ended = tuple[int, str, str, dict[str, tuple[object, ...]]]  # exit code, stdout, stderr, the files left
+
+
+def sandbox_files(project: Path, guest: str) -> Path:
+    """Where `ngixi run` of the project's dev bundle of `guest` keeps its preopens."""
+    return project / ".ngixi" / "sandbox" / "dev" / "default" / guest / "files"
+
+
+def left(base: Path, mounts: tuple[str, ...]) -> dict[str, tuple[object, ...]]:
+    """What a run left in each of `mounts` under `base`, as `mount/path`."""
+    return {f"{mount}/{name}": kind for mount in mounts for name, kind in tree(base / mount).items()}
+
+
+def run_ended(
+    project: Path,
+    engine: str,
+    mode: tuple[str, ...],
+    argv: list[str],
+    *,
+    guest: str,
+    stdin: bytes,
+    env: tuple[tuple[str, str], ...],
+    mounts: tuple[str, ...],
+) -> Ended:
+    """`ngixi run` of `guest` with `argv`, `stdin` and `env` (as --env options): how it ended."""
+    options = [arg for name, value in env for arg in ("--env", f"{name}={value}")]
+    ran = run(project, engine, *argv, stdin=stdin, guest=guest, mode=(*mode, *options))
+    return ran.returncode, ran.stdout.decode(), ran.stderr.decode(), left(sandbox_files(project, guest), mounts)
+
+
+def reference_ended(
+    wasm: bytes,
+    base: Path,
+    argv: list[str],
+    *,
+    env: tuple[tuple[str, str], ...],
+    mounts: tuple[str, ...],
+    read_only: tuple[str, ...],
+    known: Sequence[Known] = (),
+) -> Ended:
+    """How `reference` ended the program, given `base`'s `mounts` and `base/stdin` (its stdout with our answers in
+    place of the `known` differences)."""
+    code, stdout = reference(wasm, base / mounts[0], argv, base / "stdin", env=env, mounts=mounts, read_only=read_only)
+    shown = as_we_answer(argv[0], stdout.decode(), known)
+    return code, shown, (base / "reference.err").read_text(), left(base, mounts)
+
+
+def assert_ended_as(got: Ended, expected: Ended, case: str, *, said: str = "") -> None:
+    """`got` is `expected`, with what ngixi `said` after the program's stderr; a differing line of stdout names its
+    check."""
+    code, stdout, stderr, files = expected
+    assert got[1].splitlines() == stdout.splitlines(), case
+    assert (got[0], got[2], got[3]) == (code, stderr + said, files), case
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ _PRELUDE = """
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
   (memory (export "memory") 1 1)
-  (data (i32.const 16) "out one\\nerr one\\nout two\\nerr two\\nwaiting\\n")
+  (data (i32.const 16) "out one\\nerr one\\nout two\\nerr two\\nwaiting\\n\\1b[37m>  ")
   (func $say (param $fd i32) (param $n i32) (result i32)
     (i32.store (i32.const 0) (i32.add (i32.const 16) (i32.mul (local.get $n) (i32.const 8))))
     (i32.store (i32.const 4) (i32.const 8))
@@ -133,6 +133,31 @@ def test_log_lines_are_shown_as_logged_among_stdout_and_stderr(
     run = subprocess.run(command, check=False, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     shown = b"out one\ninfo: waiting\nerr one\nerror: \\x1b[2J\nout two\n"  # they came after the call's end
     assert (run.returncode, _without_notes(run.stdout)) == (0, shown)
+
+
+# Leaves its stderr mid-line (a terminal colour code and a prompt, as Silice's silice.wasm does), logs, does so again
+# and traps.
+UNFINISHED = f"""(module (import "ngixi" "log" (func $log (param i32 i32 i32))) {_PRELUDE}
+  (func (export "_start")
+    (drop (call $say (i32.const 2) (i32.const 5)))
+    (call $log (i32.const 2) (i32.const 48) (i32.const 7))
+    (drop (call $say (i32.const 2) (i32.const 5)))
+    unreachable))
+"""
+
+
+@pytest.mark.parametrize("where", WHERE, ids=["isolated", "in-process"])
+def test_ngixis_own_lines_begin_a_line_after_a_guests_unfinished_one(
+    tmp_path: Path, keys: KeyFiles, engine_name: str, where: tuple[str, ...]
+) -> None:
+    """The error line read `\\x1b[37m>  ngixi: error: ...` after silice.wasm's stderr, and a log line as much."""
+    bundle = _bundle(tmp_path, keys, UNFINISHED, "[capabilities.log]\n")
+    run = subprocess.run(_command(keys, bundle, engine_name, where), check=False, cwd=tmp_path, capture_output=True)
+    lines = _without_notes(run.stderr).splitlines()
+    assert (run.returncode, lines) == (
+        5,
+        [b"\x1b[37m>  ", b"info: waiting", b"\x1b[37m>  ", b"ngixi: error: talker: _start trapped: unreachable"],
+    )
 
 
 # A library whose _initialize (run at load, before any call) writes to stdout, as its export does.
