@@ -16,6 +16,7 @@ from tests.run.integration.test_rollback import wait_until_dead
 from tests.run.integration.test_tenant_fork import kill_and_wait
 
 SPAWNS = 500
+STDIO = {"0", "1", "2"}
 # A child of a single-threaded process, as `ngixi run` forks its one-shot tenant: SPAWNS forks and stops, then
 # the descriptors it holds and the children it left unreaped.
 FORKED_HERE = """
@@ -182,6 +183,27 @@ def _living(pids: set[int]) -> set[int]:
     return living
 
 
+def _spare_and_server_descriptors(spare: int, server: int) -> tuple[dict[str, str], set[str]]:
+    """The spare's descriptors (number → what it is) and what the server's are, once the spare has closed the server's
+    (it keeps four) and the server its copy of the spare's socket (closed just after the fork), 10 s at most."""
+    deadline = time.monotonic() + 10
+    while True:
+        held, servers = _descriptors(spare), set(_descriptors(server).values())
+        settled = len(held) == 4 and not servers & {what for name, what in held.items() if name not in STDIO}
+        if settled or time.monotonic() > deadline:
+            return held, servers
+        time.sleep(0.01)
+
+
+def _descriptors(pid: int) -> dict[str, str]:
+    """A process's open descriptors: number → what it is (one closed while they are read is left out)."""
+    found = {}
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(FileNotFoundError):
+            found[name] = os.readlink(f"/proc/{pid}/fd/{name}")
+    return found
+
+
 def test_a_spare_holds_nothing_of_the_server_and_one_killed_or_left_alone_ends_cleanly() -> None:
     """The spare waits with the standard streams and its own socket alone (not the control socket, nor another
     tenant's status pipe); killed, it is replaced at the next spawn; its server gone, it ends."""
@@ -191,12 +213,8 @@ def test_a_spare_holds_nothing_of_the_server_and_one_killed_or_left_alone_ends_c
         first = spawn_tenant(environment, bundle.fileno(), errors.fileno())
         (zygote,) = set(zygote_pids()) - others
         spare = spare_of(zygote, first.pid)
-        deadline = time.monotonic() + 10
-        while open_descriptors(spare) != 4 and time.monotonic() < deadline:  # until it has closed the server's
-            time.sleep(0.01)
-        held = {name: os.readlink(f"/proc/{spare}/fd/{name}") for name in os.listdir(f"/proc/{spare}/fd")}
-        servers = {os.readlink(f"/proc/{zygote}/fd/{name}") for name in os.listdir(f"/proc/{zygote}/fd")}
-        (own,) = set(held) - {"0", "1", "2"}
+        held, servers = _spare_and_server_descriptors(spare, zygote)
+        (own,) = set(held) - STDIO
         assert held[own].startswith("socket:") and held[own] not in servers, (held, servers)
         kill_and_wait(spare)
         second = spawn_tenant(environment, bundle.fileno(), errors.fileno())
