@@ -402,20 +402,24 @@ class WasiFilesystem:
         fdflags: int,
         opened: int,
     ) -> None:
-        writes = bool(rights & WRITE_RIGHTS or oflags & (OFLAG_CREAT | OFLAG_TRUNC) or fdflags & FDFLAG_APPEND)
-        if writes:
+        # A ro preopen refuses any right or flag that asks to change a file, though only FD_WRITE, TRUNC and APPEND
+        # open one for writing
+        changes = bool(rights & WRITE_RIGHTS or oflags & (OFLAG_CREAT | OFLAG_TRUNC) or fdflags & FDFLAG_APPEND)
+        if changes:
             _refuse_on_ro(self._directory(fd))
         parent = self._directory(fd, RIGHT_PATH_OPEN | _oflag_rights(oflags))
         # What the new descriptor may hand down is its parent's, whatever `inheriting` asks: Wasmtime's WASI
         # ignores it, and Zig's std asks a directory for inheriting rights without reading or writing files,
         # then opens files through it to write them. Only fd_fdstat_set_rights narrows what a directory hands down.
-        rights = _access_rights(rights & parent.inheriting, oflags, fdflags)
+        asked = rights & parent.inheriting
         if fdflags & ~_FDFLAGS or oflags & ~(OFLAG_CREAT | OFLAG_DIRECTORY | OFLAG_EXCL | OFLAG_TRUNC):
             raise AbiFault(Errno.INVAL)
-        if oflags & OFLAG_CREAT and oflags & OFLAG_DIRECTORY:  # open(2) creates no directory: INVAL, as Linux's
-            raise AbiFault(Errno.INVAL)
-        if fdflags & _SYNC_FDFLAGS:  # not supported, as Wasmtime's WASI answers and its test programs expect
+        if fdflags & _SYNC_FDFLAGS:  # not supported, as Wasmtime's WASI answers (before it looks at the oflags)
             raise AbiFault(Errno.NOTSUP)
+        # open(2) creates no directory (INVAL, as Linux's), and EXCL without CREAT is undefined in POSIX: INVAL, as
+        # Wasmtime's WASI answers, where Linux would ignore it
+        if oflags & OFLAG_DIRECTORY and oflags & (OFLAG_CREAT | OFLAG_EXCL):
+            raise AbiFault(Errno.INVAL)
         # O_CREAT|O_EXCL never follows a final symlink: the name exists, whatever it points to (POSIX open)
         exclusive = oflags & (OFLAG_CREAT | OFLAG_EXCL) == OFLAG_CREAT | OFLAG_EXCL
         follow = bool(lookup & LOOKUP_SYMLINK_FOLLOW) and not exclusive
@@ -425,7 +429,7 @@ class WasiFilesystem:
             before = _existing(target) if oflags & (OFLAG_CREAT | OFLAG_TRUNC) else None
             if before is None and oflags & OFLAG_CREAT:
                 self._quota.room_for_name()
-            host_fd, mode = _open_file(target, oflags, fdflags, rights)
+            host_fd, mode, rights, fdflags = _open_file_or_directory(target, oflags, fdflags, asked)
         if before is None and oflags & OFLAG_CREAT:
             self._quota.named()
         elif before is not None and oflags & OFLAG_TRUNC and stat.S_ISREG(before.st_mode):
@@ -438,7 +442,7 @@ class WasiFilesystem:
             filetype,
             rights & allowed & parent.inheriting,
             parent.inheriting,
-            fdflags & _FDFLAGS,
+            0 if filetype == FILETYPE_DIRECTORY else fdflags & _FDFLAGS,  # none, as fd_fdstat_set_flags sets none
             dropped=allowed & ~parent.inheriting,
         )
         write_u32(memory, opened, self._add(descriptor))
@@ -610,6 +614,9 @@ class WasiFilesystem:
         times = _new_times(atime, mtime, flags)
         follow = bool(lookup & LOOKUP_SYMLINK_FOLLOW)
         with beneath(parent.host_fd, _path(memory, path, length), follow=follow) as target:
+            # utimensat(2) of two UTIME_OMITs looks no further, as Wasmtime's WASI answers unless it follows a link
+            if times == (None, None) and not (follow or target.trailing_slash):
+                return
             info = _lstat(target)
             os.utime(target.name, ns=_times(info, *times), dir_fd=target.directory, follow_symlinks=False)
 
@@ -678,7 +685,7 @@ class WasiFilesystem:
             beneath(source.host_fd, _path(memory, old, old_length), follow=False, name_itself=True) as old_target,
             beneath(destination.host_fd, _path(memory, new, new_length), follow=False, name_itself=True) as new_target,
         ):
-            if old_target.name == ".":  # rename(2) of `.` or `..` is BUSY before the new name is looked at
+            if "." in (old_target.name, new_target.name):  # rename(2) of or onto `.` or `..`: BUSY before lookups
                 raise AbiFault(Errno.BUSY)
             _not_through_a_link(old_target)
             moved = _lstat(old_target)
@@ -829,10 +836,11 @@ def _refuse_on_stream(descriptor: Descriptor) -> None:
 
 def _access_rights(rights: int, oflags: int, fdflags: int) -> int:
     """What `path_open`'s `rights` give a new descriptor: every right but reading and writing, which follow its
-    access mode as open(2)'s do. It writes if a write right, TRUNC or APPEND asks, and reads if FD_READ or
-    FD_READDIR asks or it does not write (O_RDONLY)."""
-    writes = bool(rights & WRITE_RIGHTS or oflags & OFLAG_TRUNC or fdflags & FDFLAG_APPEND)
-    reads = bool(rights & _READ_RIGHTS) or not writes
+    access mode as open(2)'s do. It writes if FD_WRITE, TRUNC or APPEND asks, and reads unless FD_WRITE is asked
+    without FD_READ, as Wasmtime's WASI opens (O_RDONLY|O_TRUNC is undefined in POSIX): no other right (FD_READDIR,
+    FD_ALLOCATE, FD_FILESTAT_SET_SIZE) makes a file readable or writable, nor a directory fail to open (ISDIR)."""
+    writes = bool(rights & RIGHT_FD_WRITE or oflags & OFLAG_TRUNC or fdflags & FDFLAG_APPEND)
+    reads = bool(rights & RIGHT_FD_READ or not rights & RIGHT_FD_WRITE)
     return ~((0 if reads else _READ_RIGHTS) | (0 if writes else WRITE_RIGHTS)) & (FILE_RIGHTS | DIRECTORY_RIGHTS)
 
 
@@ -868,9 +876,25 @@ def _path(memory: GuestMemory, pointer: int, length: int) -> str:
     return path
 
 
+def _open_file_or_directory(target: Target, oflags: int, fdflags: int, asked: int) -> tuple[int, int, int, int]:
+    """`_open_file` with the rights `asked` give: the host descriptor, its file's mode, its rights and fdflags. A
+    directory asked for APPEND without writing (FD_WRITE, CREAT, TRUNC) opens to read, as open(2) opens it
+    O_RDONLY|O_APPEND and Wasmtime's WASI opens it, where writing a directory is ISDIR."""
+    rights = _access_rights(asked, oflags, fdflags)
+    try:
+        return (*_open_file(target, oflags, fdflags, rights), rights, fdflags)
+    except (IsADirectoryError, AbiFault) as error:
+        appends_only = fdflags & FDFLAG_APPEND and not (asked & RIGHT_FD_WRITE or oflags & (OFLAG_CREAT | OFLAG_TRUNC))
+        if not appends_only or getattr(error, "code", Errno.ISDIR) != Errno.ISDIR:
+            raise
+    fdflags &= ~FDFLAG_APPEND
+    rights = _access_rights(asked, oflags, fdflags)
+    return (*_open_file(target, oflags | OFLAG_DIRECTORY, fdflags, rights), rights, fdflags)
+
+
 def _open_file(target: Target, oflags: int, fdflags: int, rights: int) -> tuple[int, int]:
     """The new host descriptor and its file's mode: a regular file or a directory, never a special file."""
-    reads, writes = bool(rights & _READ_RIGHTS), bool(rights & WRITE_RIGHTS)
+    reads, writes = bool(rights & RIGHT_FD_READ), bool(rights & RIGHT_FD_WRITE)
     flags = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
     flags |= os.O_RDWR if reads and writes else os.O_WRONLY if writes else os.O_RDONLY
     for bit, host in (

@@ -21,6 +21,7 @@ from ngixi_runtime.capabilities.wasi_paths import ESCAPE
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.spec.abi import (
     FDFLAG_APPEND,
+    FDFLAG_SYNC,
     FILE_RIGHTS,
     FILETYPE_CHARACTER_DEVICE,
     FILETYPE_DIRECTORY,
@@ -423,3 +424,78 @@ def test_errno_is_witxs_enum_as_wasi_libc_numbers_it() -> None:
     header = ziglang.lib_dir(zig) / "libc" / "include" / "wasm-wasi-musl" / "wasi" / "api.h"
     numbered = re.findall(r"#define __WASI_ERRNO_(\w+) \(UINT16_C\((\d+)\)\)", header.read_text(encoding="utf-8"))
     assert [(code.name, code.value) for code in Errno] == [(name, int(value)) for name, value in numbered]
+
+
+# --- what the differential tester (tests/build/integration/test_wasi_differential.py) found ----------------------
+
+EVERY_RIGHT = (1 << 29) - 1
+
+
+def _fdstat(guest: Guest, fd: int) -> tuple[int, int, int]:
+    """A descriptor's filetype, fdflags and rights."""
+    assert guest.call("fd_fdstat_get", fd, BUFFER) == Errno.SUCCESS
+    filetype, flags, rights = struct.unpack("<BxHxxxxQ", guest.memory.read(BUFFER, 16))
+    return filetype, flags, rights
+
+
+@pytest.mark.parametrize(
+    ("rights", "oflags", "access"),
+    [
+        (EVERY_RIGHT & ~RIGHT_FD_WRITE, 0, (True, False)),  # FD_ALLOCATE, FD_FILESTAT_SET_SIZE write nothing
+        (EVERY_RIGHT & ~RIGHT_FD_READ, 0, (False, True)),  # FD_READDIR reads nothing
+        (0, OFLAG_TRUNC, (True, True)),  # O_RDONLY|O_TRUNC is undefined in POSIX: both, as Wasmtime opens it
+    ],
+)
+def test_only_fd_read_and_fd_write_decide_how_a_file_opens(
+    guest: Guest, sandbox: Path, rights: int, oflags: int, access: tuple[bool, bool]
+) -> None:
+    (sandbox / "data" / "f").write_text("text")
+    reads, writes = access
+    fd = guest.open(DATA, "f", oflags, rights)
+    guest.memory.write(IOV, struct.pack("<II", BUFFER, 4))
+    assert guest.call("fd_read", fd, IOV, 1, OUT) == (Errno.SUCCESS if reads else Errno.BADF)
+    assert guest.write(fd, b"new") == (Errno.SUCCESS if writes else Errno.BADF)
+
+
+@pytest.mark.parametrize(
+    ("oflags", "rights", "fdflags"),
+    [
+        (OFLAG_DIRECTORY, EVERY_RIGHT & ~RIGHT_FD_WRITE, 0),
+        (OFLAG_DIRECTORY, RIGHT_FD_READDIR, FDFLAG_APPEND),
+        (0, RIGHT_FD_READDIR, FDFLAG_APPEND),
+    ],
+)
+def test_a_directory_opens_unless_fd_write_is_asked(
+    guest: Guest, sandbox: Path, oflags: int, rights: int, fdflags: int
+) -> None:
+    (sandbox / "data" / "d").mkdir()
+    fd = guest.open(DATA, "d", oflags, rights, fdflags=fdflags)
+    assert _fdstat(guest, fd)[:2] == (FILETYPE_DIRECTORY, 0)  # no fdflags, as fd_fdstat_set_flags sets none
+    assert guest.call("fd_readdir", fd, BUFFER, 256, 0, OUT) == Errno.SUCCESS
+    assert guest.try_open(DATA, "d", OFLAG_DIRECTORY, RIGHT_FD_WRITE) == Errno.ISDIR
+
+
+@pytest.mark.parametrize("name", ["d", "f", "missing"])
+def test_directory_with_excl_is_inval_and_sync_flags_notsup_first(guest: Guest, sandbox: Path, name: str) -> None:
+    (sandbox / "data" / "d").mkdir()
+    (sandbox / "data" / "f").write_text("")
+    assert guest.try_open(DATA, name, OFLAG_DIRECTORY | OFLAG_EXCL) == Errno.INVAL  # Linux would ignore EXCL
+    assert guest.try_open(DATA, name, OFLAG_DIRECTORY | OFLAG_CREAT, fdflags=FDFLAG_SYNC) == Errno.NOTSUP
+
+
+@pytest.mark.parametrize("new", [".", "d/..", "d/."])
+def test_a_rename_onto_dot_or_dotdot_is_busy_before_the_source_is_looked_at(
+    guest: Guest, sandbox: Path, new: str
+) -> None:
+    (sandbox / "data" / "d").mkdir()
+    old, target = guest.path("missing"), guest.path(new, at=PATH + 100)
+    assert guest.call("path_rename", DATA, *old, DATA, *target) == Errno.BUSY
+
+
+def test_setting_no_time_looks_no_further_than_the_directory(guest: Guest, sandbox: Path) -> None:
+    assert guest.call("path_filestat_set_times", DATA, 0, *guest.path("missing"), 0, 0, 0) == Errno.SUCCESS
+    assert guest.call("path_filestat_set_times", DATA, 0, *guest.path("missing/x"), 0, 0, 0) == Errno.NOENT
+    assert guest.call("path_filestat_set_times", DATA, 0, *guest.path("missing"), 0, 0, 2) == Errno.NOENT
+    assert guest.call("path_filestat_set_times", DATA, 0, *guest.path("missing/"), 0, 0, 0) == Errno.NOENT
+    follow = LOOKUP_SYMLINK_FOLLOW
+    assert guest.call("path_filestat_set_times", DATA, follow, *guest.path("missing"), 0, 0, 0) == Errno.NOENT
