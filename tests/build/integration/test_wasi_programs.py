@@ -219,7 +219,12 @@ def compile_program(name: str, output: Path) -> None:
     """As the build compiles a C or Zig command for wasm32-wasi: its memory bounded, its stack the build's, not
     stripped (Zig builds wasi-libc once for each set of flags that changes it, stripping among them: a stripped
     program's was a second build of it in each run of the suite)."""
-    source, zig = SOURCES[name], [str(ziglang.ensure_zig())]
+    compile_source(SOURCES[name], output)
+
+
+def compile_source(source: Path, output: Path) -> None:
+    """A C or Zig program compiled as `compile_program` says."""
+    zig = [str(ziglang.ensure_zig())]
     if source.suffix == ".c":
         command = [*zig, "cc", f"--target={WASI_TARGET}", "-O2", "-w", str(source), "-o", str(output)]
         command += [f"-Wl,--max-memory={MEMORY_PAGES * PAGE_BYTES}", f"-Wl,-z,stack-size={STACK_BYTES}"]
