@@ -220,6 +220,16 @@ async function bundle(input, out) {
   return out;
 }
 
+// SpiderMonkey in componentize-js is built without ICU: a Unicode property escape (/\p{Lu}/u) fails the module's
+// evaluation with a SyntaxError that says nothing of why; the line put first names the file and what to do.
+function withNoIcuHint(message) {
+  const place = message.match(/^(\S+:\d+) SyntaxError: invalid (?:class )?property name in regular expression/m);
+  if (!place) return message;
+  const hint = "a Unicode property escape (\\p{...}) in a regular expression cannot compile: componentize-js's " +
+    "engine has no ICU; use a package, or a version of it, without them";
+  return `${place[1]}: ${hint}\n${message}`;
+}
+
 let component;
 let failure;
 try {
@@ -233,7 +243,7 @@ try {
     disableFeatures: disabled ? disabled.split(",") : [],
   }));
 } catch (error) {
-  failure = `${entry}: ${placedInGuest(error.message)}`;
+  failure = withNoIcuHint(`${entry}: ${placedInGuest(error.message)}`);
 } finally {
   for (const made of [wrapperPath, bundlePath].filter(Boolean)) await rm(made, { force: true });
 }

@@ -305,6 +305,9 @@ def test_a_build_error_in_a_package_names_the_package_s_file(built: Path) -> Non
     )
     printed = _failed_npm_guest_compile(built, guest, "uni")
     assert "guests/unicode-js/uni/index.js:2 SyntaxError: invalid property name in regular expression" in printed
+    hint = "guests/unicode-js/uni/index.js:2: a Unicode property escape (\\p{...}) in a regular expression cannot "
+    summary = next(line for line in printed.splitlines() if line.startswith("failed: unicode-js"))
+    assert hint in summary  # the build's one line for the failed guest says why, not wizer's "Failed to initialize"
     assert ".bundle.mjs" not in printed
 
 
