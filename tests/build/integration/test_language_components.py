@@ -250,7 +250,22 @@ def test_a_package_the_guest_did_not_install_is_named(built: Path) -> None:
     guest = built / "guests" / "unresolved-js"
     shutil.copytree(built / "guests" / GENERATED["javascript"], guest, ignore=shutil.ignore_patterns("node_modules"))
     printed = _failed_npm_guest_compile(built, guest, "left-pad")
-    assert "Could not resolve 'left-pad' in guests/unresolved-js/index.js" in printed
+    summary = next(line for line in printed.splitlines() if line.startswith("failed: unresolved-js"))
+    assert "Could not resolve 'left-pad' in guests/unresolved-js/index.js:" in summary
+    assert " at " not in printed and "main" not in printed  # rolldown's stack and its help of no use here
+
+
+def test_a_node_builtin_imported_by_a_package_is_named_as_one(built: Path) -> None:
+    """An outsider's package using Node's crypto: rolldown's 'Could not resolve' with its own stack trace and a help
+    about "main" fields, and a summary line saying only 'Build failed with 1 error:'."""
+    guest = built / "guests" / "builtin-js"
+    (_with_local_package(guest, "hasher") / "index.js").write_text(
+        'const { createHash } = require("crypto");\nmodule.exports = (t) => createHash("md5").update(t);\n'
+    )
+    printed = _failed_npm_guest_compile(built, guest, "hasher")
+    summary = next(line for line in printed.splitlines() if line.startswith("failed: builtin-js"))
+    assert "guests/builtin-js/hasher/index.js:1:32: imports 'crypto', a Node.js built-in module: " in summary
+    assert " at " not in printed
 
 
 def test_a_package_file_outside_the_guest_is_refused(built: Path, tmp_path: Path) -> None:
