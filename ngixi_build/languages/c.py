@@ -140,13 +140,35 @@ def editor_include_dirs(project: Project, guest: str) -> list[str]:
     return [Path(os.path.relpath(folder, directory)).as_posix() for folder in project.shared_sources()]
 
 
-def editor_flags_warning(project: Project, guest: str) -> str | None:
-    """What the guest's `compile_flags.txt` (clangd's view of its compile), if it has one, lacks of the shared
-    folders' include paths, in one line saying what to add; None when it lacks none (or is past EDITOR_FLAGS_READ).
+def editor_flags_warning(project: Project, guest: str, options: CCompileOptions) -> str | None:
+    """What the guest's `compile_flags.txt` (clangd's view of its compile), if it has one, lacks of the include
+    paths of `[compile] include` and of the shared folders, in one line saying what to add; None when it lacks none
+    (or is past EDITOR_FLAGS_READ).
 
     Each compile of the guest says it, as a compiler repeats its warnings: a compile runs only when one of the
     guest's inputs changed (the file is one), where the author is looking, until the file is fixed."""
     path = project.guests_dir / guest / EDITOR_FLAGS
+    given = _editor_include_dirs_given(path)
+    if given is None:
+        return None
+    wanted = {
+        f"{_manifest(project, guest)}'s compile.include": [Path(name).as_posix() for name in options.include],
+        "tool.ngixi.shared_sources": editor_include_dirs(project, guest),
+    }
+    missing = {field: [f"-I{d}" for d in dirs if os.path.normpath(d) not in given] for field, dirs in wanted.items()}
+    lacking = [f"{' '.join(flags)} for {field}" for field, flags in missing.items() if flags]
+    if not lacking:
+        return None
+    lines_to_add = "that line" if sum(map(len, missing.values())) == 1 else "those lines"
+    return (
+        f"warning: {native.relative(project, path)}: no {' and '.join(lacking)}; add "
+        f"{lines_to_add} so that clangd finds the headers the compile finds"
+    )
+
+
+def _editor_include_dirs_given(path: Path) -> set[str] | None:
+    """The include folders `compile_flags.txt` at `path` names (`-Idir` or `-I` then `dir`), normalized; None when
+    there is no such file or it is past EDITOR_FLAGS_READ."""
     try:
         with open_regular(path) as stream:
             if stream is None:
@@ -158,15 +180,7 @@ def editor_flags_warning(project: Project, guest: str) -> str | None:
         return None
     lines = [line.strip() for line in data.decode("utf-8", errors="replace").splitlines()]
     given = {os.path.normpath(line[2:]) for line in lines if line.startswith("-I") and line != "-I"}
-    given |= {os.path.normpath(after) for line, after in pairwise(lines) if line == "-I"}
-    missing = [f"-I{folder}" for folder in editor_include_dirs(project, guest) if os.path.normpath(folder) not in given]
-    if not missing:
-        return None
-    lines_to_add = "that line" if len(missing) == 1 else "those lines"
-    return (
-        f"warning: {native.relative(project, path)}: no {' '.join(missing)} for tool.ngixi.shared_sources; add "
-        f"{lines_to_add} so that clangd finds the headers the compile finds"
-    )
+    return given | {os.path.normpath(after) for line, after in pairwise(lines) if line == "-I"}
 
 
 class C(native.ZigCompiled):
@@ -178,7 +192,7 @@ class C(native.ZigCompiled):
         return core_bindings.c_header(project)
 
     def compile(self, job: CompileJob) -> int:
-        warning = editor_flags_warning(job.project, job.guest.name)
+        warning = editor_flags_warning(job.project, job.guest.name, c_options(job.guest.compile))
         if warning is not None:
             log.warning("%s", warning)
         return super().compile(job)

@@ -27,6 +27,9 @@ DRIVER = Path(__file__).parent / "js" / "componentize_guest.mjs"
 # The WASI features componentize-js can leave out. All are, so the component imports the host's interfaces
 # only, but stdio for a guest granted it: console.log and console.error then write to stdout and stderr.
 WASI_FEATURES = ("stdio", "random", "clocks", "http", "fetch-event")
+# The feature each capability keeps: granted `random`, crypto.getRandomValues and Math.random draw from the host's
+# randomness at each call, where without it they give what was drawn while the component was built, at every run.
+FEATURE_GRANTS = {"stdio": "stdio", "random": "random"}
 
 
 class JavaScriptBuildError(NgixiError):
@@ -77,7 +80,7 @@ def ensure_javascript_toolchain(*, state_dir: Path) -> JavaScriptToolchain:
 
 def disabled_features(grants: Collection[str]) -> list[str]:
     """The WASI features a guest with these grants is built without."""
-    return [feature for feature in WASI_FEATURES if not (feature == "stdio" and "stdio" in grants)]
+    return [feature for feature in WASI_FEATURES if FEATURE_GRANTS.get(feature) not in grants]
 
 
 def build_component(

@@ -21,7 +21,7 @@ from ngixi_runtime.capabilities.component import text_positions
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import write_atomic
 from ngixi_runtime.guest.data import MAX_JSON_DEPTH, BeyondJsonLimits, NumberBeyondADouble, kind_word, read_json
-from ngixi_runtime.loading.loader import parse_arguments
+from ngixi_runtime.loading.loader import parse_arguments, why_no_input
 from ngixi_runtime.loading.tenants import CallResult, Tenant
 
 STDIN = "-"
@@ -58,6 +58,8 @@ def call_export(
         _check_output_file(output_file)
     if input_spec == STDIN and "stdin" in manifest.grants:
         raise InvalidInput(f"{what}: the guest reads standard input itself ([capabilities.stdin]): use --input @FILE")
+    if input_spec is not None and declared.input is None:  # before reading it: its size is not what is wrong
+        raise InvalidInput(f"{what} takes no input ({why_no_input(manifest)})")
     data = None if input_spec is None else read_input(input_spec, limit=manifest.limits.input_bytes, what=what)
     if manifest.guest.type.is_component:  # JSON arguments, checked against the component's WIT by the engine
         texts = tenant.text_parameters(declared.name) if declared.from_wit else text_positions(declared.params)

@@ -15,7 +15,7 @@
 // it could otherwise build any file of the build machine into the guest.
 import { realpathSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
-import { createRequire } from "node:module";
+import { createRequire, isBuiltin } from "node:module";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 
@@ -197,6 +197,22 @@ function placedInGuest(message) {
   });
 }
 
+// The first import rolldown could not resolve, said in one line (its error shows rolldown's own stack and a "main
+// field ignored" help that is not the cause): the file, line and column, and for a Node.js built-in, why.
+let unresolved = null;
+
+function unresolvedImport(log) {
+  const file = path.relative(process.cwd(), log.loc?.file ?? log.id ?? "");
+  const where = log.loc ? `${file}:${log.loc.line}:${log.loc.column + 1}` : file;
+  const name = log.exporter;
+  if (isBuiltin(name)) {
+    return `${where}: imports '${name}', a Node.js built-in module: a component has none of Node's modules; ` +
+      "use a package, or a version of it, that does without them";
+  }
+  return `Could not resolve '${name}' in ${where}: an import names one of the guest's npm dependencies ` +
+    "(package.json and package-lock.json in its folder) or a path relative to the importing file ('./x.js')";
+}
+
 async function bundle(input, out) {
   const { rolldown } = await import(pathToFileURL(require.resolve("rolldown")).href);
   const build = await rolldown({
@@ -207,7 +223,11 @@ async function bundle(input, out) {
     platform: "neutral",
     resolve: { mainFields: ["module", "main"], conditionNames: ["import", "module", "default", "require"] },
     // A package name that resolves nowhere would be left as an import componentize-js cannot load: an error here.
-    onLog: (level, log, handler) => handler(log.code === "UNRESOLVED_IMPORT" ? "error" : level, log),
+    onLog: (level, log, handler) => {
+      if (log.code !== "UNRESOLVED_IMPORT") return handler(level, log);
+      unresolved ??= unresolvedImport(log);
+      handler("error", log);
+    },
   });
   const { output } = await build.generate({ dir: path.dirname(out), format: "esm", sourcemap: "hidden" });
   await build.close();
@@ -218,6 +238,16 @@ async function bundle(input, out) {
   const code = `${chunk.code}\nconst ngixiBundleLines = ${JSON.stringify(table)};\n`;
   await writeFile(out, code, { flag: "wx" });
   return out;
+}
+
+// SpiderMonkey in componentize-js is built without ICU: a Unicode property escape (/\p{Lu}/u) fails the module's
+// evaluation with a SyntaxError that says nothing of why; the line put first names the file and what to do.
+function withNoIcuHint(message) {
+  const place = message.match(/^(\S+:\d+) SyntaxError: invalid (?:class )?property name in regular expression/m);
+  if (!place) return message;
+  const hint = "a Unicode property escape (\\p{...}) in a regular expression cannot compile: componentize-js's " +
+    "engine has no ICU; use a package, or a version of it, without them";
+  return `${place[1]}: ${hint}\n${message}`;
 }
 
 let component;
@@ -233,7 +263,7 @@ try {
     disableFeatures: disabled ? disabled.split(",") : [],
   }));
 } catch (error) {
-  failure = `${entry}: ${placedInGuest(error.message)}`;
+  failure = unresolved ?? withNoIcuHint(`${entry}: ${placedInGuest(error.message)}`);
 } finally {
   for (const made of [wrapperPath, bundlePath].filter(Boolean)) await rm(made, { force: true });
 }

@@ -27,5 +27,5 @@ CAPABILITY = Capability(
     "random",
     "WASI random bytes",
     {wasi_import("random_get", "i32 i32"): _random_get},
-    wasi_p2={"wasi:random/random": frozenset({"get-random-bytes"})},
+    wasi_p2={"wasi:random/random": frozenset({"get-random-bytes", "get-random-u64"})},
 )

@@ -179,7 +179,7 @@ def _check_data(manifest: Manifest, declared: ExportDecl, data: bytes | None) ->
     guest, export = manifest.guest.name, declared.name
     if declared.input is None:
         if data is not None:
-            raise InvalidInput(f"{guest}: {export} takes no input ({_why_no_input(manifest)})")
+            raise InvalidInput(f"{guest}: {export} takes no input ({why_no_input(manifest)})")
         return
     if data is None:
         null = ", where JSON's null is b'null'" if declared.input == "json" else ""  # None is no input there
@@ -188,7 +188,8 @@ def _check_data(manifest: Manifest, declared: ExportDecl, data: bytes | None) ->
     check_input(guest, export, declared.input, data, manifest.limits.input_bytes)
 
 
-def _why_no_input(manifest: Manifest) -> str:
+def why_no_input(manifest: Manifest) -> str:
+    """Why an export declaring no input takes none, and what it takes instead."""
     if manifest.guest.type.is_component:  # no call data ABI: its exports take WIT values
         return "a component's export takes its WIT arguments: ngixi run BUNDLE EXPORT ARG..., each as JSON"
     return "its manifest declares none"

@@ -48,6 +48,11 @@ JS_MORE = (
 JS_LATER_LINE = 18
 COUNTER_BUMP = "  const now = total() + by;"
 COUNTER_THROW = '  if (by === -999) throw new Error("no boom here");'  # line 21 of counter-js's index.js
+# counter-js (in the test's copy) is also granted random, and draws with both of JavaScript's sources.
+COUNTER_DRAW = (
+    "\nexport function draw() {\n  const bytes = new Uint8Array(16);\n  crypto.getRandomValues(bytes);\n"
+    "  return `${bytes.join()} ${Math.random()}`;\n}\n"
+)
 # The generated JavaScript guest also imports npm's ms (CommonJS) by its package name, on its import's line (line 4):
 # one component checks both, the guest's own lines still its own through the bundle.
 LOG_IMPORT = 'import { write } from "ngixi:host/log@0.1.0";'
@@ -78,7 +83,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     index.write_text(index.read_text() + JS_MORE + MS_EXPORT + JS_VALUES)
     _depend_on_ms(index.parent)
     counter = project / "guests" / "counter-js" / "index.js"  # granted stdio: its WASI writers are Wasmtime's
-    counter.write_text(counter.read_text().replace(COUNTER_BUMP, f"{COUNTER_THROW}\n{COUNTER_BUMP}"))
+    counter.write_text(counter.read_text().replace(COUNTER_BUMP, f"{COUNTER_THROW}\n{COUNTER_BUMP}") + COUNTER_DRAW)
+    with (project / "manifests" / "counter-js.toml").open("a") as manifest:
+        manifest.write('\n[capabilities.random]\n\n[exports.draw]\nparams = []\nresults = ["string"]\n')
     with (project / "manifests" / f"{GENERATED['javascript']}.toml").open("a") as manifest:
         for export in ("later", "span"):
             manifest.write(f'\n[exports.{export}]\nparams = ["string"]\nresults = ["string"]\n')
@@ -202,6 +209,22 @@ def test_a_javascript_guest_takes_and_gives_signed_64_bit_integers_and_any_strin
         assert tenant.call("echo", ("\ufeffx",)).values == ("2:\ufeffx",)
 
 
+@pytest.mark.parametrize("isolated", [True, False])
+def test_a_javascript_guest_granted_random_draws_from_the_host_at_each_run(
+    built: Path, tmp_path: Path, isolated: bool
+) -> None:
+    """Built without componentize-js's random feature whatever its grants, a guest's crypto.getRandomValues and
+    Math.random gave what was drawn while it was built, the same at every run: an outsider's tokens were a constant."""
+    bundle = built / "artifacts" / "bundles" / "counter-js-0.1.0.ngx"
+    draws = set()
+    for _ in range(2):
+        with open_tenant(
+            bundle, trust_file=built / ".ngixi" / "trust.toml", isolated=isolated, sandboxes=tmp_path
+        ) as tenant:
+            draws.add(tenant.call("draw", ()).values[0])
+    assert len(draws) == 2, draws
+
+
 def test_a_javascript_guest_imports_an_npm_package_by_name(built: Path) -> None:
     """componentize-js resolves no package names: the build bundles the guest with its node_modules first, and an
     Error thrown in the package still names its file and line, not the bundle's (the guest's own lines are
@@ -250,7 +273,22 @@ def test_a_package_the_guest_did_not_install_is_named(built: Path) -> None:
     guest = built / "guests" / "unresolved-js"
     shutil.copytree(built / "guests" / GENERATED["javascript"], guest, ignore=shutil.ignore_patterns("node_modules"))
     printed = _failed_npm_guest_compile(built, guest, "left-pad")
-    assert "Could not resolve 'left-pad' in guests/unresolved-js/index.js" in printed
+    summary = next(line for line in printed.splitlines() if line.startswith("failed: unresolved-js"))
+    assert "Could not resolve 'left-pad' in guests/unresolved-js/index.js:" in summary
+    assert " at " not in printed and "main" not in printed  # rolldown's stack and its help of no use here
+
+
+def test_a_node_builtin_imported_by_a_package_is_named_as_one(built: Path) -> None:
+    """An outsider's package using Node's crypto: rolldown's 'Could not resolve' with its own stack trace and a help
+    about "main" fields, and a summary line saying only 'Build failed with 1 error:'."""
+    guest = built / "guests" / "builtin-js"
+    (_with_local_package(guest, "hasher") / "index.js").write_text(
+        'const { createHash } = require("crypto");\nmodule.exports = (t) => createHash("md5").update(t);\n'
+    )
+    printed = _failed_npm_guest_compile(built, guest, "hasher")
+    summary = next(line for line in printed.splitlines() if line.startswith("failed: builtin-js"))
+    assert "guests/builtin-js/hasher/index.js:1:32: imports 'crypto', a Node.js built-in module: " in summary
+    assert " at " not in printed
 
 
 def test_a_package_file_outside_the_guest_is_refused(built: Path, tmp_path: Path) -> None:
@@ -305,6 +343,9 @@ def test_a_build_error_in_a_package_names_the_package_s_file(built: Path) -> Non
     )
     printed = _failed_npm_guest_compile(built, guest, "uni")
     assert "guests/unicode-js/uni/index.js:2 SyntaxError: invalid property name in regular expression" in printed
+    hint = "guests/unicode-js/uni/index.js:2: a Unicode property escape (\\p{...}) in a regular expression cannot "
+    summary = next(line for line in printed.splitlines() if line.startswith("failed: unicode-js"))
+    assert hint in summary  # the build's one line for the failed guest says why, not wizer's "Failed to initialize"
     assert ".bundle.mjs" not in printed
 
 

@@ -20,6 +20,7 @@ from ngixi_build.workflows.scaffold import (
     new_guest,
 )
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.guest.compile_options import CCompileOptions
 from ngixi_runtime.guest.kind import infer_language
 from ngixi_runtime.guest.manifest import load_manifest
 
@@ -164,12 +165,12 @@ def test_a_c_guests_editor_flags_name_the_shared_folders_and_the_build_says_what
     new_guest(project, "a", language="c", kind="library", abi="core")
     flags = project.guests_dir / "a" / "compile_flags.txt"
     assert flags.read_text().splitlines() == ["--target=wasm32-wasi", "-I.", "-I../../artifacts/bindings/c"]
-    assert editor_flags_warning(project, "a") is None
+    assert editor_flags_warning(project, "a", CCompileOptions()) is None
     with (project.root / "pyproject.toml").open("a") as pyproject:
         pyproject.write('shared_sources = ["lib", "guests/common"]\n')
     (project.guests_dir / "common").mkdir()
     project = Project(project.root)
-    assert editor_flags_warning(project, "a") == (
+    assert editor_flags_warning(project, "a", CCompileOptions()) == (
         "warning: guests/a/compile_flags.txt: no -I../../lib -I../common for tool.ngixi.shared_sources; add those"
         " lines so that clangd finds the headers the compile finds"
     )
@@ -178,11 +179,32 @@ def test_a_c_guests_editor_flags_name_the_shared_folders_and_the_build_says_what
         "-I../../lib",
         "-I../common",
     ]
-    assert editor_flags_warning(project, "b") is None
+    assert editor_flags_warning(project, "b", CCompileOptions()) is None
     flags.write_text("--target=wasm32-wasi\n-I\n../../lib/\n-I../common\n")  # either way of writing -I
-    assert editor_flags_warning(project, "a") is None
+    assert editor_flags_warning(project, "a", CCompileOptions()) is None
     flags.write_text("-DX\n" * (EDITOR_FLAGS_READ // 4 + 1))  # not clangd's few flags: not read whole, no warning
-    assert editor_flags_warning(project, "a") is None
+    assert editor_flags_warning(project, "a", CCompileOptions()) is None
+
+
+def test_a_c_guests_editor_flags_lacking_its_compile_include_folders_are_warned_of(project: Project) -> None:
+    """An outsider's guest with its headers in include/ (`[compile] include = ["include"]`) built, while clangd, told
+    nothing of that folder by the compile_flags.txt `ngixi new` wrote, found none, and the build said nothing."""
+    new_guest(project, "a", language="c", kind="library", abi="core")
+    options = CCompileOptions(include=("include", "third/party"))
+    assert editor_flags_warning(project, "a", options) == (
+        "warning: guests/a/compile_flags.txt: no -Iinclude -Ithird/party for manifests/a.toml's compile.include; add"
+        " those lines so that clangd finds the headers the compile finds"
+    )
+    flags = project.guests_dir / "a" / "compile_flags.txt"
+    flags.write_text(flags.read_text() + "-I./include/\n-Ithird/party\n")
+    assert editor_flags_warning(project, "a", options) is None
+    with (project.root / "pyproject.toml").open("a") as pyproject:
+        pyproject.write('shared_sources = ["lib"]\n')
+    (project.root / "lib").mkdir()
+    assert editor_flags_warning(Project(project.root), "a", CCompileOptions(include=("include", "src"))) == (
+        "warning: guests/a/compile_flags.txt: no -Isrc for manifests/a.toml's compile.include and -I../../lib for"
+        " tool.ngixi.shared_sources; add those lines so that clangd finds the headers the compile finds"
+    )
 
 
 def test_the_editor_links_are_never_made_through_a_link_that_came_with_the_project(tmp_path: Path) -> None:

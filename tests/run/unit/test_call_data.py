@@ -5,10 +5,12 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
-from ngixi_runtime.call_io import read_input
+from ngixi_runtime.call_io import call_export, read_input
 from ngixi_runtime.capabilities.context import CallData, HostContext
 from ngixi_runtime.capabilities.linking import core_imports
 from ngixi_runtime.errors import GuestError, InvalidInput
@@ -16,6 +18,7 @@ from ngixi_runtime.guest.data import check_input, check_output, decode, encode, 
 from ngixi_runtime.guest.manifest import ManifestError, parse_manifest
 from ngixi_runtime.loading.loader import check_call, encoded_input, parse_arguments
 from ngixi_runtime.loading.tenant_child import call_data_bytes
+from ngixi_runtime.loading.tenants import Tenant
 from ngixi_runtime.spec.abi import Status
 from ngixi_runtime.spec.wasm import Import, ModuleInfo, Signature
 from ngixi_runtime.trust.policy import load_policy
@@ -217,6 +220,17 @@ def test_a_call_gives_input_exactly_when_the_export_declares_it() -> None:
     component = parse_manifest(COMPONENT, source="c.toml", stem="c")
     with pytest.raises(InvalidInput, match=r"^c: digest takes no input \(a component's export takes its WIT arguments"):
         check_call(component, "digest", ([1],), b"x")
+
+
+def test_input_for_an_export_taking_none_is_refused_for_that_before_its_size(tmp_path: Path) -> None:
+    # An outsider's `ngixi run COMPONENT echobytes --input @big.bin` was told the file was over limits.input_bytes:
+    # raising the limit then gave the line that was the answer all along.
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\0" * 2_000_000)
+    component = parse_manifest(COMPONENT, source="c.toml", stem="c")
+    tenant = cast(Tenant, SimpleNamespace(manifest=component))  # only its manifest is read before the refusal
+    with pytest.raises(InvalidInput, match=r"^c: digest takes no input \(a component's export takes its WIT arguments"):
+        call_export(tenant, tmp_path / "c.ngx", "digest", [], f"@{big}")
 
 
 def test_the_policy_caps_the_data_limits_and_data_is_not_a_grantable_capability(tmp_path: Path) -> None:
