@@ -257,7 +257,8 @@ def test_a_save_in_a_linked_guest_folder_is_seen_also_of_one_linked_while_watchi
         source.write_text(source.read_text() + "\n")
         assert debouncer.next_batch(block=True, on_arrival=lambda _: None) == {"linked"}
         late = _linked_guest(project, "late", tmp_path / "elsewhere")
-        assert debouncer.next_batch(block=True, on_arrival=lambda _: None) == {"late"}  # the link's own event
+        made = debouncer.next_batch(block=True, on_arrival=lambda _: None)  # the link's own event
+        assert "late" in made and made <= {"late", "linked"}  # the save's last event may come 10 ms late on a busy host
         time.sleep(0.2)
         debouncer.next_batch(block=False, on_arrival=lambda _: None)  # any later event of making it
         watches.follow_links()
