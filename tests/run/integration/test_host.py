@@ -21,7 +21,7 @@ from ngixi_runtime.loading.tenants import CallFailed, CallResult, InProcessTenan
 from ngixi_runtime.spec.abi import Errno, Status
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.trust.policy import load_policy
-from tests.integration import copy_project, installed_toolchain, run, set_targets
+from tests.integration import copy_project, installed_toolchain, retried_on_timeout, run, set_targets
 
 pytestmark = [pytest.mark.integration, pytest.mark.heavy(cpu_seconds=40)]
 
@@ -275,24 +275,12 @@ def test_a_fetch_stalled_past_the_guests_deadline_ends_with_timeout_inside_the_c
     TIMEOUT, which a machine loaded past its cores may not give it: a call ending in the call's own timeout is tried
     again, twice at most. Each timed call is on a running child (fetch_elsewhere starts it)."""
     with open_tenant(bundle(project, "slow-fetch"), trust_file=trust(project)) as tenant:
-        result, elapsed = _stalled_fetch_in_time(tenant)
+        result, elapsed = retried_on_timeout(lambda: _timed_stalled_fetch(tenant))
         assert elapsed < 1.5
-        assert StallingHandler.paths.get(timeout=5) == "/stall"  # the guest was inside http_fetch
         assert result.values == (-Status.TIMEOUT,)
         (said,) = [line.message for line in result.logs if line.level == "host"]  # the operator is told which limit
         assert said.endswith("/stall timed out: no whole response within the call's limits.timeout_ms")
         assert tenant.call("fetch_elsewhere", ()).values == (-1,)
-
-
-def _stalled_fetch_in_time(tenant: Tenant, tries: int = 3) -> tuple[CallResult, float]:
-    for _ in range(tries - 1):
-        try:
-            return _timed_stalled_fetch(tenant)
-        except CallFailed as failed:
-            if failed.outcome != "timeout":
-                raise
-            assert StallingHandler.paths.get(timeout=5) == "/stall"
-    return _timed_stalled_fetch(tenant)
 
 
 def _timed_stalled_fetch(tenant: Tenant) -> tuple[CallResult, float]:
@@ -300,7 +288,10 @@ def _timed_stalled_fetch(tenant: Tenant) -> tuple[CallResult, float]:
     after a timeout stopped it)."""
     assert tenant.call("fetch_elsewhere", ()).values == (-1,)
     started = time.monotonic()
-    return tenant.call("fetch_hello", ()), time.monotonic() - started
+    try:
+        return tenant.call("fetch_hello", ()), time.monotonic() - started
+    finally:
+        assert StallingHandler.paths.get(timeout=5) == "/stall"  # the guest was inside http_fetch
 
 
 def tenant_of(

@@ -15,7 +15,6 @@ import pytest
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.http import parse_http
 from ngixi_runtime.capabilities.http_client import HttpClient
-from ngixi_runtime.errors import GuestError
 from ngixi_runtime.loading.calls import CallResult
 from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.loading.tenants import Tenant, open_tenant
@@ -23,6 +22,7 @@ from ngixi_runtime.spec.abi import AbiFault, Status
 from ngixi_runtime.spec.schema import Problems
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import KeyFiles, make_bundle, make_key
+from tests.integration import retried_on_timeout
 
 wasmtime = pytest.importorskip("wasmtime")  # for its WAT assembler
 
@@ -221,19 +221,9 @@ def test_a_guest_sees_timeout_from_a_dripping_server(
         tmp_path, module_keys, dripping_server, http_timeout_ms=http_timeout_ms, guest_timeout_ms=guest_timeout_ms
     )
     with open_tenant(path, trust_file=module_keys.trust, isolated=isolated) as tenant:
-        result, elapsed = _timed_fetch(tenant)
+        result, elapsed = retried_on_timeout(lambda: _warmed_fetch(tenant))
     assert result.values == (Status.TIMEOUT,)
     assert ends_within - 0.15 <= elapsed < ends_within + MARGIN
-
-
-def _timed_fetch(tenant: Tenant, tries: int = 3) -> tuple[CallResult, float]:
-    for _ in range(tries - 1):
-        try:
-            return _warmed_fetch(tenant)
-        except GuestError as error:
-            if error.outcome != "timeout":
-                raise
-    return _warmed_fetch(tenant)
 
 
 def _warmed_fetch(tenant: Tenant) -> tuple[CallResult, float]:
