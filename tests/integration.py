@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -212,3 +213,12 @@ def retried_on_timeout(attempt: Callable[[], Attempt], *, tries: int = 3) -> Att
             if failed.outcome != "timeout":
                 raise
     return attempt()
+
+
+def descriptors_of(pid: int | str = "self") -> dict[str, str]:
+    """A process's open descriptors: number → what it is (one closed while they are read is left out)."""
+    found = {}
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(FileNotFoundError):
+            found[name] = os.readlink(f"/proc/{pid}/fd/{name}")
+    return found
