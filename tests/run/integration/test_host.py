@@ -17,11 +17,11 @@ import pytest
 
 from ngixi_runtime.errors import InvalidInput, PolicyError
 from ngixi_runtime.loading.isolated import IsolatedTenant
-from ngixi_runtime.loading.tenants import CallFailed, InProcessTenant, TenantPool, open_tenant
+from ngixi_runtime.loading.tenants import CallFailed, CallResult, InProcessTenant, Tenant, TenantPool, open_tenant
 from ngixi_runtime.spec.abi import Errno, Status
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.trust.policy import load_policy
-from tests.integration import copy_project, installed_toolchain, run, set_targets
+from tests.integration import copy_project, installed_toolchain, retried_on_timeout, run, set_targets
 
 pytestmark = [pytest.mark.integration, pytest.mark.heavy(cpu_seconds=40)]
 
@@ -271,16 +271,27 @@ def test_cli_runs_isolated_by_default_and_reports_json(project: Path) -> None:
 @pytest.mark.usefixtures("engine_name")
 def test_a_fetch_stalled_past_the_guests_deadline_ends_with_timeout_inside_the_call(project: Path) -> None:
     """The http timeout (30 s) is longer than the guest's (1 s): the fetch ends just before the guest's, with
-    TIMEOUT, so the guest answers instead of being stopped."""
+    TIMEOUT, so the guest answers instead of being stopped. The guest has RETURN_SECONDS to return after that
+    TIMEOUT, which a machine loaded past its cores may not give it: a call ending in the call's own timeout is tried
+    again, twice at most. Each timed call is on a running child (fetch_elsewhere starts it)."""
     with open_tenant(bundle(project, "slow-fetch"), trust_file=trust(project)) as tenant:
-        started = time.monotonic()
-        result = tenant.call("fetch_hello", ())
-        assert time.monotonic() - started < 1.5
-        assert StallingHandler.paths.get(timeout=5) == "/stall"  # the guest was inside http_fetch
+        result, elapsed = retried_on_timeout(lambda: _timed_stalled_fetch(tenant))
+        assert elapsed < 1.5
         assert result.values == (-Status.TIMEOUT,)
         (said,) = [line.message for line in result.logs if line.level == "host"]  # the operator is told which limit
         assert said.endswith("/stall timed out: no whole response within the call's limits.timeout_ms")
         assert tenant.call("fetch_elsewhere", ()).values == (-1,)
+
+
+def _timed_stalled_fetch(tenant: Tenant) -> tuple[CallResult, float]:
+    """fetch_hello's result and seconds, on a running child: fetch_elsewhere, refused at once, starts it (again
+    after a timeout stopped it)."""
+    assert tenant.call("fetch_elsewhere", ()).values == (-1,)
+    started = time.monotonic()
+    try:
+        return tenant.call("fetch_hello", ()), time.monotonic() - started
+    finally:
+        assert StallingHandler.paths.get(timeout=5) == "/stall"  # the guest was inside http_fetch
 
 
 def tenant_of(

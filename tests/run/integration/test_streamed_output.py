@@ -41,7 +41,9 @@ WAITING = f"""(module {_PRELUDE}
     (drop (call $say (i32.const 1) (i32.const 4)))
     (loop $forever (br $forever))))
 """
-# Writes to stdout until a write fails (at most 1,000 times), says so on stderr, and exits with that write's errno.
+# Writes to stdout until a write fails (at most 100,000 times, 800 KB, within limits.stdout_bytes), says so on stderr,
+# and exits with that write's errno. An isolated child hears of the closed reader from its parent: the writes must fill
+# the pipe to the parent many times over, or a child left running while its parent waits for a core ends first.
 UNTIL_REFUSED = f"""(module {_PRELUDE}
   (func (export "_start") (local $errno i32) (local $tries i32)
     (block $refused
@@ -49,7 +51,7 @@ UNTIL_REFUSED = f"""(module {_PRELUDE}
         (local.set $errno (call $say (i32.const 1) (i32.const 0)))
         (br_if $refused (local.get $errno))
         (local.set $tries (i32.add (local.get $tries) (i32.const 1)))
-        (br_if $again (i32.lt_u (local.get $tries) (i32.const 1000)))))
+        (br_if $again (i32.lt_u (local.get $tries) (i32.const 100000)))))
     (drop (call $say (i32.const 2) (i32.const 1)))
     (call $proc_exit (local.get $errno))))
 """

@@ -21,6 +21,7 @@ from ngixi_runtime.loading.tenants import CallFailed, TenantPool, open_tenant
 from ngixi_runtime.trust.policy import Policy, load_policy
 from ngixi_runtime.trust.project_trust import dev_keys_file
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
+from tests.integration import descriptors_of
 from tests.run.integration.test_rollback import wait_until_dead
 from tests.run.unit.test_bundle import rewritten_in_place
 from tests.run.unit.test_native_code import HONEST, crafted_artifact
@@ -294,13 +295,9 @@ def test_a_bundle_truncated_in_place_is_refused_at_restart(bundles: Bundles) -> 
             call_add(tenant)
 
 
-def open_descriptors() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
 def test_no_descriptor_is_left_open_by_a_refused_or_closed_tenant(bundles: Bundles) -> None:
     open_tenant(bundles.victim, trust_file=bundles.trust).close()  # the fork server's socket stays open
-    before = open_descriptors()
+    before = descriptors_of().items()
     for _ in range(5):
         for isolated in (True, False):
             with pytest.raises(PolicyError):
@@ -310,7 +307,7 @@ def test_no_descriptor_is_left_open_by_a_refused_or_closed_tenant(bundles: Bundl
                 open_tenant(bundles.victim, trust_file=bundles.trust.with_name("missing.toml"), isolated=isolated)
             with pytest.raises(VerificationError):
                 open_tenant(bundles.victim, trust_file=bundles.other_only, isolated=isolated)
-    assert open_descriptors() == before
+    assert descriptors_of().items() - before == set()
 
 
 def hostile_directory(root: Path, marker: Path) -> Path:
@@ -446,10 +443,10 @@ def test_a_child_slow_to_prepare_is_stopped_with_its_own_reason(
 def test_a_pool_refuses_a_second_tenant_of_the_same_name(bundles: Bundles) -> None:
     with TenantPool(trust_file=bundles.trust) as pool:
         pool.add("a", bundles.victim)
-        before = open_descriptors()
+        before = descriptors_of().items()
         with pytest.raises(InvalidInput, match="tenant 'a' is already in the pool"):
             pool.add("a", bundles.foreign)
-        assert open_descriptors() == before and pool.call("a", "add", (2, 3)).values == (5,)
+        assert descriptors_of().items() - before == set() and pool.call("a", "add", (2, 3)).values == (5,)
 
 
 @pytest.mark.parametrize("isolated", [True, False])

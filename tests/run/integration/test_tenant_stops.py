@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from ngixi_runtime.loading.zygote import spawn_tenant, zygote_pids
+from tests.integration import descriptors_of
 from tests.run.integration.test_rollback import wait_until_dead
 from tests.run.integration.test_tenant_fork import kill_and_wait
 
@@ -188,20 +189,11 @@ def _spare_and_server_descriptors(spare: int, server: int) -> tuple[dict[str, st
     (it keeps four) and the server its copy of the spare's socket (closed just after the fork), 10 s at most."""
     deadline = time.monotonic() + 10
     while True:
-        held, servers = _descriptors(spare), set(_descriptors(server).values())
+        held, servers = descriptors_of(spare), set(descriptors_of(server).values())
         settled = len(held) == 4 and not servers & {what for name, what in held.items() if name not in STDIO}
         if settled or time.monotonic() > deadline:
             return held, servers
         time.sleep(0.01)
-
-
-def _descriptors(pid: int) -> dict[str, str]:
-    """A process's open descriptors: number → what it is (one closed while they are read is left out)."""
-    found = {}
-    for name in os.listdir(f"/proc/{pid}/fd"):
-        with contextlib.suppress(FileNotFoundError):
-            found[name] = os.readlink(f"/proc/{pid}/fd/{name}")
-    return found
 
 
 def test_a_spare_holds_nothing_of_the_server_and_one_killed_or_left_alone_ends_cleanly() -> None:

@@ -4,7 +4,6 @@ measure(), and its result and metrics are those of the long way; nothing of one 
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,6 +15,7 @@ from ngixi_runtime.loading import tenants
 from ngixi_runtime.loading.tenants import CallFailed, CallMetrics, CallResult, InProcessTenant, open_tenant
 from ngixi_runtime.loading.watchdog import ProcessWatchdog
 from tests.conftest import HELLO_MANIFEST, REPO, KeyFiles, make_bundle
+from tests.integration import wait_until
 from tests.run.unit.test_loader import ADD, GREET, LOG, TRAP
 from tests.wasmgen import DROP, Func, Imp, call_import, module
 
@@ -93,8 +93,7 @@ def test_wasmtime_times_a_call_out_after_its_epoch_ticker_has_gone_idle(tmp_path
     bundle = make_bundle(tmp_path, keys.key, wasm=WASM, manifest=limited)
     with open_tenant(bundle, trust_file=keys.trust, isolated=False, engine="wasmtime") as tenant:
         tenant.call("nop")
-        time.sleep(wasmtime._TICK_SECONDS * 5)  # no call runs: the ticker goes back to sleep
-        assert wasmtime.TICKER._asleep
+        wait_until(lambda: wasmtime.TICKER._asleep, what="the idle ticker's sleep", timeout=30)  # after a tick
         with pytest.raises(GuestError, match=r"^hello: spin exceeded its 100 ms timeout \(limits.timeout_ms\)$"):
             tenant.call("spin")
 
