@@ -55,7 +55,7 @@ class Python(Language):
 
     def compile(self, job: CompileJob) -> int:
         project = job.project
-        refuse_stdio(load_manifest(project.manifest_path(job.guest.name)))
+        refuse_ungrantable(load_manifest(project.manifest_path(job.guest.name)))
         entry = language_component.entry_file(project, job.guest.name, ENTRIES, SUFFIXES)
         toolchain = python.ensure_python_toolchain(state_dir=project.state_dir)
 
@@ -73,12 +73,20 @@ class Python(Language):
         return language_component.build_component(project, job.guest.name, job.out_path, build)
 
 
-def refuse_stdio(manifest: Manifest) -> None:
-    """A stdio grant, which a Python guest cannot use: its WASI is stubbed (print writes nowhere)."""
+def refuse_ungrantable(manifest: Manifest) -> None:
+    """A stdio or random grant, which a Python guest cannot use: its WASI is stubbed (print writes nowhere, and
+    no randomness comes from the host)."""
+    tool = python.pinned_version()
     if "stdio" in manifest.grants:
         raise InvalidInput(
-            f"{manifest.source}: capabilities.stdio: a Python guest has no standard output ({python.pinned_version()} "
+            f"{manifest.source}: capabilities.stdio: a Python guest has no standard output ({tool} "
             "stubs all of WASI, so print writes nowhere); remove the grant and write with log"
+        )
+    if "random" in manifest.grants:
+        raise InvalidInput(
+            f"{manifest.source}: capabilities.random: a Python guest gets no randomness from the host ({tool} stubs "
+            "all of WASI, wasi:random too); remove the grant: os.urandom, secrets and uuid4 refuse at run time, and "
+            "random until the guest seeds it"
         )
 
 

@@ -45,7 +45,9 @@ _ENTRY_MODULE = "ngixi_guest_entry"
 _NOT_COPIED = ("__pycache__", ".*")  # of the guest's folder, into what componentize-py is given
 # That module's frame in a traceback of the guest's module failing to import, which diagnostics leave out.
 _ENTRY_FRAME = re.compile(rf'  File "[^"]*/{_ENTRY_MODULE}\.py", line \d+, in <module>\n.*\n(?: *\^+\n)?')
-_ENTRY = """import sys
+_ENTRY = """import os
+import random
+import sys
 import traceback
 
 
@@ -57,8 +59,60 @@ class _Nowhere:
         pass
 
 
+# The stubs leave no randomness at run time: os.urandom (secrets, uuid4, random.SystemRandom) would trap without a
+# word, and random's generator would repeat at every run what it drew while the component was built. Both refuse
+# instead, once the guest's module is imported (draws while it is imported, at build, are the build's own).
+_REFUSAL = (
+    "{{}}: a Python guest gets no randomness from the host ({tool} stubs all of WASI, wasi:random too, so "
+    "[capabilities.random] cannot reach it); seed random yourself (random.seed(n)) for repeatable numbers, or pass "
+    "what must be unpredictable in as an argument"
+)
+_building = True
+_build_urandom = os.urandom
+
+
+def _urandom(size):
+    if _building:
+        return _build_urandom(size)
+    raise NotImplementedError(_REFUSAL.format("os.urandom"))
+
+
+class _SeededOrRefused(random.Random):
+    _seeded = False
+
+    def seed(self, a=None, version=2):
+        self._seeded = a is not None
+        if self._seeded or _building:  # CPython seeds from the system's randomness in C: a stub's trap at run time
+            super().seed(a, version)
+
+    def setstate(self, state):
+        super().setstate(state)
+        self._seeded = True
+
+    def random(self):
+        self._refuse_unseeded()
+        return super().random()
+
+    def getrandbits(self, k):
+        self._refuse_unseeded()
+        return super().getrandbits(k)
+
+    def _refuse_unseeded(self):
+        if not (_building or self._seeded):
+            raise NotImplementedError(_REFUSAL.format("random (unseeded)"))
+
+
+_generator = _SeededOrRefused()
+for _name in dir(random):
+    if getattr(getattr(random, _name), "__self__", None) is random._inst:
+        setattr(random, _name, getattr(_generator, _name))
+random._inst = _generator
+random.Random = _SeededOrRefused
+os.urandom = random._urandom = _urandom
+
 from {module} import *  # noqa: E402,F403
 
+_building = False
 sys.stdout = sys.stderr = _Nowhere()
 
 try:
@@ -70,9 +124,10 @@ except ImportError:  # no log capability: an exception's message has nowhere to 
 def _report(kind, value, trace):
     # componentize-py shows an export's exception with sys.excepthook, then traps: its message and the guest's
     # line go to the log, without reading source lines (every WASI call, a file's open too, traps); the line is
-    # the innermost in the guest's own files (/0/), not in the standard library's or the bindings' it called
+    # the innermost in the guest's own files (/0/, this module's aside), not in the standard library's or the
+    # bindings' it called
     frames = traceback.StackSummary.extract(traceback.walk_tb(trace), lookup_lines=False)
-    own = [f for f in frames if f.filename.startswith("/0/")] or frames
+    own = [f for f in frames if f.filename.startswith("/0/") and f.filename != __file__] or frames
     where = [f"{{f.filename.replace('/0/', '{shown_as}/', 1)}}:{{f.lineno}} in {{f.name}}" for f in own[-1:]]
     if _log is not None:
         _log.write_at(_log.Level.ERROR, f"{{kind.__name__}}: {{value}}" + (f" (at {{where[0]}})" if where else ""))
@@ -163,7 +218,7 @@ def build_component(
         sources = Path(copy) / "src"
         shutil.copytree(source_dir, sources, ignore=shutil.ignore_patterns(*_NOT_COPIED))
         (sources / f"{_ENTRY_MODULE}.py").write_text(
-            _ENTRY.format(module=module, shown_as=shown_as.as_posix()), encoding="utf-8"
+            _ENTRY.format(module=module, shown_as=shown_as.as_posix(), tool=pinned_version()), encoding="utf-8"
         )
         try:
             arguments: list[str | Path] = ["--stub-wasi", "-p", sources, _ENTRY_MODULE, "-o", out_path]

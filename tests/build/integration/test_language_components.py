@@ -17,7 +17,7 @@ from ngixi_build.languages.python import LANGUAGE as PYTHON
 from ngixi_build.project import Project
 from ngixi_build.toolchains.wit import wasm_tools
 from ngixi_runtime.bundles.reader import read_bundle
-from ngixi_runtime.capabilities.context import Sandbox
+from ngixi_runtime.capabilities.context import LogLine, Sandbox
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.guest.component_memory import component_memory_problems
 from ngixi_runtime.guest.manifest import load_manifest
@@ -53,6 +53,15 @@ COUNTER_DRAW = (
     "\nexport function draw() {\n  const bytes = new Uint8Array(16);\n  crypto.getRandomValues(bytes);\n"
     "  return `${bytes.join()} ${Math.random()}`;\n}\n"
 )
+# counter-python (in the test's copy) draws with each of Python's sources: `random` seeded by the guest repeats.
+PYTHON_IMPORTS = "import os\nimport random\nimport secrets\nimport uuid\n\nimport wit_world\n"
+PYTHON_DRAW = (
+    '\n    def draw(self, arg0: str) -> str:\n        if arg0 == "seeded":\n            random.seed(7)\n'
+    '        sources = {"urandom": lambda: os.urandom(8).hex(), "secrets": lambda: secrets.token_hex(8),'
+    ' "uuid4": lambda: str(uuid.uuid4()), "fresh": lambda: repr(random.Random().random())}\n'
+    "        return sources[arg0]() if arg0 in sources else repr(random.random())\n"
+)
+PYTHON_SOURCES = ("urandom", "secrets", "uuid4", "random", "fresh")
 # The generated JavaScript guest also imports npm's ms (CommonJS) by its package name, on its import's line (line 4):
 # one component checks both, the guest's own lines still its own through the bundle.
 LOG_IMPORT = 'import { write } from "ngixi:host/log@0.1.0";'
@@ -86,6 +95,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     counter.write_text(counter.read_text().replace(COUNTER_BUMP, f"{COUNTER_THROW}\n{COUNTER_BUMP}") + COUNTER_DRAW)
     with (project / "manifests" / "counter-js.toml").open("a") as manifest:
         manifest.write('\n[capabilities.random]\n\n[exports.draw]\nparams = []\nresults = ["string"]\n')
+    drawing = project / "guests" / "counter-python" / "app.py"
+    drawing.write_text(drawing.read_text().replace("import wit_world\n", PYTHON_IMPORTS, 1) + PYTHON_DRAW)
+    with (project / "manifests" / "counter-python.toml").open("a") as manifest:
+        manifest.write('\n[exports.draw]\nparams = ["string"]\nresults = ["string"]\n')
     with (project / "manifests" / f"{GENERATED['javascript']}.toml").open("a") as manifest:
         for export in ("later", "span"):
             manifest.write(f'\n[exports.{export}]\nparams = ["string"]\nresults = ["string"]\n')
@@ -223,6 +236,37 @@ def test_a_javascript_guest_granted_random_draws_from_the_host_at_each_run(
         ) as tenant:
             draws.add(tenant.call("draw", ()).values[0])
     assert len(draws) == 2, draws
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+def test_a_python_guest_s_randomness_fails_loudly_rather_than_repeating_the_build_s(
+    built: Path, tmp_path: Path, isolated: bool
+) -> None:
+    """componentize-py's --stub-wasi leaves a Python guest no randomness: its random.random() gave what was drawn
+    while the component was built, the same at every run (0.761709200975832, in every open and call), and
+    os.urandom, secrets and uuid4 trapped without a word. Each now refuses with an error naming why, and a `random`
+    the guest seeds itself repeats as seeded."""
+    bundle = built / "artifacts" / "bundles" / "counter-python-0.1.0.ngx"
+    logged: list[LogLine] = []
+    seeded = set()
+    for _ in range(2):
+        with open_tenant(
+            bundle,
+            trust_file=built / ".ngixi" / "trust.toml",
+            isolated=isolated,
+            sandboxes=tmp_path,
+            logs=lambda line, _: logged.append(line),
+        ) as tenant:
+            for source in PYTHON_SOURCES:
+                with pytest.raises(GuestError, match="draw trapped"):
+                    tenant.call("draw", (source,))
+            seeded.add(tenant.call("draw", ("seeded",)).values[0])
+    assert len(seeded) == 1 and float(seeded.pop()) < 1
+    assert [line.level for line in logged] == ["error"] * 2 * len(PYTHON_SOURCES)
+    refused = [line.message.split(": a Python guest gets no randomness", 1)[0] for line in logged]
+    assert refused == (["NotImplementedError: os.urandom"] * 3 + ["NotImplementedError: random (unseeded)"] * 2) * 2
+    assert all("[capabilities.random]" in line.message for line in logged)
+    assert all("(at guests/counter-python/app.py:" in line.message for line in logged)  # the guest's line
 
 
 def test_a_javascript_guest_imports_an_npm_package_by_name(built: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ngixi_build.languages.python import refuse_stdio
+from ngixi_build.languages.python import refuse_ungrantable
 from ngixi_build.project import Project
 from ngixi_build.stages.language_component import entry_file, guest_world_text, ungranted_import
 from ngixi_build.toolchains import installs, javascript, python
@@ -106,9 +106,12 @@ def test_a_javascript_guest_keeps_componentize_js_stdio_and_random_only_when_gra
     assert javascript.disabled_features({"random"}) == [f for f in javascript.WASI_FEATURES if f != "random"]
 
 
-def test_a_python_guest_granted_stdio_is_refused_before_the_tool_runs(tmp_path: Path) -> None:
+def test_a_python_guest_granted_stdio_or_random_is_refused_before_the_tool_runs(tmp_path: Path) -> None:
     (tmp_path / "tally.toml").write_text(MANIFEST)
     with pytest.raises(InvalidInput, match=r"tally\.toml: capabilities\.stdio: a Python guest has no standard output"):
-        refuse_stdio(load_manifest(tmp_path / "tally.toml"))
+        refuse_ungrantable(load_manifest(tmp_path / "tally.toml"))
+    (tmp_path / "tally.toml").write_text(MANIFEST.replace("[capabilities.stdio]\n", "[capabilities.random]\n"))
+    with pytest.raises(InvalidInput, match=r"tally\.toml: capabilities\.random: a Python guest gets no randomness"):
+        refuse_ungrantable(load_manifest(tmp_path / "tally.toml"))
     (tmp_path / "tally.toml").write_text(MANIFEST.replace("[capabilities.stdio]\n", ""))
-    refuse_stdio(load_manifest(tmp_path / "tally.toml"))
+    refuse_ungrantable(load_manifest(tmp_path / "tally.toml"))
