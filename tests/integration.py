@@ -215,10 +215,10 @@ def retried_on_timeout(attempt: Callable[[], Attempt], *, tries: int = 3) -> Att
     return attempt()
 
 
-def descriptors_of(pid: int | str = "self") -> dict[str, str]:
+def descriptors_of(pid: int | str = "self") -> dict[int, str]:
     """A process's open descriptors: number → what it is (one closed while they are read is left out)."""
     found = {}
     for name in os.listdir(f"/proc/{pid}/fd"):
         with contextlib.suppress(FileNotFoundError):
-            found[name] = os.readlink(f"/proc/{pid}/fd/{name}")
+            found[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
     return found

@@ -18,6 +18,7 @@ from ngixi_runtime.loading.isolated import CHILD_ENVIRONMENT, IsolatedTenant
 from ngixi_runtime.loading.tenants import CallFailed, open_tenant
 from ngixi_runtime.loading.zygote import CHILD_BUNDLE, zygote_pids
 from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle
+from tests.integration import descriptors_of
 from tests.run.integration.test_rollback import wait_until_dead
 from tests.run.integration.test_tenant_checked import child_environ
 from tests.wasmgen import ADD_BODY, Func, Imp, module
@@ -54,11 +55,6 @@ def limits(pid: int) -> dict[str, str]:
     return {row[:26].strip(): row[26:].split()[0] for row in rows}
 
 
-def descriptors(pid: int) -> dict[int, str]:
-    directory = Path(f"/proc/{pid}/fd")
-    return {int(entry.name): os.readlink(entry) for entry in directory.iterdir()}
-
-
 def session(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[3])
 
@@ -72,7 +68,7 @@ def test_a_forked_tenant_is_a_clean_room_of_its_own(
     with isolated(bundle, keys, child_env={"SSL_CERT_FILE": "/etc/ca.pem"}, sandboxes=sandboxes) as tenant:
         assert tenant.call("add", (2, 3)).values == (5,)
         pid = pid_of(tenant)
-        held = descriptors(pid)
+        held = descriptors_of(pid)
         assert session(pid) == pid and os.getsid(pid) != os.getsid(0)
         assert Path(f"/proc/{pid}/cwd").readlink() == Path("/")
         assert set(child_environ(pid)) <= {*CHILD_ENVIRONMENT, CACHE_VARIABLE, "XDG_STATE_HOME", "SSL_CERT_FILE"}

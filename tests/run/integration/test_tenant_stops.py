@@ -17,7 +17,7 @@ from tests.run.integration.test_rollback import wait_until_dead
 from tests.run.integration.test_tenant_fork import kill_and_wait
 
 SPAWNS = 500
-STDIO = {"0", "1", "2"}
+STDIO = {0, 1, 2}
 # A child of a single-threaded process, as `ngixi run` forks its one-shot tenant: SPAWNS forks and stops, then
 # the descriptors it holds and the children it left unreaped.
 FORKED_HERE = """
@@ -184,13 +184,13 @@ def _living(pids: set[int]) -> set[int]:
     return living
 
 
-def _spare_and_server_descriptors(spare: int, server: int) -> tuple[dict[str, str], set[str]]:
+def _spare_and_server_descriptors(spare: int, server: int) -> tuple[dict[int, str], set[str]]:
     """The spare's descriptors (number → what it is) and what the server's are, once the spare has closed the server's
     (it keeps four) and the server its copy of the spare's socket (closed just after the fork), 10 s at most."""
     deadline = time.monotonic() + 10
     while True:
         held, servers = descriptors_of(spare), set(descriptors_of(server).values())
-        settled = len(held) == 4 and not servers & {what for name, what in held.items() if name not in STDIO}
+        settled = len(held) == 4 and not servers & {what for number, what in held.items() if number not in STDIO}
         if settled or time.monotonic() > deadline:
             return held, servers
         time.sleep(0.01)
