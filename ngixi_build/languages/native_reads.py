@@ -45,7 +45,7 @@ _ZIG_TOKEN = re.compile(
     r"|(?P<other>\S)"
 )
 _C_ASSEMBLY = frozenset(("asm", "__asm", "__asm__"))
-ZIG_ASSEMBLY = frozenset(("asm",))
+_ZIG_ASSEMBLY = frozenset(("asm",))
 _QUALIFIERS = {"volatile", "__volatile", "__volatile__", "goto", "inline", "__inline", "__inline__"}
 _ASSEMBLY_RULE = (
     'inline assembly is refused, other than an empty barrier (asm volatile ("" ::: "memory")): its .incbin '
@@ -204,7 +204,13 @@ def c_tokens(preprocessed: str, source: str, *, raw_strings: bool, digit_separat
             yield Token(match[kind], kind, file, line)
 
 
-def zig_tokens(text: str, source: str) -> Iterator[Token]:
+def refuse_zig_assembly(guest: str, source: str, text: str) -> None:
+    """Refuses `asm` in a Zig source's text."""
+    if may_hold_assembly(text, _ZIG_ASSEMBLY):
+        refuse_assembly(guest, source, _zig_tokens(text, source), _ZIG_ASSEMBLY)
+
+
+def _zig_tokens(text: str, source: str) -> Iterator[Token]:
     """The tokens of a Zig source, without its comments and multiline string lines."""
     line = 1
     for match in _ZIG_TOKEN.finditer(text):

@@ -138,11 +138,9 @@ class Zig(native.ZigCompiled):
         project, guest = job.project, job.guest
         folders = [project.guests_dir / guest.name, *project.shared_sources()]
         for path in (path for folder in folders for path in regular_files(folder)):
-            text = path.read_text(encoding="latin-1") if path.suffix == ".zig" else ""
-            if native_reads.may_hold_assembly(text, native_reads.ZIG_ASSEMBLY):
+            if path.suffix == ".zig":
                 source = native.relative(project, path)
-                tokens = native_reads.zig_tokens(text, source)
-                native_reads.refuse_assembly(guest.name, source, tokens, native_reads.ZIG_ASSEMBLY)
+                native_reads.refuse_zig_assembly(guest.name, source, path.read_text(encoding="latin-1"))
 
 
 LANGUAGE = Zig()

@@ -177,7 +177,7 @@ def test_a_zig_guests_link_out_or_assembly_is_refused(project: Project) -> None:
 
 def test_an_empty_barrier_and_asm_in_comments_or_strings_are_not_assembly() -> None:
     text = 'asm volatile ("" ::: .{ .memory = true }); // asm (".incbin")\nconst s = "asm (";\n\\\\ asm ("x")\n'
-    native_reads.refuse_assembly("g", "main.zig", native_reads.zig_tokens(text, "main.zig"), native_reads.ZIG_ASSEMBLY)
+    native_reads.refuse_zig_assembly("g", "main.zig", text)
     c_text = (
         '# 1 "a.c"\nint asm = 1; char *s = "__asm__(\\".incbin\\")";\n__asm__ goto ("" : : : : out);\nint n = 1\'000;\n'
     )
