@@ -435,6 +435,9 @@ def read_reply(incoming: Incoming, bounds: ReplyBounds, streamed: Streamed | Non
         bounds = forward_streamed(incoming, bounds, streamed)
     header = REPLY.unpack(incoming.take(REPLY.size))
     kind, ok, flags, pages, duration, output_bytes, exit_code = header[:7]
+    if kind == REPLY_KIND and bounds.duration_ms < duration < math.inf:
+        # Read late (the parent was not scheduled in time): the call ran past what the parent waits for it
+        raise TimeoutError(f"the call took {duration} ms, longer than the parent waits for it")
     if kind == REPLY_KIND and not (
         pages <= bounds.memory_pages
         and 0.0 <= duration <= bounds.duration_ms  # not NaN either

@@ -99,6 +99,8 @@ def test_the_call_after_a_failed_one_runs_a_fresh_instance(tenant: InProcessTena
             tenant.call(export, args)
         failures.append((failed.value.outcome, str(failed.value)))
         assert tenant.call("logs", (2,)).values == (2,)
+    if isinstance(tenant, IsolatedTenant):  # a loaded host may meet its own deadline before the child's reply
+        failures[-1] = (failures[-1][0], failures[-1][1].removesuffix("; the tenant was stopped"))
     assert failures == [
         ("quota", "g: log output exceeded its quota of 100 bytes (limits.log_bytes)"),
         ("trap", "g: trap trapped: unreachable"),
