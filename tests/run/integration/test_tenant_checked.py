@@ -226,6 +226,21 @@ def test_a_restarted_child_is_refused_while_the_trust_file_cannot_be_read(bundle
         assert call_add(tenant) == (5,)
 
 
+def test_a_restarted_child_is_refused_once_others_may_change_the_project_trust_file_it_found(
+    bundles: Bundles,
+) -> None:
+    """A found project trust file is used only while no one but this user can change it: a restart read it again
+    without that check, trusting a file a new load refuses (made writable by others under a running host)."""
+    with open_tenant(bundles.victim, trust_file=bundles.trust, project_trust=True) as tenant:
+        assert isinstance(tenant, IsolatedTenant) and call_add(tenant) == (5,)
+        bundles.trust.chmod(0o666)
+        end_child(tenant)
+        with pytest.raises(InvalidInput, match=f"{bundles.trust}: not used as the trust file: .* any user"):
+            call_add(tenant)
+        bundles.trust.chmod(0o644)
+        assert call_add(tenant) == (5,)
+
+
 def test_native_code_taken_from_a_key_is_not_run_by_a_restarted_child(
     tmp_path: Path, bundles: Bundles, engine_name: str, aot_cache_dir: Path
 ) -> None:
