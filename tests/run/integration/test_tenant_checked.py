@@ -241,6 +241,30 @@ def test_a_restarted_child_is_refused_once_others_may_change_the_project_trust_f
         assert call_add(tenant) == (5,)
 
 
+def test_a_restarted_child_is_refused_once_the_operator_lowers_a_ceiling_of_the_policy_file(bundles: Bundles) -> None:
+    """A policy tightened under a running host holds the tenant's next child, as it holds a new load; an unreadable
+    policy refuses the restart (the operator may be tightening it)."""
+    with open_tenant(bundles.victim, trust_file=bundles.trust, policy=bundles.policy) as tenant:
+        assert isinstance(tenant, IsolatedTenant) and call_add(tenant) == (5,)
+        bundles.policy_file.write_text('[capabilities]\nallow = ["stdio"]\n')
+        end_child(tenant)
+        with pytest.raises(PolicyError, match=r"capabilities\.log: not allowed by the policy"):
+            call_add(tenant)
+        bundles.policy_file.write_text("[limits\n")
+        with pytest.raises(NgixiError, match=str(bundles.policy_file)):
+            call_add(tenant)
+        bundles.policy_file.write_text('[capabilities]\nallow = ["log"]\n')
+        assert call_add(tenant) == (5,)
+
+
+def test_a_pool_holds_each_added_tenant_to_the_policy_file_as_it_is_then(bundles: Bundles) -> None:
+    with TenantPool(trust_file=bundles.trust, policy=bundles.policy) as pool:
+        pool.add("first", bundles.victim)
+        bundles.policy_file.write_text("[limits]\ntimeout_ms = 100\n")
+        with pytest.raises(PolicyError, match=r"limits\.timeout_ms: asks for 300"):
+            pool.add("second", bundles.victim)
+
+
 def test_native_code_taken_from_a_key_is_not_run_by_a_restarted_child(
     tmp_path: Path, bundles: Bundles, engine_name: str, aot_cache_dir: Path
 ) -> None:
