@@ -346,12 +346,12 @@ def open_tenant(
                 verified.index,
                 verified.signer,
                 verified.source,
-                trust_file,
+                trust_file.absolute(),  # read again at each restart, wherever this process has moved to since
                 project_trust,
                 rollback,
                 claimed=_state_kept_in(sandbox, manifest),
                 manifest=manifest,
-                policy_file=None if policy is None else Path(policy.source),
+                policy_file=None if policy is None else Path(policy.source).absolute(),
             ).request_now,
         )
         owned_by_tenant = True
@@ -494,9 +494,10 @@ class TenantPool:
         state_dir: Path | None = None,
         allow_downgrade: bool = False,
     ) -> None:
-        self._trust_file = trust_file
-        self._policy = policy
-        self._sandboxes = sandboxes
+        # Absolute now: each add (and restart) reads them again, whatever directory this process has moved to since.
+        self._trust_file = trust_file.absolute()
+        self._policy_file = None if policy is None else Path(policy.source).absolute()
+        self._sandboxes = None if sandboxes is None else sandboxes.absolute()
         self._rollback = RollbackGuard.for_trust_file(trust_file, state_dir=state_dir, allow_downgrade=allow_downgrade)
         self._tenants: dict[str, IsolatedTenant | InProcessTenant | None] = {}  # None: being added
         self._names = threading.Lock()  # held to claim or give up a name, never while a tenant opens
@@ -539,11 +540,11 @@ class TenantPool:
 
     def _policy_now(self) -> Policy | None:
         """The policy as its file says now: one the operator tightened holds every tenant added since."""
-        if self._policy is None:
+        if self._policy_file is None:
             return None
         from ngixi_runtime.trust.policy import load_policy  # here: a pool without a policy imports none
 
-        return load_policy(Path(self._policy.source))
+        return load_policy(self._policy_file)
 
     def call(self, name: str, export: str, args: Sequence[Any] = (), input: DataValue | None = None) -> CallResult:
         return self._tenant(name).call(export, args, input=input)

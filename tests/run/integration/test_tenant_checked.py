@@ -265,6 +265,33 @@ def test_a_pool_holds_each_added_tenant_to_the_policy_file_as_it_is_then(bundles
             pool.add("second", bundles.victim)
 
 
+def test_a_pool_keeps_the_files_it_was_given_when_its_host_changes_directory(
+    bundles: Bundles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pool given relative paths (TenantPool(trust_file=Path("trust.toml"), ...)) read them again at each add and
+    restart from whatever directory its host had moved to since: a host that changed into a directory someone else
+    prepared (an upload, a checkout) added a bundle of their key, trusted by their trust.toml, under their policy."""
+    attacker = make_key(tmp_path / "attacker")  # its trust.toml trusts the attacker's key for every guest
+    (tmp_path / "attacker" / "policy.toml").write_text("")
+    planted = make_bundle(tmp_path / "planted", attacker.key, wasm=guest_wasm(push(777)), manifest=manifest("hello"))
+    monkeypatch.chdir(bundles.trust.parent)
+    pool = TenantPool(
+        trust_file=Path(bundles.trust.name), policy=load_policy(Path(bundles.policy_file.name)), sandboxes=Path("sb")
+    )
+    with pool:
+        pool.add("first", bundles.victim)
+        monkeypatch.chdir(tmp_path / "attacker")
+        with pytest.raises(VerificationError, match=f"{attacker.key.key_id}, which .*{bundles.trust} does not trust"):
+            pool.add("planted", planted)
+        pool.add("second", bundles.victim)
+        first = pool._tenant("first")
+        assert isinstance(first, IsolatedTenant)
+        bundles.policy_file.write_text('[capabilities]\nallow = ["stdio"]\n')
+        end_child(first)
+        with pytest.raises(PolicyError, match=str(bundles.policy_file)):
+            call_add(first)
+
+
 def test_native_code_taken_from_a_key_is_not_run_by_a_restarted_child(
     tmp_path: Path, bundles: Bundles, engine_name: str, aot_cache_dir: Path
 ) -> None:
