@@ -40,7 +40,10 @@ METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.25
 # A host name as an allowlist entry has it, and as a guest's URL must: labels of letters, digits and hyphens. Any
 # other byte (a backslash, an escaped dot) a resolver may read as another name than the allowlist check saw.
 HOST_NAME = re.compile(r"^(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\Z")
-_UNSAFE_IN_TARGET = re.compile(r"[\x00-\x20\x7f]")
+_UNSAFE_IN_TARGET = re.compile(r"[^\x21-\x7e]")  # a request target is visible ASCII: anything else is percent-encoded
+# What a header's value may not hold (RFC 9110, 5.5): controls but a tab (NUL too, which some servers and proxies end a
+# line at), and what HTTP/1.1's ISO-8859-1 cannot carry.
+_UNSAFE_IN_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\xff]")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 # The host sets these itself; a guest could use them to smuggle a second request or another Host.
 _HOST_HEADERS = frozenset(
@@ -155,7 +158,7 @@ def parse_headers(text: str) -> Headers:
             continue
         name, colon, value = line.partition(":")
         name, value = name.strip(), value.strip()
-        if not colon or not _TOKEN.match(name) or "\r" in value or name.lower() in _HOST_HEADERS:
+        if not colon or not _TOKEN.match(name) or _UNSAFE_IN_VALUE.search(value) or name.lower() in _HOST_HEADERS:
             raise AbiFault(Status.INVALID)
         headers.append((name, value))
     return tuple(headers)

@@ -187,7 +187,16 @@ def test_a_name_whose_dns_answers_a_nat64_address_of_the_metadata_service_is_ref
 
 def test_request_headers_are_checked() -> None:
     assert parse_headers("Accept: text/plain\r\nX-Id: 7\n") == (("Accept", "text/plain"), ("X-Id", "7"))
-    for bad in ("Host: evil.example", "no colon", "Bad Name: x", "Content-Length: 5", "Transfer-Encoding: chunked"):
+    bad_values = ("X: a\x00b", "X: a\rb", "X: \x1b[2J", "X: \u0100")  # a NUL went out; a character past latin-1
+    assert parse_headers("X: \tcaf\xe9 ") == (("X", "caf\xe9"),)
+    for bad in (
+        "Host: evil.example",
+        "no colon",
+        "Bad Name: x",
+        "Content-Length: 5",
+        "Transfer-Encoding: chunked",
+        *bad_values,
+    ):
         with pytest.raises(AbiFault) as caught:
             parse_headers(bad)
         assert caught.value.code == Status.INVALID
@@ -260,3 +269,11 @@ def test_a_guest_asking_again_and_again_for_a_refused_url_gets_the_operator_a_hu
     assert lines[-1] == "this call's further lines from the host are left out (at most 100 a call)"
     assert refused(http, url) == Status.DENIED  # the next call has its own hundred
     assert len(output.take().logs) == 1
+
+
+def test_a_target_that_is_not_visible_ascii_is_invalid_before_any_connection(server: Address) -> None:
+    """http.client refused it only once connected, which the guest saw as UNREACHABLE."""
+    _, port = server
+    http = client(f"http://127.0.0.1:{port}")
+    for target in ("/caf\u00e9", "/?q=\u0100", "/a\x7fb"):
+        assert refused(http, f"http://127.0.0.1:{port}{target}") == Status.INVALID
