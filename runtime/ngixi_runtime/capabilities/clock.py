@@ -1,7 +1,8 @@
 """The `clock` capability: WASI clocks (wall, monotonic, process and thread CPU time), and waiting on them.
 
 The monotonic clock counts from the instance's start (its host context's making), as Wasmtime's WASI does (a
-component guest's too): the host's own counts from its boot, which a guest has no business knowing.
+component guest's too): the host's own counts from its boot, which a guest has no business knowing. The process and
+thread CPU clocks count the CPU time of the instance's own calls (`_CpuClock`), never the host's process or thread.
 
 `poll_oneoff` sleeps until the first clock subscription is due (at most until the call's own deadline);
 descriptor subscriptions are answered by the fs capability's descriptor table when it is granted (files
@@ -25,16 +26,17 @@ from ngixi_runtime.errors import GuestError
 from ngixi_runtime.spec.abi import U64, AbiFault, Errno, write_u32, write_u64
 
 _MONOTONIC = 1
+_CPU_CLOCKS = frozenset({2, 3})  # the process's and the thread's CPU time
 _CLOCKS: dict[int, Callable[[], int]] = {
     0: time.time_ns,
     _MONOTONIC: time.monotonic_ns,
-    2: time.process_time_ns,
+    2: time.thread_time_ns,
     3: time.thread_time_ns,
 }
 _HOST_CLOCK_IDS = {
     0: time.CLOCK_REALTIME,
     1: time.CLOCK_MONOTONIC,
-    2: time.CLOCK_PROCESS_CPUTIME_ID,
+    2: time.CLOCK_THREAD_CPUTIME_ID,  # both count the calling thread (`_CpuClock`)
     3: time.CLOCK_THREAD_CPUTIME_ID,
 }
 
@@ -50,7 +52,34 @@ def _now(ctx: HostContext, clock_id: int) -> int:
     clock = _CLOCKS.get(clock_id)
     if clock is None:
         raise AbiFault(Errno.INVAL)
-    return clock() - ctx.clock_origin_ns if clock_id == _MONOTONIC else clock()
+    if clock_id == _MONOTONIC:
+        return clock() - ctx.clock_origin_ns
+    if clock_id in _CPU_CLOCKS:
+        return cast(_CpuClock, ctx.states.setdefault("clock", _CpuClock())).read(ctx.call_ends_at)
+    return clock()
+
+
+class _CpuClock:
+    """The CPU time of an instance's own calls, as its process and thread CPU clocks read: the host's process CPU time
+    told a guest run in-process how much CPU the host and other tenants used meanwhile (and an isolated child's, how
+    much its host side used), and the host thread's, what else ran on that thread between its calls. Each call counts
+    on from the last reading of the one before, on the thread it runs on, from its own first reading."""
+
+    __slots__ = ("base_ns", "call", "last_ns", "origin_ns")
+
+    def __init__(self) -> None:
+        self.call = -1.0  # the call being counted, known by its deadline (`HostContext.call_ends_at`)
+        self.base_ns = self.last_ns = self.origin_ns = 0
+
+    def read(self, call: float) -> int:
+        now = time.thread_time_ns()
+        if call != self.call:
+            self.call, self.base_ns, self.origin_ns = call, self.last_ns, now
+        self.last_ns = self.base_ns + now - self.origin_ns
+        return self.last_ns
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 def _clock_time_get(ctx: HostContext) -> HostFunction:

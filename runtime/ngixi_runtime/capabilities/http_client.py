@@ -32,11 +32,18 @@ RETURN_SECONDS = 0.05  # left of the guest's call for it to take a fetch's TIMEO
 # What a guest's request may hold, checked before its memory is read; its body is bounded by that memory.
 MAX_METHOD_BYTES, MAX_URL_BYTES, MAX_HEADERS_BYTES = 32, 8192, 65536
 DEFAULT_PORTS = {"http": 80, "https": 443}
+NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: the IPv4 address in its last 32 bits
+NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215: a network's own translation, to anything
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated (RFC 4291); `::` and `::1` are told apart first
+IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # RFC 2765's SIIT form
 METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200"))
 # A host name as an allowlist entry has it, and as a guest's URL must: labels of letters, digits and hyphens. Any
 # other byte (a backslash, an escaped dot) a resolver may read as another name than the allowlist check saw.
 HOST_NAME = re.compile(r"^(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\Z")
-_UNSAFE_IN_TARGET = re.compile(r"[\x00-\x20\x7f]")
+_UNSAFE_IN_TARGET = re.compile(r"[^\x21-\x7e]")  # a request target is visible ASCII: anything else is percent-encoded
+# What a header's value may not hold (RFC 9110, 5.5): controls but a tab (NUL too, which some servers and proxies end a
+# line at), and what HTTP/1.1's ISO-8859-1 cannot carry.
+_UNSAFE_IN_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\xff]")
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 # The host sets these itself; a guest could use them to smuggle a second request or another Host.
 _HOST_HEADERS = frozenset(
@@ -103,6 +110,19 @@ def address_kind(address: IPAddress) -> str | None:
     """Why a guest may not reach this address by default (None for a public address)."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
+    kind = _own_kind(address)
+    if kind is not None or isinstance(address, ipaddress.IPv4Address):
+        return kind
+    if address in NAT64_LOCAL_USE:
+        return "NAT64 local-use"
+    if address.is_site_local:
+        return "site-local"
+    embedded, how = _embedded_ipv4(address)
+    kind = None if embedded is None else _own_kind(embedded)
+    return None if kind is None else f"{kind} ({embedded} {how})"
+
+
+def _own_kind(address: IPAddress) -> str | None:
     if address in METADATA_ADDRESSES:
         return "cloud metadata"
     for kind, flagged in (
@@ -116,6 +136,20 @@ def address_kind(address: IPAddress) -> str | None:
     return None if address.is_global else "non-public"
 
 
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> tuple[ipaddress.IPv4Address | None, str]:
+    """The IPv4 address an IPv6 address carries to, and how: a NAT64 gateway translates 64:ff9b::a9fe:a9fe to
+    169.254.169.254 (DNS64 networks answer such addresses for every IPv4-only name), a 6to4 relay 2002:a9fe:a9fe::
+    likewise, and the IPv4-compatible and -translated forms name it too. Python counts all of them as global."""
+    low = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address in NAT64_WELL_KNOWN:
+        return low, "through NAT64"
+    if address.sixtofour is not None:
+        return address.sixtofour, "through 6to4"
+    if address in IPV4_COMPATIBLE or address in IPV4_TRANSLATED:
+        return low, "as IPv4"
+    return None, ""
+
+
 def parse_headers(text: str) -> Headers:
     """`Name: value` lines (LF or CRLF separated) as the guest passes them."""
     headers = []
@@ -124,7 +158,7 @@ def parse_headers(text: str) -> Headers:
             continue
         name, colon, value = line.partition(":")
         name, value = name.strip(), value.strip()
-        if not colon or not _TOKEN.match(name) or "\r" in value or name.lower() in _HOST_HEADERS:
+        if not colon or not _TOKEN.match(name) or _UNSAFE_IN_VALUE.search(value) or name.lower() in _HOST_HEADERS:
             raise AbiFault(Status.INVALID)
         headers.append((name, value))
     return tuple(headers)

@@ -25,6 +25,7 @@ import stat
 import struct
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Protocol
 
@@ -38,7 +39,7 @@ from ngixi_runtime.capabilities.wasi_paths import (
     link_target,
     open_directory_beneath,
 )
-from ngixi_runtime.capabilities.wasi_quota import UNBOUNDED, DiskQuota, Mounts, holds_bytes
+from ngixi_runtime.capabilities.wasi_quota import UNBOUNDED, DiskQuota, Mounts, SharedDiskQuota, holds_bytes
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import open_plain
 from ngixi_runtime.spec.abi import (
@@ -213,6 +214,10 @@ class WasiFilesystem:
         self._quota = DiskQuota(UNBOUNDED, UNBOUNDED)  # what the rw preopens may hold (set by `over`)
         self._removed_open: set[tuple[int, int]] = set()  # files with no name left whose bytes a descriptor holds
         self._roots: set[tuple[int, int]] = set()  # each preopen's directory (st_dev, st_ino)
+        # A rw preopen inside a ro one, whose files the guest may open through either: each file it opens is held
+        # (`_held`), not only those of rw preopens (an operator's program locking a file the guest only reads could
+        # otherwise wait on the guest).
+        self._writable_within_read_only = False
         # fd_readdir's listing of each directory descriptor, read at cookie 0 and read on from its later cookies, with
         # its size; the least recently read ones beyond LISTINGS_BYTES in all are let go (`_listed`).
         self._listings: dict[Descriptor, tuple[list[bytes], int]] = {}
@@ -255,6 +260,9 @@ class WasiFilesystem:
         except OSError as error:
             filesystem.close()
             raise InvalidInput(f"{guest}: cannot open the preopen {error.filename}: {error.strerror}") from None
+        except InvalidInput as error:  # the quota's shared count cannot be kept
+            filesystem.close()
+            raise InvalidInput(f"{guest}: {error}") from None
         except AbiFault:  # MFILE
             filesystem.close()
             raise InvalidInput(
@@ -270,24 +278,30 @@ class WasiFilesystem:
         preopens = [d for d in self._table.values() if d.preopen and d.mount is not None]
         read_only = {d.mount.host_path: d.host_fd for d in preopens if d.mount is not None and d.mount.mode == "ro"}
         writable = {d.mount.host_path: d.host_fd for d in preopens if d.mount is not None and d.mount.mode == "rw"}
-        if root is None:  # no preopens: nothing to hold
+        if root is None or not writable:  # nothing to hold, or nothing it could change
             return DiskQuota(*quota)
         places = [(found.st_dev, found.st_ino) for found in map(os.fstat, [*read_only.values(), *writable.values()])]
         mounts = Mounts(unnamed=frozenset(places), unread=frozenset(places[: len(read_only)]))
         inside_read_only = _outermost(writable, within=set(read_only))
-        root_fd = os.open(root, DIRECTORY_FLAGS)
-        try:
-            found = os.fstat(root_fd)
-            whole = [] if (found.st_dev, found.st_ino) in mounts.unread else [root_fd]
-            return DiskQuota.measured(whole + inside_read_only, *quota, mounts=mounts)
-        finally:
-            os.close(root_fd)
+        self._writable_within_read_only = bool(inside_read_only)
+
+        def measure() -> DiskQuota:
+            root_fd = os.open(root, DIRECTORY_FLAGS)
+            try:
+                found = os.fstat(root_fd)
+                whole = [] if (found.st_dev, found.st_ino) in mounts.unread else [root_fd]
+                return DiskQuota.measured(whole + inside_read_only, *quota, mounts=mounts)
+            finally:
+                os.close(root_fd)
+
+        return SharedDiskQuota.over(root, *quota, measure)
 
     def close(self) -> None:
         for descriptor in self._table.values():
             _release(descriptor)
         self._table.clear()
         self._listings.clear()
+        self._quota.close()
 
     # --- descriptors -----------------------------------------------------------------------
 
@@ -425,15 +439,20 @@ class WasiFilesystem:
         follow = bool(lookup & LOOKUP_SYMLINK_FOLLOW) and not exclusive
         # O_CREAT looks at the name itself: `link/` is ISDIR, as for any name with a slash, wherever the link points
         creates = bool(oflags & OFLAG_CREAT)
-        with beneath(parent.host_fd, _path(memory, path, path_length), follow=follow, name_itself=creates) as target:
+        with (
+            self._quota.changing() if oflags & (OFLAG_CREAT | OFLAG_TRUNC) else nullcontext(),
+            beneath(parent.host_fd, _path(memory, path, path_length), follow=follow, name_itself=creates) as target,
+        ):
             before = _existing(target) if oflags & (OFLAG_CREAT | OFLAG_TRUNC) else None
             if before is None and oflags & OFLAG_CREAT:
                 self._quota.room_for_name()
             host_fd, mode, rights, fdflags = _open_file_or_directory(target, oflags, fdflags, asked)
-        if before is None and oflags & OFLAG_CREAT:
-            self._quota.named()
-        elif before is not None and oflags & OFLAG_TRUNC and stat.S_ISREG(before.st_mode):
-            self._quota.shrink(before.st_size)
+            if before is None and oflags & OFLAG_CREAT:
+                self._quota.named()
+            elif before is not None and oflags & OFLAG_TRUNC and stat.S_ISREG(before.st_mode):
+                self._quota.shrink(before.st_size)
+            if stat.S_ISREG(mode) and (not parent.read_only or self._writable_within_read_only):
+                self._held(host_fd)  # while the count is held: no other instance removes a file it just made
         filetype = _filetype(mode)
         allowed = DIRECTORY_RIGHTS if filetype == FILETYPE_DIRECTORY else FILE_RIGHTS
         descriptor = Descriptor(
@@ -463,12 +482,15 @@ class WasiFilesystem:
         """Closes a descriptor taken out of the table; the last one of a file removed while open frees its bytes
         (they leave the disk)."""
         file = os.fstat(descriptor.host_fd) if descriptor.host_fd >= 0 and self._removed_open else None
+        removed = file is not None and (file.st_dev, file.st_ino) in self._removed_open
+        last = removed and self._quota.last_holder(descriptor.host_fd)  # no other instance holds it open
         _release(descriptor)
         self._forget_listing(descriptor)
-        if file is None or (file.st_dev, file.st_ino) not in self._removed_open or self._holds(file):
+        if file is None or not removed or self._holds(file):
             return
         self._removed_open.discard((file.st_dev, file.st_ino))
-        self._quota.shrink(file.st_size)
+        if last:
+            self._quota.shrink(file.st_size)
 
     # --- data ------------------------------------------------------------------------------
 
@@ -507,16 +529,20 @@ class WasiFilesystem:
 
     def _write(self, descriptor: Descriptor, data: bytes, offset: int | None) -> int:
         """Writes `data` to a file at `offset` (None: where the descriptor is), within the disk quota."""
-        size = os.fstat(descriptor.host_fd).st_size
-        if descriptor.flags & FDFLAG_APPEND:  # Linux's pwrite appends too, at any offset
-            start = size
-        else:
-            start = os.lseek(descriptor.host_fd, 0, os.SEEK_CUR) if offset is None else offset
-        with self._quota.growing(size, start + len(data)):
-            written = (
-                os.write(descriptor.host_fd, data) if offset is None else os.pwrite(descriptor.host_fd, data, offset)
-            )
-        self._quota.shrink(max(size, start + len(data)) - max(size, start + written))  # what was counted, not written
+        with self._quota.changing():
+            size = os.fstat(descriptor.host_fd).st_size
+            if descriptor.flags & FDFLAG_APPEND:  # Linux's pwrite appends too, at any offset
+                start = size
+            else:
+                start = os.lseek(descriptor.host_fd, 0, os.SEEK_CUR) if offset is None else offset
+            with self._quota.growing(size, start + len(data)):
+                written = (
+                    os.write(descriptor.host_fd, data)
+                    if offset is None
+                    else os.pwrite(descriptor.host_fd, data, offset)
+                )
+            # what was counted, not written
+            self._quota.shrink(max(size, start + len(data)) - max(size, start + written))
         return written
 
     def fd_seek(self, memory: GuestMemory, fd: int, offset: int, whence: int, out: int) -> None:
@@ -543,10 +569,11 @@ class WasiFilesystem:
         if descriptor.filetype == FILETYPE_REGULAR_FILE and not (descriptor.rights | descriptor.dropped) & WRITE_RIGHTS:
             raise AbiFault(Errno.INVAL)  # ftruncate(2) of a file not open for writing, as Wasmtime answers
         self._get(fd, RIGHT_FD_FILESTAT_SET_SIZE)
-        new_size, old_size = _offset(size), os.fstat(descriptor.host_fd).st_size
-        with self._quota.growing(old_size, new_size):
-            os.ftruncate(descriptor.host_fd, new_size)
-        self._quota.shrink(old_size - new_size)
+        with self._quota.changing():
+            new_size, old_size = _offset(size), os.fstat(descriptor.host_fd).st_size
+            with self._quota.growing(old_size, new_size):
+                os.ftruncate(descriptor.host_fd, new_size)
+            self._quota.shrink(old_size - new_size)
 
     def fd_allocate(self, memory: GuestMemory, fd: int, offset: int, length: int) -> None:
         """NOTSUP for every file, as Wasmtime's WASI answers and its own test programs expect (BADF for others)."""
@@ -655,26 +682,36 @@ class WasiFilesystem:
 
     def path_create_directory(self, memory: GuestMemory, fd: int, path: int, length: int) -> None:
         parent = self._writable_directory(fd, RIGHT_PATH_CREATE_DIRECTORY)
-        with beneath(parent.host_fd, _path(memory, path, length), follow=False, name_itself=True) as target:
+        with (
+            self._quota.changing(),
+            beneath(parent.host_fd, _path(memory, path, length), follow=False, name_itself=True) as target,
+        ):
             _not_through_a_link(target, Errno.EXIST)
             self._room_for_name(target)
             os.mkdir(target.name, 0o700, dir_fd=target.directory)  # the guest's alone, whatever the umask
-        self._quota.named()
+            self._quota.named()
 
     def path_remove_directory(self, memory: GuestMemory, fd: int, path: int, length: int) -> None:
         parent = self._writable_directory(fd, RIGHT_PATH_REMOVE_DIRECTORY)
-        with beneath(parent.host_fd, _path(memory, path, length), follow=False, name_itself=True) as target:
+        with (
+            self._quota.changing(),
+            beneath(parent.host_fd, _path(memory, path, length), follow=False, name_itself=True) as target,
+        ):
             _not_through_a_link(target)
             os.rmdir(target.name, dir_fd=target.directory)
-        self._quota.unnamed()
+            self._quota.unnamed()
 
     def path_unlink_file(self, memory: GuestMemory, fd: int, path: int, length: int) -> None:
         parent = self._writable_directory(fd, RIGHT_PATH_UNLINK_FILE)
-        with beneath(parent.host_fd, _path(memory, path, length), follow=False, name_itself=True) as target:
+        with (
+            self._quota.changing(),
+            beneath(parent.host_fd, _path(memory, path, length), follow=False, name_itself=True) as target,
+        ):
             _not_through_a_link(target)
             removed = _lstat(target)
-            os.unlink(target.name, dir_fd=target.directory)
-        self._unnamed(removed)
+            with self._quota.removing(target.directory, target.name, removed) as frees:
+                os.unlink(target.name, dir_fd=target.directory)
+            self._unnamed(removed, frees)
 
     def path_rename(
         self, memory: GuestMemory, fd: int, old: int, old_length: int, new_fd: int, new: int, new_length: int
@@ -682,6 +719,7 @@ class WasiFilesystem:
         source = self._writable_directory(fd, RIGHT_PATH_RENAME_SOURCE)
         destination = self._writable_directory(new_fd, RIGHT_PATH_RENAME_TARGET)
         with (
+            self._quota.changing(),
             beneath(source.host_fd, _path(memory, old, old_length), follow=False, name_itself=True) as old_target,
             beneath(destination.host_fd, _path(memory, new, new_length), follow=False, name_itself=True) as new_target,
         ):
@@ -694,21 +732,29 @@ class WasiFilesystem:
             if slashed and not stat.S_ISDIR(moved.st_mode):
                 raise AbiFault(Errno.NOTDIR)
             replaced = _existing(new_target)
-            os.rename(
-                old_target.name, new_target.name, src_dir_fd=old_target.directory, dst_dir_fd=new_target.directory
-            )
-        if replaced is not None and (replaced.st_dev, replaced.st_ino) != (moved.st_dev, moved.st_ino):
-            self._unnamed(replaced)
+            if replaced is None or (replaced.st_dev, replaced.st_ino) == (moved.st_dev, moved.st_ino):
+                os.rename(
+                    old_target.name, new_target.name, src_dir_fd=old_target.directory, dst_dir_fd=new_target.directory
+                )
+                return
+            with self._quota.removing(new_target.directory, new_target.name, replaced) as frees:
+                os.rename(
+                    old_target.name, new_target.name, src_dir_fd=old_target.directory, dst_dir_fd=new_target.directory
+                )
+            self._unnamed(replaced, frees)
 
     def path_symlink(self, memory: GuestMemory, old: int, old_length: int, fd: int, new: int, new_length: int) -> None:
         parent = self._writable_directory(fd, RIGHT_PATH_SYMLINK)
         contents = _path(memory, old, old_length)
-        with beneath(parent.host_fd, _path(memory, new, new_length), follow=False, name_itself=True) as target:
+        with (
+            self._quota.changing(),
+            beneath(parent.host_fd, _path(memory, new, new_length), follow=False, name_itself=True) as target,
+        ):
             _new_name(target)
             self._room_for_name(target)
             with self._quota.growing(0, len(os.fsencode(contents))):
                 os.symlink(contents, target.name, dir_fd=target.directory)
-        self._quota.named()
+            self._quota.named()
 
     def path_link(
         self,
@@ -725,6 +771,7 @@ class WasiFilesystem:
         destination = self._writable_directory(new_fd, RIGHT_PATH_LINK_TARGET)
         follow = bool(lookup & LOOKUP_SYMLINK_FOLLOW)
         with (
+            self._quota.changing(),
             beneath(source.host_fd, _path(memory, old, old_length), follow=follow) as old_target,
             beneath(destination.host_fd, _path(memory, new, new_length), follow=False, name_itself=True) as new_target,
         ):
@@ -738,7 +785,7 @@ class WasiFilesystem:
                 dst_dir_fd=new_target.directory,
                 follow_symlinks=False,
             )
-        self._quota.named()
+            self._quota.named()
 
     def _room_for_name(self, target: Target) -> None:
         """DQUOT for a new name past the quota; a name that exists is left to the call, which answers EXIST as
@@ -746,16 +793,26 @@ class WasiFilesystem:
         if _existing(target) is None:
             self._quota.room_for_name()
 
-    def _unnamed(self, removed: os.stat_result) -> None:
+    def _unnamed(self, removed: os.stat_result, frees: bool) -> None:
         """Counts a name gone, and its file's bytes when that was its last name: now, or when the last descriptor
-        here that holds it open closes (`_closed`)."""
+        here that holds it open closes (`_closed`); never while another instance holds it open (not `frees`), whose
+        bytes stay counted until no instance runs and the next one measures the sandbox."""
         self._quota.unnamed()
         if not holds_bytes(removed) or removed.st_nlink != 1:
             return
         if self._holds(removed):
             self._removed_open.add((removed.st_dev, removed.st_ino))
-        else:
+        elif frees:
             self._quota.shrink(removed.st_size)
+
+    def _held(self, host_fd: int) -> None:
+        """Marks a regular file just opened as held by this instance (`DiskQuota.held`); NOENT, and closed, if another
+        instance removed it meanwhile."""
+        try:
+            self._quota.held(host_fd)
+        except AbiFault:
+            os.close(host_fd)
+            raise
 
     def _holds(self, file: os.stat_result) -> bool:
         """Whether a descriptor of this instance has the file open (its bytes stay on disk until it is closed)."""

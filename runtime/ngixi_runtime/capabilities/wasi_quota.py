@@ -6,22 +6,34 @@ once however many names it has, and no deeper than a path may reach), then kept 
 WASI function that grows or shrinks a file or adds or removes a name. A change past either limit is
 refused with DQUOT before it is made, so neither one call nor many calls nor many loads of the guest
 can fill the host's disk.
+
+Instances of one guest running at once over one sandbox (a tenant's instances in several processes, two `ngixi run`
+of it, in-process instances) share one count (`SharedDiskQuota`): each measured the sandbox at its own load and
+then counted only its own changes, so N instances held N times the quota.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
+import struct
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from pathlib import Path
 
 from ngixi_runtime.capabilities.context import MAX_PATH_DEPTH
 from ngixi_runtime.capabilities.wasi_paths import DIRECTORY_FLAGS
+from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.files import open_lock_file, open_plain
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import AbiFault, Errno
+from ngixi_runtime.spec.sandbox_layout import QUOTA_LEDGER_ENDING
 
 UNBOUNDED = 1 << 62  # a quota no file system reaches
+_LEDGER = struct.Struct("<QQ")  # a shared count: the bytes, the names
+_AS_THEY_ARE = nullcontext()
 
 
 class Mounts(NamedTuple):
@@ -103,14 +115,37 @@ class DiskQuota:
             for directory, _ in levels:
                 os.close(directory)
 
+    def _current(self) -> AbstractContextManager[object]:
+        """`used_bytes` and `used_names` as they are now, to read and change (one instance's own: as they are)."""
+        return _AS_THEY_ARE
+
+    def changing(self) -> AbstractContextManager[object]:
+        """Holds the count while a change is looked at, made and counted (the file's size read, the file written),
+        so that no other instance's change comes between."""
+        return self._current()
+
+    def held(self, file: int) -> None:
+        """Marks a regular file this instance opened as held open while it is (`removing` then frees nothing)."""
+
+    @contextmanager
+    def removing(self, directory: int, name: str, found: os.stat_result) -> Iterator[bool]:
+        """While `name` in `directory` (the file `found`, its last name) is removed: whether its bytes leave the disk
+        with it, which they do unless another instance holds it open."""
+        yield True
+
+    def last_holder(self, file: int) -> bool:
+        """Whether the open file `file`, which has no name left, is held open by no other instance."""
+        return True
+
     @contextmanager
     def growing(self, size: int, end: int) -> Iterator[None]:
         """Refuses a file of `size` bytes growing to `end` past the limit, else counts what it grows by while
         the change is made (and no longer if making it fails)."""
         grown = max(0, end - size)
-        if self.used_bytes + grown > self.max_bytes:
-            raise AbiFault(Errno.DQUOT)
-        self.used_bytes += grown
+        with self._current():
+            if self.used_bytes + grown > self.max_bytes:
+                raise AbiFault(Errno.DQUOT)
+            self.used_bytes += grown
         try:
             yield
         except BaseException:
@@ -119,18 +154,193 @@ class DiskQuota:
 
     def shrink(self, freed: int) -> None:
         """Counts `freed` bytes gone; a negative amount (a file that grew) frees nothing: `growing` counts growth."""
-        self.used_bytes = max(0, self.used_bytes - max(0, freed))
+        with self._current():
+            self.used_bytes = max(0, self.used_bytes - max(0, freed))
 
     def room_for_name(self) -> None:
         """Refuses a new name past the limit (count it with `named` once it is made)."""
-        if self.used_names >= self.max_names:
-            raise AbiFault(Errno.DQUOT)
+        with self._current():
+            if self.used_names >= self.max_names:
+                raise AbiFault(Errno.DQUOT)
 
     def named(self) -> None:
-        self.used_names += 1
+        with self._current():
+            self.used_names += 1
 
     def unnamed(self) -> None:
-        self.used_names = max(0, self.used_names - 1)
+        with self._current():
+            self.used_names = max(0, self.used_names - 1)
+
+    def close(self) -> None:
+        """Lets go of what the count is kept in (nothing, for one instance's own)."""
+
+
+class SharedDiskQuota(DiskQuota):
+    """The count every instance of a guest using one sandbox shares: a ledger file beside its files directory
+    (`QUOTA_LEDGER_ENDING`), read and changed under an exclusive lock at each change.
+
+    Each instance holds a shared lock on the files directory while it runs; one that finds no other instance
+    there (its exclusive lock granted) measures the sandbox and writes the ledger, so a count left too high by an
+    instance killed during a change (counted before it is made) is measured again once every instance has ended.
+    """
+
+    __slots__ = ("_depth", "_in_use", "_ledger", "_read")
+
+    def __init__(self, max_bytes: int, max_names: int, in_use: int, ledger: int) -> None:
+        super().__init__(max_bytes, max_names)
+        self._in_use = in_use  # the files directory, locked shared while this instance runs
+        self._ledger = ledger
+        self._depth = 0  # `_current`s entered: the outermost reads the ledger and writes it back
+        self._read: tuple[int, int] = (0, 0)  # what the outermost read
+
+    @classmethod
+    def over(cls, files: Path, max_bytes: int, max_names: int, measure: Callable[[], DiskQuota]) -> SharedDiskQuota:
+        """The count of the sandbox `files`: the ledger's while other instances run, else what `measure()` finds."""
+        if not files.name:
+            raise InvalidInput(f"cannot keep the disk quota's count beside {files}: give the guest a sandbox below it")
+        in_use = os.open(files, DIRECTORY_FLAGS)
+        ledger = -1
+        try:
+            ledger = _open_ledger(files.with_name(files.name + QUOTA_LEDGER_ENDING))
+            quota = cls(max_bytes, max_names, in_use, ledger)
+            try:
+                _lock(in_use, fcntl.LOCK_EX | fcntl.LOCK_NB, files)
+            except BlockingIOError:  # other instances run (or one measures): the ledger holds what they all hold
+                _lock(in_use, fcntl.LOCK_SH, files)
+                return quota
+            measured = measure()  # alone: no change is made meanwhile
+            with quota._current():
+                quota.used_bytes, quota.used_names = measured.used_bytes, measured.used_names
+            _lock(in_use, fcntl.LOCK_SH, files)
+            return quota
+        except BaseException:
+            os.close(in_use)
+            if ledger >= 0:
+                os.close(ledger)
+            raise
+
+    def _current(self) -> AbstractContextManager[object]:
+        return self  # entered again within itself (a change's steps), it reads and writes the ledger only outermost
+
+    def __enter__(self) -> SharedDiskQuota:
+        self._depth += 1
+        if self._depth > 1:
+            return self
+        locked = False
+        try:
+            fcntl.flock(self._ledger, fcntl.LOCK_EX)
+            locked = True
+            kept = os.pread(self._ledger, _LEDGER.size, 0)
+        except BaseException:
+            self._depth = 0
+            if locked:
+                fcntl.flock(self._ledger, fcntl.LOCK_UN)
+            raise
+        # a ledger cut short is no count: full, so the guest may only remove until every instance has ended
+        used = _LEDGER.unpack(kept) if len(kept) == _LEDGER.size else (self.max_bytes, self.max_names)
+        self.used_bytes, self.used_names = used
+        self._read = used
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._depth -= 1
+        if self._depth:
+            return
+        try:  # what the change counted, made or not (a failed change counted nothing, or took it back)
+            if (self.used_bytes, self.used_names) != self._read:
+                os.pwrite(self._ledger, _LEDGER.pack(self.used_bytes, self.used_names), 0)
+        finally:
+            fcntl.flock(self._ledger, fcntl.LOCK_UN)
+
+    # A file an instance holds open carries its shared lock (`held`); one being removed, another's exclusive lock taken
+    # while the count is held (`removing`), so each sees the other: a file another instance removed while this one
+    # opened it is NOENT, and one another instance holds open frees nothing when removed (its bytes stay on disk).
+
+    def held(self, file: int) -> None:
+        with self._current():
+            with suppress(BlockingIOError):  # another program's lock: a removal then frees nothing (`removing`)
+                fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            if os.fstat(file).st_nlink == 0:  # removed (and its bytes freed) since this instance opened it
+                raise AbiFault(Errno.NOENT)
+
+    @contextmanager
+    def removing(self, directory: int, name: str, found: os.stat_result) -> Iterator[bool]:
+        with self._current():
+            if not stat.S_ISREG(found.st_mode):  # a link or a directory: never held open as a file
+                yield True
+                return
+            frees, claim = _claimed(directory, name, found)
+            try:
+                yield frees
+            finally:
+                if claim >= 0:
+                    os.close(claim)
+
+    def last_holder(self, file: int) -> bool:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def close(self) -> None:
+        if self._ledger >= 0:
+            os.close(self._ledger)
+            os.close(self._in_use)
+            self._ledger = self._in_use = -1
+
+
+def _claimed(directory: int, name: str, found: os.stat_result) -> tuple[bool, int]:
+    """Whether removing the regular file `found`, named `name` in `directory`, frees its bytes, and the descriptor
+    that holds it locked exclusively until it is removed (-1: none): no when another instance holds it open (or the
+    name is no longer that file)."""
+    claim = -1
+    for access in (os.O_RDONLY, os.O_WRONLY):
+        try:
+            claim = open_plain(name, access | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=directory)[0]
+            break
+        except PermissionError:
+            continue
+        except OSError:  # gone, or no longer a regular file
+            return False, -1
+    if claim < 0:  # neither readable nor writable by this user: no instance could have opened it either
+        return True, -1
+    try:
+        opened = os.fstat(claim)
+        if (opened.st_dev, opened.st_ino) != (found.st_dev, found.st_ino):
+            raise BlockingIOError
+        fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(claim)
+        return False, -1
+    return True, claim
+
+
+def _lock(descriptor: int, how: int, path: Path) -> None:
+    """`flock`s the files directory `path`; a file system that keeps no such locks refuses the load in one line."""
+    try:
+        fcntl.flock(descriptor, how)
+    except BlockingIOError:
+        raise
+    except OSError as error:
+        raise InvalidInput(f"cannot keep the disk quota's count of {path}: its locks: {error.strerror}") from None
+
+
+def _open_ledger(path: Path) -> int:
+    """The ledger at `path`, made if missing: refused unless it is a file of this user's alone, with no other name
+    (another program could otherwise change the count of the guest's quota)."""
+    try:
+        ledger = open_lock_file(path)
+    except OSError as error:
+        raise InvalidInput(f"cannot keep the disk quota's count at {path}: {error.strerror}; remove it") from None
+    found = os.fstat(ledger)
+    if found.st_uid != os.geteuid() or found.st_mode & 0o022 or found.st_nlink != 1:
+        os.close(ledger)
+        raise InvalidInput(
+            f"{path}: the disk quota's count must be a file of this user's that no one else may write, with no other "
+            "name; remove it"
+        )
+    return ledger
 
 
 def holds_bytes(info: os.stat_result) -> bool:

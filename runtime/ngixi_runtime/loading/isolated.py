@@ -141,8 +141,9 @@ class IsolatedTenant:
     It owns `bundle`'s descriptor, and closes it with the tenant. Each child reads the bundle from that open
     file, held to the index bytes verified here and every member to that index's digests; the signature, its
     trust scope and the rollback state, checked here on those bytes, are not checked again there. Before each
-    child but the first, `recheck` says how the trust file trusts the signer now (its `TrustedKey.to_table`), or
-    raises when the operator no longer trusts the bundle (the key removed, the rollback state past it).
+    child but the first, `recheck` makes its request from the first child's, with the signer as the trust file trusts
+    it now (its `TrustedKey.to_table`) and the operator's policy as it is now, or raises when the operator no longer
+    trusts or allows the bundle (the key removed, the rollback state past it, a ceiling lowered below it).
     """
 
     def __init__(
@@ -154,7 +155,7 @@ class IsolatedTenant:
         *,
         stdio: StdioSink | None = None,
         logs: LogSink | None = None,
-        recheck: Callable[[], Mapping[str, Any]] | None = None,
+        recheck: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.manifest = manifest
         self._bundle = bundle
@@ -194,7 +195,7 @@ class IsolatedTenant:
 
     def _spawn(self) -> _Child:
         if self._spawned and self._recheck is not None:
-            self._request = {**self._request, "bundle": {**self._request["bundle"], "signer": self._recheck()}}
+            self._request = self._recheck(self._request)
         self._spawned = True
         errors = _error_file()
         try:

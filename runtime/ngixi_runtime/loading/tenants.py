@@ -14,9 +14,10 @@ scope, rollback state and policy are checked on that open file; every child, the
 restarted one, inherits the same open file (never the path, which may since name another file)
 and is handed the signed index's bytes checked here, which it refuses the file unless its index
 has (it does not check the signature again). Its members are held to that index's digests as they
-are read, so a file changed in place is refused, never run. Before each restarted child the trust file
-and the rollback state are read again: a key removed or narrowed since, or a newer sequence accepted,
-refuses the restart; native code taken from the key is not run.
+are read, so a file changed in place is refused, never run. Before each restarted child the trust file,
+the rollback state and the policy file are read again: a key removed or narrowed since, a newer sequence
+accepted, or a ceiling lowered below what the manifest asks refuses the restart; native code taken from the
+key is not run.
 
 The child is a clean room: `python -I` (no working directory, user site or PYTHON* variables on
 its path), started in `/`, with an environment of only `CHILD_ENVIRONMENT`'s variables that the
@@ -345,11 +346,13 @@ def open_tenant(
                 verified.index,
                 verified.signer,
                 verified.source,
-                trust_file,
+                trust_file.absolute(),  # read again at each restart, wherever this process has moved to since
                 project_trust,
                 rollback,
                 claimed=_state_kept_in(sandbox, manifest),
-            ).signer_now,
+                manifest=manifest,
+                policy_file=None if policy is None else Path(policy.source).absolute(),
+            ).request_now,
         )
         owned_by_tenant = True
     finally:
@@ -371,7 +374,7 @@ def _state_kept_in(sandbox: Sandbox | None, manifest: Manifest) -> Path | None:
 
 
 class _Recheck(NamedTuple):
-    """What the host of an isolated tenant checks again before each restarted child (`signer_now`)."""
+    """What the host of an isolated tenant checks again before each restarted child (`request_now`)."""
 
     bundle_index: BundleIndex
     signer: TrustedKey
@@ -380,6 +383,22 @@ class _Recheck(NamedTuple):
     found: bool  # a project's dev trust file found, not named (`chosen_trust`)
     rollback: RollbackGuard | None
     claimed: Path | None  # the sandbox directory whose signer record must still name the key (state kept there)
+    manifest: Manifest
+    policy_file: Path | None  # the operator's policy, read again: a ceiling lowered since holds the restart
+
+    def request_now(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """The first child's `request` for a restarted one: its signer as trusted now (`signer_now`), refused when the
+        policy file, read again, refuses the manifest, and its preopens held to that policy's host roots."""
+        signer = self.signer_now()
+        sandbox = request.get("sandbox")
+        if self.policy_file is not None:
+            from ngixi_runtime.trust.policy import load_policy  # here: a tenant without a policy imports none
+
+            policy = load_policy(self.policy_file)
+            policy.check(self.manifest)
+            if sandbox is not None:
+                sandbox = {**sandbox, "host_roots": None if policy.host_roots is None else list(policy.host_roots)}
+        return {**request, "bundle": {**request["bundle"], "signer": signer}, "sandbox": sandbox}
 
     def signer_now(self) -> dict[str, Any]:
         """How the trust file, read again, trusts the key that signed the bundle (`signatures.still_trusted`), checked
@@ -462,6 +481,7 @@ class TenantPool:
 
     Its tenants are held to the same rollback state as `ngixi run` with that trust file: under `state_dir`,
     by default `default_state_dir()` ($NGIXI_STATE_DIR, ...); `allow_downgrade` accepts lower sequences.
+    Each `add` reads the trust file and `policy`'s file as they are then, as each restarted child does.
     """
 
     def __init__(
@@ -474,9 +494,10 @@ class TenantPool:
         state_dir: Path | None = None,
         allow_downgrade: bool = False,
     ) -> None:
-        self._trust_file = trust_file
-        self._policy = policy
-        self._sandboxes = sandboxes
+        # Absolute now: each add (and restart) reads them again, whatever directory this process has moved to since.
+        self._trust_file = trust_file.absolute()
+        self._policy_file = None if policy is None else Path(policy.source).absolute()
+        self._sandboxes = None if sandboxes is None else sandboxes.absolute()
         self._rollback = RollbackGuard.for_trust_file(trust_file, state_dir=state_dir, allow_downgrade=allow_downgrade)
         self._tenants: dict[str, IsolatedTenant | InProcessTenant | None] = {}  # None: being added
         self._names = threading.Lock()  # held to claim or give up a name, never while a tenant opens
@@ -499,7 +520,7 @@ class TenantPool:
             opened = open_tenant(
                 bundle,
                 trust_file=self._trust_file,
-                policy=self._policy,
+                policy=self._policy_now(),
                 isolated=isolated,
                 rollback=self._rollback,
                 sandboxes=self._sandboxes,
@@ -516,6 +537,14 @@ class TenantPool:
         if closed:  # closed while it opened: nothing would ever close it
             opened.close()
             raise InvalidInput(f"tenant {name!r}: the pool was closed while it was being added")
+
+    def _policy_now(self) -> Policy | None:
+        """The policy as its file says now: one the operator tightened holds every tenant added since."""
+        if self._policy_file is None:
+            return None
+        from ngixi_runtime.trust.policy import load_policy  # here: a pool without a policy imports none
+
+        return load_policy(self._policy_file)
 
     def call(self, name: str, export: str, args: Sequence[Any] = (), input: DataValue | None = None) -> CallResult:
         return self._tenant(name).call(export, args, input=input)

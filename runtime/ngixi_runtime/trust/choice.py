@@ -9,7 +9,7 @@ from pathlib import Path
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import environment_path
 from ngixi_runtime.spec.project import DEV_TRUST_NAME, STATE_DIR, find_project_root, project_state_dir
-from ngixi_runtime.trust.local_paths import unsafe_because
+from ngixi_runtime.trust.local_paths import refuse_unsafe_project_trust
 
 TRUST_VARIABLE = "NGIXI_TRUST"
 # Overrides where the project keeps its state (the build side's --state-dir), for doit and `ngixi run` alike.
@@ -33,12 +33,7 @@ def project_trust_file(start: Path, *, environ: Mapping[str, str] = os.environ) 
     trust = project_state_dir(root, state_override(environ)) / DEV_TRUST_NAME
     if not trust.is_file():
         return None
-    problem = unsafe_because(trust)
-    if problem is not None:
-        raise InvalidInput(
-            f"{trust}: not used as the trust file: {problem}; a project's dev trust file is used without --trust "
-            "only when no one but you can change it (fix its owner or mode), else pass --trust FILE"
-        )
+    refuse_unsafe_project_trust(trust)
     return trust
 
 

@@ -17,6 +17,7 @@ import stat
 import struct
 from pathlib import Path
 
+from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import SpecialFileError, make_directories, open_plain
 from ngixi_runtime.spec.sandbox_layout import KV_STORE, KV_STORE_ENDINGS
 
@@ -55,6 +56,16 @@ def unsafe_because(path: Path) -> str | None:
         if problem is not None:
             return problem
     return None
+
+
+def refuse_unsafe_project_trust(trust: Path) -> None:
+    """Refuses a project's dev trust file found, not named, that anyone but this user (or root) could change."""
+    problem = unsafe_because(trust)
+    if problem is not None:
+        raise InvalidInput(
+            f"{trust}: not used as the trust file: {problem}; a project's dev trust file is used without --trust "
+            "only when no one but you can change it (fix its owner or mode), else pass --trust FILE"
+        )
 
 
 def _foreign_link(path: Path) -> str | None:

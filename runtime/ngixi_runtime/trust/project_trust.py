@@ -18,7 +18,7 @@ from typing import Any
 
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import OtherNames, make_directories, open_lock_file, read_input_bytes, write_atomic
-from ngixi_runtime.trust.local_paths import unsafe_because
+from ngixi_runtime.trust.local_paths import refuse_unsafe_project_trust, unsafe_because
 from ngixi_runtime.trust.signatures import (
     TrustStore,
     load_trust,
@@ -159,6 +159,7 @@ def chosen_trust(path: Path, *, found: bool) -> TrustStore:
     name, see `choice.is_implicit_choice`) as `project_trust_table` scopes them."""
     if not found:
         return load_trust(path)
+    refuse_unsafe_project_trust(path)  # again at each use: a running tenant's restart reads it long after it was found
     raw, text = read_trust_table(path)
     entries = raw.get("keys")
     if isinstance(entries, list):  # the whole file's entries, numbered as written: scoping leaves some out

@@ -104,7 +104,7 @@ class RollbackGuard(NamedTuple):
             named = f"${STATE_VARIABLE} ({state_dir})" if os.environ.get(STATE_VARIABLE) else str(state_dir)
         else:
             named = str(state_dir)
-        state_file = state_file_for(trust_file, _usable_directory(state_dir, named))
+        state_file = state_file_for(trust_file, _usable_directory(state_dir.absolute(), named))
         return cls(state_file, str(trust_domain(trust_file)), allow_downgrade, unguarded)
 
     def check(self, index: BundleIndex, *, source: str) -> None:

@@ -226,6 +226,72 @@ def test_a_restarted_child_is_refused_while_the_trust_file_cannot_be_read(bundle
         assert call_add(tenant) == (5,)
 
 
+def test_a_restarted_child_is_refused_once_others_may_change_the_project_trust_file_it_found(
+    bundles: Bundles,
+) -> None:
+    """A found project trust file is used only while no one but this user can change it: a restart read it again
+    without that check, trusting a file a new load refuses (made writable by others under a running host)."""
+    with open_tenant(bundles.victim, trust_file=bundles.trust, project_trust=True) as tenant:
+        assert isinstance(tenant, IsolatedTenant) and call_add(tenant) == (5,)
+        bundles.trust.chmod(0o666)
+        end_child(tenant)
+        with pytest.raises(InvalidInput, match=f"{bundles.trust}: not used as the trust file: .* any user"):
+            call_add(tenant)
+        bundles.trust.chmod(0o644)
+        assert call_add(tenant) == (5,)
+
+
+def test_a_restarted_child_is_refused_once_the_operator_lowers_a_ceiling_of_the_policy_file(bundles: Bundles) -> None:
+    """A policy tightened under a running host holds the tenant's next child, as it holds a new load; an unreadable
+    policy refuses the restart (the operator may be tightening it)."""
+    with open_tenant(bundles.victim, trust_file=bundles.trust, policy=bundles.policy) as tenant:
+        assert isinstance(tenant, IsolatedTenant) and call_add(tenant) == (5,)
+        bundles.policy_file.write_text('[capabilities]\nallow = ["stdio"]\n')
+        end_child(tenant)
+        with pytest.raises(PolicyError, match=r"capabilities\.log: not allowed by the policy"):
+            call_add(tenant)
+        bundles.policy_file.write_text("[limits\n")
+        with pytest.raises(NgixiError, match=str(bundles.policy_file)):
+            call_add(tenant)
+        bundles.policy_file.write_text('[capabilities]\nallow = ["log"]\n')
+        assert call_add(tenant) == (5,)
+
+
+def test_a_pool_holds_each_added_tenant_to_the_policy_file_as_it_is_then(bundles: Bundles) -> None:
+    with TenantPool(trust_file=bundles.trust, policy=bundles.policy) as pool:
+        pool.add("first", bundles.victim)
+        bundles.policy_file.write_text("[limits]\ntimeout_ms = 100\n")
+        with pytest.raises(PolicyError, match=r"limits\.timeout_ms: asks for 300"):
+            pool.add("second", bundles.victim)
+
+
+def test_a_pool_keeps_the_files_it_was_given_when_its_host_changes_directory(
+    bundles: Bundles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pool given relative paths (TenantPool(trust_file=Path("trust.toml"), ...)) read them again at each add and
+    restart from whatever directory its host had moved to since: a host that changed into a directory someone else
+    prepared (an upload, a checkout) added a bundle of their key, trusted by their trust.toml, under their policy."""
+    attacker = make_key(tmp_path / "attacker")  # its trust.toml trusts the attacker's key for every guest
+    (tmp_path / "attacker" / "policy.toml").write_text("")
+    planted = make_bundle(tmp_path / "planted", attacker.key, wasm=guest_wasm(push(777)), manifest=manifest("hello"))
+    monkeypatch.chdir(bundles.trust.parent)
+    pool = TenantPool(
+        trust_file=Path(bundles.trust.name), policy=load_policy(Path(bundles.policy_file.name)), sandboxes=Path("sb")
+    )
+    with pool:
+        pool.add("first", bundles.victim)
+        monkeypatch.chdir(tmp_path / "attacker")
+        with pytest.raises(VerificationError, match=f"{attacker.key.key_id}, which .*{bundles.trust} does not trust"):
+            pool.add("planted", planted)
+        pool.add("second", bundles.victim)
+        first = pool._tenant("first")
+        assert isinstance(first, IsolatedTenant)
+        bundles.policy_file.write_text('[capabilities]\nallow = ["stdio"]\n')
+        end_child(first)
+        with pytest.raises(PolicyError, match=str(bundles.policy_file)):
+            call_add(first)
+
+
 def test_native_code_taken_from_a_key_is_not_run_by_a_restarted_child(
     tmp_path: Path, bundles: Bundles, engine_name: str, aot_cache_dir: Path
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -322,3 +323,29 @@ def test_files_and_folders_a_guest_makes_are_its_users_alone(
         os.umask(umask)
     modes = {path: stat.S_IMODE(path.stat().st_mode) for path in (files / "data", files / "data/d", files / "data/d/f")}
     assert modes == {files / "data": 0o700, files / "data/d": 0o700, files / "data/d/f": 0o600}
+
+
+CPU_CLOCK_READER = module(
+    imports=[Imp(WASI, "clock_time_get", ["i32", "i64", "i32"], ["i32"])],
+    functions=[
+        # cpu(): the process CPU clock's reading (clock 2), in nanoseconds
+        Func("cpu", results=["i64"], body=call_import(0, 2, I64(1), 104) + DROP + push(104) + b"\x29\x03\x00")
+    ],
+)
+
+
+def test_an_in_process_guests_cpu_clock_counts_its_own_calls_not_the_hosts(
+    tmp_path: Path, keys: KeyFiles, engine_name: str
+) -> None:
+    """WASI's process CPU clock read the host process's CPU time: a guest run in-process (a pool's, an embedding
+    host's) saw how much CPU the host and every other tenant used between its calls (here the 0.3 s the host spent,
+    all of it). It counts the guest's own calls now."""
+    manifest = f'{COMMAND.replace("command", "library")}\n[exports.cpu]\nresults = ["i64"]\n\n[capabilities.clock]\n'
+    bundle = make_bundle(tmp_path, keys.key, wasm=CPU_CLOCK_READER, manifest=manifest)
+    with open_tenant(bundle, trust_file=keys.trust, isolated=False, engine=engine_name) as tenant:
+        (first,) = tenant.call("cpu").values
+        busy_until = time.thread_time() + 0.3  # the host's (or another tenant's) work between two calls
+        while time.thread_time() < busy_until:
+            pass
+        (second,) = tenant.call("cpu").values
+    assert 0 <= first <= second < first + 100_000_000

@@ -155,15 +155,48 @@ def test_operator_routes_connect_elsewhere_but_the_allowlist_still_applies(serve
         ("224.0.0.1", "multicast"),
         ("93.184.215.14", None),
         ("2606:4700::1111", None),
+        # IPv6 addresses that carry an IPv4 one, which Python counts as global whatever they carry
+        ("64:ff9b::a9fe:a9fe", "cloud metadata (169.254.169.254 through NAT64)"),
+        ("64:ff9b::7f00:1", "loopback (127.0.0.1 through NAT64)"),
+        ("64:ff9b::5db8:d70e", None),
+        ("64:ff9b:1::a00:5", "NAT64 local-use"),
+        ("2002:a00:5::", "private (10.0.0.5 through 6to4)"),
+        ("2002:5db8:d70e::", None),
+        ("::7f00:1", "loopback (127.0.0.1 as IPv4)"),
+        ("::ffff:0:a00:5", "private (10.0.0.5 as IPv4)"),
+        ("fec0::1", "site-local"),
+        ("::", "private"),
     ],
 )
 def test_address_kinds(address: str, kind: str | None) -> None:
     assert address_kind(ipaddress.ip_address(address)) == kind
 
 
+def test_a_name_whose_dns_answers_a_nat64_address_of_the_metadata_service_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A guest's signer who controls the DNS of the host it is granted answers 64:ff9b::a9fe:a9fe, which a DNS64/NAT64
+    network's gateway translates to 169.254.169.254: Python counts the address as global, and the fetch went out."""
+    answers = [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("64:ff9b::a9fe:a9fe", 80, 0, 0))]
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *_, **__: answers)
+    refusals: list[str] = []
+    http = client("http://api.example.com", refusals=refusals)
+    assert refused(http, "http://api.example.com/latest/meta-data/") == Status.ADDRESS_REFUSED
+    assert "64:ff9b::a9fe:a9fe (a cloud metadata (169.254.169.254 through NAT64) address)" in refusals[0]
+
+
 def test_request_headers_are_checked() -> None:
     assert parse_headers("Accept: text/plain\r\nX-Id: 7\n") == (("Accept", "text/plain"), ("X-Id", "7"))
-    for bad in ("Host: evil.example", "no colon", "Bad Name: x", "Content-Length: 5", "Transfer-Encoding: chunked"):
+    bad_values = ("X: a\x00b", "X: a\rb", "X: \x1b[2J", "X: \u0100")  # a NUL went out; a character past latin-1
+    assert parse_headers("X: \tcaf\xe9 ") == (("X", "caf\xe9"),)
+    for bad in (
+        "Host: evil.example",
+        "no colon",
+        "Bad Name: x",
+        "Content-Length: 5",
+        "Transfer-Encoding: chunked",
+        *bad_values,
+    ):
         with pytest.raises(AbiFault) as caught:
             parse_headers(bad)
         assert caught.value.code == Status.INVALID
@@ -236,3 +269,11 @@ def test_a_guest_asking_again_and_again_for_a_refused_url_gets_the_operator_a_hu
     assert lines[-1] == "this call's further lines from the host are left out (at most 100 a call)"
     assert refused(http, url) == Status.DENIED  # the next call has its own hundred
     assert len(output.take().logs) == 1
+
+
+def test_a_target_that_is_not_visible_ascii_is_invalid_before_any_connection(server: Address) -> None:
+    """http.client refused it only once connected, which the guest saw as UNREACHABLE."""
+    _, port = server
+    http = client(f"http://127.0.0.1:{port}")
+    for target in ("/caf\u00e9", "/?q=\u0100", "/a\x7fb"):
+        assert refused(http, f"http://127.0.0.1:{port}{target}") == Status.INVALID

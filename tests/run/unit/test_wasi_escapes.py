@@ -8,6 +8,7 @@ real sandbox directory with a secret beside it that nothing may reach.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import signal
 import socket
@@ -43,8 +44,10 @@ from ngixi_runtime.spec.abi import (
     RIGHT_FD_TELL,
     RIGHT_FD_WRITE,
     RIGHT_PATH_OPEN,
+    AbiFault,
     Errno,
 )
+from ngixi_runtime.spec.sandbox_layout import QUOTA_LEDGER_ENDING
 from tests.file_events import watched_opens
 from tests.integration import descriptors_of
 from tests.run.unit.test_wasi_fs import BUFFER, CONFIG, DATA, IOV, OPTIONS, OUT, PATH, Guest, granted
@@ -83,7 +86,8 @@ def link(guest: Guest, fd: int, old: str, new_fd: int, new: str, *, lookup: int 
 
 def untouched(sandbox: Path) -> None:
     assert (sandbox.parent / "secret.txt").read_bytes() == SECRET
-    assert sorted(p.name for p in sandbox.parent.iterdir()) == ["outside", "sandbox", "secret.txt"]
+    beside = sorted(p.name for p in sandbox.parent.iterdir() if p.name != f"sandbox{QUOTA_LEDGER_ENDING}")
+    assert beside == ["outside", "sandbox", "secret.txt"]  # the disk quota's count the host keeps beside it
     assert list((sandbox.parent / "outside").iterdir()) == []
     assert sorted(p.name for p in (sandbox / "config").iterdir()) == ["settings.txt"]
     assert (sandbox / "config" / "settings.txt").read_text() == "original\n"
@@ -606,6 +610,103 @@ def test_a_tree_too_deep_to_walk_fills_the_quota_instead_of_hiding_from_it(sandb
     for guest in granted(sandbox, "fs", options=OPTIONS._replace(max_bytes=2 << 30, max_files=100_000)):
         assert guest.write(_file(guest, "top"), b"more") == Errno.DQUOT
         assert guest.call("path_create_directory", DATA, *guest.path("new")) == Errno.DQUOT
+
+
+def test_instances_running_at_once_share_one_count(sandbox: Path) -> None:
+    """Each instance measured the sandbox at its load and then counted only its own changes: two running at once
+    wrote 100 bytes each under a 100-byte quota, N instances N times it. Bytes and names are one count now."""
+    first, second = _quota_guest(sandbox), _quota_guest(sandbox)
+    one, two = next(first), next(second)
+    a = _file(one, "a")
+    assert one.write(a, b"a" * 60) == Errno.SUCCESS
+    assert one.call("fd_close", a) == Errno.SUCCESS
+    b = _file(two, "b")  # names: data's a, b
+    assert two.write(b, b"b" * 60) == Errno.DQUOT
+    assert two.write(b, b"b" * 40) == Errno.SUCCESS
+    assert one.call("path_create_directory", DATA, *one.path("dir")) == Errno.SUCCESS
+    assert two.call("path_create_directory", DATA, *two.path("more")) == Errno.DQUOT
+    assert two.call("path_unlink_file", DATA, *two.path("a")) == Errno.SUCCESS  # the other's file: 60 bytes back
+    assert one.write(_file(one, "c"), b"c" * 60) == Errno.SUCCESS
+    for ended in (first, second):
+        next(ended, None)
+    assert sum(f.stat().st_size for f in (sandbox / "data").iterdir() if f.is_file()) == 100
+
+
+def test_a_file_another_instance_holds_open_frees_nothing_when_removed(sandbox: Path) -> None:
+    """With one count, an instance removing a file another holds open freed its bytes, which stay on disk while it is
+    held: the holder filled the quota again and again, each file removed by the other (limits.open_files times
+    max_bytes). The bytes stay counted now; and a file removed between another's open and its use is NOENT there."""
+    first, second = _quota_guest(sandbox), _quota_guest(sandbox)
+    one, two = next(first), next(second)
+    held = _file(one, "a")
+    assert one.write(held, b"a" * 60) == Errno.SUCCESS
+    assert two.call("path_unlink_file", DATA, *two.path("a")) == Errno.SUCCESS
+    assert one.write(_file(one, "b"), b"b" * 60) == Errno.DQUOT
+    assert one.call("fd_close", held) == Errno.SUCCESS  # its bytes leave the disk: still counted, until measured again
+    two.write(_file(two, "c"), b"c" * 10)
+    assert two.call("path_rename", DATA, *two.path("c"), DATA, *two.path("b", at=OTHER)) == Errno.SUCCESS
+    for ended in (first, second):
+        next(ended, None)
+    for guest in _quota_guest(sandbox):  # measured: "b", 10 bytes
+        assert guest.write(_file(guest, "d"), b"d" * 90) == Errno.SUCCESS
+
+
+def test_a_file_removed_before_its_opener_holds_it_is_not_found_there(sandbox: Path) -> None:
+    """The race `held` closes: another instance's removal, which freed the bytes, came between this one's open(2) and
+    its lock; the file is NOENT, so no one holds the bytes the count no longer has."""
+    for guest in _quota_guest(sandbox):
+        (sandbox / "data" / "late").write_bytes(b"l" * 10)
+        opened = os.open(sandbox / "data" / "late", os.O_RDONLY)
+        os.unlink(sandbox / "data" / "late")
+        filesystem = guest.ctx.states["fs"]
+        assert isinstance(filesystem, WasiFilesystem)
+        with pytest.raises(AbiFault) as refused:
+            filesystem._quota.held(opened)
+        os.close(opened)
+        assert refused.value.code == Errno.NOENT
+
+
+def test_only_files_the_guest_may_remove_are_held_locked(sandbox: Path) -> None:
+    """What an instance holds open carries a shared lock, so that another's removal frees nothing; a file of a ro
+    preopen (the operator's, which the guest cannot remove) does not, or an operator's program locking it to change
+    it would wait for as long as the guest kept it open."""
+    (sandbox / "data").mkdir()
+    (sandbox / "data" / "own").write_bytes(b"o")
+    for guest in _quota_guest(sandbox):
+        assert guest.open(CONFIG, "settings.txt") > 0 and guest.open(DATA, "own") > 0
+        with open(sandbox / "config" / "settings.txt", "rb") as operators:
+            fcntl.flock(operators, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with open(sandbox / "data" / "own", "rb") as others, pytest.raises(BlockingIOError):
+            fcntl.flock(others, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_a_count_left_too_high_is_measured_again_once_no_instance_runs(sandbox: Path) -> None:
+    """A change is counted before it is made, so an instance killed meanwhile leaves the shared count too high;
+    the next instance to find none other running measures the sandbox instead of reading it."""
+    for guest in _quota_guest(sandbox):
+        assert guest.write(_file(guest, "a"), b"a" * 10) == Errno.SUCCESS
+    ledger = sandbox.with_name(sandbox.name + QUOTA_LEDGER_ENDING)
+    ledger.write_bytes(struct.pack("<QQ", 100, 3))
+    for guest in _quota_guest(sandbox):
+        assert guest.write(_file(guest, "b"), b"b" * 90) == Errno.SUCCESS
+
+
+@pytest.mark.parametrize("planted", ["symlink", "hard link", "others may write"])
+def test_a_count_that_is_not_the_hosts_alone_is_refused(sandbox: Path, planted: str) -> None:
+    ledger = sandbox.with_name(sandbox.name + QUOTA_LEDGER_ENDING)
+    elsewhere = sandbox.parent / "outside" / "count"
+    elsewhere.write_bytes(bytes(16))
+    if planted == "symlink":
+        ledger.symlink_to(elsewhere)
+    elif planted == "hard link":
+        os.link(elsewhere, ledger)
+    else:
+        ledger.write_bytes(bytes(16))
+        ledger.chmod(0o666)
+    before = descriptors_of()
+    with pytest.raises(InvalidInput, match=f"^g: .*{ledger}.*remove it"):
+        next(_quota_guest(sandbox))
+    assert descriptors_of() == before
 
 
 def test_a_change_that_fails_counts_nothing() -> None:

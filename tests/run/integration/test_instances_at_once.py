@@ -1,0 +1,96 @@
+"""What instances of one guest running at once over one sandbox share: its disk quota."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from ngixi_runtime.loading.tenants import TenantPool, open_tenant
+from tests.conftest import KeyFiles, make_bundle
+from tests.wasmgen import I64, Func, Imp, call_import, load_i32, module, push
+
+pytestmark = pytest.mark.integration
+
+MAX_BYTES = 1000
+WRITTEN = 600  # each instance's file: two of them are past max_bytes
+MANIFEST = f"""\
+[guest]
+name = "filler"
+version = "0.1.0"
+
+[exports.fill]
+params = ["i32"]
+results = ["i32"]
+
+[capabilities.stdio]
+
+[capabilities.fs]
+preopens = [{{ guest = "/data", host = "data", mode = "rw" }}]
+max_bytes = {MAX_BYTES}
+max_files = 10
+"""
+PATH_OPEN, FD_WRITE = 0, 1
+NAME_AT, OPENED_AT, IOV_AT, WRITTEN_AT, DATA_AT = 500, 504, 508, 516, 1024
+CREAT, RIGHT_FD_WRITE, DQUOT = 1, 1 << 6, 19
+STORE_BYTE, CALL_FD_WRITE = b"\x3a\x00\x00", b"\x10\x01"
+# fill(name): creates the file whose one-letter name is the byte `name` in /data and writes WRITTEN bytes to it;
+# returns fd_write's errno.
+FILLER = module(
+    imports=[
+        Imp("wasi_snapshot_preview1", "path_open", ["i32"] * 5 + ["i64", "i64", "i32", "i32"], ["i32"]),
+        Imp("wasi_snapshot_preview1", "fd_write", ["i32"] * 4, ["i32"]),
+    ],
+    functions=[
+        Func(
+            "fill",
+            ["i32"],
+            ["i32"],
+            push(NAME_AT)
+            + b"\x20\x00"  # local.get 0
+            + STORE_BYTE
+            + call_import(PATH_OPEN, 3, 0, NAME_AT, 1, CREAT, I64(RIGHT_FD_WRITE), I64(0), 0, OPENED_AT)
+            + b"\x1a"  # drop: a refused open leaves descriptor 0, whose write fails
+            + load_i32(OPENED_AT)
+            + push(IOV_AT, 1, WRITTEN_AT)
+            + CALL_FD_WRITE,
+        )
+    ],
+    data=[(IOV_AT, struct.pack("<II", DATA_AT, WRITTEN))],
+)
+
+
+@pytest.fixture
+def bundle(tmp_path: Path, keys: KeyFiles) -> Path:
+    return make_bundle(tmp_path / "bundle", keys.key, wasm=FILLER, manifest=MANIFEST, guest="filler")
+
+
+@pytest.mark.usefixtures("engine_name")
+@pytest.mark.parametrize("isolated", [True, False], ids=["isolated", "in-process"])
+def test_instances_running_at_once_share_one_disk_quota(
+    tmp_path: Path, keys: KeyFiles, bundle: Path, isolated: bool
+) -> None:
+    """Each instance measured the sandbox when it opened and counted its own writes alone: two instances of one
+    tenant (two `ngixi run`, several host processes, a pool's tenants with one id) each wrote max_bytes, N
+    instances N times it. Now the second's write past what both hold together is DQUOT, and what the first frees
+    the second may use."""
+    sandboxes = tmp_path / "sandboxes"
+    with (
+        open_tenant(bundle, trust_file=keys.trust, sandboxes=sandboxes, isolated=isolated) as first,
+        open_tenant(bundle, trust_file=keys.trust, sandboxes=sandboxes, isolated=isolated) as second,
+    ):
+        assert first.call("fill", (ord("a"),)).values == (0,)
+        assert second.call("fill", (ord("b"),)).values == (DQUOT,)
+    files = sandboxes / "default" / "filler" / "files" / "data"
+    assert sum(f.stat().st_size for f in files.iterdir()) == WRITTEN
+
+
+def test_a_pools_tenants_of_one_id_share_one_disk_quota(tmp_path: Path, keys: KeyFiles, bundle: Path) -> None:
+    with TenantPool(trust_file=keys.trust, sandboxes=tmp_path / "sandboxes") as pool:
+        pool.add("one", bundle, tenant="shop")
+        pool.add("two", bundle, tenant="shop")
+        pool.add("apart", bundle, tenant="other")  # another sandbox: a quota of its own
+        fills = (("one", "a"), ("two", "b"), ("apart", "a"))
+        filled = [pool.call(name, "fill", (ord(file),)).values for name, file in fills]
+        assert filled == [(0,), (DQUOT,), (0,)]
