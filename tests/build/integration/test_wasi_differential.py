@@ -159,7 +159,8 @@ class Script:
             return self.rng.choice(live)
         if roll < 0.85:
             return "3"
-        return self.rng.choice([fd for fd in ["9", "99", "-1", *([] if keep_stdio else STDIO)] if fd not in self.freed])
+        stdio = [] if keep_stdio else [fd for fd in STDIO if fd not in self.freed]  # closed: its number is reused
+        return self.rng.choice(["9", "99", "-1", *stdio])
 
     def freeing(self, fd: str) -> str:
         self.freed.add(fd)
