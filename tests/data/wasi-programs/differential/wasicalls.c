@@ -500,13 +500,14 @@ static int32_t readdir_change(int32_t fd, uint32_t size) {
    r<FD>, w<FD>      fd_read, fd_write; x a subscription of an event type WASI does not define;
    !s, !e, !n        the subscriptions, the events or the count written out of bounds; uN  userdata N for the next.
    Prints the errno, the events' count, and each event's userdata, errno, type and flags, in userdata order; of a
-   clock not due when subscribed (a timeout past 0), neither: whether it fired with the others is timing. */
+   clock not due when subscribed (a timeout past 0), or any clock beside a descriptor, neither: whether it fired
+   with the others is timing (Wasmtime may answer a due clock before a file it has not yet looked at). */
 static int32_t poll_many(void) {
     static uint8_t subscriptions[16 * 48], events[16 * 32];
     uint32_t count = 0, n = 0, where_subscriptions = (uint32_t)(uintptr_t)subscriptions;
     uint32_t where_events = (uint32_t)(uintptr_t)events, where_n = (uint32_t)(uintptr_t)&n;
-    uint64_t userdata = 0, timing[16];
-    int user_set = 0, timings = 0;
+    uint64_t userdata = 0, timing[16], clocks[16];
+    int user_set = 0, timings = 0, clock_count = 0, descriptors = 0;
     char *text;
     memset(subscriptions, 0, sizeof subscriptions);
     memset(events, 0, sizeof events);
@@ -530,18 +531,22 @@ static int32_t poll_many(void) {
             int32_t id = strtol(text + 1, &rest, 10);
             int absolute = rest[0] && rest[1] == 'a';
             uint64_t timeout = rest[0] && rest[1] && rest[2] ? strtoull(rest + 3, NULL, 10) : 0, now = 0;
+            clocks[clock_count++] = data;
             if (timeout) timing[timings++] = data;
             if (absolute && !clock_time_get(id, 1, (uint32_t)(uintptr_t)&now)) timeout += now;
             uint16_t flags = absolute;
             s[8] = 0;
             memcpy(s + 16, &id, 4), memcpy(s + 24, &timeout, 8), memcpy(s + 40, &flags, 2);
         } else {
+            descriptors++;
             s[8] = *text == 'w' ? 2 : *text == 'r' ? 1 : 7;
             int32_t fd = text[1] == '$' ? (int32_t)slots[atoi(text + 2) & 63] : atoi(text + 1);
             memcpy(s + 16, &fd, 4);
         }
         count++;
     }
+    if (descriptors)
+        for (int c = 0; c < clock_count; c++) timing[timings++] = clocks[c];
     int32_t error = poll_oneoff(where_subscriptions, where_events, count, where_n);
     put_int(error);
     if (error) return error;
