@@ -338,29 +338,39 @@ struct entry {
     char name[64];
 };
 
-/* Every entry of a directory from cookie 0, read in buffers of `size` bytes as readdir_all does, in the order
-   listed: the errno, and `*count` entries (at most `max`). */
-static int32_t collect(int32_t fd, uint32_t size, struct entry *found, uint32_t max, uint32_t *count) {
-    uint64_t cookie = 0;
-    uint32_t rounds = 0;
-    *count = 0;
-    if (size > sizeof big) size = sizeof big;
-    for (;;) {
-        uint32_t used = 0, at = 0, whole = 0;
-        int32_t error = fd_readdir(fd, (uint32_t)(uintptr_t)big, size, cookie, (uint32_t)(uintptr_t)&used);
-        if (error || ++rounds > 400) return error;
-        while (at + 24 <= used) {
-            struct entry e;
-            memcpy(&e.next, big + at, 8), memcpy(&e.ino, big + at + 8, 8), memcpy(&e.length, big + at + 16, 4);
-            if (at + 24 + e.length > used) break;
-            e.type = big[at + 20], e.at = cookie;
-            memset(e.name, 0, sizeof e.name);
-            memcpy(e.name, big + at + 24, e.length < 63 ? e.length : 63);
-            if (*count < max) found[(*count)++] = e;
-            cookie = e.next, at += 24 + e.length, whole++;
-        }
-        if (used < size || !whole) return 0;
+/* The whole entries of one fd_readdir buffer (`used` bytes of `big`), added to `found` (at most `max`) after its
+   `*count`, each listed at `*cookie`, which moves past it: how many whole entries the buffer held. */
+static uint32_t take_entries(uint32_t used, struct entry *found, uint32_t max, uint32_t *count, uint64_t *cookie) {
+    uint32_t at = 0, whole = 0;
+    while (at + 24 <= used) {
+        struct entry e;
+        memcpy(&e.next, big + at, 8), memcpy(&e.ino, big + at + 8, 8), memcpy(&e.length, big + at + 16, 4);
+        if (at + 24 + e.length > used) break;
+        e.type = big[at + 20], e.at = *cookie;
+        memset(e.name, 0, sizeof e.name);
+        memcpy(e.name, big + at + 24, e.length < 63 ? e.length : 63);
+        if (*count < max) found[(*count)++] = e;
+        *cookie = e.next, at += 24 + e.length, whole++;
     }
+    return whole;
+}
+
+/* Every entry of a directory from `cookie` on, read in buffers of `size` bytes as readdir_all does, in the order
+   listed, added to `found` after its `*count`: the errno. */
+static int32_t read_on(int32_t fd, uint32_t size, uint64_t cookie, struct entry *found, uint32_t max, uint32_t *count) {
+    if (size > sizeof big) size = sizeof big;
+    for (uint32_t rounds = 0; rounds < 400; rounds++) {
+        uint32_t used = 0;
+        int32_t error = fd_readdir(fd, (uint32_t)(uintptr_t)big, size, cookie, (uint32_t)(uintptr_t)&used);
+        if (error) return error;
+        if (!take_entries(used, found, max, count, &cookie) || used < size) return 0;
+    }
+    return 0;
+}
+
+static int32_t collect(int32_t fd, uint32_t size, struct entry *found, uint32_t max, uint32_t *count) {
+    *count = 0;
+    return read_on(fd, size, 0, found, max, count);
 }
 
 static int name_listed(const struct entry *found, uint32_t count, const char *name) {
@@ -445,7 +455,7 @@ static int32_t readdir_cut(int32_t fd, uint32_t size) {
    listed before and after OP were not listed exactly once across it (POSIX: none), and whether NAME was. */
 static int32_t readdir_change(int32_t fd, uint32_t size) {
     static struct entry before[256], after[256], during[512];
-    uint32_t before_count, after_count, count = 0, used = 0, at = 0, length;
+    uint32_t before_count, after_count, count = 0, used = 0, length;
     char *op = token();
     uint32_t name = string(&length);
     int32_t error = collect(fd, 4096, before, 256, &before_count);
@@ -454,13 +464,7 @@ static int32_t readdir_change(int32_t fd, uint32_t size) {
     if (size > 4096) size = 4096;
     error = fd_readdir(fd, (uint32_t)(uintptr_t)big, size, 0, (uint32_t)(uintptr_t)&used);
     uint64_t cookie = 0;
-    while (!error && at + 24 <= used && count < 512) {
-        struct entry *e = during + count;
-        memcpy(&e->next, big + at, 8), memcpy(&e->length, big + at + 16, 4);
-        if (at + 24 + e->length > used) break;
-        memset(e->name, 0, sizeof e->name), memcpy(e->name, big + at + 24, e->length < 63 ? e->length : 63);
-        cookie = e->next, at += 24 + e->length, count++;
-    }
+    if (!error) take_entries(used, during, 512, &count, &cookie);
     int32_t opened = -1, done;
     if (*op == 'c') {
         done = path_open(fd, 0, name, length, 1, 0x3fffffff, 0x3fffffff, 0, (uint32_t)(uintptr_t)&opened);
@@ -470,19 +474,7 @@ static int32_t readdir_change(int32_t fd, uint32_t size) {
                : *op == 'm' ? path_create_directory(fd, name, length)
                             : path_remove_directory(fd, name, length);
     put_int(done);
-    for (uint32_t rounds = 0; !error && count && rounds < 400; rounds++) {
-        used = at = 0;
-        error = fd_readdir(fd, (uint32_t)(uintptr_t)big, size, cookie, (uint32_t)(uintptr_t)&used);
-        uint32_t whole = 0;
-        while (!error && at + 24 <= used && count < 512) {
-            struct entry *e = during + count;
-            memcpy(&e->next, big + at, 8), memcpy(&e->length, big + at + 16, 4);
-            if (at + 24 + e->length > used) break;
-            memset(e->name, 0, sizeof e->name), memcpy(e->name, big + at + 24, e->length < 63 ? e->length : 63);
-            cookie = e->next, at += 24 + e->length, count++, whole++;
-        }
-        if (used < size || !whole) break;
-    }
+    if (!error && count) error = read_on(fd, size, cookie, during, 512, &count);
     put_int(error);
     collect(fd, 4096, after, 256, &after_count);
     uint32_t not_once = 0;
