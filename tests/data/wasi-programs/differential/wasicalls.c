@@ -663,8 +663,9 @@ static void run_line(void) {
         error = fd_fdstat_set_flags(fd, integer()), put_int(error);
     } else if (!strcmp(name, "fd_fdstat_set_rights")) {
         int32_t fd = integer();
-        int64_t base = integer();
-        error = fd_fdstat_set_rights(fd, base, integer()), put_int(error);
+        int64_t base = integer(), inheriting = integer();
+        if (fd == out_fd) put(" kept"); /* the script's output keeps its right to be written */
+        else error = fd_fdstat_set_rights(fd, base, inheriting), put_int(error);
     } else if (!strcmp(name, "fd_filestat_get")) {
         error = fd_filestat_get(integer(), r), put_int(error);
         if (!error) put_filestat((uint8_t *)results);
