@@ -1,5 +1,6 @@
 """The baseline, granted to every guest: abort with a message (AssemblyScript's `env.abort`), exit, and
-WASI's `sched_yield` (nothing to yield to: a guest has one thread) and `proc_raise` (refused: NOSYS)."""
+WASI's `sched_yield` (nothing to yield to: a guest has one thread) and `proc_raise` (refused: NOTSUP, as
+Wasmtime's WASI answers)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def _sched_yield(ctx: HostContext) -> HostFunction:
 
 def _proc_raise(ctx: HostContext) -> HostFunction:
     def proc_raise(signal: int) -> int:
-        return Errno.NOSYS
+        return Errno.NOTSUP
 
     return proc_raise
 

@@ -141,12 +141,15 @@ def _poll_oneoff(ctx: HostContext) -> HostFunction:
 
 
 def _answer(ctx: HostContext, subscriptions: list[tuple[int, int, int, int, int, int]]) -> list[bytes]:
-    found = [_descriptor_event(ctx, s[0], s[1], s[2]) for s in subscriptions if s[1] != _CLOCK]
+    """The events, each subscription looked at in the guest's order: the first that cannot be waited on fails the
+    call with its errno, as Wasmtime's WASI answers."""
+    found: list[bytes] = []
     due: list[tuple[int, int]] = []  # (nanoseconds from now, userdata) per clock subscription
-    for userdata, tag, clock_id, timeout, _, flags in subscriptions:
+    for userdata, tag, which, timeout, _, flags in subscriptions:
         if tag != _CLOCK:
+            found.append(_descriptor_event(ctx, userdata, tag, which))
             continue
-        now = _now(ctx, clock_id)
+        now = _now(ctx, which)
         due.append((max(0, (timeout & U64) - now) if flags & _ABSTIME else timeout & U64, userdata))
     if found or not due:
         return found

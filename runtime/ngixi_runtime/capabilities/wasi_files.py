@@ -54,7 +54,6 @@ from ngixi_runtime.spec.abi import (
     FILETYPE_CHARACTER_DEVICE,
     FILETYPE_DIRECTORY,
     FILETYPE_REGULAR_FILE,
-    FILETYPE_SOCKET_STREAM,
     FILETYPE_STREAM,
     FILETYPE_SYMBOLIC_LINK,
     FILETYPE_UNKNOWN,
@@ -90,6 +89,7 @@ from ngixi_runtime.spec.abi import (
     RIGHT_PATH_SYMLINK,
     RIGHT_PATH_UNLINK_FILE,
     RIGHT_POLL_FD_READWRITE,
+    RIGHTS,
     U32,
     U64,
     WRITE_RIGHTS,
@@ -119,9 +119,8 @@ _FILETYPES = (
     (stat.S_ISCHR, FILETYPE_CHARACTER_DEVICE),
     (stat.S_ISDIR, FILETYPE_DIRECTORY),
     (stat.S_ISREG, FILETYPE_REGULAR_FILE),
-    (stat.S_ISSOCK, FILETYPE_SOCKET_STREAM),
     (stat.S_ISLNK, FILETYPE_SYMBOLIC_LINK),
-)
+)  # a socket file is UNKNOWN (as a FIFO): whether it is a stream or a datagram socket is not in its inode
 _WHENCE = {0: os.SEEK_SET, 1: os.SEEK_CUR, 2: os.SEEK_END}
 # Each host errno WASI has a name for, under that name (ENOTSUP and EOPNOTSUPP are one number on Linux).
 _HOST_ERRNO = {getattr(errno, f"E{code.name}"): code for code in Errno if hasattr(errno, f"E{code.name}")}
@@ -428,6 +427,7 @@ class WasiFilesystem:
         asked = rights & parent.inheriting
         if fdflags & ~_FDFLAGS or oflags & ~(OFLAG_CREAT | OFLAG_DIRECTORY | OFLAG_EXCL | OFLAG_TRUNC):
             raise AbiFault(Errno.INVAL)
+        _defined_rights(rights, inheriting)
         if fdflags & _SYNC_FDFLAGS:  # not supported, as Wasmtime's WASI answers (before it looks at the oflags)
             raise AbiFault(Errno.NOTSUP)
         # open(2) creates no directory (INVAL, as Linux's), and EXCL without CREAT is undefined in POSIX: INVAL, as
@@ -611,6 +611,7 @@ class WasiFilesystem:
 
     def fd_fdstat_set_rights(self, memory: GuestMemory, fd: int, rights: int, inheriting: int) -> None:
         descriptor = self._get(fd)
+        _defined_rights(rights, inheriting)
         if rights & ~descriptor.rights or inheriting & ~descriptor.inheriting:
             raise AbiFault(Errno.NOTCAPABLE)
         descriptor.dropped |= descriptor.rights & ~rights
@@ -899,6 +900,12 @@ def _access_rights(rights: int, oflags: int, fdflags: int) -> int:
     writes = bool(rights & RIGHT_FD_WRITE or oflags & OFLAG_TRUNC or fdflags & FDFLAG_APPEND)
     reads = bool(rights & RIGHT_FD_READ or not rights & RIGHT_FD_WRITE)
     return ~((0 if reads else _READ_RIGHTS) | (0 if writes else WRITE_RIGHTS)) & (FILE_RIGHTS | DIRECTORY_RIGHTS)
+
+
+def _defined_rights(*rights: int) -> None:
+    """INVAL for a right witx does not define (Wasmtime traps the guest), as for any other undefined flag bit."""
+    if any(value & U64 & ~RIGHTS for value in rights):
+        raise AbiFault(Errno.INVAL)
 
 
 def _oflag_rights(oflags: int) -> int:

@@ -98,13 +98,13 @@ DIRECTORY_RIGHTS = (
     | RIGHT_PATH_SYMLINK
     | RIGHT_PATH_REMOVE_DIRECTORY
     | RIGHT_PATH_UNLINK_FILE
-    | RIGHT_POLL_FD_READWRITE
 )
+RIGHTS = (1 << 30) - 1  # every right witx defines, sock_shutdown and sock_accept (bits 28, 29) the last
 OFLAG_CREAT, OFLAG_DIRECTORY, OFLAG_EXCL, OFLAG_TRUNC = 1, 2, 4, 8
 FDFLAG_APPEND, FDFLAG_DSYNC, FDFLAG_NONBLOCK, FDFLAG_RSYNC, FDFLAG_SYNC = 1, 2, 4, 8, 16
 LOOKUP_SYMLINK_FOLLOW = 1
 FILETYPE_UNKNOWN, FILETYPE_BLOCK_DEVICE, FILETYPE_CHARACTER_DEVICE, FILETYPE_DIRECTORY = 0, 1, 2, 3
-FILETYPE_REGULAR_FILE, FILETYPE_SOCKET_STREAM, FILETYPE_SYMBOLIC_LINK = 4, 6, 7
+FILETYPE_REGULAR_FILE, FILETYPE_SYMBOLIC_LINK = 4, 7  # 5, 6: socket types, which no descriptor or file has here
 # stdin, stdout and stderr are streams the host captures, never a terminal: typed as Wasmtime's WASI types
 # non-terminal stdio, so that a guest's isatty() (wasi-libc: a character device that cannot seek) answers no.
 FILETYPE_STREAM = FILETYPE_UNKNOWN

@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -234,7 +235,7 @@ def compile_source(source: Path, output: Path) -> None:
     subprocess.run(command, check=True, capture_output=True, timeout=300, cwd=output.parent)
 
 
-def manifest(name: str) -> str:
+def manifest(name: str, env_names: Iterable[str] = ENV, preopen: str = "/") -> str:
     return f"""[guest]
 name = "{name}"
 version = "0.1.0"
@@ -246,9 +247,9 @@ kind = "command"
 [capabilities.stdin]
 [capabilities.stdio]
 [capabilities.env]
-allow = {json.dumps(sorted(ENV))}
+allow = {json.dumps(sorted(env_names))}
 [capabilities.fs]
-preopens = [{{ guest = "/", host = "root", mode = "rw" }}]
+preopens = [{{ guest = "{preopen}", host = "root", mode = "rw" }}]
 
 [limits]
 memory_pages = {MEMORY_PAGES}
@@ -280,6 +281,8 @@ def tree(root: Path) -> dict[str, tuple[object, ...]]:
             found[name] = ("link", os.readlink(path))
         elif path.is_dir():
             found[name] = ("dir",)
+        elif not path.is_file():  # a FIFO, socket or device: never opened (a FIFO's read would wait)
+            found[name] = ("special", stat.S_IFMT(path.lstat().st_mode))
         else:
             found[name] = ("file", hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_nlink)
     return found

@@ -139,6 +139,11 @@ def test_clock_random_and_exit() -> None:
         assert caught.value.code == exit_code
 
 
+def test_proc_raise_is_not_supported_as_wasmtime_answers() -> None:
+    """It was NOSYS, where Wasmtime's WASI says NOTSUP (found by test_wasi_differential)."""
+    assert host(context(), "wasi_snapshot_preview1.proc_raise")(15) == Errno.NOTSUP
+
+
 def test_clock_res_get_answers_each_host_clocks_own_resolution() -> None:
     """Found by CPython's time.clock_getres in a guest: it read 1 µs for clocks the host reads in 1 ns steps."""
     ctx = context()
@@ -219,6 +224,15 @@ def test_an_undefined_clock_or_event_type_is_inval_and_stdio_counts_its_bytes() 
     for undefined in [(1, 0, 99), (2, 7, 1)]:  # clock 99, event type 7
         assert poll(ctx, undefined, *along) == Errno.INVAL
     assert polled(ctx, *along) == [(3, Errno.SUCCESS, 60), (4, Errno.SUCCESS, 5)]
+
+
+def test_the_first_subscription_that_cannot_be_waited_on_answers_for_the_whole_poll() -> None:
+    """In the guest's order, as Wasmtime's WASI answers: a clock it lacks before a closed descriptor is INVAL, not
+    the descriptor's BADF that was looked at first (found by test_wasi_differential)."""
+    ctx = context()
+    closed, undefined_clock = (1, 1, 99), (2, 0, 99)
+    assert poll(ctx, undefined_clock, closed) == Errno.INVAL
+    assert poll(ctx, closed, undefined_clock) == Errno.BADF
 
 
 @pytest.mark.parametrize("with_fs", [False, True])

@@ -44,6 +44,7 @@ from ngixi_runtime.spec.abi import (
     RIGHT_FD_TELL,
     RIGHT_FD_WRITE,
     RIGHT_PATH_OPEN,
+    RIGHTS,
     AbiFault,
     Errno,
 )
@@ -451,7 +452,7 @@ def test_a_descriptor_opened_to_read_under_a_rw_preopen_cannot_change_its_file(
 def test_what_a_directory_hands_down_is_narrowed_by_fd_fdstat_set_rights_only(guest: Guest, sandbox: Path) -> None:
     (sandbox / "data" / "sub").mkdir()
     (sandbox / "data" / "sub" / "file").write_text("mine")
-    everything, directory = (1 << 64) - 1, OFLAG_DIRECTORY
+    everything, directory = RIGHTS, OFLAG_DIRECTORY
     # The inheriting rights path_open is asked for are not enforced (as Wasmtime's WASI): Zig's std asks a
     # directory for inheriting rights without FD_READ or FD_WRITE, then opens files through it to write them.
     opened = guest.call("path_open", DATA, 0, *guest.path("sub"), directory, RIGHT_PATH_OPEN, RIGHT_PATH_OPEN, 0, OUT)
@@ -487,7 +488,8 @@ def test_odd_bytes_and_huge_numbers_are_answered_not_crashed_on(guest: Guest, sa
     assert (sandbox / "data" / "file").stat().st_mtime_ns > time.time_ns()
     assert guest.call("fd_filestat_set_size", file, -1) == Errno.INVAL
     assert guest.call("fd_seek", file, -1, 0, OUT) == Errno.INVAL  # before the start
-    assert guest.call("fd_fdstat_set_rights", file, -1, -1) == Errno.NOTCAPABLE
+    assert guest.call("fd_fdstat_set_rights", file, RIGHTS, RIGHTS) == Errno.NOTCAPABLE
+    assert guest.call("fd_fdstat_set_rights", file, -1, -1) == Errno.INVAL  # rights witx does not define
 
 
 def _listed_inodes(guest: Guest, directory: int) -> dict[str, int]:

@@ -6,6 +6,7 @@ import errno
 import importlib.util
 import os
 import re
+import stat
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from ngixi_runtime.spec.abi import (
     FILETYPE_DIRECTORY,
     FILETYPE_REGULAR_FILE,
     FILETYPE_STREAM,
+    FILETYPE_UNKNOWN,
     LOOKUP_SYMLINK_FOLLOW,
     OFLAG_CREAT,
     OFLAG_DIRECTORY,
@@ -38,6 +40,7 @@ from ngixi_runtime.spec.abi import (
     RIGHT_FD_SEEK,
     RIGHT_FD_TELL,
     RIGHT_FD_WRITE,
+    RIGHT_POLL_FD_READWRITE,
     U64,
     Errno,
 )
@@ -499,3 +502,34 @@ def test_setting_no_time_looks_no_further_than_the_directory(guest: Guest, sandb
     assert guest.call("path_filestat_set_times", DATA, 0, *guest.path("missing/"), 0, 0, 0) == Errno.NOENT
     follow = LOOKUP_SYMLINK_FOLLOW
     assert guest.call("path_filestat_set_times", DATA, follow, *guest.path("missing"), 0, 0, 0) == Errno.NOENT
+
+
+def test_a_socket_file_is_of_unknown_type_listed_or_stat(guest: Guest, sandbox: Path) -> None:
+    """A socket's inode does not say whether it is a stream or a datagram socket: UNKNOWN, as a FIFO's and as
+    Wasmtime's WASI answers, not SOCKET_STREAM."""
+    os.mknod(sandbox / "data" / "socket", stat.S_IFSOCK | 0o600)
+    assert guest.call("path_filestat_get", DATA, 0, *guest.path("socket"), BUFFER) == Errno.SUCCESS
+    assert guest.memory.read(BUFFER + 16, 1)[0] == FILETYPE_UNKNOWN
+    directory = guest.open(DATA, ".", OFLAG_DIRECTORY, RIGHT_FD_READDIR)
+    assert guest.call("fd_readdir", directory, BUFFER, 1024, 2, OUT) == Errno.SUCCESS  # past `.` and `..`
+    assert guest.memory.read(BUFFER + 20, 1)[0] == FILETYPE_UNKNOWN
+    assert guest.memory.read(BUFFER + 24, 6) == b"socket"
+
+
+def test_a_directory_holds_no_poll_right_it_cannot_use(guest: Guest) -> None:
+    """poll_oneoff of a directory is BADF: its fdstat shows no POLL_FD_READWRITE, as Wasmtime's shows none (its
+    files may still be polled: the preopen hands the right down)."""
+    assert not _fdstat(guest, DATA)[2] & RIGHT_POLL_FD_READWRITE
+    opened = guest.open(DATA, ".", OFLAG_DIRECTORY, EVERY_RIGHT & ~RIGHT_FD_WRITE)
+    assert not _fdstat(guest, opened)[2] & RIGHT_POLL_FD_READWRITE
+    assert struct.unpack("<Q", guest.memory.read(BUFFER + 16, 8))[0] & RIGHT_POLL_FD_READWRITE
+
+
+@pytest.mark.parametrize("undefined", [1 << 30, 1 << 63, -1])
+def test_a_right_witx_does_not_define_is_inval(guest: Guest, sandbox: Path, undefined: int) -> None:
+    """Wasmtime traps the guest; here it is INVAL as any undefined flag bit is (path_open opened the file)."""
+    (sandbox / "data" / "f").write_text("f")
+    assert guest.call("path_open", DATA, 0, *guest.path("f"), 0, RIGHT_FD_READ | undefined, 0, 0, OUT) == Errno.INVAL
+    assert guest.call("path_open", DATA, 0, *guest.path("f"), 0, RIGHT_FD_READ, undefined, 0, OUT) == Errno.INVAL
+    assert guest.call("fd_fdstat_set_rights", DATA, undefined, 0) == Errno.INVAL
+    assert guest.call("path_open", DATA, 0, *guest.path("f"), 0, (1 << 30) - 1, (1 << 30) - 1, 0, OUT) == 0
