@@ -435,8 +435,8 @@ def read_reply(incoming: Incoming, bounds: ReplyBounds, streamed: Streamed | Non
         bounds = forward_streamed(incoming, bounds, streamed)
     header = REPLY.unpack(incoming.take(REPLY.size))
     kind, ok, flags, pages, duration, output_bytes, exit_code = header[:7]
-    if kind == REPLY_KIND and bounds.duration_ms < duration < math.inf:
-        # Read late (the parent was not scheduled in time): the call ran past what the parent waits for it
+    if kind == REPLY_KIND and duration > bounds.duration_ms and _read_late(incoming):
+        # The parent was not scheduled by its deadline; on time, it would have met the deadline, not this reply
         raise TimeoutError(f"the call took {duration} ms, longer than the parent waits for it")
     if kind == REPLY_KIND and not (
         pages <= bounds.memory_pages
@@ -483,6 +483,10 @@ def read_reply(incoming: Incoming, bounds: ReplyBounds, streamed: Streamed | Non
         meta.get("error"),
         meta.get("exit_code"),
     )
+
+
+def _read_late(incoming: Incoming) -> bool:
+    return incoming.deadline is not None and time.monotonic() > incoming.deadline
 
 
 def _decoded_values(raw: bytes) -> tuple[Any, ...]:

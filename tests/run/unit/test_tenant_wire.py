@@ -187,6 +187,7 @@ def test_a_size_over_the_limits_is_refused_before_it_is_read(sizes: Sequence[int
         (header(numbers=(1, float("nan"), 0, 0)), "duration of nan ms is not between 0 and 1250"),
         (header(numbers=(1, float("inf"), 0, 0)), "duration of inf ms"),
         (header(numbers=(1, -0.5, 0, 0)), "duration of -0.5 ms"),
+        (header(numbers=(1, 1250.5, 0, 0)), "duration of 1250.5 ms"),  # longer than the parent waits, read in time
         (header(numbers=(2, 0.0, 0, 0)), "2 memory pages are over the limit of 1"),
         (header(numbers=(1, 0.0, 1 << 63, 0)), "output bytes are over the limit of"),
         (header(numbers=(1, 0.0, 0, 3)), "exit code 3 is not"),  # without its flag
@@ -213,9 +214,13 @@ def test_a_malformed_reply_is_a_wire_error(frame_bytes: bytes, what: str) -> Non
 
 
 def test_a_reply_timed_past_the_parents_wait_is_the_timeout_the_parent_would_have_met() -> None:
-    """A loaded host read a spinning guest's reply 4 ms after its own deadline: the child's duration was past the
-    bound, and the tenant was stopped as a malformed reply (outcome crash) instead of a timeout."""
+    """A loaded host took a spinning guest's reply 4 ms after its own deadline (descheduled between reading the
+    clock and polling, its poll's timeout ended late): the child's duration was past the bound, and the tenant was
+    stopped as a malformed reply (outcome crash) instead of a timeout. Taken before the deadline, such a duration is
+    malformed (the case in test_a_malformed_reply_is_a_wire_error)."""
     for reading in incoming(header(numbers=(1, 1250.5, 0, 0))):
+        reading.peek()  # read in time (poll said ready), then taken after the deadline
+        reading.deadline = time.monotonic() - 0.004
         with pytest.raises(TimeoutError, match=r"took 1250\.5 ms"):
             read_reply(reading, BOUNDS)
 
