@@ -11,7 +11,7 @@ from typing import Any
 
 from ngixi_runtime.capabilities.context import GuestOutput, LogLine
 from ngixi_runtime.engines.base import STACK_EXHAUSTED
-from ngixi_runtime.errors import GuestError
+from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.guest.data import DataKind, DataValue, check_output, decode
 from ngixi_runtime.loading.loader import Guest
 from ngixi_runtime.records import NamedTuple
@@ -59,6 +59,11 @@ class CallResult(NamedTuple):
             "output": None if self.output is None else base64.b64encode(self.output).decode(),
             "output_kind": self.output_kind,
         }
+
+
+def closed_tenant(guest: str) -> InvalidInput:
+    """The refusal of a call to a tenant after its `close`."""
+    return InvalidInput(f"{guest}: the tenant is closed; open the bundle again (open_tenant) to call it")
 
 
 def empty_result(outcome: str) -> CallResult:

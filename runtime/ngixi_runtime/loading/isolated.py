@@ -20,7 +20,14 @@ from ngixi_runtime.errors import ERROR_EXIT_CODES, InvalidInput, NgixiError, err
 from ngixi_runtime.guest.data import MAX_JSON_DEPTH, DataKind, DataValue
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE, LIMIT_VARIABLE, CacheUnavailable, default_cache_dir
-from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, empty_result, spends_the_instance
+from ngixi_runtime.loading.calls import (
+    CallFailed,
+    CallMetrics,
+    CallResult,
+    closed_tenant,
+    empty_result,
+    spends_the_instance,
+)
 from ngixi_runtime.loading.loader import check_call, encoded_input, export_table, guest_engine
 from ngixi_runtime.loading.tenant_wire import (
     Incoming,
@@ -160,6 +167,7 @@ class IsolatedTenant:
         self._bundle = bundle
         self._recheck = recheck
         self._spawned = False
+        self._closed = False
         self._stdio = stdio  # where the guest's stdout and stderr go as written (else into each call's result)
         self._logs = logs  # where its log lines go as logged (else into each call's result)
         self._request = {
@@ -193,6 +201,8 @@ class IsolatedTenant:
                 self._child = self._spawn()
 
     def _spawn(self) -> _Child:
+        if self._closed:
+            raise closed_tenant(self.manifest.guest.name)
         if self._spawned and self._recheck is not None:
             self._request = {**self._request, "bundle": {**self._request["bundle"], "signer": self._recheck()}}
         self._spawned = True
@@ -245,6 +255,10 @@ class IsolatedTenant:
             try:
                 reply = self._call(self._child, request, export)
             except CallFailed:
+                self._child = None
+                raise
+            except BaseException:  # a KeyboardInterrupt mid-call: the child's late reply would answer the next call
+                self._stop(self._child)
                 self._child = None
                 raise
             if self._spent(reply):  # the child ends itself after this reply
@@ -394,6 +408,7 @@ class IsolatedTenant:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._child is not None:
                 self._stop(self._child)
                 self._child = None

@@ -56,7 +56,7 @@ from ngixi_runtime.engines.base import interrupts
 from ngixi_runtime.errors import InvalidInput, NgixiError
 from ngixi_runtime.guest.data import DataValue
 from ngixi_runtime.guest.manifest import Manifest
-from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, empty_result, measure
+from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, closed_tenant, empty_result, measure
 from ngixi_runtime.loading.loader import (
     Guest,
     encoded_input,
@@ -142,6 +142,7 @@ class InProcessTenant:
         self._watchdog = watchdog
         self._lock = threading.Lock()
         self._owner = get_ident() if guest.thread_bound else None
+        self._closed = False
         self.manifest = guest.manifest
         self.origin = guest.origin
         self.compiled = guest.compiled
@@ -152,6 +153,8 @@ class InProcessTenant:
         if self._owner is not None and get_ident() != self._owner:
             self._refuse_thread()
         with self._lock:
+            if self._closed:
+                raise closed_tenant(self.manifest.guest.name)
             if self._watchdog is None:
                 return measure(self._guest, export, args, data)
             with _watched(self._watchdog, self.manifest, export):
@@ -171,6 +174,7 @@ class InProcessTenant:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._guest.close()
         if self._watchdog is not None:
             self._watchdog.close()
@@ -523,6 +527,8 @@ class TenantPool:
     def _tenant(self, name: str) -> IsolatedTenant | InProcessTenant:
         found = self._tenants.get(name)
         if found is None:
+            if self._closed:
+                raise InvalidInput(f"tenant {name!r}: the pool is closed; add tenants to a new one")
             state = "is still being added" if name in self._tenants else "is not in the pool"
             raise InvalidInput(f"tenant {name!r} {state}; add it (pool.add) before calling it")
         return found

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +23,8 @@ pytestmark = pytest.mark.integration
 
 WAT = """(module (memory (export "memory") 1 1)
   (func (export "run") (result i32) (i32.const 1))
-  (func $recurse (export "recurse") (result i32) (call $recurse)))"""
+  (func $recurse (export "recurse") (result i32) (call $recurse))
+  (func (export "spin") (result i32) (loop $again (br $again)) (i32.const 0)))"""
 MANIFEST = """[guest]
 name = "g"
 version = "0.1.0"
@@ -30,6 +33,9 @@ version = "0.1.0"
 results = ["i32"]
 
 [exports.recurse]
+results = ["i32"]
+
+[exports.spin]
 results = ["i32"]
 """
 
@@ -100,3 +106,48 @@ def test_a_tenant_whose_pool_closed_while_it_opened_is_closed_too(
     assert descriptors_of().items() - before == set()  # its bundle and its child's pipes (others may have closed)
     with pytest.raises(InvalidInput, match=r"^tenant 'b': the pool is closed; add tenants to a new one$"):
         pool.add("b", bundle)
+
+
+class Interrupted(Exception):
+    """What the test's signal handler raises in the middle of a call, as Ctrl-C raises KeyboardInterrupt."""
+
+
+def _interrupt(signal_number: int, frame: object) -> None:
+    raise Interrupted
+
+
+def test_a_call_interrupted_in_the_host_leaves_no_reply_to_answer_the_next(tmp_path: Path, keys: KeyFiles) -> None:
+    """A KeyboardInterrupt (or any exception a signal handler raised) while the host waited for an isolated call's
+    reply left the child running that call: a service that caught it and called again was given the interrupted
+    call's late reply ('g: spin exceeded its 5000 ms timeout' as the answer to `run`), and every reply after it
+    answered the call before. The interrupted call's child is stopped now; the next call starts another."""
+    bundle = make_bundle(tmp_path, keys.key, wasm=bytes(wasmtime.wat2wasm(WAT)), manifest=MANIFEST, guest="g")
+    previous = signal.signal(signal.SIGUSR1, _interrupt)
+    try:
+        with open_tenant(bundle, trust_file=keys.trust) as tenant:
+            assert isinstance(tenant, IsolatedTenant)
+            first = tenant.pid
+            threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+            with pytest.raises(Interrupted):
+                tenant.call("spin")
+            assert tenant.pid is None  # stopped, not left spinning
+            assert tenant.call("run").values == (1,)
+            assert tenant.pid not in (None, first)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+@pytest.mark.parametrize("isolated", [True, False], ids=["isolated", "in-process"])
+def test_a_closed_tenant_refuses_a_call_in_one_line(tmp_path: Path, keys: KeyFiles, isolated: bool) -> None:
+    """A call after close raised ZygoteDied ('the tenant fork server did not answer: [Errno 9] Bad file descriptor'),
+    an OSError outside NgixiError, isolated, and ran the closed guest in-process; a pool's call after close said the
+    tenant was not in the pool, 'add it'."""
+    bundle = make_bundle(tmp_path, keys.key, wasm=bytes(wasmtime.wat2wasm(WAT)), manifest=MANIFEST, guest="g")
+    tenant = open_tenant(bundle, trust_file=keys.trust, isolated=isolated)
+    tenant.close()
+    with pytest.raises(InvalidInput, match=r"^g: the tenant is closed; open the bundle again \(open_tenant\) to call"):
+        tenant.call("run")
+    with TenantPool(trust_file=keys.trust, state_dir=tmp_path / "state") as pool:
+        pool.add("a", bundle, isolated=isolated)
+    with pytest.raises(InvalidInput, match=r"^tenant 'a': the pool is closed; add tenants to a new one$"):
+        pool.call("a", "run")
