@@ -743,6 +743,24 @@ def _commands_for(argv: Sequence[str]) -> Mapping[str, Command]:
     return {**COMMANDS, **{n: c for n, c in installed_commands().items() if n not in COMMANDS}}
 
 
+# The commands ngixi-build adds (ngixi_build/cli.py): named when it is not installed, rather than "invalid choice".
+_BUILD_COMMANDS = frozenset(
+    ("build", "doctor", "init", "keygen", "new", "publish", "pull", "release", "smoke", "validate", "watch", "wit")
+)
+
+
+def _refuse_a_build_command(
+    parser: argparse.ArgumentParser, named: str | None, commands: Mapping[str, Command]
+) -> None:
+    """A command of ngixi-build on a host that has ngixi-runtime alone: says where it comes from."""
+    if named in _BUILD_COMMANDS and named not in commands:
+        hint = ' (or receive the bundle as a file: README, "Receiving bundles")' if named == "pull" else ""
+        parser.error(
+            f"ngixi {named} comes with ngixi-build (Python 3.10), which is not installed here: this host has "
+            f"ngixi-runtime's run, verify, inspect and trust; run it where ngixi-build is installed{hint}"
+        )
+
+
 def _parser(commands: Mapping[str, Command], *, json_failures: bool = False) -> argparse.ArgumentParser:
     """The command line's parser; `json_failures`: a usage error prints `ngixi run --json`'s failure document too."""
     parser = _Parser(
@@ -868,7 +886,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     which `ngixi run --in-process` may end at a guest's timeout on an engine that cannot interrupt it."""
     arguments = sys.argv[1:] if argv is None else list(argv)
     with _collection_paused(own_process=argv is None):
-        parser = _parser(_commands_for(arguments), json_failures=_asks_for_json_failures(arguments))
+        commands = _commands_for(arguments)
+        parser = _parser(commands, json_failures=_asks_for_json_failures(arguments))
+        _refuse_a_build_command(parser, _named_command(arguments), commands)
         args = parser.parse_args(arguments)
     args.own_process = argv is None
     _configure_logging(args)

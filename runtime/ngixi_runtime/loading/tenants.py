@@ -54,6 +54,7 @@ from ngixi_runtime.capabilities.linking import (
 )
 from ngixi_runtime.engines.base import interrupts
 from ngixi_runtime.errors import InvalidInput, NgixiError
+from ngixi_runtime.files import not_a_directory
 from ngixi_runtime.guest.data import DataValue
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, closed_tenant, empty_result, measure
@@ -406,6 +407,9 @@ def _sandbox(
     key the trust file allows to sign that name), or lies in another guest's files."""
     if sandboxes is None:
         return None
+    unusable = not_a_directory(sandboxes)
+    if unusable is not None:
+        raise InvalidInput(f"sandboxes {sandboxes}: it {unusable}; name a directory (it is made if missing)")
     base = sandboxes.absolute()
     directory = base / (channel or "") / tenant / manifest.guest.name
     problem = redirected_below(base, directory)

@@ -151,3 +151,13 @@ def test_a_closed_tenant_refuses_a_call_in_one_line(tmp_path: Path, keys: KeyFil
         pool.add("a", bundle, isolated=isolated)
     with pytest.raises(InvalidInput, match=r"^tenant 'a': the pool is closed; add tenants to a new one$"):
         pool.call("a", "run")
+
+
+def test_sandboxes_that_name_a_file_are_refused_in_one_line(tmp_path: Path, keys: KeyFiles) -> None:
+    """`TenantPool(sandboxes=FILE)` (`open_tenant` likewise) raised NotADirectoryError from deep in the sandbox checks,
+    an OSError outside NgixiError, where `ngixi run --sandbox FILE` says what to do."""
+    bundle = make_bundle(tmp_path, keys.key, wasm=bytes(wasmtime.wat2wasm(WAT)), manifest=MANIFEST, guest="g")
+    (tmp_path / "afile").write_text("")
+    pool = TenantPool(trust_file=keys.trust, state_dir=tmp_path / "state", sandboxes=tmp_path / "afile")
+    with pool, pytest.raises(InvalidInput, match=r"^sandboxes .*/afile: it is not a directory; name a directory"):
+        pool.add("a", bundle)

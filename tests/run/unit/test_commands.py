@@ -284,3 +284,16 @@ def test_a_bare_run_names_only_the_bundle_as_required(capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit):
         main(["run"])
     assert capsys.readouterr().err.endswith("ngixi run: error: the following arguments are required: bundle\n")
+
+
+def test_a_command_of_the_build_side_says_where_it_comes_from(
+    installed: list[metadata.EntryPoint], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A host with ngixi-runtime alone (Python 3.12, as README's operator steps install it) that ran README's
+    `ngixi pull` was told "invalid choice: 'pull' (choose from 'run', 'verify', 'inspect', 'trust')"."""
+    assert exit_code(["pull", "registry.example.com/ngixi/hello:0.1.0", "--out", "bundles"]) == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error.startswith("ngixi: error: ngixi pull comes with ngixi-build (Python 3.10), which is not installed")
+    assert 'README, "Receiving bundles"' in error
+    assert exit_code(["vreify"]) == 2
+    assert "invalid choice: 'vreify'" in capsys.readouterr().err
