@@ -455,7 +455,10 @@ def _check_signer(directory: Path, guest: str, signer: str) -> None:
     try:
         recorded = sandbox_signer(directory, signer)
     except OSError as error:
-        raise InvalidInput(f"{guest}: cannot use {directory} as its sandbox: {error.strerror}") from None
+        raise InvalidInput(
+            f"{guest}: cannot use {directory} as its sandbox: {error.strerror}; choose a directory this user can write "
+            "(--sandbox DIR, sandboxes=DIR in the API)"
+        ) from None
     if recorded != signer:
         raise InvalidInput(
             f"{guest}: its sandbox {directory} holds the state of bundles signed by key {printable(recorded)}, and key "

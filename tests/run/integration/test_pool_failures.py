@@ -161,3 +161,13 @@ def test_sandboxes_that_name_a_file_are_refused_in_one_line(tmp_path: Path, keys
     pool = TenantPool(trust_file=keys.trust, state_dir=tmp_path / "state", sandboxes=tmp_path / "afile")
     with pool, pytest.raises(InvalidInput, match=r"^sandboxes .*/afile: it is not a directory; name a directory"):
         pool.add("a", bundle)
+
+
+def test_a_sandbox_that_cannot_be_made_says_what_to_do(tmp_path: Path, keys: KeyFiles) -> None:
+    """An operator running a kv guest from a read-only project directory (its default sandbox) was told only
+    'cannot use …/.ngixi/sandbox/release/default/g as its sandbox: Read-only file system'."""
+    manifest = f'{MANIFEST}\n[capabilities.kv]\nnamespaces = ["n"]\n'
+    bundle = make_bundle(tmp_path, keys.key, wasm=bytes(wasmtime.wat2wasm(WAT)), manifest=manifest, guest="g")
+    unwritable = Path("/proc/ngixi-sandboxes")  # no directory can be made there, by root either
+    with pytest.raises(InvalidInput, match=r"as its sandbox: .*; choose a directory this user can write \(--sandbox"):
+        open_tenant(bundle, trust_file=keys.trust, sandboxes=unwritable)
