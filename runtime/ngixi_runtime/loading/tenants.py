@@ -94,6 +94,7 @@ __all__ = [
     "CallMetrics",
     "CallResult",
     "InProcessTenant",
+    "PoolCall",
     "Tenant",
     "TenantPool",
     "check_tenant_id",
@@ -468,6 +469,11 @@ def _check_signer(directory: Path, guest: str, signer: str) -> None:
         )
 
 
+# One call of `TenantPool.call_many`: the tenant's name, the export, its arguments and, for an export declaring one,
+# its input.
+PoolCall = tuple[str, str, Sequence[Any]] | tuple[str, str, Sequence[Any], DataValue]
+
+
 class TenantPool:
     """Several tenants at once, each in its own process; calls to different tenants run concurrently.
 
@@ -540,11 +546,12 @@ class TenantPool:
             raise InvalidInput(f"tenant {name!r} {state}; add it (pool.add) before calling it")
         return found
 
-    def call_many(self, calls: Sequence[tuple[str, str, Sequence[Any]]]) -> list[CallResult | NgixiError]:
-        """Dispatches calls concurrently; each entry is its result or the error it raised: a GuestError, or another
-        NgixiError (a tenant whose new child could not start, arguments refused), which fails that call alone."""
+    def call_many(self, calls: Sequence[PoolCall]) -> list[CallResult | NgixiError]:
+        """Dispatches calls concurrently, each `(name, export, args)` or `(name, export, args, input)`; each entry is
+        its result or the error it raised: a GuestError, or another NgixiError (a tenant whose new child could not
+        start, arguments refused), which fails that call alone."""
 
-        def one(call: tuple[str, str, Sequence[Any]]) -> CallResult | NgixiError:
+        def one(call: PoolCall) -> CallResult | NgixiError:
             try:
                 return self.call(*call)
             except NgixiError as error:
