@@ -468,9 +468,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     _check_bundle_path(args.bundle)
     chosen = trust_file(args)
+    policy = _policy(args.policy) if args.policy else None  # a bad policy file is named before the bundle is read
     bundle = read_bundle(args.bundle, _chosen_trust(args, chosen), rollback=_rollback_guard(args, chosen))
     check_guest_code(bundle)
-    _line(f"ok: {_summary(bundle)}")
+    if policy is not None:
+        policy.check(bundle.manifest)
+    within = f", within {args.policy}" if policy is not None else ""
+    _line(f"ok: {_summary(bundle)}{within}")
     return 0
 
 
@@ -691,6 +695,9 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
 def _verify_arguments(parser: argparse.ArgumentParser) -> None:
     _bundle_arguments(parser)
     _rollback_options(parser)
+    parser.add_argument(
+        "--policy", type=Path, help="operator policy (TOML): refuse the bundle as ngixi run --policy would"
+    )
 
 
 def _inspect_arguments(parser: argparse.ArgumentParser) -> None:

@@ -297,3 +297,25 @@ def test_a_command_of_the_build_side_says_where_it_comes_from(
     assert 'README, "Receiving bundles"' in error
     assert exit_code(["vreify"]) == 2
     assert "invalid choice: 'vreify'" in capsys.readouterr().err
+
+
+def test_verify_checks_a_received_bundle_against_the_operator_policy(
+    tmp_path: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An operator could check a received bundle against their policy only by running an export with it
+    (`ngixi run --policy`): `ngixi verify` took no --policy."""
+    bundle = make_bundle(tmp_path, keys.key, wasm=module(functions=[Func("add", ["i32", "i32"], ["i32"])]))
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[capabilities]\nallow = ["stdio"]\n')
+    verify = ["verify", "--trust", str(keys.trust), "--policy", str(policy), str(bundle)]
+    assert exit_code(verify) == 6
+    assert capsys.readouterr().err.splitlines() == [
+        f"ngixi: error: {policy} refuses hello 0.1.0:",
+        "  capabilities.log: not allowed by the policy (it allows: stdio)",
+    ]
+    policy.write_text('[capabilities]\nallow = ["log"]\n')
+    assert exit_code(verify) == 0
+    assert capsys.readouterr().out.endswith(f", within {policy}\n")
+    policy.write_text("[limit]\n")
+    assert exit_code(verify) == 2
+    assert 'limit: unknown key; did you mean "limits"?' in capsys.readouterr().err
