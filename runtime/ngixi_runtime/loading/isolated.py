@@ -213,10 +213,13 @@ class IsolatedTenant:
             errors.close()
             raise
         child = _Child(process, errors)
-        prepared_by = time.monotonic() + self._bundle.prepare_seconds
-        reply = self._exchange(child, self._request, deadline=prepared_by, what="prepare")
-        if reply.get("instantiating"):  # from here on, the guest's own code may run: its start function
-            reply = self._reply(child, deadline=self._call_deadline(), what="start")
+        try:
+            reply = self._start_up(child)
+        except NgixiError:  # the child was stopped by the check that failed
+            raise
+        except BaseException:  # a KeyboardInterrupt while it started: not left running, its descriptors held here
+            self._stop(child)
+            raise
         problem = _start_reply_problem(reply)
         if problem is not None:
             self._stop(child)
@@ -229,6 +232,14 @@ class IsolatedTenant:
         self.compiled = bool(reply["compiled"])
         self._text_params = {name: frozenset(positions) for name, positions in reply["text_params"].items()}
         return child
+
+    def _start_up(self, child: _Child) -> dict[str, Any]:
+        """Sends the start-up request and reads the child's last answer to it (its start function's, if it runs one)."""
+        prepared_by = time.monotonic() + self._bundle.prepare_seconds
+        reply = self._exchange(child, self._request, deadline=prepared_by, what="prepare")
+        if reply.get("instantiating"):  # from here on, the guest's own code may run: its start function
+            reply = self._reply(child, deadline=self._call_deadline(), what="start")
+        return reply
 
     def _refused(self, export: str, problem: str) -> InvalidInput:
         """Arguments that cannot cross to the child, as a call in-process would refuse them: before the guest runs."""

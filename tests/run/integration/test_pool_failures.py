@@ -137,6 +137,26 @@ def test_a_call_interrupted_in_the_host_leaves_no_reply_to_answer_the_next(tmp_p
         signal.signal(signal.SIGUSR1, previous)
 
 
+def test_a_start_interrupted_in_the_host_leaves_no_child_or_descriptor(tmp_path: Path, keys: KeyFiles) -> None:
+    """An exception a signal handler raised while an isolated tenant started (its start function running) left its
+    child running to its deadline and the host holding that child's pipe and pidfd for good."""
+    spinning_start = "(func $starting (loop $again (br $again))) (start $starting)"
+    starting = WAT.replace('(memory (export "memory") 1 1)', f'(memory (export "memory") 1 1) {spinning_start}')
+    bundle = make_bundle(tmp_path, keys.key, wasm=bytes(wasmtime.wat2wasm(starting)), manifest=MANIFEST, guest="g")
+    plain = make_bundle(tmp_path / "plain", keys.key, wasm=bytes(wasmtime.wat2wasm(WAT)), manifest=MANIFEST, guest="g")
+    previous = signal.signal(signal.SIGUSR1, _interrupt)
+    try:
+        with open_tenant(plain, trust_file=keys.trust) as warm:  # the fork server and its spare are made now
+            assert warm.call("run").values == (1,)
+        before = descriptors_of().items()
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGUSR1)).start()
+        with pytest.raises(Interrupted):
+            open_tenant(bundle, trust_file=keys.trust)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert descriptors_of().items() - before == set()
+
+
 @pytest.mark.parametrize("isolated", [True, False], ids=["isolated", "in-process"])
 def test_a_closed_tenant_refuses_a_call_in_one_line(tmp_path: Path, keys: KeyFiles, isolated: bool) -> None:
     """A call after close raised ZygoteDied ('the tenant fork server did not answer: [Errno 9] Bad file descriptor'),
