@@ -58,8 +58,9 @@ _PREPARE_TIMEOUT_SECONDS = 30.0
 _COMPILED_BYTES_PER_SECOND = 100_000
 # How much of what a dead child wrote last its error line quotes.
 _ERROR_TAIL_BYTES = 500
-# The host's variables a child keeps, when set: the interpreter's library path and the locale.
-CHILD_ENVIRONMENT = ("LANG", "LC_ALL", "LC_CTYPE", "LD_LIBRARY_PATH")
+# The host's variables a child keeps, when set: the interpreter's library path, the locale, and the certificates
+# OpenSSL trusts (an http guest's TLS is verified as an in-process one's is).
+CHILD_ENVIRONMENT = ("LANG", "LC_ALL", "LC_CTYPE", "LD_LIBRARY_PATH", "SSL_CERT_FILE", "SSL_CERT_DIR")
 # How an exchange with a child ends early: it died (EOF, a broken pipe), fell silent, or sent a malformed frame.
 _LOST = (EOFError, BrokenPipeError, TimeoutError, WireError)
 

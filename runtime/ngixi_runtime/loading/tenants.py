@@ -20,7 +20,8 @@ refuses the restart; native code taken from the key is not run.
 
 The child is a clean room: `python -I` (no working directory, user site or PYTHON* variables on
 its path), started in `/`, with an environment of only `CHILD_ENVIRONMENT`'s variables that the
-host has set (what the interpreter needs to start and to decode file names as the host does),
+host has set (what the interpreter needs to start and to decode file names as the host does, and the
+certificates OpenSSL trusts),
 the host AOT cache this process uses (`NGIXI_AOT_CACHE`, named absolutely), plus what the operator
 passes as `child_env`. It opens no path but its sandbox's, made absolute:
 the bundle is the inherited file, and the index it holds the file to is the one verified here.
