@@ -152,6 +152,11 @@ def _default_sandboxes(args: argparse.Namespace) -> tuple[Path, str | None]:
     from ngixi_runtime.trust.rollback import default_state_dir
 
     root = find_project_root(args.project or Path.cwd())
+    if root is None and args.project is not None:  # else the state directory's sandboxes, --project ignored
+        raise InvalidInput(
+            f"--project {args.project}: no ngixi project at or above it (a {PROJECT_FILE} with [tool.ngixi]); name "
+            "the project's folder, or drop --project"
+        )
     state = default_state_dir() if root is None else project_state_dir(root, state_override())
     problem = (unsafe_because(root / PROJECT_FILE) if root else None) or unsafe_because(state)
     refusal = None if problem is None else f"{state / SANDBOX_NAME}: not used for the guest's sandbox: {problem}"
