@@ -21,11 +21,13 @@ from ngixi_runtime.guest.data import MAX_JSON_DEPTH, DataKind, DataValue
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE, LIMIT_VARIABLE, CacheUnavailable, default_cache_dir
 from ngixi_runtime.loading.calls import (
+    THIS_PROCESS,
     CallFailed,
     CallMetrics,
     CallResult,
     closed_tenant,
     empty_result,
+    forked_tenant,
     spends_the_instance,
 )
 from ngixi_runtime.loading.loader import check_call, encoded_input, export_table, guest_engine
@@ -169,6 +171,7 @@ class IsolatedTenant:
         self._recheck = recheck
         self._spawned = False
         self._closed = False
+        self._opened_in = THIS_PROCESS.id  # its child, pipes and pidfd are this process's
         self._stdio = stdio  # where the guest's stdout and stderr go as written (else into each call's result)
         self._logs = logs  # where its log lines go as logged (else into each call's result)
         self._request = {
@@ -251,6 +254,8 @@ class IsolatedTenant:
 
     def call(self, export: str, args: Sequence[Any] = (), *, input: DataValue | None = None) -> CallResult:
         """Calls `export`; `input` (bytes, str or a JSON value) for an export that declares one."""
+        if THIS_PROCESS.id != self._opened_in:
+            raise forked_tenant(self.manifest.guest.name, self._opened_in)
         request = None if args or input is not None else self._plain_requests.get(export)
         if request is None:
             data = encoded_input(self.manifest, export, input)
@@ -422,7 +427,11 @@ class IsolatedTenant:
         with self._lock:
             self._closed = True
             if self._child is not None:
-                self._stop(self._child)
+                if THIS_PROCESS.id == self._opened_in:
+                    self._stop(self._child)
+                else:  # a fork's copies of the descriptors: the child serves the process that opened it
+                    self._child.errors.close()
+                    self._child.process.close()
                 self._child = None
             if self._bundle.descriptor >= 0:
                 os.close(self._bundle.descriptor)

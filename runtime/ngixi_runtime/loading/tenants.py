@@ -58,7 +58,16 @@ from ngixi_runtime.errors import InvalidInput, NgixiError
 from ngixi_runtime.files import not_a_directory
 from ngixi_runtime.guest.data import DataValue
 from ngixi_runtime.guest.manifest import Manifest
-from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, closed_tenant, empty_result, measure
+from ngixi_runtime.loading.calls import (
+    THIS_PROCESS,
+    CallFailed,
+    CallMetrics,
+    CallResult,
+    closed_tenant,
+    empty_result,
+    forked_tenant,
+    measure,
+)
 from ngixi_runtime.loading.loader import (
     Guest,
     encoded_input,
@@ -146,12 +155,15 @@ class InProcessTenant:
         self._lock = threading.Lock()
         self._owner = get_ident() if guest.thread_bound else None
         self._closed = False
+        self._opened_in = THIS_PROCESS.id  # Wasmtime's deadline thread is this process's
         self.manifest = guest.manifest
         self.origin = guest.origin
         self.compiled = guest.compiled
 
     def call(self, export: str, args: Sequence[Any] = (), *, input: DataValue | None = None) -> CallResult:
         """Calls `export`; `input` (bytes, str or a JSON value) for an export that declares one."""
+        if THIS_PROCESS.id != self._opened_in:
+            raise forked_tenant(self.manifest.guest.name, self._opened_in)
         data = None if input is None else encoded_input(self.manifest, export, input)
         if self._owner is not None and get_ident() != self._owner:
             self._refuse_thread()
@@ -499,6 +511,7 @@ class TenantPool:
         self._tenants: dict[str, IsolatedTenant | InProcessTenant | None] = {}  # None: being added
         self._names = threading.Lock()  # held to claim or give up a name, never while a tenant opens
         self._closed = False
+        self._made_in = THIS_PROCESS.id  # its threads and tenants are this process's
         from concurrent.futures import ThreadPoolExecutor  # here: a one-shot run makes no pool
 
         self._executor = ThreadPoolExecutor(max_workers=workers)
@@ -507,6 +520,7 @@ class TenantPool:
         """Loads a bundle as tenant `name`; its sandbox id is `tenant`, by default `name` itself. The name is claimed
         before the bundle is opened: of two threads adding one name at once, the second is refused, and no tenant
         is opened only to be lost."""
+        self._refuse_forked()
         with self._names:
             if self._closed:
                 raise InvalidInput(f"tenant {name!r}: the pool is closed; add tenants to a new one")
@@ -538,7 +552,17 @@ class TenantPool:
     def call(self, name: str, export: str, args: Sequence[Any] = (), input: DataValue | None = None) -> CallResult:
         return self._tenant(name).call(export, args, input=input)
 
+    def _refuse_forked(self) -> None:
+        """A pool serves the process that made it alone: a fork has none of its threads, and its tenants' children
+        answer the process that opened them."""
+        if THIS_PROCESS.id != self._made_in:
+            raise InvalidInput(
+                f"this TenantPool was made in process {self._made_in}, and this process was forked from it; make "
+                "the pool after forking, in each worker"
+            )
+
     def _tenant(self, name: str) -> IsolatedTenant | InProcessTenant:
+        self._refuse_forked()
         found = self._tenants.get(name)
         if found is None:
             if self._closed:
@@ -558,6 +582,7 @@ class TenantPool:
             except NgixiError as error:
                 return error
 
+        self._refuse_forked()
         return list(self._executor.map(one, calls))
 
     def close(self) -> None:

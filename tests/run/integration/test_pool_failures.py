@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -191,3 +194,58 @@ def test_a_sandbox_that_cannot_be_made_says_what_to_do(tmp_path: Path, keys: Key
     unwritable = Path("/proc/ngixi-sandboxes")  # no directory can be made there, by root either
     with pytest.raises(InvalidInput, match=r"as its sandbox: .*; choose a directory this user can write \(--sandbox"):
         open_tenant(bundle, trust_file=keys.trust, sandboxes=unwritable)
+
+
+def _in_a_fork(work: Callable[[], str]) -> str:
+    """What `work` returns (or the error it raises) in a process forked from this one, which then ends."""
+    readable, writable = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # this process has threads: the fork copies only this one
+        pid = os.fork()
+    if pid == 0:
+        try:
+            answer = work()
+        except BaseException as error:
+            answer = f"{type(error).__name__}: {error}"
+        os.write(writable, answer.encode())
+        os._exit(0)
+    os.close(writable)
+    with open(readable, "rb") as answer_pipe:
+        answer = answer_pipe.read().decode()
+    os.waitpid(pid, 0)
+    return answer
+
+
+def test_tenants_refuse_calls_in_a_forked_process_and_keep_serving_their_own(tmp_path: Path, keys: KeyFiles) -> None:
+    """A service that made its TenantPool before forking workers (gunicorn --preload, multiprocessing) had every
+    worker's calls answered on the pipes they all shared with the one child: workers were given each other's
+    results (190 to 200 wrong of 200 calls each, three workers). An in-process tenant called in a fork had no
+    Wasmtime deadline thread, and a guest spinning there ran for ever. Both refuse now, in one line, and a fork that
+    closes a tenant leaves the child of the process that opened it serving (it was killed)."""
+    bundle = make_bundle(tmp_path, keys.key, wasm=bytes(wasmtime.wat2wasm(WAT)), manifest=MANIFEST, guest="g")
+    pool = TenantPool(trust_file=keys.trust, state_dir=tmp_path / "state")
+    isolated = open_tenant(bundle, trust_file=keys.trust)
+    in_process = open_tenant(bundle, trust_file=keys.trust, isolated=False)
+    with pool, isolated, in_process:
+        pool.add("a", bundle)
+        assert isinstance(isolated, IsolatedTenant) and isolated.call("run").values == (1,)
+        serving = isolated.pid
+
+        def in_the_fork() -> str:
+            refusals = []
+            calls: list[Callable[[], CallResult]] = [partial(pool.call, "a", "run"), partial(isolated.call, "run")]
+            calls.append(partial(in_process.call, "run"))
+            for call in calls:
+                try:
+                    call()
+                except InvalidInput as refused:
+                    refusals.append(str(refused).split(", and this process was forked")[0])
+            isolated.close()
+            return "\n".join(refusals)
+
+        assert _in_a_fork(in_the_fork).splitlines() == [
+            f"this TenantPool was made in process {os.getpid()}",
+            f"g: this tenant was opened in process {os.getpid()}",
+            f"g: this tenant was opened in process {os.getpid()}",
+        ]
+        assert isolated.call("run").values == (1,) and isolated.pid == serving
