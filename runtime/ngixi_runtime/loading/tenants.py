@@ -364,7 +364,7 @@ def open_tenant(
                 verified.index,
                 verified.signer,
                 verified.source,
-                trust_file,
+                trust_file.absolute(),  # read again at each restart, whatever directory the host is in by then
                 project_trust,
                 rollback,
                 claimed=_state_kept_in(sandbox, manifest),
@@ -504,10 +504,14 @@ class TenantPool:
         state_dir: Path | None = None,
         allow_downgrade: bool = False,
     ) -> None:
-        self._trust_file = trust_file
+        self._trust_file = trust_file.absolute()  # paths read at each add: the host may change directory meanwhile
         self._policy = policy
-        self._sandboxes = sandboxes
-        self._rollback = RollbackGuard.for_trust_file(trust_file, state_dir=state_dir, allow_downgrade=allow_downgrade)
+        self._sandboxes = None if sandboxes is None else sandboxes.absolute()
+        self._rollback = RollbackGuard.for_trust_file(
+            self._trust_file,
+            state_dir=None if state_dir is None else state_dir.absolute(),
+            allow_downgrade=allow_downgrade,
+        )
         self._tenants: dict[str, IsolatedTenant | InProcessTenant | None] = {}  # None: being added
         self._names = threading.Lock()  # held to claim or give up a name, never while a tenant opens
         self._closed = False

@@ -249,3 +249,23 @@ def test_tenants_refuse_calls_in_a_forked_process_and_keep_serving_their_own(tmp
             f"g: this tenant was opened in process {os.getpid()}",
         ]
         assert isolated.call("run").values == (1,) and isolated.pid == serving
+
+
+def test_a_pool_of_relative_paths_serves_on_after_its_host_changes_directory(
+    tmp_path: Path, keys: KeyFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TenantPool(trust_file=Path("trust.toml"), ...) read the trust file again at each restart of a tenant's child
+    by that relative name: once the service had changed its working directory, the restart after a trap was refused
+    ('trust.toml: cannot read the trust file: No such file or directory') and so was each later call."""
+    bundle = make_bundle(tmp_path, keys.key, wasm=bytes(wasmtime.wat2wasm(WAT)), manifest=MANIFEST, guest="g")
+    (tmp_path / "trust.toml").write_bytes(keys.trust.read_bytes())
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with TenantPool(trust_file=Path("trust.toml"), state_dir=Path("state"), sandboxes=Path("sandboxes")) as pool:
+        pool.add("a", Path(bundle.name))  # made in tmp_path
+        monkeypatch.chdir(tmp_path / "elsewhere")
+        with pytest.raises(CallFailed, match="call stack exhausted"):
+            pool.call("a", "recurse")  # its child is replaced: the next call starts another
+        assert pool.call("a", "run").values == (1,)
+        pool.add("b", bundle)
+        assert pool.call("b", "run").values == (1,)
