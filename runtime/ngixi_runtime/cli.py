@@ -68,7 +68,8 @@ def fail(error: NgixiError) -> NoReturn:
     sys.exit(error.exit_code)
 
 
-def add_trust_option(parser: argparse.ArgumentParser) -> None:
+def add_trust_option(parser: argparse.ArgumentParser, *, sandboxes: bool = False) -> None:
+    """--trust and --project; `sandboxes`: the command also takes --project's sandboxes (`ngixi run`)."""
     parser.add_argument(
         "--trust",
         type=Path,
@@ -78,8 +79,9 @@ def add_trust_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--project",
         type=Path,
-        help="the project whose dev trust file (unless --trust or $NGIXI_TRUST names one) and sandboxes (unless "
-        "--sandbox) to use (default: the one above the cwd); refused where it would choose neither",
+        help="the project whose dev trust file (unless --trust or $NGIXI_TRUST names one)"
+        + (" and sandboxes (unless --sandbox)" if sandboxes else "")
+        + " to use (default: the one above the cwd); refused where it would choose neither",
     )
 
 
@@ -692,7 +694,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
         default="default",
         help="the tenant id whose sandbox the guest uses: lowercase letters, digits, - and _ (default: default)",
     )
-    add_trust_option(parser)
+    add_trust_option(parser, sandboxes=True)
     _engine_option(parser)
     _rollback_options(parser)
 

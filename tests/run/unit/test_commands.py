@@ -319,3 +319,15 @@ def test_verify_checks_a_received_bundle_against_the_operator_policy(
     policy.write_text("[limit]\n")
     assert exit_code(verify) == 2
     assert 'limit: unknown key; did you mean "limits"?' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "takes_sandboxes"), [(["run"], True), (["verify"], False), (["trust", "add"], False)]
+)
+def test_project_help_names_sandboxes_only_where_the_command_has_them(
+    capsys: pytest.CaptureFixture[str], command: list[str], takes_sandboxes: bool
+) -> None:
+    """`ngixi trust add --help` (and verify's, inspect's) said --project chose sandboxes "unless --sandbox", an option
+    those commands do not have."""
+    assert exit_code([*command, "--help"]) == 0
+    assert ("--sandbox)" in " ".join(capsys.readouterr().out.split())) == takes_sandboxes
