@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
+import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -269,3 +273,55 @@ def test_a_pool_of_relative_paths_serves_on_after_its_host_changes_directory(
         assert pool.call("a", "run").values == (1,)
         pool.add("b", bundle)
         assert pool.call("b", "run").values == (1,)
+
+
+HOST_OPENING = """
+import sys
+from pathlib import Path
+from ngixi_runtime.loading.tenants import open_tenant
+
+print("opening", flush=True)
+bundle, trust, engine, mark = sys.argv[1:]
+open_tenant(Path(bundle), trust_file=Path(trust), engine=engine, child_env={"NGIXI_TEST_MARK": mark})
+"""
+
+
+def _marked(mark: str) -> list[int]:
+    """The processes whose environment holds `mark` (a host's tenant child and fork server)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and mark.encode() in Path(f"/proc/{entry}/environ").read_bytes():
+                found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_start_function_spinning_when_its_host_is_killed_ends_by_its_cpu_time(tmp_path: Path, keys: KeyFiles) -> None:
+    """A host killed while an isolated tenant's start function ran (a service stopped with SIGKILL, an OOM kill) left
+    its child spinning for ever on Wasmer, which cannot interrupt a guest (the host's deadline was gone with the host;
+    the child's CPU time was capped only from its first call): four such children ran for 40 minutes here. The start
+    function's CPU time is capped now, as a call's is; Wasmtime's own deadline ended it already."""
+    pytest.importorskip("wasmer")
+    spinning_start = "(func $starting (loop $again (br $again))) (start $starting)"
+    starting = WAT.replace('(memory (export "memory") 1 1)', f'(memory (export "memory") 1 1) {spinning_start}')
+    manifest = f"{MANIFEST}\n[limits]\ntimeout_ms = 1000\n"
+    bundle = make_bundle(tmp_path, keys.key, wasm=bytes(wasmtime.wat2wasm(starting)), manifest=manifest, guest="g")
+    mark = f"ngixi-test-{os.getpid()}"
+    host = subprocess.Popen(
+        [sys.executable, "-c", HOST_OPENING, str(bundle), str(keys.trust), "wasmer", mark], stdout=subprocess.PIPE
+    )
+    assert host.stdout is not None and host.stdout.readline() == b"opening\n"
+    time.sleep(0.3)  # its tenant's start function spins
+    host.kill()
+    host.wait()
+    ended_by = time.monotonic() + 10  # 1 s of CPU time and its second of rounding, on a busy machine
+    try:
+        while _marked(mark) and time.monotonic() < ended_by:
+            time.sleep(0.1)
+        assert _marked(mark) == []
+    finally:
+        for left in _marked(mark):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(left, signal.SIGKILL)
