@@ -112,7 +112,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         editing.check_new_trust(args.trust, trust)
     key = generate_key_pair(secret_path=args.secret, public_path=args.public, comment=args.comment)
     print(f"key {key.key_id}: secret {args.secret} (mode 0600), public {args.public}")
-    work_tree = next((d for d in args.secret.absolute().parents if (d / ".git").exists()), None)
+    work_tree = next((d for d in args.secret.resolve().parents if (d / ".git").exists()), None)
     if work_tree is not None:
         logging.getLogger(__name__).warning(
             "warning: the secret key %s is inside the git work tree %s: move it out of the project unless git "

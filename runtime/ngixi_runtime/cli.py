@@ -68,7 +68,8 @@ def fail(error: NgixiError) -> NoReturn:
     sys.exit(error.exit_code)
 
 
-def add_trust_option(parser: argparse.ArgumentParser) -> None:
+def add_trust_option(parser: argparse.ArgumentParser, *, sandboxes: bool = False) -> None:
+    """--trust and --project; `sandboxes`: the command also takes --project's sandboxes (`ngixi run`)."""
     parser.add_argument(
         "--trust",
         type=Path,
@@ -78,8 +79,9 @@ def add_trust_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--project",
         type=Path,
-        help="the project whose dev trust file (unless --trust or $NGIXI_TRUST names one) and sandboxes (unless "
-        "--sandbox) to use (default: the one above the cwd); refused where it would choose neither",
+        help="the project whose dev trust file (unless --trust or $NGIXI_TRUST names one)"
+        + (" and sandboxes (unless --sandbox)" if sandboxes else "")
+        + " to use (default: the one above the cwd); refused where it would choose neither",
     )
 
 
@@ -152,6 +154,11 @@ def _default_sandboxes(args: argparse.Namespace) -> tuple[Path, str | None]:
     from ngixi_runtime.trust.rollback import default_state_dir
 
     root = find_project_root(args.project or Path.cwd())
+    if root is None and args.project is not None:  # else the state directory's sandboxes, --project ignored
+        raise InvalidInput(
+            f"--project {args.project}: no ngixi project at or above it (a {PROJECT_FILE} with [tool.ngixi]); name "
+            "the project's folder, or drop --project"
+        )
     state = default_state_dir() if root is None else project_state_dir(root, state_override())
     problem = (unsafe_because(root / PROJECT_FILE) if root else None) or unsafe_because(state)
     refusal = None if problem is None else f"{state / SANDBOX_NAME}: not used for the guest's sandbox: {problem}"
@@ -468,9 +475,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     _check_bundle_path(args.bundle)
     chosen = trust_file(args)
+    policy = _policy(args.policy) if args.policy else None  # a bad policy file is named before the bundle is read
     bundle = read_bundle(args.bundle, _chosen_trust(args, chosen), rollback=_rollback_guard(args, chosen))
     check_guest_code(bundle)
-    _line(f"ok: {_summary(bundle)}")
+    if policy is not None:
+        policy.check(bundle.manifest)
+    within = f", within {args.policy}" if policy is not None else ""
+    _line(f"ok: {_summary(bundle)}{within}")
     return 0
 
 
@@ -683,7 +694,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
         default="default",
         help="the tenant id whose sandbox the guest uses: lowercase letters, digits, - and _ (default: default)",
     )
-    add_trust_option(parser)
+    add_trust_option(parser, sandboxes=True)
     _engine_option(parser)
     _rollback_options(parser)
 
@@ -691,6 +702,9 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
 def _verify_arguments(parser: argparse.ArgumentParser) -> None:
     _bundle_arguments(parser)
     _rollback_options(parser)
+    parser.add_argument(
+        "--policy", type=Path, help="operator policy (TOML): refuse the bundle as ngixi run --policy would"
+    )
 
 
 def _inspect_arguments(parser: argparse.ArgumentParser) -> None:
@@ -741,6 +755,24 @@ def _commands_for(argv: Sequence[str]) -> Mapping[str, Command]:
     if named in COMMANDS:
         return {named: COMMANDS[named]}
     return {**COMMANDS, **{n: c for n, c in installed_commands().items() if n not in COMMANDS}}
+
+
+# The commands ngixi-build adds (ngixi_build/cli.py): named when it is not installed, rather than "invalid choice".
+_BUILD_COMMANDS = frozenset(
+    ("build", "doctor", "init", "keygen", "new", "publish", "pull", "release", "smoke", "validate", "watch", "wit")
+)
+
+
+def _refuse_a_build_command(
+    parser: argparse.ArgumentParser, named: str | None, commands: Mapping[str, Command]
+) -> None:
+    """A command of ngixi-build on a host that has ngixi-runtime alone: says where it comes from."""
+    if named in _BUILD_COMMANDS and named not in commands:
+        hint = ' (or receive the bundle as a file: README, "Receiving bundles")' if named == "pull" else ""
+        parser.error(
+            f"ngixi {named} comes with ngixi-build (Python 3.10), which is not installed here: this host has "
+            f"ngixi-runtime's run, verify, inspect and trust; run it where ngixi-build is installed{hint}"
+        )
 
 
 def _parser(commands: Mapping[str, Command], *, json_failures: bool = False) -> argparse.ArgumentParser:
@@ -868,7 +900,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     which `ngixi run --in-process` may end at a guest's timeout on an engine that cannot interrupt it."""
     arguments = sys.argv[1:] if argv is None else list(argv)
     with _collection_paused(own_process=argv is None):
-        parser = _parser(_commands_for(arguments), json_failures=_asks_for_json_failures(arguments))
+        commands = _commands_for(arguments)
+        parser = _parser(commands, json_failures=_asks_for_json_failures(arguments))
+        _refuse_a_build_command(parser, _named_command(arguments), commands)
         args = parser.parse_args(arguments)
     args.own_process = argv is None
     _configure_logging(args)

@@ -5,13 +5,14 @@ the build's smoke calls."""
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Sequence
 from time import perf_counter_ns
 from typing import Any
 
 from ngixi_runtime.capabilities.context import GuestOutput, LogLine
 from ngixi_runtime.engines.base import STACK_EXHAUSTED
-from ngixi_runtime.errors import GuestError
+from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.guest.data import DataKind, DataValue, check_output, decode
 from ngixi_runtime.loading.loader import Guest
 from ngixi_runtime.records import NamedTuple
@@ -59,6 +60,37 @@ class CallResult(NamedTuple):
             "output": None if self.output is None else base64.b64encode(self.output).decode(),
             "output_kind": self.output_kind,
         }
+
+
+def closed_tenant(guest: str) -> InvalidInput:
+    """The refusal of a call to a tenant after its `close`."""
+    return InvalidInput(f"{guest}: the tenant is closed; open the bundle again (open_tenant) to call it")
+
+
+class _Process:
+    """This process's id, kept up to date by a fork hook: `os.getpid()` is a system call, which every call of a
+    tenant would make to learn whether it runs in a fork of the process that opened it."""
+
+    __slots__ = ("id",)
+
+    def __init__(self) -> None:
+        self.id = os.getpid()
+
+    def forked(self) -> None:
+        self.id = os.getpid()
+
+
+THIS_PROCESS = _Process()
+os.register_at_fork(after_in_child=THIS_PROCESS.forked)
+
+
+def forked_tenant(guest: str, opened_in: int) -> InvalidInput:
+    """The refusal of a call in a process forked from the one that opened the tenant (`opened_in`): an isolated
+    tenant's child answers on pipes every fork shares, and an in-process one's deadline thread is not forked."""
+    return InvalidInput(
+        f"{guest}: this tenant was opened in process {opened_in}, and this process was forked from it; a tenant "
+        "serves the process that opened it alone: open tenants (a TenantPool) after forking, in each worker"
+    )
 
 
 def empty_result(outcome: str) -> CallResult:

@@ -20,7 +20,16 @@ from ngixi_runtime.errors import ERROR_EXIT_CODES, InvalidInput, NgixiError, err
 from ngixi_runtime.guest.data import MAX_JSON_DEPTH, DataKind, DataValue
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE, LIMIT_VARIABLE, CacheUnavailable, default_cache_dir
-from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, empty_result, spends_the_instance
+from ngixi_runtime.loading.calls import (
+    THIS_PROCESS,
+    CallFailed,
+    CallMetrics,
+    CallResult,
+    closed_tenant,
+    empty_result,
+    forked_tenant,
+    spends_the_instance,
+)
 from ngixi_runtime.loading.loader import check_call, encoded_input, export_table, guest_engine
 from ngixi_runtime.loading.tenant_wire import (
     Incoming,
@@ -51,8 +60,9 @@ _PREPARE_TIMEOUT_SECONDS = 30.0
 _COMPILED_BYTES_PER_SECOND = 100_000
 # How much of what a dead child wrote last its error line quotes.
 _ERROR_TAIL_BYTES = 500
-# The host's variables a child keeps, when set: the interpreter's library path and the locale.
-CHILD_ENVIRONMENT = ("LANG", "LC_ALL", "LC_CTYPE", "LD_LIBRARY_PATH")
+# The host's variables a child keeps, when set: the interpreter's library path, the locale, and the certificates
+# OpenSSL trusts (an http guest's TLS is verified as an in-process one's is).
+CHILD_ENVIRONMENT = ("LANG", "LC_ALL", "LC_CTYPE", "LD_LIBRARY_PATH", "SSL_CERT_FILE", "SSL_CERT_DIR")
 # How an exchange with a child ends early: it died (EOF, a broken pipe), fell silent, or sent a malformed frame.
 _LOST = (EOFError, BrokenPipeError, TimeoutError, WireError)
 
@@ -161,6 +171,8 @@ class IsolatedTenant:
         self._bundle = bundle
         self._recheck = recheck
         self._spawned = False
+        self._closed = False
+        self._opened_in = THIS_PROCESS.id  # its child, pipes and pidfd are this process's
         self._stdio = stdio  # where the guest's stdout and stderr go as written (else into each call's result)
         self._logs = logs  # where its log lines go as logged (else into each call's result)
         self._request = {
@@ -194,6 +206,8 @@ class IsolatedTenant:
                 self._child = self._spawn()
 
     def _spawn(self) -> _Child:
+        if self._closed:
+            raise closed_tenant(self.manifest.guest.name)
         if self._spawned and self._recheck is not None:
             self._request = self._recheck(self._request)
         self._spawned = True
@@ -204,10 +218,13 @@ class IsolatedTenant:
             errors.close()
             raise
         child = _Child(process, errors)
-        prepared_by = time.monotonic() + self._bundle.prepare_seconds
-        reply = self._exchange(child, self._request, deadline=prepared_by, what="prepare")
-        if reply.get("instantiating"):  # from here on, the guest's own code may run: its start function
-            reply = self._reply(child, deadline=self._call_deadline(), what="start")
+        try:
+            reply = self._start_up(child)
+        except NgixiError:  # the child was stopped by the check that failed
+            raise
+        except BaseException:  # a KeyboardInterrupt while it started: not left running, its descriptors held here
+            self._stop(child)
+            raise
         problem = _start_reply_problem(reply)
         if problem is not None:
             self._stop(child)
@@ -221,6 +238,14 @@ class IsolatedTenant:
         self._text_params = {name: frozenset(positions) for name, positions in reply["text_params"].items()}
         return child
 
+    def _start_up(self, child: _Child) -> dict[str, Any]:
+        """Sends the start-up request and reads the child's last answer to it (its start function's, if it runs one)."""
+        prepared_by = time.monotonic() + self._bundle.prepare_seconds
+        reply = self._exchange(child, self._request, deadline=prepared_by, what="prepare")
+        if reply.get("instantiating"):  # from here on, the guest's own code may run: its start function
+            reply = self._reply(child, deadline=self._call_deadline(), what="start")
+        return reply
+
     def _refused(self, export: str, problem: str) -> InvalidInput:
         """Arguments that cannot cross to the child, as a call in-process would refuse them: before the guest runs."""
         return InvalidInput(
@@ -230,6 +255,8 @@ class IsolatedTenant:
 
     def call(self, export: str, args: Sequence[Any] = (), *, input: DataValue | None = None) -> CallResult:
         """Calls `export`; `input` (bytes, str or a JSON value) for an export that declares one."""
+        if THIS_PROCESS.id != self._opened_in:
+            raise forked_tenant(self.manifest.guest.name, self._opened_in)
         request = None if args or input is not None else self._plain_requests.get(export)
         if request is None:
             data = encoded_input(self.manifest, export, input)
@@ -246,6 +273,10 @@ class IsolatedTenant:
             try:
                 reply = self._call(self._child, request, export)
             except CallFailed:
+                self._child = None
+                raise
+            except BaseException:  # a KeyboardInterrupt mid-call: the child's late reply would answer the next call
+                self._stop(self._child)
                 self._child = None
                 raise
             if self._spent(reply):  # the child ends itself after this reply
@@ -395,8 +426,13 @@ class IsolatedTenant:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._child is not None:
-                self._stop(self._child)
+                if THIS_PROCESS.id == self._opened_in:
+                    self._stop(self._child)
+                else:  # a fork's copies of the descriptors: the child serves the process that opened it
+                    self._child.errors.close()
+                    self._child.process.close()
                 self._child = None
             if self._bundle.descriptor >= 0:
                 os.close(self._bundle.descriptor)

@@ -258,6 +258,14 @@ def _open(request: dict[str, Any], replies: int, stdio: _StdioToParent) -> Guest
         prefetch=likely_artifacts(request.get("engine")),
     )
     sandbox = Sandbox.from_json(request["sandbox"]) if request.get("sandbox") else None
+    # The start function's CPU time is capped as a call's is: on an engine that cannot interrupt it (Wasmer), a start
+    # function spinning after its host was killed would run for ever, the host's deadline gone with it.
+    budget = _CpuBudget(bundle.manifest.limits.timeout_ms)
+
+    def instantiating() -> None:
+        budget.renew()
+        _send(replies, {"instantiating": True})
+
     return open_guest(
         bundle,
         args=request.get("args", ()),
@@ -268,7 +276,7 @@ def _open(request: dict[str, Any], replies: int, stdio: _StdioToParent) -> Guest
         sandbox=sandbox,
         engine=request.get("engine"),
         cpu_capped=True,  # serve() caps every call's CPU time
-        on_instantiate=lambda: _send(replies, {"instantiating": True}),
+        on_instantiate=instantiating,
     )
 
 

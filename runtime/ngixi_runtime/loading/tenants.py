@@ -21,7 +21,8 @@ key is not run.
 
 The child is a clean room: `python -I` (no working directory, user site or PYTHON* variables on
 its path), started in `/`, with an environment of only `CHILD_ENVIRONMENT`'s variables that the
-host has set (what the interpreter needs to start and to decode file names as the host does),
+host has set (what the interpreter needs to start and to decode file names as the host does, and the
+certificates OpenSSL trusts),
 the host AOT cache this process uses (`NGIXI_AOT_CACHE`, named absolutely), plus what the operator
 passes as `child_env`. It opens no path but its sandbox's, made absolute:
 the bundle is the inherited file, and the index it holds the file to is the one verified here.
@@ -55,9 +56,19 @@ from ngixi_runtime.capabilities.linking import (
 )
 from ngixi_runtime.engines.base import interrupts
 from ngixi_runtime.errors import InvalidInput, NgixiError
+from ngixi_runtime.files import not_a_directory
 from ngixi_runtime.guest.data import DataValue
 from ngixi_runtime.guest.manifest import Manifest
-from ngixi_runtime.loading.calls import CallFailed, CallMetrics, CallResult, empty_result, measure
+from ngixi_runtime.loading.calls import (
+    THIS_PROCESS,
+    CallFailed,
+    CallMetrics,
+    CallResult,
+    closed_tenant,
+    empty_result,
+    forked_tenant,
+    measure,
+)
 from ngixi_runtime.loading.loader import (
     Guest,
     encoded_input,
@@ -94,6 +105,7 @@ __all__ = [
     "CallMetrics",
     "CallResult",
     "InProcessTenant",
+    "PoolCall",
     "Tenant",
     "TenantPool",
     "check_tenant_id",
@@ -143,16 +155,22 @@ class InProcessTenant:
         self._watchdog = watchdog
         self._lock = threading.Lock()
         self._owner = get_ident() if guest.thread_bound else None
+        self._closed = False
+        self._opened_in = THIS_PROCESS.id  # Wasmtime's deadline thread is this process's
         self.manifest = guest.manifest
         self.origin = guest.origin
         self.compiled = guest.compiled
 
     def call(self, export: str, args: Sequence[Any] = (), *, input: DataValue | None = None) -> CallResult:
         """Calls `export`; `input` (bytes, str or a JSON value) for an export that declares one."""
+        if THIS_PROCESS.id != self._opened_in:
+            raise forked_tenant(self.manifest.guest.name, self._opened_in)
         data = None if input is None else encoded_input(self.manifest, export, input)
         if self._owner is not None and get_ident() != self._owner:
             self._refuse_thread()
         with self._lock:
+            if self._closed:
+                raise closed_tenant(self.manifest.guest.name)
             if self._watchdog is None:
                 return measure(self._guest, export, args, data)
             with _watched(self._watchdog, self.manifest, export):
@@ -172,6 +190,7 @@ class InProcessTenant:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._guest.close()
         if self._watchdog is not None:
             self._watchdog.close()
@@ -421,6 +440,9 @@ def _sandbox(
     key the trust file allows to sign that name), or lies in another guest's files."""
     if sandboxes is None:
         return None
+    unusable = not_a_directory(sandboxes)
+    if unusable is not None:
+        raise InvalidInput(f"sandboxes {sandboxes}: it {unusable}; name a directory (it is made if missing)")
     base = sandboxes.absolute()
     directory = base / (channel or "") / tenant / manifest.guest.name
     problem = redirected_below(base, directory)
@@ -466,7 +488,10 @@ def _check_signer(directory: Path, guest: str, signer: str) -> None:
     try:
         recorded = sandbox_signer(directory, signer)
     except OSError as error:
-        raise InvalidInput(f"{guest}: cannot use {directory} as its sandbox: {error.strerror}") from None
+        raise InvalidInput(
+            f"{guest}: cannot use {directory} as its sandbox: {error.strerror}; choose a directory this user can write "
+            "(--sandbox DIR, sandboxes=DIR in the API)"
+        ) from None
     if recorded != signer:
         raise InvalidInput(
             f"{guest}: its sandbox {directory} holds the state of bundles signed by key {printable(recorded)}, and key "
@@ -474,6 +499,11 @@ def _check_signer(directory: Path, guest: str, signer: str) -> None:
             f"tenant (--tenant) or with another --sandbox, or remove {directory / SANDBOX_SIGNER} to give that "
             f"state to key {signer}"
         )
+
+
+# One call of `TenantPool.call_many`: the tenant's name, the export, its arguments and, for an export declaring one,
+# its input.
+PoolCall = tuple[str, str, Sequence[Any]] | tuple[str, str, Sequence[Any], DataValue]
 
 
 class TenantPool:
@@ -498,10 +528,13 @@ class TenantPool:
         self._trust_file = trust_file.absolute()
         self._policy_file = None if policy is None else Path(policy.source).absolute()
         self._sandboxes = None if sandboxes is None else sandboxes.absolute()
-        self._rollback = RollbackGuard.for_trust_file(trust_file, state_dir=state_dir, allow_downgrade=allow_downgrade)
+        self._rollback = RollbackGuard.for_trust_file(
+            self._trust_file, state_dir=state_dir, allow_downgrade=allow_downgrade
+        )
         self._tenants: dict[str, IsolatedTenant | InProcessTenant | None] = {}  # None: being added
         self._names = threading.Lock()  # held to claim or give up a name, never while a tenant opens
         self._closed = False
+        self._made_in = THIS_PROCESS.id  # its threads and tenants are this process's
         from concurrent.futures import ThreadPoolExecutor  # here: a one-shot run makes no pool
 
         self._executor = ThreadPoolExecutor(max_workers=workers)
@@ -510,6 +543,7 @@ class TenantPool:
         """Loads a bundle as tenant `name`; its sandbox id is `tenant`, by default `name` itself. The name is claimed
         before the bundle is opened: of two threads adding one name at once, the second is refused, and no tenant
         is opened only to be lost."""
+        self._refuse_forked()
         with self._names:
             if self._closed:
                 raise InvalidInput(f"tenant {name!r}: the pool is closed; add tenants to a new one")
@@ -549,23 +583,37 @@ class TenantPool:
     def call(self, name: str, export: str, args: Sequence[Any] = (), input: DataValue | None = None) -> CallResult:
         return self._tenant(name).call(export, args, input=input)
 
+    def _refuse_forked(self) -> None:
+        """A pool serves the process that made it alone: a fork has none of its threads, and its tenants' children
+        answer the process that opened them."""
+        if THIS_PROCESS.id != self._made_in:
+            raise InvalidInput(
+                f"this TenantPool was made in process {self._made_in}, and this process was forked from it; make "
+                "the pool after forking, in each worker"
+            )
+
     def _tenant(self, name: str) -> IsolatedTenant | InProcessTenant:
+        self._refuse_forked()
         found = self._tenants.get(name)
         if found is None:
+            if self._closed:
+                raise InvalidInput(f"tenant {name!r}: the pool is closed; add tenants to a new one")
             state = "is still being added" if name in self._tenants else "is not in the pool"
             raise InvalidInput(f"tenant {name!r} {state}; add it (pool.add) before calling it")
         return found
 
-    def call_many(self, calls: Sequence[tuple[str, str, Sequence[Any]]]) -> list[CallResult | NgixiError]:
-        """Dispatches calls concurrently; each entry is its result or the error it raised: a GuestError, or another
-        NgixiError (a tenant whose new child could not start, arguments refused), which fails that call alone."""
+    def call_many(self, calls: Sequence[PoolCall]) -> list[CallResult | NgixiError]:
+        """Dispatches calls concurrently, each `(name, export, args)` or `(name, export, args, input)`; each entry is
+        its result or the error it raised: a GuestError, or another NgixiError (a tenant whose new child could not
+        start, arguments refused), which fails that call alone."""
 
-        def one(call: tuple[str, str, Sequence[Any]]) -> CallResult | NgixiError:
+        def one(call: PoolCall) -> CallResult | NgixiError:
             try:
                 return self.call(*call)
             except NgixiError as error:
                 return error
 
+        self._refuse_forked()
         return list(self._executor.map(one, calls))
 
     def close(self) -> None:

@@ -87,6 +87,18 @@ def test_keygen_warns_when_the_secret_lands_in_a_git_work_tree(
     assert f"the secret key {keys / 'release.key'} is inside the git work tree {tmp_path}" in caplog.text
 
 
+def test_keygen_does_not_warn_of_a_work_tree_a_dotdot_path_leaves(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ngixi keygen --secret ../keys/release.key` run in a project warned that the key was inside the project's
+    work tree, which `..` leaves: the path's parents were read without resolving `..`."""
+    (tmp_path / "project" / ".git").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "project")
+    assert exit_code(["keygen", "--secret", "../keys/release.key", "--public", "../keys/release.pub"]) == 0
+    assert (tmp_path / "keys" / "release.key").is_file()
+    assert "work tree" not in caplog.text
+
+
 @pytest.mark.parametrize("task", ["build", "smoke", "release"])
 def test_ngixi_task_commands_take_every_option_their_doit_task_does(
     task: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch

@@ -12,7 +12,7 @@ import pytest
 
 from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.loading.isolated import IsolatedTenant
-from ngixi_runtime.loading.tenants import InProcessTenant, open_tenant
+from ngixi_runtime.loading.tenants import CallResult, InProcessTenant, TenantPool, open_tenant
 from tests.conftest import make_bundle, make_key
 from tests.wasmgen import DROP, Func, Imp, call_import, load_i32, module, push
 
@@ -239,3 +239,14 @@ def _faults_of_a_call(tenant: IsolatedTenant, data: bytes) -> int:
     before = _minor_faults(tenant.pid)
     tenant.call("echo", input=data)
     return _minor_faults(tenant.pid) - before
+
+
+def test_a_pool_passes_each_call_its_input(bundle: tuple[Path, Path], tmp_path: Path) -> None:
+    """`TenantPool.call` takes an input, but `call_many` was typed for (name, export, args) alone: a service
+    answering requests of data exports concurrently could not pass their inputs (a type error under mypy)."""
+    path, trust = bundle
+    with TenantPool(trust_file=trust, state_dir=tmp_path / "state") as pool:
+        pool.add("a", path)
+        pool.add("b", path)
+        results = pool.call_many([("a", "echo", (), "to a"), ("b", "json", (), {"to": "b"}), ("a", "echo", (), "")])
+    assert [result.data for result in results if isinstance(result, CallResult)] == ["to a", {"to": "b"}, ""]

@@ -56,3 +56,15 @@ def test_a_path_that_names_no_bundle_is_told_before_the_trust_file(
     )
     assert exit_code([command, str(tmp_path)]) == 2
     assert capsys.readouterr().err == f"ngixi: error: {tmp_path}: not a regular file; a bundle is a .ngx file\n"
+
+
+def test_a_project_option_that_names_no_project_is_refused(
+    tmp_path: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ngixi run B add 1 2 --trust T --project DIR`, DIR in no project (a typo, a folder moved), ran the guest with
+    the state directory's sandboxes, as if --project had not been given."""
+    bundle = make_bundle(tmp_path, keys.key, wasm=module(functions=[Func("add", ["i32", "i32"], ["i32"])]))
+    (tmp_path / "elsewhere").mkdir()
+    run = ["run", str(bundle), "add", "1", "2", "--trust", str(keys.trust), "--in-process"]
+    assert exit_code([*run, "--project", str(tmp_path / "elsewhere")]) == 2
+    assert f"--project {tmp_path / 'elsewhere'}: no ngixi project at or above it" in capsys.readouterr().err

@@ -81,6 +81,21 @@ def test_a_forked_tenant_is_a_clean_room_of_its_own(
     assert held[0].startswith("pipe:") and held[1].startswith("pipe:") and held[0] != held[1]
 
 
+@pytest.mark.usefixtures("engine_name")
+def test_a_forked_tenant_trusts_the_certificates_its_host_does(
+    bundle: Path, keys: KeyFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host whose TLS trust comes from SSL_CERT_FILE or SSL_CERT_DIR (a company's CA) verified an in-process http
+    guest's fetches against it, but its isolated tenants' children dropped both, so OpenSSL's defaults verified
+    theirs; `ngixi run`, isolated by default, had no way to pass them (nor had TenantPool)."""
+    monkeypatch.setenv("SSL_CERT_FILE", "/etc/company/ca.pem")
+    monkeypatch.setenv("SSL_CERT_DIR", "/etc/company/certs")
+    with isolated(bundle, keys, sandboxes=tmp_path / "sandboxes") as tenant:
+        assert tenant.call("add", (2, 3)).values == (5,)
+        environ = child_environ(pid_of(tenant))
+    assert (environ["SSL_CERT_FILE"], environ["SSL_CERT_DIR"]) == ("/etc/company/ca.pem", "/etc/company/certs")
+
+
 def test_the_fork_server_is_single_threaded_and_in_a_clean_room(bundle: Path, keys: KeyFiles) -> None:
     with isolated(bundle, keys):
         for server in zygote_pids():

@@ -284,3 +284,50 @@ def test_a_bare_run_names_only_the_bundle_as_required(capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit):
         main(["run"])
     assert capsys.readouterr().err.endswith("ngixi run: error: the following arguments are required: bundle\n")
+
+
+def test_a_command_of_the_build_side_says_where_it_comes_from(
+    installed: list[metadata.EntryPoint], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A host with ngixi-runtime alone (Python 3.12, as README's operator steps install it) that ran README's
+    `ngixi pull` was told "invalid choice: 'pull' (choose from 'run', 'verify', 'inspect', 'trust')"."""
+    assert exit_code(["pull", "registry.example.com/ngixi/hello:0.1.0", "--out", "bundles"]) == 2
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error.startswith("ngixi: error: ngixi pull comes with ngixi-build (Python 3.10), which is not installed")
+    assert 'README, "Receiving bundles"' in error
+    assert exit_code(["vreify"]) == 2
+    assert "invalid choice: 'vreify'" in capsys.readouterr().err
+
+
+def test_verify_checks_a_received_bundle_against_the_operator_policy(
+    tmp_path: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An operator could check a received bundle against their policy only by running an export with it
+    (`ngixi run --policy`): `ngixi verify` took no --policy."""
+    bundle = make_bundle(tmp_path, keys.key, wasm=module(functions=[Func("add", ["i32", "i32"], ["i32"])]))
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[capabilities]\nallow = ["stdio"]\n')
+    verify = ["verify", "--trust", str(keys.trust), "--policy", str(policy), str(bundle)]
+    assert exit_code(verify) == 6
+    assert capsys.readouterr().err.splitlines() == [
+        f"ngixi: error: {policy} refuses hello 0.1.0:",
+        "  capabilities.log: not allowed by the policy (it allows: stdio)",
+    ]
+    policy.write_text('[capabilities]\nallow = ["log"]\n')
+    assert exit_code(verify) == 0
+    assert capsys.readouterr().out.endswith(f", within {policy}\n")
+    policy.write_text("[limit]\n")
+    assert exit_code(verify) == 2
+    assert 'limit: unknown key; did you mean "limits"?' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "takes_sandboxes"), [(["run"], True), (["verify"], False), (["trust", "add"], False)]
+)
+def test_project_help_names_sandboxes_only_where_the_command_has_them(
+    capsys: pytest.CaptureFixture[str], command: list[str], takes_sandboxes: bool
+) -> None:
+    """`ngixi trust add --help` (and verify's, inspect's) said --project chose sandboxes "unless --sandbox", an option
+    those commands do not have."""
+    assert exit_code([*command, "--help"]) == 0
+    assert ("--sandbox)" in " ".join(capsys.readouterr().out.split())) == takes_sandboxes
