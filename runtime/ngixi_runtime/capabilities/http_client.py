@@ -34,7 +34,8 @@ MAX_METHOD_BYTES, MAX_URL_BYTES, MAX_HEADERS_BYTES = 32, 8192, 65536
 DEFAULT_PORTS = {"http": 80, "https": 443}
 NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: the IPv4 address in its last 32 bits
 NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215: a network's own translation, to anything
-IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated (RFC 4291); `::` and `::1` are told apart first
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated (RFC 4291), but for these two:
+UNSPECIFIED_AND_LOOPBACK = frozenset(ipaddress.IPv6Address(a) for a in ("::", "::1"))
 IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # RFC 2765's SIIT form
 METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200"))
 # A host name as an allowlist entry has it, and as a guest's URL must: labels of letters, digits and hyphens. Any
@@ -107,19 +108,21 @@ class Request(NamedTuple):
 
 
 def address_kind(address: IPAddress) -> str | None:
-    """Why a guest may not reach this address by default (None for a public address)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    kind = _own_kind(address)
-    if kind is not None or isinstance(address, ipaddress.IPv4Address):
-        return kind
-    if address in NAT64_LOCAL_USE:
-        return "NAT64 local-use"
-    if address.is_site_local:
-        return "site-local"
-    embedded, how = _embedded_ipv4(address)
-    kind = None if embedded is None else _own_kind(embedded)
-    return None if kind is None else f"{kind} ({embedded} {how})"
+    """Why a guest may not reach this address by default (None for a public address). An IPv6 address that carries
+    an IPv4 one is judged by what it carries before Python's own flags, which differ between versions (3.13 counts
+    all of 6to4 and NAT64 local-use as private, 3.12 as global)."""
+    if isinstance(address, ipaddress.IPv6Address) and address not in UNSPECIFIED_AND_LOOPBACK:
+        if address.ipv4_mapped is not None:
+            return _own_kind(address.ipv4_mapped)
+        if address in NAT64_LOCAL_USE:
+            return "NAT64 local-use"
+        if address.is_site_local:
+            return "site-local"
+        embedded, how = _embedded_ipv4(address)
+        if embedded is not None:
+            kind = _own_kind(embedded)
+            return None if kind is None else f"{kind} ({embedded} {how})"
+    return _own_kind(address)
 
 
 def _own_kind(address: IPAddress) -> str | None:
