@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import hashlib
 import math
 import os
 import re
@@ -28,6 +29,7 @@ from ngixi_runtime.errors import InvalidInput
 _TEMPORARY_NAME = r"^\..+\.[a-z0-9_]{8}\.(tmp|wasm)$"  # a pattern, compiled by `re` when first used
 
 
+_DIGEST_CHUNK = 1 << 20
 _SYNC = ContextVar("fsync before rename", default=True)
 
 
@@ -421,3 +423,17 @@ def open_regular(path: Path) -> Iterator[IO[bytes] | None]:
         return
     with os.fdopen(descriptor, "rb") as stream:
         yield stream
+
+
+def sha256_of(path: Path) -> str | None:
+    """The file's sha256 (hex), or None if it cannot be read or is not a regular file."""
+    digest = hashlib.sha256()
+    try:
+        with open_regular(path) as stream:
+            if stream is None:
+                return None
+            while chunk := stream.read(_DIGEST_CHUNK):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
