@@ -545,10 +545,11 @@ def cmd_pull(args: argparse.Namespace) -> int:
         from ngixi_runtime.registry.client import checked_timeout
         from ngixi_runtime.registry.pull import pull_bundle
     except ModuleNotFoundError as missing:
-        if missing.name not in PULL_DEPENDENCIES:
+        distribution = (missing.name or "").partition(".")[0]
+        if distribution not in PULL_DEPENDENCIES:
             raise
         raise InvalidInput(
-            f"ngixi pull needs the registry client ({missing.name} is not installed): pip install 'ngixi-runtime[pull]'"
+            f"ngixi pull needs the registry client ({distribution} is not installed): pip install 'ngixi-runtime[pull]'"
         ) from None
     timeout = checked_timeout(args.timeout)
     path = pull_bundle(reference=args.reference, out_dir=args.out, trust=trusted_keys(args), timeout=timeout)
