@@ -1,4 +1,4 @@
-"""The build's walks and digests of a project's files: regular files only (a FIFO or device is never listed,
+"""The build's walks of a project's files: regular files only (a FIFO or device is never listed,
 opened or waited on)."""
 
 from __future__ import annotations
