@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import hashlib
 import math
 import os
 import re
@@ -427,6 +426,8 @@ def open_regular(path: Path) -> Iterator[IO[bytes] | None]:
 
 def sha256_of(path: Path) -> str | None:
     """The file's sha256 (hex), or None if it cannot be read or is not a regular file."""
+    import hashlib  # not at module level: a run loads no second OpenSSL (spec/digests.py)
+
     digest = hashlib.sha256()
     try:
         with open_regular(path) as stream:
