@@ -3,9 +3,9 @@ SHELL := /bin/bash
 VENV := .venv
 STAMP := $(VENV)/.ngixi-installed
 # The run side also on current Python: a Python 3.12 environment with the ngixi-runtime distribution
-# installed from runtime/ (Wasmtime only), where the run side's suite, tests/run/, runs again (its bundles
-# built by the 3.10 side; Wasmer-only tests skip). NGIXI_TEST_INSTALLED_RUNTIME has the suite check that
-# it tests the installed copy, refreshed whenever a file under runtime/ changes.
+# installed from runtime/ with its pull extra (Wasmtime only), where the run side's suite, tests/run/, runs
+# again (its bundles built by the 3.10 side; Wasmer-only tests skip). NGIXI_TEST_INSTALLED_RUNTIME has the
+# suite check that it tests the installed copy, refreshed whenever a file under runtime/ changes.
 LOADER_VENV := .venv-loader
 LOADER_STAMP := $(LOADER_VENV)/.ngixi-installed
 # And on the newest Python this kind of machine has (3.13), where the standard library behaves otherwise in places

@@ -1,4 +1,4 @@
-"""The build side's `ngixi` commands: build, smoke, release, watch, validate, keygen, publish, pull, wit, doctor.
+"""The build side's `ngixi` commands: build, smoke, release, watch, validate, keygen, publish, wit, doctor.
 
 `ngixi-build` declares them in the `ngixi.commands` entry-point group, where the run side's `ngixi`
 command (ngixi_runtime.cli) finds them.
@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from ngixi_build.project import Project, find_project
-from ngixi_runtime.cli import Command, add_trust_option, add_trust_scope_options, trusted_keys
+from ngixi_runtime.cli import Command, add_timeout_option, add_trust_scope_options
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.kind import GUEST_ABIS, GUEST_KINDS
 from ngixi_runtime.trust.choice import state_override
@@ -137,20 +137,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from ngixi_build.workflows.publish import publish_project_release
-    from ngixi_build.workflows.registry_client import checked_timeout
+    from ngixi_runtime.registry.client import checked_timeout
 
     timeout = checked_timeout(args.timeout)
     publish_project_release(chosen_project(args), force=args.force, timeout=timeout)  # logs each tag, its pin
-    return 0
-
-
-def cmd_pull(args: argparse.Namespace) -> int:
-    from ngixi_build.workflows.publish import pull_bundle
-    from ngixi_build.workflows.registry_client import checked_timeout
-
-    timeout = checked_timeout(args.timeout)
-    path = pull_bundle(reference=args.reference, out_dir=args.out, trust=trusted_keys(args), timeout=timeout)
-    print(f"ok: {path}")
     return 0
 
 
@@ -195,23 +185,7 @@ def _publish_arguments(parser: argparse.ArgumentParser) -> None:
         help="overwrite a tag that names other content (hosts may have pulled it), or publish a sequence not above "
         "another published version's (hosts refuse it as a rollback)",
     )
-    _timeout_option(parser, "publish")
-
-
-def _pull_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("reference", help="registry/name:tag, or registry/name@sha256:... as publish prints it")
-    parser.add_argument("--out", type=Path, default=Path("."), help="directory to write the bundle into")
-    add_trust_option(parser)
-    _timeout_option(parser, "pull")
-
-
-def _timeout_option(parser: argparse.ArgumentParser, command: str) -> None:
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        metavar="SECONDS",
-        help=f"the most the whole {command} may take (default 600); a read may wait 10 s at most for a byte",
-    )
+    add_timeout_option(parser, "publish")
 
 
 def _wit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -264,7 +238,6 @@ PUBLISH = Command(
 BUILD = Command("build every guest of the project (doit build, with no dodo.py)", cmd_build, add_project_options)
 SMOKE = Command("build, then run every guest's [[smoke]] calls (doit smoke)", cmd_smoke, add_project_options)
 RELEASE = Command("build the project's release (doit release)", cmd_release, _release_arguments)
-PULL = Command("fetch a bundle from an OCI registry and verify it", cmd_pull, _pull_arguments)
 WIT = Command("print the WIT catalog of host capabilities (wit/) for component guests", cmd_wit, _wit_arguments)
 INIT = Command("create a guest project: pyproject.toml, dodo.py, .gitignore, README", cmd_init, _init_arguments)
 NEW = Command("add a guest to the project, ready to build, run and smoke-test", cmd_new, _new_arguments)

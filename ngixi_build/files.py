@@ -1,17 +1,14 @@
-"""The build's walks and digests of a project's files: regular files only (a FIFO or device is never listed,
+"""The build's walks of a project's files: regular files only (a FIFO or device is never listed,
 opened or waited on)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ngixi_runtime.errors import NgixiError
-from ngixi_runtime.files import open_regular
 
-_CHUNK = 1 << 20
 # Editors' swap, backup, lock and probe files and the like (vim, emacs, JetBrains, kate, gedit, LibreOffice, macOS's
 # Finder): written and removed while one edits, never a source a compile is pointed at.
 _NOISE_SUFFIXES = ("~", ".swp", ".swx", ".swo", ".tmp", ".bak", ".orig", ".kate-swp", "___jb_tmp___", "___jb_old___")
@@ -22,20 +19,6 @@ _NOISE_NAMES = {"4913", ".DS_Store"}
 def is_editor_noise(name: str) -> bool:
     """Whether a file's name is an editor's scratch file's: no input of a build, no change to rebuild for."""
     return name.endswith(_NOISE_SUFFIXES) or name.startswith(_NOISE_PREFIXES) or name in _NOISE_NAMES
-
-
-def sha256_of(path: Path) -> str | None:
-    """The file's sha256 (hex), or None if it cannot be read or is not a regular file."""
-    digest = hashlib.sha256()
-    try:
-        with open_regular(path) as stream:
-            if stream is None:
-                return None
-            while chunk := stream.read(_CHUNK):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()
 
 
 def regular_files(directory: Path, *, enter: Callable[[str], bool] = lambda _name: True) -> list[Path]:

@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ngixi_build.files import sha256_of
 from ngixi_build.toolchains.component_world import read_component_world
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import read_input_bytes, write_atomic
+from ngixi_runtime.files import read_input_bytes, sha256_of, write_atomic
 from ngixi_runtime.guest.check import check_component, check_core_guest
 from ngixi_runtime.guest.component_memory import component_memory_problems
 from ngixi_runtime.guest.manifest import Manifest, ManifestError, load_manifest

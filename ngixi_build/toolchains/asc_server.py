@@ -25,10 +25,10 @@ from importlib import resources
 from pathlib import Path
 from typing import IO
 
-from ngixi_build.files import sha256_of
 from ngixi_build.proc import limited, tool_limits
 from ngixi_build.toolchains.assemblyscript import Toolchain
 from ngixi_runtime.errors import ToolchainError
+from ngixi_runtime.files import sha256_of
 
 log = logging.getLogger(__name__)
 

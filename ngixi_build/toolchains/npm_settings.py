@@ -12,7 +12,6 @@ npm sends the user's token for a registry's host whatever its scheme.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from pathlib import Path
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import KEY_FILE_LIMIT, read_input_text
+from ngixi_runtime.registry.names import is_loopback_host
 
 _BOOLEAN = re.compile(r"^(true|false|)$")
 _NUMBER = re.compile(r"^[0-9]{1,9}$")
@@ -123,13 +123,3 @@ def _registry_safe(url: str) -> bool:
     if parts.username is not None or parts.password is not None or not parts.hostname:
         return False
     return parts.scheme == "https" or is_loopback_host(parts.hostname)
-
-
-def is_loopback_host(host: str) -> bool:
-    """Whether `host` (a name, or an address without brackets) is this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -26,7 +26,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ngixi_build.files import refuse_links, sha256_of
+from ngixi_build.files import refuse_links
 from ngixi_build.guests import GuestBuild, read_guest
 from ngixi_build.languages import assemblyscript
 from ngixi_build.languages.base import CompileJob
@@ -41,7 +41,7 @@ from ngixi_build.toolchains.assemblyscript import Toolchain, ensure_toolchain
 from ngixi_build.workflows import pipeline
 from ngixi_runtime.bundles.reader import VerifiedBundle, read_bundle
 from ngixi_runtime.errors import InvalidInput, NgixiError
-from ngixi_runtime.files import without_fsync, write_atomic
+from ngixi_runtime.files import sha256_of, without_fsync, write_atomic
 from ngixi_runtime.spec.bundle_format import BuildProfile
 from ngixi_runtime.spec.targets import Target, host_triple
 from ngixi_runtime.trust.signatures import load_trust

@@ -1,16 +1,14 @@
-"""Publishing release bundles to an OCI registry, and pulling them back verified (oras)."""
+"""Publishing release bundles to an OCI registry (oras), through the run side's registry client; pulling them
+is the run side's (ngixi_runtime.registry.pull)."""
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import logging
 import os
-import re
 import tempfile
 import urllib.parse
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -18,40 +16,38 @@ from typing import Any, Literal
 import requests
 from oras.container import Container
 
-from ngixi_build.files import sha256_of
 from ngixi_build.project import Project
 from ngixi_build.stages.signing import SigningKey, release_signing_key
-from ngixi_build.workflows.registry_client import (
-    Client,
-    OutOfTime,
-    RegistryError,
-    connect,
-    origin,
-    reason,
-    within,
-)
 from ngixi_build.workflows.release import release_version
 from ngixi_build.workflows.release_history import HISTORY_FILE
 from ngixi_runtime.bundles.reader import VerifiedBundle, open_bundle_file, read_bundle
 from ngixi_runtime.errors import InvalidInput, VerificationError
-from ngixi_runtime.files import write_atomic
 from ngixi_runtime.loading.loader import verified_manifest
 from ngixi_runtime.printable import clipped, printable
-from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX, MAX_BUNDLE_BYTES, BundleIndex
+from ngixi_runtime.registry.client import Client, OutOfTime, RegistryError, origin, within
+from ngixi_runtime.registry.names import checked_registry, oci_tag
+from ngixi_runtime.registry.oci import (
+    GZIP_BUNDLE_MEDIA_TYPE,
+    MANIFEST_MEDIA_TYPE,
+    MAX_MANIFEST_BYTES,
+    bounded_body,
+    bundle_layer,
+    check_accepted,
+    client_for,
+    is_digest,
+    json_object,
+    sha256_digest,
+    streamed_get,
+)
+from ngixi_runtime.spec.bundle_format import MAX_BUNDLE_BYTES, BundleIndex
 from ngixi_runtime.trust.signatures import TrustedKey, TrustStore
 
 log = logging.getLogger(__name__)
 
-BUNDLE_MEDIA_TYPE = "application/vnd.ngixi.bundle.v1.tar"  # what `pull` also accepts: published before gzip
-GZIP_BUNDLE_MEDIA_TYPE = "application/vnd.ngixi.bundle.v1.tar+gzip"
-BUNDLE_MEDIA_TYPES = (GZIP_BUNDLE_MEDIA_TYPE, BUNDLE_MEDIA_TYPE)
 # zlib's default: level 9 saves 1-2% more of a bundle for five times the time.
 COMPRESSION_LEVEL = 6
 ARTIFACT_TYPE = "application/vnd.ngixi.bundle.config.v1+json"
-MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 REGISTRY_VARIABLE = "NGIXI_REGISTRY"
-# The OCI distribution spec's floor for the manifests a registry accepts (containerd's ceiling on what it reads).
-MAX_MANIFEST_BYTES = 4 << 20
 # Publish's sequence check reads at most this many of a repository's tags (each costs two requests), asking for
 # them a page at a time; a page's answer is read up to MAX_TAG_PAGE_BYTES (128 tags of 128 characters is 17 KiB).
 MAX_TAGS_READ = 1000
@@ -60,11 +56,6 @@ MAX_TAG_PAGE_BYTES = 1 << 20
 # A published bundle's config document (this tool writes a few hundred bytes: guest, version, channel, sequence,
 # capabilities, targets); publish's sequence check reads one per tag.
 MAX_CONFIG_BYTES = 64 << 10
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-_BODY_SHOWN = 300  # characters of a refusal's body quoted in the error
-_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::(?P<port>\d{1,5}))?")
-_REPOSITORY_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 
 
 PublishState = Literal["published", "unchanged", "overwritten"]
@@ -86,55 +77,6 @@ def registry_from_environment() -> str:
     if not registry:
         raise InvalidInput(f"{REGISTRY_VARIABLE} is not set: give the registry as host[:port][/namespace]")
     return checked_registry(registry, source=REGISTRY_VARIABLE)
-
-
-def _is_host(text: str) -> bool:
-    """host[:port], the port one a TCP connection can be made to."""
-    found = _HOST.fullmatch(text)
-    return found is not None and (found["port"] is None or 0 < int(found["port"]) <= 65535)
-
-
-def checked_registry(registry: str, *, source: str) -> str:
-    """host[:port][/namespace], the namespace as the OCI distribution spec allows repository names."""
-    host, _, namespace = registry.partition("/")
-    components = namespace.split("/") if namespace else []
-    if not _is_host(host) or not all(_REPOSITORY_COMPONENT.fullmatch(c) for c in components):
-        raise InvalidInput(
-            f"{source}: {registry!r} is not a registry: give host[:port][/namespace], the namespace in lowercase "
-            "letters and digits separated by '/', '.', '_' or '-'"
-        )
-    return registry
-
-
-def checked_reference(reference: str) -> str:
-    """host[:port]/repository[/...] with :tag or @sha256:digest, each part as `checked_registry` and `oci_tag`
-    allow them: anything else (a userinfo `@`, a missing tag) could be read one way here, where loopback earns
-    plain HTTP, and another by oras, which picks the host the requests go to."""
-    name, at, digest = reference.partition("@")
-    path, colon, tag = name.rpartition(":") if not at and ":" in name.partition("/")[2] else (name, "", "")
-    host, _, repository = path.partition("/")
-    pinned = _DIGEST.fullmatch(digest) if at else _TAG.fullmatch(tag) if colon else None
-    components = repository.split("/")
-    if not (pinned and _is_host(host) and all(_REPOSITORY_COMPONENT.fullmatch(c) for c in components)):
-        raise InvalidInput(
-            f"{printable(reference)}: not a bundle reference: give host[:port]/repository:version, the version's "
-            "'+' as '_', or host[:port]/repository@sha256:<64 hex digits>, not both (as `doit publish` prints "
-            "them), the repository in lowercase letters and digits separated by '/', '.', '_' or '-'"
-        )
-    return reference
-
-
-def oci_tag(version: str) -> str:
-    """The tag a guest version is published under: a semantic version's build metadata "+" (not allowed in
-    tags) becomes "_", as Helm does."""
-    tag = version.replace("+", "_")
-    if not _TAG.fullmatch(tag):
-        raise InvalidInput(f"version {version!r} cannot be an OCI tag (letters, digits, '.', '_', '-'; 128 at most)")
-    return tag
-
-
-def _client(registry: str) -> Client:
-    return connect(registry.split("/", maxsplit=1)[0])
 
 
 def _trust_of(key: SigningKey) -> TrustStore:
@@ -202,12 +144,12 @@ def _prepare(client: Client, registry: str, path: Path, key: SigningKey) -> _Upl
         existing = _tagged(client, container)
         tagged = None
         if existing is not None:
-            tagged = existing[0], existing[1].get("digest") in (layer["digest"], _sha256(data))
+            tagged = existing[0], existing[1].get("digest") in (layer["digest"], sha256_digest(data))
         out_of_order = None if tagged else _out_of_order(client, registry, reference, bundle.index)
     except (requests.RequestException, ValueError) as error:
         raise RegistryError(f"{reference}: manifest lookup failed: {printable(str(error))}") from None
     blobs = ((layer, layer_bytes), (config_descriptor, config_bytes))
-    return _Upload(reference, container, blobs, manifest, _sha256(manifest), tagged, out_of_order)
+    return _Upload(reference, container, blobs, manifest, sha256_digest(manifest), tagged, out_of_order)
 
 
 def _verified(path: Path, trust: TrustStore) -> tuple[bytes, VerifiedBundle, tuple[dict[str, Any], dict[str, str]]]:
@@ -254,14 +196,18 @@ def _published_versions(client: Client, repository: str) -> list[_PublishedVersi
     found = []
     for tag in _tags(client, repository):
         container = client.get_container(f"{repository}:{tag}")
-        response = _get(client, f"{client.prefix}://{container.manifest_url(tag)}", accept=MANIFEST_MEDIA_TYPE)
-        document = _document(_body(response, MAX_MANIFEST_BYTES, container.uri, "manifest"))
+        response = streamed_get(client, f"{client.prefix}://{container.manifest_url(tag)}", accept=MANIFEST_MEDIA_TYPE)
+        document = json_object(bounded_body(response, MAX_MANIFEST_BYTES, container.uri, "manifest"))
         config = document.get("config") if response.status_code == 200 and document else None
-        if not isinstance(config, dict) or config.get("mediaType") != ARTIFACT_TYPE or not _is_digest(config):
+        if not isinstance(config, dict) or config.get("mediaType") != ARTIFACT_TYPE or not is_digest(config):
             continue  # not a bundle this tool published
-        blob = _get(client, f"{client.prefix}://{container.get_blob_url(config['digest'])}")
-        content = _body(blob, MAX_CONFIG_BYTES, container.uri, "config")
-        if blob.status_code == 200 and _sha256(content) == config["digest"] and (described := _document(content)):
+        blob = streamed_get(client, f"{client.prefix}://{container.get_blob_url(config['digest'])}")
+        content = bounded_body(blob, MAX_CONFIG_BYTES, container.uri, "config")
+        if (
+            blob.status_code == 200
+            and sha256_digest(content) == config["digest"]
+            and (described := json_object(content))
+        ):
             found.append(
                 _PublishedVersion(tag, described.get("channel"), described.get("version"), described.get("sequence"))
             )
@@ -275,11 +221,11 @@ def _tags(client: Client, repository: str) -> list[str]:
     url: str | None = first
     tags: list[str] = []
     while url and len(tags) <= MAX_TAGS_READ:
-        response = _get(client, url)
+        response = streamed_get(client, url)
         if response.status_code == 404:
             return []  # a repository not made yet
-        _checked(response, repository, "tag listing")
-        page = (_document(_body(response, MAX_TAG_PAGE_BYTES, repository, "tag list")) or {}).get("tags")
+        check_accepted(response, repository, "tag listing")
+        page = (json_object(bounded_body(response, MAX_TAG_PAGE_BYTES, repository, "tag list")) or {}).get("tags")
         if not isinstance(page, list) or not all(isinstance(tag, str) for tag in page):
             raise VerificationError(f"{repository}: the registry's tag list is not a list of tags")
         tags += page
@@ -306,37 +252,6 @@ def _same_origin(url: str, registry_url: str, repository: str) -> str:
     return url
 
 
-def _get(client: Client, url: str, *, accept: str | None = None) -> requests.Response:
-    """A streamed GET, tried once."""
-    headers = {"Accept": accept} if accept else {}
-    response: requests.Response = client.do_request(url, "GET", headers=headers, stream=True)
-    return response
-
-
-def _body(response: requests.Response, limit: int, reference: str, what: str) -> bytes:
-    """A response's body, refused once it passes `limit` bytes, before the rest is read."""
-    received = bytearray()
-    for chunk in response.iter_content(chunk_size=1 << 16):
-        received += chunk
-        if len(received) > limit:
-            response.close()
-            raise VerificationError(f"{reference}: the {what} is larger than {limit} bytes; refused unread")
-    return bytes(received)
-
-
-def _document(content: bytes) -> dict[str, Any] | None:
-    """A JSON object, or None for anything else."""
-    try:
-        document = json.loads(content)
-    except ValueError:
-        return None
-    return document if isinstance(document, dict) else None
-
-
-def _is_digest(descriptor: dict[str, Any]) -> bool:
-    return isinstance(descriptor.get("digest"), str) and bool(_DIGEST.fullmatch(descriptor["digest"]))
-
-
 def _push(client: Client, upload: _Upload) -> Published:
     """Pushes content-addressed: the blobs, the manifest by digest, and only then the tag, asking the
     registry to tag only if the tag still names what it named when checked (a conditional PUT, which
@@ -349,7 +264,7 @@ def _push(client: Client, upload: _Upload) -> Published:
                 blob = Path(scratch) / descriptor["digest"].replace(":", "-")
                 blob.write_bytes(data)
                 response = client.upload_blob(str(blob), upload.container, descriptor)
-                _checked(response, upload.reference, "blob upload")
+                check_accepted(response, upload.reference, "blob upload")
         _put_manifest(client, upload.container, upload.digest, upload.manifest, upload.reference)
         now = _tagged(client, upload.container)
         if now is not None and now[0] == upload.digest:
@@ -387,12 +302,8 @@ def _check_won(client: Client, upload: _Upload) -> None:
         )
 
 
-def _sha256(data: bytes) -> str:
-    return f"sha256:{hashlib.sha256(data).hexdigest()}"
-
-
 def _descriptor(media_type: str, data: bytes, annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    found: dict[str, Any] = {"mediaType": media_type, "digest": _sha256(data), "size": len(data)}
+    found: dict[str, Any] = {"mediaType": media_type, "digest": sha256_digest(data), "size": len(data)}
     return {**found, "annotations": annotations} if annotations else found
 
 
@@ -411,13 +322,13 @@ def _manifest_bytes(config: dict[str, Any], layer: dict[str, Any], annotations: 
 def _tagged(client: Client, container: Container) -> tuple[str, dict[str, Any]] | None:
     """The digest and bundle layer of the manifest the tag names now; None when the tag is new."""
     url = f"{client.prefix}://{container.manifest_url(container.tag)}"
-    response = _get(client, url, accept=MANIFEST_MEDIA_TYPE)
+    response = streamed_get(client, url, accept=MANIFEST_MEDIA_TYPE)
     if response.status_code == 404:
         return None
-    _checked(response, container.uri, "manifest lookup")
-    content = _body(response, MAX_MANIFEST_BYTES, container.uri, "manifest")
-    digest = response.headers.get("Docker-Content-Digest") or _sha256(content)
-    return digest, _bundle_layer(content, container.uri)
+    check_accepted(response, container.uri, "manifest lookup")
+    content = bounded_body(response, MAX_MANIFEST_BYTES, container.uri, "manifest")
+    digest = response.headers.get("Docker-Content-Digest") or sha256_digest(content)
+    return digest, bundle_layer(content, container.uri)
 
 
 def _put_manifest(
@@ -437,14 +348,7 @@ def _put_manifest(
     )
     if response.status_code == 412:
         raise RegistryError(f"{reference}: another publisher tagged it while this publish ran; not tagged")
-    _checked(response, reference, f"manifest push to {target}")
-
-
-def _checked(response: requests.Response, reference: str, what: str) -> None:
-    if response.status_code not in (200, 201, 202):
-        start = next(response.iter_content(chunk_size=4 * _BODY_SHOWN), b"")  # never the whole of a huge body
-        body = printable(start.decode("utf-8", "replace")[:_BODY_SHOWN])  # the registry's text, one line
-        raise RegistryError(f"{reference}: {what} refused by the registry: HTTP {response.status_code} {body}")
+    check_accepted(response, reference, f"manifest push to {target}")
 
 
 def compressed(bundle: bytes) -> bytes:
@@ -473,7 +377,7 @@ def publish_release(
     published: list[Published] = []
     try:
         with within(timeout):
-            client = _client(registry)
+            client = client_for(registry)
             uploads = [_prepare(client, registry, path, key) for path in bundles]
             refusals = [r for u in uploads if (r := u.refusal())]
             if refusals and not force:
@@ -486,145 +390,6 @@ def publish_release(
             "already there with this content is left as it is), with more time: --timeout SECONDS"
         ) from None
     return published
-
-
-def _bundle_layer(content: bytes, reference: str) -> dict[str, Any]:
-    """The one bundle layer of a manifest's bytes, its digest and size checked: the registry's answer is
-    foreign input."""
-    manifest = _document(content)
-    layers = manifest.get("layers") if manifest else None
-    if not isinstance(layers, list) or not all(isinstance(layer, dict) for layer in layers):
-        raise VerificationError(f"{reference}: the registry's manifest is not an OCI image manifest")
-    found = [layer for layer in layers if layer.get("mediaType") in BUNDLE_MEDIA_TYPES]
-    if len(found) != 1:
-        kinds = " or ".join(BUNDLE_MEDIA_TYPES)
-        raise VerificationError(f"{reference}: expected one {kinds} layer, found {len(found)}")
-    layer: dict[str, Any] = found[0]
-    size = layer.get("size")
-    if not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= MAX_BUNDLE_BYTES:
-        raise VerificationError(f"{reference}: bundle layer size {printable(repr(size))} is out of bounds")
-    if not _is_digest(layer):
-        digest = printable(repr(layer.get("digest")))
-        raise VerificationError(f"{reference}: bundle layer digest {digest} is not a sha256 digest")
-    return layer
-
-
-def pull_bundle(*, reference: str, out_dir: Path, trust: TrustStore, timeout: float | None = None) -> Path:
-    """Fetches a bundle by reference (registry/guest:tag or registry/guest@sha256:...), checks every digest,
-    verifies it, then moves it into out_dir as <guest>-<version>.ngx; all within `timeout` seconds."""
-    checked_reference(reference)
-    if out_dir.exists() and not out_dir.is_dir():  # known before a byte is fetched; made later if missing
-        raise InvalidInput(f"--out {out_dir}: not a directory; name the directory to write the bundle in")
-    try:
-        with within(timeout):
-            return _pull(reference, out_dir, trust)
-    except OutOfTime as late:
-        raise OutOfTime(
-            f"{reference}: the pull {late}; nothing was written (with more time: --timeout SECONDS)"
-        ) from None
-
-
-def _pull(reference: str, out_dir: Path, trust: TrustStore) -> Path:
-    client = _client(reference)
-    try:
-        container = client.get_container(reference)
-        layer = _bundle_layer(_pulled_manifest(client, container, reference), reference)
-        response = _get(client, f"{client.prefix}://{container.get_blob_url(layer['digest'])}")
-        response.raise_for_status()
-        with tempfile.TemporaryDirectory() as scratch:
-            blob, staged = Path(scratch) / "blob", Path(scratch) / f"{container.repository.rsplit('/', 1)[-1]}.ngx"
-            digest = _download(response, blob, layer["size"], reference)
-            if f"sha256:{digest}" != layer["digest"]:
-                raise VerificationError(f"{reference}: downloaded blob does not match its digest")
-            if layer["mediaType"] == GZIP_BUNDLE_MEDIA_TYPE:
-                _decompress(blob, staged, reference)
-            else:
-                blob.rename(staged)
-            index = read_bundle(staged, trust).index
-            _check_named(index, container, reference)
-            final = out_dir / f"{index.guest}-{index.version}{BUNDLE_SUFFIX}"  # both checked by the reader
-            _write_new(final, staged.read_bytes())
-    except requests.RequestException as error:
-        raise RegistryError(f"{reference}: pull failed: {reason(error)}") from None
-    except ValueError as error:
-        raise RegistryError(f"{reference}: pull failed: {printable(str(error))}") from None
-    return final
-
-
-def _check_named(index: BundleIndex, container: Container, reference: str) -> None:
-    """The bundle is the guest the reference names, and, pulled by tag, the version the tag names: a signature
-    says who made a bundle, not that it is the one asked for, so a registry (or whoever moved a tag) could
-    otherwise hand out an older signed version with its known holes, or another guest the key signed."""
-    if index.guest != container.repository.rsplit("/", 1)[-1]:
-        raise VerificationError(
-            f"{reference}: the registry returned guest {index.guest}, not {container.repository}; refused"
-        )
-    if not container.digest and oci_tag(index.version) != container.tag:
-        raise VerificationError(
-            f"{reference}: the registry returned {index.guest} {index.version}, not {container.tag}; refused "
-            f"(a tag names one published version: pull {index.guest}:{oci_tag(index.version)} or pin a digest "
-            "if this version is the one wanted)"
-        )
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    """Writes the pulled bundle, never over a file with other bytes (the same bytes are left as they are)."""
-    if _size_of(path) == len(data) and sha256_of(path) == hashlib.sha256(data).hexdigest():  # never read whole
-        return
-    try:
-        write_atomic(path, data, new=True)  # nor over one another pull or process makes meanwhile
-    except FileExistsError:
-        raise InvalidInput(
-            f"{path}: already exists, with other content than this pull's ({_sha256(data)}); "
-            "move it away or pull into another --out directory"
-        ) from None
-
-
-def _size_of(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return None
-
-
-def _pulled_manifest(client: Client, container: Container, reference: str) -> bytes:
-    """The manifest a reference names; pulled by digest, its bytes must have that digest."""
-    response = _get(client, f"{client.prefix}://{container.manifest_url()}", accept=MANIFEST_MEDIA_TYPE)
-    _checked(response, reference, "manifest lookup")
-    content = _body(response, MAX_MANIFEST_BYTES, reference, "manifest")
-    if container.digest and _sha256(content) != container.digest:
-        raise VerificationError(f"{reference}: the registry returned a manifest with another digest")
-    return content
-
-
-def _download(response: requests.Response, path: Path, size: int, reference: str) -> str:
-    digest = hashlib.sha256()
-    received = 0
-    with path.open("wb") as stream:
-        for chunk in response.iter_content(chunk_size=1 << 16):
-            received += len(chunk)
-            if received > size:
-                raise VerificationError(f"{reference}: blob is larger than its declared {size} bytes")
-            digest.update(chunk)
-            stream.write(chunk)
-    return digest.hexdigest()
-
-
-def _decompress(blob: Path, path: Path, reference: str) -> None:
-    """Inflates a gzip'd layer, refusing one that inflates past the largest bundle the reader accepts."""
-    written = 0
-    try:
-        with gzip.open(blob) as inflated, path.open("wb") as stream:
-            while chunk := inflated.read(1 << 16):
-                written += len(chunk)
-                if written > MAX_BUNDLE_BYTES:
-                    raise VerificationError(
-                        f"{reference}: the bundle layer inflates to more than {MAX_BUNDLE_BYTES} bytes, the largest "
-                        "bundle accepted; refused as a decompression bomb"
-                    )
-                stream.write(chunk)
-    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
-        raise VerificationError(f"{reference}: the bundle layer is not valid gzip: {error}") from None
 
 
 def publish_project_release(project: Project, *, force: bool = False, timeout: float | None = None) -> list[Published]:

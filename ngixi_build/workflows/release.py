@@ -28,7 +28,7 @@ from typing import IO, Any
 from urllib.parse import quote
 
 from ngixi_build import __version__
-from ngixi_build.files import regular_files, sha256_of
+from ngixi_build.files import regular_files
 from ngixi_build.guests import read_guest
 from ngixi_build.languages import registry
 from ngixi_build.locking import file_lock
@@ -56,7 +56,7 @@ from ngixi_build.workflows.release_history import (
 )
 from ngixi_runtime.engines import wasmer as engine
 from ngixi_runtime.errors import InvalidInput, NgixiError
-from ngixi_runtime.files import open_regular, write_atomic
+from ngixi_runtime.files import open_regular, sha256_of, write_atomic
 from ngixi_runtime.spec.bundle_format import BUNDLE_SUFFIX, INDEX_NAME, BundleIndex, Channel, parse_index
 from ngixi_runtime.spec.schema import suggestion
 from ngixi_runtime.trust.minisign_format import is_secret_key_file

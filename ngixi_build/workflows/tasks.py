@@ -13,10 +13,10 @@ from typing import Any
 from doit.exceptions import TaskFailed
 from doit.task import Task
 
-from ngixi_build.files import sha256_of
 from ngixi_build.locking import build_lock
 from ngixi_build.toolchains.npm_deps import tree_stat
 from ngixi_runtime.errors import NgixiError, unexpected
+from ngixi_runtime.files import sha256_of
 
 _TARGETS_KEY = "targets"
 _TREE_KEY = "tree"

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from ngixi_runtime.trust.signatures import TrustStore
 
 COMMAND_GROUP = "ngixi.commands"
+# What `ngixi pull` imports from the `pull` extra (ngixi-runtime[pull]): missing, the command says to install it.
+PULL_DEPENDENCIES = ("oras", "requests", "urllib3")
 
 
 class Command(NamedTuple):
@@ -117,7 +119,7 @@ def _refuse_unused_project(args: argparse.Namespace) -> None:
 
 def trusted_keys(args: argparse.Namespace) -> TrustStore:
     """The keys the options' trust file trusts, scoped as a found project's dev trust file is: every command
-    that verifies a bundle reads them so (`run`, `verify`, `inspect`, and the build side's `pull`)."""
+    that verifies a bundle reads them so (`run`, `verify`, `inspect`, `pull`)."""
     return _chosen_trust(args, trust_file(args))
 
 
@@ -549,6 +551,23 @@ def _line(text: str) -> None:
     print(printable(text))
 
 
+def cmd_pull(args: argparse.Namespace) -> int:
+    try:
+        from ngixi_runtime.registry.client import checked_timeout
+        from ngixi_runtime.registry.pull import pull_bundle
+    except ModuleNotFoundError as missing:
+        distribution = (missing.name or "").partition(".")[0]
+        if distribution not in PULL_DEPENDENCIES:
+            raise
+        raise InvalidInput(
+            f"ngixi pull needs the registry client ({distribution} is not installed): pip install 'ngixi-runtime[pull]'"
+        ) from None
+    timeout = checked_timeout(args.timeout)
+    path = pull_bundle(reference=args.reference, out_dir=args.out, trust=trusted_keys(args), timeout=timeout)
+    print(f"ok: {path}")
+    return 0
+
+
 def cmd_trust(args: argparse.Namespace) -> int:
     from ngixi_runtime.trust import editing
 
@@ -713,11 +732,29 @@ def _inspect_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
+def _pull_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("reference", help="registry/name:tag, or registry/name@sha256:... as publish prints it")
+    parser.add_argument("--out", type=Path, default=Path("."), help="directory to write the bundle into")
+    add_trust_option(parser)
+    add_timeout_option(parser, "pull")
+
+
+def add_timeout_option(parser: argparse.ArgumentParser, command: str) -> None:
+    """--timeout, for the commands that talk to a registry (`pull`, and the build side's `publish`)."""
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help=f"the most the whole {command} may take (default 600); a read may wait 10 s at most for a byte",
+    )
+
+
 COMMANDS = {
     "run": Command("verify a bundle and call an export (or run a command guest)", cmd_run, _run_arguments),
     "verify": Command("verify a bundle's signature and every member", cmd_verify, _verify_arguments),
     "inspect": Command("show a verified bundle's members and artifacts", cmd_inspect, _inspect_arguments),
     "trust": Command("list, add or remove the keys a trust file trusts", cmd_trust, _trust_arguments),
+    "pull": Command("fetch a bundle from an OCI registry and verify it (the pull extra)", cmd_pull, _pull_arguments),
 }
 
 
@@ -759,7 +796,7 @@ def _commands_for(argv: Sequence[str]) -> Mapping[str, Command]:
 
 # The commands ngixi-build adds (ngixi_build/cli.py): named when it is not installed, rather than "invalid choice".
 _BUILD_COMMANDS = frozenset(
-    ("build", "doctor", "init", "keygen", "new", "publish", "pull", "release", "smoke", "validate", "watch", "wit")
+    ("build", "doctor", "init", "keygen", "new", "publish", "release", "smoke", "validate", "watch", "wit")
 )
 
 
@@ -768,10 +805,9 @@ def _refuse_a_build_command(
 ) -> None:
     """A command of ngixi-build on a host that has ngixi-runtime alone: says where it comes from."""
     if named in _BUILD_COMMANDS and named not in commands:
-        hint = ' (or receive the bundle as a file: README, "Receiving bundles")' if named == "pull" else ""
         parser.error(
             f"ngixi {named} comes with ngixi-build (Python 3.10), which is not installed here: this host has "
-            f"ngixi-runtime's run, verify, inspect and trust; run it where ngixi-build is installed{hint}"
+            f"ngixi-runtime's run, verify, inspect, trust and pull; run it where ngixi-build is installed"
         )
 
 

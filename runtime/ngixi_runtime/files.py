@@ -28,6 +28,7 @@ from ngixi_runtime.errors import InvalidInput
 _TEMPORARY_NAME = r"^\..+\.[a-z0-9_]{8}\.(tmp|wasm)$"  # a pattern, compiled by `re` when first used
 
 
+_DIGEST_CHUNK = 1 << 20
 _SYNC = ContextVar("fsync before rename", default=True)
 
 
@@ -421,3 +422,19 @@ def open_regular(path: Path) -> Iterator[IO[bytes] | None]:
         return
     with os.fdopen(descriptor, "rb") as stream:
         yield stream
+
+
+def sha256_of(path: Path) -> str | None:
+    """The file's sha256 (hex), or None if it cannot be read or is not a regular file."""
+    import hashlib  # not at module level: a run loads no second OpenSSL (spec/digests.py)
+
+    digest = hashlib.sha256()
+    try:
+        with open_regular(path) as stream:
+            if stream is None:
+                return None
+            while chunk := stream.read(_DIGEST_CHUNK):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()

@@ -12,7 +12,6 @@ from typing import NamedTuple
 
 import pytest
 
-from ngixi_build.files import sha256_of
 from ngixi_build.guests import read_guest
 from ngixi_build.languages import assemblyscript
 from ngixi_build.project import Project
@@ -21,6 +20,7 @@ from ngixi_build.stages.compile import CompileError, asc_arguments
 from ngixi_build.toolchains.asc_server import AscReply, AscServer, CompilerDied, stop_shared_server
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
 from ngixi_build.workflows import pipeline
+from ngixi_runtime.files import sha256_of
 from tests.conftest import REPO
 from tests.integration import compiler_processes, copy_project
 

@@ -15,9 +15,12 @@ from typing import Any
 
 import pytest
 
-from ngixi_build.workflows import publish, registry_client
-from ngixi_build.workflows.publish import publish_release, pull_bundle
-from ngixi_build.workflows.registry_client import OutOfTime, RegistryError
+from ngixi_build.workflows import publish
+from ngixi_build.workflows.publish import publish_release
+from ngixi_runtime.registry import client as registry_client
+from ngixi_runtime.registry import oci
+from ngixi_runtime.registry.client import OutOfTime, RegistryError
+from ngixi_runtime.registry.pull import pull_bundle
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
 from tests.oci_registry import LOGIN, RegistryProxy, serve_registry, serving
@@ -139,7 +142,7 @@ def test_publish_reads_a_capped_number_of_tags(
         release_dir=release_of(tmp_path / "a", release_keys), registry=f"{registry}/paged", key=release_keys.key
     )
     request = urllib.request.Request(
-        f"http://{registry}/v2/paged/hello/manifests/{first.digest}", headers={"Accept": publish.MANIFEST_MEDIA_TYPE}
+        f"http://{registry}/v2/paged/hello/manifests/{first.digest}", headers={"Accept": oci.MANIFEST_MEDIA_TYPE}
     )
     manifest = urllib.request.urlopen(request).read()
     for tag in ("t1", "t2", "t3", "t4", "t5"):  # seven tags in all

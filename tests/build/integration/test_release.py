@@ -20,12 +20,14 @@ from ngixi_build.project import Project
 from ngixi_build.stages.signing import SigningKey, generate_key_pair
 from ngixi_build.toolchains.assemblyscript import adapter_pin
 from ngixi_build.workflows import publish
-from ngixi_build.workflows.publish import publish_release, pull_bundle
-from ngixi_build.workflows.registry_client import RegistryError
+from ngixi_build.workflows.publish import publish_release
 from ngixi_build.workflows.release import ReleaseError, build_bundles, make_release
 from ngixi_build.workflows.release_history import read_history
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.errors import InvalidInput, VerificationError
+from ngixi_runtime.registry import oci, pull
+from ngixi_runtime.registry.client import RegistryError
+from ngixi_runtime.registry.pull import pull_bundle
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle, make_key
@@ -207,7 +209,7 @@ def push_layer(registry: str, tag: str, blob: bytes, media_type: str, scratch: P
     reference pinned to the manifest's digest (a tag other than the bundle's version is refused by pull)."""
     path = scratch / "layer"
     path.write_bytes(blob)
-    response = publish._client(registry).push(
+    response = oci.client_for(registry).push(
         target=f"{registry}/hello:{tag}", files=[f"{path}:{media_type}"], disable_path_validation=True, quiet=True
     )
     return f"{registry}/hello@{response.headers['Docker-Content-Digest']}"
@@ -219,12 +221,12 @@ def test_the_layer_is_deterministic_gzip_and_the_uncompressed_one_still_pulls(
     first, again = (publish_release(release_dir=released, registry=registry, key=release_keys.key) for _ in "12")
     assert [p.digest for p in first] == [p.digest for p in again]  # the same bundles, the same manifests
     bundle = (released / "hello-0.1.0.ngx").read_bytes()
-    client = publish._client(registry)
+    client = oci.client_for(registry)
     (layer,) = client.get_manifest(client.get_container(f"{registry}/hello:0.1.0"))["layers"]
     gzipped = publish.compressed(bundle)
-    assert layer["mediaType"] == publish.GZIP_BUNDLE_MEDIA_TYPE and layer["size"] == len(gzipped) < len(bundle) / 2
+    assert layer["mediaType"] == oci.GZIP_BUNDLE_MEDIA_TYPE and layer["size"] == len(gzipped) < len(bundle) / 2
     assert layer["digest"] == f"sha256:{hashlib.sha256(gzipped).hexdigest()}"
-    old = push_layer(registry, "uncompressed", bundle, publish.BUNDLE_MEDIA_TYPE, tmp_path)
+    old = push_layer(registry, "uncompressed", bundle, oci.BUNDLE_MEDIA_TYPE, tmp_path)
     path = pull_bundle(reference=old, out_dir=tmp_path, trust=load_trust(release_keys.trust))
     assert path.read_bytes() == bundle
 
@@ -242,8 +244,8 @@ def test_pull_refuses_a_bad_gzip_layer_and_writes_nothing(
     registry: str, release_keys: KeyFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad: tuple[bytes, str]
 ) -> None:
     blob, message = bad
-    monkeypatch.setattr(publish, "MAX_BUNDLE_BYTES", BOMB_LIMIT)
-    reference = push_layer(registry, "bad", blob, publish.GZIP_BUNDLE_MEDIA_TYPE, tmp_path)
+    monkeypatch.setattr(pull, "MAX_BUNDLE_BYTES", BOMB_LIMIT)
+    reference = push_layer(registry, "bad", blob, oci.GZIP_BUNDLE_MEDIA_TYPE, tmp_path)
     with pytest.raises(VerificationError, match=rf"^{re.escape(reference)}: {message}"):
         pull_bundle(reference=reference, out_dir=tmp_path, trust=load_trust(release_keys.trust))
     assert not (tmp_path / "hello-bad.ngx").exists()
@@ -468,7 +470,7 @@ def test_a_published_tag_is_immutable_unless_forced(
     (hello,) = [p for p in first if p.reference.endswith("/hello:0.1.0")]
     with pytest.raises(RegistryError) as refused:
         publish_release(release_dir=other_dir, registry=namespace, key=release_keys.key)
-    client = publish._client(namespace)
+    client = oci.client_for(namespace)
     assert publish._tagged(client, client.get_container(f"{namespace}/fresh:0.1.0")) is None  # nothing pushed
     assert re.fullmatch(
         rf"{re.escape(hello.reference)}: already published as {hello.digest}, other content than this bundle's "
@@ -548,7 +550,7 @@ def test_a_bundle_that_fails_verification_is_named_and_nothing_is_pushed(
     bundle.write_bytes(bytes(data))
     with pytest.raises(VerificationError, match=r"hello-0\.1\.0\.ngx: member guest\.wasm does not match its digest"):
         publish_release(release_dir=bundle.parent, registry=f"{registry}-unverified", key=release_keys.key)
-    client = publish._client(registry)
+    client = oci.client_for(registry)
     assert publish._tagged(client, client.get_container(f"{registry}-unverified/hello:0.1.0")) is None
 
 
@@ -568,7 +570,7 @@ def racing_publishers(
 
 def assert_rival_won(lost: RegistryError, rival: publish.Published, happened: str) -> None:
     assert f"{rival.reference}: another publisher tagged it as {rival.digest} {happened}" in str(lost)
-    client = publish._client(rival.reference.rpartition("/")[0])
+    client = oci.client_for(rival.reference.rpartition("/")[0])
     assert publish._tagged(client, client.get_container(rival.reference))[0] == rival.digest  # type: ignore[index]
 
 
@@ -632,7 +634,7 @@ def test_pull_refuses_a_signed_version_that_is_a_path(registry: str, release_key
         channel="release",
     )
     layer = publish.compressed(bundle.read_bytes())
-    reference = push_layer(registry, "path", layer, publish.GZIP_BUNDLE_MEDIA_TYPE, tmp_path)
+    reference = push_layer(registry, "path", layer, oci.GZIP_BUNDLE_MEDIA_TYPE, tmp_path)
     with pytest.raises(
         VerificationError,
         match=r"hello\.ngx!manifest\.toml: guest\.version: \"1/\.\./\.\./evil\" is not a semantic version",

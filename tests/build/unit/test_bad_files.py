@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ngixi_build.files import link_out_of, regular_files, sha256_of
+from ngixi_build.files import link_out_of, regular_files
 from ngixi_build.guests import manifests_without_guest, read_guest, read_guests, refuse_manifest_without_guest
 from ngixi_build.project import Project, find_project
 from ngixi_build.stages.bundle import write_bundle
@@ -23,7 +23,7 @@ from ngixi_build.workflows.release import ReleaseError, refuse_secret_keys, sour
 from ngixi_build.workflows.release_history import parse_history
 from ngixi_build.workflows.scaffold import init_project, new_guest
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import atomic_output, open_regular, read_input_bytes, write_atomic
+from ngixi_runtime.files import atomic_output, open_regular, read_input_bytes, sha256_of, write_atomic
 from ngixi_runtime.trust.minisign_format import is_secret_key_file
 from tests.file_events import watched_opens
 

@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 
 from ngixi_build.stages.signing import TrustEntry, render_trust_file
-from ngixi_build.workflows import publish, registry_client
-from ngixi_build.workflows.publish import pull_bundle
-from ngixi_build.workflows.registry_client import RegistryError
+from ngixi_build.workflows import publish
 from ngixi_runtime.errors import NgixiError, VerificationError
+from ngixi_runtime.registry import client as registry_client
+from ngixi_runtime.registry import oci
+from ngixi_runtime.registry.client import RegistryError
+from ngixi_runtime.registry.pull import pull_bundle
 from ngixi_runtime.trust.choice import TRUST_VARIABLE
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
@@ -46,13 +48,13 @@ class FakeRegistry(StoppingServer):
     def repository(self) -> str:
         return f"127.0.0.1:{self.server_address[1]}/ngixi"
 
-    def tag(self, tag: str, layer: bytes, *, media_type: str = publish.GZIP_BUNDLE_MEDIA_TYPE) -> None:
+    def tag(self, tag: str, layer: bytes, *, media_type: str = oci.GZIP_BUNDLE_MEDIA_TYPE) -> None:
         """Serves `layer` as the bundle layer of the manifest named by `tag` and by its digest."""
         digest = f"sha256:{hashlib.sha256(layer).hexdigest()}"
         self.blobs[digest] = lambda handler: _reply(handler, layer)
         document = {
             "schemaVersion": 2,
-            "mediaType": publish.MANIFEST_MEDIA_TYPE,
+            "mediaType": oci.MANIFEST_MEDIA_TYPE,
             "config": {"mediaType": publish.ARTIFACT_TYPE, "digest": digest, "size": len(layer)},
             "layers": [{"mediaType": media_type, "digest": digest, "size": len(layer)}],
         }

@@ -133,7 +133,19 @@ def test_the_run_side_imports_only_the_standard_library_itself_and_its_declared_
 
 
 def test_the_build_side_and_its_tools_are_not_among_what_the_run_side_may_import() -> None:
-    assert not {"ngixi_build", "doit", "nodeenv", "watchdog", "tomli_w", "oras"} & run_side_allowed()
+    assert not {"ngixi_build", "doit", "nodeenv", "watchdog", "tomli_w"} & run_side_allowed()
+
+
+def test_only_the_run_sides_registry_imports_the_pull_extras_client() -> None:
+    """oras, requests and urllib3 come with the `pull` extra: a run side installed without it loads and runs bundles,
+    and only `ngixi pull` says what to install."""
+    client = {"oras", "requests", "urllib3"}
+    importers = {
+        module
+        for module, tree in project_sources().items()
+        if module.startswith(RUN_PACKAGE) and client & {name.split(".")[0] for name in imported_names(tree)}
+    }
+    assert importers == {"ngixi_runtime.registry.client", "ngixi_runtime.registry.oci", "ngixi_runtime.registry.pull"}
 
 
 def test_the_cycle_finder_finds_cycles_closed_inside_functions() -> None:

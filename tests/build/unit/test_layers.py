@@ -21,7 +21,7 @@ RUN_LAYERS = (
     ("ngixi_runtime.guest",),
     ("ngixi_runtime.engines", "ngixi_runtime.trust"),
     ("ngixi_runtime.bundles",),
-    ("ngixi_runtime.loading",),
+    ("ngixi_runtime.loading", "ngixi_runtime.registry"),
     ("ngixi_runtime.cli", "ngixi_runtime.call_io"),
 )
 BUILD_LAYERS = (
@@ -87,7 +87,6 @@ SHARED_CONTRACTS = {
     "ngixi_runtime.guest.component_memory": {"component_memory_problems"},
     "ngixi_runtime.guest.kind": {"lenient_guest_type", "infer_language"},
     "ngixi_runtime.guest.manifest": {"load_manifest"},
-    "ngixi_runtime.spec.bundle_format": {"BUNDLE_SUFFIX"},
     "ngixi_runtime.spec.sourcemap": {"moved_source_map"},
     "ngixi_runtime.spec.targets": {"DEFAULT_TARGETS", "resolve_target"},
     "ngixi_runtime.spec.wasm": {

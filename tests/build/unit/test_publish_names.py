@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from ngixi_build.workflows import publish
-from ngixi_build.workflows.publish import checked_reference, checked_registry, oci_tag
-from ngixi_build.workflows.registry_client import RegistryError
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.registry import oci, pull
+from ngixi_runtime.registry.client import RegistryError
+from ngixi_runtime.registry.names import checked_reference, checked_registry, oci_tag
 from ngixi_runtime.trust.signatures import TrustStore
 
 
@@ -63,19 +63,19 @@ def test_a_bundle_reference_as_publish_prints_it_is_accepted(reference: str) -> 
 def test_a_bundle_reference_read_two_ways_is_refused_before_any_request(
     reference: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(publish, "_client", lambda registry: pytest.fail(f"a client for {registry}"))
+    monkeypatch.setattr(pull, "client_for", lambda registry: pytest.fail(f"a client for {registry}"))
     with pytest.raises(
         InvalidInput, match=r": not a bundle reference: .*:version, the version's '\+' as '_', or .*, not both"
     ):
-        publish.pull_bundle(reference=reference, out_dir=tmp_path, trust=TrustStore("none", ()))
+        pull.pull_bundle(reference=reference, out_dir=tmp_path, trust=TrustStore("none", ()))
 
 
 def test_a_pull_into_a_file_is_refused_before_any_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """It was found only when the bundle, fetched and verified, was written: a FileExistsError from mkdir."""
-    monkeypatch.setattr(publish, "_client", lambda registry: pytest.fail(f"a client for {registry}"))
+    monkeypatch.setattr(pull, "client_for", lambda registry: pytest.fail(f"a client for {registry}"))
     (tmp_path / "bundles").touch()
     with pytest.raises(InvalidInput, match=r"^--out .*bundles: not a directory; name the directory"):
-        publish.pull_bundle(
+        pull.pull_bundle(
             reference="127.0.0.1:5000/ngixi/hello:0.1.0", out_dir=tmp_path / "bundles", trust=TrustStore("none", ())
         )
 
@@ -93,7 +93,7 @@ def test_a_registry_refusal_quotes_its_body_on_one_escaped_line() -> None:
     response.status_code, response._content = 500, b"\x1b]0;pwned\x07oops\nngixi: ok " + b"x" * 1000
     response._content_consumed = True  # as requests leaves a response whose body was read
     with pytest.raises(RegistryError) as refused:
-        publish._checked(response, "r/hello:0.1.0", "manifest push")
+        oci.check_accepted(response, "r/hello:0.1.0", "manifest push")
     message = str(refused.value)
     assert message.startswith("r/hello:0.1.0: manifest push refused by the registry: HTTP 500 \\x1b]0;pwned\\x07")
     assert "\n" not in message and len(message) < 400

@@ -26,7 +26,7 @@ def ngixi(*arguments: str, cwd: Path) -> str:
 
 
 def test_ngixi_offers_the_run_sides_commands_alone(tmp_path: Path) -> None:
-    assert "{run,verify,inspect,trust}\n" in ngixi("--help", cwd=tmp_path)
+    assert "{run,verify,inspect,trust,pull}\n" in ngixi("--help", cwd=tmp_path)
 
 
 def test_ngixi_verifies_and_runs_a_bundle(tmp_path: Path, keys: KeyFiles) -> None:

@@ -65,7 +65,7 @@ def test_a_command_from_an_entry_point_runs_and_is_listed(
     assert exit_code(["greet", "--name", "Ada"]) == 0
     assert capsys.readouterr().out == "hello, Ada\n"
     assert exit_code(["--help"]) == 0
-    assert "{run,verify,inspect,trust,greet}" in capsys.readouterr().out
+    assert "{run,verify,inspect,trust,pull,greet}" in capsys.readouterr().out
 
 
 def test_an_entry_point_that_is_broken_is_skipped_with_a_warning(
@@ -74,7 +74,7 @@ def test_an_entry_point_that_is_broken_is_skipped_with_a_warning(
     installed.extend(_entry_points("no_such_module:GREET", f"{__name__}:NOT_A_COMMAND"))
     assert exit_code(["--help"]) == 0
     output = capsys.readouterr()
-    assert "{run,verify,inspect,trust}" in output.out
+    assert "{run,verify,inspect,trust,pull}" in output.out
     assert "command greet (no_such_module:GREET) does not load: No module named 'no_such_module'" in output.err
     assert f"command not_a_command ({__name__}:NOT_A_COMMAND) is not an ngixi Command" in output.err
 
@@ -93,11 +93,11 @@ def test_a_named_command_gets_its_parser_alone_and_help_or_a_typo_lists_every_co
     installed.extend(_entry_points(f"{__name__}:GREET"))
     assert list(_commands_for(["-v", "verify", "b.ngx"])) == ["verify"]
     assert list(_commands_for(["run", "--help"])) == ["run"]
-    every = ["run", "verify", "inspect", "trust", "greet"]
+    every = ["run", "verify", "inspect", "trust", "pull", "greet"]
     assert list(_commands_for(["--help", "run"])) == every
     assert list(_commands_for(["greet"])) == every  # another distribution's command: looked up by entry point
     assert exit_code(["vreify"]) == 2
-    assert "invalid choice: 'vreify' (choose from 'run', 'verify', 'inspect', 'trust', 'greet')" in (
+    assert "invalid choice: 'vreify' (choose from 'run', 'verify', 'inspect', 'trust', 'pull', 'greet')" in (
         capsys.readouterr().err
     )
 
@@ -289,12 +289,11 @@ def test_a_bare_run_names_only_the_bundle_as_required(capsys: pytest.CaptureFixt
 def test_a_command_of_the_build_side_says_where_it_comes_from(
     installed: list[metadata.EntryPoint], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A host with ngixi-runtime alone (Python 3.12, as README's operator steps install it) that ran README's
-    `ngixi pull` was told "invalid choice: 'pull' (choose from 'run', 'verify', 'inspect', 'trust')"."""
-    assert exit_code(["pull", "registry.example.com/ngixi/hello:0.1.0", "--out", "bundles"]) == 2
+    """A host with ngixi-runtime alone (Python 3.12, as README's operator steps install it) that ran one of
+    ngixi-build's commands (`ngixi pull` was one) was told "invalid choice: 'pull' (choose from 'run', ...)"."""
+    assert exit_code(["publish", "--help"]) == 2
     error = capsys.readouterr().err.splitlines()[-1]
-    assert error.startswith("ngixi: error: ngixi pull comes with ngixi-build (Python 3.10), which is not installed")
-    assert 'README, "Receiving bundles"' in error
+    assert error.startswith("ngixi: error: ngixi publish comes with ngixi-build (Python 3.10), which is not installed")
     assert exit_code(["vreify"]) == 2
     assert "invalid choice: 'vreify'" in capsys.readouterr().err
 

@@ -24,9 +24,9 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import PoolManager
 
-from ngixi_build.toolchains.npm_settings import is_loopback_host
 from ngixi_runtime.errors import InvalidInput, NgixiError
 from ngixi_runtime.printable import clipped, printable
+from ngixi_runtime.registry.names import is_loopback_host
 
 USERNAME_VARIABLE = "NGIXI_REGISTRY_USERNAME"
 PASSWORD_VARIABLE = "NGIXI_REGISTRY_PASSWORD"
