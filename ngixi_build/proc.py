@@ -12,7 +12,8 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -111,7 +112,8 @@ def run(
         start_new_session=True,  # a process group of its own, which `_stop` stops whole
     ) as process:
         try:
-            stdout, stderr = process.communicate(timeout=timeout if limits is None else limits.seconds)
+            with _running(process):
+                stdout, stderr = process.communicate(timeout=timeout if limits is None else limits.seconds)
         except subprocess.TimeoutExpired:
             _stop(process)
             if limits is not None:
@@ -145,6 +147,31 @@ def _raising(field: str) -> str:
         'a guest\'s sources can make a tool read forever, #include "/dev/zero"; if the build needs more, raise it: '
         f"{LIMITS_VARIABLE}={field}=N"
     )
+
+
+# The tools `run` is waiting for, on any thread: what `stop_running_tools` stops.
+_RUNNING: set[subprocess.Popen[str]] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _running(process: subprocess.Popen[str]) -> Iterator[None]:
+    with _RUNNING_LOCK:
+        _RUNNING.add(process)
+    try:
+        yield
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING.discard(process)
+
+
+def stop_running_tools() -> None:
+    """Stops every tool `run` is waiting for, with the processes each started (for Ctrl-C of a watcher whose builds
+    run on other threads, where the interrupt does not reach them); their `run` fails."""
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for process in running:
+        _stop(process)
 
 
 def _stop(process: subprocess.Popen[str]) -> None:

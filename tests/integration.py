@@ -14,14 +14,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
 import pytest
 
-from ngixi_runtime.errors import GuestError
 from tests.conftest import REPO
-
-Attempt = TypeVar("Attempt")
 
 BIN = Path(sys.executable).parent
 # The build side (doit, asc, Wasmer) needs Python 3.10. Where these tests run on a loader-only Python
@@ -200,19 +197,6 @@ def wait_until(condition: Callable[[], bool], *, what: str, timeout: float = 180
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
-
-
-def retried_on_timeout(attempt: Callable[[], Attempt], *, tries: int = 3) -> Attempt:
-    """`attempt()`, made again (`tries` times in all) while it fails as a call's own timeout: for a guest given a fixed
-    margin before its deadline to act, which a machine loaded past its cores may not give it. A guest that never
-    acts in time still fails every try."""
-    for _ in range(tries - 1):
-        try:
-            return attempt()
-        except GuestError as failed:
-            if failed.outcome != "timeout":
-                raise
-    return attempt()
 
 
 def descriptors_of(pid: int | str = "self") -> dict[int, str]:

@@ -38,6 +38,7 @@ class JavaScript(Language):
             "disabled": list(javascript.WASI_FEATURES),
             "stdio": "if granted",
             "thrown errors": "logged if log is granted, any value and rejections too, but a result's err",
+            "randomness": "refused at run time unless random is granted",
             "npm dependencies": "bundled with rolldown",
         }
 
@@ -84,8 +85,10 @@ def _returns_result(export: ExportDecl) -> bool:
 
 
 def _exports_wrapper(project: Project, manifest: Manifest, out_path: Path) -> Path | None:
-    """Where the build's export wrapper goes (none without the log capability)."""
-    return _build_file(project, manifest, out_path, "exports") if "log" in manifest.grants else None
+    """Where the build's export wrapper goes: for a guest granted log (what its exports throw is logged) or not
+    granted random (its randomness refuses to draw at run time); none for another."""
+    wrapped = "log" in manifest.grants or "random" not in manifest.grants
+    return _build_file(project, manifest, out_path, "exports") if wrapped else None
 
 
 def _bundle(project: Project, manifest: Manifest, out_path: Path) -> Path | None:

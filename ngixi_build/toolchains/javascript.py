@@ -28,7 +28,9 @@ DRIVER = Path(__file__).parent / "js" / "componentize_guest.mjs"
 # only, but stdio for a guest granted it: console.log and console.error then write to stdout and stderr.
 WASI_FEATURES = ("stdio", "random", "clocks", "http", "fetch-event")
 # The feature each capability keeps: granted `random`, crypto.getRandomValues and Math.random draw from the host's
-# randomness at each call, where without it they give what was drawn while the component was built, at every run.
+# randomness at each call; without it they would give what was drawn while the component was built, at every run,
+# so the exports wrapper has them throw once the guest's module has run. (A draw while the module runs, at build, fails
+# the build either way: Wizer cannot call wasi:random while it snapshots.)
 FEATURE_GRANTS = {"stdio": "stdio", "random": "random"}
 
 
@@ -99,15 +101,19 @@ def build_component(
 ) -> None:
     """Makes `out_path` the component of `entry` for `world`; a failure raises its diagnostics.
 
-    `exports_wrapper` (under `cwd`, for a guest granted log): where the driver writes, for the build only, the
-    module that logs what an export throws before the call traps, but the err of one of `result_exports` (those
-    returning a WIT result). `bundle` (under `cwd`, for a guest with npm
-    dependencies): where it bundles the guest with them, for the build only, from files under `guest_dir` alone."""
+    `exports_wrapper` (under `cwd`, for a guest granted log or not granted random): where the driver writes, for the
+    build only, the module that, granted log, logs what an export throws before the call traps, but the err of one of
+    `result_exports` (those returning a WIT result), and, not granted random, has Math.random,
+    crypto.getRandomValues and crypto.randomUUID throw once the guest's module has run. `bundle` (under `cwd`, for a
+    guest with npm dependencies): where it bundles the guest with them, for the build only, from files under
+    `guest_dir` alone."""
     disabled = ",".join(disabled_features(grants))
     made = {"wrapper": exports_wrapper, "bundle": bundle}
     options = [f"--{option}={path}" for option, path in {**made, "guest": guest_dir}.items() if path is not None]
-    if exports_wrapper is not None and result_exports:
-        options.append(f"--results={','.join(result_exports)}")
+    if exports_wrapper is not None and "log" in grants:
+        options.append("--report")
+        if result_exports:
+            options.append(f"--results={','.join(result_exports)}")
     try:
         _remove_build_files(cwd, made.values())  # the driver creates them anew, never through a link left there
         run(

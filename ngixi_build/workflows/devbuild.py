@@ -1,4 +1,5 @@
-"""Watch mode's rebuild of one guest, the quickest way to a verified dev bundle.
+"""Watch mode's rebuild of one guest, the quickest way to a verified dev bundle (rebuilds of different guests may
+run side by side, on threads of their own).
 
 Foreground: compile with the warm compiler → validate → the host's artifact → dev bundle,
 signed and verified. Background, one step at a time while nothing else waits: the other
@@ -19,10 +20,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,6 +98,7 @@ class DevBuilder:
         self._toolchain: Toolchain | None = None
         self._compiles: dict[str, _Compile] = {}
         self._background: dict[str, _Remaining] = {}
+        self._build_lock = _HeldWhileAnyWrites(project.state_dir)
 
     def prefetch(self, guest: str) -> None:
         """Starts compiling now (e.g. while events settle); `rebuild` uses the result if the sources still match."""
@@ -133,7 +136,7 @@ class DevBuilder:
         with step("compile"):
             self._compile(guest)
         targets, wasmtime_triples = pipeline.artifact_plan(self.project, guest)
-        with build_lock(self.project.state_dir), self._writing():
+        with self._build_lock(), self._writing():
             with step("write"):
                 if guest.type.is_component and _compiled_by_asc(guest):
                     component.componentize_guest(self.project, name, core_wasm=self._scratch(name))
@@ -170,10 +173,16 @@ class DevBuilder:
     def has_background_work(self) -> bool:
         return bool(self._background)
 
-    def background_step(self) -> None:
-        """One artifact for another target, or the final bundle with every artifact that was built."""
-        name, remaining = next(iter(self._background.items()))
-        with build_lock(self.project.state_dir), self._writing():
+    def next_background_guest(self) -> str:
+        """The guest whose background work comes next."""
+        return next(iter(self._background))
+
+    def background_step(self, name: str) -> None:
+        """One artifact of the guest for another target, or its final bundle with every artifact that was built."""
+        remaining = self._background.get(name)
+        if remaining is None:  # dropped since (the guest is gone)
+            return
+        with self._build_lock(), self._writing():
             if self._wasm_sha256(name) != remaining.wasm_sha256:
                 del self._background[name]  # changed or gone since (a doit build, a clean): not ours any more
             elif remaining.targets:
@@ -269,6 +278,34 @@ class DevBuilder:
 
     def _verify(self, bundle: Path) -> VerifiedBundle:
         return read_bundle(bundle, load_trust(self.project.dev_trust_file))
+
+
+class _HeldWhileAnyWrites:
+    """The build lock, held (exclusive) while any of this builder's rebuilds writes: rebuilds of different guests
+    write apart from each other (each its own .wasm, artifacts and bundle), and none beside a `doit build`."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self._state_dir = state_dir
+        self._count_lock = threading.Lock()
+        self._writers = 0
+        self._held: ExitStack | None = None
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._count_lock:
+            if self._writers == 0:
+                held = ExitStack()
+                held.enter_context(build_lock(self._state_dir))
+                self._held = held
+            self._writers += 1
+        try:
+            yield
+        finally:
+            with self._count_lock:
+                self._writers -= 1
+                if self._writers == 0 and self._held is not None:
+                    self._held.close()
+                    self._held = None
 
 
 @contextmanager

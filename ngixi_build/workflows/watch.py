@@ -2,8 +2,9 @@
 
 Only guests/, manifests/ and the shared source folders are watched recursively (never artifacts/ or .ngixi/, so
 our own outputs cannot trigger a rebuild), and the project's root alone, for pyproject.toml and for those folders
-made, removed or moved: either has watch start anew. Events are debounced and coalesced; a change during a rebuild
-leads to one more rebuild once it is done. Compiling starts as soon as a change arrives, in a long-lived compiler
+made, removed or moved: either has watch start anew. Events are debounced and coalesced; different guests are rebuilt
+side by side (`Rebuilds`), and a change during a guest's rebuild leads to one more rebuild of it once it is done.
+Compiling starts as soon as a change arrives, in a long-lived compiler
 process, and its result is used only if the sources still match after the debounce.
 """
 
@@ -18,6 +19,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -53,6 +55,7 @@ from ngixi_build.guests import (
 from ngixi_build.languages.native import SHARED_SOURCE_LANGUAGES
 from ngixi_build.languages.registry import language_of
 from ngixi_build.locking import build_lock, file_lock
+from ngixi_build.proc import stop_running_tools
 from ngixi_build.project import Project, never_an_input
 from ngixi_build.stages.smoke import smoke_bundle
 from ngixi_build.toolchains.asc_server import AscServer
@@ -121,6 +124,13 @@ class Debouncer:
         self._pending: dict[str, float] = {}  # guest → its last event
         self._announced: set[str] = set()
         self._busy_since = 0.0
+        self._woken = False
+
+    def wake(self) -> None:
+        """Has the waiting `next_batch` return, with what has settled (perhaps nothing): a build has ended."""
+        with self._condition:
+            self._woken = True
+            self._condition.notify_all()
 
     def add(self, guest: str) -> None:
         with self._condition:
@@ -141,10 +151,9 @@ class Debouncer:
                 self._announced |= arrivals
                 if not arrivals:
                     settled, look_again = self._settled(time.monotonic())
-                    if settled:
+                    if settled or self._woken or (look_again is None and not block):
+                        self._woken = False
                         return self._take(settled)
-                    if look_again is None and not block:
-                        return set()
                     self._condition.wait(look_again)
                     continue
             for guest in sorted(arrivals):
@@ -336,14 +345,93 @@ def interrupt_on_stop_signals() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+# Rebuilds running at once, each of another guest: a quick guest's save is not held behind a slow one's compile.
+REBUILD_WORKERS = max(2, os.cpu_count() or 1)
+GuestJob = Callable[[str, "float | None"], None]  # a guest's rebuild (with its first event) or background step
+
+
+class Rebuilds:
+    """Runs guests' jobs on a pool of threads, several guests side by side but each guest's jobs one at a time: a
+    rebuild asked for while the guest's job runs is run once that one is done. `wake` is called as each guest's
+    jobs end (the loop may then start background work); lines are said one at a time, and none once stopping."""
+
+    def __init__(self, wake: Callable[[], None], echo: Echo, workers: int = REBUILD_WORKERS) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ngixi-rebuild")
+        self._wake = wake
+        self._echo = echo
+        self._condition = threading.Condition()
+        self._again: dict[str, tuple[GuestJob, float | None]] = {}  # by guest: the job asked for while one ran
+        self._running: set[str] = set()
+        self._futures: set[Future[None]] = set()
+        self._failure: BaseException | None = None
+        self._stopping = False
+
+    def say(self, line: str) -> None:
+        with self._condition:
+            if not self._stopping:
+                self._echo(line)
+
+    @property
+    def idle(self) -> bool:
+        with self._condition:
+            return not self._running
+
+    def start(self, guest: str, job: GuestJob, first_event: float | None = None) -> None:
+        with self._condition:
+            if guest in self._running:
+                _, earlier = self._again.get(guest, (job, first_event))
+                self._again[guest] = (job, earlier)  # said from the earliest save it waited for
+                return
+            self._running.add(guest)
+            future = self._pool.submit(self._run, guest, job, first_event)
+            self._futures.add(future)
+            future.add_done_callback(self._futures.discard)
+
+    def _run(self, guest: str, job: GuestJob, first_event: float | None) -> None:
+        try:
+            while True:
+                job(guest, first_event)
+                with self._condition:
+                    if self._stopping or guest not in self._again:
+                        return
+                    job, first_event = self._again.pop(guest)
+        except BaseException as failure:  # a bug: the loop raises it, as it would have raised it itself
+            self._failure = failure
+        finally:
+            with self._condition:
+                self._running.discard(guest)
+                self._condition.notify_all()
+            self._wake()
+
+    def raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def wait_idle(self) -> None:
+        with self._condition:
+            self._condition.wait_for(lambda: not self._running)
+        self.raise_failure()
+
+    def stop(self) -> None:
+        """Stops what runs (the tools its jobs wait for) and waits for the jobs to end; says nothing more."""
+        with self._condition:
+            self._stopping = True
+            self._again.clear()
+        while self._futures:
+            stop_running_tools()
+            wait(list(self._futures), timeout=0.2)
+        self._pool.shutdown()
+
+
 class _Session:
     """The watch loop's state: the builder, the guests we know of, and how results are shown."""
 
-    def __init__(self, project: Project, builder: DevBuilder, *, smoke: bool, echo: Echo) -> None:
+    def __init__(self, project: Project, builder: DevBuilder, rebuilds: Rebuilds, *, smoke: bool) -> None:
         self.project = project
         self.builder = builder
+        self.rebuilds = rebuilds
         self.smoke = smoke
-        self.echo = echo
+        self.echo = rebuilds.say
         self.known = set(project.guest_names())
         self._first_events: dict[str, float] = {}
         self._config_broken = False
@@ -424,6 +512,7 @@ class _Session:
             if known_before is not None and guest not in known_before:
                 self.echo(f"{guest}: new guest")
             self.rebuild(guest)
+        self.rebuilds.wait_idle()
         for manifest in manifests_without_guest(self.project):
             self._not_a_guest(manifest.stem)
         for folder in folders_without_manifest(self.project):
@@ -435,6 +524,10 @@ class _Session:
             self.echo(f"{guest}: removed; no longer built")
 
     def rebuild(self, guest: str, first_event: float | None = None) -> None:
+        """Rebuilds on a thread of its own, beside other guests' rebuilds (after its own running one)."""
+        self.rebuilds.start(guest, self._rebuild_now, first_event)
+
+    def _rebuild_now(self, guest: str, first_event: float | None = None) -> None:
         """Rebuilds and says how long it took from the guest's first event (the save), if there was one."""
         started = first_event or time.perf_counter()
         times = StepTimes()
@@ -455,8 +548,12 @@ class _Session:
         self.echo(f"{guest}: {smoke_in_child(bundle, trust_file=self.project.dev_trust_file, label=label)}")
 
     def background_step(self) -> None:
+        """Starts the next step of background work, as its guest's job."""
+        self.rebuilds.start(self.builder.next_background_guest(), self._background_step)
+
+    def _background_step(self, guest: str, _first_event: float | None) -> None:
         try:
-            self.builder.background_step()
+            self.builder.background_step(guest)
         except (NgixiError, OSError) as error:
             self.echo(f"other targets' artifacts failed:\n{error}")
 
@@ -558,22 +655,32 @@ def _watch(project: Project, *, poll: bool, smoke: bool, profile: BuildProfile, 
         make_dev_key(project)
     debouncer = Debouncer(DEBOUNCE_SECONDS)
     known: set[str] | None = None  # the guests known before watching anew
+    rebuilds = Rebuilds(debouncer.wake, echo)
     try:
-        with interrupt_on_stop_signals(), AscServer(toolchain, project.root) as server:
+        with interrupt_on_stop_signals(), AscServer(toolchain, project.root) as server, _stopped_at_the_end(rebuilds):
             while True:  # anew each time pyproject.toml's settings or the watched folders change
                 with _observing(project, debouncer, poll=poll) as watches:
                     builder = DevBuilder(project, server, profile=profile)
-                    session = _Session(project, builder, smoke=smoke, echo=echo)
+                    session = _Session(project, builder, rebuilds, smoke=smoke)
                     session.build_all(known_before=known)
                     how = "polling" if poll else "file events"
                     bundles = builder.project.outputs_dir.relative_to(project.root) / "bundles"
-                    echo(
+                    rebuilds.say(
                         f"watching {watched_folders(project)} ({how}); {profile}-profile bundles in {bundles}/; "
                         "Ctrl-C stops"
                     )
                     project, known = _loop(session, debouncer, watches), session.known
     except KeyboardInterrupt:
         echo("stopped")
+
+
+@contextmanager
+def _stopped_at_the_end(rebuilds: Rebuilds) -> Iterator[None]:
+    """Stops the rebuilds still running when watching ends (Ctrl-C), before the compiler server they may use."""
+    try:
+        yield
+    finally:
+        rebuilds.stop()
 
 
 @dataclass(frozen=True)
@@ -591,18 +698,21 @@ class WatchAction:
 def _loop(session: _Session, debouncer: Debouncer, watches: Watches) -> Project:
     """Rebuilds what changes until pyproject.toml's settings or the watched folders do; returns the project to watch
     anew."""
+    builder, rebuilds = session.builder, session.rebuilds
     while True:
-        builder = session.builder
-        batch = debouncer.next_batch(block=not builder.has_background_work, on_arrival=session.arrived)
+        background = rebuilds.idle and builder.has_background_work  # only while no guest's job runs
+        batch = debouncer.next_batch(block=not background, on_arrival=session.arrived)
+        rebuilds.raise_failure()
         markers = {name for name in batch if is_marker(name)}
         if markers:
             batch -= markers
             restarted = session.restarted(markers)
             if restarted is not None:
+                rebuilds.wait_idle()
                 return restarted  # every guest is built again, those of this batch too
         if batch:
             watches.follow_links()  # a guest folder that became a link, or another one
         for guest in sorted(batch):
             session.handle(guest)
-        if not batch and builder.has_background_work:
+        if not batch and rebuilds.idle and builder.has_background_work:
             session.background_step()

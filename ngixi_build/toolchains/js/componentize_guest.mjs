@@ -1,13 +1,17 @@
 // Builds a JavaScript guest into a component with the pinned componentize-js.
 // Usage: node componentize_guest.mjs <toolchain root> <entry.js> <WIT dir> <world> <out.wasm> <disabled features,...>
-//   [--wrapper=<exports wrapper.mjs> --results=<exports returning a result<>,...>]
+//   [--wrapper=<exports wrapper.mjs> [--report [--results=<exports returning a result<>,...>]]]
 //   [--bundle=<bundle.mjs> --guest=<the guest's directory>]
 // A syntax error is printed as oxc's code frame, which names file:line:column; any other failure as
 // componentize-js's message. Exit 1 on failure, and <out.wasm> is then not written.
-// With a wrapper path (a guest granted log), the component is built from a module written there for the build:
-// it exports the entry's exports, each function wrapped so that what it throws, or its promise rejects with, is logged
-// at level error (an Error's message and the guest's line) before it traps (componentize-js traps without a word
-// otherwise); what an export returning a result<> throws is its err, unless it is an Error.
+// With a wrapper path, the component is built from a module written there for the build, which exports the entry's
+// exports. With --report (a guest granted log), each function is wrapped so that what it throws, or its promise
+// rejects with, is logged at level error (an Error's message and the guest's line) before it traps (componentize-js
+// traps without a word otherwise); what an export returning a result<> throws is its err, unless it is an Error.
+// With "random" among the disabled features (a guest not granted random), Math.random, crypto.getRandomValues and
+// crypto.randomUUID throw once the entry's module has run: the snapshot would give them, at every run, the numbers
+// they drew while the component was built. (A draw while the module runs fails the build, granted or not: Wizer
+// cannot call wasi:random while it snapshots.)
 // With a bundle path (a guest with npm dependencies), the module is first bundled there with the pinned rolldown:
 // componentize-js resolves only relative paths, never a package name in node_modules. The bundle carries a table
 // of its lines' places in the guest's own files, so the wrapper still names the guest's line. Every file it takes
@@ -25,6 +29,8 @@ const wrapperPath = option("wrapper");
 const bundlePath = option("bundle");
 const guestDir = option("guest");
 const resultExports = (option("results") ?? "").split(",").filter(Boolean); // exports whose WIT result is a result<>
+const reporting = options.includes("--report");
+const randomRefused = disabled.split(",").includes("random");
 const require = createRequire(path.join(root, "package.json"));
 
 function fail(message) {
@@ -84,16 +90,29 @@ function report(error, exported, returnsResult) {
   if (!isError) return writeAt("error", `uncaught ${shownValue(error)} (in ${exported})`);
   const made = error.constructor?.name;
   const name = error.name === "Error" && made ? made : error.name;
-  // The first frame outside the error's constructor (a subclass's is where the class is, not the throw).
+  // The first frame in the guest's files outside the error's constructor (a subclass's is where the class is, not
+  // the throw); this wrapper's own (a refused Math.random) is not the guest's.
   const frame = String(error.stack ?? "")
     .split("\n")
     .map((line) => /^(.*)@(.*):(\d+):\d+$/.exec(line))
-    .find((found) => found && found[1] !== made);
-  let [file, line] = frame ? [frame[2], Number(frame[3])] : [];
-  const place = typeof ngixiBundleLines === "undefined" ? null : ngixiBundleLines.lines[line - 1];
-  if (place) [file, line] = [ngixiBundleLines.sources[place[0]], place[1]];
-  const where = frame ? ` (at ${file}:${line}${frame[1] ? ` in ${frame[1]}` : ""})` : ` (in ${exported})`;
+    .filter(Boolean)
+    .map(([, called, file, line]) => {
+      const place = typeof ngixiBundleLines === "undefined" ? null : ngixiBundleLines.lines[Number(line) - 1];
+      return place ? [called, ngixiBundleLines.sources[place[0]], place[1]] : [called, file, Number(line)];
+    })
+    .find(([called, file]) => called !== made && !file.endsWith(ngixiWrapperName));
+  const where = frame ? ` (at ${frame[1]}:${frame[2]}${frame[0] ? ` in ${frame[0]}` : ""})` : ` (in ${exported})`;
   writeAt("error", `${name}: ${error.message}${where}`);
+}
+
+// What a guest not granted random gets from Math.random, crypto.getRandomValues and crypto.randomUUID at run time.
+function refusedDraw(what) {
+  return function () {
+    throw new Error(
+      `${what}: this guest is not granted [capabilities.random], so it would draw, at every run, the numbers drawn ` +
+        "while its component was built; add [capabilities.random] to its manifest to draw from the host",
+    );
+  };
 }
 
 function shownValue(value) {
@@ -127,10 +146,10 @@ function exportsWrapper(wrapper) {
     .flatMap((item) => item.entries)
     .filter((entry) => entry.exportName.kind === "Name" && entry.exportName.name !== "default")
     .map((entry) => entry.exportName.name);
-  const lines = [
+  const reported = [
     `import * as guest from ${JSON.stringify(specifier)};`,
     `import { writeAt } from "ngixi:host/log@0.1.0";`,
-    `export * from ${JSON.stringify(specifier)};`,
+    `const ngixiWrapperName = ${JSON.stringify(path.basename(wrapper))};`,
     String(report),
     String(shownValue),
     String(wrapped),
@@ -139,6 +158,20 @@ function exportsWrapper(wrapper) {
       return `const export${n} = wrapped(guest[${quoted}], ${quoted}, ${resultExports.includes(name)});`;
     }),
     ...names.map((name, n) => `export { export${n} as ${JSON.stringify(name)} };`),
+  ];
+  // Run after the entry's module (an import runs first), at build: the guest's calls meet them.
+  const refused = [
+    String(refusedDraw),
+    "Math.random = refusedDraw('Math.random');",
+    "if (globalThis.crypto) {",
+    "  crypto.getRandomValues = refusedDraw('crypto.getRandomValues');",
+    "  crypto.randomUUID = refusedDraw('crypto.randomUUID');",
+    "}",
+  ];
+  const lines = [
+    `export * from ${JSON.stringify(specifier)};`,
+    ...(reporting ? reported : []),
+    ...(randomRefused ? refused : []),
   ];
   return lines.join("\n") + "\n";
 }

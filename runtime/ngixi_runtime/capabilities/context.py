@@ -247,6 +247,10 @@ DEFAULT_OPEN_FILES = 128  # limits.open_files unless the manifest says otherwise
 MAX_PATH_DEPTH = 256
 
 
+def no_engine_deadline() -> None:
+    """The `engine_reserve` of a guest that no engine deadline stops (on Wasmer, or before it is instantiated)."""
+
+
 class HostContext:
     """What host functions of one instance share: its memory, quotas, captured output and capability states."""
 
@@ -257,6 +261,7 @@ class HostContext:
         "clock_origin_ns",
         "closers",
         "data",
+        "engine_reserve",
         "env",
         "grants",
         "guest",
@@ -299,6 +304,7 @@ class HostContext:
         self.states: dict[str, CapabilityState] = {}  # by capability name
         self.closers: list[Callable[[], None]] = []  # run first by close()
         self.call_ends_at = math.inf  # when the current call reaches limits.timeout_ms (time.monotonic)
+        self.engine_reserve: Callable[[], None] = no_engine_deadline  # the instance's `reserve_return_time`
         self.clock_origin_ns = time.monotonic_ns()  # where the guest's monotonic clock reads 0 (capabilities/clock.py)
         self.data = CallData()
         self.aborted: str | None = None  # the guest's abort message in the current call (its trap follows)
@@ -308,6 +314,11 @@ class HostContext:
         if self.memory is None:
             raise GuestError(f"{self.guest}: called a host function before its memory was linked")
         return self.memory
+
+    def reserve_return_time(self) -> None:
+        """For a host function that answered TIMEOUT because call_ends_at came: the guest is left time to take it and
+        return (RETURN_RESERVE_SECONDS, once per call), where its engine would stop it at the deadline."""
+        self.engine_reserve()
 
     def stdio_room(self) -> int:
         """How many more bytes stdout and stderr may take in this call."""

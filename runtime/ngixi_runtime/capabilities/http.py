@@ -208,6 +208,7 @@ def _open_state(options: HttpOptions, context: HostContext, sandbox: Sandbox | N
         routes=routes,
         report=context.output.host_says,
         call_ends_at=lambda: context.call_ends_at,
+        reserve_return_time=context.reserve_return_time,
     )
 
 

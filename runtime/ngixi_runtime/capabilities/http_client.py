@@ -28,7 +28,6 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Headers = tuple[tuple[str, str], ...]
 
 MAX_REDIRECTS = 5
-RETURN_SECONDS = 0.05  # left of the guest's call for it to take a fetch's TIMEOUT and return
 # What a guest's request may hold, checked before its memory is read; its body is bounded by that memory.
 MAX_METHOD_BYTES, MAX_URL_BYTES, MAX_HEADERS_BYTES = 32, 8192, 65536
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -172,7 +171,8 @@ class HttpClient:
 
     `routes` are the operator's (host, port) → address overrides; `report` tells the operator
     why a request was refused; `call_ends_at` says when the guest's current call reaches its own
-    timeout: a fetch ends with TIMEOUT at its timeout_ms or just before that, whichever comes first.
+    timeout: a fetch ends with TIMEOUT at its timeout_ms or at that, whichever comes first, and in the second
+    case `reserve_return_time` leaves the guest time to return.
     """
 
     def __init__(
@@ -183,9 +183,11 @@ class HttpClient:
         routes: Mapping[Address, Address] | None = None,
         report: Callable[[str], None] | None = None,
         call_ends_at: Callable[[], float] = lambda: math.inf,
+        reserve_return_time: Callable[[], None] = lambda: None,
     ) -> None:
         self.options = options
         self.call_ends_at = call_ends_at
+        self.reserve_return_time = reserve_return_time
         self.guest = guest
         self.routes = dict(routes or {})
         self.report = report or (lambda message: None)
@@ -226,14 +228,23 @@ class HttpClient:
 
     def fetch(self, method: str, url: str, headers: Headers = (), body: bytes = b"") -> Response:
         """Follows redirects itself, checking every hop; refusals raise `AbiFault` with a `Status`."""
-        deadline = min(time.monotonic() + self.options.timeout_ms / 1000, self.call_ends_at() - RETURN_SECONDS)
+        deadline = min(time.monotonic() + self.options.timeout_ms / 1000, self.call_ends_at())
         request = self._request(method, url, headers, body, first=url)
-        for _ in range(MAX_REDIRECTS):
-            status, location, payload = self._exchange(request, deadline)
-            if location is None:
-                return Response(status, payload)
-            request = self._redirected(request, status, urljoin(request.url, location), first=url)
+        try:
+            for _ in range(MAX_REDIRECTS):
+                status, location, payload = self._exchange(request, deadline)
+                if location is None:
+                    return Response(status, payload)
+                request = self._redirected(request, status, urljoin(request.url, location), first=url)
+        except AbiFault as fault:
+            if fault.code == Status.TIMEOUT and self._cut_by_the_call(deadline):
+                self.reserve_return_time()
+            raise
         self._refuse(Status.TOO_MANY_REDIRECTS, f"{method} {url}", f"more than {MAX_REDIRECTS} redirects")
+
+    def _cut_by_the_call(self, deadline: float) -> bool:
+        """Whether the guest's own call's deadline, not [capabilities.http] timeout_ms, ended the fetch."""
+        return self.call_ends_at() <= deadline
 
     def _request(self, method: str, url: str, headers: Headers, body: bytes, *, first: str) -> Request:
         what = f"{method} {url}" + (f" (redirected from {first})" if url != first else "")
@@ -308,7 +319,7 @@ class HttpClient:
             size = f"[capabilities.http] max_response_bytes ({options.max_response_bytes})"
             return f"refused: the response is over {size}; raise it to allow it"
         if code == Status.TIMEOUT:
-            own = self.call_ends_at() - RETURN_SECONDS <= deadline  # the call's deadline came first
+            own = self._cut_by_the_call(deadline)
             ended = "the call's limits.timeout_ms" if own else f"[capabilities.http] timeout_ms ({options.timeout_ms})"
             return f"timed out: no whole response within {ended}"
         if code == Status.UNREACHABLE:

@@ -85,6 +85,10 @@ class EngineMemory(GuestMemory, Protocol):
 
 class EngineInstance(Protocol):
     thread_bound: bool  # whether only the thread that instantiated it may call it (Wasmer's Python objects)
+    # Called by a host function that answered TIMEOUT because the call's deadline came: the guest is left
+    # RETURN_RESERVE_SECONDS to return, once per call (nothing on an engine that has no deadline of its own). It
+    # holds no reference to the instance, whose host functions keep whatever holds it.
+    reserve_return_time: Callable[[], None]
 
     @property
     def memory(self) -> EngineMemory: ...

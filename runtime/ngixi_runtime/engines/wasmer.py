@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import wasmer
 
 from ngixi_runtime.capabilities.base import HostImport
-from ngixi_runtime.capabilities.context import GuestExit, HostFunction
+from ngixi_runtime.capabilities.context import GuestExit, HostFunction, no_engine_deadline
 from ngixi_runtime.engines.base import START_TRAPPED, EngineId, EngineMemory, RunLimits, as_results
 from ngixi_runtime.errors import GuestError, NgixiError
 from ngixi_runtime.records import NamedTuple
@@ -188,6 +188,7 @@ class WasmerMemory:
 
 class WasmerInstance:
     thread_bound = True  # wasmer-python's objects are "unsendable": another thread's use panics
+    reserve_return_time = staticmethod(no_engine_deadline)  # Wasmer cannot stop a call itself
 
     def __init__(self, instance: Any, guest: str) -> None:
         self._instance = instance

@@ -39,7 +39,7 @@ from ngixi_runtime.errors import ArtifactRefused, GuestError, NgixiError
 from ngixi_runtime.guest.limits import MAX_MEMORIES, MAX_TABLES
 from ngixi_runtime.guest.manifest import Number
 from ngixi_runtime.records import NamedTuple
-from ngixi_runtime.spec.abi import guest_range
+from ngixi_runtime.spec.abi import RETURN_RESERVE_SECONDS, guest_range
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.spec.wasm import Export, ExternKind, Import, MemoryLimits, ModuleInfo, Signature
 
@@ -418,12 +418,24 @@ class Deadline:
         self.export = ""
         self.ends_at = math.inf
         self._ticks = epoch_ticks(timeout_ms)
+        # The running call's store, until the call is given its reserve; never kept past the call, since the store's
+        # host functions keep this deadline.
+        self.store: wasmtime.Store | None = None
 
     def arm(self, store: wasmtime.Store) -> None:
         """Gives the next call (or instantiation) its epoch deadline and its full fuel."""
         if self.fuel is not None:
             store.set_fuel(self.fuel)
         store.set_epoch_deadline(self._ticks)
+
+    def reserve_return_time(self) -> None:
+        """Once per call, after a host call answered TIMEOUT because this deadline was near: the guest may run
+        RETURN_RESERVE_SECONDS from now to take it and return."""
+        store, self.store = self.store, None
+        if store is None:
+            return
+        self.ends_at = max(self.ends_at, time.monotonic() + RETURN_RESERVE_SECONDS)
+        store.set_epoch_deadline(epoch_ticks(math.ceil(RETURN_RESERVE_SECONDS * 1000)))
 
     def out_of_fuel(self, what: str) -> GuestError:
         return GuestError(
@@ -460,6 +472,7 @@ class WasmtimeInstance:
         self._deadline = deadline
         self._functions: dict[str, ExportCall] = {}
         self.guest = deadline.guest
+        self.reserve_return_time = deadline.reserve_return_time
         memory = self._exports["memory"]
         if not isinstance(memory, wasmtime.Memory):
             raise GuestError(f"{self.guest}: its export `memory` is not a memory")
@@ -487,6 +500,7 @@ def call_within_deadline(
     deadline.export = export
     deadline.ends_at = time.monotonic() + deadline.timeout_ms / 1000
     deadline.arm(store)
+    deadline.store = store
     try:
         with TICKER.running():
             result = invoke()
@@ -505,6 +519,7 @@ def call_within_deadline(
         raise GuestError(f"{deadline.guest}: {export} failed: {failure_summary(error)}") from None
     finally:
         deadline.ends_at = math.inf
+        deadline.store = None
     return as_results(result)
 
 

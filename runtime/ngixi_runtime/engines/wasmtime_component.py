@@ -194,6 +194,7 @@ class ComponentInstance:
     def __init__(self, maker: _Maker, info: ComponentInfo) -> None:
         self._maker = maker
         self._deadline = maker.deadline
+        self.reserve_return_time = maker.deadline.reserve_return_time
         self._run = run_export(info)  # a command's `wasi:cli/run@…#run`, which `_start` calls
         self._exports = info.exports
         self._typed: dict[str, tuple[wc.Func, TypedFunction]] = {}

@@ -48,6 +48,7 @@ from ngixi_runtime.loading.tenant_wire import (
 from ngixi_runtime.loading.zygote import CHILD_BUNDLE, ForkedProcess, spawn_tenant
 from ngixi_runtime.printable import printable
 from ngixi_runtime.records import NamedTuple
+from ngixi_runtime.spec.abi import RETURN_RESERVE_SECONDS
 from ngixi_runtime.spec.wit_json import TooDeepForTheWire
 from ngixi_runtime.trust.project_trust import dev_keys_file
 
@@ -187,7 +188,8 @@ class IsolatedTenant:
         # The request of a call without arguments or input, which check_call would pass, for each export that
         # takes none: made once, sent as it is.
         self._plain_requests = {export: [b"".join(call_frame(export, (), None))] for export in unchecked}
-        self._call_seconds = manifest.limits.timeout_ms / 1000 + _IPC_GRACE_SECONDS
+        # A guest answered TIMEOUT at its deadline may take its reserve to return: the child's engine allows it once.
+        self._call_seconds = manifest.limits.timeout_ms / 1000 + RETURN_RESERVE_SECONDS + _IPC_GRACE_SECONDS
         self._bounds = ReplyBounds.of(manifest.limits, self._call_seconds)
         self._lock = threading.Lock()
         self.origin = ""

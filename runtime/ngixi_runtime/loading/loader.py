@@ -752,6 +752,7 @@ def _open_core(
     try:
         imports = core_imports(context, [(imp.module, imp.name) for imp in prepared.info.imports])
         instance = runner.instantiate(prepared, imports=imports, on_memory=link_memory)
+        context.engine_reserve = instance.reserve_return_time
         if _is_reactor(manifest, prepared.info):  # WASI: a reactor's _initialize runs once, before any export
             context.call_ends_at = time.monotonic() + manifest.limits.timeout_ms / 1000
             running = REACTOR_INITIALIZER
@@ -806,6 +807,7 @@ def _open_component(
         functions = component_functions(context, prepared.info.imports)
         wasi = wasi_setup(context) if imports_wasi(prepared.info.imports) else None
         instance = wasmtime_component.instantiate(prepared, guest=guest, functions=functions, limits=limits, wasi=wasi)
+        context.engine_reserve = instance.reserve_return_time
         context.closers.append(_weak_closer(instance.close))
     except GuestError as error:  # a start function trapped: where, as a core guest's says
         context.close()

@@ -82,6 +82,7 @@ from ngixi_runtime.loading.loader import (
 from ngixi_runtime.loading.watchdog import ProcessWatchdog
 from ngixi_runtime.printable import printable
 from ngixi_runtime.records import NamedTuple
+from ngixi_runtime.spec.abi import RETURN_RESERVE_SECONDS
 from ngixi_runtime.spec.bundle_format import BundleIndex
 from ngixi_runtime.trust.local_paths import (
     SANDBOX_SIGNER,
@@ -120,9 +121,10 @@ _TENANT_CHARACTERS = _TENANT_FIRST | {"-", "_"}
 # still in its own code is ended by Wasmtime's deadline first, with the timeout as the call's outcome.
 _HOST_WAIT_GRACE = 1.0  # seconds
 # How long after limits.timeout_ms the watchdog of a guest on an engine that cannot interrupt it ends the process: a
-# host function that waits until the call's deadline (a sleep in poll_oneoff, kv's lock, an HTTP request) ends the call
-# itself then, with the timeout as the call's outcome; the watchdog stopped the process at that same moment.
-_HOST_RETURN_GRACE = 0.25  # seconds
+# host function that waits until the call's deadline (a sleep in poll_oneoff, kv's lock) ends the call itself then,
+# with the timeout as the call's outcome; the watchdog stopped the process at that same moment. An HTTP request ends
+# there with TIMEOUT, and the guest has RETURN_RESERVE_SECONDS more to return.
+_HOST_RETURN_GRACE = 0.25 + RETURN_RESERVE_SECONDS  # seconds
 DEFAULT_TENANT = "default"
 
 

@@ -135,6 +135,10 @@ class Status(enum.IntEnum):
     HOST_FAILURE = 12
 
 
+# What a guest has left to take a host call's TIMEOUT and return, when the call's own limits.timeout_ms cut that host
+# call short: once per call, from the moment the host answers, so a loaded host does not stop the guest first.
+RETURN_RESERVE_SECONDS = 0.25
+
 MAX_IOVECS = 1024  # IOV_MAX on Linux
 
 

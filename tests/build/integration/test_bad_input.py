@@ -23,7 +23,7 @@ from ngixi_build.toolchains.assemblyscript import toolchain_for
 from ngixi_build.workflows.devbuild import DevBuilder
 from ngixi_build.workflows.dodo_tasks import ProjectTasks
 from ngixi_build.workflows.scaffold import init_project, new_guest
-from ngixi_build.workflows.watch import _Session
+from ngixi_build.workflows.watch import Rebuilds, _Session
 from tests.conftest import make_bundle, make_key
 from tests.integration import installed_toolchain, share_toolchains
 from tests.wasmgen import ADD_BODY, Func, module
@@ -231,7 +231,7 @@ def test_watch_and_build_say_the_same_of_a_manifest_without_guest_and_a_folder_w
     assert passed_over in caplog.text
     lines: list[str] = []
     builder = _Builder()
-    session = _Session(project, cast(DevBuilder, builder), smoke=False, echo=lines.append)
+    session = _Session(project, cast(DevBuilder, builder), Rebuilds(lambda: None, lines.append), smoke=False)
     session.build_all()
     failed = f"gone: failed\n{tmp_path}/manifests/gone.toml: guest 'gone' has no directory {tmp_path}/guests/gone/"
     assert builder.built == ["kept"] and lines[0].startswith("kept: rebuilt") and len(lines) == 3, lines
@@ -241,6 +241,7 @@ def test_watch_and_build_say_the_same_of_a_manifest_without_guest_and_a_folder_w
     assert lines[3:] == [lines[2], lines[1]]
     shutil.rmtree(tmp_path / "guests" / "kept")
     session.handle("kept")
+    session.rebuilds.wait_idle()
     assert lines[5].startswith("kept: failed\n") and "guest 'kept' has no directory" in lines[5]
     project.manifest_path("kept").unlink()
     session.handle("kept")
@@ -276,10 +277,11 @@ def test_watch_reports_a_manifest_broken_while_it_runs_and_keeps_going(tmp_path:
     builder = DevBuilder(project, cast(AscServer, _IdleServer()))
     builder._toolchain = toolchain_for(project.state_dir)  # as after the first AssemblyScript compile
     lines: list[str] = []
-    session = _Session(project, builder, smoke=False, echo=lines.append)
+    session = _Session(project, builder, Rebuilds(lambda: None, lines.append), smoke=False)
     session.arrived("lib")
     builder.warm_up(["lib"])
     session.handle("lib")
+    session.rebuilds.wait_idle()
     [line] = lines  # one failure line, then one line per problem, each naming the file and the field
     heading, *problems = line.splitlines()
     assert heading.startswith("lib: failed after ") and problems, line

@@ -21,8 +21,9 @@ from ngixi_runtime.capabilities.context import LogLine, Sandbox
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.guest.component_memory import component_memory_problems
 from ngixi_runtime.guest.manifest import load_manifest
+from ngixi_runtime.loading.isolated import IsolatedTenant
 from ngixi_runtime.loading.loader import open_guest
-from ngixi_runtime.loading.tenants import open_tenant
+from ngixi_runtime.loading.tenants import InProcessTenant, open_tenant
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import REPO
 from tests.integration import WatchProcess, copy_project, keep_only_guests, run, set_targets
@@ -73,6 +74,13 @@ JS_VALUES = (
     "\nexport function echo(text) {\n  return `${text.length}:${text}`;\n}\n"
 )
 JS_VALUE_EXPORTS = {"less": (["u64", "s64"], ["s64"]), "echo": (["string"], ["string"])}
+# The generated JavaScript guest is not granted random: each of its sources refuses at run time, at the guest's line.
+JS_SOURCES = {"bytes": "crypto.getRandomValues", "uuid": "crypto.randomUUID", "math": "Math.random"}
+JS_DRAW = (
+    "\nexport function draw(what) {\n"
+    '  if (what === "bytes") return crypto.getRandomValues(new Uint8Array(8)).join();\n'
+    '  if (what === "uuid") return crypto.randomUUID();\n  return String(Math.random());\n}\n'
+)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +97,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     app.write_text(app.read_text().replace(RETURN, f'        if arg0 == "boom":\n{RAISE}\n{DEEPER}\n{RETURN}'))
     index = project / "guests" / GENERATED["javascript"] / "index.js"
     _edit(index, (JS_RETURN, f"{JS_THROW}\n{JS_THROW_MORE}\n{JS_RETURN}"), (LOG_IMPORT, f"{LOG_IMPORT} {MS_IMPORT}"))
-    index.write_text(index.read_text() + JS_MORE + MS_EXPORT + JS_VALUES)
+    index.write_text(index.read_text() + JS_MORE + MS_EXPORT + JS_VALUES + JS_DRAW)
     _depend_on_ms(index.parent)
     counter = project / "guests" / "counter-js" / "index.js"  # granted stdio: its WASI writers are Wasmtime's
     counter.write_text(counter.read_text().replace(COUNTER_BUMP, f"{COUNTER_THROW}\n{COUNTER_BUMP}") + COUNTER_DRAW)
@@ -100,7 +108,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with (project / "manifests" / "counter-python.toml").open("a") as manifest:
         manifest.write('\n[exports.draw]\nparams = ["string"]\nresults = ["string"]\n')
     with (project / "manifests" / f"{GENERATED['javascript']}.toml").open("a") as manifest:
-        for export in ("later", "span"):
+        for export in ("later", "span", "draw"):
             manifest.write(f'\n[exports.{export}]\nparams = ["string"]\nresults = ["string"]\n')
         for export, (params, results) in JS_VALUE_EXPORTS.items():
             manifest.write(f"\n[exports.{export}]\nparams = {json.dumps(params)}\nresults = {json.dumps(results)}\n")
@@ -238,6 +246,40 @@ def test_a_javascript_guest_granted_random_draws_from_the_host_at_each_run(
     assert len(draws) == 2, draws
 
 
+def _logged_tenant(
+    built: Path, guest: str, sandboxes: Path, logged: list[LogLine], *, isolated: bool
+) -> InProcessTenant | IsolatedTenant:
+    """A tenant of one of the built guests, its log lines kept in `logged`."""
+    return open_tenant(
+        built / "artifacts" / "bundles" / f"{guest}-0.1.0.ngx",
+        trust_file=built / ".ngixi" / "trust.toml",
+        isolated=isolated,
+        sandboxes=sandboxes,
+        logs=lambda line, _: logged.append(line),
+    )
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+def test_a_javascript_guest_not_granted_random_refuses_to_draw_at_its_line(
+    built: Path, tmp_path: Path, isolated: bool
+) -> None:
+    """Without [capabilities.random], crypto.getRandomValues, crypto.randomUUID and Math.random gave what was drawn
+    while the component was built, the same at every run. Each now throws, logged at the guest's own line (through
+    the bundle of its npm dependencies) and naming the grant."""
+    guest = GENERATED["javascript"]
+    lines = (built / "guests" / guest / "index.js").read_text().splitlines()
+    logged: list[LogLine] = []
+    with _logged_tenant(built, guest, tmp_path, logged, isolated=isolated) as tenant:
+        for what in JS_SOURCES:
+            with pytest.raises(GuestError, match="draw trapped"):
+                tenant.call("draw", (what,))
+    assert [line.level for line in logged] == ["error"] * len(JS_SOURCES)
+    for line, source in zip(logged, JS_SOURCES.values(), strict=True):
+        number = next(n for n, text in enumerate(lines, 1) if f"{source}(" in text)
+        assert line.message.startswith(f"Error: {source}: this guest is not granted [capabilities.random]"), line
+        assert line.message.endswith(f"(at guests/{guest}/index.js:{number} in draw)"), line
+
+
 @pytest.mark.parametrize("isolated", [True, False])
 def test_a_python_guest_s_randomness_fails_loudly_rather_than_repeating_the_build_s(
     built: Path, tmp_path: Path, isolated: bool
@@ -246,17 +288,10 @@ def test_a_python_guest_s_randomness_fails_loudly_rather_than_repeating_the_buil
     while the component was built, the same at every run (0.761709200975832, in every open and call), and
     os.urandom, secrets and uuid4 trapped without a word. Each now refuses with an error naming why, and a `random`
     the guest seeds itself repeats as seeded."""
-    bundle = built / "artifacts" / "bundles" / "counter-python-0.1.0.ngx"
     logged: list[LogLine] = []
     seeded = set()
     for _ in range(2):
-        with open_tenant(
-            bundle,
-            trust_file=built / ".ngixi" / "trust.toml",
-            isolated=isolated,
-            sandboxes=tmp_path,
-            logs=lambda line, _: logged.append(line),
-        ) as tenant:
+        with _logged_tenant(built, "counter-python", tmp_path, logged, isolated=isolated) as tenant:
             for source in PYTHON_SOURCES:
                 with pytest.raises(GuestError, match="draw trapped"):
                     tenant.call("draw", (source,))

@@ -26,6 +26,7 @@ from watchdog.events import (
 from ngixi_build import locking
 from ngixi_build.guests import read_guest
 from ngixi_build.locking import build_lock, file_lock
+from ngixi_build.proc import run
 from ngixi_build.project import Project
 from ngixi_build.stages.validate import check_validated, validate_guest
 from ngixi_build.workflows.pipeline import fit_core_module
@@ -35,6 +36,7 @@ from ngixi_build.workflows.watch import (
     ChangeEvents,
     Debouncer,
     LinkedFolderEvents,
+    Rebuilds,
     _observing,
     changed_guest,
     interrupt_on_stop_signals,
@@ -42,7 +44,7 @@ from ngixi_build.workflows.watch import (
     only_watcher,
     watch,
 )
-from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.errors import InvalidInput, NgixiError
 from tests.conftest import HELLO_MANIFEST
 from tests.wasmgen import ADD_BODY, Func, module
 
@@ -133,6 +135,63 @@ def test_a_burst_shorter_than_the_busy_time_is_handed_over_whole() -> None:
         debouncer.add(guest)
         time.sleep(0.03)
     assert debouncer.next_batch(block=True, on_arrival=lambda _: None) == {"a", "b", "c"}
+
+
+def test_rebuilds_of_other_guests_run_beside_a_slow_one_and_a_save_during_one_rebuilds_it_once_more() -> None:
+    """A slow guest's rebuild held every other guest's back (a 0.4 s Zig save waited 34 s behind a Python compile);
+    a guest saved twice while its rebuild runs is rebuilt once more after it, never twice at once."""
+    lines: list[str] = []
+    release_slow = threading.Event()
+    running: set[str] = set()
+    overlapped: list[str] = []
+
+    def job(guest: str, first_event: float | None) -> None:
+        if guest in running:
+            overlapped.append(guest)
+        running.add(guest)
+        if guest == "slow" and first_event is None:
+            release_slow.wait(timeout=30)
+        running.discard(guest)
+        lines.append(f"{guest} {first_event}")
+
+    woken = threading.Event()
+    rebuilds = Rebuilds(woken.set, lines.append, workers=2)
+    try:
+        rebuilds.start("slow", job)
+        rebuilds.start("slow", job, 1.0)  # saved while its rebuild runs
+        rebuilds.start("slow", job, 2.0)  # and again: one more rebuild, from the first of those saves
+        rebuilds.start("quick", job)
+        assert woken.wait(timeout=10)  # the quick guest's jobs ended, the slow one's still runs
+        assert lines == ["quick None"] and not rebuilds.idle
+        release_slow.set()
+        rebuilds.wait_idle()
+    finally:
+        release_slow.set()
+        rebuilds.stop()
+    assert lines == ["quick None", "slow None", "slow 1.0"] and not overlapped
+
+
+def test_a_stopped_rebuild_says_nothing_more_and_its_tools_are_stopped() -> None:
+    """Ctrl-C reaches the watcher's main thread only: the tools its rebuild threads wait for are stopped by it, and
+    their failures are not said after it."""
+    lines: list[str] = []
+    started = threading.Event()
+    rebuilds = Rebuilds(lambda: None, lines.append)
+
+    def job(guest: str, _first_event: float | None) -> None:
+        started.set()
+        try:
+            run(["sleep", "60"], what="a slow tool")
+        except NgixiError as error:
+            rebuilds.say(f"{guest}: failed\n{error}")
+
+    rebuilds.start("slow", job)
+    assert started.wait(timeout=10)
+    time.sleep(0.3)  # into the tool's run (were it not, `stop` would stop it when it starts)
+    began = time.monotonic()
+    rebuilds.stop()
+    assert time.monotonic() - began < 10 and rebuilds.idle  # not the tool's 60 s
+    assert lines == []
 
 
 Event = multiprocessing.synchronize.Event

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -84,6 +85,28 @@ def test_a_command_guest_rebuilds_on_its_inputs_never_on_its_output(watching: tu
     source.write_text(ZIG_SOURCE)
     lines = rebuilt(watch, "zig-watch")
     assert not any(line.startswith("handmade:") for line in lines), lines
+
+
+def test_a_quick_guests_save_is_not_held_behind_a_slow_guests_rebuild(watching: tuple[Project, WatchProcess]) -> None:
+    """The any-toolchain guest's build command takes 6 s once (as a component's compile takes tens of seconds); a Zig
+    save just after its save is rebuilt meanwhile, not after it (before, a 0.4 s Zig save waited 34 s)."""
+    project, watch = watching
+    guest = project.guests_dir / "handmade"
+    script = guest / "make_wasm.py"
+    (guest / "slow-once").write_text("")  # no input of the guest: changes nothing
+    slow_once = (
+        "import pathlib as _pathlib, time as _time\n"
+        "_once = _pathlib.Path(__file__).parent / 'slow-once'\n"
+        "if _once.exists():\n    _once.unlink()\n    _time.sleep(6)\n"
+    )
+    future = "from __future__ import annotations\n"
+    script.write_text(script.read_text().replace(future, future + slow_once, 1))
+    time.sleep(0.5)  # its rebuild has started
+    (project.guests_dir / "zig-watch" / "main.zig").write_text(ZIG_SOURCE.replace("n * 2", "n * 4"))
+    lines = [line.text for line in watch.until("handmade: rebuilt", "handmade: failed")]
+    assert any(line.startswith("zig-watch: rebuilt") for line in lines), lines
+    assert lines[-1].startswith("handmade: rebuilt"), lines
+    assert call(project, "zig-watch", "twice", 5) == 20
 
 
 def test_sources_are_left_without_compiler_caches(watching: tuple[Project, WatchProcess]) -> None:

@@ -32,9 +32,13 @@ def wrapper_of(project: Project, manifest_text: str = MANIFEST) -> Path | None:
     return javascript_language._exports_wrapper(project, manifest, project.root / "artifacts/wasm/tally.wasm")
 
 
-def test_the_wrapper_sits_beside_the_component_and_only_for_a_guest_granted_log(project: Project) -> None:
+def test_the_wrapper_sits_beside_the_component_for_a_guest_granted_log_or_not_granted_random(
+    project: Project,
+) -> None:
+    """Granted log, the wrapper reports what its exports throw; not granted random, it refuses to draw."""
     assert wrapper_of(project) == WRAPPER
-    assert wrapper_of(project, MANIFEST.replace("[capabilities.log]\n", "")) is None
+    assert wrapper_of(project, MANIFEST.replace("[capabilities.log]\n", "")) == WRAPPER
+    assert wrapper_of(project, MANIFEST.replace("[capabilities.log]\n", "[capabilities.random]\n")) is None
 
 
 @pytest.mark.parametrize("target", ["guests/tally/index.js", "/etc/passwd"])
