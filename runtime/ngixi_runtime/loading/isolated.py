@@ -141,7 +141,7 @@ def _aot_cache_variable(environ: Mapping[str, str]) -> dict[str, str]:
         }
     except CacheUnavailable:
         return {CACHE_VARIABLE: environ[CACHE_VARIABLE], **limit} if environ.get(CACHE_VARIABLE) else limit
-    except RuntimeError:  # no home directory
+    except (RuntimeError, InvalidInput):  # no home directory
         return limit
 
 
