@@ -524,6 +524,10 @@ class TenantPool:
         state_dir: Path | None = None,
         allow_downgrade: bool = False,
     ) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise InvalidInput(
+                f"TenantPool workers={workers!r}: the calls it runs at once must be a whole number, at least 1"
+            )
         # Absolute now: each add (and restart) reads them again, whatever directory this process has moved to since.
         self._trust_file = trust_file.absolute()
         self._policy_file = None if policy is None else Path(policy.source).absolute()
@@ -544,6 +548,8 @@ class TenantPool:
         before the bundle is opened: of two threads adding one name at once, the second is refused, and no tenant
         is opened only to be lost."""
         self._refuse_forked()
+        if tenant is None:
+            check_tenant_id(name, given_as="name (the tenant id unless tenant= gives one)")
         with self._names:
             if self._closed:
                 raise InvalidInput(f"tenant {name!r}: the pool is closed; add tenants to a new one")
