@@ -106,7 +106,11 @@ def _outcome(tenant: InProcessTenant | IsolatedTenant, export: str, value: Any) 
         return f"{type(refused).__name__}: {refused}"
 
 
-@pytest.mark.parametrize(("export", "value"), ODD_ARGUMENTS, ids=lambda each: repr(each)[:40])
+@pytest.mark.parametrize(  # ids by position: a set's or memoryview's repr differs between xdist's workers
+    ("export", "value"),
+    ODD_ARGUMENTS,
+    ids=[f"{export}-{type(value).__name__}-{i}" for i, (export, value) in enumerate(ODD_ARGUMENTS)],
+)
 def test_in_process_and_isolated_take_or_refuse_each_argument_alike(
     tenants: tuple[InProcessTenant, IsolatedTenant], export: str, value: Any
 ) -> None:
