@@ -65,8 +65,8 @@ class TooDeepForTheWire(ValueError):
 def to_wire(value: Any, levels: int = 1 << 30) -> Any:
     """`value` in the wire form, lists, tuples and records nested at most `levels` deep (deeper: TooDeepForTheWire);
     ValueError, saying what the arguments hold, for an integer beyond a double's range or a value of a type no
-    WIT type takes. Without recursion: the levels a caller
-    allows must not depend on how deep its own stack already is."""
+    WIT type takes. Without recursion: the levels a caller allows must not depend on how deep its own stack already
+    is."""
     if _plain(value):  # most calls' arguments, numbers and strings: as they are
         return value
     root: list[Any] = [None]
@@ -124,7 +124,8 @@ def from_wire(value: Any, levels: int = 1 << 30) -> Any:
     if _plain(value):
         return value
     root: list[Any] = [None]
-    # a value, where it goes, levels left; None for a tuple's end, its elements below it on the stack all in
+    # a value, where it goes, levels left; None for a tagged sequence's end (a tuple, another iterable, a mapping
+    # with other keys), its elements below it on the stack all in
     pending: list[tuple[Any, Any, Any, int | None]] = [(value, root, 0, levels)]
     while pending:
         item, parent, key, left = pending.pop()
