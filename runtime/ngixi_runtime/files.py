@@ -72,13 +72,20 @@ def home_directory(environ: Mapping[str, str], what: str, instead: str) -> Path:
             return Path(pwd.getpwuid(os.getuid()).pw_dir)
         except KeyError:
             raise RuntimeError("no home directory: $HOME is unset and this user has no password entry") from None
-    if not os.path.isabs(home) or not os.path.isdir(home):
-        problem = "is not an absolute path" if not os.path.isabs(home) else "is not an existing directory"
+    problem = home_problem(home)
+    if problem is not None:
         raise InvalidInput(
             f"$HOME: {home[:200]!r} {problem}, and {what} would be kept under it; set HOME to your home directory, "
             f"or name the directory with {instead}"
         )
     return Path(home)
+
+
+def home_problem(home: str) -> str | None:
+    """Why `home`, the value of $HOME, names no home directory, or None when it names one."""
+    if not os.path.isabs(home):
+        return "is not an absolute path"
+    return None if os.path.isdir(home) else "is not an existing directory"
 
 
 @contextmanager
