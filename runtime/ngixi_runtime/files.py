@@ -52,9 +52,40 @@ def environment_path(name: str, environ: Mapping[str, str] = os.environ) -> Path
 
 def user_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
     """This user's cache of ngixi: $XDG_CACHE_HOME/ngixi (when absolute), else ~/.cache/ngixi; RuntimeError when
-    there is no home directory to be found."""
+    there is no home directory to be found, InvalidInput when $HOME names none (`home_directory`)."""
     xdg = environ.get("XDG_CACHE_HOME", "")
-    return (Path(xdg) if Path(xdg).is_absolute() else Path.home() / ".cache") / "ngixi"
+    if Path(xdg).is_absolute():
+        return Path(xdg) / "ngixi"
+    return home_directory(environ, "ngixi's cache", "$XDG_CACHE_HOME") / ".cache" / "ngixi"
+
+
+def home_directory(environ: Mapping[str, str], what: str, instead: str) -> Path:
+    """This user's home directory, under which `what` is kept unless `instead` (the variables naming it) says
+    otherwise: $HOME when set, else the password database's entry (RuntimeError when there is none). An empty or
+    relative $HOME is refused (Python takes an empty one as / or the working directory), and so is one that does
+    not exist, which would be made (as root, /nonexistent)."""
+    home = environ.get("HOME")
+    if home is None:
+        import pwd
+
+        try:
+            return Path(pwd.getpwuid(os.getuid()).pw_dir)
+        except KeyError:
+            raise RuntimeError("no home directory: $HOME is unset and this user has no password entry") from None
+    problem = home_problem(home)
+    if problem is not None:
+        raise InvalidInput(
+            f"$HOME: {home[:200]!r} {problem}, and {what} would be kept under it; set HOME to your home directory, "
+            f"or name the directory with {instead}"
+        )
+    return Path(home)
+
+
+def home_problem(home: str) -> str | None:
+    """Why `home`, the value of $HOME, names no home directory, or None when it names one."""
+    if not os.path.isabs(home):
+        return "is not an absolute path"
+    return None if os.path.isdir(home) else "is not an existing directory"
 
 
 @contextmanager

@@ -31,6 +31,7 @@ import wasmtime.component as wc
 from ngixi_runtime.errors import InvalidInput, counted
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.doubles import beyond_double
+from ngixi_runtime.spec.wit_json import CrossedIterable
 
 _INTEGERS: dict[type, tuple[str, int, int]] = {
     wc.U8: ("u8", 0, 2**8 - 1),
@@ -177,8 +178,8 @@ class _Where:
 def _shown(value: object) -> str:
     try:
         text = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError, RecursionError):
-        text = type(value).__name__
+    except (TypeError, ValueError, RecursionError):  # a set, as in-process so in a tenant's child
+        text = value.type_name if isinstance(value, CrossedIterable) else type(value).__name__
     return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
 
 

@@ -31,7 +31,7 @@ def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
         return chosen
     try:
         return user_cache_dir(environ) / "aot"
-    except RuntimeError as error:  # no home directory to be found
+    except (RuntimeError, InvalidInput) as error:  # no home directory to be found
         raise CacheUnavailable(f"{error}; set {CACHE_VARIABLE}") from None
 
 

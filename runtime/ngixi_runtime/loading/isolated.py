@@ -17,6 +17,7 @@ from ngixi_runtime.bundles.reader import VerifiedBundle
 from ngixi_runtime.capabilities.context import LogSink, StdioSink
 from ngixi_runtime.engines.base import meters_fuel
 from ngixi_runtime.errors import ERROR_EXIT_CODES, InvalidInput, NgixiError, error_with_exit_code
+from ngixi_runtime.files import home_problem
 from ngixi_runtime.guest.data import MAX_JSON_DEPTH, DataKind, DataValue
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE, LIMIT_VARIABLE, CacheUnavailable, default_cache_dir
@@ -132,8 +133,12 @@ def _aot_cache_variable(environ: Mapping[str, str]) -> dict[str, str]:
     """The host AOT cache this process uses, its size limit, and the state directory holding the key of its
     entries, named absolutely: the child has no HOME or XDG_* to find them by. A cache this process may not use (a
     relative `$NGIXI_AOT_CACHE`) is named to the child as it was, so the child does without it and says why, as
-    this process would: left out, the child used the default cache instead, silently."""
+    this process would: left out, the child used the default cache instead, silently. So is a $HOME this process
+    refuses to keep them under (`files.home_directory`): the child, which has no HOME otherwise, found the one of the
+    password database, and made the cache and key there."""
     limit = {LIMIT_VARIABLE: environ[LIMIT_VARIABLE]} if LIMIT_VARIABLE in environ else {}
+    home = environ.get("HOME")
+    refused_home = {"HOME": home} if home is not None and home_problem(home) is not None else {}
     try:
         return {
             CACHE_VARIABLE: str(default_cache_dir(environ)),
@@ -141,9 +146,10 @@ def _aot_cache_variable(environ: Mapping[str, str]) -> dict[str, str]:
             **limit,
         }
     except CacheUnavailable:
-        return {CACHE_VARIABLE: environ[CACHE_VARIABLE], **limit} if environ.get(CACHE_VARIABLE) else limit
-    except RuntimeError:  # no home directory
-        return limit
+        named = {CACHE_VARIABLE: environ[CACHE_VARIABLE]} if environ.get(CACHE_VARIABLE) else refused_home
+        return {**named, **limit}
+    except (RuntimeError, InvalidInput):  # no home directory, or one refused
+        return {**refused_home, **limit}
 
 
 class IsolatedTenant:

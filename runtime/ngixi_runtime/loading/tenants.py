@@ -526,6 +526,10 @@ class TenantPool:
         state_dir: Path | None = None,
         allow_downgrade: bool = False,
     ) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise InvalidInput(
+                f"TenantPool workers={workers!r}: the calls it runs at once must be a whole number, at least 1"
+            )
         # Absolute now: each add (and restart) reads them again, whatever directory this process has moved to since.
         self._trust_file = trust_file.absolute()
         self._policy_file = None if policy is None else Path(policy.source).absolute()
@@ -541,11 +545,26 @@ class TenantPool:
 
         self._executor = ThreadPoolExecutor(max_workers=workers)
 
-    def add(self, name: str, bundle: Path, *, isolated: bool = True, tenant: str | None = None) -> None:
-        """Loads a bundle as tenant `name`; its sandbox id is `tenant`, by default `name` itself. The name is claimed
-        before the bundle is opened: of two threads adding one name at once, the second is refused, and no tenant
-        is opened only to be lost."""
+    def add(
+        self,
+        name: str,
+        bundle: Path,
+        *,
+        isolated: bool = True,
+        tenant: str | None = None,
+        args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        stdin: Stdin | None = None,
+        engine: str | None = None,
+        child_env: Mapping[str, str] | None = None,
+    ) -> None:
+        """Loads a bundle as tenant `name`; its sandbox id is `tenant`, by default `name` itself. `args`, `env`,
+        `stdin`, `engine` and `child_env` are `open_tenant`'s, checked as there. The name is claimed before the
+        bundle is opened: of two threads adding one name at once, the second is refused, and no tenant is opened
+        only to be lost."""
         self._refuse_forked()
+        if tenant is None:
+            check_tenant_id(name, given_as="name (the tenant id unless tenant= gives one)")
         with self._names:
             if self._closed:
                 raise InvalidInput(f"tenant {name!r}: the pool is closed; add tenants to a new one")
@@ -561,6 +580,11 @@ class TenantPool:
                 rollback=self._rollback,
                 sandboxes=self._sandboxes,
                 tenant=name if tenant is None else tenant,
+                args=args,
+                env=env,
+                stdin=stdin,
+                engine=engine,
+                child_env=child_env,
             )
         except BaseException:
             with self._names:
@@ -584,6 +608,10 @@ class TenantPool:
 
     def call(self, name: str, export: str, args: Sequence[Any] = (), input: DataValue | None = None) -> CallResult:
         return self._tenant(name).call(export, args, input=input)
+
+    def run(self, name: str) -> CallResult:
+        """Runs tenant `name`, a command guest, with the arguments, environment and stdin its `add` gave."""
+        return self._tenant(name).run()
 
     def _refuse_forked(self) -> None:
         """A pool serves the process that made it alone: a fork has none of its threads, and its tenants' children

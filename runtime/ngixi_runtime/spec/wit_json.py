@@ -3,20 +3,44 @@
 `to_json` is what `ngixi run` prints: bytes become a list of ints, tuples lists, a float that JSON
 cannot write the string "NaN", "Infinity" or "-Infinity" (as protobuf's JSON mapping does); the value
 mapping accepts all of these back as arguments. `to_wire`/`from_wire` keep bytes and tuples exact between a tenant
-and its child: `{"$bytes": base64}` and `{"$tuple": [...]}` (WIT names never start with `$`).
+and its child: `{"$bytes": base64}` and `{"$tuple": [...]}` (WIT names never start with `$`), and so what a value
+of no WIT form is: a bytearray `{"$bytearray": base64}`, any other iterable (a set, a range)
+`{"$iterable": [type name, ...]}` (a `CrossedIterable` in the child, which a list parameter refuses as it does
+in-process, and flags take), a mapping with keys that are not strings `{"$mapping": [[key, value], ...]}`: the child
+takes or refuses each as this process would, in the same words.
 """
 
 from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from ngixi_runtime.printable import printable_json
 from ngixi_runtime.spec.doubles import beyond_double
 
-_BYTES, _TUPLE = "$bytes", "$tuple"
+_BYTES, _BYTEARRAY, _TUPLE, _ITERABLE, _MAPPING = "$bytes", "$bytearray", "$tuple", "$iterable", "$mapping"
+
+
+class CrossedIterable:
+    """An iterable other than a list or tuple (a set, a range) as it crossed to a tenant's child: its items, and
+    the name of its type for messages."""
+
+    def __init__(self, type_name: str, items: list[Any]) -> None:
+        self.type_name = type_name
+        self.items = items
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.items)
+
+
+# What each tagged sequence becomes again in the child.
+_REMADE: dict[str, Callable[[list[Any]], Any]] = {
+    _TUPLE: tuple,
+    _ITERABLE: lambda named: CrossedIterable(named[0], named[1:]),
+    _MAPPING: dict,
+}
 _LEAVES = (str, int, float, type(None))  # bool is an int
 _PLAIN = frozenset({str, int, float, bool})
 
@@ -41,8 +65,8 @@ class TooDeepForTheWire(ValueError):
 def to_wire(value: Any, levels: int = 1 << 30) -> Any:
     """`value` in the wire form, lists, tuples and records nested at most `levels` deep (deeper: TooDeepForTheWire);
     ValueError, saying what the arguments hold, for an integer beyond a double's range or a value of a type no
-    WIT type takes. Other iterables (a set of flags) become lists. Without recursion: the levels a caller
-    allows must not depend on how deep its own stack already is."""
+    WIT type takes. Without recursion: the levels a caller allows must not depend on how deep its own stack already
+    is."""
     if _plain(value):  # most calls' arguments, numbers and strings: as they are
         return value
     root: list[Any] = [None]
@@ -55,21 +79,36 @@ def to_wire(value: Any, levels: int = 1 << 30) -> Any:
             parent[key] = item
             continue
         if isinstance(item, (bytes, bytearray)):
-            parent[key] = {_BYTES: base64.b64encode(item).decode("ascii")}
+            parent[key] = {_BYTEARRAY if isinstance(item, bytearray) else _BYTES: base64.b64encode(item).decode()}
             continue
         if left <= 0:
             raise TooDeepForTheWire
-        if isinstance(item, Mapping):
+        if isinstance(item, Mapping) and all(isinstance(name, str) for name in item):
             parent[key] = fields = dict.fromkeys(item)
             pending.extend((inner, fields, name, left - 1) for name, inner in item.items())
         elif isinstance(item, Iterable):
-            items = list(item)
+            items = _wire_items(item)
             out = [None] * len(items)
-            parent[key] = {_TUPLE: out} if isinstance(item, tuple) else out
+            parent[key] = out if isinstance(item, list) else {_wire_tag(item): out}
             pending.extend((inner, out, index, left - 1) for index, inner in enumerate(items))
         else:
             raise ValueError(f"hold a {type(item).__name__}, which no WIT type takes")
     return root[0]
+
+
+def _wire_items(iterable: Iterable[Any]) -> list[Any]:
+    """What crosses of a list, tuple, mapping (its items) or other iterable (its type's name, then its items)."""
+    if isinstance(iterable, (list, tuple)):
+        return list(iterable)
+    if isinstance(iterable, Mapping):
+        return list(iterable.items())
+    return [type(iterable).__name__, *iterable]
+
+
+def _wire_tag(iterable: Iterable[Any]) -> str:
+    if isinstance(iterable, tuple):
+        return _TUPLE
+    return _MAPPING if isinstance(iterable, Mapping) else _ITERABLE
 
 
 def _plain(value: Any) -> bool:
@@ -85,25 +124,29 @@ def from_wire(value: Any, levels: int = 1 << 30) -> Any:
     if _plain(value):
         return value
     root: list[Any] = [None]
-    # a value, where it goes, levels left; None for a tuple's end, its elements below it on the stack all in
+    # a value, where it goes, levels left; None for a tagged sequence's end (a tuple, another iterable, a mapping
+    # with other keys), its elements below it on the stack all in
     pending: list[tuple[Any, Any, Any, int | None]] = [(value, root, 0, levels)]
     while pending:
         item, parent, key, left = pending.pop()
         if left is None:
-            parent[key] = tuple(item)
+            remake, items = item
+            parent[key] = remake(items)
             continue
-        if isinstance(item, Mapping) and list(item) == [_BYTES]:
-            parent[key] = base64.b64decode(item[_BYTES])
+        if isinstance(item, Mapping) and list(item) in ([_BYTES], [_BYTEARRAY]):
+            crossed = base64.b64decode(next(iter(item.values())))
+            parent[key] = bytearray(crossed) if _BYTEARRAY in item else crossed
             continue
         if not isinstance(item, (Mapping, list)):
             parent[key] = item
             continue
         if left <= 0:
             raise TooDeepForTheWire
-        if isinstance(item, Mapping) and list(item) == [_TUPLE]:
-            elements = [None] * len(item[_TUPLE])
-            pending.append((elements, parent, key, None))
-            pending.extend((inner, elements, index, left - 1) for index, inner in enumerate(item[_TUPLE]))
+        tag = next(iter(item), None) if isinstance(item, Mapping) and len(item) == 1 else None
+        if tag in _REMADE:
+            elements = [None] * len(item[tag])
+            pending.append(((_REMADE[tag], elements), parent, key, None))
+            pending.extend((inner, elements, index, left - 1) for index, inner in enumerate(item[tag]))
         elif isinstance(item, Mapping):
             parent[key] = fields = dict.fromkeys(item)
             pending.extend((inner, fields, name, left - 1) for name, inner in item.items())

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import OtherNames, make_directories, open_lock_file, read_input_bytes, write_atomic
+from ngixi_runtime.files import (
+    OtherNames,
+    home_directory,
+    make_directories,
+    open_lock_file,
+    read_input_bytes,
+    write_atomic,
+)
 from ngixi_runtime.trust.local_paths import refuse_unsafe_project_trust, unsafe_because
 from ngixi_runtime.trust.signatures import (
     TrustStore,
@@ -41,8 +48,9 @@ def dev_keys_file(environ: Mapping[str, str] = os.environ) -> Path:
     Per user, not per trust domain: $NGIXI_STATE_DIR (rollback state) does not move it.
     """
     xdg = environ.get("XDG_STATE_HOME", "")
-    base = Path(xdg) if Path(xdg).is_absolute() else Path.home() / ".local" / "state"
-    return base / "ngixi" / DEV_KEYS_NAME
+    if Path(xdg).is_absolute():
+        return Path(xdg) / "ngixi" / DEV_KEYS_NAME
+    return home_directory(environ, "this user's keys", "$XDG_STATE_HOME") / ".local" / "state" / "ngixi" / DEV_KEYS_NAME
 
 
 class SecretUnkept(Exception):
@@ -60,7 +68,7 @@ def kept_secret(name: str, environ: Mapping[str, str] = os.environ) -> bytes:
     stamp, a host AOT cache entry) is told from what anyone else, or another machine, made."""
     try:
         path = dev_keys_file(environ).parent / name
-    except RuntimeError as error:  # no home directory
+    except (RuntimeError, InvalidInput) as error:  # no home directory
         raise SecretUnkept(Path("~/.local/state/ngixi", name), f"cannot be kept: {error}") from None
     try:
         if not os.path.lexists(path):  # a look first: it is read far more often than made

@@ -19,6 +19,7 @@ from pathlib import Path
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.files import (
     environment_path,
+    home_directory,
     make_directories,
     not_a_directory,
     open_lock_file,
@@ -51,8 +52,10 @@ def default_state_dir(environ: Mapping[str, str] = os.environ) -> Path:
     if from_environment is not None:
         return from_environment
     xdg = environ.get("XDG_STATE_HOME", "")
-    base = Path(xdg) if Path(xdg).is_absolute() else Path.home() / ".local" / "state"
-    return base / "ngixi"
+    if Path(xdg).is_absolute():
+        return Path(xdg) / "ngixi"
+    instead = f"${STATE_VARIABLE} or $XDG_STATE_HOME"
+    return home_directory(environ, "the state directory", instead) / ".local" / "state" / "ngixi"
 
 
 def trust_domain(trust_file: Path) -> Path:

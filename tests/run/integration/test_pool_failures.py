@@ -325,3 +325,28 @@ def test_a_start_function_spinning_when_its_host_is_killed_ends_by_its_cpu_time(
         for left in _marked(mark):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(left, signal.SIGKILL)
+
+
+def test_a_pool_refuses_workers_below_one_and_a_name_that_is_no_tenant_id_in_one_line(
+    tmp_path: Path, keys: KeyFiles
+) -> None:
+    """TenantPool(workers=0) raised ThreadPoolExecutor's bare ValueError, and pool.add("Alice") said "tenant:", a
+    keyword the call did not use."""
+    for workers in (0, -1, True, 2.5):
+        with pytest.raises(InvalidInput) as refused:
+            TenantPool(trust_file=keys.trust, state_dir=tmp_path / "state", workers=workers)  # type: ignore[arg-type]
+        assert str(refused.value) == (
+            f"TenantPool workers={workers!r}: the calls it runs at once must be a whole number, at least 1"
+        )
+    bundle = make_bundle(tmp_path, keys.key, wasm=bytes(wasmtime.wat2wasm(WAT)), manifest=MANIFEST, guest="g")
+    with TenantPool(trust_file=keys.trust, state_dir=tmp_path / "state", workers=1) as pool:
+        with pytest.raises(InvalidInput) as refused:
+            pool.add("Alice", bundle)
+        assert str(refused.value) == (
+            "name (the tenant id unless tenant= gives one): 'Alice' is not a tenant id; use 1 to 64 lowercase "
+            'letters, digits, "-" and "_", starting with a letter or digit'
+        )
+        with pytest.raises(InvalidInput, match=r"^tenant: 'Bob' is not a tenant id; "):
+            pool.add("alice", bundle, tenant="Bob")
+        pool.add("Alice", bundle, tenant="alice")  # a name is any string when tenant= gives the id
+        assert pool.call("Alice", "run").values == (1,)

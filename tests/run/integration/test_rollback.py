@@ -15,10 +15,12 @@ import pytest
 
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.errors import InvalidInput, VerificationError
+from ngixi_runtime.files import user_cache_dir
 from ngixi_runtime.loading.isolated import IsolatedTenant
 from ngixi_runtime.loading.tenants import CallFailed, open_tenant
 from ngixi_runtime.spec.bundle_format import Channel
 from ngixi_runtime.trust.choice import DEV_TRUST_FILE
+from ngixi_runtime.trust.project_trust import dev_keys_file
 from ngixi_runtime.trust.rollback import RollbackGuard, default_state_dir, state_file_for
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
@@ -249,6 +251,31 @@ def test_default_state_directory() -> None:
     assert default_state_dir({"XDG_STATE_HOME": "/x"}) == Path("/x/ngixi")
     assert default_state_dir({"XDG_STATE_HOME": "relative"}) == home / ".local" / "state" / "ngixi"
     assert default_state_dir({}) == home / ".local" / "state" / "ngixi"
+
+
+@pytest.mark.parametrize("home", ["", "relative", "missing"])
+def test_a_home_that_names_no_directory_is_refused_rather_than_written_under(
+    tmp_path: Path, keys: KeyFiles, home: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As root, HOME="" made the state directory and caches /.local and /.cache (Python takes an empty HOME as
+    /), and HOME=/nonexistent made /nonexistent."""
+    given = str(tmp_path / home) if home == "missing" else home
+    for name in ("NGIXI_STATE_DIR", "XDG_STATE_HOME", "NGIXI_AOT_CACHE", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", given)
+    monkeypatch.chdir(tmp_path)
+    shown = repr(given)
+    problem = "is not an existing directory" if home == "missing" else "is not an absolute path"
+    assert exit_code(["run", "--trust", str(keys.trust), str(bundle(tmp_path, keys, 1)), "add", "2", "3"]) == 2
+    assert capsys.readouterr().err == (
+        f"ngixi: error: $HOME: {shown} {problem}, and the state directory would be kept under it; set HOME to your "
+        "home directory, or name the directory with $NGIXI_STATE_DIR or $XDG_STATE_HOME\n"
+    )
+    assert not (tmp_path / "missing").exists() and not (tmp_path / ".local").exists()
+    with pytest.raises(InvalidInput, match=r"^\$HOME: .*name the directory with \$XDG_CACHE_HOME$"):
+        user_cache_dir()
+    with pytest.raises(InvalidInput, match=r"^\$HOME: .*this user's keys would be kept under it; .* \$XDG_STATE_HOME$"):
+        dev_keys_file()
 
 
 def test_cli_refuses_a_rollback_unless_allowed(

@@ -16,7 +16,7 @@ import pytest
 from ngixi_build.stages.signing import TrustEntry, render_trust_file
 from ngixi_runtime.errors import InvalidInput, NgixiError, PolicyError, VerificationError
 from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE, default_cache_dir
-from ngixi_runtime.loading.isolated import CHILD_ENVIRONMENT, IsolatedTenant
+from ngixi_runtime.loading.isolated import CHILD_ENVIRONMENT, IsolatedTenant, child_environment
 from ngixi_runtime.loading.tenants import CallFailed, TenantPool, open_tenant
 from ngixi_runtime.trust.policy import Policy, load_policy
 from ngixi_runtime.trust.project_trust import dev_keys_file
@@ -586,3 +586,12 @@ def test_a_child_forked_from_the_command_without_a_pidfd_is_killed_and_reaped(bu
     command = [sys.executable, "-c", NO_PIDFD, str(bundles.victim), str(bundles.trust)]
     finished = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60)
     assert finished.stdout.splitlines()[-1] == "no child left", (finished.stdout, finished.stderr)
+
+
+@pytest.mark.parametrize("home", ["", "relative", "/nonexistent-home-of-ngixi"])
+def test_a_home_this_process_refuses_is_the_childs_so_it_keeps_nothing_elsewhere(home: str, tmp_path: Path) -> None:
+    """A child has no HOME of its own: where this process refused an empty or missing $HOME (and so did without
+    the cache), the child found the password database's home and made its cache and key there."""
+    environ = {"HOME": home, "NGIXI_STATE_DIR": str(tmp_path)}
+    assert child_environment(environ=environ) == {"HOME": home}
+    assert child_environment(environ={"HOME": str(tmp_path)})["XDG_STATE_HOME"] == str(tmp_path / ".local" / "state")

@@ -7,11 +7,13 @@ import stat
 import struct
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+import wasmtime
 
 from ngixi_runtime.errors import InvalidInput, NgixiError
-from ngixi_runtime.loading.tenants import CallFailed, open_tenant
+from ngixi_runtime.loading.tenants import CallFailed, TenantPool, open_tenant
 from tests.conftest import KeyFiles, make_bundle
 from tests.wasmgen import DROP, I64, Func, Imp, call_import, load_i32, module, push
 
@@ -349,3 +351,49 @@ def test_an_in_process_guests_cpu_clock_counts_its_own_calls_not_the_hosts(
             pass
         (second,) = tenant.call("cpu").values
     assert 0 <= first <= second < first + 100_000_000
+
+
+# --- a TenantPool's command guests ----------------------------------------------------------------
+
+# Writes its arguments, then its environment, each string NUL-terminated, to stdout.
+ARGS_AND_ENV_ECHO = """(module
+  (import "wasi_snapshot_preview1" "args_sizes_get" (func $args_sizes (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "args_get" (func $args (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_sizes_get" (func $environ_sizes (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_get" (func $environ (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1 1)
+  (func (export "_start")
+    (drop (call $args_sizes (i32.const 0) (i32.const 4)))
+    (drop (call $args (i32.const 64) (i32.const 1024)))
+    (drop (call $environ_sizes (i32.const 8) (i32.const 12)))
+    (drop (call $environ (i32.const 256) (i32.add (i32.const 1024) (i32.load (i32.const 4)))))
+    (i32.store (i32.const 16) (i32.const 1024))
+    (i32.store (i32.const 20) (i32.add (i32.load (i32.const 4)) (i32.load (i32.const 12))))
+    (drop (call $fd_write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24)))))"""
+ARGS_AND_ENV = COMMAND + '[capabilities.stdio]\n[capabilities.args]\n[capabilities.env]\nallow = ["a", "b"]\n'
+
+
+def test_a_pool_gives_a_command_guest_args_env_and_stdin_as_open_tenant_does(
+    tmp_path: Path, keys: KeyFiles, engine_name: str, isolated: bool
+) -> None:
+    """TenantPool.add took no args, env, stdin or engine, and a pool could not run a command guest: open_tenant
+    and `ngixi run` could. Each is passed on, and refused as open_tenant refuses it."""
+    echo = make_bundle(
+        tmp_path / "echo", keys.key, wasm=bytes(wasmtime.wat2wasm(ARGS_AND_ENV_ECHO)), manifest=ARGS_AND_ENV
+    )
+    stdin_echo = make_bundle(tmp_path / "stdin", keys.key, wasm=STDIN_ECHO, manifest=STDIN_GRANT)
+    given: dict[str, Any] = {"engine": engine_name, "isolated": isolated}
+    with TenantPool(trust_file=keys.trust, state_dir=tmp_path / "state") as pool:
+        pool.add("echo", echo, args=["first", "2"], env={"a": "text", "b": "new\nline"}, **given)
+        pool.add("stdin", stdin_echo, stdin=b"ping", **given)
+        assert pool.run("echo").stdout == b"hello\0first\x002\0a=text\0b=new\nline\0"
+        assert pool.run("stdin").stdout == b"ping"
+        refusals: list[dict[str, Any]] = [{"env": {"HOME": "/root"}}, {"args": ["a\0b"]}, {"engine": "v8"}]
+        for refused in [*refusals, {"stdin": b"x" * 101}]:
+            bundle = stdin_echo if "stdin" in refused else echo
+            with pytest.raises(NgixiError) as by_open_tenant:
+                open_tenant(bundle, trust_file=keys.trust, **refused)
+            with pytest.raises(NgixiError) as by_pool:
+                pool.add("refused", bundle, **refused)
+            assert str(by_pool.value) == str(by_open_tenant.value)

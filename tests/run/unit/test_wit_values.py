@@ -18,7 +18,7 @@ from ngixi_runtime.call_io import json_arguments
 from ngixi_runtime.capabilities.component import text_positions
 from ngixi_runtime.engines.wit_values import TypedFunction, lift, lower_arguments
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.spec.wit_json import TooDeepForTheWire, from_wire, shown, to_json, to_wire
+from ngixi_runtime.spec.wit_json import CrossedIterable, TooDeepForTheWire, from_wire, shown, to_json, to_wire
 
 TYPES = {
     "bool": "bool",
@@ -212,7 +212,7 @@ def test_the_wire_carries_values_at_any_stack_depth_within_a_fixed_nesting() -> 
     for _ in range(400):  # 800 levels: recursion took a frame or two a level, past Python's 1000
         deep = [{"k": deep}]
     assert from_wire(json.loads(json.dumps(to_wire(deep)))) == deep
-    assert to_wire({"read"}) == ["read"]  # flags: any iterable
+    assert to_wire({"read"}) == {"$iterable": ["set", "read"]}  # flags: any iterable, a list parameter none but a list
     with pytest.raises(TooDeepForTheWire):
         to_wire([[[1]]], 2)
     assert to_wire([[[1]]], 3) == [[[1]]]
@@ -315,3 +315,11 @@ def test_the_advice_on_an_argument_past_a_json_limit_is_about_that_limit(argumen
     with pytest.raises(InvalidInput) as refused:
         json_arguments([argument], what="g: f")
     assert str(refused.value).endswith(f"; {advice}" + (" ('\"...\"') to pass it as text" if "quote" in advice else ""))
+
+
+def test_the_wire_keeps_what_is_not_a_list_so_a_child_refuses_it_as_this_process_does() -> None:
+    """A set, range or memoryview crossed as a list, which a tenant's child then took for a list parameter."""
+    crossed = from_wire(json.loads(json.dumps(to_wire([{2}, range(1), bytearray(b"x"), {1: "a", ("k",): b""}]))))
+    assert isinstance(crossed[0], CrossedIterable) and (crossed[0].type_name, list(crossed[0])) == ("set", [2])
+    assert (crossed[1].type_name, list(crossed[1])) == ("range", [0])
+    assert crossed[2:] == [bytearray(b"x"), {1: "a", ("k",): b""}] and type(crossed[2]) is bytearray
