@@ -330,7 +330,7 @@ def test_pool_tenants_are_their_own_sandbox_ids_by_default(project: Path, tmp_pa
         results = pool.call_many([("alice", "increment", ()), ("bob", "increment", ())])
         assert [r.values for r in results] == [(1,), (1,)]  # type: ignore[union-attr]
         assert pool.call("alice-again", "increment", ()).values == (2,)
-        with pytest.raises(InvalidInput, match=r"^tenant: 'Alice B' is not a tenant id; use 1 to 64 lowercase"):
+        with pytest.raises(InvalidInput, match=r"^name \(the tenant id unless tenant= gives one\): 'Alice B' is not a"):
             pool.add("Alice B", bundle(project, "counter"))
 
 
