@@ -35,12 +35,14 @@ class CrossedIterable:
         return iter(self.items)
 
 
+def _crossed_iterable(named: list[Any]) -> CrossedIterable:
+    if not named or not isinstance(named[0], str):
+        raise ValueError("an iterable crossed without the name of its type")
+    return CrossedIterable(named[0], named[1:])
+
+
 # What each tagged sequence becomes again in the child.
-_REMADE: dict[str, Callable[[list[Any]], Any]] = {
-    _TUPLE: tuple,
-    _ITERABLE: lambda named: CrossedIterable(named[0], named[1:]),
-    _MAPPING: dict,
-}
+_REMADE: dict[str, Callable[[list[Any]], Any]] = {_TUPLE: tuple, _ITERABLE: _crossed_iterable, _MAPPING: dict}
 _LEAVES = (str, int, float, type(None))  # bool is an int
 _PLAIN = frozenset({str, int, float, bool})
 

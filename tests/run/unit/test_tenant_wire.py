@@ -203,6 +203,11 @@ def test_a_size_over_the_limits_is_refused_before_it_is_read(sizes: Sequence[int
         (section(0, b'[{"$bytes": 5}]'), "values are not"),
         (section(0, b'[{"$bytes": "abc"}]'), "values are not"),  # not base64
         (section(0, b'[{"$tuple": 5}]'), "values are not"),
+        (section(0, b'[{"$iterable": []}]'), "values are not"),  # no type name
+        (section(0, b'[{"$iterable": [5, 1]}]'), "values are not"),
+        (section(0, b'[{"$mapping": [[[1], 2]]}]'), "values are not"),  # an unhashable key
+        (section(0, b'[{"$mapping": [[1, 2, 3]]}]'), "values are not"),
+        (section(0, b'[{"$bytearray": "abc"}]'), "values are not"),
         (section(1, b'{"error": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"), "meta: not JSON"),
         (section(2, b"[" * 100_000 + b"]" * 100_000), "logs: not JSON"),
     ],
