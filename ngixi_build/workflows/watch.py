@@ -555,7 +555,15 @@ class _Session:
         try:
             self.builder.background_step(guest)
         except (NgixiError, OSError) as error:
+            if self._changed_under_its_step(guest):
+                log.debug("%s: other targets' artifacts given up, its sources changed: %s", guest, error)
+                return
             self.echo(f"other targets' artifacts failed:\n{error}")
+
+    def _changed_under_its_step(self, guest: str) -> bool:
+        """Whether `guest` was saved again or removed while its background step ran: the step's failure is then
+        stale, and the rebuild or removal that follows says what became of the guest."""
+        return guest in self._first_events or guest not in self.project.guest_names()
 
 
 def _smoke_and_report(bundle: Path, trust_file: Path, label: str, report: Connection) -> None:

@@ -24,6 +24,7 @@ from ngixi_build.workflows.devbuild import DevBuilder
 from ngixi_build.workflows.dodo_tasks import ProjectTasks
 from ngixi_build.workflows.scaffold import init_project, new_guest
 from ngixi_build.workflows.watch import Rebuilds, _Session
+from ngixi_runtime.errors import InvalidInput
 from tests.conftest import make_bundle, make_key
 from tests.integration import installed_toolchain, share_toolchains
 from tests.wasmgen import ADD_BODY, Func, module
@@ -246,6 +247,40 @@ def test_watch_and_build_say_the_same_of_a_manifest_without_guest_and_a_folder_w
     project.manifest_path("kept").unlink()
     session.handle("kept")
     assert lines[6:] == ["kept: removed; no longer built"]
+
+
+class _FailingBackground(_Builder):
+    """A builder whose background step fails as one does when the guest's manifest changes under it."""
+
+    def prefetch(self, _guest: str) -> None:
+        pass
+
+    def background_step(self, guest: str) -> None:
+        raise InvalidInput(f"artifacts/dev/wasm/{guest}.wasm: not validated against its manifest as it is now")
+
+
+def test_a_background_step_failing_because_its_guest_changed_under_it_is_not_reported(tmp_path: Path) -> None:
+    """A guest removed (or saved) while watch built its other targets' artifacts printed 'other targets' artifacts
+    failed: ... not validated against ... as it is now' before 'removed; no longer built' (a race seen in CI)."""
+    init_project(tmp_path)
+    project = Project(tmp_path)
+    for name in ("kept", "saved", "gone"):
+        new_guest(project, name, language="c", kind="library", abi="core")
+    lines: list[str] = []
+    session = _Session(
+        project, cast(DevBuilder, _FailingBackground()), Rebuilds(lambda: None, lines.append), smoke=False
+    )
+    session._background_step("kept", None)
+    assert lines == [
+        "other targets' artifacts failed:\nartifacts/dev/wasm/kept.wasm: not validated against its "
+        "manifest as it is now"
+    ]
+    session.arrived("saved")  # its save's first event, while the step ran
+    session._background_step("saved", None)
+    shutil.rmtree(project.guests_dir / "gone")
+    project.manifest_path("gone").unlink()
+    session._background_step("gone", None)
+    assert len(lines) == 1, lines
 
 
 class _IdleServer:
