@@ -394,6 +394,15 @@ def _state_kept_in(sandbox: Sandbox | None, manifest: Manifest) -> Path | None:
     return sandbox.files.parent
 
 
+def _policy_now(policy_file: Path | None) -> Policy | None:
+    """The operator's policy as its file says now: one tightened since holds every restart and tenant added."""
+    if policy_file is None:
+        return None
+    from ngixi_runtime.trust.policy import load_policy  # here: a host without a policy imports none
+
+    return load_policy(policy_file)
+
+
 class _Recheck(NamedTuple):
     """What the host of an isolated tenant checks again before each restarted child (`request_now`)."""
 
@@ -412,10 +421,8 @@ class _Recheck(NamedTuple):
         policy file, read again, refuses the manifest, and its preopens held to that policy's host roots."""
         signer = self.signer_now()
         sandbox = request.get("sandbox")
-        if self.policy_file is not None:
-            from ngixi_runtime.trust.policy import load_policy  # here: a tenant without a policy imports none
-
-            policy = load_policy(self.policy_file)
+        policy = _policy_now(self.policy_file)
+        if policy is not None:
             policy.check(self.manifest)
             if sandbox is not None:
                 sandbox = {**sandbox, "host_roots": None if policy.host_roots is None else list(policy.host_roots)}
@@ -575,7 +582,7 @@ class TenantPool:
             opened = open_tenant(
                 bundle,
                 trust_file=self._trust_file,
-                policy=self._policy_now(),
+                policy=_policy_now(self._policy_file),
                 isolated=isolated,
                 rollback=self._rollback,
                 sandboxes=self._sandboxes,
@@ -597,14 +604,6 @@ class TenantPool:
         if closed:  # closed while it opened: nothing would ever close it
             opened.close()
             raise InvalidInput(f"tenant {name!r}: the pool was closed while it was being added")
-
-    def _policy_now(self) -> Policy | None:
-        """The policy as its file says now: one the operator tightened holds every tenant added since."""
-        if self._policy_file is None:
-            return None
-        from ngixi_runtime.trust.policy import load_policy  # here: a pool without a policy imports none
-
-        return load_policy(self._policy_file)
 
     def call(self, name: str, export: str, args: Sequence[Any] = (), input: DataValue | None = None) -> CallResult:
         return self._tenant(name).call(export, args, input=input)
