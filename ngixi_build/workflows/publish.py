@@ -27,6 +27,7 @@ from ngixi_runtime.printable import clipped, printable
 from ngixi_runtime.registry.client import Client, OutOfTime, RegistryError, origin, within
 from ngixi_runtime.registry.names import checked_registry, oci_tag
 from ngixi_runtime.registry.oci import (
+    CONFIG_MEDIA_TYPE,
     GZIP_BUNDLE_MEDIA_TYPE,
     MANIFEST_MEDIA_TYPE,
     MAX_MANIFEST_BYTES,
@@ -46,7 +47,6 @@ log = logging.getLogger(__name__)
 
 # zlib's default: level 9 saves 1-2% more of a bundle for five times the time.
 COMPRESSION_LEVEL = 6
-ARTIFACT_TYPE = "application/vnd.ngixi.bundle.config.v1+json"
 REGISTRY_VARIABLE = "NGIXI_REGISTRY"
 # Publish's sequence check reads at most this many of a repository's tags (each costs two requests), asking for
 # them a page at a time; a page's answer is read up to MAX_TAG_PAGE_BYTES (128 tags of 128 characters is 17 KiB).
@@ -138,7 +138,7 @@ def _prepare(client: Client, registry: str, path: Path, key: SigningKey) -> _Upl
     container = client.get_container(reference)
     layer_bytes, config_bytes = compressed(data), json.dumps(config, sort_keys=True).encode()
     layer = _descriptor(GZIP_BUNDLE_MEDIA_TYPE, layer_bytes, {"org.opencontainers.image.title": f"{path.name}.gz"})
-    config_descriptor = _descriptor(ARTIFACT_TYPE, config_bytes)
+    config_descriptor = _descriptor(CONFIG_MEDIA_TYPE, config_bytes)
     manifest = _manifest_bytes(config_descriptor, layer, annotations)
     try:
         existing = _tagged(client, container)
@@ -199,7 +199,7 @@ def _published_versions(client: Client, repository: str) -> list[_PublishedVersi
         response = streamed_get(client, f"{client.prefix}://{container.manifest_url(tag)}", accept=MANIFEST_MEDIA_TYPE)
         document = json_object(bounded_body(response, MAX_MANIFEST_BYTES, container.uri, "manifest"))
         config = document.get("config") if response.status_code == 200 and document else None
-        if not isinstance(config, dict) or config.get("mediaType") != ARTIFACT_TYPE or not is_digest(config):
+        if not isinstance(config, dict) or config.get("mediaType") != CONFIG_MEDIA_TYPE or not is_digest(config):
             continue  # not a bundle this tool published
         blob = streamed_get(client, f"{client.prefix}://{container.get_blob_url(config['digest'])}")
         content = bounded_body(blob, MAX_CONFIG_BYTES, container.uri, "config")

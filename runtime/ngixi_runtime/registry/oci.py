@@ -19,6 +19,7 @@ BUNDLE_MEDIA_TYPE = "application/vnd.ngixi.bundle.v1.tar"  # what `pull` also ac
 GZIP_BUNDLE_MEDIA_TYPE = "application/vnd.ngixi.bundle.v1.tar+gzip"
 BUNDLE_MEDIA_TYPES = (GZIP_BUNDLE_MEDIA_TYPE, BUNDLE_MEDIA_TYPE)
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
+CONFIG_MEDIA_TYPE = "application/vnd.ngixi.bundle.config.v1+json"  # what marks a manifest as a bundle publish pushed
 # The OCI distribution spec's floor for the manifests a registry accepts (containerd's ceiling on what it reads).
 MAX_MANIFEST_BYTES = 4 << 20
 _BODY_SHOWN = 300  # characters of a refusal's body quoted in the error
