@@ -25,7 +25,7 @@ import stat
 import struct
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Protocol
 
@@ -444,12 +444,9 @@ class WasiFilesystem:
             beneath(parent.host_fd, _path(memory, path, path_length), follow=follow, name_itself=creates) as target,
         ):
             before = _existing(target) if oflags & (OFLAG_CREAT | OFLAG_TRUNC) else None
-            if before is None and oflags & OFLAG_CREAT:
-                self._quota.room_for_name()
-            host_fd, mode, rights, fdflags = _open_file_or_directory(target, oflags, fdflags, asked)
-            if before is None and oflags & OFLAG_CREAT:
-                self._quota.named()
-            elif before is not None and oflags & OFLAG_TRUNC and stat.S_ISREG(before.st_mode):
+            with self._quota.naming() if before is None and oflags & OFLAG_CREAT else nullcontext():
+                host_fd, mode, rights, fdflags = _open_file_or_directory(target, oflags, fdflags, asked)
+            if before is not None and oflags & OFLAG_TRUNC and stat.S_ISREG(before.st_mode):
                 self._quota.shrink(before.st_size)
             if stat.S_ISREG(mode) and (not parent.read_only or self._writable_within_read_only):
                 self._held(host_fd)  # while the count is held: no other instance removes a file it just made
@@ -688,9 +685,8 @@ class WasiFilesystem:
             beneath(parent.host_fd, _path(memory, path, length), follow=False, name_itself=True) as target,
         ):
             _not_through_a_link(target, Errno.EXIST)
-            self._room_for_name(target)
-            os.mkdir(target.name, 0o700, dir_fd=target.directory)  # the guest's alone, whatever the umask
-            self._quota.named()
+            with self._naming(target):
+                os.mkdir(target.name, 0o700, dir_fd=target.directory)  # the guest's alone, whatever the umask
 
     def path_remove_directory(self, memory: GuestMemory, fd: int, path: int, length: int) -> None:
         parent = self._writable_directory(fd, RIGHT_PATH_REMOVE_DIRECTORY)
@@ -752,10 +748,8 @@ class WasiFilesystem:
             beneath(parent.host_fd, _path(memory, new, new_length), follow=False, name_itself=True) as target,
         ):
             _new_name(target)
-            self._room_for_name(target)
-            with self._quota.growing(0, len(os.fsencode(contents))):
+            with self._naming(target), self._quota.growing(0, len(os.fsencode(contents))):
                 os.symlink(contents, target.name, dir_fd=target.directory)
-            self._quota.named()
 
     def path_link(
         self,
@@ -778,21 +772,19 @@ class WasiFilesystem:
         ):
             _lstat(old_target)  # a missing source is NOENT before anything is said of the new name, as link(2)
             _new_name(new_target)
-            self._room_for_name(new_target)
-            os.link(
-                old_target.name,
-                new_target.name,
-                src_dir_fd=old_target.directory,
-                dst_dir_fd=new_target.directory,
-                follow_symlinks=False,
-            )
-            self._quota.named()
+            with self._naming(new_target):
+                os.link(
+                    old_target.name,
+                    new_target.name,
+                    src_dir_fd=old_target.directory,
+                    dst_dir_fd=new_target.directory,
+                    follow_symlinks=False,
+                )
 
-    def _room_for_name(self, target: Target) -> None:
-        """DQUOT for a new name past the quota; a name that exists is left to the call, which answers EXIST as
-        mkdir(2), symlink(2) and link(2) do, whatever the quota."""
-        if _existing(target) is None:
-            self._quota.room_for_name()
+    def _naming(self, target: Target) -> AbstractContextManager[object]:
+        """Counts the new name `target` while it is made (DQUOT past the quota); a name that exists is left to the
+        call, which answers EXIST as mkdir(2), symlink(2) and link(2) do, whatever the quota."""
+        return self._quota.naming() if _existing(target) is None else nullcontext()
 
     def _unnamed(self, removed: os.stat_result, frees: bool) -> None:
         """Counts a name gone, and its file's bytes when that was its last name: now, or when the last descriptor

@@ -146,6 +146,7 @@ class DiskQuota:
             if self.used_bytes + grown > self.max_bytes:
                 raise AbiFault(Errno.DQUOT)
             self.used_bytes += grown
+            self._kept()
         try:
             yield
         except BaseException:
@@ -157,19 +158,26 @@ class DiskQuota:
         with self._current():
             self.used_bytes = max(0, self.used_bytes - max(0, freed))
 
-    def room_for_name(self) -> None:
-        """Refuses a new name past the limit (count it with `named` once it is made)."""
+    @contextmanager
+    def naming(self) -> Iterator[None]:
+        """Refuses a new name past the limit, else counts it while it is made (and no longer if making it fails)."""
         with self._current():
             if self.used_names >= self.max_names:
                 raise AbiFault(Errno.DQUOT)
-
-    def named(self) -> None:
-        with self._current():
             self.used_names += 1
+            self._kept()
+        try:
+            yield
+        except BaseException:
+            self.unnamed()
+            raise
 
     def unnamed(self) -> None:
         with self._current():
             self.used_names = max(0, self.used_names - 1)
+
+    def _kept(self) -> None:
+        """Keeps the count as it is now where other instances read it (one instance's own: nowhere else)."""
 
     def close(self) -> None:
         """Lets go of what the count is kept in (nothing, for one instance's own)."""
@@ -247,10 +255,18 @@ class SharedDiskQuota(DiskQuota):
         if self._depth:
             return
         try:  # what the change counted, made or not (a failed change counted nothing, or took it back)
-            if (self.used_bytes, self.used_names) != self._read:
-                os.pwrite(self._ledger, _LEDGER.pack(self.used_bytes, self.used_names), 0)
+            self._kept()
         finally:
             fcntl.flock(self._ledger, fcntl.LOCK_UN)
+
+    def _kept(self) -> None:
+        """Writes the count to the ledger if it changed: also before a change it counts is made (`growing`,
+        `naming`), so that an instance killed while making it (a timeout's SIGKILL) leaves the count too high,
+        which denies only that guest until it is measured again, never too low."""
+        counted = (self.used_bytes, self.used_names)
+        if counted != self._read:
+            os.pwrite(self._ledger, _LEDGER.pack(*counted), 0)
+            self._read = counted
 
     # A file an instance holds open carries its shared lock (`held`); one being removed, another's exclusive lock taken
     # while the count is held (`removing`), so each sees the other: a file another instance removed while this one

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 from ngixi_runtime.loading.tenants import TenantPool, open_tenant
+from ngixi_runtime.spec.abi import OFLAG_CREAT, Errno
+from ngixi_runtime.spec.abi import RIGHT_FD_WRITE as WRITE_RIGHT
 from tests.conftest import KeyFiles, make_bundle
+from tests.run.unit.test_wasi_fs import DATA, OPTIONS, Guest, granted
 from tests.wasmgen import I64, Func, Imp, call_import, load_i32, module, push
 
 pytestmark = pytest.mark.integration
@@ -32,6 +37,7 @@ max_bytes = {MAX_BYTES}
 max_files = 10
 """
 PATH_OPEN, FD_WRITE = 0, 1
+QUOTA = OPTIONS._replace(max_bytes=100, max_files=3)
 NAME_AT, OPENED_AT, IOV_AT, WRITTEN_AT, DATA_AT = 500, 504, 508, 516, 1024
 CREAT, RIGHT_FD_WRITE, DQUOT = 1, 1 << 6, 19
 STORE_BYTE, CALL_FD_WRITE = b"\x3a\x00\x00", b"\x10\x01"
@@ -94,3 +100,40 @@ def test_a_pools_tenants_of_one_id_share_one_disk_quota(tmp_path: Path, keys: Ke
         fills = (("one", "a"), ("two", "b"), ("apart", "a"))
         filled = [pool.call(name, "fill", (ord(file),)).values for name, file in fills]
         assert filled == [(0,), (DQUOT,), (0,)]
+
+
+@pytest.mark.parametrize("change", ["write", "name"])
+def test_an_instance_killed_while_changing_a_file_leaves_the_count_high(tmp_path: Path, change: str) -> None:
+    """The shared count was written back once a change was made: an instance killed after its write(2) or mkdir(2)
+    and before that (a timeout's SIGKILL) left the count without what it made, so each such kill let the guest keep
+    one more write past max_bytes while other instances ran. What a change may take is counted before it is made."""
+    sandbox = tmp_path / "sandbox"
+    (sandbox / "data").mkdir(parents=True)
+    for guest in granted(sandbox, "fs", options=QUOTA):  # running throughout: the count is read, not measured
+        child = os.fork()
+        if child == 0:
+            _killed_while_changing(sandbox, change)
+        assert os.waitpid(child, 0)[1] == 0
+        if change == "write":
+            assert (sandbox / "data" / "a").stat().st_size == 60
+            assert guest.write(_created(guest, "b"), b"b" * 60) == Errno.DQUOT
+        else:
+            assert (sandbox / "data" / "dir").is_dir()
+            made = [guest.call("path_create_directory", DATA, *guest.path(name)) for name in "bcd"]
+            assert made == [Errno.SUCCESS, Errno.SUCCESS, Errno.DQUOT]  # QUOTA's three names: dir, b, c
+
+
+def _killed_while_changing(sandbox: Path, change: str) -> NoReturn:
+    """Another instance, whose process ends right after its write(2) or mkdir(2) is made, as SIGKILL ends it."""
+    killed = next(granted(sandbox, "fs", options=QUOTA))
+    made = os.write if change == "write" else os.mkdir
+    setattr(os, made.__name__, lambda *arguments, **options: (made(*arguments, **options), os._exit(0)))
+    if change == "write":
+        killed.write(_created(killed, "a"), b"a" * 60)
+    else:
+        killed.call("path_create_directory", DATA, *killed.path("dir"))
+    os._exit(1)
+
+
+def _created(guest: Guest, name: str) -> int:
+    return guest.open(DATA, name, OFLAG_CREAT, WRITE_RIGHT)
