@@ -535,6 +535,9 @@ class _Session:
         try:
             bundle = self.builder.rebuild(guest, times)
         except (NgixiError, OSError) as error:
+            if guest not in self.project.guest_names():  # removed meanwhile: its removal is what `handle` says
+                log.debug("%s: rebuild given up, the guest was removed: %s", guest, error)
+                return
             self.echo(f"{guest}: failed after {time.perf_counter() - started:.2f} s\n{error}")
             return
         finally:

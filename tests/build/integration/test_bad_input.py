@@ -283,6 +283,33 @@ def test_a_background_step_failing_because_its_guest_changed_under_it_is_not_rep
     assert len(lines) == 1, lines
 
 
+class _RemovedWhileBuilding(_Builder):
+    """A builder during whose rebuild the user removes the guest (`rm -r guests/g manifests/g.toml`)."""
+
+    def __init__(self, project: Project) -> None:
+        super().__init__()
+        self.project = project
+
+    def rebuild(self, guest: str, _times: object) -> object:
+        shutil.rmtree(self.project.guests_dir / guest)
+        self.project.manifest_path(guest).unlink()
+        raise InvalidInput(f"manifests/{guest}.toml: cannot read it: No such file or directory")
+
+
+def test_a_rebuild_failing_because_its_guest_was_removed_under_it_is_not_reported(tmp_path: Path) -> None:
+    """A guest removed while its rebuild ran printed that rebuild's failure before 'removed; no longer built'."""
+    init_project(tmp_path)
+    project = Project(tmp_path)
+    new_guest(project, "gone", language="c", kind="library", abi="core")
+    lines: list[str] = []
+    builder = _RemovedWhileBuilding(project)
+    session = _Session(project, cast(DevBuilder, builder), Rebuilds(lambda: None, lines.append), smoke=False)
+    session._rebuild_now("gone")
+    session.handle("gone")
+    session.rebuilds.wait_idle()
+    assert lines == ["gone: removed; no longer built"]
+
+
 class _IdleServer:
     """A warm compiler that accepts compiles and never finishes one: a broken manifest fails before its result."""
 
