@@ -76,7 +76,7 @@ def test_a_module_takes_the_rank_of_its_longest_declared_prefix(module: str, ran
 
 
 # Names the run side defines that only the build side uses, kept there on purpose: the formats and contracts both
-# sides share (a bundle's, a target's, a module's, a manifest's, a trust file's, a source map's), the manifest
+# sides share (a bundle's, a target's, a module's, a manifest's, a trust file's, a source map's, a registry's), the manifest
 # tables' lenient readers beside their strict ones, and atomic output's own switch and leftovers.
 SHARED_CONTRACTS = {
     "ngixi_runtime.engines.wasmer": {"missing_cpu_features"},
@@ -87,6 +87,7 @@ SHARED_CONTRACTS = {
     "ngixi_runtime.guest.component_memory": {"component_memory_problems"},
     "ngixi_runtime.guest.kind": {"lenient_guest_type", "infer_language"},
     "ngixi_runtime.guest.manifest": {"load_manifest"},
+    "ngixi_runtime.registry.oci": {"CONFIG_MEDIA_TYPE"},
     "ngixi_runtime.spec.sourcemap": {"moved_source_map"},
     "ngixi_runtime.spec.targets": {"DEFAULT_TARGETS", "resolve_target"},
     "ngixi_runtime.spec.wasm": {
