@@ -44,8 +44,7 @@ def unsafe_because(path: Path) -> str | None:
     foreign = _foreign_link(path)
     if foreign is not None:
         return foreign
-    real = Path(os.path.realpath(path))
-    for each in dict.fromkeys((real, *real.parents, *Path(os.path.abspath(path)).parents)):
+    for each in _path_and_above(path):
         try:
             status = os.stat(each)
         except FileNotFoundError:
@@ -56,6 +55,28 @@ def unsafe_because(path: Path) -> str | None:
         if problem is not None:
             return problem
     return None
+
+
+def _path_and_above(path: Path) -> dict[Path, None]:
+    """`path` resolved and the directories above it, both as resolved and as written (in that order, once each)."""
+    real = Path(os.path.realpath(path))
+    return dict.fromkeys((real, *real.parents, *Path(os.path.abspath(path)).parents))
+
+
+def refuse_if_anyone_may_change(path: Path, what: str) -> None:
+    """Refuses a file the operator named (`what`: its role) that every user of the machine may change or swap: it,
+    or a directory above it that is not sticky, may be written by any user. Its owner and group are the operator's
+    choice (a group may edit /etc/ngixi); any user is no one's."""
+    for each in _path_and_above(path):
+        try:
+            mode = os.stat(each).st_mode
+        except OSError:  # missing or unreadable: reading the file says so
+            continue
+        if mode & stat.S_IWOTH and not (stat.S_ISDIR(mode) and mode & stat.S_ISVTX):
+            raise InvalidInput(
+                f"{path}: not used as {what}: {each} may be written by any user, who would choose what runs here; "
+                f"remove that (chmod o-w {each})"
+            )
 
 
 def refuse_unsafe_project_trust(trust: Path) -> None:

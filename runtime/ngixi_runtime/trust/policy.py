@@ -27,6 +27,7 @@ from ngixi_runtime.guest.manifest import DEFAULT_LIMITS, LIMIT_KEYS, Manifest
 from ngixi_runtime.printable import printable
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.schema import Problems, reported, suggestion, table, type_name
+from ngixi_runtime.trust.local_paths import refuse_if_anyone_may_change
 
 
 class Policy(NamedTuple):
@@ -110,7 +111,9 @@ def _ceilings(capabilities: Mapping[str, Any], allow: frozenset[str], problems: 
 
 
 def load_policy(path: Path) -> Policy:
-    """Reads a policy file; every problem in it is reported at once, one `FILE: field: message` line each."""
+    """Reads a policy file; every problem in it is reported at once, one `FILE: field: message` line each. Refused
+    when any user may change it."""
+    refuse_if_anyone_may_change(path, "the policy")
     raw = read_toml_file(path, what="the policy", own_state=True)
     problems = Problems(str(path))
     problems.unknown_keys(raw, ("limits", "capabilities"), "")

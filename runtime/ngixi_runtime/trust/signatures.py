@@ -18,6 +18,7 @@ from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.bundle_format import CHANNELS, BundleIndex, trusted_comment
 from ngixi_runtime.spec.digests import blake2b_512
 from ngixi_runtime.spec.schema import suggestion
+from ngixi_runtime.trust.local_paths import refuse_if_anyone_may_change
 from ngixi_runtime.trust.minisign_format import FormatError, Signature, public_key_from_base64, signature_from_bytes
 
 
@@ -146,7 +147,9 @@ def _native_code(raw: dict[str, object], field: str, source: str) -> bool:
 
 
 def load_trust(path: Path) -> TrustStore:
-    """Reads a trust file: `[[keys]]` with id, public_key, guests (patterns), channels and native_code."""
+    """Reads a trust file: `[[keys]]` with id, public_key, guests (patterns), channels and native_code; refused when
+    any user may change it."""
+    refuse_if_anyone_may_change(path, "the trust file")
     return trust_from_text(read_toml_text(path, what="the trust file", own_state=True), source=str(path))
 
 

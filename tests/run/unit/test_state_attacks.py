@@ -291,11 +291,11 @@ def test_ngixis_own_state_with_another_name_is_refused_naming_it(
         (0o644, 1000, True),
         (0o440, 0, True),
         (0o664, 0, True),
-        (0o646, 0, True),
+        (0o646, 0, "may be written by any user"),
     ],
 )
 def test_a_linked_state_file_this_user_can_neither_change_nor_keep_secret_is_read(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int, owner: int, refused: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int, owner: int, refused: bool | str
 ) -> None:
     """An OS image's or package store's files have several names (ostree links /usr into its repository, Nix
     links identical files together): a policy or trust file shipped there was refused. A guest given another name
@@ -310,7 +310,7 @@ def test_a_linked_state_file_this_user_can_neither_change_nor_keep_secret_is_rea
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     monkeypatch.setattr(os, "fstat", lambda fd: _owned_by(real_stat(fd), owner))
     if refused:
-        with pytest.raises(InvalidInput, match=r"has 1 other name\(s\)"):
+        with pytest.raises(InvalidInput, match=refused if isinstance(refused, str) else r"has 1 other name\(s\)"):
             load_policy(tmp_path / "policy.toml")
     else:
         assert load_policy(tmp_path / "policy.toml").capabilities == frozenset({"fs"})

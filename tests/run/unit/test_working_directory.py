@@ -21,8 +21,10 @@ from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.loading.tenants import open_tenant
 from ngixi_runtime.trust.choice import DEV_TRUST_FILE, PROJECT_STATE_VARIABLE, TRUST_VARIABLE, chosen_trust_file
 from ngixi_runtime.trust.local_paths import unsafe_because
+from ngixi_runtime.trust.policy import load_policy
 from ngixi_runtime.trust.project_trust import register_dev_key, registered_dev_keys
 from ngixi_runtime.trust.rollback import STATE_VARIABLE
+from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
 from tests.run.unit.test_native_code import HONEST, crafted_artifact
 from tests.wasmgen import ADD_BODY, Func, Imp, module
@@ -71,6 +73,35 @@ def test_a_dev_trust_file_of_another_user_is_refused(in_hostile_project: Path) -
     os.chown(keys.trust.parent, 65534, 65534)
     with pytest.raises(InvalidInput, match="belongs to user id 65534"):
         chosen_trust_file(None)
+
+
+@pytest.mark.parametrize(
+    ("writable", "mode", "refused"),
+    [("file", 0o666, True), ("directory", 0o777, True), ("file", 0o664, False), ("directory", 0o1777, False)],
+)
+def test_a_named_trust_file_or_policy_any_user_may_change_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], writable: str, mode: int, refused: bool
+) -> None:
+    """A trust file or policy the operator names was used whatever its mode: one every user of the machine may write
+    (or swap, in a directory above that any user may write and that is not sticky) let each of them choose whose code
+    runs on the host. Refused at each read; a group's write (a team editing /etc/ngixi) and a sticky directory above
+    (as /tmp) stay the operator's choice."""
+    keys = make_key(tmp_path / "operator")
+    policy = tmp_path / "operator" / "policy.toml"
+    policy.write_text('[capabilities]\nallow = ["stdio"]\n')
+    bundle = make_bundle(tmp_path / "bundle", keys.key, wasm=WASM)
+    for path in (keys.trust, policy) if writable == "file" else (keys.trust.parent,):
+        path.chmod(mode)
+    if not refused:
+        assert load_trust(keys.trust).keys and load_policy(policy).capabilities == frozenset({"stdio"})
+        return
+    for path, what, load in ((keys.trust, "trust file", load_trust), (policy, "policy", load_policy)):
+        place = path if writable == "file" else path.parent
+        refusal = f"^{path}: not used as the {what}: {place} may be written by any user, .*chmod o-w {place}\\)$"
+        with pytest.raises(InvalidInput, match=refusal):
+            load(path)
+    assert exit_code(["verify", str(bundle), "--trust", str(keys.trust)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
 
 
 def test_sticky_world_writable_directories_above_are_safe(tmp_path: Path) -> None:
