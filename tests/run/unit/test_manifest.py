@@ -103,6 +103,13 @@ INVALID = [
         FS + 'preopens = [{ guest = "/data", host = "data/../../etc" }]\n',
         [f'{F}: capabilities.fs.preopens[0].host: "data/../../etc" leaves the sandbox root; ".." is not allowed'],
     ),
+    (  # a signed manifest's NUL ended its load in a ValueError traceback ("report it"), isolated and in-process
+        FS + 'preopens = [{ guest = "/d\\u0000", host = "da\\u0000ta" }]\n',
+        [
+            f'{F}: capabilities.fs.preopens[0].guest: "/d\\x00" holds a NUL character, which no path can hold',
+            f'{F}: capabilities.fs.preopens[0].host: "da\\x00ta" holds a NUL character, which no path can hold',
+        ],
+    ),
     (
         FS + 'preopens = [{ guest = "/data", host = "" }]\n',
         [f'{F}: capabilities.fs.preopens[0].host: "" is empty; use "." for the sandbox root itself'],
