@@ -82,7 +82,7 @@ class FsOptions(NamedTuple):
 
 def host_path_problem(host: str) -> str | None:
     """Why a preopen's host path could leave the sandbox root or is too long, or None when neither."""
-    if why := too_long(host, PATH_BYTES):
+    if why := too_long(host, PATH_BYTES) or _holds_nul(host):
         return why
     if host.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", host):
         return "is absolute; give a path relative to the tenant's sandbox root"
@@ -93,6 +93,11 @@ def host_path_problem(host: str) -> str | None:
     return None
 
 
+def _holds_nul(path: str) -> str | None:
+    """Why a path no file system can hold is refused (a NUL ends a C string), or None."""
+    return "holds a NUL character, which no path can hold" if "\0" in path else None
+
+
 def normalized_host_path(host: str) -> str:
     """A host path checked by `host_path_problem`, with `/` separators and no `.` or repeated parts."""
     return posixpath.normpath(host.replace("\\", "/"))
@@ -100,7 +105,7 @@ def normalized_host_path(host: str) -> str:
 
 def guest_path_problem(guest: str) -> str | None:
     """Why a guest path is not an absolute, normalized path of at most `PATH_BYTES`, or None when it is."""
-    if why := too_long(guest, PATH_BYTES):
+    if why := too_long(guest, PATH_BYTES) or _holds_nul(guest):
         return why
     if not guest.startswith("/") or guest.startswith("//") or posixpath.normpath(guest) != guest:
         return 'must be an absolute, normalized guest path like "/data"'

@@ -49,7 +49,7 @@ __all__ = [
     "EntryRefused",
     "default_cache_dir",
 ]
-_FORMAT = "ngixi-aot 3"
+_FORMAT = "ngixi-aot 4"
 _KEY_NAME = "aot-cache.key"
 _OTHERS_MAY_WRITE = stat.S_IWGRP | stat.S_IWOTH
 _RECORD_LIMIT = 4096  # an entry's first line, its record, is far shorter
@@ -72,6 +72,9 @@ class CacheKey(NamedTuple):
     # The digest every load of the .wasm checks (a load reading only what it runs checks no other): an entry
     # compiled from one .wasm serves no index that gives another .wasm's SHA-256 to bytes of its own.
     wasm_blake3: str
+    # The public key that signed the .wasm compiled: a hit reads no .wasm, so an index of another key's giving its
+    # own bytes that digest would run code its signer never shipped (another key's guest, compiled here).
+    signer: str
     kind: str  # "module" or "component"
     engine: EngineId
     settings: str  # the engine settings the code is compiled for (e.g. fuel metering)

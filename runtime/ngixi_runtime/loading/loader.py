@@ -475,8 +475,9 @@ def _cache_key(bundle: VerifiedBundle, engine: Engine, kind: str, settings: str)
     from ngixi_runtime.loading.aot_cache import CacheKey  # here and below: only for code compiled on this host
 
     wasm_blake3 = bundle.index.member("wasm").blake3
+    signer = bundle.signer.public_key.to_base64().decode("ascii")
     features = tuple(sorted(host_cpu_features()))
-    return CacheKey(wasm_blake3, kind, engine.current_engine(), settings, host_triple(), features)
+    return CacheKey(wasm_blake3, signer, kind, engine.current_engine(), settings, host_triple(), features)
 
 
 class _Lookup(NamedTuple):

@@ -91,9 +91,10 @@ from ngixi_runtime.trust.local_paths import (
     sandbox_signer,
     sandbox_within,
 )
+from ngixi_runtime.trust.minisign_format import FormatError, public_key_from_base64
 from ngixi_runtime.trust.project_trust import chosen_trust
 from ngixi_runtime.trust.rollback import RollbackGuard
-from ngixi_runtime.trust.signatures import TrustedKey, still_trusted
+from ngixi_runtime.trust.signatures import TrustedKey, key_id_of, still_trusted
 
 if TYPE_CHECKING:
     from ngixi_runtime.loading.isolated import IsolatedTenant
@@ -317,9 +318,7 @@ def open_tenant(
         caller_arguments(manifest.guest.name, manifest.capabilities, args)
         data = caller_stdin(manifest.guest.name, manifest.capabilities, stdin)
         channel = verified.index.channel if sandbox_per_channel else None  # last: a sandbox used is claimed
-        sandbox = _sandbox(
-            sandboxes, channel, tenant, manifest, signer=verified.signer.key_id, refused=sandboxes_refused
-        )
+        sandbox = _sandbox(sandboxes, channel, tenant, manifest, signer=verified.signer, refused=sandboxes_refused)
         if sandbox is not None:
             rollback_state = None if rollback is None else rollback.state_file.parent
             policy_file = None if policy is None else Path(policy.source)
@@ -436,12 +435,18 @@ class _Recheck(NamedTuple):
         if self.rollback is not None:
             self.rollback.check(self.bundle_index, source=self.source)
         if self.claimed is not None:
-            _check_signer(self.claimed, self.bundle_index.guest, self.signer.key_id)
+            _check_signer(self.claimed, self.bundle_index.guest, self.signer)
         return key.to_table()
 
 
 def _sandbox(
-    sandboxes: Path | None, channel: str | None, tenant: str, manifest: Manifest, *, signer: str, refused: str | None
+    sandboxes: Path | None,
+    channel: str | None,
+    tenant: str,
+    manifest: Manifest,
+    *,
+    signer: TrustedKey,
+    refused: str | None,
 ) -> Sandbox | None:
     """The guest's sandbox under the operator's `sandboxes` directory, refused if a symbolic or hard link below it
     (one left in a directory someone else prepared) would take the guest's files or kv database elsewhere, or if
@@ -492,22 +497,32 @@ def _refuse_enclosing(directory: Path, guest: str) -> None:
         )
 
 
-def _check_signer(directory: Path, guest: str, signer: str) -> None:
-    """Refuses a bundle whose signer is not the one whose bundles' state `directory` holds (recorded on first use)."""
+def _check_signer(directory: Path, guest: str, signer: TrustedKey) -> None:
+    """Refuses a bundle whose signer is not the key whose bundles' state `directory` holds (recorded on first use,
+    by its public key: another key may carry the same id)."""
+    public_key = signer.public_key.to_base64().decode("ascii")
     try:
-        recorded = sandbox_signer(directory, signer)
+        recorded = sandbox_signer(directory, public_key, signer.key_id)
     except OSError as error:
         raise InvalidInput(
             f"{guest}: cannot use {directory} as its sandbox: {error.strerror}; choose a directory this user can write "
             "(--sandbox DIR, sandboxes=DIR in the API)"
         ) from None
-    if recorded != signer:
+    if recorded != public_key:
         raise InvalidInput(
-            f"{guest}: its sandbox {directory} holds the state of bundles signed by key {printable(recorded)}, and key "
-            f"{signer} signed this one: a guest's files and kv data are its signer's alone; run it as another "
-            f"tenant (--tenant) or with another --sandbox, or remove {directory / SANDBOX_SIGNER} to give that "
-            f"state to key {signer}"
+            f"{guest}: its sandbox {directory} holds the state of bundles signed by {_recorded_key(recorded)}, and "
+            f"key {signer.key_id} (public key {public_key}) signed this one: a guest's files and kv data are its "
+            f"signer's alone; run it as another tenant (--tenant) or with another --sandbox, or remove "
+            f"{directory / SANDBOX_SIGNER} to give that state to key {signer.key_id}"
         )
+
+
+def _recorded_key(recorded: str) -> str:
+    """The key a sandbox's signer record names, as an operator compares it with a trust file's entries."""
+    try:
+        return f"key {key_id_of(public_key_from_base64(recorded.encode()))} (public key {recorded})"
+    except FormatError:  # a record of a key id alone, from before records named the public key
+        return f"key {printable(recorded)}"
 
 
 # One call of `TenantPool.call_many`: the tenant's name, the export, its arguments and, for an export declaring one,

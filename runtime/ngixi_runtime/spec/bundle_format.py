@@ -224,9 +224,26 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_c
 
 def _load_json(data: bytes, strict: _Strict) -> Any:
     try:
-        return _DECODER.decode(data.decode("utf-8"))
+        text = data.decode("utf-8")
+        loaded = _DECODER.decode(text)
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise strict.fail("(file)", f"not valid JSON: {error}") from None
+    if _LONE_SURROGATE_ESCAPE.search(text) and _holds_lone_surrogate(loaded):
+        raise strict.fail("(file)", "a string holds half of a UTF-16 surrogate pair, which is no character")
+    return loaded
+
+
+# JSON's \uD800-\uDFFF escapes, which name no character alone (a pair names one); Python's `json` takes a lone one
+# into a string no file name, UTF-8 text or TOML can hold.
+_LONE_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _holds_lone_surrogate(loaded: Any) -> bool:
+    try:
+        json.dumps(loaded, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def parse_index(data: bytes, *, source: str) -> BundleIndex:

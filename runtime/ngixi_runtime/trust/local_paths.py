@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import stat
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 from ngixi_runtime.errors import InvalidInput
@@ -23,9 +25,9 @@ from ngixi_runtime.spec.sandbox_layout import KV_STORE, KV_STORE_ENDINGS
 
 _GROUP_OR_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
 _SANDBOX_STATE = tuple(f"{KV_STORE}{ending}" for ending in KV_STORE_ENDINGS)
-# In a guest's sandbox, beside files/ and its kv database: the id of the key whose bundles' state it holds.
+# In a guest's sandbox, beside files/ and its kv database: the public key whose bundles' state it holds.
 SANDBOX_SIGNER = "signer"
-_SIGNER_BYTES = 64  # a key id is 16 hexadecimal digits
+_SIGNER_BYTES = 128  # a minisign public key is 56 characters of base64
 # Linux's access ACL: a 4-byte version, then (tag, permissions, id) entries; the tags and the write bit of acl.h.
 _ACCESS_ACL = "system.posix_acl_access"
 _ACL_HEADER = 4
@@ -245,24 +247,63 @@ def _links(path: Path) -> int:
         return 0
 
 
-def sandbox_signer(directory: Path, signer: str) -> str:
-    """The key whose bundles' state the guest's sandbox `directory` holds: the one recorded there, else `signer`,
-    recorded now (by the first of concurrent loads: the record is linked into place, never replaced). A sandbox
-    made here is private to this user (mode 0700): its files and kv data are the guest's."""
-    import tempfile  # here: only a guest that keeps state in its sandbox records its signer
+def sandbox_signer(directory: Path, public_key: str, key_id: str) -> str:
+    """The public key (minisign's base64, which holds its id) whose bundles' state the guest's sandbox `directory`
+    holds: the one recorded there, else `public_key`, recorded now (by the first of concurrent loads: the record is
+    linked into place, never replaced). A sandbox made here is private to this user (mode 0700): its files and kv
+    data are the guest's.
 
+    A record of a key id alone (written before records named the public key) goes to the key of that id that uses
+    it first, as a sandbox made before records existed went to the first key: an id is any 8 bytes its key's maker
+    chose, so it cannot tell two keys apart. Loads that check the record at once wait for each other
+    (`_held_exclusively`), so that one key alone takes it over."""
     make_directories(directory, 0o700)
     record = directory / SANDBOX_SIGNER
+    with _held_exclusively(directory):
+        recorded = _recorded_signer(record)
+        if recorded == key_id:
+            _write_record(directory, record, public_key, replacing=True)
+        elif recorded is None:
+            _write_record(directory, record, public_key, replacing=False)
+        return _recorded_signer(record) or "(none)"
+
+
+@contextlib.contextmanager
+def _held_exclusively(directory: Path) -> Iterator[None]:
+    """An exclusive `flock` of the sandbox directory while its signer record is read and written; where the file
+    system keeps no such locks, none (a record of a key id alone could then be taken over by two loads at once)."""
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def _write_record(directory: Path, record: Path, public_key: str, *, replacing: bool) -> None:
+    import tempfile  # here: only a guest that keeps state in its sandbox records its signer
+
     descriptor, proposed = tempfile.mkstemp(prefix=f".{SANDBOX_SIGNER}.", dir=directory)
     try:
-        os.write(descriptor, signer.encode())
+        os.write(descriptor, public_key.encode())
         os.close(descriptor)
+        if replacing:
+            os.replace(proposed, record)
+            return
         with contextlib.suppress(FileExistsError):
             os.link(proposed, record)
     finally:
-        os.unlink(proposed)
+        with contextlib.suppress(FileNotFoundError):  # renamed into place
+            os.unlink(proposed)
+
+
+def _recorded_signer(record: Path) -> str | None:
+    """What the signer record holds, None when there is none."""
     try:
         descriptor, kind = open_plain(record, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
     except SpecialFileError:
         return "(not a regular file)"
     try:

@@ -333,7 +333,9 @@ def test_a_restarted_child_is_refused_once_its_sandbox_was_handed_to_another_key
         with open_tenant(other, trust_file=bundles.trust, sandboxes=sandboxes) as claimed:
             assert call_add(claimed) == (777,)
         end_child(tenant)
-        with pytest.raises(InvalidInput, match=f"signed by key {second.key.key_id}, and key .* signed this one"):
+        with pytest.raises(
+            InvalidInput, match=f"signed by key {second.key.key_id} \\(public key .*\\), and key .* signed this one"
+        ):
             call_add(tenant)
 
 

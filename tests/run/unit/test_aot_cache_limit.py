@@ -28,7 +28,7 @@ AN_HOUR_AGO = time.time() - 3600
 
 def _key(number: int) -> CacheKey:
     engine = EngineId("wasmer", "2.1.1", "1.1.0", "cranelift")
-    return CacheKey(f"{number:064x}", "module", engine, "fuel metering False", "x86_64-unknown-linux-gnu", ())
+    return CacheKey(f"{number:064x}", "RWQ", "module", engine, "fuel metering False", "x86_64-unknown-linux-gnu", ())
 
 
 def _cache(directory: Path, limit: int) -> AotCache:

@@ -103,6 +103,13 @@ INVALID = [
         FS + 'preopens = [{ guest = "/data", host = "data/../../etc" }]\n',
         [f'{F}: capabilities.fs.preopens[0].host: "data/../../etc" leaves the sandbox root; ".." is not allowed'],
     ),
+    (  # a signed manifest's NUL ended its load in a ValueError traceback ("report it"), isolated and in-process
+        FS + 'preopens = [{ guest = "/d\\u0000", host = "da\\u0000ta" }]\n',
+        [
+            f'{F}: capabilities.fs.preopens[0].guest: "/d\\x00" holds a NUL character, which no path can hold',
+            f'{F}: capabilities.fs.preopens[0].host: "da\\x00ta" holds a NUL character, which no path can hold',
+        ],
+    ),
     (
         FS + 'preopens = [{ guest = "/data", host = "" }]\n',
         [f'{F}: capabilities.fs.preopens[0].host: "" is empty; use "." for the sandbox root itself'],
@@ -401,6 +408,18 @@ def test_an_index_repeating_a_key_names_that_key_alone() -> None:
     repeated = r"^b: bundle\.json: \(file\): not valid JSON: an object repeats the key 'k7'$"
     with pytest.raises(VerificationError, match=repeated):
         parse_index(f'{{{keys}, "k7": 1}}'.encode(), source="b")
+
+
+@pytest.mark.parametrize("escape", [r"\ud800", r"x\uDFFFx", r"\ud83d\u0041"])
+def test_an_index_holding_half_a_surrogate_pair_is_refused(escape: str) -> None:
+    """JSON's escape of a lone UTF-16 surrogate became a string no path or TOML can hold: a signed index's manifest
+    giving a preopen's host one verified and ended the load in a UnicodeEncodeError ("report it") in-process, a dead
+    tenant isolated. A whole pair (an emoji's) is a character."""
+    lone = r"^b: bundle\.json: \(file\): a string holds half of a UTF-16 surrogate pair, which is no character$"
+    with pytest.raises(VerificationError, match=lone):
+        parse_index(f'{{"manifest": {{"host": "{escape}"}}}}'.encode(), source="b")
+    with pytest.raises(VerificationError, match="unexpected keys"):  # read on past the pair
+        parse_index(b'{"manifest": {"host": "\\ud83d\\ude00"}, "x": 1}', source="b")
 
 
 def test_a_file_of_thousands_of_problems_reports_the_first_twenty() -> None:

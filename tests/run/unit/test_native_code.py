@@ -83,8 +83,9 @@ def test_the_second_load_is_a_host_cache_hit(tmp_path: Path, engine_name: str, a
 
 
 def test_a_compiled_guest_from_a_trusted_key_is_cached_too(tmp_path: Path, engine_name: str) -> None:
-    guest = load(tmp_path, make_key(tmp_path / "keys"), engine_name)
-    again = load(tmp_path / "again", make_key(tmp_path / "keys2"), engine_name)
+    keys = make_key(tmp_path / "keys")
+    guest = load(tmp_path, keys, engine_name)
+    again = load(tmp_path / "again", keys, engine_name)
     assert guest.origin.startswith("compiled from guest.wasm (no artifact fits: the bundle has no artifacts); kept")
     assert again.origin.startswith("host AOT cache ") and again.call("add", (1, 2)) == (3,)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ngixi_build.stages.signing import TrustEntry, render_trust_file
+from ngixi_build.stages.signing import SigningKey, TrustEntry, render_trust_file
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.loading.aot_cache import AotCache, CacheUnavailable
 from ngixi_runtime.loading.aot_cache_dir import CACHE_VARIABLE
@@ -93,6 +93,36 @@ def test_another_signers_bundle_of_the_same_guest_gets_none_of_its_state(
     with pytest.raises(InvalidInput, match=r"notes: its sandbox .* holds the state of bundles signed by key "):
         _call(forged, trust, sandboxes, "peek", per_channel=per_channel)
     assert _call(shipped, trust, sandboxes, "peek", per_channel=per_channel) == 4242  # its own signer's keep it
+
+
+def _with_id_of(key: SigningKey, other: SigningKey) -> SigningKey:
+    """`key` made to carry `other`'s key id, as anyone may make a key: minisign's id is any 8 bytes its maker chose."""
+    key.secret._keynum_sk.key_id[:] = other.secret._keynum_sk.key_id
+    return SigningKey(key.secret, key.secret.get_public_key())
+
+
+def test_another_key_carrying_the_signers_key_id_gets_none_of_its_state(tmp_path: Path) -> None:
+    """A sandbox named its signer by key id alone: a project's dev key made with the id of a release key (read from
+    any of its bundles' signatures), trusted by the dev trust file found there, read the release guest's kv data in
+    one --sandbox DIR. The record names the public key now; one of an id alone goes to the first key of that id."""
+    owner = make_key(tmp_path / "owner", guests=["notes"], channels=["release"])
+    forged = _with_id_of(make_key(tmp_path / "forger").key, owner.key)
+    assert forged.key_id == owner.key.key_id
+    dev_trust = tmp_path / "dev-trust.toml"
+    dev_trust.write_bytes(render_trust_file([TrustEntry(forged, ("*",), ("dev",), "a project's dev key")]))
+    sandboxes = tmp_path / "sandboxes"
+    shipped = _bundle(tmp_path / "owner-out", owner, "release")
+    assert _call(shipped, owner.trust, sandboxes, "put", 4242) == 0
+    planted = make_bundle(tmp_path / "forged-out", forged, wasm=KV_GUEST, manifest=KV_MANIFEST, guest="notes")
+    with pytest.raises(InvalidInput, match=rf"signed by key {owner.key.key_id} \(public key .*, and key "):
+        _call(planted, dev_trust, sandboxes, "peek")
+    record = sandboxes / "default" / "notes" / "signer"
+    assert record.read_text() == owner.key.public_base64
+    record.write_text(owner.key.key_id)  # a record from before they named the public key: the first key of its id
+    assert _call(shipped, owner.trust, sandboxes, "peek") == 4242
+    assert record.read_text() == owner.key.public_base64
+    with pytest.raises(InvalidInput, match="holds the state of bundles signed by key"):
+        _call(planted, dev_trust, sandboxes, "peek")
 
 
 def test_a_guests_sandbox_is_private_to_this_user(tmp_path: Path) -> None:
