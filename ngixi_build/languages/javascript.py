@@ -85,10 +85,10 @@ def _returns_result(export: ExportDecl) -> bool:
 
 
 def _exports_wrapper(project: Project, manifest: Manifest, out_path: Path) -> Path | None:
-    """Where the build's export wrapper goes: for a guest granted log (what its exports throw is logged) or not
-    granted random (its randomness refuses to draw at run time); none for another."""
-    wrapped = "log" in manifest.grants or "random" not in manifest.grants
-    return _build_file(project, manifest, out_path, "exports") if wrapped else None
+    """Where the build's export wrapper goes: it hands each export its arguments as values of the guest's realm, and
+    logs what an export throws (a guest granted log); without random, or clock and stdio, its randomness, or its
+    timers, refuse at run time."""
+    return _build_file(project, manifest, out_path, "exports")
 
 
 def _bundle(project: Project, manifest: Manifest, out_path: Path) -> Path | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -100,15 +101,34 @@ def compile_with_asc(toolchain: Toolchain, project_root: Path, argv: Sequence[st
             run([*toolchain.asc, *argv], what=what, cwd=project_root, error=CompileError, limits=limits)
             return
         if not reply.ok:
-            raise asc_failure(what, reply.diagnostics)
+            raise asc_failure(what, reply.diagnostics, project_root / argv[0])
         if reply.still_current():  # else a source changed as asc read it: the build would record the new one
             return
     raise CompileError(f"{what}: its sources changed while asc compiled them, {_ATTEMPTS} times; build again")
 
 
-def asc_failure(what: str, diagnostics: str) -> CompileError:
-    """asc's diagnostics of a source it rejected, under a header naming the compile."""
-    return CompileError(f"{what} failed:\n{TERMINAL_ESCAPE.sub('', diagnostics)}")
+def asc_failure(what: str, diagnostics: str, entry: Path) -> CompileError:
+    """asc's diagnostics of a source it rejected, under a header naming the compile; its first error says so when
+    it is in a library of the guest's that needs an asc transform (json-as: `Cannot find name 'JSON_STRICT'`)."""
+    diagnostics = TERMINAL_ESCAPE.sub("", diagnostics)
+    needing = _library_needing_a_transform(diagnostics, entry)
+    if needing is not None:
+        first, newline, rest = diagnostics.partition("\n")
+        diagnostics = f"{first.rstrip('.')}: {needing}{newline}{rest}"
+    return CompileError(f"{what} failed:\n{diagnostics}")
+
+
+def _library_needing_a_transform(diagnostics: str, entry: Path) -> str | None:
+    """Why a library in asc's diagnostics (`~lib/PACKAGE/...`) cannot compile, if it ships an asc transform: the
+    build runs none."""
+    for package in dict.fromkeys(re.findall(r"~lib/((?:@[\w.-]+/)?[\w.-]+)/", diagnostics)):
+        for folder in entry.parents:
+            if (folder / "node_modules" / package / "transform").is_dir():
+                return (
+                    f"{package} needs its asc transform (node_modules/{package}/transform), a program asc runs, which "
+                    "the build never runs: use a library without one (for JSON, ngixi-data's Json)"
+                )
+    return None
 
 
 @contextmanager

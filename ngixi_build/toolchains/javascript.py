@@ -27,11 +27,13 @@ DRIVER = Path(__file__).parent / "js" / "componentize_guest.mjs"
 # The WASI features componentize-js can leave out. All are, so the component imports the host's interfaces
 # only, but stdio for a guest granted it: console.log and console.error then write to stdout and stderr.
 WASI_FEATURES = ("stdio", "random", "clocks", "http", "fetch-event")
-# The feature each capability keeps: granted `random`, crypto.getRandomValues and Math.random draw from the host's
+# The grants that keep each feature: granted `random`, crypto.getRandomValues and Math.random draw from the host's
 # randomness at each call; without it they would give what was drawn while the component was built, at every run,
 # so the exports wrapper has them throw once the guest's module has run. (A draw while the module runs, at build, fails
-# the build either way: Wizer cannot call wasi:random while it snapshots.)
-FEATURE_GRANTS = {"stdio": "stdio", "random": "random"}
+# the build either way: Wizer cannot call wasi:random while it snapshots.) Granted `clock` and `stdio` (the clocks
+# feature imports wasi:io's input-stream reads too), setTimeout and setInterval wait on the host's monotonic clock;
+# without them the engine trapped without a word when a timer was due, so the wrapper has them throw.
+FEATURE_GRANTS = {"stdio": {"stdio"}, "random": {"random"}, "clocks": {"clock", "stdio"}}
 
 
 class JavaScriptBuildError(NgixiError):
@@ -82,7 +84,7 @@ def ensure_javascript_toolchain(*, state_dir: Path) -> JavaScriptToolchain:
 
 def disabled_features(grants: Collection[str]) -> list[str]:
     """The WASI features a guest with these grants is built without."""
-    return [feature for feature in WASI_FEATURES if FEATURE_GRANTS.get(feature) not in grants]
+    return [feature for feature in WASI_FEATURES if not FEATURE_GRANTS.get(feature, {""}) <= set(grants)]
 
 
 def build_component(
@@ -101,10 +103,11 @@ def build_component(
 ) -> None:
     """Makes `out_path` the component of `entry` for `world`; a failure raises its diagnostics.
 
-    `exports_wrapper` (under `cwd`, for a guest granted log or not granted random): where the driver writes, for the
-    build only, the module that, granted log, logs what an export throws before the call traps, but the err of one of
-    `result_exports` (those returning a WIT result), and, not granted random, has Math.random,
-    crypto.getRandomValues and crypto.randomUUID throw once the guest's module has run. `bundle` (under `cwd`, for a
+    `exports_wrapper` (under `cwd`): where the driver writes, for the build only, the module that hands each export
+    its arguments as values of the guest's realm; granted log, logs what an export throws before the call traps, but
+    the err of one of `result_exports` (those returning a WIT result); not granted random, has Math.random,
+    crypto.getRandomValues and crypto.randomUUID throw once the guest's module has run, and not granted clock and
+    stdio, setTimeout and setInterval. `bundle` (under `cwd`, for a
     guest with npm dependencies): where it bundles the guest with them, for the build only, from files under
     `guest_dir` alone."""
     disabled = ",".join(disabled_features(grants))

@@ -231,7 +231,7 @@ class DevBuilder:
             if reply is None:
                 reply = self.server.compile(argv, timeout=COMPILE_TIMEOUT_SECONDS)
             if not reply.ok:
-                raise asc_failure(f"asc {argv[0]}", reply.diagnostics)
+                raise asc_failure(f"asc {argv[0]}", reply.diagnostics, self.project.root / argv[0])
 
     def _prefetched_reply(self, guest: str, argv: tuple[str, ...]) -> AscReply | None:
         started = self._compiles.pop(guest, None)

@@ -12,12 +12,14 @@
 // crypto.randomUUID throw once the entry's module has run: the snapshot would give them, at every run, the numbers
 // they drew while the component was built. (A draw while the module runs fails the build, granted or not: Wizer
 // cannot call wasi:random while it snapshots.)
+// With "clocks" among them (not granted clock and stdio), setTimeout and setInterval throw likewise (the engine
+// trapped without a word when a timer was due).
 // With a bundle path (a guest with npm dependencies), the module is first bundled there with the pinned rolldown:
 // componentize-js resolves only relative paths, never a package name in node_modules. The bundle carries a table
 // of its lines' places in the guest's own files, so the wrapper still names the guest's line. Every file it takes
 // must be under the guest's directory (its node_modules included), after links: a package's "main" or a link in
 // it could otherwise build any file of the build machine into the guest.
-import { realpathSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { createRequire, isBuiltin } from "node:module";
 import path from "node:path";
@@ -31,6 +33,7 @@ const guestDir = option("guest");
 const resultExports = (option("results") ?? "").split(",").filter(Boolean); // exports whose WIT result is a result<>
 const reporting = options.includes("--report");
 const randomRefused = disabled.split(",").includes("random");
+const timersRefused = disabled.split(",").includes("clocks");
 const require = createRequire(path.join(root, "package.json"));
 
 function fail(message) {
@@ -115,6 +118,17 @@ function refusedDraw(what) {
   };
 }
 
+// What a guest not granted clock and stdio gets from setTimeout and setInterval at run time (the engine trapped,
+// 'unreachable in subscribe-instant', when the timer was due).
+function refusedTimer(what) {
+  return function () {
+    throw new Error(
+      `${what}: this guest is not granted [capabilities.clock] and [capabilities.stdio], which a JavaScript guest's ` +
+        "timers wait with; add both to its manifest",
+    );
+  };
+}
+
 function shownValue(value) {
   try {
     const json = JSON.stringify(value);
@@ -123,12 +137,19 @@ function shownValue(value) {
   return String(value);
 }
 
+// An export's argument as a value of the guest's own realm: componentize-js's glue makes lists, records and byte
+// arrays in another, so `bytes instanceof Uint8Array` was false (tweetnacl refused them: "unexpected type, use
+// Uint8Array") and an object's prototype was not the guest's Object.prototype.
+function adopted(value) {
+  return value !== null && typeof value === "object" ? structuredClone(value) : value;
+}
+
 function wrapped(value, exported, returnsResult) {
   if (typeof value !== "function") return value;
   return function (...args) {
     let returned;
     try {
-      returned = value.apply(this, args);
+      returned = value.apply(this, args.map(adopted));
     } catch (error) {
       report(error, exported, returnsResult);
       throw error;
@@ -139,6 +160,10 @@ function wrapped(value, exported, returnsResult) {
   };
 }
 
+// The engine's `location` traps when read in a component (no page it was loaded from; url-parse reads it, as a
+// browser's, for a relative URL's base): a guest has none, as in Node.js.
+const LOCATION_REMOVED = "delete globalThis.location;";
+
 function exportsWrapper(wrapper) {
   let specifier = path.relative(path.dirname(wrapper), entry).split(path.sep).join("/");
   specifier = specifier.startsWith(".") ? specifier : `./${specifier}`;
@@ -147,11 +172,15 @@ function exportsWrapper(wrapper) {
     .filter((entry) => entry.exportName.kind === "Name" && entry.exportName.name !== "default")
     .map((entry) => entry.exportName.name);
   const reported = [
-    `import * as guest from ${JSON.stringify(specifier)};`,
     `import { writeAt } from "ngixi:host/log@0.1.0";`,
     `const ngixiWrapperName = ${JSON.stringify(path.basename(wrapper))};`,
     String(report),
     String(shownValue),
+  ];
+  const exported = [
+    `import * as guest from ${JSON.stringify(specifier)};`,
+    ...(reporting ? reported : ["function report() {}"]),
+    String(adopted),
     String(wrapped),
     ...names.map((name, n) => {
       const quoted = JSON.stringify(name);
@@ -168,10 +197,17 @@ function exportsWrapper(wrapper) {
     "  crypto.randomUUID = refusedDraw('crypto.randomUUID');",
     "}",
   ];
+  const timers = [
+    String(refusedTimer),
+    "globalThis.setTimeout = refusedTimer('setTimeout');",
+    "globalThis.setInterval = refusedTimer('setInterval');",
+  ];
   const lines = [
     `export * from ${JSON.stringify(specifier)};`,
-    ...(reporting ? reported : []),
+    ...exported,
+    LOCATION_REMOVED,
     ...(randomRefused ? refused : []),
+    ...(timersRefused ? timers : []),
   ];
   return lines.join("\n") + "\n";
 }
@@ -217,22 +253,89 @@ function guestFilesOnly(directory, input) {
   };
 }
 
+// SpiderMonkey in componentize-js is built without ICU: a regular expression literal with a Unicode property escape
+// (/[\p{L}\p{N}]/u: marked, valibot, fast-uri, fuse.js, camelcase) fails the whole module's evaluation, at build. Each is
+// rewritten into the characters the escapes stand for, as Babel does (regexpu-core), in place: no line moves.
+function unicodePropertyEscapes() {
+  const rewritePattern = require("regexpu-core");
+  const options = { unicodePropertyEscapes: "transform", unicodeSetsFlag: "transform" };
+  const literals = (node, found) => {
+    if (Array.isArray(node)) node.forEach((item) => literals(item, found));
+    else if (node && typeof node === "object") {
+      if (node.type === "Literal" && node.regex) {
+        if (/\\[pP]\{/.test(node.regex.pattern) && /[uv]/.test(node.regex.flags)) found.push(node);
+      } else for (const key in node) literals(node[key], found);
+    }
+    return found;
+  };
+  return {
+    name: "ngixi-unicode-property-escapes",
+    transform(code, id) {
+      if (!/\\[pP]\{/.test(code)) return null;
+      const found = literals(parseSync(id, code, { sourceType: "unambiguous" }).program, []);
+      if (found.length === 0) return null;
+      let rewritten = "";
+      let at = 0;
+      for (const { start, end, regex } of found) {
+        const flags = regex.flags.replace("v", "u");
+        rewritten += `${code.slice(at, start)}/${rewritePattern(regex.pattern, regex.flags, options)}/${flags}`;
+        at = end;
+      }
+      rewritten += code.slice(at);
+      const lines = code.split("\n").map((_, index) => (index === 0 ? "AAAA" : "AACA"));
+      return { code: rewritten, map: { version: 3, sources: [id], names: [], mappings: lines.join(";") } };
+    },
+  };
+}
+
+// The bundle's input: `module` after a prelude that has Math.random and crypto.getRandomValues throw, with the caller's
+// place, while the guest's files are imported at build (Wizer cannot call the host then, and trapped without naming the
+// package: bignumber.js, immutable and @noble/curves draw when imported), and their own functions back after.
+const BUNDLE_INPUT = "\0ngixi-bundle-input";
+const PRELUDE = "\0ngixi-import-time-draws";
+
+function importTimeDraws(module) {
+  const prelude = `
+const drawn = (what) => function () {
+  throw new Error(what + " was called while the guest's module is imported at build, where Wizer cannot draw from the " +
+    "host: draw inside an export, or use a package, or a version of it, that draws no random numbers when imported");
+};
+export const own = [Math.random, globalThis.crypto?.getRandomValues];
+export const atImport = [drawn("Math.random"), drawn("crypto.getRandomValues")];
+Math.random = atImport[0];
+if (globalThis.crypto) crypto.getRandomValues = atImport[1];
+`;
+  const input = `import { own, atImport } from ${JSON.stringify(PRELUDE)};
+export * from ${JSON.stringify(module)};
+if (Math.random === atImport[0]) Math.random = own[0];
+if (globalThis.crypto && crypto.getRandomValues === atImport[1]) crypto.getRandomValues = own[1];
+`;
+  return {
+    name: "ngixi-import-time-draws",
+    resolveId: (id) => ([BUNDLE_INPUT, PRELUDE].includes(id) ? id : null),
+    load: (id) => (id === PRELUDE ? prelude : id === BUNDLE_INPUT ? input : null),
+  };
+}
+
 // The bundle's table of its lines' places in the guest's files (set once bundled).
 let bundleTable = null;
 
-// `message` with each place in the bundle, a file removed after the build, named by the file and line it came from.
+// `message` with each place in the bundle, a file removed after the build, named by the file and line it came from
+// (none for the build's own modules: the prelude of import-time draws, the bundle's input).
 function placedInGuest(message) {
   if (!bundleTable) return message;
   const escaped = bundlePath.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  return message.replace(new RegExp(`(?:[^\\s"'(]*/)?${escaped}:(\\d+)(?::\\d+)?`, "g"), (whole, line) => {
+  return message.replace(new RegExp(`(?:[^\\s"'(]*/)?${escaped}:(\\d+)(?::\\d+)?`, "g"), (_, line) => {
     const place = bundleTable.lines[Number(line) - 1];
-    return place ? `${bundleTable.sources[place[0]]}:${place[1]}` : whole;
+    return place ? `${bundleTable.sources[place[0]]}:${place[1]}` : "(the build's own module)";
   });
 }
 
-// The first import rolldown could not resolve, said in one line (its error shows rolldown's own stack and a "main
+// The imports rolldown could not resolve, each said in one line (its error shows rolldown's own stack and a "main
 // field ignored" help that is not the cause): the file, line and column, and for a Node.js built-in, why.
-let unresolved = null;
+const unresolved = [];
+// rolldown's warnings (a direct eval, ...), said after the failure, whose line is the build's summary of it.
+const warnings = [];
 
 function unresolvedImport(log) {
   const file = path.relative(process.cwd(), log.loc?.file ?? log.id ?? "");
@@ -246,24 +349,48 @@ function unresolvedImport(log) {
     "(package.json and package-lock.json in its folder) or a path relative to the importing file ('./x.js')";
 }
 
+// Node.js's globals a package may use as it would in Node (csv-parse's Buffer), from the npm package of that name
+// when the guest depends on it (npm's buffer and process: browser bundlers' polyfills of them).
+const POLYFILLED_GLOBALS = { Buffer: ["buffer", "Buffer"], process: "process" };
+
+function nodeGlobalsProvided() {
+  const installed = (name) => existsSync(path.join(guestDir, "node_modules", name, "package.json"));
+  return Object.fromEntries(
+    Object.entries(POLYFILLED_GLOBALS).filter(([, from]) => installed(Array.isArray(from) ? from[0] : from)),
+  );
+}
+
 async function bundle(input, out) {
   const { rolldown } = await import(pathToFileURL(require.resolve("rolldown")).href);
   const build = await rolldown({
-    input: path.resolve(input), // relative, it would be read as a package name
-    plugins: [guestFilesOnly(guestDir, path.resolve(input))],
+    input: BUNDLE_INPUT,
+    plugins: [
+      importTimeDraws(path.resolve(input)), // relative, it would be read as a package name
+      guestFilesOnly(guestDir, path.resolve(input)),
+      unicodePropertyEscapes(),
+    ],
     cwd: process.cwd(),
     external: [/^(ngixi|wasi):/],
     platform: "neutral",
-    resolve: { mainFields: ["module", "main"], conditionNames: ["import", "module", "default", "require"] },
-    // A package name that resolves nowhere would be left as an import componentize-js cannot load: an error here.
+    // A component has no `process`: a package choosing its build by process.env.NODE_ENV (immer, React) gets the
+    // production one, as browser bundlers give it.
+    transform: { define: { "process.env.NODE_ENV": JSON.stringify("production") }, inject: nodeGlobalsProvided() },
+    resolve: {
+      mainFields: ["module", "browser", "main"], // json5's "browser" build draws Math.random when imported
+      aliasFields: [["browser"]],
+      conditionNames: ["import", "module", "worker", "browser", "default", "require"],
+    },
+    // A package name that resolves nowhere would be left as an import componentize-js cannot load: each is said,
+    // and the build fails once all are known.
     onLog: (level, log, handler) => {
-      if (log.code !== "UNRESOLVED_IMPORT") return handler(level, log);
-      unresolved ??= unresolvedImport(log);
-      handler("error", log);
+      if (log.code === "UNRESOLVED_IMPORT") return unresolved.push(unresolvedImport(log));
+      if (level === "warn") return warnings.push(log.message);
+      handler(level, log);
     },
   });
   const { output } = await build.generate({ dir: path.dirname(out), format: "esm", sourcemap: "hidden" });
   await build.close();
+  if (unresolved.length > 0) throw new Error("unresolved imports");
   const [chunk] = output;
   const sources = chunk.map.sources.map((source) => path.relative(process.cwd(), path.resolve(path.dirname(out), source)));
   const table = (bundleTable = { sources, lines: firstPlaces(chunk.map.mappings) });
@@ -273,14 +400,45 @@ async function bundle(input, out) {
   return out;
 }
 
-// SpiderMonkey in componentize-js is built without ICU: a Unicode property escape (/\p{Lu}/u) fails the module's
-// evaluation with a SyntaxError that says nothing of why; the line put first names the file and what to do.
-function withNoIcuHint(message) {
-  const place = message.match(/^(\S+:\d+) SyntaxError: invalid (?:class )?property name in regular expression/m);
-  if (!place) return message;
-  const hint = "a Unicode property escape (\\p{...}) in a regular expression cannot compile: componentize-js's " +
-    "engine has no ICU; use a package, or a version of it, without them";
-  return `${place[1]}: ${hint}\n${message}`;
+// Why the guest's module failed at build, put first (the build's summary of the failure is its first line): wizer's own
+// lines say only that initialization failed or trapped. `message` follows, but for a trap's wasm backtrace, which
+// names no function.
+function withCauseFirst(message) {
+  const cause = buildFailureCause(message);
+  const called = message.match(/^.*attempted to call an unknown imported function: .*$/m);
+  return cause ? `${cause}\n${called ? called[0].trim() : message}` : message;
+}
+
+const NODE_GLOBALS = new Set(["process", "Buffer", "require", "module", "exports", "global", "__dirname", "__filename",
+  "setImmediate"]);
+
+function buildFailureCause(message) {
+  const called = message.match(/attempted to call an unknown imported function: '([^']+)' '([^']+)'/);
+  if (called) {
+    return `${entry}: the guest's module, or a package it imports, called the host's ${called[1]} ${called[2]} while ` +
+      "it was imported at build, which cannot be (Wizer snapshots the module then): make that call inside an export, " +
+      (called[1].startsWith("wasi:random") ? "or use a package, or a version of it, that draws no random numbers when imported" : "");
+  }
+  const thrown = message.match(/^(\S+?:\d+|\(the build's own module\))(?::\d+)? (\w*Error: .*)$/m);
+  if (!thrown) return null;
+  // The first frame in the guest's files, not the build's own code (the import-time draws' prelude).
+  const frames = message.slice(message.indexOf("\nStack:\n")).matchAll(/^\s+\S*@(\S+?:\d+)(?::\d+)?$/gm);
+  const place = [...frames][0]?.[1];
+  if (place) thrown[1] = place;
+  if (/^SyntaxError: invalid (?:class )?property name in regular expression/.test(thrown[2])) {
+    return `${thrown[1]}: a Unicode property escape (\\p{...}) in a regular expression cannot compile: componentize-js's ` +
+      "engine has no ICU (the build rewrites those of regular expression literals in a guest with npm dependencies, " +
+      "never those of a pattern made from a string with new RegExp); use a package, or a version of it, without them";
+  }
+  const global = thrown[2].match(/^ReferenceError: (\S+) is not defined$/)?.[1];
+  const polyfill = POLYFILLED_GLOBALS[global];
+  const why = !NODE_GLOBALS.has(global)
+    ? ""
+    : `: ${global} is a Node.js global, and a component has none of Node's; use a package, or a version of it, made ` +
+      (polyfill
+        ? `for browsers, or add npm's ${[polyfill].flat()[0]} to the guest's dependencies: the build then provides it`
+        : "for browsers");
+  return `${thrown[1]}: ${thrown[2]} (thrown while the guest's module was imported at build)${why}`;
 }
 
 let component;
@@ -296,9 +454,9 @@ try {
     disableFeatures: disabled ? disabled.split(",") : [],
   }));
 } catch (error) {
-  failure = unresolved ?? withNoIcuHint(`${entry}: ${placedInGuest(error.message)}`);
+  failure = unresolved.length > 0 ? unresolved.join("\n") : withCauseFirst(`${entry}: ${placedInGuest(error.message)}`);
 } finally {
   for (const made of [wrapperPath, bundlePath].filter(Boolean)) await rm(made, { force: true });
 }
-if (failure) fail(failure);
+if (failure) fail([failure, ...warnings].join("\n"));
 await writeFile(outPath, component);

@@ -4,6 +4,7 @@ engine each), so the module builds them once, for this host's Wasmtime only."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -54,6 +55,11 @@ COUNTER_DRAW = (
     "\nexport function draw() {\n  const bytes = new Uint8Array(16);\n  crypto.getRandomValues(bytes);\n"
     "  return `${bytes.join()} ${Math.random()}`;\n}\n"
 )
+# It is granted clock too, so with stdio its timers wait on the host's clock; the generated guest's refuse.
+JS_LATER = (
+    "\nexport async function later(text) {\n"
+    "  return await new Promise((done) => setTimeout(() => done(`${text} later`), 5));\n}\n"
+)
 # counter-python (in the test's copy) draws with each of Python's sources: `random` seeded by the guest repeats.
 PYTHON_IMPORTS = "import os\nimport random\nimport secrets\nimport uuid\n\nimport wit_world\n"
 PYTHON_DRAW = (
@@ -68,12 +74,32 @@ PYTHON_SOURCES = ("urandom", "secrets", "uuid4", "random", "fresh")
 LOG_IMPORT = 'import { write } from "ngixi:host/log@0.1.0";'
 MS_IMPORT = 'import ms from "ms";'
 MS_EXPORT = '\nexport function span(name) {\n  return `${name}: ${ms(name === "boom" ? "" : name)}`;\n}\n'
+# It imports its own package `shapes` too (file:shapes): what a browser bundler would take of a package made for both
+# Node.js and browsers. Its "browser" export (its "default" one imports node:crypto), process.env.NODE_ENV, the global
+# Buffer from npm's buffer (a dependency of the guest), and a Unicode property escape (SpiderMonkey has no ICU).
+SHAPES_IMPORT = 'import { shape } from "shapes";'
+SHAPES = {
+    "package.json": json.dumps({"name": "shapes", "exports": {".": {"browser": "./web.js", "default": "./node.js"}}}),
+    "node.js": 'import { createHash } from "node:crypto";\nexport const shape = (text) => createHash("md5");\n',
+    "web.js": "export const shape = (text) =>\n"
+    '  [process.env.NODE_ENV, Buffer.from(text).toString("base64"), /^\\p{Lu}\\p{Ll}+$/u.test(text)].join(" ");\n',
+}
+SHAPES_EXPORT = "\nexport function shapes(text) {\n  return shape(text);\n}\n"
+# Bytes as the guest's own Uint8Array (componentize-js's glue made them in another realm), and no `location`.
+JS_BYTES = (
+    "\nexport function bytes(data) {\n"
+    "  return `${data instanceof Uint8Array} ${data.join()} ${typeof globalThis.location}`;\n}\n"
+)
 # Values componentize-js's own glue changed (the build corrects it): an s64 each way, a string's leading U+FEFF.
 JS_VALUES = (
     "\nexport function less(by, from) {\n  return from - by;\n}\n"
     "\nexport function echo(text) {\n  return `${text.length}:${text}`;\n}\n"
 )
-JS_VALUE_EXPORTS = {"less": (["u64", "s64"], ["s64"]), "echo": (["string"], ["string"])}
+JS_VALUE_EXPORTS = {
+    "less": (["u64", "s64"], ["s64"]),
+    "echo": (["string"], ["string"]),
+    "bytes": (["list<u8>"], ["string"]),
+}
 # The generated JavaScript guest is not granted random: each of its sources refuses at run time, at the guest's line.
 JS_SOURCES = {"bytes": "crypto.getRandomValues", "uuid": "crypto.randomUUID", "math": "Math.random"}
 JS_DRAW = (
@@ -96,19 +122,32 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     app = project / "guests" / GENERATED["python"] / "app.py"
     app.write_text(app.read_text().replace(RETURN, f'        if arg0 == "boom":\n{RAISE}\n{DEEPER}\n{RETURN}'))
     index = project / "guests" / GENERATED["javascript"] / "index.js"
-    _edit(index, (JS_RETURN, f"{JS_THROW}\n{JS_THROW_MORE}\n{JS_RETURN}"), (LOG_IMPORT, f"{LOG_IMPORT} {MS_IMPORT}"))
-    index.write_text(index.read_text() + JS_MORE + MS_EXPORT + JS_VALUES + JS_DRAW)
-    _depend_on_ms(index.parent)
+    _edit(
+        index,
+        (JS_RETURN, f"{JS_THROW}\n{JS_THROW_MORE}\n{JS_RETURN}"),
+        (LOG_IMPORT, f"{LOG_IMPORT} {MS_IMPORT} {SHAPES_IMPORT}"),
+    )
+    later = JS_LATER.replace("function later(", "function wait(")
+    index.write_text(index.read_text() + JS_MORE + MS_EXPORT + JS_VALUES + JS_DRAW + SHAPES_EXPORT + later + JS_BYTES)
+    (index.parent / "shapes").mkdir()
+    for name, text in SHAPES.items():
+        (index.parent / "shapes" / name).write_text(text)
+    _depend_on_ms(index.parent, "buffer@6.0.3", "./shapes")
     counter = project / "guests" / "counter-js" / "index.js"  # granted stdio: its WASI writers are Wasmtime's
-    counter.write_text(counter.read_text().replace(COUNTER_BUMP, f"{COUNTER_THROW}\n{COUNTER_BUMP}") + COUNTER_DRAW)
+    counter.write_text(
+        counter.read_text().replace(COUNTER_BUMP, f"{COUNTER_THROW}\n{COUNTER_BUMP}") + COUNTER_DRAW + JS_LATER
+    )
     with (project / "manifests" / "counter-js.toml").open("a") as manifest:
-        manifest.write('\n[capabilities.random]\n\n[exports.draw]\nparams = []\nresults = ["string"]\n')
+        manifest.write(
+            '\n[capabilities.random]\n\n[capabilities.clock]\n\n[exports.draw]\nparams = []\nresults = ["string"]\n'
+        )
+        manifest.write('\n[exports.later]\nparams = ["string"]\nresults = ["string"]\n')
     drawing = project / "guests" / "counter-python" / "app.py"
     drawing.write_text(drawing.read_text().replace("import wit_world\n", PYTHON_IMPORTS, 1) + PYTHON_DRAW)
     with (project / "manifests" / "counter-python.toml").open("a") as manifest:
         manifest.write('\n[exports.draw]\nparams = ["string"]\nresults = ["string"]\n')
     with (project / "manifests" / f"{GENERATED['javascript']}.toml").open("a") as manifest:
-        for export in ("later", "span", "draw"):
+        for export in ("later", "span", "draw", "shapes", "wait"):
             manifest.write(f'\n[exports.{export}]\nparams = ["string"]\nresults = ["string"]\n')
         for export, (params, results) in JS_VALUE_EXPORTS.items():
             manifest.write(f"\n[exports.{export}]\nparams = {json.dumps(params)}\nresults = {json.dumps(results)}\n")
@@ -117,13 +156,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return project
 
 
-def _depend_on_ms(guest: Path) -> None:
-    """A package.json and lock file naming npm's ms; the build installs it, with npm ci."""
+def _depend_on_ms(guest: Path, *more: str) -> None:
+    """A package.json and lock file naming npm's ms (and `more` packages); the build installs them, with npm ci."""
     npm = shutil.which("npm")
     if npm is None:
         pytest.skip("no npm on PATH to write the guest's lock file")
     (guest / "package.json").write_text(f'{{"name": "{guest.name}", "private": true}}\n')
-    install = [npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", "ms@2.1.3"]
+    install = [npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", "ms@2.1.3", *more]
     subprocess.run(install, cwd=guest, check=True, capture_output=True, timeout=600)
     shutil.rmtree(guest / "node_modules")
 
@@ -319,11 +358,45 @@ def test_a_javascript_guest_imports_an_npm_package_by_name(built: Path) -> None:
     assert not list((built / "artifacts" / "wasm").glob(".*.mjs"))  # the bundle is the build's only
 
 
+def test_a_javascript_guest_s_packages_are_bundled_as_for_a_browser(built: Path) -> None:
+    """A package's "browser" export, not its Node.js one (which failed the build: node:crypto), with
+    process.env.NODE_ENV (a ReferenceError at build), Buffer from the guest's npm buffer (likewise) and a regular
+    expression's Unicode property escape (the engine has no ICU: a SyntaxError at build) rewritten into characters.
+    Bytes given to an export are a Uint8Array of the guest's (tweetnacl refused them), and reading `location`, which
+    url-parse does, no longer traps."""
+    bundle = f"artifacts/bundles/{GENERATED['javascript']}-0.1.0.ngx"
+    for text, upper in (("Émile", "true"), ("émile", "false")):
+        ran = run(built, "ngixi", "run", "--in-process", bundle, "shapes", text)
+        encoded = base64.b64encode(text.encode()).decode()
+        assert ran.stdout == json.dumps(f"production {encoded} {upper}") + "\n"
+    ran = run(built, "ngixi", "run", bundle, "bytes", "[1, 2, 255]")
+    assert ran.stdout == '"true 1,2,255 undefined"\n'
+
+
+@pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])
+def test_a_javascript_guest_s_timers_wait_on_the_host_s_clock_or_refuse(
+    built: Path, tmp_path: Path, isolated: bool
+) -> None:
+    """Granted clock and stdio, setTimeout waits (componentize-js's clocks feature); without, it throws naming the
+    grants, where the engine trapped ('unreachable in subscribe-instant') with nothing logged (jszip, rxjs's timer)."""
+    with _logged_tenant(built, "counter-js", tmp_path / "counter", [], isolated=isolated) as tenant:
+        assert tenant.call("later", ("soon",)).values == ("soon later",)
+    logged: list[LogLine] = []
+    greet = _logged_tenant(built, GENERATED["javascript"], tmp_path / "greet", logged, isolated=isolated)
+    with greet as tenant, pytest.raises(GuestError):
+        tenant.call("wait", ("soon",))
+    assert [line.message.split("; add both", 1)[0] for line in logged] == [
+        "Error: setTimeout: this guest is not granted [capabilities.clock] and [capabilities.stdio], which a "
+        "JavaScript guest's timers wait with"
+    ]
+
+
 def _failed_npm_guest_compile(built: Path, guest: Path, package: str) -> str:
     """What compiling `guest` (its files written, importing `package` where the generated JavaScript guest imports
     ms) with that guest's manifest printed; it must fail and leave no component."""
     template = GENERATED["javascript"]
     source = (built / "guests" / template / "index.js").read_text()
+    source = source.replace(SHAPES_IMPORT, "const shape = (text) => text;")  # the guest has no package shapes
     (guest / "index.js").write_text(source.replace(MS_IMPORT, MS_IMPORT.replace('"ms"', f'"{package}"')))
     manifest = (built / "manifests" / f"{template}.toml").read_text().replace(template, guest.name)
     (built / "manifests" / f"{guest.name}.toml").write_text(manifest)
@@ -362,11 +435,16 @@ def test_a_node_builtin_imported_by_a_package_is_named_as_one(built: Path) -> No
     about "main" fields, and a summary line saying only 'Build failed with 1 error:'."""
     guest = built / "guests" / "builtin-js"
     (_with_local_package(guest, "hasher") / "index.js").write_text(
-        'const { createHash } = require("crypto");\nmodule.exports = (t) => createHash("md5").update(t);\n'
+        'const { createHash } = require("crypto");\nconst { EOL } = require("node:os");\n'
+        'module.exports = (t) => eval("createHash")("md5").update(t + EOL);\n'
     )
     printed = _failed_npm_guest_compile(built, guest, "hasher")
     summary = next(line for line in printed.splitlines() if line.startswith("failed: builtin-js"))
     assert "guests/builtin-js/hasher/index.js:1:32: imports 'crypto', a Node.js built-in module: " in summary
+    # Each such import is said (only the first was), and rolldown's warning of the direct eval after them (it was the
+    # build's one line for the failure, ahead of the cause).
+    assert "\nguests/builtin-js/hasher/index.js:2:25: imports 'node:os', a Node.js built-in module: " in printed
+    assert "Use of direct `eval`" in printed.split("imports 'node:os'")[1]
     assert " at " not in printed
 
 
@@ -414,11 +492,12 @@ def _broken_guest(project: Path, name: str, template: str, entry: str, source: s
 
 
 def test_a_build_error_in_a_package_names_the_package_s_file(built: Path) -> None:
-    """SpiderMonkey has no ICU: a Unicode property escape fails the build where the regex is, which was a line of the
-    bundle (artifacts/wasm/.NAME.bundle.mjs:5064:83), a file the build removes; it is the package's own file."""
+    """SpiderMonkey has no ICU: a Unicode property escape the build cannot rewrite (a pattern made from a string; a
+    literal's are rewritten) fails the build where the regex is, which was a line of the bundle
+    (artifacts/wasm/.NAME.bundle.mjs:5064:83), a file the build removes; it is the package's own file."""
     guest = built / "guests" / "unicode-js"
     (_with_local_package(guest, "uni") / "index.js").write_text(
-        "// upper case?\nmodule.exports = (text) => /\\p{Lu}/u.test(text);\n"
+        '// upper case?\nconst upper = new RegExp("\\\\p{Lu}", "u");\nmodule.exports = (text) => upper.test(text);\n'
     )
     printed = _failed_npm_guest_compile(built, guest, "uni")
     assert "guests/unicode-js/uni/index.js:2 SyntaxError: invalid property name in regular expression" in printed
@@ -426,6 +505,23 @@ def test_a_build_error_in_a_package_names_the_package_s_file(built: Path) -> Non
     summary = next(line for line in printed.splitlines() if line.startswith("failed: unicode-js"))
     assert hint in summary  # the build's one line for the failed guest says why, not wizer's "Failed to initialize"
     assert ".bundle.mjs" not in printed
+
+
+def test_a_package_drawing_random_numbers_when_imported_is_named(built: Path) -> None:
+    """Wizer cannot call the host while it snapshots the guest's module: such a draw (bignumber.js, immutable and
+    @noble/curves make one when imported) failed the build as 'the `componentize.wizer` function trapped', with a wasm
+    backtrace and no word of the package."""
+    guest = built / "guests" / "drawing-js"
+    (_with_local_package(guest, "seeded") / "index.js").write_text(
+        "// a seed of its own\nconst seed = Math.random();\nmodule.exports = (text) => `${text} ${seed}`;\n"
+    )
+    printed = _failed_npm_guest_compile(built, guest, "seeded")
+    summary = next(line for line in printed.splitlines() if line.startswith("failed: drawing-js"))
+    assert (
+        "guests/drawing-js/seeded/index.js:2: Error: Math.random was called while the guest's module is imported"
+        in (summary)
+    )
+    assert "draw inside an export" in summary and "trapped" not in printed
 
 
 def test_compiler_errors_name_file_and_line_and_leave_no_output(built: Path) -> None:

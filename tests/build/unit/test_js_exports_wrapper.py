@@ -32,13 +32,13 @@ def wrapper_of(project: Project, manifest_text: str = MANIFEST) -> Path | None:
     return javascript_language._exports_wrapper(project, manifest, project.root / "artifacts/wasm/tally.wasm")
 
 
-def test_the_wrapper_sits_beside_the_component_for_a_guest_granted_log_or_not_granted_random(
-    project: Project,
-) -> None:
-    """Granted log, the wrapper reports what its exports throw; not granted random, it refuses to draw."""
+def test_the_wrapper_sits_beside_the_component_for_every_guest(project: Project) -> None:
+    """It hands every guest's exports their arguments as the guest's own values; granted log, it reports what they
+    throw; not granted random, or clock and stdio, it refuses to draw, or to set timers."""
     assert wrapper_of(project) == WRAPPER
     assert wrapper_of(project, MANIFEST.replace("[capabilities.log]\n", "")) == WRAPPER
-    assert wrapper_of(project, MANIFEST.replace("[capabilities.log]\n", "[capabilities.random]\n")) is None
+    granted = "[capabilities.random]\n[capabilities.clock]\n"
+    assert wrapper_of(project, MANIFEST.replace("[capabilities.log]\n", granted)) == WRAPPER
 
 
 @pytest.mark.parametrize("target", ["guests/tally/index.js", "/etc/passwd"])

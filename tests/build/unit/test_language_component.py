@@ -100,10 +100,13 @@ def test_the_pinned_versions_come_from_the_pin_files() -> None:
     assert python.pinned_version() == "componentize-py 0.25.1"
 
 
-def test_a_javascript_guest_keeps_componentize_js_stdio_and_random_only_when_granted() -> None:
-    assert {"stdio", "random"} <= set(javascript.disabled_features({"log", "kv"}))
+def test_a_javascript_guest_keeps_componentize_js_stdio_random_and_clocks_only_when_granted() -> None:
+    assert {"stdio", "random", "clocks"} <= set(javascript.disabled_features({"log", "kv"}))
     assert javascript.disabled_features({"log", "stdio"}) == [f for f in javascript.WASI_FEATURES if f != "stdio"]
     assert javascript.disabled_features({"random"}) == [f for f in javascript.WASI_FEATURES if f != "random"]
+    assert "clocks" in javascript.disabled_features({"clock"})  # its input-stream reads need stdio's grant
+    kept = {"stdio", "clocks"}
+    assert javascript.disabled_features({"clock", "stdio"}) == [f for f in javascript.WASI_FEATURES if f not in kept]
 
 
 def test_a_python_guest_granted_stdio_or_random_is_refused_before_the_tool_runs(tmp_path: Path) -> None:

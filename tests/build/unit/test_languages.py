@@ -17,6 +17,7 @@ from ngixi_build.languages.registry import language, language_of, supported, too
 from ngixi_build.languages.wasm import is_declared_input, matches
 from ngixi_build.languages.zig import modules
 from ngixi_build.project import Project
+from ngixi_build.stages import compile as compile_stage
 from ngixi_build.stages.compile import CompileError
 from ngixi_build.toolchains import javascript as javascript_toolchain
 from ngixi_build.toolchains import python as python_toolchain
@@ -392,3 +393,16 @@ def test_a_shared_folder_named_like_an_option_is_compiled_as_a_file(tmp_path: Pa
     options = CCompileOptions()
     assert preprocess_arguments(project, "g", options, source, tmp_path)[-1] == "./-DX/x.c"
     assert object_arguments(project, "g", options, source, tmp_path / "x.o")[-1] == "./-DX/x.c"
+
+
+def test_an_asc_error_in_a_library_needing_a_transform_says_so(tmp_path: Path) -> None:
+    """json-as 1.6 declares JSON_STRICT in its asc transform, which the build never runs: asc's error alone
+    (`Cannot find name 'JSON_STRICT'`) did not say why."""
+    entry = tmp_path / "guests" / "x" / "assembly" / "index.ts"
+    (tmp_path / "guests" / "x" / "node_modules" / "json-as" / "transform").mkdir(parents=True)
+    diagnostics = "ERROR TS2304: Cannot find name 'JSON_STRICT'.\n   :\n └─ in ~lib/json-as/assembly/index.ts(400,9)\n"
+    failed = str(compile_stage.asc_failure("asc guests/x/assembly/index.ts", diagnostics, entry))
+    assert "Cannot find name 'JSON_STRICT': json-as needs its asc transform (node_modules/json-as/transform)" in failed
+    assert "ngixi-data's Json" in failed.splitlines()[1]
+    other = diagnostics.replace("json-as", "as-other")
+    assert str(compile_stage.asc_failure("asc x", other, entry)).splitlines()[1:] == other.splitlines()
