@@ -3,11 +3,13 @@ host holds after hundreds of restarts and calls from many threads."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
 import wasmtime
 
+from ngixi_runtime.capabilities.context import GuestExit
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.loading.isolated import IsolatedTenant
 from ngixi_runtime.loading.tenants import open_tenant
@@ -67,3 +69,21 @@ def test_a_trap_that_names_its_cause_is_not_said_to_be_out_of_memory_once_memory
             tenant.call("quit")
         assert exited.value.outcome == "trap"
         assert tenant.call("run").values == (1,)
+
+
+def test_a_failed_call_in_process_on_wasmtime_leaves_nothing_for_the_collector(bundle: tuple[Path, Path]) -> None:
+    """The fast call path's raise held the trap (or a host function's exception, proc_exit's) in its own traceback:
+    a cycle that only the collector frees, with Wasmtime's trap and its backtrace: a host serving a guest whose stack
+    runs out held megabytes more until a full collection, and a tenant child came that much nearer its memory limit."""
+    path, trust = bundle
+    with open_tenant(path, trust_file=trust, isolated=False, engine="wasmtime") as tenant:
+        gc.collect()
+        gc.disable()
+        try:
+            for export in ("recurse", "quit", "recurse"):
+                with pytest.raises(GuestError):
+                    tenant.call(export)
+            kept = [o for o in gc.get_objects() if isinstance(o, (wasmtime.Trap, wasmtime.WasmtimeError, GuestExit))]
+        finally:
+            gc.enable()
+    assert kept == []
