@@ -3,17 +3,21 @@ host holds after hundreds of restarts and calls from many threads."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
+import threading
 from pathlib import Path
 
 import pytest
 import wasmtime
 
 from ngixi_runtime.capabilities.context import GuestExit
-from ngixi_runtime.errors import GuestError
+from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.loading.isolated import IsolatedTenant
-from ngixi_runtime.loading.tenants import open_tenant
+from ngixi_runtime.loading.tenants import TenantPool, open_tenant
 from tests.conftest import KeyFiles, make_bundle, make_key
+from tests.integration import descriptors_of, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -87,3 +91,71 @@ def test_a_failed_call_in_process_on_wasmtime_leaves_nothing_for_the_collector(b
         finally:
             gc.enable()
     assert kept == []
+
+
+def _descendants() -> dict[int, str]:
+    """This process's descendants (fork servers, their spares and tenants): pid → state (Z: a zombie)."""
+    parents: dict[int, list[int]] = {}
+    states: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text() if entry.isdigit() else ""
+        except OSError:
+            continue
+        if stat:
+            state, parent = stat[stat.rindex(")") + 2 :].split()[:2]
+            states[int(entry)] = state
+            parents.setdefault(int(parent), []).append(int(entry))
+    found, todo = {}, [os.getpid()]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found[child] = states[child]
+            todo.append(child)
+    return found
+
+
+def _call_until_closed(pool: TenantPool) -> None:
+    """Calls tenant "a" of `pool` until the pool, closed, refuses the call in one line."""
+    with contextlib.suppress(InvalidInput):
+        while True:
+            assert pool.call("a", "run").values == (1,)
+
+
+def _held() -> tuple[int, int]:
+    return len(descriptors_of()), len(os.listdir("/proc/self/task"))
+
+
+def test_restarts_and_pools_closed_under_callers_leave_no_descriptor_thread_or_process(
+    bundle: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """What a long-running host holds after children restarted many times (a stack exhausted replaces one) and pools
+    added to and closed while other threads call them: what it held before, and no zombie."""
+    path, trust = bundle
+    with open_tenant(path, trust_file=trust, engine="wasmtime") as tenant:
+        with pytest.raises(GuestError):  # the fork server and its spare started, as by a host's first restart
+            tenant.call("recurse")
+        tenant.call("run")
+        gc.collect()
+        fds, threads = _held()
+        processes = len(_descendants())
+        for _ in range(25):
+            with pytest.raises(GuestError, match="call stack exhausted"):
+                tenant.call("recurse")
+            assert tenant.call("run").values == (1,)
+        for round_ in range(4):
+            pool = TenantPool(trust_file=trust, state_dir=tmp_path / "state", workers=4)
+            pool.add("a", path, engine="wasmtime")
+            callers = [threading.Thread(target=_call_until_closed, args=(pool,)) for _ in range(4)]
+            for caller in callers:
+                caller.start()
+            pool.add(f"b{round_}", path, engine="wasmtime")
+            pool.close()
+            for caller in callers:
+                caller.join(10)
+            assert not any(caller.is_alive() for caller in callers)
+        gc.collect()
+        wait_until(lambda: "Z" not in _descendants().values(), what="the fork server reaping its stopped tenants")
+        fds_now, threads_now = _held()
+        assert fds_now <= fds
+        assert threads_now <= threads
+        assert len(_descendants()) <= processes
