@@ -16,6 +16,7 @@ from ngixi_runtime.capabilities.context import GuestExit
 from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.loading.isolated import IsolatedTenant
 from ngixi_runtime.loading.tenants import TenantPool, open_tenant
+from ngixi_runtime.loading.zygote import IDLE_ZYGOTES, zygote_pids
 from tests.conftest import KeyFiles, make_bundle, make_key
 from tests.integration import descriptors_of, wait_until
 
@@ -159,3 +160,21 @@ def test_restarts_and_pools_closed_under_callers_leave_no_descriptor_thread_or_p
         assert fds_now <= fds
         assert threads_now <= threads
         assert len(_descendants()) <= processes
+
+
+def test_fork_servers_of_environments_no_tenant_uses_are_closed_beyond_a_few(bundle: tuple[Path, Path]) -> None:
+    """A fork server (and its spare) started for each child environment stayed until the host exited: a host
+    opening tenants with ever new `child_env`s grew by two processes and a descriptor for each. Now only the
+    IDLE_ZYGOTES most recently used of those no open tenant uses are kept; one with a tenant open serves on."""
+    path, trust = bundle
+    with open_tenant(path, trust_file=trust, engine="wasmtime", child_env={"TAG": "kept"}) as kept:
+        gc.collect()
+        fds = len(descriptors_of())
+        for tag in ("a", "b", "c"):
+            with open_tenant(path, trust_file=trust, engine="wasmtime", child_env={"TAG": tag}) as tenant:
+                assert tenant.call("run").values == (1,)
+        assert len(zygote_pids()) <= IDLE_ZYGOTES + 1  # the idle ones, and the one of `kept`
+        assert len(descriptors_of()) <= fds + IDLE_ZYGOTES  # each kept one's control socket
+        with pytest.raises(GuestError):
+            kept.call("recurse")
+        assert kept.call("run").values == (1,)  # a new child, from its own fork server
