@@ -29,22 +29,12 @@ WAT = """(module
   (func $recurse (export "recurse") (call $recurse))
   (func (export "quit") (call $exit (i32.const 3)))
   (func (export "fill") (loop $again (br_if $again (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))))"""
-MANIFEST = """[guest]
-name = "g"
-version = "0.1.0"
-
-[exports.run]
-results = ["i32"]
-
-[exports.recurse]
-
-[exports.quit]
-
-[exports.fill]
-
-[limits]
-memory_pages = 4
-"""
+# "run" returns 1; the others return nothing, when they return.
+MANIFEST = (
+    '[guest]\nname = "g"\nversion = "0.1.0"\n\n[exports.run]\nresults = ["i32"]\n\n'
+    + "".join(f"[exports.{name}]\n\n" for name in ("recurse", "quit", "fill"))
+    + "[limits]\nmemory_pages = 4\n"
+)
 
 
 @pytest.fixture(scope="module")
