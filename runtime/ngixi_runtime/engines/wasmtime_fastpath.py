@@ -34,7 +34,6 @@ ACTIVE = installed_version("wasmtime", wasmtime) in TESTED_ON
 if ACTIVE:
     from wasmtime import _ffi as ffi
     from wasmtime import _func as wasmtime_func
-    from wasmtime._func import maybe_raise_last_exn
 
 _PYTHON_TYPES: dict[str, type] = {"i32": int, "i64": int, "f32": float, "f64": float}  # as wasmtime-py converts them
 
@@ -74,8 +73,11 @@ def _raise_call_failure(error: Any, trap: Any) -> NoReturn:
     """What wasmtime-py's `enter_wasm` raises for a failed call, without its generator context manager:
     a host function's exception if one ended the call, else the error or the trap."""
     failure = wasmtime.WasmtimeError._from_ptr(error) if error else wasmtime.Trap._from_ptr(trap)
-    maybe_raise_last_exn()
-    raise failure
+    host_failure, wasmtime_func.LAST_EXCEPTION = wasmtime_func.LAST_EXCEPTION, None  # as maybe_raise_last_exn
+    try:
+        raise failure if host_failure is None else host_failure
+    finally:  # this frame, in the traceback of what it raises, would hold it: a cycle only the collector frees
+        del failure, host_failure
 
 
 def numeric_export(function: wasmtime.Func, store: wasmtime.Store) -> NumericExport | None:

@@ -14,7 +14,7 @@ from ngixi_runtime.capabilities.context import GuestOutput, LogLine
 from ngixi_runtime.engines.base import STACK_EXHAUSTED
 from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.guest.data import DataKind, DataValue, check_output, decode
-from ngixi_runtime.loading.loader import Guest
+from ngixi_runtime.loading.loader import Guest, LibraryExit
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.wit_json import to_wire
 
@@ -208,9 +208,13 @@ def _checked_output(
 
 
 def _out_of_memory(guest: Guest, export: str, error: GuestError) -> GuestError:
-    """A trap with memory grown to its limit is the guest running out of memory: say so."""
+    """A trap with memory grown to its limit is the guest running out of memory: say so, unless the trap names a cause
+    of its own (a guest's memory never shrinks, so every later trap of a guest once at its limit would be said so, and
+    an isolated child that ran out of stack would serve on, `spends_the_instance`)."""
     limit = guest.manifest.limits.memory_pages
-    if error.outcome != "trap" or guest.page_count() < limit or guest.initial_pages >= limit:
+    if error.outcome != "trap" or isinstance(error, LibraryExit) or exhausted_stack(error.outcome, str(error)):
+        return error
+    if guest.page_count() < limit or guest.initial_pages >= limit:
         return error
     # Said once: the trap that followed (an allocator's abort, `unreachable`) adds nothing to it.
     return GuestError(

@@ -46,7 +46,7 @@ from ngixi_runtime.loading.tenant_wire import (
     read_reply,
     write_all,
 )
-from ngixi_runtime.loading.zygote import CHILD_BUNDLE, ForkedProcess, spawn_tenant
+from ngixi_runtime.loading.zygote import CHILD_BUNDLE, ForkedProcess, spawn_tenant, tenant_closed, tenant_opened
 from ngixi_runtime.printable import printable
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import RETURN_RESERVE_SECONDS
@@ -201,6 +201,7 @@ class IsolatedTenant:
         self.origin = ""
         self.compiled = False
         self._text_params: dict[str, frozenset[int]] = {}
+        tenant_opened(self._environment)
 
     @property
     def pid(self) -> int | None:
@@ -434,6 +435,8 @@ class IsolatedTenant:
 
     def close(self) -> None:
         with self._lock:
+            if not self._closed and THIS_PROCESS.id == self._opened_in:
+                tenant_closed(self._environment)
             self._closed = True
             if self._child is not None:
                 if THIS_PROCESS.id == self._opened_in:

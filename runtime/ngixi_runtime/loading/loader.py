@@ -225,6 +225,10 @@ def export_table(manifest: Manifest) -> ExportTable:
     )
 
 
+class LibraryExit(GuestError):
+    """A library's export that called proc_exit: a trap whose cause is known, however much memory the guest holds."""
+
+
 class Guest:
     """A loaded guest: call its exports, or run it as a command."""
 
@@ -311,9 +315,9 @@ class Guest:
             return exit_.code
         return 0
 
-    def _exited(self, export: str, code: int) -> GuestError:
+    def _exited(self, export: str, code: int) -> LibraryExit:
         """An export of a library that called proc_exit (C's `exit()`): the call fails, with nothing to return."""
-        return GuestError(
+        return LibraryExit(
             f"{self.manifest.guest.name}: {export} called proc_exit({code}), which ends a command guest;"
             " an export returns instead"
         )

@@ -294,8 +294,14 @@ def forked(
     )
 
 
-_zygotes: dict[tuple[tuple[str, str], ...], Zygote] = {}
+Environment = tuple[tuple[str, str], ...]
+_zygotes: dict[Environment, Zygote] = {}  # the least recently used first
 _zygotes_lock = threading.Lock()
+# The tenants open per environment (`tenant_opened`): a zygote none of whose tenants is open is idle.
+_tenants_open: dict[Environment, int] = {}
+# How many idle zygotes a host keeps, the most recently used, for the next tenants of their environments: a host
+# opening tenants with ever new `child_env`s would otherwise keep a zygote and its spare for each until it exits.
+IDLE_ZYGOTES = 2
 
 
 Spawner = Callable[[Mapping[str, str], int, int], ForkedProcess]
@@ -322,7 +328,7 @@ def spawn_tenant(environment: Mapping[str, str], bundle: int, errors: int) -> Fo
     """Forks a tenant from this process's zygote for `environment`, starting or replacing the zygote as needed."""
     if _forking_here and threads() == 1:
         return _forking_here[-1](environment, bundle, errors)
-    key = tuple(sorted(environment.items()))
+    key = _key(environment)
     for attempt in range(2):
         zygote = _zygote_for(key, environment)
         try:
@@ -337,14 +343,41 @@ def spawn_tenant(environment: Mapping[str, str], bundle: int, errors: int) -> Fo
     raise AssertionError("unreachable")
 
 
-def _zygote_for(key: tuple[tuple[str, str], ...], environment: Mapping[str, str]) -> Zygote:
+def _key(environment: Mapping[str, str]) -> Environment:
+    return tuple(sorted(environment.items()))
+
+
+def _zygote_for(key: Environment, environment: Mapping[str, str]) -> Zygote:
     with _zygotes_lock:
-        zygote = _zygotes.get(key)
+        zygote = _zygotes.pop(key, None)
         if zygote is None or not zygote.alive():
             if zygote is not None and zygote.owner == os.getpid():
                 zygote.close()
-            zygote = _zygotes[key] = Zygote(environment)
+            zygote = Zygote(environment)
+        _zygotes[key] = zygote  # the most recently used, last
         return zygote
+
+
+def tenant_opened(environment: Mapping[str, str]) -> None:
+    """Counts a tenant whose children an `environment`'s zygote forks, open until `tenant_closed`."""
+    key = _key(environment)
+    with _zygotes_lock:
+        _tenants_open[key] = _tenants_open.get(key, 0) + 1
+
+
+def tenant_closed(environment: Mapping[str, str]) -> None:
+    """Counts a tenant of `tenant_opened` closed, and closes the least recently used idle zygotes beyond
+    `IDLE_ZYGOTES` (their spares exit with them; a running tenant of theirs serves on)."""
+    key = _key(environment)
+    with _zygotes_lock:
+        left = _tenants_open.pop(key, 0) - 1
+        if left > 0:
+            _tenants_open[key] = left
+        idle = [other for other in _zygotes if other not in _tenants_open]
+        surplus = [_zygotes.pop(other) for other in idle[: max(0, len(idle) - IDLE_ZYGOTES)]]
+    for zygote in surplus:
+        if zygote.owner == os.getpid():
+            zygote.close()
 
 
 def zygote_pids() -> list[int]:
