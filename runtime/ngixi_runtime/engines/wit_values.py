@@ -183,6 +183,12 @@ def _shown(value: object) -> str:
     return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
 
 
+def _named(key: object) -> str:
+    """A record's key that names no field: a string as it is, any other key as `_shown` shows it (a set's order and
+    a value's repr differ between this process and a tenant's child, where a set arrives as a CrossedIterable)."""
+    return key if isinstance(key, str) else _shown(key)
+
+
 def lower_arguments(export: str, function: TypedFunction, args: Sequence[object]) -> list[Any]:
     """The engine's values of an export's arguments (Python or JSON forms), checked against its WIT types."""
     params = function.params
@@ -267,7 +273,7 @@ def _record(ty: WitType, value: object, where: _Where) -> wc.Record:
     missing, extra = [n for n in names if n not in value], [k for k in value if k not in names]
     if missing or extra:
         problems = [f"missing {', '.join(missing)}"] * bool(missing) + [
-            f"no field {', '.join(map(str, extra))}"
+            f"no field {', '.join(_named(key) for key in extra)}"
         ] * bool(extra)
         raise where.refuse(ty, value, f" ({'; '.join(problems)})")
     record = wc.Record()

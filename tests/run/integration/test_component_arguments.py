@@ -83,6 +83,9 @@ ODD_ARGUMENTS: list[tuple[str, Any]] = [
     ("quantity", {"name": "tea", "quantity": 3, 1: 2}),
     ("quantity", {"name": "tea", "quantity": 3, ("q",): 2}),
     ("quantity", {"name": "tea", "quantity": {3}}),
+    # keys naming no field that hold sets (a CrossedIterable in the child, shown by its address there)
+    ("quantity", {"name": "tea", "quantity": 3, frozenset({"a", "b", "c"}): 2}),
+    ("quantity", {"name": "tea", "quantity": 3, (range(2),): 2}),
 ]
 
 
