@@ -421,6 +421,114 @@ class Parser {
       this.at++;
     }
     if (this.at == start) throw new Error("JSON: unexpected character");
-    return Json.fromNumber(parseFloat(this.text.substring(start, this.at)));
+    return Json.fromNumber(decimal(this.text, start, this.at));
   }
+}
+
+// A JSON number as the nearest double. AssemblyScript's parseFloat read 17 significant digits with an exponent
+// that leaves 23 to 37 after them 10^(that - 22) times too small (3.2398712582659267e+50 as ...e+38): its fast
+// path scales the double and then goes on from the integer. This is its reading without that step: the first 19
+// significant digits (the rest marking the value inexact), then exact arithmetic where a double holds the digits
+// and the power of ten, else the 64-bit fixed-point scaling of jdh8/metallic that AssemblyScript's std uses.
+const SIGNIFICANT = 19;
+const EXACT_POWERS: f64[] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+  1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22];
+
+function decimal(text: string, start: i32, end: i32): f64 {
+  let at = start;
+  const negative = text.charCodeAt(at) == 0x2d;
+  if (negative) at++;
+  let digits: u64 = 0;
+  let counted = 0; // significant digits read, the leading zeros aside
+  let exponent = 0;
+  let pointed = false;
+  for (; at < end; at++) {
+    const code = text.charCodeAt(at);
+    if (code == 0x2e) {
+      pointed = true;
+      continue;
+    }
+    if (code < 0x30 || code > 0x39) break;
+    const digit = <u64>(code - 0x30);
+    if (counted == 0 && digit == 0) {
+      if (pointed) exponent--;
+      continue;
+    }
+    if (counted < SIGNIFICANT) {
+      digits = digits * 10 + digit;
+      if (pointed) exponent--;
+    } else {
+      if (digit != 0) digits |= 1;
+      if (!pointed) exponent++;
+    }
+    counted++;
+  }
+  if (at < end) exponent += exponentOf(text, at + 1, end);
+  const magnitude = scientific(digits, exponent);
+  return negative ? -magnitude : magnitude;
+}
+
+function exponentOf(text: string, start: i32, end: i32): i32 {
+  let at = start;
+  const sign = text.charCodeAt(at) == 0x2d ? -1 : 1;
+  if (text.charCodeAt(at) == 0x2d || text.charCodeAt(at) == 0x2b) at++;
+  let value = 0;
+  for (; at < end; at++) {
+    if (value < 100000) value = value * 10 + (text.charCodeAt(at) - 0x30);
+  }
+  return sign * value;
+}
+
+function scientific(digits: u64, exponent: i32): f64 {
+  if (digits == 0 || exponent < -342) return 0;
+  if (exponent > 308) return Infinity;
+  if (digits <= 9007199254740991 && exponent >= -22 && exponent <= 22) {
+    const exact = <f64>digits;
+    return exponent >= 0 ? exact * EXACT_POWERS[exponent] : exact / EXACT_POWERS[-exponent];
+  }
+  return exponent < 0 ? scaleDown(digits, exponent) : scaleUp(digits, exponent);
+}
+
+let fixmulShift: u64 = 0;
+
+function fixmul(a: u64, b: u32): u64 {
+  const low = (a & 0xffffffff) * b;
+  const high = (a >> 32) * b + (low >> 32);
+  const overflow = <u32>(high >> 32);
+  const space = clz(overflow);
+  const revspace: u64 = 32 - space;
+  fixmulShift += revspace;
+  return ((high << space) | ((low & 0xffffffff) >> revspace)) + (((low << space) >> 31) & 1);
+}
+
+function scaleUp(significand: u64, exponent: i32): f64 {
+  const coefficient: u32 = 1220703125; // 1e13 * 0x1p-13
+  let shift = ctz(significand);
+  significand >>= shift;
+  fixmulShift = shift + exponent;
+  for (; exponent >= 13; exponent -= 13) significand = fixmul(significand, coefficient);
+  significand = fixmul(significand, <u32>Math.pow(5, exponent));
+  return NativeMath.scalbn(<f64>significand, <i32>fixmulShift);
+}
+
+function scaleDown(significand: u64, exponent: i32): f64 {
+  const denominator: u64 = 6103515625; // 1e14 * 0x1p-14
+  const scale = reinterpret<f64>(0x3f06849b86a12b9b); // 1e-14 * 0x1p32
+  let shift = clz(significand);
+  significand <<= shift;
+  shift = exponent - shift;
+  for (; exponent <= -14; exponent += 14) {
+    const q = significand / denominator;
+    const r = significand % denominator;
+    const s = clz(q);
+    significand = (q << s) + <u64>nearest(scale * <f64>(r << (s - 18)));
+    shift -= s;
+  }
+  const b = <u64>Math.pow(5, -exponent);
+  const q = significand / b;
+  const r = significand % b;
+  const s = clz(q);
+  significand = (q << s) + <u64>(reinterpret<f64>(reinterpret<u64>(<f64>r) + (s << 52)) / <f64>b);
+  shift -= s;
+  return NativeMath.scalbn(<f64>significand, <i32>shift);
 }
