@@ -31,6 +31,7 @@ import wasmtime.component as wc
 from ngixi_runtime.errors import InvalidInput, counted
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.doubles import beyond_double
+from ngixi_runtime.spec.wasm import nearest_f32
 from ngixi_runtime.spec.wit_json import CrossedIterable
 
 _INTEGERS: dict[type, tuple[str, int, int]] = {
@@ -44,7 +45,6 @@ _INTEGERS: dict[type, tuple[str, int, int]] = {
     wc.S64: ("s64", -(2**63), 2**63 - 1),
 }
 _SCALARS: dict[type, str] = {wc.Bool: "bool", wc.F32: "f32", wc.F64: "f64", wc.Char: "char", wc.String: "string"}
-_F32_MAX = 3.4028234663852886e38
 _NON_FINITE = frozenset({"NaN", "Infinity", "-Infinity"})  # how JSON writes them (spec/wit_json.py)
 _SHOWN = 60
 
@@ -224,7 +224,7 @@ def _float(ty: WitType, value: object, where: _Where) -> float:
     if isinstance(value, int) and beyond_double(value):
         raise where.refuse(ty, value, " (beyond a double's range)")
     number = float(value)
-    if ty.kind is wc.F32 and math.isfinite(number) and abs(number) > _F32_MAX:
+    if ty.kind is wc.F32 and math.isfinite(number) and nearest_f32(number) is None:  # rounded, it would be inf
         raise where.refuse(ty, value, " (out of range for an f32)")
     return number
 
