@@ -127,11 +127,25 @@ def test_calls_from_several_threads_take_turns(tenant: InProcessTenant | Isolate
     assert tenant.call("echo", input="still here").data == "still here"
 
 
+def _nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 @pytest.mark.parametrize(
     ("export", "value", "error", "message"),
     [
         ("echo", b"\xff\xfe", InvalidInput, "echo: echo takes text input, and this is not valid UTF-8 (byte 0)"),
         ("json", b"{'a': 1}", InvalidInput, "echo: json takes JSON input, and this is not valid JSON: Expecting"),
+        # deeper than json.dumps recurses: a RecursionError came out of the call
+        (
+            "json",
+            _nested(5000),
+            InvalidInput,
+            "echo: json takes JSON input, and this is JSON nested more than 512 deep",
+        ),
         ("echo", "x" * 4097, InvalidInput, "echo: echo: the input is 4097 bytes, over its limit of 4096"),
         ("flood", None, GuestError, "echo: flood wrote more than its output limit of 4096 bytes (limits.output_bytes)"),
         ("overclaim", None, GuestError, "echo: overclaim: output_write(131062, 20) names bytes outside its memory"),
