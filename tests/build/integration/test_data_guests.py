@@ -196,12 +196,25 @@ def test_numbers_are_read_as_the_nearest_double(tenant: InProcessTenant) -> None
     times too small (3.2398712582659267e+50 as 3.2398712582659267e+38): 96 of 3,000 seeded doubles came back
     changed. A seeded sample of doubles in their shortest form, long decimals and 64-bit edges."""
     rng = random.Random(19)
-    edges = ["3.2398712582659267e+50", "1.4859567915924416e+39", *data_values.EDGE_NUMBERS]
+    edges = ["3.2398712582659267e+50", "1.4859567915924416e+39", *data_values.EDGE_NUMBERS, *HALFWAY]
     numbers = edges + [data_values.number(rng) for _ in range(600)]
     returned = tenant.call("roundtrip", input=("[" + ",".join(numbers) + "]").encode()).data
     wrong = [(n, r) for n, r in zip(numbers, returned, strict=True) if float(r) != float(n)]
-    assert len(wrong) <= 1, wrong[:5]  # the scaling below 1e-22 may be one unit off in the last place (README)
+    assert wrong == []
     assert math.copysign(1, returned[edges.index("-0.0")]) == -1
+
+
+# Numbers at or just past the halfway point between two doubles, where a reader that is one unit off shows: the
+# standard library's scaling took 66505405520e-204 to the double above the nearest one.
+HALFWAY = [
+    "66505405520e-204",
+    "9007199254740993",  # halfway between 2^53 and 2^53 + 2: to the even one
+    "2.4703282292062327e-324",  # just below half the smallest double: 0
+    "2.4703282292062328e-324",  # just above: the smallest double
+    "1.00000000000000011102230246251565404236316680908203125",  # 1 + 2^-53 exactly: to 1
+    "1.000000000000000111022302462515654042363166809082031251",
+    "0." + "0" * 300 + "1" * 900 + "e300",  # past the 800 digits read exactly
+]
 
 
 def test_seeded_documents_survive_the_guests_parser_and_writer(tenant: InProcessTenant) -> None:

@@ -463,9 +463,137 @@ function decimal(text: string, start: i32, end: i32): f64 {
     }
     counted++;
   }
-  if (at < end) exponent += exponentOf(text, at + 1, end);
-  const magnitude = scientific(digits, exponent);
+  const written = at < end ? exponentOf(text, at + 1, end) : 0;
+  let magnitude = scientific(digits, exponent + written);
+  const exact = digits <= 9007199254740991 && exponent + written >= -22 && exponent + written <= 22;
+  if (!exact && digits != 0 && magnitude < Infinity) magnitude = nearestDouble(magnitude, text, start, end, written);
   return negative ? -magnitude : magnitude;
+}
+
+// The scaling above can be one unit in the last place off; `nearestDouble` compares the number's own digits (up to
+// EXACT_DIGITS of them, the rest marked by one more digit) with the halfway points to the doubles either side of
+// `near`, in integers, and takes the one the number is nearest (ties to even), as correctly rounded readers do.
+const EXACT_DIGITS = 800; // a double's halfway points have at most 767 significant digits
+
+function nearestDouble(near: f64, text: string, start: i32, end: i32, written: i32): f64 {
+  const digits = new Big();
+  let exponent = written;
+  let counted = 0;
+  let pointed = false;
+  let rest = false;
+  for (let at = start; at < end; at++) {
+    const code = text.charCodeAt(at);
+    if (code == 0x2e) {
+      pointed = true;
+      continue;
+    }
+    if (code == 0x2d) continue;
+    if (code < 0x30 || code > 0x39) break;
+    const digit = <u32>(code - 0x30);
+    if (counted == 0 && digit == 0) {
+      if (pointed) exponent--;
+      continue;
+    }
+    if (counted < EXACT_DIGITS) {
+      digits.multiplyAdd(10, digit);
+      if (pointed) exponent--;
+      counted++;
+    } else {
+      if (digit != 0) rest = true;
+      if (!pointed) exponent++;
+    }
+  }
+  if (rest) {
+    digits.multiplyAdd(10, 1);
+    exponent--;
+  }
+  const bits = reinterpret<u64>(near);
+  const field = <i32>(bits >> 52);
+  const fraction = bits & 0xfffffffffffff;
+  const significand = field == 0 ? fraction : fraction | (<u64>1 << 52);
+  const power = (field == 0 ? 1 : field) - 1075; // near = significand * 2^power
+  const odd = (significand & 1) != 0;
+  const above = compareHalfway(digits, exponent, significand * 2 + 1, power - 1);
+  if (above > 0 || (above == 0 && odd)) return reinterpret<f64>(bits + 1);
+  if (significand == 0) return near; // 0, below the smallest double: no double below it to take
+  const narrower = fraction == 0 && field > 1; // below a power of two, the doubles are twice as close
+  const halfway = narrower ? significand * 4 - 1 : significand * 2 - 1;
+  const below = compareHalfway(digits, exponent, halfway, narrower ? power - 2 : power - 1);
+  if (below < 0 || (below == 0 && odd)) return reinterpret<f64>(bits - 1);
+  return near;
+}
+
+/** The sign of digits * 10^exponent - halfway * 2^power, in integers. */
+function compareHalfway(digits: Big, exponent: i32, halfway: u64, power: i32): i32 {
+  const left = digits.copy();
+  const right = new Big();
+  right.limbs = [<u32>(halfway & 0xffffffff), <u32>(halfway >> 32)];
+  // digits * 5^exponent * 2^exponent against halfway * 2^power
+  (exponent >= 0 ? left : right).multiplyByPowerOfFive(exponent >= 0 ? exponent : -exponent);
+  const twos = min(exponent, power);
+  left.shiftLeft(exponent - twos);
+  right.shiftLeft(power - twos);
+  return left.compare(right);
+}
+
+/** A non-negative integer of 32-bit limbs, least significant first. */
+class Big {
+  limbs: u32[] = [0];
+
+  copy(): Big {
+    const copied = new Big();
+    copied.limbs = this.limbs.slice(0);
+    return copied;
+  }
+
+  multiplyAdd(factor: u32, addend: u32): void {
+    let carry = <u64>addend;
+    for (let i = 0; i < this.limbs.length; i++) {
+      const product = <u64>unchecked(this.limbs[i]) * factor + carry;
+      unchecked((this.limbs[i] = <u32>product));
+      carry = product >> 32;
+    }
+    if (carry != 0) this.limbs.push(<u32>carry);
+  }
+
+  multiplyByPowerOfFive(count: i32): void {
+    for (; count >= 13; count -= 13) this.multiplyAdd(1220703125, 0); // 5^13, the most a limb holds
+    this.multiplyAdd(<u32>Math.pow(5, count), 0);
+  }
+
+  shiftLeft(bits: i32): void {
+    const whole = bits >> 5;
+    const part = <u32>(bits & 31);
+    if (part != 0) {
+      let carry: u32 = 0;
+      for (let i = 0; i < this.limbs.length; i++) {
+        const limb = unchecked(this.limbs[i]);
+        unchecked((this.limbs[i] = (limb << part) | carry));
+        carry = limb >> (32 - part);
+      }
+      if (carry != 0) this.limbs.push(carry);
+    }
+    if (whole > 0) {
+      const shifted = new Array<u32>(whole).fill(0);
+      this.limbs = shifted.concat(this.limbs);
+    }
+  }
+
+  trim(): void {
+    while (this.limbs.length > 1 && this.limbs[this.limbs.length - 1] == 0) this.limbs.pop();
+  }
+
+  compare(other: Big): i32 {
+    this.trim();
+    other.trim();
+    if (this.limbs.length != other.limbs.length) return this.limbs.length < other.limbs.length ? -1 : 1;
+    for (let i = this.limbs.length - 1; i >= 0; i--) {
+      const a = unchecked(this.limbs[i]);
+      const b = unchecked(other.limbs[i]);
+      if (a != b) return a < b ? -1 : 1;
+    }
+    return 0;
+  }
 }
 
 function exponentOf(text: string, start: i32, end: i32): i32 {
