@@ -464,9 +464,13 @@ function decimal(text: string, start: i32, end: i32): f64 {
     counted++;
   }
   const written = at < end ? exponentOf(text, at + 1, end) : 0;
-  let magnitude = scientific(digits, exponent + written);
-  const exact = digits <= 9007199254740991 && exponent + written >= -22 && exponent + written <= 22;
-  if (!exact && digits != 0 && magnitude < Infinity) magnitude = nearestDouble(magnitude, text, start, end, written);
+  const power = exponent + written;
+  let magnitude = scientific(digits, power);
+  const exact = digits <= 9007199254740991 && power >= -22 && power <= 22;
+  // below -342 the number is under half the smallest double (`scientific` gives 0) whatever its digits
+  if (!exact && digits != 0 && power >= -342 && magnitude < Infinity) {
+    magnitude = nearestDouble(magnitude, text, start, end, written);
+  }
   return negative ? -magnitude : magnitude;
 }
 
