@@ -21,7 +21,6 @@ their type's range are refused, never wrapped.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import wasmtime.component as wc
 
 from ngixi_runtime.errors import InvalidInput, counted
+from ngixi_runtime.printable import printable, printable_json
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.doubles import beyond_double
 from ngixi_runtime.spec.wasm import nearest_f32
@@ -176,8 +176,10 @@ class _Where:
 
 
 def _shown(value: object) -> str:
+    """A value in a refusal, as JSON, what no terminal shows (a surrogate, a control) written as an escape: the text
+    crosses from a tenant's child as JSON, whose reader would join a pair of surrogates into one character."""
     try:
-        text = json.dumps(value, ensure_ascii=False)
+        text = printable_json(value)
     except (TypeError, ValueError, RecursionError):  # a set, as in-process so in a tenant's child
         text = value.type_name if isinstance(value, CrossedIterable) else type(value).__name__
     return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
@@ -186,7 +188,7 @@ def _shown(value: object) -> str:
 def _named(key: object) -> str:
     """A record's key that names no field: a string as it is, any other key as `_shown` shows it (a set's order and
     a value's repr differ between this process and a tenant's child, where a set arrives as a CrossedIterable)."""
-    return key if isinstance(key, str) else _shown(key)
+    return printable(key) if isinstance(key, str) else _shown(key)
 
 
 def lower_arguments(export: str, function: TypedFunction, args: Sequence[object]) -> list[Any]:

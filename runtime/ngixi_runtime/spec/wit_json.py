@@ -8,7 +8,9 @@ of no WIT form is: a bytearray `{"$bytearray": base64}`, any other iterable (a s
 `{"$iterable": [type name, ...]}` (a `CrossedIterable` in the child, which a list parameter refuses as it does
 in-process, and flags take), a mapping with keys that are not strings `{"$mapping": [[key, value], ...]}`: the child
 takes or refuses each as this process would, in the same words. A NaN other than Python's own (a payload, a sign)
-crosses as `{"$nan": its 16 hex digits}`, where JSON's NaN would make it Python's.
+crosses as `{"$nan": its 16 hex digits}`, where JSON's NaN would make it Python's, and a str holding surrogates
+as `{"$surrogates": its UTF-8 with them, base64}`, where JSON's reader would join a pair of them into one character
+(which WIT takes) while this process refuses them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ngixi_runtime.printable import printable_json
 from ngixi_runtime.spec.doubles import beyond_double
 
 _BYTES, _BYTEARRAY, _TUPLE, _ITERABLE, _MAPPING = "$bytes", "$bytearray", "$tuple", "$iterable", "$mapping"
-_NAN = "$nan"
+_NAN, _SURROGATES = "$nan", "$surrogates"
 _DOUBLE = struct.Struct("<d")
 _BITS = struct.Struct("<Q")
 _PLAIN_NAN = _BITS.unpack(_DOUBLE.pack(math.nan))[0]
@@ -84,6 +86,9 @@ def to_wire(value: Any, levels: int = 1 << 30) -> Any:
         if isinstance(item, float) and math.isnan(item) and _bits(item) != _PLAIN_NAN:
             parent[key] = {_NAN: f"{_bits(item):016x}"}
             continue
+        if isinstance(item, str) and _has_surrogates(item):
+            parent[key] = {_SURROGATES: base64.b64encode(item.encode("utf-8", "surrogatepass")).decode()}
+            continue
         if isinstance(item, _LEAVES):
             if isinstance(item, int) and beyond_double(item):
                 raise ValueError(f"hold an integer of {item.bit_length()} bits, beyond a double's range")
@@ -94,7 +99,7 @@ def to_wire(value: Any, levels: int = 1 << 30) -> Any:
             continue
         if left <= 0:
             raise TooDeepForTheWire
-        if isinstance(item, Mapping) and all(isinstance(name, str) for name in item):
+        if isinstance(item, Mapping) and all(isinstance(name, str) and not _has_surrogates(name) for name in item):
             parent[key] = fields = dict.fromkeys(item)
             pending.extend((inner, fields, name, left - 1) for name, inner in item.items())
         elif isinstance(item, Iterable):
@@ -128,8 +133,19 @@ def _plain(value: Any) -> bool:
         type(item) in _PLAIN
         and (type(item) is not int or not beyond_double(item))
         and (type(item) is not float or not math.isnan(item))
+        and (type(item) is not str or not _has_surrogates(item))
         for item in value
     )
+
+
+def _has_surrogates(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _bits(number: float) -> int:
@@ -163,6 +179,9 @@ def from_wire(value: Any, levels: int = 1 << 30) -> Any:
             continue
         if isinstance(item, Mapping) and list(item) == [_NAN]:
             parent[key] = _nan(item[_NAN])
+            continue
+        if isinstance(item, Mapping) and list(item) == [_SURROGATES]:
+            parent[key] = base64.b64decode(item[_SURROGATES], validate=True).decode("utf-8", "surrogatepass")
             continue
         if isinstance(item, Mapping) and list(item) in ([_BYTES], [_BYTEARRAY]):
             crossed = base64.b64decode(next(iter(item.values())))

@@ -110,7 +110,13 @@ def test_an_empty_output_is_not_no_output() -> None:
 
 
 @pytest.mark.parametrize(
-    ("data", "args"), [(None, ()), (b"", (1, 2)), (b"x" * 100_000, (b"\x01", (2, "three"), [4.5]))]
+    ("data", "args"),
+    [
+        (None, ()),
+        (b"", (1, 2)),
+        (b"x" * 100_000, (b"\x01", (2, "three"), [4.5])),
+        (None, ("\ud800\udc00", ["a\udfff"], {"\ud83d\ude00": "x"})),  # JSON's reader joined the pairs
+    ],
 )
 def test_call_requests_round_trip(data: bytes | None, args: tuple[object, ...]) -> None:
     for reading in incoming(frame(call_frame("export-\u00e9", args, data)), frame(call_frame("next", (), None))):

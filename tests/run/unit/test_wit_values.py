@@ -144,7 +144,8 @@ def test_json_forms_are_accepted_as_arguments(name: str, value: Any, expected: A
 
 REFUSED = [
     ("string", 3, "f's v expects a string, got 3"),
-    ("string", "\ud800", 'f\'s v expects a string, got "\ud800" (not valid Unicode: a lone surrogate)'),
+    ("string", "\ud800", 'f\'s v expects a string, got "\\ud800" (not valid Unicode: a lone surrogate)'),
+    ("string", "\ud800\udc00", 'f\'s v expects a string, got "\\ud800\\udc00" (not valid Unicode: a lone surrogate)'),
     ("u8", 256, "f's v expects a u8, got 256 (out of range: u8 is 0 to 255)"),
     ("u8", -1, "f's v expects a u8, got -1 (out of range: u8 is 0 to 255)"),
     ("s8", -129, "f's v expects an s8, got -129 (out of range: s8 is -128 to 127)"),
