@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -834,14 +835,21 @@ def _parser(commands: Mapping[str, Command], *, json_failures: bool = False) -> 
 # Marks an argument after the first `--` that starts with "-" while argparse parses (no argument from argv holds a
 # NUL): argparse drops every `--`, and its intermixed parsing takes a "-x" after `--` for an unknown option.
 _OPERAND = "\0"
+# What Python's float() and JSON read as a negative number: argparse's own pattern (`-5`, `-0.5`) misses `-1e5`,
+# `-1.5E-3` and `-Infinity`, and took them for unknown options.
+_NEGATIVE_NUMBER = re.compile(
+    r"^-(?:(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:e[+-]?\d[\d_]*)?|inf|infinity|nan)$", re.IGNORECASE
+)
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse's parser, whose usage errors (exit 2) print `ngixi run --json`'s failure document when asked to."""
+    """argparse's parser, whose usage errors (exit 2) print `ngixi run --json`'s failure document when asked to, and
+    which takes any negative number as an argument, as it takes `-5`, where no option looks like one."""
 
     def __init__(self, *, json_failures: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._json_failures = json_failures
+        self._negative_number_matcher = _NEGATIVE_NUMBER  # argparse's attribute since Python 2.7, through 3.13
 
     def error(self, message: str) -> NoReturn:
         if self._json_failures:

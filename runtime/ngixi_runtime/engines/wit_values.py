@@ -21,7 +21,6 @@ their type's range are refused, never wrapped.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -29,8 +28,10 @@ from typing import Any
 import wasmtime.component as wc
 
 from ngixi_runtime.errors import InvalidInput, counted
+from ngixi_runtime.printable import printable, printable_json
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.doubles import beyond_double
+from ngixi_runtime.spec.wasm import nearest_f32
 from ngixi_runtime.spec.wit_json import CrossedIterable
 
 _INTEGERS: dict[type, tuple[str, int, int]] = {
@@ -44,7 +45,6 @@ _INTEGERS: dict[type, tuple[str, int, int]] = {
     wc.S64: ("s64", -(2**63), 2**63 - 1),
 }
 _SCALARS: dict[type, str] = {wc.Bool: "bool", wc.F32: "f32", wc.F64: "f64", wc.Char: "char", wc.String: "string"}
-_F32_MAX = 3.4028234663852886e38
 _NON_FINITE = frozenset({"NaN", "Infinity", "-Infinity"})  # how JSON writes them (spec/wit_json.py)
 _SHOWN = 60
 
@@ -176,11 +176,19 @@ class _Where:
 
 
 def _shown(value: object) -> str:
+    """A value in a refusal, as JSON, what no terminal shows (a surrogate, a control) written as an escape: the text
+    crosses from a tenant's child as JSON, whose reader would join a pair of surrogates into one character."""
     try:
-        text = json.dumps(value, ensure_ascii=False)
+        text = printable_json(value)
     except (TypeError, ValueError, RecursionError):  # a set, as in-process so in a tenant's child
         text = value.type_name if isinstance(value, CrossedIterable) else type(value).__name__
     return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+
+
+def _named(key: object) -> str:
+    """A record's key that names no field: a string as it is, any other key as `_shown` shows it (a set's order and
+    a value's repr differ between this process and a tenant's child, where a set arrives as a CrossedIterable)."""
+    return printable(key) if isinstance(key, str) else _shown(key)
 
 
 def lower_arguments(export: str, function: TypedFunction, args: Sequence[object]) -> list[Any]:
@@ -218,7 +226,7 @@ def _float(ty: WitType, value: object, where: _Where) -> float:
     if isinstance(value, int) and beyond_double(value):
         raise where.refuse(ty, value, " (beyond a double's range)")
     number = float(value)
-    if ty.kind is wc.F32 and math.isfinite(number) and abs(number) > _F32_MAX:
+    if ty.kind is wc.F32 and math.isfinite(number) and nearest_f32(number) is None:  # rounded, it would be inf
         raise where.refuse(ty, value, " (out of range for an f32)")
     return number
 
@@ -267,7 +275,7 @@ def _record(ty: WitType, value: object, where: _Where) -> wc.Record:
     missing, extra = [n for n in names if n not in value], [k for k in value if k not in names]
     if missing or extra:
         problems = [f"missing {', '.join(missing)}"] * bool(missing) + [
-            f"no field {', '.join(map(str, extra))}"
+            f"no field {', '.join(_named(key) for key in extra)}"
         ] * bool(extra)
         raise where.refuse(ty, value, f" ({'; '.join(problems)})")
     record = wc.Record()

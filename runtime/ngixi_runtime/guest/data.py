@@ -35,6 +35,7 @@ _OTHER_THAN_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _OBJECTS_AS_ARRAYS = bytes.maketrans(b"{}", b"[]")
 _AS_STEPS = bytes.maketrans(b"[]", b"\x02\x00")  # a bracket's step in depth, plus one
 _CHEAP_PASSES = 4
+_TOO_DEEP = f"JSON nested more than {MAX_JSON_DEPTH} deep, past the host's limit"
 
 
 def kind_word(kind: DataKind) -> str:
@@ -111,7 +112,7 @@ def read_json(text: str, raw: bytes | None = None) -> Any:
 
     Raises ValueError when it is not JSON, BeyondJsonLimits (a ValueError) when it is but past the limits."""
     if _nested_too_deeply(text.encode() if raw is None else raw):
-        raise NestedTooDeeply(f"JSON nested more than {MAX_JSON_DEPTH} deep, past the host's limit")
+        raise NestedTooDeeply(_TOO_DEEP)
     try:
         return json.loads(text, parse_constant=_no_constants, parse_float=_finite, parse_int=_integer)
     except RecursionError:  # an API caller's own stack already deep
@@ -159,6 +160,8 @@ def encode(kind: DataKind, value: DataValue, *, what: str) -> bytes:
             document = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         except (TypeError, ValueError) as error:
             raise InvalidInput(f"{what}: the input cannot be written as JSON: {error}") from None
+        except RecursionError:  # deeper than json.dumps recurses: far past the limit the guest would be held to
+            raise InvalidInput(f"{what} takes JSON input, and this is {_TOO_DEEP}") from None
         try:
             return document.encode()
         except UnicodeEncodeError:  # a lone surrogate, which only an escape can hold

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
@@ -568,12 +569,15 @@ def value_problem(value: object, kind: str) -> str | None:
 
 def argument_problem(value: object, kind: str) -> str | None:
     """Why `value` cannot be passed as a core `kind` argument: `value_problem`'s, or for an f32/f64 anything but a
-    float, which is all the engines take (an int is written as a float: 2.0), or None."""
+    float, which is all the engines take (an int is written as a float: 2.0), or for an f32 a finite number no f32
+    holds even rounded (the engines made it infinity), or None."""
     if kind in _FLOAT_KINDS and not isinstance(value, float):
         hint = ""
         if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() <= 53:
             hint = f"; pass {float(value)!r}"
         return f"{_shown(value)} is not an {kind} (a float){hint}"
+    if kind == "f32" and isinstance(value, float) and math.isfinite(value) and nearest_f32(value) is None:
+        return f"{value!r} is beyond an f32's range (±{F32_MAX!r}; pass inf for infinity)"
     return value_problem(value, kind)
 
 
@@ -582,6 +586,9 @@ def _shown(value: object) -> str:
     if isinstance(value, int) and value.bit_length() > 128:
         return f"an integer of {value.bit_length()} bits"
     return clipped(repr(value), 40)
+
+
+F32_MAX = 3.4028234663852886e38  # the largest float32
 
 
 def nearest_f32(value: float) -> float | None:

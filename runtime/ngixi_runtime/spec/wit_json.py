@@ -7,13 +7,17 @@ and its child: `{"$bytes": base64}` and `{"$tuple": [...]}` (WIT names never sta
 of no WIT form is: a bytearray `{"$bytearray": base64}`, any other iterable (a set, a range)
 `{"$iterable": [type name, ...]}` (a `CrossedIterable` in the child, which a list parameter refuses as it does
 in-process, and flags take), a mapping with keys that are not strings `{"$mapping": [[key, value], ...]}`: the child
-takes or refuses each as this process would, in the same words.
+takes or refuses each as this process would, in the same words. A NaN other than Python's own (a payload, a sign)
+crosses as `{"$nan": its 16 hex digits}`, where JSON's NaN would make it Python's, and a str holding surrogates
+as `{"$surrogates": its UTF-8 with them, base64}`, where JSON's reader would join a pair of them into one character
+(which WIT takes) while this process refuses them.
 """
 
 from __future__ import annotations
 
 import base64
 import math
+import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -21,6 +25,10 @@ from ngixi_runtime.printable import printable_json
 from ngixi_runtime.spec.doubles import beyond_double
 
 _BYTES, _BYTEARRAY, _TUPLE, _ITERABLE, _MAPPING = "$bytes", "$bytearray", "$tuple", "$iterable", "$mapping"
+_NAN, _SURROGATES = "$nan", "$surrogates"
+_DOUBLE = struct.Struct("<d")
+_BITS = struct.Struct("<Q")
+_PLAIN_NAN = _BITS.unpack(_DOUBLE.pack(math.nan))[0]
 
 
 class CrossedIterable:
@@ -75,6 +83,12 @@ def to_wire(value: Any, levels: int = 1 << 30) -> Any:
     pending: list[tuple[Any, Any, Any, int]] = [(value, root, 0, levels)]  # a value, where it goes, levels left
     while pending:
         item, parent, key, left = pending.pop()
+        if isinstance(item, float) and math.isnan(item) and _bits(item) != _PLAIN_NAN:
+            parent[key] = {_NAN: f"{_bits(item):016x}"}
+            continue
+        if isinstance(item, str) and _has_surrogates(item):
+            parent[key] = {_SURROGATES: base64.b64encode(item.encode("utf-8", "surrogatepass")).decode()}
+            continue
         if isinstance(item, _LEAVES):
             if isinstance(item, int) and beyond_double(item):
                 raise ValueError(f"hold an integer of {item.bit_length()} bits, beyond a double's range")
@@ -85,7 +99,7 @@ def to_wire(value: Any, levels: int = 1 << 30) -> Any:
             continue
         if left <= 0:
             raise TooDeepForTheWire
-        if isinstance(item, Mapping) and all(isinstance(name, str) for name in item):
+        if isinstance(item, Mapping) and all(isinstance(name, str) and not _has_surrogates(name) for name in item):
             parent[key] = fields = dict.fromkeys(item)
             pending.extend((inner, fields, name, left - 1) for name, inner in item.items())
         elif isinstance(item, Iterable):
@@ -114,10 +128,38 @@ def _wire_tag(iterable: Iterable[Any]) -> str:
 
 
 def _plain(value: Any) -> bool:
-    """A list of strings, floats and integers within a double's range, which the wire takes as they are."""
+    """A list of strings, floats but NaNs and integers within a double's range, which the wire takes as they are."""
     return type(value) is list and all(
-        type(item) in _PLAIN and (type(item) is not int or not beyond_double(item)) for item in value
+        type(item) in _PLAIN
+        and (type(item) is not int or not beyond_double(item))
+        and (type(item) is not float or not math.isnan(item))
+        and (type(item) is not str or not _has_surrogates(item))
+        for item in value
     )
+
+
+def _has_surrogates(text: str) -> bool:
+    if text.isascii():
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _bits(number: float) -> int:
+    return int(_BITS.unpack(_DOUBLE.pack(number))[0])
+
+
+def _nan(hex_bits: Any) -> float:
+    """The NaN whose bits `to_wire` wrote; ValueError for anything else."""
+    if not isinstance(hex_bits, str) or len(hex_bits) != 16:
+        raise ValueError("a NaN crossed without its 16 hex digits")
+    number: float = _DOUBLE.unpack(_BITS.pack(int(hex_bits, 16)))[0]
+    if not math.isnan(number):
+        raise ValueError("a NaN crossed with the bits of a number")
+    return number
 
 
 def from_wire(value: Any, levels: int = 1 << 30) -> Any:
@@ -134,6 +176,12 @@ def from_wire(value: Any, levels: int = 1 << 30) -> Any:
         if left is None:
             remake, items = item
             parent[key] = remake(items)
+            continue
+        if isinstance(item, Mapping) and list(item) == [_NAN]:
+            parent[key] = _nan(item[_NAN])
+            continue
+        if isinstance(item, Mapping) and list(item) == [_SURROGATES]:
+            parent[key] = base64.b64decode(item[_SURROGATES], validate=True).decode("utf-8", "surrogatepass")
             continue
         if isinstance(item, Mapping) and list(item) in ([_BYTES], [_BYTEARRAY]):
             crossed = base64.b64decode(next(iter(item.values())))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import statistics
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -11,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from ngixi_runtime.errors import GuestError, InvalidInput
+from ngixi_runtime.guest.data import read_json
 from ngixi_runtime.loading.isolated import IsolatedTenant
 from ngixi_runtime.loading.tenants import CallResult, InProcessTenant, TenantPool, open_tenant
+from tests import data_values
 from tests.conftest import make_bundle, make_key
 from tests.wasmgen import DROP, Func, Imp, call_import, load_i32, module, push
 
@@ -124,11 +127,25 @@ def test_calls_from_several_threads_take_turns(tenant: InProcessTenant | Isolate
     assert tenant.call("echo", input="still here").data == "still here"
 
 
+def _nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 @pytest.mark.parametrize(
     ("export", "value", "error", "message"),
     [
         ("echo", b"\xff\xfe", InvalidInput, "echo: echo takes text input, and this is not valid UTF-8 (byte 0)"),
         ("json", b"{'a': 1}", InvalidInput, "echo: json takes JSON input, and this is not valid JSON: Expecting"),
+        # deeper than json.dumps recurses: a RecursionError came out of the call
+        (
+            "json",
+            _nested(5000),
+            InvalidInput,
+            "echo: json takes JSON input, and this is JSON nested more than 512 deep",
+        ),
         ("echo", "x" * 4097, InvalidInput, "echo: echo: the input is 4097 bytes, over its limit of 4096"),
         ("flood", None, GuestError, "echo: flood wrote more than its output limit of 4096 bytes (limits.output_bytes)"),
         ("overclaim", None, GuestError, "echo: overclaim: output_write(131062, 20) names bytes outside its memory"),
@@ -250,3 +267,18 @@ def test_a_pool_passes_each_call_its_input(bundle: tuple[Path, Path], tmp_path: 
         pool.add("b", path)
         results = pool.call_many([("a", "echo", (), "to a"), ("b", "json", (), {"to": "b"}), ("a", "echo", (), "")])
     assert [result.data for result in results if isinstance(result, CallResult)] == ["to a", {"to": "b"}, ""]
+
+
+def test_seeded_text_and_json_come_back_as_they_went(tenant: InProcessTenant | IsolatedTenant) -> None:
+    """The data fuzzer's bounded form, on each engine in-process and isolated: text of every plane (NUL, BOM,
+    combining marks), JSON documents with escapes, big integers, -0.0 and duplicate keys, as str, as bytes and as
+    Python values; what the echo gives is what was sent, as Python reads it."""
+    rng = random.Random(19)
+    for _ in range(40):
+        text = data_values.text(rng, 60)
+        assert tenant.call("echo", input=text).data == text
+        document = data_values.document(rng)
+        value = read_json(document)
+        assert data_values.same(tenant.call("json", input=document.encode()).data, value), document
+        if value is not None:  # None is no input
+            assert data_values.same(tenant.call("json", input=value).data, value), document

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
+import random
 import sys
 from pathlib import Path
 
 import pytest
 
 from ngixi_runtime.call_io import read_input, write_output
+from ngixi_runtime.guest.data import read_json
+from tests import data_values
 from tests.conftest import KeyFiles, exit_code, make_bundle
 from tests.run.integration.test_call_data import MANIFEST, WASM
 
@@ -162,3 +166,28 @@ def test_stdin_is_not_the_input_of_a_guest_that_reads_stdin_itself(
 def test_input_from_a_terminal_says_how_to_end_it(capsys: pytest.CaptureFixture[str]) -> None:
     assert read_input("-", limit=10, what="g: f", stdin=Terminal(b"typed")) == b"typed"
     assert "reading the input from the terminal; end it with Ctrl-D" in capsys.readouterr().err
+
+
+def test_seeded_values_through_input_files_and_json_match_the_api(
+    bundle: list[str], bytes_bundle: list[str], tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """The data fuzzer's bounded form on the command line: `--input @FILE` of seeded text, bytes and JSON documents,
+    printed raw and in `--json`'s document, give what was sent (bytes as base64 there), as the API does."""
+    rng = random.Random(19)
+    given = tmp_path / "given"
+    for _ in range(8):
+        for argv, raw, kind in (
+            (bundle, data_values.text(rng, 60).encode(), "text"),
+            (bytes_bundle, data_values.data(rng, 300), "bytes"),
+            (bundle, data_values.document(rng).encode(), "json"),
+        ):
+            export = "json" if kind == "json" else "echo"
+            given.write_bytes(raw)
+            assert exit_code([*argv, export, "--input", f"@{given}"]) == 0
+            assert capsysbinary.readouterr().out == raw
+            assert exit_code([*argv, export, "--input", f"@{given}", "--json"]) == 0
+            output = json.loads(capsysbinary.readouterr().out)["output"]
+            expected = base64.b64encode(raw).decode() if kind == "bytes" else raw.decode()
+            if kind == "json":
+                expected = read_json(expected)
+            assert data_values.same(output, expected), raw

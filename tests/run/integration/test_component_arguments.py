@@ -83,6 +83,13 @@ ODD_ARGUMENTS: list[tuple[str, Any]] = [
     ("quantity", {"name": "tea", "quantity": 3, 1: 2}),
     ("quantity", {"name": "tea", "quantity": 3, ("q",): 2}),
     ("quantity", {"name": "tea", "quantity": {3}}),
+    # keys naming no field that hold sets (a CrossedIterable in the child, shown by its address there)
+    ("quantity", {"name": "tea", "quantity": 3, frozenset({"a", "b", "c"}): 2}),
+    ("quantity", {"name": "tea", "quantity": 3, (range(2),): 2}),
+    # a pair of surrogates in a str, which JSON's reader joined into one character in the child (taken there)
+    ("quantity", {"name": "\ud800\udc00", "quantity": 3}),
+    ("quantity", {"name": "tea", "quantity": 3, "\ud83d\ude00": 2}),
+    ("needs", ["cold", "\ud83d\ude00"]),
 ]
 
 

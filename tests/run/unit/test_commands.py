@@ -330,3 +330,12 @@ def test_project_help_names_sandboxes_only_where_the_command_has_them(
     those commands do not have."""
     assert exit_code([*command, "--help"]) == 0
     assert ("--sandbox)" in " ".join(capsys.readouterr().out.split())) == takes_sandboxes
+
+
+@pytest.mark.parametrize("number", ["-1e5", "-1.5E-3", "-4.3696359959950046e+20", "-Infinity", "-inf", "-NaN", "-1_0"])
+def test_a_negative_number_in_any_form_is_an_argument(number: str) -> None:
+    """argparse took `-5` and `-0.5` as arguments but `-1e5` and `-Infinity` for unknown options: `ngixi run B f
+    -1e5` was refused with 'unrecognized arguments' (the fuzzer's floats through the CLI)."""
+    parsed = _parser(_commands_for(["run"])).parse_args(["run", "b.ngx", "f", number, "--json", number])
+    assert (parsed.export, parsed.args, parsed.json) == ("f", [number, number], True)
+    assert _parser(_commands_for(["run"])).parse_args(["run", "b.ngx", "f", "--input", number]).input == number

@@ -165,3 +165,27 @@ def test_a_core_call_s_arguments_are_refused_before_any_engine_sees_them(
     with pytest.raises(InvalidInput) as error:
         check_call(manifest, "f", args)
     assert str(error.value).startswith(refused)
+
+
+@pytest.mark.parametrize(
+    ("value", "refused"),
+    [
+        (3.4028235e38, None),  # rounds to the largest f32
+        (-1e-46, None),  # rounds to -0.0
+        (float("inf"), None),
+        (3.4028236e38, "g: f argument 1: 3.4028236e+38 is beyond an f32's range (±3.4028234663852886e+38; pass inf"),
+        (1e300, "g: f argument 1: 1e+300 is beyond an f32's range"),
+    ],
+)
+def test_a_core_f32_argument_beyond_its_range_is_refused(value: float, refused: str | None) -> None:
+    """Both engines made a finite double past the largest f32 infinity: `half(1e300)` ran on inf, where a component's
+    f32 parameter refuses it."""
+    manifest = parse_manifest(
+        '[guest]\nname = "g"\nversion = "0.1.0"\n[exports.f]\nparams = ["f32"]\n', source="m", stem="g"
+    )
+    if refused is None:
+        check_call(manifest, "f", (value,))
+        return
+    with pytest.raises(InvalidInput) as error:
+        check_call(manifest, "f", (value,))
+    assert str(error.value).startswith(refused)

@@ -165,6 +165,11 @@ def problems(manifest: str, smoke: str) -> list[str]:
             'call = "half"\nargs = [2]\nexpect = [1]\n',
             "smoke[0].args[0]: 2 is not an f32 (a float); pass 2.0",
         ),
+        (  # an engine made it infinity: the call would have been given another number than the entry's
+            LIBRARY + '[exports.half]\nparams = ["f32"]\nresults = ["f32"]\n',
+            'call = "half"\nargs = [1e300]\nexpect = [1.0]\n',
+            "smoke[0].args[0]: 1e+300 is beyond an f32's range (±3.4028234663852886e+38; pass inf for infinity)",
+        ),
         (  # TOML has nan and inf; a bundle's JSON index does not: refused when read, not at the bundle's step
             LIBRARY + '[exports.half]\nparams = ["f64"]\nresults = ["f64"]\n',
             'call = "half"\nargs = [nan]\nexpect = [1.0]\n',

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import math
 import os
 import re
 import socket
@@ -109,7 +110,13 @@ def test_an_empty_output_is_not_no_output() -> None:
 
 
 @pytest.mark.parametrize(
-    ("data", "args"), [(None, ()), (b"", (1, 2)), (b"x" * 100_000, (b"\x01", (2, "three"), [4.5]))]
+    ("data", "args"),
+    [
+        (None, ()),
+        (b"", (1, 2)),
+        (b"x" * 100_000, (b"\x01", (2, "three"), [4.5])),
+        (None, ("\ud800\udc00", ["a\udfff"], {"\ud83d\ude00": "x"})),  # JSON's reader joined the pairs
+    ],
 )
 def test_call_requests_round_trip(data: bytes | None, args: tuple[object, ...]) -> None:
     for reading in incoming(frame(call_frame("export-\u00e9", args, data)), frame(call_frame("next", (), None))):
@@ -208,6 +215,10 @@ def test_a_size_over_the_limits_is_refused_before_it_is_read(sizes: Sequence[int
         (section(0, b'[{"$mapping": [[[1], 2]]}]'), "values are not"),  # an unhashable key
         (section(0, b'[{"$mapping": [[1, 2, 3]]}]'), "values are not"),
         (section(0, b'[{"$bytearray": "abc"}]'), "values are not"),
+        (section(0, b'[{"$nan": "7ff8"}]'), "values are not"),  # not its 16 digits
+        (section(0, b'[{"$nan": "3ff0000000000000"}]'), "values are not"),  # 1.0, not a NaN
+        (section(0, b'[{"$nan": 5}]'), "values are not"),
+        (section(0, b'[{"$nan": "zzzzzzzzzzzzzzzz"}]'), "values are not"),
         (section(1, b'{"error": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"), "meta: not JSON"),
         (section(2, b"[" * 100_000 + b"]" * 100_000), "logs: not JSON"),
     ],
@@ -464,3 +475,31 @@ def test_closed_stream_notices_before_a_call_are_read_with_it() -> None:
     for frames in incoming(closed_frame(1), closed_frame(2), frame(call_frame("f", (), b""))):
         request = read_call(frames, told.append)
     assert told == [1, 2] and request is not None and request.export == "f"
+
+
+def _double(bits: int) -> float:
+    return float(struct.unpack("<d", struct.pack("<Q", bits))[0])
+
+
+def _bits(number: object) -> int:
+    assert isinstance(number, float)
+    return int(struct.unpack("<Q", struct.pack("<d", number))[0])
+
+
+NANS = [0xFFF8000000000000, 0x7FF8000000000123, 0x7FF4000000000000]  # a sign, a payload, a signalling NaN
+
+
+def test_a_nan_crosses_with_its_sign_and_payload() -> None:
+    """JSON writes every NaN as NaN, which reads back as Python's own: an isolated f64 argument or component result
+    of 0xfff8000000000123 arrived as 0x7ff8000000000000, where in-process the engines pass its bits."""
+    args = (*map(_double, NANS), [_double(NANS[1]), 1.5], math.nan)
+    for reading in incoming(frame(call_frame("f", args, None))):
+        request = read_call(reading)
+        assert request is not None
+        crossed = (*request.args[:3], request.args[3][0], request.args[4])
+        assert [_bits(value) for value in crossed] == [*NANS, NANS[1], _bits(math.nan)]
+    values = (_double(NANS[1]), "text", (_double(NANS[0]),))
+    result = CallResult(values, None, (), b"", b"", CallMetrics(0, 0, {}, 0, "ok"))
+    for reading in incoming(frame(reply_frame(result))):
+        reply = read_reply(reading, BOUNDS)
+        assert [_bits(reply.values[0]), _bits(reply.values[2][0])] == [NANS[1], NANS[0]]

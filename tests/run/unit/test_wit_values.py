@@ -132,6 +132,8 @@ JSON_FORMS = [
     ("perms", {"write"}, ["write"]),
     ("shape", "empty", {"empty": None}),
     ("shape", {"rect": [3, 4]}, {"rect": (3, 4)}),
+    # how JavaScript and numpy write the largest f32, which the engine rounds to it (it was refused as out of range)
+    ("shape", {"circle": 3.4028235e38}, {"circle": 3.4028235e38}),
 ]
 
 
@@ -142,7 +144,8 @@ def test_json_forms_are_accepted_as_arguments(name: str, value: Any, expected: A
 
 REFUSED = [
     ("string", 3, "f's v expects a string, got 3"),
-    ("string", "\ud800", 'f\'s v expects a string, got "\ud800" (not valid Unicode: a lone surrogate)'),
+    ("string", "\ud800", 'f\'s v expects a string, got "\\ud800" (not valid Unicode: a lone surrogate)'),
+    ("string", "\ud800\udc00", 'f\'s v expects a string, got "\\ud800\\udc00" (not valid Unicode: a lone surrogate)'),
     ("u8", 256, "f's v expects a u8, got 256 (out of range: u8 is 0 to 255)"),
     ("u8", -1, "f's v expects a u8, got -1 (out of range: u8 is 0 to 255)"),
     ("s8", -129, "f's v expects an s8, got -129 (out of range: s8 is -128 to 127)"),
@@ -152,6 +155,7 @@ REFUSED = [
     ("u32", 1.5, "f's v expects a u32, got 1.5"),
     ("u32", "1", 'f\'s v expects a u32, got "1"'),
     ("f32", 1e39, "f's v expects an f32, got 1e+39 (out of range for an f32)"),
+    ("f32", 3.4028236e38, "f's v expects an f32, got 3.4028236e+38 (out of range for an f32)"),
     ("f64", "1", 'f\'s v expects an f64, got "1"'),
     ("bool", 1, "f's v expects a bool, got 1"),
     ("char", "ab", 'f\'s v expects a char, got "ab" (a char is one character)'),

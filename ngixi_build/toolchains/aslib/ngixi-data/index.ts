@@ -421,6 +421,246 @@ class Parser {
       this.at++;
     }
     if (this.at == start) throw new Error("JSON: unexpected character");
-    return Json.fromNumber(parseFloat(this.text.substring(start, this.at)));
+    return Json.fromNumber(decimal(this.text, start, this.at));
   }
+}
+
+// A JSON number as the nearest double. AssemblyScript's parseFloat read 17 significant digits with an exponent
+// that leaves 23 to 37 after them 10^(that - 22) times too small (3.2398712582659267e+50 as ...e+38): its fast
+// path scales the double and then goes on from the integer. This is its reading without that step: the first 19
+// significant digits (the rest marking the value inexact), then exact arithmetic where a double holds the digits
+// and the power of ten, else the 64-bit fixed-point scaling of jdh8/metallic that AssemblyScript's std uses.
+const SIGNIFICANT = 19;
+const EXACT_POWERS: f64[] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+  1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22];
+
+function decimal(text: string, start: i32, end: i32): f64 {
+  let at = start;
+  const negative = text.charCodeAt(at) == 0x2d;
+  if (negative) at++;
+  let digits: u64 = 0;
+  let counted = 0; // significant digits read, the leading zeros aside
+  let exponent = 0;
+  let pointed = false;
+  for (; at < end; at++) {
+    const code = text.charCodeAt(at);
+    if (code == 0x2e) {
+      pointed = true;
+      continue;
+    }
+    if (code < 0x30 || code > 0x39) break;
+    const digit = <u64>(code - 0x30);
+    if (counted == 0 && digit == 0) {
+      if (pointed) exponent--;
+      continue;
+    }
+    if (counted < SIGNIFICANT) {
+      digits = digits * 10 + digit;
+      if (pointed) exponent--;
+    } else {
+      if (digit != 0) digits |= 1;
+      if (!pointed) exponent++;
+    }
+    counted++;
+  }
+  const written = at < end ? exponentOf(text, at + 1, end) : 0;
+  const power = exponent + written;
+  let magnitude = scientific(digits, power);
+  const exact = digits <= 9007199254740991 && power >= -22 && power <= 22;
+  // below -342 the number is under half the smallest double (`scientific` gives 0) whatever its digits
+  if (!exact && digits != 0 && power >= -342 && magnitude < Infinity) {
+    magnitude = nearestDouble(magnitude, text, start, end, written);
+  }
+  return negative ? -magnitude : magnitude;
+}
+
+// The scaling above can be one unit in the last place off; `nearestDouble` compares the number's own digits (up to
+// EXACT_DIGITS of them, the rest marked by one more digit) with the halfway points to the doubles either side of
+// `near`, in integers, and takes the one the number is nearest (ties to even), as correctly rounded readers do.
+const EXACT_DIGITS = 800; // a double's halfway points have at most 767 significant digits
+
+function nearestDouble(near: f64, text: string, start: i32, end: i32, written: i32): f64 {
+  const digits = new Big();
+  let exponent = written;
+  let counted = 0;
+  let pointed = false;
+  let rest = false;
+  for (let at = start; at < end; at++) {
+    const code = text.charCodeAt(at);
+    if (code == 0x2e) {
+      pointed = true;
+      continue;
+    }
+    if (code == 0x2d) continue;
+    if (code < 0x30 || code > 0x39) break;
+    const digit = <u32>(code - 0x30);
+    if (counted == 0 && digit == 0) {
+      if (pointed) exponent--;
+      continue;
+    }
+    if (counted < EXACT_DIGITS) {
+      digits.multiplyAdd(10, digit);
+      if (pointed) exponent--;
+      counted++;
+    } else {
+      if (digit != 0) rest = true;
+      if (!pointed) exponent++;
+    }
+  }
+  if (rest) {
+    digits.multiplyAdd(10, 1);
+    exponent--;
+  }
+  const bits = reinterpret<u64>(near);
+  const field = <i32>(bits >> 52);
+  const fraction = bits & 0xfffffffffffff;
+  const significand = field == 0 ? fraction : fraction | (<u64>1 << 52);
+  const power = (field == 0 ? 1 : field) - 1075; // near = significand * 2^power
+  const odd = (significand & 1) != 0;
+  const above = compareHalfway(digits, exponent, significand * 2 + 1, power - 1);
+  if (above > 0 || (above == 0 && odd)) return reinterpret<f64>(bits + 1);
+  if (significand == 0) return near; // 0, below the smallest double: no double below it to take
+  const narrower = fraction == 0 && field > 1; // below a power of two, the doubles are twice as close
+  const halfway = narrower ? significand * 4 - 1 : significand * 2 - 1;
+  const below = compareHalfway(digits, exponent, halfway, narrower ? power - 2 : power - 1);
+  if (below < 0 || (below == 0 && odd)) return reinterpret<f64>(bits - 1);
+  return near;
+}
+
+/** The sign of digits * 10^exponent - halfway * 2^power, in integers. */
+function compareHalfway(digits: Big, exponent: i32, halfway: u64, power: i32): i32 {
+  const left = digits.copy();
+  const right = new Big();
+  right.limbs = [<u32>(halfway & 0xffffffff), <u32>(halfway >> 32)];
+  // digits * 5^exponent * 2^exponent against halfway * 2^power
+  (exponent >= 0 ? left : right).multiplyByPowerOfFive(exponent >= 0 ? exponent : -exponent);
+  const twos = min(exponent, power);
+  left.shiftLeft(exponent - twos);
+  right.shiftLeft(power - twos);
+  return left.compare(right);
+}
+
+/** A non-negative integer of 32-bit limbs, least significant first. */
+class Big {
+  limbs: u32[] = [0];
+
+  copy(): Big {
+    const copied = new Big();
+    copied.limbs = this.limbs.slice(0);
+    return copied;
+  }
+
+  multiplyAdd(factor: u32, addend: u32): void {
+    let carry = <u64>addend;
+    for (let i = 0; i < this.limbs.length; i++) {
+      const product = <u64>unchecked(this.limbs[i]) * factor + carry;
+      unchecked((this.limbs[i] = <u32>product));
+      carry = product >> 32;
+    }
+    if (carry != 0) this.limbs.push(<u32>carry);
+  }
+
+  multiplyByPowerOfFive(count: i32): void {
+    for (; count >= 13; count -= 13) this.multiplyAdd(1220703125, 0); // 5^13, the most a limb holds
+    this.multiplyAdd(<u32>Math.pow(5, count), 0);
+  }
+
+  shiftLeft(bits: i32): void {
+    const whole = bits >> 5;
+    const part = <u32>(bits & 31);
+    if (part != 0) {
+      let carry: u32 = 0;
+      for (let i = 0; i < this.limbs.length; i++) {
+        const limb = unchecked(this.limbs[i]);
+        unchecked((this.limbs[i] = (limb << part) | carry));
+        carry = limb >> (32 - part);
+      }
+      if (carry != 0) this.limbs.push(carry);
+    }
+    if (whole > 0) {
+      const shifted = new Array<u32>(whole).fill(0);
+      this.limbs = shifted.concat(this.limbs);
+    }
+  }
+
+  trim(): void {
+    while (this.limbs.length > 1 && this.limbs[this.limbs.length - 1] == 0) this.limbs.pop();
+  }
+
+  compare(other: Big): i32 {
+    this.trim();
+    other.trim();
+    if (this.limbs.length != other.limbs.length) return this.limbs.length < other.limbs.length ? -1 : 1;
+    for (let i = this.limbs.length - 1; i >= 0; i--) {
+      const a = unchecked(this.limbs[i]);
+      const b = unchecked(other.limbs[i]);
+      if (a != b) return a < b ? -1 : 1;
+    }
+    return 0;
+  }
+}
+
+function exponentOf(text: string, start: i32, end: i32): i32 {
+  let at = start;
+  const sign = text.charCodeAt(at) == 0x2d ? -1 : 1;
+  if (text.charCodeAt(at) == 0x2d || text.charCodeAt(at) == 0x2b) at++;
+  let value = 0;
+  for (; at < end; at++) {
+    if (value < 100000) value = value * 10 + (text.charCodeAt(at) - 0x30);
+  }
+  return sign * value;
+}
+
+function scientific(digits: u64, exponent: i32): f64 {
+  if (digits == 0 || exponent < -342) return 0;
+  if (exponent > 308) return Infinity;
+  if (digits <= 9007199254740991 && exponent >= -22 && exponent <= 22) {
+    const exact = <f64>digits;
+    return exponent >= 0 ? exact * EXACT_POWERS[exponent] : exact / EXACT_POWERS[-exponent];
+  }
+  return exponent < 0 ? scaleDown(digits, exponent) : scaleUp(digits, exponent);
+}
+
+let fixmulShift: u64 = 0;
+
+function fixmul(a: u64, b: u32): u64 {
+  const low = (a & 0xffffffff) * b;
+  const high = (a >> 32) * b + (low >> 32);
+  const overflow = <u32>(high >> 32);
+  const space = clz(overflow);
+  const revspace: u64 = 32 - space;
+  fixmulShift += revspace;
+  return ((high << space) | ((low & 0xffffffff) >> revspace)) + (((low << space) >> 31) & 1);
+}
+
+function scaleUp(significand: u64, exponent: i32): f64 {
+  const coefficient: u32 = 1220703125; // 1e13 * 0x1p-13
+  let shift = ctz(significand);
+  significand >>= shift;
+  fixmulShift = shift + exponent;
+  for (; exponent >= 13; exponent -= 13) significand = fixmul(significand, coefficient);
+  significand = fixmul(significand, <u32>Math.pow(5, exponent));
+  return NativeMath.scalbn(<f64>significand, <i32>fixmulShift);
+}
+
+function scaleDown(significand: u64, exponent: i32): f64 {
+  const denominator: u64 = 6103515625; // 1e14 * 0x1p-14
+  const scale = reinterpret<f64>(0x3f06849b86a12b9b); // 1e-14 * 0x1p32
+  let shift = clz(significand);
+  significand <<= shift;
+  shift = exponent - shift;
+  for (; exponent <= -14; exponent += 14) {
+    const q = significand / denominator;
+    const r = significand % denominator;
+    const s = clz(q);
+    significand = (q << s) + <u64>nearest(scale * <f64>(r << (s - 18)));
+    shift -= s;
+  }
+  const b = <u64>Math.pow(5, -exponent);
+  const q = significand / b;
+  const r = significand % b;
+  const s = clz(q);
+  significand = (q << s) + <u64>(reinterpret<f64>(reinterpret<u64>(<f64>r) + (s << 52)) / <f64>b);
+  shift -= s;
+  return NativeMath.scalbn(<f64>significand, <i32>shift);
 }
