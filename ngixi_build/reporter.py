@@ -91,9 +91,9 @@ def failed_guests(failures: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
 
 
 def first_error(message: str) -> str:
-    """The line of a failure's message that says what went wrong: the first naming an error (asc's, or clang's and
-    Zig's `file:line:column: error:`, or the linker's, never a warning before them); else, under a tool's header (`zig build-exe failed (exit 1):`), the header
-    and the tool's first line; else the first."""
+    """The line of a failure's message that says what went wrong: the first naming an error (asc's, clang's and
+    Zig's `file:line:column: error:`, or the linker's, never a warning before them); else, under a tool's header
+    (`zig build-exe failed (exit 1):`), the header and the tool's first line; else the first."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     if not lines:
         return "failed"

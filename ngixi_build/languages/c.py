@@ -32,6 +32,11 @@ SHARED_ARCHIVE = "libngixi-shared.a"
 EDITOR_FLAGS = "compile_flags.txt"  # clangd's flags for the guest's files, which `ngixi new` writes
 EDITOR_FLAGS_READ = 64 * 1024  # a larger compile_flags.txt is not clangd's few lines of flags: not looked into
 OPTIMIZATION: dict[BuildProfile, tuple[str, ...]] = {"release": ("-O2",), "dev": ("-O1", "-g")}
+# `[compile] setjmp = true`: setjmp/longjmp lowered to WebAssembly exception handling, in its standard form (Wasmtime
+# runs it; the legacy one is refused at build). wasi-libc's setjmp.h refuses to be included without them.
+SETJMP_FLAGS = ("-mexception-handling", "-mllvm", "-wasm-enable-sjlj", "-mllvm", "-wasm-use-legacy-eh=false")
+# The exception tag longjmp throws: wasi-libc's runtime (__wasm_longjmp) uses it, and Zig's copy does not define it.
+C_LONGJMP_TAG = '__asm__(".globl __c_longjmp\\n.tagtype __c_longjmp i32\\n__c_longjmp:\\n");\n'
 
 
 def cc_arguments(job: CompileJob, output: Path, manifest: Manifest) -> list[str]:
@@ -44,7 +49,7 @@ def cc_arguments(job: CompileJob, output: Path, manifest: Manifest) -> list[str]
         "-o",
         str(output),
         f"-Wl,--max-memory={guest.memory_pages * native.PAGE_BYTES}",
-        f"-Wl,-z,stack-size={native.STACK_BYTES}",
+        f"-Wl,-z,stack-size={options.stack_bytes}",
         *(library if guest.type.kind == "library" else []),
         *(f"-l{name}" for name in options.libs),
     ]
@@ -73,6 +78,7 @@ def _compiler_arguments(project: Project, guest: str, options: CCompileOptions) 
         "cc",
         f"--target={native.WASI_TARGET}",
         *OPTIMIZATION[project.profile],
+        *(SETJMP_FLAGS if options.setjmp else ()),
         *options.flags,
         "-I",
         native.relative(project, project.guests_dir / guest),
@@ -231,18 +237,20 @@ class C(native.ZigCompiled):
 
     def libraries(self, job: CompileJob, manifest: Manifest, zig: Path, scratch: Path) -> list[str]:
         """The shared folders' `.c` files, each compiled as the guest's own are, in one archive: like any static
-        library, the linker takes a member only for a function or variable the guest uses and does not define."""
+        library, the linker takes a member only for a function or variable the guest uses and does not define. With
+        `setjmp`, the source of longjmp's tag too."""
         project, guest = job.project, job.guest
+        options = c_options(manifest.compile)
+        tag = [str(_written(scratch / "c_longjmp_tag.c", C_LONGJMP_TAG))] if options.setjmp else []
         sources = shared_c_files(project)
         if not sources:
-            return []
-        options = c_options(manifest.compile)
+            return tag
         objects = [scratch / f"{index}-{Path(source).stem}.o" for index, source in enumerate(sources)]
         for source, output in zip(sources, objects, strict=True):
             self.run_zig(project, guest, [zig, *object_arguments(project, guest.name, options, source, output)])
         archive = scratch / SHARED_ARCHIVE
         self.run_zig(project, guest, [zig, "ar", "rcs", archive, *objects])
-        return [str(archive)]
+        return [*tag, str(archive)]
 
     def arguments_again(self, arguments: list[str], failure: str) -> list[str] | None:
         """Without `--export=NAME` for each export no C function is named: one marked
@@ -250,6 +258,11 @@ class C(native.ZigCompiled):
         (zig cc has no `--export-if-defined`.)"""
         missing = {f"-Wl,--export={name}" for name in _NOT_FOUND.findall(failure)}
         return [a for a in arguments if a not in missing] if missing else None
+
+
+def _written(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 LANGUAGE = C()

@@ -29,7 +29,7 @@ guests/stats/include/stats.h:3:10: fatal error: 'missing.h' file not found
 1 error generated.
 """
 LINK_FAILURE = """sqlite: zig cc failed (exit 1):
-guests/sqlite/shell.c:36278:13: warning: 'getpid' is deprecated: WASI lacks process identifiers [-Wdeprecated-declarations]
+guests/sqlite/shell.c:36278:13: warning: 'getpid' is deprecated: WASI lacks process identifiers [-Wdeprecated]
  36278 |             GETPID());
 1 warning generated.
 wasm-ld: error: .ngixi/zig-cache/o/5d81/shell.o: undefined symbol: system
