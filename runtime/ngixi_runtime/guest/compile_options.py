@@ -41,12 +41,12 @@ _STACK_BYTES_RANGE = (4096, 1 << 30)
 _PATH = re.compile(r"^[^\0]+$")
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _LIBRARY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_+.-]*$")
-# -O levels (not -O0: it links a debug wasi-libc importing WASI clocks and files), warnings (not -Wl,/-Wa,/-Wp,),
-# a language standard, defines (-D/-U; a function-like one too, `-Dl_popen(L,c,m)=0`), and code generation -f/-m
-# switches without a path in them.
+# -O levels (not -O0: it links a debug wasi-libc importing WASI clocks and files), warnings (-w, -pedantic, not
+# -Wl,/-Wa,/-Wp,), a language standard, defines (-D/-U; a function-like one too, `-Dl_popen(L,c,m)=0`), and code
+# generation -f/-m switches without a path in them.
 _FLAG = re.compile(
-    r"^(-O[123sz]|-W[a-z][a-z0-9=+-]*|-std=[a-z0-9+]+|-D[A-Za-z_][A-Za-z0-9_]*(\([A-Za-z0-9_, .]*\))?(=[^\0\n]*)?"
-    r"|-U[A-Za-z_][A-Za-z0-9_]*"
+    r"^(-O[123sz]|-w|-pedantic(-errors)?|-W[a-z][a-z0-9=+-]*|-std=[a-z0-9+]+"
+    r"|-D[A-Za-z_][A-Za-z0-9_]*(\([A-Za-z0-9_, .]*\))?(=[^\0\n]*)?|-U[A-Za-z_][A-Za-z0-9_]*"
     r"|-f[a-z][a-z0-9-]*(=[A-Za-z0-9_.+-]+)?|-m[a-z][a-z0-9-]*(=[A-Za-z0-9_.+-]+)?)$"
 )
 # Switches of those forms that read host files, write elsewhere or change what the output is.
@@ -63,9 +63,9 @@ _SETJMP_RULE = (
 _INSIDE_RULE = 'must be a relative path inside the guest\'s directory (no "..")'
 _path = string_item(_PATH, _INSIDE_RULE, limit=PATH_BYTES)
 _FLAG_RULE = (
-    "is not a flag a guest may pass: use -O1/-O2/-O3/-Os/-Oz, -W<warning>, -std=<standard>, -DNAME[(ARGS)][=VALUE], "
-    "-UNAME or an -f/-m code generation switch; include dirs, sources and libraries go in [compile] include, "
-    "sources and libs, and the build chooses the output, the target and the linker's flags"
+    "is not a flag a guest may pass: use -O1/-O2/-O3/-Os/-Oz, -W<warning>, -w, -pedantic, -std=<standard>, "
+    "-DNAME[(ARGS)][=VALUE], -UNAME or an -f/-m code generation switch; include dirs, sources and libraries go in "
+    "[compile] include, sources and libs, and the build chooses the output, the target and the linker's flags"
 )
 
 

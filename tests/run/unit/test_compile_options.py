@@ -21,7 +21,7 @@ def test_a_real_c_projects_options_are_taken_in_order() -> None:
     options = compile_table(
         'sources = ["src/*.c", "lib/**/*.c"]\ninclude = ["include"]\nlibs = ["m"]\n'
         'flags = ["-O3", "-DFOO", "-DVERSION=\\"1.2\\"", "-UBAR", "-Wall", "-Wno-unused", "-std=c11", '
-        '"-fno-builtin", "-fvisibility=hidden", "-msimd128", "-mcpu=generic"]\n'
+        '"-fno-builtin", "-fvisibility=hidden", "-msimd128", "-mcpu=generic", "-w", "-pedantic"]\n'
     )
     assert isinstance(options, CCompileOptions)
     assert options.sources == ("src/*.c", "lib/**/*.c") and options.include == ("include",)
@@ -75,6 +75,8 @@ def test_a_real_c_programs_porting_knobs_are_defines_and_setjmp_is_a_key() -> No
         ("stack_bytes = 65540", "compile.stack_bytes"),
         ('stack_bytes = "1M"', "compile.stack_bytes"),
         ('flags = ["-Df(x)(y)=1"]', "compile.flags[0]"),
+        ('flags = ["-wall"]', "compile.flags[0]"),
+        ('flags = ["-pedantic-x"]', "compile.flags[0]"),
         ("ldflags = []", "compile.ldflags"),
     ],
 )
