@@ -148,33 +148,43 @@ def editor_include_dirs(project: Project, guest: str) -> list[str]:
 
 def editor_flags_warning(project: Project, guest: str, options: CCompileOptions) -> str | None:
     """What the guest's `compile_flags.txt` (clangd's view of its compile), if it has one, lacks of the include
-    paths of `[compile] include` and of the shared folders, in one line saying what to add; None when it lacks none
-    (or is past EDITOR_FLAGS_READ).
+    paths of `[compile] include` and of the shared folders, and of `setjmp`'s exception handling (without which
+    wasi-libc's setjmp.h is an #error), in one line saying what to add; None when it lacks none (or is past
+    EDITOR_FLAGS_READ).
 
     Each compile of the guest says it, as a compiler repeats its warnings: a compile runs only when one of the
     guest's inputs changed (the file is one), where the author is looking, until the file is fixed."""
     path = project.guests_dir / guest / EDITOR_FLAGS
-    given = _editor_include_dirs_given(path)
-    if given is None:
+    lines = _editor_lines(path)
+    if lines is None:
         return None
+    given = _include_dirs(lines)
     wanted = {
         f"{_manifest(project, guest)}'s compile.include": [Path(name).as_posix() for name in options.include],
         "tool.ngixi.shared_sources": editor_include_dirs(project, guest),
     }
     missing = {field: [f"-I{d}" for d in dirs if os.path.normpath(d) not in given] for field, dirs in wanted.items()}
+    setjmp_lacking = options.setjmp and SETJMP_FLAGS[0] not in lines
+    if setjmp_lacking:
+        missing[f"{_manifest(project, guest)}'s compile.setjmp"] = [SETJMP_FLAGS[0]]
     lacking = [f"{' '.join(flags)} for {field}" for field, flags in missing.items() if flags]
     if not lacking:
         return None
     lines_to_add = "that line" if sum(map(len, missing.values())) == 1 else "those lines"
-    return (
-        f"warning: {native.relative(project, path)}: no {' and '.join(lacking)}; add "
-        f"{lines_to_add} so that clangd finds the headers the compile finds"
-    )
+    purpose = "reads the guest's files as the compile does" if setjmp_lacking else "finds the headers the compile finds"
+    where = native.relative(project, path)
+    return f"warning: {where}: no {' and '.join(lacking)}; add {lines_to_add} so that clangd {purpose}"
 
 
-def _editor_include_dirs_given(path: Path) -> set[str] | None:
-    """The include folders `compile_flags.txt` at `path` names (`-Idir` or `-I` then `dir`), normalized; None when
-    there is no such file or it is past EDITOR_FLAGS_READ."""
+def _include_dirs(lines: list[str]) -> set[str]:
+    """The include folders compile_flags.txt's `lines` name (`-Idir` or `-I` then `dir`), normalized."""
+    given = {os.path.normpath(line[2:]) for line in lines if line.startswith("-I") and line != "-I"}
+    return given | {os.path.normpath(after) for line, after in pairwise(lines) if line == "-I"}
+
+
+def _editor_lines(path: Path) -> list[str] | None:
+    """The lines of `compile_flags.txt` at `path`, stripped; None when there is no such file or it is past
+    EDITOR_FLAGS_READ."""
     try:
         with open_regular(path) as stream:
             if stream is None:
@@ -184,9 +194,7 @@ def _editor_include_dirs_given(path: Path) -> set[str] | None:
         return None
     if len(data) > EDITOR_FLAGS_READ:
         return None
-    lines = [line.strip() for line in data.decode("utf-8", errors="replace").splitlines()]
-    given = {os.path.normpath(line[2:]) for line in lines if line.startswith("-I") and line != "-I"}
-    return given | {os.path.normpath(after) for line, after in pairwise(lines) if line == "-I"}
+    return [line.strip() for line in data.decode("utf-8", errors="replace").splitlines()]
 
 
 class C(native.ZigCompiled):
