@@ -75,7 +75,9 @@ class ProgressReporter(ConsoleReporter):  # type: ignore[misc]
         self.write(f"{ran}, {self.up_to_date} up to date{failed}{not_run} in {elapsed:.2f} s\n")
 
 
-_COMPILER_ERROR = re.compile(r":\d+:\d+: (?:fatal )?error: ")
+# A compiler's `file:line:column: error:`, or the linker's (`wasm-ld: error: ...: undefined symbol: system`), which
+# may follow the compiler's warnings.
+_COMPILER_ERROR = re.compile(r":\d+:\d+: (?:fatal )?error: |^wasm-ld: error: ")
 
 
 def failed_guests(failures: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
@@ -89,9 +91,9 @@ def failed_guests(failures: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
 
 
 def first_error(message: str) -> str:
-    """The line of a failure's message that says what went wrong: the first naming an error (asc's, or clang's and
-    Zig's `file:line:column: error:`); else, under a tool's header (`zig build-exe failed (exit 1):`), the header
-    and the tool's first line; else the first."""
+    """The line of a failure's message that says what went wrong: the first naming an error (asc's, clang's and
+    Zig's `file:line:column: error:`, or the linker's, never a warning before them); else, under a tool's header
+    (`zig build-exe failed (exit 1):`), the header and the tool's first line; else the first."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     if not lines:
         return "failed"

@@ -32,6 +32,11 @@ SHARED_ARCHIVE = "libngixi-shared.a"
 EDITOR_FLAGS = "compile_flags.txt"  # clangd's flags for the guest's files, which `ngixi new` writes
 EDITOR_FLAGS_READ = 64 * 1024  # a larger compile_flags.txt is not clangd's few lines of flags: not looked into
 OPTIMIZATION: dict[BuildProfile, tuple[str, ...]] = {"release": ("-O2",), "dev": ("-O1", "-g")}
+# `[compile] setjmp = true`: setjmp/longjmp lowered to WebAssembly exception handling, in its standard form (Wasmtime
+# runs it; the legacy one is refused at build). wasi-libc's setjmp.h refuses to be included without them.
+SETJMP_FLAGS = ("-mexception-handling", "-mllvm", "-wasm-enable-sjlj", "-mllvm", "-wasm-use-legacy-eh=false")
+# The exception tag longjmp throws: wasi-libc's runtime (__wasm_longjmp) uses it, and Zig's copy does not define it.
+C_LONGJMP_TAG = '__asm__(".globl __c_longjmp\\n.tagtype __c_longjmp i32\\n__c_longjmp:\\n");\n'
 
 
 def cc_arguments(job: CompileJob, output: Path, manifest: Manifest) -> list[str]:
@@ -44,7 +49,7 @@ def cc_arguments(job: CompileJob, output: Path, manifest: Manifest) -> list[str]
         "-o",
         str(output),
         f"-Wl,--max-memory={guest.memory_pages * native.PAGE_BYTES}",
-        f"-Wl,-z,stack-size={native.STACK_BYTES}",
+        f"-Wl,-z,stack-size={options.stack_bytes}",
         *(library if guest.type.kind == "library" else []),
         *(f"-l{name}" for name in options.libs),
     ]
@@ -73,6 +78,7 @@ def _compiler_arguments(project: Project, guest: str, options: CCompileOptions) 
         "cc",
         f"--target={native.WASI_TARGET}",
         *OPTIMIZATION[project.profile],
+        *(SETJMP_FLAGS if options.setjmp else ()),
         *options.flags,
         "-I",
         native.relative(project, project.guests_dir / guest),
@@ -142,33 +148,43 @@ def editor_include_dirs(project: Project, guest: str) -> list[str]:
 
 def editor_flags_warning(project: Project, guest: str, options: CCompileOptions) -> str | None:
     """What the guest's `compile_flags.txt` (clangd's view of its compile), if it has one, lacks of the include
-    paths of `[compile] include` and of the shared folders, in one line saying what to add; None when it lacks none
-    (or is past EDITOR_FLAGS_READ).
+    paths of `[compile] include` and of the shared folders, and of `setjmp`'s exception handling (without which
+    wasi-libc's setjmp.h is an #error), in one line saying what to add; None when it lacks none (or is past
+    EDITOR_FLAGS_READ).
 
     Each compile of the guest says it, as a compiler repeats its warnings: a compile runs only when one of the
     guest's inputs changed (the file is one), where the author is looking, until the file is fixed."""
     path = project.guests_dir / guest / EDITOR_FLAGS
-    given = _editor_include_dirs_given(path)
-    if given is None:
+    lines = _editor_lines(path)
+    if lines is None:
         return None
+    given = _include_dirs(lines)
     wanted = {
         f"{_manifest(project, guest)}'s compile.include": [Path(name).as_posix() for name in options.include],
         "tool.ngixi.shared_sources": editor_include_dirs(project, guest),
     }
     missing = {field: [f"-I{d}" for d in dirs if os.path.normpath(d) not in given] for field, dirs in wanted.items()}
+    setjmp_lacking = options.setjmp and SETJMP_FLAGS[0] not in lines
+    if setjmp_lacking:
+        missing[f"{_manifest(project, guest)}'s compile.setjmp"] = [SETJMP_FLAGS[0]]
     lacking = [f"{' '.join(flags)} for {field}" for field, flags in missing.items() if flags]
     if not lacking:
         return None
     lines_to_add = "that line" if sum(map(len, missing.values())) == 1 else "those lines"
-    return (
-        f"warning: {native.relative(project, path)}: no {' and '.join(lacking)}; add "
-        f"{lines_to_add} so that clangd finds the headers the compile finds"
-    )
+    purpose = "reads the guest's files as the compile does" if setjmp_lacking else "finds the headers the compile finds"
+    where = native.relative(project, path)
+    return f"warning: {where}: no {' and '.join(lacking)}; add {lines_to_add} so that clangd {purpose}"
 
 
-def _editor_include_dirs_given(path: Path) -> set[str] | None:
-    """The include folders `compile_flags.txt` at `path` names (`-Idir` or `-I` then `dir`), normalized; None when
-    there is no such file or it is past EDITOR_FLAGS_READ."""
+def _include_dirs(lines: list[str]) -> set[str]:
+    """The include folders compile_flags.txt's `lines` name (`-Idir` or `-I` then `dir`), normalized."""
+    given = {os.path.normpath(line[2:]) for line in lines if line.startswith("-I") and line != "-I"}
+    return given | {os.path.normpath(after) for line, after in pairwise(lines) if line == "-I"}
+
+
+def _editor_lines(path: Path) -> list[str] | None:
+    """The lines of `compile_flags.txt` at `path`, stripped; None when there is no such file or it is past
+    EDITOR_FLAGS_READ."""
     try:
         with open_regular(path) as stream:
             if stream is None:
@@ -178,9 +194,7 @@ def _editor_include_dirs_given(path: Path) -> set[str] | None:
         return None
     if len(data) > EDITOR_FLAGS_READ:
         return None
-    lines = [line.strip() for line in data.decode("utf-8", errors="replace").splitlines()]
-    given = {os.path.normpath(line[2:]) for line in lines if line.startswith("-I") and line != "-I"}
-    return given | {os.path.normpath(after) for line, after in pairwise(lines) if line == "-I"}
+    return [line.strip() for line in data.decode("utf-8", errors="replace").splitlines()]
 
 
 class C(native.ZigCompiled):
@@ -231,18 +245,20 @@ class C(native.ZigCompiled):
 
     def libraries(self, job: CompileJob, manifest: Manifest, zig: Path, scratch: Path) -> list[str]:
         """The shared folders' `.c` files, each compiled as the guest's own are, in one archive: like any static
-        library, the linker takes a member only for a function or variable the guest uses and does not define."""
+        library, the linker takes a member only for a function or variable the guest uses and does not define. With
+        `setjmp`, the source of longjmp's tag too."""
         project, guest = job.project, job.guest
+        options = c_options(manifest.compile)
+        tag = [str(_written(scratch / "c_longjmp_tag.c", C_LONGJMP_TAG))] if options.setjmp else []
         sources = shared_c_files(project)
         if not sources:
-            return []
-        options = c_options(manifest.compile)
+            return tag
         objects = [scratch / f"{index}-{Path(source).stem}.o" for index, source in enumerate(sources)]
         for source, output in zip(sources, objects, strict=True):
             self.run_zig(project, guest, [zig, *object_arguments(project, guest.name, options, source, output)])
         archive = scratch / SHARED_ARCHIVE
         self.run_zig(project, guest, [zig, "ar", "rcs", archive, *objects])
-        return [str(archive)]
+        return [*tag, str(archive)]
 
     def arguments_again(self, arguments: list[str], failure: str) -> list[str] | None:
         """Without `--export=NAME` for each export no C function is named: one marked
@@ -250,6 +266,11 @@ class C(native.ZigCompiled):
         (zig cc has no `--export-if-defined`.)"""
         missing = {f"-Wl,--export={name}" for name in _NOT_FOUND.findall(failure)}
         return [a for a in arguments if a not in missing] if missing else None
+
+
+def _written(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 LANGUAGE = C()

@@ -10,6 +10,7 @@ and drops the DWARF; a dev build turns the DWARF line table of the guest's own f
 
 from __future__ import annotations
 
+import re
 import tempfile
 from abc import abstractmethod
 from collections.abc import Mapping
@@ -25,11 +26,12 @@ from ngixi_build.stages import core_bindings
 from ngixi_build.stages.compile import CompileError, compiled_into
 from ngixi_build.toolchains import ziglang
 from ngixi_build.toolchains.dwarf_lines import with_line_source_map, without_debug_sections
+from ngixi_runtime.guest.compile_options import DEFAULT_STACK_BYTES
 from ngixi_runtime.guest.manifest import Manifest, load_manifest
 from ngixi_runtime.spec.bundle_format import BuildProfile
 
 PAGE_BYTES = 65536
-STACK_BYTES = 65536
+STACK_BYTES = DEFAULT_STACK_BYTES  # a Zig guest's; a C guest's is its [compile] stack_bytes
 WASI_TARGET = "wasm32-wasi"
 # The languages whose guests read the project's shared source folders: ZigCompiled's (C's and Zig's names).
 SHARED_SOURCE_LANGUAGES = ("c", "zig")
@@ -38,6 +40,22 @@ SHARED_SOURCE_LANGUAGES = ("c", "zig")
 def exports_of(guest: GuestBuild, manifest: Manifest) -> tuple[str, ...]:
     """The functions a library guest exports: those its manifest declares; a command guest's `_start` only."""
     return tuple(export.name for export in manifest.exports) if guest.type.kind == "library" else ()
+
+
+_MEMORY_TOO_SMALL = re.compile(r"maximum memory too small, (\d+) bytes needed")
+
+
+def memory_too_small(project: Project, guest: GuestBuild, failure: str) -> CompileError | None:
+    """The manifest's field to raise, and to what, when the linker found the memory maximum smaller than the module's
+    stack and data; None for any other failure."""
+    found = _MEMORY_TOO_SMALL.search(failure)
+    if found is None:
+        return None
+    pages = -(-int(found.group(1)) // PAGE_BYTES)
+    return CompileError(
+        f"{relative(project, project.manifest_path(guest.name))}: limits.memory_pages: {guest.memory_pages} pages "
+        f"cannot hold the module's stack and static data (wasm-ld: {found.group(0)}): raise it to {pages} or more"
+    )
 
 
 def relative(project: Project, path: Path) -> str:
@@ -110,7 +128,7 @@ class ZigCompiled(Language):
             except CompileError as failed:
                 again = self.arguments_again(arguments, str(failed))
                 if again is None:
-                    raise
+                    raise memory_too_small(project, guest, str(failed)) or failed from None
                 self.run_zig(project, guest, [zig, *again])
             temporary.write_bytes(debug_info_for(project, guest.name, temporary.read_bytes(), source=str(temporary)))
         return job.out_path.stat().st_size

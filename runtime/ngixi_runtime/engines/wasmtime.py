@@ -90,6 +90,10 @@ _FRAME = r"^\s*\d+:\s+0x([0-9a-f]+) - (.+)$"
 _INSTRUCTION_TRAP = r"wasm `(\w+)` instruction executed"
 _TRAP_CAUSE = r"^\s*(?:\d+:\s*)?(wasm trap:.*)$"  # the trap among a cause's lines ("1: wasm trap: ...")
 _FRAMES_SHOWN = 3
+# A trap without a trap code whose cause says more than its first line ("error while executing at wasm backtrace:").
+_UNCAUGHT = {
+    "thrown Wasm exception": "an uncaught exception (what a C longjmp throws when no running setjmp takes it)",
+}
 
 
 @cache
@@ -363,7 +367,10 @@ def trap_message(trap: wasmtime.Trap) -> str:
         if line.strip().startswith("wasm trap:"):
             return line.strip().removeprefix("wasm trap:").strip()
     code = trap.trap_code
-    return code.name.lower().replace("_", " ") if code is not None else first_line(trap)
+    if code is not None:
+        return code.name.lower().replace("_", " ")
+    cause = _worded_cause(str(trap).partition("Caused by:")[2])
+    return _UNCAUGHT.get(cause, cause) or first_line(trap)
 
 
 class WasmtimeMemory:

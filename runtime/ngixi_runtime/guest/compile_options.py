@@ -19,28 +19,34 @@ from ngixi_runtime.spec.schema import (
     PATH_BYTES,
     Problems,
     array,
+    integer,
     optional_table,
     string,
     string_item,
     suggestion,
     table,
+    type_name,
 )
 
-COMPILE_KEYS = ("sources", "include", "flags", "libs")
+COMPILE_KEYS = ("sources", "include", "flags", "libs", "setjmp", "stack_bytes")
 ZIG_COMPILE_KEYS = ("root", "optimize", "modules")
 # Not Debug: its panic handler imports WASI clocks and files, which a guest is not granted for that.
 ZIG_OPTIMIZE_MODES = ("ReleaseSmall", "ReleaseFast", "ReleaseSafe")
 # Names zig gives a module itself, and the generated bindings' module.
 ZIG_RESERVED_MODULES = ("std", "builtin", "root", "ngixi")
 DEFAULT_SOURCES = ("**/*.c",)
+DEFAULT_STACK_BYTES = 65536  # wasm-ld's own default; SQLite's resolver overflows it at 500 nested calls
+_STACK_BYTES_RANGE = (4096, 1 << 30)
 
 _PATH = re.compile(r"^[^\0]+$")
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _LIBRARY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_+.-]*$")
-# -O levels (not -O0: it links a debug wasi-libc importing WASI clocks and files), warnings (not -Wl,/-Wa,/-Wp,),
-# a language standard, defines (-D/-U), and code generation -f/-m switches without a path in them.
+# -O levels (not -O0: it links a debug wasi-libc importing WASI clocks and files), warnings (-w, -pedantic, not
+# -Wl,/-Wa,/-Wp,), a language standard, defines (-D/-U; a function-like one too, `-Dl_popen(L,c,m)=0`), and code
+# generation -f/-m switches without a path in them.
 _FLAG = re.compile(
-    r"^(-O[123sz]|-W[a-z][a-z0-9=+-]*|-std=[a-z0-9+]+|-D[A-Za-z_][A-Za-z0-9_]*(=[^\0\n]*)?|-U[A-Za-z_][A-Za-z0-9_]*"
+    r"^(-O[123sz]|-w|-pedantic(-errors)?|-W[a-z][a-z0-9=+-]*|-std=[a-z0-9+]+"
+    r"|-D[A-Za-z_][A-Za-z0-9_]*(\([A-Za-z0-9_, .]*\))?(=[^\0\n]*)?|-U[A-Za-z_][A-Za-z0-9_]*"
     r"|-f[a-z][a-z0-9-]*(=[A-Za-z0-9_.+-]+)?|-m[a-z][a-z0-9-]*(=[A-Za-z0-9_.+-]+)?)$"
 )
 # Switches of those forms that read host files, write elsewhere or change what the output is.
@@ -50,12 +56,16 @@ _REFUSED_SWITCHES = re.compile(
     r"pass-plugin|instrument|xray|stack-usage)|f[a-z0-9-]*(path|dir|file|map|module|output|report)|mexec-model|mllvm)"
 )
 _LIBRARY_RULE = "is not a library name (m for -lm)"
+_SETJMP_RULE = (
+    "is not a flag a guest may pass: for setjmp/longjmp (what wasi-libc's `-mllvm -wasm-enable-sjlj` is for), set "
+    "`setjmp = true` in [compile]"
+)
 _INSIDE_RULE = 'must be a relative path inside the guest\'s directory (no "..")'
 _path = string_item(_PATH, _INSIDE_RULE, limit=PATH_BYTES)
 _FLAG_RULE = (
-    "is not a flag a guest may pass: use -O1/-O2/-O3/-Os/-Oz, -W<warning>, -std=<standard>, -DNAME[=VALUE], "
-    "-UNAME or an -f/-m code generation switch; include dirs, sources and libraries go in [compile] include, "
-    "sources and libs, and the build chooses the output, the target and the linker's flags"
+    "is not a flag a guest may pass: use -O1/-O2/-O3/-Os/-Oz, -W<warning>, -w, -pedantic, -std=<standard>, "
+    "-DNAME[(ARGS)][=VALUE], -UNAME or an -f/-m code generation switch; include dirs, sources and libraries go in "
+    "[compile] include, sources and libs, and the build chooses the output, the target and the linker's flags"
 )
 
 
@@ -67,6 +77,8 @@ class CCompileOptions(NamedTuple):
     include: tuple[str, ...] = ()
     flags: tuple[str, ...] = ()
     libs: tuple[str, ...] = ()
+    setjmp: bool = False  # setjmp/longjmp through WebAssembly exception handling (a module only Wasmtime runs)
+    stack_bytes: int = DEFAULT_STACK_BYTES  # the C stack, at the bottom of the memory (an overflow traps)
 
 
 class ZigCompileOptions(NamedTuple):
@@ -94,7 +106,26 @@ def parse_compile(
         include=array(table, "include", "compile.include", problems, item=_inside),
         flags=array(table, "flags", "compile.flags", problems, item=_flag),
         libs=array(table, "libs", "compile.libs", problems, item=string_item(_LIBRARY, _LIBRARY_RULE)),
+        setjmp=_boolean(table, "setjmp", "compile.setjmp", problems),
+        stack_bytes=_stack_bytes(table, problems),
     )
+
+
+def _stack_bytes(raw: Mapping[str, Any], problems: Problems) -> int:
+    low, high = _STACK_BYTES_RANGE
+    field = "compile.stack_bytes"
+    value = integer(raw, "stack_bytes", field, problems, default=DEFAULT_STACK_BYTES, low=low, high=high)
+    if value % 16:
+        problems.add(field, f"must be a multiple of 16 (the stack's alignment), not {value}")
+    return value
+
+
+def _boolean(raw: Mapping[str, Any], key: str, field: str, problems: Problems) -> bool:
+    value = raw.get(key, False)
+    if not isinstance(value, bool):
+        problems.add(field, f"must be true or false, not {type_name(value)}")
+        return False
+    return value
 
 
 def compile_language(options: CCompileOptions | ZigCompileOptions) -> str:
@@ -163,6 +194,9 @@ def _inside(value: object, field: str, problems: Problems) -> str | None:
 
 
 def _flag(value: object, field: str, problems: Problems) -> str | None:
+    if value in ("-mllvm", "-wasm-enable-sjlj"):
+        problems.add(field, f'"{value}" {_SETJMP_RULE}')
+        return None
     checked = string_item(_FLAG, _FLAG_RULE, limit=PATH_BYTES)(value, field, problems)
     if checked is not None and _REFUSED_SWITCHES.match(checked):
         problems.add(field, f'"{checked}" {_FLAG_RULE}')

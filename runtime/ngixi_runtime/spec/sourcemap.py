@@ -24,11 +24,13 @@ SOURCE_MAP_SECTION = "ngixi:source-map"
 # with std's parts that call it, so that a Zig panic's trap names the guest's function that panicked.
 LIBRARY_PREFIXES = ("~lib/", "ngixi.", "debug.FullPanic(", "debug.panicExtra")
 # Functions of a language's runtime that a trap passes through on the guest's behalf, never the guest's place: C's
-# abort and its callers in wasi-libc (a failed assert, a stack protector), the memory functions a guest's copy past the
-# memory's end or onto an overflowed stack traps in (its caller is the place to look), Rust's standard library and
-# panic machinery (its names as `rust_path` reads them: rustc's name sections keep them mangled).
+# abort and its callers in wasi-libc (a failed assert, a stack protector), setjmp's and longjmp's runtime (`setjmp =
+# true`), the memory functions a guest's copy past the memory's end or onto an overflowed stack traps in (its caller is
+# the place to look), Rust's standard library and panic machinery (its names as `rust_path` reads them: rustc's name
+# sections keep them mangled).
 _RUNTIME_FUNCTIONS = frozenset(
     {"abort", "__assert_fail", "__stack_chk_fail", "__chk_fail", "memcpy", "memmove", "memset"}
+    | {"__wasm_setjmp", "__wasm_setjmp_test", "__wasm_longjmp"}
     | {"rust_panic", "rust_begin_unwind", "rust_oom"}
 )
 _RUNTIME_PREFIXES = tuple(

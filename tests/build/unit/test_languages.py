@@ -182,6 +182,8 @@ def test_a_compile_table_is_for_its_own_language_and_part_of_its_settings(tmp_pa
         "include": (),
         "flags": ("-O3",),
         "libs": (),
+        "setjmp": False,
+        "stack_bytes": 65536,
     }
     zig_table = '[compile]\noptimize = "ReleaseFast"\n[compile.modules]\nshapes = "shapes.zig"\n'
     zig = guest_project(tmp_path / "zig2", "g", {"main.zig": "", "shapes.zig": ""}, zig_table)

@@ -28,6 +28,12 @@ In file included from guests/stats/src/main.c:2:
 guests/stats/include/stats.h:3:10: fatal error: 'missing.h' file not found
 1 error generated.
 """
+LINK_FAILURE = """sqlite: zig cc failed (exit 1):
+guests/sqlite/shell.c:36278:13: warning: 'getpid' is deprecated: WASI lacks process identifiers [-Wdeprecated]
+ 36278 |             GETPID());
+1 warning generated.
+wasm-ld: error: .ngixi/zig-cache/o/5d81/shell.o: undefined symbol: system
+"""
 
 
 @dataclass
@@ -52,6 +58,7 @@ def test_a_compilers_first_error_is_the_line_it_names_and_a_tools_header_keeps_i
         == "guests/zjson/main.zig:18:28: error: enum 'ngixi.log.LogLevel' has no member named 'err'"
     )
     assert first_error(CLANG_FAILURE) == "guests/stats/include/stats.h:3:10: fatal error: 'missing.h' file not found"
+    assert first_error(LINK_FAILURE) == "wasm-ld: error: .ngixi/zig-cache/o/5d81/shell.o: undefined symbol: system"
     assert (
         first_error("componentize-js guests/x/index.js failed (exit 1):\nguests/x/index.js: Could not resolve 'y'\n")
         == "componentize-js guests/x/index.js failed (exit 1): guests/x/index.js: Could not resolve 'y'"

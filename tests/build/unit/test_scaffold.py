@@ -207,6 +207,19 @@ def test_a_c_guests_editor_flags_lacking_its_compile_include_folders_are_warned_
     )
 
 
+def test_a_setjmp_guests_editor_flags_lacking_exception_handling_are_warned_of(project: Project) -> None:
+    """With `setjmp = true` the compile has exception handling, without which clangd reads wasi-libc's setjmp.h as an
+    #error in every file that includes it."""
+    new_guest(project, "a", language="c", kind="command", abi="core")
+    assert editor_flags_warning(project, "a", CCompileOptions(setjmp=True)) == (
+        "warning: guests/a/compile_flags.txt: no -mexception-handling for manifests/a.toml's compile.setjmp; add that"
+        " line so that clangd reads the guest's files as the compile does"
+    )
+    flags = project.guests_dir / "a" / "compile_flags.txt"
+    flags.write_text(flags.read_text() + "-mexception-handling\n")
+    assert editor_flags_warning(project, "a", CCompileOptions(setjmp=True)) is None
+
+
 def test_the_editor_links_are_never_made_through_a_link_that_came_with_the_project(tmp_path: Path) -> None:
     """Every build replaces `.ngixi/editor/assemblyscript` and `ngixi-data` by name: with `editor/` a link that came
     with the project, it wrote them into the folder the link named, over any file of those names there."""

@@ -21,13 +21,30 @@ def test_a_real_c_projects_options_are_taken_in_order() -> None:
     options = compile_table(
         'sources = ["src/*.c", "lib/**/*.c"]\ninclude = ["include"]\nlibs = ["m"]\n'
         'flags = ["-O3", "-DFOO", "-DVERSION=\\"1.2\\"", "-UBAR", "-Wall", "-Wno-unused", "-std=c11", '
-        '"-fno-builtin", "-fvisibility=hidden", "-msimd128", "-mcpu=generic"]\n'
+        '"-fno-builtin", "-fvisibility=hidden", "-msimd128", "-mcpu=generic", "-w", "-pedantic"]\n'
     )
     assert isinstance(options, CCompileOptions)
     assert options.sources == ("src/*.c", "lib/**/*.c") and options.include == ("include",)
     assert options.flags[:3] == ("-O3", "-DFOO", '-DVERSION="1.2"') and options.libs == ("m",)
     assert compile_table("") == CCompileOptions(sources=("**/*.c",))
     assert compile_table("", language='language = "c"') is not None
+
+
+def test_a_real_c_programs_porting_knobs_are_defines_and_setjmp_is_a_key() -> None:
+    """Lua's ports override its function-like macros from the command line (`-Dl_popen(L,c,m)=...`); setjmp/longjmp
+    is `setjmp = true`, since wasi-libc's own advice (`-mllvm -wasm-enable-sjlj`) is one flag of several it needs."""
+    options = compile_table(
+        'flags = ["-Dlua_tmpnam(b,e)=(e = 1)", "-Dlua_stdin_is_tty()=0", "-Df(a, b, ...)=g(a)"]\nsetjmp = true\n'
+    )
+    assert isinstance(options, CCompileOptions) and options.setjmp
+    assert options.flags == ("-Dlua_tmpnam(b,e)=(e = 1)", "-Dlua_stdin_is_tty()=0", "-Df(a, b, ...)=g(a)")
+    assert compile_table('flags = ["-O2"]\n') == CCompileOptions(flags=("-O2",), setjmp=False, stack_bytes=65536)
+    assert compile_table("stack_bytes = 1048576\n") == CCompileOptions(stack_bytes=1048576)
+    with pytest.raises(ManifestError) as refused:
+        compile_table('flags = ["-mllvm", "-wasm-enable-sjlj"]\n')
+    for index in (0, 1):
+        assert f"calc.toml: compile.flags[{index}]: " in str(refused.value)
+    assert "set `setjmp = true` in [compile]" in str(refused.value)
 
 
 @pytest.mark.parametrize(
@@ -53,6 +70,13 @@ def test_a_real_c_projects_options_are_taken_in_order() -> None:
         ('include = ["/usr/include"]', "compile.include[0]"),
         ('libs = ["-lm"]', "compile.libs[0]"),
         ('libs = ["../m"]', "compile.libs[0]"),
+        ('setjmp = "yes"', "compile.setjmp"),
+        ("stack_bytes = 1000", "compile.stack_bytes"),
+        ("stack_bytes = 65540", "compile.stack_bytes"),
+        ('stack_bytes = "1M"', "compile.stack_bytes"),
+        ('flags = ["-Df(x)(y)=1"]', "compile.flags[0]"),
+        ('flags = ["-wall"]', "compile.flags[0]"),
+        ('flags = ["-pedantic-x"]', "compile.flags[0]"),
         ("ldflags = []", "compile.ldflags"),
     ],
 )
@@ -66,7 +90,11 @@ def test_what_would_break_the_output_or_reproducibility_is_refused_by_field(text
     [
         ("assemblyscript", "", "compile: is for C and Zig guests, and this is an assemblyscript guest; remove it"),
         ("python", 'optimize = "ReleaseFast"', "compile: is for C and Zig guests, and this is a python guest"),
-        ("c", 'optimize = "ReleaseFast"', "compile.optimize: unknown key; allowed: sources, include, flags, libs"),
+        (
+            "c",
+            'optimize = "ReleaseFast"',
+            "compile.optimize: unknown key; allowed: sources, include, flags, libs, setjmp, stack_bytes",
+        ),
         ("zig", 'flags = ["-O3"]', "compile.flags: unknown key; allowed: root, optimize, modules"),
     ],
 )
