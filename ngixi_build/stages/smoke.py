@@ -31,7 +31,7 @@ from ngixi_runtime.loading.tenants import CallFailed, CallResult, measure
 from ngixi_runtime.printable import printable
 from ngixi_runtime.spec.wit_json import shown as shown_value
 from ngixi_runtime.spec.wit_json import to_json
-from ngixi_runtime.trust.signatures import load_trust
+from ngixi_runtime.trust.project_trust import chosen_trust
 
 GREETING = b"hello from the smoke server\n"
 
@@ -107,8 +107,10 @@ def smoke_bundle(*, bundle_path: Path, trust_file: Path, label: str) -> int:
     """Runs every smoke call of a bundle; returns how many ran, or raises with every failure.
 
     Library calls share one instance; a command's `_start`, and a call with its own env or stdin, get one each.
+    `trust_file` is read as a project's dev trust file that `ngixi run` finds (`project_trust.chosen_trust`): it may
+    have come with the project, so its keys' native_code counts only for the dev keys this user's builds made.
     """
-    bundle = read_bundle(bundle_path, load_trust(trust_file))
+    bundle = read_bundle(bundle_path, chosen_trust(trust_file, found=True))
     manifest = verified_manifest(bundle)
     failures = []
     with ExitStack() as stack:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from ngixi_build.stages.smoke import SmokeFailure, smoke_bundle
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.loading.tenants import open_tenant
 from ngixi_runtime.trust.choice import DEV_TRUST_FILE, PROJECT_STATE_VARIABLE, TRUST_VARIABLE, chosen_trust_file
@@ -246,6 +247,23 @@ def test_a_found_dev_trust_file_runs_no_machine_code_of_an_unregistered_key(
     register_dev_key(keys.key.public_base64)  # what this user's own build of the project does
     code, out, _ = _run_add(bundle, capsys)
     assert (code, out) == (0, "666\n")
+
+
+def test_smoke_runs_no_machine_code_of_a_dev_key_that_came_with_the_project(in_hostile_project: Path) -> None:
+    """`ngixi smoke` loads the project's bundles with its dev trust file, as `ngixi run` does when it finds that file:
+    a shipped bundle (kept by a shipped doit record) signed by a shipped key with native_code = true ran its
+    artifact."""
+    keys = hostile_project(in_hostile_project)
+    (in_hostile_project / "work").mkdir()
+    crafted = crafted_artifact(in_hostile_project / "work", "wasmtime")
+    smoke_call = '[[smoke]]\ncall = "add"\nargs = [2, 3]\nexpect = 5\n'
+    bundle = make_bundle(
+        in_hostile_project / "artifacts", keys.key, wasm=HONEST, manifest=HELLO_MANIFEST + smoke_call, artifacts=[crafted]
+    )
+    assert smoke_bundle(bundle_path=bundle, trust_file=keys.trust, label="m.toml") == 1  # compiled: not 666
+    register_dev_key(keys.key.public_base64)  # what this user's own build of the project does
+    with pytest.raises(SmokeFailure, match="returned 666"):
+        smoke_bundle(bundle_path=bundle, trust_file=keys.trust, label="m.toml")
 
 
 def test_a_symlink_in_a_found_projects_sandbox_is_refused(
