@@ -15,14 +15,14 @@ import pytest
 
 from ngixi_build.project import Project
 from ngixi_build.stages.bundle import ArtifactInput
-from ngixi_build.stages.precompile import precompile_guest, precompile_wasmtime
+from ngixi_build.stages.precompile import precompile_guest, precompile_wasmtime, wasmtime_artifact_metadata
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.errors import InvalidInput, NgixiError
 from ngixi_runtime.loading.aot_cache import CACHE_VARIABLE, AotCache, CacheUnavailable
 from ngixi_runtime.loading.loader import Guest, likely_artifacts, open_guest
 from ngixi_runtime.spec.targets import SUPPORTED_TARGETS, host_triple
 from ngixi_runtime.trust.signatures import load_trust
-from tests.conftest import KeyFiles, exit_code, make_bundle, make_key
+from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
 from tests.file_events import watched_opens
 from tests.wasmgen import ADD_BODY, Func, module
 
@@ -70,6 +70,39 @@ def test_a_key_trusted_with_native_code_runs_its_artifacts_as_they_are(tmp_path:
     guest = load(tmp_path, keys, engine_name, artifacts=[crafted_artifact(tmp_path, engine_name)])
     assert guest.origin.startswith("artifact aot/")
     assert guest.call("add", (2, 3)) == (666,)
+
+
+@pytest.mark.parametrize(
+    ("epoch_interruption", "limits", "refusal"),
+    [
+        (False, "", "compiled without epoch interruption but it is enabled for the host"),
+        (True, "[limits]\nfuel = 1000000\n", "compiled without fuel support but it is enabled for the host"),
+    ],
+)
+def test_an_artifact_without_the_deadlines_instrumentation_is_refused_and_compiled(
+    tmp_path: Path, epoch_interruption: bool, limits: str, refusal: str
+) -> None:
+    """A trusted key's artifact built without what the deadline or fuel limit counts with (an engine set otherwise)
+    would escape them: Wasmtime refuses it, and the signed .wasm is compiled here instead."""
+    wasmtime = pytest.importorskip("wasmtime")
+    config = wasmtime.Config()
+    config.epoch_interruption = epoch_interruption
+    config.wasm_relaxed_simd_deterministic = True
+    artifact = tmp_path / "uninstrumented.cwasm"
+    artifact.write_bytes(wasmtime.Module(wasmtime.Engine(config), CRAFTED).serialize())
+    target = Project(tmp_path).wasmtime_target(host_triple())
+    meta = wasmtime_artifact_metadata(target, hashlib.sha256(HONEST).hexdigest())
+    keys = make_key(tmp_path / "keys", native_code=True)
+    path = make_bundle(
+        tmp_path / "bundle",
+        keys.key,
+        wasm=HONEST,
+        manifest=HELLO_MANIFEST + limits,
+        artifacts=[ArtifactInput(artifact, meta)],
+    )
+    with open_guest(read_bundle(path, load_trust(keys.trust)), engine="wasmtime") as guest:
+        assert guest.call("add", (2, 3)) == (5,)  # not the artifact's 666
+        assert guest.compiled and refusal in guest.origin
 
 
 def test_the_second_load_is_a_host_cache_hit(tmp_path: Path, engine_name: str, aot_cache_dir: Path) -> None:

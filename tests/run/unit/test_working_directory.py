@@ -258,7 +258,11 @@ def test_smoke_runs_no_machine_code_of_a_dev_key_that_came_with_the_project(in_h
     crafted = crafted_artifact(in_hostile_project / "work", "wasmtime")
     smoke_call = '[[smoke]]\ncall = "add"\nargs = [2, 3]\nexpect = 5\n'
     bundle = make_bundle(
-        in_hostile_project / "artifacts", keys.key, wasm=HONEST, manifest=HELLO_MANIFEST + smoke_call, artifacts=[crafted]
+        in_hostile_project / "artifacts",
+        keys.key,
+        wasm=HONEST,
+        manifest=HELLO_MANIFEST + smoke_call,
+        artifacts=[crafted],
     )
     assert smoke_bundle(bundle_path=bundle, trust_file=keys.trust, label="m.toml") == 1  # compiled: not 666
     register_dev_key(keys.key.public_base64)  # what this user's own build of the project does
