@@ -14,6 +14,7 @@ from pathlib import Path
 from ngixi_build.project import Project, find_project
 from ngixi_runtime.cli import Command, add_timeout_option, add_trust_scope_options
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.files import resolved
 from ngixi_runtime.guest.kind import GUEST_ABIS, GUEST_KINDS
 from ngixi_runtime.trust.choice import state_override
 
@@ -69,7 +70,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
     init_project(args.directory)
     where = args.directory
-    enter = "" if where.resolve() == Path.cwd().resolve() else f"cd {where} && "
+    enter = "" if resolved(where) == Path.cwd().resolve() else f"cd {where} && "
     print(f"ok: an ngixi project in {where}; add a guest with `{enter}ngixi new NAME`, then `doit build`")
     return 0
 
@@ -112,7 +113,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         editing.check_new_trust(args.trust, trust)
     key = generate_key_pair(secret_path=args.secret, public_path=args.public, comment=args.comment)
     print(f"key {key.key_id}: secret {args.secret} (mode 0600), public {args.public}")
-    work_tree = next((d for d in args.secret.resolve().parents if (d / ".git").exists()), None)
+    work_tree = next((d for d in resolved(args.secret).parents if (d / ".git").exists()), None)
     if work_tree is not None:
         logging.getLogger(__name__).warning(
             "warning: the secret key %s is inside the git work tree %s: move it out of the project unless git "

@@ -21,7 +21,7 @@ from ngixi_build.languages import c
 from ngixi_build.project import Project
 from ngixi_build.toolchains import asdata
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import write_atomic
+from ngixi_runtime.files import resolved, write_atomic
 from ngixi_runtime.guest.manifest import NAME_PATTERN
 from ngixi_runtime.spec.project import PROJECT_FILE, is_project_root
 from ngixi_runtime.spec.targets import DEFAULT_TARGETS
@@ -62,7 +62,7 @@ def init_project(directory: Path) -> list[Path]:
         raise InvalidInput(f"{directory}: exists and is not a directory")
     if directory.is_dir() and is_project_root(directory):
         raise InvalidInput(f"{directory}: already an ngixi project ({PROJECT_FILE} has [tool.ngixi]); add guests to it")
-    values = {"project": directory.resolve().name, "targets": json.dumps(list(DEFAULT_TARGETS), indent=4)}
+    values = {"project": resolved(directory).name, "targets": json.dumps(list(DEFAULT_TARGETS), indent=4)}
     files = _rendered(TEMPLATES / "project", values)
     _refuse_existing(directory, files, what="ngixi init")
     written = _write_all(directory, files)

@@ -162,7 +162,7 @@ def atomic_output(path: Path, *, mode: int = 0o644, new: bool = False) -> Iterat
     import tempfile  # here: it imports shutil and random, which a run that writes nothing never needs
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    descriptor, temporary = tempfile.mkstemp(prefix=_temporary_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(descriptor, "wb") as stream:
             yield stream
@@ -170,13 +170,31 @@ def atomic_output(path: Path, *, mode: int = 0o644, new: bool = False) -> Iterat
             if _SYNC.get():
                 os.fsync(stream.fileno())
         os.chmod(temporary, mode)
+        _put_in_place(temporary, path, new=new)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+# A file name holds 255 bytes on Linux's filesystems, and a temporary one adds 14 to the name it stands for.
+_TEMPORARY_STEM_BYTES = 200
+
+
+def _temporary_prefix(name: str) -> str:
+    """The start of a temporary file's name beside the file `name`: its name, cut to leave room for the rest."""
+    return f".{os.fsdecode(os.fsencode(name)[:_TEMPORARY_STEM_BYTES])}."
+
+
+def _put_in_place(temporary: str, path: Path, *, new: bool) -> None:
+    """The finished file renamed (or linked) to `path`; a failure names `path`, never the temporary file the user
+    did not name (a name too long for the filesystem, a directory there)."""
+    try:
         if new:
             _link_new(temporary, path)
         else:
             os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, str(path)) from None
 
 
 def _link_new(temporary: str, path: Path) -> None:
@@ -427,7 +445,24 @@ def toml_tables(text: str, *, source: str) -> dict[str, Any]:
     try:
         return tomli.loads(text)
     except (tomli.TOMLDecodeError, RecursionError) as error:
-        raise InvalidInput(f"{source}: not valid TOML: {error}") from None
+        raise InvalidInput(toml_problem(source, error, text)) from None
+
+
+def toml_problem(source: str, error: Exception, text: str) -> str:
+    """The one line for TOML text tomli refused: a byte order mark (an editor's UTF-8 "with BOM"), which TOML does
+    not allow, said as such rather than as an invalid statement at line 1."""
+    if text.startswith("\ufeff"):
+        return f"{source}: not valid TOML: it starts with a byte order mark (U+FEFF); save it as UTF-8 without one"
+    return f"{source}: not valid TOML: {error}"
+
+
+def resolved(path: Path) -> Path:
+    """`path` made absolute with its symbolic links followed, as Path.resolve; a loop among them (which
+    Path.resolve raises as RuntimeError before Python 3.13) is an InvalidInput naming the path."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        raise InvalidInput(f"{path}: {_ADVICE[errno.ELOOP]}") from None
 
 
 # Nothing there to open, as Path.is_file sees it: missing, under a file, or a symbolic link that loops.

@@ -13,7 +13,7 @@ from ngixi_runtime.capabilities.base import CapabilityOptions
 from ngixi_runtime.capabilities.context import DEFAULT_OPEN_FILES
 from ngixi_runtime.capabilities.registry import GRANTABLE, capability
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import read_input_text
+from ngixi_runtime.files import read_input_text, toml_problem
 from ngixi_runtime.guest.data import DATA_KINDS, DataKind
 from ngixi_runtime.guest.kind import (
     GUEST_ABIS,
@@ -375,7 +375,7 @@ def parse_manifest(text: str, *, source: str, stem: str) -> Manifest:
     try:
         raw = tomli.loads(text)
     except (tomli.TOMLDecodeError, RecursionError) as error:
-        raise ManifestError([f"{source}: not valid TOML: {error}"]) from None
+        raise ManifestError([toml_problem(source, error, text)]) from None
     return manifest_from_table(raw, source=source, stem=stem)
 
 

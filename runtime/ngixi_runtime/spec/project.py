@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import read_toml_text, toml_tables
+from ngixi_runtime.files import read_toml_text, resolved, toml_tables
 from ngixi_runtime.kept import Kept
 
 PROJECT_FILE = "pyproject.toml"
@@ -47,10 +47,10 @@ _DECLARES_NGIXI: Kept[str, bool] = Kept(8)  # per exact text of a project file
 
 def find_project_root(start: Path) -> Path | None:
     """The nearest directory at or above `start` that is a project root; None when there is none."""
-    start = start.resolve()
+    start = resolved(start)
     return next((d for d in (start, *start.parents) if is_project_root(d)), None)
 
 
 def project_state_dir(root: Path, override: Path | None = None) -> Path:
     """Where the project at `root` keeps its state: `override` (--state-dir) or `<root>/.ngixi`."""
-    return override.resolve() if override is not None else root / STATE_DIR
+    return resolved(override) if override is not None else root / STATE_DIR

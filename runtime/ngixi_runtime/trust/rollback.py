@@ -24,6 +24,7 @@ from ngixi_runtime.files import (
     not_a_directory,
     open_lock_file,
     read_input_bytes,
+    resolved,
     write_atomic,
 )
 from ngixi_runtime.records import NamedTuple
@@ -68,18 +69,18 @@ def state_file_for(trust_file: Path, state_dir: Path) -> Path:
     """Where the rollback state of the trust domain `trust_file` defines is kept: one file per trust file."""
     resolved = trust_domain(trust_file)
     readable = "".join(c if c in _READABLE else "_" for c in f"{resolved.parent.name}-{resolved.stem}")[:64]
-    return state_dir / STATE_SUBDIR / f"{readable}-{sha256_hex(str(resolved).encode())[:16]}.json"
+    return state_dir / STATE_SUBDIR / f"{readable}-{sha256_hex(os.fsencode(resolved))[:16]}.json"
 
 
 def is_dev_trust_file(trust_file: Path, environ: Mapping[str, str] = os.environ) -> bool:
     """Whether this is a project's own dev trust file, the one its builds write: `.ngixi/trust.toml` in a project's
     root (a pyproject.toml with [tool.ngixi] beside it), or `trust.toml` in the project state directory
     $NGIXI_PROJECT_STATE names. Not any file so named: one in a directory that is no project is guarded."""
-    path = trust_file.resolve()
+    path = resolved(trust_file)
     if path.name != DEV_TRUST_NAME:
         return False
     override = state_override(environ)
-    if override is not None and path.parent == override.resolve():
+    if override is not None and path.parent == resolved(override):
         return True
     try:
         return path.parent.name == STATE_DIR and is_project_root(path.parent.parent)

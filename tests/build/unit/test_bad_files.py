@@ -42,6 +42,16 @@ def test_a_project_file_of_the_wrong_shape_is_invalid_input(tmp_path: Path, text
         Project(tmp_path).config  # noqa: B018
 
 
+@pytest.mark.parametrize("start", [init_project, find_project])
+def test_a_directory_that_loops_is_invalid_input(tmp_path: Path, start: Callable[[Path], object]) -> None:
+    """`ngixi init LOOP` and `ngixi build --project LOOP` ended in 'unexpected RuntimeError: Symlink loop from ...'
+    (Path.resolve before Python 3.13)."""
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    with pytest.raises(InvalidInput, match=r"/a: its symbolic links loop; name the file itself$"):
+        start(tmp_path / "a")
+
+
 def test_a_wrong_config_value_is_refused_when_the_project_is_found(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[tool.ngixi]\nrelease = "x"\n')
     with pytest.raises(InvalidInput, match=r"tool\.ngixi\.release: must be an array of guest names"):
