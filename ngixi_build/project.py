@@ -217,6 +217,8 @@ class Project:
     def _shared_folder(self, entry: object, field: str) -> Path:
         if not isinstance(entry, str) or not entry or Path(entry).is_absolute():
             raise InvalidInput(f'{field}: must be a folder\'s path relative to the project root, e.g. "lib"')
+        if "\0" in entry:
+            raise InvalidInput(f"{field}: {entry!r} holds a NUL character, which no path can hold; remove it")
         root = Path(os.path.realpath(self.root))
         folder = Path(os.path.realpath(self.root / entry))
         if not folder.is_relative_to(root):

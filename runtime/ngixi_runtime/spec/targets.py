@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.printable import printable
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.schema import suggestion
 
@@ -76,9 +77,10 @@ def resolve_target(triple: str, *, source: str, cpu_features: Sequence[str] | No
     if triple not in SUPPORTED_TARGETS:
         reason = next((why for word, why in _KNOWN_UNSUPPORTED.items() if word in triple), None)
         supported = ", ".join(SUPPORTED_TARGETS)
+        named = printable(triple)  # a line break in the file's string stays in this one line
         if reason:
-            raise InvalidInput(f'{source}: target "{triple}" is not supported: {reason}; supported: {supported}')
-        raise InvalidInput(f'{source}: unknown target "{triple}"; supported: {supported}')
+            raise InvalidInput(f'{source}: target "{named}" is not supported: {reason}; supported: {supported}')
+        raise InvalidInput(f'{source}: unknown target "{named}"; supported: {supported}')
     if cpu_features is None:
         return SUPPORTED_TARGETS[triple]
     return Target(triple, _checked_baseline(triple, cpu_features, f"{source}.cpu_features"))
@@ -100,11 +102,11 @@ def _unknown_feature(feature: str, name: str, architecture: Architecture) -> str
     foreign = next((other for other, a in ARCHITECTURES.items() if feature in a.features), None)
     if not architecture.features:
         what = f"an {foreign} feature" if foreign else "not a CPU feature Wasmer knows"
-        return f'"{feature}" is {what}; Wasmer 2.1 knows no {name} CPU features, so leave cpu_features empty'
+        return f'"{printable(feature)}" is {what}; Wasmer 2.1 knows no {name} CPU features, so leave cpu_features empty'
     if foreign is not None:
-        return f'"{feature}" is an {foreign} feature, not one of {name}; remove it'
+        return f'"{printable(feature)}" is an {foreign} feature, not one of {name}; remove it'
     hint = suggestion(feature, architecture.features, "known")
-    return f'"{feature}" is not one of the {name} CPU features Wasmer knows; {hint}'
+    return f'"{printable(feature)}" is not one of the {name} CPU features Wasmer knows; {hint}'
 
 
 _MACHINE_ARCHITECTURES = {"amd64": "x86_64", "arm64": "aarch64"}

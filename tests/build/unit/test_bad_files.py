@@ -52,6 +52,23 @@ def test_a_directory_that_loops_is_invalid_input(tmp_path: Path, start: Callable
         start(tmp_path / "a")
 
 
+@pytest.mark.parametrize(
+    ("line", "refusal"),
+    [
+        ('shared_sources = ["lib\\u0000"]', r"tool\.ngixi\.shared_sources\[0\]: 'lib\\x00' holds a NUL character, "),
+        ('targets = ["x86_64-unknown-linux-gnu\\n"]', r'targets\[0\]: unknown target "x86_64-unknown-linux-gnu\\n"; '),
+        ('targets = [{ triple = "x86_64-unknown-linux-gnu", cpu_features = ["sse2\\n"] }]', r'"sse2\\n" is not '),
+    ],
+)
+def test_a_config_string_with_a_nul_or_a_line_break_is_one_line(tmp_path: Path, line: str, refusal: str) -> None:
+    """A NUL in shared_sources reached os.path.realpath ('unexpected ValueError: embedded null byte'), and a target
+    or CPU feature ending in a line break was quoted raw, splitting the error over two lines."""
+    (tmp_path / "pyproject.toml").write_text(f"[tool.ngixi]\n{line}\n")
+    with pytest.raises(InvalidInput, match=refusal) as refused:
+        find_project(tmp_path)
+    assert "\n" not in str(refused.value)
+
+
 def test_a_wrong_config_value_is_refused_when_the_project_is_found(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[tool.ngixi]\nrelease = "x"\n')
     with pytest.raises(InvalidInput, match=r"tool\.ngixi\.release: must be an array of guest names"):
