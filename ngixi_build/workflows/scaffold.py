@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def init_project(directory: Path) -> list[Path]:
     values = {"project": resolved(directory).name, "targets": json.dumps(list(DEFAULT_TARGETS), indent=4)}
     files = _rendered(TEMPLATES / "project", values)
     _refuse_existing(directory, files, what="ngixi init")
-    written = _write_all(directory, files)
+    written = _write_all({directory / name: data for name, data in files.items()})
     for folder in ("guests", "manifests"):
         (directory / folder).mkdir(exist_ok=True)
     return written
@@ -89,9 +90,8 @@ def new_guest(project: Project, name: str, *, language: str, kind: str, abi: str
         "artifacts": _relative(project.artifacts_dir, guest_dir),
         "shared_includes": "".join(f"-I{folder}\n" for folder in c.editor_include_dirs(project, name)),
     }
-    written = _write_all(guest_dir, _rendered(template.folder / "guest", values))
-    written += _write_all(manifest.parent, {manifest.name: _render(template.folder / "manifest.toml", values)})
-    return written
+    files = {guest_dir / name: data for name, data in _rendered(template.folder / "guest", values).items()}
+    return _write_all({**files, manifest: _render(template.folder / "manifest.toml", values)})
 
 
 def default_abi(language: str) -> str:
@@ -174,11 +174,32 @@ def _refuse_existing(directory: Path, files: Mapping[str, bytes], *, what: str) 
         raise InvalidInput(f"{what}: {names} already {exist}; {what} overwrites nothing, move {them} away first")
 
 
-def _write_all(directory: Path, files: Mapping[str, bytes]) -> list[Path]:
-    written = []
-    for name, data in files.items():
-        path = directory / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, data)
-        written.append(path)
-    return written
+def _write_all(files: Mapping[Path, bytes]) -> list[Path]:
+    """Writes each file; a failure (a full disk, Ctrl-C) removes the files and folders this call made, so that a
+    second try is not refused as a guest or project that exists."""
+    made: list[Path] = []
+    try:
+        for path, data in files.items():
+            made += _new_folders(path.parent)
+            write_atomic(path, data)
+            made.append(path)
+    except BaseException:
+        _remove(made)
+        raise
+    return [path for path in made if path in files]
+
+
+def _new_folders(folder: Path) -> list[Path]:
+    """Makes `folder` and the folders above it that are missing; those it made, the outermost first."""
+    missing = [d for d in (folder, *folder.parents) if not d.exists()][::-1]
+    folder.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _remove(made: list[Path]) -> None:
+    for path in reversed(made):
+        with suppress(OSError):
+            if path.is_dir() and not path.is_symlink():
+                path.rmdir()
+            else:
+                path.unlink()

@@ -162,9 +162,10 @@ def atomic_output(path: Path, *, mode: int = 0o644, new: bool = False) -> Iterat
     import tempfile  # here: it imports shutil and random, which a run that writes nothing never needs
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=_temporary_prefix(path.name), suffix=".tmp", dir=path.parent)
+    with _naming(path):
+        descriptor, temporary = tempfile.mkstemp(prefix=_temporary_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(descriptor, "wb") as stream:
+        with _naming(path), os.fdopen(descriptor, "wb") as stream:
             yield stream
             stream.flush()
             if _SYNC.get():
@@ -174,6 +175,21 @@ def atomic_output(path: Path, *, mode: int = 0o644, new: bool = False) -> Iterat
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """An OSError of writing `path` names it: a full disk's ENOSPC from a write names no file (the CLI then said
+    'unexpected OSError'), and one of its temporary file names a file the user did not name. An error that names
+    another file (one the block read) is left as it is."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno is None or (
+            error.filename is not None and not is_temporary_name(Path(os.fsdecode(error.filename)).name)
+        ):
+            raise
+        raise OSError(error.errno, error.strerror, str(path)) from None
 
 
 # A file name holds 255 bytes on Linux's filesystems, and a temporary one adds 14 to the name it stands for.
@@ -188,13 +204,11 @@ def _temporary_prefix(name: str) -> str:
 def _put_in_place(temporary: str, path: Path, *, new: bool) -> None:
     """The finished file renamed (or linked) to `path`; a failure names `path`, never the temporary file the user
     did not name (a name too long for the filesystem, a directory there)."""
-    try:
+    with _naming(path):
         if new:
             _link_new(temporary, path)
         else:
             os.replace(temporary, path)
-    except OSError as error:
-        raise OSError(error.errno, error.strerror, str(path)) from None
 
 
 def _link_new(temporary: str, path: Path) -> None:

@@ -26,6 +26,7 @@ from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import atomic_output, open_regular, read_input_bytes, sha256_of, write_atomic
 from ngixi_runtime.trust.minisign_format import is_secret_key_file
 from tests.file_events import watched_opens
+from tests.run.unit.test_odd_paths import files_over
 
 DEEP = "x = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n"
 
@@ -67,6 +68,21 @@ def test_a_config_string_with_a_nul_or_a_line_break_is_one_line(tmp_path: Path, 
     with pytest.raises(InvalidInput, match=refusal) as refused:
         find_project(tmp_path)
     assert "\n" not in str(refused.value)
+
+
+def test_init_and_new_that_fail_midway_leave_nothing(tmp_path: Path) -> None:
+    """A full disk (or Ctrl-C) in `ngixi init` or `ngixi new` kept the files written before it: a second `ngixi
+    new NAME` was then refused as 'guest NAME is taken', and the half guest had to be found and removed by hand."""
+    with files_over(300), pytest.raises(OSError, match="File too large"):
+        init_project(tmp_path / "project")
+    assert not (tmp_path / "project").exists()
+    init_project(tmp_path / "project")
+    project = find_project(tmp_path / "project")
+    before = sorted(p.relative_to(project.root) for p in project.root.rglob("*"))
+    with files_over(500), pytest.raises(OSError, match="File too large"):
+        new_guest(project, "hello", language="assemblyscript", kind="library", abi="core")
+    assert sorted(p.relative_to(project.root) for p in project.root.rglob("*")) == before
+    assert new_guest(project, "hello", language="assemblyscript", kind="library", abi="core")
 
 
 def test_a_wrong_config_value_is_refused_when_the_project_is_found(tmp_path: Path) -> None:

@@ -77,10 +77,10 @@ def test_a_module_takes_the_rank_of_its_longest_declared_prefix(module: str, ran
 
 # Names the run side defines that only the build side uses, kept there on purpose: the formats and contracts both
 # sides share (a bundle's, a target's, a module's, a manifest's, a trust file's, a source map's, a registry's), the
-# manifest tables' lenient readers beside their strict ones, and atomic output's own switch and leftovers.
+# manifest tables' lenient readers beside their strict ones, and atomic output's own switch.
 SHARED_CONTRACTS = {
     "ngixi_runtime.engines.wasmer": {"missing_cpu_features"},
-    "ngixi_runtime.files": {"is_temporary_name", "without_fsync"},
+    "ngixi_runtime.files": {"without_fsync"},
     "ngixi_runtime.guest.build_command": {"lenient_build"},
     "ngixi_runtime.guest.check": {"check_core_guest"},
     "ngixi_runtime.guest.compile_options": {"lenient_compile"},

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import resource
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -85,3 +88,28 @@ def test_a_file_whose_name_nearly_fills_the_limit_is_written(tmp_path: Path) -> 
         write_atomic(over, b"key\n", new=True)
     assert refused.value.filename == str(over)
     assert sorted(p.name for p in tmp_path.iterdir()) == [near.name]
+
+
+@contextmanager
+def files_over(limit: int) -> Iterator[None]:
+    """A write past `limit` bytes of a file fails (EFBIG, as a full disk's ENOSPC does: an OSError naming no file);
+    Python ignores SIGXFSZ, so the process lives on."""
+    before = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, before[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, before)
+
+
+def test_a_write_that_fails_names_the_file_and_leaves_nothing(
+    tmp_path: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A full disk ended `ngixi keygen`, `ngixi trust add` and `ngixi init` in 'unexpected OSError: [Errno 28] No
+    space left on device' (the failed write named no file)."""
+    trust = tmp_path / "edited" / "trust.toml"
+    add = ["trust", "add", "--guest", "g", "--channel", "dev", "--trust", str(trust), str(keys.public)]
+    with files_over(64):
+        assert exit_code(add) == 2
+    assert _last_error(capsys) == f"ngixi: error: {trust}: File too large"
+    assert list(trust.parent.iterdir()) == []
