@@ -943,11 +943,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The `ngixi` command; `argv` None: this process's own command line, and the process is the command's own,
     which `ngixi run --in-process` may end at a guest's timeout on an engine that cannot interrupt it."""
     arguments = sys.argv[1:] if argv is None else list(argv)
-    with _collection_paused(own_process=argv is None):
-        commands = _commands_for(arguments)
-        parser = _parser(commands, json_failures=_asks_for_json_failures(arguments))
-        _refuse_a_build_command(parser, _named_command(arguments), commands)
-        args = parser.parse_args(arguments)
+    json_failures = _asks_for_json_failures(arguments)
+    try:
+        with _collection_paused(own_process=argv is None):
+            commands = _commands_for(arguments)
+            parser = _parser(commands, json_failures=json_failures)
+            _refuse_a_build_command(parser, _named_command(arguments), commands)
+            args = parser.parse_args(arguments)
+    except KeyboardInterrupt:  # Ctrl-C while the command starts (its imports, its commands' entry points)
+        if json_failures:
+            _print_failure("interrupted", "interrupted (SIGINT)", INTERRUPTED_STATUS)
+        return INTERRUPTED_STATUS
     args.own_process = argv is None
     _configure_logging(args)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -257,6 +258,22 @@ def test_run_json_prints_a_failure_document_when_interrupted(
         "ok": False,
         "error": {"kind": "interrupted", "message": "interrupted (SIGINT)", "exit_code": 130},
     }
+
+
+@pytest.mark.parametrize("argv", [["verify", "b.ngx"], ["run", "--json", "b.ngx"]])
+def test_ctrl_c_while_the_command_starts_is_its_exit_code_without_a_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, argv: list[str]
+) -> None:
+    """A Ctrl-C in the command's first tenth of a second (loading its commands, building its parser, importing an
+    engine's names) came before main's error boundary: Python's KeyboardInterrupt traceback, status -2."""
+
+    def interrupted(_: Sequence[str]) -> list[Command]:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_commands_for", interrupted)
+    assert main(argv) == 130
+    out = capsys.readouterr().out
+    assert (json.loads(out)["error"]["kind"] if out else None) == ("interrupted" if "--json" in argv else None)
 
 
 def test_run_json_stays_one_document_when_interrupted_while_printing_it(
