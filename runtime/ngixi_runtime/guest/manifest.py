@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -411,6 +412,6 @@ def manifest_from_table(raw: Mapping[str, Any], *, source: str, stem: str) -> Ma
 
 def load_manifest(path: Path) -> Manifest:
     """Reads and parses `manifests/<name>.toml`."""
-    if not path.exists():
+    if not os.path.lexists(path):  # a link that loops or names nothing is the reader's to say
         raise InvalidInput(f"{path}: missing; create it: each guest needs manifests/<name>.toml")
     return parse_manifest(read_input_text(path, what="the manifest"), source=str(path), stem=path.stem)

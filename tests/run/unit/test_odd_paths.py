@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import write_atomic
-from ngixi_runtime.guest.manifest import ManifestError, parse_manifest
+from ngixi_runtime.guest.manifest import ManifestError, load_manifest, parse_manifest
 from tests.conftest import KeyFiles, exit_code, make_bundle
 from tests.run.unit.test_loader import MANIFEST, WASM
 
@@ -67,6 +68,14 @@ def test_a_toml_file_with_a_byte_order_mark_says_so(
         f"ngixi: error: {named}: not valid TOML: it starts with a byte order mark (U+FEFF); save it as UTF-8 "
         "without one"
     )
+
+
+def test_a_manifest_that_is_a_symbolic_link_loop_is_not_called_missing(tmp_path: Path) -> None:
+    """`ngixi validate LOOP` said the manifest was missing and to create it, over a link the user would find there."""
+    loop = _loop(tmp_path)
+    with pytest.raises(InvalidInput) as refused:
+        load_manifest(loop)
+    assert str(refused.value).endswith("its symbolic links loop; name the file itself")
 
 
 def test_a_manifest_with_a_byte_order_mark_says_so() -> None:
