@@ -25,6 +25,7 @@ from ngixi_runtime.files import (
     KEY_FILE_LIMIT,
     atomic_output,
     make_directories,
+    not_a_directory,
     open_plain,
     read_input_bytes,
     read_input_text,
@@ -105,7 +106,9 @@ def _editing(link_or_file: Path) -> Iterator[Path]:
         make_directories(trust_file.parent, 0o755)  # others may read a trust file, never change it
         descriptor, _ = open_plain(trust_file.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as error:
-        raise InvalidInput(f"{trust_file.parent}: cannot edit trust files there: {error.strerror}") from None
+        problem = not_a_directory(trust_file.parent)
+        why = f"it {problem}" if problem else error.strerror
+        raise InvalidInput(f"{trust_file.parent}: cannot edit trust files there: {why}") from None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield trust_file

@@ -97,7 +97,8 @@ def test_trust_editings_lock_never_opens_a_fifo_swapped_in_for_its_folder(
     monkeypatch.setattr(editing, "make_directories", lambda path, mode: None)  # made, then swapped
     try:
         with watched_opens(folder) as opens:
-            with pytest.raises(InvalidInput, match=rf"^{folder}: cannot edit trust files there: Not a directory$"):
+            refusal = rf"^{folder}: cannot edit trust files there: it is not a directory$"
+            with pytest.raises(InvalidInput, match=refusal):
                 add_key(folder / "trust.toml", new_public_key(), RELEASE_HELLO)
             assert opens() == 0
     finally:

@@ -122,3 +122,14 @@ def test_a_write_that_fails_names_the_file_and_leaves_nothing(
         assert exit_code(add) == 2
     assert _last_error(capsys) == f"ngixi: error: {trust}: File too large"
     assert list(trust.parent.iterdir()) == []
+
+
+def test_a_trust_file_under_a_file_says_which_is_not_a_directory(
+    tmp_path: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ngixi trust add --trust FILE/trust.toml` said 'cannot edit trust files there: File exists' (mkdir's error)."""
+    (tmp_path / "file").write_text("")
+    trust = tmp_path / "file" / "trust.toml"
+    add = ["trust", "add", "--guest", "g", "--channel", "dev", "--trust", str(trust), str(keys.public)]
+    assert exit_code(add) == 2
+    assert _last_error(capsys) == f"ngixi: error: {trust.parent}: cannot edit trust files there: it is not a directory"
