@@ -11,6 +11,7 @@ brings only the WASI functions the module uses (see docs/components.md).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -40,7 +41,7 @@ from ngixi_runtime.engines.base import PORTABLE_TRIPLE
 from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.files import write_atomic
 from ngixi_runtime.guest.kind import GuestKind
-from ngixi_runtime.guest.manifest import Manifest, load_manifest
+from ngixi_runtime.guest.manifest import COMPONENT_EXPORT_PATTERN, Manifest, load_manifest
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.spec.wasm import read_module_info
 
@@ -133,6 +134,12 @@ def world_text(manifest: Manifest, package: str) -> str:
     lines = [f"package ngixi-guest:{manifest.guest.name};", "", f"world {manifest.guest.name} {{"]
     lines.append(f"  include {qualified_name(package, HOST_WORLD)};")
     for export in manifest.exports:
+        if not re.match(COMPONENT_EXPORT_PATTERN, export.name):
+            raise WitError(
+                f"{manifest.source}: exports.{export.name}: a guest built from its sources exports names of lowercase "
+                'letters and digits; WIT names with "-" and INTERFACE#NAME are for a prebuilt component '
+                '(language = "wasm")'
+            )
         params = ", ".join(f"arg{i}: {WIT_VALUE_TYPES.get(t, t)}" for i, t in enumerate(export.params))
         results = "".join(f" -> {WIT_VALUE_TYPES.get(t, t)}" for t in export.results)
         lines.append(f"  export {export.name}: func({params}){results};")

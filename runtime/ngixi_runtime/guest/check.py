@@ -234,7 +234,10 @@ def _wasi_problems(
     """What the manifest does not grant of the WASI functions a component imports from `name`."""
     known = grants.get(wasi_interface(name) or "")
     if known is None:
-        return [f"capabilities: the component imports {name}, which no Ngixi capability provides"]
+        return [
+            f"capabilities: the component imports {name}, which no Ngixi capability provides; this host provides "
+            "WASI 0.2 and ngixi:host@0.1.0 (`ngixi wit`): build the component without the import"
+        ]
     problems = [
         f"capabilities: the component imports {f} from {name}, which no Ngixi capability provides"
         for f in sorted(functions - known.keys())
@@ -269,7 +272,10 @@ def _interface_problems(
         return []
     providing = next((c for c in capabilities if interface is not None and c.interface == interface), None)
     if providing is None:
-        return [f"capabilities: the component imports {name}, which no Ngixi capability provides"]
+        return [
+            f"capabilities: the component imports {name}, which no Ngixi capability provides; this host provides "
+            "WASI 0.2 and ngixi:host@0.1.0 (`ngixi wit`): build the component without the import"
+        ]
     if providing.name not in manifest.grants:
         return [
             f"capabilities.{providing.name}: the component imports {name}, which needs "
@@ -314,6 +320,12 @@ def _component_export_problems(manifest: Manifest, info: ComponentInfo) -> list[
         if found is None:
             names = ", ".join(sorted(info.exports)) or "nothing"
             problems.append(f"exports.{decl.name}: the component has no function {decl.name!r}; it exports: {names}")
+        elif decl.name in info.unpassable:
+            problems.append(
+                f"exports.{decl.name}: the component's {decl.name} passes {info.unpassable[decl.name]} values "
+                "(resource handles, streams or futures), which Ngixi does not support; export a function of plain "
+                "WIT types (docs/components.md)"
+            )
         elif not decl.from_wit and not _types_match((decl.params, decl.results), found):
             problems.append(
                 f"exports.{decl.name}: declared as {wit_signature((as_wit(decl.params), as_wit(decl.results)))}, "

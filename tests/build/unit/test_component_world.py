@@ -85,5 +85,13 @@ def test_exports_write_types_as_the_engine_does() -> None:
     assert exports["peek"] == (("borrow",), ("stream",))
 
 
+def test_exports_passing_resource_handles_or_streams_are_marked_anywhere_in_their_types() -> None:
+    resolved = {**RESOLVED, "types": [*RESOLVED["types"], {"name": None, "kind": {"option": 10}}]}
+    nested = {"name": "deep", "params": [{"name": "x", "type": len(resolved["types"]) - 1}], "result": None}
+    resolved["worlds"] = [{**RESOLVED["worlds"][0], "exports": {**RESOLVED["worlds"][0]["exports"]}}]
+    resolved["worlds"][0]["exports"]["deep"] = {"function": nested}
+    assert world_info(resolved).unpassable == {"peek": "borrow", "deep": "borrow"}
+
+
 def test_an_exported_interface_names_its_functions_instance_hash_function() -> None:
     assert world_info(RESOLVED).exports["wasi:cli/run@0.2.12#run"] == ((), ("result",))

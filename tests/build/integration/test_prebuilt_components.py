@@ -1,0 +1,137 @@
+"""Components other toolchains made, committed as prebuilt `wasm` guests of an author's project: built with
+`ngixi build`, then run with `ngixi run` isolated and in-process on Wasmtime. Each is made here from WAT (or from
+WIT with wasm-tools' dummy core module, as wit-bindgen's output is shaped), so no language toolchain runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import wasmtime
+
+from ngixi_build.toolchains.wit import wasm_tools
+from tests.integration import run_in
+
+pytestmark = pytest.mark.integration
+
+NGIXI = Path(sys.executable).with_name("ngixi")
+
+# An exported interface, a WIT name with "-", a nested core instance it imports from, and a nested component.
+CALC = """(component
+  (component $inner
+    (core module $m (func (export "run") (result i32) (i32.const 42)))
+    (core instance $i (instantiate $m))
+    (func (export "run") (result u32) (canon lift (core func $i "run"))))
+  (instance $a (instantiate $inner))
+  (alias export $a "run" (func $answer))
+  (core module $lib (func (export "seven") (result i32) (i32.const 7)))
+  (core instance $l (instantiate $lib))
+  (core module $m (import "lib" "seven" (func $seven (result i32)))
+    (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+    (func (export "add-seven") (param i32) (result i32) (i32.add (call $seven) (local.get 0))))
+  (core instance $i (instantiate $m (with "lib" (instance $l))))
+  (func $add (param "a" u32) (param "b" u32) (result u32) (canon lift (core func $i "add")))
+  (instance $api (export "add" (func $add)))
+  (export "acme:calc/api@0.1.0" (instance $api))
+  (func (export "add-seven") (param "n" u32) (result u32) (canon lift (core func $i "add-seven")))
+  (export "answer" (func $answer)))"""
+CALC_EXPORTS = ("acme:calc/api@0.1.0#add", "add-seven", "answer")
+# Resource handles and a stream, which the host never passes.
+HANDLES_WIT = """package acme:res;
+interface api {
+  resource counter { constructor(start: u32); get: func() -> u32; }
+  make: func(n: u32) -> counter;
+  pipe: func(s: option<stream<u8>>) -> u32;
+}
+world w { export api; }
+"""
+# An import of an interface no Ngixi capability provides.
+NEEDY = """(component
+  (import "acme:thing/api" (instance $thing (export "ping" (func (result u32)))))
+  (core module $m (func (export "run") (result i32) (i32.const 7)))
+  (core instance $i (instantiate $m))
+  (func (export "run") (result u32) (canon lift (core func $i "run"))))"""
+FLAT = '(module (func (export "run") (result i32) (i32.const 1)))'
+
+
+def manifest(name: str, exports: tuple[str, ...]) -> str:
+    declared = "".join(f'[exports."{export}"]\n' for export in exports)
+    return f'[guest]\nname = "{name}"\nversion = "0.1.0"\nlanguage = "wasm"\nabi = "component"\n\n{declared}'
+
+
+def from_wit(directory: Path, wit: str) -> bytes:
+    """A component of `wit`'s world around wasm-tools' dummy core module (its functions trap)."""
+    (directory / "wit").mkdir(parents=True)
+    (directory / "wit" / "world.wit").write_text(wit)
+    core, component = directory / "core.wasm", directory / "component.wasm"
+    subprocess.run([wasm_tools(), "component", "embed", "--dummy", directory / "wit", "-o", core], check=True)
+    subprocess.run([wasm_tools(), "component", "new", core, "-o", component], check=True)
+    return component.read_bytes()
+
+
+def environment(root: Path) -> dict[str, str]:
+    variables = {k: v for k, v in os.environ.items() if not k.startswith("NGIXI_")}
+    return {**variables, "CI": "1", "NGIXI_STATE_DIR": str(root / "state"), "NGIXI_AOT_CACHE": str(root / "aot")}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """One author's project of the components above, built once; the build's output (it fails for three)."""
+    root = tmp_path_factory.mktemp("prebuilt-components")
+    handles = from_wit(tmp_path_factory.mktemp("handles"), HANDLES_WIT)
+    guests = {
+        "calc": (CALC_EXPORTS, bytes(wasmtime.wat2wasm(CALC))),
+        "handles": (("acme:res/api#make", "acme:res/api#pipe"), handles),
+        "needy": (("run",), bytes(wasmtime.wat2wasm(NEEDY))),
+        "flat": (("run",), bytes(wasmtime.wat2wasm(FLAT))),
+    }
+    (root / "pyproject.toml").write_text('[tool.ngixi]\ntargets = []\nwasmtime_targets = ["host"]\n')
+    (root / "manifests").mkdir()
+    for name, (exports, wasm) in guests.items():
+        (root / "manifests" / f"{name}.toml").write_text(manifest(name, exports))
+        (root / "guests" / name).mkdir(parents=True)
+        (root / "guests" / name / f"{name}.wasm").write_bytes(wasm)
+    return root, run_in(root, [str(NGIXI), "build"], env=environment(root), check=False, timeout=300)
+
+
+def ngixi_run(root: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    bundle = "artifacts/bundles/calc-0.1.0.ngx"
+    return run_in(root, [str(NGIXI), "run", bundle, *arguments], env=environment(root), check=False, timeout=120)
+
+
+@pytest.mark.parametrize("where", ["isolated", "in-process"])
+def test_a_function_of_an_exported_interface_and_wit_names_are_called_by_their_names(
+    built: tuple[Path, subprocess.CompletedProcess[str]], where: str
+) -> None:
+    root, _ = built
+    mode = ("--in-process",) if where == "in-process" else ()
+    calls = {("acme:calc/api@0.1.0#add", "2", "3"): "5", ("add-seven", "35"): "42", ("answer",): "42"}
+    for call, expected in calls.items():
+        done = ngixi_run(root, *mode, *call)
+        assert (done.returncode, done.stdout.strip(), done.stderr) == (0, expected, "")
+
+
+def test_what_the_host_cannot_pass_or_provide_is_refused_at_build_in_one_line_each(
+    built: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    root, build = built
+    assert build.returncode != 0 and "Traceback" not in build.stdout + build.stderr
+    said = build.stdout + build.stderr
+    for export, kind in (("acme:res/api#make", "own"), ("acme:res/api#pipe", "stream")):
+        assert (
+            f"manifests/handles.toml: exports.{export}: the component's {export} passes {kind} values (resource "
+            "handles, streams or futures), which Ngixi does not support; export a function of plain WIT types"
+        ) in said
+    assert (
+        "manifests/needy.toml: capabilities: the component imports acme:thing/api, which no Ngixi capability "
+        "provides; this host provides WASI 0.2 and ngixi:host@0.1.0 (`ngixi wit`): build the component without the "
+        "import"
+    ) in said
+    assert (
+        f'{root}/guests/flat/flat.wasm: is a core module, and {root}/manifests/flat.toml says abi = "component"; '
+        'declare [guest] abi = "core" there, or make it a component (wasm-tools component new)'
+    ) in said
+    assert sorted(path.name for path in (root / "artifacts" / "bundles").glob("*.ngx")) == ["calc-0.1.0.ngx"]
