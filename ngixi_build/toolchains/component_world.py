@@ -61,8 +61,8 @@ def world_info(resolved: Mapping[str, Any]) -> ComponentInfo:
             name = _item_name(resolved, key, item)
             functions.update({f"{name}#{f}": function for f, function in _functions(resolved, item).items()})
     exports = {name: types.signature(function) for name, function in functions.items()}
-    unpassable = {name: kind for name, function in functions.items() if (kind := types.unpassable_in(function))}
-    return ComponentInfo(imports, exports, import_types, unpassable)
+    uncallable = {name: why for name, function in functions.items() if (why := types.uncallable(function))}
+    return ComponentInfo(imports, exports, import_types, uncallable)
 
 
 def _functions(resolved: Mapping[str, Any], item: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -93,19 +93,23 @@ class _Types:
         params = tuple(self.render(p["type"]) for p in function["params"])
         return params, () if result is None else (self.render(result),)
 
-    def unpassable_in(self, function: Mapping[str, Any]) -> str | None:
-        """The first kind of value the function takes or returns that the host never passes, if any."""
+    def uncallable(self, function: Mapping[str, Any]) -> str | None:
+        """Why the host cannot call the function, if it cannot: async, or a value it never passes."""
+        kind = function.get("kind", "freestanding")
+        if str(kind if isinstance(kind, str) else next(iter(kind))).startswith("async"):
+            return "is async (the component model's async ABI)"
         refs = [p["type"] for p in function["params"]] + [function.get("result")]
-        return next((kind for ref in refs if (kind := self.unpassable(ref))), None)
+        return next((f"passes {found}" for ref in refs if (found := self.unpassable(ref))), None)
 
     def unpassable(self, ref: _Ref | None) -> str | None:
+        """The first value the type holds that the host never passes: a resource handle, stream or future."""
         if ref is None or isinstance(ref, str):
             return None
         ((kind, body),) = self._types[ref]["kind"].items()
         if kind == "handle":
-            return str(next(iter(body)))  # own or borrow
+            return f"resource handles ({next(iter(body))})"
         if kind in ("stream", "future"):
-            return str(kind)
+            return f"{kind}s"
         return next((found for inner in _inner_refs(kind, body) if (found := self.unpassable(inner))), None)
 
     def render(self, ref: _Ref | None) -> str:

@@ -320,11 +320,10 @@ def _component_export_problems(manifest: Manifest, info: ComponentInfo) -> list[
         if found is None:
             names = ", ".join(sorted(info.exports)) or "nothing"
             problems.append(f"exports.{decl.name}: the component has no function {decl.name!r}; it exports: {names}")
-        elif decl.name in info.unpassable:
+        elif decl.name in info.uncallable:
             problems.append(
-                f"exports.{decl.name}: the component's {decl.name} passes {info.unpassable[decl.name]} values "
-                "(resource handles, streams or futures), which Ngixi does not support; export a function of plain "
-                "WIT types (docs/components.md)"
+                f"exports.{decl.name}: the component's {decl.name} {info.uncallable[decl.name]}, which Ngixi does "
+                "not support; export a synchronous function of plain WIT types (docs/components.md)"
             )
         elif not decl.from_wit and not _types_match((decl.params, decl.results), found):
             problems.append(
