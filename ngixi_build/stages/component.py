@@ -22,7 +22,7 @@ from ngixi_build.proc import run, tool_limits
 from ngixi_build.project import Project
 from ngixi_build.toolchains import asbindings, ascanon, asexports
 from ngixi_build.toolchains.asbindings import CABI, INDEX, write_bindings
-from ngixi_build.toolchains.asexports import GLUE, generate_exports, implementation_path
+from ngixi_build.toolchains.asexports import EXPORT_NAME, GLUE, generate_exports, implementation_path
 from ngixi_build.toolchains.assemblyscript import toolchain_for
 from ngixi_build.toolchains.wit import (
     HOST_WORLD,
@@ -41,7 +41,7 @@ from ngixi_runtime.engines.base import PORTABLE_TRIPLE
 from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.files import write_atomic
 from ngixi_runtime.guest.kind import GuestKind
-from ngixi_runtime.guest.manifest import COMPONENT_EXPORT_PATTERN, Manifest, load_manifest
+from ngixi_runtime.guest.manifest import Manifest, load_manifest
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.spec.wasm import read_module_info
 
@@ -134,7 +134,7 @@ def world_text(manifest: Manifest, package: str) -> str:
     lines = [f"package ngixi-guest:{manifest.guest.name};", "", f"world {manifest.guest.name} {{"]
     lines.append(f"  include {qualified_name(package, HOST_WORLD)};")
     for export in manifest.exports:
-        if not re.match(COMPONENT_EXPORT_PATTERN, export.name):
+        if not re.match(EXPORT_NAME, export.name):
             raise WitError(
                 f"{manifest.source}: exports.{export.name}: a guest built from its sources exports names of lowercase "
                 'letters and digits; WIT names with "-" and INTERFACE#NAME are for a prebuilt component '

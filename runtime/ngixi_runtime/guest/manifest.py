@@ -56,8 +56,6 @@ SEMVER_PATTERN = (  # a pattern, compiled by `re` for a version that is not a pl
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?\Z"
 )
 EXPORT_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
-# A WIT name that AssemblyScript can also export as it is: a pattern, compiled by `re` when a component is checked.
-COMPONENT_EXPORT_PATTERN = r"^[a-z][a-z0-9]*\Z"
 # A WIT name (`sort-keys`, `get-URL`), and a component's function by its name: `INTERFACE#NAME` for one of an
 # exported interface (`acme:calc/api@0.1.0#add`), as prebuilt components of other toolchains export them.
 _WIT_LABEL = r"(?:[a-z][a-z0-9]*|[A-Z][A-Z0-9]*)(?:-(?:[a-z][a-z0-9]*|[A-Z][A-Z0-9]*))*"
