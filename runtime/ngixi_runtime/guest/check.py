@@ -228,16 +228,21 @@ def check_core_guest(manifest: Manifest, info: ModuleInfo) -> list[str]:
 # --- components ------------------------------------------------------------------------------------
 
 
+def _unprovided_interface(name: str) -> str:
+    packages = sorted({interface.split("/")[0].removeprefix("wasi:") for interface in wasi_p2_grants()})
+    return (
+        f"capabilities: the component imports {name}, which no Ngixi capability provides; this host provides "
+        f"WASI 0.2's {', '.join(packages)} and ngixi:host@0.1.0 (`ngixi wit`): build the component without the import"
+    )
+
+
 def _wasi_problems(
     manifest: Manifest, name: str, functions: frozenset[str], grants: Mapping[str, Mapping[str, tuple[str, ...]]]
 ) -> list[str]:
     """What the manifest does not grant of the WASI functions a component imports from `name`."""
     known = grants.get(wasi_interface(name) or "")
     if known is None:
-        return [
-            f"capabilities: the component imports {name}, which no Ngixi capability provides; this host provides "
-            "WASI 0.2 and ngixi:host@0.1.0 (`ngixi wit`): build the component without the import"
-        ]
+        return [_unprovided_interface(name)]
     problems = [
         f"capabilities: the component imports {f} from {name}, which no Ngixi capability provides"
         for f in sorted(functions - known.keys())
@@ -272,10 +277,7 @@ def _interface_problems(
         return []
     providing = next((c for c in capabilities if interface is not None and c.interface == interface), None)
     if providing is None:
-        return [
-            f"capabilities: the component imports {name}, which no Ngixi capability provides; this host provides "
-            "WASI 0.2 and ngixi:host@0.1.0 (`ngixi wit`): build the component without the import"
-        ]
+        return [_unprovided_interface(name)]
     if providing.name not in manifest.grants:
         return [
             f"capabilities.{providing.name}: the component imports {name}, which needs "

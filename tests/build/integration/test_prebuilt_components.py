@@ -140,8 +140,8 @@ def test_what_the_host_cannot_pass_or_provide_is_refused_at_build_in_one_line_ea
         ) in said
     assert (
         "manifests/needy.toml: capabilities: the component imports acme:thing/api, which no Ngixi capability "
-        "provides; this host provides WASI 0.2 and ngixi:host@0.1.0 (`ngixi wit`): build the component without the "
-        "import"
+        "provides; this host provides WASI 0.2's cli, clocks, filesystem, io, random and ngixi:host@0.1.0 "
+        "(`ngixi wit`): build the component without the import"
     ) in said
     assert (
         f'{root}/guests/flat/flat.wasm: is a core module, and {root}/manifests/flat.toml says abi = "component"; '

@@ -16,7 +16,10 @@ from ngixi_runtime.guest.check import check_component
 from ngixi_runtime.guest.manifest import Manifest, parse_manifest
 
 F = "manifests/hello-component.toml"
-BUILD_WITHOUT = "this host provides WASI 0.2 and ngixi:host@0.1.0 (`ngixi wit`): build the component without the import"
+BUILD_WITHOUT = (
+    "this host provides WASI 0.2's cli, clocks, filesystem, io, random and ngixi:host@0.1.0 (`ngixi wit`): build the "
+    "component without the import"
+)
 MANIFEST = """\
 [guest]
 name = "hello-component"
