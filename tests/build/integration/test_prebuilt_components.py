@@ -4,20 +4,17 @@ WIT with wasm-tools' dummy core module, as wit-bindgen's output is shaped), so n
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import wasmtime
 
 from ngixi_build.toolchains.wit import wasm_tools
+from tests.build.integration.test_real_programs import NGIXI, environment
 from tests.integration import run_in
 
 pytestmark = pytest.mark.integration
-
-NGIXI = Path(sys.executable).with_name("ngixi")
 
 # An exported interface, a WIT name with "-", a nested core instance it imports from, and a nested component.
 CALC = """(component
@@ -77,11 +74,6 @@ def from_wit(directory: Path, wit: str) -> bytes:
     subprocess.run([wasm_tools(), "component", "embed", "--dummy", directory / "wit", "-o", core], check=True)
     subprocess.run([wasm_tools(), "component", "new", core, "-o", component], check=True)
     return component.read_bytes()
-
-
-def environment(root: Path) -> dict[str, str]:
-    variables = {k: v for k, v in os.environ.items() if not k.startswith("NGIXI_")}
-    return {**variables, "CI": "1", "NGIXI_STATE_DIR": str(root / "state"), "NGIXI_AOT_CACHE": str(root / "aot")}
 
 
 @pytest.fixture(scope="module")
