@@ -36,6 +36,23 @@ CALC = """(component
   (func (export "add-seven") (param "n" u32) (result u32) (canon lift (core func $i "add-seven")))
   (export "answer" (func $answer)))"""
 CALC_EXPORTS = ("acme:calc/api@0.1.0#add", "add-seven", "answer")
+# Counts its arguments through WASI 0.2.0's wasi:cli/environment (Wasmtime serves any 0.2.x with its own).
+OLDER_WASI = """(component
+  (import "wasi:cli/environment@0.2.0" (instance $env (export "get-arguments" (func (result (list string))))))
+  (core module $heap (memory (export "memory") 1)
+    (global $next (mut i32) (i32.const 1024))
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32) (local $at i32)
+      (local.set $at (global.get $next))
+      (global.set $next (i32.add (global.get $next) (i32.add (local.get 3) (i32.const 8))))
+      (local.get $at)))
+  (core instance $heap (instantiate $heap))
+  (core func $arguments (canon lower (func $env "get-arguments")
+    (memory (core memory $heap "memory")) (realloc (core func $heap "realloc"))))
+  (core instance $host (export "arguments" (func $arguments)))
+  (core module $m (import "host" "arguments" (func $arguments (param i32))) (import "heap" "memory" (memory 1))
+    (func (export "count") (result i32) (call $arguments (i32.const 0)) (i32.load (i32.const 4))))
+  (core instance $i (instantiate $m (with "host" (instance $host)) (with "heap" (instance $heap))))
+  (func (export "count") (result u32) (canon lift (core func $i "count"))))"""
 # Resource handles and a stream, which the host never passes.
 HANDLES_WIT = """package acme:res;
 interface api {
@@ -63,7 +80,8 @@ FLAT = '(module (func (export "run") (result i32) (i32.const 1)))'
 
 def manifest(name: str, exports: tuple[str, ...]) -> str:
     declared = "".join(f'[exports."{export}"]\n' for export in exports)
-    return f'[guest]\nname = "{name}"\nversion = "0.1.0"\nlanguage = "wasm"\nabi = "component"\n\n{declared}'
+    granted = "[capabilities.args]\n[limits]\nmemory_pages = 1\n" if name == "older" else ""
+    return f'[guest]\nname = "{name}"\nversion = "0.1.0"\nlanguage = "wasm"\nabi = "component"\n\n{declared}{granted}'
 
 
 def from_wit(directory: Path, wit: str) -> bytes:
@@ -78,11 +96,12 @@ def from_wit(directory: Path, wit: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    """One author's project of the components above, built once; the build's output (it fails for four)."""
+    """One author's project of the components above, built once; the build's output (it fails for four of them)."""
     root = tmp_path_factory.mktemp("prebuilt-components")
     handles = from_wit(tmp_path_factory.mktemp("handles"), HANDLES_WIT)
     guests = {
         "calc": (CALC_EXPORTS, bytes(wasmtime.wat2wasm(CALC))),
+        "older": (("count",), bytes(wasmtime.wat2wasm(OLDER_WASI))),
         "handles": (("acme:res/api#make", "acme:res/api#pipe"), handles),
         "needy": (("run",), bytes(wasmtime.wat2wasm(NEEDY))),
         "later": (("run",), bytes(wasmtime.wat2wasm(ASYNC))),
@@ -97,9 +116,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Co
     return root, run_in(root, [str(NGIXI), "build"], env=environment(root), check=False, timeout=300)
 
 
-def ngixi_run(root: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    bundle = "artifacts/bundles/calc-0.1.0.ngx"
-    return run_in(root, [str(NGIXI), "run", bundle, *arguments], env=environment(root), check=False, timeout=120)
+def ngixi_run(root: Path, where: str, guest: str, *call: str) -> subprocess.CompletedProcess[str]:
+    mode = ["--in-process"] if where == "in-process" else []
+    command = [str(NGIXI), "run", *mode, f"artifacts/bundles/{guest}-0.1.0.ngx", *call]
+    return run_in(root, command, env=environment(root), check=False, timeout=120)
 
 
 @pytest.mark.parametrize("where", ["isolated", "in-process"])
@@ -107,11 +127,18 @@ def test_a_function_of_an_exported_interface_and_wit_names_are_called_by_their_n
     built: tuple[Path, subprocess.CompletedProcess[str]], where: str
 ) -> None:
     root, _ = built
-    mode = ("--in-process",) if where == "in-process" else ()
     calls = {("acme:calc/api@0.1.0#add", "2", "3"): "5", ("add-seven", "35"): "42", ("answer",): "42"}
     for call, expected in calls.items():
-        done = ngixi_run(root, *mode, *call)
+        done = ngixi_run(root, where, "calc", *call)
         assert (done.returncode, done.stdout.strip(), done.stderr) == (0, expected, "")
+
+
+@pytest.mark.parametrize("where", ["isolated", "in-process"])
+def test_an_import_of_an_older_wasi_0_2_release_is_served(
+    built: tuple[Path, subprocess.CompletedProcess[str]], where: str
+) -> None:
+    done = ngixi_run(built[0], where, "older", "count")
+    assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "2", "")  # argv: the guest's name, the export
 
 
 def test_what_the_host_cannot_pass_or_provide_is_refused_at_build_in_one_line_each(
@@ -139,4 +166,7 @@ def test_what_the_host_cannot_pass_or_provide_is_refused_at_build_in_one_line_ea
         f'{root}/guests/flat/flat.wasm: is a core module, and {root}/manifests/flat.toml says abi = "component"; '
         'declare [guest] abi = "core" there, or make it a component (wasm-tools component new)'
     ) in said
-    assert sorted(path.name for path in (root / "artifacts" / "bundles").glob("*.ngx")) == ["calc-0.1.0.ngx"]
+    assert sorted(path.name for path in (root / "artifacts" / "bundles").glob("*.ngx")) == [
+        "calc-0.1.0.ngx",
+        "older-0.1.0.ngx",
+    ]
