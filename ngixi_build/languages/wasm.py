@@ -24,10 +24,11 @@ from ngixi_build.project import NEVER_READ, Project
 from ngixi_build.stages.compile import CompileError
 from ngixi_runtime.files import write_atomic
 from ngixi_runtime.guest.build_command import BuildCommand
-from ngixi_runtime.guest.manifest import load_manifest
+from ngixi_runtime.guest.manifest import Manifest, load_manifest
 
 COMMAND_TIMEOUT_SECONDS = 900.0
 _WASM_MAGIC = b"\0asm"
+_LAYERS = {b"\x01\x00\x00\x00": "core", b"\x0d\x00\x01\x00": "component"}  # by the version and layer bytes
 
 
 @cache
@@ -90,11 +91,13 @@ class Wasm(Language):
 
     def compile(self, job: CompileJob) -> int:
         name = job.guest.name
-        build = load_manifest(job.project.manifest_path(name)).build
+        manifest = load_manifest(job.project.manifest_path(name))
+        build = manifest.build
         module = self._built_module(job, build) if build else self._committed_module(job.project, name)
         data = module.read_bytes()
         if not data.startswith(_WASM_MAGIC):
             raise CompileError(f"{module}: not a WebAssembly module (no \\0asm header)")
+        _check_layer(module, data, manifest)
         write_atomic(job.out_path, data)
         return len(data)
 
@@ -124,6 +127,22 @@ class Wasm(Language):
         if not output.is_file():
             raise CompileError(f"{output}: the [build] output is missing; the command must write it")
         return output
+
+
+def _check_layer(module: Path, data: bytes, manifest: Manifest) -> None:
+    """Refuses a component declared a core module, and a core module declared a component, naming both files."""
+    layer = _LAYERS.get(data[4:8])  # another version is left to validation, which names it
+    if layer is None or layer == manifest.guest.type.abi:
+        return
+    found, advice = (
+        ("a core module", ", or make it a component (wasm-tools component new)")
+        if layer == "core"
+        else ("a component", "")
+    )
+    raise CompileError(
+        f'{module}: is {found}, and {manifest.source} says abi = "{manifest.guest.type.abi}"; declare '
+        f'[guest] abi = "{layer}" there{advice}'
+    )
 
 
 def _program(command: tuple[str, ...], directory: Path) -> list[str]:

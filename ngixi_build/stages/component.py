@@ -11,6 +11,7 @@ brings only the WASI functions the module uses (see docs/components.md).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -21,7 +22,7 @@ from ngixi_build.proc import run, tool_limits
 from ngixi_build.project import Project
 from ngixi_build.toolchains import asbindings, ascanon, asexports
 from ngixi_build.toolchains.asbindings import CABI, INDEX, write_bindings
-from ngixi_build.toolchains.asexports import GLUE, generate_exports, implementation_path
+from ngixi_build.toolchains.asexports import EXPORT_NAME, GLUE, generate_exports, implementation_path
 from ngixi_build.toolchains.assemblyscript import toolchain_for
 from ngixi_build.toolchains.wit import (
     HOST_WORLD,
@@ -133,6 +134,12 @@ def world_text(manifest: Manifest, package: str) -> str:
     lines = [f"package ngixi-guest:{manifest.guest.name};", "", f"world {manifest.guest.name} {{"]
     lines.append(f"  include {qualified_name(package, HOST_WORLD)};")
     for export in manifest.exports:
+        if not re.match(EXPORT_NAME, export.name):
+            raise WitError(
+                f"{manifest.source}: exports.{export.name}: a guest built from its sources exports names of lowercase "
+                'letters and digits; WIT names with "-" and INTERFACE#NAME are for a prebuilt component '
+                '(language = "wasm")'
+            )
         params = ", ".join(f"arg{i}: {WIT_VALUE_TYPES.get(t, t)}" for i, t in enumerate(export.params))
         results = "".join(f" -> {WIT_VALUE_TYPES.get(t, t)}" for t in export.results)
         lines.append(f"  export {export.name}: func({params}){results};")

@@ -18,8 +18,10 @@ from ngixi_build.toolchains.asbindings import PACKAGE as HOST_PACKAGE
 from ngixi_build.toolchains.asbindings import tuple_layout
 from ngixi_build.toolchains.ascanon import MAX_FLAT_PARAMS, MAX_TUPLE, Codegen, camel, declaration
 from ngixi_build.toolchains.wit import Function, WitError, World
-from ngixi_runtime.guest.manifest import COMPONENT_EXPORT_PATTERN as EXPORT_NAME
 
+# A WIT name AssemblyScript, JavaScript and Python can all define as it is: what a guest built from its sources
+# exports (a pattern, compiled by `re` when a world is generated).
+EXPORT_NAME = r"^[a-z][a-z0-9]*\Z"
 PACKAGE = "ngixi-guest"
 TYPES = Path(PACKAGE) / "index.ts"
 GLUE = Path("exports.ts")

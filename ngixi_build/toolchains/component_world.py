@@ -53,15 +53,16 @@ def world_info(resolved: Mapping[str, Any]) -> ComponentInfo:
         if "type" not in item  # the world's own named types, which a component defines rather than imports
     }
     imports = {name: frozenset(functions) for name, functions in import_types.items()}
-    exports: dict[str, WitTypes] = {}
+    functions: dict[str, Mapping[str, Any]] = {}
     for key, item in world["exports"].items():
         if "function" in item:
-            exports[key] = types.signature(item["function"])
+            functions[key] = item["function"]
         elif "interface" in item:
             name = _item_name(resolved, key, item)
-            for function_name, function in _functions(resolved, item).items():
-                exports[f"{name}#{function_name}"] = types.signature(function)
-    return ComponentInfo(imports, exports, import_types)
+            functions.update({f"{name}#{f}": function for f, function in _functions(resolved, item).items()})
+    exports = {name: types.signature(function) for name, function in functions.items()}
+    uncallable = {name: why for name, function in functions.items() if (why := types.uncallable(function))}
+    return ComponentInfo(imports, exports, import_types, uncallable)
 
 
 def _functions(resolved: Mapping[str, Any], item: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -92,6 +93,25 @@ class _Types:
         params = tuple(self.render(p["type"]) for p in function["params"])
         return params, () if result is None else (self.render(result),)
 
+    def uncallable(self, function: Mapping[str, Any]) -> str | None:
+        """Why the host cannot call the function, if it cannot: async, or a value it never passes."""
+        kind = function.get("kind", "freestanding")
+        if str(kind if isinstance(kind, str) else next(iter(kind))).startswith("async"):
+            return "is async (the component model's async ABI)"
+        refs = [p["type"] for p in function["params"]] + [function.get("result")]
+        return next((f"passes {found}" for ref in refs if (found := self.unpassable(ref))), None)
+
+    def unpassable(self, ref: _Ref | None) -> str | None:
+        """The first value the type holds that the host never passes: a resource handle, stream or future."""
+        if ref is None or isinstance(ref, str):
+            return None
+        ((kind, body),) = self._types[ref]["kind"].items()
+        if kind == "handle":
+            return f"resource handles ({next(iter(body))})"
+        if kind in ("stream", "future"):
+            return f"{kind}s"
+        return next((found for inner in _inner_refs(kind, body) if (found := self.unpassable(inner))), None)
+
     def render(self, ref: _Ref | None) -> str:
         if ref is None:
             return "_"
@@ -116,6 +136,19 @@ class _Types:
         if ok is None and err is None:
             return "result"
         return f"result<{self.render(ok)}>" if err is None else f"result<{self.render(ok)}, {self.render(err)}>"
+
+
+def _inner_refs(kind: str, body: Any) -> list[_Ref | None]:
+    """The types a type of this kind holds."""
+    if kind in ("type", "list", "option"):
+        return [body]
+    if kind == "result":
+        return [body.get("ok"), body.get("err")]
+    if kind == "tuple":
+        return list(body["types"])
+    if kind in ("record", "variant"):
+        return [part.get("type") for part in body.get("fields", body.get("cases", []))]
+    return []
 
 
 # Where the engine's name of a primitive differs from WIT's.

@@ -59,6 +59,9 @@ class ComponentInfo(NamedTuple):
     # interface → function → its WIT param and result types, as the component declares them (which need not be
     # the host's: an import is linked by name, and the host function is handed what the component's types lift to)
     import_types: Mapping[str, Mapping[str, WitTypes]] = MappingProxyType({})
+    # export → why the host cannot call it (async; it passes a resource handle, stream or future), as the build
+    # reads it from the component's WIT
+    uncallable: Mapping[str, str] = MappingProxyType({})
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -281,13 +281,12 @@ class ComponentInstance:
             self._raise_stdio_refusal()  # also the cause when the guest failed after a refused write
 
     def _function(self, instance: wc.Instance, export: str) -> wc.Func:
-        """An exported function; `_start` is a command's run function."""
-        inner: wc.ExportIndex | None = None
-        name = export
-        if export == "_start" and self._run is not None:
-            outer, _, name = self._run.partition("#")
-            inner = instance.get_export_index(self._store, outer)
-        index = instance.get_export_index(self._store, name, inner)
+        """An exported function, `INTERFACE#NAME` one of an exported interface; `_start` is a command's run
+        function."""
+        qualified = self._run if export == "_start" and self._run is not None else export
+        outer, _, name = qualified.rpartition("#")
+        inner = instance.get_export_index(self._store, outer) if outer else None
+        index = None if outer and inner is None else instance.get_export_index(self._store, name, inner)
         function = None if index is None else instance.get_func(self._store, index)
         if function is None:
             raise GuestError(f"{self._deadline.guest}: the component exports no function {export!r}")

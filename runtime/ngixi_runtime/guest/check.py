@@ -228,13 +228,21 @@ def check_core_guest(manifest: Manifest, info: ModuleInfo) -> list[str]:
 # --- components ------------------------------------------------------------------------------------
 
 
+def _unprovided_interface(name: str) -> str:
+    packages = sorted({interface.split("/")[0].removeprefix("wasi:") for interface in wasi_p2_grants()})
+    return (
+        f"capabilities: the component imports {name}, which no Ngixi capability provides; this host provides "
+        f"WASI 0.2's {', '.join(packages)} and ngixi:host@0.1.0 (`ngixi wit`): build the component without the import"
+    )
+
+
 def _wasi_problems(
     manifest: Manifest, name: str, functions: frozenset[str], grants: Mapping[str, Mapping[str, tuple[str, ...]]]
 ) -> list[str]:
     """What the manifest does not grant of the WASI functions a component imports from `name`."""
     known = grants.get(wasi_interface(name) or "")
     if known is None:
-        return [f"capabilities: the component imports {name}, which no Ngixi capability provides"]
+        return [_unprovided_interface(name)]
     problems = [
         f"capabilities: the component imports {f} from {name}, which no Ngixi capability provides"
         for f in sorted(functions - known.keys())
@@ -269,7 +277,7 @@ def _interface_problems(
         return []
     providing = next((c for c in capabilities if interface is not None and c.interface == interface), None)
     if providing is None:
-        return [f"capabilities: the component imports {name}, which no Ngixi capability provides"]
+        return [_unprovided_interface(name)]
     if providing.name not in manifest.grants:
         return [
             f"capabilities.{providing.name}: the component imports {name}, which needs "
@@ -314,6 +322,11 @@ def _component_export_problems(manifest: Manifest, info: ComponentInfo) -> list[
         if found is None:
             names = ", ".join(sorted(info.exports)) or "nothing"
             problems.append(f"exports.{decl.name}: the component has no function {decl.name!r}; it exports: {names}")
+        elif decl.name in info.uncallable:
+            problems.append(
+                f"exports.{decl.name}: the component's {decl.name} {info.uncallable[decl.name]}, which Ngixi does "
+                "not support; export a synchronous function of plain WIT types (docs/components.md)"
+            )
         elif not decl.from_wit and not _types_match((decl.params, decl.results), found):
             problems.append(
                 f"exports.{decl.name}: declared as {wit_signature((as_wit(decl.params), as_wit(decl.results)))}, "

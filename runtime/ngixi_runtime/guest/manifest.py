@@ -57,8 +57,10 @@ SEMVER_PATTERN = (  # a pattern, compiled by `re` for a version that is not a pl
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?\Z"
 )
 EXPORT_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
-# A WIT name that AssemblyScript can also export as it is: a pattern, compiled by `re` when a component is checked.
-COMPONENT_EXPORT_PATTERN = r"^[a-z][a-z0-9]*\Z"
+# A WIT name (`sort-keys`, `get-URL`), and a component's function by its name: `INTERFACE#NAME` for one of an
+# exported interface (`acme:calc/api@0.1.0#add`), as prebuilt components of other toolchains export them.
+_WIT_LABEL = r"(?:[a-z][a-z0-9]*|[A-Z][A-Z0-9]*)(?:-(?:[a-z][a-z0-9]*|[A-Z][A-Z0-9]*))*"
+COMPONENT_FUNCTION_PATTERN = rf"^(?:{_WIT_LABEL}:{_WIT_LABEL}/{_WIT_LABEL}(?:@[0-9A-Za-z.+-]+)?#)?{_WIT_LABEL}\Z"
 MAX_MEMORY_PAGES = 65536
 
 
@@ -353,11 +355,12 @@ def _plain_release(version: str) -> bool:
 def _check_component(manifest: Manifest, problems: Problems) -> None:
     """What a component guest may declare: WIT-compatible export names, no fuel."""
     for export in manifest.exports:
-        if not re.match(COMPONENT_EXPORT_PATTERN, export.name):
-            plain = re.sub(r"[^a-z0-9]", "", export.name.lower()).lstrip("0123456789") or "run"
+        if not re.match(COMPONENT_FUNCTION_PATTERN, export.name):
+            plain = re.sub(r"[^a-z0-9]+", "-", export.name.lower()).lstrip("-0123456789").rstrip("-") or "run"
             problems.add(
                 f"exports.{export.name}",
-                f'a component guest\'s export name must be lowercase letters and digits (a WIT name), e.g. "{plain}"',
+                "a component guest's export name must be a WIT name (lowercase words joined by -), or "
+                f'INTERFACE#NAME for a function of an exported interface, e.g. "{plain}"',
             )
         if len(export.results) > 1:
             problems.add(f"exports.{export.name}.results", "a component export returns at most one value")

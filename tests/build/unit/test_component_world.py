@@ -85,5 +85,18 @@ def test_exports_write_types_as_the_engine_does() -> None:
     assert exports["peek"] == (("borrow",), ("stream",))
 
 
+def test_async_exports_and_those_passing_handles_or_streams_anywhere_in_their_types_are_marked() -> None:
+    resolved = {**RESOLVED, "types": [*RESOLVED["types"], {"name": None, "kind": {"option": 10}}]}
+    nested = {"name": "deep", "params": [{"name": "x", "type": len(resolved["types"]) - 1}], "result": None}
+    resolved["worlds"] = [{**RESOLVED["worlds"][0], "exports": {**RESOLVED["worlds"][0]["exports"]}}]
+    resolved["worlds"][0]["exports"]["deep"] = {"function": nested}
+    resolved["worlds"][0]["exports"]["later"] = {"function": {**nested, "kind": "async-freestanding", "params": []}}
+    assert world_info(resolved).uncallable == {
+        "peek": "passes resource handles (borrow)",
+        "deep": "passes resource handles (borrow)",
+        "later": "is async (the component model's async ABI)",
+    }
+
+
 def test_an_exported_interface_names_its_functions_instance_hash_function() -> None:
     assert world_info(RESOLVED).exports["wasi:cli/run@0.2.12#run"] == ((), ("result",))

@@ -10,6 +10,7 @@ from ngixi_build.languages.python import refuse_ungrantable
 from ngixi_build.project import Project
 from ngixi_build.stages.language_component import entry_file, guest_world_text, ungranted_import
 from ngixi_build.toolchains import installs, javascript, python
+from ngixi_build.toolchains.wit import WitError
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.manifest import load_manifest
 
@@ -63,6 +64,12 @@ def test_the_world_imports_only_the_granted_interfaces(tmp_path: Path) -> None:
         "  export bump: func(arg0: s32) -> s32;\n"
         "}\n"
     )
+
+
+def test_a_wit_name_only_a_prebuilt_component_exports_is_refused_naming_the_export(tmp_path: Path) -> None:
+    (tmp_path / "tally.toml").write_text(MANIFEST.replace("[exports.bump]", "[exports.bump-it]"))
+    with pytest.raises(WitError, match=r"tally.toml: exports.bump-it: a guest built from its sources exports names"):
+        guest_world_text(load_manifest(tmp_path / "tally.toml"), "ngixi:host@0.1.0")
 
 
 def test_the_entry_is_the_named_file_or_the_only_one(tmp_path: Path) -> None:

@@ -16,6 +16,10 @@ from ngixi_runtime.guest.check import check_component
 from ngixi_runtime.guest.manifest import Manifest, parse_manifest
 
 F = "manifests/hello-component.toml"
+BUILD_WITHOUT = (
+    "this host provides WASI 0.2's cli, clocks, filesystem, io, random and ngixi:host@0.1.0 (`ngixi wit`): build the "
+    "component without the import"
+)
 MANIFEST = """\
 [guest]
 name = "hello-component"
@@ -204,7 +208,8 @@ def test_a_smoke_call_expects_no_value_of_a_function_that_returns_none() -> None
             [
                 f"{F}: capabilities: the component imports [method]descriptor.is-same-object from {FS_TYPES}, "
                 "which no Ngixi capability provides",
-                f"{F}: capabilities: the component imports wasi:sockets/tcp@0.2.12, which no Ngixi capability provides",
+                f"{F}: capabilities: the component imports wasi:sockets/tcp@0.2.12, which no Ngixi capability "
+                f"provides; {BUILD_WITHOUT}",
             ],
         ),
         (  # Rust's std (wasm32-wasip2) imports it in every program: removing the import is not the author's to do
@@ -219,12 +224,18 @@ def test_a_smoke_call_expects_no_value_of_a_function_that_returns_none() -> None
         (
             {"wasi:cli/exit@0.3.0": frozenset({"exit"})},
             ADD,
-            [f"{F}: capabilities: the component imports wasi:cli/exit@0.3.0, which no Ngixi capability provides"],
+            [
+                f"{F}: capabilities: the component imports wasi:cli/exit@0.3.0, which no Ngixi capability provides; "
+                + BUILD_WITHOUT
+            ],
         ),
         (
             {"ngixi:host/log@9.9.9": frozenset({"write"})},
             ADD,
-            [f"{F}: capabilities: the component imports ngixi:host/log@9.9.9, which no Ngixi capability provides"],
+            [
+                f"{F}: capabilities: the component imports ngixi:host/log@9.9.9, which no Ngixi capability provides; "
+                + BUILD_WITHOUT
+            ],
         ),
         ({LOG: frozenset({"shout"})}, ADD, [f"{F}: capabilities.log: {LOG} has no function 'shout' on this host"]),
         ({}, {}, [f"{F}: exports.add: the component has no function 'add'; it exports: nothing"]),

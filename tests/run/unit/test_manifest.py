@@ -15,7 +15,10 @@ from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.guest.manifest import SEMVER_PATTERN, ManifestError, load_manifest, parse_manifest
 from ngixi_runtime.spec.bundle_format import parse_index
 
-COMPONENT_NAME = "a component guest's export name must be lowercase letters and digits (a WIT name), e.g."
+COMPONENT_NAME = (
+    "a component guest's export name must be a WIT name (lowercase words joined by -), or INTERFACE#NAME for a "
+    "function of an exported interface, e.g."
+)
 F = "manifests/hello.toml"
 ANY = "…"  # a line the case does not pin down (it is pinned by another case)
 GUEST = '[guest]\nname = "hello"\nversion = "0.1.0"\n'
@@ -76,11 +79,15 @@ INVALID = [
     ),
     (
         GUEST + 'abi = "component"\n[exports.add_two]\n[capabilities.random]\n',
-        [f'{F}: exports.add_two: {COMPONENT_NAME} "addtwo"'],
+        [f'{F}: exports.add_two: {COMPONENT_NAME} "add-two"'],
     ),
     (  # not also told that any letters, digits and underscores would do
-        GUEST + 'abi = "component"\n[exports.sort-keys]\n[exports."2x"]\n',
-        [f'{F}: exports.sort-keys: {COMPONENT_NAME} "sortkeys"', f'{F}: exports.2x: {COMPONENT_NAME} "x"'],
+        GUEST + 'abi = "component"\n[exports.sort--keys]\n[exports."2x"]\n[exports."acme:calc/api#"]\n',
+        [
+            f'{F}: exports.sort--keys: {COMPONENT_NAME} "sort-keys"',
+            f'{F}: exports.2x: {COMPONENT_NAME} "x"',
+            f'{F}: exports.acme:calc/api#: {COMPONENT_NAME} "acme-calc-api"',
+        ],
     ),
     ("[guest\n", [f"{F}: not valid TOML: Expected ']' at the end of a table declaration (at line 1, column 7)"]),
     # fs
@@ -315,6 +322,14 @@ def test_valid_manifest_becomes_typed_records() -> None:
     metered = parse_manifest(text.replace("memory_pages = 4", "fuel = 1000000"), source=F, stem="hello")
     assert metered.limits.fuel == 1_000_000
     assert manifest.smoke[0].args == (2, 3) and manifest.smoke[0].expect == (5,)
+
+
+def test_a_component_exports_wit_names_and_functions_of_its_exported_interfaces() -> None:
+    """As prebuilt components of other toolchains export them (wit-bindgen's, jco's)."""
+    names = ("add", "sort-keys", "get-URL", "x1-y2", "acme:calc/api#add", "wasi:http/incoming-handler@0.2.6#handle")
+    text = GUEST + 'abi = "component"\n' + "".join(f'[exports."{name}"]\n' for name in names)
+    manifest = parse_manifest(text, source=F, stem="hello")
+    assert tuple(export.name for export in manifest.exports) == names
 
 
 def test_sample_manifests_are_valid() -> None:
