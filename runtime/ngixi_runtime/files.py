@@ -471,8 +471,13 @@ def toml_problem(source: str, error: Exception, text: str) -> str:
 
 
 def resolved(path: Path) -> Path:
-    """`path` made absolute with its symbolic links followed, as Path.resolve; a loop among them (which
-    Path.resolve raises as RuntimeError before Python 3.13) is an InvalidInput naming the path."""
+    """`path` made absolute with its symbolic links followed, as Path.resolve; a loop among them is an InvalidInput
+    naming the path (Path.resolve raises RuntimeError for one before Python 3.13, and from 3.13 returns a path)."""
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise InvalidInput(f"{path}: {_ADVICE[errno.ELOOP]}") from None
     try:
         return path.resolve()
     except (RuntimeError, OSError):
