@@ -248,6 +248,7 @@ class ProjectTasks:
             ],
             "targets": [str(p) for p in [*component.bindings_paths(project), *core_bindings.paths(project)]],
             "task_dep": ["toolchain"],  # which installs wasm-tools, which reads the catalog
+            "uptodate": [TargetsUnchanged()],
             "clean": True,
         }
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from doit.exceptions import TaskFailed
 from doit.task import Task
 
 from ngixi_build.locking import build_lock
+from ngixi_build.toolchains import installs
 from ngixi_build.toolchains.npm_deps import tree_stat
 from ngixi_runtime.errors import NgixiError, unexpected
 from ngixi_runtime.files import sha256_of
@@ -77,11 +79,14 @@ def existing(paths: list[Path]) -> list[str]:
 
 
 class TargetsUnchanged:
-    """doit's `uptodate` check that a task's targets are still the files it wrote.
+    """doit's `uptodate` check that a task's targets are still the files it wrote, and that this user's build wrote
+    them.
 
     doit itself checks only that targets exist. This also notices a target that something else
     rewrote since (a release-profile watch writes `doit build`'s outputs), and then runs the task
-    again; a target rewritten with the same bytes keeps the task up to date.
+    again; a target rewritten with the same bytes keeps the task up to date. doit's record sits in .ngixi/, which
+    may have come with the project (with its outputs, and a record made to match them): each target's digest is
+    recorded with this user's stamp of it, and a target whose stamp does not verify is made again from the sources.
     """
 
     def configure_task(self, task: Task) -> None:
@@ -103,7 +108,12 @@ def _stat(path: Path) -> list[int]:
 
 
 def _fingerprint(path: Path) -> list[object]:
-    return [*_stat(path), sha256_of(path)]
+    digest = sha256_of(path)
+    return [*_stat(path), digest, None if digest is None else _output_stamp(digest)]  # None: never up to date
+
+
+def _output_stamp(digest: str) -> str:
+    return installs.user_stamp("build output", digest.encode())
 
 
 def _unchanged(path: Path, recorded: object) -> bool:
@@ -111,9 +121,18 @@ def _unchanged(path: Path, recorded: object) -> bool:
         now = _stat(path)
     except OSError:
         return False
-    if not isinstance(recorded, list) or len(recorded) != len(now) + 1:
+    if not _made_here(recorded, len(now)):
         return False
-    return recorded[:-1] == now or (recorded[0] == now[0] and recorded[-1] == sha256_of(path))
+    *stat, digest, _ = recorded
+    return stat == now or (stat[0] == now[0] and digest == sha256_of(path))
+
+
+def _made_here(recorded: object, stat_fields: int) -> TypeGuard[list[object]]:
+    """Whether `recorded` is a fingerprint this user's build recorded: its stamp of the digest verifies."""
+    if not isinstance(recorded, list) or len(recorded) != stat_fields + 2:
+        return False
+    digest, stamp = recorded[-2:]
+    return isinstance(digest, str) and isinstance(stamp, str) and hmac.compare_digest(stamp, _output_stamp(digest))
 
 
 class TreeUnchanged:

@@ -1,16 +1,20 @@
 """A project's builds stay up to date wherever the project and ngixi-build live, with real doit runs: the project
 moved (a CI cache restored into another folder) and the same ngixi-build imported from another place (another
-environment, a moved checkout)."""
+environment, a moved checkout); but only for the user whose builds made them, not for a project someone else made
+that came with its outputs and doit's record."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 from ngixi_runtime.spec.targets import host_triple
+from tests.conftest import REPO
 from tests.integration import copy_project, installed_toolchain, keep_only_guests, ran_tasks, run, set_targets
+from tests.wasmgen import Func, module
 
 pytestmark = [pytest.mark.integration]
 
@@ -29,3 +33,38 @@ def test_the_same_ngixi_build_elsewhere_leaves_a_moved_projects_tasks_up_to_date
     changed = elsewhere / "ngixi_build" / "toolchains" / "js" / "export_check.mjs"  # what asc compiles hello with
     changed.write_text(changed.read_text() + "\n")
     assert ran_tasks(run(moved, "doit", "build", env={"PYTHONPATH": path}).stdout) == {"compile:hello"}
+
+
+def answer_module(value: int) -> bytes:
+    """A module whose `answer()` returns `value` (0-63: one byte of i32.const)."""
+    return module(functions=[Func("answer", (), ("i32",), bytes([0x41, value]))])
+
+
+def test_outputs_that_came_with_a_project_are_built_again_from_its_sources(tmp_path: Path) -> None:
+    """doit's record names files relative to the project and checks an output by size and SHA-256, so a project
+    that came with its artifacts/ and .ngixi/ (doit's record) kept them up to date wherever it was unpacked: for a
+    guest with no AOT artifacts of its own (`targets = []`) the shipped bundle ran code its sources do not hold.
+    Here the author built other code, then put back the sources shown with the built file's size and time."""
+    author = {"XDG_STATE_HOME": str(tmp_path / "author-state")}
+    user = {"XDG_STATE_HOME": str(tmp_path / "user-state"), "HOME": str(tmp_path / "user-home")}
+    project = tmp_path / "made-elsewhere"
+    source = project / "guests" / "answer" / "answer.wasm"
+    source.parent.mkdir(parents=True)
+    (project / "manifests").mkdir()
+    (project / "manifests" / "answer.toml").write_text(
+        'guest = { name = "answer", version = "0.1.0" }\nexports.answer = { results = ["i32"] }\n'
+    )
+    (project / "pyproject.toml").write_text("[tool.ngixi]\ntargets = []\nwasmtime_targets = []\n")
+    shutil.copy(REPO / "dodo.py", project)
+    source.write_bytes(answer_module(7))
+    run(project, "doit", "build", env=author)
+    built = source.stat()
+    source.write_bytes(answer_module(42))
+    os.utime(source, ns=(built.st_atime_ns, built.st_mtime_ns))  # doit's record of the source still holds
+    unpacked = tmp_path / "unpacked"
+    shutil.copytree(project, unpacked, symlinks=True)
+    assert ran_tasks(run(unpacked, "doit", "build", env=author).stdout) == set()  # the author's own copy keeps
+    assert {"compile:answer", "bundle:answer"} <= ran_tasks(run(unpacked, "doit", "build", env=user).stdout)
+    bundle = "artifacts/bundles/answer-0.1.0.ngx"
+    assert run(unpacked, "ngixi", "run", bundle, "answer", env=user).stdout == "42\n"  # was 7
+    assert ran_tasks(run(unpacked, "doit", "build", env=user).stdout) == set()  # now this user's own

@@ -67,6 +67,16 @@ def test_a_target_rewritten_with_the_same_bytes_keeps_the_task_up_to_date(build:
     assert build.run() == 1
 
 
+def test_a_target_another_users_build_made_runs_the_task_again(
+    build: Build, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """doit's record may have come with the project (its .ngixi/, with the outputs): a target this user's stamp key
+    did not record is made again, once."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "another-user"))
+    assert build.run() == 2
+    assert build.run() == 2
+
+
 def test_precompile_subtasks_are_named_by_triple_and_engine() -> None:
     assert precompile_subtask("hello", "x86_64-unknown-linux-gnu") == "hello@x86_64-unknown-linux-gnu"
     assert precompile_subtask("hello", "pulley64", "wasmtime") == "hello@pulley64.wasmtime"
