@@ -35,9 +35,15 @@ def chosen_project(args: argparse.Namespace) -> Project:
 
 
 def _run_tasks(args: argparse.Namespace, task: str, *options: str) -> int:
+    """doit's status, or a shell's for a command a stop signal ended: the tasks unwind from it as from Ctrl-C."""
+    from ngixi_build.proc import StopSignal, interrupt_on_stop_signals
     from ngixi_build.workflows.doit_run import run_task
 
-    return run_task(chosen_project(args), task, *options)
+    try:
+        with interrupt_on_stop_signals():
+            return run_task(chosen_project(args), task, *options)
+    except StopSignal as stopped:
+        return stopped.exit_status
 
 
 def cmd_build(args: argparse.Namespace) -> int:

@@ -13,9 +13,10 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from types import FrameType
+from typing import Any, NamedTuple
 
 from ngixi_runtime.errors import InvalidInput, NgixiError, ToolchainError
 
@@ -29,6 +30,44 @@ _OUT_OF_MEMORY = re.compile(
     r"out of memory|OutOfMemory|memory allocation of \d+ bytes failed|MemoryError|Cannot allocate memory|bad_alloc",
     re.IGNORECASE,
 )
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # a service manager's stop, the terminal closing
+SignalHandler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None  # signal.signal's
+
+
+class StopSignal(KeyboardInterrupt):
+    """A stop signal received: it unwinds as Ctrl-C does, stopping the tools `run` waits for and removing the
+    temporaries their outputs are written to, where the signal's default action would end Python at once."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_status(self) -> int:
+        """A shell's status for a command the signal ended (143 for SIGTERM)."""
+        return 128 + self.signum
+
+
+def _raise_stop_signal(signum: int, _frame: object) -> None:
+    raise StopSignal(signum)
+
+
+def interrupting_on_stop_signals() -> dict[int, SignalHandler]:
+    """From now on (this process's main thread) SIGTERM and SIGHUP raise `StopSignal`; the handlers they had."""
+    return {signum: signal.signal(signum, _raise_stop_signal) for signum in STOP_SIGNALS}
+
+
+@contextlib.contextmanager
+def interrupt_on_stop_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise `StopSignal` within the block, the handlers they had after it."""
+    previous = interrupting_on_stop_signals()
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class ToolLimits(NamedTuple):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from ngixi_build.guests import (
     warn_folder_without_manifest,
 )
 from ngixi_build.languages.registry import needs_node, toolchain_languages
+from ngixi_build.proc import StopSignal, interrupting_on_stop_signals
 from ngixi_build.project import NODE_MODULES, Project
 from ngixi_build.reporter import ProgressReporter
 from ngixi_build.stages import component, core_bindings
@@ -57,6 +59,7 @@ def project_tasks(root: Path) -> dict[str, Any]:
     """A dodo.py's globals for the project at `root` (its state in $NGIXI_PROJECT_STATE when set)."""
     sys.excepthook = quiet_interrupt
     project = checked_project(Project(root.resolve(), state_override=state_override()))
+    interrupting_on_stop_signals()  # for doit's whole run, which this process is
     try:  # doit would show an error while loading dodo.py with its traceback
         return declare(project)
     except NgixiError as error:
@@ -89,12 +92,22 @@ def publish_project_release(project: Project, *, force: bool = False, timeout: f
 
 
 def quiet_interrupt(kind: type[BaseException], value: BaseException, traceback: TracebackType | None) -> None:
-    """sys.excepthook of `doit`: Ctrl-C ends with one line instead of doit's traceback (Python still exits as
-    SIGINT's). Every output is written to a temporary file and renamed, so an interrupted one is absent."""
+    """sys.excepthook of `doit`: Ctrl-C, SIGTERM or SIGHUP ends with one line instead of doit's traceback, and the
+    process ends as the signal's (Python does so for SIGINT itself). Every output is written to a temporary file and
+    renamed, so an interrupted one is absent."""
     if issubclass(kind, KeyboardInterrupt):
         print("doit: interrupted; the outputs finished so far are kept, none is half-written", file=sys.stderr)
+        if isinstance(value, StopSignal):
+            _end_as_signalled(value.signum)
         return
     sys.__excepthook__(kind, value, traceback)
+
+
+def _end_as_signalled(signum: int) -> None:
+    """Ends this process by `signum`'s default action, as Python ends one that Ctrl-C interrupted."""
+    sys.stdout.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
 
 
 def checked_project(project: Project) -> Project:

@@ -15,7 +15,6 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -55,7 +54,7 @@ from ngixi_build.guests import (
 from ngixi_build.languages.native import SHARED_SOURCE_LANGUAGES
 from ngixi_build.languages.registry import language_of
 from ngixi_build.locking import build_lock, file_lock
-from ngixi_build.proc import stop_running_tools
+from ngixi_build.proc import interrupt_on_stop_signals, stop_running_tools
 from ngixi_build.project import Project, never_an_input
 from ngixi_build.stages.smoke import smoke_bundle
 from ngixi_build.toolchains.asc_server import AscServer
@@ -325,24 +324,6 @@ def _start_observer(project: Project, debouncer: Debouncer, *, poll: bool) -> Wa
     except OSError as error:
         raise InvalidInput(f"cannot watch {project.root} for changes ({error}); try --poll") from None
     return watches
-
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # a service manager's stop, the terminal closing
-
-
-@contextmanager
-def interrupt_on_stop_signals() -> Iterator[None]:
-    """SIGTERM and SIGHUP stop the watcher as Ctrl-C does, so that a compiler it runs is stopped too."""
-
-    def interrupt(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = {signum: signal.signal(signum, interrupt) for signum in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 # Rebuilds running at once, each of another guest: a quick guest's save is not held behind a slow one's compile.

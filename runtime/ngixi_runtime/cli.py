@@ -951,9 +951,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _refuse_a_build_command(parser, _named_command(arguments), commands)
             args = parser.parse_args(arguments)
     except KeyboardInterrupt:  # Ctrl-C while the command starts (its imports, its commands' entry points)
-        if json_failures:
-            _print_failure("interrupted", "interrupted (SIGINT)", INTERRUPTED_STATUS)
-        return INTERRUPTED_STATUS
+        return interrupted_while_starting(arguments)
     args.own_process = argv is None
     _configure_logging(args)
     try:
@@ -970,6 +968,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         fail(unexpected(error))
     return code
+
+
+def interrupted_while_starting(arguments: Sequence[str]) -> int:
+    """The end of a command a Ctrl-C interrupted before it ran: its status, and `ngixi run --json`'s document."""
+    if _asks_for_json_failures(arguments):
+        _print_failure("interrupted", "interrupted (SIGINT)", INTERRUPTED_STATUS)
+    return INTERRUPTED_STATUS
 
 
 @contextmanager

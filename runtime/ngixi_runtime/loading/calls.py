@@ -62,9 +62,13 @@ class CallResult(NamedTuple):
         }
 
 
-def closed_tenant(guest: str) -> InvalidInput:
+class TenantClosed(InvalidInput):
+    """A call to a tenant after its `close` (a TenantPool's tenant: after the pool's)."""
+
+
+def closed_tenant(guest: str) -> TenantClosed:
     """The refusal of a call to a tenant after its `close`."""
-    return InvalidInput(f"{guest}: the tenant is closed; open the bundle again (open_tenant) to call it")
+    return TenantClosed(f"{guest}: the tenant is closed; open the bundle again (open_tenant) to call it")
 
 
 class _Process:

@@ -64,6 +64,7 @@ from ngixi_runtime.loading.calls import (
     CallFailed,
     CallMetrics,
     CallResult,
+    TenantClosed,
     closed_tenant,
     empty_result,
     forked_tenant,
@@ -589,7 +590,7 @@ class TenantPool:
             check_tenant_id(name, given_as="name (the tenant id unless tenant= gives one)")
         with self._names:
             if self._closed:
-                raise InvalidInput(f"tenant {name!r}: the pool is closed; add tenants to a new one")
+                raise _pool_closed(name)
             if name in self._tenants:
                 raise InvalidInput(f"tenant {name!r} is already in the pool; close the pool or use another name")
             self._tenants[name] = None
@@ -621,11 +622,19 @@ class TenantPool:
             raise InvalidInput(f"tenant {name!r}: the pool was closed while it was being added")
 
     def call(self, name: str, export: str, args: Sequence[Any] = (), input: DataValue | None = None) -> CallResult:
-        return self._tenant(name).call(export, args, input=input)
+        tenant = self._tenant(name)
+        try:
+            return tenant.call(export, args, input=input)
+        except TenantClosed:  # the pool closed it as the call reached it
+            raise _pool_closed(name) from None
 
     def run(self, name: str) -> CallResult:
         """Runs tenant `name`, a command guest, with the arguments, environment and stdin its `add` gave."""
-        return self._tenant(name).run()
+        tenant = self._tenant(name)
+        try:
+            return tenant.run()
+        except TenantClosed:  # the pool closed it as the call reached it
+            raise _pool_closed(name) from None
 
     def _refuse_forked(self) -> None:
         """A pool serves the process that made it alone: a fork has none of its threads, and its tenants' children
@@ -641,7 +650,7 @@ class TenantPool:
         found = self._tenants.get(name)
         if found is None:
             if self._closed:
-                raise InvalidInput(f"tenant {name!r}: the pool is closed; add tenants to a new one")
+                raise _pool_closed(name)
             state = "is still being added" if name in self._tenants else "is not in the pool"
             raise InvalidInput(f"tenant {name!r} {state}; add it (pool.add) before calling it")
         return found
@@ -675,3 +684,7 @@ class TenantPool:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def _pool_closed(name: str) -> InvalidInput:
+    return InvalidInput(f"tenant {name!r}: the pool is closed; add it to a new TenantPool (pool.add) to call it")

@@ -26,20 +26,18 @@ from watchdog.events import (
 from ngixi_build import locking
 from ngixi_build.guests import read_guest
 from ngixi_build.locking import build_lock, file_lock
-from ngixi_build.proc import run
+from ngixi_build.proc import STOP_SIGNALS, StopSignal, interrupt_on_stop_signals, run
 from ngixi_build.project import Project
 from ngixi_build.stages.validate import check_validated, validate_guest
 from ngixi_build.workflows.pipeline import fit_core_module
 from ngixi_build.workflows.watch import (
     CONFIG_CHANGED,
-    STOP_SIGNALS,
     ChangeEvents,
     Debouncer,
     LinkedFolderEvents,
     Rebuilds,
     _observing,
     changed_guest,
-    interrupt_on_stop_signals,
     notes_said_once,
     only_watcher,
     watch,
@@ -241,9 +239,10 @@ def test_bundle_step_refuses_a_wasm_that_was_not_validated(tmp_path: Path) -> No
 @pytest.mark.parametrize("signum", STOP_SIGNALS)
 def test_sigterm_and_sighup_stop_the_watcher_as_ctrl_c_does(signum: int) -> None:
     before = signal.getsignal(signum)
-    with pytest.raises(KeyboardInterrupt), interrupt_on_stop_signals():
+    with pytest.raises(StopSignal) as stopped, interrupt_on_stop_signals():
         os.kill(os.getpid(), signum)
         time.sleep(10)  # interrupted as soon as the handler runs
+    assert isinstance(stopped.value, KeyboardInterrupt) and stopped.value.exit_status == 128 + signum
     assert signal.getsignal(signum) == before
 
 

@@ -22,7 +22,7 @@ RUN_LAYERS = (
     ("ngixi_runtime.engines", "ngixi_runtime.trust"),
     ("ngixi_runtime.bundles",),
     ("ngixi_runtime.loading", "ngixi_runtime.registry"),
-    ("ngixi_runtime.cli", "ngixi_runtime.call_io"),
+    ("ngixi_runtime.cli", "ngixi_runtime.call_io", "ngixi_runtime.launch"),
 )
 BUILD_LAYERS = (
     ("ngixi_build", "ngixi_build.proc", "ngixi_build.locking", "ngixi_build.reporter", "ngixi_build.files"),

@@ -111,7 +111,9 @@ def test_a_tenant_whose_pool_closed_while_it_opened_is_closed_too(
     with pytest.raises(InvalidInput, match=r"^tenant 'a': the pool was closed while it was being added$"):
         pool.add("a", bundle)
     assert descriptors_of().items() - before == set()  # its bundle and its child's pipes (others may have closed)
-    with pytest.raises(InvalidInput, match=r"^tenant 'b': the pool is closed; add tenants to a new one$"):
+    with pytest.raises(
+        InvalidInput, match=r"^tenant 'b': the pool is closed; add it to a new TenantPool \(pool.add\) to call it$"
+    ):
         pool.add("b", bundle)
 
 
@@ -176,7 +178,34 @@ def test_a_closed_tenant_refuses_a_call_in_one_line(tmp_path: Path, keys: KeyFil
         tenant.call("run")
     with TenantPool(trust_file=keys.trust, state_dir=tmp_path / "state") as pool:
         pool.add("a", bundle, isolated=isolated)
-    with pytest.raises(InvalidInput, match=r"^tenant 'a': the pool is closed; add tenants to a new one$"):
+    with pytest.raises(
+        InvalidInput, match=r"^tenant 'a': the pool is closed; add it to a new TenantPool \(pool.add\) to call it$"
+    ):
+        pool.call("a", "run")
+
+
+@pytest.mark.parametrize("isolated", [True, False], ids=["isolated", "in-process"])
+def test_a_pools_tenant_closed_as_a_call_reaches_it_says_what_to_do_with_a_pool(
+    tmp_path: Path, keys: KeyFiles, monkeypatch: pytest.MonkeyPatch, isolated: bool
+) -> None:
+    """A call that found its tenant as another thread closed the pool was refused as a tenant `open_tenant` opened
+    is: 'open the bundle again (open_tenant)', which a pool's user never called."""
+    bundle = make_bundle(tmp_path, keys.key, wasm=bytes(wasmtime.wat2wasm(WAT)), manifest=MANIFEST, guest="g")
+    found = TenantPool._tenant
+
+    def closed_meanwhile(pool: TenantPool, name: str) -> IsolatedTenant | InProcessTenant:
+        tenant = found(pool, name)
+        pool.close()
+        return tenant
+
+    pool = TenantPool(trust_file=keys.trust, state_dir=tmp_path / "state")
+    pool.add("a", bundle, isolated=isolated)
+    monkeypatch.setattr(TenantPool, "_tenant", closed_meanwhile)
+    closed = r"^tenant 'a': the pool is closed; add it to a new TenantPool \(pool.add\) to call it$"
+    with pytest.raises(InvalidInput, match=closed):
+        pool.call("a", "run")
+    monkeypatch.setattr(TenantPool, "_tenant", found)
+    with pytest.raises(InvalidInput, match=closed):
         pool.call("a", "run")
 
 

@@ -276,6 +276,11 @@ def test_ctrl_c_while_the_command_starts_is_its_exit_code_without_a_traceback(
     assert (json.loads(out)["error"]["kind"] if out else None) == ("interrupted" if "--json" in argv else None)
 
 
+def test_the_console_script_is_the_launcher() -> None:
+    scripts = metadata.distribution("ngixi-runtime").entry_points.select(group="console_scripts")
+    assert [(script.name, script.value) for script in scripts] == [("ngixi", "ngixi_runtime.launch:main")]
+
+
 def test_run_json_stays_one_document_when_interrupted_while_printing_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
