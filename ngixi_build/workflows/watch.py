@@ -516,7 +516,7 @@ class _Session:
         try:
             bundle = self.builder.rebuild(guest, times)
         except (NgixiError, OSError) as error:
-            if guest not in self.project.guest_names():  # removed meanwhile: its removal is what `handle` says
+            if self._removed(guest):  # meanwhile: its removal is what `handle` says
                 log.debug("%s: rebuild given up, the guest was removed: %s", guest, error)
                 return
             self.echo(f"{guest}: failed after {time.perf_counter() - started:.2f} s\n{error}")
@@ -547,7 +547,10 @@ class _Session:
     def _changed_under_its_step(self, guest: str) -> bool:
         """Whether `guest` was saved again or removed while its background step ran: the step's failure is then
         stale, and the rebuild or removal that follows says what became of the guest."""
-        return guest in self._first_events or guest not in self.project.guest_names()
+        return guest in self._first_events or self._removed(guest)
+
+    def _removed(self, guest: str) -> bool:
+        return guest not in self.project.guest_names()
 
 
 def _smoke_and_report(bundle: Path, trust_file: Path, label: str, report: Connection) -> None:

@@ -39,8 +39,8 @@ from __future__ import annotations
 import base64
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from functools import partial
 from pathlib import Path
 from threading import get_ident
@@ -623,18 +623,14 @@ class TenantPool:
 
     def call(self, name: str, export: str, args: Sequence[Any] = (), input: DataValue | None = None) -> CallResult:
         tenant = self._tenant(name)
-        try:
+        with _closed_by_the_pool(name):
             return tenant.call(export, args, input=input)
-        except TenantClosed:  # the pool closed it as the call reached it
-            raise _pool_closed(name) from None
 
     def run(self, name: str) -> CallResult:
         """Runs tenant `name`, a command guest, with the arguments, environment and stdin its `add` gave."""
         tenant = self._tenant(name)
-        try:
+        with _closed_by_the_pool(name):
             return tenant.run()
-        except TenantClosed:  # the pool closed it as the call reached it
-            raise _pool_closed(name) from None
 
     def _refuse_forked(self) -> None:
         """A pool serves the process that made it alone: a fork has none of its threads, and its tenants' children
@@ -684,6 +680,15 @@ class TenantPool:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+@contextmanager
+def _closed_by_the_pool(name: str) -> Iterator[None]:
+    """A tenant's refusal of a call after its `close` (the pool's, as the call reached it), said as the pool's."""
+    try:
+        yield
+    except TenantClosed:
+        raise _pool_closed(name) from None
 
 
 def _pool_closed(name: str) -> InvalidInput:

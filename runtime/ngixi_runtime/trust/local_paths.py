@@ -23,7 +23,6 @@ from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import SpecialFileError, make_directories, open_plain
 from ngixi_runtime.spec.sandbox_layout import KV_STORE, KV_STORE_ENDINGS
 
-_GROUP_OR_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
 _SANDBOX_STATE = tuple(f"{KV_STORE}{ending}" for ending in KV_STORE_ENDINGS)
 # In a guest's sandbox, beside files/ and its kv database: the public key whose bundles' state it holds.
 SANDBOX_SIGNER = "signer"
@@ -74,7 +73,7 @@ def refuse_if_anyone_may_change(path: Path, what: str) -> None:
             mode = os.stat(each).st_mode
         except OSError:  # missing or unreadable: reading the file says so
             continue
-        if mode & stat.S_IWOTH and not (stat.S_ISDIR(mode) and mode & stat.S_ISVTX):
+        if _any_user_may_write(mode, sticky_protects=True):
             raise InvalidInput(
                 f"{path}: not used as {what}: {each} may be written by any user, who would choose what runs here; "
                 f"remove that (chmod o-w {each})"
@@ -126,15 +125,20 @@ def _problem(path: Path, status: os.stat_result, *, sticky_protects: bool = True
     user = os.geteuid()
     if status.st_uid not in (user, 0):
         return f"{path} belongs to user id {status.st_uid}, not to this user ({user}) or root"
-    writable = status.st_mode & _GROUP_OR_OTHERS_WRITE
-    sticky = sticky_protects and status.st_mode & stat.S_ISVTX
-    if writable & stat.S_IWOTH and not (stat.S_ISDIR(status.st_mode) and sticky):
+    if _any_user_may_write(status.st_mode, sticky_protects=sticky_protects):
         return f"{path} may be written by any user"
-    if writable & stat.S_IWGRP and not sticky:
+    if status.st_mode & stat.S_IWGRP and not (sticky_protects and status.st_mode & stat.S_ISVTX):
         if not _own_group(status.st_gid):
             return f"{path} may be written by the members of group id {status.st_gid}"
         return _acl_writer(path)  # the group bits of a file with an ACL are its mask: for named users and groups too
     return None
+
+
+def _any_user_may_write(mode: int, *, sticky_protects: bool) -> bool:
+    """Whether any user may write what has `mode`, or rename its entries (a directory's, unless it is sticky and
+    `sticky_protects`: then their owners alone may)."""
+    sticky_directory = stat.S_ISDIR(mode) and mode & stat.S_ISVTX
+    return bool(mode & stat.S_IWOTH) and not (sticky_protects and sticky_directory)
 
 
 def _acl_writer(path: Path) -> str | None:
