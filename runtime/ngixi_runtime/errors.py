@@ -1,5 +1,8 @@
 """One error root for the project; each subclass carries the exit code the CLI uses."""
 
+import errno
+import os
+
 
 class NgixiError(Exception):
     """A failure with a message meant for the user; never shown with a traceback. `kind` names its class in
@@ -65,11 +68,41 @@ class PolicyError(NgixiError):
     kind = "policy"
 
 
+# What a user can do about an OS error no check foresaw, by its errno.
+_OS_ERROR_ADVICE = {
+    errno.EACCES: "check its permissions and owner, or choose a place you may use",
+    errno.EPERM: "check its permissions and owner, or choose a place you may use",
+    errno.ENOSPC: "free space on its filesystem and run the command again",
+    errno.EDQUOT: "free space within your disk quota and run the command again",
+    errno.EFBIG: "it would pass a file size limit (ulimit -f, or its filesystem's): raise it or write elsewhere",
+    errno.EROFS: "its filesystem is read-only: choose a writable place",
+    errno.ENAMETOOLONG: "use a shorter name or path",
+    errno.ELOOP: "a symbolic link on its path leads back to itself: fix or remove it",
+    errno.ENOENT: "check that it and the folders above it exist",
+    errno.ENOTDIR: "a part of its path is a file, not a folder",
+    errno.EISDIR: "it is a folder: name a file",
+    errno.EMFILE: "too many files are open in this process: raise the limit (ulimit -n)",
+    errno.ENFILE: "too many files are open on this machine: close some and run the command again",
+    errno.EIO: "its device reported an input/output error: check the disk",
+    errno.EBUSY: "another process is using it: try again when it is done",
+    errno.ETXTBSY: "another process is using it: try again when it is done",
+}
+
+
 def unexpected(error: Exception) -> NgixiError:
-    """An exception no check turned into an NgixiError, as one: an OS error names its file."""
-    if isinstance(error, OSError) and error.filename is not None:
-        return InvalidInput(f"{error.filename}: {error.strerror or error}")
+    """An exception no check turned into an NgixiError, as one: an OS error names its file and what to do."""
+    if isinstance(error, OSError) and (error.filename is not None or error.errno in _OS_ERROR_ADVICE):
+        return InvalidInput(_os_error_line(error))
     return NgixiError(f"unexpected {type(error).__name__}: {error}; run with -v for the traceback and report it")
+
+
+def _os_error_line(error: OSError) -> str:
+    """`error` in one line: the files it names, the system's words and the advice for its errno."""
+    names = [os.fsdecode(name) for name in (error.filename, error.filename2) if name is not None]
+    words = error.strerror or str(error)
+    line = f"{' -> '.join(names)}: {words}" if names else words
+    advice = _OS_ERROR_ADVICE.get(error.errno or 0)
+    return f"{line}; {advice}" if advice else line
 
 
 OUTCOMES = frozenset(("ok", "refused", "trap", "quota", "timeout", "fuel", "cpu", "memory", "crash", "range", "output"))

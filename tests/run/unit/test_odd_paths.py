@@ -120,7 +120,10 @@ def test_a_write_that_fails_names_the_file_and_leaves_nothing(
     add = ["trust", "add", "--guest", "g", "--channel", "dev", "--trust", str(trust), str(keys.public)]
     with files_over(64):
         assert exit_code(add) == 2
-    assert _last_error(capsys) == f"ngixi: error: {trust}: File too large"
+    assert _last_error(capsys) == (
+        f"ngixi: error: {trust}: File too large; it would pass a file size limit (ulimit -f, or its filesystem's): "
+        "raise it or write elsewhere"
+    )
     assert list(trust.parent.iterdir()) == []
 
 
