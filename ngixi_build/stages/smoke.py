@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import base64
 import json
+import select
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,7 +41,12 @@ class SmokeFailure(NgixiError):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """/hello, /redirect?to=URL, /loop (redirects to itself), /bytes?n=N, /slow?ms=N; POST echoes its body."""
+    """/hello, /redirect?to=URL, /loop (redirects to itself), /bytes?n=N, /slow?ms=N; POST echoes its body.
+
+    What a guest asks for costs the server no more than the guest takes: /bytes is sent in chunks as it is read, and
+    /slow waits only while its client does. The guest is the project's (maybe someone else's), its URL its own:
+    `/bytes?n=18000000000` made 18 GB in the build's process at once, whatever the guest's max_response_bytes, and
+    each `/slow?ms=…` a guest left at its timeout_ms = 1 kept a thread asleep in `ngixi watch --smoke`."""
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
@@ -52,27 +57,52 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(302, b"", location=query.get("to", "/hello"))
         elif url.path == "/loop":
             self._send(302, b"", location="/loop")
-        elif url.path == "/bytes":
-            self._send(200, b"x" * int(query.get("n", "0")))
-        elif url.path == "/slow":
-            time.sleep(int(query.get("ms", "0")) / 1000)
-            self._send(200, b"late\n")
+        elif url.path in ("/bytes", "/slow"):
+            self._counted(url.path, query.get("n" if url.path == "/bytes" else "ms", "0"))
         else:
             self._send(404, b"not found\n")
+
+    def _counted(self, path: str, number: str) -> None:
+        if not (number.isascii() and number.isdecimal() and len(number) <= _LONGEST_NUMBER):
+            self._send(400, b"give a whole number\n")
+        elif path == "/bytes":
+            self._send_bytes(int(number))
+        else:
+            self._wait_for_client(int(number) / 1000)
+            self._send(200, b"late\n")
 
     def do_POST(self) -> None:
         self._send(200, self.rfile.read(int(self.headers.get("Content-Length", "0"))))
 
     def _send(self, status: int, body: bytes, location: str | None = None) -> None:
+        self._send_head(status, len(body), location)
+        self.wfile.write(body)
+
+    def _send_head(self, status: int, length: int, location: str | None = None) -> None:
         self.send_response(status)
         if location is not None:
             self.send_header("Location", location)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(length))
         self.end_headers()
-        self.wfile.write(body)
+
+    def _send_bytes(self, count: int) -> None:
+        self._send_head(200, count)
+        chunk = b"x" * min(count, _CHUNK)
+        while count > 0:
+            self.wfile.write(chunk[:count])
+            count -= len(chunk)
+
+    def _wait_for_client(self, seconds: float) -> None:
+        """Waits `seconds`, or until the client hangs up (or sends more): no longer than anyone waits for the answer."""
+        select.select([self.connection], [], [], min(seconds, _LONGEST_WAIT_SECONDS))
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: the harness reports results, not requests."""
+
+
+_CHUNK = 65536
+_LONGEST_NUMBER = 18  # digits: an int64, which select's timeout and int() from text take
+_LONGEST_WAIT_SECONDS = 86400.0  # longer than any fetch waits, within what select takes
 
 
 class _Server(ThreadingHTTPServer):
