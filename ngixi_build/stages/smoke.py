@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import select
 import sys
 import tempfile
@@ -23,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.context import Address, GuestExit, Sandbox
 from ngixi_runtime.capabilities.http_client import HttpOptions
+from ngixi_runtime.engines.base import AUTO, ENGINE_VARIABLE, installed_engines, interrupts
 from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.guest.smoke import SmokeCall
@@ -142,6 +144,7 @@ def smoke_bundle(*, bundle_path: Path, trust_file: Path, label: str) -> int:
     """
     bundle = read_bundle(bundle_path, chosen_trust(trust_file, found=True))
     manifest = verified_manifest(bundle)
+    engine = _smoke_engine()
     failures = []
     with ExitStack() as stack:
         sandbox = Sandbox.under(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ngixi-smoke-"))))
@@ -151,16 +154,28 @@ def smoke_bundle(*, bundle_path: Path, trust_file: Path, label: str) -> int:
         shared: Guest | None = None
         for index, call in enumerate(manifest.smoke):
             if call.own_instance:
-                with open_guest(bundle, sandbox=sandbox, args=call.argv, env=call.env, stdin=call.stdin) as guest:
+                opened = open_guest(
+                    bundle, sandbox=sandbox, args=call.argv, env=call.env, stdin=call.stdin, engine=engine
+                )
+                with opened as guest:
                     problem = _check(guest, call)
             else:
-                shared = shared or stack.enter_context(open_guest(bundle, sandbox=sandbox))
+                shared = shared or stack.enter_context(open_guest(bundle, sandbox=sandbox, engine=engine))
                 problem = _check(shared, call)
             if problem is not None:
                 failures.append(printable(f"{label}: smoke[{index}]: {problem}"))
     if failures:
         raise SmokeFailure("\n".join(failures))
     return len(manifest.smoke)
+
+
+def _smoke_engine() -> str | None:
+    """The engine `$NGIXI_ENGINE` names, else (auto) the first installed that stops a guest at its limits.timeout_ms
+    in this process. The guest may be someone else's: on Wasmer, the first installed, a smoke call that spins held
+    the build for ever."""
+    if os.environ.get(ENGINE_VARIABLE, AUTO) != AUTO:
+        return None
+    return next((name for name in installed_engines() if interrupts(name)), None)
 
 
 def _check(guest: Guest, call: SmokeCall) -> str | None:
