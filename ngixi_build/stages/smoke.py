@@ -1,8 +1,9 @@
 """The smoke-test harness: loads a built bundle through the loader and runs its `[[smoke]]` calls.
 
-Each bundle runs in a fresh sandbox directory. A guest granted `http` gets a real HTTP server on
-127.0.0.1, and every loopback origin its allowlist names is routed there (the operator's
-`http_routes`), so a manifest can name a fixed port while the server takes any free one.
+Each bundle runs in a fresh sandbox directory. A guest granted `http` gets a real HTTP server on 127.0.0.1, and every
+origin its allowlist names by a loopback, private, link-local or other non-public address is routed there (the
+operator's `http_routes`), so a manifest can name a fixed port while the server takes any free one, and no smoke call
+reaches the build host's own network.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.context import Address, GuestExit, Sandbox
-from ngixi_runtime.capabilities.http_client import HttpOptions
+from ngixi_runtime.capabilities.http_client import HttpOptions, address_kind
 from ngixi_runtime.engines.base import AUTO, ENGINE_VARIABLE, installed_engines, interrupts
 from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.guest.manifest import Manifest
@@ -129,10 +130,13 @@ def http_server() -> Iterator[Address]:
         server.server_close()
 
 
-def _loopback_routes(manifest: Manifest, server: Address) -> dict[Address, Address]:
+def _local_routes(manifest: Manifest, server: Address) -> dict[Address, Address]:
+    """Where the origins the allowlist names by a non-public address go: to the smoke server. Only such an entry lets a
+    guest reach such an address, and the guest may be someone else's: `http://169.254.169.254` reached the build host's
+    cloud metadata (its credentials), `http://10.0.0.1` its network, where `ngixi build` ran."""
     options = manifest.options(HttpOptions)
     allow = options.allow if options else ()
-    return {(o.host, o.port): server for o in allow if o.address is not None and o.address.is_loopback}
+    return {(o.host, o.port): server for o in allow if o.address is not None and address_kind(o.address) is not None}
 
 
 def smoke_bundle(*, bundle_path: Path, trust_file: Path, label: str) -> int:
@@ -149,7 +153,7 @@ def smoke_bundle(*, bundle_path: Path, trust_file: Path, label: str) -> int:
     with ExitStack() as stack:
         sandbox = Sandbox.under(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ngixi-smoke-"))))
         if manifest.options(HttpOptions) is not None:
-            routes = _loopback_routes(manifest, stack.enter_context(http_server()))
+            routes = _local_routes(manifest, stack.enter_context(http_server()))
             sandbox = sandbox._replace(http_routes=routes)
         shared: Guest | None = None
         for index, call in enumerate(manifest.smoke):
