@@ -30,7 +30,7 @@ Headers = tuple[tuple[str, str], ...]
 MAX_REDIRECTS = 5
 # A guest's name lookups still running at once. A resolver that never answers keeps its thread after the fetch has
 # timed out; without a bound, a guest granted `*.example.org` whose DNS does not answer, looking up a new name each
-# millisecond under timeout_ms = 1, left a thread per fetch in the host (550 in 2 s), until it could start no more.
+# millisecond under timeout_ms = 1, left a thread per fetch in the host, until it could start no more.
 MAX_LOOKUPS = 4
 # What a guest's request may hold, checked before its memory is read; its body is bounded by that memory.
 MAX_METHOD_BYTES, MAX_URL_BYTES, MAX_HEADERS_BYTES = 32, 8192, 65536

@@ -171,7 +171,7 @@ def resolver_threads() -> int:
 
 def test_lookups_that_never_end_hold_at_most_four_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     """A guest whose signer's DNS never answers, fetching a name each millisecond under timeout_ms = 1, left a
-    lookup thread per fetch in the host (550 in 2 s); the fifth fetch now waits for one of the four still running,
+    lookup thread per fetch in the host; the fifth fetch now waits for one of the four still running,
     until its deadline, and starts none."""
     answered = threading.Event()
 
