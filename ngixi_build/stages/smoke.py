@@ -1,18 +1,20 @@
 """The smoke-test harness: loads a built bundle through the loader and runs its `[[smoke]]` calls.
 
-Each bundle runs in a fresh sandbox directory. A guest granted `http` gets a real HTTP server on
-127.0.0.1, and every loopback origin its allowlist names is routed there (the operator's
-`http_routes`), so a manifest can name a fixed port while the server takes any free one.
+Each bundle runs in a fresh sandbox directory. A guest granted `http` gets a real HTTP server on 127.0.0.1, and every
+origin its allowlist names by a loopback, private, link-local or other non-public address is routed there (the
+operator's `http_routes`), so a manifest can name a fixed port while the server takes any free one, and no smoke call
+reaches the build host's own network.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
+import select
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,7 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.context import Address, GuestExit, Sandbox
-from ngixi_runtime.capabilities.http_client import HttpOptions
+from ngixi_runtime.capabilities.http_client import HttpOptions, address_kind
+from ngixi_runtime.engines.base import AUTO, ENGINE_VARIABLE, installed_engines, interrupts
 from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.guest.smoke import SmokeCall
@@ -41,7 +44,12 @@ class SmokeFailure(NgixiError):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """/hello, /redirect?to=URL, /loop (redirects to itself), /bytes?n=N, /slow?ms=N; POST echoes its body."""
+    """/hello, /redirect?to=URL, /loop (redirects to itself), /bytes?n=N, /slow?ms=N; POST echoes its body.
+
+    What a guest asks for costs the server no more than the guest takes: /bytes is sent in chunks as it is read, and
+    /slow waits only while its client does. The guest is the project's (maybe someone else's), its URL its own:
+    `/bytes?n=18000000000` made 18 GB in the build's process at once, whatever the guest's max_response_bytes, and
+    each `/slow?ms=…` a guest left at its timeout_ms = 1 kept a thread asleep in `ngixi watch --smoke`."""
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
@@ -52,27 +60,52 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(302, b"", location=query.get("to", "/hello"))
         elif url.path == "/loop":
             self._send(302, b"", location="/loop")
-        elif url.path == "/bytes":
-            self._send(200, b"x" * int(query.get("n", "0")))
-        elif url.path == "/slow":
-            time.sleep(int(query.get("ms", "0")) / 1000)
-            self._send(200, b"late\n")
+        elif url.path in ("/bytes", "/slow"):
+            self._counted(url.path, query.get("n" if url.path == "/bytes" else "ms", "0"))
         else:
             self._send(404, b"not found\n")
+
+    def _counted(self, path: str, number: str) -> None:
+        if not (number.isascii() and number.isdecimal() and len(number) <= _LONGEST_NUMBER):
+            self._send(400, b"give a whole number\n")
+        elif path == "/bytes":
+            self._send_bytes(int(number))
+        else:
+            self._wait_for_client(int(number) / 1000)
+            self._send(200, b"late\n")
 
     def do_POST(self) -> None:
         self._send(200, self.rfile.read(int(self.headers.get("Content-Length", "0"))))
 
     def _send(self, status: int, body: bytes, location: str | None = None) -> None:
+        self._send_head(status, len(body), location)
+        self.wfile.write(body)
+
+    def _send_head(self, status: int, length: int, location: str | None = None) -> None:
         self.send_response(status)
         if location is not None:
             self.send_header("Location", location)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(length))
         self.end_headers()
-        self.wfile.write(body)
+
+    def _send_bytes(self, count: int) -> None:
+        self._send_head(200, count)
+        chunk = b"x" * min(count, _CHUNK)
+        while count > 0:
+            self.wfile.write(chunk[:count])
+            count -= len(chunk)
+
+    def _wait_for_client(self, seconds: float) -> None:
+        """Waits `seconds`, or until the client hangs up (or sends more): no longer than anyone waits for the answer."""
+        select.select([self.connection], [], [], min(seconds, _LONGEST_WAIT_SECONDS))
 
     def log_message(self, format: str, *args: object) -> None:
         """Quiet: the harness reports results, not requests."""
+
+
+_CHUNK = 65536
+_LONGEST_NUMBER = 18  # digits: an int64, which select's timeout and int() from text take
+_LONGEST_WAIT_SECONDS = 86400.0  # longer than any fetch waits, within what select takes
 
 
 class _Server(ThreadingHTTPServer):
@@ -97,10 +130,13 @@ def http_server() -> Iterator[Address]:
         server.server_close()
 
 
-def _loopback_routes(manifest: Manifest, server: Address) -> dict[Address, Address]:
+def _local_routes(manifest: Manifest, server: Address) -> dict[Address, Address]:
+    """Where the origins the allowlist names by a non-public address go: to the smoke server. Only such an entry lets a
+    guest reach such an address, and the guest may be someone else's: `http://169.254.169.254` reached the build host's
+    cloud metadata (its credentials), `http://10.0.0.1` its network, where `ngixi build` ran."""
     options = manifest.options(HttpOptions)
     allow = options.allow if options else ()
-    return {(o.host, o.port): server for o in allow if o.address is not None and o.address.is_loopback}
+    return {(o.host, o.port): server for o in allow if o.address is not None and address_kind(o.address) is not None}
 
 
 def smoke_bundle(*, bundle_path: Path, trust_file: Path, label: str) -> int:
@@ -112,25 +148,38 @@ def smoke_bundle(*, bundle_path: Path, trust_file: Path, label: str) -> int:
     """
     bundle = read_bundle(bundle_path, chosen_trust(trust_file, found=True))
     manifest = verified_manifest(bundle)
+    engine = _smoke_engine()
     failures = []
     with ExitStack() as stack:
         sandbox = Sandbox.under(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ngixi-smoke-"))))
         if manifest.options(HttpOptions) is not None:
-            routes = _loopback_routes(manifest, stack.enter_context(http_server()))
+            routes = _local_routes(manifest, stack.enter_context(http_server()))
             sandbox = sandbox._replace(http_routes=routes)
         shared: Guest | None = None
         for index, call in enumerate(manifest.smoke):
             if call.own_instance:
-                with open_guest(bundle, sandbox=sandbox, args=call.argv, env=call.env, stdin=call.stdin) as guest:
+                opened = open_guest(
+                    bundle, sandbox=sandbox, args=call.argv, env=call.env, stdin=call.stdin, engine=engine
+                )
+                with opened as guest:
                     problem = _check(guest, call)
             else:
-                shared = shared or stack.enter_context(open_guest(bundle, sandbox=sandbox))
+                shared = shared or stack.enter_context(open_guest(bundle, sandbox=sandbox, engine=engine))
                 problem = _check(shared, call)
             if problem is not None:
                 failures.append(printable(f"{label}: smoke[{index}]: {problem}"))
     if failures:
         raise SmokeFailure("\n".join(failures))
     return len(manifest.smoke)
+
+
+def _smoke_engine() -> str | None:
+    """The engine `$NGIXI_ENGINE` names, else (auto) the first installed that stops a guest at its limits.timeout_ms
+    in this process. The guest may be someone else's: on Wasmer, the first installed, a smoke call that spins held
+    the build for ever."""
+    if os.environ.get(ENGINE_VARIABLE, AUTO) != AUTO:
+        return None
+    return next((name for name in installed_engines() if interrupts(name)), None)
 
 
 def _check(guest: Guest, call: SmokeCall) -> str | None:

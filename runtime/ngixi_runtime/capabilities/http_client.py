@@ -28,6 +28,10 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Headers = tuple[tuple[str, str], ...]
 
 MAX_REDIRECTS = 5
+# A guest's name lookups still running at once. A resolver that never answers keeps its thread after the fetch has
+# timed out; without a bound, a guest granted `*.example.org` whose DNS does not answer, looking up a new name each
+# millisecond under timeout_ms = 1, left a thread per fetch in the host, until it could start no more.
+MAX_LOOKUPS = 4
 # What a guest's request may hold, checked before its memory is read; its body is bounded by that memory.
 MAX_METHOD_BYTES, MAX_URL_BYTES, MAX_HEADERS_BYTES = 32, 8192, 65536
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -191,6 +195,7 @@ class HttpClient:
         self.guest = guest
         self.routes = dict(routes or {})
         self.report = report or (lambda message: None)
+        self._lookups = threading.BoundedSemaphore(MAX_LOOKUPS)
         from ngixi_runtime.capabilities.http_wire import exchange  # here, not per fetch: it imports http.client and ssl
 
         self._send = exchange
@@ -273,7 +278,7 @@ class HttpClient:
         routed = self.routes.get((origin.host, origin.port))
         if routed is not None:
             return routed
-        found = _resolved(origin, deadline)
+        found = _resolved(origin, deadline, self._lookups)
         named = self.options.allowing(origin)
         refused: list[tuple[IPAddress, str]] = []
         for *_, sockaddr in found:
@@ -340,7 +345,7 @@ def _to_allow(origin: Origin) -> str:
     return f'add "{origin}" to allow it'
 
 
-def _resolved(origin: Origin, deadline: float) -> list[Any]:
+def _resolved(origin: Origin, deadline: float, lookups: threading.BoundedSemaphore) -> list[Any]:
     """The addresses a host name resolves to, looked up by the deadline: on a thread of its own, which
     a resolver that never answers keeps, but not the guest."""
     found: list[Any] = []
@@ -352,14 +357,33 @@ def _resolved(origin: Origin, deadline: float) -> list[Any]:
     if origin.address is not None:  # a literal address needs no resolver
         look_up()
     else:
-        lookup = threading.Thread(target=look_up, name="ngixi-resolve", daemon=True)
-        lookup.start()
-        lookup.join(max(0.0, deadline - time.monotonic()))
-        if lookup.is_alive():
-            raise AbiFault(Status.TIMEOUT)
+        _on_a_thread(look_up, deadline, lookups)
     if not found:
         raise AbiFault(Status.UNREACHABLE)
     return found
+
+
+def _on_a_thread(look_up: Callable[[], None], deadline: float, lookups: threading.BoundedSemaphore) -> None:
+    """Runs `look_up` on a thread holding one of the client's `lookups` until it ends, waiting for it until the
+    deadline: a guest whose earlier lookups all still wait gets TIMEOUT then, and no new thread."""
+    if not lookups.acquire(timeout=max(0.0, deadline - time.monotonic())):
+        raise AbiFault(Status.TIMEOUT)
+
+    def look_up_and_release() -> None:
+        try:
+            look_up()
+        finally:
+            lookups.release()
+
+    lookup = threading.Thread(target=look_up_and_release, name="ngixi-resolve", daemon=True)
+    try:
+        lookup.start()
+    except BaseException:
+        lookups.release()
+        raise
+    lookup.join(max(0.0, deadline - time.monotonic()))
+    if lookup.is_alive():
+        raise AbiFault(Status.TIMEOUT)
 
 
 def _split_url(url: str) -> tuple[Origin, str]:

@@ -117,7 +117,8 @@ class KvOptions(NamedTuple):
     max_keys: int
 
 
-_NAMESPACE = re.compile(r"^[a-z][a-z0-9_-]{0,62}\Z")
+MAX_NAMESPACE_BYTES = 63
+_NAMESPACE = re.compile(rf"^[a-z][a-z0-9_-]{{0,{MAX_NAMESPACE_BYTES - 1}}}\Z")
 namespace_item = string_item(_NAMESPACE, 'must be lowercase letters, digits, "-" and "_", starting with a letter')
 
 
@@ -313,6 +314,11 @@ class KvStore:
         raise AbiFault(status)
 
     def _namespace(self, memory: GuestMemory, pointer: int, length: int) -> str:
+        if length > MAX_NAMESPACE_BYTES:  # before a byte is read: the length is the guest's, up to its whole memory
+            self._refuse(
+                Status.TOO_LARGE,
+                f"a namespace of {length} bytes refused: a namespace is at most {MAX_NAMESPACE_BYTES} bytes",
+            )
         return self.granted(read_utf8(memory, pointer, length))
 
     def _key(self, memory: GuestMemory, pointer: int, length: int) -> bytes:

@@ -4,6 +4,7 @@ inside the guest's own call timeout: servers that drip, stall or never finish a 
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import threading
 import time
@@ -14,7 +15,7 @@ import pytest
 
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.http import parse_http
-from ngixi_runtime.capabilities.http_client import HttpClient
+from ngixi_runtime.capabilities.http_client import MAX_LOOKUPS, HttpClient
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.loading.tenants import open_tenant
@@ -162,6 +163,45 @@ def test_a_resolver_that_never_answers_ends_at_the_deadline(monkeypatch: pytest.
     status, elapsed = timed_status(lambda: http.fetch("GET", "https://slow.example.com/"))
     assert status == Status.TIMEOUT
     assert 0.5 <= elapsed < 0.5 + MARGIN
+
+
+def resolver_threads() -> int:
+    return sum(thread.name == "ngixi-resolve" for thread in threading.enumerate())
+
+
+def test_lookups_that_never_end_hold_at_most_four_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A guest whose signer's DNS never answers, fetching a name each millisecond under timeout_ms = 1, left a
+    lookup thread per fetch in the host; the fifth fetch now waits for one of the four still running,
+    until its deadline, and starts none."""
+    answered = threading.Event()
+
+    def hang(*_: object, **__: object) -> list[object]:
+        answered.wait(10)
+        return []
+
+    monkeypatch.setattr(socket, "getaddrinfo", hang)
+    http = client("https://*.example.com", 1)
+    before = resolver_threads()
+    try:
+        urls = [f"https://a{n}.example.com/" for n in range(200)]
+        statuses = {timed_status(functools.partial(http.fetch, "GET", url))[0] for url in urls}
+        assert statuses == {Status.TIMEOUT}
+        assert resolver_threads() - before == MAX_LOOKUPS
+    finally:
+        answered.set()
+    deadline = time.monotonic() + 5
+    while resolver_threads() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # The lookups ended: their places are free again, and a fetch looks up once more.
+    looked_up = threading.Event()
+
+    def answer(*_: object, **__: object) -> list[object]:
+        looked_up.set()
+        return []
+
+    monkeypatch.setattr(socket, "getaddrinfo", answer)
+    timed_status(lambda: http.fetch("GET", "https://b.example.com/"))
+    assert looked_up.wait(5)
 
 
 # --- through a real guest, on both engines, in-process and isolated -------------------------------------

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from ngixi_runtime.errors import GuestError
+from ngixi_runtime.loading.tenants import open_tenant
 from ngixi_runtime.loading.watchdog import ProcessWatchdog
 from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle
 from tests.integration import BIN, WatchProcess, run_in
@@ -117,3 +119,21 @@ def test_a_closed_watchdog_has_ended_its_watcher() -> None:
     os.waitpid(int(watcher), 0)
     watchdog.close()  # a watcher gone already: closed all the same
     assert _children() == before
+
+
+def test_a_guest_drawing_its_whole_memory_of_random_bytes_ends_at_its_timeout(tmp_path: Path, keys: KeyFiles) -> None:
+    """A guest in a host function is past the engine's deadline: random_get filling a memory of 1 GiB held an
+    in-process call for as long as the system's generator took, many times timeout_ms = 100. It looks at the call's
+    deadline as it draws, and ends the call as timed out."""
+    random_get = Imp("wasi_snapshot_preview1", "random_get", ["i32", "i32"], ["i32"])
+    body = call_import(0, 0, 1 << 30)
+    wasm = module(imports=[random_get], functions=[Func("add", ["i32", "i32"], ["i32"], body)], memory=(16384, 16384))
+    manifest = HELLO_MANIFEST.replace("[capabilities.log]", "[limits]\ntimeout_ms = 100\nmemory_pages = 16384\n\n")
+    bundle = make_bundle(tmp_path / "out", keys.key, wasm=wasm, manifest=manifest + "[capabilities.random]\n")
+    with open_tenant(bundle, trust_file=keys.trust, isolated=False, engine="wasmtime") as tenant:
+        began = time.monotonic()
+        with pytest.raises(GuestError) as stopped:
+            tenant.call("add", (1, 2))
+        elapsed = time.monotonic() - began
+    assert str(stopped.value) == "hello: reached its limits.timeout_ms while drawing random bytes in random_get"
+    assert elapsed < 0.1 + 0.5

@@ -6,6 +6,7 @@ import gc
 import ipaddress
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -211,6 +212,34 @@ def test_the_test_server_takes_a_client_hanging_up_early_quietly(capfd: pytest.C
         with socket.create_connection((host, port)) as connection:  # served after the hang-up was handled
             connection.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             assert connection.recv(1024).startswith(b"HTTP/1.0 200")
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def server_threads() -> int:
+    return sum("process_request_thread" in thread.name for thread in threading.enumerate())
+
+
+def test_the_test_server_costs_no_more_than_the_guest_takes(capfd: pytest.CaptureFixture[str]) -> None:
+    """A smoke call's guest is the project's, and chooses its URL: `/bytes?n=N` made N bytes in the build's process
+    before sending any (a MemoryError's traceback for a petabyte, 18 GB made at once for 18e9), and `/slow?ms=N`
+    slept N ms after its client had gone, a thread each time (`ngixi watch --smoke` runs for hours)."""
+    with http_server() as (host, port):
+        with socket.create_connection((host, port)) as connection:
+            connection.sendall(b"GET /bytes?n=1000000000000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = connection.recv(65536)
+            assert head.startswith(b"HTTP/1.0 200") and b"Content-Length: 1000000000000000" in head
+        before = server_threads()
+        for _ in range(5):
+            with socket.create_connection((host, port)) as connection:
+                connection.sendall(b"GET /slow?ms=600000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        ended_by = time.monotonic() + 5
+        while server_threads() > before and time.monotonic() < ended_by:
+            time.sleep(0.01)
+        assert server_threads() <= before
+        for number in ("1e3", "-1", "1.5", "9" * 5000):
+            with socket.create_connection((host, port)) as connection:
+                connection.sendall(f"GET /slow?ms={number} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                assert connection.recv(1024).startswith(b"HTTP/1.0 400")
     assert "Traceback" not in capfd.readouterr().err
 
 

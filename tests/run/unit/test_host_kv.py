@@ -142,6 +142,18 @@ def test_only_granted_namespaces_are_reachable(guest: Guest) -> None:
     assert guest.get("sessions", b"k")[0] == Status.DENIED
 
 
+def test_a_namespace_longer_than_any_granted_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """The namespace's length is the guest's, up to its whole memory: it was read and decoded whole, in the host,
+    to be refused as not granted. One longer than any namespace a manifest may name is refused from its length."""
+    told: list[str] = []
+    guest = Guest(open_guest(tmp_path / "kv.sqlite3", report=told.append))
+    assert guest.get("c" * 63, b"k")[0] == Status.DENIED
+    assert guest.get("c" * 64, b"k")[0] == Status.TOO_LARGE
+    assert guest.set("c" * 64, b"k", b"v") == Status.TOO_LARGE
+    assert told[-1] == "g: kv: a namespace of 64 bytes refused: a namespace is at most 63 bytes"
+    guest.ctx.close()
+
+
 def test_values_persist_across_instances_and_the_file_is_created_on_first_use(tmp_path: Path) -> None:
     database = tmp_path / "tenant" / "kv.sqlite3"
     first = open_guest(database)

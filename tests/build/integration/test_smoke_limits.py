@@ -1,0 +1,47 @@
+"""A project's smoke calls run its guest, maybe someone else's, in the build's own process: they end at the guest's
+limits there as they would in `ngixi run`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle
+from tests.wasmgen import ADD_BODY, Func, Imp, module
+
+SPIN_BODY = b"\x03\x40\x0c\x00\x0b" + ADD_BODY  # loop: br 0, for ever; then what `add` would return
+SMOKE = """\
+import sys
+from pathlib import Path
+
+from ngixi_build.stages.smoke import SmokeFailure, smoke_bundle
+
+try:
+    smoke_bundle(bundle_path=Path(sys.argv[1]), trust_file=Path(sys.argv[2]), label="m.toml")
+except SmokeFailure as failure:
+    print(failure)
+"""
+
+
+def test_a_smoke_call_that_spins_ends_at_its_timeout(tmp_path: Path, keys: KeyFiles) -> None:
+    """On Wasmer, the first engine installed, which cannot stop a call in this process, a smoke call spinning for
+    ever held `ngixi build` and a core. With no engine asked for ($NGIXI_ENGINE), smoke takes one that ends the call
+    at limits.timeout_ms. Run in a process of its own, which the test can stop."""
+    spinning = module(
+        imports=[Imp("ngixi", "log", ["i32"] * 3)], functions=[Func("add", ["i32", "i32"], ["i32"], SPIN_BODY)]
+    )
+    manifest = HELLO_MANIFEST + '[limits]\ntimeout_ms = 300\n\n[[smoke]]\ncall = "add"\nargs = [2, 3]\nexpect = 5\n'
+    path = make_bundle(tmp_path, keys.key, wasm=spinning, manifest=manifest)
+    environment = {name: value for name, value in os.environ.items() if name != "NGIXI_ENGINE"}
+    finished = subprocess.run(
+        [sys.executable, "-c", SMOKE, str(path), str(keys.trust)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment,
+        check=True,
+    )
+    failed = "m.toml: smoke[0]: add(2, 3) failed: hello: add exceeded its 300 ms timeout (limits.timeout_ms)\n"
+    assert finished.stdout == failed
