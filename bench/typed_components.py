@@ -64,14 +64,20 @@ def bare_call(wasm: Path, text: str) -> Callable[[], Any]:
     return lambda: function(store, text)
 
 
+def built_bundle(project: Project, guest: str) -> Path:
+    """The path of the guest's built bundle; exits saying to build it when there is none."""
+    path = project.bundle_path(guest, "0.1.0")
+    if not path.exists():
+        raise SystemExit("no built bundles: run `make build` first")
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=300)
     options = parser.parse_args()
     project = Project(REPO)
-    bundle_path = project.bundle_path(GUEST, "0.1.0")
-    if not bundle_path.exists():
-        raise SystemExit("no built bundles: run `make build` first")
+    bundle_path = built_bundle(project, GUEST)
     load_before = os.getloadavg()[0]
     trust = load_trust(project.dev_trust_file)
     print(f"{GUEST}.{EXPORT}: string in, record out; microseconds per call (ratio to bare wasmtime-py)")

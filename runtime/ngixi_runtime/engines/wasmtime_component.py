@@ -15,6 +15,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from functools import partial
 from typing import Any
 
 import wasmtime
@@ -40,6 +41,7 @@ from ngixi_runtime.engines.wasmtime import (
     trap_error,
     trap_message,
 )
+from ngixi_runtime.engines.wasmtime_fastpath import component_export, define_component_import
 from ngixi_runtime.engines.wit_values import TypedFunction, lift_result, lower_arguments, render
 from ngixi_runtime.errors import GuestError, NgixiError
 from ngixi_runtime.files import private_creation
@@ -57,6 +59,9 @@ _OPEN: weakref.WeakSet[ComponentInstance] = weakref.WeakSet()
 # componentize-py's stubbed WASI alone is three dozen small instances (none with a memory).
 COMPONENT_INSTANCES = 64
 COMPONENT_MEMORIES = 4
+
+# An export called with its arguments as the engine's values, giving its result as the engine's value.
+_EngineCall = Callable[[Sequence[Any]], Any]
 
 
 @atexit.register
@@ -197,7 +202,7 @@ class ComponentInstance:
         self.reserve_return_time = maker.deadline.reserve_return_time
         self._run = run_export(info)  # a command's `wasi:cli/run@…#run`, which `_start` calls
         self._exports = info.exports
-        self._typed: dict[str, tuple[wc.Func, TypedFunction]] = {}
+        self._typed: dict[str, tuple[_EngineCall, TypedFunction]] = {}
         self.memory = SealedMemory()
         self._instance: wc.Instance | None = None
         self._spent = False  # the last call failed: Wasmtime refuses to enter the instance again
@@ -231,9 +236,9 @@ class ComponentInstance:
         if export == "_start":
             function = self._function(self._instance, export)
             return self._within_deadline(export, lambda: _run_command(function, self._store))
-        function, typed = self._typed_function(self._instance, export)
+        engine_call, typed = self._typed_function(self._instance, export)
         lowered = lower_arguments(f"{self._deadline.guest}: {export}", typed, args)
-        return self._within_deadline(export, lambda: self._in_time(lift_result(typed, function(self._store, *lowered))))
+        return self._within_deadline(export, lambda: self._in_time(lift_result(typed, engine_call(lowered))))
 
     def _renew(self) -> None:
         """Instantiates the component afresh after a failed call, the old store dropped first (an isolated child's
@@ -256,12 +261,14 @@ class ComponentInstance:
         params, _ = self._exports.get(export, ((), ()))
         return text_positions(params)
 
-    def _typed_function(self, instance: wc.Instance, export: str) -> tuple[wc.Func, TypedFunction]:
-        """An export and its types, read on its first call."""
+    def _typed_function(self, instance: wc.Instance, export: str) -> tuple[_EngineCall, TypedFunction]:
+        """An export, as a call of its engine values, and its types, read on its first call."""
         found = self._typed.get(export)
         if found is None:
             function = self._function(instance, export)
-            found = self._typed[export] = (function, TypedFunction.of(function.type(self._store)))
+            bulk = component_export(function, self._store)
+            call = partial(bulk, self._store) if bulk is not None else lambda args: function(self._store, *args)
+            found = self._typed[export] = (call, TypedFunction.of(function.type(self._store)))
         return found
 
     def _within_deadline(self, export: str, invoke: Callable[[], Any]) -> tuple[Any, ...]:
@@ -436,7 +443,9 @@ def instantiate(
             for interface, named in functions.items():
                 with root.add_instance(interface) as linked:
                     for name, function in named.items():
-                        linked.add_func(name, _host_function(function, deadline))
+                        host_function = _host_function(function, deadline)
+                        if not define_component_import(linked, name, host_function):
+                            linked.add_func(name, host_function)
     except wasmtime.WasmtimeError as error:
         raise NgixiError(f"{guest}: cannot load the guest: {first_line(error)}") from None
     return ComponentInstance(_Maker(prepared, linker, limits, wasi, deadline), prepared.info)

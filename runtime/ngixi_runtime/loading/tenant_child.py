@@ -82,6 +82,9 @@ _STACK_HEADROOM_BYTES = 1024 * 1024
 # checking JSON builds its Python objects, at most about 23 times the document's bytes (measured: a
 # document of empty arrays; one of numbers takes 6).
 _CALL_DATA_COPIES = 4
+# Wasmtime's copies of a component's values in one call, beside the guest's memory: a result lifted as up to 128 MiB
+# of 48-byte values (its hostcall fuel), the C API's array of them (32 bytes each), and the arguments as much again.
+_COMPONENT_VALUE_BYTES = 512 * 1024 * 1024
 _JSON_CALL_DATA_COPIES = 4 + 24
 _PAGE_BYTES = 65536
 # glibc's mallopt parameters, its default mmap threshold and the largest it takes on a 64-bit machine.
@@ -117,7 +120,7 @@ def _limit_memory(guest: Guest) -> None:
     if not Path("/proc/self/statm").exists():
         return
     allowance = guest.manifest.limits.memory_pages * _PAGE_BYTES + call_data_bytes(guest.manifest)
-    allowance += _HEAP_HEADROOM_BYTES
+    allowance += _HEAP_HEADROOM_BYTES + (_COMPONENT_VALUE_BYTES if guest.manifest.guest.type.is_component else 0)
     limit = _virtual_memory_bytes() + allowance
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 

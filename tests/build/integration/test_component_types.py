@@ -20,7 +20,7 @@ from ngixi_build.toolchains.assemblyscript import ensure_toolchain
 from ngixi_build.toolchains.component_world import read_component_world
 from ngixi_build.toolchains.wit import wasm_tools
 from ngixi_runtime.engines import wasmtime_component
-from ngixi_runtime.errors import InvalidInput, VerificationError
+from ngixi_runtime.errors import GuestError, InvalidInput, VerificationError
 from ngixi_runtime.loading.isolated import IsolatedTenant
 from ngixi_runtime.loading.tenants import InProcessTenant, open_tenant
 from ngixi_runtime.spec.wasm import nearest_f32
@@ -165,6 +165,22 @@ def test_python_values_round_trip_through_the_loader(tenant: InProcessTenant | I
     )
     assert tenant.call("joined", list("abcdefghi")).values == ("a|b|c|d|e|f|g|h|i",)
     assert tenant.call("nothing", []).values == ()
+
+
+def test_megabytes_of_bytes_cross_up_to_wasmtime_s_limit_and_one_more_byte_is_told_in_one_line(
+    tenant: InProcessTenant | IsolatedTenant,
+) -> None:
+    largest = random.Random(7).randbytes(2_796_202)  # Wasmtime lifts at most 128 MiB of 48-byte values
+    assert tenant.call("echobytes", [largest]).values == (largest,)  # an isolated child had no room for its copies
+    assert tenant.call("echobytes", [b""]).values == (b"",)
+    with pytest.raises(GuestError) as failed:
+        tenant.call("echobytes", [largest + b"."])
+    assert str(failed.value) == (
+        "typed: echobytes failed: too much data is being copied between the host and the guest: Wasmtime takes at"
+        " most 2,796,202 values (a list<u8> of as many bytes) from a guest at once, as a result or a host call's"
+        ' arguments; return large data in parts, or use a core guest\'s call data (input/output = "bytes")'
+    )
+    assert tenant.call("echobytes", [b"\x00\xff"]).values == (b"\x00\xff",)
 
 
 def test_a_bad_argument_is_refused_before_the_call_and_the_next_call_works(
