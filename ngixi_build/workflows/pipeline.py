@@ -138,7 +138,9 @@ def fit_core_module(project: Project, wasm_path: Path, guest: GuestBuild) -> Non
             extra=SAME_EACH_BUILD,
         )
     if export_start(wasm_path=wasm_path, library=guest.type.kind == "library"):
-        log.info(
+        # Another toolchain's start section is news to its author; asc's top-level code is every library's own.
+        log.log(
+            logging.INFO if guest.type.language == "wasm" else logging.DEBUG,
             "%s: its start function is exported as _initialize, run once its memory is linked",
             guest.name,
             extra=SAME_EACH_BUILD,
