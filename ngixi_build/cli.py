@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 from pathlib import Path
 
 from ngixi_build.project import Project, find_project
@@ -90,8 +91,19 @@ def cmd_new(args: argparse.Namespace) -> int:
     print(f"ok: {args.lang} {args.kind} guest {args.name} ({abi} ABI):")
     for path in written:
         print(f"  {path.relative_to(project.root)}")
-    print("build it with `doit build`, test it with `doit smoke`")
+    build, smoke = _build_commands(project, args.project)
+    print(f"build it with `{build}`, test it with `{smoke}`")
     return 0
+
+
+def _build_commands(project: Project, chosen: Path | None) -> tuple[str, str]:
+    """What builds and smoke-tests the project from the working directory: doit reads only the dodo.py there, so
+    below the root it is `ngixi build`, and outside the project that with the `--project` the user gave."""
+    here = Path.cwd().resolve()
+    if here == project.root.resolve():
+        return "doit build", "doit smoke"
+    elsewhere = "" if here.is_relative_to(project.root.resolve()) else f" --project {shlex.quote(str(chosen))}"
+    return f"ngixi build{elsewhere}", f"ngixi smoke{elsewhere}"
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -37,6 +37,9 @@ OPTIMIZATION: dict[BuildProfile, tuple[str, ...]] = {"release": ("-O2",), "dev":
 SETJMP_FLAGS = ("-mexception-handling", "-mllvm", "-wasm-enable-sjlj", "-mllvm", "-wasm-use-legacy-eh=false")
 # The exception tag longjmp throws: wasi-libc's runtime (__wasm_longjmp) uses it, and Zig's copy does not define it.
 C_LONGJMP_TAG = '__asm__(".globl __c_longjmp\\n.tagtype __c_longjmp i32\\n__c_longjmp:\\n");\n'
+# wasi-libc's setjmp.h, included without SETJMP_FLAGS: its #error names the compiler flag, not the manifest's field.
+_SETJMP_REFUSED = "error: Setjmp/longjmp support requires Exception handling"
+_INCLUDED_FROM = re.compile(r"^In file included from (.+?):\d+:$", re.MULTILINE)
 
 
 def cc_arguments(job: CompileJob, output: Path, manifest: Manifest) -> list[str]:
@@ -140,6 +143,20 @@ def _manifest(project: Project, guest: str) -> str:
     return native.relative(project, project.manifest_path(guest))
 
 
+def setjmp_not_enabled(project: Project, guest: str, failure: str) -> CompileError | None:
+    """The manifest's field that gives setjmp/longjmp, when wasi-libc's setjmp.h refused a compile without it; None
+    for any other failure."""
+    if _SETJMP_REFUSED not in failure:
+        return None
+    including = _INCLUDED_FROM.search(failure)
+    source = including.group(1) if including else "a source"
+    return CompileError(
+        f"{_manifest(project, guest)}: compile.setjmp: {source} includes setjmp.h, whose setjmp and longjmp need "
+        "`setjmp = true` in [compile] (what wasi-libc's error calls -mllvm -wasm-enable-sjlj); the module then runs "
+        'on Wasmtime alone (README, "Porting a C program someone else wrote")'
+    )
+
+
 def editor_include_dirs(project: Project, guest: str) -> list[str]:
     """The shared source folders as a guest's `compile_flags.txt` names them: relative to the guest's folder."""
     directory = project.guests_dir / guest
@@ -209,7 +226,10 @@ class C(native.ZigCompiled):
         warning = editor_flags_warning(job.project, job.guest.name, c_options(job.guest.compile))
         if warning is not None:
             log.warning("%s", warning)
-        return super().compile(job)
+        try:
+            return super().compile(job)
+        except CompileError as failed:
+            raise setjmp_not_enabled(job.project, job.guest.name, str(failed)) or failed from None
 
     def settings(self, project: Project, guest: GuestBuild) -> dict[str, object]:
         return {**super().settings(project, guest), "compile": c_options(guest.compile)._asdict()}

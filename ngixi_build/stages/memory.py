@@ -47,7 +47,7 @@ def initial_memory_problem(source: str, minimum: int, memory_pages: int, prebuil
     if prebuilt_manifest is not None:
         return (
             f"{prebuilt_manifest}: limits.memory_pages = {memory_pages}, but its prebuilt module starts with "
-            f"{minimum} pages of memory; raise limits.memory_pages in {prebuilt_manifest} to at least {minimum}"
+            f"{minimum} pages of memory; raise it to at least {minimum}"
         )
     return (
         f"{source}: its memory starts at {minimum} pages, over limits.memory_pages = {memory_pages}; raise "

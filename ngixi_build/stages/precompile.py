@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from ngixi_build.proc import run
 from ngixi_build.toolchains import installs
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE, EngineId
 from ngixi_runtime.errors import InvalidInput, NgixiError
@@ -91,23 +94,65 @@ def precompile_wasmtime(*, wasm_path: Path, target: Target, metered: bool, out_p
     metering in; the loader decides the same from the manifest, since Wasmtime loads an artifact only into
     an engine configured alike.
     """
+    wasm = wasm_path.read_bytes()
+    artifact = _wasmtime_compiled(wasm, target=target, metered=metered, what=_wasmtime_what(wasm_path, target))
+    return _write_wasmtime_artifact(out_path, artifact, target=target, wasm=wasm, metered=metered)
+
+
+def precompile_wasmtime_in_child(*, wasm_path: Path, target: Target, metered: bool, out_path: Path) -> ArtifactMeta:
+    """`precompile_wasmtime`, its compile in a process of its own, which `proc.stop_running_tools` ends: nothing
+    interrupts Wasmtime's compile in this process (a JavaScript or Python component's takes tens of seconds on a busy
+    machine), so a watcher's Ctrl-C waited for it. The artifact is stamped and recorded here, as this user's, for
+    the very bytes the child compiled (a copy: the .wasm may be rewritten meanwhile)."""
+    wasm, what = wasm_path.read_bytes(), _wasmtime_what(wasm_path, target)
+    with tempfile.TemporaryDirectory(prefix="ngixi-cwasm-") as scratch:
+        source, compiled = Path(scratch) / "guest.wasm", Path(scratch) / "artifact.cwasm"
+        source.write_bytes(wasm)
+        features, fuel = ",".join(target.cpu_features), "metered" if metered else "unmetered"
+        run([sys.executable, "-m", __name__, what, source, target.triple, features, fuel, compiled], what=what)
+        artifact = compiled.read_bytes()
+    return _write_wasmtime_artifact(out_path, artifact, target=target, wasm=wasm, metered=metered)
+
+
+def _wasmtime_what(wasm_path: Path, target: Target) -> str:
+    return f"precompile {wasm_path} with Wasmtime for {target.triple}"
+
+
+def _wasmtime_compiled(wasm: bytes, *, target: Target, metered: bool, what: str) -> bytes:
     from ngixi_runtime.engines import wasmtime as engine_wasmtime
     from ngixi_runtime.engines import (  # only builds that ask for Wasmtime artifacts load it
         wasmtime_component as engine_component,
     )
 
-    wasm = wasm_path.read_bytes()
     compiler = engine_component if engine_component.is_component(wasm) else engine_wasmtime
-    artifact = compiler.precompile(
-        wasm,
-        triple=target.triple,
-        cpu_features=target.cpu_features,
-        metered=metered,
-        what=f"precompile {wasm_path} with Wasmtime for {target.triple}",
+    artifact: bytes = compiler.precompile(
+        wasm, triple=target.triple, cpu_features=target.cpu_features, metered=metered, what=what
     )
+    return artifact
+
+
+def _write_wasmtime_artifact(
+    out_path: Path, artifact: bytes, *, target: Target, wasm: bytes, metered: bool
+) -> ArtifactMeta:
+    from ngixi_runtime.engines import wasmtime as engine_wasmtime
+
     meta = wasmtime_artifact_metadata(target, hashlib.sha256(wasm).hexdigest())
     _write(out_path, artifact, meta, metered=metered, settings=engine_wasmtime.SETTINGS)
     return meta
+
+
+def _compile_in_child(arguments: list[str]) -> int:
+    """The child of `precompile_wasmtime_in_child`: WHAT WASM TRIPLE FEATURES metered|unmetered OUT; 1 and the
+    error's line on stderr if Wasmtime refuses the module."""
+    what, wasm_path, triple, features, fuel, out = arguments
+    target = Target(triple, tuple(filter(None, features.split(","))))
+    try:
+        artifact = _wasmtime_compiled(Path(wasm_path).read_bytes(), target=target, metered=fuel == "metered", what=what)
+    except NgixiError as error:
+        print(error, file=sys.stderr)
+        return 1
+    Path(out).write_bytes(artifact)
+    return 0
 
 
 def wasmtime_artifact_metadata(target: Target, wasm_sha256: str) -> ArtifactMeta:
@@ -206,3 +251,7 @@ def wasmtime_precompile_inputs(target: Target, *, metered: bool) -> dict[str, ob
         "settings": engine_wasmtime.SETTINGS,
         "engine": engine_wasmtime.compiled_by(target.triple)._asdict(),
     }
+
+
+if __name__ == "__main__":
+    sys.exit(_compile_in_child(sys.argv[1:]))

@@ -188,7 +188,8 @@ class DevBuilder:
             elif remaining.targets:
                 self._precompile(name, remaining.targets.pop(0), remaining.wasm_sha256)
             elif remaining.wasmtime_triples:
-                pipeline.precompile_with_wasmtime(self.project, remaining.guest, remaining.wasmtime_triples.pop(0))
+                triple = remaining.wasmtime_triples.pop(0)
+                pipeline.precompile_with_wasmtime_in_child(self.project, remaining.guest, triple)
             else:
                 del self._background[name]
                 self._verify(self._bundle(remaining.guest, remaining.wasm_sha256))

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ngixi_build.guests import GuestBuild, read_guests
 from ngixi_build.languages.base import CompileJob, Language
@@ -14,7 +15,13 @@ from ngixi_build.project import Project
 from ngixi_build.stages import component
 from ngixi_build.stages.bundle import ArtifactInput, write_bundle
 from ngixi_build.stages.memory import bound_memory
-from ngixi_build.stages.precompile import made_here, precompile_guest, precompile_wasmtime, read_metadata
+from ngixi_build.stages.precompile import (
+    made_here,
+    precompile_guest,
+    precompile_wasmtime,
+    precompile_wasmtime_in_child,
+    read_metadata,
+)
 from ngixi_build.stages.signing import SigningKey, ensure_dev_key
 from ngixi_build.stages.smoke import smoke_bundle
 from ngixi_build.stages.start import export_start
@@ -138,7 +145,9 @@ def fit_core_module(project: Project, wasm_path: Path, guest: GuestBuild) -> Non
             extra=SAME_EACH_BUILD,
         )
     if export_start(wasm_path=wasm_path, library=guest.type.kind == "library"):
-        log.info(
+        # Another toolchain's start section is news to its author; asc's top-level code is every library's own.
+        log.log(
+            logging.INFO if guest.type.language == "wasm" else logging.DEBUG,
             "%s: its start function is exported as _initialize, run once its memory is linked",
             guest.name,
             extra=SAME_EACH_BUILD,
@@ -184,12 +193,21 @@ def precompile(project: Project, guest: str, target: Target) -> None:
 
 
 def precompile_with_wasmtime(project: Project, guest: GuestBuild, triple: str) -> None:
-    precompile_wasmtime(
-        wasm_path=project.wasm_path(guest.name),
-        target=project.wasmtime_target(triple),
-        metered=guest.metered,
-        out_path=project.artifact_path(guest.name, triple, "wasmtime"),
-    )
+    precompile_wasmtime(**_wasmtime_precompile(project, guest, triple))
+
+
+def precompile_with_wasmtime_in_child(project: Project, guest: GuestBuild, triple: str) -> None:
+    """The same, compiled in a process that stopping a watcher ends (`precompile_wasmtime_in_child`)."""
+    precompile_wasmtime_in_child(**_wasmtime_precompile(project, guest, triple))
+
+
+def _wasmtime_precompile(project: Project, guest: GuestBuild, triple: str) -> dict[str, Any]:
+    return {
+        "wasm_path": project.wasm_path(guest.name),
+        "target": project.wasmtime_target(triple),
+        "metered": guest.metered,
+        "out_path": project.artifact_path(guest.name, triple, "wasmtime"),
+    }
 
 
 def bundle(

@@ -63,8 +63,20 @@ def is_digest(descriptor: dict[str, Any]) -> bool:
 def check_accepted(response: requests.Response, reference: str, what: str) -> None:
     if response.status_code not in (200, 201, 202):
         start = next(response.iter_content(chunk_size=4 * _BODY_SHOWN), b"")  # never the whole of a huge body
-        body = printable(start.decode("utf-8", "replace")[:_BODY_SHOWN])  # the registry's text, one line
+        body = printable(refusal_reason(start)[:_BODY_SHOWN])  # the registry's text, one line
         raise RegistryError(f"{reference}: {what} refused by the registry: HTTP {response.status_code} {body}")
+
+
+def refusal_reason(body: bytes) -> str:
+    """A refusal's body as its reader wants it: the distribution spec's `{"errors": [{"code", "message"}]}` as
+    `CODE: message`, joined by `; `, else the text itself, stripped."""
+    text = body.decode("utf-8", "replace").strip()
+    document = json_object(body)
+    errors = document.get("errors") if document else None
+    if not isinstance(errors, list) or not errors or not all(isinstance(error, dict) for error in errors):
+        return text
+    said = [": ".join(str(error[key]) for key in ("code", "message") if key in error) for error in errors]
+    return "; ".join(said) if all(said) else text
 
 
 def sha256_digest(data: bytes) -> str:

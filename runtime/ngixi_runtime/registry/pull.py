@@ -114,7 +114,16 @@ def _size_of(path: Path) -> int | None:
 def _pulled_manifest(client: Client, container: Container, reference: str) -> bytes:
     """The manifest a reference names; pulled by digest, its bytes must have that digest."""
     response = streamed_get(client, f"{client.prefix}://{container.manifest_url()}", accept=MANIFEST_MEDIA_TYPE)
-    check_accepted(response, reference, "manifest lookup")
+    try:
+        check_accepted(response, reference, "manifest lookup")
+    except RegistryError as refused:
+        if response.status_code != 404:
+            raise
+        named = "digest" if container.digest else "tag"
+        raise RegistryError(
+            f"{refused}; the registry has no such repository or {named}: check the reference "
+            "(`doit publish` prints each one it pushed)"
+        ) from None
     content = bounded_body(response, MAX_MANIFEST_BYTES, reference, "manifest")
     if container.digest and sha256_digest(content) != container.digest:
         raise VerificationError(f"{reference}: the registry returned a manifest with another digest")

@@ -5,6 +5,8 @@ overflowed it at 500 nested calls: `[compile] stack_bytes`) and function-like ma
 author's project (setjmp makes a module only Wasmtime runs: `targets = []`) and run by `ngixi run`, isolated and
 in-process, against wasmtime-py's own WASI running the same module.
 
+A third guest includes setjmp.h without `setjmp = true`, and a fourth's stack does not fit: their compiles fail.
+
 Cost: two guests of one source compiled (about a second each), each module compiled once by wasmtime-py and once by
 the build for this host.
 """
@@ -132,8 +134,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Co
     root = tmp_path_factory.mktemp("ports")
     (root / "pyproject.toml").write_text('[tool.ngixi]\ntargets = []\nwasmtime_targets = ["host"]\n')
     (root / "manifests").mkdir()
-    for name, stack in {**STACKS, "tight": TIGHT}.items():
-        (root / "manifests" / f"{name}.toml").write_text(MANIFEST.format(name=name, stack=stack))
+    for name, stack in {**STACKS, "tight": TIGHT, "nojmp": ""}.items():
+        manifest = MANIFEST.format(name=name, stack=stack)
+        (root / "manifests" / f"{name}.toml").write_text(
+            manifest.replace("setjmp = true\n", "") if name == "nojmp" else manifest
+        )
         (root / "guests" / name).mkdir(parents=True)
         (root / "guests" / name / "main.c").write_text(SOURCE)
     return root, run_in(root, [str(NGIXI), "build"], env=environment(root), check=False, timeout=300)
@@ -154,6 +159,16 @@ def test_a_stack_the_memory_cannot_hold_names_the_field_to_raise(
     assert built[1].returncode != 0 and f"failed: tight (compile): {said}" in built[1].stdout
     assert "): raise it to 129 or more\n" in built[1].stdout  # 8 MiB of stack and a page of data
     assert "failed: deep" not in built[1].stdout and "failed: shallow" not in built[1].stdout
+
+
+def test_setjmp_h_without_its_field_names_the_field(built: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    """wasi-libc's own error asked for `-mllvm -wasm-enable-sjlj`, which `[compile] flags` refuses."""
+    said = (
+        "failed: nojmp (compile): manifests/nojmp.toml: compile.setjmp: guests/nojmp/main.c includes setjmp.h, whose "
+        "setjmp and longjmp need `setjmp = true` in [compile] (what wasi-libc's error calls -mllvm -wasm-enable-sjlj); "
+        'the module then runs on Wasmtime alone (README, "Porting a C program someone else wrote")\n'
+    )
+    assert said in built[1].stdout, built[1].stdout
 
 
 @pytest.fixture(scope="module")

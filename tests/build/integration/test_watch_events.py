@@ -328,11 +328,10 @@ def test_a_save_in_a_linked_guest_folder_is_seen_also_of_one_linked_while_watchi
 def test_a_note_each_build_of_a_guest_gives_is_said_once_while_watching(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """An AssemblyScript library's every save said `its start function is exported as _initialize` above its
-    `rebuilt` line."""
+    """A library's every save said `its start function is exported as _initialize` above its `rebuilt` line."""
     project = Project(tmp_path)
     project.manifests_dir.mkdir()
-    project.manifest_path("hello").write_text(HELLO_MANIFEST)
+    project.manifest_path("hello").write_text(HELLO_MANIFEST.replace("[guest]", '[guest]\nlanguage = "wasm"'))
     wasm = tmp_path / "hello.wasm"
     caplog.set_level(logging.INFO)
     with notes_said_once():

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
 
+from ngixi_build.cli import cmd_new
 from ngixi_build.languages.c import EDITOR_FLAGS_READ, editor_flags_warning
 from ngixi_build.languages.registry import supported
 from ngixi_build.project import Project, find_project
@@ -234,3 +236,26 @@ def test_the_editor_links_are_never_made_through_a_link_that_came_with_the_proje
     assert (victim / "assemblyscript").read_text() == "mine\n" and sorted(victim.iterdir()) == [
         victim / "assemblyscript"
     ]
+
+
+@pytest.mark.parametrize(
+    ("where", "said"),
+    [
+        (".", "build it with `doit build`, test it with `doit smoke`"),
+        ("guests", "build it with `ngixi build`, test it with `ngixi smoke`"),
+        ("..", "build it with `ngixi build --project 'my project'`, test it with `ngixi smoke --project 'my project'`"),
+    ],
+)
+def test_new_says_the_build_command_that_works_where_it_was_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], where: str, said: str
+) -> None:
+    """It said `doit build` wherever it ran, and doit reads only the dodo.py of the working directory: from
+    `guests/` that was `ERROR: Could not find dodo file`."""
+    root = tmp_path / "my project"
+    init_project(root)
+    (root / "guests").mkdir(exist_ok=True)
+    monkeypatch.chdir(root / where)
+    chosen = Path("my project") if where == ".." else None
+    arguments = argparse.Namespace(name="g", lang="zig", kind="library", abi=None, project=chosen, state_dir=None)
+    assert cmd_new(arguments) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == said

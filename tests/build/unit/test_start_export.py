@@ -4,13 +4,18 @@ linked the instance's memory to the host functions it may call), keeping a dev b
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
+from ngixi_build.guests import read_guest
+from ngixi_build.project import Project
 from ngixi_build.stages.start import export_start
+from ngixi_build.workflows.pipeline import fit_core_module
 from ngixi_runtime.spec.sourcemap import SOURCE_MAP_SECTION, trap_location, vlq
 from ngixi_runtime.spec.wasm import custom_section, function_bodies, read_module_info
+from tests.conftest import HELLO_MANIFEST
 
 wasmtime = pytest.importorskip("wasmtime")  # its WAT assembler
 WAT = '(module (memory (export "memory") 1 1) (func $init) (start $init) (func (export "run") unreachable))'
@@ -66,3 +71,22 @@ def test_a_start_function_is_exported_whatever_sections_follow_it(tmp_path: Path
     wasmtime.Module.validate(wasmtime.Engine(), exported)
     initializer = read_module_info(exported, source="m.wasm").export("_initialize")
     assert initializer is not None and initializer.kind == "func"
+
+
+@pytest.mark.parametrize(("language", "said"), [("assemblyscript", False), ("wasm", True)])
+def test_the_start_function_note_is_for_another_toolchains_module_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, language: str, said: bool
+) -> None:
+    """Every AssemblyScript library `ngixi new` made said `its start function is exported as _initialize` at each
+    build and twice in a release: asc's own top-level code, which its author cannot act on."""
+    project = Project(tmp_path)
+    project.manifests_dir.mkdir()
+    manifest = HELLO_MANIFEST.replace('version = "0.1.0"', f'version = "0.1.0"\nlanguage = "{language}"')
+    project.manifest_path("hello").write_text(manifest)
+    wasm = tmp_path / "hello.wasm"
+    wasm.write_bytes(bytes(wasmtime.wat2wasm(WAT)))
+    caplog.set_level(logging.INFO)
+    fit_core_module(project, wasm, read_guest(project, "hello"))
+    assert read_module_info(wasm.read_bytes(), source="m.wasm").export("_initialize") is not None
+    note = "hello: its start function is exported as _initialize, run once its memory is linked"
+    assert [record.getMessage() for record in caplog.records] == ([note] if said else [])

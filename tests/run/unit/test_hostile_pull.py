@@ -121,6 +121,32 @@ def test_a_manifest_outside_the_spec_is_one_line(
     assert "\n" not in str(refused.value)
 
 
+def test_a_tag_the_registry_lacks_is_one_line_saying_so(
+    registry: FakeRegistry, release_keys: KeyFiles, tmp_path: Path
+) -> None:
+    """A mistyped tag was `manifest lookup refused by the registry: HTTP 404 {"errors":[...]}\\n`: the registry's
+    JSON as it sent it, a literal `\\n` at its end, and nothing saying what to check."""
+    registry.manifests["0.2.0"] = _unknown_manifest
+    reference = f"{registry.repository}/hello:0.2.0"
+    with pytest.raises(RegistryError) as refused:
+        _pull(reference, tmp_path / "out", release_keys)
+    assert str(refused.value) == (
+        f"{reference}: manifest lookup refused by the registry: HTTP 404 MANIFEST_UNKNOWN: manifest unknown; the "
+        "registry has no such repository or tag: check the reference (`doit publish` prints each one it pushed)"
+    )
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def _unknown_manifest(handler: BaseHTTPRequestHandler) -> None:
+    """What the distribution registry answers for a tag it does not have."""
+    body = b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"0.2.0"}}]}\n'
+    handler.send_response(404)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 def test_a_manifest_larger_than_the_spec_allows_is_refused_unread(
     registry: FakeRegistry, release_keys: KeyFiles, tmp_path: Path
 ) -> None:
