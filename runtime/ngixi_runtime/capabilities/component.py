@@ -116,6 +116,12 @@ def outcome(call: Callable[[], Any]) -> Any:
         return error_case(fault.code)
 
 
+def utf8_length(text: str) -> int:
+    """A lifted string's length in UTF-8 bytes, as a core guest passes it: the bound a host function checks. An ASCII
+    string's is its length (no copy of a long one only to be refused)."""
+    return len(text) if text.isascii() else len(text.encode())
+
+
 def granted_state(ctx: HostContext, capability: str) -> Any:
     """The capability's state, for a function of its interface; a component without the grant traps."""
     state = ctx.states.get(capability)

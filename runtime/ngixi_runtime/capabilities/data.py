@@ -10,7 +10,7 @@ one-line error naming the guest, the export and the limit. The host never alloca
 from __future__ import annotations
 
 from ngixi_runtime.capabilities.base import Capability, ComponentFunction, host_import
-from ngixi_runtime.capabilities.component import fallible, outcome
+from ngixi_runtime.capabilities.component import fallible
 from ngixi_runtime.capabilities.context import HostContext, HostFunction
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.spec.abi import U32, AbiFault, Status, copy_out
@@ -39,8 +39,8 @@ def _in_a_call(ctx: HostContext, function: str) -> None:
         )
 
 
-def _check_output_room(ctx: HostContext, length: int) -> None:
-    _in_a_call(ctx, "output_write")
+def _check_output_room(ctx: HostContext, length: int, function: str = "output_write") -> None:
+    _in_a_call(ctx, function)
     data = ctx.data
     if length > data.output_limit - len(data.output):
         raise GuestError(
@@ -77,12 +77,16 @@ def _output_write(ctx: HostContext) -> HostFunction:
 
 
 def _input(ctx: HostContext) -> ComponentFunction:
-    return lambda: outcome(lambda: ctx.data.input)
+    def read_input() -> object:
+        _in_a_call(ctx, "input")
+        return ctx.data.input
+
+    return read_input
 
 
 def _output(ctx: HostContext) -> ComponentFunction:
     def output(data: bytes) -> object:
-        _check_output_room(ctx, len(data))
+        _check_output_room(ctx, len(data), "output")
         ctx.data.output += data
         return None
 

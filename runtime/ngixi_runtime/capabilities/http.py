@@ -31,7 +31,7 @@ from ngixi_runtime.capabilities.base import (
     optional_array,
     state_method,
 )
-from ngixi_runtime.capabilities.component import fallible, granted_state, outcome
+from ngixi_runtime.capabilities.component import fallible, granted_state, outcome, utf8_length
 from ngixi_runtime.capabilities.context import HostContext, Sandbox
 from ngixi_runtime.capabilities.http_client import (
     DEFAULT_PORTS,
@@ -192,6 +192,7 @@ def _fetch(ctx: HostContext) -> ComponentFunction:
         client: HttpClient = granted_state(ctx, "http")
 
         def request() -> HttpResponse:
+            client.check_sizes(utf8_length(method), utf8_length(url), utf8_length(headers))
             response = client.fetch(method, url, parse_headers(headers), body)
             return HttpResponse(response.status, response.body)
 

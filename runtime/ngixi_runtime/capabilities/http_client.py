@@ -220,8 +220,7 @@ class HttpClient:
     ) -> None:
         if buffer_size < 0:
             raise AbiFault(Status.INVALID)
-        if method_length > MAX_METHOD_BYTES or url_length > MAX_URL_BYTES or headers_length > MAX_HEADERS_BYTES:
-            raise AbiFault(Status.TOO_LARGE)
+        self.check_sizes(method_length, url_length, headers_length)
         response = self.fetch(
             read_utf8(memory, method, method_length),
             read_utf8(memory, url, url_length),
@@ -230,6 +229,17 @@ class HttpClient:
         )
         memory.write(result, struct.pack("<II", response.status, len(response.body)))
         memory.write(buffer, response.body[:buffer_size])
+
+    def check_sizes(self, method: int, url: int, headers: int) -> None:
+        """A request's method, URL and headers (their lengths in UTF-8 bytes) within what any guest may send, core or
+        component, checked before they are read or parsed: else TOO_LARGE, and the operator is told which."""
+        for part, length, most in (
+            ("method", method, MAX_METHOD_BYTES),
+            ("URL", url, MAX_URL_BYTES),
+            ("headers", headers, MAX_HEADERS_BYTES),
+        ):
+            if length > most:
+                self._refuse(Status.TOO_LARGE, "a request", f"its {part} is {length} bytes, at most {most}")
 
     def fetch(self, method: str, url: str, headers: Headers = (), body: bytes = b"") -> Response:
         """Follows redirects itself, checking every hop; refusals raise `AbiFault` with a `Status`."""

@@ -41,7 +41,7 @@ from ngixi_runtime.capabilities.base import (
     optional_array,
     state_method,
 )
-from ngixi_runtime.capabilities.component import fallible, granted_state, outcome
+from ngixi_runtime.capabilities.component import fallible, granted_state, outcome, utf8_length
 from ngixi_runtime.capabilities.context import HostContext, Sandbox
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.files import make_directories, private_creation
@@ -296,6 +296,24 @@ class KvStore:
             self._refuse(Status.TOO_LARGE, f"a key of {length} bytes refused: a key is 1 to {MAX_KEY_BYTES} bytes")
         return key()
 
+    def named(self, length: int, namespace: Callable[[], str]) -> str:
+        """The namespace of `length` bytes (read by `namespace`), if granted: one longer than any a manifest may name
+        is refused before it is read (a core guest's length is its own, up to its whole memory)."""
+        if length > MAX_NAMESPACE_BYTES:
+            self._refuse(
+                Status.TOO_LARGE,
+                f"a namespace of {length} bytes refused: a namespace is at most {MAX_NAMESPACE_BYTES} bytes",
+            )
+        return self.granted(namespace())
+
+    def checked_prefix(self, length: int) -> None:
+        if length > MAX_KEY_BYTES:
+            self._refuse(Status.TOO_LARGE, f"a prefix of {length} bytes refused: a key is 1 to {MAX_KEY_BYTES}")
+
+    def given_namespace(self, namespace: str) -> str:
+        """A component's namespace, checked as a core guest's is."""
+        return self.named(utf8_length(namespace), lambda: namespace)
+
     def given_key(self, key: bytes) -> bytes:
         """A component's key, checked as a core guest's is."""
         return self.checked_key(len(key), lambda: key)
@@ -314,12 +332,7 @@ class KvStore:
         raise AbiFault(status)
 
     def _namespace(self, memory: GuestMemory, pointer: int, length: int) -> str:
-        if length > MAX_NAMESPACE_BYTES:  # before a byte is read: the length is the guest's, up to its whole memory
-            self._refuse(
-                Status.TOO_LARGE,
-                f"a namespace of {length} bytes refused: a namespace is at most {MAX_NAMESPACE_BYTES} bytes",
-            )
-        return self.granted(read_utf8(memory, pointer, length))
+        return self.named(length, lambda: read_utf8(memory, pointer, length))
 
     def _key(self, memory: GuestMemory, pointer: int, length: int) -> bytes:
         return self.checked_key(length, lambda: memory.read(pointer, length))
@@ -351,8 +364,7 @@ class KvStore:
         size: int,
         out: int,
     ) -> None:
-        if prefix_length > MAX_KEY_BYTES:
-            self._refuse(Status.TOO_LARGE, f"a prefix of {prefix_length} bytes refused: a key is 1 to {MAX_KEY_BYTES}")
+        self.checked_prefix(prefix_length)
         keys = self.keys(self._namespace(memory, ns, ns_length), memory.read(prefix, prefix_length))
         copy_out(memory, b"".join(struct.pack("<I", len(k)) + k for k in keys), buffer, size, out)
 
@@ -360,17 +372,35 @@ class KvStore:
 # --- the capability --------------------------------------------------------------------------------
 
 
-def _component(method: Callable[[KvStore, str, bytes, tuple[bytes, ...]], Any]) -> Binder:
-    """A function of the `kv` interface: namespace and key checked as for core guests, then the store's method."""
+def _component(method: Callable[..., Any]) -> Binder:
+    """A function of the `kv` interface: `method(store, *arguments)`, whose checks are a core guest's, in its order."""
 
     def bind(ctx: HostContext) -> ComponentFunction:
-        def call(namespace: str, key: bytes, *rest: bytes) -> Any:
+        def call(*arguments: Any) -> Any:
             store: KvStore = granted_state(ctx, "kv")
-            return outcome(lambda: method(store, store.granted(namespace), key, rest))
+            return outcome(lambda: method(store, *arguments))
 
         return call
 
     return bind
+
+
+def _get(store: KvStore, namespace: str, key: bytes) -> bytes:
+    return store.get(store.given_namespace(namespace), store.given_key(key))
+
+
+def _set(store: KvStore, namespace: str, key: bytes, value: bytes) -> None:
+    store.checked_value(len(value))  # first, as kv_set checks it
+    store.set(store.given_namespace(namespace), store.given_key(key), value)
+
+
+def _delete(store: KvStore, namespace: str, key: bytes) -> None:
+    store.delete(store.given_namespace(namespace), store.given_key(key))
+
+
+def _keys(store: KvStore, namespace: str, prefix: bytes) -> list[bytes]:
+    store.checked_prefix(len(prefix))  # first, as kv_list checks it
+    return store.keys(store.given_namespace(namespace), prefix)
 
 
 def _defend(connection: sqlite3.Connection) -> None:
@@ -427,10 +457,10 @@ CAPABILITY = Capability(
     needs_sandbox=True,
     interface="kv",
     component_host={
-        "get": _component(lambda store, ns, key, _: store.get(ns, store.given_key(key))),
-        "set": _component(lambda store, ns, key, rest: store.set(ns, store.given_key(key), rest[0])),
-        "delete": _component(lambda store, ns, key, _: store.delete(ns, store.given_key(key))),
-        "keys": _component(lambda store, ns, prefix, _: store.keys(ns, prefix)),
+        "get": _component(_get),
+        "set": _component(_set),
+        "delete": _component(_delete),
+        "keys": _component(_keys),
     },
     component_types={
         "get": (("string", "list<u8>"), (fallible("list<u8>"),)),

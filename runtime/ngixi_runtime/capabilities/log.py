@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ngixi_runtime.capabilities.base import Capability, ComponentFunction, host_import
+from ngixi_runtime.capabilities.component import utf8_length
 from ngixi_runtime.capabilities.context import LOG_LINES_PER_CALL, HostContext, HostFunction, LogLine
 from ngixi_runtime.errors import GuestError
 
@@ -43,11 +44,11 @@ def _log(ctx: HostContext) -> HostFunction:
 
 
 def _write(ctx: HostContext) -> ComponentFunction:
-    return lambda message: write_log(ctx, INFO, len(message.encode()), lambda: message)
+    return lambda message: write_log(ctx, INFO, utf8_length(message), lambda: message)
 
 
 def _write_at(ctx: HostContext) -> ComponentFunction:
-    return lambda level, message: write_log(ctx, LOG_LEVELS.index(level), len(message.encode()), lambda: message)
+    return lambda level, message: write_log(ctx, LOG_LEVELS.index(level), utf8_length(message), lambda: message)
 
 
 CAPABILITY = Capability(

@@ -211,9 +211,9 @@ def _watched(watchdog: ProcessWatchdog, manifest: Manifest, what: str) -> Abstra
     if _waits_uninterrupted(manifest):  # Wasmtime's own deadline ends a guest in its code: the watchdog only after
         seconds = timeout / 1000 + _HOST_WAIT_GRACE
         why = (
-            "Wasmtime's WASI, which serves a component's files, cannot be interrupted while it waits in the host (as "
-            "it does opening a FIFO or device someone put in a preopen), so the process was stopped: run it isolated "
-            "(without --in-process)"
+            "Wasmtime's WASI, which serves a component's files and clocks, cannot be interrupted while it waits in "
+            "the host (as it does opening a FIFO or device someone put in a preopen, or sleeping), so the process was "
+            "stopped: run it isolated (without --in-process)"
         )
     else:
         seconds = timeout / 1000 + _HOST_RETURN_GRACE
@@ -229,16 +229,17 @@ def _in_process_watchdog(
     watch: bool, engine: str, manifest: Manifest, report: Callable[[str], str] | None = None
 ) -> ProcessWatchdog | None:
     """A watchdog for a guest that would not be stopped at limits.timeout_ms in this process: on an engine that
-    cannot interrupt it, or a component granted preopens (`_waits_uninterrupted`)."""
+    cannot interrupt it, or a component granted preopens or clocks (`_waits_uninterrupted`)."""
     stoppable = interrupts(engine) and not _waits_uninterrupted(manifest)
     return ProcessWatchdog(report) if watch and not stoppable else None
 
 
 def _waits_uninterrupted(manifest: Manifest) -> bool:
-    """Whether the guest's calls may wait in the host where no deadline reaches: a component's files are Wasmtime's
-    WASI, which opens whatever a guest names in a preopen, a FIFO (until a writer comes) or device included, and
-    whose waits in the host an epoch deadline does not end."""
-    return manifest.guest.type.is_component and has_preopens(manifest)
+    """Whether the guest's calls may wait in the host where no deadline reaches: a component's files and clocks are
+    Wasmtime's WASI, which opens whatever a guest names in a preopen, a FIFO (until a writer comes) or device
+    included, and sleeps as long as a guest granted `clock` asks (a core guest's `poll_oneoff` ends at the call's
+    deadline); an epoch deadline ends neither wait."""
+    return manifest.guest.type.is_component and (has_preopens(manifest) or "clock" in manifest.capabilities)
 
 
 def check_tenant_id(tenant: str, *, given_as: str = "tenant") -> None:

@@ -284,6 +284,18 @@ def test_kv_functions_return_values_or_error_cases(context: HostContext) -> None
     ]
 
 
+def test_a_component_has_the_call_data_only_while_an_export_runs(context: HostContext) -> None:
+    """A core guest's input_read outside an export's call (its start function) is refused; a component's `input`
+    returned the empty input there. Both are refused now, by the same check."""
+    data = capability("data").component_host
+    with pytest.raises(GuestError, match="input was called outside an export's call"):
+        data["input"](context)()
+    with pytest.raises(GuestError, match="output was called outside an export's call"):
+        data["output"](context)(b"x")
+    context.data.begin("add", b"in")
+    assert data["input"](context)() == b"in"
+
+
 def test_an_ungranted_capability_traps(context: HostContext) -> None:
     with pytest.raises(GuestError, match=r"called http without \[capabilities.http\]"):
         capability("http").component_host["fetch"](context)("GET", "http://127.0.0.1/", "", b"")

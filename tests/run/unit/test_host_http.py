@@ -13,11 +13,22 @@ from collections.abc import Iterator
 import pytest
 
 from ngixi_build.stages.smoke import GREETING, http_server
-from ngixi_runtime.capabilities.context import HOST_LINES_PER_CALL, Address, GuestOutput
+from ngixi_runtime.capabilities.context import HOST_LINES_PER_CALL, Address, GuestOutput, HostContext
 from ngixi_runtime.capabilities.http import parse_http
-from ngixi_runtime.capabilities.http_client import HttpClient, HttpOptions, Response, address_kind, parse_headers
+from ngixi_runtime.capabilities.http_client import (
+    MAX_HEADERS_BYTES,
+    MAX_METHOD_BYTES,
+    MAX_URL_BYTES,
+    HttpClient,
+    HttpOptions,
+    Response,
+    address_kind,
+    parse_headers,
+)
+from ngixi_runtime.capabilities.registry import capability
 from ngixi_runtime.spec.abi import AbiFault, Status
 from ngixi_runtime.spec.schema import Problems
+from tests.conftest import FakeMemory
 
 
 @pytest.fixture(scope="module")
@@ -306,3 +317,32 @@ def test_a_target_that_is_not_visible_ascii_is_invalid_before_any_connection(ser
     http = client(f"http://127.0.0.1:{port}")
     for target in ("/caf\u00e9", "/?q=\u0100", "/a\x7fb"):
         assert refused(http, f"http://127.0.0.1:{port}{target}") == Status.INVALID
+
+
+# A request with one part over its limit, as (method, url, headers), and that limit (UTF-8 bytes, as core guests pass).
+OVERSIZED = {
+    "method": (("G" * (MAX_METHOD_BYTES + 1), "http://127.0.0.1:9/", ""), MAX_METHOD_BYTES),
+    "URL": (("GET", "http://127.0.0.1:9/" + "é" * (MAX_URL_BYTES // 2), ""), MAX_URL_BYTES),  # fewer characters
+    "headers": (("GET", "http://127.0.0.1:9/", "X-Filler: " + "a" * MAX_HEADERS_BYTES), MAX_HEADERS_BYTES),
+}
+
+
+@pytest.mark.parametrize("part", OVERSIZED)
+def test_a_component_request_is_held_to_the_core_size_limits(part: str) -> None:
+    """The component `fetch` had no method, URL or header limit: a component sent a 64 KiB-plus header block to an
+    allowed host, and its over-long method or URL was refused for another reason, where a core guest's is TOO_LARGE
+    before it is read. Both call one check now, which tells the operator, as other refusals are."""
+    told: list[str] = []
+    http = client("http://127.0.0.1:9", refusals=told)
+    context = HostContext(guest="g", log_quota=100, stdio_quota=100, memory=FakeMemory(1 << 17), grants=frozenset())
+    context.states["http"] = http
+    request, limit = OVERSIZED[part]
+    method, url, headers = (text.encode() for text in request)
+    for pointer, data in ((0, method), (64, url), (32768, headers)):
+        context.mem.write(pointer, data)
+    with pytest.raises(AbiFault) as core:
+        http.http_fetch(context.mem, 0, len(method), 64, len(url), 32768, len(headers), 0, 0, 0, 0, 0)
+    assert core.value.code == Status.TOO_LARGE
+    assert capability("http").component_host["fetch"](context)(*request, b"") == "too-large"
+    length = len({"method": method, "URL": url, "headers": headers}[part])
+    assert told == 2 * [f"g: http: a request refused: its {part} is {length} bytes, at most {limit}"]

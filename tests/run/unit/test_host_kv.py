@@ -11,13 +11,16 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ngixi_runtime.capabilities import kv
+from ngixi_runtime.capabilities.component import error_case
 from ngixi_runtime.capabilities.context import HostContext
 from ngixi_runtime.capabilities.kv import MAX_KEY_BYTES, KvOptions, KvStore
 from ngixi_runtime.capabilities.linking import core_imports
+from ngixi_runtime.capabilities.registry import capability
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.spec.abi import Status
 from tests.conftest import FakeMemory
@@ -151,6 +154,35 @@ def test_a_namespace_longer_than_any_granted_is_refused_before_it_is_read(tmp_pa
     assert guest.get("c" * 64, b"k")[0] == Status.TOO_LARGE
     assert guest.set("c" * 64, b"k", b"v") == Status.TOO_LARGE
     assert told[-1] == "g: kv: a namespace of 64 bytes refused: a namespace is at most 63 bytes"
+    guest.ctx.close()
+
+
+# A request a core guest makes through its import, and a component through its function: each refused alike.
+SAME_REFUSALS: dict[str, tuple[Callable[[Guest], int], tuple[Any, ...]]] = {
+    "a namespace longer than any granted": (lambda guest: guest.get("c" * 64, b"k")[0], ("get", "c" * 64, b"k")),
+    "a prefix longer than any key": (
+        lambda guest: guest.list("counters", b"p" * (MAX_KEY_BYTES + 1))[0],
+        ("keys", "counters", b"p" * (MAX_KEY_BYTES + 1)),
+    ),
+    "a value too large for a namespace not granted": (
+        lambda guest: guest.set("sessions", b"k", b"123456789"),
+        ("set", "sessions", b"k", b"123456789"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", SAME_REFUSALS)
+def test_a_component_is_refused_what_a_core_guest_is_and_the_operator_told_the_same(case: str, tmp_path: Path) -> None:
+    """A component's namespace had no length bound (a long one was DENIED, told to the operator whole), its key prefix
+    none (a prefix of any length was looked up), and its value was checked after the namespace (DENIED where a core
+    guest's is TOO_LARGE). The component functions call the core checks now, in the core's order."""
+    told: list[str] = []
+    guest = Guest(open_guest(tmp_path / "kv.sqlite3", report=told.append))
+    core_call, (function, *arguments) = SAME_REFUSALS[case]
+    status = core_call(guest)
+    assert status != Status.OK
+    assert capability("kv").component_host[function](guest.ctx)(*arguments) == error_case(status)
+    assert len(told) == 2 and told[0] == told[1]
     guest.ctx.close()
 
 

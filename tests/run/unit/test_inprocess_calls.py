@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from ngixi_runtime.errors import GuestError, InvalidInput
-from ngixi_runtime.guest.manifest import load_manifest
+from ngixi_runtime.guest.manifest import load_manifest, parse_manifest
 from ngixi_runtime.loading import tenants
 from ngixi_runtime.loading.tenants import CallFailed, CallMetrics, CallResult, InProcessTenant, open_tenant
 from ngixi_runtime.loading.watchdog import ProcessWatchdog
@@ -163,6 +163,15 @@ def test_a_component_granted_preopens_is_watched_in_process(guest: str, engine: 
     manifest = load_manifest(REPO / "manifests" / f"{guest}.toml")
     watchdog = tenants._in_process_watchdog(True, engine, manifest)
     assert (watchdog is not None) == watched
+
+
+def test_a_component_granted_clock_is_watched_in_process() -> None:
+    """A component's sleep is Wasmtime's WASI too (`monotonic-clock.subscribe-duration`, then `pollable.block`), whose
+    wait in the host no epoch deadline ends: one asking for 3 s under timeout_ms 300 slept its whole 3 s in-process,
+    where a core guest's `poll_oneoff` ends at the call's deadline. It gets the watchdog a component's files get."""
+    path = REPO / "manifests" / "hello-component.toml"
+    clocked = parse_manifest(path.read_text() + "\n[capabilities.clock]\n", source=str(path), stem=path.stem)
+    assert tenants._in_process_watchdog(True, "wasmtime", clocked) is not None
 
 
 def test_a_components_watchdog_leaves_wasmtimes_own_deadline_to_end_a_guest_in_its_code(
