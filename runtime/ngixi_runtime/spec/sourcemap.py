@@ -46,7 +46,7 @@ _RUNTIME_MODULES = ("componentize_py_runtime.",)
 ABORT_FUNCTION = "abort"
 # Where a language's allocator traps with `unreachable` when the memory cannot grow for an allocation: every
 # `unreachable` of AssemblyScript's runtime (its allocators, TLSF and stub, inlined into `~lib/rt/itcms/__new` by -O3).
-_ALLOCATOR_PREFIXES = ("~lib/rt/",)
+_ALLOCATOR_PREFIXES = ("~lib/rt/", "~lib/ngixi-runtime/")
 _DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _BASE64 = {c: i for i, c in enumerate(_DIGITS)}
 _FUNCTION_NAMES = 1  # the name section's subsection of function names
