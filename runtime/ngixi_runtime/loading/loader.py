@@ -329,12 +329,14 @@ class Guest:
         message = aborted or str(error)
         if not (error.frames or error.named_frames) or self._wasm is None:
             return GuestError(message, outcome=error.outcome, frames=error.frames)
-        from ngixi_runtime.spec.sourcemap import ABORT_FUNCTION, is_panic
+        from ngixi_runtime.spec.sourcemap import ABORT_FUNCTION, is_panic, is_python_argument_without_memory
 
         innermost = function_of(error.named_frames[0][0]) if error.named_frames else None
         outcome = error.outcome
         if not aborted and outcome == "trap" and innermost == ABORT_FUNCTION:  # C's abort(), on purpose
             message = f"{self.manifest.guest.name}: {export} aborted"
+        elif not aborted and outcome == "trap" and is_python_argument_without_memory(n for n, _ in error.named_frames):
+            message, outcome = self._no_memory_for_arguments(export), "memory"
         elif not aborted and outcome == "trap" and is_panic(name for name, _ in error.named_frames):
             message = f"{self.manifest.guest.name}: {export} panicked"
         elif outcome == "trap" and _allocation_failed(innermost, message, aborted) and not self._at_limit():
@@ -348,6 +350,12 @@ class Guest:
 
     def _at_limit(self) -> bool:
         return self.page_count() >= self.manifest.limits.memory_pages
+
+    def _no_memory_for_arguments(self, export: str) -> str:
+        """A component's arguments its runtime found no memory for: the host cannot read a component's pages."""
+        limit = self.manifest.limits.memory_pages
+        guest = self.manifest.guest.name
+        return f"{guest}: {export} ran out of memory for its arguments (limits.memory_pages = {limit})"
 
     def _out_of_memory(self, export: str) -> str:
         """An allocation the memory could not grow for: its limit may be pages away yet (a large one failed)."""
