@@ -47,6 +47,7 @@ class AssemblyScript(Language):
             return [
                 *core_bindings.inputs(project, core_bindings.as_module(project)),
                 asdata.SOURCE,
+                *asdata.RUNTIME_SOURCES,
                 asdata.EXPORT_CHECK,
             ]
         # A component embeds its world, made of the catalog and the manifest's exports.

@@ -15,11 +15,22 @@ from pathlib import Path
 PACKAGE = "ngixi-data"
 LIBRARY_DIR = Path(__file__).parent / "aslib"
 SOURCE = LIBRARY_DIR / PACKAGE / "index.ts"
+RUNTIME = LIBRARY_DIR / "ngixi-runtime"
+RUNTIME_SOURCES = (RUNTIME / "index.ts", RUNTIME / "tlsf.ts")
 EXPORT_CHECK = Path(__file__).parent / "js" / "export_check.mjs"
 EMPTY_ASCONFIG = Path(__file__).parent / "js" / "asconfig.json"  # {}: asc's configuration when the shim's is not
 
 
 def compile_arguments(project_root: Path) -> list[str]:
     """asc arguments that make the package importable (a path relative to the project, as asc resolves a
-    package path) and check the exports (an absolute path: asc takes a bare relative one for a package name)."""
-    return ["--path", os.path.relpath(LIBRARY_DIR, project_root), "--transform", str(EXPORT_CHECK)]
+    package path), check the exports (an absolute path: asc takes a bare relative one for a package name) and give
+    the runtime whose allocator collects before it traps at the memory's limit (relative, without `.ts`, as asc
+    reads a runtime's path)."""
+    return [
+        "--path",
+        os.path.relpath(LIBRARY_DIR, project_root),
+        "--transform",
+        str(EXPORT_CHECK),
+        "--runtime",
+        os.path.relpath(RUNTIME / "index", project_root),
+    ]

@@ -69,6 +69,8 @@ if TYPE_CHECKING:
 
 COMPILED = "compiled from guest.wasm"
 _UNCACHED = "host AOT cache unavailable"
+# How a Zig guest's panic with its allocator's error ends (`@panic(@errorName(err))`, through `ngixi.panic`).
+_ZIG_OUT_OF_MEMORY = " aborted: OutOfMemory"
 Prepared = TypeVar("Prepared")
 Opened = tuple[EngineInstance, HostContext, str]  # the instance, its host side, and which code it runs
 
@@ -327,15 +329,17 @@ class Guest:
         message = aborted or str(error)
         if not (error.frames or error.named_frames) or self._wasm is None:
             return GuestError(message, outcome=error.outcome, frames=error.frames)
-        from ngixi_runtime.spec.sourcemap import ABORT_FUNCTION, is_allocator_failure, is_panic
+        from ngixi_runtime.spec.sourcemap import ABORT_FUNCTION, is_panic, is_python_argument_without_memory
 
         innermost = function_of(error.named_frames[0][0]) if error.named_frames else None
         outcome = error.outcome
         if not aborted and outcome == "trap" and innermost == ABORT_FUNCTION:  # C's abort(), on purpose
             message = f"{self.manifest.guest.name}: {export} aborted"
+        elif not aborted and outcome == "trap" and is_python_argument_without_memory(n for n, _ in error.named_frames):
+            message, outcome = self._no_memory_for_arguments(export), "memory"
         elif not aborted and outcome == "trap" and is_panic(name for name, _ in error.named_frames):
             message = f"{self.manifest.guest.name}: {export} panicked"
-        elif not aborted and outcome == "trap" and is_allocator_failure(innermost, message) and not self._at_limit():
+        elif outcome == "trap" and _allocation_failed(innermost, message, aborted) and not self._at_limit():
             message, outcome = self._out_of_memory(export), "memory"  # at its limit, `calls` says that instead
         try:
             wasm = self._wasm()
@@ -347,6 +351,12 @@ class Guest:
     def _at_limit(self) -> bool:
         return self.page_count() >= self.manifest.limits.memory_pages
 
+    def _no_memory_for_arguments(self, export: str) -> str:
+        """A component's arguments its runtime found no memory for: the host cannot read a component's pages."""
+        limit = self.manifest.limits.memory_pages
+        guest = self.manifest.guest.name
+        return f"{guest}: {export} ran out of memory for its arguments (limits.memory_pages = {limit})"
+
     def _out_of_memory(self, export: str) -> str:
         """An allocation the memory could not grow for: its limit may be pages away yet (a large one failed)."""
         limit = self.manifest.limits.memory_pages
@@ -354,6 +364,16 @@ class Guest:
             f"{self.manifest.guest.name}: {export} ran out of memory (an allocation needed more than"
             f" limits.memory_pages = {limit} allows; {counted(self.page_count(), 'page')} in use)"
         )
+
+
+def _allocation_failed(innermost: str | None, message: str, aborted: str | None) -> bool:
+    """Whether a trap is an allocator finding no memory: AssemblyScript's, or a Zig guest's panic with the allocator's
+    error, as the template's `inputAlloc(...) catch |err| @panic(@errorName(err))` says it."""
+    from ngixi_runtime.spec.sourcemap import is_allocator_failure
+
+    if aborted is not None:
+        return aborted.endswith(_ZIG_OUT_OF_MEMORY)
+    return is_allocator_failure(innermost, message)
 
 
 def trap_place(manifest: Manifest, error: GuestError, wasm: bytes) -> str | None:

@@ -46,7 +46,9 @@ _RUNTIME_MODULES = ("componentize_py_runtime.",)
 ABORT_FUNCTION = "abort"
 # Where a language's allocator traps with `unreachable` when the memory cannot grow for an allocation: every
 # `unreachable` of AssemblyScript's runtime (its allocators, TLSF and stub, inlined into `~lib/rt/itcms/__new` by -O3).
-_ALLOCATOR_PREFIXES = ("~lib/rt/",)
+_ALLOCATOR_PREFIXES = ("~lib/rt/", "~lib/ngixi-runtime/")
+_PYTHON_NO_OBJECT = "pyo3::instance::panic_on_null"
+_PYTHON_LOWERING = "wit_dylib_push_"
 _DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _BASE64 = {c: i for i, c in enumerate(_DIGITS)}
 _FUNCTION_NAMES = 1  # the name section's subsection of function names
@@ -222,6 +224,14 @@ def shown_name(name: str) -> str:
 def is_allocator_failure(innermost: str | None, message: str) -> bool:
     """Whether a trap (its innermost function's name, its message) is a language's allocator finding no memory."""
     return innermost is not None and innermost.startswith(_ALLOCATOR_PREFIXES) and message.endswith(": unreachable")
+
+
+def is_python_argument_without_memory(names: Iterable[str]) -> bool:
+    """Whether a component's trap (its frames' `module!function` names) is componentize-py's runtime panicking as
+    CPython gave it no object for an argument it was lowering (pyo3's `panic_on_null` under `wit_dylib_push_...`):
+    the only way a valid WIT value fails to become a Python object is the memory running out."""
+    functions = [rust_path(name.rpartition("!")[2]) for name in names]
+    return _PYTHON_NO_OBJECT in functions and any(function.startswith(_PYTHON_LOWERING) for function in functions)
 
 
 def is_panic(names: Iterable[str]) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import random
@@ -14,8 +15,10 @@ from ngixi_build.guests import read_guest
 from ngixi_build.project import Project
 from ngixi_build.stages.compile import CompileError
 from ngixi_build.stages.validate import validate_guest
+from ngixi_build.toolchains import asdata
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain
 from ngixi_build.workflows import pipeline
+from ngixi_runtime.errors import GuestError
 from ngixi_runtime.loading.tenants import InProcessTenant, open_tenant
 from tests import data_values
 from tests.conftest import REPO, make_bundle, make_key
@@ -225,3 +228,107 @@ def test_seeded_documents_survive_the_guests_parser_and_writer(tenant: InProcess
     returned = tenant.call("roundtrip", input=("[" + ",".join(documents) + "]").encode()).data
     for document, value in zip(documents, returned, strict=True):
         assert data_values.same(data_values.as_doubles(value), data_values.as_doubles(json.loads(document))), document
+
+
+SMALL_SOURCE = """\
+import { input, output } from "ngixi-data";
+
+export function text(): void {
+  output.text(input.text());
+}
+
+export function json(): void {
+  output.json(input.json());
+}
+
+export function upper(): void {
+  output.text(input.text().toUpperCase());
+}
+"""
+SMALL_MANIFEST = """\
+[guest]
+name = "small"
+version = "0.1.0"
+
+[exports.text]
+input = "text"
+output = "text"
+
+[exports.json]
+input = "json"
+output = "json"
+
+[exports.upper]
+input = "text"
+output = "text"
+
+[limits]
+memory_pages = 16
+timeout_ms = 10000
+"""
+
+
+@pytest.fixture(scope="module")
+def small(project: Project) -> Iterator[InProcessTenant]:
+    """A guest with the default limits: 16 pages (1 MiB) of memory, 1 MiB of input."""
+    add_guest(project, "small", SMALL_SOURCE, SMALL_MANIFEST)
+    pipeline.compile_guest(project, read_guest(project, "small"))
+    keys = make_key(project.root / "small-keys")
+    wasm = project.wasm_path("small").read_bytes()
+    bundle = make_bundle(project.root / "small", keys.key, wasm=wasm, manifest=SMALL_MANIFEST, guest="small")
+    with open_tenant(bundle, trust_file=keys.trust, isolated=False, engine="wasmtime") as opened:
+        assert isinstance(opened, InProcessTenant)
+        yield opened
+
+
+def test_text_and_json_take_little_more_memory_than_their_strings(small: InProcessTenant) -> None:
+    """`input.text()` read the input into bytes and decoded a copy, `output.text` encoded another, and JSON held the
+    document as text and each string again as a substring, then joined and encoded its output whole: at 16 pages,
+    text of 217 KB and a JSON string of 84 KB were the most a call took. Text is read into its string's own block
+    and widened in place, JSON read from its UTF-8, and output encoded in pieces."""
+    text = "abcdefghij" * 40_000  # 400 KB: its string takes 800 KB of the 1 MiB
+    assert small.call("text", input=text).data == text
+    document = "é😀" * 30_000 + "y" * 150_000  # 330 KB of UTF-8 in one JSON string
+    assert small.call("json", input=document).data == document
+    wide = "日本語" * 60_000  # 540 KB of UTF-8, a string of 360 KB
+    assert small.call("text", input=wide).data == wide
+
+
+def test_garbage_is_collected_before_the_memory_runs_out(small: InProcessTenant) -> None:
+    """AssemblyScript's allocator trapped when the memory could not grow, with a call's garbage still held: a 60 KB
+    `toUpperCase` fit in 16 pages once and failed the second time. The runtime ngixi-data's guests get collects
+    first."""
+    text = "abcdefghij" * 6_000
+    for _ in range(20):
+        assert small.call("upper", input=text).data == text.upper()
+
+
+def test_input_that_cannot_fit_names_the_limit_to_raise(small: InProcessTenant) -> None:
+    """The runtime's allocator traps in functions named `~lib/ngixi-runtime/...`: read as the allocator failing, not
+    as a bare `unreachable`."""
+    with pytest.raises(GuestError) as failed:
+        small.call("text", input="x" * 600_000)
+    assert str(failed.value).startswith(
+        "small: text ran out of memory (an allocation needed more than limits.memory_pages = 16 allows;"
+    )
+    assert failed.value.outcome == "memory"
+    assert small.call("text", input="fits").data == "fits"
+
+
+def test_the_runtime_is_the_pinned_compilers_tlsf_with_the_marked_change() -> None:
+    """A new pin of AssemblyScript must bring its allocator's other changes into `aslib/ngixi-runtime/tlsf.ts`: of the
+    pinned file, only the lines the change replaces are missing from it."""
+    toolchain = ensure_toolchain(state_dir=REPO / ".ngixi")
+    pinned = (toolchain.root / "node_modules/assemblyscript/std/assembly/rt/tlsf.ts").read_text().splitlines()
+    ours = (asdata.RUNTIME / "tlsf.ts").read_text().splitlines()
+    diff = difflib.unified_diff(pinned, ours, lineterm="", n=0)
+    removed = [line[1:] for line in diff if line.startswith("-") and not line.startswith("---")]
+    assert removed == [
+        'import { AL_BITS, AL_SIZE, AL_MASK, DEBUG, BLOCK, BLOCK_OVERHEAD, BLOCK_MAXSIZE } from "./common";',
+        'import { oninit, onalloc, onresize, onmove, onfree } from "./rtrace";',
+        'import { E_ALLOCATION_TOO_LARGE } from "../util/error";',
+        "function growMemory(root: Root, size: usize): void {",
+        "    return;",
+        "    if (memory.grow(pagesNeeded) < 0) unreachable();",
+        "    growMemory(root, payloadSize);",
+    ]

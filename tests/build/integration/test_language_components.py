@@ -236,6 +236,21 @@ def test_a_python_exception_is_logged_with_the_guests_line(built: Path) -> None:
     )
 
 
+def test_a_python_guest_without_memory_for_its_argument_says_so(built: Path) -> None:
+    """componentize-py's runtime panics when CPython finds no memory for a string argument, and the trap read
+    `greet trapped: unreachable in greet` at 512 pages, naming no limit."""
+    guest = GENERATED["python"]
+    trust = built / ".ngixi" / "trust.toml"
+    bundle = built / "artifacts" / "bundles" / f"{guest}-0.1.0.ngx"
+    with open_tenant(bundle, trust_file=trust, isolated=False, engine="wasmtime") as tenant:
+        with pytest.raises(GuestError) as failed:
+            tenant.call("greet", ("x" * 12_000_000,))
+        assert str(failed.value).startswith(
+            f"{guest}: greet ran out of memory for its arguments (limits.memory_pages = 512)"
+        )
+        assert failed.value.outcome == "memory"
+
+
 def test_a_javascript_error_is_logged_with_the_guests_line(built: Path) -> None:
     """componentize-js traps without a word on an uncaught Error (a guest without stdio); the build's wrapper of
     the exports logs it first: any thrown value, an Error subclass by its name and the line it was thrown at, and

@@ -14,25 +14,54 @@ declare function outputWrite(pointer: usize, length: u32): i32;
 
 const LENGTH: usize = memory.data(4);
 
+/** The call's input length: asked with an empty buffer, the host writes it and copies nothing (BUFFER_TOO_SMALL). */
+function inputLength(): usize {
+  inputRead(0, 0, LENGTH);
+  return <usize>load<u32>(LENGTH);
+}
+
 export namespace input {
   /** The call's input as bytes. */
   export function bytes(): Uint8Array {
-    inputRead(0, 0, LENGTH); // BUFFER_TOO_SMALL, with the length written
-    const length = load<u32>(LENGTH);
-    const data = new Uint8Array(length);
-    if (length > 0) inputRead(data.dataStart, length, LENGTH);
+    const length = inputLength();
+    const data = new Uint8Array(<i32>length);
+    if (length > 0) inputRead(data.dataStart, <u32>length, LENGTH);
     return data;
   }
 
-  /** The call's input as text (the host checked it is UTF-8). */
+  /** The call's input as text (the host checked it is UTF-8), in a string of its exact length and nothing else
+   * left behind for the collector. Its UTF-8 is read and its units counted; text of one byte per unit (ASCII) is then
+   * read again into the upper half of the string's own block and widened in place, so it never needs three bytes per
+   * byte at once; other text is decoded from the bytes read. */
   export function text(): string {
-    const data = bytes();
-    return String.UTF8.decodeUnsafe(data.dataStart, data.length);
+    const length = inputLength();
+    if (length == 0) return "";
+    const utf8 = heap.alloc(length);
+    inputRead(utf8, <u32>length, LENGTH);
+    const units = unitsOf(utf8, length);
+    if (units == length) heap.free(utf8);
+    // No allocation between `__new` and the return: the block cannot be collected while only this local holds it.
+    const text = __new(units << 1, idof<String>());
+    let written = units;
+    if (units == length) {
+      inputRead(text + length, <u32>length, LENGTH);
+      written = widen(text + length, length, text, units);
+    } else {
+      written = widen(utf8, length, text, units);
+      heap.free(utf8);
+    }
+    // fewer only for bytes that are not UTF-8 (an export declaring bytes that reads them as text)
+    return changetype<string>(written == units ? text : __renew(text, written << 1));
   }
 
-  /** The call's input as a JSON value (the host checked it is one JSON document). */
+  /** The call's input as a JSON value (the host checked it is one JSON document), read from its UTF-8 as it is. */
   export function json(): Json {
-    return Json.parse(text());
+    const length = inputLength();
+    const utf8 = heap.alloc(length);
+    if (length > 0) inputRead(utf8, <u32>length, LENGTH);
+    const value = parseUtf8(utf8, length);
+    heap.free(utf8);
+    return value;
   }
 }
 
@@ -42,18 +71,73 @@ export namespace output {
     outputWrite(data.dataStart, data.length);
   }
 
-  /** Appends text, as UTF-8, to the call's output. */
+  /** Appends text, as UTF-8, to the call's output: encoded and written in pieces, never a copy of it whole. */
   export function text(value: string): void {
-    const data = String.UTF8.encode(value);
-    outputWrite(changetype<usize>(data), data.byteLength);
+    const sink = new TextSink(true);
+    sink.range(value, 0, value.length);
+    sink.finish();
   }
 
   /** Writes a JSON value as the call's output, in pieces as it goes: never its whole text at once. */
   export function json(value: Json): void {
     const sink = new TextSink(true);
     write(value, sink);
-    sink.flush();
+    sink.finish();
   }
+}
+
+/** Decodes `length` bytes of UTF-8 at `from` into UTF-16 at `to`, as String.UTF8.decodeUnsafe does, writing at most
+ * `capacity` units; returns the units written. `to` may be `from - length`, the string's own block below its UTF-8:
+ * a sequence is read whole before its units are written, and they never take more bytes than the input read so far. */
+function widen(from: usize, length: usize, to: usize, capacity: usize): usize {
+  const end = from + length;
+  const limit = to + (capacity << 1);
+  let at = to;
+  while (from < end && at < limit) {
+    let u0 = <u32>load<u8>(from++);
+    if (u0 < 0x80) {
+      store<u16>(at, u0);
+      at += 2;
+      continue;
+    }
+    if (from == end) break;
+    const u1 = <u32>load<u8>(from++) & 63;
+    if ((u0 & 224) == 192) {
+      store<u16>(at, ((u0 & 31) << 6) | u1);
+      at += 2;
+      continue;
+    }
+    if (from == end) break;
+    const u2 = <u32>load<u8>(from++) & 63;
+    if ((u0 & 240) == 224) {
+      u0 = ((u0 & 15) << 12) | (u1 << 6) | u2;
+    } else {
+      if (from == end) break;
+      u0 = ((u0 & 7) << 18) | (u1 << 12) | (u2 << 6) | (<u32>load<u8>(from++) & 63);
+    }
+    if (u0 < 0x10000) {
+      store<u16>(at, u0);
+      at += 2;
+    } else if (at + 4 <= limit) {
+      u0 -= 0x10000;
+      store<u32>(at, ((u0 >> 10) | 0xd800) | (((u0 & 0x3ff) | 0xdc00) << 16));
+      at += 4;
+    } else {
+      break;
+    }
+  }
+  return (at - to) >> 1;
+}
+
+/** How many UTF-16 units `length` bytes of UTF-8 at `from` decode to: one per sequence, two for a 4-byte one. */
+function unitsOf(from: usize, length: usize): usize {
+  const end = from + length;
+  let units: usize = 0;
+  for (; from < end; from++) {
+    const byte = <u32>load<u8>(from);
+    units += <usize>((byte & 0xc0) != 0x80) + <usize>(byte >= 0xf0);
+  }
+  return units;
 }
 
 export enum JsonKind {
@@ -164,35 +248,67 @@ export class Json {
     return sink.parts.join("");
   }
 
+  /** The value of a JSON document, read from its UTF-8 (a lone surrogate, which UTF-8 cannot hold, as WTF-8). */
   static parse(text: string): Json {
-    const parser = new Parser(text);
-    const value = parser.value();
-    parser.space();
-    if (parser.at < text.length) throw new Error("JSON: unexpected text after the value");
+    const length = <usize>String.UTF8.byteLength(text);
+    const utf8 = heap.alloc(length);
+    String.UTF8.encodeUnsafe(changetype<usize>(text), text.length, utf8);
+    const value = parseUtf8(utf8, length);
+    heap.free(utf8);
     return value;
   }
 }
 
-// How many UTF-16 units of a value's text `output.json` gathers before it writes them.
-const OUTPUT_PIECE = 16384;
+// How many UTF-16 units of text the output's buffer takes at a time: up to three bytes of UTF-8 each.
+const OUTPUT_UNITS = 16384;
+const OUTPUT_BYTES: usize = OUTPUT_UNITS * 3;
 
-/** Where `write` puts a value's text: its pieces, kept (for `toString`) or written to the output as they gather. */
+/** Where `write` puts a value's text: its pieces, kept (for `toString`), or encoded into a buffer of OUTPUT_BYTES
+ * that goes to the output whenever it is full (`streaming`). */
 class TextSink {
   parts: string[] = [];
-  gathered: i32 = 0;
+  buffer: usize = 0;
+  used: usize = 0;
 
-  constructor(public streaming: bool) {}
+  constructor(public streaming: bool) {
+    if (streaming) this.buffer = heap.alloc(OUTPUT_BYTES);
+  }
 
   push(piece: string): void {
-    this.parts.push(piece);
-    this.gathered += piece.length;
-    if (this.streaming && this.gathered >= OUTPUT_PIECE) this.flush();
+    this.range(piece, 0, piece.length);
+  }
+
+  /** The units of `text` from `start` to `end`: copied into a string of their own only when kept. */
+  range(text: string, start: i32, end: i32): void {
+    if (!this.streaming) {
+      this.parts.push(text.substring(start, end));
+      return;
+    }
+    while (start < end) {
+      const room = <i32>((OUTPUT_BYTES - this.used) / 3);
+      if (room < 2) {
+        this.flush();
+        continue;
+      }
+      let stop = min(end, start + room);
+      // a surrogate pair stays in one piece: encoded apart, its halves would be two lone surrogates
+      if (stop < end && (text.charCodeAt(stop - 1) & 0xfc00) == 0xd800) stop--;
+      const from = changetype<usize>(text) + (<usize>start << 1);
+      this.used += String.UTF8.encodeUnsafe(from, stop - start, this.buffer + this.used);
+      start = stop;
+    }
   }
 
   flush(): void {
-    output.text(this.parts.join(""));
-    this.parts = [];
-    this.gathered = 0;
+    if (this.used > 0) outputWrite(this.buffer, <u32>this.used);
+    this.used = 0;
+  }
+
+  /** Writes what is left and lets the buffer go. */
+  finish(): void {
+    this.flush();
+    heap.free(this.buffer);
+    this.buffer = 0;
   }
 }
 
@@ -249,7 +365,7 @@ function quote(text: string, sink: TextSink): void {
       i++; // a surrogate pair: one character, written as it is
       continue;
     }
-    sink.push(text.substring(start, i));
+    sink.range(text, start, i);
     if (code == 0x22) sink.push('\\"');
     else if (code == 0x5c) sink.push("\\\\");
     else if (code == 0x0a) sink.push("\\n");
@@ -258,7 +374,7 @@ function quote(text: string, sink: TextSink): void {
     else sink.push("\\u" + hex4(code)); // a control character, or a lone surrogate, which UTF-8 cannot hold
     start = i + 1;
   }
-  sink.push(text.substring(start));
+  sink.range(text, start, text.length);
   sink.push('"');
 }
 
@@ -275,27 +391,42 @@ function placesOf(keys: string[]): Map<string, i32> {
   return places;
 }
 
-class Parser {
-  at: i32 = 0;
+/** A document's value, read from `length` bytes of UTF-8 at `start` (memory the caller lets go of after). */
+function parseUtf8(start: usize, length: usize): Json {
+  const parser = new Parser(start, start + length);
+  const value = parser.value();
+  parser.space();
+  if (parser.at < parser.end) throw new Error("JSON: unexpected text after the value");
+  return value;
+}
 
-  constructor(public text: string) {}
+/** Reads JSON from UTF-8 in memory, `at` to `end`: a string value is decoded once, into a string of its exact length. */
+class Parser {
+  constructor(public at: usize, public end: usize) {}
+
+  /** The byte at `at`, or -1 at the end. */
+  peek(): i32 {
+    return this.at < this.end ? <i32>load<u8>(this.at) : -1;
+  }
 
   space(): void {
-    while (this.at < this.text.length) {
-      const code = this.text.charCodeAt(this.at);
+    while (this.at < this.end) {
+      const code = load<u8>(this.at);
       if (code != 0x20 && code != 0x09 && code != 0x0a && code != 0x0d) return;
       this.at++;
     }
   }
 
   expect(word: string): void {
-    if (this.text.substring(this.at, this.at + word.length) != word) throw new Error("JSON: expected " + word);
-    this.at += word.length;
+    for (let i = 0; i < word.length; i++) {
+      if (this.peek() != word.charCodeAt(i)) throw new Error("JSON: expected " + word);
+      this.at++;
+    }
   }
 
   value(): Json {
     this.space();
-    const code = this.text.charCodeAt(this.at);
+    const code = this.peek();
     if (code == 0x7b) return this.object();
     if (code == 0x5b) return this.array();
     if (code == 0x22) return Json.fromString(this.string());
@@ -318,7 +449,7 @@ class Parser {
     const object = Json.object();
     this.at++; // {
     this.space();
-    if (this.text.charCodeAt(this.at) == 0x7d) {
+    if (this.peek() == 0x7d) {
       this.at++;
       return object;
     }
@@ -342,7 +473,7 @@ class Parser {
         values.push(value);
       }
       this.space();
-      if (this.text.charCodeAt(this.at) == 0x2c) {
+      if (this.peek() == 0x2c) {
         this.at++;
         continue;
       }
@@ -355,14 +486,14 @@ class Parser {
     const array = Json.array();
     this.at++; // [
     this.space();
-    if (this.text.charCodeAt(this.at) == 0x5d) {
+    if (this.peek() == 0x5d) {
       this.at++;
       return array;
     }
     while (true) {
       array.push(this.value());
       this.space();
-      if (this.text.charCodeAt(this.at) == 0x2c) {
+      if (this.peek() == 0x2c) {
         this.at++;
         continue;
       }
@@ -371,58 +502,88 @@ class Parser {
     }
   }
 
+  /** A string: its units counted first (an escape is one, as `\\uXXXX` each of a pair), then decoded into them. */
   string(): string {
     this.expect('"');
-    let parts: string[] | null = null; // only for a string with escapes
-    let start = this.at;
-    while (this.at < this.text.length) {
-      const code = this.text.charCodeAt(this.at);
-      if (code == 0x22) {
-        const last = this.text.substring(start, this.at);
-        this.at++;
-        if (parts == null) return last;
-        parts.push(last);
-        return parts.join("");
-      }
-      if (code != 0x5c) {
-        this.at++;
+    const start = this.at;
+    let units: usize = 0;
+    let escaped = false;
+    while (true) {
+      if (this.at >= this.end) throw new Error("JSON: unterminated string");
+      const code = load<u8>(this.at);
+      if (code == 0x22) break;
+      if (code == 0x5c) {
+        escaped = true;
+        units++;
+        this.at += this.peekAfter() == 0x75 ? 6 : 2;
         continue;
       }
-      if (parts == null) parts = new Array<string>();
-      parts.push(this.text.substring(start, this.at));
-      parts.push(this.escape());
-      start = this.at;
+      units += <usize>((code & 0xc0) != 0x80) + <usize>(code >= 0xf0);
+      this.at++;
     }
-    throw new Error("JSON: unterminated string");
+    const end = this.at;
+    this.at++; // "
+    if (units == 0) return "";
+    const text = __new(units << 1, idof<String>()); // no allocation below until it is returned
+    const written = escaped ? unescape(start, end, text, units) : widen(start, end - start, text, units);
+    return changetype<string>(written == units ? text : __renew(text, written << 1));
   }
 
-  escape(): string {
-    const code = this.text.charCodeAt(this.at + 1);
-    this.at += 2;
-    if (code == 0x6e) return "\n";
-    if (code == 0x74) return "\t";
-    if (code == 0x72) return "\r";
-    if (code == 0x62) return "\b";
-    if (code == 0x66) return "\f";
-    if (code == 0x75) {
-      const unit = I32.parseInt(this.text.substring(this.at, this.at + 4), 16);
-      this.at += 4;
-      return String.fromCharCode(unit);
-    }
-    return String.fromCharCode(code); // \" \\ \/
+  /** The byte after the one at `at`, or -1. */
+  peekAfter(): i32 {
+    return this.at + 1 < this.end ? <i32>load<u8>(this.at + 1) : -1;
   }
 
   number(): Json {
     const start = this.at;
-    while (this.at < this.text.length) {
-      const code = this.text.charCodeAt(this.at);
+    while (this.at < this.end) {
+      const code = load<u8>(this.at);
       const numeric = (code >= 0x30 && code <= 0x39) || code == 0x2d || code == 0x2b || code == 0x2e;
       if (!numeric && code != 0x65 && code != 0x45) break;
       this.at++;
     }
     if (this.at == start) throw new Error("JSON: unexpected character");
-    return Json.fromNumber(decimal(this.text, start, this.at));
+    return Json.fromNumber(decimal(start, this.at));
   }
+}
+
+/** Decodes a string's UTF-8 from `from` to `end` with its escapes into at most `capacity` units at `to`; returns the
+ * units written. */
+function unescape(from: usize, end: usize, to: usize, capacity: usize): usize {
+  let written: usize = 0;
+  while (from < end && written < capacity) {
+    let run = from;
+    while (run < end && load<u8>(run) != 0x5c) run++;
+    written += widen(from, run - from, to + (written << 1), capacity - written);
+    if (run >= end || written >= capacity) break;
+    const code = run + 1 < end ? <u32>load<u8>(run + 1) : 0;
+    let unit = code;
+    if (code == 0x6e) unit = 0x0a;
+    else if (code == 0x74) unit = 0x09;
+    else if (code == 0x72) unit = 0x0d;
+    else if (code == 0x62) unit = 0x08;
+    else if (code == 0x66) unit = 0x0c;
+    else if (code == 0x75) unit = hexUnit(run + 2, end);
+    store<u16>(to + (written << 1), unit); // \" \\ \/ as themselves
+    written++;
+    from = run + (code == 0x75 ? 6 : 2);
+  }
+  return written;
+}
+
+/** The unit of a `\\u` escape's four hex digits at `from`. */
+function hexUnit(from: usize, end: usize): u32 {
+  if (from + 4 > end) throw new Error("JSON: expected four hex digits after \\u");
+  let unit: u32 = 0;
+  for (let i: usize = 0; i < 4; i++) {
+    const code = <u32>load<u8>(from + i);
+    let digit: u32;
+    if (code >= 0x30 && code <= 0x39) digit = code - 0x30;
+    else if ((code | 0x20) >= 0x61 && (code | 0x20) <= 0x66) digit = (code | 0x20) - 0x57;
+    else throw new Error("JSON: expected four hex digits after \\u");
+    unit = (unit << 4) | digit;
+  }
+  return unit;
 }
 
 // A JSON number as the nearest double. AssemblyScript's parseFloat read 17 significant digits with an exponent
@@ -434,16 +595,16 @@ const SIGNIFICANT = 19;
 const EXACT_POWERS: f64[] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22];
 
-function decimal(text: string, start: i32, end: i32): f64 {
+function decimal(start: usize, end: usize): f64 {
   let at = start;
-  const negative = text.charCodeAt(at) == 0x2d;
+  const negative = load<u8>(at) == 0x2d;
   if (negative) at++;
   let digits: u64 = 0;
   let counted = 0; // significant digits read, the leading zeros aside
   let exponent = 0;
   let pointed = false;
   for (; at < end; at++) {
-    const code = text.charCodeAt(at);
+    const code = load<u8>(at);
     if (code == 0x2e) {
       pointed = true;
       continue;
@@ -463,13 +624,13 @@ function decimal(text: string, start: i32, end: i32): f64 {
     }
     counted++;
   }
-  const written = at < end ? exponentOf(text, at + 1, end) : 0;
+  const written = at < end ? exponentOf(at + 1, end) : 0;
   const power = exponent + written;
   let magnitude = scientific(digits, power);
   const exact = digits <= 9007199254740991 && power >= -22 && power <= 22;
   // below -342 the number is under half the smallest double (`scientific` gives 0) whatever its digits
   if (!exact && digits != 0 && power >= -342 && magnitude < Infinity) {
-    magnitude = nearestDouble(magnitude, text, start, end, written);
+    magnitude = nearestDouble(magnitude, start, end, written);
   }
   return negative ? -magnitude : magnitude;
 }
@@ -479,14 +640,14 @@ function decimal(text: string, start: i32, end: i32): f64 {
 // `near`, in integers, and takes the one the number is nearest (ties to even), as correctly rounded readers do.
 const EXACT_DIGITS = 800; // a double's halfway points have at most 767 significant digits
 
-function nearestDouble(near: f64, text: string, start: i32, end: i32, written: i32): f64 {
+function nearestDouble(near: f64, start: usize, end: usize, written: i32): f64 {
   const digits = new Big();
   let exponent = written;
   let counted = 0;
   let pointed = false;
   let rest = false;
   for (let at = start; at < end; at++) {
-    const code = text.charCodeAt(at);
+    const code = load<u8>(at);
     if (code == 0x2e) {
       pointed = true;
       continue;
@@ -600,13 +761,13 @@ class Big {
   }
 }
 
-function exponentOf(text: string, start: i32, end: i32): i32 {
+function exponentOf(start: usize, end: usize): i32 {
   let at = start;
-  const sign = text.charCodeAt(at) == 0x2d ? -1 : 1;
-  if (text.charCodeAt(at) == 0x2d || text.charCodeAt(at) == 0x2b) at++;
+  const sign = load<u8>(at) == 0x2d ? -1 : 1;
+  if (load<u8>(at) == 0x2d || load<u8>(at) == 0x2b) at++;
   let value = 0;
   for (; at < end; at++) {
-    if (value < 100000) value = value * 10 + (text.charCodeAt(at) - 0x30);
+    if (value < 100000) value = value * 10 + (<i32>load<u8>(at) - 0x30);
   }
   return sign * value;
 }
