@@ -218,8 +218,6 @@ class HttpClient:
         buffer_size: int,
         result: int,
     ) -> None:
-        if buffer_size < 0:
-            raise AbiFault(Status.INVALID)
         if method_length > MAX_METHOD_BYTES or url_length > MAX_URL_BYTES or headers_length > MAX_HEADERS_BYTES:
             raise AbiFault(Status.TOO_LARGE)
         response = self.fetch(

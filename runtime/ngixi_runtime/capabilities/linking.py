@@ -30,7 +30,7 @@ from ngixi_runtime.capabilities.context import (
 )
 from ngixi_runtime.capabilities.registry import capability, provisions
 from ngixi_runtime.errors import GuestError, InvalidInput, NgixiError
-from ngixi_runtime.spec.abi import Errno
+from ngixi_runtime.spec.abi import U32, Errno
 
 Result = TypeVar("Result")
 
@@ -182,8 +182,22 @@ def core_imports(context: HostContext, imports: Iterable[tuple[str, str]]) -> li
         owners = [c for c in found.capabilities if c.descriptor_table] or found.capabilities
         functions = [c.imports[host_import](context) for c in owners]
         function = functions[0] if len(functions) == 1 else per_descriptor(functions)
-        linked.append((host_import, counting_calls(function, found.capabilities[0].name, context)))
+        unsigned = as_unsigned(function, host_import.signature.params)
+        linked.append((host_import, counting_calls(unsigned, found.capabilities[0].name, context)))
     return linked
+
+
+def as_unsigned(function: HostFunction, params: Sequence[str]) -> HostFunction:
+    """The host function given its i32 arguments as the u32s they are: pointers, lengths, descriptors and flags
+    (witx types every i32 parameter of WASI's so, and the `ngixi` imports take pointers and lengths). The engines
+    hand an i32 over signed, so a length of 2^31 or more arrived negative, and a check such as `length > limit`
+    passed it to a read of gigabytes. i64 arguments are passed as they come (a file delta is signed)."""
+    if "i32" not in params:
+        return function
+    if all(kind == "i32" for kind in params):
+        return lambda *args: function(*[value & U32 for value in args])
+    masks = [U32 if kind == "i32" else None for kind in params]
+    return lambda *args: function(*[value if m is None else value & m for value, m in zip(args, masks, strict=True)])
 
 
 def component_functions(
