@@ -52,7 +52,7 @@ MANIFEST = (
 @pytest.mark.usefixtures("engine_name")
 def test_a_length_of_2_gib_or_more_is_held_to_its_limit_on_both_engines(tmp_path: Path, keys: KeyFiles) -> None:
     """Before, each was read (in a memory of 2 GiB or more: a 2 GiB log line counted as one byte of log_bytes,
-    4.2 GB of host memory on Wasmer) or failed as outside memory (Wasmer) or as a host bug (Wasmtime's
+    on Wasmer) or failed as outside memory (Wasmer) or as a host bug (Wasmtime's
     `Negative size passed to PyBytes_FromStringAndSize`, "report it")."""
     bundle = make_bundle(tmp_path / "bundle", keys.key, wasm=WASM, manifest=MANIFEST, guest="probe")
     with open_guest(read_bundle(bundle, load_trust(keys.trust)), sandbox=Sandbox.under(tmp_path / "sb")) as guest:
