@@ -11,11 +11,13 @@ import pytest
 
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.context import HostContext, Sandbox
+from ngixi_runtime.capabilities.http import parse_http
 from ngixi_runtime.capabilities.kv import KvOptions, KvStore
-from ngixi_runtime.capabilities.linking import core_imports
+from ngixi_runtime.capabilities.linking import core_imports, open_context
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.spec.abi import Status, guest_range
+from ngixi_runtime.spec.schema import Problems
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import KeyFiles, make_bundle
 from tests.wasmgen import Func, Imp, call_import, module, push
@@ -92,3 +94,18 @@ def test_a_buffer_of_2_gib_or_more_takes_a_kv_value(tmp_path: Path) -> None:
     assert kv["kv_get"](0, 8, 8, 1, 1 << 20, -(1 << 31), 64) == Status.OK
     ctx.close()
     assert memory.written == {64: struct.pack("<I", 8), 1 << 20: b"counters"}
+
+
+def test_a_refused_request_is_refused_before_its_body_is_read() -> None:
+    """http_fetch read the body, up to the guest's whole memory, before the allowlist refused the URL: a guest
+    granted one origin made the host copy gigabytes per call to be told DENIED."""
+    memory = VastMemory()
+    options = parse_http({"allow": ["https://example.org"]}, "capabilities.http", Problems("test"))
+    ctx = open_context("g", {"http": options}, log_quota=0, stdio_quota=0, sandbox=None)
+    ctx.memory = memory
+    url = b"https://elsewhere.example/"
+    memory.low[0 : 3 + len(url)] = b"GET" + url
+    ((_, fetch),) = core_imports(ctx, [("ngixi", "http_fetch")])
+    assert fetch(0, 3, 3, len(url), 0, 0, 1 << 20, 1 << 31, 64, 64, 128) == Status.DENIED
+    assert fetch(3, 3, 3, len(url), 0, 0, 1 << 20, 1 << 31, 64, 64, 128) == Status.METHOD_NOT_ALLOWED
+    ctx.close()
