@@ -191,13 +191,18 @@ def as_unsigned(function: HostFunction, params: Sequence[str]) -> HostFunction:
     """The host function given its i32 arguments as the u32s they are: pointers, lengths, descriptors and flags
     (witx types every i32 parameter of WASI's so, and the `ngixi` imports take pointers and lengths). The engines
     hand an i32 over signed, so a length of 2^31 or more arrived negative, and a check such as `length > limit`
-    passed it to a read of gigabytes. i64 arguments are passed as they come (a file delta is signed)."""
+    passed it to a read of gigabytes. i64 arguments are passed as they come (a file delta is signed). Arguments none
+    of which is negative, nearly every call's, are passed on as they are, without building new ones."""
     if "i32" not in params:
         return function
-    if all(kind == "i32" for kind in params):
-        return lambda *args: function(*[value & U32 for value in args])
     masks = [U32 if kind == "i32" else None for kind in params]
-    return lambda *args: function(*[value if m is None else value & m for value, m in zip(args, masks, strict=True)])
+
+    def unsigned(*args: Any) -> int | None:
+        if min(args) >= 0:
+            return function(*args)
+        return function(*[value if mask is None else value & mask for value, mask in zip(args, masks, strict=True)])
+
+    return unsigned
 
 
 def component_functions(
