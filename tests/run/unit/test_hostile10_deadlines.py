@@ -16,8 +16,9 @@ from ngixi_runtime.capabilities.context import HostContext, Sandbox
 from ngixi_runtime.capabilities.fs import FsOptions, Preopen
 from ngixi_runtime.capabilities.kv import KvOptions, KvStore
 from ngixi_runtime.capabilities.linking import core_imports, open_context
+from ngixi_runtime.capabilities.wasi_paths import MAX_SYMLINKS
 from ngixi_runtime.errors import GuestError
-from ngixi_runtime.spec.abi import Errno, Status
+from ngixi_runtime.spec.abi import LOOKUP_SYMLINK_FOLLOW, Errno, Status
 from tests.conftest import FakeMemory
 
 DATA, BUFFER, OUT = 3, 1024, 512
@@ -103,3 +104,22 @@ def test_a_kv_listing_larger_than_the_guests_buffer_is_never_read_into_the_host(
         tracemalloc.stop()
     assert struct.unpack("<I", large_store.mem.read(32, 4))[0] == 5001 * 4 + 1 + 5000 * 1000
     assert peak < 1 << 20
+
+
+def test_a_path_walks_a_bounded_number_of_names(tmp_path: Path) -> None:
+    """32 links of 4 KiB, each `x/../` again and again, made one path_open walk about 55,000 names (a readlink and an
+    open or close each) before its LOOP, a long host call past timeout_ms; a path of more than 8,192 names, its links
+    expanded, is NAMETOOLONG. A guest makes such links itself (path_symlink)."""
+    data = tmp_path / "files" / "data"
+    (data / "x").mkdir(parents=True)
+    for index in range(1, MAX_SYMLINKS + 2):
+        (data / f"l{index}").symlink_to("x/../" * 816 + f"l{index + 1}")
+    options = FsOptions((Preopen("/data", "data", "ro"),))
+    ctx = open_context("g", {"fs": options}, log_quota=0, stdio_quota=0, sandbox=Sandbox.under(tmp_path))
+    ctx.memory = FakeMemory(8192)
+    ctx.mem.write(0, b"l1")
+    ((_, path_open),) = core_imports(ctx, [("wasi_snapshot_preview1", "path_open")])
+    try:
+        assert path_open(DATA, LOOKUP_SYMLINK_FOLLOW, 0, 2, 0, 0, 0, 0, OUT) == Errno.NAMETOOLONG
+    finally:
+        ctx.close()
