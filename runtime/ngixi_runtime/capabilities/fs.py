@@ -14,6 +14,7 @@ files themselves are wasi_files.py. Component guests get the same preopens from 
 
 from __future__ import annotations
 
+import math
 import os
 import posixpath
 import re
@@ -255,6 +256,7 @@ def open_filesystem(
     open_files: int = DEFAULT_OPEN_FILES,
     state_paths: Sequence[str] = (),
     host_roots: Sequence[str] | None = None,
+    call_ends_at: Callable[[], float] = lambda: math.inf,
 ) -> WasiFilesystem:
     """Opens every preopen under `sandbox` (created when missing); refuses any that leaves it, that holds one of
     `state_paths` (ngixi's own state, `Sandbox.state_paths`), or that resolves outside `host_roots` (the policy's).
@@ -276,7 +278,14 @@ def open_filesystem(
     _refuse_state_holders(mounts, state_paths, guest)
     quota = (options.max_bytes, options.max_files)
     return WasiFilesystem.over(
-        mounts, guest=guest, root=root, console=console, stdin=stdin, quota=quota, open_files=open_files
+        mounts,
+        guest=guest,
+        root=root,
+        console=console,
+        stdin=stdin,
+        quota=quota,
+        open_files=open_files,
+        call_ends_at=call_ends_at,
     )
 
 
@@ -395,6 +404,7 @@ def _open_state(options: FsOptions, context: HostContext, sandbox: Sandbox | Non
         open_files=context.open_files,
         state_paths=sandbox.state_paths or (),
         host_roots=sandbox.host_roots,
+        call_ends_at=lambda: context.call_ends_at,
     )
 
 

@@ -218,15 +218,13 @@ class HttpClient:
         buffer_size: int,
         result: int,
     ) -> None:
-        if buffer_size < 0:
-            raise AbiFault(Status.INVALID)
         self.check_sizes(method_length, url_length, headers_length)
-        response = self.fetch(
-            read_utf8(memory, method, method_length),
-            read_utf8(memory, url, url_length),
-            parse_headers(read_utf8(memory, headers, headers_length)),
-            memory.read(body, body_length),
-        )
+        method_text, url_text = read_utf8(memory, method, method_length), read_utf8(memory, url, url_length)
+        fields = parse_headers(read_utf8(memory, headers, headers_length))
+        # The body's length is the guest's, up to its whole memory: a request the allowlist or methods refuse is
+        # refused before it is copied.
+        self._request(method_text, url_text, fields, b"", first=url_text)
+        response = self.fetch(method_text, url_text, fields, memory.read(body, body_length))
         memory.write(result, struct.pack("<II", response.status, len(response.body)))
         memory.write(buffer, response.body[:buffer_size])
 

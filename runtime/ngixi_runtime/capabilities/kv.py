@@ -46,12 +46,16 @@ from ngixi_runtime.capabilities.context import HostContext, Sandbox
 from ngixi_runtime.errors import GuestError
 from ngixi_runtime.files import make_directories, private_creation
 from ngixi_runtime.records import NamedTuple
-from ngixi_runtime.spec.abi import AbiFault, GuestMemory, Status, copy_out, read_utf8
+from ngixi_runtime.spec.abi import AbiFault, GuestMemory, Status, copy_out, read_utf8, write_u32
 from ngixi_runtime.spec.sandbox_layout import KV_STORE_ENDINGS
 from ngixi_runtime.spec.schema import Problems, array, string_item
 
 MAX_KEY_BYTES = 1024
 BUSY_MS = 5000  # the longest a call waits for another instance's transaction to end
+# SQLite's steps between two looks at the call's deadline: a guest inside a host function is past the engine's, and a
+# store of a million keys (max_keys allows it) took seconds to count for each new key, or to list.
+STEPS_PER_LOOK = 10_000
+_KEYS_WITH = "FROM entries WHERE namespace = ? AND substr(key, 1, ?) = ?"
 VALUE_BYTES = Bounds(65536, 1, 16 << 20)
 KV_KEYS = Bounds(1000, 1, 1_000_000)
 _SCHEMA = (
@@ -194,7 +198,8 @@ class KvStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        left_ms = (self.call_ends_at() - time.monotonic()) * 1000
+        ends_at = self.call_ends_at()
+        left_ms = (ends_at - time.monotonic()) * 1000
         busy_ms = BUSY_MS if left_ms >= BUSY_MS else max(0, math.ceil(left_ms))
         try:
             connection = self._connect(busy_ms)
@@ -203,9 +208,11 @@ class KvStore:
                 self._busy_ms = busy_ms
             connection.execute("BEGIN IMMEDIATE")
             try:
-                yield connection
+                with _until(connection, ends_at):
+                    yield connection
             except BaseException:
-                connection.execute("ROLLBACK")
+                if connection.in_transaction:  # an interrupted statement has rolled the transaction back itself
+                    connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
         except (sqlite3.Error, ForeignObjects, SwappedStore) as error:
@@ -213,6 +220,10 @@ class KvStore:
                 raise GuestError(
                     f"{self.guest}: reached its limits.timeout_ms while waiting for another instance's kv transaction",
                     outcome="timeout",
+                ) from None
+            if isinstance(error, sqlite3.OperationalError) and str(error) == "interrupted":
+                raise GuestError(
+                    f"{self.guest}: reached its limits.timeout_ms in a kv query of its store", outcome="timeout"
                 ) from None
             self.report(f"{self.guest}: kv: {self.database}: {error}")
             raise AbiFault(Status.HOST_FAILURE) from None
@@ -255,7 +266,10 @@ class KvStore:
             if known is None:
                 # Every namespace's: those an earlier version was granted count too, or each version naming new ones
                 # would add max_keys more to the file.
-                (count,) = db.execute("SELECT COUNT(*) FROM entries").fetchone()
+                # Counted row by row, up to the limit: SQLite's COUNT(*) of a whole table is one step, which its
+                # progress handler (the call's deadline) cannot interrupt.
+                limited = "SELECT COUNT(*) FROM (SELECT 1 FROM entries LIMIT ?)"
+                (count,) = db.execute(limited, (self.options.max_keys,)).fetchone()
                 if count >= self.options.max_keys:
                     self._refuse(
                         Status.QUOTA_EXCEEDED,
@@ -272,11 +286,15 @@ class KvStore:
 
     def keys(self, namespace: str, prefix: bytes) -> list[bytes]:
         with self._transaction() as db:
-            rows = db.execute(
-                "SELECT key FROM entries WHERE namespace = ? AND substr(key, 1, ?) = ? ORDER BY key",
-                (namespace, len(prefix), prefix),
-            ).fetchall()
-        return [row[0] for row in rows]
+            return _matching_keys(db, namespace, prefix)
+
+    def listing(self, namespace: str, prefix: bytes, room: int) -> tuple[int, list[bytes] | None]:
+        """The bytes kv_list's listing of the keys takes, and the keys when they fit in `room` (else None): a listing
+        that does not fit the guest's buffer is never read into the host."""
+        with self._transaction() as db:
+            matching = (namespace, len(prefix), prefix)
+            (size,) = db.execute(f"SELECT COALESCE(SUM(4 + length(key)), 0) {_KEYS_WITH}", matching).fetchone()
+            return size, _matching_keys(db, namespace, prefix) if size <= room else None
 
     # --- the imports -----------------------------------------------------------------------
 
@@ -365,7 +383,10 @@ class KvStore:
         out: int,
     ) -> None:
         self.checked_prefix(prefix_length)
-        keys = self.keys(self._namespace(memory, ns, ns_length), memory.read(prefix, prefix_length))
+        needed, keys = self.listing(self._namespace(memory, ns, ns_length), memory.read(prefix, prefix_length), size)
+        if keys is None:
+            write_u32(memory, out, needed)
+            raise AbiFault(Status.BUFFER_TOO_SMALL)
         copy_out(memory, b"".join(struct.pack("<I", len(k)) + k for k in keys), buffer, size, out)
 
 
@@ -401,6 +422,24 @@ def _delete(store: KvStore, namespace: str, key: bytes) -> None:
 def _keys(store: KvStore, namespace: str, prefix: bytes) -> list[bytes]:
     store.checked_prefix(len(prefix))  # first, as kv_list checks it
     return store.keys(store.given_namespace(namespace), prefix)
+
+
+def _matching_keys(db: sqlite3.Connection, namespace: str, prefix: bytes) -> list[bytes]:
+    rows = db.execute(f"SELECT key {_KEYS_WITH} ORDER BY key", (namespace, len(prefix), prefix)).fetchall()
+    return [row[0] for row in rows]
+
+
+@contextmanager
+def _until(connection: sqlite3.Connection, ends_at: float) -> Iterator[None]:
+    """Interrupts the connection's statements once `ends_at` (time.monotonic) has passed."""
+    if ends_at == math.inf:
+        yield
+        return
+    connection.set_progress_handler(lambda: time.monotonic() >= ends_at, STEPS_PER_LOOK)
+    try:
+        yield
+    finally:
+        connection.set_progress_handler(None, 0)
 
 
 def _defend(connection: sqlite3.Connection) -> None:

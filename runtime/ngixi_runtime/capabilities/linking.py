@@ -30,7 +30,7 @@ from ngixi_runtime.capabilities.context import (
 )
 from ngixi_runtime.capabilities.registry import capability, provisions
 from ngixi_runtime.errors import GuestError, InvalidInput, NgixiError
-from ngixi_runtime.spec.abi import Errno
+from ngixi_runtime.spec.abi import U32, Errno
 
 Result = TypeVar("Result")
 
@@ -129,14 +129,25 @@ def _needs_sandbox(name: str, options: CapabilityOptions) -> bool:
     return capability(name).needs_sandbox and getattr(options, "needs_sandbox", True)
 
 
-def counting_calls(function: Callable[..., Result], capability: str, context: HostContext) -> Callable[..., Result]:
+def counting_calls(
+    function: Callable[..., Result], capability: str, context: HostContext, params: Sequence[str] = ()
+) -> Callable[..., Result]:
     """The host function, counting its calls under its capability in the guest's output; an exception no
-    check foresaw (a bug) ends the call as a one-line trap on every engine, never with a traceback."""
+    check foresaw (a bug) ends the call as a one-line trap on every engine, never with a traceback.
+
+    A core host function's `params` (its value types) are given: its i32 arguments are passed on as the u32s they
+    are (pointers, lengths, descriptors and flags: witx types every i32 parameter of WASI's so, and the `ngixi`
+    imports take pointers and lengths). The engines hand an i32 over signed, so a length of 2^31 or more arrived
+    negative, and a check such as `length > limit` passed it to a read of gigabytes. i64 arguments are passed as
+    they come (a file delta is signed); arguments none of which is negative, nearly every call's, as they are."""
     output = context.output
+    masks = [U32 if kind == "i32" else None for kind in params] if "i32" in params else None
 
     def counted(*args: Any) -> Result:
         output.host_calls[capability] += 1
         try:
+            if masks is not None and min(args) < 0:
+                return function(*[value if m is None else value & m for value, m in zip(args, masks, strict=True)])
             return function(*args)
         except (NgixiError, GuestExit):
             raise
@@ -182,7 +193,8 @@ def core_imports(context: HostContext, imports: Iterable[tuple[str, str]]) -> li
         owners = [c for c in found.capabilities if c.descriptor_table] or found.capabilities
         functions = [c.imports[host_import](context) for c in owners]
         function = functions[0] if len(functions) == 1 else per_descriptor(functions)
-        linked.append((host_import, counting_calls(function, found.capabilities[0].name, context)))
+        capability_name = found.capabilities[0].name
+        linked.append((host_import, counting_calls(function, capability_name, context, host_import.signature.params)))
     return linked
 
 

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import math
 import os
 import stat
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Protocol
@@ -40,7 +41,7 @@ from ngixi_runtime.capabilities.wasi_paths import (
     open_directory_beneath,
 )
 from ngixi_runtime.capabilities.wasi_quota import UNBOUNDED, DiskQuota, Mounts, SharedDiskQuota, holds_bytes
-from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.files import open_plain
 from ngixi_runtime.spec.abi import (
     DIRECTORY_RIGHTS,
@@ -107,6 +108,9 @@ from ngixi_runtime.spec.abi import (
 
 MAX_PATH = 4096  # bytes, as PATH_MAX on Linux
 MAX_READ = MAX_WRITE = 16 << 20  # bytes one call moves; a larger request is a short read or write
+# Entries fd_readdir reads between two looks at the call's deadline: a directory of a million names (an operator's
+# ro preopen, or a guest's own under a max_files that allows them) took seconds to read, past its timeout_ms.
+_ENTRIES_PER_LOOK = 1024
 # What fd_readdir's listings kept for their later cookies may hold in all, per instance: a guest holding many
 # directories open (limits.open_files) must not make the host hold a listing for each.
 LISTINGS_BYTES = 4 << 20
@@ -204,8 +208,16 @@ class WasiFilesystem:
     """The descriptors of one guest instance: stdio (0-2), its preopens (3, 4, … in manifest order) and files."""
 
     def __init__(
-        self, console: Console | None = None, stdin: bytes = b"", *, open_files: int = DEFAULT_OPEN_FILES
+        self,
+        console: Console | None = None,
+        stdin: bytes = b"",
+        *,
+        guest: str = "guest",
+        open_files: int = DEFAULT_OPEN_FILES,
+        call_ends_at: Callable[[], float] = lambda: math.inf,
     ) -> None:
+        self._guest = guest
+        self._call_ends_at = call_ends_at  # when the guest's current call reaches its limits.timeout_ms
         self._table: dict[int, Descriptor] = {}
         self._open_files = open_files
         self._console = console
@@ -233,13 +245,14 @@ class WasiFilesystem:
         stdin: bytes | None = None,
         quota: tuple[int, int] | None = None,
         open_files: int = DEFAULT_OPEN_FILES,
+        call_ends_at: Callable[[], float] = lambda: math.inf,
     ) -> WasiFilesystem:
         """Opens each mount (checked and resolved under the sandbox `root`) as a preopen, beneath `root`.
 
         With a `console`, stdout and stderr (fds 1 and 2) write to it; with `stdin`, fd 0 reads it. With a
         `quota` (max_bytes, max_files), the `rw` mounts may hold no more (wasi_quota.py).
         """
-        filesystem = cls(console, stdin or b"", open_files=open_files)
+        filesystem = cls(console, stdin or b"", guest=guest, open_files=open_files, call_ends_at=call_ends_at)
         if stdin is not None:
             filesystem._table[STDIN] = Descriptor(-1, None, FILETYPE_STREAM, _STDIN_RIGHTS, 0, stream=STDIN)
         if console is not None:
@@ -652,7 +665,7 @@ class WasiFilesystem:
         kept = self._listings.pop(descriptor, None)  # put back last: the most recently read
         if cookie == 0 or kept is None:
             self._listed_bytes -= 0 if kept is None else kept[1]
-            listing = _entries(descriptor.host_fd, self._roots)
+            listing = self._entries(descriptor.host_fd)
             kept = (listing, sum(map(len, listing)) + _ENTRY_OVERHEAD * len(listing))
             self._listed_bytes += kept[1]
         self._listings[descriptor] = kept
@@ -664,6 +677,27 @@ class WasiFilesystem:
             entries += entry
         memory.write(buffer, bytes(entries[:length]))
         write_u32(memory, used, min(len(entries), length))
+
+    def _entries(self, directory: int) -> list[bytes]:
+        """Every dirent of a directory, "." and ".." first, each with the cookie of the one after it; the call ends
+        as timed out once its deadline has passed, as the entries are read.
+
+        A preopen's own ".." is the preopen again (its inode), as Wasmtime's WASI answers: the directory above it is
+        the host's, whose inode the guest has no business knowing.
+        """
+        itself = os.fstat(directory)
+        above = itself if (itself.st_dev, itself.st_ino) in self._roots else os.stat("..", dir_fd=directory)
+        found = [(".", itself.st_ino, FILETYPE_DIRECTORY), ("..", above.st_ino, FILETYPE_DIRECTORY)]
+        with os.scandir(directory) as listing:
+            for count, entry in enumerate(listing):
+                if count % _ENTRIES_PER_LOOK == 0 and time.monotonic() >= self._call_ends_at():
+                    raise GuestError(
+                        f"{self._guest}: reached its limits.timeout_ms while reading a directory in fd_readdir",
+                        outcome="timeout",
+                    )
+                found.append((entry.name, entry.inode(), _entry_type(entry)))
+        found[2:] = sorted(found[2:])
+        return [_dirent(name, inode, kind, index + 1) for index, (name, inode, kind) in enumerate(found)]
 
     def _let_go_of_listings(self) -> None:
         """Lets go of the least recently read listings while they hold more than LISTINGS_BYTES, but the last one
@@ -1063,20 +1097,6 @@ def _timestamp(nanoseconds: int) -> int:
     """A host file time as a WASI timestamp (u64 nanoseconds since 1970): one before 1970 is 0, as Wasmtime's
     WASI says, and one past 2554 the largest."""
     return min(max(nanoseconds, 0), U64)
-
-
-def _entries(directory: int, roots: set[tuple[int, int]]) -> list[bytes]:
-    """Every dirent of a directory, "." and ".." first, each with the cookie of the one after it.
-
-    A preopen's own ".." is the preopen again (its inode), as Wasmtime's WASI answers: the directory above it is
-    the host's, whose inode the guest has no business knowing.
-    """
-    itself = os.fstat(directory)
-    above = itself if (itself.st_dev, itself.st_ino) in roots else os.stat("..", dir_fd=directory)
-    found = [(".", itself.st_ino, FILETYPE_DIRECTORY), ("..", above.st_ino, FILETYPE_DIRECTORY)]
-    with os.scandir(directory) as listing:
-        found += sorted((entry.name, entry.inode(), _entry_type(entry)) for entry in listing)
-    return [_dirent(name, inode, kind, index + 1) for index, (name, inode, kind) in enumerate(found)]
 
 
 def _entry_type(entry: os.DirEntry[str]) -> int:

@@ -3,11 +3,11 @@
 Every step opens the next directory with `O_NOFOLLOW` relative to the one before (openat), and a
 symlink is read and followed here, by the same rules, only while its target stays beneath the
 root: an absolute target or a `..` above the root is `ESCAPE`, more than `MAX_SYMLINKS` links
-is LOOP, a path (links expanded) deeper than `MAX_PATH_DEPTH` directories is NAMETOOLONG, so no path can
-make the host hold more than that many descriptors. The last component is handed to the caller as
-(directory descriptor, name), for a system call that does not follow symlinks itself (`O_NOFOLLOW`,
-`follow_symlinks=False`, unlinkat, renameat), so a symlink swapped in while a path is resolved makes
-the call fail instead of leaving the root.
+is LOOP, a path (links expanded) deeper than `MAX_PATH_DEPTH` directories, or of more than `MAX_COMPONENTS`
+names, is NAMETOOLONG, so no path can make the host hold more than that many descriptors, nor walk for long.
+The last component is handed to the caller as (directory descriptor, name), for a system call that does not
+follow symlinks itself (`O_NOFOLLOW`, `follow_symlinks=False`, unlinkat, renameat), so a symlink swapped in while
+a path is resolved makes the call fail instead of leaving the root.
 A trailing slash is never passed to the kernel (which would follow a final symlink): it is kept as
 `Target.trailing_slash`, and a final symlink before it is resolved here, but for a call that makes, removes or
 moves that name (`name_itself`): Linux's mkdir, rmdir, unlink, symlink, link and rename look at the link itself,
@@ -27,6 +27,9 @@ from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import AbiFault, Errno
 
 MAX_SYMLINKS = 32
+# Names one path's resolution walks, its links expanded: four whole paths' worth. Each costs the host a readlink and
+# an open or close, and 32 links of 4 KiB, each `x/../` again and again, made about 55,000 of them in one host call.
+MAX_COMPONENTS = 8192
 # What a path leaving its root answers: PERM, as Wasmtime's WASI (cap-std) answers, so that core guests and
 # component guests (whose WASI is Wasmtime's) agree; the witx leaves the errno open.
 ESCAPE = Errno.PERM
@@ -56,9 +59,12 @@ def beneath(root_fd: int, path: str, *, follow: bool, name_itself: bool = False)
 
 def _walk(stack: list[int], path: str, follow: bool, name_itself: bool) -> Target:
     pending = deque(path.split("/"))
-    links = 0
+    links = walked = 0
     while pending:
         name = pending.popleft()
+        walked += 1
+        if walked > MAX_COMPONENTS:
+            raise AbiFault(Errno.NAMETOOLONG)
         last = not any(pending)
         trailing = last and bool(pending)
         if name == "..":

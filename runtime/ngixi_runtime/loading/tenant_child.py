@@ -85,6 +85,11 @@ _CALL_DATA_COPIES = 4
 # Wasmtime's copies of a component's values in one call, beside the guest's memory: a result lifted as up to 128 MiB
 # of 48-byte values (its hostcall fuel), the C API's array of them (32 bytes each), and the arguments as much again.
 _COMPONENT_VALUE_BYTES = 512 * 1024 * 1024
+# What a call's captured output may take at once, per byte its quota counts: stdout and stderr kept and copied into the
+# reply; a log line as a str (up to 4 bytes a character: one astral character widens all) and its reply's JSON twice
+# (text, then bytes: `\ufffd` for each byte that is not UTF-8, 6 bytes).
+_STDIO_COPIES = 3
+_LOG_COPIES = 4 + 2 * 6
 _JSON_CALL_DATA_COPIES = 4 + 24
 _PAGE_BYTES = 65536
 # glibc's mallopt parameters, its default mmap threshold and the largest it takes on a 64-bit machine.
@@ -110,9 +115,14 @@ def call_data_bytes(manifest: Manifest) -> int:
     )
 
 
+def captured_output_bytes(manifest: Manifest) -> int:
+    """The most the host may hold at once for a call's stdout, stderr and log lines under the manifest's quotas."""
+    return _STDIO_COPIES * manifest.limits.stdout_bytes + _LOG_COPIES * manifest.limits.log_bytes
+
+
 def _limit_memory(guest: Guest) -> None:
-    """Caps address space at what is mapped now plus the guest's allowance (its memory and the copies of
-    its call data that the host holds) and some heap.
+    """Caps address space at what is mapped now plus the guest's allowance (its memory, and the copies of its call
+    data and captured output that the host holds) and some heap.
 
     Wasmer reserves its linear-memory address range (several GiB) at instantiation, so the cap
     is set after it: from here on only the guest's permitted growth and Python's heap fit.
@@ -120,7 +130,8 @@ def _limit_memory(guest: Guest) -> None:
     if not Path("/proc/self/statm").exists():
         return
     allowance = guest.manifest.limits.memory_pages * _PAGE_BYTES + call_data_bytes(guest.manifest)
-    allowance += _HEAP_HEADROOM_BYTES + (_COMPONENT_VALUE_BYTES if guest.manifest.guest.type.is_component else 0)
+    allowance += captured_output_bytes(guest.manifest) + _HEAP_HEADROOM_BYTES
+    allowance += _COMPONENT_VALUE_BYTES if guest.manifest.guest.type.is_component else 0
     limit = _virtual_memory_bytes() + allowance
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
