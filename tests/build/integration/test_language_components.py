@@ -16,6 +16,8 @@ import pytest
 from ngixi_build.languages.javascript import LANGUAGE as JAVASCRIPT
 from ngixi_build.languages.python import LANGUAGE as PYTHON
 from ngixi_build.project import Project
+from ngixi_build.toolchains import python_deps
+from ngixi_build.toolchains.npm_deps import tree_sha256
 from ngixi_build.toolchains.wit import wasm_tools
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.context import LogLine, Sandbox
@@ -69,6 +71,26 @@ PYTHON_DRAW = (
     "        return sources[arg0]() if arg0 in sources else repr(random.random())\n"
 )
 PYTHON_SOURCES = ("urandom", "secrets", "uuid4", "random", "fresh")
+# The generated Python guest also depends on PyPI packages, pinned with their wheels' hashes as pip-compile writes
+# them (python-dateutil needs six; humanize needs Python 3.11, which the guest's CPython is and the build's is not): the
+# build installs them, and its export `deps` uses each.
+REQUIREMENTS = {
+    "tomli==2.0.1": "939de3e7a6161af0c887ef91b7d41a53e7c5a1ca976325f429cb46ea9bc30ecc",
+    "attrs==24.2.0": "81921eb96de3191c8258c199618104dd27ac608d9366f5e35d011eae1867ede2",
+    "python-dateutil==2.9.0.post0": "a8b2bc7bffae282281c8140a97d3aa9c14da0b136dfe83f850eea9a5f7470427",
+    "six==1.16.0": "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254",
+    "idna==3.10": "946d195a0d259cbba61165e88e65941f16e9b36ea6ddb97f00452bae8b1287d3",
+    "humanize==4.17.0": "02d0899527760efe18011944f882df4970943b4cdff7b5a0ba7fed43a576ef98",
+}
+DEPS_METHOD = "\n\n    def deps(self, arg0: str) -> str:\n        return described(arg0)"
+DEPS_MODULE = (
+    "\n\nimport datetime\nimport encodings.punycode  # idna's codec: looked up when it encodes\n\n"
+    "import attr\nimport humanize\nimport idna\nimport tomli\nfrom dateutil.relativedelta import relativedelta\n"
+    "\n\n@attr.s(frozen=True)\nclass Pinned:\n    name = attr.ib()\n    version = attr.ib()\n\n\n"
+    "def described(text):\n    pinned = Pinned(**tomli.loads(text))\n"
+    "    later = datetime.date(2024, 1, 31) + relativedelta(months=1)\n"
+    "    return f\"{pinned} {later} {idna.encode('bücher.example').decode()} {humanize.intcomma(1234567)}\"\n"
+)
 # The generated JavaScript guest also imports npm's ms (CommonJS) by its package name, on its import's line (line 4):
 # one component checks both, the guest's own lines still its own through the bundle.
 LOG_IMPORT = 'import { write } from "ngixi:host/log@0.1.0";'
@@ -120,7 +142,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for lang, guest in GENERATED.items():
         run(project, "ngixi", "new", guest, "--lang", lang)  # a library component: these languages' only template
     app = project / "guests" / GENERATED["python"] / "app.py"
-    app.write_text(app.read_text().replace(RETURN, f'        if arg0 == "boom":\n{RAISE}\n{DEEPER}\n{RETURN}'))
+    greet = f'        if arg0 == "boom":\n{RAISE}\n{DEEPER}\n{RETURN}{DEPS_METHOD}'
+    app.write_text(app.read_text().replace(RETURN, greet) + DEPS_MODULE)
+    (app.parent / "requirements.txt").write_text(
+        "# pip-compile --generate-hashes\n"
+        + "".join(f"{pinned} \\\n    --hash=sha256:{digest}\n" for pinned, digest in REQUIREMENTS.items())
+    )
     index = project / "guests" / GENERATED["javascript"] / "index.js"
     _edit(
         index,
@@ -151,6 +178,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
             manifest.write(f'\n[exports.{export}]\nparams = ["string"]\nresults = ["string"]\n')
         for export, (params, results) in JS_VALUE_EXPORTS.items():
             manifest.write(f"\n[exports.{export}]\nparams = {json.dumps(params)}\nresults = {json.dumps(results)}\n")
+    with (project / "manifests" / f"{GENERATED['python']}.toml").open("a") as manifest:
+        manifest.write('\n[exports.deps]\nparams = ["string"]\nresults = ["string"]\n')
     smoked = run(project, "doit", *(f"smoke:{guest}" for guest in (*GUESTS, *GENERATED.values())))
     (project.parent / "smoke.log").write_text(smoked.stdout + smoked.stderr)
     return project
@@ -234,6 +263,58 @@ def test_a_python_exception_is_logged_with_the_guests_line(built: Path) -> None:
     assert f"error: TypeError: Exception expected for value, str found (at guests/{guest}/app.py:17 in greet)\n" in (
         deeper.stderr
     )
+
+
+def test_a_python_guest_imports_the_pypi_packages_its_requirements_pin(built: Path) -> None:
+    """Installed by the build with pip, hashes checked, outside the guest's folder; an exception raised in a package
+    is logged at the guest's own line that called it."""
+    guest = GENERATED["python"]
+    bundle = f"artifacts/bundles/{guest}-0.1.0.ngx"
+    ran = run(built, "ngixi", "run", bundle, "deps", 'name = "tomli"\nversion = "2.0.1"')
+    assert ran.stdout == "\"Pinned(name='tomli', version='2.0.1') 2024-02-29 xn--bcher-kva.example 1,234,567\"\n"
+    failed = run(built, "ngixi", "run", bundle, "deps", "not toml", check=False)
+    app = (built / "guests" / guest / "app.py").read_text().splitlines()
+    line = app.index("    pinned = Pinned(**tomli.loads(text))") + 1
+    [logged] = [text for text in failed.stderr.splitlines() if text.startswith("error: TOMLDecodeError: ")]
+    assert logged.endswith(f" (at guests/{guest}/app.py:{line} in described)"), logged  # not tomli's own line
+    [site] = (Project(built).state_dir / "python-deps" / guest).glob("*/site")
+    installed = {f"{p.name}=={p.version}" for p in python_deps.installed_packages(site)}
+    assert installed == set(REQUIREMENTS)
+    assert sorted(p.name for p in (built / "guests" / guest).iterdir()) == ["app.py", "requirements.txt"]
+
+
+def test_a_second_build_downloads_nothing_and_an_install_elsewhere_is_the_same_bytes(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    guest_dir = built / "guests" / GENERATED["python"]
+    shown = Path("guests") / guest_dir.name / "requirements.txt"
+    [site] = (Project(built).state_dir / "python-deps" / guest_dir.name).glob("*/site")
+    marker = (site.parent / ".complete").stat()
+    with monkeypatch.context() as offline:  # a pip that ran now would find none of the packages
+        offline.setenv("PIP_NO_INDEX", "1")
+        offline.setenv("PIP_FIND_LINKS", str(tmp_path))
+        assert python_deps.ensure_dependencies(Project(built).state_dir, guest_dir, shown_as=shown) == site
+    assert (site.parent / ".complete").stat().st_mtime_ns == marker.st_mtime_ns
+    elsewhere = python_deps.ensure_dependencies(tmp_path / "state", guest_dir, shown_as=shown)
+    assert elsewhere is not None and tree_sha256(elsewhere) == tree_sha256(site)
+
+
+def test_a_package_with_native_code_or_only_a_source_is_refused_naming_its_line(built: Path) -> None:
+    for name, requirements in (
+        ("native-python", "markupsafe==3.0.2\n"),
+        ("sdist-python", "six==1.16.0\ndocopt==0.6.2\n"),
+    ):
+        _broken_guest(built, name, GENERATED["python"], "app.py", "import wit_world\n")
+        (built / "guests" / name / "requirements.txt").write_text(requirements)
+    result = run(built, "doit", "--continue", "compile:native-python", "compile:sdist-python", check=False)
+    printed = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in printed
+    pure = "the index has no pure-Python wheel of it (*-none-any) for CPython 3.14; a package with native code, or"
+    assert f"guests/native-python/requirements.txt:1: markupsafe==3.0.2: {pure}" in printed
+    assert f"guests/sdist-python/requirements.txt:2: docopt==0.6.2: {pure}" in printed
+    for name in ("native-python", "sdist-python"):
+        assert not list((Project(built).state_dir / "python-deps" / name).glob("*/site"))
+        assert not (built / "artifacts" / "wasm" / f"{name}.wasm").exists()
 
 
 def test_a_javascript_error_is_logged_with_the_guests_line(built: Path) -> None:
