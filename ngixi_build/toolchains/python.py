@@ -46,6 +46,8 @@ _ENTRY_MODULE = "ngixi_guest_entry"
 _NOT_COPIED = ("__pycache__", ".*")  # of the guest's folder, into what componentize-py is given
 # That module's frame in a traceback of the guest's module failing to import, which diagnostics leave out.
 _ENTRY_FRAME = re.compile(rf'  File "[^"]*/{_ENTRY_MODULE}\.py", line \d+, in <module>\n.*\n(?: *\^+\n)?')
+# A traceback left with no frame of the guest's: its exception alone is shown.
+_NO_FRAME = re.compile(r"Traceback \(most recent call last\):\n(?!  File )")
 _ENTRY = """import os
 import random
 import sys
@@ -112,6 +114,16 @@ random.Random = _SeededOrRefused
 os.urandom = random._urandom = _urandom
 
 from {module} import *  # noqa: E402,F403
+
+# An export the guest's class does not define fails here, with Python's traceback: creating the class later, with the
+# log stubbed while building, trapped with a wasm backtrace and no word of the export.
+_undefined = sorted(getattr(globals().get("WitWorld"), "__abstractmethods__", ()))
+if _undefined:
+    _undefined = (
+        f"{shown_as}/{module}.py: class WitWorld defines no {{', '.join(_undefined)}}, which the manifest's [exports] "
+        "declares: define a method of each name (or remove the export)"
+    )
+    raise NotImplementedError(_undefined)  # one line: the build leaves this module's frames out of what it shows
 
 _building = False
 sys.stdout = sys.stderr = _Nowhere()
@@ -234,4 +246,4 @@ def build_component(
             diagnostics = _MOUNTED.sub(f'"{shown_as}/', str(error).split("\n\nCaused by:", 1)[0])
             if dependencies is not None:
                 diagnostics = _DEPENDENCIES_MOUNTED.sub(f'"{dependencies}/', diagnostics)
-            raise PythonBuildError(_ENTRY_FRAME.sub("", diagnostics)) from None
+            raise PythonBuildError(_NO_FRAME.sub("", _ENTRY_FRAME.sub("", diagnostics))) from None

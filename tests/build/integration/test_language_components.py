@@ -609,13 +609,25 @@ def test_compiler_errors_name_file_and_line_and_leave_no_output(built: Path) -> 
     _broken_guest(built, "bad-js", "counter-js", "index.js", "export function bump(by) {\n  return by +* 1;\n}\n")
     python = "import wit_world\n\n\nclass WitWorld(wit_world.WitWorld):\n    def bump(self, arg0):\n        return (\n"
     _broken_guest(built, "bad-python", "counter-python", "app.py", python)
-    result = run(built, "doit", "--continue", "compile:bad-js", "compile:bad-python", check=False)
+    # an export of the manifest's the class does not define trapped building, with a wasm backtrace and not a word
+    counter = (built / "guests" / "counter-python" / "app.py").read_text()
+    _broken_guest(built, "lacking-python", "counter-python", "app.py", counter.replace("def total(", "def totals("))
+    compiles = ("compile:bad-js", "compile:bad-python", "compile:lacking-python")
+    result = run(built, "doit", "--continue", *compiles, check=False)
     assert result.returncode != 0
     assert "bad-js/index.js:2:" in result.stdout + result.stderr
     assert 'File "guests/bad-python/app.py", line 6' in result.stdout + result.stderr
     assert "Stack backtrace" not in result.stdout + result.stderr
+    lacking = (
+        "failed: lacking-python (compile): componentize-py guests/lacking-python failed (exit 1): NotImplementedError:"
+    )
+    assert (
+        f"{lacking} guests/lacking-python/app.py: class WitWorld defines no total, which the manifest's [exports]"
+        in (result.stdout + result.stderr)
+    )
+    assert "wasm backtrace" not in result.stdout + result.stderr
     wasm = built / "artifacts" / "wasm"
-    assert not (wasm / "bad-js.wasm").exists() and not (wasm / "bad-python.wasm").exists()
+    assert not [name for name in ("bad-js", "bad-python", "lacking-python") if (wasm / f"{name}.wasm").exists()]
     assert not [p for p in wasm.iterdir() if p.name.startswith(".")]
 
 
