@@ -47,6 +47,7 @@ _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
 _PINNED = re.compile(rf"(?P<name>{_NAME.pattern})\s*==\s*(?P<version>[A-Za-z0-9.+!_-]+)")
 _HASH = re.compile(r"--hash[=\s]\s*(?P<value>(?:sha256|sha384|sha512):[0-9a-fA-F]+)")
 _NOT_MATCHED = re.compile(r"No matching distribution found for (?P<name>\S+?)==")
+_CONSTRAINED = re.compile(r"Cannot install (?P<name>\S+?)==\S+ because these package versions have conflicting")
 _HASH_MISMATCH = re.compile(r"^\s+(?P<name>\S+?)==\S+ from .*\n\s+Expected .*\n\s+Got\s+(?P<got>\S+)", re.M)
 _PURE_TAG = re.compile(r"^Tag:\s*\S+-none-any\s*$")
 _NOT_MODULES = ("__pycache__", "bin")
@@ -205,8 +206,8 @@ def _pip_install(listed: Path, site: Path, requirements: list[Requirement], show
 
 
 def _pip_refusal(output: str, requirements: list[Requirement], shown_as: Path) -> NgixiError:
-    """pip's failure, in one line naming the requirement when it is one of these: no pure-Python wheel, or a wheel
-    whose hash is not listed."""
+    """pip's failure, in one line naming the requirement when it is one of these: no pure-Python wheel, a constraint
+    of the user's pip against it, or a wheel whose hash is not listed."""
     lines = {requirement.name: requirement.line for requirement in requirements}
     missing = _NOT_MATCHED.search(output)
     if missing is not None and normalized(missing["name"]) in lines:
@@ -217,6 +218,14 @@ def _pip_refusal(output: str, requirements: list[Requirement], shown_as: Path) -
             f"CPython {GUEST_PYTHON}; a package with native code, or published only as source, cannot run in the "
             "component (a name or version the index lacks, or one needing another Python, reads the same): pin a "
             "version with a py3-none-any wheel, or use a pure-Python package"
+        )
+    constrained = _CONSTRAINED.search(output)  # with --no-deps, only a constraint can conflict with a pin
+    if constrained is not None and normalized(constrained["name"]) in lines:
+        name = normalized(constrained["name"])
+        return InvalidInput(
+            f"{shown_as}:{lines[name]}: {name}: a pip constraint of yours holds it to another version (PIP_CONSTRAINT, "
+            "or `constraint` in your pip config: `pip config list`), and pip applies it to the guest's install too; "
+            "lift it for this package"
         )
     mismatch = _HASH_MISMATCH.search(output)
     if mismatch is not None and normalized(mismatch["name"]) in lines:

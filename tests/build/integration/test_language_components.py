@@ -21,7 +21,7 @@ from ngixi_build.toolchains.npm_deps import tree_sha256
 from ngixi_build.toolchains.wit import wasm_tools
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.context import LogLine, Sandbox
-from ngixi_runtime.errors import GuestError
+from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.guest.component_memory import component_memory_problems
 from ngixi_runtime.guest.manifest import load_manifest
 from ngixi_runtime.loading.isolated import IsolatedTenant
@@ -297,6 +297,20 @@ def test_a_second_build_downloads_nothing_and_an_install_elsewhere_is_the_same_b
     assert (site.parent / ".complete").stat().st_mtime_ns == marker.st_mtime_ns
     elsewhere = python_deps.ensure_dependencies(tmp_path / "state", guest_dir, shown_as=shown)
     assert elsewhere is not None and tree_sha256(elsewhere) == tree_sha256(site)
+
+
+def test_a_pip_constraint_of_the_user_s_against_a_pin_is_named(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user's pip settings apply to the guest's install (its index, certificates, proxy), constraints too: one
+    holding tomli to another version failed with pip's ResolutionImpossible and a link."""
+    (tmp_path / "constraints.txt").write_text("tomli==2.5.0\n")
+    monkeypatch.setenv("PIP_CONSTRAINT", str(tmp_path / "constraints.txt"))
+    guest_dir, shown = built / "guests" / GENERATED["python"], Path("requirements.txt")
+    with pytest.raises(InvalidInput) as refused:
+        python_deps.ensure_dependencies(tmp_path / "state", guest_dir, shown_as=shown)
+    assert str(refused.value).startswith("requirements.txt:2: tomli: a pip constraint of yours holds it to another")
+    assert not list((tmp_path / "state" / "python-deps").glob("*/*/site"))
 
 
 def test_a_package_with_native_code_or_only_a_source_is_refused_naming_its_line(built: Path) -> None:
