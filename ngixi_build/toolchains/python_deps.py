@@ -205,36 +205,41 @@ def _pip_install(listed: Path, site: Path, requirements: list[Requirement], show
         shutil.rmtree(wheels, ignore_errors=True)
 
 
+# pip's failures that name one requirement, and what its line is refused with ({got}: the sha256 of the wheel).
+_REFUSALS = (
+    (
+        _NOT_MATCHED,
+        f"{{name}}=={{version}}: the index has no pure-Python wheel of it (*-none-any) for CPython {GUEST_PYTHON}; a "
+        "package with native code, or published only as source, cannot run in the component (a name or version the "
+        "index lacks, or one needing another Python, reads the same): pin a version with a py3-none-any wheel, or use "
+        "a pure-Python package",
+    ),
+    (  # with --no-deps, only a constraint can conflict with a pin
+        _CONSTRAINED,
+        "{name}: a pip constraint of yours holds it to another version (PIP_CONSTRAINT, or `constraint` in your pip "
+        "config: `pip config list`), and pip applies it to the guest's install too; lift it for this package",
+    ),
+    (
+        _HASH_MISMATCH,
+        "{name}: the wheel the index gave has sha256 {got}, which no --hash of its line lists; if you updated its "
+        "version, update its hashes, else someone may have changed the package",
+    ),
+)
+
+
 def _pip_refusal(output: str, requirements: list[Requirement], shown_as: Path) -> NgixiError:
     """pip's failure, in one line naming the requirement when it is one of these: no pure-Python wheel, a constraint
     of the user's pip against it, or a wheel whose hash is not listed."""
-    lines = {requirement.name: requirement.line for requirement in requirements}
-    missing = _NOT_MATCHED.search(output)
-    if missing is not None and normalized(missing["name"]) in lines:
-        name = normalized(missing["name"])
-        version = next(r.version for r in requirements if r.name == name)
-        return InvalidInput(
-            f"{shown_as}:{lines[name]}: {name}=={version}: the index has no pure-Python wheel of it (*-none-any) for "
-            f"CPython {GUEST_PYTHON}; a package with native code, or published only as source, cannot run in the "
-            "component (a name or version the index lacks, or one needing another Python, reads the same): pin a "
-            "version with a py3-none-any wheel, or use a pure-Python package"
-        )
-    constrained = _CONSTRAINED.search(output)  # with --no-deps, only a constraint can conflict with a pin
-    if constrained is not None and normalized(constrained["name"]) in lines:
-        name = normalized(constrained["name"])
-        return InvalidInput(
-            f"{shown_as}:{lines[name]}: {name}: a pip constraint of yours holds it to another version (PIP_CONSTRAINT, "
-            "or `constraint` in your pip config: `pip config list`), and pip applies it to the guest's install too; "
-            "lift it for this package"
-        )
-    mismatch = _HASH_MISMATCH.search(output)
-    if mismatch is not None and normalized(mismatch["name"]) in lines:
-        name = normalized(mismatch["name"])
-        return InvalidInput(
-            f"{shown_as}:{lines[name]}: {name}: the wheel the index gave has sha256 {mismatch['got']}, which no "
-            "--hash of its line lists; if you updated its version, update its hashes, else someone may have "
-            "changed the package"
-        )
+    for pattern, reason in _REFUSALS:
+        found = pattern.search(output)
+        named = normalized(found["name"]) if found is not None else None
+        requirement = next((r for r in requirements if r.name == named), None)
+        if found is not None and requirement is not None:
+            got = found.groupdict().get("got", "")
+            return InvalidInput(
+                f"{shown_as}:{requirement.line}: "
+                + reason.format(name=requirement.name, version=requirement.version, got=got)
+            )
     return ToolchainError(output)
 
 

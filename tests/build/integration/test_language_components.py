@@ -299,6 +299,20 @@ def test_a_second_build_downloads_nothing_and_an_install_elsewhere_is_the_same_b
     assert elsewhere is not None and tree_sha256(elsewhere) == tree_sha256(site)
 
 
+def test_a_wheel_whose_hash_its_line_does_not_list_is_refused(tmp_path: Path) -> None:
+    guest_dir = tmp_path / "guest"
+    guest_dir.mkdir()
+    six = REQUIREMENTS["six==1.16.0"]
+    (guest_dir / "requirements.txt").write_text(
+        f"six==1.16.0 --hash=sha256:{six}\ntomli==2.0.1 --hash=sha256:{'0' * 64}\n"
+    )
+    with pytest.raises(InvalidInput) as refused:
+        python_deps.ensure_dependencies(tmp_path / "state", guest_dir, shown_as=Path("requirements.txt"))
+    got = REQUIREMENTS["tomli==2.0.1"]
+    assert str(refused.value).startswith(f"requirements.txt:2: tomli: the wheel the index gave has sha256 {got}, ")
+    assert not list((tmp_path / "state" / "python-deps").glob("*/*/site"))
+
+
 def test_a_pip_constraint_of_the_user_s_against_a_pin_is_named(
     built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
