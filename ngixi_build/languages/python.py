@@ -11,7 +11,7 @@ from ngixi_build.guests import GuestBuild
 from ngixi_build.languages.base import CompileJob, Language, ToolchainStatus
 from ngixi_build.project import Project
 from ngixi_build.stages import component, language_component
-from ngixi_build.toolchains import installs, python
+from ngixi_build.toolchains import installs, python, python_deps
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.manifest import Manifest, load_manifest
 
@@ -39,6 +39,7 @@ class Python(Language):
             "toolchain": python.pinned_version(),
             "pins": python.toolchain_for(project.state_dir).root.name,
             "entry module": python.ENTRY_DIGEST,  # built into the component beside the guest's own modules
+            "requirements.txt": python_deps.INSTALLED_WITH,  # the file itself is one of the guest's sources
         }
 
     def install(self, state_dir: Path) -> None:
@@ -58,16 +59,23 @@ class Python(Language):
         refuse_ungrantable(load_manifest(project.manifest_path(job.guest.name)))
         entry = language_component.entry_file(project, job.guest.name, ENTRIES, SUFFIXES)
         toolchain = python.ensure_python_toolchain(state_dir=project.state_dir)
+        shown_as = entry.parent.relative_to(project.root)
+        dependencies = python_deps.ensure_dependencies(
+            project.state_dir, entry.parent, shown_as=shown_as / python_deps.REQUIREMENTS
+        )
+        if dependencies is not None:
+            python_deps.refuse_shadowing(entry.parent, dependencies, shown_as)
 
         def build(world_dir: Path, manifest: Manifest, out: Path) -> None:
             python.build_component(
                 toolchain,
                 module=entry.stem,
                 source_dir=entry.parent,
-                shown_as=entry.parent.relative_to(project.root),
+                shown_as=shown_as,
                 world_dir=world_dir,
                 world=manifest.guest.name,
                 out_path=out,
+                dependencies=dependencies,
             )
 
         return language_component.build_component(project, job.guest.name, job.out_path, build)

@@ -36,8 +36,9 @@ _MAIN = (
     "except AssertionError as error:\n"
     "    sys.exit(str(error))\n"
 )
-# componentize-py names the n-th --python-path directory /n/ in tracebacks.
+# componentize-py names the n-th --python-path directory /n/ in tracebacks: the guest's folder, its dependencies.
 _MOUNTED = re.compile(r'"/0/')
+_DEPENDENCIES_MOUNTED = re.compile(r'"/1/')
 # The module componentize-py is given: the guest's own module (its `WitWorld` and interface classes), then
 # standard output and error made to go nowhere (every WASI call is a stub that traps: a print would end the call),
 # and an export's uncaught exception logged (with the log capability) as its message and the guest's line.
@@ -45,6 +46,8 @@ _ENTRY_MODULE = "ngixi_guest_entry"
 _NOT_COPIED = ("__pycache__", ".*")  # of the guest's folder, into what componentize-py is given
 # That module's frame in a traceback of the guest's module failing to import, which diagnostics leave out.
 _ENTRY_FRAME = re.compile(rf'  File "[^"]*/{_ENTRY_MODULE}\.py", line \d+, in <module>\n.*\n(?: *\^+\n)?')
+# A traceback left with no frame of the guest's: its exception alone is shown.
+_NO_FRAME = re.compile(r"Traceback \(most recent call last\):\n(?!  File )")
 _ENTRY = """import os
 import random
 import sys
@@ -111,6 +114,16 @@ random.Random = _SeededOrRefused
 os.urandom = random._urandom = _urandom
 
 from {module} import *  # noqa: E402,F403
+
+# An export the guest's class does not define fails here, with Python's traceback: creating the class later, with the
+# log stubbed while building, trapped with a wasm backtrace and no word of the export.
+_undefined = sorted(getattr(globals().get("WitWorld"), "__abstractmethods__", ()))
+if _undefined:
+    _undefined = (
+        f"{shown_as}/{module}.py: class WitWorld defines no {{', '.join(_undefined)}}, which the manifest's [exports] "
+        "declares: define a method of each name (or remove the export)"
+    )
+    raise NotImplementedError(_undefined)  # one line: the build leaves this module's frames out of what it shows
 
 _building = False
 sys.stdout = sys.stderr = _Nowhere()
@@ -199,8 +212,10 @@ def build_component(
     world_dir: Path,
     world: str,
     out_path: Path,
+    dependencies: Path | None = None,
 ) -> None:
-    """Makes `out_path` the component of the module `module` in `source_dir` for `world`.
+    """Makes `out_path` the component of the module `module` in `source_dir` for `world`, with the installed
+    `dependencies` on its path after the guest's own folder.
 
     A failure raises componentize-py's diagnostics, with the guest's files named under `shown_as`.
     """
@@ -220,9 +235,15 @@ def build_component(
         (sources / f"{_ENTRY_MODULE}.py").write_text(
             _ENTRY.format(module=module, shown_as=shown_as.as_posix(), tool=pinned_version()), encoding="utf-8"
         )
+        path: list[str | Path] = ["-p", sources]
+        if dependencies is not None:  # a copy too, for its __pycache__
+            shutil.copytree(dependencies, Path(copy) / "dependencies", ignore=shutil.ignore_patterns("__pycache__"))
+            path += ["-p", Path(copy) / "dependencies"]
         try:
-            arguments: list[str | Path] = ["--stub-wasi", "-p", sources, _ENTRY_MODULE, "-o", out_path]
+            arguments: list[str | Path] = ["--stub-wasi", *path, _ENTRY_MODULE, "-o", out_path]
             run([*command, *arguments], what=f"componentize-py {shown_as}", env=env, limits=tool_limits())
         except NgixiError as error:
-            diagnostics = str(error).split("\n\nCaused by:", 1)[0]
-            raise PythonBuildError(_ENTRY_FRAME.sub("", _MOUNTED.sub(f'"{shown_as}/', diagnostics))) from None
+            diagnostics = _MOUNTED.sub(f'"{shown_as}/', str(error).split("\n\nCaused by:", 1)[0])
+            if dependencies is not None:
+                diagnostics = _DEPENDENCIES_MOUNTED.sub(f'"{dependencies}/', diagnostics)
+            raise PythonBuildError(_NO_FRAME.sub("", _ENTRY_FRAME.sub("", diagnostics))) from None

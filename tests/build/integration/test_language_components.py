@@ -16,10 +16,12 @@ import pytest
 from ngixi_build.languages.javascript import LANGUAGE as JAVASCRIPT
 from ngixi_build.languages.python import LANGUAGE as PYTHON
 from ngixi_build.project import Project
+from ngixi_build.toolchains import python_deps
+from ngixi_build.toolchains.npm_deps import tree_sha256
 from ngixi_build.toolchains.wit import wasm_tools
 from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.context import LogLine, Sandbox
-from ngixi_runtime.errors import GuestError
+from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.guest.component_memory import component_memory_problems
 from ngixi_runtime.guest.manifest import load_manifest
 from ngixi_runtime.loading.isolated import IsolatedTenant
@@ -69,6 +71,26 @@ PYTHON_DRAW = (
     "        return sources[arg0]() if arg0 in sources else repr(random.random())\n"
 )
 PYTHON_SOURCES = ("urandom", "secrets", "uuid4", "random", "fresh")
+# The generated Python guest also depends on PyPI packages, pinned with their wheels' hashes as pip-compile writes
+# them (python-dateutil needs six; humanize needs Python 3.11, which the guest's CPython is and the build's is not): the
+# build installs them, and its export `deps` uses each.
+REQUIREMENTS = {
+    "tomli==2.0.1": "939de3e7a6161af0c887ef91b7d41a53e7c5a1ca976325f429cb46ea9bc30ecc",
+    "attrs==24.2.0": "81921eb96de3191c8258c199618104dd27ac608d9366f5e35d011eae1867ede2",
+    "python-dateutil==2.9.0.post0": "a8b2bc7bffae282281c8140a97d3aa9c14da0b136dfe83f850eea9a5f7470427",
+    "six==1.16.0": "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254",
+    "idna==3.10": "946d195a0d259cbba61165e88e65941f16e9b36ea6ddb97f00452bae8b1287d3",
+    "humanize==4.17.0": "02d0899527760efe18011944f882df4970943b4cdff7b5a0ba7fed43a576ef98",
+}
+DEPS_METHOD = "\n\n    def deps(self, arg0: str) -> str:\n        return described(arg0)"
+DEPS_MODULE = (
+    "\n\nimport datetime\nimport encodings.punycode  # idna's codec: looked up when it encodes\n\n"
+    "import attr\nimport humanize\nimport idna\nimport tomli\nfrom dateutil.relativedelta import relativedelta\n"
+    "\n\n@attr.s(frozen=True)\nclass Pinned:\n    name = attr.ib()\n    version = attr.ib()\n\n\n"
+    "def described(text):\n    pinned = Pinned(**tomli.loads(text))\n"
+    "    later = datetime.date(2024, 1, 31) + relativedelta(months=1)\n"
+    "    return f\"{pinned} {later} {idna.encode('bücher.example').decode()} {humanize.intcomma(1234567)}\"\n"
+)
 # The generated JavaScript guest also imports npm's ms (CommonJS) by its package name, on its import's line (line 4):
 # one component checks both, the guest's own lines still its own through the bundle.
 LOG_IMPORT = 'import { write } from "ngixi:host/log@0.1.0";'
@@ -120,7 +142,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for lang, guest in GENERATED.items():
         run(project, "ngixi", "new", guest, "--lang", lang)  # a library component: these languages' only template
     app = project / "guests" / GENERATED["python"] / "app.py"
-    app.write_text(app.read_text().replace(RETURN, f'        if arg0 == "boom":\n{RAISE}\n{DEEPER}\n{RETURN}'))
+    greet = f'        if arg0 == "boom":\n{RAISE}\n{DEEPER}\n{RETURN}{DEPS_METHOD}'
+    app.write_text(app.read_text().replace(RETURN, greet) + DEPS_MODULE)
+    (app.parent / "requirements.txt").write_text(
+        "# pip-compile --generate-hashes\n"
+        + "".join(f"{pinned} \\\n    --hash=sha256:{digest}\n" for pinned, digest in REQUIREMENTS.items())
+    )
     index = project / "guests" / GENERATED["javascript"] / "index.js"
     _edit(
         index,
@@ -151,6 +178,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
             manifest.write(f'\n[exports.{export}]\nparams = ["string"]\nresults = ["string"]\n')
         for export, (params, results) in JS_VALUE_EXPORTS.items():
             manifest.write(f"\n[exports.{export}]\nparams = {json.dumps(params)}\nresults = {json.dumps(results)}\n")
+    with (project / "manifests" / f"{GENERATED['python']}.toml").open("a") as manifest:
+        manifest.write('\n[exports.deps]\nparams = ["string"]\nresults = ["string"]\n')
     smoked = run(project, "doit", *(f"smoke:{guest}" for guest in (*GUESTS, *GENERATED.values())))
     (project.parent / "smoke.log").write_text(smoked.stdout + smoked.stderr)
     return project
@@ -249,6 +278,86 @@ def test_a_python_guest_without_memory_for_its_argument_says_so(built: Path) -> 
             f"{guest}: greet ran out of memory for its arguments (limits.memory_pages = 512)"
         )
         assert failed.value.outcome == "memory"
+
+
+def test_a_python_guest_imports_the_pypi_packages_its_requirements_pin(built: Path) -> None:
+    """Installed by the build with pip, hashes checked, outside the guest's folder; an exception raised in a package
+    is logged at the guest's own line that called it."""
+    guest = GENERATED["python"]
+    bundle = f"artifacts/bundles/{guest}-0.1.0.ngx"
+    ran = run(built, "ngixi", "run", bundle, "deps", 'name = "tomli"\nversion = "2.0.1"')
+    assert ran.stdout == "\"Pinned(name='tomli', version='2.0.1') 2024-02-29 xn--bcher-kva.example 1,234,567\"\n"
+    failed = run(built, "ngixi", "run", bundle, "deps", "not toml", check=False)
+    app = (built / "guests" / guest / "app.py").read_text().splitlines()
+    line = app.index("    pinned = Pinned(**tomli.loads(text))") + 1
+    [logged] = [text for text in failed.stderr.splitlines() if text.startswith("error: TOMLDecodeError: ")]
+    assert logged.endswith(f" (at guests/{guest}/app.py:{line} in described)"), logged  # not tomli's own line
+    [site] = (Project(built).state_dir / "python-deps" / guest).glob("*/site")
+    installed = {f"{p.name}=={p.version}" for p in python_deps.installed_packages(site)}
+    assert installed == set(REQUIREMENTS)
+    assert sorted(p.name for p in (built / "guests" / guest).iterdir()) == ["app.py", "requirements.txt"]
+
+
+def test_a_second_build_downloads_nothing_and_an_install_elsewhere_is_the_same_bytes(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    guest_dir = built / "guests" / GENERATED["python"]
+    shown = Path("guests") / guest_dir.name / "requirements.txt"
+    [site] = (Project(built).state_dir / "python-deps" / guest_dir.name).glob("*/site")
+    marker = (site.parent / ".complete").stat()
+    with monkeypatch.context() as offline:  # a pip that ran now would find none of the packages
+        offline.setenv("PIP_NO_INDEX", "1")
+        offline.setenv("PIP_FIND_LINKS", str(tmp_path))
+        assert python_deps.ensure_dependencies(Project(built).state_dir, guest_dir, shown_as=shown) == site
+    assert (site.parent / ".complete").stat().st_mtime_ns == marker.st_mtime_ns
+    elsewhere = python_deps.ensure_dependencies(tmp_path / "state", guest_dir, shown_as=shown)
+    assert elsewhere is not None and tree_sha256(elsewhere) == tree_sha256(site)
+
+
+def test_a_wheel_whose_hash_its_line_does_not_list_is_refused(tmp_path: Path) -> None:
+    guest_dir = tmp_path / "guest"
+    guest_dir.mkdir()
+    six = REQUIREMENTS["six==1.16.0"]
+    (guest_dir / "requirements.txt").write_text(
+        f"six==1.16.0 --hash=sha256:{six}\ntomli==2.0.1 --hash=sha256:{'0' * 64}\n"
+    )
+    with pytest.raises(InvalidInput) as refused:
+        python_deps.ensure_dependencies(tmp_path / "state", guest_dir, shown_as=Path("requirements.txt"))
+    got = REQUIREMENTS["tomli==2.0.1"]
+    assert str(refused.value).startswith(f"requirements.txt:2: tomli: the wheel the index gave has sha256 {got}, ")
+    assert not list((tmp_path / "state" / "python-deps").glob("*/*/site"))
+
+
+def test_a_pip_constraint_of_the_user_s_against_a_pin_is_named(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user's pip settings apply to the guest's install (its index, certificates, proxy), constraints too: one
+    holding tomli to another version failed with pip's ResolutionImpossible and a link."""
+    (tmp_path / "constraints.txt").write_text("tomli==2.5.0\n")
+    monkeypatch.setenv("PIP_CONSTRAINT", str(tmp_path / "constraints.txt"))
+    guest_dir, shown = built / "guests" / GENERATED["python"], Path("requirements.txt")
+    with pytest.raises(InvalidInput) as refused:
+        python_deps.ensure_dependencies(tmp_path / "state", guest_dir, shown_as=shown)
+    assert str(refused.value).startswith("requirements.txt:2: tomli: a pip constraint of yours holds it to another")
+    assert not list((tmp_path / "state" / "python-deps").glob("*/*/site"))
+
+
+def test_a_package_with_native_code_or_only_a_source_is_refused_naming_its_line(built: Path) -> None:
+    for name, requirements in (
+        ("native-python", "markupsafe==3.0.2\n"),
+        ("sdist-python", "six==1.16.0\ndocopt==0.6.2\n"),
+    ):
+        _broken_guest(built, name, GENERATED["python"], "app.py", "import wit_world\n")
+        (built / "guests" / name / "requirements.txt").write_text(requirements)
+    result = run(built, "doit", "--continue", "compile:native-python", "compile:sdist-python", check=False)
+    printed = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in printed
+    pure = "the index has no pure-Python wheel of it (*-none-any) for CPython 3.14; a package with native code, or"
+    assert f"guests/native-python/requirements.txt:1: markupsafe==3.0.2: {pure}" in printed
+    assert f"guests/sdist-python/requirements.txt:2: docopt==0.6.2: {pure}" in printed
+    for name in ("native-python", "sdist-python"):
+        assert not list((Project(built).state_dir / "python-deps" / name).glob("*/site"))
+        assert not (built / "artifacts" / "wasm" / f"{name}.wasm").exists()
 
 
 def test_a_javascript_error_is_logged_with_the_guests_line(built: Path) -> None:
@@ -543,13 +652,25 @@ def test_compiler_errors_name_file_and_line_and_leave_no_output(built: Path) -> 
     _broken_guest(built, "bad-js", "counter-js", "index.js", "export function bump(by) {\n  return by +* 1;\n}\n")
     python = "import wit_world\n\n\nclass WitWorld(wit_world.WitWorld):\n    def bump(self, arg0):\n        return (\n"
     _broken_guest(built, "bad-python", "counter-python", "app.py", python)
-    result = run(built, "doit", "--continue", "compile:bad-js", "compile:bad-python", check=False)
+    # an export of the manifest's the class does not define trapped building, with a wasm backtrace and not a word
+    counter = (built / "guests" / "counter-python" / "app.py").read_text()
+    _broken_guest(built, "lacking-python", "counter-python", "app.py", counter.replace("def total(", "def totals("))
+    compiles = ("compile:bad-js", "compile:bad-python", "compile:lacking-python")
+    result = run(built, "doit", "--continue", *compiles, check=False)
     assert result.returncode != 0
     assert "bad-js/index.js:2:" in result.stdout + result.stderr
     assert 'File "guests/bad-python/app.py", line 6' in result.stdout + result.stderr
     assert "Stack backtrace" not in result.stdout + result.stderr
+    lacking = (
+        "failed: lacking-python (compile): componentize-py guests/lacking-python failed (exit 1): NotImplementedError:"
+    )
+    assert (
+        f"{lacking} guests/lacking-python/app.py: class WitWorld defines no total, which the manifest's [exports]"
+        in (result.stdout + result.stderr)
+    )
+    assert "wasm backtrace" not in result.stdout + result.stderr
     wasm = built / "artifacts" / "wasm"
-    assert not (wasm / "bad-js.wasm").exists() and not (wasm / "bad-python.wasm").exists()
+    assert not [name for name in ("bad-js", "bad-python", "lacking-python") if (wasm / f"{name}.wasm").exists()]
     assert not [p for p in wasm.iterdir() if p.name.startswith(".")]
 
 

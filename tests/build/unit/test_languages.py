@@ -21,6 +21,7 @@ from ngixi_build.stages import compile as compile_stage
 from ngixi_build.stages.compile import CompileError
 from ngixi_build.toolchains import javascript as javascript_toolchain
 from ngixi_build.toolchains import python as python_toolchain
+from ngixi_build.toolchains import python_deps
 from ngixi_build.toolchains.assemblyscript import toolchain_for
 from ngixi_build.workflows.pipeline import compile_deps
 from ngixi_build.workflows.watch import changed_inputs
@@ -350,6 +351,17 @@ def test_a_python_guests_inputs_are_what_componentize_py_is_given(tmp_path: Path
     assert followed == {"app.py", "lib/util.py"}
     assert [name for name in venv if changed_inputs(project, directory / name)] == []
     assert changed_inputs(project, directory / "lib" / "util.py") == ["g"]
+
+
+def test_a_python_guests_requirements_are_an_input_of_its_compile_and_watched(tmp_path: Path) -> None:
+    """Its compile installs them (in the project's state, not the guest's folder): a changed file rebuilds it, doit
+    and watch mode alike; how they are installed is one of its settings."""
+    project = guest_project(tmp_path, "g", {"app.py": "\n", "requirements.txt": "tomli==2.0.1\n"}, COMPONENT)
+    requirements = project.guests_dir / "g" / "requirements.txt"
+    deps = compile_deps(project, read_guest(project, "g"))
+    assert requirements in deps.file_dep
+    assert deps.settings["requirements.txt"] == python_deps.INSTALLED_WITH
+    assert changed_inputs(project, requirements) == ["g"]
 
 
 def test_node_modules_is_a_source_only_without_npm_dependencies(tmp_path: Path) -> None:
