@@ -4,12 +4,13 @@ A component whose export returns its `list<u8>` argument (written in WAT: the gu
 crossing alone, both ways) and the sample core guest `echo` (`input = "bytes"`, `output = "bytes"`: the floor), each
 given the same MiB of random bytes through `tenant.call`:
 - core: `echo` in-process, its call data (the floor);
-- bulk: the component in-process, its list copied in bulk (`wasmtime_fastpath.component_export`);
+- bulk: the component in-process, its list copied in bulk (`wasmtime_fastpath.components.component_export`);
 - public: the same through wasmtime-py's public `component.Func.__call__`, one Python call per byte each way;
 - isolated: the component in a tenant's child process (bulk there too, plus the bytes as base64 in JSON both ways);
 - host bulk / host public: through wasmtime-py's component API, a component passing its `list<u8>` to a host function
-  that returns it, and returning that: the host function defined by `wasmtime_fastpath.define_component_import`, or by
-  wasmtime-py's `LinkerInstance.add_func` (the export called in bulk both times).
+  that returns it, and returning that: the host function defined by
+  `wasmtime_fastpath.components.define_component_import`, or by wasmtime-py's `LinkerInstance.add_func` (the export
+  called in bulk both times).
 Rounds alternate the paths; prints the median seconds per call of each and its ratio to the floor, with the load
 average. Uses the built `echo` bundle (run `make build` first).
 
@@ -34,6 +35,7 @@ import wasmtime.component as wc
 from bench.typed_components import built_bundle
 from ngixi_build.project import Project
 from ngixi_runtime.engines import wasmtime_fastpath
+from ngixi_runtime.engines.wasmtime_fastpath import components
 from ngixi_runtime.loading.tenants import open_tenant
 from tests.conftest import REPO, make_bundle, make_key
 from tests.run.unit.test_component_lists import COMPONENT, IMPORTING, MANIFEST
@@ -64,11 +66,11 @@ def host_round_trip(data: bytes, *, bulk: bool) -> Callable[[], object]:
     store = wasmtime.Store(engine)
     linker = wc.Linker(engine)
     with linker.root() as root, root.add_instance("host") as host:
-        if not (bulk and wasmtime_fastpath.define_component_import(host, "swap", lambda _store, given: given)):
+        if not (bulk and components.define_component_import(host, "swap", lambda _store, given: given)):
             host.add_func("swap", lambda _store, given: given)
     run = linker.instantiate(store, wc.Component(engine, IMPORTING)).get_func(store, "run")
     assert run is not None
-    call = wasmtime_fastpath.component_export(run, store)
+    call = components.component_export(run, store)
     assert call is not None
     return lambda: call(store, [data])
 

@@ -41,7 +41,7 @@ from ngixi_runtime.engines.wasmtime import (
     trap_error,
     trap_message,
 )
-from ngixi_runtime.engines.wasmtime_fastpath import component_export, define_component_import
+from ngixi_runtime.engines.wasmtime_fastpath.components import component_export, define_component_import
 from ngixi_runtime.engines.wit_values import TypedFunction, lift_result, lower_arguments, render
 from ngixi_runtime.errors import GuestError, NgixiError
 from ngixi_runtime.files import private_creation

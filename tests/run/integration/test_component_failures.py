@@ -56,7 +56,7 @@ log_bytes = 100
 timeout_ms = 300
 """
 # `bytes(n)` returns a list<bool> of n falses, which Wasmtime lifts one value at a time, in the host, and wasmtime-py
-# converts one at a time (a list<u8> is copied in bulk: wasmtime_fastpath.component_export).
+# converts one at a time (a list<u8> is copied in bulk: wasmtime_fastpath.components.component_export).
 LIST_COMPONENT = """(component
   (core module $m (memory (export "memory") 16 16)
     (func (export "bytes") (param $n i32) (result i32)

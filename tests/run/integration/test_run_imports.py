@@ -43,6 +43,7 @@ ENGINE_MODULES = {
         "ngixi_runtime.engines.wasmtime",
         "ngixi_runtime.engines.wasmtime_component",
         "ngixi_runtime.engines.wasmtime_fastpath",
+        "ngixi_runtime.engines.wasmtime_fastpath.components",
     },
 }
 BUILD_SIDE = ("ngixi_build", "doit", "nodeenv", "watchdog", "tomli_w")
@@ -125,6 +126,7 @@ def test_an_in_process_run_imports_the_chosen_engine_alone(
     assert {m for m in REGISTRY.values() if m in modules} == GRANTED
     assert f"ngixi_runtime.engines.{engine}" in modules
     assert not ENGINE_MODULES[other] & modules
+    assert "wasmtime.component" not in modules  # a core guest's run: no component machinery (it imports dataclasses)
     assert not ISOLATED_ONLY & modules
 
 

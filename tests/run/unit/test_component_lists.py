@@ -21,6 +21,7 @@ import wasmtime.component as wc
 
 from ngixi_runtime.engines import base as engines_base
 from ngixi_runtime.engines import wasmtime_fastpath
+from ngixi_runtime.engines.wasmtime_fastpath import components
 from ngixi_runtime.loading.tenants import open_tenant
 from tests.conftest import make_bundle, make_key
 
@@ -139,7 +140,7 @@ def test_the_bulk_copy_gives_what_wasmtime_py_gives(
     store, instance = component
     function = instance.get_func(store, f"echo-{element}")
     assert function is not None
-    bulk = wasmtime_fastpath.component_export(function, store)
+    bulk = components.component_export(function, store)
     assert bulk is not None
     value = VALUES[element] if size == "values" else (b"" if element == "u8" else [])
     public = function(store, value)
@@ -154,14 +155,14 @@ def test_values_wasmtime_py_refuses_are_refused_and_other_types_are_its_own(
     store, instance = component
     bytes_export, numbers, names = (instance.get_func(store, name) for name in ("echo-u8", "echo-u32", "names"))
     assert bytes_export is not None and numbers is not None and names is not None
-    bulk_bytes, bulk_numbers = (wasmtime_fastpath.component_export(f, store) for f in (bytes_export, numbers))
+    bulk_bytes, bulk_numbers = (components.component_export(f, store) for f in (bytes_export, numbers))
     assert bulk_bytes is not None and bulk_numbers is not None
     for call, value in ((bulk_bytes, [1, 2]), (bulk_numbers, b"\x01"), (bulk_numbers, [2**32])):
         with pytest.raises((TypeError, OverflowError)):
             call(store, [value])
     with pytest.raises(TypeError, match="wrong number of parameters provided: given 2, expected 1"):
         bulk_bytes(store, [b"", b""])
-    assert wasmtime_fastpath.component_export(names, store) is None  # no list of numbers: wasmtime-py's own call
+    assert components.component_export(names, store) is None  # no list of numbers: wasmtime-py's own call
 
 
 def _nested_value(name: str) -> Any:
@@ -180,7 +181,7 @@ def test_lists_of_numbers_inside_other_types_are_copied_in_bulk_as_wasmtime_py_c
     store, instance = component
     function = instance.get_func(store, name)
     assert function is not None
-    bulk = wasmtime_fastpath.component_export(function, store)
+    bulk = components.component_export(function, store)
     assert bulk is not None
     value = _nested_value(name)
     public = function(store, value)
@@ -210,7 +211,7 @@ def test_a_host_function_s_lists_of_numbers_cross_as_wasmtime_py_carries_them(de
         if defined_by == "add_func":
             host.add_func("swap", swap)
         else:
-            assert wasmtime_fastpath.define_component_import(host, "swap", swap)
+            assert components.define_component_import(host, "swap", swap)
     run = linker.instantiate(store, wc.Component(engine, IMPORTING)).get_func(store, "run")
     assert run is not None
     for data in (b"", bytes(range(256)), b"\x00\xff" * 10_000):
@@ -231,9 +232,11 @@ def test_on_another_wasmtime_py_nothing_private_is_imported_and_calls_take_the_p
             patch.setattr(engines_base, "installed_version", lambda *_: "999.0.0")
             patch.setitem(sys.modules, "wasmtime.component._enter", None)  # so that importing it fails
             importlib.reload(wasmtime_fastpath)
-            assert wasmtime_fastpath.component_export(function, store) is None
+            importlib.reload(components)
+            assert components.component_export(function, store) is None
     finally:
         importlib.reload(wasmtime_fastpath)
+        importlib.reload(components)
     assert function(store, b"\x00\xff") == b"\x00\xff"
 
 
