@@ -68,3 +68,29 @@ def test_outputs_that_came_with_a_project_are_built_again_from_its_sources(tmp_p
     bundle = "artifacts/bundles/answer-0.1.0.ngx"
     assert run(unpacked, "ngixi", "run", bundle, "answer", env=user).stdout == "42\n"  # was 7
     assert ran_tasks(run(unpacked, "doit", "build", env=user).stdout) == set()  # now this user's own
+
+
+@pytest.mark.parametrize("link", ["artifacts", "artifacts/validated", ".ngixi", ".ngixi/keys"])
+def test_a_link_among_the_outputs_that_came_with_a_project_is_refused(tmp_path: Path, link: str) -> None:
+    """The build writes by fixed names under artifacts/ and .ngixi/, so a project that came with `artifacts ->
+    ~/.config/app` (or `artifacts/validated -> ...`) had `ngixi build` and `doit build` write `<guest>.json` (a guest
+    named `settings` over an editor's settings.json), `wasm/`, `bundles/` and the dev key and trust file into the
+    builder's folders. Both refuse it in one line naming the link, before anything is written."""
+    project = tmp_path / "made-elsewhere"
+    (project / "guests" / "answer").mkdir(parents=True)
+    (project / "guests" / "answer" / "answer.wasm").write_bytes(answer_module(7))
+    (project / "manifests").mkdir()
+    (project / "manifests" / "answer.toml").write_text(
+        'guest = { name = "answer", version = "0.1.0" }\nexports.answer = { results = ["i32"] }\n'
+    )
+    (project / "pyproject.toml").write_text("[tool.ngixi]\ntargets = []\nwasmtime_targets = []\n")
+    shutil.copy(REPO / "dodo.py", project)
+    builders = tmp_path / "builders-folder"
+    builders.mkdir()
+    (project / link).parent.mkdir(parents=True, exist_ok=True)
+    (project / link).symlink_to(builders, target_is_directory=True)
+    for command in (("ngixi", "build"), ("doit", "build")):
+        refused = run(project, *command, check=False)
+        assert refused.returncode == 2, refused
+        assert f"{project / link}: is a symbolic link" in refused.stderr
+    assert list(builders.iterdir()) == []
