@@ -80,6 +80,10 @@ def doit_settings(project: Project) -> dict[str, dict[str, Any]]:
     return dict(DoitConfig().load_config_toml(str(path), "tool.doit"))
 
 
+# Task options that are the choice of whoever runs the task, never the project's: its option on the command line.
+_BUILDERS_OWN = {"release": {"allow_dirty": "allow-dirty"}, "publish": {"force": "force"}}
+
+
 def _refuse_files_and_code(path: Path, table: dict[str, Any]) -> None:
     """Refuses a doit setting of `table` (`[tool.doit]`) that names code for doit to import or a file for it to use."""
     if "plugins" in table:
@@ -87,6 +91,13 @@ def _refuse_files_and_code(path: Path, table: dict[str, Any]) -> None:
             f"{path}: tool.doit.plugins: ngixi build does not load doit plugins, modules doit would import whatever "
             "the project: remove the table (the project's own dodo.py, run by `doit`, may add its plugins)"
         )
+    for task, options in _BUILDERS_OWN.items():
+        chosen = sorted(set(table.get("tasks", {}).get(task, {})) & set(options))
+        if chosen:
+            raise InvalidInput(
+                f"{path}: tool.doit.tasks.{task}.{chosen[0]}: not taken from a project: it is the choice of whoever "
+                f"runs `ngixi {task}` (--{options[chosen[0]]} on its command line): remove it"
+            )
     settings = {"tool.doit": table, **{f"tool.doit.commands.{n}": v for n, v in table.get("commands", {}).items()}}
     for where, values in settings.items():
         refused = sorted(key for key in values if key not in _RUN_SETTINGS and key not in _SECTIONS)

@@ -50,12 +50,14 @@ def test_a_tool_doit_of_the_wrong_shape_is_one_error(tmp_path: Path, text: str, 
         ("[tool.doit]\ndep_file = 'VICTIM'\n", "tool.doit.dep_file"),
         ("[tool.doit.commands.run]\nverbosity = 2\noutfile = 'VICTIM'\n", "tool.doit.commands.run.outfile"),
         ("[tool.doit]\nloader = 'evil'\n", "tool.doit.loader"),
+        ("[tool.doit.tasks.release]\nallow_dirty = true\n", "tool.doit.tasks.release.allow_dirty"),
     ],
 )
 def test_doit_settings_naming_code_or_files_are_refused_before_doit_runs(tmp_path: Path, text: str, field: str) -> None:
     """A project someone else made chose its pyproject.toml: `[tool.doit] outfile` had `ngixi build` truncate and
-    write any file of the builder's, and every plugin listed had doit import that module (`antigravity` opened a web
-    browser), before any task ran."""
+    write any file of the builder's, every plugin listed had doit import that module (`antigravity` opened a web
+    browser), before any task ran, and `[tool.doit.tasks.release] allow_dirty` released a tree with the builder's
+    uncommitted files in it without their --allow-dirty."""
     victim = tmp_path / "victim.txt"
     victim.write_text("the builder's\n")
     project = project_with(tmp_path / "p", NGIXI + text.replace("VICTIM", str(victim)))
