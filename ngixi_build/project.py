@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from ngixi_build.files import is_editor_noise, link_out_of, regular_files
+from ngixi_build.files import is_editor_noise, link_out_of, refuse_links, regular_files
 from ngixi_runtime.engines.base import PORTABLE_TRIPLE
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import read_toml_file
@@ -170,6 +170,18 @@ class Project:
         self.release_guests()
         self.shared_sources()
 
+    def refuse_linked_outputs(self) -> None:
+        """Refuses a symbolic link in artifacts/ (or at it), or at the project's own .ngixi/ or its keys/: the build
+        writes there by fixed names, so a link that came with the project (`artifacts -> ~/.config/app`) had it write
+        `validated/<guest>.json` and the rest into the builder's folders. A `--state-dir` is the builder's own."""
+        refuse_links((self.state_dir, self.keys_dir) if self.state_override is None else (), InvalidInput)
+        link = next((p for p in (self.artifacts_dir, *_entries_under(self.artifacts_dir)) if p.is_symlink()), None)
+        if link is not None:
+            raise InvalidInput(
+                f"{link}: is a symbolic link among the build's outputs, which it writes by fixed names (did it come "
+                "with the project?): remove it and build again"
+            )
+
     def targets(self) -> tuple[Target, ...]:
         """The configured targets: triples, or `{ triple = ..., cpu_features = [...] }` tables."""
         source = f"{self.root / 'pyproject.toml'}: tool.ngixi.targets"
@@ -303,6 +315,13 @@ def _target(entry: object, field: str) -> Target:
     return resolve_target(triple, source=field, cpu_features=features)
 
 
+def _entries_under(folder: Path) -> list[Path]:
+    """Every file and folder under `folder`, its links not followed."""
+    if folder.is_symlink():
+        return []
+    return [Path(root) / name for root, dirs, files in os.walk(folder) for name in (*dirs, *files)]
+
+
 def find_project(start: Path, *, state_dir: Path | None = None) -> Project:
     """The project whose root is at or above `start` (a pyproject.toml with [tool.ngixi])."""
     root = find_project_root(start)
@@ -313,4 +332,5 @@ def find_project(start: Path, *, state_dir: Path | None = None) -> Project:
         )
     project = Project(root, state_override=state_dir)
     project.check_config()
+    project.refuse_linked_outputs()
     return project

@@ -34,7 +34,18 @@ def compile_inputs(project: Project, guest: GuestBuild) -> tuple[Path, compile_s
     if npm_deps.has_dependencies(guest_dir):  # imports by package name resolve in the guest's node_modules
         extra += ("--path", str((guest_dir / NODE_MODULES).relative_to(project.root)))
     return entry, compile_stage.AscOptions(
-        kind=kind, memory_pages=guest.memory_pages, extra_arguments=extra, profile=project.profile
+        kind=kind,
+        memory_pages=guest.memory_pages,
+        extra_arguments=extra,
+        profile=project.profile,
+        readable=(
+            guest_dir,
+            core_bindings.bindings_dir(project),
+            component.bindings_dir(project),
+            asdata.LIBRARY_DIR,
+            asdata.EMPTY_ASCONFIG.parent,
+            toolchain_for(project.state_dir).root,
+        ),
     )
 
 

@@ -94,6 +94,7 @@ class Wasm(Language):
         manifest = load_manifest(job.project.manifest_path(name))
         build = manifest.build
         module = self._built_module(job, build) if build else self._committed_module(job.project, name)
+        _refuse_module_outside(module, job.project.guests_dir / name)
         data = module.read_bytes()
         if not data.startswith(_WASM_MAGIC):
             raise CompileError(f"{module}: not a WebAssembly module (no \\0asm header)")
@@ -127,6 +128,17 @@ class Wasm(Language):
         if not output.is_file():
             raise CompileError(f"{output}: the [build] output is missing; the command must write it")
         return output
+
+
+def _refuse_module_outside(module: Path, guest_dir: Path) -> None:
+    """Refuses a module that is a link (or lies in a linked folder) out of the guest's folder: the build signs what
+    it reads, and a project someone else made chose its links (`answer.wasm -> ~/work/other/artifacts/x.wasm`)."""
+    read, folder = Path(os.path.realpath(module)), Path(os.path.realpath(guest_dir))
+    if not read.is_relative_to(folder):
+        raise CompileError(
+            f"{module}: is {read}, outside the guest's folder; the build signs only a module of the guest's own: "
+            f"copy the file into {guest_dir}"
+        )
 
 
 def _check_layer(module: Path, data: bytes, manifest: Manifest) -> None:

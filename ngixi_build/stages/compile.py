@@ -12,9 +12,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ngixi_build.proc import TERMINAL_ESCAPE, run, time_limit_reached, tool_limits
+from ngixi_build.proc import TERMINAL_ESCAPE, time_limit_reached, tool_limits
 from ngixi_build.toolchains import asdata
-from ngixi_build.toolchains.asc_server import CompilerDied, CompileTimedOut, shared_server
+from ngixi_build.toolchains.asc_server import AscReply, AscServer, CompilerDied, CompileTimedOut, shared_server
 from ngixi_build.toolchains.assemblyscript import Toolchain
 from ngixi_runtime.errors import NgixiError
 from ngixi_runtime.files import write_atomic
@@ -48,6 +48,8 @@ class AscOptions:
     memory_pages: int
     extra_arguments: tuple[str, ...] = ()  # e.g. a component guest's bindings
     profile: BuildProfile = "release"
+    # The folders whose files the compile may read (the guest's, the bindings, the toolchain's); none: any.
+    readable: tuple[Path, ...] = ()
 
 
 def asc_arguments(
@@ -81,30 +83,59 @@ def compile_guest(
     """Compiles `entry` (relative to the project root) into `out_path`; returns the .wasm size."""
     with compiled_into(out_path) as temporary, asc_output(temporary, options.profile):
         argv = asc_arguments(toolchain, project_root, entry, temporary, options)
-        compile_with_asc(toolchain, project_root, argv, what=f"asc {entry}")
+        compile_with_asc(toolchain, project_root, argv, what=f"asc {entry}", readable=options.readable)
     return out_path.stat().st_size
 
 
-def compile_with_asc(toolchain: Toolchain, project_root: Path, argv: Sequence[str], *, what: str) -> None:
+def compile_with_asc(
+    toolchain: Toolchain, project_root: Path, argv: Sequence[str], *, what: str, readable: Sequence[Path] = ()
+) -> None:
     """Runs one asc command line in this process's warm compiler (`asc_server.shared_server`): a one-off asc paid
-    Node's start and asc's loading at every guest. If that compiler dies, a one-off asc compiles instead, and
-    names the limit it reached, if any."""
+    Node's start and asc's loading at every guest. If that compiler dies, a compiler of its own compiles instead
+    (its reply, too, lists the files asc read). With `readable`, a file read outside those folders is refused."""
     limits = tool_limits()
     server = shared_server(toolchain, project_root)
     for _attempt in range(_ATTEMPTS):
         try:
             reply = server.compile(argv, timeout=limits.seconds, retry=False, cwd=project_root)
+        except CompilerDied as died:
+            log.info("%s; compiling with a compiler of its own", died)
+            reply = _compiled_alone(toolchain, project_root, argv, what)
         except CompileTimedOut:
             raise CompileError(time_limit_reached(what, limits)) from None
-        except CompilerDied as died:
-            log.info("%s; compiling with a one-off asc", died)
-            run([*toolchain.asc, *argv], what=what, cwd=project_root, error=CompileError, limits=limits)
-            return
+        if readable:
+            refuse_reads_outside(what, reply, readable)
         if not reply.ok:
             raise asc_failure(what, reply.diagnostics, project_root / argv[0])
         if reply.still_current():  # else a source changed as asc read it: the build would record the new one
             return
     raise CompileError(f"{what}: its sources changed while asc compiled them, {_ATTEMPTS} times; build again")
+
+
+def _compiled_alone(toolchain: Toolchain, project_root: Path, argv: Sequence[str], what: str) -> AscReply:
+    """`argv` compiled by a warm compiler started for it alone."""
+    limits = tool_limits()
+    with AscServer(toolchain, project_root, own_session=False) as alone:
+        try:
+            return alone.compile(argv, timeout=limits.seconds, retry=False, cwd=project_root)
+        except CompileTimedOut:
+            raise CompileError(time_limit_reached(what, limits)) from None
+        except CompilerDied as died:
+            raise CompileError(f"{what}: {died}") from None
+
+
+def refuse_reads_outside(what: str, reply: AscReply, readable: Sequence[Path]) -> None:
+    """Refuses a file asc read (an import's, a package's) under none of the `readable` folders once links are
+    resolved: a guest's `import { TOKEN } from "../../../../home/u/work/config"` put that file's strings into it."""
+    folders = [Path(os.path.realpath(folder)) for folder in readable]
+    for name, digest in reply.inputs.items():
+        read = Path(os.path.realpath(name))
+        if digest is not None and not any(read == folder or folder in read.parents for folder in folders):
+            raise CompileError(
+                f"{what}: reads {read}, outside the guest's folder; an AssemblyScript guest's compile reads only its "
+                f"own folder (its node_modules/ too), the generated bindings and the compiler's library: copy the "
+                "file into the guest's folder"
+            )
 
 
 def asc_failure(what: str, diagnostics: str, entry: Path) -> CompileError:

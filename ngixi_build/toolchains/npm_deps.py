@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,7 @@ def check_lock_matches(guest_dir: Path) -> None:
     version = lock.get("lockfileVersion")
     if type(version) is not int or version < 1:
         raise InvalidInput(f"{guest_dir / LOCK_FILE}: lockfileVersion: {version!r}, not one npm ci reads; {remake}")
+    _refuse_sources_off_the_registry(guest_dir, lock)
     root = lock.get("packages", {}).get("", {}) if version >= 2 and isinstance(lock.get("packages"), dict) else None
     if not isinstance(root, dict):
         return  # a version 1 lock lists no root entry: npm ci itself compares it
@@ -92,6 +95,47 @@ def check_lock_matches(guest_dir: Path) -> None:
             raise InvalidInput(
                 f'{guest_dir / LOCK_FILE}: packages[""].{field} differs from {PACKAGE_JSON}\'s {field}; {remake}'
             )
+
+
+def _refuse_sources_off_the_registry(guest_dir: Path, lock: dict[str, Any]) -> None:
+    """Refuses a package the lock file takes from elsewhere than a registry's URL or the guest's own folder: `npm ci`
+    copies a `file:` tarball from anywhere on this machine, clones a `git+file:` repository of it (or a git host's),
+    and links a folder, into node_modules/, whence the build bundles what a guest imports."""
+    folder = Path(os.path.realpath(guest_dir))
+    for field, source in _lock_sources(lock):
+        if source.startswith(("https://", "http://")) or (
+            field.endswith(".version") and (":" not in source or source.startswith("npm:"))
+        ):
+            continue
+        path = source.removeprefix("file:")
+        if ":" not in path and Path(os.path.realpath(folder / path)).is_relative_to(folder):
+            continue
+        raise InvalidInput(
+            f"{guest_dir / LOCK_FILE}: {field}: {source!r} is neither a registry's URL nor a path in the guest's "
+            "folder (npm ci would copy or clone it from this machine or a git host): depend on a registry version, "
+            f"or keep the package under {guest_dir}"
+        )
+
+
+def _lock_sources(lock: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """Each package's `resolved` in a lock file (`packages`, npm 7's) and `resolved` and `version` in its
+    `dependencies` tree (npm 5's, which a version 1 lock holds alone), with the field's dotted name."""
+    packages = lock.get("packages")
+    for key, entry in packages.items() if isinstance(packages, dict) else ():
+        if isinstance(entry, dict) and isinstance(entry.get("resolved"), str):
+            yield f"packages[{json.dumps(key)}].resolved", entry["resolved"]
+    yield from _tree_sources(lock.get("dependencies"), "dependencies")
+
+
+def _tree_sources(tree: object, field: str) -> Iterator[tuple[str, str]]:
+    for name, entry in tree.items() if isinstance(tree, dict) else ():
+        if not isinstance(entry, dict):
+            continue
+        where = f"{field}[{json.dumps(name)}]"
+        for key in ("resolved", "version"):
+            if isinstance(entry.get(key), str):
+                yield f"{where}.{key}", entry[key]
+        yield from _tree_sources(entry.get("dependencies"), f"{where}.dependencies")
 
 
 def _json_object(path: Path, remedy: str) -> dict[str, Any]:

@@ -36,7 +36,14 @@ from ngixi_build.languages.registry import language_of
 from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
 from ngixi_build.stages import component, core_bindings
-from ngixi_build.stages.compile import asc_arguments, asc_failure, asc_output, source_map_path
+from ngixi_build.stages.compile import (
+    AscOptions,
+    asc_arguments,
+    asc_failure,
+    asc_output,
+    refuse_reads_outside,
+    source_map_path,
+)
 from ngixi_build.stages.precompile import artifact_metadata, made_here, read_metadata, wasmtime_artifact_is_current
 from ngixi_build.toolchains.asc_server import AscReply, AscServer, CompilerDied
 from ngixi_build.toolchains.assemblyscript import Toolchain, ensure_toolchain
@@ -206,8 +213,10 @@ class DevBuilder:
         return self._toolchain
 
     def _argv(self, guest: GuestBuild) -> tuple[str, ...]:
-        entry, options = assemblyscript.compile_inputs(self.project, guest)
-        return tuple(asc_arguments(self._asc_toolchain(), self.project.root, entry, self._scratch(guest.name), options))
+        return self._asc_argv(*assemblyscript.compile_inputs(self.project, guest), guest.name)
+
+    def _asc_argv(self, entry: Path, options: AscOptions, guest: str) -> tuple[str, ...]:
+        return tuple(asc_arguments(self._asc_toolchain(), self.project.root, entry, self._scratch(guest), options))
 
     def _scratch(self, guest: str) -> Path:
         """Where asc writes a guest's module (and its source map), which it opens by name: never through a link
@@ -226,11 +235,13 @@ class DevBuilder:
             language = language_of(self.project, guest)
             language.compile(CompileJob(self.project, guest, self._scratch(guest.name)))
             return
-        argv = self._argv(guest)
+        entry, options = assemblyscript.compile_inputs(self.project, guest)
+        argv = self._asc_argv(entry, options, guest.name)
         with asc_output(self._scratch(guest.name), self.project.profile):  # as compile_guest's asc run
             reply = self._prefetched_reply(guest.name, argv)
             if reply is None:
                 reply = self.server.compile(argv, timeout=COMPILE_TIMEOUT_SECONDS)
+            refuse_reads_outside(f"asc {argv[0]}", reply, options.readable)
             if not reply.ok:
                 raise asc_failure(f"asc {argv[0]}", reply.diagnostics, self.project.root / argv[0])
 

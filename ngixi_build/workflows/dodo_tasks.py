@@ -114,6 +114,7 @@ def checked_project(project: Project) -> Project:
     """`project` with its configuration checked and its state directory made; a bad one exits with the message."""
     try:
         project.check_config()
+        project.refuse_linked_outputs()
     except NgixiError as error:
         fail(error)
     return with_state_dir(project)

@@ -2,7 +2,9 @@
 
 `doit` itself reads pyproject.toml's `[tool.doit]` before it loads any dodo.py, so a broken pyproject.toml
 shows doit's traceback there; here the project file is read and checked first, and doit is handed its
-settings from the project's root whatever the working directory.
+settings from the project's root whatever the working directory: only those that change how doit runs the tasks.
+A project someone else made chooses its pyproject.toml, and doit's other settings name code doit imports (every
+plugin listed, whichever is used) or a file it writes (`outfile`, which it truncates).
 """
 
 from __future__ import annotations
@@ -22,7 +24,23 @@ from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import read_toml_file
 from ngixi_runtime.spec.project import PROJECT_FILE
 
-_SECTIONS = ("plugins", "commands", "tasks")
+_SECTIONS = ("commands", "tasks")
+# doit's settings that name no file and no code: how many processes, what it shows, which tasks by default.
+_RUN_SETTINGS = frozenset(
+    (
+        "verbosity",
+        "failure_verbosity",
+        "num_process",
+        "par_type",
+        "continue",
+        "always",
+        "single",
+        "auto_delayed_regex",
+        "default_tasks",
+        "minversion",
+        "action_string_formatting",
+    )
+)
 
 
 def run_task(project: Project, task: str, *options: str) -> int:
@@ -58,7 +76,33 @@ def doit_settings(project: Project) -> dict[str, dict[str, Any]]:
         entries = table.get(section, {})
         if not isinstance(entries, dict) or not all(isinstance(value, dict) for value in entries.values()):
             raise InvalidInput(f"{path}: tool.doit.{section}: must be a table of tables")
-    unknown = sorted(set(table.get("plugins", {})) - set(DoitConfig.PLUGIN_TYPES))
-    if unknown:
-        raise InvalidInput(f"{path}: tool.doit.plugins.{unknown[0]}: not one of {', '.join(DoitConfig.PLUGIN_TYPES)}")
+    _refuse_files_and_code(path, table)
     return dict(DoitConfig().load_config_toml(str(path), "tool.doit"))
+
+
+# Task options that are the choice of whoever runs the task, never the project's: its option on the command line.
+_BUILDERS_OWN = {"release": {"allow_dirty": "allow-dirty"}, "publish": {"force": "force"}}
+
+
+def _refuse_files_and_code(path: Path, table: dict[str, Any]) -> None:
+    """Refuses a doit setting of `table` (`[tool.doit]`) that names code for doit to import or a file for it to use."""
+    if "plugins" in table:
+        raise InvalidInput(
+            f"{path}: tool.doit.plugins: ngixi build does not load doit plugins, modules doit would import whatever "
+            "the project: remove the table (the project's own dodo.py, run by `doit`, may add its plugins)"
+        )
+    for task, options in _BUILDERS_OWN.items():
+        chosen = sorted(set(table.get("tasks", {}).get(task, {})) & set(options))
+        if chosen:
+            raise InvalidInput(
+                f"{path}: tool.doit.tasks.{task}.{chosen[0]}: not taken from a project: it is the choice of whoever "
+                f"runs `ngixi {task}` (--{options[chosen[0]]} on its command line): remove it"
+            )
+    settings = {"tool.doit": table, **{f"tool.doit.commands.{n}": v for n, v in table.get("commands", {}).items()}}
+    for where, values in settings.items():
+        refused = sorted(key for key in values if key not in _RUN_SETTINGS and key not in _SECTIONS)
+        if refused:
+            raise InvalidInput(
+                f"{path}: {where}.{refused[0]}: not taken from a project by ngixi build, which takes only settings "
+                f"naming no file and no code ({', '.join(sorted(_RUN_SETTINGS))}): remove it"
+            )

@@ -559,6 +559,19 @@ def refuse_secret_keys(root: Path, files: list[Path]) -> None:
         )
 
 
+def refuse_links_out(root: Path, files: list[Path]) -> None:
+    """A source file that is a link out of the project (git keeps links: a clone makes them) would be exported as the
+    file it names, a file of the releasing machine's, and built and signed as the project's own: never released."""
+    real_root = Path(os.path.realpath(root))
+    for relative in files:
+        target = Path(os.path.realpath(root / relative))
+        if not target.is_relative_to(real_root):
+            raise ReleaseError(
+                f"{root / relative}: is a link to {target}, outside the project; a release is built from the "
+                "project's own files: copy the file into the project, or remove the link"
+            )
+
+
 def _refuse_dirty(source: SourceState, allow_dirty: bool) -> None:
     if not source.dirty:
         return
@@ -593,6 +606,7 @@ def _make_release(
     version = release_version(project)
     files = source_files(project.root)
     refuse_secret_keys(project.root, files)
+    refuse_links_out(project.root, files)
     source = source_state(project.root)
     _refuse_dirty(source, allow_dirty or os.environ.get(ALLOW_DIRTY_VARIABLE) == "1")
     history = read_history(project.root)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -20,6 +22,7 @@ from ngixi_build.stages.compile import CompileError, asc_arguments
 from ngixi_build.toolchains.asc_server import AscReply, AscServer, CompilerDied, stop_shared_server
 from ngixi_build.toolchains.assemblyscript import ensure_toolchain, toolchain_for
 from ngixi_build.workflows import pipeline
+from ngixi_build.workflows.devbuild import DevBuilder
 from ngixi_runtime.files import sha256_of
 from tests.conftest import REPO
 from tests.integration import compiler_processes, copy_project
@@ -101,14 +104,15 @@ def test_a_builds_compiles_share_one_warm_compiler_with_the_command_lines_bytes(
     assert set(compiler_processes(os.getpid())) - before == {started}
 
 
-def test_a_compile_whose_warm_compiler_dies_is_done_by_a_one_off_asc(
+class _Dying:
+    def compile(self, argv: Sequence[str], *, timeout: float, retry: bool, cwd: Path) -> AscReply:
+        raise CompilerDied("the AssemblyScript compiler (node) exited with status -9")
+
+
+def test_a_compile_whose_warm_compiler_dies_is_done_by_a_compiler_of_its_own(
     project: Project, one_off_hello: OneOff, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    class Dying:
-        def compile(self, argv: Sequence[str], *, timeout: float, retry: bool, cwd: Path) -> AscReply:
-            raise CompilerDied("the AssemblyScript compiler (node) exited with status -9")
-
-    monkeypatch.setattr(compile_stage, "shared_server", lambda toolchain, root: Dying())
+    monkeypatch.setattr(compile_stage, "shared_server", lambda toolchain, root: _Dying())
     project.wasm_path("hello").unlink(missing_ok=True)
     pipeline.compile_guest(project, read_guest(project, "hello"))
     assert project.wasm_path("hello").read_bytes() == one_off_hello.build_made
@@ -246,3 +250,46 @@ def test_the_compiler_ends_at_the_end_of_its_input_without_finishing_a_compile(p
     replies = [json.loads(line) for line in done.stdout.splitlines()]
     assert done.returncode == 0 and all("id" not in reply for reply in replies), replies
     assert not (project.root / "unused.wasm").exists()
+
+
+@pytest.mark.parametrize("how", ["relative", "link", "package", "compiler-died", "watch"])
+def test_a_guest_reading_a_file_outside_its_folder_is_refused(
+    project: Project, server: AscServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """asc reads whatever a guest imports: `import { TOKEN } from "../../../../home/u/work/config"` compiled the
+    builder's file into the guest (its strings in the .wasm the build signs), through a link in the guest's folder
+    too, and a package name found in a node_modules/ above the project; so did the one-off asc that compiled when the
+    warm compiler died, and watch mode's compiles. Each is refused, naming the file, and nothing is written."""
+    secret = tmp_path / "node_modules" / "other" / "index.ts"
+    secret.parent.mkdir(parents=True)
+    secret.write_text('export const TOKEN = "the builder\'s token";\n')
+    guest_dir = project.guests_dir / "hello"
+    imported = {
+        "relative": os.path.relpath(secret.with_suffix(""), guest_dir / "assembly"),
+        "link": "./config",
+        "package": "other",
+    }.get(how, os.path.relpath(secret.with_suffix(""), guest_dir / "assembly"))
+    if how == "link":
+        (guest_dir / "assembly" / "config.ts").symlink_to(secret)
+    if how == "package":
+        secret = tmp_path.parent / "node_modules" / "other" / "index.ts"
+        shutil.move(tmp_path / "node_modules", tmp_path.parent / "node_modules")
+    if how == "compiler-died":
+        monkeypatch.setattr(compile_stage, "shared_server", lambda toolchain, root: _Dying())
+    index = guest_dir / "assembly" / "index.ts"
+    source = index.read_text()
+    leaking = source.replace('"hello from the hello guest"', "TOKEN")
+    index.write_text(f'import {{ TOKEN }} from "{imported}";\n{leaking}')
+    project.wasm_path("hello").unlink(missing_ok=True)
+    try:
+        with pytest.raises(CompileError, match=rf": reads {re.escape(str(secret))}, outside the guest's folder"):
+            if how == "watch":
+                DevBuilder(project, server).rebuild("hello")
+            else:
+                pipeline.compile_guest(project, read_guest(project, "hello"))
+    finally:
+        index.write_text(source)
+        (guest_dir / "assembly" / "config.ts").unlink(missing_ok=True)
+        shutil.rmtree(tmp_path.parent / "node_modules", ignore_errors=True)
+    assert not project.wasm_path("hello").exists()
+    assert not list((project.artifacts_dir / "dev").rglob("hello*"))

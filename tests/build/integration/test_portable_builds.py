@@ -68,3 +68,50 @@ def test_outputs_that_came_with_a_project_are_built_again_from_its_sources(tmp_p
     bundle = "artifacts/bundles/answer-0.1.0.ngx"
     assert run(unpacked, "ngixi", "run", bundle, "answer", env=user).stdout == "42\n"  # was 7
     assert ran_tasks(run(unpacked, "doit", "build", env=user).stdout) == set()  # now this user's own
+
+
+def answer_project(project: Path, build: str = "") -> Path:
+    """A project of one wasm guest, `answer` (its module not written), with no AOT targets: a build of it is quick."""
+    (project / "guests" / "answer").mkdir(parents=True)
+    (project / "manifests").mkdir()
+    (project / "manifests" / "answer.toml").write_text(
+        f'guest = {{ name = "answer", version = "0.1.0" }}\nexports.answer = {{ results = ["i32"] }}\n{build}'
+    )
+    (project / "pyproject.toml").write_text("[tool.ngixi]\ntargets = []\nwasmtime_targets = []\n")
+    shutil.copy(REPO / "dodo.py", project)
+    return project
+
+
+@pytest.mark.parametrize("build", ["", '[build]\noutput = "out/answer.wasm"\n'])
+def test_a_wasm_guests_module_linked_from_elsewhere_is_never_signed(tmp_path: Path, build: str) -> None:
+    """A wasm guest's module, committed or a [build] output, was read through a link: a project someone else made
+    with `answer.wasm -> ~/work/other/artifacts/wasm/x.wasm` had the builder's own module signed into its bundle."""
+    builders = tmp_path / "builders-module.wasm"
+    builders.write_bytes(answer_module(42))
+    project = answer_project(tmp_path / "made-elsewhere", build)
+    module = project / "guests" / "answer" / ("out/answer.wasm" if build else "answer.wasm")
+    module.parent.mkdir(exist_ok=True)
+    module.symlink_to(builders)
+    refused = run(project, "ngixi", "build", check=False)
+    assert refused.returncode != 0
+    assert f"{module}: is {builders}, outside the guest's folder" in refused.stdout + refused.stderr
+    assert not (project / "artifacts" / "bundles" / "answer-0.1.0.ngx").exists()
+
+
+@pytest.mark.parametrize("link", ["artifacts", "artifacts/validated", ".ngixi", ".ngixi/keys"])
+def test_a_link_among_the_outputs_that_came_with_a_project_is_refused(tmp_path: Path, link: str) -> None:
+    """The build writes by fixed names under artifacts/ and .ngixi/, so a project that came with `artifacts ->
+    ~/.config/app` (or `artifacts/validated -> ...`) had `ngixi build` and `doit build` write `<guest>.json` (a guest
+    named `settings` over an editor's settings.json), `wasm/`, `bundles/` and the dev key and trust file into the
+    builder's folders. Both refuse it in one line naming the link, before anything is written."""
+    project = answer_project(tmp_path / "made-elsewhere")
+    (project / "guests" / "answer" / "answer.wasm").write_bytes(answer_module(7))
+    builders = tmp_path / "builders-folder"
+    builders.mkdir()
+    (project / link).parent.mkdir(parents=True, exist_ok=True)
+    (project / link).symlink_to(builders, target_is_directory=True)
+    for command in (("ngixi", "build"), ("doit", "build")):
+        refused = run(project, *command, check=False)
+        assert refused.returncode == 2, refused
+        assert f"{project / link}: is a symbolic link" in refused.stderr
+    assert list(builders.iterdir()) == []

@@ -355,6 +355,28 @@ def test_a_secret_key_in_the_source_tree_is_never_released(
     shutil.rmtree(project.root / "keys")
 
 
+def test_a_source_file_linked_out_of_the_project_is_never_released(
+    project: Project, release_keys: KeyFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clone keeps a committed link (`guests/hello/assembly/config.ts -> ../../../../../home/u/work/config.ts`):
+    the release's clean copy took the file it names as the project's, past every check of the build for links out of
+    a guest's folder, and signed what was compiled from it with the release key."""
+    builders = tmp_path / "config.ts"
+    builders.write_text('export const TOKEN = "the builder\'s";\n')
+    link = project.guests_dir / "hello" / "assembly" / "config.ts"
+    link.symlink_to(os.path.relpath(builders, link.parent))
+    monkeypatch.setenv("NGIXI_RELEASE_VERSION", "1.0.9")
+
+    def never(_p: Project, _k: SigningKey, _s: Mapping[str, int]) -> dict[str, bytes]:
+        raise AssertionError("built from a tree holding a link out of it")
+
+    try:
+        with pytest.raises(ReleaseError, match=rf"config\.ts: is a link to {re.escape(str(builders))}, outside the"):
+            make_release(project, key=release_keys.key, builder=never, allow_dirty=True)
+    finally:
+        link.unlink()
+
+
 def bump(project: Project, guest: str, old: str, new: str) -> None:
     manifest = project.manifest_path(guest)
     manifest.write_text(manifest.read_text().replace(f'version = "{old}"', f'version = "{new}"', 1))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +35,36 @@ def test_the_settings_are_doits_layout_of_tool_doit(tmp_path: Path) -> None:
         ("tool = {ngixi = {}, doit = 3}\n", "tool.doit"),
         (NGIXI + "[tool.doit]\ntasks = 3\n", "tool.doit.tasks"),
         (NGIXI + "[tool.doit.commands]\nrun = 3\n", "tool.doit.commands"),
-        (NGIXI + "[tool.doit.plugins.widget]\nx = 'm:C'\n", "tool.doit.plugins.widget"),
     ],
 )
 def test_a_tool_doit_of_the_wrong_shape_is_one_error(tmp_path: Path, text: str, field: str) -> None:
     with pytest.raises(InvalidInput, match=rf"pyproject\.toml: {field}: "):
         doit_settings(project_with(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("[tool.doit.plugins.reporter]\nx = 'antigravity:C'\n", "tool.doit.plugins"),
+        ("[tool.doit]\noutfile = 'VICTIM'\n", "tool.doit.outfile"),
+        ("[tool.doit]\ndep_file = 'VICTIM'\n", "tool.doit.dep_file"),
+        ("[tool.doit.commands.run]\nverbosity = 2\noutfile = 'VICTIM'\n", "tool.doit.commands.run.outfile"),
+        ("[tool.doit]\nloader = 'evil'\n", "tool.doit.loader"),
+        ("[tool.doit.tasks.release]\nallow_dirty = true\n", "tool.doit.tasks.release.allow_dirty"),
+    ],
+)
+def test_doit_settings_naming_code_or_files_are_refused_before_doit_runs(tmp_path: Path, text: str, field: str) -> None:
+    """A project someone else made chose its pyproject.toml: `[tool.doit] outfile` had `ngixi build` truncate and
+    write any file of the builder's, every plugin listed had doit import that module (`antigravity` opened a web
+    browser), before any task ran, and `[tool.doit.tasks.release] allow_dirty` released a tree with the builder's
+    uncommitted files in it without their --allow-dirty."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the builder's\n")
+    project = project_with(tmp_path / "p", NGIXI + text.replace("VICTIM", str(victim)))
+    with pytest.raises(InvalidInput, match=rf"pyproject\.toml: {re.escape(field)}: .*: remove"):
+        run_task(project, "build")
+    assert victim.read_text() == "the builder's\n"
+    assert "antigravity" not in sys.modules
 
 
 def test_a_broken_pyproject_in_the_working_directory_is_not_doits_to_read(

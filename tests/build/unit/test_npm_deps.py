@@ -141,3 +141,48 @@ def test_a_dependency_added_to_package_json_alone_is_refused_though_its_lock_was
     (guest / "package.json").write_text('{"dependencies": {"as-thing": "^1.0.0", "as-other": "1.0.0"}}')
     with pytest.raises(InvalidInput, match=r'packages\[""\]\.dependencies differs from package\.json'):
         npm_deps.install_dependencies(Toolchain(tmp_path / "no-toolchain"), guest)
+
+
+def _lock_taking(entry: dict[str, object]) -> str:
+    packages = {"": {"dependencies": {"as-thing": "^1.0.0"}}, "node_modules/as-thing": entry}
+    return json.dumps({"lockfileVersion": 3, "packages": packages})
+
+
+@pytest.mark.parametrize(
+    ("lock", "field"),
+    [
+        (_lock_taking({"version": "1.0.0", "resolved": "file:../../../secret-1.0.0.tgz"}), "resolved"),
+        (_lock_taking({"resolved": "../../../secret-app", "link": True}), "resolved"),
+        (_lock_taking({"version": "1.0.0", "resolved": "git+file:///home/u/work/private#2b27dca"}), "resolved"),
+        (_lock_taking({"version": "1.0.0", "resolved": "git+ssh://git@github.com/u/x.git#2b27dca"}), "resolved"),
+        (_lock_taking({"resolved": "file:/home/u/secret.tgz"}), "resolved"),
+        (json.dumps({"lockfileVersion": 1, "dependencies": {"as-thing": {"version": "file:../../x"}}}), "version"),
+    ],
+)
+def test_a_lock_file_taking_a_package_from_this_machine_or_a_git_host_is_refused(
+    tmp_path: Path, lock: str, field: str
+) -> None:
+    """`npm ci --ignore-scripts` copies a `file:` tarball from anywhere on the builder's machine into node_modules/,
+    clones a `git+file:` repository of it there (both shown with npm 11: the files then inside the guest's folder,
+    where its bundling takes them), and links a folder out of it; a git host is no pinned registry."""
+    guest = _guest_with_a_dependency(tmp_path)
+    (guest / "package-lock.json").write_text(lock)
+    with pytest.raises(InvalidInput, match=rf"lock\.json: \S+\.{field}: .* is neither a registry's URL nor a path in"):
+        npm_deps.install_dependencies(Toolchain(tmp_path / "no-toolchain"), guest)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"version": "1.0.0", "resolved": "https://registry.npmjs.org/as-thing/-/as-thing-1.0.0.tgz"},
+        {"version": "1.0.0", "resolved": "http://127.0.0.1:4873/as-thing/-/as-thing-1.0.0.tgz"},
+        {"version": "1.0.0", "resolved": "file:vendor/as-thing-1.0.0.tgz"},
+        {"resolved": "packages/as-thing", "link": True},
+    ],
+)
+def test_a_lock_file_taking_packages_from_a_registry_or_the_guests_folder_is_kept(
+    tmp_path: Path, entry: dict[str, object]
+) -> None:
+    guest = _guest_with_a_dependency(tmp_path)
+    (guest / "package-lock.json").write_text(_lock_taking(entry))
+    npm_deps.check_lock_matches(guest)
