@@ -358,11 +358,13 @@ class Guest:
         return f"{guest}: {export} ran out of memory for its arguments (limits.memory_pages = {limit})"
 
     def _out_of_memory(self, export: str) -> str:
-        """An allocation the memory could not grow for: its limit may be pages away yet (a large one failed)."""
+        """An allocation the memory could not grow for: its limit may be pages away yet (a large one failed). A
+        component's pages are its own: the host cannot say how many are in use."""
         limit = self.manifest.limits.memory_pages
+        in_use = "" if self.manifest.guest.type.is_component else f"; {counted(self.page_count(), 'page')} in use"
         return (
             f"{self.manifest.guest.name}: {export} ran out of memory (an allocation needed more than"
-            f" limits.memory_pages = {limit} allows; {counted(self.page_count(), 'page')} in use)"
+            f" limits.memory_pages = {limit} allows{in_use})"
         )
 
 
