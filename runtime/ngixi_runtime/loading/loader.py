@@ -293,6 +293,7 @@ class Guest:
         context = self._context
         context.call_ends_at = time.monotonic() + self._timeout_seconds  # so that host functions' waits end in time
         context.aborted = None
+        context.out_of_memory = False
         try:
             values = self._instance.call(export, args)
         except GuestError as error:
@@ -337,6 +338,8 @@ class Guest:
             message = f"{self.manifest.guest.name}: {export} aborted"
         elif not aborted and outcome == "trap" and is_python_argument_without_memory(n for n, _ in error.named_frames):
             message, outcome = self._no_memory_for_arguments(export), "memory"
+        elif outcome == "trap" and self._context.out_of_memory:  # a component's runtime said so
+            message, outcome = self._out_of_memory(export), "memory"
         elif not aborted and outcome == "trap" and is_panic(name for name, _ in error.named_frames):
             message = f"{self.manifest.guest.name}: {export} panicked"
         elif outcome == "trap" and _allocation_failed(innermost, message, aborted) and not self._at_limit():
