@@ -27,7 +27,7 @@ def compile_inputs(project: Project, guest: GuestBuild) -> tuple[Path, compile_s
         manifest = load_manifest(project.manifest_path(guest.name))
         entry = component.write_guest_bindings(project, manifest, entry).relative_to(project.root)
     if guest.type.is_component:
-        extra = tuple(component.compile_arguments(project, kind, guest.name))
+        extra = (*component.compile_arguments(project, kind, guest.name), *asdata.runtime_arguments(project.root))
     else:  # the core bindings' package (`import { kv } from "ngixi"`) and the call data ABI's
         bindings = os.path.relpath(core_bindings.as_package_dir(project), project.root)
         extra = ("--path", bindings, *asdata.compile_arguments(project.root))
@@ -43,6 +43,7 @@ def compile_inputs(project: Project, guest: GuestBuild) -> tuple[Path, compile_s
             core_bindings.bindings_dir(project),
             component.bindings_dir(project),
             asdata.LIBRARY_DIR,
+            asdata.RUNTIME_LIBRARY_DIR,
             asdata.EMPTY_ASCONFIG.parent,
             toolchain_for(project.state_dir).root,
         ),
@@ -67,6 +68,7 @@ class AssemblyScript(Language):
             *component.bindings_paths(project),
             *(Path(p) for p in component.GLUE_GENERATOR),
             project.manifest_path(guest.name),
+            *asdata.RUNTIME_SOURCES,
         ]
 
     def intermediates(self, project: Project, guest: GuestBuild) -> list[Path]:

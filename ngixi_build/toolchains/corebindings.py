@@ -232,8 +232,25 @@ def c_header(catalog: Catalog) -> str:
         lines.append(f'__attribute__((import_module("{binding.module}"), import_name("{binding.name}")))')
         lines += [f"{result} ngixi_{binding.identifier}({', '.join(_c_params(binding))});", ""]
         lines += _c_helpers(binding)
-    lines += ["#endif"]
+    lines += [_C_OUT_OF_MEMORY, "#endif"]
     return "\n".join(lines) + "\n"
+
+
+# The message is an AssemblyScript string, as `env.abort` reads it (UTF-16LE, its byte length in the u32 before it):
+# the Zig module's panic handler passes an allocator's `OutOfMemory` the same way, and the loader reads either as the
+# memory running out.
+_C_OUT_OF_MEMORY = """\
+/* Ends the call as out of memory: the host's line names limits.memory_pages, the limit to raise. For an allocation
+   that failed, e.g. ngixi_data_input_alloc's NULL; abort() would end it as "aborted", naming no limit. */
+__attribute__((import_module("env"), import_name("abort")))
+void ngixi_abort_with(const uint16_t *message, const uint16_t *file, uint32_t line, uint32_t column);
+__attribute__((noreturn)) static inline void ngixi_out_of_memory(void) {
+    static const struct { uint32_t size; uint16_t text[11]; } out_of_memory = {
+        sizeof out_of_memory.text, {'O', 'u', 't', 'O', 'f', 'M', 'e', 'm', 'o', 'r', 'y'}};
+    ngixi_abort_with(out_of_memory.text, NULL, 0, 0);
+    __builtin_trap();
+}
+"""
 
 
 # --- Zig --------------------------------------------------------------------------------------------

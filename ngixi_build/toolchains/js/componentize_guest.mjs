@@ -90,6 +90,9 @@ splicer.spliceBindings = (...args) => correctedGlue(spliceBindings(...args));
 function report(error, exported, returnsResult) {
   const isError = error instanceof Error;
   if (returnsResult && !(isError && !("payload" in error))) return;
+  // SpiderMonkey throws this string when an allocation finds no memory; the host reads this line, its level and the
+  // export's name as the memory running out (capabilities/log.py), as it cannot see a component's memory.
+  if (error === "out of memory") return writeAt("error", `out of memory (in ${exported})`);
   if (!isError) return writeAt("error", `uncaught ${shownValue(error)} (in ${exported})`);
   const made = error.constructor?.name;
   const name = error.name === "Error" && made ? made : error.name;

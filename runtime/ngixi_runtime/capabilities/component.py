@@ -31,6 +31,9 @@ HOST_VERSION = "0.1.0"
 TYPE_INTERFACES = frozenset({"types"})
 # The manifest's core value types as the WIT types of a component's exports.
 WIT_VALUE_TYPES = {"i32": "s32", "i64": "s64", "f32": "f32", "f64": "f64"}
+# What libc++ writes on stderr before it aborts when `operator new` finds no memory (a JavaScript component's engine
+# making an argument too large for its memory): the host cannot see a component's memory, nor name its functions.
+_NO_MEMORY_FOR_NEW = b"bad_alloc was thrown"
 # What a command component exports, its `_start` adapted: a function in an exported instance.
 RUN_EXPORT = r"^wasi:cli/run@0\.2\.\d+#run\Z"  # a pattern, compiled by `re` when a component is first read
 _WASI_NAME = r"^(wasi:[a-z][a-z-]*/[a-z][a-z-]*)@0\.2\.\d+\Z"  # as RUN_EXPORT
@@ -170,6 +173,8 @@ class StdioSink:
             if "stdio" not in self._context.grants:
                 return -errno.EBADF  # as for a core guest without [capabilities.stdio]
             self._context.output.host_calls["stdio"] += 1
+            if fd == 2 and _NO_MEMORY_FOR_NEW in data:
+                self._context.out_of_memory = True
             try:
                 delivered = self._context.capture_stdio(fd, data)
             except GuestError as refusal:

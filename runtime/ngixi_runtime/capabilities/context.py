@@ -269,6 +269,7 @@ class HostContext:
         "memory",
         "on_stdio",
         "open_files",
+        "out_of_memory",
         "output",
         "states",
         "stdin",
@@ -308,6 +309,8 @@ class HostContext:
         self.clock_origin_ns = time.monotonic_ns()  # where the guest's monotonic clock reads 0 (capabilities/clock.py)
         self.data = CallData()
         self.aborted: str | None = None  # the guest's abort message in the current call (its trap follows)
+        # Whether a component's runtime said it ran out of memory in the current call (log.py, component.py).
+        self.out_of_memory = False
 
     @property
     def mem(self) -> GuestMemory:

@@ -1,7 +1,9 @@
 """The `log` capability: structured log lines to the host, within the guest's log quota.
 
 Core guests call `ngixi.log(level, pointer, length)`; component guests the `log` interface of the
-WIT catalog, whose functions the engine hands a Python `str`.
+WIT catalog, whose functions the engine hands a Python `str`. A JavaScript component's exports, wrapped by the build,
+log `out of memory (in EXPORT)` at level error when SpiderMonkey finds no memory for an allocation, then trap: the
+host cannot see a component's memory, so that line is how the loader tells the trap is the memory running out.
 """
 
 from __future__ import annotations
@@ -48,7 +50,12 @@ def _write(ctx: HostContext) -> ComponentFunction:
 
 
 def _write_at(ctx: HostContext) -> ComponentFunction:
-    return lambda level, message: write_log(ctx, LOG_LEVELS.index(level), utf8_length(message), lambda: message)
+    def write_at(level: str, message: str) -> None:
+        write_log(ctx, LOG_LEVELS.index(level), utf8_length(message), lambda: message)
+        if level == "error" and message == f"out of memory (in {ctx.data.export})":
+            ctx.out_of_memory = True
+
+    return write_at
 
 
 CAPABILITY = Capability(

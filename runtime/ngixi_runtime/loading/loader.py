@@ -293,6 +293,7 @@ class Guest:
         context = self._context
         context.call_ends_at = time.monotonic() + self._timeout_seconds  # so that host functions' waits end in time
         context.aborted = None
+        context.out_of_memory = False
         try:
             values = self._instance.call(export, args)
         except GuestError as error:
@@ -337,6 +338,8 @@ class Guest:
             message = f"{self.manifest.guest.name}: {export} aborted"
         elif not aborted and outcome == "trap" and is_python_argument_without_memory(n for n, _ in error.named_frames):
             message, outcome = self._no_memory_for_arguments(export), "memory"
+        elif outcome == "trap" and self._context.out_of_memory:  # a component's runtime said so
+            message, outcome = self._out_of_memory(export), "memory"
         elif not aborted and outcome == "trap" and is_panic(name for name, _ in error.named_frames):
             message = f"{self.manifest.guest.name}: {export} panicked"
         elif outcome == "trap" and _allocation_failed(innermost, message, aborted) and not self._at_limit():
@@ -358,11 +361,13 @@ class Guest:
         return f"{guest}: {export} ran out of memory for its arguments (limits.memory_pages = {limit})"
 
     def _out_of_memory(self, export: str) -> str:
-        """An allocation the memory could not grow for: its limit may be pages away yet (a large one failed)."""
+        """An allocation the memory could not grow for: its limit may be pages away yet (a large one failed). A
+        component's pages are its own: the host cannot say how many are in use."""
         limit = self.manifest.limits.memory_pages
+        in_use = "" if self.manifest.guest.type.is_component else f"; {counted(self.page_count(), 'page')} in use"
         return (
             f"{self.manifest.guest.name}: {export} ran out of memory (an allocation needed more than"
-            f" limits.memory_pages = {limit} allows; {counted(self.page_count(), 'page')} in use)"
+            f" limits.memory_pages = {limit} allows{in_use})"
         )
 
 

@@ -129,6 +129,27 @@ def test_many_calls_do_not_leak_guest_memory(call: Any) -> None:
         assert call("echostr", text) == text
 
 
+def test_garbage_is_collected_before_the_memory_runs_out(call: Any) -> None:
+    """AssemblyScript's own runtime trapped when the memory could not grow, with earlier calls' garbage still held: a
+    1 MB `toUpperCase` fit in 256 pages once and failed on a later call. A component compiles with the runtime core
+    guests have, which collects first."""
+    text = "abcdefghij" * 100_000
+    for _ in range(20):
+        assert call("upper", text) == text.upper()
+
+
+def test_an_allocation_past_the_limit_names_the_limit_to_raise(tenant: InProcessTenant | IsolatedTenant) -> None:
+    """The runtime's allocator traps in `~lib/ngixi-runtime/...`, read as the memory running out; the host cannot count
+    a component's pages, so the line names the limit alone (it said `0 pages in use`)."""
+    with pytest.raises(GuestError) as failed:
+        tenant.call("upper", ["x" * 3_000_000])
+    assert str(failed.value).startswith(
+        "typed: upper ran out of memory (an allocation needed more than limits.memory_pages = 256 allows) "
+    )
+    assert failed.value.outcome == "memory"
+    assert tenant.call("echostr", ["ok"]).values == ("ok",)
+
+
 def _record(**fields: Any) -> wc.Record:
     record = wc.Record()
     for name, value in fields.items():

@@ -316,8 +316,8 @@ def test_input_that_cannot_fit_names_the_limit_to_raise(small: InProcessTenant) 
 
 
 def test_the_runtime_is_the_pinned_compilers_tlsf_with_the_marked_change() -> None:
-    """A new pin of AssemblyScript must bring its allocator's other changes into `aslib/ngixi-runtime/tlsf.ts`: of the
-    pinned file, only the lines the change replaces are missing from it."""
+    """A new pin of AssemblyScript must bring its allocator's other changes into `asruntime/ngixi-runtime/tlsf.ts`: of
+    the pinned file, only the lines the change replaces are missing from it."""
     toolchain = ensure_toolchain(state_dir=REPO / ".ngixi")
     pinned = (toolchain.root / "node_modules/assemblyscript/std/assembly/rt/tlsf.ts").read_text().splitlines()
     ours = (asdata.RUNTIME / "tlsf.ts").read_text().splitlines()

@@ -116,11 +116,13 @@ JS_BYTES = (
 JS_VALUES = (
     "\nexport function less(by, from) {\n  return from - by;\n}\n"
     "\nexport function echo(text) {\n  return `${text.length}:${text}`;\n}\n"
+    "\nexport function parse(text) {\n  return JSON.stringify(JSON.parse(text));\n}\n"
 )
 JS_VALUE_EXPORTS = {
     "less": (["u64", "s64"], ["s64"]),
     "echo": (["string"], ["string"]),
     "bytes": (["list<u8>"], ["string"]),
+    "parse": (["string"], ["string"]),
 }
 # The generated JavaScript guest is not granted random: each of its sources refuses at run time, at the guest's line.
 JS_SOURCES = {"bytes": "crypto.getRandomValues", "uuid": "crypto.randomUUID", "math": "Math.random"}
@@ -391,6 +393,41 @@ def test_a_javascript_guest_takes_and_gives_signed_64_bit_integers_and_any_strin
         assert tenant.call("less", (2**63, 2**63 - 1)).values == (-1,)
         assert tenant.call("less", (0, -(2**63))).values == (-(2**63),)
         assert tenant.call("echo", ("\ufeffx",)).values == ("2:\ufeffx",)
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+def test_a_javascript_guest_out_of_memory_in_its_code_names_the_limit(built: Path, isolated: bool) -> None:
+    """SpiderMonkey throws the string "out of memory" when an allocation finds none (`JSON.parse` of a 0.4 MB string at
+    512 pages), and the call trapped with `unreachable in parse`: the host cannot see a component's memory, nor name
+    the engine's functions. The build's wrapper logs `out of memory (in parse)`, which the host reads."""
+    guest = GENERATED["javascript"]
+    bundle = built / "artifacts" / "bundles" / f"{guest}-0.1.0.ngx"
+    with open_tenant(bundle, trust_file=built / ".ngixi" / "trust.toml", isolated=isolated) as tenant:
+        with pytest.raises(GuestError) as failed:
+            tenant.call("parse", (json.dumps("y" * 400_000),))
+        assert str(failed.value).startswith(
+            f"{guest}: parse ran out of memory (an allocation needed more than limits.memory_pages = 512 allows)"
+        )
+        assert failed.value.outcome == "memory"
+        assert tenant.call("parse", ('"ok"',)).values == ('"ok"',)
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+def test_a_javascript_guest_without_memory_for_its_argument_says_so_on_stderr(
+    built: Path, tmp_path: Path, isolated: bool
+) -> None:
+    """The engine makes a string argument with C++'s `new`; past its memory, libc++ writes `bad_alloc was thrown` on
+    stderr (a guest granted stdio, as counter-js is) and aborts before any JavaScript runs: the call trapped with
+    `unreachable in later`."""
+    bundle = built / "artifacts" / "bundles" / "counter-js-0.1.0.ngx"
+    trust = built / ".ngixi" / "trust.toml"
+    with open_tenant(bundle, trust_file=trust, isolated=isolated, sandboxes=tmp_path) as tenant:
+        with pytest.raises(GuestError) as failed:
+            tenant.call("later", ("x" * 9_000_000,))
+        assert str(failed.value).startswith(
+            "counter-js: later ran out of memory (an allocation needed more than limits.memory_pages = 512 allows)"
+        )
+        assert failed.value.outcome == "memory"
 
 
 @pytest.mark.parametrize("isolated", [True, False])

@@ -75,6 +75,15 @@ def test_the_c_header_declares_each_import_with_its_types() -> None:
     assert "ngixi_http_fetch_alloc" not in header  # a request is not repeated to learn its length
 
 
+def test_the_c_header_ends_a_call_out_of_memory_as_the_zig_module_does() -> None:
+    """Through `env.abort` with the allocator's `OutOfMemory`, which the loader reads as the memory running out (the
+    template's guest says limits.memory_pages: test_guest_projects)."""
+    header = c_header(CATALOG)
+    assert '__attribute__((import_module("env"), import_name("abort")))\nvoid ngixi_abort_with(' in header
+    assert "__attribute__((noreturn)) static inline void ngixi_out_of_memory(void) {" in header
+    assert "{'O', 'u', 't', 'O', 'f', 'M', 'e', 'm', 'o', 'r', 'y'}" in header
+
+
 def test_the_zig_module_names_imports_apart_and_quotes_keywords() -> None:
     module = zig_module(CATALOG)
     assert (

@@ -5,15 +5,12 @@
 
 #include "ngixi.h"
 
-static const char NO_MEMORY[] = "no memory for the input: raise [limits] memory_pages";
-
 /* "Hello, <input>!" */
 void greet(void) {
     uint32_t length = 0;
     char *name = ngixi_data_input_alloc(&length, NULL); /* the input, NUL-terminated; free it */
-    if (name == NULL) { /* malloc found no memory for it: end the call, never answer as if it were empty */
-        ngixi_log_write_at(NGIXI_LOG_LEVEL_ERROR, NO_MEMORY, sizeof NO_MEMORY - 1);
-        abort();
+    if (name == NULL) { /* malloc found no memory for it: end the call (its line names limits.memory_pages) */
+        ngixi_out_of_memory();
     }
     char line[128];
     int logged = snprintf(line, sizeof line, "{{name}} greets %s", name);
