@@ -40,7 +40,13 @@ from ngixi_runtime.capabilities.wasi_paths import (
     link_target,
     open_directory_beneath,
 )
-from ngixi_runtime.capabilities.wasi_quota import UNBOUNDED, DiskQuota, Mounts, SharedDiskQuota, holds_bytes
+from ngixi_runtime.capabilities.wasi_quota import (
+    UNBOUNDED,
+    DiskQuota,
+    Mounts,
+    SharedDiskQuota,
+    holds_bytes,
+)
 from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.files import open_plain
 from ngixi_runtime.spec.abi import (
@@ -305,9 +311,11 @@ class WasiFilesystem:
             finally:
                 os.close(root_fd)
 
-        return SharedDiskQuota.over(root, *quota, measure)
+        return SharedDiskQuota.over(root, *quota, measure, [root, *read_only, *writable])
 
     def close(self) -> None:
+        if self._removed_open:  # their bytes stay counted until the sandbox is measured again
+            self._quota.exact = False
         for descriptor in self._table.values():
             _release(descriptor)
         self._table.clear()
@@ -500,6 +508,8 @@ class WasiFilesystem:
         self._removed_open.discard((file.st_dev, file.st_ino))
         if last:
             self._quota.shrink(file.st_size)
+        else:  # another instance holds it: counted until the sandbox is measured again
+            self._quota.exact = False
 
     # --- data ------------------------------------------------------------------------------
 
@@ -829,6 +839,8 @@ class WasiFilesystem:
             self._removed_open.add((removed.st_dev, removed.st_ino))
         elif frees:
             self._quota.shrink(removed.st_size)
+        else:  # counted until the sandbox is measured again
+            self._quota.exact = False
 
     def _held(self, host_fd: int) -> None:
         """Marks a regular file just opened as held by this instance (`DiskQuota.held`); NOENT, and closed, if another
