@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 from ngixi_runtime.errors import InvalidInput, NgixiError, unexpected
-from ngixi_runtime.files import not_a_directory, write_by
+from ngixi_runtime.files import not_a_directory, read_by, write_by
 from ngixi_runtime.printable import printable, printable_json, printable_lines
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.trust.choice import (
@@ -363,7 +363,7 @@ def _run(args: argparse.Namespace) -> CallResult:
         args=argv,
         env=_variables(args.env),
         # read only for a guest granted stdin; `--input -` is the call's input instead (call_io)
-        stdin=None if args.input == "-" else lambda limit: sys.stdin.buffer.read(limit + 1),
+        stdin=None if args.input == "-" else lambda limit, deadline: read_by(sys.stdin.fileno(), limit, deadline),
         rollback=_rollback_guard(args, trust),
         sandboxes=sandboxes,
         sandboxes_refused=refused,

@@ -430,6 +430,23 @@ def write_by(descriptor: int, data: bytes, deadline: float) -> None:
         view = view[os.write(descriptor, view[: select.PIPE_BUF]) :]
 
 
+def read_by(descriptor: int, limit: int, deadline: float) -> bytes:
+    """At most `limit + 1` bytes from a descriptor this process shares (its stdin), up to its end, waiting for its
+    writer at most until `deadline` (time.monotonic), else TimeoutError: a pipe that never ends holds nothing."""
+    readable = select.poll()
+    readable.register(descriptor, select.POLLIN)
+    data = bytearray()
+    while len(data) <= limit:
+        left = deadline - time.monotonic()
+        if left <= 0 or not readable.poll(None if math.isinf(left) else math.ceil(left * 1000)):
+            raise TimeoutError
+        chunk = os.read(descriptor, min(limit + 1 - len(data), 1 << 16))
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
 def _kind_of(mode: int) -> str:
     kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
     return next((name for test, name in kinds if test(mode)), "a device")

@@ -13,7 +13,7 @@ from ngixi_runtime.capabilities.base import Capability, ComponentFunction, host_
 from ngixi_runtime.capabilities.component import fallible
 from ngixi_runtime.capabilities.context import HostContext, HostFunction
 from ngixi_runtime.errors import GuestError
-from ngixi_runtime.spec.abi import U32, AbiFault, Status, copy_out
+from ngixi_runtime.spec.abi import AbiFault, Status, copy_out
 
 
 def _within_memory(ctx: HostContext, what: str, pointer: int, length: int) -> None:
@@ -53,7 +53,6 @@ def _check_output_room(ctx: HostContext, length: int, function: str = "output_wr
 def _input_read(ctx: HostContext) -> HostFunction:
     def input_read(buffer: int, buffer_size: int, length_pointer: int) -> int:
         _in_a_call(ctx, "input_read")
-        buffer, buffer_size, length_pointer = buffer & U32, buffer_size & U32, length_pointer & U32
         _within_memory(ctx, "input_read({0}, {1})", buffer, buffer_size)
         _within_memory(ctx, "input_read's input_len pointer {0}", length_pointer, 4)
         try:
@@ -67,7 +66,6 @@ def _input_read(ctx: HostContext) -> HostFunction:
 
 def _output_write(ctx: HostContext) -> HostFunction:
     def output_write(pointer: int, length: int) -> int:
-        pointer, length = pointer & U32, length & U32
         _check_output_room(ctx, length)
         _within_memory(ctx, "output_write({0}, {1})", pointer, length)
         ctx.data.output += ctx.mem.read(pointer, length)

@@ -44,15 +44,15 @@ def open_context(
     sandbox: Sandbox | None,
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
-    stdin: Stdin | None = None,
+    stdin: bytes = b"",
     on_log: LogSink | None = None,
     open_files: int = DEFAULT_OPEN_FILES,
     on_stdio: StdioSink | None = None,
 ) -> HostContext:
     """The host side of one instance, with the state of each capability granted (name → its options).
 
-    `env` and `stdin` are what the caller gives; each is refused unless the grants take it (`caller_environment`,
-    `caller_stdin`).
+    `env` is what the caller gives, refused unless the grants take it (`caller_environment`); `stdin`, the input
+    `caller_stdin` took.
     """
     context = HostContext(
         guest=guest,
@@ -60,7 +60,7 @@ def open_context(
         stdio_quota=stdio_quota,
         args=caller_arguments(guest, grants, args),
         env=caller_environment(guest, grants, env or {}),
-        stdin=caller_stdin(guest, grants, stdin),
+        stdin=stdin,
         on_log=on_log,
         grants=frozenset(grants),
         open_files=open_files,
@@ -108,15 +108,17 @@ def caller_arguments(guest: str, grants: Mapping[str, CapabilityOptions], given:
     return tuple(given)
 
 
-def caller_stdin(guest: str, grants: Mapping[str, CapabilityOptions], given: Stdin | None) -> bytes:
+def caller_stdin(guest: str, grants: Mapping[str, CapabilityOptions], given: Stdin | None, *, timeout_ms: int) -> bytes:
     """The standard input the guest reads: what the caller gives, within the manifest's grant
-    (capabilities/stdin.py); a reader is asked only when the guest is granted stdin."""
+    (capabilities/stdin.py); a reader is asked only when the guest is granted stdin, for input that ends within
+    `timeout_ms` (limits.timeout_ms)."""
     if "stdin" not in grants and (not given or callable(given)):
         return b""
     from ngixi_runtime.capabilities import stdin  # only for a guest granted stdin, or given bytes to refuse
 
     options = grants.get("stdin")
-    return stdin.caller_input(guest, options if isinstance(options, stdin.StdinOptions) else None, given)
+    granted = options if isinstance(options, stdin.StdinOptions) else None
+    return stdin.caller_input(guest, granted, given, timeout_ms=timeout_ms)
 
 
 def keeps_sandbox_state(grants: Mapping[str, CapabilityOptions]) -> bool:

@@ -17,6 +17,7 @@ from ngixi_runtime.errors import GuestError
 
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
 INFO = LOG_LEVELS.index("info")
+_LEVELS_SHOWN = ", ".join(f"{number} {name}" for number, name in enumerate(LOG_LEVELS))
 
 
 def write_log(ctx: HostContext, level: int, length: int, message: Callable[[], str]) -> None:
@@ -34,12 +35,14 @@ def write_log(ctx: HostContext, level: int, length: int, message: Callable[[], s
         raise GuestError(f"{ctx.guest}: log output exceeded {LOG_LINES_PER_CALL} lines in one call", outcome="quota")
     ctx.output.log_bytes = counted
     ctx.output.log_lines += 1
-    name = LOG_LEVELS[level] if 0 <= level < len(LOG_LEVELS) else f"level{level}"
-    ctx.output.log(LogLine(name, message()))
+    ctx.output.log(LogLine(LOG_LEVELS[level], message()))
 
 
 def _log(ctx: HostContext) -> HostFunction:
     def log(level: int, pointer: int, length: int) -> None:
+        if level >= len(LOG_LEVELS):  # the catalog's log.level is an enum, which a component cannot pass either
+            given = level - (1 << 32) if level >> 31 else level  # the i32 the guest passed
+            raise GuestError(f"{ctx.guest}: it logged at level {given}, which is none of {_LEVELS_SHOWN}")
         write_log(ctx, level, length, lambda: ctx.mem.read(pointer, length).decode("utf-8", errors="replace"))
 
     return log

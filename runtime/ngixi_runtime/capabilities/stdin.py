@@ -4,14 +4,17 @@
 max_bytes = 1048576     # the most input a caller may give the guest (default 1 MiB, at most 64 MiB)
 
 The caller gives the bytes when it loads the guest (`ngixi run` passes its own stdin, the API takes
-bytes); each instance reads them from the start, and reads past their end find end-of-file.
+bytes or a reader), read whole before the guest starts: input that has not ended within limits.timeout_ms is
+refused, as is more than max_bytes. Each instance reads them from the start, and reads past their end find
+end-of-file.
 Without this grant, fd 0 is not open (fs answers BADF for it). A component guest reads them through
 Wasmtime's WASI (`wasi:cli/stdin`); without the grant its stdin is empty.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ngixi_runtime.capabilities.base import (
@@ -76,11 +79,11 @@ def parse_stdin_ceiling(raw: Mapping[str, Any], field: str, problems: Problems) 
     return StdinCeiling(ceiling_bound(raw, "max_bytes", field, problems, MAX_BYTES))
 
 
-def caller_input(guest: str, options: StdinOptions | None, given: Stdin | None) -> bytes:
+def caller_input(guest: str, options: StdinOptions | None, given: Stdin | None, *, timeout_ms: int) -> bytes:
     """The input a guest granted `options` (None: not granted) gets from what its caller gives.
 
     Bytes for a guest without the grant, or more than its max_bytes, are refused; a reader is asked
-    only when the guest is granted stdin.
+    only when the guest is granted stdin, and its input refused unless it ends within `timeout_ms`.
     """
     if given is None or (options is None and callable(given)):
         return b""
@@ -88,13 +91,23 @@ def caller_input(guest: str, options: StdinOptions | None, given: Stdin | None) 
         if not given:
             return b""
         raise InvalidInput(f"{guest}: it is not granted [capabilities.stdin], so it takes no standard input")
-    data = given(options.max_bytes) if callable(given) else given
+    data = _read_whole(guest, given, options.max_bytes, timeout_ms) if callable(given) else given
     if len(data) > options.max_bytes:
         raise InvalidInput(
             f"{guest}: its standard input is over capabilities.stdin.max_bytes = {options.max_bytes} bytes; "
             "give less, or raise max_bytes in the manifest"
         )
     return bytes(data)
+
+
+def _read_whole(guest: str, reader: Callable[[int, float], bytes], limit: int, timeout_ms: int) -> bytes:
+    try:
+        return reader(limit, time.monotonic() + timeout_ms / 1000)
+    except TimeoutError:
+        raise InvalidInput(
+            f"{guest}: its standard input did not end within limits.timeout_ms = {timeout_ms} ms (it is read whole "
+            "before the guest starts); close it sooner (end of file), or give the input in a file"
+        ) from None
 
 
 def _open_state(options: StdinOptions, context: HostContext, sandbox: Sandbox | None) -> StdinState:

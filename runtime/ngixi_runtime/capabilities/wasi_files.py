@@ -40,7 +40,13 @@ from ngixi_runtime.capabilities.wasi_paths import (
     link_target,
     open_directory_beneath,
 )
-from ngixi_runtime.capabilities.wasi_quota import UNBOUNDED, DiskQuota, Mounts, SharedDiskQuota, holds_bytes
+from ngixi_runtime.capabilities.wasi_quota import (
+    UNBOUNDED,
+    DiskQuota,
+    Mounts,
+    SharedDiskQuota,
+    holds_bytes,
+)
 from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.files import open_plain
 from ngixi_runtime.spec.abi import (
@@ -91,7 +97,6 @@ from ngixi_runtime.spec.abi import (
     RIGHT_PATH_UNLINK_FILE,
     RIGHT_POLL_FD_READWRITE,
     RIGHTS,
-    U32,
     U64,
     WRITE_RIGHTS,
     AbiFault,
@@ -306,9 +311,11 @@ class WasiFilesystem:
             finally:
                 os.close(root_fd)
 
-        return SharedDiskQuota.over(root, *quota, measure)
+        return SharedDiskQuota.over(root, *quota, measure, [root, *read_only, *writable])
 
     def close(self) -> None:
+        if self._removed_open:  # their bytes stay counted until the sandbox is measured again
+            self._quota.exact = False
         for descriptor in self._table.values():
             _release(descriptor)
         self._table.clear()
@@ -409,7 +416,7 @@ class WasiFilesystem:
         if not self._get(fd).preopen:  # as Wasmtime's WASI answers (fd_prestat_get's is BADF in both)
             raise AbiFault(Errno.NOTDIR)
         name = self._preopen(fd).guest_path.encode()
-        if length & U32 < len(name):
+        if length < len(name):
             raise AbiFault(Errno.NAMETOOLONG)
         memory.write(buffer, name)
 
@@ -501,6 +508,8 @@ class WasiFilesystem:
         self._removed_open.discard((file.st_dev, file.st_ino))
         if last:
             self._quota.shrink(file.st_size)
+        else:  # another instance holds it: counted until the sandbox is measured again
+            self._quota.exact = False
 
     # --- data ------------------------------------------------------------------------------
 
@@ -661,7 +670,6 @@ class WasiFilesystem:
     def fd_readdir(self, memory: GuestMemory, fd: int, buffer: int, length: int, cookie: int, used: int) -> None:
         descriptor = self._directory(fd, RIGHT_FD_READDIR)
         cookie &= U64
-        length &= U32  # the engines hand an i32 over signed: a buffer of 2 GiB or more arrives negative
         kept = self._listings.pop(descriptor, None)  # put back last: the most recently read
         if cookie == 0 or kept is None:
             self._listed_bytes -= 0 if kept is None else kept[1]
@@ -831,6 +839,8 @@ class WasiFilesystem:
             self._removed_open.add((removed.st_dev, removed.st_ino))
         elif frees:
             self._quota.shrink(removed.st_size)
+        else:  # counted until the sandbox is measured again
+            self._quota.exact = False
 
     def _held(self, host_fd: int) -> None:
         """Marks a regular file just opened as held by this instance (`DiskQuota.held`); NOENT, and closed, if another
@@ -859,7 +869,7 @@ class WasiFilesystem:
                 _existing_directory_if_slashed(target)
                 raise AbiFault(Errno.INVAL)
             contents = os.fsencode(os.readlink(target.name, dir_fd=target.directory))
-        contents = contents[: buffer_length & U32]
+        contents = contents[:buffer_length]
         memory.write(buffer, contents)
         write_u32(memory, used, len(contents))
 
@@ -953,10 +963,9 @@ def _readable(memory: GuestMemory, iovs: int, count: int) -> int:
 
 
 def _path(memory: GuestMemory, pointer: int, length: int) -> str:
-    length &= U32
     if length > MAX_PATH:
         raise AbiFault(Errno.NAMETOOLONG)
-    path = read_utf8(memory, pointer & U32, length, fault=Errno.ILSEQ)
+    path = read_utf8(memory, pointer, length, fault=Errno.ILSEQ)
     if "\0" in path:
         raise AbiFault(Errno.INVAL)
     if not path:

@@ -9,12 +9,15 @@ can fill the host's disk.
 
 Instances of one guest running at once over one sandbox (a tenant's instances in several processes, two `ngixi run`
 of it, in-process instances) share one count (`SharedDiskQuota`): each measured the sandbox at its own load and
-then counted only its own changes, so N instances held N times the quota.
+then counted only its own changes, so N instances held N times the quota. A count sealed exact (no change was
+being made when its instance ended) is read by the next load rather than measured (`SharedDiskQuota.over`): the walk
+took as long as the names the guest made, at every load.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import stat
 import struct
@@ -33,6 +36,13 @@ from ngixi_runtime.spec.sandbox_layout import QUOTA_LEDGER_ENDING
 
 UNBOUNDED = 1 << 62  # a quota no file system reaches
 _LEDGER = struct.Struct("<QQ")  # a shared count: the bytes, the names
+# After the count, the ledger says whether it is exact: its seal (`SharedDiskQuota._seal`, the count stamped with the
+# layout it was measured over) once a change is made and counted. The growth a change counts before it is made
+# (`_kept`) leaves the seal another count's, so an instance killed then leaves no count sealed; nor does one that
+# may have left it off (UNSURE until it is measured). A ledger without a seal (an older version's) is measured.
+_STAMP_SIZE = 16
+_UNSURE = b"\xff" * _STAMP_SIZE
+_KEPT = struct.Struct(f"<QQ{_STAMP_SIZE}s")  # the count and its seal
 _AS_THEY_ARE = nullcontext()
 
 
@@ -46,13 +56,16 @@ class Mounts(NamedTuple):
 class DiskQuota:
     """What the guest holds now (`used_bytes`, `used_names`), and at most."""
 
-    __slots__ = ("max_bytes", "max_names", "used_bytes", "used_names")
+    __slots__ = ("exact", "max_bytes", "max_names", "used_bytes", "used_names")
 
     def __init__(self, max_bytes: int, max_names: int, used_bytes: int = 0, used_names: int = 0) -> None:
         self.max_bytes = max_bytes
         self.max_names = max_names
         self.used_bytes = used_bytes
         self.used_names = used_names
+        # False once this instance may have left the count off what the disk holds: a change stopped by something
+        # other than its own failure, or a removed file's bytes left counted (another instance holds it open)
+        self.exact = True
 
     @classmethod
     def measured(
@@ -149,7 +162,8 @@ class DiskQuota:
             self._kept()
         try:
             yield
-        except BaseException:
+        except BaseException as error:
+            self._taken_back(error)
             self.shrink(grown)
             raise
 
@@ -168,9 +182,16 @@ class DiskQuota:
             self._kept()
         try:
             yield
-        except BaseException:
+        except BaseException as error:
+            self._taken_back(error)
             self.unnamed()
             raise
+
+    def _taken_back(self, error: BaseException) -> None:
+        """A change counted and then stopped: by its own failure (nothing made), or by anything else (a signal, a
+        timeout), which may have come once it was made."""
+        if not isinstance(error, (OSError, AbiFault)):
+            self.exact = False
 
     def unnamed(self) -> None:
         with self._current():
@@ -188,37 +209,49 @@ class SharedDiskQuota(DiskQuota):
     (`QUOTA_LEDGER_ENDING`), read and changed under an exclusive lock at each change.
 
     Each instance holds a shared lock on the files directory while it runs; one that finds no other instance
-    there (its exclusive lock granted) measures the sandbox and writes the ledger, so a count left too high by an
-    instance killed during a change (counted before it is made) is measured again once every instance has ended.
+    there (its exclusive lock granted) reads the ledger if its count is sealed over the same layout and no folder
+    the layout names changed since it was written, else measures the sandbox and writes the ledger: a count left
+    too high by an instance killed during a change (counted before it is made) is measured again once every
+    instance has ended.
     """
 
-    __slots__ = ("_depth", "_in_use", "_ledger", "_read")
+    __slots__ = ("_began", "_depth", "_found", "_in_use", "_ledger", "_read", "_stamp")
 
-    def __init__(self, max_bytes: int, max_names: int, in_use: int, ledger: int) -> None:
+    def __init__(self, max_bytes: int, max_names: int, in_use: int, ledger: int, stamp: bytes) -> None:
         super().__init__(max_bytes, max_names)
         self._in_use = in_use  # the files directory, locked shared while this instance runs
         self._ledger = ledger
+        self._stamp = stamp  # the layout's (`layout_stamp`)
         self._depth = 0  # `_current`s entered: the outermost reads the ledger and writes it back
-        self._read: tuple[int, int] = (0, 0)  # what the outermost read
+        self._read: tuple[int, int] = (0, 0)  # the count in the ledger now
+        self._began: tuple[int, int] = (0, 0)  # the count the outermost read
+        self._found = _UNSURE  # the seal in the ledger now
 
     @classmethod
-    def over(cls, files: Path, max_bytes: int, max_names: int, measure: Callable[[], DiskQuota]) -> SharedDiskQuota:
-        """The count of the sandbox `files`: the ledger's while other instances run, else what `measure()` finds."""
+    def over(
+        cls, files: Path, max_bytes: int, max_names: int, measure: Callable[[], DiskQuota], folders: list[Path]
+    ) -> SharedDiskQuota:
+        """The count of the sandbox `files`: the ledger's while other instances run, or when it is sealed over this
+        layout and none of the `folders` (the sandbox's and the preopens', as `layout_stamp`) changed since it was
+        written; else what `measure()` finds."""
         if not files.name:
             raise InvalidInput(f"cannot keep the disk quota's count beside {files}: give the guest a sandbox below it")
         in_use = os.open(files, DIRECTORY_FLAGS)
         ledger = -1
         try:
             ledger = _open_ledger(files.with_name(files.name + QUOTA_LEDGER_ENDING))
-            quota = cls(max_bytes, max_names, in_use, ledger)
+            folder_states = [os.stat(folder, follow_symlinks=False) for folder in folders]
+            quota = cls(max_bytes, max_names, in_use, ledger, layout_stamp(max_bytes, max_names, folder_states))
             try:
                 _lock(in_use, fcntl.LOCK_EX | fcntl.LOCK_NB, files)
             except BlockingIOError:  # other instances run (or one measures): the ledger holds what they all hold
                 _lock(in_use, fcntl.LOCK_SH, files)
                 return quota
-            measured = measure()  # alone: no change is made meanwhile
-            with quota._current():
-                quota.used_bytes, quota.used_names = measured.used_bytes, measured.used_names
+            if not quota._trusted(folder_states):  # alone: no change is made meanwhile
+                measured = measure()
+                with quota._current():
+                    quota.used_bytes, quota.used_names = measured.used_bytes, measured.used_names
+                    quota._found = quota._seal(quota._began)  # measured: exact
             _lock(in_use, fcntl.LOCK_SH, files)
             return quota
         except BaseException:
@@ -226,6 +259,13 @@ class SharedDiskQuota(DiskQuota):
             if ledger >= 0:
                 os.close(ledger)
             raise
+
+    def _trusted(self, folders: list[os.stat_result]) -> bool:
+        """Whether the ledger's count is sealed over this layout, and written since any of the folders changed."""
+        written = os.fstat(self._ledger).st_ctime_ns  # before the ledger is written again, as reading it does
+        with self._current():
+            exact = self._found == self._seal(self._began)
+            return exact and all(folder.st_ctime_ns <= written for folder in folders)
 
     def _current(self) -> AbstractContextManager[object]:
         return self  # entered again within itself (a change's steps), it reads and writes the ledger only outermost
@@ -238,16 +278,17 @@ class SharedDiskQuota(DiskQuota):
         try:
             fcntl.flock(self._ledger, fcntl.LOCK_EX)
             locked = True
-            kept = os.pread(self._ledger, _LEDGER.size, 0)
+            kept = os.pread(self._ledger, _KEPT.size, 0)
+            self._found = kept[_LEDGER.size :] if len(kept) == _KEPT.size else _UNSURE
         except BaseException:
             self._depth = 0
             if locked:
                 fcntl.flock(self._ledger, fcntl.LOCK_UN)
             raise
         # a ledger cut short is no count: full, so the guest may only remove until every instance has ended
-        used = _LEDGER.unpack(kept) if len(kept) == _LEDGER.size else (self.max_bytes, self.max_names)
+        used = _LEDGER.unpack(kept[: _LEDGER.size]) if len(kept) >= _LEDGER.size else (self.max_bytes, self.max_names)
         self.used_bytes, self.used_names = used
-        self._read = used
+        self._read = self._began = used
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -255,9 +296,24 @@ class SharedDiskQuota(DiskQuota):
         if self._depth:
             return
         try:  # what the change counted, made or not (a failed change counted nothing, or took it back)
-            self._kept()
+            counted = (self.used_bytes, self.used_names)
+            if not self.exact:
+                seal = _UNSURE
+            elif counted == self._read == self._began:  # nothing counted: sealed as it was, or not
+                seal = self._found
+            elif self._found == self._seal(self._began):  # exact when the change began: exact again now
+                seal = self._seal(counted)
+            else:
+                seal = self._found  # not sealed until measured
+            if (counted, seal) != (self._read, self._found):
+                os.pwrite(self._ledger, _KEPT.pack(*counted, seal), 0)
+                self._read, self._found = counted, seal
         finally:
             fcntl.flock(self._ledger, fcntl.LOCK_UN)
+
+    def _seal(self, counted: tuple[int, int]) -> bytes:
+        """The seal of the count `counted` measured, and kept since, over this layout."""
+        return hashlib.blake2b(_LEDGER.pack(*counted), key=self._stamp, digest_size=_STAMP_SIZE).digest()
 
     def _kept(self) -> None:
         """Writes the count to the ledger if it changed: also before a change it counts is made (`growing`,
@@ -300,10 +356,23 @@ class SharedDiskQuota(DiskQuota):
         return True
 
     def close(self) -> None:
-        if self._ledger >= 0:
+        if self._ledger < 0:
+            return
+        try:
+            if not self.exact:  # UNSURE from now on
+                with self._current():
+                    pass
+        finally:
             os.close(self._ledger)
             os.close(self._in_use)
             self._ledger = self._in_use = -1
+
+
+def layout_stamp(max_bytes: int, max_names: int, folders: list[os.stat_result]) -> bytes:
+    """What a count is exact over: the limits (a walk stops past max_names) and the folders (the sandbox's, each
+    preopen's, in the order the walk treats them apart: a preopen made `ro` counts nothing)."""
+    shown = repr((max_bytes, max_names, [(folder.st_dev, folder.st_ino) for folder in folders]))
+    return hashlib.blake2b(shown.encode(), digest_size=_STAMP_SIZE).digest()
 
 
 def _claimed(directory: int, name: str, found: os.stat_result) -> tuple[bool, int]:

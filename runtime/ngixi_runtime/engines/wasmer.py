@@ -23,7 +23,6 @@ from ngixi_runtime.capabilities.context import GuestExit, HostFunction, no_engin
 from ngixi_runtime.engines.base import START_TRAPPED, EngineId, EngineMemory, RunLimits, as_results
 from ngixi_runtime.errors import GuestError, NgixiError
 from ngixi_runtime.records import NamedTuple
-from ngixi_runtime.spec.abi import guest_range
 from ngixi_runtime.spec.wasm import Export, ExternKind, Import, MemoryLimits, ModuleInfo, Signature
 
 ENGINE = "wasmer"
@@ -165,9 +164,7 @@ class WasmerMemory:
 
     def _view(self, pointer: int, length: int) -> memoryview:
         view = memoryview(self._memory.buffer)
-        if pointer < 0 or length < 0:  # no call on the common path
-            pointer, length = guest_range(pointer, length)
-        if pointer + length > len(view):
+        if pointer + length > len(view) or min(pointer, length) < 0:  # host functions take u32s: never negative
             raise GuestError(f"{self._guest}: pointer {pointer}+{length} is outside the guest's memory")
         return view[pointer : pointer + length]
 

@@ -39,7 +39,7 @@ from ngixi_runtime.errors import ArtifactRefused, GuestError, NgixiError
 from ngixi_runtime.guest.limits import MAX_MEMORIES, MAX_TABLES
 from ngixi_runtime.guest.manifest import Number
 from ngixi_runtime.records import NamedTuple
-from ngixi_runtime.spec.abi import RETURN_RESERVE_SECONDS, guest_range
+from ngixi_runtime.spec.abi import RETURN_RESERVE_SECONDS
 from ngixi_runtime.spec.targets import host_triple
 from ngixi_runtime.spec.wasm import Export, ExternKind, Import, MemoryLimits, ModuleInfo, Signature
 
@@ -406,9 +406,7 @@ class WasmtimeMemory:
     def _address(self, pointer: int, length: int) -> int:
         """Where `pointer` is now (a memory that grows may move); checked to hold `length` bytes."""
         start, size = self._bounds()
-        if pointer < 0 or length < 0:  # no call on the common path
-            pointer, length = guest_range(pointer, length)
-        if pointer + length > size:
+        if pointer + length > size or min(pointer, length) < 0:  # host functions take u32s: never negative
             raise GuestError(f"{self._guest}: pointer {pointer}+{length} is outside the guest's memory")
         return start + pointer
 

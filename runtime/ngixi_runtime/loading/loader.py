@@ -27,7 +27,7 @@ from ngixi_runtime.capabilities.context import (
     Stdin,
     StdioSink,
 )
-from ngixi_runtime.capabilities.linking import component_functions, core_imports, open_context
+from ngixi_runtime.capabilities.linking import caller_stdin, component_functions, core_imports, open_context
 from ngixi_runtime.engines.base import (
     PORTABLE_TRIPLE,
     Engine,
@@ -704,7 +704,7 @@ def open_guest(
         sandbox=sandbox,
         args=args,
         env=env,
-        stdin=stdin,
+        stdin=caller_stdin(manifest.guest.name, manifest.capabilities, stdin, timeout_ms=manifest.limits.timeout_ms),
         on_log=on_log,
         on_stdio=on_stdio,
     )

@@ -318,7 +318,7 @@ def open_tenant(
             policy.check(manifest)
         caller_environment(manifest.guest.name, manifest.capabilities, env or {})  # refused before any child starts
         caller_arguments(manifest.guest.name, manifest.capabilities, args)
-        data = caller_stdin(manifest.guest.name, manifest.capabilities, stdin)
+        data = caller_stdin(manifest.guest.name, manifest.capabilities, stdin, timeout_ms=manifest.limits.timeout_ms)
         channel = verified.index.channel if sandbox_per_channel else None  # last: a sandbox used is claimed
         sandbox = _sandbox(sandboxes, channel, tenant, manifest, signer=verified.signer, refused=sandboxes_refused)
         if sandbox is not None:

@@ -150,13 +150,6 @@ class AbiFault(Exception):
         self.code = code
 
 
-def guest_range(pointer: int, length: int) -> tuple[int, int]:
-    """A host function's (pointer, length) into guest memory as the u32s they are: the engines hand i32s over
-    signed, so a memory over 2 GiB has addresses, and a large length, that arrive negative (Wasmtime's own WASI
-    reads them unsigned too)."""
-    return (pointer + (1 << 32) if pointer < 0 else pointer), (length + (1 << 32) if length < 0 else length)
-
-
 def read_u32(memory: GuestMemory, pointer: int) -> int:
     value: int = struct.unpack("<I", memory.read(pointer, 4))[0]
     return value

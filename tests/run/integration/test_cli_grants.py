@@ -91,6 +91,29 @@ def test_run_refuses_stdin_beyond_the_guests_max_bytes(
     )
 
 
+@pytest.mark.parametrize("where", [(), ("--in-process",)], ids=["isolated", "in-process"])
+def test_run_refuses_stdin_that_does_not_end_within_the_timeout(
+    tmp_path: Path, keys: KeyFiles, where: tuple[str, ...]
+) -> None:
+    """A pipe its writer never closed (`tail -f log | ngixi run B`) held the run for ever: its stdin was read to
+    the end before the guest started, whatever limits.timeout_ms said."""
+    bundle = make_bundle(tmp_path, keys.key, wasm=STDIN_ECHO, manifest=STDIN_GRANT + "[limits]\ntimeout_ms = 300\n")
+    command: list[str | Path] = [NGIXI, "run", *where, "--trust", str(keys.trust), str(bundle)]
+    with subprocess.Popen(command, cwd=tmp_path, stdin=subprocess.PIPE, stderr=subprocess.PIPE) as run:
+        assert run.stdin is not None and run.stderr is not None
+        run.stdin.write(b"ping")
+        run.stdin.flush()
+        try:
+            assert run.wait(timeout=60) != 0  # its stdin still open
+        finally:
+            run.kill()
+        stderr = run.stderr.read()
+    assert stderr == (
+        b"ngixi: error: hello: its standard input did not end within limits.timeout_ms = 300 ms (it is read whole "
+        b"before the guest starts); close it sooner (end of file), or give the input in a file\n"
+    )
+
+
 def test_run_leaves_stdin_alone_for_a_guest_not_granted_it(
     tmp_path: Path, keys: KeyFiles, bundles: dict[str, Path]
 ) -> None:

@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import pytest
 
+from ngixi_runtime.capabilities.wasi_quota import DiskQuota
 from ngixi_runtime.loading.tenants import TenantPool, open_tenant
 from ngixi_runtime.spec.abi import OFLAG_CREAT, Errno
 from ngixi_runtime.spec.abi import RIGHT_FD_WRITE as WRITE_RIGHT
@@ -92,6 +93,19 @@ def test_instances_running_at_once_share_one_disk_quota(
     assert sum(f.stat().st_size for f in files.iterdir()) == WRITTEN
 
 
+def test_a_load_after_an_isolated_tenant_reads_its_count_without_walking_the_sandbox(
+    tmp_path: Path, keys: KeyFiles, bundle: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tenant's child is killed when the tenant closes: the count is stamped exact again after each change, not
+    when an instance ends, so the next load still reads it rather than walking the sandbox."""
+    sandboxes = tmp_path / "sandboxes"
+    with open_tenant(bundle, trust_file=keys.trust, sandboxes=sandboxes) as tenant:
+        assert tenant.call("fill", (ord("a"),)).values == (0,)
+    monkeypatch.setattr(DiskQuota, "_walk", lambda *_: pytest.fail("walked the sandbox"))
+    with open_tenant(bundle, trust_file=keys.trust, sandboxes=sandboxes, isolated=False) as tenant:
+        assert tenant.call("fill", (ord("b"),)).values == (DQUOT,)  # a's bytes counted
+
+
 def test_a_pools_tenants_of_one_id_share_one_disk_quota(tmp_path: Path, keys: KeyFiles, bundle: Path) -> None:
     with TenantPool(trust_file=keys.trust, sandboxes=tmp_path / "sandboxes") as pool:
         pool.add("one", bundle, tenant="shop")
@@ -121,6 +135,25 @@ def test_an_instance_killed_while_changing_a_file_leaves_the_count_high(tmp_path
             assert (sandbox / "data" / "dir").is_dir()
             made = [guest.call("path_create_directory", DATA, *guest.path(name)) for name in "bcd"]
             assert made == [Errno.SUCCESS, Errno.SUCCESS, Errno.DQUOT]  # QUOTA's three names: dir, b, c
+
+
+def test_a_count_an_instance_killed_may_have_left_high_is_measured_at_the_next_load(tmp_path: Path) -> None:
+    """The last instance to end stamps the count exact, and the next load trusts it rather than walking the sandbox;
+    one killed leaves it unstamped, so the next load to find no other running walks the sandbox."""
+    sandbox = tmp_path / "sandbox"
+    for guest in granted(sandbox, "fs", options=QUOTA):
+        assert guest.write(_created(guest, "a"), b"a" * 10) == Errno.SUCCESS
+    child = os.fork()
+    if child == 0:  # killed once its write's 60 bytes are counted, before the write
+        killed = next(granted(sandbox, "fs", options=QUOTA))
+        file = _created(killed, "b")
+        os.write = lambda *_: os._exit(0)
+        killed.write(file, b"b" * 60)
+        os._exit(1)
+    assert os.waitpid(child, 0)[1] == 0
+    for guest in granted(sandbox, "fs", options=QUOTA):  # a, 10 bytes, and b, empty
+        assert guest.write(_created(guest, "c"), b"c" * 91) == Errno.DQUOT
+        assert guest.write(_created(guest, "c"), b"c" * 90) == Errno.SUCCESS
 
 
 def _killed_while_changing(sandbox: Path, change: str) -> NoReturn:

@@ -92,7 +92,7 @@ def test_stdin_beyond_max_bytes_is_refused_before_the_guest_starts(tmp_path: Pat
     bundle = make_bundle(tmp_path, keys.key, wasm=STDIN_ECHO, manifest=STDIN_GRANT)
     asked = []
 
-    def reader(limit: int) -> bytes:
+    def reader(limit: int, deadline: float) -> bytes:
         asked.append(limit)
         return b"x" * (limit + 1)
 
@@ -112,7 +112,7 @@ def test_stdin_for_a_guest_without_the_grant_is_refused_and_a_reader_not_asked(t
     with pytest.raises(InvalidInput, match=r"^hello: it is not granted \[capabilities\.stdin\]"):
         open_tenant(bundle, trust_file=keys.trust, stdin=b"secret")
 
-    def reader(limit: int) -> bytes:
+    def reader(limit: int, deadline: float) -> bytes:
         raise AssertionError("read the caller's stdin for a guest not granted it")
 
     with open_tenant(bundle, trust_file=keys.trust, isolated=False, stdin=reader) as tenant:

@@ -52,6 +52,20 @@ def test_log_decodes_utf8_and_enforces_its_quota() -> None:
         host(ctx, "ngixi.log")(2, 0, 6)
 
 
+@pytest.mark.parametrize(("level", "shown"), [(5, "5"), (-1, "-1"), (-(1 << 31), "-2147483648")])
+def test_a_log_level_that_is_none_of_the_five_ends_the_call_in_one_line(level: int, shown: str) -> None:
+    """It was logged as `level<N>`, and since host functions take their i32s unsigned a negative one showed as
+    `level4294967295`, which told the operator nothing."""
+    ctx = context()
+    ctx.mem.write(0, b"hi")
+    refusal = rf"^g: it logged at level {shown}, which is none of 0 trace, 1 debug, 2 info, 3 warn, 4 error$"
+    with pytest.raises(GuestError, match=refusal) as refused:
+        host(ctx, "ngixi.log")(level, 0, 2)
+    assert refused.value.outcome == "trap" and ctx.output.logs == [] and ctx.output.log_bytes == 0
+    host(ctx, "ngixi.log")(4, 0, 2)
+    assert ctx.output.logs == [LogLine("error", "hi")]
+
+
 def test_empty_log_lines_count_against_the_quota_too() -> None:
     ctx = context(log_quota=3)
     for _ in range(3):
@@ -271,6 +285,8 @@ def test_abort_reads_assemblyscript_strings() -> None:
     ctx.data.begin("run", b"")
     host(ctx, "env.abort")(64, 0, 0, 0)  # AssemblyScript's abort("boom"), and a Zig panic: no file, no line
     assert ctx.aborted == "g: run aborted: boom"
+    host(ctx, "env.abort")(64, 0, -1, 1 << 31)  # a line and column are u32s in AssemblyScript's and Zig's abort
+    assert ctx.aborted == "g: run aborted: boom (at ?:4294967295:2147483648)"
 
 
 def test_a_sink_gets_each_write_with_the_calls_deadline_and_a_reader_past_it_ends_the_call() -> None:

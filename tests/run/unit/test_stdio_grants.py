@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import os
 import struct
+import time
+from contextlib import suppress
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -17,6 +22,7 @@ from ngixi_runtime.capabilities.linking import (
     open_context,
 )
 from ngixi_runtime.errors import InvalidInput, PolicyError
+from ngixi_runtime.files import read_by
 from ngixi_runtime.guest.check import check_component
 from ngixi_runtime.guest.manifest import ManifestError, parse_manifest
 from ngixi_runtime.spec.abi import Errno
@@ -113,14 +119,38 @@ def test_a_component_not_granted_args_is_given_none_to_encode() -> None:
 
 def test_stdin_is_checked_and_a_reader_asked_only_with_the_grant() -> None:
     grants = manifest("[capabilities.stdin]\nmax_bytes = 4\n").capabilities
-    assert caller_stdin("hello", grants, b"ping") == b"ping"
-    assert caller_stdin("hello", grants, lambda limit: b"pi"[: limit + 1]) == b"pi"
+    given = partial(caller_stdin, "hello", timeout_ms=1000)
+    assert given(grants, b"ping") == b"ping"
+    assert given(grants, lambda limit, deadline: b"pi"[: limit + 1]) == b"pi"
     with pytest.raises(InvalidInput, match=r"over capabilities\.stdin\.max_bytes = 4 bytes"):
-        caller_stdin("hello", grants, lambda limit: b"x" * (limit + 1))
-    assert caller_stdin("hello", {}, lambda limit: pytest.fail("read stdin for a guest not granted it")) == b""
-    assert caller_stdin("hello", {}, b"") == b""
+        given(grants, lambda limit, deadline: b"x" * (limit + 1))
+    assert given({}, lambda limit, deadline: pytest.fail("read stdin for a guest not granted it")) == b""
+    assert given({}, b"") == b""
     with pytest.raises(InvalidInput, match=r"not granted \[capabilities\.stdin\]"):
-        caller_stdin("hello", {}, b"x")
+        given({}, b"x")
+
+
+def test_a_reader_is_given_the_timeout_as_its_deadline_and_a_pipe_left_open_is_refused() -> None:
+    """`ngixi run`'s stdin was read to its end before the guest started, however long its writer kept it open."""
+    grants = manifest("[capabilities.stdin]\nmax_bytes = 4\n").capabilities
+    read, write = os.pipe()
+    try:
+        os.write(write, b"pi")
+        started = time.monotonic()
+        ended = r"^hello: its standard input did not end within limits\.timeout_ms = 200 ms"
+        with pytest.raises(InvalidInput, match=ended):
+            caller_stdin("hello", grants, partial(read_by, read), timeout_ms=200)
+        assert 0.2 <= time.monotonic() - started < 5
+        os.write(write, b"ng!!!!")  # past max_bytes, its end is not waited for
+        assert read_by(read, 4, math.inf) == b"ng!!!"
+        os.read(read, 1)
+        os.write(write, b"ping")
+        os.close(write)
+        assert caller_stdin("hello", grants, partial(read_by, read), timeout_ms=200) == b"ping"
+    finally:
+        os.close(read)
+        with suppress(OSError):
+            os.close(write)
 
 
 def test_fd_0_reads_the_input_then_end_of_file() -> None:

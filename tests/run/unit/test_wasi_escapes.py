@@ -693,6 +693,25 @@ def test_a_count_left_too_high_is_measured_again_once_no_instance_runs(sandbox: 
         assert guest.write(_file(guest, "b"), b"b" * 90) == Errno.SUCCESS
 
 
+def test_a_load_after_every_instance_ended_reads_the_count_instead_of_walking_the_sandbox(
+    sandbox: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sandbox was walked at each load when no other instance ran: a guest that made a million names made every
+    later load walk them (seconds). The last instance to end leaves the count stamped exact, and the next load
+    trusts it while the sandbox's folders are as that instance left them."""
+    for guest in _quota_guest(sandbox):
+        assert guest.write(_file(guest, "a"), b"a" * 10) == Errno.SUCCESS
+    monkeypatch.setattr(DiskQuota, "_walk", lambda *_: pytest.fail("walked the sandbox"))
+    for guest in _quota_guest(sandbox):
+        assert guest.write(_file(guest, "b"), b"b" * 91) == Errno.DQUOT  # a's 10 bytes still counted
+        assert guest.write(_file(guest, "b"), b"b" * 90) == Errno.SUCCESS
+    monkeypatch.undo()
+    time.sleep(0.05)  # a clock tick of the file system's later: a change within the ledger's own is not told apart
+    (sandbox / "data" / "a").unlink()  # an operator's change where the guest's folders are: measured again
+    for guest in _quota_guest(sandbox):
+        assert guest.write(_file(guest, "c"), b"c" * 10) == Errno.SUCCESS
+
+
 @pytest.mark.parametrize("planted", ["symlink", "hard link", "others may write"])
 def test_a_count_that_is_not_the_hosts_alone_is_refused(sandbox: Path, planted: str) -> None:
     ledger = sandbox.with_name(sandbox.name + QUOTA_LEDGER_ENDING)
@@ -718,6 +737,10 @@ def test_a_change_that_fails_counts_nothing() -> None:
     with quota.growing(0, 100):  # all of it is still there
         pass
     assert quota.used_bytes == 100
+    assert quota.exact
+    with pytest.raises(KeyboardInterrupt), quota.growing(100, 50):  # a signal, once the change may be made
+        raise KeyboardInterrupt
+    assert not quota.exact  # measured when no instance runs
 
 
 def test_a_file_grown_by_set_size_counts_its_growth_once(sandbox: Path) -> None:

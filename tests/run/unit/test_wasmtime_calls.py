@@ -152,7 +152,9 @@ def test_guest_memory_is_read_and_written_up_to_its_end_and_not_past_it(wasmtime
     with pytest.raises(GuestError, match=r"probe: pointer 65535\+2 is outside the guest's memory"):
         memory.write(65535, b"ab")
     with pytest.raises(GuestError, match=r"probe: pointer 4294967295\+1 is outside the guest's memory"):
-        memory.read(-1, 1)  # the i32 -1: address 2**32 - 1
+        memory.read((1 << 32) - 1, 1)
+    with pytest.raises(GuestError, match=r"probe: pointer 0\+-1 is outside the guest's memory"):
+        memory.read(0, -1)  # never a size ctypes is handed
     exported.grow(store, 1)  # a memory that grows may move: each access asks where it is now
     memory.write(131070, b"ef")
     assert (memory.read(65534, 2), memory.read(131070, 2)) == (b"ab", b"ef")
