@@ -4,10 +4,8 @@ empty lists, beside parameters wasmtime-py converts itself. A component written 
 
 from __future__ import annotations
 
-import importlib
 import math
 import struct
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,6 @@ pytest.importorskip("wasmtime")
 import wasmtime
 import wasmtime.component as wc
 
-from ngixi_runtime.engines import base as engines_base
 from ngixi_runtime.engines import wasmtime_fastpath
 from ngixi_runtime.engines.wasmtime_fastpath import components
 from ngixi_runtime.loading.tenants import open_tenant
@@ -219,25 +216,6 @@ def test_a_host_function_s_lists_of_numbers_cross_as_wasmtime_py_carries_them(de
     assert seen == [b"", bytes(range(256)), b"\x00\xff" * 10_000]
     with pytest.raises(ValueError, match="the host refused"):
         run(store, b"boom")
-
-
-def test_on_another_wasmtime_py_nothing_private_is_imported_and_calls_take_the_public_api(
-    component: tuple[wasmtime.Store, wc.Instance],
-) -> None:
-    store, instance = component
-    function = instance.get_func(store, "echo-u8")
-    assert function is not None
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(engines_base, "installed_version", lambda *_: "999.0.0")
-            patch.setitem(sys.modules, "wasmtime.component._enter", None)  # so that importing it fails
-            importlib.reload(wasmtime_fastpath)
-            importlib.reload(components)
-            assert components.component_export(function, store) is None
-    finally:
-        importlib.reload(wasmtime_fastpath)
-        importlib.reload(components)
-    assert function(store, b"\x00\xff") == b"\x00\xff"
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import importlib
 import importlib.metadata
 import math
 import struct
-import sys
 import types
 import weakref
 from collections.abc import Callable, Sequence
@@ -291,27 +290,6 @@ def test_the_installed_version_is_read_beside_the_package_else_from_importlib_me
     elsewhere = types.ModuleType("wasmtime")
     elsewhere.__file__ = str(tmp_path / "wasmtime" / "__init__.py")  # no .dist-info beside it
     assert engines_base.installed_version("wasmtime", elsewhere) == importlib.metadata.version("wasmtime")
-
-
-def test_on_another_wasmtime_py_nothing_private_is_imported_and_calls_take_the_public_api(
-    exports: tuple[wasmtime.Store, dict[str, wasmtime.Func]],
-) -> None:
-    """A wasmtime-py of another version, here one without the private modules the fast path uses."""
-    store, functions = exports
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(engines_base, "installed_version", lambda *_: "999.0.0")
-            for private in ("_ffi", "_func"):
-                patch.delattr(wasmtime, private)
-                patch.setitem(sys.modules, f"wasmtime.{private}", None)  # so that importing it fails
-            importlib.reload(wasmtime_fastpath)
-            assert not wasmtime_fastpath.ACTIVE
-            call = export_call(functions["same"], store)
-            assert not isinstance(call, wasmtime_fastpath.NumericExport)
-            assert as_results(call(store, (1, 2, 3.0, 4.0))) == (1, 2, 3.0, 4.0)
-    finally:
-        importlib.reload(wasmtime_fastpath)
-    assert wasmtime_fastpath.ACTIVE is (importlib.metadata.version("wasmtime") in wasmtime_fastpath.TESTED_ON)
 
 
 def test_a_failed_call_is_summed_up_by_its_cause_and_its_innermost_named_functions() -> None:
