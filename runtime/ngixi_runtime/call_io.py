@@ -13,13 +13,14 @@ from __future__ import annotations
 import base64
 import os
 import sys
+import time
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
 from ngixi_runtime.capabilities.component import text_positions
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.files import write_atomic
+from ngixi_runtime.files import read_by, write_atomic
 from ngixi_runtime.guest.data import MAX_JSON_DEPTH, BeyondJsonLimits, NumberBeyondADouble, kind_word, read_json
 from ngixi_runtime.loading.loader import parse_arguments, why_no_input
 from ngixi_runtime.loading.tenants import CallResult, Tenant
@@ -60,7 +61,10 @@ def call_export(
         raise InvalidInput(f"{what}: the guest reads standard input itself ([capabilities.stdin]): use --input @FILE")
     if input_spec is not None and declared.input is None:  # before reading it: its size is not what is wrong
         raise InvalidInput(f"{what} takes no input ({why_no_input(manifest)})")
-    data = None if input_spec is None else read_input(input_spec, limit=manifest.limits.input_bytes, what=what)
+    limits = manifest.limits
+    data = None
+    if input_spec is not None:
+        data = read_input(input_spec, limit=limits.input_bytes, what=what, timeout_ms=limits.timeout_ms)
     if manifest.guest.type.is_component:  # JSON arguments, checked against the component's WIT by the engine
         texts = tenant.text_parameters(declared.name) if declared.from_wit else text_positions(declared.params)
         return tenant.call(declared.name, json_arguments(arguments, what=what, texts=texts), input=data)
@@ -110,13 +114,13 @@ def _check_output_file(path: Path) -> None:
         raise InvalidInput(f"--output {path}: {path.parent} is not a folder; name a file in an existing folder")
 
 
-def read_input(spec: str, *, limit: int, what: str, stdin: BinaryIO | None = None) -> bytes:
-    """The bytes `--input spec` names, refused once they would exceed `limit` (limits.input_bytes)."""
+def read_input(
+    spec: str, *, limit: int, what: str, stdin: BinaryIO | None = None, timeout_ms: int | None = None
+) -> bytes:
+    """The bytes `--input spec` names, refused once they would exceed `limit` (limits.input_bytes). Standard input
+    that is not a terminal must end within `timeout_ms` (limits.timeout_ms), when given, else it is refused."""
     if spec == STDIN:
-        source = stdin or sys.stdin.buffer
-        if source.isatty():
-            print("note: reading the input from the terminal; end it with Ctrl-D", file=sys.stderr)
-        data = source.read(limit + 1)
+        data = _standard_input(stdin or sys.stdin.buffer, limit=limit, what=what, timeout_ms=timeout_ms)
         if len(data) > limit:
             raise InvalidInput(f"{what}: standard input is over the input limit of {limit} bytes (limits.input_bytes)")
         return data
@@ -127,6 +131,33 @@ def read_input(spec: str, *, limit: int, what: str, stdin: BinaryIO | None = Non
     if spec.startswith("@"):
         return _read_file(Path(spec[1:]), limit=limit, what=what)
     return os.fsencode(spec)  # the argument's bytes as given, even when they are not UTF-8
+
+
+def _standard_input(source: BinaryIO, *, limit: int, what: str, timeout_ms: int | None) -> bytes:
+    """Up to `limit + 1` bytes of standard input: from a terminal as a person types them, from a pipe or file by the
+    call's deadline. A pipe whose writer never closed it (`tail -f log | ngixi run B f --input -`) held the run for
+    ever."""
+    if source.isatty():
+        print("note: reading the input from the terminal; end it with Ctrl-D", file=sys.stderr)
+        return source.read(limit + 1)
+    descriptor = _descriptor(source)
+    if timeout_ms is None or descriptor is None:
+        return source.read(limit + 1)
+    try:
+        return read_by(descriptor, limit, time.monotonic() + timeout_ms / 1000)
+    except TimeoutError:
+        raise InvalidInput(
+            f"{what}: standard input did not end within limits.timeout_ms = {timeout_ms} ms (it is read whole "
+            "before the call); close it sooner (end of file), or give the input in a file (--input @FILE)"
+        ) from None
+
+
+def _descriptor(source: BinaryIO) -> int | None:
+    """The stream's file descriptor, or None for one in memory (an embedding program's, a test's)."""
+    try:
+        return source.fileno()
+    except (OSError, ValueError):
+        return None
 
 
 def _read_file(path: Path, *, limit: int, what: str) -> bytes:

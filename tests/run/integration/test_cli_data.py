@@ -7,6 +7,7 @@ import io
 import json
 import os
 import random
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from ngixi_runtime.guest.data import read_json
 from tests import data_values
 from tests.conftest import KeyFiles, exit_code, make_bundle
 from tests.run.integration.test_call_data import MANIFEST, WASM
+from tests.run.integration.test_cli_grants import NGIXI
 
 pytestmark = pytest.mark.integration
 
@@ -191,3 +193,34 @@ def test_seeded_values_through_input_files_and_json_match_the_api(
             if kind == "json":
                 expected = read_json(expected)
             assert data_values.same(output, expected), raw
+
+
+@pytest.mark.parametrize("where", [(), ("--in-process",)], ids=["isolated", "in-process"])
+def test_input_from_a_pipe_that_does_not_end_within_the_timeout_is_refused(
+    tmp_path: Path, keys: KeyFiles, where: tuple[str, ...]
+) -> None:
+    """`tail -f log | ngixi run B echo --input -` held the run for ever: the input was read to its end first,
+    whatever limits.timeout_ms said (as a guest's granted stdin was, before)."""
+    manifest = MANIFEST.replace("[limits]\n", "[limits]\ntimeout_ms = 300\n", 1)
+    bundle = make_bundle(tmp_path, keys.key, wasm=WASM, manifest=manifest, guest="echo")
+    command: list[str | Path] = [NGIXI, "run", *where, "--trust", str(keys.trust), str(bundle), "echo", "--input", "-"]
+    with subprocess.Popen(command, cwd=tmp_path, stdin=subprocess.PIPE, stderr=subprocess.PIPE) as run:
+        assert run.stdin is not None and run.stderr is not None
+        run.stdin.write(b"ping")
+        run.stdin.flush()
+        try:
+            assert run.wait(timeout=60) == 2  # its stdin still open
+        finally:
+            run.kill()
+        stderr = run.stderr.read()
+    assert stderr.splitlines()[-1] == (  # after the note of its compile
+        b"ngixi: error: echo: echo: standard input did not end within limits.timeout_ms = 300 ms (it is read whole "
+        b"before the call); close it sooner (end of file), or give the input in a file (--input @FILE)"
+    )
+
+
+def test_input_from_a_pipe_that_ends_is_the_calls_input(tmp_path: Path, keys: KeyFiles) -> None:
+    bundle = make_bundle(tmp_path, keys.key, wasm=WASM, manifest=MANIFEST, guest="echo")
+    command: list[str | Path] = [NGIXI, "run", "--trust", str(keys.trust), str(bundle), "echo", "--input", "-"]
+    ran = subprocess.run(command, cwd=tmp_path, input=b"to be", capture_output=True, check=False)
+    assert (ran.returncode, ran.stdout) == (0, b"to be"), ran.stderr
