@@ -139,19 +139,21 @@ def _local_routes(manifest: Manifest, server: Address) -> dict[Address, Address]
     return {(o.host, o.port): server for o in allow if o.address is not None and address_kind(o.address) is not None}
 
 
-def smoke_bundle(*, bundle_path: Path, trust_file: Path, label: str) -> int:
+def smoke_bundle(*, bundle_path: Path, trust_file: Path, label: str, scratch: Path | None = None) -> int:
     """Runs every smoke call of a bundle; returns how many ran, or raises with every failure.
 
     Library calls share one instance; a command's `_start`, and a call with its own env or stdin, get one each.
     `trust_file` is read as a project's dev trust file that `ngixi run` finds (`project_trust.chosen_trust`): it may
     have come with the project, so its keys' native_code counts only for the dev keys this user's builds made.
+    The calls' sandbox is a temporary folder in `scratch`, else in the system's temporary folder.
     """
     bundle = read_bundle(bundle_path, chosen_trust(trust_file, found=True))
     manifest = verified_manifest(bundle)
     engine = _smoke_engine()
     failures = []
     with ExitStack() as stack:
-        sandbox = Sandbox.under(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ngixi-smoke-"))))
+        sandbox_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="ngixi-smoke-", dir=scratch))
+        sandbox = Sandbox.under(Path(sandbox_dir))
         if manifest.options(HttpOptions) is not None:
             routes = _local_routes(manifest, stack.enter_context(http_server()))
             sandbox = sandbox._replace(http_routes=routes)

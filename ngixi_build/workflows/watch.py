@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -553,9 +554,9 @@ class _Session:
         return guest not in self.project.guest_names()
 
 
-def _smoke_and_report(bundle: Path, trust_file: Path, label: str, report: Connection) -> None:
+def _smoke_and_report(bundle: Path, trust_file: Path, label: str, scratch: Path, report: Connection) -> None:
     try:
-        count = smoke_bundle(bundle_path=bundle, trust_file=trust_file, label=label)
+        count = smoke_bundle(bundle_path=bundle, trust_file=trust_file, label=label, scratch=scratch)
     except NgixiError as error:
         report.send(f"smoke failed:\n{error}")
         return
@@ -563,10 +564,16 @@ def _smoke_and_report(bundle: Path, trust_file: Path, label: str, report: Connec
 
 
 def smoke_in_child(bundle: Path, *, trust_file: Path, label: str) -> str:
-    """The bundle's smoke calls in a fresh process: a guest that hangs or crashes cannot stop the watcher."""
+    """The bundle's smoke calls in a fresh process: a guest that hangs or crashes cannot stop the watcher. Its
+    sandbox is made in a folder this process removes: the child, killed at the time limit, cannot."""
+    with tempfile.TemporaryDirectory(prefix="ngixi-smoke-") as scratch:
+        return _smoke_in_a_child(bundle, trust_file, label, Path(scratch))
+
+
+def _smoke_in_a_child(bundle: Path, trust_file: Path, label: str, scratch: Path) -> str:
     context = multiprocessing.get_context("spawn")  # no fork of a process with threads
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_smoke_and_report, args=(bundle, trust_file, label, sender), daemon=True)
+    child = context.Process(target=_smoke_and_report, args=(bundle, trust_file, label, scratch, sender), daemon=True)
     child.start()
     sender.close()
     try:

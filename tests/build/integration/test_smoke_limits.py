@@ -6,8 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import pytest
+
+from ngixi_build.workflows import watch
 from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 
@@ -45,3 +49,23 @@ def test_a_smoke_call_that_spins_ends_at_its_timeout(tmp_path: Path, keys: KeyFi
     )
     failed = "m.toml: smoke[0]: add(2, 3) failed: hello: add exceeded its 300 ms timeout (limits.timeout_ms)\n"
     assert finished.stdout == failed
+
+
+def test_a_smoke_child_stopped_at_the_time_limit_leaves_no_sandbox(
+    tmp_path: Path, keys: KeyFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ngixi watch --smoke` kills a smoke child still running at its time limit, which then left its
+    `ngixi-smoke-*` sandbox in the temporary folder, one per hung smoke run of a watcher that runs for hours."""
+    spinning = module(
+        imports=[Imp("ngixi", "log", ["i32"] * 3)], functions=[Func("add", ["i32", "i32"], ["i32"], SPIN_BODY)]
+    )
+    manifest = HELLO_MANIFEST + '[limits]\ntimeout_ms = 600000\n\n[[smoke]]\ncall = "add"\nargs = [2, 3]\nexpect = 5\n'
+    path = make_bundle(tmp_path / "bundle", keys.key, wasm=spinning, manifest=manifest)
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temporary))  # the child's
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))  # this process's
+    monkeypatch.setattr(watch, "SMOKE_TIMEOUT_SECONDS", 6.0)
+    said = watch.smoke_in_child(path, trust_file=keys.trust, label="m.toml")
+    assert said == "smoke failed: no result within 6 s"
+    assert list(temporary.iterdir()) == []
