@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 from ngixi_runtime.errors import InvalidInput, NgixiError, unexpected
-from ngixi_runtime.files import not_a_directory, read_by, write_by
+from ngixi_runtime.files import not_a_directory, read_by, resolved, write_by
 from ngixi_runtime.printable import printable, printable_json, printable_lines
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.trust.choice import (
@@ -148,11 +148,20 @@ def _given_directory(option: str, path: Path | None) -> Path | None:
     return path
 
 
-def _default_sandboxes(args: argparse.Namespace) -> tuple[Path, str | None]:
-    """The project's `<state>/sandbox` (the project above --project or the cwd), else the user's state directory's,
-    and why no guest may keep state there, if another user could change the project or a directory above the
-    sandboxes, and so swap in symbolic links or a directory of theirs (or read the guests' files and kv data)."""
-    from ngixi_runtime.spec.project import PROJECT_FILE, SANDBOX_NAME, find_project_root, project_state_dir
+def _default_sandboxes(args: argparse.Namespace, trust: Path) -> tuple[Path, str | None]:
+    """The sandboxes of the trust file in use, and why no guest may keep state there, if another user could change
+    them (or a directory above, or the project): those of the project --project names, or of the project above the
+    cwd when `trust` is that project's own dev trust file, else the user's state directory's. A project someone
+    else made (an unpacked tarball) thus chooses no state for a bundle another trust file verified: its shipped
+    `.ngixi/sandbox/`, with a `signer` record naming a trusted key (a public key), handed that key's guest the kv
+    data and files its author planted, whenever the operator ran it from there."""
+    from ngixi_runtime.spec.project import (
+        DEV_TRUST_NAME,
+        PROJECT_FILE,
+        SANDBOX_NAME,
+        find_project_root,
+        project_state_dir,
+    )
     from ngixi_runtime.trust.local_paths import unsafe_because
     from ngixi_runtime.trust.rollback import default_state_dir
 
@@ -162,8 +171,15 @@ def _default_sandboxes(args: argparse.Namespace) -> tuple[Path, str | None]:
             f"--project {args.project}: no ngixi project at or above it (a {PROJECT_FILE} with [tool.ngixi]); name "
             "the project's folder, or drop --project"
         )
-    state = default_state_dir() if root is None else project_state_dir(root, state_override())
-    problem = (unsafe_because(root / PROJECT_FILE) if root else None) or unsafe_because(state)
+    project_state = None if root is None else project_state_dir(root, state_override())
+    chosen = args.project is not None or (
+        project_state is not None and resolved(trust) == resolved(project_state / DEV_TRUST_NAME)
+    )
+    if root is not None and project_state is not None and chosen:
+        state, problem = project_state, unsafe_because(root / PROJECT_FILE)
+    else:
+        state, problem = default_state_dir(), None
+    problem = problem or unsafe_because(state)
     refusal = None if problem is None else f"{state / SANDBOX_NAME}: not used for the guest's sandbox: {problem}"
     return state / SANDBOX_NAME, refusal and f"{refusal}; pass --sandbox DIR"
 
@@ -353,7 +369,7 @@ def _run(args: argparse.Namespace) -> CallResult:
     policy = _policy(args.policy) if args.policy else None
     argv = [a for a in (args.export, *args.args) if a is not None]
     given = _given_directory("--sandbox", args.sandbox)
-    sandboxes, refused = (given, None) if given is not None else _default_sandboxes(args)
+    sandboxes, refused = (given, None) if given is not None else _default_sandboxes(args, trust)
     passed_on = None if args.json else _passed_on()  # --json: in its document
     with open_tenant(
         args.bundle,
@@ -706,8 +722,9 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
         "--sandbox",
         type=Path,
         help="where guests keep state: DIR/TENANT/GUEST/files holds their fs preopens, "
-        "DIR/TENANT/GUEST/kv.sqlite3 their kv store (default: the project's .ngixi/sandbox/CHANNEL, "
-        "else sandbox/CHANNEL in the user's state directory; dev and release bundles apart)",
+        "DIR/TENANT/GUEST/kv.sqlite3 their kv store (default: sandbox/CHANNEL in the user's state directory, or the "
+        ".ngixi/sandbox/CHANNEL of --project's project, or of the cwd's for a bundle its dev trust file verifies; "
+        "dev and release bundles apart)",
     )
     parser.add_argument(
         "--tenant",

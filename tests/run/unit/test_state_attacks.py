@@ -5,6 +5,7 @@ a project's dev key found from the working directory) must not read or change th
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -146,10 +147,12 @@ def test_a_default_sandbox_another_user_could_swap_is_refused(
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    if shared == "the project file":
+    if shared == "the project file":  # its state goes there for the project's own dev trust file alone
         planted = tmp_path / "pyproject.toml"
         planted.write_text("[tool.ngixi]\n")
         planted.chmod(0o666)
+        (tmp_path / ".ngixi").mkdir()
+        trust = Path(shutil.copy(trust, tmp_path / ".ngixi" / "trust.toml"))
     else:
         (tmp_path / "x").mkdir(mode=0o777)
         (tmp_path / "x").chmod(0o777)

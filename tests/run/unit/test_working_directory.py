@@ -20,11 +20,12 @@ import pytest
 from ngixi_build.stages.smoke import SmokeFailure, smoke_bundle
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.loading.tenants import open_tenant
+from ngixi_runtime.spec.bundle_format import Channel
 from ngixi_runtime.trust.choice import DEV_TRUST_FILE, PROJECT_STATE_VARIABLE, TRUST_VARIABLE, chosen_trust_file
 from ngixi_runtime.trust.local_paths import unsafe_because
 from ngixi_runtime.trust.policy import load_policy
 from ngixi_runtime.trust.project_trust import register_dev_key, registered_dev_keys
-from ngixi_runtime.trust.rollback import STATE_VARIABLE
+from ngixi_runtime.trust.rollback import STATE_VARIABLE, default_state_dir
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
 from tests.run.unit.test_native_code import HONEST, crafted_artifact
@@ -341,14 +342,40 @@ def test_a_dev_key_record_that_is_a_fifo_is_not_waited_on(tmp_path: Path) -> Non
 
 
 def test_a_found_project_others_may_write_holds_no_sandbox(
-    in_hostile_project: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str]
+    in_hostile_project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (in_hostile_project / "pyproject.toml").write_text("[tool.ngixi]\n")
-    in_hostile_project.chmod(0o777)
+    keys = hostile_project(in_hostile_project)
+    (in_hostile_project / "pyproject.toml").chmod(0o666)  # its trust file is safe; the project is not
     bundle = make_bundle(in_hostile_project.parent / "out", keys.key, wasm=WASM, manifest=FS_MANIFEST)
-    assert exit_code(["run", "--in-process", "--trust", str(keys.trust), str(bundle), "add", "2", "3"]) == 2
+    assert exit_code(["run", "--in-process", str(bundle), "add", "2", "3"]) == 2
     assert "not used for the guest's sandbox" in capsys.readouterr().err
-    assert not (in_hostile_project / ".ngixi").exists()
+    assert not (in_hostile_project / ".ngixi" / "sandbox").exists()
+
+
+@pytest.mark.parametrize("channel", ["release", "dev"])
+def test_a_bundle_another_trust_file_verifies_keeps_no_state_in_the_project_it_is_run_from(
+    in_hostile_project: Path, tmp_path: Path, channel: Channel
+) -> None:
+    """An operator's own trust file, named, from a directory someone else shipped: the guest's state is the one in
+    the user's state directory, never the project's `.ngixi/sandbox/`, which the tarball may hold ready with a
+    `signer` record naming the operator's key (a public key) and the kv data and files its author chose."""
+    hostile_project(in_hostile_project)
+    operators = make_key(tmp_path / "operator", guests=["hello"], channels=[channel], native_code=False)
+    bundle = make_bundle(tmp_path / "out", operators.key, wasm=WASM, manifest=FS_MANIFEST, channel=channel)
+    planted = in_hostile_project / ".ngixi" / "sandbox" / channel / "default" / "hello"
+    (planted / "files" / "data").mkdir(parents=True)
+    (planted / "signer").write_text(operators.public.read_text().splitlines()[1] + "\n")
+    before = sorted(planted.rglob("*"))
+    assert exit_code(["run", "--in-process", "--trust", str(operators.trust), str(bundle), "add", "2", "3"]) == 0
+    assert sorted(planted.rglob("*")) == before
+    assert (default_state_dir() / "sandbox" / channel / "default" / "hello" / "files" / "data").is_dir()
+
+
+def test_the_projects_own_dev_trust_file_named_keeps_the_projects_sandbox(in_hostile_project: Path) -> None:
+    keys = hostile_project(in_hostile_project)
+    bundle = make_bundle(in_hostile_project / "out", keys.key, wasm=WASM, manifest=FS_MANIFEST)
+    assert exit_code(["run", "--in-process", "--trust", str(DEV_TRUST_FILE), str(bundle), "add", "2", "3"]) == 0
+    assert (in_hostile_project / ".ngixi" / "sandbox" / "dev" / "default" / "hello" / "files" / "data").is_dir()
 
 
 @pytest.mark.parametrize("shared", ["state", "state/rollback"])
