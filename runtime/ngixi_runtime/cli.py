@@ -150,38 +150,39 @@ def _given_directory(option: str, path: Path | None) -> Path | None:
 
 def _default_sandboxes(args: argparse.Namespace, trust: Path) -> tuple[Path, str | None]:
     """The sandboxes of the trust file in use, and why no guest may keep state there, if another user could change
-    them (or a directory above, or the project): those of the project --project names, or of the project above the
-    cwd when `trust` is that project's own dev trust file, else the user's state directory's. A project someone
-    else made (an unpacked tarball) thus chooses no state for a bundle another trust file verified: its shipped
-    `.ngixi/sandbox/`, with a `signer` record naming a trusted key (a public key), handed that key's guest the kv
-    data and files its author planted, whenever the operator ran it from there."""
-    from ngixi_runtime.spec.project import (
-        DEV_TRUST_NAME,
-        PROJECT_FILE,
-        SANDBOX_NAME,
-        find_project_root,
-        project_state_dir,
-    )
+    them (or a directory above, or the project): the project's (`_sandboxes_project`), else the user's state
+    directory's. A project someone else made (an unpacked tarball) thus chooses no state for a bundle another trust
+    file verified: its shipped `.ngixi/sandbox/`, with a `signer` record naming a trusted key (a public key), handed
+    that key's guest the kv data and files its author planted, whenever the operator ran it from there."""
+    from ngixi_runtime.spec.project import PROJECT_FILE, SANDBOX_NAME
     from ngixi_runtime.trust.local_paths import unsafe_because
-    from ngixi_runtime.trust.rollback import default_state_dir
+    from ngixi_runtime.trust.rollback import default_state_dir, is_dev_trust_file
+
+    # No project file above the cwd is read for a trust file that is no project's: not even a broken one.
+    project = _sandboxes_project(args, trust) if args.project is not None or is_dev_trust_file(trust) else None
+    state = default_state_dir() if project is None else project[1]
+    problem = (project and unsafe_because(project[0] / PROJECT_FILE)) or unsafe_because(state)
+    refusal = None if problem is None else f"{state / SANDBOX_NAME}: not used for the guest's sandbox: {problem}"
+    return state / SANDBOX_NAME, refusal and f"{refusal}; pass --sandbox DIR"
+
+
+def _sandboxes_project(args: argparse.Namespace, trust: Path) -> tuple[Path, Path] | None:
+    """The root and state directory of the project whose sandboxes a guest's state goes to: the one --project names,
+    or the one above the cwd when `trust` is its own dev trust file; None for any other."""
+    from ngixi_runtime.spec.project import DEV_TRUST_NAME, PROJECT_FILE, find_project_root, project_state_dir
 
     root = find_project_root(args.project or Path.cwd())
-    if root is None and args.project is not None:  # else the state directory's sandboxes, --project ignored
+    if root is None and args.project is not None:
         raise InvalidInput(
             f"--project {args.project}: no ngixi project at or above it (a {PROJECT_FILE} with [tool.ngixi]); name "
             "the project's folder, or drop --project"
         )
-    project_state = None if root is None else project_state_dir(root, state_override())
-    chosen = args.project is not None or (
-        project_state is not None and resolved(trust) == resolved(project_state / DEV_TRUST_NAME)
-    )
-    if root is not None and project_state is not None and chosen:
-        state, problem = project_state, unsafe_because(root / PROJECT_FILE)
-    else:
-        state, problem = default_state_dir(), None
-    problem = problem or unsafe_because(state)
-    refusal = None if problem is None else f"{state / SANDBOX_NAME}: not used for the guest's sandbox: {problem}"
-    return state / SANDBOX_NAME, refusal and f"{refusal}; pass --sandbox DIR"
+    if root is None:
+        return None
+    state = project_state_dir(root, state_override())
+    if args.project is None and resolved(trust) != resolved(state / DEV_TRUST_NAME):
+        return None
+    return root, state
 
 
 def _rollback_guard(args: argparse.Namespace, trust_file: Path) -> RollbackGuard:

@@ -371,6 +371,19 @@ def test_a_bundle_another_trust_file_verifies_keeps_no_state_in_the_project_it_i
     assert (default_state_dir() / "sandbox" / channel / "default" / "hello" / "files" / "data").is_dir()
 
 
+def test_a_project_file_above_the_cwd_is_not_read_for_another_trust_files_bundle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broken pyproject.toml another user left in /tmp ended every `ngixi run --trust FILE` below it that named
+    no --sandbox, whatever FILE was; the project is looked for only for its own dev trust file or --project now."""
+    operators = make_key(tmp_path / "operator", guests=["hello"], channels=["release"], native_code=False)
+    bundle = make_bundle(tmp_path / "out", operators.key, wasm=WASM, manifest=FS_MANIFEST, channel="release")
+    (tmp_path / "pyproject.toml").write_text("[tool.ngixi\n")
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    assert exit_code(["run", "--in-process", "--trust", str(operators.trust), str(bundle), "add", "2", "3"]) == 0
+
+
 def test_the_projects_own_dev_trust_file_named_keeps_the_projects_sandbox(in_hostile_project: Path) -> None:
     keys = hostile_project(in_hostile_project)
     bundle = make_bundle(in_hostile_project / "out", keys.key, wasm=WASM, manifest=FS_MANIFEST)
@@ -405,11 +418,11 @@ def test_deeply_nested_toml_is_one_line_not_a_traceback(
 ) -> None:
     nested = "a = " + "[" * 100_000 + "]" * 100_000 + "\n"
     (in_hostile_project / "pyproject.toml").write_text(nested if name == "pyproject.toml" else "[tool.ngixi]\n")
-    trust = keys.trust if name == "pyproject.toml" else in_hostile_project / name
+    named = [] if name == "pyproject.toml" else ["--trust", str(in_hostile_project / name)]  # else looked for
     if name == "trust.toml":
-        trust.write_text(nested)
+        (in_hostile_project / name).write_text(nested)
     bundle = make_bundle(in_hostile_project.parent / "out", keys.key, wasm=WASM)
-    assert exit_code(["run", "--in-process", "--trust", str(trust), str(bundle), "add", "2", "3"]) == 2
+    assert exit_code(["run", "--in-process", *named, str(bundle), "add", "2", "3"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.endswith("not valid TOML: TOML inline arrays/tables are nested more than the allowed 400 levels")
 
