@@ -31,7 +31,7 @@ from ngixi_runtime.files import (
     read_input_text,
 )
 from ngixi_runtime.records import NamedTuple
-from ngixi_runtime.trust.minisign_format import is_secret_key
+from ngixi_runtime.trust.minisign_format import is_secret_key, public_key_from_base64
 from ngixi_runtime.trust.signatures import (
     TrustStore,
     key_id_of,
@@ -57,7 +57,8 @@ def read_public_key(path: Path) -> minisign.PublicKey:
     """A minisign public key file (as `minisign -G` or `ngixi keygen` writes it)."""
     data = read_input_bytes(path, what="the public key", limit=KEY_FILE_LIMIT)
     try:
-        return minisign.PublicKey.from_bytes(data)
+        key = minisign.PublicKey.from_bytes(data)
+        public_key_from_base64(key.to_base64())  # as the loader reads it (FormatError: a ValueError)
     except (minisign.Error, ValueError) as error:
         if is_secret_key(data):
             raise InvalidInput(
@@ -65,6 +66,7 @@ def read_public_key(path: Path) -> minisign.PublicKey:
                 "off the hosts that only verify"
             ) from None
         raise InvalidInput(f"{path}: not a minisign public key file ({error})") from None
+    return key
 
 
 def add_key(trust_file: Path, public_key: minisign.PublicKey, trust: NewTrust) -> str:

@@ -57,7 +57,27 @@ def public_key_from_base64(text: str | bytes) -> PublicKey:
     raw = _decoded(text, _ALGORITHM_BYTES + _KEY_ID_BYTES + _KEY_BYTES)
     if raw[:_ALGORITHM_BYTES] != PURE:
         raise FormatError("unsupported signature algorithm")
+    if _is_weak(raw[-_KEY_BYTES:]):
+        raise FormatError(
+            "its Ed25519 key is a point of small order, or not spelt canonically, against which signatures anyone can "
+            "make verify; minisign refuses it too: ask its owner for a key made by minisign -G or ngixi keygen"
+        )
     return PublicKey(raw[_ALGORITHM_BYTES:-_KEY_BYTES], raw[-_KEY_BYTES:])
+
+
+# Ed25519's field prime, and the y coordinates of its points of small order (libsodium's `ge25519_has_small_order`
+# list, which minisign's verification refuses): the identity, the points of order 2 and 4, and the two of order 8.
+_FIELD_PRIME = 2**255 - 19
+_ORDER_8_Y = 2707385501144840649318225287225658788936804267575313519463743609750303402022
+_SMALL_ORDER_Y = frozenset({0, 1, _FIELD_PRIME - 1, _ORDER_8_Y, _FIELD_PRIME - _ORDER_8_Y})
+
+
+def _is_weak(ed25519: bytes) -> bool:
+    """Whether an encoded Ed25519 public key has small order or a y at or above the prime: OpenSSL verifies against
+    such a key R = identity, S = 0 (or a few tries more) over any message, so whoever could reach the trust file's
+    bundles could sign them."""
+    y = int.from_bytes(ed25519, "little") & ((1 << 255) - 1)  # the top bit is x's sign
+    return y >= _FIELD_PRIME or y in _SMALL_ORDER_Y
 
 
 def signature_from_bytes(data: bytes) -> Signature:

@@ -12,7 +12,7 @@ from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.loading.tenants import open_tenant
 from ngixi_runtime.trust.project_trust import chosen_trust
 from ngixi_runtime.trust.signatures import load_trust
-from tests.conftest import KeyFiles, make_bundle, make_key
+from tests.conftest import KeyFiles, entries, exit_code, make_bundle, make_key, repack
 from tests.run.unit.test_loader import MANIFEST, WASM
 
 
@@ -130,3 +130,62 @@ def test_a_public_key_given_as_the_trust_file_is_named_as_such(keys: KeyFiles) -
     """`--trust release.pub` was 'not valid TOML: Expected '=' after a key', which says nothing of trust files."""
     with pytest.raises(InvalidInput, match=r"test\.pub: a minisign key file, not a trust file: .*`ngixi trust add "):
         load_trust(keys.public)
+
+
+# Ed25519 points of small order (libsodium's list, which minisign refuses): y = 0, 1, p - 1 and the two of order 8.
+_P = 2**255 - 19
+_ORDER_8 = bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05")
+SMALL_ORDER_KEYS = [
+    bytes(32),
+    (1).to_bytes(32, "little"),
+    (_P - 1).to_bytes(32, "little"),
+    _ORDER_8,
+    (_P - int.from_bytes(_ORDER_8, "little")).to_bytes(32, "little"),
+    _P.to_bytes(32, "little"),  # 0 spelt another way (not canonical)
+]
+
+
+def _trust_file_of(directory: Path, ed25519: bytes, key_id: bytes = bytes(range(8))) -> Path:
+    line = base64.b64encode(b"Ed" + key_id + ed25519).decode()
+    shown = f"{int.from_bytes(key_id, 'little'):X}"
+    trust = directory / "forged-trust.toml"
+    trust.write_text(f'[[keys]]\nid = "{shown}"\npublic_key = "{line}"\nguests = ["hello"]\nchannels = ["dev"]\n')
+    return trust
+
+
+def test_a_bundle_no_one_signed_never_verifies_against_a_key_of_small_order(
+    tmp_path: Path, keys: KeyFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trust entry a vendor handed over with the identity point as its Ed25519 key (`ngixi trust add their.pub`):
+    R = identity, S = 0 verifies any message against it, so anyone, a registry or a man in the middle, could sign
+    that guest's bundles (with its native code, had the key native_code). minisign (libsodium) refuses such keys."""
+    bundle = bundle_of(tmp_path, keys)
+    identity = (1).to_bytes(32, "little")
+    items = entries(bundle)
+    signed = base64.b64encode(b"ED" + bytes(range(8)) + identity + bytes(32)).decode()
+    comment = items[1][1].decode().splitlines()[2]
+    global_line = base64.b64encode(identity + bytes(32)).decode()
+    forged = f"untrusted comment: nobody\n{signed}\n{comment}\n{global_line}\n".encode()
+    repack(bundle, [items[0], ("bundle.json.minisig", forged), *items[2:]])
+    trust = _trust_file_of(tmp_path, identity)
+    assert exit_code(["verify", "--trust", str(trust), "--state-dir", str(tmp_path / "s"), str(bundle)]) == 2
+    assert "keys[0].public_key: not a minisign public key (its Ed25519 key" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("ed25519", SMALL_ORDER_KEYS, ids=range(len(SMALL_ORDER_KEYS)))
+def test_every_ed25519_key_of_small_order_is_refused(tmp_path: Path, ed25519: bytes) -> None:
+    with pytest.raises(InvalidInput, match="small order"):
+        load_trust(_trust_file_of(tmp_path, ed25519))
+
+
+def test_trust_add_refuses_a_public_key_of_small_order_naming_its_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    public = tmp_path / "vendor.pub"
+    public.write_text(f"untrusted comment: vendor\n{base64.b64encode(b'Ed' + bytes(8) + bytes(32)).decode()}\n")
+    trust = tmp_path / "trust.toml"
+    assert exit_code(["trust", "add", str(public), "--guest", "hello", "--channel", "dev", "--trust", str(trust)]) == 2
+    assert f"{public}: not a minisign public key file (its Ed25519 key is a point of small order" in (
+        capsys.readouterr().err
+    )
+    assert not trust.exists()
