@@ -572,6 +572,30 @@ def _verify_archive(
     )
 
 
+def signed_start(descriptor: int, received: int, trust: TrustStore, *, source: str) -> bool:
+    """Whether the first `received` bytes of a bundle still arriving at `descriptor` (a layer `ngixi pull` inflates or
+    downloads) hold its index and signature, verified with `trust` and within its scope: False while they have not
+    all arrived (call again with more); a `VerificationError` where `read_bundle` would refuse them. An unsigned
+    bundle is so refused after its first 70 KiB at most, not once the whole of it (up to 1 GiB) has arrived; the
+    bundle, once whole, is still to be read by `read_bundle`."""
+    archive = _Archive(descriptor, MAX_BUNDLE_BYTES, source)  # sizes held to their limits, not to what has arrived
+    entries: list[_Entry] = []
+    for position in range(2):
+        offset = entries[-1].end if entries else 0
+        if received < offset + _BLOCK:
+            return False
+        found = archive._parse_header(offset)
+        if found is None:
+            raise archive.fail(f"member {_FIXED_ORDER[position]} is missing")
+        entries.append(archive._checked(*found, position=position, seen={entry.name for entry in entries}))
+    if received < entries[1].data + entries[1].size:
+        return False
+    index_bytes, signature = archive.read(entries[0]), archive.read(entries[1])
+    signer, comment = verify_index(index_bytes, signature, trust, source=source)
+    check_scope(parse_index(index_bytes, source=source), signer, comment, trust, source=source)
+    return True
+
+
 def _verified(
     archive: _Archive,
     index_bytes: bytes,

@@ -8,11 +8,12 @@ import hashlib
 import tempfile
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import requests
 from oras.container import Container
 
-from ngixi_runtime.bundles.reader import read_bundle
+from ngixi_runtime.bundles.reader import read_bundle, signed_start
 from ngixi_runtime.errors import InvalidInput, VerificationError
 from ngixi_runtime.files import sha256_of, write_atomic
 from ngixi_runtime.printable import printable
@@ -57,14 +58,17 @@ def _pull(reference: str, out_dir: Path, trust: TrustStore) -> Path:
         response.raise_for_status()
         with tempfile.TemporaryDirectory() as scratch:
             blob, staged = Path(scratch) / "blob", Path(scratch) / f"{container.repository.rsplit('/', 1)[-1]}.ngx"
-            digest = _download(response, blob, layer["size"], reference)
+            compressed = layer["mediaType"] == GZIP_BUNDLE_MEDIA_TYPE
+            start = _SignedStart(trust, reference)
+            digest = _download(response, blob, layer["size"], reference, None if compressed else start)
             if f"sha256:{digest}" != layer["digest"]:
                 raise VerificationError(f"{reference}: downloaded blob does not match its digest")
-            if layer["mediaType"] == GZIP_BUNDLE_MEDIA_TYPE:
-                _decompress(blob, staged, reference)
+            if compressed:
+                _decompress(blob, staged, start)
             else:
                 blob.rename(staged)
-            index = read_bundle(staged, trust).index
+            with staged.open("rb") as bundle:  # named by the reference in what the reader refuses
+                index = read_bundle(Path(reference), trust, descriptor=bundle.fileno()).index
             _check_named(index, container, reference)
             final = out_dir / f"{index.guest}-{index.version}{BUNDLE_SUFFIX}"  # both checked by the reader
             _write_new(final, staged.read_bytes())
@@ -130,24 +134,41 @@ def _pulled_manifest(client: Client, container: Container, reference: str) -> by
     return content
 
 
-def _download(response: requests.Response, path: Path, size: int, reference: str) -> str:
+class _SignedStart:
+    """A bundle written as it arrives, refused as soon as its start shows its index unsigned by the trust file's keys
+    (`reader.signed_start`): a registry's layer of 1 GiB, or one inflating to it, was written whole first."""
+
+    def __init__(self, trust: TrustStore, reference: str) -> None:
+        self.trust, self.reference, self.verified = trust, reference, False
+
+    def arrived(self, stream: BinaryIO, received: int) -> None:
+        if not self.verified:
+            stream.flush()
+            self.verified = signed_start(stream.fileno(), received, self.trust, source=self.reference)
+
+
+def _download(response: requests.Response, path: Path, size: int, reference: str, start: _SignedStart | None) -> str:
+    """The blob written to `path`, its SHA-256; with `start`, the blob is the bundle, checked as it arrives."""
     digest = hashlib.sha256()
     received = 0
-    with path.open("wb") as stream:
+    with path.open("w+b") as stream:  # read back by signed_start
         for chunk in response.iter_content(chunk_size=1 << 16):
             received += len(chunk)
             if received > size:
                 raise VerificationError(f"{reference}: blob is larger than its declared {size} bytes")
             digest.update(chunk)
             stream.write(chunk)
+            if start is not None:
+                start.arrived(stream, received)
     return digest.hexdigest()
 
 
-def _decompress(blob: Path, path: Path, reference: str) -> None:
-    """Inflates a gzip'd layer, refusing one that inflates past the largest bundle the reader accepts."""
-    written = 0
+def _decompress(blob: Path, path: Path, start: _SignedStart) -> None:
+    """Inflates a gzip'd layer, refusing one that inflates past the largest bundle the reader accepts, or whose start
+    is no bundle the trust file's keys signed."""
+    reference, written = start.reference, 0
     try:
-        with gzip.open(blob) as inflated, path.open("wb") as stream:
+        with gzip.open(blob) as inflated, path.open("w+b") as stream:
             while chunk := inflated.read(1 << 16):
                 written += len(chunk)
                 if written > MAX_BUNDLE_BYTES:
@@ -156,5 +177,6 @@ def _decompress(blob: Path, path: Path, reference: str) -> None:
                         "bundle accepted; refused as a decompression bomb"
                     )
                 stream.write(chunk)
+                start.arrived(stream, written)
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
         raise VerificationError(f"{reference}: the bundle layer is not valid gzip: {error}") from None

@@ -16,6 +16,7 @@ import pytest
 from ngixi_build.stages.signing import TrustEntry, render_trust_file
 from ngixi_runtime.errors import NgixiError, VerificationError
 from ngixi_runtime.registry import client as registry_client
+from ngixi_runtime.registry import oci, pull
 from ngixi_runtime.registry.client import RegistryError
 from ngixi_runtime.registry.pull import pull_bundle
 from ngixi_runtime.trust.choice import TRUST_VARIABLE
@@ -70,6 +71,50 @@ def test_an_older_signed_version_under_a_newer_tag_is_refused(
     with pytest.raises(VerificationError, match=rf"^{reference}: the registry returned hello 0\.1\.0, not 0\.2\.0"):
         _pull(reference, tmp_path / "out", release_keys)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_layer_inflating_from_an_unsigned_start_is_refused_before_the_rest_is_inflated(
+    registry: FakeRegistry, release_keys: KeyFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registry's layer of 1 MB inflating to 1 GiB that no trusted key signed was written whole to the temporary
+    folder before the reader refused it (6.6 s here); its start (the index and its signature) is checked as it
+    arrives now. The limit is lowered so that the bomb is small: refused as one before, for its signer now."""
+    monkeypatch.setattr(pull, "MAX_BUNDLE_BYTES", 1 << 20)
+    stranger = make_key(tmp_path / "stranger", channels=["release"])
+    unsigned = gzip.decompress(_release_bundle(tmp_path / "b", stranger))
+    registry.tag("0.1.0", gzip.compress(unsigned + bytes(2 << 20), mtime=0))
+    reference = f"{registry.repository}/hello:0.1.0"
+    with pytest.raises(
+        VerificationError, match=rf"^{reference}: signed by key {stranger.key.key_id}, which .* not trust"
+    ):
+        _pull(reference, tmp_path / "out", release_keys)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_an_uncompressed_layer_is_refused_for_its_unsigned_start_before_the_rest_arrives(
+    registry: FakeRegistry, release_keys: KeyFiles, tmp_path: Path
+) -> None:
+    """The registry sends the start of a bundle no trusted key signed, then hangs up: refused for its signer (before,
+    the pull read on to the end the layer's size declares, and said the download missed its digest)."""
+    stranger = make_key(tmp_path / "stranger", channels=["release"])
+    unsigned = gzip.decompress(_release_bundle(tmp_path / "b", stranger))
+    registry.tag("0.1.0", unsigned + bytes(1 << 20), media_type=oci.BUNDLE_MEDIA_TYPE)
+    digest = next(name for name in registry.blobs)
+    whole = len(unsigned) + (1 << 20)
+
+    def start_then_hang_up(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(whole))
+        handler.end_headers()
+        handler.wfile.write(unsigned + bytes(256 << 10))  # more than a read's chunk, less than the whole
+        handler.close_connection = True
+
+    registry.blobs[digest] = start_then_hang_up
+    reference = f"{registry.repository}/hello:0.1.0"
+    with pytest.raises(
+        VerificationError, match=rf"^{reference}: signed by key {stranger.key.key_id}, which .* not trust"
+    ):
+        _pull(reference, tmp_path / "out", release_keys)
 
 
 @pytest.mark.parametrize("asked", ["other:0.1.0", "other@{digest}"])
