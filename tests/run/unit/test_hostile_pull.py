@@ -77,8 +77,8 @@ def test_a_layer_inflating_from_an_unsigned_start_is_refused_before_the_rest_is_
     registry: FakeRegistry, release_keys: KeyFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A registry's layer of 1 MB inflating to 1 GiB that no trusted key signed was written whole to the temporary
-    folder before the reader refused it (6.6 s here); its start (the index and its signature) is checked as it
-    arrives now. The limit is lowered so that the bomb is small: refused as one before, for its signer now."""
+    folder before the reader refused it; its start (the index and its signature) is checked as it arrives now. The
+    limit is lowered so that the bomb is small: refused as one before, for its signer now."""
     monkeypatch.setattr(pull, "MAX_BUNDLE_BYTES", 1 << 20)
     stranger = make_key(tmp_path / "stranger", channels=["release"])
     unsigned = gzip.decompress(_release_bundle(tmp_path / "b", stranger))
