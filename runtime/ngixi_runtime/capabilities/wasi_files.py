@@ -111,7 +111,7 @@ from ngixi_runtime.spec.abi import (
     write_u64,
 )
 
-MAX_PATH = 4096  # bytes, as PATH_MAX on Linux
+MAX_PATH = 4096  # bytes, as PATH_MAX on Linux, which counts a path's terminating NUL: 4,095 bytes fit
 MAX_READ = MAX_WRITE = 16 << 20  # bytes one call moves; a larger request is a short read or write
 # Entries fd_readdir reads between two looks at the call's deadline: a directory of a million names (an operator's
 # ro preopen, or a guest's own under a max_files that allows them) took seconds to read, past its timeout_ms.
@@ -963,7 +963,7 @@ def _readable(memory: GuestMemory, iovs: int, count: int) -> int:
 
 
 def _path(memory: GuestMemory, pointer: int, length: int) -> str:
-    if length > MAX_PATH:
+    if length >= MAX_PATH:
         raise AbiFault(Errno.NAMETOOLONG)
     path = read_utf8(memory, pointer, length, fault=Errno.ILSEQ)
     if "\0" in path:

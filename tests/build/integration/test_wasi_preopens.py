@@ -62,11 +62,14 @@ KNOWN = (
         _line("rename to a file fd", "54"),
         "a path call under a descriptor that is no directory is NOTDIR, as renameat(2) answers (README)",
     ),
-    Known(
-        _line("a 5999-byte path, mkdir", "44"),
-        _line("a 5999-byte path, mkdir", "37"),
-        "a path longer than PATH_MAX (4096) is NAMETOOLONG before any lookup, as on Linux; Wasmtime looks its first "
-        "name up (NOENT)",
+    *(
+        Known(
+            _line(f"mkdir a {length}-byte path", "44"),
+            _line(f"mkdir a {length}-byte path", "37"),
+            "a path of PATH_MAX (4096) bytes or more is NAMETOOLONG before any lookup, as on Linux and as Wasmtime's "
+            "path_open answers; Wasmtime's path_create_directory looks its first name up (NOENT)",
+        )
+        for length in (4096, 4097)
     ),
 )
 COMPONENT_KNOWN = (

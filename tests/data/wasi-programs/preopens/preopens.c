@@ -170,14 +170,14 @@ static void escapes(void) {
 static void long_names(void) {
     static char name[6000];
     memset(name, 'n', sizeof name);
-    E("open a 255-byte name", opened("  ", A, name, __WASI_OFLAGS_CREAT, RW, 0) == (__wasi_fd_t)-1);
     name[255] = 0;
+    __wasi_fd_t fd = opened("CREAT a 255-byte name", A, name, __WASI_OFLAGS_CREAT, RW, 0);
+    E("  close", __wasi_fd_close(fd));
     E("  filestat it", __wasi_path_filestat_get(A, 0, name, &(__wasi_filestat_t){0}));
     E("  unlink it", __wasi_path_unlink_file(A, name));
     memset(name, 'n', sizeof name);
     name[256] = 0;
     E("CREAT a 256-byte name", opened("  ", A, name, __WASI_OFLAGS_CREAT, RW, 0) == (__wasi_fd_t)-1);
-    __wasi_fd_t fd = 0;
     E("  its errno", __wasi_path_open(A, 0, name, __WASI_OFLAGS_CREAT, RW, 0, 0, &fd));
     E("  mkdir", __wasi_path_create_directory(A, name));
     E("  filestat", __wasi_path_filestat_get(A, 0, name, &(__wasi_filestat_t){0}));
@@ -185,16 +185,16 @@ static void long_names(void) {
     E("  follow the link", __wasi_path_filestat_get(A, 1, "longlink", &(__wasi_filestat_t){0}));
     E("  rename to it", __wasi_path_rename(A, "x3", A, name));
     E("  unlink the link", __wasi_path_unlink_file(A, "longlink"));
-    memset(name, 'n', sizeof name);
-    for (int i = 100; i < 5000; i += 101) name[i] = '/';
-    name[4095] = 0;
-    E("a 4095-byte path", __wasi_path_open(A, 0, name, 0, RW, 0, 0, &fd));
-    memset(name, 'n', sizeof name);
-    for (int i = 100; i < 5000; i += 101) name[i] = '/';
-    name[4097] = 0;
-    E("a 4097-byte path", __wasi_path_open(A, 0, name, 0, RW, 0, 0, &fd));
-    name[5999] = 0;
-    E("a 5999-byte path, mkdir", __wasi_path_create_directory(A, name));
+    for (__wasi_size_t length = 4095; length <= 4097; length++) {
+        memset(name, 'n', sizeof name);
+        for (int i = 100; i < 5000; i += 101) name[i] = '/';
+        name[length] = 0;
+        char label[64];
+        snprintf(label, sizeof label, "open a %u-byte path", length);
+        E(label, __wasi_path_open(A, 0, name, 0, RW, 0, 0, &fd));
+        snprintf(label, sizeof label, "mkdir a %u-byte path", length);
+        E(label, __wasi_path_create_directory(A, name));
+    }
 }
 
 int main(void) {
