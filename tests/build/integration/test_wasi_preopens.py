@@ -21,7 +21,14 @@ import pytest
 
 from ngixi_build.project import Project
 from ngixi_runtime.loading.tenants import CallFailed, open_tenant
-from tests.build.integration.test_wasi_programs import Known, as_we_answer, compile_source, tree
+from tests.build.integration.test_wasi_programs import (
+    Known,
+    as_we_answer,
+    compile_source,
+    manifest,
+    tree,
+    wasi_command,
+)
 from tests.build.integration.test_wasi_testsuite_component import as_component, componentized
 from tests.conftest import REPO, KeyFiles, make_bundle, make_key
 from tests.integration import copy_project
@@ -104,23 +111,6 @@ def fresh_tree(root: Path) -> Path:
     return root
 
 
-def manifest() -> str:
-    preopens = ", ".join(f'{{ guest = "{guest}", host = "{host}", mode = "{mode}" }}' for guest, host, mode in PREOPENS)
-    return f"""[guest]
-name = "{GUEST}"
-version = "0.1.0"
-kind = "command"
-
-[capabilities.stdio]
-[capabilities.fs]
-preopens = [{preopens}]
-
-[limits]
-memory_pages = 1024
-timeout_ms = 30000
-"""
-
-
 def reference(wasm: bytes, work: Path) -> Outcome:
     """The program under wasmtime-py's own WASI, with the same preopens."""
     import wasmtime
@@ -131,14 +121,7 @@ def reference(wasm: bytes, work: Path) -> Outcome:
     for guest, host, mode in PREOPENS:
         config.preopen_dir(str(root / host), guest, fs_mutable=mode == "rw")
     config.stdout_file = str(work / "stdout")
-    engine = wasmtime.Engine()
-    store = wasmtime.Store(engine)
-    store.set_wasi(config)
-    linker = wasmtime.Linker(engine)
-    linker.define_wasi()
-    start = linker.instantiate(store, wasmtime.Module(engine, wasm)).exports(store)["_start"]
-    assert isinstance(start, wasmtime.Func)
-    start(store)
+    wasi_command(config, wasm)()
     return Outcome(0, (work / "stdout").read_text(), tree(root))
 
 
@@ -150,9 +133,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     keys = make_key(directory / "keys")
     wasm = directory / f"{GUEST}.wasm"
     compile_source(SOURCE, wasm)
-    core = make_bundle(directory / "core", keys.key, wasm=wasm.read_bytes(), manifest=manifest(), guest=GUEST)
+    core = make_bundle(
+        directory / "core", keys.key, wasm=wasm.read_bytes(), manifest=manifest(GUEST, preopens=PREOPENS), guest=GUEST
+    )
     project = Project(copy_project(directory / "project", toolchain_from=REPO))
-    component_manifest = as_component(manifest())
+    component_manifest = as_component(manifest(GUEST, preopens=PREOPENS))
     component_wasm = componentized(project, GUEST, component_manifest, wasm)
     component = make_bundle(
         directory / "component", keys.key, wasm=component_wasm, manifest=component_manifest, guest=GUEST
