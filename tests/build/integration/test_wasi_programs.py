@@ -227,11 +227,12 @@ def compile_program(name: str, output: Path) -> None:
     compile_source(SOURCES[name], output)
 
 
-def compile_source(source: Path, output: Path) -> None:
-    """A C or Zig program compiled as `compile_program` says."""
+def compile_source(source: Path, output: Path, defines: Sequence[str] = ()) -> None:
+    """A C or Zig program compiled as `compile_program` says (a C one with the macros `defines`)."""
     zig = [str(ziglang.ensure_zig())]
     if source.suffix == ".c":
-        command = [*zig, "cc", f"--target={WASI_TARGET}", "-O2", "-w", str(source), "-o", str(output)]
+        command = [*zig, "cc", f"--target={WASI_TARGET}", "-O2", "-w", *(f"-D{name}" for name in defines)]
+        command += [str(source), "-o", str(output)]
         command += [f"-Wl,--max-memory={MEMORY_PAGES * PAGE_BYTES}", f"-Wl,-z,stack-size={STACK_BYTES}"]
     else:
         command = [*zig, "build-exe", "-target", WASI_TARGET, "-O", "ReleaseSmall", str(source)]
