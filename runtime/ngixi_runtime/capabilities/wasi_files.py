@@ -111,7 +111,7 @@ from ngixi_runtime.spec.abi import (
     write_u64,
 )
 
-MAX_PATH = 4096  # bytes, as PATH_MAX on Linux
+MAX_PATH = 4096  # bytes, as PATH_MAX on Linux, which counts a path's terminating NUL: 4,095 bytes fit
 MAX_READ = MAX_WRITE = 16 << 20  # bytes one call moves; a larger request is a short read or write
 # Entries fd_readdir reads between two looks at the call's deadline: a directory of a million names (an operator's
 # ro preopen, or a guest's own under a max_files that allows them) took seconds to read, past its timeout_ms.
@@ -435,10 +435,9 @@ class WasiFilesystem:
         fdflags: int,
         opened: int,
     ) -> None:
-        # A ro preopen refuses any right or flag that asks to change a file, though only FD_WRITE, TRUNC and APPEND
-        # open one for writing
-        changes = bool(rights & WRITE_RIGHTS or oflags & (OFLAG_CREAT | OFLAG_TRUNC) or fdflags & FDFLAG_APPEND)
-        if changes:
+        # A ro preopen refuses what would write a file (FD_WRITE, CREAT, TRUNC); a file asked for APPEND or another
+        # write right without FD_WRITE opens there to read, as in Wasmtime's WASI (core and component guests alike)
+        if rights & RIGHT_FD_WRITE or oflags & (OFLAG_CREAT | OFLAG_TRUNC):
             _refuse_on_ro(self._directory(fd))
         parent = self._directory(fd, RIGHT_PATH_OPEN | _oflag_rights(oflags))
         # What the new descriptor may hand down is its parent's, whatever `inheriting` asks: Wasmtime's WASI
@@ -465,7 +464,9 @@ class WasiFilesystem:
         ):
             before = _existing(target) if oflags & (OFLAG_CREAT | OFLAG_TRUNC) else None
             with self._quota.naming() if before is None and oflags & OFLAG_CREAT else nullcontext():
-                host_fd, mode, rights, fdflags = _open_file_or_directory(target, oflags, fdflags, asked)
+                host_fd, mode, rights, fdflags = _open_file_or_directory(
+                    target, oflags, fdflags, asked, appending_writes=not parent.read_only
+                )
             if before is not None and oflags & OFLAG_TRUNC and stat.S_ISREG(before.st_mode):
                 self._quota.shrink(before.st_size)
             if stat.S_ISREG(mode) and (not parent.read_only or self._writable_within_read_only):
@@ -595,8 +596,9 @@ class WasiFilesystem:
             self._quota.shrink(old_size - new_size)
 
     def fd_allocate(self, memory: GuestMemory, fd: int, offset: int, length: int) -> None:
-        """NOTSUP for every file, as Wasmtime's WASI answers and its own test programs expect (BADF for others)."""
-        if self._changing(fd, 0).filetype != FILETYPE_REGULAR_FILE:
+        """NOTSUP for every file, under a ro preopen too, as Wasmtime's WASI answers and its own test programs expect
+        (BADF for others)."""
+        if self._get(fd).filetype != FILETYPE_REGULAR_FILE:
             raise AbiFault(Errno.BADF)
         raise AbiFault(Errno.NOTSUP)
 
@@ -619,8 +621,6 @@ class WasiFilesystem:
             raise AbiFault(Errno.INVAL)
         if flags & _SYNC_FDFLAGS:  # as Wasmtime's WASI: Linux cannot change O_SYNC/O_DSYNC on an open file
             raise AbiFault(Errno.INVAL)
-        if flags & FDFLAG_APPEND and not descriptor.flags & FDFLAG_APPEND:
-            _refuse_on_ro(descriptor)  # appending is writing
         if descriptor.host_fd >= 0:
             host = fcntl.fcntl(descriptor.host_fd, fcntl.F_GETFL)
             for bit, host_bit in _HOST_FDFLAGS:
@@ -963,7 +963,7 @@ def _readable(memory: GuestMemory, iovs: int, count: int) -> int:
 
 
 def _path(memory: GuestMemory, pointer: int, length: int) -> str:
-    if length > MAX_PATH:
+    if length >= MAX_PATH:
         raise AbiFault(Errno.NAMETOOLONG)
     path = read_utf8(memory, pointer, length, fault=Errno.ILSEQ)
     if "\0" in path:
@@ -975,11 +975,14 @@ def _path(memory: GuestMemory, pointer: int, length: int) -> str:
     return path
 
 
-def _open_file_or_directory(target: Target, oflags: int, fdflags: int, asked: int) -> tuple[int, int, int, int]:
+def _open_file_or_directory(
+    target: Target, oflags: int, fdflags: int, asked: int, *, appending_writes: bool
+) -> tuple[int, int, int, int]:
     """`_open_file` with the rights `asked` give: the host descriptor, its file's mode, its rights and fdflags. A
     directory asked for APPEND without writing (FD_WRITE, CREAT, TRUNC) opens to read, as open(2) opens it
-    O_RDONLY|O_APPEND and Wasmtime's WASI opens it, where writing a directory is ISDIR."""
-    rights = _access_rights(asked, oflags, fdflags)
+    O_RDONLY|O_APPEND and Wasmtime's WASI opens it, where writing a directory is ISDIR; so does a file when APPEND
+    does not open for writing (`appending_writes` false: under a ro preopen), keeping APPEND as open(2) does."""
+    rights = _access_rights(asked, oflags, fdflags if appending_writes else fdflags & ~FDFLAG_APPEND)
     try:
         return (*_open_file(target, oflags, fdflags, rights), rights, fdflags)
     except (IsADirectoryError, AbiFault) as error:

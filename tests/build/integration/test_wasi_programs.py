@@ -16,10 +16,11 @@ import json
 import os
 import stat
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -27,6 +28,9 @@ from ngixi_build.languages.native import PAGE_BYTES, STACK_BYTES, WASI_TARGET
 from ngixi_build.toolchains import ziglang
 from ngixi_runtime.loading.tenants import CallFailed, open_tenant
 from tests.conftest import REPO, KeyFiles, make_bundle, make_key
+
+if TYPE_CHECKING:
+    import wasmtime
 
 pytestmark = pytest.mark.integration
 
@@ -223,11 +227,12 @@ def compile_program(name: str, output: Path) -> None:
     compile_source(SOURCES[name], output)
 
 
-def compile_source(source: Path, output: Path) -> None:
-    """A C or Zig program compiled as `compile_program` says."""
+def compile_source(source: Path, output: Path, defines: Sequence[str] = ()) -> None:
+    """A C or Zig program compiled as `compile_program` says (a C one with the macros `defines`)."""
     zig = [str(ziglang.ensure_zig())]
     if source.suffix == ".c":
-        command = [*zig, "cc", f"--target={WASI_TARGET}", "-O2", "-w", str(source), "-o", str(output)]
+        command = [*zig, "cc", f"--target={WASI_TARGET}", "-O2", "-w", *(f"-D{name}" for name in defines)]
+        command += [str(source), "-o", str(output)]
         command += [f"-Wl,--max-memory={MEMORY_PAGES * PAGE_BYTES}", f"-Wl,-z,stack-size={STACK_BYTES}"]
     else:
         command = [*zig, "build-exe", "-target", WASI_TARGET, "-O", "ReleaseSmall", str(source)]
@@ -235,7 +240,14 @@ def compile_source(source: Path, output: Path) -> None:
     subprocess.run(command, check=True, capture_output=True, timeout=300, cwd=output.parent)
 
 
-def manifest(name: str, env_names: Iterable[str] = ENV, preopen: str = "/") -> str:
+def manifest(
+    name: str, env_names: Iterable[str] = ENV, preopen: str = "/", preopens: Sequence[tuple[str, str, str]] = ()
+) -> str:
+    """Every capability a program uses; its root preopened read-write as `preopen`, or `preopens` (guest path, host
+    folder, mode) instead."""
+    mounts = ", ".join(
+        f'{{ guest = "{g}", host = "{h}", mode = "{m}" }}' for g, h, m in preopens or [(preopen, "root", "rw")]
+    )
     return f"""[guest]
 name = "{name}"
 version = "0.1.0"
@@ -249,7 +261,7 @@ kind = "command"
 [capabilities.env]
 allow = {json.dumps(sorted(env_names))}
 [capabilities.fs]
-preopens = [{{ guest = "{preopen}", host = "root", mode = "rw" }}]
+preopens = [{mounts}]
 
 [limits]
 memory_pages = {MEMORY_PAGES}
@@ -298,6 +310,20 @@ def fresh_root(root: Path) -> Path:
     return root
 
 
+def wasi_command(config: wasmtime.WasiConfig, wasm: bytes) -> Callable[[], object]:
+    """The module's `_start` under wasmtime-py's own WASI, set up by `config`, to call."""
+    import wasmtime
+
+    engine = wasmtime.Engine()
+    store = wasmtime.Store(engine)
+    store.set_wasi(config)
+    linker = wasmtime.Linker(engine)
+    linker.define_wasi()
+    start = linker.instantiate(store, wasmtime.Module(engine, wasm)).exports(store)["_start"]
+    assert isinstance(start, wasmtime.Func)
+    return lambda: start(store)
+
+
 def reference(run: Run, wasm: bytes, work: Path) -> Outcome:
     """The program under wasmtime-py's own WASI, its root preopened as `/`."""
     import wasmtime
@@ -311,17 +337,10 @@ def reference(run: Run, wasm: bytes, work: Path) -> Outcome:
     config.stdin_file = str(work / "stdin")
     config.stdout_file = str(work / "stdout")
     config.stderr_file = str(work / "stderr")
-    engine = wasmtime.Engine()
-    store = wasmtime.Store(engine)
-    store.set_wasi(config)
-    linker = wasmtime.Linker(engine)
-    linker.define_wasi()
-    instance = linker.instantiate(store, wasmtime.Module(engine, wasm))
-    start = instance.exports(store)["_start"]
-    assert isinstance(start, wasmtime.Func)
+    start = wasi_command(config, wasm)
     exit_code: int | None = 0
     try:
-        start(store)
+        start()
     except wasmtime.ExitTrap as exit_trap:
         exit_code = exit_trap.code
     except wasmtime.Trap:

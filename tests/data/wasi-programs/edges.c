@@ -11,6 +11,7 @@
 #include <wasi/api.h>
 
 #define E(label, call) printf("%-44s %d\n", label, (int)(call))
+#include "sockets.h"
 #define ROOT 3
 #define FILE_RIGHTS                                                                                              \
     (__WASI_RIGHTS_FD_READ | __WASI_RIGHTS_FD_WRITE | __WASI_RIGHTS_FD_SEEK | __WASI_RIGHTS_FD_TELL |           \
@@ -475,13 +476,13 @@ static void the_rest(void) {
     __wasi_fd_t fd = 99;
     __wasi_roflags_t roflags;
     uint8_t byte;
-    E("sock_accept root", __wasi_sock_accept(ROOT, 0, &fd));
-    E("sock_accept stdin", __wasi_sock_accept(0, 0, &fd));
-    E("sock_accept closed", __wasi_sock_accept(99, 0, &fd));
-    E("sock_recv stdin", __wasi_sock_recv(0, &(__wasi_iovec_t){&byte, 1}, 1, 0, &n, &roflags));
-    E("sock_recv closed", __wasi_sock_recv(99, &(__wasi_iovec_t){&byte, 1}, 1, 0, &n, &roflags));
-    E("sock_send stdout", __wasi_sock_send(1, &(__wasi_ciovec_t){&byte, 1}, 1, 0, &n));
-    E("sock_send closed", __wasi_sock_send(99, &(__wasi_ciovec_t){&byte, 1}, 1, 0, &n));
+    SOCKET_CALL("sock_accept root", __wasi_sock_accept(ROOT, 0, &fd));
+    SOCKET_CALL("sock_accept stdin", __wasi_sock_accept(0, 0, &fd));
+    SOCKET_CALL("sock_accept closed", __wasi_sock_accept(99, 0, &fd));
+    SOCKET_CALL("sock_recv stdin", __wasi_sock_recv(0, &(__wasi_iovec_t){&byte, 1}, 1, 0, &n, &roflags));
+    SOCKET_CALL("sock_recv closed", __wasi_sock_recv(99, &(__wasi_iovec_t){&byte, 1}, 1, 0, &n, &roflags));
+    SOCKET_CALL("sock_send stdout", __wasi_sock_send(1, &(__wasi_ciovec_t){&byte, 1}, 1, 0, &n));
+    SOCKET_CALL("sock_send closed", __wasi_sock_send(99, &(__wasi_ciovec_t){&byte, 1}, 1, 0, &n));
     E("sock_shutdown closed", __wasi_sock_shutdown(99, __WASI_SDFLAGS_WR));
     E("sched_yield", __wasi_sched_yield());
     static uint8_t random[1 << 20];
@@ -785,10 +786,10 @@ static void rights(void) {
     E("open under a file fd", __wasi_path_open(fd, 1, "x", 0, FILE_RIGHTS, 0, 0, &below));
     E("mkdir under a file fd", __wasi_path_create_directory(fd, "x"));
     E("sock_shutdown a file", __wasi_sock_shutdown(fd, __WASI_SDFLAGS_RD));
-    E("sock_recv a file", __wasi_sock_recv(fd, &(__wasi_iovec_t){(uint8_t *)&n, 1}, 1, 0, &n, &(__wasi_roflags_t){0}));
-    E("sock_send a directory", __wasi_sock_send(ROOT, &(__wasi_ciovec_t){(const uint8_t *)"x", 1}, 1, 0, &n));
+    SOCKET_CALL("sock_recv a file", __wasi_sock_recv(fd, &(__wasi_iovec_t){(uint8_t *)&n, 1}, 1, 0, &n, &(__wasi_roflags_t){0}));
+    SOCKET_CALL("sock_send a directory", __wasi_sock_send(ROOT, &(__wasi_ciovec_t){(const uint8_t *)"x", 1}, 1, 0, &n));
     E("sock_shutdown stdout", __wasi_sock_shutdown(1, __WASI_SDFLAGS_RD));
-    E("sock_accept stdout", __wasi_sock_accept(1, 0, &below));
+    SOCKET_CALL("sock_accept stdout", __wasi_sock_accept(1, 0, &below));
     __wasi_fd_close(fd);
 }
 

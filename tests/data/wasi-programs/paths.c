@@ -5,6 +5,7 @@
 #include <wasi/api.h>
 
 #define E(label, call) printf("%-40s %d\n", label, (int)(call))
+#include "sockets.h"
 static __wasi_fd_t fd_of(const char *p, __wasi_oflags_t o, __wasi_rights_t r, __wasi_rights_t i, __wasi_lookupflags_t l) {
     __wasi_fd_t fd = 0; __wasi_errno_t e = __wasi_path_open(3, l, p, o, r, i, 0, &fd);
     printf("%-40s %d\n", p, e); return e ? 0 : fd;
@@ -69,7 +70,7 @@ int main(void) {
     printf("stdout type %d\n", fs.fs_filetype);
     E("seek stdout", __wasi_fd_seek(1, 0, 0, &(__wasi_filesize_t){0}));
     E("filestat stdout", __wasi_fd_filestat_get(1, &st));
-    E("sock_accept", __wasi_sock_accept(3, 0, &fd));
+    SOCKET_CALL("sock_accept", __wasi_sock_accept(3, 0, &fd));
     E("sock_shutdown", __wasi_sock_shutdown(3, __WASI_SDFLAGS_RD));
     E("sock_shutdown stdout", __wasi_sock_shutdown(1, __WASI_SDFLAGS_RD));
     E("sched_yield", __wasi_sched_yield());
