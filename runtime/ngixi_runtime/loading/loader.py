@@ -384,9 +384,16 @@ def _allocation_failed(innermost: str | None, message: str, aborted: str | None)
 def trap_place(manifest: Manifest, error: GuestError, wasm: bytes) -> str | None:
     """Where in the guest's own code `error` trapped (`spec/sourcemap.py`), from its `wasm` (b"": not at hand, the
     engine's names of the frames then), if that can be said."""
+    source = f"{manifest.guest.name}: guest.wasm"
+    try:
+        return _trap_place(manifest, error, wasm, source)
+    except InvalidInput:  # a module the engine ran but this reader refuses (more sections than it reads)
+        return None
+
+
+def _trap_place(manifest: Manifest, error: GuestError, wasm: bytes, source: str) -> str | None:
     from ngixi_runtime.spec.sourcemap import component_trap_location, is_own, named_location, trap_location
 
-    source = f"{manifest.guest.name}: guest.wasm"
     if manifest.guest.type.is_component:  # its frames named `module!function` (`wasmtime.named_frames`)
         functions = tuple((function_of(name), offset) for name, offset in error.named_frames)
         mapped = component_trap_location(wasm, functions, source=source) if wasm else None

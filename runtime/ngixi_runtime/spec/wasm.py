@@ -204,6 +204,10 @@ def custom_sections(data: bytes, *, source: str) -> dict[str, bytes]:
 
 
 _MODULE_HEADER = b"\0asm\x01\0\0\0"
+# The most sections a module or component (each nested one apart) may have: the host reads them in Python at every
+# load and every trap (an empty custom section is 3 bytes: a million of them took 5 s a trap); the largest of real
+# programs seen have about 220 (a Python component's).
+MAX_SECTIONS = 10_000
 _COMPONENT_HEADER = b"\0asm\x0d\x00\x01\x00"
 _HEADER_NAMES = {_MODULE_HEADER: "the \\0asm version 1 header", _COMPONENT_HEADER: "the component header"}
 
@@ -219,7 +223,14 @@ def section_spans(
     reader.pos = start
     if reader.take(len(header)) != header:
         raise reader.fail(f"missing {_HEADER_NAMES[header]}")
+    sections = 0
     while reader.pos < end:
+        sections += 1
+        if sections > MAX_SECTIONS:
+            raise InvalidInput(
+                f"{source}: it has more than {MAX_SECTIONS} sections, where toolchains write a few dozen; refused, as"
+                " the host reads them at every load and every trap"
+            )
         section_start, section_id = reader.pos, reader.byte()
         size = reader.u32()
         body = reader.pos
@@ -235,15 +246,17 @@ def _sections(data: bytes, source: str) -> Iterator[tuple[int, int, bytes]]:
         yield section_id, body, data[body:end]
 
 
-def function_bodies(data: bytes, *, source: str) -> dict[int, tuple[int, int]]:
-    """Where each defined function's body lies in the module, (start, end) byte offsets, by function index."""
+def function_bodies(data: bytes, *, source: str, up_to: int | None = None) -> dict[int, tuple[int, int]]:
+    """Where each defined function's body lies in the module, (start, end) byte offsets, by function index (with
+    `up_to`, of the functions up to that index)."""
     imported, bodies = 0, {}
     for section_id, start, body in _sections(data, source):
         if section_id == _IMPORT:
             imported = sum(1 for i in read_module_info(data, source=source).imports if i.kind == "func")
         elif section_id == _CODE:
             code = _Reader(body, source)
-            for number in range(code.u32()):
+            count = code.u32()
+            for number in range(count if up_to is None else min(count, max(0, up_to + 1 - imported))):
                 body_size = code.u32()
                 bodies[imported + number] = (start + code.pos, start + code.pos + body_size)
                 code.take(body_size)
