@@ -51,7 +51,7 @@ from ngixi_runtime.errors import (
 )
 from ngixi_runtime.guest.check import check_component, check_module
 from ngixi_runtime.guest.data import DataKind, DataValue, check_input, encode, kind_word
-from ngixi_runtime.guest.limits import limit_problems
+from ngixi_runtime.guest.limits import compile_cost_problem, limit_problems
 from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number
 from ngixi_runtime.kept import Kept
 from ngixi_runtime.loading.aot_cache_dir import CacheUnavailable
@@ -617,6 +617,9 @@ def _compiled(
             raise NgixiError(f"{bundle.source}: {_why_compiled(bundle, reasons)}, and {cannot}")
         raise NgixiError(f"{bundle.source}: no artifact fits this host and {cannot}; artifacts:\n  {listing}")
     wasm = bundle.data(bundle.index.member("wasm"))
+    too_many = compile_cost_problem(wasm, source=f"{bundle.source}!{WASM_NAME}")
+    if too_many is not None:
+        raise PolicyError(f"{bundle.manifest.guest.name}: {too_many}")
     with maker.compiling(len(wasm)):
         return maker.prepare(wasm=wasm)
 

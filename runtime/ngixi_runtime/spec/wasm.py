@@ -46,7 +46,7 @@ _CUSTOM_PAGE_SIZES = (
     " build it with WebAssembly's 64 KiB pages"
 )
 _KINDS: dict[int, ExternKind] = {0: "func", 1: "table", 2: "memory", 3: "global", 4: "tag"}
-_TYPE, _IMPORT, _FUNCTION, _TABLE, _MEMORY, _EXPORT, _CODE = 1, 2, 3, 4, 5, 7, 10
+_TYPE, _IMPORT, _FUNCTION, _TABLE, _MEMORY, _EXPORT, _ELEMENT, _CODE = 1, 2, 3, 4, 5, 7, 9, 10
 
 
 class Signature(NamedTuple):
@@ -439,6 +439,67 @@ def placed_core_modules(data: bytes, *, source: str) -> list[tuple[int, bytes]]:
             elif section_id == _COMPONENT_SECTION:
                 pending.append((body, end))
     return sorted(modules, key=lambda placed: placed[0])
+
+
+class CompileCounts(NamedTuple):
+    """What an engine compiles at a cost each that a module declares (a component: its core modules together)."""
+
+    entries: int  # functions, types (each of a recursion group) and element segments
+    locals: int  # the functions' declared locals, each set to zero as its function starts
+
+
+def compile_counts(data: bytes, *, source: str, at_most: CompileCounts) -> CompileCounts:
+    """The module's `CompileCounts`, each counted up to a little past `at_most`'s, then no further."""
+    header = data[: len(_MODULE_HEADER)]
+    modules = [data] if header == _MODULE_HEADER else component_core_modules(data, source=source)
+    entries = locals_ = 0
+    for module in modules:
+        for found, _, body, end in section_spans(module, source=source):
+            if found in (_FUNCTION, _ELEMENT):
+                entries += _Reader(module[body:end], source).u32()
+            elif found == _TYPE:
+                entries += _type_count(_Reader(module[body:end], source), at_most.entries - entries)
+            elif found == _CODE:
+                locals_ += _declared_locals(_Reader(module[body:end], source), at_most.locals - locals_)
+            if entries > at_most.entries or locals_ > at_most.locals:
+                return CompileCounts(entries, locals_)
+    return CompileCounts(entries, locals_)
+
+
+def _declared_locals(code: _Reader, at_most: int) -> int:
+    """How many locals a code section's functions declare: up to a little past `at_most`."""
+    count = 0
+    for _ in range(code.u32()):
+        size = code.u32()
+        end = code.pos + size
+        for _ in range(code.u32()):
+            count += code.u32()
+            code.valtype()
+        if count > at_most:
+            return count
+        code.pos = end
+    return count
+
+
+def _type_count(reader: _Reader, at_most: int) -> int:
+    """How many types a type section declares, each of a recursion group counted: up to a little past `at_most`
+    (a recursion group's types are read one by one, as it gives no size)."""
+    count = 0
+    for r in _vec(reader):
+        if r.peek() == _REC_GROUP:
+            r.pos += 1
+            group = r.u32()
+            count += group
+            if count > at_most:
+                return count
+            for _ in range(group):
+                _sub_type(r)
+        else:
+            count += 1
+            _sub_type(r)
+        if count > at_most:
+            return count
+    return count
 
 
 def component_memory_floor(data: bytes, *, source: str) -> int:

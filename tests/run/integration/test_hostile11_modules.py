@@ -1,4 +1,5 @@
-"""A module crafted for what the host reads of it in Python: a trap's place is found in a bounded time."""
+"""Modules crafted for what the host spends on them beside the guest's limits: the place of a trap, read in Python,
+found in bounded time; the memory a compile takes, bounded by the module's size."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from ngixi_runtime.spec.wasm import custom_section, uleb128
+from ngixi_runtime.guest.limits import (
+    BYTES_PER_ENTRY,
+    LOCALS_PER_BYTE,
+    MIN_ENTRIES,
+    MIN_LOCALS,
+    compile_cost_problem,
+)
+from ngixi_runtime.spec.wasm import CompileCounts, compile_counts, custom_section, uleb128
 from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle
 from tests.integration import BIN, run_in
 from tests.wasmgen import Func, Imp, module
@@ -37,3 +45,65 @@ def test_a_trap_in_a_module_of_millions_of_names_is_told_as_the_trap(
     result = run_in(tmp_path, [*argv, str(bundle), "add", "1", "2"], env=dict(os.environ), check=False, timeout=120)
     assert result.returncode == 5, result.stderr
     assert result.stderr.endswith("ngixi: error: hello: add trapped: unreachable\n"), result.stderr
+
+
+def section(section_id: int, body: bytes) -> bytes:
+    return bytes([section_id]) + uleb128(len(body)) + body
+
+
+def test_a_module_may_declare_as_many_functions_types_segments_and_locals_as_its_size_allows() -> None:
+    """Counted: functions, types (a recursion group's each) and element segments (Wasmtime took 6.8 KB of memory a
+    type: 200,000 function types, 2.3 MB and no function, took 1.4 GB and 15 s; 5 KB an element segment), and the
+    locals functions declare (a function of 50,000 locals is 8 bytes, and took about 9 ms to compile)."""
+    assert compile_cost_problem(module(functions=[Func("f")] * 3), source="m") is None
+    over = MIN_ENTRIES + 1
+    functions = section(3, uleb128(over) + b"\x00" * over)
+    types = section(1, b"\x01\x4e" + uleb128(over) + b"\x60\x00\x00" * over)  # one recursion group of them
+    segments = section(9, uleb128(over))  # counted from the section's count alone
+    entries = "functions, types and element segments in"
+    locals_body = b"\x01" + uleb128(MIN_LOCALS + 1) + b"\x7f\x0b"  # one group of that many i32 locals
+    code = section(10, b"\x01" + uleb128(len(locals_body)) + locals_body)
+    cases: list[tuple[bytes, int, str, float]] = [(code, MIN_LOCALS, "locals in", 1 / LOCALS_PER_BYTE)]
+    cases += [(declared, MIN_ENTRIES, entries, BYTES_PER_ENTRY) for declared in (functions, types, segments)]
+    for declared, allowed, what, bytes_each in cases:
+        wasm = b"\0asm\x01\0\0\0" + declared
+        counts = compile_counts(wasm, source="m", at_most=CompileCounts(MIN_ENTRIES, MIN_LOCALS))
+        assert max(counts.entries - MIN_ENTRIES, counts.locals - MIN_LOCALS) > 0
+        problem = compile_cost_problem(wasm, source="m")
+        assert problem is not None and f"more than {allowed} {what} {len(wasm)} bytes" in problem
+        padded = wasm + custom_section("padding", b"\0" * int((allowed + 1) * bytes_each))
+        assert compile_cost_problem(padded, source="m") is None
+
+
+def empty_functions(count: int, locals_each: int = 0) -> bytes:
+    """A module of a memory and `count` functions that do nothing, each declaring `locals_each` i32 locals."""
+    wasm = b"\0asm\x01\0\0\0" + section(1, b"\x01\x60\x00\x00")
+    body = b"\x01" + uleb128(locals_each) + b"\x7f\x0b" if locals_each else b"\x00\x0b"
+    wasm += section(3, uleb128(count) + b"\x00" * count) + section(5, b"\x01\x01\x01\x01")
+    wasm += section(7, b"\x01\x06memory\x02\x00")
+    return wasm + section(10, uleb128(count) + (uleb128(len(body)) + body) * count)
+
+
+CRAFTED = {
+    "functions": (empty_functions(60_000), "it declares more than 50000 functions, types and element segments"),
+    "locals": (empty_functions(100, 50_000), "its functions declare more than 1000000 locals"),
+}
+
+
+@pytest.mark.parametrize("isolated", [True, False])
+@pytest.mark.parametrize("crafted", CRAFTED)
+def test_a_module_crafted_to_cost_its_compile_is_refused_before_it_is_compiled(
+    tmp_path: Path, keys: KeyFiles, engine_name: str, isolated: bool, crafted: str
+) -> None:
+    """Compiling a function takes Wasmtime about 5.5 KB of memory (Wasmer 1.5 KB) beside its code's: 200,000 empty
+    functions, 0.8 MB, took Wasmtime 17.5 s and 1.1 GB, a million 5.5 GB, in-process or in an isolated child, which
+    has its address space capped only once the guest is instantiated; 100 functions of 50,000 locals each, 841 bytes,
+    took 0.9 s (50,000 of them would take 450 s). Such a module is refused before any compile."""
+    wasm, refusal = CRAFTED[crafted]
+    manifest = HELLO_MANIFEST.split("[exports.add]")[0]
+    bundle = make_bundle(tmp_path / "out", keys.key, wasm=wasm, manifest=manifest)
+    argv = [str(BIN / "ngixi"), "run", "--engine", engine_name, "--trust", str(keys.trust)]
+    argv += [] if isolated else ["--in-process"]
+    result = run_in(tmp_path, [*argv, str(bundle), "_start"], env=dict(os.environ), check=False, timeout=120)
+    assert result.returncode == 6, result.stderr
+    assert result.stderr.startswith(f"ngixi: error: hello: {refusal} in {len(wasm)} bytes"), result.stderr
