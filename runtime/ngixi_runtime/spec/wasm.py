@@ -46,7 +46,7 @@ _CUSTOM_PAGE_SIZES = (
     " build it with WebAssembly's 64 KiB pages"
 )
 _KINDS: dict[int, ExternKind] = {0: "func", 1: "table", 2: "memory", 3: "global", 4: "tag"}
-_TYPE, _IMPORT, _FUNCTION, _TABLE, _MEMORY, _EXPORT, _ELEMENT, _CODE = 1, 2, 3, 4, 5, 7, 9, 10
+_TYPE, _IMPORT, _FUNCTION, _TABLE, _MEMORY, _GLOBAL, _EXPORT, _ELEMENT, _CODE = 1, 2, 3, 4, 5, 6, 7, 9, 10
 
 
 class Signature(NamedTuple):
@@ -444,7 +444,7 @@ def placed_core_modules(data: bytes, *, source: str) -> list[tuple[int, bytes]]:
 class CompileCounts(NamedTuple):
     """What an engine compiles at a cost each that a module declares (a component: its core modules together)."""
 
-    entries: int  # functions, types (each of a recursion group) and element segments
+    entries: int  # functions, types (each of a recursion group), element segments and globals
     locals: int  # the functions' declared locals, each set to zero as its function starts
 
 
@@ -455,7 +455,7 @@ def compile_counts(data: bytes, *, source: str, at_most: CompileCounts) -> Compi
     entries = locals_ = 0
     for module in modules:
         for found, _, body, end in section_spans(module, source=source):
-            if found in (_FUNCTION, _ELEMENT):
+            if found in (_FUNCTION, _ELEMENT, _GLOBAL):
                 entries += _Reader(module[body:end], source).u32()
             elif found == _TYPE:
                 entries += _type_count(_Reader(module[body:end], source), at_most.entries - entries)

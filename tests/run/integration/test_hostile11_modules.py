@@ -53,18 +53,19 @@ def section(section_id: int, body: bytes) -> bytes:
 
 def test_a_module_may_declare_as_many_functions_types_segments_and_locals_as_its_size_allows() -> None:
     """Counted: functions, types (a recursion group's each) and element segments (Wasmtime took 6.8 KB of memory a
-    type: 200,000 function types, 2.3 MB and no function, took 1.4 GB and 15 s; 5 KB an element segment), and the
-    locals functions declare (a function of 50,000 locals is 8 bytes, and took about 9 ms to compile)."""
+    type: 200,000 function types, 2.3 MB and no function, took 1.4 GB and 15 s; 5 KB an element segment; a global
+    16 bytes in each of a component's up to 64 instances: a million, in 60, held 1 GB), and the locals functions
+    declare (a function of 50,000 locals is 8 bytes, and took about 9 ms to compile)."""
     assert compile_cost_problem(module(functions=[Func("f")] * 3), source="m") is None
     over = MIN_ENTRIES + 1
     functions = section(3, uleb128(over) + b"\x00" * over)
     types = section(1, b"\x01\x4e" + uleb128(over) + b"\x60\x00\x00" * over)  # one recursion group of them
-    segments = section(9, uleb128(over))  # counted from the section's count alone
-    entries = "functions, types and element segments in"
+    segments, globals_ = section(9, uleb128(over)), section(6, uleb128(over))  # counted from their counts alone
+    entries = "functions, types, element segments and globals in"
     locals_body = b"\x01" + uleb128(MIN_LOCALS + 1) + b"\x7f\x0b"  # one group of that many i32 locals
     code = section(10, b"\x01" + uleb128(len(locals_body)) + locals_body)
     cases: list[tuple[bytes, int, str, float]] = [(code, MIN_LOCALS, "locals in", 1 / LOCALS_PER_BYTE)]
-    cases += [(declared, MIN_ENTRIES, entries, BYTES_PER_ENTRY) for declared in (functions, types, segments)]
+    cases += [(declared, MIN_ENTRIES, entries, BYTES_PER_ENTRY) for declared in (functions, types, segments, globals_)]
     for declared, allowed, what, bytes_each in cases:
         wasm = b"\0asm\x01\0\0\0" + declared
         counts = compile_counts(wasm, source="m", at_most=CompileCounts(MIN_ENTRIES, MIN_LOCALS))
@@ -85,7 +86,10 @@ def empty_functions(count: int, locals_each: int = 0) -> bytes:
 
 
 CRAFTED = {
-    "functions": (empty_functions(60_000), "it declares more than 50000 functions, types and element segments"),
+    "functions": (
+        empty_functions(60_000),
+        "it declares more than 50000 functions, types, element segments and globals",
+    ),
     "locals": (empty_functions(100, 50_000), "its functions declare more than 1000000 locals"),
 }
 
