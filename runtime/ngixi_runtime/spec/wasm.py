@@ -208,6 +208,10 @@ _MODULE_HEADER = b"\0asm\x01\0\0\0"
 # load and every trap (an empty custom section is 3 bytes: a million of them took 5 s a trap); the largest of real
 # programs seen have about 220 (a Python component's).
 MAX_SECTIONS = 10_000
+_TOO_MANY_SECTIONS = (
+    f"it has more than {MAX_SECTIONS} sections, where toolchains write a few dozen; refused, as the host reads them at"
+    " every load and every trap"
+)
 _COMPONENT_HEADER = b"\0asm\x0d\x00\x01\x00"
 _HEADER_NAMES = {_MODULE_HEADER: "the \\0asm version 1 header", _COMPONENT_HEADER: "the component header"}
 
@@ -227,10 +231,7 @@ def section_spans(
     while reader.pos < end:
         sections += 1
         if sections > MAX_SECTIONS:
-            raise InvalidInput(
-                f"{source}: it has more than {MAX_SECTIONS} sections, where toolchains write a few dozen; refused, as"
-                " the host reads them at every load and every trap"
-            )
+            raise InvalidInput(f"{source}: {_TOO_MANY_SECTIONS}")
         section_start, section_id = reader.pos, reader.byte()
         size = reader.u32()
         body = reader.pos
@@ -431,9 +432,13 @@ def placed_core_modules(data: bytes, *, source: str) -> list[tuple[int, bytes]]:
     RecursionError here (and each level a copy of the rest)."""
     modules = []
     pending = [(0, len(data))]  # the components still to read, where each starts and ends
+    sections = 0
     while pending:
         component = pending.pop()
         for section_id, _, body, end in section_spans(data, source=source, header=_COMPONENT_HEADER, within=component):
+            sections += 1
+            if sections > MAX_SECTIONS:  # its nested components' together, as one module's
+                raise InvalidInput(f"{source}: {_TOO_MANY_SECTIONS}")
             if section_id == _CORE_MODULE_SECTION:
                 modules.append((body, data[body:end]))
             elif section_id == _COMPONENT_SECTION:

@@ -11,7 +11,7 @@ from ngixi_runtime.engines.wasmtime_component import _memory_hint
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.component_memory import component_memory_problems
 from ngixi_runtime.guest.manifest import load_manifest
-from ngixi_runtime.spec.wasm import component_core_modules, component_memory_floor, uleb128
+from ngixi_runtime.spec.wasm import MAX_SECTIONS, component_core_modules, component_memory_floor, uleb128
 from tests.wasmgen import module
 
 HEADER = b"\0asm\x0d\x00\x01\x00"
@@ -104,3 +104,12 @@ def test_a_components_instances_hold_as_many_tables_together_as_a_core_guest() -
         else:
             with pytest.raises(wasmtime.WasmtimeError, match="table"):
                 wasmtime_component.Linker(engine).instantiate(store, made)
+
+
+def test_a_components_nested_components_hold_as_many_sections_together_as_one_module() -> None:
+    """Each level was held to MAX_SECTIONS alone, so components nested in components multiplied what a trap reads."""
+    empty = b"\x00\x01\x00"  # an empty custom section
+    nested = b"\x04" + uleb128(len(component(empty * 6_000))) + component(empty * 6_000)
+    assert component_core_modules(component(empty * 3_000, nested), source="c") == []
+    with pytest.raises(InvalidInput, match=f"c: it has more than {MAX_SECTIONS} sections"):
+        component_core_modules(component(empty * 4_000, nested), source="c")
