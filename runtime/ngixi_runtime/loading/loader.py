@@ -925,12 +925,16 @@ def _weak_closer(close: Callable[[], None]) -> Callable[[], None]:
 def check_guest_code(bundle: VerifiedBundle) -> None:
     """Holds a core guest's signed .wasm to its manifest as a load holds the code it runs (`ngixi verify`).
 
-    A component is read by Wasmtime's component model, so only a load (or `bundle_world`) checks it.
+    A component is read by Wasmtime's component model, so only a load (or `bundle_world`) checks its world; what
+    compiling it would cost is checked for both.
     """
     manifest = bundle.manifest
+    wasm = bundle.data(bundle.index.member("wasm"))
+    too_costly = compile_cost_problem(wasm, source=f"{bundle.source}!{WASM_NAME}")
+    if too_costly is not None:
+        raise PolicyError(f"{manifest.guest.name}: {too_costly}")
     if manifest.guest.type.is_component:
         return
-    wasm = bundle.data(bundle.index.member("wasm"))
     info = read_module_info(wasm, source=f"{bundle.source}!{WASM_NAME}")
     problems = check_module(manifest, info)
     if problems:

@@ -16,7 +16,7 @@ from ngixi_runtime.guest.limits import (
     compile_cost_problem,
 )
 from ngixi_runtime.spec.wasm import CompileCounts, compile_counts, custom_section, uleb128
-from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle
+from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle
 from tests.integration import BIN, run_in
 from tests.wasmgen import Func, Imp, module
 
@@ -111,3 +111,4 @@ def test_a_module_crafted_to_cost_its_compile_is_refused_before_it_is_compiled(
     result = run_in(tmp_path, [*argv, str(bundle), "_start"], env=dict(os.environ), check=False, timeout=120)
     assert result.returncode == 6, result.stderr
     assert result.stderr.startswith(f"ngixi: error: hello: {refusal} in {len(wasm)} bytes"), result.stderr
+    assert exit_code(["verify", "--trust", str(keys.trust), str(bundle)]) == 6  # as a load refuses it
