@@ -14,6 +14,7 @@ from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import read_input_bytes, sha256_of, write_atomic
 from ngixi_runtime.guest.check import check_component, check_core_guest
 from ngixi_runtime.guest.component_memory import component_memory_problems
+from ngixi_runtime.guest.limits import compile_cost_problem
 from ngixi_runtime.guest.manifest import Manifest, ManifestError, load_manifest
 from ngixi_runtime.spec.bundle_format import MAX_MEMBER_BYTES
 from ngixi_runtime.spec.wasm import read_module_info
@@ -37,6 +38,9 @@ def validate(*, manifest_path: Path, wasm_path: Path | None = None, policy: Poli
 
 def _problems(manifest: Manifest, wasm_path: Path) -> list[str]:
     wasm = read_input_bytes(wasm_path, what="the .wasm", limit=MAX_MEMBER_BYTES)
+    too_many = compile_cost_problem(wasm, source=str(wasm_path))  # a load refuses it before compiling it
+    if too_many is not None:
+        return [f"{wasm_path}: {too_many}"]
     if manifest.guest.type.is_component:
         memory_problems = component_memory_problems(manifest, wasm, source=str(wasm_path))  # refuses a core module
         return check_component(manifest, read_component_world(wasm_path)) + memory_problems

@@ -633,12 +633,13 @@ def instantiate(
 
 def limit_store(store: wasmtime.Store, limits: RunLimits, *, memories: int, instances: int) -> None:
     """Caps, before anything is instantiated in it, what the store may hold: each memory at limits.memory_pages,
-    each table at `limits.table_elements`, and how many memories, tables and instances there may be."""
+    each table at `limits.table_elements`, and how many memories, instances and tables there may be: MAX_TABLES in
+    all, a component's instances together as a core guest (real components define one or two)."""
     store.set_limits(
         memory_size=limits.memory_pages * PAGE_BYTES,
         table_elements=limits.table_elements,
         instances=instances,
-        tables=MAX_TABLES * instances,
+        tables=MAX_TABLES,
         memories=memories,
     )
 

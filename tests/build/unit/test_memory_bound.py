@@ -12,9 +12,9 @@ from ngixi_build.stages.memory import bound_memory
 from ngixi_build.stages.validate import validate
 from ngixi_build.workflows.pipeline import compile_guest
 from ngixi_runtime.errors import InvalidInput
-from ngixi_runtime.guest.limits import table_elements
+from ngixi_runtime.guest.limits import MIN_ENTRIES, table_elements
 from ngixi_runtime.guest.manifest import ManifestError
-from ngixi_runtime.spec.wasm import MemoryLimits, read_module_info
+from ngixi_runtime.spec.wasm import MemoryLimits, read_module_info, uleb128
 from tests.conftest import HELLO_MANIFEST
 from tests.run.unit.test_loader import ADD
 from tests.wasmgen import module
@@ -130,3 +130,14 @@ def test_a_table_without_a_maximum_gets_the_most_elements_the_guests_tables_may_
     assert [(t.minimum_elements, t.maximum_elements) for t in tables] == [(3, table_elements(16)), (2, 8)]
     assert not bound_memory(wasm_path=path, memory_pages=16)
     wasmtime.Module(wasmtime.Engine(), path.read_bytes())  # still a valid module
+
+
+def test_validation_refuses_a_module_of_more_functions_than_its_size_allows(tmp_path: Path) -> None:
+    """As a load does before compiling it (tests/run/integration/test_hostile11_modules.py)."""
+    count = MIN_ENTRIES + 1
+    functions = uleb128(count) + b"\x00" * count
+    wasm = module(functions=[ADD]) + b"\x03" + uleb128(len(functions)) + functions  # a second function section
+    manifest_path = tmp_path / "hello.toml"
+    manifest_path.write_text(HELLO_MANIFEST)
+    with pytest.raises(ManifestError, match=f"hello.wasm: it declares more than {MIN_ENTRIES} functions, types"):
+        validate(manifest_path=manifest_path, wasm_path=write_wasm(tmp_path, wasm))

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import struct
+import sys
 import threading
 import time
 from pathlib import Path
@@ -137,3 +138,54 @@ def test_a_guest_drawing_its_whole_memory_of_random_bytes_ends_at_its_timeout(tm
         elapsed = time.monotonic() - began
     assert str(stopped.value) == "hello: reached its limits.timeout_ms while drawing random bytes in random_get"
     assert elapsed < 0.1 + 0.5
+
+
+def slow_to_compile(values: int) -> bytes:
+    """`add` keeps `values` values live across as many blocks, a shape each engine takes time in the square of its
+    size to compile, and returns `values`."""
+    body = push(*[1] * values) + b"\x41\x00\x04\x40\x0b" * values + b"\x6a" * (values - 1)  # i32.const 0; if; end
+    return module(imports=[Imp("ngixi", "log", ["i32"] * 3)], functions=[Func("add", ["i32", "i32"], ["i32"], body)])
+
+
+def test_compiling_a_guest_in_process_is_not_charged_to_its_start_functions_timeout(
+    tmp_path: Path, keys: KeyFiles
+) -> None:
+    """On Wasmer the watcher's deadline for the start function (limits.timeout_ms) ran from the start of the load,
+    through the compile of the .wasm: a guest whose compile took longer than its timeout (a large program's, at its
+    first load) was ended as `start exceeded its 1 ms timeout` before any of its code ran, every time until a
+    compile was kept in the host AOT cache, which a killed compile never is. The start's deadline now runs from
+    instantiation."""
+    pytest.importorskip("wasmer")
+    manifest = TIMED.replace("timeout_ms = 200", "timeout_ms = 1")  # ended 0.75 s after it: a compile takes longer
+    bundle = make_bundle(tmp_path / "out", keys.key, wasm=slow_to_compile(12_000), manifest=manifest)
+    argv = [str(BIN / "ngixi"), "run", "--in-process", "--engine", "wasmer", "--trust", str(keys.trust)]
+    result = run_in(tmp_path, [*argv, str(bundle), "add", "1", "2"], env=dict(os.environ), check=False, timeout=120)
+    assert (result.returncode, result.stdout) == (0, "12000\n"), result.stderr
+
+
+# Run as `ngixi`, with a compile's allowance made so small that any compile outlives it.
+_NO_TIME_TO_COMPILE = """
+import sys
+from ngixi_runtime import cli
+from ngixi_runtime.loading import loader
+loader._COMPILE_BASE_SECONDS, loader._COMPILED_BYTES_PER_SECOND = 0.0, 10**12
+sys.exit(cli.main())
+"""
+
+
+def test_a_compile_in_process_is_held_to_the_allowance_an_isolated_child_has(
+    tmp_path: Path, keys: KeyFiles, engine_name: str
+) -> None:
+    """A function crafted for the compilers (values live across many blocks) takes each engine time in the square of
+    its size (Wasmtime 14.5 s for 0.26 MB; an isolated tenant's child is stopped after 30 s and 10 s per MB), and
+    `ngixi run --in-process` compiled it for as long as that took. Its compile is held to the child's allowance
+    now: the watcher ends the process past it (here an allowance of nothing), on both engines, saying so."""
+    wasm = slow_to_compile(8_000)
+    bundle = make_bundle(tmp_path / "out", keys.key, wasm=wasm, manifest=TIMED)
+    argv = [sys.executable, "-c", _NO_TIME_TO_COMPILE, "run", "--in-process", "--engine", engine_name]
+    argv += ["--trust", str(keys.trust), "--json", str(bundle), "add", "1", "2"]
+    result = run_in(tmp_path, argv, env=dict(os.environ), check=False, timeout=120)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    line = f"ngixi: error: hello: compiling its .wasm ({len(wasm)} bytes) took over 0 s, the most a module of its"
+    assert result.stderr.startswith(line)
+    assert json.loads(result.stdout)["error"]["exit_code"] == 137

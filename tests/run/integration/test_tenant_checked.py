@@ -503,7 +503,7 @@ def test_a_spinning_start_function_is_cut_at_the_guests_timeout(
 def test_a_child_slow_to_prepare_is_stopped_with_its_own_reason(
     bundles: Bundles, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("ngixi_runtime.loading.isolated._PREPARE_TIMEOUT_SECONDS", 0.0)
+    monkeypatch.setattr("ngixi_runtime.loading.loader._COMPILE_BASE_SECONDS", 0.0)
     with pytest.raises(CallFailed, match="verifying and preparing the guest took over 0 s; the tenant was stopped"):
         open_tenant(bundles.victim, trust_file=bundles.trust)
 

@@ -11,7 +11,7 @@ from ngixi_runtime.engines.wasmtime_component import _memory_hint
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.component_memory import component_memory_problems
 from ngixi_runtime.guest.manifest import load_manifest
-from ngixi_runtime.spec.wasm import component_core_modules, component_memory_floor, uleb128
+from ngixi_runtime.spec.wasm import MAX_SECTIONS, component_core_modules, component_memory_floor, uleb128
 from tests.wasmgen import module
 
 HEADER = b"\0asm\x0d\x00\x01\x00"
@@ -74,3 +74,42 @@ def test_wasmtime_s_refusal_reads_in_the_manifest_s_terms() -> None:
         "raise limits.memory_pages to at least 197"
     )
     assert _memory_hint("something else", limits) == "something else"
+
+
+def test_a_components_instances_hold_as_many_tables_together_as_a_core_guest() -> None:
+    """Each of a component's 64 core instances could define 8 tables, each of `table_elements` (a million for
+    limits.memory_pages = 1024, which a JavaScript or Python component needs): 60 instances of a module of 8 such
+    tables, filled, held 3.9 GB of the host's memory, against 256 MiB for all four memories. A component's store holds
+    MAX_TABLES tables in all, as a core guest's."""
+    wasmtime = pytest.importorskip("wasmtime")
+    from wasmtime import component as wasmtime_component
+
+    from ngixi_runtime.engines.wasmtime import limit_store
+    from ngixi_runtime.engines.wasmtime_component import COMPONENT_INSTANCES, COMPONENT_MEMORIES
+    from ngixi_runtime.guest.limits import MAX_TABLES
+
+    def tables_in(instances: int) -> bytes:
+        made = "".join("(core instance (instantiate $m))" for _ in range(instances))
+        return bytes(wasmtime.wat2wasm(f"(component (core module $m (table 1 funcref)) {made})"))
+
+    config = wasmtime.Config()
+    config.wasm_component_model = True
+    engine = wasmtime.Engine(config)
+    for instances in (MAX_TABLES, MAX_TABLES + 1):
+        store = wasmtime.Store(engine)
+        limit_store(store, RunLimits(1000, 1024), memories=COMPONENT_MEMORIES, instances=COMPONENT_INSTANCES)
+        made = wasmtime_component.Component(engine, tables_in(instances))
+        if instances == MAX_TABLES:
+            wasmtime_component.Linker(engine).instantiate(store, made)
+        else:
+            with pytest.raises(wasmtime.WasmtimeError, match="table"):
+                wasmtime_component.Linker(engine).instantiate(store, made)
+
+
+def test_a_components_nested_components_hold_as_many_sections_together_as_one_module() -> None:
+    """Each level was held to MAX_SECTIONS alone, so components nested in components multiplied what a trap reads."""
+    empty = b"\x00\x01\x00"  # an empty custom section
+    nested = b"\x04" + uleb128(len(component(empty * 6_000))) + component(empty * 6_000)
+    assert component_core_modules(component(empty * 3_000, nested), source="c") == []
+    with pytest.raises(InvalidInput, match=f"c: it has more than {MAX_SECTIONS} sections"):
+        component_core_modules(component(empty * 4_000, nested), source="c")

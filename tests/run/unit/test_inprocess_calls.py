@@ -161,8 +161,7 @@ def test_a_component_granted_preopens_is_watched_in_process(guest: str, engine: 
     component with its note swapped for a FIFO waited past 20 s (timeout_ms 1000). Such a guest gets the watchdog
     that ends the process at limits.timeout_ms, as a guest on Wasmer does; other Wasmtime guests need none."""
     manifest = load_manifest(REPO / "manifests" / f"{guest}.toml")
-    watchdog = tenants._in_process_watchdog(True, engine, manifest)
-    assert (watchdog is not None) == watched
+    assert tenants._stoppable(engine, manifest) != watched
 
 
 def test_a_component_granted_clock_is_watched_in_process() -> None:
@@ -171,7 +170,7 @@ def test_a_component_granted_clock_is_watched_in_process() -> None:
     where a core guest's `poll_oneoff` ends at the call's deadline. It gets the watchdog a component's files get."""
     path = REPO / "manifests" / "hello-component.toml"
     clocked = parse_manifest(path.read_text() + "\n[capabilities.clock]\n", source=str(path), stem=path.stem)
-    assert tenants._in_process_watchdog(True, "wasmtime", clocked) is not None
+    assert not tenants._stoppable("wasmtime", clocked)
 
 
 def test_a_components_watchdog_leaves_wasmtimes_own_deadline_to_end_a_guest_in_its_code(
