@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 from ngixi_runtime.errors import InvalidInput, NgixiError, unexpected
-from ngixi_runtime.files import not_a_directory, read_by, write_by
+from ngixi_runtime.files import not_a_directory, write_by
 from ngixi_runtime.printable import printable, printable_json, printable_lines
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.trust.choice import (
@@ -344,7 +344,7 @@ def _interrupt_on_sigint(readable: int) -> None:
 def _run(args: argparse.Namespace) -> CallResult:
     """The guest's run or call, with --json's output file written (the document is `cmd_run`'s to print)."""
     with _collection_paused(args.own_process):
-        from ngixi_runtime.call_io import call_export, write_output
+        from ngixi_runtime.call_io import call_export, standard_input, write_output
         from ngixi_runtime.loading.tenants import CallFailed, check_tenant_id, open_tenant
 
     check_tenant_id(args.tenant, given_as="--tenant")
@@ -363,7 +363,7 @@ def _run(args: argparse.Namespace) -> CallResult:
         args=argv,
         env=_variables(args.env),
         # read only for a guest granted stdin; `--input -` is the call's input instead (call_io)
-        stdin=None if args.input == "-" else lambda limit, deadline: read_by(sys.stdin.fileno(), limit, deadline),
+        stdin=None if args.input == "-" else standard_input,
         rollback=_rollback_guard(args, trust),
         sandboxes=sandboxes,
         sandboxes_refused=refused,

@@ -35,7 +35,8 @@ _HOST_LINE_CHARACTERS = 2000
 # Standard input a caller gives a guest: the bytes, or a reader asked only when the guest is granted stdin
 # (`ngixi run` reads its own stdin so, and never for a guest that may not read it) for at most `limit + 1` bytes by
 # a deadline (time.monotonic), raising TimeoutError when its input has not ended by then (`files.read_by`).
-Stdin = bytes | Callable[[int, float], bytes]
+StdinReader = Callable[[int, float], bytes]
+Stdin = bytes | StdinReader
 # Where a guest's stdout (1) and stderr (2) go as they are written, instead of into its call's result (`ngixi run`
 # passes them on to its own): takes a write's bytes and the call's deadline (time.monotonic), by which a reader
 # must take them, else TimeoutError; False when the stream's reader is gone (a closed pipe).

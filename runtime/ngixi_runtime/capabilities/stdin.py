@@ -14,7 +14,7 @@ Wasmtime's WASI (`wasi:cli/stdin`); without the grant its stdin is empty.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ngixi_runtime.capabilities.base import (
@@ -33,7 +33,7 @@ from ngixi_runtime.capabilities.base import (
     stream_seek,
     wasi_import,
 )
-from ngixi_runtime.capabilities.context import HostContext, HostFunction, Sandbox, Stdin, StdinState
+from ngixi_runtime.capabilities.context import HostContext, HostFunction, Sandbox, Stdin, StdinReader, StdinState
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import (
@@ -47,6 +47,7 @@ from ngixi_runtime.spec.abi import (
 from ngixi_runtime.spec.schema import Problems
 
 STDIN_FD = 0
+_IN_A_FILE = "give the input in a file (< FILE)"
 MAX_BYTES = Bounds(1 << 20, 0, 64 << 20)
 FD_READ = wasi_import("fd_read", "i32 i32 i32 i32")
 # What the adapter imports behind fd_read and fd_fdstat_get: its descriptor table (stdio's streams and the
@@ -91,7 +92,12 @@ def caller_input(guest: str, options: StdinOptions | None, given: Stdin | None, 
         if not given:
             return b""
         raise InvalidInput(f"{guest}: it is not granted [capabilities.stdin], so it takes no standard input")
-    data = _read_whole(guest, given, options.max_bytes, timeout_ms) if callable(given) else given
+    subject = f"{guest}: its standard input"
+    data = (
+        read_whole(given, options.max_bytes, timeout_ms, subject=subject, remedy=_IN_A_FILE)
+        if callable(given)
+        else given
+    )
     if len(data) > options.max_bytes:
         raise InvalidInput(
             f"{guest}: its standard input is over capabilities.stdin.max_bytes = {options.max_bytes} bytes; "
@@ -100,13 +106,16 @@ def caller_input(guest: str, options: StdinOptions | None, given: Stdin | None, 
     return bytes(data)
 
 
-def _read_whole(guest: str, reader: Callable[[int, float], bytes], limit: int, timeout_ms: int) -> bytes:
+def read_whole(reader: StdinReader, limit: int, timeout_ms: int, *, subject: str, remedy: str) -> bytes:
+    """At most `limit + 1` bytes from `reader` (a `Stdin` reader), refused in one line naming `subject` and saying
+    what to do (`remedy`) when they have not ended within `timeout_ms`: a guest's granted stdin and `ngixi run
+    --input -` alike."""
     try:
         return reader(limit, time.monotonic() + timeout_ms / 1000)
     except TimeoutError:
         raise InvalidInput(
-            f"{guest}: its standard input did not end within limits.timeout_ms = {timeout_ms} ms (it is read whole "
-            "before the guest starts); close it sooner (end of file), or give the input in a file"
+            f"{subject} did not end within limits.timeout_ms = {timeout_ms} ms (it is read whole first); close it "
+            f"sooner (end of file), or {remedy}"
         ) from None
 
 
