@@ -667,7 +667,8 @@ def _rollback_options(parser: argparse.ArgumentParser) -> None:
         "--state-dir",
         type=Path,
         help="where accepted sequences are recorded, one file per trust file under rollback/ (default: "
-        "$NGIXI_STATE_DIR, else $XDG_STATE_HOME/ngixi, else ~/.local/state/ngixi)",
+        "$NGIXI_STATE_DIR, else $XDG_STATE_HOME/ngixi, else ~/.local/state/ngixi); not a project's state, "
+        "which the build commands' --state-dir names ($NGIXI_PROJECT_STATE)",
     )
 
 
