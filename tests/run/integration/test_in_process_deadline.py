@@ -100,6 +100,7 @@ def test_ctrl_c_on_a_terminal_leaves_wasmers_watcher_to_stop_the_spinning_call(t
     ignored when trying to write to the signal wakeup fd" and a traceback), and the Wasmer guest, which holds the GIL
     so Python never sees the interrupt, spun on for ever. The watcher ignores the terminal's signals: the call ends
     at its deadline."""
+    pytest.importorskip("wasmer")
     bundle = make_bundle(tmp_path / "out", keys.key, wasm=spinning(False), manifest=TIMED.replace("200", "1500"))
     argv = ["ngixi", "run", "--in-process", "--engine", "wasmer", "-v", "--trust", str(keys.trust)]
     run = WatchProcess(tmp_path, [*argv, str(bundle), "add", "1", "2"])
