@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ngixi_runtime.capabilities.component import text_positions
-from ngixi_runtime.capabilities.context import StdinReader
-from ngixi_runtime.capabilities.stdin import read_whole
+from ngixi_runtime.capabilities.context import StdinReader, read_whole
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import read_by, write_atomic
 from ngixi_runtime.guest.data import MAX_JSON_DEPTH, BeyondJsonLimits, NumberBeyondADouble, kind_word, read_json

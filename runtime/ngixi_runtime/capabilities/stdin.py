@@ -13,7 +13,6 @@ Wasmtime's WASI (`wasi:cli/stdin`); without the grant its stdin is empty.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,7 +32,7 @@ from ngixi_runtime.capabilities.base import (
     stream_seek,
     wasi_import,
 )
-from ngixi_runtime.capabilities.context import HostContext, HostFunction, Sandbox, Stdin, StdinReader, StdinState
+from ngixi_runtime.capabilities.context import HostContext, HostFunction, Sandbox, Stdin, StdinState, read_whole
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import (
@@ -104,19 +103,6 @@ def caller_input(guest: str, options: StdinOptions | None, given: Stdin | None, 
             "give less, or raise max_bytes in the manifest"
         )
     return bytes(data)
-
-
-def read_whole(reader: StdinReader, limit: int, timeout_ms: int, *, subject: str, remedy: str) -> bytes:
-    """At most `limit + 1` bytes from `reader` (a `Stdin` reader), refused in one line naming `subject` and saying
-    what to do (`remedy`) when they have not ended within `timeout_ms`: a guest's granted stdin and `ngixi run
-    --input -` alike."""
-    try:
-        return reader(limit, time.monotonic() + timeout_ms / 1000)
-    except TimeoutError:
-        raise InvalidInput(
-            f"{subject} did not end within limits.timeout_ms = {timeout_ms} ms (it is read whole first); close it "
-            f"sooner (end of file), or {remedy}"
-        ) from None
 
 
 def _open_state(options: StdinOptions, context: HostContext, sandbox: Sandbox | None) -> StdinState:
