@@ -220,9 +220,8 @@ def _smoke_and_report(
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C: the parent stops this process
     try:
-        report.send(
-            (smoke_bundle(bundle_path=bundle_path, trust_file=trust_file, label=label, scratch=scratch), None, 0)
-        )
+        count = smoke_bundle(bundle_path=bundle_path, trust_file=trust_file, label=label, scratch=scratch)
+        report.send((count, None, 0))
     except (NgixiError, OSError) as error:
         failure = error if isinstance(error, NgixiError) else unexpected(error)
         report.send((0, str(failure), failure.exit_code))
