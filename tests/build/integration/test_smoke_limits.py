@@ -95,7 +95,7 @@ except NgixiError as error:
 
 def test_the_builds_smoke_calls_are_stopped_at_the_time_limit_on_wasmer_too(tmp_path: Path, keys: KeyFiles) -> None:
     """With `NGIXI_ENGINE=wasmer`, which cannot stop a call in its process, a smoke call that spins held `doit smoke`
-    (and `ngixi build --smoke`, `release`) for ever. The build runs a bundle's smoke calls in a child, as `ngixi watch
+    and `ngixi smoke` for ever. The build runs a bundle's smoke calls in a child, as `ngixi watch
     --smoke` does, stopped at the time limit (5 s here), whatever the engine. Run in a process of its own, which the
     test can stop."""
     spinning = module(
