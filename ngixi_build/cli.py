@@ -26,7 +26,11 @@ def add_project_options(parser: argparse.ArgumentParser) -> None:
         "--project", type=Path, help="a directory in the project (default: the working directory); its root is above"
     )
     parser.add_argument(
-        "--state-dir", type=Path, help="where the project keeps its state (default: .ngixi/ in the project's root)"
+        "--state-dir",
+        type=Path,
+        help="where the project keeps its state: its dev key and trust file, doit's records, toolchains, sandboxes "
+        "(default: $NGIXI_PROJECT_STATE, else .ngixi/ in the project's root); not `ngixi run --state-dir`, the "
+        "user's record of accepted bundle sequences",
     )
 
 

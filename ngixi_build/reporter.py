@@ -69,10 +69,18 @@ class ProgressReporter(ConsoleReporter):  # type: ignore[misc]
         for guest, (task, error) in failed_guests(self.failures).items():
             self.write(f"failed: {guest} ({task}): {error}\n")
         elapsed = time.perf_counter() - self.run_start
-        failed = f", {len(self.failures)} failed" if self.failures else ""
-        not_run = f", {self.not_run} not run (an input failed)" if self.not_run else ""
-        ran = f"{counted(self.ran, 'task')} ran"
-        self.write(f"{ran}, {self.up_to_date} up to date{failed}{not_run} in {elapsed:.2f} s\n")
+        self.write(f"{self._counts()} in {elapsed:.2f} s\n")
+
+    def _counts(self) -> str:
+        """What became of the tasks: "3 tasks ran (1 failed), 2 up to date, 1 not run (an input failed)". A task
+        that failed ran, unless it failed before it could start (a missing input file)."""
+        ran_and_failed = sum(1 for failure in self.failures if failure["task"].name in self.starts)
+        ran = f"{counted(self.ran + ran_and_failed, 'task')} ran"
+        failed_first = len(self.failures) - ran_and_failed
+        parts = [f"{ran} ({ran_and_failed} failed)" if ran_and_failed else ran, f"{self.up_to_date} up to date"]
+        parts += [f"{failed_first} failed before running"] if failed_first else []
+        parts += [f"{self.not_run} not run (an input failed)"] if self.not_run else []
+        return ", ".join(parts)
 
 
 # A compiler's `file:line:column: error:`, or the linker's (`wasm-ld: error: ...: undefined symbol: system`), which

@@ -56,7 +56,9 @@ class Python(Language):
 
     def compile(self, job: CompileJob) -> int:
         project = job.project
-        refuse_ungrantable(load_manifest(project.manifest_path(job.guest.name)))
+        manifest = load_manifest(project.manifest_path(job.guest.name))
+        refuse_ungrantable(manifest)
+        component.check_export_names(manifest)  # before its packages are downloaded and installed
         entry = language_component.entry_file(project, job.guest.name, ENTRIES, SUFFIXES)
         toolchain = python.ensure_python_toolchain(state_dir=project.state_dir)
         shown_as = entry.parent.relative_to(project.root)

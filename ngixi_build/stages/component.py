@@ -133,6 +133,17 @@ def world_text(manifest: Manifest, package: str) -> str:
     """The guest's world: every host interface it may import, and the exports its manifest declares."""
     lines = [f"package ngixi-guest:{manifest.guest.name};", "", f"world {manifest.guest.name} {{"]
     lines.append(f"  include {qualified_name(package, HOST_WORLD)};")
+    check_export_names(manifest)
+    for export in manifest.exports:
+        params = ", ".join(f"arg{i}: {WIT_VALUE_TYPES.get(t, t)}" for i, t in enumerate(export.params))
+        results = "".join(f" -> {WIT_VALUE_TYPES.get(t, t)}" for t in export.results)
+        lines.append(f"  export {export.name}: func({params}){results};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def check_export_names(manifest: Manifest) -> None:
+    """Refuses an export name a guest built from its sources cannot have, before anything is installed for it."""
     for export in manifest.exports:
         if not re.match(EXPORT_NAME, export.name):
             raise WitError(
@@ -140,11 +151,6 @@ def world_text(manifest: Manifest, package: str) -> str:
                 'letters and digits; WIT names with "-" and INTERFACE#NAME are for a prebuilt component '
                 '(language = "wasm")'
             )
-        params = ", ".join(f"arg{i}: {WIT_VALUE_TYPES.get(t, t)}" for i, t in enumerate(export.params))
-        results = "".join(f" -> {WIT_VALUE_TYPES.get(t, t)}" for t in export.results)
-        lines.append(f"  export {export.name}: func({params}){results};")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
 
 
 @contextmanager

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import base64
 import json
+import multiprocessing
+import multiprocessing.connection
 import os
 import select
+import signal
 import sys
 import tempfile
 import threading
@@ -26,7 +29,7 @@ from ngixi_runtime.bundles.reader import read_bundle
 from ngixi_runtime.capabilities.context import Address, GuestExit, Sandbox
 from ngixi_runtime.capabilities.http_client import HttpOptions, address_kind
 from ngixi_runtime.engines.base import AUTO, ENGINE_VARIABLE, installed_engines, interrupts
-from ngixi_runtime.errors import NgixiError
+from ngixi_runtime.errors import NgixiError, error_with_exit_code, unexpected
 from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.guest.smoke import SmokeCall
 from ngixi_runtime.loading.loader import Guest, open_guest, verified_manifest
@@ -37,6 +40,7 @@ from ngixi_runtime.spec.wit_json import to_json
 from ngixi_runtime.trust.project_trust import chosen_trust
 
 GREETING = b"hello from the smoke server\n"
+SMOKE_TIMEOUT_SECONDS = 60.0  # for a bundle's smoke calls, all of them, in their own process (smoke_in_child)
 
 
 class SmokeFailure(NgixiError):
@@ -173,6 +177,54 @@ def smoke_bundle(*, bundle_path: Path, trust_file: Path, label: str, scratch: Pa
     if failures:
         raise SmokeFailure("\n".join(failures))
     return len(manifest.smoke)
+
+
+def smoke_in_child(bundle_path: Path, *, trust_file: Path, label: str) -> int:
+    """`smoke_bundle` in a fresh process, stopped if it has no result within SMOKE_TIMEOUT_SECONDS: the build or the
+    watcher goes on whatever the guest (maybe someone else's) does, a smoke call spinning on an engine that cannot
+    stop it in a process (Wasmer, when `$NGIXI_ENGINE` names it), a compile that never ends, a crash. Its failure is
+    raised as the error it was. The calls' sandbox is made in a folder this process removes: the child, killed at
+    the time limit, cannot."""
+    with tempfile.TemporaryDirectory(prefix="ngixi-smoke-") as scratch:
+        count, failure, exit_code = _in_a_child(bundle_path, trust_file, label, Path(scratch))
+    if failure is not None:
+        raise error_with_exit_code(failure, exit_code)
+    return count
+
+
+_Outcome = tuple[int, str | None, int]  # how many calls ran; else the failure and its exit code
+
+
+def _in_a_child(bundle_path: Path, trust_file: Path, label: str, scratch: Path) -> _Outcome:
+    context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+    receiver, sender = context.Pipe(duplex=False)
+    arguments = (bundle_path, trust_file, label, scratch, sender)
+    child = context.Process(target=_smoke_and_report, args=arguments, daemon=True)
+    child.start()
+    sender.close()
+    try:
+        if not multiprocessing.connection.wait([receiver], timeout=SMOKE_TIMEOUT_SECONDS):
+            return 0, f"{label}: its smoke calls gave no result within {SMOKE_TIMEOUT_SECONDS:.0f} s", 1
+        outcome: _Outcome = receiver.recv()
+        return outcome
+    except EOFError:
+        child.join()
+        return 0, f"{label}: the process of its smoke calls died (exit status {child.exitcode})", 1
+    finally:
+        child.kill()
+        child.join()
+
+
+def _smoke_and_report(
+    bundle_path: Path, trust_file: Path, label: str, scratch: Path, report: multiprocessing.connection.Connection
+) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C: the parent stops this process
+    try:
+        count = smoke_bundle(bundle_path=bundle_path, trust_file=trust_file, label=label, scratch=scratch)
+        report.send((count, None, 0))
+    except (NgixiError, OSError) as error:
+        failure = error if isinstance(error, NgixiError) else unexpected(error)
+        report.send((0, str(failure), failure.exit_code))
 
 
 def _smoke_engine() -> str | None:

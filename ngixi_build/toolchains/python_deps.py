@@ -169,6 +169,14 @@ def dependencies_root(state_dir: Path, guest: str, requirements: bytes) -> Path:
     return state_dir / "python-deps" / guest / installs.install_key(files)
 
 
+def unused_installs(state_dir: Path, guests_dir: Path) -> list[Path]:
+    """The installed packages of guests that list none any more: the guest was removed, or its requirements.txt (a
+    guest's install for an older file is replaced by the next)."""
+    installs_dir = state_dir / "python-deps"
+    found = list(installs_dir.iterdir()) if installs_dir.is_dir() else []
+    return [path for path in found if not (guests_dir / path.name / REQUIREMENTS).is_file()]
+
+
 def ensure_dependencies(state_dir: Path, guest_dir: Path, *, shown_as: Path) -> Path | None:
     """The folder holding the guest's installed dependencies (none for a guest without requirements), installed
     when its requirements are not installed yet."""

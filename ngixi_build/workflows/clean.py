@@ -1,4 +1,5 @@
-"""What `doit clean` removes besides the tasks' targets: leftovers of killed builds, and watch mode's outputs."""
+"""What `doit clean` removes besides the tasks' targets: leftovers of killed builds, watch mode's outputs, and the
+Python packages installed for guests that list none any more."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from ngixi_build.locking import build_lock
 from ngixi_build.project import Project
+from ngixi_build.toolchains import python_deps
 from ngixi_runtime.files import is_temporary_name
 
 log = logging.getLogger(__name__)
@@ -23,10 +25,12 @@ def leftovers(project: Project) -> Iterator[Path]:
 
 
 def remove_leftovers(project: Project) -> list[Path]:
-    """Removes leftover temporaries, dev-profile outputs and watch scratch files; returns what it removed."""
+    """Removes leftover temporaries, dev-profile outputs, watch scratch files and unused Python packages; returns what
+    it removed."""
     dev_outputs = dataclasses.replace(project, profile="dev").outputs_dir
     with build_lock(project.state_dir):  # exclusive: no build is writing a temporary meanwhile
-        removed = [*leftovers(project), dev_outputs, project.watch_dir]
+        unused = python_deps.unused_installs(project.state_dir, project.guests_dir)
+        removed = [*leftovers(project), dev_outputs, project.watch_dir, *unused]
         removed = [p for p in removed if os.path.lexists(p)]
         for path in removed:
             if path.is_dir() and not path.is_symlink():

@@ -23,7 +23,7 @@ from ngixi_build.stages.precompile import (
     read_metadata,
 )
 from ngixi_build.stages.signing import SigningKey, ensure_dev_key
-from ngixi_build.stages.smoke import smoke_bundle
+from ngixi_build.stages.smoke import smoke_in_child
 from ngixi_build.stages.start import export_start
 from ngixi_build.stages.validate import check_validated, validate_guest
 from ngixi_build.toolchains import npm_deps
@@ -263,7 +263,7 @@ def bundle(
 
 
 def smoke(project: Project, guest: GuestBuild) -> None:
-    count = smoke_bundle(
+    count = smoke_in_child(
         bundle_path=project.bundle_path(guest.name, guest.version),
         trust_file=project.dev_trust_file,
         label=str(project.manifest_path(guest.name).relative_to(project.root)),

@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import multiprocessing
-import multiprocessing.connection
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 from doit.exceptions import TaskFailed
@@ -57,7 +53,7 @@ from ngixi_build.languages.registry import language_of
 from ngixi_build.locking import build_lock, file_lock
 from ngixi_build.proc import interrupt_on_stop_signals, stop_running_tools
 from ngixi_build.project import Project, never_an_input
-from ngixi_build.stages.smoke import smoke_bundle
+from ngixi_build.stages.smoke import smoke_in_child
 from ngixi_build.toolchains.asc_server import AscServer
 from ngixi_build.toolchains.assemblyscript import toolchain_for
 from ngixi_build.workflows.devbuild import DevBuilder, StepTimes
@@ -72,7 +68,6 @@ log = logging.getLogger(__name__)
 DEBOUNCE_SECONDS = 0.1
 BUSY_SECONDS = 1.0
 POLL_SECONDS = 0.5
-SMOKE_TIMEOUT_SECONDS = 60.0
 _EVENTS = [
     FileCreatedEvent,
     FileModifiedEvent,
@@ -530,7 +525,11 @@ class _Session:
 
     def _run_smoke(self, guest: str, bundle: Path) -> None:
         label = str(self.project.manifest_path(guest).relative_to(self.project.root))
-        self.echo(f"{guest}: {smoke_in_child(bundle, trust_file=self.project.dev_trust_file, label=label)}")
+        try:
+            said = smoke_summary(smoke_in_child(bundle, trust_file=self.project.dev_trust_file, label=label))
+        except NgixiError as error:
+            said = f"smoke failed:\n{error}"
+        self.echo(f"{guest}: {said}")
 
     def background_step(self) -> None:
         """Starts the next step of background work, as its guest's job."""
@@ -552,40 +551,6 @@ class _Session:
 
     def _removed(self, guest: str) -> bool:
         return guest not in self.project.guest_names()
-
-
-def _smoke_and_report(bundle: Path, trust_file: Path, label: str, scratch: Path, report: Connection) -> None:
-    try:
-        count = smoke_bundle(bundle_path=bundle, trust_file=trust_file, label=label, scratch=scratch)
-    except NgixiError as error:
-        report.send(f"smoke failed:\n{error}")
-        return
-    report.send(smoke_summary(count))
-
-
-def smoke_in_child(bundle: Path, *, trust_file: Path, label: str) -> str:
-    """The bundle's smoke calls in a fresh process: a guest that hangs or crashes cannot stop the watcher. Its
-    sandbox is made in a folder this process removes: the child, killed at the time limit, cannot."""
-    with tempfile.TemporaryDirectory(prefix="ngixi-smoke-") as scratch:
-        return _smoke_in_a_child(bundle, trust_file, label, Path(scratch))
-
-
-def _smoke_in_a_child(bundle: Path, trust_file: Path, label: str, scratch: Path) -> str:
-    context = multiprocessing.get_context("spawn")  # no fork of a process with threads
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_smoke_and_report, args=(bundle, trust_file, label, scratch, sender), daemon=True)
-    child.start()
-    sender.close()
-    try:
-        if not multiprocessing.connection.wait([receiver], timeout=SMOKE_TIMEOUT_SECONDS):
-            return f"smoke failed: no result within {SMOKE_TIMEOUT_SECONDS:.0f} s"
-        return str(receiver.recv())
-    except EOFError:
-        child.join()
-        return f"smoke failed: its process died (exit status {child.exitcode})"
-    finally:
-        child.kill()
-        child.join()
 
 
 class SaidOnce(logging.Filter):

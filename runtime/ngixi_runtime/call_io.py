@@ -13,12 +13,12 @@ from __future__ import annotations
 import base64
 import os
 import sys
-import time
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any
 
 from ngixi_runtime.capabilities.component import text_positions
+from ngixi_runtime.capabilities.context import StdinReader, read_whole
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import read_by, write_atomic
 from ngixi_runtime.guest.data import MAX_JSON_DEPTH, BeyondJsonLimits, NumberBeyondADouble, kind_word, read_json
@@ -27,6 +27,8 @@ from ngixi_runtime.loading.tenants import CallResult, Tenant
 
 STDIN = "-"
 _NUMBER_STARTS = frozenset("-0123456789")  # how a JSON document that is one number starts
+_IN_A_FILE = "give the input in a file (--input @FILE)"
+_TERMINAL_NOTE = "note: reading standard input from the terminal; end it with Ctrl-D (</dev/null gives none)"
 
 
 def call_export(
@@ -114,13 +116,13 @@ def _check_output_file(path: Path) -> None:
         raise InvalidInput(f"--output {path}: {path.parent} is not a folder; name a file in an existing folder")
 
 
-def read_input(
-    spec: str, *, limit: int, what: str, stdin: BinaryIO | None = None, timeout_ms: int | None = None
-) -> bytes:
+def read_input(spec: str, *, limit: int, what: str, timeout_ms: int, stdin: StdinReader | None = None) -> bytes:
     """The bytes `--input spec` names, refused once they would exceed `limit` (limits.input_bytes). Standard input
-    that is not a terminal must end within `timeout_ms` (limits.timeout_ms), when given, else it is refused."""
+    (`standard_input`, unless `stdin` reads another) is read as a guest's granted stdin is: a pipe or file that has
+    not ended within `timeout_ms` (limits.timeout_ms) is refused."""
     if spec == STDIN:
-        data = _standard_input(stdin or sys.stdin.buffer, limit=limit, what=what, timeout_ms=timeout_ms)
+        subject = f"{what}: standard input"
+        data = read_whole(stdin or standard_input, limit, timeout_ms, subject=subject, remedy=_IN_A_FILE)
         if len(data) > limit:
             raise InvalidInput(f"{what}: standard input is over the input limit of {limit} bytes (limits.input_bytes)")
         return data
@@ -133,26 +135,32 @@ def read_input(
     return os.fsencode(spec)  # the argument's bytes as given, even when they are not UTF-8
 
 
-def _standard_input(source: BinaryIO, *, limit: int, what: str, timeout_ms: int | None) -> bytes:
-    """Up to `limit + 1` bytes of standard input: from a terminal as a person types them, from a pipe or file by the
-    call's deadline. A pipe whose writer never closed it (`tail -f log | ngixi run B f --input -`) held the run for
-    ever."""
-    if source.isatty():
-        print("note: reading the input from the terminal; end it with Ctrl-D", file=sys.stderr)
-        return source.read(limit + 1)
-    descriptor = _descriptor(source)
-    if timeout_ms is None or descriptor is None:
-        return source.read(limit + 1)
-    try:
-        return read_by(descriptor, limit, time.monotonic() + timeout_ms / 1000)
-    except TimeoutError:
-        raise InvalidInput(
-            f"{what}: standard input did not end within limits.timeout_ms = {timeout_ms} ms (it is read whole "
-            "before the call); close it sooner (end of file), or give the input in a file (--input @FILE)"
-        ) from None
+def standard_input(limit: int, deadline: float) -> bytes:
+    """Up to `limit + 1` bytes of this process's standard input, to its end: `ngixi run`'s `Stdin` reader, for a
+    guest granted stdin and for `--input -` alike (`stream_reader`)."""
+    return stream_reader(sys.stdin)(limit, deadline)
 
 
-def _descriptor(source: BinaryIO) -> int | None:
+def stream_reader(stream: IO[Any] | None) -> StdinReader:
+    """A `Stdin` reader of `stream` (sys.stdin or one like it): a pipe or file is read by the deadline, since one
+    whose writer never closes it (`tail -f log | ngixi run ...`) held the run for ever; a terminal as a person types,
+    until Ctrl-D, whatever the deadline (a note says so); a closed one (`<&-`: Python's sys.stdin is None) gives no
+    bytes, as /dev/null does; one in memory (an embedding program's, a test's) is read as it is."""
+
+    def read(limit: int, deadline: float) -> bytes:
+        if stream is None:
+            return b""
+        binary = getattr(stream, "buffer", stream)
+        if stream.isatty():
+            print(_TERMINAL_NOTE, file=sys.stderr)
+            return bytes(binary.read(limit + 1))
+        descriptor = _descriptor(stream)
+        return bytes(binary.read(limit + 1)) if descriptor is None else read_by(descriptor, limit, deadline)
+
+    return read
+
+
+def _descriptor(source: IO[Any]) -> int | None:
     """The stream's file descriptor, or None for one in memory (an embedding program's, a test's)."""
     try:
         return source.fileno()

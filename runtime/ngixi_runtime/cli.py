@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 from ngixi_runtime.errors import InvalidInput, NgixiError, unexpected
-from ngixi_runtime.files import not_a_directory, read_by, resolved, write_by
+from ngixi_runtime.files import not_a_directory, resolved, write_by
 from ngixi_runtime.printable import printable, printable_json, printable_lines
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.trust.choice import (
@@ -361,7 +361,7 @@ def _interrupt_on_sigint(readable: int) -> None:
 def _run(args: argparse.Namespace) -> CallResult:
     """The guest's run or call, with --json's output file written (the document is `cmd_run`'s to print)."""
     with _collection_paused(args.own_process):
-        from ngixi_runtime.call_io import call_export, write_output
+        from ngixi_runtime.call_io import call_export, standard_input, write_output
         from ngixi_runtime.loading.tenants import CallFailed, check_tenant_id, open_tenant
 
     check_tenant_id(args.tenant, given_as="--tenant")
@@ -380,7 +380,7 @@ def _run(args: argparse.Namespace) -> CallResult:
         args=argv,
         env=_variables(args.env),
         # read only for a guest granted stdin; `--input -` is the call's input instead (call_io)
-        stdin=None if args.input == "-" else lambda limit, deadline: read_by(sys.stdin.fileno(), limit, deadline),
+        stdin=None if args.input == "-" else standard_input,
         rollback=_rollback_guard(args, trust),
         sandboxes=sandboxes,
         sandboxes_refused=refused,
@@ -684,7 +684,8 @@ def _rollback_options(parser: argparse.ArgumentParser) -> None:
         "--state-dir",
         type=Path,
         help="where accepted sequences are recorded, one file per trust file under rollback/ (default: "
-        "$NGIXI_STATE_DIR, else $XDG_STATE_HOME/ngixi, else ~/.local/state/ngixi)",
+        "$NGIXI_STATE_DIR, else $XDG_STATE_HOME/ngixi, else ~/.local/state/ngixi); not a project's state, "
+        "which the build commands' --state-dir names ($NGIXI_PROJECT_STATE)",
     )
 
 

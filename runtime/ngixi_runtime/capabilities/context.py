@@ -14,7 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from ngixi_runtime.errors import GuestError
+from ngixi_runtime.errors import GuestError, InvalidInput
 from ngixi_runtime.printable import clipped
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import GuestMemory
@@ -35,11 +35,27 @@ _HOST_LINE_CHARACTERS = 2000
 # Standard input a caller gives a guest: the bytes, or a reader asked only when the guest is granted stdin
 # (`ngixi run` reads its own stdin so, and never for a guest that may not read it) for at most `limit + 1` bytes by
 # a deadline (time.monotonic), raising TimeoutError when its input has not ended by then (`files.read_by`).
-Stdin = bytes | Callable[[int, float], bytes]
+StdinReader = Callable[[int, float], bytes]
+Stdin = bytes | StdinReader
+
+
 # Where a guest's stdout (1) and stderr (2) go as they are written, instead of into its call's result (`ngixi run`
 # passes them on to its own): takes a write's bytes and the call's deadline (time.monotonic), by which a reader
 # must take them, else TimeoutError; False when the stream's reader is gone (a closed pipe).
 StdioSink = Callable[[int, bytes, float], bool]
+
+
+def read_whole(reader: StdinReader, limit: int, timeout_ms: int, *, subject: str, remedy: str) -> bytes:
+    """At most `limit + 1` bytes from `reader` (a `Stdin` reader), refused in one line naming `subject` and saying
+    what to do (`remedy`) when they have not ended within `timeout_ms`: a guest's granted stdin and `ngixi run
+    --input -` alike."""
+    try:
+        return reader(limit, time.monotonic() + timeout_ms / 1000)
+    except TimeoutError:
+        raise InvalidInput(
+            f"{subject} did not end within limits.timeout_ms = {timeout_ms} ms (it is read whole first); close it "
+            f"sooner (end of file), or {remedy}"
+        ) from None
 
 
 class StdinState:

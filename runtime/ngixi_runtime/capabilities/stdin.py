@@ -13,8 +13,7 @@ Wasmtime's WASI (`wasi:cli/stdin`); without the grant its stdin is empty.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ngixi_runtime.capabilities.base import (
@@ -33,7 +32,7 @@ from ngixi_runtime.capabilities.base import (
     stream_seek,
     wasi_import,
 )
-from ngixi_runtime.capabilities.context import HostContext, HostFunction, Sandbox, Stdin, StdinState
+from ngixi_runtime.capabilities.context import HostContext, HostFunction, Sandbox, Stdin, StdinState, read_whole
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.records import NamedTuple
 from ngixi_runtime.spec.abi import (
@@ -47,6 +46,7 @@ from ngixi_runtime.spec.abi import (
 from ngixi_runtime.spec.schema import Problems
 
 STDIN_FD = 0
+_IN_A_FILE = "give the input in a file (< FILE)"
 MAX_BYTES = Bounds(1 << 20, 0, 64 << 20)
 FD_READ = wasi_import("fd_read", "i32 i32 i32 i32")
 # What the adapter imports behind fd_read and fd_fdstat_get: its descriptor table (stdio's streams and the
@@ -91,23 +91,18 @@ def caller_input(guest: str, options: StdinOptions | None, given: Stdin | None, 
         if not given:
             return b""
         raise InvalidInput(f"{guest}: it is not granted [capabilities.stdin], so it takes no standard input")
-    data = _read_whole(guest, given, options.max_bytes, timeout_ms) if callable(given) else given
+    subject = f"{guest}: its standard input"
+    data = (
+        read_whole(given, options.max_bytes, timeout_ms, subject=subject, remedy=_IN_A_FILE)
+        if callable(given)
+        else given
+    )
     if len(data) > options.max_bytes:
         raise InvalidInput(
             f"{guest}: its standard input is over capabilities.stdin.max_bytes = {options.max_bytes} bytes; "
             "give less, or raise max_bytes in the manifest"
         )
     return bytes(data)
-
-
-def _read_whole(guest: str, reader: Callable[[int, float], bytes], limit: int, timeout_ms: int) -> bytes:
-    try:
-        return reader(limit, time.monotonic() + timeout_ms / 1000)
-    except TimeoutError:
-        raise InvalidInput(
-            f"{guest}: its standard input did not end within limits.timeout_ms = {timeout_ms} ms (it is read whole "
-            "before the guest starts); close it sooner (end of file), or give the input in a file"
-        ) from None
 
 
 def _open_state(options: StdinOptions, context: HostContext, sandbox: Sandbox | None) -> StdinState:

@@ -73,6 +73,7 @@ def _fork_watcher(*, keep_stdout: bool) -> tuple[int, int]:
     watcher = os.fork()
     if watcher == 0:
         try:
+            _ignore_the_terminals_signals()
             _keep_only(reading, keep_stdout=keep_stdout)
             _watch(reading, parent)
         finally:
@@ -80,6 +81,14 @@ def _fork_watcher(*, keep_stdout: bool) -> tuple[int, int]:
     os.close(reading)
     os.set_inheritable(writing, False)
     return watcher, writing
+
+
+def _ignore_the_terminals_signals() -> None:
+    """A terminal's Ctrl-C or hang-up reaches its whole process group, the watcher too, which died of it: the guest's
+    process handles them, or, held by a guest it cannot interrupt, is ended at the deadline all the same."""
+    import signal  # in the watcher alone (see _SIGKILL)
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGHUP, signal.SIGTERM})
 
 
 def _keep_only(orders: int, *, keep_stdout: bool) -> None:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import tomli
 
 from ngixi_build.guests import read_guest
 from ngixi_build.project import Project
@@ -22,6 +23,8 @@ from ngixi_runtime.errors import GuestError
 from ngixi_runtime.loading.tenants import InProcessTenant, open_tenant
 from tests import data_values
 from tests.conftest import REPO, make_bundle, make_key
+
+TOOLCHAINS = asdata.RUNTIME.parent.parent  # ngixi_build/toolchains, where its package-data patterns start
 
 pytestmark = pytest.mark.integration
 
@@ -313,6 +316,18 @@ def test_input_that_cannot_fit_names_the_limit_to_raise(small: InProcessTenant) 
     )
     assert failed.value.outcome == "memory"
     assert small.call("text", input="fits").data == "fits"
+
+
+def test_assemblyscripts_licence_and_notice_are_beside_its_allocator_as_the_pinned_package_has_them() -> None:
+    """`tlsf.ts` is AssemblyScript's (Apache-2.0), changed: the licence and the NOTICE file's attributions go with it
+    (the licence's section 4), in the repository and in the package (pyproject's package-data). They were not there."""
+    toolchain = ensure_toolchain(state_dir=REPO / ".ngixi")
+    package_data = tomli.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    shipped = {path for pattern in package_data["ngixi_build.toolchains"] for path in TOOLCHAINS.glob(pattern)}
+    for name in ("LICENSE", "NOTICE"):
+        ours = asdata.RUNTIME / f"ASSEMBLYSCRIPT-{name}"
+        assert ours.read_bytes() == (toolchain.root / "node_modules/assemblyscript" / name).read_bytes()
+        assert ours in shipped
 
 
 def test_the_runtime_is_the_pinned_compilers_tlsf_with_the_marked_change() -> None:

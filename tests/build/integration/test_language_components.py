@@ -362,6 +362,21 @@ def test_a_package_with_native_code_or_only_a_source_is_refused_naming_its_line(
         assert not (built / "artifacts" / "wasm" / f"{name}.wasm").exists()
 
 
+def test_a_bad_export_name_is_refused_before_the_python_packages_are_installed(built: Path) -> None:
+    """A manifest's export name that no built guest may have was refused once pip had downloaded and installed the
+    guest's packages (or failed to): it is the first thing said now, and pip never runs."""
+    _broken_guest(built, "named-python", GENERATED["python"], "app.py", "import wit_world\n")
+    manifest = built / "manifests" / "named-python.toml"
+    manifest.write_text(manifest.read_text() + '\n[exports.bad-name]\nresults = ["i32"]\n')
+    (built / "guests" / "named-python" / "requirements.txt").write_text(f"six==1.16.0 --hash=sha256:{'0' * 64}\n")
+    result = run(built, "doit", "compile:named-python", check=False)
+    printed = result.stdout + result.stderr
+    assert result.returncode != 0 and "Traceback" not in printed
+    assert "manifests/named-python.toml: exports.bad-name: a guest built from its sources" in printed, printed
+    assert "requirements.txt" not in printed, printed
+    assert not (Project(built).state_dir / "python-deps" / "named-python").exists()
+
+
 def test_a_javascript_error_is_logged_with_the_guests_line(built: Path) -> None:
     """componentize-js traps without a word on an uncaught Error (a guest without stdio); the build's wrapper of
     the exports logs it first: any thrown value, an Error subclass by its name and the line it was thrown at, and

@@ -4,6 +4,7 @@ limits there as they would in `ngixi run`."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from ngixi_build.workflows import watch
+from ngixi_build.project import Project
+from ngixi_build.stages import smoke
+from ngixi_runtime.errors import NgixiError
 from tests.conftest import HELLO_MANIFEST, KeyFiles, make_bundle
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 
@@ -65,7 +68,55 @@ def test_a_smoke_child_stopped_at_the_time_limit_leaves_no_sandbox(
     temporary.mkdir()
     monkeypatch.setenv("TMPDIR", str(temporary))  # the child's
     monkeypatch.setattr(tempfile, "tempdir", str(temporary))  # this process's
-    monkeypatch.setattr(watch, "SMOKE_TIMEOUT_SECONDS", 6.0)
-    said = watch.smoke_in_child(path, trust_file=keys.trust, label="m.toml")
-    assert said == "smoke failed: no result within 6 s"
+    monkeypatch.setattr(smoke, "SMOKE_TIMEOUT_SECONDS", 6.0)
+    with pytest.raises(NgixiError, match=r"^m\.toml: its smoke calls gave no result within 6 s$"):
+        smoke.smoke_in_child(path, trust_file=keys.trust, label="m.toml")
     assert list(temporary.iterdir()) == []
+
+
+BUILD_SMOKE = """\
+import sys
+from pathlib import Path
+
+from ngixi_build.guests import read_guest
+from ngixi_build.project import Project
+from ngixi_build.stages import smoke
+from ngixi_build.workflows import pipeline
+from ngixi_runtime.errors import NgixiError
+
+smoke.SMOKE_TIMEOUT_SECONDS = 5.0
+project = Project(Path(sys.argv[1]))
+try:
+    pipeline.smoke(project, read_guest(project, "hello"))
+except NgixiError as error:
+    print(error)
+"""
+
+
+def test_the_builds_smoke_calls_are_stopped_at_the_time_limit_on_wasmer_too(tmp_path: Path, keys: KeyFiles) -> None:
+    """With `NGIXI_ENGINE=wasmer`, which cannot stop a call in its process, a smoke call that spins held `doit smoke`
+    and `ngixi smoke` for ever. The build runs a bundle's smoke calls in a child, as `ngixi watch
+    --smoke` does, stopped at the time limit (5 s here), whatever the engine. Run in a process of its own, which the
+    test can stop."""
+    spinning = module(
+        imports=[Imp("ngixi", "log", ["i32"] * 3)], functions=[Func("add", ["i32", "i32"], ["i32"], SPIN_BODY)]
+    )
+    manifest = HELLO_MANIFEST + '[limits]\ntimeout_ms = 600000\n\n[[smoke]]\ncall = "add"\nargs = [2, 3]\nexpect = 5\n'
+    project = Project(tmp_path / "project")
+    (project.manifests_dir).mkdir(parents=True)
+    project.manifest_path("hello").write_text(manifest)
+    (project.guests_dir / "hello").mkdir(parents=True)
+    built = make_bundle(tmp_path / "built", keys.key, wasm=spinning, manifest=manifest)
+    project.bundle_path("hello", "0.1.0").parent.mkdir(parents=True)
+    built.rename(project.bundle_path("hello", "0.1.0"))
+    project.dev_trust_file.parent.mkdir(parents=True)
+    shutil.copy(keys.trust, project.dev_trust_file)
+    finished = subprocess.run(
+        [sys.executable, "-c", BUILD_SMOKE, str(project.root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NGIXI_ENGINE": "wasmer"},
+        check=True,
+    )
+    assert finished.stdout == "manifests/hello.toml: its smoke calls gave no result within 5 s\n", finished.stderr

@@ -207,6 +207,23 @@ def test_clean_removes_a_leftover_symlink_not_what_it_points_at(tmp_path: Path) 
     assert (kept / "inside").is_dir() and list(project.artifacts_dir.iterdir()) == []
 
 
+def test_clean_removes_the_python_packages_of_guests_that_list_none_any_more(tmp_path: Path) -> None:
+    """A removed guest's packages (megabytes each) stayed in `.ngixi/python-deps/` for ever; so did those of a guest
+    whose requirements.txt was removed. A guest that still lists packages keeps its install."""
+    project = Project(tmp_path)
+    installs = project.state_dir / "python-deps"
+    for guest in ("kept", "removed", "unlisted"):
+        (installs / guest / "key" / "site").mkdir(parents=True)
+    (installs / "linked").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere").mkdir()
+    (project.guests_dir / "kept").mkdir(parents=True)
+    (project.guests_dir / "kept" / "requirements.txt").write_text("six==1.16.0\n")
+    (project.guests_dir / "unlisted").mkdir()
+    removed = {p.relative_to(project.state_dir).as_posix() for p in remove_leftovers(project)}
+    assert removed == {"python-deps/removed", "python-deps/unlisted", "python-deps/linked"}
+    assert [p.name for p in installs.iterdir()] == ["kept"] and (tmp_path / "elsewhere").is_dir()
+
+
 def test_new_never_writes_through_a_dangling_symlink(tmp_path: Path) -> None:
     init_project(tmp_path)
     (tmp_path / "guests" / "g").symlink_to(tmp_path / "elsewhere")

@@ -125,3 +125,22 @@ def test_ngixi_task_commands_take_every_option_their_doit_task_does(
     given += ["--allow-dirty"] if "--allow-dirty" in options else []
     assert exit_code([task, "--project", str(tmp_path), *given]) == 0
     assert ran == [(task, *given)]
+
+
+def test_state_dir_says_which_state_it_names_for_build_commands_and_for_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--state-dir` is the project's state for `ngixi build`, `smoke`, `release`, `watch` and the user's record of
+    accepted sequences for `ngixi run` and `verify`: neither help said so, and the build's left out the variable that
+    sets it ($NGIXI_PROJECT_STATE)."""
+    helps = {}
+    for command in ("build", "run", "verify"):
+        assert exit_code([command, "--help"]) == 0
+        helps[command] = " ".join(capsys.readouterr().out.split())
+    assert (
+        "(default: $NGIXI_PROJECT_STATE, else .ngixi/ in the project's root); not `ngixi run --state-dir`"
+        in (helps["build"])
+    )
+    for command in ("run", "verify"):
+        assert (
+            "not a project's state, which the build commands' --state-dir names ($NGIXI_PROJECT_STATE)"
+            in (helps[command])
+        )

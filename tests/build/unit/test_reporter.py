@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass, field
 
-from doit.exceptions import TaskFailed, UnmetDependency
+import pytest
+from doit.exceptions import DependencyError, TaskFailed, UnmetDependency
 
 from ngixi_build.reporter import ProgressReporter, failed_guests, first_error
 
@@ -93,4 +94,35 @@ def test_progress_counts_up_to_a_total_that_stays_true() -> None:
     lines = out.getvalue().splitlines()
     assert lines[0] == "[2/4] compile:b ..."
     assert lines[-2] == "failed: b (compile): ERROR broken"
-    assert lines[-1].startswith("0 tasks ran, 2 up to date, 1 failed, 1 not run (an input failed) in ")
+    assert lines[-1].startswith("1 task ran (1 failed), 2 up to date, 1 not run (an input failed) in ")
+
+
+@pytest.mark.parametrize(
+    ("ran", "failed", "failed_first", "expected"),
+    [
+        (0, 0, 0, "0 tasks ran, 0 up to date"),
+        (1, 0, 0, "1 task ran, 0 up to date"),
+        (0, 2, 0, "2 tasks ran (2 failed), 0 up to date"),
+        (2, 1, 0, "3 tasks ran (1 failed), 0 up to date"),
+        (0, 0, 1, "0 tasks ran, 0 up to date, 1 failed before running"),
+        (1, 1, 2, "2 tasks ran (1 failed), 0 up to date, 2 failed before running"),
+    ],
+)
+def test_the_summary_counts_a_failed_task_among_those_that_ran(
+    ran: int, failed: int, failed_first: int, expected: str
+) -> None:
+    """It read "0 tasks ran, 0 up to date, 2 failed" after two tasks had run and failed: a task that failed ran,
+    unless it failed before it started (doit's DependencyError for an input file that is missing)."""
+    out = io.StringIO()
+    reporter = ProgressReporter(out, {})
+    tasks = [FakeTask(f"compile:g{i}") for i in range(ran + failed + failed_first)]
+    for task in tasks[:ran]:
+        reporter.execute_task(task)
+        reporter.add_success(task)
+    for task in tasks[ran : ran + failed]:
+        reporter.execute_task(task)
+        reporter.add_failure(task, TaskFailed("ERROR broken"))
+    for task in tasks[ran + failed :]:
+        reporter.add_failure(task, DependencyError("file_dep missing"))
+    reporter.complete_run()
+    assert out.getvalue().splitlines()[-1].startswith(f"{expected} in ")

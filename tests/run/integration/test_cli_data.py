@@ -9,16 +9,18 @@ import os
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from ngixi_runtime.call_io import read_input, write_output
+from ngixi_runtime.call_io import read_input, stream_reader, write_output
 from ngixi_runtime.guest.data import read_json
 from tests import data_values
 from tests.conftest import KeyFiles, exit_code, make_bundle
 from tests.run.integration.test_call_data import MANIFEST, WASM
 from tests.run.integration.test_cli_grants import NGIXI
+from tests.run.integration.test_wasi_grants import STDIN_ECHO, STDIN_GRANT
 
 pytestmark = pytest.mark.integration
 
@@ -166,8 +168,60 @@ def test_stdin_is_not_the_input_of_a_guest_that_reads_stdin_itself(
 
 
 def test_input_from_a_terminal_says_how_to_end_it(capsys: pytest.CaptureFixture[str]) -> None:
-    assert read_input("-", limit=10, what="g: f", stdin=Terminal(b"typed")) == b"typed"
-    assert "reading the input from the terminal; end it with Ctrl-D" in capsys.readouterr().err
+    assert read_input("-", limit=10, what="g: f", timeout_ms=1, stdin=stream_reader(Terminal(b"typed"))) == b"typed"
+    assert "reading standard input from the terminal; end it with Ctrl-D" in capsys.readouterr().err
+
+
+@pytest.fixture
+def stdin_bundles(tmp_path: Path, keys: KeyFiles) -> dict[str, list[str]]:
+    """`ngixi run` of a guest granted stdin that echoes it, and of an export echoing `--input -`, under a short
+    limits.timeout_ms."""
+    short = "[limits]\ntimeout_ms = 300\n"
+    granted = make_bundle(tmp_path / "granted", keys.key, wasm=STDIN_ECHO, manifest=STDIN_GRANT + short)
+    call = make_bundle(
+        tmp_path / "call", keys.key, wasm=WASM, manifest=MANIFEST.replace("[limits]\n", short, 1), guest="echo"
+    )
+    trust = ["--trust", str(keys.trust)]
+    return {"granted": ["run", *trust, str(granted)], "--input -": ["run", *trust, str(call), "echo", "--input", "-"]}
+
+
+@pytest.mark.parametrize("where", [[], ["--in-process"]], ids=["isolated", "in-process"])
+def test_a_closed_or_empty_stdin_is_no_input(
+    tmp_path: Path, stdin_bundles: dict[str, list[str]], where: list[str]
+) -> None:
+    """`ngixi run ... <&-` ended in "unexpected AttributeError" (Python's sys.stdin is None then), for a guest
+    granted stdin and for `--input -`: a closed standard input is no input, as /dev/null is."""
+    for kind, command in stdin_bundles.items():
+        for redirect in ("<&-", "</dev/null"):
+            shell = ["sh", "-c", f'exec "$@" {redirect}', "sh"]
+            ran = subprocess.run([*shell, NGIXI, *command, *where], cwd=tmp_path, capture_output=True, check=False)
+            assert (ran.returncode, ran.stdout) == (0, b""), (kind, redirect, ran.stderr)
+            assert b"error" not in ran.stderr, (kind, redirect, ran.stderr)
+
+
+def test_a_terminal_is_read_until_ctrl_d_whatever_the_timeout(
+    tmp_path: Path, stdin_bundles: dict[str, list[str]]
+) -> None:
+    """A guest granted stdin had to be given its input on a terminal within limits.timeout_ms (300 ms here), while
+    `--input -` waited for Ctrl-D: both wait for Ctrl-D now, as a person types, and say so."""
+    for kind, command in stdin_bundles.items():
+        terminal, ours = os.openpty()
+        try:
+            with subprocess.Popen(
+                [NGIXI, *command, "--in-process"],
+                cwd=tmp_path,
+                stdin=ours,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            ) as run:
+                time.sleep(1)  # longer than timeout_ms
+                os.write(terminal, b"typed\n\x04")
+                stdout, stderr = run.communicate(timeout=60)
+        finally:
+            os.close(terminal)
+            os.close(ours)
+        assert (run.returncode, stdout) == (0, b"typed\n"), (kind, stderr)
+        assert b"note: reading standard input from the terminal; end it with Ctrl-D" in stderr
 
 
 def test_seeded_values_through_input_files_and_json_match_the_api(
@@ -215,7 +269,7 @@ def test_input_from_a_pipe_that_does_not_end_within_the_timeout_is_refused(
         stderr = run.stderr.read()
     assert stderr.splitlines()[-1] == (  # after the note of its compile
         b"ngixi: error: echo: echo: standard input did not end within limits.timeout_ms = 300 ms (it is read whole "
-        b"before the call); close it sooner (end of file), or give the input in a file (--input @FILE)"
+        b"first); close it sooner (end of file), or give the input in a file (--input @FILE)"
     )
 
 

@@ -96,6 +96,36 @@ def test_ctrl_c_ends_a_spinning_call_at_once_on_wasmtime(tmp_path: Path, keys: K
     assert document["error"] == {"kind": "interrupted", "message": "interrupted (SIGINT)", "exit_code": 130}
 
 
+def test_ctrl_c_on_a_terminal_leaves_wasmers_watcher_to_stop_the_spinning_call(tmp_path: Path, keys: KeyFiles) -> None:
+    """A terminal's Ctrl-C reaches its whole process group, the forked watcher too: it died of it (printing "Exception
+    ignored when trying to write to the signal wakeup fd" and a traceback), and the Wasmer guest, which holds the GIL
+    so Python never sees the interrupt, spun on for ever. The watcher ignores the terminal's signals: the call ends
+    at its deadline."""
+    pytest.importorskip("wasmer")
+    bundle = make_bundle(tmp_path / "out", keys.key, wasm=spinning(False), manifest=TIMED.replace("200", "1500"))
+    argv = ["ngixi", "run", "--in-process", "--engine", "wasmer", "-v", "--trust", str(keys.trust)]
+    run = WatchProcess(tmp_path, [*argv, str(bundle), "add", "1", "2"])
+    run.until("note: hello:", timeout=60)
+    spinning_since = _cpu_seconds(run.process.pid)
+    while _cpu_seconds(run.process.pid) < spinning_since + 0.3:  # in the call, which spins: past Python's reach
+        time.sleep(0.01)
+    watchers = Path(f"/proc/{run.process.pid}/task/{run.process.pid}/children").read_text().split()
+    for pid in (run.process.pid, *map(int, watchers)):  # as a terminal's Ctrl-C does
+        os.kill(pid, signal.SIGINT)
+    try:
+        output = [line.text for line in run.until("ngixi: error: hello: add exceeded its 1500 ms timeout", timeout=30)]
+        assert run.process.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        run.process.kill()
+    assert not any("Traceback" in text for text in output), output
+
+
+def _cpu_seconds(pid: int) -> float:
+    """The processor time a process has used (Linux's /proc: utime and stime, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _children() -> set[str]:
     """This thread's child processes, unreaped ones included (Linux's /proc)."""
     listing = Path(f"/proc/self/task/{threading.get_native_id()}/children")

@@ -292,5 +292,5 @@ def test_the_data_abi_outside_a_call_is_refused_in_one_line(function: str, args:
 def test_input_at_sign_alone_names_no_file() -> None:
     """`--input @` read the working directory ("cannot read it: Is a directory", naming `@.`, which nobody typed)."""
     with pytest.raises(InvalidInput, match=r"^g: f: --input @ names no file: give @FILE, or @@ for the text @$"):
-        read_input("@", limit=10, what="g: f")
-    assert read_input("@@", limit=10, what="g: f") == b"@"
+        read_input("@", limit=10, what="g: f", timeout_ms=100)
+    assert read_input("@@", limit=10, what="g: f", timeout_ms=100) == b"@"

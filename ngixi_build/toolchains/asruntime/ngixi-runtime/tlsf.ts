@@ -1,4 +1,5 @@
-// AssemblyScript 0.28.20's std/assembly/rt/tlsf.ts (Apache-2.0, https://github.com/AssemblyScript/assemblyscript),
+// AssemblyScript 0.28.20's std/assembly/rt/tlsf.ts (Apache-2.0, https://github.com/AssemblyScript/assemblyscript;
+// its licence and notice, as its npm package ships them, are ASSEMBLYSCRIPT-LICENSE and ASSEMBLYSCRIPT-NOTICE here),
 // with one change, marked "ngixi:" below: an allocation the memory cannot grow for collects the garbage and tries
 // again before it traps. AssemblyScript's own traps at once, at the memory's limit (`limits.memory_pages`), with
 // the garbage still held: a call that fit once failed the next time, its first call's garbage left uncollected.
