@@ -62,6 +62,7 @@ def test_a_dropped_guest_frees_its_instance(tmp_path: Path, keys: KeyFiles) -> N
         read_bundle(make_bundle(tmp_path, keys.key, wasm=WASM, manifest=MANIFEST), load_trust(keys.trust))
     )
     guest.call("greet", ())
+    assert guest._instance is not None
     memory = weakref.ref(guest._instance.memory)
     del guest
     gc.collect()
