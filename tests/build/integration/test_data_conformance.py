@@ -51,6 +51,15 @@ static void echo(void) {
     ngixi_data_output((const uint8_t *)data, length);
     free(data);
 }
+
+/* Aborts 100 frames of 1 KiB deep: each frame lowered __stack_pointer, and the trap left it so. */
+static int dive(int depth) {
+    volatile char frame[1024];
+    frame[0] = (char)depth;
+    if (depth == 0) abort();
+    return dive(depth - 1) + frame[0];
+}
+void deep(void) { dive(100); }
 """ + "".join(f"void {name}(void) {{ echo(); }}\n" for name in EXPORTS)
 ZIG_SOURCE = """\
 const std = @import("std");
@@ -107,6 +116,8 @@ def manifest(name: str, language: str) -> str:
     lines = [f'[guest]\nname = "{name}"\nversion = "0.1.0"\nkind = "library"\nlanguage = "{language}"\n']
     exports = {**EXPORTS, "parse": ("text", "json")} if language == "assemblyscript" else EXPORTS
     lines += [f'[exports.{e}]\ninput = "{i}"\noutput = "{o}"\n' for e, (i, o) in exports.items()]
+    if language == "c":
+        lines.append("[exports.deep]\n")
     lines.append("[limits]\nmemory_pages = 64\ntimeout_ms = 10000\n")
     return "\n".join(lines)
 
@@ -317,14 +328,17 @@ def is_utf8(data: bytes) -> bool:
 
 
 def test_a_guest_that_failed_many_calls_still_answers(tenants: dict[str, Tenant]) -> None:
-    """Every abort left AssemblyScript's shadow stack pointer lowered by the frames it left, as a trap leaves C's
-    `__stack_pointer`: after 14 inputs nested 100 deep refused by a throw, the guest aborted on every call, for good (in
-    each mode, on both engines). A core guest's instance is made afresh after a failed call, as a component's is."""
-    tenant = tenants["assemblyscript"]
-    for _ in range(40):
-        with pytest.raises(GuestError):
-            tenant.call("parse", input=b"[" * 100 + b"x")
-    assert tenant.call("text", input="still here").data == "still here"
+    """Every abort left AssemblyScript's shadow stack pointer lowered by the frames it left, as C's `__stack_pointer`
+    was: after 14 inputs nested 100 deep refused by a throw, the AssemblyScript guest aborted on every call, and after
+    41 aborts 100 frames deep the C guest trapped on every call (out of bounds), for good, in each mode on both
+    engines. A core guest's instance is made afresh after a failed call, as a component's is."""
+    cases = (("assemblyscript", "parse", b"[" * 100 + b"x", 20), ("c", "deep", None, 45))
+    for language, export, data, failures in cases:
+        tenant = tenants[language]
+        for _ in range(failures):
+            with pytest.raises(GuestError, match=f"^{tenant.manifest.guest.name}: {export} aborted"):
+                tenant.call(export, input=data)
+        assert tenant.call("text", input="still here").data == "still here"
 
 
 def test_text_from_the_api_is_refused_when_utf_8_cannot_carry_it(tenants: dict[str, Tenant]) -> None:
