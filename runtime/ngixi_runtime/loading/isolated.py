@@ -303,7 +303,7 @@ class IsolatedTenant:
         a call refused before the guest ran (its error's exit code) did not run it."""
         component = self.manifest.guest.type.is_component
         failed = not reply.ok and reply.error_exit_code is None
-        return failed and spends_the_instance(component, reply.outcome)
+        return failed and spends_the_instance(component, reply.outcome, reply.error)
 
     def text_parameters(self, export: str) -> frozenset[int]:
         self.start()

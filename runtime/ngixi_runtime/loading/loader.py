@@ -229,6 +229,11 @@ def export_table(manifest: Manifest) -> ExportTable:
     )
 
 
+def _no_pages() -> int:
+    """The pages of a guest whose instance is being made afresh: none yet."""
+    return 0
+
+
 class LibraryExit(GuestError):
     """A library's export that called proc_exit: a trap whose cause is known, however much memory the guest holds."""
 
@@ -322,11 +327,13 @@ class Guest:
         timeout, a limit or an abort leaves the guest's own runtime as it was mid-call: the stack pointer of its
         shadow stack lowered by every frame it left (LLVM's `__stack_pointer`, AssemblyScript's), its allocator or
         collector halfway through a change; an AssemblyScript guest that refused a hundred bad inputs by throwing then
-        aborted on every call. In-process; an isolated child that served such a call is replaced instead
-        (`calls.spends_the_instance`). One that cannot be made fails this call, and the next tries again."""
+        aborted on every call. An isolated child makes its instance afresh so too. The old one is let go first
+        (its store and memory: an isolated child's address-space cap counts them); one that cannot be made fails this
+        call, and the next tries again."""
         assert self._renew is not None
         old = None if self._instance is None else weakref.ref(self._instance)
         self._instance = None
+        self.page_count = _no_pages  # its memory's, which holds the old store
         if old is not None and old() is not None:  # held in a reference cycle (a trap's traceback)
             gc.collect()
         try:

@@ -339,7 +339,9 @@ def _answer(guest: Guest, request: CallRequest) -> tuple[list[bytes], bool]:
         result = measure(guest, request.export, request.args, request.input)
     except CallFailed as failure:
         component = guest.manifest.guest.type.is_component
-        return reply_frame(failure.result, error=str(failure)), spends_the_instance(component, failure.outcome)
+        return reply_frame(failure.result, error=str(failure)), spends_the_instance(
+            component, failure.outcome, str(failure)
+        )
     except NgixiError as error:
         outcome = error.outcome if isinstance(error, GuestError) else "refused"
         return reply_frame(empty_result(outcome), error=str(error), error_exit_code=error.exit_code), False
