@@ -311,11 +311,15 @@ class Guest:
             values = instance.call(export, args)
         except GuestError as error:
             self._spent = self._renew is not None
+            del instance  # nor the engine's frames: a caller keeping the error keeps no instance (renewed, its store)
+            error.__traceback__ = error.__context__ = None
             raise self._explained(error, export) from None
         except GuestExit as exit_:
             if export == "_start":
                 raise
             self._spent = self._renew is not None
+            del instance
+            exit_.__traceback__ = exit_.__context__ = None
             raise self._exited(export, exit_.code) from None
         if context.aborted is not None:  # an abort the guest returned from: still the call's end
             self._spent = self._renew is not None
@@ -866,7 +870,7 @@ def _core_instance(
 
 
 def _initialize(manifest: Manifest, instance: EngineInstance, context: HostContext) -> None:
-    """WASI: a reactor's _initialize runs once, before any export."""
+    """WASI: a reactor's _initialize, run once per instance before any of its exports."""
     context.call_ends_at = time.monotonic() + manifest.limits.timeout_ms / 1000
     instance.call(REACTOR_INITIALIZER, ())
 
