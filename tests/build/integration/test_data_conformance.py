@@ -39,6 +39,7 @@ export function bytes(): void { output.bytes(input.bytes()); }
 export function rawtext(): void { output.bytes(input.bytes()); }
 export function rawjson(): void { output.bytes(input.bytes()); }
 export function parse(): void { output.json(Json.parse(input.text())); }
+export function number(): void { output.json(Json.fromNumber(parseFloat(input.text()))); }
 """
 C_SOURCE = """\
 #include <stdlib.h>
@@ -114,7 +115,8 @@ WASM = module(
 
 def manifest(name: str, language: str) -> str:
     lines = [f'[guest]\nname = "{name}"\nversion = "0.1.0"\nkind = "library"\nlanguage = "{language}"\n']
-    exports = {**EXPORTS, "parse": ("text", "json")} if language == "assemblyscript" else EXPORTS
+    own = {"parse": ("text", "json"), "number": ("text", "json")}
+    exports = {**EXPORTS, **own} if language == "assemblyscript" else EXPORTS
     lines += [f'[exports.{e}]\ninput = "{i}"\noutput = "{o}"\n' for e, (i, o) in exports.items()]
     if language == "c":
         lines.append("[exports.deep]\n")
@@ -387,3 +389,17 @@ def test_a_command_line_argument_that_is_not_utf_8_is_refused_as_such(project: P
     echo = command_line(["ngixi", "run", str(bundles / "echo-c-0.1.0.ngx"), "bytes", "--input", argument])
     echoed = subprocess.run(echo, cwd=project, capture_output=True, timeout=120, check=False)
     assert (echoed.returncode, echoed.stdout) == (0, b"ab\xff")
+
+
+def test_nan_and_infinity_from_assemblyscript_fail_the_call_as_from_any_guest(tenants: dict[str, Tenant]) -> None:
+    """ngixi-data wrote a NaN or an infinity as null: the caller got a value the guest never computed, where the host
+    refuses `NaN` written by any other guest. It ends the call now, in a line saying so."""
+    for text in ("NaN", "Infinity", "-Infinity"):
+        kind, got = outcome(tenants["assemblyscript"], "number", text.encode())
+        assert kind == "CallFailed" and got.startswith(f"GUEST: number aborted: JSON: {text} is not JSON (RFC 8259 has")
+        kind, got = outcome(tenants["c"], "rawjson", text.encode())
+        assert (kind, got) == (
+            "CallFailed",
+            f'GUEST: rawjson declares output = "json", but wrote not valid JSON: {text} is not JSON',
+        )
+    assert tenants["assemblyscript"].call("number", input="-2.5").data == -2.5

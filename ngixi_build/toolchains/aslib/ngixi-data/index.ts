@@ -314,11 +314,12 @@ class TextSink {
   }
 }
 
-/** Writes `value`, inside `depth` arrays and objects, to `sink`; deeper than the host reads (MAX_DEPTH) ends the call, before the
- * recursion can run out of shadow stack. */
+/** Writes `value`, inside `depth` arrays and objects, to `sink`; deeper than the host reads (MAX_DEPTH) ends the call,
+ * before the recursion can run out of shadow stack. */
 function write(value: Json, sink: TextSink, depth: i32 = 0): void {
   if (depth >= MAX_DEPTH && value.kind >= JsonKind.Array) {
-    throw new Error("JSON: arrays and objects nested more than " + MAX_DEPTH.toString() + " deep, past the host's limit");
+    const limit = MAX_DEPTH.toString();
+    throw new Error("JSON: arrays and objects nested more than " + limit + " deep, past the host's limit");
   }
   switch (value.kind) {
     case JsonKind.Null:
@@ -354,7 +355,11 @@ function write(value: Json, sink: TextSink, depth: i32 = 0): void {
 }
 
 function numberText(value: f64): string {
-  if (!isFinite(value)) return "null"; // JSON has no NaN or Infinity
+  // JSON has no NaN or Infinity: ended here as the host refuses them in any guest's output, never written as null
+  if (!isFinite(value)) {
+    const name = isNaN(value) ? "NaN" : value < 0 ? "-Infinity" : "Infinity";
+    throw new Error("JSON: " + name + " is not JSON (RFC 8259 has no NaN or Infinity)");
+  }
   if (value == 0 && 1 / value < 0) return "-0.0"; // as Python writes it; "-0" reads back as the integer 0
   if (value == Math.floor(value) && Math.abs(value) < 9007199254740992) return (<i64>value).toString();
   return value.toString();
@@ -563,7 +568,7 @@ class Parser {
     return changetype<string>(written == units ? text : __renew(text, written << 1));
   }
 
-  /** Steps over one escape at `at` (its backslash first): one of JSON's, `\\uXXXX` with four hex digits. */
+/** Steps over one escape at `at` (its backslash first): one of JSON's, `\\uXXXX` with four hex digits. */
   escape(): void {
     const code = this.at + 1 < this.end ? <i32>load<u8>(this.at + 1) : -1;
     if (code == 0x75) {
@@ -574,10 +579,7 @@ class Parser {
       this.at += 6;
       return;
     }
-    // " \\ / b f n r t
-    if (code != 0x22 && code != 0x5c && code != 0x2f && code != 0x62 && code != 0x66 && code != 0x6e && code != 0x72 && code != 0x74) {
-      this.fail("an escape JSON does not have");
-    }
+    if (!isEscape(code)) this.fail("an escape JSON does not have");
     this.at += 2;
   }
 
@@ -587,7 +589,9 @@ class Parser {
     const start = this.at;
     if (this.peek() == 0x2d) this.at++;
     if (this.peek() == 0x30) this.at++;
-    else if (!this.digits()) this.fail(this.at == this.end ? "the text ends where a value should be" : "not a JSON value");
+    else if (!this.digits()) {
+      this.fail(this.at == this.end ? "the text ends where a value should be" : "not a JSON value");
+    }
     if (this.peek() == 0x2e) {
       this.at++;
       if (!this.digits()) this.fail("a number's point not followed by a digit");
@@ -611,6 +615,12 @@ class Parser {
     while (this.at < this.end && isDigit(<i32>load<u8>(this.at))) this.at++;
     return this.at > from;
   }
+}
+
+/** Whether `code` may follow a backslash, u aside: `"`, `\\`, `/`, b, f, n, r, t. */
+function isEscape(code: i32): bool {
+  return code == 0x22 || code == 0x5c || code == 0x2f || code == 0x62 || code == 0x66 || code == 0x6e ||
+    code == 0x72 || code == 0x74;
 }
 
 function isDigit(code: i32): bool {
