@@ -160,6 +160,7 @@ def call_layers(tenant: InProcessTenant, bare: Callable[[], Any]) -> dict[str, C
     """Each layer of an in-process call, outermost last: timed alone, their differences say where the µs go."""
     guest = tenant._guest  # the benchmark looks inside on purpose
     instance = guest._instance
+    assert instance is not None  # none only after a failed call's renewal failed
     return {
         "bare engine call": bare,
         "engine wrapper (instance.call)": lambda: instance.call("nop", ()),

@@ -84,6 +84,7 @@ def json_arguments(raw: Sequence[str], *, what: str, texts: Collection[int] = fr
     """
     values = []
     for position, text in enumerate(raw, start=1):
+        _check_utf8(text, what=f"{what}: argument {position}")
         try:
             value = read_json(text)
         except BeyondJsonLimits as error:
@@ -95,6 +96,19 @@ def json_arguments(raw: Sequence[str], *, what: str, texts: Collection[int] = fr
         is_text = position in texts and not isinstance(value, str)
         values.append(text if is_text else value)
     return tuple(values)
+
+
+def _check_utf8(argument: str, *, what: str) -> None:
+    """A command-line argument is text: bytes that are not UTF-8 (which Python keeps as lone surrogates) are refused
+    as such, rather than as a string holding a surrogate that the caller never wrote."""
+    if argument.isascii():
+        return
+    try:
+        os.fsencode(argument).decode()
+    except UnicodeDecodeError as error:
+        raise InvalidInput(
+            f"{what} is not valid UTF-8 (byte {error.start}): give text as UTF-8, and bytes as a JSON list of numbers"
+        ) from None
 
 
 def _within_limits(error: BeyondJsonLimits, text: str) -> str:

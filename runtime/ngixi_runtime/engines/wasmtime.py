@@ -307,6 +307,8 @@ def precompile(wasm: bytes, *, triple: str, cpu_features: Sequence[str], metered
 # Wasmtime's hostcall fuel: it lifts at most 128 MiB of a component's values out of the guest in one crossing, each
 # a 48-byte `Val` (measured on wasmtime-py 50.0.1: a list<u8> of 2,796,202 bytes is lifted, one byte more is not).
 _TOO_MUCH_LIFTED = "too much data is being copied between the host and the guest"
+_NOT_UTF8 = "invalid utf-8 sequence"
+_STRING_ADVICE = ": a WIT string holds Unicode text, never a lone surrogate (a UTF-16 string's half of a pair)"
 _LIFT_ADVICE = (
     ": Wasmtime takes at most 2,796,202 values (a list<u8> of as many bytes) from a guest at once, as a result or a"
     " host call's arguments; return large data in parts, or use a core guest's call data (input/output = \"bytes\")"
@@ -330,6 +332,8 @@ def failure_summary(error: Exception) -> str:
     reason = _worded_cause(cause) or first_line(error)
     if reason.startswith(_TOO_MUCH_LIFTED):
         return _TOO_MUCH_LIFTED + _LIFT_ADVICE
+    if reason.startswith(_NOT_UTF8):  # Rust's words for the string Wasmtime lifted
+        return f"a string it gave is not valid UTF-8 ({reason}){_STRING_ADVICE}"
     from ngixi_runtime.spec.sourcemap import is_own, shown_name  # on a failure only: not on every run's path
 
     # Past AssemblyScript's ~lib/, C's abort, a language runtime's libraries: none of them is the guest's place.

@@ -34,6 +34,7 @@ _OBJECTS_AS_ARRAYS = bytes.maketrans(b"{}", b"[]")
 _AS_STEPS = bytes.maketrans(b'[]"', b"\x02\x00\x01")  # a bracket's step in depth, plus one (a quote's: none)
 _QUOTES_AS_ONES = bytes.maketrans(b'[]"', b"\x00\x00\x01")
 _CHEAP_PASSES = 4
+_JSON_SPACE = " \t\n\r"
 _TOO_DEEP = f"JSON nested more than {MAX_JSON_DEPTH} deep, past the host's limit"
 
 
@@ -178,8 +179,18 @@ def _json_problem(raw: bytes, text: str) -> str | None:
     except BeyondJsonLimits as error:
         return str(error)
     except ValueError as error:
-        return f"not valid JSON: {error}"
+        return f"not valid JSON: {_why_not_json(text, error)}"
     return None
+
+
+def _why_not_json(text: str, error: ValueError) -> str:
+    """Python's reason, but in JSON's words where Python's name the wrong thing: a BOM (its advice is to decode with
+    a codec of Python's), and text with no value at all (`Expecting value` at its end)."""
+    if text.startswith("\ufeff"):
+        return "it starts with a byte order mark (U+FEFF), which JSON text must not (RFC 8259, 8.1): remove it"
+    if not text.strip(_JSON_SPACE):
+        return "it holds no value (it is empty or only whitespace)"
+    return str(error)
 
 
 def check_input(guest: str, export: str, kind: DataKind, raw: bytes, limit: int) -> None:

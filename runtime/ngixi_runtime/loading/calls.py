@@ -116,7 +116,8 @@ def exhausted_stack(outcome: str, error: str | None) -> bool:
 def spends_the_instance(component: bool, outcome: str, error: str | None) -> bool:
     """Whether a failed call leaves nothing worth serving on in the process that ran it, so that an isolated child
     that served it is replaced: a component's instance after any failure (Wasmtime never enters it again, as the
-    component model says), and any guest's process after it ran out of stack (`exhausted_stack`)."""
+    component model says), and any guest's process after it ran out of stack (`exhausted_stack`). A core guest's
+    instance after another failure is made afresh in the same process (`loader.Guest._renewed`)."""
     return component or exhausted_stack(outcome, error)
 
 

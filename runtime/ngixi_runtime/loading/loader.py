@@ -6,6 +6,7 @@ capabilities a guest is granted. Component guests bring Wasmtime's component mod
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 import weakref
@@ -72,7 +73,8 @@ _UNCACHED = "host AOT cache unavailable"
 # How a Zig guest's panic with its allocator's error ends (`@panic(@errorName(err))`, through `ngixi.panic`).
 _ZIG_OUT_OF_MEMORY = " aborted: OutOfMemory"
 Prepared = TypeVar("Prepared")
-Opened = tuple[EngineInstance, HostContext, str]  # the instance, its host side, and which code it runs
+# The instance, its host side, which code it runs, and (a core guest's) how to make the instance afresh
+Opened = tuple[EngineInstance, HostContext, str, Callable[[], EngineInstance] | None]
 
 
 class HostProfile(NamedTuple):
@@ -227,6 +229,11 @@ def export_table(manifest: Manifest) -> ExportTable:
     )
 
 
+def _no_pages() -> int:
+    """The pages of a guest whose instance is being made afresh: none yet."""
+    return 0
+
+
 class LibraryExit(GuestError):
     """A library's export that called proc_exit: a trap whose cause is known, however much memory the guest holds."""
 
@@ -243,11 +250,14 @@ class Guest:
         *,
         compiled: bool,
         wasm: Callable[[], bytes] | None = None,
+        renew: Callable[[], EngineInstance] | None = None,
     ):
         self.manifest = manifest
         self.origin = origin
         self.compiled = compiled
-        self._instance = instance
+        self._instance: EngineInstance | None = instance  # None after a renewal that failed
+        self._renew = renew
+        self._spent = False  # a call failed with the guest's code on the stack: the next one runs in a fresh instance
         self._context = context
         self.page_count = instance.memory.page_count  # pages now
         self.initial_pages = self.page_count()  # a memory that starts at its limit never runs out by growing
@@ -260,10 +270,12 @@ class Guest:
     @property
     def thread_bound(self) -> bool:
         """Whether only the thread that loaded it may call it."""
+        assert self._instance is not None  # asked when its tenant opens, before any call
         return self._instance.thread_bound
 
     def text_parameters(self, export: str) -> frozenset[int]:
         """Which of a component export's parameters (from 1) its WIT types as strings."""
+        assert self._instance is not None  # a component's: never renewed here
         return self._instance.text_parameters(export)
 
     def close(self) -> None:
@@ -294,17 +306,50 @@ class Guest:
         context.call_ends_at = time.monotonic() + self._timeout_seconds  # so that host functions' waits end in time
         context.aborted = None
         context.out_of_memory = False
+        instance = self._renewed() if self._spent or self._instance is None else self._instance
         try:
-            values = self._instance.call(export, args)
+            values = instance.call(export, args)
         except GuestError as error:
+            self._spent = self._renew is not None
+            del instance  # nor the engine's frames: a caller keeping the error keeps no instance (renewed, its store)
+            error.__traceback__ = error.__context__ = None
             raise self._explained(error, export) from None
         except GuestExit as exit_:
             if export == "_start":
                 raise
+            self._spent = self._renew is not None
+            del instance
+            exit_.__traceback__ = exit_.__context__ = None
             raise self._exited(export, exit_.code) from None
         if context.aborted is not None:  # an abort the guest returned from: still the call's end
+            self._spent = self._renew is not None
             raise GuestError(context.aborted)
         return values
+
+    def _renewed(self) -> EngineInstance:
+        """Makes a core guest's instance afresh after a failed call, as Wasmtime does a component's. A trap, a
+        timeout, a limit or an abort leaves the guest's own runtime as it was mid-call: the stack pointer of its
+        shadow stack lowered by every frame it left (LLVM's `__stack_pointer`, AssemblyScript's), its allocator or
+        collector halfway through a change; an AssemblyScript guest that refused a hundred bad inputs by throwing then
+        aborted on every call. An isolated child makes its instance afresh so too. The old one is let go first
+        (its store and memory: an isolated child's address-space cap counts them); one that cannot be made fails this
+        call, and the next tries again."""
+        assert self._renew is not None
+        old = None if self._instance is None else weakref.ref(self._instance)
+        self._instance = None
+        self.page_count = _no_pages  # its memory's, which holds the old store
+        if old is not None and old() is not None:  # held in a reference cycle (a trap's traceback)
+            gc.collect()
+        try:
+            instance = self._renew()
+        except GuestError:
+            raise
+        except NgixiError as error:  # e.g. no memory left for a new one: this call's failure, not the tenant's
+            raise GuestError(f"{error} (making the guest afresh after a failed call)", outcome="memory") from None
+        self._instance = instance
+        self.page_count = instance.memory.page_count
+        self._spent = False
+        return instance
 
     def take_output(self) -> bytes:
         """What the last call wrote through the call data ABI."""
@@ -763,11 +808,12 @@ def open_guest(
             cpu_capped=cpu_capped,
             compiling=compiling,
         )
-    instance, context, origin = opened
+    instance, context, origin, renew = opened
     kind = manifest.guest.type
     mapped = not kind.is_component or kind.language not in ("javascript", "python")  # whose runtime is embedded
     wasm = _wasm_reader(bundle, eager=mapped)
-    return Guest(manifest, instance, context, origin, compiled=origin.startswith(COMPILED), wasm=wasm)
+    compiled = origin.startswith(COMPILED)
+    return Guest(manifest, instance, context, origin, compiled=compiled, wasm=wasm, renew=renew)
 
 
 def _wasm_reader(bundle: VerifiedBundle, *, eager: bool) -> Callable[[], bytes]:
@@ -829,14 +875,12 @@ def _open_core(
         context.memory = weakref.proxy(memory)
 
     running = "its start function"
+    make = partial(_core_instance, runner, prepared, context, link_memory)
     try:
-        imports = core_imports(context, [(imp.module, imp.name) for imp in prepared.info.imports])
-        instance = runner.instantiate(prepared, imports=imports, on_memory=link_memory)
-        context.engine_reserve = instance.reserve_return_time
-        if _is_reactor(manifest, prepared.info):  # WASI: a reactor's _initialize runs once, before any export
-            context.call_ends_at = time.monotonic() + manifest.limits.timeout_ms / 1000
+        instance = make()
+        if _is_reactor(manifest, prepared.info):
             running = REACTOR_INITIALIZER
-            instance.call(REACTOR_INITIALIZER, ())
+            _initialize(manifest, instance, context)
     except GuestExit as exit_:
         context.close()
         raise GuestError(
@@ -861,7 +905,43 @@ def _open_core(
     if context.aborted is not None:  # a start function that returned from its abort
         context.close()
         raise GuestError(context.aborted)
-    return instance, context, origin
+    renew = partial(_fresh_core, manifest, make, context, reactor=_is_reactor(manifest, prepared.info))
+    return instance, context, origin, renew
+
+
+def _core_instance(
+    runner: Engine, prepared: Any, context: HostContext, link_memory: Callable[[EngineMemory], None]
+) -> EngineInstance:
+    """A core guest's instance, its imports linked to `context`."""
+    imports = core_imports(context, [(imp.module, imp.name) for imp in prepared.info.imports])
+    instance = runner.instantiate(prepared, imports=imports, on_memory=link_memory)
+    context.engine_reserve = instance.reserve_return_time
+    return instance
+
+
+def _initialize(manifest: Manifest, instance: EngineInstance, context: HostContext) -> None:
+    """WASI: a reactor's _initialize, run once per instance before any of its exports."""
+    context.call_ends_at = time.monotonic() + manifest.limits.timeout_ms / 1000
+    instance.call(REACTOR_INITIALIZER, ())
+
+
+def _fresh_core(
+    manifest: Manifest, make: Callable[[], EngineInstance], context: HostContext, *, reactor: bool
+) -> EngineInstance:
+    """A core guest's instance made afresh (`Guest._renewed`): its start function, and a reactor's _initialize, run
+    again; a failure there fails the call that needed it."""
+    instance = make()
+    if reactor:
+        try:
+            _initialize(manifest, instance, context)
+        except GuestExit as exit_:
+            raise GuestError(
+                f"{manifest.guest.name}: {REACTOR_INITIALIZER} called proc_exit({exit_.code}) as the guest loaded"
+                " afresh after a failed call; only a command's _start may exit"
+            ) from None
+    if context.aborted is not None:  # a start function that returned from its abort
+        raise GuestError(context.aborted)
+    return instance
 
 
 def _open_component(
@@ -899,7 +979,7 @@ def _open_component(
     except BaseException:
         context.close()
         raise
-    return instance, context, origin
+    return instance, context, origin, None
 
 
 def _component_maker(manifest: Manifest, compiling: Compiling | None = None) -> CodeMaker[wasmtime_component.Prepared]:

@@ -28,6 +28,7 @@ from ngixi_runtime.loading.isolated import IsolatedTenant
 from ngixi_runtime.loading.loader import open_guest
 from ngixi_runtime.loading.tenants import InProcessTenant, open_tenant
 from ngixi_runtime.trust.signatures import load_trust
+from tests.build.integration.test_data_conformance import BYTES_CASES, TEXT_CASES
 from tests.conftest import REPO
 from tests.integration import WatchProcess, copy_project, keep_only_guests, run, set_targets
 
@@ -112,17 +113,29 @@ JS_BYTES = (
     "\nexport function bytes(data) {\n"
     "  return `${data instanceof Uint8Array} ${data.join()} ${typeof globalThis.location}`;\n}\n"
 )
+# The generated JavaScript and Python guests each give back what they take (test_data_conformance's table), and a string
+# holding a lone surrogate.
+SAME_EXPORTS = {"same": (["string"], ["string"]), "data": (["list<u8>"], ["list<u8>"]), "lone": ([], ["string"])}
+PYTHON_SAME = (
+    "\n\n    def same(self, arg0: str) -> str:\n        return arg0\n"
+    "\n    def data(self, arg0: bytes) -> bytes:\n        return arg0\n"
+    '\n    def lone(self) -> str:\n        return "\\ud800x"'
+)
 # Values componentize-js's own glue changed (the build corrects it): an s64 each way, a string's leading U+FEFF.
 JS_VALUES = (
     "\nexport function less(by, from) {\n  return from - by;\n}\n"
     "\nexport function echo(text) {\n  return `${text.length}:${text}`;\n}\n"
     "\nexport function parse(text) {\n  return JSON.stringify(JSON.parse(text));\n}\n"
+    "\nexport function same(text) {\n  return text;\n}\n"
+    "\nexport function data(bytes) {\n  return bytes;\n}\n"
+    '\nexport function lone() {\n  return "\\ud800x";\n}\n'
 )
 JS_VALUE_EXPORTS = {
     "less": (["u64", "s64"], ["s64"]),
     "echo": (["string"], ["string"]),
     "bytes": (["list<u8>"], ["string"]),
     "parse": (["string"], ["string"]),
+    **SAME_EXPORTS,
 }
 # The generated JavaScript guest is not granted random: each of its sources refuses at run time, at the guest's line.
 JS_SOURCES = {"bytes": "crypto.getRandomValues", "uuid": "crypto.randomUUID", "math": "Math.random"}
@@ -144,7 +157,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for lang, guest in GENERATED.items():
         run(project, "ngixi", "new", guest, "--lang", lang)  # a library component: these languages' only template
     app = project / "guests" / GENERATED["python"] / "app.py"
-    greet = f'        if arg0 == "boom":\n{RAISE}\n{DEEPER}\n{RETURN}{DEPS_METHOD}'
+    greet = f'        if arg0 == "boom":\n{RAISE}\n{DEEPER}\n{RETURN}{DEPS_METHOD}{PYTHON_SAME}'
     app.write_text(app.read_text().replace(RETURN, greet) + DEPS_MODULE)
     (app.parent / "requirements.txt").write_text(
         "# pip-compile --generate-hashes\n"
@@ -182,6 +195,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
             manifest.write(f"\n[exports.{export}]\nparams = {json.dumps(params)}\nresults = {json.dumps(results)}\n")
     with (project / "manifests" / f"{GENERATED['python']}.toml").open("a") as manifest:
         manifest.write('\n[exports.deps]\nparams = ["string"]\nresults = ["string"]\n')
+        for export, (params, results) in SAME_EXPORTS.items():
+            manifest.write(f"\n[exports.{export}]\nparams = {json.dumps(params)}\nresults = {json.dumps(results)}\n")
     smoked = run(project, "doit", *(f"smoke:{guest}" for guest in (*GUESTS, *GENERATED.values())))
     (project.parent / "smoke.log").write_text(smoked.stdout + smoked.stderr)
     return project
@@ -778,3 +793,24 @@ def test_watch_shows_each_tool_s_diagnostic_and_rebuilds_on_save(tmp_path: Path)
         bundle = read_bundle(project.bundle_path(guest, "0.1.0"), load_trust(project.dev_trust_file))
         assert bundle.index.profile == "dev"
         assert f"{guest}: raised by ".encode() in bundle.data(bundle.index.member("wasm"))
+
+
+@pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])
+def test_text_and_bytes_cross_javascript_and_python_as_they_cross_assemblyscript(built: Path, isolated: bool) -> None:
+    """test_data_conformance's table of text and bytes comes back from a JavaScript and a Python component as from an
+    AssemblyScript one. A lone surrogate a guest returns is where they differ: componentize-js's glue encodes it as
+    U+FFFD (as `TextEncoder` does), componentize-py traps (docs/host-abi.md, "The data contract")."""
+    lone = {"javascript": ("\ufffdx",), "python": None}
+    for language, guest in GENERATED.items():
+        bundle = built / "artifacts" / "bundles" / f"{guest}-0.1.0.ngx"
+        with open_tenant(bundle, trust_file=built / ".ngixi" / "trust.toml", isolated=isolated) as tenant:
+            for data, refused in TEXT_CASES:
+                if refused is None:
+                    assert tenant.call("same", (data.decode(),)).values == (data.decode(),), (language, data[:20])
+            for data in BYTES_CASES:
+                assert tenant.call("data", (data,)).values == (data,), language
+            if lone[language] is None:
+                with pytest.raises(GuestError, match=f"^{guest}: lone trapped: unreachable"):
+                    tenant.call("lone", ())
+            else:
+                assert tenant.call("lone", ()).values == lone[language]

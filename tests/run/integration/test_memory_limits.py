@@ -246,7 +246,7 @@ def test_random_get_outside_the_memory_traps_before_anything_is_drawn(
     assert peak_python_allocation(draw) < MiB
     assert memory.read(0, 65536) == before
     assert sprayer.call("draw", (0, 65536)) == (0,)
-    assert memory.read(0, 65536) != before
+    assert sprayer._context.mem.read(0, 65536) != before  # the instance after the trap's: a new one, with its memory
 
 
 # `list(count)` opens the preopen's root `count` times more and lists each from cookie 0 into a 64-byte buffer.

@@ -132,6 +132,14 @@ def test_the_module_must_import_what_its_declarations_need_and_nothing_more() ->
         ("text", b"ok \xff", r"g: words takes text input, and this is not valid UTF-8 \(byte 3\)"),
         ("json", b"{", "g: words takes JSON input, and this is not valid JSON: Expecting"),
         ("json", b"NaN", "not valid JSON: NaN is not JSON"),
+        # Python's words were "Unexpected UTF-8 BOM (decode using utf-8-sig)" and "Expecting value: line 1 column 1"
+        (
+            "json",
+            b"\xef\xbb\xbf{}",
+            r"not valid JSON: it starts with a byte order mark \(U\+FEFF\), which JSON text must",
+        ),
+        ("json", b"", r"not valid JSON: it holds no value \(it is empty or only whitespace\)$"),
+        ("json", b" \r\n\t", r"not valid JSON: it holds no value \(it is empty or only whitespace\)$"),
         ("json", b"[" * 100_000, "this is JSON nested more than 512 deep, past the host's limit"),
         ("json", b"[" * 513 + b"]" * 513, "this is JSON nested more than 512 deep"),
         ("json", b'{"a": ' * 400 + b"[" * 113 + b"]" * 113 + b"}" * 400, "this is JSON nested more than 512 deep"),

@@ -312,6 +312,8 @@ def test_a_failed_call_is_summed_up_by_its_cause_and_its_innermost_named_functio
     own = runtime + "    9: 0xe213dd - <unknown>!greet\n    10: 0xe213de - guest.wasm!helper\n\n"
     assert failure_summary(wasmtime.WasmtimeError(own + trap)) == "unreachable (in greet < guest.wasm!helper)"
     assert failure_summary(wasmtime.WasmtimeError("out of fuel\nmore")) == "out of fuel"
+    lone = failure_summary(wasmtime.WasmtimeError("invalid utf-8 sequence of 1 bytes from index 0"))  # a WIT string
+    assert lone.startswith("a string it gave is not valid UTF-8 (invalid utf-8 sequence of 1 bytes from index 0): a")
 
 
 def test_a_python_components_trap_names_the_guests_own_function_as_a_core_guests_does() -> None:

@@ -7,6 +7,7 @@ are in tests/build/integration/test_component_types.py.
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 from typing import Any
 
@@ -327,3 +328,11 @@ def test_the_wire_keeps_what_is_not_a_list_so_a_child_refuses_it_as_this_process
     assert isinstance(crossed[0], CrossedIterable) and (crossed[0].type_name, list(crossed[0])) == ("set", [2])
     assert (crossed[1].type_name, list(crossed[1])) == ("range", [0])
     assert crossed[2:] == [bytearray(b"x"), {1: "a", ("k",): b""}] and type(crossed[2]) is bytearray
+
+
+def test_a_command_line_argument_that_is_not_utf_8_is_refused_naming_the_byte() -> None:
+    """argv's bytes that are not UTF-8 reach Python as lone surrogates; they were refused as a string holding one
+    ("\\udcff"), a character the caller never wrote. Text in any script is taken."""
+    with pytest.raises(InvalidInput, match=r"^g: f: argument 2 is not valid UTF-8 \(byte 3\): give text as UTF-8"):
+        json_arguments(["1", os.fsdecode(b"abc\xff")], what="g: f")
+    assert json_arguments(["é日😀", "[1]"], what="g: f") == ("é日😀", [1])

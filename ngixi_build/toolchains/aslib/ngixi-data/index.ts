@@ -248,7 +248,9 @@ export class Json {
     return sink.parts.join("");
   }
 
-  /** The value of a JSON document, read from its UTF-8 (a lone surrogate, which UTF-8 cannot hold, as WTF-8). */
+  /** The value of a JSON document, read from its UTF-8 (a lone surrogate, which UTF-8 cannot hold, as WTF-8). Text that
+   * is not one JSON document (RFC 8259), or one past the host's limits (nested more than MAX_DEPTH deep, a number
+   * beyond a double's range), is refused as the host refuses it: the call ends with a line saying what and where. */
   static parse(text: string): Json {
     const length = <usize>String.UTF8.byteLength(text);
     const utf8 = heap.alloc(length);
@@ -312,7 +314,13 @@ class TextSink {
   }
 }
 
-function write(value: Json, sink: TextSink): void {
+/** Writes `value`, inside `depth` arrays and objects, to `sink`; deeper than the host reads (MAX_DEPTH) ends the call,
+ * before the recursion can run out of shadow stack. */
+function write(value: Json, sink: TextSink, depth: i32 = 0): void {
+  if (depth >= MAX_DEPTH && value.kind >= JsonKind.Array) {
+    const limit = MAX_DEPTH.toString();
+    throw new Error("JSON: arrays and objects nested more than " + limit + " deep, past the host's limit");
+  }
   switch (value.kind) {
     case JsonKind.Null:
       sink.push("null");
@@ -330,7 +338,7 @@ function write(value: Json, sink: TextSink): void {
       sink.push("[");
       for (let i = 0; i < value.items.length; i++) {
         if (i > 0) sink.push(",");
-        write(value.items[i], sink);
+        write(value.items[i], sink, depth + 1);
       }
       sink.push("]");
       break;
@@ -340,14 +348,18 @@ function write(value: Json, sink: TextSink): void {
         if (i > 0) sink.push(",");
         quote(value.keys[i], sink);
         sink.push(":");
-        write(value.values[i], sink);
+        write(value.values[i], sink, depth + 1);
       }
       sink.push("}");
   }
 }
 
 function numberText(value: f64): string {
-  if (!isFinite(value)) return "null"; // JSON has no NaN or Infinity
+  // JSON has no NaN or Infinity: ended here as the host refuses them in any guest's output, never written as null
+  if (!isFinite(value)) {
+    const name = isNaN(value) ? "NaN" : value < 0 ? "-Infinity" : "Infinity";
+    throw new Error("JSON: " + name + " is not JSON (RFC 8259 has no NaN or Infinity)");
+  }
   if (value == 0 && 1 / value < 0) return "-0.0"; // as Python writes it; "-0" reads back as the integer 0
   if (value == Math.floor(value) && Math.abs(value) < 9007199254740992) return (<i64>value).toString();
   return value.toString();
@@ -396,13 +408,33 @@ function parseUtf8(start: usize, length: usize): Json {
   const parser = new Parser(start, start + length);
   const value = parser.value();
   parser.space();
-  if (parser.at < parser.end) throw new Error("JSON: unexpected text after the value");
+  if (parser.at < parser.end) parser.fail("more text after the document's value");
   return value;
 }
 
-/** Reads JSON from UTF-8 in memory, `at` to `end`: a string value is decoded once, into a string of its exact length. */
+// How deep arrays and objects may nest: the host's limit (guest/data.py's MAX_JSON_DEPTH), well within the
+// shadow stack the parser and writer recurse on.
+const MAX_DEPTH = 512;
+
+/** Reads JSON from UTF-8 in memory, `at` to `end`: a string value is decoded once, into a string of its exact length.
+ * It reads the grammar of RFC 8259 and nothing else, as the host's check does. */
 class Parser {
-  constructor(public at: usize, public end: usize) {}
+  depth: i32 = 0;
+  start: usize;
+
+  constructor(public at: usize, public end: usize) {
+    this.start = at;
+  }
+
+  /** Ends the call: not JSON, saying what and at which byte of the document. */
+  fail(what: string): void {
+    throw new Error("JSON: " + what + " at byte " + (this.at - this.start).toString());
+  }
+
+  /** One level deeper into an array or object. */
+  enter(): void {
+    if (++this.depth > MAX_DEPTH) this.fail("arrays and objects nested more than " + MAX_DEPTH.toString() + " deep");
+  }
 
   /** The byte at `at`, or -1 at the end. */
   peek(): i32 {
@@ -419,7 +451,7 @@ class Parser {
 
   expect(word: string): void {
     for (let i = 0; i < word.length; i++) {
-      if (this.peek() != word.charCodeAt(i)) throw new Error("JSON: expected " + word);
+      if (this.peek() != word.charCodeAt(i)) this.fail("expected " + word);
       this.at++;
     }
   }
@@ -447,10 +479,12 @@ class Parser {
 
   object(): Json {
     const object = Json.object();
+    this.enter();
     this.at++; // {
     this.space();
     if (this.peek() == 0x7d) {
       this.at++;
+      this.depth--;
       return object;
     }
     const keys = object.keys;
@@ -478,16 +512,19 @@ class Parser {
         continue;
       }
       this.expect("}");
+      this.depth--;
       return object;
     }
   }
 
   array(): Json {
     const array = Json.array();
+    this.enter();
     this.at++; // [
     this.space();
     if (this.peek() == 0x5d) {
       this.at++;
+      this.depth--;
       return array;
     }
     while (true) {
@@ -498,6 +535,7 @@ class Parser {
         continue;
       }
       this.expect("]");
+      this.depth--;
       return array;
     }
   }
@@ -509,13 +547,14 @@ class Parser {
     let units: usize = 0;
     let escaped = false;
     while (true) {
-      if (this.at >= this.end) throw new Error("JSON: unterminated string");
+      if (this.at >= this.end) this.fail("a string not ended by a quote");
       const code = load<u8>(this.at);
       if (code == 0x22) break;
+      if (code < 0x20) this.fail("a control character not escaped in a string");
       if (code == 0x5c) {
         escaped = true;
         units++;
-        this.at += this.peekAfter() == 0x75 ? 6 : 2;
+        this.escape();
         continue;
       }
       units += <usize>((code & 0xc0) != 0x80) + <usize>(code >= 0xf0);
@@ -529,22 +568,63 @@ class Parser {
     return changetype<string>(written == units ? text : __renew(text, written << 1));
   }
 
-  /** The byte after the one at `at`, or -1. */
-  peekAfter(): i32 {
-    return this.at + 1 < this.end ? <i32>load<u8>(this.at + 1) : -1;
+/** Steps over one escape at `at` (its backslash first): one of JSON's, `\\uXXXX` with four hex digits. */
+  escape(): void {
+    const code = this.at + 1 < this.end ? <i32>load<u8>(this.at + 1) : -1;
+    if (code == 0x75) {
+      for (let i: usize = 2; i < 6; i++) {
+        const digit = this.at + i < this.end ? <i32>load<u8>(this.at + i) | 0x20 : -1;
+        if (!isDigit(digit) && !(digit >= 0x61 && digit <= 0x66)) this.fail("\\u not followed by four hex digits");
+      }
+      this.at += 6;
+      return;
+    }
+    if (!isEscape(code)) this.fail("an escape JSON does not have");
+    this.at += 2;
   }
 
+  /** A number as RFC 8259 writes it: -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?, read as the nearest
+   * double, refused beyond a double's range as the host refuses it. */
   number(): Json {
     const start = this.at;
-    while (this.at < this.end) {
-      const code = load<u8>(this.at);
-      const numeric = (code >= 0x30 && code <= 0x39) || code == 0x2d || code == 0x2b || code == 0x2e;
-      if (!numeric && code != 0x65 && code != 0x45) break;
-      this.at++;
+    if (this.peek() == 0x2d) this.at++;
+    if (this.peek() == 0x30) this.at++;
+    else if (!this.digits()) {
+      this.fail(this.at == this.end ? "the text ends where a value should be" : "not a JSON value");
     }
-    if (this.at == start) throw new Error("JSON: unexpected character");
-    return Json.fromNumber(decimal(start, this.at));
+    if (this.peek() == 0x2e) {
+      this.at++;
+      if (!this.digits()) this.fail("a number's point not followed by a digit");
+    }
+    if ((this.peek() | 0x20) == 0x65) {
+      this.at++;
+      if (this.peek() == 0x2b || this.peek() == 0x2d) this.at++;
+      if (!this.digits()) this.fail("a number's exponent without a digit");
+    }
+    const value = decimal(start, this.at);
+    if (!isFinite(value)) {
+      this.at = start;
+      this.fail("a number beyond a double's range");
+    }
+    return Json.fromNumber(value);
   }
+
+  /** Steps over decimal digits; whether there was one. */
+  digits(): bool {
+    const from = this.at;
+    while (this.at < this.end && isDigit(<i32>load<u8>(this.at))) this.at++;
+    return this.at > from;
+  }
+}
+
+/** Whether `code` may follow a backslash, u aside: `"`, `\\`, `/`, b, f, n, r, t. */
+function isEscape(code: i32): bool {
+  return code == 0x22 || code == 0x5c || code == 0x2f || code == 0x62 || code == 0x66 || code == 0x6e ||
+    code == 0x72 || code == 0x74;
+}
+
+function isDigit(code: i32): bool {
+  return code >= 0x30 && code <= 0x39;
 }
 
 /** Decodes a string's UTF-8 from `from` to `end` with its escapes into at most `capacity` units at `to`; returns the
