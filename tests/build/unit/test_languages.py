@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -41,6 +41,15 @@ def guest_project(tmp_path: Path, name: str, files: dict[str, str], extra: str =
         path.write_text(text)
     project.manifest_path(name).write_text(HEADER.format(name=name) + extra)
     return project
+
+
+def with_shared_lib(tmp_path: Path, files: Iterable[str]) -> Project:
+    """The project at `tmp_path` with `lib` as a shared source folder, holding `files` (paths under tmp_path)."""
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("\n")
+    (tmp_path / "pyproject.toml").write_text('[tool.ngixi]\nshared_sources = ["lib"]\n')
+    return Project(tmp_path)
 
 
 def test_every_language_module_names_itself() -> None:
@@ -328,12 +337,8 @@ def test_a_build_command_that_names_a_version_control_file_has_it_as_input(tmp_p
 
 
 def test_a_shared_folders_version_control_and_editor_folders_are_no_inputs(tmp_path: Path) -> None:
-    project = guest_project(tmp_path, "g", {"main.c": "\n"})
-    for name in ("lib/util.c", *(f"lib/{tool}" for tool in TOOLS)):
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text("\n")
-    (tmp_path / "pyproject.toml").write_text('[tool.ngixi]\nshared_sources = ["lib"]\n')
-    project = Project(tmp_path)
+    guest_project(tmp_path, "g", {"main.c": "\n"})
+    project = with_shared_lib(tmp_path, ("lib/util.c", *(f"lib/{tool}" for tool in TOOLS)))
     assert project.shared_source_files() == [tmp_path / "lib" / "util.c"]
     assert [tool for tool in TOOLS if changed_inputs(project, tmp_path / "lib" / tool)] == []
 
@@ -384,12 +389,8 @@ def test_a_guest_language_is_not_inferred_from_hidden_files(tmp_path: Path) -> N
 
 
 def test_hidden_c_files_are_inputs_but_neither_a_guest_nor_a_shared_folder_compiles_them(tmp_path: Path) -> None:
-    project = guest_project(tmp_path, "g", {"main.c": "\n", ".old.c": "\n", ".wip/x.c": "\n"})
-    for name in ("lib/util.c", "lib/.old.c", "lib/.wip/x.c", "lib/sub/more.c"):
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text("\n")
-    (tmp_path / "pyproject.toml").write_text('[tool.ngixi]\nshared_sources = ["lib"]\n')
-    project = Project(tmp_path)
+    guest_project(tmp_path, "g", {"main.c": "\n", ".old.c": "\n", ".wip/x.c": "\n"})
+    project = with_shared_lib(tmp_path, ("lib/util.c", "lib/.old.c", "lib/.wip/x.c", "lib/sub/more.c"))
     assert source_files(project, "g", CCompileOptions()) == ["guests/g/main.c"]
     assert shared_c_files(project) == ["lib/sub/more.c", "lib/util.c"]
     assert project.guests_dir / "g" / ".old.c" in compile_deps(project, read_guest(project, "g")).file_dep
