@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -12,10 +12,10 @@ import pytest
 from ngixi_build.guests import read_guest
 from ngixi_build.languages import assemblyscript as assemblyscript_languages
 from ngixi_build.languages.base import CompileJob
-from ngixi_build.languages.c import object_arguments, preprocess_arguments, shared_c_files, source_files
+from ngixi_build.languages.c import cc_arguments, object_arguments, preprocess_arguments, shared_c_files, source_files
 from ngixi_build.languages.registry import language, language_of, supported, toolchain_languages, used_languages
 from ngixi_build.languages.wasm import is_declared_input, matches
-from ngixi_build.languages.zig import modules
+from ngixi_build.languages.zig import build_arguments, modules
 from ngixi_build.project import Project
 from ngixi_build.stages import compile as compile_stage
 from ngixi_build.stages.compile import CompileError
@@ -27,6 +27,7 @@ from ngixi_build.workflows.pipeline import compile_deps
 from ngixi_build.workflows.watch import changed_inputs
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.compile_options import CCompileOptions, ZigCompileOptions
+from ngixi_runtime.guest.manifest import Manifest, load_manifest
 
 HEADER = '[guest]\nname = "{name}"\nversion = "0.1.0"\n'
 COMPONENT = 'abi = "component"\n'
@@ -421,3 +422,22 @@ def test_an_asc_error_in_a_library_needing_a_transform_says_so(tmp_path: Path) -
     assert "ngixi-data's Json" in failed.splitlines()[1]
     other = diagnostics.replace("json-as", "as-other")
     assert str(compile_stage.asc_failure("asc x", other, entry)).splitlines()[1:] == other.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("source", "arguments", "library"),
+    [
+        ("main.c", cc_arguments, ["-mexec-model=reactor", "-Wl,--export=add", "-Wl,--export=sub"]),
+        ("main.zig", build_arguments, ["-fno-entry", "--export=add", "--export=sub"]),
+    ],
+    ids=["c", "zig"],
+)
+def test_a_c_or_zig_library_exports_its_manifests_functions_and_a_command_none(
+    tmp_path: Path, source: str, arguments: Callable[[CompileJob, Path, Manifest], list[str]], library: list[str]
+) -> None:
+    exports = '\n[exports.add]\nparams = ["i32"]\nresults = ["i32"]\n\n[exports.sub]\n'
+    for kind, extra, expected in (("library", exports, library), ("command", "", [])):
+        project = guest_project(tmp_path / kind, "g", {source: "\n"}, f'kind = "{kind}"\n{extra}')
+        job = CompileJob(project, read_guest(project, "g"), project.wasm_path("g"))
+        given = arguments(job, job.out_path, load_manifest(project.manifest_path("g")))
+        assert [a for a in given if a in ("-mexec-model=reactor", "-fno-entry") or "--export=" in a] == expected
