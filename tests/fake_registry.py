@@ -54,6 +54,14 @@ def reply(handler: BaseHTTPRequestHandler, body: bytes) -> None:
     handler.wfile.write(body)
 
 
+def ask_for_login(handler: BaseHTTPRequestHandler) -> None:
+    """Answers 401 with a Basic challenge: the request needs the registry's username and password."""
+    handler.send_response(401)
+    handler.send_header("WWW-Authenticate", 'Basic realm="fake"')
+    handler.send_header("Content-Length", "0")
+    handler.end_headers()
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: FakeRegistry
 

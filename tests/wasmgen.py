@@ -6,6 +6,8 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ngixi_runtime.spec.wasm import uleb128
+
 _TYPES = {"i32": 0x7F, "i64": 0x7E, "f32": 0x7D, "f64": 0x7C, "v128": 0x7B}
 _ZERO = {"i32": b"\x41\x00", "i64": b"\x42\x00", "f32": b"\x43" + bytes(4), "f64": b"\x44" + bytes(8)}
 
@@ -26,27 +28,17 @@ class Imp:
     results: Sequence[str] = ()
 
 
-def _u32(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
 def _name(text: str) -> bytes:
     raw = text.encode()
-    return _u32(len(raw)) + raw
+    return uleb128(len(raw)) + raw
 
 
 def _vec(items: Sequence[bytes]) -> bytes:
-    return _u32(len(items)) + b"".join(items)
+    return uleb128(len(items)) + b"".join(items)
 
 
 def _section(section_id: int, body: bytes) -> bytes:
-    return bytes([section_id]) + _u32(len(body)) + body
+    return bytes([section_id]) + uleb128(len(body)) + body
 
 
 def _functype(params: Sequence[str], results: Sequence[str]) -> bytes:
@@ -69,29 +61,31 @@ def module(
     distinct = list(dict.fromkeys(signatures))
     sections = [_section(1, _vec([_functype(*s) for s in distinct]))]
     import_entries = [
-        _name(i.module) + _name(i.name) + b"\x00" + _u32(distinct.index((tuple(i.params), tuple(i.results))))
+        _name(i.module) + _name(i.name) + b"\x00" + uleb128(distinct.index((tuple(i.params), tuple(i.results))))
         for i in imports
     ]
     sections.append(_section(2, _vec(import_entries)))
-    sections.append(_section(3, _vec([_u32(distinct.index((tuple(f.params), tuple(f.results)))) for f in functions])))
+    sections.append(
+        _section(3, _vec([uleb128(distinct.index((tuple(f.params), tuple(f.results)))) for f in functions]))
+    )
     if memory is not None:
         minimum, maximum = memory
-        limits = b"\x00" + _u32(minimum) if maximum is None else b"\x01" + _u32(minimum) + _u32(maximum)
+        limits = b"\x00" + uleb128(minimum) if maximum is None else b"\x01" + uleb128(minimum) + uleb128(maximum)
         sections.append(_section(5, _vec([limits])))
-    exports = [_name(f.name) + b"\x00" + _u32(len(imports) + n) for n, f in enumerate(functions)]
+    exports = [_name(f.name) + b"\x00" + uleb128(len(imports) + n) for n, f in enumerate(functions)]
     if memory is not None and export_memory:
         exports.append(_name("memory") + b"\x02\x00")
     sections.append(_section(7, _vec(exports)))
     if start is not None:
-        sections.append(_section(8, _u32(len(imports) + [f.name for f in functions].index(start))))
+        sections.append(_section(8, uleb128(len(imports) + [f.name for f in functions].index(start))))
     bodies = []
     for f in functions:
         code = (f.body if f.body is not None else b"".join(_ZERO[r] for r in f.results)) + b"\x0b"
         body = b"\x00" + code  # no locals
-        bodies.append(_u32(len(body)) + body)
+        bodies.append(uleb128(len(body)) + body)
     sections.append(_section(10, _vec(bodies)))
     if data:
-        segments = [b"\x00\x41" + _sleb(offset) + b"\x0b" + _u32(len(raw)) + raw for offset, raw in data]
+        segments = [b"\x00\x41" + _sleb(offset) + b"\x0b" + uleb128(len(raw)) + raw for offset, raw in data]
         sections.append(_section(11, _vec(segments)))
     return b"\0asm" + struct.pack("<I", 1) + b"".join(sections)
 
@@ -103,7 +97,7 @@ class I64:
 
 def call_import(index: int, *args: int | I64) -> bytes:
     """Instructions that push i32 (or `I64`) constants and call imported function `index`."""
-    return push(*args) + b"\x10" + _u32(index)
+    return push(*args) + b"\x10" + uleb128(index)
 
 
 def push(*args: int | I64) -> bytes:

@@ -45,7 +45,6 @@ _INCLUDED_FROM = re.compile(r"^In file included from (.+?):\d+:$", re.MULTILINE)
 def cc_arguments(job: CompileJob, output: Path, manifest: Manifest) -> list[str]:
     project, guest = job.project, job.guest
     options = c_options(manifest.compile)
-    library = ["-mexec-model=reactor", *(f"-Wl,--export={name}" for name in native.exports_of(guest, manifest))]
     return [
         *_compiler_arguments(project, guest.name, options),
         *source_files(project, guest.name, options),
@@ -53,7 +52,7 @@ def cc_arguments(job: CompileJob, output: Path, manifest: Manifest) -> list[str]
         str(output),
         f"-Wl,--max-memory={guest.memory_pages * native.PAGE_BYTES}",
         f"-Wl,-z,stack-size={options.stack_bytes}",
-        *(library if guest.type.kind == "library" else []),
+        *native.library_arguments(guest, manifest, no_entry="-mexec-model=reactor", export="-Wl,--export="),
         *(f"-l{name}" for name in options.libs),
     ]
 

@@ -37,9 +37,12 @@ WASI_TARGET = "wasm32-wasi"
 SHARED_SOURCE_LANGUAGES = ("c", "zig")
 
 
-def exports_of(guest: GuestBuild, manifest: Manifest) -> tuple[str, ...]:
-    """The functions a library guest exports: those its manifest declares; a command guest's `_start` only."""
-    return tuple(export.name for export in manifest.exports) if guest.type.kind == "library" else ()
+def library_arguments(guest: GuestBuild, manifest: Manifest, *, no_entry: str, export: str) -> list[str]:
+    """A library guest's compiler arguments: `no_entry` (it has no `_start`), and `export` followed by each function
+    its manifest declares; none for a command guest, which exports its `_start` only."""
+    if guest.type.kind != "library":
+        return []
+    return [no_entry, *(f"{export}{function.name}" for function in manifest.exports)]
 
 
 _MEMORY_TOO_SMALL = re.compile(r"maximum memory too small, (\d+) bytes needed")
@@ -88,7 +91,7 @@ class ZigCompiled(Language):
 
     @abstractmethod
     def arguments(self, job: CompileJob, output: Path, manifest: Manifest) -> list[str]:
-        """zig's arguments that compile the guest to `output` as its manifest says (`exports_of`, [compile])."""
+        """zig's arguments that compile the guest to `output` as its manifest says (`library_arguments`, [compile])."""
 
     def inputs(self, project: Project, guest: GuestBuild) -> list[Path]:
         return [

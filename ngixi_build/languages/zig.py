@@ -61,7 +61,6 @@ def _guest_file(project: Project, guest: str, name: str, field: str) -> Path:
 def build_arguments(job: CompileJob, output: Path, manifest: Manifest) -> list[str]:
     project, guest = job.project, job.guest
     options = zig_options(manifest.compile)
-    library = ["-fno-entry", *(f"--export={name}" for name in native.exports_of(guest, manifest))]
     return [
         "build-exe",
         "-target",
@@ -69,7 +68,7 @@ def build_arguments(job: CompileJob, output: Path, manifest: Manifest) -> list[s
         "-O",
         options.optimize,
         *OPTIMIZATION[project.profile],
-        *(library if guest.type.kind == "library" else []),
+        *native.library_arguments(guest, manifest, no_entry="-fno-entry", export="--export="),
         f"--max-memory={guest.memory_pages * native.PAGE_BYTES}",
         "--stack",
         str(native.STACK_BYTES),

@@ -130,6 +130,14 @@ def _enum_name(catalog: Catalog, ref: int) -> str:
     return f"{wit_type.owner}-{wit_type.name}" if wit_type.owner else str(wit_type.name)
 
 
+def _by_interface(used: list[Binding]) -> dict[str, list[Binding]]:
+    """The bindings of each interface, the interfaces in the order of their first binding."""
+    grouped: dict[str, list[Binding]] = {}
+    for binding in used:
+        grouped.setdefault(binding.interface, []).append(binding)
+    return grouped
+
+
 def enums(catalog: Catalog, used: list[Binding]) -> list[tuple[str, tuple[str, ...]]]:
     """The enums the bindings' parameters use (qualified names), with their cases in ordinal order."""
     names = dict.fromkeys(p.enum for b in used for p in b.params if p.enum)
@@ -440,8 +448,7 @@ def zig_module(catalog: Catalog) -> str:
     lines += [f"    {_zig_name(status.name)} = {status.value}," for status in Status]
     lines += ["    _,", "};", "", *_zig_errors()]
     lines += [_zig_extern(binding) for binding in used] + [""]
-    for interface in dict.fromkeys(b.interface for b in used):
-        mine = [b for b in used if b.interface == interface]
+    for interface, mine in _by_interface(used).items():
         lines.append(f"pub const {_snake(interface)} = struct {{")
         for name, cases in enums(catalog, mine):
             lines.append(f"    pub const {_pascal(name)} = enum(i32) {{ {', '.join(_zig_name(c) for c in cases)} }};")
@@ -501,8 +508,7 @@ def as_module(catalog: Catalog) -> str:
     lines = [f"// {_HEADER.format(package=catalog.package)}", "", "export namespace Status {"]
     lines += [f"  export const {_pascal(status.name.lower())}: i32 = {status.value};" for status in Status]
     lines += ["}", ""]
-    for interface in dict.fromkeys(b.interface for b in used):
-        mine = [b for b in used if b.interface == interface]
+    for interface, mine in _by_interface(used).items():
         lines.append(f"export namespace {_camel(interface)} {{")
         for name, cases in enums(catalog, mine):
             lines.append(f"  export enum {_pascal(name)} {{ {', '.join(_pascal(c) for c in cases)} }}")

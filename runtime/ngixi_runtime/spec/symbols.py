@@ -167,13 +167,14 @@ class _V0:
         self.at += length
         return word
 
-    def backref(self, read: str) -> str:
+    def backref(self, read: Callable[[], str]) -> str:
+        """What `read` reads where a back reference points (earlier in the symbol); reading goes on after it."""
         target = self.base62()
         if target >= self.at:
             raise _Unreadable
         here, self.at = self.at, target
         try:
-            return self.path(in_value=False) if read == "path" else self.type()
+            return read()
         finally:
             self.at = here
 
@@ -210,7 +211,7 @@ class _V0:
                 arguments.append(self.generic_argument())
             return f"{base}{'::' if in_value else ''}<{', '.join(arguments)}>"
         if tag == "B":
-            return self.backref("path")
+            return self.backref(lambda: self.path(in_value=False))
         raise _Unreadable
 
     def nested_name(self, *, in_value: bool) -> str:
@@ -245,14 +246,7 @@ class _V0:
             return "_"
         kind = self.next()
         if kind == "B":
-            target = self.base62()
-            if target >= self.at:
-                raise _Unreadable
-            here, self.at = self.at, target
-            try:
-                return self.nested(self.const)
-            finally:
-                self.at = here
+            return self.backref(lambda: self.nested(self.const))
         if kind not in "abcdhijlmnostxy":
             raise _Unreadable
         negative = self.eat("n")
@@ -273,7 +267,7 @@ class _V0:
             self.at -= 1
             return self.path(in_value=False)
         if tag == "B":
-            return self.backref("type")
+            return self.backref(self.type)
         return self.compound_type(tag)
 
     def compound_type(self, tag: str) -> str:

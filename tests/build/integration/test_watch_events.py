@@ -9,6 +9,8 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -276,6 +278,26 @@ def test_pyproject_toml_saved_in_place_or_moved_there_is_a_change_of_settings(tm
     assert changed == []
 
 
+def _with_guest_folders(root: Path) -> Project:
+    """The project at `root`, its guests/ and manifests/ folders made."""
+    project = Project(root)
+    for folder in (project.guests_dir, project.manifests_dir):
+        folder.mkdir(parents=True)
+    return project
+
+
+@contextmanager
+def _bounded_wait(debouncer: Debouncer) -> Iterator[Debouncer]:
+    """`debouncer`, given a batch `no event` after 20 s within: a blocking wait for a batch never waits for ever."""
+    no_event = threading.Timer(20, debouncer.add, args=("no event",))
+    no_event.daemon = True
+    no_event.start()
+    try:
+        yield debouncer
+    finally:
+        no_event.cancel()
+
+
 def _linked_guest(project: Project, name: str, elsewhere: Path) -> Path:
     """A guest whose folder is a link to `elsewhere/name`; its index.ts."""
     (elsewhere / name / "assembly").mkdir(parents=True)
@@ -286,9 +308,7 @@ def _linked_guest(project: Project, name: str, elsewhere: Path) -> Path:
 
 
 def test_an_event_under_a_linked_guest_folders_target_is_the_guests(tmp_path: Path) -> None:
-    project = Project(tmp_path / "project")
-    for folder in (project.guests_dir, project.manifests_dir):
-        folder.mkdir(parents=True)
+    project = _with_guest_folders(tmp_path / "project")
     source = _linked_guest(project, "linked", tmp_path / "elsewhere")
     changed: list[str] = []
     linked = LinkedFolderEvents(ChangeEvents(project, changed.append))
@@ -303,15 +323,9 @@ def test_an_event_under_a_linked_guest_folders_target_is_the_guests(tmp_path: Pa
 
 
 def test_a_save_in_a_linked_guest_folder_is_seen_also_of_one_linked_while_watching(tmp_path: Path) -> None:
-    project = Project(tmp_path / "project")
-    for folder in (project.guests_dir, project.manifests_dir):
-        folder.mkdir(parents=True)
+    project = _with_guest_folders(tmp_path / "project")
     source = _linked_guest(project, "linked", tmp_path / "elsewhere")
-    debouncer = Debouncer(0.01)
-    no_event = threading.Timer(20, debouncer.add, args=("no event",))  # not to wait for ever if none comes
-    no_event.daemon = True
-    no_event.start()
-    with _observing(project, debouncer, poll=False) as watches:
+    with _bounded_wait(Debouncer(0.01)) as debouncer, _observing(project, debouncer, poll=False) as watches:
         source.write_text(source.read_text() + "\n")
         assert debouncer.next_batch(block=True, on_arrival=lambda _: None) == {"linked"}
         late = _linked_guest(project, "late", tmp_path / "elsewhere")
@@ -322,7 +336,6 @@ def test_a_save_in_a_linked_guest_folder_is_seen_also_of_one_linked_while_watchi
         watches.follow_links()
         late.write_text(late.read_text() + "\n")
         assert debouncer.next_batch(block=True, on_arrival=lambda _: None) == {"late"}
-    no_event.cancel()
 
 
 def test_a_note_each_build_of_a_guest_gives_is_said_once_while_watching(
@@ -366,24 +379,18 @@ def test_a_watched_folder_made_removed_or_moved_is_handed_over_as_such(tmp_path:
 
 
 def test_a_watched_folder_removed_and_made_again_is_watched_anew(tmp_path: Path) -> None:
-    project = Project(tmp_path)
-    for folder in (project.guests_dir, project.manifests_dir):
-        folder.mkdir()
-    debouncer = Debouncer(0.05)
-    no_event = threading.Timer(20, debouncer.add, args=("no event",))  # not to wait for ever if none comes
-    no_event.daemon = True
-    no_event.start()
-    with _observing(project, debouncer, poll=False):
-        project.manifests_dir.rmdir()
-        assert "manifests/" in debouncer.next_batch(block=True, on_arrival=lambda _: None)
-        project.manifests_dir.mkdir()
-        assert "manifests/" in debouncer.next_batch(block=True, on_arrival=lambda _: None)
-    with _observing(project, debouncer, poll=False):  # as watch does then
-        project.manifest_path("hello").write_text(HELLO_MANIFEST)
-        assert debouncer.next_batch(block=True, on_arrival=lambda _: None) == {"hello"}
-    (tmp_path / "pyproject.toml").write_text('[tool.ngixi]\nshared_sources = ["src/c/common"]\n')
-    (tmp_path / "src").mkdir()
-    with _observing(Project(tmp_path), debouncer, poll=False):  # a shared folder below the root, not there yet
-        (tmp_path / "src" / "c").mkdir()
-        assert debouncer.next_batch(block=True, on_arrival=lambda _: None) == {"src/c/"}
-    no_event.cancel()
+    project = _with_guest_folders(tmp_path)
+    with _bounded_wait(Debouncer(0.05)) as debouncer:
+        with _observing(project, debouncer, poll=False):
+            project.manifests_dir.rmdir()
+            assert "manifests/" in debouncer.next_batch(block=True, on_arrival=lambda _: None)
+            project.manifests_dir.mkdir()
+            assert "manifests/" in debouncer.next_batch(block=True, on_arrival=lambda _: None)
+        with _observing(project, debouncer, poll=False):  # as watch does then
+            project.manifest_path("hello").write_text(HELLO_MANIFEST)
+            assert debouncer.next_batch(block=True, on_arrival=lambda _: None) == {"hello"}
+        (tmp_path / "pyproject.toml").write_text('[tool.ngixi]\nshared_sources = ["src/c/common"]\n')
+        (tmp_path / "src").mkdir()
+        with _observing(Project(tmp_path), debouncer, poll=False):  # a shared folder below the root, not there yet
+            (tmp_path / "src" / "c").mkdir()
+            assert debouncer.next_batch(block=True, on_arrival=lambda _: None) == {"src/c/"}

@@ -15,7 +15,7 @@ from ngixi_build.workflows import publish
 from ngixi_runtime.errors import VerificationError
 from ngixi_runtime.registry import client as registry_client
 from ngixi_runtime.registry import oci
-from tests.fake_registry import FakeRegistry, reply
+from tests.fake_registry import FakeRegistry, ask_for_login, reply
 from tests.oci_registry import StoppingServer, serving
 
 
@@ -72,10 +72,7 @@ def test_a_tag_list_linking_to_another_host_is_refused_before_the_login_goes_the
 
     def page(handler: BaseHTTPRequestHandler) -> None:
         if handler.headers.get("Authorization") is None:
-            handler.send_response(401)
-            handler.send_header("WWW-Authenticate", 'Basic realm="fake"')
-            handler.send_header("Content-Length", "0")
-            handler.end_headers()
+            ask_for_login(handler)
             return
         body = b'{"tags": ["a"]}'
         handler.send_response(200)

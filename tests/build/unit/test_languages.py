@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -12,10 +12,10 @@ import pytest
 from ngixi_build.guests import read_guest
 from ngixi_build.languages import assemblyscript as assemblyscript_languages
 from ngixi_build.languages.base import CompileJob
-from ngixi_build.languages.c import object_arguments, preprocess_arguments, shared_c_files, source_files
+from ngixi_build.languages.c import cc_arguments, object_arguments, preprocess_arguments, shared_c_files, source_files
 from ngixi_build.languages.registry import language, language_of, supported, toolchain_languages, used_languages
 from ngixi_build.languages.wasm import is_declared_input, matches
-from ngixi_build.languages.zig import modules
+from ngixi_build.languages.zig import build_arguments, modules
 from ngixi_build.project import Project
 from ngixi_build.stages import compile as compile_stage
 from ngixi_build.stages.compile import CompileError
@@ -27,6 +27,7 @@ from ngixi_build.workflows.pipeline import compile_deps
 from ngixi_build.workflows.watch import changed_inputs
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.guest.compile_options import CCompileOptions, ZigCompileOptions
+from ngixi_runtime.guest.manifest import Manifest, load_manifest
 
 HEADER = '[guest]\nname = "{name}"\nversion = "0.1.0"\n'
 COMPONENT = 'abi = "component"\n'
@@ -41,6 +42,15 @@ def guest_project(tmp_path: Path, name: str, files: dict[str, str], extra: str =
         path.write_text(text)
     project.manifest_path(name).write_text(HEADER.format(name=name) + extra)
     return project
+
+
+def with_shared_lib(tmp_path: Path, files: Iterable[str]) -> Project:
+    """The project at `tmp_path` with `lib` as a shared source folder, holding `files` (paths under tmp_path)."""
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("\n")
+    (tmp_path / "pyproject.toml").write_text('[tool.ngixi]\nshared_sources = ["lib"]\n')
+    return Project(tmp_path)
 
 
 def test_every_language_module_names_itself() -> None:
@@ -328,12 +338,8 @@ def test_a_build_command_that_names_a_version_control_file_has_it_as_input(tmp_p
 
 
 def test_a_shared_folders_version_control_and_editor_folders_are_no_inputs(tmp_path: Path) -> None:
-    project = guest_project(tmp_path, "g", {"main.c": "\n"})
-    for name in ("lib/util.c", *(f"lib/{tool}" for tool in TOOLS)):
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text("\n")
-    (tmp_path / "pyproject.toml").write_text('[tool.ngixi]\nshared_sources = ["lib"]\n')
-    project = Project(tmp_path)
+    guest_project(tmp_path, "g", {"main.c": "\n"})
+    project = with_shared_lib(tmp_path, ("lib/util.c", *(f"lib/{tool}" for tool in TOOLS)))
     assert project.shared_source_files() == [tmp_path / "lib" / "util.c"]
     assert [tool for tool in TOOLS if changed_inputs(project, tmp_path / "lib" / tool)] == []
 
@@ -384,12 +390,8 @@ def test_a_guest_language_is_not_inferred_from_hidden_files(tmp_path: Path) -> N
 
 
 def test_hidden_c_files_are_inputs_but_neither_a_guest_nor_a_shared_folder_compiles_them(tmp_path: Path) -> None:
-    project = guest_project(tmp_path, "g", {"main.c": "\n", ".old.c": "\n", ".wip/x.c": "\n"})
-    for name in ("lib/util.c", "lib/.old.c", "lib/.wip/x.c", "lib/sub/more.c"):
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text("\n")
-    (tmp_path / "pyproject.toml").write_text('[tool.ngixi]\nshared_sources = ["lib"]\n')
-    project = Project(tmp_path)
+    guest_project(tmp_path, "g", {"main.c": "\n", ".old.c": "\n", ".wip/x.c": "\n"})
+    project = with_shared_lib(tmp_path, ("lib/util.c", "lib/.old.c", "lib/.wip/x.c", "lib/sub/more.c"))
     assert source_files(project, "g", CCompileOptions()) == ["guests/g/main.c"]
     assert shared_c_files(project) == ["lib/sub/more.c", "lib/util.c"]
     assert project.guests_dir / "g" / ".old.c" in compile_deps(project, read_guest(project, "g")).file_dep
@@ -420,3 +422,22 @@ def test_an_asc_error_in_a_library_needing_a_transform_says_so(tmp_path: Path) -
     assert "ngixi-data's Json" in failed.splitlines()[1]
     other = diagnostics.replace("json-as", "as-other")
     assert str(compile_stage.asc_failure("asc x", other, entry)).splitlines()[1:] == other.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("source", "arguments", "library"),
+    [
+        ("main.c", cc_arguments, ["-mexec-model=reactor", "-Wl,--export=add", "-Wl,--export=sub"]),
+        ("main.zig", build_arguments, ["-fno-entry", "--export=add", "--export=sub"]),
+    ],
+    ids=["c", "zig"],
+)
+def test_a_c_or_zig_library_exports_its_manifests_functions_and_a_command_none(
+    tmp_path: Path, source: str, arguments: Callable[[CompileJob, Path, Manifest], list[str]], library: list[str]
+) -> None:
+    exports = '\n[exports.add]\nparams = ["i32"]\nresults = ["i32"]\n\n[exports.sub]\n'
+    for kind, extra, expected in (("library", exports, library), ("command", "", [])):
+        project = guest_project(tmp_path / kind, "g", {source: "\n"}, f'kind = "{kind}"\n{extra}')
+        job = CompileJob(project, read_guest(project, "g"), project.wasm_path("g"))
+        given = arguments(job, job.out_path, load_manifest(project.manifest_path("g")))
+        assert [a for a in given if a in ("-mexec-model=reactor", "-fno-entry") or "--export=" in a] == expected

@@ -425,15 +425,21 @@ def test_a_link_at_the_shared_install_place_is_replaced_and_the_install_kept(tmp
     assert (elsewhere / "mine").read_text() == "kept\n"
 
 
-@pytest.mark.parametrize("linked", ["toolchains", "toolchains/python", "toolchains/python/key"])
-def test_a_link_where_a_project_install_goes_is_refused_and_where_it_points_kept(tmp_path: Path, linked: str) -> None:
-    """A project's `.ngixi/` may come with it: a link at toolchains/python made the build remove every directory
-    where it pointed but its own install."""
+def _state_linked_to_a_victim(tmp_path: Path, linked: str) -> tuple[Path, Path]:
+    """A folder holding `precious` (the victim), and a project's `.ngixi/` whose `linked` is a link to it."""
     victim = tmp_path / "home"
     (victim / "precious").mkdir(parents=True)
     state = tmp_path / "project" / ".ngixi"
     (state / linked).parent.mkdir(parents=True, exist_ok=True)
     (state / linked).symlink_to(victim)
+    return victim, state
+
+
+@pytest.mark.parametrize("linked", ["toolchains", "toolchains/python", "toolchains/python/key"])
+def test_a_link_where_a_project_install_goes_is_refused_and_where_it_points_kept(tmp_path: Path, linked: str) -> None:
+    """A project's `.ngixi/` may come with it: a link at toolchains/python made the build remove every directory
+    where it pointed but its own install."""
+    victim, state = _state_linked_to_a_victim(tmp_path, linked)
     root = state / "toolchains" / "python" / "key"
     with pytest.raises(ToolchainError, match=rf"^{state / linked}: is a symbolic link, where the build makes"):
         installs.ensure_install(root, lambda place: None)
@@ -446,11 +452,7 @@ def test_a_link_where_the_assemblyscript_toolchain_goes_is_refused_and_where_it_
 ) -> None:
     """The AssemblyScript toolchain had an install loop of its own, without the refusal of links: a project that came
     with `.ngixi/toolchain` linked to `../..` had its build remove every other folder there (the user's projects)."""
-    victim = tmp_path / "home"
-    (victim / "precious").mkdir(parents=True)
-    state = tmp_path / "project" / ".ngixi"
-    (state / linked).parent.mkdir(parents=True, exist_ok=True)
-    (state / linked).symlink_to(victim)
+    victim, state = _state_linked_to_a_victim(tmp_path, linked)
     monkeypatch.setattr(toolchain, "_install", lambda made: (made.root / "env").mkdir())
     with pytest.raises(ToolchainError, match=rf"^{state / linked}: is a symbolic link, where the build makes"):
         toolchain.ensure_toolchain(state_dir=state)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_bundle, make_key
+from tests.conftest import KeyFiles, make_bundle, make_key
 from tests.run.unit.test_loader import MANIFEST, WASM
 
 
@@ -19,13 +19,19 @@ def ngixi(*arguments: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("verbose", [(), ("-v",)])
-def test_the_downgrade_warning_is_one_line_on_stderr(tmp_path: Path, verbose: tuple[str, ...]) -> None:
+def signed_downgrade(tmp_path: Path) -> tuple[KeyFiles, Path, Path]:
+    """A key, and the bundles it signed of one guest at sequence 9 and then 8: verified in turn, a downgrade."""
     keys = make_key(tmp_path / "keys")
     newer, older = (
         make_bundle(tmp_path / str(sequence), keys.key, wasm=WASM, manifest=MANIFEST, sequence=sequence)
         for sequence in (9, 8)
     )
+    return keys, newer, older
+
+
+@pytest.mark.parametrize("verbose", [(), ("-v",)])
+def test_the_downgrade_warning_is_one_line_on_stderr(tmp_path: Path, verbose: tuple[str, ...]) -> None:
+    keys, newer, older = signed_downgrade(tmp_path)
     state = ("--trust", str(keys.trust), "--state-dir", str(tmp_path / "state"))
     assert ngixi("verify", *state, str(newer)).returncode == 0
     result = ngixi(*verbose, "verify", *state, str(older), "--allow-downgrade")

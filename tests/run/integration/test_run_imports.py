@@ -15,6 +15,7 @@ import pytest
 
 from ngixi_runtime.capabilities.registry import REGISTRY
 from tests.conftest import KeyFiles, make_bundle, make_key
+from tests.run.integration.test_late_logging import ngixi, signed_downgrade
 from tests.run.unit.test_loader import MANIFEST, WASM, host_artifact
 
 # Runs the CLI's main as the console script does; records the parsers made and the modules imported, leaving out
@@ -151,15 +152,10 @@ def test_an_isolated_runs_parent_imports_no_engine(tmp_path: Path, bundle: tuple
 
 
 def test_a_warning_reads_as_before_without_logging_configured(tmp_path: Path) -> None:
-    keys = make_key(tmp_path / "keys")
-    newer, older = (
-        make_bundle(tmp_path / str(sequence), keys.key, wasm=WASM, manifest=MANIFEST, sequence=sequence)
-        for sequence in (9, 8)
-    )
+    keys, newer, older = signed_downgrade(tmp_path)
     for bundle_path, allow in ((newer, ()), (older, ("--allow-downgrade",))):
-        command = ["verify", "--trust", str(keys.trust), "--state-dir", str(tmp_path / "state"), str(bundle_path)]
-        result = subprocess.run(
-            [sys.executable, "-m", "ngixi_runtime.cli", *command, *allow], capture_output=True, text=True, check=False
+        result = ngixi(
+            "verify", "--trust", str(keys.trust), "--state-dir", str(tmp_path / "state"), str(bundle_path), *allow
         )
         assert result.returncode == 0, result.stderr
     assert result.stderr.startswith(f"{older}: accepting sequence 8 of guest ")

@@ -25,12 +25,18 @@ class _DeadProcess:
         pass
 
 
-def test_a_dead_childs_last_words_are_one_escaped_line() -> None:
+def _dead_child(errors: io.BytesIO) -> tuple[IsolatedTenant, isolated._Child]:
+    """The tenant of guest `noisy`, and its child process, dead with `errors` as what it wrote to stderr."""
     tenant = object.__new__(IsolatedTenant)
     tenant.manifest = SimpleNamespace(guest=SimpleNamespace(name="noisy"))  # type: ignore[assignment]
     child = object.__new__(isolated._Child)
     child.process = _DeadProcess()  # type: ignore[assignment]
-    child.errors = io.BytesIO(b"panicked\nngixi: error: forged\x1b]0;title\x07\r\xe2\x80\xae")
+    child.errors = errors
+    return tenant, child
+
+
+def test_a_dead_childs_last_words_are_one_escaped_line() -> None:
+    tenant, child = _dead_child(io.BytesIO(b"panicked\nngixi: error: forged\x1b]0;title\x07\r\xe2\x80\xae"))
     failure = tenant._died(child, "shout")
     assert str(failure) == (
         "noisy: shout: the tenant process died (exit status 1): "
@@ -51,11 +57,8 @@ class _CountedReads(io.BytesIO):
 
 def test_only_the_end_of_a_dead_childs_error_file_is_read() -> None:
     """The whole file was read into the host's memory to quote its last 500 bytes, gigabytes if the child wrote them."""
-    tenant = object.__new__(IsolatedTenant)
-    tenant.manifest = SimpleNamespace(guest=SimpleNamespace(name="noisy"))  # type: ignore[assignment]
-    child = object.__new__(isolated._Child)
-    child.process = _DeadProcess()  # type: ignore[assignment]
-    child.errors = errors = _CountedReads(b"x" * 4_000_000 + b"the end")
+    errors = _CountedReads(b"x" * 4_000_000 + b"the end")
+    tenant, child = _dead_child(errors)
     assert str(tenant._died(child, "shout")).endswith("xxx" + "the end")
     assert errors.bytes_read == 500
 

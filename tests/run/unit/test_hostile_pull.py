@@ -22,7 +22,7 @@ from ngixi_runtime.registry.pull import pull_bundle
 from ngixi_runtime.trust.choice import TRUST_VARIABLE
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import HELLO_MANIFEST, KeyFiles, exit_code, make_bundle, make_key
-from tests.fake_registry import Answer, FakeRegistry, reply
+from tests.fake_registry import Answer, FakeRegistry, ask_for_login, reply
 from tests.oci_registry import serving
 from tests.wasmgen import ADD_BODY, Func, Imp, module
 
@@ -348,10 +348,7 @@ def test_the_login_goes_to_the_registry_alone(registry: FakeRegistry, monkeypatc
     def locked(handler: BaseHTTPRequestHandler) -> None:
         asked.append(handler.headers.get("Authorization"))
         if asked[-1] is None:
-            handler.send_response(401)
-            handler.send_header("WWW-Authenticate", 'Basic realm="fake"')
-            handler.send_header("Content-Length", "0")
-            handler.end_headers()
+            ask_for_login(handler)
             return
         reply(handler, b"{}")
 

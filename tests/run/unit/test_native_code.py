@@ -53,6 +53,14 @@ def cache_entries(directory: Path) -> list[Path]:
     return sorted(directory.glob("*.aot"))
 
 
+def first_cache_entry(tmp_path: Path, engine: str, cache_dir: Path) -> tuple[KeyFiles, Path]:
+    """A key not trusted with native code, and the one host AOT cache entry its guest's first load compiled."""
+    keys = make_key(tmp_path / "keys", native_code=False)
+    load(tmp_path, keys, engine)
+    [entry] = cache_entries(cache_dir)
+    return keys, entry
+
+
 def test_a_key_without_native_code_trust_cannot_run_its_own_machine_code(tmp_path: Path, engine_name: str) -> None:
     keys = make_key(tmp_path / "keys", native_code=False)
     guest = load(tmp_path, keys, engine_name, artifacts=[crafted_artifact(tmp_path, engine_name)])
@@ -144,9 +152,7 @@ def test_an_entry_this_users_loads_did_not_make_is_never_loaded(
     """An entry with the right record and digests that another program wrote into the cache (copied from another
     machine or user, or made by a process of the operator's from bytes a guest chose) was deserialized: entries
     carry a keyed digest only this user's loads can make, and one without it is compiled again and replaced."""
-    keys = make_key(tmp_path / "keys", native_code=False)
-    load(tmp_path, keys, engine_name)
-    [entry] = cache_entries(aot_cache_dir)
+    keys, entry = first_cache_entry(tmp_path, engine_name, aot_cache_dir)
     header, _, code = entry.read_bytes().partition(b"\n")
     record = json.loads(header)
     for planted in ({**record, "mac": "0" * 64}, {k: v for k, v in record.items() if k != "mac"}):
@@ -162,9 +168,7 @@ def test_an_entry_this_users_loads_did_not_make_is_never_loaded(
 def test_a_truncated_cache_entry_is_refused_before_any_of_it_is_deserialized(
     tmp_path: Path, engine_name: str, aot_cache_dir: Path
 ) -> None:
-    keys = make_key(tmp_path / "keys", native_code=False)
-    load(tmp_path, keys, engine_name)
-    [entry] = cache_entries(aot_cache_dir)
+    keys, entry = first_cache_entry(tmp_path, engine_name, aot_cache_dir)
     entry.write_bytes(entry.read_bytes()[:-100])
     guest = load(tmp_path / "again", keys, engine_name)
     assert "refused (its record is damaged or does not give its code's size) and replaced" in guest.origin
@@ -175,9 +179,7 @@ def test_a_truncated_cache_entry_is_refused_before_any_of_it_is_deserialized(
 def test_a_tampered_cache_entry_is_refused_and_compiled_again(
     tmp_path: Path, engine_name: str, aot_cache_dir: Path, tamper: str
 ) -> None:
-    keys = make_key(tmp_path / "keys", native_code=False)
-    load(tmp_path, keys, engine_name)
-    [entry] = cache_entries(aot_cache_dir)
+    keys, entry = first_cache_entry(tmp_path, engine_name, aot_cache_dir)
     if tamper == "flipped byte":
         _flip_last_byte(entry)
     else:
@@ -203,9 +205,7 @@ def test_a_cache_directory_others_may_write_is_not_used(tmp_path: Path, engine_n
 def test_a_cache_entry_others_may_write_is_refused_and_replaced(
     tmp_path: Path, engine_name: str, aot_cache_dir: Path
 ) -> None:
-    keys = make_key(tmp_path / "keys", native_code=False)
-    load(tmp_path, keys, engine_name)
-    [entry] = cache_entries(aot_cache_dir)
+    keys, entry = first_cache_entry(tmp_path, engine_name, aot_cache_dir)
     entry.chmod(0o666)
     guest = load(tmp_path / "again", keys, engine_name)
     assert "refused (others than this user may write it) and replaced" in guest.origin
@@ -213,9 +213,7 @@ def test_a_cache_entry_others_may_write_is_refused_and_replaced(
 
 
 def test_a_symlinked_cache_entry_is_not_followed(tmp_path: Path, engine_name: str, aot_cache_dir: Path) -> None:
-    keys = make_key(tmp_path / "keys", native_code=False)
-    load(tmp_path, keys, engine_name)
-    [entry] = cache_entries(aot_cache_dir)
+    keys, entry = first_cache_entry(tmp_path, engine_name, aot_cache_dir)
     planted = tmp_path / "planted.aot"
     os.replace(entry, planted)
     entry.symlink_to(planted)
@@ -228,9 +226,7 @@ def test_a_symlinked_cache_entry_is_not_followed(tmp_path: Path, engine_name: st
 def test_a_fifo_at_an_entry_does_not_block_the_load_and_is_replaced(
     tmp_path: Path, engine_name: str, aot_cache_dir: Path
 ) -> None:
-    keys = make_key(tmp_path / "keys", native_code=False)
-    load(tmp_path, keys, engine_name)
-    [entry] = cache_entries(aot_cache_dir)
+    keys, entry = first_cache_entry(tmp_path, engine_name, aot_cache_dir)
     entry.unlink()
     os.mkfifo(entry, 0o600)
     with watched_opens(entry) as opens:

@@ -39,6 +39,7 @@ V0 = {
         "std::thread::current::with_current_name::<std::panicking::default_hook::{closure#0}::{closure#0}, ()>"
         "::{closure#0}"
     ),
+    "_RINvC1a1fKj1_KB8_E": "a::f::<1, 1>",  # a const that refers back to the one before it
 }
 
 
@@ -51,7 +52,7 @@ def test_a_mangled_name_reads_as_rust_writes_its_path(mangled: str, path: str) -
     "name",
     [
         *("main", "__main_void", "_ZN3abc", "_ZN3fooEx", "_ZN99999999999999999999aE", "_R", "_RZ", "_RB_"),
-        *("_RNvB_3foo", "_R0NvC1a1f", f"_RINvC1a1fKc{'f' * 20}_E", "_RINvC1a1fKc110000_E"),
+        *("_RNvB_3foo", "_R0NvC1a1f", f"_RINvC1a1fKc{'f' * 20}_E", "_RINvC1a1fKc110000_E", "_RINvC1a1fKBc_E"),
     ],
 )
 def test_a_name_that_mangles_no_rust_path_stays_as_it_is(name: str) -> None:

@@ -51,7 +51,7 @@ from ngixi_runtime.spec.abi import (
 from ngixi_runtime.spec.sandbox_layout import QUOTA_LEDGER_ENDING
 from tests.file_events import watched_opens
 from tests.integration import descriptors_of
-from tests.run.unit.test_wasi_fs import BUFFER, CONFIG, DATA, IOV, OPTIONS, OUT, PATH, Guest, granted
+from tests.run.unit.test_wasi_fs import BUFFER, CONFIG, DATA, IOV, OPTIONS, OUT, PATH, Guest, config_sandbox, granted
 
 SECRET = b"the host's secret\n"
 OTHER = PATH + 200  # a second path argument's place in memory
@@ -61,11 +61,9 @@ RO_CHANGES = RIGHT_FD_READ | RIGHT_FD_FILESTAT_SET_TIMES | RIGHT_FD_FDSTAT_SET_F
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Path:
     """data (rw) and config (ro, holding settings.txt) in the sandbox; secret.txt and a directory beside it."""
-    (tmp_path / "sandbox" / "config").mkdir(parents=True)
-    (tmp_path / "sandbox" / "config" / "settings.txt").write_text("original\n")
     (tmp_path / "secret.txt").write_bytes(SECRET)
     (tmp_path / "outside").mkdir()
-    return tmp_path / "sandbox"
+    return config_sandbox(tmp_path)
 
 
 @pytest.fixture

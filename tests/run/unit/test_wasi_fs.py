@@ -94,11 +94,16 @@ class Guest:
         return value
 
 
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Path:
+def config_sandbox(tmp_path: Path) -> Path:
+    """tmp_path/sandbox, holding the ro preopen's config/settings.txt (OPTIONS)."""
     (tmp_path / "sandbox" / "config").mkdir(parents=True)
     (tmp_path / "sandbox" / "config" / "settings.txt").write_text("original\n")
     return tmp_path / "sandbox"
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Path:
+    return config_sandbox(tmp_path)
 
 
 @pytest.fixture
