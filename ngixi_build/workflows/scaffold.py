@@ -66,7 +66,7 @@ def init_project(directory: Path) -> list[Path]:
     values = {"project": resolved(directory).name, "targets": json.dumps(list(DEFAULT_TARGETS), indent=4)}
     files = _rendered(TEMPLATES / "project", values)
     _refuse_existing(directory, files, what="ngixi init")
-    written = _write_all({directory / name: data for name, data in files.items()})
+    written = write_all({directory / name: data for name, data in files.items()})
     for folder in ("guests", "manifests"):
         (directory / folder).mkdir(exist_ok=True)
     return written
@@ -91,7 +91,7 @@ def new_guest(project: Project, name: str, *, language: str, kind: str, abi: str
         "shared_includes": "".join(f"-I{folder}\n" for folder in c.editor_include_dirs(project, name)),
     }
     files = {guest_dir / name: data for name, data in _rendered(template.folder / "guest", values).items()}
-    return _write_all({**files, manifest: _render(template.folder / "manifest.toml", values)})
+    return write_all({**files, manifest: _render(template.folder / "manifest.toml", values)})
 
 
 def default_abi(language: str) -> str:
@@ -174,7 +174,7 @@ def _refuse_existing(directory: Path, files: Mapping[str, bytes], *, what: str) 
         raise InvalidInput(f"{what}: {names} already {exist}; {what} overwrites nothing, move {them} away first")
 
 
-def _write_all(files: Mapping[Path, bytes]) -> list[Path]:
+def write_all(files: Mapping[Path, bytes]) -> list[Path]:
     """Writes each file; a failure (a full disk, Ctrl-C) removes the files and folders this call made, so that a
     second try is not refused as a guest or project that exists."""
     made: list[Path] = []
