@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ngixi_build.project import Project
-from ngixi_build.workflows.scaffold import write_all
+from ngixi_build.workflows.scaffold import new_guest_paths, write_all
 from ngixi_runtime.capabilities.base import WASI as WASI_MODULE
 from ngixi_runtime.capabilities.registry import REGISTRY, Provision, provisions
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import read_input_bytes
-from ngixi_runtime.guest.manifest import NAME_PATTERN
 from ngixi_runtime.spec.wasm import ModuleInfo, read_module_info
 
 MODULE_LIMIT = 1 << 30  # the largest module copied: YoWASP's yosys.wasm is 69 MB, CPython's 26 MB
@@ -44,18 +42,10 @@ class PrebuiltGuest:
 def new_prebuilt_guest(project: Project, name: str, wasm_path: Path) -> PrebuiltGuest:
     """Copies the WASI command at `wasm_path` to guests/<name>/<name>.wasm and writes manifests/<name>.toml,
     granting the capabilities its imports need."""
-    if not NAME_PATTERN.match(name):
-        raise InvalidInput(
-            f"{name!r}: not a guest name; use a lowercase letter, then up to 62 lowercase letters, digits and"
-            ' "-" (it names the folder, the manifest and the bundle)'
-        )
+    guest_dir, manifest = new_guest_paths(project, name)
     module = read_input_bytes(wasm_path, what="the module", limit=MODULE_LIMIT)
     info = _command_module(wasm_path, module)
     grants = granted_capabilities(wasm_path, info)
-    guest_dir, manifest = project.guests_dir / name, project.manifest_path(name)
-    taken = [p for p in (guest_dir, manifest) if os.path.lexists(p)]
-    if taken:
-        raise InvalidInput(f"{taken[0]}: already exists; guest {name!r} is taken, choose another name")
     text = manifest_text(name, grants, _memory_pages(info))
     written = write_all({guest_dir / f"{name}.wasm": module, manifest: text.encode()})
     return PrebuiltGuest(written, grants)

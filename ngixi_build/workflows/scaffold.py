@@ -74,16 +74,8 @@ def init_project(directory: Path) -> list[Path]:
 
 def new_guest(project: Project, name: str, *, language: str, kind: str, abi: str) -> list[Path]:
     """Writes guests/<name>/ and manifests/<name>.toml from the template for `language`, `kind` and `abi`."""
-    if not NAME_PATTERN.match(name):
-        raise InvalidInput(
-            f"{name!r}: not a guest name; use a lowercase letter, then up to 62 lowercase letters, digits and"
-            ' "-" (it names the folder, the manifest and the bundle)'
-        )
+    guest_dir, manifest = new_guest_paths(project, name)
     template = _template(language, kind, abi)
-    guest_dir, manifest = project.guests_dir / name, project.manifest_path(name)
-    taken = [p for p in (guest_dir, manifest) if os.path.lexists(p)]
-    if taken:
-        raise InvalidInput(f"{taken[0]}: already exists; guest {name!r} is taken, choose another name")
     values = {
         "name": name,
         "state": _relative(project.state_dir, guest_dir),
@@ -92,6 +84,20 @@ def new_guest(project: Project, name: str, *, language: str, kind: str, abi: str
     }
     files = {guest_dir / name: data for name, data in _rendered(template.folder / "guest", values).items()}
     return write_all({**files, manifest: _render(template.folder / "manifest.toml", values)})
+
+
+def new_guest_paths(project: Project, name: str) -> tuple[Path, Path]:
+    """A new guest's folder and manifest, refused for a name that is no guest name or is taken."""
+    if not NAME_PATTERN.match(name):
+        raise InvalidInput(
+            f"{name!r}: not a guest name; use a lowercase letter, then up to 62 lowercase letters, digits and"
+            ' "-" (it names the folder, the manifest and the bundle)'
+        )
+    guest_dir, manifest = project.guests_dir / name, project.manifest_path(name)
+    taken = [p for p in (guest_dir, manifest) if os.path.lexists(p)]
+    if taken:
+        raise InvalidInput(f"{taken[0]}: already exists; guest {name!r} is taken, choose another name")
+    return guest_dir, manifest
 
 
 def default_abi(language: str) -> str:
