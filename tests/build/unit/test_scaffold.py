@@ -256,6 +256,8 @@ def test_new_says_the_build_command_that_works_where_it_was_run(
     (root / "guests").mkdir(exist_ok=True)
     monkeypatch.chdir(root / where)
     chosen = Path("my project") if where == ".." else None
-    arguments = argparse.Namespace(name="g", lang="zig", kind="library", abi=None, project=chosen, state_dir=None)
+    arguments = argparse.Namespace(
+        name="g", lang="zig", kind="library", abi=None, wasm=None, project=chosen, state_dir=None
+    )
     assert cmd_new(arguments) == 0
     assert capsys.readouterr().out.splitlines()[-1] == said

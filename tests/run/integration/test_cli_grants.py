@@ -119,3 +119,24 @@ def test_run_leaves_stdin_alone_for_a_guest_not_granted_it(
 ) -> None:
     ran = ngixi("run", "--trust", str(keys.trust), str(bundles["no-grants"]), cwd=tmp_path, stdin=b"not for it")
     assert (ran.returncode, ran.stdout) == (0, b""), ran.stderr
+
+
+@pytest.mark.parametrize("where", [(), ("--in-process",)], ids=["isolated", "in-process"])
+def test_a_closed_standard_stream_is_as_dev_null(
+    tmp_path: Path, keys: KeyFiles, bundles: dict[str, Path], where: tuple[str, ...]
+) -> None:
+    """`ngixi run B <&-` (a cron job, a service started without stdin) ended in "unexpected AttributeError", and so
+    did a closed stdout; a closed stderr ended it with Python's status 120. Each now reads as empty or takes the
+    writes to nowhere, as /dev/null would."""
+    command = [str(NGIXI), "run", *where, "--trust", str(keys.trust), str(bundles["echo"])]
+
+    def closing(redirection: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+        shell = ["sh", "-c", f'exec "$@" {redirection}', "sh", *command]
+        return subprocess.run(shell, cwd=tmp_path, input=stdin, capture_output=True, check=False, timeout=60)
+
+    no_input = closing("<&-")  # stderr may hold the note of the bundle's compile, never an error
+    assert (no_input.returncode, no_input.stdout, b"error" in no_input.stderr) == (0, b"", False), no_input.stderr
+    no_output = closing(">&-", b"ping")
+    assert (no_output.returncode, b"error" in no_output.stderr) == (0, False), no_output.stderr
+    no_errors = closing("2>&-", b"ping")
+    assert (no_errors.returncode, no_errors.stdout) == (0, b"ping")
