@@ -1,7 +1,7 @@
-"""A project's `wit/` someone else wrote reads nothing of the builder's: a link out of it, or `wit/` itself a link out
-of the project, is refused before wasm-tools parses the catalog or a component guest's world copies it (links
-followed). Before, `wit/deps/x -> DIR` made DIR's WIT part of the catalog, quoted the first line of any `.wit` file
-there in the parse error, and copied all of DIR into each component guest's world."""
+"""A project's `wit/` (or a guest's `world.wit`) someone else wrote reads nothing of the builder's: a link out of
+it, or `wit/` itself a link out of the project, is refused before wasm-tools parses the catalog or a component
+guest's world copies it (links followed). Before, `wit/deps/x -> DIR` made DIR's WIT part of the catalog, quoted the
+first line of any `.wit` file there in the parse error, and copied all of DIR into each component guest's world."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from ngixi_build.project import PACKAGED_WIT, Project
+from ngixi_build.stages.component import guest_world
+from ngixi_build.toolchains.wit import WitError
 from ngixi_runtime.errors import InvalidInput
+from ngixi_runtime.guest.manifest import load_manifest
 from tests.conftest import exit_code
 
 Hostile = Callable[[Path, Path], Path]  # (project, the builder's folder) -> the link refused
@@ -100,3 +103,18 @@ def test_links_inside_the_project_are_kept(project: Path) -> None:
     (project / "wit").rename(project / "catalog")
     (project / "wit").symlink_to("catalog")
     assert Project(project).wit_dir == project / "wit"
+
+
+def test_a_guests_world_linked_out_of_its_folder_is_refused(project: Path, outside: Path) -> None:
+    """wasm-tools' parse error quoted the first line of the file a guest's `world.wit` named."""
+    (project / "guests" / "g").mkdir(parents=True)
+    (project / "guests" / "g" / "world.wit").symlink_to(outside / "secret.wit")
+    manifest = project / "g.toml"
+    manifest.write_text(
+        '[guest]\nname = "g"\nversion = "0.1.0"\nkind = "library"\nabi = "component"\n\n'
+        '[exports.greet]\nparams = ["string"]\nresults = ["string"]\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(WitError, match=r"world\.wit: a link out of the guest's folder") as refused:
+        guest_world(Project(project), load_manifest(manifest))
+    assert "TOPSECRET" not in str(refused.value)
