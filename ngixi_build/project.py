@@ -51,7 +51,10 @@ class Project:
     def wit_dir(self) -> Path:
         """The project's own WIT catalog (wit/), else the one this package ships."""
         own = self.root / WIT_DIR
-        return own if own.is_dir() else PACKAGED_WIT
+        if not own.is_dir():
+            return PACKAGED_WIT
+        _refuse_links_out_of_wit(own)
+        return own
 
     @property
     def artifacts_dir(self) -> Path:
@@ -173,8 +176,12 @@ class Project:
     def refuse_linked_outputs(self) -> None:
         """Refuses a symbolic link in artifacts/ (or at it), or at the project's own .ngixi/ or its keys/: the build
         writes there by fixed names, so a link that came with the project (`artifacts -> ~/.config/app`) had it write
-        `validated/<guest>.json` and the rest into the builder's folders. A `--state-dir` is the builder's own."""
+        `validated/<guest>.json` and the rest into the builder's folders. A `--state-dir` is the builder's own.
+        Also refuses a link out of the project's `wit/` (`wit_dir`, which every reader of the catalog goes through)
+        here, where it is said in one line before doit declares a task."""
         refuse_links((self.state_dir, self.keys_dir) if self.state_override is None else (), InvalidInput)
+        if (self.root / WIT_DIR).is_dir():
+            _refuse_links_out_of_wit(self.root / WIT_DIR)
         link = next((p for p in (self.artifacts_dir, *_entries_under(self.artifacts_dir)) if p.is_symlink()), None)
         if link is not None:
             raise InvalidInput(
@@ -334,3 +341,19 @@ def find_project(start: Path, *, state_dir: Path | None = None) -> Project:
     project.check_config()
     project.refuse_linked_outputs()
     return project
+
+
+def _refuse_links_out_of_wit(wit_dir: Path) -> None:
+    """Refuses a project's `wit/` that is, or holds, a link out of the project's folder or of `wit/`: every build reads
+    the catalog and copies it, links followed, into each component guest's world, so `wit/deps/x -> ~` had the
+    builder's whole home read (a `.wit` among its files quoted in an error)."""
+    outside = link_out_of(wit_dir)
+    target = Path(os.path.realpath(wit_dir))
+    if outside is None and Path(os.path.realpath(wit_dir.parent)) not in target.parents:
+        outside = (wit_dir, target)
+    if outside is not None:
+        link, target = outside
+        raise InvalidInput(
+            f"{link}: a link out of the project's WIT folder (to {target}); a build reads only the project's own "
+            f"files: copy what it names into {wit_dir}/"
+        )

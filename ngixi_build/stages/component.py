@@ -168,9 +168,23 @@ def world_dir(project: Project, world_of: Callable[[str], str]) -> Iterator[Path
 def _world_dir(project: Project, manifest: Manifest) -> AbstractContextManager[Path]:
     """The guest's own world file (guest_world_path) if it has one, else the world its manifest grants."""
     own = guest_world_path(project, manifest.guest.name)
+    if own.is_file():
+        _refuse_world_out_of_guest(own)
     return world_dir(
         project, lambda package: own.read_text(encoding="utf-8") if own.is_file() else world_text(manifest, package)
     )
+
+
+def _refuse_world_out_of_guest(own: Path) -> None:
+    """Refuses a guest's world.wit that is a link out of its folder: wasm-tools' parse error quoted the first line of
+    the file it names (a file of the builder's, in a project someone else made)."""
+    folder = Path(os.path.realpath(own.parent))
+    target = Path(os.path.realpath(own))
+    if folder not in target.parents:
+        raise WitError(
+            f"{own}: a link out of the guest's folder (to {target}); a guest's world is a file of its own: copy it "
+            "there"
+        )
 
 
 def imports_wasi(core_wasm: Path) -> bool:
