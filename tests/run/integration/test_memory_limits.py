@@ -20,6 +20,7 @@ from ngixi_runtime.capabilities.context import Sandbox
 from ngixi_runtime.capabilities.wasi_files import LISTINGS_BYTES
 from ngixi_runtime.errors import GuestError, NgixiError, PolicyError
 from ngixi_runtime.loading.loader import Guest, open_guest
+from ngixi_runtime.loading.tenants import open_tenant
 from ngixi_runtime.trust.signatures import load_trust
 from tests.conftest import KeyFiles, make_bundle, needs_wasmer
 from tests.peak_rss import DEFINE_PEAK_RSS_KIB
@@ -328,3 +329,47 @@ def test_host_functions_take_pointers_above_2_gib(tmp_path: Path, keys: KeyFiles
         assert guest.output.stdout == b"high"
         assert guest._context.mem.read(HIGH + 8, 4) == b"\x04\0\0\0"
         assert guest.call("draw", ()) == (0,)
+
+
+# --- the GC heap ---------------------------------------------------------------------------------
+
+_PAYLOAD = 128  # i64 values an exception carries: 1 KiB
+
+
+def exception_hoarder(count: int) -> str:
+    """A guest whose `fill` throws `count` exceptions of 1 KiB each and keeps every one alive in a table."""
+    values = " ".join(["(i64.const 7)"] * _PAYLOAD)
+    return f"""(module
+      (tag $big (param {" ".join(["i64"] * _PAYLOAD)}))
+      (table $held {count} exnref)
+      (memory (export "memory") 1 1)
+      (func (export "fill") (result i32)
+        (local $i i32)
+        (loop $throw
+          (table.set $held (local.get $i)
+            (block $caught (result exnref) (try_table (catch_all_ref $caught) (throw $big {values})) unreachable))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $throw (i32.lt_u (local.get $i) (i32.const {count}))))
+        (local.get $i)))"""
+
+
+HOARDER_MANIFEST = guest_manifest('[exports.fill]\nresults = ["i32"]\n', limits="memory_pages = 16\n")
+
+
+@pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "isolated"])
+def test_exceptions_kept_alive_are_held_to_memory_pages_on_wasmtime(
+    tmp_path: Path, keys: KeyFiles, isolated: bool
+) -> None:
+    """Wasmtime keeps exception objects in a GC heap beside the memory, capped by the store as a memory is
+    (docs/host-policy.md, 'Memory'): 0.75 MiB of them fit in a guest of 1 MiB, 1.5 MiB stop with a clear error."""
+    for count, held in ((768, True), (1536, False)):
+        bundle = hostile_bundle(tmp_path / str(count), keys, exception_hoarder(count), HOARDER_MANIFEST)
+        sandboxes = tmp_path / "sandboxes"
+        with open_tenant(
+            bundle, trust_file=keys.trust, isolated=isolated, sandboxes=sandboxes, engine="wasmtime"
+        ) as tenant:
+            if held:
+                assert tenant.call("fill").values == (count,)
+            else:
+                with pytest.raises(GuestError, match=r"^hostile: fill failed: GC heap out of memory"):
+                    tenant.call("fill")
