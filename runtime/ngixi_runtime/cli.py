@@ -725,7 +725,8 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="where guests keep state: DIR/TENANT/GUEST/files holds their fs preopens, "
         "DIR/TENANT/GUEST/kv.sqlite3 their kv store (default: sandbox/CHANNEL in the user's state directory, or the "
-        ".ngixi/sandbox/CHANNEL of --project's project, or of the cwd's for a bundle its dev trust file verifies; "
+        ".ngixi/sandbox/CHANNEL of --project's project, or of the project at or above the cwd for a bundle its "
+        "dev trust file verifies; "
         "dev and release bundles apart)",
     )
     parser.add_argument(
