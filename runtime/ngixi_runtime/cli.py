@@ -84,7 +84,7 @@ def add_trust_option(parser: argparse.ArgumentParser, *, sandboxes: bool = False
         type=Path,
         help="the project whose dev trust file (unless --trust or $NGIXI_TRUST names one)"
         + (" and sandboxes (unless --sandbox)" if sandboxes else "")
-        + " to use (default: the one above the cwd); refused where it would choose neither",
+        + " to use (default: the one at or above the cwd); refused where it would choose neither",
     )
 
 
