@@ -84,7 +84,7 @@ def add_trust_option(parser: argparse.ArgumentParser, *, sandboxes: bool = False
         type=Path,
         help="the project whose dev trust file (unless --trust or $NGIXI_TRUST names one)"
         + (" and sandboxes (unless --sandbox)" if sandboxes else "")
-        + " to use (default: the one above the cwd); refused where it would choose neither",
+        + " to use (default: the one at or above the cwd); refused where it would choose neither",
     )
 
 
@@ -725,7 +725,8 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="where guests keep state: DIR/TENANT/GUEST/files holds their fs preopens, "
         "DIR/TENANT/GUEST/kv.sqlite3 their kv store (default: sandbox/CHANNEL in the user's state directory, or the "
-        ".ngixi/sandbox/CHANNEL of --project's project, or of the cwd's for a bundle its dev trust file verifies; "
+        ".ngixi/sandbox/CHANNEL of --project's project, or of the project at or above the cwd for a bundle its "
+        "dev trust file verifies; "
         "dev and release bundles apart)",
     )
     parser.add_argument(
