@@ -94,16 +94,11 @@ def limit_problems(manifest: Manifest, info: ModuleInfo, *, engine_caps_growth: 
     return [*memory_problems(manifest, info), *table_problems(manifest, info, engine_caps_growth=engine_caps_growth)]
 
 
-# Compiling a function, a type or an element segment costs an engine memory of its own beside its code's (Wasmtime
-# about 5.5 KB a function, 6.8 KB a type, 5 KB a segment; Wasmer 1.5 KB a function), so a module of them alone took
-# Wasmtime over 1,000 times its size: a million empty functions in 4 MB, 5.5 GB and 90 s; 200,000 types in 2.3 MB,
-# 1.4 GB and 15 s. A global (5 bytes) costs 16 bytes in each instance, and a component may instantiate a module 64
-# times: a million globals in 60 instances held 1 GB. Real programs have several hundred bytes a function and few
-# types, segments and globals (yosys, 68 MB: 46,763 of them; the smallest share seen, 317 bytes a function), so a
-# module may declare MIN_ENTRIES of them, and more only at one per BYTES_PER_ENTRY of its size. Each local a function
-# declares is set to zero as it starts, about 0.18 microseconds of compile each: a function of 50,000 locals is 8
-# bytes, and 50,000 of them would take 450 s; real programs declare one local per 165 bytes or more (yosys: 298,321),
-# so a module may declare MIN_LOCALS, and more only at LOCALS_PER_BYTE.
+# Compiling a function, a type or an element segment costs an engine kilobytes of memory beside its code's, a global
+# bytes in each instance (of up to 64 in a component), and each declared local compile time; real programs have
+# hundreds of bytes for each function and local, and few types, segments and globals (figures: docs/performance.md,
+# thirty-eighth pass). So a module may declare MIN_ENTRIES of them, and more only at one per BYTES_PER_ENTRY of its
+# size; and MIN_LOCALS locals, more only at LOCALS_PER_BYTE.
 MIN_ENTRIES = 50_000
 BYTES_PER_ENTRY = 64
 MIN_LOCALS = 1_000_000

@@ -254,7 +254,7 @@ def _compiling(watchdog: ProcessWatchdog, manifest: Manifest, wasm_bytes: int) -
     seconds = compile_seconds(wasm_bytes)
     message = (
         f"{manifest.guest.name}: compiling its .wasm ({wasm_bytes} bytes) took over {seconds:.0f} s, the most a module"
-        " of its size may take (30 s, and 10 s per MB), so the process was stopped; a module crafted to be slow to"
+        " of its size may take, so the process was stopped; a module crafted to be slow to"
         " compile takes the engines time in the square of a function's size"
     )
     return watchdog.limit(seconds, message)
