@@ -110,7 +110,7 @@ def test_run_refuses_stdin_that_does_not_end_within_the_timeout(
         stderr = run.stderr.read()
     assert stderr == (
         b"ngixi: error: hello: its standard input did not end within limits.timeout_ms = 300 ms (it is read whole "
-        b"first); close it sooner (end of file), or give the input in a file (< FILE)\n"
+        b"first); close it sooner (end of file), or redirect it from a file (< FILE)\n"
     )
 
 
