@@ -11,6 +11,7 @@ from ngixi_runtime.capabilities.base import WASI as WASI_MODULE
 from ngixi_runtime.capabilities.registry import REGISTRY, Provision, provisions
 from ngixi_runtime.errors import InvalidInput
 from ngixi_runtime.files import read_input_bytes
+from ngixi_runtime.guest.limits import compile_cost_problem
 from ngixi_runtime.spec.wasm import ModuleInfo, read_module_info
 
 MODULE_LIMIT = 1 << 30  # the largest module copied: YoWASP's yosys.wasm is 69 MB, CPython's 26 MB
@@ -59,6 +60,9 @@ def _command_module(wasm_path: Path, module: bytes) -> ModuleInfo:
         )
     if not module.startswith(_CORE):
         raise InvalidInput(f"{wasm_path}: not a WebAssembly module (no \\0asm header); name a .wasm file")
+    too_costly = compile_cost_problem(module, source=str(wasm_path))  # the build's validation would refuse it
+    if too_costly is not None:
+        raise InvalidInput(f"{wasm_path}: {too_costly}")
     info = read_module_info(module, source=str(wasm_path))
     exported = {export.name for export in info.exports if export.kind == "func"}
     if "_start" not in exported:

@@ -27,7 +27,6 @@ from ngixi_runtime.loading.tenants import CallResult, Tenant
 
 STDIN = "-"
 _NUMBER_STARTS = frozenset("-0123456789")  # how a JSON document that is one number starts
-_IN_A_FILE = "give the input in a file (--input @FILE)"
 _TERMINAL_NOTE = "note: reading standard input from the terminal; end it with Ctrl-D (</dev/null gives none)"
 
 
@@ -136,7 +135,7 @@ def read_input(spec: str, *, limit: int, what: str, timeout_ms: int, stdin: Stdi
     not ended within `timeout_ms` (limits.timeout_ms) is refused."""
     if spec == STDIN:
         subject = f"{what}: standard input"
-        data = read_whole(stdin or standard_input, limit, timeout_ms, subject=subject, remedy=_IN_A_FILE)
+        data = read_whole(stdin or standard_input, limit, timeout_ms, subject=subject)
         if len(data) > limit:
             raise InvalidInput(f"{what}: standard input is over the input limit of {limit} bytes (limits.input_bytes)")
         return data

@@ -34,6 +34,7 @@ from ngixi_runtime.trust.choice import (
 if TYPE_CHECKING:
     from ngixi_runtime.bundles.reader import VerifiedBundle
     from ngixi_runtime.capabilities.context import LogLine, LogSink, StdioSink
+    from ngixi_runtime.guest.manifest import Manifest
     from ngixi_runtime.loading.tenants import CallResult
     from ngixi_runtime.spec.bundle_format import Member
     from ngixi_runtime.trust.policy import Policy
@@ -399,8 +400,7 @@ def _run(args: argparse.Namespace) -> CallResult:
         try:
             if manifest.guest.type.kind == "command":
                 if args.input is not None or args.output is not None:
-                    option = "--input" if args.input is not None else "--output"
-                    raise InvalidInput(f"{manifest.guest.name} is a command guest: it takes arguments, not {option}")
+                    raise InvalidInput(_no_call_data_for_a_command(manifest, given_input=args.input is not None))
                 result = tenant.run()
             else:
                 result = call_export(tenant, args.bundle, args.export, args.args, args.input, output_file=args.output)
@@ -472,6 +472,15 @@ def _variables(options: Sequence[str]) -> dict[str, str]:
             raise InvalidInput(f"--env {name}: {name} is not set here; give its value as --env {name}=VALUE")
         variables[name] = value if equals else os.environ[name]
     return variables
+
+
+def _no_call_data_for_a_command(manifest: Manifest, *, given_input: bool) -> str:
+    """Why `--input` or `--output` does not apply to a command guest, and what gives it input or keeps its output."""
+    command = f"{manifest.guest.name} is a command guest"
+    if not given_input:
+        return f"{command}: what it prints is its output (> FILE), not --output"
+    stdin = " and reads ngixi run's standard input (< FILE)" if "stdin" in manifest.grants else ""
+    return f"{command}: it takes arguments (ngixi run BUNDLE -- ARGS...){stdin}, not --input"
 
 
 def _code_path(origin: str) -> str:

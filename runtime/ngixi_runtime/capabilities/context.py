@@ -45,16 +45,16 @@ Stdin = bytes | StdinReader
 StdioSink = Callable[[int, bytes, float], bool]
 
 
-def read_whole(reader: StdinReader, limit: int, timeout_ms: int, *, subject: str, remedy: str) -> bytes:
+def read_whole(reader: StdinReader, limit: int, timeout_ms: int, *, subject: str) -> bytes:
     """At most `limit + 1` bytes from `reader` (a `Stdin` reader), refused in one line naming `subject` and saying
-    what to do (`remedy`) when they have not ended within `timeout_ms`: a guest's granted stdin and `ngixi run
-    --input -` alike."""
+    what to do when they have not ended within `timeout_ms`: a guest's granted stdin and `ngixi run --input -` alike
+    (a file redirected to standard input serves both)."""
     try:
         return reader(limit, time.monotonic() + timeout_ms / 1000)
     except TimeoutError:
         raise InvalidInput(
             f"{subject} did not end within limits.timeout_ms = {timeout_ms} ms (it is read whole first); close it "
-            f"sooner (end of file), or {remedy}"
+            "sooner (end of file), or redirect it from a file (< FILE)"
         ) from None
 
 

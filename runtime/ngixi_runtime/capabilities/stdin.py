@@ -46,7 +46,6 @@ from ngixi_runtime.spec.abi import (
 from ngixi_runtime.spec.schema import Problems
 
 STDIN_FD = 0
-_IN_A_FILE = "give the input in a file (< FILE)"
 MAX_BYTES = Bounds(1 << 20, 0, 64 << 20)
 FD_READ = wasi_import("fd_read", "i32 i32 i32 i32")
 # What the adapter imports behind fd_read and fd_fdstat_get: its descriptor table (stdio's streams and the
@@ -92,11 +91,7 @@ def caller_input(guest: str, options: StdinOptions | None, given: Stdin | None, 
             return b""
         raise InvalidInput(f"{guest}: it is not granted [capabilities.stdin], so it takes no standard input")
     subject = f"{guest}: its standard input"
-    data = (
-        read_whole(given, options.max_bytes, timeout_ms, subject=subject, remedy=_IN_A_FILE)
-        if callable(given)
-        else given
-    )
+    data = read_whole(given, options.max_bytes, timeout_ms, subject=subject) if callable(given) else given
     if len(data) > options.max_bytes:
         raise InvalidInput(
             f"{guest}: its standard input is over capabilities.stdin.max_bytes = {options.max_bytes} bytes; "

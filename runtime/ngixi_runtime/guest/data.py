@@ -35,6 +35,9 @@ _AS_STEPS = bytes.maketrans(b'[]"', b"\x02\x00\x01")  # a bracket's step in dept
 _QUOTES_AS_ONES = bytes.maketrans(b'[]"', b"\x00\x00\x01")
 _CHEAP_PASSES = 4
 _JSON_SPACE = " \t\n\r"
+# What to do about NaN, Infinity or -Infinity in JSON, worded for whoever writes it: a caller's input, a guest's
+# output (ngixi-data's writer says the same).
+_NO_NAN_IN_JSON = "RFC 8259 has no NaN or Infinity: write null or a string in its place"
 _TOO_DEEP = f"JSON nested more than {MAX_JSON_DEPTH} deep, past the host's limit"
 
 
@@ -44,7 +47,7 @@ def kind_word(kind: DataKind) -> str:
 
 
 def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    raise ValueError(f"{name} is not JSON ({_NO_NAN_IN_JSON})")
 
 
 class BeyondJsonLimits(ValueError):

@@ -116,12 +116,14 @@ def compile_cost_problem(wasm: bytes, *, source: str) -> str | None:
             f"it declares more than {allowed.entries} functions, types, element segments and globals in {len(wasm)}"
             f" bytes, where real programs have hundreds of bytes for each: each takes an engine kilobytes of memory"
             f" (a global, in each instance), so a module may declare {MIN_ENTRIES}, or one per {BYTES_PER_ENTRY} bytes"
-            " of its size"
+            " of its size; whoever built it can build it with fewer, larger functions (an optimizing build, such as"
+            " wasm-opt -O, inlines small ones and drops those never called)"
         )
     if counts.locals > allowed.locals:
         return (
             f"its functions declare more than {allowed.locals} locals in {len(wasm)} bytes, where real programs"
             f" have a hundred bytes or more for each: compiling each takes an engine time, so a module may declare"
-            f" {MIN_LOCALS}, or {LOCALS_PER_BYTE} per byte of its size"
+            f" {MIN_LOCALS}, or {LOCALS_PER_BYTE} per byte of its size; whoever built it can build it with fewer"
+            " locals (an optimizing build, such as wasm-opt -O, reuses them)"
         )
     return None

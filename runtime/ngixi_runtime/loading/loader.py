@@ -610,6 +610,9 @@ def code_plan(bundle: VerifiedBundle, engine: Engine) -> str:
     if fitting:
         return f"artifact {fitting[0].path} (key {signer.key_id} is trusted with native code, so its artifacts run)"
     why = _why_compiled(bundle, reasons)
+    too_costly = compile_cost_problem(bundle.data(bundle.index.member("wasm")), source=f"{bundle.source}!{WASM_NAME}")
+    if too_costly is not None:  # as a load refuses it, before any compile or cache lookup
+        return f"none: a load refuses to compile guest.wasm ({why}): {too_costly}"
     key = _cache_key(bundle, engine, *code_identity(verified_manifest(bundle)))
     found = _looked_up(key)
     if found.cache is None or found.problem:

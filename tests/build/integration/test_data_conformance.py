@@ -167,6 +167,7 @@ def tenants(request: pytest.FixtureRequest, project: Path) -> Iterator[dict[str,
             tenant.close()
 
 
+NO_NAN = "RFC 8259 has no NaN or Infinity: write null or a string in its place"
 MUST_NOT = "JSON text must not (RFC 8259, 8.1): remove it"
 # JSON text and whether the host takes it (RFC 8259 within its limits: 512 deep, numbers within a double's range).
 JSON_CASES: list[tuple[bytes, str | None]] = [
@@ -196,8 +197,8 @@ JSON_CASES: list[tuple[bytes, str | None]] = [
     (b"1e400", "JSON with the number 1e400, out of range of a double"),
     (b"[-1e400]", "JSON with the number -1e400, out of range of a double"),
     (b"[" * 513 + b"]" * 513, "JSON nested more than 512 deep, past the host's limit"),
-    (b"NaN", "not valid JSON: NaN is not JSON"),
-    (b"-Infinity", "not valid JSON: -Infinity is not JSON"),
+    (b"NaN", f"not valid JSON: NaN is not JSON ({NO_NAN})"),
+    (b"-Infinity", f"not valid JSON: -Infinity is not JSON ({NO_NAN})"),
     (b"01", "not valid JSON: Extra data: line 1 column 2 (char 1)"),
     (b"+1", "not valid JSON: Expecting value: line 1 column 1 (char 0)"),
     (b"1.", "not valid JSON: Extra data: line 1 column 2 (char 1)"),
@@ -396,10 +397,10 @@ def test_nan_and_infinity_from_assemblyscript_fail_the_call_as_from_any_guest(te
     refuses `NaN` written by any other guest. It ends the call now, in a line saying so."""
     for text in ("NaN", "Infinity", "-Infinity"):
         kind, got = outcome(tenants["assemblyscript"], "number", text.encode())
-        assert kind == "CallFailed" and got.startswith(f"GUEST: number aborted: JSON: {text} is not JSON (RFC 8259 has")
+        assert kind == "CallFailed" and got.startswith(f"GUEST: number aborted: JSON: {text} is not JSON ({NO_NAN})")
         kind, got = outcome(tenants["c"], "rawjson", text.encode())
         assert (kind, got) == (
             "CallFailed",
-            f'GUEST: rawjson declares output = "json", but wrote not valid JSON: {text} is not JSON',
+            f'GUEST: rawjson declares output = "json", but wrote not valid JSON: {text} is not JSON ({NO_NAN})',
         )
     assert tenants["assemblyscript"].call("number", input="-2.5").data == -2.5

@@ -89,7 +89,9 @@ def test_what_is_no_wasi_command_is_refused_naming_the_file_and_writing_nothing(
     reactor = module(["fd_write"], exports='(func (export "_initialize")) (func (export "redact"))')
     other_host = bytes(wasmtime.wat2wasm('(module (import "env" "now" (func)) (func (export "_start")))'))
     component = b"\0asm\x0d\x00\x01\x00"
+    crafted = module([], exports='(func (export "_start"))' + "(func)" * 60_000)  # 4 bytes a function
     cases = [
+        (crafted, "it declares more than 50000 functions, types, element segments and globals"),
         (reactor, "exports no _start, so it is no WASI command (a reactor: it exports _initialize)"),
         (other_host, "imports func env.now, which no Ngixi capability provides"),
         (component, "a component, not a core module"),

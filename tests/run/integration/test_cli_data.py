@@ -269,7 +269,7 @@ def test_input_from_a_pipe_that_does_not_end_within_the_timeout_is_refused(
         stderr = run.stderr.read()
     assert stderr.splitlines()[-1] == (  # after the note of its compile
         b"ngixi: error: echo: echo: standard input did not end within limits.timeout_ms = 300 ms (it is read whole "
-        b"first); close it sooner (end of file), or give the input in a file (--input @FILE)"
+        b"first); close it sooner (end of file), or redirect it from a file (< FILE)"
     )
 
 

@@ -110,8 +110,29 @@ def test_run_refuses_stdin_that_does_not_end_within_the_timeout(
         stderr = run.stderr.read()
     assert stderr == (
         b"ngixi: error: hello: its standard input did not end within limits.timeout_ms = 300 ms (it is read whole "
-        b"first); close it sooner (end of file), or give the input in a file (< FILE)\n"
+        b"first); close it sooner (end of file), or redirect it from a file (< FILE)\n"
     )
+
+
+def test_input_or_output_given_to_a_command_says_what_gives_it_input_or_keeps_its_output(
+    tmp_path: Path, keys: KeyFiles, bundles: dict[str, Path]
+) -> None:
+    """`ngixi run tool.ngx --input @data.txt` said only "it takes arguments, not --input", though the command read
+    its standard input: it says where input goes now, and --output where output goes."""
+    cases = [
+        (
+            "echo",
+            "--input",
+            "it takes arguments (ngixi run BUNDLE -- ARGS...) and reads ngixi run's standard input "
+            "(< FILE), not --input",
+        ),
+        ("no-grants", "--input", "it takes arguments (ngixi run BUNDLE -- ARGS...), not --input"),
+        ("echo", "--output", "what it prints is its output (> FILE), not --output"),
+    ]
+    for guest, option, reason in cases:
+        ran = ngixi("run", "--in-process", "--trust", str(keys.trust), str(bundles[guest]), option, "x", cwd=tmp_path)
+        refusal = f"ngixi: error: hello is a command guest: {reason}".encode()
+        assert (ran.returncode, ran.stderr.splitlines()[-1]) == (2, refusal)  # after the note of its compile
 
 
 def test_run_leaves_stdin_alone_for_a_guest_not_granted_it(

@@ -72,6 +72,7 @@ def test_a_module_may_declare_as_many_functions_types_segments_and_locals_as_its
         assert max(counts.entries - MIN_ENTRIES, counts.locals - MIN_LOCALS) > 0
         problem = compile_cost_problem(wasm, source="m")
         assert problem is not None and f"more than {allowed} {what} {len(wasm)} bytes" in problem
+        assert "; whoever built it can build it with fewer" in problem  # what to do about it
         padded = wasm + custom_section("padding", b"\0" * int((allowed + 1) * bytes_each))
         assert compile_cost_problem(padded, source="m") is None
 

@@ -287,6 +287,29 @@ def test_inspect_and_run_say_which_code_runs_and_why(
     assert f"  code on {engine_name}: host AOT cache {entry} {why}" in capsys.readouterr().out
 
 
+def test_inspect_says_a_load_refuses_a_module_crafted_to_cost_its_compile(
+    tmp_path: Path, aot_cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ngixi inspect` said such a module would be compiled and kept in the host AOT cache, where a load refuses it."""
+    wasmtime = pytest.importorskip("wasmtime")
+    keys = make_key(tmp_path / "keys")
+    crafted = wasmtime.wat2wasm(
+        '(module (memory 1) (func (export "add") (param i32 i32) (result i32) i32.const 0)' + "(func)" * 50_001 + ")"
+    )
+    path = make_bundle(tmp_path / "bundle", keys.key, wasm=bytes(crafted))
+    assert exit_code(["inspect", str(path), "--trust", str(keys.trust)]) == 0
+    plan = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("  code on "))
+    assert plan.endswith(
+        ": none: a load refuses to compile guest.wasm (no artifact fits: the bundle has no "
+        "artifacts): it declares more than 50000 functions, types, element segments and globals in "
+        f"{len(crafted)} bytes, where real programs have hundreds of bytes for each: each takes an "
+        "engine kilobytes of memory (a global, in each instance), so a module may declare 50000, or "
+        "one per 64 bytes of its size; whoever built it can build it with fewer, larger functions "
+        "(an optimizing build, such as wasm-opt -O, inlines small ones and drops those never called)"
+    )
+    assert cache_entries(aot_cache_dir) == []
+
+
 def test_run_says_when_it_runs_a_shipped_artifact(
     tmp_path: Path, engine_name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

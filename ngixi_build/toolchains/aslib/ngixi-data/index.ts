@@ -358,7 +358,8 @@ function numberText(value: f64): string {
   // JSON has no NaN or Infinity: ended here as the host refuses them in any guest's output, never written as null
   if (!isFinite(value)) {
     const name = isNaN(value) ? "NaN" : value < 0 ? "-Infinity" : "Infinity";
-    throw new Error("JSON: " + name + " is not JSON (RFC 8259 has no NaN or Infinity)");
+    const remedy = "RFC 8259 has no NaN or Infinity: write null or a string in its place";
+    throw new Error("JSON: " + name + " is not JSON (" + remedy + ")");
   }
   if (value == 0 && 1 / value < 0) return "-0.0"; // as Python writes it; "-0" reads back as the integer 0
   if (value == Math.floor(value) && Math.abs(value) < 9007199254740992) return (<i64>value).toString();
