@@ -20,7 +20,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ngixi_runtime.capabilities.context import HOST_LINES_PER_CALL, LOG_LINES_PER_CALL, LogLine
+from ngixi_runtime.capabilities.context import (
+    HOST_LINE_CHARACTERS,
+    HOST_LINES_PER_CALL,
+    HOST_LOG_LEVEL,
+    LOG_LEVELS,
+    LOG_LINES_PER_CALL,
+    LogLine,
+)
 from ngixi_runtime.errors import ERROR_EXIT_CODES, OUTCOMES
 from ngixi_runtime.guest.data import MAX_JSON_DEPTH
 from ngixi_runtime.guest.manifest import Limits
@@ -52,8 +59,10 @@ _JSON_INFLATION = 6
 _META_BYTES = 4 << 20
 # Room beside the log quota's bytes for the lines' structure and the host's own lines among them.
 _LOG_STRUCTURE_BYTES = 16 << 20
-# A call's guest lines, then the host's and the one that says the rest of the host's are left out.
-_MOST_LOG_LINES = LOG_LINES_PER_CALL + HOST_LINES_PER_CALL + 1
+# The host's lines of a call, and the one that says the rest are left out.
+_MOST_HOST_LINES = HOST_LINES_PER_CALL + 1
+# A host line's characters: a clipped one's note of what it left out (`printable.clipped`) beside them.
+_HOST_LINE_MOST_CHARACTERS = HOST_LINE_CHARACTERS + 64
 # Room for JSON values beyond what a guest's whole memory can hold.
 _VALUES_BASE_BYTES = 1 << 20
 # A control frame from the child: how its start-up went.
@@ -94,6 +103,9 @@ class ReplyBounds(NamedTuple):
     memory_pages: int
     duration_ms: float  # the parent waits no longer than this for a reply
     output_bytes: int  # logs, stdout, stderr and output as the call counted them
+    log_quota: int  # the characters of the guest's log lines (each at least one): at most one per byte it logged
+    log_lines: int  # the guest's log lines
+    host_lines: int  # the host's own lines
 
     @classmethod
     def of(cls, limits: Limits, wait_seconds: float) -> ReplyBounds:
@@ -107,6 +119,9 @@ class ReplyBounds(NamedTuple):
             memory_pages=limits.memory_pages,
             duration_ms=wait_seconds * 1000,
             output_bytes=logs + limits.stdout_bytes + limits.output_bytes,
+            log_quota=limits.log_bytes,
+            log_lines=LOG_LINES_PER_CALL,
+            host_lines=_MOST_HOST_LINES,
         )
 
 
@@ -316,7 +331,9 @@ def forward_streamed(incoming: Incoming, bounds: ReplyBounds, streamed: Streamed
             logs -= size
             if streamed.logs is None or stream or logs < 0:
                 raise WireError(f"a log frame of {size} bytes where none, or none so large, may come")
-            streamed.logs(_log_lines([_json(incoming.take(size), "log line")])[0])
+            (line,) = _log_lines([_json(incoming.take(size), "log line")])
+            bounds = _counted((line,), bounds)
+            streamed.logs(line)
             continue
         if streamed.stdio is None or stream not in STDIO_STREAMS:
             raise WireError(f"a stdio frame for stream {stream} where none may come")
@@ -327,6 +344,25 @@ def forward_streamed(incoming: Incoming, bounds: ReplyBounds, streamed: Streamed
             raise WireError(f"stdout and stderr of over {bounds.stdio} bytes, their limit")
         streamed.stdio(stream, incoming.take(size))
     return bounds._replace(stdio=stdio, logs=logs)
+
+
+def _counted(lines: Sequence[LogLine], bounds: ReplyBounds) -> ReplyBounds:
+    """`bounds` less `lines`, held to what the host functions let a call log (`capabilities.log.write_log`,
+    `HostContext.host_says`): a child sends no more lines, characters or host lines than its guest could make."""
+    quota, guest_lines, host_lines = bounds.log_quota, bounds.log_lines, bounds.host_lines
+    for line in lines:
+        if line.level in LOG_LEVELS:
+            quota -= max(len(line.message), 1)
+            guest_lines -= 1
+        elif line.level == HOST_LOG_LEVEL and len(line.message) <= _HOST_LINE_MOST_CHARACTERS:
+            host_lines -= 1
+        else:
+            raise WireError(
+                f"a log line at level {line.level[:16]!r} of {len(line.message)} characters, not one the host makes"
+            )
+    if quota < 0 or guest_lines < 0 or host_lines < 0:
+        raise WireError("more log lines than its guest's limits.log_bytes and the host's lines of a call allow")
+    return bounds._replace(log_quota=quota, log_lines=guest_lines, host_lines=host_lines)
 
 
 def call_frame(export: str, args: Sequence[Any], data: bytes | None) -> list[bytes]:
@@ -467,11 +503,13 @@ def read_reply(incoming: Incoming, bounds: ReplyBounds, streamed: Streamed | Non
         raise _oversized(header[7:], bounds)
     values = _decoded_values(incoming.take(values_size)) if values_size else ()  # the sections in their order
     meta = _checked_meta(_json(incoming.take(meta_size), "meta")) if meta_size else {}
+    logs = _log_lines(_json(incoming.take(logs_size), "logs")) if logs_size else ()
+    _counted(logs, bounds)
     return Reply(
         bool(ok),
         values,
         exit_code if flags & HAS_EXIT_CODE else None,
-        _log_lines(_json(incoming.take(logs_size), "logs")) if logs_size else (),
+        logs,
         incoming.take(stdout_size) if stdout_size else b"",
         incoming.take(stderr_size) if stderr_size else b"",
         duration,
@@ -551,8 +589,8 @@ def _log_lines(raw: Any) -> tuple[LogLine, ...]:
         isinstance(line, list) and len(line) == 2 and all(isinstance(part, str) for part in line) for line in raw
     ):
         raise WireError("a call reply's logs are not [level, message] pairs")
-    if len(raw) > _MOST_LOG_LINES:
-        raise WireError(f"a call reply has {len(raw)} log lines, more than {_MOST_LOG_LINES}")
+    if len(raw) > LOG_LINES_PER_CALL + _MOST_HOST_LINES:
+        raise WireError(f"a call reply has {len(raw)} log lines, more than {LOG_LINES_PER_CALL + _MOST_HOST_LINES}")
     return tuple(LogLine(level, message) for level, message in raw)
 
 

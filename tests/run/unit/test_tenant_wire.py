@@ -31,6 +31,7 @@ from ngixi_runtime.loading.tenant_wire import (
     REPLY_KIND,
     STDIO,
     Incoming,
+    Reply,
     ReplyBounds,
     Streamed,
     WireError,
@@ -503,3 +504,44 @@ def test_a_nan_crosses_with_its_sign_and_payload() -> None:
     for reading in incoming(frame(reply_frame(result))):
         reply = read_reply(reading, BOUNDS)
         assert [_bits(reply.values[0]), _bits(reply.values[2][0])] == [NANS[1], NANS[0]]
+
+
+def _most_a_call_may_log() -> list[LogLine]:
+    """The lines of a call that logged all its guest could (limits.log_bytes, one of them empty) and met the host's
+    every refusal, each quoting a long value, made by the host functions themselves."""
+    ctx = HostContext(guest="g", log_quota=LIMITS.log_bytes, stdio_quota=LIMITS.stdout_bytes, grants=frozenset())
+    ctx.output.on_log = None
+    write_log(ctx, 0, 0, lambda: "")
+    write_log(ctx, 4, 3 * 33, lambda: "\ufffd" * 99)  # 99 bytes not UTF-8, each replaced
+    for _ in range(200):
+        ctx.output.host_says("refused: " + "u" * 10_000)
+    return ctx.output.logs
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_log_lines_are_held_to_what_the_host_functions_let_a_call_log(streamed: bool) -> None:
+    """A child sends no more log lines than its guest could make: each streamed log frame was held only to the log
+    section's bytes (16 MiB beside limits.log_bytes), so a hand-made child under `log_bytes = 100` had its host
+    print 397,312 lines `host: ngixi: ok: …` in one call, where the host functions allow 100 bytes of the guest's
+    lines and 101 of the host's, at the guest's levels and the host's."""
+    honest = _most_a_call_may_log()
+    shown: list[LogLine] = []
+
+    def sent(lines: Sequence[LogLine]) -> list[bytes]:
+        result = FULL._replace(logs=() if streamed else tuple(lines), output=None)
+        frames = [part for line in lines for part in log_frame(line)] if streamed else []
+        return [*frames, frame(reply_frame(result))]
+
+    def read(lines: Sequence[LogLine]) -> Reply:
+        for frames in incoming(*sent(lines)):
+            return read_reply(frames, BOUNDS, Streamed(None, shown.append) if streamed else None)
+        raise AssertionError
+
+    assert read(honest).logs == (() if streamed else tuple(honest))
+    assert shown == (honest if streamed else [])
+    for forged in ([*honest, LogLine("host", "ngixi: ok")], [*honest, LogLine("info", "x")]):
+        with pytest.raises(WireError, match="more log lines than"):
+            read(forged)
+    for level, message in (("ngixi", "ok"), ("host", "x" * 3000)):
+        with pytest.raises(WireError, match="a log line at level"):
+            read([LogLine(level, message)])
