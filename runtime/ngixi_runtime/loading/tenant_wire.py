@@ -14,6 +14,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import select
 import struct
 import time
@@ -65,6 +66,16 @@ _MOST_HOST_LINES = HOST_LINES_PER_CALL + 1
 _HOST_LINE_MOST_CHARACTERS = HOST_LINE_CHARACTERS + 64
 # Room for JSON values beyond what a guest's whole memory can hold.
 _VALUES_BASE_BYTES = 1 << 20
+# Room for the Python heap beside the guest's own memory under a tenant child's RLIMIT_AS.
+CHILD_HEAP_HEADROOM_BYTES = 256 * 1024 * 1024
+# Wasmtime's copies of a component's values in one call, beside the guest's memory: a result lifted as up to 128 MiB
+# of 48-byte values (its hostcall fuel), the C API's array of them (32 bytes each), and the arguments as much again.
+COMPONENT_VALUE_BYTES = 512 * 1024 * 1024
+# A JSON string: the brackets and commas in it are its characters, not values.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+# What the child's Python held at least for each JSON list or object (an empty list) and each value in one (its
+# place there): values that cost the parent more than they could have cost the child were never lifted by it.
+_CONTAINER_BYTES, _ELEMENT_BYTES = 56, 8
 # A control frame from the child: how its start-up went.
 _CONTROL_BYTES = 1 << 20
 _PAGE_BYTES = 65536
@@ -106,6 +117,7 @@ class ReplyBounds(NamedTuple):
     log_quota: int  # the characters of the guest's log lines (each at least one): at most one per byte it logged
     log_lines: int  # the guest's log lines
     host_lines: int  # the host's own lines
+    held_values: int  # what a call's values took the child's Python at most: all the heap its address space allows
 
     @classmethod
     def of(cls, limits: Limits, wait_seconds: float) -> ReplyBounds:
@@ -122,6 +134,7 @@ class ReplyBounds(NamedTuple):
             log_quota=limits.log_bytes,
             log_lines=LOG_LINES_PER_CALL,
             host_lines=_MOST_HOST_LINES,
+            held_values=memory + CHILD_HEAP_HEADROOM_BYTES + COMPONENT_VALUE_BYTES,
         )
 
 
@@ -483,7 +496,7 @@ def read_reply(incoming: Incoming, bounds: ReplyBounds, streamed: Streamed | Non
         raise _out_of_range(header[3:7], bounds)
     if kind == REPLY_KIND and ok == 1 and not flags and header[8:] == _NO_SECTIONS and header[7] <= bounds.values:
         # a plain success (most calls): its values and nothing else
-        values = _decoded_values(incoming.take(header[7])) if header[7] else ()
+        values = _decoded_values(incoming.take(header[7]), bounds) if header[7] else ()
         return Reply(True, values, None, (), b"", b"", duration, pages, {}, output_bytes, "ok", None, None, None)
     values_size, meta_size, logs_size, stdout_size, stderr_size, output_size = header[7:]
     if (
@@ -501,7 +514,7 @@ def read_reply(incoming: Incoming, bounds: ReplyBounds, streamed: Streamed | Non
         or output_size > bounds.output
     ):
         raise _oversized(header[7:], bounds)
-    values = _decoded_values(incoming.take(values_size)) if values_size else ()  # the sections in their order
+    values = _decoded_values(incoming.take(values_size), bounds) if values_size else ()  # the sections in order
     meta = _checked_meta(_json(incoming.take(meta_size), "meta")) if meta_size else {}
     logs = _log_lines(_json(incoming.take(logs_size), "logs")) if logs_size else ()
     _counted(logs, bounds)
@@ -527,7 +540,7 @@ def _read_late(incoming: Incoming) -> bool:
     return incoming.deadline is not None and time.monotonic() > incoming.deadline
 
 
-def _decoded_values(raw: bytes) -> tuple[Any, ...]:
+def _decoded_values(raw: bytes, bounds: ReplyBounds) -> tuple[Any, ...]:
     if raw[:3] == _ONE_INTEGER_CODES and len(raw) == _ONE_INTEGER.size:
         return _ONE_INTEGER.unpack(raw)[1:]
     if raw[:1] == b"N":
@@ -539,6 +552,12 @@ def _decoded_values(raw: bytes) -> tuple[Any, ...]:
             return struct.unpack("<" + codes.decode(), raw[2 + count :])
         except struct.error:
             raise WireError("a call reply's packed values are not what the protocol allows") from None
+    held = _held_bytes(raw)
+    if held > bounds.held_values:
+        raise WireError(
+            f"a call reply's values would take {held} bytes of objects, more than its child could hold"
+            f" ({bounds.held_values})"
+        )
     values = _json(raw, "values")
     if not isinstance(values, list):
         raise WireError("a call reply's values are not a list")
@@ -546,6 +565,15 @@ def _decoded_values(raw: bytes) -> tuple[Any, ...]:
         return tuple(from_wire(values, _WIRE_LEVELS))
     except (TypeError, ValueError, RecursionError):  # a $bytes or $tuple that is not one, or nesting too deep
         raise WireError("a call reply's values are not in the wire form of values") from None
+
+
+def _held_bytes(document: bytes) -> int:
+    """The least a JSON document's lists, objects and their values take as Python objects, counted in its text
+    outside its strings, before it is parsed: parsing a few bytes a value (`[[],[],…]`) costs twenty times their
+    size."""
+    structure = _JSON_STRING.sub(b"", document)
+    containers = structure.count(b"[") + structure.count(b"{")
+    return containers * _CONTAINER_BYTES + (containers + structure.count(b",")) * _ELEMENT_BYTES
 
 
 def _oversized(sizes: Sequence[int], bounds: ReplyBounds) -> WireError:

@@ -545,3 +545,22 @@ def test_log_lines_are_held_to_what_the_host_functions_let_a_call_log(streamed: 
     for level, message in (("ngixi", "ok"), ("host", "x" * 3000)):
         with pytest.raises(WireError, match="a log line at level"):
             read([LogLine(level, message)])
+
+
+def test_values_that_would_cost_the_parent_more_than_the_child_could_hold_are_refused_unparsed() -> None:
+    """A values section was held to its bytes only (six times the guest's memory and 1 MiB), and `[[],[],…]` costs
+    twenty times its bytes as objects: a hand-made child of a guest of 256 pages (16 MiB) sent 97 MiB of empty
+    lists and its parent took 4.8 GB more memory and 137 s to read them. What a reply's values take as objects is
+    now counted from the text first, and held to what the child's own address space allowed its Python heap."""
+    limits = LIMITS._replace(memory_pages=100)
+    bounds = ReplyBounds.of(limits, wait_seconds=60)
+    honest = ([[], [True] * 3, {"k": "[],[],[]"}] * 10_000,)
+    for frames in incoming(frame(reply_frame(FULL._replace(values=honest, output=None)))):
+        assert read_reply(frames, bounds).values == honest
+    forged = b"[" + b"[]," * ((bounds.values - 4) // 3) + b"[]]"
+    header = REPLY.pack(REPLY_KIND, 1, 0, 1, 1.0, 0, 0, len(forged), 0, 0, 0, 0, 0)
+    for frames in incoming(header, forged):
+        started = time.monotonic()
+        with pytest.raises(WireError, match="more than its child could hold"):
+            read_reply(frames, bounds)
+        assert time.monotonic() - started < 5
