@@ -516,7 +516,7 @@ def read_reply(incoming: Incoming, bounds: ReplyBounds, streamed: Streamed | Non
         raise _oversized(header[7:], bounds)
     values = _decoded_values(incoming.take(values_size), bounds) if values_size else ()  # the sections in order
     meta = _checked_meta(_json(incoming.take(meta_size), "meta")) if meta_size else {}
-    logs = _log_lines(_json(incoming.take(logs_size), "logs")) if logs_size else ()
+    logs = _logs_section(incoming.take(logs_size)) if logs_size else ()
     _counted(logs, bounds)
     return Reply(
         bool(ok),
@@ -569,11 +569,15 @@ def _decoded_values(raw: bytes, bounds: ReplyBounds) -> tuple[Any, ...]:
 
 def _held_bytes(document: bytes) -> int:
     """The least a JSON document's lists, objects and their values take as Python objects, counted in its text
-    outside its strings, before it is parsed: parsing a few bytes a value (`[[],[],…]`) costs twenty times their
-    size."""
+    before it is parsed: parsing a few bytes a value (`[[],[],…]`) costs twenty times their size."""
+    containers, separators = _structure(document)
+    return containers * _CONTAINER_BYTES + (containers + separators) * _ELEMENT_BYTES
+
+
+def _structure(document: bytes) -> tuple[int, int]:
+    """How many lists and objects a JSON document opens, and how many commas separate values, outside its strings."""
     structure = _JSON_STRING.sub(b"", document)
-    containers = structure.count(b"[") + structure.count(b"{")
-    return containers * _CONTAINER_BYTES + (containers + structure.count(b",")) * _ELEMENT_BYTES
+    return structure.count(b"[") + structure.count(b"{"), structure.count(b",")
 
 
 def _oversized(sizes: Sequence[int], bounds: ReplyBounds) -> WireError:
@@ -612,13 +616,18 @@ def _checked_meta(meta: Any) -> dict[str, Any]:
     return meta
 
 
+def _logs_section(document: bytes) -> tuple[LogLine, ...]:
+    """A reply's log lines, their count checked in the text before it is parsed (a list of pairs of strings)."""
+    if _structure(document)[0] > 1 + LOG_LINES_PER_CALL + _MOST_HOST_LINES:
+        raise WireError(f"a call reply has more than {LOG_LINES_PER_CALL + _MOST_HOST_LINES} log lines")
+    return _log_lines(_json(document, "logs"))
+
+
 def _log_lines(raw: Any) -> tuple[LogLine, ...]:
     if not isinstance(raw, list) or not all(
         isinstance(line, list) and len(line) == 2 and all(isinstance(part, str) for part in line) for line in raw
     ):
         raise WireError("a call reply's logs are not [level, message] pairs")
-    if len(raw) > LOG_LINES_PER_CALL + _MOST_HOST_LINES:
-        raise WireError(f"a call reply has {len(raw)} log lines, more than {LOG_LINES_PER_CALL + _MOST_HOST_LINES}")
     return tuple(LogLine(level, message) for level, message in raw)
 
 
