@@ -552,7 +552,7 @@ def _decoded_values(raw: bytes, bounds: ReplyBounds) -> tuple[Any, ...]:
             return struct.unpack("<" + codes.decode(), raw[2 + count :])
         except struct.error:
             raise WireError("a call reply's packed values are not what the protocol allows") from None
-    held = _held_bytes(raw)
+    held = _held_bytes(raw, bounds.held_values)
     if held > bounds.held_values:
         raise WireError(
             f"a call reply's values would take {held} bytes of objects, more than its child could hold"
@@ -567,17 +567,22 @@ def _decoded_values(raw: bytes, bounds: ReplyBounds) -> tuple[Any, ...]:
         raise WireError("a call reply's values are not in the wire form of values") from None
 
 
-def _held_bytes(document: bytes) -> int:
+def _held_bytes(document: bytes, most: int) -> int:
     """The least a JSON document's lists, objects and their values take as Python objects, counted in its text
-    before it is parsed: parsing a few bytes a value (`[[],[],…]`) costs twenty times their size."""
-    containers, separators = _structure(document)
+    before it is parsed (parsing a few bytes a value, `[[],[],…]`, costs twenty times their size), outside its
+    strings when counting them too would make it more than `most`."""
+    held = _least_objects(document)
+    return held if held <= most else _least_objects(_JSON_STRING.sub(b"", document))
+
+
+def _least_objects(text: bytes) -> int:
+    containers, separators = _structure(text)
     return containers * _CONTAINER_BYTES + (containers + separators) * _ELEMENT_BYTES
 
 
-def _structure(document: bytes) -> tuple[int, int]:
-    """How many lists and objects a JSON document opens, and how many commas separate values, outside its strings."""
-    structure = _JSON_STRING.sub(b"", document)
-    return structure.count(b"[") + structure.count(b"{"), structure.count(b",")
+def _structure(text: bytes) -> tuple[int, int]:
+    """How many lists and objects JSON text opens, and how many commas separate values (strings' included)."""
+    return text.count(b"[") + text.count(b"{"), text.count(b",")
 
 
 def _oversized(sizes: Sequence[int], bounds: ReplyBounds) -> WireError:
@@ -618,7 +623,8 @@ def _checked_meta(meta: Any) -> dict[str, Any]:
 
 def _logs_section(document: bytes) -> tuple[LogLine, ...]:
     """A reply's log lines, their count checked in the text before it is parsed (a list of pairs of strings)."""
-    if _structure(document)[0] > 1 + LOG_LINES_PER_CALL + _MOST_HOST_LINES:
+    most = 1 + LOG_LINES_PER_CALL + _MOST_HOST_LINES  # the list of lines and each line's
+    if _structure(document)[0] > most and _structure(_JSON_STRING.sub(b"", document))[0] > most:
         raise WireError(f"a call reply has more than {LOG_LINES_PER_CALL + _MOST_HOST_LINES} log lines")
     return _log_lines(_json(document, "logs"))
 

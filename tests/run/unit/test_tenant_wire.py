@@ -554,9 +554,10 @@ def test_values_that_would_cost_the_parent_more_than_the_child_could_hold_are_re
     now counted from the text first, and held to what the child's own address space allowed its Python heap."""
     limits = LIMITS._replace(memory_pages=100)
     bounds = ReplyBounds.of(limits, wait_seconds=60)
-    honest = ([[], [True] * 3, {"k": "[],[],[]"}] * 10_000,)
-    for frames in incoming(frame(reply_frame(FULL._replace(values=honest, output=None)))):
-        assert read_reply(frames, bounds).values == honest
+    brackets = "[" * (bounds.held_values // 56)  # what would be too many lists, but in a string
+    for honest in (([[], [True] * 3, {"k": "[],[],[]"}] * 10_000,), (brackets, [brackets])):
+        for frames in incoming(frame(reply_frame(FULL._replace(values=honest, output=None)))):
+            assert read_reply(frames, bounds).values == honest
     forged = b"[" + b"[]," * ((bounds.values - 4) // 3) + b"[]]"
     header = REPLY.pack(REPLY_KIND, 1, 0, 1, 1.0, 0, 0, len(forged), 0, 0, 0, 0, 0)
     for frames in incoming(header, forged):
