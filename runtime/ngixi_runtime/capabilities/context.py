@@ -23,6 +23,7 @@ from ngixi_runtime.spec.sandbox_layout import KV_STORE
 HostFunction = Callable[..., int | None]
 Address = tuple[str, int]
 
+LOG_LEVELS = ("trace", "debug", "info", "warn", "error")  # a guest's log lines' levels
 HOST_LOG_LEVEL = "host"  # log lines the host adds for the operator
 # The host's own lines a call may add, and the characters of each: they count against no quota of the guest's, which
 # chooses what they quote (a refused request's URL), and a guest asking again and again for a refused URL made a line
@@ -31,7 +32,7 @@ HOST_LINES_PER_CALL = 100
 # A guest's log lines in one call, whatever its log_bytes: each line costs the host memory beside its bytes, so an
 # empty line (one byte of the quota) is not repeated without end under a large quota.
 LOG_LINES_PER_CALL = 65536
-_HOST_LINE_CHARACTERS = 2000
+HOST_LINE_CHARACTERS = 2000
 # Standard input a caller gives a guest: the bytes, or a reader asked only when the guest is granted stdin
 # (`ngixi run` reads its own stdin so, and never for a guest that may not read it) for at most `limit + 1` bytes by
 # a deadline (time.monotonic), raising TimeoutError when its input has not ended by then (`files.read_by`).
@@ -174,11 +175,11 @@ class GuestOutput:
 
     def host_says(self, message: str) -> None:
         """A line from the host for the operator (a refused request, a storage failure), among the logs: the first
-        `HOST_LINES_PER_CALL` of a call, each cut in the middle past `_HOST_LINE_CHARACTERS`, then one that says
+        `HOST_LINES_PER_CALL` of a call, each cut in the middle past `HOST_LINE_CHARACTERS`, then one that says
         the rest are left out."""
         self.host_lines += 1
         if self.host_lines <= HOST_LINES_PER_CALL:
-            self.log(LogLine(HOST_LOG_LEVEL, clipped(message, _HOST_LINE_CHARACTERS)))
+            self.log(LogLine(HOST_LOG_LEVEL, clipped(message, HOST_LINE_CHARACTERS)))
         elif self.host_lines == HOST_LINES_PER_CALL + 1:
             left_out = f"this call's further lines from the host are left out (at most {HOST_LINES_PER_CALL} a call)"
             self.log(LogLine(HOST_LOG_LEVEL, left_out))

@@ -12,10 +12,9 @@ from collections.abc import Callable
 
 from ngixi_runtime.capabilities.base import Capability, ComponentFunction, host_import
 from ngixi_runtime.capabilities.component import utf8_length
-from ngixi_runtime.capabilities.context import LOG_LINES_PER_CALL, HostContext, HostFunction, LogLine
+from ngixi_runtime.capabilities.context import LOG_LEVELS, LOG_LINES_PER_CALL, HostContext, HostFunction, LogLine
 from ngixi_runtime.errors import GuestError
 
-LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
 INFO = LOG_LEVELS.index("info")
 _LEVELS_SHOWN = ", ".join(f"{number} {name}" for number, name in enumerate(LOG_LEVELS))
 

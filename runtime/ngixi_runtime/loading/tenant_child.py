@@ -53,6 +53,8 @@ from ngixi_runtime.guest.manifest import Manifest
 from ngixi_runtime.loading.calls import CallFailed, empty_result, measure, spends_the_instance
 from ngixi_runtime.loading.loader import Guest, likely_artifacts, open_guest
 from ngixi_runtime.loading.tenant_wire import (
+    CHILD_HEAP_HEADROOM_BYTES,
+    COMPONENT_VALUE_BYTES,
     STDIO_STREAMS,
     CallRequest,
     Incoming,
@@ -71,8 +73,6 @@ from ngixi_runtime.trust.signatures import trusted_key_from_table
 # sockets and name lookups, a module imported late, Wasmtime's own.
 _HOST_CALL_DESCRIPTORS = 64
 _DESCRIPTOR_FOLDER = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
-# Room for the Python heap beside the guest's own memory under RLIMIT_AS.
-_HEAP_HEADROOM_BYTES = 256 * 1024 * 1024
 # The main thread's stack may grow this far past what the child had used when it started serving: the guest's
 # frames and the host functions it calls share it. Twice Wasmtime's own cap on a guest's frames (512 KiB); Wasmer
 # has none of its own, so without this a recursing guest ran to the operator's `ulimit -s` (8 MiB: 500,000 frames,
@@ -82,9 +82,6 @@ _STACK_HEADROOM_BYTES = 1024 * 1024
 # checking JSON builds its Python objects, at most about 23 times the document's bytes (measured: a
 # document of empty arrays; one of numbers takes 6).
 _CALL_DATA_COPIES = 4
-# Wasmtime's copies of a component's values in one call, beside the guest's memory: a result lifted as up to 128 MiB
-# of 48-byte values (its hostcall fuel), the C API's array of them (32 bytes each), and the arguments as much again.
-_COMPONENT_VALUE_BYTES = 512 * 1024 * 1024
 # What a call's captured output may take at once, per byte its quota counts: stdout and stderr kept and copied into the
 # reply; a log line as a str (up to 4 bytes a character: one astral character widens all) and its reply's JSON twice
 # (text, then bytes: `\ufffd` for each byte that is not UTF-8, 6 bytes).
@@ -130,8 +127,8 @@ def _limit_memory(guest: Guest) -> None:
     if not Path("/proc/self/statm").exists():
         return
     allowance = guest.manifest.limits.memory_pages * _PAGE_BYTES + call_data_bytes(guest.manifest)
-    allowance += captured_output_bytes(guest.manifest) + _HEAP_HEADROOM_BYTES
-    allowance += _COMPONENT_VALUE_BYTES if guest.manifest.guest.type.is_component else 0
+    allowance += captured_output_bytes(guest.manifest) + CHILD_HEAP_HEADROOM_BYTES
+    allowance += COMPONENT_VALUE_BYTES if guest.manifest.guest.type.is_component else 0
     limit = _virtual_memory_bytes() + allowance
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 

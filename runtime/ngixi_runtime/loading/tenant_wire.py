@@ -14,13 +14,21 @@ import contextlib
 import json
 import math
 import os
+import re
 import select
 import struct
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ngixi_runtime.capabilities.context import HOST_LINES_PER_CALL, LOG_LINES_PER_CALL, LogLine
+from ngixi_runtime.capabilities.context import (
+    HOST_LINE_CHARACTERS,
+    HOST_LINES_PER_CALL,
+    HOST_LOG_LEVEL,
+    LOG_LEVELS,
+    LOG_LINES_PER_CALL,
+    LogLine,
+)
 from ngixi_runtime.errors import ERROR_EXIT_CODES, OUTCOMES
 from ngixi_runtime.guest.data import MAX_JSON_DEPTH
 from ngixi_runtime.guest.manifest import Limits
@@ -52,10 +60,22 @@ _JSON_INFLATION = 6
 _META_BYTES = 4 << 20
 # Room beside the log quota's bytes for the lines' structure and the host's own lines among them.
 _LOG_STRUCTURE_BYTES = 16 << 20
-# A call's guest lines, then the host's and the one that says the rest of the host's are left out.
-_MOST_LOG_LINES = LOG_LINES_PER_CALL + HOST_LINES_PER_CALL + 1
+# The host's lines of a call, and the one that says the rest are left out.
+_MOST_HOST_LINES = HOST_LINES_PER_CALL + 1
+# A host line's characters: a clipped one's note of what it left out (`printable.clipped`) beside them.
+_HOST_LINE_MOST_CHARACTERS = HOST_LINE_CHARACTERS + 64
 # Room for JSON values beyond what a guest's whole memory can hold.
 _VALUES_BASE_BYTES = 1 << 20
+# Room for the Python heap beside the guest's own memory under a tenant child's RLIMIT_AS.
+CHILD_HEAP_HEADROOM_BYTES = 256 * 1024 * 1024
+# Wasmtime's copies of a component's values in one call, beside the guest's memory: a result lifted as up to 128 MiB
+# of 48-byte values (its hostcall fuel), the C API's array of them (32 bytes each), and the arguments as much again.
+COMPONENT_VALUE_BYTES = 512 * 1024 * 1024
+# A JSON string: the brackets and commas in it are its characters, not values.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+# What the child's Python held at least for each JSON list or object (an empty list) and each value in one (its
+# place there): values that cost the parent more than they could have cost the child were never lifted by it.
+_CONTAINER_BYTES, _ELEMENT_BYTES = 56, 8
 # A control frame from the child: how its start-up went.
 _CONTROL_BYTES = 1 << 20
 _PAGE_BYTES = 65536
@@ -94,6 +114,10 @@ class ReplyBounds(NamedTuple):
     memory_pages: int
     duration_ms: float  # the parent waits no longer than this for a reply
     output_bytes: int  # logs, stdout, stderr and output as the call counted them
+    log_quota: int  # the characters of the guest's log lines (each at least one): at most one per byte it logged
+    log_lines: int  # the guest's log lines
+    host_lines: int  # the host's own lines
+    held_values: int  # what a call's values took the child's Python at most: all the heap its address space allows
 
     @classmethod
     def of(cls, limits: Limits, wait_seconds: float) -> ReplyBounds:
@@ -107,6 +131,10 @@ class ReplyBounds(NamedTuple):
             memory_pages=limits.memory_pages,
             duration_ms=wait_seconds * 1000,
             output_bytes=logs + limits.stdout_bytes + limits.output_bytes,
+            log_quota=limits.log_bytes,
+            log_lines=LOG_LINES_PER_CALL,
+            host_lines=_MOST_HOST_LINES,
+            held_values=memory + CHILD_HEAP_HEADROOM_BYTES + COMPONENT_VALUE_BYTES,
         )
 
 
@@ -316,7 +344,9 @@ def forward_streamed(incoming: Incoming, bounds: ReplyBounds, streamed: Streamed
             logs -= size
             if streamed.logs is None or stream or logs < 0:
                 raise WireError(f"a log frame of {size} bytes where none, or none so large, may come")
-            streamed.logs(_log_lines([_json(incoming.take(size), "log line")])[0])
+            (line,) = _log_lines([_json(incoming.take(size), "log line")])
+            bounds = _counted((line,), bounds)
+            streamed.logs(line)
             continue
         if streamed.stdio is None or stream not in STDIO_STREAMS:
             raise WireError(f"a stdio frame for stream {stream} where none may come")
@@ -327,6 +357,25 @@ def forward_streamed(incoming: Incoming, bounds: ReplyBounds, streamed: Streamed
             raise WireError(f"stdout and stderr of over {bounds.stdio} bytes, their limit")
         streamed.stdio(stream, incoming.take(size))
     return bounds._replace(stdio=stdio, logs=logs)
+
+
+def _counted(lines: Sequence[LogLine], bounds: ReplyBounds) -> ReplyBounds:
+    """`bounds` less `lines`, held to what the host functions let a call log (`capabilities.log.write_log`,
+    `HostContext.host_says`): a child sends no more lines, characters or host lines than its guest could make."""
+    quota, guest_lines, host_lines = bounds.log_quota, bounds.log_lines, bounds.host_lines
+    for line in lines:
+        if line.level in LOG_LEVELS:
+            quota -= max(len(line.message), 1)
+            guest_lines -= 1
+        elif line.level == HOST_LOG_LEVEL and len(line.message) <= _HOST_LINE_MOST_CHARACTERS:
+            host_lines -= 1
+        else:
+            raise WireError(
+                f"a log line at level {line.level[:16]!r} of {len(line.message)} characters, not one the host makes"
+            )
+    if quota < 0 or guest_lines < 0 or host_lines < 0:
+        raise WireError("more log lines than its guest's limits.log_bytes and the host's lines of a call allow")
+    return bounds._replace(log_quota=quota, log_lines=guest_lines, host_lines=host_lines)
 
 
 def call_frame(export: str, args: Sequence[Any], data: bytes | None) -> list[bytes]:
@@ -447,7 +496,7 @@ def read_reply(incoming: Incoming, bounds: ReplyBounds, streamed: Streamed | Non
         raise _out_of_range(header[3:7], bounds)
     if kind == REPLY_KIND and ok == 1 and not flags and header[8:] == _NO_SECTIONS and header[7] <= bounds.values:
         # a plain success (most calls): its values and nothing else
-        values = _decoded_values(incoming.take(header[7])) if header[7] else ()
+        values = _decoded_values(incoming.take(header[7]), bounds) if header[7] else ()
         return Reply(True, values, None, (), b"", b"", duration, pages, {}, output_bytes, "ok", None, None, None)
     values_size, meta_size, logs_size, stdout_size, stderr_size, output_size = header[7:]
     if (
@@ -465,13 +514,15 @@ def read_reply(incoming: Incoming, bounds: ReplyBounds, streamed: Streamed | Non
         or output_size > bounds.output
     ):
         raise _oversized(header[7:], bounds)
-    values = _decoded_values(incoming.take(values_size)) if values_size else ()  # the sections in their order
+    values = _decoded_values(incoming.take(values_size), bounds) if values_size else ()  # the sections in order
     meta = _checked_meta(_json(incoming.take(meta_size), "meta")) if meta_size else {}
+    logs = _logs_section(incoming.take(logs_size)) if logs_size else ()
+    _counted(logs, bounds)
     return Reply(
         bool(ok),
         values,
         exit_code if flags & HAS_EXIT_CODE else None,
-        _log_lines(_json(incoming.take(logs_size), "logs")) if logs_size else (),
+        logs,
         incoming.take(stdout_size) if stdout_size else b"",
         incoming.take(stderr_size) if stderr_size else b"",
         duration,
@@ -489,7 +540,7 @@ def _read_late(incoming: Incoming) -> bool:
     return incoming.deadline is not None and time.monotonic() > incoming.deadline
 
 
-def _decoded_values(raw: bytes) -> tuple[Any, ...]:
+def _decoded_values(raw: bytes, bounds: ReplyBounds) -> tuple[Any, ...]:
     if raw[:3] == _ONE_INTEGER_CODES and len(raw) == _ONE_INTEGER.size:
         return _ONE_INTEGER.unpack(raw)[1:]
     if raw[:1] == b"N":
@@ -501,6 +552,12 @@ def _decoded_values(raw: bytes) -> tuple[Any, ...]:
             return struct.unpack("<" + codes.decode(), raw[2 + count :])
         except struct.error:
             raise WireError("a call reply's packed values are not what the protocol allows") from None
+    held = _held_bytes(raw, bounds.held_values)
+    if held > bounds.held_values:
+        raise WireError(
+            f"a call reply's values would take {held} bytes of objects, more than its child could hold"
+            f" ({bounds.held_values})"
+        )
     values = _json(raw, "values")
     if not isinstance(values, list):
         raise WireError("a call reply's values are not a list")
@@ -508,6 +565,24 @@ def _decoded_values(raw: bytes) -> tuple[Any, ...]:
         return tuple(from_wire(values, _WIRE_LEVELS))
     except (TypeError, ValueError, RecursionError):  # a $bytes or $tuple that is not one, or nesting too deep
         raise WireError("a call reply's values are not in the wire form of values") from None
+
+
+def _held_bytes(document: bytes, most: int) -> int:
+    """The least a JSON document's lists, objects and their values take as Python objects, counted in its text
+    before it is parsed (parsing a few bytes a value, `[[],[],…]`, costs twenty times their size), outside its
+    strings when counting them too would make it more than `most`."""
+    held = _least_objects(document)
+    return held if held <= most else _least_objects(_JSON_STRING.sub(b"", document))
+
+
+def _least_objects(text: bytes) -> int:
+    containers, separators = _structure(text)
+    return containers * _CONTAINER_BYTES + (containers + separators) * _ELEMENT_BYTES
+
+
+def _structure(text: bytes) -> tuple[int, int]:
+    """How many lists and objects JSON text opens, and how many commas separate values (strings' included)."""
+    return text.count(b"[") + text.count(b"{"), text.count(b",")
 
 
 def _oversized(sizes: Sequence[int], bounds: ReplyBounds) -> WireError:
@@ -546,13 +621,19 @@ def _checked_meta(meta: Any) -> dict[str, Any]:
     return meta
 
 
+def _logs_section(document: bytes) -> tuple[LogLine, ...]:
+    """A reply's log lines, their count checked in the text before it is parsed (a list of pairs of strings)."""
+    most = 1 + LOG_LINES_PER_CALL + _MOST_HOST_LINES  # the list of lines and each line's
+    if _structure(document)[0] > most and _structure(_JSON_STRING.sub(b"", document))[0] > most:
+        raise WireError(f"a call reply has more than {LOG_LINES_PER_CALL + _MOST_HOST_LINES} log lines")
+    return _log_lines(_json(document, "logs"))
+
+
 def _log_lines(raw: Any) -> tuple[LogLine, ...]:
     if not isinstance(raw, list) or not all(
         isinstance(line, list) and len(line) == 2 and all(isinstance(part, str) for part in line) for line in raw
     ):
         raise WireError("a call reply's logs are not [level, message] pairs")
-    if len(raw) > _MOST_LOG_LINES:
-        raise WireError(f"a call reply has {len(raw)} log lines, more than {_MOST_LOG_LINES}")
     return tuple(LogLine(level, message) for level, message in raw)
 
 

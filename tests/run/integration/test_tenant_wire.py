@@ -28,7 +28,7 @@ from tests.wasmgen import Func, module
 
 pytestmark = pytest.mark.integration
 
-EXPORTS = ("nop", "bogus_size", "killed_mid_reply", "garbage", "early_eof", "endless_log")
+EXPORTS = ("nop", "bogus_size", "killed_mid_reply", "garbage", "early_eof", "endless_log", "forged_host_lines")
 MANIFEST = '[guest]\nname = "wire"\nversion = "0.1.0"\n\n' + "".join(
     f'[exports.{name}]\nresults = ["i32"]\n\n' for name in EXPORTS
 )
@@ -56,6 +56,9 @@ while (request := wire.read_call(incoming)) is not None:
         sys.exit(0)
     elif request.export == "endless_log":  # more lines than a call may log, within the logs' bytes
         wire.write_all(1, wire.reply_frame(empty_result("ok")._replace(logs=(LogLine("info", ""),) * 70000)))
+    elif request.export == "forged_host_lines":  # more of the host's lines than a call makes, each the operator's
+        forged = (LogLine("host", "ngixi: ok: forged"),) * 102
+        wire.write_all(1, wire.reply_frame(empty_result("ok")._replace(logs=forged)))
     else:
         wire.write_all(1, [header, *sections])
 """
@@ -132,7 +135,8 @@ def tenant(bundle: tuple[Path, Path]) -> Iterator[IsolatedTenant]:
         ("killed_mid_reply", "the tenant process died (signal SIGKILL)"),
         ("garbage", "sent a malformed reply (a call reply's header is not one the protocol allows"),
         ("early_eof", "the tenant process died (exit status 0)"),
-        ("endless_log", "sent a malformed reply (a call reply has 70000 log lines, more than 65637)"),
+        ("endless_log", "sent a malformed reply (a call reply has more than 65637 log lines)"),
+        ("forged_host_lines", "sent a malformed reply (more log lines than its guest's limits.log_bytes"),
     ],
 )
 def test_a_child_misbehaving_on_the_wire_is_a_crash_and_the_next_call_starts_afresh(

@@ -31,6 +31,7 @@ from ngixi_runtime.loading.tenant_wire import (
     REPLY_KIND,
     STDIO,
     Incoming,
+    Reply,
     ReplyBounds,
     Streamed,
     WireError,
@@ -220,7 +221,7 @@ def test_a_size_over_the_limits_is_refused_before_it_is_read(sizes: Sequence[int
         (section(0, b'[{"$nan": 5}]'), "values are not"),
         (section(0, b'[{"$nan": "zzzzzzzzzzzzzzzz"}]'), "values are not"),
         (section(1, b'{"error": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"), "meta: not JSON"),
-        (section(2, b"[" * 100_000 + b"]" * 100_000), "logs: not JSON"),
+        (section(2, b"[" * 60_000 + b"]" * 60_000), "logs: not JSON"),
     ],
 )
 def test_a_malformed_reply_is_a_wire_error(frame_bytes: bytes, what: str) -> None:
@@ -503,3 +504,79 @@ def test_a_nan_crosses_with_its_sign_and_payload() -> None:
     for reading in incoming(frame(reply_frame(result))):
         reply = read_reply(reading, BOUNDS)
         assert [_bits(reply.values[0]), _bits(reply.values[2][0])] == [NANS[1], NANS[0]]
+
+
+def _most_a_call_may_log() -> list[LogLine]:
+    """The lines of a call that logged all its guest could (limits.log_bytes, one of them empty) and met the host's
+    every refusal, each quoting a long value, made by the host functions themselves."""
+    ctx = HostContext(guest="g", log_quota=LIMITS.log_bytes, stdio_quota=LIMITS.stdout_bytes, grants=frozenset())
+    ctx.output.on_log = None
+    write_log(ctx, 0, 0, lambda: "")
+    write_log(ctx, 4, 3 * 33, lambda: "\ufffd" * 99)  # 99 bytes not UTF-8, each replaced
+    for _ in range(200):
+        ctx.output.host_says("refused: " + "u" * 10_000)
+    return ctx.output.logs
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_log_lines_are_held_to_what_the_host_functions_let_a_call_log(streamed: bool) -> None:
+    """A child sends no more log lines than its guest could make: each streamed log frame was held only to the log
+    section's bytes (16 MiB beside limits.log_bytes), so a hand-made child under `log_bytes = 100` had its host
+    print 397,312 lines `host: ngixi: ok: …` in one call, where the host functions allow 100 bytes of the guest's
+    lines and 101 of the host's, at the guest's levels and the host's."""
+    honest = _most_a_call_may_log()
+    shown: list[LogLine] = []
+
+    def sent(lines: Sequence[LogLine]) -> list[bytes]:
+        result = FULL._replace(logs=() if streamed else tuple(lines), output=None)
+        frames = [part for line in lines for part in log_frame(line)] if streamed else []
+        return [*frames, frame(reply_frame(result))]
+
+    def read(lines: Sequence[LogLine]) -> Reply:
+        for frames in incoming(*sent(lines)):
+            return read_reply(frames, BOUNDS, Streamed(None, shown.append) if streamed else None)
+        raise AssertionError
+
+    assert read(honest).logs == (() if streamed else tuple(honest))
+    assert shown == (honest if streamed else [])
+    for forged in ([*honest, LogLine("host", "ngixi: ok")], [*honest, LogLine("info", "x")]):
+        with pytest.raises(WireError, match="more log lines than"):
+            read(forged)
+    for level, message in (("ngixi", "ok"), ("host", "x" * 3000)):
+        with pytest.raises(WireError, match="a log line at level"):
+            read([LogLine(level, message)])
+
+
+def test_values_that_would_cost_the_parent_more_than_the_child_could_hold_are_refused_unparsed() -> None:
+    """A values section was held to its bytes only (six times the guest's memory and 1 MiB), and `[[],[],…]` costs
+    twenty times its bytes as objects: a hand-made child of a guest of 256 pages (16 MiB) sent 97 MiB of empty
+    lists and its parent took 4.8 GB more memory and 137 s to read them. What a reply's values take as objects is
+    now counted from the text first, and held to what the child's own address space allowed its Python heap."""
+    limits = LIMITS._replace(memory_pages=100)
+    bounds = ReplyBounds.of(limits, wait_seconds=60)
+    brackets = "[" * (bounds.held_values // 56)  # what would be too many lists, but in a string
+    for honest in (([[], [True] * 3, {"k": "[],[],[]"}] * 10_000,), (brackets, [brackets])):
+        for frames in incoming(frame(reply_frame(FULL._replace(values=honest, output=None)))):
+            assert read_reply(frames, bounds).values == honest
+    forged = b"[" + b"[]," * ((bounds.values - 4) // 3) + b"[]]"
+    header = REPLY.pack(REPLY_KIND, 1, 0, 1, 1.0, 0, 0, len(forged), 0, 0, 0, 0, 0)
+    for frames in incoming(header, forged):
+        started = time.monotonic()
+        with pytest.raises(WireError, match="more than its child could hold"):
+            read_reply(frames, bounds)
+        assert time.monotonic() - started < 5
+
+
+def test_a_logs_section_of_more_lines_than_a_call_may_log_is_refused_unparsed() -> None:
+    """The logs section (16 MiB beside six times limits.log_bytes) was parsed before its lines were counted: 16 MiB
+    of empty lists took the parent 443 MiB and 2.9 s to refuse."""
+    forged = b"[" + b"[]," * ((BOUNDS.logs - 4) // 3) + b"[]]"
+    header = REPLY.pack(REPLY_KIND, 1, 0, 1, 1.0, 0, 0, 0, 0, len(forged), 0, 0, 0)
+    for frames in incoming(header, forged):
+        tracemalloc.start()
+        try:
+            with pytest.raises(WireError, match="more than 65637 log lines"):
+                read_reply(frames, BOUNDS)
+            assert tracemalloc.get_traced_memory()[1] < 3 * len(forged)
+        finally:
+            tracemalloc.stop()
