@@ -20,7 +20,9 @@ What a forked tenant gets is what a fresh child got: its own process and session
 zygote's clean environment and working directory, descriptors 0-3 only (its requests, its replies,
 its stderr file, the verified bundle's open file; every other one closed, the control socket
 included), the signal handlers the interpreter starts with (the zygote sets none), Python's
-`random` seeded anew (CPython does so after every fork). It opens the bundle from descriptor 3, held
+`random` seeded anew (CPython does so after every fork), and Wasmtime's WASI generators seeded in the child
+alone (a store given WASI seeds them from its thread's, which a fork copies: the zygote makes none; docs/host-policy.md,
+"Randomness in forked tenants"). It opens the bundle from descriptor 3, held
 to the signed index bytes its host verified (`bundles.reader.reopen_verified`), sets its rlimits
 before the guest's first instruction (tenant_child.py), and serves its host over its own pipes: the
 zygote never sees a request.
