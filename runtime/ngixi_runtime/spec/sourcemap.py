@@ -57,7 +57,7 @@ _NAME_SHOWN = 200  # characters of a name the guest gives that a message shows
 # module may carry one of hundreds of megabytes; a dev build's is far smaller. A larger one is read as none.
 SOURCE_MAP_LIMIT = 4 << 20
 # The most entries of the `name` section's function names a trap reads, and the most function bodies it looks for its
-# frames among: each costs the host about a microsecond at every trap (in-process its own CPU, past the call's
+# frames among: each costs the host time at every trap (in-process its own CPU, past the call's
 # deadline), and a module of a few MB may hold millions; yosys, 68 MB, has 46,473 functions. A name or body past them
 # is not found: the trap is placed by the names before them, or not at all.
 NAMES_READ = 100_000

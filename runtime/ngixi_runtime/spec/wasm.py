@@ -205,8 +205,8 @@ def custom_sections(data: bytes, *, source: str) -> dict[str, bytes]:
 
 _MODULE_HEADER = b"\0asm\x01\0\0\0"
 # The most sections a module or component (each nested one apart) may have: the host reads them in Python at every
-# load and every trap (an empty custom section is 3 bytes: a million of them took 5 s a trap); the largest of real
-# programs seen have about 220 (a Python component's).
+# load and every trap, and an empty custom section is 3 bytes (docs/performance.md, thirty-eighth pass); the largest
+# of real programs seen have about 220 (a Python component's).
 MAX_SECTIONS = 10_000
 _TOO_MANY_SECTIONS = (
     f"it has more than {MAX_SECTIONS} sections, where toolchains write a few dozen; refused, as the host reads them at"
